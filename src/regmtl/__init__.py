@@ -1,0 +1,30 @@
+"""regmtl: regularized multi-task learning.
+
+Linear multi-task estimators with certified solvers (duality gap / KKT residual), penalties that
+make tasks share structure, and the tools around them.
+"""
+
+from .datafits import Logistic, Quadratic
+from .estimators import MultiTaskClassifier, MultiTaskRegressor
+from .penalties import L1, L2, L21, ElasticNet, Penalty
+from .persistence import load
+from .problem import alpha_max
+from .taskdata import TaskData, as_task_data
+
+__all__ = [
+    "MultiTaskRegressor",
+    "MultiTaskClassifier",
+    "Penalty",
+    "L1",
+    "L2",
+    "ElasticNet",
+    "L21",
+    "Quadratic",
+    "Logistic",
+    "TaskData",
+    "as_task_data",
+    "alpha_max",
+    "load",
+]
+
+__version__ = "0.1.0"

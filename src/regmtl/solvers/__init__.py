@@ -1,0 +1,68 @@
+"""Solvers: they know only a :class:`~regmtl.taskdata.TaskData`, a datafit and a penalty."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ..datafits import Datafit
+from ..penalties import Penalty
+from ..taskdata import TaskData
+from .bcd import bcd
+from .certificates import Certificate, Reference, certify, reference
+from .prox_grad import fista
+from .result import SolverResult
+
+__all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
+           "bcd", "fista", "SOLVERS"]
+
+SOLVERS = ("auto", "bcd", "fista")
+
+
+def solve(
+    data: TaskData,
+    datafit: Datafit,
+    penalty: Penalty,
+    alpha: float,
+    *,
+    solver: str = "auto",
+    W0: np.ndarray | None = None,
+    b0: np.ndarray | None = None,
+    fit_intercept: bool = True,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    ref: Reference | None = None,
+    verbose: int = 0,
+) -> SolverResult:
+    """Minimize ``sum_r c_r l(y_r, x_r.w_t + b_t) + Omega(W)`` and certify the result.
+
+    ``solver="auto"`` picks block coordinate descent for row-separable penalties and FISTA
+    otherwise. A fit that stops at ``max_iter`` warns with the certificate it reached.
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    if solver == "auto":
+        solver = "bcd" if penalty.bcd_params(alpha) is not None else "fista"
+    ref = ref if ref is not None else reference(data, datafit, fit_intercept)
+    p, T = data.n_features, data.n_tasks
+    W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
+    if b0 is not None and fit_intercept:
+        b = np.array(b0, dtype=np.float64)
+    else:
+        b = ref.b0.copy() if fit_intercept else np.zeros(T)
+    run = bcd if solver == "bcd" else fista
+    res = run(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+              tol=tol, max_iter=max_iter, verbose=verbose)
+    if not res.converged:
+        cert = res.certificate
+        what = "duality gap" if cert.kind == "duality_gap" else "KKT residual"
+        warnings.warn(
+            f"{solver} stopped after max_iter={max_iter} iterations with a relative {what} of "
+            f"{cert.relative:.3e} > tol={tol:g}. Increase max_iter, loosen tol, or raise "
+            "alpha.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return res

@@ -1,0 +1,641 @@
+"""TaskData: the one internal representation of a multi-task problem.
+
+Every input form is converted here, once, and validated:
+
+1. lists (or a dict) of per-task designs: ``fit([X_1, ..., X_T], [y_1, ..., y_T])``;
+2. long form: ``fit(X, y, task=ids)`` (``task`` may name a column of a DataFrame ``X``);
+3. shared design: ``fit(X, Y)`` with ``Y`` of shape (n, T), NaN marking a missing label;
+4. single task: ``fit(X, y)`` with a 1-D ``y`` and no ``task``.
+
+Layout. All per-observation arrays are *flat* and grouped by task: observation ``r`` of task
+``t`` lies in ``indptr[t] <= r < indptr[t + 1]``. In the stacked layout (forms 1, 2, 4) the design
+``X`` has one row per observation. In the shared layout (form 3) ``X`` is stored once (n x p) and
+the flat arrays are the columns of the (n, T) target matrix laid end to end, so observation ``r`` of
+task ``t`` uses row ``r - offset[t]`` of ``X``, with ``offset = indptr[:-1]``. A missing label is an
+observation with weight 0. Row weights ``c`` fold the per-task mean, ``sample_weight`` and the task
+weights of the objective::
+
+    c_r = omega_t * s_r / sum_{r' in t} s_r'      so that   data term = sum_r c_r * loss_r.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils import check_array
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+
+__all__ = ["TaskData", "as_task_data"]
+
+FORMS = ("single", "list", "dict", "long", "shared")
+CheckX = Callable[[Any, bool], Any]
+
+
+def _default_check_x(X: Any, reset: bool) -> Any:  # noqa: ARG001 - same signature as estimators'
+    return check_array(X, accept_sparse=("csr", "csc"), dtype=np.float64, input_name="X")
+
+
+@dataclass
+class TaskData:
+    """A validated multi-task problem (see the module docstring for the layout).
+
+    Attributes
+    ----------
+    X : ndarray (Fortran-ordered float64) or scipy.sparse CSC matrix
+        Stacked design (N x p) or shared design (n x p).
+    indptr : ndarray of shape (T + 1,)
+        Segment of each task in the flat arrays.
+    task_index : ndarray of shape (T,)
+        Position of each segment's task in ``tasks`` (the fitted task list at predict time).
+    tasks : ndarray of shape (n_tasks,), dtype object
+        Task labels, any hashable.
+    shared : bool
+        Shared layout.
+    form : str
+        Input form, one of ``"single"``, ``"list"``, ``"dict"``, ``"long"``, ``"shared"``.
+    y : ndarray of shape (n_obs,) or None
+        Targets (float; ``+1/-1`` for classification after :meth:`encode_binary`).
+    c : ndarray of shape (n_obs,) or None
+        Row weights of the data term.
+    order : ndarray or None
+        Long form only: ``order[r]`` is the input row of flat observation ``r``.
+    observed : ndarray of bool or None
+        Shared layout only: False where the label is missing.
+    """
+
+    X: Any
+    indptr: np.ndarray
+    task_index: np.ndarray
+    tasks: np.ndarray
+    shared: bool
+    form: str
+    y: np.ndarray | None = None
+    c: np.ndarray | None = None
+    order: np.ndarray | None = None
+    observed: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
+    raw_y: np.ndarray | None = None
+    classes: list[np.ndarray] | None = None
+    n_input_rows: int = 0
+    _task_of: np.ndarray | None = field(default=None, repr=False)
+
+    # ----------------------------------------------------------------- shape facts
+    @property
+    def n_tasks(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.indptr[-1])
+
+    @property
+    def offset(self) -> np.ndarray:
+        """Row of ``X`` = flat index - offset[t] (0 in the stacked layout)."""
+        if self.shared:
+            return self.indptr[:-1].copy()
+        return np.zeros(self.n_tasks, dtype=np.int64)
+
+    @property
+    def task_of(self) -> np.ndarray:
+        """Task (segment) of each flat observation."""
+        if self._task_of is None:
+            self._task_of = np.repeat(
+                np.arange(self.n_tasks, dtype=np.int64), np.diff(self.indptr)
+            )
+        return self._task_of
+
+    @property
+    def n_per_task(self) -> np.ndarray:
+        """Observed rows per task (missing labels excluded)."""
+        if self.observed is not None:
+            return np.add.reduceat(self.observed.astype(np.int64), self.indptr[:-1])
+        return np.diff(self.indptr)
+
+    # ----------------------------------------------------------------- linear maps
+    def linear(self, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``f_r = x_r . w_t + b_t`` for every flat observation (W is p x T)."""
+        from .solvers._kernels import linear_dense, linear_sparse
+
+        W = np.asarray(W, dtype=np.float64)
+        if self.shared:
+            F = np.asarray(self.X @ W)
+            if b is not None:
+                F = F + b
+            return np.asarray(F, dtype=np.float64).ravel(order="F")
+        f = np.zeros(self.n_obs)
+        if sp.issparse(self.X):
+            linear_sparse(self.X.data, self.X.indices, self.X.indptr, self.task_of, W, f)
+        else:
+            linear_dense(self.X, self.indptr, W, f)
+        if b is not None:
+            f += np.asarray(b, dtype=np.float64)[self.task_of]
+        return f
+
+    def adjoint(self, u: np.ndarray) -> np.ndarray:
+        """``G[:, t] = X_t^T u_t`` (p x T): the transpose of :meth:`linear` on W."""
+        from .solvers._kernels import adjoint_dense, adjoint_sparse
+
+        u = np.ascontiguousarray(u, dtype=np.float64)
+        if self.shared:
+            U = u.reshape(-1, self.n_tasks, order="F")
+            return np.asarray(self.X.T @ U, dtype=np.float64)
+        G = np.zeros((self.n_features, self.n_tasks))
+        if sp.issparse(self.X):
+            adjoint_sparse(self.X.data, self.X.indices, self.X.indptr, self.task_of, u, G)
+        else:
+            adjoint_dense(self.X, self.indptr, u, G)
+        return G
+
+    def task_sums(self, u: np.ndarray) -> np.ndarray:
+        """Per-task sums of a flat array."""
+        return np.add.reduceat(np.asarray(u, dtype=np.float64), self.indptr[:-1])
+
+    # ----------------------------------------------------------------- outputs
+    def to_form(self, flat: np.ndarray) -> Any:
+        """Arrange flat per-observation values (or rows of a 2-D array) in the input's form."""
+        segs = [flat[a:b] for a, b in zip(self.indptr[:-1], self.indptr[1:], strict=True)]
+        if self.form == "single":
+            return segs[0]
+        if self.form == "list":
+            return segs
+        if self.form == "dict":
+            return {self.tasks[k]: s for k, s in zip(self.task_index, segs, strict=True)}
+        if self.form == "long":
+            out = np.empty_like(flat)
+            out[self.order] = flat
+            return out
+        # shared: (n, T) matrix, or a list of (n, k) arrays per task for 2-D values
+        if flat.ndim == 1:
+            return np.column_stack(segs)
+        return segs
+
+    def encode_binary(self) -> TaskData:
+        """Map each task's two labels to -1 / +1 (``classes[t]`` holds them, sorted).
+
+        Classes are counted among rows that carry weight (observed, positive sample weight):
+        a task whose other class has only zero-weight rows has one class and is refused.
+        """
+        raw = self.raw_y
+        y = np.ones(self.n_obs)
+        classes = []
+        for t in range(self.n_tasks):
+            a, b = self.indptr[t], self.indptr[t + 1]
+            rows = np.arange(a, b)
+            if self.observed is not None:
+                rows = rows[self.observed[a:b]]
+            labels = raw[rows]
+            check_classification_targets(labels)
+            if self.sample_weight is not None:
+                labels = labels[self.sample_weight[rows] > 0]
+            kind = type_of_target(labels, input_name="y")
+            cls = np.unique(labels)
+            name = _task_name(self, t)
+            if len(cls) < 2:
+                raise ValueError(
+                    f"y: task {name} has one class ({cls[0]!r}) among its weighted samples; "
+                    "each task needs two classes to train a classifier. Remove the task or "
+                    "add samples of the other class."
+                )
+            if kind != "binary":
+                raise ValueError(
+                    f"Only binary classification is supported. The type of the target is "
+                    f"{kind} (task {name} has {len(cls)} classes); fit one task per class "
+                    "(one-vs-rest) to model more."
+                )
+            y[rows] = np.where(raw[rows] == cls[1], 1.0, -1.0)
+            classes.append(cls)
+        self.y = y
+        self.classes = classes
+        return self
+
+
+# --------------------------------------------------------------------- parsing helpers
+def _task_name(data: TaskData, t: int) -> str:
+    return repr(data.tasks[data.task_index[t]])
+
+
+def _is_2d_like(obj: Any) -> bool:
+    if sp.issparse(obj) or isinstance(obj, pd.DataFrame):
+        return True
+    if isinstance(obj, np.ndarray):
+        return obj.ndim == 2
+    try:
+        return np.ndim(obj) == 2
+    except (ValueError, TypeError):
+        return False
+
+
+def _is_task_collection(X: Any) -> bool:
+    """A list/tuple of 2-D designs, or a dict of them (a nested list of numbers is not)."""
+    if sp.issparse(X):  # a DOK matrix is a dict
+        return False
+    if isinstance(X, Mapping):
+        return True
+    if isinstance(X, (list, tuple)) and len(X) > 0:
+        return all(_is_2d_like(x) for x in X)
+    return False
+
+
+def _as_design(X: Any, check_x: CheckX, reset: bool, what: str) -> Any:
+    Xc = check_x(X, reset)
+    if Xc.shape[0] == 0:
+        raise ValueError(f"{what} has no rows: every task needs at least one sample.")
+    return Xc
+
+
+def _as_1d(y: Any, name: str, n: int, *, numeric: bool) -> np.ndarray:
+    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one value per row; got shape {arr.shape}.")
+    if arr.shape[0] != n:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} entries but X has {n} rows; give one per row of X."
+        )
+    if numeric:
+        arr = check_array(arr, ensure_2d=False, dtype=np.float64, input_name=name)
+    else:
+        if arr.dtype.kind in "fc":
+            check_array(arr, ensure_2d=False, input_name=name)
+        elif arr.dtype.kind == "O" and pd.isna(arr).any():
+            raise ValueError(f"Input {name} contains NaN (a missing label).")
+    return arr
+
+
+def _stack(blocks: Sequence[Any]) -> Any:
+    """Stack validated per-task designs into one F-ordered float64 array (or CSC)."""
+    if any(sp.issparse(b) for b in blocks):
+        return sp.vstack([sp.csr_matrix(b) for b in blocks], format="csc", dtype=np.float64)
+    n = sum(b.shape[0] for b in blocks)
+    out = np.empty((n, blocks[0].shape[1]), order="F")
+    r = 0
+    for b in blocks:
+        out[r : r + b.shape[0]] = b
+        r += b.shape[0]
+    return out
+
+
+def _as_solver_design(X: Any) -> Any:
+    if sp.issparse(X):
+        X = sp.csc_matrix(X, dtype=np.float64)
+        X.sum_duplicates()
+        X.sort_indices()
+        return X
+    return np.asfortranarray(X, dtype=np.float64)
+
+
+def _factorize(task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(pd.Series(task, dtype=object), sort=False)
+    labels = np.asarray(uniques, dtype=object)
+    try:
+        perm = np.argsort(labels.astype(object), kind="stable")
+        labels_sorted = labels[perm]
+    except TypeError:  # labels of mixed types: keep order of appearance
+        return codes.astype(np.int64), labels
+    rank = np.empty_like(perm)
+    rank[perm] = np.arange(len(perm))
+    return rank[codes].astype(np.int64), labels_sorted
+
+
+def _lookup(labels: Sequence[Hashable], tasks: np.ndarray, name: str) -> np.ndarray:
+    pos = {}
+    for k, lab in enumerate(tasks):
+        pos[lab] = k
+    out = np.empty(len(labels), dtype=np.int64)
+    for i, lab in enumerate(labels):
+        try:
+            out[i] = pos[lab]
+        except (KeyError, TypeError):
+            known = ", ".join(repr(t) for t in tasks[:10]) + (" ..." if len(tasks) > 10 else "")
+            raise ValueError(
+                f"{name}: unknown task {lab!r}; the model was fitted on tasks {known}. "
+                "Predict only for fitted tasks (or use regmtl.transfer for a new task)."
+            ) from None
+    return out
+
+
+def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.ndim == 0:
+        sw = np.full(n, float(sw))
+    if sw.ndim != 1 or sw.shape[0] != n:
+        raise ValueError(
+            f"sample_weight.shape == {sw.shape}, expected ({n},): one weight per row of X."
+        )
+    check_array(sw, ensure_2d=False, input_name="sample_weight")
+    if np.any(sw < 0):
+        raise ValueError("sample_weight has negative entries; weights must be >= 0.")
+    return sw
+
+
+# --------------------------------------------------------------------- main entry
+def as_task_data(
+    X: Any,
+    y: Any = None,
+    task: Any = None,
+    *,
+    sample_weight: Any = None,
+    task_weight: Any = "equal",
+    tasks: np.ndarray | None = None,
+    check_x: CheckX | None = None,
+    numeric_y: bool = True,
+    require_y: bool = True,
+    reset: bool = True,
+    single: bool = False,
+) -> TaskData:
+    """Convert any accepted input form to :class:`TaskData`.
+
+    Parameters
+    ----------
+    X, y, task, sample_weight
+        As given to ``fit``/``predict``/``score`` (see the module docstring).
+    task_weight : {"equal", "samples"} or array-like of shape (T,)
+        omega_t: 1 for every task, ``T * n_t / N``, or given positive weights.
+    tasks : ndarray or None
+        Labels of the fitted tasks (predict/score time); unknown labels raise ``ValueError``.
+    check_x : callable(X, reset) -> array
+        Validates one design (an estimator passes scikit-learn's ``validate_data`` here).
+    numeric_y : bool
+        Regression targets (float) or class labels (kept as given, see ``encode_binary``).
+    require_y : bool
+        False at predict time.
+    single : bool
+        The model was fitted on a single task (1-D y): a 2-D X alone means that task.
+    """
+    check_x = check_x or _default_check_x
+    if require_y and y is None:
+        raise ValueError(
+            "requires y to be passed, but the target y is None. Give the targets: one "
+            "array per task, a 1-D y with task ids, or a 2-D Y of shape (n, T)."
+        )
+    if _is_task_collection(X):
+        data = _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight)
+    elif task is not None:
+        data = _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight)
+    else:
+        data = _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single)
+    if y is not None:
+        _set_weights(data, task_weight)
+    return data
+
+
+def _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight) -> TaskData:
+    if isinstance(X, Mapping):
+        labels = list(X.keys())
+        Xs = [X[k] for k in labels]
+        if y is not None:
+            if not isinstance(y, Mapping) or set(y.keys()) != set(labels):
+                raise ValueError("y must be a dict with the same task keys as X.")
+            ys = [y[k] for k in labels]
+        form = "dict"
+    else:
+        Xs = list(X)
+        labels = list(range(len(Xs)))
+        if y is not None:
+            if _is_2d_like(y) and not isinstance(y, (list, tuple)):
+                raise ValueError("X is a list of per-task designs, so y must be a list too.")
+            ys = list(y)
+            if len(ys) != len(Xs):
+                raise ValueError(
+                    f"X has {len(Xs)} tasks but y has {len(ys)}; give one target array per "
+                    "design (lists of the same length)."
+                )
+        form = "list"
+    if tasks is None:
+        tasks_arr = np.empty(len(labels), dtype=object)
+        tasks_arr[:] = labels
+        task_index = np.arange(len(labels), dtype=np.int64)
+    else:
+        tasks_arr = tasks
+        if form == "list":
+            if len(Xs) != len(tasks):
+                raise ValueError(
+                    f"X has {len(Xs)} tasks but the model was fitted on {len(tasks)}; give "
+                    "one design per fitted task, in order (or a dict keyed by task)."
+                )
+            task_index = np.arange(len(Xs), dtype=np.int64)
+        else:
+            task_index = _lookup(labels, tasks, "X")
+    blocks = []
+    for k, Xt in enumerate(Xs):
+        blocks.append(_as_design(Xt, check_x, reset and k == 0, f"X[{labels[k]!r}]"))
+    indptr = np.zeros(len(blocks) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([b.shape[0] for b in blocks])
+    data = TaskData(
+        X=_as_solver_design(_stack(blocks)),
+        indptr=indptr,
+        task_index=task_index,
+        tasks=tasks_arr,
+        shared=False,
+        form=form,
+        n_input_rows=int(indptr[-1]),
+    )
+    if y is not None:
+        flat = [
+            _as_1d(yt, f"y[{labels[k]!r}]", blocks[k].shape[0], numeric=numeric_y)
+            for k, yt in enumerate(ys)
+        ]
+        data.raw_y = np.concatenate(flat)
+        data.sample_weight = _collect_weights(sample_weight, blocks, labels)
+    return data
+
+
+def _collect_weights(sample_weight, blocks, labels) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, Mapping):
+        sample_weight = [sample_weight[k] for k in labels]
+    if not isinstance(sample_weight, (list, tuple)) or len(sample_weight) != len(blocks):
+        raise ValueError(
+            "sample_weight must be a list with one weight array per task when X is a list."
+        )
+    return np.concatenate(
+        [_check_sample_weight(w, b.shape[0]) for w, b in zip(sample_weight, blocks, strict=True)]
+    )
+
+
+def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> TaskData:
+    if isinstance(X, pd.DataFrame) and isinstance(task, str) and task in X.columns:
+        task_col = X[task].to_numpy()
+        X = X.drop(columns=[task])
+    else:
+        task_col = np.asarray(task.to_numpy() if isinstance(task, pd.Series) else task)
+    Xc = _as_design(X, check_x, reset, "X")
+    n = Xc.shape[0]
+    task_col = np.asarray(task_col, dtype=object)
+    if task_col.ndim != 1 or task_col.shape[0] != n:
+        raise ValueError(
+            f"task has shape {task_col.shape} but X has {n} rows; give one task id per row."
+        )
+    if pd.isna(task_col).any():
+        raise ValueError("task contains missing ids (None/NaN); every row needs a task id.")
+    if tasks is None:
+        codes, tasks_arr = _factorize(task_col)
+    else:
+        tasks_arr = tasks
+        row_codes, uniq = pd.factorize(pd.Series(task_col, dtype=object), sort=False)
+        codes = _lookup(list(uniq), tasks, "task")[row_codes]
+    order = np.argsort(codes, kind="stable")
+    present, counts = np.unique(codes, return_counts=True)
+    indptr = np.zeros(len(present) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(counts)
+    if sp.issparse(Xc):
+        Xs = sp.csr_matrix(Xc)[order]
+    elif np.all(order[1:] > order[:-1]):
+        Xs = Xc
+    else:
+        Xs = np.take(Xc, order, axis=0)
+    data = TaskData(
+        X=_as_solver_design(Xs),
+        indptr=indptr,
+        task_index=present.astype(np.int64),
+        tasks=tasks_arr,
+        shared=False,
+        form="long",
+        order=order,
+        n_input_rows=n,
+    )
+    if y is not None:
+        data.raw_y = _as_1d(y, "y", n, numeric=numeric_y)[order]
+        sw = _check_sample_weight(sample_weight, n)
+        data.sample_weight = None if sw is None else sw[order]
+    return data
+
+
+def _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single) -> TaskData:
+    Xc = _as_design(X, check_x, reset, "X")
+    n = Xc.shape[0]
+    y_arr = None
+    if y is not None:
+        y_arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+        if y_arr.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D (n, T); got shape {y_arr.shape}.")
+        if y_arr.shape[0] != n:
+            raise ValueError(
+                f"X has {n} rows but y has {y_arr.shape[0]}; give one target row per sample."
+            )
+    if y_arr is not None and y_arr.ndim == 1 and not single and tasks is not None:
+        raise ValueError(
+            f"y is 1-D but the model was fitted on {len(tasks)} tasks: pass task=... (one "
+            "id per row), a list per task, or a 2-D y with one column per task."
+        )
+    if (y_arr is not None and y_arr.ndim == 1) or (y_arr is None and single):
+        tasks_arr = tasks if tasks is not None else np.array([0], dtype=object)
+        data = TaskData(
+            X=_as_solver_design(Xc),
+            indptr=np.array([0, n], dtype=np.int64),
+            task_index=np.zeros(1, dtype=np.int64),
+            tasks=tasks_arr,
+            shared=False,
+            form="single",
+            n_input_rows=n,
+        )
+        if y_arr is not None:
+            data.raw_y = _as_1d(y_arr, "y", n, numeric=numeric_y)
+            data.sample_weight = _check_sample_weight(sample_weight, n)
+        return data
+    # shared design
+    if y_arr is not None:
+        T = y_arr.shape[1]
+        if tasks is not None and T != len(tasks):
+            raise ValueError(
+                f"y has {T} columns but the model was fitted on {len(tasks)} tasks."
+            )
+        cols = list(y.columns) if isinstance(y, pd.DataFrame) else list(range(T))
+    else:
+        if tasks is None:
+            raise ValueError("task ids are needed to predict: pass task=... (one per row).")
+        T = len(tasks)
+        cols = list(tasks)
+    if tasks is None:
+        tasks_arr = np.empty(T, dtype=object)
+        tasks_arr[:] = cols
+    else:
+        tasks_arr = tasks
+    indptr = np.arange(T + 1, dtype=np.int64) * n
+    data = TaskData(
+        X=_as_solver_design(Xc),
+        indptr=indptr,
+        task_index=np.arange(T, dtype=np.int64),
+        tasks=tasks_arr,
+        shared=True,
+        form="shared",
+        n_input_rows=n,
+    )
+    if y_arr is not None:
+        data.raw_y, data.observed = _shared_targets(y_arr, numeric_y, tasks_arr)
+        sw = _check_sample_weight(sample_weight, n)
+        data.sample_weight = None if sw is None else np.tile(sw, T)
+    return data
+
+
+def _shared_targets(Y: np.ndarray, numeric_y: bool, tasks: np.ndarray):
+    if numeric_y:
+        Yf = np.asarray(Y, dtype=np.float64) if Y.dtype.kind != "O" else Y.astype(np.float64)
+        if np.isinf(Yf).any():
+            raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
+        missing = np.isnan(Yf)
+    else:
+        missing = pd.isna(Y)
+        Yf = Y
+    observed = ~missing
+    empty = np.flatnonzero(~observed.any(axis=0))
+    if len(empty):
+        raise ValueError(
+            f"y: task {tasks[empty[0]]!r} (column {empty[0]}) has no observed label; every "
+            "task needs at least one. Drop that column."
+        )
+    flat = np.asarray(Yf).ravel(order="F")
+    obs_flat = observed.ravel(order="F")
+    if numeric_y:
+        flat = np.where(obs_flat, flat, 0.0)
+    return flat, (None if obs_flat.all() else obs_flat)
+
+
+def _set_weights(data: TaskData, task_weight: Any) -> None:
+    s = data.sample_weight
+    if s is None:
+        s = np.ones(data.n_obs)
+    if data.observed is not None:
+        s = np.where(data.observed, s, 0.0)
+    if data.raw_y is not None and data.raw_y.dtype.kind in "fc":
+        data.y = np.asarray(data.raw_y, dtype=np.float64)
+    totals = data.task_sums(s)
+    bad = np.flatnonzero(totals <= 0)
+    if len(bad):
+        raise ValueError(
+            f"sample_weight: task {_task_name(data, bad[0])} has zero total weight; "
+            "give every task at least one sample with a positive weight."
+        )
+    T = data.n_tasks
+    if isinstance(task_weight, str):
+        if task_weight == "equal":
+            omega = np.ones(T)
+        elif task_weight == "samples":
+            n_t = data.n_per_task.astype(np.float64)
+            omega = T * n_t / n_t.sum()
+        else:
+            raise ValueError(
+                f"task_weight={task_weight!r} is not one of 'equal', 'samples' or an array "
+                "of per-task weights."
+            )
+    else:
+        omega = np.asarray(task_weight, dtype=np.float64)
+        if omega.shape != (T,) or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
+            raise ValueError(
+                f"task_weight must hold {T} finite positive weights (one per task); got "
+                f"{omega!r}."
+            )
+    data.c = s * (omega / totals)[data.task_of]
