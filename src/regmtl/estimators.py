@@ -27,7 +27,7 @@ from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
-from .taskdata import TaskData, as_task_data
+from .taskdata import TaskData, _as_labels, as_task_data
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
@@ -49,8 +49,10 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    # task ids travel with the rows through cross-validation, pipelines and searches
     __metadata_request__fit = {"task": True}
     __metadata_request__score = {"task": True}
+    __metadata_request__predict = {"task": True}
 
     def __init__(
         self,
@@ -251,6 +253,9 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
     """
 
     _loss = "logistic"
+    __metadata_request__decision_function = {"task": True}
+    __metadata_request__predict_proba = {"task": True}
+    __metadata_request__predict_log_proba = {"task": True}
 
     def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
         if (fitting and task is None and not isinstance(X, (list, tuple, dict))
@@ -289,7 +294,15 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
     def predict(self, X: Any, task: Any = None) -> Any:
         """Labels, in the form of ``X``."""
         data, f = self._scores(X, task)
-        return data.to_form(self._labels(data, f))
+        out = data.to_form(self._labels(data, f))
+        # one array per task: each keeps its own task's label type ('spam'/'ham' vs 3/7)
+        if data.form == "list":
+            out = [s.astype(self._classes[k].dtype) for s, k in zip(out, data.task_index,
+                                                                       strict=True)]
+        elif data.form == "dict":
+            out = {lab: s.astype(self._classes[k].dtype)
+                   for (lab, s), k in zip(out.items(), data.task_index, strict=True)}
+        return out
 
     def _labels(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         classes = [self._classes[k] for k in data.task_index]
@@ -306,7 +319,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         data, f = self._scores(X, task, y, sample_weight)
         pred = self._labels(data, f)
         return float(np.mean([
-            accuracy_score(data.raw_y[s], pred[s], sample_weight=w) for s, w in _segments(data)
+            accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s]), sample_weight=w)
+            for s, w in _segments(data)
         ]))
 
     def __sklearn_tags__(self):

@@ -192,7 +192,7 @@ class TaskData:
             rows = np.arange(a, b)
             if self.observed is not None:
                 rows = rows[self.observed[a:b]]
-            labels = raw[rows]
+            labels = _as_labels(raw[rows])
             check_classification_targets(labels)
             if self.sample_weight is not None:
                 labels = labels[self.sample_weight[rows] > 0]
@@ -219,6 +219,25 @@ class TaskData:
 
 
 # --------------------------------------------------------------------- parsing helpers
+def _as_labels(labels: np.ndarray) -> np.ndarray:
+    """One task's labels with their own dtype when an object array holds a single type.
+
+    Labels of tasks with different types (``'spam'/'ham'`` and ``3/7``) travel together in an
+    object array; scikit-learn reads an object array of numbers as an unknown target type.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype == object and len(labels):
+        kinds = {type(v) for v in labels}
+        if len(kinds) == 1 and not issubclass(next(iter(kinds)), str):
+            try:
+                homog = np.asarray(labels.tolist())
+            except (TypeError, ValueError):
+                return labels
+            if homog.ndim == 1 and homog.dtype != object:
+                return homog
+    return labels
+
+
 def _task_name(data: TaskData, t: int) -> str:
     return repr(data.tasks[data.task_index[t]])
 
@@ -246,6 +265,8 @@ def _is_task_collection(X: Any) -> bool:
 
 
 def _as_design(X: Any, check_x: CheckX, reset: bool, what: str) -> Any:
+    if getattr(X, "ndim", 2) == 2 and len(getattr(X, "shape", (1,))) == 2 and X.shape[0] == 0:
+        raise ValueError(f"{what} has no rows: every task needs at least one sample.")
     Xc = check_x(X, reset)
     if Xc.shape[0] == 0:
         raise ValueError(f"{what} has no rows: every task needs at least one sample.")
@@ -447,6 +468,9 @@ def _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight) -> T
             _as_1d(yt, f"y[{labels[k]!r}]", blocks[k].shape[0], numeric=numeric_y)
             for k, yt in enumerate(ys)
         ]
+        if not numeric_y and len({a.dtype for a in flat}) > 1:
+            # labels of different types per task ('spam'/'ham', 3/7): keep each one's type
+            flat = [a.astype(object) for a in flat]
         data.raw_y = np.concatenate(flat)
         data.sample_weight = _collect_weights(sample_weight, blocks, labels)
     return data
@@ -471,7 +495,13 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
         task_col = X[task].to_numpy()
         X = X.drop(columns=[task])
     else:
-        task_col = np.asarray(task.to_numpy() if isinstance(task, pd.Series) else task)
+        if isinstance(task, pd.Series):
+            task_col = task.to_numpy()
+        elif isinstance(task, (list, tuple)):
+            # one id per row even when the ids are tuples (np.asarray would make a 2-D array)
+            task_col = np.fromiter(task, dtype=object, count=len(task))
+        else:
+            task_col = np.asarray(task)
     Xc = _as_design(X, check_x, reset, "X")
     n = Xc.shape[0]
     task_col = np.asarray(task_col, dtype=object)
