@@ -152,13 +152,19 @@ def load(path: str | os.PathLike) -> Any:
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{os.fspath(path)!r} is not a regmtl model file.")
     fv = header.get("format_version")
-    if not isinstance(fv, int) or fv > FORMAT_VERSION:
+    if isinstance(fv, bool) or not isinstance(fv, int) or fv < 1:
+        raise ValueError(
+            f"{os.fspath(path)!r} has a malformed header (format_version {fv!r} is not a "
+            "positive integer)."
+        )
+    if fv > FORMAT_VERSION:
         raise ValueError(
             f"{os.fspath(path)!r} uses model format {fv!r}, newer than this regmtl reads "
             f"({FORMAT_VERSION}); upgrade regmtl to load it."
         )
     digests = header.get("sha256", {})
-    if set(digests) != set(arrays) or any(_digest(arrays[k]) != d for k, d in digests.items()):
+    if (not isinstance(digests, dict) or set(digests) != set(arrays)
+            or any(_digest(arrays[k]) != d for k, d in digests.items())):
         raise ValueError(
             f"{os.fspath(path)!r} failed its integrity check: its arrays do not match the "
             "digests in its header (the file was modified or corrupted)."
@@ -172,6 +178,6 @@ def load(path: str | os.PathLike) -> Any:
         model = cls(**{k: _decode(v, arrays) for k, v in header["params"].items()})
         for k, v in header["attributes"].items():
             setattr(model, k, _decode(v, arrays))
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{os.fspath(path)!r} has a malformed header ({exc}).") from exc
     return model

@@ -47,6 +47,13 @@ def solve(
         solver = "bcd" if penalty.bcd_params(alpha) is not None else "fista"
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     p, T = data.n_features, data.n_tasks
+    if _zero_is_optimal(penalty, alpha, ref):
+        # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=
+        # alpha_max gives W = 0 exactly; iterating could leave rounding-level nonzeros.
+        W = np.zeros((p, T))
+        b = ref.b0.copy() if fit_intercept else np.zeros(T)
+        cert = certify(data, datafit, penalty, alpha, W, ref.f0, fit_intercept, ref)
+        return SolverResult(W, b, 1, cert, True)
     W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
     if b0 is not None and fit_intercept:
         b = np.array(b0, dtype=np.float64)
@@ -66,3 +73,14 @@ def solve(
             stacklevel=3,
         )
     return res
+
+
+def _zero_is_optimal(penalty: Penalty, alpha: float, ref: Reference) -> bool:
+    """``alpha >= penalty.alpha_max(G0)``, False where the penalty has no alpha_max."""
+    alpha_max = getattr(penalty, "alpha_max", None)
+    if alpha_max is None or alpha <= 0:
+        return False
+    try:
+        return bool(alpha >= alpha_max(ref.G0))
+    except ValueError:  # no finite alpha gives W = 0 (e.g. l1_ratio = 0)
+        return False

@@ -35,16 +35,21 @@ def centering(data: TaskData, datafit: Datafit, fit_intercept: bool) -> np.ndarr
 
 
 def block_lipschitz(data: TaskData, datafit: Datafit, xm: np.ndarray) -> np.ndarray:
-    """``L[j, t] = curvature * sum_{r in t} c_r (x_rj - xm_jt)^2`` (p x T)."""
+    """``L[j, t] = curvature * sum_{r in t} c_r (x_rj - xm_jt)^2`` (p x T).
+
+    A feature that is constant within a task has a centered column of rounding-level entries;
+    its ``L`` is set to exactly 0 so that the block update leaves its coefficient at 0 (a tiny
+    ``L`` would turn rounding noise in the gradient into a huge step)."""
     L = np.zeros((data.n_features, data.n_tasks))
     X = data.X
     if sp.issparse(X):
         lipschitz_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of, data.c,
                          data.indptr, datafit.curvature, L)
         L -= datafit.curvature * xm**2 * data.task_sums(data.c)
-        np.maximum(L, 0.0, out=L)
     else:
         lipschitz_dense(X, data.c, data.indptr, data.offset, xm, datafit.curvature, L)
+    constant = L <= 1e-10 * datafit.curvature * xm**2 * data.task_sums(data.c)
+    L[constant] = 0.0
     return L
 
 
