@@ -155,6 +155,11 @@ class TaskData:
             adjoint_dense(self.X, self.indptr, u, G)
         return G
 
+    def feature_means(self) -> np.ndarray:
+        """Per-task weighted means of the features, ``sum_{r in t} c_r x_r / sum_{r in t} c_r``
+        (p x T); missing labels carry no weight."""
+        return self.adjoint(self.c) / self.task_sums(self.c)
+
     def task_sums(self, u: np.ndarray) -> np.ndarray:
         """Per-task sums of a flat array."""
         return np.add.reduceat(np.asarray(u, dtype=np.float64), self.indptr[:-1])
@@ -654,8 +659,8 @@ def _set_weights(data: TaskData, task_weight: Any) -> None:
         if task_weight == "equal":
             omega = np.ones(T)
         elif task_weight == "samples":
-            n_t = data.n_per_task.astype(np.float64)
-            omega = T * n_t / n_t.sum()
+            # n_t counts weighted samples, so integer weights act as repeated rows
+            omega = T * totals / totals.sum()
         else:
             raise ValueError(
                 f"task_weight={task_weight!r} is not one of 'equal', 'samples' or an array "

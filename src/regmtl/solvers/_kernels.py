@@ -131,21 +131,15 @@ def lipschitz_sparse(data, indices, colptr, shared, task_of, c, indptr, curvatur
 def _weighted_group_radius(a, L, l1, l2):
     """Norm s > 0 of the minimizer of ``sum_t L_t/2 (w_t - a_t/L_t)^2 + l1 ||w|| + l2/2 ||w||^2``.
 
-    The minimizer is ``w_t = a_t s / ((L_t + l2) s + l1)``, where s solves
-    ``psi(s) = sum_t a_t^2 / ((L_t + l2) s + l1)^2 = 1`` (psi decreases; ``||a|| > l1``).
-    Newton's method on ``psi^{-1/2} - 1`` (linear in s when all L_t agree), kept in a bracket.
+    The minimizer is ``w_t = a_t s / ((L_t + l2) s + l1)``, where s solves ``h(s) = 0`` with
+    ``h(s) = psi(s)^{-1/2} - 1`` and ``psi(s) = sum_t a_t^2 / ((L_t + l2) s + l1)^2`` (requires
+    ``||a|| > l1``). h is increasing and concave (a power mean of exponent -2 of affine
+    functions), so Newton's method started at s = 0, where h < 0, increases monotonically to
+    the root whatever the spread of the L_t; it is exact in one step when they are all equal.
     """
     T = a.shape[0]
-    dmin = np.inf
-    na = 0.0
-    for t in range(T):
-        na += a[t] * a[t]
-        if a[t] != 0.0 and L[t] + l2 < dmin:
-            dmin = L[t] + l2
-    na = np.sqrt(na)
-    lo, hi = 0.0, (na - l1) / dmin
-    s = hi
-    for _ in range(100):
+    s = 0.0
+    for _ in range(200):
         psi = 0.0
         dpsi = 0.0
         for t in range(T):
@@ -154,18 +148,15 @@ def _weighted_group_radius(a, L, l1, l2):
                 a2 = a[t] * a[t]
                 psi += a2 / (q * q)
                 dpsi -= 2.0 * a2 * (L[t] + l2) / (q * q * q)
-        if psi > 1.0:
-            lo = s
-        else:
-            hi = s
-        h = 1.0 / np.sqrt(psi) - 1.0
-        dh = -0.5 * dpsi / (psi * np.sqrt(psi))
-        s_new = s - h / dh if dh > 0.0 else 0.5 * (lo + hi)
-        if not (lo < s_new < hi):
-            s_new = 0.5 * (lo + hi)
-        if abs(s_new - s) <= 1e-15 * s_new or hi - lo <= 1e-15 * hi:
-            return s_new
-        s = s_new
+        root = np.sqrt(psi)
+        h = 1.0 / root - 1.0
+        dh = -0.5 * dpsi / (psi * root)
+        if h >= 0.0 or dh <= 0.0:
+            return s
+        step = -h / dh
+        s += step
+        if step <= 1e-15 * s:
+            return s
     return s
 
 

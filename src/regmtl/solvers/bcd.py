@@ -31,7 +31,7 @@ def centering(data: TaskData, datafit: Datafit, fit_intercept: bool) -> np.ndarr
     Sparse designs are centered only for the quadratic loss (where it stays sparse)."""
     if not fit_intercept or (sp.issparse(data.X) and datafit.code != 0):
         return np.zeros((data.n_features, data.n_tasks))
-    return data.adjoint(data.c) / data.task_sums(data.c)
+    return data.feature_means()
 
 
 def block_lipschitz(data: TaskData, datafit: Datafit, xm: np.ndarray) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""Shared, deterministic problem generators for the solver-correctness tests.
+
+The test modules import them (``from conftest import make_lists``); pytest puts this directory on
+``sys.path`` (no ``__init__.py`` here, default import mode).
+
+Every generator takes a fixed seed, so a failing case reproduces exactly. Tasks have different
+sizes on purpose (n_t = 15, 40, 70 by default): equal sizes would hide a mistake in the per-task
+1/n_t weighting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _true_weights(rng, p, T, n_active=6):
+    """Row-sparse weights shared in support, different in value across tasks."""
+    W = np.zeros((p, T))
+    W[:n_active] = rng.standard_normal((n_active, T)) + 1.0
+    return W
+
+
+def _labels(rng, f):
+    """Noisy {0, 1} labels from scores ``f``, with both classes present."""
+    y = (rng.random(f.shape[0]) < 1.0 / (1.0 + np.exp(-f))).astype(np.int64)
+    y[0], y[1] = 0, 1
+    return y
+
+
+def make_lists(n_per_task=(15, 40, 70), p=25, loss="squared", seed=0):
+    """Per-task designs ``Xs`` (n_t x p, non-centered) and targets ``ys``.
+
+    Squared loss: real targets with a per-task offset. Logistic loss: {0, 1} labels that are not
+    linearly separable (the last row of every task repeats its first row with the other label).
+    """
+    rng = np.random.default_rng(seed)
+    T = len(n_per_task)
+    W = _true_weights(rng, p, T)
+    Xs, ys = [], []
+    for t, n in enumerate(n_per_task):
+        X = rng.standard_normal((n, p)) + 0.3 * rng.standard_normal(p)
+        f = X @ W[:, t] + (t - 1.0)
+        if loss == "squared":
+            y = f + 2.0 + rng.standard_normal(n)
+        else:
+            X[-1] = X[0]
+            y = _labels(rng, 0.5 * f)
+            y[-1] = 1 - y[0]
+        Xs.append(X)
+        ys.append(y)
+    return Xs, ys
+
+
+def make_shared(n=50, p=12, T=3, loss="squared", seed=0):
+    """One design ``X`` (n x p) and targets ``Y`` (n x T)."""
+    rng = np.random.default_rng(seed)
+    W = _true_weights(rng, p, T, n_active=4)
+    X = rng.standard_normal((n, p)) + 0.3 * rng.standard_normal(p)
+    F = X @ W + np.arange(T)
+    if loss == "squared":
+        Y = F + 1.5 + rng.standard_normal((n, T))
+    else:
+        Y = np.column_stack([_labels(rng, 0.5 * F[:, t]) for t in range(T)])
+    return X, Y
+
+
+def make_single(n=60, p=10, loss="squared", seed=0):
+    """One task: ``X`` (n x p) and a 1-D ``y``."""
+    X, Y = make_shared(n=n, p=p, T=1, loss=loss, seed=seed)
+    return X, Y[:, 0]
+
+
+def to_long(Xs, ys, sample_weight=None):
+    """The long form of per-task lists, rows interleaved across tasks (not grouped)."""
+    task = np.concatenate([np.full(len(y), t) for t, y in enumerate(ys)])
+    X = np.vstack(Xs)
+    y = np.concatenate(ys)
+    sw = None if sample_weight is None else np.concatenate(sample_weight)
+    perm = np.random.default_rng(123).permutation(len(y))
+    return X[perm], y[perm], task[perm], (None if sw is None else sw[perm])
+
