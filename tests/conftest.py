@@ -79,3 +79,29 @@ def to_long(Xs, ys, sample_weight=None):
     perm = np.random.default_rng(123).permutation(len(y))
     return X[perm], y[perm], task[perm], (None if sw is None else sw[perm])
 
+
+
+def subdiff_violation(kind, rho, W, U, alpha):
+    """Largest violation of ``U in dOmega(W)``, entry- or row-wise, written from the math.
+
+    dOmega(W) = alpha (1 - rho) W + alpha rho d||.||(W), with d|w| = sign(w) or [-1, 1] and
+    d||w||_2 = w / ||w|| or the unit ball. For optimality of a fit, U is minus the gradient of
+    the data term; for a prox output V of W with step s, U = (W - V) / s at V.
+    """
+    R = U - alpha * (1.0 - rho) * W
+    lam = alpha * rho
+    worst = 0.0
+    if kind == "entry":
+        for j, t in np.ndindex(W.shape):
+            if W[j, t] != 0.0:
+                worst = max(worst, abs(R[j, t] - lam * np.sign(W[j, t])))
+            else:
+                worst = max(worst, abs(R[j, t]) - lam)
+    else:
+        for j in range(W.shape[0]):
+            nw = np.linalg.norm(W[j])
+            if nw > 0.0:
+                worst = max(worst, np.linalg.norm(R[j] - lam * W[j] / nw))
+            else:
+                worst = max(worst, np.linalg.norm(R[j]) - lam)
+    return worst

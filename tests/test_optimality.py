@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_lists
+from conftest import make_lists, subdiff_violation
 from scipy.special import expit
 
 import regmtl as rm
@@ -80,30 +80,8 @@ def primal(loss, Xs, ys, W, b, omega, kind, rho, alpha):
 
 
 def kkt_violation(kind, rho, W, G, alpha):
-    """Largest violation of 0 in grad + dOmega(W), entry- or row-wise.
-
-    With V = -G - alpha (1 - rho) W (the smooth ridge part moved over), optimality reads
-    V in alpha * rho * d||.||(W): for an active entry/row V equals alpha rho sign(W_jt) (resp.
-    alpha rho W_j / ||W_j||); for a zero one |V_jt| (resp. ||V_j||) is at most alpha rho.
-    """
-    V = -G - alpha * (1.0 - rho) * W
-    lam = alpha * rho
-    worst = 0.0
-    if kind == "entry":
-        for j in range(W.shape[0]):
-            for t in range(W.shape[1]):
-                if W[j, t] != 0.0:
-                    worst = max(worst, abs(V[j, t] - lam * np.sign(W[j, t])))
-                else:
-                    worst = max(worst, abs(V[j, t]) - lam)
-    else:
-        for j in range(W.shape[0]):
-            nw = np.linalg.norm(W[j])
-            if nw > 0.0:
-                worst = max(worst, np.linalg.norm(V[j] - lam * W[j] / nw))
-            else:
-                worst = max(worst, np.linalg.norm(V[j]) - lam)
-    return worst
+    """Largest violation of 0 in grad + dOmega(W) (G is the gradient of the data term)."""
+    return subdiff_violation(kind, rho, W, -G, alpha)
 
 
 def conjugate(kind, rho, G, alpha):

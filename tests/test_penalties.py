@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import subdiff_violation
 from scipy.optimize import minimize
 
 import regmtl as rm
@@ -43,27 +44,8 @@ def omega(kind, rho, W, alpha):
 
 
 def in_subdifferential(kind, rho, V, U, alpha, atol):
-    """Largest violation of ``U in dOmega(V)``.
-
-    dOmega(V) = alpha (1 - rho) V + alpha rho d||.||(V), with d|v| = sign(v) or [-1, 1] and
-    d||v||_2 = v / ||v|| or the unit ball.
-    """
-    R = U - alpha * (1.0 - rho) * V
-    lam = alpha * rho
-    worst = 0.0
-    if kind == "entry":
-        for j, t in np.ndindex(V.shape):
-            if V[j, t] != 0.0:
-                worst = max(worst, abs(R[j, t] - lam * np.sign(V[j, t])))
-            else:
-                worst = max(worst, abs(R[j, t]) - lam)
-    else:
-        for j in range(V.shape[0]):
-            nv = np.linalg.norm(V[j])
-            if nv > 0.0:
-                worst = max(worst, np.linalg.norm(R[j] - lam * V[j] / nv))
-            else:
-                worst = max(worst, np.linalg.norm(R[j]) - lam)
+    """(``U in dOmega(V)`` to ``atol``, largest violation)."""
+    worst = subdiff_violation(kind, rho, V, U, alpha)
     return worst <= atol, worst
 
 
