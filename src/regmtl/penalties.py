@@ -94,7 +94,10 @@ class _ElasticType(Penalty):
 
     def value(self, W, alpha):
         rho = self.rho
-        return float(alpha * (rho * self._norms(W).sum() + 0.5 * (1.0 - rho) * np.vdot(W, W)))
+        val = rho * self._norms(W).sum() if rho > 0 else 0.0
+        if rho < 1:
+            val += 0.5 * (1.0 - rho) * float(np.vdot(W, W))
+        return float(alpha * val)
 
     def prox(self, W, step, alpha):
         rho = self.rho

@@ -4,9 +4,8 @@ Conventions (see :mod:`regmtl.taskdata`): flat per-observation arrays are groupe
 (``indptr``); observation ``r`` of task ``t`` reads row ``r - offset[t]`` of the design (offset is 0
 in the stacked layout, ``indptr[t]`` in the shared one). ``W`` is p x T.
 
-The coordinate descent state ``S`` is the residual ``y - f`` for the quadratic loss (``loss == 0``)
-and the scores ``f`` for the logistic loss (``loss == 1``), so that the negative gradient of the
-data term in ``W[j, t]`` is ``sum_r c_r x_rj theta_r`` with ``theta = S`` or ``y * sigmoid(-y f)``.
+Intercept updates act on a state ``S``: the residual ``y - f`` for the quadratic loss
+(``loss == 0``), the scores ``f`` for the logistic loss (``loss == 1``).
 """
 
 from __future__ import annotations
@@ -28,11 +27,6 @@ def _sigmoid(z):
         return 1.0 / (1.0 + np.exp(-z))
     e = np.exp(z)
     return e / (1.0 + e)
-
-
-@njit(cache=True, fastmath=FAST, inline="always")
-def _logistic_theta(y, f):
-    return y * _sigmoid(-y * f)
 
 
 # ----------------------------------------------------------------------------- linear maps
@@ -88,8 +82,8 @@ def adjoint_sparse(data, indices, colptr, task_of, u, G):
 
 # ----------------------------------------------------------------------------- Lipschitz
 @njit(cache=True, fastmath=FAST)
-def lipschitz_dense(X, c, indptr, offset, xm, curvature, L):
-    """L[j, t] = curvature * sum_{r in t} c_r (x_rj - xm_jt)^2 (coordinate-wise Lipschitz)."""
+def lipschitz_dense(X, c, indptr, offset, xm, L):
+    """L[j, t] = sum_{r in t} c_r (x_rj - xm_jt)^2 (coordinate-wise Lipschitz constants)."""
     p, T = L.shape
     for t in range(T):
         a, b, o = indptr[t], indptr[t + 1], offset[t]
@@ -101,12 +95,12 @@ def lipschitz_dense(X, c, indptr, offset, xm, curvature, L):
             for k in range(b - a):
                 x = xs[k] - m
                 acc += cs[k] * x * x
-            L[j, t] = curvature * acc
+            L[j, t] = acc
 
 
 @njit(cache=True, fastmath=FAST)
-def lipschitz_sparse(data, indices, colptr, shared, task_of, c, indptr, curvature, L):
-    """L[j, t] = curvature * sum_{r in t} c_r x_rj^2 for a CSC design (uncentered)."""
+def lipschitz_sparse(data, indices, colptr, shared, task_of, c, indptr, L):
+    """L[j, t] = sum_{r in t} c_r x_rj^2 for a CSC design (uncentered)."""
     p, T = L.shape
     for j in range(p):
         if shared:
@@ -116,14 +110,14 @@ def lipschitz_sparse(data, indices, colptr, shared, task_of, c, indptr, curvatur
                 for k in range(colptr[j], colptr[j + 1]):
                     x = data[k]
                     acc += c[indices[k] + o] * x * x
-                L[j, t] = curvature * acc
+                L[j, t] = acc
         else:
             for t in range(T):
                 L[j, t] = 0.0
             for k in range(colptr[j], colptr[j + 1]):
                 r = indices[k]
                 x = data[k]
-                L[j, task_of[r]] += curvature * c[r] * x * x
+                L[j, task_of[r]] += c[r] * x * x
 
 
 # ----------------------------------------------------------------------------- block prox
@@ -222,43 +216,39 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
 
 
 # ----------------------------------------------------------------------------- BCD epochs
+# Epochs minimize a weighted least-squares problem  sum_r c_r (z_r - f_r)^2 / 2 + penalty,
+# keeping the residual R = z - f. The squared loss is such a problem; the logistic loss is
+# solved through a sequence of them (proximal Newton, see bcd.py).
 # Centered coordinates: with intercepts, scores are written f_r = (x_r - xm_t) . w_t + b'_t,
 # an exact reparametrization (b' = b + xm_t . w_t) that decouples W from the intercepts and keeps
 # the coordinate-wise problems well conditioned, as centering does, without copying X.
 
 
 @njit(cache=True, fastmath=FAST)
-def bcd_epoch_dense(
-    X, y, c, ct, uniform, indptr, offset, xm, S, W, L, loss, l1, l2, group, features, g, delta
-):
+def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, group, features,
+                    g, delta):
     """One pass of block coordinate descent over ``features`` (dense design, either layout).
 
     ``xm`` (p x T) are the centering means (zeros without intercepts). ``uniform``: every row of
     task t has weight ``ct[t]`` (no sample weights, no missing labels), which saves one
-    multiplication per entry in the quadratic case. Returns the largest coefficient change.
+    multiplication per entry. Returns the largest coefficient change.
     """
     T = W.shape[1]
-    sign = -1.0 if loss == QUADRATIC else 1.0
     max_change = 0.0
     for j in features:
         for t in range(T):
             a, b, o = indptr[t], indptr[t + 1], offset[t]
             m = xm[j, t]
-            xs, ss = X[a - o : b - o, j], S[a:b]
+            xs, rs = X[a - o : b - o, j], R[a:b]
             acc = 0.0
-            if loss == QUADRATIC:
-                if uniform:
-                    for k in range(b - a):
-                        acc += (xs[k] - m) * ss[k]
-                    acc *= ct[t]
-                else:
-                    cs = c[a:b]
-                    for k in range(b - a):
-                        acc += (xs[k] - m) * cs[k] * ss[k]
-            else:
-                cs, ys = c[a:b], y[a:b]
+            if uniform:
                 for k in range(b - a):
-                    acc += (xs[k] - m) * cs[k] * _logistic_theta(ys[k], ss[k])
+                    acc += (xs[k] - m) * rs[k]
+                acc *= ct[t]
+            else:
+                cs = c[a:b]
+                for k in range(b - a):
+                    acc += (xs[k] - m) * cs[k] * rs[k]
             g[t] = acc
         ch = _block_update(j, W, g, L[j], l1, l2, group, delta)
         if ch > max_change:
@@ -269,27 +259,23 @@ def bcd_epoch_dense(
                 if d != 0.0:
                     a, b, o = indptr[t], indptr[t + 1], offset[t]
                     m = xm[j, t]
-                    d *= sign
-                    xs, ss = X[a - o : b - o, j], S[a:b]
+                    xs, rs = X[a - o : b - o, j], R[a:b]
                     for k in range(b - a):
-                        ss[k] += (xs[k] - m) * d
+                        rs[k] -= (xs[k] - m) * d
     return max_change
 
 
 @njit(cache=True, fastmath=FAST)
-def bcd_epoch_sparse(
-    data, indices, colptr, shared, task_of, y, c, indptr, xm, S, W, L, loss, l1, l2, group,
-    features, g, delta, shift,
-):
+def bcd_epoch_sparse(data, indices, colptr, shared, task_of, c, indptr, xm, R, W, L, l1, l2,
+                     group, features, g, delta, shift):
     """One pass of block coordinate descent over ``features`` for a CSC design, either layout.
 
-    Centering (quadratic loss only; ``xm`` is zero otherwise) stays sparse: a change ``d`` of
-    ``W[j, t]`` moves the residual of task t by ``-x_rj d`` on the stored entries and by
-    ``+xm_jt d`` on every row, kept in ``shift[t]`` and folded into S at the end. The gradient
-    needs no correction because the weighted residual of each task sums to zero.
+    Centering stays sparse: a change ``d`` of ``W[j, t]`` moves the residual of task t by
+    ``-x_rj d`` on the stored entries and by ``+xm_jt d`` on every row, kept in ``shift[t]`` and
+    folded into R at the end. The gradient needs no correction term because the weighted
+    residual of each task sums to zero (intercepts are optimal when an epoch starts).
     """
     T = W.shape[1]
-    sign = -1.0 if loss == QUADRATIC else 1.0
     for t in range(T):
         shift[t] = 0.0
     max_change = 0.0
@@ -302,10 +288,7 @@ def bcd_epoch_sparse(
                 acc = 0.0
                 for k in range(k0, k1):
                     r = indices[k] + o
-                    if loss == QUADRATIC:
-                        acc += data[k] * c[r] * (S[r] + sh)
-                    else:
-                        acc += data[k] * c[r] * _logistic_theta(y[r], S[r])
+                    acc += data[k] * c[r] * (R[r] + sh)
                 g[t] = acc
         else:
             for t in range(T):
@@ -313,34 +296,30 @@ def bcd_epoch_sparse(
             for k in range(k0, k1):
                 r = indices[k]
                 t = task_of[r]
-                if loss == QUADRATIC:
-                    g[t] += data[k] * c[r] * (S[r] + shift[t])
-                else:
-                    g[t] += data[k] * c[r] * _logistic_theta(y[r], S[r])
+                g[t] += data[k] * c[r] * (R[r] + shift[t])
         ch = _block_update(j, W, g, L[j], l1, l2, group, delta)
         if ch > max_change:
             max_change = ch
         if ch > 0.0:
             for t in range(T):
-                shift[t] -= sign * xm[j, t] * delta[t]
+                shift[t] += xm[j, t] * delta[t]
             if shared:
                 for t in range(T):
                     d = delta[t]
                     if d != 0.0:
                         o = indptr[t]
-                        d *= sign
                         for k in range(k0, k1):
-                            S[indices[k] + o] += data[k] * d
+                            R[indices[k] + o] -= data[k] * d
             else:
                 for k in range(k0, k1):
                     r = indices[k]
                     d = delta[task_of[r]]
                     if d != 0.0:
-                        S[r] += sign * data[k] * d
+                        R[r] -= data[k] * d
     for t in range(T):
         if shift[t] != 0.0:
             for r in range(indptr[t], indptr[t + 1]):
-                S[r] += shift[t]
+                R[r] += shift[t]
     return max_change
 
 

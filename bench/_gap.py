@@ -1,0 +1,134 @@
+r"""One common, independent duality gap for every solver in the L2,1 benchmark (plain NumPy).
+
+Problem (regmtl's convention, DESIGN section 4, equal task weights, intercepts fitted)::
+
+    P(W, b) = sum_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t) + alpha sum_j ||W_j||_2
+
+with l the squared loss (y - f)^2 / 2 or the logistic loss log(1 + exp(-y f)), y in {-1, +1}.
+Its Fenchel dual, over theta (one entry per observation) with sum_i theta_ti = 0 for every task
+(intercepts) and max_j ||G_j||_2 <= alpha where G[:, t] = X_t^T theta_t / n_t::
+
+    D(theta) = sum_t (1/n_t) sum_i -l*(-theta_ti)
+             = sum_t (1/n_t) sum_i (theta y - theta^2 / 2)                 (squared)
+             = -sum_t (1/n_t) sum_i (a log a + (1 - a) log(1 - a)),  a = y theta in [0, 1]
+                                                                            (logistic)
+
+Dual point: the negative loss derivative at the returned scores (the residual, or
+y sigmoid(-y f)), centered per task; for the logistic loss, if centering pushed some a outside
+[0, 1], it is mixed with the (centered, interior) dual point at W = 0 just enough to return;
+finally it is scaled by min(1, alpha / max_j ||G_j||) into the dual-norm ball. Every step keeps the
+point feasible, so P - D is a valid bound on P(W, b) - P*.
+
+The relative gap is (P - D) / P0 with P0 = P(0, b0), the objective at W = 0 with intercepts
+fitted: ||Y - Ybar||_F^2 / (2n) for a shared design, sum_t of the binary entropy of task t's
+class balance for the logistic loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, xlogy
+
+
+def _entropy(a: np.ndarray) -> np.ndarray:
+    return -(xlogy(a, a) + xlogy(1.0 - a, 1.0 - a))
+
+
+def p0_value(ys, loss: str) -> float:
+    """Objective at W = 0 with intercepts fitted (lists of per-task targets)."""
+    total = 0.0
+    for y in ys:
+        if loss == "squared":
+            r = y - y.mean()
+            total += 0.5 * float(r @ r) / y.size
+        else:
+            total += float(_entropy(np.array([np.mean(y > 0)]))[0])
+    return total
+
+
+def alpha_max_l21(Xs, ys, loss: str) -> float:
+    """max_j ||G0_j||_2 at W = 0 with intercepts fitted (lists)."""
+    G = np.empty((Xs[0].shape[1], len(Xs)))
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        if loss == "squared":
+            th = y - y.mean()
+        else:
+            th = y * (1.0 - np.where(y > 0, np.mean(y > 0), np.mean(y < 0)))
+        G[:, t] = X.T @ th / y.size
+    return float(np.sqrt((G * G).sum(axis=1)).max())
+
+
+def _logistic_feasible(y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Centered theta of one task -> a centered point with a = y theta in [0, 1]."""
+    a = y * theta
+    if a.min() >= 0.0 and a.max() <= 1.0:
+        return theta
+    pos = np.mean(y > 0)
+    a0 = np.where(y > 0, 1.0 - pos, pos)  # interior point at W = 0 (centered: sum y a0 = 0)
+    s = 0.0
+    low = a < 0.0
+    if low.any():
+        s = max(s, float(np.max(-a[low] / (a0[low] - a[low]))))
+    high = a > 1.0
+    if high.any():
+        s = max(s, float(np.max((a[high] - 1.0) / (a[high] - a0[high]))))
+    s = min(1.0, s * (1.0 + 1e-12))
+    a = np.clip((1.0 - s) * a + s * a0, 0.0, 1.0)
+    return y * a
+
+
+def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = "squared",
+                P0: float | None = None) -> dict:
+    """Gap of (W, b) (W is p x T, b is (T,)). ``Xs`` is a list of per-task designs, or a single
+    2-D array shared by all tasks with ``ys`` then an (n, T) matrix.
+
+    Returns dict(gap, rel, primal, dual, P0)."""
+    W = np.asarray(W, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    T = W.shape[1]
+    if isinstance(Xs, np.ndarray):  # shared design: vectorized
+        X, Y = Xs, np.asarray(ys)
+        n = X.shape[0]
+        F = X @ W + b
+        if loss != "squared":
+            raise ValueError("shared design: squared loss only here")
+        R = Y - F
+        datafit = 0.5 * float(np.vdot(R, R)) / n
+        Theta = R - R.mean(axis=0)
+        G = X.T @ Theta / n
+        dn = float(np.sqrt((G * G).sum(axis=1)).max())
+        s = 1.0 if dn <= alpha else alpha / dn
+        Theta *= s
+        dual = float(np.vdot(Theta, Y - 0.5 * Theta)) / n
+        y_list = [Y[:, t] for t in range(T)]
+    else:
+        datafit, dual = 0.0, 0.0
+        thetas = []
+        G = np.empty((W.shape[0], T))
+        y_list = list(ys)
+        for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+            f = X @ W[:, t] + b[t]
+            n_t = y.size
+            if loss == "squared":
+                r = y - f
+                datafit += 0.5 * float(r @ r) / n_t
+                th = r - r.mean()
+            else:
+                datafit += float(np.logaddexp(0.0, -y * f).sum()) / n_t
+                th = y * expit(-y * f)
+                th = _logistic_feasible(y, th - th.mean())
+            thetas.append(th)
+            G[:, t] = X.T @ th / n_t
+        dn = float(np.sqrt((G * G).sum(axis=1)).max())
+        s = 1.0 if dn <= alpha else alpha / dn
+        for th, y in zip(thetas, ys, strict=True):
+            th = s * th
+            if loss == "squared":
+                dual += float(th @ (y - 0.5 * th)) / y.size
+            else:
+                dual += float(_entropy(y * th).sum()) / y.size
+    primal = datafit + alpha * float(np.sqrt((W * W).sum(axis=1)).sum())
+    if P0 is None:
+        P0 = p0_value(y_list, loss)
+    gap = max(primal - dual, 0.0)
+    return dict(gap=gap, rel=gap / P0, primal=primal, dual=dual, P0=P0)

@@ -1,0 +1,88 @@
+"""Synthetic problems for the L2,1 benchmark (benchmark helpers, not part of regmtl).
+
+Designs are Toeplitz-correlated Gaussians: rows x ~ N(0, Sigma) with Sigma_ij = rho^|i-j|,
+drawn as a stationary AR(1) process along the features (x_1 = z_1,
+x_j = rho x_{j-1} + sqrt(1 - rho^2) z_j), which has exactly that covariance and costs O(n p).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def toeplitz_design(rng: np.random.Generator, n: int, p: int, rho: float = 0.5) -> np.ndarray:
+    """n x p Fortran-ordered design with rows ~ N(0, Sigma), Sigma_ij = rho^|i-j|."""
+    Z = rng.standard_normal((n, p))
+    X = np.empty((n, p), order="F")
+    X[:, 0] = Z[:, 0]
+    s = np.sqrt(1.0 - rho * rho)
+    for j in range(1, p):
+        X[:, j] = rho * X[:, j - 1] + s * Z[:, j]
+    return X
+
+
+def row_sparse_coefs(rng: np.random.Generator, p: int, T: int, n_active: int) -> np.ndarray:
+    """p x T coefficients with ``n_active`` nonzero rows (shared support), N(0, 1) entries."""
+    W = np.zeros((p, T))
+    support = np.sort(rng.choice(p, size=n_active, replace=False))
+    W[support] = rng.standard_normal((n_active, T))
+    return W
+
+
+def shared_regression(n: int, p: int, T: int, n_active: int = 50, rho: float = 0.5,
+                      snr: float = 5.0, seed: int = 0):
+    """Shared design X (n x p), targets Y (n x T) = X W + intercepts + noise.
+
+    SNR is ||X W||_F / ||E||_F."""
+    rng = np.random.default_rng(seed)
+    X = toeplitz_design(rng, n, p, rho)
+    W = row_sparse_coefs(rng, p, T, n_active)
+    signal = X @ W
+    E = rng.standard_normal((n, T))
+    E *= np.linalg.norm(signal) / (snr * np.linalg.norm(E))
+    Y = signal + E + rng.standard_normal(T)  # nonzero per-task intercepts
+    return X, np.asfortranarray(Y), W
+
+
+def per_task_sizes(rng: np.random.Generator, T: int, n_min: int, n_max: int) -> np.ndarray:
+    return rng.integers(n_min, n_max + 1, size=T)
+
+
+def per_task_regression(T: int = 20, p: int = 2000, n_min: int = 50, n_max: int = 400,
+                        n_active: int = 30, rho: float = 0.5, snr: float = 5.0, seed: int = 1):
+    """Lists Xs, ys: task t has its own Toeplitz design (n_t x p), n_t uniform in [n_min, n_max],
+    y_t = X_t w_t + b_t + noise with a shared support of ``n_active`` rows; SNR per task."""
+    rng = np.random.default_rng(seed)
+    sizes = per_task_sizes(rng, T, n_min, n_max)
+    W = row_sparse_coefs(rng, p, T, n_active)
+    Xs, ys = [], []
+    for t, n_t in enumerate(sizes):
+        X = toeplitz_design(rng, int(n_t), p, rho)
+        s = X @ W[:, t]
+        e = rng.standard_normal(int(n_t))
+        e *= np.linalg.norm(s) / (snr * np.linalg.norm(e))
+        Xs.append(X)
+        ys.append(s + e + rng.standard_normal())
+    return Xs, ys, W
+
+
+def per_task_classification(T: int = 20, p: int = 2000, n_min: int = 50, n_max: int = 400,
+                            n_active: int = 30, rho: float = 0.5, snr: float = 5.0,
+                            seed: int = 2):
+    """Lists Xs, ys with labels in {-1, +1}: y_t = sign(X_t w_t + b_t + noise)."""
+    rng = np.random.default_rng(seed)
+    sizes = per_task_sizes(rng, T, n_min, n_max)
+    W = row_sparse_coefs(rng, p, T, n_active)
+    Xs, ys = [], []
+    for t, n_t in enumerate(sizes):
+        X = toeplitz_design(rng, int(n_t), p, rho)
+        s = X @ W[:, t]
+        e = rng.standard_normal(int(n_t))
+        e *= np.linalg.norm(s) / (snr * np.linalg.norm(e))
+        z = s + e + 0.3 * np.std(s) * rng.standard_normal()
+        y = np.where(z > 0, 1.0, -1.0)
+        if np.all(y == y[0]):  # keep both classes
+            y[0] = -y[0]
+        Xs.append(X)
+        ys.append(y)
+    return Xs, ys, W

@@ -1,0 +1,336 @@
+"""Benchmark: regmtl's L2,1 (joint feature selection) solvers against peers, at equal duality gap.
+
+Scenarios
+  1. shared design, squared loss: regmtl.MultiTaskRegressor vs sklearn MultiTaskLasso
+     (and skglm MultiTaskLasso when installed);
+  2. per-task designs (lists), squared loss: regmtl.MultiTaskRegressor vs a NumPy FISTA;
+  3. per-task designs (lists), logistic loss: regmtl.MultiTaskClassifier vs a NumPy FISTA;
+each at alpha_max/10 and alpha_max/100.
+
+"Same duality gap": every solver must reach gap <= eps * P0, P0 the objective at W = 0 with
+intercepts fitted (regmtl's convention, tol=eps). sklearn stops on the gap of its own scaled
+problem, n * P(W) with tol * ||Y_centered||_F^2 = tol * 2n * P0, so tol_sklearn = eps / 2
+(its gap is only checked after an epoch whose largest relative coefficient change is <= tol).
+skglm stops on a KKT violation (max_j distance of the gradient to the subdifferential), not on
+a gap: its tol is calibrated (tightened 10x at a time) until the common gap is reached. Every
+returned (coef, intercept) is re-certified by ONE common NumPy function (bench/_gap.py); a
+solver that stops short of the target is re-run with a 10x tighter tol, and the time reported is
+that of the tol that reached it. The NumPy FISTA (bench/_fista.py) stops on that common gap
+itself. Times are medians of --repeats runs; a solver whose runs already exceed --budget seconds
+is not repeated (the table's "runs" column says how many were timed). numba is warmed up first.
+
+Run:  .venv/bin/python bench/bench_l21.py [--quick] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sklearn  # noqa: E402
+from _fista import fista_l21  # noqa: E402
+from _gap import alpha_max_l21, duality_gap, p0_value  # noqa: E402
+from _problems import (  # noqa: E402
+    per_task_classification,
+    per_task_regression,
+    shared_regression,
+)
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import MultiTaskLasso  # noqa: E402
+
+import regmtl  # noqa: E402
+
+try:
+    import skglm
+    from skglm import MultiTaskLasso as SkglmMultiTaskLasso
+except ImportError:  # optional peer
+    skglm = None
+
+MAX_TIGHTEN = 4  # by default at most 4 extra runs with a 10x tighter tol when a peer stops short
+
+
+# ----------------------------------------------------------------------------- helpers
+def header(args) -> None:
+    import numba
+    import scipy
+
+    print("=" * 100)
+    print("regmtl L2,1 benchmark  (bench/bench_l21.py%s)" % (" --quick" if args.quick else ""))
+    print(f"machine: os.cpu_count() = {os.cpu_count()}, {platform.machine()}, "
+          f"python {platform.python_version()}")
+    libs = [("regmtl", regmtl.__version__), ("numpy", np.__version__),
+            ("scipy", scipy.__version__), ("scikit-learn", sklearn.__version__),
+            ("numba", numba.__version__),
+            ("skglm", skglm.__version__ if skglm else "not installed")]
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in libs))
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
+                for d in threadpool_info() if d.get("user_api") == "blas"]
+        print("BLAS: " + (", ".join(blas) or "unknown"))
+    except Exception:  # pragma: no cover - informational only
+        pass
+    print(f"load average at the start (1/5/15 min): "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  (other work on the machine "
+          "inflates times)")
+    print(f"repeats: {args.repeats} (median time reported; a solver stops repeating once its runs "
+          f"exceed {args.budget:g}s); target relative gap eps = {args.eps:g} (squared), "
+          f"{args.eps_logistic:g} (logistic)")
+    print("=" * 100)
+
+
+def warm_up() -> float:
+    """One tiny fit of each compiled path (numba JIT / cache load) so compile time is excluded."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(123)
+    X = np.asfortranarray(rng.standard_normal((30, 8)))
+    Y = rng.standard_normal((30, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(X, Y)
+        Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30)]
+        ys = [rng.standard_normal(len(x)) for x in Xs]
+        regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, ys)
+        yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
+        regmtl.MultiTaskClassifier(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, yc)
+        MultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
+        if skglm is not None:
+            SkglmMultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
+    return time.perf_counter() - t0
+
+
+def _timed(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        t0 = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - t0
+    conv_warn = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return out, elapsed, conv_warn
+
+
+class Row:
+    def __init__(self, name):
+        self.name = name
+        self.times: list[float] = []
+        self.gaps: list[float] = []
+        self.n_iter = None
+        self.tol = None
+        self.own = ""
+        self.note = ""
+        self.reached = True
+        self.nnz = None
+
+
+def run_solver(name, fit, X, Y, alpha, loss, P0, target, tol0, repeats, tighten=True,
+               max_tighten=MAX_TIGHTEN, budget=np.inf):
+    """``fit(tol) -> (W (p x T), b (T,), n_iter, own-criterion string)``.
+
+    Calibrate: run at tol0; if the common gap exceeds target, tighten tol 10x and re-run (at
+    most ``max_tighten`` times). Then time ``repeats`` runs at the tol that reached the target
+    (the calibration run that reached it counts as the first repeat); further repeats are
+    skipped once this solver's timed runs add up to more than ``budget`` seconds."""
+    row = Row(name)
+    tol = tol0
+    tries = 0
+    while True:
+        (W, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        rel = duality_gap(X, Y, W, b, alpha, loss, P0=P0)["rel"]
+        if rel <= target or not tighten or tries >= max_tighten:
+            break
+        row.note += f"tol={tol:.1e} stopped at gap {rel:.2e} ({elapsed:.2f}s); "
+        tol /= 10.0
+        tries += 1
+    row.tol, row.n_iter, row.own = tol, n_iter, own
+    row.times.append(elapsed)
+    row.gaps.append(rel)
+    if warned:
+        row.note += "ConvergenceWarning; "
+    for _ in range(repeats - 1):
+        if sum(row.times) > budget:
+            row.note += (f"{len(row.times)} of {repeats} runs: repeats skipped past the "
+                         f"{budget:g}s budget per solver; ")
+            break
+        (W, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        row.times.append(elapsed)
+        row.gaps.append(duality_gap(X, Y, W, b, alpha, loss, P0=P0)["rel"])
+        if warned:
+            row.note += "ConvergenceWarning; "
+    row.reached = max(row.gaps) <= target
+    row.nnz = int(np.count_nonzero(np.linalg.norm(W, axis=1)))
+    return row
+
+
+def print_table(title, rows, target, repeats):
+    ref = rows[0]
+    t_ref = float(np.median(ref.times))
+    print()
+    print(title)
+    head = (f"  {'solver':<22} {'tol passed':>10} {'time (s)':>9} {'runs':>4} "
+            f"{'rel gap (max)':>13} {'<=eps':>5} {'n_iter':>6} {'rows':>5} {'ratio':>6}  "
+            "solver's own stopping value")
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for r in rows:
+        t = float(np.median(r.times))
+        ratio = "1.00" if r is ref else f"{t / t_ref:.2f}"
+        ok = "yes" if r.reached else "NO"
+        print(f"  {r.name:<22} {r.tol:>10.1e} {t:>9.3f} {len(r.times):>4} "
+              f"{max(r.gaps):>13.2e} {ok:>5} {r.n_iter!s:>6} {r.nnz!s:>5} {ratio:>6}  {r.own}")
+        if r.note:
+            print(f"  {'':<22} note: {r.note.strip()}")
+    print(f"  target rel gap <= {target:g}; time = median over 'runs' (asked: {repeats}); "
+          "ratio = time / regmtl time (>1: regmtl faster)")
+
+
+# ----------------------------------------------------------------------------- scenarios
+def scenario_shared(args) -> None:
+    n, p, T = (200, 1000, 10) if args.quick else (500, 5000, 20)
+    n_active = 20 if args.quick else 50
+    X, Y, _ = shared_regression(n, p, T, n_active=n_active, rho=0.5, snr=5.0, seed=0)
+    a_max = regmtl.alpha_max(X, Y, penalty="l21")
+    a_check = alpha_max_l21([X] * T, [Y[:, t] for t in range(T)], "squared")
+    P0 = p0_value([Y[:, t] for t in range(T)], "squared")
+    eps = args.eps
+    print()
+    print("#" * 100)
+    print(f"Scenario 1: shared design, squared loss (multi-task lasso). n={n}, p={p}, T={T}, "
+          f"Toeplitz rho=0.5, {n_active} active rows, SNR=5 (||XW||_F/||E||_F), "
+          "intercepts fitted")
+    print(f"  alpha_max = {a_max:.6g} (regmtl.alpha_max; independent check {a_check:.6g}), "
+          f"P0 = {P0:.6g}, eps = {eps:g}")
+    print(f"  tol: regmtl eps; sklearn eps/2 (its gap is n*P-gap vs tol*||Yc||^2 = tol*2n*P0); "
+          f"skglm (KKT, not a gap) from {args.skglm_tol0:g}*alpha down 10x until reached")
+    for div in args.divisors:
+        alpha = a_max / div
+        kw = dict(X=X, Y=Y, alpha=alpha, loss="squared", P0=P0, target=eps,
+                  repeats=args.repeats, budget=args.budget)
+
+        def fit_regmtl(tol, alpha=alpha):
+            m = regmtl.MultiTaskRegressor(penalty="l21", alpha=alpha, tol=tol,
+                                          max_iter=args.max_epochs).fit(X, Y)
+            return m.coef_.T, m.intercept_, m.n_iter_, f"dual_gap_/P0 = {m.dual_gap_ / P0:.2e}"
+
+        def fit_sklearn(tol, alpha=alpha):
+            m = MultiTaskLasso(alpha=alpha, tol=tol, max_iter=args.max_epochs).fit(X, Y)
+            return m.coef_.T, m.intercept_, m.n_iter_, f"dual_gap_/P0 = {m.dual_gap_ / P0:.2e}"
+
+        def fit_skglm(tol, alpha=alpha):
+            m = SkglmMultiTaskLasso(alpha=alpha, tol=tol, max_iter=1000,
+                                    max_epochs=args.max_epochs).fit(X, Y)
+            return (m.coef_.T, m.intercept_, m.n_iter_,
+                    f"KKT violation {m.stopping_crit:.2e}; n_iter = working-set rounds")
+
+        rows = [run_solver("regmtl (bcd)", fit_regmtl, tol0=eps, **kw),
+                run_solver("sklearn MultiTaskLasso", fit_sklearn, tol0=eps / 2, **kw)]
+        if skglm is not None:
+            rows.append(run_solver("skglm MultiTaskLasso", fit_skglm,
+                                   tol0=args.skglm_tol0 * alpha, max_tighten=6, **kw))
+        print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats)
+
+
+def scenario_lists(args, loss: str) -> None:
+    if loss == "squared":
+        maker, seed, eps, est = per_task_regression, 1, args.eps, regmtl.MultiTaskRegressor
+        T, p, lo, hi, n_active = (10, 1000, 50, 200, 20) if args.quick else (20, 2000, 50, 400, 30)
+    else:
+        maker, seed, eps, est = (per_task_classification, 2, args.eps_logistic,
+                                 regmtl.MultiTaskClassifier)
+        T, p, lo, hi, n_active = (10, 500, 50, 150, 20) if args.quick else (20, 2000, 50, 400, 30)
+    Xs, ys, _ = maker(T=T, p=p, n_min=lo, n_max=hi, n_active=n_active, rho=0.5, seed=seed)
+    sizes = [len(y) for y in ys]
+    a_max = regmtl.alpha_max(Xs, ys, penalty="l21", loss=loss)
+    a_check = alpha_max_l21(Xs, ys, loss)
+    P0 = p0_value(ys, loss)
+    print()
+    print("#" * 100)
+    kind = ("squared loss" if loss == "squared"
+            else "logistic loss (labels = sign of a noisy linear model, +-1)")
+    print(f"Scenario {2 if loss == 'squared' else 3}: per-task designs (lists), {kind}. T={T}, "
+          f"p={p}, n_t in [{min(sizes)}, {max(sizes)}] (N={sum(sizes)}), Toeplitz rho=0.5, "
+          f"{n_active} shared active rows, intercepts fitted")
+    print(f"  alpha_max = {a_max:.6g} (regmtl.alpha_max; independent check {a_check:.6g}), "
+          f"P0 = {P0:.6g}, eps = {eps:g}")
+    if loss == "logistic" and eps != args.eps:
+        print(f"  NOTE: eps = {eps:g} for the logistic loss (--eps-logistic), not {args.eps:g}.")
+    print(f"  tol: regmtl eps; FISTA stops on the common gap itself (checked every 10 "
+          f"iterations), capped at {args.fista_max_time:g}s per run")
+    for div in args.divisors:
+        alpha = a_max / div
+        kw = dict(X=Xs, Y=ys, alpha=alpha, loss=loss, P0=P0, target=eps, tol0=eps,
+                  repeats=args.repeats, budget=args.budget)
+
+        def fit_regmtl(tol, alpha=alpha):
+            m = est(penalty="l21", alpha=alpha, tol=tol, max_iter=args.max_epochs).fit(Xs, ys)
+            return m.coef_.T, m.intercept_, m.n_iter_, f"dual_gap_/P0 = {m.dual_gap_ / P0:.2e}"
+
+        def fit_fista(tol, alpha=alpha):
+            r = fista_l21(Xs, ys, alpha, loss=loss, eps=tol, max_time=args.fista_max_time,
+                          restart=not args.no_restart)
+            own = (f"common gap {r['rel_gap']:.2e}; power iteration {r['time_L']:.2f}s"
+                   + ("" if r["converged"] else f"; STOPPED at the {args.fista_max_time:g}s cap"))
+            return r["W"], r["b"], r["n_iter"], own
+
+        name = "numpy FISTA" + ("" if args.no_restart else " +restart")
+        rows = [run_solver("regmtl (bcd)", fit_regmtl, **kw),
+                run_solver(name, fit_fista, tighten=False, **kw)]
+        print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small shapes, for a fast run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eps", type=float, default=1e-6, help="target relative gap (squared)")
+    ap.add_argument("--eps-logistic", type=float, default=1e-6,
+                    help="target relative gap (logistic); 1e-5 if 1e-6 takes too long")
+    ap.add_argument("--divisors", type=float, nargs="+", default=[10.0, 100.0],
+                    help="alpha = alpha_max / divisor")
+    ap.add_argument("--scenarios", nargs="+", default=["shared", "lists", "logistic"],
+                    choices=["shared", "lists", "logistic"])
+    ap.add_argument("--max-epochs", type=int, default=20_000,
+                    help="max_iter of the CD solvers (a safety net; tol decides)")
+    ap.add_argument("--fista-max-time", type=float, default=None,
+                    help="wall-time cap of one FISTA run, s (default 200; --quick 20)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="skip further repeats of a solver once its timed runs exceed this many "
+                         "seconds (default 60; --quick 5)")
+    ap.add_argument("--skglm-tol0", type=float, default=1e-2,
+                    help="skglm's first tol, relative to alpha (then tightened 10x at a time)")
+    ap.add_argument("--no-restart", action="store_true", help="FISTA without adaptive restart")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS threads (threadpoolctl) for the whole run")
+    args = ap.parse_args(argv)
+    if args.fista_max_time is None:
+        args.fista_max_time = 20.0 if args.quick else 200.0
+    if args.budget is None:
+        args.budget = 5.0 if args.quick else 60.0
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+        args._limits = threadpool_limits(args.blas_threads, user_api="blas")
+    t_all = time.perf_counter()
+    header(args)
+    print(f"numba warm-up: one tiny fit of each regmtl path (+ sklearn, skglm) before timing, "
+          f"so JIT compilation / cache loading is excluded from every time: {warm_up():.2f}s")
+    for s in args.scenarios:
+        if s == "shared":
+            scenario_shared(args)
+        elif s == "lists":
+            scenario_lists(args, "squared")
+        else:
+            scenario_lists(args, "logistic")
+    print()
+    print(f"total wall time: {time.perf_counter() - t_all:.1f}s; load average at the end "
+          f"(1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
