@@ -270,12 +270,10 @@ def _is_task_collection(X: Any) -> bool:
 
 
 def _as_design(X: Any, check_x: CheckX, reset: bool, what: str) -> Any:
-    if getattr(X, "ndim", 2) == 2 and len(getattr(X, "shape", (1,))) == 2 and X.shape[0] == 0:
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 2 and shape[0] == 0:
         raise ValueError(f"{what} has no rows: every task needs at least one sample.")
-    Xc = check_x(X, reset)
-    if Xc.shape[0] == 0:
-        raise ValueError(f"{what} has no rows: every task needs at least one sample.")
-    return Xc
+    return check_x(X, reset)
 
 
 def _as_1d(y: Any, name: str, n: int, *, numeric: bool) -> np.ndarray:
