@@ -6,7 +6,21 @@ make tasks share structure, and the tools around them.
 
 from .datafits import Logistic, Quadratic
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
-from .penalties import L1, L2, L21, ElasticNet, Penalty
+from .penalties import (
+    L1,
+    L2,
+    L21,
+    Clustered,
+    Dirty,
+    ElasticNet,
+    GraphLaplacian,
+    MeanRegularized,
+    Penalty,
+    SparseLowRank,
+    Trace,
+    chain_graph,
+    knn_graph,
+)
 from .persistence import load
 from .problem import alpha_max
 from .taskdata import TaskData, as_task_data
@@ -19,6 +33,14 @@ __all__ = [
     "L2",
     "ElasticNet",
     "L21",
+    "Trace",
+    "MeanRegularized",
+    "GraphLaplacian",
+    "Clustered",
+    "Dirty",
+    "SparseLowRank",
+    "chain_graph",
+    "knn_graph",
     "Quadratic",
     "Logistic",
     "TaskData",

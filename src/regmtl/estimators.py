@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .datafits import Datafit
-from .penalties import PENALTY_NAMES, Penalty, make_penalty
+from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
@@ -130,9 +130,11 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         self.intercept_ = float(b[0]) if single else b.copy()
         self.n_iter_ = res.n_iter
         cert = res.certificate
-        for attr in ("dual_gap_", "kkt_residual_"):
+        for attr in ("dual_gap_", "kkt_residual_", *STRUCTURE_ATTRS):
             if hasattr(self, attr):
                 delattr(self, attr)
+        for attr, value in penalty.structure(res.V, float(self.alpha)).items():
+            setattr(self, attr, value)
         if cert.kind == "duality_gap":
             self.dual_gap_ = cert.value
         else:

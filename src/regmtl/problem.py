@@ -55,7 +55,6 @@ def alpha_max(
                             numeric_y=loss == "squared")
         if loss == "logistic":
             data.encode_binary()
-    if not hasattr(pen, "alpha_max"):
-        raise ValueError(f"{pen!r} has no alpha_max (no alpha gives W = 0 exactly).")
+    pen.check(data.n_features, data.n_tasks)
     ref = reference(data, datafit, fit_intercept)
     return float(pen.alpha_max(ref.G0))

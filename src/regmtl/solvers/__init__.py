@@ -43,17 +43,24 @@ def solve(
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    p, T = data.n_features, data.n_tasks
+    penalty.check(p, T)
     if solver == "auto":
         solver = "bcd" if penalty.bcd_params(alpha) is not None else "fista"
+    elif solver == "bcd" and penalty.bcd_params(alpha) is None:
+        raise ValueError(
+            f"solver='bcd' needs a row-separable penalty (l1, l2, elasticnet, l21); "
+            f"{penalty!r} is solved by solver='fista' (or 'auto')."
+        )
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
-    p, T = data.n_features, data.n_tasks
     if _zero_is_optimal(penalty, alpha, ref):
         # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=
         # alpha_max gives W = 0 exactly; iterating could leave rounding-level nonzeros.
         W = np.zeros((p, T))
+        V = penalty.lift(W)
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
-        cert = certify(data, datafit, penalty, alpha, W, ref.f0, fit_intercept, ref)
-        return SolverResult(W, b, 1, cert, True)
+        cert = certify(data, datafit, penalty, alpha, V, ref.f0, fit_intercept, ref)
+        return SolverResult(W, b, 1, cert, True, V)
     W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
     if b0 is not None and fit_intercept:
         b = np.array(b0, dtype=np.float64)

@@ -10,8 +10,12 @@ and ``P - D >= 0`` bounds the suboptimality. The dual point is built from the cu
 (``theta = -l'(f)``), centred per task, projected onto the loss domain and scaled into the
 domain of ``Omega*``; it converges to the dual optimum, so the gap goes to 0.
 
-Where no dual is at hand (alpha = 0) the certificate is the KKT residual: the distance of the
-negative gradient to the subdifferential, relative to the gradient at W = 0.
+Where no dual is at hand (alpha = 0, or a penalty without a tractable conjugate) the
+certificate is the KKT residual, relative to the gradient at W = 0: the distance of the negative
+gradient to the subdifferential for separable penalties, else the proximal-gradient residual
+``||V - prox_{s Omega}(V - s grad)|| / s`` (zero exactly at a solution), with ``s = 1 / L``.
+
+Penalties over a lifted variable V (``W = penalty.compose(V)``) are certified in V.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..datafits import Datafit
 from ..penalties import Penalty
@@ -29,6 +34,7 @@ __all__ = [
     "Certificate",
     "Reference",
     "certify",
+    "curvature_bound",
     "duality_gap",
     "fit_intercepts",
     "kkt_residual",
@@ -103,16 +109,16 @@ def duality_gap(
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
-    W: np.ndarray,
+    V: np.ndarray,
     f: np.ndarray,
     fit_intercept: bool,
 ) -> tuple[float, float, float]:
-    """(gap, primal, dual) at W with scores f (the intercepts are inside f)."""
+    """(gap, primal, dual) at the variable V with scores f (the intercepts are inside f)."""
     theta = _dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
     s = penalty.dual_scaling(G, alpha)
     dual = datafit.dual_value(data.y, s * theta, data.c) - penalty.conjugate(s * G, alpha)
-    primal = datafit.value(data.y, f, data.c) + penalty.value(W, alpha)
+    primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
     return max(primal - dual, 0.0), primal, dual
 
 
@@ -121,20 +127,36 @@ def kkt_residual(
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
-    W: np.ndarray,
+    V: np.ndarray,
     f: np.ndarray,
     fit_intercept: bool,
     G0: np.ndarray,
+    lipschitz: float | None = None,
 ) -> float:
-    """``||dist(-grad, dOmega(W))|| / ||grad at W = 0||`` (intercept gradient included)."""
+    """Relative KKT residual at the variable V with scores f (intercept gradient included)."""
     u = data.c * datafit.theta(data.y, f)
     G = data.adjoint(u)
-    d = penalty.subdiff_distance(W, G, alpha)
-    res = float(np.sum(d * d))
+    if hasattr(penalty, "subdiff_distance"):
+        d = penalty.subdiff_distance(V, G, alpha)
+        res = float(np.sum(d * d))
+    else:
+        L = lipschitz if lipschitz else curvature_bound(data, datafit)
+        D = V - penalty.prox(V + penalty.spread(G) / L, 1.0 / L, alpha)
+        res = float(np.vdot(D, D)) * L * L
     if fit_intercept:
         res += float(np.sum(data.task_sums(u) ** 2))
     ref = float(np.linalg.norm(G0))
     return np.sqrt(res) / (ref if ref > 0 else 1.0)
+
+
+def curvature_bound(data: TaskData, datafit: Datafit) -> float:
+    """An upper bound on the Lipschitz constant of the data term's gradient:
+    ``curvature * max_t sum_{r in t} c_r ||x_r||^2``."""
+    X = data.X
+    sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() if sp.issparse(X) else np.einsum(
+        "ij,ij->i", X, X)
+    rows = sq if not data.shared else np.tile(sq, data.n_tasks)
+    return float(datafit.curvature * max(data.task_sums(data.c * rows).max(), 1e-300))
 
 
 def certify(
@@ -142,15 +164,16 @@ def certify(
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
-    W: np.ndarray,
+    V: np.ndarray,
     f: np.ndarray,
     fit_intercept: bool,
     ref: Reference,
+    lipschitz: float | None = None,
 ) -> Certificate:
     """The certificate of the penalty: a duality gap where its dual is at hand, else KKT."""
     if penalty.has_dual and alpha > 0:
-        gap, primal, dual = duality_gap(data, datafit, penalty, alpha, W, f, fit_intercept)
+        gap, primal, dual = duality_gap(data, datafit, penalty, alpha, V, f, fit_intercept)
         return Certificate("duality_gap", gap, primal, dual, ref.P0)
-    value = kkt_residual(data, datafit, penalty, alpha, W, f, fit_intercept, ref.G0)
-    primal = datafit.value(data.y, f, data.c) + penalty.value(W, alpha)
+    value = kkt_residual(data, datafit, penalty, alpha, V, f, fit_intercept, ref.G0, lipschitz)
+    primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
     return Certificate("kkt_residual", value, primal, None, ref.P0)

@@ -74,52 +74,60 @@ def fista(
     check_every: int = 10,
     verbose: int = 0,
 ) -> SolverResult:
-    """Minimize ``datafit + alpha * penalty`` from ``(W, b)``."""
+    """Minimize ``datafit + alpha * penalty`` from ``(W, b)``.
+
+    The iteration runs on the penalty's variable ``V`` (``W = penalty.compose(V)``; V = W for
+    all but the dirty models), whose gradient is ``penalty.spread`` of the gradient in W.
+    """
     y, c = data.y, data.c
     xm = data.feature_means() if fit_intercept else np.zeros((data.n_features, data.n_tasks))
     maps = _CenteredMaps(data, xm)
-    L = max(lipschitz_estimate(maps, datafit, fit_intercept), 1e-12)
+    copies = penalty.spread(np.ones((1, 1))).size  # ||compose||^2: W = P + Q doubles it
+    L = max(copies * lipschitz_estimate(maps, datafit, fit_intercept), 1e-12)
+    V = penalty.lift(W)
     b = b + np.einsum("jt,jt->t", xm, W)  # intercepts in centered coordinates
-    Z, zb = W.copy(), b.copy()
+    Z, zb = V.copy(), b.copy()
     t = 1.0
     cert = None
     it = 0
     for it in range(1, max_iter + 1):
-        fz = maps.linear(Z, zb)
+        fz = maps.linear(penalty.compose(Z), zb)
         val_z = datafit.value(y, fz, c)
         GW, Gb = maps.adjoint(c * datafit.theta(y, fz))  # minus the gradient
+        GV = penalty.spread(GW)
         if not fit_intercept:
             Gb = np.zeros_like(zb)
         while True:
-            W_new = penalty.prox(Z + GW / L, 1.0 / L, alpha)
+            V_new = penalty.prox(Z + GV / L, 1.0 / L, alpha)
             b_new = zb + Gb / L
-            dW, db = W_new - Z, b_new - zb
-            f_new = maps.linear(W_new, b_new)
-            bound = val_z - np.vdot(GW, dW) - np.dot(Gb, db)
-            bound += 0.5 * L * (np.vdot(dW, dW) + np.dot(db, db))
+            dV, db = V_new - Z, b_new - zb
+            f_new = maps.linear(penalty.compose(V_new), b_new)
+            bound = val_z - np.vdot(GV, dV) - np.dot(Gb, db)
+            bound += 0.5 * L * (np.vdot(dV, dV) + np.dot(db, db))
             if datafit.value(y, f_new, c) <= bound + 1e-12 * abs(val_z):
                 break
             L *= 2.0
-        step_W, step_b = W_new - W, b_new - b
-        if np.vdot(Z - W_new, step_W) + np.dot(zb - b_new, step_b) > 0:  # restart
+        step_V, step_b = V_new - V, b_new - b
+        if np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b) > 0:  # restart
             t = 1.0
-            Z, zb = W_new.copy(), b_new.copy()
+            Z, zb = V_new.copy(), b_new.copy()
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             mom = (t - 1.0) / t_next
-            Z, zb = W_new + mom * step_W, b_new + mom * step_b
+            Z, zb = V_new + mom * step_V, b_new + mom * step_b
             t = t_next
-        W, b = W_new, b_new
+        V, b = V_new, b_new
         if it % check_every == 0 or it == max_iter or it == 1:
             f = f_new
             if fit_intercept:
                 S = datafit.state(y, f)
                 fit_intercepts(data, datafit, S, b)
                 f = datafit.scores(y, S)
-            cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+            cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref, L)
             if verbose:
                 print(f"[fista] iter {it:5d}  L {L:.3e}  {cert.kind} {cert.relative:.3e}")
             if cert.converged(tol):
                 break
+    W = penalty.compose(V)
     b = b - np.einsum("jt,jt->t", xm, W)
-    return SolverResult(W, b, it, cert, cert.converged(tol))
+    return SolverResult(W, b, it, cert, cert.converged(tol), V)

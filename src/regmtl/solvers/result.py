@@ -11,10 +11,16 @@ from .certificates import Certificate
 
 @dataclass
 class SolverResult:
-    """Coefficients ``W`` (p x T), intercepts ``b`` (T,), iterations and the final certificate."""
+    """Coefficients ``W`` (p x T), intercepts ``b`` (T,), iterations, the final certificate and
+    the penalty's variable ``V`` (W itself unless the penalty lifts it, as W = P + Q)."""
 
     W: np.ndarray
     b: np.ndarray
     n_iter: int
     certificate: Certificate
     converged: bool
+    V: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.V is None:
+            self.V = self.W

@@ -1,10 +1,4 @@
-r"""Penalties: the structure side of the objective.
-
-A penalty holds only its *shape* (ratios, graph, ...); the overall strength ``alpha >= 0`` is passed
-to every method. ``W`` is p x T (column t = task t, row j = feature j across tasks).
-Each penalty gives its value, its proximal operator, and the pieces of the duality-gap
-certificate: the dual scaling that makes a dual point feasible, the conjugate, ``alpha_max`` and
-the distance of a negative gradient to the subdifferential (the KKT residual).
+r"""Row-separable penalties: solved by block coordinate descent, certified by a duality gap.
 
 =========================  ==========================================================
 penalty                    Omega(W)
@@ -18,59 +12,11 @@ penalty                    Omega(W)
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-__all__ = ["Penalty", "L1", "L2", "ElasticNet", "L21", "make_penalty", "PENALTY_NAMES"]
+from .base import Penalty, check_ratio
 
-
-class Penalty:
-    """Base class of penalties. Subclasses define the methods below."""
-
-    name: str = ""
-    #: the conjugate is tractable, so fits certify with a duality gap
-    has_dual: bool = True
-
-    def value(self, W: np.ndarray, alpha: float) -> float:
-        raise NotImplementedError
-
-    def prox(self, W: np.ndarray, step: float, alpha: float) -> np.ndarray:
-        """``argmin_V ||V - W||^2 / (2 step) + Omega(V)``."""
-        raise NotImplementedError
-
-    def bcd_params(self, alpha: float) -> tuple[float, float, bool] | None:
-        """(l1, l2, group) of a row-separable penalty for block coordinate descent, else None."""
-        return None
-
-    def get_params(self, deep: bool = True) -> dict:
-        """Shape parameters (so scikit-learn can clone a penalty and grid-search them)."""
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def set_params(self, **params) -> Penalty:
-        for k, v in params.items():
-            if k not in self._param_names:
-                raise ValueError(f"{type(self).__name__} has no parameter {k!r}.")
-            setattr(self, k, v)
-        return self
-
-    _param_names: tuple[str, ...] = ()
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._param_names)
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.get_params() == other.get_params()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(self.get_params().items())))
-
-
-def _check_ratio(value: float, name: str) -> float:
-    if not isinstance(value, numbers.Real) or not (0.0 <= float(value) <= 1.0):
-        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
-    return float(value)
+__all__ = ["L1", "L2", "ElasticNet", "L21"]
 
 
 class _ElasticType(Penalty):
@@ -82,12 +28,16 @@ class _ElasticType(Penalty):
     group: bool = False
     _param_names = ("l1_ratio",)
 
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        check_ratio(self.l1_ratio, "l1_ratio")
+        return self
+
     def __init__(self, l1_ratio: float = 1.0):
         self.l1_ratio = l1_ratio
 
     @property
     def rho(self) -> float:
-        return _check_ratio(self.l1_ratio, "l1_ratio")
+        return check_ratio(self.l1_ratio, "l1_ratio")
 
     def _norms(self, G: np.ndarray) -> np.ndarray:
         return np.sqrt(np.einsum("ij,ij->i", G, G)) if self.group else np.abs(G)
@@ -119,7 +69,6 @@ class _ElasticType(Penalty):
         return float(self._norms(G).max(initial=0.0))
 
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
-        """Factor s in (0, 1] such that ``s * G`` lies in the domain of the conjugate."""
         if self.rho < 1.0:
             return 1.0
         m = self.dual_norm(G)
@@ -134,7 +83,6 @@ class _ElasticType(Penalty):
         return float(np.dot(excess.ravel(), excess.ravel()) / (2.0 * alpha * (1.0 - rho)))
 
     def alpha_max(self, G0: np.ndarray) -> float:
-        """Smallest alpha with W = 0 optimal, given ``G0 = X^T (c theta)`` at W = 0."""
         rho = self.rho
         if rho == 0.0:
             raise ValueError(
@@ -201,20 +149,3 @@ class L21(_ElasticType):
 
     def __init__(self, l1_ratio: float = 1.0):
         self.l1_ratio = l1_ratio
-
-
-PENALTY_NAMES = {"l1": L1, "l2": L2, "elasticnet": ElasticNet, "l21": L21}
-
-
-def make_penalty(penalty: str | Penalty) -> Penalty:
-    """A penalty object from a name or an instance (validated)."""
-    if isinstance(penalty, Penalty):
-        if isinstance(penalty, _ElasticType):
-            _check_ratio(penalty.l1_ratio, "l1_ratio")
-        return penalty
-    if isinstance(penalty, str) and penalty in PENALTY_NAMES:
-        return PENALTY_NAMES[penalty]()
-    raise ValueError(
-        f"penalty={penalty!r} is not known; use one of {sorted(PENALTY_NAMES)} or a "
-        "regmtl penalty object such as regmtl.L21(l1_ratio=0.9)."
-    )

@@ -1,0 +1,60 @@
+r"""Penalties: the structure side of the objective (DESIGN section 4).
+
+===============================  ==================================================================
+penalty                          Omega(W)
+===============================  ==================================================================
+``L1()``                         alpha sum_jt |W_jt|
+``L2()``                         alpha / 2 ||W||_F^2
+``ElasticNet(l1_ratio=rho)``     alpha (rho ||W||_1 + (1 - rho) / 2 ||W||_F^2)
+``L21(l1_ratio=rho)``            alpha (rho sum_j ||W_j||_2 + (1 - rho) / 2 ||W||_F^2)
+``Trace()``                      alpha ||W||_*
+``MeanRegularized(ridge=r)``     alpha / 2 (sum_t ||w_t - w_bar||^2 + r ||W||_F^2)
+``GraphLaplacian(A)``            alpha / 2 sum_{s,t} A_st ||w_s - w_t||^2 = alpha tr(W L W^T)
+``Clustered(k, eta)``            alpha eta (1 + eta) min_M tr(W (eta I + M)^{-1} W^T)
+``Dirty(own_weight=g)``          W = P + Q: alpha (sum_j ||P_j||_2 + g ||Q||_1)
+``SparseLowRank(sparse_weight)`` W = P + Q: alpha (||Q||_* + g ||P||_1)
+===============================  ==================================================================
+
+Modules: :mod:`.base` (the interface), :mod:`.separable` (block coordinate descent),
+:mod:`.spectral`, :mod:`.coupling`, :mod:`.composite` (proximal gradient).
+"""
+
+from __future__ import annotations
+
+from .base import Penalty
+from .composite import Dirty, SparseLowRank
+from .coupling import GraphLaplacian, MeanRegularized, chain_graph, knn_graph
+from .separable import L1, L2, L21, ElasticNet
+from .spectral import Clustered, Trace
+
+__all__ = [
+    "Penalty", "L1", "L2", "ElasticNet", "L21", "Trace", "MeanRegularized", "GraphLaplacian",
+    "Clustered", "Dirty", "SparseLowRank", "chain_graph", "knn_graph", "make_penalty",
+    "PENALTY_NAMES", "STRUCTURE_ATTRS",
+]
+
+#: names accepted by ``penalty=``; GraphLaplacian needs its graph, so only the object
+PENALTY_NAMES = {
+    "l1": L1, "l2": L2, "elasticnet": ElasticNet, "l21": L21, "trace": Trace,
+    "mean": MeanRegularized, "clustered": Clustered, "dirty": Dirty,
+    "sparse_lowrank": SparseLowRank,
+}
+
+#: every fitted-structure attribute a penalty may set on an estimator
+STRUCTURE_ATTRS = tuple(sorted(
+    {a for cls in (*PENALTY_NAMES.values(), GraphLaplacian) for a in cls.structure_attrs}
+))
+
+
+def make_penalty(penalty: str | Penalty) -> Penalty:
+    """A penalty object from a name or an instance."""
+    if isinstance(penalty, Penalty):
+        return penalty
+    if isinstance(penalty, str) and penalty in PENALTY_NAMES:
+        return PENALTY_NAMES[penalty]()
+    hint = " GraphLaplacian needs its graph: pass regmtl.GraphLaplacian(A)." if penalty in (
+        "graph", "laplacian") else ""
+    raise ValueError(
+        f"penalty={penalty!r} is not known; use one of {sorted(PENALTY_NAMES)} or a "
+        f"regmtl penalty object such as regmtl.L21(l1_ratio=0.9).{hint}"
+    )
