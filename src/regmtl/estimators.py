@@ -190,8 +190,11 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
 
     Parameters
     ----------
-    penalty : {"l21", "l1", "l2", "elasticnet"} or Penalty, default="l21"
-        Shape of the penalty; a name uses that penalty's defaults.
+    penalty : str or Penalty, default="l21"
+        Shape of the penalty: ``"l21"``, ``"l1"``, ``"l2"``, ``"elasticnet"``, ``"trace"``,
+        ``"mean"``, ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"`` (that penalty's
+        defaults) or an object such as ``regmtl.GraphLaplacian(A)`` (see
+        :mod:`regmtl.penalties` for the formulas).
     alpha : float >= 0, default=0.1
         Overall strength of the penalty.
     fit_intercept : bool, default=True
@@ -199,7 +202,8 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
         omega_t: 1, ``T n_t / N``, or given weights.
     solver : {"auto", "bcd", "fista"}, default="auto"
-        Block coordinate descent for row-separable penalties, else FISTA.
+        Block coordinate descent (proximal Newton for the logistic loss) for row-separable
+        penalties, else FISTA.
     tol : float, default=1e-4
         Stop when the duality gap is below ``tol`` times the objective at W = 0 (or the relative
         KKT residual below ``tol`` when alpha = 0).
@@ -216,9 +220,17 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
     tasks_ : ndarray of task labels
     n_iter_ : int
     dual_gap_ : float
-        Absolute duality gap of the returned solution (``kkt_residual_`` when alpha = 0).
+        Absolute duality gap of the returned solution; penalties without a tractable dual
+        (mean-regularized without ridge, graph, clustered) and alpha = 0 give
+        ``kkt_residual_`` (relative) instead.
     objective_ : float
         Value of the objective at the solution.
+    P_, Q_ : ndarray of shape (T, p)
+        ``Dirty`` / ``SparseLowRank`` only: the two parts, ``coef_ = P_ + Q_``.
+    singular_values_, rank_ : ``Trace`` only: singular values of W and their count above
+        ``1e-8`` times the largest.
+    cluster_matrix_, task_clusters_ : ``Clustered`` only: the optimal M (T x T) and a task
+        clustering (k-means on its leading eigenvectors).
     """
 
     _loss = "squared"
