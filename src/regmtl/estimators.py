@@ -201,9 +201,10 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
         Fit one unpenalized intercept per task.
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
         omega_t: 1, ``T n_t / N``, or given weights.
-    solver : {"auto", "bcd", "fista"}, default="auto"
+    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
         Block coordinate descent (proximal Newton for the logistic loss) for row-separable
-        penalties, else FISTA.
+        penalties; conjugate gradients on the optimality system for the squared loss with
+        ``"mean"`` / ``GraphLaplacian``; FISTA otherwise.
     tol : float, default=1e-4
         Stop when the duality gap is below ``tol`` times the objective at W = 0 (or the relative
         KKT residual below ``tol`` when alpha = 0).

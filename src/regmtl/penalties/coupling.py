@@ -52,6 +52,11 @@ class _TaskKernel(Penalty):
     def gradient(self, W: np.ndarray, alpha: float) -> np.ndarray:
         return alpha * W @ self.kernel(W.shape[1])
 
+    def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        """Per feature: ``||G_j - grad Omega(W)_j||`` (the penalty is smooth)."""
+        D = G - self.gradient(W, alpha)
+        return np.sqrt(np.einsum("ij,ij->i", D, D))
+
     def prox(self, V, step, alpha):
         evals, Q = self._eig(V.shape[1])
         return ((V @ Q) / (1.0 + step * alpha * evals)) @ Q.T

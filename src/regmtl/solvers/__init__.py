@@ -12,13 +12,14 @@ from ..penalties import Penalty
 from ..taskdata import TaskData
 from .bcd import bcd
 from .certificates import Certificate, Reference, certify, reference
+from .linear import conjugate_gradient, has_linear_path
 from .prox_grad import fista
 from .result import SolverResult
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
            "bcd", "fista", "SOLVERS"]
 
-SOLVERS = ("auto", "bcd", "fista")
+SOLVERS = ("auto", "bcd", "fista", "cg")
 
 
 def solve(
@@ -38,19 +39,30 @@ def solve(
 ) -> SolverResult:
     """Minimize ``sum_r c_r l(y_r, x_r.w_t + b_t) + Omega(W)`` and certify the result.
 
-    ``solver="auto"`` picks block coordinate descent for row-separable penalties and FISTA
-    otherwise. A fit that stops at ``max_iter`` warns with the certificate it reached.
+    ``solver="auto"`` picks block coordinate descent for row-separable penalties, conjugate
+    gradients for the squared loss with a quadratic task-coupling penalty, FISTA otherwise.
+    A fit that stops at ``max_iter`` warns with the certificate it reached.
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     p, T = data.n_features, data.n_tasks
     penalty.check(p, T)
     if solver == "auto":
-        solver = "bcd" if penalty.bcd_params(alpha) is not None else "fista"
+        if penalty.bcd_params(alpha) is not None:
+            solver = "bcd"
+        elif has_linear_path(datafit, penalty):
+            solver = "cg"
+        else:
+            solver = "fista"
     elif solver == "bcd" and penalty.bcd_params(alpha) is None:
         raise ValueError(
             f"solver='bcd' needs a row-separable penalty (l1, l2, elasticnet, l21); "
             f"{penalty!r} is solved by solver='fista' (or 'auto')."
+        )
+    elif solver == "cg" and not has_linear_path(datafit, penalty):
+        raise ValueError(
+            "solver='cg' solves the squared loss with a quadratic task-coupling penalty "
+            f"(mean, graph); use solver='auto' for {penalty!r} with the {datafit.name} loss."
         )
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     if _zero_is_optimal(penalty, alpha, ref):
@@ -66,7 +78,7 @@ def solve(
         b = np.array(b0, dtype=np.float64)
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
-    run = bcd if solver == "bcd" else fista
+    run = {"bcd": bcd, "fista": fista, "cg": conjugate_gradient}[solver]
     res = run(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
               tol=tol, max_iter=max_iter, verbose=verbose)
     if not res.converged:
