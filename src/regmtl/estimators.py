@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .datafits import Datafit
@@ -77,6 +77,18 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
 
+    def _validate_params(self) -> None:
+        try:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            # the one structured penalty without a name: say what to pass instead
+            if isinstance(self.penalty, str) and self.penalty.lower() in ("graph", "laplacian"):
+                raise InvalidParameterError(
+                    f"{exc} GraphLaplacian needs its graph (a task adjacency matrix A): pass "
+                    "penalty=regmtl.GraphLaplacian(A)."
+                ) from None
+            raise
+
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
         return validate_data(
@@ -115,10 +127,10 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         data = self._data(X, y, task, sample_weight, fitting=True)
         self._prepare_targets(data)
         penalty = make_penalty(self.penalty)
-        W0, b0 = self._warm_start_point(data)
+        W0, b0, V0 = self._warm_start_point(data, penalty)
         res = solve(
             data, self._datafit(), penalty, float(self.alpha),
-            solver=self.solver, W0=W0, b0=b0, fit_intercept=self.fit_intercept,
+            solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
         )
         self.tasks_ = data.tasks
@@ -136,22 +148,25 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         for attr, value in penalty.structure(res.V, float(self.alpha)).items():
             setattr(self, attr, value)
         if cert.kind == "duality_gap":
-            self.dual_gap_ = cert.value
+            self.dual_gap_ = float(cert.value)
         else:
-            self.kkt_residual_ = cert.value
-        self.objective_ = cert.primal
+            self.kkt_residual_ = float(cert.value)
+        self.objective_ = float(cert.primal)
         return self
 
     def _prepare_targets(self, data: TaskData) -> None:
         """Hook: the classifier encodes labels."""
 
-    def _warm_start_point(self, data: TaskData):
+    def _warm_start_point(self, data: TaskData, penalty: Penalty):
+        """(W0, b0, V0) from the previous fit when warm starting on a problem of that shape."""
         if not (self.warm_start and hasattr(self, "coef_")):
-            return None, None
+            return None, None, None
         W = self.coef_matrix_
         if W.shape != (data.n_features, data.n_tasks):
-            return None, None
-        return W, np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
+            return None, None, None
+        V = penalty.variable({k: getattr(self, k) for k in penalty.structure_attrs
+                              if hasattr(self, k)})
+        return W, np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64)), V
 
     # ------------------------------------------------------------------ fitted structure
     @property

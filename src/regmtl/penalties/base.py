@@ -79,6 +79,10 @@ class Penalty:
         """Fitted attributes that expose the learned structure (set on the estimator)."""
         return {}
 
+    def variable(self, structure: dict[str, Any]) -> np.ndarray | None:
+        """The variable V recorded in fitted attributes (warm starts), or None if W is all."""
+        return None
+
     # ------------------------------------------------------------------ parameters
     def get_params(self, deep: bool = True) -> dict:
         """Shape parameters (so scikit-learn can clone a penalty and grid-search them)."""

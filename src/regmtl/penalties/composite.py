@@ -70,6 +70,11 @@ class _Decomposition(Penalty):
     def structure(self, V, alpha):
         return {"P_": np.ascontiguousarray(V[0].T), "Q_": np.ascontiguousarray(V[1].T)}
 
+    def variable(self, structure):
+        if "P_" not in structure or "Q_" not in structure:
+            return None
+        return np.stack([np.atleast_2d(structure["P_"]).T, np.atleast_2d(structure["Q_"]).T])
+
     def _weight(self) -> float:
         return check_positive(getattr(self, self._param_names[0]), self._param_names[0])
 

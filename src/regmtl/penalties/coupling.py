@@ -33,11 +33,13 @@ class _TaskKernel(Penalty):
         raise NotImplementedError
 
     def _eig(self, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
+        # keyed on the kernel itself: the parameters may change after a fit (set_params, or
+        # A edited in place), and repr() shows an array only by its shape
+        K = self.kernel(n_tasks)
         cache = getattr(self, "_eig_cache", None)
-        key = (n_tasks, repr(self))
-        if cache is None or cache[0] != key:
-            evals, Q = np.linalg.eigh(self.kernel(n_tasks))
-            cache = (key, np.maximum(evals, 0.0), Q)
+        if cache is None or cache[0].shape != K.shape or not np.array_equal(cache[0], K):
+            evals, Q = np.linalg.eigh(K)
+            cache = (K, np.maximum(evals, 0.0), Q)
             self._eig_cache = cache
         return cache[1], cache[2]
 

@@ -31,6 +31,7 @@ def solve(
     solver: str = "auto",
     W0: np.ndarray | None = None,
     b0: np.ndarray | None = None,
+    V0: np.ndarray | None = None,
     fit_intercept: bool = True,
     tol: float = 1e-4,
     max_iter: int = 1000,
@@ -78,14 +79,19 @@ def solve(
         b = np.array(b0, dtype=np.float64)
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
-    run = {"bcd": bcd, "fista": fista, "cg": conjugate_gradient}[solver]
-    res = run(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-              tol=tol, max_iter=max_iter, verbose=verbose)
+    if solver == "fista":
+        res = fista(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                    tol=tol, max_iter=max_iter, verbose=verbose, V0=V0)
+    else:
+        run = bcd if solver == "bcd" else conjugate_gradient
+        res = run(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                  tol=tol, max_iter=max_iter, verbose=verbose)
     if not res.converged:
         cert = res.certificate
         what = "duality gap" if cert.kind == "duality_gap" else "KKT residual"
         warnings.warn(
-            f"{solver} stopped after max_iter={max_iter} iterations with a relative {what} of "
+            f"{solver} stopped after {res.n_iter} iterations (max_iter={max_iter}) with a "
+            f"relative {what} of "
             f"{cert.relative:.3e} > tol={tol:g}. Increase max_iter, loosen tol, or raise "
             "alpha.",
             ConvergenceWarning,

@@ -73,8 +73,9 @@ def fista(
     max_iter: int = 5000,
     check_every: int = 10,
     verbose: int = 0,
+    V0: np.ndarray | None = None,
 ) -> SolverResult:
-    """Minimize ``datafit + alpha * penalty`` from ``(W, b)``.
+    """Minimize ``datafit + alpha * penalty`` from ``(W, b)`` (or the variable ``V0``).
 
     The iteration runs on the penalty's variable ``V`` (``W = penalty.compose(V)``; V = W for
     all but the dirty models), whose gradient is ``penalty.spread`` of the gradient in W.
@@ -84,7 +85,8 @@ def fista(
     maps = _CenteredMaps(data, xm)
     copies = penalty.spread(np.ones((1, 1))).size  # ||compose||^2: W = P + Q doubles it
     L = max(copies * lipschitz_estimate(maps, datafit, fit_intercept), 1e-12)
-    V = penalty.lift(W)
+    V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
+    W = penalty.compose(V)
     b = b + np.einsum("jt,jt->t", xm, W)  # intercepts in centered coordinates
     Z, zb = V.copy(), b.copy()
     t = 1.0
