@@ -111,3 +111,49 @@ def fista_l21(Xs, ys, alpha: float, loss: str = "squared", eps: float = 1e-6,
             if time.perf_counter() - t_start > max_time:
                 break
     return dict(W=W, b=b, n_iter=it, rel_gap=rel, converged=converged, time_L=time_L)
+
+
+def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps: float = 1e-6,
+                     max_iter: int = 1_000_000, max_time: float = np.inf, check_every: int = 10,
+                     restart: bool = True):
+    """Plain FISTA for ``datafit + pen`` (a NumPy penalty of bench/_penalties_np.py) over the
+    penalty's variable V (W = pen.compose(V)) and the unpenalized intercepts b.
+
+    Step 1/L, L = pen.copies * :func:`lipschitz` (W = P + Q doubles it), no backtracking; adaptive
+    restart as in :func:`fista_l21`. Stops when ``cert(V, b)["rel"] <= eps`` (the common
+    certificate, checked every ``check_every`` iterations) or after ``max_time`` seconds.
+    Returns dict(W, V, b, n_iter, rel, converged, time_L)."""
+    t_start = time.perf_counter()
+    L = pen.copies * lipschitz(Xs, CURVATURE[loss])
+    time_L = time.perf_counter() - t_start
+    p, T = Xs[0].shape[1], len(Xs)
+    V = pen.lift(np.zeros((p, T)))
+    b = _b0(ys, loss)
+    Z, zb = V.copy(), b.copy()
+    tk = 1.0
+    rel = np.inf
+    it = 0
+    converged = False
+    for it in range(1, max_iter + 1):
+        GW, Gb = _neg_grad(Xs, ys, pen.compose(Z), zb, loss)
+        V_new = pen.prox(Z + pen.spread(GW) / L, 1.0 / L, alpha)
+        b_new = zb + Gb / L
+        if restart and (np.vdot(Z - V_new, V_new - V) + np.dot(zb - b_new, b_new - b)) > 0:
+            tk = 1.0
+            Z, zb = V_new.copy(), b_new.copy()
+        else:
+            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
+            mom = (tk - 1.0) / t_next
+            Z = V_new + mom * (V_new - V)
+            zb = b_new + mom * (b_new - b)
+            tk = t_next
+        V, b = V_new, b_new
+        if it % check_every == 0:
+            rel = cert(V, b, primal=False)["rel"]
+            if rel <= eps:
+                converged = True
+                break
+            if time.perf_counter() - t_start > max_time:
+                break
+    return dict(W=pen.compose(V), V=V, b=b, n_iter=it, rel=rel, converged=converged,
+                time_L=time_L)

@@ -132,3 +132,128 @@ def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = 
         P0 = p0_value(y_list, loss)
     gap = max(primal - dual, 0.0)
     return dict(gap=gap, rel=gap / P0, primal=primal, dual=dual, P0=P0)
+
+
+# ----------------------------------------------------------------------------- structured penalties
+# The common certificate of bench/bench_structured.py: a duality gap where the penalty has a
+# tractable conjugate (Trace, Dirty, SparseLowRank, MeanReg with ridge > 0), else the relative
+# proximal-gradient residual at ONE fixed L for every solver. ``pen`` is a NumPy penalty of
+# bench/_penalties_np.py, ``V`` its variable (W, or the stacked (P, Q) of the decompositions).
+def neg_gradient(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str):
+    """(G, u_sums): G[:, t] = X_t^T u_t with u_t = -l'(f_t) / n_t (the negative gradient of the
+    data term in W) and the per-task sums of u_t (the negative gradient in b)."""
+    G = np.empty((Xs[0].shape[1], len(Xs)))
+    sums = np.empty(len(Xs))
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        f = X @ W[:, t] + b[t]
+        u = (y - f) if loss == "squared" else y * expit(-y * f)
+        u = u / y.size
+        G[:, t] = X.T @ u
+        sums[t] = u.sum()
+    return G, sums
+
+
+def g0_matrix(Xs, ys, loss: str) -> np.ndarray:
+    """The negative gradient in W at W = 0 with intercepts fitted (its Frobenius norm scales the
+    KKT residual; its dual norm is alpha_max)."""
+    G = np.empty((Xs[0].shape[1], len(Xs)))
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        if loss == "squared":
+            th = y - y.mean()
+        else:
+            th = y * (1.0 - np.where(y > 0, np.mean(y > 0), np.mean(y < 0)))
+        G[:, t] = X.T @ th / y.size
+    return G
+
+
+def structured_gap(Xs, ys, pen, V: np.ndarray, b: np.ndarray, alpha: float, loss: str,
+                   P0: float) -> dict:
+    """Duality gap of (V, b) for ``datafit + pen`` (lists of per-task designs).
+
+    Dual point: the negative loss derivative at the scores of W = pen.compose(V), centered per
+    task (and, for the logistic loss, pulled back into [0, 1] as in :func:`duality_gap`), scaled
+    by ``pen.dual_scaling`` into the conjugate's domain; D = sum_t (1/n_t) sum_i -l*(-theta) -
+    pen.conjugate(G). Returns dict(gap, rel, primal, dual)."""
+    W = pen.compose(V)
+    datafit, dual = 0.0, 0.0
+    thetas = []
+    G = np.empty((W.shape[0], W.shape[1]))
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        f = X @ W[:, t] + b[t]
+        if loss == "squared":
+            r = y - f
+            datafit += 0.5 * float(r @ r) / y.size
+            th = r - r.mean()
+        else:
+            datafit += float(np.logaddexp(0.0, -y * f).sum()) / y.size
+            th = y * expit(-y * f)
+            th = _logistic_feasible(y, th - th.mean())
+        thetas.append(th)
+        G[:, t] = X.T @ th / y.size
+    s = pen.dual_scaling(G, alpha)
+    for th, y in zip(thetas, ys, strict=True):
+        th = s * th
+        if loss == "squared":
+            dual += float(th @ (y - 0.5 * th)) / y.size
+        else:
+            dual += float(_entropy(y * th).sum()) / y.size
+    dual -= pen.conjugate(s * G, alpha)
+    primal = datafit + pen.value(V, alpha)
+    gap = max(primal - dual, 0.0)
+    return dict(gap=gap, rel=gap / P0, primal=primal, dual=dual)
+
+
+def prox_residual(Xs, ys, pen, V: np.ndarray, b: np.ndarray, alpha: float, loss: str, L: float,
+                  g0_norm: float) -> dict:
+    """regmtl's relative proximal-gradient KKT residual, at a GIVEN L (the same for every solver):
+
+        sqrt(||V - prox_{Omega/L}(V + spread(G)/L)||^2 L^2 + ||intercept gradient||^2) / ||G0||_F
+
+    with G the negative gradient of the data term in W at (pen.compose(V), b) and L the Lipschitz
+    constant in V (``pen.copies`` times the one in W). Returns dict(rel, primal)."""
+    W = pen.compose(V)
+    G, sums = neg_gradient(Xs, ys, W, b, loss)
+    D = V - pen.prox(V + pen.spread(G) / L, 1.0 / L, alpha)
+    res = float(np.vdot(D, D)) * L * L + float(sums @ sums)
+    return dict(rel=np.sqrt(res) / (g0_norm if g0_norm > 0 else 1.0), primal=None)
+
+
+def data_term(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str) -> float:
+    total = 0.0
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        f = X @ W[:, t] + b[t]
+        if loss == "squared":
+            r = y - f
+            total += 0.5 * float(r @ r) / y.size
+        else:
+            total += float(np.logaddexp(0.0, -y * f).sum()) / y.size
+    return total
+
+
+class CommonCertificate:
+    """One certificate per scenario, for every solver: ``cert(V, b) -> dict(rel, kind, primal)``.
+
+    ``kind`` "gap": relative duality gap (P - D) / P0; "kkt": :func:`prox_residual` at the fixed
+    ``L_W`` (the data term's Lipschitz constant in W, from the bench's power iteration)."""
+
+    def __init__(self, Xs, ys, pen, alpha: float, loss: str, L_W: float):
+        self.Xs, self.ys, self.pen, self.alpha, self.loss = Xs, ys, pen, alpha, loss
+        self.P0 = p0_value(ys, loss)
+        self.kind = "gap" if pen.has_dual and alpha > 0 else "kkt"
+        self.L = pen.copies * L_W
+        self.g0_norm = float(np.linalg.norm(g0_matrix(Xs, ys, loss)))
+
+    def __call__(self, V: np.ndarray, b: np.ndarray, primal: bool = True) -> dict:
+        """``primal=False`` skips the objective value for the KKT kind (a stopping test)."""
+        if self.kind == "gap":
+            out = structured_gap(self.Xs, self.ys, self.pen, V, b, self.alpha, self.loss,
+                                 self.P0)
+        else:
+            out = prox_residual(self.Xs, self.ys, self.pen, V, b, self.alpha, self.loss, self.L,
+                                self.g0_norm)
+            if primal:
+                W = self.pen.compose(V)
+                out["primal"] = (data_term(self.Xs, self.ys, W, b, self.loss)
+                                 + self.pen.value(V, self.alpha))
+        out["kind"] = self.kind
+        return out

@@ -86,3 +86,80 @@ def per_task_classification(T: int = 20, p: int = 2000, n_min: int = 50, n_max: 
         Xs.append(X)
         ys.append(y)
     return Xs, ys, W
+
+
+# ----------------------------------------------------------------------------- structured W
+# Coefficient generators for the structured-penalty benchmark (bench/bench_structured.py); the
+# designs and targets come from :func:`per_task_from_coefs`, the same Toeplitz designs and noise
+# model as above.
+def lowrank_coefs(rng: np.random.Generator, p: int, T: int, rank: int = 3) -> np.ndarray:
+    """p x T coefficients of rank ``rank``: U V^T / sqrt(rank), U, V Gaussian (dense)."""
+    U = rng.standard_normal((p, rank))
+    V = rng.standard_normal((T, rank))
+    return U @ V.T / np.sqrt(rank)
+
+
+def cluster_labels(T: int, n_clusters: int = 3) -> np.ndarray:
+    """Tasks in ``n_clusters`` consecutive blocks of (almost) equal size: 0..0 1..1 2..2."""
+    return np.repeat(np.arange(n_clusters), np.diff(np.linspace(0, T, n_clusters + 1).round()
+                                                    ).astype(int))
+
+
+def clustered_coefs(rng: np.random.Generator, p: int, T: int, n_clusters: int = 3,
+                    spread: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Tasks in ``n_clusters`` groups of similar weight vectors: w_t = c_k(t) + spread * N(0, I),
+    centers c_k ~ N(0, I) (dense). Returns (W, labels); the tasks are ordered by cluster."""
+    labels = cluster_labels(T, n_clusters)
+    C = rng.standard_normal((p, n_clusters))
+    W = C[:, labels] + spread * rng.standard_normal((p, T))
+    return W, labels
+
+
+def dirty_coefs(rng: np.random.Generator, p: int, T: int, n_active: int = 20,
+                n_own: int = 5) -> np.ndarray:
+    """A shared support of ``n_active`` rows (N(0, 1) entries) plus ``n_own`` task-specific
+    entries per task outside it (N(0, 1))."""
+    W = row_sparse_coefs(rng, p, T, n_active)
+    free = np.flatnonzero(~np.any(W != 0, axis=1))
+    for t in range(T):
+        idx = rng.choice(free, size=n_own, replace=False)
+        W[idx, t] = rng.standard_normal(n_own)
+    return W
+
+
+def sparse_lowrank_coefs(rng: np.random.Generator, p: int, T: int, rank: int = 3,
+                         n_sparse: int = 5, sparse_scale: float = 3.0) -> np.ndarray:
+    """Low rank (:func:`lowrank_coefs`) plus ``n_sparse`` entries per task of scale
+    ``sparse_scale`` (N(0, sparse_scale^2)) at random positions."""
+    W = lowrank_coefs(rng, p, T, rank)
+    for t in range(T):
+        idx = rng.choice(p, size=n_sparse, replace=False)
+        W[idx, t] += sparse_scale * rng.standard_normal(n_sparse)
+    return W
+
+
+def per_task_from_coefs(W: np.ndarray, n_min: int, n_max: int, loss: str = "squared",
+                        rho: float = 0.5, snr: float = 5.0, seed: int = 0):
+    """Lists Xs, ys for given coefficients W (p x T): task t has its own Toeplitz design
+    (n_t x p, n_t uniform in [n_min, n_max]); y_t = X_t w_t + b_t + noise (SNR per task), or for
+    ``loss="logistic"`` labels sign(X_t w_t + b_t + noise) in {-1, +1} as in
+    :func:`per_task_classification`."""
+    rng = np.random.default_rng(seed)
+    p, T = W.shape
+    sizes = per_task_sizes(rng, T, n_min, n_max)
+    Xs, ys = [], []
+    for t, n_t in enumerate(sizes):
+        X = toeplitz_design(rng, int(n_t), p, rho)
+        s = X @ W[:, t]
+        e = rng.standard_normal(int(n_t))
+        e *= np.linalg.norm(s) / (snr * np.linalg.norm(e))
+        if loss == "squared":
+            y = s + e + rng.standard_normal()
+        else:
+            z = s + e + 0.3 * np.std(s) * rng.standard_normal()
+            y = np.where(z > 0, 1.0, -1.0)
+            if np.all(y == y[0]):  # keep both classes
+                y[0] = -y[0]
+        Xs.append(X)
+        ys.append(y)
+    return Xs, ys

@@ -349,3 +349,33 @@ def test_feature_constant_within_a_task_converges_and_stays_optimal(solver):
                                   solver=solver).fit(Xs, ys)
     assert 0 <= m.dual_gap_ <= 1e-12 * objective[0] * 10
     np.testing.assert_allclose(m.coef_[:, :2], 0.0, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- FISTA iterates
+@pytest.mark.parametrize("loss", LOSSES)
+def test_fista_iterates_do_not_depend_on_how_often_it_certifies(loss):
+    # Certificates minimize the intercepts on copies: the iterates and the momentum are the same
+    # whether the gap is checked every 5 or every 40 iterations (once they were refit in place,
+    # which broke the momentum at every check and multiplied the iteration count).
+    from regmtl.datafits import Logistic, Quadratic
+    from regmtl.solvers import fista, reference
+    from regmtl.taskdata import as_task_data
+
+    Xs, ys = make_lists(loss=loss, seed=3)
+    data = as_task_data(Xs, ys, numeric_y=loss == "squared")
+    if loss == "logistic":
+        data.encode_binary()
+    datafit = Quadratic() if loss == "squared" else Logistic()
+    penalty = rm.Trace()
+    ref = reference(data, datafit, True)
+    alpha = penalty.alpha_max(ref.G0) / 50
+    runs = []
+    for every in (5, 40):
+        W0, b0 = np.zeros((data.n_features, data.n_tasks)), ref.b0.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = fista(data, datafit, penalty, alpha, W0, b0, ref=ref, tol=1e-300,
+                        max_iter=40, check_every=every)
+        runs.append(res)
+    np.testing.assert_allclose(runs[0].W, runs[1].W, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(runs[0].b, runs[1].b, rtol=0, atol=1e-12)

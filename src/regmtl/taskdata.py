@@ -123,36 +123,40 @@ class TaskData:
     # ----------------------------------------------------------------- linear maps
     def linear(self, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """Scores ``f_r = x_r . w_t + b_t`` for every flat observation (W is p x T)."""
-        from .solvers._kernels import linear_dense, linear_sparse
-
         W = np.asarray(W, dtype=np.float64)
         if self.shared:
             F = np.asarray(self.X @ W)
             if b is not None:
                 F = F + b
             return np.asarray(F, dtype=np.float64).ravel(order="F")
-        f = np.zeros(self.n_obs)
         if sp.issparse(self.X):
+            from .solvers._kernels import linear_sparse
+
+            f = np.zeros(self.n_obs)
             linear_sparse(self.X.data, self.X.indices, self.X.indptr, self.task_of, W, f)
-        else:
-            linear_dense(self.X, self.indptr, W, f)
+        else:  # one BLAS product per task on a view of the stacked design
+            f = np.empty(self.n_obs)
+            for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
+                f[a:e] = self.X[a:e] @ W[:, t]
         if b is not None:
             f += np.asarray(b, dtype=np.float64)[self.task_of]
         return f
 
     def adjoint(self, u: np.ndarray) -> np.ndarray:
         """``G[:, t] = X_t^T u_t`` (p x T): the transpose of :meth:`linear` on W."""
-        from .solvers._kernels import adjoint_dense, adjoint_sparse
-
         u = np.ascontiguousarray(u, dtype=np.float64)
         if self.shared:
             U = u.reshape(-1, self.n_tasks, order="F")
             return np.asarray(self.X.T @ U, dtype=np.float64)
-        G = np.zeros((self.n_features, self.n_tasks))
         if sp.issparse(self.X):
+            from .solvers._kernels import adjoint_sparse
+
+            G = np.zeros((self.n_features, self.n_tasks))
             adjoint_sparse(self.X.data, self.X.indices, self.X.indptr, self.task_of, u, G)
-        else:
-            adjoint_dense(self.X, self.indptr, u, G)
+            return G
+        G = np.empty((self.n_features, self.n_tasks))
+        for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
+            G[:, t] = self.X[a:e].T @ u[a:e]
         return G
 
     def feature_means(self) -> np.ndarray:

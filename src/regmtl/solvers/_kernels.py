@@ -31,21 +31,6 @@ def _sigmoid(z):
 
 # ----------------------------------------------------------------------------- linear maps
 @njit(cache=True, fastmath=FAST)
-def linear_dense(X, indptr, W, f):
-    """f[r] += x_r . w_t for the stacked dense layout."""
-    p, T = W.shape
-    for t in range(T):
-        a, b = indptr[t], indptr[t + 1]
-        fs = f[a:b]
-        for j in range(p):
-            w = W[j, t]
-            if w != 0.0:
-                xs = X[a:b, j]
-                for k in range(b - a):
-                    fs[k] += xs[k] * w
-
-
-@njit(cache=True, fastmath=FAST)
 def linear_sparse(data, indices, colptr, task_of, W, f):
     """f[r] += x_r . w_t for the stacked CSC layout."""
     p = W.shape[0]
@@ -53,21 +38,6 @@ def linear_sparse(data, indices, colptr, task_of, W, f):
         for k in range(colptr[j], colptr[j + 1]):
             r = indices[k]
             f[r] += data[k] * W[j, task_of[r]]
-
-
-@njit(cache=True, fastmath=FAST)
-def adjoint_dense(X, indptr, u, G):
-    """G[j, t] = sum_{r in t} x_rj u_r for the stacked dense layout."""
-    p, T = G.shape
-    for t in range(T):
-        a, b = indptr[t], indptr[t + 1]
-        us = u[a:b]
-        for j in range(p):
-            xs = X[a:b, j]
-            acc = 0.0
-            for k in range(b - a):
-                acc += xs[k] * us[k]
-            G[j, t] = acc
 
 
 @njit(cache=True, fastmath=FAST)

@@ -164,7 +164,7 @@ def _prox_newton(data, datafit, penalty, alpha, W, b, params, *, ref, fit_interc
         fit_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(W, alpha)
     cert, converged, it = None, False, 0
-    inner_tol = 1e-3
+    inner_tol, stalled, best = 1e-3, 0, np.inf
     for it in range(1, max_iter + 1):
         theta = datafit.theta(y, f)
         s = y * theta  # sigmoid(-y f)
@@ -200,6 +200,11 @@ def _prox_newton(data, datafit, penalty, alpha, W, b, params, *, ref, fit_interc
                   f"{cert.relative:.3e}")
         if cert.converged(tol):
             converged = True
+            break
+        # at the rounding floor the certificate stops improving: give up after 20 steps
+        stalled = 0 if cert.relative < 0.99 * best else stalled + 1
+        best = min(best, cert.relative)
+        if stalled >= 20:
             break
         inner_tol = max(min(inner_tol, 0.1 * np.sqrt(cert.relative)), 1e-10)
     return SolverResult(W, b, it, cert, converged)

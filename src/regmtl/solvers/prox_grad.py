@@ -86,14 +86,13 @@ def fista(
     copies = penalty.spread(np.ones((1, 1))).size  # ||compose||^2: W = P + Q doubles it
     L = max(copies * lipschitz_estimate(maps, datafit, fit_intercept), 1e-12)
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
-    W = penalty.compose(V)
-    b = b + np.einsum("jt,jt->t", xm, W)  # intercepts in centered coordinates
-    Z, zb = V.copy(), b.copy()
+    b = b + np.einsum("jt,jt->t", xm, penalty.compose(V))  # intercepts, centered coordinates
+    f = maps.linear(penalty.compose(V), b)
+    Z, zb, fz = V, b, f  # the extrapolated point and its scores (linear in the point)
     t = 1.0
-    cert = None
+    cert, best = None, None
     it = 0
     for it in range(1, max_iter + 1):
-        fz = maps.linear(penalty.compose(Z), zb)
         val_z = datafit.value(y, fz, c)
         GW, Gb = maps.adjoint(c * datafit.theta(y, fz))  # minus the gradient
         GV = penalty.spread(GW)
@@ -109,27 +108,31 @@ def fista(
             if datafit.value(y, f_new, c) <= bound + 1e-12 * abs(val_z):
                 break
             L *= 2.0
-        step_V, step_b = V_new - V, b_new - b
+        step_V, step_b, step_f = V_new - V, b_new - b, f_new - f
         if np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b) > 0:  # restart
             t = 1.0
-            Z, zb = V_new.copy(), b_new.copy()
+            Z, zb, fz = V_new, b_new, f_new
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             mom = (t - 1.0) / t_next
-            Z, zb = V_new + mom * step_V, b_new + mom * step_b
+            Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * step_f
             t = t_next
-        V, b = V_new, b_new
+        V, b, f = V_new, b_new, f_new
         if it % check_every == 0 or it == max_iter or it == 1:
-            f = f_new
+            # certify with the intercepts minimized exactly, on copies: the iterates (and
+            # with them the momentum) stay untouched
+            b_cert, f_cert = b.copy(), f
             if fit_intercept:
                 S = datafit.state(y, f)
-                fit_intercepts(data, datafit, S, b)
-                f = datafit.scores(y, S)
-            cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref, L)
+                fit_intercepts(data, datafit, S, b_cert)
+                f_cert = datafit.scores(y, S)
+            cert = certify(data, datafit, penalty, alpha, V, f_cert, fit_intercept, ref, L)
+            best = (V, b_cert)
             if verbose:
                 print(f"[fista] iter {it:5d}  L {L:.3e}  {cert.kind} {cert.relative:.3e}")
             if cert.converged(tol):
                 break
+    V, b = best
     W = penalty.compose(V)
     b = b - np.einsum("jt,jt->t", xm, W)
     return SolverResult(W, b, it, cert, cert.converged(tol), V)

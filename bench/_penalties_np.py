@@ -1,0 +1,317 @@
+r"""Plain NumPy versions of regmtl's structured penalties (benchmark peer; independent code).
+
+Each class gives, for the variable V of the penalty (V = W, or V = (P, Q) stacked as a
+(2, p, T) array for the decompositions W = P + Q):
+
+* ``value(V, alpha)``, ``prox(V, step, alpha)`` = argmin_U ||U - V||^2 / (2 step) + Omega(U);
+* ``lift(W)`` / ``compose(V)`` / ``spread(G)`` (the map V -> W, its adjoint) and ``copies``
+  (||compose||^2, 2 for W = P + Q: the Lipschitz constant in V is twice the one in W);
+* where a duality gap exists (``has_dual``): ``dual_scaling(G, alpha)`` (s in (0, 1] with s G in
+  the domain of the conjugate), ``conjugate(G, alpha)`` and ``alpha_max(G0)``.
+
+Objectives (the same as regmtl's docstrings; W is p x T, column t = task t)::
+
+    Trace            alpha ||W||_*
+    MeanReg(r)       alpha / 2 (sum_t ||w_t - w_bar||^2 + r ||W||_F^2)
+    Graph(A)         alpha / 2 sum_{s,t} A_st ||w_s - w_t||^2 = alpha tr(W L W^T), L = D - A
+    Clustered(k,eta) alpha eta (1 + eta) min_{0 <= M <= I, tr M = k} tr(W (eta I + M)^{-1} W^T)
+    Dirty(g)         W = P + Q, alpha (sum_j ||P_j||_2 + g ||Q||_1)
+    SparseLowRank(g) W = P + Q, alpha (||Q||_* + g ||P||_1)     (V[0] = P sparse, V[1] = Q)
+
+The proxes: singular-value soft-thresholding (Trace); ``V (I + step alpha K)^{-1}`` for the task
+kernels, in closed form for MeanReg (K = (1 + r) I - 11^T / T: the task mean is divided by
+1 + step alpha r, the deviations from it by 1 + step alpha (1 + r)) and through the eigenvectors
+of the Laplacian for Graph; for Clustered the joint minimization over (U, M) of MALSAR's CMTL,
+with M's eigenvalues found by exact water-filling over the sorted breakpoints (the bsa_ihb idea:
+h(tau) = sum_i clip(tau sigma_i - a, 0, 1) is piecewise linear, so h(tau) = k is solved exactly on
+the segment where it crosses k); group / entrywise soft-thresholding for Dirty and SLR.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- building blocks
+def svt(V: np.ndarray, thr: float) -> np.ndarray:
+    """Singular-value soft-thresholding."""
+    U, s, Vt = np.linalg.svd(V, full_matrices=False)
+    keep = s > thr
+    if not keep.any():
+        return np.zeros_like(V)
+    return (U[:, keep] * (s[keep] - thr)) @ Vt[keep]
+
+
+def soft(V: np.ndarray, thr: float) -> np.ndarray:
+    return np.sign(V) * np.maximum(np.abs(V) - thr, 0.0)
+
+
+def group_soft_rows(V: np.ndarray, thr: float) -> np.ndarray:
+    nrm = np.sqrt((V * V).sum(axis=1))
+    scale = np.zeros_like(nrm)
+    big = nrm > thr
+    scale[big] = 1.0 - thr / nrm[big]
+    return V * scale[:, None]
+
+
+def nuclear(V: np.ndarray) -> float:
+    return float(np.linalg.svd(V, compute_uv=False).sum())
+
+
+def spectral(G: np.ndarray) -> float:
+    return float(np.linalg.svd(G, compute_uv=False)[0])
+
+
+def water_fill(sigma: np.ndarray, a: float, k: float) -> np.ndarray:
+    r"""argmin_m sum_i sigma_i^2 / (a + m_i) s.t. 0 <= m_i <= 1, sum_i m_i = k (sigma >= 0).
+
+    Stationarity: a + m_i = tau sigma_i, i.e. m_i = clip(tau sigma_i - a, 0, 1) with tau such
+    that h(tau) = sum_i m_i(tau) = k. h is continuous, piecewise linear and nondecreasing with
+    breakpoints a / sigma_i (m_i starts growing) and (a + 1) / sigma_i (m_i saturates at 1): sort
+    them, find the segment on which h crosses k and solve the linear equation there. When at most
+    k sigma_i are positive, those get m_i = 1 and the rest of the budget is spread over the zero
+    ones (the value does not depend on it)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    m = np.zeros_like(sigma)
+    pos = sigma > 0
+    n_pos = int(pos.sum())
+    if n_pos <= k:
+        m[pos] = 1.0
+        if n_pos < sigma.size:
+            m[~pos] = (k - n_pos) / (sigma.size - n_pos)
+        return m
+    s = sigma[pos]
+    bps = np.unique(np.concatenate([a / s, (a + 1.0) / s]))
+
+    def h(tau):
+        return np.clip(tau * s - a, 0.0, 1.0).sum()
+
+    hv = np.array([h(t) for t in bps])
+    i = int(np.searchsorted(hv, k))  # first breakpoint with h >= k (exists: h(last) = n_pos > k)
+    if hv[i] == k or i == 0:
+        tau = bps[i]
+    else:  # linear on [bps[i-1], bps[i]]: slope = sum of sigma over the growing (unsaturated) ones
+        lo = bps[i - 1]
+        mid = 0.5 * (lo + bps[i])  # classify at the midpoint: no m_i sits on a kink there
+        growing = (mid * s - a > 0.0) & (mid * s - a < 1.0)
+        slope = s[growing].sum()
+        tau = lo + (k - hv[i - 1]) / slope if slope > 0 else bps[i]
+    m[pos] = np.clip(tau * s - a, 0.0, 1.0)
+    return m
+
+
+# ----------------------------------------------------------------------------- penalties
+class _Plain:
+    """V = W."""
+
+    copies = 1
+    has_dual = False
+
+    def lift(self, W):
+        return W.copy()
+
+    def compose(self, V):
+        return V
+
+    def spread(self, G):
+        return G
+
+    def V_of(self, W, P=None, Q=None):
+        """The variable of a solution (regmtl exposes P_ / Q_ for the decompositions)."""
+        return W
+
+    def structure(self, V) -> str:
+        return ""
+
+
+class Trace(_Plain):
+    has_dual = True
+    name = "trace"
+
+    def value(self, V, alpha):
+        return alpha * nuclear(V)
+
+    def prox(self, V, step, alpha):
+        return svt(V, step * alpha)
+
+    def dual_scaling(self, G, alpha):
+        m = spectral(G)
+        return 1.0 if m <= alpha else alpha / m
+
+    def conjugate(self, G, alpha):
+        return 0.0
+
+    def alpha_max(self, G0):
+        return spectral(G0)
+
+    def structure(self, V):
+        s = np.linalg.svd(V, compute_uv=False)
+        return f"rank {int(np.sum(s > 1e-8 * s.max())) if s.max() > 0 else 0}"
+
+
+def dispersion(W: np.ndarray) -> float:
+    """||W - w_bar 1^T||_F / ||W||_F: 0 for the pooled model (all w_t equal)."""
+    nrm = np.linalg.norm(W)
+    return float(np.linalg.norm(W - W.mean(axis=1, keepdims=True)) / nrm) if nrm > 0 else 0.0
+
+
+class MeanReg(_Plain):
+    name = "mean"
+
+    def __init__(self, ridge: float = 0.0):
+        self.ridge = float(ridge)
+        self.has_dual = self.ridge > 0
+
+    def value(self, V, alpha):
+        dev = V - V.mean(axis=1, keepdims=True)
+        return 0.5 * alpha * (float(np.vdot(dev, dev)) + self.ridge * float(np.vdot(V, V)))
+
+    def prox(self, V, step, alpha):
+        mean = V.mean(axis=1, keepdims=True)
+        return (mean / (1.0 + step * alpha * self.ridge)
+                + (V - mean) / (1.0 + step * alpha * (1.0 + self.ridge)))
+
+    def dual_scaling(self, G, alpha):
+        return 1.0
+
+    def conjugate(self, G, alpha):
+        # K^{-1} = (1 / r) on the mean direction, 1 / (1 + r) on the deviations
+        mean = G.mean(axis=1, keepdims=True)
+        dev = G - mean
+        T = G.shape[1]
+        return (T * float(np.vdot(mean, mean)) / self.ridge
+                + float(np.vdot(dev, dev)) / (1.0 + self.ridge)) / (2.0 * alpha)
+
+    def structure(self, V):
+        return f"dispersion {dispersion(V):.3f}"
+
+
+class Graph(_Plain):
+    name = "graph"
+
+    def __init__(self, A: np.ndarray):
+        A = np.asarray(A, dtype=np.float64)
+        self.A = A
+        Lap = np.diag(A.sum(axis=1)) - A
+        evals, self.Q = np.linalg.eigh(Lap)
+        self.kappa = 2.0 * np.maximum(evals, 0.0)  # eigenvalues of K = 2 L
+
+    def value(self, V, alpha):
+        D = V[:, :, None] - V[:, None, :]  # p x T x T
+        return 0.5 * alpha * float(np.einsum("st,jst->", self.A, D * D))
+
+    def prox(self, V, step, alpha):
+        return ((V @ self.Q) / (1.0 + step * alpha * self.kappa)) @ self.Q.T
+
+    def structure(self, V):
+        return f"dispersion {dispersion(V):.3f}"
+
+
+class Clustered(_Plain):
+    name = "clustered"
+
+    def __init__(self, k: int = 3, eta: float = 1.0):
+        self.k, self.eta = int(k), float(eta)
+
+    def _c(self, alpha):
+        return alpha * self.eta * (1.0 + self.eta)
+
+    @staticmethod
+    def _sigma_T(V):
+        s = np.linalg.svd(V, compute_uv=False)
+        return np.concatenate([s, np.zeros(V.shape[1] - s.size)])
+
+    def value(self, V, alpha):
+        s = self._sigma_T(V)
+        m = water_fill(s, self.eta, self.k)
+        return self._c(alpha) * float(np.sum(s * s / (self.eta + m)))
+
+    def prox(self, V, step, alpha):
+        # joint min over (U, M): for fixed M = Q diag(m) Q^T (Q: right singular vectors of V),
+        # U = V Q diag((eta + m) / (eta + m + 2 step c)) Q^T and the value left is
+        # step c sum sigma^2 / (eta + 2 step c + m): water-filling with a = eta + 2 step c.
+        U, s, Vt = np.linalg.svd(V, full_matrices=False)
+        two_sc = 2.0 * step * self._c(alpha)
+        s_all = np.concatenate([s, np.zeros(V.shape[1] - s.size)])
+        m = water_fill(s_all, self.eta + two_sc, self.k)[: s.size]
+        return (U * (s * (self.eta + m) / (self.eta + m + two_sc))) @ Vt
+
+    def structure(self, V):
+        s = np.linalg.svd(V, compute_uv=False)
+        top = s[: self.k + 1] / s[0] if s[0] > 0 else s[: self.k + 1]
+        return "sv/sv1 " + " ".join(f"{x:.2f}" for x in top)
+
+
+class _Decomp:
+    """V = (V[0], V[1]) stacked, W = V[0] + V[1]."""
+
+    copies = 2
+    has_dual = True
+
+    def __init__(self, weight: float):
+        self.g = float(weight)
+
+    def lift(self, W):
+        return np.stack([W, np.zeros_like(W)])
+
+    def compose(self, V):
+        return V[0] + V[1]
+
+    def spread(self, G):
+        return np.stack([G, G])
+
+    def conjugate(self, G, alpha):
+        return 0.0
+
+    def dual_scaling(self, G, alpha):
+        m = self.alpha_max(G)
+        return 1.0 if m <= alpha else alpha / m
+
+
+class Dirty(_Decomp):
+    """V[0] = P (rows shared, group lasso), V[1] = Q (entrywise, weight g): regmtl's P_, Q_."""
+
+    name = "dirty"
+
+    def V_of(self, W, P=None, Q=None):
+        return np.stack([P, Q])
+
+    def value(self, V, alpha):
+        return alpha * (float(np.sqrt((V[0] * V[0]).sum(axis=1)).sum())
+                        + self.g * float(np.abs(V[1]).sum()))
+
+    def prox(self, V, step, alpha):
+        return np.stack([group_soft_rows(V[0], step * alpha), soft(V[1], step * alpha * self.g)])
+
+    def alpha_max(self, G):
+        return max(float(np.sqrt((G * G).sum(axis=1)).max()), float(np.abs(G).max()) / self.g)
+
+    def structure(self, V):
+        rows = int(np.count_nonzero(np.any(V[0] != 0, axis=1)))
+        return f"P rows {rows}, Q nnz {int(np.count_nonzero(V[1]))}"
+
+
+class SparseLowRank(_Decomp):
+    """V[0] = P (sparse, weight g), V[1] = Q (trace norm): regmtl's P_ (sparse), Q_ (low rank)."""
+
+    name = "sparse_lowrank"
+
+    def lift(self, W):
+        return np.stack([np.zeros_like(W), W])
+
+    def V_of(self, W, P=None, Q=None):
+        return np.stack([P, Q])
+
+    def value(self, V, alpha):
+        return alpha * (nuclear(V[1]) + self.g * float(np.abs(V[0]).sum()))
+
+    def prox(self, V, step, alpha):
+        return np.stack([soft(V[0], step * alpha * self.g), svt(V[1], step * alpha)])
+
+    def alpha_max(self, G):
+        return max(spectral(G), float(np.abs(G).max()) / self.g)
+
+    def structure(self, V):
+        s = np.linalg.svd(V[1], compute_uv=False)
+        rank = int(np.sum(s > 1e-8 * s.max())) if s.max() > 0 else 0
+        return f"P nnz {int(np.count_nonzero(V[0]))}, Q rank {rank}"

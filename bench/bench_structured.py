@@ -1,0 +1,447 @@
+"""Benchmark: regmtl's structured penalties against a plain NumPy FISTA, at the same certificate.
+
+Per-task designs (lists; T tasks with their own Toeplitz designs, n_t drawn uniformly), intercepts
+fitted, equal task weights: regmtl minimizes sum_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t) +
+Omega(W) with
+
+  Trace           alpha ||W||_*                             truth: rank-3 W
+  Mean            alpha/2 sum_t ||w_t - w_bar||^2           truth: 3 clusters of similar w_t
+  Graph(chain)    alpha/2 sum_st A_st ||w_s - w_t||^2       same data; chain over the tasks in
+                                                            cluster order (2 edges cross clusters)
+  Clustered(k=3, eta)  alpha eta(1+eta) min_M tr(W (eta I + M)^-1 W^T)   same data
+  Dirty(g)        W = P + Q, alpha (sum_j ||P_j|| + g ||Q||_1)   truth: shared rows + 5 own/task
+  SparseLowRank(g) W = P + Q, alpha (||Q||_* + g ||P||_1)   truth: rank 3 + 5 large entries/task
+
+squared loss for all, logistic loss for Trace and Dirty. alpha = alpha_max/10 and /100 where
+alpha_max exists (Trace, Dirty, SparseLowRank); a fixed value for Mean, Graph, Clustered (chosen
+so that regmtl's solution is neither pooled nor independent: the scenario prints the dispersion
+||W - w_bar 1^T||_F / ||W||_F, or for Clustered the singular-value profile, of regmtl's
+solution at alpha/100, alpha and 100 alpha).
+
+THE common certificate (bench/_gap.py, plain NumPy, one function for both solvers):
+  * relative duality gap (P - D) / P0 for Trace, Dirty, SparseLowRank (and Mean with ridge > 0),
+    P0 the objective at W = 0 with intercepts fitted; for Dirty / SparseLowRank it is evaluated
+    at regmtl's (P_, Q_) split, the variable it optimizes;
+  * else (Mean with ridge = 0, Graph, Clustered) regmtl's relative proximal-gradient KKT residual
+    sqrt(||V - prox_{Omega/L}(V + G/L)||^2 L^2 + ||intercept gradient||^2) / ||G0||_F, G the
+    negative gradient of the data term, G0 the one at W = 0 (intercepts fitted), evaluated for
+    BOTH solvers at ONE fixed L: the bench's power-iteration L = max_t lambda_max([X_t, 1]^T
+    [X_t, 1] / n_t) (times 1/4 for the logistic loss). regmtl stops on its own certificate (its own
+    L, or for Mean/Graph the plain gradient norm), so its final point is re-certified here.
+regmtl runs at tol = eps and, when the common certificate of its result exceeds eps, is re-run
+with a 10x tighter tol (the time reported is that of the tol that reached it). The NumPy FISTA
+(bench/_fista.py: fista_structured, proxes in bench/_penalties_np.py) stops on the common
+certificate itself, checked every 10 iterations, with a wall-time cap (--max-time; regmtl, which
+has no time limit, gets a max_iter worth about as many seconds from an untimed probe run). Times
+are medians of --repeats runs; a solver whose runs already exceed --budget seconds is not
+repeated. numba is warmed up first (one tiny fit of each penalty and loss). The table's ms/it is
+time / n_iter (setup included).
+
+Run:  .venv/bin/python bench/bench_structured.py [--quick] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _penalties_np as npp  # noqa: E402
+import sklearn  # noqa: E402
+from _fista import CURVATURE, fista_structured, lipschitz  # noqa: E402
+from _gap import CommonCertificate, g0_matrix, p0_value  # noqa: E402
+from _problems import (  # noqa: E402
+    clustered_coefs,
+    dirty_coefs,
+    lowrank_coefs,
+    per_task_from_coefs,
+    sparse_lowrank_coefs,
+)
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+import regmtl  # noqa: E402
+
+MAX_TIGHTEN = 3
+DIRTY_G = 0.5  # Dirty own_weight: both parts active near alpha_max (1/sqrt(T) < g < 1)
+SLR_G = 0.15  # SparseLowRank sparse_weight: max|G0|/g close to ||G0||_2 on these data
+CLUSTERED_ETA = 0.1
+#: fixed alphas of the penalties without alpha_max (squared loss; see the dispersion lines)
+FIXED_ALPHA = {"mean": 1.0, "graph": 1.0, "clustered": 0.1}
+
+
+# ----------------------------------------------------------------------------- helpers
+def header(args) -> None:
+    import numba
+    import scipy
+
+    print("=" * 110)
+    print("regmtl structured-penalty benchmark  (bench/bench_structured.py%s)"
+          % (" --quick" if args.quick else ""))
+    print(f"machine: os.cpu_count() = {os.cpu_count()}, {platform.machine()}, "
+          f"python {platform.python_version()}")
+    libs = [("regmtl", regmtl.__version__), ("numpy", np.__version__),
+            ("scipy", scipy.__version__), ("scikit-learn", sklearn.__version__),
+            ("numba", numba.__version__)]
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in libs))
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
+                for d in threadpool_info() if d.get("user_api") == "blas"]
+        print("BLAS: " + (", ".join(blas) or "unknown"))
+    except Exception:  # pragma: no cover - informational only
+        pass
+    print(f"load average at the start (1/5/15 min): "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  (other work on the machine "
+          "inflates times)")
+    print(f"repeats: {args.repeats} (median time; a solver stops repeating once its runs exceed "
+          f"{args.budget:g}s); target eps = {args.eps:g} (relative gap or relative KKT "
+          f"residual); runs capped at about {args.max_time:g}s (regmtl: max_iter from a probe "
+          "run's time per iteration; FISTA: wall time)")
+    print("=" * 110)
+
+
+def _regmtl_pen(name, T):
+    if name == "trace":
+        return regmtl.Trace()
+    if name == "mean":
+        return regmtl.MeanRegularized()
+    if name == "mean_ridge":
+        return regmtl.MeanRegularized(ridge=0.1)
+    if name == "graph":
+        return regmtl.GraphLaplacian(regmtl.chain_graph(T))
+    if name == "clustered":
+        return regmtl.Clustered(k=3, eta=CLUSTERED_ETA)
+    if name == "dirty":
+        return regmtl.Dirty(own_weight=DIRTY_G)
+    if name == "sparse_lowrank":
+        return regmtl.SparseLowRank(sparse_weight=SLR_G)
+    raise ValueError(name)
+
+
+def _numpy_pen(name, T):
+    if name == "trace":
+        return npp.Trace()
+    if name == "mean":
+        return npp.MeanReg(0.0)
+    if name == "mean_ridge":
+        return npp.MeanReg(0.1)
+    if name == "graph":
+        return npp.Graph(regmtl.chain_graph(T))
+    if name == "clustered":
+        return npp.Clustered(3, CLUSTERED_ETA)
+    if name == "dirty":
+        return npp.Dirty(DIRTY_G)
+    if name == "sparse_lowrank":
+        return npp.SparseLowRank(SLR_G)
+    raise ValueError(name)
+
+
+def warm_up() -> float:
+    """One tiny fit of each penalty and loss (numba JIT / cache load excluded from the times)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(123)
+    Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30, 22)]
+    ys = [rng.standard_normal(len(x)) for x in Xs]
+    yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("trace", "mean", "mean_ridge", "graph", "clustered", "dirty",
+                     "sparse_lowrank"):
+            regmtl.MultiTaskRegressor(penalty=_regmtl_pen(name, 4), alpha=0.05, tol=1e-8,
+                                      max_iter=2000).fit(Xs, ys)
+            regmtl.MultiTaskClassifier(penalty=_regmtl_pen(name, 4), alpha=0.01, tol=1e-8,
+                                       max_iter=2000).fit(Xs, yc)
+    return time.perf_counter() - t0
+
+
+def _timed(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        t0 = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - t0
+    conv_warn = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return out, elapsed, conv_warn
+
+
+class Row:
+    def __init__(self, name):
+        self.name = name
+        self.times: list[float] = []
+        self.certs: list[float] = []
+        self.primal = None
+        self.n_iter = None
+        self.tol = None
+        self.own = ""
+        self.note = ""
+        self.reached = True
+        self.structure = ""
+
+
+def run_solver(name, fit, cert, pen, target, tol0, repeats, budget, tighten=True):
+    """``fit(tol) -> (V, b, n_iter, own-criterion string)``; re-certified by ``cert``.
+
+    Calibrate at tol0, tightening 10x (at most MAX_TIGHTEN times) while the common certificate
+    exceeds target; then time ``repeats`` runs at that tol (the calibration run that reached it
+    counts as the first), skipping further repeats once the timed runs exceed ``budget`` s."""
+    row = Row(name)
+    tol = tol0
+    tries = 0
+    while True:
+        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        c = cert(V, b)
+        if c["rel"] <= target or not tighten or tries >= MAX_TIGHTEN:
+            break
+        if warned:  # ran out of iterations (the time cap): a tighter tol cannot help
+            row.note += "stopped at max_iter (the --max-time cap) short of eps; "
+            break
+        row.note += f"tol={tol:.0e} stopped at {c['rel']:.2e} ({elapsed:.2f}s); "
+        tol /= 10.0
+        tries += 1
+    row.tol, row.n_iter, row.own = tol, n_iter, own
+    row.times.append(elapsed)
+    row.certs.append(c["rel"])
+    row.primal = c["primal"]
+    if warned:
+        row.note += "ConvergenceWarning; "
+    for _ in range(repeats - 1):
+        if sum(row.times) > budget:
+            row.note += (f"{len(row.times)} of {repeats} runs: repeats skipped past the "
+                         f"{budget:g}s budget per solver; ")
+            break
+        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        row.times.append(elapsed)
+        row.certs.append(cert(V, b)["rel"])
+        if warned:
+            row.note += "ConvergenceWarning; "
+    row.reached = max(row.certs) <= target
+    row.structure = pen.structure(V)
+    return row
+
+
+def print_table(title, rows, target, repeats, kind):
+    ref = rows[0]
+    t_ref = float(np.median(ref.times))
+    what = "rel gap" if kind == "gap" else "rel KKT"
+    print()
+    print(title)
+    head = (f"  {'solver':<18} {'tol':>7} {'time (s)':>9} {'runs':>4} {what + ' (max)':>13} "
+            f"{'<=eps':>5} {'n_iter':>7} {'ms/it':>6} {'ratio':>6} {'objective':>16}  "
+            "structure | solver's own stopping value")
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for r in rows:
+        t = float(np.median(r.times))
+        ratio = "1.00" if r is ref else f"{t / t_ref:.2f}"
+        ok = "yes" if r.reached else "NO"
+        tol = f"{r.tol:.0e}" if r.tol is not None else "-"
+        ms_it = 1e3 * t / r.n_iter if r.n_iter else float("nan")
+        print(f"  {r.name:<18} {tol:>7} {t:>9.3f} {len(r.times):>4} {max(r.certs):>13.2e} "
+              f"{ok:>5} {r.n_iter!s:>7} {ms_it:>6.2f} {ratio:>6} {r.primal:>16.10g}  "
+              f"{r.structure} | {r.own}")
+        if r.note:
+            print(f"  {'':<18} note: {r.note.strip()}")
+    print(f"  target {what} <= {target:g}; time = median over 'runs' (asked: {repeats}); "
+          "ratio = time / regmtl time (>1: regmtl faster)")
+
+
+# ----------------------------------------------------------------------------- scenarios
+def regmtl_max_iter(est, name, T, alpha, Xs, ys, args, probe: int = 200) -> int:
+    """regmtl has no time limit: its max_iter is set to about --max-time seconds' worth of
+    iterations, from an untimed probe run of ``probe`` iterations (setup included, so the cap
+    errs on the short side)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        m = est(penalty=_regmtl_pen(name, T), alpha=alpha, tol=1e-300,
+                max_iter=probe).fit(Xs, ys)
+        per_iter = (time.perf_counter() - t0) / max(m.n_iter_, 1)
+    return int(min(args.max_iter, max(probe, args.max_time / per_iter)))
+
+
+def make_data(kind, loss, T, p, lo, hi, seed):
+    rng = np.random.default_rng(seed)
+    labels = None
+    if kind == "lowrank":
+        W = lowrank_coefs(rng, p, T, rank=3)
+    elif kind == "clustered":
+        W, labels = clustered_coefs(rng, p, T, n_clusters=3, spread=0.3)
+    elif kind == "dirty":
+        W = dirty_coefs(rng, p, T, n_active=20, n_own=5)
+    else:
+        W = sparse_lowrank_coefs(rng, p, T, rank=3, n_sparse=5, sparse_scale=3.0)
+    Xs, ys = per_task_from_coefs(W, lo, hi, loss=loss, rho=0.5, snr=5.0, seed=seed + 1)
+    return Xs, ys, W, labels
+
+
+DATA_TEXT = {
+    "lowrank": "rank-3 W = U V^T / sqrt(3), U, V Gaussian (dense)",
+    "clustered": "3 clusters of tasks (consecutive), w_t = c_k + 0.3 N(0, I), c_k ~ N(0, I)",
+    "dirty": "20 shared rows N(0, 1) + 5 task-specific entries per task N(0, 1)",
+    "sparse_lowrank": "rank-3 W + 5 entries per task N(0, 9)",
+}
+
+# (penalty, data kind, seed)
+SCENARIOS = [
+    ("trace", "lowrank", 10), ("mean", "clustered", 20), ("graph", "clustered", 20),
+    ("clustered", "clustered", 20), ("dirty", "dirty", 30),
+    ("sparse_lowrank", "sparse_lowrank", 40),
+]
+
+
+def _spread_text(name, W, pen_np):
+    if name == "clustered":
+        s = np.linalg.svd(W, compute_uv=False)
+        return "sv/sv1 " + " ".join(f"{x:.2f}" for x in s[:5] / s[0])
+    return f"dispersion {npp.dispersion(W):.3f}"
+
+
+def diagnose_alpha(name, Xs, ys, alpha, T, pen_np, W_true):
+    """regmtl at alpha/100, alpha, 100 alpha (tol 1e-4, untimed): pooled vs independent."""
+    parts = [f"truth {_spread_text(name, W_true, pen_np)}"]
+    for a in (alpha / 100, alpha, alpha * 100):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = regmtl.MultiTaskRegressor(penalty=_regmtl_pen(name, T), alpha=a, tol=1e-4,
+                                          max_iter=20_000).fit(Xs, ys)
+        parts.append(f"alpha {a:g}: {_spread_text(name, m.coef_.T, pen_np)}")
+    return "; ".join(parts)
+
+
+def scenario(args, num, name, kind, seed, loss):
+    T, p, lo, hi = (10, 200, 30, 150) if args.quick else (args.T, args.p, args.n_min, args.n_max)
+    Xs, ys, W_true, labels = make_data(kind, loss, T, p, lo, hi, seed)
+    sizes = [len(y) for y in ys]
+    pen_np = _numpy_pen(name, T)
+    est = regmtl.MultiTaskRegressor if loss == "squared" else regmtl.MultiTaskClassifier
+    P0 = p0_value(ys, loss)
+    L_W = lipschitz(Xs, CURVATURE[loss])
+    G0 = g0_matrix(Xs, ys, loss)
+    print()
+    print("#" * 110)
+    print(f"Scenario {num}: {name}, {loss} loss. T={T}, p={p}, n_t in [{min(sizes)}, {max(sizes)}] "
+          f"(N={sum(sizes)}), Toeplitz rho=0.5, SNR 5, intercepts fitted")
+    print(f"  penalty: regmtl {_regmtl_pen(name, T)!r}; truth: {DATA_TEXT[kind]}"
+          + (" (labels = sign of a noisy linear model, +-1)" if loss == "logistic" else ""))
+    has_amax = hasattr(pen_np, "alpha_max")
+    if has_amax:
+        a_max = regmtl.alpha_max(Xs, ys, penalty=_regmtl_pen(name, T), loss=loss)
+        alphas = [(f"alpha_max/{d:g}", a_max / d) for d in args.divisors]
+        print(f"  alpha_max = {a_max:.6g} (regmtl.alpha_max; independent NumPy check "
+              f"{pen_np.alpha_max(G0):.6g})")
+    else:
+        alphas = [("fixed", FIXED_ALPHA[name])]
+    eps = args.eps
+    for label, alpha in alphas:
+        max_iter = regmtl_max_iter(est, name, T, alpha, Xs, ys, args)
+        cert = CommonCertificate(Xs, ys, pen_np, alpha, loss, L_W)
+        kind_txt = ("relative duality gap (P - D)/P0" if cert.kind == "gap" else
+                    f"relative prox-grad KKT residual at the fixed L = {cert.L:.6g} (power "
+                    f"iteration), ||G0||_F = {cert.g0_norm:.6g}")
+        print(f"  P0 = {P0:.6g}; common certificate: {kind_txt}; eps = {eps:g}; regmtl "
+              f"max_iter = {max_iter} (~{args.max_time:g}s)")
+        if not has_amax and not args.quick and not args.no_diagnose:
+            print(f"  alpha {alpha:g} (fixed) -- regmtl at tol 1e-4: "
+                  f"{diagnose_alpha(name, Xs, ys, alpha, T, pen_np, W_true)}")
+
+        def fit_regmtl(tol, alpha=alpha, max_iter=max_iter):
+            m = est(penalty=_regmtl_pen(name, T), alpha=alpha, tol=tol,
+                    max_iter=max_iter).fit(Xs, ys)
+            W = m.coef_.T
+            V = pen_np.V_of(W, P=m.P_.T if hasattr(m, "P_") else None,
+                            Q=m.Q_.T if hasattr(m, "Q_") else None)
+            own = (f"dual_gap_/P0 = {m.dual_gap_ / P0:.2e}" if hasattr(m, "dual_gap_")
+                   else f"kkt_residual_ = {m.kkt_residual_:.2e}")
+            if name == "clustered" and labels is not None:
+                from sklearn.metrics import adjusted_rand_score
+                own += (f"; task_clusters_ ARI vs truth "
+                        f"{adjusted_rand_score(labels, m.task_clusters_):.2f}")
+            return V, np.asarray(m.intercept_, dtype=float), m.n_iter_, own
+
+        def fit_fista(tol, alpha=alpha, cert=cert):
+            r = fista_structured(Xs, ys, pen_np, alpha, cert, loss=loss, eps=tol,
+                                 max_time=args.fista_max_time, restart=not args.no_restart)
+            own = (f"power iteration {r['time_L']:.2f}s"
+                   + ("" if r["converged"] else
+                      f"; STOPPED at the {args.fista_max_time:g}s cap"))
+            return r["V"], r["b"], r["n_iter"], own
+
+        kw = dict(cert=cert, pen=pen_np, target=eps, tol0=eps, repeats=args.repeats,
+                  budget=args.budget)
+        rows = [run_solver("regmtl (auto)", fit_regmtl, **kw),
+                run_solver("numpy FISTA" + ("" if args.no_restart else " +rst"), fit_fista,
+                           tighten=False, **kw)]
+        rows[1].tol = None
+        print_table(f"-- {name}, {loss}: alpha = {label} = {alpha:.6g}", rows, eps, args.repeats,
+                    cert.kind)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="small shapes (T=10, p=200, n_t in [30, 150]), for a fast run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eps", type=float, default=1e-6,
+                    help="target relative gap / relative KKT residual")
+    ap.add_argument("--divisors", type=float, nargs="+", default=[10.0, 100.0],
+                    help="alpha = alpha_max / divisor (Trace, Dirty, SparseLowRank)")
+    ap.add_argument("--T", type=int, default=20)
+    ap.add_argument("--p", type=int, default=500)
+    ap.add_argument("--n-min", type=int, default=50)
+    ap.add_argument("--n-max", type=int, default=300)
+    names = [s[0] for s in SCENARIOS]
+    ap.add_argument("--penalties", nargs="+", default=names, choices=names + ["mean_ridge"],
+                    help="squared-loss scenarios (mean_ridge: Mean with ridge 0.1, gap-certified;"
+                         " not run by default)")
+    ap.add_argument("--logistic", nargs="*", default=["trace", "dirty"],
+                    choices=names + ["mean_ridge"], help="logistic-loss scenarios")
+    ap.add_argument("--max-iter", type=int, default=1_000_000,
+                    help="upper bound on regmtl's max_iter (a safety net; tol decides)")
+    ap.add_argument("--max-time", type=float, default=None,
+                    help="about this many seconds per solver run: regmtl's max_iter is set from a "
+                         "probe run's time per iteration, the FISTA stops at it "
+                         "(default 60; --quick 10)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="skip further repeats of a solver once its timed runs exceed this many "
+                         "seconds (default 20; --quick 3)")
+    ap.add_argument("--no-restart", action="store_true", help="FISTA without adaptive restart")
+    ap.add_argument("--no-diagnose", action="store_true",
+                    help="skip the alpha/100, 100 alpha diagnostic fits of Mean/Graph/Clustered")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS threads (threadpoolctl) for the whole run")
+    args = ap.parse_args(argv)
+    if args.max_time is None:
+        args.max_time = 10.0 if args.quick else 60.0
+    args.fista_max_time = args.max_time
+    if args.budget is None:
+        args.budget = 3.0 if args.quick else 20.0
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+        args._limits = threadpool_limits(args.blas_threads, user_api="blas")
+    t_all = time.perf_counter()
+    header(args)
+    print(f"numba warm-up: one tiny fit of each regmtl penalty and loss before timing, so JIT "
+          f"compilation / cache loading is excluded from every time: {warm_up():.2f}s")
+    data_of = {s[0]: s[1:] for s in SCENARIOS}
+    data_of["mean_ridge"] = ("clustered", 20)
+    FIXED_ALPHA.setdefault("mean_ridge", FIXED_ALPHA["mean"])
+    num = 0
+    for loss, chosen in (("squared", args.penalties), ("logistic", args.logistic)):
+        for name in chosen:
+            num += 1
+            kind, seed = data_of[name]
+            scenario(args, num, name, kind, seed + (5 if loss == "logistic" else 0), loss)
+    print()
+    print(f"total wall time: {time.perf_counter() - t_all:.1f}s; load average at the end "
+          f"(1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
