@@ -1,12 +1,13 @@
-r"""A plain NumPy FISTA for the L2,1 multi-task problem with per-task designs (benchmark peer).
+r"""A plain NumPy FISTA for the multi-task problems with per-task designs (benchmark peer).
 
-Minimizes sum_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t) + alpha sum_j ||W_j||_2 over W (p x T)
-and the unpenalized intercepts b (T,): accelerated proximal gradient (Beck & Teboulle 2009) with
-group soft-thresholding of the rows of W, the identity prox on b, a constant step 1/L with
-L = curvature * max_t lambda_max([X_t, 1]^T [X_t, 1] / n_t) from a power iteration (the data
-term's Hessian is block diagonal over tasks), and, unless disabled, gradient-based adaptive
-restart of the momentum (O'Donoghue & Candes 2015). It stops when the common duality gap
-(:func:`_gap.duality_gap`), checked every ``check_every`` iterations, is <= eps * P0.
+Minimizes sum_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t) + Omega(W) over the penalty's variable V
+(W = pen.compose(V)) and the unpenalized intercepts b: accelerated proximal gradient (Beck &
+Teboulle 2009) with the identity prox on b, a constant step 1/L with L = pen.copies * curvature *
+max_t lambda_max([X_t, 1]^T [X_t, 1] / n_t) from a power iteration (the data term's Hessian is
+block diagonal over tasks), and, unless disabled, gradient-based adaptive restart of the momentum
+(O'Donoghue & Candes 2015). One loop (:func:`fista`); :func:`fista_l21` (group soft-thresholding,
+stops on :func:`_gap.duality_gap`) and :func:`fista_structured` (a penalty of
+bench/_penalties_np.py, stops on the common certificate) only choose its prox and certificate.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _gap import duality_gap, p0_value
-from scipy.special import expit
+from _gap import duality_gap, neg_gradient, p0_value
+from _penalties_np import Plain, group_soft_rows
 
 CURVATURE = {"squared": 1.0, "logistic": 0.25}
+_W_IS_V = Plain()
 
 
 def lipschitz(Xs, curvature: float, tol: float = 1e-6, max_iter: int = 500, seed: int = 0):
@@ -45,26 +47,6 @@ def lipschitz(Xs, curvature: float, tol: float = 1e-6, max_iter: int = 500, seed
     return curvature * best
 
 
-def _neg_grad(Xs, ys, W, b, loss):
-    """-gradient of the data term in (W, b)."""
-    GW = np.empty_like(W)
-    Gb = np.empty_like(b)
-    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-        f = X @ W[:, t] + b[t]
-        u = (y - f) if loss == "squared" else y * expit(-y * f)
-        u /= y.size
-        GW[:, t] = X.T @ u
-        Gb[t] = u.sum()
-    return GW, Gb
-
-
-def _group_prox(V, thr):
-    nrm = np.sqrt((V * V).sum(axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
-    return V * scale[:, None]
-
-
 def _b0(ys, loss):
     if loss == "squared":
         return np.array([y.mean() for y in ys])
@@ -72,56 +54,12 @@ def _b0(ys, loss):
     return np.log(pos / (1.0 - pos))
 
 
-def fista_l21(Xs, ys, alpha: float, loss: str = "squared", eps: float = 1e-6,
-              max_iter: int = 200_000, max_time: float = np.inf, check_every: int = 10,
-              restart: bool = True):
-    """Returns dict(W, b, n_iter, rel_gap, converged, time_L)."""
-    t_start = time.perf_counter()
-    T = len(Xs)
-    p = Xs[0].shape[1]
-    L = lipschitz(Xs, CURVATURE[loss])
-    time_L = time.perf_counter() - t_start
-    P0 = p0_value(ys, loss)
-    W = np.zeros((p, T))
-    b = _b0(ys, loss)
-    Z, zb = W.copy(), b.copy()
-    tk = 1.0
-    rel = np.inf
-    it = 0
-    converged = False
-    for it in range(1, max_iter + 1):
-        GW, Gb = _neg_grad(Xs, ys, Z, zb, loss)
-        W_new = _group_prox(Z + GW / L, alpha / L)
-        b_new = zb + Gb / L
-        if restart and (np.vdot(Z - W_new, W_new - W) + np.dot(zb - b_new, b_new - b)) > 0:
-            tk = 1.0
-            Z, zb = W_new.copy(), b_new.copy()
-        else:
-            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
-            mom = (tk - 1.0) / t_next
-            Z = W_new + mom * (W_new - W)
-            zb = b_new + mom * (b_new - b)
-            tk = t_next
-        W, b = W_new, b_new
-        if it % check_every == 0:
-            rel = duality_gap(Xs, ys, W, b, alpha, loss, P0=P0)["rel"]
-            if rel <= eps:
-                converged = True
-                break
-            if time.perf_counter() - t_start > max_time:
-                break
-    return dict(W=W, b=b, n_iter=it, rel_gap=rel, converged=converged, time_L=time_L)
-
-
-def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps: float = 1e-6,
-                     max_iter: int = 1_000_000, max_time: float = np.inf, check_every: int = 10,
-                     restart: bool = True):
-    """Plain FISTA for ``datafit + pen`` (a NumPy penalty of bench/_penalties_np.py) over the
-    penalty's variable V (W = pen.compose(V)) and the unpenalized intercepts b.
-
-    Step 1/L, L = pen.copies * :func:`lipschitz` (W = P + Q doubles it), no backtracking; adaptive
-    restart as in :func:`fista_l21`. Stops when ``cert(V, b)["rel"] <= eps`` (the common
-    certificate, checked every ``check_every`` iterations) or after ``max_time`` seconds.
+def fista(Xs, ys, prox, stop, loss: str = "squared", pen=_W_IS_V, eps: float = 1e-6,
+          max_iter: int = 1_000_000, max_time: float = np.inf, check_every: int = 10,
+          restart: bool = True):
+    """The loop. ``prox(U, L)``: the penalty's prox at step 1/L; ``stop(V, b)``: the relative
+    certificate, checked every ``check_every`` iterations (converged when <= eps); ``pen`` maps V
+    to W (lift / compose / spread / copies; default V = W). Also stops after ``max_time`` s.
     Returns dict(W, V, b, n_iter, rel, converged, time_L)."""
     t_start = time.perf_counter()
     L = pen.copies * lipschitz(Xs, CURVATURE[loss])
@@ -135,8 +73,8 @@ def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
     it = 0
     converged = False
     for it in range(1, max_iter + 1):
-        GW, Gb = _neg_grad(Xs, ys, pen.compose(Z), zb, loss)
-        V_new = pen.prox(Z + pen.spread(GW) / L, 1.0 / L, alpha)
+        GW, Gb = neg_gradient(Xs, ys, pen.compose(Z), zb, loss)
+        V_new = prox(Z + pen.spread(GW) / L, L)
         b_new = zb + Gb / L
         if restart and (np.vdot(Z - V_new, V_new - V) + np.dot(zb - b_new, b_new - b)) > 0:
             tk = 1.0
@@ -149,7 +87,7 @@ def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
             tk = t_next
         V, b = V_new, b_new
         if it % check_every == 0:
-            rel = cert(V, b, primal=False)["rel"]
+            rel = stop(V, b)
             if rel <= eps:
                 converged = True
                 break
@@ -157,3 +95,22 @@ def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
                 break
     return dict(W=pen.compose(V), V=V, b=b, n_iter=it, rel=rel, converged=converged,
                 time_L=time_L)
+
+
+def fista_l21(Xs, ys, alpha: float, loss: str = "squared", eps: float = 1e-6,
+              max_iter: int = 200_000, **kw):
+    """L2,1: group soft-thresholding of the rows of W; stops on the common duality gap
+    (:func:`_gap.duality_gap`) <= eps. ``kw``: max_time, check_every, restart of :func:`fista`."""
+    P0 = p0_value(ys, loss)
+    return fista(Xs, ys, lambda U, L: group_soft_rows(U, alpha / L),
+                 lambda W, b: duality_gap(Xs, ys, W, b, alpha, loss, P0=P0)["rel"],
+                 loss=loss, eps=eps, max_iter=max_iter, **kw)
+
+
+def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps: float = 1e-6,
+                     max_iter: int = 1_000_000, **kw):
+    """``datafit + pen`` (a NumPy penalty of bench/_penalties_np.py; W = P + Q doubles L); stops
+    when ``cert(V, b)["rel"] <= eps`` (the common certificate). ``kw`` as in :func:`fista_l21`."""
+    return fista(Xs, ys, lambda U, L: pen.prox(U, 1.0 / L, alpha),
+                 lambda V, b: cert(V, b, primal=False)["rel"],
+                 loss=loss, pen=pen, eps=eps, max_iter=max_iter, **kw)

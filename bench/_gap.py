@@ -46,8 +46,9 @@ def p0_value(ys, loss: str) -> float:
     return total
 
 
-def alpha_max_l21(Xs, ys, loss: str) -> float:
-    """max_j ||G0_j||_2 at W = 0 with intercepts fitted (lists)."""
+def g0_matrix(Xs, ys, loss: str) -> np.ndarray:
+    """The negative gradient in W at W = 0 with intercepts fitted (its Frobenius norm scales the
+    KKT residual; its dual norm is alpha_max)."""
     G = np.empty((Xs[0].shape[1], len(Xs)))
     for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
         if loss == "squared":
@@ -55,6 +56,12 @@ def alpha_max_l21(Xs, ys, loss: str) -> float:
         else:
             th = y * (1.0 - np.where(y > 0, np.mean(y > 0), np.mean(y < 0)))
         G[:, t] = X.T @ th / y.size
+    return G
+
+
+def alpha_max_l21(Xs, ys, loss: str) -> float:
+    """max_j ||G0_j||_2 at W = 0 with intercepts fitted (lists)."""
+    G = g0_matrix(Xs, ys, loss)
     return float(np.sqrt((G * G).sum(axis=1)).max())
 
 
@@ -75,6 +82,40 @@ def _logistic_feasible(y: np.ndarray, theta: np.ndarray) -> np.ndarray:
     s = min(1.0, s * (1.0 + 1e-12))
     a = np.clip((1.0 - s) * a + s * a0, 0.0, 1.0)
     return y * a
+
+
+def _fit_and_dual(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str):
+    """(data term, per-task dual points theta_t, G with G[:, t] = X_t^T theta_t / n_t) at the
+    scores of (W, b) (lists): theta_t the negative loss derivative, centered, and for the logistic
+    loss pulled back into a = y theta in [0, 1] (:func:`_logistic_feasible`)."""
+    datafit = 0.0
+    thetas = []
+    G = np.empty((W.shape[0], W.shape[1]))
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        f = X @ W[:, t] + b[t]
+        if loss == "squared":
+            r = y - f
+            datafit += 0.5 * float(r @ r) / y.size
+            th = r - r.mean()
+        else:
+            datafit += float(np.logaddexp(0.0, -y * f).sum()) / y.size
+            th = y * expit(-y * f)
+            th = _logistic_feasible(y, th - th.mean())
+        thetas.append(th)
+        G[:, t] = X.T @ th / y.size
+    return datafit, thetas, G
+
+
+def _dual_value(thetas, ys, s: float, loss: str) -> float:
+    """sum_t (1/n_t) sum_i -l*(-s theta_ti)."""
+    dual = 0.0
+    for th, y in zip(thetas, ys, strict=True):
+        th = s * th
+        if loss == "squared":
+            dual += float(th @ (y - 0.5 * th)) / y.size
+        else:
+            dual += float(_entropy(y * th).sum()) / y.size
+    return dual
 
 
 def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = "squared",
@@ -102,31 +143,10 @@ def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = 
         dual = float(np.vdot(Theta, Y - 0.5 * Theta)) / n
         y_list = [Y[:, t] for t in range(T)]
     else:
-        datafit, dual = 0.0, 0.0
-        thetas = []
-        G = np.empty((W.shape[0], T))
-        y_list = list(ys)
-        for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-            f = X @ W[:, t] + b[t]
-            n_t = y.size
-            if loss == "squared":
-                r = y - f
-                datafit += 0.5 * float(r @ r) / n_t
-                th = r - r.mean()
-            else:
-                datafit += float(np.logaddexp(0.0, -y * f).sum()) / n_t
-                th = y * expit(-y * f)
-                th = _logistic_feasible(y, th - th.mean())
-            thetas.append(th)
-            G[:, t] = X.T @ th / n_t
+        datafit, thetas, G = _fit_and_dual(Xs, ys, W, b, loss)
         dn = float(np.sqrt((G * G).sum(axis=1)).max())
-        s = 1.0 if dn <= alpha else alpha / dn
-        for th, y in zip(thetas, ys, strict=True):
-            th = s * th
-            if loss == "squared":
-                dual += float(th @ (y - 0.5 * th)) / y.size
-            else:
-                dual += float(_entropy(y * th).sum()) / y.size
+        dual = _dual_value(thetas, ys, 1.0 if dn <= alpha else alpha / dn, loss)
+        y_list = list(ys)
     primal = datafit + alpha * float(np.sqrt((W * W).sum(axis=1)).sum())
     if P0 is None:
         P0 = p0_value(y_list, loss)
@@ -153,19 +173,6 @@ def neg_gradient(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str):
     return G, sums
 
 
-def g0_matrix(Xs, ys, loss: str) -> np.ndarray:
-    """The negative gradient in W at W = 0 with intercepts fitted (its Frobenius norm scales the
-    KKT residual; its dual norm is alpha_max)."""
-    G = np.empty((Xs[0].shape[1], len(Xs)))
-    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-        if loss == "squared":
-            th = y - y.mean()
-        else:
-            th = y * (1.0 - np.where(y > 0, np.mean(y > 0), np.mean(y < 0)))
-        G[:, t] = X.T @ th / y.size
-    return G
-
-
 def structured_gap(Xs, ys, pen, V: np.ndarray, b: np.ndarray, alpha: float, loss: str,
                    P0: float) -> dict:
     """Duality gap of (V, b) for ``datafit + pen`` (lists of per-task designs).
@@ -174,30 +181,9 @@ def structured_gap(Xs, ys, pen, V: np.ndarray, b: np.ndarray, alpha: float, loss
     task (and, for the logistic loss, pulled back into [0, 1] as in :func:`duality_gap`), scaled
     by ``pen.dual_scaling`` into the conjugate's domain; D = sum_t (1/n_t) sum_i -l*(-theta) -
     pen.conjugate(G). Returns dict(gap, rel, primal, dual)."""
-    W = pen.compose(V)
-    datafit, dual = 0.0, 0.0
-    thetas = []
-    G = np.empty((W.shape[0], W.shape[1]))
-    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-        f = X @ W[:, t] + b[t]
-        if loss == "squared":
-            r = y - f
-            datafit += 0.5 * float(r @ r) / y.size
-            th = r - r.mean()
-        else:
-            datafit += float(np.logaddexp(0.0, -y * f).sum()) / y.size
-            th = y * expit(-y * f)
-            th = _logistic_feasible(y, th - th.mean())
-        thetas.append(th)
-        G[:, t] = X.T @ th / y.size
+    datafit, thetas, G = _fit_and_dual(Xs, ys, pen.compose(V), b, loss)
     s = pen.dual_scaling(G, alpha)
-    for th, y in zip(thetas, ys, strict=True):
-        th = s * th
-        if loss == "squared":
-            dual += float(th @ (y - 0.5 * th)) / y.size
-        else:
-            dual += float(_entropy(y * th).sum()) / y.size
-    dual -= pen.conjugate(s * G, alpha)
+    dual = _dual_value(thetas, ys, s, loss) - pen.conjugate(s * G, alpha)
     primal = datafit + pen.value(V, alpha)
     gap = max(primal - dual, 0.0)
     return dict(gap=gap, rel=gap / P0, primal=primal, dual=dual)
@@ -216,18 +202,6 @@ def prox_residual(Xs, ys, pen, V: np.ndarray, b: np.ndarray, alpha: float, loss:
     D = V - pen.prox(V + pen.spread(G) / L, 1.0 / L, alpha)
     res = float(np.vdot(D, D)) * L * L + float(sums @ sums)
     return dict(rel=np.sqrt(res) / (g0_norm if g0_norm > 0 else 1.0), primal=None)
-
-
-def data_term(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str) -> float:
-    total = 0.0
-    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-        f = X @ W[:, t] + b[t]
-        if loss == "squared":
-            r = y - f
-            total += 0.5 * float(r @ r) / y.size
-        else:
-            total += float(np.logaddexp(0.0, -y * f).sum()) / y.size
-    return total
 
 
 class CommonCertificate:
@@ -253,7 +227,7 @@ class CommonCertificate:
                                 self.g0_norm)
             if primal:
                 W = self.pen.compose(V)
-                out["primal"] = (data_term(self.Xs, self.ys, W, b, self.loss)
+                out["primal"] = (_fit_and_dual(self.Xs, self.ys, W, b, self.loss)[0]
                                  + self.pen.value(V, self.alpha))
         out["kind"] = self.kind
         return out

@@ -101,7 +101,7 @@ def water_fill(sigma: np.ndarray, a: float, k: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- penalties
-class _Plain:
+class Plain:
     """V = W."""
 
     copies = 1
@@ -124,7 +124,7 @@ class _Plain:
         return ""
 
 
-class Trace(_Plain):
+class Trace(Plain):
     has_dual = True
     name = "trace"
 
@@ -155,7 +155,7 @@ def dispersion(W: np.ndarray) -> float:
     return float(np.linalg.norm(W - W.mean(axis=1, keepdims=True)) / nrm) if nrm > 0 else 0.0
 
 
-class MeanReg(_Plain):
+class MeanReg(Plain):
     name = "mean"
 
     def __init__(self, ridge: float = 0.0):
@@ -186,7 +186,7 @@ class MeanReg(_Plain):
         return f"dispersion {dispersion(V):.3f}"
 
 
-class Graph(_Plain):
+class Graph(Plain):
     name = "graph"
 
     def __init__(self, A: np.ndarray):
@@ -207,7 +207,7 @@ class Graph(_Plain):
         return f"dispersion {dispersion(V):.3f}"
 
 
-class Clustered(_Plain):
+class Clustered(Plain):
     name = "clustered"
 
     def __init__(self, k: int = 3, eta: float = 1.0):

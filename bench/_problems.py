@@ -1,4 +1,4 @@
-"""Synthetic problems for the L2,1 benchmark (benchmark helpers, not part of regmtl).
+"""Synthetic problems for the benchmarks (benchmark helpers, not part of regmtl).
 
 Designs are Toeplitz-correlated Gaussians: rows x ~ N(0, Sigma) with Sigma_ij = rho^|i-j|,
 drawn as a stationary AR(1) process along the features (x_1 = z_1,
@@ -48,50 +48,44 @@ def per_task_sizes(rng: np.random.Generator, T: int, n_min: int, n_max: int) -> 
     return rng.integers(n_min, n_max + 1, size=T)
 
 
-def per_task_regression(T: int = 20, p: int = 2000, n_min: int = 50, n_max: int = 400,
-                        n_active: int = 30, rho: float = 0.5, snr: float = 5.0, seed: int = 1):
-    """Lists Xs, ys: task t has its own Toeplitz design (n_t x p), n_t uniform in [n_min, n_max],
-    y_t = X_t w_t + b_t + noise with a shared support of ``n_active`` rows; SNR per task."""
-    rng = np.random.default_rng(seed)
-    sizes = per_task_sizes(rng, T, n_min, n_max)
-    W = row_sparse_coefs(rng, p, T, n_active)
+def _per_task_data(rng: np.random.Generator, W: np.ndarray, sizes, loss: str, rho: float,
+                   snr: float):
+    """The common core: task t gets its own Toeplitz design (n_t x p) and y_t = X_t w_t + b_t +
+    noise (SNR per task), or for ``loss="logistic"`` labels sign(X_t w_t + b_t + noise) in
+    {-1, +1} (both classes kept)."""
     Xs, ys = [], []
     for t, n_t in enumerate(sizes):
-        X = toeplitz_design(rng, int(n_t), p, rho)
+        X = toeplitz_design(rng, int(n_t), W.shape[0], rho)
         s = X @ W[:, t]
         e = rng.standard_normal(int(n_t))
         e *= np.linalg.norm(s) / (snr * np.linalg.norm(e))
-        Xs.append(X)
-        ys.append(s + e + rng.standard_normal())
-    return Xs, ys, W
-
-
-def per_task_classification(T: int = 20, p: int = 2000, n_min: int = 50, n_max: int = 400,
-                            n_active: int = 30, rho: float = 0.5, snr: float = 5.0,
-                            seed: int = 2):
-    """Lists Xs, ys with labels in {-1, +1}: y_t = sign(X_t w_t + b_t + noise)."""
-    rng = np.random.default_rng(seed)
-    sizes = per_task_sizes(rng, T, n_min, n_max)
-    W = row_sparse_coefs(rng, p, T, n_active)
-    Xs, ys = [], []
-    for t, n_t in enumerate(sizes):
-        X = toeplitz_design(rng, int(n_t), p, rho)
-        s = X @ W[:, t]
-        e = rng.standard_normal(int(n_t))
-        e *= np.linalg.norm(s) / (snr * np.linalg.norm(e))
-        z = s + e + 0.3 * np.std(s) * rng.standard_normal()
-        y = np.where(z > 0, 1.0, -1.0)
-        if np.all(y == y[0]):  # keep both classes
-            y[0] = -y[0]
+        if loss == "squared":
+            y = s + e + rng.standard_normal()
+        else:
+            z = s + e + 0.3 * np.std(s) * rng.standard_normal()
+            y = np.where(z > 0, 1.0, -1.0)
+            if np.all(y == y[0]):  # keep both classes
+                y[0] = -y[0]
         Xs.append(X)
         ys.append(y)
-    return Xs, ys, W
+    return Xs, ys
+
+
+def per_task_row_sparse(loss: str = "squared", T: int = 20, p: int = 2000, n_min: int = 50,
+                        n_max: int = 400, n_active: int = 30, rho: float = 0.5,
+                        snr: float = 5.0, seed: int = 1):
+    """Lists Xs, ys and the truth W for the L2,1 benchmark: n_t uniform in [n_min, n_max], a
+    shared support of ``n_active`` rows (:func:`row_sparse_coefs`), targets as in
+    :func:`_per_task_data`."""
+    rng = np.random.default_rng(seed)
+    sizes = per_task_sizes(rng, T, n_min, n_max)
+    W = row_sparse_coefs(rng, p, T, n_active)
+    return (*_per_task_data(rng, W, sizes, loss, rho, snr), W)
 
 
 # ----------------------------------------------------------------------------- structured W
 # Coefficient generators for the structured-penalty benchmark (bench/bench_structured.py); the
-# designs and targets come from :func:`per_task_from_coefs`, the same Toeplitz designs and noise
-# model as above.
+# designs and targets come from :func:`per_task_from_coefs` (:func:`_per_task_data`).
 def lowrank_coefs(rng: np.random.Generator, p: int, T: int, rank: int = 3) -> np.ndarray:
     """p x T coefficients of rank ``rank``: U V^T / sqrt(rank), U, V Gaussian (dense)."""
     U = rng.standard_normal((p, rank))
@@ -140,26 +134,8 @@ def sparse_lowrank_coefs(rng: np.random.Generator, p: int, T: int, rank: int = 3
 
 def per_task_from_coefs(W: np.ndarray, n_min: int, n_max: int, loss: str = "squared",
                         rho: float = 0.5, snr: float = 5.0, seed: int = 0):
-    """Lists Xs, ys for given coefficients W (p x T): task t has its own Toeplitz design
-    (n_t x p, n_t uniform in [n_min, n_max]); y_t = X_t w_t + b_t + noise (SNR per task), or for
-    ``loss="logistic"`` labels sign(X_t w_t + b_t + noise) in {-1, +1} as in
-    :func:`per_task_classification`."""
+    """Lists Xs, ys for given coefficients W (p x T), n_t uniform in [n_min, n_max], targets as
+    in :func:`_per_task_data`."""
     rng = np.random.default_rng(seed)
-    p, T = W.shape
-    sizes = per_task_sizes(rng, T, n_min, n_max)
-    Xs, ys = [], []
-    for t, n_t in enumerate(sizes):
-        X = toeplitz_design(rng, int(n_t), p, rho)
-        s = X @ W[:, t]
-        e = rng.standard_normal(int(n_t))
-        e *= np.linalg.norm(s) / (snr * np.linalg.norm(e))
-        if loss == "squared":
-            y = s + e + rng.standard_normal()
-        else:
-            z = s + e + 0.3 * np.std(s) * rng.standard_normal()
-            y = np.where(z > 0, 1.0, -1.0)
-            if np.all(y == y[0]):  # keep both classes
-                y[0] = -y[0]
-        Xs.append(X)
-        ys.append(y)
-    return Xs, ys
+    sizes = per_task_sizes(rng, W.shape[1], n_min, n_max)
+    return _per_task_data(rng, W, sizes, loss, rho, snr)

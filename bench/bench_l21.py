@@ -24,26 +24,17 @@ Run:  .venv/bin/python bench/bench_l21.py [--quick] [--repeats 3]
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
-import time
-import warnings
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import sklearn  # noqa: E402
+import _harness as h  # noqa: E402
 from _fista import fista_l21  # noqa: E402
 from _gap import alpha_max_l21, duality_gap, p0_value  # noqa: E402
-from _problems import (  # noqa: E402
-    per_task_classification,
-    per_task_regression,
-    shared_regression,
-)
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from _problems import per_task_row_sparse, shared_regression  # noqa: E402
 from sklearn.linear_model import MultiTaskLasso  # noqa: E402
 
 import regmtl  # noqa: E402
@@ -57,138 +48,43 @@ except ImportError:  # optional peer
 MAX_TIGHTEN = 4  # by default at most 4 extra runs with a 10x tighter tol when a peer stops short
 
 
+#: the result table's layout (see _harness.print_table)
+TABLE = dict(what="rel gap", name_width=22, tol=("tol passed", 10, lambda r, t: f"{r.tol:.1e}"),
+             n_iter_width=6, before_ratio=[("rows", 5, lambda r, t: str(r.structure))])
+
+
 # ----------------------------------------------------------------------------- helpers
 def header(args) -> None:
-    import numba
-    import scipy
-
-    print("=" * 100)
-    print("regmtl L2,1 benchmark  (bench/bench_l21.py%s)" % (" --quick" if args.quick else ""))
-    print(f"machine: os.cpu_count() = {os.cpu_count()}, {platform.machine()}, "
-          f"python {platform.python_version()}")
-    libs = [("regmtl", regmtl.__version__), ("numpy", np.__version__),
-            ("scipy", scipy.__version__), ("scikit-learn", sklearn.__version__),
-            ("numba", numba.__version__),
-            ("skglm", skglm.__version__ if skglm else "not installed")]
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in libs))
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
-                for d in threadpool_info() if d.get("user_api") == "blas"]
-        print("BLAS: " + (", ".join(blas) or "unknown"))
-    except Exception:  # pragma: no cover - informational only
-        pass
-    print(f"load average at the start (1/5/15 min): "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  (other work on the machine "
-          "inflates times)")
-    print(f"repeats: {args.repeats} (median time reported; a solver stops repeating once its runs "
-          f"exceed {args.budget:g}s); target relative gap eps = {args.eps:g} (squared), "
-          f"{args.eps_logistic:g} (logistic)")
-    print("=" * 100)
+    h.print_header(
+        "regmtl L2,1 benchmark", "bench_l21.py", args.quick, 100,
+        f"repeats: {args.repeats} (median time reported; a solver stops repeating once its runs "
+        f"exceed {args.budget:g}s); target relative gap eps = {args.eps:g} (squared), "
+        f"{args.eps_logistic:g} (logistic)",
+        extra_libs=[("skglm", skglm.__version__ if skglm else "not installed")])
 
 
-def warm_up() -> float:
+def warm_up() -> None:
     """One tiny fit of each compiled path (numba JIT / cache load) so compile time is excluded."""
-    t0 = time.perf_counter()
     rng = np.random.default_rng(123)
     X = np.asfortranarray(rng.standard_normal((30, 8)))
     Y = rng.standard_normal((30, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(X, Y)
-        Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30)]
-        ys = [rng.standard_normal(len(x)) for x in Xs]
-        regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, ys)
-        yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
-        regmtl.MultiTaskClassifier(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, yc)
-        MultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
-        if skglm is not None:
-            SkglmMultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
-    return time.perf_counter() - t0
+    regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(X, Y)
+    Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30)]
+    ys = [rng.standard_normal(len(x)) for x in Xs]
+    regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, ys)
+    yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
+    regmtl.MultiTaskClassifier(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, yc)
+    MultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
+    if skglm is not None:
+        SkglmMultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
 
 
-def _timed(fn):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        t0 = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - t0
-    conv_warn = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return out, elapsed, conv_warn
-
-
-class Row:
-    def __init__(self, name):
-        self.name = name
-        self.times: list[float] = []
-        self.gaps: list[float] = []
-        self.n_iter = None
-        self.tol = None
-        self.own = ""
-        self.note = ""
-        self.reached = True
-        self.nnz = None
-
-
-def run_solver(name, fit, X, Y, alpha, loss, P0, target, tol0, repeats, tighten=True,
-               max_tighten=MAX_TIGHTEN, budget=np.inf):
-    """``fit(tol) -> (W (p x T), b (T,), n_iter, own-criterion string)``.
-
-    Calibrate: run at tol0; if the common gap exceeds target, tighten tol 10x and re-run (at
-    most ``max_tighten`` times). Then time ``repeats`` runs at the tol that reached the target
-    (the calibration run that reached it counts as the first repeat); further repeats are
-    skipped once this solver's timed runs add up to more than ``budget`` seconds."""
-    row = Row(name)
-    tol = tol0
-    tries = 0
-    while True:
-        (W, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
-        rel = duality_gap(X, Y, W, b, alpha, loss, P0=P0)["rel"]
-        if rel <= target or not tighten or tries >= max_tighten:
-            break
-        row.note += f"tol={tol:.1e} stopped at gap {rel:.2e} ({elapsed:.2f}s); "
-        tol /= 10.0
-        tries += 1
-    row.tol, row.n_iter, row.own = tol, n_iter, own
-    row.times.append(elapsed)
-    row.gaps.append(rel)
-    if warned:
-        row.note += "ConvergenceWarning; "
-    for _ in range(repeats - 1):
-        if sum(row.times) > budget:
-            row.note += (f"{len(row.times)} of {repeats} runs: repeats skipped past the "
-                         f"{budget:g}s budget per solver; ")
-            break
-        (W, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
-        row.times.append(elapsed)
-        row.gaps.append(duality_gap(X, Y, W, b, alpha, loss, P0=P0)["rel"])
-        if warned:
-            row.note += "ConvergenceWarning; "
-    row.reached = max(row.gaps) <= target
-    row.nnz = int(np.count_nonzero(np.linalg.norm(W, axis=1)))
-    return row
-
-
-def print_table(title, rows, target, repeats):
-    ref = rows[0]
-    t_ref = float(np.median(ref.times))
-    print()
-    print(title)
-    head = (f"  {'solver':<22} {'tol passed':>10} {'time (s)':>9} {'runs':>4} "
-            f"{'rel gap (max)':>13} {'<=eps':>5} {'n_iter':>6} {'rows':>5} {'ratio':>6}  "
-            "solver's own stopping value")
-    print(head)
-    print("  " + "-" * (len(head) - 2))
-    for r in rows:
-        t = float(np.median(r.times))
-        ratio = "1.00" if r is ref else f"{t / t_ref:.2f}"
-        ok = "yes" if r.reached else "NO"
-        print(f"  {r.name:<22} {r.tol:>10.1e} {t:>9.3f} {len(r.times):>4} "
-              f"{max(r.gaps):>13.2e} {ok:>5} {r.n_iter!s:>6} {r.nnz!s:>5} {ratio:>6}  {r.own}")
-        if r.note:
-            print(f"  {'':<22} note: {r.note.strip()}")
-    print(f"  target rel gap <= {target:g}; time = median over 'runs' (asked: {repeats}); "
-          "ratio = time / regmtl time (>1: regmtl faster)")
+def run_solver(name, fit, X, Y, alpha, loss, P0, max_tighten=MAX_TIGHTEN, **kw):
+    """_harness.run_solver with the common gap (bench/_gap.py) and the nonzero rows of W."""
+    return h.run_solver(
+        name, fit, lambda W, b: duality_gap(X, Y, W, b, alpha, loss, P0=P0),
+        lambda W: int(np.count_nonzero(np.linalg.norm(W, axis=1))),
+        max_tighten=max_tighten, tol_fmt=".1e", stopped_at="gap ", **kw)
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -234,18 +130,19 @@ def scenario_shared(args) -> None:
         if skglm is not None:
             rows.append(run_solver("skglm MultiTaskLasso", fit_skglm,
                                    tol0=args.skglm_tol0 * alpha, max_tighten=6, **kw))
-        print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats)
+        h.print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats,
+                      **TABLE)
 
 
 def scenario_lists(args, loss: str) -> None:
     if loss == "squared":
-        maker, seed, eps, est = per_task_regression, 1, args.eps, regmtl.MultiTaskRegressor
+        seed, eps, est = 1, args.eps, regmtl.MultiTaskRegressor
         T, p, lo, hi, n_active = (10, 1000, 50, 200, 20) if args.quick else (20, 2000, 50, 400, 30)
     else:
-        maker, seed, eps, est = (per_task_classification, 2, args.eps_logistic,
-                                 regmtl.MultiTaskClassifier)
+        seed, eps, est = 2, args.eps_logistic, regmtl.MultiTaskClassifier
         T, p, lo, hi, n_active = (10, 500, 50, 150, 20) if args.quick else (20, 2000, 50, 400, 30)
-    Xs, ys, _ = maker(T=T, p=p, n_min=lo, n_max=hi, n_active=n_active, rho=0.5, seed=seed)
+    Xs, ys, _ = per_task_row_sparse(loss, T=T, p=p, n_min=lo, n_max=hi, n_active=n_active,
+                                    rho=0.5, seed=seed)
     sizes = [len(y) for y in ys]
     a_max = regmtl.alpha_max(Xs, ys, penalty="l21", loss=loss)
     a_check = alpha_max_l21(Xs, ys, loss)
@@ -275,61 +172,38 @@ def scenario_lists(args, loss: str) -> None:
         def fit_fista(tol, alpha=alpha):
             r = fista_l21(Xs, ys, alpha, loss=loss, eps=tol, max_time=args.fista_max_time,
                           restart=not args.no_restart)
-            own = (f"common gap {r['rel_gap']:.2e}; power iteration {r['time_L']:.2f}s"
+            own = (f"common gap {r['rel']:.2e}; power iteration {r['time_L']:.2f}s"
                    + ("" if r["converged"] else f"; STOPPED at the {args.fista_max_time:g}s cap"))
             return r["W"], r["b"], r["n_iter"], own
 
         name = "numpy FISTA" + ("" if args.no_restart else " +restart")
         rows = [run_solver("regmtl (bcd)", fit_regmtl, **kw),
                 run_solver(name, fit_fista, tighten=False, **kw)]
-        print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats)
+        h.print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats,
+                      **TABLE)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small shapes, for a fast run")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--eps", type=float, default=1e-6, help="target relative gap (squared)")
+    ap = h.parser(__doc__, "small shapes, for a fast run", "target relative gap (squared)",
+                  "alpha = alpha_max / divisor")
     ap.add_argument("--eps-logistic", type=float, default=1e-6,
                     help="target relative gap (logistic); 1e-5 if 1e-6 takes too long")
-    ap.add_argument("--divisors", type=float, nargs="+", default=[10.0, 100.0],
-                    help="alpha = alpha_max / divisor")
     ap.add_argument("--scenarios", nargs="+", default=["shared", "lists", "logistic"],
                     choices=["shared", "lists", "logistic"])
     ap.add_argument("--max-epochs", type=int, default=20_000,
                     help="max_iter of the CD solvers (a safety net; tol decides)")
     ap.add_argument("--fista-max-time", type=float, default=None,
                     help="wall-time cap of one FISTA run, s (default 200; --quick 20)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="skip further repeats of a solver once its timed runs exceed this many "
-                         "seconds (default 60; --quick 5)")
     ap.add_argument("--skglm-tol0", type=float, default=1e-2,
                     help="skglm's first tol, relative to alpha (then tightened 10x at a time)")
-    ap.add_argument("--no-restart", action="store_true", help="FISTA without adaptive restart")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="limit BLAS threads (threadpoolctl) for the whole run")
-    args = ap.parse_args(argv)
+    args = h.parse(ap, argv, budget=60.0, quick_budget=5.0)
     if args.fista_max_time is None:
         args.fista_max_time = 20.0 if args.quick else 200.0
-    if args.budget is None:
-        args.budget = 5.0 if args.quick else 60.0
-    if args.blas_threads is not None:
-        from threadpoolctl import threadpool_limits
-        args._limits = threadpool_limits(args.blas_threads, user_api="blas")
-    t_all = time.perf_counter()
-    header(args)
-    print(f"numba warm-up: one tiny fit of each regmtl path (+ sklearn, skglm) before timing, "
-          f"so JIT compilation / cache loading is excluded from every time: {warm_up():.2f}s")
-    for s in args.scenarios:
-        if s == "shared":
-            scenario_shared(args)
-        elif s == "lists":
-            scenario_lists(args, "squared")
-        else:
-            scenario_lists(args, "logistic")
-    print()
-    print(f"total wall time: {time.perf_counter() - t_all:.1f}s; load average at the end "
-          f"(1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    run = {"shared": lambda: scenario_shared(args),
+           "lists": lambda: scenario_lists(args, "squared"),
+           "logistic": lambda: scenario_lists(args, "logistic")}
+    h.run(lambda: header(args), warm_up, "regmtl path (+ sklearn, skglm)",
+          [run[s] for s in args.scenarios])
 
 
 if __name__ == "__main__":

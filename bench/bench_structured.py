@@ -42,19 +42,18 @@ Run:  .venv/bin/python bench/bench_structured.py [--quick] [--repeats 3]
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _harness as h  # noqa: E402
 import _penalties_np as npp  # noqa: E402
-import sklearn  # noqa: E402
 from _fista import CURVATURE, fista_structured, lipschitz  # noqa: E402
 from _gap import CommonCertificate, g0_matrix, p0_value  # noqa: E402
 from _problems import (  # noqa: E402
@@ -64,7 +63,6 @@ from _problems import (  # noqa: E402
     per_task_from_coefs,
     sparse_lowrank_coefs,
 )
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 import regmtl  # noqa: E402
 
@@ -78,33 +76,12 @@ FIXED_ALPHA = {"mean": 1.0, "graph": 1.0, "clustered": 0.1}
 
 # ----------------------------------------------------------------------------- helpers
 def header(args) -> None:
-    import numba
-    import scipy
-
-    print("=" * 110)
-    print("regmtl structured-penalty benchmark  (bench/bench_structured.py%s)"
-          % (" --quick" if args.quick else ""))
-    print(f"machine: os.cpu_count() = {os.cpu_count()}, {platform.machine()}, "
-          f"python {platform.python_version()}")
-    libs = [("regmtl", regmtl.__version__), ("numpy", np.__version__),
-            ("scipy", scipy.__version__), ("scikit-learn", sklearn.__version__),
-            ("numba", numba.__version__)]
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in libs))
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
-                for d in threadpool_info() if d.get("user_api") == "blas"]
-        print("BLAS: " + (", ".join(blas) or "unknown"))
-    except Exception:  # pragma: no cover - informational only
-        pass
-    print(f"load average at the start (1/5/15 min): "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  (other work on the machine "
-          "inflates times)")
-    print(f"repeats: {args.repeats} (median time; a solver stops repeating once its runs exceed "
-          f"{args.budget:g}s); target eps = {args.eps:g} (relative gap or relative KKT "
-          f"residual); runs capped at about {args.max_time:g}s (regmtl: max_iter from a probe "
-          "run's time per iteration; FISTA: wall time)")
-    print("=" * 110)
+    h.print_header(
+        "regmtl structured-penalty benchmark", "bench_structured.py", args.quick, 110,
+        f"repeats: {args.repeats} (median time; a solver stops repeating once its runs exceed "
+        f"{args.budget:g}s); target eps = {args.eps:g} (relative gap or relative KKT "
+        f"residual); runs capped at about {args.max_time:g}s (regmtl: max_iter from a probe "
+        "run's time per iteration; FISTA: wall time)")
 
 
 def _regmtl_pen(name, T):
@@ -143,113 +120,26 @@ def _numpy_pen(name, T):
     raise ValueError(name)
 
 
-def warm_up() -> float:
+def warm_up() -> None:
     """One tiny fit of each penalty and loss (numba JIT / cache load excluded from the times)."""
-    t0 = time.perf_counter()
     rng = np.random.default_rng(123)
     Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30, 22)]
     ys = [rng.standard_normal(len(x)) for x in Xs]
     yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in ("trace", "mean", "mean_ridge", "graph", "clustered", "dirty",
-                     "sparse_lowrank"):
-            regmtl.MultiTaskRegressor(penalty=_regmtl_pen(name, 4), alpha=0.05, tol=1e-8,
-                                      max_iter=2000).fit(Xs, ys)
-            regmtl.MultiTaskClassifier(penalty=_regmtl_pen(name, 4), alpha=0.01, tol=1e-8,
-                                       max_iter=2000).fit(Xs, yc)
-    return time.perf_counter() - t0
+    for name in ("trace", "mean", "mean_ridge", "graph", "clustered", "dirty", "sparse_lowrank"):
+        regmtl.MultiTaskRegressor(penalty=_regmtl_pen(name, 4), alpha=0.05, tol=1e-8,
+                                  max_iter=2000).fit(Xs, ys)
+        regmtl.MultiTaskClassifier(penalty=_regmtl_pen(name, 4), alpha=0.01, tol=1e-8,
+                                   max_iter=2000).fit(Xs, yc)
 
 
-def _timed(fn):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        t0 = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - t0
-    conv_warn = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return out, elapsed, conv_warn
-
-
-class Row:
-    def __init__(self, name):
-        self.name = name
-        self.times: list[float] = []
-        self.certs: list[float] = []
-        self.primal = None
-        self.n_iter = None
-        self.tol = None
-        self.own = ""
-        self.note = ""
-        self.reached = True
-        self.structure = ""
-
-
-def run_solver(name, fit, cert, pen, target, tol0, repeats, budget, tighten=True):
-    """``fit(tol) -> (V, b, n_iter, own-criterion string)``; re-certified by ``cert``.
-
-    Calibrate at tol0, tightening 10x (at most MAX_TIGHTEN times) while the common certificate
-    exceeds target; then time ``repeats`` runs at that tol (the calibration run that reached it
-    counts as the first), skipping further repeats once the timed runs exceed ``budget`` s."""
-    row = Row(name)
-    tol = tol0
-    tries = 0
-    while True:
-        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
-        c = cert(V, b)
-        if c["rel"] <= target or not tighten or tries >= MAX_TIGHTEN:
-            break
-        if warned:  # ran out of iterations (the time cap): a tighter tol cannot help
-            row.note += "stopped at max_iter (the --max-time cap) short of eps; "
-            break
-        row.note += f"tol={tol:.0e} stopped at {c['rel']:.2e} ({elapsed:.2f}s); "
-        tol /= 10.0
-        tries += 1
-    row.tol, row.n_iter, row.own = tol, n_iter, own
-    row.times.append(elapsed)
-    row.certs.append(c["rel"])
-    row.primal = c["primal"]
-    if warned:
-        row.note += "ConvergenceWarning; "
-    for _ in range(repeats - 1):
-        if sum(row.times) > budget:
-            row.note += (f"{len(row.times)} of {repeats} runs: repeats skipped past the "
-                         f"{budget:g}s budget per solver; ")
-            break
-        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
-        row.times.append(elapsed)
-        row.certs.append(cert(V, b)["rel"])
-        if warned:
-            row.note += "ConvergenceWarning; "
-    row.reached = max(row.certs) <= target
-    row.structure = pen.structure(V)
-    return row
-
-
-def print_table(title, rows, target, repeats, kind):
-    ref = rows[0]
-    t_ref = float(np.median(ref.times))
-    what = "rel gap" if kind == "gap" else "rel KKT"
-    print()
-    print(title)
-    head = (f"  {'solver':<18} {'tol':>7} {'time (s)':>9} {'runs':>4} {what + ' (max)':>13} "
-            f"{'<=eps':>5} {'n_iter':>7} {'ms/it':>6} {'ratio':>6} {'objective':>16}  "
-            "structure | solver's own stopping value")
-    print(head)
-    print("  " + "-" * (len(head) - 2))
-    for r in rows:
-        t = float(np.median(r.times))
-        ratio = "1.00" if r is ref else f"{t / t_ref:.2f}"
-        ok = "yes" if r.reached else "NO"
-        tol = f"{r.tol:.0e}" if r.tol is not None else "-"
-        ms_it = 1e3 * t / r.n_iter if r.n_iter else float("nan")
-        print(f"  {r.name:<18} {tol:>7} {t:>9.3f} {len(r.times):>4} {max(r.certs):>13.2e} "
-              f"{ok:>5} {r.n_iter!s:>7} {ms_it:>6.2f} {ratio:>6} {r.primal:>16.10g}  "
-              f"{r.structure} | {r.own}")
-        if r.note:
-            print(f"  {'':<18} note: {r.note.strip()}")
-    print(f"  target {what} <= {target:g}; time = median over 'runs' (asked: {repeats}); "
-          "ratio = time / regmtl time (>1: regmtl faster)")
+#: the result table's layout (see _harness.print_table; ``what`` is set per scenario)
+TABLE = dict(
+    name_width=18, tol=("tol", 7, lambda r, t: "-" if r.tol is None else f"{r.tol:.0e}"),
+    n_iter_width=7,
+    before_ratio=[("ms/it", 6, lambda r, t: f"{1e3 * t / r.n_iter if r.n_iter else np.nan:.2f}")],
+    after_ratio=[("objective", 16, lambda r, t: f"{r.primal:.10g}")],
+    tail=("structure | solver's own stopping value", lambda r: f"{r.structure} | {r.own}"))
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -373,25 +263,21 @@ def scenario(args, num, name, kind, seed, loss):
                       f"; STOPPED at the {args.fista_max_time:g}s cap"))
             return r["V"], r["b"], r["n_iter"], own
 
-        kw = dict(cert=cert, pen=pen_np, target=eps, tol0=eps, repeats=args.repeats,
-                  budget=args.budget)
-        rows = [run_solver("regmtl (auto)", fit_regmtl, **kw),
-                run_solver("numpy FISTA" + ("" if args.no_restart else " +rst"), fit_fista,
-                           tighten=False, **kw)]
+        kw = dict(cert=cert, describe=pen_np.structure, target=eps, tol0=eps,
+                  repeats=args.repeats, budget=args.budget, max_tighten=MAX_TIGHTEN,
+                  warned_note="stopped at max_iter (the --max-time cap) short of eps; ")
+        rows = [h.run_solver("regmtl (auto)", fit_regmtl, **kw),
+                h.run_solver("numpy FISTA" + ("" if args.no_restart else " +rst"), fit_fista,
+                             tighten=False, **kw)]
         rows[1].tol = None
-        print_table(f"-- {name}, {loss}: alpha = {label} = {alpha:.6g}", rows, eps, args.repeats,
-                    cert.kind)
+        h.print_table(f"-- {name}, {loss}: alpha = {label} = {alpha:.6g}", rows, eps,
+                      args.repeats, what="rel gap" if cert.kind == "gap" else "rel KKT", **TABLE)
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="small shapes (T=10, p=200, n_t in [30, 150]), for a fast run")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--eps", type=float, default=1e-6,
-                    help="target relative gap / relative KKT residual")
-    ap.add_argument("--divisors", type=float, nargs="+", default=[10.0, 100.0],
-                    help="alpha = alpha_max / divisor (Trace, Dirty, SparseLowRank)")
+    ap = h.parser(__doc__, "small shapes (T=10, p=200, n_t in [30, 150]), for a fast run",
+                  "target relative gap / relative KKT residual",
+                  "alpha = alpha_max / divisor (Trace, Dirty, SparseLowRank)")
     ap.add_argument("--T", type=int, default=20)
     ap.add_argument("--p", type=int, default=500)
     ap.add_argument("--n-min", type=int, default=50)
@@ -408,39 +294,22 @@ def main(argv=None) -> None:
                     help="about this many seconds per solver run: regmtl's max_iter is set from a "
                          "probe run's time per iteration, the FISTA stops at it "
                          "(default 60; --quick 10)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="skip further repeats of a solver once its timed runs exceed this many "
-                         "seconds (default 20; --quick 3)")
-    ap.add_argument("--no-restart", action="store_true", help="FISTA without adaptive restart")
     ap.add_argument("--no-diagnose", action="store_true",
                     help="skip the alpha/100, 100 alpha diagnostic fits of Mean/Graph/Clustered")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="limit BLAS threads (threadpoolctl) for the whole run")
-    args = ap.parse_args(argv)
+    args = h.parse(ap, argv, budget=20.0, quick_budget=3.0)
     if args.max_time is None:
         args.max_time = 10.0 if args.quick else 60.0
     args.fista_max_time = args.max_time
-    if args.budget is None:
-        args.budget = 3.0 if args.quick else 20.0
-    if args.blas_threads is not None:
-        from threadpoolctl import threadpool_limits
-        args._limits = threadpool_limits(args.blas_threads, user_api="blas")
-    t_all = time.perf_counter()
-    header(args)
-    print(f"numba warm-up: one tiny fit of each regmtl penalty and loss before timing, so JIT "
-          f"compilation / cache loading is excluded from every time: {warm_up():.2f}s")
     data_of = {s[0]: s[1:] for s in SCENARIOS}
     data_of["mean_ridge"] = ("clustered", 20)
     FIXED_ALPHA.setdefault("mean_ridge", FIXED_ALPHA["mean"])
-    num = 0
+    runs = []
     for loss, chosen in (("squared", args.penalties), ("logistic", args.logistic)):
         for name in chosen:
-            num += 1
             kind, seed = data_of[name]
-            scenario(args, num, name, kind, seed + (5 if loss == "logistic" else 0), loss)
-    print()
-    print(f"total wall time: {time.perf_counter() - t_all:.1f}s; load average at the end "
-          f"(1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            runs.append(partial(scenario, args, len(runs) + 1, name, kind,
+                                seed + (5 if loss == "logistic" else 0), loss))
+    h.run(lambda: header(args), warm_up, "regmtl penalty and loss", runs)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+"""Shared plumbing of the benchmark scripts (not part of regmtl).
+
+Command line, header, warm-up timing, the calibrate-then-repeat timing of one solver
+(:func:`run_solver`, one :class:`Row` each) and the result table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+
+# ----------------------------------------------------------------------------- command line
+def parser(doc: str, quick_help: str, eps_help: str, divisors_help: str):
+    """An ArgumentParser with the options every script has first."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--eps", type=float, default=1e-6, help=eps_help)
+    ap.add_argument("--divisors", type=float, nargs="+", default=[10.0, 100.0],
+                    help=divisors_help)
+    return ap
+
+
+def parse(ap, argv, budget: float, quick_budget: float):
+    """Add the options every script has last, parse, default --budget and apply --blas-threads."""
+    ap.add_argument("--budget", type=float, default=None,
+                    help="skip further repeats of a solver once its timed runs exceed this many "
+                         f"seconds (default {budget:g}; --quick {quick_budget:g})")
+    ap.add_argument("--no-restart", action="store_true", help="FISTA without adaptive restart")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS threads (threadpoolctl) for the whole run")
+    args = ap.parse_args(argv)
+    if args.budget is None:
+        args.budget = quick_budget if args.quick else budget
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+        args._limits = threadpool_limits(args.blas_threads, user_api="blas")
+    return args
+
+
+# ----------------------------------------------------------------------------- run
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def print_header(title: str, script: str, quick: bool, width: int, repeats_line: str,
+                 extra_libs=()) -> None:
+    """Machine, library versions, BLAS, load average, then ``repeats_line``."""
+    import numba
+    import scipy
+    import sklearn
+
+    import regmtl
+
+    print("=" * width)
+    print(f"{title}  (bench/{script}{' --quick' if quick else ''})")
+    print(f"machine: os.cpu_count() = {os.cpu_count()}, {platform.machine()}, "
+          f"python {platform.python_version()}")
+    libs = [("regmtl", regmtl.__version__), ("numpy", np.__version__),
+            ("scipy", scipy.__version__), ("scikit-learn", sklearn.__version__),
+            ("numba", numba.__version__), *extra_libs]
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in libs))
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
+                for d in threadpool_info() if d.get("user_api") == "blas"]
+        print("BLAS: " + (", ".join(blas) or "unknown"))
+    except Exception:  # pragma: no cover - informational only
+        pass
+    print(f"load average at the start (1/5/15 min): {_load()}  (other work on the machine "
+          "inflates times)")
+    print(repeats_line)
+    print("=" * width)
+
+
+def run(header, warm_up, warmed: str, scenarios) -> None:
+    """Header, timed warm-up (``warm_up()`` with warnings silenced), the scenarios, wall time."""
+    t_all = time.perf_counter()
+    header()
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warm_up()
+    print(f"numba warm-up: one tiny fit of each {warmed} before timing, so JIT compilation / "
+          f"cache loading is excluded from every time: {time.perf_counter() - t0:.2f}s")
+    for scenario in scenarios:
+        scenario()
+    print()
+    print(f"total wall time: {time.perf_counter() - t_all:.1f}s; load average at the end "
+          f"(1/5/15 min): {_load()}")
+
+
+# ----------------------------------------------------------------------------- one solver
+def _timed(fn):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        t0 = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - t0
+    conv_warn = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return out, elapsed, conv_warn
+
+
+class Row:
+    def __init__(self, name):
+        self.name = name
+        self.times: list[float] = []
+        self.certs: list[float] = []
+        self.primal = None
+        self.n_iter = None
+        self.tol = None
+        self.own = ""
+        self.note = ""
+        self.reached = True
+        self.structure = ""
+
+
+def run_solver(name, fit, cert, describe, target, tol0, repeats, budget, tighten=True,
+               max_tighten=3, tol_fmt=".0e", stopped_at="", warned_note=None):
+    """``fit(tol) -> (V, b, n_iter, own-criterion string)``, re-certified by
+    ``cert(V, b) -> dict(rel, [primal])``; ``describe(V)`` fills the structure column.
+
+    Calibrate at tol0, tightening 10x (at most ``max_tighten`` times) while the common
+    certificate exceeds target (with ``warned_note``, a run that warned ends the calibration
+    with that note); then time ``repeats`` runs at that tol (the calibration run that reached it
+    counts as the first), skipping further repeats once the timed runs exceed ``budget`` s."""
+    row = Row(name)
+    tol = tol0
+    tries = 0
+    while True:
+        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        c = cert(V, b)
+        if c["rel"] <= target or not tighten or tries >= max_tighten:
+            break
+        if warned and warned_note is not None:
+            row.note += warned_note
+            break
+        row.note += f"tol={tol:{tol_fmt}} stopped at {stopped_at}{c['rel']:.2e} ({elapsed:.2f}s); "
+        tol /= 10.0
+        tries += 1
+    row.tol, row.n_iter, row.own = tol, n_iter, own
+    row.times.append(elapsed)
+    row.certs.append(c["rel"])
+    row.primal = c.get("primal")
+    if warned:
+        row.note += "ConvergenceWarning; "
+    for _ in range(repeats - 1):
+        if sum(row.times) > budget:
+            row.note += (f"{len(row.times)} of {repeats} runs: repeats skipped past the "
+                         f"{budget:g}s budget per solver; ")
+            break
+        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        row.times.append(elapsed)
+        row.certs.append(cert(V, b)["rel"])
+        if warned:
+            row.note += "ConvergenceWarning; "
+    row.reached = max(row.certs) <= target
+    row.structure = describe(V)
+    return row
+
+
+# ----------------------------------------------------------------------------- table
+def print_table(title, rows, target, repeats, *, what, name_width, tol, n_iter_width,
+                before_ratio=(), after_ratio=(), tail=("solver's own stopping value",
+                                                       lambda r: r.own)):
+    """One row per solver; the first is the reference of the ratio column. A column is
+    ``(header, width, cell(row, median time) -> str)``; ``tol`` is the tol column, ``tail`` the
+    free text at the end of each line, ``(header, text(row))``."""
+    ref = rows[0]
+    t_ref = float(np.median(ref.times))
+    columns = [
+        tol,
+        ("time (s)", 9, lambda r, t: f"{t:.3f}"),
+        ("runs", 4, lambda r, t: str(len(r.times))),
+        (what + " (max)", 13, lambda r, t: f"{max(r.certs):.2e}"),
+        ("<=eps", 5, lambda r, t: "yes" if r.reached else "NO"),
+        ("n_iter", n_iter_width, lambda r, t: str(r.n_iter)),
+        *before_ratio,
+        ("ratio", 6, lambda r, t: "1.00" if r is ref else f"{t / t_ref:.2f}"),
+        *after_ratio,
+    ]
+    print()
+    print(title)
+    head = (f"  {'solver':<{name_width}}" + "".join(f" {h:>{w}}" for h, w, _ in columns)
+            + f"  {tail[0]}")
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for r in rows:
+        t = float(np.median(r.times))
+        print(f"  {r.name:<{name_width}}" + "".join(f" {cell(r, t):>{w}}" for _, w, cell in columns)
+              + f"  {tail[1](r)}")
+        if r.note:
+            print(f"  {'':<{name_width}} note: {r.note.strip()}")
+    print(f"  target {what} <= {target:g}; time = median over 'runs' (asked: {repeats}); "
+          "ratio = time / regmtl time (>1: regmtl faster)")
