@@ -105,3 +105,32 @@ def subdiff_violation(kind, rho, W, U, alpha):
             else:
                 worst = max(worst, np.linalg.norm(R[j]) - lam)
     return worst
+
+
+def loss_dual_value(loss, ys, thetas, omega, s=1.0):
+    """sum_t omega_t mean_i(-l*(-s theta_ti)) for per-task dual points, written from the math:
+    squared: theta y - theta^2 / 2; logistic: the binary entropy of a = y theta in [0, 1]."""
+    val = 0.0
+    for t, y in enumerate(ys):
+        th = s * thetas[t]
+        if loss == "squared":
+            terms = th * y - 0.5 * th**2
+        else:
+            a = np.clip(y * th, 0.0, 1.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = -(np.where(a > 0, a * np.log(a), 0.0)
+                          + np.where(a < 1, (1 - a) * np.log(1 - a), 0.0))
+        val += omega[t] * terms.mean()
+    return val
+
+
+# cvxpy's interior-point solver, asked for about 1e-10 (tests compare with stated tolerances)
+CLARABEL_OPTIONS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10,
+                    "max_iter": 500}
+
+# a symmetric, non-negative task graph (4 tasks) with unequal weights and one self-loop,
+# which contributes nothing (A_tt ||w_t - w_t||^2 = 0)
+A4 = np.array([[0.3, 1.0, 0.5, 0.0],
+               [1.0, 0.0, 2.0, 0.0],
+               [0.5, 2.0, 0.0, 0.3],
+               [0.0, 0.0, 0.3, 0.0]])

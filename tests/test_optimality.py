@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_lists, subdiff_violation
+from conftest import loss_dual_value, make_lists, subdiff_violation
 from scipy.special import expit
 
 import regmtl as rm
@@ -115,17 +115,7 @@ def dual_value(loss, Xs, ys, W, b, omega, kind, rho, alpha, fit_intercept):
     if rho == 1.0:
         dn = np.abs(G).max() if kind == "entry" else np.linalg.norm(G, axis=1).max()
         s = min(1.0, alpha / dn)
-    val = 0.0
-    for t, y in enumerate(ys):
-        th = s * thetas[t]
-        if loss == "squared":
-            terms = th * y - 0.5 * th**2
-        else:
-            a = np.clip(y * th, 0.0, 1.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                terms = -(np.where(a > 0, a * np.log(a), 0.0)
-                          + np.where(a < 1, (1 - a) * np.log(1 - a), 0.0))
-        val += omega[t] * terms.mean()
+    val = loss_dual_value(loss, ys, thetas, omega, s)
     return val - conjugate(kind, rho, s * G, alpha)
 
 

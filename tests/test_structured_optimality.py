@@ -37,7 +37,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import make_lists, make_shared
+from conftest import A4, CLARABEL_OPTIONS, loss_dual_value, make_lists, make_shared
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
@@ -56,14 +56,7 @@ TOL = 1e-12
 # there, and its rounding floor (about 1.2e-15) is above 1e-15.
 TOL_CF = {True: 1e-15, False: TOL}
 MAX_ITER = 200_000
-CLARABEL = {"solver": cp.CLARABEL, "tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10,
-            "tol_feas": 1e-10, "max_iter": 500}
-
-# a symmetric, non-negative task graph with unequal weights and a self-loop (which adds nothing)
-A4 = np.array([[0.3, 1.0, 0.5, 0.0],
-               [1.0, 0.0, 2.0, 0.0],
-               [0.5, 2.0, 0.0, 0.3],
-               [0.0, 0.0, 0.3, 0.0]])
+CLARABEL = {"solver": cp.CLARABEL, **CLARABEL_OPTIONS}
 
 # name -> (penalty, {loss: alpha}); an alpha given as ("max", f) is f * alpha_max, chosen so
 # that the nonsmooth penalties give a nontrivial structure (checked in the tests)
@@ -237,18 +230,7 @@ def dual_value(name, loss, Xs, ys, W, b, omega, alpha):
         else:
             dual_norm = max(spec, absmax / CASES[name][0].sparse_weight)
         s, conj = min(1.0, alpha / dual_norm), 0.0
-    val = 0.0
-    for t, y in enumerate(ys):
-        th = s * thetas[t]
-        if loss == "squared":
-            terms = th * y - 0.5 * th**2
-        else:
-            a = np.clip(y * th, 0.0, 1.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                terms = -(np.where(a > 0, a * np.log(a), 0.0)
-                          + np.where(a < 1, (1 - a) * np.log(1 - a), 0.0))
-        val += omega[t] * terms.mean()
-    return val - conj
+    return loss_dual_value(loss, ys, thetas, omega, s) - conj
 
 
 # --------------------------------------------------------------------------- cvxpy reference

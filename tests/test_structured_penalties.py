@@ -25,18 +25,11 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
+from conftest import A4, CLARABEL_OPTIONS
 
 import regmtl as rm
 
-CLARABEL = {"solver": cp.CLARABEL, "tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10,
-            "tol_feas": 1e-10, "max_iter": 500}
-
-# a symmetric, non-negative task graph (4 tasks) with unequal weights and one self-loop,
-# which contributes nothing (A_tt ||w_t - w_t||^2 = 0)
-A4 = np.array([[0.3, 1.0, 0.5, 0.0],
-               [1.0, 0.0, 2.0, 0.0],
-               [0.5, 2.0, 0.0, 0.3],
-               [0.0, 0.0, 0.3, 0.0]])
+CLARABEL = {"solver": cp.CLARABEL, **CLARABEL_OPTIONS}
 
 
 def solve_cvx(problem: cp.Problem) -> float:
