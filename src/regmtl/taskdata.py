@@ -347,7 +347,7 @@ def _lookup(labels: Sequence[Hashable], tasks: np.ndarray, name: str) -> np.ndar
             known = ", ".join(repr(t) for t in tasks[:10]) + (" ..." if len(tasks) > 10 else "")
             raise ValueError(
                 f"{name}: unknown task {lab!r}; the model was fitted on tasks {known}. "
-                "Predict only for fitted tasks (or use regmtl.transfer for a new task)."
+                "Predict only for tasks the model was fitted on."
             ) from None
     return out
 
