@@ -219,45 +219,32 @@ def test_graph_without_edges_gives_independent_tasks(loss, solver, alpha):
     assert m.kkt_residual_ <= TIGHT["tol"]
 
 
-@pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("own_weight", [1.5, 1e3])
-def test_dirty_large_own_weight_is_l21(loss, own_weight):
-    Xs, ys = make_data(loss)
-    a = ALPHA[loss]
-    d = fit(loss, rm.Dirty(own_weight=own_weight), a, Xs, ys)
-    ref = fit(loss, "l21", a, Xs, ys)
-    assert_allclose(d.coef_, ref.coef_, rtol=0, atol=1e-6)
-    assert_allclose(d.intercept_, ref.intercept_, rtol=0, atol=1e-6)
-    assert np.all(d.Q_ == 0.0)
-    assert_array_equal(d.P_, d.coef_)
-    assert d.objective_ == pytest.approx(ref.objective_, rel=1e-9)
+# a decomposition whose weight makes one part useless is the other part's penalty exactly:
+# (penalty, reference penalty, alpha factor of the reference, the part that stays zero)
+REDUCTIONS = {
+    "dirty-1.5=l21": (rm.Dirty(own_weight=1.5), "l21", 1.0, "Q_"),
+    "dirty-1e3=l21": (rm.Dirty(own_weight=1e3), "l21", 1.0, "Q_"),
+    # own_weight < 1 / sqrt(T) = 0.577: the row norm never beats the entries
+    "dirty-0.5=l1": (rm.Dirty(own_weight=0.5), "l1", 0.5, "P_"),
+    "dirty-0.2=l1": (rm.Dirty(own_weight=0.2), "l1", 0.2, "P_"),
+    "sparse_lowrank-1.5=trace": (rm.SparseLowRank(sparse_weight=1.5), "trace", 1.0, "P_"),
+    "sparse_lowrank-1e3=trace": (rm.SparseLowRank(sparse_weight=1e3), "trace", 1.0, "P_"),
+}
 
 
 @pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("own_weight", [0.5, 0.2])  # < 1 / sqrt(3) = 0.577
-def test_dirty_small_own_weight_is_l1(loss, own_weight):
+@pytest.mark.parametrize("case", list(REDUCTIONS))
+def test_decomposition_reduces_to_one_part(loss, case):
+    penalty, reference, factor, zero_part = REDUCTIONS[case]
     Xs, ys = make_data(loss)
     a = ALPHA[loss]
-    d = fit(loss, rm.Dirty(own_weight=own_weight), a, Xs, ys)
-    ref = fit(loss, "l1", a * own_weight, Xs, ys)
+    d = fit(loss, penalty, a, Xs, ys)
+    ref = fit(loss, reference, a * factor, Xs, ys)
     assert_allclose(d.coef_, ref.coef_, rtol=0, atol=1e-6)
     assert_allclose(d.intercept_, ref.intercept_, rtol=0, atol=1e-6)
-    assert np.all(d.P_ == 0.0)
-    assert_array_equal(d.Q_, d.coef_)
-    assert d.objective_ == pytest.approx(ref.objective_, rel=1e-9)
-
-
-@pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("sparse_weight", [1.5, 1e3])
-def test_sparse_lowrank_large_sparse_weight_is_trace(loss, sparse_weight):
-    Xs, ys = make_data(loss)
-    a = ALPHA[loss]
-    d = fit(loss, rm.SparseLowRank(sparse_weight=sparse_weight), a, Xs, ys)
-    ref = fit(loss, "trace", a, Xs, ys)
-    assert_allclose(d.coef_, ref.coef_, rtol=0, atol=1e-6)
-    assert_allclose(d.intercept_, ref.intercept_, rtol=0, atol=1e-6)
-    assert np.all(d.P_ == 0.0)  # P_ is the sparse part
-    assert_array_equal(d.Q_, d.coef_)
+    other = "Q_" if zero_part == "P_" else "P_"
+    assert np.all(getattr(d, zero_part) == 0.0)
+    assert_array_equal(getattr(d, other), d.coef_)
     assert d.objective_ == pytest.approx(ref.objective_, rel=1e-9)
 
 
@@ -802,3 +789,11 @@ def test_module_names_are_public():
         assert name in rm.__all__ and hasattr(rm, name)
     assert re.search(r"GraphLaplacian\(A=<array \(3, 3\)>\)",
                      repr(rm.GraphLaplacian(rm.chain_graph(3))))
+
+
+def test_graph_given_as_a_sparse_adjacency_matrix():
+    Xs, ys = make_data("squared")
+    A = rm.chain_graph(len(Xs))
+    dense = fit("squared", rm.GraphLaplacian(A), ALPHA["squared"], Xs, ys)
+    sparse_fit = fit("squared", rm.GraphLaplacian(sp.csr_matrix(A)), ALPHA["squared"], Xs, ys)
+    assert_array_equal(sparse_fit.coef_, dense.coef_)

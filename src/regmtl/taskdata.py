@@ -32,7 +32,6 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 __all__ = ["TaskData", "as_task_data"]
 
-FORMS = ("single", "list", "dict", "long", "shared")
 CheckX = Callable[[Any, bool], Any]
 
 
@@ -112,13 +111,6 @@ class TaskData:
                 np.arange(self.n_tasks, dtype=np.int64), np.diff(self.indptr)
             )
         return self._task_of
-
-    @property
-    def n_per_task(self) -> np.ndarray:
-        """Observed rows per task (missing labels excluded)."""
-        if self.observed is not None:
-            return np.add.reduceat(self.observed.astype(np.int64), self.indptr[:-1])
-        return np.diff(self.indptr)
 
     # ----------------------------------------------------------------- linear maps
     def linear(self, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:

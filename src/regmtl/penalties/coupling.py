@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .base import Penalty, check_positive
 
@@ -130,7 +131,8 @@ class GraphLaplacian(_TaskKernel):
 
     def _adjacency(self) -> np.ndarray:
         try:
-            A = np.asarray(self.A, dtype=np.float64)
+            A = self.A.toarray() if sp.issparse(self.A) else self.A
+            A = np.asarray(A, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError("A must be a numeric task-adjacency matrix.") from None
         if A.ndim != 2 or A.shape[0] != A.shape[1]:

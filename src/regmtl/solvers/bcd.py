@@ -79,6 +79,7 @@ class _LeastSquaresEpochs:
         self.xm = weighted_means(data, c) if fit_intercept else np.zeros((p, T))
         self.L = block_lipschitz(data, c, self.xm)
         self.ct = c[data.indptr[:-1]].copy()
+        self.offset = data.offset
         self.uniform = uniform
         self.params = (l1, l2, group)
         self.features = np.arange(p, dtype=np.int64)
@@ -106,7 +107,7 @@ class _LeastSquaresEpochs:
             )
         else:
             change = bcd_epoch_dense(
-                X, self.c, self.ct, self.uniform, data.indptr, data.offset, self.xm, R, W,
+                X, self.c, self.ct, self.uniform, data.indptr, self.offset, self.xm, R, W,
                 self.L, l1, l2, group, self.features, self.g, self.delta,
             )
         self.intercepts(R, bc)

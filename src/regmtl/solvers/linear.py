@@ -65,7 +65,7 @@ def conjugate_gradient(
 
     rhs = adjoint(c * (data.y - ybar[data.task_of]))
     diag = block_lipschitz(data, c, xm) + alpha * np.diag(K)
-    inv_diag = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 0.0)
+    inv_diag = np.divide(1.0, diag, out=np.zeros_like(diag), where=diag > 0)
     R = rhs - operator(W)
     Z = inv_diag * R
     P = Z.copy()
