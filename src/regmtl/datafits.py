@@ -27,10 +27,12 @@ __all__ = ["Datafit", "Quadratic", "Logistic"]
 
 class Datafit:
     """Base class. ``code`` selects the numba kernels (0 quadratic, 1 logistic, as in
-    :mod:`regmtl.solvers._kernels`), ``curvature`` bounds ``l''``."""
+    :mod:`regmtl.solvers._kernels`), ``curvature`` bounds ``l''``, ``dual_strong_concavity``
+    bounds ``(l*)''`` from below (the dual's strong concavity in the c-weighted norm)."""
 
     code: int
     curvature: float
+    dual_strong_concavity: float
     name: str
 
     def value(self, y: np.ndarray, f: np.ndarray, c: np.ndarray) -> float:
@@ -64,6 +66,7 @@ class Quadratic(Datafit):
 
     code = 0
     curvature = 1.0
+    dual_strong_concavity = 1.0
     name = "squared"
 
     def value(self, y, f, c):
@@ -88,6 +91,7 @@ class Logistic(Datafit):
 
     code = 1
     curvature = 0.25
+    dual_strong_concavity = 4.0
     name = "logistic"
 
     def value(self, y, f, c):

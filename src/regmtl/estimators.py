@@ -47,6 +47,7 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
+        "solver_options": [dict, None],
     }
 
     # task ids travel with the rows through cross-validation, pipelines and searches
@@ -66,6 +67,7 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         max_iter: int = 1000,
         warm_start: bool = False,
         verbose: int = 0,
+        solver_options: dict | None = None,
     ):
         self.penalty = penalty
         self.alpha = alpha
@@ -76,6 +78,7 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         self.max_iter = max_iter
         self.warm_start = warm_start
         self.verbose = verbose
+        self.solver_options = solver_options
 
     def _validate_params(self) -> None:
         try:
@@ -132,6 +135,7 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
             data, self._datafit(), penalty, float(self.alpha),
             solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
             tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
+            options=self.solver_options,
         )
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
@@ -228,6 +232,12 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
     warm_start : bool, default=False
         Start from the previous solution when the problem shape is unchanged.
     verbose : int, default=0
+    solver_options : dict, optional
+        Block coordinate descent only: ``working_set`` (True), ``screening`` (True, gap-safe),
+        ``anderson`` (5 iterates per extrapolation, 0 for none), ``gram`` ("auto": Gram form
+        on a shared design whose tasks have no sample weights or missing labels; True or
+        False), ``p0`` (10, smallest working set). They change the path to the optimum, not
+        the optimum.
 
     Attributes
     ----------

@@ -82,6 +82,7 @@ class TaskData:
     classes: list[np.ndarray] | None = None
     n_input_rows: int = 0
     _task_of: np.ndarray | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- shape facts
     @property

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .bcd import bcd
+from .bcd import BCD_OPTIONS, bcd
 from .certificates import Certificate, Reference, certify, reference
 from .linear import conjugate_gradient, has_linear_path
 from .prox_grad import fista
@@ -37,12 +37,15 @@ def solve(
     max_iter: int = 1000,
     ref: Reference | None = None,
     verbose: int = 0,
+    options: dict | None = None,
 ) -> SolverResult:
     """Minimize ``sum_r c_r l(y_r, x_r.w_t + b_t) + Omega(W)`` and certify the result.
 
     ``solver="auto"`` picks block coordinate descent for row-separable penalties, conjugate
     gradients for the squared loss with a quadratic task-coupling penalty, FISTA otherwise.
-    A fit that stops at ``max_iter`` warns with the certificate it reached.
+    A fit that stops at ``max_iter`` warns with the certificate it reached. ``options`` go to
+    block coordinate descent (:data:`~regmtl.solvers.bcd.BCD_OPTIONS`: ``working_set``,
+    ``screening``, ``anderson``, ``gram``, ``p0``) and are ignored by the other solvers.
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
@@ -65,6 +68,12 @@ def solve(
             "solver='cg' solves the squared loss with a quadratic task-coupling penalty "
             f"(mean, graph); use solver='auto' for {penalty!r} with the {datafit.name} loss."
         )
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(BCD_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"solver_options has unknown keys {unknown}; the known ones are {list(BCD_OPTIONS)}."
+        )
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     if _zero_is_optimal(penalty, alpha, ref):
         # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=
@@ -82,10 +91,13 @@ def solve(
     if solver == "fista":
         res = fista(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
                     tol=tol, max_iter=max_iter, verbose=verbose, V0=V0)
+    elif solver == "bcd":
+        res = bcd(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                  tol=tol, max_iter=max_iter, verbose=verbose, **options)
     else:
-        run = bcd if solver == "bcd" else conjugate_gradient
-        res = run(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                  tol=tol, max_iter=max_iter, verbose=verbose)
+        res = conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
+                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                                 verbose=verbose)
     if not res.converged:
         cert = res.certificate
         what = "duality gap" if cert.kind == "duality_gap" else "KKT residual"

@@ -50,44 +50,164 @@ def adjoint_sparse(data, indices, colptr, task_of, u, G):
             G[j, task_of[r]] += data[k] * u[r]
 
 
-# ----------------------------------------------------------------------------- Lipschitz
+# ----------------------------------------------------------------------------- moments
 @njit(cache=True, fastmath=FAST)
-def lipschitz_dense(X, c, indptr, offset, xm, L):
-    """L[j, t] = sum_{r in t} c_r (x_rj - xm_jt)^2 (coordinate-wise Lipschitz constants)."""
-    p, T = L.shape
+def column_moments(X, m, ss):
+    """Column means ``m`` and centered sums of squares ``ss`` of a dense matrix (two passes)."""
+    n, p = X.shape
+    for j in range(p):
+        xs = X[:, j]
+        acc = 0.0
+        for k in range(n):
+            acc += xs[k]
+        mj = acc / n if n > 0 else 0.0
+        acc = 0.0
+        for k in range(n):
+            x = xs[k] - mj
+            acc += x * x
+        m[j] = mj
+        ss[j] = acc if acc > 1e-10 * mj * mj * n else 0.0
+
+
+@njit(cache=True, fastmath=FAST)
+def moments_dense(X, c, indptr, offset, csum, center, features, xm, L):
+    """For j in ``features``: ``xm[j, t]`` the c-weighted mean of column j over task t (0 unless
+    ``center``) and ``L[j, t] = sum_{r in t} c_r (x_rj - xm_jt)^2``, set to exactly 0 when it
+    is at rounding level (a column constant within the task)."""
+    T = xm.shape[1]
     for t in range(T):
         a, b, o = indptr[t], indptr[t + 1], offset[t]
         cs = c[a:b]
-        for j in range(p):
-            m = xm[j, t]
+        tot = csum[t]
+        for j in features:
             xs = X[a - o : b - o, j]
+            m = 0.0
+            if center and tot > 0.0:
+                for k in range(b - a):
+                    m += cs[k] * xs[k]
+                m /= tot
             acc = 0.0
             for k in range(b - a):
                 x = xs[k] - m
                 acc += cs[k] * x * x
-            L[j, t] = acc
+            xm[j, t] = m
+            L[j, t] = acc if acc > 1e-10 * m * m * tot else 0.0
 
 
 @njit(cache=True, fastmath=FAST)
-def lipschitz_sparse(data, indices, colptr, shared, task_of, c, indptr, L):
-    """L[j, t] = sum_{r in t} c_r x_rj^2 for a CSC design (uncentered)."""
-    p, T = L.shape
-    for j in range(p):
+def moments_sparse(data, indices, colptr, shared, task_of, c, indptr, csum, center, features,
+                   xm, L, s1, s2):
+    """:func:`moments_dense` for a CSC design (``s1``, ``s2``: buffers of length T)."""
+    T = xm.shape[1]
+    for j in features:
+        for t in range(T):
+            s1[t] = 0.0
+            s2[t] = 0.0
+        if shared:
+            for t in range(T):
+                o = indptr[t]
+                for k in range(colptr[j], colptr[j + 1]):
+                    w = c[indices[k] + o] * data[k]
+                    s1[t] += w
+                    s2[t] += w * data[k]
+        else:
+            for k in range(colptr[j], colptr[j + 1]):
+                r = indices[k]
+                t = task_of[r]
+                w = c[r] * data[k]
+                s1[t] += w
+                s2[t] += w * data[k]
+        for t in range(T):
+            m = s1[t] / csum[t] if center and csum[t] > 0.0 else 0.0
+            acc = s2[t] - m * s1[t]
+            xm[j, t] = m
+            L[j, t] = acc if acc > 1e-10 * m * m * csum[t] else 0.0
+
+
+# ----------------------------------------------------------------------------- restricted maps
+@njit(cache=True, fastmath=FAST)
+def gradient_dense(X, indptr, offset, xm, u, features, G):
+    """``G[i, t] = sum_{r in t} (x_rj - xm_jt) u_r`` for ``j = features[i]``."""
+    T = G.shape[1]
+    for t in range(T):
+        a, b, o = indptr[t], indptr[t + 1], offset[t]
+        us = u[a:b]
+        for i in range(features.shape[0]):
+            j = features[i]
+            m = xm[j, t]
+            xs = X[a - o : b - o, j]
+            acc = 0.0
+            for k in range(b - a):
+                acc += (xs[k] - m) * us[k]
+            G[i, t] = acc
+
+
+@njit(cache=True, fastmath=FAST)
+def gradient_sparse(data, indices, colptr, shared, task_of, indptr, xm, u, usum, features, G):
+    """:func:`gradient_dense` for a CSC design (``usum``: per-task sums of u)."""
+    T = G.shape[1]
+    for i in range(features.shape[0]):
+        j = features[i]
+        for t in range(T):
+            G[i, t] = -xm[j, t] * usum[t]
         if shared:
             for t in range(T):
                 o = indptr[t]
                 acc = 0.0
                 for k in range(colptr[j], colptr[j + 1]):
-                    x = data[k]
-                    acc += c[indices[k] + o] * x * x
-                L[j, t] = acc
+                    acc += data[k] * u[indices[k] + o]
+                G[i, t] += acc
         else:
-            for t in range(T):
-                L[j, t] = 0.0
             for k in range(colptr[j], colptr[j + 1]):
                 r = indices[k]
-                x = data[k]
-                L[j, task_of[r]] += c[r] * x * x
+                G[i, task_of[r]] += data[k] * u[r]
+
+
+@njit(cache=True, fastmath=FAST)
+def residual_dense(X, indptr, offset, xm, z, bc, W, features, R):
+    """``R_r = z_r - bc_t - sum_{j in features} (x_rj - xm_jt) W_jt`` (other rows of W are 0)."""
+    T = W.shape[1]
+    for t in range(T):
+        a, b, o = indptr[t], indptr[t + 1], offset[t]
+        rs = R[a:b]
+        for k in range(b - a):
+            rs[k] = z[a + k] - bc[t]
+        for j in features:
+            w = W[j, t]
+            if w != 0.0:
+                m = xm[j, t]
+                xs = X[a - o : b - o, j]
+                for k in range(b - a):
+                    rs[k] -= (xs[k] - m) * w
+
+
+@njit(cache=True, fastmath=FAST)
+def residual_sparse(data, indices, colptr, shared, task_of, indptr, xm, z, bc, W, features, R,
+                    shift):
+    """:func:`residual_dense` for a CSC design (``shift``: a buffer of length T)."""
+    T = W.shape[1]
+    for t in range(T):
+        shift[t] = bc[t]
+    for j in features:
+        for t in range(T):
+            shift[t] -= xm[j, t] * W[j, t]
+    for t in range(T):
+        for r in range(indptr[t], indptr[t + 1]):
+            R[r] = z[r] - shift[t]
+    for j in features:
+        if shared:
+            for t in range(T):
+                w = W[j, t]
+                if w != 0.0:
+                    o = indptr[t]
+                    for k in range(colptr[j], colptr[j + 1]):
+                        R[indices[k] + o] -= data[k] * w
+        else:
+            for k in range(colptr[j], colptr[j + 1]):
+                r = indices[k]
+                w = W[j, task_of[r]]
+                if w != 0.0:
+                    R[r] -= data[k] * w
 
 
 # ----------------------------------------------------------------------------- block prox
@@ -290,6 +410,34 @@ def bcd_epoch_sparse(data, indices, colptr, shared, task_of, c, indptr, xm, R, W
         if shift[t] != 0.0:
             for r in range(indptr[t], indptr[t + 1]):
                 R[r] += shift[t]
+    return max_change
+
+
+@njit(cache=True, fastmath=FAST)
+def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
+    """One pass of block coordinate descent in Gram form, over every row of the local ``W``.
+
+    ``Q`` (k x k) is the centered Gram matrix of the features, ``Et`` (T x k) holds
+    ``X_c^T R`` per task (unweighted); task t's rows all weigh ``ct[t]``, so the negative
+    gradient of block i is ``ct[t] * Et[t, i]`` and a change ``d_t`` of ``W[i, t]`` moves
+    ``Et[t]`` by ``-d_t Q[i]``: O(k T) per changed block, independent of the sample count.
+    """
+    k, T = W.shape
+    max_change = 0.0
+    for i in range(k):
+        for t in range(T):
+            g[t] = ct[t] * Et[t, i]
+        ch = _block_update(i, W, g, L[i], l1, l2, group, delta)
+        if ch > max_change:
+            max_change = ch
+        if ch > 0.0:
+            qi = Q[i]
+            for t in range(T):
+                d = delta[t]
+                if d != 0.0:
+                    e = Et[t]
+                    for m in range(k):
+                        e[m] -= qi[m] * d
     return max_change
 
 

@@ -1,4 +1,4 @@
-r"""Block coordinate descent over features for row-separable penalties.
+r"""Block coordinate descent over features for row-separable penalties, with working sets.
 
 A block is one feature across all tasks: row ``W_j``. For a weighted least-squares problem
 ``sum_r c_r (z_r - f_r)^2 / 2 + penalty`` each visit takes the negative gradient
@@ -8,15 +8,16 @@ task's rows separately, so its Hessian is ``diag(L_jt)`` with ``L_jt = sum_{r in
 coordinates are centered per task (an exact reparametrization, see :mod:`._kernels`) and the
 intercepts are minimized exactly after every epoch.
 
-- Squared loss: the problem itself (``z = y``, ``c`` the row weights).
-- Logistic loss: proximal Newton. Each outer step builds the weighted least-squares model of the
-  loss at the current scores (weights ``h_r = c_r s_r (1 - s_r)``, ``s_r = sigmoid(-y_r f_r)``,
-  targets ``f_r + c_r theta_r / h_r``), minimizes it with the same epochs, and takes the
-  direction with a backtracking line search on the true objective (Lee, Sun & Saunders 2014).
+Outer loop (Johnson & Guestrin 2015; Massias, Gramfort & Salmon 2018): compute the duality gap
+and ``G = X^T (c theta)`` over all features; discard the features the gap-safe rules prove zero
+(:mod:`.screening`); rank the rest by their distance to optimality (the distance of ``G_j`` to
+the subdifferential) and keep the support plus the worst violators, ``max(p0, 2 |support|)`` in
+all; solve the problem restricted to them until its own duality gap is below 0.3 times the
+outer gap. Inner epochs are Anderson-extrapolated (:mod:`.anderson`), and run in Gram form
+(:mod:`.gram`) on a shared design whose rows weigh the same within each task.
 
-The duality gap is checked every ``check_every`` epochs, and whenever the largest coefficient
-change falls below ``tol`` relative to the largest coefficient (squared loss), or after every
-outer step (logistic loss).
+- Squared loss: the problem itself (``z = y``, ``c`` the row weights).
+- Logistic loss: proximal Newton over the same working sets (:mod:`.newton`).
 """
 
 from __future__ import annotations
@@ -31,58 +32,43 @@ from ._kernels import (
     QUADRATIC,
     bcd_epoch_dense,
     bcd_epoch_sparse,
-    lipschitz_dense,
-    lipschitz_sparse,
+    gradient_dense,
+    gradient_sparse,
+    residual_dense,
+    residual_sparse,
     update_intercepts,
 )
-from .certificates import Reference, certify, fit_intercepts
+from .anderson import Anderson
+from .certificates import Certificate, Reference, certify
+from .gram import GramInner, gram_stats
+from .moments import feature_moments, uniform_within_tasks
 from .result import SolverResult
+from .screening import safe_radius, screen
 
-__all__ = ["bcd", "block_lipschitz", "weighted_means"]
+__all__ = ["bcd", "BCD_OPTIONS"]
 
-
-def weighted_means(data: TaskData, c: np.ndarray) -> np.ndarray:
-    """Per-task means of the features under row weights ``c`` (p x T)."""
-    return data.adjoint(c) / data.task_sums(c)
-
-
-def block_lipschitz(data: TaskData, c: np.ndarray, xm: np.ndarray) -> np.ndarray:
-    """``L[j, t] = sum_{r in t} c_r (x_rj - xm_jt)^2`` (p x T).
-
-    A feature that is constant within a task has a centered column of rounding-level entries;
-    its ``L`` is set to exactly 0 so that the block update leaves its coefficient at 0 (a tiny
-    ``L`` would turn rounding noise in the gradient into a huge step)."""
-    L = np.zeros((data.n_features, data.n_tasks))
-    X = data.X
-    csum = data.task_sums(c)
-    if sp.issparse(X):
-        lipschitz_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of, c,
-                         data.indptr, L)
-        L -= xm**2 * csum
-    else:
-        lipschitz_dense(X, c, data.indptr, data.offset, xm, L)
-    L[L <= 1e-10 * xm**2 * csum] = 0.0
-    return L
+#: Options of :func:`bcd` a user may set (``solver_options`` of the estimators).
+BCD_OPTIONS = ("working_set", "screening", "anderson", "gram", "p0")
 
 
 class _LeastSquaresEpochs:
     """Epochs of block coordinate descent on ``sum_r c_r (z_r - f_r)^2 / 2 + penalty``.
 
-    Holds what stays fixed while the weights do: centers, Lipschitz constants, buffers. The
-    residual ``R = z - f`` and the centered intercepts ``bc`` are updated in place.
+    Holds what stays fixed while the weights do: centers and block constants (on ``features``
+    only, all by default), buffers. The residual ``R = z - f`` and the centered intercepts
+    ``bc`` are updated in place.
     """
 
     def __init__(self, data: TaskData, c: np.ndarray, uniform: bool, fit_intercept: bool,
-                 l1: float, l2: float, group: bool):
+                 l1: float, l2: float, group: bool, features: np.ndarray | None = None):
         self.data, self.c, self.fit_intercept = data, c, fit_intercept
         p, T = data.n_features, data.n_tasks
-        self.xm = weighted_means(data, c) if fit_intercept else np.zeros((p, T))
-        self.L = block_lipschitz(data, c, self.xm)
+        self.xm, self.L = feature_moments(data, c, fit_intercept, features, uniform)
         self.ct = c[data.indptr[:-1]].copy()
         self.offset = data.offset
         self.uniform = uniform
         self.params = (l1, l2, group)
-        self.features = np.arange(p, dtype=np.int64)
+        self.features = np.arange(p, dtype=np.int64) if features is None else features
         self.g, self.delta, self.shift = np.zeros(T), np.zeros(T), np.zeros(T)
 
     def centered(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -97,7 +83,7 @@ class _LeastSquaresEpochs:
             update_intercepts(R, self.c, self.data.indptr, R, bc, QUADRATIC, 1, 0.0)
 
     def run(self, R: np.ndarray, W: np.ndarray, bc: np.ndarray) -> float:
-        """One epoch then the exact intercepts; returns the largest coefficient change."""
+        """One epoch over ``features`` then the exact intercepts; the largest change."""
         data, X, (l1, l2, group) = self.data, self.data.X, self.params
         if sp.issparse(X):
             change = bcd_epoch_sparse(
@@ -113,6 +99,272 @@ class _LeastSquaresEpochs:
         self.intercepts(R, bc)
         return change
 
+    def residual(self, z: np.ndarray, bc: np.ndarray, W: np.ndarray, features: np.ndarray,
+                 R: np.ndarray) -> None:
+        """``R = z - f`` for coefficients W that are zero outside ``features``."""
+        data, X = self.data, self.data.X
+        if sp.issparse(X):
+            residual_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of, data.indptr,
+                            self.xm, z, bc, W, features, R, self.shift)
+        else:
+            residual_dense(X, data.indptr, self.offset, self.xm, z, bc, W, features, R)
+
+    def gradient(self, u: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """``X_c^T u`` on ``features`` (k x T)."""
+        data, X = self.data, self.data.X
+        G = np.zeros((len(features), data.n_tasks))
+        if sp.issparse(X):
+            gradient_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of,
+                            data.indptr, self.xm, u, data.task_sums(u), features, G)
+        else:
+            gradient_dense(X, data.indptr, self.offset, self.xm, u, features, G)
+        return G
+
+
+def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, G: np.ndarray, RR: float,
+                  YR: float) -> tuple[float, float, float, float]:
+    """``(gap, primal, dual, s)`` of the squared loss at the dual point ``theta = s R``.
+
+    ``G = X^T (c R)``, ``RR = sum_r c_r R_r^2``, ``YR = sum_r c_r y_r R_r`` (R centered per task
+    with intercepts), ``s`` scales ``theta`` into the domain of the penalty's conjugate.
+    """
+    s = penalty.dual_scaling(G, alpha)
+    primal = 0.5 * RR + penalty.value(W, alpha)
+    dual = s * YR - 0.5 * s * s * RR - penalty.conjugate(s * G, alpha)
+    return max(primal - dual, 0.0), primal, dual, s
+
+
+# ----------------------------------------------------------------------------- inner problems
+class _DataInner:
+    """The problem restricted to the features ``ws``, solved by epochs over the data."""
+
+    def __init__(self, ls: _LeastSquaresEpochs, R, bc, z, W, ws, penalty, alpha):
+        self.ls, self.R, self.bc, self.z, self.Wfull, self.ws = ls, R, bc, z, W, ws
+        self.penalty, self.alpha = penalty, alpha
+        ls.features = ws
+        self.R_try = np.empty_like(R)
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.Wfull[self.ws]
+
+    def epoch(self) -> float:
+        return self.ls.run(self.R, self.Wfull, self.bc)
+
+    def _objective(self, R: np.ndarray, Wws: np.ndarray) -> float:
+        return 0.5 * float(np.dot(self.ls.c, R * R)) + self.penalty.value(Wws, self.alpha)
+
+    def try_point(self, Wws: np.ndarray) -> bool:
+        W_try = self.Wfull.copy()
+        W_try[self.ws] = Wws
+        self.ls.residual(self.z, self.bc, W_try, self.ws, self.R_try)
+        if self._objective(self.R_try, Wws) < self._objective(self.R, self.W):
+            self.R[:] = self.R_try
+            self.Wfull[self.ws] = Wws
+            return True
+        return False
+
+    def gap_terms(self) -> tuple[np.ndarray, float, float]:
+        u = self.ls.c * self.R
+        return (self.ls.gradient(u, self.ws), float(np.dot(u, self.R)),
+                float(np.dot(u, self.z)))
+
+
+class _GramDataInner(GramInner):
+    """:class:`GramInner` on a working set of a shared design; writes back into the residual."""
+
+    def finish(self, R: np.ndarray, Xw: np.ndarray, xbar: np.ndarray, T: int) -> None:
+        D = self.W - self.W0
+        Rmat = R.reshape(T, -1).T
+        Rmat -= Xw @ D
+        Rmat += xbar @ D
+
+
+def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
+    """Epochs until the restricted gap is below ``target``; returns (epochs, last gap)."""
+    acc = Anderson(anderson) if anderson else None
+    gap = np.inf
+    for e in range(1, budget + 1):
+        change = inner.epoch()
+        if acc is not None:
+            x = acc.push(inner.W)
+            if x is not None:
+                inner.try_point(x.reshape(inner.W.shape))
+        if change == 0.0 or e % check_every == 0 or e == budget:
+            gap = quadratic_gap(penalty, alpha, inner.W, *inner.gap_terms())[0]
+            if gap <= target or change == 0.0:
+                return e, gap
+    return budget, gap
+
+
+# ----------------------------------------------------------------------------- outer problems
+class _DataProblem:
+    """Squared loss over the data: the residual is kept; one ``X^T R`` per outer iteration."""
+
+    def __init__(self, data: TaskData, fit_intercept: bool, params, W, b, gram_ws: bool):
+        self.data, self.c = data, data.c
+        self.uniform = uniform_within_tasks(data)
+        self.ls = _LeastSquaresEpochs(data, self.c, self.uniform, fit_intercept, *params)
+        self.L = self.ls.L
+        self.gram_ws = gram_ws
+        self.bc = self.ls.centered(W, b)
+        self.R = np.empty(data.n_obs)
+        self.ls.residual(data.y, self.bc, W, _rows(W), self.R)
+        self.ls.intercepts(self.R, self.bc)
+
+    def outer_terms(self, W):
+        u = self.c * self.R
+        return self.data.adjoint(u), float(np.dot(u, self.R)), float(np.dot(u, self.data.y))
+
+    def zero(self, W, rows):
+        W[rows] = 0.0
+        self.ls.residual(self.data.y, self.bc, W, _rows(W), self.R)
+        self.ls.intercepts(self.R, self.bc)
+
+    def inner(self, ws, W, penalty, alpha):
+        data, T = self.data, self.data.n_tasks
+        n = data.X.shape[0]
+        if self.gram_ws and len(ws) <= n:
+            Xw = data.X[:, ws]
+            xbar = self.ls.xm[ws, 0].copy()
+            Q = Xw.T @ Xw
+            Q -= n * np.outer(xbar, xbar)
+            Rmat = self.R.reshape(T, n).T
+            E0 = Xw.T @ Rmat - np.outer(xbar, Rmat.sum(axis=0))
+            rr0 = np.einsum("it,it->t", Rmat, Rmat)
+            yR0 = np.einsum("it,it->t", data.y.reshape(T, n).T, Rmat)
+            inner = _GramDataInner(Q, E0, rr0, yR0, W[ws], self.ls.ct, self.L[ws],
+                                   self.ls.params, penalty, alpha)
+            inner.Xw, inner.xbar = Xw, xbar
+            return inner
+        return _DataInner(self.ls, self.R, self.bc, data.y, W, ws, penalty, alpha)
+
+    def finish(self, inner, ws, W):
+        if isinstance(inner, _GramDataInner):
+            W[ws] = inner.W
+            inner.finish(self.R, inner.Xw, inner.xbar, self.data.n_tasks)
+            self.ls.intercepts(self.R, self.bc)
+
+    def intercepts(self, W):
+        return self.ls.uncentered(W, self.bc)
+
+
+class _GramProblem:
+    """Squared loss in Gram form over all features: no pass over the data while iterating."""
+
+    def __init__(self, data: TaskData, fit_intercept: bool, params):
+        self.stats = st = gram_stats(data, fit_intercept)
+        self.ct = data.c[data.indptr[:-1]].copy()
+        self.L = st.ss[:, None] * self.ct[None, :]
+        self.params = params
+        self._last = None
+
+    def _terms(self, W):
+        rows = _rows(W)
+        E = self.stats.correlations(W, rows)
+        Wr, Br, Er = W[rows], self.stats.B[rows], E[rows]
+        wb = np.einsum("it,it->t", Wr, Br)
+        rr = self.stats.yy - wb - np.einsum("it,it->t", Wr, Er)
+        yR = self.stats.yy - wb
+        return E, rr, yR
+
+    def outer_terms(self, W):
+        E, rr, yR = self._last = self._terms(W)
+        return self.ct * E, float(np.dot(self.ct, rr)), float(np.dot(self.ct, yR))
+
+    def zero(self, W, rows):
+        W[rows] = 0.0
+        self._last = None
+
+    def inner(self, ws, W, penalty, alpha):
+        E, rr, yR = self._last if self._last is not None else self._terms(W)
+        Q = self.stats.Q[np.ix_(ws, ws)]
+        return GramInner(Q, E[ws], rr, yR, W[ws], self.ct, self.L[ws], self.params, penalty,
+                         alpha)
+
+    def finish(self, inner, ws, W):
+        W[ws] = inner.W
+        self._last = None
+
+    def intercepts(self, W):
+        return self.stats.ybar - self.stats.xbar @ W
+
+
+def _rows(W: np.ndarray) -> np.ndarray:
+    """Features with a nonzero coefficient in some task."""
+    return np.flatnonzero(np.any(W != 0.0, axis=1)).astype(np.int64)
+
+
+def _working_set(penalty, alpha, W, G, screened, p0):
+    support = _rows(W)
+    d = penalty.subdiff_distance(W, G, alpha)
+    score = d if d.ndim == 1 else np.sqrt(np.einsum("jt,jt->j", d, d))
+    score[screened] = -1.0
+    score[support] = np.inf
+    k = min(max(p0, 2 * len(support)), int((~screened).sum()))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.argpartition(-score, k - 1)[:k]).astype(np.int64)
+
+
+def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, working_set,
+                   screening, anderson, p0, check_every=5, start=0):
+    """The outer loop for the squared loss; returns (epochs, certificate, converged)."""
+    p = W.shape[0]
+    l1, _, group = penalty.bcd_params(alpha)
+    screened = np.zeros(p, dtype=bool)
+    total, best, stalled = start, np.inf, 0
+    while True:
+        G, RR, YR = problem.outer_terms(W)
+        gap, primal, dual, s = quadratic_gap(penalty, alpha, W, G, RR, YR)
+        cert = Certificate("duality_gap", gap, primal, dual, P0)
+        if verbose:
+            print(f"[bcd] epoch {total:5d}  gap {cert.relative:.3e}  "
+                  f"screened {int(screened.sum())}")
+        if cert.converged(tol):
+            return total, cert, True
+        stalled = 0 if gap < 0.99 * best else stalled + 1
+        best = min(best, gap)
+        if total >= max_iter or stalled >= 20:
+            return total, cert, False
+        if screening and l1 > 0:
+            new = screen(s * G, problem.L, safe_radius(gap, 1.0), l1, group) & ~screened
+            if new.any():
+                screened |= new
+                hit = new & np.any(W != 0.0, axis=1)
+                if hit.any():
+                    problem.zero(W, hit)
+        if working_set:
+            ws = _working_set(penalty, alpha, W, G, screened, p0)
+        else:
+            ws = np.flatnonzero(~screened).astype(np.int64)
+        if len(ws) == 0:  # every feature is zero at the optimum, and W already is
+            W[:] = 0.0
+            G, RR, YR = problem.outer_terms(W)
+            gap, primal, dual, s = quadratic_gap(penalty, alpha, W, G, RR, YR)
+            cert = Certificate("duality_gap", gap, primal, dual, P0)
+            return max(total, 1), cert, cert.converged(tol)
+        inner = problem.inner(ws, W, penalty, alpha)
+        used, _ = _run_inner(inner, penalty, alpha, 0.3 * gap, max_iter - total, anderson,
+                             check_every)
+        problem.finish(inner, ws, W)
+        total += used
+
+
+def _use_full_gram(data: TaskData, gram, fit_intercept) -> bool:
+    fits = data.shared and not sp.issparse(data.X) and uniform_within_tasks(data)
+    if gram is True:
+        if not fits:
+            raise ValueError(
+                "gram=True needs a shared dense design (fit(X, Y) with 2-D Y) without sample "
+                "weights or missing labels; use gram='auto'."
+            )
+        return True
+    if gram == "auto" and fits:
+        n, p = data.X.shape
+        return n >= 2 * p and p <= 4000
+    return False
+
 
 def bcd(
     data: TaskData,
@@ -126,18 +378,61 @@ def bcd(
     fit_intercept: bool = True,
     tol: float = 1e-4,
     max_iter: int = 1000,
-    check_every: int = 10,
     verbose: int = 0,
+    working_set: bool = True,
+    screening: bool = True,
+    anderson: int = 5,
+    gram: bool | str = "auto",
+    p0: int = 10,
 ) -> SolverResult:
-    """Minimize ``datafit + alpha * penalty`` from ``(W, b)`` (modified in place)."""
+    """Minimize ``datafit + alpha * penalty`` from ``(W, b)`` (modified in place).
+
+    ``working_set``, ``screening`` (gap-safe), ``anderson`` (iterates per extrapolation, 0 for
+    none) and ``gram`` (``"auto"``, True or False: Gram form on a shared design) change how
+    the optimum is reached, not where it is. ``max_iter`` bounds the epochs (proximal Newton
+    steps for the logistic loss); ``p0`` is the smallest working set.
+    """
     params = penalty.bcd_params(alpha)
     if params is None:
         raise ValueError(f"{penalty!r} is not row-separable: use solver='fista'.")
+    if gram not in (True, False, "auto"):
+        raise ValueError(f"gram={gram!r} must be True, False or 'auto'.")
+    has_dual = penalty.has_dual and alpha > 0
     if datafit.code != QUADRATIC:
-        return _prox_newton(data, datafit, penalty, alpha, W, b, params, ref=ref,
-                            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                            verbose=verbose)
-    uniform = data.sample_weight is None and data.observed is None
+        from .newton import prox_newton
+
+        return prox_newton(data, datafit, penalty, alpha, W, b, params, ref=ref,
+                           fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                           verbose=verbose, working_set=working_set and has_dual,
+                           screening=screening and has_dual)
+    if not has_dual:
+        return _kkt_loop(data, datafit, penalty, alpha, W, b, params, ref=ref,
+                         fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                         verbose=verbose)
+    options = dict(P0=ref.P0, tol=tol, max_iter=max_iter, verbose=verbose,
+                   working_set=working_set, screening=screening, anderson=anderson, p0=p0)
+    gram_ws = gram is not False and data.shared and not sp.issparse(data.X) \
+        and uniform_within_tasks(data)
+    total = 0
+    if _use_full_gram(data, gram, fit_intercept):
+        problem = _GramProblem(data, fit_intercept, params)
+        total, cert, converged = _least_squares(problem, penalty, alpha, W, **options)
+        b[:] = problem.intercepts(W) if fit_intercept else 0.0
+        # the Gram formulas lose digits to cancellation: check on the data itself
+        cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
+        converged = cert.converged(tol)
+        if converged or total >= max_iter:
+            return SolverResult(W, b, max(total, 1), cert, converged)
+    problem = _DataProblem(data, fit_intercept, params, W, b, gram_ws)
+    total, cert, converged = _least_squares(problem, penalty, alpha, W, start=total, **options)
+    b[:] = problem.intercepts(W)
+    return SolverResult(W, b, max(total, 1), cert, converged)
+
+
+def _kkt_loop(data, datafit, penalty, alpha, W, b, params, *, ref, fit_intercept, tol,
+              max_iter, verbose, check_every=10):
+    """Plain epochs certified by the KKT residual (alpha = 0: no dual to screen with)."""
+    uniform = uniform_within_tasks(data)
     epochs = _LeastSquaresEpochs(data, data.c, uniform, fit_intercept, *params)
     R = data.y - data.linear(W, b)
     bc = epochs.centered(W, b)
@@ -145,7 +440,7 @@ def bcd(
     cert, converged, it = None, False, 0
     for it in range(1, max_iter + 1):
         change = epochs.run(R, W, bc)
-        small = change <= tol * np.abs(W).max(initial=0.0)  # steps stalled: worth a check
+        small = change <= tol * np.abs(W).max(initial=0.0)
         if it % check_every == 0 or it == max_iter or small or it == 1:
             cert = certify(data, datafit, penalty, alpha, W, data.y - R, fit_intercept, ref)
             if verbose:
@@ -154,58 +449,3 @@ def bcd(
                 converged = True
                 break
     return SolverResult(W, epochs.uncentered(W, bc), it, cert, converged)
-
-
-def _prox_newton(data, datafit, penalty, alpha, W, b, params, *, ref, fit_intercept, tol,
-                 max_iter, verbose, max_inner=50) -> SolverResult:
-    """Proximal Newton for a smooth, non-quadratic loss (see the module docstring)."""
-    y, c = data.y, data.c
-    f = data.linear(W, b)
-    if fit_intercept:
-        fit_intercepts(data, datafit, f, b)
-    value = datafit.value(y, f, c) + penalty.value(W, alpha)
-    cert, converged, it = None, False, 0
-    inner_tol, stalled, best = 1e-3, 0, np.inf
-    for it in range(1, max_iter + 1):
-        theta = datafit.theta(y, f)
-        s = y * theta  # sigmoid(-y f)
-        h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
-        epochs = _LeastSquaresEpochs(data, h, False, fit_intercept, *params)
-        z = np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)  # Newton step in f
-        R = z.copy()  # the model's residual at the current point
-        V, bc = W.copy(), epochs.centered(W, b)
-        epochs.intercepts(R, bc)
-        for _ in range(max_inner):
-            if epochs.run(R, V, bc) <= inner_tol * np.abs(V).max(initial=0.0):
-                break
-        # direction in (W, b) and in the scores; line search on the true objective
-        dW, db = V - W, epochs.uncentered(V, bc) - b
-        df = z - R
-        decrease = -np.dot(c * theta, df) + penalty.value(V, alpha) - penalty.value(W, alpha)
-        step = 1.0
-        for _ in range(40):
-            W_try, f_try = W + step * dW, f + step * df
-            new = datafit.value(y, f_try, c) + penalty.value(W_try, alpha)
-            if new <= value + 1e-4 * step * decrease + 1e-15 * abs(value):
-                break
-            step *= 0.5
-        W[:] = W_try
-        b += step * db
-        f = f_try
-        if fit_intercept:
-            fit_intercepts(data, datafit, f, b)
-        value = datafit.value(y, f, c) + penalty.value(W, alpha)
-        cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
-        if verbose:
-            print(f"[prox-newton] iter {it:4d}  step {step:.2g}  {cert.kind} "
-                  f"{cert.relative:.3e}")
-        if cert.converged(tol):
-            converged = True
-            break
-        # at the rounding floor the certificate stops improving: give up after 20 steps
-        stalled = 0 if cert.relative < 0.99 * best else stalled + 1
-        best = min(best, cert.relative)
-        if stalled >= 20:
-            break
-        inner_tol = max(min(inner_tol, 0.1 * np.sqrt(cert.relative)), 1e-10)
-    return SolverResult(W, b, it, cert, converged)

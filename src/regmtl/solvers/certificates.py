@@ -35,7 +35,9 @@ __all__ = [
     "Reference",
     "certify",
     "curvature_bound",
+    "dual_point",
     "duality_gap",
+    "duality_gap_terms",
     "fit_intercepts",
     "kkt_residual",
     "reference",
@@ -95,7 +97,9 @@ def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Referenc
     return Reference(b0=b0, f0=f0, P0=max(P0, np.finfo(float).tiny), G0=G0)
 
 
-def _dual_point(data, datafit, f, fit_intercept):
+def dual_point(data: TaskData, datafit: Datafit, f: np.ndarray,
+               fit_intercept: bool) -> np.ndarray:
+    """``theta = -l'(f)``, centered per task with intercepts, projected onto the loss domain."""
     theta = datafit.theta(data.y, f)
     if fit_intercept:
         c = data.c
@@ -114,12 +118,26 @@ def duality_gap(
     fit_intercept: bool,
 ) -> tuple[float, float, float]:
     """(gap, primal, dual) at the variable V with scores f (the intercepts are inside f)."""
-    theta = _dual_point(data, datafit, f, fit_intercept)
+    return duality_gap_terms(data, datafit, penalty, alpha, V, f, fit_intercept)[:3]
+
+
+def duality_gap_terms(
+    data: TaskData,
+    datafit: Datafit,
+    penalty: Penalty,
+    alpha: float,
+    V: np.ndarray,
+    f: np.ndarray,
+    fit_intercept: bool,
+) -> tuple[float, float, float, float, np.ndarray]:
+    """(gap, primal, dual, s, G): also the scaling ``s`` of the dual point ``s theta`` and
+    ``G = X^T (c theta)`` (screening and working sets use them)."""
+    theta = dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
     s = penalty.dual_scaling(G, alpha)
     dual = datafit.dual_value(data.y, s * theta, data.c) - penalty.conjugate(s * G, alpha)
     primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
-    return max(primal - dual, 0.0), primal, dual
+    return max(primal - dual, 0.0), primal, dual, s, G
 
 
 def kkt_residual(

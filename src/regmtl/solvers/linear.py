@@ -18,7 +18,7 @@ import numpy as np
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .bcd import block_lipschitz
+from .moments import block_lipschitz
 from .certificates import Reference, certify
 from .result import SolverResult
 
@@ -64,7 +64,7 @@ def conjugate_gradient(
         return adjoint(c * linear(V)) + alpha * V @ K
 
     rhs = adjoint(c * (data.y - ybar[data.task_of]))
-    diag = block_lipschitz(data, c, xm) + alpha * np.diag(K)
+    diag = block_lipschitz(data, c, fit_intercept) + alpha * np.diag(K)
     inv_diag = np.divide(1.0, diag, out=np.zeros_like(diag), where=diag > 0)
     R = rhs - operator(W)
     Z = inv_diag * R

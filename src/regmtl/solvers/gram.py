@@ -1,0 +1,115 @@
+r"""Gram form of block coordinate descent for the squared loss on a shared design.
+
+When every task sees the same ``X`` (n x p) and each task's rows weigh the same (``c_t``; no
+sample weights, no missing labels), the data term of task t depends on the data only through
+the centered Gram matrix ``Q = X_c^T X_c``, ``B = X_c^T Y_c`` and ``||y_c,t||^2``::
+
+    sum_{r in t} c_t (y_rt - f_rt)^2 / 2 = c_t / 2 (||y_c,t||^2 - 2 w_t.B_t + w_t.Q w_t),
+
+so an epoch costs O(p T) per changed block, independent of n. It is used two ways:
+
+- on a working set ``S`` (``Q_S`` from the columns of S, built once per outer iteration), which
+  makes the inner epochs cheap whatever n is;
+- on all features (:class:`GramStats`, computed once per design and kept on the
+  :class:`~regmtl.taskdata.TaskData` for warm-started paths) when n is large against p: then
+  the outer iterations need no pass over the data either.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..taskdata import TaskData
+from ._kernels import bcd_epoch_gram, column_moments
+
+__all__ = ["GramStats", "GramInner", "gram_stats"]
+
+
+class GramStats:
+    """``Q = X_c^T X_c`` (p x p), ``B = X_c^T Y_c`` (p x T), ``yy[t] = ||y_c,t||^2``, the
+    column means ``xbar`` (zero without centering) and ``ss = diag(Q)`` computed in two passes
+    (zero for a constant column). All unweighted: the rows of task t weigh ``c_t``."""
+
+    def __init__(self, data: TaskData, center: bool):
+        X = data.X
+        n, p, T = X.shape[0], data.n_features, data.n_tasks
+        Y = data.y.reshape(T, n).T
+        if center:
+            xbar, ss = np.zeros(p), np.zeros(p)
+            column_moments(X, xbar, ss)
+            ybar = Y.mean(axis=0)
+        else:
+            xbar, ybar = np.zeros(p), np.zeros(T)
+            ss = np.einsum("ij,ij->j", X, X)
+        Q = X.T @ X
+        Q -= n * np.outer(xbar, xbar)
+        B = X.T @ Y
+        B -= n * np.outer(xbar, ybar)
+        self.Q, self.B, self.xbar, self.ybar, self.ss = Q, B, xbar, ybar, ss
+        self.yy = np.einsum("it,it->t", Y, Y) - n * ybar**2
+
+    def correlations(self, W: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``X_c^T R`` per task for the coefficients W (nonzero only on ``rows``), p x T."""
+        return self.B - self.Q[:, rows] @ W[rows]
+
+
+def gram_stats(data: TaskData, center: bool) -> GramStats:
+    """The full Gram statistics of a shared dense design, computed once per TaskData."""
+    key = ("gram", bool(center))
+    if key not in data._cache:
+        data._cache[key] = GramStats(data, center)
+    return data._cache[key]
+
+
+class GramInner:
+    """Epochs on the coefficients of a set S of k features, in Gram form.
+
+    Starts from ``W0`` (k x T) with ``E0 = X_S,c^T R0`` (k x T), ``rr0[t] = ||R0_t||^2`` and
+    ``yR0[t] = y_c,t . R0_t`` (all unweighted) for the residual ``R0 = Y_c - X_S,c W0``. Holds
+    the current coefficients ``W`` and ``Et = (X_S,c^T R)^T``.
+    """
+
+    def __init__(self, Q, E0, rr0, yR0, W0, ct, L, params, penalty, alpha):
+        self.Q = np.ascontiguousarray(Q)
+        self.E0, self.rr0, self.yR0 = E0, rr0, yR0
+        self.W0 = W0.copy()
+        self.W = np.ascontiguousarray(W0.copy())
+        self.B = E0 + self.Q @ W0  # X_S,c^T Y_c
+        self.Et = np.ascontiguousarray(E0.T)
+        self.ct, self.L = ct, np.ascontiguousarray(L)
+        self.params, self.penalty, self.alpha = params, penalty, alpha
+        T = W0.shape[1]
+        self.g, self.delta = np.zeros(T), np.zeros(T)
+
+    def epoch(self) -> float:
+        l1, l2, group = self.params
+        return bcd_epoch_gram(self.Q, self.Et, self.ct, self.W, self.L, l1, l2, group, self.g,
+                              self.delta)
+
+    def _sums(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        D = W - self.W0
+        QD = self.Q @ D
+        rr = self.rr0 - 2.0 * np.einsum("it,it->t", D, self.E0) + np.einsum("it,it->t", D, QD)
+        yR = self.yR0 - np.einsum("it,it->t", D, self.B)
+        return rr, yR, QD
+
+    def objective(self, W: np.ndarray) -> float:
+        rr = self._sums(W)[0]
+        return 0.5 * float(np.dot(self.ct, rr)) + self.penalty.value(W, self.alpha)
+
+    def accept(self, W: np.ndarray) -> None:
+        """Move to the coefficients ``W`` (e.g. an extrapolated point)."""
+        self.W[:] = W
+        self.Et[:] = (self.E0 - self.Q @ (W - self.W0)).T
+
+    def try_point(self, W: np.ndarray) -> bool:
+        """Move to ``W`` if it lowers the objective."""
+        if self.objective(W) < self.objective(self.W):
+            self.accept(W)
+            return True
+        return False
+
+    def gap_terms(self) -> tuple[np.ndarray, float, float]:
+        """``(G, sum_r c_r R_r^2, sum_r c_r y_r R_r)`` of the restricted problem."""
+        rr, yR, _ = self._sums(self.W)
+        return self.ct * self.Et.T, float(np.dot(self.ct, rr)), float(np.dot(self.ct, yR))
