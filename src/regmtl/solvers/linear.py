@@ -18,8 +18,8 @@ import numpy as np
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .moments import block_lipschitz
 from .certificates import Reference, certify
+from .moments import block_lipschitz
 from .result import SolverResult
 
 __all__ = ["conjugate_gradient", "has_linear_path"]
