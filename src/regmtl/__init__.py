@@ -23,6 +23,7 @@ from .penalties import (
 )
 from .persistence import load
 from .problem import alpha_max
+from .selection import RegularizationPath, regularization_path
 from .taskdata import TaskData, as_task_data
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "TaskData",
     "as_task_data",
     "alpha_max",
+    "regularization_path",
+    "RegularizationPath",
     "load",
 ]
 

@@ -13,7 +13,7 @@ from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
 from .taskdata import TaskData, as_task_data
 
-__all__ = ["LOSSES", "make_datafit", "alpha_max"]
+__all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max"]
 
 LOSSES = {"squared": Quadratic, "logistic": Logistic}
 
@@ -24,6 +24,19 @@ def make_datafit(loss: str | Datafit) -> Datafit:
     if loss in LOSSES:
         return LOSSES[loss]()
     raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)}.")
+
+
+def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
+              sample_weight: Any = None, task_weight: Any = "equal") -> TaskData:
+    """A :class:`~regmtl.taskdata.TaskData` from any input form (labels encoded to -1/+1 for
+    the logistic loss); a TaskData is returned as it is."""
+    if isinstance(X, TaskData):
+        return X
+    data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
+                        numeric_y=loss == "squared")
+    if loss == "logistic":
+        data.encode_binary()
+    return data
 
 
 def alpha_max(
@@ -48,13 +61,8 @@ def alpha_max(
     """
     datafit = make_datafit(loss)
     pen = make_penalty(penalty)
-    if isinstance(X, TaskData):
-        data = X
-    else:
-        data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
-                            numeric_y=loss == "squared")
-        if loss == "logistic":
-            data.encode_binary()
+    data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
+                     task_weight=task_weight)
     pen.check(data.n_features, data.n_tasks)
     ref = reference(data, datafit, fit_intercept)
     return float(pen.alpha_max(ref.G0))
