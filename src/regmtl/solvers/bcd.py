@@ -121,17 +121,24 @@ class _LeastSquaresEpochs:
         return G
 
 
-def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, G: np.ndarray, RR: float,
-                  YR: float) -> tuple[float, float, float, float]:
-    """``(gap, primal, dual, s)`` of the squared loss at the dual point ``theta = s R``.
+def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, RR: float,
+                  duals: list) -> tuple[float, float, float, float, np.ndarray]:
+    """``(gap, primal, dual, s, G)`` of the squared loss, the best of several dual points.
 
-    ``G = X^T (c R)``, ``RR = sum_r c_r R_r^2``, ``YR = sum_r c_r y_r R_r`` (R centered per task
-    with intercepts), ``s`` scales ``theta`` into the domain of the penalty's conjugate.
+    ``RR = sum_r c_r R_r^2`` at the primal point. Each dual candidate ``theta`` (centered per
+    task with intercepts) comes as ``(G, TT, YT)``: ``G = X^T (c theta)``,
+    ``TT = sum_r c_r theta_r^2``, ``YT = sum_r c_r y_r theta_r``; it is scaled by ``s`` into
+    the domain of the penalty's conjugate. The residual itself is the first candidate.
     """
-    s = penalty.dual_scaling(G, alpha)
     primal = 0.5 * RR + penalty.value(W, alpha)
-    dual = s * YR - 0.5 * s * s * RR - penalty.conjugate(s * G, alpha)
-    return max(primal - dual, 0.0), primal, dual, s
+    best = None
+    for G, TT, YT in duals:
+        s = penalty.dual_scaling(G, alpha)
+        dual = s * YT - 0.5 * s * s * TT - penalty.conjugate(s * G, alpha)
+        if best is None or dual > best[0]:
+            best = (dual, s, G)
+    dual, s, G = best
+    return max(primal - dual, 0.0), primal, dual, s, G
 
 
 # ----------------------------------------------------------------------------- inner problems
@@ -143,6 +150,13 @@ class _DataInner:
         self.penalty, self.alpha = penalty, alpha
         ls.features = ws
         self.R_try = np.empty_like(R)
+        self.residuals = Anderson(5)  # extrapolated residuals: a better dual point
+        self.theta = None
+
+    def record(self) -> None:
+        theta = self.residuals.push(self.R)
+        if theta is not None:
+            self.theta = theta
 
     @property
     def W(self) -> np.ndarray:
@@ -164,10 +178,17 @@ class _DataInner:
             return True
         return False
 
-    def gap_terms(self) -> tuple[np.ndarray, float, float]:
-        u = self.ls.c * self.R
-        return (self.ls.gradient(u, self.ws), float(np.dot(u, self.R)),
-                float(np.dot(u, self.z)))
+    def gap_terms(self) -> tuple[float, list]:
+        """``RR`` and the dual candidates (the residual, its extrapolation) on ``ws``."""
+        c, ws = self.ls.c, self.ws
+        u = c * self.R
+        RR = float(np.dot(u, self.R))
+        duals = [(self.ls.gradient(u, ws), RR, float(np.dot(u, self.z)))]
+        if self.theta is not None:
+            v = c * self.theta
+            duals.append((self.ls.gradient(v, ws), float(np.dot(v, self.theta)),
+                          float(np.dot(v, self.z))))
+        return RR, duals
 
 
 class _GramDataInner(GramInner):
@@ -186,6 +207,7 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
     gap, best, stalled = np.inf, np.inf, 0
     for e in range(1, budget + 1):
         change = inner.epoch()
+        inner.record()
         if acc is not None:
             x = acc.push(inner.W)
             if x is not None:
@@ -214,13 +236,23 @@ class _DataProblem:
         self.R = np.empty(data.n_obs)
         self.ls.residual(data.y, self.bc, W, _rows(W), self.R)
         self.ls.intercepts(self.R, self.bc)
+        self.theta = None
 
     def rounding(self, W) -> float:
         return 0.0
 
     def outer_terms(self, W):
-        u = self.c * self.R
-        return self.data.adjoint(u), float(np.dot(u, self.R)), float(np.dot(u, self.data.y))
+        """``RR`` and the dual candidates: the residual, and the extrapolated residual of the
+        last inner solve (its ``X^T (c theta)`` costs one more product)."""
+        y, u = self.data.y, self.c * self.R
+        RR = float(np.dot(u, self.R))
+        duals = [(self.data.adjoint(u), RR, float(np.dot(u, y)))]
+        if self.theta is not None:
+            v = self.c * self.theta
+            duals.append((self.data.adjoint(v), float(np.dot(v, self.theta)),
+                          float(np.dot(v, y))))
+            self.theta = None
+        return RR, duals
 
     def zero(self, W, rows):
         W[rows] = 0.0
@@ -250,6 +282,8 @@ class _DataProblem:
             W[ws] = inner.W
             inner.finish(self.R, inner.Xw, inner.xbar, self.data.n_tasks)
             self.ls.intercepts(self.R, self.bc)
+        else:
+            self.theta = inner.theta
 
     def intercepts(self, W):
         return self.ls.uncentered(W, self.bc)
@@ -280,7 +314,8 @@ class _GramProblem:
 
     def outer_terms(self, W):
         E, rr, yR = self._last = self._terms(W)
-        return self.ct * E, float(np.dot(self.ct, rr)), float(np.dot(self.ct, yR))
+        RR = float(np.dot(self.ct, rr))
+        return RR, [(self.ct * E, RR, float(np.dot(self.ct, yR)))]
 
     def rounding(self, W) -> float:
         """A bound on the rounding error of the gap computed from Gram sums: the residual's
@@ -332,12 +367,13 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
     screened = np.zeros(p, dtype=bool)
     total, best, stalled = start, np.inf, 0
     while True:
-        G, RR, YR = problem.outer_terms(W)
-        gap, primal, dual, s = quadratic_gap(penalty, alpha, W, G, RR, YR)
+        RR, duals = problem.outer_terms(W)
+        gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, duals)
+        G = duals[0][0]  # the gradient at W
         cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
         if verbose:
             print(f"[bcd] epoch {total:5d}  gap {cert.relative:.3e}  "
-                  f"screened {int(screened.sum())}")
+                  f"screened {int(screened.sum())}  primal {primal:.12e}")
         if cert.converged(tol):
             return total, cert, True
         stalled = 0 if gap < 0.99 * best else stalled + 1
@@ -345,7 +381,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
         if total >= max_iter or stalled >= 20:
             return total, cert, False
         if screening and l1 > 0:
-            new = screen(s * G, problem.L, safe_radius(gap, 1.0), l1, group) & ~screened
+            new = screen(s * Gd, problem.L, safe_radius(gap, 1.0), l1, group) & ~screened
             if new.any():
                 screened |= new
                 hit = new & np.any(W != 0.0, axis=1)
@@ -357,8 +393,8 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
             ws = np.flatnonzero(~screened).astype(np.int64)
         if len(ws) == 0:  # every feature is zero at the optimum, and W already is
             W[:] = 0.0
-            G, RR, YR = problem.outer_terms(W)
-            gap, primal, dual, s = quadratic_gap(penalty, alpha, W, G, RR, YR)
+            RR, duals = problem.outer_terms(W)
+            gap, primal, dual, _, _ = quadratic_gap(penalty, alpha, W, RR, duals)
             cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
             return max(total, 1), cert, cert.converged(tol)
         inner = problem.inner(ws, W, penalty, alpha)

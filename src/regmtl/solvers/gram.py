@@ -109,7 +109,11 @@ class GramInner:
             return True
         return False
 
-    def gap_terms(self) -> tuple[np.ndarray, float, float]:
-        """``(G, sum_r c_r R_r^2, sum_r c_r y_r R_r)`` of the restricted problem."""
+    def record(self) -> None:
+        """(Residuals are not formed in Gram form: no dual extrapolation.)"""
+
+    def gap_terms(self) -> tuple[float, list]:
+        """``RR = sum_r c_r R_r^2`` and the dual point ``R``: ``[(G, RR, sum_r c_r y_r R_r)]``."""
         rr, yR, _ = self._sums(self.W)
-        return self.ct * self.Et.T, float(np.dot(self.ct, rr)), float(np.dot(self.ct, yR))
+        RR = float(np.dot(self.ct, rr))
+        return RR, [(self.ct * self.Et.T, RR, float(np.dot(self.ct, yR)))]
