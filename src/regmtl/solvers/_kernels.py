@@ -356,6 +356,68 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
 
 
 @njit(cache=True, fastmath=FAST)
+def bcd_epoch_shared(X, ct, xm, R2, W, L, l1, l2, group, features, g, delta):
+    """:func:`bcd_epoch_dense` for a shared design whose rows weigh ``ct[t]`` in task t.
+
+    The residual is viewed as ``R2`` (n x T, column-major); tasks are taken four at a time so
+    that each entry of a column of X, loaded once, serves four tasks.
+    """
+    n = X.shape[0]
+    T = W.shape[1]
+    max_change = 0.0
+    for j in features:
+        xs = X[:, j]
+        t = 0
+        while t + 4 <= T:
+            m0, m1, m2, m3 = xm[j, t], xm[j, t + 1], xm[j, t + 2], xm[j, t + 3]
+            r0, r1, r2, r3 = R2[:, t], R2[:, t + 1], R2[:, t + 2], R2[:, t + 3]
+            a0 = a1 = a2 = a3 = 0.0
+            for k in range(n):
+                x = xs[k]
+                a0 += (x - m0) * r0[k]
+                a1 += (x - m1) * r1[k]
+                a2 += (x - m2) * r2[k]
+                a3 += (x - m3) * r3[k]
+            g[t] = a0 * ct[t]
+            g[t + 1] = a1 * ct[t + 1]
+            g[t + 2] = a2 * ct[t + 2]
+            g[t + 3] = a3 * ct[t + 3]
+            t += 4
+        while t < T:
+            m0 = xm[j, t]
+            r0 = R2[:, t]
+            a0 = 0.0
+            for k in range(n):
+                a0 += (xs[k] - m0) * r0[k]
+            g[t] = a0 * ct[t]
+            t += 1
+        ch = _block_update(j, W, g, L[j], l1, l2, group, delta)
+        if ch > max_change:
+            max_change = ch
+        if ch > 0.0:
+            t = 0
+            while t + 4 <= T:
+                d0, d1, d2, d3 = delta[t], delta[t + 1], delta[t + 2], delta[t + 3]
+                m0, m1, m2, m3 = xm[j, t], xm[j, t + 1], xm[j, t + 2], xm[j, t + 3]
+                r0, r1, r2, r3 = R2[:, t], R2[:, t + 1], R2[:, t + 2], R2[:, t + 3]
+                for k in range(n):
+                    x = xs[k]
+                    r0[k] -= (x - m0) * d0
+                    r1[k] -= (x - m1) * d1
+                    r2[k] -= (x - m2) * d2
+                    r3[k] -= (x - m3) * d3
+                t += 4
+            while t < T:
+                d0 = delta[t]
+                m0 = xm[j, t]
+                r0 = R2[:, t]
+                for k in range(n):
+                    r0[k] -= (xs[k] - m0) * d0
+                t += 1
+    return max_change
+
+
+@njit(cache=True, fastmath=FAST)
 def bcd_epoch_sparse(data, indices, colptr, shared, task_of, c, indptr, xm, R, W, L, l1, l2,
                      group, features, g, delta, shift):
     """One pass of block coordinate descent over ``features`` for a CSC design, either layout.

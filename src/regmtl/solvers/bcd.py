@@ -31,6 +31,7 @@ from ..taskdata import TaskData
 from ._kernels import (
     QUADRATIC,
     bcd_epoch_dense,
+    bcd_epoch_shared,
     bcd_epoch_sparse,
     gradient_dense,
     gradient_sparse,
@@ -90,6 +91,11 @@ class _LeastSquaresEpochs:
                 X.data, X.indices, X.indptr, data.shared, data.task_of, self.c, data.indptr,
                 self.xm, R, W, self.L, l1, l2, group, self.features, self.g, self.delta,
                 self.shift,
+            )
+        elif data.shared and self.uniform:
+            change = bcd_epoch_shared(
+                X, self.ct, self.xm, R.reshape(data.n_tasks, -1).T, W, self.L, l1, l2, group,
+                self.features, self.g, self.delta,
             )
         else:
             change = bcd_epoch_dense(
