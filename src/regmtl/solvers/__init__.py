@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .bcd import BCD_OPTIONS, bcd
+from .bcd import bcd, check_options
 from .certificates import Certificate, Reference, certify, reference
 from .linear import conjugate_gradient, has_linear_path
 from .prox_grad import fista
@@ -68,12 +68,7 @@ def solve(
             "solver='cg' solves the squared loss with a quadratic task-coupling penalty "
             f"(mean, graph); use solver='auto' for {penalty!r} with the {datafit.name} loss."
         )
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(BCD_OPTIONS))
-    if unknown:
-        raise ValueError(
-            f"solver_options has unknown keys {unknown}; the known ones are {list(BCD_OPTIONS)}."
-        )
+    options = check_options(options, data, datafit)
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     if _zero_is_optimal(penalty, alpha, ref):
         # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=

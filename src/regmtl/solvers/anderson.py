@@ -2,8 +2,9 @@ r"""Anderson extrapolation of the iterates of a fixed-point method (Bertrand & M
 
 From the last ``K + 1`` iterates ``x_0 .. x_K`` with differences ``u_k = x_{k+1} - x_k``, the
 extrapolated point is ``sum_k z_k x_{k+1}`` where ``z`` minimizes ``||sum_k z_k u_k||`` subject to
-``sum_k z_k = 1``: ``z = M^{-1} 1 / (1^T M^{-1} 1)`` with ``M = U U^T``. Coordinate descent
-converges linearly near a solution, and this step then removes most of the slow mode. The
+``sum_k z_k = 1`` (a least-squares problem once the constraint eliminates one ``z_k``).
+Coordinate descent converges linearly near a solution, and this step then removes most of the
+slow mode. The
 caller keeps the extrapolated point only when it lowers the objective, so convergence is kept.
 """
 
@@ -32,15 +33,13 @@ class Anderson:
         X = np.array(self.history)
         self.history = []
         U = np.diff(X, axis=0)
-        M = U @ U.T
-        scale = np.trace(M)
-        if not np.isfinite(scale) or scale <= 0.0:
+        if not np.all(np.isfinite(U)) or not np.any(U):
             return None
-        try:
-            z = np.linalg.solve(M + 1e-10 * scale * np.eye(self.K), np.ones(self.K))
-        except np.linalg.LinAlgError:
+        # sum z = 1 eliminated: z_K = 1 - sum_{k<K} z_k, then min ||A g - b|| by least squares
+        # (SVD, minimum norm: exact also when the differences are linearly dependent)
+        A = (U[:-1] - U[-1]).T
+        g = np.linalg.lstsq(A, -U[-1], rcond=None)[0]
+        z = np.append(g, 1.0 - g.sum())
+        if not np.all(np.isfinite(z)):
             return None
-        total = z.sum()
-        if not np.isfinite(total) or total == 0.0:
-            return None
-        return (z / total) @ X[1:]
+        return z @ X[1:]

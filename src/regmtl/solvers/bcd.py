@@ -46,7 +46,7 @@ from .moments import feature_moments, uniform_within_tasks
 from .result import SolverResult
 from .screening import safe_radius, screen
 
-__all__ = ["bcd", "BCD_OPTIONS"]
+__all__ = ["bcd", "BCD_OPTIONS", "check_options"]
 
 #: Options of :func:`bcd` a user may set (``solver_options`` of the estimators).
 BCD_OPTIONS = ("working_set", "screening", "anderson", "gram", "p0")
@@ -410,18 +410,46 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
         total += used
 
 
-def _use_full_gram(data: TaskData, gram, fit_intercept) -> bool:
-    fits = data.shared and not sp.issparse(data.X) and uniform_within_tasks(data)
+def gram_applies(data: TaskData) -> bool:
+    """Gram form is exact for a shared dense design whose rows weigh the same in each task."""
+    return data.shared and not sp.issparse(data.X) and uniform_within_tasks(data)
+
+
+def check_options(options: dict | None, data: TaskData, datafit: Datafit) -> dict:
+    """Validate ``solver_options`` (see :data:`BCD_OPTIONS`); returns a dict for :func:`bcd`."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(BCD_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"solver_options has unknown keys {unknown}; the known ones are {list(BCD_OPTIONS)}."
+        )
+    for key in ("working_set", "screening"):
+        if key in options and not isinstance(options[key], (bool, np.bool_)):
+            raise ValueError(f"solver_options[{key!r}]={options[key]!r} must be True or False.")
+    for key, low in (("anderson", 0), ("p0", 1)):
+        if key in options:
+            v = options[key]
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"solver_options[{key!r}]={v!r} must be an integer >= {low}.")
+    gram = options.get("gram", "auto")
+    if not (gram is True or gram is False or (isinstance(gram, str) and gram == "auto")):
+        raise ValueError(f"solver_options['gram']={gram!r} must be True, False or 'auto'.")
+    if gram is True and not (gram_applies(data) and datafit.code == QUADRATIC):
+        raise ValueError(
+            "solver_options['gram']=True needs the squared loss on a shared dense design "
+            "(fit(X, Y) with 2-D Y) without sample weights or missing labels; use 'auto'."
+        )
+    return options
+
+
+def _use_full_gram(data: TaskData, gram, tol: float) -> bool:
+    """Full Gram form: asked for, or ('auto') n >= 2p, p <= 4000, and tol above the rounding
+    floor of the Gram sums (about 2e-13 relative)."""
     if gram is True:
-        if not fits:
-            raise ValueError(
-                "gram=True needs a shared dense design (fit(X, Y) with 2-D Y) without sample "
-                "weights or missing labels; use gram='auto'."
-            )
         return True
-    if gram == "auto" and fits:
+    if gram == "auto" and gram_applies(data):
         n, p = data.X.shape
-        return n >= 2 * p and p <= 4000
+        return n >= 2 * p and p <= 4000 and tol >= 1e-12
     return False
 
 
@@ -454,8 +482,6 @@ def bcd(
     params = penalty.bcd_params(alpha)
     if params is None:
         raise ValueError(f"{penalty!r} is not row-separable: use solver='fista'.")
-    if gram not in (True, False, "auto"):
-        raise ValueError(f"gram={gram!r} must be True, False or 'auto'.")
     has_dual = penalty.has_dual and alpha > 0
     if datafit.code != QUADRATIC:
         from .newton import prox_newton
@@ -463,17 +489,16 @@ def bcd(
         return prox_newton(data, datafit, penalty, alpha, W, b, params, ref=ref,
                            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                            verbose=verbose, working_set=working_set and has_dual,
-                           screening=screening and has_dual)
+                           screening=screening and has_dual, p0=p0)
     if not has_dual:
         return _kkt_loop(data, datafit, penalty, alpha, W, b, params, ref=ref,
                          fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                          verbose=verbose)
     options = dict(P0=ref.P0, tol=tol, max_iter=max_iter, verbose=verbose,
                    working_set=working_set, screening=screening, anderson=anderson, p0=p0)
-    gram_ws = gram is not False and data.shared and not sp.issparse(data.X) \
-        and uniform_within_tasks(data)
+    gram_ws = gram is not False and gram_applies(data)
     total = 0
-    if _use_full_gram(data, gram, fit_intercept):
+    if _use_full_gram(data, gram, tol):
         problem = _GramProblem(data, fit_intercept, params)
         total, cert, converged = _least_squares(problem, penalty, alpha, W, **options)
         b[:] = problem.intercepts(W) if fit_intercept else 0.0
