@@ -142,8 +142,8 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
             if not use_gap:
                 break
             inner = _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, ls)
-            inner_tol = max(min(inner_tol, 0.1 * np.sqrt(inner / ref.P0)), 1e-10)
+            inner_tol = max(min(inner_tol, 0.1 * inner / ref.P0), 1e-12)
             if inner <= target:
                 break
         if not use_gap:
-            inner_tol = max(min(inner_tol, 0.1 * np.sqrt(cert.relative)), 1e-10)
+            inner_tol = max(min(inner_tol, 0.1 * cert.relative), 1e-12)
