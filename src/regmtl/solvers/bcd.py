@@ -197,16 +197,6 @@ class _DataInner:
         return RR, duals
 
 
-class _GramDataInner(GramInner):
-    """:class:`GramInner` on a working set of a shared design; writes back into the residual."""
-
-    def finish(self, R: np.ndarray, Xw: np.ndarray, xbar: np.ndarray, T: int) -> None:
-        D = self.W - self.W0
-        Rmat = R.reshape(T, -1).T
-        Rmat -= Xw @ D
-        Rmat += xbar @ D
-
-
 def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
     """Epochs until the restricted gap is below ``target``; returns (epochs, last gap)."""
     acc = Anderson(anderson) if anderson else None
@@ -268,25 +258,27 @@ class _DataProblem:
     def inner(self, ws, W, penalty, alpha):
         data, T = self.data, self.data.n_tasks
         n = data.X.shape[0]
-        if self.gram_ws and len(ws) <= n:
+        if self.gram_ws and len(ws) <= n and 2 * len(ws) <= data.n_features:
+            # the working set's columns (at most half of X) live only while Q_S is formed
             Xw = data.X[:, ws]
             xbar = self.ls.xm[ws, 0].copy()
             Q = Xw.T @ Xw
             Q -= n * np.outer(xbar, xbar)
             Rmat = self.R.reshape(T, n).T
             E0 = Xw.T @ Rmat - np.outer(xbar, Rmat.sum(axis=0))
+            del Xw
             rr0 = np.einsum("it,it->t", Rmat, Rmat)
             yR0 = np.einsum("it,it->t", data.y.reshape(T, n).T, Rmat)
-            inner = _GramDataInner(Q, E0, rr0, yR0, W[ws], self.ls.ct, self.L[ws],
-                                   self.ls.params, penalty, alpha)
-            inner.Xw, inner.xbar = Xw, xbar
-            return inner
+            return GramInner(Q, E0, rr0, yR0, W[ws], self.ls.ct, self.L[ws], self.ls.params,
+                             penalty, alpha)
         return _DataInner(self.ls, self.R, self.bc, data.y, W, ws, penalty, alpha)
 
     def finish(self, inner, ws, W):
-        if isinstance(inner, _GramDataInner):
+        if isinstance(inner, GramInner):  # R -= X_S,c (W_S - W0_S), no copy of X
+            D = np.zeros_like(W)
+            D[ws] = inner.W - inner.W0
             W[ws] = inner.W
-            inner.finish(self.R, inner.Xw, inner.xbar, self.data.n_tasks)
+            self.ls.residual(self.R.copy(), np.zeros(self.data.n_tasks), D, ws, self.R)
             self.ls.intercepts(self.R, self.bc)
         else:
             self.theta = inner.theta
