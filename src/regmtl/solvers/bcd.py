@@ -117,14 +117,20 @@ class _LeastSquaresEpochs:
 
     def gradient(self, u: np.ndarray, features: np.ndarray) -> np.ndarray:
         """``X_c^T u`` on ``features`` (k x T)."""
-        data, X = self.data, self.data.X
-        G = np.zeros((len(features), data.n_tasks))
-        if sp.issparse(X):
-            gradient_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of,
-                            data.indptr, self.xm, u, data.task_sums(u), features, G)
-        else:
-            gradient_dense(X, data.indptr, self.offset, self.xm, u, features, G)
-        return G
+        return feature_gradient(self.data, self.xm, u, features)
+
+
+def feature_gradient(data: TaskData, xm: np.ndarray, u: np.ndarray,
+                     features: np.ndarray) -> np.ndarray:
+    """``G[i, t] = sum_{r in t} (x_rj - xm_jt) u_r`` for ``j = features[i]`` (k x T)."""
+    X = data.X
+    G = np.zeros((len(features), data.n_tasks))
+    if sp.issparse(X):
+        gradient_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of, data.indptr, xm,
+                        u, data.task_sums(u), features, G)
+    else:
+        gradient_dense(X, data.indptr, data.offset, xm, u, features, G)
+    return G
 
 
 def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, RR: float,

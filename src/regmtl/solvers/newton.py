@@ -16,7 +16,7 @@ import numpy as np
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .bcd import _LeastSquaresEpochs, _rows, _working_set
+from .bcd import _LeastSquaresEpochs, _rows, _working_set, feature_gradient
 from .certificates import (
     Certificate,
     Reference,
@@ -65,10 +65,10 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     return f, datafit.value(y, f, c) + penalty.value(W, alpha), step
 
 
-def _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, ls):
+def _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, xm):
     """Duality gap of the problem restricted to the features ``ws`` (W is zero elsewhere)."""
     theta = dual_point(data, datafit, f, fit_intercept)
-    G = ls.gradient(data.c * theta, ws)
+    G = feature_gradient(data, xm, data.c * theta, ws)
     s = penalty.dual_scaling(G, alpha)
     dual = datafit.dual_value(data.y, s * theta, data.c) - penalty.conjugate(s * G, alpha)
     primal = datafit.value(data.y, f, data.c) + penalty.value(W[ws], alpha)
@@ -89,10 +89,8 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
         fit_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(W, alpha)
     use_gap = penalty.has_dual and alpha > 0
+    zero_means = np.zeros((p, data.n_tasks))  # centered dual points need no centering
     # centered block constants under the loss weights: the gap-safe bound uses them
-    ls = _LeastSquaresEpochs(data, c, False, fit_intercept, *params,
-                             features=np.zeros(0, dtype=np.int64))
-    ls.xm[:] = 0.0  # restricted gradients of centered dual points need no centering
     L_screen = feature_moments(data, c, fit_intercept)[1] if screening and l1 > 0 else None
     screened = np.zeros(p, dtype=bool)
     inner_tol, total, best, stalled = 1e-3, 0, np.inf, 0
@@ -141,7 +139,8 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
             total += 1
             if not use_gap:
                 break
-            inner = _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, ls)
+            inner = _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept,
+                                    zero_means)
             inner_tol = max(min(inner_tol, 0.1 * inner / ref.P0), 1e-12)
             if inner <= target:
                 break
