@@ -7,7 +7,11 @@ max_t lambda_max([X_t, 1]^T [X_t, 1] / n_t) from a power iteration (the data ter
 block diagonal over tasks), and, unless disabled, gradient-based adaptive restart of the momentum
 (O'Donoghue & Candes 2015). One loop (:func:`fista`); :func:`fista_l21` (group soft-thresholding,
 stops on :func:`_gap.duality_gap`) and :func:`fista_structured` (a penalty of
-bench/_penalties_np.py, stops on the common certificate) only choose its prox and certificate.
+bench/_penalties_np.py, stops on the common certificate) only choose its prox and certificate;
+:func:`fista_l21_path` runs :func:`fista_l21` warm-started along a grid of alphas.
+
+A 2-D array in place of the list of designs is a design shared by all tasks, the targets then an
+(n, T) matrix (squared loss): the gradient is then two matrix products (bench/_gap.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ def lipschitz(Xs, curvature: float, tol: float = 1e-6, max_iter: int = 500, seed
     """curvature * max_t lambda_max of [X_t, 1]^T [X_t, 1] / n_t, by power iteration per task."""
     rng = np.random.default_rng(seed)
     best = 0.0
-    for X in Xs:
+    for X in ([Xs] if isinstance(Xs, np.ndarray) else Xs):
         n, p = X.shape
         v = rng.standard_normal(p + 1)
         v /= np.linalg.norm(v)
@@ -48,6 +52,8 @@ def lipschitz(Xs, curvature: float, tol: float = 1e-6, max_iter: int = 500, seed
 
 
 def _b0(ys, loss):
+    if isinstance(ys, np.ndarray):  # shared design, squared loss
+        return ys.mean(axis=0)
     if loss == "squared":
         return np.array([y.mean() for y in ys])
     pos = np.array([np.mean(y > 0) for y in ys])
@@ -56,17 +62,20 @@ def _b0(ys, loss):
 
 def fista(Xs, ys, prox, stop, loss: str = "squared", pen=_W_IS_V, eps: float = 1e-6,
           max_iter: int = 1_000_000, max_time: float = np.inf, check_every: int = 10,
-          restart: bool = True):
+          restart: bool = True, L: float | None = None, V0=None, b0=None):
     """The loop. ``prox(U, L)``: the penalty's prox at step 1/L; ``stop(V, b)``: the relative
     certificate, checked every ``check_every`` iterations (converged when <= eps); ``pen`` maps V
     to W (lift / compose / spread / copies; default V = W). Also stops after ``max_time`` s.
+    ``L`` (the data term's, before ``pen.copies``) skips the power iteration; ``V0``, ``b0``
+    warm-start it (default V = 0 and the intercepts fitted at W = 0).
     Returns dict(W, V, b, n_iter, rel, converged, time_L)."""
     t_start = time.perf_counter()
-    L = pen.copies * lipschitz(Xs, CURVATURE[loss])
+    L = pen.copies * (lipschitz(Xs, CURVATURE[loss]) if L is None else L)
     time_L = time.perf_counter() - t_start
-    p, T = Xs[0].shape[1], len(Xs)
-    V = pen.lift(np.zeros((p, T)))
-    b = _b0(ys, loss)
+    shared = isinstance(Xs, np.ndarray)
+    p, T = Xs.shape[1] if shared else Xs[0].shape[1], ys.shape[1] if shared else len(Xs)
+    V = pen.lift(np.zeros((p, T))) if V0 is None else V0.copy()
+    b = _b0(ys, loss) if b0 is None else b0.copy()
     Z, zb = V.copy(), b.copy()
     tk = 1.0
     rel = np.inf
@@ -105,6 +114,27 @@ def fista_l21(Xs, ys, alpha: float, loss: str = "squared", eps: float = 1e-6,
     return fista(Xs, ys, lambda U, L: group_soft_rows(U, alpha / L),
                  lambda W, b: duality_gap(Xs, ys, W, b, alpha, loss, P0=P0)["rel"],
                  loss=loss, eps=eps, max_iter=max_iter, **kw)
+
+
+def fista_l21_path(X, Y, alphas, eps: float = 1e-6, max_time: float = np.inf, **kw):
+    """:func:`fista_l21` (squared loss) along ``alphas`` (decreasing), each fit warm-started
+    from the previous one, one power iteration for all; stops when the whole path has run
+    ``max_time`` s. Returns dict(Ws (K x p x T), bs (K x T), n_iter (sum), converged (all),
+    time_L)."""
+    t_start = time.perf_counter()
+    L = lipschitz(X, CURVATURE["squared"])
+    time_L = time.perf_counter() - t_start
+    Ws, bs, n_iter, W, b, r = [], [], 0, None, None, dict(converged=True)
+    for alpha in alphas:
+        left = max_time - (time.perf_counter() - t_start)
+        r = fista_l21(X, Y, float(alpha), eps=eps, max_time=left, L=L, V0=W, b0=b, **kw)
+        W, b, n_iter = r["W"], r["b"], n_iter + r["n_iter"]
+        Ws.append(W)
+        bs.append(b)
+        if not r["converged"]:
+            break
+    return dict(Ws=np.array(Ws), bs=np.array(bs), n_iter=n_iter, converged=r["converged"],
+                time_L=time_L)
 
 
 def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps: float = 1e-6,

@@ -34,10 +34,16 @@ def _entropy(a: np.ndarray) -> np.ndarray:
     return -(xlogy(a, a) + xlogy(1.0 - a, 1.0 - a))
 
 
+def task_targets(ys) -> list:
+    """The per-task targets: ``ys`` itself (a list), or the columns of an (n, T) matrix (a
+    shared design)."""
+    return [ys[:, t] for t in range(ys.shape[1])] if isinstance(ys, np.ndarray) else list(ys)
+
+
 def p0_value(ys, loss: str) -> float:
-    """Objective at W = 0 with intercepts fitted (lists of per-task targets)."""
+    """Objective at W = 0 with intercepts fitted (per-task targets, see :func:`task_targets`)."""
     total = 0.0
-    for y in ys:
+    for y in task_targets(ys):
         if loss == "squared":
             r = y - y.mean()
             total += 0.5 * float(r @ r) / y.size
@@ -126,7 +132,6 @@ def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = 
     Returns dict(gap, rel, primal, dual, P0)."""
     W = np.asarray(W, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
-    T = W.shape[1]
     if isinstance(Xs, np.ndarray):  # shared design: vectorized
         X, Y = Xs, np.asarray(ys)
         n = X.shape[0]
@@ -141,17 +146,27 @@ def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = 
         s = 1.0 if dn <= alpha else alpha / dn
         Theta *= s
         dual = float(np.vdot(Theta, Y - 0.5 * Theta)) / n
-        y_list = [Y[:, t] for t in range(T)]
     else:
         datafit, thetas, G = _fit_and_dual(Xs, ys, W, b, loss)
         dn = float(np.sqrt((G * G).sum(axis=1)).max())
         dual = _dual_value(thetas, ys, 1.0 if dn <= alpha else alpha / dn, loss)
-        y_list = list(ys)
     primal = datafit + alpha * float(np.sqrt((W * W).sum(axis=1)).sum())
     if P0 is None:
-        P0 = p0_value(y_list, loss)
+        P0 = p0_value(ys, loss)
     gap = max(primal - dual, 0.0)
     return dict(gap=gap, rel=gap / P0, primal=primal, dual=dual, P0=P0)
+
+
+def path_gap(Xs, ys, Ws: np.ndarray, bs: np.ndarray, alphas, loss: str = "squared",
+             P0: float | None = None) -> dict:
+    """The worst :func:`duality_gap` along a path: ``Ws[k]`` (p x T) and ``bs[k]`` solve the
+    problem at ``alphas[k]``. Returns the worst point's dict with ``at`` = its index k."""
+    worst = None
+    for k, alpha in enumerate(alphas):
+        c = duality_gap(Xs, ys, Ws[k], bs[k], float(alpha), loss, P0=P0)
+        if worst is None or c["rel"] > worst["rel"]:
+            worst = dict(c, at=k)
+    return worst
 
 
 # ----------------------------------------------------------------------------- structured penalties
@@ -161,7 +176,13 @@ def duality_gap(Xs, ys, W: np.ndarray, b: np.ndarray, alpha: float, loss: str = 
 # bench/_penalties_np.py, ``V`` its variable (W, or the stacked (P, Q) of the decompositions).
 def neg_gradient(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str):
     """(G, u_sums): G[:, t] = X_t^T u_t with u_t = -l'(f_t) / n_t (the negative gradient of the
-    data term in W) and the per-task sums of u_t (the negative gradient in b)."""
+    data term in W) and the per-task sums of u_t (the negative gradient in b). A 2-D array
+    ``Xs`` is a design shared by all tasks, ``ys`` then (n, T) (squared loss, vectorized)."""
+    if isinstance(Xs, np.ndarray):
+        if loss != "squared":
+            raise ValueError("shared design: squared loss only here")
+        U = (ys - Xs @ W - b) / Xs.shape[0]
+        return Xs.T @ U, U.sum(axis=0)
     G = np.empty((Xs[0].shape[1], len(Xs)))
     sums = np.empty(len(Xs))
     for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):

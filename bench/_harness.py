@@ -1,7 +1,8 @@
 """Shared plumbing of the benchmark scripts (not part of regmtl).
 
 Command line, header, warm-up timing, the calibrate-then-repeat timing of one solver
-(:func:`run_solver`, one :class:`Row` each) and the result table.
+(:func:`run_solver`, one :class:`Row` each; a peer may run in a child process killed past a
+time limit, bench/_isolate.py) and the result table.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 import warnings
 
 import numpy as np
+from _isolate import OverBudget, call_with_limit
 from sklearn.exceptions import ConvergenceWarning
 
 
@@ -34,20 +36,61 @@ def parse(ap, argv, budget: float, quick_budget: float):
                     help="skip further repeats of a solver once its timed runs exceed this many "
                          f"seconds (default {budget:g}; --quick {quick_budget:g})")
     ap.add_argument("--no-restart", action="store_true", help="FISTA without adaptive restart")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="limit BLAS threads (threadpoolctl) for the whole run")
+    ap.add_argument("--blas-threads", default="auto",
+                    help="BLAS threads (threadpoolctl) for the whole run: a number, 0 for the "
+                         "library's default, or 'auto' (default): 1 when the machine has at most "
+                         "2 usable cores or is busy at the start (1-min load >= cores - 0.5), "
+                         "where multi-threaded BLAS products stall many-fold as soon as another "
+                         "process takes a core; else the library's default")
     args = ap.parse_args(argv)
     if args.budget is None:
         args.budget = quick_budget if args.quick else budget
-    if args.blas_threads is not None:
+    global _BLAS_NOTE
+    if args.blas_threads == "auto":
+        cores = _usable_cores()
+        small, busy = cores <= 2, os.getloadavg()[0] >= cores - 0.5
+        threads = 1 if small or busy else 0
+        _BLAS_NOTE = (f"--blas-threads auto: 1 ({'<= 2 usable cores' if small else 'busy'})"
+                      if threads else "--blas-threads auto: library default")
+    else:
+        threads = int(args.blas_threads)
+        _BLAS_NOTE = f"--blas-threads {threads}" + (" (library default)" if not threads else "")
+    if threads > 0:
         from threadpoolctl import threadpool_limits
-        args._limits = threadpool_limits(args.blas_threads, user_api="blas")
+        args._limits = threadpool_limits(threads, user_api="blas")
     return args
+
+
+_BLAS_NOTE = ""
 
 
 # ----------------------------------------------------------------------------- run
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _source(module) -> str:
+    """Where ``module`` is imported from and, in a git checkout, its commit and whether the
+    files under that folder have uncommitted changes (times are of THAT code)."""
+    import subprocess
+
+    where = os.path.dirname(os.path.abspath(module.__file__))
+    try:
+        def git(*a):
+            return subprocess.run(["git", "-C", where, *a], capture_output=True, text=True,
+                                  timeout=10, check=True).stdout.strip()
+        dirty = git("status", "--porcelain", "--", ".")
+        return (f"{where} at git {git('rev-parse', '--short', 'HEAD')}"
+                + (" + uncommitted changes there" if dirty else " (clean)"))
+    except Exception:  # not a checkout, or no git
+        return where
 
 
 def print_header(title: str, script: str, quick: bool, width: int, repeats_line: str,
@@ -61,21 +104,29 @@ def print_header(title: str, script: str, quick: bool, width: int, repeats_line:
 
     print("=" * width)
     print(f"{title}  (bench/{script}{' --quick' if quick else ''})")
-    print(f"machine: os.cpu_count() = {os.cpu_count()}, {platform.machine()}, "
-          f"python {platform.python_version()}")
+    print(f"machine: os.cpu_count() = {os.cpu_count()} (usable by this process: "
+          f"{_usable_cores()}), {platform.machine()}, python {platform.python_version()}")
     libs = [("regmtl", regmtl.__version__), ("numpy", np.__version__),
             ("scipy", scipy.__version__), ("scikit-learn", sklearn.__version__),
             ("numba", numba.__version__), *extra_libs]
     print("versions: " + ", ".join(f"{k} {v}" for k, v in libs))
+    print(f"regmtl source: {_source(regmtl)}")
+    threads = 1
     try:
         from threadpoolctl import threadpool_info
-        blas = [f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
-                for d in threadpool_info() if d.get("user_api") == "blas"]
-        print("BLAS: " + (", ".join(blas) or "unknown"))
+        info = [d for d in threadpool_info() if d.get("user_api") == "blas"]
+        threads = max([d.get("num_threads") or 1 for d in info], default=1)
+        print("BLAS: " + (", ".join(f"{d.get('internal_api')} ({d.get('num_threads')} threads)"
+                                    for d in info) or "unknown") + f"  [{_BLAS_NOTE}]")
     except Exception:  # pragma: no cover - informational only
         pass
     print(f"load average at the start (1/5/15 min): {_load()}  (other work on the machine "
           "inflates times)")
+    if threads > 1 and os.getloadavg()[0] > _usable_cores() - 0.5:
+        print(f"WARNING: the machine is busy (1-min load >= {_usable_cores() - 0.5:g}) and BLAS "
+              f"runs {threads} threads: multi-threaded BLAS products slow down many-fold when a "
+              "core is taken by other work; --blas-threads 1 gives steadier times")
+    print("the BLAS thread count applies to every solver alike (forked children inherit it)")
     print(repeats_line)
     print("=" * width)
 
@@ -91,7 +142,9 @@ def run(header, warm_up, warmed: str, scenarios) -> None:
     print(f"numba warm-up: one tiny fit of each {warmed} before timing, so JIT compilation / "
           f"cache loading is excluded from every time: {time.perf_counter() - t0:.2f}s")
     for scenario in scenarios:
+        t0 = time.perf_counter()
         scenario()
+        print(f"[{time.perf_counter() - t0:.1f}s; load average now (1/5/15 min): {_load()}]")
     print()
     print(f"total wall time: {time.perf_counter() - t_all:.1f}s; load average at the end "
           f"(1/5/15 min): {_load()}")
@@ -120,22 +173,45 @@ class Row:
         self.note = ""
         self.reached = True
         self.structure = ""
+        self.over = None  # the time limit a run was killed at (its time is a lower bound)
+
+
+def _attempt(fit, tol, limit):
+    """One timed ``fit(tol)``: in this process, or with a ``limit`` in a child killed past it."""
+    if limit is None:
+        return _timed(lambda: fit(tol))
+    return call_with_limit(lambda: _timed(lambda: fit(tol)), limit)
+
+
+def _over_budget(row, limit, tol):
+    row.over, row.tol, row.reached = limit, tol, False
+    row.times, row.certs, row.n_iter, row.structure = [limit], [np.nan], "-", "-"
+    row.note += (f"tol={tol:.1e} run stopped at the {limit:g}s time limit: its time and ratio "
+                 "are LOWER BOUNDS; ")
+    return row
 
 
 def run_solver(name, fit, cert, describe, target, tol0, repeats, budget, tighten=True,
-               max_tighten=3, tol_fmt=".0e", stopped_at="", warned_note=None):
+               max_tighten=3, tol_fmt=".0e", stopped_at="", warned_note=None, limit=None):
     """``fit(tol) -> (V, b, n_iter, own-criterion string)``, re-certified by
     ``cert(V, b) -> dict(rel, [primal])``; ``describe(V)`` fills the structure column.
 
     Calibrate at tol0, tightening 10x (at most ``max_tighten`` times) while the common
     certificate exceeds target (with ``warned_note``, a run that warned ends the calibration
     with that note); then time ``repeats`` runs at that tol (the calibration run that reached it
-    counts as the first), skipping further repeats once the timed runs exceed ``budget`` s."""
+    counts as the first), skipping further repeats once the timed runs exceed ``budget`` s.
+
+    With ``limit`` (s), every run is made in a child process killed past it; a fit may also
+    raise :class:`OverBudget` itself (a solver with its own time cap). Either ends the row with
+    ``row.over`` set: its time is then the limit, a lower bound, and never repeated."""
     row = Row(name)
     tol = tol0
     tries = 0
     while True:
-        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        try:
+            (V, b, n_iter, own), elapsed, warned = _attempt(fit, tol, limit)
+        except OverBudget as exc:
+            return _over_budget(row, exc.limit, tol)
         c = cert(V, b)
         if c["rel"] <= target or not tighten or tries >= max_tighten:
             break
@@ -156,7 +232,11 @@ def run_solver(name, fit, cert, describe, target, tol0, repeats, budget, tighten
             row.note += (f"{len(row.times)} of {repeats} runs: repeats skipped past the "
                          f"{budget:g}s budget per solver; ")
             break
-        (V, b, n_iter, own), elapsed, warned = _timed(lambda: fit(tol))  # noqa: B023
+        try:
+            (V, b, n_iter, own), elapsed, warned = _attempt(fit, tol, limit)
+        except OverBudget as exc:
+            row.note += f"a repeat was killed after {exc.limit:g}s (not counted); "
+            break
         row.times.append(elapsed)
         row.certs.append(cert(V, b)["rel"])
         if warned:
@@ -172,18 +252,22 @@ def print_table(title, rows, target, repeats, *, what, name_width, tol, n_iter_w
                                                        lambda r: r.own)):
     """One row per solver; the first is the reference of the ratio column. A column is
     ``(header, width, cell(row, median time) -> str)``; ``tol`` is the tol column, ``tail`` the
-    free text at the end of each line, ``(header, text(row))``."""
+    free text at the end of each line, ``(header, text(row))``. A row killed at its time limit
+    prints its time and ratio as lower bounds (">")."""
     ref = rows[0]
-    t_ref = float(np.median(ref.times))
+
+    def low(r):
+        return ">" if r.over else ""
+
     columns = [
         tol,
-        ("time (s)", 9, lambda r, t: f"{t:.3f}"),
+        ("time (s)", 9, lambda r, t: f"{low(r)}{t:.3f}"),
         ("runs", 4, lambda r, t: str(len(r.times))),
-        (what + " (max)", 13, lambda r, t: f"{max(r.certs):.2e}"),
-        ("<=eps", 5, lambda r, t: "yes" if r.reached else "NO"),
+        (what + " (max)", 13, lambda r, t: "killed" if r.over else f"{max(r.certs):.2e}"),
+        ("<=eps", 5, lambda r, t: "?" if r.over else ("yes" if r.reached else "NO")),
         ("n_iter", n_iter_width, lambda r, t: str(r.n_iter)),
         *before_ratio,
-        ("ratio", 6, lambda r, t: "1.00" if r is ref else f"{t / t_ref:.2f}"),
+        ("ratio", 6, lambda r, t: "1.00" if r is ref else f"{low(r)}{ratio(r, ref)[0]:.2f}"),
         *after_ratio,
     ]
     print()
@@ -199,4 +283,9 @@ def print_table(title, rows, target, repeats, *, what, name_width, tol, n_iter_w
         if r.note:
             print(f"  {'':<{name_width}} note: {r.note.strip()}")
     print(f"  target {what} <= {target:g}; time = median over 'runs' (asked: {repeats}); "
-          "ratio = time / regmtl time (>1: regmtl faster)")
+          "ratio = time / regmtl time (>1: regmtl faster); '>' = killed at the time limit")
+
+
+def ratio(row, ref) -> tuple[float, bool]:
+    """(median time of ``row`` / that of ``ref``, whether it is only a lower bound)."""
+    return float(np.median(row.times)) / float(np.median(ref.times)), row.over is not None

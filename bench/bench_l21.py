@@ -1,25 +1,40 @@
 """Benchmark: regmtl's L2,1 (joint feature selection) solvers against peers, at equal duality gap.
 
-Scenarios
-  1. shared design, squared loss: regmtl.MultiTaskRegressor vs sklearn MultiTaskLasso
-     (and skglm MultiTaskLasso when installed);
+Scenarios (one run prints them all, then a summary of every ratio and its median)
+  1. shared design, squared loss (multi-task lasso), three shapes: (n, p, T) = (500, 5000, 20),
+     (20000, 1000, 50) (n >> p: regmtl's Gram mode) and (200, 10000, 100) (p >> n, many tasks);
+     each at alpha_max/10, alpha_max/100 and a 30-alpha warm-started path from alpha_max to
+     alpha_max/100: regmtl vs scikit-learn MultiTaskLasso (the path: enet_path with 2-D Y, what
+     MultiTaskLassoCV runs, or a warm-started MultiTaskLasso loop, whichever was faster on the
+     first shape), skglm MultiTaskLasso (when installed) and a NumPy FISTA (bench/_peers.py,
+     bench/_shared_suite.py); with regmtl's time at alpha_max/10 in units of one X^T R product;
   2. per-task designs (lists), squared loss: regmtl.MultiTaskRegressor vs a NumPy FISTA;
   3. per-task designs (lists), logistic loss: regmtl.MultiTaskClassifier vs a NumPy FISTA;
-each at alpha_max/10 and alpha_max/100.
+     (2 and 3 at alpha_max/10 and alpha_max/100);
+  4. scaling: regmtl's time at alpha_max/10 as n, p and T double, with growth exponents
+     (bench/_scaling.py);
+  5. memory: peak extra memory of one fit / size of X (tracemalloc; bench/_memory.py).
 
 "Same duality gap": every solver must reach gap <= eps * P0, P0 the objective at W = 0 with
 intercepts fitted (regmtl's convention, tol=eps). sklearn stops on the gap of its own scaled
 problem, n * P(W) with tol * ||Y_centered||_F^2 = tol * 2n * P0, so tol_sklearn = eps / 2
 (its gap is only checked after an epoch whose largest relative coefficient change is <= tol).
 skglm stops on a KKT violation (max_j distance of the gradient to the subdifferential), not on
-a gap: its tol is calibrated (tightened 10x at a time) until the common gap is reached. Every
-returned (coef, intercept) is re-certified by ONE common NumPy function (bench/_gap.py); a
-solver that stops short of the target is re-run with a 10x tighter tol, and the time reported is
-that of the tol that reached it. The NumPy FISTA (bench/_fista.py) stops on that common gap
-itself. Times are medians of --repeats runs; a solver whose runs already exceed --budget seconds
-is not repeated (the table's "runs" column says how many were timed). numba is warmed up first.
+a gap: its tol (relative to alpha) is calibrated (tightened 10x at a time) until the common gap
+is reached. Every returned (coef, intercept) is re-certified by ONE common NumPy function
+(bench/_gap.py; for a path, the worst point); a solver that stops short of the target, regmtl
+included, is re-run with a 10x tighter tol, and the time reported is that of the tol that reached
+it. The NumPy FISTA (bench/_fista.py) stops on that common gap itself. Times are medians of
+--repeats runs; a solver whose runs already exceed --budget seconds is not repeated (the table's
+"runs" column says how many were timed). numba is warmed up first.
 
-Run:  .venv/bin/python bench/bench_l21.py [--quick] [--repeats 3]
+Time limits (scenario 1): every peer (sklearn, skglm, FISTA) runs in a forked child
+(bench/_isolate.py) killed past max(--timeout, --timeout-factor x regmtl's time on that entry);
+in scenarios 2-3 FISTA stops itself after --fista-max-time s. A killed or capped run is printed
+as "> limit", its ratio as a lower bound, and medians that depend on one as ">=" (never
+extrapolated from a partial run).
+
+Run:  .venv/bin/python bench/bench_l21.py [--quick] [--repeats 3] [--scenarios ...]
 """
 
 from __future__ import annotations
@@ -32,10 +47,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _harness as h  # noqa: E402
+import _memory  # noqa: E402
+import _scaling  # noqa: E402
+import _shared_suite  # noqa: E402
 from _fista import fista_l21  # noqa: E402
 from _gap import alpha_max_l21, duality_gap, p0_value  # noqa: E402
-from _problems import per_task_row_sparse, shared_regression  # noqa: E402
-from sklearn.linear_model import MultiTaskLasso  # noqa: E402
+from _isolate import OverBudget  # noqa: E402
+from _problems import per_task_row_sparse  # noqa: E402
+from _summary import Summary  # noqa: E402
+from sklearn.linear_model import MultiTaskLasso, enet_path  # noqa: E402
 
 import regmtl  # noqa: E402
 
@@ -45,6 +65,7 @@ try:
 except ImportError:  # optional peer
     skglm = None
 
+SCENARIOS = ("shared", "lists", "logistic", "scaling", "memory")
 MAX_TIGHTEN = 4  # by default at most 4 extra runs with a 10x tighter tol when a peer stops short
 
 
@@ -59,7 +80,8 @@ def header(args) -> None:
         "regmtl L2,1 benchmark", "bench_l21.py", args.quick, 100,
         f"repeats: {args.repeats} (median time reported; a solver stops repeating once its runs "
         f"exceed {args.budget:g}s); target relative gap eps = {args.eps:g} (squared), "
-        f"{args.eps_logistic:g} (logistic)",
+        f"{args.eps_logistic:g} (logistic); peers killed past max({args.timeout:g}s, "
+        f"{args.timeout_factor:g} x regmtl)",
         extra_libs=[("skglm", skglm.__version__ if skglm else "not installed")])
 
 
@@ -69,12 +91,17 @@ def warm_up() -> None:
     X = np.asfortranarray(rng.standard_normal((30, 8)))
     Y = rng.standard_normal((30, 3))
     regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(X, Y)
+    regmtl.regularization_path(X, Y, penalty="l21", alphas=3, tol=1e-8)
+    regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8,
+                              solver_options=dict(gram=True)).fit(X, Y)
     Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30)]
     ys = [rng.standard_normal(len(x)) for x in Xs]
     regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, ys)
     yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
     regmtl.MultiTaskClassifier(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, yc)
     MultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
+    enet_path(X - X.mean(axis=0), Y - Y.mean(axis=0), l1_ratio=1.0, alphas=[0.1, 0.01],
+              tol=1e-8)
     if skglm is not None:
         SkglmMultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
 
@@ -88,53 +115,7 @@ def run_solver(name, fit, X, Y, alpha, loss, P0, max_tighten=MAX_TIGHTEN, **kw):
 
 
 # ----------------------------------------------------------------------------- scenarios
-def scenario_shared(args) -> None:
-    n, p, T = (200, 1000, 10) if args.quick else (500, 5000, 20)
-    n_active = 20 if args.quick else 50
-    X, Y, _ = shared_regression(n, p, T, n_active=n_active, rho=0.5, snr=5.0, seed=0)
-    a_max = regmtl.alpha_max(X, Y, penalty="l21")
-    a_check = alpha_max_l21([X] * T, [Y[:, t] for t in range(T)], "squared")
-    P0 = p0_value([Y[:, t] for t in range(T)], "squared")
-    eps = args.eps
-    print()
-    print("#" * 100)
-    print(f"Scenario 1: shared design, squared loss (multi-task lasso). n={n}, p={p}, T={T}, "
-          f"Toeplitz rho=0.5, {n_active} active rows, SNR=5 (||XW||_F/||E||_F), "
-          "intercepts fitted")
-    print(f"  alpha_max = {a_max:.6g} (regmtl.alpha_max; independent check {a_check:.6g}), "
-          f"P0 = {P0:.6g}, eps = {eps:g}")
-    print(f"  tol: regmtl eps; sklearn eps/2 (its gap is n*P-gap vs tol*||Yc||^2 = tol*2n*P0); "
-          f"skglm (KKT, not a gap) from {args.skglm_tol0:g}*alpha down 10x until reached")
-    for div in args.divisors:
-        alpha = a_max / div
-        kw = dict(X=X, Y=Y, alpha=alpha, loss="squared", P0=P0, target=eps,
-                  repeats=args.repeats, budget=args.budget)
-
-        def fit_regmtl(tol, alpha=alpha):
-            m = regmtl.MultiTaskRegressor(penalty="l21", alpha=alpha, tol=tol,
-                                          max_iter=args.max_epochs).fit(X, Y)
-            return m.coef_.T, m.intercept_, m.n_iter_, f"dual_gap_/P0 = {m.dual_gap_ / P0:.2e}"
-
-        def fit_sklearn(tol, alpha=alpha):
-            m = MultiTaskLasso(alpha=alpha, tol=tol, max_iter=args.max_epochs).fit(X, Y)
-            return m.coef_.T, m.intercept_, m.n_iter_, f"dual_gap_/P0 = {m.dual_gap_ / P0:.2e}"
-
-        def fit_skglm(tol, alpha=alpha):
-            m = SkglmMultiTaskLasso(alpha=alpha, tol=tol, max_iter=1000,
-                                    max_epochs=args.max_epochs).fit(X, Y)
-            return (m.coef_.T, m.intercept_, m.n_iter_,
-                    f"KKT violation {m.stopping_crit:.2e}; n_iter = working-set rounds")
-
-        rows = [run_solver("regmtl (bcd)", fit_regmtl, tol0=eps, **kw),
-                run_solver("sklearn MultiTaskLasso", fit_sklearn, tol0=eps / 2, **kw)]
-        if skglm is not None:
-            rows.append(run_solver("skglm MultiTaskLasso", fit_skglm,
-                                   tol0=args.skglm_tol0 * alpha, max_tighten=6, **kw))
-        h.print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats,
-                      **TABLE)
-
-
-def scenario_lists(args, loss: str) -> None:
+def scenario_lists(args, loss: str, summary) -> None:
     if loss == "squared":
         seed, eps, est = 1, args.eps, regmtl.MultiTaskRegressor
         T, p, lo, hi, n_active = (10, 1000, 50, 200, 20) if args.quick else (20, 2000, 50, 400, 30)
@@ -172,15 +153,39 @@ def scenario_lists(args, loss: str) -> None:
         def fit_fista(tol, alpha=alpha):
             r = fista_l21(Xs, ys, alpha, loss=loss, eps=tol, max_time=args.fista_max_time,
                           restart=not args.no_restart)
-            own = (f"common gap {r['rel']:.2e}; power iteration {r['time_L']:.2f}s"
-                   + ("" if r["converged"] else f"; STOPPED at the {args.fista_max_time:g}s cap"))
-            return r["W"], r["b"], r["n_iter"], own
+            if not r["converged"]:  # stopped at its cap: a lower bound
+                raise OverBudget(args.fista_max_time)
+            return (r["W"], r["b"], r["n_iter"],
+                    f"common gap {r['rel']:.2e}; power iteration {r['time_L']:.2f}s")
 
         name = "numpy FISTA" + ("" if args.no_restart else " +restart")
         rows = [run_solver("regmtl (bcd)", fit_regmtl, **kw),
                 run_solver(name, fit_fista, tighten=False, **kw)]
         h.print_table(f"-- alpha = alpha_max/{div:g} = {alpha:.6g}", rows, eps, args.repeats,
                       **TABLE)
+        summary.add("lists", f"per-task lists, {loss} /{div:g}", rows[0], {"FISTA": rows[1]})
+
+
+def print_summary(args, summary) -> None:
+    """Every ratio and the medians against the targets."""
+    print()
+    print("#" * 110)
+    print("SUMMARY: ratio = peer time / regmtl time at the same common gap (>1: regmtl faster); "
+          "'>=' = the peer was killed at its time limit (a lower bound)")
+    groups = {"n>>p", "p>>n", "n~p"}
+    summary.print_table(groups, ["sklearn", "skglm", "FISTA"], "Scenario 1 (shared design)")
+    summary.print_table({"lists"}, ["FISTA"], "Scenarios 2-3 (per-task designs)")
+    print()
+    print("Medians and targets" + ("  (--quick: small shapes and short runs dominated by fixed "
+                                   "costs; the targets are meant for the full run)"
+                                   if args.quick else ""))
+    summary.target("scenario 1, all entries vs sklearn", "sklearn", 2.0, groups)
+    summary.target("scenario 1, the n>>p shape (Gram mode) vs sklearn", "sklearn", 5.0,
+                   {_shared_suite.GRAM_SHAPE})
+    summary.target("scenario 1, all entries vs skglm (no target)", "skglm", 1.0, groups)
+    summary.target("scenario 1, all entries vs NumPy FISTA (no target)", "FISTA", 1.0, groups)
+    summary.target("scenarios 2-3, per-task lists vs NumPy FISTA", "FISTA", 10.0, {"lists"})
+    summary.print_lines()
 
 
 def main(argv=None) -> None:
@@ -188,22 +193,36 @@ def main(argv=None) -> None:
                   "alpha = alpha_max / divisor")
     ap.add_argument("--eps-logistic", type=float, default=1e-6,
                     help="target relative gap (logistic); 1e-5 if 1e-6 takes too long")
-    ap.add_argument("--scenarios", nargs="+", default=["shared", "lists", "logistic"],
-                    choices=["shared", "lists", "logistic"])
+    ap.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    ap.add_argument("--n-alphas", type=int, default=None,
+                    help="alphas of the scenario-1 path (default 30; --quick 8)")
+    ap.add_argument("--n-active", type=int, default=None,
+                    help="active rows of the shared designs (default 50; --quick 20)")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="scenario 1: a peer run is killed past max(timeout, timeout-factor x "
+                         "regmtl's time) (default 60; --quick 2)")
+    ap.add_argument("--timeout-factor", type=float, default=2.0)
     ap.add_argument("--max-epochs", type=int, default=20_000,
                     help="max_iter of the CD solvers (a safety net; tol decides)")
     ap.add_argument("--fista-max-time", type=float, default=None,
-                    help="wall-time cap of one FISTA run, s (default 200; --quick 20)")
+                    help="scenarios 2-3: wall-time cap of one FISTA run, s (default 200; --quick "
+                         "5); a capped run counts as a lower bound")
     ap.add_argument("--skglm-tol0", type=float, default=1e-2,
                     help="skglm's first tol, relative to alpha (then tightened 10x at a time)")
-    args = h.parse(ap, argv, budget=60.0, quick_budget=5.0)
+    args = h.parse(ap, argv, budget=30.0, quick_budget=1.0)
     if args.fista_max_time is None:
-        args.fista_max_time = 20.0 if args.quick else 200.0
-    run = {"shared": lambda: scenario_shared(args),
-           "lists": lambda: scenario_lists(args, "squared"),
-           "logistic": lambda: scenario_lists(args, "logistic")}
+        args.fista_max_time = 5.0 if args.quick else 200.0
+    for name, full, quick in (("n_alphas", 30, 8), ("n_active", 50, 20), ("timeout", 60.0, 2.0)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
+    summary = Summary()
+    run = {"shared": lambda: _shared_suite.scenario(args, summary),
+           "lists": lambda: scenario_lists(args, "squared", summary),
+           "logistic": lambda: scenario_lists(args, "logistic", summary),
+           "scaling": lambda: _scaling.scenario(args, summary),
+           "memory": lambda: _memory.scenario(args, summary)}
     h.run(lambda: header(args), warm_up, "regmtl path (+ sklearn, skglm)",
-          [run[s] for s in args.scenarios])
+          [run[s] for s in args.scenarios] + [lambda: print_summary(args, summary)])
 
 
 if __name__ == "__main__":
