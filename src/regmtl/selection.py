@@ -99,7 +99,9 @@ def regularization_path(
     p, T = data.n_features, data.n_tasks
     pen.check(p, T)
     ref = reference(data, datafit, fit_intercept)
-    if isinstance(alphas, (int, np.integer)) and not isinstance(alphas, bool):
+    if isinstance(alphas, (bool, np.bool_)):
+        raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
+    if isinstance(alphas, (int, np.integer)):
         amax = getattr(pen, "alpha_max", None)
         if amax is None:
             raise ValueError(
@@ -108,9 +110,16 @@ def regularization_path(
             )
         grid = alpha_grid(amax(ref.G0), int(alphas), eps)
     else:
-        grid = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
-        if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0:
-            raise ValueError("alphas must be a non-empty list of finite values >= 0.")
+        try:
+            grid = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
+        except (TypeError, ValueError):
+            grid = np.zeros(0)
+            bad = True
+        else:
+            bad = grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0
+        if bad:
+            raise ValueError(f"alphas={alphas!r} must be an integer (the grid size) or a "
+                             "non-empty list of finite values >= 0.")
     coefs = np.zeros((len(grid), T, p))
     intercepts = np.zeros((len(grid), T))
     certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)

@@ -427,6 +427,9 @@ def gram_applies(data: TaskData) -> bool:
 
 def check_options(options: dict | None, data: TaskData, datafit: Datafit) -> dict:
     """Validate ``solver_options`` (see :data:`BCD_OPTIONS`); returns a dict for :func:`bcd`."""
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"solver_options={options!r} must be a dict (or None), e.g. "
+                         "dict(screening=False).")
     options = dict(options or {})
     unknown = sorted(set(options) - set(BCD_OPTIONS))
     if unknown:

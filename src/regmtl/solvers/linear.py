@@ -19,7 +19,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .certificates import Reference, certify
-from .moments import block_lipschitz
+from .moments import feature_moments, uniform_within_tasks
 from .result import SolverResult
 
 __all__ = ["conjugate_gradient", "has_linear_path"]
@@ -48,11 +48,9 @@ def conjugate_gradient(
     """Solve the linear optimality system from ``W`` (see the module docstring)."""
     c, T = data.c, data.n_tasks
     K = penalty.kernel(T)
-    if fit_intercept:
-        xm = data.feature_means()
-        ybar = data.task_sums(c * data.y) / data.task_sums(c)
-    else:
-        xm, ybar = np.zeros((data.n_features, T)), np.zeros(T)
+    # centers and block constants in one pass (xm = 0 without intercepts)
+    xm, L = feature_moments(data, c, fit_intercept, uniform=uniform_within_tasks(data))
+    ybar = data.task_sums(c * data.y) / data.task_sums(c) if fit_intercept else np.zeros(T)
 
     def linear(V):  # centered scores of V, no intercept
         return data.linear(V, -np.einsum("jt,jt->t", xm, V))
@@ -64,7 +62,7 @@ def conjugate_gradient(
         return adjoint(c * linear(V)) + alpha * V @ K
 
     rhs = adjoint(c * (data.y - ybar[data.task_of]))
-    diag = block_lipschitz(data, c, fit_intercept) + alpha * np.diag(K)
+    diag = L + alpha * np.diag(K)
     inv_diag = np.divide(1.0, diag, out=np.zeros_like(diag), where=diag > 0)
     R = rhs - operator(W)
     Z = inv_diag * R

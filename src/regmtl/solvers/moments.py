@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from ..taskdata import TaskData
 from ._kernels import column_moments, moments_dense, moments_sparse
 
-__all__ = ["feature_moments", "uniform_within_tasks", "block_lipschitz"]
+__all__ = ["feature_moments", "uniform_within_tasks"]
 
 
 def uniform_within_tasks(data: TaskData) -> bool:
@@ -37,11 +37,11 @@ def feature_moments(
     X = data.X
     csum = data.task_sums(c)
     if uniform and data.shared and not sp.issparse(X):
-        m, ss = np.zeros(p), np.zeros(p)
-        column_moments(X, m, ss)
-        if not center:
-            ss = np.einsum("ij,ij->j", X, X)
-            m = np.zeros(p)
+        if center:
+            m, ss = np.zeros(p), np.zeros(p)
+            column_moments(X, m, ss)
+        else:
+            m, ss = np.zeros(p), np.einsum("ij,ij->j", X, X)
         ct = c[data.indptr[:-1]]
         xm[:] = m[:, None]
         L[:] = ss[:, None] * ct[None, :]
@@ -58,8 +58,3 @@ def feature_moments(
     else:
         moments_dense(X, c, data.indptr, data.offset, csum, center, feats, xm, L)
     return xm, L
-
-
-def block_lipschitz(data: TaskData, c: np.ndarray, center: bool) -> np.ndarray:
-    """``L`` of :func:`feature_moments` (p x T)."""
-    return feature_moments(data, c, center)[1]

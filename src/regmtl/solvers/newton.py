@@ -34,7 +34,7 @@ __all__ = ["prox_newton"]
 
 def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_intercept,
                  inner_tol, max_inner):
-    """One proximal Newton step on the features ``ws``; returns (f, value, step)."""
+    """One proximal Newton step on the features ``ws``; returns the new (f, value)."""
     y, c = data.y, data.c
     theta = datafit.theta(y, f)
     s = y * theta  # sigmoid(-y f)
@@ -62,7 +62,7 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     f = f_try
     if fit_intercept:
         fit_intercepts(data, datafit, f, b)
-    return f, datafit.value(y, f, c) + penalty.value(W, alpha), step
+    return f, datafit.value(y, f, c) + penalty.value(W, alpha)
 
 
 def _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, xm):
@@ -134,8 +134,8 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
         for _ in range(10):
             if total >= max_iter:
                 break
-            f, value, step = _newton_step(data, datafit, penalty, alpha, W, b, f, value, params,
-                                          ws, fit_intercept, inner_tol, max_inner)
+            f, value = _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws,
+                                    fit_intercept, inner_tol, max_inner)
             total += 1
             if not use_gap:
                 break
