@@ -96,3 +96,58 @@ def test_split_deterministic_and_proportions(school):
 def test_split_validates_lengths():
     with pytest.raises(ValueError, match="tasks"):
         train_test_split_per_task([np.zeros((4, 2))], [np.zeros(4), np.zeros(4)])
+
+
+def test_school_fixed_splits_partition_tasks(school):
+    assert school.kind == "regression"
+    assert len(school.splits) == 10
+    n = [X.shape[0] for X in school.X]
+    for train, test in school.splits:
+        assert len(train) == len(test) == 139
+        for n_t, tr, te in zip(n, train, test, strict=True):
+            assert tr.dtype.kind == te.dtype.kind == "i"
+            assert len(tr) >= 16 and len(te) >= 6
+            np.testing.assert_array_equal(np.sort(np.concatenate([tr, te])), np.arange(n_t))
+        n_test = sum(len(te) for te in test)
+        assert n_test == 3890 and n_test / 15362 == pytest.approx(0.25, abs=0.01)
+    # the ten splits differ
+    assert len({tuple(np.concatenate(te)) for _, te in school.splits}) == 10
+
+
+def test_apply_split(school):
+    from regmtl.datasets import apply_split
+
+    train, test = school.splits[3]
+    Xtr, Xte, ytr, yte = apply_split(school.X, school.y, school.splits[3])
+    assert len(Xtr) == len(Xte) == len(ytr) == len(yte) == 139
+    np.testing.assert_array_equal(Xtr[5], school.X[5][train[5]])
+    np.testing.assert_array_equal(yte[7], school.y[7][test[7]])
+    frames = load_school(as_frame=True)
+    Ftr, _, Str, _ = apply_split(frames.X, frames.y, school.splits[3])
+    np.testing.assert_array_equal(Ftr[5].to_numpy(), Xtr[5])
+    np.testing.assert_array_equal(Str[5].to_numpy(), ytr[5])
+    with pytest.raises(ValueError, match="tasks"):
+        apply_split(school.X[:3], school.y[:3], school.splits[0])
+
+
+ARGYRIOU = SHARED_DATA / "school_argyriou"
+
+
+@pytest.mark.skipif(not (ARGYRIOU / "school_10_indexes.mat").exists(),
+                    reason="school_argyriou .mat files not available")
+def test_school_splits_equal_mat(school):
+    """The shipped rows are the columns of school_b.mat; the splits are its 1-based indexes."""
+    import scipy.io
+
+    b = scipy.io.loadmat(ARGYRIOU / "school_b.mat")
+    np.testing.assert_array_equal(np.vstack(school.X), b["x"].T.astype(np.float64))
+    np.testing.assert_array_equal(np.concatenate(school.y), b["y"].ravel().astype(np.float64))
+    starts = np.cumsum([0] + [len(y) for y in school.y])[:-1]
+    np.testing.assert_array_equal(b["task_indexes"].ravel() - 1, starts)
+    for i, (train, test) in enumerate(school.splits, start=1):
+        mat = scipy.io.loadmat(ARGYRIOU / f"school_{i}_indexes.mat")
+        for key, part in (("tr", train), ("tst", test)):
+            global_idx = np.concatenate([s + idx for s, idx in zip(starts, part, strict=True)])
+            np.testing.assert_array_equal(global_idx + 1, mat[key].ravel())
+            block_starts = np.cumsum([0] + [len(idx) for idx in part])[:-1]
+            np.testing.assert_array_equal(block_starts + 1, mat[f"{key}_indexes"].ravel())

@@ -95,10 +95,28 @@ def test_bad_alphas_are_refused(alphas, match):
         rm.regularization_path(Xs, ys, alphas=alphas)
 
 
+def test_penalty_without_alpha_max_gets_a_scale_grid():
+    """mean/L2 have no alpha_max: the grid runs from 100 s to 1e-4 s, s the mean curvature."""
+    from regmtl.problem import make_data, make_datafit
+    from regmtl.selection import alpha_scale
+
+    Xs, ys = make_lists(seed=7)
+    data = make_data(Xs, ys)
+    # s = mean over features and tasks of (1/n_t) sum_i (x_tij - mean_tj)^2
+    s = np.mean([np.mean(np.var(X, axis=0)) for X in Xs])
+    assert alpha_scale(data, make_datafit("squared")) == pytest.approx(s, rel=1e-12)
+    for pen in ("mean", "l2"):
+        path = rm.regularization_path(Xs, ys, penalty=pen, alphas=7)
+        np.testing.assert_allclose(path.alphas, 100 * s * np.logspace(0, -6, 7), rtol=1e-12)
+        assert path.converged.all()
+    # logistic: the loss curvature 1/4 scales it
+    yb = [(y > np.median(y)).astype(int) for y in ys]
+    datab = make_data(Xs, yb, loss="logistic")
+    assert alpha_scale(datab, make_datafit("logistic")) == pytest.approx(s / 4, rel=1e-12)
+
+
 def test_other_bad_inputs_are_refused():
     Xs, ys = make_lists(seed=7)
-    with pytest.raises(ValueError, match="has no alpha_max"):
-        rm.regularization_path(Xs, ys, penalty="mean", alphas=5)
     with pytest.raises(ValueError, match="eps"):
         rm.regularization_path(Xs, ys, alphas=5, eps=2.0)
     with pytest.raises(ValueError, match="must be a dict"):

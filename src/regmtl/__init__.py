@@ -23,12 +23,19 @@ from .penalties import (
 )
 from .persistence import load
 from .problem import alpha_max
-from .selection import RegularizationPath, regularization_path
+from .selection import (
+    MultiTaskClassifierCV,
+    MultiTaskRegressorCV,
+    RegularizationPath,
+    regularization_path,
+)
 from .taskdata import TaskData, as_task_data
 
 __all__ = [
     "MultiTaskRegressor",
     "MultiTaskClassifier",
+    "MultiTaskRegressorCV",
+    "MultiTaskClassifierCV",
     "Penalty",
     "L1",
     "L2",

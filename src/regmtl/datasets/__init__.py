@@ -1,6 +1,40 @@
-"""Data sets shipped with regmtl and helpers to split them."""
+"""Data sets: School shipped with regmtl, loaders for benchmark sets read from a data folder,
+a reader for a user's own table, and helpers to split them."""
 
+from ._digits import load_mnist, load_usps
+from ._home import get_data_home
+from ._landmine import load_landmine
+from ._mulan import MULAN_SETS, load_mulan
+from ._parkinsons import load_parkinsons
+from ._registry import list_datasets
+from ._sarcos import load_sarcos
 from ._school import SCHOOL_FEATURE_NAMES, load_school
-from ._split import train_test_split_per_task
+from ._split import apply_split, train_test_split_per_task
+from ._survey import load_computer_survey
+from ._synthetic import make_multitask_classification, make_multitask_regression
+from ._table import DataFileError, read_table
+from ._text import NEWSGROUP_PAIRS, load_newsgroups, load_spam
 
-__all__ = ["load_school", "train_test_split_per_task", "SCHOOL_FEATURE_NAMES"]
+__all__ = [
+    "load_school",
+    "load_computer_survey",
+    "load_landmine",
+    "load_parkinsons",
+    "load_sarcos",
+    "load_usps",
+    "load_mnist",
+    "load_spam",
+    "load_newsgroups",
+    "load_mulan",
+    "list_datasets",
+    "read_table",
+    "DataFileError",
+    "get_data_home",
+    "train_test_split_per_task",
+    "apply_split",
+    "SCHOOL_FEATURE_NAMES",
+    "MULAN_SETS",
+    "NEWSGROUP_PAIRS",
+    "make_multitask_regression",
+    "make_multitask_classification",
+]

@@ -9,6 +9,8 @@ from sklearn.utils import Bunch
 
 __all__ = ["load_school", "SCHOOL_FEATURE_NAMES"]
 
+Split = tuple[list[np.ndarray], list[np.ndarray]]
+
 _ETHNIC = ("eswi", "african", "arab", "bangladeshi", "caribbean", "greek", "indian",
            "pakistani", "se_asian", "turkish", "other")
 
@@ -25,7 +27,8 @@ SCHOOL_FEATURE_NAMES: tuple[str, ...] = (
 )
 
 _SOURCE = ("MALSAR data/school.mat (github.com/jiayuzhou/MALSAR, commit fb97515); "
-           "ILEA data of Goldstein (1991)")
+           "splits: school_{1..10}_indexes.mat of Argyriou, Evgeniou & Pontil (2008) as kept in "
+           "github.com/tjanez/PyMTL data/school (commit 97dfc15); ILEA data of Goldstein (1991)")
 
 _DESCR = """\
 School data set (Inner London Education Authority exam scores)
@@ -57,6 +60,11 @@ student of the column-22 schools, so if the school-gender columns follow the cod
 (mixed, boys, girls), column 5 is female and column 6 male. This reading also gives girls, and
 girls' schools, the higher mean score. Treat the gender labels as inferred.
 
+Splits: ``splits`` holds the 10 fixed train/test splits of Argyriou, Evgeniou & Pontil (2008),
+also used by Evgeniou, Micchelli & Pontil (2005): in each, 11472 training and 3890 test rows
+(about 75/25 within every school, at least 16 training and 6 test rows per school). Use them with
+``apply_split(X, y, splits[i])``.
+
 Source: data/school.mat of MALSAR (J. Zhou, J. Chen, J. Ye, 2011), numerically identical to
 school_b.mat of Argyriou, Evgeniou & Pontil (2008).
 
@@ -82,8 +90,10 @@ def load_school(*, as_frame: bool = False) -> Bunch:
     -------
     Bunch
         ``X`` (list of float64 arrays, n_t x 28; column 27 is a constant 1), ``y`` (list of
-        float64 arrays), ``task_names`` ("school_001", ...), ``feature_names``, ``DESCR``,
-        ``source`` (and ``frame`` when ``as_frame``).
+        float64 arrays), ``task_names`` ("school_001", ...), ``feature_names``,
+        ``kind`` ("regression"), ``splits``, ``DESCR``, ``source`` (and ``frame`` when
+        ``as_frame``). ``splits`` is a list of the 10 fixed ``(train, test)`` splits; ``train[t]``
+        and ``test[t]`` are integer positions into task ``t``'s rows (``X[t][train[t]]``).
     """
     with resources.files(__package__).joinpath("data", "school.npz").open("rb") as fh:
         with np.load(fh) as npz:
@@ -95,8 +105,8 @@ def load_school(*, as_frame: bool = False) -> Bunch:
     ys = [y[indptr[t]:indptr[t + 1]] for t in range(T)]
     names = [f"school_{t + 1:03d}" for t in range(T)]
     features = list(SCHOOL_FEATURE_NAMES)
-    bunch = Bunch(X=Xs, y=ys, task_names=names, feature_names=features, DESCR=_DESCR,
-                  source=_SOURCE)
+    bunch = Bunch(X=Xs, y=ys, task_names=names, feature_names=features, kind="regression",
+                  splits=_fixed_splits(), DESCR=_DESCR, source=_SOURCE)
     if as_frame:
         import pandas as pd
 
@@ -109,3 +119,19 @@ def load_school(*, as_frame: bool = False) -> Bunch:
         bunch.y = [frame["score"].iloc[indptr[t]:indptr[t + 1]].reset_index(drop=True)
                    for t in range(T)]
     return bunch
+
+
+def _fixed_splits() -> list[Split]:
+    """The 10 train/test splits of Argyriou et al., as positions within each school's rows."""
+    with resources.files(__package__).joinpath("data", "school_splits.npz").open("rb") as fh:
+        with np.load(fh) as npz:
+            parts = {k: npz[k] for k in ("train", "train_indptr", "test", "test_indptr")}
+    splits = []
+    for i in range(parts["train"].shape[0]):
+        pair = []
+        for name in ("train", "test"):
+            idx = parts[name][i].astype(np.intp)
+            ptr = parts[f"{name}_indptr"][i].astype(np.intp)
+            pair.append([idx[ptr[t]:ptr[t + 1]] for t in range(len(ptr) - 1)])
+        splits.append((pair[0], pair[1]))
+    return splits

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-__all__ = ["train_test_split_per_task"]
+__all__ = ["train_test_split_per_task", "apply_split"]
 
 
 def train_test_split_per_task(
@@ -37,4 +37,43 @@ def train_test_split_per_task(
         Xte.append(b)
         ytr.append(c)
         yte.append(d)
+    return Xtr, Xte, ytr, yte
+
+
+def _take(a: Any, rows: np.ndarray) -> Any:
+    return a.iloc[rows] if hasattr(a, "iloc") else a[rows]
+
+
+def apply_split(
+    Xs: Sequence[Any],
+    ys: Sequence[Any],
+    split: tuple[Sequence[np.ndarray], Sequence[np.ndarray]],
+) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+    """Cut every task by a fixed split, such as one of a loader's ``splits``.
+
+    Parameters
+    ----------
+    Xs, ys : sequences with one entry per task
+        Arrays, sparse matrices or pandas objects (rows are taken by position).
+    split : (train, test)
+        ``train[t]`` and ``test[t]`` are integer positions into task ``t``'s rows.
+
+    Returns
+    -------
+    Xs_train, Xs_test, ys_train, ys_test : lists with one entry per task
+
+    Examples
+    --------
+    >>> from regmtl.datasets import load_school, apply_split
+    >>> data = load_school()
+    >>> Xtr, Xte, ytr, yte = apply_split(data.X, data.y, data.splits[0])
+    """
+    train, test = split
+    if not len(Xs) == len(ys) == len(train) == len(test):
+        raise ValueError(f"Xs has {len(Xs)} tasks, ys {len(ys)} and the split "
+                         f"{len(train)} train / {len(test)} test index arrays")
+    Xtr = [_take(X, np.asarray(i)) for X, i in zip(Xs, train, strict=True)]
+    Xte = [_take(X, np.asarray(i)) for X, i in zip(Xs, test, strict=True)]
+    ytr = [_take(y, np.asarray(i)) for y, i in zip(ys, train, strict=True)]
+    yte = [_take(y, np.asarray(i)) for y, i in zip(ys, test, strict=True)]
     return Xtr, Xte, ytr, yte

@@ -1,4 +1,4 @@
-r"""Model selection: regularization paths.
+r"""Regularization paths.
 
 A path solves the problem for a decreasing grid of ``alpha``, each fit starting from the
 previous solution (warm start). With block coordinate descent the gap-safe rules then discard
@@ -13,11 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from .penalties import Penalty, make_penalty
-from .problem import make_data, make_datafit
-from .solvers import reference, solve
+from ..datafits import Datafit
+from ..penalties import Penalty, make_penalty
+from ..problem import make_data, make_datafit
+from ..solvers import reference, solve
+from ..solvers.certificates import Reference
+from ..solvers.moments import feature_moments
+from ..taskdata import TaskData
 
-__all__ = ["RegularizationPath", "regularization_path", "alpha_grid"]
+__all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_scale",
+           "path_alphas"]
 
 
 @dataclass
@@ -57,6 +62,64 @@ def alpha_grid(alpha_max: float, n_alphas: int = 30, eps: float = 1e-3) -> np.nd
     return alpha_max * np.logspace(0.0, np.log10(eps), n_alphas)
 
 
+def alpha_scale(data: TaskData, datafit: Datafit, fit_intercept: bool = True) -> float:
+    r"""Data-driven scale of ``alpha`` for penalties with no ``alpha_max``.
+
+    ``s = kappa / (p T) sum_jt L_jt``: the mean curvature of the data term in one coefficient,
+    ``L_jt = sum_{r in t} c_r (x_rj - xbar_jt)^2`` (centered when intercepts are fitted) times the
+    loss curvature ``kappa`` (1 squared, 1/4 logistic). A quadratic penalty ``alpha/2 w^T K w``
+    with ``alpha = s`` weighs as much as the data in an average direction, so ``alpha >> s``
+    enforces the penalty's structure (pooling for ``"mean"``) and ``alpha << s`` leaves the
+    tasks nearly independent.
+    """
+    _, L = feature_moments(data, data.c, fit_intercept)
+    s = float(datafit.curvature * np.mean(L))
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError("X has no variation within any task (every centered column is zero): "
+                         "no alpha grid can be derived; pass alphas=[...].")
+    return s
+
+
+def path_alphas(
+    data: TaskData,
+    datafit: Datafit,
+    penalty: Penalty,
+    ref: Reference,
+    alphas: int | Any = 30,
+    eps: float | None = None,
+    fit_intercept: bool = True,
+) -> np.ndarray:
+    """The decreasing grid of a path.
+
+    An integer ``alphas`` gives a geometric grid of that size: from ``alpha_max`` down to
+    ``eps * alpha_max`` (``eps`` = 1e-3 by default) where the penalty has one; otherwise from
+    ``100 s`` down to ``eps * 100 s`` (``eps`` = 1e-6 by default) around the scale ``s`` of
+    :func:`alpha_scale`. An array is used as given, sorted decreasing.
+    """
+    if isinstance(alphas, (bool, np.bool_)):
+        raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
+    if isinstance(alphas, (int, np.integer)):
+        try:
+            amax = penalty.alpha_max(ref.G0)
+        except ValueError:  # no finite alpha gives W = 0: a grid around the data's scale
+            amax = None
+        if amax is not None and amax > 0:
+            return alpha_grid(amax, int(alphas), 1e-3 if eps is None else eps)
+        top = 100.0 * alpha_scale(data, datafit, fit_intercept)
+        return alpha_grid(top, int(alphas), 1e-6 if eps is None else eps)
+    try:
+        grid = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
+    except (TypeError, ValueError):
+        grid = np.zeros(0)
+        bad = True
+    else:
+        bad = grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0
+    if bad:
+        raise ValueError(f"alphas={alphas!r} must be an integer (the grid size) or a "
+                         "non-empty list of finite values >= 0.")
+    return grid
+
+
 def regularization_path(
     X: Any,
     y: Any = None,
@@ -65,7 +128,7 @@ def regularization_path(
     penalty: str | Penalty = "l21",
     loss: str = "squared",
     alphas: int | Any = 30,
-    eps: float = 1e-3,
+    eps: float | None = None,
     fit_intercept: bool = True,
     sample_weight: Any = None,
     task_weight: Any = "equal",
@@ -79,9 +142,10 @@ def regularization_path(
 
     ``structure[k]`` holds the penalty's fitted structure (e.g. ``P_``/``Q_`` for Dirty).
     ``X``, ``y``, ``task`` take any input form of the estimators (or a TaskData). ``alphas``:
-    an integer gives :func:`alpha_grid` from :func:`~regmtl.alpha_max` down to
-    ``eps * alpha_max``; an array is used as given, sorted decreasing (the order warm starts
-    want). Each fit warns if it stops short of ``tol``.
+    an integer gives a geometric grid (see :func:`path_alphas`: from :func:`~regmtl.alpha_max`
+    down to ``eps * alpha_max``, or around a data-driven scale for penalties without one); an
+    array is used as given, sorted decreasing (the order warm starts want). Each fit warns if it
+    stops short of ``tol``.
 
     Examples
     --------
@@ -99,27 +163,7 @@ def regularization_path(
     p, T = data.n_features, data.n_tasks
     pen.check(p, T)
     ref = reference(data, datafit, fit_intercept)
-    if isinstance(alphas, (bool, np.bool_)):
-        raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
-    if isinstance(alphas, (int, np.integer)):
-        amax = getattr(pen, "alpha_max", None)
-        if amax is None:
-            raise ValueError(
-                f"{pen!r} has no alpha_max (no finite alpha makes W = 0): pass the grid "
-                "itself, alphas=[...]."
-            )
-        grid = alpha_grid(amax(ref.G0), int(alphas), eps)
-    else:
-        try:
-            grid = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
-        except (TypeError, ValueError):
-            grid = np.zeros(0)
-            bad = True
-        else:
-            bad = grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0
-        if bad:
-            raise ValueError(f"alphas={alphas!r} must be an integer (the grid size) or a "
-                             "non-empty list of finite values >= 0.")
+    grid = path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
     coefs = np.zeros((len(grid), T, p))
     intercepts = np.zeros((len(grid), T))
     certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)

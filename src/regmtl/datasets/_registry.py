@@ -1,0 +1,107 @@
+"""The table of data sets regmtl can load, and which of them are at hand."""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import pandas as pd
+
+from ._home import find_file, get_data_home
+
+__all__ = ["list_datasets"]
+
+
+class _Entry(NamedTuple):
+    name: str
+    loader: str
+    tasks: int
+    samples: int
+    features: int
+    kind: str
+    design: str
+    folder: str | None  # None: shipped with regmtl
+    files: tuple[str, ...]
+    source: str
+
+
+_MALSAR = "jiayuzhou/MALSAR@fb97515"
+_PYMTL = "tjanez/PyMTL@97dfc15"
+_MULAN = "tsoumakas/mulan@43f6389"
+
+# name, tasks, samples (rows), features as loaded (sf1/sf2: nominal attributes one-hot)
+_MULAN_SIZES = (
+    ("andro", 6, 49, 30), ("atp1d", 6, 337, 411), ("atp7d", 6, 296, 411), ("edm", 2, 154, 16),
+    ("enb", 2, 768, 8), ("jura", 3, 359, 15), ("oes10", 16, 403, 298), ("oes97", 16, 334, 263),
+    ("osales", 12, 639, 401), ("scpf", 3, 1137, 23), ("sf1", 3, 323, 33), ("sf2", 3, 1066, 33),
+    ("slump", 3, 103, 7), ("wq", 14, 1060, 16),
+)
+
+_ENTRIES: tuple[_Entry, ...] = (
+    _Entry("school", "load_school()", 139, 15362, 28, "regression", "per task", None, (),
+           f"{_MALSAR}; splits {_PYMTL}"),
+    _Entry("computer_survey", "load_computer_survey()", 190, 20, 14, "regression", "shared",
+           "computer_survey", ("conjointAnalysisComputerBuyers.mat",),
+           "probml/pmtkdata@42bc273"),
+    _Entry("landmine", "load_landmine()", 29, 14820, 9, "binary", "per task", "landmine",
+           ("LandmineData.mat",), "daizhongxiang/Federated_Bayesian_Optimization@30a4548"),
+    _Entry("parkinsons", "load_parkinsons()", 42, 5875, 19, "regression", "per task",
+           "parkinsons_telemonitoring", ("parkinsons_updrs.data",),
+           "behnazrzf/Parkinson-s_Telemonitoring@f603774"),
+    _Entry("sarcos", "load_sarcos()", 7, 4449, 21, "regression", "shared", "sarcos_test_only",
+           ("sarcos_inv_test.mat",), "trungngv/cogp@3b07f62"),
+    _Entry("usps", "load_usps()", 10, 2000, 64, "binary", "shared", "usps_digits_kang",
+           ("split1_usps_1000train.mat",), _PYMTL),
+    _Entry("mnist", "load_mnist()", 10, 2000, 87, "binary", "shared", "mnist_digits_kang",
+           ("split1_mnist_1000train.mat",), _PYMTL),
+    _Entry("spam", "load_spam()", 15, 6000, 152543, "binary", "per task (sparse)",
+           "spam_ecml2006_15users", ("emails.mat",), "JingxiXu/humble-peer-amtl@f425116"),
+    _Entry("newsgroups/comp.vs.sci", "load_newsgroups('comp.vs.sci')", 2, 3702, 2000, "binary",
+           "per task (sparse)", "newsgroup_malsar/comp.vs.sci", ("task1.mat", "task2.mat"),
+           _MALSAR),
+    _Entry("newsgroups/rec.vs.talk", "load_newsgroups('rec.vs.talk')", 2, 3389, 2000, "binary",
+           "per task (sparse)", "newsgroup_malsar/rec.vs.talk", ("task1.mat", "task2.mat"),
+           _MALSAR),
+    *(_Entry(f"mulan/{name}", f"load_mulan('{name}')", tasks, n, p, "regression", "shared",
+             "mulan_mtr", (f"{name}.arff",), _MULAN)
+      for name, tasks, n, p in _MULAN_SIZES),
+)
+
+
+def _available(entry: _Entry, data_home: str | os.PathLike[str] | None) -> bool:
+    if entry.folder is None:
+        return True
+    try:
+        for file in entry.files:
+            find_file(entry.folder, file, data_home, ignore_case=True)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def list_datasets(data_home: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The data sets regmtl can load, one row each, and whether each is at hand.
+
+    Parameters
+    ----------
+    data_home : path-like, optional
+        Where to look for the data sets that are not shipped; by default the ``REGMTL_DATA``
+        environment variable, else ``./data``.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``name``, ``loader`` (the call that loads it), ``tasks``, ``samples`` (rows; for
+        a shared design the rows every task shares), ``features`` (as loaded), ``kind``,
+        ``design`` ("per task" or "shared"), ``shipped`` (inside regmtl), ``available`` (shipped
+        or its files are under the data home), ``path`` (where it is looked for) and ``source``
+        (repository@commit).
+    """
+    home = get_data_home(data_home)
+    rows = [{
+        "name": e.name, "loader": e.loader, "tasks": e.tasks, "samples": e.samples,
+        "features": e.features, "kind": e.kind, "design": e.design,
+        "shipped": e.folder is None, "available": _available(e, data_home),
+        "path": "(in regmtl)" if e.folder is None else str(home / e.folder), "source": e.source,
+    } for e in _ENTRIES]
+    return pd.DataFrame(rows)

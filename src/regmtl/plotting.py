@@ -1,0 +1,434 @@
+"""Plots of fitted models, regularization paths, CV curves and model comparisons.
+
+Every function takes plain data (arrays, DataFrames, a :class:`~regmtl.RegularizationPath`),
+draws on ``ax`` when one is given and otherwise on a new :class:`matplotlib.figure.Figure`
+(no pyplot, so no GUI backend is needed), and returns the ``Axes``. Matplotlib is imported
+only when a function is called. Show a new figure in a notebook with ``ax.figure``; save it
+with ``ax.figure.savefig(...)`` or :func:`figure_to_png`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_coefficients",
+    "plot_path",
+    "plot_cv_curve",
+    "plot_task_scores",
+    "plot_comparison",
+    "figure_to_png",
+]
+
+_DIVERGING = "RdBu_r"
+_ZERO_COLOR = "0.6"
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    """``ax`` itself, or the axes of a new pyplot-free figure."""
+    if ax is not None:
+        return ax
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _names(names: Sequence[Any] | None, n: int, prefix: str, what: str) -> list[str]:
+    if names is None:
+        return [f"{prefix}{i}" for i in range(n)]
+    names = [str(s) for s in names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} {what} names given for {n} {what}s.")
+    return names
+
+
+def _top(norms: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest ``norms`` (ties to the lower index), in increasing order."""
+    if norms.size <= k:
+        return np.arange(norms.size)
+    order = np.argsort(-norms, kind="stable")
+    return np.sort(order[:k])
+
+
+def plot_coefficients(
+    coef: Any,
+    *,
+    feature_names: Sequence[Any] | None = None,
+    task_names: Sequence[Any] | None = None,
+    ax: Axes | None = None,
+    max_tasks: int = 60,
+    max_features: int = 60,
+) -> Axes:
+    """Heat map of the coefficients, tasks x features.
+
+    Parameters
+    ----------
+    coef : array of shape (T, p) or (p,), or a fitted estimator
+        ``W`` as ``coef_`` stores it (an estimator's ``coef_`` is used).
+    feature_names, task_names : sequences, optional
+        Tick labels; default ``x0, x1, ...`` and ``task 0, task 1, ...``.
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+    max_tasks, max_features : int
+        With more tasks (features), only those with the largest Euclidean norm are shown, in
+        their original order, and the title says so.
+
+    Returns
+    -------
+    Axes
+        The colour scale is symmetric around 0 (white); features that are zero in every task
+        show as white columns with grey tick labels, and the title counts them.
+    """
+    W = np.asarray(getattr(coef, "coef_", coef), dtype=np.float64)
+    if W.ndim == 1:
+        W = W[None, :]
+    if W.ndim != 2:
+        raise ValueError(f"coef must be 2-D (tasks x features), got shape {W.shape}.")
+    if max_tasks < 1 or max_features < 1:
+        raise ValueError("max_tasks and max_features must be at least 1.")
+    T, p = W.shape
+    fnames = _names(feature_names, p, "x", "feature")
+    tnames = _names(task_names, T, "task ", "task")
+    rows = _top(np.linalg.norm(W, axis=1), max_tasks)
+    cols = _top(np.linalg.norm(W, axis=0), max_features)
+    shown = W[np.ix_(rows, cols)]
+
+    ax = _new_axes(ax, (min(2.5 + 0.22 * cols.size, 16.0), min(1.8 + 0.2 * rows.size, 14.0)))
+    vmax = float(np.max(np.abs(shown))) if shown.size else 0.0
+    vmax = vmax if vmax > 0 else 1.0
+    image = ax.imshow(shown, cmap=_DIVERGING, vmin=-vmax, vmax=vmax, aspect="auto",
+                      interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="coefficient")
+    small = 8 if max(rows.size, cols.size) <= 30 else 6
+    ax.set_xticks(np.arange(cols.size), [fnames[j] for j in cols], rotation=90, fontsize=small)
+    ax.set_yticks(np.arange(rows.size), [tnames[t] for t in rows], fontsize=small)
+    zero = ~np.any(W != 0.0, axis=0)
+    for label, j in zip(ax.get_xticklabels(), cols, strict=True):
+        if zero[j]:
+            label.set_color(_ZERO_COLOR)
+    ax.set_xlabel("feature")
+    ax.set_ylabel("task")
+
+    title = "Coefficients"
+    notes = []
+    if rows.size < T:
+        notes.append(f"top {rows.size} of {T} tasks")
+    if cols.size < p:
+        notes.append(f"top {cols.size} of {p} features")
+    if notes:
+        title += f" ({', '.join(notes)} by norm)"
+    n_zero = int(np.count_nonzero(zero))
+    title += f"\n{n_zero} of {p} features zero in every task"
+    ax.set_title(title)
+    return ax
+
+
+def _path_arrays(path: Any) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(path, "alphas") and hasattr(path, "coefs"):
+        alphas, coefs = path.alphas, path.coefs
+    else:
+        try:
+            alphas, coefs = path
+        except (TypeError, ValueError):
+            raise TypeError(
+                "path must be a RegularizationPath or an (alphas, coefs) pair."
+            ) from None
+    alphas = np.asarray(alphas, dtype=np.float64).ravel()
+    coefs = np.asarray(coefs, dtype=np.float64)
+    if coefs.ndim == 2:  # one task: (n_alphas, p)
+        coefs = coefs[:, None, :]
+    if coefs.ndim != 3 or coefs.shape[0] != alphas.size:
+        raise ValueError(f"coefs of shape {coefs.shape} do not match {alphas.size} alphas; "
+                         "expected (n_alphas, T, p).")
+    return alphas, coefs
+
+
+def _spread(y: np.ndarray, gap: float) -> np.ndarray:
+    """Positions near ``y``, in the same order, at least ``gap`` apart (pushed upwards)."""
+    order = np.argsort(y, kind="stable")
+    out = np.asarray(y, dtype=np.float64).copy()
+    for prev, k in zip(order[:-1], order[1:], strict=True):
+        out[k] = max(out[k], out[prev] + gap)
+    return out
+
+
+def plot_path(
+    path: Any,
+    *,
+    ax: Axes | None = None,
+    feature_names: Sequence[Any] | None = None,
+    top: int = 10,
+) -> Axes:
+    """Regularization path: the norm of each feature's coefficients across tasks against alpha.
+
+    Parameters
+    ----------
+    path : RegularizationPath or (alphas, coefs)
+        ``coefs`` of shape (n_alphas, T, p) (or (n_alphas, p) for one task).
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+    feature_names : sequence, optional
+        Names for the labels; default ``x0, x1, ...``.
+    top : int
+        Label this many features, those with the largest norm at the smallest alpha.
+
+    Returns
+    -------
+    Axes
+        One line per feature, ``||W_j||_2`` over tasks, with alpha on a log scale decreasing
+        to the right (``alpha = 0`` is left out); a secondary y axis (``ax.right_ax``) shows
+        the number of active features.
+    """
+    alphas, coefs = _path_arrays(path)
+    p = coefs.shape[2]
+    names = _names(feature_names, p, "x", "feature")
+    order = np.argsort(-alphas, kind="stable")
+    order = order[alphas[order] > 0]  # a log axis cannot show alpha = 0
+    alphas, coefs = alphas[order], coefs[order]
+    norms = np.linalg.norm(coefs, axis=1)  # (n_alphas, p)
+    n_active = np.count_nonzero(np.any(coefs != 0.0, axis=1), axis=1)
+
+    ax = _new_axes(ax, (7.0, 4.5))
+    ax.set_xscale("log")
+    lines = [ax.plot(alphas, norms[:, j], lw=1.2, label=names[j])[0] for j in range(p)]
+    if alphas.size:
+        end = norms[-1]
+        labelled = [j for j in _top(end, max(int(top), 0)) if end[j] > 0]
+        for j, y in zip(labelled, _spread(end[labelled], 0.045 * end.max()), strict=True):
+            ax.annotate(names[j], (alphas[-1], end[j]), xytext=(alphas[-1], y),
+                        textcoords="data", ha="right", va="bottom", fontsize=8,
+                        color=lines[j].get_color())
+    if alphas.size > 1 and alphas[0] != alphas[-1]:
+        ax.set_xlim(alphas[0], alphas[-1])
+    elif not ax.xaxis_inverted():
+        ax.invert_xaxis()
+    ax.set_xlabel("alpha")
+    ax.set_ylabel(r"$\|W_j\|_2$ across tasks")
+    ax.set_title("Regularization path")
+
+    right = ax.twinx()
+    right.step(alphas, n_active, where="post", color="0.45", ls="--", lw=1.0)
+    right.set_ylabel("active features (dashed)", color="0.45")
+    right.set_ylim(0, max(p, 1) * 1.05)
+    right.tick_params(axis="y", colors="0.45")
+    ax.right_ax = right
+    return ax
+
+
+def _param_label(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def plot_cv_curve(
+    cv_results: Any,
+    *,
+    param: str = "alpha",
+    best: float | None = None,
+    one_se: float | None = None,
+    ax: Axes | None = None,
+    score_label: str | None = None,
+    n_splits: int | None = None,
+) -> Axes:
+    """Cross-validated score against a parameter (log scale), with an error band.
+
+    Parameters
+    ----------
+    cv_results : DataFrame or dict
+        As scikit-learn's ``cv_results_``: columns ``param_<param>``, ``mean_test_score``,
+        ``std_test_score``. Other ``param_*`` columns that vary (e.g. ``param_l1_ratio``) give
+        one curve per combination of their values.
+    param : str
+        The parameter on the x axis.
+    best, one_se : float, optional
+        Draw vertical lines at the best value and the one-standard-error value.
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+    score_label : str, optional
+        y-axis label; default ``"mean test score"``.
+    n_splits : int, optional
+        When given, the band is the standard error ``sd / sqrt(n_splits)``, otherwise ±1 sd.
+
+    Returns
+    -------
+    Axes
+        One line per curve whose data are ``(param, mean_test_score)`` sorted by ``param``.
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(cv_results)
+    col = f"param_{param}"
+    missing = [c for c in (col, "mean_test_score", "std_test_score") if c not in df.columns]
+    if missing:
+        raise ValueError(f"cv_results lacks the columns {missing}.")
+    if n_splits is not None and n_splits < 1:
+        raise ValueError(f"n_splits={n_splits!r} must be at least 1.")
+    x = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
+    mean = df["mean_test_score"].to_numpy(dtype=np.float64)
+    sd = df["std_test_score"].to_numpy(dtype=np.float64)
+    if n_splits is not None:
+        sd = sd / np.sqrt(n_splits)
+    others = [c for c in df.columns
+              if c.startswith("param_") and c != col and df[c].astype(str).nunique() > 1]
+    keys = [tuple(_param_label(v) for v in row) for row in df[others].itertuples(index=False)]
+
+    ax = _new_axes(ax, (6.5, 4.2))
+    ax.set_xscale("log")
+    for key in dict.fromkeys(keys):
+        idx = np.array([i for i, k in enumerate(keys) if k == key], dtype=np.int64)
+        idx = idx[np.argsort(x[idx], kind="stable")]
+        label = ", ".join(f"{c[len('param_'):]}={v}" for c, v in zip(others, key, strict=True))
+        (line,) = ax.plot(x[idx], mean[idx], marker="o", ms=3, label=label or "_curve")
+        ax.fill_between(x[idx], mean[idx] - sd[idx], mean[idx] + sd[idx],
+                        color=line.get_color(), alpha=0.2, lw=0)
+    if best is not None:
+        ax.axvline(best, color="k", ls="--", lw=1, label=f"best {param} = {best:.3g}")
+    if one_se is not None:
+        ax.axvline(one_se, color="k", ls=":", lw=1, label=f"one-SE {param} = {one_se:.3g}")
+    if others or best is not None or one_se is not None:
+        ax.legend(fontsize=8)
+    ax.set_xlabel(param)
+    ax.set_ylabel(score_label or "mean test score")
+    band = "1 standard error" if n_splits is not None else "1 sd"
+    ax.set_title(f"Cross-validation (band: ±{band})")
+    return ax
+
+
+def plot_task_scores(
+    scores: pd.DataFrame,
+    *,
+    baseline: str,
+    model: str,
+    metric: str = "explained_variance",
+    ax: Axes | None = None,
+    size: str | None = "n",
+) -> Axes:
+    """Per-task score of one model against a baseline's, one point per task.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Tidy: columns ``model``, ``task``, ``<metric>``; rows with a ``split`` column are
+        averaged over splits per task first.
+    baseline, model : str
+        Values of ``model``: the baseline on x, the other model on y.
+    metric : str
+        The score column.
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+    size : str or None
+        Column scaling the point area (e.g. the task's sample count), used when present.
+
+    Returns
+    -------
+    Axes
+        Points ordered by task (sorted), the diagonal ``y = x``, and a title counting the
+        tasks strictly above it.
+    """
+    missing = [c for c in ("model", "task", metric) if c not in scores.columns]
+    if missing:
+        raise ValueError(f"scores lacks the columns {missing}.")
+    known = list(dict.fromkeys(scores["model"]))
+    for name in (baseline, model):
+        if name not in known:
+            raise ValueError(f"model {name!r} not in scores; it has {known}.")
+    use_size = size is not None and size in scores.columns
+    cols = [metric, size] if use_size else [metric]
+    per_task = {name: scores.loc[scores["model"] == name].groupby("task")[cols].mean()
+                for name in (baseline, model)}
+    both = per_task[baseline].merge(per_task[model], how="inner", left_index=True,
+                                    right_index=True, suffixes=("_base", ""))
+    if both.empty:
+        raise ValueError(f"{baseline!r} and {model!r} share no task.")
+    x = both[f"{metric}_base"].to_numpy(dtype=np.float64)
+    y = both[metric].to_numpy(dtype=np.float64)
+    s = 20.0
+    if use_size:
+        n = both[size].to_numpy(dtype=np.float64)
+        s = 40.0 * n / np.nanmax(n) + 5.0 if np.nanmax(n) > 0 else 20.0
+
+    ax = _new_axes(ax, (5.0, 5.0))
+    ax.scatter(x, y, s=s, alpha=0.7, edgecolors="none")
+    xy = np.concatenate([x, y])
+    lo, hi = float(np.nanmin(xy)), float(np.nanmax(xy))
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
+    lo, hi = lo - pad, hi + pad
+    ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, ls="--")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(f"{baseline}: {metric}")
+    ax.set_ylabel(f"{model}: {metric}")
+    above = int(np.count_nonzero(y > x))
+    ax.set_title(f"{model} above {baseline} in {above} of {len(x)} tasks")
+    return ax
+
+
+def plot_comparison(
+    summary: pd.DataFrame,
+    *,
+    metric: str = "explained_variance",
+    ax: Axes | None = None,
+) -> Axes:
+    """Horizontal bars of each model's mean score with ±1 sd error bars.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        Columns ``model`` (or the index), ``<metric>_mean``, ``<metric>_sd``; one row per model,
+        drawn top to bottom in the given order.
+    metric : str
+        The score whose columns are used.
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    Axes
+    """
+    mean_col, sd_col = f"{metric}_mean", f"{metric}_sd"
+    missing = [c for c in (mean_col, sd_col) if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks the columns {missing}.")
+    models = summary["model"] if "model" in summary.columns else summary.index
+    models = [str(m) for m in models]
+    mean = summary[mean_col].to_numpy(dtype=np.float64)
+    sd = summary[sd_col].to_numpy(dtype=np.float64)
+
+    ax = _new_axes(ax, (6.0, 1.2 + 0.4 * len(models)))
+    pos = np.arange(len(models))
+    ax.barh(pos, mean, xerr=sd, color="C0", alpha=0.8, capsize=3)
+    ax.set_yticks(pos, models)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="0.3", lw=0.8)
+    ax.set_xlabel(f"{metric} (mean ± sd)")
+    ax.set_title("Model comparison")
+    return ax
+
+
+def _root_figure(fig_or_ax: Any) -> Figure:
+    from matplotlib.figure import Figure
+
+    fig = getattr(fig_or_ax, "figure", None)
+    if fig is None:
+        raise TypeError(f"expected a matplotlib Figure or Axes, got {type(fig_or_ax).__name__}.")
+    while not isinstance(fig, Figure):  # a SubFigure's .figure is its root figure
+        fig = fig.figure
+    return fig
+
+
+def figure_to_png(fig_or_ax: Any, dpi: int = 100) -> bytes:
+    """PNG bytes of a Figure (or of the figure holding an Axes), cropped to its content."""
+    buf = io.BytesIO()
+    _root_figure(fig_or_ax).savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()

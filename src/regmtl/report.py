@@ -1,0 +1,377 @@
+"""Reports: headings, text, tables, figures and code gathered into one HTML or Markdown file.
+
+The HTML is a single self-contained file (inline CSS, figures as base64 PNG), the Markdown a
+text file with the figures as PNG files beside it. Output depends only on what was added and on
+the creation date, which ``created=`` fixes.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from regmtl.report import Report
+>>> r = Report("School data", created="2024-01-01")
+>>> _ = r.add_text("Scores over **10** splits.").add_table(pd.DataFrame({"ev": [0.2512]}))
+>>> "<td class=\\"num\\">0.2512</td>" in r.to_html()
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Report"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.5; }
+h1 { margin-bottom: 0.2rem; }
+.subtitle { color: #555; margin-top: 0; font-size: 1.1rem; }
+table.regmtl-table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+table.regmtl-table caption { caption-side: top; text-align: left; font-weight: 600;
+                             padding-bottom: 0.3rem; }
+table.regmtl-table th, table.regmtl-table td { border-bottom: 1px solid #ddd;
+                                               padding: 0.25rem 0.7rem; }
+table.regmtl-table thead th { border-bottom: 2px solid #888; text-align: left; }
+table.regmtl-table td.num, table.regmtl-table th.num { text-align: right;
+                                                       font-variant-numeric: tabular-nums; }
+table.regmtl-table tbody tr:nth-child(even) { background: #f6f6f6; }
+figure { margin: 1.5rem 0; }
+figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: 0.9rem; }
+pre { background: #f4f4f4; padding: 0.8rem; overflow-x: auto; border-radius: 4px; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }
+footer { margin-top: 3rem; border-top: 1px solid #ddd; color: #777; font-size: 0.8rem; }
+""".strip()
+
+
+@dataclass(frozen=True)
+class _Block:
+    kind: str  # "heading", "text", "table", "figure", "code"
+    content: Any
+    caption: str | None = None
+    level: int = 2
+
+
+# ---------------------------------------------------------------------------------------------
+# inline text
+
+
+def _split_code(text: str) -> list[tuple[bool, str]]:
+    """``text`` as (is_code, piece) pairs, code being the inside of single backticks."""
+    parts = re.split(r"`([^`\n]+)`", text)
+    return [(i % 2 == 1, part) for i, part in enumerate(parts)]
+
+
+def _inline_html(text: str) -> str:
+    """Escaped ``text`` with ``code``, **bold** and *italic* marked up."""
+    out = []
+    for is_code, piece in _split_code(text):
+        piece = html.escape(piece, quote=False)
+        if is_code:
+            out.append(f"<code>{piece}</code>")
+            continue
+        piece = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", piece)
+        piece = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", piece)
+        out.append(piece)
+    return "".join(out)
+
+
+def _inline_markdown(text: str) -> str:
+    """``text`` with raw HTML outside code spans escaped, so it shows as written."""
+    return "".join(f"`{piece}`" if is_code else html.escape(piece, quote=False)
+                   for is_code, piece in _split_code(text))
+
+
+_BULLET = re.compile(r"^\s*[-*]\s+")
+
+
+def _paragraphs(text: str) -> list[tuple[str, list[str]]]:
+    """Blank-line separated blocks as ("list", items) or ("p", lines)."""
+    blocks = []
+    for chunk in re.split(r"\n\s*\n", text.strip("\n")):
+        lines = [line.rstrip() for line in chunk.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if all(_BULLET.match(line) for line in lines):
+            blocks.append(("list", [_BULLET.sub("", line) for line in lines]))
+        else:
+            blocks.append(("p", [line.strip() for line in lines]))
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def _is_float(value: Any) -> bool:
+    return isinstance(value, (float, np.floating))
+
+
+def _cell(value: Any, fmt: Callable[[float], str]) -> str:
+    if value is None:
+        return ""
+    if _is_float(value):
+        return "" if np.isnan(value) else fmt(float(value))
+    return str(value)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(str(v) for v in value if str(v) != "")
+    return str(value)
+
+
+def _table_rows(df: Any, float_format: str | Callable[[float], str]):
+    """Header labels, rows of cell strings and per-column "is numeric" flags."""
+    import pandas as pd
+
+    if isinstance(df, pd.Series):
+        df = df.to_frame()
+    if not isinstance(df, pd.DataFrame):
+        df = pd.DataFrame(df)
+    fmt = float_format.format if isinstance(float_format, str) else float_format
+    show_index = not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0
+                      and df.index.step == 1 and df.index.name is None)
+    header = [_label(c) for c in df.columns]
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+               for c in df.columns]
+    rows = [[_cell(v, fmt) for v in row] for row in df.itertuples(index=False, name=None)]
+    if show_index:
+        name = df.index.names
+        header = [_label(tuple(n or "" for n in name))] + header
+        numeric = [False] + numeric
+        rows = [[_label(i)] + row for i, row in zip(df.index, rows, strict=True)]
+    return header, rows, numeric
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Report:
+    """A document built block by block and written as HTML or Markdown.
+
+    Parameters
+    ----------
+    title : str
+        The top heading and the HTML page title.
+    subtitle : str, optional
+        A line under the title.
+    created : datetime, date or str, optional
+        The date in the footer; default the time of writing (UTC).
+
+    Every ``add_*`` method returns the report, so calls chain.
+    """
+
+    def __init__(self, title: str, subtitle: str | None = None, *,
+                 created: dt.datetime | dt.date | str | None = None) -> None:
+        self.title = str(title)
+        self.subtitle = subtitle
+        self.created = created
+        self._blocks: list[_Block] = []
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __repr__(self) -> str:
+        return f"Report({self.title!r}, {len(self)} blocks)"
+
+    # ------------------------------------------------------------------ building
+
+    def add_heading(self, text: str, level: int = 2) -> Report:
+        """A section heading, ``level`` 2 to 6 (the title is level 1; 1 is accepted)."""
+        if not 1 <= int(level) <= 6:
+            raise ValueError(f"level={level!r} must be between 1 and 6.")
+        self._blocks.append(_Block("heading", str(text), level=int(level)))
+        return self
+
+    def add_text(self, text: str) -> Report:
+        """Paragraphs separated by blank lines; lines starting with ``-`` make a list.
+
+        HTML in ``text`` is shown literally; ``**bold**``, ``*italic*`` and ```code``` are
+        marked up.
+        """
+        self._blocks.append(_Block("text", str(text)))
+        return self
+
+    def add_table(self, df: Any, caption: str | None = None,
+                  float_format: str | Callable[[float], str] = "{:.4g}") -> Report:
+        """A table from a DataFrame (or Series); floats through ``float_format``, NaN blank.
+
+        The index is shown unless it is the default ``0..n-1``. The table is formatted now, so
+        later changes to ``df`` do not show.
+        """
+        header, rows, numeric = _table_rows(df, float_format)
+        self._blocks.append(_Block("table", (header, rows, numeric), caption=caption))
+        return self
+
+    def add_figure(self, fig_or_ax: Any, caption: str | None = None, dpi: int = 100) -> Report:
+        """A matplotlib Figure or Axes (stored as PNG now), or PNG bytes."""
+        if isinstance(fig_or_ax, (bytes, bytearray)):
+            png = bytes(fig_or_ax)
+            if not png.startswith(_PNG_SIGNATURE):
+                raise ValueError("bytes given to add_figure are not a PNG image.")
+        else:
+            from .plotting import figure_to_png
+
+            png = figure_to_png(fig_or_ax, dpi=dpi)
+        self._blocks.append(_Block("figure", png, caption=caption))
+        return self
+
+    def add_code(self, text: str) -> Report:
+        """Preformatted text (code, a log, a command line)."""
+        self._blocks.append(_Block("code", str(text).strip("\n")))
+        return self
+
+    # ------------------------------------------------------------------ rendering
+
+    def _footer(self) -> str:
+        from . import __version__
+
+        created = self.created
+        if created is None:
+            created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        elif isinstance(created, dt.datetime):
+            created = created.strftime("%Y-%m-%d %H:%M")
+        elif isinstance(created, dt.date):
+            created = created.isoformat()
+        return f"Generated {created} with regmtl {__version__}"
+
+    def to_html(self) -> str:
+        """The report as one self-contained HTML document."""
+        esc = html.escape
+        body = [f"<h1>{esc(self.title)}</h1>"]
+        if self.subtitle:
+            body.append(f'<p class="subtitle">{esc(self.subtitle)}</p>')
+        n_fig = 0
+        for block in self._blocks:
+            if block.kind == "heading":
+                body.append(f"<h{block.level}>{esc(block.content)}</h{block.level}>")
+            elif block.kind == "text":
+                for kind, lines in _paragraphs(block.content):
+                    if kind == "list":
+                        items = "".join(f"<li>{_inline_html(item)}</li>" for item in lines)
+                        body.append(f"<ul>{items}</ul>")
+                    else:
+                        body.append(f"<p>{_inline_html(' '.join(lines))}</p>")
+            elif block.kind == "table":
+                body.append(self._html_table(*block.content, caption=block.caption))
+            elif block.kind == "figure":
+                n_fig += 1
+                alt = block.caption or f"Figure {n_fig}"
+                data = base64.b64encode(block.content).decode("ascii")
+                fig = f'<figure><img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+                if block.caption:
+                    fig += f"<figcaption>{esc(block.caption)}</figcaption>"
+                body.append(fig + "</figure>")
+            else:
+                body.append(f"<pre><code>{esc(block.content, quote=False)}</code></pre>")
+        return (
+            "<!DOCTYPE html>\n"
+            '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{esc(self.title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+            + "\n".join(body)
+            + f"\n<footer><p>{esc(self._footer())}</p></footer>\n</body>\n</html>\n"
+        )
+
+    @staticmethod
+    def _html_table(header, rows, numeric, caption=None) -> str:
+        esc = html.escape
+
+        def cls(j):
+            return ' class="num"' if numeric[j] else ""
+
+        out = ['<table class="regmtl-table">']
+        if caption:
+            out.append(f"<caption>{esc(caption)}</caption>")
+        out.append("<thead><tr>" + "".join(f"<th{cls(j)}>{esc(h)}</th>"
+                                           for j, h in enumerate(header)) + "</tr></thead>")
+        out.append("<tbody>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td{cls(j)}>{esc(v)}</td>"
+                                        for j, v in enumerate(row)) + "</tr>")
+        out.append("</tbody></table>")
+        return "\n".join(out)
+
+    def to_markdown(self, asset_dir: str | Path, *, stem: str = "figure") -> str:
+        """The report as Markdown; figures are written to ``asset_dir`` as ``<stem>-<k>.png``.
+
+        Images are linked by file name, so the Markdown belongs in ``asset_dir`` too (as
+        :meth:`write` does).
+        """
+        asset_dir = Path(asset_dir)
+        out = [f"# {_inline_markdown(self.title)}"]
+        if self.subtitle:
+            out.append(f"*{_inline_markdown(self.subtitle)}*")
+        n_fig = 0
+        for block in self._blocks:
+            if block.kind == "heading":
+                out.append("#" * block.level + " " + _inline_markdown(block.content))
+            elif block.kind == "text":
+                for kind, lines in _paragraphs(block.content):
+                    if kind == "list":
+                        out.append("\n".join(f"- {_inline_markdown(item)}" for item in lines))
+                    else:
+                        out.append("\n".join(_inline_markdown(line) for line in lines))
+            elif block.kind == "table":
+                out.append(self._markdown_table(*block.content, caption=block.caption))
+            elif block.kind == "figure":
+                n_fig += 1
+                name = f"{stem}-{n_fig}.png"
+                asset_dir.mkdir(parents=True, exist_ok=True)
+                (asset_dir / name).write_bytes(block.content)
+                alt = block.caption or f"Figure {n_fig}"
+                out.append(f"![{_md_cell(alt)}]({name})")
+                if block.caption:
+                    out[-1] += f"\n\n*{_inline_markdown(block.caption)}*"
+            else:
+                fence = "```"
+                while fence in block.content:
+                    fence += "`"
+                out.append(f"{fence}\n{block.content}\n{fence}")
+        out.append(f"---\n\n*{self._footer()}*")
+        return "\n\n".join(out) + "\n"
+
+    @staticmethod
+    def _markdown_table(header, rows, numeric, caption=None) -> str:
+        lines = []
+        if caption:
+            lines += [f"**{_inline_markdown(caption)}**", ""]
+        lines.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+        lines.append("|" + "|".join("---:" if num else ":---" for num in numeric) + "|")
+        lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+        return "\n".join(lines)
+
+    def write(self, path: str | Path) -> Path:
+        """Write to ``path``: HTML for ``.html``/``.htm``, Markdown for ``.md``/``.markdown``.
+
+        Parent directories are created; Markdown figures go beside the file as
+        ``<name>-<k>.png``. Returns the path.
+        """
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix in (".html", ".htm"):
+            text = self.to_html()
+        elif suffix in (".md", ".markdown"):
+            text = self.to_markdown(path.parent, stem=path.stem)
+        else:
+            raise ValueError(f"{path}: give a .html, .htm, .md or .markdown file name.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+def _md_cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell or image alt text."""
+    return (html.escape(str(text), quote=False).replace("|", r"\|").replace("[", r"\[")
+            .replace("]", r"\]").replace("\n", " "))

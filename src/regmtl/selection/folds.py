@@ -1,0 +1,221 @@
+r"""Cross-validation folds of a multi-task problem, and the sub-problems they define.
+
+Folds split the rows *inside every task*, so each training part holds every task and each
+validation part scores every task. A shared design (one X, a target matrix Y) splits the rows of
+X, the same rows for every task, so the sub-problems keep the shared layout and its fast path.
+
+A fold is an array of *flat* observation indices (see :mod:`regmtl.taskdata`): the validation
+observations; the training part is the complement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+from ..taskdata import TaskData, _as_labels, _set_weights, _task_name
+
+__all__ = ["task_folds", "take", "flat_groups"]
+
+
+def _seeds(random_state: Any, n: int) -> list[int | None]:
+    """One seed per task from ``random_state`` (None gives None: unshuffled folds)."""
+    if random_state is None:
+        return [None] * n
+    rs = random_state if isinstance(random_state, Integral) else None
+    if rs is None:
+        from sklearn.utils import check_random_state
+
+        rs = int(check_random_state(random_state).randint(2**31 - 1))
+    return [int(s) for s in np.random.SeedSequence(int(rs)).generate_state(n)]
+
+
+def _splitter(cv: Any, n_rows: int, labels: np.ndarray | None, groups: np.ndarray | None,
+              seed: int | None, name: str):
+    """An sklearn splitter for one block of rows."""
+    if not isinstance(cv, Integral):
+        return cv
+    if n_rows < cv:
+        raise ValueError(f"cv={cv}: task {name} has {n_rows} rows, fewer than the {cv} folds. "
+                         "Lower cv or remove the task.")
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_groups < cv:
+            raise ValueError(f"cv={cv}: task {name} has {n_groups} distinct groups, fewer than "
+                             "the folds. Lower cv.")
+        return GroupKFold(cv, shuffle=seed is not None, random_state=seed)
+    if labels is not None:
+        cls, counts = np.unique(labels, return_counts=True)
+        if counts.min() < cv:
+            raise ValueError(
+                f"cv={cv}: task {name} has {counts.min()} samples of class {cls.argmin()!r}"
+                f"; stratified folds need at least {cv} of each class. Lower cv."
+            )
+        return StratifiedKFold(cv, shuffle=seed is not None, random_state=seed)
+    return KFold(cv, shuffle=seed is not None, random_state=seed)
+
+
+def _check_explicit(folds: list, n: int) -> list[np.ndarray]:
+    out = []
+    for k, pair in enumerate(folds):
+        try:
+            _, test = pair
+            test = np.asarray(test)
+        except (TypeError, ValueError):
+            raise ValueError(f"cv: fold {k} must be a (train, test) pair of row indices.") from None
+        if test.dtype == bool:
+            test = np.flatnonzero(test)
+        if test.dtype.kind not in "iu" or test.size == 0 or test.min() < 0 or test.max() >= n:
+            raise ValueError(f"cv: fold {k} has test indices outside 0..{n - 1} (or none).")
+        out.append(np.unique(test))
+    if len(out) < 2:
+        raise ValueError("cv: give at least two (train, test) folds.")
+    return out
+
+
+def task_folds(
+    data: TaskData,
+    cv: Any = 5,
+    *,
+    groups: np.ndarray | None = None,
+    stratify: bool = False,
+    random_state: Any = None,
+) -> list[np.ndarray]:
+    """Validation observations (flat indices) of each fold.
+
+    Parameters
+    ----------
+    cv : int, splitter, or iterable of (train, test) pairs
+        An integer K: K folds inside every task (``KFold``; ``StratifiedKFold`` on the labels
+        when ``stratify``; ``GroupKFold`` when ``groups`` are given), shuffled with a per-task
+        seed drawn from ``random_state`` (None: contiguous blocks). A splitter (anything with
+        ``split(X, y, groups)``) is applied to each task's rows. Explicit pairs hold indices of
+        the input rows (lists: the tasks' rows concatenated; long form: rows of X; shared
+        design: rows of X, used for every task).
+    groups : ndarray of shape (n_obs,), optional
+        Group of each flat observation (see :func:`flat_groups`); rows of one group stay in one
+        fold.
+    stratify : bool
+        Keep the class proportions of each task in every fold.
+    """
+    T = data.n_tasks
+    if data.shared:
+        n = data.indptr[1]
+        rows = np.arange(n)
+        if isinstance(cv, Iterable) and not hasattr(cv, "split"):
+            tests = _check_explicit(list(cv), n)
+        else:
+            labels = None
+            if stratify:  # the task whose rarest class is rarest drives the strata
+                obs = data.observed
+                best, labels = np.inf, None
+                for t in range(T):
+                    if obs is not None and not obs[t * n:(t + 1) * n].all():
+                        continue
+                    lab = _as_labels(data.raw_y[t * n:(t + 1) * n])
+                    m = np.unique(lab, return_counts=True)[1].min()
+                    if m < best:
+                        best, labels = m, lab
+            g = None if groups is None else groups[:n]
+            split = _splitter(cv, n, labels, g, _seeds(random_state, 1)[0], "(all rows)")
+            tests = [te for _, te in split.split(np.zeros((n, 1)), labels, g)]
+        return [np.concatenate([t * n + rows[te] for t in range(T)]) for te in tests]
+
+    if isinstance(cv, Iterable) and not hasattr(cv, "split"):
+        tests = _check_explicit(list(cv), data.n_obs)
+        if data.order is not None:  # input rows -> flat observations
+            flat_of = np.empty(data.n_obs, dtype=np.int64)
+            flat_of[data.order] = np.arange(data.n_obs)
+            tests = [np.sort(flat_of[te]) for te in tests]
+        for k, te in enumerate(tests):
+            n_val = np.bincount(data.task_of[te], minlength=T)
+            n_tr = np.diff(data.indptr) - n_val
+            for what, cnt in (("validation", n_val), ("training", n_tr)):
+                if cnt.min() == 0:
+                    t = int(np.argmin(cnt))
+                    raise ValueError(f"cv: fold {k} has no {what} row of task "
+                                     f"{_task_name(data, t)}; every fold needs rows of every "
+                                     "task on both sides.")
+        return tests
+
+    seeds = _seeds(random_state, T)
+    per_task = []
+    for t in range(T):
+        a, b = data.indptr[t], data.indptr[t + 1]
+        labels = _as_labels(data.raw_y[a:b]) if stratify else None
+        g = None if groups is None else groups[a:b]
+        split = _splitter(cv, b - a, labels, g, seeds[t], _task_name(data, t))
+        per_task.append([a + te for _, te in split.split(np.zeros((b - a, 1)), labels, g)])
+    K = len(per_task[0])
+    if any(len(f) != K for f in per_task):
+        raise ValueError("cv: the splitter gave a different number of folds for some tasks.")
+    return [np.concatenate([f[k] for f in per_task]) for k in range(K)]
+
+
+def flat_groups(data: TaskData, groups: Any) -> np.ndarray:
+    """Groups in flat observation order, from the input's form (one per input row, or a list per
+    task for the lists form)."""
+    if data.form in ("list", "dict"):
+        parts = list(groups.values()) if isinstance(groups, dict) else list(groups)
+        if len(parts) != data.n_tasks:
+            raise ValueError(f"groups: give one array per task ({data.n_tasks}); got "
+                             f"{len(parts)}.")
+        g = np.concatenate([np.asarray(p).ravel() for p in parts])
+    else:
+        g = np.asarray(groups).ravel()
+    n_in = data.n_input_rows if data.form != "list" else data.n_obs
+    if data.form == "dict":
+        n_in = data.n_obs
+    if len(g) != n_in:
+        raise ValueError(f"groups has {len(g)} entries but the data has {n_in} rows; give "
+                         "one group per row.")
+    if data.shared:
+        return np.tile(g, data.n_tasks)
+    return g if data.order is None else g[data.order]
+
+
+def take(data: TaskData, flat: np.ndarray, task_weight: Any = "equal",
+         encode: bool = False, fit: bool = True) -> TaskData:
+    """The sub-problem on the flat observations ``flat`` (sorted, grouped by task).
+
+    With a shared design ``flat`` must select the same rows of X in every task. For fitting
+    (``fit``) the row weights are recomputed (``task_weight`` of the fit) and labels
+    re-encoded when ``encode``; otherwise (scoring) the encoded targets are taken as they are.
+    """
+    flat = np.asarray(flat, dtype=np.int64)
+    T = data.n_tasks
+    if data.shared:
+        n = data.indptr[1]
+        rows = flat[flat < n]
+        X = data.X[rows]
+        indptr = np.arange(T + 1, dtype=np.int64) * len(rows)
+    else:
+        X = data.X[flat]
+        counts = np.bincount(data.task_of[flat], minlength=T)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if not hasattr(X, "tocsc"):
+        X = np.asfortranarray(X)
+    else:
+        X = X.tocsc()
+    sub = TaskData(
+        X=X, indptr=indptr, task_index=data.task_index.copy(), tasks=data.tasks,
+        shared=data.shared, form=data.form,
+        raw_y=None if data.raw_y is None else data.raw_y[flat],
+        observed=None if data.observed is None else data.observed[flat],
+        sample_weight=None if data.sample_weight is None else data.sample_weight[flat],
+        classes=data.classes,
+        n_input_rows=len(flat) if not data.shared else indptr[1],
+    )
+    if sub.observed is not None and sub.observed.all():
+        sub.observed = None
+    if not fit:
+        sub.y = None if data.y is None else data.y[flat]
+    elif sub.raw_y is not None:
+        _set_weights(sub, task_weight)
+        if encode:
+            sub.encode_binary()
+    return sub

@@ -1,0 +1,480 @@
+r"""Choosing ``alpha`` (and a second penalty parameter) by cross-validation or AIC/BIC.
+
+For every value of the penalty grid, a warm-started :func:`regularization_path` is solved on the
+training part of every fold; each task's validation rows are scored and the scores averaged over
+tasks. The (fold, penalty value) paths are independent jobs for joblib, so ``n_jobs`` and any
+joblib backend (``with joblib.parallel_backend("dask")`` on a Dask cluster) run them in parallel;
+the folds are drawn before, from ``random_state``, and every solve is deterministic, so the
+choice does not depend on the number of jobs or the backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ..datafits import Datafit
+from ..estimators import MultiTaskClassifier, MultiTaskRegressor, _MultiTaskLinear
+from ..penalties import PENALTY_NAMES, Penalty, make_penalty
+from ..solvers import SOLVERS, reference
+from ..taskdata import TaskData
+from .criteria import degrees_of_freedom, information_criterion, neg2_log_likelihood
+from .folds import flat_groups, take, task_folds
+from .path import path_alphas, regularization_path
+from .scoring import TaskScorer
+
+__all__ = ["MultiTaskRegressorCV", "MultiTaskClassifierCV"]
+
+
+def _path_kwargs(est: _MultiTaskCV) -> dict:
+    return dict(fit_intercept=est.fit_intercept, solver=est.solver, tol=est.tol,
+                max_iter=est.max_iter, solver_options=est.solver_options)
+
+
+def _quiet_path(data: TaskData, loss: str, penalty: Penalty, alphas: np.ndarray,
+                kwargs: dict):
+    """A path with its convergence warnings counted instead of shown (one summary later)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return regularization_path(data, penalty=penalty, loss=loss, alphas=alphas, **kwargs)
+
+
+def _fold_job(data: TaskData, val_idx: np.ndarray, loss: str, penalty: Penalty,
+              alphas: np.ndarray, task_weight: Any, scorer: TaskScorer, kwargs: dict):
+    """Per-task validation scores (n_alphas, T) of one fold's path, and its facts."""
+    t0 = time.perf_counter()
+    mask = np.ones(data.n_obs, dtype=bool)
+    mask[val_idx] = False
+    train = take(data, np.flatnonzero(mask), task_weight, encode=loss == "logistic")
+    val = take(data, val_idx, fit=False)
+    path = _quiet_path(train, loss, penalty, alphas, kwargs)
+    scores = np.array([scorer.task_scores(val, path.coefs[k].T, path.intercepts[k])
+                       for k in range(len(alphas))])
+    return scores, path.n_active, ~path.converged, path.certificates, time.perf_counter() - t0
+
+
+def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: np.ndarray,
+                   criterion: str, kwargs: dict):
+    t0 = time.perf_counter()
+    path = _quiet_path(data, datafit.name, penalty, alphas, kwargs)
+    n_obs = neg2 = None
+    rows = []
+    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
+    if data.observed is not None:
+        s = np.where(data.observed, s, 0.0)
+    n_obs = float(s.sum())
+    for k, alpha in enumerate(alphas):
+        W, b = path.coefs[k].T, path.intercepts[k]
+        fi = kwargs["fit_intercept"]
+        df = degrees_of_freedom(data, datafit, penalty, float(alpha), W, b,
+                                path.structure[k], fi)
+        neg2 = neg2_log_likelihood(data, datafit, data.linear(W, b if fi else None))
+        rows.append((df, neg2, information_criterion(criterion, neg2, df, n_obs)))
+    return (np.array(rows), path.n_active, ~path.converged, path.certificates,
+            time.perf_counter() - t0)
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
+
+
+class _MultiTaskCV(BaseEstimator):
+    """Shared machinery of the CV estimators."""
+
+    _estimator_class: type[_MultiTaskLinear] = MultiTaskRegressor
+    _kind = "regression"
+
+    _parameter_constraints: dict = {
+        "penalty": [StrOptions(set(PENALTY_NAMES)), Penalty],
+        "alphas": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "eps": [Interval(Real, 0, 1, closed="neither"), None],
+        "penalty_grid": [dict, None],
+        "cv": ["cv_object", "array-like"],
+        "criterion": [StrOptions({"cv", "aic", "bic"})],
+        "scoring": [str, callable, None],
+        "one_se": ["boolean"],
+        "refit": ["boolean"],
+        "fit_intercept": ["boolean"],
+        "task_weight": [StrOptions({"equal", "samples"}), "array-like"],
+        "solver": [StrOptions(set(SOLVERS))],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "solver_options": [dict, None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "progress": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    __metadata_request__fit = {"task": True}
+    __metadata_request__score = {"task": True}
+    __metadata_request__predict = {"task": True}
+
+    def __init__(
+        self,
+        penalty: str | Penalty = "l21",
+        *,
+        alphas: int | Any = 30,
+        eps: float | None = None,
+        penalty_grid: dict | None = None,
+        cv: Any = 5,
+        criterion: str = "cv",
+        scoring: Any = None,
+        one_se: bool = False,
+        refit: bool = True,
+        fit_intercept: bool = True,
+        task_weight: Any = "equal",
+        solver: str = "auto",
+        tol: float = 1e-4,
+        max_iter: int = 1000,
+        solver_options: dict | None = None,
+        n_jobs: int | None = None,
+        random_state: Any = 0,
+        progress: bool = False,
+        verbose: int = 0,
+    ):
+        self.penalty = penalty
+        self.alphas = alphas
+        self.eps = eps
+        self.penalty_grid = penalty_grid
+        self.cv = cv
+        self.criterion = criterion
+        self.scoring = scoring
+        self.one_se = one_se
+        self.refit = refit
+        self.fit_intercept = fit_intercept
+        self.task_weight = task_weight
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.solver_options = solver_options
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.progress = progress
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ grid
+    def _penalties(self) -> list[tuple[dict, Penalty]]:
+        """(params, penalty) for every point of ``penalty_grid`` (one point without it)."""
+        base = make_penalty(self.penalty)
+        grid = self.penalty_grid or {}
+        names = list(grid)
+        valid = set(base.get_params())
+        for name in names:
+            if name not in valid:
+                raise ValueError(
+                    f"penalty_grid: {name!r} is not a parameter of {base!r}; it has "
+                    f"{sorted(valid) or 'none'}."
+                )
+            values = grid[name]
+            if isinstance(values, str) or not hasattr(values, "__len__") or len(values) == 0:
+                raise ValueError(f"penalty_grid[{name!r}] must be a non-empty list of values.")
+        out = []
+        for combo in itertools.product(*(list(grid[n]) for n in names)):
+            params = dict(zip(names, combo, strict=True))
+            pen = clone(base).set_params(**params) if params else base
+            out.append((params, pen))
+        return out
+
+    def _estimator(self, penalty: Penalty | str, alpha: float) -> _MultiTaskLinear:
+        return self._estimator_class(
+            penalty=penalty, alpha=alpha, fit_intercept=self.fit_intercept,
+            task_weight=self.task_weight, solver=self.solver, tol=self.tol,
+            max_iter=self.max_iter, verbose=self.verbose, solver_options=self.solver_options,
+        )
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
+            groups: Any = None):
+        """Choose the penalty's parameters on ``(X, y)`` and refit on all of it.
+
+        Parameters
+        ----------
+        X, y, task, sample_weight : as :meth:`MultiTaskRegressor.fit` (any input form)
+        groups : array-like, optional
+            A group label per row (a list of arrays per task for the lists form): rows of one
+            group never fall on both sides of a fold (``GroupKFold`` in every task).
+        """
+        probe = self._estimator(self.penalty, 1.0)
+        data = probe._data(X, y, task, sample_weight, fitting=True)
+        probe._prepare_targets(data)
+        datafit = probe._datafit()
+        if self.criterion != "cv" and self.one_se:
+            raise ValueError("one_se=True applies to criterion='cv' (it needs the spread of "
+                             "the fold scores); use one_se=False with AIC/BIC.")
+        candidates = self._penalties()
+        for _, pen in candidates:
+            pen.check(data.n_features, data.n_tasks)
+        ref = reference(data, datafit, self.fit_intercept)
+        grids = [path_alphas(data, datafit, pen, ref, self.alphas, self.eps,
+                             self.fit_intercept) for _, pen in candidates]
+        kwargs = _path_kwargs(self)
+        if self.criterion == "cv":
+            results = self._cross_validate(data, X, groups, candidates, grids, kwargs)
+        else:
+            results = self._information(data, datafit, candidates, grids, kwargs)
+        self.cv_results_ = results
+        self.best_index_ = self._best_index(results)
+        best = results.iloc[self.best_index_]
+        g = int(best["_grid"])
+        self.alpha_ = float(best["param_alpha"])
+        self.best_params_ = {"alpha": self.alpha_, **candidates[g][0]}
+        self.best_score_ = float(best["mean_test_score"]) if self.criterion == "cv" else float(
+            best[self.criterion])
+        self.penalty_ = candidates[g][1]
+        self.alphas_ = grids[g]
+        self.tasks_ = data.tasks
+        self.n_tasks_ = data.n_tasks
+        self.input_form_ = data.form
+        self.cv_results_ = results.drop(columns="_grid")
+        if self.refit:
+            t0 = time.perf_counter()
+            self.best_estimator_ = self._estimator(clone(self.penalty_), self.alpha_).fit(
+                X, y, task=task, sample_weight=sample_weight)
+            self.refit_time_ = time.perf_counter() - t0
+            for attr in ("coef_", "intercept_", "n_features_in_", "feature_names_in_",
+                         "classes_", "n_iter_", "dual_gap_", "kkt_residual_"):
+                if hasattr(self.best_estimator_, attr):
+                    setattr(self, attr, getattr(self.best_estimator_, attr))
+        else:
+            self.n_features_in_ = probe.n_features_in_
+            if hasattr(probe, "classes_"):
+                self.classes_ = probe.classes_
+        return self
+
+    def _run(self, jobs: list, desc: str) -> list:
+        parallel = Parallel(n_jobs=self.n_jobs, return_as="generator",
+                            verbose=max(0, int(self.verbose) - 1))
+        out = []
+        with _progress(len(jobs), bool(self.progress), desc) as bar:
+            for res in parallel(jobs):
+                out.append(res)
+                bar.update(1)
+        return out
+
+    def _warn_unconverged(self, results: list) -> None:
+        bad = sum(int(r[2].sum()) for r in results)
+        if bad:
+            total = sum(len(r[2]) for r in results)
+            worst = max(float(np.max(np.where(r[2], r[3], 0.0))) for r in results)
+            warnings.warn(
+                f"{bad} of {total} fits in the search stopped short of tol={self.tol:g} (the "
+                f"largest relative certificate reached: {worst:.2e}); raise max_iter or "
+                "loosen tol.", ConvergenceWarning, stacklevel=3)
+
+    def _cross_validate(self, data, X, groups, candidates, grids, kwargs) -> pd.DataFrame:
+        g_flat = None if groups is None else flat_groups(data, groups)
+        folds = task_folds(data, self.cv, groups=g_flat, stratify=self._kind == "binary",
+                           random_state=self.random_state)
+        self.n_splits_ = len(folds)
+        scorer = TaskScorer(self.scoring, self._kind)
+        loss = "logistic" if self._kind == "binary" else "squared"
+        jobs = [delayed(_fold_job)(data, folds[k], loss, pen, grids[g], self.task_weight,
+                                   scorer, kwargs)
+                for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
+        results = self._run(jobs, "cross-validation")
+        self._warn_unconverged(results)
+        K = len(folds)
+        rows = []
+        nan_tasks = 0
+        for g, (params, _) in enumerate(candidates):
+            fold_res = results[g * K:(g + 1) * K]
+            # (K, n_alphas): each fold's task-averaged score
+            per_task = np.stack([r[0] for r in fold_res])
+            nan_tasks += int(np.isnan(per_task).any(axis=(0, 1)).sum())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                split = np.nanmean(per_task, axis=2)
+            active = np.stack([r[1] for r in fold_res]).mean(axis=0)
+            fit_time = np.mean([r[4] for r in fold_res]) / len(grids[g])
+            for i, alpha in enumerate(grids[g]):
+                row = {"_grid": g, "param_alpha": float(alpha)}
+                row.update({f"param_{k}": v for k, v in params.items()})
+                row["params"] = {"alpha": float(alpha), **params}
+                row.update({f"split{k}_test_score": float(split[k, i]) for k in range(K)})
+                row["mean_test_score"] = float(np.mean(split[:, i]))
+                row["std_test_score"] = float(np.std(split[:, i]))
+                row["mean_task_scores"] = per_task[:, i, :].mean(axis=0)
+                row["mean_n_active"] = float(active[i])
+                row["mean_fit_time"] = float(fit_time)
+                rows.append(row)
+        if nan_tasks:
+            warnings.warn(f"scoring={scorer.name!r} is undefined on some validation folds of "
+                          f"{nan_tasks} task(s) (e.g. one class only); those tasks are left out "
+                          "of the fold averages there.", UserWarning, stacklevel=3)
+        df = pd.DataFrame(rows)
+        score = df["mean_test_score"].to_numpy()
+        df["rank_test_score"] = pd.Series(-score).rank(method="min").astype(int).to_numpy()
+        return df
+
+    def _information(self, data, datafit, candidates, grids, kwargs) -> pd.DataFrame:
+        self.n_splits_ = 0
+        jobs = [delayed(_criterion_job)(data, datafit, pen, grids[g], self.criterion, kwargs)
+                for g, (_, pen) in enumerate(candidates)]
+        results = self._run(jobs, self.criterion.upper())
+        self._warn_unconverged(results)
+        rows = []
+        for g, (params, _) in enumerate(candidates):
+            vals, active, *_ = results[g]
+            for i, alpha in enumerate(grids[g]):
+                row = {"_grid": g, "param_alpha": float(alpha)}
+                row.update({f"param_{k}": v for k, v in params.items()})
+                row["params"] = {"alpha": float(alpha), **params}
+                row["df"], row["neg2_log_likelihood"], row[self.criterion] = vals[i]
+                row["n_active"] = int(active[i])
+                rows.append(row)
+        df = pd.DataFrame(rows)
+        df[f"rank_{self.criterion}"] = df[self.criterion].rank(method="min").astype(int)
+        return df
+
+    def _best_index(self, df: pd.DataFrame) -> int:
+        if self.criterion != "cv":
+            return int(np.argmin(df[self.criterion].to_numpy()))
+        score = df["mean_test_score"].to_numpy()
+        if not np.any(np.isfinite(score)):
+            raise ValueError("cross-validation: every candidate's score is undefined (NaN); "
+                             "check scoring.")
+        best = int(np.nanargmax(score))
+        if not self.one_se:
+            return best
+        # one-standard-error rule: the largest alpha of the best curve within one standard
+        # error (std over folds / sqrt(K)) of the best mean score
+        se = df["std_test_score"].iloc[best] / np.sqrt(self.n_splits_)
+        same = np.flatnonzero(df["_grid"].to_numpy() == df["_grid"].iloc[best])
+        ok = same[score[same] >= score[best] - se]
+        alphas = df["param_alpha"].to_numpy()
+        return int(ok[np.argmax(alphas[ok])])
+
+    # ------------------------------------------------------------------ predict
+    def _fitted(self) -> _MultiTaskLinear:
+        check_is_fitted(self, "cv_results_")
+        if not hasattr(self, "best_estimator_"):
+            raise AttributeError("refit=False: no model was fitted on all the data; refit with "
+                                 "refit=True or fit a model with best_params_.")
+        return self.best_estimator_
+
+    def predict(self, X: Any, task: Any = None) -> Any:
+        """Predictions of the refitted model, in the form of ``X``."""
+        return self._fitted().predict(X, task=task)
+
+    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
+        """The refitted model's ``score`` (R^2 / accuracy averaged over tasks)."""
+        return self._fitted().score(X, y, task=task, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "cv_results_")
+
+
+_DOC_PARAMS = """
+    Parameters
+    ----------
+    penalty : str or Penalty, default="l21"
+        As in the base estimator; its shape parameters may be searched with ``penalty_grid``.
+    alphas : int or array-like, default=30
+        Number of values of a geometric grid (from ``alpha_max`` down to ``eps * alpha_max``,
+        or around a data-driven scale for penalties without ``alpha_max``: see
+        :func:`regmtl.selection.path_alphas`), computed on all the data; or the values.
+    eps : float, optional
+        Ratio of the smallest to the largest alpha (1e-3, or 1e-6 for a scale grid).
+    penalty_grid : dict, optional
+        Values of the penalty's own parameters, e.g. ``{"l1_ratio": [0.5, 0.9, 1.0]}`` for
+        ``L21``/``ElasticNet`` or ``{"own_weight": [...]}`` for ``Dirty``: a two-parameter
+        search, one warm-started path per value.
+    cv : int, splitter or iterable, default=5
+        K folds inside every task (stratified for classification; ``GroupKFold`` when
+        ``groups`` are passed to ``fit``), a splitter applied to each task, or explicit
+        ``(train, test)`` pairs of input rows. A shared design splits its rows.
+    criterion : {"cv", "aic", "bic"}, default="cv"
+        Cross-validation, or an information criterion on one path over all the data (degrees
+        of freedom: see :mod:`regmtl.selection.criteria`).
+    scoring : str or callable, optional
+        Validation score averaged over tasks, greater is better; default
+        ``"neg_mean_squared_error"`` (regression) / ``"neg_log_loss"`` (classification). Any
+        scikit-learn scorer name or ``scorer(estimator, X_t, y_t)``, called per task.
+    one_se : bool, default=False
+        Take the largest alpha whose mean score is within one standard error of the best.
+    refit : bool, default=True
+        Refit the chosen model on all the data (``best_estimator_``).
+    fit_intercept, task_weight, solver, tol, max_iter, solver_options :
+        As in the base estimator, for every fit of the search.
+    n_jobs : int, optional
+        Parallel (fold, penalty value) paths through joblib (its active backend: loky by
+        default, Dask with ``joblib.parallel_backend("dask")``). Same result for any value.
+    random_state : int, RandomState or None, default=0
+        Shuffles the rows before splitting each task (None: contiguous folds).
+    progress : bool, default=False
+        A progress bar over the paths (tqdm, notebook-aware).
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    alpha_, best_params_, best_score_, best_index_ : the choice (``best_score_``: mean CV score,
+        or the criterion's value)
+    penalty_ : the penalty object of the choice
+    alphas_ : the grid of the chosen penalty value
+    cv_results_ : pandas.DataFrame
+        One row per (penalty value, alpha): ``param_*``, ``split{k}_test_score``,
+        ``mean_test_score``, ``std_test_score``, ``rank_test_score``, ``mean_task_scores``
+        (per-task CV scores), ``mean_n_active``, ``mean_fit_time`` (per alpha) - or ``df``,
+        ``neg2_log_likelihood``, ``aic``/``bic``, ``n_active`` for a criterion.
+    best_estimator_ : the refitted model; ``coef_``, ``intercept_`` are its.
+    n_splits_ : int
+"""
+
+
+class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
+    __doc__ = ("Multi-task regression with its regularization chosen by cross-validation or "
+               "AIC/BIC (:class:`~regmtl.MultiTaskRegressor` per candidate).\n" + _DOC_PARAMS)
+
+    _estimator_class = MultiTaskRegressor
+    _kind = "regression"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
+    __doc__ = ("Multi-task logistic regression with its regularization chosen by "
+               "cross-validation or AIC/BIC (:class:`~regmtl.MultiTaskClassifier` per "
+               "candidate).\n" + _DOC_PARAMS)
+
+    _estimator_class = MultiTaskClassifier
+    _kind = "binary"
+    __metadata_request__decision_function = {"task": True}
+    __metadata_request__predict_proba = {"task": True}
+    __metadata_request__predict_log_proba = {"task": True}
+
+    def decision_function(self, X: Any, task: Any = None) -> Any:
+        return self._fitted().decision_function(X, task=task)
+
+    def predict_proba(self, X: Any, task: Any = None) -> Any:
+        return self._fitted().predict_proba(X, task=task)
+
+    def predict_log_proba(self, X: Any, task: Any = None) -> Any:
+        return self._fitted().predict_log_proba(X, task=task)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
