@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/regmtl demo
+	$(BIN)/regmtl compare school
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

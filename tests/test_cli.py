@@ -1,23 +1,170 @@
-import math
-import re
+"""The ``regmtl`` command, run through its entry point on small files."""
 
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 
+import regmtl as rm
 from regmtl.cli import main
+from regmtl.datasets import make_multitask_regression
+
+FEATURES = [f"f{j}" for j in range(6)]
 
 
-def test_demo_prints_both_models(capsys):
-    assert main(["demo"]) == 0
+def _frame(seed: int = 0) -> pd.DataFrame:
+    d = make_multitask_regression(4, [40, 50, 60, 45], 6, n_informative=3, noise=0.5,
+                                  random_state=seed)
+    parts = []
+    for t, (X, y) in enumerate(zip(d.X, d.y, strict=True)):
+        f = pd.DataFrame(X, columns=FEATURES)
+        f["school"] = f"S{t}"
+        f["score"] = y
+        parts.append(f)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture
+def small_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "small.csv"
+    _frame().to_csv(path, index=False)
+    return path
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).parent / "regmtl"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "regmtl.cli"]
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.cells = [], []
+        self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.imgs.append(dict(attrs))
+        self._in_cell = tag in ("td", "th")
+
+    def handle_data(self, data):
+        if self._in_cell and data.strip():
+            self.cells.append(data.strip())
+
+    def handle_endtag(self, tag):
+        self._in_cell = False
+
+
+def test_compare_csv_prints_table_and_writes_report(small_csv, tmp_path, capsys):
+    report = tmp_path / "out" / "report.html"
+    rc = main(["compare", str(small_csv), "--task-col", "school", "--target", "score",
+               "--splits", "2", "--models", "ridge,pooled,l21", "--n-alphas", "6",
+               "--report", str(report)])
+    assert rc == 0
     out = capsys.readouterr().out
-    assert "ridge (per school)" in out
-    line = next(ln for ln in out.splitlines() if ln.startswith("MTL L2,1"))
-    # columns after the name: alpha, EV pooled, EV task avg, RMSE, fit s, CV s
-    alpha, ev_pooled, *_ = (float(v) for v in line[len("MTL L2,1"):].split())
-    assert alpha > 0
-    assert math.isfinite(ev_pooled) and 0 < ev_pooled < 1
-    assert re.search(r"L2,1: \d+ of 27 features selected", out)
+    rows = {ln.split("  ")[0].strip(): ln for ln in out.splitlines()
+            if ln.startswith(("ridge", "pooled", "MTL"))}
+    assert set(rows) == {"ridge (independent)", "pooled", "MTL L2,1"}
+    ev = float(rows["MTL L2,1"].split()[2])
+    assert 0.0 < ev <= 1.0
+    assert f"report: {report.resolve()}" in out
+    # the report opens: it holds the table and the plots as PNG images
+    parser = _Tags()
+    parser.feed(report.read_text())
+    assert "MTL L2,1" in parser.cells and "ridge (independent)" in parser.cells
+    assert len(parser.imgs) >= 4
+    for img in parser.imgs:
+        src = img["src"]
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_no_command_is_an_error(capsys):
+def test_fit_then_predict_round_trip(small_csv, tmp_path, capsys):
+    model = tmp_path / "model.npz"
+    assert main(["fit", str(small_csv), "--task-col", "school", "--target", "score",
+                 "--penalty", "l21", "--alpha", "auto", "--cv", "3", "--n-alphas", "8",
+                 "--out", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"alpha [0-9.e+-]+ \(by 3-fold CV\)", out)
+    preds = tmp_path / "pred.csv"
+    assert main(["predict", str(model), str(small_csv), "--task-col", "school", "--target",
+                 "score", "--out", str(preds)]) == 0
+    got = pd.read_csv(preds)
+    frame = _frame()
+    m = rm.load(model)
+    # the saved model works on raw features: same predictions from Python
+    expect = m.predict(frame[FEATURES], task=frame["school"].to_numpy())
+    np.testing.assert_allclose(got["prediction"], expect, rtol=1e-12)
+    assert list(m.tasks_) == ["S0", "S1", "S2", "S3"]
+    # and it equals the standardized fit expressed in raw units
+    mean, scale = frame[FEATURES].mean().to_numpy(), frame[FEATURES].std(ddof=0).to_numpy()
+    z = rm.MultiTaskRegressor(alpha=m.alpha).fit(
+        {s: (g[FEATURES].to_numpy() - mean) / scale for s, g in frame.groupby("school")},
+        {s: g["score"].to_numpy() for s, g in frame.groupby("school")})
+    np.testing.assert_allclose(m.coef_, z.coef_ / scale, rtol=1e-6, atol=1e-8)
+    resid = frame["score"] - got["prediction"]
+    assert np.mean(resid**2) < np.var(frame["score"])
+
+
+@pytest.mark.parametrize("mutate, args, message", [
+    (lambda f: f.drop(columns="school"), [], r"task_col: column 'school' is not in the file"),
+    (lambda f: f.assign(score=f["score"].astype(object).where(f.index != 3, "abc")), [],
+     r"target: column 'score' must be numeric.*row 3.*'abc'"),
+    (lambda f: f, ["--alpha", "-1"], r"alpha"),
+])
+def test_bad_input_gives_one_line_error(tmp_path, mutate, args, message):
+    path = tmp_path / "bad.csv"
+    mutate(_frame()).to_csv(path, index=False)
+    proc = subprocess.run([*_command(), "fit", str(path), "--task-col", "school", "--target",
+                           "score", "--out", str(tmp_path / "m.npz"), *args],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("regmtl: error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_file_and_unknown_dataset(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "nope.csv"), "--task-col", "t", "--target",
+                 "y"]) == 2
+    assert "file not found" in capsys.readouterr().err
+    assert main(["compare", "no-such-set"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown data set 'no-such-set'" in err and "school" in err
+    assert main(["compare", str(tmp_path / "x.csv")]) == 2  # no --task-col
+    assert "--task-col and --target" in capsys.readouterr().err
+
+
+def test_predict_with_unknown_task_is_an_error(small_csv, tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(small_csv), "--task-col", "school", "--target", "score",
+                 "--alpha", "0.01", "--out", str(model)]) == 0
+    other = tmp_path / "other.csv"
+    _frame().assign(school="S9").to_csv(other, index=False)
+    capsys.readouterr()
+    assert main(["predict", str(model), str(other), "--task-col", "school"]) == 2
+    assert "unknown task 'S9'" in capsys.readouterr().err
+
+
+def test_datasets_lists_every_set(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^school\s+139\s+15362\s+28\s+regression.*shipped", out, re.M)
+    for name in ("landmine", "parkinsons", "sarcos", "usps", "mnist", "spam",
+                 "newsgroups/comp.vs.sci", "mulan/enb"):
+        assert re.search(rf"^{re.escape(name)}\s", out, re.M), name
+
+
+def test_no_command_is_an_error():
     with pytest.raises(SystemExit):
         main([])

@@ -1,173 +1,314 @@
-"""The ``regmtl`` command.
+"""The ``regmtl`` command: list data sets, compare models, fit one, predict with it.
 
-Each subcommand is a ``(add_arguments, run)`` pair registered in :data:`COMMANDS`; ``run`` takes
-the parsed arguments and returns an exit status.
+Each subcommand is a ``(help, add_arguments, run)`` entry of :data:`COMMANDS`; ``run`` takes the
+parsed arguments and returns an exit status. A problem with the user's input (a missing file or
+column, a bad value) ends with one ``regmtl: error: ...`` line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "COMMANDS"]
 
 
-# ---------------------------------------------------------------------------------------- demo
-def _int_at_least_2(text: str) -> int:
-    value = int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {text}")
-    return value
+class UsageError(ValueError):
+    """An input problem to report in one line."""
 
 
-def _demo_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-alphas", type=_int_at_least_2, default=12,
-                   help="values in each regularization grid (default 12)")
-    p.add_argument("--random-state", type=int, default=0,
-                   help="seed of the train/test split and the CV folds (default 0)")
+# ---------------------------------------------------------------------------- data inputs
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="a data set name (see 'regmtl datasets') or a CSV/Parquet file "
+                                "in long form")
+    p.add_argument("--task-col", help="file input: the column naming each row's task")
+    p.add_argument("--target", help="file input: the column to predict")
+    p.add_argument("--features", help="file input: comma-separated feature columns (default: "
+                                      "all other columns)")
+    p.add_argument("--kind", choices=("auto", "regression", "binary"), default="auto",
+                   help="file input: the kind of target (default: binary if two values)")
+    p.add_argument("--data-home", help="folder holding the data sets (default: $REGMTL_DATA, "
+                                       "else ./data)")
 
 
-def _kfold_per_task(ys: Sequence[np.ndarray], n_splits: int, seed: int) -> list[list]:
-    """``folds[k][t]`` = (train rows, validation rows) of task t in fold k."""
-    from sklearn.model_selection import KFold
-
-    per_task = [list(KFold(n_splits, shuffle=True, random_state=seed + t).split(y))
-                for t, y in enumerate(ys)]
-    return [[pt[k] for pt in per_task] for k in range(n_splits)]
+def _is_file(name: str) -> bool:
+    low = name.lower()
+    return low.endswith((".csv", ".csv.gz", ".parquet", ".pq")) or Path(name).is_file()
 
 
-def _mse_per_task(ys: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> np.ndarray:
-    return np.array([np.mean((y - f) ** 2) for y, f in zip(ys, preds, strict=True)])
+def _load(args: argparse.Namespace) -> tuple[Any, str]:
+    """(Bunch, display name) from a data set name or a table file."""
+    from .datasets import load_dataset, read_table
+
+    if _is_file(args.data):
+        if not args.task_col or not args.target:
+            raise UsageError(f"{args.data}: a file needs --task-col and --target (the columns "
+                             "of the task ids and of the values to predict).")
+        features = args.features.split(",") if args.features else None
+        return (read_table(args.data, task_col=args.task_col, target=args.target,
+                           features=features, kind=args.kind), Path(args.data).name)
+    kwargs = {"missing": "mean"} if args.data.lower().startswith("mulan/") else {}
+    return load_dataset(args.data, data_home=args.data_home, **kwargs), args.data
 
 
-def _cv_ridge(Xs, ys, alphas, folds) -> tuple[float, np.ndarray]:
-    """One Ridge alpha for all tasks, by the task-averaged validation MSE."""
-    from sklearn.linear_model import Ridge
-
-    err = np.zeros(len(alphas))
-    for fold in folds:
-        for t, (tr, va) in enumerate(fold):
-            for i, a in enumerate(alphas):
-                m = Ridge(alpha=a).fit(Xs[t][tr], ys[t][tr])
-                err[i] += np.mean((ys[t][va] - m.predict(Xs[t][va])) ** 2)
-    err /= len(folds) * len(Xs)
-    return float(alphas[int(np.argmin(err))]), err
-
-
-def _cv_mtl(Xs, ys, alphas, folds, penalty: str) -> tuple[float, np.ndarray]:
-    """MultiTaskRegressor alpha by the task-averaged validation MSE, warm-started down the grid."""
-    from .estimators import MultiTaskRegressor
-
-    err = np.zeros(len(alphas))
-    for fold in folds:
-        Xf = [X[tr] for X, (tr, _) in zip(Xs, fold, strict=True)]
-        yf = [y[tr] for y, (tr, _) in zip(ys, fold, strict=True)]
-        Xv = [X[va] for X, (_, va) in zip(Xs, fold, strict=True)]
-        yv = [y[va] for y, (_, va) in zip(ys, fold, strict=True)]
-        m = MultiTaskRegressor(penalty=penalty, warm_start=True)
-        for i, a in enumerate(alphas):  # alphas decrease
-            m.set_params(alpha=a).fit(Xf, yf)
-            err[i] += _mse_per_task(yv, m.predict(Xv)).mean()
-    err /= len(folds)
-    return float(alphas[int(np.argmin(err))]), err
-
-
-def _scores(ys: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> dict[str, float]:
-    y, f = np.concatenate(ys), np.concatenate(preds)
-    ev_pooled = 1.0 - np.sum((y - f) ** 2) / np.sum((y - y.mean()) ** 2)
-    ev_task = np.mean([1.0 - np.sum((yt - ft) ** 2) / np.sum((yt - yt.mean()) ** 2)
-                       for yt, ft in zip(ys, preds, strict=True)])
-    rmse = np.mean(np.sqrt(_mse_per_task(ys, preds)))
-    return {"ev_pooled": float(ev_pooled), "ev_task": float(ev_task), "rmse": float(rmse)}
-
-
-def _print_table(rows: list[dict]) -> None:
-    cols = [("model", "model", "{}"), ("alpha", "alpha", "{:.4g}"),
-            ("ev_pooled", "EV pooled", "{:.4f}"), ("ev_task", "EV task avg", "{:.4f}"),
-            ("rmse", "RMSE task avg", "{:.3f}"), ("fit_s", "fit s", "{:.2f}"),
-            ("cv_s", "CV s", "{:.2f}")]
-    cells = [[h for _, h, _ in cols]] + [[f.format(r[k]) for k, _, f in cols] for r in rows]
-    widths = [max(len(row[j]) for row in cells) for j in range(len(cols))]
-    for n, row in enumerate(cells):
+def _print_table(df: Any, columns: list[tuple[str, str, str]]) -> None:
+    """Columns ``(key, header, format)``; the first column left-aligned."""
+    cells = [[h for _, h, _ in columns]]
+    for _, row in df.iterrows():
+        cells.append([f.format(row[k]) if k in row and row[k] == row[k] else "-"
+                      for k, _, f in columns])
+    widths = [max(len(r[j]) for r in cells) for j in range(len(columns))]
+    for n, r in enumerate(cells):
         print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+                        for j, (c, w) in enumerate(zip(r, widths, strict=True))))
         if n == 0:
             print("  ".join("-" * w for w in widths))
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    """School: single-task ridge vs L2,1 multi-task regression, alphas by 3-fold CV."""
-    from sklearn.linear_model import Ridge
-    from sklearn.preprocessing import StandardScaler
+# ---------------------------------------------------------------------------- datasets
+def _datasets_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-home", help="folder holding the data sets (default: $REGMTL_DATA, "
+                                       "else ./data)")
 
-    from .datasets import load_school, train_test_split_per_task
-    from .estimators import MultiTaskRegressor
-    from .problem import alpha_max
 
-    t_start = time.perf_counter()
-    n_grid = args.n_alphas
-    seed = args.random_state
-    data = load_school()
-    Xs = [X[:, :-1] for X in data.X]  # drop the constant bias column; intercepts are fitted
-    Xtr, Xte, ytr, yte = train_test_split_per_task(Xs, data.y, test_size=0.25,
-                                                   random_state=seed)
-    scaler = StandardScaler().fit(np.vstack(Xtr))  # pooled training rows only
-    Xtr = [scaler.transform(X) for X in Xtr]
-    Xte = [scaler.transform(X) for X in Xte]
-    n_tr, n_te = sum(len(y) for y in ytr), sum(len(y) for y in yte)
-    print(f"School (ILEA): {len(Xs)} tasks, {Xs[0].shape[1]} features, "
-          f"{n_tr} train / {n_te} test rows (75/25 per school, random_state={seed})")
-    print(f"alphas by 3-fold CV within each school's training rows, {n_grid}-value grids, "
-          "task-averaged MSE")
-    folds = _kfold_per_task(ytr, 3, seed)
-    rows = []
+def _run_datasets(args: argparse.Namespace) -> int:
+    from .datasets import get_data_home, list_datasets
 
-    # (a) one ridge per school, one alpha shared by all schools
-    grid = np.logspace(-2, 4, n_grid)
-    t0 = time.perf_counter()
-    a_ridge, _ = _cv_ridge(Xtr, ytr, grid, folds)
-    t1 = time.perf_counter()
-    models = [Ridge(alpha=a_ridge).fit(X, y) for X, y in zip(Xtr, ytr, strict=True)]
-    t2 = time.perf_counter()
-    preds = [m.predict(X) for m, X in zip(models, Xte, strict=True)]
-    rows.append({"model": "ridge (per school)", "alpha": a_ridge, **_scores(yte, preds),
-                 "fit_s": t2 - t1, "cv_s": t1 - t0})
-
-    # (b) L2,1 multi-task regression (joint feature selection)
-    amax = alpha_max(Xtr, ytr, penalty="l21")
-    grid = amax * np.geomspace(1.0, 1e-3, n_grid)
-    t0 = time.perf_counter()
-    a_l21, _ = _cv_mtl(Xtr, ytr, grid, folds, "l21")
-    t1 = time.perf_counter()
-    mtl = MultiTaskRegressor(penalty="l21", alpha=a_l21, tol=1e-4).fit(Xtr, ytr)
-    t2 = time.perf_counter()
-    rows.append({"model": "MTL L2,1", "alpha": a_l21, **_scores(yte, mtl.predict(Xte)),
-                 "fit_s": t2 - t1, "cv_s": t1 - t0})
-
-    print()
-    _print_table(rows)
-    print()
-    selected = np.flatnonzero(np.linalg.norm(mtl.coef_, axis=0) > 0)
-    n_school = sum(all(np.ptp(X[:, j]) == 0 for X in Xtr) for j in range(Xtr[0].shape[1]))
-    print(f"L2,1: {len(selected)} of {mtl.coef_.shape[1]} features selected "
-          f"(alpha_max = {amax:.4g}, duality gap {mtl.dual_gap_:.2e}); {n_school} school-level "
-          "features are constant within each school, so the intercepts absorb them")
-    print("EV = 1 - SSE / SST on the test rows (pooled: around the overall test mean; "
-          "task avg: per school, then averaged)")
-    print(f"total time {time.perf_counter() - t_start:.1f} s")
+    table = list_datasets(args.data_home)
+    table["here"] = np.where(table["shipped"], "shipped",
+                             np.where(table["available"], "yes", "no"))
+    _print_table(table, [("name", "name", "{}"), ("tasks", "tasks", "{}"),
+                         ("samples", "rows", "{}"), ("features", "features", "{}"),
+                         ("kind", "kind", "{}"), ("design", "design", "{}"),
+                         ("here", "available", "{}")])
+    print(f"\ndata home: {get_data_home(args.data_home)} (set --data-home or REGMTL_DATA); "
+          "load one with regmtl.datasets.load_dataset(name)")
     return 0
 
 
-# ---------------------------------------------------------------------------------------- main
+# ---------------------------------------------------------------------------- compare
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text}")
+        return value
+    return parse
+
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    _data_arguments(p)
+    p.add_argument("--models", default="default",
+                   help="comma-separated models (ridge, lasso, logistic, logistic_l1, pooled, "
+                        "l21, trace, mean, clustered, dirty; default: the standard set)")
+    p.add_argument("--splits", type=_int_at_least(1), default=10,
+                   help="train/test splits (the data set's fixed ones first; default 10)")
+    p.add_argument("--test-size", type=float, default=0.25,
+                   help="test fraction of each task for random splits (default 0.25)")
+    p.add_argument("--cv", type=_int_at_least(2), default=3,
+                   help="inner CV folds inside every task (default 3)")
+    p.add_argument("--n-alphas", type=_int_at_least(2), default=12,
+                   help="values in each regularization grid (default 12)")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel CV paths (joblib)")
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--report", help="report file (.html or .md; default "
+                                    "regmtl-report/compare-<data>.html)")
+    p.add_argument("--no-report", action="store_true", help="print the table only")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .compare import compare
+    from .report import comparison_report
+
+    t0 = time.perf_counter()
+    bunch, name = _load(args)
+    models = args.models if args.models == "default" else [
+        m.strip() for m in args.models.split(",") if m.strip()]
+    n_rows = sum(len(y) for y in bunch.y)
+    print(f"{name}: {len(bunch.X)} tasks, {n_rows} rows, {len(bunch.feature_names)} "
+          f"features ({bunch.kind})")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp = compare(bunch, kind=args.kind, models=models, splits=args.splits,
+                       test_size=args.test_size, cv=args.cv, n_alphas=args.n_alphas,
+                       random_state=args.random_state, n_jobs=args.n_jobs,
+                       progress=args.progress)
+    print(f"{comp.n_splits} {comp.split_kind} train/test split(s); alphas by {args.cv}-fold "
+          f"CV inside every task of the training part, {args.n_alphas}-value grids\n")
+    if comp.kind == "regression":
+        cols = [("model", "model", "{}"),
+                ("explained_variance_mean", "EV", "{:.4f}"),
+                ("explained_variance_sd", "sd", "{:.4f}"),
+                ("explained_variance_task_mean", "EV task avg", "{:.4f}"),
+                ("nmse_mean", "nMSE", "{:.4f}"), ("rmse_mean", "RMSE", "{:.3f}")]
+    else:
+        cols = [("model", "model", "{}"), ("auc_mean", "AUC", "{:.4f}"),
+                ("auc_sd", "sd", "{:.4f}"), ("accuracy_mean", "accuracy", "{:.4f}")]
+    cols += [("wins", f"tasks > {comp.baseline.split(' ')[0]}", "{}"),
+             ("fit_time", "fit s", "{:.2f}"), ("alpha", "alpha", "{:.4g}")]
+    _print_table(comp.summary, cols)
+    if comp.kind == "regression":
+        print("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
+              "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
+              "nMSE: MSE / Var(y) per task, weighted by rows.")
+    unconverged = [w for w in caught if "stopped short" in str(w.message)]
+    if unconverged:
+        print(f"note: {len(unconverged)} searches had fits that stopped short of tol "
+              "(see regmtl.compare for details)")
+    if not args.no_report:
+        path = Path(args.report or f"regmtl-report/compare-{_safe_name(name)}.html")
+        rep = comparison_report(comp, data_name=name)
+        path = rep.write(path)
+        print(f"\nreport: {path.resolve()}")
+    print(f"total time {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------------------- fit / predict
+def _fit_arguments(p: argparse.ArgumentParser) -> None:
+    _data_arguments(p)
+    p.add_argument("--penalty", default="l21",
+                   help="l1, l2, elasticnet, l21, trace, mean, clustered, dirty, "
+                        "sparse_lowrank (default l21)")
+    p.add_argument("--alpha", default="auto",
+                   help="penalty strength, or 'auto' to choose it by cross-validation")
+    p.add_argument("--cv", type=_int_at_least(2), default=5, help="CV folds for --alpha auto")
+    p.add_argument("--n-alphas", type=_int_at_least(2), default=30,
+                   help="grid size for --alpha auto (default 30)")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="fit on the raw features (default: z-scored, the scaling saved with "
+                        "the model)")
+    p.add_argument("--n-jobs", type=int, default=None)
+    p.add_argument("--out", required=True, help="model file to write (.npz)")
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from .estimators import MultiTaskClassifier, MultiTaskRegressor
+    from .scaling import fit_standardized
+    from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
+
+    bunch, name = _load(args)
+    binary = bunch.kind == "binary"
+    if args.alpha == "auto":
+        cls = MultiTaskClassifierCV if binary else MultiTaskRegressorCV
+        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs)
+    else:
+        try:
+            alpha = float(args.alpha)
+        except ValueError:
+            raise UsageError(f"--alpha {args.alpha!r}: give a number >= 0 or 'auto'.") from None
+        cls = MultiTaskClassifier if binary else MultiTaskRegressor
+        est = cls(penalty=args.penalty, alpha=alpha)
+    fitted = fit_standardized(est, bunch.X, bunch.y, task_names=bunch.task_names,
+                              feature_names=[str(f) for f in bunch.feature_names],
+                              standardize=not args.no_standardize)
+    W = np.atleast_2d(fitted.coef_)
+    n_active = int(np.count_nonzero(np.any(W != 0, axis=0)))
+    cert = (f"duality gap {fitted.dual_gap_:.2e}" if hasattr(fitted, "dual_gap_")
+            else f"KKT residual {fitted.kkt_residual_:.2e}")
+    print(f"{name}: {len(bunch.X)} tasks, {sum(len(y) for y in bunch.y)} rows; penalty "
+          f"{args.penalty}, alpha {fitted.alpha:.4g}"
+          f"{' (by ' + str(args.cv) + '-fold CV)' if args.alpha == 'auto' else ''}; "
+          f"{n_active} of {W.shape[1]} features used; {cert}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fitted.save(out)
+    print(f"model: {out.resolve()}")
+    return 0
+
+
+def _predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a model file written by 'regmtl fit'")
+    p.add_argument("data", help="a CSV/Parquet file in long form (or a data set name)")
+    p.add_argument("--task-col", help="the column naming each row's task")
+    p.add_argument("--target", help="optional: the true values, to print the scores")
+    p.add_argument("--data-home")
+    p.add_argument("--out", help="CSV file for the predictions (default: print them)")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import metrics
+    from .datasets._table import _read
+    from .persistence import load
+
+    model = load(args.model)
+    names = getattr(model, "feature_names_in_", None)
+    if not _is_file(args.data):
+        raise UsageError(f"{args.data}: give a CSV/Parquet file with the feature columns and "
+                         "--task-col.")
+    if not args.task_col:
+        raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
+    frame = _read(Path(args.data))
+    for col, flag in ((args.task_col, "--task-col"), (args.target, "--target")):
+        if col is not None and col not in frame.columns:
+            raise UsageError(f"{flag} {col!r} is not a column of {args.data}; columns: "
+                             f"{', '.join(map(str, frame.columns))}.")
+    if names is None:
+        names = [c for c in frame.columns if c not in (args.task_col, args.target)]
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{args.data} lacks the feature column(s) the model was fitted on: "
+                         f"{', '.join(map(str, missing[:10]))}.")
+    task = frame[args.task_col].to_numpy()
+    # task ids as the model stored them (a CSV may read '3' as the integer 3)
+    known = {str(t): t for t in model.tasks_}
+    task = np.array([known.get(str(t), t) for t in task], dtype=object)
+    X = frame[list(names)]
+    out = pd.DataFrame({args.task_col: frame[args.task_col]})
+    out["prediction"] = model.predict(X, task=task)
+    if hasattr(model, "predict_proba"):
+        out["probability"] = model.predict_proba(X, task=task)[:, 1]
+    if args.target is not None:
+        out[args.target] = frame[args.target]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(args.out, index=False)
+        print(f"predictions: {Path(args.out).resolve()} ({len(out)} rows)")
+    else:
+        with pd.option_context("display.max_rows", 20):
+            print(out)
+    if args.target is not None:
+        groups = [g for _, g in out.groupby(args.task_col, sort=False)]
+        if hasattr(model, "predict_proba"):
+            acc = [np.mean(g["prediction"].astype(str) == g[args.target].astype(str))
+                   for g in groups]
+            print(f"accuracy (task average): {np.mean(acc):.4f}")
+        else:
+            ys = [g[args.target].to_numpy(dtype=np.float64) for g in groups]
+            fs = [g["prediction"].to_numpy() for g in groups]
+            print(f"explained variance (all rows): "
+                  f"{metrics.explained_variance(ys, fs, average='pooled'):.4f}; RMSE (task "
+                  f"average): {metrics.rmse(ys, fs):.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int]]
 
 COMMANDS: dict[str, Command] = {
-    "demo": ("fit single-task ridge and L2,1 multi-task regression on School",
-             _demo_arguments, _run_demo),
+    "datasets": ("list the data sets regmtl can load", _datasets_arguments, _run_datasets),
+    "compare": ("compare multi-task models with single-task and pooled baselines (the main "
+                "job)", _compare_arguments, _run_compare),
+    "fit": ("fit one model and save it", _fit_arguments, _run_fit),
+    "predict": ("predict with a saved model", _predict_arguments, _run_predict),
 }
 
 
@@ -189,7 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regmtl`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    return args._run(args)
+    try:
+        return args._run(args)
+    except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"regmtl: error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

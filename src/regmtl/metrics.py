@@ -222,9 +222,11 @@ def explained_variance(ys: Tasks, preds: Tasks, *, average: str | None = "tasks"
 
         \mathrm{EV}_t = 1 - \frac{\sum_i (y_{ti} - f_{ti})^2}{\sum_i (y_{ti} - \bar y_t)^2},
 
-    with :math:`\bar y_t` the mean of the scored (test) targets of task :math:`t`. This is the
-    measure Argyriou, Evgeniou & Pontil (2008) report on School (there averaged over tasks)
-    and it equals scikit-learn's ``r2_score`` per task (:func:`r2` is the same function).
+    with :math:`\bar y_t` the mean of the scored (test) targets of task :math:`t`; it equals
+    scikit-learn's ``r2_score`` per task (:func:`r2` is the same function). The School
+    figures of Argyriou, Evgeniou & Pontil (2008) and later work (about 30-37 %) are the
+    ``"pooled"`` value: the variance around the mean of all test targets, which also credits
+    predicting the differences between schools.
     It differs from scikit-learn's ``explained_variance_score``, which uses the variance of
     the residuals, :math:`1 - \mathrm{Var}(y - f)/\mathrm{Var}(y)`, and so ignores a constant
     bias of the predictions. A task with constant targets gives NaN (with a warning).

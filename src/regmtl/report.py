@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Report"]
+__all__ = ["Report", "comparison_report"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -375,3 +375,75 @@ def _md_cell(text: str) -> str:
     """``text`` safe inside a Markdown table cell or image alt text."""
     return (html.escape(str(text), quote=False).replace("|", r"\|").replace("[", r"\[")
             .replace("]", r"\]").replace("\n", " "))
+
+
+# --------------------------------------------------------------------- comparison report
+def _best_shared(comparison: Any) -> str | None:
+    """The multi-task model with the best mean score (None if there is none)."""
+    summary = comparison.summary
+    roles = comparison.scores.drop_duplicates("model").set_index("model")["role"]
+    mtl = [m for m in summary["model"] if roles.get(m) in ("multi-task", "user")]
+    if not mtl:
+        return None
+    col = f"{comparison.metric}_mean"
+    part = summary.set_index("model").loc[mtl, col]
+    return str(part.idxmax())
+
+
+def comparison_report(comparison: Any, *, title: str | None = None,
+                      data_name: str = "data", created: Any = None) -> Report:
+    """A report of :func:`regmtl.compare`: the table, the per-model and per-task scores, and
+    the best multi-task model's coefficients, regularization path and CV curve (first split).
+    """
+    from . import plotting
+    from .selection import regularization_path
+
+    comp = comparison
+    metric = comp.metric
+    T, p = len(comp.task_names), len(comp.feature_names)
+    rep = Report(title or f"regmtl comparison: {data_name}",
+                 f"{T} tasks, {p} features, {comp.n_splits} {comp.split_kind} train/test "
+                 f"split(s), {comp.kind}", created=created)
+    rep.add_text(
+        "Every model is fitted on the training rows of each split, its regularization chosen "
+        "by cross-validation inside every task of the training part only, and scored on the "
+        "test rows. *Independent* models learn each task alone (one alpha for all), *pooled* "
+        "fits one model to all tasks' rows, the *MTL* models share through their penalty. "
+        f"Mean and standard deviation over splits; `wins`: tasks whose {metric} (averaged "
+        f"over splits) beats {comp.baseline}'s. Whole job: {comp.elapsed:.1f} s."
+    )
+    rep.add_heading("Results")
+    rep.add_table(comp.summary, caption=f"Test scores over {comp.n_splits} split(s)")
+    rep.add_figure(plotting.plot_comparison(comp.summary, metric=metric),
+                   caption=f"{metric}: mean ± sd over splits")
+    best = _best_shared(comp)
+    task_metric = metric if metric in comp.scores else "accuracy"
+    if best is not None and best != comp.baseline:
+        rep.add_figure(plotting.plot_task_scores(comp.scores, baseline=comp.baseline,
+                                                 model=best, metric=task_metric),
+                       caption=f"Per-task {task_metric}: {best} against {comp.baseline}")
+    model = comp.models.get(best) if best is not None else None
+    if model is not None and hasattr(model, "coef_"):
+        rep.add_heading(f"{best}, first split")
+        rep.add_figure(plotting.plot_coefficients(model.coef_,
+                                                  feature_names=comp.feature_names,
+                                                  task_names=comp.task_names),
+                       caption="Coefficients (tasks x features)")
+        if hasattr(model, "penalty_") and comp.data_first_split:
+            Xtr, _, ytr, _ = comp.data_first_split
+            loss = "logistic" if comp.kind == "binary" else "squared"
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                path = regularization_path(Xtr, ytr, penalty=model.penalty_, loss=loss,
+                                           alphas=model.alphas_, tol=model.tol)
+            rep.add_figure(plotting.plot_path(path, feature_names=comp.feature_names),
+                           caption="Regularization path on the training rows")
+        if hasattr(model, "cv_results_") and "mean_test_score" in model.cv_results_:
+            ax = plotting.plot_cv_curve(model.cv_results_, best=model.alpha_,
+                                        n_splits=model.n_splits_)
+            rep.add_figure(ax, caption="Inner cross-validation curve (±1 standard error)")
+    rep.add_heading("Chosen parameters")
+    rep.add_table(comp.choices, caption="Per model and split")
+    return rep

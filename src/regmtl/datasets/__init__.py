@@ -6,7 +6,7 @@ from ._home import get_data_home
 from ._landmine import load_landmine
 from ._mulan import MULAN_SETS, load_mulan
 from ._parkinsons import load_parkinsons
-from ._registry import list_datasets
+from ._registry import DATASET_NAMES, list_datasets, load_dataset
 from ._sarcos import load_sarcos
 from ._school import SCHOOL_FEATURE_NAMES, load_school
 from ._split import apply_split, train_test_split_per_task
@@ -27,6 +27,8 @@ __all__ = [
     "load_newsgroups",
     "load_mulan",
     "list_datasets",
+    "load_dataset",
+    "DATASET_NAMES",
     "read_table",
     "DataFileError",
     "get_data_home",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ._home import find_file, get_data_home
 
-__all__ = ["list_datasets"]
+__all__ = ["list_datasets", "load_dataset", "DATASET_NAMES"]
 
 
 class _Entry(NamedTuple):
@@ -105,3 +105,30 @@ def list_datasets(data_home: str | os.PathLike[str] | None = None) -> pd.DataFra
         "path": "(in regmtl)" if e.folder is None else str(home / e.folder), "source": e.source,
     } for e in _ENTRIES]
     return pd.DataFrame(rows)
+
+
+#: Names accepted by :func:`load_dataset` (and ``regmtl compare NAME``).
+DATASET_NAMES: tuple[str, ...] = tuple(e.name for e in _ENTRIES)
+
+
+def load_dataset(name: str, data_home: str | os.PathLike[str] | None = None, **kwargs):
+    """Load a data set by its name in :func:`list_datasets` (e.g. ``"school"``,
+    ``"landmine"``, ``"newsgroups/rec.vs.talk"``, ``"mulan/enb"``); ``kwargs`` go to its
+    loader."""
+    from . import _digits, _landmine, _mulan, _parkinsons, _sarcos, _school, _survey, _text
+
+    key = str(name).lower()
+    if key not in DATASET_NAMES:
+        raise ValueError(f"unknown data set {name!r}; choose from {', '.join(DATASET_NAMES)} "
+                         "(regmtl datasets lists them).")
+    if key == "school":
+        return _school.load_school(**kwargs)
+    if key.startswith("newsgroups/"):
+        return _text.load_newsgroups(key.split("/", 1)[1], data_home=data_home, **kwargs)
+    if key.startswith("mulan/"):
+        return _mulan.load_mulan(key.split("/", 1)[1], data_home=data_home, **kwargs)
+    loaders = {"computer_survey": _survey.load_computer_survey,
+               "landmine": _landmine.load_landmine, "parkinsons": _parkinsons.load_parkinsons,
+               "sarcos": _sarcos.load_sarcos, "usps": _digits.load_usps,
+               "mnist": _digits.load_mnist, "spam": _text.load_spam}
+    return loaders[key](data_home=data_home, **kwargs)

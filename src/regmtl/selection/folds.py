@@ -40,8 +40,8 @@ def _splitter(cv: Any, n_rows: int, labels: np.ndarray | None, groups: np.ndarra
     if not isinstance(cv, Integral):
         return cv
     if n_rows < cv:
-        raise ValueError(f"cv={cv}: task {name} has {n_rows} rows, fewer than the {cv} folds. "
-                         "Lower cv or remove the task.")
+        raise ValueError(f"cv={cv}: task {name} has {n_rows} sample{'' if n_rows == 1 else 's'}, "
+                         f"fewer than the {cv} folds. Lower cv or remove the task.")
     if groups is not None:
         n_groups = len(np.unique(groups))
         if n_groups < cv:

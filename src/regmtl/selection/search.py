@@ -219,12 +219,17 @@ class _MultiTaskCV(BaseEstimator):
         candidates = self._penalties()
         for _, pen in candidates:
             pen.check(data.n_features, data.n_tasks)
+        folds = None
+        if self.criterion == "cv":  # before the grid: too few rows is the error to report
+            g_flat = None if groups is None else flat_groups(data, groups)
+            folds = task_folds(data, self.cv, groups=g_flat, stratify=self._kind == "binary",
+                               random_state=self.random_state)
         ref = reference(data, datafit, self.fit_intercept)
         grids = [path_alphas(data, datafit, pen, ref, self.alphas, self.eps,
                              self.fit_intercept) for _, pen in candidates]
         kwargs = _path_kwargs(self)
         if self.criterion == "cv":
-            results = self._cross_validate(data, X, groups, candidates, grids, kwargs)
+            results = self._cross_validate(data, folds, candidates, grids, kwargs)
         else:
             results = self._information(data, datafit, candidates, grids, kwargs)
         self.cv_results_ = results
@@ -276,10 +281,7 @@ class _MultiTaskCV(BaseEstimator):
                 f"largest relative certificate reached: {worst:.2e}); raise max_iter or "
                 "loosen tol.", ConvergenceWarning, stacklevel=3)
 
-    def _cross_validate(self, data, X, groups, candidates, grids, kwargs) -> pd.DataFrame:
-        g_flat = None if groups is None else flat_groups(data, groups)
-        folds = task_folds(data, self.cv, groups=g_flat, stratify=self._kind == "binary",
-                           random_state=self.random_state)
+    def _cross_validate(self, data, folds, candidates, grids, kwargs) -> pd.DataFrame:
         self.n_splits_ = len(folds)
         scorer = TaskScorer(self.scoring, self._kind)
         loss = "logistic" if self._kind == "binary" else "squared"
@@ -447,6 +449,7 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
 
     _estimator_class = MultiTaskRegressor
     _kind = "regression"
+    score = _MultiTaskCV.score  # not RegressorMixin's, which knows neither lists nor task ids
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -461,6 +464,7 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
 
     _estimator_class = MultiTaskClassifier
     _kind = "binary"
+    score = _MultiTaskCV.score  # not ClassifierMixin's, which knows neither lists nor task ids
     __metadata_request__decision_function = {"task": True}
     __metadata_request__predict_proba = {"task": True}
     __metadata_request__predict_log_proba = {"task": True}

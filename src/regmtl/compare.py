@@ -1,0 +1,379 @@
+r"""Does sharing help? Regularized multi-task models against single-task and pooled baselines.
+
+Over repeated train/test splits (a data set's fixed splits where it has them), every model is
+fitted on the training part only, its regularization chosen by an inner cross-validation on
+that part (folds inside every task), and scored on the test part, task by task. The baselines:
+
+- *independent*: ridge (lasso; logistic regression for classification) per task: the ``"l2"``
+  (``"l1"``) penalty is separable over tasks, so one fit learns every task alone, with one alpha
+  for all tasks;
+- *pooled*: one model for all tasks' rows together (tasks ignored);
+
+and the multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
+...). Features are standardized with the training rows of all tasks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, clone
+from sklearn.preprocessing import StandardScaler
+
+from . import metrics
+from .datasets import apply_split, train_test_split_per_task
+from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
+
+__all__ = ["compare", "Comparison", "PooledModel", "MODELS", "DEFAULT_MODELS"]
+
+
+class PooledModel(BaseEstimator):
+    """One model for the rows of all tasks together; ``predict`` gives one array per task."""
+
+    def __init__(self, estimator: Any = None):
+        self.estimator = estimator
+
+    def fit(self, Xs: Sequence[Any], ys: Sequence[Any]) -> PooledModel:
+        self.estimator_ = clone(self.estimator).fit(np.vstack(Xs), np.concatenate(ys))
+        self.n_tasks_ = len(Xs)
+        return self
+
+    def predict(self, Xs: Sequence[Any]) -> list[np.ndarray]:
+        return [self.estimator_.predict(X) for X in Xs]
+
+    def predict_proba(self, Xs: Sequence[Any]) -> list[np.ndarray]:
+        return [self.estimator_.predict_proba(X) for X in Xs]
+
+    @property
+    def alpha_(self) -> float:
+        return self.estimator_.alpha_
+
+
+def _cv_model(penalty: str, kind: str, opts: dict) -> BaseEstimator:
+    cls = MultiTaskRegressorCV if kind == "regression" else MultiTaskClassifierCV
+    return cls(penalty, **opts)
+
+
+#: name -> (kind(s), factory(kind, options) -> estimator, role)
+MODELS: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str]] = {
+    "ridge": (("regression",), lambda k, o: _cv_model("l2", k, o), "independent"),
+    "lasso": (("regression",), lambda k, o: _cv_model("l1", k, o), "independent"),
+    "logistic": (("binary",), lambda k, o: _cv_model("l2", k, o), "independent"),
+    "logistic_l1": (("binary",), lambda k, o: _cv_model("l1", k, o), "independent"),
+    "pooled": (("regression", "binary"),
+               lambda k, o: PooledModel(_cv_model("l2", k, o)), "pooled"),
+    "l21": (("regression", "binary"), lambda k, o: _cv_model("l21", k, o), "multi-task"),
+    "trace": (("regression", "binary"), lambda k, o: _cv_model("trace", k, o), "multi-task"),
+    "mean": (("regression", "binary"), lambda k, o: _cv_model("mean", k, o), "multi-task"),
+    "clustered": (("regression", "binary"),
+                  lambda k, o: _cv_model("clustered", k, o), "multi-task"),
+    "dirty": (("regression", "binary"), lambda k, o: _cv_model("dirty", k, o), "multi-task"),
+}
+
+#: The models ``models="default"`` fits, by kind; the first is the baseline of ``wins``.
+DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
+    "regression": ("ridge", "lasso", "pooled", "l21", "trace", "mean"),
+    "binary": ("logistic", "logistic_l1", "pooled", "l21", "trace", "mean"),
+}
+
+_LABELS = {"ridge": "ridge (independent)", "lasso": "lasso (independent)",
+           "logistic": "logistic (independent)", "logistic_l1": "L1 logistic (independent)",
+           "pooled": "pooled", "l21": "MTL L2,1", "trace": "MTL trace norm",
+           "mean": "MTL mean-regularized", "clustered": "MTL clustered", "dirty": "MTL dirty"}
+
+
+@dataclass
+class Comparison:
+    """What :func:`compare` measured.
+
+    Attributes
+    ----------
+    summary : DataFrame
+        One row per model: ``<metric>_mean`` and ``<metric>_sd`` over splits of each
+        split's task-averaged metric (``explained_variance`` pooled over the test rows, as the
+        literature reports it, plus its task average ``explained_variance_task``), ``wins``
+        (tasks whose split-averaged score beats the baseline's), ``fit_time`` (seconds per
+        split, inner CV included) and the median chosen ``alpha``.
+    scores : DataFrame
+        Tidy: one row per (model, split, task) with ``n`` and the per-task metrics.
+    choices : DataFrame
+        The chosen parameters of every model on every split.
+    models : dict
+        The fitted models of the first split (for plots: coefficients, CV curves).
+    """
+
+    summary: pd.DataFrame
+    scores: pd.DataFrame
+    choices: pd.DataFrame
+    kind: str
+    baseline: str
+    metric: str
+    n_splits: int
+    split_kind: str
+    task_names: list
+    feature_names: list
+    models: dict = field(default_factory=dict, repr=False)
+    data_first_split: tuple = field(default=(), repr=False)
+    elapsed: float = 0.0
+
+    def __str__(self) -> str:
+        cols = ["model"] + [c for c in self.summary.columns if c.endswith(("_mean", "_sd"))]
+        cols += ["wins", "fit_time", "alpha"]
+        return self.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+    def _repr_html_(self) -> str:
+        return self.summary.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def _as_lists(X: Any, y: Any, task: Any) -> tuple[list, list, Any]:
+    """(Xs, ys, source Bunch or None) from a Bunch, lists, a long table or a shared design."""
+    if hasattr(X, "X") and hasattr(X, "y") and y is None:
+        return list(X.X), list(X.y), X
+    if isinstance(X, (list, tuple)):
+        if y is None or len(X) != len(y):
+            raise ValueError("y: give one target array per task (same length as the list X).")
+        return list(X), list(y), None
+    if task is not None:
+        task_arr = X[task].to_numpy() if isinstance(task, str) else np.asarray(task)
+        Xv = X.drop(columns=[task]) if isinstance(task, str) else X
+        Xv = np.asarray(Xv, dtype=np.float64)
+        yv = np.asarray(y)
+        labels, inv = np.unique(task_arr, return_inverse=True)
+        return ([Xv[inv == k] for k in range(len(labels))],
+                [yv[inv == k] for k in range(len(labels))], None)
+    Y = np.asarray(y)
+    if Y.ndim != 2:
+        raise ValueError("y: pass a target matrix (n, T), a list per task, or task=... ids.")
+    Xv = np.asarray(X, dtype=np.float64)
+    keep = [~pd.isna(Y[:, t]) for t in range(Y.shape[1])]
+    return [Xv[k] for k in keep], [Y[k, t] for t, k in enumerate(keep)], None
+
+
+def _kind_of(ys: Sequence[np.ndarray], kind: str) -> str:
+    if kind != "auto":
+        if kind not in ("regression", "binary"):
+            raise ValueError(f"kind={kind!r} is not 'regression', 'binary' or 'auto'.")
+        return kind
+    two = all(len(np.unique(np.asarray(y))) <= 2 for y in ys)
+    return "binary" if two else "regression"
+
+
+def _resolve_models(models: Any, kind: str) -> dict[str, tuple[Any, str]]:
+    """name -> (estimator factory, role)."""
+    if isinstance(models, str):
+        if models != "default":
+            models = [models]
+        else:
+            models = DEFAULT_MODELS[kind]
+    out = {}
+    if isinstance(models, dict):
+        for name, est in models.items():
+            out[str(name)] = (lambda o, est=est: clone(est), "user")
+        return out
+    for name in models:
+        if name not in MODELS:
+            raise ValueError(f"models: unknown model {name!r}; choose from {sorted(MODELS)} "
+                             "or pass a dict of name -> estimator.")
+        kinds, factory, role = MODELS[name]
+        if kind not in kinds:
+            raise ValueError(f"models: {name!r} is for {'/'.join(kinds)} tasks, but these "
+                             f"are {kind}.")
+        out[_LABELS[name]] = (lambda o, f=factory: f(kind, o), role)
+    return out
+
+
+def _splits(bunch: Any, Xs, ys, splits: Any, test_size: float, random_state: Any):
+    """A list of (train, test) per-task position lists, and how they were made."""
+    fixed = getattr(bunch, "splits", None) if bunch is not None else None
+    if isinstance(splits, (list, tuple)):
+        return list(splits), "given"
+    n = int(splits)
+    if n < 1:
+        raise ValueError(f"splits={splits!r} must be at least 1.")
+    if fixed:
+        if n > len(fixed):
+            raise ValueError(f"splits={n}: the data set has {len(fixed)} fixed splits.")
+        return list(fixed[:n]), "fixed"
+    seeds = np.random.SeedSequence(random_state).generate_state(n)
+    out = []
+    for s in seeds:
+        idx = [np.arange(len(y)) for y in ys]
+        tr, te, _, _ = train_test_split_per_task(idx, ys, test_size=test_size,
+                                                 random_state=int(s))
+        out.append((tr, te))
+    return out, "random"
+
+
+def _task_metrics(kind: str, yte, pred, proba) -> dict[str, np.ndarray]:
+    if kind == "regression":
+        return {"explained_variance": metrics.explained_variance(yte, pred, average=None),
+                "nmse": metrics.nmse(yte, pred, average=None),
+                "rmse": metrics.rmse(yte, pred, average=None),
+                "mse": metrics.mse(yte, pred, average=None)}
+    out = {"accuracy": metrics.accuracy(yte, pred, average=None)}
+    if proba is not None:
+        pos = [p[:, 1] for p in proba]
+        out["auc"] = metrics.auc(yte, pos, average=None)
+        out["log_loss"] = metrics.log_loss(yte, pos, average=None)
+    return out
+
+
+def _split_metrics(kind: str, yte, pred, proba) -> dict[str, float]:
+    """Task-averaged metrics of one split (explained variance also pooled)."""
+    if kind == "regression":
+        return {"explained_variance": metrics.explained_variance(yte, pred, average="pooled"),
+                "explained_variance_task": metrics.explained_variance(yte, pred),
+                "nmse": metrics.nmse(yte, pred),
+                "rmse": metrics.rmse(yte, pred)}
+    out = {"accuracy": metrics.accuracy(yte, pred)}
+    if proba is not None:
+        out["auc"] = metrics.auc(yte, [p[:, 1] for p in proba])
+    return out
+
+
+def _choice(est: Any) -> dict[str, Any]:
+    inner = getattr(est, "estimator_", est)
+    params = dict(getattr(inner, "best_params_", {}) or {})
+    if not params and hasattr(inner, "alpha_"):
+        params = {"alpha": inner.alpha_}
+    return params
+
+
+def _prepare(Xs, ys, split, standardize: bool):
+    """(Xtr, Xte, ytr, yte) of one split, standardized with its pooled training rows."""
+    Xtr, Xte, ytr, yte = apply_split(Xs, ys, split)
+    if standardize:
+        scaler = StandardScaler().fit(np.vstack(Xtr))
+        Xtr = [scaler.transform(Xt) for Xt in Xtr]
+        Xte = [scaler.transform(Xt) for Xt in Xte]
+    return Xtr, Xte, ytr, [np.asarray(v, dtype=np.float64) for v in yte]
+
+
+def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names):
+    """Fit one model on one split's training part and score it on its test part."""
+    t0 = time.perf_counter()
+    est.fit(Xtr, ytr)
+    fit_time = time.perf_counter() - t0
+    pred = [np.asarray(v, dtype=np.float64) for v in est.predict(Xte)]
+    proba = est.predict_proba(Xte) if kind == "binary" else None
+    per_task = _task_metrics(kind, yte, pred, proba)
+    task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
+                  "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
+                 for t in range(len(yte))]
+    split_row = {"model": name, "split": s, "fit_time": fit_time,
+                 **_split_metrics(kind, yte, pred, proba)}
+    return name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)}, est
+
+
+def compare(
+    X: Any,
+    y: Any = None,
+    task: Any = None,
+    *,
+    kind: str = "auto",
+    models: Any = "default",
+    splits: Any = 10,
+    test_size: float = 0.25,
+    cv: int = 3,
+    n_alphas: int = 12,
+    standardize: bool = True,
+    tol: float = 1e-4,
+    random_state: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = False,
+) -> Comparison:
+    """Fit baselines and multi-task models over repeated splits and score them on test rows.
+
+    Parameters
+    ----------
+    X, y, task : a loader's Bunch (its fixed ``splits`` are used), lists per task, a long table
+        with ``task`` ids (or a column name), or a shared design with Y (n, T)
+    kind : {"auto", "regression", "binary"}
+    models : "default", a list of names of :data:`MODELS`, or a dict name -> estimator (taking
+        and returning lists per task)
+    splits : int or list of (train, test)
+        Number of splits (the fixed ones first when the data set has them; otherwise
+        ``test_size`` of every task drawn at random, seeded by ``random_state``), or the
+        splits: per-task position arrays.
+    cv, n_alphas, tol : inner cross-validation folds (inside every task), grid size, tolerance
+    standardize : z-score features with the pooled training rows of each split
+    n_jobs : (split, model) fits run in parallel with joblib (any backend, e.g. Dask); the
+        result does not depend on it
+    progress : a progress bar over (split, model) fits
+
+    Returns
+    -------
+    Comparison
+        ``summary`` (mean and sd over splits), ``scores`` (tidy per model, split and task),
+        ``choices``, and the first split's fitted models.
+    """
+    t_start = time.perf_counter()
+    Xs, ys, bunch = _as_lists(X, y, task)
+    if len(Xs) < 2:
+        raise ValueError("compare needs at least two tasks (one task has nothing to share).")
+    kind = _kind_of(ys, kind if bunch is None or kind != "auto" else
+                    getattr(bunch, "kind", "auto"))
+    chosen = _resolve_models(models, kind)
+    split_list, split_kind = _splits(bunch, Xs, ys, splits, test_size, random_state)
+    opts = dict(alphas=n_alphas, cv=cv, tol=tol, random_state=random_state)
+    task_names = list(getattr(bunch, "task_names", None) or range(len(Xs)))
+    p = np.asarray(Xs[0]).shape[1] if hasattr(Xs[0], "shape") else len(Xs[0][0])
+    feature_names = list(getattr(bunch, "feature_names", None) or
+                         [f"x{j}" for j in range(p)])
+    prepared = [_prepare(Xs, ys, split, standardize) for split in split_list]
+    jobs = [delayed(_fit_one)(name, factory(opts), role, kind, *prepared[s][:4], s,
+                              task_names)
+            for s in range(len(split_list)) for name, (factory, role) in chosen.items()]
+    from tqdm.auto import tqdm
+
+    rows, split_rows, choice_rows, fitted = [], [], [], {}
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    with tqdm(total=len(jobs), disable=not progress, desc="compare", leave=False) as bar:
+        for name, s, task_rows, split_row, choice, est in parallel(jobs):
+            rows.extend(task_rows)
+            split_rows.append(split_row)
+            choice_rows.append(choice)
+            if s == 0:
+                fitted[name] = est
+            bar.update(1)
+    first = prepared[0] if prepared else ()
+    scores = pd.DataFrame(rows)
+    per_split = pd.DataFrame(split_rows)
+    choices = pd.DataFrame(choice_rows)
+    metric = "explained_variance" if kind == "regression" else (
+        "auc" if "auc" in per_split else "accuracy")
+    baseline = next(iter(chosen))
+    summary = _summarize(per_split, scores, choices, list(chosen), baseline, metric, kind)
+    return Comparison(summary=summary, scores=scores, choices=choices, kind=kind,
+                      baseline=baseline, metric=metric, n_splits=len(split_list),
+                      split_kind=split_kind, task_names=task_names,
+                      feature_names=feature_names, models=fitted, data_first_split=first,
+                      elapsed=time.perf_counter() - t_start)
+
+
+def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFrame,
+               names: list, baseline: str, metric: str, kind: str) -> pd.DataFrame:
+    task_metric = metric if metric in scores else "accuracy"
+    by_task = scores.groupby(["model", "task"], sort=False)[task_metric].mean()
+    base = by_task.loc[baseline]
+    rows = []
+    value_cols = [c for c in per_split.columns if c not in ("model", "split", "fit_time")]
+    for name in names:
+        part = per_split[per_split["model"] == name]
+        row: dict[str, Any] = {"model": name}
+        for c in value_cols:
+            row[f"{c}_mean"] = float(part[c].mean())
+            row[f"{c}_sd"] = float(part[c].std(ddof=1)) if len(part) > 1 else 0.0
+        mine = by_task.loc[name].reindex(base.index)
+        row["wins"] = f"{int(np.sum(mine.to_numpy() > base.to_numpy()))}/{len(base)}"
+        row["fit_time"] = float(part["fit_time"].mean())
+        ch = choices[choices["model"] == name]
+        row["alpha"] = float(ch["alpha"].median()) if "alpha" in ch else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
