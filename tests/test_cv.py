@@ -31,6 +31,11 @@ from regmtl.selection.folds import flat_groups
 TIGHT = dict(tol=1e-10, max_iter=100_000)
 
 
+def _tests(*args, **kwargs):
+    """The validation parts of task_folds."""
+    return [te for _, te in task_folds(*args, **kwargs)]
+
+
 # ---------------------------------------------------------------------------- helpers
 def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -183,7 +188,7 @@ def test_stratified_folds_keep_each_task_class_ratio():
     Xs, ys = _clf_lists()
     data = make_data(Xs, ys, loss="logistic")
     K = 4
-    folds = task_folds(data, K, stratify=True, random_state=0)
+    folds = _tests(data, K, stratify=True, random_state=0)
     off = _offsets(CLF_SIZES)
     y_all = np.concatenate(ys)
     assert np.array_equal(np.sort(np.concatenate(folds)), np.arange(off[-1]))  # a partition
@@ -220,9 +225,9 @@ def _clf_hand_scores(Xs, ys, tests, alphas):
 
 def test_classifier_cv_scores_equal_hand_computation():
     """Default score = minus the task-averaged log loss; roc_auc and accuracy likewise; the
-    estimator's folds are task_folds(stratify=True) with its random_state."""
+    estimator's folds are _tests(stratify=True) with its random_state."""
     Xs, ys = _clf_lists()
-    tests = task_folds(make_data(Xs, ys, loss="logistic"), 3, stratify=True, random_state=7)
+    tests = _tests(make_data(Xs, ys, loss="logistic"), 3, stratify=True, random_state=7)
     kw = dict(alphas=5, eps=0.05, cv=3, random_state=7, **TIGHT)
     est = rm.MultiTaskClassifierCV("l21", **kw).fit(Xs, ys)
     hand = _clf_hand_scores(Xs, ys, tests, est.alphas_)  # (K, n_alphas, metric, T)
@@ -401,13 +406,13 @@ def test_random_state_controls_the_folds():
     Xs, ys = _small_lists()
     data = make_data(Xs, ys)
     off = _offsets(SIZES)
-    same = [task_folds(data, 3, random_state=0) for _ in range(2)]
-    other = task_folds(data, 3, random_state=1)
+    same = [_tests(data, 3, random_state=0) for _ in range(2)]
+    other = _tests(data, 3, random_state=1)
     for f, g in zip(*same, strict=True):
         np.testing.assert_array_equal(f, g)
     assert any(not np.array_equal(f, g) for f, g in zip(same[0], other, strict=True))
     # None: contiguous blocks in every task, sklearn's unshuffled KFold
-    for k, fold in enumerate(task_folds(data, 3, random_state=None)):
+    for k, fold in enumerate(_tests(data, 3, random_state=None)):
         expect = np.concatenate([off[t] + list(KFold(3).split(np.zeros(n)))[k][1]
                                  for t, n in enumerate(SIZES)])
         np.testing.assert_array_equal(fold, expect)
@@ -429,8 +434,8 @@ def test_random_state_controls_the_folds():
 
 # ---------------------------------------------------------------------------- 7. groups
 def test_groups_never_straddle_a_fold():
-    """Within every task (folds are drawn per task: a label used in two tasks is split
-    independently in each), no group has rows on both sides of a fold."""
+    """No group has rows on both sides of a fold: groups are dealt to folds once for all
+    tasks, so a label used in several tasks is on one side in all of them."""
     Xs, ys = _small_lists()
     rng = np.random.default_rng(3)
     groups = [rng.integers(0, 6, n) for n in SIZES]  # 6 groups per task, uneven sizes
@@ -438,7 +443,7 @@ def test_groups_never_straddle_a_fold():
     g = flat_groups(data, groups)
     np.testing.assert_array_equal(g, np.concatenate(groups))
     off = _offsets(SIZES)
-    folds = task_folds(data, 3, groups=g, random_state=0)
+    folds = _tests(data, 3, groups=g, random_state=0)
     for te in folds:
         val = np.zeros(off[-1], dtype=bool)
         val[te] = True
@@ -446,6 +451,7 @@ def test_groups_never_straddle_a_fold():
             rows = slice(off[t], off[t + 1])
             gv, gt = set(g[rows][val[rows]]), set(g[rows][~val[rows]])
             assert gv and gt and not gv & gt
+        assert not set(g[val]) & set(g[~val])  # across tasks too
     # the estimator takes groups in the lists and in the long form, with the same folds
     kw = dict(alphas=4, eps=1e-2, cv=3, **TIGHT)
     a = rm.MultiTaskRegressorCV(**kw).fit(Xs, ys, groups=groups)
@@ -592,3 +598,32 @@ def test_progress_bar_on_stderr_only_when_asked(capsys):
     rm.MultiTaskRegressorCV(alphas=3, cv=3, progress=True).fit(Xs, ys)
     out = capsys.readouterr()
     assert out.out == "" and "cross-validation" in out.err
+
+
+def test_a_splitter_keeps_its_training_rows():
+    """TimeSeriesSplit trains on earlier rows only: the folds keep its train parts."""
+    from sklearn.model_selection import TimeSeriesSplit
+
+    Xs, ys = _small_lists()
+    data = make_data(Xs, ys)
+    off = _offsets(SIZES)
+    folds = task_folds(data, TimeSeriesSplit(3))
+    assert len(folds) == 3
+    for tr, te in folds:
+        for t in range(3):
+            a, b = off[t], off[t + 1]
+            mt, me = tr[(tr >= a) & (tr < b)], te[(te >= a) & (te < b)]
+            assert len(mt) and len(me) and mt.max() < me.min()
+            assert len(mt) + len(me) < b - a or me.max() == b - 1
+    est = rm.MultiTaskRegressorCV(cv=TimeSeriesSplit(3), alphas=4, eps=1e-2,
+                                  **TIGHT).fit(Xs, ys)
+    # fold 0's score is that of a fit on the first rows of every task only
+    tr, te = folds[0]
+    a = est.alphas_[0]
+    Xtr = [Xs[t][tr[(tr >= off[t]) & (tr < off[t + 1])] - off[t]] for t in range(3)]
+    ytr = [ys[t][tr[(tr >= off[t]) & (tr < off[t + 1])] - off[t]] for t in range(3)]
+    m = rm.MultiTaskRegressor(alpha=a, **TIGHT).fit(Xtr, ytr)
+    Xv = [Xs[t][te[(te >= off[t]) & (te < off[t + 1])] - off[t]] for t in range(3)]
+    yv = [ys[t][te[(te >= off[t]) & (te < off[t + 1])] - off[t]] for t in range(3)]
+    mse = np.mean([np.mean((y - f) ** 2) for y, f in zip(yv, m.predict(Xv), strict=True)])
+    assert est.cv_results_["split0_test_score"].iloc[0] == pytest.approx(-mse, rel=1e-6)

@@ -119,7 +119,9 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
                    help="inner CV folds inside every task (default 3)")
     p.add_argument("--n-alphas", type=_int_at_least(2), default=12,
                    help="values in each regularization grid (default 12)")
-    p.add_argument("--n-jobs", type=int, default=None, help="parallel CV paths (joblib)")
+    p.add_argument("--n-jobs", type=int, default=-1,
+                   help="parallel (split, model) fits (joblib; default -1: every core; the "
+                        "result does not depend on it)")
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     p.add_argument("--report", help="report file (.html or .md; default "
                                     "regmtl-report/compare-<data>.html)")

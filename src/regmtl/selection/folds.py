@@ -59,22 +59,47 @@ def _splitter(cv: Any, n_rows: int, labels: np.ndarray | None, groups: np.ndarra
     return KFold(cv, shuffle=seed is not None, random_state=seed)
 
 
-def _check_explicit(folds: list, n: int) -> list[np.ndarray]:
+def _indices(idx: Any, n: int, k: int, what: str) -> np.ndarray:
+    idx = np.asarray(idx)
+    if idx.dtype == bool:
+        idx = np.flatnonzero(idx)
+    if idx.dtype.kind not in "iu" or idx.size == 0 or idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"cv: fold {k} has {what} indices outside 0..{n - 1} (or none).")
+    return np.unique(idx)
+
+
+def _check_explicit(folds: list, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index arrays; a train of None is the complement of test."""
     out = []
     for k, pair in enumerate(folds):
         try:
-            _, test = pair
-            test = np.asarray(test)
+            train, test = pair
         except (TypeError, ValueError):
             raise ValueError(f"cv: fold {k} must be a (train, test) pair of row indices.") from None
-        if test.dtype == bool:
-            test = np.flatnonzero(test)
-        if test.dtype.kind not in "iu" or test.size == 0 or test.min() < 0 or test.max() >= n:
-            raise ValueError(f"cv: fold {k} has test indices outside 0..{n - 1} (or none).")
-        out.append(np.unique(test))
+        test = _indices(test, n, k, "test")
+        if train is None:
+            train = np.setdiff1d(np.arange(n), test)
+        else:
+            train = _indices(train, n, k, "train")
+        if np.intersect1d(train, test).size:
+            raise ValueError(f"cv: fold {k} has rows in both its train and test parts.")
+        out.append((train, test))
     if len(out) < 2:
         raise ValueError("cv: give at least two (train, test) folds.")
     return out
+
+
+def _check_sides(data: TaskData, folds: list[tuple[np.ndarray, np.ndarray]],
+                 hint: str) -> None:
+    T = data.n_tasks
+    for k, (tr, te) in enumerate(folds):
+        for what, idx in (("validation", te), ("training", tr)):
+            cnt = np.bincount(data.task_of[idx], minlength=T)
+            if cnt.min() == 0:
+                t = int(np.argmin(cnt))
+                raise ValueError(f"cv: fold {k} has no {what} row of task "
+                                 f"{_task_name(data, t)}; every fold needs rows of every "
+                                 f"task on both sides. {hint}")
 
 
 def task_folds(
@@ -84,30 +109,31 @@ def task_folds(
     groups: np.ndarray | None = None,
     stratify: bool = False,
     random_state: Any = None,
-) -> list[np.ndarray]:
-    """Validation observations (flat indices) of each fold.
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, validation)`` observations (flat indices, sorted) of each fold.
 
     Parameters
     ----------
     cv : int, splitter, or iterable of (train, test) pairs
         An integer K: K folds inside every task (``KFold``; ``StratifiedKFold`` on the labels
-        when ``stratify``; ``GroupKFold`` when ``groups`` are given), shuffled with a per-task
-        seed drawn from ``random_state`` (None: contiguous blocks). A splitter (anything with
-        ``split(X, y, groups)``) is applied to each task's rows. Explicit pairs hold indices of
-        the input rows (lists: the tasks' rows concatenated; long form: rows of X; shared
-        design: rows of X, used for every task).
+        when ``stratify``), shuffled with a per-task seed drawn from ``random_state`` (None:
+        contiguous blocks). A splitter (anything with ``split(X, y, groups)``) is applied to
+        each task's rows, and its training rows are kept (``TimeSeriesSplit`` trains on the
+        past only). Explicit pairs hold indices of the input rows (lists: the tasks' rows
+        concatenated; long form: rows of X; shared design: rows of X, used for every task);
+        a train part of None means all other rows.
     groups : ndarray of shape (n_obs,), optional
-        Group of each flat observation (see :func:`flat_groups`); rows of one group stay in one
-        fold.
+        Group of each flat observation (see :func:`flat_groups`). With an integer ``cv`` the
+        groups are dealt to K folds once for all tasks (``GroupKFold``), so a group that
+        appears in several tasks (a patient, a user) is on one side of a fold in all of them.
     stratify : bool
         Keep the class proportions of each task in every fold.
     """
     T = data.n_tasks
     if data.shared:
         n = data.indptr[1]
-        rows = np.arange(n)
         if isinstance(cv, Iterable) and not hasattr(cv, "split"):
-            tests = _check_explicit(list(cv), n)
+            pairs = _check_explicit(list(cv), n)
         else:
             labels = None
             if stratify:  # the task whose rarest class is rarest drives the strata
@@ -122,25 +148,27 @@ def task_folds(
                         best, labels = m, lab
             g = None if groups is None else groups[:n]
             split = _splitter(cv, n, labels, g, _seeds(random_state, 1)[0], "(all rows)")
-            tests = [te for _, te in split.split(np.zeros((n, 1)), labels, g)]
-        return [np.concatenate([t * n + rows[te] for t in range(T)]) for te in tests]
+            pairs = [(np.sort(tr), np.sort(te))
+                     for tr, te in split.split(np.zeros((n, 1)), labels, g)]
+        return [(np.concatenate([t * n + tr for t in range(T)]),
+                 np.concatenate([t * n + te for t in range(T)])) for tr, te in pairs]
 
     if isinstance(cv, Iterable) and not hasattr(cv, "split"):
-        tests = _check_explicit(list(cv), data.n_obs)
+        pairs = _check_explicit(list(cv), data.n_obs)
         if data.order is not None:  # input rows -> flat observations
             flat_of = np.empty(data.n_obs, dtype=np.int64)
             flat_of[data.order] = np.arange(data.n_obs)
-            tests = [np.sort(flat_of[te]) for te in tests]
-        for k, te in enumerate(tests):
-            n_val = np.bincount(data.task_of[te], minlength=T)
-            n_tr = np.diff(data.indptr) - n_val
-            for what, cnt in (("validation", n_val), ("training", n_tr)):
-                if cnt.min() == 0:
-                    t = int(np.argmin(cnt))
-                    raise ValueError(f"cv: fold {k} has no {what} row of task "
-                                     f"{_task_name(data, t)}; every fold needs rows of every "
-                                     "task on both sides.")
-        return tests
+            pairs = [(np.sort(flat_of[tr]), np.sort(flat_of[te])) for tr, te in pairs]
+        _check_sides(data, pairs, "")
+        return pairs
+
+    if groups is not None and isinstance(cv, Integral):
+        split = _splitter(cv, data.n_obs, None, groups, _seeds(random_state, 1)[0],
+                          "(all tasks)")
+        pairs = [(np.sort(tr), np.sort(te))
+                 for tr, te in split.split(np.zeros((data.n_obs, 1)), None, groups)]
+        _check_sides(data, pairs, "Use fewer folds or check the groups.")
+        return pairs
 
     seeds = _seeds(random_state, T)
     per_task = []
@@ -149,11 +177,15 @@ def task_folds(
         labels = _as_labels(data.raw_y[a:b]) if stratify else None
         g = None if groups is None else groups[a:b]
         split = _splitter(cv, b - a, labels, g, seeds[t], _task_name(data, t))
-        per_task.append([a + te for _, te in split.split(np.zeros((b - a, 1)), labels, g)])
+        per_task.append([(a + np.sort(tr), a + np.sort(te))
+                         for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
     K = len(per_task[0])
     if any(len(f) != K for f in per_task):
         raise ValueError("cv: the splitter gave a different number of folds for some tasks.")
-    return [np.concatenate([f[k] for f in per_task]) for k in range(K)]
+    pairs = [(np.concatenate([f[k][0] for f in per_task]),
+              np.concatenate([f[k][1] for f in per_task])) for k in range(K)]
+    _check_sides(data, pairs, "")
+    return pairs
 
 
 def flat_groups(data: TaskData, groups: Any) -> np.ndarray:

@@ -50,13 +50,13 @@ def _quiet_path(data: TaskData, loss: str, penalty: Penalty, alphas: np.ndarray,
         return regularization_path(data, penalty=penalty, loss=loss, alphas=alphas, **kwargs)
 
 
-def _fold_job(data: TaskData, val_idx: np.ndarray, loss: str, penalty: Penalty,
-              alphas: np.ndarray, task_weight: Any, scorer: TaskScorer, kwargs: dict):
+def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: str,
+              penalty: Penalty, alphas: np.ndarray, task_weight: Any, scorer: TaskScorer,
+              kwargs: dict):
     """Per-task validation scores (n_alphas, T) of one fold's path, and its facts."""
     t0 = time.perf_counter()
-    mask = np.ones(data.n_obs, dtype=bool)
-    mask[val_idx] = False
-    train = take(data, np.flatnonzero(mask), task_weight, encode=loss == "logistic")
+    train_idx, val_idx = fold
+    train = take(data, train_idx, task_weight, encode=loss == "logistic")
     val = take(data, val_idx, fit=False)
     path = _quiet_path(train, loss, penalty, alphas, kwargs)
     scores = np.array([scorer.task_scores(val, path.coefs[k].T, path.intercepts[k])
