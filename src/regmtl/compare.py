@@ -371,7 +371,8 @@ def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFr
             row[f"{c}_mean"] = float(part[c].mean())
             row[f"{c}_sd"] = float(part[c].std(ddof=1)) if len(part) > 1 else 0.0
         mine = by_task.loc[name].reindex(base.index)
-        row["wins"] = f"{int(np.sum(mine.to_numpy() > base.to_numpy()))}/{len(base)}"
+        row["wins"] = ("baseline" if name == baseline else
+                       f"{int(np.sum(mine.to_numpy() > base.to_numpy()))}/{len(base)}")
         row["fit_time"] = float(part["fit_time"].mean())
         ch = choices[choices["model"] == name]
         row["alpha"] = float(ch["alpha"].median()) if "alpha" in ch else np.nan
