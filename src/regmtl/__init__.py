@@ -4,6 +4,7 @@ Linear multi-task estimators with certified solvers (duality gap / KKT residual)
 make tasks share structure, and the tools around them.
 """
 
+from .compare import Comparison, compare
 from .datafits import Logistic, Quadratic
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .penalties import (
@@ -57,6 +58,8 @@ __all__ = [
     "regularization_path",
     "RegularizationPath",
     "load",
+    "compare",
+    "Comparison",
 ]
 
 __version__ = "0.1.0"
