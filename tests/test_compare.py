@@ -73,8 +73,9 @@ def test_sharing_helps_when_tasks_share_their_support():
 
 
 def test_classification_reports_auc_and_accuracy():
-    d = make_multitask_classification(5, 80, 10, n_informative=4, random_state=0)
-    res = compare(d.X, d.y, models=["logistic", "l21"], splits=2, n_alphas=5)
+    d = make_multitask_classification(5, 200, 10, n_informative=4, class_sep=2.0, flip_y=0.01,
+                                      random_state=0)
+    res = compare(d.X, d.y, models=["logistic", "l21"], splits=2, n_alphas=8)
     assert res.kind == "binary" and res.metric == "auc"
     row = res.summary.set_index("model").loc["MTL L2,1"]
     assert 0.6 < row["auc_mean"] <= 1.0 and 0.5 < row["accuracy_mean"] <= 1.0

@@ -55,7 +55,10 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
         return (read_table(args.data, task_col=args.task_col, target=args.target,
                            features=features, kind=args.kind), Path(args.data).name)
     kwargs = {"missing": "mean"} if args.data.lower().startswith("mulan/") else {}
-    return load_dataset(args.data, data_home=args.data_home, **kwargs), args.data
+    try:
+        return load_dataset(args.data, data_home=args.data_home, **kwargs), args.data
+    except FileNotFoundError as exc:
+        raise UsageError(f"{exc} On the command line: --data-home DIR.") from None
 
 
 def _print_table(df: Any, columns: list[tuple[str, str, str]]) -> None:
@@ -134,6 +137,8 @@ def _safe_name(name: str) -> str:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
+    from sklearn.exceptions import ConvergenceWarning
+
     from .compare import compare
     from .report import comparison_report
 
@@ -168,10 +173,13 @@ def _run_compare(args: argparse.Namespace) -> int:
         print("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
               "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
               "nMSE: MSE / Var(y) per task, weighted by rows.")
-    unconverged = [w for w in caught if "stopped short" in str(w.message)]
-    if unconverged:
-        print(f"note: {len(unconverged)} searches had fits that stopped short of tol "
-              "(see regmtl.compare for details)")
+    short = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    if short:
+        print(f"\nnote: {len(short)} fit(s) or searches stopped short of their tolerance "
+              f"(first: {short[0].message})")
+    other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+    for w in other[:5]:
+        print(f"warning: {w.message}")
     if not args.no_report:
         path = Path(args.report or f"regmtl-report/compare-{_safe_name(name)}.html")
         rep = comparison_report(comp, data_name=name)

@@ -16,6 +16,7 @@ and the multi-task models share through their penalty (``"l21"``, ``"trace"``, `
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,10 +257,16 @@ def _prepare(Xs, ys, split, standardize: bool):
 
 
 def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names):
-    """Fit one model on one split's training part and score it on its test part."""
+    """Fit one model on one split's training part and score it on its test part.
+
+    Warnings are collected and returned, so that they reach the caller's process whatever
+    the joblib backend."""
     t0 = time.perf_counter()
-    est.fit(Xtr, ytr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(Xtr, ytr)
     fit_time = time.perf_counter() - t0
+    notes = [(w.category, f"{name}, split {s}: {w.message}") for w in caught]
     pred = [np.asarray(v, dtype=np.float64) for v in est.predict(Xte)]
     proba = est.predict_proba(Xte) if kind == "binary" else None
     per_task = _task_metrics(kind, yte, pred, proba)
@@ -268,7 +275,8 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names):
                  for t in range(len(yte))]
     split_row = {"model": name, "split": s, "fit_time": fit_time,
                  **_split_metrics(kind, yte, pred, proba)}
-    return name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)}, est
+    return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)}, est,
+            notes)
 
 
 def compare(
@@ -335,7 +343,9 @@ def compare(
     rows, split_rows, choice_rows, fitted = [], [], [], {}
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     with tqdm(total=len(jobs), disable=not progress, desc="compare", leave=False) as bar:
-        for name, s, task_rows, split_row, choice, est in parallel(jobs):
+        for name, s, task_rows, split_row, choice, est, notes in parallel(jobs):
+            for category, message in notes:
+                warnings.warn(message, category, stacklevel=2)
             rows.extend(task_rows)
             split_rows.append(split_row)
             choice_rows.append(choice)
