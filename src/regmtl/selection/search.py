@@ -68,7 +68,6 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
                    criterion: str, kwargs: dict):
     t0 = time.perf_counter()
     path = _quiet_path(data, datafit.name, penalty, alphas, kwargs)
-    n_obs = neg2 = None
     rows = []
     s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
     if data.observed is not None:
