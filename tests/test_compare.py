@@ -14,6 +14,7 @@ from regmtl.datasets import (
     load_school,
     make_multitask_classification,
     make_multitask_regression,
+    train_test_split_per_task,
 )
 
 
@@ -101,3 +102,35 @@ def test_bad_input_is_refused():
         compare(d.X[:1], d.y[:1])
     with pytest.raises(ValueError, match="10 fixed splits"):
         compare(load_school(), splits=11)
+
+
+def test_sparse_designs_are_scaled_not_centered():
+    """Sparse tasks stay sparse: scaled by their root mean square (no centering), and the
+    comparison equals one run on the dense arrays scaled by hand."""
+    import scipy.sparse as sp
+
+    from regmtl.scaling import pooled_scaling, standardize
+
+    d = make_multitask_regression(3, 40, 12, n_informative=3, random_state=4)
+    rng = np.random.default_rng(0)
+    Xd = [X * (rng.random(X.shape) < 0.3) for X in d.X]
+    Xs = [sp.csr_matrix(X) for X in Xd]
+    mean, scale = pooled_scaling(Xs)
+    np.testing.assert_array_equal(mean, 0.0)
+    np.testing.assert_allclose(scale, np.sqrt(np.mean(np.vstack(Xd) ** 2, axis=0)), rtol=1e-12)
+    Z = standardize(Xs, mean, scale)
+    assert all(sp.issparse(z) for z in Z)
+    np.testing.assert_allclose(Z[1].toarray(), Xd[1] / scale, rtol=1e-12)
+    # one split, given: the dense arrays scaled by hand with its training rows give the same
+    # comparison as the sparse ones scaled inside compare
+    idx = [np.arange(len(y)) for y in d.y]
+    tr, te, _, _ = train_test_split_per_task(idx, d.y, random_state=1)
+    split = [(tr, te)]
+    _, s_tr = pooled_scaling([X[r] for X, r in zip(Xs, tr, strict=True)])
+    kw = dict(models=["ridge", "pooled", "l21"], splits=split, n_alphas=5, tol=1e-10)
+    sparse = compare(Xs, d.y, **kw)
+    dense = compare([X / s_tr for X in Xd], d.y, standardize=False, **kw)
+    cols = ["explained_variance", "nmse", "rmse"]
+    np.testing.assert_allclose(sparse.scores[cols].to_numpy(), dense.scores[cols].to_numpy(),
+                               rtol=1e-6)
+    assert np.all(np.isfinite(sparse.scores[cols].to_numpy()))

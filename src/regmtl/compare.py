@@ -10,7 +10,8 @@ that part (folds inside every task), and scored on the test part, task by task. 
 - *pooled*: one model for all tasks' rows together (tasks ignored);
 
 and the multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
-...). Features are standardized with the training rows of all tasks.
+...). Features are standardized with the training rows of all tasks
+(:func:`regmtl.scaling.pooled_scaling`; sparse designs are scaled, not centered).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
-from sklearn.preprocessing import StandardScaler
 
-from . import metrics
+from . import metrics, scaling
 from .datasets import apply_split, train_test_split_per_task
+from .scaling import pooled_scaling, stack_rows
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 
 __all__ = ["compare", "Comparison", "PooledModel", "MODELS", "DEFAULT_MODELS"]
@@ -41,7 +42,7 @@ class PooledModel(BaseEstimator):
         self.estimator = estimator
 
     def fit(self, Xs: Sequence[Any], ys: Sequence[Any]) -> PooledModel:
-        self.estimator_ = clone(self.estimator).fit(np.vstack(Xs), np.concatenate(ys))
+        self.estimator_ = clone(self.estimator).fit(stack_rows(Xs), np.concatenate(ys))
         self.n_tasks_ = len(Xs)
         return self
 
@@ -141,6 +142,9 @@ def _as_lists(X: Any, y: Any, task: Any) -> tuple[list, list, Any]:
             raise ValueError("y: give one target array per task (same length as the list X).")
         return list(X), list(y), None
     if task is not None:
+        if isinstance(task, str) and not hasattr(X, "columns"):
+            raise ValueError(f"task={task!r} names a column, but X is not a DataFrame; pass "
+                             "the task ids themselves (one per row).")
         task_arr = X[task].to_numpy() if isinstance(task, str) else np.asarray(task)
         Xv = X.drop(columns=[task]) if isinstance(task, str) else X
         Xv = np.asarray(Xv, dtype=np.float64)
@@ -250,9 +254,8 @@ def _prepare(Xs, ys, split, standardize: bool):
     """(Xtr, Xte, ytr, yte) of one split, standardized with its pooled training rows."""
     Xtr, Xte, ytr, yte = apply_split(Xs, ys, split)
     if standardize:
-        scaler = StandardScaler().fit(np.vstack(Xtr))
-        Xtr = [scaler.transform(Xt) for Xt in Xtr]
-        Xte = [scaler.transform(Xt) for Xt in Xte]
+        mean, scale = pooled_scaling(Xtr)
+        Xtr, Xte = scaling.standardize(Xtr, mean, scale), scaling.standardize(Xte, mean, scale)
     return Xtr, Xte, ytr, [np.asarray(v, dtype=np.float64) for v in yte]
 
 
@@ -325,13 +328,12 @@ def compare(
     Xs, ys, bunch = _as_lists(X, y, task)
     if len(Xs) < 2:
         raise ValueError("compare needs at least two tasks (one task has nothing to share).")
-    kind = _kind_of(ys, kind if bunch is None or kind != "auto" else
-                    getattr(bunch, "kind", "auto"))
+    kind = _kind_of(ys, getattr(bunch, "kind", "auto") if kind == "auto" else kind)
     chosen = _resolve_models(models, kind)
     split_list, split_kind = _splits(bunch, Xs, ys, splits, test_size, random_state)
     opts = dict(alphas=n_alphas, cv=cv, tol=tol, random_state=random_state)
     task_names = list(getattr(bunch, "task_names", None) or range(len(Xs)))
-    p = np.asarray(Xs[0]).shape[1] if hasattr(Xs[0], "shape") else len(Xs[0][0])
+    p = Xs[0].shape[1] if hasattr(Xs[0], "shape") else np.asarray(Xs[0]).shape[1]
     feature_names = list(getattr(bunch, "feature_names", None) or
                          [f"x{j}" for j in range(p)])
     prepared = [_prepare(Xs, ys, split, standardize) for split in split_list]

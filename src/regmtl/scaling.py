@@ -12,8 +12,44 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["fit_standardized"]
+__all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized"]
+
+
+def stack_rows(Xs: Sequence[Any]) -> Any:
+    """The rows of all tasks in one matrix (sparse stays sparse)."""
+    if any(sp.issparse(X) for X in Xs):
+        return sp.vstack([sp.csr_matrix(X) for X in Xs], format="csr")
+    return np.vstack([np.asarray(X, dtype=np.float64) for X in Xs])
+
+
+def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """``(m, s)``: means and standard deviations of the features over the rows of all tasks.
+
+    Sparse designs are not centered (that would fill them in): ``m = 0`` and ``s`` is the root
+    mean square; the fitted intercepts absorb the means. A constant feature gets ``s = 1``.
+    """
+    X = stack_rows(Xs)
+    if sp.issparse(X):
+        mean = np.zeros(X.shape[1])
+        scale = np.sqrt(np.asarray(X.multiply(X).mean(axis=0)).ravel())
+    else:
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+    scale[scale == 0.0] = 1.0
+    return mean, scale
+
+
+def standardize(Xs: Sequence[Any], mean: np.ndarray, scale: np.ndarray) -> list[Any]:
+    """``(x - m) / s`` for every task (sparse: ``x / s``, still sparse)."""
+    out = []
+    for X in Xs:
+        if sp.issparse(X):
+            out.append(sp.csr_matrix(X) @ sp.diags(1.0 / scale))
+        else:
+            out.append((np.asarray(X, dtype=np.float64) - mean) / scale)
+    return out
 
 
 def fit_standardized(estimator: Any, Xs: Sequence[Any], ys: Sequence[Any], *,
@@ -28,18 +64,13 @@ def fit_standardized(estimator: Any, Xs: Sequence[Any], ys: Sequence[Any], *,
     Structure attributes in W's units (``P_``, ``Q_``) are rescaled; ``singular_values_`` are
     recomputed from the raw-unit coefficients.
     """
-    Xs = [np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
-          for X in Xs]
-    p = Xs[0].shape[1]
     if standardize:
-        stacked = np.vstack(Xs)
-        mean = stacked.mean(axis=0)
-        scale = stacked.std(axis=0)
-        scale[scale == 0.0] = 1.0
+        mean, scale = pooled_scaling(Xs)
     else:
+        p = Xs[0].shape[1]
         mean, scale = np.zeros(p), np.ones(p)
     names = list(task_names) if task_names is not None else list(range(len(Xs)))
-    Z = {name: (X - mean) / scale for name, X in zip(names, Xs, strict=True)}
+    Z = dict(zip(names, _standardize(Xs, mean, scale), strict=True))
     Y = {name: np.asarray(y) for name, y in zip(names, ys, strict=True)}
     estimator.fit(Z, Y)
     model = getattr(estimator, "best_estimator_", estimator)
@@ -56,3 +87,6 @@ def fit_standardized(estimator: Any, Xs: Sequence[Any], ys: Sequence[Any], *,
     model.feature_scale_ = scale
     model.feature_mean_ = mean
     return model
+
+
+_standardize = standardize  # fit_standardized has an argument of that name

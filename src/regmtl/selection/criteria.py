@@ -54,6 +54,7 @@ from ..penalties import (
 from ..taskdata import TaskData
 
 __all__ = ["degrees_of_freedom", "neg2_log_likelihood", "information_criterion",
+           "observed_weights",
            "MAX_COUPLED"]
 
 #: Largest T (p + 1) for which the coupled penalties' hat matrix is formed.
@@ -194,11 +195,18 @@ def degrees_of_freedom(
     return _hat_trace(data, h, active, np.zeros(T), K, alpha, fit_intercept)
 
 
-def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> float:
-    """``-2 log L`` of the scores ``f`` (see the module docstring)."""
+def observed_weights(data: TaskData) -> np.ndarray:
+    """Sample weight of every flat observation, 0 where the label is missing (their sum is the
+    N of BIC)."""
     s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight.copy()
     if data.observed is not None:
         s = np.where(data.observed, s, 0.0)
+    return s
+
+
+def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> float:
+    """``-2 log L`` of the scores ``f`` (see the module docstring)."""
+    s = observed_weights(data)
     if datafit.name == "logistic":
         return float(2.0 * np.sum(s * np.logaddexp(0.0, -data.y * f)))
     m = data.task_sums(s)

@@ -199,9 +199,7 @@ def flat_groups(data: TaskData, groups: Any) -> np.ndarray:
         g = np.concatenate([np.asarray(p).ravel() for p in parts])
     else:
         g = np.asarray(groups).ravel()
-    n_in = data.n_input_rows if data.form != "list" else data.n_obs
-    if data.form == "dict":
-        n_in = data.n_obs
+    n_in = data.n_obs if data.form in ("list", "dict") else data.n_input_rows
     if len(g) != n_in:
         raise ValueError(f"groups has {len(g)} entries but the data has {n_in} rows; give "
                          "one group per row.")

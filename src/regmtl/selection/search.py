@@ -29,7 +29,12 @@ from ..estimators import MultiTaskClassifier, MultiTaskRegressor, _MultiTaskLine
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..solvers import SOLVERS, reference
 from ..taskdata import TaskData
-from .criteria import degrees_of_freedom, information_criterion, neg2_log_likelihood
+from .criteria import (
+    degrees_of_freedom,
+    information_criterion,
+    neg2_log_likelihood,
+    observed_weights,
+)
 from .folds import flat_groups, take, task_folds
 from .path import path_alphas, regularization_path
 from .scoring import TaskScorer
@@ -69,10 +74,7 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
     t0 = time.perf_counter()
     path = _quiet_path(data, datafit.name, penalty, alphas, kwargs)
     rows = []
-    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
-    if data.observed is not None:
-        s = np.where(data.observed, s, 0.0)
-    n_obs = float(s.sum())
+    n_obs = float(observed_weights(data).sum())
     for k, alpha in enumerate(alphas):
         W, b = path.coefs[k].T, path.intercepts[k]
         fi = kwargs["fit_intercept"]
