@@ -1,6 +1,7 @@
 """Data sets: School shipped with regmtl, loaders for benchmark sets read from a data folder,
 a reader for a user's own table, and helpers to split them."""
 
+from ._deep_synthetic import make_mmoe_tasks, make_recommender_tasks
 from ._digits import load_mnist, load_usps
 from ._home import get_data_home
 from ._landmine import load_landmine
@@ -39,4 +40,6 @@ __all__ = [
     "NEWSGROUP_PAIRS",
     "make_multitask_regression",
     "make_multitask_classification",
+    "make_mmoe_tasks",
+    "make_recommender_tasks",
 ]

@@ -1,0 +1,70 @@
+"""Checkpoints: a folder with ``model.pt`` (the state_dict) and ``config.json`` (the net).
+
+The weights are read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ._torch import torch
+from .nets import NETS, MultiTaskNet
+from .tasks import TaskSpec
+
+__all__ = ["save_checkpoint", "load_checkpoint", "FORMAT"]
+
+FORMAT = 1
+WEIGHTS, CONFIG = "model.pt", "config.json"
+
+
+def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = None) -> Path:
+    """Write ``net``'s weights and config into the folder ``path`` (created if needed).
+
+    ``extra`` (JSON-able: epoch, metric, ...) is stored in the config. A net whose config
+    cannot be written (a custom trunk) gets its weights saved and ``"net": null``.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        net_config: Any = net.config()
+    except ValueError:
+        net_config = None
+    config = {"format": FORMAT, "regmtl_version": __version__,
+              "net": type(net).__name__ if net_config is not None else None,
+              "net_config": net_config, **(extra or {})}
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    torch.save(state, path / WEIGHTS)
+    (path / CONFIG).write_text(json.dumps(config, indent=2))
+    return path
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+        raise FileNotFoundError(f"{path} is not a regmtl checkpoint (it needs {WEIGHTS} and "
+                                f"{CONFIG}).")
+    config = json.loads((path / CONFIG).read_text())
+    if not isinstance(config, dict) or config.get("format", 0) > FORMAT:
+        raise ValueError(f"{path / CONFIG}: checkpoint format {config.get('format')!r} is newer "
+                         f"than this regmtl reads ({FORMAT}); upgrade regmtl.")
+    return config
+
+
+def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
+                    map_location: Any = "cpu") -> MultiTaskNet:
+    """The net saved in ``path``: rebuilt from its config, or ``net`` with the saved weights."""
+    config = read_config(path)
+    if net is None:
+        name = config.get("net")
+        if name not in NETS:
+            raise ValueError(f"{path}: the saved net ({name!r}) cannot be rebuilt from its "
+                             "config; pass the net: load_checkpoint(path, net=...).")
+        kw = dict(config["net_config"])
+        kw["tasks"] = [TaskSpec.from_config(t) for t in kw["tasks"]]
+        net = NETS[name](**kw)
+    state = torch.load(Path(path) / WEIGHTS, map_location=map_location, weights_only=True)
+    net.load_state_dict(state)
+    return net

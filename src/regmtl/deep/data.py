@@ -1,0 +1,169 @@
+"""Training data for the deep nets: one table with every task's target, or one set per task.
+
+:class:`MultiTaskDataset` holds features X (n x p) and a target per task (NaN = missing);
+it is checked against the task specs before training. :class:`Batches` walks it in batches
+by indexing whole tensors (no per-sample collation), the same global order for one process
+and for the ranks of a distributed run. A dict ``{task: data}`` trains each task on its own
+data set, of its own size; the shorter ones are cycled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ._torch import torch
+from .tasks import TaskSpec
+
+__all__ = ["MultiTaskDataset", "Batches", "as_dataset"]
+
+
+def _features(X: Any, what: str = "X") -> np.ndarray:
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        arr = np.asarray(X, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be a numeric array: {exc}") from None
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{what} has no rows.")
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{what} contains NaN or infinity (first at row {bad[0]}, column "
+                         f"{bad[1]}); impute or drop those rows (NaN is a missing label only "
+                         "in targets).")
+    return arr
+
+
+class MultiTaskDataset(torch.utils.data.Dataset):
+    """Features and the targets of some or all tasks, checked against their specs.
+
+    Parameters
+    ----------
+    X : array-like (n, p)
+    targets : dict task -> array (n,) or (n, k), or an (n, T) array in the order of ``tasks``
+        NaN marks a missing label.
+    tasks : list of TaskSpec
+        Targets are checked against them: unknown task names, a width other than the task's
+        ``n_outputs``, labels outside 0/1 (binary) or 0..K-1 (multiclass), and NaN or infinite
+        features are errors.
+
+    Indexing with an integer or an index tensor returns ``(x, {task: y})``.
+    """
+
+    def __init__(self, X: Any, targets: Any, tasks: list[TaskSpec]):
+        x = _features(X)
+        specs = {t.name: t for t in tasks}
+        if not isinstance(targets, Mapping):
+            Y = np.asarray(targets, dtype=np.float64)
+            if Y.ndim == 1:
+                Y = Y[:, None]
+            if Y.ndim != 2 or Y.shape[1] != len(tasks) or any(t.target_width != 1
+                                                             for t in tasks):
+                raise ValueError(f"targets: an array must be (n, {len(tasks)}), one column per "
+                                 f"task {list(specs)}; got {Y.shape}. Pass a dict task -> "
+                                 "target for tasks with several outputs.")
+            targets = {t.name: Y[:, j] for j, t in enumerate(tasks)}
+        unknown = [k for k in targets if k not in specs]
+        if unknown:
+            raise ValueError(f"targets: unknown task(s) {unknown}; the model's tasks are "
+                             f"{list(specs)}.")
+        if not targets:
+            raise ValueError("targets: no task has a target.")
+        ys = {}
+        for name, y in targets.items():
+            arr = specs[name].check_target(y)
+            if arr.shape[0] != x.shape[0]:
+                raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has "
+                                 f"{x.shape[0]}.")
+            ys[name] = torch.from_numpy(arr.astype(np.float32))
+        self.X = torch.from_numpy(x)
+        self.targets = ys
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
+
+    def __getitem__(self, idx):
+        return self.X[idx], {k: v[idx] for k, v in self.targets.items()}
+
+    def to(self, device) -> MultiTaskDataset:
+        """Move the tensors (once) to ``device``."""
+        self.X = self.X.to(device)
+        self.targets = {k: v.to(device) for k, v in self.targets.items()}
+        return self
+
+
+def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train") -> Any:
+    """A MultiTaskDataset from ``(X, targets)``; datasets and DataLoaders pass through."""
+    if isinstance(data, (MultiTaskDataset, torch.utils.data.DataLoader)):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        try:
+            return MultiTaskDataset(data[0], data[1], tasks)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+    raise ValueError(f"{what}: expected (X, targets), a MultiTaskDataset, a DataLoader, or a "
+                     f"dict task -> one of them; got {type(data).__name__}.")
+
+
+class Batches:
+    """Index batches of a MultiTaskDataset: one epoch = one pass in a seeded random order.
+
+    The order of epoch e is ``randperm(n)`` from a generator seeded with ``seed + e``. With
+    ``world_size`` ranks, global batch b is rows ``order[b*B*W:(b+1)*B*W]`` and rank r takes
+    every W-th of them from the r-th: the ranks together see exactly the batch one process
+    with ``batch_size = B * W`` sees.
+    """
+
+    def __init__(self, dataset: MultiTaskDataset, batch_size: int, *, shuffle: bool = True,
+                 seed: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = False):
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n, g = len(self.dataset), self.batch_size * self.world_size
+        return n // g if self.drop_last else -(-n // g)
+
+    def __iter__(self) -> Iterator:
+        n = len(self.dataset)
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=gen)
+        else:
+            order = torch.arange(n)
+        order = order.to(self.dataset.X.device)
+        g = self.batch_size * self.world_size
+        for b in range(len(self)):
+            idx = order[b * g:(b + 1) * g][self.rank::self.world_size]
+            if len(idx):
+                yield self.dataset[idx]
+
+
+def cycle(loader) -> Iterator:
+    """Endless iteration over a loader, a new epoch (and order) each pass."""
+    epoch = 0
+    while True:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1

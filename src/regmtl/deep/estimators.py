@@ -1,0 +1,412 @@
+r"""scikit-learn estimators over the deep multi-task nets.
+
+They take the three input forms of the linear estimators (lists per task, long form with
+``task``, shared X with an (n, T) Y; a 1-D y is one task). Rows of all tasks are stacked into
+one design and each row's target is observed for its own task only (missing for the others),
+so the tasks train jointly through the shared layers; a shared design keeps one row per sample
+with NaN for missing labels. Regression targets are standardized per task inside the fit and
+predictions mapped back.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import DataConversionWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..taskdata import TaskData, _as_labels, as_task_data
+from ._torch import torch
+from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
+from .penalties import GroupL21, L1Penalty, L2Penalty
+from .tasks import TaskSpec
+from .trainer import EarlyStopping, Trainer, set_seed
+from .weighting import WEIGHTINGS, Weighting
+
+__all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier"]
+
+ARCHITECTURES = ("hard", "mmoe", "cgc", "ple")
+_PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
+
+
+class _DeepMultiTask(BaseEstimator):
+    """Input conversion, the net, the trainer."""
+
+    _kind = "regression"
+
+    _parameter_constraints: dict = {
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "hidden": ["array-like"],
+        "head_hidden": ["array-like"],
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "activation": [str],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "penalty": [StrOptions(set(_PENALTIES)), None],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "weighting": [StrOptions(set(WEIGHTINGS)), Weighting],
+        "optimizer": [StrOptions({"adam", "adamw", "sgd"})],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "verbose": ["verbose"],
+    }
+
+    __metadata_request__fit = {"task": True}
+    __metadata_request__score = {"task": True}
+    __metadata_request__predict = {"task": True}
+
+    def __init__(self, architecture: str = "hard", *, hidden: Any = (64,),
+                 head_hidden: Any = (), n_experts: int = 4, activation: str = "relu",
+                 dropout: float = 0.0, batch_norm: bool = False, penalty: str | None = None,
+                 alpha: float = 0.0, weighting: Any = "equal", optimizer: str = "adam",
+                 lr: float = 1e-2, batch_size: int = 64, max_epochs: int = 200,
+                 early_stopping: bool = True, validation_fraction: float = 0.1,
+                 patience: int = 10, random_state: Any = 0, device: str = "auto",
+                 verbose: int = 0):
+        self.architecture = architecture
+        self.hidden = hidden
+        self.head_hidden = head_hidden
+        self.n_experts = n_experts
+        self.activation = activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.penalty = penalty
+        self.alpha = alpha
+        self.weighting = weighting
+        self.optimizer = optimizer
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input
+    def _check_x(self, X: Any, reset: bool) -> Any:
+        return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
+
+    def _data(self, X, y, task, *, fitting: bool) -> TaskData:
+        return as_task_data(
+            X, y, task, tasks=None if fitting else self.tasks_, check_x=self._check_x,
+            numeric_y=self._kind == "regression", require_y=y is not None or fitting,
+            reset=fitting, single=False if fitting else self.input_form_ == "single",
+        )
+
+    @staticmethod
+    def _design(data: TaskData) -> np.ndarray:
+        X = data.X.toarray() if sp.issparse(data.X) else data.X
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def _targets(self, data: TaskData, y: np.ndarray) -> np.ndarray:
+        """(rows, T) targets: each row observed for its own task (or Y with NaN, shared)."""
+        T = self.n_tasks_
+        if data.shared:
+            n = data.X.shape[0]
+            Y = np.full((n, T), np.nan)
+            cols = y.reshape(n, data.n_tasks, order="F")
+            obs = (np.ones_like(cols, dtype=bool) if data.observed is None
+                   else data.observed.reshape(n, data.n_tasks, order="F"))
+            for k, t in enumerate(data.task_index):
+                Y[obs[:, k], t] = cols[obs[:, k], k]
+            return Y
+        Y = np.full((data.n_obs, T), np.nan)
+        Y[np.arange(data.n_obs), data.task_index[data.task_of]] = y
+        return Y
+
+    # ------------------------------------------------------------------ fit
+    def _net(self, n_features: int, specs: list[TaskSpec]) -> MultiTaskNet:
+        kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm)
+        hidden, head = tuple(self.hidden), tuple(self.head_hidden)
+        if self.architecture == "hard":
+            return HardSharing(n_features, specs, hidden, head_hidden=head, **kw)
+        if self.architecture == "mmoe":
+            return MMoE(n_features, specs, self.n_experts, expert_hidden=hidden,
+                        tower_hidden=head, **kw)
+        if self.architecture == "cgc":
+            return CGC(n_features, specs, n_shared_experts=self.n_experts, expert_hidden=hidden,
+                       tower_hidden=head, **kw)
+        return PLE(n_features, specs, n_shared_experts=self.n_experts, expert_hidden=hidden,
+                   tower_hidden=head, **kw)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None, task: Any = None):
+        """Train on lists per task, long form with ``task``, or shared X with 2-D y."""
+        data = self._data(X, y, task, fitting=True)
+        self.tasks_ = data.tasks
+        self.n_tasks_ = data.n_tasks
+        self.input_form_ = data.form
+        Y = self._targets(data, self._encode(data))
+        specs = self._specs()
+        Xd = self._design(data)
+        rng = np.random.default_rng(
+            self.random_state if isinstance(self.random_state, (int, np.integer))
+            else np.random.RandomState(self.random_state).randint(2**31))
+        seed = int(rng.integers(2**31))
+        val = None
+        n_val = int(round(self.validation_fraction * len(Xd)))
+        if self.early_stopping and 1 <= n_val < len(Xd):
+            perm = rng.permutation(len(Xd))
+            vi, ti = perm[:n_val], perm[n_val:]
+            val = (Xd[vi], {s.name: Y[vi, j] for j, s in enumerate(specs)})
+            Xd, Y = Xd[ti], Y[ti]
+        set_seed(seed)  # the initial weights
+        self.net_ = self._net(Xd.shape[1], specs)
+        penalty = None
+        if self.penalty is not None and self.alpha > 0:
+            penalty = _PENALTIES[self.penalty](self.alpha)
+        trainer = Trainer(
+            self.net_, weighting=self.weighting, penalty=penalty, optimizer=self.optimizer,
+            lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
+            early_stopping=EarlyStopping(patience=self.patience) if val is not None else None,
+            device=self.device, distributed=False, seed=seed, progress=self.verbose > 0,
+        )
+        train = (Xd, {s.name: Y[:, j] for j, s in enumerate(specs)})
+        trainer.fit(train, val)
+        self.history_ = trainer.history
+        self.n_iter_ = len(self.history_)
+        self.best_epoch_ = trainer.best_epoch_
+        self.trainer_ = trainer
+        return self
+
+    def _outputs(self, X, task) -> tuple[TaskData, np.ndarray]:
+        """Validated data and, for every row, its own task's output as a (rows, width) array
+        (raw head outputs: logits for classifiers, standardized values for regressors)."""
+        check_is_fitted(self)
+        data = self._data(X, None, task, fitting=False)
+        x = torch.from_numpy(self._design(data))
+        net = self.net_
+        device = next(net.parameters()).device
+        net.eval()
+        with torch.no_grad():
+            outs = [net(x[i:i + 8192].to(device)) for i in range(0, len(x), 8192)]
+        names = [s.name for s in net.tasks]
+        per_task = {k: torch.cat([o[k] for o in outs]).double().cpu().numpy() for k in names}
+        rows = []
+        for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+            t = int(data.task_index[k])
+            if data.shared:
+                rows.append(per_task[names[t]])
+            else:
+                rows.append(per_task[names[t]][a:b])
+        return data, rows
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "net_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+def _segments(data: TaskData):
+    for a, b in zip(data.indptr[:-1], data.indptr[1:], strict=True):
+        s = np.arange(a, b)
+        yield s if data.observed is None else s[data.observed[a:b]]
+
+
+class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
+    """A multi-task network for regression, as a scikit-learn estimator.
+
+    Parameters
+    ----------
+    architecture : {"hard", "mmoe", "cgc", "ple"}, default="hard"
+        Hard parameter sharing (an MLP trunk of widths ``hidden``), or mixtures of experts
+        (each expert an MLP of widths ``hidden``; ``n_experts`` shared experts).
+    hidden, head_hidden : sequences of int
+        Widths of the shared trunk / experts, and of each task's head before its output.
+    n_experts : int, activation : str, dropout : float, batch_norm : bool
+    penalty : {"l1", "l2", "l21"} or None; alpha : float
+        ``alpha`` times L1 / squared L2 (halved) of the shared weights, or the group L2,1 norm
+        of the input columns (features selected for all tasks).
+    weighting : str or Weighting, default="equal"
+        Task weighting or gradient surgery (:mod:`regmtl.deep.weighting`).
+    optimizer, lr, batch_size, max_epochs
+    early_stopping : bool, validation_fraction : float, patience : int
+        Hold out that fraction of the rows and stop when its loss has not improved for
+        ``patience`` epochs; the best epoch's weights are kept.
+    random_state : int, default=0
+    device : str, default="auto"
+
+    Attributes
+    ----------
+    net_ : the trained MultiTaskNet; history_ : DataFrame, one row per epoch;
+    tasks_, n_tasks_, n_iter_ (epochs run), best_epoch_
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import DeepMultiTaskRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 5)); Y = np.column_stack([X[:, 0], X[:, 0] + X[:, 1]])
+    >>> m = DeepMultiTaskRegressor(hidden=(32,), max_epochs=50).fit(X, Y)
+    >>> m.predict(X).shape
+    (200, 2)
+    """
+
+    _kind = "regression"
+
+    def _encode(self, data: TaskData) -> np.ndarray:
+        y = np.asarray(data.y, dtype=np.float64)
+        mu, sd = np.zeros(data.n_tasks), np.ones(data.n_tasks)
+        for k, s in enumerate(_segments(data)):
+            mu[k] = y[s].mean()
+            sd[k] = y[s].std() or 1.0
+        self.y_mean_, self.y_scale_ = mu, sd
+        return (y - np.repeat(mu, np.diff(data.indptr))) / np.repeat(sd, np.diff(data.indptr))
+
+    def _specs(self) -> list[TaskSpec]:
+        return [TaskSpec(f"t{k}", metrics=("mse",)) for k in range(self.n_tasks_)]
+
+    def predict(self, X: Any, task: Any = None) -> Any:
+        """Predictions in the form of ``X``: list in, list out; a 2-D X alone gives (n, T)."""
+        data, rows = self._outputs(X, task)
+        flat = np.concatenate([
+            r[:, 0] * self.y_scale_[t] + self.y_mean_[t]
+            for r, t in zip(rows, data.task_index, strict=True)])
+        return data.to_form(flat)
+
+    def score(self, X: Any, y: Any, task: Any = None) -> float:
+        """R^2 of each task, averaged over tasks (observed labels only)."""
+        check_is_fitted(self)
+        data = self._data(X, y, task, fitting=False)
+        pred = np.concatenate(_flat_rows(data, self.predict(X, task)))
+        return float(np.mean([r2_score(data.y[s], pred[s]) for s in _segments(data)]))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
+    """A multi-task network for classification (binary or multiclass per task).
+
+    Parameters and attributes are those of :class:`DeepMultiTaskRegressor`, plus
+    ``classes_``: the labels (one array for a single task, else a list per task). Each task has
+    its own classes; two give a logistic head, more a softmax head.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import DeepMultiTaskClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((300, 4)); y = np.where(X[:, 0] > 0, "yes", "no")
+    >>> clf = DeepMultiTaskClassifier(hidden=(16,), max_epochs=30).fit(X, y)
+    >>> float(clf.score(X, y)) > 0.9
+    True
+    """
+
+    _kind = "classification"
+
+    def _data(self, X, y, task, *, fitting: bool) -> TaskData:
+        if (fitting and task is None and not isinstance(X, (list, tuple, dict))
+                and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
+            warnings.warn("A column-vector y was passed when a 1d array was expected: y is read "
+                          "as one task. Pass a 1-D y (y.ravel()) to silence this.",
+                          DataConversionWarning, stacklevel=3)
+            y = np.asarray(y).ravel()
+        return super()._data(X, y, task, fitting=fitting)
+
+    def _encode(self, data: TaskData) -> np.ndarray:
+        raw = data.raw_y
+        y = np.full(data.n_obs, np.nan)
+        classes = []
+        for k, s in enumerate(_segments(data)):
+            labels = _as_labels(raw[s])
+            check_classification_targets(labels)
+            cls, idx = np.unique(labels, return_inverse=True)
+            if len(cls) < 2:
+                raise ValueError(f"y: task {data.tasks[data.task_index[k]]!r} has one class "
+                                 f"({cls[0]!r}); each task needs at least two classes.")
+            y[s] = idx
+            classes.append(cls)
+        self._classes = classes
+        self.classes_ = classes[0] if data.form == "single" else classes
+        return y
+
+    def _specs(self) -> list[TaskSpec]:
+        return [TaskSpec(f"t{k}", kind="binary", metrics=("accuracy",)) if len(c) == 2 else
+                TaskSpec(f"t{k}", kind="multiclass", n_outputs=len(c), metrics=("accuracy",))
+                for k, c in enumerate(self._classes)]
+
+    def predict_proba(self, X: Any, task: Any = None) -> Any:
+        """Class probabilities, (n, K_t) per task, columns in the order of ``classes_``."""
+        data, rows = self._outputs(X, task)
+        probs = []
+        for r, t in zip(rows, data.task_index, strict=True):
+            if len(self._classes[t]) == 2:
+                p = 1.0 / (1.0 + np.exp(-r[:, 0]))
+                probs.append(np.column_stack([1.0 - p, p]))
+            else:
+                e = np.exp(r - r.max(axis=1, keepdims=True))
+                probs.append(e / e.sum(axis=1, keepdims=True))
+        if data.form in ("list", "shared"):
+            return probs
+        if data.form == "dict":
+            return {data.tasks[t]: v for t, v in zip(data.task_index, probs, strict=True)}
+        if data.form == "long" and len({p.shape[1] for p in probs}) > 1:
+            raise ValueError("predict_proba: tasks have different numbers of classes, so the "
+                             "long form cannot hold them in one array; pass one design per "
+                             "task (a list or dict).")
+        return data.to_form(np.concatenate(probs))
+
+    def predict_log_proba(self, X: Any, task: Any = None) -> Any:
+        proba = self.predict_proba(X, task)
+        if isinstance(proba, dict):
+            return {k: np.log(v) for k, v in proba.items()}
+        if isinstance(proba, list):
+            return [np.log(v) for v in proba]
+        return np.log(proba)
+
+    def predict(self, X: Any, task: Any = None) -> Any:
+        """Labels, in the form of ``X``."""
+        data, rows = self._outputs(X, task)
+        out = []
+        for r, t in zip(rows, data.task_index, strict=True):
+            idx = (r[:, 0] > 0).astype(int) if r.shape[1] == 1 else r.argmax(axis=1)
+            out.append(self._classes[t][idx])
+        if data.form in ("list", "dict"):
+            segs = out
+            return segs if data.form == "list" else {
+                data.tasks[t]: s for t, s in zip(data.task_index, segs, strict=True)}
+        dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
+        return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
+
+    def score(self, X: Any, y: Any, task: Any = None) -> float:
+        """Accuracy of each task, averaged over tasks (observed labels only)."""
+        check_is_fitted(self)
+        data = self._data(X, y, task, fitting=False)
+        pred = np.concatenate(_flat_rows(data, self.predict(X, task)))
+        return float(np.mean([accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s]))
+                              for s in _segments(data)]))
+
+
+def _flat_rows(data: TaskData, out: Any) -> list[np.ndarray]:
+    """Per-segment predictions back in the flat order of ``data``."""
+    if data.form == "single":
+        return [np.asarray(out)]
+    if data.form == "list":
+        return list(out)
+    if data.form == "dict":
+        return [out[data.tasks[t]] for t in data.task_index]
+    if data.form == "long":
+        return [np.asarray(out)[data.order]]
+    return [np.asarray(out)[:, k] for k in range(np.asarray(out).shape[1])]

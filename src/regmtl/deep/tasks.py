@@ -1,0 +1,330 @@
+r"""Task specifications: what each task predicts, its loss with missing labels, its metrics.
+
+A :class:`TaskSpec` names a task and its kind:
+
+==============  ===========================  =========================  =====================
+kind            target (float array)         net output (per sample)    default loss
+==============  ===========================  =========================  =====================
+``regression``  value(s), shape (n,) or      ``n_outputs`` values       ``"mse"``: ½(y - f)²
+                (n, n_outputs)
+``binary``      0 / 1                        one logit                  ``"bce"``: log(1+e^{-s f}),
+                                                                        s = 2y - 1
+``multiclass``  class index 0..K-1           K logits                   ``"ce"``: cross entropy
+==============  ===========================  =========================  =====================
+
+NaN in a target marks a missing label: that sample contributes nothing to the task's loss and
+metrics. A task's loss on a batch is the mean over its observed entries,
+
+.. math:: L_t = \frac{1}{|O_t|} \sum_{i \in O_t} \ell_t(y_{ti}, f_t(x_i)),
+
+and 0 (still attached to the graph, with zero gradient) when the batch observes none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+from ._torch import torch
+
+__all__ = ["TaskSpec", "Metric", "KINDS", "LOSSES", "METRICS", "as_task_specs"]
+
+KINDS: tuple[str, ...] = ("regression", "binary", "multiclass")
+
+F = torch.nn.functional
+
+
+def _mse(f, y):
+    return 0.5 * (f - y) ** 2
+
+
+def _mae(f, y):
+    return (f - y).abs()
+
+
+def _huber(f, y):
+    return F.huber_loss(f, y, reduction="none", delta=1.0)
+
+
+def _bce(f, y):
+    return F.binary_cross_entropy_with_logits(f, y, reduction="none")
+
+
+def _ce(f, y):
+    return F.cross_entropy(f, y.long(), reduction="none")
+
+
+#: Per-element losses by name: ``loss(output, target) -> tensor`` of the target's shape.
+LOSSES: dict[str, Callable] = {"mse": _mse, "mae": _mae, "huber": _huber, "bce": _bce,
+                               "ce": _ce}
+_LOSS_KINDS = {"mse": "regression", "mae": "regression", "huber": "regression",
+               "bce": "binary", "ce": "multiclass"}
+_DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "ce"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named score ``fn(y_true, y_pred) -> float`` on a task's observed samples.
+
+    ``y_pred`` is the task's prediction (:meth:`TaskSpec.transform`): values for regression,
+    P(y = 1) for binary, class probabilities (n, K) for multiclass.
+    """
+
+    name: str
+    fn: Callable[[np.ndarray, np.ndarray], float]
+    higher_is_better: bool
+
+
+def _auc(y, p):
+    return skm.roc_auc_score(y, p) if len(np.unique(y)) == 2 else math.nan
+
+
+def _log_loss_binary(y, p):
+    return skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])
+
+
+def _log_loss_multi(y, P):
+    return skm.log_loss(y, P, labels=np.arange(P.shape[1]))
+
+
+def _accuracy_binary(y, p):
+    return skm.accuracy_score(y, p > 0.5)
+
+
+def _accuracy_multi(y, P):
+    return skm.accuracy_score(y, P.argmax(1))
+
+
+#: Built-in metrics by kind; ``TaskSpec(metrics=...)`` picks among them by name.
+METRICS: dict[str, dict[str, Metric]] = {
+    "regression": {
+        "mse": Metric("mse", skm.mean_squared_error, False),
+        "rmse": Metric("rmse", skm.root_mean_squared_error, False),
+        "mae": Metric("mae", skm.mean_absolute_error, False),
+        "r2": Metric("r2", skm.r2_score, True),
+    },
+    "binary": {
+        "auc": Metric("auc", _auc, True),
+        "accuracy": Metric("accuracy", _accuracy_binary, True),
+        "log_loss": Metric("log_loss", _log_loss_binary, False),
+    },
+    "multiclass": {
+        "accuracy": Metric("accuracy", _accuracy_multi, True),
+        "log_loss": Metric("log_loss", _log_loss_multi, False),
+    },
+}
+_DEFAULT_METRICS = {"regression": ("mse", "r2"), "binary": ("auc", "accuracy", "log_loss"),
+                    "multiclass": ("accuracy", "log_loss")}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a multi-task model.
+
+    Parameters
+    ----------
+    name : str
+        The key of the task's target and prediction.
+    kind : {"regression", "binary", "multiclass"}, default="regression"
+    n_outputs : int, optional
+        Outputs of the task's head: 1 for binary; the number of classes (>= 2, required) for
+        multiclass; the target's width for regression (default 1).
+    loss : {"mse", "mae", "huber", "bce", "ce"} or callable, optional
+        Per-element loss ``loss(output, target)``; default ``"mse"`` / ``"bce"`` / ``"ce"``
+        by kind. A callable gets the observed rows only (missing targets replaced by 0) and
+        returns one value per element.
+    metrics : sequence of str or Metric, optional
+        Scores logged on validation data; default ``("mse", "r2")`` for regression,
+        ``("auc", "accuracy", "log_loss")`` for binary, ``("accuracy", "log_loss")`` for
+        multiclass.
+    weight : float, default=1.0
+        The task's weight under equal weighting (the starting weight of adaptive methods).
+    """
+
+    name: str
+    kind: str = "regression"
+    n_outputs: int | None = None
+    loss: str | Callable | None = None
+    metrics: Sequence[str | Metric] | None = None
+    weight: float = 1.0
+    _metrics: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"TaskSpec.name must be a non-empty string, got {self.name!r}.")
+        if self.kind not in KINDS:
+            raise ValueError(f"TaskSpec {self.name!r}: kind must be one of {KINDS}, "
+                             f"got {self.kind!r}.")
+        n = self.n_outputs
+        if self.kind == "multiclass":
+            if n is None or int(n) < 2:
+                raise ValueError(f"TaskSpec {self.name!r}: a multiclass task needs n_outputs = "
+                                 f"its number of classes (>= 2), got {n!r}.")
+        elif self.kind == "binary":
+            if n not in (None, 1):
+                raise ValueError(f"TaskSpec {self.name!r}: a binary task has one output (its "
+                                 f"logit), got n_outputs={n!r}.")
+            n = 1
+        else:
+            n = 1 if n is None else n
+            if int(n) < 1:
+                raise ValueError(f"TaskSpec {self.name!r}: n_outputs must be >= 1, got {n!r}.")
+        object.__setattr__(self, "n_outputs", int(n))
+        loss = _DEFAULT_LOSS[self.kind] if self.loss is None else self.loss
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ValueError(f"TaskSpec {self.name!r}: unknown loss {loss!r}; use one of "
+                                 f"{sorted(LOSSES)} or a callable.")
+            if _LOSS_KINDS[loss] != self.kind:
+                raise ValueError(f"TaskSpec {self.name!r}: loss {loss!r} is for "
+                                 f"{_LOSS_KINDS[loss]} tasks, not {self.kind}.")
+        elif not callable(loss):
+            raise ValueError(f"TaskSpec {self.name!r}: loss must be a name or a callable.")
+        object.__setattr__(self, "loss", loss)
+        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight)
+                and self.weight >= 0):
+            raise ValueError(f"TaskSpec {self.name!r}: weight must be a finite number >= 0, "
+                             f"got {self.weight!r}.")
+        names = _DEFAULT_METRICS[self.kind] if self.metrics is None else self.metrics
+        if isinstance(names, (str, Metric)):
+            names = (names,)
+        known = METRICS[self.kind]
+        resolved = []
+        for m in names:
+            if isinstance(m, Metric):
+                resolved.append(m)
+            elif m in known:
+                resolved.append(known[m])
+            else:
+                raise ValueError(f"TaskSpec {self.name!r}: unknown metric {m!r} for a "
+                                 f"{self.kind} task; use one of {sorted(known)} or a Metric.")
+        object.__setattr__(self, "metrics", tuple(m.name for m in resolved))
+        object.__setattr__(self, "_metrics", tuple(resolved))
+
+    # ------------------------------------------------------------------ targets
+    @property
+    def target_width(self) -> int:
+        """Columns of the target: ``n_outputs`` for regression, else 1."""
+        return self.n_outputs if self.kind == "regression" else 1
+
+    def check_target(self, y: Any, what: str = "targets") -> np.ndarray:
+        """The target as a float array (n,) or (n, k), checked against the task's kind.
+
+        NaN is a missing label; infinities, labels other than 0/1 (binary) or outside
+        0..K-1 (multiclass), and a width other than ``n_outputs`` are errors.
+        """
+        arr = np.asarray(y, dtype=np.float64)
+        k = self.target_width
+        if arr.ndim == 2 and arr.shape[1] == 1 and k == 1:
+            arr = arr[:, 0]
+        if (k == 1 and arr.ndim != 1) or (k > 1 and (arr.ndim != 2 or arr.shape[1] != k)):
+            want = "(n,)" if k == 1 else f"(n, {k})"
+            raise ValueError(f"{what}[{self.name!r}] has shape {arr.shape}; task {self.name!r} "
+                             f"({self.kind}, n_outputs={self.n_outputs}) needs {want}.")
+        if np.isinf(arr).any():
+            raise ValueError(f"{what}[{self.name!r}] contains infinity; use NaN for a missing "
+                             "label or drop the row.")
+        obs = arr[~np.isnan(arr)]
+        if self.kind == "binary" and not np.isin(obs, (0.0, 1.0)).all():
+            bad = np.unique(obs[~np.isin(obs, (0.0, 1.0))])[:5]
+            raise ValueError(f"{what}[{self.name!r}]: binary labels must be 0 or 1 (NaN = "
+                             f"missing), found {bad.tolist()}.")
+        if self.kind == "multiclass":
+            ok = (obs == np.round(obs)) & (obs >= 0) & (obs < self.n_outputs)
+            if not ok.all():
+                bad = np.unique(obs[~ok])[:5]
+                raise ValueError(f"{what}[{self.name!r}]: class labels must be integers in "
+                                 f"0..{self.n_outputs - 1} (n_outputs={self.n_outputs}), found "
+                                 f"{bad.tolist()}.")
+        return arr
+
+    # ------------------------------------------------------------------ loss
+    def observed(self, target: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the observed entries of a target batch."""
+        return ~torch.isnan(target)
+
+    def output_view(self, output: torch.Tensor) -> torch.Tensor:
+        """The head's output shaped as the loss needs it: (B,) for one output, else (B, k)."""
+        return output[:, 0] if self.n_outputs == 1 else output
+
+    def task_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean loss over the observed entries of ``target`` (0 with a zero gradient if none)."""
+        f = self.output_view(output)
+        mask = self.observed(target)
+        y = torch.where(mask, target, torch.zeros_like(target))
+        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+        if self.kind == "multiclass":
+            per = fn(f, y)
+        else:
+            per = fn(f, y.to(f.dtype))
+        per = torch.where(mask, per, torch.zeros_like(per))
+        count = mask.sum()
+        return per.sum() / count.clamp(min=1).to(per.dtype)
+
+    # ------------------------------------------------------------------ predictions
+    def transform(self, output: torch.Tensor) -> torch.Tensor:
+        """The prediction from the head's output: values, P(y = 1), or class probabilities."""
+        f = self.output_view(output)
+        if self.kind == "binary":
+            return torch.sigmoid(f)
+        if self.kind == "multiclass":
+            return torch.softmax(f, dim=-1)
+        return f
+
+    def scores(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+        """Every metric on the observed samples (NaN when none are observed)."""
+        y_true = np.asarray(y_true, dtype=np.float64)
+        mask = ~np.isnan(y_true)
+        if mask.ndim == 2:  # multi-output regression: rows with every output observed
+            mask = mask.all(axis=1)
+        if not mask.any():
+            return {m.name: math.nan for m in self._metrics}
+        yt, yp = y_true[mask], np.asarray(y_pred)[mask]
+        if self.kind != "regression":
+            yt = yt.astype(np.int64)
+        return {m.name: float(m.fn(yt, yp)) for m in self._metrics}
+
+    def higher_is_better(self, metric: str) -> bool:
+        for m in self._metrics:
+            if m.name == metric:
+                return m.higher_is_better
+        raise ValueError(f"Task {self.name!r} has no metric {metric!r}; it has {self.metrics}.")
+
+    # ------------------------------------------------------------------ persistence
+    def to_config(self) -> dict:
+        """JSON-able description (a callable loss or custom metrics cannot be saved)."""
+        if not isinstance(self.loss, str):
+            raise ValueError(f"TaskSpec {self.name!r}: a callable loss cannot be saved in a "
+                             "JSON config; save the state_dict and rebuild the spec in code.")
+        custom = [m for m in self._metrics if METRICS[self.kind].get(m.name) is not m]
+        if custom:
+            raise ValueError(f"TaskSpec {self.name!r}: custom metrics cannot be saved in a "
+                             "JSON config.")
+        return {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs,
+                "loss": self.loss, "metrics": list(self.metrics), "weight": self.weight}
+
+    @classmethod
+    def from_config(cls, config: dict) -> TaskSpec:
+        return cls(**config)
+
+
+def as_task_specs(tasks: Any) -> list[TaskSpec]:
+    """A list of TaskSpec from specs, names (regression tasks) or a dict name -> kind/spec."""
+    if isinstance(tasks, (TaskSpec, str)):
+        tasks = [tasks]
+    if isinstance(tasks, dict):
+        tasks = [v if isinstance(v, TaskSpec) else TaskSpec(k, **v) if isinstance(v, dict)
+                 else TaskSpec(k, kind=v) for k, v in tasks.items()]
+    specs = [t if isinstance(t, TaskSpec) else TaskSpec(t) for t in tasks]
+    if not specs:
+        raise ValueError("tasks: give at least one TaskSpec.")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"tasks: task names must be unique, {dup} repeat.")
+    return specs

@@ -1,0 +1,434 @@
+r"""Training loop of the multi-task nets.
+
+Each step draws a batch, computes every task's loss on its observed labels, hands the (T,)
+losses with the smooth penalties to the weighting method (which writes the gradients), takes an
+optimizer step, then the proximal steps of the non-smooth penalties. Each epoch ends with the
+validation losses and metrics, early stopping on a chosen quantity, and the best weights kept
+(in memory, and on disk with ``checkpoint_dir``). Under ``torchrun`` the net is wrapped in
+``DistributedDataParallel`` and each rank trains on its share of every global batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._torch import torch
+from .checkpoint import save_checkpoint
+from .data import Batches, MultiTaskDataset, as_dataset, cycle
+from .distributed import Context, setup
+from .nets import MultiTaskNet
+from .penalties import ParameterPenalty, make_penalties
+from .weighting import Weighting, make_weighting
+
+__all__ = ["Trainer", "EarlyStopping", "set_seed"]
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - user code may draw from the global state
+    torch.manual_seed(seed)
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``monitor``: ``"val_loss"`` (default with validation data; the spec-weighted sum of the
+    task losses), ``"loss"`` (training), ``"val_loss/TASK"`` or ``"val/TASK/METRIC"``;
+    ``mode`` "auto" takes the metric's direction.
+    """
+
+    monitor: str = "val_loss"
+    patience: int = 10
+    min_delta: float = 0.0
+    mode: str = "auto"
+
+    def __post_init__(self) -> None:
+        if int(self.patience) < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience!r}.")
+        if self.mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {self.mode!r}.")
+
+
+class Trainer:
+    """Trains a :class:`~regmtl.deep.nets.MultiTaskNet`.
+
+    Parameters
+    ----------
+    net : MultiTaskNet
+        Its ``tasks`` define the losses and metrics.
+    weighting : str or Weighting, default="equal"
+        How task losses become gradients: ``"equal"``, ``"fixed"``, ``"random"``,
+        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"`` (see
+        :mod:`regmtl.deep.weighting`).
+    penalty : ParameterPenalty, list of them, or None
+        Penalties by parameter group (:mod:`regmtl.deep.penalties`).
+    optimizer : {"adam", "adamw", "sgd"} or callable params -> torch.optim.Optimizer
+    lr, weight_decay : float
+    batch_size : int, default=256
+        Per process (a run on W ranks has global batches of W x batch_size).
+    max_epochs : int, default=100
+    early_stopping : EarlyStopping, int (patience on the default monitor), or None
+    restore_best : bool, default=True
+        End with the weights of the best epoch (by the early-stopping monitor).
+    checkpoint_dir : path, optional
+        Where the best weights are saved each time they improve (``model.pt`` + ``config.json``).
+    grad_clip : float, optional
+        Clip the gradient norm (all parameters) to this.
+    device : "auto", "cpu", "cuda", "cuda:1", ... ; "auto" picks the rank's GPU when there is one.
+    amp : "auto", bool, default="auto"
+        Mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling);
+        never on the CPU.
+    distributed : "auto" or bool
+        "auto": DistributedDataParallel when launched by ``torchrun`` with several processes.
+    seed : int, default=0
+        Seeds the batch order, dropout and random weighting (the net's initial weights are
+        drawn when it is built: seed before that, e.g. with :func:`set_seed`).
+    progress : bool, default=False
+        A tqdm bar over epochs with the latest losses.
+    """
+
+    def __init__(self, net: MultiTaskNet, *, weighting: str | Weighting = "equal",
+                 penalty: Any = None, optimizer: str | Callable = "adam", lr: float = 1e-3,
+                 weight_decay: float = 0.0, batch_size: int = 256, max_epochs: int = 100,
+                 early_stopping: EarlyStopping | int | None = None, restore_best: bool = True,
+                 checkpoint_dir: str | Path | None = None, grad_clip: float | None = None,
+                 device: str = "auto", amp: str | bool = "auto",
+                 distributed: str | bool = "auto", seed: int = 0, progress: bool = False):
+        if not isinstance(net, MultiTaskNet):
+            raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
+        for name, v, low in (("lr", lr, 0.0), ("weight_decay", weight_decay, -1e-300)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > low):
+                raise ValueError(f"{name} must be a finite number "
+                                 f"{'> 0' if name == 'lr' else '>= 0'}, got {v!r}.")
+        if int(max_epochs) < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+        if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+            early_stopping = EarlyStopping(patience=early_stopping)
+        self.net = net
+        self.tasks = net.tasks
+        self.weighting = make_weighting(weighting)
+        self.penalties: list[ParameterPenalty] = make_penalties(penalty)
+        self.optimizer = optimizer
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.batch_size, self.max_epochs = int(batch_size), int(max_epochs)
+        self.early_stopping = early_stopping
+        self.restore_best = restore_best
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.grad_clip = grad_clip
+        self.device, self.amp, self.distributed = device, amp, distributed
+        self.seed = int(seed)
+        self.progress = progress
+        self.history_: pd.DataFrame | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _make_optimizer(self, params) -> torch.optim.Optimizer:
+        if callable(self.optimizer):
+            return self.optimizer(params)
+        opts = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+        if self.optimizer not in opts:
+            raise ValueError(f"optimizer must be one of {sorted(opts)} or a callable params -> "
+                             f"Optimizer, got {self.optimizer!r}.")
+        return opts[self.optimizer](params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _amp(self, ctx: Context):
+        """(autocast context factory, GradScaler or None)."""
+        on = ctx.device.type == "cuda" and self.amp in ("auto", True)
+        if self.amp is True and ctx.device.type != "cuda":
+            raise ValueError("amp=True needs a CUDA device; use amp='auto' (on for CUDA only).")
+        if not on:
+            return nullcontext, None
+        bf16 = torch.cuda.is_bf16_supported()
+        dtype = torch.bfloat16 if bf16 else torch.float16
+        scaler = None if bf16 else torch.amp.GradScaler("cuda")
+        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+    def _loaders(self, train: Any, ctx: Context):
+        """{task or None: loader}: one loader of all targets (key None) or one per task."""
+        kw = dict(seed=self.seed, rank=ctx.rank, world_size=ctx.world_size)
+        if isinstance(train, Mapping):
+            names = [t.name for t in self.tasks]
+            unknown = [k for k in train if k not in names]
+            if unknown:
+                raise ValueError(f"train: unknown task(s) {unknown}; the net's tasks are {names}.")
+            out = {}
+            for k, v in train.items():
+                if isinstance(v, tuple) and len(v) == 2 and not isinstance(v[1], Mapping):
+                    v = (v[0], {k: v[1]})
+                ds = as_dataset(v, self.tasks, what=f"train[{k!r}]")
+                out[k] = self._loader(ds, kw)
+            return out
+        return {None: self._loader(as_dataset(train, self.tasks), kw)}
+
+    def _loader(self, ds, kw):
+        if isinstance(ds, MultiTaskDataset):
+            if ds.n_features != self.net.n_features:
+                raise ValueError(f"X has {ds.n_features} features; the net expects "
+                                 f"{self.net.n_features}.")
+            return Batches(ds, self.batch_size, shuffle=True, **kw)
+        return ds
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Any, val: Any = None) -> Trainer:
+        """Train on ``train``; validate on ``val`` after every epoch.
+
+        ``train``: ``(X, targets)`` (targets: dict task -> array, NaN = missing, or an (n, T)
+        array), a :class:`MultiTaskDataset`, a DataLoader yielding ``(x, {task: y})``, or a dict
+        ``{task: (X_t, y_t) | dataset | loader}`` to train each task on its own data (an epoch
+        is one pass over the largest; smaller ones are cycled). ``val``: the same forms as one
+        data set. Everything is checked before the first step.
+        """
+        set_seed(self.seed)
+        ctx = setup(self.device, self.distributed)
+        self.context_ = ctx
+        loaders = self._loaders(train, ctx)
+        val_ds = None if val is None else as_dataset(val, self.tasks, what="val")
+        if isinstance(val_ds, MultiTaskDataset) and val_ds.n_features != self.net.n_features:
+            raise ValueError(f"val: X has {val_ds.n_features} features; the net expects "
+                             f"{self.net.n_features}.")
+        stop = self.early_stopping
+        monitor = None
+        if stop is not None:
+            monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
+                else None
+            if monitor is None:
+                raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
+                                 "pass val=... or EarlyStopping(monitor='loss').")
+        elif self.restore_best:
+            monitor = "val_loss" if val_ds is not None else None
+        sign = self._direction(monitor, stop)
+
+        net = self.net.to(ctx.device)
+        model = net
+        if ctx.distributed:
+            ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        self.weighting.setup(self.tasks, seed=self.seed)
+        self.weighting.to(ctx.device)
+        params = list(net.parameters()) + list(self.weighting.parameters())
+        opt = self._make_optimizer(params)
+        autocast, scaler = self._amp(ctx)
+        shared = [p for p in net.shared_parameters() if p.requires_grad]
+        specific = [p for p in net.task_parameters() if p.requires_grad]
+        smooth = [p for p in self.penalties if not p.proximal]
+        prox = [p for p in self.penalties if p.proximal]
+        scale = None if scaler is None else scaler.scale
+        reduce = ctx.mean if ctx.distributed else None
+        # DDP averages the gradients of one backward pass; gradient surgery (several passes)
+        # and per-task batches (several forward passes) average them by hand instead
+        manual = ctx.distributed and (self.weighting.needs_task_grads or None not in loaders)
+
+        names = [t.name for t in self.tasks]
+        rows, best, best_state, wait = [], math.inf, None, 0
+        bar = None
+        if self.progress and ctx.main:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=self.max_epochs, desc="epochs", leave=False)
+        streams = {k: cycle(v) for k, v in loaders.items()}
+        steps = max(len(v) for v in loaders.values())
+        try:
+            for epoch in range(self.max_epochs):
+                t0 = time.perf_counter()
+                model.train()
+                tot = torch.zeros(len(names), device=ctx.device)
+                wsum = torch.zeros(len(names), device=ctx.device)
+                if len(loaders) == 1 and None in loaders:
+                    loader = loaders[None]
+                    if hasattr(loader, "set_epoch"):
+                        loader.set_epoch(epoch)
+                    elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
+                        loader.sampler.set_epoch(epoch)
+                    batches = iter(loader)
+                else:
+                    batches = (None for _ in range(steps))
+                n_steps = 0
+                for batch in batches:
+                    opt.zero_grad(set_to_none=True)
+                    with model.no_sync() if manual else nullcontext():
+                        with autocast():
+                            if batch is not None:
+                                losses = self._losses(model, batch, ctx)
+                            else:
+                                losses = self._task_losses(model, streams, ctx)
+                        extra = sum(p.value(net) for p in smooth) if smooth else None
+                        w = self.weighting.backward(losses.float(), shared, specific,
+                                                    extra=extra, scale=scale, reduce=reduce)
+                    if manual:
+                        ctx.average_gradients(net.parameters())
+                    if ctx.distributed:
+                        ctx.average_gradients(self.weighting.parameters())
+                    if scaler is not None:
+                        scaler.unscale_(opt)
+                    if self.grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    if prox:
+                        step = opt.param_groups[0]["lr"]
+                        for p in prox:
+                            p.prox(net, step)
+                    tot += losses.detach().float()
+                    wsum += w.detach().to(ctx.device).float()
+                    n_steps += 1
+                n = max(n_steps, 1)
+                train_losses = ctx.mean(tot / n)
+                self.weighting.epoch_end(train_losses.detach())
+                row = {"epoch": epoch + 1, "loss": float(train_losses.sum())}
+                for k, loss, w in zip(names, train_losses, wsum / n, strict=True):
+                    row[f"loss/{k}"], row[f"weight/{k}"] = float(loss), float(w)
+                if self.penalties:
+                    with torch.no_grad():
+                        row["penalty"] = float(sum(p.value(net) for p in self.penalties))
+                if val_ds is not None:
+                    row.update(self._validate(val_ds, ctx))
+                row["lr"] = opt.param_groups[0]["lr"]
+                row["time"] = time.perf_counter() - t0
+                rows.append(row)
+                if bar is not None:
+                    bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
+                                     if k in row})
+                    bar.update()
+                if monitor is not None:
+                    if monitor not in row:
+                        raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; "
+                                         f"choose one of {sorted(row)}.")
+                    value = sign * row[monitor]
+                    delta = 0.0 if stop is None else stop.min_delta
+                    if value < best - delta:
+                        best, wait = value, 0
+                        best_state = copy.deepcopy(net.state_dict())
+                        if self.checkpoint_dir is not None and ctx.main:
+                            save_checkpoint(self.checkpoint_dir, net,
+                                            {"epoch": epoch + 1, "monitor": monitor,
+                                             "value": row[monitor]})
+                    else:
+                        wait += 1
+                        if stop is not None and wait >= stop.patience:
+                            break
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.restore_best and best_state is not None:
+            net.load_state_dict(best_state)
+        if self.checkpoint_dir is not None and monitor is None and ctx.main:
+            save_checkpoint(self.checkpoint_dir, net, {"epoch": len(rows)})
+        self.history_ = pd.DataFrame(rows)
+        self.best_epoch_ = (int(np.argmin(sign * self.history_[monitor].to_numpy())) + 1
+                            if monitor is not None else len(rows))
+        self.net.eval()
+        return self
+
+    def _direction(self, monitor: str | None, stop: EarlyStopping | None) -> float:
+        """+1 to minimize the monitor, -1 to maximize it."""
+        if monitor is None:
+            return 1.0
+        if stop is not None and stop.mode != "auto":
+            return 1.0 if stop.mode == "min" else -1.0
+        parts = monitor.split("/")
+        if len(parts) == 3 and parts[0] == "val":
+            spec = {t.name: t for t in self.tasks}.get(parts[1])
+            if spec is None:
+                raise ValueError(f"early_stopping.monitor {monitor!r}: unknown task {parts[1]!r}.")
+            return -1.0 if spec.higher_is_better(parts[2]) else 1.0
+        return 1.0
+
+    def _losses(self, model, batch, ctx: Context) -> torch.Tensor:
+        x, ys = batch
+        x = x.to(ctx.device, non_blocking=True)
+        out = model(x)
+        losses = []
+        for t in self.tasks:
+            if t.name in ys:
+                losses.append(t.task_loss(out[t.name], ys[t.name].to(ctx.device)))
+            else:  # a data set without this task's target: no signal, zero gradient
+                losses.append(out[t.name].sum() * 0.0)
+        return torch.stack(losses)
+
+    def _task_losses(self, model, streams, ctx: Context) -> torch.Tensor:
+        losses = []
+        for t in self.tasks:
+            if t.name not in streams:
+                losses.append(None)
+                continue
+            x, ys = next(streams[t.name])
+            out = model(x.to(ctx.device), tasks=[t.name])[t.name]
+            losses.append(t.task_loss(out, ys[t.name].to(ctx.device)))
+        ref = next(v for v in losses if v is not None)
+        return torch.stack([ref * 0.0 if v is None else v for v in losses])
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def _outputs(self, X: torch.Tensor, device, batch_size: int = 4096) -> dict:
+        self.net.eval()
+        outs = [self.net(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)]
+        return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]}
+
+    def _validate(self, ds: Any, ctx: Context) -> dict:
+        if isinstance(ds, MultiTaskDataset):
+            X, Y = ds.X, ds.targets
+        else:  # a loader: gather it
+            xs, ys = [], {}
+            for x, y in ds:
+                xs.append(x)
+                for k, v in y.items():
+                    ys.setdefault(k, []).append(v)
+            X, Y = torch.cat(xs), {k: torch.cat(v) for k, v in ys.items()}
+        out = self._outputs(X, ctx.device)
+        row, total = {}, 0.0
+        for t in self.tasks:
+            if t.name not in Y:
+                continue
+            y = Y[t.name].to(ctx.device)
+            loss = float(t.task_loss(out[t.name], y))
+            row[f"val_loss/{t.name}"] = loss
+            total += t.weight * loss
+            pred = t.transform(out[t.name]).cpu().numpy()
+            for m, v in t.scores(y.cpu().numpy(), pred).items():
+                row[f"val/{t.name}/{m}"] = v
+        row["val_loss"] = total
+        return row
+
+    def predict(self, X: Any, tasks: list[str] | None = None,
+                batch_size: int = 4096) -> dict[str, np.ndarray]:
+        """``{task: prediction}``: values, P(y = 1), or class probabilities (n, K)."""
+        from .data import _features
+
+        x = torch.from_numpy(_features(X))
+        if x.shape[1] != self.net.n_features:
+            raise ValueError(f"X has {x.shape[1]} features; the net expects "
+                             f"{self.net.n_features}.")
+        device = next(self.net.parameters()).device
+        out = self._outputs(x, device, batch_size)
+        specs = {t.name: t for t in self.tasks}
+        names = self.net._selected(tasks)
+        return {k: specs[k].transform(out[k]).cpu().numpy() for k in names}
+
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Validation losses and metrics of the current net on ``(X, targets)`` or a dataset."""
+        ds = as_dataset(data, self.tasks, what="data")
+        device = next(self.net.parameters()).device
+        return self._validate(ds, Context(device))
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per epoch: losses, weights, penalty, validation losses and metrics, time."""
+        if self.history_ is None:
+            raise AttributeError("history: call fit first.")
+        return self.history_
