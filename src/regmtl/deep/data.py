@@ -104,14 +104,20 @@ class MultiTaskDataset(torch.utils.data.Dataset):
 
 
 def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train") -> Any:
-    """A MultiTaskDataset from ``(X, targets)``; datasets and DataLoaders pass through."""
-    if isinstance(data, (MultiTaskDataset, torch.utils.data.DataLoader)):
+    """A MultiTaskDataset from the tuple ``(X, targets)``; datasets pass through, and so do
+    loaders: a DataLoader or any re-iterable sized collection of ``(x, {task: y})`` batches."""
+    if isinstance(data, MultiTaskDataset):
         return data
     if isinstance(data, tuple) and len(data) == 2:
         try:
             return MultiTaskDataset(data[0], data[1], tasks)
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None
+    if isinstance(data, torch.utils.data.DataLoader) or (
+            hasattr(data, "__iter__") and hasattr(data, "__len__")
+            and not isinstance(data, (tuple, str, np.ndarray, torch.Tensor, Mapping))
+            and not hasattr(data, "columns")):
+        return data
     raise ValueError(f"{what}: expected (X, targets), a MultiTaskDataset, a DataLoader, or a "
                      f"dict task -> one of them; got {type(data).__name__}.")
 

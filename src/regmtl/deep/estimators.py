@@ -52,7 +52,7 @@ class _DeepMultiTask(BaseEstimator):
         "batch_norm": ["boolean"],
         "penalty": [StrOptions(set(_PENALTIES)), None],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "weighting": [StrOptions(set(WEIGHTINGS)), Weighting],
+        "weighting": [StrOptions(set(WEIGHTINGS) - {"fixed"}), Weighting],
         "optimizer": [StrOptions({"adam", "adamw", "sgd"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],

@@ -121,6 +121,7 @@ class Trainer:
             early_stopping = EarlyStopping(patience=early_stopping)
         self.net = net
         self.tasks = net.tasks
+        self._names = {t.name for t in net.tasks}
         self.weighting = make_weighting(weighting)
         self.penalties: list[ParameterPenalty] = make_penalties(penalty)
         self.optimizer = optimizer
@@ -351,6 +352,10 @@ class Trainer:
 
     def _losses(self, model, batch, ctx: Context) -> torch.Tensor:
         x, ys = batch
+        unknown = ys.keys() - self._names
+        if unknown:
+            raise ValueError(f"a batch has targets of unknown task(s) {sorted(unknown)}; the "
+                             f"net's tasks are {sorted(self._names)}.")
         x = x.to(ctx.device, non_blocking=True)
         out = model(x)
         losses = []
