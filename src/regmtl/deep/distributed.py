@@ -2,7 +2,8 @@
 
 ``torchrun --nproc_per_node N script.py`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``;
 :func:`setup` then joins the process group (NCCL on CUDA, gloo on the CPU) and gives the rank's
-device (``cuda:LOCAL_RANK``: nothing assumes ``cuda:0``).
+device (``cuda:LOCAL_RANK``: nothing assumes ``cuda:0``). The group stays up for further fits;
+``torch.distributed.destroy_process_group()`` ends it.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class Context:
     device: torch.device
     rank: int = 0
     world_size: int = 1
-    owns_group: bool = False
 
     @property
     def distributed(self) -> bool:
@@ -76,11 +76,6 @@ class Context:
             p.grad.copy_(flat[i:i + n].view_as(p.grad))
             i += n
 
-    def close(self) -> None:
-        if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
-            self.owns_group = False
-
 
 def setup(device: str | torch.device = "auto", distributed: str | bool = "auto") -> Context:
     """The training context: joins the process group under ``torchrun`` (``distributed="auto"``
@@ -93,7 +88,6 @@ def setup(device: str | torch.device = "auto", distributed: str | bool = "auto")
         raise RuntimeError("torch.distributed is not available in this PyTorch build.")
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local)
-    owns = False
     if not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:
             raise RuntimeError("distributed=True needs torchrun (or MASTER_ADDR, MASTER_PORT, "
@@ -101,5 +95,4 @@ def setup(device: str | torch.device = "auto", distributed: str | bool = "auto")
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-        owns = True
-    return Context(dev, dist.get_rank(), dist.get_world_size(), owns)
+    return Context(dev, dist.get_rank(), dist.get_world_size())

@@ -93,6 +93,9 @@ class Trainer:
         never on the CPU.
     distributed : "auto" or bool
         "auto": DistributedDataParallel when launched by ``torchrun`` with several processes.
+        Each rank takes its share of every global batch (the gradients are averaged: the
+        result equals one process with batches W times larger when no labels are missing);
+        every rank validates on the whole validation set, so all stop at the same epoch.
     seed : int, default=0
         Seeds the batch order, dropout and random weighting (the net's initial weights are
         drawn when it is built: seed before that, e.g. with :func:`set_seed`).
