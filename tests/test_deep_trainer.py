@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from regmtl.deep import (  # noqa: E402
+    Batches,
     EarlyStopping,
     GroupL21,
     HardSharing,
@@ -142,6 +143,9 @@ def test_determinism_and_checkpoint_round_trip(tmp_path):
     assert torch.equal(net(x)["t1"], other(x)["t1"])
     with pytest.raises(FileNotFoundError, match="not a regmtl checkpoint"):
         load_checkpoint(tmp_path)
+    (tmp_path / "custom" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_checkpoint(tmp_path / "custom", net=other)
 
 
 def test_early_stopping_stops_and_restores_the_best():
@@ -191,6 +195,19 @@ def test_bad_features_and_settings():
         Trainer(net).fit((np.zeros((20, 4)), {"r": np.zeros(19)}))
     with pytest.raises(ValueError, match="lr must be"):
         Trainer(net, lr=-1.0)
+    with pytest.raises(ValueError, match="weight_decay must be"):
+        Trainer(net, weight_decay=-0.1)
+    with pytest.raises(ValueError, match="amp must be"):
+        Trainer(net, amp="yes")
+    with pytest.raises(ValueError, match=r"expected the tuple \(X, targets\)"):
+        Trainer(net).fit([np.zeros((20, 4)), {"r": np.zeros(20)}])
+    before = [p.detach().clone() for p in net.parameters()]
+    data, val = (np.zeros((20, 4)), {"r": np.zeros(20)}), (np.zeros((5, 4)), {"r": np.zeros(5)})
+    with pytest.raises(ValueError, match="Task 'r' has no metric 'auc'"):
+        Trainer(net, early_stopping=EarlyStopping("val/r/auc")).fit(data, val=val)
+    with pytest.raises(ValueError, match="monitor 'val_loss/zz' is not logged"):
+        Trainer(net, early_stopping=EarlyStopping("val_loss/zz")).fit(data, val=val)
+    assert all(torch.equal(a, p) for a, p in zip(before, net.parameters(), strict=True))
     with pytest.raises(ValueError, match="optimizer must be one of"):
         Trainer(net, optimizer="lbfgsx").fit((np.zeros((20, 4)), {"r": np.zeros(20)}))
     with pytest.raises(ValueError, match="CUDA is not available"):
@@ -224,3 +241,20 @@ def test_dataloader_input_and_progress_bar():
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
     tr, _ = run(ds, val=loader, progress=True)
     assert tr.history["val_loss"].notna().all() and len(tr.history) == 2
+
+
+def test_batches_split_global_batches_over_ranks():
+    """W ranks see exactly one process's global batches, in equal step counts; a last global
+    batch too small to give every rank a row is dropped on all of them."""
+    names = ["r"]
+    ds = MultiTaskDataset(np.arange(37.0)[:, None], {"r": np.arange(37.0)},
+                          [TaskSpec(n) for n in names])
+    one = [x[:, 0].tolist() for x, _ in Batches(ds, 8, seed=4)]
+    assert len(one) == 5 and sorted(sum(one, [])) == list(range(37))
+    ranks = [[x[:, 0].tolist() for x, _ in Batches(ds, 4, seed=4, rank=r, world_size=2)]
+             for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 5
+    for b in range(5):
+        assert sorted(ranks[0][b] + ranks[1][b]) == sorted(one[b])
+    three = [list(Batches(ds, 4, seed=4, rank=r, world_size=3)) for r in range(3)]
+    assert [len(v) for v in three] == [3, 3, 3]  # 37 = 3 x 12 + 1: the single row is dropped

@@ -11,13 +11,11 @@ solution with a duality gap (or a KKT residual when ``alpha = 0``).
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -27,7 +25,7 @@ from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
-from .taskdata import TaskData, _as_labels, as_task_data
+from .taskdata import TaskData, _as_labels, as_task_data, column_target
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
@@ -270,7 +268,7 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
         """R^2 of each task, averaged over tasks (observed labels only)."""
         data, f = self._scores(X, task, y, sample_weight)
         return float(np.mean([
-            r2_score(data.y[s], f[s], sample_weight=w) for s, w in _segments(data)
+            r2_score(data.y[s], f[s], sample_weight=w) for s, w in data.segments()
         ]))
 
     def __sklearn_tags__(self):
@@ -298,14 +296,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
     __metadata_request__predict_log_proba = {"task": True}
 
     def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
-        if (fitting and task is None and not isinstance(X, (list, tuple, dict))
-                and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected: y is read as one "
-                "task. Pass a 1-D y (y.ravel()) to silence this.",
-                DataConversionWarning, stacklevel=3,
-            )
-            y = np.asarray(y).ravel()
+        if fitting:
+            y = column_target(X, y, task)
         return super()._data(X, y, task, sample_weight, fitting=fitting)
 
     def _prepare_targets(self, data: TaskData) -> None:
@@ -350,7 +342,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         if any(c.dtype != dtype for c in classes):
             dtype = object
         out = np.empty(f.shape[0], dtype=dtype)
-        for (s, _), cls in zip(_segments(data), classes, strict=True):
+        for (s, _), cls in zip(data.segments(), classes, strict=True):
             out[s] = cls[(f[s] > 0).astype(int)]
         return out
 
@@ -360,7 +352,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         pred = self._labels(data, f)
         return float(np.mean([
             accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s]), sample_weight=w)
-            for s, w in _segments(data)
+            for s, w in data.segments()
         ]))
 
     def __sklearn_tags__(self):
@@ -368,12 +360,3 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         tags.classifier_tags.multi_class = False
         return tags
 
-
-def _segments(data: TaskData):
-    """(index of observed rows, their sample weights) for each task segment."""
-    for a, b in zip(data.indptr[:-1], data.indptr[1:], strict=True):
-        s = np.arange(a, b)
-        if data.observed is not None:
-            s = s[data.observed[a:b]]
-        w = None if data.sample_weight is None else data.sample_weight[s]
-        yield s, w

@@ -20,6 +20,7 @@ weights of the objective::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
@@ -156,6 +158,14 @@ class TaskData:
         """Per-task weighted means of the features, ``sum_{r in t} c_r x_r / sum_{r in t} c_r``
         (p x T); missing labels carry no weight."""
         return self.adjoint(self.c) / self.task_sums(self.c)
+
+    def segments(self):
+        """(flat indices of the observed rows, their sample weights or None) of each task."""
+        for a, b in zip(self.indptr[:-1], self.indptr[1:], strict=True):
+            s = np.arange(a, b)
+            if self.observed is not None:
+                s = s[self.observed[a:b]]
+            yield s, (None if self.sample_weight is None else self.sample_weight[s])
 
     def task_sums(self, u: np.ndarray) -> np.ndarray:
         """Per-task sums of a flat array."""
@@ -359,6 +369,20 @@ def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
     if np.any(sw < 0):
         raise ValueError("sample_weight has negative entries; weights must be >= 0.")
     return sw
+
+
+def column_target(X: Any, y: Any, task: Any) -> Any:
+    """A classifier's (n, 1) y with one design and no task ids, read as one task (1-D), with
+    scikit-learn's DataConversionWarning."""
+    if (task is None and not isinstance(X, (list, tuple, dict))
+            and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected: y is read as one "
+            "task. Pass a 1-D y (y.ravel()) to silence this.",
+            DataConversionWarning, stacklevel=4,
+        )
+        return np.asarray(y).ravel()
+    return y
 
 
 # --------------------------------------------------------------------- main entry

@@ -46,9 +46,14 @@ def read_config(path: str | Path) -> dict:
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path} is not a regmtl checkpoint (it needs {WEIGHTS} and "
                                 f"{CONFIG}).")
-    config = json.loads((path / CONFIG).read_text())
-    if not isinstance(config, dict) or config.get("format", 0) > FORMAT:
-        raise ValueError(f"{path / CONFIG}: checkpoint format {config.get('format')!r} is newer "
+    try:
+        config = json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path / CONFIG} is not valid JSON ({exc}).") from None
+    if not isinstance(config, dict) or not isinstance(config.get("format"), int):
+        raise ValueError(f"{path / CONFIG} is not a regmtl checkpoint config (no format).")
+    if config["format"] > FORMAT:
+        raise ValueError(f"{path / CONFIG}: checkpoint format {config['format']} is newer "
                          f"than this regmtl reads ({FORMAT}); upgrade regmtl.")
     return config
 

@@ -113,13 +113,18 @@ def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train") -> Any:
             return MultiTaskDataset(data[0], data[1], tasks)
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None
-    if isinstance(data, torch.utils.data.DataLoader) or (
-            hasattr(data, "__iter__") and hasattr(data, "__len__")
-            and not isinstance(data, (tuple, str, np.ndarray, torch.Tensor, Mapping))
-            and not hasattr(data, "columns")):
+    if isinstance(data, torch.utils.data.DataLoader):
         return data
-    raise ValueError(f"{what}: expected (X, targets), a MultiTaskDataset, a DataLoader, or a "
-                     f"dict task -> one of them; got {type(data).__name__}.")
+    if (hasattr(data, "__iter__") and hasattr(data, "__len__") and len(data)
+            and not isinstance(data, (str, np.ndarray, torch.Tensor, Mapping))
+            and not hasattr(data, "columns")):
+        first = next(iter(data))
+        if isinstance(first, (tuple, list)) and len(first) == 2 and isinstance(first[1],
+                                                                              Mapping):
+            return data
+    raise ValueError(f"{what}: expected the tuple (X, targets), a MultiTaskDataset, a "
+                     "DataLoader or a sized iterable of (x, {task: y}) batches, or a dict task "
+                     f"-> one of them; got {type(data).__name__}.")
 
 
 class Batches:
@@ -128,7 +133,8 @@ class Batches:
     The order of epoch e is ``randperm(n)`` from a generator seeded with ``seed + e``. With
     ``world_size`` ranks, global batch b is rows ``order[b*B*W:(b+1)*B*W]`` and rank r takes
     every W-th of them from the r-th: the ranks together see exactly the batch one process
-    with ``batch_size = B * W`` sees.
+    with ``batch_size = B * W`` sees. Every rank takes the same number of steps: a last global
+    batch with fewer than W rows is dropped.
     """
 
     def __init__(self, dataset: MultiTaskDataset, batch_size: int, *, shuffle: bool = True,
@@ -148,7 +154,8 @@ class Batches:
 
     def __len__(self) -> int:
         n, g = len(self.dataset), self.batch_size * self.world_size
-        return n // g if self.drop_last else -(-n // g)
+        rest = n % g
+        return n // g + int(rest >= self.world_size and not self.drop_last)
 
     def __iter__(self) -> Iterator:
         n = len(self.dataset)
@@ -160,9 +167,7 @@ class Batches:
         order = order.to(self.dataset.X.device)
         g = self.batch_size * self.world_size
         for b in range(len(self)):
-            idx = order[b * g:(b + 1) * g][self.rank::self.world_size]
-            if len(idx):
-                yield self.dataset[idx]
+            yield self.dataset[order[b * g:(b + 1) * g][self.rank::self.world_size]]
 
 
 def cycle(loader) -> Iterator:

@@ -10,20 +10,17 @@ predictions mapped back.
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..taskdata import TaskData, _as_labels, as_task_data
+from ..taskdata import TaskData, _as_labels, as_task_data, column_target
 from ._torch import torch
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
@@ -111,8 +108,7 @@ class _DeepMultiTask(BaseEstimator):
 
     @staticmethod
     def _design(data: TaskData) -> np.ndarray:
-        X = data.X.toarray() if sp.issparse(data.X) else data.X
-        return np.ascontiguousarray(X, dtype=np.float32)
+        return np.ascontiguousarray(data.X, dtype=np.float32)
 
     def _targets(self, data: TaskData, y: np.ndarray) -> np.ndarray:
         """(rows, T) targets: each row observed for its own task (or Y with NaN, shared)."""
@@ -185,11 +181,9 @@ class _DeepMultiTask(BaseEstimator):
         self.trainer_ = trainer
         return self
 
-    def _outputs(self, X, task) -> tuple[TaskData, np.ndarray]:
-        """Validated data and, for every row, its own task's output as a (rows, width) array
-        (raw head outputs: logits for classifiers, standardized values for regressors)."""
-        check_is_fitted(self)
-        data = self._data(X, None, task, fitting=False)
+    def _rows(self, data: TaskData) -> list[np.ndarray]:
+        """For each segment of ``data``, its task's raw head outputs on its rows, (rows, width):
+        logits for classifiers, standardized values for regressors."""
         x = torch.from_numpy(self._design(data))
         net = self.net_
         device = next(net.parameters()).device
@@ -198,14 +192,13 @@ class _DeepMultiTask(BaseEstimator):
             outs = [net(x[i:i + 8192].to(device)) for i in range(0, len(x), 8192)]
         names = [s.name for s in net.tasks]
         per_task = {k: torch.cat([o[k] for o in outs]).double().cpu().numpy() for k in names}
-        rows = []
-        for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
-            t = int(data.task_index[k])
-            if data.shared:
-                rows.append(per_task[names[t]])
-            else:
-                rows.append(per_task[names[t]][a:b])
-        return data, rows
+        return [per_task[names[t]] if data.shared else per_task[names[t]][a:b]
+                for t, a, b in zip(data.task_index, data.indptr[:-1], data.indptr[1:],
+                                   strict=True)]
+
+    def _predict_data(self, X, task, y=None) -> TaskData:
+        check_is_fitted(self)
+        return self._data(X, y, task, fitting=False)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "net_")
@@ -214,12 +207,6 @@ class _DeepMultiTask(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
-
-
-def _segments(data: TaskData):
-    for a, b in zip(data.indptr[:-1], data.indptr[1:], strict=True):
-        s = np.arange(a, b)
-        yield s if data.observed is None else s[data.observed[a:b]]
 
 
 class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
@@ -266,7 +253,7 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     def _encode(self, data: TaskData) -> np.ndarray:
         y = np.asarray(data.y, dtype=np.float64)
         mu, sd = np.zeros(data.n_tasks), np.ones(data.n_tasks)
-        for k, s in enumerate(_segments(data)):
+        for k, s in enumerate(s for s, _ in data.segments()):
             mu[k] = y[s].mean()
             sd[k] = y[s].std() or 1.0
         self.y_mean_, self.y_scale_ = mu, sd
@@ -275,20 +262,20 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     def _specs(self) -> list[TaskSpec]:
         return [TaskSpec(f"t{k}", metrics=("mse",)) for k in range(self.n_tasks_)]
 
+    def _values(self, data: TaskData) -> np.ndarray:
+        return np.concatenate([r[:, 0] * self.y_scale_[t] + self.y_mean_[t]
+                               for r, t in zip(self._rows(data), data.task_index, strict=True)])
+
     def predict(self, X: Any, task: Any = None) -> Any:
         """Predictions in the form of ``X``: list in, list out; a 2-D X alone gives (n, T)."""
-        data, rows = self._outputs(X, task)
-        flat = np.concatenate([
-            r[:, 0] * self.y_scale_[t] + self.y_mean_[t]
-            for r, t in zip(rows, data.task_index, strict=True)])
-        return data.to_form(flat)
+        data = self._predict_data(X, task)
+        return data.to_form(self._values(data))
 
     def score(self, X: Any, y: Any, task: Any = None) -> float:
         """R^2 of each task, averaged over tasks (observed labels only)."""
-        check_is_fitted(self)
-        data = self._data(X, y, task, fitting=False)
-        pred = np.concatenate(_flat_rows(data, self.predict(X, task)))
-        return float(np.mean([r2_score(data.y[s], pred[s]) for s in _segments(data)]))
+        data = self._predict_data(X, task, y)
+        pred = self._values(data)
+        return float(np.mean([r2_score(data.y[s], pred[s]) for s, _ in data.segments()]))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -317,19 +304,15 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
     _kind = "classification"
 
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
-        if (fitting and task is None and not isinstance(X, (list, tuple, dict))
-                and getattr(y, "ndim", 0) == 2 and y.shape[1] == 1):
-            warnings.warn("A column-vector y was passed when a 1d array was expected: y is read "
-                          "as one task. Pass a 1-D y (y.ravel()) to silence this.",
-                          DataConversionWarning, stacklevel=3)
-            y = np.asarray(y).ravel()
+        if fitting:
+            y = column_target(X, y, task)
         return super()._data(X, y, task, fitting=fitting)
 
     def _encode(self, data: TaskData) -> np.ndarray:
         raw = data.raw_y
         y = np.full(data.n_obs, np.nan)
         classes = []
-        for k, s in enumerate(_segments(data)):
+        for k, s in enumerate(s for s, _ in data.segments()):
             labels = _as_labels(raw[s])
             check_classification_targets(labels)
             cls, idx = np.unique(labels, return_inverse=True)
@@ -349,9 +332,9 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
         """Class probabilities, (n, K_t) per task, columns in the order of ``classes_``."""
-        data, rows = self._outputs(X, task)
+        data = self._predict_data(X, task)
         probs = []
-        for r, t in zip(rows, data.task_index, strict=True):
+        for r, t in zip(self._rows(data), data.task_index, strict=True):
             if len(self._classes[t]) == 2:
                 p = 1.0 / (1.0 + np.exp(-r[:, 0]))
                 probs.append(np.column_stack([1.0 - p, p]))
@@ -376,37 +359,30 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
             return [np.log(v) for v in proba]
         return np.log(proba)
 
-    def predict(self, X: Any, task: Any = None) -> Any:
-        """Labels, in the form of ``X``."""
-        data, rows = self._outputs(X, task)
+    def _labels(self, data: TaskData) -> list[np.ndarray]:
+        """Predicted labels of each segment, in its task's label type."""
         out = []
-        for r, t in zip(rows, data.task_index, strict=True):
+        for r, t in zip(self._rows(data), data.task_index, strict=True):
             idx = (r[:, 0] > 0).astype(int) if r.shape[1] == 1 else r.argmax(axis=1)
             out.append(self._classes[t][idx])
-        if data.form in ("list", "dict"):
-            segs = out
-            return segs if data.form == "list" else {
-                data.tasks[t]: s for t, s in zip(data.task_index, segs, strict=True)}
+        return out
+
+    def predict(self, X: Any, task: Any = None) -> Any:
+        """Labels, in the form of ``X``."""
+        data = self._predict_data(X, task)
+        out = self._labels(data)
+        if data.form == "list":
+            return out
+        if data.form == "dict":
+            return {data.tasks[t]: s for t, s in zip(data.task_index, out, strict=True)}
         dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
         return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
 
     def score(self, X: Any, y: Any, task: Any = None) -> float:
         """Accuracy of each task, averaged over tasks (observed labels only)."""
-        check_is_fitted(self)
-        data = self._data(X, y, task, fitting=False)
-        pred = np.concatenate(_flat_rows(data, self.predict(X, task)))
-        return float(np.mean([accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s]))
-                              for s in _segments(data)]))
-
-
-def _flat_rows(data: TaskData, out: Any) -> list[np.ndarray]:
-    """Per-segment predictions back in the flat order of ``data``."""
-    if data.form == "single":
-        return [np.asarray(out)]
-    if data.form == "list":
-        return list(out)
-    if data.form == "dict":
-        return [out[data.tasks[t]] for t in data.task_index]
-    if data.form == "long":
-        return [np.asarray(out)[data.order]]
-    return [np.asarray(out)[:, k] for k in range(np.asarray(out).shape[1])]
+        data = self._predict_data(X, task, y)
+        labels = self._labels(data)
+        starts = data.indptr[:-1]
+        return float(np.mean([
+            accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s - a]))
+            for (s, _), pred, a in zip(data.segments(), labels, starts, strict=True)]))

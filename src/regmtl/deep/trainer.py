@@ -112,10 +112,13 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
-        for name, v, low in (("lr", lr, 0.0), ("weight_decay", weight_decay, -1e-300)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > low):
-                raise ValueError(f"{name} must be a finite number "
-                                 f"{'> 0' if name == 'lr' else '>= 0'}, got {v!r}.")
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}.")
+        if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay)
+                and weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
+        if amp not in ("auto", True, False):
+            raise ValueError(f"amp must be 'auto', True or False, got {amp!r}.")
         if int(max_epochs) < 1:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
         if int(batch_size) < 1:
@@ -215,6 +218,11 @@ class Trainer:
         elif self.restore_best:
             monitor = "val_loss" if val_ds is not None else None
         sign = self._direction(monitor, stop)
+        val_tasks = (set() if val_ds is None else set(val_ds.targets)
+                     if isinstance(val_ds, MultiTaskDataset) else self._names)
+        if monitor is not None and monitor not in self._columns(val_tasks):
+            raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
+                             f"{sorted(self._columns(val_tasks))}.")
 
         net = self.net.to(ctx.device)
         model = net
@@ -234,7 +242,8 @@ class Trainer:
         reduce = ctx.mean if ctx.distributed else None
         # DDP averages the gradients of one backward pass; gradient surgery (several passes)
         # and per-task batches (several forward passes) average them by hand instead
-        manual = ctx.distributed and (self.weighting.needs_task_grads or None not in loaders)
+        per_task = None not in loaders
+        manual = ctx.distributed and (self.weighting.needs_task_grads or per_task)
 
         names = [t.name for t in self.tasks]
         rows, best, best_state, wait = [], math.inf, None, 0
@@ -242,7 +251,7 @@ class Trainer:
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.max_epochs, desc="epochs", leave=False)
-        streams = {k: cycle(v) for k, v in loaders.items()}
+        streams = {k: cycle(v) for k, v in loaders.items()} if per_task else {}
         steps = max(len(v) for v in loaders.values())
         try:
             for epoch in range(self.max_epochs):
@@ -250,7 +259,7 @@ class Trainer:
                 model.train()
                 tot = torch.zeros(len(names), device=ctx.device)
                 wsum = torch.zeros(len(names), device=ctx.device)
-                if len(loaders) == 1 and None in loaders:
+                if not per_task:
                     loader = loaders[None]
                     if hasattr(loader, "set_epoch"):
                         loader.set_epoch(epoch)
@@ -310,9 +319,6 @@ class Trainer:
                                      if k in row})
                     bar.update()
                 if monitor is not None:
-                    if monitor not in row:
-                        raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; "
-                                         f"choose one of {sorted(row)}.")
                     value = sign * row[monitor]
                     delta = 0.0 if stop is None else stop.min_delta
                     if value < best - delta:
@@ -338,6 +344,15 @@ class Trainer:
                             if monitor is not None else len(rows))
         self.net.eval()
         return self
+
+    def _columns(self, val_tasks: set[str]) -> set[str]:
+        """The columns of the history, validating the tasks in ``val_tasks``."""
+        cols = {"epoch", "loss", "lr", "time"} | ({"penalty"} if self.penalties else set())
+        for t in self.tasks:
+            cols |= {f"loss/{t.name}", f"weight/{t.name}"}
+            if t.name in val_tasks:
+                cols |= {f"val_loss/{t.name}"} | {f"val/{t.name}/{m}" for m in t.metrics}
+        return cols | ({"val_loss"} if val_tasks else set())
 
     def _direction(self, monitor: str | None, stop: EarlyStopping | None) -> float:
         """+1 to minimize the monitor, -1 to maximize it."""
