@@ -168,3 +168,26 @@ def test_datasets_lists_every_set(capsys):
 def test_no_command_is_an_error():
     with pytest.raises(SystemExit):
         main([])
+
+
+def test_relatedness_on_school(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["relatedness", "school", "--no-report", "--permutations", "100",
+                 "--cv", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("school: 139 tasks, 15362 rows, 28 features (regression)")
+    assert "Strong evidence of shared structure: mean |cosine|" in out
+    assert re.search(r"p = 0\.0099", out) and "groups of related tasks" in out
+    assert "most similar pairs:" in out and "report:" not in out
+    assert not (tmp_path / "regmtl-report").exists()
+    report = tmp_path / "rel.html"
+    assert main(["relatedness", "school", "--permutations", "100", "--cv", "2",
+                 "--similarity", "correlation", "--n-clusters", "3", "--report",
+                 str(report)]) == 0
+    out = capsys.readouterr().out
+    assert f"report: {report.resolve()}" in out and "mean |correlation|" in out
+    parser = _Tags()
+    parser.feed(report.read_text())
+    assert len(parser.imgs) == 1 and "p-value" in parser.cells
+    assert main(["relatedness", "school", "--method", "residual", "--no-report"]) == 2
+    assert "needs a shared design" in capsys.readouterr().err

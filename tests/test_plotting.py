@@ -20,6 +20,7 @@ from regmtl.plotting import (  # noqa: E402
     plot_comparison,
     plot_cv_curve,
     plot_path,
+    plot_relatedness,
     plot_task_scores,
 )
 
@@ -248,6 +249,49 @@ def test_comparison_bars():
         plot_comparison(summary.drop(columns="nmse_sd"), metric="nmse")
 
 
+def test_relatedness_heat_map_ordered_with_cluster_boxes():
+    from matplotlib.patches import Rectangle
+
+    rng = np.random.default_rng(0)
+    A = rng.uniform(-1, 1, (5, 5))
+    S = (A + A.T) / 2
+    np.fill_diagonal(S, 1.0)
+    names = ["a", "b", "c", "d", "e"]
+    order = [3, 0, 4, 1, 2]
+    clusters = [1, 2, 3, 1, 1]  # in order: d, a, e (cluster 1), b (2), c (3)
+    ax = plot_relatedness(pd.DataFrame(S, index=names, columns=names), order=order,
+                          clusters=clusters)
+    (image,) = ax.images
+    np.testing.assert_array_equal(image.get_array(), S[np.ix_(order, order)])
+    assert image.get_clim() == (-1.0, 1.0) and image.get_cmap().name == "RdBu_r"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["d", "a", "e", "b", "c"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["d", "a", "e", "b", "c"]
+    boxes = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert [(b.get_xy(), b.get_width()) for b in boxes] == [((-0.5, -0.5), 3)]
+    # many tasks: no labels; a plain array; errors
+    big = plot_relatedness(np.eye(41))
+    assert big.get_xticklabels() == [] and "41 tasks" in big.get_xlabel()
+    with pytest.raises(ValueError, match="square"):
+        plot_relatedness(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="permutation"):
+        plot_relatedness(S, order=[0, 0, 1, 2, 3])
+
+
+def test_relatedness_plot_of_a_result():
+    from regmtl import task_relatedness
+
+    W = np.array([[1.0, 2.0, 0.0, 1.0], [1.1, 1.9, 0.1, 1.0], [-1.0, 0.5, 2.0, 0.0]])
+    rel = task_relatedness(model=SimpleNamespace(coef_=W, penalty="l2"), n_permutations=20,
+                           n_clusters=2, task_names=["p", "q", "r"])
+    ax = plot_relatedness(rel)
+    np.testing.assert_array_equal(ax.images[0].get_array(),
+                                  rel.matrix.to_numpy()[np.ix_(rel.order, rel.order)])
+    assert len(ax.patches) == 1 and ax.patches[0].get_width() == 2  # p and q together
+    assert "p = " in ax.get_title()
+    fig = Figure()
+    assert rel.plot(ax=fig.add_subplot()).figure is fig
+
+
 def test_figure_to_png():
     fig = Figure(figsize=(2, 2))
     ax = fig.add_subplot()
@@ -288,6 +332,7 @@ def test_matplotlib_imported_lazily_and_pyplot_never(monkeypatch):
         plot_task_scores(_scores(), baseline="single", model="l21"),
         plot_comparison(pd.DataFrame({"model": ["a"], "explained_variance_mean": [0.1],
                                       "explained_variance_sd": [0.01]})),
+        plot_relatedness(np.eye(3), clusters=[1, 1, 2]),
     ]
     for ax in axes:
         assert figure_to_png(ax, dpi=20).startswith(PNG)

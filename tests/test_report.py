@@ -157,3 +157,43 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="not a PNG"):
         r.add_figure(b"GIF89a")
     assert len(r.add_heading("ok").add_code("x")) == 2
+
+
+def test_comparison_report_has_relatedness_section_from_the_ridge_baseline():
+    from regmtl.datasets import make_multitask_regression
+
+    d = make_multitask_regression(5, 40, 6, n_informative=3, relatedness=0.9, random_state=0)
+    comp = regmtl.compare(d, models=["ridge", "l21"], splits=1, n_alphas=4, cv=2)
+    rep = regmtl.report.comparison_report(comp, created="2024-01-01")
+    kinds = [(b.kind, b.content) for b in rep._blocks]
+    k = kinds.index(("heading", "Task relatedness"))
+    section = [kind for kind, _ in kinds[k + 1:]]
+    section = section[:section.index("heading")]
+    assert section.count("figure") == 1 and "table" in section
+    ridge = comp.models["ridge (independent)"]
+    rel = regmtl.task_relatedness(model=ridge, task_names=comp.task_names)
+    assert ("text", f"**{rel.verdict}**") in kinds
+    assert "per-task ridge coefficients" in rel.verdict and "Caution" not in rel.verdict
+    U = ridge.coef_ / np.linalg.norm(ridge.coef_, axis=1, keepdims=True)
+    np.testing.assert_allclose(rel.matrix.to_numpy(), U @ U.T, atol=1e-12)
+    assert list(rel.matrix.index) == comp.task_names
+    # without the independent ridge baseline the section is left out
+    no_ridge = regmtl.compare(d, models=["l21"], splits=1, n_alphas=4, cv=2)
+    rep2 = regmtl.report.comparison_report(no_ridge, created="2024-01-01")
+    assert "Task relatedness" not in [b.content for b in rep2._blocks if b.kind == "heading"]
+
+
+def test_relatedness_report_renders(tmp_path):
+    W = np.array([[1.0, 2.0, 0.5], [1.0, 1.8, 0.4], [-2.0, 0.1, 1.0]])
+    from types import SimpleNamespace
+
+    rel = regmtl.task_relatedness(model=SimpleNamespace(coef_=W, penalty="l2"),
+                                  n_permutations=20, task_names=["a", "b", "<c>"])
+    page = regmtl.report.relatedness_report(rel, data_name="toy", created="2024-01-01")
+    parser = _parse(page.to_html())
+    assert parser.text["h1"] == ["regmtl task relatedness: toy"]
+    assert any(t.startswith("Some evidence") or t.startswith("No evidence")
+               or t.startswith("Strong") for t in parser.text["strong"])
+    assert "&lt;c&gt;" in page.to_html()
+    md = page.write(tmp_path / "rel.md")
+    assert (tmp_path / "rel-1.png").read_bytes().startswith(PNG) and md.exists()

@@ -24,6 +24,7 @@ from .penalties import (
 )
 from .persistence import load
 from .problem import alpha_max
+from .relatedness import Relatedness, task_relatedness
 from .selection import (
     MultiTaskClassifierCV,
     MultiTaskRegressorCV,
@@ -31,6 +32,7 @@ from .selection import (
     regularization_path,
 )
 from .taskdata import TaskData, as_task_data
+from .transfer import TransferredTask, transfer
 
 __all__ = [
     "MultiTaskRegressor",
@@ -60,6 +62,10 @@ __all__ = [
     "load",
     "compare",
     "Comparison",
+    "task_relatedness",
+    "Relatedness",
+    "transfer",
+    "TransferredTask",
 ]
 
 __version__ = "0.1.0"

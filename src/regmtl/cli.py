@@ -309,6 +309,79 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- relatedness
+def _relatedness_arguments(p: argparse.ArgumentParser) -> None:
+    _data_arguments(p)
+    p.add_argument("--method", choices=("ridge", "residual"), default="ridge",
+                   help="ridge: compare the tasks' ridge coefficients, each task fitted alone "
+                        "(default); residual: correlate out-of-fold residuals (shared design "
+                        "only)")
+    p.add_argument("--similarity", choices=("cosine", "correlation"), default="cosine",
+                   help="similarity of two tasks' vectors (default cosine)")
+    p.add_argument("--n-clusters", type=_int_at_least(1), default=None,
+                   help="cut the task dendrogram into K clusters (default: where tasks stop "
+                        "being more alike than unrelated tasks)")
+    p.add_argument("--permutations", type=_int_at_least(1), default=200,
+                   help="draws of unrelated tasks for the p-value (default 200)")
+    p.add_argument("--cv", type=_int_at_least(2), default=3,
+                   help="CV folds inside every task for the ridge alpha (default 3)")
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--report", help="report file (.html or .md; default "
+                                    "regmtl-report/relatedness-<data>.html)")
+    p.add_argument("--no-report", action="store_true", help="print the result only")
+
+
+def _some(names: Sequence[Any], k: int = 12) -> str:
+    shown = ", ".join(str(n) for n in names[:k])
+    return shown + (f", ... (+{len(names) - k} more)" if len(names) > k else "")
+
+
+def _run_relatedness(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from .relatedness import task_relatedness
+    from .report import relatedness_report
+
+    t0 = time.perf_counter()
+    bunch, name = _load(args)
+    n_rows = sum(len(y) for y in bunch.y)
+    print(f"{name}: {len(bunch.X)} tasks, {n_rows} rows, {len(bunch.feature_names)} "
+          f"features ({bunch.kind})")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rel = task_relatedness(bunch, method=args.method, similarity=args.similarity,
+                               n_clusters=args.n_clusters, n_permutations=args.permutations,
+                               cv=args.cv, random_state=args.random_state)
+    print()
+    print(textwrap.fill(rel.verdict, width=100))
+    print()
+    for line in rel.summary_lines():
+        print(line)
+    groups = rel.groups
+    if groups:
+        print(f"\ngroups of related tasks ({len(groups)}):")
+        for k, members in enumerate(groups[:10], start=1):
+            print(f"  {k} ({len(members)} tasks): {_some(members)}")
+        if len(groups) > 10:
+            print(f"  ... (+{len(groups) - 10} more groups)")
+    alone = [t for t in rel.matrix.index if t not in {m for g in groups for m in g}]
+    if alone:
+        print(f"in no group ({len(alone)} tasks): {_some(alone)}")
+    pairs = rel.to_frame().head(5)
+    print("\nmost similar pairs:")
+    _print_table(pairs.assign(similarity=pairs["similarity"].round(4)),
+                 [("task_a", "task a", "{}"), ("task_b", "task b", "{}"),
+                  ("similarity", rel.similarity, "{:.4f}")])
+    for w in caught[:5]:
+        print(f"warning: {w.message}")
+    if not args.no_report:
+        path = Path(args.report or f"regmtl-report/relatedness-{_safe_name(name)}.html")
+        path = relatedness_report(rel, data_name=name).write(path)
+        print(f"\nreport: {path.resolve()}")
+    print(f"total time {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 # ---------------------------------------------------------------------------- main
 Command = tuple[str, Callable[[argparse.ArgumentParser], None],
                 Callable[[argparse.Namespace], int]]
@@ -317,6 +390,8 @@ COMMANDS: dict[str, Command] = {
     "datasets": ("list the data sets regmtl can load", _datasets_arguments, _run_datasets),
     "compare": ("compare multi-task models with single-task and pooled baselines (the main "
                 "job)", _compare_arguments, _run_compare),
+    "relatedness": ("are the tasks related? similarity, clusters and a permutation test",
+                    _relatedness_arguments, _run_relatedness),
     "fit": ("fit one model and save it", _fit_arguments, _run_fit),
     "predict": ("predict with a saved model", _predict_arguments, _run_predict),
 }

@@ -143,6 +143,7 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
         self.intercept_ = float(b[0]) if single else b.copy()
         self.n_iter_ = res.n_iter
+        self.task_sizes_ = data.effective_sizes()
         cert = res.certificate
         for attr in ("dual_gap_", "kkt_residual_", *STRUCTURE_ATTRS):
             if hasattr(self, attr):
@@ -154,7 +155,18 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         else:
             self.kkt_residual_ = float(cert.value)
         self.objective_ = float(cert.primal)
+        if self._loss == "squared":
+            self.residual_variance_ = self._residual_variance(data, res.W, b)
         return self
+
+    @staticmethod
+    def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Per-task weighted mean squared training residual."""
+        r2 = (data.y - data.linear(W, b)) ** 2
+        out = np.empty(data.n_tasks)
+        for t, (s, w) in enumerate(data.segments()):
+            out[t] = np.average(r2[s], weights=w)
+        return out
 
     def _prepare_targets(self, data: TaskData) -> None:
         """Hook: the classifier encodes labels."""
@@ -242,6 +254,9 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
     coef_ : ndarray of shape (T, p), or (p,) for a single task
     intercept_ : ndarray of shape (T,), or float for a single task
     tasks_ : ndarray of task labels
+    task_sizes_ : ndarray of shape (T,)
+        ``n_t / omega_t``: the count dividing each task's loss sum in the objective
+        (:func:`regmtl.transfer` scales a new task's prior with it).
     n_iter_ : int
     dual_gap_ : float
         Absolute duality gap of the returned solution; penalties without a tractable dual
@@ -249,6 +264,8 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
         ``kkt_residual_`` (relative) instead.
     objective_ : float
         Value of the objective at the solution.
+    residual_variance_ : ndarray of shape (T,)
+        Regressor only: each task's mean squared training residual.
     P_, Q_ : ndarray of shape (T, p)
         ``Dirty`` / ``SparseLowRank`` only: the two parts, ``coef_ = P_ + Q_``.
     singular_values_, rank_ : ``Trace`` only: singular values of W and their count above

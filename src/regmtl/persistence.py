@@ -113,9 +113,13 @@ class SaveMixin:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (``.npz``; no pickle)."""
+        from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
 
-        check_is_fitted(self)
+        if hasattr(self, "fit"):
+            check_is_fitted(self)
+        elif not self.__sklearn_is_fitted__():  # a result object such as TransferredTask
+            raise NotFittedError(f"This {type(self).__name__} holds no fitted model.")
         arrays: dict[str, np.ndarray] = {}
         params = {k: _encode(v, f"param.{k}", arrays) for k, v in self.get_params(False).items()}
         attrs = {

@@ -26,6 +26,8 @@ __all__ = [
     "plot_cv_curve",
     "plot_task_scores",
     "plot_comparison",
+    "plot_relatedness",
+    "plot_transfer_curve",
     "figure_to_png",
 ]
 
@@ -413,6 +415,137 @@ def plot_comparison(
     ax.axvline(0.0, color="0.3", lw=0.8)
     ax.set_xlabel(f"{metric} (mean ± sd)")
     ax.set_title("Model comparison")
+    return ax
+
+
+def plot_transfer_curve(curve: Any, *, ax: Axes | None = None) -> Axes:
+    """A new task's mean test error against its training size, one line per method.
+
+    Parameters
+    ----------
+    curve : TransferCurve or DataFrame
+        :func:`regmtl.transfer_curve.transfer_curve`'s result, or its ``summary`` (columns
+        ``n_new``, ``method``, ``<metric>_mean``, ``<metric>_sd``).
+    ax : Axes, optional
+
+    Returns
+    -------
+    Axes
+        Means with ±1 sd over new tasks as bands, n_new on a log axis.
+    """
+    summary = getattr(curve, "summary", curve)
+    metric = getattr(curve, "metric", None) or next(
+        c[:-5] for c in summary.columns if c.endswith("_mean"))
+    mean_col, sd_col = f"{metric}_mean", f"{metric}_sd"
+    missing = [c for c in ("n_new", "method", mean_col, sd_col) if c not in summary.columns]
+    if missing:
+        raise ValueError(f"the curve's summary lacks the columns {missing}.")
+    ax = _new_axes(ax, (6.0, 4.0))
+    for k, (method, part) in enumerate(summary.groupby("method", sort=False)):
+        part = part.sort_values("n_new")
+        n = part["n_new"].to_numpy(dtype=np.float64)
+        m = part[mean_col].to_numpy(dtype=np.float64)
+        sd = part[sd_col].to_numpy(dtype=np.float64)
+        ax.plot(n, m, marker="o", color=f"C{k}", label=str(method))
+        ax.fill_between(n, m - sd, m + sd, color=f"C{k}", alpha=0.12, lw=0)
+    ax.set_xscale("log")
+    ns = np.unique(summary["n_new"].to_numpy())
+    ax.set_xticks(ns, [str(int(v)) for v in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("training samples of the new task")
+    ax.set_ylabel(f"test {metric} (mean ± sd over new tasks)")
+    ax.set_title("Knowledge transfer to new tasks")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_relatedness(
+    rel_or_matrix: Any,
+    *,
+    order: Sequence[int] | None = None,
+    clusters: Sequence[Any] | None = None,
+    ax: Axes | None = None,
+    max_labels: int = 40,
+) -> Axes:
+    """Heat map of a task similarity matrix, tasks ordered by cluster, clusters boxed.
+
+    Parameters
+    ----------
+    rel_or_matrix : Relatedness, DataFrame or array of shape (T, T)
+        What :func:`regmtl.task_relatedness` returned (its matrix, leaf order and clusters are
+        used), or a similarity matrix (a DataFrame's index names the tasks).
+    order : sequence of int, optional
+        Positions of the tasks along both axes; default the Relatedness' dendrogram order,
+        else the given order.
+    clusters : sequence, optional
+        A cluster label per task (in the matrix's order); default the Relatedness' clusters.
+        Every run of two or more consecutive tasks (in ``order``) of one cluster is boxed.
+    ax : Axes, optional
+        Where to draw; a new figure when omitted.
+    max_labels : int
+        Task names label the axes when there are at most this many tasks.
+
+    Returns
+    -------
+    Axes
+        ``imshow`` of ``S[order][:, order]`` with a diverging colour map centered at 0 and
+        limits -1, 1; one ``Rectangle`` patch per boxed cluster.
+    """
+    import pandas as pd
+    from matplotlib.patches import Rectangle
+
+    title = "Task similarity"
+    if hasattr(rel_or_matrix, "matrix") and hasattr(rel_or_matrix, "clusters"):
+        rel = rel_or_matrix
+        frame = rel.matrix
+        order = rel.order if order is None else order
+        clusters = rel.clusters.to_numpy() if clusters is None else clusters
+        what = {"residual": "residuals", "model": "model coefficients"}.get(
+            rel.method, "logistic coefficients" if getattr(rel, "kind", "") == "binary"
+            else "ridge coefficients")
+        title = (f"Task similarity: {rel.similarity} of {what}\n"
+                 f"p = {rel.p_value:.3g}, {len(rel.groups)} group(s) of related tasks")
+    elif isinstance(rel_or_matrix, pd.DataFrame):
+        frame = rel_or_matrix
+    else:
+        frame = pd.DataFrame(np.asarray(rel_or_matrix, dtype=np.float64))
+    S = frame.to_numpy(dtype=np.float64)
+    if S.ndim != 2 or S.shape[0] != S.shape[1]:
+        raise ValueError(f"the similarity matrix must be square (T x T), got shape {S.shape}.")
+    T = S.shape[0]
+    names = [str(n) for n in frame.index]
+    order = np.arange(T) if order is None else np.asarray(order, dtype=np.int64)
+    if sorted(order.tolist()) != list(range(T)):
+        raise ValueError(f"order must be a permutation of 0..{T - 1}.")
+    labels = None
+    if clusters is not None:
+        labels = np.asarray(clusters)
+        if labels.shape != (T,):
+            raise ValueError(f"clusters: {labels.size} labels for {T} tasks.")
+        labels = labels[order]
+    shown = S[np.ix_(order, order)]
+
+    size = min(3.0 + 0.18 * T, 12.0)
+    ax = _new_axes(ax, (size + 1.2, size))
+    image = ax.imshow(shown, cmap=_DIVERGING, vmin=-1.0, vmax=1.0, interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="similarity", shrink=0.8)
+    if labels is not None:
+        start = 0
+        for k in range(1, T + 1):
+            if k == T or labels[k] != labels[start]:
+                if k - start > 1:
+                    ax.add_patch(Rectangle((start - 0.5, start - 0.5), k - start, k - start,
+                                           fill=False, edgecolor="k", lw=1.2))
+                start = k
+    if T <= max_labels:
+        small = 8 if T <= 20 else 6
+        ax.set_xticks(np.arange(T), [names[i] for i in order], rotation=90, fontsize=small)
+        ax.set_yticks(np.arange(T), [names[i] for i in order], fontsize=small)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"{T} tasks (dendrogram order)")
+    ax.set_title(title)
     return ax
 
 

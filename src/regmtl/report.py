@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Report", "comparison_report"]
+__all__ = ["Report", "comparison_report", "relatedness_report"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -444,6 +444,95 @@ def comparison_report(comparison: Any, *, title: str | None = None,
             ax = plotting.plot_cv_curve(model.cv_results_, best=model.alpha_,
                                         n_splits=model.n_splits_)
             rep.add_figure(ax, caption="Inner cross-validation curve (±1 standard error)")
+    _comparison_relatedness(rep, comp)
     rep.add_heading("Chosen parameters")
     rep.add_table(comp.choices, caption="Per model and split")
     return rep
+
+
+# --------------------------------------------------------------------- relatedness
+def _relatedness_numbers(rel: Any) -> Any:
+    import pandas as pd
+
+    rows = [("method", rel.method), ("similarity", rel.similarity),
+            ("tasks", rel.n_tasks),
+            ("statistic: mean |similarity| off the diagonal", rel.statistic),
+            ("unrelated tasks: mean of the statistic", rel.null_mean),
+            ("unrelated tasks: 95% quantile of the statistic", rel.null_quantile),
+            ("p-value", rel.p_value), ("permutations", rel.n_permutations),
+            ("single unrelated pairs: 95% quantile of |similarity|", rel.pair_threshold),
+            ("groups of related tasks", len(rel.groups))]
+    if rel.alpha is not None:
+        rows.append(("L2 alpha (cross-validated)", rel.alpha))
+    if rel.features is not None and rel.n_features is not None:
+        rows.append(("features compared", f"{len(rel.features)} of {rel.n_features}"))
+    return pd.DataFrame({"quantity": [r[0] for r in rows],
+                         "value": [r[1] if isinstance(r[1], str) else f"{r[1]:.4g}"
+                                   for r in rows]})
+
+
+def _add_relatedness(rep: Report, rel: Any, *, level: int = 2, top: int = 15) -> Report:
+    """The verdict, the numbers, the matrix and the groups of a :class:`Relatedness`."""
+    import pandas as pd
+
+    from .plotting import plot_relatedness
+
+    rep.add_text(f"**{rel.verdict}**")
+    rep.add_table(_relatedness_numbers(rel), caption="Relatedness against unrelated tasks")
+    rep.add_figure(plot_relatedness(rel),
+                   caption=f"Pairwise {rel.similarity}, tasks in dendrogram order; boxes: "
+                           "groups of related tasks")
+    groups = rel.groups
+    if groups:
+        shown = 30
+        table = pd.DataFrame({
+            "group": np.arange(1, len(groups) + 1), "tasks": [len(g) for g in groups],
+            "members": [", ".join(map(str, g[:shown])) + (f" (+{len(g) - shown} more)"
+                                                         if len(g) > shown else "")
+                        for g in groups]})
+        rep.add_table(table, caption="Groups of related tasks")
+    pairs = rel.to_frame().head(top)
+    rep.add_table(pairs, caption=f"The {len(pairs)} most similar pairs")
+    return rep
+
+
+def relatedness_report(rel: Any, *, title: str | None = None, data_name: str = "data",
+                       created: Any = None) -> Report:
+    """A report of :func:`regmtl.task_relatedness`: the verdict, the numbers, the similarity
+    matrix and the groups of related tasks."""
+    rep = Report(title or f"regmtl task relatedness: {data_name}",
+                 f"{rel.n_tasks} tasks, {rel.similarity} of "
+                 f"{'residuals' if rel.method == 'residual' else 'coefficients'} "
+                 f"({rel.method}), {rel.n_permutations} permutations", created=created)
+    rep.add_text(
+        "Every task gets a vector (its ridge coefficients fitted alone, a model's "
+        "coefficients, or its out-of-fold residuals) and every pair of tasks a similarity. "
+        "The statistic, the mean absolute similarity off the diagonal, is compared with its "
+        "distribution over draws of *unrelated* tasks: each task's coefficients permuted "
+        "across features with random signs (or its residuals permuted across rows). Groups "
+        "come from average-linkage clustering on 1 - similarity, cut where tasks stop being "
+        "more alike than 95% of unrelated pairs."
+    )
+    rep.add_heading("Verdict")
+    return _add_relatedness(rep, rel)
+
+
+def _comparison_relatedness(rep: Report, comp: Any) -> None:
+    """A "Task relatedness" section from the independent ridge (logistic) baseline of the
+    first split, when the comparison fitted it."""
+    from .relatedness import _is_independent, task_relatedness
+
+    roles = comp.scores.drop_duplicates("model").set_index("model")["role"]
+    base = next((m for name, m in comp.models.items()
+                 if roles.get(name) == "independent" and hasattr(m, "coef_")
+                 and _is_independent(m)), None)
+    if base is None or len(comp.task_names) < 2:
+        return
+    rel = task_relatedness(model=base, task_names=comp.task_names)
+    est = "logistic regression" if comp.kind == "binary" else "ridge"
+    rep.add_heading("Task relatedness")
+    rep.add_text(f"From the coefficients of the independent {est} fits of the first split "
+                 "(each task fitted alone on the standardized training rows), compared with "
+                 f"unrelated tasks ({rel.n_permutations} permutations). See `regmtl "
+                 "relatedness` for the same on all rows.")
+    _add_relatedness(rep, rel, top=10)

@@ -167,6 +167,14 @@ class TaskData:
                 s = s[self.observed[a:b]]
             yield s, (None if self.sample_weight is None else self.sample_weight[s])
 
+    def effective_sizes(self) -> np.ndarray:
+        """``n_t / omega_t`` per task: what divides task t's loss sum in the data term
+        (``n_t`` counts the observed rows, weighted by ``sample_weight``)."""
+        s = np.ones(self.n_obs) if self.sample_weight is None else self.sample_weight
+        if self.observed is not None:
+            s = np.where(self.observed, s, 0.0)
+        return self.task_sums(s) / self.task_sums(self.c)
+
     def task_sums(self, u: np.ndarray) -> np.ndarray:
         """Per-task sums of a flat array."""
         return np.add.reduceat(np.asarray(u, dtype=np.float64), self.indptr[:-1])

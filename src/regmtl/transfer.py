@@ -1,0 +1,803 @@
+r"""Knowledge transfer: a model for a new task from what a fitted multi-task model's tasks share.
+
+At its optimum every penalty of the library is a *quadratic* penalty on each task in disguise
+(variational forms: ``|w| = min_d (w^2/d + d)/2``, ``sum_j ||W_j|| = min_d sum_j (||W_j||^2/d_j
++ d_j)/2``, ``||W||_* = min_D (tr(W^T D^-1 W) + tr D)/2`` with ``D = (W W^T)^(1/2)``). A new
+task inherits that quadratic, with the old tasks' ``d`` or ``D``, and is fitted by a generalized
+ridge toward a prior mean::
+
+    minimize_{z, b}  1/(2n) sum_i s_i (y_i - x_i . (w0 + B z) - b)^2  +  alpha/2 sum_k lam_k z_k^2
+
+(the logistic loss for classifiers), ``w = w0 + B z``, where the structure gives:
+
+========  ==============================  ===================  ===================  ===============
+strategy  fitted penalty                  prior mean ``w0``    basis ``B``          ``lam_k``
+========  ==============================  ===================  ===================  ===============
+support   ``L21(rho)``, ``L1``,           0                    unit vectors of     ``rho/d_j+1-rho``
+          ``ElasticNet(rho)``, ``Dirty``                       the support
+subspace  ``Trace``, ``SparseLowRank``    0                    left singular        ``1/sigma_k``
+                                                               vectors of W
+mean      ``MeanRegularized(r)``,         ``w_bar/(1+r)``      identity             ``1+r``;
+          ``GraphLaplacian(A)``           (graph: ``w_bar``)                        ``2 dbar``
+cluster   ``Clustered(k, eta)``           nearest cluster      identity             ``2(1+eta)``
+                                          mean
+========  ==============================  ===================  ===================  ===============
+
+with ``d_j = ||W_j||_2`` (L2,1) or ``mean_t |W_jt|`` (L1, elastic net), ``sigma_k`` the nonzero
+singular values of W, ``w_bar`` the mean task and ``dbar`` the graph's mean degree (a new task
+joined to the others as an average task is). Features outside the support and directions outside
+the subspace are not used (their weight is infinite). The ridge penalty ``"l2"`` shares nothing
+between tasks, so it has no ``"auto"`` strategy.
+
+The strength ``alpha`` is the model's own, carried to a task with ``n`` samples: the penalty of
+the 1/n_t-normalized objective is a prior precision times ``sigma^2 / n_t``, so the same prior
+on a task with ``n`` samples reads ``alpha_model * nbar / n`` (``nbar`` the median of the
+model's ``task_sizes_``). It beats a cross-validated alpha at every n in 5..40 on School (the
+choice is noisy with few samples), so it is the default; ``alpha="cv"`` chooses it by exact
+leave-one-out (squared loss) or stratified K-fold (logistic loss) instead, and strategies that
+are not the fitted penalty's own always do. With ``n >= cv_min_samples`` the fit falls back to
+the single-task model (ridge or L2 logistic, its alpha cross-validated) when that one's held-out
+losses are lower by more than 1.645 standard errors of the paired difference (a one-sided test
+at 5%): old tasks that share nothing with the new one cannot make it much worse than learning
+it alone, once there are samples enough to tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted
+
+from .penalties import (
+    L1,
+    L2,
+    L21,
+    Clustered,
+    Dirty,
+    ElasticNet,
+    GraphLaplacian,
+    MeanRegularized,
+    SparseLowRank,
+    Trace,
+    make_penalty,
+)
+from .persistence import SaveMixin
+
+__all__ = ["transfer", "TransferredTask", "Prior", "structure_priors", "STRATEGIES"]
+
+#: strategies of :func:`transfer` (``"auto"`` picks the fitted penalty's own)
+STRATEGIES = ("auto", "support", "subspace", "mean", "cluster", "single")
+
+_NONZERO = 1e-8  # relative size below which a row norm or singular value counts as zero
+
+
+@dataclass
+class Prior:
+    """The quadratic a new task inherits: ``w = mean + basis @ z``, penalty
+    ``alpha/2 sum_k weights_k z_k^2``; ``alpha`` is the model's strength for this shape (None
+    where the shape does not come from the model's own penalty)."""
+
+    strategy: str
+    mean: np.ndarray
+    basis: np.ndarray
+    weights: np.ndarray
+    alpha: float | None
+    info: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- the model's parts
+@dataclass
+class _Source:
+    W: np.ndarray            # p x T, in the space the penalty acted on
+    penalty: Any
+    alpha: float
+    loss: str
+    n_ref: float
+    mean: np.ndarray         # feature standardization of that space (zeros / ones if none)
+    scale: np.ndarray
+    n_features: int
+    feature_names: Any
+    clusters: np.ndarray | None
+    P: np.ndarray | None     # p x T parts of Dirty / SparseLowRank
+    Q: np.ndarray | None
+    b: np.ndarray            # intercepts in that space
+    noise: np.ndarray | None  # per-task residual variance (squared loss)
+    sizes: np.ndarray | None
+
+
+def _source(model: Any) -> _Source:
+    from .estimators import MultiTaskClassifier, MultiTaskRegressor
+
+    est = getattr(model, "best_estimator_", model)
+    if not isinstance(est, (MultiTaskRegressor, MultiTaskClassifier)):
+        raise TypeError(
+            f"model: transfer takes a fitted regmtl MultiTaskRegressor / MultiTaskClassifier "
+            f"(or their CV versions), or a deep model from regmtl.deep; got "
+            f"{type(model).__name__}.")
+    check_is_fitted(est)
+    p = est.n_features_in_
+    scale = np.asarray(getattr(est, "feature_scale_", np.ones(p)), dtype=np.float64)
+    mean = np.asarray(getattr(est, "feature_mean_", np.zeros(p)), dtype=np.float64)
+    # the penalty acted on standardized weights when the model was fitted standardized
+    W = np.atleast_2d(est.coef_).T * scale[:, None]
+    parts = {}
+    for attr in ("P_", "Q_"):
+        if hasattr(est, attr):
+            parts[attr] = np.atleast_2d(getattr(est, attr)).T * scale[:, None]
+    sizes = getattr(est, "task_sizes_", None)
+    n_ref = float(np.median(sizes)) if sizes is not None else float("nan")
+    b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) + \
+        np.atleast_2d(est.coef_) @ mean
+    return _Source(W=W, penalty=make_penalty(est.penalty), alpha=float(est.alpha),
+                   loss=est._loss, n_ref=n_ref, mean=mean, scale=scale, n_features=p,
+                   feature_names=getattr(est, "feature_names_in_", None),
+                   clusters=getattr(est, "task_clusters_", None),
+                   P=parts.get("P_"), Q=parts.get("Q_"), b=b,
+                   noise=getattr(est, "residual_variance_", None), sizes=sizes)
+
+
+def _intercept_prior(src: _Source, n_eff: float) -> tuple[float, float] | None:
+    """(mean, beta) of the new intercept's penalty ``beta/2 (b - mean)^2``: the old tasks'
+    intercepts as draws of ``N(mean, tau^2)``, ``tau^2`` their variance less their estimation
+    noise, read in the objective's units (``sigma^2 / (n tau^2)``; sigma = 1 for the logistic
+    loss). None (a free intercept) with fewer than 3 tasks or no spread."""
+    if src.b.size < 3 or not np.all(np.isfinite(src.b)):
+        return None
+    var = float(np.var(src.b, ddof=1))
+    if src.loss == "squared":
+        if src.noise is None or src.sizes is None:
+            return None
+        sigma2 = float(np.median(src.noise))
+        var -= float(np.median(src.noise / src.sizes))
+    else:
+        sigma2 = 1.0
+    if var <= 1e-12 * max(1.0, float(np.mean(src.b**2))):
+        return None
+    return float(np.mean(src.b)), sigma2 / (n_eff * var)
+
+
+def _unit_columns(p: int, idx: np.ndarray) -> np.ndarray:
+    B = np.zeros((p, idx.size))
+    B[idx, np.arange(idx.size)] = 1.0
+    return B
+
+
+def _support_block(d: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit basis of the features with ``d_j > 0`` and their weights ``rho/d_j + 1 - rho``."""
+    idx = np.flatnonzero(d > _NONZERO * max(float(d.max(initial=0.0)), 1e-300))
+    return _unit_columns(d.size, idx), rho / d[idx] + (1.0 - rho), idx
+
+
+def _subspace_block(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left singular vectors of W with nonzero singular values, weights ``1/sigma_k``."""
+    U, s, _ = np.linalg.svd(W, full_matrices=False)
+    keep = s > _NONZERO * max(float(s.max(initial=0.0)), 1e-300)
+    return U[:, keep], 1.0 / s[keep]
+
+
+def _support_prior(src: _Source, native: bool) -> Prior:
+    pen, W, p = src.penalty, src.W, src.W.shape[0]
+    if native and isinstance(pen, Dirty):
+        B1, l1, i1 = _support_block(np.linalg.norm(src.P, axis=1), 1.0)
+        B2, l2, i2 = _support_block(np.abs(src.Q).mean(axis=1), 1.0)
+        g = float(pen.own_weight)
+        return Prior("support", np.zeros(p), np.hstack([B1, B2]), np.concatenate([l1, g * l2]),
+                     src.alpha, {"support": np.union1d(i1, i2), "shared_support": i1})
+    if native and isinstance(pen, (L1, ElasticNet)):
+        B, lam, idx = _support_block(np.abs(W).mean(axis=1), float(pen.l1_ratio))
+    else:
+        rho = float(pen.l1_ratio) if native else 1.0
+        B, lam, idx = _support_block(np.linalg.norm(W, axis=1), rho)
+    return Prior("support", np.zeros(p), B, lam, src.alpha if native else None,
+                 {"support": idx})
+
+
+def _subspace_prior(src: _Source, native: bool) -> Prior:
+    p = src.W.shape[0]
+    if native and isinstance(src.penalty, SparseLowRank):
+        U, lam = _subspace_block(src.Q)
+        B2, l2, idx = _support_block(np.abs(src.P).mean(axis=1), 1.0)
+        g = float(src.penalty.sparse_weight)
+        return Prior("subspace", np.zeros(p), np.hstack([U, B2]),
+                     np.concatenate([lam, g * l2]), src.alpha,
+                     {"rank": U.shape[1], "subspace": U, "support": idx})
+    U, lam = _subspace_block(src.W)
+    return Prior("subspace", np.zeros(p), U, lam, src.alpha if native else None,
+                 {"rank": U.shape[1], "subspace": U})
+
+
+def _mean_prior(src: _Source, native: bool) -> Prior:
+    W, p = src.W, src.W.shape[0]
+    w_bar = W.mean(axis=1)
+    if native and isinstance(src.penalty, MeanRegularized):
+        r = float(src.penalty.ridge)
+        return Prior("mean", w_bar / (1.0 + r), np.eye(p), np.full(p, 1.0 + r), src.alpha)
+    if native and isinstance(src.penalty, GraphLaplacian):
+        A = src.penalty._adjacency()
+        A = A.toarray() if hasattr(A, "toarray") else np.asarray(A, dtype=np.float64)
+        degree = float(np.mean(A.sum(axis=1) - np.diag(A)))
+        if degree <= 0:
+            raise ValueError("model: its GraphLaplacian graph has no edges, so the tasks share "
+                             "nothing; pass strategy='mean' with alpha chosen by CV, or fit "
+                             "the new task alone.")
+        return Prior("mean", w_bar, np.eye(p), np.full(p, 2.0 * degree), src.alpha)
+    return Prior("mean", w_bar, np.eye(p), np.ones(p), None)
+
+
+def _cluster_priors(src: _Source, native: bool) -> list[Prior]:
+    if src.clusters is None:
+        raise ValueError("strategy='cluster' needs a model fitted with the Clustered penalty "
+                         "(its task_clusters_); use strategy='mean' for other models.")
+    W, p = src.W, src.W.shape[0]
+    eta = float(src.penalty.eta) if isinstance(src.penalty, Clustered) else 1.0
+    out = []
+    for c in np.unique(src.clusters):
+        members = np.flatnonzero(src.clusters == c)
+        out.append(Prior("cluster", W[:, members].mean(axis=1), np.eye(p),
+                         np.full(p, 2.0 * (1.0 + eta)), src.alpha if native else None,
+                         {"cluster": int(c), "members": members}))
+    return out
+
+
+_NATIVE = (((L21, L1, ElasticNet, Dirty), "support"), ((Trace, SparseLowRank), "subspace"),
+           ((MeanRegularized, GraphLaplacian), "mean"), ((Clustered,), "cluster"))
+_BUILDERS = {"support": lambda s, n: [_support_prior(s, n)],
+             "subspace": lambda s, n: [_subspace_prior(s, n)],
+             "mean": lambda s, n: [_mean_prior(s, n)],
+             "cluster": _cluster_priors}
+
+
+def _native_strategy(penalty: Any) -> str | None:
+    if isinstance(penalty, (ElasticNet, L21)) and float(penalty.l1_ratio) == 0.0:
+        return None  # the ridge part alone: nothing shared
+    for classes, name in _NATIVE:
+        if isinstance(penalty, classes) and not isinstance(penalty, L2):
+            return name
+    return None
+
+
+def _single_prior(p: int) -> Prior:
+    return Prior("single", np.zeros(p), np.eye(p), np.ones(p), None)
+
+
+def structure_priors(model: Any, strategy: str = "auto") -> list[Prior]:
+    """The prior(s) a new task inherits from ``model`` (in the model's feature space; one per
+    cluster for ``"cluster"``). See the module docstring for the table."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy={strategy!r} is not one of {STRATEGIES}.")
+    src = _source(model)
+    return _priors(src, strategy)
+
+
+def _priors(src: _Source, strategy: str) -> list[Prior]:
+    native = _native_strategy(src.penalty)
+    if strategy == "auto":
+        if native is None:
+            raise ValueError(
+                f"model: its penalty {type(src.penalty).__name__} learns every task on its "
+                "own, so there is no shared structure to transfer. Pass strategy='mean' "
+                "(shrink toward the mean task, strength by CV), or fit the new task alone "
+                "(strategy='single').")
+        strategy = native
+    if strategy == "single":
+        return [_single_prior(src.W.shape[0])]
+    return _BUILDERS[strategy](src, strategy == native)
+
+
+# ---------------------------------------------------------------------------- the fits
+def _weighted_center(G: np.ndarray, t: np.ndarray, w: np.ndarray, intercept: bool):
+    W = w.sum()
+    if not intercept:
+        return G, t, np.zeros(G.shape[1]), 0.0
+    gm = w @ G / W
+    tm = float(w @ t / W)
+    return G - gm, t - tm, gm, tm
+
+
+def _ridge_path(G: np.ndarray, t: np.ndarray, w: np.ndarray, alphas: np.ndarray,
+                intercept: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted ridge ``1/(2 sum w) sum w_i (t_i - g_i u - b)^2 + alpha/2 ||u||^2`` for every
+    alpha: (U (len(alphas), r), b (len(alphas),), squared leave-one-out residuals
+    (len(alphas), n), from the closed form ``r_i / (1 - h_ii)`` with the penalty held fixed)."""
+    Wsum = w.sum()
+    Gc, tc, gm, tm = _weighted_center(G, t, w, intercept)
+    sq = np.sqrt(w)
+    A = sq[:, None] * Gc
+    c = sq * tc
+    if A.shape[1]:
+        Ua, s, Vt = np.linalg.svd(A, full_matrices=False)
+        Uc = Ua.T @ c
+    else:
+        Ua, s, Vt, Uc = np.zeros((len(t), 0)), np.zeros(0), np.zeros((0, 0)), np.zeros(0)
+    base_h = w / Wsum if intercept else np.zeros(len(t))
+    coefs, bs, loo = [], [], []
+    for a in alphas:
+        f = s / (s**2 + a * Wsum)
+        u = Vt.T @ (f * Uc)
+        b = tm - float(gm @ u)
+        r = t - G @ u - b
+        h = base_h + (Ua**2) @ (s * f)
+        e = r / np.maximum(1.0 - h, 1e-12)
+        coefs.append(u)
+        bs.append(b)
+        loo.append(e**2)
+    return np.array(coefs).reshape(len(alphas), -1), np.array(bs), np.array(loo)
+
+
+def _shrunk_path(G: np.ndarray, t: np.ndarray, w: np.ndarray, alphas: np.ndarray,
+                 beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """As :func:`_ridge_path` with the intercept penalized too, ``+ beta/2 b^2``: the
+    normal equations of ``theta = (u, b)`` (primal, or the n x n dual form when n < r + 1)."""
+    n, r = G.shape
+    A = np.hstack([G, np.ones((n, 1))])
+    Wsum = w.sum()
+    dual = n < r + 1 and np.all(w > 0) and np.all(alphas > 0) and beta > 0
+    if not dual:
+        M = (A.T * w) @ A / Wsum
+        rhs = A.T @ (w * t) / Wsum
+    coefs, bs, loo = [], [], []
+    for a in alphas:
+        P = np.r_[np.full(r, a), beta]
+        if dual:
+            AP = A / P
+            K = AP @ A.T
+            S = K + np.diag(Wsum / w)
+            Sinv_t = np.linalg.solve(S, t)
+            theta = AP.T @ Sinv_t
+            h = np.einsum("ij,ji->i", K, np.linalg.inv(S))
+        else:
+            Minv = np.linalg.pinv(M + np.diag(P))
+            theta = Minv @ rhs
+            h = np.einsum("ij,jk,ik->i", A, Minv, A) * w / Wsum
+        e = (t - A @ theta) / np.maximum(1.0 - h, 1e-12)
+        coefs.append(theta[:r])
+        bs.append(theta[r])
+        loo.append(e**2)
+    return np.array(coefs).reshape(len(alphas), -1), np.array(bs), np.array(loo)
+
+
+def _logistic_fit(G: np.ndarray, y: np.ndarray, offset: np.ndarray, w: np.ndarray,
+                  alpha: float, intercept: bool, start: tuple | None = None,
+                  beta: float = 0.0, tol: float = 1e-10,
+                  max_iter: int = 100) -> tuple[np.ndarray, float]:
+    """Damped Newton on ``1/sum w sum w_i log(1 + exp(-y_i (o_i + g_i u + b))) +
+    alpha/2 ||u||^2 + beta/2 b^2``; y in {-1, +1}."""
+    n, r = G.shape
+    Wsum = w.sum()
+    Z = np.hstack([G, np.ones((n, 1))]) if intercept else G
+    k = Z.shape[1]
+    theta = np.zeros(k) if start is None else np.concatenate(
+        [start[0], [start[1]]] if intercept else [start[0]])
+    reg = np.full(k, alpha)
+    if intercept:
+        reg[-1] = beta
+
+    def value(th):
+        m = y * (offset + Z @ th)
+        return float(w @ np.logaddexp(0.0, -m) / Wsum + 0.5 * np.sum(reg * th**2))
+
+    f = value(theta)
+    for _ in range(max_iter):
+        m = y * (offset + Z @ theta)
+        p = 0.5 * (1.0 - np.tanh(0.5 * m))  # sigmoid(-m)
+        grad = -(Z.T @ (w * y * p)) / Wsum + reg * theta
+        if np.max(np.abs(grad)) < tol:
+            break
+        hw = w * p * (1.0 - p) / Wsum
+        H = (Z.T * hw) @ Z + np.diag(reg) + 1e-12 * np.eye(k)
+        step = np.linalg.solve(H, grad)
+        lr = 1.0
+        while lr > 1e-10:
+            new = theta - lr * step
+            fn = value(new)
+            if fn <= f - 1e-4 * lr * float(grad @ step):
+                break
+            lr *= 0.5
+        theta, f = new, fn
+    if intercept:
+        return theta[:r], float(theta[r])
+    return theta, 0.0
+
+
+def _clearly_worse(losses: np.ndarray, other: np.ndarray, w: np.ndarray,
+                   z: float = 1.645) -> bool:
+    """True when ``other``'s held-out losses are lower by more than ``z`` standard errors of
+    the paired (weighted) mean difference: a one-sided test at 5%."""
+    d = losses - other
+    W = w.sum()
+    mean = float(w @ d / W)
+    n_eff = W**2 / float(w @ w)
+    var = float(w @ (d - mean) ** 2 / W)
+    return mean > z * np.sqrt(var / max(n_eff - 1.0, 1.0))
+
+
+def _alpha_grid(G: np.ndarray, w: np.ndarray, loss: str) -> np.ndarray:
+    """Geometric grid from (nearly) no penalty to full shrinkage, on the data's scale."""
+    Gc, _, _, _ = _weighted_center(G, np.zeros(len(w)), w, True)
+    top = (np.linalg.norm(np.sqrt(w)[:, None] * Gc, 2) ** 2 / w.sum()) if G.shape[1] else 1.0
+    top = max(float(top), 1e-12) * (0.25 if loss == "logistic" else 1.0)
+    return top * np.geomspace(1e-6, 1e3, 46)
+
+
+@dataclass
+class _Fit:
+    prior: Prior
+    u: np.ndarray
+    b: float
+    alpha: float
+    cv_error: float | None
+    cv_losses: np.ndarray | None = None  # held-out loss of every sample at that alpha
+
+
+class _Problem:
+    """The new task's data against one prior: design ``G = X B / sqrt(lam)``, offset ``X w0``."""
+
+    def __init__(self, X, y, w, prior: Prior, loss: str, intercept: bool,
+                 b_prior: tuple[float, float] | None = None):
+        self.prior, self.loss, self.intercept = prior, loss, intercept
+        self.G = X @ (prior.basis / np.sqrt(prior.weights))
+        # a shrunk intercept b = bbar + (its deviation, penalized by beta)
+        self.bbar, self.beta = b_prior if (b_prior and intercept) else (0.0, None)
+        self.offset = X @ prior.mean + self.bbar
+        self.X, self.y, self.w = X, y, w
+
+    def _path(self, alphas: np.ndarray):
+        t = self.y - self.offset
+        if self.beta is None:
+            return _ridge_path(self.G, t, self.w, alphas, self.intercept)
+        return _shrunk_path(self.G, t, self.w, alphas, self.beta)
+
+    def fit(self, alpha: float, start=None) -> _Fit:
+        if self.loss == "squared":
+            U, b, _ = self._path(np.array([alpha]))
+            return _Fit(self.prior, U[0], float(b[0]) + self.bbar, alpha, None)
+        u, b = _logistic_fit(self.G, self.y, self.offset, self.w, alpha, self.intercept,
+                             start, beta=self.beta or 0.0)
+        return _Fit(self.prior, u, b + self.bbar, alpha, None)
+
+    def objective(self, fit: _Fit) -> float:
+        f = self.offset - self.bbar + self.G @ fit.u + fit.b
+        if self.loss == "squared":
+            data = 0.5 * self.w @ (self.y - f) ** 2
+        else:
+            data = self.w @ np.logaddexp(0.0, -self.y * f)
+        shrink = 0.0 if self.beta is None else 0.5 * self.beta * (fit.b - self.bbar) ** 2
+        return float(data / self.w.sum() + 0.5 * fit.alpha * fit.u @ fit.u + shrink)
+
+    def cross_validate(self, alphas: np.ndarray, cv: int, random_state: Any) -> _Fit:
+        """The alpha with the lowest cross-validated error (ties: the larger alpha)."""
+        losses = self.cv_losses(alphas, cv, random_state)
+        err = losses @ self.w / self.w.sum()
+        k = len(err) - 1 - int(np.argmin(err[::-1]))
+        fit = self.fit(float(alphas[k]))
+        fit.cv_error, fit.cv_losses = float(err[k]), losses[k]
+        return fit
+
+    def cv_losses(self, alphas: np.ndarray, cv: int, random_state: Any) -> np.ndarray:
+        """Held-out loss of every sample (len(alphas), n): squared leave-one-out residuals, or
+        stratified K-fold log-losses."""
+        if self.loss == "squared":
+            return self._path(alphas)[2]
+        return self._kfold_log_loss(alphas, cv, random_state)
+
+    def _kfold_log_loss(self, alphas, cv, random_state) -> np.ndarray:
+        n_min = int(min(np.sum(self.y > 0), np.sum(self.y < 0)))
+        folds = StratifiedKFold(n_splits=min(cv, n_min), shuffle=True,
+                                random_state=random_state)
+        total = np.zeros((len(alphas), len(self.y)))
+        for tr, te in folds.split(self.G, self.y):
+            start = None
+            for k, a in enumerate(alphas[::-1]):  # strong to weak penalty, warm-started
+                u, b = _logistic_fit(self.G[tr], self.y[tr], self.offset[tr], self.w[tr],
+                                     float(a), self.intercept, start, beta=self.beta or 0.0)
+                start = (u, b)
+                f = self.offset[te] + self.G[te] @ u + b
+                total[len(alphas) - 1 - k, te] = np.logaddexp(0.0, -self.y[te] * f)
+        return total
+
+
+# ---------------------------------------------------------------------------- the result
+class TransferredTask(SaveMixin, BaseEstimator):
+    """A linear model for one new task, fitted by :func:`transfer`.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (p,)
+        Weights on the features as given (the model's raw units).
+    intercept_ : float
+    strategy_ : str
+        ``"support"``, ``"subspace"``, ``"mean"``, ``"cluster"`` or ``"single"`` (the
+        single-task fit, asked for or chosen by the fallback: then ``fell_back_`` is True).
+    alpha_ : float
+        Strength of the new task's penalty.
+    alpha_source_ : str
+        ``"model"`` (the model's own, carried to n samples), ``"cv"`` or ``"given"``.
+    prior_mean_ : ndarray of shape (p,)
+        ``w0`` in the model's feature space.
+    support_ : ndarray of int (support), ``rank_`` (subspace), ``cluster_`` (cluster)
+        The structure used.
+    cv_error_, single_task_cv_error_ : float
+        With alpha chosen by cross-validation: the cross-validated error (mean squared error
+        or log-loss) of the transfer fit and of the single-task fit (fallback on).
+    classes_ : ndarray of shape (2,)
+        Classifiers only; ``classes_[1]`` is the positive class.
+    """
+
+    def _scores(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "coef_"):
+            raise ValueError("This TransferredTask is not fitted; get one from regmtl.transfer.")
+        X = _check_new_x(X, self.n_features_in_, getattr(self, "feature_names_in_", None),
+                         "X")
+        return X @ self.coef_ + self.intercept_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values (regression) or labels (classification)."""
+        f = self._scores(X)
+        if self.loss_ == "squared":
+            return f
+        return self.classes_[(f > 0).astype(int)]
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self._scores(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities of ``(classes_[0], classes_[1])`` (classification only)."""
+        if self.loss_ != "logistic":
+            raise AttributeError("predict_proba: this transferred task is a regression.")
+        p = 0.5 * (1.0 + np.tanh(0.5 * self._scores(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """R^2 (regression) or accuracy (classification)."""
+        pred = self.predict(X)
+        if self.loss_ == "squared":
+            return float(r2_score(np.asarray(y, dtype=np.float64), pred,
+                                  sample_weight=sample_weight))
+        return float(accuracy_score(np.asarray(y), pred, sample_weight=sample_weight))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "coef_")
+
+
+# ---------------------------------------------------------------------------- input checks
+def _check_new_x(X: Any, p: int, names: Any, what: str) -> np.ndarray:
+    if names is not None and hasattr(X, "columns"):
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ValueError(f"{what}: lacks the model's feature column(s) {missing[:10]}.")
+        X = X[list(names)]
+    X = check_array(X, dtype=np.float64, input_name=what, ensure_min_samples=1)
+    if X.shape[1] != p:
+        raise ValueError(f"{what} has {X.shape[1]} features, but the model was fitted on {p}; "
+                         "give the new task the same features, in the same order and units.")
+    return X
+
+
+def _check_new_y(y: Any, n: int, loss: str) -> tuple[np.ndarray, np.ndarray | None]:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"y_new has shape {np.shape(y)}; expected ({n},), one target per row "
+                         "of X_new.")
+    if loss == "squared":
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_new")
+        return y, None
+    if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+        raise ValueError("y_new contains NaN or infinity; give a label for every row.")
+    classes = np.unique(y)
+    if classes.size != 2:
+        raise ValueError(f"y_new holds {classes.size} class(es) {classes.tolist()[:5]}; a "
+                         "binary new task needs samples of both classes.")
+    return np.where(y == classes[1], 1.0, -1.0), classes
+
+
+def _check_weights(sample_weight: Any, n: int) -> np.ndarray:
+    if sample_weight is None:
+        return np.ones(n)
+    w = check_array(sample_weight, ensure_2d=False, dtype=np.float64,
+                    input_name="sample_weight")
+    if w.shape != (n,) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"sample_weight must hold {n} non-negative weights with a positive "
+                         "sum (one per row of X_new).")
+    return w
+
+
+def _is_deep(model: Any) -> bool:
+    mod = type(model).__module__
+    if mod.startswith("regmtl.deep"):
+        return True
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+# ---------------------------------------------------------------------------- transfer
+def transfer(
+    model: Any,
+    X_new: Any,
+    y_new: Any,
+    *,
+    strategy: str = "auto",
+    alpha: float | str = "auto",
+    sample_weight: Any = None,
+    cv_min_samples: int = 20,
+    cv: int = 5,
+    fallback: bool = True,
+    intercept: str = "shrink",
+    random_state: int | None = 0,
+    **deep_options: Any,
+) -> Any:
+    r"""A model for a new task that uses what the fitted model's tasks share.
+
+    Parameters
+    ----------
+    model : fitted MultiTaskRegressor, MultiTaskClassifier (or CV versions), or a deep model
+        Deep models (``regmtl.deep`` estimators and nets) get a new head on the frozen trunk:
+        see :func:`regmtl.deep.transfer_head`, which receives ``deep_options``.
+    X_new : array-like or DataFrame of shape (n, p)
+        The new task's features, in the units the model was fitted on (a model fitted on
+        standardized features by ``regmtl fit`` standardizes them itself).
+    y_new : array-like of shape (n,)
+        Targets (any two labels for a classifier). At least 2 samples.
+    strategy : {"auto", "support", "subspace", "mean", "cluster", "single"}
+        ``"auto"``: the fitted penalty's structure (module docstring table). Another strategy
+        reads that structure from the coefficients; its strength has no model value and is
+        chosen by cross-validation. ``"single"`` fits the new task alone.
+    alpha : "auto", "model", "cv" or float
+        ``"auto"``: the model's strength ``alpha_model * nbar / n`` where the strategy is the
+        fitted penalty's own, else cross-validated; ``"model"`` / ``"cv"`` force either; a
+        float is used as is.
+    sample_weight : array-like of shape (n,), optional
+    cv_min_samples : int, default=20
+        Fewest samples for the fallback check.
+    cv : int, default=5
+        Folds for the logistic loss (the squared loss uses exact leave-one-out).
+    fallback : bool, default=True
+        Return the single-task fit when its cross-validated losses are clearly lower (one-sided
+        paired test at 5%); needs ``cv_min_samples`` samples.
+    intercept : {"shrink", "free"}, default="shrink"
+        ``"shrink"``: the new intercept is pulled toward the old tasks' mean intercept, with
+        the strength their spread implies (a prior ``N(mean, tau^2)``, ``tau^2`` their
+        variance less their estimation noise, ``sigma^2`` the median residual variance);
+        ``"free"``: unpenalized, as in the multi-task objective. The single-task fit always
+        has a free intercept.
+    random_state : int, optional
+        Seeds the logistic cross-validation folds.
+
+    Returns
+    -------
+    TransferredTask
+        ``predict``, ``score``, ``coef_``, ``intercept_``, ``strategy_``, ``alpha_`` ...
+
+    Examples
+    --------
+    >>> import numpy as np, regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.r_[np.ones(3), np.zeros(17)]
+    >>> Xs = [rng.normal(size=(60, 20)) for _ in range(6)]
+    >>> ys = [X @ w + 0.1 * rng.normal(size=60) for X in Xs]
+    >>> m = rm.MultiTaskRegressor("l21", alpha=0.05).fit(Xs, ys)
+    >>> X_new = rng.normal(size=(8, 20))
+    >>> new = rm.transfer(m, X_new, X_new @ w)
+    >>> new.strategy_, new.support_.tolist()
+    ('support', [0, 1, 2])
+    """
+    if _is_deep(model):
+        from .deep.transfer import transfer_head
+
+        return transfer_head(model, X_new, y_new, **deep_options)
+    if deep_options:
+        raise TypeError(f"transfer: unexpected argument(s) {sorted(deep_options)} (they are "
+                        "options of deep models only).")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy={strategy!r} is not one of {STRATEGIES}.")
+    if intercept not in ("shrink", "free"):
+        raise ValueError(f"intercept={intercept!r} is not 'shrink' or 'free'.")
+    if isinstance(alpha, str):
+        if alpha not in ("auto", "model", "cv"):
+            raise ValueError(f"alpha={alpha!r}: give 'auto', 'model', 'cv' or a number >= 0.")
+    elif not (np.isfinite(alpha) and alpha >= 0):
+        raise ValueError(f"alpha={alpha!r} must be a finite number >= 0.")
+    src = _source(model)
+    Xr = _check_new_x(X_new, src.n_features, src.feature_names, "X_new")
+    n = Xr.shape[0]
+    y, classes = _check_new_y(y_new, n, src.loss)
+    if n < 2:
+        raise ValueError(
+            f"X_new has {n} sample; transfer needs at least 2 (one is spent on the new task's "
+            "intercept). With a single sample, predict with the model's prior mean instead.")
+    w = _check_weights(sample_weight, n)
+    est = getattr(model, "best_estimator_", model)
+    fit_b = bool(est.fit_intercept)
+    X = (Xr - src.mean) / src.scale
+    priors = _priors(src, strategy)
+
+    use_cv = alpha == "cv" or (alpha == "auto" and priors[0].alpha is None)
+    if alpha == "model" and priors[0].alpha is None:
+        raise ValueError(f"alpha='model': strategy {priors[0].strategy!r} is not the fitted "
+                         "penalty's own, so the model has no strength for it; use alpha='cv' "
+                         "or a number.")
+    if not use_cv and isinstance(alpha, str) and not np.isfinite(src.n_ref):
+        raise ValueError("model: it was fitted by an older regmtl without task_sizes_; refit "
+                         "it, or pass alpha='cv' or a number.")
+    check_after = fallback and priors[0].strategy != "single" and n >= cv_min_samples
+    if use_cv or check_after:
+        if n < 3:
+            raise ValueError(f"X_new has {n} samples; cross-validating alpha needs at least 3. "
+                             "Pass alpha='model' or a number.")
+        if src.loss == "logistic" and min(np.sum(y > 0), np.sum(y < 0)) < 2:
+            raise ValueError("y_new: cross-validation needs at least 2 samples of each class; "
+                             "pass alpha='model' or a number, or fallback=False.")
+
+    b_prior = (_intercept_prior(src, float(w.sum()))
+               if intercept == "shrink" and priors[0].strategy != "single" else None)
+    problems = [_Problem(X, y, w, pr, src.loss, fit_b, b_prior) for pr in priors]
+    errors: dict[str, float] = {}
+    if use_cv:
+        fits = [pb.cross_validate(_alpha_grid(pb.G, w, src.loss), cv, random_state)
+                for pb in problems]
+        pick = min(range(len(fits)), key=lambda k: fits[k].cv_error)
+        source = "cv"
+    else:
+        if isinstance(alpha, str):
+            # the model's per-task prior, read for a task of w.sum() (weighted) samples
+            a, source = float(src.alpha * src.n_ref / w.sum()), "model"
+        else:
+            a, source = float(alpha), "given"
+        fits = [pb.fit(a) for pb in problems]
+        # several priors (clusters): the one the penalized objective prefers
+        pick = min(range(len(fits)), key=lambda k: problems[k].objective(fits[k]))
+    best = fits[pick]
+    if check_after:
+        if best.cv_losses is None:
+            best.cv_losses = problems[pick].cv_losses(np.array([best.alpha]), cv,
+                                                      random_state)[0]
+            best.cv_error = float(best.cv_losses @ w / w.sum())
+        pb1 = _Problem(X, y, w, _single_prior(X.shape[1]), src.loss, fit_b)
+        single = pb1.cross_validate(_alpha_grid(pb1.G, w, src.loss), cv, random_state)
+        errors["single_task_cv_error_"] = single.cv_error
+        if _clearly_worse(best.cv_losses, single.cv_losses, w):
+            errors["cv_error_"] = best.cv_error
+            best = single
+    if best.cv_error is not None and "cv_error_" not in errors:
+        errors["cv_error_"] = best.cv_error
+    return _result(best, src, classes, source, errors, n)
+
+
+def _result(fit: _Fit, src: _Source, classes, source: str, errors: dict,
+            n: int) -> TransferredTask:
+    pr = fit.prior
+    v = pr.mean + (pr.basis / np.sqrt(pr.weights)) @ fit.u   # weights in the model's space
+    out = TransferredTask()
+    out.coef_ = v / src.scale
+    out.intercept_ = float(fit.b - v @ (src.mean / src.scale))
+    out.strategy_ = pr.strategy
+    out.fell_back_ = pr.strategy == "single" and "cv_error_" in errors and \
+        errors.get("single_task_cv_error_", np.inf) < errors["cv_error_"]
+    out.alpha_ = float(fit.alpha)
+    out.alpha_source_ = source
+    out.prior_mean_ = pr.mean.copy()
+    out.loss_ = src.loss
+    out.n_features_in_ = src.n_features
+    out.n_samples_ = n
+    for k, val in errors.items():
+        setattr(out, k, float(val))
+    if src.feature_names is not None:
+        out.feature_names_in_ = np.asarray(src.feature_names, dtype=object)
+    if "support" in pr.info:
+        out.support_ = np.asarray(pr.info["support"], dtype=np.int64)
+    if "rank" in pr.info:
+        out.rank_ = int(pr.info["rank"])
+    if "cluster" in pr.info:
+        out.cluster_ = int(pr.info["cluster"])
+    if classes is not None:
+        out.classes_ = classes
+    return out
