@@ -191,3 +191,25 @@ def test_relatedness_on_school(tmp_path, monkeypatch, capsys):
     assert len(parser.imgs) == 1 and "p-value" in parser.cells
     assert main(["relatedness", "school", "--method", "residual", "--no-report"]) == 2
     assert "needs a shared design" in capsys.readouterr().err
+
+
+def test_transfer_learning_curve_on_school(tmp_path, capsys):
+    report = tmp_path / "t.html"
+    assert main(["transfer", "school", "--n-new", "5,20", "--repeats", "2", "--n-jobs", "1",
+                 "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln[:2] in ("5 ", "20")}
+    # n_new, transfer, single-task, pooled, ratio: transfer beats single-task at both sizes
+    for n in ("5", "20"):
+        transfer, single = float(lines[n][1]), float(lines[n][2])
+        assert transfer < 0.85 * single
+    assert "transfer strategy: mean" in out
+    assert report.exists() and "<img" in report.read_text()
+    assert main(["transfer", "school", "--penalty", "l2", "--no-report"]) == 2
+    assert "no shared structure to transfer" in capsys.readouterr().err
+
+
+def test_transfer_bad_sizes_are_usage_errors(capsys):
+    with pytest.raises(SystemExit):
+        main(["transfer", "school", "--n-new", "1,5"])
+    assert "expected sizes >= 2" in capsys.readouterr().err

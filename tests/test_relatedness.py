@@ -342,3 +342,19 @@ def test_residual_needs_regression_targets():
     X[3, 1] = np.inf
     with pytest.raises(ValueError, match=r"X: the shared design has NaN or infinite"):
         rm.task_relatedness(X, Y + np.arange(30)[:, None], method="residual")
+
+
+def test_shuffled_school_targets_are_not_related():
+    """Correlated School features make pure-noise ridge estimates alike; the shuffle null
+    sees that, so targets shuffled within every school get no verdict of relatedness, while
+    the real targets do."""
+    from regmtl.datasets import load_school
+
+    b = load_school()
+    rng = np.random.default_rng(0)
+    shuffled = rm.task_relatedness(b.X, [rng.permutation(y) for y in b.y],
+                                   n_permutations=100, cv=2)
+    assert not shuffled.related and shuffled.p_value > 0.2
+    assert shuffled.verdict.startswith("No evidence")
+    real = rm.task_relatedness(b, n_permutations=100, cv=2)
+    assert real.related and real.statistic > 3 * shuffled.statistic

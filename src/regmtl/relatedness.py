@@ -24,7 +24,9 @@ The test statistic is the mean absolute off-diagonal similarity,
 :math:`\bar s = \binom{T}{2}^{-1} \sum_{s<t} |S_{st}|`. Its null distribution comes from B draws
 of unrelated tasks: every task's coefficient vector permuted across features with random sign
 flips (so each task keeps its coefficient magnitudes but loses any alignment with the others),
-or every task's residuals permuted across its rows. The p-value is
+or every task's residuals permuted across its rows; for per-task ridge coefficients also refits
+on targets shuffled within every task (what estimation noise alone gives with these designs),
+the larger p-value of the two counting. The p-value is
 :math:`(1 + \#\{b: \bar s_b \ge \bar s\}) / (1 + B)`.
 """
 
@@ -394,6 +396,8 @@ def _masked_similarity(R: np.ndarray, observed: np.ndarray,
 # ----------------------------------------------------------------------------- the null
 def _coefficient_null(V: np.ndarray, kind: str, B: int, rng: np.random.Generator,
                       pair_idx: np.ndarray):
+    """Statistics of B draws of unrelated tasks (each row of ``V`` permuted across features,
+    with random signs), and the |similarity| of the pairs ``pair_idx`` in every draw."""
     T, p = V.shape
     stats = np.empty(B)
     iu = np.triu_indices(T, 1)
@@ -414,6 +418,7 @@ def _coefficient_null(V: np.ndarray, kind: str, B: int, rng: np.random.Generator
 
 def _residual_null(R: np.ndarray, observed: np.ndarray, kind: str, B: int,
                    rng: np.random.Generator, pair_idx: np.ndarray):
+    """As :func:`_coefficient_null`, each task's residuals permuted across its rows."""
     T = R.shape[1]
     stats = np.empty(B)
     iu = np.triu_indices(T, 1)
@@ -613,12 +618,14 @@ def task_relatedness(
     for p < 0.01, *some evidence* for p < 0.05 (``related``), *none* otherwise. Clusters:
     average linkage on ``1 - S``.
 
-    The coefficient null assumes that the estimates of unrelated tasks point in random
-    directions. With strongly correlated features, estimation noise aligns them along the
-    features' leading directions, so the test is somewhat liberal there: on School with the
-    targets shuffled inside every task (no signal), the statistic is 0.21 against a null mean
-    of 0.17 (p = 0.01), while the real targets give 0.71. Read a statistic close to the null
-    quantile with that in mind, and confirm with :func:`regmtl.compare`.
+    With correlated features, estimation noise alone aligns the estimates of unrelated tasks
+    along the features' leading directions, which the permutation null does not see. So for
+    ``method="ridge"`` on regression tasks a second null refits every task on its targets
+    shuffled within the task (alpha held fixed, the closed-form ridge map), and the verdict
+    takes the larger p-value and pair threshold of the two. On School with shuffled targets
+    (no signal) the statistic is 0.21: the permutation null alone (mean 0.17, 95% quantile
+    0.18) called it strong, the shuffle null (mean 0.21) gives p = 0.90; the real targets
+    give 0.71 (p = 0.005 against both).
 
     Examples
     --------
@@ -656,6 +663,7 @@ def task_relatedness(
     model_note = None
     kind = "regression"
     alpha = residuals = coefficients = features = n_features = None
+    noise_parts = (None, None)
     if method == "model":
         V, names, features, kind = _model_coefficients(model)
         n_features = V.shape[1]
@@ -675,7 +683,7 @@ def task_relatedness(
                 "the data")
             model_note += "; use method='ridge' (independent fits) to test relatedness."
     elif method == "ridge":
-        V, names, features, n_features, kind, alpha = _ridge_coefficients(
+        V, names, features, n_features, kind, alpha, noise_parts = _ridge_coefficients(
             X, y, task, standardize, cv, n_alphas, tol)
     else:
         residuals, names, alpha, features, n_features = _residuals(
@@ -722,6 +730,16 @@ def task_relatedness(
     stat = float(np.mean(np.abs(S[iu])))
     p_value = float((1 + np.count_nonzero(null >= stat)) / (1 + B))
     pair_threshold = float(np.quantile(null_pairs, 0.95))
+    if noise_parts[0] is not None:
+        # correlated features make even pure-noise coefficients alike: the verdict must beat
+        # that too (the larger p-value and threshold of the two nulls)
+        noise, noise_pairs = _noise_null(noise_parts[0], noise_parts[1], similarity, B, rng,
+                                         pair_idx)
+        p_noise = float((1 + np.count_nonzero(noise >= stat)) / (1 + B))
+        if np.quantile(noise, 0.95) > np.quantile(null, 0.95):
+            null = noise
+        p_value = max(p_value, p_noise)
+        pair_threshold = max(pair_threshold, float(np.quantile(noise_pairs, 0.95)))
     labels, Z, order = _clusters(S, pair_threshold, n_clusters)
     level = "strong" if p_value < 0.01 else "some" if p_value < 0.05 else "none"
     index = pd.Index(names, name="task")
@@ -779,7 +797,36 @@ def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol):
     V = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
     features = [f"x{j}" for j in range(p)] if features is None else list(features)
     features = [f for f, k in zip(features, keep, strict=True) if k]
-    return V, names, features, p, kind, float(est.alpha_)
+    smoothers = _ridge_smoothers(Xs, float(est.alpha_)) if kind == "regression" else None
+    return V, names, features, p, kind, float(est.alpha_), (smoothers, ys)
+
+
+def _ridge_smoothers(Xs: Sequence[Any], alpha: float) -> list[np.ndarray]:
+    """Per task the p x n_t map ``y -> w`` of ridge with an intercept,
+    ``(Xc^T Xc + n_t alpha I)^-1 Xc^T`` (Xc: the task's centered rows)."""
+    out = []
+    for X in Xs:
+        X = X.toarray() if hasattr(X, "toarray") else np.asarray(X, dtype=np.float64)
+        Xc = X - X.mean(axis=0)
+        n, p = Xc.shape
+        out.append(np.linalg.solve(Xc.T @ Xc + n * alpha * np.eye(p), Xc.T))
+    return out
+
+
+def _noise_null(smoothers: list[np.ndarray], ys: Sequence[Any], kind: str, B: int,
+                rng: np.random.Generator, pair_idx: np.ndarray):
+    """Statistics of B refits on targets shuffled within every task (the alpha held fixed):
+    the similarity that estimation noise alone produces with these designs."""
+    T = len(smoothers)
+    iu = np.triu_indices(T, 1)
+    ys = [np.asarray(y, dtype=np.float64) for y in ys]
+    stats, pairs = np.empty(B), []
+    for b in range(B):
+        Vb = np.stack([H @ rng.permutation(y) for H, y in zip(smoothers, ys, strict=True)])
+        vals = np.abs(_similarity(Vb, kind)[0][iu])
+        stats[b] = vals.mean()
+        pairs.append(vals[pair_idx])
+    return stats, np.concatenate(pairs)
 
 
 def _residuals(X, y, task, standardize, cv, n_alphas, tol):

@@ -528,9 +528,13 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
                  and _is_independent(m)), None)
     if base is None or len(comp.task_names) < 2:
         return
-    rel = task_relatedness(model=base, task_names=comp.task_names)
     est = "logistic regression" if comp.kind == "binary" else "ridge"
     rep.add_heading("Task relatedness")
+    try:
+        rel = task_relatedness(model=base, task_names=comp.task_names)
+    except ValueError as exc:  # say why rather than lose the whole report
+        rep.add_text(f"Not computed from the independent {est} fits: {exc}")
+        return
     rep.add_text(f"From the coefficients of the independent {est} fits of the first split "
                  "(each task fitted alone on the standardized training rows), compared with "
                  f"unrelated tasks ({rel.n_permutations} permutations). See `regmtl "
