@@ -13,6 +13,7 @@ from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .tasks import Metric, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
+from .transfer import TransferredHead, transfer_head
 from .weighting import (
     DWA,
     CAGrad,
@@ -58,4 +59,6 @@ __all__ = [
     "load_checkpoint",
     "DeepMultiTaskRegressor",
     "DeepMultiTaskClassifier",
+    "transfer_head",
+    "TransferredHead",
 ]

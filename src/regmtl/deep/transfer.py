@@ -1,0 +1,195 @@
+"""Knowledge transfer for deep nets: a new task head trained on the frozen shared layers.
+
+The net is copied, the new task gets a head of the same architecture as the others (freshly
+initialized; for MMoE a gate over the frozen experts and a tower), every shared parameter and
+every old head stay frozen (dropout and batch norm of the frozen part in evaluation mode, so
+their statistics do not move), and only the new head is trained on the new task's samples.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import check_array
+from torch import nn
+
+from .nets import PLE, HardSharing, MMoE, MultiTaskNet
+from .tasks import TaskSpec
+from .trainer import Trainer, set_seed
+
+__all__ = ["transfer_head", "TransferredHead"]
+
+
+class TransferredHead:
+    """A new task on a frozen multi-task net (from :func:`transfer_head`).
+
+    Attributes
+    ----------
+    net_ : MultiTaskNet
+        The copied net with the new task (its old tasks predict as before).
+    task_ : str
+    kind_ : {"regression", "binary"}
+    history_ : DataFrame
+        The trainer's history of the new head.
+    n_trainable_ : int
+        Parameters trained (those of the new head).
+    strategy_ : "frozen trunk"
+    classes_ : ndarray of shape (2,), binary tasks only
+    """
+
+    def _outputs(self, X: Any) -> np.ndarray:
+        X = check_array(X, dtype=np.float32, input_name="X")
+        if X.shape[1] != self.net_.n_features:
+            raise ValueError(f"X has {X.shape[1]} features; the net expects "
+                             f"{self.net_.n_features}.")
+        self.net_.eval()
+        with torch.no_grad():
+            out = self.net_(torch.from_numpy(X), tasks=[self.task_])[self.task_]
+        return out[:, 0].double().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Values (regression) or labels (binary)."""
+        f = self._outputs(X)
+        if self.kind_ == "regression":
+            return f * self.y_scale_ + self.y_mean_
+        return self.classes_[(f > 0).astype(int)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if self.kind_ != "binary":
+            raise AttributeError("predict_proba: the new task is a regression.")
+        p = 1.0 / (1.0 + np.exp(-self._outputs(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def score(self, X: Any, y: Any) -> float:
+        """R^2 (regression) or accuracy (binary)."""
+        if self.kind_ == "regression":
+            return float(r2_score(np.asarray(y, dtype=np.float64), self.predict(X)))
+        return float(accuracy_score(np.asarray(y), self.predict(X)))
+
+
+def _frozen_eval(module: nn.Module) -> None:
+    """Keep ``module`` and its children in evaluation mode whatever ``train()`` asks."""
+    for m in module.modules():
+        m.eval()
+        m.train = (lambda self_: lambda mode=True: nn.Module.train(self_, False))(m)
+
+
+def _fresh_copy(module: nn.Module, n_outputs: int) -> nn.Module:
+    new = copy.deepcopy(module)
+    for m in new.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    last = [m for m in new.modules() if isinstance(m, nn.Linear)]
+    if last and last[-1].out_features != n_outputs:
+        old = last[-1]
+        for parent in new.modules():
+            for name, child in parent.named_children():
+                if child is old:
+                    setattr(parent, name, nn.Linear(old.in_features, n_outputs))
+    return new
+
+
+def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
+    """Register a head for ``spec`` (a fresh copy of the first task's); its parameters."""
+    if spec.name in net.task_names:
+        raise ValueError(f"task={spec.name!r} is already a task of the net {net.task_names}; "
+                         "choose another name.")
+    first = net.task_names[0]
+    if isinstance(net, HardSharing):
+        net.heads[spec.name] = _fresh_copy(net.heads[first], spec.n_outputs)
+        modules = [net.heads[spec.name]]
+    elif isinstance(net, MMoE):
+        net.gates[spec.name] = _fresh_copy(net.gates[first], net.gates[first].linear.out_features)
+        net.towers[spec.name] = _fresh_copy(net.towers[first], spec.n_outputs)
+        modules = [net.gates[spec.name], net.towers[spec.name]]
+    else:
+        kind = "CGC/PLE" if isinstance(net, PLE) else type(net).__name__
+        raise ValueError(f"model: adding a task to a {kind} net is not supported (its task "
+                         "experts sit inside every level); use architecture='hard' or 'mmoe'.")
+    net.tasks = [*net.tasks, spec]
+    net.task_names = [*net.task_names, spec.name]
+    return [p for m in modules for p in m.parameters()]
+
+
+def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
+                  kind: str | None = None, epochs: int = 200, lr: float = 1e-2,
+                  batch_size: int = 32, weight_decay: float = 0.0,
+                  random_state: int = 0, device: str = "cpu") -> TransferredHead:
+    """Train a head for a new task on the frozen shared layers of a fitted multi-task net.
+
+    Parameters
+    ----------
+    model : fitted DeepMultiTaskRegressor / DeepMultiTaskClassifier, or a MultiTaskNet
+        (HardSharing or MMoE). Never modified: the net is copied.
+    X_new : array-like of shape (n, n_features)
+    y_new : array-like of shape (n,)
+        Values (standardized for training, as the regressor does) or two labels.
+    task : str, default="new"
+        Name of the new task in the returned net.
+    kind : {"regression", "binary"}, optional
+        Default: the estimator's; for a bare net, binary when y has two values.
+    epochs, lr, batch_size, weight_decay : training of the head (Adam, full epochs)
+    random_state : int
+        Seeds the head's initialization and the batches.
+
+    Returns
+    -------
+    TransferredHead
+    """
+    net0 = getattr(model, "net_", model)
+    if not isinstance(net0, MultiTaskNet):
+        raise TypeError(f"model: expected a fitted regmtl.deep estimator or a MultiTaskNet, got "
+                        f"{type(model).__name__} (fit it first).")
+    X = check_array(X_new, dtype=np.float32, input_name="X_new")
+    if X.shape[1] != net0.n_features:
+        raise ValueError(f"X_new has {X.shape[1]} features, but the net was trained on "
+                         f"{net0.n_features}; give the new task the same features.")
+    y = np.asarray(y_new)
+    if y.ndim != 1 or len(y) != len(X):
+        raise ValueError(f"y_new has shape {y.shape}; expected ({len(X)},).")
+    if len(X) < 2:
+        raise ValueError("X_new: a new head needs at least 2 samples.")
+    est_kind = getattr(model, "_kind", None) if model is not net0 else None
+    est_kind = {"classification": "binary"}.get(est_kind, est_kind)
+    kind = kind or est_kind or ("binary" if len(np.unique(y)) == 2 else "regression")
+    if kind not in ("regression", "binary"):
+        raise ValueError(f"kind={kind!r}: a new head is 'regression' or 'binary'.")
+    out = TransferredHead()
+    if kind == "regression":
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_new")
+        out.y_mean_, out.y_scale_ = float(y.mean()), float(y.std() or 1.0)
+        target = ((y - out.y_mean_) / out.y_scale_).astype(np.float64)
+    else:
+        classes = np.unique(y)
+        if classes.size != 2:
+            raise ValueError(f"y_new holds {classes.size} class(es); a binary new task needs "
+                             "both.")
+        out.classes_ = classes
+        target = (y == classes[1]).astype(np.float64)
+    net = copy.deepcopy(net0).to(device)
+    spec = TaskSpec(task, kind=kind)
+    set_seed(int(random_state))
+    for p in net.parameters():
+        p.requires_grad_(False)
+    old_tasks, old_names = net.tasks, net.task_names
+    params = _add_task(net, spec)
+    for p in params:
+        p.requires_grad_(True)
+    for m in net._shared_modules():
+        _frozen_eval(m)
+    # train on the new task alone: the net's task list is the new task while training
+    net.tasks, net.task_names = [spec], [task]
+    trainer = Trainer(net, lr=lr, batch_size=batch_size, max_epochs=int(epochs),
+                      early_stopping=None, device=device, distributed=False,
+                      seed=int(random_state), weight_decay=weight_decay)
+    trainer.fit((X, {task: target}))
+    net.tasks, net.task_names = [*old_tasks, spec], [*old_names, task]
+    out.net_, out.task_, out.kind_ = net, task, kind
+    out.history_ = trainer.history
+    out.n_trainable_ = int(sum(p.numel() for p in params))
+    out.strategy_ = "frozen trunk"
+    return out
