@@ -134,3 +134,28 @@ A4 = np.array([[0.3, 1.0, 0.5, 0.0],
                [1.0, 0.0, 2.0, 0.0],
                [0.5, 2.0, 0.0, 0.3],
                [0.0, 0.0, 0.3, 0.0]])
+
+
+def run_example(name: str) -> dict:
+    """Run the gallery script ``examples/<name>.py`` at the reduced sizes the suite uses
+    (``REGMTL_GALLERY_QUICK=1``) and return its global namespace, for the claims to be checked."""
+    import os
+    import runpy
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    old = os.environ.get("REGMTL_GALLERY_QUICK")
+    os.environ["REGMTL_GALLERY_QUICK"] = "1"
+    try:
+        return runpy.run_path(str(path), run_name="__main__")
+    finally:
+        plt.close("all")
+        if old is None:
+            del os.environ["REGMTL_GALLERY_QUICK"]
+        else:
+            os.environ["REGMTL_GALLERY_QUICK"] = old
