@@ -52,11 +52,18 @@ autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {
     "members": True,
-    "inherited-members": False,
+    # fit/predict/score come from private bases; scikit-learn's, PyTorch's and the builtins'
+    # own methods are theirs to document
+    "inherited-members": "BaseEstimator, RegressorMixin, ClassifierMixin, TransformerMixin, "
+                         "MultiOutputMixin, _MetadataRequester, Module, Exception, "
+                         "ValueError, tuple, dict, object",
     "show-inheritance": True,
     # scikit-learn's metadata-routing setters, generated on every estimator class
     "exclude-members": "set_fit_request, set_score_request, set_predict_request, "
-                       "set_predict_proba_request, set_transform_request, set_split_request",
+                       "set_predict_proba_request, set_predict_log_proba_request, "
+                       "set_decision_function_request, set_partial_fit_request, "
+                       "set_transform_request, set_inverse_transform_request, "
+                       "set_split_request",
 }
 autodoc_typehints = "none"
 numpydoc_show_class_members = False

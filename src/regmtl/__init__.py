@@ -1,7 +1,35 @@
 """regmtl: regularized multi-task learning.
 
 Linear multi-task estimators with certified solvers (duality gap / KKT residual), penalties that
-make tasks share structure, and the tools around them.
+make tasks share structure, and the tools around them:
+
+- estimators (scikit-learn API): :class:`~regmtl.MultiTaskRegressor`,
+  :class:`~regmtl.MultiTaskClassifier` and their cross-validated versions
+  :class:`~regmtl.MultiTaskRegressorCV`, :class:`~regmtl.MultiTaskClassifierCV`;
+- penalties: :class:`~regmtl.L1`, :class:`~regmtl.L2`, :class:`~regmtl.ElasticNet`,
+  :class:`~regmtl.L21`, :class:`~regmtl.Trace`, :class:`~regmtl.MeanRegularized`,
+  :class:`~regmtl.GraphLaplacian`, :class:`~regmtl.Clustered`, :class:`~regmtl.Dirty`,
+  :class:`~regmtl.SparseLowRank`;
+- model selection: :func:`~regmtl.alpha_max`, :func:`~regmtl.regularization_path`;
+- does sharing help, and what carries over: :func:`~regmtl.compare`,
+  :func:`~regmtl.task_relatedness`, :func:`~regmtl.transfer`;
+- persistence: ``model.save(path)`` and :func:`~regmtl.load`.
+
+Submodules hold the rest: ``regmtl.selection``, ``regmtl.solvers``, ``regmtl.metrics``,
+``regmtl.plotting``, ``regmtl.report``, ``regmtl.datasets``, ``regmtl.scaling`` and the deep
+multi-task models of ``regmtl.deep`` (PyTorch).
+
+Every estimator takes the tasks as lists (one design per task), as a long table with a task
+id per row, or as one shared design with a target matrix:
+
+>>> import numpy as np
+>>> import regmtl as rm
+>>> rng = np.random.default_rng(0)
+>>> Xs = [rng.standard_normal((40, 5)) for _ in range(3)]
+>>> ys = [X @ np.array([1.0, -1.0, 0.0, 0.0, 0.0]) for X in Xs]
+>>> model = rm.MultiTaskRegressor(penalty="l21", alpha=0.01).fit(Xs, ys)
+>>> np.flatnonzero(np.any(model.coef_ != 0, axis=0)).tolist()  # features kept
+[0, 1]
 """
 
 from .compare import Comparison, compare

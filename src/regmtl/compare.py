@@ -92,22 +92,64 @@ _LABELS = {"ridge": "ridge (independent)", "lasso": "lasso (independent)",
 
 @dataclass
 class Comparison:
-    """What :func:`compare` measured.
+    """What :func:`~regmtl.compare` measured: does sharing help, and by how much?
 
-    Attributes
+    Printing it shows the summary table (mean and standard deviation over splits); in a
+    notebook it renders as an HTML table. :func:`regmtl.plotting.plot_comparison` draws it and
+    ``regmtl.report`` writes it as a report.
+
+    Parameters
     ----------
     summary : DataFrame
         One row per model: ``<metric>_mean`` and ``<metric>_sd`` over splits of each
         split's task-averaged metric (``explained_variance`` pooled over the test rows, as the
-        literature reports it, plus its task average ``explained_variance_task``), ``wins``
-        (tasks whose split-averaged score beats the baseline's), ``fit_time`` (seconds per
-        split, inner CV included) and the median chosen ``alpha``.
+        literature reports it, plus its task average ``explained_variance_task``; ``nmse``,
+        ``rmse``; ``accuracy`` and ``auc`` for classification), ``wins`` (tasks whose
+        split-averaged score beats the baseline's, e.g. ``"97/139"``), ``fit_time`` (seconds
+        per split, inner cross-validation included) and the median chosen ``alpha``.
     scores : DataFrame
-        Tidy: one row per (model, split, task) with ``n`` and the per-task metrics.
+        Tidy: one row per (model, split, task) with the model's ``role`` (``"independent"``,
+        ``"pooled"``, ``"multi-task"`` or ``"user"``), the task's test size ``n`` and the
+        per-task metrics.
     choices : DataFrame
         The chosen parameters of every model on every split.
-    models : dict
-        The fitted models of the first split (for plots: coefficients, CV curves).
+    kind : {"regression", "binary"}
+        The kind of the tasks.
+    baseline : str
+        The model ``wins`` compares with (the first one).
+    metric : str
+        The headline metric (``"explained_variance"``, ``"auc"`` or ``"accuracy"``).
+    n_splits : int
+        Number of train/test splits.
+    split_kind : {"fixed", "random", "given"}
+        The data set's fixed splits, random per-task splits, or splits given by the caller.
+    task_names : list
+        Task names.
+    feature_names : list
+        Feature names.
+    models : dict, optional
+        Model name -> the model fitted on the first split (for plots: coefficients, CV
+        curves).
+    data_first_split : tuple, optional
+        ``(X_train, X_test, y_train, y_test)`` lists of the first split, as the models saw
+        them (standardized).
+    elapsed : float, default=0.0
+        Seconds the whole comparison took.
+
+    See Also
+    --------
+    regmtl.compare : Produces it.
+
+    Examples
+    --------
+    >>> import regmtl as rm
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> data = make_multitask_regression(4, 40, 6, n_informative=3, random_state=0)
+    >>> res = rm.compare(data, models=["ridge", "l21"], splits=2, cv=3, n_alphas=5)
+    >>> res.summary["model"].tolist(), res.baseline, res.metric
+    (['ridge (independent)', 'MTL L2,1'], 'ridge (independent)', 'explained_variance')
+    >>> res.scores.shape  # 2 models x 2 splits x 4 tasks
+    (16, 9)
     """
 
     summary: pd.DataFrame
@@ -125,6 +167,7 @@ class Comparison:
     elapsed: float = 0.0
 
     def __str__(self) -> str:
+        """The summary table: metrics (mean, sd), wins, fit time and alpha per model."""
         cols = ["model"] + [c for c in self.summary.columns if c.endswith(("_mean", "_sd"))]
         cols += ["wins", "fit_time", "alpha"]
         return self.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
@@ -299,30 +342,86 @@ def compare(
     n_jobs: int | None = None,
     progress: bool = False,
 ) -> Comparison:
-    """Fit baselines and multi-task models over repeated splits and score them on test rows.
+    """Does sharing help? Multi-task models against single-task and pooled baselines.
+
+    Over repeated train/test splits, every model is fitted on the training part only, its
+    regularization chosen by an inner cross-validation on that part (folds inside every
+    task), and scored on the test part, task by task. Features are standardized with the
+    pooled training rows of all tasks. The baselines learn every task alone (``"ridge"``,
+    ``"lasso"``; ``"logistic"``, ``"logistic_l1"`` for classification: one fit with a
+    separable penalty and one alpha for all tasks) or one model for all tasks' rows
+    together (``"pooled"``); the multi-task models share through their penalty (``"l21"``,
+    ``"trace"``, ``"mean"``, ``"clustered"``, ``"dirty"``).
 
     Parameters
     ----------
-    X, y, task : a loader's Bunch (its fixed ``splits`` are used), lists per task, a long table
-        with ``task`` ids (or a column name), or a shared design with Y (n, T)
-    kind : {"auto", "regression", "binary"}
-    models : "default", a list of names of :data:`MODELS`, or a dict name -> estimator (taking
-        and returning lists per task)
-    splits : int or list of (train, test)
-        Number of splits (the fixed ones first when the data set has them; otherwise
+    X : Bunch, array-like, DataFrame or list of them
+        A loader's Bunch (its fixed ``splits`` are used, and its task and feature names),
+        one design per task, a long table (with ``task``), or a shared design.
+    y : array-like or list of them, optional
+        Targets, in the form of ``X`` (not needed for a Bunch); a shared design takes Y of
+        shape (n, T), NaN marking a missing label.
+    task : array-like of shape (n_samples,) or str, optional
+        Task id of every row of a long table, or the name of a column of a DataFrame ``X``.
+    kind : {"auto", "regression", "binary"}, default="auto"
+        The kind of the tasks; ``"auto"`` reads it from the Bunch, else calls tasks with at
+        most two distinct targets binary.
+    models : "default", list of str, or dict, default="default"
+        ``"default"`` (ridge, lasso, pooled, l21, trace, mean; the logistic versions for
+        classification), names among ``"ridge"``, ``"lasso"``, ``"logistic"``,
+        ``"logistic_l1"``, ``"pooled"``, ``"l21"``, ``"trace"``, ``"mean"``,
+        ``"clustered"``, ``"dirty"``, or a dict name -> estimator that takes and returns
+        lists per task. The first model is the baseline of ``wins``.
+    splits : int or list of (train, test), default=10
+        Number of splits (the data set's fixed ones first when it has them; otherwise
         ``test_size`` of every task drawn at random, seeded by ``random_state``), or the
-        splits: per-task position arrays.
-    cv, n_alphas, tol : inner cross-validation folds (inside every task), grid size, tolerance
-    standardize : z-score features with the pooled training rows of each split
-    n_jobs : (split, model) fits run in parallel with joblib (any backend, e.g. Dask); the
-        result does not depend on it
-    progress : a progress bar over (split, model) fits
+        splits themselves: per-task position arrays.
+    test_size : float, default=0.25
+        Fraction of every task's rows held out by a random split.
+    cv : int, default=3
+        Folds of the inner cross-validation (inside every task).
+    n_alphas : int, default=12
+        Size of each model's alpha grid.
+    standardize : bool, default=True
+        Z-score the features with the pooled training rows of each split (sparse designs
+        are scaled, not centered; see :func:`regmtl.scaling.pooled_scaling`).
+    tol : float, default=1e-4
+        Solver tolerance.
+    random_state : int, default=0
+        Seeds the random splits and the inner folds.
+    n_jobs : int, optional
+        Number of (split, model) fits run in parallel with joblib (any backend, e.g. Dask);
+        the result does not depend on it.
+    progress : bool, default=False
+        Show a progress bar over the (split, model) fits.
 
     Returns
     -------
     Comparison
         ``summary`` (mean and sd over splits), ``scores`` (tidy per model, split and task),
         ``choices``, and the first split's fitted models.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two tasks, an unknown model, a model of the other kind, or more
+        splits than the data set's fixed ones.
+
+    See Also
+    --------
+    regmtl.task_relatedness : Whether the tasks are related, before comparing.
+    regmtl.plotting.plot_comparison : Draw the result.
+
+    Examples
+    --------
+    >>> import regmtl as rm
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> data = make_multitask_regression(4, 40, 6, n_informative=3, random_state=0)
+    >>> res = rm.compare(data, models=["ridge", "l21"], splits=2, cv=3, n_alphas=5)
+    >>> res.n_splits, res.split_kind, res.summary["model"].tolist()
+    (2, 'random', ['ridge (independent)', 'MTL L2,1'])
+    >>> sorted(res.models)
+    ['MTL L2,1', 'ridge (independent)']
     """
     t_start = time.perf_counter()
     Xs, ys, bunch = _as_lists(X, y, task)

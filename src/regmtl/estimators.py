@@ -1,12 +1,13 @@
 r"""scikit-learn estimators for regularized linear multi-task learning.
 
-Both estimators minimize (DESIGN section 4)::
+Both estimators minimize::
 
     sum_t omega_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t)  +  Omega(W)
 
-with the squared loss (:class:`MultiTaskRegressor`) or the logistic loss
-(:class:`MultiTaskClassifier`), ``Omega`` = ``alpha`` times the chosen penalty, and certify the
-solution with a duality gap (or a KKT residual when ``alpha = 0``).
+with the squared loss (:class:`~regmtl.MultiTaskRegressor`) or the logistic loss
+(:class:`~regmtl.MultiTaskClassifier`), ``Omega`` = ``alpha`` times the chosen penalty, and
+certify the solution with a duality gap where the penalty has a tractable dual, otherwise (and
+at ``alpha = 0``) with the KKT residual.
 """
 
 from __future__ import annotations
@@ -116,14 +117,28 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None):
-        """Fit on any input form: lists per task, long form with ``task``, or shared X with 2-D y.
+        """Fit the model on any input form.
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame, or list/dict of them (one per task)
-        y : array-like, or list/dict of them; 2-D (n, T) for a shared design (NaN = missing)
-        task : array-like of task ids (one per row of X), or the name of a column of X
-        sample_weight : array-like (or list per task), optional
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            One design per task (a list, or a dict keyed by task), or one design for all
+            rows: long form with ``task``, a shared design with a 2-D ``y``, or a single
+            task with a 1-D ``y``.
+        y : array-like, or list or dict of them
+            Targets in the form of ``X``: one array per task, a 1-D array (long form, single
+            task), or an (n, T) matrix for a shared design, NaN marking a missing label.
+            Classifiers take any two labels per task.
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row of ``X`` (long form), or the name of a column of a
+            DataFrame ``X``.
+        sample_weight : array-like, or list or dict of them, optional
+            One weight per row (a list per task for the lists form), >= 0.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
         """
         data = self._data(X, y, task, sample_weight, fitting=True)
         self._prepare_targets(data)
@@ -185,7 +200,8 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitted structure
     @property
     def coef_matrix_(self) -> np.ndarray:
-        """Coefficients as the p x T matrix W of the objective (column t = task t)."""
+        """Coefficients as the p x T matrix W of the objective (column t = task t): a copy of
+        ``coef_.T``."""
         check_is_fitted(self)
         return np.atleast_2d(self.coef_).T.copy()
 
@@ -209,80 +225,208 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         return hasattr(self, "coef_")
 
 
-class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
-    r"""Regularized multi-task least squares.
-
-    Minimizes ``sum_t omega_t / (2 n_t) ||y_t - X_t w_t - b_t||^2 + Omega(W)``.
-    With a shared design, equal task weights and ``penalty="l21"`` this is scikit-learn's
-    ``MultiTaskLasso`` (``L21(l1_ratio)``: ``MultiTaskElasticNet``); with one task, ``"l1"`` is
-    ``Lasso`` and ``"l2"`` is ``Ridge(alpha=n * alpha)``.
-
+_PARAMS_DOC = """
     Parameters
     ----------
     penalty : str or Penalty, default="l21"
-        Shape of the penalty: ``"l21"``, ``"l1"``, ``"l2"``, ``"elasticnet"``, ``"trace"``,
-        ``"mean"``, ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"`` (that penalty's
-        defaults) or an object such as ``regmtl.GraphLaplacian(A)`` (see
-        :mod:`regmtl.penalties` for the formulas).
-    alpha : float >= 0, default=0.1
-        Overall strength of the penalty.
+        The shape of :math:`\\Omega`: ``"l21"``, ``"l1"``, ``"l2"``, ``"elasticnet"``,
+        ``"trace"``, ``"mean"``, ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"`` (that
+        penalty with its default parameters) or a penalty object such as
+        ``regmtl.L21(l1_ratio=0.9)`` or ``regmtl.GraphLaplacian(A)`` (the penalty classes
+        give the formulas and when to pick which).
+    alpha : float, default=0.1
+        Overall strength of the penalty, >= 0.
     fit_intercept : bool, default=True
         Fit one unpenalized intercept per task.
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
-        omega_t: 1, ``T n_t / N``, or given weights.
+        The task weights :math:`\\omega_t`: 1 (every task counts the same), ``T n_t / N``
+        (every sample counts the same), or given positive weights.
     solver : {"auto", "bcd", "fista", "cg"}, default="auto"
-        Block coordinate descent (proximal Newton for the logistic loss) for row-separable
-        penalties; conjugate gradients on the optimality system for the squared loss with
-        ``"mean"`` / ``GraphLaplacian``; FISTA otherwise.
+        ``"auto"`` picks block coordinate descent (``"bcd"``, proximal Newton for the
+        logistic loss) for the row-separable penalties (``l1``, ``l2``, ``elasticnet``,
+        ``l21``), conjugate gradients on the optimality system (``"cg"``) for the squared
+        loss with ``"mean"`` or ``GraphLaplacian``, and accelerated proximal gradient
+        (``"fista"``) otherwise.
     tol : float, default=1e-4
-        Stop when the duality gap is below ``tol`` times the objective at W = 0 (or the relative
-        KKT residual below ``tol`` when alpha = 0).
+        Stop when the duality gap is below ``tol`` times the objective at W = 0 (intercepts
+        fitted), or the relative KKT residual below ``tol``.
     max_iter : int, default=1000
-        Epochs (BCD) or iterations (FISTA); a fit that runs out warns with the gap reached.
+        Epochs (coordinate descent), proximal Newton steps or iterations (FISTA, conjugate
+        gradients); a fit that runs out warns (``ConvergenceWarning``) with the certificate
+        it reached.
     warm_start : bool, default=False
-        Start from the previous solution when the problem shape is unchanged.
+        Start from the previous solution when the problem's shape is unchanged.
     verbose : int, default=0
+        Print the solver's progress (the certificate at every check) when > 0.
     solver_options : dict, optional
-        Block coordinate descent only: ``working_set`` (True), ``screening`` (True, gap-safe),
-        ``anderson`` (5 iterates per extrapolation, 0 for none), ``gram`` ("auto": Gram form
-        on a shared design whose tasks have no sample weights or missing labels; True or
-        False), ``p0`` (10, smallest working set). They change the path to the optimum, not
-        the optimum.
+        Block coordinate descent only: ``working_set`` (default True), ``screening`` (True,
+        gap-safe rules), ``anderson`` (5 iterates per extrapolation, 0 for none), ``gram``
+        (``"auto"``: the Gram form on a shared design whose tasks have no sample weights or
+        missing labels; True or False), ``p0`` (10, the smallest working set). They change
+        the path to the optimum, not the optimum.
+"""
 
+_ATTRIBUTES_DOC = """
     Attributes
     ----------
     coef_ : ndarray of shape (T, p), or (p,) for a single task
+        Row t holds task t's weights :math:`w_t` (scikit-learn's layout; ``coef_matrix_`` is
+        its transpose, the W of the objective).
     intercept_ : ndarray of shape (T,), or float for a single task
-    tasks_ : ndarray of task labels
-    task_sizes_ : ndarray of shape (T,)
-        ``n_t / omega_t``: the count dividing each task's loss sum in the objective
-        (:func:`regmtl.transfer` scales a new task's prior with it).
+        The intercepts :math:`b_t` (zeros with ``fit_intercept=False``).
+    tasks_ : ndarray of shape (T,)
+        Task labels: list positions, dict keys, the sorted task ids of the long form, or the
+        columns of a shared Y (DataFrame column names).
+    n_tasks_ : int
+        Number of tasks T.
+    input_form_ : str
+        The input form of ``fit``: ``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
+        ``"shared"`` (``predict`` answers in the form it is given).
+    n_features_in_ : int
+        Number of features p.
+    feature_names_in_ : ndarray of shape (p,)
+        Feature names, when ``X`` was a DataFrame with string column names.
     n_iter_ : int
+        Epochs or iterations the solver ran.
     dual_gap_ : float
-        Absolute duality gap of the returned solution; penalties without a tractable dual
-        (mean-regularized without ridge, graph, clustered) and alpha = 0 give
-        ``kkt_residual_`` (relative) instead.
+        Absolute duality gap of the returned solution, where the penalty has a tractable
+        dual (``l1``, ``l2``, ``elasticnet``, ``l21``, ``trace``, ``dirty``,
+        ``sparse_lowrank``, ``MeanRegularized(ridge > 0)``) and ``alpha > 0``.
+    kkt_residual_ : float
+        Otherwise (``mean`` without ridge, ``GraphLaplacian``, ``clustered``, ``alpha = 0``):
+        the KKT residual relative to the gradient at W = 0. Only one of the two is set.
     objective_ : float
-        Value of the objective at the solution.
-    residual_variance_ : ndarray of shape (T,)
-        Regressor only: each task's mean squared training residual.
+        The objective at the solution.
+    task_sizes_ : ndarray of shape (T,)
+        ``n_t / omega_t``: what divides each task's loss sum in the objective (the weighted
+        count of observed rows under equal task weights); :func:`~regmtl.transfer` scales a
+        new task's prior with it.
     P_, Q_ : ndarray of shape (T, p)
-        ``Dirty`` / ``SparseLowRank`` only: the two parts, ``coef_ = P_ + Q_``.
-    singular_values_, rank_ : ``Trace`` only: singular values of W and their count above
-        ``1e-8`` times the largest.
-    cluster_matrix_, task_clusters_ : ``Clustered`` only: the optimal M (T x T) and a task
-        clustering (k-means on its leading eigenvectors).
+        ``dirty`` and ``sparse_lowrank`` only: the two parts, ``coef_ = P_ + Q_``
+        (``Dirty``: P shared rows, Q exceptions; ``SparseLowRank``: P sparse, Q low-rank).
+    singular_values_ : ndarray of shape (min(p, T),)
+        ``trace`` only: the singular values of W.
+    rank_ : int
+        ``trace`` only: the number of singular values above ``1e-8`` times the largest.
+    cluster_matrix_ : ndarray of shape (T, T)
+        ``clustered`` only: the optimal M of the penalty.
+    task_clusters_ : ndarray of shape (T,)
+        ``clustered`` only: a cluster label per task (k-means on the leading eigenvectors of
+        M).
+"""
+
+
+class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
+    __doc__ = r"""Multi-task least squares: one linear model per task, coupled by a penalty.
+
+    Minimizes
+
+    .. math::
+
+        \sum_{t=1}^T \frac{\omega_t}{2 n_t} \|y_t - X_t w_t - b_t 1\|_2^2 + \Omega(W),
+
+    where :math:`w_t` is task t's weight vector (column t of W, p x T), :math:`b_t` its
+    unpenalized intercept, :math:`\omega_t` the task weight and :math:`\Omega` the penalty
+    with strength ``alpha``. The penalty is what makes the tasks share: the same features
+    (``"l21"``), a low-dimensional subspace (``"trace"``), closeness to the mean task
+    (``"mean"``) or to neighbours in a graph (``GraphLaplacian``), clusters (``"clustered"``),
+    or shared plus task-specific parts (``"dirty"``, ``"sparse_lowrank"``); ``"l1"`` and
+    ``"l2"`` fit the tasks independently.
+
+    The tasks may have different numbers of samples. Three input forms are accepted by
+    ``fit``, ``predict`` and ``score``: lists (or dicts) with one design per task, a long
+    table with a task id per row (``task=``, routed as metadata through scikit-learn's
+    ``cross_val_score``, ``Pipeline`` and ``GridSearchCV`` with metadata routing enabled),
+    and a shared design ``X`` with a target matrix Y of shape (n, T), NaN marking a missing
+    label. With a 1-D y and no task ids it is an ordinary single-task regressor.
+
+    With a shared design, equal task weights and ``penalty="l21"`` this is scikit-learn's
+    ``MultiTaskLasso`` (``L21(l1_ratio)``: ``MultiTaskElasticNet``), coefficient for
+    coefficient; with one task, ``"l1"`` is ``Lasso`` and ``"l2"`` is
+    ``Ridge(alpha=n * alpha)``.
+""" + _PARAMS_DOC + _ATTRIBUTES_DOC + """    residual_variance_ : ndarray of shape (T,)
+        Each task's (weighted) mean squared training residual.
+
+    See Also
+    --------
+    regmtl.MultiTaskRegressorCV : ``alpha`` chosen by cross-validation or AIC/BIC.
+    regmtl.MultiTaskClassifier : The logistic loss, for binary tasks.
+    regmtl.regularization_path : Solutions along a grid of ``alpha``.
+    regmtl.transfer : A model for a new task from a fitted one.
+
+    Examples
+    --------
+    Three tasks of different sizes that use the same two features:
+
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.array([1.0, -2.0, 0.0, 0.0, 0.0])
+    >>> Xs = [rng.standard_normal((n, 5)) for n in (30, 40, 50)]
+    >>> ys = [X @ w + 0.1 * rng.standard_normal(len(X)) for X in Xs]
+    >>> model = rm.MultiTaskRegressor(penalty="l21", alpha=0.05).fit(Xs, ys)
+    >>> model.coef_.shape, model.intercept_.shape
+    ((3, 5), (3,))
+    >>> bool(model.dual_gap_ < 1e-4 * model.objective_)
+    True
+    >>> [pred.shape for pred in model.predict([X[:2] for X in Xs])]  # a list in, a list out
+    [(2,), (2,), (2,)]
+    >>> round(model.score(Xs, ys), 2)  # R^2 averaged over tasks
+    1.0
+
+    The same data as one long table with a task id per row:
+
+    >>> X, y = np.vstack(Xs), np.concatenate(ys)
+    >>> task = np.repeat(["a", "b", "c"], [30, 40, 50])
+    >>> long = rm.MultiTaskRegressor(penalty="l21", alpha=0.05).fit(X, y, task=task)
+    >>> long.tasks_.tolist(), long.predict(X[:3], task=["c", "a", "b"]).shape
+    (['a', 'b', 'c'], (3,))
     """
 
     _loss = "squared"
 
     def predict(self, X: Any, task: Any = None) -> Any:
-        """Predictions in the form of ``X``: list in, list out; a 2-D X alone gives (n, T)."""
+        """Predict the targets, in the form of ``X``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            One design per fitted task (list, in order, or dict keyed by task), rows of any
+            fitted tasks with ``task``, or one design for all tasks (shared design).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row of ``X`` (long form), or the name of a column of ``X``.
+
+        Returns
+        -------
+        ndarray, list or dict
+            A list (dict) of arrays for a list (dict) of designs; an array of shape
+            (n_samples,) in the rows' order with ``task``; an (n, T) matrix for a design
+            alone on a multi-task model; an array of shape (n_samples,) for a single-task
+            model.
+        """
         data, f = self._scores(X, task)
         return data.to_form(f)
 
     def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
-        """R^2 of each task, averaged over tasks (observed labels only)."""
+        """The coefficient of determination R^2 of each task, averaged over tasks.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for :meth:`predict`).
+        y : array-like, or list or dict of them
+            True targets in the form of ``X`` (NaN in a shared Y: not scored).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+        sample_weight : array-like, or list of them, optional
+            One weight per row.
+
+        Returns
+        -------
+        float
+            The mean over tasks of each task's R^2 on its observed labels (every task counts
+            the same, whatever its size).
+        """
         data, f = self._scores(X, task, y, sample_weight)
         return float(np.mean([
             r2_score(data.y[s], f[s], sample_weight=w) for s, w in data.segments()
@@ -295,16 +439,50 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
 
 
 class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
-    r"""Regularized multi-task logistic regression (binary per task, any two labels).
+    __doc__ = r"""Regularized multi-task logistic regression: one binary classifier per task.
 
-    Minimizes ``sum_t omega_t / n_t sum_i log(1 + exp(-y_ti (x_ti . w_t + b_t))) + Omega(W)``
-    with each task's labels mapped to -1/+1 (``classes_[t][1]`` is the positive class). With one
-    task, ``"l2"`` / ``"l1"`` match scikit-learn's ``LogisticRegression`` with
-    ``C = 1 / (n * alpha)``.
+    Minimizes
 
-    Parameters and attributes are those of :class:`MultiTaskRegressor`, plus
+    .. math::
 
-    classes_ : ndarray of shape (2,) for a single task, else a list of them (one per task)
+        \sum_{t=1}^T \frac{\omega_t}{n_t} \sum_{i=1}^{n_t}
+        \log\big(1 + e^{-y_{ti} (x_{ti}^\top w_t + b_t)}\big) + \Omega(W),
+
+    with each task's two labels mapped to -1/+1 (``classes_[t][1]``, the larger label in
+    sorted order, is +1). Every task is binary, with its own two labels (``"spam"/"ham"`` in
+    one task, ``0/1`` in another); the penalty couples the tasks as for
+    :class:`~regmtl.MultiTaskRegressor`, and the same input forms are accepted. With one
+    task, ``"l2"`` and ``"l1"`` match scikit-learn's ``LogisticRegression`` with
+    ``C = 1 / (n * alpha)``. The certificates, solvers and attributes are those of the
+    regressor (block coordinate descent runs as proximal Newton).
+""" + _PARAMS_DOC + _ATTRIBUTES_DOC + """    classes_ : ndarray of shape (2,), or list of them
+        The two labels of each task, sorted (a list with one array per task; one array for
+        a single-task model).
+
+    See Also
+    --------
+    regmtl.MultiTaskClassifierCV : ``alpha`` chosen by cross-validation or AIC/BIC.
+    regmtl.MultiTaskRegressor : The squared loss.
+    regmtl.Logistic : The loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.array([1.0, -2.0, 0.0, 0.0, 0.0])
+    >>> Xs = [rng.standard_normal((n, 5)) for n in (30, 40, 50)]
+    >>> ys = [np.where(X @ w + 0.5 * rng.standard_normal(len(X)) > 0, "yes", "no")
+    ...       for X in Xs]
+    >>> clf = rm.MultiTaskClassifier(penalty="l21", alpha=0.01).fit(Xs, ys)
+    >>> clf.classes_[0].tolist(), clf.coef_.shape
+    (['no', 'yes'], (3, 5))
+    >>> [p.shape for p in clf.predict_proba([X[:2] for X in Xs])]
+    [(2, 2), (2, 2), (2, 2)]
+    >>> clf.predict(Xs[0][:4], task=[0, 0, 0, 0]).tolist()  # rows of task 0
+    ['no', 'no', 'no', 'yes']
+    >>> ys[0][:4].tolist()
+    ['no', 'no', 'no', 'yes']
     """
 
     _loss = "logistic"
@@ -326,22 +504,78 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         return [self.classes_] if self.input_form_ == "single" else self.classes_
 
     def decision_function(self, X: Any, task: Any = None) -> Any:
-        """Scores ``x . w_t + b_t``; positive means ``classes_[t][1]``."""
+        """The scores ``x . w_t + b_t``; positive means ``classes_[t][1]``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for :meth:`predict`).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            The scores, in the form of ``X``.
+        """
         data, f = self._scores(X, task)
         return data.to_form(f)
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
-        """Probabilities of ``(classes_[t][0], classes_[t][1])``, shape (n, 2) per task."""
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for :meth:`predict`).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            Probabilities of ``(classes_[t][0], classes_[t][1])``: an array of shape
+            (n_samples, 2) per task (lists, dicts), for all rows (long form), or a list of
+            them per task (shared design).
+        """
         data, f = self._scores(X, task)
         p = 0.5 * (1.0 + np.tanh(0.5 * f))
         return data.to_form(np.column_stack([1.0 - p, p]))
 
     def predict_log_proba(self, X: Any, task: Any = None) -> Any:
+        """Logarithms of the class probabilities, computed without overflow.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for :meth:`predict`).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            ``log`` of :meth:`predict_proba`, in the same form.
+        """
         data, f = self._scores(X, task)
         return data.to_form(np.column_stack([-np.logaddexp(0.0, f), -np.logaddexp(0.0, -f)]))
 
     def predict(self, X: Any, task: Any = None) -> Any:
-        """Labels, in the form of ``X``."""
+        """Predict each row's label (``classes_[t][1]`` where the score is positive).
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            One design per fitted task (list, in order, or dict keyed by task), rows of any
+            fitted tasks with ``task``, or one design for all tasks (shared design).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row of ``X`` (long form), or the name of a column of ``X``.
+
+        Returns
+        -------
+        ndarray, list or dict
+            Labels in the form of ``X``; each task's labels keep their own type.
+        """
         data, f = self._scores(X, task)
         out = data.to_form(self._labels(data, f))
         # one array per task: each keeps its own task's label type ('spam'/'ham' vs 3/7)
@@ -364,7 +598,24 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         return out
 
     def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
-        """Accuracy of each task, averaged over tasks (observed labels only)."""
+        """The accuracy of each task, averaged over tasks.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for :meth:`predict`).
+        y : array-like, or list or dict of them
+            True labels in the form of ``X`` (missing labels of a shared Y are not scored).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+        sample_weight : array-like, or list of them, optional
+            One weight per row.
+
+        Returns
+        -------
+        float
+            The mean over tasks of each task's accuracy on its observed labels.
+        """
         data, f = self._scores(X, task, y, sample_weight)
         pred = self._labels(data, f)
         return float(np.mean([

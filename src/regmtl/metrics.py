@@ -173,10 +173,56 @@ def _sse_sst(y: np.ndarray, f: np.ndarray) -> tuple[float, float]:
 
 
 def mse(ys: Tasks, preds: Tasks, *, average: str | None = "tasks") -> Result:
-    r"""Mean squared error :math:`\mathrm{MSE}_t = \frac1{n_t} \sum_i (y_{ti} - f_{ti})^2`.
+    r"""Mean squared error of each task, or their average.
 
-    ``average``: ``None``, ``"tasks"``, ``"samples"`` or ``"pooled"`` (module docstring);
-    ``"samples"`` and ``"pooled"`` both give :math:`\sum_{t,i} (y_{ti} - f_{ti})^2 / N`.
+    .. math::
+
+        \mathrm{MSE}_t = \frac1{n_t} \sum_{i=1}^{n_t} (y_{ti} - f_{ti})^2.
+
+    ``average="tasks"`` gives :math:`\frac1T \sum_t \mathrm{MSE}_t`; ``"samples"`` and
+    ``"pooled"`` both give :math:`\sum_t n_t \mathrm{MSE}_t / N
+    = \sum_{t,i} (y_{ti} - f_{ti})^2 / N`.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets per task: one 1-D array per task (a list, or a dict keyed by task), or an
+        (n, T) matrix whose columns are the tasks (NaN = missing label, that row is skipped
+        for that task).
+    preds : same form as ``ys``
+        Predictions, one per target.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined: ``None`` returns them all (see the module
+        docstring).
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``.
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is unknown, or ``ys`` and ``preds`` differ in tasks or lengths or hold
+        non-finite predictions.
+
+    See Also
+    --------
+    rmse : Its square root per task.
+    mae : Mean absolute error.
+    nmse : MSE divided by the variance of the targets.
+    task_scores : Every regression metric, one row per task.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import mse
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> mse(ys, preds, average=None).round(4).tolist()
+    [0.3333, 2.5]
+    >>> round(mse(ys, preds), 4), round(mse(ys, preds, average="samples"), 4)
+    (1.4167, 1.2)
     """
     _check_average(average)
     _, ys_, fs = _split(ys, preds)
@@ -186,10 +232,52 @@ def mse(ys: Tasks, preds: Tasks, *, average: str | None = "tasks") -> Result:
 
 
 def rmse(ys: Tasks, preds: Tasks, *, average: str | None = "tasks") -> Result:
-    r"""Root mean squared error :math:`\mathrm{RMSE}_t = \sqrt{\mathrm{MSE}_t}`.
+    r"""Root mean squared error of each task, or their average.
 
-    ``"tasks"`` averages the per-task RMSEs (not the root of the mean MSE); ``"pooled"`` is
+    .. math::
+
+        \mathrm{RMSE}_t = \sqrt{\mathrm{MSE}_t}
+        = \sqrt{\frac1{n_t} \sum_{i=1}^{n_t} (y_{ti} - f_{ti})^2}.
+
+    ``"tasks"`` averages the per-task RMSEs, :math:`\frac1T \sum_t \mathrm{RMSE}_t` (not the
+    root of the mean MSE); ``"samples"`` weights them by size,
+    :math:`\sum_t n_t \mathrm{RMSE}_t / N`; ``"pooled"`` is
     :math:`\sqrt{\sum_{t,i} (y_{ti} - f_{ti})^2 / N}`.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets per task (as for :func:`mse`).
+    preds : same form as ``ys``
+        Predictions, one per target.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined; ``None`` returns them all.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``.
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is unknown or the inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    mse : Mean squared error.
+    mae : Mean absolute error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import rmse
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> rmse(ys, preds, average=None).round(4).tolist()
+    [0.5774, 1.5811]
+    >>> round(rmse(ys, preds), 4), round(rmse(ys, preds, average="pooled"), 4)
+    (1.0792, 1.0954)
     """
     _check_average(average)
     _, ys_, fs = _split(ys, preds)
@@ -199,7 +287,50 @@ def rmse(ys: Tasks, preds: Tasks, *, average: str | None = "tasks") -> Result:
 
 
 def mae(ys: Tasks, preds: Tasks, *, average: str | None = "tasks") -> Result:
-    r"""Mean absolute error :math:`\mathrm{MAE}_t = \frac1{n_t} \sum_i |y_{ti} - f_{ti}|`."""
+    r"""Mean absolute error of each task, or their average.
+
+    .. math::
+
+        \mathrm{MAE}_t = \frac1{n_t} \sum_{i=1}^{n_t} |y_{ti} - f_{ti}|.
+
+    ``"tasks"`` gives :math:`\frac1T \sum_t \mathrm{MAE}_t`; ``"samples"`` and ``"pooled"``
+    both give :math:`\sum_{t,i} |y_{ti} - f_{ti}| / N`.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets per task (as for :func:`mse`).
+    preds : same form as ``ys``
+        Predictions, one per target.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined; ``None`` returns them all.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``.
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is unknown or the inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    mse : Mean squared error.
+    rmse : Root mean squared error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import mae
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> mae(ys, preds, average=None).round(4).tolist()
+    [0.3333, 1.5]
+    >>> round(mae(ys, preds), 4), round(mae(ys, preds, average="samples"), 4)
+    (0.9167, 0.8)
+    """
     _check_average(average)
     _, ys_, fs = _split(ys, preds)
     vals = np.array([np.mean(np.abs(y - f)) for y, f in zip(ys_, fs, strict=True)])
@@ -223,14 +354,64 @@ def explained_variance(ys: Tasks, preds: Tasks, *, average: str | None = "tasks"
         \mathrm{EV}_t = 1 - \frac{\sum_i (y_{ti} - f_{ti})^2}{\sum_i (y_{ti} - \bar y_t)^2},
 
     with :math:`\bar y_t` the mean of the scored (test) targets of task :math:`t`; it equals
-    scikit-learn's ``r2_score`` per task (:func:`r2` is the same function). The School
-    figures of Argyriou, Evgeniou & Pontil (2008) and later work (about 30-37 %) are the
-    ``"pooled"`` value: the variance around the mean of all test targets, which also credits
-    predicting the differences between schools.
+    scikit-learn's ``r2_score`` per task (``r2`` is the same function). ``"tasks"`` gives
+    :math:`\frac1T \sum_t \mathrm{EV}_t`, ``"samples"`` :math:`\sum_t n_t \mathrm{EV}_t / N`;
+    ``"pooled"`` measures the variance around the mean :math:`\bar y` of all rows,
+    :math:`1 - \sum_{t,i} (y_{ti} - f_{ti})^2 / \sum_{t,i} (y_{ti} - \bar y)^2`.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets per task (as for :func:`mse`).
+    preds : same form as ``ys``
+        Predictions, one per target.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined; ``None`` returns them all.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``. Greater is better; 1 is a
+        perfect fit, 0 predicting each task's mean.
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is unknown or the inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    nmse : One minus this value per task.
+    mse : Mean squared error.
+
+    Notes
+    -----
+    The School figures of Argyriou, Evgeniou & Pontil (2008) and later work (about 30-37 %)
+    are the ``"pooled"`` value: the variance around the mean of all test targets, which also
+    credits predicting the differences between schools.
+
     It differs from scikit-learn's ``explained_variance_score``, which uses the variance of
     the residuals, :math:`1 - \mathrm{Var}(y - f)/\mathrm{Var}(y)`, and so ignores a constant
-    bias of the predictions. A task with constant targets gives NaN (with a warning).
-    ``"pooled"`` measures the variance around the mean of all rows.
+    bias of the predictions. A task with constant targets gives NaN (with an
+    ``UndefinedMetricWarning``); ``"tasks"`` and ``"samples"`` average over the other tasks.
+
+    References
+    ----------
+    Argyriou, A., Evgeniou, T. & Pontil, M. (2008). Convex multi-task feature learning.
+    Machine Learning 73(3), 243-272.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import explained_variance
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> explained_variance(ys, preds, average=None).round(4).tolist()
+    [0.5, 0.375]
+    >>> round(explained_variance(ys, preds), 4)
+    0.4375
+    >>> round(explained_variance(ys, preds, average="pooled"), 4)
+    0.4
     """
     _check_average(average)
     labels, ys_, fs = _split(ys, preds)
@@ -259,11 +440,57 @@ def nmse(ys: Tasks, preds: Tasks, *, average: str | None = "samples") -> Result:
 
         \mathrm{nMSE} = \frac{\sum_t n_t\, \mathrm{MSE}_t / \mathrm{Var}(y_t)}{\sum_t n_t}.
 
-    Note the default differs from the other metrics' ``"tasks"``. Code written in MATLAB
-    often divides by ``var(y_t)``, which uses :math:`n_t - 1`: per task, that value is this
-    one times :math:`(n_t - 1)/n_t`. MALSAR's example ``eval_MTL_mse`` returns
-    :math:`\sum_t n_t \sqrt{\mathrm{SSE}_t} / N`, a different quantity. A task with constant
-    targets gives NaN.
+    ``"tasks"`` gives :math:`\frac1T \sum_t \mathrm{nMSE}_t`; ``"pooled"`` divides the MSE of
+    all rows by the variance of all rows around their common mean.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets per task (as for :func:`mse`).
+    preds : same form as ``ys``
+        Predictions, one per target.
+    average : {"samples", "tasks", "pooled"} or None, default="samples"
+        How the per-task values are combined; ``None`` returns them all. Note the default
+        differs from the other metrics' ``"tasks"``.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``. Smaller is better; 1 is
+        the error of predicting each task's mean.
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is unknown or the inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    explained_variance : One minus this value per task.
+    mse : Mean squared error.
+
+    Notes
+    -----
+    Code written in MATLAB often divides by ``var(y_t)``, which uses :math:`n_t - 1`: per
+    task, that value is this one times :math:`(n_t - 1)/n_t`. MALSAR's example
+    ``eval_MTL_mse`` returns :math:`\sum_t n_t \sqrt{\mathrm{SSE}_t} / N`, a different
+    quantity. A task with constant targets gives NaN (with an ``UndefinedMetricWarning``).
+
+    References
+    ----------
+    Chen, J., Zhou, J. & Ye, J. (2011). Integrating low-rank and group-sparse structures for
+    robust multi-task learning. KDD.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import nmse
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> nmse(ys, preds, average=None).round(4).tolist()
+    [0.5, 0.625]
+    >>> round(nmse(ys, preds), 4)  # (3 * 0.5 + 2 * 0.625) / 5
+    0.55
     """
     _check_average(average)
     labels, ys_, fs = _split(ys, preds)
@@ -294,9 +521,49 @@ def _positive(y: np.ndarray, pos_label: Any, where: str) -> np.ndarray:
 
 
 def accuracy(ys: Tasks, preds: Tasks, *, average: str | None = "tasks") -> Result:
-    r"""Accuracy :math:`\frac1{n_t} \sum_i 1[\hat y_{ti} = y_{ti}]`; ``preds`` are labels.
+    r"""Accuracy of each task, or their average.
 
-    ``"samples"`` and ``"pooled"`` both give the fraction of all rows predicted right.
+    .. math::
+
+        \mathrm{Acc}_t = \frac1{n_t} \sum_{i=1}^{n_t} 1[\hat y_{ti} = y_{ti}].
+
+    ``"tasks"`` gives :math:`\frac1T \sum_t \mathrm{Acc}_t`; ``"samples"`` and ``"pooled"``
+    both give the fraction of all rows predicted right.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        True labels per task (any labels; as for :func:`mse`).
+    preds : same form as ``ys``
+        Predicted labels (the output of ``predict``), one per target.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined; ``None`` returns them all.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``.
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is unknown or the inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    auc : Area under the ROC curve, from scores.
+    log_loss : Cross-entropy, from probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import accuracy
+    >>> ys = [np.array([0, 1, 1, 0]), np.array([1, 0, 1])]
+    >>> preds = [np.array([0, 1, 0, 0]), np.array([1, 1, 1])]
+    >>> accuracy(ys, preds, average=None).round(4).tolist()
+    [0.75, 0.6667]
+    >>> round(accuracy(ys, preds), 4), round(accuracy(ys, preds, average="samples"), 4)
+    (0.7083, 0.7143)
     """
     _check_average(average)
     _, ys_, fs = _split(ys, preds, numeric_y=False)
@@ -323,12 +590,53 @@ def auc(ys: Tasks, scores: Tasks, *, average: str | None = "tasks",
         \mathrm{AUC}_t = \frac{1}{n_t^+ n_t^-} \sum_{i: y_{ti} = +} \sum_{j: y_{tj} = -}
         \left(1[s_{ti} > s_{tj}] + \tfrac12 1[s_{ti} = s_{tj}]\right),
 
-    the probability that a random positive scores above a random negative. ``scores`` are any
-    scores increasing with the positive class (probabilities, decision values, or the
-    ``(n_t, 2)`` output of ``predict_proba``). The positive class is ``pos_label``, else 1 for
-    labels in {0, 1} or {-1, +1}, else the larger of the task's two labels. A task with one
-    class gets NaN and a warning; ``"tasks"`` and ``"samples"`` skip such tasks. ``"pooled"``
-    ranks all rows together, so it also rewards scores that order the tasks' base rates.
+    the probability that a random positive scores above a random negative (:math:`n_t^+` and
+    :math:`n_t^-` count the task's positives and negatives). ``"tasks"`` gives
+    :math:`\frac1T \sum_t \mathrm{AUC}_t`, ``"samples"`` :math:`\sum_t n_t \mathrm{AUC}_t / N`;
+    ``"pooled"`` ranks all rows together, so it also rewards scores that order the tasks'
+    base rates.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        True binary labels per task (as for :func:`mse`).
+    scores : same form as ``ys``
+        Scores increasing with the positive class: probabilities, decision values, or the
+        ``(n_t, 2)`` output of ``predict_proba`` per task.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined; ``None`` returns them all.
+    pos_label : label, default=None
+        The positive class. None means 1 for labels in {0, 1} or {-1, +1}, else the larger
+        of the task's two labels.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``. A task with one class
+        gets NaN and an ``UndefinedMetricWarning``; ``"tasks"`` and ``"samples"`` skip such
+        tasks.
+
+    Raises
+    ------
+    ValueError
+        If a task has more than two classes, or a one-class task's positive class is unknown
+        (pass ``pos_label``), or the inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    log_loss : Cross-entropy, from probabilities.
+    accuracy : Accuracy, from labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import auc
+    >>> ys = [np.array([0, 1, 1, 0]), np.array([1, 0, 1])]
+    >>> proba = [np.array([0.2, 0.9, 0.4, 0.3]), np.array([0.8, 0.6, 0.7])]
+    >>> auc(ys, proba, average=None).tolist()
+    [1.0, 1.0]
+    >>> round(auc(ys, proba, average="pooled"), 4)  # a task-1 negative (0.6) > a task-0 positive
+    0.9167
     """
     _check_average(average)
     labels, ys_, fs = _split(ys, scores, proba=True, numeric_y=False)
@@ -357,8 +665,48 @@ def log_loss(ys: Tasks, proba: Tasks, *, average: str | None = "tasks",
 
     with :math:`y_{ti} \in \{0, 1\}` (1 = positive class, chosen as in :func:`auc`) and
     :math:`p_{ti}` the predicted probability of the positive class, clipped to
-    :math:`[\epsilon, 1 - \epsilon]` (machine epsilon) as scikit-learn does. ``proba`` holds
-    1-D probabilities or the ``(n_t, 2)`` output of ``predict_proba``.
+    :math:`[\epsilon, 1 - \epsilon]` (machine epsilon) as scikit-learn does. ``"tasks"``
+    gives :math:`\frac1T \sum_t \mathrm{LogLoss}_t`; ``"samples"`` and ``"pooled"`` both give
+    the mean over all rows.
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        True binary labels per task (as for :func:`mse`).
+    proba : same form as ``ys``
+        Probabilities of the positive class in [0, 1], or the ``(n_t, 2)`` output of
+        ``predict_proba`` per task.
+    average : {"tasks", "samples", "pooled"} or None, default="tasks"
+        How the per-task values are combined; ``None`` returns them all.
+    pos_label : label, default=None
+        The positive class, chosen as in :func:`auc`.
+
+    Returns
+    -------
+    float or ndarray of shape (n_tasks,)
+        The average, or the per-task values when ``average=None``. Smaller is better.
+
+    Raises
+    ------
+    ValueError
+        If a probability lies outside [0, 1], a task has more than two classes, or the
+        inputs do not match (as for :func:`mse`).
+
+    See Also
+    --------
+    auc : Area under the ROC curve, from scores.
+    accuracy : Accuracy, from labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import log_loss
+    >>> ys = [np.array([0, 1, 1, 0]), np.array([1, 0, 1])]
+    >>> proba = [np.array([0.2, 0.9, 0.4, 0.3]), np.array([0.8, 0.6, 0.7])]
+    >>> log_loss(ys, proba, average=None).round(4).tolist()
+    [0.4004, 0.4987]
+    >>> round(log_loss(ys, proba), 4), round(log_loss(ys, proba, average="samples"), 4)
+    (0.4495, 0.4425)
     """
     _check_average(average)
     _, ys_, ps = _split(ys, proba, proba=True, numeric_y=False)
@@ -405,19 +753,58 @@ def task_scores(
 
     Parameters
     ----------
-    ys, preds : per-task targets and predictions (labels for ``kind="binary"``; may be None
-        when ``proba`` is given)
-    kind : {"regression", "binary"}
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets (or true labels) per task, in any form the metrics read (see :func:`mse`).
+    preds : same form as ``ys``, or None
+        Predictions (labels for ``kind="binary"``); may be None when ``proba`` is given.
+    kind : {"regression", "binary"}, default="regression"
         Regression: ``mse``, ``rmse``, ``mae``, ``explained_variance``, ``nmse``. Binary:
         ``accuracy`` (from ``preds``), and ``auc``, ``log_loss`` when ``proba`` is given.
-    proba : per-task probabilities of the positive class (or ``predict_proba`` output)
-    task_names : names for the ``task`` column; default the dict keys or 0..T-1
-    pos_label : positive class for ``auc`` and ``log_loss`` (see :func:`auc`)
+    proba : same form as ``ys``, default=None
+        Probabilities of the positive class per task (or ``predict_proba`` output); binary
+        only.
+    task_names : sequence, default=None
+        Names for the ``task`` column; default the dict keys, the DataFrame columns or
+        0..T-1.
+    pos_label : label, default=None
+        Positive class for ``auc`` and ``log_loss`` (see :func:`auc`).
 
     Returns
     -------
-    DataFrame
-        Columns ``task``, ``n`` (rows scored) and one per metric.
+    pandas.DataFrame
+        Columns ``task``, ``n`` (rows scored) and one per metric, one row per task.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown, neither ``preds`` nor ``proba`` is given for ``"binary"``,
+        ``task_names`` has the wrong length, or the inputs do not match.
+
+    See Also
+    --------
+    summarize : The same metrics averaged over tasks.
+    regmtl.plotting.plot_task_scores : Draws one of these columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import task_scores
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> print(task_scores(ys, preds, task_names=["a", "b"]).round(3))
+      task  n    mse   rmse    mae  explained_variance   nmse
+    0    a  3  0.333  0.577  0.333               0.500  0.500
+    1    b  2  2.500  1.581  1.500               0.375  0.625
+
+    Binary tasks, from labels and probabilities:
+
+    >>> yb = [np.array([0, 1, 1, 0]), np.array([1, 0, 1])]
+    >>> labels = [np.array([0, 1, 0, 0]), np.array([1, 1, 1])]
+    >>> proba = [np.array([0.2, 0.9, 0.4, 0.3]), np.array([0.8, 0.6, 0.7])]
+    >>> print(task_scores(yb, labels, kind="binary", proba=proba).round(3))
+       task  n  accuracy  auc  log_loss
+    0     0  4     0.750  1.0     0.400
+    1     1  3     0.667  1.0     0.499
     """
     table = _table(ys, preds, kind, proba, pos_label, None)
     labels, ys_, _ = _split(ys, preds if preds is not None else proba,
@@ -437,8 +824,51 @@ def summarize(
     proba: Tasks | None = None,
     pos_label: Any = None,
 ) -> pd.DataFrame:
-    """Every metric of ``kind`` under the three averages: rows ``tasks``, ``samples``,
-    ``pooled``; arguments as for :func:`task_scores`."""
+    """Every metric of ``kind`` under the three averages.
+
+    One row per average, ``"tasks"``, ``"samples"`` and ``"pooled"`` (see the module
+    docstring for what each computes).
+
+    Parameters
+    ----------
+    ys : sequence or dict of array-like of shape (n_t,), or array-like of shape (n, T)
+        Targets (or true labels) per task, in any form the metrics read (see :func:`mse`).
+    preds : same form as ``ys``, or None
+        Predictions (labels for ``kind="binary"``); may be None when ``proba`` is given.
+    kind : {"regression", "binary"}, default="regression"
+        Which metrics, as for :func:`task_scores`.
+    proba : same form as ``ys``, default=None
+        Probabilities of the positive class per task; binary only.
+    pos_label : label, default=None
+        Positive class for ``auc`` and ``log_loss`` (see :func:`auc`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``average`` (``tasks``, ``samples``, ``pooled``), one column per metric.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`task_scores`.
+
+    See Also
+    --------
+    task_scores : The per-task values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.metrics import summarize
+    >>> ys = [np.array([1.0, 2.0, 3.0]), np.array([0.0, 4.0])]
+    >>> preds = [np.array([1.0, 2.0, 4.0]), np.array([1.0, 2.0])]
+    >>> print(summarize(ys, preds).round(3))
+               mse   rmse    mae  explained_variance   nmse
+    average
+    tasks    1.417  1.079  0.917               0.438  0.562
+    samples  1.200  0.979  0.800               0.450  0.550
+    pooled   1.200  1.095  0.800               0.400  0.600
+    """
     rows = {a: _table(ys, preds, kind, proba, pos_label, a) for a in ("tasks", "samples",
                                                                       "pooled")}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("average")
@@ -477,6 +907,50 @@ class MultiTaskScorer:
     Input forms: lists (or dicts) of per-task designs with lists of targets; the long form
     (``X``, 1-D ``y``, ``task`` ids); a shared design (2-D ``y`` of shape (n, T), NaN =
     missing); or a single task (2-D ``X``, 1-D ``y``, no ``task``).
+
+    Build one with :func:`make_task_scorer`, which knows the metrics of this module by name.
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(ys, preds, average=..., **kwargs)``, such as :func:`mse`.
+    response_method : {"predict", "predict_proba", "decision_function"}, default="predict"
+        The estimator method whose output is scored.
+    sign : float, default=1.0
+        Multiplies the metric: -1 for a loss, so that greater is better.
+    average : {"tasks", "samples", "pooled"}, default="tasks"
+        How the per-task values are combined (a scorer returns one number).
+    name : str, default=None
+        Shown in the repr; default the metric's ``__name__``.
+    **kwargs
+        Passed to the metric (e.g. ``pos_label``).
+
+    Attributes
+    ----------
+    metric, response_method, sign, average, name, kwargs
+        The constructor arguments (``sign`` as a float).
+
+    Raises
+    ------
+    ValueError
+        If ``average`` is None or unknown.
+
+    See Also
+    --------
+    make_task_scorer : The scorer of a metric name.
+
+    Examples
+    --------
+    >>> from regmtl import MultiTaskRegressor
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.metrics import MultiTaskScorer, mse
+    >>> data = make_multitask_regression(3, 30, 5, n_informative=2, random_state=0)
+    >>> model = MultiTaskRegressor(penalty="l21", alpha=0.01).fit(data.X, data.y)
+    >>> scorer = MultiTaskScorer(mse, sign=-1.0, name="neg_mse")
+    >>> scorer
+    make_task_scorer('neg_mse', average='tasks')
+    >>> bool(scorer(model, data.X, data.y) == -mse(data.y, model.predict(data.X)))
+    True
     """
 
     def __init__(self, metric: Callable, *, response_method: str = "predict",
@@ -538,10 +1012,14 @@ def make_task_scorer(
 ) -> MultiTaskScorer:
     """A scorer usable as ``scoring=`` in scikit-learn for the regmtl estimators.
 
+    The scorer returns ``sign * metric(ys, preds, average=average)`` with the targets and
+    predictions split by task; losses are negated so that greater is always better (as in
+    scikit-learn's ``neg_mean_squared_error``).
+
     Parameters
     ----------
     metric : str or callable
-        A name of :data:`SCORERS` (``"neg_mse"``, ``"neg_rmse"``, ``"neg_mae"``, ``"neg_nmse"``,
+        A name of ``SCORERS`` (``"neg_mse"``, ``"neg_rmse"``, ``"neg_mae"``, ``"neg_nmse"``,
         ``"explained_variance"``, ``"r2"``, ``"accuracy"``, ``"roc_auc"``,
         ``"neg_log_loss"``; ``"mse"``, ``"auc"``, ``"log_loss"`` and scikit-learn's
         ``"neg_mean_squared_error"`` style names are accepted too), or a function
@@ -554,6 +1032,41 @@ def make_task_scorer(
         (``"predict"``, ``"predict_proba"`` or ``"decision_function"``).
     **kwargs
         Passed to the metric (e.g. ``pos_label``).
+
+    Returns
+    -------
+    MultiTaskScorer
+        Called as ``scorer(estimator, X, y, task=None)``; it requests ``task`` through
+        metadata routing.
+
+    Raises
+    ------
+    ValueError
+        If ``metric`` is an unknown name or neither a name nor a callable, or ``average`` is
+        not one of the three averages.
+
+    See Also
+    --------
+    MultiTaskScorer : The scorer class, for any metric function.
+
+    Examples
+    --------
+    >>> from regmtl import MultiTaskRegressor
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.metrics import make_task_scorer, mse
+    >>> data = make_multitask_regression(3, 30, 5, n_informative=2, random_state=0)
+    >>> model = MultiTaskRegressor(penalty="l21", alpha=0.01).fit(data.X, data.y)
+    >>> scorer = make_task_scorer("mse", average="samples")
+    >>> scorer
+    make_task_scorer('neg_mse', average='samples')
+    >>> score = scorer(model, data.X, data.y)
+    >>> bool(score == -mse(data.y, model.predict(data.X), average="samples"))
+    True
+
+    A callable metric that is a loss:
+
+    >>> make_task_scorer(mse, greater_is_better=False).sign
+    -1.0
     """
     if isinstance(metric, str):
         name = _ALIASES.get(metric, metric)

@@ -72,23 +72,54 @@ def plot_coefficients(
 ) -> Axes:
     """Heat map of the coefficients, tasks x features.
 
+    The colour scale is symmetric around 0 (white), so the features a joint-sparsity penalty
+    such as :class:`~regmtl.L21` removes show as white columns (with grey tick labels), and
+    the title counts them.
+
     Parameters
     ----------
-    coef : array of shape (T, p) or (p,), or a fitted estimator
+    coef : array-like of shape (n_tasks, n_features) or (n_features,), or a fitted estimator
         ``W`` as ``coef_`` stores it (an estimator's ``coef_`` is used).
-    feature_names, task_names : sequences, optional
-        Tick labels; default ``x0, x1, ...`` and ``task 0, task 1, ...``.
-    ax : Axes, optional
+    feature_names : sequence, default=None
+        Tick labels of the features; default ``x0, x1, ...``.
+    task_names : sequence, default=None
+        Tick labels of the tasks; default ``task 0, task 1, ...``.
+    ax : matplotlib Axes, default=None
         Where to draw; a new figure when omitted.
-    max_tasks, max_features : int
-        With more tasks (features), only those with the largest Euclidean norm are shown, in
+    max_tasks : int, default=60
+        With more tasks, only the ``max_tasks`` with the largest Euclidean norm are shown, in
         their original order, and the title says so.
+    max_features : int, default=60
+        The same for the features (columns).
 
     Returns
     -------
-    Axes
-        The colour scale is symmetric around 0 (white); features that are zero in every task
-        show as white columns with grey tick labels, and the title counts them.
+    matplotlib Axes
+        The heat map, with a colour bar.
+
+    Raises
+    ------
+    ValueError
+        If ``coef`` is not 1-D or 2-D, a limit is below 1, or a names list has the wrong
+        length.
+
+    See Also
+    --------
+    plot_path : How the coefficients enter along a regularization path.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.plotting import plot_coefficients
+    >>> W = np.array([[1.0, 0.0, -0.5], [0.8, 0.0, 0.2]])
+    >>> ax = plot_coefficients(W, feature_names=["a", "b", "c"])
+    >>> type(ax).__name__
+    'Axes'
+    >>> print(ax.get_title())
+    Coefficients
+    1 of 3 features zero in every task
+
+    A fitted estimator works too: ``plot_coefficients(model)`` draws ``model.coef_``.
     """
     W = np.asarray(getattr(coef, "coef_", coef), dtype=np.float64)
     if W.ndim == 1:
@@ -170,25 +201,52 @@ def plot_path(
     feature_names: Sequence[Any] | None = None,
     top: int = 10,
 ) -> Axes:
-    """Regularization path: the norm of each feature's coefficients across tasks against alpha.
+    r"""Regularization path: the norm of each feature's coefficients across tasks against alpha.
+
+    One line per feature :math:`j`, :math:`\|W_{:,j}\|_2` over the tasks, with alpha on a log
+    scale decreasing to the right (``alpha = 0`` is left out); a secondary y axis
+    (``ax.right_ax``) shows the number of active features as a dashed step line.
 
     Parameters
     ----------
-    path : RegularizationPath or (alphas, coefs)
-        ``coefs`` of shape (n_alphas, T, p) (or (n_alphas, p) for one task).
-    ax : Axes, optional
+    path : RegularizationPath or tuple of (alphas, coefs)
+        What :func:`~regmtl.regularization_path` returned, or ``alphas`` of shape
+        (n_alphas,) with ``coefs`` of shape (n_alphas, n_tasks, n_features) (or
+        (n_alphas, n_features) for one task).
+    ax : matplotlib Axes, default=None
         Where to draw; a new figure when omitted.
-    feature_names : sequence, optional
+    feature_names : sequence, default=None
         Names for the labels; default ``x0, x1, ...``.
-    top : int
+    top : int, default=10
         Label this many features, those with the largest norm at the smallest alpha.
 
     Returns
     -------
-    Axes
-        One line per feature, ``||W_j||_2`` over tasks, with alpha on a log scale decreasing
-        to the right (``alpha = 0`` is left out); a secondary y axis (``ax.right_ax``) shows
-        the number of active features.
+    matplotlib Axes
+        The path; ``ax.right_ax`` holds the twin axes of the active-feature count.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is neither a path nor an ``(alphas, coefs)`` pair.
+    ValueError
+        If ``coefs`` does not have one entry per alpha.
+
+    See Also
+    --------
+    regmtl.regularization_path : Computes the path.
+    plot_cv_curve : The cross-validated score along the same grid.
+
+    Examples
+    --------
+    >>> from regmtl import regularization_path
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.plotting import plot_path
+    >>> data = make_multitask_regression(3, 30, 6, n_informative=2, random_state=0)
+    >>> path = regularization_path(data.X, data.y, penalty="l21", alphas=8)
+    >>> ax = plot_path(path, feature_names=data.feature_names, top=3)
+    >>> type(ax).__name__, type(ax.right_ax).__name__
+    ('Axes', 'Axes')
     """
     alphas, coefs = _path_arrays(path)
     p = coefs.shape[2]
@@ -247,24 +305,51 @@ def plot_cv_curve(
     Parameters
     ----------
     cv_results : DataFrame or dict
-        As scikit-learn's ``cv_results_``: columns ``param_<param>``, ``mean_test_score``,
-        ``std_test_score``. Other ``param_*`` columns that vary (e.g. ``param_l1_ratio``) give
-        one curve per combination of their values.
-    param : str
+        As scikit-learn's ``cv_results_`` (and the ``cv_results_`` of
+        :class:`~regmtl.MultiTaskRegressorCV`): columns ``param_<param>``,
+        ``mean_test_score``, ``std_test_score``. Other ``param_*`` columns that vary (e.g.
+        ``param_l1_ratio``) give one curve per combination of their values.
+    param : str, default="alpha"
         The parameter on the x axis.
-    best, one_se : float, optional
-        Draw vertical lines at the best value and the one-standard-error value.
-    ax : Axes, optional
+    best : float, default=None
+        Draw a dashed vertical line at the best value.
+    one_se : float, default=None
+        Draw a dotted vertical line at the one-standard-error value.
+    ax : matplotlib Axes, default=None
         Where to draw; a new figure when omitted.
-    score_label : str, optional
+    score_label : str, default=None
         y-axis label; default ``"mean test score"``.
-    n_splits : int, optional
+    n_splits : int, default=None
         When given, the band is the standard error ``sd / sqrt(n_splits)``, otherwise ±1 sd.
 
     Returns
     -------
-    Axes
+    matplotlib Axes
         One line per curve whose data are ``(param, mean_test_score)`` sorted by ``param``.
+
+    Raises
+    ------
+    ValueError
+        If a needed column is missing or ``n_splits`` is below 1.
+
+    See Also
+    --------
+    plot_path : The coefficients along the same grid of alpha.
+
+    Examples
+    --------
+    >>> from regmtl.plotting import plot_cv_curve
+    >>> cv_results = {"param_alpha": [1.0, 0.1, 0.01],
+    ...               "mean_test_score": [0.2, 0.6, 0.5],
+    ...               "std_test_score": [0.05, 0.04, 0.06]}
+    >>> ax = plot_cv_curve(cv_results, best=0.1, n_splits=5)
+    >>> type(ax).__name__
+    'Axes'
+    >>> ax.get_title(), [t.get_text() for t in ax.get_legend().get_texts()]
+    ('Cross-validation (band: ±1 standard error)', ['best alpha = 0.1'])
+
+    With a fitted :class:`~regmtl.MultiTaskRegressorCV` ``cv``:
+    ``plot_cv_curve(cv.cv_results_, best=cv.alpha_)``.
     """
     import pandas as pd
 
@@ -319,23 +404,46 @@ def plot_task_scores(
 
     Parameters
     ----------
-    scores : DataFrame
-        Tidy: columns ``model``, ``task``, ``<metric>``; rows with a ``split`` column are
-        averaged over splits per task first.
-    baseline, model : str
-        Values of ``model``: the baseline on x, the other model on y.
-    metric : str
+    scores : pandas.DataFrame
+        Tidy, as the ``scores`` of a :class:`~regmtl.Comparison`: columns ``model``,
+        ``task``, ``<metric>``; rows of several splits are averaged per task first.
+    baseline : str
+        The value of ``model`` drawn on the x axis.
+    model : str
+        The value of ``model`` drawn on the y axis.
+    metric : str, default="explained_variance"
         The score column.
-    ax : Axes, optional
+    ax : matplotlib Axes, default=None
         Where to draw; a new figure when omitted.
-    size : str or None
+    size : str or None, default="n"
         Column scaling the point area (e.g. the task's sample count), used when present.
 
     Returns
     -------
-    Axes
+    matplotlib Axes
         Points ordered by task (sorted), the diagonal ``y = x``, and a title counting the
         tasks strictly above it.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing, a model is not in ``scores``, or the two share no task.
+
+    See Also
+    --------
+    plot_comparison : The averages over tasks.
+    regmtl.compare : Produces such scores.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_task_scores
+    >>> scores = pd.DataFrame({
+    ...     "model": ["single"] * 3 + ["l21"] * 3, "task": [0, 1, 2] * 2,
+    ...     "explained_variance": [0.3, 0.5, 0.4, 0.45, 0.55, 0.35], "n": [20, 30, 40] * 2})
+    >>> ax = plot_task_scores(scores, baseline="single", model="l21")
+    >>> ax.get_title()
+    'l21 above single in 2 of 3 tasks'
     """
     missing = [c for c in ("model", "task", metric) if c not in scores.columns]
     if missing:
@@ -386,17 +494,40 @@ def plot_comparison(
 
     Parameters
     ----------
-    summary : DataFrame
-        Columns ``model`` (or the index), ``<metric>_mean``, ``<metric>_sd``; one row per model,
-        drawn top to bottom in the given order.
-    metric : str
+    summary : pandas.DataFrame
+        As the ``summary`` of a :class:`~regmtl.Comparison`: columns ``model`` (or the
+        index), ``<metric>_mean``, ``<metric>_sd``; one row per model, drawn top to bottom in
+        the given order.
+    metric : str, default="explained_variance"
         The score whose columns are used.
-    ax : Axes, optional
+    ax : matplotlib Axes, default=None
         Where to draw; a new figure when omitted.
 
     Returns
     -------
-    Axes
+    matplotlib Axes
+        One bar per model, with a vertical line at 0.
+
+    Raises
+    ------
+    ValueError
+        If ``<metric>_mean`` or ``<metric>_sd`` is missing.
+
+    See Also
+    --------
+    plot_task_scores : The per-task scores of two models.
+    regmtl.compare : Produces such a summary.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_comparison
+    >>> summary = pd.DataFrame({"model": ["single", "l21"],
+    ...                         "explained_variance_mean": [0.40, 0.45],
+    ...                         "explained_variance_sd": [0.05, 0.04]})
+    >>> ax = plot_comparison(summary)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['single', 'l21']
     """
     mean_col, sd_col = f"{metric}_mean", f"{metric}_sd"
     missing = [c for c in (mean_col, sd_col) if c not in summary.columns]
@@ -423,15 +554,37 @@ def plot_transfer_curve(curve: Any, *, ax: Axes | None = None) -> Axes:
 
     Parameters
     ----------
-    curve : TransferCurve or DataFrame
+    curve : TransferCurve or pandas.DataFrame
         :func:`regmtl.transfer_curve.transfer_curve`'s result, or its ``summary`` (columns
         ``n_new``, ``method``, ``<metric>_mean``, ``<metric>_sd``).
-    ax : Axes, optional
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when omitted.
 
     Returns
     -------
-    Axes
+    matplotlib Axes
         Means with ±1 sd over new tasks as bands, n_new on a log axis.
+
+    Raises
+    ------
+    ValueError
+        If the summary lacks a needed column.
+
+    See Also
+    --------
+    regmtl.transfer_curve.transfer_curve : Computes the curve.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_transfer_curve
+    >>> summary = pd.DataFrame({"n_new": [5, 10, 20] * 2,
+    ...                         "method": ["single"] * 3 + ["transfer"] * 3,
+    ...                         "mse_mean": [2.0, 1.2, 0.8, 1.0, 0.8, 0.7],
+    ...                         "mse_sd": [0.3, 0.2, 0.1, 0.2, 0.1, 0.1]})
+    >>> ax = plot_transfer_curve(summary)
+    >>> ax.get_ylabel(), [t.get_text() for t in ax.get_legend().get_texts()]
+    ('test mse (mean ± sd over new tasks)', ['single', 'transfer'])
     """
     summary = getattr(curve, "summary", curve)
     metric = getattr(curve, "metric", None) or next(
@@ -471,25 +624,47 @@ def plot_relatedness(
 
     Parameters
     ----------
-    rel_or_matrix : Relatedness, DataFrame or array of shape (T, T)
+    rel_or_matrix : Relatedness, pandas.DataFrame or array-like of shape (n_tasks, n_tasks)
         What :func:`regmtl.task_relatedness` returned (its matrix, leaf order and clusters are
         used), or a similarity matrix (a DataFrame's index names the tasks).
-    order : sequence of int, optional
+    order : sequence of int, default=None
         Positions of the tasks along both axes; default the Relatedness' dendrogram order,
         else the given order.
-    clusters : sequence, optional
+    clusters : sequence, default=None
         A cluster label per task (in the matrix's order); default the Relatedness' clusters.
         Every run of two or more consecutive tasks (in ``order``) of one cluster is boxed.
-    ax : Axes, optional
+    ax : matplotlib Axes, default=None
         Where to draw; a new figure when omitted.
-    max_labels : int
+    max_labels : int, default=40
         Task names label the axes when there are at most this many tasks.
 
     Returns
     -------
-    Axes
+    matplotlib Axes
         ``imshow`` of ``S[order][:, order]`` with a diverging colour map centered at 0 and
         limits -1, 1; one ``Rectangle`` patch per boxed cluster.
+
+    Raises
+    ------
+    ValueError
+        If the matrix is not square, ``order`` is not a permutation, or ``clusters`` has the
+        wrong length.
+
+    See Also
+    --------
+    regmtl.task_relatedness : Measures the similarity and clusters the tasks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.plotting import plot_relatedness
+    >>> S = np.array([[1.0, 0.9, -0.2], [0.9, 1.0, -0.1], [-0.2, -0.1, 1.0]])
+    >>> ax = plot_relatedness(S, clusters=[0, 0, 1])
+    >>> type(ax).__name__, len(ax.patches)  # one box: tasks 0 and 1
+    ('Axes', 1)
+
+    ``plot_relatedness(task_relatedness(X, y))`` draws a measured relatedness, with its
+    verdict in the title.
     """
     import pandas as pd
     from matplotlib.patches import Rectangle
@@ -561,7 +736,34 @@ def _root_figure(fig_or_ax: Any) -> Figure:
 
 
 def figure_to_png(fig_or_ax: Any, dpi: int = 100) -> bytes:
-    """PNG bytes of a Figure (or of the figure holding an Axes), cropped to its content."""
+    """PNG bytes of a Figure (or of the figure holding an Axes), cropped to its content.
+
+    Parameters
+    ----------
+    fig_or_ax : matplotlib Figure, SubFigure or Axes
+        The figure, or an axes of it (its root figure is saved).
+    dpi : int, default=100
+        Resolution in dots per inch.
+
+    Returns
+    -------
+    bytes
+        The PNG file's content (e.g. to embed in a report or write to disk).
+
+    Raises
+    ------
+    TypeError
+        If ``fig_or_ax`` is neither a figure nor an axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.plotting import figure_to_png, plot_coefficients
+    >>> ax = plot_coefficients(np.eye(3))
+    >>> png = figure_to_png(ax, dpi=50)
+    >>> png[:4]
+    b'\\x89PNG'
+    """
     buf = io.BytesIO()
     _root_figure(fig_or_ax).savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()

@@ -28,7 +28,7 @@ def make_datafit(loss: str | Datafit) -> Datafit:
 
 def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
               sample_weight: Any = None, task_weight: Any = "equal") -> TaskData:
-    """A :class:`~regmtl.taskdata.TaskData` from any input form (labels encoded to -1/+1 for
+    """A :class:`~regmtl.TaskData` from any input form (labels encoded to -1/+1 for
     the logistic loss); a TaskData is returned as it is."""
     if isinstance(X, TaskData):
         return X
@@ -52,12 +52,69 @@ def alpha_max(
 ) -> float:
     r"""Smallest ``alpha`` for which ``W = 0`` is optimal.
 
-    With ``theta0 = -l'(f0)`` at ``W = 0`` (intercepts fitted) and ``G0 = X^T (c theta0)``,
-    ``alpha_max = ||G0||_* / rho``: ``max_jt |G0_jt| / rho`` for L1/elastic net and
-    ``max_j ||G0_j||_2 / rho`` for L2,1 (``rho`` = ``l1_ratio``).
+    At ``W = 0`` (intercepts fitted, unless ``fit_intercept=False``) let
+    ``theta0 = -l'(f0)`` and ``G0 = X^T (c theta0)``, minus the gradient of the data term,
+    with column t equal to :math:`\frac{\omega_t}{n_t} X_t^\top \theta_{0,t}`. W = 0 is
+    optimal exactly when ``G0`` lies in the penalty's dual ball, so ``alpha_max`` is the dual
+    norm of ``G0``:
 
-    ``X``, ``y``, ``task`` take any input form of the estimators; ``X`` may also be a
-    :class:`~regmtl.taskdata.TaskData`.
+    - ``max_jt |G0_jt| / rho`` for ``L1`` and ``ElasticNet`` (``rho = l1_ratio``);
+    - ``max_j ||G0_j||_2 / rho`` for ``L21``;
+    - ``||G0||_2`` (the largest singular value) for ``Trace``;
+    - ``max(max_j ||G0_j||_2, max_jt |G0_jt| / own_weight)`` for ``Dirty`` and
+      ``max(||G0||_2, max_jt |G0_jt| / sparse_weight)`` for ``SparseLowRank``.
+
+    Regularization paths and the CV estimators start their grids there. Smooth penalties
+    (``L2``, ``MeanRegularized``, ``GraphLaplacian``, ``Clustered``) and ``l1_ratio=0`` have
+    none: no finite alpha makes W exactly zero.
+
+    Parameters
+    ----------
+    X : array-like, sparse matrix, DataFrame, list or dict of them, or TaskData
+        The design(s), in any input form of the estimators.
+    y : array-like, or list or dict of them, optional
+        Targets, in the form matching ``X`` (not needed for a TaskData).
+    task : array-like or str, optional
+        Task id of every row (long form), or the name of a column of a DataFrame ``X``.
+    penalty : str or Penalty, default="l21"
+        The penalty's name or object.
+    loss : {"squared", "logistic"}, default="squared"
+        The data term (``"logistic"`` encodes each task's two labels to -1/+1).
+    fit_intercept : bool, default=True
+        Whether the intercepts are fitted (at W = 0 they then absorb the targets' means).
+    sample_weight : array-like, or list of them, optional
+        One weight per row.
+    task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
+        The task weights of the objective.
+
+    Returns
+    -------
+    float
+        ``alpha_max``: every ``alpha >= alpha_max`` gives ``coef_ == 0``.
+
+    Raises
+    ------
+    ValueError
+        If the penalty has no ``alpha_max`` (see above), or the data are invalid.
+
+    See Also
+    --------
+    regmtl.regularization_path : Solutions on a grid that starts at ``alpha_max``.
+    regmtl.selection.alpha_scale : The scale of ``alpha`` for penalties without one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> a_max = rm.alpha_max(X, Y, penalty="l21")
+    >>> Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)  # the intercepts' effect
+    >>> bool(np.isclose(a_max, np.linalg.norm(Xc.T @ Yc / 50, axis=1).max()))
+    True
+    >>> model = rm.MultiTaskRegressor("l21", alpha=a_max).fit(X, Y)
+    >>> bool(np.all(model.coef_ == 0))
+    True
     """
     datafit = make_datafit(loss)
     pen = make_penalty(penalty)

@@ -60,20 +60,24 @@ _FOLD_SEED = 0  # CV folds are fixed, so the matrix does not depend on random_st
 
 @dataclass
 class Relatedness:
-    """What :func:`task_relatedness` measured.
+    """What :func:`~regmtl.task_relatedness` measured: similarity, a test and clusters.
 
-    Attributes
+    Printing it shows the verdict and the numbers behind it; :meth:`to_frame` lists the
+    pairs of tasks and :meth:`plot` draws the matrix ordered by cluster. Users get one from
+    :func:`~regmtl.task_relatedness` rather than building it.
+
+    Parameters
     ----------
-    matrix : DataFrame (T x T)
+    matrix : DataFrame of shape (T, T)
         Pairwise similarity, indexed by task names; symmetric, unit diagonal.
     method, similarity : str
         How the tasks' vectors were obtained and compared.
     clusters : Series
         Task name -> cluster id (1 = the largest cluster); a task alone in its cluster is in
         no group.
-    linkage : ndarray (T - 1, 4)
+    linkage : ndarray of shape (T - 1, 4)
         SciPy average-linkage matrix on the distance ``1 - similarity``.
-    order : ndarray (T,)
+    order : ndarray of shape (T,)
         Leaf order of the dendrogram (clusters are contiguous in it).
     statistic : float
         Mean absolute off-diagonal similarity.
@@ -89,21 +93,52 @@ class Relatedness:
         ``p < 0.01``, ``p < 0.05``, otherwise.
     verdict : str
         The conclusion in plain language, with the numbers.
-    coefficients : ndarray (T x p') or None
+    coefficients : ndarray of shape (T, p') or None
         The compared coefficient vectors (coefficient methods), on the features ``features``.
     features : list or None
         Names of the features used (features constant within every task, or with a zero
         coefficient in every task, say nothing about relatedness and are left out).
-    residuals : ndarray (n x T) or None
+    residuals : ndarray of shape (n, T) or None
         Out-of-fold residuals (``method="residual"``; NaN where a task has no label).
-    null_statistics : ndarray (n_permutations,)
+    null_statistics : ndarray of shape (n_permutations,)
         The statistic of every unrelated-task draw.
     alpha : float or None
         The ridge alpha chosen by cross-validation (``"ridge"`` and ``"residual"``).
+    kind : {"regression", "binary"}
+        The kind of the tasks.
+    n_features : int or None
+        Number of features of the data or model (before leaving any out).
     notes : list of str
         Caveats that the verdict also states.
     source : str
         What was compared, in words (e.g. ``"per-task ridge coefficients"``).
+
+    Attributes
+    ----------
+    n_tasks : int
+        Number of tasks T.
+    n_permutations : int
+        Number of unrelated-task draws B.
+    groups : list of list
+        Clusters of two or more tasks (task names), largest first.
+
+    See Also
+    --------
+    regmtl.plotting.plot_relatedness : The heat map :meth:`plot` draws.
+
+    Examples
+    --------
+    >>> import regmtl as rm
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> d = make_multitask_regression(6, 60, 8, n_informative=4, relatedness=0.95,
+    ...                               random_state=0)
+    >>> rel = rm.task_relatedness(d, n_permutations=100)
+    >>> rel.matrix.shape, rel.related, rel.n_permutations
+    ((6, 6), True, 100)
+    >>> rel.groups
+    [['task_1', 'task_2', 'task_3', 'task_4', 'task_5', 'task_6']]
+    >>> rel.to_frame().columns.tolist()
+    ['task_a', 'task_b', 'similarity', 'same_cluster']
     """
 
     matrix: pd.DataFrame
@@ -132,10 +167,12 @@ class Relatedness:
 
     @property
     def n_tasks(self) -> int:
+        """Number of tasks T."""
         return self.matrix.shape[0]
 
     @property
     def n_permutations(self) -> int:
+        """Number of unrelated-task draws B."""
         return int(self.null_statistics.size)
 
     @property
@@ -152,7 +189,14 @@ class Relatedness:
         return f"|{self.similarity}| of the {self.source}"
 
     def summary_lines(self) -> list[str]:
-        """The numbers behind the verdict, one fact a line."""
+        """The numbers behind the verdict, one fact a line.
+
+        Returns
+        -------
+        list of str
+            The statistic, its null distribution and p-value, the unrelated-pair threshold,
+            the data facts and the clusters.
+        """
         B = self.n_permutations
         lines = [f"statistic: mean {self._what()} off the diagonal {self.statistic:.4f}",
                  f"unrelated tasks ({B} permutations): mean {self.null_mean:.4f}, 95% "
@@ -173,11 +217,18 @@ class Relatedness:
         return lines
 
     def __str__(self) -> str:
+        """The verdict, then :meth:`summary_lines`."""
         return self.verdict + "\n\n" + "\n".join(self.summary_lines())
 
     def to_frame(self) -> pd.DataFrame:
-        """Tidy pairs: ``task_a``, ``task_b``, ``similarity``, ``same_cluster``, sorted by
-        similarity (most similar first)."""
+        """The pairs of tasks as a tidy table.
+
+        Returns
+        -------
+        DataFrame
+            One row per pair: ``task_a``, ``task_b``, ``similarity``, ``same_cluster``,
+            sorted by similarity (most similar first).
+        """
         names = list(self.matrix.index)
         S = self.matrix.to_numpy()
         iu, ju = np.triu_indices(len(names), 1)
@@ -188,7 +239,18 @@ class Relatedness:
             drop=True)
 
     def plot(self, ax: Axes | None = None) -> Axes:
-        """Heat map of the matrix ordered by cluster (:func:`regmtl.plotting.plot_relatedness`)."""
+        """Heat map of the matrix ordered by cluster.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (a new figure by default).
+
+        Returns
+        -------
+        matplotlib Axes
+            The axes drawn on (see :func:`regmtl.plotting.plot_relatedness`).
+        """
         from .plotting import plot_relatedness
 
         return plot_relatedness(self, ax=ax)

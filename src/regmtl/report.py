@@ -160,16 +160,74 @@ def _table_rows(df: Any, float_format: str | Callable[[float], str]):
 class Report:
     """A document built block by block and written as HTML or Markdown.
 
+    Blocks (headings, text, tables, figures, code) are kept in the order they are added.
+    Every ``add_*`` method returns the report, so calls chain. :meth:`to_html` gives one
+    self-contained HTML page, :meth:`to_markdown` a Markdown text with the figures as PNG
+    files, and :meth:`write` picks one from the file name.
+
     Parameters
     ----------
     title : str
         The top heading and the HTML page title.
-    subtitle : str, optional
+    subtitle : str, default=None
         A line under the title.
-    created : datetime, date or str, optional
-        The date in the footer; default the time of writing (UTC).
+    created : datetime, date or str, default=None
+        The date in the footer; default the time of writing (UTC). Fix it to get the same
+        output on every run.
 
-    Every ``add_*`` method returns the report, so calls chain.
+    Attributes
+    ----------
+    title : str
+        The title.
+    subtitle : str or None
+        The subtitle.
+    created : datetime, date, str or None
+        The footer date as given.
+
+    See Also
+    --------
+    comparison_report : The report of a :func:`~regmtl.compare` result.
+    relatedness_report : The report of a :func:`~regmtl.task_relatedness` result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_coefficients
+    >>> from regmtl.report import Report
+    >>> r = Report("Results", "two tasks", created="2024-01-01")
+    >>> r = r.add_heading("Scores").add_text("Mean over **10** splits.")
+    >>> r = r.add_table(pd.DataFrame({"task": ["a", "b"], "mse": [0.12345, 0.5]}),
+    ...                 caption="Test MSE")
+    >>> r = r.add_figure(plot_coefficients(np.eye(2)), caption="Coefficients")
+    >>> r
+    Report('Results', 4 blocks)
+    >>> print(r.to_markdown("."))  # also writes figure-1.png here
+    # Results
+    <BLANKLINE>
+    *two tasks*
+    <BLANKLINE>
+    ## Scores
+    <BLANKLINE>
+    Mean over **10** splits.
+    <BLANKLINE>
+    **Test MSE**
+    <BLANKLINE>
+    | task | mse |
+    |:---|---:|
+    | a | 0.1235 |
+    | b | 0.5 |
+    <BLANKLINE>
+    ![Coefficients](figure-1.png)
+    <BLANKLINE>
+    *Coefficients*
+    <BLANKLINE>
+    ---
+    <BLANKLINE>
+    *Generated 2024-01-01 with regmtl ...*
+    <BLANKLINE>
+    >>> r.write("results.html").name
+    'results.html'
     """
 
     def __init__(self, title: str, subtitle: str | None = None, *,
@@ -188,34 +246,98 @@ class Report:
     # ------------------------------------------------------------------ building
 
     def add_heading(self, text: str, level: int = 2) -> Report:
-        """A section heading, ``level`` 2 to 6 (the title is level 1; 1 is accepted)."""
+        """Add a section heading.
+
+        Parameters
+        ----------
+        text : str
+            The heading.
+        level : int, default=2
+            2 to 6 (the title is level 1; 1 is accepted).
+
+        Returns
+        -------
+        Report
+            The report itself.
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is outside 1..6.
+        """
         if not 1 <= int(level) <= 6:
             raise ValueError(f"level={level!r} must be between 1 and 6.")
         self._blocks.append(_Block("heading", str(text), level=int(level)))
         return self
 
     def add_text(self, text: str) -> Report:
-        """Paragraphs separated by blank lines; lines starting with ``-`` make a list.
+        """Add paragraphs separated by blank lines; lines starting with ``-`` make a list.
 
         HTML in ``text`` is shown literally; ``**bold**``, ``*italic*`` and ```code``` are
         marked up.
+
+        Parameters
+        ----------
+        text : str
+            The text.
+
+        Returns
+        -------
+        Report
+            The report itself.
         """
         self._blocks.append(_Block("text", str(text)))
         return self
 
     def add_table(self, df: Any, caption: str | None = None,
                   float_format: str | Callable[[float], str] = "{:.4g}") -> Report:
-        """A table from a DataFrame (or Series); floats through ``float_format``, NaN blank.
+        """Add a table from a DataFrame (or Series).
 
         The index is shown unless it is the default ``0..n-1``. The table is formatted now, so
         later changes to ``df`` do not show.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame, pandas.Series or anything ``pandas.DataFrame`` accepts
+            The table.
+        caption : str, default=None
+            A caption above the table.
+        float_format : str or callable, default="{:.4g}"
+            Formats every float cell (a ``str.format`` pattern or a function of the float);
+            NaN cells are blank.
+
+        Returns
+        -------
+        Report
+            The report itself.
         """
         header, rows, numeric = _table_rows(df, float_format)
         self._blocks.append(_Block("table", (header, rows, numeric), caption=caption))
         return self
 
     def add_figure(self, fig_or_ax: Any, caption: str | None = None, dpi: int = 100) -> Report:
-        """A matplotlib Figure or Axes (stored as PNG now), or PNG bytes."""
+        """Add a figure: a matplotlib Figure or Axes (stored as PNG now), or PNG bytes.
+
+        Parameters
+        ----------
+        fig_or_ax : matplotlib Figure or Axes, or bytes
+            The figure (e.g. what a ``regmtl.plotting`` function returned), or a PNG
+            image.
+        caption : str, default=None
+            A caption under the figure (also its alternative text).
+        dpi : int, default=100
+            Resolution of the PNG made from a figure.
+
+        Returns
+        -------
+        Report
+            The report itself.
+
+        Raises
+        ------
+        ValueError
+            If bytes are given that are not a PNG image.
+        """
         if isinstance(fig_or_ax, (bytes, bytearray)):
             png = bytes(fig_or_ax)
             if not png.startswith(_PNG_SIGNATURE):
@@ -228,7 +350,18 @@ class Report:
         return self
 
     def add_code(self, text: str) -> Report:
-        """Preformatted text (code, a log, a command line)."""
+        """Add preformatted text (code, a log, a command line).
+
+        Parameters
+        ----------
+        text : str
+            The text, shown as written.
+
+        Returns
+        -------
+        Report
+            The report itself.
+        """
         self._blocks.append(_Block("code", str(text).strip("\n")))
         return self
 
@@ -247,7 +380,13 @@ class Report:
         return f"Generated {created} with regmtl {__version__}"
 
     def to_html(self) -> str:
-        """The report as one self-contained HTML document."""
+        """The report as one self-contained HTML document.
+
+        Returns
+        -------
+        str
+            The HTML page: inline CSS, figures as base64 PNG.
+        """
         esc = html.escape
         body = [f"<h1>{esc(self.title)}</h1>"]
         if self.subtitle:
@@ -308,6 +447,18 @@ class Report:
 
         Images are linked by file name, so the Markdown belongs in ``asset_dir`` too (as
         :meth:`write` does).
+
+        Parameters
+        ----------
+        asset_dir : str or path-like
+            Folder for the figures' PNG files (created when there is a figure).
+        stem : str, default="figure"
+            Start of the figure file names.
+
+        Returns
+        -------
+        str
+            The Markdown text.
         """
         asset_dir = Path(asset_dir)
         out = [f"# {_inline_markdown(self.title)}"]
@@ -356,7 +507,22 @@ class Report:
         """Write to ``path``: HTML for ``.html``/``.htm``, Markdown for ``.md``/``.markdown``.
 
         Parent directories are created; Markdown figures go beside the file as
-        ``<name>-<k>.png``. Returns the path.
+        ``<name>-<k>.png``.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        ValueError
+            If the file name has another suffix.
         """
         path = Path(path)
         suffix = path.suffix.lower()
@@ -392,8 +558,48 @@ def _best_shared(comparison: Any) -> str | None:
 
 def comparison_report(comparison: Any, *, title: str | None = None,
                       data_name: str = "data", created: Any = None) -> Report:
-    """A report of :func:`regmtl.compare`: the table, the per-model and per-task scores, and
-    the best multi-task model's coefficients, regularization path and CV curve (first split).
+    """A report of a :func:`regmtl.compare` result.
+
+    The report explains the protocol, then shows the summary table, the per-model scores
+    (:func:`~regmtl.plotting.plot_comparison`), the per-task scores of the best multi-task
+    model against the baseline (:func:`~regmtl.plotting.plot_task_scores`), that model's
+    coefficients, regularization path and inner CV curve on the first split, the task
+    relatedness measured from the independent baseline (when it was fitted), and the chosen
+    parameters of every model and split.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        What :func:`regmtl.compare` returned.
+    title : str, default=None
+        The title; default ``"regmtl comparison: <data_name>"``.
+    data_name : str, default="data"
+        Name of the data set in the default title.
+    created : datetime, date or str, default=None
+        The footer date (see :class:`Report`).
+
+    Returns
+    -------
+    Report
+        Write it with :meth:`Report.write`, or add more blocks first.
+
+    See Also
+    --------
+    regmtl.compare : Runs the comparison.
+    relatedness_report : The report of a task relatedness analysis.
+
+    Examples
+    --------
+    >>> from regmtl import compare
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.report import comparison_report
+    >>> data = make_multitask_regression(3, 30, 5, n_informative=2, random_state=0)
+    >>> result = compare(data, models=["pooled", "l21"], splits=2, n_alphas=4)
+    >>> report = comparison_report(result, data_name="synthetic", created="2024-01-01")
+    >>> report.title
+    'regmtl comparison: synthetic'
+    >>> report.write("comparison.html").name
+    'comparison.html'
     """
     from . import plotting
     from .selection import regularization_path
@@ -498,8 +704,46 @@ def _add_relatedness(rep: Report, rel: Any, *, level: int = 2, top: int = 15) ->
 
 def relatedness_report(rel: Any, *, title: str | None = None, data_name: str = "data",
                        created: Any = None) -> Report:
-    """A report of :func:`regmtl.task_relatedness`: the verdict, the numbers, the similarity
-    matrix and the groups of related tasks."""
+    """A report of a :func:`regmtl.task_relatedness` result.
+
+    The report explains the method, then shows the verdict, the test's numbers (statistic,
+    its distribution for unrelated tasks, p-value), the similarity matrix
+    (:func:`~regmtl.plotting.plot_relatedness`), the groups of related tasks and the most
+    similar pairs.
+
+    Parameters
+    ----------
+    rel : Relatedness
+        What :func:`regmtl.task_relatedness` returned.
+    title : str, default=None
+        The title; default ``"regmtl task relatedness: <data_name>"``.
+    data_name : str, default="data"
+        Name of the data set in the default title.
+    created : datetime, date or str, default=None
+        The footer date (see :class:`Report`).
+
+    Returns
+    -------
+    Report
+        Write it with :meth:`Report.write`, or add more blocks first.
+
+    See Also
+    --------
+    regmtl.task_relatedness : Measures the relatedness.
+    comparison_report : The report of a model comparison.
+
+    Examples
+    --------
+    >>> from regmtl import MultiTaskRegressor, task_relatedness
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.report import relatedness_report
+    >>> data = make_multitask_regression(4, 30, 5, n_informative=3, random_state=0)
+    >>> model = MultiTaskRegressor(penalty="l2", alpha=0.01).fit(data.X, data.y)
+    >>> rel = task_relatedness(model=model, n_permutations=50)
+    >>> report = relatedness_report(rel, data_name="synthetic", created="2024-01-01")
+    >>> report
+    Report('regmtl task relatedness: synthetic', 7 blocks)
+    """
     rep = Report(title or f"regmtl task relatedness: {data_name}",
                  f"{rel.n_tasks} tasks, {rel.similarity} of "
                  f"{'residuals' if rel.method == 'residual' else 'coefficients'} "

@@ -18,17 +18,64 @@ __all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized"]
 
 
 def stack_rows(Xs: Sequence[Any]) -> Any:
-    """The rows of all tasks in one matrix (sparse stays sparse)."""
+    """The rows of all tasks in one matrix (sparse stays sparse).
+
+    Parameters
+    ----------
+    Xs : sequence of array-like or sparse matrix of shape (n_t, n_features)
+        The designs of the tasks.
+
+    Returns
+    -------
+    ndarray or scipy.sparse.csr_matrix of shape (sum of n_t, n_features)
+        The rows of task 0, then task 1, and so on: float64, CSR when any design is
+        sparse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.scaling import stack_rows
+    >>> stack_rows([np.ones((2, 3)), np.zeros((4, 3))]).shape
+    (6, 3)
+    """
     if any(sp.issparse(X) for X in Xs):
         return sp.vstack([sp.csr_matrix(X) for X in Xs], format="csr")
     return np.vstack([np.asarray(X, dtype=np.float64) for X in Xs])
 
 
 def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """``(m, s)``: means and standard deviations of the features over the rows of all tasks.
+    r"""Means and standard deviations of the features over the rows of all tasks.
 
-    Sparse designs are not centered (that would fill them in): ``m = 0`` and ``s`` is the root
-    mean square; the fitted intercepts absorb the means. A constant feature gets ``s = 1``.
+    With :math:`N` rows stacked over the tasks, :math:`m_j = \frac1N \sum_r x_{rj}` and
+    :math:`s_j = \sqrt{\frac1N \sum_r (x_{rj} - m_j)^2}` (population standard deviation).
+    Sparse designs are not centered (that would fill them in): :math:`m = 0` and :math:`s`
+    is the root mean square; the fitted intercepts absorb the means. A constant feature gets
+    :math:`s_j = 1`.
+
+    Parameters
+    ----------
+    Xs : sequence of array-like or sparse matrix of shape (n_t, n_features)
+        The designs of the tasks.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+        :math:`m`, the pooled means (zeros for sparse designs).
+    scale : ndarray of shape (n_features,)
+        :math:`s`, the pooled standard deviations (root mean squares for sparse designs).
+
+    See Also
+    --------
+    standardize : Applies them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.scaling import pooled_scaling
+    >>> Xs = [np.array([[1.0, 10.0], [3.0, 10.0]]), np.array([[5.0, 10.0], [7.0, 10.0]])]
+    >>> mean, scale = pooled_scaling(Xs)
+    >>> mean.tolist(), scale.round(4).tolist()  # the constant feature gets scale 1
+    ([4.0, 10.0], [2.2361, 1.0])
     """
     X = stack_rows(Xs)
     if sp.issparse(X):
@@ -42,7 +89,35 @@ def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardize(Xs: Sequence[Any], mean: np.ndarray, scale: np.ndarray) -> list[Any]:
-    """``(x - m) / s`` for every task (sparse: ``x / s``, still sparse)."""
+    """``(x - m) / s`` for every task (sparse: ``x / s``, still sparse).
+
+    Parameters
+    ----------
+    Xs : sequence of array-like or sparse matrix of shape (n_t, n_features)
+        The designs of the tasks.
+    mean : ndarray of shape (n_features,)
+        Feature means ``m`` (ignored for sparse designs).
+    scale : ndarray of shape (n_features,)
+        Feature scales ``s``, all nonzero.
+
+    Returns
+    -------
+    list of ndarray or scipy.sparse.csr_matrix
+        One standardized float64 design per task.
+
+    See Also
+    --------
+    pooled_scaling : The usual ``mean`` and ``scale``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.scaling import pooled_scaling, standardize
+    >>> Xs = [np.array([[1.0, 10.0], [3.0, 10.0]]), np.array([[5.0, 10.0], [7.0, 10.0]])]
+    >>> Z = standardize(Xs, *pooled_scaling(Xs))
+    >>> Z[1].round(3).tolist()
+    [[0.447, 0.0], [1.342, 0.0]]
+    """
     out = []
     for X in Xs:
         if sp.issparse(X):
@@ -56,13 +131,56 @@ def fit_standardized(estimator: Any, Xs: Sequence[Any], ys: Sequence[Any], *,
                      task_names: Sequence[Any] | None = None,
                      feature_names: Sequence[str] | None = None,
                      standardize: bool = True) -> Any:
-    """Fit ``estimator`` (a regmtl estimator or CV estimator) on z-scored features; return the
-    fitted linear model (``best_estimator_`` of a search) expressed on the raw features.
+    r"""Fit on z-scored features; return the model expressed on the raw features.
 
-    Tasks are named ``task_names`` (the keys of a dict fit) and ``feature_names_in_`` is set
-    from ``feature_names``, so the model predicts from a DataFrame with those columns.
-    Structure attributes in W's units (``P_``, ``Q_``) are rescaled; ``singular_values_`` are
-    recomputed from the raw-unit coefficients.
+    The estimator is fitted on :math:`z = (x - m) / s` with the pooled means and scales of
+    :func:`pooled_scaling`, so the penalty acts on the standardized weights :math:`v_t`; the
+    returned model has :math:`w_t = v_t / s` and :math:`b_t = c_t - \sum_j v_{tj} m_j / s_j`
+    and predicts from raw features. Structure attributes in W's units (``P_``, ``Q_``) are
+    rescaled; ``singular_values_`` are recomputed from the raw-unit coefficients.
+
+    Parameters
+    ----------
+    estimator : MultiTaskRegressor, MultiTaskClassifier or their CV versions
+        Fitted in place (on a dict of the tasks).
+    Xs : sequence of array-like or sparse matrix of shape (n_t, n_features)
+        The raw designs of the tasks.
+    ys : sequence of array-like of shape (n_t,)
+        The targets of the tasks.
+    task_names : sequence, default=None
+        Names of the tasks (the keys of the dict fit); default 0..T-1.
+    feature_names : sequence of str, default=None
+        Sets ``feature_names_in_``, so the model predicts from a DataFrame with those
+        columns.
+    standardize : bool, default=True
+        z-score the features; False fits on the raw features (``m = 0``, ``s = 1``).
+
+    Returns
+    -------
+    MultiTaskRegressor or MultiTaskClassifier
+        The fitted linear model (``best_estimator_`` of a CV estimator), on raw units, with
+        ``feature_mean_`` and ``feature_scale_`` set to :math:`m` and :math:`s`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import MultiTaskRegressor
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.scaling import fit_standardized, pooled_scaling, standardize
+    >>> data = make_multitask_regression(3, 30, 4, n_informative=2, random_state=0)
+    >>> Xs = [X * [1.0, 10.0, 100.0, 1000.0] + 5.0 for X in data.X]  # very different units
+    >>> model = fit_standardized(MultiTaskRegressor(penalty="l21", alpha=0.01), Xs, data.y,
+    ...                          task_names=["a", "b", "c"])
+    >>> model.tasks_.tolist(), model.feature_scale_.round(1).tolist()
+    (['a', 'b', 'c'], [1.0, 11.7, 94.9, 867.3])
+
+    The same predictions as a fit on the standardized features:
+
+    >>> mean, scale = pooled_scaling(Xs)
+    >>> ref = MultiTaskRegressor(penalty="l21", alpha=0.01).fit(standardize(Xs, mean, scale),
+    ...                                                         data.y)
+    >>> bool(np.allclose(model.coef_ * scale, ref.coef_))
+    True
     """
     if standardize:
         mean, scale = pooled_scaling(Xs)

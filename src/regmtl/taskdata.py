@@ -43,30 +43,87 @@ def _default_check_x(X: Any, reset: bool) -> Any:  # noqa: ARG001 - same signatu
 
 @dataclass
 class TaskData:
-    """A validated multi-task problem (see the module docstring for the layout).
+    r"""A validated multi-task problem: the one representation the solvers see.
 
-    Attributes
+    Every input form of the estimators (lists per task, a long table with task ids, a shared
+    design with a target matrix, a single task) is converted once, by
+    :func:`~regmtl.as_task_data`, into this layout. All per-observation arrays are *flat* and
+    grouped by task: observation ``r`` of task ``t`` lies in
+    ``indptr[t] <= r < indptr[t + 1]``. In the stacked layout ``X`` has one row per
+    observation (N x p). In the shared layout (``fit(X, Y)``) ``X`` is stored once (n x p)
+    and the flat arrays are the columns of the (n, T) target matrix laid end to end, so
+    observation ``r`` of task ``t`` uses row ``r - offset[t]`` of ``X``; a missing label
+    (NaN) is an observation with weight 0. The row weights fold the per-task mean, the
+    sample weights ``s_r`` and the task weights :math:`\omega_t` of the objective:
+
+    .. math::
+
+        c_r = \frac{\omega_t\, s_r}{\sum_{r' \in t} s_{r'}}, \qquad
+        \text{data term} = \sum_r c_r\, \ell(y_r, x_r^\top w_t + b_t).
+
+    Users rarely build one by hand; every function that takes ``X, y, task`` also takes a
+    TaskData as ``X``, which saves converting the same data again.
+
+    Parameters
     ----------
-    X : ndarray (Fortran-ordered float64) or scipy.sparse CSC matrix
-        Stacked design (N x p) or shared design (n x p).
+    X : ndarray of shape (n_obs, p) or (n, p), or sparse matrix
+        Stacked design (one row per observation) or shared design, Fortran-ordered float64
+        or a CSC matrix.
     indptr : ndarray of shape (T + 1,)
-        Segment of each task in the flat arrays.
+        Offsets of each task's segment in the flat arrays.
     task_index : ndarray of shape (T,)
         Position of each segment's task in ``tasks`` (the fitted task list at predict time).
     tasks : ndarray of shape (n_tasks,), dtype object
         Task labels, any hashable.
     shared : bool
-        Shared layout.
-    form : str
-        Input form, one of ``"single"``, ``"list"``, ``"dict"``, ``"long"``, ``"shared"``.
-    y : ndarray of shape (n_obs,) or None
-        Targets (float; ``+1/-1`` for classification after :meth:`encode_binary`).
-    c : ndarray of shape (n_obs,) or None
+        Whether the layout is shared (one design for every task).
+    form : {"single", "list", "dict", "long", "shared"}
+        The input form, used to give outputs back in it (:meth:`to_form`).
+    y : ndarray of shape (n_obs,), optional
+        Targets as float (+1/-1 for classification after :meth:`encode_binary`).
+    c : ndarray of shape (n_obs,), optional
         Row weights of the data term.
-    order : ndarray or None
+    order : ndarray of shape (n_obs,), optional
         Long form only: ``order[r]`` is the input row of flat observation ``r``.
-    observed : ndarray of bool or None
+    observed : ndarray of bool of shape (n_obs,), optional
         Shared layout only: False where the label is missing.
+    sample_weight : ndarray of shape (n_obs,), optional
+        Sample weights in flat order.
+    raw_y : ndarray of shape (n_obs,), optional
+        Targets as given (class labels before encoding).
+    classes : list of ndarray, optional
+        Each task's two labels, sorted (after :meth:`encode_binary`).
+    n_input_rows : int, default=0
+        Number of rows of the input.
+
+    Attributes
+    ----------
+    n_tasks : int
+        Number of tasks T.
+    n_features : int
+        Number of features p.
+    n_obs : int
+        Number of flat observations (``indptr[-1]``).
+
+    See Also
+    --------
+    regmtl.as_task_data : Build one from any input form.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import as_task_data
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = [rng.standard_normal((3, 2)), rng.standard_normal((2, 2))]
+    >>> data = as_task_data(Xs, [np.ones(3), np.zeros(2)])
+    >>> data.n_tasks, data.n_features, data.n_obs, data.form
+    (2, 2, 5, 'list')
+    >>> data.indptr.tolist()
+    [0, 3, 5]
+    >>> data.c.round(3).tolist()  # equal task weights: 1 / n_t per row
+    [0.333, 0.333, 0.333, 0.5, 0.5]
+    >>> [part.tolist() for part in data.to_form(np.arange(5.0))]
+    [[0.0, 1.0, 2.0], [3.0, 4.0]]
     """
 
     X: Any
@@ -89,14 +146,17 @@ class TaskData:
     # ----------------------------------------------------------------- shape facts
     @property
     def n_tasks(self) -> int:
+        """Number of tasks T."""
         return len(self.indptr) - 1
 
     @property
     def n_features(self) -> int:
+        """Number of features p."""
         return self.X.shape[1]
 
     @property
     def n_obs(self) -> int:
+        """Number of flat observations."""
         return int(self.indptr[-1])
 
     @property
@@ -117,7 +177,20 @@ class TaskData:
 
     # ----------------------------------------------------------------- linear maps
     def linear(self, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-        """Scores ``f_r = x_r . w_t + b_t`` for every flat observation (W is p x T)."""
+        """Scores ``f_r = x_r . w_t + b_t`` of every flat observation.
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients, column t for task t.
+        b : ndarray of shape (T,), optional
+            Intercepts (none when omitted).
+
+        Returns
+        -------
+        ndarray of shape (n_obs,)
+            The scores, in flat order.
+        """
         W = np.asarray(W, dtype=np.float64)
         if self.shared:
             F = np.asarray(self.X @ W)
@@ -138,7 +211,18 @@ class TaskData:
         return f
 
     def adjoint(self, u: np.ndarray) -> np.ndarray:
-        """``G[:, t] = X_t^T u_t`` (p x T): the transpose of :meth:`linear` on W."""
+        """The transpose of :meth:`linear` in W: ``G[:, t] = X_t^T u_t``.
+
+        Parameters
+        ----------
+        u : ndarray of shape (n_obs,)
+            A value per flat observation.
+
+        Returns
+        -------
+        ndarray of shape (p, T)
+            ``G``, one column per task.
+        """
         u = np.ascontiguousarray(u, dtype=np.float64)
         if self.shared:
             U = u.reshape(-1, self.n_tasks, order="F")
@@ -160,7 +244,15 @@ class TaskData:
         return self.adjoint(self.c) / self.task_sums(self.c)
 
     def segments(self):
-        """(flat indices of the observed rows, their sample weights or None) of each task."""
+        """Each task's observed rows.
+
+        Yields
+        ------
+        rows : ndarray of int
+            Flat indices of the task's observations with a label.
+        weights : ndarray or None
+            Their sample weights (None without sample weights).
+        """
         for a, b in zip(self.indptr[:-1], self.indptr[1:], strict=True):
             s = np.arange(a, b)
             if self.observed is not None:
@@ -176,12 +268,36 @@ class TaskData:
         return self.task_sums(s) / self.task_sums(self.c)
 
     def task_sums(self, u: np.ndarray) -> np.ndarray:
-        """Per-task sums of a flat array."""
+        """Per-task sums of a flat array.
+
+        Parameters
+        ----------
+        u : ndarray of shape (n_obs,)
+            A value per flat observation.
+
+        Returns
+        -------
+        ndarray of shape (T,)
+            The sum over each task's segment.
+        """
         return np.add.reduceat(np.asarray(u, dtype=np.float64), self.indptr[:-1])
 
     # ----------------------------------------------------------------- outputs
     def to_form(self, flat: np.ndarray) -> Any:
-        """Arrange flat per-observation values (or rows of a 2-D array) in the input's form."""
+        """Arrange flat per-observation values in the form of the input.
+
+        Parameters
+        ----------
+        flat : ndarray of shape (n_obs,) or (n_obs, k)
+            Values (or rows of values) in flat order.
+
+        Returns
+        -------
+        ndarray, list or dict
+            One array (single task), a list or dict of arrays per task (lists and dicts),
+            an array in the input's row order (long form), or an (n, T) matrix for a shared
+            design (a list of (n, k) arrays per task for 2-D values).
+        """
         segs = [flat[a:b] for a, b in zip(self.indptr[:-1], self.indptr[1:], strict=True)]
         if self.form == "single":
             return segs[0]
@@ -199,10 +315,21 @@ class TaskData:
         return segs
 
     def encode_binary(self) -> TaskData:
-        """Map each task's two labels to -1 / +1 (``classes[t]`` holds them, sorted).
+        """Map each task's two labels to -1 / +1, in place.
 
-        Classes are counted among rows that carry weight (observed, positive sample weight):
-        a task whose other class has only zero-weight rows has one class and is refused.
+        ``classes[t]`` holds task t's labels, sorted; the second is +1. Classes are counted
+        among rows that carry weight (observed, positive sample weight): a task whose other
+        class has only zero-weight rows has one class and is refused.
+
+        Returns
+        -------
+        TaskData
+            The data itself, with ``y`` and ``classes`` set.
+
+        Raises
+        ------
+        ValueError
+            If a task has one class among its weighted rows, or more than two classes.
         """
         raw = self.raw_y
         y = np.ones(self.n_obs)
@@ -408,24 +535,79 @@ def as_task_data(
     reset: bool = True,
     single: bool = False,
 ) -> TaskData:
-    """Convert any accepted input form to :class:`TaskData`.
+    """Convert any input form of the estimators to a :class:`~regmtl.TaskData`.
+
+    The accepted forms, everywhere in the library:
+
+    1. lists (or dicts) of per-task designs and targets, ``n_t`` may differ;
+    2. long form: ``X`` with one task id per row in ``task`` (``task`` may name a column of a
+       DataFrame ``X``, which is then dropped from the features);
+    3. shared design: ``X`` (n, p) with ``y`` of shape (n, T), NaN marking a missing label
+       (that row is dropped for that task only);
+    4. one task: ``X`` with a 1-D ``y`` and no ``task``.
 
     Parameters
     ----------
-    X, y, task, sample_weight
-        As given to ``fit``/``predict``/``score`` (see the module docstring).
-    task_weight : {"equal", "samples"} or array-like of shape (T,)
-        omega_t: 1 for every task, ``T * n_t / N``, or given positive weights.
-    tasks : ndarray or None
-        Labels of the fitted tasks (predict/score time); unknown labels raise ``ValueError``.
-    check_x : callable(X, reset) -> array
-        Validates one design (an estimator passes scikit-learn's ``validate_data`` here).
-    numeric_y : bool
-        Regression targets (float) or class labels (kept as given, see ``encode_binary``).
-    require_y : bool
+    X : array-like, sparse matrix or DataFrame, or list or dict of them
+        The design(s): one per task (lists and dicts), or one for all rows.
+    y : array-like, or list or dict of them, optional
+        Targets: one array per task, a 1-D array (long form, single task), or an (n, T)
+        matrix for a shared design. Required unless ``require_y=False``.
+    task : array-like of shape (n_samples,) or str, optional
+        Task id of every row of ``X`` (long form), or the name of a column of ``X``.
+    sample_weight : array-like, or list or dict of them, optional
+        One weight per row (a list or dict per task for the lists form), >= 0.
+    task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
+        The task weights omega_t: 1 for every task, ``T * n_t / N``, or given positive
+        weights.
+    tasks : ndarray, optional
+        Labels of the fitted tasks (at predict and score time); unknown labels raise.
+    check_x : callable, optional
+        ``check_x(X, reset)`` validates one design (an estimator passes scikit-learn's
+        ``validate_data``); by default ``check_array`` with sparse CSR/CSC accepted.
+    numeric_y : bool, default=True
+        Regression targets (float) or class labels (kept as given, see
+        :meth:`TaskData.encode_binary`).
+    require_y : bool, default=True
         False at predict time.
-    single : bool
-        The model was fitted on a single task (1-D y): a 2-D X alone means that task.
+    reset : bool, default=True
+        Passed to ``check_x`` (True when fitting).
+    single : bool, default=False
+        The model was fitted on a single task (1-D y): a 2-D ``X`` alone means that task.
+
+    Returns
+    -------
+    TaskData
+        The validated problem, with row weights ``c`` set when ``y`` is given.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes (one target per row, one array per task), missing task ids,
+        unknown tasks at predict time, a task without observed labels or with zero total
+        weight, negative sample weights, or invalid task weights.
+
+    Examples
+    --------
+    Long form: rows of two tasks in one table, grouped by task inside:
+
+    >>> import numpy as np
+    >>> from regmtl import as_task_data
+    >>> X = np.arange(10.0).reshape(5, 2)
+    >>> data = as_task_data(X, np.arange(5.0), task=["b", "a", "b", "a", "b"])
+    >>> data.form, data.tasks.tolist(), data.indptr.tolist()
+    ('long', ['a', 'b'], [0, 2, 5])
+    >>> data.y.tolist()  # task "a" first
+    [1.0, 3.0, 0.0, 2.0, 4.0]
+
+    Shared design with a missing label:
+
+    >>> Y = np.array([[1.0, np.nan], [2.0, 5.0], [3.0, 6.0]])
+    >>> data = as_task_data(np.ones((3, 2)), Y)
+    >>> data.shared, data.observed.tolist()
+    (True, [True, True, True, False, True, True])
+    >>> data.effective_sizes().tolist()  # observed rows per task
+    [3.0, 2.0]
     """
     check_x = check_x or _default_check_x
     if require_y and y is None:

@@ -504,13 +504,18 @@ class _Problem:
 
 # ---------------------------------------------------------------------------- the result
 class TransferredTask(SaveMixin, BaseEstimator):
-    """A linear model for one new task, fitted by :func:`transfer`.
+    """A linear model for one new task, fitted by :func:`~regmtl.transfer`.
+
+    It predicts like a single-task scikit-learn model (``predict``, ``score``, and
+    ``predict_proba`` for a classifier) and is saved with ``save`` like the other models.
+    Users get one from :func:`~regmtl.transfer` rather than building it.
 
     Attributes
     ----------
     coef_ : ndarray of shape (p,)
         Weights on the features as given (the model's raw units).
     intercept_ : float
+        The intercept.
     strategy_ : str
         ``"support"``, ``"subspace"``, ``"mean"``, ``"cluster"`` or ``"single"`` (the
         single-task fit, asked for or chosen by the fallback: then ``fell_back_`` is True).
@@ -527,6 +532,35 @@ class TransferredTask(SaveMixin, BaseEstimator):
         or log-loss) of the transfer fit and of the single-task fit (fallback on).
     classes_ : ndarray of shape (2,)
         Classifiers only; ``classes_[1]`` is the positive class.
+    fell_back_ : bool
+        Whether the fallback replaced the transfer fit by the single-task fit.
+    loss_ : {"squared", "logistic"}
+        The loss of the source model.
+    n_features_in_ : int
+        Number of features p.
+    feature_names_in_ : ndarray of shape (p,)
+        The source model's feature names, when it has them.
+    n_samples_ : int
+        Number of samples of the new task.
+
+    See Also
+    --------
+    regmtl.transfer : Fits one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.r_[np.ones(3), np.zeros(7)]
+    >>> Xs = [rng.normal(size=(60, 10)) for _ in range(4)]
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.05).fit(Xs, [X @ w for X in Xs])
+    >>> X_new = rng.normal(size=(8, 10))
+    >>> new = rm.transfer(model, X_new, X_new @ w)
+    >>> type(new).__name__, new.coef_.shape, new.strategy_, new.alpha_source_
+    ('TransferredTask', (10,), 'support', 'model')
+    >>> bool(new.score(X_new, X_new @ w) > 0.9)  # R^2 on the new task
+    True
     """
 
     def _scores(self, X: Any) -> np.ndarray:
@@ -537,24 +571,79 @@ class TransferredTask(SaveMixin, BaseEstimator):
         return X @ self.coef_ + self.intercept_
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted values (regression) or labels (classification)."""
+        """Predicted values (regression) or labels (classification).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, p)
+            Features of the new task, in the units the source model was fitted on (a
+            DataFrame is matched to the model's feature names).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Predictions.
+        """
         f = self._scores(X)
         if self.loss_ == "squared":
             return f
         return self.classes_[(f > 0).astype(int)]
 
     def decision_function(self, X: Any) -> np.ndarray:
+        """The scores ``x . coef_ + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, p)
+            Features of the new task.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Scores (for a classifier, positive means ``classes_[1]``).
+        """
         return self._scores(X)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Probabilities of ``(classes_[0], classes_[1])`` (classification only)."""
+        """Class probabilities (classification only).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, p)
+            Features of the new task.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Probabilities of ``(classes_[0], classes_[1])``.
+
+        Raises
+        ------
+        AttributeError
+            If the transferred task is a regression.
+        """
         if self.loss_ != "logistic":
             raise AttributeError("predict_proba: this transferred task is a regression.")
         p = 0.5 * (1.0 + np.tanh(0.5 * self._scores(X)))
         return np.column_stack([1.0 - p, p])
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """R^2 (regression) or accuracy (classification)."""
+        """R^2 (regression) or accuracy (classification).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, p)
+            Features of the new task.
+        y : array-like of shape (n_samples,)
+            True targets or labels.
+        sample_weight : array-like of shape (n_samples,), optional
+            Sample weights.
+
+        Returns
+        -------
+        float
+            The score.
+        """
         pred = self.predict(X)
         if self.loss_ == "squared":
             return float(r2_score(np.asarray(y, dtype=np.float64), pred,
@@ -671,6 +760,8 @@ def transfer(
         has a free intercept.
     random_state : int, optional
         Seeds the logistic cross-validation folds.
+    **deep_options
+        Deep models only: passed to :func:`regmtl.deep.transfer_head`.
 
     Returns
     -------

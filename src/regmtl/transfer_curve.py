@@ -38,18 +38,63 @@ METHODS = ("transfer", "single-task", "pooled")
 
 @dataclass
 class TransferCurve:
-    """What :func:`transfer_curve` measured.
+    """What :func:`~regmtl.transfer_curve.transfer_curve` measured.
+
+    :func:`transfer_curve` builds it; :meth:`table` and ``print`` show the mean test error
+    per training size and method, :meth:`plot` draws the curves.
+
+    Parameters
+    ----------
+    scores, summary, kind, metric, new_tasks, old_tasks, model
+        The attributes below.
 
     Attributes
     ----------
-    scores : DataFrame
+    scores : pandas.DataFrame
         Tidy: one row per (new task, n_new, repeat, method) with ``n_test`` and the test
         metrics (``mse``, ``explained_variance``; ``accuracy``, ``log_loss`` for binary tasks),
-        and for ``transfer`` the ``strategy`` and ``alpha`` used.
-    summary : DataFrame
-        One row per (n_new, method): mean and sd over new tasks of the repeat-averaged metric,
-        ``ratio`` to single-task, ``wins`` (draws where the method beats single-task) and the
-        number of new tasks with enough rows.
+        and the ``strategy`` and ``alpha`` used.
+    summary : pandas.DataFrame
+        One row per (n_new, method): ``<metric>_mean`` and ``<metric>_sd`` over new tasks of
+        the repeat-averaged metric, ``ratio`` to single-task, ``wins`` (the fraction of draws
+        where the method's error is below single-task's), ``n_tasks`` (new tasks with enough
+        rows) and ``n_draws``.
+    kind : {"regression", "binary"}
+        The kind of tasks.
+    metric : {"mse", "log_loss"}
+        The error the summary averages: ``mse`` for regression, ``log_loss`` for binary
+        tasks.
+    new_tasks : list
+        Names of the held-out (new) tasks.
+    old_tasks : list
+        Names of the tasks the model was fitted on.
+    model : MultiTaskRegressor or MultiTaskClassifier
+        The model fitted on the old tasks (standardized features), which the new tasks
+        transfer from.
+
+    See Also
+    --------
+    regmtl.plotting.plot_transfer_curve : Draws the curves.
+
+    Examples
+    --------
+    >>> from regmtl import MultiTaskRegressor
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.transfer_curve import transfer_curve
+    >>> data = make_multitask_regression(6, 40, 5, n_informative=3, relatedness=0.9,
+    ...                                  random_state=0)
+    >>> curve = transfer_curve(data, estimator=MultiTaskRegressor(penalty="mean", alpha=0.01),
+    ...                        new_tasks=2, n_new=(5, 10), n_repeats=2, pooled=False)
+    >>> curve.new_tasks, curve.metric
+    (['task_4', 'task_5'], 'mse')
+    >>> print(curve.summary[["n_new", "method", "n_tasks", "n_draws"]])
+       n_new       method  n_tasks  n_draws
+    0      5     transfer        2        4
+    1      5  single-task        2        4
+    2     10     transfer        2        4
+    3     10  single-task        2        4
+    >>> curve.table().columns.tolist()
+    ['transfer', 'single-task', 'transfer / single']
     """
 
     scores: pd.DataFrame
@@ -61,7 +106,14 @@ class TransferCurve:
     model: Any = field(default=None, repr=False)
 
     def table(self) -> pd.DataFrame:
-        """n_new x method table of the mean test metric, with transfer / single-task."""
+        """The mean test metric, one row per training size and one column per method.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``n_new``, columns the methods (``transfer``, ``single-task``, ``pooled``)
+            and ``transfer / single``, the ratio of the first two.
+        """
         t = self.summary.pivot(index="n_new", columns="method", values=f"{self.metric}_mean")
         t = t[[m for m in METHODS if m in t.columns]]
         t["transfer / single"] = t["transfer"] / t["single-task"]
@@ -71,7 +123,18 @@ class TransferCurve:
         return self.table().to_string(float_format=lambda v: f"{v:.4g}")
 
     def plot(self, ax: Any = None) -> Any:
-        """Mean test metric against n_new, one line per method (± sd over new tasks)."""
+        """Mean test metric against n_new, one line per method (± sd over new tasks).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when omitted.
+
+        Returns
+        -------
+        matplotlib Axes
+            See :func:`~regmtl.plotting.plot_transfer_curve`.
+        """
         from .plotting import plot_transfer_curve
 
         return plot_transfer_curve(self, ax=ax)
@@ -79,7 +142,40 @@ class TransferCurve:
 
 def split_tasks(n_tasks: int, new_tasks: int | Sequence[int], random_state: Any = 0
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(old, new) task positions: ``new_tasks`` drawn at random (seeded), or the given ones."""
+    """Split task positions into old tasks (to learn from) and new ones (held out).
+
+    Parameters
+    ----------
+    n_tasks : int
+        Number of tasks.
+    new_tasks : int or sequence of int
+        How many new tasks to draw at random, between 1 and ``n_tasks - 2``, or their
+        positions (at least 2 tasks must stay old).
+    random_state : int, numpy Generator or None, default=0
+        Seeds the draw when ``new_tasks`` is an int.
+
+    Returns
+    -------
+    old : ndarray of shape (n_old,)
+        Sorted positions of the old tasks.
+    new : ndarray of shape (n_new,)
+        Sorted positions of the new tasks.
+
+    Raises
+    ------
+    ValueError
+        If fewer than 2 old tasks would remain, or a position is out of range.
+
+    Examples
+    --------
+    >>> from regmtl.transfer_curve import split_tasks
+    >>> old, new = split_tasks(6, [0, 5])
+    >>> old.tolist(), new.tolist()
+    ([1, 2, 3, 4], [0, 5])
+    >>> old, new = split_tasks(6, 2, random_state=0)
+    >>> len(old), len(new)
+    (4, 2)
+    """
     if isinstance(new_tasks, (int, np.integer)):
         k = int(new_tasks)
         if not 1 <= k <= n_tasks - 2:
@@ -179,13 +275,27 @@ def transfer_curve(
 ) -> TransferCurve:
     """Learning curves of transfer vs single-task training vs the pooled model.
 
+    Some tasks are held out as new ones; a multi-task model is fitted on the others. Each new
+    task then gets ``n`` training rows drawn at random (``n_repeats`` times for every ``n``
+    in ``n_new``), the rest of its rows being its test rows, and three models are scored
+    there: :func:`regmtl.transfer` from the fitted model, the task alone (``single-task``:
+    ridge or L2 logistic regression, its alpha by cross-validation), and one model fitted on
+    all old tasks' rows together (``pooled``). See the module docstring.
+
     Parameters
     ----------
-    X, y, task : a loader's Bunch, lists per task, a long table with ``task`` ids, or a shared
-        design with Y (n, T) (as :func:`regmtl.compare`)
-    estimator : regmtl estimator, default ``MultiTaskRegressorCV("mean")`` (classifier for
-        binary tasks)
+    X : Bunch, list of array-like, array-like or DataFrame
+        The data, as :func:`regmtl.compare` takes it: a loader's Bunch, lists per task, a long
+        table with ``task`` ids, or a shared design.
+    y : list of array-like or array-like, default=None
+        The targets (not with a Bunch): per task, or one array for the long form, or
+        ``Y`` of shape (n, T) for a shared design.
+    task : array-like or str, default=None
+        Task ids of the long form (or the name of a column of a DataFrame ``X``).
+    estimator : MultiTaskRegressor, MultiTaskClassifier or their CV versions, default=None
         Fitted (a clone) on the old tasks; its structure is what the new tasks inherit.
+        Default ``MultiTaskRegressorCV("mean", alphas=12, cv=3)`` (the classifier for binary
+        tasks).
     new_tasks : int or sequence of int, default=20
         How many tasks to hold out (drawn with ``random_state``), or their positions.
     n_new : sequence of int, default=(5, 10, 20, 40)
@@ -194,18 +304,53 @@ def transfer_curve(
         Random draws of the training rows per new task and size.
     min_test : int, default=10
         A new task joins a size only if it keeps at least this many test rows.
-    strategy, alpha : passed to :func:`regmtl.transfer`
+    strategy : {"auto", "support", "subspace", "mean", "cluster", "single"}, default="auto"
+        How the new tasks use the model; passed to :func:`regmtl.transfer`.
+    alpha : {"auto", "model", "cv"} or float, default="auto"
+        The new tasks' regularization; passed to :func:`regmtl.transfer`.
     pooled : bool, default=True
         Also score the pooled model.
     standardize_features : bool, default=True
         z-score the features with the old tasks' pooled rows.
-    random_state : int
-    n_jobs : int, optional
+    random_state : int, default=0
+        Seeds the choice of new tasks, the draws of training rows and the inner CV.
+    n_jobs : int, default=None
         New tasks in parallel (joblib); the result does not depend on it.
 
     Returns
     -------
     TransferCurve
+        The tidy scores, their summary per (n_new, method) and the fitted model.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 3 tasks, ``n_new`` has a size below 2, or no new task has
+        ``n_new + min_test`` rows.
+    TypeError
+        If ``estimator`` is not a regmtl linear estimator.
+
+    See Also
+    --------
+    regmtl.transfer : Fits one new task.
+    regmtl.plotting.plot_transfer_curve : Draws the result.
+
+    Examples
+    --------
+    >>> from regmtl import MultiTaskRegressor
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.transfer_curve import transfer_curve
+    >>> data = make_multitask_regression(6, 40, 5, n_informative=3, relatedness=0.9,
+    ...                                  random_state=0)
+    >>> curve = transfer_curve(data, estimator=MultiTaskRegressor(penalty="mean", alpha=0.01),
+    ...                        new_tasks=2, n_new=(5, 10), n_repeats=2)
+    >>> sorted(curve.summary["method"].unique())
+    ['pooled', 'single-task', 'transfer']
+    >>> curve.scores.shape  # 2 new tasks x 2 sizes x 2 repeats x 3 methods
+    (24, 9)
+    >>> ax = curve.plot()
+    >>> type(ax).__name__
+    'Axes'
     """
     Xs, ys, bunch = _as_lists(X, y, task)
     if len(Xs) < 3:

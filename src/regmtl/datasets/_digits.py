@@ -63,9 +63,9 @@ def load_usps(data_home: str | os.PathLike[str] | None = None) -> Bunch:
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``usps_digits_kang/split1_usps_1000train.mat``; by default the
-        ``REGMTL_DATA`` environment variable, else ``./data``.
+        ``REGMTL_DATA`` environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
@@ -73,6 +73,36 @@ def load_usps(data_home: str | os.PathLike[str] | None = None) -> Bunch:
         ``X``, ``y`` (10 tasks x 2000 rows, y in {0, 1}), ``X_shared``, ``Y``, ``digit``,
         ``task_names``, ``feature_names``, ``kind`` ("binary"), ``splits`` (one pair: 1000
         train / 500 test rows), ``validation`` (500 rows), ``DESCR``, ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_usps
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_usps(data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...split1_usps_1000train.mat not found (data home ...,
+    from the data_home argument). Put the 'usps_digits_kang' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_usps()`` gives ``data.X_shared`` (2000 x 64)
+    and ``data.Y`` (2000 x 10, one 0/1 column per digit); ``apply_split(data.X, data.y,
+    data.splits[0])`` cuts the published train and test rows.
     """
     return _load("usps", data_home)
 
@@ -82,13 +112,42 @@ def load_mnist(data_home: str | os.PathLike[str] | None = None) -> Bunch:
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``mnist_digits_kang/split1_mnist_1000train.mat``; by default the
-        ``REGMTL_DATA`` environment variable, else ``./data``.
+        ``REGMTL_DATA`` environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
     Bunch
         As :func:`load_usps`, with 87 features.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_mnist
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_mnist(data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...split1_mnist_1000train.mat not found (data home ...,
+    from the data_home argument). Put the 'mnist_digits_kang' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_mnist()`` gives ``data.X_shared`` (2000 x 87)
+    and ``data.Y`` (2000 x 10, one 0/1 column per digit).
     """
     return _load("mnist", data_home)

@@ -14,16 +14,43 @@ DATA_ENV = "REGMTL_DATA"
 def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
     """The folder that holds one subfolder per data set.
 
+    The loaders of the data sets that are not shipped read
+    ``<data home>/<folder>/<file>`` (:func:`list_datasets` shows each set's folder).
+
     Parameters
     ----------
-    data_home : path-like, optional
-        Used when given. Otherwise the ``REGMTL_DATA`` environment variable, and when that is
-        unset or empty, ``data/`` in the current directory.
+    data_home : str or path-like, default=None
+        Used when given (``~`` is expanded). Otherwise the ``REGMTL_DATA`` environment
+        variable, and when that is unset or empty, ``data/`` in the current directory.
 
     Returns
     -------
-    Path
+    pathlib.Path
         The folder (it need not exist).
+
+    See Also
+    --------
+    list_datasets : Which data sets are under it.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pathlib import Path
+    >>> from regmtl.datasets import get_data_home
+    >>> str(get_data_home("my-data"))
+    'my-data'
+
+    Without an argument, the ``REGMTL_DATA`` environment variable, else ``./data``:
+
+    >>> saved = os.environ.pop("REGMTL_DATA", None)
+    >>> get_data_home() == Path.cwd() / "data"
+    True
+    >>> os.environ["REGMTL_DATA"] = "shared-data"  # as exported in a shell
+    >>> str(get_data_home())
+    'shared-data'
+    >>> del os.environ["REGMTL_DATA"]
+    >>> if saved is not None:
+    ...     os.environ["REGMTL_DATA"] = saved
     """
     if data_home is not None:
         return Path(data_home).expanduser()

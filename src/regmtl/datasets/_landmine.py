@@ -44,15 +44,44 @@ def load_landmine(data_home: str | os.PathLike[str] | None = None) -> Bunch:
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``landmine/LandmineData.mat``; by default the ``REGMTL_DATA``
-        environment variable, else ``./data``.
+        environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
     Bunch
         ``X`` (29 arrays, n_t x 9), ``y`` (0/1, 1 = landmine), ``task_names``,
         ``feature_names``, ``kind`` ("binary"), ``DESCR``, ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_landmine
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_landmine(data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...LandmineData.mat not found (data home ...,
+    from the data_home argument). Put the 'landmine' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_landmine()`` gives ``data.X`` (29 arrays of 9
+    features) and ``data.y`` (0/1); score with :func:`regmtl.metrics.auc`.
     """
     mat = scipy.io.loadmat(find_file(FOLDER, FILE, data_home))
     Xs = list(mat["feature"].ravel())

@@ -102,9 +102,9 @@ def load_mulan(name: str, data_home: str | os.PathLike[str] | None = None, *,
     name : str
         One of ``MULAN_SETS``: andro, atp1d, atp7d, edm, enb, jura, oes10, oes97, osales, scpf,
         sf1, sf2, slump, wq.
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``mulan_mtr/<name>.arff``; by default the ``REGMTL_DATA`` environment
-        variable, else ``./data``.
+        variable, else ``./data`` (see :func:`get_data_home`).
     missing : {"keep", "drop", "mean"}, default="keep"
         Missing feature values (only osales and scpf have them): keep them as NaN, drop the
         rows that have any, or replace them by the column mean. ``DESCR`` states the count.
@@ -115,6 +115,38 @@ def load_mulan(name: str, data_home: str | os.PathLike[str] | None = None, *,
         ``X``, ``y`` (one task per target), ``X_shared`` (n x p), ``Y`` (n x T),
         ``task_names`` (the target names), ``feature_names`` (nominal attributes one-hot as
         ``attribute=level``), ``kind`` ("regression"), ``n_missing``, ``DESCR``, ``source``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` or ``missing`` is unknown, the file's targets are not numeric and
+        complete, or ``missing`` cannot be applied.
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : The sizes of the 14 sets, and which are at hand.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The files are not shipped with regmtl; without one, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_mulan
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_mulan("enb", data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...enb.arff not found (data home ...,
+    from the data_home argument). Put the 'mulan_mtr' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_mulan("enb")`` gives ``data.X_shared`` (768 x 8)
+    and ``data.Y`` (768 x 2: heating and cooling load).
     """
     if name not in _SETS:
         raise ValueError(f"name must be one of {', '.join(MULAN_SETS)}; got {name!r}")

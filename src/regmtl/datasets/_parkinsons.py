@@ -49,9 +49,9 @@ def load_parkinsons(data_home: str | os.PathLike[str] | None = None, *,
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``parkinsons_telemonitoring/parkinsons_updrs.data``; by default the
-        ``REGMTL_DATA`` environment variable, else ``./data``.
+        ``REGMTL_DATA`` environment variable, else ``./data`` (see :func:`get_data_home`).
     target : {"motor_UPDRS", "total_UPDRS"}, default="motor_UPDRS"
         The score to predict.
 
@@ -60,6 +60,37 @@ def load_parkinsons(data_home: str | os.PathLike[str] | None = None, *,
     Bunch
         ``X`` (42 arrays, n_t x 19), ``y``, ``task_names`` ("patient_01", ...),
         ``feature_names``, ``kind`` ("regression"), ``target``, ``DESCR``, ``source``.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is not one of the two scores.
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_parkinsons
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_parkinsons(data_home=home, target="total_UPDRS")
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...parkinsons_updrs.data not found (data home ..., from the data_home
+    argument). Put the 'parkinsons_telemonitoring' folder in a data home and pass
+    data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_parkinsons()`` gives ``data.X`` (42 arrays of 19
+    features) and ``data.y`` (the motor UPDRS score).
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")

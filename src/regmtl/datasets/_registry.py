@@ -84,9 +84,9 @@ def list_datasets(data_home: str | os.PathLike[str] | None = None) -> pd.DataFra
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Where to look for the data sets that are not shipped; by default the ``REGMTL_DATA``
-        environment variable, else ``./data``.
+        environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
@@ -96,6 +96,24 @@ def list_datasets(data_home: str | os.PathLike[str] | None = None) -> pd.DataFra
         ``design`` ("per task" or "shared"), ``shipped`` (inside regmtl), ``available`` (shipped
         or its files are under the data home), ``path`` (where it is looked for) and ``source``
         (repository@commit).
+
+    See Also
+    --------
+    load_dataset : Loads one by its name.
+
+    Examples
+    --------
+    >>> from regmtl.datasets import list_datasets
+    >>> table = list_datasets()
+    >>> print(table[["name", "tasks", "samples", "features", "kind", "shipped"]].head(4)
+    ...       .to_string(index=False))
+               name  tasks  samples  features       kind  shipped
+             school    139    15362        28 regression     True
+    computer_survey    190       20        14 regression    False
+           landmine     29    14820         9     binary    False
+         parkinsons     42     5875        19 regression    False
+    >>> table.loc[table["name"] == "school", "available"].item()
+    True
     """
     home = get_data_home(data_home)
     rows = [{
@@ -112,9 +130,45 @@ DATASET_NAMES: tuple[str, ...] = tuple(e.name for e in _ENTRIES)
 
 
 def load_dataset(name: str, data_home: str | os.PathLike[str] | None = None, **kwargs):
-    """Load a data set by its name in :func:`list_datasets` (e.g. ``"school"``,
-    ``"landmine"``, ``"newsgroups/rec.vs.talk"``, ``"mulan/enb"``); ``kwargs`` go to its
-    loader."""
+    """Load a data set by its name in :func:`~regmtl.datasets.list_datasets`.
+
+    Parameters
+    ----------
+    name : str
+        One of ``DATASET_NAMES`` (the ``name`` column of :func:`list_datasets`), e.g.
+        ``"school"``, ``"landmine"``, ``"newsgroups/rec.vs.talk"``, ``"mulan/enb"``; case is
+        ignored.
+    data_home : str or path-like, default=None
+        Where the data sets that are not shipped are read from (see :func:`get_data_home`);
+        not used for School.
+    **kwargs
+        Passed to the loader (e.g. ``as_frame=True`` for School, ``target=`` for Parkinson's,
+        ``missing=`` for Mulan).
+
+    Returns
+    -------
+    Bunch
+        What the loader returns: ``X`` and ``y`` (one entry per task), ``task_names``,
+        ``feature_names``, ``kind``, ``DESCR``, ``source``, and the set's extras.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown.
+    FileNotFoundError
+        If the set's files are not under the data home.
+
+    See Also
+    --------
+    list_datasets : The names, sizes and availability of the data sets.
+
+    Examples
+    --------
+    >>> from regmtl.datasets import load_dataset
+    >>> data = load_dataset("school")
+    >>> len(data.X), data.X[0].shape, data.kind
+    (139, (200, 28), 'regression')
+    """
     from . import _digits, _landmine, _mulan, _parkinsons, _sarcos, _school, _survey, _text
 
     key = str(name).lower()

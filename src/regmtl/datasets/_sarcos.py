@@ -48,9 +48,9 @@ def load_sarcos(data_home: str | os.PathLike[str] | None = None) -> Bunch:
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``sarcos_test_only/sarcos_inv_test.mat``; by default the ``REGMTL_DATA``
-        environment variable, else ``./data``.
+        environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
@@ -58,6 +58,35 @@ def load_sarcos(data_home: str | os.PathLike[str] | None = None) -> Bunch:
         ``X``, ``y`` (7 tasks x 4449 rows), ``X_shared`` (4449 x 21), ``Y`` (4449 x 7),
         ``task_names`` ("torque_1", ...), ``feature_names``, ``kind`` ("regression"),
         ``DESCR``, ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_sarcos
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_sarcos(data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...sarcos_inv_test.mat not found (data home ...,
+    from the data_home argument). Put the 'sarcos_test_only' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_sarcos()`` gives ``data.X_shared`` (4449 x 21)
+    and ``data.Y`` (4449 x 7); ``fit(data.X_shared, data.Y)`` fits the 7 torques.
     """
     data = scipy.io.loadmat(find_file(FOLDER, FILE, data_home))["sarcos_inv_test"]
     return shared_bunch(data[:, :21], data[:, 21:], feature_names=_FEATURES,

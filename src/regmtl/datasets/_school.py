@@ -94,6 +94,31 @@ def load_school(*, as_frame: bool = False) -> Bunch:
         ``kind`` ("regression"), ``splits``, ``DESCR``, ``source`` (and ``frame`` when
         ``as_frame``). ``splits`` is a list of the 10 fixed ``(train, test)`` splits; ``train[t]``
         and ``test[t]`` are integer positions into task ``t``'s rows (``X[t][train[t]]``).
+
+    See Also
+    --------
+    apply_split : Cuts the tasks by one of the ``splits``.
+
+    Notes
+    -----
+    ``DESCR`` describes the features, the splits, the sources and the references. The
+    literature reports the explained variance of the test rows pooled over schools, see
+    :func:`regmtl.metrics.explained_variance`.
+
+    Examples
+    --------
+    >>> from regmtl.datasets import load_school
+    >>> data = load_school()
+    >>> len(data.X), data.X[0].shape, data.task_names[0]
+    (139, (200, 28), 'school_001')
+    >>> sum(len(y) for y in data.y), len(data.splits)
+    (15362, 10)
+
+    The long form, with pandas:
+
+    >>> frame = load_school(as_frame=True).frame
+    >>> frame.shape, frame.columns[-2:].tolist()
+    ((15362, 30), ['school', 'score'])
     """
     with resources.files(__package__).joinpath("data", "school.npz").open("rb") as fh:
         with np.load(fh) as npz:

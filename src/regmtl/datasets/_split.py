@@ -19,13 +19,49 @@ def train_test_split_per_task(
 ) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     """Split every task into train and test rows, so both parts hold every task.
 
-    ``test_size`` is read per task as in :func:`sklearn.model_selection.train_test_split`
+    ``test_size`` is read per task as in ``sklearn.model_selection.train_test_split``
     (a fraction, rounded up, or a count). Each task gets its own seed drawn from
     ``random_state``, so the same ``random_state`` gives the same split.
 
+    Parameters
+    ----------
+    Xs : sequence of array-like, sparse matrix or DataFrame
+        The designs, one per task.
+    ys : sequence of array-like
+        The targets, one per task.
+    test_size : float or int, default=0.25
+        Fraction (in (0, 1)) or number of each task's rows that go to the test part.
+    random_state : int or None, default=0
+        Seeds the per-task draws.
+
     Returns
     -------
-    Xs_train, Xs_test, ys_train, ys_test : lists with one entry per task
+    Xs_train : list
+        The training rows of each task's design.
+    Xs_test : list
+        The test rows of each task's design.
+    ys_train : list
+        The training targets of each task.
+    ys_test : list
+        The test targets of each task.
+
+    Raises
+    ------
+    ValueError
+        If ``Xs`` and ``ys`` differ in number of tasks, or a task is too small for
+        ``test_size``.
+
+    See Also
+    --------
+    apply_split : Cuts the tasks by a fixed split instead.
+
+    Examples
+    --------
+    >>> from regmtl.datasets import make_multitask_regression, train_test_split_per_task
+    >>> data = make_multitask_regression(2, [8, 5], 3, n_informative=2, random_state=0)
+    >>> Xtr, Xte, ytr, yte = train_test_split_per_task(data.X, data.y, test_size=0.25)
+    >>> [len(y) for y in ytr], [len(y) for y in yte]
+    ([6, 3], [2, 2])
     """
     if len(Xs) != len(ys):
         raise ValueError(f"Xs has {len(Xs)} tasks but ys has {len(ys)}")
@@ -53,20 +89,40 @@ def apply_split(
 
     Parameters
     ----------
-    Xs, ys : sequences with one entry per task
-        Arrays, sparse matrices or pandas objects (rows are taken by position).
-    split : (train, test)
+    Xs : sequence of array-like, sparse matrix or pandas object
+        The designs, one per task (rows are taken by position).
+    ys : sequence of array-like or pandas.Series
+        The targets, one per task.
+    split : tuple of (train, test)
         ``train[t]`` and ``test[t]`` are integer positions into task ``t``'s rows.
 
     Returns
     -------
-    Xs_train, Xs_test, ys_train, ys_test : lists with one entry per task
+    Xs_train : list
+        The training rows of each task's design.
+    Xs_test : list
+        The test rows of each task's design.
+    ys_train : list
+        The training targets of each task.
+    ys_test : list
+        The test targets of each task.
+
+    Raises
+    ------
+    ValueError
+        If ``Xs``, ``ys`` and the split differ in number of tasks.
+
+    See Also
+    --------
+    train_test_split_per_task : Draws a random split instead.
 
     Examples
     --------
     >>> from regmtl.datasets import load_school, apply_split
     >>> data = load_school()
     >>> Xtr, Xte, ytr, yte = apply_split(data.X, data.y, data.splits[0])
+    >>> sum(len(y) for y in ytr), sum(len(y) for y in yte)
+    (11472, 3890)
     """
     train, test = split
     if not len(Xs) == len(ys) == len(train) == len(test):

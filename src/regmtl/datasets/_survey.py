@@ -60,9 +60,9 @@ def load_computer_survey(data_home: str | os.PathLike[str] | None = None) -> Bun
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``computer_survey/conjointAnalysisComputerBuyers.mat``; by default the
-        ``REGMTL_DATA`` environment variable, else ``./data``.
+        ``REGMTL_DATA`` environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
@@ -70,6 +70,36 @@ def load_computer_survey(data_home: str | os.PathLike[str] | None = None) -> Bun
         ``X``, ``y`` (190 tasks x 20 rows), ``X_shared`` (20 x 14), ``Y`` (20 x 190),
         ``task_names``, ``feature_names``, ``kind`` ("regression"), ``splits`` (one pair:
         profiles 1-16 / 17-20), ``task_covariates``, ``DESCR``, ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_computer_survey
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_computer_survey(data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...conjointAnalysisComputerBuyers.mat not found (data home ...,
+    from the data_home argument). Put the 'computer_survey' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_computer_survey()`` gives ``data.X_shared``
+    (20 x 14) and ``data.Y`` (20 x 190); ``fit(data.X_shared, data.Y)`` fits all
+    respondents at once.
     """
     mat = scipy.io.loadmat(find_file(FOLDER, FILE, data_home))
     X = mat["designMarix"].astype(np.float64)

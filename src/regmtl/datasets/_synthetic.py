@@ -120,6 +120,16 @@ def make_multitask_regression(
         ``shared_design=True`` also ``X_shared`` (n x p; every ``X[t]`` is this array) and
         ``Y`` (n x T).
 
+    Raises
+    ------
+    ValueError
+        If an argument is out of range (e.g. ``n_informative > n_features``), or
+        ``n_samples`` is a sequence with ``shared_design=True``.
+
+    See Also
+    --------
+    make_multitask_classification : The binary classification version.
+
     Examples
     --------
     >>> from regmtl.datasets import make_multitask_regression
@@ -172,14 +182,15 @@ def make_multitask_classification(
 
     Parameters
     ----------
-    n_tasks, n_samples, n_features, structure, n_informative, rank, n_clusters, relatedness, \
-bias, shared_design, random_state
+    n_tasks, n_samples, n_features, structure, n_informative, rank, n_clusters, relatedness
         As for :func:`make_multitask_regression`; every task needs at least 2 rows.
     class_sep : float >= 0, default=3.0
         Standard deviation :math:`s` of the true log-odds: larger separates the classes
         better (0 gives labels independent of X).
     flip_y : float in [0, 1], default=0.01
         Probability that a label is flipped after it is drawn.
+    bias, shared_design, random_state
+        As for :func:`make_multitask_regression`.
 
     Returns
     -------
@@ -187,6 +198,25 @@ bias, shared_design, random_state
         As :func:`make_multitask_regression` with ``y`` holding int64 labels 0/1, ``coef``
         = :math:`\beta` (T x p, the true log-odds weights), ``intercept`` = :math:`b` and
         ``kind`` = "binary".
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range (as for :func:`make_multitask_regression`).
+
+    See Also
+    --------
+    make_multitask_regression : The regression version.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.datasets import make_multitask_classification
+    >>> data = make_multitask_classification(3, 40, 5, n_informative=2, random_state=0)
+    >>> [X.shape for X in data.X], data.coef.shape, data.kind
+    ([(40, 5), (40, 5), (40, 5)], (3, 5), 'binary')
+    >>> [np.bincount(y).tolist() for y in data.y]  # rows of class 0 and 1 per task
+    [[18, 22], [26, 14], [21, 19]]
     """
     _check_real("class_sep", class_sep, 0.0)
     _check_real("flip_y", flip_y, 0.0, 1.0)

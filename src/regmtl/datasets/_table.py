@@ -21,7 +21,33 @@ _KINDS = ("auto", "regression", "binary")
 
 
 class DataFileError(ValueError):
-    """A data file that cannot be turned into multi-task data; the message says how to fix it."""
+    """A data file that cannot be turned into multi-task data; the message says how to fix it.
+
+    :func:`read_table` raises it, with a one-line message that starts with the argument at
+    fault (``path:``, ``task_col:``, ``target:``, ``features:`` or ``kind:``) and ends with
+    the fix. It is a ``ValueError``, so ``except ValueError`` catches it too.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong with the file, and how to fix it.
+
+    See Also
+    --------
+    read_table : Reads a long-form table as per-task data.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.datasets import DataFileError, read_table
+    >>> pd.DataFrame({"store": ["a", "a", "b", "b"], "x": [0.5, 1.0, 2.0, 2.5],
+    ...               "sales": [1.2, 2.3, 4.1, 5.2]}).to_csv("sales.csv", index=False)
+    >>> try:
+    ...     read_table("sales.csv", task_col="shop", target="sales")
+    ... except DataFileError as exc:
+    ...     print(exc)
+    task_col: column 'shop' is not in the file; available columns: store, x, sales
+    """
 
 
 def _suffix(path: Path) -> str:
@@ -121,16 +147,19 @@ def read_table(path: str | os.PathLike[str], *, task_col: Any, target: Any,
                features: Sequence[Any] | None = None, kind: str = "auto") -> Bunch:
     """Read a long-form table (one row per sample, a task column) as per-task data.
 
+    Every task needs at least 2 rows (and both classes when binary); tasks are sorted by
+    their label.
+
     Parameters
     ----------
-    path : path-like
+    path : str or path-like
         A ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq`` file with a header. Parquet needs
         pyarrow (``pip install 'regmtl[parquet]'``).
-    task_col : column name
+    task_col : str
         The column that says which task each row belongs to.
-    target : column name
+    target : str
         The column to predict.
-    features : sequence of column names, optional
+    features : sequence of str, default=None
         Default: every column except ``task_col`` and ``target``. All must be numeric (or
         boolean) and finite.
     kind : {"auto", "regression", "binary"}, default="auto"
@@ -149,6 +178,23 @@ def read_table(path: str | os.PathLike[str], *, task_col: Any, target: Any,
     ------
     DataFileError
         With one line naming the argument at fault and the fix.
+
+    See Also
+    --------
+    train_test_split_per_task : Splits the tasks into train and test rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.datasets import read_table
+    >>> pd.DataFrame({"store": ["a", "a", "a", "b", "b", "b"],
+    ...               "x1": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], "x2": [1, 0, 1, 0, 1, 0],
+    ...               "sales": [1.2, 2.3, 2.9, 4.1, 5.2, 5.8]}).to_csv("sales.csv", index=False)
+    >>> data = read_table("sales.csv", task_col="store", target="sales")
+    >>> data.task_names, data.feature_names, data.kind
+    (['a', 'b'], ['x1', 'x2'], 'regression')
+    >>> [X.shape for X in data.X]
+    [(3, 2), (3, 2)]
     """
     if kind not in _KINDS:
         raise DataFileError(f"kind: must be one of {', '.join(_KINDS)}, got {kind!r}")

@@ -59,15 +59,44 @@ def load_spam(data_home: str | os.PathLike[str] | None = None) -> Bunch:
 
     Parameters
     ----------
-    data_home : path-like, optional
+    data_home : str or path-like, default=None
         Folder holding ``spam_ecml2006_15users/emails.mat``; by default the ``REGMTL_DATA``
-        environment variable, else ``./data``.
+        environment variable, else ``./data`` (see :func:`get_data_home`).
 
     Returns
     -------
     Bunch
         ``X`` (15 CSR matrices, 400 x 152543), ``y`` (0/1), ``task_names`` ("user_01", ...),
         ``feature_names``, ``kind`` ("binary"), ``DESCR``, ``source``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The file is not shipped with regmtl; without it, the loader says where to put it:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_spam
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_spam(data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...emails.mat not found (data home ...,
+    from the data_home argument). Put the 'spam_ecml2006_15users' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the file in place, ``data = load_spam()`` gives ``data.X`` (15 sparse CSR
+    matrices of term counts) and ``data.y`` (0/1).
     """
     mat = scipy.io.loadmat(find_file("spam_ecml2006_15users", "emails.mat", data_home))
     Xs = list(mat["X"].ravel())
@@ -84,15 +113,48 @@ def load_newsgroups(pair: str = "comp.vs.sci",
     Parameters
     ----------
     pair : {"comp.vs.sci", "rec.vs.talk"}, default="comp.vs.sci"
-    data_home : path-like, optional
+        Which pair of top-level categories (``NEWSGROUP_PAIRS``).
+    data_home : str or path-like, default=None
         Folder holding ``newsgroup_malsar/<pair>/task1.mat`` and ``task2.mat`` (either case);
-        by default the ``REGMTL_DATA`` environment variable, else ``./data``.
+        by default the ``REGMTL_DATA`` environment variable, else ``./data`` (see
+        :func:`get_data_home`).
 
     Returns
     -------
     Bunch
         ``X`` (2 CSR matrices, n_t x 2000), ``y`` (0/1), ``task_names`` ("task_1", "task_2"),
         ``feature_names``, ``kind`` ("binary"), ``DESCR``, ``source``.
+
+    Raises
+    ------
+    ValueError
+        If ``pair`` is unknown.
+    FileNotFoundError
+        If a file is not under the data home; the message names the path and how to set
+        the data home.
+
+    See Also
+    --------
+    list_datasets : Which data sets are at hand, and where they are looked for.
+    get_data_home : Where the data home is.
+
+    Examples
+    --------
+    The files are not shipped with regmtl; without them, the loader says where to put them:
+
+    >>> import tempfile
+    >>> from regmtl.datasets import load_newsgroups
+    >>> with tempfile.TemporaryDirectory() as home:  # an empty data home
+    ...     try:
+    ...         load_newsgroups("rec.vs.talk", data_home=home)
+    ...     except FileNotFoundError as exc:
+    ...         print(type(exc).__name__ + ":", exc)
+    FileNotFoundError: ...task1.mat not found (data home ...,
+    from the data_home argument). Put the 'newsgroup_malsar/rec.vs.talk' folder in a data home
+    and pass data_home=... or set REGMTL_DATA=/path/to/data.
+
+    With the files in place, ``data = load_newsgroups("rec.vs.talk")`` gives ``data.X``
+    (2 sparse CSR matrices of 2000 term counts) and ``data.y`` (0/1).
     """
     if pair not in NEWSGROUP_PAIRS:
         raise ValueError(f"pair must be one of {NEWSGROUP_PAIRS}, got {pair!r}")

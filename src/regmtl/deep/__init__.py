@@ -1,9 +1,36 @@
 """Deep multi-task learning in PyTorch (``pip install 'regmtl[deep]'``).
 
-Nets that share layers across tasks (:class:`HardSharing`, :class:`MMoE`, :class:`CGC`,
-:class:`PLE`), penalties by parameter group (:class:`L1Penalty`, :class:`L2Penalty`,
-:class:`GroupL21`), task weighting and gradient surgery (:mod:`regmtl.deep.weighting`), missing
-labels (NaN targets), a :class:`Trainer`, and scikit-learn wrappers.
+- Tasks: :class:`TaskSpec` (regression, binary, multiclass; its loss, metrics and weight);
+  NaN in a target is a missing label, left out of that task's loss.
+- Nets that share layers across tasks: :class:`HardSharing` (a shared trunk, a head per
+  task), :class:`MMoE`, :class:`CGC` and :class:`PLE` (experts mixed by a gate per task).
+- Penalties by parameter group: :class:`L1Penalty`, :class:`L2Penalty`, :class:`GroupL21`
+  (features selected for all tasks at once), on the shared layers by default.
+- Task weighting and gradient surgery (``regmtl.deep.weighting``): :class:`EqualWeighting`
+  (the default), :class:`FixedWeighting`, :class:`RandomWeighting`,
+  :class:`UncertaintyWeighting`, :class:`DWA`, :class:`GradNorm`, :class:`PCGrad`,
+  :class:`CAGrad`.
+- Training: :class:`Trainer` (validation, early stopping, best weights, mixed precision on
+  CUDA, DistributedDataParallel under ``torchrun``: ``regmtl.deep.distributed``),
+  checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`).
+- scikit-learn estimators (:class:`DeepMultiTaskRegressor`, :class:`DeepMultiTaskClassifier`)
+  and transfer to a new task (:func:`transfer_head`).
+
+Examples
+--------
+>>> import numpy as np
+>>> from regmtl.deep import HardSharing, L2Penalty, Trainer, set_seed
+>>> rng = np.random.default_rng(0)
+>>> X = rng.standard_normal((40, 3))
+>>> targets = {"a": X[:, 0], "b": np.where(X[:, 1] > 0, 1.0, 0.0)}
+>>> set_seed(0)
+>>> net = HardSharing(3, {"a": "regression", "b": "binary"}, hidden=(8,))
+>>> trainer = Trainer(net, weighting="dwa", penalty=L2Penalty(1e-3), max_epochs=3,
+...                   batch_size=16).fit((X, targets), val=(X, targets))
+>>> sorted(trainer.predict(X[:4]))
+['a', 'b']
+>>> len(trainer.history), "val/b/auc" in trainer.history
+(3, True)
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint

@@ -23,8 +23,40 @@ WEIGHTS, CONFIG = "model.pt", "config.json"
 def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = None) -> Path:
     """Write ``net``'s weights and config into the folder ``path`` (created if needed).
 
-    ``extra`` (JSON-able: epoch, metric, ...) is stored in the config. A net whose config
-    cannot be written (a custom trunk) gets its weights saved and ``"net": null``.
+    The folder gets ``model.pt`` (the ``state_dict``, on the CPU) and ``config.json`` (the
+    checkpoint format, the regmtl version, the net's class and constructor arguments, and
+    ``extra``). A net whose config cannot be written (a custom trunk, a callable loss) gets
+    its weights saved and ``"net": null``; load it with ``load_checkpoint(path, net=...)``.
+    Existing files are overwritten.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The folder.
+    net : MultiTaskNet
+        The net to save.
+    extra : dict, optional
+        JSON-able entries stored in the config (epoch, metric, ...).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    See Also
+    --------
+    regmtl.deep.load_checkpoint : Reads it back.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from regmtl.deep import HardSharing, save_checkpoint
+    >>> net = HardSharing(4, ["a", "b"], hidden=(8,))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     folder = save_checkpoint(Path(tmp) / "best", net, extra={"epoch": 3})
+    ...     sorted(f.name for f in folder.iterdir())
+    ['config.json', 'model.pt']
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -60,7 +92,48 @@ def read_config(path: str | Path) -> dict:
 
 def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
                     map_location: Any = "cpu") -> MultiTaskNet:
-    """The net saved in ``path``: rebuilt from its config, or ``net`` with the saved weights."""
+    """The net saved in ``path``: rebuilt from its config, or ``net`` with the saved weights.
+
+    The weights are read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A folder written by :func:`~regmtl.deep.save_checkpoint`.
+    net : MultiTaskNet, optional
+        A net of the saved architecture to load the weights into (required when the config
+        could not be saved, e.g. a custom trunk).
+    map_location : str or torch.device, default="cpu"
+        Where the tensors are loaded (as in ``torch.load``).
+
+    Returns
+    -------
+    MultiTaskNet
+        The net with the saved weights (``net`` itself when given).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a checkpoint folder.
+    ValueError
+        If the config is invalid or of a newer format, or the net cannot be rebuilt from it
+        and ``net`` is not given.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> from regmtl.deep import MMoE, load_checkpoint, save_checkpoint
+    >>> net = MMoE(4, ["a", "b"], n_experts=2, expert_hidden=(8,))
+    >>> x = torch.randn(3, 4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = save_checkpoint(tmp, net)
+    ...     loaded = load_checkpoint(tmp)
+    >>> type(loaded).__name__, loaded.task_names
+    ('MMoE', ['a', 'b'])
+    >>> torch.equal(net(x)["a"], loaded(x)["a"])
+    True
+    """
     config = read_config(path)
     if net is None:
         name = config.get("net")

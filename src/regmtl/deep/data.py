@@ -44,17 +44,52 @@ def _features(X: Any, what: str = "X") -> np.ndarray:
 class MultiTaskDataset(torch.utils.data.Dataset):
     """Features and the targets of some or all tasks, checked against their specs.
 
+    A ``torch.utils.data.Dataset`` held as whole float32 tensors: indexing with an integer or
+    an index tensor returns ``(x, {task: y})``. Tasks without a target are left out of the
+    dict (the trainer gives them no signal); NaN marks a missing label.
+
     Parameters
     ----------
-    X : array-like (n, p)
-    targets : dict task -> array (n,) or (n, k), or an (n, T) array in the order of ``tasks``
-        NaN marks a missing label.
+    X : array-like of shape (n_samples, n_features)
+        The features (finite; a DataFrame or a tensor is accepted).
+    targets : dict of str to array-like, or array-like of shape (n_samples, T)
+        Each task's target, of shape (n_samples,) or (n_samples, n_outputs); or one column per
+        task in the order of ``tasks`` (single-output tasks only). NaN marks a missing label.
     tasks : list of TaskSpec
-        Targets are checked against them: unknown task names, a width other than the task's
-        ``n_outputs``, labels outside 0/1 (binary) or 0..K-1 (multiclass), and NaN or infinite
-        features are errors.
+        The tasks the targets are checked against.
 
-    Indexing with an integer or an index tensor returns ``(x, {task: y})``.
+    Attributes
+    ----------
+    X : Tensor of shape (n_samples, n_features)
+        The features (float32).
+    targets : dict of str to Tensor
+        The targets (float32, NaN where missing).
+
+    Raises
+    ------
+    ValueError
+        On unknown task names, a width other than the task's ``n_outputs``, labels outside
+        0/1 (binary) or 0..K-1 (multiclass), a row count other than X's, or NaN or infinite
+        features.
+
+    See Also
+    --------
+    regmtl.deep.Batches : Walks a dataset in batches.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import MultiTaskDataset, TaskSpec
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((10, 3))
+    >>> clicked = np.where(X[:, 1] > 0, 1.0, np.nan)  # label 1 where seen, else missing
+    >>> ds = MultiTaskDataset(X, {"price": X[:, 0], "clicked": clicked},
+    ...                       [TaskSpec("price"), TaskSpec("clicked", kind="binary")])
+    >>> len(ds), ds.n_features
+    (10, 3)
+    >>> x, y = ds[[0, 1, 2]]
+    >>> tuple(x.shape), {task: tuple(v.shape) for task, v in y.items()}
+    ((3, 3), {'price': (3,), 'clicked': (3,)})
     """
 
     def __init__(self, X: Any, targets: Any, tasks: list[TaskSpec]):
@@ -91,13 +126,25 @@ class MultiTaskDataset(torch.utils.data.Dataset):
 
     @property
     def n_features(self) -> int:
+        """The number of features (columns of ``X``)."""
         return self.X.shape[1]
 
     def __getitem__(self, idx):
         return self.X[idx], {k: v[idx] for k, v in self.targets.items()}
 
     def to(self, device) -> MultiTaskDataset:
-        """Move the tensors (once) to ``device``."""
+        """Move the tensors (once) to ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            The device.
+
+        Returns
+        -------
+        MultiTaskDataset
+            The dataset itself.
+        """
         self.X = self.X.to(device)
         self.targets = {k: v.to(device) for k, v in self.targets.items()}
         return self
@@ -134,7 +181,48 @@ class Batches:
     ``world_size`` ranks, global batch b is rows ``order[b*B*W:(b+1)*B*W]`` and rank r takes
     every W-th of them from the r-th: the ranks together see exactly the batch one process
     with ``batch_size = B * W`` sees. Every rank takes the same number of steps: a last global
-    batch with fewer than W rows is dropped.
+    batch with fewer than W rows is dropped. Batches are made by indexing whole tensors (no
+    per-sample collation).
+
+    Parameters
+    ----------
+    dataset : MultiTaskDataset
+        The data.
+    batch_size : int
+        Rows per batch and rank, B (>= 1).
+    shuffle : bool, default=True
+        A new random order every epoch; False: the row order.
+    seed : int, default=0
+        Seed of the orders.
+    rank : int, default=0
+        This process's rank r.
+    world_size : int, default=1
+        Number of ranks W.
+    drop_last : bool, default=False
+        Drop an incomplete last global batch.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch whose order iteration gives (see :meth:`set_epoch`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import Batches, MultiTaskDataset, TaskSpec
+    >>> X = np.arange(10.0).reshape(10, 1)
+    >>> ds = MultiTaskDataset(X, {"a": X[:, 0]}, [TaskSpec("a")])
+    >>> batches = Batches(ds, batch_size=4, seed=0)
+    >>> len(batches), [tuple(x.shape) for x, y in batches]
+    (3, [(4, 1), (4, 1), (2, 1)])
+
+    Two ranks with batches of 2 see the batches of one process with batches of 4:
+
+    >>> one = [x[:, 0].tolist() for x, _ in batches]
+    >>> ranks = [[x[:, 0].tolist() for x, _ in Batches(ds, 2, seed=0, rank=r, world_size=2)]
+    ...          for r in (0, 1)]
+    >>> all(sorted(a + b) == sorted(o) for a, b, o in zip(*ranks, one))
+    True
     """
 
     def __init__(self, dataset: MultiTaskDataset, batch_size: int, *, shuffle: bool = True,
@@ -150,6 +238,13 @@ class Batches:
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Use the order of epoch ``epoch`` from the next iteration on.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch (the trainer sets it before each pass).
+        """
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

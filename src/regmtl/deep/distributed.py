@@ -19,7 +19,35 @@ __all__ = ["Context", "setup", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"``: the rank's CUDA device when CUDA is available, else the CPU."""
+    """The device to train on.
+
+    Parameters
+    ----------
+    device : str or torch.device, default="auto"
+        ``"auto"``: the rank's CUDA device (``cuda:LOCAL_RANK`` modulo the number of GPUs)
+        when CUDA is available, else the CPU; any device string torch knows (``"cpu"``,
+        ``"cuda:1"``, ...); a ``torch.device`` is returned as is.
+    local_rank : int, default=0
+        The process's rank on its machine.
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    ValueError
+        If the string is not a device, or names CUDA where CUDA is not available.
+
+    Examples
+    --------
+    >>> from regmtl.deep.distributed import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("auto").type in ("cpu", "cuda")
+    True
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
@@ -38,7 +66,30 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
 
 @dataclass
 class Context:
-    """Where this process trains: device, rank, world size."""
+    """Where this process trains: device, rank, world size.
+
+    Made by :func:`~regmtl.deep.distributed.setup`; the trainer uses it to average gradients
+    and losses over the ranks.
+
+    Parameters
+    ----------
+    device : torch.device
+        The process's device.
+    rank : int, default=0
+        The process's rank.
+    world_size : int, default=1
+        Number of processes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep.distributed import Context
+    >>> ctx = Context(torch.device("cpu"))
+    >>> ctx.distributed, ctx.main
+    (False, True)
+    >>> ctx.mean(torch.tensor([1.0, 3.0])).tolist()  # one process: the tensor itself
+    [1.0, 3.0]
+    """
 
     device: torch.device
     rank: int = 0
@@ -46,14 +97,27 @@ class Context:
 
     @property
     def distributed(self) -> bool:
+        """Whether several processes train together."""
         return self.world_size > 1
 
     @property
     def main(self) -> bool:
+        """Whether this is rank 0 (the one that logs and saves checkpoints)."""
         return self.rank == 0
 
     def mean(self, t: torch.Tensor) -> torch.Tensor:
-        """The average of ``t`` over the ranks (``t`` itself in one process)."""
+        """The average of ``t`` over the ranks (``t`` itself in one process).
+
+        Parameters
+        ----------
+        t : Tensor
+            The same shape on every rank.
+
+        Returns
+        -------
+        Tensor
+            The mean (a new tensor when distributed).
+        """
         if not self.distributed:
             return t
         t = t.clone()
@@ -61,7 +125,14 @@ class Context:
         return t / self.world_size
 
     def average_gradients(self, params) -> None:
-        """Average ``.grad`` of ``params`` over the ranks in one flat all-reduce."""
+        """Average ``.grad`` of ``params`` over the ranks in one flat all-reduce, in place.
+
+        Parameters
+        ----------
+        params : iterable of torch.nn.Parameter
+            The parameters (those without a gradient are skipped); nothing happens in one
+            process.
+        """
         if not self.distributed:
             return
         ps = [p for p in params if p.grad is not None]
@@ -78,8 +149,44 @@ class Context:
 
 
 def setup(device: str | torch.device = "auto", distributed: str | bool = "auto") -> Context:
-    """The training context: joins the process group under ``torchrun`` (``distributed="auto"``
-    and ``WORLD_SIZE > 1``, or True), else a single process on ``device``."""
+    """The training context: joins the process group under ``torchrun``, else one process.
+
+    With ``distributed="auto"`` and ``WORLD_SIZE > 1`` in the environment (set by
+    ``torchrun``), or ``distributed=True``, it joins the process group (NCCL on CUDA, gloo on
+    the CPU; once: a second call reuses it) on the device of ``LOCAL_RANK``. Otherwise it
+    returns a single-process context on ``device``, with no environment variable needed.
+
+    Parameters
+    ----------
+    device : str or torch.device, default="auto"
+        See :func:`~regmtl.deep.distributed.resolve_device`.
+    distributed : "auto" or bool, default="auto"
+        Whether to join a process group.
+
+    Returns
+    -------
+    Context
+        The device, rank and world size.
+
+    Raises
+    ------
+    RuntimeError
+        If a process group is asked for without torchrun (no ``MASTER_ADDR``).
+    ValueError
+        If ``device`` is invalid.
+
+    Examples
+    --------
+    In a plain Python process (no ``torchrun``):
+
+    >>> from regmtl.deep.distributed import setup
+    >>> ctx = setup(device="cpu")
+    >>> ctx.device, ctx.rank, ctx.world_size, ctx.distributed
+    (device(type='cpu'), 0, 1, False)
+
+    Under ``torchrun --nproc_per_node 2 train.py`` the same call gives ranks 0 and 1 of a world
+    of size 2; :class:`~regmtl.deep.Trainer` calls it in :meth:`~regmtl.deep.Trainer.fit`.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     want = world > 1 if distributed == "auto" else bool(distributed)
     if not want:

@@ -143,7 +143,23 @@ class _DeepMultiTask(BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None):
-        """Train on lists per task, long form with ``task``, or shared X with 2-D y."""
+        """Train on lists per task, long form with ``task``, or shared X with 2-D y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            One design per task (a list or dict), or one design for all rows.
+        y : array-like, or list or dict of them
+            The targets of each task's rows (one array per design for a list or dict); 2-D
+            (n, T) for a shared design (NaN = missing).
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form), or the name of a column of ``X``.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+        """
         data = self._data(X, y, task, fitting=True)
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
@@ -212,40 +228,105 @@ class _DeepMultiTask(BaseEstimator):
 class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     """A multi-task network for regression, as a scikit-learn estimator.
 
+    It takes the input forms of :class:`~regmtl.MultiTaskRegressor`: lists (or dicts) of
+    designs per task, long form with ``task``, or a shared X with an (n, T) Y (NaN = missing);
+    a 1-D y is one task. Rows of all tasks are stacked into one design and each row's target
+    is observed for its own task only, so the tasks train jointly through the shared layers.
+    Each task's target is standardized inside the fit (predictions are mapped back); each task
+    has a head with one output and the squared loss. Training runs a
+    :class:`~regmtl.deep.Trainer` on one process.
+
     Parameters
     ----------
     architecture : {"hard", "mmoe", "cgc", "ple"}, default="hard"
-        Hard parameter sharing (an MLP trunk of widths ``hidden``), or mixtures of experts
-        (each expert an MLP of widths ``hidden``; ``n_experts`` shared experts).
-    hidden, head_hidden : sequences of int
-        Widths of the shared trunk / experts, and of each task's head before its output.
-    n_experts : int, activation : str, dropout : float, batch_norm : bool
-    penalty : {"l1", "l2", "l21"} or None; alpha : float
-        ``alpha`` times L1 / squared L2 (halved) of the shared weights, or the group L2,1 norm
-        of the input columns (features selected for all tasks).
+        Hard parameter sharing (:class:`~regmtl.deep.HardSharing`, an MLP trunk of widths
+        ``hidden``), or mixtures of experts (:class:`~regmtl.deep.MMoE`,
+        :class:`~regmtl.deep.CGC`, :class:`~regmtl.deep.PLE`: each expert an MLP of widths
+        ``hidden``, ``n_experts`` shared experts).
+    hidden : sequence of int, default=(64,)
+        Widths of the shared trunk, or of each expert.
+    head_hidden : sequence of int, default=()
+        Hidden widths of each task's head (tower) before its output layer.
+    n_experts : int, default=4
+        Shared experts of the mixture architectures (>= 1).
+    activation : str, default="relu"
+        Nonlinearity (see :func:`~regmtl.deep.mlp`).
+    dropout : float, default=0.0
+        Dropout after every hidden layer, in [0, 1).
+    batch_norm : bool, default=False
+        Batch normalization after every hidden linear layer.
+    penalty : {"l1", "l2", "l21"} or None, default=None
+        ``alpha`` times the L1 norm or half the squared L2 norm of the shared weights
+        (biases excluded), or the group L2,1 norm of the input columns (features selected
+        for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
+        objective.
+    alpha : float, default=0.0
+        Strength of the penalty (>= 0; 0 disables it).
     weighting : str or Weighting, default="equal"
-        Task weighting or gradient surgery (:mod:`regmtl.deep.weighting`).
-    optimizer, lr, batch_size, max_epochs
-    early_stopping : bool, validation_fraction : float, patience : int
-        Hold out that fraction of the rows and stop when its loss has not improved for
-        ``patience`` epochs; the best epoch's weights are kept.
-    random_state : int, default=0
+        Task weighting or gradient surgery: ``"equal"``, ``"random"``, ``"uncertainty"``,
+        ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, or a
+        :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        The optimizer.
+    lr : float, default=1e-2
+        Learning rate (> 0).
+    batch_size : int, default=64
+        Rows per training step.
+    max_epochs : int, default=200
+        Maximum number of passes over the training rows.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
+        for ``patience`` epochs; the best epoch's weights are kept.
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for early stopping, in (0, 1).
+    patience : int, default=10
+        Epochs without improvement before stopping (>= 1).
+    random_state : int, RandomState instance or None, default=0
+        Seeds the split, the initial weights, the batch order and the random draws.
     device : str, default="auto"
+        ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    verbose : int, default=0
+        Show a progress bar over epochs when > 0.
 
     Attributes
     ----------
-    net_ : the trained MultiTaskNet; history_ : DataFrame, one row per epoch;
-    tasks_, n_tasks_, n_iter_ (epochs run), best_epoch_
+    net_ : MultiTaskNet
+        The trained net (task ``k`` is named ``"t{k}"``).
+    history_ : DataFrame
+        One row per epoch (see :class:`~regmtl.deep.Trainer`).
+    tasks_ : ndarray
+        The task labels, in order.
+    n_tasks_ : int
+        Number of tasks.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        The epoch whose weights the net has.
+    input_form_ : str
+        The input form of the fit (``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
+        ``"shared"``).
+    y_mean_, y_scale_ : ndarray of shape (n_tasks,)
+        Each task's target mean and standard deviation.
+    trainer_ : Trainer
+        The trainer of the fit.
+
+    See Also
+    --------
+    regmtl.deep.DeepMultiTaskClassifier : The same for classification.
+    regmtl.MultiTaskRegressor : Linear multi-task regression.
 
     Examples
     --------
     >>> import numpy as np
     >>> from regmtl.deep import DeepMultiTaskRegressor
     >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((200, 5)); Y = np.column_stack([X[:, 0], X[:, 0] + X[:, 1]])
-    >>> m = DeepMultiTaskRegressor(hidden=(32,), max_epochs=50).fit(X, Y)
-    >>> m.predict(X).shape
-    (200, 2)
+    >>> X = rng.standard_normal((60, 5))
+    >>> Y = np.column_stack([X[:, 0], X[:, 0] + X[:, 1]])  # two tasks on a shared design
+    >>> m = DeepMultiTaskRegressor(hidden=(16,), max_epochs=20, batch_size=32).fit(X, Y)
+    >>> m.predict(X).shape, m.n_tasks_, m.input_form_
+    ((60, 2), 2, 'shared')
+    >>> m.n_iter_ == len(m.history_)
+    True
     """
 
     _kind = "regression"
@@ -267,12 +348,41 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
                                for r, t in zip(self._rows(data), data.task_index, strict=True)])
 
     def predict(self, X: Any, task: Any = None) -> Any:
-        """Predictions in the form of ``X``: list in, list out; a 2-D X alone gives (n, T)."""
+        """Predictions in the form of ``X``: list in, list out; a 2-D X alone gives (n, T).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict of ndarray
+            The predicted values: (n,) for one task or the long form, (n, T) for a shared
+            design, one array per task for a list or dict.
+        """
         data = self._predict_data(X, task)
         return data.to_form(self._values(data))
 
     def score(self, X: Any, y: Any, task: Any = None) -> float:
-        """R^2 of each task, averaged over tasks (observed labels only)."""
+        """R^2 of each task, averaged over tasks (observed labels only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        y : array-like, or list or dict of them
+            The true values (NaN = missing in a shared Y).
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        float
+            The mean over tasks of the coefficient of determination.
+        """
         data = self._predict_data(X, task, y)
         pred = self._values(data)
         return float(np.mean([r2_score(data.y[s], pred[s]) for s, _ in data.segments()]))
@@ -286,18 +396,100 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
 class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
     """A multi-task network for classification (binary or multiclass per task).
 
-    Parameters and attributes are those of :class:`DeepMultiTaskRegressor`, plus
-    ``classes_``: the labels (one array for a single task, else a list per task). Each task has
-    its own classes; two give a logistic head, more a softmax head.
+    The input forms and training are those of
+    :class:`~regmtl.deep.DeepMultiTaskRegressor`. Each task has its own classes (any label
+    type); two give a logistic head (binary cross entropy), more a softmax head (cross
+    entropy).
+
+    Parameters
+    ----------
+    architecture : {"hard", "mmoe", "cgc", "ple"}, default="hard"
+        Hard parameter sharing (:class:`~regmtl.deep.HardSharing`, an MLP trunk of widths
+        ``hidden``), or mixtures of experts (:class:`~regmtl.deep.MMoE`,
+        :class:`~regmtl.deep.CGC`, :class:`~regmtl.deep.PLE`: each expert an MLP of widths
+        ``hidden``, ``n_experts`` shared experts).
+    hidden : sequence of int, default=(64,)
+        Widths of the shared trunk, or of each expert.
+    head_hidden : sequence of int, default=()
+        Hidden widths of each task's head (tower) before its output layer.
+    n_experts : int, default=4
+        Shared experts of the mixture architectures (>= 1).
+    activation : str, default="relu"
+        Nonlinearity (see :func:`~regmtl.deep.mlp`).
+    dropout : float, default=0.0
+        Dropout after every hidden layer, in [0, 1).
+    batch_norm : bool, default=False
+        Batch normalization after every hidden linear layer.
+    penalty : {"l1", "l2", "l21"} or None, default=None
+        ``alpha`` times the L1 norm or half the squared L2 norm of the shared weights
+        (biases excluded), or the group L2,1 norm of the input columns (features selected
+        for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
+        objective.
+    alpha : float, default=0.0
+        Strength of the penalty (>= 0; 0 disables it).
+    weighting : str or Weighting, default="equal"
+        Task weighting or gradient surgery: ``"equal"``, ``"random"``, ``"uncertainty"``,
+        ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, or a
+        :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        The optimizer.
+    lr : float, default=1e-2
+        Learning rate (> 0).
+    batch_size : int, default=64
+        Rows per training step.
+    max_epochs : int, default=200
+        Maximum number of passes over the training rows.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
+        for ``patience`` epochs; the best epoch's weights are kept.
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for early stopping, in (0, 1).
+    patience : int, default=10
+        Epochs without improvement before stopping (>= 1).
+    random_state : int, RandomState instance or None, default=0
+        Seeds the split, the initial weights, the batch order and the random draws.
+    device : str, default="auto"
+        ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    verbose : int, default=0
+        Show a progress bar over epochs when > 0.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        The labels: one array for a single task, else a list per task.
+    net_ : MultiTaskNet
+        The trained net (task ``k`` is named ``"t{k}"``).
+    history_ : DataFrame
+        One row per epoch (see :class:`~regmtl.deep.Trainer`).
+    tasks_ : ndarray
+        The task labels, in order.
+    n_tasks_ : int
+        Number of tasks.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        The epoch whose weights the net has.
+    input_form_ : str
+        The input form of the fit.
+    trainer_ : Trainer
+        The trainer of the fit.
+
+    See Also
+    --------
+    regmtl.deep.DeepMultiTaskRegressor : The same for regression.
+    regmtl.MultiTaskClassifier : Linear multi-task classification.
 
     Examples
     --------
     >>> import numpy as np
     >>> from regmtl.deep import DeepMultiTaskClassifier
     >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((300, 4)); y = np.where(X[:, 0] > 0, "yes", "no")
-    >>> clf = DeepMultiTaskClassifier(hidden=(16,), max_epochs=30).fit(X, y)
-    >>> float(clf.score(X, y)) > 0.9
+    >>> X = rng.standard_normal((60, 4))
+    >>> y = np.where(X[:, 0] > 0, "yes", "no")
+    >>> clf = DeepMultiTaskClassifier(hidden=(16,), max_epochs=20, batch_size=32).fit(X, y)
+    >>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape
+    (['no', 'yes'], (3, 2))
+    >>> bool(clf.score(X, y) > 0.8)
     True
     """
 
@@ -331,7 +523,26 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
                 for k, c in enumerate(self._classes)]
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
-        """Class probabilities, (n, K_t) per task, columns in the order of ``classes_``."""
+        """Class probabilities, (n, K_t) per task, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict of ndarray
+            One (n, K) array for one task or the long form (all tasks with K classes), else
+            one array per task.
+
+        Raises
+        ------
+        ValueError
+            In long form, when the tasks have different numbers of classes.
+        """
         data = self._predict_data(X, task)
         probs = []
         for r, t in zip(self._rows(data), data.task_index, strict=True):
@@ -352,6 +563,20 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         return data.to_form(np.concatenate(probs))
 
     def predict_log_proba(self, X: Any, task: Any = None) -> Any:
+        """The logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict of ndarray
+            Log-probabilities, in the form of :meth:`predict_proba`.
+        """
         proba = self.predict_proba(X, task)
         if isinstance(proba, dict):
             return {k: np.log(v) for k, v in proba.items()}
@@ -368,7 +593,20 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         return out
 
     def predict(self, X: Any, task: Any = None) -> Any:
-        """Labels, in the form of ``X``."""
+        """Predicted labels, in the form of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict of ndarray
+            Each row's label, in its task's label type.
+        """
         data = self._predict_data(X, task)
         out = self._labels(data)
         if data.form == "list":
@@ -379,7 +617,22 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
 
     def score(self, X: Any, y: Any, task: Any = None) -> float:
-        """Accuracy of each task, averaged over tasks (observed labels only)."""
+        """Accuracy of each task, averaged over tasks (observed labels only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        y : array-like, or list or dict of them
+            The true labels.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        float
+            The mean over tasks of the accuracy.
+        """
         data = self._predict_data(X, task, y)
         labels = self._labels(data)
         starts = data.indptr[:-1]

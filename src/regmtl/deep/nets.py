@@ -16,6 +16,14 @@ net                   output of task t                                     refer
 :class:`PLE`          CGC levels stacked; a shared gate feeds the shared   Tang et al. 2020
                       experts of the next level
 ====================  ===================================================  ===============
+
+References
+----------
+- Caruana (1997). Multitask learning. Machine Learning 28, 41-75.
+- Ma, Zhao, Yi, Chen, Hong & Chi (2018). Modeling task relationships in multi-task learning
+  with multi-gate mixture-of-experts. KDD.
+- Tang, Liu, Zhao & Gong (2020). Progressive layered extraction (PLE): a novel multi-task
+  learning (MTL) model for personalized recommendations. RecSys.
 """
 
 from __future__ import annotations
@@ -36,7 +44,45 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU,
 
 def mlp(in_features: int, hidden: Sequence[int], *, activation: str = "relu",
         dropout: float = 0.0, batch_norm: bool = False) -> nn.Sequential:
-    """Linear -> [BatchNorm1d] -> activation -> [Dropout] for each width in ``hidden``."""
+    """A multilayer perceptron: the trunks, experts and heads of the nets.
+
+    Each width ``h`` in ``hidden`` adds ``Linear -> [BatchNorm1d] -> activation -> [Dropout]``;
+    the output has the last width (``in_features`` when ``hidden`` is empty: an empty
+    ``Sequential``, the identity).
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the input.
+    hidden : sequence of int
+        Widths of the hidden layers (each >= 1), in order.
+    activation : {"relu", "gelu", "tanh", "elu", "silu", "leaky_relu"}, default="relu"
+        The nonlinearity after every linear layer.
+    dropout : float, default=0.0
+        Dropout probability after every hidden layer, in [0, 1); 0 adds no dropout layer.
+    batch_norm : bool, default=False
+        Add a ``BatchNorm1d`` after every linear layer.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The layers, mapping (B, in_features) to (B, hidden[-1]).
+
+    Raises
+    ------
+    ValueError
+        If ``activation`` is unknown, ``dropout`` is outside [0, 1) or a width is < 1.
+
+    Examples
+    --------
+    >>> from regmtl.deep import mlp
+    >>> body = mlp(5, (8, 4), dropout=0.1)
+    >>> [type(m).__name__ for m in body]
+    ['Linear', 'ReLU', 'Dropout', 'Linear', 'ReLU', 'Dropout']
+    >>> import torch
+    >>> tuple(body(torch.zeros(3, 5)).shape)
+    (3, 4)
+    """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
     if not 0.0 <= dropout < 1.0:
@@ -68,7 +114,57 @@ def _first_linear(module: nn.Module) -> nn.Linear | None:
 
 
 class MultiTaskNet(nn.Module):
-    """Base of the nets: task specs, the head per task, parameter groups, config."""
+    """Base class of the multi-task nets: task specs, parameter groups, config.
+
+    A net maps a batch ``x`` of shape (B, n_features) to a dict ``{task: output}``, each output
+    of shape (B, ``n_outputs``) (values for regression, logits for classification, see
+    :class:`~regmtl.deep.TaskSpec`). It splits its parameters into the groups the penalties and
+    the weighting methods work on: :meth:`shared_parameters` (every task's output depends on
+    them), :meth:`task_parameters` (heads, gates, task experts) and the :meth:`input_layers`
+    (the linear layers that read ``x``: the groups of :class:`~regmtl.deep.GroupL21`).
+
+    Use one of :class:`~regmtl.deep.HardSharing`, :class:`~regmtl.deep.MMoE`,
+    :class:`~regmtl.deep.CGC` or :class:`~regmtl.deep.PLE`. A subclass builds its modules in
+    ``__init__`` after calling ``super().__init__(n_features, tasks)``, stores its constructor
+    arguments in the dict ``self._config``, and implements ``forward(x, tasks=None)``,
+    :meth:`input_layers`, ``_shared_modules()`` and ``_task_modules(task)`` (lists of
+    modules).
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input (>= 1).
+    tasks : list of TaskSpec or str, or dict of str to str or TaskSpec
+        The tasks: specs, names (regression tasks), or a dict name -> kind (or spec). Names must
+        be unique.
+
+    Attributes
+    ----------
+    n_features : int
+        Width of the input.
+    tasks : list of TaskSpec
+        The task specs, in order.
+    task_names : list of str
+        Their names.
+
+    See Also
+    --------
+    regmtl.deep.Trainer : Trains a net.
+    regmtl.deep.save_checkpoint : Saves its weights and config.
+
+    Examples
+    --------
+    >>> from regmtl.deep import HardSharing, MultiTaskNet
+    >>> net = HardSharing(4, ["a", "b"], hidden=(8,))
+    >>> isinstance(net, MultiTaskNet), net.task_names
+    (True, ['a', 'b'])
+    >>> [tuple(p.shape) for p in net.shared_parameters()]
+    [(8, 4), (8,)]
+    >>> [tuple(p.shape) for p in net.task_parameters("a")]
+    [(1, 8), (1,)]
+    >>> [tuple(m.weight.shape) for m in net.input_layers()]
+    [(8, 4)]
+    """
 
     def __init__(self, n_features: int, tasks: Any):
         super().__init__()
@@ -93,18 +189,48 @@ class MultiTaskNet(nn.Module):
 
     # ------------------------------------------------------------------ parameter groups
     def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters every task's output depends on."""
+        """Parameters every task's output depends on.
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            The trunk's (hard sharing), or the shared experts' and shared gates' (mixtures of
+            experts).
+        """
         return [p for m in self._shared_modules() for p in m.parameters()]
 
     def task_parameters(self, task: str | None = None) -> list[nn.Parameter]:
-        """Parameters of one task (or of all tasks): its head, gates, own experts."""
+        """Parameters of one task (or of all tasks): its head, gates, own experts.
+
+        Parameters
+        ----------
+        task : str, optional
+            A task name; None gives the parameters of every task (all that are not shared).
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            The task-specific parameters.
+
+        Raises
+        ------
+        ValueError
+            If ``task`` is not a task of the net.
+        """
         shared = {id(p) for p in self.shared_parameters()}
         if task is None:
             return [p for p in self.parameters() if id(p) not in shared]
         return [p for m in self._task_modules(self._selected([task])[0]) for p in m.parameters()]
 
     def input_layers(self) -> list[nn.Linear]:
-        """The linear layers that read the raw input ``x`` (weights: out x n_features)."""
+        """The linear layers that read the raw input ``x``.
+
+        Returns
+        -------
+        list of torch.nn.Linear
+            Their weights have shape (out, n_features); column j reads feature j. Empty for a
+            custom trunk without a linear layer.
+        """
         raise NotImplementedError
 
     def _shared_modules(self) -> list[nn.Module]:
@@ -115,7 +241,19 @@ class MultiTaskNet(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def config(self) -> dict:
-        """JSON-able constructor arguments (:func:`regmtl.deep.load_checkpoint` rebuilds)."""
+        """The constructor arguments, JSON-able: :func:`~regmtl.deep.load_checkpoint` rebuilds
+        the net from them.
+
+        Returns
+        -------
+        dict
+            ``n_features``, ``tasks`` (each spec's config) and the net's own options.
+
+        Raises
+        ------
+        ValueError
+            If the net cannot be described in JSON (a custom trunk, a callable loss).
+        """
         return {"n_features": self.n_features,
                 "tasks": [t.to_config() for t in self.tasks], **self._config}
 
@@ -126,32 +264,70 @@ class MultiTaskNet(nn.Module):
 
 
 class HardSharing(MultiTaskNet):
-    """Hard parameter sharing: a trunk shared by all tasks, a head per task.
+    r"""Hard parameter sharing: a trunk shared by all tasks, a head per task.
+
+    Task t's output is :math:`f_t(x) = h_t(g(x))`, with :math:`g` the shared trunk (an MLP of
+    widths ``hidden``, or any module) and :math:`h_t` the task's head (an MLP of widths
+    ``head_hidden`` followed by a linear layer with ``n_outputs`` outputs). Shared parameters:
+    the trunk's; input layer: the trunk's first linear layer.
 
     Parameters
     ----------
     n_features : int
-    tasks : list of TaskSpec (or names: regression tasks)
+        Width of the input.
+    tasks : list of TaskSpec or str, or dict of str to str or TaskSpec
+        The tasks (names alone are regression tasks).
     hidden : sequence of int, default=(64, 32)
-        Widths of the MLP trunk (ignored with ``trunk``).
+        Widths of the MLP trunk (ignored with ``trunk``); empty: the heads read ``x``.
     head_hidden : sequence of int, default=()
         Hidden widths of each head before its output layer.
-    activation, dropout, batch_norm
-        Of the trunk and heads (dropout and batch norm after every hidden layer).
+    activation : str, default="relu"
+        Nonlinearity of the trunk and heads (see :func:`~regmtl.deep.mlp`).
+    dropout : float, default=0.0
+        Dropout after every hidden layer of the trunk and heads.
+    batch_norm : bool, default=False
+        Batch normalization after every linear hidden layer of the trunk and heads.
     trunk : torch.nn.Module, optional
         Any module mapping (B, n_features) to (B, trunk_out) in place of the MLP; its
         parameters are the shared ones. Nets with a custom trunk save their weights, but
-        their config can only be loaded by passing the net (see ``load_checkpoint``).
+        their config can only be loaded by passing the net
+        (``load_checkpoint(path, net=...)``).
     trunk_out : int, optional
         Output width of ``trunk`` (found by a forward pass of a zero batch when omitted).
 
+    Attributes
+    ----------
+    trunk : torch.nn.Module
+        The shared layers.
+    heads : torch.nn.ModuleDict
+        The head of each task, by name.
+    custom_trunk : bool
+        Whether ``trunk`` was given.
+
+    See Also
+    --------
+    regmtl.deep.MMoE : Experts mixed by a gate per task.
+
+    References
+    ----------
+    Caruana (1997). Multitask learning. Machine Learning 28, 41-75.
+
     Examples
     --------
+    >>> import torch
     >>> from regmtl.deep import HardSharing, TaskSpec
     >>> net = HardSharing(10, [TaskSpec("a"), TaskSpec("b", kind="binary")], hidden=(16,))
-    >>> import torch
     >>> {k: tuple(v.shape) for k, v in net(torch.zeros(4, 10)).items()}
     {'a': (4, 1), 'b': (4, 1)}
+
+    Any module can be the trunk:
+
+    >>> trunk = torch.nn.Sequential(torch.nn.Linear(10, 6), torch.nn.Tanh())
+    >>> net = HardSharing(10, ["a", "b"], trunk=trunk)
+    >>> net.heads["a"]
+    Sequential(
+      (0): Linear(in_features=6, out_features=1, bias=True)
+    )
     """
 
     def __init__(self, n_features: int, tasks: Any, hidden: Sequence[int] = (64, 32), *,
@@ -185,6 +361,25 @@ class HardSharing(MultiTaskNet):
 
     def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
                 ) -> dict[str, torch.Tensor]:
+        """The outputs of the tasks on a batch.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features)
+            The batch.
+        tasks : iterable of str, optional
+            The tasks to compute (default: all).
+
+        Returns
+        -------
+        dict of str to Tensor
+            Each task's output, of shape (B, n_outputs): values or logits.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` has the wrong shape or a task is unknown.
+        """
         self._check_input(x)
         h = self.trunk(x)
         return {t: self.heads[t](h) for t in self._selected(tasks)}
@@ -224,19 +419,68 @@ def _mix(gate: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
 
 
 class MMoE(MultiTaskNet):
-    """Multi-gate mixture of experts (Ma et al., KDD 2018).
+    r"""Multi-gate mixture of experts (Ma et al., KDD 2018).
 
-    ``n_experts`` MLP experts shared by all tasks; task t mixes them with its own softmax gate
-    ``softmax(G_t x)`` and feeds the mixture to its tower. Shared parameters: the experts; the
-    gates and towers are task-specific.
+    ``n_experts`` MLP experts :math:`e_1, \dots, e_K` shared by all tasks; task t mixes them with
+    its own softmax gate, a linear map :math:`G_t x + c_t` of the input, and feeds the mixture
+    to its tower :math:`h_t`:
+
+    .. math::
+
+        f_t(x) = h_t\Big(\sum_{k=1}^K \pi_{tk}(x)\, e_k(x)\Big), \qquad
+        \pi_t(x) = \mathrm{softmax}(G_t x + c_t).
+
+    Shared parameters: the experts; the gates and towers are task-specific. Input layers: the
+    first linear layer of every expert and every gate.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    tasks : list of TaskSpec or str, or dict of str to str or TaskSpec
+        The tasks (names alone are regression tasks).
+    n_experts : int, default=4
+        Number of shared experts K (>= 1).
+    expert_hidden : sequence of int, default=(64,)
+        Widths of each expert's MLP (at least one); the mixture has the last width.
+    tower_hidden : sequence of int, default=(32,)
+        Hidden widths of each task's tower before its output layer.
+    activation : str, default="relu"
+        Nonlinearity of the experts and towers (see :func:`~regmtl.deep.mlp`).
+    dropout : float, default=0.0
+        Dropout after every hidden layer of the experts and towers.
+    batch_norm : bool, default=False
+        Batch normalization after every linear hidden layer of the experts and towers.
+
+    Attributes
+    ----------
+    experts : torch.nn.ModuleList
+        The shared experts.
+    gates : torch.nn.ModuleDict
+        Each task's gate (its linear map is ``gates[task].linear``).
+    towers : torch.nn.ModuleDict
+        Each task's tower.
+
+    See Also
+    --------
+    regmtl.deep.CGC : Task-specific experts next to the shared ones.
+    regmtl.deep.HardSharing : One shared trunk.
+
+    References
+    ----------
+    Ma, Zhao, Yi, Chen, Hong & Chi (2018). Modeling task relationships in multi-task learning
+    with multi-gate mixture-of-experts. KDD.
 
     Examples
     --------
-    >>> from regmtl.deep import MMoE
     >>> import torch
+    >>> from regmtl.deep import MMoE
     >>> net = MMoE(8, ["a", "b"], n_experts=3, expert_hidden=(16,), tower_hidden=(8,))
     >>> tuple(net(torch.zeros(5, 8))["b"].shape)
     (5, 1)
+    >>> pi = net.gate_weights(torch.zeros(5, 8))["a"]
+    >>> tuple(pi.shape), bool(torch.allclose(pi.sum(dim=1), torch.ones(5)))
+    ((5, 3), True)
     """
 
     def __init__(self, n_features: int, tasks: Any, n_experts: int = 4, *,
@@ -261,12 +505,37 @@ class MMoE(MultiTaskNet):
 
     def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
                 ) -> dict[str, torch.Tensor]:
+        """The outputs of the tasks on a batch.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features)
+            The batch.
+        tasks : iterable of str, optional
+            The tasks to compute (default: all).
+
+        Returns
+        -------
+        dict of str to Tensor
+            Each task's output, of shape (B, n_outputs): values or logits.
+        """
         self._check_input(x)
         e = torch.stack([ex(x) for ex in self.experts], dim=1)
         return {t: self.towers[t](_mix(self.gates[t](x), e)) for t in self._selected(tasks)}
 
     def gate_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each task's mixture weights over the experts, (B, n_experts)."""
+        r"""Each task's mixture weights :math:`\pi_t(x)` over the experts.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features)
+            The batch.
+
+        Returns
+        -------
+        dict of str to Tensor
+            For each task, the (B, n_experts) softmax weights (rows sum to 1).
+        """
         return {t: self.gates[t](x) for t in self.task_names}
 
     def input_layers(self) -> list[nn.Linear]:
@@ -280,14 +549,84 @@ class MMoE(MultiTaskNet):
 
 
 class PLE(MultiTaskNet):
-    """Progressive layered extraction (Tang et al., RecSys 2020); ``n_levels=1`` is CGC.
+    r"""Progressive layered extraction (Tang et al., RecSys 2020); ``n_levels=1`` is CGC.
 
-    Each level has ``n_shared_experts`` shared experts and ``n_task_experts`` experts of each
-    task. Task t's gate mixes its own and the shared experts; below the last level a shared gate
-    mixes all experts into the input of the next level's shared experts, and task t's mixture
-    is the input of its next experts. Shared parameters: shared experts and shared gates; the
-    task parameters are each task's experts, gates and tower (below the last level a task's
-    experts also feed the shared gate, so they get gradient from every task).
+    Each level l has ``n_shared_experts`` shared experts :math:`E^s_l` and ``n_task_experts``
+    experts :math:`E^t_l` of each task t. Task t's gate mixes its own and the shared experts;
+    below the last level a shared gate mixes all experts into the input of the next level's
+    shared experts, and task t's mixture is the input of its next experts. With
+    :math:`z^t_0 = z^s_0 = x`, the outputs :math:`u^t_l = (e(z^t_l))_{e \in E^t_l}` of task
+    t's experts and :math:`u^s_l = (e(z^s_l))_{e \in E^s_l}` of the shared ones,
+
+    .. math::
+
+        z^t_{l+1} &= \mathrm{softmax}(G^t_l z^t_l + c^t_l)^\top (u^t_l, u^s_l), \\
+        z^s_{l+1} &= \mathrm{softmax}(G^s_l z^s_l + c^s_l)^\top
+            (u^1_l, \dots, u^T_l, u^s_l), \\
+        f_t(x) &= h_t(z^t_L),
+
+    each softmax weighting the listed expert outputs (the shared gate exists below the last
+    level only). Shared
+    parameters: shared experts and shared gates; the task parameters are each task's experts,
+    gates and tower (below the last level a task's experts also feed the shared gate, so they
+    get gradient from every task). Input layers: the first linear layer of every first-level
+    expert and gate.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    tasks : list of TaskSpec or str, or dict of str to str or TaskSpec
+        The tasks (names alone are regression tasks).
+    n_levels : int, default=2
+        Number of extraction levels L (>= 1).
+    n_shared_experts : int, default=2
+        Shared experts per level (>= 1).
+    n_task_experts : int, default=1
+        Experts of each task per level (>= 1).
+    expert_hidden : sequence of int, default=(64,)
+        Widths of each expert's MLP (at least one); every level outputs the last width.
+    tower_hidden : sequence of int, default=(32,)
+        Hidden widths of each task's tower before its output layer.
+    activation : str, default="relu"
+        Nonlinearity of the experts and towers (see :func:`~regmtl.deep.mlp`).
+    dropout : float, default=0.0
+        Dropout after every hidden layer of the experts and towers.
+    batch_norm : bool, default=False
+        Batch normalization after every linear hidden layer of the experts and towers.
+
+    Attributes
+    ----------
+    shared_experts : torch.nn.ModuleList
+        The shared experts of each level.
+    task_experts : torch.nn.ModuleList
+        For each level, a ``ModuleDict`` task -> its experts.
+    task_gates : torch.nn.ModuleList
+        For each level, a ``ModuleDict`` task -> its gate.
+    shared_gates : torch.nn.ModuleList
+        The shared gate of each level but the last.
+    towers : torch.nn.ModuleDict
+        Each task's tower.
+
+    See Also
+    --------
+    regmtl.deep.CGC : One level.
+    regmtl.deep.MMoE : Shared experts only.
+
+    References
+    ----------
+    Tang, Liu, Zhao & Gong (2020). Progressive layered extraction (PLE): a novel multi-task
+    learning (MTL) model for personalized recommendations. RecSys.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import PLE
+    >>> net = PLE(6, ["a", "b"], n_levels=2, expert_hidden=(8,), tower_hidden=(4,))
+    >>> {k: tuple(v.shape) for k, v in net(torch.zeros(3, 6)).items()}
+    {'a': (3, 1), 'b': (3, 1)}
+    >>> len(net.input_layers())  # 2 shared + 2 task experts, 2 task gates, 1 shared gate
+    7
     """
 
     def __init__(self, n_features: int, tasks: Any, n_levels: int = 2, *,
@@ -330,6 +669,20 @@ class PLE(MultiTaskNet):
 
     def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
                 ) -> dict[str, torch.Tensor]:
+        """The outputs of the tasks on a batch.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features)
+            The batch.
+        tasks : iterable of str, optional
+            The tasks to compute (default: all).
+
+        Returns
+        -------
+        dict of str to Tensor
+            Each task's output, of shape (B, n_outputs): values or logits.
+        """
         self._check_input(x)
         selected = self._selected(tasks)
         h_task = {t: x for t in self.task_names}
@@ -365,7 +718,61 @@ class PLE(MultiTaskNet):
 
 
 class CGC(PLE):
-    """Customized gate control (Tang et al., RecSys 2020): one level of :class:`PLE`."""
+    r"""Customized gate control (Tang et al., RecSys 2020): one level of PLE.
+
+    The :class:`~regmtl.deep.PLE` net with ``n_levels=1``. Each task t has ``n_task_experts``
+    experts :math:`E^t` of its own next to ``n_shared_experts`` shared experts :math:`E^s`; its
+    gate mixes the two sets, its tower reads the mixture:
+
+    .. math::
+
+        f_t(x) = h_t\Big(\sum_{e \in E^t \cup E^s}
+            \mathrm{softmax}(G_t x + c_t)_e \, e(x)\Big).
+
+    Shared parameters: the shared experts; the task parameters are each task's experts, gate
+    and tower.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    tasks : list of TaskSpec or str, or dict of str to str or TaskSpec
+        The tasks (names alone are regression tasks).
+    n_shared_experts : int, default=2
+        Shared experts (>= 1).
+    n_task_experts : int, default=1
+        Experts of each task (>= 1).
+    expert_hidden : sequence of int, default=(64,)
+        Widths of each expert's MLP (at least one).
+    tower_hidden : sequence of int, default=(32,)
+        Hidden widths of each task's tower before its output layer.
+    activation : str, default="relu"
+        Nonlinearity of the experts and towers (see :func:`~regmtl.deep.mlp`).
+    dropout : float, default=0.0
+        Dropout after every hidden layer of the experts and towers.
+    batch_norm : bool, default=False
+        Batch normalization after every linear hidden layer of the experts and towers.
+
+    See Also
+    --------
+    regmtl.deep.PLE : Several levels.
+    regmtl.deep.MMoE : Shared experts only.
+
+    References
+    ----------
+    Tang, Liu, Zhao & Gong (2020). Progressive layered extraction (PLE): a novel multi-task
+    learning (MTL) model for personalized recommendations. RecSys.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import CGC
+    >>> net = CGC(6, ["a", "b"], n_shared_experts=2, n_task_experts=1, expert_hidden=(8,))
+    >>> tuple(net(torch.zeros(3, 6))["a"].shape)
+    (3, 1)
+    >>> len(net.shared_parameters()), len(net.task_parameters("a"))
+    (4, 8)
+    """
 
     def __init__(self, n_features: int, tasks: Any, *, n_shared_experts: int = 2,
                  n_task_experts: int = 1, expert_hidden: Sequence[int] = (64,),

@@ -39,7 +39,63 @@ GROUPS = ("shared", "task", "all", "input")
 
 
 class ParameterPenalty:
-    """Base: parameter selection and the trainer's hooks."""
+    """Base class of the penalties on a group of a net's parameters.
+
+    A penalty chooses the parameters it acts on (:meth:`parameters`), gives its value (a
+    differentiable scalar the trainer adds to the training objective) and, for the non-smooth
+    ones, a proximal step the trainer applies after each optimizer step when ``proximal=True``.
+    A subclass implements :meth:`value` (and :meth:`prox`, with the class attribute
+    ``smooth = False``).
+
+    Parameters
+    ----------
+    alpha : float
+        Strength of the penalty (finite, >= 0).
+    params : {"shared", "task", "all", "input"} or callable, default="shared"
+        The parameter group: the layers every task uses, the task-specific ones (heads, gates,
+        task experts), all of them, the layers that read ``x``, or a callable
+        ``net -> parameters``.
+    include_bias : bool, default=False
+        Penalize biases too.
+    include_norm : bool, default=False
+        Penalize the parameters of normalization layers (batch, layer, group norm) too.
+    proximal : bool, default=False
+        Apply the proximal step after each optimizer step instead of adding the value to the
+        objective (non-smooth penalties only).
+
+    Attributes
+    ----------
+    smooth : bool
+        Whether the penalty is differentiable (then ``proximal`` must be False).
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is negative or not finite, ``params`` is unknown, or ``proximal=True`` on
+        a smooth penalty.
+
+    See Also
+    --------
+    regmtl.deep.Trainer : Adds the penalties to the training objective.
+
+    Examples
+    --------
+    A penalty of one's own, the squared L1 norm of the shared weights:
+
+    >>> import torch
+    >>> from regmtl.deep import HardSharing, ParameterPenalty, set_seed
+    >>> class SquaredL1(ParameterPenalty):
+    ...     def value(self, net):
+    ...         return self.alpha * sum(p.abs().sum() for p in self.parameters(net)) ** 2
+    >>> set_seed(0)
+    >>> net = HardSharing(5, ["a", "b"], hidden=(4,))
+    >>> pen = SquaredL1(0.1)
+    >>> [tuple(p.shape) for p in pen.parameters(net)]  # the trunk's weight, not its bias
+    [(4, 5)]
+    >>> w = net.trunk[0].weight
+    >>> bool(torch.isclose(pen.value(net), 0.1 * w.abs().sum() ** 2))
+    True
+    """
 
     smooth = True
 
@@ -65,7 +121,19 @@ class ParameterPenalty:
                 + (", proximal=True" if self.proximal else "") + ")")
 
     def parameters(self, net: nn.Module) -> list[nn.Parameter]:
-        """The penalized parameters of ``net``."""
+        """The penalized parameters of ``net``.
+
+        Parameters
+        ----------
+        net : MultiTaskNet
+            The net.
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            The parameters of the group ``params``, less biases and normalization layers
+            unless ``include_bias`` / ``include_norm``, each once.
+        """
         if callable(self.params):
             chosen = list(self.params(net))
         elif self.params == "shared":
@@ -91,16 +159,75 @@ class ParameterPenalty:
         return out
 
     def value(self, net: nn.Module) -> torch.Tensor:
-        """The penalty's value (a differentiable scalar)."""
+        """The penalty's value.
+
+        Parameters
+        ----------
+        net : MultiTaskNet
+            The net.
+
+        Returns
+        -------
+        Tensor
+            A differentiable scalar on the device of ``net``.
+        """
         raise NotImplementedError
 
     def prox(self, net: nn.Module, step: float) -> None:
-        """In-place proximal step of ``step * alpha`` on the penalized parameters."""
+        """In-place proximal step of ``step * alpha`` on the penalized parameters.
+
+        Parameters
+        ----------
+        net : MultiTaskNet
+            The net, modified in place.
+        step : float
+            The step size (the trainer passes the learning rate).
+        """
         raise NotImplementedError
 
 
 class L1Penalty(ParameterPenalty):
-    """``alpha * sum |theta|`` over the chosen parameters (sparsity)."""
+    r"""L1 penalty on a group of parameters: sparse weights.
+
+    .. math:: \Omega(\theta) = \alpha \sum_i |\theta_i|
+
+    over the chosen parameters :math:`\theta`. With ``proximal=True`` the trainer applies the
+    soft-thresholding :math:`\theta_i \leftarrow \mathrm{sign}(\theta_i)
+    \max(|\theta_i| - \eta\alpha, 0)` after each optimizer step of learning rate
+    :math:`\eta` (exact zeros with ``optimizer="sgd"``).
+
+    Parameters
+    ----------
+    alpha : float
+        Strength (finite, >= 0).
+    params : {"shared", "task", "all", "input"} or callable, default="shared"
+        The parameter group (see :class:`~regmtl.deep.ParameterPenalty`).
+    include_bias : bool, default=False
+        Penalize biases too.
+    include_norm : bool, default=False
+        Penalize the parameters of normalization layers too.
+    proximal : bool, default=False
+        Apply the soft-thresholding step instead of adding the value to the objective.
+
+    See Also
+    --------
+    regmtl.deep.GroupL21 : Selects input features for all tasks at once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import HardSharing, L1Penalty, set_seed
+    >>> set_seed(0)
+    >>> net = HardSharing(5, ["a", "b"], hidden=(4,))
+    >>> pen = L1Penalty(0.1)
+    >>> w = net.trunk[0].weight
+    >>> bool(torch.isclose(pen.value(net), 0.1 * w.abs().sum()))
+    True
+    >>> before = w.detach().clone()
+    >>> pen.prox(net, step=1.0)  # soft-thresholding by 1.0 * alpha
+    >>> bool(torch.equal(w == 0, before.abs() <= 0.1))
+    True
+    """
 
     smooth = False
 
@@ -116,7 +243,34 @@ class L1Penalty(ParameterPenalty):
 
 
 class L2Penalty(ParameterPenalty):
-    """``alpha / 2 * sum theta^2`` over the chosen parameters (weight decay on a group)."""
+    r"""Squared L2 penalty on a group of parameters: weight decay on that group only.
+
+    .. math:: \Omega(\theta) = \frac{\alpha}{2} \sum_i \theta_i^2
+
+    over the chosen parameters :math:`\theta`. It is smooth: always added to the objective
+    (``proximal=True`` is an error).
+
+    Parameters
+    ----------
+    alpha : float
+        Strength (finite, >= 0).
+    params : {"shared", "task", "all", "input"} or callable, default="shared"
+        The parameter group (see :class:`~regmtl.deep.ParameterPenalty`).
+    include_bias : bool, default=False
+        Penalize biases too.
+    include_norm : bool, default=False
+        Penalize the parameters of normalization layers too.
+
+    Examples
+    --------
+    >>> from regmtl.deep import HardSharing, L2Penalty
+    >>> net = HardSharing(5, ["a", "b"], hidden=(4,))
+    >>> pen = L2Penalty(0.01, params="task")  # the heads' weights
+    >>> pen
+    L2Penalty(alpha=0.01, params='task')
+    >>> [tuple(p.shape) for p in pen.parameters(net)]
+    [(1, 4), (1, 4)]
+    """
 
     def value(self, net):
         ps = self.parameters(net)
@@ -124,12 +278,51 @@ class L2Penalty(ParameterPenalty):
 
 
 class GroupL21(ParameterPenalty):
-    """``alpha * sum_j ||column j of every input layer||_2``: joint feature selection.
+    r"""Group L2,1 penalty over the input columns: features selected for all tasks at once.
 
-    Feature j's group is the j-th input column of every layer that reads x (the trunk's
-    first layer, or every expert's and gate's first layer), so a zero group removes
-    feature j from every task. ``selected_features(net)`` lists the features kept: those whose
-    group norm exceeds ``tol`` times the largest.
+    With :math:`W_1, \dots, W_m` the weights of the layers that read ``x`` (the trunk's first
+    layer, or every expert's and gate's first layer:
+    :meth:`~regmtl.deep.MultiTaskNet.input_layers`), feature j's group is the j-th column of
+    all of them:
+
+    .. math::
+
+        \Omega(W) = \alpha \sum_{j=1}^{p} \big\|(W_1[:, j], \dots, W_m[:, j])\big\|_2 .
+
+    A zero group removes feature j from every task. With ``proximal=True`` the trainer applies
+    the group soft-thresholding :math:`w_j \leftarrow \max(0, 1 - \eta\alpha / \|w_j\|_2)
+    \, w_j` after each optimizer step of learning rate :math:`\eta`. Stochastic steps leave
+    small nonzero groups: :meth:`selected_features` keeps the features whose group norm
+    exceeds ``tol`` times the largest.
+
+    Parameters
+    ----------
+    alpha : float
+        Strength (finite, >= 0).
+    proximal : bool, default=False
+        Apply the group soft-thresholding step instead of adding the value to the objective.
+    tol : float, default=0.1
+        Threshold of :meth:`selected_features`, relative to the largest group norm, in [0, 1).
+
+    See Also
+    --------
+    regmtl.deep.L1Penalty : Sparsity of individual weights.
+    regmtl.L21 : The same penalty on linear multi-task models.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import GroupL21, HardSharing, set_seed
+    >>> set_seed(0)
+    >>> net = HardSharing(5, ["a", "b"], hidden=(4,))
+    >>> pen = GroupL21(0.1)
+    >>> norms = pen.column_norms(net)
+    >>> tuple(norms.shape), bool(torch.isclose(pen.value(net), 0.1 * norms.sum()))
+    ((5,), True)
+    >>> with torch.no_grad():
+    ...     _ = net.trunk[0].weight[:, 3:].zero_()  # drop features 3 and 4
+    >>> pen.selected_features(net, tol=0.0).tolist()
+    [0, 1, 2]
     """
 
     smooth = False
@@ -148,12 +341,40 @@ class GroupL21(ParameterPenalty):
         return torch.cat([m.weight for m in layers], dim=0)
 
     def column_norms(self, net: nn.Module) -> torch.Tensor:
-        """||group j||_2 for every input feature j, shape (n_features,)."""
+        r"""The group norm of every input feature.
+
+        Parameters
+        ----------
+        net : MultiTaskNet
+            The net.
+
+        Returns
+        -------
+        Tensor of shape (n_features,)
+            :math:`\|w_j\|_2` for every feature j (differentiable).
+
+        Raises
+        ------
+        ValueError
+            If the net has no linear layer reading the input.
+        """
         return torch.linalg.vector_norm(self._columns(net), dim=0)
 
     def selected_features(self, net: nn.Module, tol: float | None = None) -> torch.Tensor:
-        """Indices of the features whose group norm exceeds ``tol`` (default: this penalty's)
-        times the largest group norm."""
+        """The features kept: those whose group norm exceeds ``tol`` times the largest.
+
+        Parameters
+        ----------
+        net : MultiTaskNet
+            The net.
+        tol : float, optional
+            Relative threshold (default: this penalty's ``tol``).
+
+        Returns
+        -------
+        Tensor of shape (n_selected,)
+            The feature indices, in increasing order (int64).
+        """
         tol = self.tol if tol is None else tol
         norms = self.column_norms(net).detach()
         return torch.nonzero(norms > tol * norms.max()).flatten()

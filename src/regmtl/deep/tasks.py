@@ -71,8 +71,36 @@ _DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "ce"}
 class Metric:
     """A named score ``fn(y_true, y_pred) -> float`` on a task's observed samples.
 
-    ``y_pred`` is the task's prediction (:meth:`TaskSpec.transform`): values for regression,
-    P(y = 1) for binary, class probabilities (n, K) for multiclass.
+    The trainer logs it on validation data as ``val/TASK/NAME`` (and early stopping can
+    monitor it). ``y_true`` holds the observed labels (class indices as integers for
+    classification); ``y_pred`` is the task's prediction
+    (:meth:`~regmtl.deep.TaskSpec.transform`): values for regression, P(y = 1) for binary,
+    class probabilities (n, K) for multiclass.
+
+    Parameters
+    ----------
+    name : str
+        The metric's name in the history.
+    fn : callable
+        ``fn(y_true, y_pred) -> float``.
+    higher_is_better : bool
+        Its direction (early stopping maximizes it when True).
+
+    See Also
+    --------
+    regmtl.deep.TaskSpec : Takes metrics (``metrics=``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.metrics import median_absolute_error
+    >>> from regmtl.deep import Metric, TaskSpec
+    >>> medae = Metric("medae", median_absolute_error, higher_is_better=False)
+    >>> spec = TaskSpec("price", metrics=("r2", medae))
+    >>> spec.metrics
+    ('r2', 'medae')
+    >>> spec.scores(np.array([1.0, 2.0, np.nan, 4.0]), np.array([1.5, 2.0, 0.0, 3.0]))["medae"]
+    0.5
     """
 
     name: str
@@ -124,13 +152,23 @@ _DEFAULT_METRICS = {"regression": ("mse", "r2"), "binary": ("auc", "accuracy", "
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task of a multi-task model.
+    r"""One task of a multi-task model: its kind, loss, metrics and weight.
+
+    A task's loss on a batch is the mean of the per-element loss :math:`\ell_t` over the
+    observed entries :math:`O_t` of its target (NaN marks a missing label),
+
+    .. math:: L_t = \frac{1}{|O_t|} \sum_{i \in O_t} \ell_t(y_{ti}, f_t(x_i)),
+
+    and 0 (with zero gradient) when the batch observes none. The default losses are
+    :math:`\tfrac12 (y - f)^2` (regression), the logistic loss on one logit (binary) and the
+    cross entropy on K logits (multiclass).
 
     Parameters
     ----------
     name : str
         The key of the task's target and prediction.
     kind : {"regression", "binary", "multiclass"}, default="regression"
+        What the task predicts: values, a 0/1 label, or a class index 0..K-1.
     n_outputs : int, optional
         Outputs of the task's head: 1 for binary; the number of classes (>= 2, required) for
         multiclass; the target's width for regression (default 1).
@@ -143,7 +181,41 @@ class TaskSpec:
         ``("auc", "accuracy", "log_loss")`` for binary, ``("accuracy", "log_loss")`` for
         multiclass.
     weight : float, default=1.0
-        The task's weight under equal weighting (the starting weight of adaptive methods).
+        The task's weight :math:`b_t` under equal weighting (the starting weight of adaptive
+        methods), finite and >= 0.
+
+    Attributes
+    ----------
+    n_outputs : int
+        Outputs of the head (resolved).
+    loss : str or callable
+        The loss (resolved).
+    metrics : tuple of str
+        The names of the metrics.
+
+    Raises
+    ------
+    ValueError
+        If the name is empty, the kind, loss or a metric is unknown or does not fit the kind,
+        ``n_outputs`` is missing or wrong, or ``weight`` is negative.
+
+    See Also
+    --------
+    regmtl.deep.HardSharing : A net over tasks.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import TaskSpec
+    >>> spec = TaskSpec("clicked", kind="binary")
+    >>> spec.n_outputs, spec.loss, spec.metrics
+    (1, 'bce', ('auc', 'accuracy', 'log_loss'))
+    >>> logits = torch.tensor([[0.0], [2.0], [-1.0]])
+    >>> y = torch.tensor([1.0, float("nan"), 0.0])  # the second label is missing
+    >>> round(float(spec.task_loss(logits, y)), 4)  # (log 2 + log(1 + e^-1)) / 2
+    0.5032
+    >>> TaskSpec("digit", kind="multiclass", n_outputs=3).loss
+    'ce'
     """
 
     name: str
@@ -213,10 +285,25 @@ class TaskSpec:
         return self.n_outputs if self.kind == "regression" else 1
 
     def check_target(self, y: Any, what: str = "targets") -> np.ndarray:
-        """The target as a float array (n,) or (n, k), checked against the task's kind.
+        """The target as a float array, checked against the task's kind.
 
-        NaN is a missing label; infinities, labels other than 0/1 (binary) or outside
-        0..K-1 (multiclass), and a width other than ``n_outputs`` are errors.
+        Parameters
+        ----------
+        y : array-like of shape (n,) or (n, n_outputs)
+            The target; NaN is a missing label.
+        what : str, default="targets"
+            How error messages name the target.
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, n_outputs)
+            The target as float64.
+
+        Raises
+        ------
+        ValueError
+            On infinities, labels other than 0/1 (binary) or outside 0..K-1 (multiclass), or
+            a width other than ``n_outputs``.
         """
         arr = np.asarray(y, dtype=np.float64)
         k = self.target_width
@@ -245,15 +332,50 @@ class TaskSpec:
 
     # ------------------------------------------------------------------ loss
     def observed(self, target: torch.Tensor) -> torch.Tensor:
-        """Boolean mask of the observed entries of a target batch."""
+        """Boolean mask of the observed (non-NaN) entries of a target batch.
+
+        Parameters
+        ----------
+        target : Tensor
+            A batch of the target.
+
+        Returns
+        -------
+        Tensor of bool
+            Of the shape of ``target``.
+        """
         return ~torch.isnan(target)
 
     def output_view(self, output: torch.Tensor) -> torch.Tensor:
-        """The head's output shaped as the loss needs it: (B,) for one output, else (B, k)."""
+        """The head's output shaped as the loss needs it.
+
+        Parameters
+        ----------
+        output : Tensor of shape (B, n_outputs)
+            The head's output.
+
+        Returns
+        -------
+        Tensor
+            Of shape (B,) for one output, else (B, n_outputs).
+        """
         return output[:, 0] if self.n_outputs == 1 else output
 
     def task_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean loss over the observed entries of ``target`` (0 with a zero gradient if none)."""
+        """Mean loss over the observed entries of ``target`` (0 with a zero gradient if none).
+
+        Parameters
+        ----------
+        output : Tensor of shape (B, n_outputs)
+            The head's output (values or logits).
+        target : Tensor of shape (B,) or (B, n_outputs)
+            The target batch, NaN where missing.
+
+        Returns
+        -------
+        Tensor
+            The scalar loss :math:`L_t`, attached to the graph of ``output``.
+        """
         f = self.output_view(output)
         mask = self.observed(target)
         y = torch.where(mask, target, torch.zeros_like(target))
@@ -268,7 +390,19 @@ class TaskSpec:
 
     # ------------------------------------------------------------------ predictions
     def transform(self, output: torch.Tensor) -> torch.Tensor:
-        """The prediction from the head's output: values, P(y = 1), or class probabilities."""
+        """The prediction from the head's output.
+
+        Parameters
+        ----------
+        output : Tensor of shape (B, n_outputs)
+            The head's output.
+
+        Returns
+        -------
+        Tensor
+            Values (regression), P(y = 1) of shape (B,) (binary), or class probabilities of
+            shape (B, K) (multiclass).
+        """
         f = self.output_view(output)
         if self.kind == "binary":
             return torch.sigmoid(f)
@@ -277,7 +411,21 @@ class TaskSpec:
         return f
 
     def scores(self, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-        """Every metric on the observed samples (NaN when none are observed)."""
+        """Every metric on the observed samples.
+
+        Parameters
+        ----------
+        y_true : ndarray of shape (n,) or (n, n_outputs)
+            The target, NaN where missing (multi-output regression: rows with every output
+            observed count).
+        y_pred : ndarray
+            The predictions (:meth:`transform`), one row per sample.
+
+        Returns
+        -------
+        dict of str to float
+            Each metric's value (NaN when no sample is observed).
+        """
         y_true = np.asarray(y_true, dtype=np.float64)
         mask = ~np.isnan(y_true)
         if mask.ndim == 2:  # multi-output regression: rows with every output observed
@@ -290,6 +438,23 @@ class TaskSpec:
         return {m.name: float(m.fn(yt, yp)) for m in self._metrics}
 
     def higher_is_better(self, metric: str) -> bool:
+        """Whether the task's metric ``metric`` is better when higher.
+
+        Parameters
+        ----------
+        metric : str
+            The name of one of the task's metrics.
+
+        Returns
+        -------
+        bool
+            The metric's direction.
+
+        Raises
+        ------
+        ValueError
+            If the task has no such metric.
+        """
         for m in self._metrics:
             if m.name == metric:
                 return m.higher_is_better
@@ -297,7 +462,18 @@ class TaskSpec:
 
     # ------------------------------------------------------------------ persistence
     def to_config(self) -> dict:
-        """JSON-able description (a callable loss or custom metrics cannot be saved)."""
+        """A JSON-able description of the spec, read back by :meth:`from_config`.
+
+        Returns
+        -------
+        dict
+            The constructor arguments.
+
+        Raises
+        ------
+        ValueError
+            With a callable loss or custom metrics (they cannot be saved in JSON).
+        """
         if not isinstance(self.loss, str):
             raise ValueError(f"TaskSpec {self.name!r}: a callable loss cannot be saved in a "
                              "JSON config; save the state_dict and rebuild the spec in code.")
@@ -310,6 +486,18 @@ class TaskSpec:
 
     @classmethod
     def from_config(cls, config: dict) -> TaskSpec:
+        """The spec described by ``config`` (from :meth:`to_config`).
+
+        Parameters
+        ----------
+        config : dict
+            The constructor arguments.
+
+        Returns
+        -------
+        TaskSpec
+            The spec.
+        """
         return cls(**config)
 
 

@@ -35,7 +35,30 @@ __all__ = ["Trainer", "EarlyStopping", "set_seed"]
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices)."""
+    """Seed Python, NumPy and PyTorch (all devices).
+
+    Call it before building a net to fix its initial weights; :meth:`Trainer.fit` calls it
+    with the trainer's ``seed`` to fix the batch order, dropout and random weighting.
+
+    Parameters
+    ----------
+    seed : int
+        The seed (NumPy gets it modulo 2**32).
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import set_seed
+    >>> set_seed(0)
+    >>> a = torch.rand(3)
+    >>> set_seed(0)
+    >>> torch.equal(a, torch.rand(3))
+    True
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - user code may draw from the global state
     torch.manual_seed(seed)
@@ -45,9 +68,45 @@ def set_seed(seed: int) -> None:
 class EarlyStopping:
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    ``monitor``: ``"val_loss"`` (default with validation data; the spec-weighted sum of the
-    task losses), ``"loss"`` (training), ``"val_loss/TASK"`` or ``"val/TASK/METRIC"``;
-    ``mode`` "auto" takes the metric's direction.
+    Pass it to :class:`~regmtl.deep.Trainer` (``early_stopping=``); the trainer keeps the
+    weights of the best epoch by the same quantity (``restore_best``).
+
+    Parameters
+    ----------
+    monitor : str, default="val_loss"
+        A column of the trainer's history: ``"val_loss"`` (needs validation data; the
+        spec-weighted sum of the task losses), ``"loss"`` (training), ``"val_loss/TASK"`` or
+        ``"val/TASK/METRIC"``.
+    patience : int, default=10
+        Epochs without improvement before stopping (>= 1).
+    min_delta : float, default=0.0
+        The smallest change that counts as an improvement.
+    mode : {"auto", "min", "max"}, default="auto"
+        Minimize or maximize ``monitor``; "auto" takes the metric's direction (losses are
+        minimized).
+
+    Raises
+    ------
+    ValueError
+        If ``patience`` < 1 or ``mode`` is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import EarlyStopping, HardSharing, Trainer, set_seed
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 3))
+    >>> data = (X, {"a": X[:, 0], "b": X[:, 0] - X[:, 1]})
+    >>> stop = EarlyStopping(monitor="val/a/r2", patience=2)  # r2: maximized
+    >>> stop
+    EarlyStopping(monitor='val/a/r2', patience=2, min_delta=0.0, mode='auto')
+    >>> set_seed(0)
+    >>> net = HardSharing(3, ["a", "b"], hidden=(8,))
+    >>> trainer = Trainer(net, max_epochs=5, batch_size=16, early_stopping=stop)
+    >>> trainer = trainer.fit(data, val=data)
+    >>> best = int(trainer.history["val/a/r2"].to_numpy().argmax()) + 1
+    >>> trainer.best_epoch_ == best
+    True
     """
 
     monitor: str = "val_loss"
@@ -63,44 +122,111 @@ class EarlyStopping:
 
 
 class Trainer:
-    """Trains a :class:`~regmtl.deep.nets.MultiTaskNet`.
+    r"""Trains a multi-task net: task weighting, penalties, validation, early stopping.
+
+    Each step draws a batch, computes every task's loss :math:`L_t` on its observed labels,
+    and hands the (T,) losses with the smooth penalties :math:`\Omega` to the weighting
+    method, which writes the gradients (for loss weighting, of
+    :math:`\sum_t w_t L_t + \Omega(\theta)`); then an optimizer step, then the proximal steps
+    of the penalties with ``proximal=True``. Each epoch ends with the validation losses and
+    metrics, early stopping on a chosen quantity, and the best weights kept (in memory, and
+    on disk with ``checkpoint_dir``). Under ``torchrun`` the net is wrapped in
+    ``DistributedDataParallel`` and each rank trains on its share of every global batch.
 
     Parameters
     ----------
     net : MultiTaskNet
-        Its ``tasks`` define the losses and metrics.
+        Its ``tasks`` define the losses and metrics. Trained in place.
     weighting : str or Weighting, default="equal"
         How task losses become gradients: ``"equal"``, ``"fixed"``, ``"random"``,
         ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"`` (see
-        :mod:`regmtl.deep.weighting`).
-    penalty : ParameterPenalty, list of them, or None
-        Penalties by parameter group (:mod:`regmtl.deep.penalties`).
-    optimizer : {"adam", "adamw", "sgd"} or callable params -> torch.optim.Optimizer
-    lr, weight_decay : float
+        :func:`~regmtl.deep.make_weighting`), or an instance (for options).
+    penalty : ParameterPenalty, list of ParameterPenalty, or None, default=None
+        Penalties by parameter group (:class:`~regmtl.deep.L1Penalty`,
+        :class:`~regmtl.deep.L2Penalty`, :class:`~regmtl.deep.GroupL21`).
+    optimizer : {"adam", "adamw", "sgd"} or callable, default="adam"
+        The optimizer, or a callable ``params -> torch.optim.Optimizer``.
+    lr : float, default=1e-3
+        Learning rate (> 0); also the step size of the proximal steps.
+    weight_decay : float, default=0.0
+        The optimizer's weight decay (>= 0), on every parameter.
     batch_size : int, default=256
         Per process (a run on W ranks has global batches of W x batch_size).
     max_epochs : int, default=100
-    early_stopping : EarlyStopping, int (patience on the default monitor), or None
+        Maximum number of passes over the training data.
+    early_stopping : EarlyStopping, int or None, default=None
+        Stopping rule; an int is the patience on the default monitor (``"val_loss"``).
     restore_best : bool, default=True
-        End with the weights of the best epoch (by the early-stopping monitor).
-    checkpoint_dir : path, optional
-        Where the best weights are saved each time they improve (``model.pt`` + ``config.json``).
+        End with the weights of the best epoch (by the early-stopping monitor, else by
+        ``"val_loss"`` when there is validation data).
+    checkpoint_dir : str or path-like, optional
+        Where the best weights are saved each time they improve (``model.pt`` + ``config.json``,
+        see :func:`~regmtl.deep.save_checkpoint`); without a monitor, the final weights.
     grad_clip : float, optional
         Clip the gradient norm (all parameters) to this.
-    device : "auto", "cpu", "cuda", "cuda:1", ... ; "auto" picks the rank's GPU when there is one.
-    amp : "auto", bool, default="auto"
+    device : str, default="auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; "auto" picks the rank's GPU when
+        there is one (:func:`~regmtl.deep.distributed.resolve_device`).
+    amp : {"auto", True, False}, default="auto"
         Mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling);
         never on the CPU.
-    distributed : "auto" or bool
+    distributed : "auto" or bool, default="auto"
         "auto": DistributedDataParallel when launched by ``torchrun`` with several processes.
         Each rank takes its share of every global batch (the gradients are averaged: the
         result equals one process with batches W times larger when no labels are missing);
         every rank validates on the whole validation set, so all stop at the same epoch.
     seed : int, default=0
         Seeds the batch order, dropout and random weighting (the net's initial weights are
-        drawn when it is built: seed before that, e.g. with :func:`set_seed`).
+        drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`).
     progress : bool, default=False
         A tqdm bar over epochs with the latest losses.
+
+    Attributes
+    ----------
+    net : MultiTaskNet
+        The net (trained in place).
+    weighting : Weighting
+        The weighting instance.
+    penalties : list of ParameterPenalty
+        The penalties.
+    history_ : DataFrame
+        One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
+        the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
+        ``penalty``, ``val_loss``, ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and
+        ``time`` (seconds).
+    best_epoch_ : int
+        The epoch (from 1) whose weights the net has after :meth:`fit` with ``restore_best``
+        (the last epoch without a monitor).
+    context_ : Context
+        Where the last fit ran (device, rank, world size).
+
+    Raises
+    ------
+    ValueError
+        If an option is invalid (checked here; the data are checked by :meth:`fit`).
+
+    See Also
+    --------
+    regmtl.deep.DeepMultiTaskRegressor : The scikit-learn wrapper.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import HardSharing, Trainer, set_seed
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 3))
+    >>> targets = {"a": X[:, 0], "b": X[:, 0] - X[:, 1]}
+    >>> targets["b"][:10] = np.nan  # missing labels of task b
+    >>> set_seed(0)
+    >>> net = HardSharing(3, ["a", "b"], hidden=(8,))
+    >>> trainer = Trainer(net, weighting="uncertainty", max_epochs=2, batch_size=16, lr=1e-2)
+    >>> trainer = trainer.fit((X, targets), val=(X, targets))
+    >>> trainer.history.shape
+    (2, 15)
+    >>> list(trainer.history.columns[:6])
+    ['epoch', 'loss', 'loss/a', 'weight/a', 'loss/b', 'weight/b']
+    >>> {task: pred.shape for task, pred in trainer.predict(X[:5]).items()}
+    {'a': (5,), 'b': (5,)}
     """
 
     def __init__(self, net: MultiTaskNet, *, weighting: str | Weighting = "equal",
@@ -193,11 +319,30 @@ class Trainer:
     def fit(self, train: Any, val: Any = None) -> Trainer:
         """Train on ``train``; validate on ``val`` after every epoch.
 
-        ``train``: ``(X, targets)`` (targets: dict task -> array, NaN = missing, or an (n, T)
-        array), a :class:`MultiTaskDataset`, a DataLoader yielding ``(x, {task: y})``, or a dict
-        ``{task: (X_t, y_t) | dataset | loader}`` to train each task on its own data (an epoch
-        is one pass over the largest; smaller ones are cycled). ``val``: the same forms as one
-        data set. Everything is checked before the first step.
+        Everything is checked before the first step.
+
+        Parameters
+        ----------
+        train : tuple, MultiTaskDataset, DataLoader or dict
+            ``(X, targets)`` (targets: dict task -> array, NaN = missing, or an (n, T) array),
+            a :class:`~regmtl.deep.MultiTaskDataset`, a DataLoader (or any sized re-iterable)
+            yielding ``(x, {task: y})``, or a dict ``{task: (X_t, y_t) | dataset | loader}``
+            to train each task on its own data (an epoch is one pass over the largest;
+            smaller ones are cycled).
+        val : tuple, MultiTaskDataset or DataLoader, optional
+            Validation data, in the forms of one training set.
+
+        Returns
+        -------
+        Trainer
+            The trainer itself, with ``history_`` and ``best_epoch_``; the net is trained in
+            place and left in evaluation mode.
+
+        Raises
+        ------
+        ValueError
+            If the data do not fit the net's tasks and features, or early stopping monitors
+            a quantity that is not logged (``val_...`` without ``val``).
         """
         set_seed(self.seed)
         ctx = setup(self.device, self.distributed)
@@ -430,7 +575,22 @@ class Trainer:
 
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096) -> dict[str, np.ndarray]:
-        """``{task: prediction}``: values, P(y = 1), or class probabilities (n, K)."""
+        """The predictions of the net on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features.
+        tasks : list of str, optional
+            The tasks to predict (default: all).
+        batch_size : int, default=4096
+            Rows per forward pass.
+
+        Returns
+        -------
+        dict of str to ndarray
+            For each task: values, P(y = 1) of shape (n,), or class probabilities (n, K).
+        """
         from .data import _features
 
         x = torch.from_numpy(_features(X))
@@ -444,14 +604,29 @@ class Trainer:
         return {k: specs[k].transform(out[k]).cpu().numpy() for k in names}
 
     def evaluate(self, data: Any) -> dict[str, float]:
-        """Validation losses and metrics of the current net on ``(X, targets)`` or a dataset."""
+        """Validation losses and metrics of the current net.
+
+        Parameters
+        ----------
+        data : tuple, MultiTaskDataset or DataLoader
+            ``(X, targets)``, a dataset or a loader, as ``val`` of :meth:`fit`.
+
+        Returns
+        -------
+        dict of str to float
+            ``val_loss``, ``val_loss/TASK`` and ``val/TASK/METRIC`` of the tasks with
+            targets.
+        """
         ds = as_dataset(data, self.tasks, what="data")
         device = next(self.net.parameters()).device
         return self._validate(ds, Context(device))
 
     @property
     def history(self) -> pd.DataFrame:
-        """One row per epoch: losses, weights, penalty, validation losses and metrics, time."""
+        """One row per epoch: losses, weights, penalty, validation losses and metrics, time.
+
+        Raises ``AttributeError`` before :meth:`fit`.
+        """
         if self.history_ is None:
             raise AttributeError("history: call fit first.")
         return self.history_

@@ -25,20 +25,45 @@ __all__ = ["transfer_head", "TransferredHead"]
 
 
 class TransferredHead:
-    """A new task on a frozen multi-task net (from :func:`transfer_head`).
+    """A new task on a frozen multi-task net, made by :func:`~regmtl.deep.transfer_head`.
+
+    It predicts the new task from the net's frozen shared layers and its new head, like a
+    fitted single-task estimator (``predict``, ``predict_proba``, ``score``).
 
     Attributes
     ----------
     net_ : MultiTaskNet
         The copied net with the new task (its old tasks predict as before).
     task_ : str
+        The name of the new task in ``net_``.
     kind_ : {"regression", "binary"}
+        The kind of the new task.
     history_ : DataFrame
         The trainer's history of the new head.
     n_trainable_ : int
         Parameters trained (those of the new head).
-    strategy_ : "frozen trunk"
-    classes_ : ndarray of shape (2,), binary tasks only
+    strategy_ : str
+        ``"frozen trunk"``.
+    y_mean_, y_scale_ : float
+        Mean and standard deviation of the new target (regression only): the head predicts
+        the standardized target.
+    classes_ : ndarray of shape (2,)
+        The two labels (binary only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import MMoE, set_seed, transfer_head
+    >>> set_seed(0)
+    >>> net = MMoE(4, ["a", "b"], n_experts=2, expert_hidden=(8,), tower_hidden=(4,))
+    >>> rng = np.random.default_rng(0)
+    >>> X_new = rng.standard_normal((30, 4))
+    >>> y_new = np.where(X_new[:, 0] > 0, "pos", "neg")
+    >>> head = transfer_head(net, X_new, y_new, task="c", epochs=10)
+    >>> head.kind_, head.classes_.tolist(), head.net_.task_names
+    ('binary', ['neg', 'pos'], ['a', 'b', 'c'])
+    >>> head.predict_proba(X_new[:3]).shape
+    (3, 2)
     """
 
     def _outputs(self, X: Any) -> np.ndarray:
@@ -52,20 +77,61 @@ class TransferredHead:
         return out[:, 0].double().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        """Values (regression) or labels (binary)."""
+        """Predictions of the new task: values (regression) or labels (binary).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The predicted values or labels.
+        """
         f = self._outputs(X)
         if self.kind_ == "regression":
             return f * self.y_scale_ + self.y_mean_
         return self.classes_[(f > 0).astype(int)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of a binary new task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Probabilities of ``classes_[0]`` and ``classes_[1]``.
+
+        Raises
+        ------
+        AttributeError
+            If the new task is a regression.
+        """
         if self.kind_ != "binary":
             raise AttributeError("predict_proba: the new task is a regression.")
         p = 1.0 / (1.0 + np.exp(-self._outputs(X)))
         return np.column_stack([1.0 - p, p])
 
     def score(self, X: Any, y: Any) -> float:
-        """R^2 (regression) or accuracy (binary)."""
+        """R^2 (regression) or accuracy (binary) of the new task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The features.
+        y : array-like of shape (n_samples,)
+            The true values or labels.
+
+        Returns
+        -------
+        float
+            The score.
+        """
         if self.kind_ == "regression":
             return float(r2_score(np.asarray(y, dtype=np.float64), self.predict(X)))
         return float(accuracy_score(np.asarray(y), self.predict(X)))
@@ -121,24 +187,70 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
                   random_state: int = 0, device: str = "cpu") -> TransferredHead:
     """Train a head for a new task on the frozen shared layers of a fitted multi-task net.
 
+    The net is copied; the new task gets a head of the same architecture as the first task's
+    (freshly initialized; for MMoE a gate over the frozen experts and a tower). Every shared
+    parameter and every old head stay frozen (dropout and batch norm of the shared part in
+    evaluation mode, so their statistics do not move), and only the new head is trained, with
+    Adam and equal weighting, on the new task's samples: knowledge transfer when the new task
+    has few samples.
+
     Parameters
     ----------
-    model : fitted DeepMultiTaskRegressor / DeepMultiTaskClassifier, or a MultiTaskNet
-        (HardSharing or MMoE). Never modified: the net is copied.
-    X_new : array-like of shape (n, n_features)
-    y_new : array-like of shape (n,)
+    model : DeepMultiTaskRegressor, DeepMultiTaskClassifier or MultiTaskNet
+        A fitted estimator, or a net (HardSharing or MMoE). Never modified: the net is copied.
+    X_new : array-like of shape (n_samples, n_features)
+        The new task's features (the net's features; at least 2 rows).
+    y_new : array-like of shape (n_samples,)
         Values (standardized for training, as the regressor does) or two labels.
     task : str, default="new"
-        Name of the new task in the returned net.
+        Name of the new task in the returned net (not one of its tasks).
     kind : {"regression", "binary"}, optional
         Default: the estimator's; for a bare net, binary when y has two values.
-    epochs, lr, batch_size, weight_decay : training of the head (Adam, full epochs)
-    random_state : int
+    epochs : int, default=200
+        Passes over the new samples (no early stopping).
+    lr : float, default=1e-2
+        Learning rate of Adam.
+    batch_size : int, default=32
+        Rows per step.
+    weight_decay : float, default=0.0
+        Adam's weight decay on the new head.
+    random_state : int, default=0
         Seeds the head's initialization and the batches.
+    device : str, default="cpu"
+        Where the head is trained (the returned net stays there).
 
     Returns
     -------
     TransferredHead
+        The new task's predictor, with the extended net in ``net_``.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is neither a fitted deep estimator nor a net.
+    ValueError
+        If ``X_new`` has other features, ``y_new`` does not fit (shape, two classes for
+        binary), the task name is taken, or the net is a CGC or PLE (task experts sit inside
+        every level).
+
+    See Also
+    --------
+    regmtl.deep.TransferredHead : The result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import DeepMultiTaskRegressor, transfer_head
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 4))
+    >>> Y = np.column_stack([X[:, 0] + X[:, 1], X[:, 0] - X[:, 1]])
+    >>> model = DeepMultiTaskRegressor(hidden=(16,), max_epochs=10, batch_size=32).fit(X, Y)
+    >>> X_new = rng.standard_normal((30, 4))
+    >>> head = transfer_head(model, X_new, X_new[:, 0], task="new", epochs=10)
+    >>> head.net_.task_names, head.n_trainable_, head.strategy_
+    (['t0', 't1', 'new'], 17, 'frozen trunk')
+    >>> head.predict(X_new).shape
+    (30,)
     """
     net0 = getattr(model, "net_", model)
     if not isinstance(net0, MultiTaskNet):

@@ -105,14 +105,53 @@ def _weighted_softmax(x: Tensor, base: Tensor) -> Tensor:
 
 # ----------------------------------------------------------------------------- base class
 class Weighting(torch.nn.Module):
-    """Turns per-task losses into parameter gradients (base class).
+    r"""Base class of the task weightings: turns per-task losses into parameter gradients.
 
-    Subclasses of loss weighting implement ``_loss_weights`` (and ``_regularizer``); gradient
-    methods derive from an internal base that forms the per-task gradient matrix. The trainer
-    calls :meth:`setup` once (before building its optimizer: some methods create parameters),
-    :meth:`backward` every step and :meth:`epoch_end` after every epoch. State lives in buffers
-    (and the random generator in the extra state), so ``state_dict`` round-trips after
-    :meth:`setup`; move the module with ``.to(device)`` like the net.
+    A loss weighting backpropagates :math:`\sum_t w_t L_t` (plus an optional regularizer and
+    the penalty) with the weights :math:`w` of the step. Subclasses of loss weighting implement
+    ``_loss_weights(losses)``, the (T,) weights on the device and dtype of ``losses`` (and
+    ``_regularizer(losses)``, a term added to the objective, or None); gradient methods
+    (:class:`~regmtl.deep.GradNorm`, :class:`~regmtl.deep.PCGrad`,
+    :class:`~regmtl.deep.CAGrad`) derive from an internal base that forms the per-task gradient
+    matrix. The trainer calls :meth:`setup` once (before building its optimizer: some methods
+    create parameters), :meth:`backward` every step and :meth:`epoch_end` after every epoch.
+    State lives in buffers (and the random generator in the extra state), so ``state_dict``
+    round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net.
+
+    Attributes
+    ----------
+    base_weights : Tensor of shape (T,)
+        Each task's ``TaskSpec.weight`` :math:`b_t` (float64, CPU), set by :meth:`setup`.
+    task_names : tuple of str
+        The tasks, set by :meth:`setup`.
+    needs_task_grads : bool
+        Whether the method forms the per-task gradients of the shared parameters (T backward
+        passes per step).
+
+    See Also
+    --------
+    regmtl.deep.make_weighting : A weighting from its name.
+    regmtl.deep.Trainer : Takes a weighting (``weighting=``).
+
+    Examples
+    --------
+    A weighting of one's own, inversely proportional to each task's current loss:
+
+    >>> import torch
+    >>> from regmtl.deep import TaskSpec, Weighting
+    >>> class InverseLoss(Weighting):
+    ...     def _loss_weights(self, losses):
+    ...         return self.base_weights.to(losses) / losses.detach().clamp(min=1e-8)
+    >>> weighting = InverseLoss()
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    >>> losses = torch.stack([theta[0] ** 2, theta[1] ** 2])  # 1 and 4
+    >>> weighting.backward(losses, [theta], []).tolist()
+    [1.0, 0.25]
+    >>> theta.grad.tolist()  # the gradient of 1 * theta_0^2 + 0.25 * theta_1^2
+    [2.0, 1.0]
+
+    It can then be passed to :class:`~regmtl.deep.Trainer` as ``weighting=InverseLoss()``.
     """
 
     #: True where per-task gradients of the shared parameters are formed.
@@ -126,14 +165,28 @@ class Weighting(torch.nn.Module):
 
     @property
     def n_tasks(self) -> int:
+        """The number of tasks T (0 before :meth:`setup`)."""
         return len(self.task_names)
 
     # ------------------------------------------------------------------ life cycle
     def setup(self, tasks: list[TaskSpec], seed: int | None = None) -> None:
         """Size the state for ``tasks`` and seed the random draws.
 
-        ``seed=None`` draws the seed from torch's global generator (so ``torch.manual_seed``
-        makes a run reproducible). Calling it again resets every state.
+        Calling it again resets every state.
+
+        Parameters
+        ----------
+        tasks : list of TaskSpec
+            The tasks, in the order of the losses given to :meth:`backward`.
+        seed : int, optional
+            Seed of the method's random draws (random weights, PCGrad's order). None draws it
+            from torch's global generator, so ``torch.manual_seed`` makes a run reproducible.
+
+        Raises
+        ------
+        ValueError
+            If ``tasks`` is empty, or does not fit the method's options (unknown task names
+            or a wrong number of fixed weights).
         """
         tasks = list(tasks)
         if not tasks:
@@ -149,13 +202,33 @@ class Weighting(torch.nn.Module):
         """Subclass hook: create the per-task state."""
 
     def epoch_end(self, train_losses: Tensor) -> None:
-        """Record the (T,) mean training loss per task of the finished epoch (DWA uses it)."""
+        """Record the mean training loss per task of the finished epoch (DWA uses it).
+
+        Parameters
+        ----------
+        train_losses : Tensor of shape (T,)
+            Each task's mean training loss over the epoch.
+        """
 
     def get_extra_state(self) -> dict:
+        """The state outside the buffers, saved in ``state_dict``.
+
+        Returns
+        -------
+        dict
+            The random generator's state and the task names.
+        """
         gen = None if self._generator is None else self._generator.get_state()
         return {"generator": gen, "task_names": list(self.task_names)}
 
     def set_extra_state(self, state: dict) -> None:
+        """Restore the state of :meth:`get_extra_state` (called by ``load_state_dict``).
+
+        Parameters
+        ----------
+        state : dict
+            The random generator's state and the task names.
+        """
         if not isinstance(state, dict):
             return
         if state.get("generator") is not None:
@@ -229,18 +302,52 @@ class Weighting(torch.nn.Module):
 
 # ----------------------------------------------------------------------------- loss weighting
 class EqualWeighting(Weighting):
-    """Weights ``w_t = TaskSpec.weight`` (1 by default): the gradient of :math:`\\sum_t b_t L_t`.
+    r"""Equal weighting, the baseline: the gradient of :math:`\sum_t b_t L_t`.
+
+    The weights are :math:`w_t = b_t`, each task's ``TaskSpec.weight`` (1 by default), at
+    every step. The default of :class:`~regmtl.deep.Trainer`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import EqualWeighting, TaskSpec
+    >>> weighting = EqualWeighting()
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b", weight=2.0)])
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    >>> losses = torch.stack([theta[0] ** 2, theta[1] ** 2])
+    >>> weighting.backward(losses, [theta], []).tolist()
+    [1.0, 2.0]
+    >>> theta.grad.tolist()
+    [2.0, 8.0]
     """
 
 
 class FixedWeighting(Weighting):
-    """Fixed weights given by task name or in task order.
+    r"""Fixed weights given by task name or in task order.
+
+    The gradient of :math:`\sum_t w_t L_t` with the given weights :math:`w` at every step (they
+    replace the specs' weights).
 
     Parameters
     ----------
     weights : dict of str to float, or sequence of float
         Finite weights >= 0. A dict names tasks (the others keep their ``TaskSpec.weight``); a
-        sequence has one weight per task, in order. Checked at :meth:`setup`.
+        sequence has one weight per task, in order. Checked at
+        :meth:`~regmtl.deep.Weighting.setup`.
+
+    Attributes
+    ----------
+    task_weights : Tensor of shape (T,)
+        The weights in task order, set by :meth:`~regmtl.deep.Weighting.setup`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import FixedWeighting, TaskSpec
+    >>> weighting = FixedWeighting({"b": 0.5})
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
+    >>> weighting.task_weights.tolist()
+    [1.0, 0.5]
     """
 
     def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
@@ -280,11 +387,32 @@ class FixedWeighting(Weighting):
 
 
 class RandomWeighting(Weighting):
-    """Random loss weighting (RLW): ``w = T softmax(z)``, ``z ~ N(0, I)`` drawn every step.
+    r"""Random loss weighting (RLW): random weights drawn at every step.
 
-    The draws come from a generator seeded at :meth:`setup`, so a seed fixes the sequence. Each
-    weight averages 1 over steps and the weights sum to T (with base weights ``b``:
-    ``w_t = sum(b) b_t e^{z_t} / sum_k b_k e^{z_k}``). Lin et al. (2022), TMLR.
+    .. math::
+
+        w = T\,\mathrm{softmax}(z), \qquad z \sim N(0, I_T),
+
+    with base weights :math:`b`: :math:`w_t = (\sum_k b_k)\, b_t e^{z_t} / \sum_k b_k e^{z_k}`.
+    The draws come from a generator seeded at :meth:`~regmtl.deep.Weighting.setup`, so a seed
+    fixes the sequence. The weights sum to T (:math:`\sum_t b_t`); with unit base weights each
+    averages 1 over steps. ``make_weighting`` also knows it as ``"rlw"``.
+
+    References
+    ----------
+    Lin, Ye, Xu, Shi & Zhang (2022). Reasonable effectiveness of random weighting: a litmus
+    test for multi-task learning. TMLR.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import RandomWeighting, TaskSpec
+    >>> weighting = RandomWeighting()
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")], seed=0)
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    >>> w = weighting.backward(torch.stack([theta[0] ** 2, theta[1] ** 2]), [theta], [])
+    >>> round(float(w.sum()), 6), bool((w > 0).all())
+    (2.0, True)
     """
 
     def _loss_weights(self, losses: Tensor) -> Tensor:
@@ -293,19 +421,49 @@ class RandomWeighting(Weighting):
 
 
 class UncertaintyWeighting(Weighting):
-    """Homoscedastic-uncertainty weighting (Kendall, Gal & Cipolla, 2018).
+    r"""Homoscedastic-uncertainty weighting (Kendall, Gal & Cipolla, 2018).
 
-    Learns ``s_t = log sigma_t^2`` (the parameter ``log_vars``, created at :meth:`setup`: give
-    ``weighting.parameters()`` to the optimizer) and minimizes
-    :math:`\\sum_t b_t (e^{-s_t} L_t + s_t)`; the task weight is :math:`b_t e^{-s_t}`. For a
-    fixed loss the optimum is :math:`s_t = \\log L_t`, so a task with 100 times the loss gets
-    about 1/100 of the weight. A task whose loss is exactly 0 in a batch (no observed label)
-    drops its :math:`s_t` term, so missing labels do not inflate its weight.
+    Learns one log-variance :math:`s_t = \log \sigma_t^2` per task (the parameter
+    ``log_vars``, created at :meth:`~regmtl.deep.Weighting.setup`: give
+    ``weighting.parameters()`` to the optimizer, as :class:`~regmtl.deep.Trainer` does) and
+    minimizes, jointly with the net,
+
+    .. math::
+
+        \sum_t b_t \left(e^{-s_t} L_t + s_t\right);
+
+    the task weight is :math:`w_t = b_t e^{-s_t}`. For a fixed loss the optimum is
+    :math:`s_t = \log L_t`, so a task with 100 times the loss gets about 1/100 of the weight.
+    A task whose loss is exactly 0 in a batch (no observed label) drops its :math:`s_t` term,
+    so missing labels do not inflate its weight.
 
     Parameters
     ----------
     init : float, default=0.0
-        Starting value of every ``s_t`` (weight ``e^{-init}``).
+        Starting value of every :math:`s_t` (weight :math:`e^{-\mathrm{init}}`).
+
+    Attributes
+    ----------
+    log_vars : torch.nn.Parameter of shape (T,)
+        The learned :math:`s_t`.
+
+    References
+    ----------
+    Kendall, Gal & Cipolla (2018). Multi-task learning using uncertainty to weigh losses for
+    scene geometry and semantics. CVPR.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import TaskSpec, UncertaintyWeighting
+    >>> weighting = UncertaintyWeighting()
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    >>> losses = torch.stack([theta[0] ** 2, 4 * theta[1] ** 2])  # 1 and 16
+    >>> weighting.backward(losses, [theta], []).tolist()  # e^{-s} with s = 0
+    [1.0, 1.0]
+    >>> weighting.log_vars.grad.tolist()  # d/ds (e^{-s} L + s) = 1 - L at s = 0
+    [0.0, -15.0]
     """
 
     def __init__(self, init: float = 0.0) -> None:
@@ -329,18 +487,48 @@ class UncertaintyWeighting(Weighting):
 
 
 class DWA(Weighting):
-    """Dynamic weight average (Liu, Johns & Davison, 2019).
+    r"""Dynamic weight average (Liu, Johns & Davison, 2019).
 
-    ``w = T softmax(r / temperature)`` with ``r_t = L_t(e-1) / L_t(e-2)``, the ratio of the
-    task's mean training loss over the last two epochs (from :meth:`epoch_end`): the task whose
-    loss falls slowest gets the largest weight. The first two epochs use the base weights; the
-    weights sum to T (to ``sum(b)`` with base weights ``b``, ``w_t`` then proportional to
-    ``b_t e^{r_t / temperature}``).
+    The weights of epoch e follow the rate at which each task's loss fell over the last two
+    epochs:
+
+    .. math::
+
+        w = T\,\mathrm{softmax}(r / \tau), \qquad
+        r_t = \frac{L_t^{(e-1)}}{L_t^{(e-2)}},
+
+    with :math:`L_t^{(e)}` the task's mean training loss of epoch e (from
+    :meth:`~regmtl.deep.Weighting.epoch_end`) and :math:`\tau` the temperature: the task
+    whose loss falls slowest gets the largest weight. The first two epochs use the base
+    weights; the weights sum to T (to :math:`\sum_t b_t` with base weights :math:`b`,
+    :math:`w_t` then proportional to :math:`b_t e^{r_t / \tau}`).
 
     Parameters
     ----------
     temperature : float, default=2.0
-        Softness of the weights (> 0); large values give equal weights.
+        Softness of the weights :math:`\tau` (> 0); large values give equal weights.
+
+    Attributes
+    ----------
+    task_weights : Tensor of shape (T,)
+        The weights of the current epoch.
+    loss_history : Tensor of shape (2, T)
+        The mean training losses of the last epoch (row 0) and of the one before.
+
+    References
+    ----------
+    Liu, Johns & Davison (2019). End-to-end multi-task learning with attention. CVPR.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import DWA, TaskSpec
+    >>> weighting = DWA(temperature=2.0)
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
+    >>> weighting.epoch_end(torch.tensor([1.0, 1.0]))
+    >>> weighting.epoch_end(torch.tensor([0.5, 1.0]))  # task a's loss halved
+    >>> [round(w, 3) for w in weighting.task_weights.tolist()]
+    [0.876, 1.124]
     """
 
     def __init__(self, temperature: float = 2.0) -> None:
@@ -455,17 +643,25 @@ class _GradientWeighting(Weighting):
 
 
 class GradNorm(_GradientWeighting):
-    """Gradient normalization (Chen, Badrinarayanan, Lee & Rabinovich, 2018).
+    r"""Gradient normalization (Chen, Badrinarayanan, Lee & Rabinovich, 2018).
 
-    Adapts the weights so that each task's weighted gradient norm ``G_t = w_t ||g_t||`` (over
-    all shared parameters) follows ``mean(G) r_t^alpha``, with ``r_t = (L_t / L_t(0))`` divided
-    by its mean over tasks (``L_t(0)``: the task's first nonzero loss). Every step takes one
-    Adam step (betas 0.9, 0.999) of learning rate ``lr`` on the loss ``sum_t |G_t - target_t|``
-    (target detached), clamps ``w >= 0`` and rescales the weights to sum to T (``sum(b)``),
-    then backpropagates ``sum_t w_t L_t``. A task with a larger gradient norm (or a faster
-    falling loss) has its weight lowered. The weights are a buffer, not a parameter: the
-    trainer's optimizer does not touch them. Tasks without observed labels in the batch (zero
-    gradient) are left out of the update.
+    Adapts the weights so that each task's weighted gradient norm over all shared parameters
+    follows its relative training rate:
+
+    .. math::
+
+        G_t = w_t \|g_t\|_2, \qquad
+        \hat G_t = \bar G\, r_t^{\alpha}, \qquad
+        r_t = \frac{L_t / L_t^{(0)}}{\frac{1}{T}\sum_k L_k / L_k^{(0)}},
+
+    with :math:`g_t = \nabla_\theta L_t`, :math:`\bar G` the mean of :math:`G` and
+    :math:`L_t^{(0)}` the task's first nonzero loss. Every step takes one Adam step (betas 0.9,
+    0.999) of learning rate ``lr`` on :math:`\sum_t |G_t - \hat G_t|` over :math:`w` (target
+    :math:`\hat G` held fixed), clamps :math:`w \ge 0` and rescales the weights to sum to T
+    (:math:`\sum_t b_t`), then backpropagates :math:`\sum_t w_t L_t`. A task with a larger
+    gradient norm (or a faster falling loss) has its weight lowered.
+    The weights are a buffer, not a parameter: the trainer's optimizer does not touch them.
+    Tasks without observed labels in the batch (zero gradient) are left out of the update.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters, T times the
     shared parameters (not the heads, not activations); T backward passes through the trunk.
@@ -476,6 +672,31 @@ class GradNorm(_GradientWeighting):
         Strength of the pull towards equal training rates (>= 0).
     lr : float, default=0.025
         Learning rate of the weights' Adam step (> 0).
+
+    Attributes
+    ----------
+    task_weights : Tensor of shape (T,)
+        The current weights :math:`w`.
+    initial_losses : Tensor of shape (T,)
+        :math:`L_t^{(0)}` (NaN until the task has a nonzero loss).
+
+    References
+    ----------
+    Chen, Badrinarayanan, Lee & Rabinovich (2018). GradNorm: gradient normalization for
+    adaptive loss balancing in deep multitask networks. ICML.
+
+    Examples
+    --------
+    Task b's gradient is ten times task a's: its weight goes down.
+
+    >>> import torch
+    >>> from regmtl.deep import GradNorm, TaskSpec
+    >>> weighting = GradNorm(alpha=1.5, lr=0.025)
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    >>> losses = torch.stack([theta[0] ** 2, 10 * theta[1] ** 2])
+    >>> [round(w, 3) for w in weighting.backward(losses, [theta], []).tolist()]
+    [1.025, 0.975]
     """
 
     def __init__(self, alpha: float = 1.5, lr: float = 0.025) -> None:
@@ -553,18 +774,51 @@ def _pcgrad_coefficients(A: Tensor, order: torch.Generator | None) -> Tensor:
 
 def project_conflicting(G: Tensor, order: torch.Generator | None = None
                         ) -> tuple[Tensor, Tensor]:
-    """PCGrad's projection of the rows of ``G`` (T, d).
+    r"""PCGrad's projection of conflicting gradients, the rows of ``G``.
 
-    For each task t, over the other tasks j in a random order (drawn from the generator
-    ``order``; task order if None): where ``g_t' . g_j < 0``,
-    ``g_t' -= (g_t' . g_j) / ||g_j||^2 g_j``, always against the original ``g_j``.
+    Each task's gradient :math:`g_t` starts as :math:`g_t' = g_t`; then, for the other tasks j
+    in a random order (task order if ``order`` is None), wherever the two conflict,
+
+    .. math::
+
+        g_t' \leftarrow g_t' - \frac{g_t' \cdot g_j}{\|g_j\|_2^2}\, g_j
+        \quad \text{if } g_t' \cdot g_j < 0,
+
+    always against the original :math:`g_j`. PCGrad updates along :math:`\sum_t g_t'`.
+
+    Parameters
+    ----------
+    G : Tensor of shape (T, d)
+        The per-task gradients, one per row.
+    order : torch.Generator, optional
+        Draws the order of the other tasks for each task; None: task order.
 
     Returns
     -------
-    G_proj : Tensor (T, d)
-        The projected gradients.
-    C : Tensor (T, T)
+    G_proj : Tensor of shape (T, d)
+        The projected gradients :math:`g_t'`.
+    C : Tensor of shape (T, T)
         Their coefficients on the original gradients, ``G_proj = C @ G``.
+
+    See Also
+    --------
+    regmtl.deep.PCGrad : The weighting that applies it at every step.
+
+    References
+    ----------
+    Yu, Kumar, Gupta, Levine, Hausman & Finn (2020). Gradient surgery for multi-task learning.
+    NeurIPS.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep.weighting import project_conflicting
+    >>> G = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])  # g_0 . g_1 = -1 < 0
+    >>> G_proj, C = project_conflicting(G)
+    >>> G_proj.tolist()
+    [[0.5, 0.5], [0.0, 1.0]]
+    >>> C.tolist()
+    [[1.0, 0.5], [1.0, 1.0]]
     """
     C = _pcgrad_coefficients(_gram(G), order)
     if torch.equal(C, torch.eye(C.shape[0], dtype=_F64)):
@@ -574,17 +828,42 @@ def project_conflicting(G: Tensor, order: torch.Generator | None = None
 
 
 class PCGrad(_GradientWeighting):
-    """Projecting conflicting gradients (Yu et al., 2020).
+    r"""Projecting conflicting gradients (Yu et al., 2020).
 
-    Each task's gradient ``b_t g_t`` of the shared parameters loses its component along every
-    other task's gradient it conflicts with (negative inner product), the others taken in a
-    random order drawn from the seeded generator (:func:`project_conflicting`); the shared
-    gradient is the sum of the projected gradients. The heads get the gradient of
-    ``sum_t b_t L_t``. The returned weights are the effective coefficients of the original
-    task gradients (1 each when nothing conflicts).
+    Each task's gradient :math:`b_t g_t` of the shared parameters loses its component along
+    every other task's gradient it conflicts with (negative inner product), the others taken in
+    a random order drawn from the seeded generator
+    (:func:`~regmtl.deep.weighting.project_conflicting`):
+
+    .. math::
+
+        g_t' \leftarrow g_t' - \frac{g_t' \cdot g_j}{\|g_j\|_2^2}\, g_j
+        \quad \text{if } g_t' \cdot g_j < 0 .
+
+    The shared gradient is :math:`\sum_t g_t'`. The heads get the gradient of
+    :math:`\sum_t b_t L_t`. The returned weights are the effective coefficients of the
+    original task gradients (:math:`b_t` each when nothing conflicts).
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters, T times the
     shared parameters (not the heads, not activations); T backward passes through the trunk.
+
+    References
+    ----------
+    Yu, Kumar, Gupta, Levine, Hausman & Finn (2020). Gradient surgery for multi-task learning.
+    NeurIPS.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import PCGrad, TaskSpec
+    >>> weighting = PCGrad()
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")], seed=0)
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    >>> losses = torch.stack([theta[0], theta[1] - theta[0]])  # gradients (1, 0) and (-1, 1)
+    >>> weighting.backward(losses, [theta], []).tolist()
+    [2.0, 1.5]
+    >>> theta.grad.tolist()  # (0.5, 0.5) + (0, 1), the projected gradients
+    [0.5, 1.5]
     """
 
     def _combine(self, G, losses, scale, reduce):
@@ -667,18 +946,60 @@ def _cagrad_coefficients(A: np.ndarray, c: float, rescale: bool) -> np.ndarray:
 
 
 def cagrad_direction(G: Tensor, c: float = 0.5, rescale: bool = True) -> tuple[Tensor, Tensor]:
-    """CAGrad's update direction from the per-task gradients ``G`` (T, d).
+    r"""CAGrad's update direction from the per-task gradients, the rows of ``G``.
 
-    ``d = T (g0 + sqrt(phi) / ||g_w|| g_w)``, divided by ``1 + c^2`` if ``rescale``, where
-    ``g0 = mean_t g_t``, ``phi = c^2 ||g0||^2``, ``g_w = w^T G`` and ``w`` minimizes
-    ``w . (G G^T 1/T) + sqrt(phi) ||g_w||`` over the simplex. ``c = 0`` gives ``sum_t g_t``.
+    .. math::
+
+        d = \frac{T}{1 + c^2}\left(g_0 + \frac{\sqrt{\phi}}{\|g_w\|_2}\, g_w\right),
+        \qquad g_0 = \frac{1}{T}\sum_t g_t, \quad \phi = c^2 \|g_0\|_2^2,
+
+    (without the factor :math:`1/(1 + c^2)` if not ``rescale``), where
+    :math:`g_w = \sum_t w_t g_t` and :math:`w` minimizes
+    :math:`g_w \cdot g_0 + \sqrt{\phi}\, \|g_w\|_2` over the simplex: exactly by
+    golden-section search for T = 2, by SLSQP from :math:`w = 1/T` otherwise. ``c = 0`` gives
+    :math:`\sum_t g_t`.
+
+    Parameters
+    ----------
+    G : Tensor of shape (T, d)
+        The per-task gradients, one per row.
+    c : float, default=0.5
+        Radius of the search ball around :math:`g_0`, relative to :math:`\|g_0\|_2` (>= 0).
+    rescale : bool, default=True
+        Divide the direction by :math:`1 + c^2`.
 
     Returns
     -------
-    d : Tensor (d,)
+    d : Tensor of shape (d,)
         The direction (a descent direction of the sum of losses when subtracted).
-    coeffs : Tensor (T,)
+    coeffs : Tensor of shape (T,)
         Its coefficients on the original gradients, ``d = coeffs @ G``.
+
+    Raises
+    ------
+    ValueError
+        If ``c`` is negative or not finite.
+
+    See Also
+    --------
+    regmtl.deep.CAGrad : The weighting that applies it at every step.
+
+    References
+    ----------
+    Liu, Liu, Jin, Stone & Liu (2021). Conflict-averse gradient descent for multi-task
+    learning. NeurIPS.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep.weighting import cagrad_direction
+    >>> G = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    >>> d, coeffs = cagrad_direction(G, c=0.0)  # the sum of the gradients
+    >>> d.tolist(), coeffs.tolist()
+    ([1.0, 3.0], [1.0, 1.0])
+    >>> d, coeffs = cagrad_direction(G, c=0.5)  # more weight on the smaller gradient
+    >>> [round(v, 3) for v in coeffs.tolist()]
+    [2.065, 0.8]
     """
     c = _check_number("c", c)
     coeffs = torch.as_tensor(_cagrad_coefficients(_gram(G).numpy(), c, bool(rescale)),
@@ -687,18 +1008,27 @@ def cagrad_direction(G: Tensor, c: float = 0.5, rescale: bool = True) -> tuple[T
 
 
 class CAGrad(_GradientWeighting):
-    """Conflict-averse gradient descent (Liu, Liu, Jin, Stone & Liu, 2021).
+    r"""Conflict-averse gradient descent (Liu, Liu, Jin, Stone & Liu, 2021).
 
-    Moves along ``g0 + sqrt(phi) g_w / ||g_w||`` with ``g0`` the mean task gradient (of
-    ``b_t L_t``), ``phi = c^2 ||g0||^2`` and ``g_w = sum_t w_t g_t``, ``w`` the minimizer over
-    the simplex of ``g_w . g0 + sqrt(phi) ||g_w||`` (the update within ``c ||g0||`` of ``g0``
-    that most improves the worst task); solved exactly by golden-section search for T = 2,
-    by SLSQP from ``w = 1/T`` otherwise (:func:`cagrad_direction`). With ``rescale`` the
-    direction is divided by ``1 + c^2``. It is then multiplied by T, so that ``c = 0`` gives
-    the SUM of the task gradients, exactly what equal weighting gives: learning rates stay
-    comparable with equal weighting. The returned weights are the effective coefficients
-    ``T (1/T + lambda w_t) / (1 + c^2)`` of the original task gradients; the task with the
-    smaller gradient gets the larger one. The heads get the gradient of ``sum_t b_t L_t``.
+    Moves the shared parameters along
+
+    .. math::
+
+        d = \frac{T}{1 + c^2}\left(g_0 + \lambda g_w\right), \qquad
+        \lambda = \frac{\sqrt{\phi}}{\|g_w\|_2}, \quad \phi = c^2 \|g_0\|_2^2,
+
+    with :math:`g_0` the mean task gradient (of :math:`b_t L_t`) and
+    :math:`g_w = \sum_t w_t g_t`, :math:`w` the minimizer over the simplex of
+    :math:`g_w \cdot g_0 + \sqrt{\phi}\, \|g_w\|_2` (:math:`g_0 + \lambda g_w` is the
+    update within :math:`c \|g_0\|_2` of :math:`g_0` that most improves the worst task);
+    solved exactly by golden-section search for T = 2, by SLSQP from :math:`w = 1/T` otherwise
+    (:func:`~regmtl.deep.weighting.cagrad_direction`). Without ``rescale`` the factor
+    :math:`1/(1 + c^2)` is left out. The factor T makes ``c = 0`` give the SUM of the task
+    gradients, exactly what equal weighting gives: learning rates stay comparable with equal
+    weighting. The returned weights are the effective coefficients
+    :math:`T (1/T + \lambda w_t) / (1 + c^2)` of the original task gradients; the task with
+    the smaller gradient gets the larger one. The heads get the gradient of
+    :math:`\sum_t b_t L_t`.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters, T times the
     shared parameters (not the heads, not activations); T backward passes through the trunk.
@@ -706,9 +1036,27 @@ class CAGrad(_GradientWeighting):
     Parameters
     ----------
     c : float, default=0.5
-        Radius of the search ball around ``g0``, relative to ``||g0||`` (>= 0).
+        Radius of the search ball around :math:`g_0`, relative to :math:`\|g_0\|_2` (>= 0).
     rescale : bool, default=True
-        Divide the direction by ``1 + c^2``.
+        Divide the direction by :math:`1 + c^2`.
+
+    References
+    ----------
+    Liu, Liu, Jin, Stone & Liu (2021). Conflict-averse gradient descent for multi-task
+    learning. NeurIPS.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep import CAGrad, TaskSpec
+    >>> weighting = CAGrad(c=0.5)
+    >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
+    >>> theta = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    >>> losses = torch.stack([theta[0], 3 * theta[1]])  # gradients (1, 0) and (0, 3)
+    >>> [round(w, 3) for w in weighting.backward(losses, [theta], []).tolist()]
+    [2.065, 0.8]
+    >>> [round(g, 3) for g in theta.grad.tolist()]
+    [2.065, 2.4]
     """
 
     def __init__(self, c: float = 0.5, rescale: bool = True) -> None:
@@ -742,11 +1090,42 @@ _ALIASES = {"rlw": "random"}
 
 
 def make_weighting(weighting: str | Weighting | None, **kwargs: Any) -> Weighting:
-    """A :class:`Weighting` from a name (options as keywords), an instance, or None (equal).
+    """A task weighting from a name (options as keywords), an instance, or None (equal).
 
-    Names: ``"equal"``, ``"fixed"`` (needs ``weights=``), ``"random"`` (alias ``"rlw"``),
-    ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``. An instance is
-    returned as is.
+    Parameters
+    ----------
+    weighting : str, Weighting or None
+        A name: ``"equal"``, ``"fixed"`` (needs ``weights=``), ``"random"`` (alias ``"rlw"``),
+        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"`` (case and
+        surrounding spaces are ignored); an instance, returned as is; None, equal weighting.
+    **kwargs
+        Options of the named class (``weights``, ``init``, ``temperature``, ``alpha``,
+        ``lr``, ``c``, ``rescale``).
+
+    Returns
+    -------
+    Weighting
+        A new instance, or ``weighting`` itself.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, ``"fixed"`` has no ``weights``, or options come with an
+        instance.
+    TypeError
+        If ``weighting`` is neither a name, an instance nor None.
+
+    See Also
+    --------
+    regmtl.deep.Weighting : The base class.
+
+    Examples
+    --------
+    >>> from regmtl.deep import make_weighting
+    >>> make_weighting("dwa", temperature=1.0)
+    DWA(temperature=1.0)
+    >>> make_weighting("rlw"), make_weighting(None)
+    (RandomWeighting(), EqualWeighting())
     """
     if isinstance(weighting, Weighting):
         if kwargs:

@@ -1,4 +1,4 @@
-r"""Penalties: the structure side of the objective (DESIGN section 4).
+r"""Penalties: the structure side of the multi-task objective.
 
 ===============================  ==================================================================
 penalty                          Omega(W)
@@ -15,8 +15,14 @@ penalty                          Omega(W)
 ``SparseLowRank(sparse_weight)`` W = P + Q: alpha (||Q||_* + g ||P||_1)
 ===============================  ==================================================================
 
-Modules: :mod:`.base` (the interface), :mod:`.separable` (block coordinate descent),
-:mod:`.spectral`, :mod:`.coupling`, :mod:`.composite` (proximal gradient).
+The estimator's ``alpha`` is the overall strength; a penalty object holds only its shape.
+``W_j`` is row j of W (feature j across tasks), ``w_t`` column t (task t), ``w_bar`` the mean
+task and ``L = diag(A 1) - A`` the graph Laplacian. Strings name the defaults
+(``PENALTY_NAMES``); ``GraphLaplacian`` needs its graph, so only the object.
+
+Modules: ``base`` (the interface), ``separable`` (block coordinate descent), ``spectral``,
+``coupling``, ``composite`` (proximal gradient, or conjugate gradients for the squared loss
+with ``mean`` and ``graph``).
 """
 
 from __future__ import annotations
@@ -47,7 +53,35 @@ STRUCTURE_ATTRS = tuple(sorted(
 
 
 def make_penalty(penalty: str | Penalty) -> Penalty:
-    """A penalty object from a name or an instance."""
+    """A penalty object from a name or an instance.
+
+    Parameters
+    ----------
+    penalty : str or Penalty
+        One of ``"l1"``, ``"l2"``, ``"elasticnet"``, ``"l21"``, ``"trace"``, ``"mean"``,
+        ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"`` (that penalty with its default
+        parameters), or a penalty object, returned as it is.
+
+    Returns
+    -------
+    Penalty
+        The penalty.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (``"graph"`` included: :class:`~regmtl.GraphLaplacian` needs
+        its adjacency matrix, so pass the object).
+
+    Examples
+    --------
+    >>> from regmtl import L21
+    >>> from regmtl.penalties import make_penalty
+    >>> make_penalty("elasticnet")
+    ElasticNet(l1_ratio=0.5)
+    >>> make_penalty(L21(l1_ratio=0.9))
+    L21(l1_ratio=0.9)
+    """
     if isinstance(penalty, Penalty):
         return penalty
     if isinstance(penalty, str) and penalty in PENALTY_NAMES:

@@ -19,10 +19,65 @@ __all__ = ["Penalty", "check_ratio", "check_positive"]
 
 
 class Penalty:
-    """Base class of penalties.
+    r"""Base class of the penalties :math:`\Omega(W)` of the multi-task objective.
 
-    Every penalty defines :meth:`value` and :meth:`prox`. Certificates use :meth:`dual_scaling`
-    and :meth:`conjugate` where ``has_dual`` (a duality gap), else the proximal-gradient residual.
+    The estimators minimize
+
+    .. math::
+
+        \sum_t \frac{\omega_t}{n_t} \sum_i \ell(y_{ti}, x_{ti}^\top w_t + b_t)
+        + \Omega(W),
+
+    where :math:`W \in \R^{p \times T}` holds task t's weights in column :math:`w_t` and row
+    :math:`W_j` is feature j across tasks. A penalty object holds only the *shape* of
+    :math:`\Omega` (ratios, a graph, a number of clusters); the overall strength
+    ``alpha >= 0`` is the estimator's and is passed to every method. Parameters are stored as
+    given, so that scikit-learn can ``clone`` an estimator holding a penalty and grid-search
+    its parameters, and are validated by :meth:`check` once the problem's shape is known.
+
+    A subclass defines :meth:`value` and :meth:`prox` and sets ``has_dual = False``; any such
+    penalty is solved by proximal gradient (FISTA) and certified by the KKT residual. Optional
+    methods make it faster or better certified: :meth:`bcd_params` (row-separable penalties:
+    block coordinate descent), :meth:`dual_scaling` and :meth:`conjugate` with
+    ``has_dual = True`` (a duality gap), :meth:`alpha_max` (the start of regularization paths), and
+    :meth:`lift` / :meth:`compose` / :meth:`spread` for penalties over a lifted variable
+    ``V`` of which W is a linear image (the dirty models' ``W = P + Q`` keep
+    ``V = (P, Q)``; for the others ``V = W``).
+
+    Attributes
+    ----------
+    name : str
+        The name accepted by ``penalty=`` (``"l21"``, ``"trace"``, ...).
+    has_dual : bool
+        Whether the conjugate is tractable, so that fits certify with a duality gap
+        (``dual_gap_``) rather than the KKT residual (``kkt_residual_``).
+    structure_attrs : tuple of str
+        Names of the fitted attributes :meth:`structure` sets on an estimator.
+
+    See Also
+    --------
+    regmtl.L21 : Joint feature selection, the default penalty.
+    regmtl.penalties.make_penalty : A penalty from its name.
+
+    Examples
+    --------
+    A penalty needs only its value and its proximal operator; here
+    :math:`\Omega(W) = \frac{\alpha}{2} \|W\|_F^2` written from scratch:
+
+    >>> import numpy as np
+    >>> from regmtl import MultiTaskRegressor, Penalty
+    >>> class Ridge(Penalty):
+    ...     name = "my_ridge"
+    ...     has_dual = False  # certify with the KKT residual
+    ...     def value(self, V, alpha):
+    ...         return 0.5 * alpha * float(np.sum(V**2))
+    ...     def prox(self, V, step, alpha):
+    ...         return V / (1.0 + step * alpha)
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((40, 5)), rng.standard_normal((40, 3))
+    >>> model = MultiTaskRegressor(penalty=Ridge(), alpha=0.1).fit(X, Y)
+    >>> model.coef_.shape, hasattr(model, "kkt_residual_")
+    ((3, 5), True)
     """
 
     name: str = ""
@@ -34,61 +89,254 @@ class Penalty:
 
     # ------------------------------------------------------------------ objective pieces
     def value(self, V: np.ndarray, alpha: float) -> float:
+        r"""The penalty's value :math:`\Omega` at a variable.
+
+        Parameters
+        ----------
+        V : ndarray of shape (p, T), or the penalty's lifted shape
+            The coefficients W (p x T), or the lifted variable of which W is the image
+            (shape (2, p, T) for ``Dirty`` and ``SparseLowRank``).
+        alpha : float
+            Overall strength, >= 0.
+
+        Returns
+        -------
+        float
+            The value, ``alpha`` included.
+        """
         raise NotImplementedError
 
     def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
-        """``argmin_U ||U - V||^2 / (2 step) + Omega(U)``."""
+        """Proximal operator: ``argmin_U ||U - V||^2 / (2 step) + Omega(U)``.
+
+        Parameters
+        ----------
+        V : ndarray
+            The point, in the penalty's variable (W, or the lifted variable).
+        step : float
+            Step size, > 0.
+        alpha : float
+            Overall strength, >= 0.
+
+        Returns
+        -------
+        ndarray
+            The minimizer U, of the shape of ``V``.
+        """
         raise NotImplementedError
 
     def bcd_params(self, alpha: float) -> tuple[float, float, bool] | None:
-        """(l1, l2, group) of a row-separable penalty for block coordinate descent, else None."""
+        """Parameters of a row-separable penalty for block coordinate descent.
+
+        Parameters
+        ----------
+        alpha : float
+            Overall strength, >= 0.
+
+        Returns
+        -------
+        tuple of (float, float, bool) or None
+            ``(l1, l2, group)``: the penalty is ``l1 * sum_g ||W_g|| + l2 / 2 ||W||_F^2`` over
+            entries (``group=False``) or rows (``group=True``); None when the penalty is not
+            of that form (then block coordinate descent does not apply).
+        """
         return None
 
     # ------------------------------------------------------------------ lifted variables
     def lift(self, W: np.ndarray) -> np.ndarray:
-        """A variable V whose image is W (the starting point of a warm start)."""
+        """A variable whose image is W (the starting point of a warm start).
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients.
+
+        Returns
+        -------
+        ndarray
+            A variable ``V`` with ``compose(V) == W`` (``W`` itself unless the penalty
+            lifts it).
+        """
         return W
 
     def compose(self, V: np.ndarray) -> np.ndarray:
-        """The coefficients W of a variable V."""
+        """The coefficients W of a variable V.
+
+        Parameters
+        ----------
+        V : ndarray
+            The penalty's variable.
+
+        Returns
+        -------
+        ndarray of shape (p, T)
+            The coefficients (``V`` itself unless the penalty lifts W; ``P + Q`` for the
+            dirty models).
+        """
         return V
 
     def spread(self, G: np.ndarray) -> np.ndarray:
-        """Adjoint of :meth:`compose`: a gradient in W as a gradient in V."""
+        """Adjoint of :meth:`compose`: a gradient in W as a gradient in the variable V.
+
+        Parameters
+        ----------
+        G : ndarray of shape (p, T)
+            A gradient with respect to W.
+
+        Returns
+        -------
+        ndarray
+            The gradient with respect to V, of the variable's shape.
+        """
         return G
 
     # ------------------------------------------------------------------ certificates
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
-        """Factor s in (0, 1] such that ``s * G`` lies in the domain of the conjugate."""
+        """Factor that brings a dual point into the domain of the conjugate.
+
+        Parameters
+        ----------
+        G : ndarray of shape (p, T)
+            ``X^T (c theta)`` of a dual point ``theta``.
+        alpha : float
+            Overall strength, > 0.
+
+        Returns
+        -------
+        float
+            The largest ``s`` in (0, 1] such that ``s * G`` lies in the domain of
+            :meth:`conjugate` (1 when the conjugate is finite everywhere).
+        """
         raise NotImplementedError
 
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
-        """``Omega*(G)`` for G in its domain."""
+        """The Fenchel conjugate ``Omega*(G)`` for G in its domain.
+
+        Parameters
+        ----------
+        G : ndarray of shape (p, T)
+            A point of the domain (after :meth:`dual_scaling`).
+        alpha : float
+            Overall strength, > 0.
+
+        Returns
+        -------
+        float
+            ``sup_W <G, W> - Omega(W)``; 0 for a norm on its dual ball.
+        """
         raise NotImplementedError
 
     def alpha_max(self, G0: np.ndarray) -> float:
-        """Smallest alpha with W = 0 optimal, given ``G0 = X^T (c theta)`` at W = 0."""
+        """Smallest alpha for which W = 0 is optimal.
+
+        Parameters
+        ----------
+        G0 : ndarray of shape (p, T)
+            Minus the gradient of the data term at W = 0 (intercepts fitted):
+            ``G0 = X^T (c theta0)``.
+
+        Returns
+        -------
+        float
+            The dual norm of ``G0`` (divided by the weight of the sparsity part).
+
+        Raises
+        ------
+        ValueError
+            When no finite alpha gives W = 0 exactly (smooth penalties, ``l1_ratio=0``).
+        """
         raise ValueError(f"{self!r} has no alpha_max: no finite alpha gives W = 0 exactly.")
 
     # ------------------------------------------------------------------ problem shape
     def check(self, n_features: int, n_tasks: int) -> Penalty:
-        """Validate the parameters against a problem's shape (``ValueError`` naming them)."""
+        """Validate the parameters against a problem's shape.
+
+        Parameters
+        ----------
+        n_features : int
+            Number of features p.
+        n_tasks : int
+            Number of tasks T.
+
+        Returns
+        -------
+        Penalty
+            The penalty itself.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter that is out of range or does not fit the shape.
+        """
         return self
 
     def structure(self, V: np.ndarray, alpha: float) -> dict[str, Any]:
-        """Fitted attributes that expose the learned structure (set on the estimator)."""
+        """Fitted attributes that expose the learned structure.
+
+        Parameters
+        ----------
+        V : ndarray
+            The penalty's variable at the solution.
+        alpha : float
+            Overall strength.
+
+        Returns
+        -------
+        dict
+            Attribute name -> value, set on the fitted estimator (names in
+            ``structure_attrs``, e.g. ``rank_`` for ``Trace``); empty for most penalties.
+        """
         return {}
 
     def variable(self, structure: dict[str, Any]) -> np.ndarray | None:
-        """The variable V recorded in fitted attributes (warm starts), or None if W is all."""
+        """The variable V recorded in an estimator's fitted attributes (for warm starts).
+
+        Parameters
+        ----------
+        structure : dict
+            Fitted attributes, as :meth:`structure` returns them.
+
+        Returns
+        -------
+        ndarray or None
+            The lifted variable, or None when the coefficients are all there is.
+        """
         return None
 
     # ------------------------------------------------------------------ parameters
     def get_params(self, deep: bool = True) -> dict:
-        """Shape parameters (so scikit-learn can clone a penalty and grid-search them)."""
+        """The shape parameters (so scikit-learn can clone a penalty and grid-search them).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Ignored (a penalty holds no estimators); kept for scikit-learn.
+
+        Returns
+        -------
+        dict
+            Parameter name -> value, as given to the constructor.
+        """
         return {k: getattr(self, k) for k in self._param_names}
 
     def set_params(self, **params) -> Penalty:
+        """Set shape parameters.
+
+        Parameters
+        ----------
+        **params
+            Parameter name -> new value (validated at the next fit).
+
+        Returns
+        -------
+        Penalty
+            The penalty itself.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a parameter of this penalty.
+        """
         for k, v in params.items():
             if k not in self._param_names:
                 raise ValueError(f"{type(self).__name__} has no parameter {k!r}.")

@@ -33,10 +33,45 @@ def _spectral_norm(G: np.ndarray) -> float:
 
 
 class Trace(Penalty):
-    """Trace (nuclear) norm ``alpha * ||W||_*``: the tasks share a low-dimensional subspace.
+    r"""Trace (nuclear) norm: the tasks share a low-dimensional subspace.
 
-    Prox: soft-thresholding of the singular values. Dual norm: the spectral norm, so fits are
-    certified by a duality gap and ``alpha_max = ||G0||_2``.
+    .. math::
+
+        \Omega(W) = \alpha \|W\|_* = \alpha \sum_k \sigma_k(W),
+
+    the sum of the singular values of W. It favours a low-rank W: every task's weight vector
+    lies in a common subspace of a few directions (latent features built from the inputs),
+    while the tasks weigh those directions differently. Pick it when the tasks are believed
+    to depend on a few shared combinations of the features rather than on a few features.
+    Solved by proximal gradient (its prox soft-thresholds the singular values); the dual norm
+    is the spectral norm, so fits are certified by a duality gap and
+    ``alpha_max = ||G0||_2``.
+
+    The fitted estimator also exposes ``singular_values_`` (those of W) and ``rank_`` (their
+    number above ``1e-8`` times the largest).
+
+    See Also
+    --------
+    regmtl.SparseLowRank : Low rank plus sparse task-specific corrections.
+    regmtl.L21 : A few shared features instead of a shared subspace.
+
+    References
+    ----------
+    Argyriou, Evgeniou & Pontil (2008), "Convex multi-task feature learning", Machine Learning
+    73(3); Pong, Tseng, Ji & Ye (2010), "Trace norm regularization: reformulations,
+    algorithms, and multi-task learning", SIAM Journal on Optimization 20(6).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import MultiTaskRegressor, Trace
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 10))
+    >>> W = np.outer(rng.standard_normal(10), rng.standard_normal(4))  # rank 1
+    >>> Y = X @ W + 0.1 * rng.standard_normal((80, 4))
+    >>> model = MultiTaskRegressor(penalty=Trace(), alpha=0.1).fit(X, Y)
+    >>> model.rank_, model.singular_values_.shape
+    (1, (4,))
     """
 
     name = "trace"
@@ -97,17 +132,60 @@ def cluster_weights(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
 
 
 class Clustered(Penalty):
-    r"""Clustered multi-task learning, convex relaxation (Zhou, Chen & Ye 2011; MALSAR's CMTL).
+    r"""Clustered multi-task learning: the tasks form about ``k`` groups of similar weights.
 
-    ``alpha * eta (1 + eta) * min_M tr(W (eta I + M)^{-1} W^T)`` over ``0 <= M <= I``,
-    ``tr M = k``: tasks fall into about ``k`` groups whose weight vectors are close, and
-    ``eta > 0`` sets how strongly all weights are also shrunk (MALSAR's ``rho2 / rho1``).
+    .. math::
 
-    The optimal M shares the eigenvectors of ``W^T W``, its eigenvalues given by
-    :func:`cluster_weights`; the prox shrinks singular values jointly with that choice. Smooth in
-    W and with no tractable conjugate, so fits certify with the KKT residual. The fitted
-    estimator exposes ``cluster_matrix_`` (the optimal M, T x T) and ``task_clusters_`` (k-means
-    of M's leading eigenvectors).
+        \Omega(W) = \alpha\, \eta (1 + \eta) \min_{M} \operatorname{tr}\big(W (\eta I + M)^{-1}
+        W^\top\big) \quad \text{over } M \in \mathbb{S}^T,\ 0 \preceq M \preceq I,\
+        \operatorname{tr} M = k,
+
+    the convex relaxation of k-means clustering of the task weight vectors (Zhou, Chen & Ye
+    2011; MALSAR's CMTL). Tasks in one cluster are pulled towards their cluster's mean, and
+    ``eta > 0`` sets how strongly all weights are also shrunk towards 0 (MALSAR's
+    ``rho2 / rho1``). Pick it when the tasks fall into a few unknown groups (e.g. regions,
+    product lines) within which they behave alike.
+
+    The optimal M shares the eigenvectors of ``W^T W``, its eigenvalues given by a bisection
+    (``cluster_weights``); the prox shrinks the singular values of W jointly with that choice.
+    The penalty has no tractable conjugate and no ``alpha_max``, so fits certify with the KKT
+    residual (``kkt_residual_``) and paths use a grid around the data's scale. The fitted
+    estimator also exposes ``cluster_matrix_`` (the optimal M, T x T) and
+    ``task_clusters_`` (k-means of the leading eigenvectors of M, one label per task).
+
+    Parameters
+    ----------
+    k : int, default=2
+        Number of clusters, 1 <= k <= T.
+    eta : float, default=1.0
+        Ratio of the shrinkage towards 0 to the pull towards the cluster means, > 0.
+
+    See Also
+    --------
+    regmtl.MeanRegularized : One cluster (every task near the mean task).
+    regmtl.task_relatedness : Clusters of tasks from independent fits, before fitting this.
+
+    References
+    ----------
+    Zhou, Chen & Ye (2011), "Clustered multi-task learning via alternating structure
+    optimization", NeurIPS 24; Jacob, Bach & Vert (2008), "Clustered multi-task learning: a
+    convex formulation", NeurIPS 21.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import Clustered, MultiTaskRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 10))
+    >>> w1, w2 = rng.standard_normal(10), rng.standard_normal(10)
+    >>> W = np.column_stack([w1, w1, w1, w2, w2, w2]) + 0.05 * rng.standard_normal((10, 6))
+    >>> Y = X @ W + 0.1 * rng.standard_normal((80, 6))
+    >>> model = MultiTaskRegressor(penalty=Clustered(k=2), alpha=0.1).fit(X, Y)
+    >>> labels = model.task_clusters_
+    >>> sorted(np.flatnonzero(labels == c).tolist() for c in set(labels.tolist()))
+    [[0, 1, 2], [3, 4, 5]]
+    >>> model.cluster_matrix_.shape
+    (6, 6)
     """
 
     name = "clustered"
@@ -153,7 +231,19 @@ class Clustered(Penalty):
         return (U * x) @ Vt
 
     def cluster_matrix(self, W: np.ndarray) -> np.ndarray:
-        """The optimal M for W: ``Q diag(m) Q^T`` with ``W^T W = Q diag(sigma^2) Q^T``."""
+        """The optimal M of the penalty's inner minimization for given coefficients.
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients (column t = task t).
+
+        Returns
+        -------
+        ndarray of shape (T, T)
+            ``M = Q diag(m) Q^T`` with ``W^T W = Q diag(sigma^2) Q^T`` and ``m`` the
+            minimizing eigenvalues (``0 <= m_i <= 1``, ``sum_i m_i = k``).
+        """
         evals, Q = np.linalg.eigh(W.T @ W)
         m = cluster_weights(np.sqrt(np.maximum(evals, 0.0)), self.eta, self.k)
         return (Q * m) @ Q.T

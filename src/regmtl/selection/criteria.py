@@ -154,7 +154,80 @@ def degrees_of_freedom(
     structure: dict[str, Any] | None = None,
     fit_intercept: bool = True,
 ) -> float:
-    """Degrees of freedom of the fit ``(W, b)`` (W is p x T), as in the module's table."""
+    """Degrees of freedom of a fit, the ``df`` that AIC and BIC charge.
+
+    By penalty (``df`` includes the T intercepts when they are fitted):
+
+    - ``L1``, ``L21``, ``ElasticNet`` with ``l1_ratio=1``, ``Dirty``: the number of nonzero
+      entries of W (the active set; Zou, Hastie & Tibshirani 2007 for the lasso);
+    - ``L2``, ``ElasticNet`` and ``L21`` with ``l1_ratio < 1``, ``MeanRegularized``,
+      ``GraphLaplacian``, ``Clustered``: ``tr((D + R)^{-1} D)``, the trace of the hat matrix
+      (for the logistic loss, the IRLS hat matrix at the solution) over the active
+      coordinates and the intercepts, D the Hessian of the data term and R that of the
+      quadratic part of the penalty (``Clustered``: at the fitted M);
+    - ``Trace``: ``r (p + T - r)``, the dimension of the p x T matrices of rank r = rank W;
+    - ``SparseLowRank``: that of the low-rank part plus the nonzero entries of the sparse
+      part.
+
+    Parameters
+    ----------
+    data : TaskData
+        The training problem (:func:`~regmtl.as_task_data`).
+    datafit : Datafit
+        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    penalty : Penalty
+        The fitted penalty.
+    alpha : float
+        The fitted strength.
+    W : ndarray of shape (p, T)
+        Coefficients (an estimator's ``coef_matrix_``).
+    b : ndarray of shape (T,) or None
+        Intercepts.
+    structure : dict, optional
+        The penalty's fitted structure (``P_`` and ``Q_`` for ``SparseLowRank``,
+        ``cluster_matrix_`` for ``Clustered``; recomputed from W when missing).
+    fit_intercept : bool, default=True
+        Whether the intercepts were fitted (and count).
+
+    Returns
+    -------
+    float
+        The degrees of freedom.
+
+    Raises
+    ------
+    ValueError
+        For a penalty with no estimate, or a coupled penalty on a problem too large for its
+        hat matrix (more than ``MAX_COUPLED`` rows): use cross-validation then.
+
+    See Also
+    --------
+    regmtl.selection.information_criterion : AIC or BIC from it.
+    regmtl.MultiTaskRegressorCV : ``criterion="aic"`` or ``"bic"`` uses it along a path.
+
+    References
+    ----------
+    Zou, Hastie & Tibshirani (2007), "On the degrees of freedom of the lasso", The Annals of
+    Statistics 35(5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.selection import (degrees_of_freedom, information_criterion,
+    ...                               neg2_log_likelihood)
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 6))
+    >>> W = np.zeros((6, 2))
+    >>> W[:2] = 1.0
+    >>> Y = X @ W + 0.5 * rng.standard_normal((50, 2))
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, Y)
+    >>> data = rm.as_task_data(X, Y)
+    >>> df = degrees_of_freedom(data, rm.Quadratic(), rm.L21(), 0.05,
+    ...                         model.coef_matrix_, model.intercept_)
+    >>> bool(df == np.count_nonzero(model.coef_) + 2)  # the active set and two intercepts
+    True
+    """
     p, T = W.shape
     n_icpt = T if fit_intercept else 0
     structure = structure or {}
@@ -205,7 +278,51 @@ def observed_weights(data: TaskData) -> np.ndarray:
 
 
 def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> float:
-    """``-2 log L`` of the scores ``f`` (see the module docstring)."""
+    """Minus twice the log-likelihood of a fit, from its scores.
+
+    The squared loss is read as a Gaussian model with one noise variance per task, profiled
+    out: ``sum_t m_t (log(2 pi RSS_t / m_t) + 1)``, with ``m_t`` the task's observed rows
+    (weighted by the sample weights) and ``RSS_t`` its residual sum of squares. The logistic
+    loss gives the Bernoulli deviance ``2 sum_r s_r log(1 + exp(-y_r f_r))``. The task
+    weights of the objective do not enter the likelihood.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem, with its targets (-1/+1 for the logistic loss).
+    datafit : Datafit
+        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    f : ndarray of shape (n_obs,)
+        Scores of every flat observation (``data.linear(W, b)``).
+
+    Returns
+    -------
+    float
+        ``-2 log L``.
+
+    See Also
+    --------
+    regmtl.selection.information_criterion : AIC or BIC from it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.selection import (degrees_of_freedom, information_criterion,
+    ...                               neg2_log_likelihood)
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 6))
+    >>> W = np.zeros((6, 2))
+    >>> W[:2] = 1.0
+    >>> Y = X @ W + 0.5 * rng.standard_normal((50, 2))
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, Y)
+    >>> data = rm.as_task_data(X, Y)
+    >>> f = data.linear(model.coef_matrix_, model.intercept_)
+    >>> rss = np.sum((Y - model.predict(X)) ** 2, axis=0)
+    >>> bool(np.isclose(neg2_log_likelihood(data, rm.Quadratic(), f),
+    ...                 np.sum(50 * (np.log(2 * np.pi * rss / 50) + 1))))
+    True
+    """
     s = observed_weights(data)
     if datafit.name == "logistic":
         return float(2.0 * np.sum(s * np.logaddexp(0.0, -data.y * f)))
@@ -216,7 +333,42 @@ def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> floa
 
 
 def information_criterion(kind: str, neg2ll: float, df: float, n_obs: float) -> float:
-    """``AIC = -2 log L + 2 df`` or ``BIC = -2 log L + log(N) df``."""
+    """Akaike's or the Bayesian information criterion.
+
+    ``AIC = -2 log L + 2 df`` and ``BIC = -2 log L + log(N) df``; smaller is better.
+
+    Parameters
+    ----------
+    kind : {"aic", "bic"}
+        The criterion.
+    neg2ll : float
+        ``-2 log L`` (:func:`~regmtl.selection.neg2_log_likelihood`).
+    df : float
+        Degrees of freedom (:func:`~regmtl.selection.degrees_of_freedom`).
+    n_obs : float
+        Number N of observed rows over all tasks (weighted by the sample weights); used by
+        BIC only.
+
+    Returns
+    -------
+    float
+        The criterion's value.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not ``"aic"`` or ``"bic"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.selection import information_criterion
+    >>> information_criterion("aic", 100.0, 10.0, 200)
+    120.0
+    >>> bool(np.isclose(information_criterion("bic", 100.0, 10.0, 200),
+    ...                 100.0 + np.log(200) * 10.0))
+    True
+    """
     if kind == "aic":
         return neg2ll + 2.0 * df
     if kind == "bic":

@@ -4,8 +4,8 @@ Folds split the rows *inside every task*, so each training part holds every task
 validation part scores every task. A shared design (one X, a target matrix Y) splits the rows of
 X, the same rows for every task, so the sub-problems keep the shared layout and its fast path.
 
-A fold is an array of *flat* observation indices (see :mod:`regmtl.taskdata`): the validation
-observations; the training part is the complement.
+A fold is a pair of arrays of *flat* observation indices (see :class:`~regmtl.TaskData`): the
+training and the validation observations.
 """
 
 from __future__ import annotations
@@ -110,11 +110,17 @@ def task_folds(
     stratify: bool = False,
     random_state: Any = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train, validation)`` observations (flat indices, sorted) of each fold.
+    """Cross-validation folds that split the rows inside every task.
+
+    Each training part holds rows of every task and each validation part scores every task.
+    A shared design splits the rows of X, the same rows for every task, so the sub-problems
+    keep the shared layout.
 
     Parameters
     ----------
-    cv : int, splitter, or iterable of (train, test) pairs
+    data : TaskData
+        The problem (:func:`~regmtl.as_task_data`).
+    cv : int, splitter, or iterable of (train, test) pairs, default=5
         An integer K: K folds inside every task (``KFold``; ``StratifiedKFold`` on the labels
         when ``stratify``), shuffled with a per-task seed drawn from ``random_state`` (None:
         contiguous blocks). A splitter (anything with ``split(X, y, groups)``) is applied to
@@ -123,11 +129,44 @@ def task_folds(
         concatenated; long form: rows of X; shared design: rows of X, used for every task);
         a train part of None means all other rows.
     groups : ndarray of shape (n_obs,), optional
-        Group of each flat observation (see :func:`flat_groups`). With an integer ``cv`` the
-        groups are dealt to K folds once for all tasks (``GroupKFold``), so a group that
-        appears in several tasks (a patient, a user) is on one side of a fold in all of them.
-    stratify : bool
-        Keep the class proportions of each task in every fold.
+        Group of each flat observation (in flat order). With an integer ``cv`` the groups are
+        dealt to K folds once for all tasks (``GroupKFold``), so a group that appears in
+        several tasks (a patient, a user) is on one side of a fold in all of them.
+    stratify : bool, default=False
+        Keep the class proportions of each task in every fold (classification).
+    random_state : int, RandomState or None, default=None
+        Seeds the shuffling of every task's rows (None: contiguous folds, unshuffled).
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        ``(train, validation)`` flat observation indices of each fold, sorted.
+
+    Raises
+    ------
+    ValueError
+        If a task has fewer rows (of some class, with ``stratify``; groups, with
+        ``groups``) than folds, or a fold would leave a task without training or
+        validation rows.
+
+    See Also
+    --------
+    regmtl.MultiTaskRegressorCV : Cross-validation on these folds.
+
+    Examples
+    --------
+    Two tasks of 4 and 6 rows, two folds: every fold validates on both tasks.
+
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.selection import task_folds
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = [rng.standard_normal((4, 2)), rng.standard_normal((6, 2))]
+    >>> data = rm.as_task_data(Xs, [np.zeros(4), np.ones(6)])
+    >>> for train, val in task_folds(data, cv=2):
+    ...     print(val.tolist(), np.bincount(data.task_of[val]).tolist())
+    [0, 1, 4, 5, 6] [2, 3]
+    [2, 3, 7, 8, 9] [2, 3]
     """
     T = data.n_tasks
     if data.shared:

@@ -27,12 +27,54 @@ __all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_sca
 
 @dataclass
 class RegularizationPath:
-    """Solutions along ``alphas`` (decreasing).
+    """Solutions along a decreasing grid of ``alpha``, as :func:`~regmtl.regularization_path`
+    returns them.
 
-    ``coefs[k]`` is ``W`` at ``alphas[k]`` as ``coef_`` stores it (T x p), ``intercepts[k]``
-    the T intercepts; ``certificates[k]`` the duality gap relative to the objective at W = 0
-    (or the relative KKT residual, ``certificate_kind`` says which); ``n_iter[k]`` epochs or
-    iterations; ``converged[k]`` whether the fit met ``tol``.
+    Entry k of every array belongs to ``alphas[k]``. Users get one from
+    :func:`~regmtl.regularization_path` rather than building it.
+
+    Parameters
+    ----------
+    alphas : ndarray of shape (n_alphas,)
+        The grid, decreasing.
+    coefs : ndarray of shape (n_alphas, T, p)
+        ``coefs[k]`` is W at ``alphas[k]`` as ``coef_`` stores it (row t = task t).
+    intercepts : ndarray of shape (n_alphas, T)
+        The intercepts (zeros with ``fit_intercept=False``).
+    certificates : ndarray of shape (n_alphas,)
+        The duality gap relative to the objective at W = 0, or the relative KKT residual.
+    certificate_kind : {"duality_gap", "kkt_residual"}
+        Which of the two ``certificates`` holds.
+    n_iter : ndarray of int of shape (n_alphas,)
+        Epochs or iterations of every fit.
+    converged : ndarray of bool of shape (n_alphas,)
+        Whether every fit met ``tol``.
+    tasks : ndarray of shape (T,)
+        Task labels, as an estimator's ``tasks_``.
+    structure : list of dict, optional
+        The penalty's fitted structure at every alpha (e.g. ``P_`` and ``Q_`` for
+        ``Dirty``, ``rank_`` for ``Trace``; empty dicts for most penalties).
+
+    Attributes
+    ----------
+    n_active : ndarray of int of shape (n_alphas,)
+        Number of features with a nonzero coefficient in some task, per alpha.
+
+    See Also
+    --------
+    regmtl.plotting.plot_path : Draw the coefficients along the path.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> path = rm.regularization_path(X, Y, penalty="l21", alphas=5)
+    >>> path.coefs.shape, path.intercepts.shape
+    ((5, 3, 8), (5, 3))
+    >>> path.n_active.tolist(), path.certificate_kind, bool(path.converged.all())
+    ([0, 7, 8, 8, 8], 'duality_gap', True)
     """
 
     alphas: np.ndarray
@@ -47,12 +89,43 @@ class RegularizationPath:
 
     @property
     def n_active(self) -> np.ndarray:
-        """Features with a nonzero coefficient in some task, per alpha."""
+        """Number of features with a nonzero coefficient in some task, per alpha."""
         return np.count_nonzero(np.any(self.coefs != 0.0, axis=1), axis=1)
 
 
 def alpha_grid(alpha_max: float, n_alphas: int = 30, eps: float = 1e-3) -> np.ndarray:
-    """Geometric grid from ``alpha_max`` down to ``eps * alpha_max`` (``n_alphas`` values)."""
+    """Geometric grid from ``alpha_max`` down to ``eps * alpha_max``.
+
+    Parameters
+    ----------
+    alpha_max : float
+        The largest value, > 0 and finite (:func:`~regmtl.alpha_max` where the penalty has
+        one).
+    n_alphas : int, default=30
+        Number of values, >= 1.
+    eps : float, default=1e-3
+        Ratio of the smallest to the largest value, in (0, 1).
+
+    Returns
+    -------
+    ndarray of shape (n_alphas,)
+        The grid, decreasing, equally spaced on a log scale.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    See Also
+    --------
+    regmtl.selection.path_alphas : The grid of a path, from the data.
+
+    Examples
+    --------
+    >>> from regmtl.selection import alpha_grid
+    >>> alpha_grid(1.0, 4, eps=1e-3).tolist()
+    [1.0, 0.1, 0.01, 0.001]
+    """
     if not np.isfinite(alpha_max) or alpha_max <= 0:
         raise ValueError(f"alpha_max={alpha_max!r} must be positive and finite.")
     if n_alphas < 1:
@@ -65,12 +138,53 @@ def alpha_grid(alpha_max: float, n_alphas: int = 30, eps: float = 1e-3) -> np.nd
 def alpha_scale(data: TaskData, datafit: Datafit, fit_intercept: bool = True) -> float:
     r"""Data-driven scale of ``alpha`` for penalties with no ``alpha_max``.
 
-    ``s = kappa / (p T) sum_jt L_jt``: the mean curvature of the data term in one coefficient,
-    ``L_jt = sum_{r in t} c_r (x_rj - xbar_jt)^2`` (centered when intercepts are fitted) times the
-    loss curvature ``kappa`` (1 squared, 1/4 logistic). A quadratic penalty ``alpha/2 w^T K w``
-    with ``alpha = s`` weighs as much as the data in an average direction, so ``alpha >> s``
-    enforces the penalty's structure (pooling for ``"mean"``) and ``alpha << s`` leaves the
-    tasks nearly independent.
+    .. math::
+
+        s = \frac{\kappa}{p T} \sum_{j,t} L_{jt}, \qquad
+        L_{jt} = \sum_{r \in t} c_r (x_{rj} - \bar x_{jt})^2,
+
+    the mean curvature of the data term in one coefficient: ``L_jt`` (features centered per
+    task when intercepts are fitted) times the loss curvature ``kappa`` (1 squared, 1/4
+    logistic). A quadratic penalty ``alpha/2 w^T K w`` with ``alpha = s`` weighs as much as
+    the data in an average direction, so ``alpha >> s`` enforces the penalty's structure
+    (pooling for ``"mean"``) and ``alpha << s`` leaves the tasks nearly independent.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem (:func:`~regmtl.as_task_data`).
+    datafit : Datafit
+        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    fit_intercept : bool, default=True
+        Whether the features are centered per task.
+
+    Returns
+    -------
+    float
+        The scale ``s``, > 0.
+
+    Raises
+    ------
+    ValueError
+        If no feature varies within any task.
+
+    See Also
+    --------
+    regmtl.selection.path_alphas : Uses it for the grids of smooth penalties.
+
+    Examples
+    --------
+    With equal task weights and standardized features, ``s`` is about 1:
+
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.selection import alpha_scale
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> s = alpha_scale(rm.as_task_data(X, Y), rm.Quadratic())
+    >>> Xc = X - X.mean(axis=0)
+    >>> bool(np.isclose(s, np.mean(np.sum(Xc**2, axis=0) / 50)))
+    True
     """
     _, L = feature_moments(data, data.c, fit_intercept)
     s = float(datafit.curvature * np.mean(L))
@@ -89,12 +203,57 @@ def path_alphas(
     eps: float | None = None,
     fit_intercept: bool = True,
 ) -> np.ndarray:
-    """The decreasing grid of a path.
+    """The decreasing grid of ``alpha`` of a path.
 
     An integer ``alphas`` gives a geometric grid of that size: from ``alpha_max`` down to
     ``eps * alpha_max`` (``eps`` = 1e-3 by default) where the penalty has one; otherwise from
-    ``100 s`` down to ``eps * 100 s`` (``eps`` = 1e-6 by default) around the scale ``s`` of
-    :func:`alpha_scale`. An array is used as given, sorted decreasing.
+    ``100 s`` down to ``eps * 100 s`` (``eps`` = 1e-6 by default) with ``s`` the scale of
+    :func:`~regmtl.selection.alpha_scale`. An array is used as given, sorted decreasing.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem (:func:`~regmtl.as_task_data`).
+    datafit : Datafit
+        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    penalty : Penalty
+        The penalty object.
+    ref : Reference
+        The problem at W = 0 (:func:`~regmtl.solvers.reference`), whose ``G0`` gives
+        ``alpha_max``.
+    alphas : int or array-like, default=30
+        Number of values, or the values (finite, >= 0).
+    eps : float, optional
+        Ratio of the smallest to the largest value of an integer grid.
+    fit_intercept : bool, default=True
+        Whether the intercepts are fitted (for the scale of smooth penalties).
+
+    Returns
+    -------
+    ndarray of shape (n_alphas,)
+        The grid, decreasing.
+
+    Raises
+    ------
+    ValueError
+        If ``alphas`` is neither a positive integer nor a non-empty list of finite values
+        >= 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.selection import path_alphas
+    >>> from regmtl.solvers import reference
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data, loss = rm.as_task_data(X, Y), rm.Quadratic()
+    >>> ref = reference(data, loss, True)
+    >>> grid = path_alphas(data, loss, rm.L21(), ref, 3)
+    >>> bool(np.isclose(grid[0], rm.alpha_max(X, Y, penalty="l21"))), len(grid)
+    (True, 3)
+    >>> path_alphas(data, loss, rm.L21(), ref, [0.1, 1.0, 0.5]).tolist()
+    [1.0, 0.5, 0.1]
     """
     if isinstance(alphas, (bool, np.bool_)):
         raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
@@ -138,23 +297,79 @@ def regularization_path(
     solver_options: dict | None = None,
     verbose: int = 0,
 ) -> RegularizationPath:
-    """Warm-started solutions of ``loss + alpha * penalty`` along a grid of ``alpha``.
+    """Warm-started solutions of the multi-task objective along a grid of ``alpha``.
 
-    ``structure[k]`` holds the penalty's fitted structure (e.g. ``P_``/``Q_`` for Dirty).
-    ``X``, ``y``, ``task`` take any input form of the estimators (or a TaskData). ``alphas``:
-    an integer gives a geometric grid (see :func:`path_alphas`: from :func:`~regmtl.alpha_max`
-    down to ``eps * alpha_max``, or around a data-driven scale for penalties without one); an
-    array is used as given, sorted decreasing (the order warm starts want). Each fit warns if it
-    stops short of ``tol``.
+    Solves the problem of :class:`~regmtl.MultiTaskRegressor` (or, with
+    ``loss="logistic"``, :class:`~regmtl.MultiTaskClassifier`) for every ``alpha`` of a
+    decreasing grid, each fit starting from the previous solution. With block coordinate
+    descent the gap-safe rules then discard most features at the first check of every fit,
+    and on a shared design the Gram statistics are computed once for the whole path, so a
+    path costs little more than its last fits.
+
+    Parameters
+    ----------
+    X : array-like, sparse matrix or DataFrame, list or dict of them, or TaskData
+        The design(s), in any input form of the estimators.
+    y : array-like, or list or dict of them, optional
+        Targets, in the form matching ``X`` (not needed for a TaskData).
+    task : array-like of shape (n_samples,) or str, optional
+        Task id of every row (long form), or the name of a column of a DataFrame ``X``.
+    penalty : str or Penalty, default="l21"
+        The penalty's name or object.
+    loss : {"squared", "logistic"}, default="squared"
+        The data term.
+    alphas : int or array-like, default=30
+        An integer gives a geometric grid of that size (see
+        :func:`~regmtl.selection.path_alphas`: from :func:`~regmtl.alpha_max` down to
+        ``eps * alpha_max``, or around a data-driven scale for penalties without one); an
+        array is used as given, sorted decreasing (the order warm starts want).
+    eps : float, optional
+        Ratio of the smallest to the largest alpha of an integer grid (default 1e-3, or
+        1e-6 for a scale grid).
+    fit_intercept : bool, default=True
+        Fit one unpenalized intercept per task.
+    sample_weight : array-like, or list of them, optional
+        One weight per row.
+    task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
+        The task weights of the objective.
+    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+        As for the estimators.
+    tol : float, default=1e-4
+        Relative certificate every fit must reach.
+    max_iter : int, default=1000
+        Epochs or iterations per fit.
+    solver_options : dict, optional
+        Options of block coordinate descent, as for the estimators.
+    verbose : int, default=0
+        Print the solver's progress when > 0.
+
+    Returns
+    -------
+    RegularizationPath
+        ``alphas``, ``coefs`` (n_alphas, T, p), ``intercepts``, ``certificates``,
+        ``n_iter``, ``converged``, and the penalty's ``structure`` at every alpha.
+
+    Warns
+    -----
+    ConvergenceWarning
+        For every fit that stops at ``max_iter`` short of ``tol``.
+
+    See Also
+    --------
+    regmtl.MultiTaskRegressorCV : Chooses ``alpha`` on such paths by cross-validation.
+    regmtl.plotting.plot_path : Draw a path.
 
     Examples
     --------
-    >>> import numpy as np, regmtl
+    >>> import numpy as np
+    >>> import regmtl as rm
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
-    >>> path = regmtl.regularization_path(X, Y, penalty="l21", alphas=5)
-    >>> path.coefs.shape, path.n_active[0]
+    >>> path = rm.regularization_path(X, Y, penalty="l21", alphas=5)
+    >>> path.coefs.shape, int(path.n_active[0])
     ((5, 3, 8), 0)
+    >>> bool(np.isclose(path.alphas[0], rm.alpha_max(X, Y, penalty="l21")))
+    True
     """
     datafit = make_datafit(loss)
     pen = make_penalty(penalty)

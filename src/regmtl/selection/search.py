@@ -205,10 +205,29 @@ class _MultiTaskCV(BaseEstimator):
 
         Parameters
         ----------
-        X, y, task, sample_weight : as :meth:`MultiTaskRegressor.fit` (any input form)
-        groups : array-like, optional
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            The design(s), in any input form of the base estimator.
+        y : array-like, or list or dict of them
+            Targets, in the form of ``X``.
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form), or the name of a column of ``X``.
+        sample_weight : array-like, or list of them, optional
+            One weight per row.
+        groups : array-like, or list of them, optional
             A group label per row (a list of arrays per task for the lists form): rows of one
-            group never fall on both sides of a fold (``GroupKFold`` in every task).
+            group never fall on both sides of a fold (``GroupKFold``, the same groups in
+            every task).
+
+        Returns
+        -------
+        self
+            The fitted search.
+
+        Raises
+        ------
+        ValueError
+            If a task has too few rows for the folds, ``penalty_grid`` names a parameter the
+            penalty does not have, or ``one_se=True`` with a criterion.
         """
         probe = self._estimator(self.penalty, 1.0)
         data = probe._data(X, y, task, sample_weight, fitting=True)
@@ -371,11 +390,47 @@ class _MultiTaskCV(BaseEstimator):
         return self.best_estimator_
 
     def predict(self, X: Any, task: Any = None) -> Any:
-        """Predictions of the refitted model, in the form of ``X``."""
+        """Predictions of the refitted model, in the form of ``X``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form of the base estimator.
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            Predicted targets (regression) or labels (classification), in the form of ``X``.
+
+        Raises
+        ------
+        AttributeError
+            With ``refit=False`` (no model was fitted on all the data).
+        """
         return self._fitted().predict(X, task=task)
 
     def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
-        """The refitted model's ``score`` (R^2 / accuracy averaged over tasks)."""
+        """The refitted model's score, averaged over tasks.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form of the base estimator.
+        y : array-like, or list or dict of them
+            True targets or labels, in the form of ``X``.
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+        sample_weight : array-like, or list of them, optional
+            One weight per row.
+
+        Returns
+        -------
+        float
+            The mean over tasks of each task's R^2 (regression) or accuracy
+            (classification).
+        """
         return self._fitted().score(X, y, task=task, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
@@ -387,66 +442,146 @@ class _MultiTaskCV(BaseEstimator):
         return hasattr(self, "cv_results_")
 
 
-_DOC_PARAMS = """
+_DOC_PARAMS = r"""
     Parameters
     ----------
     penalty : str or Penalty, default="l21"
-        As in the base estimator; its shape parameters may be searched with ``penalty_grid``.
+        The penalty's name or object, as for the base estimator; its own parameters may be
+        searched with ``penalty_grid``.
     alphas : int or array-like, default=30
-        Number of values of a geometric grid (from ``alpha_max`` down to ``eps * alpha_max``,
-        or around a data-driven scale for penalties without ``alpha_max``: see
-        :func:`regmtl.selection.path_alphas`), computed on all the data; or the values.
+        Number of values of a geometric grid, computed on all the data: from ``alpha_max``
+        down to ``eps * alpha_max``, or around a data-driven scale for penalties without
+        ``alpha_max`` (see :func:`~regmtl.selection.path_alphas`); or the values themselves.
     eps : float, optional
-        Ratio of the smallest to the largest alpha (1e-3, or 1e-6 for a scale grid).
+        Ratio of the smallest to the largest alpha (default 1e-3, or 1e-6 for a scale grid).
     penalty_grid : dict, optional
         Values of the penalty's own parameters, e.g. ``{"l1_ratio": [0.5, 0.9, 1.0]}`` for
-        ``L21``/``ElasticNet`` or ``{"own_weight": [...]}`` for ``Dirty``: a two-parameter
-        search, one warm-started path per value.
+        ``L21`` or ``ElasticNet``, ``{"own_weight": [0.5, 1, 2]}`` for ``Dirty``: a search over
+        two (or more) parameters, one warm-started path per value.
     cv : int, splitter or iterable, default=5
         K folds inside every task (stratified for classification; ``GroupKFold`` when
-        ``groups`` are passed to ``fit``), a splitter applied to each task, or explicit
-        ``(train, test)`` pairs of input rows. A shared design splits its rows.
+        ``groups`` are passed to ``fit``), a splitter applied to each task's rows, or explicit
+        ``(train, test)`` pairs of input rows. A shared design splits its rows, the same for
+        every task (see :func:`~regmtl.selection.task_folds`).
     criterion : {"cv", "aic", "bic"}, default="cv"
-        Cross-validation, or an information criterion on one path over all the data (degrees
-        of freedom: see :mod:`regmtl.selection.criteria`).
+        Cross-validation, or an information criterion on one path over all the data (its
+        degrees of freedom: :func:`~regmtl.selection.degrees_of_freedom`).
     scoring : str or callable, optional
-        Validation score averaged over tasks, greater is better; default
-        ``"neg_mean_squared_error"`` (regression) / ``"neg_log_loss"`` (classification). Any
-        scikit-learn scorer name or ``scorer(estimator, X_t, y_t)``, called per task.
+        Validation score, averaged over tasks, greater is better. Default
+        ``"neg_mean_squared_error"`` (regression) or ``"neg_log_loss"`` (classification).
+        Any scikit-learn scorer name, or a callable ``scorer(estimator, X_t, y_t)`` called
+        on each task.
     one_se : bool, default=False
-        Take the largest alpha whose mean score is within one standard error of the best.
+        Take the largest alpha whose mean score is within one standard error of the best
+        (cross-validation only).
     refit : bool, default=True
-        Refit the chosen model on all the data (``best_estimator_``).
-    fit_intercept, task_weight, solver, tol, max_iter, solver_options :
-        As in the base estimator, for every fit of the search.
+        Refit the chosen model on all the data (``best_estimator_``); needed by ``predict``
+        and ``score``.
+    fit_intercept : bool, default=True
+        As for the base estimator, for every fit of the search.
+    task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
+        As for the base estimator.
+    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+        As for the base estimator.
+    tol : float, default=1e-4
+        As for the base estimator; fits that stop short are summed up in one warning.
+    max_iter : int, default=1000
+        As for the base estimator.
+    solver_options : dict, optional
+        As for the base estimator.
     n_jobs : int, optional
-        Parallel (fold, penalty value) paths through joblib (its active backend: loky by
-        default, Dask with ``joblib.parallel_backend("dask")``). Same result for any value.
+        Number of (fold, penalty value) paths solved in parallel through joblib, with its
+        active backend (loky by default, Dask inside
+        ``with joblib.parallel_backend("dask")``). The result does not depend on it.
     random_state : int, RandomState or None, default=0
-        Shuffles the rows before splitting each task (None: contiguous folds).
+        Shuffles each task's rows before splitting (None: contiguous folds).
     progress : bool, default=False
-        A progress bar over the paths (tqdm, notebook-aware).
+        Show a progress bar over the paths (tqdm, notebook-aware).
     verbose : int, default=0
+        Verbosity of joblib (above 1) and of the solvers.
+"""
 
+_DOC_ATTRS = r"""
     Attributes
     ----------
-    alpha_, best_params_, best_score_, best_index_ : the choice (``best_score_``: mean CV score,
-        or the criterion's value)
-    penalty_ : the penalty object of the choice
-    alphas_ : the grid of the chosen penalty value
-    cv_results_ : pandas.DataFrame
-        One row per (penalty value, alpha): ``param_*``, ``split{k}_test_score``,
-        ``mean_test_score``, ``std_test_score``, ``rank_test_score``, ``mean_task_scores``
-        (per-task CV scores), ``mean_n_active``, ``mean_fit_time`` (per alpha) - or ``df``,
-        ``neg2_log_likelihood``, ``aic``/``bic``, ``n_active`` for a criterion.
-    best_estimator_ : the refitted model; ``coef_``, ``intercept_`` are its.
+    alpha_ : float
+        The chosen ``alpha``.
+    best_params_ : dict
+        The chosen ``alpha`` and values of ``penalty_grid``.
+    best_score_ : float
+        The chosen candidate's mean cross-validated score, or its criterion's value.
+    best_index_ : int
+        Its row in ``cv_results_``.
+    penalty_ : Penalty
+        The penalty object of the choice.
+    alphas_ : ndarray of shape (n_alphas,)
+        The grid of the chosen penalty value.
+    cv_results_ : DataFrame
+        One row per (penalty value, alpha). Cross-validation: ``param_*``, ``params``,
+        ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score``, ``mean_task_scores`` (an array of per-task scores averaged over
+        folds), ``mean_n_active``, ``mean_fit_time`` (per alpha). A criterion: ``param_*``,
+        ``params``, ``df``, ``neg2_log_likelihood``, ``aic`` or ``bic``, ``n_active``,
+        ``rank_aic`` or ``rank_bic``.
+    best_estimator_ : estimator
+        The chosen model refitted on all the data (``refit=True``).
+    refit_time_ : float
+        Seconds spent refitting it.
+    coef_, intercept_, n_iter_ : ndarray, ndarray or float, int
+        Those of ``best_estimator_``, as are ``dual_gap_`` or ``kkt_residual_``.
+    n_features_in_ : int
+        Number of features p.
+    feature_names_in_ : ndarray of shape (p,)
+        Feature names, when ``X`` was a DataFrame with string column names.
+    tasks_ : ndarray of shape (T,)
+        Task labels.
+    n_tasks_ : int
+        Number of tasks T.
+    input_form_ : str
+        The input form of ``fit``.
     n_splits_ : int
+        Number of folds (0 with a criterion).
 """
 
 
 class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
-    __doc__ = ("Multi-task regression with its regularization chosen by cross-validation or "
-               "AIC/BIC (:class:`~regmtl.MultiTaskRegressor` per candidate).\n" + _DOC_PARAMS)
+    __doc__ = r"""Multi-task regression with ``alpha`` chosen by cross-validation or AIC/BIC.
+
+    Fits :class:`~regmtl.MultiTaskRegressor` along a warm-started regularization path for
+    every fold (and every value of ``penalty_grid``), scores each task's validation rows,
+    averages the scores over tasks (a small task counts as much as a large one) and over
+    folds, picks the best ``alpha`` and refits it on all the data. The folds split the rows
+    inside every task, so each fold trains and validates on every task. With
+    ``criterion="aic"`` or ``"bic"`` one path on all the data is scored instead, with the
+    degrees of freedom of the penalty. Paths run in parallel with ``n_jobs``; the folds are
+    drawn from ``random_state`` before, so the choice does not depend on the number of jobs.
+""" + _DOC_PARAMS + _DOC_ATTRS + r"""
+    See Also
+    --------
+    regmtl.MultiTaskRegressor : The model at a given ``alpha``.
+    regmtl.regularization_path : The solutions along the grid.
+    regmtl.plotting.plot_cv_curve : Draw ``cv_results_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.array([1.0, -2.0, 0.0, 0.0, 0.0, 0.0])
+    >>> Xs = [rng.standard_normal((40, 6)) for _ in range(3)]
+    >>> ys = [X @ w + 0.5 * rng.standard_normal(40) for X in Xs]
+    >>> search = rm.MultiTaskRegressorCV("l21", alphas=10, cv=3).fit(Xs, ys)
+    >>> search.cv_results_.shape[0], search.n_splits_, search.coef_.shape
+    (10, 3, (3, 6))
+    >>> bool(search.alpha_ == search.cv_results_["param_alpha"][search.best_index_])
+    True
+
+    BIC on one path instead of cross-validation:
+
+    >>> bic = rm.MultiTaskRegressorCV("l21", alphas=10, criterion="bic").fit(Xs, ys)
+    >>> int(bic.cv_results_["rank_bic"][bic.best_index_])
+    1
+    """
 
     _estimator_class = MultiTaskRegressor
     _kind = "regression"
@@ -459,9 +594,37 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
 
 
 class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
-    __doc__ = ("Multi-task logistic regression with its regularization chosen by "
-               "cross-validation or AIC/BIC (:class:`~regmtl.MultiTaskClassifier` per "
-               "candidate).\n" + _DOC_PARAMS)
+    __doc__ = r"""Multi-task logistic regression with ``alpha`` chosen by CV or AIC/BIC.
+
+    Fits :class:`~regmtl.MultiTaskClassifier` along a warm-started regularization path for
+    every fold (and every value of ``penalty_grid``), scores each task's validation rows
+    (log-loss by default), averages over tasks and folds, picks the best ``alpha`` and
+    refits it on all the data. The folds split the rows inside every task, stratified by
+    class, so each fold trains and validates on both classes of every task. With
+    ``criterion="aic"`` or ``"bic"`` one path on all the data is scored instead (Bernoulli
+    deviance plus the penalty's degrees of freedom).
+""" + _DOC_PARAMS + _DOC_ATTRS + r"""    classes_ : ndarray of shape (2,), or list of them
+        The two labels of each task, sorted.
+
+    See Also
+    --------
+    regmtl.MultiTaskClassifier : The model at a given ``alpha``.
+    regmtl.MultiTaskRegressorCV : The squared loss.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> w = np.array([1.0, -2.0, 0.0, 0.0, 0.0, 0.0])
+    >>> Xs = [rng.standard_normal((40, 6)) for _ in range(3)]
+    >>> ys = [np.where(X @ w + 0.5 * rng.standard_normal(40) > 0, "yes", "no") for X in Xs]
+    >>> search = rm.MultiTaskClassifierCV("l21", alphas=8, eps=1e-2, cv=3).fit(Xs, ys)
+    >>> search.classes_[0].tolist(), search.coef_.shape
+    (['no', 'yes'], (3, 6))
+    >>> [p.shape for p in search.predict_proba([X[:2] for X in Xs])]
+    [(2, 2), (2, 2), (2, 2)]
+    """
 
     _estimator_class = MultiTaskClassifier
     _kind = "binary"
@@ -471,12 +634,55 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
     __metadata_request__predict_log_proba = {"task": True}
 
     def decision_function(self, X: Any, task: Any = None) -> Any:
+        """The refitted model's scores ``x . w_t + b_t``; positive means ``classes_[t][1]``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for ``predict``).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            The scores, in the form of ``X``.
+        """
         return self._fitted().decision_function(X, task=task)
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
+        """The refitted model's class probabilities.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for ``predict``).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            Probabilities of ``(classes_[t][0], classes_[t][1])``, shape (n_samples, 2) per
+            task, in the form of ``X``.
+        """
         return self._fitted().predict_proba(X, task=task)
 
     def predict_log_proba(self, X: Any, task: Any = None) -> Any:
+        """Logarithms of the refitted model's class probabilities.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Designs, in any input form (as for ``predict``).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            ``log`` of :meth:`predict_proba`, in the same form.
+        """
         return self._fitted().predict_log_proba(X, task=task)
 
     def __sklearn_tags__(self):

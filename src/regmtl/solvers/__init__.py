@@ -1,4 +1,9 @@
-"""Solvers: they know only a :class:`~regmtl.taskdata.TaskData`, a datafit and a penalty."""
+"""Solvers: they know only a :class:`~regmtl.TaskData`, a datafit and a penalty.
+
+:func:`~regmtl.solvers.solve` is what the estimators call: it picks block coordinate descent
+(:func:`~regmtl.solvers.bcd`), conjugate gradients or FISTA (:func:`~regmtl.solvers.fista`) and
+certifies the result (:func:`~regmtl.solvers.certify`).
+"""
 
 from __future__ import annotations
 
@@ -39,13 +44,91 @@ def solve(
     verbose: int = 0,
     options: dict | None = None,
 ) -> SolverResult:
-    """Minimize ``sum_r c_r l(y_r, x_r.w_t + b_t) + Omega(W)`` and certify the result.
+    r"""Minimize the multi-task objective and certify the result.
 
-    ``solver="auto"`` picks block coordinate descent for row-separable penalties, conjugate
-    gradients for the squared loss with a quadratic task-coupling penalty, FISTA otherwise.
-    A fit that stops at ``max_iter`` warns with the certificate it reached. ``options`` go to
-    block coordinate descent (:data:`~regmtl.solvers.bcd.BCD_OPTIONS`: ``working_set``,
-    ``screening``, ``anderson``, ``gram``, ``p0``) and are ignored by the other solvers.
+    Minimizes
+
+    .. math::
+
+        \sum_r c_r\, \ell(y_r, x_r^\top w_t + b_t) + \Omega(W)
+
+    over W (p x T) and the intercepts b, the row weights ``c`` of ``data`` holding the
+    per-task means and task weights. ``solver="auto"`` picks block coordinate descent for
+    row-separable penalties (``L1``, ``L2``, ``ElasticNet``, ``L21``), conjugate gradients
+    for the squared loss with a quadratic task-coupling penalty (``MeanRegularized``,
+    ``GraphLaplacian``), and FISTA otherwise. When ``alpha >= alpha_max`` the solution is
+    W = 0 exactly, returned without iterating.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem (:func:`~regmtl.as_task_data`; targets encoded to -1/+1 for the
+        logistic loss).
+    datafit : Datafit
+        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    penalty : Penalty
+        The penalty object (validated against the problem's shape).
+    alpha : float
+        Overall strength, >= 0.
+    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+        The algorithm; ``"bcd"`` needs a row-separable penalty and ``"cg"`` the squared loss
+        with ``MeanRegularized`` or ``GraphLaplacian``.
+    W0 : ndarray of shape (p, T), optional
+        Starting coefficients (a warm start); zeros by default.
+    b0 : ndarray of shape (T,), optional
+        Starting intercepts; those of W = 0 by default.
+    V0 : ndarray, optional
+        Starting lifted variable (``Dirty``, ``SparseLowRank``; FISTA only).
+    fit_intercept : bool, default=True
+        Fit one unpenalized intercept per task.
+    tol : float, default=1e-4
+        Stop when the duality gap is below ``tol`` times the objective at W = 0, or the
+        relative KKT residual below ``tol``.
+    max_iter : int, default=1000
+        Epochs or iterations.
+    ref : Reference, optional
+        The problem at W = 0 (:func:`~regmtl.solvers.reference`); computed when omitted
+        (pass it to save that work along a path).
+    verbose : int, default=0
+        Print the certificate at every check when > 0.
+    options : dict, optional
+        Options of block coordinate descent (``working_set``, ``screening``, ``anderson``,
+        ``gram``, ``p0``; see :func:`~regmtl.solvers.bcd`), ignored by the other solvers.
+
+    Returns
+    -------
+    SolverResult
+        Coefficients, intercepts, iterations, the certificate and whether it met ``tol``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown solver, a solver that does not apply to the penalty or loss, invalid
+        options, or penalty parameters that do not fit the problem.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the solver stops at ``max_iter`` short of ``tol``, with the certificate reached.
+
+    See Also
+    --------
+    regmtl.MultiTaskRegressor : The estimator around it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import reference, solve
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data = rm.as_task_data(X, Y)
+    >>> res = solve(data, rm.Quadratic(), rm.L21(), alpha=0.1)
+    >>> res.W.shape, res.b.shape, res.converged, res.certificate.kind
+    ((8, 3), (3,), True, 'duality_gap')
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.1).fit(X, Y)
+    >>> bool(np.allclose(res.W, model.coef_.T))
+    True
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")

@@ -5,19 +5,19 @@ A block is one feature across all tasks: row ``W_j``. For a weighted least-squar
 ``g_t = sum_{r in t} c_r x_rj R_r`` and minimizes the block exactly: one row of W meets each
 task's rows separately, so its Hessian is ``diag(L_jt)`` with ``L_jt = sum_{r in t} c_r x_rj^2``
 (soft-thresholding for entrywise penalties, the weighted group prox for L2,1). With intercepts,
-coordinates are centered per task (an exact reparametrization, see :mod:`._kernels`) and the
+coordinates are centered per task (an exact reparametrization, see ``_kernels``) and the
 intercepts are minimized exactly after every epoch.
 
 Outer loop (Johnson & Guestrin 2015; Massias, Gramfort & Salmon 2018): compute the duality gap
 and ``G = X^T (c theta)`` over all features; discard the features the gap-safe rules prove zero
-(:mod:`.screening`); rank the rest by their distance to optimality (the distance of ``G_j`` to
+(``screening``); rank the rest by their distance to optimality (the distance of ``G_j`` to
 the subdifferential) and keep the support plus the worst violators, ``max(p0, 2 |support|)`` in
 all; solve the problem restricted to them until its own duality gap is below 0.3 times the
-outer gap. Inner epochs are Anderson-extrapolated (:mod:`.anderson`), and run in Gram form
-(:mod:`.gram`) on a shared design whose rows weigh the same within each task.
+outer gap. Inner epochs are Anderson-extrapolated (``anderson``), and run in Gram form
+(``gram``) on a shared design whose rows weigh the same within each task.
 
 - Squared loss: the problem itself (``z = y``, ``c`` the row weights).
-- Logistic loss: proximal Newton over the same working sets (:mod:`.newton`).
+- Logistic loss: proximal Newton over the same working sets (``newton``).
 """
 
 from __future__ import annotations
@@ -485,12 +485,86 @@ def bcd(
     gram: bool | str = "auto",
     p0: int = 10,
 ) -> SolverResult:
-    """Minimize ``datafit + alpha * penalty`` from ``(W, b)`` (modified in place).
+    """Block coordinate descent over features, for row-separable penalties.
 
-    ``working_set``, ``screening`` (gap-safe), ``anderson`` (iterates per extrapolation, 0 for
-    none) and ``gram`` (``"auto"``, True or False: Gram form on a shared design) change how
-    the optimum is reached, not where it is. ``max_iter`` bounds the epochs (proximal Newton
-    steps for the logistic loss); ``p0`` is the smallest working set.
+    A block is one feature across all tasks (row ``W_j``), minimized exactly (soft-thresholding
+    for entrywise penalties, the group prox for L2,1). An outer loop computes the duality gap,
+    discards the features the gap-safe rules prove zero, and solves the problem restricted to
+    a working set of the support plus the worst violators of the optimality conditions; inner
+    epochs are Anderson-extrapolated. The logistic loss runs as proximal Newton over the same
+    working sets. ``working_set``, ``screening``, ``anderson`` and ``gram`` change how the
+    optimum is reached, not where it is.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem.
+    datafit : Datafit
+        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    penalty : Penalty
+        A row-separable penalty (``L1``, ``L2``, ``ElasticNet``, ``L21``).
+    alpha : float
+        Overall strength, >= 0.
+    W : ndarray of shape (p, T)
+        Starting coefficients, modified in place.
+    b : ndarray of shape (T,)
+        Starting intercepts, modified in place.
+    ref : Reference
+        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
+    fit_intercept : bool, default=True
+        Fit one unpenalized intercept per task.
+    tol : float, default=1e-4
+        Relative duality gap (or KKT residual at ``alpha = 0``) to reach.
+    max_iter : int, default=1000
+        Bound on the epochs (proximal Newton steps for the logistic loss).
+    verbose : int, default=0
+        Print the certificate at every check when > 0.
+    working_set : bool, default=True
+        Solve growing subproblems on working sets of features.
+    screening : bool, default=True
+        Discard features by the gap-safe rules.
+    anderson : int, default=5
+        Iterates per Anderson extrapolation (0 for none).
+    gram : bool or "auto", default="auto"
+        Run epochs on the Gram matrix (squared loss on a shared dense design without sample
+        weights or missing labels); ``"auto"`` when it pays.
+    p0 : int, default=10
+        The smallest working set.
+
+    Returns
+    -------
+    SolverResult
+        The solution and its certificate.
+
+    Raises
+    ------
+    ValueError
+        If the penalty is not row-separable.
+
+    See Also
+    --------
+    regmtl.solvers.solve : Picks the solver and checks the options.
+    regmtl.solvers.fista : For the other penalties.
+
+    References
+    ----------
+    Massias, Gramfort & Salmon (2018), "Celer: a fast solver for the lasso with dual
+    extrapolation", ICML; Ndiaye, Fercoq, Gramfort & Salmon (2017), "Gap safe screening rules
+    for sparsity enforcing penalties", JMLR 18.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import bcd, reference
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data = rm.as_task_data(X, Y)
+    >>> ref = reference(data, rm.Quadratic(), True)
+    >>> W, b = np.zeros((8, 3)), ref.b0.copy()
+    >>> res = bcd(data, rm.Quadratic(), rm.L21(), 0.1, W, b, ref=ref)
+    >>> res.converged, res.certificate.kind
+    (True, 'duality_gap')
     """
     params = penalty.bcd_params(alpha)
     if params is None:

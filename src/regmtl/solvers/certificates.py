@@ -46,9 +46,49 @@ __all__ = [
 
 @dataclass
 class Certificate:
-    """``kind`` is ``"duality_gap"`` (``value`` = absolute gap, converged when
-    ``value <= tol * scale``) or ``"kkt_residual"`` (``value`` relative, converged when
-    ``value <= tol``). ``scale`` is the objective at W = 0 with fitted intercepts."""
+    """An optimality certificate: how far a solution can be from the optimum.
+
+    A duality gap bounds the suboptimality of the objective; the KKT residual measures how far
+    the optimality conditions are from holding (zero exactly at a solution).
+
+    Parameters
+    ----------
+    kind : {"duality_gap", "kkt_residual"}
+        Which certificate.
+    value : float
+        The absolute duality gap, or the KKT residual relative to the gradient at W = 0.
+    primal : float
+        The objective at the solution.
+    dual : float or None
+        The dual objective at the dual point built from it (None for a KKT residual).
+    scale : float
+        The objective at W = 0 with fitted intercepts (the scale of ``tol``).
+
+    Attributes
+    ----------
+    relative : float
+        ``value / scale`` for a duality gap, ``value`` for a KKT residual: what is compared
+        with ``tol``.
+
+    See Also
+    --------
+    regmtl.solvers.certify : Computes one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import reference, solve
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data = rm.as_task_data(X, Y)
+    >>> res = solve(data, rm.Quadratic(), rm.L21(), alpha=0.1)
+    >>> cert = res.certificate
+    >>> cert.kind, cert.converged(1e-4)
+    ('duality_gap', True)
+    >>> bool(np.isclose(cert.value, cert.primal - cert.dual))
+    True
+    """
 
     kind: str
     value: float
@@ -58,18 +98,61 @@ class Certificate:
 
     @property
     def relative(self) -> float:
+        """The certificate relative to the objective at W = 0 (a KKT residual already is)."""
         if self.kind == "duality_gap":
             return self.value / self.scale
         return self.value
 
     def converged(self, tol: float) -> bool:
+        """Whether the relative certificate is at most ``tol``.
+
+        Parameters
+        ----------
+        tol : float
+            The tolerance.
+
+        Returns
+        -------
+        bool
+            ``relative <= tol``.
+        """
         return bool(self.relative <= tol)
 
 
 @dataclass
 class Reference:
-    """The problem at W = 0: intercepts ``b0``, scores ``f0``, objective ``P0`` and
-    ``G0 = X^T (c theta0)`` (whose dual norm is ``alpha_max``)."""
+    """The problem at W = 0: what scales the certificates and gives ``alpha_max``.
+
+    Parameters
+    ----------
+    b0 : ndarray of shape (T,)
+        The optimal intercepts at W = 0 (zeros without intercepts).
+    f0 : ndarray of shape (n_obs,)
+        The scores at W = 0.
+    P0 : float
+        The objective at W = 0 (the scale of ``tol``).
+    G0 : ndarray of shape (p, T)
+        Minus the gradient of the data term at W = 0, ``X^T (c theta0)``; its dual norm is
+        the penalty's ``alpha_max``.
+
+    See Also
+    --------
+    regmtl.solvers.reference : Computes one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import reference, solve
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data = rm.as_task_data(X, Y)
+    >>> ref = reference(data, rm.Quadratic(), fit_intercept=True)
+    >>> bool(np.allclose(ref.b0, Y.mean(axis=0)))  # the intercepts absorb the means
+    True
+    >>> bool(np.isclose(rm.L21().alpha_max(ref.G0), rm.alpha_max(X, Y, penalty="l21")))
+    True
+    """
 
     b0: np.ndarray
     f0: np.ndarray
@@ -85,6 +168,34 @@ def fit_intercepts(
 
 
 def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Reference:
+    """The problem at W = 0, with the intercepts minimized.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem.
+    datafit : Datafit
+        The loss.
+    fit_intercept : bool
+        Whether the intercepts are fitted (otherwise they stay 0).
+
+    Returns
+    -------
+    Reference
+        ``b0``, ``f0``, ``P0`` and ``G0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import reference, solve
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data = rm.as_task_data(X, Y)
+    >>> ref = reference(data, rm.Quadratic(), fit_intercept=True)
+    >>> ref.b0.shape, ref.G0.shape
+    ((3,), (8, 3))
+    """
     b0 = np.zeros(data.n_tasks)
     f0 = np.zeros(data.n_obs)
     if fit_intercept:
@@ -188,7 +299,58 @@ def certify(
     ref: Reference,
     lipschitz: float | None = None,
 ) -> Certificate:
-    """The certificate of the penalty: a duality gap where its dual is at hand, else KKT."""
+    """The optimality certificate of a solution.
+
+    A duality gap where the penalty has a tractable dual (``penalty.has_dual``) and
+    ``alpha > 0``: the dual point is built from the scores (``theta = -l'(f)``), centred per
+    task with intercepts, projected onto the loss's domain and scaled into the penalty's dual
+    ball. Otherwise the KKT residual, relative to the norm of ``G0``: the distance of minus
+    the gradient to the subdifferential for separable and smooth penalties, else the
+    proximal-gradient residual ``||V - prox(V - grad / L)|| L``.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem.
+    datafit : Datafit
+        The loss.
+    penalty : Penalty
+        The penalty.
+    alpha : float
+        Overall strength.
+    V : ndarray
+        The penalty's variable at the solution (W, or the lifted ``(P, Q)``).
+    f : ndarray of shape (n_obs,)
+        The scores of the solution, intercepts included.
+    fit_intercept : bool
+        Whether the intercepts are fitted (their gradient then counts in the KKT residual).
+    ref : Reference
+        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
+    lipschitz : float, optional
+        Step constant of the proximal-gradient residual (an upper bound of the curvature
+        of the data term is computed when omitted).
+
+    Returns
+    -------
+    Certificate
+        The duality gap or the KKT residual.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import reference, solve
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> data = rm.as_task_data(X, Y)
+    >>> from regmtl.solvers import certify
+    >>> ref = reference(data, rm.Quadratic(), True)
+    >>> res = solve(data, rm.Quadratic(), rm.L21(), 0.1, ref=ref)
+    >>> f = data.linear(res.W, res.b)
+    >>> cert = certify(data, rm.Quadratic(), rm.L21(), 0.1, res.W, f, True, ref)
+    >>> cert.kind, cert.converged(1e-4)
+    ('duality_gap', True)
+    """
     if penalty.has_dual and alpha > 0:
         gap, primal, dual = duality_gap(data, datafit, penalty, alpha, V, f, fit_intercept)
         return Certificate("duality_gap", gap, primal, dual, ref.P0)

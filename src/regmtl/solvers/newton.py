@@ -5,7 +5,7 @@ Each Newton step builds the weighted least-squares model of the loss at the curr
 ``f_r + c_r theta_r / h_r``), minimizes it by block coordinate descent epochs on the working set,
 and moves along the direction with a backtracking line search on the true objective (Lee, Sun
 & Saunders 2014). The outer loop (duality gap, gap-safe screening, working set of the worst
-violators) is that of :mod:`.bcd`; the restricted problem is solved until its own gap is below
+violators) is that of ``bcd``; the restricted problem is solved until its own gap is below
 0.3 times the outer one (Massias, Vaiter, Gramfort & Salmon 2020).
 """
 

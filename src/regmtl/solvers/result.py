@@ -11,8 +11,41 @@ from .certificates import Certificate
 
 @dataclass
 class SolverResult:
-    """Coefficients ``W`` (p x T), intercepts ``b`` (T,), iterations, the final certificate and
-    the penalty's variable ``V`` (W itself unless the penalty lifts it, as W = P + Q)."""
+    """What every solver returns: the solution and its certificate.
+
+    Parameters
+    ----------
+    W : ndarray of shape (p, T)
+        Coefficients, column t for task t.
+    b : ndarray of shape (T,)
+        Intercepts.
+    n_iter : int
+        Epochs or iterations run.
+    certificate : Certificate
+        The final optimality certificate.
+    converged : bool
+        Whether the certificate met ``tol``.
+    V : ndarray, optional
+        The penalty's variable: W itself (the default) unless the penalty lifts it, as the
+        pair ``(P, Q)`` of shape (2, p, T) with ``W = P + Q``.
+
+    See Also
+    --------
+    regmtl.solvers.solve : Returns one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import solve
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    >>> res = solve(rm.as_task_data(X, Y), rm.Quadratic(), rm.Dirty(), alpha=0.1)
+    >>> res.W.shape, res.V.shape  # W = P + Q, V = (P, Q)
+    ((8, 3), (2, 8, 3))
+    >>> bool(np.allclose(res.W, res.V[0] + res.V[1]))
+    True
+    """
 
     W: np.ndarray
     b: np.ndarray
