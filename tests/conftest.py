@@ -108,11 +108,12 @@ def subdiff_violation(kind, rho, W, U, alpha):
 
 
 def loss_dual_value(loss, ys, thetas, omega, s=1.0):
-    """sum_t omega_t mean_i(-l*(-s theta_ti)) for per-task dual points, written from the math:
+    """sum_t omega_t mean_i(-l*(-s_t theta_ti)) for per-task dual points (one scaling s, or
+    one per task), written from the math:
     squared: theta y - theta^2 / 2; logistic: the binary entropy of a = y theta in [0, 1]."""
     val = 0.0
     for t, y in enumerate(ys):
-        th = s * thetas[t]
+        th = (s[t] if np.ndim(s) else s) * thetas[t]
         if loss == "squared":
             terms = th * y - 0.5 * th**2
         else:

@@ -97,7 +97,8 @@ def dual_value(loss, Xs, ys, W, b, omega, kind, rho, alpha, fit_intercept):
     """D(theta) at a feasible point built from the residuals at (W, b).
 
     theta_t = -l'(f_t) (centered per task when intercepts are fitted, the dual constraint
-    sum_i theta_ti = 0), then scaled by s <= 1 into the dual ball when rho = 1.
+    sum_i theta_ti = 0), then scaled by s <= 1 into the dual ball when rho = 1: one s per task
+    for the entrywise norm (its dual ball is a product over tasks), one for all for groups.
     """
     thetas = []
     for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
@@ -112,9 +113,10 @@ def dual_value(loss, Xs, ys, W, b, omega, kind, rho, alpha, fit_intercept):
         (omega[t] / X.shape[0]) * (X.T @ thetas[t]) for t, X in enumerate(Xs)
     ])
     s = 1.0
-    if rho == 1.0:
-        dn = np.abs(G).max() if kind == "entry" else np.linalg.norm(G, axis=1).max()
-        s = min(1.0, alpha / dn)
+    if rho == 1.0 and kind == "entry":
+        s = np.minimum(1.0, alpha / np.abs(G).max(axis=0))
+    elif rho == 1.0:
+        s = min(1.0, alpha / np.linalg.norm(G, axis=1).max())
     val = loss_dual_value(loss, ys, thetas, omega, s)
     return val - conjugate(kind, rho, s * G, alpha)
 
@@ -230,7 +232,10 @@ def test_duality_gap_is_true(pen_name, loss, solver, fit_intercept):
     assert np.isfinite(D_loose) and np.isfinite(D_ref)
     assert D_loose <= P_ref + 1e-12 * abs(P_ref)
     assert D_ref <= P_ref + 1e-12 * abs(P_ref)
-    assert loose.dual_gap_ == pytest.approx(P_loose - D_loose, rel=1e-6, abs=1e-14)
+    # the reported gap is that of this dual point, or of a better one the solver found; the
+    # dual value it reports is a true lower bound (weak duality against the optimum)
+    assert loose.dual_gap_ <= (P_loose - D_loose) * (1 + 1e-6) + 1e-14
+    assert loose.objective_ - loose.dual_gap_ <= P_ref + 1e-12 * abs(P_ref)
     # the gap is not tiny on the loose fit, is >= 0, and really bounds the suboptimality
     assert loose.dual_gap_ >= 0.0
     assert loose.dual_gap_ > 1e-9

@@ -191,7 +191,7 @@ class Penalty:
         return G
 
     # ------------------------------------------------------------------ certificates
-    def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
+    def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
         """Factor that brings a dual point into the domain of the conjugate.
 
         Parameters
@@ -203,9 +203,10 @@ class Penalty:
 
         Returns
         -------
-        float
+        float or ndarray of shape (T,)
             The largest ``s`` in (0, 1] such that ``s * G`` lies in the domain of
-            :meth:`conjugate` (1 when the conjugate is finite everywhere).
+            :meth:`conjugate` (1 when the conjugate is finite everywhere); one per task
+            (scaling column t of G) for penalties separable over tasks.
         """
         raise NotImplementedError
 

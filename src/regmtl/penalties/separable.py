@@ -70,9 +70,15 @@ class _ElasticType(Penalty):
         :math:`\max_j \|G_j\|_2` (L2,1)."""
         return float(self._norms(G).max(initial=0.0))
 
-    def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
+    def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
+        """1 when the conjugate is finite (rho < 1); else the largest scaling into the dual
+        ball, per task for the entrywise norm (its dual is separable over tasks, so one task's
+        violation does not shrink the others' dual points)."""
         if self.rho < 1.0:
             return 1.0
+        if not self.group:
+            m = np.abs(G).max(axis=0, initial=0.0)
+            return np.where(m <= alpha, 1.0, alpha / np.maximum(m, alpha))
         m = self.dual_norm(G)
         return 1.0 if m <= alpha else alpha / m
 
@@ -92,6 +98,21 @@ class _ElasticType(Penalty):
                 "Use l1_ratio > 0 or give an explicit alpha grid."
             )
         return self.dual_norm(G0) / rho
+
+    def active_gradient(self, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(D, mask)``: the gradient of Omega at W where it is smooth (``mask``: nonzero
+        entries, or every entry of a nonzero row for groups), 0 elsewhere."""
+        rho = self.rho
+        D = alpha * (1.0 - rho) * W
+        if self.group:
+            nw = self._norms(W)
+            active = nw > 0
+            D[active] += alpha * rho * W[active] / nw[active, None]
+            mask = np.repeat(active[:, None], W.shape[1], axis=1)
+        else:
+            mask = W != 0
+            D += alpha * rho * np.sign(W)
+        return D, mask
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         """Per group: distance from ``G`` (minus the gradient) to the subdifferential at W."""

@@ -572,3 +572,27 @@ def update_intercepts(y, c, indptr, S, b, loss, max_newton, rtol):
             for r in range(a, e):
                 S[r] += step
             b[t] += step
+
+
+# ----------------------------------------------------------------------------- active-set Grams
+@njit(cache=True, fastmath=FAST)
+def active_gram(XA, c, indptr, offset, xm, H):
+    """``H[t] = sum_{r in t} c_r (x_rA - xm_t)(x_rA - xm_t)^T`` for the k columns of ``XA``
+    (``xm`` k x T); ``H`` (T, k, k) is filled, both triangles."""
+    T, k = H.shape[0], H.shape[1]
+    v = np.empty(k)
+    for t in range(T):
+        o = offset[t]
+        for r in range(indptr[t], indptr[t + 1]):
+            cr = c[r]
+            if cr == 0.0:
+                continue
+            for i in range(k):
+                v[i] = XA[r - o, i] - xm[i, t]
+            for i in range(k):
+                a = cr * v[i]
+                for j in range(i + 1):
+                    H[t, i, j] += a * v[j]
+        for i in range(k):
+            for j in range(i):
+                H[t, j, i] = H[t, i, j]

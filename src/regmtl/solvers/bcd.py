@@ -43,6 +43,7 @@ from .anderson import Anderson
 from .certificates import Certificate, Reference, certify
 from .gram import GramInner, gram_stats
 from .moments import feature_moments, uniform_within_tasks
+from .polish import active_newton_step
 from .result import SolverResult
 from .screening import safe_radius, screen
 
@@ -138,15 +139,16 @@ def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, RR: float,
     """``(gap, primal, dual, s, G)`` of the squared loss, the best of several dual points.
 
     ``RR = sum_r c_r R_r^2`` at the primal point. Each dual candidate ``theta`` (centered per
-    task with intercepts) comes as ``(G, TT, YT)``: ``G = X^T (c theta)``,
-    ``TT = sum_r c_r theta_r^2``, ``YT = sum_r c_r y_r theta_r``; it is scaled by ``s`` into
-    the domain of the penalty's conjugate. The residual itself is the first candidate.
+    task with intercepts) comes as ``(G, TT, YT)``: ``G = X^T (c theta)`` and per task
+    ``TT_t = sum_{r in t} c_r theta_r^2``, ``YT_t = sum_{r in t} c_r y_r theta_r``; it is
+    scaled by ``s`` (one number, or one per task) into the domain of the penalty's conjugate.
+    The residual itself is the first candidate.
     """
     primal = 0.5 * RR + penalty.value(W, alpha)
     best = None
     for G, TT, YT in duals:
         s = penalty.dual_scaling(G, alpha)
-        dual = s * YT - 0.5 * s * s * TT - penalty.conjugate(s * G, alpha)
+        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.conjugate(s * G, alpha)
         if best is None or dual > best[0]:
             best = (dual, s, G)
     dual, s, G = best
@@ -202,31 +204,97 @@ class _DataInner:
             return True
         return False
 
+    def along(self, D: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The data term along ``W + t D`` (D on ``ws``): ``data(t) = data(0) - a t + b t^2/2``;
+        returns ``(a, b, u)`` with ``u = X_c D`` (the residual moves by ``-t u``)."""
+        Dfull = np.zeros_like(self.Wfull)
+        Dfull[self.ws] = D
+        u = np.empty_like(self.R)
+        zero = np.zeros(len(self.bc))
+        self.ls.residual(np.zeros_like(self.R), zero, Dfull, self.ws, u)  # -X_c D
+        u = -u
+        cu = self.ls.c * u
+        return float(np.dot(cu, self.R)), float(np.dot(cu, u)), u
+
+    def move(self, D: np.ndarray, t: float, u: np.ndarray) -> None:
+        self.Wfull[self.ws] += t * D
+        self.R -= t * u
+
     def gap_terms(self) -> tuple[float, list]:
         """``RR`` and the dual candidates (the residual, its extrapolation) on ``ws``."""
-        c, ws = self.ls.c, self.ws
+        c, ws, sums = self.ls.c, self.ws, self.ls.data.task_sums
         u = c * self.R
-        RR = float(np.dot(u, self.R))
-        duals = [(self.ls.gradient(u, ws), RR, float(np.dot(u, self.z)))]
+        RR = sums(u * self.R)
+        duals = [(self.ls.gradient(u, ws), RR, sums(u * self.z))]
         if self.theta is not None:
             v = c * self.theta
-            duals.append((self.ls.gradient(v, ws), float(np.dot(v, self.theta)),
-                          float(np.dot(v, self.z))))
-        return RR, duals
+            duals.append((self.ls.gradient(v, ws), sums(v * self.theta), sums(v * self.z)))
+        return float(RR.sum()), duals
+
+
+def _line_search(inner, penalty, alpha, D) -> bool:
+    """Minimize the objective along ``W + t D`` over t >= 0 (convex in t); move if it drops.
+
+    Coordinate descent on (nearly) collinear columns slides along the valley of the data term
+    by the same step every epoch, a drift no extrapolation of a converging sequence removes;
+    one exact search along the drift jumps to where a coordinate meets its kink."""
+    a, b, u = inner.along(D)
+    W0 = inner.W.copy()
+    base = penalty.value(W0, alpha)
+
+    def phi(t):
+        return -a * t + 0.5 * b * t * t + penalty.value(W0 + t * D, alpha) - base
+
+    lo, hi = 0.0, 1.0
+    while phi(2.0 * hi) < phi(hi) and hi < 1e12:
+        lo, hi = hi, 2.0 * hi
+    hi *= 2.0
+    for _ in range(60):  # golden section on [lo, hi]
+        m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
+        if phi(m1) <= phi(m2):
+            hi = m2
+        else:
+            lo = m1
+    t = 0.5 * (lo + hi)
+    if phi(t) < 0.0:
+        inner.move(D, t, u)
+        return True
+    return False
+
+
+def _aligned(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two successive epoch steps point the same way (cosine above 0.99)."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return bool(na > 0 and nb > 0 and np.vdot(a, b) > 0.99 * na * nb)
 
 
 def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
-    """Epochs until the restricted gap is below ``target``; returns (epochs, last gap)."""
+    """Epochs until the restricted gap is below ``target``; returns (epochs, last gap).
+
+    ``target=None`` (no dual: alpha = 0) stops instead when the largest change of an epoch is
+    below 1e-4 times that of the first."""
     acc = Anderson(anderson) if anderson else None
     gap, best, stalled = np.inf, np.inf, 0
+    last, step = inner.W.copy(), None
+    first = None
     for e in range(1, budget + 1):
         change = inner.epoch()
+        if target is None:
+            first = change if first is None else first
+            if change <= 1e-4 * first:
+                return e, gap
         inner.record()
         if acc is not None:
             x = acc.push(inner.W)
             if x is not None:
                 inner.try_point(x.reshape(inner.W.shape))
-        if change == 0.0 or e % check_every == 0 or e == budget:
+        W = inner.W
+        new = W - last
+        if step is not None and _aligned(new, step) and _line_search(inner, penalty, alpha, new):
+            W = inner.W
+            new = None
+        last, step = W.copy(), new
+        if target is not None and (change == 0.0 or e % check_every == 0 or e == budget):
             gap = quadratic_gap(penalty, alpha, inner.W, *inner.gap_terms())[0]
             # at the rounding floor the gap stops improving: hand back to the outer loop
             stalled = 0 if gap < 0.99 * best else stalled + 1
@@ -258,15 +326,25 @@ class _DataProblem:
     def outer_terms(self, W):
         """``RR`` and the dual candidates: the residual, and the extrapolated residual of the
         last inner solve (its ``X^T (c theta)`` costs one more product)."""
-        y, u = self.data.y, self.c * self.R
-        RR = float(np.dot(u, self.R))
-        duals = [(self.data.adjoint(u), RR, float(np.dot(u, y)))]
+        y, u, sums = self.data.y, self.c * self.R, self.data.task_sums
+        RR = sums(u * self.R)
+        duals = [(self.data.adjoint(u), RR, sums(u * y))]
         if self.theta is not None:
             v = self.c * self.theta
-            duals.append((self.data.adjoint(v), float(np.dot(v, self.theta)),
-                          float(np.dot(v, y))))
+            duals.append((self.data.adjoint(v), sums(v * self.theta), sums(v * y)))
             self.theta = None
-        return RR, duals
+        return float(RR.sum()), duals
+
+    def polished(self, W, G, penalty, alpha):
+        """The Newton step on the active set (:mod:`~regmtl.solvers.polish`) and the dual
+        candidate of its residual, or None."""
+        out = active_newton_step(self.data, self.c, self.ls.xm, self.R, W, G, penalty, alpha)
+        if out is None:
+            return None
+        step, u = out
+        theta = self.R - u
+        v, sums = self.c * theta, self.data.task_sums
+        return step, (self.data.adjoint(v), sums(v * theta), sums(v * self.data.y))
 
     def zero(self, W, rows):
         W[rows] = 0.0
@@ -330,8 +408,10 @@ class _GramProblem:
 
     def outer_terms(self, W):
         E, rr, yR = self._last = self._terms(W)
-        RR = float(np.dot(self.ct, rr))
-        return RR, [(self.ct * E, RR, float(np.dot(self.ct, yR)))]
+        return float(np.dot(self.ct, rr)), [(self.ct * E, self.ct * rr, self.ct * yR)]
+
+    def polished(self, W, G, penalty, alpha):
+        return None  # (Gram form: the data term is exact here; no valley to speak of)
 
     def rounding(self, W) -> float:
         """A bound on the rounding error of the gap computed from Gram sums: the residual's
@@ -381,11 +461,20 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
     p = W.shape[0]
     l1, _, group = penalty.bcd_params(alpha)
     screened = np.zeros(p, dtype=bool)
-    total, best, stalled = start, np.inf, 0
+    total, best, stalled, last_gap = start, np.inf, 0, np.inf
     while True:
         RR, duals = problem.outer_terms(W)
         gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, duals)
         G = duals[0][0]  # the gradient at W
+        newton = None
+        if gap + problem.rounding(W) > tol * P0 and gap > 0.5 * last_gap:
+            # the last round closed little of the gap: the dual point, or a valley coordinate
+            # descent crawls along, holds it back; a Newton step on the active set helps both
+            polished = problem.polished(W, G, penalty, alpha)
+            if polished is not None:
+                newton, extra = polished
+                gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, [*duals, extra])
+        last_gap = gap
         cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
         if verbose:
             print(f"[bcd] epoch {total:5d}  gap {cert.relative:.3e}  "
@@ -414,6 +503,8 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
             cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
             return max(total, 1), cert, cert.converged(tol)
         inner = problem.inner(ws, W, penalty, alpha)
+        if newton is not None:
+            _line_search(inner, penalty, alpha, newton[ws])
         used, _ = _run_inner(inner, penalty, alpha, 0.3 * gap, max_iter - total, anderson,
                              check_every)
         problem.finish(inner, ws, W)

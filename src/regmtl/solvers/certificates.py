@@ -40,6 +40,7 @@ __all__ = [
     "duality_gap_terms",
     "fit_intercepts",
     "kkt_residual",
+    "per_row",
     "reference",
 ]
 
@@ -208,6 +209,11 @@ def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Referenc
     return Reference(b0=b0, f0=f0, P0=max(P0, np.finfo(float).tiny), G0=G0)
 
 
+def per_row(s: float | np.ndarray, data: TaskData) -> float | np.ndarray:
+    """A dual scaling (one number, or one per task) as a factor per flat observation."""
+    return s if np.ndim(s) == 0 else np.asarray(s)[data.task_of]
+
+
 def dual_point(data: TaskData, datafit: Datafit, f: np.ndarray,
                fit_intercept: bool) -> np.ndarray:
     """``theta = -l'(f)``, centered per task with intercepts, projected onto the loss domain."""
@@ -246,7 +252,8 @@ def duality_gap_terms(
     theta = dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
     s = penalty.dual_scaling(G, alpha)
-    dual = datafit.dual_value(data.y, s * theta, data.c) - penalty.conjugate(s * G, alpha)
+    dual = (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
+            - penalty.conjugate(s * G, alpha))
     primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
     return max(primal - dual, 0.0), primal, dual, s, G
 

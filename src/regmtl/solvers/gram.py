@@ -102,6 +102,18 @@ class GramInner:
         self.W[:] = W
         self.Et[:] = (self.E0 - self.Q @ (W - self.W0)).T
 
+    def along(self, D: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The data term along ``W + t D``: ``data(0) - a t + b t^2 / 2``; returns
+        ``(a, b, Q D)``."""
+        QD = self.Q @ D
+        a = float(np.dot(self.ct, np.einsum("it,ti->t", D, self.Et)))
+        b = float(np.dot(self.ct, np.einsum("it,it->t", D, QD)))
+        return a, b, QD
+
+    def move(self, D: np.ndarray, t: float, QD: np.ndarray) -> None:
+        self.W += t * D
+        self.Et -= t * QD.T
+
     def try_point(self, W: np.ndarray) -> bool:
         """Move to ``W`` if it lowers the objective."""
         if self.objective(W) < self.objective(self.W):
@@ -113,7 +125,7 @@ class GramInner:
         """(Residuals are not formed in Gram form: no dual extrapolation.)"""
 
     def gap_terms(self) -> tuple[float, list]:
-        """``RR = sum_r c_r R_r^2`` and the dual point ``R``: ``[(G, RR, sum_r c_r y_r R_r)]``."""
+        """``RR = sum_r c_r R_r^2`` and the dual point ``R``: ``[(G, TT, YT)]`` with per-task
+        sums ``TT_t = sum_{r in t} c_r R_r^2`` and ``YT_t = sum_{r in t} c_r y_r R_r``."""
         rr, yR, _ = self._sums(self.W)
-        RR = float(np.dot(self.ct, rr))
-        return RR, [(self.ct * self.Et.T, RR, float(np.dot(self.ct, yR)))]
+        return float(np.dot(self.ct, rr)), [(self.ct * self.Et.T, self.ct * rr, self.ct * yR)]
