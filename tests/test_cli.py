@@ -114,6 +114,66 @@ def test_fit_then_predict_round_trip(small_csv, tmp_path, capsys):
     assert np.mean(resid**2) < np.var(frame["score"])
 
 
+def _class_frame(labels: tuple) -> pd.DataFrame:
+    """Three stores, labels ``labels[1]`` where the first feature (plus noise) is positive."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for t in range(3):
+        X = rng.standard_normal((60, 4))
+        positive = X[:, 0] + 0.3 * rng.standard_normal(60) > 0
+        f = pd.DataFrame(X, columns=[f"f{j}" for j in range(4)])
+        f["store"] = f"s{t}"
+        f["label"] = np.where(positive, labels[1], labels[0])
+        parts.append(f)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize("labels", [(0, 1), ("hi", "lo")], ids=["int", "str"])
+def test_classification_round_trip_keeps_the_users_labels(tmp_path, labels):
+    """fit, then predict on the same file through the console script: the predictions are the
+    file's own labels (ints stay ints, strings stay strings) and the accuracy is scored on
+    them (it read 0.0000 when "1.0" was compared with "1")."""
+    from sklearn.metrics import accuracy_score
+
+    frame = _class_frame(labels)
+    data, model, preds = tmp_path / "b.csv", tmp_path / "m.npz", tmp_path / "p.csv"
+    frame.to_csv(data, index=False)
+    cols = ["--task-col", "store", "--target", "label"]
+    run = [*_command(), "fit", str(data), *cols, "--alpha", "0.01", "--out", str(model)]
+    assert subprocess.run(run, capture_output=True, text=True, timeout=300).returncode == 0
+    proc = subprocess.run([*_command(), "predict", str(model), str(data), *cols, "--out",
+                           str(preds)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = pd.read_csv(preds)
+    truth = pd.read_csv(data)["label"]
+    assert got["prediction"].dtype == truth.dtype
+    assert set(got["prediction"]) <= set(labels)
+    # the saved model, from Python, predicts the same labels
+    m = rm.load(model)
+    expect = m.predict(frame[[f"f{j}" for j in range(4)]], task=frame["store"].to_numpy())
+    assert got["prediction"].tolist() == expect.tolist()
+    hits = got["prediction"] == truth
+    assert hits.mean() > 0.85
+    by_task = np.mean([accuracy_score(g["label"], g["prediction"])
+                       for _, g in got.groupby("store")])
+    assert (f"accuracy (all rows): {accuracy_score(truth, got['prediction']):.4f}; "
+            f"accuracy (task average): {by_task:.4f}") in proc.stdout
+
+
+def test_predict_refuses_labels_the_model_never_saw(tmp_path):
+    data, model = tmp_path / "b.csv", tmp_path / "m.npz"
+    _class_frame((0, 1)).to_csv(data, index=False)
+    cols = ["--task-col", "store", "--target", "label"]
+    assert main(["fit", str(data), *cols, "--alpha", "0.01", "--out", str(model)]) == 0
+    other = tmp_path / "s.csv"
+    _class_frame(("hi", "lo")).to_csv(other, index=False)
+    proc = subprocess.run([*_command(), "predict", str(model), str(other), *cols],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert re.search(r"--target 'label': row 0 holds 'lo', not one of the labels the model was "
+                     r"fitted on \(0, 1\)", proc.stderr), proc.stderr
+
+
 @pytest.mark.parametrize("mutate, args, message", [
     (lambda f: f.drop(columns="school"), [], r"task_col: column 'school' is not in the file"),
     (lambda f: f.assign(score=f["score"].astype(object).where(f.index != 3, "abc")), [],

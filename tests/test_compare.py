@@ -104,6 +104,20 @@ def test_bad_input_is_refused():
         compare(load_school(), splits=11)
 
 
+def test_a_one_row_task_is_named():
+    """Not scikit-learn's train_test_split error: the task, its row count, what is needed."""
+    d = make_multitask_regression(3, 20, 4, n_informative=2, random_state=0)
+    Xs, ys = list(d.X), list(d.y)
+    Xs[1], ys[1] = Xs[1][:1], ys[1][:1]
+    with pytest.raises(ValueError, match=r"^task 1 has 1 row; a random train/test split needs "
+                                         r"at least 2 rows in every task"):
+        compare(Xs, ys, models=["ridge"], splits=1)
+    d.X[2], d.y[2] = d.X[2][:1], d.y[2][:1]
+    d.task_names = ["north", "south", "east"]
+    with pytest.raises(ValueError, match=r"^task 'east' has 1 row"):
+        compare(d, models=["ridge"], splits=1)
+
+
 def test_sparse_designs_are_scaled_not_centered():
     """Sparse tasks stay sparse: scaled by their root mean square (no centering), and the
     comparison equals one run on the dense arrays scaled by hand."""

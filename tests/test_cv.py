@@ -553,6 +553,33 @@ def test_bad_input_messages():
             _clf_lists()[0])
 
 
+@pytest.mark.parametrize("labels, rare", [(("ham", "spam"), "'spam'"), ((3, 7), "7")])
+def test_rare_class_message_names_the_task_and_the_label(labels, rare):
+    """Not the index of the label in the sorted classes (np.int64(0)): the label itself."""
+    Xs, ys = _clf_lists()
+    ys = [np.where(y == 1, labels[1], labels[0]) for y in ys]
+    y1 = np.full(len(ys[1]), labels[0], dtype=ys[1].dtype)
+    y1[5] = labels[1]  # task 1: one sample of the second label, the first one sorted
+    ys[1] = y1
+    with pytest.raises(ValueError, match=rf"^cv=3: task 1 has 1 sample of class {rare}; "
+                                         r"stratified folds need at least 3 of each class"):
+        rm.MultiTaskClassifierCV(alphas=3, cv=3).fit(Xs, ys)
+
+
+def test_two_dimensional_alphas_are_refused():
+    Xs, ys = _small_lists()
+    grid = [[1.0, 0.1], [0.01, 0.001]]
+    msg = r"alphas has shape \(2, 2\): give a 1-D list of values"
+    with pytest.raises(ValueError, match=msg):
+        rm.MultiTaskRegressorCV(alphas=grid, cv=3).fit(Xs, ys)
+    with pytest.raises(ValueError, match=msg):
+        rm.MultiTaskRegressorCV(alphas=np.array(grid), criterion="bic").fit(Xs, ys)
+    with pytest.raises(ValueError, match=msg):
+        rm.regularization_path(Xs, ys, alphas=grid)
+    path = rm.regularization_path(Xs, ys, alphas=[0.01, 1.0, 0.1])  # 1-D: used, sorted
+    assert path.alphas.tolist() == [1.0, 0.1, 0.01]
+
+
 # ---------------------------------------------------------------------------- 11. sklearn
 @parametrize_with_checks([rm.MultiTaskRegressorCV(alphas=5, cv=3),
                           rm.MultiTaskClassifierCV(alphas=5, cv=3)])

@@ -208,6 +208,18 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="model file to write (.npz)")
 
 
+def _user_labels(bunch: Any) -> list[np.ndarray]:
+    """A binary table's targets in the file's own labels (the reader codes them 0/1), so the
+    saved model predicts those labels: ints stay ints, strings stay strings."""
+    classes = list(bunch.target_classes)
+    if len({type(c) for c in classes}) == 1:
+        labels = np.asarray(classes)
+    else:  # labels of different types: keep each one as it is
+        labels = np.empty(len(classes), dtype=object)
+        labels[:] = classes
+    return [labels[np.asarray(y, dtype=np.int64)] for y in bunch.y]
+
+
 def _run_fit(args: argparse.Namespace) -> int:
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
     from .scaling import fit_standardized
@@ -225,7 +237,8 @@ def _run_fit(args: argparse.Namespace) -> int:
             raise UsageError(f"--alpha {args.alpha!r}: give a number >= 0 or 'auto'.") from None
         cls = MultiTaskClassifier if binary else MultiTaskRegressor
         est = cls(penalty=args.penalty, alpha=alpha)
-    fitted = fit_standardized(est, bunch.X, bunch.y, task_names=bunch.task_names,
+    ys = _user_labels(bunch) if binary else bunch.y
+    fitted = fit_standardized(est, bunch.X, ys, task_names=bunch.task_names,
                               feature_names=[str(f) for f in bunch.feature_names],
                               standardize=not args.no_standardize)
     W = np.atleast_2d(fitted.coef_)
@@ -298,9 +311,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.target is not None:
         groups = [g for _, g in out.groupby(args.task_col, sort=False)]
         if hasattr(model, "predict_proba"):
-            acc = [np.mean(g["prediction"].astype(str) == g[args.target].astype(str))
-                   for g in groups]
-            print(f"accuracy (task average): {np.mean(acc):.4f}")
+            _print_accuracy(model, out, groups, args.target)
         else:
             ys = [g[args.target].to_numpy(dtype=np.float64) for g in groups]
             fs = [g["prediction"].to_numpy() for g in groups]
@@ -308,6 +319,24 @@ def _run_predict(args: argparse.Namespace) -> int:
                   f"{metrics.explained_variance(ys, fs, average='pooled'):.4f}; RMSE (task "
                   f"average): {metrics.rmse(ys, fs):.4f}")
     return 0
+
+
+def _print_accuracy(model: Any, out: Any, groups: list, target: str) -> None:
+    """Accuracy of the predicted labels against the file's, over all rows and per task."""
+    from sklearn.metrics import accuracy_score
+
+    per_task = model.classes_ if isinstance(model.classes_, list) else [model.classes_]
+    labels = {v for c in per_task for v in np.asarray(c).tolist()}
+    known = out[target].isin(list(labels)).to_numpy()
+    if not known.all():
+        i = int(np.flatnonzero(~known)[0])
+        raise UsageError(f"--target {target!r}: row {i} holds {out[target].iloc[i]!r}, not one "
+                         f"of the labels the model was fitted on "
+                         f"({', '.join(sorted(map(repr, labels)))}); score it on a file with "
+                         "the labels of the training file.")
+    pooled = accuracy_score(out[target], out["prediction"])
+    by_task = [accuracy_score(g[target], g["prediction"]) for g in groups]
+    print(f"accuracy (all rows): {pooled:.4f}; accuracy (task average): {np.mean(by_task):.4f}")
 
 
 # ---------------------------------------------------------------------------- relatedness

@@ -236,7 +236,8 @@ def _resolve_models(models: Any, kind: str) -> dict[str, tuple[Any, str]]:
     return out
 
 
-def _splits(bunch: Any, Xs, ys, splits: Any, test_size: float, random_state: Any):
+def _splits(bunch: Any, Xs, ys, splits: Any, test_size: float, random_state: Any,
+            task_names: Sequence[Any]):
     """A list of (train, test) per-task position lists, and how they were made."""
     fixed = getattr(bunch, "splits", None) if bunch is not None else None
     if isinstance(splits, (list, tuple)):
@@ -248,6 +249,13 @@ def _splits(bunch: Any, Xs, ys, splits: Any, test_size: float, random_state: Any
         if n > len(fixed):
             raise ValueError(f"splits={n}: the data set has {len(fixed)} fixed splits.")
         return list(fixed[:n]), "fixed"
+    sizes = np.array([len(y) for y in ys])
+    if sizes.min() < 2:
+        t = int(np.argmin(sizes))
+        rows = f"{sizes[t]} row{'' if sizes[t] == 1 else 's'}"
+        raise ValueError(f"task {task_names[t]!r} has {rows}; a random train/test split needs "
+                         "at least 2 rows in every task (one to train on, one to test). Drop "
+                         "the task, merge it with another, or pass splits=[...].")
     seeds = np.random.SeedSequence(random_state).generate_state(n)
     out = []
     for s in seeds:
@@ -404,8 +412,8 @@ def compare(
     Raises
     ------
     ValueError
-        With fewer than two tasks, an unknown model, a model of the other kind, or more
-        splits than the data set's fixed ones.
+        With fewer than two tasks, a task of fewer than 2 rows (random splits), an unknown
+        model, a model of the other kind, or more splits than the data set's fixed ones.
 
     See Also
     --------
@@ -429,9 +437,10 @@ def compare(
         raise ValueError("compare needs at least two tasks (one task has nothing to share).")
     kind = _kind_of(ys, getattr(bunch, "kind", "auto") if kind == "auto" else kind)
     chosen = _resolve_models(models, kind)
-    split_list, split_kind = _splits(bunch, Xs, ys, splits, test_size, random_state)
-    opts = dict(alphas=n_alphas, cv=cv, tol=tol, random_state=random_state)
     task_names = list(getattr(bunch, "task_names", None) or range(len(Xs)))
+    split_list, split_kind = _splits(bunch, Xs, ys, splits, test_size, random_state,
+                                     task_names)
+    opts = dict(alphas=n_alphas, cv=cv, tol=tol, random_state=random_state)
     p = Xs[0].shape[1] if hasattr(Xs[0], "shape") else np.asarray(Xs[0]).shape[1]
     feature_names = list(getattr(bunch, "feature_names", None) or
                          [f"x{j}" for j in range(p)])

@@ -460,8 +460,45 @@ def _as_solver_design(X: Any) -> Any:
     return np.asfortranarray(X, dtype=np.float64)
 
 
+def _check_task_column(X: Any, task: str) -> None:
+    """``task`` names a column of the DataFrame ``X``."""
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(
+            f"task={task!r} names a column, but X is a {type(X).__name__}, not a pandas "
+            "DataFrame; pass X as a DataFrame with that column, or task as the task ids "
+            "themselves (one per row)."
+        )
+    if task not in X.columns:
+        cols = ", ".join(map(repr, X.columns[:20])) + (" ..." if X.shape[1] > 20 else "")
+        raise ValueError(
+            f"task={task!r} is not a column of X; its columns are {cols}. Name the column "
+            "of the task ids, or pass the ids themselves (one per row)."
+        )
+
+
+def _task_codes(task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` of the task ids, refusing unhashable ids with a ValueError."""
+    try:
+        return pd.factorize(pd.Series(task, dtype=object), sort=False)
+    except TypeError:
+        i = next((i for i, v in enumerate(task) if not _hashable(v)), 0)
+        raise ValueError(
+            f"task: ids must be hashable (str, int, tuple, ...); row {i} holds a "
+            f"{type(task[i]).__name__} ({task[i]!r}). Use tuples instead of lists, or one "
+            "str/int label per task."
+        ) from None
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _factorize(task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    codes, uniques = pd.factorize(pd.Series(task, dtype=object), sort=False)
+    codes, uniques = _task_codes(task)
     labels = np.asarray(uniques, dtype=object)
     try:
         perm = np.argsort(labels.astype(object), kind="stable")
@@ -488,6 +525,46 @@ def _lookup(labels: Sequence[Hashable], tasks: np.ndarray, name: str) -> np.ndar
                 "Predict only for tasks the model was fitted on."
             ) from None
     return out
+
+
+#: Largest ``max|v| * sqrt(n_rows)`` accepted: the sums of squares of the loss stay below
+#: 1e300, well inside float64's range (about 1.8e308).
+_SCALE_LIMIT = 1e150
+
+
+def _check_scale(data: TaskData, numeric_y: bool) -> None:
+    """Refuse a design (or regression targets) whose squares overflow in the loss sums.
+
+    One pass over the stacked rows (the largest and the smallest value); the offending task
+    is looked up only to write the message.
+    """
+    X = data.X
+    values = X.data if sp.issparse(X) else X
+    _check_magnitude(data, values, X.shape[0], "X", sparse=sp.issparse(X))
+    if numeric_y and data.raw_y is not None and data.raw_y.dtype.kind == "f":
+        _check_magnitude(data, data.raw_y, data.n_obs, "y")
+
+
+def _check_magnitude(data: TaskData, values: np.ndarray, n_rows: int, name: str, *,
+                     sparse: bool = False) -> None:
+    if values.size == 0:
+        return
+    vmax = max(float(np.max(values)), -float(np.min(values)))
+    if not vmax * np.sqrt(n_rows) > _SCALE_LIMIT:
+        return
+    where = name
+    if data.form in ("list", "dict"):  # name the task that holds the largest value
+        k = int(np.argmax(np.abs(values)))
+        row = int(data.X.indices[k]) if sparse else (
+            k if values.ndim == 1 else int(np.unravel_index(k, values.shape)[0]))
+        t = int(np.searchsorted(data.indptr, row, side="right")) - 1
+        where = f"{name}[{data.tasks[data.task_index[t]]!r}]"
+    raise ValueError(
+        f"{where} holds values as large as {vmax:.3g} in magnitude: over {n_rows} rows their "
+        "squares overflow float64 in the loss sums (max|value| * sqrt(n_rows) must stay "
+        f"below {_SCALE_LIMIT:g}). Rescale {name} first, e.g. standardize it (subtract the "
+        "mean, divide by the standard deviation)."
+    )
 
 
 def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
@@ -583,9 +660,12 @@ def as_task_data(
     Raises
     ------
     ValueError
-        For inconsistent shapes (one target per row, one array per task), missing task ids,
-        unknown tasks at predict time, a task without observed labels or with zero total
-        weight, negative sample weights, or invalid task weights.
+        For inconsistent shapes (one target per row, one array per task), no tasks (an
+        empty list), ``task`` with the lists form, a ``task`` column that ``X`` lacks,
+        missing or unhashable task ids, unknown tasks at predict time, a task without
+        observed labels or with zero total weight, negative sample weights, invalid task
+        weights, or values of ``X`` or ``y`` so large that their squares overflow
+        (``max|v| * sqrt(n_rows) > 1e150``: rescale them).
 
     Examples
     --------
@@ -615,13 +695,25 @@ def as_task_data(
             "requires y to be passed, but the target y is None. Give the targets: one "
             "array per task, a 1-D y with task ids, or a 2-D Y of shape (n, T)."
         )
+    if isinstance(X, (list, tuple, Mapping)) and not sp.issparse(X) and len(X) == 0:
+        raise ValueError(
+            f"X: no tasks were given (an empty {type(X).__name__}); give one design per task "
+            "([X_1, ..., X_T] with [y_1, ..., y_T]), or one design with task ids."
+        )
     if _is_task_collection(X):
+        if task is not None:
+            raise ValueError(
+                "task: X is a list (or dict) of per-task designs, which carries the tasks by "
+                "position (or by key), so task=... would be ignored. Drop task, or pass one "
+                "design with one task id per row."
+            )
         data = _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight)
     elif task is not None:
         data = _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight)
     else:
         data = _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single)
     if y is not None:
+        _check_scale(data, numeric_y)
         _set_weights(data, task_weight)
     return data
 
@@ -705,7 +797,8 @@ def _collect_weights(sample_weight, blocks, labels) -> np.ndarray | None:
 
 
 def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> TaskData:
-    if isinstance(X, pd.DataFrame) and isinstance(task, str) and task in X.columns:
+    if isinstance(task, str):
+        _check_task_column(X, task)
         task_col = X[task].to_numpy()
         X = X.drop(columns=[task])
     else:
@@ -729,7 +822,7 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
         codes, tasks_arr = _factorize(task_col)
     else:
         tasks_arr = tasks
-        row_codes, uniq = pd.factorize(pd.Series(task_col, dtype=object), sort=False)
+        row_codes, uniq = _task_codes(task_col)
         codes = _lookup(list(uniq), tasks, "task")[row_codes]
     order = np.argsort(codes, kind="stable")
     present, counts = np.unique(codes, return_counts=True)

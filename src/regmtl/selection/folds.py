@@ -50,10 +50,13 @@ def _splitter(cv: Any, n_rows: int, labels: np.ndarray | None, groups: np.ndarra
         return GroupKFold(cv, shuffle=seed is not None, random_state=seed)
     if labels is not None:
         cls, counts = np.unique(labels, return_counts=True)
-        if counts.min() < cv:
+        k = int(counts.argmin())
+        if counts[k] < cv:
+            rare = cls[k].item() if isinstance(cls[k], np.generic) else cls[k]
             raise ValueError(
-                f"cv={cv}: task {name} has {counts.min()} samples of class {cls.argmin()!r}"
-                f"; stratified folds need at least {cv} of each class. Lower cv."
+                f"cv={cv}: task {name} has {counts[k]} sample{'' if counts[k] == 1 else 's'} "
+                f"of class {rare!r}; stratified folds need at least {cv} of each class. "
+                "Lower cv, or add samples of that class."
             )
         return StratifiedKFold(cv, shuffle=seed is not None, random_state=seed)
     return KFold(cv, shuffle=seed is not None, random_state=seed)

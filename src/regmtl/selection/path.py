@@ -236,8 +236,8 @@ def path_alphas(
     Raises
     ------
     ValueError
-        If ``alphas`` is neither a positive integer nor a non-empty list of finite values
-        >= 0.
+        If ``alphas`` is neither a positive integer nor a non-empty 1-D list of finite
+        values >= 0.
 
     Examples
     --------
@@ -255,9 +255,8 @@ def path_alphas(
     >>> path_alphas(data, loss, rm.L21(), ref, [0.1, 1.0, 0.5]).tolist()
     [1.0, 0.5, 0.1]
     """
-    if isinstance(alphas, (bool, np.bool_)):
-        raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
-    if isinstance(alphas, (int, np.integer)):
+    grid = _check_alphas(alphas)
+    if grid is None:
         try:
             amax = penalty.alpha_max(ref.G0)
         except ValueError:  # no finite alpha gives W = 0: a grid around the data's scale
@@ -266,14 +265,25 @@ def path_alphas(
             return alpha_grid(amax, int(alphas), 1e-3 if eps is None else eps)
         top = 100.0 * alpha_scale(data, datafit, fit_intercept)
         return alpha_grid(top, int(alphas), 1e-6 if eps is None else eps)
+    return grid
+
+
+def _check_alphas(alphas: Any) -> np.ndarray | None:
+    """None for an integer grid size, else the given values sorted decreasing; refuses
+    anything else (a bool, a 2-D array, an empty list, non-finite or negative values)."""
+    if isinstance(alphas, (bool, np.bool_)):
+        raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
+    if isinstance(alphas, (int, np.integer)):
+        return None
     try:
-        grid = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
+        values = np.asarray(alphas, dtype=np.float64)
     except (TypeError, ValueError):
-        grid = np.zeros(0)
-        bad = True
-    else:
-        bad = grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0
-    if bad:
+        values = np.zeros(0)
+    if values.ndim > 1:
+        raise ValueError(f"alphas has shape {values.shape}: give a 1-D list of values (or an "
+                         "integer grid size); a 2-D grid is not flattened.")
+    grid = np.sort(values.ravel())[::-1]
+    if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0:
         raise ValueError(f"alphas={alphas!r} must be an integer (the grid size) or a "
                          "non-empty list of finite values >= 0.")
     return grid

@@ -36,7 +36,7 @@ from .criteria import (
     observed_weights,
 )
 from .folds import flat_groups, take, task_folds
-from .path import path_alphas, regularization_path
+from .path import _check_alphas, path_alphas, regularization_path
 from .scoring import TaskScorer
 
 __all__ = ["MultiTaskRegressorCV", "MultiTaskClassifierCV"]
@@ -226,9 +226,11 @@ class _MultiTaskCV(BaseEstimator):
         Raises
         ------
         ValueError
-            If a task has too few rows for the folds, ``penalty_grid`` names a parameter the
-            penalty does not have, or ``one_se=True`` with a criterion.
+            If a task has too few rows for the folds, ``alphas`` is not an integer or a 1-D
+            list of values >= 0, ``penalty_grid`` names a parameter the penalty does not
+            have, or ``one_se=True`` with a criterion.
         """
+        _check_alphas(self.alphas)  # a bad grid is refused before any work
         probe = self._estimator(self.penalty, 1.0)
         data = probe._data(X, y, task, sample_weight, fitting=True)
         probe._prepare_targets(data)
