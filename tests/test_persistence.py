@@ -4,6 +4,7 @@ version- and integrity-checked.
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 
@@ -282,3 +283,320 @@ def test_malformed_header_is_refused_with_value_error(tmp_path, change, match):
     _write(tmp_path / "bad.npz", _with_header(arrays, header))
     with pytest.raises(ValueError, match=match):
         rm.load(tmp_path / "bad.npz")
+
+
+# ------------------------------------------------------------------ a tamperer's files
+# The digests are no defence against someone who rewrites the header: these files carry
+# digests recomputed for their changed arrays, so only the loader's own checks refuse them.
+def _forge(path, out, edit):
+    """``path`` rewritten by ``edit(header, arrays)``, with matching digests."""
+    from regmtl.persistence import _digest
+
+    arrays = _read(path)
+    header = _header(arrays)
+    edit(header, arrays)
+    header["sha256"] = {k: _digest(v) for k, v in arrays.items() if k != "__header__"}
+    _write(out, _with_header(arrays, header))
+    return out
+
+
+def _refused(path, *words):
+    """load(path) raises a ValueError whose message names the file and ``words``."""
+    with pytest.raises(ValueError) as info:
+        rm.load(path)
+    msg = str(info.value)
+    assert str(path) in msg, msg
+    for w in words:
+        assert w in msg, msg
+    return msg
+
+
+def _set(name, value):
+    def edit(header, arrays):
+        arrays[f"attr.{name}"] = value(arrays[f"attr.{name}"])
+    return edit
+
+
+def _set_json(name, value):
+    def edit(header, arrays):
+        header["attributes"][name] = {"kind": "json", "value": value}
+    return edit
+
+
+def _fit(kind="regressor", form="list", penalty="l21"):
+    fit_args, fit_kw, _, _ = _problem(kind, form)
+    est = MultiTaskRegressor if kind == "regressor" else MultiTaskClassifier
+    return est(penalty=penalty, alpha=0.01).fit(*fit_args, **fit_kw)
+
+
+def _classes_edit(change):
+    def edit(header, arrays):
+        change(header["attributes"]["classes_"]["items"])
+    return edit
+
+
+def _labels_edit(name, values, shape):
+    def edit(header, arrays):
+        header["attributes"][name] = {"kind": "labels", "value": values, "shape": shape}
+    return edit
+
+
+def _tasks_shape_edit(header, arrays):
+    header["attributes"]["tasks_"]["value"] = header["attributes"]["tasks_"]["value"][:2]
+    header["attributes"]["tasks_"]["shape"] = [2]
+
+
+def _graph_edit(header, arrays):
+    arrays["param.penalty.A"] = np.ones((2, 2))
+
+
+def _task_weight_edit(header, arrays):
+    arrays["param.task_weight"] = np.ones(2)
+    header["params"]["task_weight"] = {"kind": "array", "key": "param.task_weight"}
+
+
+def _intercept_as_array(header, arrays):
+    arrays["attr.intercept_"] = np.zeros(2)
+    header["attributes"]["intercept_"] = {"kind": "array", "key": "attr.intercept_"}
+
+
+SHAPE_CASES = {
+    # (kind, form, penalty): (edit, words the message must hold)
+    "coef-extra-row": (("regressor", "list", "l21"),
+                       _set("coef_", lambda a: np.vstack([a, a[:1]])), ["'coef_'", "(4, 5)"]),
+    "coef-extra-col": (("regressor", "list", "l21"),
+                       _set("coef_", lambda a: np.hstack([a, a[:, :1]])), ["'coef_'", "(3, 6)"]),
+    "intercept-short": (("regressor", "list", "l21"),
+                        _set("intercept_", lambda a: a[:2]), ["'intercept_'", "(2,)"]),
+    "task-sizes-long": (("regressor", "list", "l21"),
+                        _set("task_sizes_", lambda a: np.r_[a, 1.0]), ["'task_sizes_'"]),
+    "residual-variance-2d": (("regressor", "list", "l21"),
+                             _set("residual_variance_", lambda a: a[None]),
+                             ["'residual_variance_'"]),
+    "coef-int-dtype": (("regressor", "list", "l21"),
+                       _set("coef_", lambda a: a.astype(np.int64)), ["'coef_'", "dtype"]),
+    "more-tasks-in-header": (("regressor", "list", "l21"), _set_json("n_tasks_", 4),
+                             ["n_tasks_ = 4", "(3,)", "(4,)"]),
+    "more-features-in-header": (("regressor", "list", "l21"), _set_json("n_features_in_", 6),
+                                ["n_features_in_ = 6", "'coef_'", "(3, 6)"]),
+    "tasks-labels-short": (("regressor", "long_str", "l21"), _tasks_shape_edit,
+                           ["'tasks_'", "(2,)"]),
+    "feature-names-short": (("regressor", "dataframe", "l21"),
+                            _labels_edit("feature_names_in_", ["f0", "f1"], [2]),
+                            ["'feature_names_in_'"]),
+    "classes-per-task-missing": (("classifier", "list", "l21"),
+                                 _classes_edit(lambda items: items.pop()), ["'classes_'"]),
+    "three-classes": (("classifier", "shared", "l21"),
+                      _set("classes_.0", lambda a: np.r_[a, 2.0]), ["'classes_[0]'", "(3,)"]),
+    "dirty-parts": (("regressor", "list", "dirty"), _set("P_", lambda a: a[:, :4]), ["'P_'"]),
+    "singular-values": (("regressor", "list", "trace"),
+                        _set("singular_values_", lambda a: np.r_[a, 0.0]),
+                        ["'singular_values_'"]),
+    "rank-above-min": (("regressor", "list", "trace"), _set_json("rank_", 4), ["'rank_'"]),
+    "cluster-matrix": (("regressor", "list", "clustered"),
+                       _set("cluster_matrix_", lambda a: np.hstack([a, a[:, :1]])),
+                       ["'cluster_matrix_'", "(3, 4)"]),
+    "single-coef": (("regressor", "single", "l21"), _set("coef_", lambda a: np.r_[a, 0.0]),
+                    ["'coef_'", "(6,)"]),
+    "single-intercept-array": (("regressor", "single", "l21"), _intercept_as_array,
+                               ["'intercept_'"]),
+    "single-with-two-tasks": (("regressor", "single", "l21"), _set_json("n_tasks_", 2),
+                              ["single"]),
+    "graph-of-two-tasks": (("regressor", "list", None), _graph_edit, ["'penalty.A'", "(2, 2)"]),
+    "task-weight-short": (("regressor", "list", "l21"), _task_weight_edit,
+                          ["'task_weight'", "(2,)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(SHAPE_CASES))
+def test_inconsistent_shapes_are_refused(tmp_path, case):
+    (kind, form, penalty), edit, words = SHAPE_CASES[case]
+    if penalty is None:
+        penalty = rm.GraphLaplacian(rm.chain_graph(3))
+    _fit(kind, form, penalty).save(tmp_path / "m.npz")
+    bad = _forge(tmp_path / "m.npz", tmp_path / "forged.npz", edit)
+    _refused(bad, *words)
+
+
+@pytest.mark.parametrize("name", ["predict", "score", "fit", "get_params", "__class__", "_b",
+                                  "y_scale_", "strategy_"])
+def test_attribute_a_class_does_not_declare_is_refused(tmp_path, name):
+    _fit().save(tmp_path / "m.npz")
+    bad = _forge(tmp_path / "m.npz", tmp_path / "forged.npz", _set_json(name, 1))
+    _refused(bad, f"attribute {name!r}", "MultiTaskRegressor")
+
+
+def test_save_writes_only_declared_attributes(tmp_path):
+    model = _fit()
+    model.note_ = "kept in memory only"
+    model.save(tmp_path / "m.npz")
+    assert "note_" not in _header(_read(tmp_path / "m.npz"))["attributes"]
+    assert not hasattr(rm.load(tmp_path / "m.npz"), "note_")
+
+
+def test_unknown_parameter_is_refused(tmp_path):
+    _fit().save(tmp_path / "m.npz")
+
+    def edit(header, arrays):
+        header["params"]["__init__"] = {"kind": "json", "value": 1}
+    _refused(_forge(tmp_path / "m.npz", tmp_path / "forged.npz", edit), "'__init__'")
+
+
+def test_transferred_task_shapes_are_checked(tmp_path):
+    model = _fit()
+    fit_args, _, _, _ = _problem("regressor", "list", seed=1)
+    new = rm.transfer(model, fit_args[0][0], fit_args[1][0])
+    new.save(tmp_path / "t.npz")
+    back = rm.load(tmp_path / "t.npz")
+    assert _fitted_attrs(back).keys() == _fitted_attrs(new).keys()  # every attribute declared
+    assert np.array_equal(back.predict(fit_args[0][0]), new.predict(fit_args[0][0]))
+    bad = _forge(tmp_path / "t.npz", tmp_path / "forged.npz",
+                 _set("prior_mean_", lambda a: a[:3]))
+    _refused(bad, "'prior_mean_'", "(3,)")
+    bad = _forge(tmp_path / "t.npz", tmp_path / "cls.npz", _set_json("loss_", "logistic"))
+    _refused(bad, "classes_")
+
+
+def test_labels_shape_not_matching_their_count_is_refused(tmp_path):
+    _fit(form="long_str").save(tmp_path / "m.npz")
+
+    def edit(header, arrays):
+        header["attributes"]["tasks_"]["shape"] = [10**12]
+    _refused(_forge(tmp_path / "m.npz", tmp_path / "forged.npz", edit), "shape")
+
+
+# ------------------------------------------------------------------ sizes before data
+def _npy_bytes(shape, dtype, data=b""):
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+        "shape": shape})
+    return buf.getvalue() + data
+
+
+def _rezip(src, dst, replace=(), extra=()):
+    """``src`` with members replaced or added (raw .npy bytes), the header kept."""
+    replace, extra = dict(replace), dict(extra)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, replace.get(info.filename, zin.read(info.filename)))
+        for name, data in extra.items():
+            zout.writestr(name, data)
+    return dst
+
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_member_declaring_2_40_elements_is_refused_before_reading(tmp_path):
+    path = _fitted(tmp_path)
+    bad = _rezip(path, tmp_path / "huge.npz",
+                 replace={"attr.coef_.npy": _npy_bytes((2**40,), "<f8", bytes(64))})
+    _refused(bad, "'attr.coef_'", "declares")
+
+
+BOMB = 128 * 2**20  # bytes of zeros, about 128 KB deflated
+
+
+def test_zip_bomb_with_another_shape_is_refused_before_decompressing(tmp_path):
+    path = _fitted(tmp_path)
+    n = BOMB // 8 // 5
+    bomb = _npy_bytes((n, 5), "<f8", bytes(n * 5 * 8))
+    bad = _rezip(path, tmp_path / "bomb.npz", replace={"attr.coef_.npy": bomb})
+    assert bad.stat().st_size < 2 * 2**20
+    del bomb
+    peak = _peak_bytes(lambda: _refused(bad, "'coef_'", f"({n}, 5)"))
+    assert peak < 8 * 2**20, peak
+
+
+def test_member_larger_than_its_npy_header_says_is_refused_before_decompressing(tmp_path):
+    path = _fitted(tmp_path)
+    padded = _npy_bytes((3, 5), "<f8", bytes(3 * 5 * 8 + BOMB))
+    bad = _rezip(path, tmp_path / "padded.npz", replace={"attr.coef_.npy": padded})
+    del padded
+    peak = _peak_bytes(lambda: _refused(bad, "'attr.coef_'", "declares"))
+    assert peak < 8 * 2**20, peak
+
+
+def test_member_whose_directory_understates_its_size_is_read_no_further(tmp_path):
+    """The zip directory says 120 bytes of data, the deflate stream holds 128 MB more: the
+    loader stops at the declared size and the CRC refuses the member."""
+    path = _fitted(tmp_path)
+    real = _npy_bytes((3, 5), "<f8", bytes(3 * 5 * 8))
+    bad = _rezip(path, tmp_path / "lying.npz",
+                 replace={"attr.coef_.npy": real + bytes(BOMB)})
+    raw = bytearray(bad.read_bytes())
+    name = b"attr.coef_.npy"
+    at = raw.find(b"PK\x01\x02")
+    while raw[at + 46:at + 46 + len(name)] != name:  # the central directory entry
+        at = raw.find(b"PK\x01\x02", at + 1)
+    raw[at + 24:at + 28] = len(real).to_bytes(4, "little")  # its uncompressed size
+    bad.write_bytes(bytes(raw))
+    peak = _peak_bytes(lambda: _refused(bad, "truncated or corrupted"))
+    assert peak < 8 * 2**20, peak
+
+
+def test_oversized_header_member_is_refused(tmp_path):
+    path = _fitted(tmp_path)
+    n = 65 * 2**20
+    bad = _rezip(path, tmp_path / "header.npz",
+                 replace={"__header__.npy": _npy_bytes((n,), "|u1", bytes(n))})
+    peak = _peak_bytes(lambda: _refused(bad, "header"))
+    assert peak < 8 * 2**20, peak
+
+
+@pytest.mark.parametrize("dtype", ["object", "datetime64[s]", "structured", "bytes"])
+def test_dtypes_the_format_never_writes_are_refused(tmp_path, dtype):
+    path = _fitted(tmp_path)
+    values = {"object": np.array([1.0, "x", None], dtype=object),
+              "datetime64[s]": np.array([0, 1, 2], dtype="datetime64[s]"),
+              "structured": np.zeros(3, dtype=[("a", "<f8")]),
+              "bytes": np.array([b"a", b"b", b"c"])}[dtype]
+    bad = _forge(path, tmp_path / "dtype.npz", _set("task_sizes_", lambda a: values))
+    _refused(bad, "'attr.task_sizes_'", "dtype")
+
+
+def test_member_the_header_does_not_use_is_refused(tmp_path):
+    path = _fitted(tmp_path)
+
+    def edit(header, arrays):
+        arrays["attr.spare"] = np.zeros(3)
+    _refused(_forge(path, tmp_path / "spare.npz", edit), "does not use", "attr.spare")
+    bad = _rezip(path, tmp_path / "txt.npz", extra={"readme.txt": b"hello"})
+    _refused(bad, "'readme.txt'")
+
+
+def test_linear_models_load_without_torch(tmp_path):
+    """``regmtl.load`` imports the deep part only for a deep model's folder."""
+    import subprocess
+    import sys
+
+    path = _fitted(tmp_path)
+    code = f"""
+import importlib.abc, sys
+
+
+class NoTorch(importlib.abc.MetaPathFinder):  # as if PyTorch were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"No module named {{name!r}}")
+
+
+sys.meta_path.insert(0, NoTorch())
+import regmtl
+m = regmtl.load({str(path)!r})
+print(type(m).__name__, "regmtl.deep" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["MultiTaskRegressor", "False"]

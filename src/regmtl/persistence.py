@@ -1,18 +1,26 @@
 """Saving and loading fitted models without pickle.
 
-A model file is a compressed NumPy ``.npz`` archive read with ``allow_pickle=False``: the arrays
-of the fitted model plus one JSON header that names the class, its parameters, the non-array
-attributes, the format version and a SHA-256 digest of every array. A file from a newer format, a
-file whose arrays do not match their digests, or anything that is not such an archive is refused
-with a ``ValueError``.
+A model file is a compressed NumPy ``.npz`` archive: the arrays of the fitted model plus one JSON
+header that names the class, its parameters, the non-array attributes, the format version and a
+SHA-256 digest of every array. :func:`load` trusts nothing in it. Before it reads any array data
+it checks the header (the class, and only the attributes that class declares), every array's
+``.npy`` header (a plain numeric, boolean or fixed-width string dtype; the shape the model's
+numbers of tasks, features and classes imply) and the size every archive member declares; it
+then reads no more than those sizes and checks the digests. Every refusal is a ``ValueError``
+that names the file. A deep estimator is a folder (see
+:meth:`regmtl.deep.DeepMultiTaskRegressor.save`), which :func:`load` hands to ``regmtl.deep``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import math
 import os
+import struct
 import zipfile
+import zlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -24,6 +32,12 @@ FORMAT_NAME = "regmtl-model"
 FORMAT_VERSION = 1
 _HEADER = "__header__"
 _REGISTRY: dict[str, type] = {}
+_MAX_HEADER_BYTES = 64 * 2**20  # the JSON header
+_MAX_NPY_HEADER = 10_000  # an array's .npy header (NumPy's own limit)
+_ARRAY_KINDS = "biufcU"  # the dtypes the format writes: no object, void or datetime arrays
+_MAX_LABEL_DEPTH = 8  # tuples of tuples ... as task labels
+FORMS = ("single", "list", "dict", "long", "shared")
+_KIND_NAMES = {"f": "float", "iu": "integer"}
 
 
 def _package_version() -> str:
@@ -31,6 +45,18 @@ def _package_version() -> str:
         return version("regmtl")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         return "unknown"
+
+
+class _Malformed(Exception):
+    """The header is not what ``save`` writes."""
+
+
+class _Refused(Exception):
+    """The file is well formed but inconsistent (shapes, sizes, names)."""
+
+
+class _Integrity(Exception):
+    """The arrays do not match the digests of the header."""
 
 
 # ---------------------------------------------------------------------- value encoding
@@ -52,6 +78,18 @@ def _unscalar(v: Any) -> Any:
     return v
 
 
+def _check_scalar(v: Any, where: str, depth: int = 0) -> None:
+    """``v`` is what :func:`_scalar` writes: None, bool, int, float, str or a tuple of them."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return
+    if (isinstance(v, dict) and set(v) == {"tuple"} and isinstance(v["tuple"], list)
+            and depth < _MAX_LABEL_DEPTH):
+        for x in v["tuple"]:
+            _check_scalar(x, where, depth + 1)
+        return
+    raise _Malformed(f"{where} holds a value that is not a number, string, None or tuple")
+
+
 def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
     from .penalties import Penalty
 
@@ -60,7 +98,7 @@ def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
                 "params": {k: _encode(v, f"{name}.{k}", arrays)
                            for k, v in value.get_params().items()}}
     if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biufcU":
+        if value.dtype.kind in _ARRAY_KINDS:
             arrays[name] = value
             return {"kind": "array", "key": name}
         if value.dtype.kind == "O":
@@ -88,11 +126,56 @@ def _decode(spec: dict, arrays: Any) -> Any:
     if kind == "penalty":
         cls = getattr(penalties, spec["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, penalties.Penalty)):
-            raise ValueError(f"unknown penalty class {spec['class']!r} in the model file.")
+            raise _Malformed(f"unknown penalty class {spec['class']!r} in the model file")
         return cls(**{k: _decode(v, arrays) for k, v in spec["params"].items()})
-    if kind == "json":
-        return _unscalar(spec["value"])
-    raise ValueError(f"unknown entry kind {kind!r} in the model file.")
+    return _unscalar(spec["value"])
+
+
+def _array_to_json(a: np.ndarray) -> dict:
+    """A small array as JSON: dtype, shape and values (labels of object arrays as scalars)."""
+    if a.dtype.kind == "O":
+        return {"dtype": "labels", "shape": list(a.shape),
+                "values": [_scalar(v) for v in a.ravel()]}
+    if a.dtype.kind not in "biufU":
+        raise TypeError(f"an array of dtype {a.dtype} cannot be saved.")
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "values": a.ravel().tolist()}
+
+
+def _array_from_json(spec: Any, where: str) -> np.ndarray:
+    """The array :func:`_array_to_json` wrote; ``ValueError`` naming ``where`` otherwise."""
+    try:
+        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "values"}:
+            raise _Malformed("not an array entry")
+        values, shape = spec["values"], _shape(spec["shape"])
+        if not isinstance(values, list) or math.prod(shape) != len(values):
+            raise _Malformed(f"its shape {tuple(shape)} does not fit its values")
+        if spec["dtype"] == "labels":
+            for v in values:
+                _check_scalar(v, "it")
+            out = np.empty(len(values), dtype=object)
+            out[:] = [_unscalar(v) for v in values]
+            return out.reshape(shape)
+        dtype = np.dtype(spec["dtype"]) if isinstance(spec["dtype"], str) else None
+        if dtype is None or dtype.kind not in "biufU" or dtype.names is not None:
+            raise _Malformed(f"dtype {spec['dtype']!r} is not a plain numeric or string dtype")
+        kinds = {"b": bool, "i": int, "u": int, "f": (int, float), "U": str}[dtype.kind]
+        if not all(isinstance(v, kinds) and (dtype.kind == "b" or not isinstance(v, bool))
+                   for v in values):
+            raise _Malformed(f"its values are not all of dtype {dtype}")
+        if (dtype.kind == "U" and dtype.itemsize * len(values) > 2**20
+                and dtype.itemsize > 4 * max([1, *map(len, values)])):
+            raise _Malformed(f"dtype {dtype} is far wider than its strings")
+        return np.array(values, dtype=dtype).reshape(shape)
+    except (_Malformed, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{where}: {str(exc).rstrip('.')}") from None
+
+
+def _shape(value: Any) -> list[int]:
+    if (not isinstance(value, list) or len(value) > 32
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                       for n in value)):
+        raise _Malformed(f"shape {value!r} is not a list of non-negative integers")
+    return value
 
 
 def _digest(a: np.ndarray) -> str:
@@ -103,7 +186,78 @@ def _digest(a: np.ndarray) -> str:
     return h.hexdigest()
 
 
-# ---------------------------------------------------------------------- save / load
+# ---------------------------------------------------------------------- what each class holds
+# An attribute's rule: ("int", low, high), ("float",), ("bool",), ("str", choices) for a JSON
+# value; ("array", dtype kinds, shape) for a numeric array; ("labels", shape) for an array of
+# any saved dtype, or labels; ("list", length, rule). A shape holds ints, or a range of lengths.
+def _float_array(*shape: Any) -> tuple:
+    return ("array", "f", shape)
+
+
+def _linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tuple]:
+    """The attributes ``fit`` (and :func:`~regmtl.scaling.fit_standardized`) may set."""
+    r = min(T, p)
+    rules = {
+        "n_features_in_": ("int", 1, None), "n_tasks_": ("int", 1, None),
+        "input_form_": ("str", FORMS), "tasks_": ("labels", (T,)),
+        "feature_names_in_": ("labels", (p,)),
+        "coef_": _float_array(p) if single else _float_array(T, p),
+        "intercept_": ("float",) if single else _float_array(T),
+        "n_iter_": ("int", 0, None), "task_sizes_": _float_array(T),
+        "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
+        "P_": _float_array(T, p), "Q_": _float_array(T, p),
+        "singular_values_": _float_array(r), "rank_": ("int", 0, r),
+        "cluster_matrix_": _float_array(T, T), "task_clusters_": ("array", "iu", (T,)),
+        "feature_mean_": _float_array(p), "feature_scale_": _float_array(p),
+    }
+    if classifier:
+        rules["classes_"] = ("labels", (2,)) if single else ("list", T, ("labels", (2,)))
+    else:
+        rules["residual_variance_"] = _float_array(T)
+    return rules
+
+
+def _transferred_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tuple]:
+    """The attributes :func:`~regmtl.transfer` sets on a :class:`~regmtl.TransferredTask`."""
+    return {
+        "coef_": _float_array(p), "intercept_": ("float",),
+        "strategy_": ("str", ("support", "subspace", "mean", "cluster", "single")),
+        "fell_back_": ("bool",), "alpha_": ("float",),
+        "alpha_source_": ("str", ("model", "cv", "given")), "prior_mean_": _float_array(p),
+        "loss_": ("str", ("squared", "logistic")), "n_features_in_": ("int", 1, None),
+        "n_samples_": ("int", 1, None), "cv_error_": ("float",),
+        "single_task_cv_error_": ("float",), "feature_names_in_": ("labels", (p,)),
+        "support_": ("array", "iu", (range(p + 1),)), "rank_": ("int", 0, p),
+        "cluster_": ("int", 0, None), "classes_": ("labels", (2,)),
+    }
+
+
+#: class name -> (rules, required attributes, whether it is a classifier)
+_SCHEMAS: dict[str, tuple] = {
+    "MultiTaskRegressor": (_linear_rules, ("n_features_in_", "n_tasks_", "input_form_",
+                                           "tasks_", "coef_", "intercept_"), False),
+    "MultiTaskClassifier": (_linear_rules, ("n_features_in_", "n_tasks_", "input_form_",
+                                            "tasks_", "coef_", "intercept_", "classes_"), True),
+    "TransferredTask": (_transferred_rules, ("coef_", "intercept_", "loss_",
+                                             "n_features_in_"), False),
+}
+
+
+def _schema(cls: type) -> tuple | None:
+    """The rules of ``cls``, or of the nearest base class that has some."""
+    for base in cls.__mro__:
+        if base.__name__ in _SCHEMAS and base.__name__ in _REGISTRY:
+            return _SCHEMAS[base.__name__]
+    return None
+
+
+def saved_attributes(cls: type) -> frozenset[str]:
+    """The names of the fitted attributes ``cls`` writes and :func:`load` accepts."""
+    schema = _schema(cls)
+    return frozenset(schema[0](schema[2], 1, 1, False)) if schema else frozenset()
+
+
+# ---------------------------------------------------------------------- save
 class SaveMixin:
     """Adds ``save`` to a model class; subclasses register themselves for :func:`~regmtl.load`.
 
@@ -112,7 +266,8 @@ class SaveMixin:
     subclass is a scikit-learn estimator (``get_params``) whose fitted attributes end in ``_``
     and hold arrays (numeric, string or of labels), lists of them, penalties, or str, int,
     float and bool values; its class name must be unique, as :func:`~regmtl.load` finds the
-    class by name.
+    class by name. Only the fitted attributes the class declares (what its ``fit`` sets) are
+    written, and only those are read back.
 
     See Also
     --------
@@ -137,8 +292,9 @@ class SaveMixin:
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (``.npz``; no pickle).
 
-        The file holds the constructor parameters and every fitted attribute (names ending
-        in ``_``), with a SHA-256 digest of every array; read it back with :func:`~regmtl.load`.
+        The file holds the constructor parameters and the fitted attributes the class
+        declares (names ending in ``_``), with a SHA-256 digest of every array; read it back
+        with :func:`~regmtl.load`.
 
         Parameters
         ----------
@@ -151,7 +307,7 @@ class SaveMixin:
             If the model is not fitted.
         TypeError
             If an attribute holds a value that cannot be saved (e.g. an arbitrary object
-            as a task label).
+            as a task label), or the class declares no attributes to save.
         """
         from sklearn.exceptions import NotFittedError
         from sklearn.utils.validation import check_is_fitted
@@ -160,13 +316,13 @@ class SaveMixin:
             check_is_fitted(self)
         elif not self.__sklearn_is_fitted__():  # a result object such as TransferredTask
             raise NotFittedError(f"This {type(self).__name__} holds no fitted model.")
+        names = saved_attributes(type(self))
+        if not names:
+            raise TypeError(f"{type(self).__name__} declares no attributes to save, so "
+                            "regmtl.load could not read it back.")
         arrays: dict[str, np.ndarray] = {}
         params = {k: _encode(v, f"param.{k}", arrays) for k, v in self.get_params(False).items()}
-        attrs = {
-            k: _encode(v, f"attr.{k}", arrays)
-            for k, v in vars(self).items()
-            if k.endswith("_") and not k.startswith("_")
-        }
+        attrs = {k: _encode(v, f"attr.{k}", arrays) for k, v in vars(self).items() if k in names}
         header = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -181,28 +337,295 @@ class SaveMixin:
             np.savez_compressed(fh, **{_HEADER: blob}, **arrays)
 
 
+# ---------------------------------------------------------------------- reading the archive
+def _npy_header(fp: Any) -> tuple[tuple, bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, data offset) of a ``.npy`` stream, reading only its header.
+
+    The header's length is bounded before it is read.
+    """
+    head = fp.read(10)
+    if len(head) < 10:
+        raise _Refused("an array member is shorter than a .npy header")
+    major = np.lib.format.read_magic(io.BytesIO(head[:8]))
+    if major == (1, 0):
+        n = struct.unpack("<H", head[8:10])[0]
+        reader = np.lib.format.read_array_header_1_0
+    elif major == (2, 0):
+        head += fp.read(2)
+        n = struct.unpack("<I", head[8:12])[0]
+        reader = np.lib.format.read_array_header_2_0
+    else:
+        raise _Refused(f"an array member has .npy version {major}, which the format never writes")
+    if n > _MAX_NPY_HEADER:
+        raise _Refused(f"an array member declares a .npy header of {n} bytes")
+    raw = fp.read(n)
+    if len(raw) != n:
+        raise _Refused("an array member ends inside its .npy header")
+    shape, fortran, dtype = reader(io.BytesIO(head[8:] + raw), max_header_size=_MAX_NPY_HEADER)
+    return shape, fortran, dtype, len(head) + n
+
+
+class _Member:
+    """One array of the archive: what its headers declare, before any data is read."""
+
+    def __init__(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str):
+        self.zf, self.info, self.key = zf, info, key
+        with zf.open(info) as fp:
+            try:
+                self.shape, self.fortran, self.dtype, self.offset = _npy_header(fp)
+            except ValueError as exc:  # NumPy's refusal of the header text
+                raise _Refused(f"array {key!r} has an unreadable .npy header ({exc})") from None
+        dt = self.dtype
+        if (dt.kind not in _ARRAY_KINDS or dt.names is not None or dt.subdtype is not None
+                or dt.hasobject):
+            raise _Refused(f"array {key!r} has dtype {dt}; model files hold only numeric, "
+                           "boolean and fixed-width string arrays")
+        if any(n < 0 for n in self.shape):
+            raise _Refused(f"array {key!r} declares the shape {self.shape}")
+        self.nbytes = math.prod(self.shape) * dt.itemsize
+        if info.file_size != self.offset + self.nbytes:
+            raise _Refused(
+                f"array {key!r} declares {info.file_size} bytes in the archive, but its .npy "
+                f"header describes {self.nbytes} bytes of data (shape {self.shape}, dtype {dt})"
+            )
+
+    def read(self) -> np.ndarray:
+        """The data: exactly the declared bytes, never more."""
+        with self.zf.open(self.info) as fp:
+            fp.read(self.offset)
+            data = fp.read(self.nbytes)
+            if len(data) != self.nbytes or fp.read(1):
+                raise _Refused(f"array {self.key!r} does not hold the bytes it declares")
+        order = "F" if self.fortran else "C"
+        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape, order=order).copy()
+
+
+def _members(zf: zipfile.ZipFile) -> dict[str, _Member]:
+    """The archive's arrays by key, the header member first; only their headers are read."""
+    infos: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        name = info.filename
+        if not name.endswith(".npy") or name[:-4] in infos or info.is_dir():
+            raise _Refused(f"the archive holds a member {name!r} that is not one array")
+        infos[name[:-4]] = info
+    if _HEADER not in infos:
+        raise zipfile.BadZipFile("the archive has no header")
+    order = [_HEADER, *(k for k in infos if k != _HEADER)]
+    return {k: _Member(zf, infos[k], k) for k in order}
+
+
+def _read_header(member: _Member) -> Any:
+    if (member.dtype != np.uint8 or len(member.shape) != 1
+            or member.nbytes > _MAX_HEADER_BYTES):
+        raise _Refused(f"its header is a {member.dtype} array of shape {member.shape}, not "
+                       f"a JSON text of at most {_MAX_HEADER_BYTES} bytes")
+    return json.loads(member.read().tobytes().decode("utf-8"))
+
+
+# ---------------------------------------------------------------------- checking the header
+def _check_entry(spec: Any, where: str, depth: int = 0) -> None:
+    """``spec`` is an entry as :func:`_encode` writes it (its form, not yet its content)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+        raise _Malformed(f"{where} is not an entry")
+    kind = spec["kind"]
+    if kind == "array":
+        if not isinstance(spec.get("key"), str):
+            raise _Malformed(f"{where} names no array")
+    elif kind == "labels":
+        values, shape = spec.get("value"), _shape(spec.get("shape"))
+        if not isinstance(values, list) or math.prod(shape) != len(values):
+            raise _Malformed(f"{where} declares the shape {tuple(shape)} for "
+                             f"{len(values) if isinstance(values, list) else 'no'} labels")
+        for v in values:
+            _check_scalar(v, where)
+    elif kind == "list" and depth < 2:
+        if not isinstance(spec.get("items"), list):
+            raise _Malformed(f"{where} has no items")
+        for i, item in enumerate(spec["items"]):
+            _check_entry(item, f"{where}[{i}]", depth + 1)
+    elif kind == "penalty" and depth == 0:
+        if not isinstance(spec.get("class"), str) or not isinstance(spec.get("params"), dict):
+            raise _Malformed(f"{where} is not a penalty entry")
+        for k, v in spec["params"].items():
+            _check_entry(v, f"{where}.{k}", depth + 1)
+    elif kind == "json":
+        if "value" not in spec:
+            raise _Malformed(f"{where} has no value")
+        _check_scalar(spec["value"], where)
+    else:
+        raise _Malformed(f"unknown entry kind {kind!r} in the model file ({where})")
+
+
+def _json_value(attrs: dict, name: str, rule: tuple) -> Any:
+    """A JSON attribute the shapes depend on, checked against ``rule``."""
+    if name not in attrs:
+        raise _Malformed(f"it lacks the attribute {name!r}")
+    _check_rule(name, attrs[name], rule, {}, set())
+    return attrs[name]["value"]
+
+
+def _dims(schema: tuple, attrs: dict) -> tuple[int, int, bool]:
+    """(tasks, features, single task) from the header's numbers."""
+    rules = schema[0](schema[2], 1, 1, False)
+    p = _json_value(attrs, "n_features_in_", rules["n_features_in_"])
+    if "n_tasks_" not in rules:
+        return 1, p, True
+    T = _json_value(attrs, "n_tasks_", rules["n_tasks_"])
+    single = _json_value(attrs, "input_form_", rules["input_form_"]) == "single"
+    if single and T != 1:
+        raise _Refused(f"input_form_ is 'single' but n_tasks_ is {T}")
+    return T, p, single
+
+
+def _fits(shape: tuple, want: tuple) -> bool:
+    return len(shape) == len(want) and all(
+        n in w if isinstance(w, range) else n == w for n, w in zip(shape, want, strict=True))
+
+
+def _show(want: tuple) -> str:
+    dims = [f"{w.start}..{w.stop - 1}" if isinstance(w, range) else str(w) for w in want]
+    return f"({', '.join(dims)}{',' if len(dims) == 1 else ''})"
+
+
+def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
+                used: set[str], dims: str = "the header") -> None:
+    """An entry against its rule; array shapes come from the ``.npy`` headers, the expected
+    ones from the header's numbers (``dims`` says which)."""
+    kind, what = spec["kind"], rule[0]
+    if what in ("int", "float", "bool", "str"):
+        v = spec.get("value") if kind == "json" else None
+        types = {"int": int, "float": (int, float), "bool": bool, "str": str}[what]
+        if (kind != "json" or not isinstance(v, types)
+                or (what != "bool" and isinstance(v, bool))):
+            raise _Refused(f"attribute {name!r} must be a {what}, got {spec!r:.80}")
+        if what == "int" and not ((rule[1] is None or v >= rule[1])
+                                  and (rule[2] is None or v <= rule[2])):
+            raise _Refused(f"attribute {name!r} is {v}, outside {rule[1]}..{rule[2]}")
+        if what == "str" and v not in rule[1]:
+            raise _Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
+        return
+    if what == "list":
+        if kind != "list" or len(spec["items"]) != rule[1]:
+            raise _Refused(f"attribute {name!r} must be a list of {rule[1]} entries (one per "
+                           "task)")
+        for i, item in enumerate(spec["items"]):
+            _check_rule(f"{name}[{i}]", item, rule[2], members, used, dims)
+        return
+    want = rule[-1]
+    if kind == "labels" and what == "labels":
+        shape = tuple(spec["shape"])
+    elif kind == "array":
+        key = spec["key"]
+        if key not in members or key == _HEADER:
+            raise _Malformed(f"attribute {name!r} names the array {key!r}, which the file "
+                             "lacks")
+        if key in used:
+            raise _Refused(f"the array {key!r} is named twice")
+        used.add(key)
+        shape, dtype = members[key].shape, members[key].dtype
+        if what == "array" and dtype.kind not in rule[1]:
+            raise _Refused(f"attribute {name!r} has dtype {dtype}, expected "
+                           f"{_KIND_NAMES.get(rule[1], 'numeric')} values")
+    else:
+        raise _Refused(f"attribute {name!r} must be an array, got a {kind} entry")
+    if not _fits(shape, want):
+        raise _Refused(f"attribute {name!r} has shape {shape}, but {dims} make it "
+                       f"{_show(want)}")
+
+
+def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
+                  used: set[str], dims: str) -> None:
+    """Constructor parameters: known names; arrays only a task weight (T,) or a graph (T, T)."""
+    known = set(cls._get_param_names()) if hasattr(cls, "_get_param_names") else set()
+    for name, spec in params.items():
+        if name not in known:
+            raise _Refused(f"parameter {name!r} is not a parameter of {cls.__name__}")
+        _check_entry(spec, f"parameter {name!r}")
+        kind = spec["kind"]
+        if kind == "array" and name == "task_weight":
+            _check_rule(name, spec, _float_array(T), members, used, dims)
+        elif kind == "penalty" and name == "penalty":
+            for k, v in spec["params"].items():
+                if v["kind"] == "array" and k == "A":
+                    _check_rule(f"penalty.{k}", v, ("array", "biuf", (T, T)), members,
+                                used, dims)
+                elif v["kind"] != "json":
+                    raise _Refused(f"penalty parameter {k!r} holds a {v['kind']} entry")
+        elif kind != "json":
+            raise _Refused(f"parameter {name!r} holds a {kind} entry")
+
+
+def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict, dict, dict]:
+    """Everything in the header, before any array data is read: (class, params, attributes,
+    digests)."""
+    cls = _REGISTRY.get(header.get("class")) if isinstance(header.get("class"), str) else None
+    schema = None if cls is None else _schema(cls)
+    if schema is None:
+        raise _Refused(f"it holds an unknown model class {header.get('class')!r:.80}")
+    params, attrs, digests = (header.get(k) for k in ("params", "attributes", "sha256"))
+    if not isinstance(params, dict) or not isinstance(attrs, dict):
+        raise _Malformed("params and attributes must be objects")
+    if (not isinstance(digests, dict) or set(digests) != set(members) - {_HEADER}
+            or not all(isinstance(d, str) for d in digests.values())):
+        raise _Integrity()
+    for name, spec in attrs.items():
+        _check_entry(spec, f"attribute {name!r}")
+    allowed = schema[0](schema[2], 1, 1, False)
+    for name in attrs:
+        if name not in allowed:
+            raise _Refused(f"attribute {name!r:.80} is not one that {cls.__name__} saves "
+                           f"(those are {', '.join(sorted(allowed))})")
+    for name in schema[1]:
+        if name not in attrs:
+            raise _Malformed(f"it lacks the attribute {name!r}")
+    T, p, single = _dims(schema, attrs)
+    rules = schema[0](schema[2], T, p, single)
+    dims = (f"n_features_in_ = {p}" if "n_tasks_" not in rules
+            else f"n_tasks_ = {T} and n_features_in_ = {p}")
+    used: set[str] = set()
+    for name, spec in attrs.items():
+        _check_rule(name, spec, rules[name], members, used, dims)
+    if cls.__name__ == "TransferredTask" and attrs["loss_"]["value"] == "logistic" \
+            and "classes_" not in attrs:
+        raise _Malformed("it lacks the attribute 'classes_'")
+    _check_params(cls, params, T, members, used, dims)
+    unused = set(members) - used - {_HEADER}
+    if unused:
+        raise _Refused(f"it holds arrays its header does not use: {sorted(unused)[:5]}")
+    return cls, params, attrs, digests
+
+
+# ---------------------------------------------------------------------- load
 def load(path: str | os.PathLike) -> Any:
     """Load a model written by ``save``; refuses newer formats and modified files.
 
-    The archive is read with ``allow_pickle=False``, so loading runs no code from the file.
-    ``regmtl.load`` is this function.
+    The archive is read without pickle, so loading runs no code from the file, and nothing in
+    the file is trusted: the class must be one of regmtl's models, only the attributes that
+    class declares are set, every array's shape must be the one the model's numbers of tasks
+    and features imply, and every size is checked before any array data is read (no more than
+    the declared bytes are then decompressed). A folder is a deep estimator (see
+    :meth:`regmtl.deep.DeepMultiTaskRegressor.save`; needs PyTorch). ``regmtl.load`` is this
+    function.
 
     Parameters
     ----------
     path : str or path-like
         A file written by the ``save`` method of a model (see
-        :class:`~regmtl.persistence.SaveMixin`).
+        :class:`~regmtl.persistence.SaveMixin`), or a folder written by the ``save`` method of
+        a deep estimator.
 
     Returns
     -------
-    MultiTaskRegressor, MultiTaskClassifier or TransferredTask
+    MultiTaskRegressor, MultiTaskClassifier, TransferredTask or a deep estimator
         The fitted model, with its parameters and fitted attributes.
 
     Raises
     ------
     ValueError
         If the file is not a readable regmtl model file, uses a newer format than this
-        version reads, fails its integrity check, or names an unknown class.
+        version reads, fails its integrity check, names an unknown class or attribute, or
+        holds arrays whose shapes, dtypes or sizes do not fit its header; the message names
+        the file.
 
     Examples
     --------
@@ -225,45 +648,53 @@ def load(path: str | os.PathLike) -> Any:
     ...     print("refused:", "not a readable regmtl model file" in str(exc))
     refused: True
     """
+    if os.path.isdir(path):
+        from .deep.estimators import load_estimator  # torch only for deep models
+
+        return load_estimator(path)
+    name = repr(os.fspath(path))
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            header = json.loads(bytes(npz[_HEADER]).decode("utf-8"))
-            arrays = {k: npz[k] for k in npz.files if k != _HEADER}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError,
-            json.JSONDecodeError, EOFError) as exc:
+        with zipfile.ZipFile(path) as zf:
+            return _load_archive(zf, name)
+    except _Malformed as exc:
+        raise ValueError(f"{name} has a malformed header ({str(exc).rstrip('.')}).") from None
+    except _Refused as exc:
+        raise ValueError(f"{name} was refused: {str(exc).rstrip('.')}.") from None
+    except _Integrity:
         raise ValueError(
-            f"{os.fspath(path)!r} is not a readable regmtl model file ({exc}); it may be "
-            "truncated or corrupted."
-        ) from exc
+            f"{name} failed its integrity check: its arrays do not match the digests in its "
+            "header (the file was modified or corrupted)."
+        ) from None
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, RuntimeError,
+            NotImplementedError, UnicodeDecodeError, json.JSONDecodeError,
+            RecursionError) as exc:
+        raise ValueError(
+            f"{name} is not a readable regmtl model file ({type(exc).__name__}: {exc}); it may "
+            "be truncated or corrupted."
+        ) from None
+
+
+def _load_archive(zf: zipfile.ZipFile, name: str) -> Any:
+    members = _members(zf)
+    header = _read_header(members[_HEADER])
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-        raise ValueError(f"{os.fspath(path)!r} is not a regmtl model file.")
+        raise ValueError(f"{name} is not a regmtl model file.")
     fv = header.get("format_version")
     if isinstance(fv, bool) or not isinstance(fv, int) or fv < 1:
-        raise ValueError(
-            f"{os.fspath(path)!r} has a malformed header (format_version {fv!r} is not a "
-            "positive integer)."
-        )
+        raise _Malformed(f"format_version {fv!r:.40} is not a positive integer")
     if fv > FORMAT_VERSION:
         raise ValueError(
-            f"{os.fspath(path)!r} uses model format {fv!r}, newer than this regmtl reads "
+            f"{name} uses model format {fv!r}, newer than this regmtl reads "
             f"({FORMAT_VERSION}); upgrade regmtl to load it."
         )
-    digests = header.get("sha256", {})
-    if (not isinstance(digests, dict) or set(digests) != set(arrays)
-            or any(_digest(arrays[k]) != d for k, d in digests.items())):
-        raise ValueError(
-            f"{os.fspath(path)!r} failed its integrity check: its arrays do not match the "
-            "digests in its header (the file was modified or corrupted)."
-        )
-    cls = _REGISTRY.get(header.get("class"))
-    if cls is None:
-        raise ValueError(
-            f"{os.fspath(path)!r} holds an unknown model class {header.get('class')!r}."
-        )
+    cls, params, attrs, digests = _check_header(header, members)
+    arrays = {k: m.read() for k, m in members.items() if k != _HEADER}
+    if any(_digest(arrays[k]) != d for k, d in digests.items()):
+        raise _Integrity()
     try:
-        model = cls(**{k: _decode(v, arrays) for k, v in header["params"].items()})
-        for k, v in header["attributes"].items():
+        model = cls(**{k: _decode(v, arrays) for k, v in params.items()})
+        for k, v in attrs.items():
             setattr(model, k, _decode(v, arrays))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{os.fspath(path)!r} has a malformed header ({exc}).") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _Malformed(str(exc)) from None
     return model

@@ -1,23 +1,45 @@
 """Checkpoints: a folder with ``model.pt`` (the state_dict) and ``config.json`` (the net).
 
-The weights are read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+The weights are read with ``torch.load(weights_only=True)``: a checkpoint cannot run code. Nothing
+in a checkpoint is trusted: the config is checked in full (names, types, ranges), the state dict
+is read first (memory-mapped, so nothing is allocated from sizes the file declares) and its tensor
+shapes are compared with those the config builds (on the ``meta`` device: no memory) before the
+net is built. Every refusal is a ``ValueError`` that names the file.
 """
 
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ._torch import torch
-from .nets import NETS, MultiTaskNet
-from .tasks import TaskSpec
+from .nets import ACTIVATIONS, NETS, MultiTaskNet
+from .tasks import KINDS, TaskSpec
 
 __all__ = ["save_checkpoint", "load_checkpoint", "FORMAT"]
 
 FORMAT = 1
 WEIGHTS, CONFIG = "model.pt", "config.json"
+_RESERVED = ("format", "regmtl_version", "net", "net_config")
+_MAX_CONFIG_BYTES = 64 * 2**20
+
+# the options of each net's config: "count" an int >= 1, "widths" a list of them ("widths+"
+# non-empty), "activation" a name, "dropout" a number in [0, 1), "bool" a boolean
+_COMMON = {"activation": "activation", "dropout": "dropout", "batch_norm": "bool"}
+_EXPERTS = {"expert_hidden": "widths+", "tower_hidden": "widths", **_COMMON}
+_NET_OPTIONS = {
+    "HardSharing": {"hidden": "widths", "head_hidden": "widths", **_COMMON},
+    "MMoE": {"n_experts": "count", **_EXPERTS},
+    "CGC": {"n_shared_experts": "count", "n_task_experts": "count", **_EXPERTS},
+    "PLE": {"n_levels": "count", "n_shared_experts": "count", "n_task_experts": "count",
+            **_EXPERTS},
+}
+_DEFAULTS = {"hidden": [64, 32], "n_experts": 4, "n_levels": 2, "expert_hidden": [64],
+             "tower_hidden": [32]}
+_SPEC_KEYS = {"name", "kind", "n_outputs", "loss", "metrics", "weight"}
 
 
 def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = None) -> Path:
@@ -36,12 +58,18 @@ def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = No
     net : MultiTaskNet
         The net to save.
     extra : dict, optional
-        JSON-able entries stored in the config (epoch, metric, ...).
+        JSON-able entries stored in the config (epoch, metric, ...); they cannot be named
+        ``format``, ``regmtl_version``, ``net`` or ``net_config``.
 
     Returns
     -------
     pathlib.Path
         The folder.
+
+    Raises
+    ------
+    ValueError
+        If ``extra`` uses one of the names the checkpoint itself writes.
 
     See Also
     --------
@@ -58,6 +86,10 @@ def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = No
     ...     sorted(f.name for f in folder.iterdir())
     ['config.json', 'model.pt']
     """
+    clash = sorted(set(extra or {}) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra: {clash} are written by the checkpoint itself; use other "
+                         "names.")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     try:
@@ -74,20 +106,203 @@ def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = No
 
 
 def read_config(path: str | Path) -> dict:
+    """The checked ``config.json`` of the checkpoint folder ``path`` (format and size)."""
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise FileNotFoundError(f"{path} is not a regmtl checkpoint (it needs {WEIGHTS} and "
                                 f"{CONFIG}).")
+    if (path / CONFIG).stat().st_size > _MAX_CONFIG_BYTES:
+        raise ValueError(f"{path / CONFIG} is larger than a checkpoint config can be "
+                         f"({_MAX_CONFIG_BYTES} bytes).")
     try:
         config = json.loads((path / CONFIG).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path / CONFIG} is not valid JSON ({exc}).") from None
-    if not isinstance(config, dict) or not isinstance(config.get("format"), int):
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
         raise ValueError(f"{path / CONFIG} is not a regmtl checkpoint config (no format).")
-    if config["format"] > FORMAT:
-        raise ValueError(f"{path / CONFIG}: checkpoint format {config['format']} is newer "
+    if fmt > FORMAT:
+        raise ValueError(f"{path / CONFIG}: checkpoint format {fmt} is newer "
                          f"than this regmtl reads ({FORMAT}); upgrade regmtl.")
     return config
+
+
+# ---------------------------------------------------------------------- the weights
+def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+    """The state dict in ``file``, read with ``weights_only=True`` and memory-mapped.
+
+    The archive is checked first (a readable zip of stored members within the file's size), so
+    a truncated, corrupt or inflated file is refused before torch reads it.
+    """
+    size = file.stat().st_size
+    try:
+        with zipfile.ZipFile(file) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{file} is not a readable state_dict ({exc}); it may be truncated or "
+                         "corrupted.") from None
+    if (any(i.compress_type != zipfile.ZIP_STORED for i in infos)
+            or sum(i.file_size for i in infos) > size):
+        raise ValueError(f"{file} is not a state_dict written by torch.save: its members are "
+                         "compressed or declare more bytes than the file holds.")
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True, mmap=True)
+    except Exception as exc:  # torch raises many kinds of errors on a corrupt file
+        raise ValueError(f"{file} is not a readable state_dict ({type(exc).__name__}: "
+                         f"{str(exc)[:300]}); it may be truncated or corrupted.") from None
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{file} does not hold a state_dict (a dict of named tensors).")
+    for k, v in state.items():
+        if v.layout != torch.strided or v.is_quantized or v.is_complex():
+            raise ValueError(f"{file}: tensor {k!r} is not a plain dense tensor.")
+    return state
+
+
+def _compare(state: dict, want: dict, what: str, file: Path) -> None:
+    """The tensors of ``state`` have the names, shapes and kinds of those of ``want``."""
+    n_file = sum(v.numel() for v in state.values())
+    n_want = sum(v.numel() for v in want.values())
+    counts = f"{what} has {n_want} weights in {len(want)} tensors, the file {n_file} in " \
+             f"{len(state)}"
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        raise ValueError(f"{file} does not fit {what}: missing tensors {missing[:5]}, "
+                         f"unexpected tensors {extra[:5]} ({counts}).")
+    for k, w in want.items():
+        got = state[k]
+        if tuple(got.shape) != tuple(w.shape) or got.is_floating_point() != w.is_floating_point():
+            raise ValueError(f"{file} does not fit {what}: tensor {k!r} has shape "
+                             f"{tuple(got.shape)} ({got.dtype}); {what} has {tuple(w.shape)} "
+                             f"({w.dtype}) ({counts}).")
+
+
+# ---------------------------------------------------------------------- the config
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_option(name: str, value: Any, kind: str, cap: int) -> None:
+    """One net option against its kind; every size at most ``cap`` (the weights in the file)."""
+    ok = True
+    if kind == "count":
+        ok = _is_int(value) and 1 <= value <= cap
+    elif kind.startswith("widths"):
+        ok = (isinstance(value, list) and len(value) <= cap
+              and all(_is_int(h) and 1 <= h <= cap for h in value)
+              and (kind == "widths" or len(value) > 0))
+    elif kind == "activation":
+        ok = isinstance(value, str) and value in ACTIVATIONS
+    elif kind == "dropout":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and 0.0 <= value < 1.0
+    elif kind == "bool":
+        ok = isinstance(value, bool)
+    if not ok:
+        raise ValueError(f"{name} = {value!r:.80} is not a valid value ({kind}, sizes at most "
+                         f"the {cap} weights of the state_dict)")
+
+
+def _task_specs(tasks: Any, cap: int) -> list[TaskSpec]:
+    if not isinstance(tasks, list) or not 1 <= len(tasks) <= cap:
+        raise ValueError("tasks must be a non-empty list of task specs")
+    specs = []
+    for t in tasks:
+        if not isinstance(t, dict) or not set(t) <= _SPEC_KEYS or "name" not in t:
+            raise ValueError(f"task {t!r:.80} is not a task spec (keys {sorted(_SPEC_KEYS)})")
+        n = t.get("n_outputs")
+        if (not isinstance(t["name"], str) or t.get("kind", "regression") not in KINDS
+                or not (n is None or (_is_int(n) and 1 <= n <= cap))
+                or not isinstance(t.get("loss"), (str, type(None)))
+                or not (t.get("metrics") is None or (isinstance(t["metrics"], list)
+                                                     and all(isinstance(m, str)
+                                                             for m in t["metrics"])))
+                or isinstance(t.get("weight", 1.0), bool)
+                or not isinstance(t.get("weight", 1.0), (int, float))):
+            raise ValueError(f"task {t!r:.80} has a value of the wrong type or range")
+        specs.append(TaskSpec.from_config(t))
+    return specs
+
+
+def _mlp_layers(widths: list, batch_norm: bool) -> int:
+    return len(widths) * (2 if batch_norm else 1)
+
+
+def _layers(name: str, kw: dict) -> int:
+    """How many Linear and BatchNorm layers the config builds (each holds >= 1 tensor)."""
+    T, bn = len(kw["tasks"]), kw.get("batch_norm", False)
+    head_hidden = (kw.get("head_hidden", []) if name == "HardSharing"
+                   else kw.get("tower_hidden", _DEFAULTS["tower_hidden"]))
+    head = T * (_mlp_layers(head_hidden, bn) + 1)
+    if name == "HardSharing":
+        return _mlp_layers(kw.get("hidden", _DEFAULTS["hidden"]), bn) + head
+    expert = _mlp_layers(kw.get("expert_hidden", _DEFAULTS["expert_hidden"]), bn)
+    if name == "MMoE":
+        return kw.get("n_experts", _DEFAULTS["n_experts"]) * expert + T + head
+    levels = kw.get("n_levels", _DEFAULTS["n_levels"]) if name == "PLE" else 1
+    per_level = (kw.get("n_shared_experts", 2) + T * kw.get("n_task_experts", 1)) * expert + T
+    return levels * per_level + levels - 1 + head
+
+
+def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type, dict]:
+    """The net class and constructor arguments of a config, checked in full against the
+    state dict it must fit: no size may exceed what the file holds."""
+    if name not in NETS or not isinstance(kw, dict):
+        raise ValueError(f"{where}: net {name!r:.80} is not one of {sorted(NETS)}")
+    cap = max(1, sum(v.numel() for v in state.values()))
+    options = _NET_OPTIONS[name]
+    unknown = sorted(set(kw) - set(options) - {"n_features", "tasks"})
+    try:
+        if unknown:
+            raise ValueError(f"unknown options {unknown[:5]} for {name}")
+        if not _is_int(kw.get("n_features")) or not 1 <= kw["n_features"] <= cap:
+            raise ValueError(f"n_features = {kw.get('n_features')!r:.40} is not an integer in "
+                             f"1..{cap} (the weights of the state_dict)")
+        for opt, value in kw.items():
+            if opt in options:
+                _check_option(opt, value, options[opt], cap)
+        specs = _task_specs(kw.get("tasks"), cap)
+        if _layers(name, kw) > len(state):
+            raise ValueError(f"the config builds {_layers(name, kw)} layers, the state_dict "
+                             f"holds {len(state)} tensors")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
+    return NETS[name], {**kw, "tasks": specs}
+
+
+def _meta_state(cls: type, kw: dict, where: Path) -> dict[str, torch.Tensor]:
+    """The tensors ``cls(**kw)`` would hold, built on the meta device (no memory)."""
+    try:
+        with torch.device("meta"):
+            return cls(**kw).state_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
+
+
+def _restore(net: MultiTaskNet, state: dict, file: Path) -> MultiTaskNet:
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{file} does not fit the net: {str(exc)[:300]}.") from None
+    return net
+
+
+def load_net(path: Path, config: dict, net: MultiTaskNet | None,
+             map_location: Any = "cpu") -> MultiTaskNet:
+    """The net of a checkpoint whose config was read by :func:`read_config`."""
+    file = path / WEIGHTS
+    if net is None:
+        name = config.get("net")
+        if name not in NETS:
+            raise ValueError(f"{path}: the saved net ({name!r:.80}) cannot be rebuilt from its "
+                             "config; pass the net: load_checkpoint(path, net=...).")
+        state = read_state(file, map_location)
+        cls, kw = check_net_config(name, config.get("net_config"), state, path)
+        _compare(state, _meta_state(cls, kw, path), f"the net of {path / CONFIG}", file)
+        return _restore(cls(**kw), state, file)
+    state = read_state(file, map_location)
+    _compare(state, net.state_dict(), "the net given", file)
+    return _restore(net, state, file)
 
 
 def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
@@ -95,6 +310,9 @@ def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
     """The net saved in ``path``: rebuilt from its config, or ``net`` with the saved weights.
 
     The weights are read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+    Nothing in it is trusted: the config is checked in full, and the tensors of ``model.pt``
+    are compared, names and shapes, with those the config builds (or ``net`` holds) before any
+    net is built or any weight copied.
 
     Parameters
     ----------
@@ -116,8 +334,9 @@ def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
     FileNotFoundError
         If ``path`` is not a checkpoint folder.
     ValueError
-        If the config is invalid or of a newer format, or the net cannot be rebuilt from it
-        and ``net`` is not given.
+        If the config is invalid or of a newer format, the net cannot be rebuilt from it and
+        ``net`` is not given, ``model.pt`` is truncated or corrupt, or its tensors do not fit
+        the config (or ``net``); the message names the file.
 
     Examples
     --------
@@ -134,15 +353,4 @@ def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
     >>> torch.equal(net(x)["a"], loaded(x)["a"])
     True
     """
-    config = read_config(path)
-    if net is None:
-        name = config.get("net")
-        if name not in NETS:
-            raise ValueError(f"{path}: the saved net ({name!r}) cannot be rebuilt from its "
-                             "config; pass the net: load_checkpoint(path, net=...).")
-        kw = dict(config["net_config"])
-        kw["tasks"] = [TaskSpec.from_config(t) for t in kw["tasks"]]
-        net = NETS[name](**kw)
-    state = torch.load(Path(path) / WEIGHTS, map_location=map_location, weights_only=True)
-    net.load_state_dict(state)
-    return net
+    return load_net(Path(path), read_config(path), net, map_location)

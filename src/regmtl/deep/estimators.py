@@ -10,18 +10,32 @@ predictions mapped back.
 
 from __future__ import annotations
 
+import inspect
+import os
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..persistence import (
+    FORMS,
+    _array_from_json,
+    _array_to_json,
+    _check_scalar,
+    _Malformed,
+    _scalar,
+    _unscalar,
+)
 from ..taskdata import TaskData, _as_labels, as_task_data, column_target
 from ._torch import torch
+from .checkpoint import CONFIG, load_net, read_config, save_checkpoint
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .tasks import TaskSpec
@@ -31,13 +45,15 @@ from .weighting import WEIGHTINGS, Weighting
 __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier"]
 
 ARCHITECTURES = ("hard", "mmoe", "cgc", "ple")
+_ARCHITECTURE_NETS = {"hard": "HardSharing", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
 class _DeepMultiTask(BaseEstimator):
-    """Input conversion, the net, the trainer."""
+    """Input conversion, the net, the trainer, saving."""
 
     _kind = "regression"
+    _saved: tuple[str, ...] = ()  # the fitted attributes of the subclass that ``save`` writes
 
     _parameter_constraints: dict = {
         "architecture": [StrOptions(set(ARCHITECTURES))],
@@ -224,6 +240,95 @@ class _DeepMultiTask(BaseEstimator):
         tags.non_deterministic = False
         return tags
 
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted estimator to the folder ``path``; :func:`regmtl.load` reads it back.
+
+        The folder is a checkpoint (:func:`~regmtl.deep.save_checkpoint`): ``model.pt``, the
+        net's ``state_dict``, and ``config.json``, which also holds the estimator's parameters
+        and what it needs to predict as it did (task labels, target scaling, classes, input
+        form, feature names, history). No pickle: the weights are read back with
+        ``torch.load(weights_only=True)``. ``trainer_`` is not saved.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder (created if needed; its ``model.pt`` and ``config.json`` are
+            overwritten).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        TypeError
+            If a parameter cannot be written as JSON (a ``RandomState`` as ``random_state``,
+            a weighting of your own class).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import regmtl
+        >>> from regmtl.deep import DeepMultiTaskRegressor
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.standard_normal((40, 3))
+        >>> m = DeepMultiTaskRegressor(hidden=(8,), max_epochs=5).fit(X, 10 + 3 * X[:, 0])
+        >>> m.save("deep_model")
+        >>> again = regmtl.load("deep_model")
+        >>> bool(np.array_equal(again.predict(X), m.predict(X)))
+        True
+        """
+        check_is_fitted(self)
+        params = {k: _param_to_json(k, v) for k, v in self.get_params(deep=False).items()}
+        estimator = {"class": type(self).__name__, "params": params,
+                     "attributes": self._attributes_to_json()}
+        save_checkpoint(path, self.net_, {"estimator": estimator})
+
+    def _attributes_to_json(self) -> dict:
+        out = {"tasks_": _array_to_json(np.asarray(self.tasks_)),
+               "n_tasks_": int(self.n_tasks_), "input_form_": str(self.input_form_),
+               "n_features_in_": int(self.n_features_in_), "n_iter_": int(self.n_iter_),
+               "best_epoch_": int(self.best_epoch_),
+               "history_": {str(c): _array_to_json(self.history_[c].to_numpy())
+                            for c in self.history_.columns}}
+        if hasattr(self, "feature_names_in_"):
+            out["feature_names_in_"] = _array_to_json(self.feature_names_in_)
+        return out
+
+    def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
+        """One saved attribute, checked (type, range, shape) against the saved numbers of tasks,
+        features and epochs (``dims``)."""
+        T, p = dims.get("n_tasks_", 1), dims.get("n_features_in_", 1)
+        if name in ("n_tasks_", "n_features_in_", "n_iter_", "best_epoch_"):
+            low = 1 if name in ("n_tasks_", "n_features_in_") else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"attribute {name!r} = {value!r:.40} is not an integer >= {low}")
+            return value
+        if name == "input_form_":
+            if value not in FORMS:
+                raise ValueError(f"attribute 'input_form_' = {value!r:.40} is not one of {FORMS}")
+            return value
+        if name == "history_":
+            if not isinstance(value, dict):
+                raise ValueError("attribute 'history_' is not a table")
+            cols = {c: _array_from_json(v, f"history_ column {c!r:.40}") for c, v in value.items()}
+            if any(c.shape != (dims.get("n_iter_"),) or c.dtype.kind not in "biuf"
+                   for c in cols.values()):
+                raise ValueError("attribute 'history_' does not hold one number per epoch")
+            return pd.DataFrame(cols)
+        shape = {"tasks_": (T,), "feature_names_in_": (p,)}.get(name, (T,))
+        arr = _array_from_json(value, f"attribute {name!r}")
+        if arr.shape != shape:
+            raise ValueError(f"attribute {name!r} has shape {arr.shape}, but n_tasks_ = {T} and "
+                             f"n_features_in_ = {p} make it {shape}")
+        if name == "feature_names_in_" and not all(isinstance(v, str) for v in arr):
+            raise ValueError("attribute 'feature_names_in_' holds names that are not strings")
+        if name in ("y_mean_", "y_scale_") and (arr.dtype.kind != "f"
+                                                or not np.all(np.isfinite(arr))
+                                                or (name == "y_scale_" and np.any(arr <= 0))):
+            raise ValueError(f"attribute {name!r} must hold finite floats"
+                             f"{' > 0' if name == 'y_scale_' else ''}")
+        return arr
+
 
 class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     """A multi-task network for regression, as a scikit-learn estimator.
@@ -330,6 +435,14 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     """
 
     _kind = "regression"
+    _saved = ("y_mean_", "y_scale_")
+
+    def _attributes_to_json(self) -> dict:
+        return {**super()._attributes_to_json(), "y_mean_": _array_to_json(self.y_mean_),
+                "y_scale_": _array_to_json(self.y_scale_)}
+
+    def _head_kinds(self, attrs: dict) -> list[tuple[str, int]]:
+        return [("regression", 1)] * attrs["n_tasks_"]
 
     def _encode(self, data: TaskData) -> np.ndarray:
         y = np.asarray(data.y, dtype=np.float64)
@@ -494,6 +607,29 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
     """
 
     _kind = "classification"
+    _saved = ("classes_",)
+
+    def _attributes_to_json(self) -> dict:
+        classes = [self.classes_] if self.input_form_ == "single" else self.classes_
+        saved = [_array_to_json(np.asarray(c)) for c in classes]
+        return {**super()._attributes_to_json(),
+                "classes_": saved[0] if self.input_form_ == "single" else saved}
+
+    def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
+        if name != "classes_":
+            return super()._attribute_from_json(name, value, dims)
+        single = dims["input_form_"] == "single"
+        if not single and (not isinstance(value, list) or len(value) != dims["n_tasks_"]):
+            raise ValueError(f"attribute 'classes_' must list the classes of each of the "
+                             f"{dims['n_tasks_']} tasks")
+        out = [_array_from_json(v, "attribute 'classes_'") for v in ([value] if single else value)]
+        if any(c.ndim != 1 or len(c) < 2 for c in out):
+            raise ValueError("attribute 'classes_' must hold at least two classes per task")
+        return out[0] if single else out
+
+    def _head_kinds(self, attrs: dict) -> list[tuple[str, int]]:
+        classes = [attrs["classes_"]] if attrs["input_form_"] == "single" else attrs["classes_"]
+        return [("binary", 1) if len(c) == 2 else ("multiclass", len(c)) for c in classes]
 
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
         if fitting:
@@ -639,3 +775,142 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         return float(np.mean([
             accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s - a]))
             for (s, _), pred, a in zip(data.segments(), labels, starts, strict=True)]))
+
+
+# ---------------------------------------------------------------------- persistence
+_ESTIMATORS = {"DeepMultiTaskRegressor": DeepMultiTaskRegressor,
+               "DeepMultiTaskClassifier": DeepMultiTaskClassifier}
+_SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
+          "n_iter_", "best_epoch_", "history_")
+_REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
+             "history_")
+_DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
+
+
+def _weighting_name(w: Weighting) -> str:
+    for name, cls in WEIGHTINGS.items():
+        if cls is type(w):
+            return name
+    raise TypeError(f"a weighting of class {type(w).__name__} cannot be saved; use one of "
+                    f"{sorted(WEIGHTINGS)}.")
+
+
+def _plain(v: Any) -> Any:
+    """A weighting option as JSON: numbers, strings, and lists or dicts of them."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+        return {k: _plain(x) for k, x in v.items()}
+    raise TypeError(f"a value of type {type(v).__name__} cannot be saved")
+
+
+def _param_to_json(name: str, v: Any) -> Any:
+    """A constructor parameter as JSON (tuples, lists, a weighting by name and options)."""
+    try:
+        if isinstance(v, Weighting):
+            cls = WEIGHTINGS[_weighting_name(v)]
+            args = [a for a in inspect.signature(cls.__init__).parameters if a != "self"]
+            return {"weighting": _weighting_name(v),
+                    "options": {a: _plain(getattr(v, a)) for a in args}}
+        if isinstance(v, list):
+            return {"list": [_scalar(x) for x in v]}
+        return _scalar(v)
+    except (TypeError, AttributeError) as exc:
+        raise TypeError(f"parameter {name}={v!r} cannot be saved ({exc}); set a plain value "
+                        f"(est.set_params({name}=...)) and save again.") from None
+
+
+def _param_from_json(name: str, v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == {"weighting", "options"}:
+        cls = WEIGHTINGS.get(v["weighting"]) if isinstance(v["weighting"], str) else None
+        args = set() if cls is None else set(inspect.signature(cls.__init__).parameters)
+        if (cls is None or not isinstance(v["options"], dict)
+                or not set(v["options"]) <= args - {"self"}):
+            raise ValueError(f"parameter {name!r} is not a known weighting with its options")
+        return cls(**v["options"])
+    if isinstance(v, dict) and set(v) == {"list"} and isinstance(v["list"], list):
+        for x in v["list"]:
+            _check_scalar(x, f"parameter {name!r}")
+        return [_unscalar(x) for x in v["list"]]
+    _check_scalar(v, f"parameter {name!r}")
+    return _unscalar(v)
+
+
+def _estimator(spec: Any) -> tuple[_DeepMultiTask, dict]:
+    """The estimator (parameters checked) and its attributes (checked) from the config."""
+    if not isinstance(spec, dict) or set(spec) != {"class", "params", "attributes"}:
+        raise ValueError("its 'estimator' entry is not a saved estimator")
+    cls = _ESTIMATORS.get(spec["class"]) if isinstance(spec["class"], str) else None
+    params, attrs = spec["params"], spec["attributes"]
+    if cls is None or not isinstance(params, dict) or not isinstance(attrs, dict):
+        raise ValueError(f"class {spec['class']!r:.80} is not a deep estimator")
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise ValueError(f"parameter {unknown[0]!r:.80} is not a parameter of {cls.__name__}")
+    est = cls(**{k: _param_from_json(k, v) for k, v in params.items()})
+    est._validate_params()
+    allowed = set(_SAVED) | set(cls._saved)
+    for name in attrs:
+        if name not in allowed:
+            raise ValueError(f"attribute {name!r:.80} is not one that {cls.__name__} saves "
+                             f"(those are {', '.join(sorted(allowed))})")
+    for name in (*_REQUIRED, *cls._saved):
+        if name not in attrs:
+            raise ValueError(f"attribute {name!r} is missing")
+    dims: dict = {}
+    for name in (*_DIMS, *attrs):
+        if name in attrs and name not in dims:
+            dims[name] = est._attribute_from_json(name, attrs[name], dims)
+    if dims["input_form_"] == "single" and dims["n_tasks_"] != 1:
+        raise ValueError(f"input_form_ is 'single' but n_tasks_ is {dims['n_tasks_']}")
+    return est, dims
+
+
+def _check_net_matches(est: _DeepMultiTask, attrs: dict, config: dict) -> None:
+    """The saved net is the one the estimator's fit builds: class, inputs, task heads."""
+    net, kw = config.get("net"), config.get("net_config")
+    want = _ARCHITECTURE_NETS[est.architecture]
+    if net != want or not isinstance(kw, dict):
+        raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
+                         f"builds a {want}")
+    if kw.get("n_features") != attrs["n_features_in_"]:
+        raise ValueError(f"the net reads {kw.get('n_features')!r:.40} features, but "
+                         f"n_features_in_ is {attrs['n_features_in_']}")
+    heads = est._head_kinds(attrs)
+    tasks = kw.get("tasks")
+    got = ([(t.get("name"), t.get("kind", "regression"), t.get("n_outputs", 1))
+            for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else None)
+    if got != [(f"t{k}", kind, n) for k, (kind, n) in enumerate(heads)]:
+        raise ValueError("the net's task heads do not fit the saved tasks and classes "
+                         f"({len(heads)} tasks)")
+
+
+def load_estimator(path: str | os.PathLike) -> _DeepMultiTask:
+    """A deep estimator saved with ``save`` in the folder ``path`` (:func:`regmtl.load`).
+
+    The config is checked in full (class, parameters, only the attributes the class saves,
+    their types and shapes, the net they need) before the weights are read with
+    ``torch.load(weights_only=True)`` and compared with the net (see
+    :func:`~regmtl.deep.load_checkpoint`); every refusal is a ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    config = read_config(path)
+    if "estimator" not in config:
+        raise ValueError(f"{path} holds a net checkpoint, not a saved estimator; read the net "
+                         "with regmtl.deep.load_checkpoint.")
+    try:
+        est, attrs = _estimator(config["estimator"])
+        _check_net_matches(est, attrs, config)
+    except (ValueError, TypeError, _Malformed) as exc:
+        raise ValueError(f"{path / CONFIG} was refused: {str(exc).rstrip('.')}.") from None
+    net = load_net(path, config, None)
+    for name, value in attrs.items():
+        setattr(est, name, value)
+    if isinstance(est, DeepMultiTaskClassifier):
+        est._classes = [est.classes_] if est.input_form_ == "single" else list(est.classes_)
+    est.net_ = net.eval()
+    return est
