@@ -83,10 +83,11 @@ def test_warm_start(loss, solver):
     tight = TIGHT if solver == "bcd" else TIGHT_FISTA
     m = model(loss, pen, a / 5, solver=solver, warm_start=True, **tight).fit(Xs, ys)
     first = m.coef_.copy(), m.objective_
-    # refit at the same alpha: the previous solution is certified at the first check
+    # refit at the same alpha: a warm-started solve closes a tenth of its starting certificate
+    # (floor 1e-3 tol), which from the optimum takes at most two check intervals
     m.fit(Xs, ys)
-    assert m.n_iter_ == 1
-    np.testing.assert_allclose(m.coef_, first[0], rtol=1e-6, atol=1e-8)
+    assert m.n_iter_ <= 20
+    np.testing.assert_allclose(m.coef_, first[0], rtol=1e-6, atol=1e-7)
     assert m.objective_ == pytest.approx(first[1], rel=1e-13)
     # a nearby alpha: same solution as a cold fit, in fewer iterations
     m.set_params(alpha=a / 6).fit(Xs, ys)

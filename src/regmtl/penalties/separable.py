@@ -99,6 +99,20 @@ class _ElasticType(Penalty):
             )
         return self.dual_norm(G0) / rho
 
+    def directional_derivative(self, W: np.ndarray, D: np.ndarray, alpha: float) -> float:
+        """The right derivative of ``t -> Omega(W + t D)`` at ``t = 0``."""
+        rho = self.rho
+        val = (1.0 - rho) * float(np.vdot(W, D)) if rho < 1 else 0.0
+        if rho > 0:
+            nw = self._norms(W)
+            if self.group:
+                on = nw > 0
+                val += rho * float(np.sum(np.einsum("ij,ij->i", W[on], D[on]) / nw[on]))
+                val += rho * float(self._norms(D[~on]).sum())
+            else:
+                val += rho * float(np.sum(np.where(W != 0, np.sign(W) * D, np.abs(D))))
+        return alpha * val
+
     def active_gradient(self, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         """``(D, mask)``: the gradient of Omega at W where it is smooth (``mask``: nonzero
         entries, or every entry of a nonzero row for groups), 0 elsewhere."""

@@ -16,7 +16,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .bcd import bcd, check_options
-from .certificates import Certificate, Reference, certify, reference
+from .certificates import Certificate, Reference, certify, fit_intercepts, reference
 from .linear import conjugate_gradient, has_linear_path
 from .prox_grad import fista
 from .result import SolverResult
@@ -166,28 +166,67 @@ def solve(
         b = np.array(b0, dtype=np.float64)
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
+    run_tol = tol if W0 is None else _warm_tol(data, datafit, penalty, alpha, W, b, V0,
+                                               fit_intercept, ref, tol)
     if solver == "fista":
         res = fista(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                    tol=tol, max_iter=max_iter, verbose=verbose, V0=V0)
+                    tol=run_tol, max_iter=max_iter, verbose=verbose, V0=V0)
     elif solver == "bcd":
         res = bcd(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                  tol=tol, max_iter=max_iter, verbose=verbose, **options)
+                  tol=run_tol, max_iter=max_iter, verbose=verbose, **options)
     else:
         res = conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
-                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                                 fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
                                  verbose=verbose)
+    _check_finite(res)
+    res.converged = res.certificate.converged(tol)
     if not res.converged:
-        cert = res.certificate
-        what = "duality gap" if cert.kind == "duality_gap" else "KKT residual"
-        warnings.warn(
-            f"{solver} stopped after {res.n_iter} iterations (max_iter={max_iter}) with a "
-            f"relative {what} of "
-            f"{cert.relative:.3e} > tol={tol:g}. Increase max_iter, loosen tol, or raise "
-            "alpha.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+        warnings.warn(_shortfall(solver, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
     return res
+
+
+def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) -> float:
+    """The tolerance of a warm-started solve: ``tol``, and at most a tenth of the certificate
+    of the starting point, so that every point of a path is a solve at its own alpha (near the
+    end of a path the previous solution often meets ``tol`` already, and would come back
+    unmoved, tying neighbouring points), but not below ``1e-3 * tol``."""
+    f = data.linear(W, b)
+    if fit_intercept:
+        S = datafit.state(data.y, f)
+        fit_intercepts(data, datafit, S, b.copy())
+        f = datafit.scores(data.y, S)
+    V = penalty.lift(W) if V0 is None else np.asarray(V0, dtype=np.float64)
+    start = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref).relative
+    return min(tol, max(0.1 * start, 1e-3 * tol))
+
+
+def _check_finite(res: SolverResult) -> None:
+    if not (np.all(np.isfinite(res.W)) and np.all(np.isfinite(res.b))
+            and np.isfinite(res.certificate.primal)):
+        raise FloatingPointError(
+            "the solver produced non-finite coefficients or objective; the data's scale "
+            "overflows float64 arithmetic. Standardize X and y (e.g. divide by their standard "
+            "deviations) and fit again."
+        )
+
+
+def _shortfall(solver: str, res: SolverResult, tol: float, max_iter: int) -> str:
+    """The ConvergenceWarning's text: what was reached, why the solve stopped, what to do."""
+    cert = res.certificate
+    what = "duality gap" if cert.kind == "duality_gap" else "KKT residual"
+    reached = f"a relative {what} of {cert.relative:.3e} > tol={tol:g}"
+    if res.stalled:
+        return (
+            f"{solver} stopped after {res.n_iter} iterations because progress stalled at "
+            f"{reached} (max_iter={max_iter} was not reached; more iterations will not help). "
+            "The problem is ill-conditioned (collinear or badly scaled columns) or tol is "
+            f"below what float64 can certify here: standardize the features, loosen tol to "
+            f"{10 * cert.relative:.0e}, or raise alpha."
+        )
+    return (
+        f"{solver} ran out of iterations (max_iter={max_iter}) at {reached}. Increase "
+        "max_iter, loosen tol, or raise alpha."
+    )
 
 
 def _zero_is_optimal(penalty: Penalty, alpha: float, ref: Reference) -> bool:

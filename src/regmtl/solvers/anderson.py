@@ -36,9 +36,16 @@ class Anderson:
         if not np.all(np.isfinite(U)) or not np.any(U):
             return None
         # sum z = 1 eliminated: z_K = 1 - sum_{k<K} z_k, then min ||A g - b|| by least squares
-        # (SVD, minimum norm: exact also when the differences are linearly dependent)
+        # (SVD, minimum norm: exact also when the differences are linearly dependent). Directions
+        # in which the differences are at the rounding level of the iterates carry no signal:
+        # they are cut, so that the extrapolation does not amplify rounding (the same problem in
+        # another row order then gives the same point).
         A = (U[:-1] - U[-1]).T
-        g = np.linalg.lstsq(A, -U[-1], rcond=None)[0]
+        top = np.linalg.norm(A, 2)
+        if top == 0.0:
+            return None
+        noise = 1e-9 * np.abs(X).max() * np.sqrt(X.shape[1])
+        g = np.linalg.lstsq(A, -U[-1], rcond=min(noise / top, 0.5))[0]
         z = np.append(g, 1.0 - g.sum())
         if not np.all(np.isfinite(z)):
             return None

@@ -237,35 +237,43 @@ def _line_search(inner, penalty, alpha, D) -> bool:
 
     Coordinate descent on (nearly) collinear columns slides along the valley of the data term
     by the same step every epoch, a drift no extrapolation of a converging sequence removes;
-    one exact search along the drift jumps to where a coordinate meets its kink."""
+    one exact search along the drift jumps to where a coordinate meets its kink. The minimizer
+    is the root of the right derivative ``-a + b t + d/dt Omega(W + t D)``, found by
+    bisection to the last bits (not by comparing values, which are flat near the minimum)."""
     a, b, u = inner.along(D)
     W0 = inner.W.copy()
-    base = penalty.value(W0, alpha)
 
-    def phi(t):
-        return -a * t + 0.5 * b * t * t + penalty.value(W0 + t * D, alpha) - base
+    def slope(t):
+        return -a + b * t + penalty.directional_derivative(W0 + t * D, D, alpha)
 
+    if slope(0.0) >= 0.0:
+        return False
     lo, hi = 0.0, 1.0
-    while phi(2.0 * hi) < phi(hi) and hi < 1e12:
+    while slope(hi) < 0.0:
         lo, hi = hi, 2.0 * hi
-    hi *= 2.0
-    for _ in range(60):  # golden section on [lo, hi]
-        m1, m2 = lo + 0.382 * (hi - lo), lo + 0.618 * (hi - lo)
-        if phi(m1) <= phi(m2):
-            hi = m2
+        if hi > 1e12:
+            return False
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if slope(mid) < 0.0:
+            lo = mid
         else:
-            lo = m1
-    t = 0.5 * (lo + hi)
-    if phi(t) < 0.0:
+            hi = mid
+    t = hi
+    value = -a * t + 0.5 * b * t * t + penalty.value(W0 + t * D, alpha) - penalty.value(W0, alpha)
+    if value < 0.0:
         inner.move(D, t, u)
         return True
     return False
 
 
 def _aligned(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two successive epoch steps point the same way (cosine above 0.99)."""
+    """Two successive epoch steps point the same way (cosine above 0.99) and are about as long
+    (ratio above 0.9): a drift, not a geometric convergence, which Anderson handles."""
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    return bool(na > 0 and nb > 0 and np.vdot(a, b) > 0.99 * na * nb)
+    return bool(na > 0.9 * nb > 0 and np.vdot(a, b) > 0.99 * na * nb)
 
 
 def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
@@ -290,7 +298,10 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
                 inner.try_point(x.reshape(inner.W.shape))
         W = inner.W
         new = W - last
-        if step is not None and _aligned(new, step) and _line_search(inner, penalty, alpha, new):
+        # a search along the drift, once the gap has stopped closing (a continuous path
+        # otherwise: the same data in another row order gives the same iterates)
+        if (stalled and step is not None and _aligned(new, step)
+                and _line_search(inner, penalty, alpha, new)):
             W = inner.W
             new = None
         last, step = W.copy(), new
@@ -457,7 +468,7 @@ def _working_set(penalty, alpha, W, G, screened, p0):
 
 def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, working_set,
                    screening, anderson, p0, check_every=5, start=0):
-    """The outer loop for the squared loss; returns (epochs, certificate, converged)."""
+    """The outer loop for the squared loss; returns (epochs, certificate, converged, stalled)."""
     p = W.shape[0]
     l1, _, group = penalty.bcd_params(alpha)
     screened = np.zeros(p, dtype=bool)
@@ -480,11 +491,11 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
             print(f"[bcd] epoch {total:5d}  gap {cert.relative:.3e}  "
                   f"screened {int(screened.sum())}  primal {primal:.12e}")
         if cert.converged(tol):
-            return total, cert, True
+            return total, cert, True, False
         stalled = 0 if gap < 0.99 * best else stalled + 1
         best = min(best, gap)
         if total >= max_iter or stalled >= 20:
-            return total, cert, False
+            return total, cert, False, total < max_iter
         if screening and l1 > 0:
             new = screen(s * Gd, problem.L, safe_radius(gap, 1.0), l1, group) & ~screened
             if new.any():
@@ -501,7 +512,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
             RR, duals = problem.outer_terms(W)
             gap, primal, dual, _, _ = quadratic_gap(penalty, alpha, W, RR, duals)
             cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
-            return max(total, 1), cert, cert.converged(tol)
+            return max(total, 1), cert, cert.converged(tol), False
         inner = problem.inner(ws, W, penalty, alpha)
         if newton is not None:
             _line_search(inner, penalty, alpha, newton[ws])
@@ -678,15 +689,16 @@ def bcd(
     total = 0
     if _use_full_gram(data, gram, tol):
         problem = _GramProblem(data, fit_intercept, params)
-        total, cert, converged = _least_squares(problem, penalty, alpha, W, **options)
+        total, cert, converged, _ = _least_squares(problem, penalty, alpha, W, **options)
         b[:] = problem.intercepts(W) if fit_intercept else 0.0
         if converged or total >= max_iter:
             return SolverResult(W, b, max(total, 1), cert, converged)
         # stalled above tol (cancellation in the Gram formulas): go on over the data
     problem = _DataProblem(data, fit_intercept, params, W, b, gram_ws)
-    total, cert, converged = _least_squares(problem, penalty, alpha, W, start=total, **options)
+    total, cert, converged, stalled = _least_squares(problem, penalty, alpha, W, start=total,
+                                                     **options)
     b[:] = problem.intercepts(W)
-    return SolverResult(W, b, max(total, 1), cert, converged)
+    return SolverResult(W, b, max(total, 1), cert, converged, stalled=stalled)
 
 
 def _kkt_loop(data, datafit, penalty, alpha, W, b, params, *, ref, fit_intercept, tol,

@@ -68,12 +68,13 @@ def conjugate_gradient(
     Z = inv_diag * R
     P = Z.copy()
     rz = np.vdot(R, Z)
-    cert, converged, it = None, False, 0
+    cert, converged, it, stalled = None, False, 0, False
     for it in range(1, max_iter + 1):
         AP = operator(P)
         pAp = np.vdot(P, AP)
         if pAp <= 0:
-            break  # the residual left lies in the null space of the system
+            stalled = True  # the residual left lies in the null space of the system
+            break
         step = rz / pAp
         W += step * P
         R -= step * AP
@@ -91,10 +92,12 @@ def conjugate_gradient(
                 converged = True
                 break
             if rz == 0.0:
+                stalled = True
                 break
     b_out = ybar - np.einsum("jt,jt->t", xm, W)
     if cert is None or not converged:
         cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b_out), fit_intercept,
                        ref)
         converged = cert.converged(tol)
-    return SolverResult(W, b_out if fit_intercept else np.zeros(T), it, cert, converged)
+    return SolverResult(W, b_out if fit_intercept else np.zeros(T), it, cert, converged,
+                        stalled=stalled and not converged)

@@ -120,7 +120,7 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
         stalled = 0 if cert.relative < 0.99 * best else stalled + 1
         best = min(best, cert.relative)
         if total >= max_iter or stalled >= 20:
-            return SolverResult(W, b, max(total, 1), cert, False)
+            return SolverResult(W, b, max(total, 1), cert, False, stalled=total < max_iter)
         ws = np.arange(p, dtype=np.int64)
         if use_gap:
             if L_screen is not None:

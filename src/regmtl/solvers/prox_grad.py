@@ -23,6 +23,9 @@ from .result import SolverResult
 
 __all__ = ["fista", "lipschitz_estimate"]
 
+#: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
+_MAX_BACKTRACK = 60
+
 
 class _CenteredMaps:
     """``linear`` / ``adjoint`` of the design in centered coordinates (xm = 0: plain maps)."""
@@ -82,7 +85,8 @@ def fista(
     coordinates when intercepts are fitted; the step ``1 / L`` starts from a power-iteration
     estimate of the data term's curvature and doubles until the quadratic upper bound holds,
     and momentum restarts when it points against the last step. The intercepts are minimized
-    exactly before every certificate.
+    exactly before every certificate. The line search is bounded: when no step passes (the
+    loss at its rounding floor) the solve stops and says it stalled.
 
     Parameters
     ----------
@@ -154,7 +158,8 @@ def fista(
     f = maps.linear(penalty.compose(V), b)
     Z, zb, fz = V, b, f  # the extrapolated point and its scores (linear in the point)
     t = 1.0
-    cert, best = None, None
+    cert, best, stalled = None, None, False
+    floor = 1e-13 * ref.P0  # the rounding floor of a data-term value
     it = 0
     for it in range(1, max_iter + 1):
         val_z = datafit.value(y, fz, c)
@@ -162,16 +167,18 @@ def fista(
         GV = penalty.spread(GW)
         if not fit_intercept:
             Gb = np.zeros_like(zb)
-        while True:
+        for _ in range(_MAX_BACKTRACK):
             V_new = penalty.prox(Z + GV / L, 1.0 / L, alpha)
             b_new = zb + Gb / L
             dV, db = V_new - Z, b_new - zb
             f_new = maps.linear(penalty.compose(V_new), b_new)
             bound = val_z - np.vdot(GV, dV) - np.dot(Gb, db)
             bound += 0.5 * L * (np.vdot(dV, dV) + np.dot(db, db))
-            if datafit.value(y, f_new, c) <= bound + 1e-12 * abs(val_z):
+            if datafit.value(y, f_new, c) <= bound + 1e-12 * abs(val_z) + floor:
                 break
             L *= 2.0
+        else:  # no step size passes: the loss sits at the rounding floor
+            stalled = True
         step_V, step_b, step_f = V_new - V, b_new - b, f_new - f
         if np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b) > 0:  # restart
             t = 1.0
@@ -182,7 +189,7 @@ def fista(
             Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * step_f
             t = t_next
         V, b, f = V_new, b_new, f_new
-        if it % check_every == 0 or it == max_iter or it == 1:
+        if it % check_every == 0 or it == max_iter or it == 1 or stalled:
             # certify with the intercepts minimized exactly, on copies: the iterates (and
             # with them the momentum) stay untouched
             b_cert, f_cert = b.copy(), f
@@ -194,9 +201,10 @@ def fista(
             best = (V, b_cert)
             if verbose:
                 print(f"[fista] iter {it:5d}  L {L:.3e}  {cert.kind} {cert.relative:.3e}")
-            if cert.converged(tol):
+            if cert.converged(tol) or stalled:
                 break
     V, b = best
     W = penalty.compose(V)
     b = b - np.einsum("jt,jt->t", xm, W)
-    return SolverResult(W, b, it, cert, cert.converged(tol), V)
+    converged = cert.converged(tol)
+    return SolverResult(W, b, it, cert, converged, V, stalled=stalled and not converged)

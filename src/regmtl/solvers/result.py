@@ -28,6 +28,9 @@ class SolverResult:
     V : ndarray, optional
         The penalty's variable: W itself (the default) unless the penalty lifts it, as the
         pair ``(P, Q)`` of shape (2, p, T) with ``W = P + Q``.
+    stalled : bool, default=False
+        The solver stopped before ``max_iter`` because its certificate stopped improving (the
+        rounding floor, or progress too slow to measure), not because iterations ran out.
 
     See Also
     --------
@@ -53,6 +56,7 @@ class SolverResult:
     certificate: Certificate
     converged: bool
     V: np.ndarray | None = None
+    stalled: bool = False
 
     def __post_init__(self):
         if self.V is None:
