@@ -9,12 +9,15 @@ import pytest
 from sklearn.linear_model import LogisticRegression, Ridge
 
 import regmtl as rm
-from regmtl.datasets import load_school
-from regmtl.scaling import fit_standardized
+from regmtl.datasets import load_school, make_multitask_regression
+from regmtl.scaling import fit_standardized, pooled_scaling, standardize
 from regmtl.transfer import (
     TransferredTask,
+    _auto_grid,
+    _prior_alpha,
     _ridge_path,
     _shrunk_path,
+    _source,
     structure_priors,
 )
 from regmtl.transfer_curve import split_tasks, transfer_curve
@@ -100,6 +103,34 @@ def test_shrunk_intercept_path_equals_scaled_ridge(n):
     assert loo[0, i] == pytest.approx((t[i] - A[i] @ ref_i.coef_) ** 2, rel=1e-8)
 
 
+def test_shrunk_path_leave_one_out_with_alike_rows_and_a_tiny_alpha():
+    """The dual form's leave-one-out stays exact where ``1 - h_ii`` is nearly 0 (two equal
+    rows, alpha 1e-8): it was a singular solve before."""
+    rng = np.random.default_rng(3)
+    G, t, w = rng.normal(size=(6, 9)), rng.normal(size=6), rng.uniform(0.5, 2, 6)
+    G[1] = G[0]
+    a, beta = 1e-8, 0.05
+    _, _, loo = _shrunk_path(G, t, w, np.array([a]), beta)
+    A = np.hstack([G / np.sqrt(a), np.ones((6, 1)) / np.sqrt(beta)])
+    for i in range(6):
+        keep = np.arange(6) != i
+        ref = Ridge(alpha=w.sum(), fit_intercept=False, solver="svd").fit(
+            A[keep], t[keep], sample_weight=w[keep])
+        assert loo[0, i] == pytest.approx((t[i] - A[i] @ ref.coef_) ** 2, rel=1e-5)
+
+
+def test_cv_on_identical_rows_stays_sane():
+    """All training rows alike (it happens on School): no spread to scale the CV grid by; the
+    grid keeps the uncentered scale, and the fit predicts like the default does."""
+    Xs, ys, W, new = _tasks("mean")
+    m = rm.MultiTaskRegressor("mean", alpha=0.05).fit(Xs, ys)
+    X, y, Xt, yt = new(5, 0)
+    X = np.repeat(X[:1], 5, axis=0)
+    cv, auto = rm.transfer(m, X, y, alpha="cv"), rm.transfer(m, X, y)
+    assert cv.alpha_ > 1e-9
+    assert _mse(cv, Xt, yt) < 1.5 * _mse(auto, Xt, yt)
+
+
 def test_single_task_logistic_equals_sklearn():
     rng = np.random.default_rng(4)
     X = rng.normal(size=(60, 5))
@@ -130,11 +161,12 @@ def test_a_learned_task_is_its_own_transfer(penalty):
 
 
 def test_mean_prior_solves_its_objective():
-    """Default fit: the stated objective's gradient (weights and shrunk intercept) is zero."""
+    """The model's strength: the stated objective's gradient (weights and shrunk intercept)
+    is zero."""
     Xs, ys, W, new = _tasks("mean")
     m = rm.MultiTaskRegressor("mean", alpha=0.05).fit(Xs, ys)
     X, y, _, _ = new(8, 0)
-    tr = rm.transfer(m, X, y)
+    tr = rm.transfer(m, X, y, alpha="model")
     assert tr.strategy_ == "mean" and tr.alpha_source_ == "model"
     assert tr.alpha_ == pytest.approx(m.alpha * np.median(m.task_sizes_) / 8)
     w0 = m.coef_.mean(axis=0)
@@ -189,14 +221,17 @@ def test_subspace_is_recovered_and_transfer_beats_single_task():
     Q_true = np.linalg.svd(W[:, :-1], full_matrices=False)[0][:, :2]
     cosines = np.linalg.svd(prior.basis[:, :2].T @ Q_true, compute_uv=False)
     assert cosines.min() > 0.99
-    ratios = []
+    ratios, carried = [], []
     for r in range(10):
         X, y, Xt, yt = new(10, r)
         tr = rm.transfer(m, X, y)
         assert tr.strategy_ == "subspace" and tr.rank_ == prior.info["rank"]
-        single = rm.transfer(m, X, y, strategy="single", alpha="cv")
-        ratios.append(_mse(tr, Xt, yt) / _mse(single, Xt, yt))
-    assert np.mean(ratios) < 0.8  # measured 0.68
+        single = _mse(rm.transfer(m, X, y, strategy="single", alpha="cv"), Xt, yt)
+        ratios.append(_mse(tr, Xt, yt) / single)
+        carried.append(_mse(rm.transfer(m, X, y, alpha="model"), Xt, yt) / single)
+    # the default chooses its alpha on 10 noisy rows (measured 0.86); the model's own strength
+    # is the better one here (0.68), as it is not for sparse tasks
+    assert np.mean(ratios) < 0.9 and np.mean(carried) < 0.75
 
 
 def test_nearest_cluster_is_chosen():
@@ -264,6 +299,101 @@ def test_classifier_transfer_beats_single_task():
     assert np.mean(acc_t) > np.mean(acc_s) + 0.03 and np.mean(acc_t) > 0.8
 
 
+# ------------------------------------------------------------------ the default strength
+def test_auto_grid_spans_both_anchors_and_a_little_beyond():
+    grid = _auto_grid([0.2, 0.001])
+    assert {0.2, 0.001} <= set(grid.tolist())
+    assert grid.min() == pytest.approx(0.001 / 10**0.5) and grid.max() == pytest.approx(2.0)
+    assert np.all(np.diff(np.log10(grid)) <= 0.5 + 1e-9)
+    np.testing.assert_allclose(_auto_grid([1.0]), [10**-0.5, 1.0, 10**0.5, 10.0])
+
+
+def test_prior_alpha_matches_the_old_tasks_spread():
+    """The prior read as a Gaussian, ``theta_k ~ N(0, s / lam_k)``, with ``s`` matched to the
+    old tasks' coefficients and ``alpha = sigma^2 / (n s)``."""
+    Xs, ys, W, new = _tasks("support", T=6, n=50)
+    m = rm.MultiTaskRegressor("l21", alpha=0.05).fit(Xs, ys)
+    (prior,) = structure_priors(m)
+    rows = np.linalg.norm(m.coef_, axis=0)[prior.info["support"]]
+    s = np.sum(m.coef_[:, prior.info["support"]] ** 2) / (6 * rows.sum())
+    a = _prior_alpha(_source(m), prior, 12.0)
+    assert a == pytest.approx(np.median(m.residual_variance_) / (12 * s), rel=1e-12)
+
+
+def test_auto_without_enough_samples_to_choose_carries_the_model_strength():
+    Xs, ys, W, new = _tasks("support", T=5, n=40)
+    m = rm.MultiTaskRegressor("l21", alpha=0.1).fit(Xs, ys)
+    X, y, _, _ = new(2, 0)
+    tr = rm.transfer(m, X, y)
+    assert tr.alpha_source_ == "model"
+    assert tr.alpha_ == pytest.approx(0.1 * np.median(m.task_sizes_) / 2)
+
+
+def _related_task_mse(penalty: str, n_t: int, seed: int, n_new: int = 12) -> dict:
+    """Test MSE per alpha choice: 9 related tasks (shared support, 60 features), a new one
+    with ``n_new`` rows (the setting of scripts/transfer_default.py, one draw per seed)."""
+    d = make_multitask_regression(10, [n_t] * 9 + [n_new + 400], 60, n_informative=10,
+                                  relatedness=0.8, random_state=seed)
+    m = rm.MultiTaskRegressorCV(penalty, alphas=6, cv=3, random_state=0).fit(d.X[:9],
+                                                                              d.y[:9])
+    X, y, Xt, yt = d.X[9][:n_new], d.y[9][:n_new], d.X[9][n_new:], d.y[9][n_new:]
+    modes = {"auto": {}, "model": {"alpha": "model"}, "cv": {"alpha": "cv"},
+             "single": {"strategy": "single", "alpha": "cv"}}
+    return {k: _mse(rm.transfer(m, X, y, **kw), Xt, yt) for k, kw in modes.items()}
+
+
+@pytest.mark.parametrize("n_t", [50, 300])
+@pytest.mark.parametrize("penalty", ["l1", "l21", "trace", "mean"])
+def test_default_alpha_is_as_good_as_cv_on_related_tasks(penalty, n_t):
+    """Over 5 seeds the default is within 5% of leave-one-out CV in the median and never 50%
+    worse (measured: medians 0.79 to 1.02, worst 1.25); the model's strength alone (the old
+    default) had median ratios 3x (n_t = 50) to 30x (n_t = 300) for L1 / L2,1."""
+    runs = [_related_task_mse(penalty, n_t, seed) for seed in range(5)]
+    auto_cv = np.array([r["auto"] / r["cv"] for r in runs])
+    assert np.median(auto_cv) <= 1.05 and auto_cv.max() <= 1.5, auto_cv
+    assert np.median([r["auto"] / r["single"] for r in runs]) < 0.6
+    if penalty in ("l1", "l21"):
+        model_cv = np.array([r["model"] / r["cv"] for r in runs])
+        assert np.median(model_cv) > 1.3, model_cv
+        assert np.median(auto_cv / model_cv) < 0.75
+
+
+@pytest.fixture(scope="module")
+def school_split():
+    """20 held-out schools; the default model of transfer_curve fitted on the others."""
+    school = load_school()
+    Xs = [np.asarray(x, dtype=np.float64) for x in school.X]
+    ys = [np.asarray(v, dtype=np.float64) for v in school.y]
+    old, new = split_tasks(len(Xs), 20, random_state=0)
+    mean, scale = pooled_scaling([Xs[t] for t in old])
+    m = rm.MultiTaskRegressorCV("mean", alphas=12, cv=3, random_state=0).fit(
+        standardize([Xs[t] for t in old], mean, scale), [ys[t] for t in old])
+    return m, [(standardize([Xs[t]], mean, scale)[0], ys[t], t) for t in new]
+
+
+def test_default_alpha_beats_cv_on_school(school_split):
+    """Held-out schools with n = 5, 10, 20, 40 rows (2 draws each): the default's mean test
+    MSE is below leave-one-out CV's at every n (measured 0.83 / 0.87 / 0.94 / 0.98), no worse
+    than the model's strength alone (the old default), and below single-task ridge."""
+    m, tasks = school_split
+    modes = {"auto": {}, "model": {"alpha": "model"}, "cv": {"alpha": "cv"},
+             "single": {"strategy": "single", "alpha": "cv"}}
+    for n, bound in ((5, 0.92), (10, 0.95), (20, 0.98), (40, 1.0)):
+        err = {k: [] for k in modes}
+        for Z, y, t in tasks:
+            if len(y) < n + 10:
+                continue
+            for r in range(2):
+                perm = np.random.default_rng([t, n, r]).permutation(len(y))
+                tr, te = perm[:n], perm[n:]
+                for k, kw in modes.items():
+                    err[k].append(_mse(rm.transfer(m, Z[tr], y[tr], **kw), Z[te], y[te]))
+        mse = {k: np.mean(v) for k, v in err.items()}
+        assert mse["auto"] < bound * mse["cv"], (n, mse)
+        assert mse["auto"] < 1.02 * mse["model"], (n, mse)
+        assert mse["auto"] < 0.85 * mse["single"], (n, mse)
+
+
 # ------------------------------------------------------------------ units, persistence
 def test_standardized_model_transfers_on_raw_features():
     Xs, ys, W, new = _tasks("mean")
@@ -308,7 +438,7 @@ def test_school_transfer_beats_single_task_ridge():
     school = load_school()
     curve = transfer_curve(school, new_tasks=20, n_new=(5, 10), n_repeats=3, random_state=0)
     table = curve.table()
-    # full run (10 repeats, n up to 40): 0.65 / 0.69 / 0.76 / 0.87 of single-task MSE
+    # full run (10 repeats, n up to 40): 0.60 / 0.64 / 0.76 / 0.87 of single-task MSE
     assert table.loc[5, "transfer / single"] < 0.8
     assert table.loc[10, "transfer / single"] < 0.8
     assert set(curve.summary["method"]) == {"transfer", "single-task", "pooled"}
