@@ -229,9 +229,19 @@ def test_dual_scaling_for_pure_norms(name):
         dn = dual_norm(kind, G)
         assert penalty.dual_norm(G) == pytest.approx(dn, rel=1e-14)
         s = penalty.dual_scaling(G, alpha)
-        assert 0.0 < s <= 1.0
+        assert np.all((0.0 < np.asarray(s)) & (np.asarray(s) <= 1.0))
         assert dual_norm(kind, s * G) <= alpha * (1 + 1e-14)
-        if dn > alpha:  # scaled exactly onto the boundary, no more than needed
+        if kind == "entry":
+            # the entrywise ball is a product over tasks: each column scaled on its own,
+            # exactly onto the boundary where it is outside, not at all where it is inside
+            assert np.shape(s) == (G.shape[1],)
+            for t in range(G.shape[1]):
+                m = np.abs(G[:, t]).max()
+                if m > alpha:
+                    assert np.abs(s[t] * G[:, t]).max() == pytest.approx(alpha, rel=1e-14)
+                else:
+                    assert s[t] == 1.0
+        elif dn > alpha:  # scaled exactly onto the boundary, no more than needed
             assert dual_norm(kind, s * G) == pytest.approx(alpha, rel=1e-14)
         else:
             assert s == 1.0

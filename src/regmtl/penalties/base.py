@@ -385,3 +385,15 @@ def check_positive(value: Any, name: str, *, strict: bool = True) -> float:
         bound = "> 0" if strict else ">= 0"
         raise ValueError(f"{name} must be a finite number {bound}; got {value!r}.")
     return float(value)
+
+
+def entry_scale(x: np.ndarray, eps: float) -> np.ndarray:
+    """``sqrt(x^2 + eps)`` entrywise: the smoothed ``|x|`` of a reweighting."""
+    return np.sqrt(x * x + eps)
+
+
+def spectral_scale(X: np.ndarray, eps: float) -> np.ndarray:
+    """``(X X' + eps I)^{1/2}`` (p x p): the smoothed ``(X X')^{1/2}`` of the trace norm's
+    variational form ``||X||_* = min_D (tr(X' D^{-1} X) + tr D) / 2``."""
+    lam, Q = np.linalg.eigh(X @ X.T)
+    return (Q * np.sqrt(np.maximum(lam, 0.0) + eps)) @ Q.T

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Penalty, check_positive
+from .base import Penalty, check_positive, entry_scale, spectral_scale
 
 __all__ = ["Dirty", "SparseLowRank"]
 
@@ -157,6 +157,13 @@ class Dirty(_Decomposition):
         g = self._weight()
         return float(max(_row_norms(G).max(initial=0.0), np.abs(G).max(initial=0.0) / g))
 
+    def inverse_weights(self, V, alpha, eps):
+        """The reweighting at (P, Q): ``[||P_j||_eps / alpha]`` per row and
+        ``[|Q_jt|_eps / (alpha g)]`` per entry (p x T each)."""
+        rows = np.sqrt(np.einsum("ij,ij->i", V[0], V[0]) + eps)
+        return [("diag", np.repeat(rows[:, None] / alpha, V.shape[2], axis=1)),
+                ("diag", entry_scale(V[1], eps) / (alpha * self._weight()))]
+
 
 class SparseLowRank(_Decomposition):
     r"""Sparse plus low rank: a subspace shared by the tasks plus sparse corrections.
@@ -234,3 +241,9 @@ class SparseLowRank(_Decomposition):
         g = self._weight()
         spec = float(np.linalg.norm(G, 2)) if G.size else 0.0
         return float(max(spec, np.abs(G).max(initial=0.0) / g))
+
+    def inverse_weights(self, V, alpha, eps):
+        """The reweighting at (P, Q): ``[|P_jt|_eps / (alpha g)]`` per entry and
+        ``[(Q Q' + eps I)^{1/2} / alpha]``."""
+        return [("diag", entry_scale(V[0], eps) / (alpha * self._weight())),
+                ("full", spectral_scale(V[1], eps) / alpha)]

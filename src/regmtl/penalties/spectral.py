@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Penalty, check_positive
+from .base import Penalty, check_positive, spectral_scale
 
 __all__ = ["Trace", "Clustered", "cluster_weights"]
 
@@ -94,6 +94,11 @@ class Trace(Penalty):
 
     def alpha_max(self, G0):
         return _spectral_norm(G0)
+
+    def inverse_weights(self, V, alpha, eps):
+        """The reweighting of ``alpha ||W||_*`` at W: its inverse weight
+        ``(W W' + eps I)^{1/2} / alpha``, one p x p matrix for all tasks."""
+        return [("full", spectral_scale(V, eps) / alpha)]
 
     def structure(self, V, alpha):
         s = np.linalg.svd(V, compute_uv=False)

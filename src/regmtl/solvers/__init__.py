@@ -189,7 +189,8 @@ def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) 
     """The tolerance of a warm-started solve: ``tol``, and at most a tenth of the certificate
     of the starting point, so that every point of a path is a solve at its own alpha (near the
     end of a path the previous solution often meets ``tol`` already, and would come back
-    unmoved, tying neighbouring points), but not below ``1e-3 * tol``."""
+    unmoved, tying neighbouring points), but not below ``1e-3 * tol`` nor the rounding floor
+    of the certificates (1e-12)."""
     f = data.linear(W, b)
     if fit_intercept:
         S = datafit.state(data.y, f)
@@ -197,7 +198,7 @@ def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) 
         f = datafit.scores(data.y, S)
     V = penalty.lift(W) if V0 is None else np.asarray(V0, dtype=np.float64)
     start = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref).relative
-    return min(tol, max(0.1 * start, 1e-3 * tol))
+    return min(tol, max(0.1 * start, 1e-3 * tol, 1e-12))
 
 
 def _check_finite(res: SolverResult) -> None:

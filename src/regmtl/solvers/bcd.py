@@ -44,6 +44,8 @@ from .certificates import Certificate, Reference, certify
 from .gram import GramInner, gram_stats
 from .moments import feature_moments, uniform_within_tasks
 from .polish import active_newton_step
+from .prox_grad import task_quadratic
+from .quadratic import quadratic_applies
 from .result import SolverResult
 from .screening import safe_radius, screen
 
@@ -320,7 +322,7 @@ class _DataProblem:
     """Squared loss over the data: the residual is kept; one ``X^T R`` per outer iteration."""
 
     def __init__(self, data: TaskData, fit_intercept: bool, params, W, b, gram_ws: bool):
-        self.data, self.c = data, data.c
+        self.data, self.c, self.fit_intercept = data, data.c, fit_intercept
         self.uniform = uniform_within_tasks(data)
         self.ls = _LeastSquaresEpochs(data, self.c, self.uniform, fit_intercept, *params)
         self.L = self.ls.L
@@ -349,7 +351,10 @@ class _DataProblem:
     def polished(self, W, G, penalty, alpha):
         """The Newton step on the active set (:mod:`~regmtl.solvers.polish`) and the dual
         candidate of its residual, or None."""
-        out = active_newton_step(self.data, self.c, self.ls.xm, self.R, W, G, penalty, alpha)
+        grams = (task_quadratic(self.data, self.fit_intercept)
+                 if quadratic_applies(self.data) else None)
+        out = active_newton_step(self.data, self.c, self.ls.xm, self.R, W, G, penalty, alpha,
+                                 grams)
         if out is None:
             return None
         step, u = out

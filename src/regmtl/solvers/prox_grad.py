@@ -19,9 +19,12 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
+from .quadratic import TaskQuadratic, quadratic_applies
 from .result import SolverResult
+from .reweighted import MAX_FEATURES as REWEIGHT_MAX_FEATURES
+from .reweighted import reweighted_start
 
-__all__ = ["fista", "lipschitz_estimate"]
+__all__ = ["fista", "fista_quadratic", "lipschitz_estimate", "task_quadratic"]
 
 #: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
 _MAX_BACKTRACK = 60
@@ -148,20 +151,42 @@ def fista(
     >>> res.converged, res.certificate.kind
     (True, 'duality_gap')
     """
+    V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
+    done = 0
+    # Gram form, unless tol is below the rounding floor of the Gram sums (about 2e-13 relative)
+    if datafit.code == 0 and quadratic_applies(data) and tol >= 1e-12:
+        q = task_quadratic(data, fit_intercept)
+        V, done, stalled = fista_quadratic(q, penalty, alpha, V, tol=tol * ref.P0,
+                                           max_iter=max_iter, check_every=check_every,
+                                           G0_norm=float(np.linalg.norm(ref.G0)),
+                                           verbose=verbose)
+        W = penalty.compose(V)
+        b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
+        f = data.linear(W, b)
+        cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref, q.lipschitz())
+        if cert.converged(tol) or done >= max_iter or stalled:
+            return SolverResult(W, b, max(done, 1), cert, cert.converged(tol), V,
+                                stalled=stalled and not cert.converged(tol))
+        # the Gram sums met tol but the data do not (rounding): finish over the data
+    elif datafit.code == 1 and quadratic_applies(data) and tol >= 1e-12:
+        from .structured_newton import structured_newton
+
+        return structured_newton(data, datafit, penalty, alpha, V, b, ref=ref,
+                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                                 verbose=verbose)
     y, c = data.y, data.c
     xm = data.feature_means() if fit_intercept else np.zeros((data.n_features, data.n_tasks))
     maps = _CenteredMaps(data, xm)
     copies = penalty.spread(np.ones((1, 1))).size  # ||compose||^2: W = P + Q doubles it
     L = max(copies * lipschitz_estimate(maps, datafit, fit_intercept), 1e-12)
-    V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     b = b + np.einsum("jt,jt->t", xm, penalty.compose(V))  # intercepts, centered coordinates
     f = maps.linear(penalty.compose(V), b)
     Z, zb, fz = V, b, f  # the extrapolated point and its scores (linear in the point)
     t = 1.0
     cert, best, stalled = None, None, False
     floor = 1e-13 * ref.P0  # the rounding floor of a data-term value
-    it = 0
-    for it in range(1, max_iter + 1):
+    it, best_rel, best_it = done, np.inf, done
+    for it in range(done + 1, max_iter + 1):
         val_z = datafit.value(y, fz, c)
         GW, Gb = maps.adjoint(c * datafit.theta(y, fz))  # minus the gradient
         GV = penalty.spread(GW)
@@ -189,7 +214,7 @@ def fista(
             Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * step_f
             t = t_next
         V, b, f = V_new, b_new, f_new
-        if it % check_every == 0 or it == max_iter or it == 1 or stalled:
+        if it % check_every == 0 or it == max_iter or it == done + 1 or stalled:
             # certify with the intercepts minimized exactly, on copies: the iterates (and
             # with them the momentum) stay untouched
             b_cert, f_cert = b.copy(), f
@@ -201,6 +226,10 @@ def fista(
             best = (V, b_cert)
             if verbose:
                 print(f"[fista] iter {it:5d}  L {L:.3e}  {cert.kind} {cert.relative:.3e}")
+            if cert.relative < 0.99 * best_rel:
+                best_rel, best_it = cert.relative, it
+            # no progress for as long as it took to reach the best: the rounding floor
+            stalled = stalled or it - best_it >= max(20 * check_every, best_it - done)
             if cert.converged(tol) or stalled:
                 break
     V, b = best
@@ -208,3 +237,87 @@ def fista(
     b = b - np.einsum("jt,jt->t", xm, W)
     converged = cert.converged(tol)
     return SolverResult(W, b, it, cert, converged, V, stalled=stalled and not converged)
+
+
+def task_quadratic(data: TaskData, fit_intercept: bool) -> TaskQuadratic:
+    """The squared loss of ``data`` in Gram form, built once per TaskData (paths, warm
+    starts and the folds' refits reuse it)."""
+    key = ("quadratic", bool(fit_intercept))
+    if key not in data._cache:
+        data._cache[key] = TaskQuadratic.from_data(data, data.c, data.y, fit_intercept)
+    return data._cache[key]
+
+
+def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
+                    tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
+                    verbose: int = 0, reweight: bool = True) -> tuple[np.ndarray, int, bool]:
+    """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form: exact step ``1 / L`` (no line
+    search), adaptive restart, certificate from the Gram sums every ``check_every`` iterations
+    (the duality gap plus a bound on its rounding, or the proximal-gradient KKT residual
+    relative to ``G0_norm``) until it is below ``tol`` (absolute for a gap).
+
+    Returns the variable at the last certificate, the iterations, and whether the
+    certificate stalled (no progress for as many iterations as it took to reach its best)."""
+    copies = penalty.spread(np.ones((1, 1))).size
+    L = copies * q.lipschitz()
+    it = 0
+    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and (
+            q.g.shape[0] <= REWEIGHT_MAX_FEATURES) and (
+            gram_certificate(q, penalty, alpha, V, L, G0_norm) > 100.0 * tol):
+        # far from the target: reweighted least squares first (see its module)
+        V, it = reweighted_start(
+            q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L,
+                                                             G0_norm) - tol,
+            budget=min(50, max_iter // 2))
+    use_gap = penalty.has_dual and alpha > 0
+    Z, V_prev, t = V.copy(), V.copy(), 1.0
+    best_val, best_V, best_it = np.inf, V.copy(), it
+    start = it
+    for it in range(start + 1, max_iter + 1):
+        GZ = penalty.spread(q.g - q.matvec(penalty.compose(Z)))  # minus the gradient
+        V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+        step = V - V_prev
+        if np.vdot(Z - V, step) > 0:  # momentum against the step: restart
+            t, Z = 1.0, V
+        else:
+            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            Z = V + ((t - 1.0) / t_next) * step
+            t = t_next
+        V_prev = V
+        if it % check_every and it != max_iter and it != start + 1:
+            continue
+        value = gram_certificate(q, penalty, alpha, V, L, G0_norm)
+        if verbose:
+            print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
+        if value < 0.99 * best_val:
+            best_val, best_V, best_it = value, V.copy(), it
+        if value <= tol or it == max_iter:
+            return V, it, False
+        # stalled: no progress for as long as it took to reach the best (and 20 checks), at
+        # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
+        if it - best_it >= max(20 * check_every, best_it - start) and (
+                not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
+            return best_V, it, True
+    return V, it, False
+
+
+def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
+                     L: float, G0_norm: float) -> float:
+    """The certificate of V from the Gram sums: the duality gap of the residual's dual point
+    plus a bound on its rounding (absolute), or else the proximal-gradient KKT residual at the
+    step ``1 / L`` relative to ``G0_norm``."""
+    W = penalty.compose(V)
+    HW = q.matvec(W)
+    if penalty.has_dual and alpha > 0:
+        RR, G, TT, YT = q.gap_terms(W, HW)
+        s = penalty.dual_scaling(G, alpha)
+        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.conjugate(s * G, alpha)
+        return 0.5 * RR + penalty.value(V, alpha) - dual + q.rounding(W, HW)
+    G = penalty.spread(q.g - HW)
+    D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
+    return float(np.sqrt(np.vdot(D, D))) * L / max(G0_norm, 1e-300)
+
+
+def _wh(q: TaskQuadratic, penalty: Penalty, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    W = penalty.compose(V)
+    return W, q.matvec(W)

@@ -1,0 +1,120 @@
+r"""The data term as one quadratic per task, in Gram form.
+
+For the squared loss (and for the weighted least-squares model of a proximal Newton step) the
+data term of task t, with its intercept minimized out, is an exact quadratic in ``w_t``::
+
+    sum_{r in t} c_r (z_r - b_t - x_r . w_t)^2 / 2
+        = w_t' H_t w_t / 2 - g_t' w_t + e_t / 2,
+
+    H_t = X_{c,t}' diag(c_t) X_{c,t},  g_t = X_{c,t}' (c_t z_{c,t}),  e_t = sum c_t z_{c,t}^2,
+
+with ``X_c``, ``z_c`` centered by the task's weighted means (not centered without intercepts).
+When a task has more rows than features, iterating on ``H_t`` (p x p) costs less than a pass
+over its rows, and the curvature is known exactly (no line search). The per-task Grams are
+built once, by one pass over the stacked rows; a shared design whose rows weigh the same within
+each task needs only one Gram, ``H_t = c_t H``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..taskdata import TaskData
+from ._kernels import active_gram
+
+__all__ = ["TaskQuadratic", "quadratic_applies"]
+
+#: Largest number of features for which per-task Grams are formed.
+MAX_FEATURES = 2000
+
+
+def quadratic_applies(data: TaskData) -> bool:
+    """Gram form pays: a dense design, p at most :data:`MAX_FEATURES`, and the Grams no larger
+    than the data (one Gram for a shared design; else ``T p^2 <= N p``)."""
+    if sp.issparse(data.X) or data.n_features > MAX_FEATURES:
+        return False
+    p = data.n_features
+    if data.shared:
+        return p <= data.X.shape[0]
+    return data.n_tasks * p <= data.n_obs
+
+
+class TaskQuadratic:
+    """``q(W) = sum_t (w_t' H_t w_t / 2 - g_t' w_t + e_t / 2)`` (see the module docstring).
+
+    Parameters
+    ----------
+    H : ndarray of shape (T, p, p), or (p, p) with ``scale`` (T,) so that ``H_t = scale_t H``
+    g : ndarray of shape (p, T)
+    e : ndarray of shape (T,)
+    xm, zm : the centers (p x T, and T): the intercepts are ``zm_t - xm_t . w_t``.
+    """
+
+    def __init__(self, H, g, e, xm, zm, scale=None):
+        self.H, self.g, self.e, self.xm, self.zm, self.scale = H, g, e, xm, zm, scale
+        self._L = None
+
+    @classmethod
+    def from_data(cls, data: TaskData, c: np.ndarray, z: np.ndarray,
+                  center: bool) -> TaskQuadratic:
+        """The quadratic of ``sum_r c_r (z_r - f_r)^2 / 2`` with the intercepts minimized out
+        (``center``) or fixed at 0."""
+        X = data.X
+        p, T = data.n_features, data.n_tasks
+        csum = data.task_sums(c)
+        zm = data.task_sums(c * z) / csum if center else np.zeros(T)
+        xm = data.adjoint(c) / csum if center else np.zeros((p, T))
+        zc = z - zm[data.task_of]
+        uniform = data.shared and np.allclose(c, np.repeat(c[data.indptr[:-1]], np.diff(
+            data.indptr)), rtol=0, atol=0)
+        if uniform:
+            ct = c[data.indptr[:-1]]
+            m = xm[:, 0]
+            H = X.T @ X - X.shape[0] * np.outer(m, m) if center else X.T @ X
+            scale = ct
+        else:
+            H = np.zeros((T, p, p))
+            Xf = np.asfortranarray(X)
+            active_gram(Xf, c, data.indptr, data.offset, np.ascontiguousarray(xm), H)
+            scale = None
+        g = data.adjoint(c * zc) - (xm * data.task_sums(c * zc) if center else 0.0)
+        e = data.task_sums(c * zc * zc)
+        return cls(H, np.asarray(g, dtype=np.float64), e, xm, zm, scale)
+
+    # ------------------------------------------------------------------ the quadratic
+    def matvec(self, W: np.ndarray) -> np.ndarray:
+        """``H_t w_t`` for every task (p x T)."""
+        if self.scale is not None:
+            return (self.H @ W) * self.scale
+        return np.einsum("tij,jt->it", self.H, W)
+
+    def value(self, W: np.ndarray, HW: np.ndarray | None = None) -> float:
+        HW = self.matvec(W) if HW is None else HW
+        return float(0.5 * np.vdot(W, HW) - np.vdot(self.g, W) + 0.5 * self.e.sum())
+
+    def lipschitz(self) -> float:
+        """``max_t lambda_max(H_t)``: the exact curvature bound of the data term."""
+        if self._L is None:
+            if self.scale is not None:
+                top = np.linalg.eigvalsh(self.H)[-1] * self.scale.max()
+            else:
+                top = np.linalg.eigvalsh(self.H)[:, -1].max()
+            self._L = max(float(top), 1e-300)
+        return self._L
+
+    def intercepts(self, W: np.ndarray) -> np.ndarray:
+        return self.zm - np.einsum("jt,jt->t", self.xm, W)
+
+    def gap_terms(self, W: np.ndarray, HW: np.ndarray):
+        """``(RR, G, TT, YT)`` of the residual dual point at W: ``RR = sum_r c_r R_r^2``,
+        ``G = X_c^T (c R)``, per task ``TT_t = sum c R^2`` and ``YT_t = sum c z R``."""
+        gw = np.einsum("jt,jt->t", self.g, W)
+        TT = self.e - 2.0 * gw + np.einsum("jt,jt->t", W, HW)
+        return float(TT.sum()), self.g - HW, TT, self.e - gw
+
+    def rounding(self, W: np.ndarray, HW: np.ndarray) -> float:
+        """A bound on the rounding error of ``RR`` formed from the Gram sums."""
+        big = self.e + 2.0 * np.abs(np.einsum("jt,jt->t", self.g, W))
+        big += np.abs(np.einsum("jt,jt->t", W, HW))
+        return 1e-13 * float(big.sum())
