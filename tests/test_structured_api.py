@@ -481,7 +481,23 @@ def test_graph_by_name_says_the_graph_is_needed(name):
         rm.alpha_max(X, Y, penalty=name)
 
 
-@pytest.mark.parametrize("name", list(STRUCTURED))
+@pytest.mark.parametrize("loss", LOSSES)
+def test_dirty_is_row_separable_and_solved_by_bcd(loss):
+    """The dirty model as a function of W is a row-wise infimal convolution: block coordinate
+    descent (the default) and FISTA reach the same optimum, split the same way."""
+    Xs, ys = make_data(loss)
+    pen = rm.Dirty(own_weight=0.7)
+    bcd = EST[loss](penalty=pen, alpha=ALPHA[loss], solver="bcd", **TIGHT).fit(Xs, ys)
+    auto = EST[loss](penalty=pen, alpha=ALPHA[loss], **TIGHT).fit(Xs, ys)
+    fista = EST[loss](penalty=pen, alpha=ALPHA[loss], solver="fista", **TIGHT).fit(Xs, ys)
+    np.testing.assert_array_equal(auto.coef_, bcd.coef_)  # "auto" is block coordinate descent
+    assert bcd.objective_ == pytest.approx(fista.objective_, rel=1e-9)
+    assert_allclose(bcd.coef_, fista.coef_, rtol=0, atol=1e-5)
+    assert_allclose(bcd.P_ + bcd.Q_, bcd.coef_, rtol=0, atol=1e-15)
+    assert_allclose(bcd.P_, fista.P_, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [n for n in STRUCTURED if n != "dirty"])
 def test_bcd_solver_refuses_structured_penalties(name):
     X, Y = _shared()
     with pytest.raises(ValueError, match=r"solver='bcd'.*(fista|auto)"):
@@ -797,3 +813,70 @@ def test_graph_given_as_a_sparse_adjacency_matrix():
     dense = fit("squared", rm.GraphLaplacian(A), ALPHA["squared"], Xs, ys)
     sparse_fit = fit("squared", rm.GraphLaplacian(sp.csr_matrix(A)), ALPHA["squared"], Xs, ys)
     assert_array_equal(sparse_fit.coef_, dense.coef_)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("form", ["shared", "lists", "sparse"])
+def test_dirty_screening_is_safe(loss, form):
+    """Gap-safe rule of the dirty model: a feature is dropped only when its correlations are
+    inside both balls with the safe margin. At early iterates, perturbed optima and the
+    optimum, no feature of the optimum's support is dropped; near the optimum most zero
+    features are (so the rule is not vacuous)."""
+    import scipy.sparse as sp
+
+    from regmtl.problem import make_data, make_datafit
+    from regmtl.solvers import certificates, reference, solve
+    from regmtl.solvers.moments import feature_moments
+    from regmtl.solvers.screening import safe_radius, screen
+
+    rng = np.random.default_rng(1)
+    if form == "shared":
+        X, Y = rng.standard_normal((60, 25)), None
+        W = np.zeros((25, 3))
+        W[:3] = rng.standard_normal((3, 3))
+        W[7, 1] = 2.0
+        F = X @ W + 0.3 * rng.standard_normal((60, 3))
+        Y = F if loss == "squared" else (F > 0).astype(float)
+    else:
+        X = [rng.standard_normal((n, 25)) for n in (30, 45, 60)]
+        if form == "sparse":
+            X = [sp.csr_matrix(x * (rng.random(x.shape) < 0.5)) for x in X]
+        W = np.zeros((25, 3))
+        W[:3] = rng.standard_normal((3, 3))
+        W[7, 1] = 2.0
+        F = [x @ W[:, t] + 0.3 * rng.standard_normal(x.shape[0]) for t, x in enumerate(X)]
+        Y = F if loss == "squared" else [(f > 0).astype(float) for f in F]
+    data = make_data(X, Y, loss=loss)
+    datafit = make_datafit(loss)
+    pen = rm.Dirty(own_weight=0.7)
+    ref = reference(data, datafit, True)
+    L = feature_moments(data, data.c, True)[1]
+    dropped_near = zeros_near = 0
+    for frac in (1.5, 4, 20):
+        alpha = pen.alpha_max(ref.G0) / frac
+        l1, l2, group = pen.bcd_params(alpha)
+        opt = solve(data, datafit, pen, alpha, tol=1e-12, max_iter=100_000,
+                    options=dict(screening=False))
+        support = np.flatnonzero(np.any(opt.W != 0.0, axis=1))
+        points = []
+        for max_iter in (1, 3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                it = solve(data, datafit, pen, alpha, tol=1e-14, max_iter=max_iter)
+            points.append((it.W, it.b))
+        for eps in (1e-2, 1e-6):
+            points.append((opt.W + eps * rng.standard_normal(opt.W.shape), opt.b))
+        points.append((opt.W, opt.b))
+        for k, (Wp, b) in enumerate(points):
+            S = datafit.state(data.y, data.linear(Wp, b))
+            certificates.fit_intercepts(data, datafit, S, b.copy())
+            f = datafit.scores(data.y, S)
+            gap, _, _, s, G = certificates.duality_gap_terms(data, datafit, pen, alpha, Wp, f,
+                                                             True)
+            out = screen(s * G, L, safe_radius(gap, datafit.dual_strong_concavity), l1,
+                         group, l2)
+            assert not out[support].any(), (frac, k)
+            if k == len(points) - 1:
+                dropped_near += int(out.sum())
+                zeros_near += 25 - len(support)
+    assert dropped_near >= 0.5 * zeros_near

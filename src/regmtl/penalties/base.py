@@ -125,7 +125,7 @@ class Penalty:
         """
         raise NotImplementedError
 
-    def bcd_params(self, alpha: float) -> tuple[float, float, bool] | None:
+    def bcd_params(self, alpha: float) -> tuple[float, float, int] | None:
         """Parameters of a row-separable penalty for block coordinate descent.
 
         Parameters
@@ -135,10 +135,11 @@ class Penalty:
 
         Returns
         -------
-        tuple of (float, float, bool) or None
+        tuple of (float, float, int) or None
             ``(l1, l2, group)``: the penalty is ``l1 * sum_g ||W_g|| + l2 / 2 ||W||_F^2`` over
-            entries (``group=False``) or rows (``group=True``); None when the penalty is not
-            of that form (then block coordinate descent does not apply).
+            entries (``group=0``) or rows (``group=1``), or the dirty model's
+            ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j|| + l2 ||Q_j||_1`` (``group=2``); None when
+            the penalty is none of these (then block coordinate descent does not apply).
         """
         return None
 

@@ -7,10 +7,12 @@ penalty                         Omega over V = (P, Q), W = P + Q
 ``SparseLowRank(sparse_weight)``  alpha (||Q||_* + g ||P||_1)           (Chen, Liu & Ye 2012)
 ==============================  ==================================================
 
-The solver works on the lifted variable ``V`` of shape (2, p, T) (``V[0] = P``, ``V[1] = Q``).
 As functions of W these are infimal convolutions, whose conjugate is the sum of the two parts'
 conjugates: both dual-norm balls at once. Fits certify with a duality gap, and
-``alpha_max = max(N1*(G0), N2*(G0) / g)``.
+``alpha_max = max(N1*(G0), N2*(G0) / g)``. The dirty model is row-separable in W (each row's
+infimal convolution), so it is solved in W by block coordinate descent and split afterwards;
+the sparse + low-rank model works on the lifted variable ``V`` of shape (2, p, T)
+(``V[0] = P``, ``V[1] = Q``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,28 @@ def _group_soft(V: np.ndarray, thr: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
     return V * scale[:, None]
+
+
+def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
+    """Per row of ``A >= 0``: the ``s >= 0`` with ``||min(s A_j, b)||_2 = r``, or inf when even
+    every nonzero entry at ``b`` stays within ``r`` (exact: with the k largest entries clipped
+    the norm is ``sqrt(k b^2 + s^2 sum_{rest} a^2)``; the consistent k is found by sorting)."""
+    p, T = A.shape
+    S = -np.sort(-A, axis=1)  # decreasing
+    tail = np.cumsum((S * S)[:, ::-1], axis=1)[:, ::-1]  # tail[:, k] = sum_{i >= k} S_i^2
+    k = np.arange(T)
+    num = r * r - k * b * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cand = np.sqrt(num / tail)
+        prev = np.concatenate([np.full((p, 1), np.inf), S[:, :-1]], axis=1)  # S_{k-1}
+        ok = (num > 0) & (tail > 0) & (cand * S <= b * (1 + 1e-12)) & (
+            cand * prev >= b * (1 - 1e-12))
+    ok[:, 0] |= False
+    first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
+    s = np.full(p, np.inf)
+    has = first >= 0
+    s[has] = cand[has, first[has]]
+    return s
 
 
 def _svt(V: np.ndarray, thr: float) -> np.ndarray:
@@ -83,7 +107,7 @@ class _Decomposition(Penalty):
         return self
 
 
-class Dirty(_Decomposition):
+class Dirty(Penalty):
     r"""Dirty model: features shared by all tasks plus task-specific exceptions.
 
     .. math::
@@ -99,8 +123,12 @@ class Dirty(_Decomposition):
     most relevant features are common to the tasks but a few tasks have features of their
     own, so that neither L2,1 nor L1 fits.
 
-    Solved by FISTA over the pair ``(P, Q)``; as a function of W the penalty is an infimal
-    convolution, whose conjugate is the indicator of both dual balls, so fits are certified
+    As a function of W the penalty is an infimal convolution, row by row,
+    :math:`\Omega(W) = \alpha \sum_j \min_{P_j + Q_j = W_j} (\|P_j\|_2 + \gamma \|Q_j\|_1)`,
+    whose dual ball is the intersection of both parts' balls (rows of norm at most 1 and
+    entries at most ``gamma``): it is row-separable, so it is solved by block coordinate
+    descent over features (working sets, gap-safe screening; proximal Newton for the logistic
+    loss), and the optimal split of each row follows from its dual point. Fits are certified
     by a duality gap and ``alpha_max = max(max_j ||G0_j||_2, max_jt |G0_jt| / own_weight)``.
     The fitted estimator also exposes ``P_`` and ``Q_`` (T x p, like ``coef_``, with
     ``coef_ = P_ + Q_``).
@@ -141,28 +169,92 @@ class Dirty(_Decomposition):
 
     name = "dirty"
     _param_names = ("own_weight",)
+    structure_attrs = ("P_", "Q_")
 
     def __init__(self, own_weight: float = 1.0):
         self.own_weight = own_weight
 
+    def _weight(self) -> float:
+        return check_positive(self.own_weight, "own_weight")
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        self._weight()
+        return self
+
+    def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the maximizer ``g`` of ``<g, W_j>`` over the unit dual ball (norm at most
+        1, entries at most gamma) and the scale ``s`` with ``g = clip(s W_j)`` (inf when every
+        entry is clipped)."""
+        gam = self._weight()
+        s = _clip_scale(np.abs(W), gam, 1.0)
+        with np.errstate(invalid="ignore"):
+            G = np.sign(W) * np.minimum(s[:, None] * np.abs(W), gam)
+        return np.nan_to_num(G), s
+
     def value(self, V, alpha):
-        g = self._weight()
-        return float(alpha * (_row_norms(V[0]).sum() + g * np.abs(V[1]).sum()))
+        G, _ = self._dual_rows(V)
+        return float(alpha * np.vdot(G, V))
+
+    def split(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The optimal ``(P, Q)`` with ``W = P + Q``: ``P_j = g_j / s_j``, the shared part
+        parallel to the row's dual point; ``Q`` is nonzero only where the dual point sits on
+        the entrywise bound, ``Q_jt = sign(W_jt) (|W_jt| - gamma / s_j)`` there."""
+        gam = self._weight()
+        s = _clip_scale(np.abs(W), gam, 1.0)[:, None]
+        A = np.abs(W)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            over = np.where(np.isfinite(s), A - gam / s, A)
+        Q = np.where(over > 0, np.sign(W) * over, 0.0)
+        return W - Q, Q
 
     def prox(self, V, step, alpha):
-        g = self._weight()
-        return np.stack([_group_soft(V[0], step * alpha), _soft(V[1], step * alpha * g)])
+        # Moreau: V minus its projection onto step * alpha * (dual ball), row by row
+        b, r = step * alpha * self._weight(), step * alpha
+        u = np.minimum(_clip_scale(np.abs(V), b, r), 1.0)
+        return V - np.sign(V) * np.minimum(u[:, None] * np.abs(V), b)
 
-    def _dual_norm(self, G):
+    def bcd_params(self, alpha):
+        return alpha, alpha * self._weight(), 2
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """``max(max_j ||G_j||_2, max_jt |G_jt| / own_weight)``."""
         g = self._weight()
         return float(max(_row_norms(G).max(initial=0.0), np.abs(G).max(initial=0.0) / g))
 
-    def inverse_weights(self, V, alpha, eps):
-        """The reweighting at (P, Q): ``[||P_j||_eps / alpha]`` per row and
-        ``[|Q_jt|_eps / (alpha g)]`` per entry (p x T each)."""
-        rows = np.sqrt(np.einsum("ij,ij->i", V[0], V[0]) + eps)
-        return [("diag", np.repeat(rows[:, None] / alpha, V.shape[2], axis=1)),
-                ("diag", entry_scale(V[1], eps) / (alpha * self._weight()))]
+    def dual_scaling(self, G, alpha):
+        m = self.dual_norm(G)
+        return 1.0 if m <= alpha else alpha / m
+
+    def conjugate(self, G, alpha):
+        return 0.0
+
+    def alpha_max(self, G0):
+        return self.dual_norm(G0)
+
+    def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        """Per row: the distance from ``G_j`` to ``alpha`` times the subdifferential: to the
+        dual point of the row where ``W_j != 0``, to the dual ball where ``W_j = 0``."""
+        D, _ = self._dual_rows(W)
+        out = _row_norms(G - alpha * D)
+        zero = ~np.any(W != 0.0, axis=1)
+        if zero.any():
+            out[zero] = _row_norms(self.prox(G[zero], 1.0, alpha))
+        return out
+
+    def directional_derivative(self, W: np.ndarray, D: np.ndarray, alpha: float) -> float:
+        """The right derivative of ``t -> Omega(W + t D)`` at ``t = 0``."""
+        G, _ = self._dual_rows(W)
+        zero = ~np.any(W != 0.0, axis=1)
+        return float(alpha * np.vdot(G[~zero], D[~zero])) + self.value(D[zero], alpha)
+
+    def structure(self, V, alpha):
+        P, Q = self.split(V)
+        return {"P_": np.ascontiguousarray(P.T), "Q_": np.ascontiguousarray(Q.T)}
+
+    def variable(self, structure):
+        if "P_" not in structure or "Q_" not in structure:
+            return None
+        return (np.atleast_2d(structure["P_"]) + np.atleast_2d(structure["Q_"])).T
 
 
 class SparseLowRank(_Decomposition):

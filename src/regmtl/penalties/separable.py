@@ -63,7 +63,7 @@ class _ElasticType(Penalty):
 
     def bcd_params(self, alpha):
         rho = self.rho
-        return alpha * rho, alpha * (1.0 - rho), self.group
+        return alpha * rho, alpha * (1.0 - rho), int(self.group)
 
     def dual_norm(self, G: np.ndarray) -> float:
         r"""Dual norm of the sparsity part: :math:`\max_{jt} |G_{jt}|` (L1) or

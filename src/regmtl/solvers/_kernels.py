@@ -244,6 +244,86 @@ def _weighted_group_radius(a, L, l1, l2):
     return s
 
 
+@njit(cache=True, fastmath=FAST)
+def _dirty_mu(a, L, l1, l2):
+    """The mu > 0 with ``||min(|a_t| mu / (L_t + mu), l2)|| = l1`` (the left side increases
+    from 0 to ``||min(|a_t|, l2)|| > l1``): bracketed Newton on the squared norm."""
+    T = a.shape[0]
+    lo, hi = 0.0, 1.0
+    for _ in range(2100):  # bracket: grow hi until F(hi) >= l1
+        f = 0.0
+        for t in range(T):
+            if L[t] > 0.0:
+                v = min(abs(a[t]) * hi / (L[t] + hi), l2)
+                f += v * v
+        if f >= l1 * l1:
+            break
+        lo, hi = hi, 2.0 * hi
+    mu = 0.5 * (lo + hi)
+    for _ in range(200):
+        f, df = 0.0, 0.0
+        for t in range(T):
+            if L[t] > 0.0:
+                u = abs(a[t]) * mu / (L[t] + mu)
+                if u < l2:
+                    f += u * u
+                    df += 2.0 * u * abs(a[t]) * L[t] / ((L[t] + mu) * (L[t] + mu))
+                else:
+                    f += l2 * l2
+        h = f - l1 * l1
+        if h > 0.0:
+            hi = mu
+        else:
+            lo = mu
+        new = mu - h / df if df > 0.0 else 0.5 * (lo + hi)
+        if not (lo < new < hi):
+            new = 0.5 * (lo + hi)
+        if abs(new - mu) <= 1e-15 * mu or hi - lo <= 1e-15 * hi:
+            return new
+        mu = new
+    return mu
+
+
+@njit(cache=True, fastmath=FAST, inline="always")
+def _dirty_block(j, W, g, Lrow, l1, l2, delta):
+    """Block j of the dirty penalty ``min_{p+q=w} l1 ||p|| + l2 ||q||_1`` (an infimal
+    convolution, row-separable in W): minimize ``sum_t L_t/2 (w_t - a_t/L_t)^2 + Omega(w)``.
+    Eliminating q leaves a group lasso with Huber losses; its KKT conditions give
+    ``p_t = sign(a_t) min(|a_t| / (L_t + mu), l2 / mu)`` with mu from :func:`_dirty_mu`, then
+    ``q_t = soft(a_t/L_t - p_t, l2/L_t)``."""
+    T = W.shape[1]
+    na = 0.0
+    for t in range(T):
+        a_t = Lrow[t] * W[j, t] + g[t] if Lrow[t] > 0.0 else 0.0
+        delta[t] = a_t
+        v = min(abs(a_t), l2)
+        na += v * v
+    mu = _dirty_mu(delta, Lrow, l1, l2) if np.sqrt(na) > l1 else np.inf
+    for t in range(T):
+        Lt = Lrow[t]
+        if Lt == 0.0:
+            delta[t] = -W[j, t]
+            continue
+        a_t = delta[t]
+        if mu == np.inf:
+            p = 0.0
+        else:
+            p = min(abs(a_t) / (Lt + mu), l2 / mu)
+            p = p if a_t >= 0.0 else -p
+        z = a_t / Lt - p
+        thr = l2 / Lt
+        q = z - thr if z > thr else (z + thr if z < -thr else 0.0)
+        delta[t] = p + q - W[j, t]
+    change = 0.0
+    for t in range(T):
+        if delta[t] != 0.0:
+            W[j, t] += delta[t]
+            a = abs(delta[t])
+            if a > change:
+                change = a
+    return change
+
+
 @njit(cache=True, fastmath=FAST, inline="always")
 def _block_update(j, W, g, Lrow, l1, l2, group, delta):
     """Minimize the separable quadratic model of block j; write the change into ``delta``.
@@ -251,10 +331,14 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
     With ``a_t = L_jt W_jt + g_t`` the model is
     ``sum_t L_jt/2 (w_t - a_t/L_jt)^2 + penalty(w)``: exact block minimization for the quadratic
     loss (its Hessian in one row of W is diagonal, tasks having their own rows), a majorization
-    step for the logistic loss. Entrywise (``group=False``): soft-thresholding. Group: the
-    weighted group prox (:func:`_weighted_group_radius`). Returns the largest absolute change.
+    step for the logistic loss. Entrywise (``group=0``): soft-thresholding. Group (1): the
+    weighted group prox (:func:`_weighted_group_radius`). Dirty (2): ``l2`` is the weight of
+    the entrywise part instead of a ridge (:func:`_dirty_block`). Returns the largest absolute
+    change.
     """
     T = W.shape[1]
+    if group == 2:
+        return _dirty_block(j, W, g, Lrow, l1, l2, delta)
     if group:
         na = 0.0
         same = True

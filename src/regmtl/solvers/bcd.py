@@ -64,7 +64,7 @@ class _LeastSquaresEpochs:
     """
 
     def __init__(self, data: TaskData, c: np.ndarray, uniform: bool, fit_intercept: bool,
-                 l1: float, l2: float, group: bool, features: np.ndarray | None = None):
+                 l1: float, l2: float, group: int, features: np.ndarray | None = None):
         self.data, self.c, self.fit_intercept = data, c, fit_intercept
         p, T = data.n_features, data.n_tasks
         self.xm, self.L = feature_moments(data, c, fit_intercept, features, uniform)
@@ -475,7 +475,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
                    screening, anderson, p0, check_every=5, start=0):
     """The outer loop for the squared loss; returns (epochs, certificate, converged, stalled)."""
     p = W.shape[0]
-    l1, _, group = penalty.bcd_params(alpha)
+    l1, l2, group = penalty.bcd_params(alpha)
     screened = np.zeros(p, dtype=bool)
     total, best, stalled, last_gap = start, np.inf, 0, np.inf
     while True:
@@ -502,7 +502,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
         if total >= max_iter or stalled >= 20:
             return total, cert, False, total < max_iter
         if screening and l1 > 0:
-            new = screen(s * Gd, problem.L, safe_radius(gap, 1.0), l1, group) & ~screened
+            new = screen(s * Gd, problem.L, safe_radius(gap, 1.0), l1, group, l2) & ~screened
             if new.any():
                 screened |= new
                 hit = new & np.any(W != 0.0, axis=1)

@@ -92,7 +92,7 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
     the Newton steps. Without a dual (alpha = 0) every step is certified by the KKT residual."""
     y, c = data.y, data.c
     p = data.n_features
-    l1, _, group = params
+    l1, l2, group = params
     f = data.linear(W, b)
     if fit_intercept:
         fit_intercepts(data, datafit, f, b)
@@ -125,7 +125,7 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
         if use_gap:
             if L_screen is not None:
                 radius = safe_radius(gap, datafit.dual_strong_concavity)
-                new = screen(s * G, L_screen, radius, l1, group) & ~screened
+                new = screen(s * G, L_screen, radius, l1, group, l2) & ~screened
                 if new.any():
                     screened |= new
                     if np.any(W[new] != 0.0):
