@@ -241,6 +241,13 @@ class Dirty(Penalty):
             out[zero] = _row_norms(self.prox(G[zero], 1.0, alpha))
         return out
 
+    def active_gradient(self, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(D, mask)``: on the nonzero rows the gradient of Omega, ``alpha`` times the row's
+        dual point (unique there), and the mask of those rows; 0 elsewhere."""
+        G, _ = self._dual_rows(W)
+        mask = np.repeat(np.any(W != 0.0, axis=1)[:, None], W.shape[1], axis=1)
+        return np.where(mask, alpha * G, 0.0), mask
+
     def directional_derivative(self, W: np.ndarray, D: np.ndarray, alpha: float) -> float:
         """The right derivative of ``t -> Omega(W + t D)`` at ``t = 0``."""
         G, _ = self._dual_rows(W)

@@ -54,7 +54,7 @@ def active_newton_step(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndar
     k, T = len(A), data.n_tasks
     # at most the work of ~100 passes over the data (it replaces many more on a valley)
     build = 0.0 if grams is not None else 0.5 * data.n_obs * k * k
-    if k == 0 or build + T * k**3 > 100.0 * data.n_obs * W.shape[0] + 1e7:
+    if k == 0 or build + T * k**3 > 400.0 * data.n_obs * W.shape[0] + 1e7:
         return None
     XA = data.X[:, A]
     XA = np.asfortranarray(XA.toarray() if sp.issparse(XA) else XA, dtype=np.float64)
