@@ -755,13 +755,15 @@ def _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight) -> T
             task_index = np.arange(len(Xs), dtype=np.int64)
         else:
             task_index = _lookup(labels, tasks, "X")
-    blocks = []
-    for k, Xt in enumerate(Xs):
-        blocks.append(_as_design(Xt, check_x, reset and k == 0, f"X[{labels[k]!r}]"))
-    indptr = np.zeros(len(blocks) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([b.shape[0] for b in blocks])
+    stacked, sizes = _stack_validated(Xs, check_x, reset)
+    if stacked is None:  # per task: mixed kinds of input, or a problem to name the task of
+        blocks = [_as_design(Xt, check_x, reset and k == 0, f"X[{labels[k]!r}]")
+                  for k, Xt in enumerate(Xs)]
+        stacked, sizes = _stack(blocks), [b.shape[0] for b in blocks]
+    indptr = np.zeros(len(sizes) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(sizes)
     data = TaskData(
-        X=_as_solver_design(_stack(blocks)),
+        X=_as_solver_design(stacked),
         indptr=indptr,
         task_index=task_index,
         tasks=tasks_arr,
@@ -770,29 +772,55 @@ def _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight) -> T
         n_input_rows=int(indptr[-1]),
     )
     if y is not None:
-        flat = [
-            _as_1d(yt, f"y[{labels[k]!r}]", blocks[k].shape[0], numeric=numeric_y)
-            for k, yt in enumerate(ys)
-        ]
-        if not numeric_y and len({a.dtype for a in flat}) > 1:
-            # labels of different types per task ('spam'/'ham', 3/7): keep each one's type
-            flat = [a.astype(object) for a in flat]
-        data.raw_y = np.concatenate(flat)
-        data.sample_weight = _collect_weights(sample_weight, blocks, labels)
+        data.raw_y = _stacked_targets(ys, labels, sizes, numeric_y)
+        data.sample_weight = _collect_weights(sample_weight, sizes, labels)
     return data
 
 
-def _collect_weights(sample_weight, blocks, labels) -> np.ndarray | None:
+def _stack_validated(Xs, check_x, reset) -> tuple[Any, list[int]]:
+    """Plain 2-D NumPy designs with the same columns, stacked and then validated once over all
+    their rows (one check, not one per task); ``(None, [])`` for any other input, or when the
+    stacked rows fail the check (the per-task check then names the task)."""
+    if not all(isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] > 0
+               and x.dtype.kind in "biuf" for x in Xs):
+        return None, []
+    if len({x.shape[1] for x in Xs}) != 1:
+        return None, []
+    stacked = np.concatenate(Xs, axis=0)
+    try:
+        checked = check_x(stacked, reset)
+    except ValueError:
+        return None, []
+    return checked, [x.shape[0] for x in Xs]
+
+
+def _stacked_targets(ys, labels, sizes, numeric: bool) -> np.ndarray:
+    """The tasks' targets laid end to end: numeric ones checked once over all rows; labels,
+    or any target that fails, task by task (the message then names the task)."""
+    if numeric and all(isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "biuf"
+                       and v.shape[0] == n for v, n in zip(ys, sizes, strict=True)):
+        flat = np.concatenate(ys).astype(np.float64, copy=False)
+        if np.all(np.isfinite(flat)):
+            return flat
+    flat = [_as_1d(yt, f"y[{labels[k]!r}]", sizes[k], numeric=numeric)
+            for k, yt in enumerate(ys)]
+    if not numeric and len({a.dtype for a in flat}) > 1:
+        # labels of different types per task ('spam'/'ham', 3/7): keep each one's type
+        flat = [a.astype(object) for a in flat]
+    return np.concatenate(flat)
+
+
+def _collect_weights(sample_weight, sizes, labels) -> np.ndarray | None:
     if sample_weight is None:
         return None
     if isinstance(sample_weight, Mapping):
         sample_weight = [sample_weight[k] for k in labels]
-    if not isinstance(sample_weight, (list, tuple)) or len(sample_weight) != len(blocks):
+    if not isinstance(sample_weight, (list, tuple)) or len(sample_weight) != len(sizes):
         raise ValueError(
             "sample_weight must be a list with one weight array per task when X is a list."
         )
     return np.concatenate(
-        [_check_sample_weight(w, b.shape[0]) for w, b in zip(sample_weight, blocks, strict=True)]
+        [_check_sample_weight(w, n) for w, n in zip(sample_weight, sizes, strict=True)]
     )
 
 

@@ -124,16 +124,28 @@ def cluster_weights(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
         if rest > 0:
             m[~pos] = rest / (len(sigma) - n_pos)
         return m
-    lo, hi = 0.0, (1.0 + eta) / sigma[pos].min()
-    for _ in range(200):
-        tau = 0.5 * (lo + hi)
-        if np.clip(tau * sigma - eta, 0.0, 1.0).sum() < k:
-            lo = tau
-        else:
-            hi = tau
-        if hi - lo <= 1e-15 * hi:
-            break
-    return np.clip(0.5 * (lo + hi) * sigma - eta, 0.0, 1.0)
+    # sum_i clip(tau s_i - eta, 0, 1) is piecewise linear and nondecreasing in tau: entry i adds
+    # slope s_i from tau = eta / s_i and becomes the constant 1 at tau = (1 + eta) / s_i. With
+    # the kinks sorted, cumulative slopes and offsets give the sum on every piece; solve the
+    # linear equation on the piece where it crosses k (exact, O(T log T) time, O(T) memory)
+    s = sigma[pos]
+    knots = np.concatenate([eta / s, (1.0 + eta) / s])
+    d_slope = np.concatenate([s, -s])
+    d_off = np.concatenate([np.full(s.size, -eta), np.full(s.size, 1.0 + eta)])
+    order = np.argsort(knots, kind="stable")
+    knots, slope, off = knots[order], np.cumsum(d_slope[order]), np.cumsum(d_off[order])
+    at_knots = slope * knots + off  # the sum just after each kink
+    i = int(np.searchsorted(at_knots, k))  # first kink where the sum reaches k
+    if i == 0:
+        tau = knots[0]
+    else:
+        tau = (k - off[i - 1]) / slope[i - 1] if slope[i - 1] > 0 else knots[i - 1]
+    for _ in range(2):  # the same equation from the entries themselves: no rounding of sums
+        v = tau * s - eta
+        active, full = (v > 0.0) & (v < 1.0), v >= 1.0
+        if s[active].sum() > 0:
+            tau = (k - full.sum() + eta * active.sum()) / s[active].sum()
+    return np.clip(tau * sigma - eta, 0.0, 1.0)
 
 
 class Clustered(Penalty):

@@ -263,7 +263,7 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     it = 0
     if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and (
             q.g.shape[0] <= REWEIGHT_MAX_FEATURES) and (
-            gram_certificate(q, penalty, alpha, V, L, G0_norm) > 100.0 * tol):
+            gram_certificate(q, penalty, alpha, V, L, G0_norm) > 10.0 * tol):
         # far from the target: reweighted least squares first (see its module)
         V, it = reweighted_start(
             q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L,
