@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Penalty, check_positive, entry_scale, spectral_scale
+from .base import Penalty, check_positive, entry_scale, spectral_scale, svt
 
 __all__ = ["Dirty", "SparseLowRank"]
 
@@ -59,11 +59,6 @@ def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
     has = first >= 0
     s[has] = cand[has, first[has]]
     return s
-
-
-def _svt(V: np.ndarray, thr: float) -> np.ndarray:
-    U, s, Vt = np.linalg.svd(V, full_matrices=False)
-    return (U * np.maximum(s - thr, 0.0)) @ Vt
 
 
 class _Decomposition(Penalty):
@@ -334,7 +329,7 @@ class SparseLowRank(_Decomposition):
 
     def prox(self, V, step, alpha):
         g = self._weight()
-        return np.stack([_soft(V[0], step * alpha * g), _svt(V[1], step * alpha)])
+        return np.stack([_soft(V[0], step * alpha * g), svt(V[1], step * alpha)])
 
     def _dual_norm(self, G):
         g = self._weight()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Penalty, check_positive, spectral_scale
+from .base import Penalty, check_positive, spectral_scale, svt
 
 __all__ = ["Trace", "Clustered", "cluster_weights"]
 
@@ -81,9 +81,7 @@ class Trace(Penalty):
         return float(alpha * np.linalg.svd(V, compute_uv=False).sum()) if V.size else 0.0
 
     def prox(self, V, step, alpha):
-        U, s, Vt = _svd(V)
-        s = np.maximum(s - step * alpha, 0.0)
-        return (U * s) @ Vt
+        return svt(V, step * alpha)
 
     def dual_scaling(self, G, alpha):
         m = _spectral_norm(G)

@@ -42,6 +42,12 @@ CLASSIFICATION_SCORES: dict[str, tuple[Callable, str, float]] = {
 }
 
 
+#: named metrics computed for all tasks at once by segment sums (the others task by task)
+_SEGMENT = (metrics.mean_squared_error, metrics.root_mean_squared_error,
+            metrics.mean_absolute_error, metrics.r2_score, metrics.log_loss,
+            metrics.accuracy_score, metrics.brier_score_loss)
+
+
 class _OneTaskRegressor(RegressorMixin, BaseEstimator):
     """Task t of a multi-task fit, as a fitted single-task estimator (for scorers)."""
 
@@ -107,6 +113,8 @@ class TaskScorer:
     def task_scores(self, val: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Score of each task (T,) of the fit ``(W, b)`` on the validation data ``val``."""
         f = val.linear(W, b)
+        if self._named is not None and self._named[0] in _SEGMENT:
+            return self._segment_scores(val, f)
         out = np.empty(val.n_tasks)
         for t in range(val.n_tasks):
             a, e = val.indptr[t], val.indptr[t + 1]
@@ -122,6 +130,45 @@ class TaskScorer:
             else:
                 out[t] = self._call(val, t, rows, W[:, t], b[t], sw)
         return out
+
+    def _segment_scores(self, val: TaskData, f: np.ndarray) -> np.ndarray:
+        """The named scores that are weighted means (and R^2), for all tasks at once: sums over
+        each task's segment of the flat arrays, as scikit-learn computes them task by task."""
+        fn, _, sign = self._named
+        w = np.ones(val.n_obs) if val.sample_weight is None else val.sample_weight.copy()
+        if val.observed is not None:
+            w[~val.observed] = 0.0
+        y = val.y
+        wsum = val.task_sums(w)
+        empty = (np.diff(val.indptr) == 0) | (wsum <= 0)
+        wsum = np.where(empty, 1.0, wsum)
+        if self.kind == "binary":
+            y01 = (y > 0).astype(np.float64)
+            if fn is metrics.log_loss:
+                eps = np.finfo(np.float64).eps
+                p = np.clip(_proba(f), eps, 1.0 - eps)
+                per = -(y01 * np.log(p) + (1.0 - y01) * np.log(1.0 - p))
+            elif fn is metrics.accuracy_score:
+                per = ((f > 0) == (y01 > 0)).astype(np.float64)
+            else:  # brier
+                per = (_proba(f) - y01) ** 2
+            score = val.task_sums(w * per) / wsum
+        elif fn is metrics.r2_score:
+            ybar = val.task_sums(w * y) / wsum
+            sse = val.task_sums(w * (y - f) ** 2)
+            sst = val.task_sums(w * (y - ybar[val.task_of]) ** 2)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                score = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0),
+                                 np.where(sse == 0, 1.0, 0.0))
+            # as scikit-learn: not defined on fewer than two samples
+            score = np.where(val.task_sums((w > 0).astype(np.float64)) < 2, np.nan, score)
+        elif fn is metrics.mean_absolute_error:
+            score = val.task_sums(w * np.abs(y - f)) / wsum
+        else:
+            score = val.task_sums(w * (y - f) ** 2) / wsum
+            if fn is metrics.root_mean_squared_error:
+                score = np.sqrt(score)
+        return np.where(empty, np.nan, sign * score)
 
     def _named_score(self, val, t, rows, f, sw) -> float:
         fn, response, sign = self._named

@@ -8,7 +8,8 @@ system. In centered coordinates (per-task weighted means ``xm_t`` removed from t
 
 a symmetric positive semi-definite system, solved by preconditioned conjugate gradients in
 matrix form (Jacobi preconditioner ``diag(H) + alpha diag(K)``). Each iteration costs one product
-with the design and one with its transpose. The result is certified like every other fit.
+with the design and one with its transpose, or, when tasks have more rows than features, one
+product with the per-task Grams. The result is certified like every other fit.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ..penalties import Penalty
 from ..taskdata import TaskData
 from .certificates import Reference, certify
 from .moments import feature_moments, uniform_within_tasks
+from .prox_grad import task_quadratic
+from .quadratic import quadratic_applies
 from .result import SolverResult
 
 __all__ = ["conjugate_gradient", "has_linear_path"]
@@ -58,10 +61,18 @@ def conjugate_gradient(
     def adjoint(u):
         return data.adjoint(u) - xm * data.task_sums(u)
 
-    def operator(V):
-        return adjoint(c * linear(V)) + alpha * V @ K
+    if quadratic_applies(data):  # Gram form: T p^2 per product instead of a pass over the rows
+        q = task_quadratic(data, fit_intercept)
 
-    rhs = adjoint(c * (data.y - ybar[data.task_of]))
+        def operator(V):
+            return q.matvec(V) + alpha * V @ K
+
+        rhs = q.g
+    else:
+        def operator(V):
+            return adjoint(c * linear(V)) + alpha * V @ K
+
+        rhs = adjoint(c * (data.y - ybar[data.task_of]))
     diag = L + alpha * np.diag(K)
     inv_diag = np.divide(1.0, diag, out=np.zeros_like(diag), where=diag > 0)
     R = rhs - operator(W)

@@ -261,14 +261,14 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     copies = penalty.spread(np.ones((1, 1))).size
     L = copies * q.lipschitz()
     it = 0
-    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and (
-            q.g.shape[0] <= REWEIGHT_MAX_FEATURES) and (
-            gram_certificate(q, penalty, alpha, V, L, G0_norm) > 10.0 * tol):
-        # far from the target: reweighted least squares first (see its module)
+    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and not V.any() and (
+            q.g.shape[0] <= REWEIGHT_MAX_FEATURES):
+        # a cold start: reweighted least squares first (see its module); a warm start (paths,
+        # cross-validation) is near its optimum already
         V, it = reweighted_start(
             q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L,
                                                              G0_norm) - tol,
-            budget=min(50, max_iter // 2))
+            budget=min(20, max_iter // 2), patience=3)
     use_gap = penalty.has_dual and alpha > 0
     Z, V_prev, t = V.copy(), V.copy(), 1.0
     best_val, best_V, best_it = np.inf, V.copy(), it
