@@ -532,8 +532,9 @@ def test_bad_input_messages():
             Est(alphas=bad, cv=3).fit(Xs, ys)
     with pytest.raises(ValueError, match=r"'own_weight'.*\['l1_ratio'\]"):
         Est(penalty_grid={"own_weight": [1.0]}, cv=3).fit(Xs, ys)
-    with pytest.raises(ValueError, match=r"cv=20: task 0 has 15 samples"):
-        Est(cv=20).fit(Xs, ys)
+    with pytest.warns(UserWarning, match=r"^cv=20: 1 task\(s\) have fewer samples than folds "
+                                         r"\(task 0 has 15 samples: 15 folds\)"):
+        assert Est(alphas=3, cv=20).fit(Xs, ys).n_splits_ == 20  # the fold rule, no abort
     with pytest.raises(ValueError, match="one_se=True applies to criterion='cv'"):
         Est(criterion="aic", one_se=True).fit(Xs, ys)
     with pytest.raises(ValueError, match=r"scoring='no_such_score' is not a scikit-learn"):
@@ -554,16 +555,83 @@ def test_bad_input_messages():
 
 
 @pytest.mark.parametrize("labels, rare", [(("ham", "spam"), "'spam'"), ((3, 7), "7")])
-def test_rare_class_message_names_the_task_and_the_label(labels, rare):
-    """Not the index of the label in the sorted classes (np.int64(0)): the label itself."""
+def test_rare_class_warning_names_the_task_and_the_label(labels, rare):
+    """The fold rule, stratified: a task with one sample of a class is never validated (its
+    rows train in every fold) and the warning names the task and the label itself (not its
+    index among the sorted classes, np.int64(0)); the fit completes."""
     Xs, ys = _clf_lists()
     ys = [np.where(y == 1, labels[1], labels[0]) for y in ys]
     y1 = np.full(len(ys[1]), labels[0], dtype=ys[1].dtype)
     y1[5] = labels[1]  # task 1: one sample of the second label, the first one sorted
     ys[1] = y1
-    with pytest.raises(ValueError, match=rf"^cv=3: task 1 has 1 sample of class {rare}; "
-                                         r"stratified folds need at least 3 of each class"):
-        rm.MultiTaskClassifierCV(alphas=3, cv=3).fit(Xs, ys)
+    with pytest.warns(UserWarning, match=rf"^cv=3: 1 task\(s\) have fewer samples than folds "
+                                         rf"\(task 1 has 1 sample of class {rare}: never "
+                                         r"validated\)"):
+        est = rm.MultiTaskClassifierCV(alphas=3, cv=3).fit(Xs, ys)
+    task_scores = np.stack(est.cv_results_["mean_task_scores"])
+    assert np.isnan(task_scores[:, 1]).all() and np.isfinite(task_scores[:, [0, 2]]).all()
+    assert est.predict(Xs)[1].shape == (CLF_SIZES[1],)
+
+
+def _fold_rule_data(sizes=(10, 3, 1, 12)):
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((n, 3)) for n in sizes]
+    ys = [X @ [1.0, 2.0, 3.0] + rng.standard_normal(len(X)) for X in Xs]
+    return Xs, ys
+
+
+def test_tasks_with_fewer_rows_than_folds_get_fewer_folds():
+    """The fold rule: with K = 5, a 3-row task gets 3 folds, used in turn (fold k validates
+    its part k mod 3), a 1-row task is never validated and always trains; the other tasks'
+    folds are a partition of their rows, as without the rule. One warning names both tasks,
+    and the CV estimator's fit completes (the 1-row task's CV score is NaN, the others not)."""
+    Xs, ys = _fold_rule_data()
+    data = make_data(Xs, ys)
+    with pytest.warns(UserWarning, match=r"^cv=5: 2 task\(s\) have fewer samples than folds "
+                                         r"\(task 1 has 3 samples: 3 folds; task 2 has 1 "
+                                         r"sample: never validated\)") as caught:
+        folds = task_folds(data, 5, random_state=0)
+    assert len(caught) == 1 and len(folds) == 5
+    off = _offsets((10, 3, 1, 12))
+    tiny = [np.intersect1d(te, np.arange(off[1], off[2])) for _, te in folds]
+    assert [len(v) for v in tiny] == [1, 1, 1, 1, 1]
+    assert np.array_equal(np.sort(np.concatenate(tiny[:3])), np.arange(off[1], off[2]))
+    assert np.array_equal(tiny[3], tiny[0]) and np.array_equal(tiny[4], tiny[1])
+    for tr, te in folds:
+        assert off[2] in tr and off[2] not in te  # the 1-row task: always in training
+        assert not np.intersect1d(tr, te).size
+    for t in (0, 3):  # the others: every row validated exactly once
+        rows = np.concatenate([np.intersect1d(te, np.arange(off[t], off[t + 1]))
+                               for _, te in folds])
+        assert np.array_equal(np.sort(rows), np.arange(off[t], off[t + 1]))
+    with pytest.warns(UserWarning, match=r"task 1 has 3 samples: 3 folds"):
+        est = rm.MultiTaskRegressorCV("l21", alphas=4, cv=5).fit(Xs, ys)
+    task_scores = np.stack(est.cv_results_["mean_task_scores"])
+    assert np.isnan(task_scores[:, 2]).all() and np.isfinite(task_scores[:, [0, 1, 3]]).all()
+
+
+def test_fold_rule_stratified_and_shared_and_hopeless():
+    """Stratified: a task with 2 samples of its rarest class gets 2 folds, each validating
+    one of them. A shared design with fewer rows than folds gets fewer folds for all tasks.
+    With no task of 2 samples cross-validation is impossible: a ValueError says so."""
+    Xs, ys = _clf_lists()
+    ys = [y.copy() for y in ys]
+    ys[0][:] = 0
+    ys[0][[3, 17]] = 1  # task 0: two samples of class 1
+    data = make_data(Xs, ys, loss="logistic")
+    with pytest.warns(UserWarning, match=r"task 0 has 2 samples of class 1: 2 folds"):
+        folds = task_folds(data, 3, stratify=True, random_state=0)
+    first = [np.intersect1d(te, [3, 17]).tolist() for _, te in folds]
+    assert sorted(first[:2]) == [[3], [17]] and first[2] == first[0]
+    X, Y = make_shared(n=4, p=6, T=2)
+    shared = make_data(X, Y)
+    with pytest.warns(UserWarning, match=r"cv=5: .*task \(all rows, shared design\) has 4 "
+                                         r"samples: 4 folds"):
+        assert len(task_folds(shared, 5, random_state=0)) == 4
+    Xs, ys = _fold_rule_data((1, 1))
+    with pytest.raises(ValueError, match=r"^cv=3: no task has 2 samples to validate on "
+                                         r"\(task 0 has 1 sample\)"):
+        task_folds(make_data(Xs, ys), 3)
 
 
 def test_two_dimensional_alphas_are_refused():

@@ -207,3 +207,30 @@ def test_unused_structure_arguments_are_not_checked():
 def test_invalid_classification_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_multitask_classification(n_tasks=2, n_features=4, n_informative=2, **kwargs)
+
+
+@pytest.mark.parametrize("make", [make_multitask_regression, make_multitask_classification])
+def test_default_sizes_fit_small_problems(make):
+    """The structure sizes default to what the problem can hold: ``n_informative =
+    min(10, n_features)``, ``rank = min(3, n_tasks, n_features)``, ``n_clusters =
+    min(3, n_tasks)``; explicit values are still checked; with room for the old defaults
+    (10, 3, 3) the draws are unchanged."""
+    d = make(n_tasks=3, n_samples=40, n_features=6, random_state=0)
+    assert d.coef.shape == (3, 6) and len(d.support) == 6
+    assert np.all(d.coef != 0)
+    sub = make(n_tasks=2, n_samples=40, n_features=6, structure="subspace", random_state=0)
+    assert sub.basis.shape == (2, 6) and np.linalg.matrix_rank(sub.coef) == 2
+    clu = make(n_tasks=2, n_samples=40, n_features=6, structure="clustered", random_state=0)
+    assert sorted(clu.clusters.tolist()) == [0, 1]
+    ind = make(n_tasks=3, n_samples=40, n_features=4, structure="independent", random_state=0)
+    assert ind.support.shape == (3, 4)
+    with pytest.raises(ValueError, match="n_informative must be an int in \\[1, 6\\]"):
+        make(n_tasks=3, n_samples=40, n_features=6, n_informative=7)
+    big = make(n_tasks=4, n_samples=30, n_features=12, random_state=1)
+    old = make(n_tasks=4, n_samples=30, n_features=12, n_informative=10, random_state=1)
+    np.testing.assert_array_equal(big.coef, old.coef)
+    np.testing.assert_array_equal(big.y[2], old.y[2])
+    for structure, key in (("subspace", "rank"), ("clustered", "n_clusters")):
+        a = make(4, 30, 12, structure=structure, random_state=1)
+        b = make(4, 30, 12, structure=structure, random_state=1, **{key: 3})
+        np.testing.assert_array_equal(a.coef, b.coef)

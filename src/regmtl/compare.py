@@ -4,10 +4,14 @@ Over repeated train/test splits (a data set's fixed splits where it has them), e
 fitted on the training part only, its regularization chosen by an inner cross-validation on
 that part (folds inside every task), and scored on the test part, task by task. The baselines:
 
-- *independent*: ridge (lasso; logistic regression for classification) per task: the ``"l2"``
-  (``"l1"``) penalty is separable over tasks, so one fit learns every task alone, with one alpha
-  for all tasks;
-- *pooled*: one model for all tasks' rows together (tasks ignored);
+- *independent*: ridge, lasso and elastic net (L2, L1 and elastic-net logistic regression for
+  classification) per task: the penalty is separable over tasks, so one fit learns every task
+  alone, with one alpha for all tasks;
+- *unregularized*: every task alone with no penalty (alpha = 0, :class:`Unregularized`):
+  least squares, or unpenalized logistic regression;
+- *pooled*: one slope vector shared by all tasks and one intercept per task
+  (:class:`PooledModel`), a ridge (L2 logistic) fit with its alpha chosen by the same inner
+  cross-validation;
 
 and the multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
 ...). Features are standardized with the training rows of all tasks
@@ -16,78 +20,647 @@ and the multi-task models share through their penalty (``"l21"``, ``"trace"``, `
 
 from __future__ import annotations
 
+import copy
+import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg as sla
+import scipy.sparse as sp
 from joblib import Parallel, delayed
+from scipy.special import expit
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
 
 from . import metrics, scaling
 from .datasets import apply_split, train_test_split_per_task
-from .scaling import pooled_scaling, stack_rows
+from .estimators import MultiTaskClassifier
+from .problem import make_datafit
+from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
+from .selection.folds import take, task_folds
+from .selection.path import alpha_grid, alpha_scale
+from .taskdata import TaskData, as_task_data
 
-__all__ = ["compare", "Comparison", "PooledModel", "MODELS", "DEFAULT_MODELS"]
+__all__ = ["compare", "Comparison", "PooledModel", "Unregularized", "MODELS", "DEFAULT_MODELS"]
+
+_KINDS = ("regression", "binary")
 
 
-class PooledModel(BaseEstimator):
-    """One model for the rows of all tasks together; ``predict`` gives one array per task."""
+# ============================================================================ baseline models
+def _dense(A: Any) -> np.ndarray:
+    return A.toarray() if sp.issparse(A) else np.asarray(A)
 
-    def __init__(self, estimator: Any = None):
-        self.estimator = estimator
 
-    def fit(self, Xs: Sequence[Any], ys: Sequence[Any]) -> PooledModel:
-        self.estimator_ = clone(self.estimator).fit(stack_rows(Xs), np.concatenate(ys))
-        self.n_tasks_ = len(Xs)
+def _task_lists(Xs: Any, ys: Any) -> tuple[list, list, list]:
+    """(task names, designs, targets) of lists per task or dicts keyed by task."""
+    if isinstance(Xs, Mapping):
+        if not isinstance(ys, Mapping) or list(ys) != list(Xs):
+            raise ValueError("Xs is a dict, so ys must be a dict with the same task keys.")
+        return list(Xs), list(Xs.values()), list(ys.values())
+    Xs, ys = list(Xs), list(ys)
+    if len(Xs) != len(ys):
+        raise ValueError(f"give one target array per task: {len(Xs)} designs, {len(ys)} "
+                         "targets.")
+    return list(range(len(Xs))), Xs, ys
+
+
+class _PerTaskLinear(BaseEstimator):
+    """Predictions of fitted ``coef_`` (T x p) and ``intercept_`` (T,) on lists per task (or
+    dicts keyed by task), in the form given."""
+
+    def _per_task(self, Xs: Any, fn: Callable[[Any, int], np.ndarray]) -> Any:
+        if isinstance(Xs, Mapping):
+            where = {t: i for i, t in enumerate(self.tasks_)}
+            unknown = [k for k in Xs if k not in where]
+            if unknown:
+                raise ValueError(f"unknown task {unknown[0]!r}; the model was fitted on "
+                                 f"{_names(self.tasks_)}.")
+            return {k: fn(X, where[k]) for k, X in Xs.items()}
+        if len(Xs) != len(self.coef_):
+            raise ValueError(f"give one design per task ({len(self.coef_)}); got {len(Xs)}.")
+        return [fn(X, t) for t, X in enumerate(Xs)]
+
+    def _score(self, X: Any, t: int) -> np.ndarray:
+        return np.asarray(X @ self.coef_[t], dtype=np.float64).ravel() + self.intercept_[t]
+
+    def decision_function(self, Xs: Any) -> Any:
+        """The scores ``x . w_t + b_t`` of every task's rows (one array per task)."""
+        return self._per_task(Xs, self._score)
+
+    def predict(self, Xs: Any) -> Any:
+        """Predicted targets (regression) or labels (classification), one array per task."""
+        if self.kind == "regression":
+            return self.decision_function(Xs)
+        return self._per_task(Xs, lambda X, t: np.asarray(self.classes_[t])[
+            (self._score(X, t) > 0).astype(np.int64)])
+
+    def predict_proba(self, Xs: Any) -> Any:
+        """Probabilities of ``(classes_[t][0], classes_[t][1])``, one (n_t, 2) array per
+        task (classification)."""
+        if self.kind != "binary":
+            raise AttributeError("predict_proba is for kind='binary'.")
+
+        def proba(X: Any, t: int) -> np.ndarray:
+            p = expit(self._score(X, t))
+            return np.column_stack([1.0 - p, p])
+
+        return self._per_task(Xs, proba)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in _KINDS:
+        raise ValueError(f"kind={kind!r} is not 'regression' or 'binary'.")
+
+
+def _varying(X: np.ndarray) -> int:
+    """Number of columns that are not constant."""
+    return int(np.count_nonzero(np.ptp(X, axis=0) > 0)) if len(X) else 0
+
+
+def _min_norm_lstsq(X: Any, y: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    """(w, b, interpolates) of least squares with an intercept: the minimum-norm solution,
+    as :func:`numpy.linalg.lstsq` and ``LinearRegression`` give it; ``interpolates`` when the
+    task has no more rows than it has varying features (the solution is not unique)."""
+    X = _dense(X).astype(np.float64, copy=False)
+    y = np.asarray(y, dtype=np.float64)
+    xm, ym = X.mean(axis=0), float(y.mean())
+    w = np.linalg.lstsq(X - xm, y - ym, rcond=None)[0]
+    return w, ym - float(xm @ w), len(y) - 1 < _varying(X)
+
+
+def _separated(X: Any, y: np.ndarray) -> bool:
+    """Whether some direction separates the classes, completely or quasi-completely: then
+    unpenalized logistic regression has no finite fit (Albert & Anderson 1984). The linear
+    program of Konis (2007): the largest ``sum_i z_i . beta`` over ``z_i . beta >= 0``,
+    ``|beta| <= 1``, with ``z_i = y_i (x_i, 1)``, is positive exactly then."""
+    from scipy.optimize import linprog
+
+    X = _dense(X).astype(np.float64, copy=False)
+    sign = np.where(np.asarray(y) == np.unique(y)[-1], 1.0, -1.0)
+    Z = sign[:, None] * np.column_stack([X, np.ones(len(X))])
+    res = linprog(-Z.sum(axis=0), A_ub=-Z, b_ub=np.zeros(len(Z)), bounds=(-1.0, 1.0),
+                  method="highs")
+    return bool(res.status == 0 and -res.fun > 1e-9 * max(1.0, np.abs(Z).sum()))
+
+
+def _names(tasks: Sequence[Any], limit: int = 5) -> str:
+    shown = ", ".join(repr(t) for t in tasks[:limit])
+    return shown + (f" and {len(tasks) - limit} more" if len(tasks) > limit else "")
+
+
+class Unregularized(_PerTaskLinear):
+    """Every task alone with no penalty (alpha = 0): least squares or logistic regression.
+
+    Regression: per task, least squares with an intercept. Where it is not unique (a rank
+    deficient design, e.g. a task with no more rows than features) the *minimum-norm*
+    solution is used, the limit of ridge as alpha goes to 0 and what :func:`numpy.linalg.lstsq`
+    and scikit-learn's ``LinearRegression`` give; a task with no more rows than varying
+    features interpolates its training rows, and a warning names such tasks. Classification:
+    per task, unpenalized logistic regression (:class:`~regmtl.MultiTaskClassifier` with
+    ``alpha=0``). A task whose classes are separated (completely or quasi-completely, e.g.
+    fewer rows than features) has no finite fit: a warning names it, and its fit is where the
+    solver stops at ``tol``, a separating direction with probabilities near 0 and 1.
+
+    Parameters
+    ----------
+    kind : {"regression", "binary"}, default="regression"
+        The kind of the tasks.
+    tol : float, default=1e-4
+        Solver tolerance (classification; least squares is solved exactly).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (T, p)
+        One row of weights per task.
+    intercept_ : ndarray of shape (T,)
+        One intercept per task.
+    classes_ : list of ndarray
+        Each task's two labels (classification).
+    alpha_ : float
+        0.0.
+    not_unique_ : list of int
+        The tasks whose fit is not unique (interpolated or separated).
+
+    See Also
+    --------
+    PooledModel : The other end: one slope vector for all tasks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.compare import Unregularized
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> d = make_multitask_regression(3, 30, 4, n_informative=2, noise=0.0, random_state=0)
+    >>> m = Unregularized().fit(d.X, d.y)
+    >>> bool(np.allclose(m.coef_, d.coef)), [f.shape for f in m.predict(d.X)]
+    (True, [(30,), (30,), (30,)])
+    """
+
+    def __init__(self, kind: str = "regression", *, tol: float = 1e-4):
+        self.kind = kind
+        self.tol = tol
+
+    def fit(self, Xs: Sequence[Any], ys: Sequence[Any]) -> Unregularized:
+        """Fit every task alone.
+
+        Parameters
+        ----------
+        Xs : list or dict of array-like or sparse matrix of shape (n_t, p)
+            One design per task (a dict keyed by task names the tasks).
+        ys : list or dict of array-like of shape (n_t,)
+            One target (label) array per task, in the form of ``Xs``.
+
+        Returns
+        -------
+        self
+            The fitted model.
+        """
+        _check_kind(self.kind)
+        self.tasks_, X_list, y_list = _task_lists(Xs, ys)
+        self.alpha_ = 0.0
+        self.best_params_ = {"alpha": 0.0}
+        T = len(X_list)
+        if self.kind == "regression":
+            fits = [_min_norm_lstsq(X, y) for X, y in zip(X_list, y_list, strict=True)]
+            self.coef_ = np.array([w for w, _, _ in fits])
+            self.intercept_ = np.array([b for _, b, _ in fits])
+            self.not_unique_ = [t for t, (_, _, bad) in enumerate(fits) if bad]
+            if self.not_unique_:
+                warnings.warn(
+                    f"least squares is not unique on {len(self.not_unique_)} of {T} task(s) "
+                    f"({self._named(self.not_unique_)}: no more training rows than varying "
+                    "features); their minimum-norm solution is used, which interpolates the "
+                    "training rows.", UserWarning, stacklevel=2)
+            return self
+        self.not_unique_ = [t for t, (X, y) in enumerate(zip(X_list, y_list, strict=True))
+                            if _separated(X, y)]
+        if self.not_unique_:
+            warnings.warn(
+                f"unpenalized logistic regression has no finite fit on "
+                f"{len(self.not_unique_)} of {T} task(s) ({self._named(self.not_unique_)}: "
+                "their training classes are separable); the solver stops at tol on a "
+                "separating direction, with probabilities near 0 and 1.", UserWarning,
+                stacklevel=2)
+        clf = MultiTaskClassifier("l2", alpha=0.0, tol=self.tol).fit(X_list, y_list)
+        self.coef_, self.intercept_ = clf.coef_, clf.intercept_
+        self.classes_ = list(clf.classes_)
         return self
 
-    def predict(self, Xs: Sequence[Any]) -> list[np.ndarray]:
-        return [self.estimator_.predict(X) for X in Xs]
-
-    def predict_proba(self, Xs: Sequence[Any]) -> list[np.ndarray]:
-        return [self.estimator_.predict_proba(X) for X in Xs]
-
-    @property
-    def alpha_(self) -> float:
-        return self.estimator_.alpha_
+    def _named(self, positions: list[int]) -> str:
+        return _names([self.tasks_[t] for t in positions])
 
 
+def _task_means(data: TaskData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(m, xbar, ybar): each task's total row weight and weighted means of X and y."""
+    N, T = data.n_obs, data.n_tasks
+    Ec = sp.csr_matrix((data.c, (np.arange(N), data.task_of)), shape=(N, T))
+    m = np.asarray(Ec.sum(axis=0)).ravel()
+    return m, _dense(Ec.T @ data.X) / m[:, None], (Ec.T @ data.y) / m
+
+
+def _ridge_path(data: TaskData, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Pooled ridge with task intercepts, exactly, for every alpha: W (K, p), B (K, T).
+
+    Minimizes :math:`\sum_r c_r \tfrac12 (y_r - x_r^\top w - b_{t(r)})^2 +
+    \tfrac{\alpha}2 \|w\|^2`: the intercepts are profiled out by centering every task
+    (weighted means), and one eigendecomposition, of the p x p Gram matrix or of the N x N
+    kernel when p > N, gives the whole path."""
+    X, c, t = data.X, data.c, data.task_of
+    m, xbar, ybar = _task_means(data)
+    yc = data.y - ybar[t]
+    N, p = X.shape
+    if p <= N:
+        if sp.issparse(X):
+            H = _dense(X.T @ sp.diags(c) @ X) - (xbar.T * m) @ xbar
+        else:
+            Xc = X - xbar[t]
+            H = Xc.T @ (c[:, None] * Xc)
+        lam, V = np.linalg.eigh(H)
+        q = V.T @ np.asarray(X.T @ (c * yc)).ravel()  # the centering terms sum to zero
+        W = np.array([V @ (q / (np.maximum(lam, 0.0) + a)) for a in alphas])
+    else:
+        sc = np.sqrt(c)
+        A = np.asarray(X @ xbar.T)[:, t]
+        K = _dense(X @ X.T) - A - A.T + (xbar @ xbar.T)[t][:, t]
+        lam, V = np.linalg.eigh(sc[:, None] * K * sc[None, :])
+        q = V.T @ (sc * yc)
+        W = []
+        for a in alphas:
+            v = sc * (V @ (q / (np.maximum(lam, 0.0) + a)))
+            W.append(np.asarray(X.T @ v).ravel() - xbar.T @ np.bincount(t, v, minlength=len(m)))
+        W = np.array(W)
+    return W, ybar[None, :] - W @ xbar.T
+
+
+def _logistic_value(X, y, c, t, alpha, w, b) -> float:
+    f = np.asarray(X @ w).ravel() + b[t]
+    return float(c @ np.logaddexp(0.0, -y * f)) + 0.5 * alpha * float(w @ w)
+
+
+def _newton_step(X, y, c, t, T, alpha, w, b):
+    """(dw, db, decrement^2) of one Newton step on the pooled logistic objective; the
+    Hessian's intercept block is diagonal, so the step solves its p x p Schur complement."""
+    N, p = X.shape
+    s = expit(-y * (np.asarray(X @ w).ravel() + b[t]))
+    r = -c * y * s
+    gw = np.asarray(X.T @ r).ravel() + alpha * w
+    gb = np.bincount(t, r, minlength=T)
+    d = c * s * (1.0 - s)
+    Dt = sp.csr_matrix((d, (np.arange(N), t)), shape=(N, T)).T
+    Hwb = _dense(Dt @ X).T
+    hbb = np.maximum(np.asarray(Dt.sum(axis=1)).ravel(), np.finfo(float).tiny)
+    Hww = _dense(X.T @ sp.diags(d) @ X) if sp.issparse(X) else X.T @ (d[:, None] * X)
+    S = Hww + alpha * np.eye(p) - (Hwb / hbb) @ Hwb.T
+    dw = sla.solve(S, gw - Hwb @ (gb / hbb), assume_a="sym")
+    db = (gb - Hwb.T @ dw) / hbb
+    return dw, db, float(gw @ dw + gb @ db)
+
+
+def _newton_logistic(X, y, c, t, T, alpha, w, b, tol_abs, max_iter=100):
+    """Damped Newton (Armijo backtracking) from (w, b): (w, b, converged)."""
+    value = _logistic_value(X, y, c, t, alpha, w, b)
+    for _ in range(max_iter):
+        dw, db, dec = _newton_step(X, y, c, t, T, alpha, w, b)
+        if dec / 2 <= max(tol_abs, 1e-15 * abs(value)):
+            return w, b, True
+        step = 1.0
+        while step > 1e-10:
+            w_new, b_new = w - step * dw, b - step * db
+            new = _logistic_value(X, y, c, t, alpha, w_new, b_new)
+            if new <= value - 0.25 * step * dec:
+                break
+            step *= 0.5
+        else:
+            return w, b, False
+        w, b, value = w_new, b_new, new
+    return w, b, False
+
+
+def _logistic_path(data: TaskData, alphas: np.ndarray, tol: float
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""Pooled L2 logistic regression with task intercepts along ``alphas`` (decreasing,
+    warm-started): W (K, p), B (K, T), and how many fits stopped short of ``tol``.
+
+    Minimizes :math:`\sum_r c_r \log(1 + e^{-y_r (x_r^\top w + b_{t(r)})}) +
+    \tfrac{\alpha}2 \|w\|^2` by Newton's method, to a Newton decrement within ``tol`` times
+    the objective at w = 0 (intercepts fitted)."""
+    X, y, c, t, T = data.X, data.y, data.c, data.task_of, data.n_tasks
+    pos = np.bincount(t, c * (y > 0), minlength=T) / np.bincount(t, c, minlength=T)
+    b = np.log(pos) - np.log1p(-pos)
+    w = np.zeros(X.shape[1])
+    tol_abs = tol * _logistic_value(X, y, c, t, 0.0, w, b)
+    W, B, short = [], [], 0
+    for a in alphas:
+        w, b, ok = _newton_logistic(X, y, c, t, T, float(a), w, b, tol_abs)
+        W.append(w)
+        B.append(b)
+        short += not ok
+    return np.array(W), np.array(B), short
+
+
+def _validation_score(val: TaskData, w: np.ndarray, b: np.ndarray, binary: bool) -> float:
+    """Minus the mean squared error (log-loss) of every task's validation rows, averaged
+    over the tasks that have some: the default score of the CV estimators."""
+    f = np.asarray(val.X @ w).ravel() + b[val.task_of]
+    loss = np.logaddexp(0.0, -val.y * f) if binary else (val.y - f) ** 2
+    sw = np.ones(val.n_obs) if val.sample_weight is None else val.sample_weight
+    if val.observed is not None:
+        sw = np.where(val.observed, sw, 0.0)
+    total = np.bincount(val.task_of, sw, minlength=val.n_tasks)
+    has = total > 0
+    sums = np.bincount(val.task_of, sw * loss, minlength=val.n_tasks)
+    return -float(np.mean(sums[has] / total[has]))
+
+
+class PooledModel(_PerTaskLinear):
+    r"""One slope vector shared by all tasks, one intercept per task; alpha by inner CV.
+
+    The pooled baseline: every task predicts :math:`x^\top w + b_t`, with the slopes
+    :math:`w` learned from the rows of all tasks and the intercepts :math:`b_t` (never
+    penalized) letting tasks differ in level. It minimizes the multi-task objective with all
+    :math:`w_t` equal,
+
+    .. math::
+
+        \sum_t \frac{\omega_t}{n_t} \sum_i \ell(y_{ti}, x_{ti}^\top w + b_t)
+        + \frac{\alpha}{2} \|w\|_2^2,
+
+    the squared loss solved exactly (tasks centered, one eigendecomposition for the whole
+    grid), the logistic loss by Newton's method. ``alpha`` is chosen by cross-validation
+    inside every task (:func:`~regmtl.selection.task_folds`; stratified for classification),
+    scored as :class:`~regmtl.MultiTaskRegressorCV` scores (negative mean squared error or
+    log-loss, averaged over tasks), on a geometric grid from :math:`100\, T s` down to
+    :math:`10^{-6}` of it (:math:`s` of :func:`~regmtl.selection.alpha_scale`), then refitted
+    on all rows.
+
+    Parameters
+    ----------
+    kind : {"regression", "binary"}, default="regression"
+        The kind of the tasks (squared or logistic loss).
+    alphas : int or array-like, default=12
+        Size of the grid, or the values (> 0).
+    cv : int, splitter or iterable, default=3
+        Folds inside every task, as for :func:`~regmtl.selection.task_folds`.
+    tol : float, default=1e-4
+        Relative tolerance of the logistic fits.
+    task_weight : {"equal", "samples"} or array-like, default="equal"
+        :math:`\omega_t`, as for :class:`~regmtl.MultiTaskRegressor`.
+    random_state : int or None, default=0
+        Shuffles the rows of every task before the folds.
+
+    Attributes
+    ----------
+    alpha_ : float
+        The chosen alpha.
+    alphas_ : ndarray
+        The grid.
+    cv_results_ : DataFrame
+        ``param_alpha``, ``mean_test_score``, ``std_test_score`` (over folds) per alpha.
+    n_splits_ : int
+        Number of folds.
+    coef_ : ndarray of shape (T, p)
+        The shared slopes, one (equal) row per task.
+    intercept_ : ndarray of shape (T,)
+        One intercept per task.
+    classes_ : list of ndarray
+        Each task's two labels (classification).
+
+    See Also
+    --------
+    Unregularized : The other end: every task alone.
+    regmtl.MeanRegularized : Shrinks the tasks' weights towards their mean instead.
+
+    Examples
+    --------
+    Three tasks with the same slopes and different levels:
+
+    >>> import numpy as np
+    >>> from regmtl.compare import PooledModel
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = [rng.standard_normal((40, 3)) for _ in range(3)]
+    >>> ys = [X @ [1.0, -2.0, 0.5] + 10.0 * t for t, X in enumerate(Xs)]
+    >>> m = PooledModel(alphas=8, cv=3).fit(Xs, ys)
+    >>> m.coef_.round(2)[0].tolist(), m.intercept_.round(1).tolist()
+    ([1.0, -2.0, 0.5], [0.0, 10.0, 20.0])
+    """
+
+    def __init__(self, kind: str = "regression", *, alphas: int | Any = 12, cv: Any = 3,
+                 tol: float = 1e-4, task_weight: Any = "equal", random_state: Any = 0):
+        self.kind = kind
+        self.alphas = alphas
+        self.cv = cv
+        self.tol = tol
+        self.task_weight = task_weight
+        self.random_state = random_state
+
+    def fit(self, Xs: Sequence[Any], ys: Sequence[Any]) -> PooledModel:
+        """Choose alpha by cross-validation inside every task and refit on all rows.
+
+        Parameters
+        ----------
+        Xs : list or dict of array-like or sparse matrix of shape (n_t, p)
+            One design per task (a dict keyed by task names the tasks).
+        ys : list or dict of array-like of shape (n_t,)
+            One target (label) array per task, in the form of ``Xs``.
+
+        Returns
+        -------
+        self
+            The fitted model.
+        """
+        _check_kind(self.kind)
+        binary = self.kind == "binary"
+        self.tasks_, X_list, y_list = _task_lists(Xs, ys)
+        given = (Xs, ys) if isinstance(Xs, Mapping) else (X_list, y_list)
+        data = as_task_data(*given, task_weight=self.task_weight, numeric_y=not binary)
+        if binary:
+            data.encode_binary()
+            self.classes_ = list(data.classes)
+        self.alphas_ = self._grid(data)
+        folds = task_folds(data, self.cv, stratify=binary, random_state=self.random_state)
+        scores = np.empty((len(folds), len(self.alphas_)))
+        short = 0
+        for k, (train_idx, val_idx) in enumerate(folds):
+            train = take(data, train_idx, self.task_weight, encode=binary)
+            val = take(data, val_idx, fit=False)
+            W, B, n_short = self._path(train, self.alphas_)
+            short += n_short
+            scores[k] = [_validation_score(val, w, b, binary) for w, b in zip(W, B, strict=True)]
+        mean = scores.mean(axis=0)
+        best = int(np.nanargmax(mean))
+        self.alpha_ = float(self.alphas_[best])
+        self.best_params_ = {"alpha": self.alpha_}
+        self.n_splits_ = len(folds)
+        self.cv_results_ = pd.DataFrame({"param_alpha": self.alphas_,
+                                         "mean_test_score": mean,
+                                         "std_test_score": scores.std(axis=0)})
+        W, B, n_short = self._path(data, self.alphas_[best:best + 1])
+        short += n_short
+        if short:
+            warnings.warn(f"{short} pooled logistic fit(s) stopped short of tol={self.tol:g}.",
+                          ConvergenceWarning, stacklevel=2)
+        self.coef_ = np.repeat(W, data.n_tasks, axis=0)
+        self.intercept_ = B[0]
+        return self
+
+    def _grid(self, data: TaskData) -> np.ndarray:
+        if isinstance(self.alphas, Integral):
+            datafit = "logistic" if self.kind == "binary" else "squared"
+            top = 100.0 * data.n_tasks * alpha_scale(data, make_datafit(datafit))
+            return alpha_grid(top, int(self.alphas), 1e-6)
+        grid = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())[::-1]
+        if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() <= 0:
+            raise ValueError(f"alphas={self.alphas!r}: give a number of values or values > 0 "
+                             "(alpha = 0 is the 'unregularized' model).")
+        return grid
+
+    def _path(self, data: TaskData, alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        if self.kind == "regression":
+            return (*_ridge_path(data, alphas), 0)
+        return _logistic_path(data, alphas, self.tol)
+
+
+# ============================================================================ the models
 def _cv_model(penalty: str, kind: str, opts: dict) -> BaseEstimator:
     cls = MultiTaskRegressorCV if kind == "regression" else MultiTaskClassifierCV
     return cls(penalty, **opts)
 
 
+def _cv(penalty: str) -> Callable[[str, dict], Any]:
+    return lambda kind, opts: _cv_model(penalty, kind, opts)
+
+
+_BOTH = ("regression", "binary")
+
 #: name -> (kind(s), factory(kind, options) -> estimator, role)
 MODELS: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str]] = {
-    "ridge": (("regression",), lambda k, o: _cv_model("l2", k, o), "independent"),
-    "lasso": (("regression",), lambda k, o: _cv_model("l1", k, o), "independent"),
-    "logistic": (("binary",), lambda k, o: _cv_model("l2", k, o), "independent"),
-    "logistic_l1": (("binary",), lambda k, o: _cv_model("l1", k, o), "independent"),
-    "pooled": (("regression", "binary"),
-               lambda k, o: PooledModel(_cv_model("l2", k, o)), "pooled"),
-    "l21": (("regression", "binary"), lambda k, o: _cv_model("l21", k, o), "multi-task"),
-    "trace": (("regression", "binary"), lambda k, o: _cv_model("trace", k, o), "multi-task"),
-    "mean": (("regression", "binary"), lambda k, o: _cv_model("mean", k, o), "multi-task"),
-    "clustered": (("regression", "binary"),
-                  lambda k, o: _cv_model("clustered", k, o), "multi-task"),
-    "dirty": (("regression", "binary"), lambda k, o: _cv_model("dirty", k, o), "multi-task"),
+    "ridge": (("regression",), _cv("l2"), "independent"),
+    "lasso": (("regression",), _cv("l1"), "independent"),
+    "logistic": (("binary",), _cv("l2"), "independent"),
+    "logistic_l1": (("binary",), _cv("l1"), "independent"),
+    "elasticnet": (_BOTH, _cv("elasticnet"), "independent"),
+    "unregularized": (_BOTH, lambda k, o: Unregularized(k, tol=o["tol"]), "independent"),
+    "pooled": (_BOTH, lambda k, o: PooledModel(k, **o), "pooled"),
+    "l21": (_BOTH, _cv("l21"), "multi-task"),
+    "trace": (_BOTH, _cv("trace"), "multi-task"),
+    "mean": (_BOTH, _cv("mean"), "multi-task"),
+    "clustered": (_BOTH, _cv("clustered"), "multi-task"),
+    "dirty": (_BOTH, _cv("dirty"), "multi-task"),
+    "sparse_lowrank": (_BOTH, _cv("sparse_lowrank"), "multi-task"),
 }
+
+#: Penalty names that name a baseline, by kind.
+_ALIASES = {"l2": {"regression": "ridge", "binary": "logistic"},
+            "l1": {"regression": "lasso", "binary": "logistic_l1"}}
 
 #: The models ``models="default"`` fits, by kind; the first is the baseline of ``wins``.
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
-    "regression": ("ridge", "lasso", "pooled", "l21", "trace", "mean"),
-    "binary": ("logistic", "logistic_l1", "pooled", "l21", "trace", "mean"),
+    "regression": ("ridge", "lasso", "unregularized", "pooled", "l21", "trace", "mean"),
+    "binary": ("logistic", "logistic_l1", "unregularized", "pooled", "l21", "trace", "mean"),
 }
 
 _LABELS = {"ridge": "ridge (independent)", "lasso": "lasso (independent)",
            "logistic": "logistic (independent)", "logistic_l1": "L1 logistic (independent)",
+           "elasticnet": "elastic net (independent)", "unregularized": "unregularized",
            "pooled": "pooled", "l21": "MTL L2,1", "trace": "MTL trace norm",
-           "mean": "MTL mean-regularized", "clustered": "MTL clustered", "dirty": "MTL dirty"}
+           "mean": "MTL mean-regularized", "clustered": "MTL clustered", "dirty": "MTL dirty",
+           "sparse_lowrank": "MTL sparse + low-rank"}
+
+_FORMS = ('"default", a model name (' + ", ".join(map(repr, [*MODELS, *_ALIASES])) + "), an "
+          "estimator instance whose fit and predict take lists per task, a (name, model) "
+          "pair, or a list of these; or a dict name -> model name or estimator")
+
+#: one resolved model: its label, factory(options) -> estimator, role
+_Spec = tuple[str, Callable[[dict], Any], str]
+
+
+def _is_estimator(obj: Any) -> bool:
+    return (not isinstance(obj, type) and callable(getattr(obj, "fit", None))
+            and callable(getattr(obj, "predict", None)))
+
+
+def _refuse(what: str, obj: Any) -> ValueError:
+    hint = " (a class: pass an instance)" if isinstance(obj, type) else ""
+    return ValueError(f"models: {what} {obj!r}{hint} is not accepted. Accepted: {_FORMS}.")
+
+
+def _entries(models: Any) -> list[tuple[str | None, Any]]:
+    """(label or None, model name or estimator) pairs from any accepted form."""
+    if isinstance(models, str) or _is_estimator(models):
+        return [(None, models)]
+    if isinstance(models, Mapping):
+        for name in models:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"models: the dict key {name!r} is not a name (a non-empty "
+                                 f"string). Accepted: {_FORMS}.")
+        return list(models.items())
+    if not isinstance(models, Iterable) or isinstance(models, type):
+        raise _refuse("the value", models)
+    out = []
+    for entry in models:
+        if isinstance(entry, str) or _is_estimator(entry):
+            out.append((None, entry))
+        elif (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+              and entry[0]):
+            out.append(entry)
+        else:
+            raise _refuse("the entry", entry)
+    return out
+
+
+def _named(label: str | None, name: str, kind: str) -> list[_Spec]:
+    """The built-in model(s) a name stands for."""
+    if name == "default":
+        if label is not None:
+            raise ValueError(f"models: ({label!r}, 'default'): 'default' is a set of models "
+                             "and takes no name of its own.")
+        return [spec for n in DEFAULT_MODELS[kind] for spec in _named(None, n, kind)]
+    key = _ALIASES.get(name, {}).get(kind, name)
+    if key not in MODELS:
+        raise ValueError(f"models: unknown model {name!r}. Accepted: {_FORMS}.")
+    kinds, factory, role = MODELS[key]
+    if kind not in kinds:
+        raise ValueError(f"models: {name!r} is for {'/'.join(kinds)} tasks, but these are "
+                         f"{kind}.")
+    return [(label or _LABELS[key], lambda o, f=factory: f(kind, o), role)]
+
+
+def _copy(est: Any) -> Any:
+    return clone(est) if hasattr(est, "get_params") else copy.deepcopy(est)
+
+
+def _resolve_models(models: Any, kind: str) -> dict[str, tuple[Callable[[dict], Any], str]]:
+    """label -> (estimator factory, role). A user's estimators with no baseline beside them
+    get the default baselines first (``wins`` counts against the first model)."""
+    specs: list[_Spec] = []
+    for label, model in _entries(models):
+        if isinstance(model, str):
+            specs.extend(_named(label, model, kind))
+        elif _is_estimator(model):
+            specs.append((label or type(model).__name__, lambda o, m=model: _copy(m), "user"))
+        else:
+            raise _refuse(f"{label!r} ->", model)
+    if not specs:
+        raise ValueError(f"models: no model given. Accepted: {_FORMS}.")
+    baselines = [s for s in _named(None, "default", kind) if s[2] != "multi-task"]
+    named = {label for label, _, _ in baselines}
+    if any(role == "user" for _, _, role in specs) and not any(
+            role in ("independent", "pooled") or label in named for label, _, role in specs):
+        specs = baselines + specs
+    out: dict[str, tuple[Callable[[dict], Any], str]] = {}
+    for label, factory, role in specs:
+        if label in out:
+            raise ValueError(f"models: two models are named {label!r}; give them different "
+                             "names, e.g. a dict name -> model.")
+        out[label] = (factory, role)
+    return out
 
 
 @dataclass
@@ -108,9 +681,9 @@ class Comparison:
         split-averaged score beats the baseline's, e.g. ``"97/139"``), ``fit_time`` (seconds
         per split, inner cross-validation included) and the median chosen ``alpha``.
     scores : DataFrame
-        Tidy: one row per (model, split, task) with the model's ``role`` (``"independent"``,
-        ``"pooled"``, ``"multi-task"`` or ``"user"``), the task's test size ``n`` and the
-        per-task metrics.
+        Tidy: one row per (model, split, task) with the model's ``role`` (``"independent"``
+        for ridge, lasso, elastic net and unregularized, ``"pooled"``, ``"multi-task"`` or
+        ``"user"``), the task's test size ``n`` and the per-task metrics.
     choices : DataFrame
         The chosen parameters of every model on every split.
     kind : {"regression", "binary"}
@@ -135,6 +708,10 @@ class Comparison:
         them (standardized).
     elapsed : float, default=0.0
         Seconds the whole comparison took.
+    timings : DataFrame, optional
+        Indexed by model: ``fit_seconds``, the seconds its fits took over all splits (inner
+        cross-validation included; the sum over parallel jobs, not wall time), and
+        ``seconds_per_split``, their mean.
 
     See Also
     --------
@@ -150,6 +727,8 @@ class Comparison:
     (['ridge (independent)', 'MTL L2,1'], 'ridge (independent)', 'explained_variance')
     >>> res.scores.shape  # 2 models x 2 splits x 4 tasks
     (16, 9)
+    >>> res.timings.columns.tolist()
+    ['fit_seconds', 'seconds_per_split']
     """
 
     summary: pd.DataFrame
@@ -165,6 +744,7 @@ class Comparison:
     models: dict = field(default_factory=dict, repr=False)
     data_first_split: tuple = field(default=(), repr=False)
     elapsed: float = 0.0
+    timings: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def __str__(self) -> str:
         """The summary table: metrics (mean, sd), wins, fit time and alpha per model."""
@@ -210,30 +790,6 @@ def _kind_of(ys: Sequence[np.ndarray], kind: str) -> str:
         return kind
     two = all(len(np.unique(np.asarray(y))) <= 2 for y in ys)
     return "binary" if two else "regression"
-
-
-def _resolve_models(models: Any, kind: str) -> dict[str, tuple[Any, str]]:
-    """name -> (estimator factory, role)."""
-    if isinstance(models, str):
-        if models != "default":
-            models = [models]
-        else:
-            models = DEFAULT_MODELS[kind]
-    out = {}
-    if isinstance(models, dict):
-        for name, est in models.items():
-            out[str(name)] = (lambda o, est=est: clone(est), "user")
-        return out
-    for name in models:
-        if name not in MODELS:
-            raise ValueError(f"models: unknown model {name!r}; choose from {sorted(MODELS)} "
-                             "or pass a dict of name -> estimator.")
-        kinds, factory, role = MODELS[name]
-        if kind not in kinds:
-            raise ValueError(f"models: {name!r} is for {'/'.join(kinds)} tasks, but these "
-                             f"are {kind}.")
-        out[_LABELS[name]] = (lambda o, f=factory: f(kind, o), role)
-    return out
 
 
 def _splits(bunch: Any, Xs, ys, splits: Any, test_size: float, random_state: Any,
@@ -310,19 +866,28 @@ def _prepare(Xs, ys, split, standardize: bool):
     return Xtr, Xte, ytr, [np.asarray(v, dtype=np.float64) for v in yte]
 
 
-def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names):
+def _ordered(out: Any, names: Sequence[Any]) -> list:
+    """Per-task outputs as a list in task order (from a list, or a dict keyed by task)."""
+    return [out[k] for k in names] if isinstance(out, Mapping) else list(out)
+
+
+def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed):
     """Fit one model on one split's training part and score it on its test part.
 
-    Warnings are collected and returned, so that they reach the caller's process whatever
-    the joblib backend."""
+    The built-in models get dicts keyed by task name (``keyed``), so that their warnings
+    name the tasks; users' estimators get lists. Warnings are collected and returned, so
+    that they reach the caller's process whatever the joblib backend."""
+    if keyed:
+        Xtr, Xte, ytr = (dict(zip(task_names, v, strict=True)) for v in (Xtr, Xte, ytr))
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.fit(Xtr, ytr)
     fit_time = time.perf_counter() - t0
-    notes = [(w.category, f"{name}, split {s}: {w.message}") for w in caught]
-    pred = [np.asarray(v, dtype=np.float64) for v in est.predict(Xte)]
-    proba = est.predict_proba(Xte) if kind == "binary" else None
+    notes = [(w.category, name, s, str(w.message)) for w in caught]
+    pred = [np.asarray(v, dtype=np.float64) for v in _ordered(est.predict(Xte), task_names)]
+    proba = (_ordered(est.predict_proba(Xte), task_names)
+             if kind == "binary" and hasattr(est, "predict_proba") else None)
     per_task = _task_metrics(kind, yte, pred, proba)
     task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
                   "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
@@ -331,6 +896,44 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names):
                  **_split_metrics(kind, yte, pred, proba)}
     return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)}, est,
             notes)
+
+
+def _distinct(names: Sequence[Any]) -> bool:
+    """Whether task names can key dicts: hashable and distinct."""
+    try:
+        return len(set(names)) == len(names)
+    except TypeError:
+        return False
+
+
+def _progress_on(progress: Any) -> bool:
+    """Whether to show the progress bar: ``"auto"`` when stderr is a terminal."""
+    if isinstance(progress, (bool, np.bool_)):
+        return bool(progress)
+    if progress == "auto":
+        isatty = getattr(sys.stderr, "isatty", None)
+        return bool(isatty and isatty())
+    raise ValueError(f"progress={progress!r} must be 'auto', True or False.")
+
+
+def _relay(notes: list[tuple[type, str, int, str]]) -> None:
+    """Re-issue the fits' warnings, the same message of several splits once."""
+    grouped: dict[tuple[type, str, str], list[int]] = {}
+    for category, name, s, message in notes:
+        grouped.setdefault((category, name, message), []).append(s)
+    for (category, name, message), where in grouped.items():
+        splits = f"split {where[0]}" if len(where) == 1 else (
+            "splits " + ", ".join(map(str, where)))
+        warnings.warn(f"{name}, {splits}: {message}", category, stacklevel=3)
+
+
+def _timings(per_split: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Fit seconds per model: total over splits and per split."""
+    by = per_split.groupby("model", sort=False)["fit_time"]
+    out = pd.DataFrame({"fit_seconds": by.sum(), "seconds_per_split": by.mean()})
+    out = out.reindex(names)
+    out.index.name = "model"
+    return out
 
 
 def compare(
@@ -348,7 +951,7 @@ def compare(
     tol: float = 1e-4,
     random_state: int = 0,
     n_jobs: int | None = None,
-    progress: bool = False,
+    progress: bool | str = "auto",
 ) -> Comparison:
     """Does sharing help? Multi-task models against single-task and pooled baselines.
 
@@ -356,10 +959,12 @@ def compare(
     regularization chosen by an inner cross-validation on that part (folds inside every
     task), and scored on the test part, task by task. Features are standardized with the
     pooled training rows of all tasks. The baselines learn every task alone (``"ridge"``,
-    ``"lasso"``; ``"logistic"``, ``"logistic_l1"`` for classification: one fit with a
-    separable penalty and one alpha for all tasks) or one model for all tasks' rows
-    together (``"pooled"``); the multi-task models share through their penalty (``"l21"``,
-    ``"trace"``, ``"mean"``, ``"clustered"``, ``"dirty"``).
+    ``"lasso"``, ``"elasticnet"``; ``"logistic"``, ``"logistic_l1"`` for classification:
+    one fit with a separable penalty and one alpha for all tasks; ``"unregularized"``: no
+    penalty, see ``regmtl.compare.Unregularized``) or one slope vector for all tasks
+    with one intercept per task (``"pooled"``, ``regmtl.compare.PooledModel``); the
+    multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
+    ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"``).
 
     Parameters
     ----------
@@ -374,12 +979,19 @@ def compare(
     kind : {"auto", "regression", "binary"}, default="auto"
         The kind of the tasks; ``"auto"`` reads it from the Bunch, else calls tasks with at
         most two distinct targets binary.
-    models : "default", list of str, or dict, default="default"
-        ``"default"`` (ridge, lasso, pooled, l21, trace, mean; the logistic versions for
-        classification), names among ``"ridge"``, ``"lasso"``, ``"logistic"``,
-        ``"logistic_l1"``, ``"pooled"``, ``"l21"``, ``"trace"``, ``"mean"``,
-        ``"clustered"``, ``"dirty"``, or a dict name -> estimator that takes and returns
-        lists per task. The first model is the baseline of ``wins``.
+    models : str, estimator, list or dict, default="default"
+        ``"default"``: ridge, lasso, unregularized, pooled, l21, trace, mean (logistic and L1
+        logistic first for classification). Otherwise a list mixing model names
+        (``"ridge"``, ``"lasso"``, ``"elasticnet"``, ``"logistic"``, ``"logistic_l1"``,
+        ``"unregularized"``, ``"pooled"``, ``"l21"``, ``"trace"``, ``"mean"``,
+        ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"``; ``"l2"`` and ``"l1"`` stand for
+        the independent ridge and lasso, or their logistic versions; ``"default"`` for the
+        default set), estimator instances whose ``fit(Xs, ys)`` and ``predict(Xs)`` take
+        lists per task (``predict_proba`` too for classification), and ``(name, model)``
+        pairs; or a dict name -> model name or estimator. Your own estimators are compared
+        beside the baselines: without a baseline among the entries, the default baselines
+        (independent, unregularized, pooled) come first. The first model is the baseline of
+        ``wins``.
     splits : int or list of (train, test), default=10
         Number of splits (the data set's fixed ones first when it has them; otherwise
         ``test_size`` of every task drawn at random, seeded by ``random_state``), or the
@@ -387,7 +999,8 @@ def compare(
     test_size : float, default=0.25
         Fraction of every task's rows held out by a random split.
     cv : int, default=3
-        Folds of the inner cross-validation (inside every task).
+        Folds of the inner cross-validation (inside every task; a task with fewer rows gets
+        fewer folds, see :func:`~regmtl.selection.task_folds`).
     n_alphas : int, default=12
         Size of each model's alpha grid.
     standardize : bool, default=True
@@ -400,20 +1013,30 @@ def compare(
     n_jobs : int, optional
         Number of (split, model) fits run in parallel with joblib (any backend, e.g. Dask);
         the result does not depend on it.
-    progress : bool, default=False
-        Show a progress bar over the (split, model) fits.
+    progress : {"auto", True, False}, default="auto"
+        A progress bar with the time left over the (split, model) fits; ``"auto"`` shows it
+        when stderr is a terminal.
 
     Returns
     -------
     Comparison
         ``summary`` (mean and sd over splits), ``scores`` (tidy per model, split and task),
-        ``choices``, and the first split's fitted models.
+        ``choices``, ``timings`` (fit seconds per model), and the first split's fitted
+        models.
 
     Raises
     ------
     ValueError
         With fewer than two tasks, a task of fewer than 2 rows (random splits), an unknown
-        model, a model of the other kind, or more splits than the data set's fixed ones.
+        model, a model of the other kind, an entry of ``models`` that is neither a name nor
+        an estimator, two models of the same name, or more splits than the data set's fixed
+        ones.
+
+    Warns
+    -----
+    UserWarning
+        Every fit's warnings, naming the model and the split(s): e.g. a task whose least
+        squares is not unique (``"unregularized"``), or a task with fewer rows than ``cv``.
 
     See Also
     --------
@@ -430,8 +1053,15 @@ def compare(
     (2, 'random', ['ridge (independent)', 'MTL L2,1'])
     >>> sorted(res.models)
     ['MTL L2,1', 'ridge (independent)']
+
+    Names, pairs and estimators mix; a dict works too:
+
+    >>> models = ["ridge", "pooled", ("my L2,1", rm.MultiTaskRegressorCV("l21", alphas=5))]
+    >>> rm.compare(data, models=models, splits=1).summary["model"].tolist()
+    ['ridge (independent)', 'pooled', 'my L2,1']
     """
     t_start = time.perf_counter()
+    show = _progress_on(progress)
     Xs, ys, bunch = _as_lists(X, y, task)
     if len(Xs) < 2:
         raise ValueError("compare needs at least two tasks (one task has nothing to share).")
@@ -445,23 +1075,26 @@ def compare(
     feature_names = list(getattr(bunch, "feature_names", None) or
                          [f"x{j}" for j in range(p)])
     prepared = [_prepare(Xs, ys, split, standardize) for split in split_list]
+    keyed = _distinct(task_names)
     jobs = [delayed(_fit_one)(name, factory(opts), role, kind, *prepared[s][:4], s,
-                              task_names)
+                              task_names, keyed and role != "user")
             for s in range(len(split_list)) for name, (factory, role) in chosen.items()]
     from tqdm.auto import tqdm
 
-    rows, split_rows, choice_rows, fitted = [], [], [], {}
+    rows, split_rows, choice_rows, fitted, notes = [], [], [], {}, []
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    with tqdm(total=len(jobs), disable=not progress, desc="compare", leave=False) as bar:
-        for name, s, task_rows, split_row, choice, est, notes in parallel(jobs):
-            for category, message in notes:
-                warnings.warn(message, category, stacklevel=2)
+    with tqdm(total=len(jobs), disable=not show, desc="compare", unit="fit",
+              leave=False) as bar:
+        for name, s, task_rows, split_row, choice, est, caught in parallel(jobs):
+            notes.extend(caught)
             rows.extend(task_rows)
             split_rows.append(split_row)
             choice_rows.append(choice)
             if s == 0:
                 fitted[name] = est
+            bar.set_postfix_str(f"{name}, split {s}", refresh=False)
             bar.update(1)
+    _relay(notes)
     first = prepared[0] if prepared else ()
     scores = pd.DataFrame(rows)
     per_split = pd.DataFrame(split_rows)
@@ -474,7 +1107,8 @@ def compare(
                       baseline=baseline, metric=metric, n_splits=len(split_list),
                       split_kind=split_kind, task_names=task_names,
                       feature_names=feature_names, models=fitted, data_first_split=first,
-                      elapsed=time.perf_counter() - t_start)
+                      elapsed=time.perf_counter() - t_start,
+                      timings=_timings(per_split, list(chosen)))
 
 
 def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFrame,

@@ -28,9 +28,9 @@ def make_multitask_regression(
     n_features: int = 50,
     *,
     structure: str = "shared_support",
-    n_informative: int = 10,
-    rank: int = 3,
-    n_clusters: int = 3,
+    n_informative: int | None = None,
+    rank: int | None = None,
+    n_clusters: int | None = None,
     relatedness: float = 0.8,
     noise: float = 0.1,
     bias: float | Sequence[float] = 0.0,
@@ -86,14 +86,15 @@ def make_multitask_regression(
         Number of features p.
     structure : {"shared_support", "subspace", "clustered", "independent"}
         How the tasks' weights are related (table above).
-    n_informative : int, default=10
-        Nonzero features per task (``shared_support`` and ``independent`` only).
-    rank : int, default=3
+    n_informative : int, optional
+        Nonzero features per task, at most ``n_features`` (``shared_support`` and
+        ``independent`` only); default ``min(10, n_features)``.
+    rank : int, optional
         Dimension of the shared subspace, at most ``min(n_tasks, n_features)``
-        (``subspace`` only).
-    n_clusters : int, default=3
+        (``subspace`` only); default ``min(3, n_tasks, n_features)``.
+    n_clusters : int, optional
         Number of task clusters, at most ``n_tasks``; tasks are spread over them as evenly as
-        possible, in random order (``clustered`` only).
+        possible, in random order (``clustered`` only); default ``min(3, n_tasks)``.
     relatedness : float in [0, 1], default=0.8
         :math:`\rho`: 1 makes every task equal to its shared part (identical tasks, or
         identical within a cluster); 0 leaves only the task-specific parts (unrelated values,
@@ -153,9 +154,9 @@ def make_multitask_classification(
     n_features: int = 50,
     *,
     structure: str = "shared_support",
-    n_informative: int = 10,
-    rank: int = 3,
-    n_clusters: int = 3,
+    n_informative: int | None = None,
+    rank: int | None = None,
+    n_clusters: int | None = None,
     relatedness: float = 0.8,
     class_sep: float = 3.0,
     flip_y: float = 0.01,
@@ -243,6 +244,8 @@ class _Problem:
         _check_int("n_tasks", n_tasks, 1)
         _check_int("n_features", n_features, 1)
         _check_real("relatedness", relatedness, 0.0, 1.0)
+        n_informative, rank, n_clusters = _defaults(n_tasks, n_features, n_informative, rank,
+                                                    n_clusters)
         if structure not in STRUCTURES:
             raise ValueError(
                 f"structure must be one of {', '.join(map(repr, STRUCTURES))}; got {structure!r}."
@@ -361,6 +364,14 @@ def _labels(f: np.ndarray, u: np.ndarray, v: np.ndarray, flip_y: float) -> np.nd
 
 
 # --------------------------------------------------------------------- argument checks
+def _defaults(T: int, p: int, n_informative: Any, rank: Any, n_clusters: Any
+              ) -> tuple[Any, Any, Any]:
+    """The structure sizes, their defaults bounded by the problem's size."""
+    return (min(10, p) if n_informative is None else n_informative,
+            min(3, T, p) if rank is None else rank,
+            min(3, T) if n_clusters is None else n_clusters)
+
+
 def _rng(random_state: RandomState) -> np.random.Generator:
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))

@@ -10,6 +10,7 @@ training and the validation observations.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from numbers import Integral
 from typing import Any
@@ -62,6 +63,72 @@ def _splitter(cv: Any, n_rows: int, labels: np.ndarray | None, groups: np.ndarra
     return KFold(cv, shuffle=seed is not None, random_state=seed)
 
 
+def _fold_count(cv: int, n_rows: int, labels: np.ndarray | None) -> tuple[int, str]:
+    """(folds, why) of a block of rows under the fold rule: ``min(cv, m)`` with ``m`` its
+    rows (those of its rarest class when stratified), 0 (never validated) when ``m < 2``;
+    ``why`` says what ``m`` counts when it is below ``cv``."""
+    m, of = n_rows, ""
+    if labels is not None:
+        cls, counts = np.unique(labels, return_counts=True)
+        k = int(counts.argmin())
+        rare = cls[k].item() if isinstance(cls[k], np.generic) else cls[k]
+        m, of = int(counts[k]), f" of class {rare!r}"
+    if m >= cv:
+        return int(cv), ""
+    return (m if m >= 2 else 0), f"{m} sample{'' if m == 1 else 's'}{of}"
+
+
+def _warn_small(cv: int, small: list[tuple[str, str, int]]) -> None:
+    """One warning naming the tasks that get fewer folds than ``cv``."""
+    parts = [f"task {name} has {why}: " + (f"{k} folds" if k else "never validated")
+             for name, why, k in small[:5]]
+    more = f"; and {len(small) - 5} more" if len(small) > 5 else ""
+    warnings.warn(
+        f"cv={cv}: {len(small)} task(s) have fewer samples than folds ({'; '.join(parts)}"
+        f"{more}). A task with m < cv samples (of its rarest class, when stratified) is split "
+        "into m folds, used in turn by the cv folds (so some of its rows are validated "
+        "twice); one with fewer than 2 is never validated: its rows train in every fold.",
+        UserWarning, stacklevel=3)
+
+
+def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify: bool,
+                    random_state: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Folds inside every task, the fold rule applied to an integer ``cv``."""
+    T = data.n_tasks
+    seeds = _seeds(random_state, T)
+    per_task, small = [], []
+    for t in range(T):
+        a, b = data.indptr[t], data.indptr[t + 1]
+        labels = _as_labels(data.raw_y[a:b]) if stratify else None
+        g = None if groups is None else groups[a:b]
+        k_t = cv
+        if isinstance(cv, Integral):
+            k_t, why = _fold_count(cv, b - a, labels)
+            if why:
+                small.append((_task_name(data, t), why, k_t))
+            if k_t == 0:
+                per_task.append([(a + np.arange(b - a), a + np.arange(0))])
+                continue
+        split = _splitter(k_t, b - a, labels, g, seeds[t], _task_name(data, t))
+        per_task.append([(a + np.sort(tr), a + np.sort(te))
+                         for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
+    if small and all(k == 0 for _, _, k in small) and len(small) == T:
+        name, why, _ = small[0]
+        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
+                         f"to validate on (task {name} has {why}); cross-validation needs "
+                         "them in some task.")
+    if small:
+        _warn_small(int(cv), small)
+    K = int(cv) if isinstance(cv, Integral) else len(per_task[0])
+    if not isinstance(cv, Integral) and any(len(f) != K for f in per_task):
+        raise ValueError("cv: the splitter gave a different number of folds for some tasks.")
+    pairs = [(np.concatenate([f[k % len(f)][0] for f in per_task]),
+              np.concatenate([f[k % len(f)][1] for f in per_task])) for k in range(K)]
+    _check_sides(data, pairs, "", sides=("training",) if small else
+                 ("validation", "training"))
+    return pairs
+
+
 def _indices(idx: Any, n: int, k: int, what: str) -> np.ndarray:
     idx = np.asarray(idx)
     if idx.dtype == bool:
@@ -93,10 +160,12 @@ def _check_explicit(folds: list, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _check_sides(data: TaskData, folds: list[tuple[np.ndarray, np.ndarray]],
-                 hint: str) -> None:
+                 hint: str, sides: tuple[str, ...] = ("validation", "training")) -> None:
     T = data.n_tasks
     for k, (tr, te) in enumerate(folds):
         for what, idx in (("validation", te), ("training", tr)):
+            if what not in sides:
+                continue
             cnt = np.bincount(data.task_of[idx], minlength=T)
             if cnt.min() == 0:
                 t = int(np.argmin(cnt))
@@ -126,7 +195,11 @@ def task_folds(
     cv : int, splitter, or iterable of (train, test) pairs, default=5
         An integer K: K folds inside every task (``KFold``; ``StratifiedKFold`` on the labels
         when ``stratify``), shuffled with a per-task seed drawn from ``random_state`` (None:
-        contiguous blocks). A splitter (anything with ``split(X, y, groups)``) is applied to
+        contiguous blocks). A task with m < K rows (m samples of its rarest class when
+        stratified) is split into m folds, fold k validating its part k mod m (so some of
+        its rows are validated twice); with m < 2 it is never validated, its rows train in
+        every fold. A warning names such tasks. A shared design gets min(K, m) folds.
+        A splitter (anything with ``split(X, y, groups)``) is applied to
         each task's rows, and its training rows are kept (``TimeSeriesSplit`` trains on the
         past only). Explicit pairs hold indices of the input rows (lists: the tasks' rows
         concatenated; long form: rows of X; shared design: rows of X, used for every task);
@@ -148,9 +221,14 @@ def task_folds(
     Raises
     ------
     ValueError
-        If a task has fewer rows (of some class, with ``stratify``; groups, with
-        ``groups``) than folds, or a fold would leave a task without training or
-        validation rows.
+        If no task has 2 samples (of each class, with ``stratify``) to validate on, the
+        groups (with ``groups``) are fewer than the folds, or a fold would leave a task
+        without training or validation rows (explicit folds, groups, a splitter).
+
+    Warns
+    -----
+    UserWarning
+        Naming the tasks with fewer rows than an integer ``cv``, and what they get.
 
     See Also
     --------
@@ -189,7 +267,13 @@ def task_folds(
                     if m < best:
                         best, labels = m, lab
             g = None if groups is None else groups[:n]
-            split = _splitter(cv, n, labels, g, _seeds(random_state, 1)[0], "(all rows)")
+            k = cv
+            if isinstance(cv, Integral) and g is None:
+                k, why = _fold_count(cv, n, labels)
+                k = k if k else cv  # fewer than 2: refused below, as before
+                if why and k < cv:
+                    _warn_small(int(cv), [("(all rows, shared design)", why, k)])
+            split = _splitter(k, n, labels, g, _seeds(random_state, 1)[0], "(all rows)")
             pairs = [(np.sort(tr), np.sort(te))
                      for tr, te in split.split(np.zeros((n, 1)), labels, g)]
         return [(np.concatenate([t * n + tr for t in range(T)]),
@@ -212,22 +296,7 @@ def task_folds(
         _check_sides(data, pairs, "Use fewer folds or check the groups.")
         return pairs
 
-    seeds = _seeds(random_state, T)
-    per_task = []
-    for t in range(T):
-        a, b = data.indptr[t], data.indptr[t + 1]
-        labels = _as_labels(data.raw_y[a:b]) if stratify else None
-        g = None if groups is None else groups[a:b]
-        split = _splitter(cv, b - a, labels, g, seeds[t], _task_name(data, t))
-        per_task.append([(a + np.sort(tr), a + np.sort(te))
-                         for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
-    K = len(per_task[0])
-    if any(len(f) != K for f in per_task):
-        raise ValueError("cv: the splitter gave a different number of folds for some tasks.")
-    pairs = [(np.concatenate([f[k][0] for f in per_task]),
-              np.concatenate([f[k][1] for f in per_task])) for k in range(K)]
-    _check_sides(data, pairs, "")
-    return pairs
+    return _per_task_folds(data, cv, groups, stratify, random_state)
 
 
 def flat_groups(data: TaskData, groups: Any) -> np.ndarray:
