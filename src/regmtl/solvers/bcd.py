@@ -477,15 +477,16 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
     p = W.shape[0]
     l1, l2, group = penalty.bcd_params(alpha)
     screened = np.zeros(p, dtype=bool)
-    total, best, stalled, last_gap = start, np.inf, 0, np.inf
+    total, best, stalled, last_gap, crawled = start, np.inf, 0, np.inf, False
     while True:
         RR, duals = problem.outer_terms(W)
         gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, duals)
         G = duals[0][0]  # the gradient at W
         newton = None
-        if gap + problem.rounding(W) > tol * P0 and gap > 0.5 * last_gap:
-            # the last round closed little of the gap: the dual point, or a valley coordinate
-            # descent crawls along, holds it back; a Newton step on the active set helps both
+        if gap + problem.rounding(W) > tol * P0 and (crawled or gap > 0.9 * last_gap):
+            # the last round closed little of the gap, or its epochs stalled short of their
+            # target: the dual point, or a valley coordinate descent crawls along, holds it
+            # back; a Newton step on the active set helps both
             polished = problem.polished(W, G, penalty, alpha)
             if polished is not None:
                 newton, extra = polished
@@ -521,8 +522,9 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
         inner = problem.inner(ws, W, penalty, alpha)
         if newton is not None:
             _line_search(inner, penalty, alpha, newton[ws])
-        used, _ = _run_inner(inner, penalty, alpha, 0.3 * gap, max_iter - total, anderson,
-                             check_every)
+        used, inner_gap = _run_inner(inner, penalty, alpha, 0.3 * gap, max_iter - total,
+                                     anderson, check_every)
+        crawled = inner_gap > 0.3 * gap
         problem.finish(inner, ws, W)
         total += used
 
