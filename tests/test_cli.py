@@ -76,6 +76,16 @@ def test_compare_csv_prints_table_and_writes_report(small_csv, tmp_path, capsys)
     ev = float(rows["MTL L2,1"].split()[2])
     assert 0.0 < ev <= 1.0
     assert f"report: {report.resolve()}" in out
+    # the last line: each model's fit seconds, the slowest first, and the whole run's time
+    last = out.strip().splitlines()[-1]
+    m = re.fullmatch(r"time: (.+) \(fitting, summed over 2 split\(s\); total ([0-9.]+) s\)",
+                     last)
+    assert m, last
+    parts = [re.fullmatch(r"(\S+) ([0-9.]+) s", part).groups() for part in m[1].split(", ")]
+    assert sorted(name for name, _ in parts) == ["l21", "pooled", "ridge"]
+    seconds = [float(v) for _, v in parts]
+    assert seconds == sorted(seconds, reverse=True) and float(m[2]) > 0
+    assert "compare" not in capsys.readouterr().err  # stderr is no terminal: no bar
     # the report opens: it holds the table and the plots as PNG images
     parser = _Tags()
     parser.feed(report.read_text())
@@ -273,3 +283,112 @@ def test_transfer_bad_sizes_are_usage_errors(capsys):
     with pytest.raises(SystemExit):
         main(["transfer", "school", "--n-new", "1,5"])
     assert "expected sizes >= 2" in capsys.readouterr().err
+
+
+def _run_on_a_terminal(args: list[str], timeout: float = 300) -> tuple[int, str, str]:
+    """Run the console script with stderr on a pseudo-terminal (120 columns): (exit status,
+    stdout, what reached the terminal)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([*_command(), *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    out, _ = proc.communicate(timeout=timeout)
+    reader.join(timeout=10)
+    os.close(master)
+    return proc.returncode, out, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_compare_shows_progress_with_eta_on_a_terminal_and_quiet_silences(small_csv):
+    args = ["compare", str(small_csv), "--task-col", "school", "--target", "score",
+            "--splits", "2", "--models", "ridge,l21", "--n-alphas", "4", "--n-jobs", "1",
+            "--no-report"]
+    rc, out, term = _run_on_a_terminal(args)
+    assert rc == 0, term
+    # a tqdm bar over the 4 (split, model) fits, with elapsed<remaining time
+    assert re.search(r"\|\s*[0-4]/4 \[\d\d:\d\d<(\d\d:\d\d|\?)", term), term
+    assert out.startswith("small.csv: 4 tasks, 195 rows, 6 features (regression)")
+    assert "EV: explained variance" in out
+    rc, quiet, term = _run_on_a_terminal([*args, "--quiet"])
+    assert rc == 0 and "/4 [" not in term, term
+    lines = quiet.strip().splitlines()
+    # the table, then the time line; nothing else
+    assert lines[0].split() == ["model", "EV", "sd", "EV", "task", "avg", "nMSE", "RMSE",
+                                "tasks", ">", "ridge", "fit", "s", "alpha"]
+    assert set(lines[1]) == {"-", " "}
+    assert [ln.split("  ")[0] for ln in lines[2:4]] == ["ridge (independent)", "MTL L2,1"]
+    assert len(lines) == 5 and lines[4].startswith("time: ")
+    assert re.fullmatch(r"time: (ridge|l21) [0-9.]+ s, (ridge|l21) [0-9.]+ s \(fitting, "
+                        r"summed over 2 split\(s\); total [0-9.]+ s\)", lines[4]), lines[4]
+    # the table is the same, bar the fit seconds
+    assert [ln.split()[:6] for ln in lines[2:4]] == [
+        ln.split()[:6] for ln in out.splitlines() if ln.startswith(("ridge (", "MTL L2,1"))]
+
+
+def test_predict_keeps_the_input_columns_in_row_order(tmp_path):
+    """predict --out writes every input column as the file holds it (ids with leading zeros,
+    empty cells, text), in the input's row order, then the predictions."""
+    frame = _frame().sample(frac=1.0, random_state=1).reset_index(drop=True)  # tasks mixed
+    frame.insert(0, "row_id", [f"{k:05d}" for k in range(len(frame))])
+    frame["note"] = np.where(np.arange(len(frame)) % 3 == 0, "", "checked, ok")
+    data, model, preds = tmp_path / "in.csv", tmp_path / "m.npz", tmp_path / "p.csv"
+    frame.to_csv(data, index=False)
+    cols = ["--task-col", "school", "--target", "score"]
+    fit = [*_command(), "fit", str(data), *cols, "--features", ",".join(FEATURES),
+           "--alpha", "0.05", "--out", str(model)]
+    assert subprocess.run(fit, capture_output=True, text=True, timeout=300).returncode == 0
+    proc = subprocess.run([*_command(), "predict", str(model), str(data), *cols, "--out",
+                           str(preds)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"({len(frame)} rows, the input's 10 columns and prediction)" in proc.stdout
+    got = pd.read_csv(preds, dtype=str, keep_default_na=False)
+    raw = pd.read_csv(data, dtype=str, keep_default_na=False)
+    assert got.columns.tolist() == [*raw.columns, "prediction"]
+    pd.testing.assert_frame_equal(got[raw.columns], raw)  # cell for cell, as in the file
+    assert got["row_id"].iloc[:3].tolist() == ["00000", "00001", "00002"]
+    expect = rm.load(model).predict(frame[FEATURES], task=frame["school"].to_numpy())
+    np.testing.assert_allclose(got["prediction"].astype(float), expect, rtol=1e-12)
+    # row k's prediction is row k's: refit-free check against each task's own rows
+    m = rm.load(model)
+    for task, rows in frame.groupby("school").groups.items():
+        k = list(m.tasks_).index(task)
+        mine = frame.loc[rows, FEATURES].to_numpy() @ m.coef_[k] + m.intercept_[k]
+        np.testing.assert_allclose(got.loc[rows, "prediction"].astype(float), mine,
+                                   rtol=1e-10)
+
+
+def test_predict_refuses_to_overwrite_a_prediction_column(small_csv, tmp_path):
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(small_csv), "--task-col", "school", "--target", "score",
+                 "--alpha", "0.01", "--out", str(model)]) == 0
+    other = tmp_path / "again.csv"
+    _frame().assign(prediction=1.0).to_csv(other, index=False)
+    proc = subprocess.run([*_command(), "predict", str(model), str(other), "--task-col",
+                           "school", "--out", str(tmp_path / "p.csv")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and not (tmp_path / "p.csv").exists()
+    assert proc.stderr.strip() == (f"regmtl: error: {other} already has a column "
+                                   "'prediction', the name of the predictions; rename it (the "
+                                   "output keeps every input column).")

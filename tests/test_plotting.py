@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from regmtl.plotting import (  # noqa: E402
     figure_to_png,
@@ -112,12 +113,75 @@ def test_path_lines_are_row_norms():
         assert line.get_label() == names[j]
     assert ax.get_xscale() == "log"
     left, right = ax.get_xlim()
-    assert left == 1.0 and right == 0.01  # alpha decreases to the right
+    # alpha decreases to the right; past the smallest one, a margin for the labels
+    assert left == 1.0 and 1e-4 < right < 0.01
     (active,) = ax.right_ax.lines
     np.testing.assert_array_equal(active.get_ydata(), [0, 1, 4, 4])
     end = np.linalg.norm(coefs[0], axis=0)  # the smallest alpha
     expected = {names[j] for j in np.argsort(-end)[:2]}
     assert {t.get_text() for t in ax.texts} == expected
+
+
+def _crowded_path(p=28, n_alphas=12, seed=0):
+    """A path whose lines end bunched together: labels placed at the ends would collide."""
+    rng = np.random.default_rng(seed)
+    alphas = np.geomspace(10.0, 1e-3, n_alphas)
+    ends = np.concatenate([[60.0, 38.0], 18.0 + 0.3 * rng.standard_normal(p - 2)])
+    ramp = 1.0 - np.exp(-np.arange(n_alphas) / 3.0)
+    coefs = (ramp[:, None] * ends[None, :])[:, None, :]  # one task
+    return alphas, np.abs(coefs)
+
+
+def test_path_labels_do_not_overlap_and_match_their_lines():
+    alphas, coefs = _crowded_path()
+    names = [f"feature_with_a_long_name_{j}" for j in range(coefs.shape[2])]
+    ax = plot_path((alphas, coefs), feature_names=names, top=10)
+    fig = ax.figure
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    # the text itself (an Annotation's own extent includes its leader)
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]
+    assert len(boxes) == 10
+    end = coefs[-1, 0]
+    assert {t.get_text() for t in ax.texts} == {names[j] for j in np.argsort(-end)[:10]}
+    for a in range(len(boxes)):  # no two labels overlap
+        for b in range(a + 1, len(boxes)):
+            assert not boxes[a].overlaps(boxes[b]), (ax.texts[a].get_text(),
+                                                     ax.texts[b].get_text())
+    frame = ax.get_window_extent(renderer)
+    last = ax.transData.transform((alphas[-1], 0.0))[0]
+    for box in boxes:  # inside the axes, right of the lines' ends
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 + 1.0
+        assert frame.y0 <= box.y0 and box.y1 <= frame.y1
+        assert box.x0 > last
+    # a label has its line's colour, distinct from the other labels'; the rest are grey
+    by_name = {line.get_label(): line for line in ax.lines}
+    colors = [to_rgba(t.get_color()) for t in ax.texts]
+    assert len(set(colors)) == 10
+    for text, color in zip(ax.texts, colors, strict=True):
+        assert to_rgba(by_name[text.get_text()].get_color()) == color
+    shown = {t.get_text() for t in ax.texts}
+    for name, line in by_name.items():
+        if name not in shown:
+            assert to_rgba(line.get_color())[:3] == to_rgba("0.6")[:3]
+    # labels keep the order of the line ends, top to bottom
+    ys = [box.y0 for box in boxes]
+    ends = [end[names.index(t.get_text())] for t in ax.texts]
+    assert np.argsort(ys).tolist() == np.argsort(ends).tolist()
+
+
+def test_spread_keeps_order_gap_and_bounds():
+    from regmtl.plotting import _spread
+
+    y = np.array([0.5, 0.1, 0.52, 0.51, 0.9])
+    pos = _spread(y, 0.05, 0.0, 1.0)
+    assert np.argsort(pos).tolist() == np.argsort(y, kind="stable").tolist()
+    assert np.min(np.diff(np.sort(pos))) >= 0.05 - 1e-12
+    # the bunch of three is centered on its own mean; the loners do not move
+    np.testing.assert_allclose(pos[[0, 3, 2]], [0.46, 0.51, 0.56])
+    np.testing.assert_allclose(pos[[1, 4]], [0.1, 0.9])
+    np.testing.assert_allclose(_spread(np.array([0.99, 0.98]), 0.05, 0.0, 1.0), [1.0, 0.95])
+    np.testing.assert_allclose(_spread(np.array([0.0, 0.01]), 0.05, 0.02, 1.0), [0.02, 0.07])
 
 
 def test_path_accepts_regularization_path():

@@ -4,6 +4,7 @@ matplotlib.use("Agg")
 
 import base64  # noqa: E402
 import datetime as dt  # noqa: E402
+import re  # noqa: E402
 from html.parser import HTMLParser  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -197,3 +198,199 @@ def test_relatedness_report_renders(tmp_path):
     assert "&lt;c&gt;" in page.to_html()
     md = page.write(tmp_path / "rel.md")
     assert (tmp_path / "rel-1.png").read_bytes().startswith(PNG) and md.exists()
+
+
+# --------------------------------------------------------------------- the comparison table
+class TableCollector(HTMLParser):
+    """Every table: its header cells, body rows, caption, and the <details> it sits in."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.details, self._cell = [], [], None
+        self._summary = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "details":
+            self.details.append({"open": "open" in dict(attrs), "summary": ""})
+        elif tag == "summary":
+            self._summary = []
+        elif tag == "table":
+            inside = self.details[-1] if self._open_details() else None
+            self.tables.append({"th": [], "rows": [], "caption": "", "details": inside,
+                                "num": []})
+        elif tag == "tr" and self.tables:
+            self.tables[-1]["rows"].append([])
+        elif tag in ("th", "td", "caption"):
+            self._cell = [tag, "", "num" in (dict(attrs).get("class") or "")]
+
+    def _open_details(self):
+        return bool(self.details) and self.details[-1].get("closed") is None
+
+    def handle_endtag(self, tag):
+        if tag == "details":
+            self.details[-1]["closed"] = True
+        elif tag == "summary":
+            self.details[-1]["summary"] = "".join(self._summary).strip()
+            self._summary = None
+        elif tag in ("th", "td", "caption") and self._cell:
+            kind, text, num = self._cell
+            table = self.tables[-1]
+            if kind == "caption":
+                table["caption"] = text.strip()
+            elif kind == "th":
+                table["th"].append(text.strip())
+                table["num"].append(num)
+            else:
+                table["rows"][-1].append(text.strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[1] += data
+        if self._summary is not None:
+            self._summary.append(data)
+
+
+def _tables(html_text):
+    parser = TableCollector()
+    parser.feed(html_text)
+    parser.close()
+    for t in parser.tables:
+        t["rows"] = [r for r in t["rows"] if r]  # the header row has no <td>
+    return parser
+
+
+@pytest.fixture(scope="module")
+def small_comparison():
+    from regmtl.datasets import make_multitask_regression
+
+    d = make_multitask_regression(4, 40, 6, n_informative=3, relatedness=0.9, random_state=0)
+    return regmtl.compare(d, models=["ridge", "pooled", "l21"], splits=2, n_alphas=4, cv=2,
+                          n_jobs=1, progress=False)
+
+
+SNAKE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)+$")
+
+
+def test_comparison_report_key_columns_first_rest_folded(small_comparison):
+    comp = small_comparison
+    html_text = regmtl.report.comparison_report(comp, created="2024-01-01").to_html()
+    parsed = _tables(html_text)
+    key = parsed.tables[0]
+    # the first table: the four key columns, readable, one row per model in order
+    assert key["th"] == ["model", "EV", "sd", "tasks better than ridge"]
+    assert key["num"] == [False, True, True, True]  # "7/10"-like counts right-aligned
+    assert key["details"] is None
+    s = comp.summary
+    assert [r[0] for r in key["rows"]] == s["model"].tolist()
+    assert [r[1] for r in key["rows"]] == [f"{v:.4f}" for v in s["explained_variance_mean"]]
+    assert [r[2] for r in key["rows"]] == [f"{v:.4f}" for v in s["explained_variance_sd"]]
+    assert [r[3] for r in key["rows"]] == s["wins"].tolist()
+    assert key["rows"][0][3] == "baseline" and re.fullmatch(r"\d/4", key["rows"][2][3])
+    # the rest: right below, folded in a closed <details>
+    rest = parsed.tables[1]
+    assert rest["details"] is not None and not rest["details"]["open"]
+    assert rest["details"]["summary"].startswith("More columns")
+    assert rest["th"][:4] == ["model", "EV task avg", "nMSE", "RMSE"]
+    assert {"fit s / split", "fit s, all splits", "alpha (median)"} <= set(rest["th"])
+    assert all(rest["num"][1:])
+    nmse = rest["th"].index("nMSE")
+    for row, m, sd in zip(rest["rows"], s["nmse_mean"], s["nmse_sd"], strict=True):
+        mean_text, sd_text = row[nmse].split(" ± ")
+        half = 0.5 * 10.0 ** -len(mean_text.split(".")[1])  # rounding of the shown digits
+        assert abs(float(mean_text) - m) <= half and abs(float(sd_text) - sd) <= half
+    t = comp.timings if {"fit_seconds"} <= set(getattr(comp, "timings", pd.DataFrame())) \
+        else None
+    if t is not None:
+        col = rest["th"].index("fit s, all splits")
+        got = [float(r[col]) for r in rest["rows"]]
+        np.testing.assert_allclose(got, t["fit_seconds"].reindex(s["model"]), atol=0.051)
+    # the chosen parameters are folded too; no table anywhere has a raw snake_case header
+    folded = [tb for tb in parsed.tables if tb["details"] is not None]
+    assert len(folded) == 2 and folded[1]["th"][:2] == ["model", "split"]
+    headers = [h for tb in parsed.tables for h in tb["th"]]
+    assert not [h for h in headers if SNAKE.match(h)], headers
+    assert "explained_variance" not in html_text.split("<body>", 1)[1].split("<img")[0]
+    # one line says who won, before the table
+    body = html_text.split('<h2>Results</h2>', 1)[1].split("<table", 1)[0]
+    best = s.loc[s["explained_variance_mean"].idxmax(), "model"]
+    assert f"<strong>Best: {best}, EV " in body
+
+
+def test_summary_tables_fall_back_to_the_summary_fit_time():
+    from types import SimpleNamespace
+
+    from regmtl.report import _summary_tables
+
+    summary = pd.DataFrame({"model": ["ridge (independent)", "MTL L2,1"],
+                            "auc_mean": [0.8, 0.85], "auc_sd": [0.01, 0.02],
+                            "accuracy_mean": [0.7, 0.75], "accuracy_sd": [0.03, 0.04],
+                            "wins": ["baseline", "3/5"], "fit_time": [1.5, 2.25],
+                            "alpha": [0.1, 1.0], "new_column": [1, 2]})
+    comp = SimpleNamespace(summary=summary, metric="auc", baseline="ridge (independent)",
+                           n_splits=4)
+    key, rest = _summary_tables(comp)
+    assert key.columns.tolist() == ["model", "AUC", "sd", "tasks better than ridge"]
+    assert rest.columns.tolist() == ["model", "accuracy", "fit s / split", "fit s, all splits",
+                                     "alpha (median)", "new column"]
+    assert rest["accuracy"].tolist() == ["0.7000 ± 0.0300", "0.7500 ± 0.0400"]
+    assert rest["fit s / split"].tolist() == ["1.50", "2.25"]
+    assert rest["fit s, all splits"].tolist() == ["6.0", "9.0"]  # 4 splits
+    # Comparison.timings, when there, is what the table shows
+    comp.timings = pd.DataFrame({"fit_seconds": [10.0, 20.0], "seconds_per_split": [2.5, 5.0]},
+                                index=pd.Index(["MTL L2,1", "ridge (independent)"]))
+    _, rest = _summary_tables(comp)
+    assert rest["fit s, all splits"].tolist() == ["20.0", "10.0"]
+
+
+def test_details_table_in_markdown_and_numeric_text_alignment(tmp_path):
+    df = pd.DataFrame({"model": ["a", "b"], "score": ["0.50 ± 0.01", "0.60 ± 0.02"],
+                       "wins": ["baseline", "3/4"], "note": ["x1", "y"]})
+    r = Report("t", created="d").add_table(df, caption="c", details="More")
+    p = _tables(r.to_html())
+    (table,) = p.tables
+    assert table["details"]["summary"] == "More" and table["num"] == [False, True, True, False]
+    md = r.to_markdown(tmp_path)
+    assert "<details>\n<summary>More</summary>\n\n**c**\n\n| model | score |" in md
+    assert md.count("</details>") == 1
+
+
+def _chromium():
+    import shutil
+
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+MEASURE = """<script>
+document.querySelectorAll("details").forEach(d => { d.open = true; });
+const wraps = [...document.querySelectorAll(".table-wrap")];
+document.body.dataset.pageWidth = document.documentElement.scrollWidth;
+document.body.dataset.tablesScrolling = wraps.filter(w => w.scrollWidth > w.clientWidth).length;
+document.body.dataset.tables = wraps.length;
+</script>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium to render the report")
+def test_report_fits_a_1366_px_screen_in_chromium(small_comparison, tmp_path):
+    import subprocess
+
+    page = regmtl.report.comparison_report(small_comparison, created="2024-01-01")
+    path = page.write(tmp_path / "report.html")
+    measured = tmp_path / "measured.html"
+    measured.write_text(path.read_text().replace("</body>", MEASURE + "</body>"))
+    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--window-size=1366,900"]
+    dom = subprocess.run([*base, "--dump-dom", measured.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    found = dict(re.findall(r'data-([a-z-]+)="(\d+)"', dom))
+    assert found, dom[:500]
+    # every table open (the folded ones too): nothing wider than the screen, and no table
+    # scrolling sideways inside its own box
+    assert int(found["page-width"]) <= 1366
+    assert int(found["tables"]) >= 4 and int(found["tables-scrolling"]) == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([*base, f"--screenshot={shot}", path.as_uri()], capture_output=True,
+                   timeout=120)
+    head = shot.read_bytes()[:24]
+    assert head.startswith(PNG) and int.from_bytes(head[16:20], "big") == 1366

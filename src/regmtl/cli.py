@@ -113,8 +113,9 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
     p.add_argument("--models", default="default",
-                   help="comma-separated models (ridge, lasso, logistic, logistic_l1, pooled, "
-                        "l21, trace, mean, clustered, dirty; default: the standard set)")
+                   help="comma-separated models (ridge, lasso, unregularized, logistic, "
+                        "logistic_l1, pooled, l21, trace, mean, clustered, dirty; default: the "
+                        "standard set)")
     p.add_argument("--splits", type=_int_at_least(1), default=10,
                    help="train/test splits (the data set's fixed ones first; default 10)")
     p.add_argument("--test-size", type=float, default=0.25,
@@ -130,34 +131,27 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="report file (.html or .md; default "
                                     "regmtl-report/compare-<data>.html)")
     p.add_argument("--no-report", action="store_true", help="print the table only")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal (it shows "
+                        "by default on a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no notes: the table, warnings, the report's path "
+                        "and the time line only")
 
 
 def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
 
 
-def _run_compare(args: argparse.Namespace) -> int:
-    from sklearn.exceptions import ConvergenceWarning
+def _progress(args: argparse.Namespace) -> bool:
+    """The progress bar: forced by --progress, off with --quiet, else on a terminal only."""
+    if args.progress:
+        return True
+    return not args.quiet and sys.stderr.isatty()
 
-    from .compare import compare
-    from .report import comparison_report
 
-    t0 = time.perf_counter()
-    bunch, name = _load(args)
-    models = args.models if args.models == "default" else [
-        m.strip() for m in args.models.split(",") if m.strip()]
-    n_rows = sum(len(y) for y in bunch.y)
-    print(f"{name}: {len(bunch.X)} tasks, {n_rows} rows, {len(bunch.feature_names)} "
-          f"features ({bunch.kind})")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        comp = compare(bunch, kind=args.kind, models=models, splits=args.splits,
-                       test_size=args.test_size, cv=args.cv, n_alphas=args.n_alphas,
-                       random_state=args.random_state, n_jobs=args.n_jobs,
-                       progress=args.progress)
-    print(f"{comp.n_splits} {comp.split_kind} train/test split(s); alphas by {args.cv}-fold "
-          f"CV inside every task of the training part, {args.n_alphas}-value grids\n")
+def _summary_columns(comp: Any) -> list[tuple[str, str, str]]:
+    """The printed columns of a comparison's summary: ``(key, header, format)``."""
     if comp.kind == "regression":
         cols = [("model", "model", "{}"),
                 ("explained_variance_mean", "EV", "{:.4f}"),
@@ -167,17 +161,67 @@ def _run_compare(args: argparse.Namespace) -> int:
     else:
         cols = [("model", "model", "{}"), ("auc_mean", "AUC", "{:.4f}"),
                 ("auc_sd", "sd", "{:.4f}"), ("accuracy_mean", "accuracy", "{:.4f}")]
-    cols += [("wins", f"tasks > {comp.baseline.split(' ')[0]}", "{}"),
-             ("fit_time", "fit s", "{:.2f}"), ("alpha", "alpha", "{:.4g}")]
-    _print_table(comp.summary, cols)
+    return cols + [("wins", f"tasks > {comp.baseline.split(' ')[0]}", "{}"),
+                   ("seconds_per_split", "fit s", "{:.2f}"), ("alpha", "alpha", "{:.4g}")]
+
+
+def _model_names() -> dict[str, str]:
+    """Model label -> the short name ``--models`` takes (e.g. "MTL trace norm" -> "trace")."""
+    import importlib
+
+    # the module, not the function regmtl.compare that the package exports under its name
+    labels = getattr(importlib.import_module(f"{__package__}.compare"), "_LABELS", {})
+    return {label: name for name, label in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _time_line(timings: Any, n_splits: int, total: float) -> str:
+    """``time: trace 4.1 s, l21 1.2 s, ... (...; total 9.8 s)``: each model's fit seconds over
+    all splits, the slowest first, then the wall time of the whole command."""
+    if timings is None or timings.empty:
+        return f"time: total {total:.1f} s"
+    short = _model_names()
+    fits = timings["fit_seconds"].astype(float).sort_values(ascending=False, kind="stable")
+    parts = ", ".join(f"{short.get(m, m)} {v:.1f} s" for m, v in fits.items())
+    return (f"time: {parts} (fitting, summed over {n_splits} split(s); total "
+            f"{total:.1f} s)")
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from sklearn.exceptions import ConvergenceWarning
+
+    from .compare import compare
+    from .report import _timings, comparison_report
+
+    t0 = time.perf_counter()
+    say = (lambda *a, **k: None) if args.quiet else print
+    bunch, name = _load(args)
+    models = args.models if args.models == "default" else [
+        m.strip() for m in args.models.split(",") if m.strip()]
+    n_rows = sum(len(y) for y in bunch.y)
+    say(f"{name}: {len(bunch.X)} tasks, {n_rows} rows, {len(bunch.feature_names)} "
+        f"features ({bunch.kind})")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comp = compare(bunch, kind=args.kind, models=models, splits=args.splits,
+                       test_size=args.test_size, cv=args.cv, n_alphas=args.n_alphas,
+                       random_state=args.random_state, n_jobs=args.n_jobs,
+                       progress=_progress(args))
+    say(f"{comp.n_splits} {comp.split_kind} train/test split(s); alphas by {args.cv}-fold "
+        f"CV inside every task of the training part, {args.n_alphas}-value grids\n")
+    timings = _timings(comp)
+    table = comp.summary
+    if timings is not None:
+        table = table.drop(columns=["seconds_per_split"], errors="ignore").merge(
+            timings[["seconds_per_split"]], left_on="model", right_index=True, how="left")
+    _print_table(table, _summary_columns(comp))
     if comp.kind == "regression":
-        print("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
-              "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
-              "nMSE: MSE / Var(y) per task, weighted by rows.")
+        say("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
+            "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
+            "nMSE: MSE / Var(y) per task, weighted by rows. fit s: seconds per split.")
     short = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     if short:
-        print(f"\nnote: {len(short)} fit(s) or searches stopped short of their tolerance "
-              f"(first: {short[0].message})")
+        say(f"\nnote: {len(short)} fit(s) or searches stopped short of their tolerance "
+            f"(first: {short[0].message})")
     other = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
     for w in other[:5]:
         print(f"warning: {w.message}")
@@ -185,8 +229,8 @@ def _run_compare(args: argparse.Namespace) -> int:
         path = Path(args.report or f"regmtl-report/compare-{_safe_name(name)}.html")
         rep = comparison_report(comp, data_name=name)
         path = rep.write(path)
-        print(f"\nreport: {path.resolve()}")
-    print(f"total time {time.perf_counter() - t0:.1f} s")
+        print(("" if args.quiet else "\n") + f"report: {path.resolve()}")
+    print(_time_line(timings, comp.n_splits, time.perf_counter() - t0))
     return 0
 
 
@@ -262,13 +306,56 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-col", help="the column naming each row's task")
     p.add_argument("--target", help="optional: the true values, to print the scores")
     p.add_argument("--data-home")
-    p.add_argument("--out", help="CSV file for the predictions (default: print them)")
+    p.add_argument("--out", help="CSV file to write: every column of the input, in its row "
+                                 "order, then the predictions (default: print them beside "
+                                 "the non-feature columns)")
+
+
+def _verbatim(path: Path, frame: Any) -> Any:
+    """The file's columns as it holds them, for the output: a CSV's cells as text (ids such
+    as ``007`` stay ``007``, empty cells stay empty); a Parquet file's typed columns."""
+    import pandas as pd
+
+    from .datasets._table import _CSV, _suffix
+
+    if _suffix(path) in _CSV:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    return frame.copy()
+
+
+def _predict_columns(model: Any, frame: Any, names: list, task_col: str) -> dict[str, Any]:
+    """``prediction`` (and ``probability`` of the positive class, for a classifier) of every
+    row of ``frame``, in its order."""
+    # task ids as the model stored them (a CSV may read '3' as the integer 3)
+    known = {str(t): t for t in model.tasks_}
+    task = np.array([known.get(str(t), t) for t in frame[task_col].to_numpy()], dtype=object)
+    X = frame[list(names)]
+    out = {"prediction": np.asarray(model.predict(X, task=task))}
+    if hasattr(model, "predict_proba"):
+        out["probability"] = model.predict_proba(X, task=task)[:, 1]
+    return out
+
+
+def _print_scores(model: Any, frame: Any, prediction: np.ndarray, task_col: str,
+                  target: str) -> None:
+    """The scores of the predictions against the file's ``target`` column."""
+    from . import metrics
+
+    scored = frame[[task_col, target]].assign(prediction=prediction)
+    groups = [g for _, g in scored.groupby(task_col, sort=False)]
+    if hasattr(model, "predict_proba"):
+        _print_accuracy(model, scored, groups, target)
+        return
+    ys = [g[target].to_numpy(dtype=np.float64) for g in groups]
+    fs = [g["prediction"].to_numpy() for g in groups]
+    print(f"explained variance (all rows): "
+          f"{metrics.explained_variance(ys, fs, average='pooled'):.4f}; RMSE (task "
+          f"average): {metrics.rmse(ys, fs):.4f}")
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from . import metrics
     from .datasets._table import _read
     from .persistence import load
 
@@ -279,7 +366,8 @@ def _run_predict(args: argparse.Namespace) -> int:
                          "--task-col.")
     if not args.task_col:
         raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
-    frame = _read(Path(args.data))
+    path = Path(args.data)
+    frame = _read(path)
     for col, flag in ((args.task_col, "--task-col"), (args.target, "--target")):
         if col is not None and col not in frame.columns:
             raise UsageError(f"{flag} {col!r} is not a column of {args.data}; columns: "
@@ -290,34 +378,23 @@ def _run_predict(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"{args.data} lacks the feature column(s) the model was fitted on: "
                          f"{', '.join(map(str, missing[:10]))}.")
-    task = frame[args.task_col].to_numpy()
-    # task ids as the model stored them (a CSV may read '3' as the integer 3)
-    known = {str(t): t for t in model.tasks_}
-    task = np.array([known.get(str(t), t) for t in task], dtype=object)
-    X = frame[list(names)]
-    out = pd.DataFrame({args.task_col: frame[args.task_col]})
-    out["prediction"] = model.predict(X, task=task)
-    if hasattr(model, "predict_proba"):
-        out["probability"] = model.predict_proba(X, task=task)[:, 1]
-    if args.target is not None:
-        out[args.target] = frame[args.target]
+    predicted = _predict_columns(model, frame, list(names), args.task_col)
+    taken = [c for c in predicted if c in frame.columns]
+    if taken:
+        raise UsageError(f"{args.data} already has a column {taken[0]!r}, the name of the "
+                         "predictions; rename it (the output keeps every input column).")
     if args.out:
+        out = _verbatim(path, frame).assign(**predicted)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         out.to_csv(args.out, index=False)
-        print(f"predictions: {Path(args.out).resolve()} ({len(out)} rows)")
+        print(f"predictions: {Path(args.out).resolve()} ({len(out)} rows, the input's "
+              f"{len(frame.columns)} columns and {', '.join(predicted)})")
     else:
-        with pd.option_context("display.max_rows", 20):
-            print(out)
+        shown = frame[[c for c in frame.columns if c not in set(names)]].assign(**predicted)
+        with pd.option_context("display.max_rows", 20, "display.width", 120):
+            print(shown)
     if args.target is not None:
-        groups = [g for _, g in out.groupby(args.task_col, sort=False)]
-        if hasattr(model, "predict_proba"):
-            _print_accuracy(model, out, groups, args.target)
-        else:
-            ys = [g[args.target].to_numpy(dtype=np.float64) for g in groups]
-            fs = [g["prediction"].to_numpy() for g in groups]
-            print(f"explained variance (all rows): "
-                  f"{metrics.explained_variance(ys, fs, average='pooled'):.4f}; RMSE (task "
-                  f"average): {metrics.rmse(ys, fs):.4f}")
+        _print_scores(model, frame, predicted["prediction"], args.task_col, args.target)
     return 0
 
 

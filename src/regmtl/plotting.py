@@ -53,6 +53,11 @@ def _names(names: Sequence[Any] | None, n: int, prefix: str, what: str) -> list[
     return names
 
 
+def _words(name: str) -> str:
+    """A column name as axis-label words: ``explained_variance`` -> ``explained variance``."""
+    return str(name).replace("_", " ")
+
+
 def _top(norms: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest ``norms`` (ties to the lower index), in increasing order."""
     if norms.size <= k:
@@ -185,13 +190,93 @@ def _path_arrays(path: Any) -> tuple[np.ndarray, np.ndarray]:
     return alphas, coefs
 
 
-def _spread(y: np.ndarray, gap: float) -> np.ndarray:
-    """Positions near ``y``, in the same order, at least ``gap`` apart (pushed upwards)."""
+def _isotonic(z: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence closest to ``z`` in least squares (pool adjacent
+    violators)."""
+    means: list[float] = []
+    sizes: list[int] = []
+    for v in z:
+        means.append(float(v))
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            n = sizes[-2] + sizes[-1]
+            means[-2] = (means[-2] * sizes[-2] + means[-1] * sizes[-1]) / n
+            sizes[-2] = n
+            del means[-1], sizes[-1]
+    return np.repeat(means, sizes)
+
+
+def _spread(y: np.ndarray, gap: float, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """Positions in the order of ``y``, at least ``gap`` apart and as close to ``y`` as can be
+    (least squares), then moved inside ``[lo, hi]`` when they fit there."""
+    y = np.asarray(y, dtype=np.float64)
     order = np.argsort(y, kind="stable")
-    out = np.asarray(y, dtype=np.float64).copy()
-    for prev, k in zip(order[:-1], order[1:], strict=True):
-        out[k] = max(out[k], out[prev] + gap)
+    steps = gap * np.arange(y.size)
+    pos = _isotonic(y[order] - steps) + steps
+    if pos.size and pos[0] < lo:
+        pos = np.maximum(pos, lo + steps)
+    if pos.size and pos[-1] > hi:
+        pos = np.minimum(pos, hi - steps[::-1])
+    out = np.empty_like(pos)
+    out[order] = pos
     return out
+
+
+def _axes_inches(ax: Axes) -> tuple[float, float]:
+    """Width and height of ``ax`` in inches, from its current position in the figure."""
+    fig = _root_figure(ax)
+    box = ax.get_position()
+    w, h = fig.get_size_inches()
+    return max(box.width * w, 1e-3), max(box.height * h, 1e-3)
+
+
+_PATH_FONT = 8.0  # points, the size of the feature labels of plot_path
+
+
+def _path_colors(labelled: list[int]) -> dict[int, Any]:
+    """Distinct colours for the labelled features (tab10, tab20 past ten), in that order."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(labelled) <= 10 else "tab20"]
+    return {j: cmap(k % cmap.N) for k, j in enumerate(labelled)}
+
+
+def _text_inches(text: str) -> float:
+    """Width of ``text`` at the label font size, in inches."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    width, _, _ = TextToPath().get_text_width_height_descent(
+        text, FontProperties(size=_PATH_FONT), ismath=False)
+    return width / 72.0
+
+
+def _label_room(alphas: np.ndarray, names: list[str], ax: Axes) -> float:
+    """The smallest alpha shown: the path's last alpha moved right, leaving room beside the
+    line ends for the longest of ``names``."""
+    first, last = float(alphas[0]), float(alphas[-1])
+    if not names or first <= last:
+        return last
+    width = max(_text_inches(n) for n in names) + 0.2  # the leader's gap and a margin
+    share = min(width / _axes_inches(ax)[0], 0.45)
+    return last * (last / first) ** (share / (1.0 - share))
+
+
+def _label_path_ends(ax: Axes, alphas: np.ndarray, end: np.ndarray, labelled: list[int],
+                     names: list[str], colors: dict[int, Any]) -> None:
+    """Name the ``labelled`` lines beside their right ends, one text line apart, joined to
+    them by a thin leader when moved."""
+    lo, hi = ax.get_ylim()
+    frac = (end[labelled] - lo) / (hi - lo)
+    gap = 1.35 * _PATH_FONT / 72.0 / _axes_inches(ax)[1]
+    ys = _spread(frac, gap, 0.5 * gap, 1.0 - 0.5 * gap)
+    x_text = alphas[-1] * (alphas[-1] / alphas[0]) ** 0.05  # a little past the line ends
+    for j, y in zip(labelled, ys, strict=True):
+        ax.annotate(names[j], xy=(alphas[-1], end[j]), xytext=(x_text, y),
+                    textcoords=("data", "axes fraction"), ha="left", va="center",
+                    fontsize=_PATH_FONT, color=colors[j],
+                    arrowprops={"arrowstyle": "-", "color": colors[j], "lw": 0.6,
+                                "relpos": (0.0, 0.5), "shrinkA": 1.0, "shrinkB": 0.0})
 
 
 def plot_path(
@@ -218,7 +303,10 @@ def plot_path(
     feature_names : sequence, default=None
         Names for the labels; default ``x0, x1, ...``.
     top : int, default=10
-        Label this many features, those with the largest norm at the smallest alpha.
+        Colour and name this many features, those with the largest norm at the smallest
+        alpha: their names sit beside the lines' right ends, one text line apart (a thin
+        leader joins a name moved off its line), in a margin past the smallest alpha; the
+        other features are thin grey lines.
 
     Returns
     -------
@@ -259,18 +347,23 @@ def plot_path(
 
     ax = _new_axes(ax, (7.0, 4.5))
     ax.set_xscale("log")
-    lines = [ax.plot(alphas, norms[:, j], lw=1.2, label=names[j])[0] for j in range(p)]
-    if alphas.size:
-        end = norms[-1]
-        labelled = [j for j in _top(end, max(int(top), 0)) if end[j] > 0]
-        for j, y in zip(labelled, _spread(end[labelled], 0.045 * end.max()), strict=True):
-            ax.annotate(names[j], (alphas[-1], end[j]), xytext=(alphas[-1], y),
-                        textcoords="data", ha="right", va="bottom", fontsize=8,
-                        color=lines[j].get_color())
+    end = norms[-1] if alphas.size else np.zeros(p)
+    labelled = [j for j in _top(end, max(int(top), 0)) if end[j] > 0]
+    labelled.sort(key=lambda j: -end[j])
+    colors = _path_colors(labelled)
+    for j in range(p):
+        mine = j in colors
+        ax.plot(alphas, norms[:, j], lw=1.4 if mine else 0.9, label=names[j],
+                color=colors.get(j, _ZERO_COLOR), zorder=3 if mine else 2,
+                alpha=1.0 if mine else 0.6)
+    top_y = float(norms.max()) if norms.size else 0.0
+    ax.set_ylim(0.0, 1.05 * top_y if top_y > 0 else 1.0)  # norms are >= 0
     if alphas.size > 1 and alphas[0] != alphas[-1]:
-        ax.set_xlim(alphas[0], alphas[-1])
+        ax.set_xlim(alphas[0], _label_room(alphas, [names[j] for j in labelled], ax))
     elif not ax.xaxis_inverted():
         ax.invert_xaxis()
+    if labelled:
+        _label_path_ends(ax, alphas, end, labelled, names, colors)
     ax.set_xlabel("alpha")
     ax.set_ylabel(r"$\|W_j\|_2$ across tasks")
     ax.set_title("Regularization path")
@@ -477,8 +570,8 @@ def plot_task_scores(
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal", adjustable="box")
-    ax.set_xlabel(f"{baseline}: {metric}")
-    ax.set_ylabel(f"{model}: {metric}")
+    ax.set_xlabel(f"{baseline}: {_words(metric)}")
+    ax.set_ylabel(f"{model}: {_words(metric)}")
     above = int(np.count_nonzero(y > x))
     ax.set_title(f"{model} above {baseline} in {above} of {len(x)} tasks")
     return ax
@@ -544,7 +637,7 @@ def plot_comparison(
     ax.set_yticks(pos, models)
     ax.invert_yaxis()
     ax.axvline(0.0, color="0.3", lw=0.8)
-    ax.set_xlabel(f"{metric} (mean ± sd)")
+    ax.set_xlabel(f"{_words(metric)} (mean ± sd)")
     ax.set_title("Model comparison")
     return ax
 

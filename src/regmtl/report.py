@@ -45,9 +45,14 @@ table.regmtl-table thead th { border-bottom: 2px solid #888; text-align: left; }
 table.regmtl-table td.num, table.regmtl-table th.num { text-align: right;
                                                        font-variant-numeric: tabular-nums; }
 table.regmtl-table tbody tr:nth-child(even) { background: #f6f6f6; }
+table.regmtl-table td:first-child, table.regmtl-table td.num { white-space: nowrap; }
 figure { margin: 1.5rem 0; }
 figure img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9rem; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
+details { margin: 0.5rem 0 1.2rem; }
+details > summary { cursor: pointer; color: #333; font-weight: 600; }
+details[open] > summary { margin-bottom: 0.3rem; }
 pre { background: #f4f4f4; padding: 0.8rem; overflow-x: auto; border-radius: 4px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.9em; }
 footer { margin-top: 3rem; border-top: 1px solid #ddd; color: #777; font-size: 0.8rem; }
@@ -60,6 +65,7 @@ class _Block:
     content: Any
     caption: str | None = None
     level: int = 2
+    details: str | None = None  # a table folded under this summary line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +131,19 @@ def _cell(value: Any, fmt: Callable[[float], str]) -> str:
     return str(value)
 
 
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?"
+_NUMBER_LIKE = re.compile(rf"^{_NUMBER}(?:\s*(?:±|/|of)\s*{_NUMBER})?$", re.IGNORECASE)
+_PLACEHOLDERS = {"baseline", "-", "\u2014", "n/a"}
+
+
+def _looks_numeric(cells: list[str]) -> bool:
+    """Whether a text column reads as numbers ("0.34 ± 0.01", "97/139", "12%"), so that it
+    is right-aligned; a placeholder such as "baseline" may stand in a cell."""
+    full = [c for c in cells if c]
+    return (any(_NUMBER_LIKE.match(c) for c in full)
+            and all(_NUMBER_LIKE.match(c) or c in _PLACEHOLDERS for c in full))
+
+
 def _label(value: Any) -> str:
     if isinstance(value, tuple):
         return " ".join(str(v) for v in value if str(v) != "")
@@ -146,6 +165,7 @@ def _table_rows(df: Any, float_format: str | Callable[[float], str]):
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
                for c in df.columns]
     rows = [[_cell(v, fmt) for v in row] for row in df.itertuples(index=False, name=None)]
+    numeric = [num or _looks_numeric([row[j] for row in rows]) for j, num in enumerate(numeric)]
     if show_index:
         name = df.index.names
         header = [_label(tuple(n or "" for n in name))] + header
@@ -290,11 +310,14 @@ class Report:
         return self
 
     def add_table(self, df: Any, caption: str | None = None,
-                  float_format: str | Callable[[float], str] = "{:.4g}") -> Report:
+                  float_format: str | Callable[[float], str] = "{:.4g}", *,
+                  details: str | None = None) -> Report:
         """Add a table from a DataFrame (or Series).
 
         The index is shown unless it is the default ``0..n-1``. The table is formatted now, so
-        later changes to ``df`` do not show.
+        later changes to ``df`` do not show. Numeric columns, and text columns of numbers
+        such as ``"0.34 ± 0.01"`` or ``"97/139"``, are right-aligned. A table wider than the
+        page scrolls sideways inside its own box; the page does not.
 
         Parameters
         ----------
@@ -305,6 +328,10 @@ class Report:
         float_format : str or callable, default="{:.4g}"
             Formats every float cell (a ``str.format`` pattern or a function of the float);
             NaN cells are blank.
+        details : str, default=None
+            Fold the table away under this one-line summary, closed until clicked (HTML
+            ``<details>``, also in the Markdown): for the columns a reader does not need at
+            first glance.
 
         Returns
         -------
@@ -312,7 +339,8 @@ class Report:
             The report itself.
         """
         header, rows, numeric = _table_rows(df, float_format)
-        self._blocks.append(_Block("table", (header, rows, numeric), caption=caption))
+        self._blocks.append(_Block("table", (header, rows, numeric), caption=caption,
+                                   details=details))
         return self
 
     def add_figure(self, fig_or_ax: Any, caption: str | None = None, dpi: int = 100) -> Report:
@@ -403,7 +431,11 @@ class Report:
                     else:
                         body.append(f"<p>{_inline_html(' '.join(lines))}</p>")
             elif block.kind == "table":
-                body.append(self._html_table(*block.content, caption=block.caption))
+                table = self._html_table(*block.content, caption=block.caption)
+                if block.details:
+                    table = (f"<details><summary>{esc(block.details)}</summary>\n{table}\n"
+                             "</details>")
+                body.append(table)
             elif block.kind == "figure":
                 n_fig += 1
                 alt = block.caption or f"Figure {n_fig}"
@@ -430,7 +462,7 @@ class Report:
         def cls(j):
             return ' class="num"' if numeric[j] else ""
 
-        out = ['<table class="regmtl-table">']
+        out = ['<div class="table-wrap"><table class="regmtl-table">']
         if caption:
             out.append(f"<caption>{esc(caption)}</caption>")
         out.append("<thead><tr>" + "".join(f"<th{cls(j)}>{esc(h)}</th>"
@@ -439,7 +471,7 @@ class Report:
         for row in rows:
             out.append("<tr>" + "".join(f"<td{cls(j)}>{esc(v)}</td>"
                                         for j, v in enumerate(row)) + "</tr>")
-        out.append("</tbody></table>")
+        out.append("</tbody></table></div>")
         return "\n".join(out)
 
     def to_markdown(self, asset_dir: str | Path, *, stem: str = "figure") -> str:
@@ -475,7 +507,11 @@ class Report:
                     else:
                         out.append("\n".join(_inline_markdown(line) for line in lines))
             elif block.kind == "table":
-                out.append(self._markdown_table(*block.content, caption=block.caption))
+                table = self._markdown_table(*block.content, caption=block.caption)
+                if block.details:
+                    table = (f"<details>\n<summary>{html.escape(block.details)}</summary>\n\n"
+                             f"{table}\n\n</details>")
+                out.append(table)
             elif block.kind == "figure":
                 n_fig += 1
                 name = f"{stem}-{n_fig}.png"
@@ -544,6 +580,119 @@ def _md_cell(text: str) -> str:
 
 
 # --------------------------------------------------------------------- comparison report
+#: Readable names of the result columns of a comparison.
+_METRIC_NAMES = {"explained_variance": "EV", "explained_variance_task": "EV task avg",
+                 "nmse": "nMSE", "rmse": "RMSE", "mse": "MSE", "auc": "AUC",
+                 "accuracy": "accuracy", "log_loss": "log loss", "fit_time": "fit s / split",
+                 "seconds_per_split": "fit s / split", "fit_seconds": "fit s, all splits",
+                 "task_a": "task a", "task_b": "task b"}
+
+
+_METRIC_WORDS = {"explained_variance": "explained variance (1 − SSE/SST over all test rows, as "
+                                        "the multi-task literature reports it)",
+                 "auc": "area under the ROC curve, averaged over tasks",
+                 "accuracy": "accuracy, averaged over tasks"}
+
+
+def _readable(column: Any) -> str:
+    """A header for ``column``: its readable name, else the name with spaces for ``_``."""
+    name = str(column)
+    return _METRIC_NAMES.get(name, name.replace("_", " "))
+
+
+def _short_model(name: Any) -> str:
+    """A model's name without its parenthesized role: "ridge (independent)" -> "ridge"."""
+    return str(name).split(" (")[0]
+
+
+def _timings(comparison: Any) -> Any:
+    """Fit seconds per model: ``comparison.timings`` (columns ``fit_seconds``,
+    ``seconds_per_split``, indexed by model) when it has them, else from the summary's mean
+    ``fit_time`` per split; None when neither is there."""
+    import pandas as pd
+
+    timings = getattr(comparison, "timings", None)
+    if isinstance(timings, pd.DataFrame) and {"fit_seconds", "seconds_per_split"} <= set(
+            timings.columns):
+        return timings[["fit_seconds", "seconds_per_split"]]
+    summary = comparison.summary
+    if "fit_time" not in summary.columns:
+        return None
+    per_split = summary.set_index("model")["fit_time"].astype(float)
+    return pd.DataFrame({"fit_seconds": per_split * comparison.n_splits,
+                         "seconds_per_split": per_split})
+
+
+def _headline(comparison: Any) -> str | None:
+    """One sentence: the best model by the headline score, against the baseline."""
+    comp = comparison
+    summary = comp.summary.set_index("model")
+    col = f"{comp.metric}_mean"
+    if col not in summary.columns or summary[col].isna().all():
+        return None
+    best = summary[col].idxmax()
+    score, base = _readable(comp.metric), summary.loc[comp.baseline, col]
+    text = f"Best: {best}, {score} {summary.loc[best, col]:.4f}"
+    if best == comp.baseline:
+        return text + " (the baseline)."
+    text += f" against {base:.4f} for {comp.baseline}"
+    wins = str(summary.loc[best, "wins"]) if "wins" in summary.columns else ""
+    if "/" in wins:
+        won, total = wins.split("/", 1)
+        text += f"; better on {won} of {total} tasks"
+    return text + "."
+
+
+def _wins_header(comparison: Any) -> str:
+    return f"tasks better than {_short_model(comparison.baseline)}"
+
+
+def _mean_sd(means: Any, sds: Any) -> list[str]:
+    """"mean ± sd" cells, all with the decimals that give the largest mean 4 digits."""
+    means, sds = np.asarray(means, dtype=np.float64), np.asarray(sds, dtype=np.float64)
+    top = np.nanmax(np.abs(means)) if np.isfinite(means).any() else 0.0
+    d = int(np.clip(3 - np.floor(np.log10(top)), 0, 6)) if top > 0 else 4
+    return ["" if m != m else f"{m:.{d}f} ± {v:.{d}f}" for m, v in zip(means, sds, strict=True)]
+
+
+def _summary_tables(comparison: Any) -> tuple[Any, Any]:
+    """The summary as two tables with readable headers: the key columns (model, the headline
+    score and its sd, tasks better than the baseline) and every other column (scores as
+    "mean ± sd", fit seconds, the median alpha)."""
+    import pandas as pd
+
+    comp = comparison
+    summary = comp.summary.reset_index(drop=True)
+    metric = comp.metric
+    key = pd.DataFrame({"model": summary["model"].astype(str),
+                        _readable(metric): summary[f"{metric}_mean"],
+                        "sd": summary[f"{metric}_sd"]})
+    if "wins" in summary.columns:
+        key[_wins_header(comp)] = summary["wins"].astype(str)
+    rest = pd.DataFrame({"model": key["model"]})
+    used = {"model", "wins", f"{metric}_mean", f"{metric}_sd"}
+    for col in summary.columns:
+        if col.endswith("_mean") and f"{col[:-5]}_sd" in summary.columns and col not in used:
+            name = col[:-5]
+            rest[_readable(name)] = _mean_sd(summary[col], summary[f"{name}_sd"])
+            used |= {col, f"{name}_sd"}
+    timings = _timings(comp)
+    if timings is not None:
+        for col, fmt in (("seconds_per_split", "{:.2f}"), ("fit_seconds", "{:.1f}")):
+            values = timings[col].reindex(summary["model"]).to_numpy(dtype=np.float64)
+            rest[_readable(col)] = ["" if v != v else fmt.format(v) for v in values]
+        used.add("fit_time")
+    for col in summary.columns:
+        if col not in used:
+            name = "alpha (median)" if col == "alpha" else _readable(col)
+            rest[name] = summary[col].to_numpy()
+    return key, rest
+
+
+def _readable_frame(df: Any) -> Any:
+    """``df`` with readable column headers."""
+    return df.rename(columns={c: _readable(c) for c in df.columns})
+
 def _best_shared(comparison: Any) -> str | None:
     """The multi-task model with the best mean score (None if there is none)."""
     summary = comparison.summary
@@ -560,12 +709,14 @@ def comparison_report(comparison: Any, *, title: str | None = None,
                       data_name: str = "data", created: Any = None) -> Report:
     """A report of a :func:`regmtl.compare` result.
 
-    The report explains the protocol, then shows the summary table, the per-model scores
+    The report explains the protocol, then shows the key columns of the summary (model, the
+    headline score and its sd, the tasks better than the baseline; readable headers, narrow
+    enough for a laptop screen) with the other columns folded below it, the per-model scores
     (:func:`~regmtl.plotting.plot_comparison`), the per-task scores of the best multi-task
     model against the baseline (:func:`~regmtl.plotting.plot_task_scores`), that model's
     coefficients, regularization path and inner CV curve on the first split, the task
     relatedness measured from the independent baseline (when it was fitted), and the chosen
-    parameters of every model and split.
+    parameters of every model and split (folded).
 
     Parameters
     ----------
@@ -610,24 +761,34 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     rep = Report(title or f"regmtl comparison: {data_name}",
                  f"{T} tasks, {p} features, {comp.n_splits} {comp.split_kind} train/test "
                  f"split(s), {comp.kind}", created=created)
+    key, rest = _summary_tables(comp)
+    score = _readable(metric)
     rep.add_text(
         "Every model is fitted on the training rows of each split, its regularization chosen "
         "by cross-validation inside every task of the training part only, and scored on the "
         "test rows. *Independent* models learn each task alone (one alpha for all), *pooled* "
         "fits one model to all tasks' rows, the *MTL* models share through their penalty. "
-        f"Mean and standard deviation over splits; `wins`: tasks whose {metric} (averaged "
-        f"over splits) beats {comp.baseline}'s. Whole job: {comp.elapsed:.1f} s."
+        f"*{score}*: {_METRIC_WORDS.get(metric, metric)}; mean and standard deviation (*sd*) "
+        f"over splits; *{_wins_header(comp)}*: tasks whose {score} (averaged over splits) beats "
+        f"{comp.baseline}'s. Whole job: {comp.elapsed:.1f} s."
     )
     rep.add_heading("Results")
-    rep.add_table(comp.summary, caption=f"Test scores over {comp.n_splits} split(s)")
+    headline = _headline(comp)
+    if headline:
+        rep.add_text(f"**{headline}**")
+    rep.add_table(key, caption=f"Test {score} over {comp.n_splits} split(s)",
+                  float_format="{:.4f}")
+    rep.add_table(rest, caption="Other scores (mean ± sd over splits), fit seconds and the "
+                  "median alpha chosen", details="More columns: other scores, time, alpha")
     rep.add_figure(plotting.plot_comparison(comp.summary, metric=metric),
-                   caption=f"{metric}: mean ± sd over splits")
+                   caption=f"{score}: mean ± sd over splits")
     best = _best_shared(comp)
     task_metric = metric if metric in comp.scores else "accuracy"
     if best is not None and best != comp.baseline:
         rep.add_figure(plotting.plot_task_scores(comp.scores, baseline=comp.baseline,
                                                  model=best, metric=task_metric),
-                       caption=f"Per-task {task_metric}: {best} against {comp.baseline}")
+                       caption=f"Per-task {_readable(task_metric)}: {best} against "
+                               f"{comp.baseline}")
     model = comp.models.get(best) if best is not None else None
     if model is not None and hasattr(model, "coef_"):
         rep.add_heading(f"{best}, first split")
@@ -652,7 +813,9 @@ def comparison_report(comparison: Any, *, title: str | None = None,
             rep.add_figure(ax, caption="Inner cross-validation curve (±1 standard error)")
     _comparison_relatedness(rep, comp)
     rep.add_heading("Chosen parameters")
-    rep.add_table(comp.choices, caption="Per model and split")
+    rep.add_table(_readable_frame(comp.choices), caption="Per model and split",
+                  details=f"The parameters every model chose on each of the {comp.n_splits} "
+                          "split(s)")
     return rep
 
 
@@ -698,7 +861,7 @@ def _add_relatedness(rep: Report, rel: Any, *, level: int = 2, top: int = 15) ->
                         for g in groups]})
         rep.add_table(table, caption="Groups of related tasks")
     pairs = rel.to_frame().head(top)
-    rep.add_table(pairs, caption=f"The {len(pairs)} most similar pairs")
+    rep.add_table(_readable_frame(pairs), caption=f"The {len(pairs)} most similar pairs")
     return rep
 
 

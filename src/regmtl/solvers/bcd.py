@@ -300,9 +300,9 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
                 inner.try_point(x.reshape(inner.W.shape))
         W = inner.W
         new = W - last
-        # a search along the drift, once the gap has stopped closing (a continuous path
-        # otherwise: the same data in another row order gives the same iterates)
-        if (stalled and step is not None and _aligned(new, step)
+        # a search along the drift, once the gap has stopped closing for three checks (a
+        # continuous path otherwise: the same data in another row order gives the same iterates)
+        if (stalled >= 3 and step is not None and _aligned(new, step)
                 and _line_search(inner, penalty, alpha, new)):
             W = inner.W
             new = None
