@@ -57,7 +57,8 @@ def test_collinear_school_task_is_certified(penalty):
     ref = Lasso(alpha=0.01, tol=1e-14, max_iter=200_000).fit(X, y)
     r = y - ref.predict(X)
     best = 0.5 * np.mean(r**2) + 0.01 * np.abs(ref.coef_).sum()
-    assert best <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best  # the gap is a true bound
+    # the gap is a true bound (and the optimum is scikit-learn's, to rounding)
+    assert best * (1 - 1e-13) <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best
     assert m.objective_ - best <= 1e-6 * best
     assert m.n_iter_ < 200
 

@@ -719,3 +719,41 @@ def test_feature_moments_match_numpy(case, center):
                                            np.arange(p) if features is None else features)
             np.testing.assert_allclose(xm, exp_xm, rtol=1e-12, atol=1e-14)
             np.testing.assert_allclose(L, exp_L, rtol=1e-12, atol=1e-14 * exp_L.max())
+
+
+# --------------------------------------------------------------------------- per-task Grams
+@pytest.mark.parametrize("pen", ["L1", "L21", "ElasticNet(0.7)"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_per_task_gram_form_matches_the_data_and_sklearn(pen, weighted, monkeypatch):
+    """Tasks with at least twice as many rows as features iterate on one Gram per task, no
+    pass over the rows: the same solution as the epochs over the data, certified, and for L1
+    scikit-learn's Lasso task by task."""
+    from sklearn.linear_model import Lasso
+
+    used = {"task_gram": 0}
+
+    class Counted(bcd_module._TaskGramProblem):
+        def __init__(self, *args, **kwargs):
+            used["task_gram"] += 1
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(bcd_module, "_TaskGramProblem", Counted)
+    Xs, ys = make_lists(n_per_task=(60, 90, 150), p=12, seed=3)
+    rng = np.random.default_rng(0)
+    sw = [rng.uniform(0.5, 2.0, len(y)) for y in ys] if weighted else None
+    penalty = PENALTIES[pen][0]
+    alpha = rm.alpha_max(Xs, ys, penalty=penalty, sample_weight=sw) / 20
+    kw = dict(tol=1e-10, max_iter=100_000)
+    gram = model("squared", penalty, alpha, **kw).fit(Xs, ys, sample_weight=sw)
+    assert used["task_gram"] >= 1
+    data = model("squared", penalty, alpha, solver_options=dict(gram=False),
+                 **kw).fit(Xs, ys, sample_weight=sw)
+    assert used["task_gram"] == 1  # gram=False: epochs over the data only
+    assert_coef_close(gram.coef_, data.coef_)
+    np.testing.assert_allclose(gram.intercept_, data.intercept_, rtol=1e-6, atol=1e-8)
+    assert gram.objective_ == pytest.approx(data.objective_, rel=1e-9)
+    check_certificate(gram, "squared", pen, alpha, Xs, ys, sw, 1e-10)
+    if pen == "L1" and not weighted:
+        for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+            ref = Lasso(alpha=alpha, tol=1e-14, max_iter=100_000).fit(X, y)
+            np.testing.assert_allclose(gram.coef_[t], ref.coef_, rtol=1e-5, atol=1e-8)

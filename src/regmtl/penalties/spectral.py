@@ -29,7 +29,11 @@ def _svd(V: np.ndarray):
 
 
 def _spectral_norm(G: np.ndarray) -> float:
-    return float(np.linalg.norm(G, 2)) if G.size else 0.0
+    """The largest singular value, from the small side's Gram (accurate to rounding)."""
+    if not G.size:
+        return 0.0
+    S = G @ G.T if G.shape[0] <= G.shape[1] else G.T @ G
+    return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
 
 
 class Trace(Penalty):

@@ -17,7 +17,8 @@ from ..penalties import Penalty
 from ..taskdata import TaskData
 from .bcd import bcd, check_options
 from .certificates import Certificate, Reference, certify, fit_intercepts, reference
-from .linear import conjugate_gradient, has_linear_path
+from .linear import conjugate_gradient, has_linear_path, ridge_solve
+from .quadratic import quadratic_applies
 from .prox_grad import fista
 from .result import SolverResult
 
@@ -135,7 +136,9 @@ def solve(
     p, T = data.n_features, data.n_tasks
     penalty.check(p, T)
     if solver == "auto":
-        if penalty.bcd_params(alpha) is not None:
+        if _direct_ridge(data, datafit, penalty, alpha, tol):
+            solver = "direct"
+        elif penalty.bcd_params(alpha) is not None:
             solver = "bcd"
         elif has_linear_path(datafit, penalty):
             solver = "cg"
@@ -168,7 +171,10 @@ def solve(
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
     run_tol = tol if W0 is None else _warm_tol(data, datafit, penalty, alpha, W, b, V0,
                                                fit_intercept, ref, tol)
-    if solver == "fista":
+    if solver == "direct":
+        res = ridge_solve(data, datafit, penalty, alpha, ref=ref, fit_intercept=fit_intercept,
+                          tol=run_tol)
+    elif solver == "fista":
         res = fista(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
                     tol=run_tol, max_iter=max_iter, verbose=verbose, V0=V0)
     elif solver == "bcd":
@@ -183,6 +189,14 @@ def solve(
     if not res.converged:
         warnings.warn(_shortfall(solver, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
     return res
+
+
+def _direct_ridge(data, datafit, penalty, alpha, tol) -> bool:
+    """The squared loss with a pure ridge (``l1`` part 0) on tasks with more rows than
+    features: solved exactly, per task, from the Gram's eigendecomposition."""
+    params = penalty.bcd_params(alpha)
+    return (datafit.code == 0 and params is not None and params[0] == 0.0
+            and params[2] == 0 and tol >= 1e-12 and quadratic_applies(data))
 
 
 def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) -> float:

@@ -680,3 +680,27 @@ def active_gram(XA, c, indptr, offset, xm, H):
         for i in range(k):
             for j in range(i):
                 H[t, j, i] = H[t, i, j]
+
+
+@njit(cache=True, fastmath=FAST)
+def bcd_epoch_task_gram(Qs, Et, W, L, l1, l2, group, g, delta):
+    """:func:`bcd_epoch_gram` with one Gram per task: ``Qs[t]`` (k x k) holds task t's
+    weighted, centered Gram, ``Et[t]`` (k) minus the gradient of its data term; a change
+    ``d_t`` of ``W[i, t]`` moves ``Et[t]`` by ``-d_t Qs[t, i]``: O(k T) per changed block."""
+    k, T = W.shape
+    max_change = 0.0
+    for i in range(k):
+        for t in range(T):
+            g[t] = Et[t, i]
+        ch = _block_update(i, W, g, L[i], l1, l2, group, delta)
+        if ch > max_change:
+            max_change = ch
+        if ch > 0.0:
+            for t in range(T):
+                d = delta[t]
+                if d != 0.0:
+                    e = Et[t]
+                    qi = Qs[t, i]
+                    for m in range(k):
+                        e[m] -= qi[m] * d
+    return max_change

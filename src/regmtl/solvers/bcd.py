@@ -41,7 +41,7 @@ from ._kernels import (
 )
 from .anderson import Anderson
 from .certificates import Certificate, Reference, certify
-from .gram import GramInner, gram_stats
+from .gram import GramInner, TaskGramInner, gram_stats
 from .moments import feature_moments, uniform_within_tasks
 from .polish import active_newton_step
 from .prox_grad import task_quadratic
@@ -454,6 +454,70 @@ class _GramProblem:
         return self.stats.ybar - self.stats.xbar @ W
 
 
+class _TaskGramProblem:
+    """Squared loss over one Gram per task (lists or long form whose tasks have more rows than
+    features, :class:`~regmtl.solvers.quadratic.TaskQuadratic`): no pass over the rows while
+    iterating. Its certificate is the gap from the Gram sums plus a bound on their rounding;
+    should it stall above ``tol`` the solve goes on over the data."""
+
+    def __init__(self, q, params):
+        self.q, self.params = q, params
+        self.L = np.ascontiguousarray(np.einsum("tjj->jt", q.H))
+
+    def outer_terms(self, W):
+        RR, G, TT, YT = self.q.gap_terms(W, self.q.matvec(W))
+        return RR, [(G, TT, YT)]
+
+    def rounding(self, W) -> float:
+        return self.q.rounding(W, self.q.matvec(W))
+
+    def polished(self, W, G, penalty, alpha):
+        """The Newton step on the active set (:mod:`~regmtl.solvers.polish`) from the Grams,
+        and the dual candidate of its residual in Gram sums."""
+        grad = getattr(penalty, "active_gradient", None)
+        if grad is None:
+            return None
+        D, mask = grad(W, alpha)
+        A = np.flatnonzero(mask.any(axis=1))
+        k = len(A)
+        if k == 0:
+            return None
+        H = self.q.H[:, A][:, :, A].copy()
+        M = mask[A].T
+        gA = np.where(M, (G[A] - D[A]).T, 0.0)
+        H *= M[:, :, None] & M[:, None, :]
+        H[:, np.arange(k), np.arange(k)] += ~M
+        top = np.abs(H).max(axis=(1, 2))
+        H[:, np.arange(k), np.arange(k)] += 1e-10 * np.maximum(top, 1e-300)[:, None]
+        try:
+            delta = np.linalg.solve(H, gA[..., None])[..., 0]  # T x k
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(delta)):
+            return None
+        step = np.zeros_like(W)
+        step[A] = delta.T
+        Hstep = self.q.matvec(step)  # X_c^T (c X_c step) per task
+        RR, _, TT, YT = self.q.gap_terms(W, self.q.matvec(W))
+        TT2 = TT - 2.0 * np.einsum("jt,jt->t", step, G) + np.einsum("jt,jt->t", step, Hstep)
+        YT2 = YT - np.einsum("jt,jt->t", step, self.q.g)
+        return step, (G - Hstep, TT2, YT2)
+
+    def zero(self, W, rows):
+        W[rows] = 0.0
+
+    def inner(self, ws, W, penalty, alpha):
+        Qs = self.q.H[:, ws][:, :, ws]
+        return TaskGramInner(Qs, self.q.g[ws].T, self.q.e, W[ws], self.L[ws], self.params,
+                             penalty, alpha)
+
+    def finish(self, inner, ws, W):
+        W[ws] = inner.W
+
+    def intercepts(self, W):
+        return self.q.intercepts(W)
+
+
 def _rows(W: np.ndarray) -> np.ndarray:
     """Features with a nonzero coefficient in some task."""
     return np.flatnonzero(np.any(W != 0.0, axis=1)).astype(np.int64)
@@ -527,6 +591,12 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
         crawled = inner_gap > 0.3 * gap
         problem.finish(inner, ws, W)
         total += used
+
+
+def _weighted_rows(data: TaskData) -> float:
+    """The number of rows, each counted by its sample weight (missing labels count 0)."""
+    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
+    return float(s.sum() if data.observed is None else s[data.observed].sum())
 
 
 def gram_applies(data: TaskData) -> bool:
@@ -694,8 +764,18 @@ def bcd(
                    working_set=working_set, screening=screening, anderson=anderson, p0=p0)
     gram_ws = gram is not False and gram_applies(data)
     total = 0
+    full = None
     if _use_full_gram(data, gram, tol):
-        problem = _GramProblem(data, fit_intercept, params)
+        full = _GramProblem(data, fit_intercept, params)
+    elif gram is not False and not data.shared and data.n_tasks > 1 and tol >= 1e-12 and (
+            quadratic_applies(data)
+            and _weighted_rows(data) > 1.5 * data.n_tasks * data.n_features):
+        # several tasks of well over as many rows as features (a Gram epoch costs p per row's
+        # n_t); rows counted by their weights, so that weights and repeated rows take one path.
+        # A single task keeps its epochs over the rows (scikit-learn's iterates, to rounding)
+        full = _TaskGramProblem(task_quadratic(data, fit_intercept), params)
+    if full is not None:
+        problem = full
         total, cert, converged, _ = _least_squares(problem, penalty, alpha, W, **options)
         b[:] = problem.intercepts(W) if fit_intercept else 0.0
         if converged or total >= max_iter:

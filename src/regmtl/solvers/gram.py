@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..taskdata import TaskData
-from ._kernels import bcd_epoch_gram, column_moments
+from ._kernels import bcd_epoch_gram, bcd_epoch_task_gram, column_moments
 
-__all__ = ["GramStats", "GramInner", "gram_stats"]
+__all__ = ["GramStats", "GramInner", "TaskGramInner", "gram_stats"]
 
 
 class GramStats:
@@ -129,3 +129,62 @@ class GramInner:
         sums ``TT_t = sum_{r in t} c_r R_r^2`` and ``YT_t = sum_{r in t} c_r y_r R_r``."""
         rr, yR, _ = self._sums(self.W)
         return float(np.dot(self.ct, rr)), [(self.ct * self.Et.T, self.ct * rr, self.ct * yR)]
+
+
+class TaskGramInner:
+    """Epochs on the coefficients of a set S of k features with one Gram per task (lists whose
+    tasks have more rows than features): ``Qs[t]`` = task t's weighted, centered Gram on S,
+    ``Et[t]`` = minus the gradient of its data term on S, ``e``, ``gw`` its per-task constants
+    (``RR_t = e_t - 2 g_t.w_t + w_t' Q_t w_t``). Same interface as :class:`GramInner`."""
+
+    def __init__(self, Qs, g, e, W0, L, params, penalty, alpha):
+        self.Qs = np.ascontiguousarray(Qs)
+        self.gS, self.e = np.ascontiguousarray(g), e  # g: T x k
+        self.W = np.ascontiguousarray(W0.copy())
+        self.Et = np.ascontiguousarray(self.gS - self._QW(self.W))
+        self.L = np.ascontiguousarray(L)
+        self.params, self.penalty, self.alpha = params, penalty, alpha
+        T = W0.shape[1]
+        self.g, self.delta = np.zeros(T), np.zeros(T)
+
+    def _QW(self, W: np.ndarray) -> np.ndarray:
+        return np.matmul(self.Qs, W.T[:, :, None])[:, :, 0]  # T x k
+
+    def epoch(self) -> float:
+        l1, l2, group = self.params
+        return bcd_epoch_task_gram(self.Qs, self.Et, self.W, self.L, l1, l2, group, self.g,
+                                   self.delta)
+
+    def _rr(self, W: np.ndarray, QW: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gw = np.einsum("tk,kt->t", self.gS, W)
+        return self.e - 2.0 * gw + np.einsum("kt,tk->t", W, QW), self.e - gw
+
+    def objective(self, W: np.ndarray) -> float:
+        rr, _ = self._rr(W, self._QW(W))
+        return 0.5 * float(rr.sum()) + self.penalty.value(W, self.alpha)
+
+    def accept(self, W: np.ndarray) -> None:
+        self.W[:] = W
+        self.Et[:] = self.gS - self._QW(W)
+
+    def try_point(self, W: np.ndarray) -> bool:
+        if self.objective(W) < self.objective(self.W):
+            self.accept(W)
+            return True
+        return False
+
+    def along(self, D: np.ndarray) -> tuple[float, float, np.ndarray]:
+        QD = self._QW(D)  # T x k
+        return (float(np.einsum("kt,tk->", D, self.Et)), float(np.einsum("kt,tk->", D, QD)),
+                QD)
+
+    def move(self, D: np.ndarray, t: float, QD: np.ndarray) -> None:
+        self.W += t * D
+        self.Et -= t * QD
+
+    def record(self) -> None:
+        """(Residuals are not formed in Gram form: no dual extrapolation.)"""
+
+    def gap_terms(self) -> tuple[float, list]:
+        rr, yR = self._rr(self.W, self.gS - self.Et)
+        return float(rr.sum()), [(self.Et.T, rr, yR)]

@@ -25,7 +25,7 @@ from .prox_grad import task_quadratic
 from .quadratic import quadratic_applies
 from .result import SolverResult
 
-__all__ = ["conjugate_gradient", "has_linear_path"]
+__all__ = ["conjugate_gradient", "has_linear_path", "ridge_solve"]
 
 
 def has_linear_path(datafit: Datafit, penalty: Penalty) -> bool:
@@ -112,3 +112,15 @@ def conjugate_gradient(
         converged = cert.converged(tol)
     return SolverResult(W, b_out if fit_intercept else np.zeros(T), it, cert, converged,
                         stalled=stalled and not converged)
+
+
+def ridge_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float, *,
+                ref: Reference, fit_intercept: bool = True, tol: float = 1e-4) -> SolverResult:
+    """The squared loss with ``alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` for every task
+    from its Gram's eigendecomposition (computed once per problem and reused at every alpha;
+    the minimum-norm solution at ``alpha = 0``), certified like every other fit."""
+    q = task_quadratic(data, fit_intercept)
+    W = q.ridge(alpha)
+    b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
+    cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
+    return SolverResult(W, b, 1, cert, cert.converged(tol))

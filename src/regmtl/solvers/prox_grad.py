@@ -159,7 +159,8 @@ def fista(
         V, done, stalled = fista_quadratic(q, penalty, alpha, V, tol=tol * ref.P0,
                                            max_iter=max_iter, check_every=check_every,
                                            G0_norm=float(np.linalg.norm(ref.G0)),
-                                           verbose=verbose)
+                                           verbose=verbose,
+                                           small_alpha=_small_alpha(penalty, alpha, ref))
         W = penalty.compose(V)
         b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
         f = data.linear(W, b)
@@ -250,7 +251,8 @@ def task_quadratic(data: TaskData, fit_intercept: bool) -> TaskQuadratic:
 
 def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
                     tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                    verbose: int = 0, reweight: bool = True) -> tuple[np.ndarray, int, bool]:
+                    verbose: int = 0, reweight: bool = True,
+                    small_alpha: bool = False) -> tuple[np.ndarray, int, bool]:
     """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form: exact step ``1 / L`` (no line
     search), adaptive restart, certificate from the Gram sums every ``check_every`` iterations
     (the duality gap plus a bound on its rounding, or the proximal-gradient KKT residual
@@ -261,10 +263,11 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     copies = penalty.spread(np.ones((1, 1))).size
     L = copies * q.lipschitz()
     it = 0
-    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and not V.any() and (
-            q.g.shape[0] <= REWEIGHT_MAX_FEATURES):
-        # a cold start: reweighted least squares first (see its module); a warm start (paths,
-        # cross-validation) is near its optimum already
+    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and (
+            q.g.shape[0] <= REWEIGHT_MAX_FEATURES) and (not V.any() or (
+            small_alpha and gram_certificate(q, penalty, alpha, V, L, G0_norm) > 100.0 * tol)):
+        # a cold start, or at a small alpha a warm one far from its target (where proximal
+        # gradient crawls): reweighted least squares first (see its module)
         V, it = reweighted_start(
             q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L,
                                                              G0_norm) - tol,
@@ -321,3 +324,11 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
 def _wh(q: TaskQuadratic, penalty: Penalty, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     W = penalty.compose(V)
     return W, q.matvec(W)
+
+
+def _small_alpha(penalty: Penalty, alpha: float, ref: Reference) -> bool:
+    """``alpha`` at most a thirtieth of the penalty's ``alpha_max`` (False without one)."""
+    try:
+        return alpha <= penalty.alpha_max(ref.G0) / 30.0
+    except (AttributeError, NotImplementedError, ValueError):
+        return False

@@ -30,9 +30,9 @@ MAX_FEATURES = 2000
 
 
 def quadratic_applies(data: TaskData) -> bool:
-    """Gram form pays: a dense design, p at most :data:`MAX_FEATURES`, and the Grams no larger
-    than the data (one Gram for a shared design; else ``T p^2 <= N p``)."""
-    if sp.issparse(data.X) or data.n_features > MAX_FEATURES:
+    """Gram form pays: p at most :data:`MAX_FEATURES`, and the Grams no larger than the data
+    (one Gram for a shared design; else ``T p^2 <= N p``)."""
+    if data.n_features > MAX_FEATURES:
         return False
     p = data.n_features
     if data.shared:
@@ -49,6 +49,16 @@ def task_grams(X: np.ndarray, c: np.ndarray, indptr: np.ndarray, offset: np.ndar
     over the stacked rows. Built once per problem, not per iteration."""
     T, p = len(indptr) - 1, X.shape[1]
     H = np.zeros((T, p, p))
+    if sp.issparse(X):  # per task: the sparse product, then the centering's rank-one term
+        Xr = sp.csr_matrix(X)
+        for t in range(T):
+            a, b, o = indptr[t], indptr[t + 1], offset[t]
+            Xt, ct = Xr[a - o:b - o], c[a:b]
+            m = xm[:, t]
+            XtX = np.asarray((Xt.T @ sp.diags(ct) @ Xt).todense())
+            s = np.asarray(Xt.T @ ct).ravel()
+            H[t] = XtX - np.outer(s, m) - np.outer(m, s) + ct.sum() * np.outer(m, m)
+        return H
     if (indptr[-1] / max(T, 1)) < 64:
         active_gram(np.asfortranarray(X), c, indptr, offset, np.ascontiguousarray(xm), H)
         return H
@@ -72,7 +82,7 @@ class TaskQuadratic:
 
     def __init__(self, H, g, e, xm, zm, scale=None):
         self.H, self.g, self.e, self.xm, self.zm, self.scale = H, g, e, xm, zm, scale
-        self._L = None
+        self._L = self._eig = None
 
     @classmethod
     def from_data(cls, data: TaskData, c: np.ndarray, z: np.ndarray,
@@ -90,7 +100,9 @@ class TaskQuadratic:
         if uniform:
             ct = c[data.indptr[:-1]]
             m = xm[:, 0]
-            H = X.T @ X - X.shape[0] * np.outer(m, m) if center else X.T @ X
+            XtX = X.T @ X
+            XtX = XtX.toarray() if sp.issparse(XtX) else XtX
+            H = XtX - X.shape[0] * np.outer(m, m) if center else XtX
             scale = ct
         else:
             H = task_grams(X, c, data.indptr, data.offset, xm)
@@ -130,6 +142,21 @@ class TaskQuadratic:
                 top = 1.05 * float(np.einsum("ti,ti->t", v, Hv).max())
             self._L = max(float(top), 1e-300)
         return self._L
+
+    def ridge(self, alpha: float) -> np.ndarray:
+        """``argmin q(W) + alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` (p x T), from one
+        eigendecomposition per task kept for every later alpha (the minimum-norm solution at
+        ``alpha = 0``, where ``H_t`` may be singular)."""
+        if self._eig is None:
+            H = self.H[None] * self.scale[:, None, None] if self.scale is not None else self.H
+            lam, V = np.linalg.eigh(H)
+            self._eig = (np.maximum(lam, 0.0), V)
+        lam, V = self._eig
+        Vg = np.matmul(V.transpose(0, 2, 1), self.g.T[:, :, None])[:, :, 0]
+        den = lam + alpha
+        floor = 1e-12 * np.maximum(lam[:, -1:], 1e-300)
+        coef = np.where(den > floor, Vg / np.where(den > floor, den, 1.0), 0.0)
+        return np.matmul(V, coef[:, :, None])[:, :, 0].T
 
     def intercepts(self, W: np.ndarray) -> np.ndarray:
         return self.zm - np.einsum("jt,jt->t", self.xm, W)

@@ -43,7 +43,7 @@ class SolverResult:
     >>> from regmtl.solvers import solve
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
-    >>> res = solve(rm.as_task_data(X, Y), rm.Quadratic(), rm.Dirty(), alpha=0.1)
+    >>> res = solve(rm.as_task_data(X, Y), rm.Quadratic(), rm.SparseLowRank(), alpha=0.1)
     >>> res.W.shape, res.V.shape  # W = P + Q, V = (P, Q)
     ((8, 3), (2, 8, 3))
     >>> bool(np.allclose(res.W, res.V[0] + res.V[1]))

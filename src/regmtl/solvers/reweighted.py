@@ -45,9 +45,9 @@ def _step(q: TaskQuadratic, weights: list[tuple[str, np.ndarray]]) -> np.ndarray
             N[:, np.arange(p), np.arange(p)] += w.T
         else:
             N += w
-    A = np.einsum("tij,tjk->tik", N, H)
+    A = np.matmul(N, H)
     A[:, np.arange(p), np.arange(p)] += 1.0
-    Ng = np.einsum("tij,jt->ti", N, q.g)
+    Ng = np.matmul(N, q.g.T[:, :, None])[:, :, 0]
     s = np.linalg.solve(A, Ng[..., None])[..., 0].T  # p x T
     if len(weights) == 1:
         return s
