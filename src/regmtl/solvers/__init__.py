@@ -18,8 +18,8 @@ from ..taskdata import TaskData
 from .bcd import bcd, check_options
 from .certificates import Certificate, Reference, certify, fit_intercepts, reference
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
-from .quadratic import quadratic_applies
 from .prox_grad import fista
+from .quadratic import quadratic_applies
 from .result import SolverResult
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
