@@ -257,7 +257,7 @@ def _label_room(alphas: np.ndarray, names: list[str], ax: Axes) -> float:
     first, last = float(alphas[0]), float(alphas[-1])
     if not names or first <= last:
         return last
-    width = max(_text_inches(n) for n in names) + 0.2  # the leader's gap and a margin
+    width = max(_text_inches(n) for n in names) + 0.35  # the leader's gap and a margin
     share = min(width / _axes_inches(ax)[0], 0.45)
     return last * (last / first) ** (share / (1.0 - share))
 
