@@ -242,12 +242,17 @@ class Clustered(Penalty):
         # min over X, M of ||X - V||^2 / 2 + step * c tr(X (eta I + M)^{-1} X^T): for a fixed M
         # x_i = sigma_i (eta + m_i) / (eta + m_i + 2 step c); eliminating x leaves
         # sum_i step c sigma_i^2 / (eta + 2 step c + m_i), minimized by cluster_weights.
-        U, s, Vt = _svd(V)
         two_sc = 2.0 * step * self._scale(alpha)
-        s_all = np.concatenate([s, np.zeros(V.shape[1] - s.size)])
+        p, T = V.shape
+        # the singular pairs from the small side's Gram: W = U S V', shrunk to U X V'
+        lam, E = np.linalg.eigh(V.T @ V if T <= p else V @ V.T)
+        s = np.sqrt(np.maximum(lam, 0.0))
+        s_all = np.concatenate([s, np.zeros(T - s.size)])
         m = cluster_weights(s_all, self.eta + two_sc, self.k)[: s.size]
         x = s * (self.eta + m) / (self.eta + m + two_sc)
-        return (U * x) @ Vt
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(s > 0, x / s, 0.0)
+        return (V @ E) * f @ E.T if T <= p else (E * f) @ (E.T @ V)
 
     def cluster_matrix(self, W: np.ndarray) -> np.ndarray:
         """The optimal M of the penalty's inner minimization for given coefficients.

@@ -156,7 +156,8 @@ def fista(
     # Gram form, unless tol is below the rounding floor of the Gram sums (about 2e-13 relative)
     if datafit.code == 0 and quadratic_applies(data) and tol >= 1e-12:
         q = task_quadratic(data, fit_intercept)
-        V, done, stalled = fista_quadratic(q, penalty, alpha, V, tol=tol * ref.P0,
+        gram_tol = tol * ref.P0 if penalty.has_dual and alpha > 0 else tol  # gap: absolute
+        V, done, stalled = fista_quadratic(q, penalty, alpha, V, tol=gram_tol,
                                            max_iter=max_iter, check_every=check_every,
                                            G0_norm=float(np.linalg.norm(ref.G0)),
                                            verbose=verbose,
@@ -258,7 +259,8 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     (the duality gap plus a bound on its rounding, or the proximal-gradient KKT residual
     relative to ``G0_norm``) until it is below ``tol`` (absolute for a gap).
 
-    Returns the variable at the last certificate, the iterations, and whether the
+    ``tol`` is absolute for a gap, relative (as the residual) for a KKT residual. Returns the
+    variable at the last certificate, the iterations, and whether the
     certificate stalled (no progress for as many iterations as it took to reach its best)."""
     copies = penalty.spread(np.ones((1, 1))).size
     L = copies * q.lipschitz()

@@ -62,10 +62,11 @@ def task_grams(X: np.ndarray, c: np.ndarray, indptr: np.ndarray, offset: np.ndar
     if (indptr[-1] / max(T, 1)) < 64:
         active_gram(np.asfortranarray(X), c, indptr, offset, np.ascontiguousarray(xm), H)
         return H
-    for t in range(T):
+    for t in range(T):  # X' C X with the centering's rank-one terms: one weighted copy only
         a, b, o = indptr[t], indptr[t + 1], offset[t]
-        Xc = X[a - o:b - o] - xm[:, t]
-        H[t] = (Xc * c[a:b, None]).T @ Xc
+        Xt, ct, m = X[a - o:b - o], c[a:b], xm[:, t]
+        s = ct @ Xt
+        H[t] = (Xt.T * ct) @ Xt - np.outer(s, m) - np.outer(m, s) + ct.sum() * np.outer(m, m)
     return H
 
 

@@ -56,7 +56,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
         z = f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
         q = TaskQuadratic.from_data(data, h, z, fit_intercept)
-        target = 0.1 * (cert.value if cert.kind == "duality_gap" else cert.value * G0_norm)
+        target = 0.1 * cert.value  # absolute for a gap, relative for a KKT residual (as both)
         V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target, max_iter=max_inner,
                                       G0_norm=G0_norm, reweight=False)
         W_new = penalty.compose(V_new)
