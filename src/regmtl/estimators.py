@@ -364,7 +364,7 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
     >>> w = np.array([1.0, -2.0, 0.0, 0.0, 0.0])
     >>> Xs = [rng.standard_normal((n, 5)) for n in (30, 40, 50)]
     >>> ys = [X @ w + 0.1 * rng.standard_normal(len(X)) for X in Xs]
-    >>> model = rm.MultiTaskRegressor(penalty="l21", alpha=0.05).fit(Xs, ys)
+    >>> model = rm.MultiTaskRegressor(penalty="l21", alpha=0.05, tol=1e-6).fit(Xs, ys)
     >>> model.coef_.shape, model.intercept_.shape
     ((3, 5), (3,))
     >>> bool(model.dual_gap_ < 1e-4 * model.objective_)

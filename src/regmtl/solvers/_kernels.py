@@ -286,7 +286,7 @@ def _dirty_mu(a, L, l1, l2):
 
 @njit(cache=True, fastmath=FAST, inline="always")
 def _dirty_block(j, W, g, Lrow, l1, l2, delta):
-    """Block j of the dirty penalty ``min_{p+q=w} l1 ||p|| + l2 ||q||_1`` (an infimal
+    """The change of block j (into ``delta``) for the dirty penalty ``min_{p+q=w} l1 ||p|| + l2 ||q||_1`` (an infimal
     convolution, row-separable in W): minimize ``sum_t L_t/2 (w_t - a_t/L_t)^2 + Omega(w)``.
     Eliminating q leaves a group lasso with Huber losses; its KKT conditions give
     ``p_t = sign(a_t) min(|a_t| / (L_t + mu), l2 / mu)`` with mu from :func:`_dirty_mu`, then
@@ -314,14 +314,6 @@ def _dirty_block(j, W, g, Lrow, l1, l2, delta):
         thr = l2 / Lt
         q = z - thr if z > thr else (z + thr if z < -thr else 0.0)
         delta[t] = p + q - W[j, t]
-    change = 0.0
-    for t in range(T):
-        if delta[t] != 0.0:
-            W[j, t] += delta[t]
-            a = abs(delta[t])
-            if a > change:
-                change = a
-    return change
 
 
 @njit(cache=True, fastmath=FAST, inline="always")
@@ -338,8 +330,8 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
     """
     T = W.shape[1]
     if group == 2:
-        return _dirty_block(j, W, g, Lrow, l1, l2, delta)
-    if group:
+        _dirty_block(j, W, g, Lrow, l1, l2, delta)
+    elif group:
         na = 0.0
         same = True
         for t in range(T):

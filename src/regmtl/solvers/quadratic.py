@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from ..taskdata import TaskData
 from ._kernels import active_gram
+from .moments import feature_moments
 
 __all__ = ["TaskQuadratic", "quadratic_applies"]
 
@@ -107,8 +108,17 @@ class TaskQuadratic:
             scale = ct
         else:
             H = task_grams(X, c, data.indptr, data.offset, xm)
+            # the diagonal from two passes (accurate), and a column constant within a task (its
+            # centered curvature at rounding level) exactly out of that task's quadratic
+            L = feature_moments(data, c, center)[1]
+            idx = np.arange(p)
+            keep = (L > 0.0).T
+            H *= keep[:, :, None] & keep[:, None, :]
+            H[:, idx, idx] = L.T
             scale = None
         g = data.adjoint(c * zc) - (xm * data.task_sums(c * zc) if center else 0.0)
+        if scale is None:
+            g = np.where(keep.T, g, 0.0)
         e = data.task_sums(c * zc * zc)
         return cls(H, np.asarray(g, dtype=np.float64), e, xm, zm, scale)
 
