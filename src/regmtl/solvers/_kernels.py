@@ -286,8 +286,9 @@ def _dirty_mu(a, L, l1, l2):
 
 @njit(cache=True, fastmath=FAST, inline="always")
 def _dirty_block(j, W, g, Lrow, l1, l2, delta):
-    """The change of block j (into ``delta``) for the dirty penalty ``min_{p+q=w} l1 ||p|| + l2 ||q||_1`` (an infimal
-    convolution, row-separable in W): minimize ``sum_t L_t/2 (w_t - a_t/L_t)^2 + Omega(w)``.
+    """The change of block j (into ``delta``) for the dirty penalty
+    ``min_{p+q=w} l1 ||p|| + l2 ||q||_1`` (an infimal convolution, row-separable in W): minimize
+    ``sum_t L_t/2 (w_t - a_t/L_t)^2 + Omega(w)``.
     Eliminating q leaves a group lasso with Huber losses; its KKT conditions give
     ``p_t = sign(a_t) min(|a_t| / (L_t + mu), l2 / mu)`` with mu from :func:`_dirty_mu`, then
     ``q_t = soft(a_t/L_t - p_t, l2/L_t)``."""
