@@ -463,13 +463,21 @@ class _TaskGramProblem:
     def __init__(self, q, params):
         self.q, self.params = q, params
         self.L = np.ascontiguousarray(np.einsum("tjj->jt", q.H))
+        self._at = None  # (W, H W, gap terms) of the last outer iteration
+
+    def _terms(self, W):
+        if self._at is None or not np.array_equal(self._at[0], W):
+            HW = self.q.matvec(W)
+            self._at = (W.copy(), HW, self.q.gap_terms(W, HW))
+        return self._at
 
     def outer_terms(self, W):
-        RR, G, TT, YT = self.q.gap_terms(W, self.q.matvec(W))
+        RR, G, TT, YT = self._terms(W)[2]
         return RR, [(G, TT, YT)]
 
     def rounding(self, W) -> float:
-        return self.q.rounding(W, self.q.matvec(W))
+        _, HW, _ = self._terms(W)
+        return self.q.rounding(W, HW)
 
     def polished(self, W, G, penalty, alpha):
         """The Newton step on the active set (:mod:`~regmtl.solvers.polish`) from the Grams,
@@ -498,7 +506,7 @@ class _TaskGramProblem:
         step = np.zeros_like(W)
         step[A] = delta.T
         Hstep = self.q.matvec(step)  # X_c^T (c X_c step) per task
-        RR, _, TT, YT = self.q.gap_terms(W, self.q.matvec(W))
+        _, _, TT, YT = self._terms(W)[2]
         TT2 = TT - 2.0 * np.einsum("jt,jt->t", step, G) + np.einsum("jt,jt->t", step, Hstep)
         YT2 = YT - np.einsum("jt,jt->t", step, self.q.g)
         return step, (G - Hstep, TT2, YT2)

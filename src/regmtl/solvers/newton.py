@@ -30,7 +30,35 @@ from .moments import feature_moments
 from .result import SolverResult
 from .screening import safe_radius, screen
 
-__all__ = ["prox_newton"]
+__all__ = ["prox_newton", "newton_model", "armijo"]
+
+
+def newton_model(datafit: Datafit, y: np.ndarray, c: np.ndarray,
+                 f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The loss's weighted least-squares model at the scores ``f`` (IRLS): ``theta = -l'(f)``,
+    weights ``h_r = c_r s_r (1 - s_r)`` with ``s_r = sigmoid(-y_r f_r)`` (floored at 1e-12
+    c_r) and working response ``z_r = f_r + c_r theta_r / h_r`` (0 where ``h_r = 0``)."""
+    theta = datafit.theta(y, f)
+    s = y * theta
+    h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
+    return theta, h, f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
+
+
+def armijo(datafit: Datafit, penalty: Penalty, alpha: float, y: np.ndarray, c: np.ndarray,
+           theta: np.ndarray, V: np.ndarray, f: np.ndarray, dV: np.ndarray, df: np.ndarray,
+           value: float) -> float | None:
+    """The step of a proximal Newton direction ``(dV, df)`` by backtracking (halving, at most
+    40 times) until the objective drops by ``1e-4`` of the model's predicted decrease (Lee, Sun
+    & Saunders 2014); None when no step does (the loss at its rounding floor)."""
+    decrease = (-float(np.dot(c * theta, df)) + penalty.value(V + dV, alpha)
+                - penalty.value(V, alpha))
+    step = 1.0
+    for _ in range(40):
+        new = datafit.value(y, f + step * df, c) + penalty.value(V + step * dV, alpha)
+        if new <= value + 1e-4 * step * decrease + 1e-15 * abs(value):
+            return step
+        step *= 0.5
+    return None
 
 
 def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_intercept,
@@ -42,11 +70,8 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     h_r``; it is solved like the squared loss (Anderson-extrapolated epochs, searches along
     drifts) until its own duality gap is below ``target``, at most ``max_inner`` epochs."""
     y, c = data.y, data.c
-    theta = datafit.theta(y, f)
-    s = y * theta  # sigmoid(-y f)
-    h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
+    theta, h, z = newton_model(datafit, y, c, f)
     epochs = _LeastSquaresEpochs(data, h, False, fit_intercept, *params, features=ws)
-    z = f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)  # working response
     V, bc = W.copy(), epochs.centered(W, b)
     R = np.empty_like(z)
     epochs.residual(z, bc, V, ws, R)
@@ -55,19 +80,12 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     used, _ = _run_inner(inner, penalty, alpha, target, max_inner, anderson=5, check_every=5)
     dW, db = V - W, epochs.uncentered(V, bc) - b
     df = (z - R) - f
-    decrease = -np.dot(c * theta, df) + penalty.value(V, alpha) - penalty.value(W, alpha)
-    step = 1.0
-    for _ in range(40):
-        W_try, f_try = W + step * dW, f + step * df
-        new = datafit.value(y, f_try, c) + penalty.value(W_try, alpha)
-        if new <= value + 1e-4 * step * decrease + 1e-15 * abs(value):
-            break
-        step *= 0.5
-    else:  # no decrease along the direction: stay
+    step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value)
+    if step is None:  # no decrease along the direction: stay
         return f, value, used
-    W[:] = W_try
+    W += step * dW
     b += step * db
-    f = f_try
+    f = f + step * df
     if fit_intercept:
         fit_intercepts(data, datafit, f, b)
     return f, datafit.value(y, f, c) + penalty.value(W, alpha), used

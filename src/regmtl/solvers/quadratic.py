@@ -97,8 +97,9 @@ class TaskQuadratic:
         zm = data.task_sums(c * z) / csum if center else np.zeros(T)
         xm = data.adjoint(c) / csum if center else np.zeros((p, T))
         zc = z - zm[data.task_of]
-        uniform = data.shared and np.allclose(c, np.repeat(c[data.indptr[:-1]], np.diff(
-            data.indptr)), rtol=0, atol=0)
+        # a shared design whose rows weigh the same within each task: one Gram, scaled
+        uniform = data.shared and np.array_equal(
+            c, np.repeat(c[data.indptr[:-1]], np.diff(data.indptr)))
         if uniform:
             ct = c[data.indptr[:-1]]
             m = xm[:, 0]

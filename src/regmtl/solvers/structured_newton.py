@@ -19,6 +19,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
+from .newton import armijo, newton_model
 from .prox_grad import fista_quadratic
 from .quadratic import TaskQuadratic
 from .result import SolverResult
@@ -51,10 +52,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         if step_n >= max_iter or stalls >= 10:
             return SolverResult(W, b, max(step_n, 1), cert, False, V,
                                 stalled=step_n < max_iter)
-        theta = datafit.theta(y, f)
-        s = y * theta
-        h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
-        z = f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
+        theta, h, z = newton_model(datafit, y, c, f)
         q = TaskQuadratic.from_data(data, h, z, fit_intercept)
         target = 0.1 * cert.value  # absolute for a gap, relative for a KKT residual (as both)
         V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target, max_iter=max_inner,
@@ -63,18 +61,10 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
         df = data.linear(penalty.compose(dV), db)
-        decrease = (-float(np.dot(c * theta, df)) + penalty.value(V_new, alpha)
-                    - penalty.value(V, alpha))
-        t = 1.0
-        for _ in range(40):
-            V_try, f_try = V + t * dV, f + t * df
-            new = datafit.value(y, f_try, c) + penalty.value(V_try, alpha)
-            if new <= value + 1e-4 * t * decrease + 1e-15 * abs(value):
-                break
-            t *= 0.5
-        else:  # no decrease along the Newton direction: the loss is at its rounding floor
+        t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, value)
+        if t is None:  # no decrease along the Newton direction: the loss at its rounding floor
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
-        V, b, f = V_try, b + t * db, f_try
+        V, b, f = V + t * dV, b + t * db, f + t * df
         if fit_intercept:
             fit_intercepts(data, datafit, f, b)
         W = penalty.compose(V)
