@@ -190,7 +190,7 @@ class Graph(Plain):
     name = "graph"
 
     def __init__(self, A: np.ndarray):
-        A = np.asarray(A, dtype=np.float64)
+        A = np.asarray(A.toarray() if hasattr(A, "toarray") else A, dtype=np.float64)
         self.A = A
         Lap = np.diag(A.sum(axis=1)) - A
         evals, self.Q = np.linalg.eigh(Lap)

@@ -8,6 +8,8 @@ Scenarios (one run prints them all, then a summary of every ratio and its median
      MultiTaskLassoCV runs, or a warm-started MultiTaskLasso loop, whichever was faster on the
      first shape), skglm MultiTaskLasso (when installed) and a NumPy FISTA (bench/_peers.py,
      bench/_shared_suite.py); with regmtl's time at alpha_max/10 in units of one X^T R product;
+     then the shape of issue 18 (p >> n), (400, 4000, 16) (--quick: (100, 1000, 8)), at
+     alpha_max/10, /50 and /100 (no path), against the same peers;
   2. per-task designs (lists), squared loss: regmtl.MultiTaskRegressor vs a NumPy FISTA;
   3. per-task designs (lists), logistic loss: regmtl.MultiTaskClassifier vs a NumPy FISTA;
      (2 and 3 at alpha_max/10 and alpha_max/100);
@@ -53,7 +55,7 @@ import _shared_suite  # noqa: E402
 from _fista import fista_l21  # noqa: E402
 from _gap import alpha_max_l21, duality_gap, p0_value  # noqa: E402
 from _isolate import OverBudget  # noqa: E402
-from _problems import per_task_row_sparse  # noqa: E402
+from _problems import per_task_row_sparse, shared_regression  # noqa: E402
 from _summary import Summary  # noqa: E402
 from sklearn.linear_model import MultiTaskLasso, enet_path  # noqa: E402
 
@@ -115,6 +117,29 @@ def run_solver(name, fit, X, Y, alpha, loss, P0, max_tighten=MAX_TIGHTEN, **kw):
 
 
 # ----------------------------------------------------------------------------- scenarios
+ISSUE_SHAPE, ISSUE_SHAPE_QUICK = (400, 4000, 16), (100, 1000, 8)
+
+
+def scenario_issue_shape(args, summary) -> None:
+    """Scenario 1, continued: the p >> n shape of issue 18 at alpha_max/10, /50 and /100."""
+    n, p, T = ISSUE_SHAPE_QUICK if args.quick else ISSUE_SHAPE
+    X, Y, _ = shared_regression(n, p, T, n_active=args.n_active, rho=0.5, snr=5.0, seed=0)
+    a_max = regmtl.alpha_max(X, Y, penalty="l21")
+    P0 = p0_value(Y, "squared")
+    kind = _shared_suite.shape_kind(n, p)
+    tag = f"n={n} p={p} T={T} ({kind})"
+    state = dict(sk_path=(), skglm_tol=args.skglm_tol0)
+    print()
+    print("#" * 110)
+    print(f"Scenario 1 [{tag}]: the shape of issue 18, shared design, squared loss, Toeplitz "
+          f"rho=0.5, {args.n_active} active rows, SNR=5, intercepts fitted; alpha_max = "
+          f"{a_max:.6g}, P0 = {P0:.6g}, eps = {args.eps:g}")
+    for div in (10.0, 50.0, 100.0):
+        rows = _shared_suite.run_entry(args, X, Y, P0, f"-- [{tag}] alpha = alpha_max/{div:g} = "
+                                       f"{a_max / div:.6g}", state, alpha=a_max / div)
+        _shared_suite._add(summary, tag, kind, f"/{div:g}", rows)
+
+
 def scenario_lists(args, loss: str, summary) -> None:
     if loss == "squared":
         seed, eps, est = 1, args.eps, regmtl.MultiTaskRegressor
@@ -216,7 +241,8 @@ def main(argv=None) -> None:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     summary = Summary()
-    run = {"shared": lambda: _shared_suite.scenario(args, summary),
+    run = {"shared": lambda: (_shared_suite.scenario(args, summary),
+                              scenario_issue_shape(args, summary)),
            "lists": lambda: scenario_lists(args, "squared", summary),
            "logistic": lambda: scenario_lists(args, "logistic", summary),
            "scaling": lambda: _scaling.scenario(args, summary),

@@ -63,6 +63,7 @@ from _problems import (  # noqa: E402
     per_task_from_coefs,
     sparse_lowrank_coefs,
 )
+from _summary import Summary, fmt  # noqa: E402
 
 import regmtl  # noqa: E402
 
@@ -205,7 +206,7 @@ def diagnose_alpha(name, Xs, ys, alpha, T, pen_np, W_true):
     return "; ".join(parts)
 
 
-def scenario(args, num, name, kind, seed, loss):
+def scenario(args, num, name, kind, seed, loss, summary):
     T, p, lo, hi = (10, 200, 30, 150) if args.quick else (args.T, args.p, args.n_min, args.n_max)
     Xs, ys, W_true, labels = make_data(kind, loss, T, p, lo, hi, seed)
     sizes = [len(y) for y in ys]
@@ -270,6 +271,7 @@ def scenario(args, num, name, kind, seed, loss):
                 h.run_solver("numpy FISTA" + ("" if args.no_restart else " +rst"), fit_fista,
                              tighten=False, **kw)]
         rows[1].tol = None
+        summary.add("all", f"{name}, {loss}, {label}", rows[0], {"FISTA": rows[1]})
         h.print_table(f"-- {name}, {loss}: alpha = {label} = {alpha:.6g}", rows, eps,
                       args.repeats, what="rel gap" if cert.kind == "gap" else "rel KKT", **TABLE)
 
@@ -307,13 +309,27 @@ def main(argv=None) -> None:
     data_of = {s[0]: s[1:] for s in SCENARIOS}
     data_of["mean_ridge"] = ("clustered", 20)
     FIXED_ALPHA.setdefault("mean_ridge", FIXED_ALPHA["mean"])
-    runs = []
+    runs, summary = [], Summary()
     for loss, chosen in (("squared", args.penalties), ("logistic", args.logistic)):
         for name in chosen:
             kind, seed = data_of[name]
             runs.append(partial(scenario, args, len(runs) + 1, name, kind,
-                                seed + (5 if loss == "logistic" else 0), loss))
+                                seed + (5 if loss == "logistic" else 0), loss, summary))
     h.run(lambda: header(args), warm_up, "regmtl penalty and loss", runs)
+    print_summary(summary, args)
+
+
+def print_summary(summary: Summary, args) -> None:
+    """Every ratio FISTA time / regmtl time, their median and the smallest (targets: median
+    >= 5, each >= 3)."""
+    summary.print_table({"all"}, ["FISTA"], f"Summary: NumPy FISTA time / regmtl time, T={args.T}"
+                        f", p={args.p}, n_t in [{args.n_min}, {args.n_max}]")
+    med, low, k = summary.median("FISTA")
+    worst = min((e["FISTA"] for _, _, e in summary.entries if "FISTA" in e),
+                key=lambda v: v[0], default=(float("nan"), False))
+    print(f"  median {fmt(med, low)} over {k} entries (target >= 5: "
+          f"{'met' if med >= 5 else 'NOT met'}); smallest {fmt(*worst)} (target >= 3: "
+          f"{'met' if worst[0] >= 3 else 'NOT met'})")
 
 
 if __name__ == "__main__":

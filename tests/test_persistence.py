@@ -350,6 +350,14 @@ def _graph_edit(header, arrays):
     arrays["param.penalty.A"] = np.ones((2, 2))
 
 
+def _sparse_graph_edit(header, arrays):
+    header["params"]["penalty"]["params"]["A"]["shape"] = [2, 2]
+
+
+def _sparse_indices_edit(header, arrays):
+    arrays["param.penalty.A.indices"] = arrays["param.penalty.A.indices"][:-1]
+
+
 def _task_weight_edit(header, arrays):
     arrays["param.task_weight"] = np.ones(2)
     header["params"]["task_weight"] = {"kind": "array", "key": "param.task_weight"}
@@ -393,9 +401,12 @@ SHAPE_CASES = {
                         _set("singular_values_", lambda a: np.r_[a, 0.0]),
                         ["'singular_values_'"]),
     "rank-above-min": (("regressor", "list", "trace"), _set_json("rank_", 4), ["'rank_'"]),
-    "cluster-matrix": (("regressor", "list", "clustered"),
-                       _set("cluster_matrix_", lambda a: np.hstack([a, a[:, :1]])),
-                       ["'cluster_matrix_'", "(3, 4)"]),
+    "cluster-vectors": (("regressor", "list", "clustered"),
+                        _set("cluster_vectors_", lambda a: np.vstack([a, a[:1]])),
+                        ["'cluster_vectors_'", "(3, 0..3)"]),
+    "cluster-weights": (("regressor", "list", "clustered"),
+                        _set("cluster_weights_", lambda a: np.r_[a, a, 0.0]),
+                        ["'cluster_weights_'", "(0..3,)"]),
     "single-coef": (("regressor", "single", "l21"), _set("coef_", lambda a: np.r_[a, 0.0]),
                     ["'coef_'", "(6,)"]),
     "single-intercept-array": (("regressor", "single", "l21"), _intercept_as_array,
@@ -403,6 +414,10 @@ SHAPE_CASES = {
     "single-with-two-tasks": (("regressor", "single", "l21"), _set_json("n_tasks_", 2),
                               ["single"]),
     "graph-of-two-tasks": (("regressor", "list", None), _graph_edit, ["'penalty.A'", "(2, 2)"]),
+    "sparse-graph-of-two-tasks": (("regressor", "list", "sparse"), _sparse_graph_edit,
+                                  ["'penalty.A'", "(2, 2)"]),
+    "sparse-graph-short-indices": (("regressor", "list", "sparse"), _sparse_indices_edit,
+                                   ["'penalty.A.indices'", "(3,)"]),
     "task-weight-short": (("regressor", "list", "l21"), _task_weight_edit,
                           ["'task_weight'", "(2,)"]),
 }
@@ -411,11 +426,59 @@ SHAPE_CASES = {
 @pytest.mark.parametrize("case", list(SHAPE_CASES))
 def test_inconsistent_shapes_are_refused(tmp_path, case):
     (kind, form, penalty), edit, words = SHAPE_CASES[case]
-    if penalty is None:
+    if penalty is None:  # a dense graph (as every file before sparse graphs held)
+        penalty = rm.GraphLaplacian(rm.chain_graph(3).toarray())
+    elif penalty == "sparse":
         penalty = rm.GraphLaplacian(rm.chain_graph(3))
     _fit(kind, form, penalty).save(tmp_path / "m.npz")
     bad = _forge(tmp_path / "m.npz", tmp_path / "forged.npz", edit)
     _refused(bad, *words)
+
+
+def _csr_edit(part, i, value):
+    def edit(header, arrays):
+        key = f"param.penalty.A.{part}"
+        arrays[key] = arrays[key].copy()
+        arrays[key][i] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit", [_csr_edit("indices", 0, 3), _csr_edit("indices", 1, -1),
+                                  _csr_edit("indptr", 1, 9), _csr_edit("indptr", 0, 1),
+                                  _csr_edit("indptr", -1, 3)],
+                         ids=["index-past-T", "negative-index", "indptr-not-monotone",
+                              "indptr-not-from-0", "indptr-short-of-nnz"])
+def test_tampered_sparse_graph_is_refused(tmp_path, edit):
+    """A sparse graph is saved as its CSR arrays (chain of 3 tasks: indptr [0, 1, 3, 4],
+    indices [1, 0, 2, 1]); indices that do not make a (T, T) CSR matrix are refused."""
+    _fit(penalty=rm.GraphLaplacian(rm.chain_graph(3))).save(tmp_path / "m.npz")
+    bad = _forge(tmp_path / "m.npz", tmp_path / "forged.npz", edit)
+    _refused(bad, "'penalty.A'", "CSR indices")
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_graph_round_trip_sparse_and_dense(tmp_path, dense):
+    """A sparse graph is written as CSR arrays (no T x T array in the file) and read back
+    sparse; a dense graph (every file before sparse graphs) still loads, dense."""
+    import zipfile
+
+    import scipy.sparse as sp
+
+    A = rm.knn_graph(np.array([[0.0], [1.0], [2.5]]), k=1, weights="heat")
+    A = A.toarray() if dense else A
+    model = _fit(penalty=rm.GraphLaplacian(A))
+    model.save(tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as zf:
+        names = sorted(n for n in zf.namelist() if n.startswith("param.penalty.A"))
+    assert names == (["param.penalty.A.npy"] if dense else
+                     ["param.penalty.A.data.npy", "param.penalty.A.indices.npy",
+                      "param.penalty.A.indptr.npy"])
+    loaded = rm.load(tmp_path / "m.npz")
+    assert sp.issparse(loaded.penalty.A) != dense and loaded.penalty == model.penalty
+    got = loaded.penalty.A if dense else loaded.penalty.A.toarray()
+    np.testing.assert_array_equal(got, A if dense else A.toarray())
+    fit_args, fit_kw, _, _ = _problem("regressor", "list")
+    np.testing.assert_array_equal(loaded.fit(*fit_args, **fit_kw).coef_, model.coef_)
 
 
 @pytest.mark.parametrize("name", ["predict", "score", "fit", "get_params", "__class__", "_b",
@@ -600,3 +663,49 @@ print(type(m).__name__, "regmtl.deep" in sys.modules)
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["MultiTaskRegressor", "False"]
+
+
+# ------------------------------------------------------------------ Clustered's factors
+def _as_old_cluster_file(model):
+    """An edit that makes a file hold the dense cluster_matrix_, as files did before the
+    factors (and none of the factors)."""
+    M = model.cluster_matrix_
+
+    def edit(header, arrays):
+        for name in ("cluster_vectors_", "cluster_weights_"):
+            arrays.pop(f"attr.{name}")
+            header["attributes"].pop(name)
+        header["attributes"].pop("cluster_rest_")
+        arrays["attr.cluster_matrix_"] = M
+        header["attributes"]["cluster_matrix_"] = {"kind": "array",
+                                                   "key": "attr.cluster_matrix_"}
+    return edit
+
+
+def test_clustered_round_trip_keeps_the_factors(tmp_path):
+    model = _fit("regressor", "list", rm.Clustered(2))
+    model.save(tmp_path / "m.npz")
+    loaded = rm.load(tmp_path / "m.npz")
+    for name in ("cluster_vectors_", "cluster_weights_", "task_clusters_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    assert loaded.cluster_rest_ == model.cluster_rest_
+    np.testing.assert_array_equal(loaded.cluster_matrix_, model.cluster_matrix_)
+
+
+def test_file_with_the_dense_cluster_matrix_still_loads(tmp_path):
+    """Files written before the factors hold cluster_matrix_ (T x T): load turns it into
+    factors (all T eigenpairs) that give back the same M."""
+    model = _fit("regressor", "list", rm.Clustered(2))
+    model.save(tmp_path / "m.npz")
+    old = _forge(tmp_path / "m.npz", tmp_path / "old.npz", _as_old_cluster_file(model))
+    with np.load(old) as npz:
+        assert "attr.cluster_matrix_" in npz.files and "attr.cluster_vectors_" not in npz.files
+    loaded = rm.load(old)
+    T = model.n_tasks_
+    assert loaded.cluster_vectors_.shape == (T, T) and loaded.cluster_rest_ == 0.0
+    np.testing.assert_allclose(loaded.cluster_matrix_, model.cluster_matrix_, atol=1e-14)
+    np.testing.assert_array_equal(loaded.task_clusters_, model.task_clusters_)
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    loaded.save(tmp_path / "again.npz")  # and it saves as factors
+    again = rm.load(tmp_path / "again.npz")
+    np.testing.assert_allclose(again.cluster_matrix_, model.cluster_matrix_, atol=1e-14)

@@ -63,12 +63,12 @@ NAMES = {"trace": rm.Trace, "mean": rm.MeanRegularized, "clustered": rm.Clustere
 DUAL_GAP = {"trace", "mean_ridge", "dirty", "sparse_lowrank"}
 STRUCTURE_ATTRS = {
     "trace": {"singular_values_", "rank_"},
-    "clustered": {"cluster_matrix_", "task_clusters_"},
+    "clustered": {"cluster_vectors_", "cluster_weights_", "cluster_rest_", "task_clusters_"},
     "dirty": {"P_", "Q_"},
     "sparse_lowrank": {"P_", "Q_"},
 }
-ALL_STRUCTURE_ATTRS = {"singular_values_", "rank_", "cluster_matrix_", "task_clusters_", "P_",
-                       "Q_"}
+ALL_STRUCTURE_ATTRS = {"singular_values_", "rank_", "cluster_vectors_", "cluster_weights_",
+                       "cluster_rest_", "task_clusters_", "P_", "Q_"}
 
 
 # ============================================================================ data
@@ -373,7 +373,8 @@ def test_refit_with_another_penalty_drops_old_structure():
     steps = [
         ("trace", {"singular_values_", "rank_", "dual_gap_"}),
         ("dirty", {"P_", "Q_", "dual_gap_"}),
-        ("clustered", {"cluster_matrix_", "task_clusters_", "kkt_residual_"}),
+        ("clustered", {"cluster_vectors_", "cluster_weights_", "cluster_rest_",
+                       "task_clusters_", "kkt_residual_"}),
         ("sparse_lowrank", {"P_", "Q_", "dual_gap_"}),
         ("mean", {"kkt_residual_"}),
         ("l21", {"dual_gap_"}),
@@ -520,14 +521,17 @@ def test_alpha_max_refused_where_no_alpha_gives_zero(penalty, loss):
 
 def test_graph_helpers():
     A = rm.chain_graph(4, weight=2.0)
-    assert_array_equal(A, [[0, 2, 0, 0], [2, 0, 2, 0], [0, 2, 0, 2], [0, 0, 2, 0]])
-    assert_array_equal(rm.chain_graph(1), [[0.0]])
+    assert sp.issparse(A) and A.format == "csr" and A.nnz == 6
+    assert_array_equal(A.toarray(), [[0, 2, 0, 0], [2, 0, 2, 0], [0, 2, 0, 2], [0, 0, 2, 0]])
+    assert_array_equal(rm.chain_graph(1).toarray(), [[0.0]])
     Z = np.array([[0.0], [0.1], [5.0], [5.2], [9.0]])
     K = rm.knn_graph(Z, k=1)
+    assert sp.issparse(K) and K.format == "csr"
+    K = K.toarray()
     assert_array_equal(K, K.T)
     assert np.all(np.diag(K) == 0)
     assert K[0, 1] == K[2, 3] == 1 and K[3, 4] == 1 and K[0, 2] == 0
-    H = rm.knn_graph(Z, k=2, weights="heat")
+    H = rm.knn_graph(Z, k=2, weights="heat").toarray()
     assert_allclose(H, H.T)
     assert np.all((H >= 0) & (H <= 1))
     for bad in (0, -1):
@@ -720,7 +724,7 @@ def test_set_params_graph_after_fit_uses_the_new_graph():
         fresh.fit(Xs, ys)
     _close(m, fresh, 1e-8)
     # editing A in place is seen as well
-    m.penalty.A[:] = rm.chain_graph(T)
+    m.penalty.A[:] = rm.chain_graph(T).toarray()
     m.fit(Xs, ys)
     ref = MultiTaskClassifier(penalty=rm.GraphLaplacian(rm.chain_graph(T)), alpha=0.1, **TIGHT)
     _close(m, ref.fit(Xs, ys), 1e-8)
@@ -774,9 +778,9 @@ def test_save_load_round_trip(tmp_path, loss, name):
     assert type(loaded) is type(model)
     assert type(loaded.penalty) is type(model.penalty)
     assert loaded.penalty == model.penalty
-    if isinstance(model.penalty, rm.GraphLaplacian):
-        assert isinstance(loaded.penalty.A, np.ndarray)
-        assert_array_equal(loaded.penalty.A, model.penalty.A)
+    if isinstance(model.penalty, rm.GraphLaplacian):  # a sparse graph stays sparse
+        assert sp.issparse(loaded.penalty.A) and sp.issparse(model.penalty.A)
+        assert_array_equal(loaded.penalty.A.toarray(), model.penalty.A.toarray())
     a, b = _fitted_attrs(model), _fitted_attrs(loaded)
     assert a.keys() == b.keys()
     for k in a:
@@ -803,16 +807,19 @@ def test_module_names_are_public():
     for name in ("Trace", "MeanRegularized", "GraphLaplacian", "Clustered", "Dirty",
                  "SparseLowRank", "chain_graph", "knn_graph"):
         assert name in rm.__all__ and hasattr(rm, name)
-    assert re.search(r"GraphLaplacian\(A=<array \(3, 3\)>\)",
+    assert re.search(r"GraphLaplacian\(A=<sparse \(3, 3\)>\)",
                      repr(rm.GraphLaplacian(rm.chain_graph(3))))
+    assert re.search(r"GraphLaplacian\(A=<array \(3, 3\)>\)",
+                     repr(rm.GraphLaplacian(rm.chain_graph(3).toarray())))
 
 
 def test_graph_given_as_a_sparse_adjacency_matrix():
     Xs, ys = make_data("squared")
     A = rm.chain_graph(len(Xs))
-    dense = fit("squared", rm.GraphLaplacian(A), ALPHA["squared"], Xs, ys)
-    sparse_fit = fit("squared", rm.GraphLaplacian(sp.csr_matrix(A)), ALPHA["squared"], Xs, ys)
+    dense = fit("squared", rm.GraphLaplacian(A.toarray()), ALPHA["squared"], Xs, ys)
+    sparse_fit = fit("squared", rm.GraphLaplacian(A), ALPHA["squared"], Xs, ys)
     assert_array_equal(sparse_fit.coef_, dense.coef_)
+    assert rm.GraphLaplacian(A) == rm.GraphLaplacian(A.toarray())
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -26,7 +26,7 @@ from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
-from .taskdata import TaskData, _as_labels, as_task_data, column_target
+from .taskdata import TaskData, as_task_data, column_target
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
@@ -178,10 +178,9 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
     def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-task weighted mean squared training residual."""
         r2 = (data.y - data.linear(W, b)) ** 2
-        out = np.empty(data.n_tasks)
-        for t, (s, w) in enumerate(data.segments()):
-            out[t] = np.average(r2[s], weights=w)
-        return out
+        w = _row_weights(data)
+        total = data.task_sums(w)
+        return data.task_sums(w * r2) / np.where(total > 0, total, 1.0)
 
     def _prepare_targets(self, data: TaskData) -> None:
         """Hook: the classifier encodes labels."""
@@ -204,6 +203,13 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         ``coef_.T``."""
         check_is_fitted(self)
         return np.atleast_2d(self.coef_).T.copy()
+
+    @property
+    def cluster_matrix_(self) -> np.ndarray:
+        """``clustered`` only: the optimal M (T x T) from its factors, for T <= 5000."""
+        from .penalties.spectral import dense_cluster_matrix
+
+        return dense_cluster_matrix(vars(self))
 
     @property
     def _b(self) -> np.ndarray:
@@ -308,8 +314,18 @@ _ATTRIBUTES_DOC = """
         ``trace`` only: the singular values of W.
     rank_ : int
         ``trace`` only: the number of singular values above ``1e-8`` times the largest.
+    cluster_vectors_ : ndarray of shape (T, min(p, T))
+        ``clustered`` only: V, the right singular vectors of W, eigenvectors of the optimal M
+        of the penalty, which is kept by its factors (O(T p) memory):
+        ``M = V diag(m) V^T + m0 (I - V V^T)``.
+    cluster_weights_ : ndarray of shape (min(p, T),)
+        ``clustered`` only: m, the eigenvalues of M on ``cluster_vectors_``.
+    cluster_rest_ : float
+        ``clustered`` only: m0, the eigenvalue of M on the complement of ``cluster_vectors_``.
     cluster_matrix_ : ndarray of shape (T, T)
-        ``clustered`` only: the optimal M of the penalty.
+        ``clustered`` only: the dense M, formed from the factors on each access, for at most
+        5000 tasks (``regmtl.penalties.spectral.MAX_DENSE_CLUSTER_MATRIX``; beyond, an
+        ``AttributeError`` names the factors).
     task_clusters_ : ndarray of shape (T,)
         ``clustered`` only: a cluster label per task (k-means on the leading eigenvectors of
         M).
@@ -428,9 +444,20 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
             the same, whatever its size).
         """
         data, f = self._scores(X, task, y, sample_weight)
-        return float(np.mean([
-            r2_score(data.y[s], f[s], sample_weight=w) for s, w in data.segments()
-        ]))
+        w = _row_weights(data)
+        total = data.task_sums(w)
+        mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)
+        ss_res = data.task_sums(w * (data.y - f) ** 2)
+        ss_tot = data.task_sums(w * (data.y - mean[data.task_of]) ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):  # as r2_score: 1 or 0 if constant
+            r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
+        few = np.flatnonzero(data.task_sums((w > 0).astype(np.float64)) < 2)
+        if few.size:  # fewer than two samples: scikit-learn's warning and NaN
+            segs = list(data.segments())
+            for t in few:
+                s_, w_ = segs[t]
+                r2[t] = r2_score(data.y[s_], f[s_], sample_weight=w_)
+        return float(np.mean(r2))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -592,10 +619,10 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         dtype = classes[0].dtype
         if any(c.dtype != dtype for c in classes):
             dtype = object
-        out = np.empty(f.shape[0], dtype=dtype)
-        for (s, _), cls in zip(data.segments(), classes, strict=True):
-            out[s] = cls[(f[s] > 0).astype(int)]
-        return out
+        table = np.empty((data.n_tasks, 2), dtype=dtype)  # each task's two labels
+        for k in range(2):
+            table[:, k] = [c[k] for c in classes]
+        return table[data.task_of, (f > 0).astype(np.intp)]
 
     def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
         """The accuracy of each task, averaged over tasks.
@@ -618,13 +645,24 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         """
         data, f = self._scores(X, task, y, sample_weight)
         pred = self._labels(data, f)
-        return float(np.mean([
-            accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s]), sample_weight=w)
-            for s, w in data.segments()
-        ]))
+        w = _row_weights(data)
+        if data.raw_y.dtype != object and pred.dtype != object:
+            hit = np.asarray(data.raw_y == pred)
+        else:  # labels of several types: compare as Python objects
+            hit = np.fromiter((a == b for a, b in zip(data.raw_y.tolist(), pred.tolist(),
+                                                       strict=True)), dtype=bool, count=len(pred))
+        total = data.task_sums(w)
+        return float(np.mean(data.task_sums(w * hit) / np.where(total > 0, total, np.nan)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
 
+
+def _row_weights(data: TaskData) -> np.ndarray:
+    """Sample weight of every flat observation, 0 where the label is missing."""
+    w = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight.copy()
+    if data.observed is not None:
+        w[~data.observed] = 0.0
+    return w

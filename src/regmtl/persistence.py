@@ -25,6 +25,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["FORMAT_VERSION", "SaveMixin", "load"]
 
@@ -97,6 +98,12 @@ def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
         return {"kind": "penalty", "class": type(value).__name__,
                 "params": {k: _encode(v, f"{name}.{k}", arrays)
                            for k, v in value.get_params().items()}}
+    if sp.issparse(value):  # a sparse graph: its CSR arrays, never densified
+        csr = value.tocsr()
+        keys = {part: f"{name}.{part}" for part in ("data", "indices", "indptr")}
+        for part, key in keys.items():
+            arrays[key] = np.asarray(getattr(csr, part))
+        return {"kind": "csr", "shape": list(csr.shape), **keys}
     if isinstance(value, np.ndarray):
         if value.dtype.kind in _ARRAY_KINDS:
             arrays[name] = value
@@ -123,12 +130,26 @@ def _decode(spec: dict, arrays: Any) -> Any:
         return out.reshape(spec["shape"])
     if kind == "list":
         return [_decode(s, arrays) for s in spec["items"]]
+    if kind == "csr":
+        return _csr(spec, arrays)
     if kind == "penalty":
         cls = getattr(penalties, spec["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, penalties.Penalty)):
             raise _Malformed(f"unknown penalty class {spec['class']!r} in the model file")
         return cls(**{k: _decode(v, arrays) for k, v in spec["params"].items()})
     return _unscalar(spec["value"])
+
+
+def _csr(spec: dict, arrays: Any) -> sp.csr_matrix:
+    """The CSR matrix of a ``"csr"`` entry (shapes checked by :func:`_check_params`); its
+    index arrays are checked before scipy sees them: a modified file is refused."""
+    data, indices, indptr = (np.asarray(arrays[spec[k]]) for k in ("data", "indices", "indptr"))
+    n_rows, n_cols = spec["shape"]
+    indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
+    if (indptr[0] != 0 or indptr[-1] != data.shape[0] or np.any(np.diff(indptr) < 0)
+            or (indices.size and (indices.min() < 0 or indices.max() >= n_cols))):
+        raise _Refused("the sparse graph 'penalty.A' has inconsistent CSR indices")
+    return sp.csr_matrix((data.astype(np.float64), indices, indptr), shape=(n_rows, n_cols))
 
 
 def _array_to_json(a: np.ndarray) -> dict:
@@ -207,6 +228,10 @@ def _linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, t
         "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
         "P_": _float_array(T, p), "Q_": _float_array(T, p),
         "singular_values_": _float_array(r), "rank_": ("int", 0, r),
+        # Clustered's M by its factors; "cluster_matrix_" (dense T x T) is what files of
+        # regmtl before the factors held: still read, turned into factors by load
+        "cluster_vectors_": _float_array(T, range(T + 1)),
+        "cluster_weights_": _float_array(range(T + 1)), "cluster_rest_": ("float",),
         "cluster_matrix_": _float_array(T, T), "task_clusters_": ("array", "iu", (T,)),
         "feature_mean_": _float_array(p), "feature_scale_": _float_array(p),
     }
@@ -443,6 +468,11 @@ def _check_entry(spec: Any, where: str, depth: int = 0) -> None:
             raise _Malformed(f"{where} has no items")
         for i, item in enumerate(spec["items"]):
             _check_entry(item, f"{where}[{i}]", depth + 1)
+    elif kind == "csr" and depth == 1:
+        _shape(spec.get("shape"))
+        if len(spec["shape"]) != 2 or not all(
+                isinstance(spec.get(k), str) for k in ("data", "indices", "indptr")):
+            raise _Malformed(f"{where} is not a sparse matrix entry")
     elif kind == "penalty" and depth == 0:
         if not isinstance(spec.get("class"), str) or not isinstance(spec.get("params"), dict):
             raise _Malformed(f"{where} is not a penalty entry")
@@ -535,7 +565,8 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
 
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
                   used: set[str], dims: str) -> None:
-    """Constructor parameters: known names; arrays only a task weight (T,) or a graph (T, T)."""
+    """Constructor parameters: known names; arrays only a task weight (T,) or a graph (T, T),
+    dense or CSR (data and indices of one length nnz <= T^2, indptr of T + 1)."""
     known = set(cls._get_param_names()) if hasattr(cls, "_get_param_names") else set()
     for name, spec in params.items():
         if name not in known:
@@ -549,10 +580,28 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
                 if v["kind"] == "array" and k == "A":
                     _check_rule(f"penalty.{k}", v, ("array", "biuf", (T, T)), members,
                                 used, dims)
+                elif v["kind"] == "csr" and k == "A":
+                    _check_csr(f"penalty.{k}", v, T, members, used, dims)
                 elif v["kind"] != "json":
                     raise _Refused(f"penalty parameter {k!r} holds a {v['kind']} entry")
         elif kind != "json":
             raise _Refused(f"parameter {name!r} holds a {kind} entry")
+
+
+def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used: set[str],
+               dims: str) -> None:
+    """A sparse (T, T) graph: its shape, then its three arrays' dtypes and lengths."""
+    if tuple(spec["shape"]) != (T, T):
+        raise _Refused(f"parameter {name!r} has shape {tuple(spec['shape'])}, but {dims} "
+                       f"make it ({T}, {T})")
+    key = spec["data"]
+    _check_rule(f"{name}.data", {"kind": "array", "key": key}, ("array", "biuf",
+                (range(T * T + 1),)), members, used, dims)
+    nnz = members[key].shape[0]
+    _check_rule(f"{name}.indices", {"kind": "array", "key": spec["indices"]},
+                ("array", "iu", (nnz,)), members, used, "its data")
+    _check_rule(f"{name}.indptr", {"kind": "array", "key": spec["indptr"]},
+                ("array", "iu", (T + 1,)), members, used, dims)
 
 
 def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict, dict, dict]:
@@ -674,6 +723,15 @@ def load(path: str | os.PathLike) -> Any:
         ) from None
 
 
+def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
+    """``cluster_vectors_``, ``cluster_weights_`` and ``cluster_rest_`` from a dense M (files
+    written before the factors): its eigenvectors, all T of them, and eigenvalues."""
+    if not np.all(np.isfinite(M)):
+        raise _Refused("attribute 'cluster_matrix_' holds values that are not finite")
+    m, V = np.linalg.eigh(0.5 * (M + M.T))
+    model.cluster_vectors_, model.cluster_weights_, model.cluster_rest_ = V, m, 0.0
+
+
 def _load_archive(zf: zipfile.ZipFile, name: str) -> Any:
     members = _members(zf)
     header = _read_header(members[_HEADER])
@@ -694,6 +752,9 @@ def _load_archive(zf: zipfile.ZipFile, name: str) -> Any:
     try:
         model = cls(**{k: _decode(v, arrays) for k, v in params.items()})
         for k, v in attrs.items():
+            if k == "cluster_matrix_":  # an older file: the dense M, kept by its factors
+                _set_cluster_factors(model, _decode(v, arrays))
+                continue
             setattr(model, k, _decode(v, arrays))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _Malformed(str(exc)) from None

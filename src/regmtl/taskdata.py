@@ -32,7 +32,13 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_array
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
+from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
+
 __all__ = ["TaskData", "as_task_data"]
+
+#: Below this many rows per task on average, the linear maps of a dense stacked design run as
+#: one compiled pass over the rows (a BLAS call per task costs more than its work).
+SMALL_TASK_ROWS = 64
 
 CheckX = Callable[[Any, bool], Any]
 
@@ -141,6 +147,7 @@ class TaskData:
     classes: list[np.ndarray] | None = None
     n_input_rows: int = 0
     _task_of: np.ndarray | None = field(default=None, repr=False)
+    _small: bool | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ----------------------------------------------------------------- shape facts
@@ -165,6 +172,17 @@ class TaskData:
         if self.shared:
             return self.indptr[:-1].copy()
         return np.zeros(self.n_tasks, dtype=np.int64)
+
+    @property
+    def _small_tasks(self) -> bool:
+        """Tasks average fewer than :data:`SMALL_TASK_ROWS` rows (dense stacked design): the
+        linear maps run as one compiled pass over the rows instead of a BLAS call per task,
+        and X is Fortran-ordered for it."""
+        if self._small is None:
+            self._small = (not self.shared and not sp.issparse(self.X)
+                           and self.n_obs < SMALL_TASK_ROWS * self.n_tasks
+                           and self.X.flags.f_contiguous)
+        return self._small
 
     @property
     def task_of(self) -> np.ndarray:
@@ -198,11 +216,12 @@ class TaskData:
                 F = F + b
             return np.asarray(F, dtype=np.float64).ravel(order="F")
         if sp.issparse(self.X):
-            from .solvers._kernels import linear_sparse
-
             f = np.zeros(self.n_obs)
             linear_sparse(self.X.data, self.X.indices, self.X.indptr, self.task_of, W, f)
-        else:  # one BLAS product per task on a view of the stacked design
+        elif self._small_tasks:  # one compiled pass over the rows, whatever T
+            f = np.empty(self.n_obs)
+            linear_dense(self.X, self.indptr, np.ascontiguousarray(W), f)
+        else:  # tasks of many rows: one BLAS product per task on a view of the design
             f = np.empty(self.n_obs)
             for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
                 f[a:e] = self.X[a:e] @ W[:, t]
@@ -228,12 +247,13 @@ class TaskData:
             U = u.reshape(-1, self.n_tasks, order="F")
             return np.asarray(self.X.T @ U, dtype=np.float64)
         if sp.issparse(self.X):
-            from .solvers._kernels import adjoint_sparse
-
             G = np.zeros((self.n_features, self.n_tasks))
             adjoint_sparse(self.X.data, self.X.indices, self.X.indptr, self.task_of, u, G)
             return G
         G = np.empty((self.n_features, self.n_tasks))
+        if self._small_tasks:
+            adjoint_dense(self.X, self.indptr, u, G)
+            return G
         for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
             G[:, t] = self.X[a:e].T @ u[a:e]
         return G
@@ -331,37 +351,11 @@ class TaskData:
         ValueError
             If a task has one class among its weighted rows, or more than two classes.
         """
-        raw = self.raw_y
-        y = np.ones(self.n_obs)
-        classes = []
-        for t in range(self.n_tasks):
-            a, b = self.indptr[t], self.indptr[t + 1]
-            rows = np.arange(a, b)
-            if self.observed is not None:
-                rows = rows[self.observed[a:b]]
-            labels = _as_labels(raw[rows])
-            check_classification_targets(labels)
-            if self.sample_weight is not None:
-                labels = labels[self.sample_weight[rows] > 0]
-            kind = type_of_target(labels, input_name="y")
-            cls = np.unique(labels)
-            name = _task_name(self, t)
-            if len(cls) < 2:
-                raise ValueError(
-                    f"y: task {name} has one class ({cls[0]!r}) among its weighted samples; "
-                    "each task needs two classes to train a classifier. Remove the task or "
-                    "add samples of the other class."
-                )
-            if kind != "binary":
-                raise ValueError(
-                    f"Only binary classification is supported. The type of the target is "
-                    f"{kind} (task {name} has {len(cls)} classes); fit one task per class "
-                    "(one-vs-rest) to model more."
-                )
-            y[rows] = np.where(raw[rows] == cls[1], 1.0, -1.0)
-            classes.append(cls)
-        self.y = y
-        self.classes = classes
+        encoded = _encode_vectorized(self)
+        if encoded is None:  # labels of different types per task: each task with its own
+            y = np.ones(self.n_obs)
+            encoded = y, [_encode_task(self, t, y) for t in range(self.n_tasks)]
+        self.y, self.classes = encoded
         return self
 
 
@@ -383,6 +377,121 @@ def _as_labels(labels: np.ndarray) -> np.ndarray:
             if homog.ndim == 1 and homog.dtype != object:
                 return homog
     return labels
+
+
+#: The target types scikit-learn's ``check_classification_targets`` accepts.
+_CLASSIFICATION_TYPES = frozenset({"binary", "multiclass", "multiclass-multioutput",
+                                   "multilabel-indicator", "multilabel-sequences"})
+
+
+def _encode_task(data: TaskData, t: int, y: np.ndarray) -> np.ndarray:
+    """Task t's two classes, its observed rows of ``y`` set to -1 / +1: the encoding of one
+    task on its own (labels of different types per task), and the reference that raises a
+    task's error."""
+    raw = data.raw_y
+    a, b = data.indptr[t], data.indptr[t + 1]
+    rows = np.arange(a, b)
+    if data.observed is not None:
+        rows = rows[data.observed[a:b]]
+    labels = _as_labels(raw[rows])
+    check_classification_targets(labels)
+    if data.sample_weight is not None:
+        labels = labels[data.sample_weight[rows] > 0]
+    kind = type_of_target(labels, input_name="y")
+    cls = np.unique(labels)
+    name = _task_name(data, t)
+    if len(cls) < 2:
+        raise ValueError(
+            f"y: task {name} has one class ({cls[0]!r}) among its weighted samples; "
+            "each task needs two classes to train a classifier. Remove the task or "
+            "add samples of the other class."
+        )
+    if kind != "binary":
+        raise ValueError(
+            f"Only binary classification is supported. The type of the target is "
+            f"{kind} (task {name} has {len(cls)} classes); fit one task per class "
+            "(one-vs-rest) to model more."
+        )
+    y[rows] = np.where(raw[rows] == cls[1], 1.0, -1.0)
+    return cls
+
+
+def _encode_vectorized(data: TaskData) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """:meth:`TaskData.encode_binary` over all tasks at once, with the errors (and warnings)
+    of :func:`_encode_task`: one type check and one ``np.unique`` over the observed labels,
+    then each task's smallest and largest class among its weighted rows by segment.
+
+    None when the labels of different tasks have different types (an object array mixing
+    ``'spam'``/``'ham'`` and ``3``/``7``): then each task is encoded on its own.
+    """
+    T = data.n_tasks
+    rows = None if data.observed is None else np.flatnonzero(data.observed)
+    labels = _as_labels(data.raw_y if rows is None else data.raw_y[rows])
+    if labels.size == 0 or (labels.dtype == object
+                            and pd.api.types.infer_dtype(labels, skipna=False) != "string"):
+        return None
+    task = data.task_of if rows is None else data.task_of[rows]
+    # the type check of each task's observed labels, done once: only non-integer floats
+    # ("continuous") fail it where the labels of every task share one type
+    try:
+        kind = type_of_target(labels, input_name="y")
+    except ValueError:
+        kind = None
+    first_bad = T
+    if kind not in _CLASSIFICATION_TYPES:
+        bad = (np.flatnonzero(labels != labels.astype(int)) if labels.dtype.kind == "f"
+               else np.zeros(1, dtype=np.int64))
+        first_bad = int(task[bad[0]]) if len(bad) else 0
+    values, inv = np.unique(labels, return_inverse=True)
+    inv = inv.reshape(-1)
+    # each task's smallest (lo) and largest (hi) class among its weighted rows
+    if data.sample_weight is None:
+        wtask, winv = task, inv
+    else:
+        weighted = (data.sample_weight if rows is None else data.sample_weight[rows]) > 0
+        wtask, winv = task[weighted], inv[weighted]
+    n_w = np.bincount(wtask, minlength=T)
+    some = n_w > 0
+    lo = np.full(T, -1, dtype=np.int64)
+    hi = np.full(T, -1, dtype=np.int64)
+    if some.any():
+        starts = (np.cumsum(n_w) - n_w)[some]
+        lo[some] = np.minimum.reduceat(winv, starts)
+        hi[some] = np.maximum.reduceat(winv, starts)
+    lo_w, hi_w = lo[wtask], hi[wtask]
+    n_lohi = np.bincount(wtask[(winv == lo_w) | (winv == hi_w)], minlength=T)
+    wrong = np.flatnonzero(~some | (lo == hi) | (n_lohi != n_w))  # not two classes
+    first_error = min(first_bad, int(wrong[0]) if len(wrong) else T)
+    _warn_many_classes(labels, task, inv, lo, hi, first_error)
+    if first_error < T:  # raises that task's error
+        _encode_task(data, first_error, np.ones(data.n_obs))
+        return None  # not reached: the task's own encoding found no error after all
+    y = np.ones(data.n_obs)
+    sign = np.where(inv == hi[task], 1.0, -1.0)
+    if rows is None:
+        y = sign
+    else:
+        y[rows] = sign
+    return y, list(values[np.stack([lo, hi], axis=1)])
+
+
+def _warn_many_classes(labels, task, inv, lo, hi, first_error) -> None:
+    """scikit-learn's warning that a target has more classes than half its samples, for each
+    task before ``first_error`` that ``check_classification_targets`` warns about."""
+    T = len(lo)
+    n_obs = np.bincount(task, minlength=T)
+    extra = (inv != lo[task]) & (inv != hi[task])  # a class beyond the weighted two
+    cand = np.unique(task[extra])
+    cand = cand[(cand < first_error) & (n_obs[cand] > 20)]
+    if len(cand) == 0:
+        return
+    keep = np.isin(task, cand)
+    pairs = np.unique(task[keep] * (int(inv.max()) + 1) + inv[keep])
+    n_classes = np.bincount(pairs // (int(inv.max()) + 1), minlength=T)
+    start = np.cumsum(n_obs) - n_obs
+    for t in cand:
+        if n_classes[t] > 2 and n_classes[t] > round(0.5 * n_obs[t]):
+            check_classification_targets(labels[start[t] : start[t] + n_obs[t]])
 
 
 def _task_name(data: TaskData, t: int) -> str:
@@ -407,7 +516,7 @@ def _is_task_collection(X: Any) -> bool:
     if isinstance(X, Mapping):
         return True
     if isinstance(X, (list, tuple)) and len(X) > 0:
-        return all(_is_2d_like(x) for x in X)
+        return all(x.ndim == 2 if isinstance(x, np.ndarray) else _is_2d_like(x) for x in X)
     return False
 
 
@@ -476,10 +585,34 @@ def _check_task_column(X: Any, task: str) -> None:
         )
 
 
+def _group_order(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """The rows grouped by code, each group in input order: a stable argsort of ``codes``
+    (values in ``[0, n_groups)``), by radix passes over 16-bit digits."""
+    if len(codes) < 2 or np.all(codes[1:] >= codes[:-1]):
+        return np.arange(len(codes), dtype=np.int64)
+    if n_groups > 1 << 32:
+        return np.argsort(codes, kind="stable")
+    if n_groups <= 1 << 16:
+        return np.argsort(codes.astype(np.uint16), kind="stable")
+    first = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    return first[np.argsort((codes[first] >> 16).astype(np.uint16), kind="stable")]
+
+
+def _take_rows(X: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows ``order`` of a dense design, gathered straight into the solvers' (Fortran) order
+    by blocks of rows small enough for the cache."""
+    out = np.empty((len(order), X.shape[1]), dtype=X.dtype, order="F")
+    step = max(64, (1 << 18) // max(X.shape[1], 1))
+    for s in range(0, len(order), step):
+        out[s : s + step] = X[order[s : s + step]]
+    return out
+
+
 def _task_codes(task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``pd.factorize`` of the task ids, refusing unhashable ids with a ValueError."""
     try:
-        return pd.factorize(pd.Series(task, dtype=object), sort=False)
+        series = pd.Series(task, dtype=None if task.dtype.kind in "biuf" else object)
+        return pd.factorize(series, sort=False)
     except TypeError:
         i = next((i for i, v in enumerate(task) if not _hashable(v)), 0)
         raise ValueError(
@@ -731,7 +864,7 @@ def _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight) -> T
         Xs = list(X)
         labels = list(range(len(Xs)))
         if y is not None:
-            if _is_2d_like(y) and not isinstance(y, (list, tuple)):
+            if not isinstance(y, (list, tuple)) and _is_2d_like(y):
                 raise ValueError("X is a list of per-task designs, so y must be a list too.")
             ys = list(y)
             if len(ys) != len(Xs):
@@ -778,15 +911,22 @@ def _from_collection(X, y, check_x, reset, numeric_y, tasks, sample_weight) -> T
 
 
 def _stack_validated(Xs, check_x, reset) -> tuple[Any, list[int]]:
-    """Plain 2-D NumPy designs with the same columns, stacked and then validated once over all
-    their rows (one check, not one per task); ``(None, [])`` for any other input, or when the
-    stacked rows fail the check (the per-task check then names the task)."""
-    if not all(isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] > 0
-               and x.dtype.kind in "biuf" for x in Xs):
+    """The designs stacked and then validated once over all their rows (one check, not one
+    per task): NumPy arrays of numbers, DataFrames of numbers with the same columns, or sparse
+    matrices, with the same number of columns. ``(None, [])`` for any other input (mixed
+    kinds, a task without rows), or when the stacked rows fail the check: the check task by
+    task then names the task."""
+    first = Xs[0]
+    if isinstance(first, np.ndarray):
+        stacked = _stack_arrays(Xs)
+    elif isinstance(first, pd.DataFrame):
+        stacked = _stack_frames(Xs)
+    elif sp.issparse(first):
+        stacked = _stack_sparse(Xs)
+    else:
+        stacked = None
+    if stacked is None:
         return None, []
-    if len({x.shape[1] for x in Xs}) != 1:
-        return None, []
-    stacked = np.concatenate(Xs, axis=0)
     try:
         checked = check_x(stacked, reset)
     except ValueError:
@@ -794,14 +934,64 @@ def _stack_validated(Xs, check_x, reset) -> tuple[Any, list[int]]:
     return checked, [x.shape[0] for x in Xs]
 
 
+def _stack_arrays(Xs: list[Any]) -> np.ndarray | None:
+    """2-D NumPy arrays of numbers with the same columns, stacked straight into the solvers'
+    (Fortran) order, in their common dtype."""
+    if not all(isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] > 0
+               and x.dtype.kind in "biuf" for x in Xs):
+        return None
+    return _concat_fortran(Xs)
+
+
+def _concat_fortran(blocks: list[np.ndarray]) -> np.ndarray | None:
+    if len({b.shape[1] for b in blocks}) != 1:
+        return None
+    dtype = np.result_type(*{b.dtype for b in blocks})
+    out = np.empty((sum(b.shape[0] for b in blocks), blocks[0].shape[1]), dtype=dtype,
+                   order="F")
+    return np.concatenate(blocks, axis=0, out=out)
+
+
+def _stack_frames(Xs: list[Any]) -> pd.DataFrame | None:
+    """DataFrames of numbers with the same columns (names and order) as one DataFrame, so that
+    the check sees the feature names."""
+    cols = Xs[0].columns
+    if not all(isinstance(x, pd.DataFrame) and x.shape[0] > 0
+               and (x.columns is cols or x.columns.equals(cols)) for x in Xs):
+        return None
+    values = [x.to_numpy() for x in Xs]
+    if not all(v.dtype.kind in "biuf" for v in values):
+        return None
+    stacked = _concat_fortran(values)
+    return None if stacked is None else pd.DataFrame(stacked, columns=cols, copy=False)
+
+
+def _stack_sparse(Xs: list[Any]) -> Any:
+    """Sparse matrices of numbers with the same columns, stacked as one CSR matrix."""
+    if not all(sp.issparse(x) and x.ndim == 2 and x.shape[0] > 0 and x.dtype.kind in "biuf"
+               for x in Xs):
+        return None
+    if len({x.shape[1] for x in Xs}) != 1:
+        return None
+    return sp.vstack(Xs, format="csr")
+
+
 def _stacked_targets(ys, labels, sizes, numeric: bool) -> np.ndarray:
-    """The tasks' targets laid end to end: numeric ones checked once over all rows; labels,
-    or any target that fails, task by task (the message then names the task)."""
-    if numeric and all(isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "biuf"
-                       and v.shape[0] == n for v, n in zip(ys, sizes, strict=True)):
-        flat = np.concatenate(ys).astype(np.float64, copy=False)
-        if np.all(np.isfinite(flat)):
-            return flat
+    """The tasks' targets laid end to end, checked once over all rows when they are 1-D
+    arrays (of numbers, or labels of one dtype); otherwise, or when the check fails, task by
+    task (the message then names the task)."""
+    if all(isinstance(v, np.ndarray) and v.ndim == 1 and v.shape[0] == n
+           for v, n in zip(ys, sizes, strict=True)):
+        if numeric and all(v.dtype.kind in "biuf" for v in ys):
+            flat = np.concatenate(ys).astype(np.float64, copy=False)
+            if np.all(np.isfinite(flat)):
+                return flat
+        elif not numeric and len({v.dtype for v in ys}) == 1:
+            flat = np.concatenate(ys)
+            try:
+                return _as_1d(flat, "y", flat.shape[0], numeric=False)
+            except ValueError:
+                pass
     flat = [_as_1d(yt, f"y[{labels[k]!r}]", sizes[k], numeric=numeric)
             for k, yt in enumerate(ys)]
     if not numeric and len({a.dtype for a in flat}) > 1:
@@ -819,6 +1009,13 @@ def _collect_weights(sample_weight, sizes, labels) -> np.ndarray | None:
         raise ValueError(
             "sample_weight must be a list with one weight array per task when X is a list."
         )
+    if all(isinstance(w, np.ndarray) and w.ndim == 1 and w.shape[0] == n
+           and w.dtype.kind in "biuf" for w, n in zip(sample_weight, sizes, strict=True)):
+        flat = np.concatenate(sample_weight).astype(np.float64, copy=False)
+        try:  # once over all rows; task by task when it fails (the first task's message)
+            return _check_sample_weight(flat, flat.shape[0])
+        except ValueError:
+            pass
     return np.concatenate(
         [_check_sample_weight(w, n) for w, n in zip(sample_weight, sizes, strict=True)]
     )
@@ -839,7 +1036,9 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
             task_col = np.asarray(task)
     Xc = _as_design(X, check_x, reset, "X")
     n = Xc.shape[0]
-    task_col = np.asarray(task_col, dtype=object)
+    task_col = np.asarray(task_col)
+    if task_col.dtype.kind not in "biuf":  # numbers keep their dtype: faster to group
+        task_col = task_col.astype(object)
     if task_col.ndim != 1 or task_col.shape[0] != n:
         raise ValueError(
             f"task has shape {task_col.shape} but X has {n} rows; give one task id per row."
@@ -852,16 +1051,17 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
         tasks_arr = tasks
         row_codes, uniq = _task_codes(task_col)
         codes = _lookup(list(uniq), tasks, "task")[row_codes]
-    order = np.argsort(codes, kind="stable")
-    present, counts = np.unique(codes, return_counts=True)
+    counts = np.bincount(codes, minlength=len(tasks_arr))
+    present = np.flatnonzero(counts)
+    order = _group_order(codes, len(counts))
     indptr = np.zeros(len(present) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum(counts)
+    indptr[1:] = np.cumsum(counts[present])
     if sp.issparse(Xc):
         Xs = sp.csr_matrix(Xc)[order]
     elif np.all(order[1:] > order[:-1]):
         Xs = Xc
     else:
-        Xs = np.take(Xc, order, axis=0)
+        Xs = _take_rows(Xc, order)
     data = TaskData(
         X=_as_solver_design(Xs),
         indptr=indptr,

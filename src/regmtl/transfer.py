@@ -233,9 +233,8 @@ def _mean_prior(src: _Source, native: bool) -> Prior:
         r = float(src.penalty.ridge)
         return Prior("mean", w_bar / (1.0 + r), np.eye(p), np.full(p, 1.0 + r), src.alpha)
     if native and isinstance(src.penalty, GraphLaplacian):
-        A = src.penalty._adjacency()
-        A = A.toarray() if hasattr(A, "toarray") else np.asarray(A, dtype=np.float64)
-        degree = float(np.mean(A.sum(axis=1) - np.diag(A)))
+        A = src.penalty._adjacency()  # symmetric sparse CSR without its diagonal: no T x T
+        degree = float(A.sum()) / A.shape[0]
         if degree <= 0:
             raise ValueError("model: its GraphLaplacian graph has no edges, so the tasks share "
                              "nothing; pass strategy='mean' with alpha chosen by CV, or fit "

@@ -8,19 +8,25 @@ penalty                        Omega(W)
 =============================  ======================================================
 
 (Evgeniou & Pontil 2004; graph-regularized MTL, MALSAR's SRMTL.) Both are
-``alpha / 2 tr(W K W^T)`` for a PSD task kernel K (T x T): ``K = I - 11^T / T + r I`` and
-``K = 2 L`` with ``L = diag(A 1) - A``. The prox is ``V (I + step alpha K)^{-1}``, applied
-through the eigendecomposition of K. The conjugate ``tr(G K^{-1} G^T) / (2 alpha)`` is finite
+``alpha / 2 tr(W K W^T)`` for a PSD task kernel K (T x T): ``K = (1 + r) I - 11^T / T`` and
+``K = 2 L`` with ``L = diag(A 1) - A``. K is never formed (DESIGN section 9: nothing of size
+T x T): every method works through the operator ``W -> W K`` (:meth:`_TaskKernel.apply`, O(pT)
+through the mean task, O(p nnz(A)) through the sparse graph) and ``diag(K)``. The prox
+``V (I + step alpha K)^{-1}`` is closed-form for the mean (K has two eigenvalues: r on the
+constant direction, 1 + r on its complement) and a sparse SPD solve for the graph (factorized
+once per ``step * alpha`` and cached). The conjugate ``tr(G K^{-1} G^T) / (2 alpha)`` is finite
 everywhere only when K is invertible (mean-regularized with ``ridge > 0``): those fits certify
 with a duality gap, the others with the KKT residual.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from .base import Penalty, check_positive
 
@@ -28,55 +34,60 @@ __all__ = ["MeanRegularized", "GraphLaplacian", "chain_graph", "knn_graph"]
 
 
 class _TaskKernel(Penalty):
-    """``alpha / 2 tr(W K W^T)`` with a PSD T x T kernel K."""
+    """``alpha / 2 tr(W K W^T)`` with a PSD T x T kernel K, used only as an operator.
 
-    def kernel(self, n_tasks: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def _eig(self, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
-        # keyed on the kernel itself: the parameters may change after a fit (set_params, or
-        # A edited in place), and repr() shows an array only by its shape
-        K = self.kernel(n_tasks)
-        cache = getattr(self, "_eig_cache", None)
-        if cache is None or cache[0].shape != K.shape or not np.array_equal(cache[0], K):
-            evals, Q = np.linalg.eigh(K)
-            cache = (K, np.maximum(evals, 0.0), Q)
-            self._eig_cache = cache
-        return cache[1], cache[2]
+    Subclasses define :meth:`apply` (``W -> W K``), :meth:`kernel_diagonal`, :meth:`_solve`
+    (``V -> V (I + c K)^{-1}``, ``c > 0``) and :meth:`kernel` (dense K, for inspection only).
+    """
 
     @property
     def has_dual(self) -> bool:  # type: ignore[override]
         return False
 
-    def value(self, V, alpha):
-        K = self.kernel(V.shape[1])
-        return float(0.5 * alpha * np.sum((V @ K) * V))
+    def kernel(self, n_tasks: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def apply(self, W: np.ndarray) -> np.ndarray:
+        """``W K`` for W of shape (p, T), without forming K."""
+        raise NotImplementedError
+
+    def kernel_diagonal(self, n_tasks: int) -> np.ndarray:
+        """``diag(K)``, shape (T,)."""
+        raise NotImplementedError
+
+    def _solve(self, V: np.ndarray, c: float) -> np.ndarray:
+        raise NotImplementedError
+
+    def value(self, V: np.ndarray, alpha: float) -> float:
+        """``alpha / 2 tr(V K V^T) = alpha / 2 <V K, V>``."""
+        V = np.asarray(V, dtype=np.float64)
+        return float(0.5 * alpha * np.vdot(self.apply(V), V))
 
     def gradient(self, W: np.ndarray, alpha: float) -> np.ndarray:
-        return alpha * W @ self.kernel(W.shape[1])
+        """``alpha W K``."""
+        return alpha * self.apply(np.asarray(W, dtype=np.float64))
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         """Per feature: ``||G_j - grad Omega(W)_j||`` (the penalty is smooth)."""
         D = G - self.gradient(W, alpha)
         return np.sqrt(np.einsum("ij,ij->i", D, D))
 
-    def prox(self, V, step, alpha):
-        evals, Q = self._eig(V.shape[1])
-        return ((V @ Q) / (1.0 + step * alpha * evals)) @ Q.T
+    def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
+        """``argmin_U ||U - V||^2 / (2 step) + alpha/2 tr(U K U^T) = V (I + step alpha K)^{-1}``."""
+        V = np.asarray(V, dtype=np.float64)
+        c = float(step) * float(alpha)
+        return V.copy() if c == 0.0 else self._solve(V, c)
 
-    def dual_scaling(self, G, alpha):
+    def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
         return 1.0
 
-    def conjugate(self, G, alpha):
-        evals, Q = self._eig(G.shape[1])
-        if evals.min() <= 0:
-            raise ValueError(f"{self!r} has a singular task kernel: no finite conjugate.")
-        GQ = G @ Q
-        return float(np.sum(GQ**2 / evals) / (2.0 * alpha))
+    def conjugate(self, G: np.ndarray, alpha: float) -> float:
+        raise ValueError(f"{self!r} has a singular task kernel: no finite conjugate.")
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state.pop("_eig_cache", None)
+        for key in ("_graph_cache", "_lu_cache"):
+            state.pop(key, None)
         return state
 
 
@@ -94,10 +105,12 @@ class MeanRegularized(_TaskKernel):
     the mean task itself. Pick it when every task is believed to be a variation of one
     common model (students of different schools, patients of different clinics).
 
-    It is ``alpha / 2 tr(W K W^T)`` with the task kernel ``K = (1 + r) I - 11^T / T``. With
+    It is ``alpha / 2 tr(W K W^T)`` with the task kernel ``K = (1 + r) I - 11^T / T``, applied
+    through the mean task (``W K = (1 + r) W - w_bar 1^T``, O(pT); K is never formed). With
     the squared loss the solution solves a linear system (conjugate gradients); otherwise
-    FISTA. With ``ridge=0`` K is singular: fits certify with the KKT residual and paths use a
-    grid around the data's scale; with ``ridge > 0`` they certify with a duality gap.
+    FISTA, with a closed-form prox. With ``ridge=0`` K is singular: fits certify with the KKT
+    residual and paths use a grid around the data's scale; with ``ridge > 0`` they certify
+    with a duality gap.
 
     Parameters
     ----------
@@ -148,8 +161,9 @@ class MeanRegularized(_TaskKernel):
         gap."""
         return float(self.ridge) > 0
 
-    def kernel(self, n_tasks):
-        """The task kernel ``K = (1 + ridge) I - 11^T / T`` of ``alpha / 2 tr(W K W^T)``.
+    def kernel(self, n_tasks: int) -> np.ndarray:
+        """The task kernel ``K = (1 + ridge) I - 11^T / T`` as a dense array (inspection only,
+        small T; the solvers use :meth:`apply`).
 
         Parameters
         ----------
@@ -163,6 +177,112 @@ class MeanRegularized(_TaskKernel):
         """
         T = n_tasks
         return (1.0 + float(self.ridge)) * np.eye(T) - np.full((T, T), 1.0 / T)
+
+    def apply(self, W: np.ndarray) -> np.ndarray:
+        """``W K = (1 + r) W - w_bar 1^T`` through the mean task ``w_bar``; O(pT).
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients, one column per task.
+
+        Returns
+        -------
+        ndarray of shape (p, T)
+        """
+        W = np.asarray(W, dtype=np.float64)
+        return (1.0 + float(self.ridge)) * W - W.mean(axis=1, keepdims=True)
+
+    def kernel_diagonal(self, n_tasks: int) -> np.ndarray:
+        """``diag(K) = 1 + r - 1/T`` for every task.
+
+        Parameters
+        ----------
+        n_tasks : int
+            Number of tasks T.
+
+        Returns
+        -------
+        ndarray of shape (T,)
+        """
+        return np.full(n_tasks, 1.0 + float(self.ridge) - 1.0 / n_tasks)
+
+    def value(self, V: np.ndarray, alpha: float) -> float:
+        """``alpha / 2 (||V - v_bar 1^T||_F^2 + r ||V||_F^2)``."""
+        V = np.asarray(V, dtype=np.float64)
+        D = V - V.mean(axis=1, keepdims=True)
+        return float(0.5 * alpha * (np.vdot(D, D) + float(self.ridge) * np.vdot(V, V)))
+
+    def _solve(self, V: np.ndarray, c: float) -> np.ndarray:
+        # K has eigenvalue r on the constant direction 1/sqrt(T), 1 + r on its complement
+        r = float(self.ridge)
+        m = V.mean(axis=1, keepdims=True)
+        return (V - m) / (1.0 + c * (1.0 + r)) + m / (1.0 + c * r)
+
+    def conjugate(self, G: np.ndarray, alpha: float) -> float:
+        """``tr(G K^{-1} G^T) / (2 alpha) = (||G - g_bar 1^T||^2 / (1 + r)
+        + T ||g_bar||^2 / r) / (2 alpha)``; finite only with ``ridge > 0``."""
+        r = float(self.ridge)
+        if r <= 0:
+            raise ValueError(f"{self!r} has a singular task kernel: no finite conjugate.")
+        G = np.asarray(G, dtype=np.float64)
+        g = G.mean(axis=1, keepdims=True)
+        D = G - g
+        return float((np.vdot(D, D) / (1.0 + r) + G.shape[1] * np.vdot(g, g) / r)
+                     / (2.0 * alpha))
+
+
+class _Graph:
+    """A validated adjacency: symmetric CSR ``A`` with a zero diagonal and its degrees."""
+
+    def __init__(self, A: sp.csr_matrix):
+        self.A = A
+        self.degree = np.asarray(A.sum(axis=1), dtype=np.float64).ravel()
+
+
+def _as_csr(A: Any) -> sp.csr_matrix:
+    """``A`` as a float CSR matrix, with the errors of an invalid adjacency (no densifying)."""
+    if sp.issparse(A):
+        try:
+            S = A.tocsr().astype(np.float64, copy=False)
+        except (TypeError, ValueError):
+            raise ValueError("A must be a numeric task-adjacency matrix.") from None
+        if S.ndim != 2 or S.shape[0] != S.shape[1]:
+            raise ValueError(f"A must be a square matrix; got shape {S.shape}.")
+        return S
+    try:
+        D = np.asarray(A, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("A must be a numeric task-adjacency matrix.") from None
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ValueError(f"A must be a square matrix; got shape {D.shape}.")
+    return sp.csr_matrix(D)
+
+
+def _validate(S: sp.csr_matrix) -> _Graph:
+    """Finite, non-negative, symmetric up to ``rtol=1e-10`` (as ``np.allclose``); returns the
+    symmetric part ``(A + A^T) / 2`` without its diagonal (which cancels in L)."""
+    data = S.data
+    if not np.all(np.isfinite(data)):
+        raise ValueError("A contains NaN or infinite entries; give finite edge weights.")
+    if np.any(data < 0):
+        raise ValueError("A has negative entries; edge weights must be >= 0.")
+    St = S.T.tocsr()
+    atol = 1e-12 * max(1.0, float(data.max()) if data.size else 0.0)
+    excess = abs(S - St) - 1e-10 * St  # |A - A^T| - rtol |A^T| <= atol entrywise
+    if excess.nnz and float(excess.max()) > atol:
+        raise ValueError("A must be symmetric (A == A.T): an edge weighs the same both ways.")
+    C = (0.5 * (S + St)).tocoo()
+    off = C.row != C.col
+    A = sp.csr_matrix((C.data[off], (C.row[off], C.col[off])), shape=S.shape)
+    A.eliminate_zeros()
+    A.sort_indices()
+    return _Graph(A)
+
+
+def _same_matrix(S: sp.csr_matrix, R: sp.csr_matrix) -> bool:
+    return (S.shape == R.shape and np.array_equal(S.indptr, R.indptr)
+            and np.array_equal(S.indices, R.indices) and np.array_equal(S.data, R.data))
 
 
 class GraphLaplacian(_TaskKernel):
@@ -180,17 +300,20 @@ class GraphLaplacian(_TaskKernel):
     doses: :func:`~regmtl.chain_graph`), a geography, or neighbours in a space of task
     descriptors (:func:`~regmtl.knn_graph`). As in MALSAR's SRMTL.
 
-    With the squared loss the solution solves a linear system (conjugate gradients);
-    otherwise FISTA. The Laplacian is singular (constant weights across a connected graph
-    cost nothing), so fits certify with the KKT residual (``kkt_residual_``) and paths use a
-    grid around the data's scale. The penalty has no name for ``penalty=``: pass the object,
-    since it needs its graph.
+    With the squared loss the solution solves a linear system (conjugate gradients, one
+    sparse product per iteration); otherwise FISTA, whose prox ``V (I + 2 step alpha L)^{-1}``
+    is a sparse solve factorized once per step. The Laplacian is singular (constant weights
+    across a connected graph cost nothing), so fits certify with the KKT residual
+    (``kkt_residual_``) and paths use a grid around the data's scale. The penalty has no name
+    for ``penalty=``: pass the object, since it needs its graph.
 
     Parameters
     ----------
-    A : array-like or sparse matrix of shape (T, T)
+    A : sparse matrix or array-like of shape (T, T)
         Symmetric task adjacency with non-negative, finite edge weights (validated at fit
-        time; its diagonal does not matter).
+        time; its diagonal does not matter). It is used as a sparse CSR matrix, never
+        densified: with many tasks give a sparse one (:func:`~regmtl.chain_graph` and
+        :func:`~regmtl.knn_graph` do); a dense array is converted.
 
     See Also
     --------
@@ -219,6 +342,8 @@ class GraphLaplacian(_TaskKernel):
 
     name = "graph"
     _param_names = ("A",)
+    #: factorizations of ``I + c K`` kept per graph (one per distinct ``c = step * alpha``)
+    _max_factorizations = 4
 
     def __init__(self, A: Any):
         self.A = A
@@ -232,24 +357,30 @@ class GraphLaplacian(_TaskKernel):
             )
         return self
 
-    def _adjacency(self) -> np.ndarray:
-        try:
-            A = self.A.toarray() if sp.issparse(self.A) else self.A
-            A = np.asarray(A, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError("A must be a numeric task-adjacency matrix.") from None
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"A must be a square matrix; got shape {A.shape}.")
-        if not np.all(np.isfinite(A)):
-            raise ValueError("A contains NaN or infinite entries; give finite edge weights.")
-        if np.any(A < 0):
-            raise ValueError("A has negative entries; edge weights must be >= 0.")
-        if not np.allclose(A, A.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(A).max())):
-            raise ValueError("A must be symmetric (A == A.T): an edge weighs the same both ways.")
-        return 0.5 * (A + A.T)
+    def _graph(self) -> _Graph:
+        """The validated graph, cached on the content of ``A`` (``set_params`` or an edit in
+        place is seen; a CSR ``A`` costs an O(nnz) comparison)."""
+        S = _as_csr(self.A)
+        cache = getattr(self, "_graph_cache", None)
+        if cache is None or not _same_matrix(S, cache[0]):
+            cache = (S.copy(), _validate(S))
+            self._graph_cache = cache
+            self._lu_cache = OrderedDict()
+        return cache[1]
 
-    def kernel(self, n_tasks):
-        """The task kernel ``K = 2 L`` (``L = diag(A 1) - A``) of ``alpha / 2 tr(W K W^T)``.
+    def _adjacency(self) -> sp.csr_matrix:
+        """The validated adjacency: symmetric CSR (T, T), zero diagonal.
+
+        Raises
+        ------
+        ValueError
+            When ``A`` is not a symmetric, finite, non-negative square numeric matrix.
+        """
+        return self._graph().A
+
+    def kernel(self, n_tasks: int) -> np.ndarray:
+        """The task kernel ``K = 2 L`` (``L = diag(A 1) - A``) as a dense array (inspection
+        only, small T; the solvers use :meth:`apply`).
 
         Parameters
         ----------
@@ -266,11 +397,98 @@ class GraphLaplacian(_TaskKernel):
         ValueError
             When ``A`` is not a symmetric, finite, non-negative square matrix.
         """
-        A = self._adjacency()
-        return 2.0 * (np.diag(A.sum(axis=1)) - A)
+        g = self._graph()
+        return (2.0 * (sp.diags(g.degree) - g.A)).toarray()
+
+    def laplacian(self) -> sp.csr_matrix:
+        """The graph Laplacian ``L = diag(A 1) - A`` as a sparse CSR matrix (``K = 2 L``).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix of shape (T, T)
+
+        Raises
+        ------
+        ValueError
+            When ``A`` is not a symmetric, finite, non-negative square matrix.
+        """
+        g = self._graph()
+        return (sp.diags(g.degree) - g.A).tocsr()
+
+    def apply(self, W: np.ndarray) -> np.ndarray:
+        """``W K = 2 (W diag(d) - W A)`` (``d = A 1``) by one sparse product; O(p nnz(A)).
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients, one column per task.
+
+        Returns
+        -------
+        ndarray of shape (p, T)
+        """
+        g = self._graph()
+        W = np.asarray(W, dtype=np.float64)
+        WA = np.asarray(g.A @ W.T).T  # A symmetric: W A = (A W^T)^T
+        return 2.0 * (W * g.degree - WA)
+
+    def kernel_diagonal(self, n_tasks: int) -> np.ndarray:
+        """``diag(K) = 2 d``, the weighted degrees ``d = A 1`` (diagonal of A excluded).
+
+        Parameters
+        ----------
+        n_tasks : int
+            Number of tasks T.
+
+        Returns
+        -------
+        ndarray of shape (T,)
+        """
+        degree = self._graph().degree
+        if degree.shape[0] != n_tasks:
+            raise ValueError(f"A has {degree.shape[0]} tasks, not {n_tasks}.")
+        return 2.0 * degree
+
+    def _solve(self, V: np.ndarray, c: float) -> np.ndarray:
+        """``V (I + c K)^{-1}``: ``(I + 2c L)`` is sparse, symmetric and strictly diagonally
+        dominant, so an LU without pivoting (fill-reducing ordering of ``A + A^T``) is stable;
+        it is factorized once per ``(graph, c)`` and reused (FISTA keeps its step)."""
+        g = self._graph()
+        cache = self._lu_cache
+        lu = cache.get(c)
+        if lu is None:
+            T = g.A.shape[0]
+            M = (sp.identity(T, format="csc") + (2.0 * c) * (sp.diags(g.degree) - g.A)).tocsc()
+            lu = spla.splu(M, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                           options={"SymmetricMode": True})
+            cache[c] = lu
+            while len(cache) > self._max_factorizations:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(c)
+        return np.ascontiguousarray(lu.solve(np.asfortranarray(V.T)).T)
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return False
+        a, b = self.A, other.A  # type: ignore[attr-defined]
+        if not (sp.issparse(a) or sp.issparse(b)):
+            return super().__eq__(other)
+        try:
+            a, b = _as_csr(a), _as_csr(b)
+        except ValueError:
+            return False
+        return a.shape == b.shape and (a != b).nnz == 0
+
+    __hash__ = Penalty.__hash__
+
+    def __repr__(self) -> str:
+        if sp.issparse(self.A):
+            return f"GraphLaplacian(A=<sparse {self.A.shape}>)"
+        return super().__repr__()
 
 
-def chain_graph(n_tasks: int, weight: float = 1.0) -> np.ndarray:
+def chain_graph(n_tasks: int, weight: float = 1.0) -> sp.csr_matrix:
     """Adjacency of a chain over the tasks in their order: years, ages or doses, say.
 
     Task t is joined to task t + 1 for t = 0, ..., T - 2.
@@ -284,9 +502,9 @@ def chain_graph(n_tasks: int, weight: float = 1.0) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n_tasks, n_tasks)
-        Symmetric adjacency: ``A[t, t + 1] = A[t + 1, t] = weight``, zeros elsewhere. Pass
-        it to :class:`~regmtl.GraphLaplacian`.
+    scipy.sparse.csr_matrix of shape (n_tasks, n_tasks)
+        Symmetric tridiagonal adjacency: ``A[t, t + 1] = A[t + 1, t] = weight``, no other
+        entries (2 (T - 1) stored). Pass it to :class:`~regmtl.GraphLaplacian`.
 
     Raises
     ------
@@ -301,24 +519,29 @@ def chain_graph(n_tasks: int, weight: float = 1.0) -> np.ndarray:
     --------
     >>> from regmtl import GraphLaplacian, chain_graph
     >>> A = chain_graph(4)
-    >>> A.astype(int).tolist()
+    >>> A.toarray().astype(int).tolist()
     [[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]]
     >>> penalty = GraphLaplacian(A)
     """
     if int(n_tasks) < 1:
         raise ValueError(f"n_tasks must be >= 1; got {n_tasks!r}.")
     check_positive(weight, "weight")
-    A = np.zeros((n_tasks, n_tasks))
-    idx = np.arange(n_tasks - 1)
-    A[idx, idx + 1] = A[idx + 1, idx] = weight
+    T = int(n_tasks)
+    idx = np.arange(T - 1)
+    rows = np.concatenate([idx, idx + 1])
+    cols = np.concatenate([idx + 1, idx])
+    A = sp.csr_matrix((np.full(2 * (T - 1), float(weight)), (rows, cols)), shape=(T, T))
+    A.sort_indices()
     return A
 
 
-def knn_graph(Z: Any, k: int = 5, *, weights: str = "connectivity") -> np.ndarray:
+def knn_graph(Z: Any, k: int = 5, *, weights: str = "connectivity") -> sp.csr_matrix:
     """Symmetric k-nearest-neighbour adjacency of tasks described by the rows of ``Z``.
 
     An edge joins tasks s and t when either is among the other's ``k`` nearest (Euclidean
-    distance between rows of ``Z``).
+    distance between rows of ``Z``). The neighbours come from a tree index
+    (:class:`sklearn.neighbors.NearestNeighbors`: a k-d tree for up to 15 descriptors, a ball
+    tree beyond), so memory is O(T k), never T x T.
 
     Parameters
     ----------
@@ -329,12 +552,12 @@ def knn_graph(Z: Any, k: int = 5, *, weights: str = "connectivity") -> np.ndarra
         Number of neighbours, 1 <= k < T.
     weights : {"connectivity", "heat"}, default="connectivity"
         Edge weight: 1, or ``exp(-d^2 / median(d^2))`` with ``d`` the distance and the
-        median over the kept edges.
+        median over the T k (task, neighbour) pairs kept.
 
     Returns
     -------
-    ndarray of shape (T, T)
-        Symmetric adjacency with a zero diagonal, for :class:`~regmtl.GraphLaplacian`.
+    scipy.sparse.csr_matrix of shape (T, T)
+        Symmetric adjacency with no diagonal entries, for :class:`~regmtl.GraphLaplacian`.
 
     Raises
     ------
@@ -350,9 +573,11 @@ def knn_graph(Z: Any, k: int = 5, *, weights: str = "connectivity") -> np.ndarra
     >>> import numpy as np
     >>> from regmtl import knn_graph
     >>> Z = np.array([[0.0], [0.1], [5.0], [5.2]])  # two pairs of similar tasks
-    >>> knn_graph(Z, k=1).astype(int).tolist()
+    >>> knn_graph(Z, k=1).toarray().astype(int).tolist()
     [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]
     """
+    from sklearn.neighbors import NearestNeighbors
+
     Z = np.asarray(Z, dtype=np.float64)
     if Z.ndim != 2 or not np.all(np.isfinite(Z)):
         raise ValueError("Z must be a finite 2-D array with one row per task.")
@@ -361,16 +586,18 @@ def knn_graph(Z: Any, k: int = 5, *, weights: str = "connectivity") -> np.ndarra
         raise ValueError(f"k must be in 1..{T - 1} (neighbours among {T} tasks); got {k!r}.")
     if weights not in ("connectivity", "heat"):
         raise ValueError(f"weights must be 'connectivity' or 'heat'; got {weights!r}.")
-    sq = np.sum(Z**2, axis=1)
-    D2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * Z @ Z.T, 0.0)
-    np.fill_diagonal(D2, np.inf)
-    nn = np.argsort(D2, axis=1, kind="stable")[:, : int(k)]
-    A = np.zeros((T, T))
-    rows = np.repeat(np.arange(T), int(k))
+    k = int(k)
+    tree = "kd_tree" if Z.shape[1] <= 15 else "ball_tree"
+    index = NearestNeighbors(n_neighbors=k, algorithm=tree).fit(Z)
+    dist, nn = index.kneighbors()  # each task's k nearest others (itself excluded)
+    rows = np.repeat(np.arange(T), k)
     if weights == "connectivity":
-        A[rows, nn.ravel()] = 1.0
+        w = np.ones(T * k)
     else:
-        d2 = D2[rows, nn.ravel()]
-        scale = np.median(d2) if np.median(d2) > 0 else 1.0
-        A[rows, nn.ravel()] = np.exp(-d2 / scale)
-    return np.maximum(A, A.T)
+        d2 = dist.ravel() ** 2
+        median = float(np.median(d2))
+        w = np.exp(-d2 / (median if median > 0 else 1.0))
+    A = sp.csr_matrix((w, (rows, nn.ravel())), shape=(T, T))
+    A = A.maximum(A.T).tocsr()
+    A.sort_indices()
+    return A

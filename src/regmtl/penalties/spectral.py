@@ -21,7 +21,11 @@ import numpy as np
 
 from .base import Penalty, check_positive, spectral_scale, svt
 
-__all__ = ["Trace", "Clustered", "cluster_weights"]
+__all__ = ["Trace", "Clustered", "cluster_weights", "MAX_DENSE_CLUSTER_MATRIX",
+           "dense_cluster_matrix"]
+
+#: Largest T for which a fitted estimator forms the dense T x T ``cluster_matrix_`` on request.
+MAX_DENSE_CLUSTER_MATRIX = 5000
 
 
 def _svd(V: np.ndarray):
@@ -168,9 +172,16 @@ class Clustered(Penalty):
     The optimal M shares the eigenvectors of ``W^T W``, its eigenvalues given by a bisection
     (``cluster_weights``); the prox shrinks the singular values of W jointly with that choice.
     The penalty has no tractable conjugate and no ``alpha_max``, so fits certify with the KKT
-    residual (``kkt_residual_``) and paths use a grid around the data's scale. The fitted
-    estimator also exposes ``cluster_matrix_`` (the optimal M, T x T) and
-    ``task_clusters_`` (k-means of the leading eigenvectors of M, one label per task).
+    residual (``kkt_residual_``) and paths use a grid around the data's scale.
+
+    The fitted estimator exposes the optimal M by its factors, in O(T p) memory:
+    ``cluster_vectors_`` (V, T x r with r = min(p, T): the right singular vectors of W),
+    ``cluster_weights_`` (m, the r eigenvalues of M on them) and ``cluster_rest_`` (m_0, its
+    eigenvalue on the orthogonal complement, where W vanishes), so that
+    ``M = V diag(m) V^T + m_0 (I - V V^T)``; ``task_clusters_`` (k-means, ``random_state=0``,
+    of the tasks embedded by the k leading eigenvectors of M, each scaled by the square root of
+    its eigenvalue; one label per task). ``cluster_matrix_`` forms the dense T x T matrix on
+    request, for T <= ``MAX_DENSE_CLUSTER_MATRIX`` (5000) tasks only.
 
     Parameters
     ----------
@@ -203,14 +214,15 @@ class Clustered(Penalty):
     >>> labels = model.task_clusters_
     >>> sorted(np.flatnonzero(labels == c).tolist() for c in set(labels.tolist()))
     [[0, 1, 2], [3, 4, 5]]
-    >>> model.cluster_matrix_.shape
-    (6, 6)
+    >>> model.cluster_vectors_.shape, model.cluster_matrix_.shape
+    ((6, 6), (6, 6))
     """
 
     name = "clustered"
     has_dual = False
     _param_names = ("k", "eta")
-    structure_attrs = ("cluster_matrix_", "task_clusters_")
+    structure_attrs = ("cluster_vectors_", "cluster_weights_", "cluster_rest_",
+                       "task_clusters_")
 
     def __init__(self, k: int = 2, eta: float = 1.0):
         self.k = k
@@ -254,8 +266,47 @@ class Clustered(Penalty):
             f = np.where(s > 0, x / s, 0.0)
         return (V @ E) * f @ E.T if T <= p else (E * f) @ (E.T @ V)
 
+    def cluster_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The optimal M of the penalty's inner minimization, by its factors (O(T p) memory).
+
+        With the thin SVD ``W = U S V^T`` (r = min(p, T) singular values, zeros included;
+        those below ``max(p, T) * eps * sigma_max`` are taken as zeros) and
+        ``m`` the minimizing eigenvalues of ``cluster_weights`` over all T singular values
+        (the T - r that vanish beyond the thin SVD share one value ``m_0``: the bisection's
+        ``clip(tau * 0 - eta, 0, 1) = 0``, or the even share of the budget left when fewer
+        than k singular values are positive),
+        ``M = V diag(m) V^T + m_0 (I - V V^T)``.
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients (column t = task t).
+
+        Returns
+        -------
+        V : ndarray of shape (T, r)
+            Orthonormal columns: the right singular vectors of W.
+        m : ndarray of shape (r,)
+            The eigenvalues of M on them (``0 <= m_i <= 1``).
+        m0 : float
+            The eigenvalue of M on the orthogonal complement of V (0.0 when r = T).
+        """
+        W = np.asarray(W, dtype=np.float64)
+        T = W.shape[1]
+        _, s, Vt = np.linalg.svd(W, full_matrices=False)
+        # singular values at the rounding level of the SVD are zeros of W's rank (so M
+        # spreads what is left of its budget evenly over them, not by rounding noise)
+        if s.size:
+            s = np.where(s <= max(W.shape) * np.finfo(float).eps * s[0], 0.0, s)
+        m_all = cluster_weights(np.concatenate([s, np.zeros(T - s.size)]), self.eta, self.k)
+        m0 = float(m_all[s.size]) if T > s.size else 0.0
+        return np.ascontiguousarray(Vt.T), m_all[:s.size].copy(), m0
+
     def cluster_matrix(self, W: np.ndarray) -> np.ndarray:
-        """The optimal M of the penalty's inner minimization for given coefficients.
+        """The optimal M of the penalty's inner minimization for given coefficients (dense).
+
+        Formed from :meth:`cluster_factors`; it is T x T, so only for
+        T <= ``MAX_DENSE_CLUSTER_MATRIX`` (5000) tasks.
 
         Parameters
         ----------
@@ -267,21 +318,74 @@ class Clustered(Penalty):
         ndarray of shape (T, T)
             ``M = Q diag(m) Q^T`` with ``W^T W = Q diag(sigma^2) Q^T`` and ``m`` the
             minimizing eigenvalues (``0 <= m_i <= 1``, ``sum_i m_i = k``).
+
+        Raises
+        ------
+        ValueError
+            If T > ``MAX_DENSE_CLUSTER_MATRIX``: use :meth:`cluster_factors`.
         """
-        evals, Q = np.linalg.eigh(W.T @ W)
-        m = cluster_weights(np.sqrt(np.maximum(evals, 0.0)), self.eta, self.k)
-        return (Q * m) @ Q.T
+        T = np.shape(W)[1]
+        if T > MAX_DENSE_CLUSTER_MATRIX:
+            raise ValueError(
+                f"cluster_matrix: M is {T} x {T}, more than MAX_DENSE_CLUSTER_MATRIX = "
+                f"{MAX_DENSE_CLUSTER_MATRIX} tasks; use cluster_factors (V, m, m0: "
+                "M = V diag(m) V^T + m0 (I - V V^T)).")
+        return _dense(*self.cluster_factors(W))
 
     def structure(self, V, alpha) -> dict[str, Any]:
         from sklearn.cluster import KMeans
 
-        M = self.cluster_matrix(V)
-        T = M.shape[0]
+        Q, m, m0 = self.cluster_factors(V)
+        T = Q.shape[0]
         k = int(self.k)
         if k == 1 or T <= k:
             labels = np.zeros(T, dtype=np.int64) if k == 1 else np.arange(T, dtype=np.int64)
         else:
-            evals, Q = np.linalg.eigh(M)
-            emb = Q[:, -k:] * np.sqrt(np.maximum(evals[-k:], 0.0))
+            # the k leading eigenpairs of M among V's columns (stable order: deterministic on
+            # ties); the complement's eigenvectors (eigenvalue m0, where W vanishes) carry no
+            # information on the tasks and are left out when they would tie into the top k
+            top = np.argsort(-m, kind="stable")[:k]
+            emb = Q[:, top] * np.sqrt(np.maximum(m[top], 0.0))
             labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb)
-        return {"cluster_matrix_": M, "task_clusters_": labels.astype(np.int64)}
+        return {"cluster_vectors_": Q, "cluster_weights_": m, "cluster_rest_": m0,
+                "task_clusters_": labels.astype(np.int64)}
+
+
+def _dense(V: np.ndarray, m: np.ndarray, m0: float) -> np.ndarray:
+    """``V diag(m) V^T + m0 (I - V V^T)`` as a dense T x T matrix."""
+    M = (V * (np.asarray(m) - m0)) @ V.T
+    M[np.diag_indices_from(M)] += m0
+    return M
+
+
+def dense_cluster_matrix(attrs: dict[str, Any]) -> np.ndarray:
+    """An estimator's ``cluster_matrix_`` from its fitted factors (T <= 5000 tasks).
+
+    Parameters
+    ----------
+    attrs : dict
+        The estimator's attributes (``vars(estimator)``).
+
+    Returns
+    -------
+    ndarray of shape (T, T)
+        ``M = V diag(m) V^T + m0 (I - V V^T)`` from ``cluster_vectors_`` (V),
+        ``cluster_weights_`` (m) and ``cluster_rest_`` (m0).
+
+    Raises
+    ------
+    AttributeError
+        If the estimator was not fitted with ``Clustered``, or T > ``MAX_DENSE_CLUSTER_MATRIX``
+        (the message names the factors to use instead).
+    """
+    if "cluster_vectors_" not in attrs:
+        raise AttributeError("cluster_matrix_ is set by fits with the Clustered penalty only.")
+    V = attrs["cluster_vectors_"]
+    T = V.shape[0]
+    if T > MAX_DENSE_CLUSTER_MATRIX:
+        raise AttributeError(
+            f"cluster_matrix_ is the dense {T} x {T} matrix M, formed only for up to "
+            f"MAX_DENSE_CLUSTER_MATRIX = {MAX_DENSE_CLUSTER_MATRIX} tasks. Use its factors: "
+            "cluster_vectors_ (V), cluster_weights_ (m) and cluster_rest_ (m0), "
+            "M = V diag(m) V^T + m0 (I - V V^T).")
+    return _dense(V, attrs["cluster_weights_"], float(attrs["cluster_rest_"]))

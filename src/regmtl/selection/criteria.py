@@ -28,6 +28,13 @@ penalty                                     df
 ``SparseLowRank``                           ``r (p + T - r)`` of the low-rank part plus the
                                             nonzero entries of the sparse part
 ==========================================  ===================================================
+
+The hat-matrix traces are exact for the separable penalties (one batched solve over the task
+blocks, O(T q^2) memory, q = p + 1). For the coupled ones (``MeanRegularized``,
+``GraphLaplacian``, ``Clustered``) the ``T q``-square system is formed only up to
+``EXACT_COUPLED`` rows; beyond, the trace is a Hutchinson estimate (Rademacher probes, each one
+conjugate-gradient solve with the task blocks as preconditioner and the coupling applied as
+``W K``), with its standard error, in memory linear in T.
 """
 
 from __future__ import annotations
@@ -55,10 +62,14 @@ from ..taskdata import TaskData
 
 __all__ = ["degrees_of_freedom", "neg2_log_likelihood", "information_criterion",
            "observed_weights",
-           "MAX_COUPLED"]
+           "MAX_COUPLED", "EXACT_COUPLED"]
 
-#: Largest T (p + 1) for which the coupled penalties' hat matrix is formed.
+#: Largest T (p + 1) for which the coupled penalties' hat matrix may be formed (exactly,
+#: ``method="exact"``).
 MAX_COUPLED = 8000
+#: Largest T (p + 1) for which ``method="auto"`` forms it; beyond, its trace is a Hutchinson
+#: estimate with a standard error (the exact solve costs O((T q)^3): seconds at this size).
+EXACT_COUPLED = 2000
 
 
 def _rank(M: np.ndarray) -> int:
@@ -80,16 +91,45 @@ def _curvature(data: TaskData, datafit: Datafit, f: np.ndarray) -> np.ndarray:
     return data.c.copy()
 
 
-def _task_design(data: TaskData, t: int, cols: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    a, b = data.indptr[t], data.indptr[t + 1]
+def _task_grams(data: TaskData, h: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    """``D_t = Z_t^T diag(h_t) Z_t`` of every task, shape (T, q, q), ``Z_t = [X_t, 1]``
+    (q = p + 1 with intercepts, else p).
+
+    Batched over tasks of equal size (one matrix product per chunk of them), no loop over
+    tasks: O(T q^2) memory, O(N q^2) time.
+    """
+    p, T = data.n_features, data.n_tasks
+    q = p + int(fit_intercept)
+    out = np.zeros((T, q, q))
+    max_rows = 1 << 17  # rows gathered per chunk
+
+    def design(rows: np.ndarray) -> np.ndarray:
+        Xr = data.X[rows]
+        Xr = Xr.toarray() if sp.issparse(Xr) else np.asarray(Xr, dtype=np.float64)
+        if fit_intercept:
+            Xr = np.column_stack([Xr, np.ones(len(rows))])
+        return Xr
+
     if data.shared:
-        Xt = data.X[:, cols]
-    else:
-        Xt = data.X[a:b][:, cols]
-    Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt)
-    if fit_intercept:
-        Xt = np.column_stack([Xt, np.ones(Xt.shape[0])])
-    return Xt
+        n = int(data.indptr[1])
+        Z = design(np.arange(n))
+        H = h.reshape(T, n)
+        step = max(1, max_rows // max(n, 1))
+        for a in range(0, T, step):
+            out[a:a + step] = (Z.T[None] * H[a:a + step, None, :]) @ Z
+        return out
+    sizes = np.diff(data.indptr)
+    for size in np.unique(sizes):
+        if size == 0:
+            continue
+        tasks = np.flatnonzero(sizes == size)
+        step = max(1, max_rows // int(size))
+        for a in range(0, len(tasks), step):
+            tk = tasks[a:a + step]
+            rows = (data.indptr[tk][:, None] + np.arange(size)).ravel()
+            Z = design(rows).reshape(len(tk), size, q)
+            out[tk] = (Z * h[rows].reshape(len(tk), size, 1)).transpose(0, 2, 1) @ Z
+    return out
 
 
 def _trace_solve(A: np.ndarray, D: np.ndarray) -> float:
@@ -105,43 +145,196 @@ def _trace_solve(A: np.ndarray, D: np.ndarray) -> float:
     return float(np.trace(X))
 
 
-def _hat_trace(data: TaskData, h: np.ndarray, active: np.ndarray, ridge: np.ndarray,
-               K: np.ndarray | None, alpha: float, fit_intercept: bool) -> float:
-    """``tr((D + R)^{-1} D)`` over the active coordinates (and intercepts).
+def _separable_trace(D: np.ndarray, active: np.ndarray, ridge: np.ndarray, p: int) -> float:
+    """``sum_t tr((D_t + R_t)^{-1} D_t)`` over task t's active coordinates and intercept, all
+    tasks in one batched solve (the jitter of :func:`_trace_solve`, per task)."""
+    T, q = D.shape[:2]
+    keep = np.ones((T, q), dtype=bool)
+    keep[:, :p] = active.T
+    n_keep = keep.sum(axis=1)
+    mask = keep[:, :, None] & keep[:, None, :]
+    Dm = np.where(mask, D, 0.0)
+    A = Dm.copy()
+    diag = np.einsum("tii->ti", A)  # a view: writes go to A
+    diag[:, :p] += np.where(active.T, ridge[:, None], 0.0)
+    tr_A = diag.sum(axis=1)
+    jitter = 1e-10 * np.maximum(tr_A / np.maximum(n_keep, 1), np.finfo(float).tiny)
+    diag += np.where(keep, jitter[:, None], 1.0)  # dropped coordinates: identity, D = 0
+    try:
+        X = np.linalg.solve(A, Dm)
+        if not np.all(np.isfinite(X)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:  # the exact per-task rule (lstsq where singular)
+        total = 0.0
+        for t in np.flatnonzero(n_keep):
+            k = np.flatnonzero(keep[t])
+            Dt = D[t][np.ix_(k, k)]
+            R = np.zeros(len(k))
+            R[k < p] = ridge[t]
+            total += _trace_solve(Dt + np.diag(R), Dt)
+        return total
+    return float(np.einsum("tii->", X[n_keep > 0]))
 
-    ``ridge[t]``: the diagonal Hessian of the penalty in task t (separable case); ``K``: the
-    task kernel of ``alpha/2 tr(W K W^T)`` (coupled case, all coordinates active).
+
+def _kernel_operator(penalty: Penalty, T: int, structure: dict, W: np.ndarray):
+    """``(apply, diag)`` of the coupled penalty's task kernel K: ``apply(X) = X K`` for X of
+    shape (m, T) in O(m T) (O(m nnz) for a graph), ``diag`` its diagonal (T,).
+
+    ``MeanRegularized`` and ``GraphLaplacian`` through their ``apply`` and
+    ``kernel_diagonal`` (the dense ``kernel(T)`` only where those are missing and T is small);
+    ``Clustered``: ``K = 2 eta (1 + eta) (eta I + M)^{-1}`` through the factors of M,
+    ``(eta I + M)^{-1} = I / (eta + m0) + V diag(1 / (eta + m) - 1 / (eta + m0)) V^T``.
     """
-    T = data.n_tasks
-    blocks = []
-    for t in range(T):
-        cols = np.flatnonzero(active[:, t])
-        Z = _task_design(data, t, cols, fit_intercept)
-        ht = h[data.indptr[t]:data.indptr[t + 1]]
-        blocks.append((cols, Z.T @ (Z * ht[:, None])))
-    if K is None:
-        df = 0.0
-        for t, (cols, D) in enumerate(blocks):
-            if D.shape[0] == 0:
-                continue
-            R = np.zeros(D.shape[0])
-            R[:len(cols)] = ridge[t]
-            df += _trace_solve(D + np.diag(R), D)
-        return df
-    q = blocks[0][1].shape[0]
-    p = len(blocks[0][0])
-    if T * q > MAX_COUPLED:
-        raise ValueError(
-            f"criterion: the degrees of freedom of this coupled penalty need a {T * q}-square "
-            f"matrix (more than {MAX_COUPLED}); use criterion='cv' on a problem this size."
-        )
-    D = np.zeros((T * q, T * q))
-    for t, (_, Dt) in enumerate(blocks):
-        D[t * q:(t + 1) * q, t * q:(t + 1) * q] = Dt
+    if isinstance(penalty, Clustered):
+        V, m, m0 = _cluster_factors(penalty, structure, W)
+        eta = float(penalty.eta)
+        scale = 2.0 * eta * (1.0 + eta)
+        c0 = 1.0 / (eta + m0)
+        d = 1.0 / (eta + m) - c0
+
+        def apply(X: np.ndarray) -> np.ndarray:
+            return scale * (c0 * X + ((X @ V) * d) @ V.T)
+
+        return apply, scale * (c0 + (V * V) @ d)
+    try:
+        diag = np.asarray(penalty.kernel_diagonal(T), dtype=np.float64)
+        penalty.apply(np.zeros((1, T)))
+        return penalty.apply, diag
+    except (AttributeError, NotImplementedError):
+        pass
+    if T > MAX_COUPLED:
+        raise ValueError(f"criterion: {penalty!r} has no apply (W K without forming K); its "
+                         f"{T} x {T} kernel is too large. Use criterion='cv'.")
+    K = penalty.kernel(T)
+    return (lambda X: X @ K), np.diag(K).copy()
+
+
+def _cluster_factors(penalty: Clustered, structure: dict, W: np.ndarray):
+    """(V, m, m0) of the fitted M: from the structure's factors, a dense ``cluster_matrix_``
+    (older structures) or W."""
+    if "cluster_vectors_" in structure:
+        return (np.asarray(structure["cluster_vectors_"]),
+                np.asarray(structure["cluster_weights_"]), float(structure["cluster_rest_"]))
+    M = structure.get("cluster_matrix_")
+    if M is not None:
+        m, V = np.linalg.eigh(np.asarray(M))
+        return V, m, 0.0
+    return penalty.cluster_factors(W)
+
+
+def _exact_coupled(D: np.ndarray, apply_K, alpha: float, p: int) -> float:
+    """``tr((D + alpha K (x) P)^{-1} D)`` formed densely (T q <= MAX_COUPLED)."""
+    T, q = D.shape[:2]
+    K = apply_K(np.eye(T))  # I K
+    Dfull = np.zeros((T * q, T * q))
+    for t in range(T):  # T <= MAX_COUPLED / q blocks
+        Dfull[t * q:(t + 1) * q, t * q:(t + 1) * q] = D[t]
     proj = np.zeros((q, q))
     proj[np.arange(p), np.arange(p)] = 1.0  # the penalty does not touch the intercepts
-    R = alpha * np.kron(K, proj)
-    return _trace_solve(D + R, D)
+    return _trace_solve(Dfull + alpha * np.kron(K, proj), Dfull)
+
+
+def _pcg(matvec, precond, B: np.ndarray, X: np.ndarray, tol: float, max_iter: int):
+    """Preconditioned conjugate gradients on the columns of the (T, q, s) blocks ``B`` at
+    once (one step size per column); returns (X, iterations, worst relative residual)."""
+    R = B - matvec(X)
+    Z = precond(R)
+    Dir = Z.copy()
+    rz = np.einsum("tqs,tqs->s", R, Z)
+    bnorm = np.sqrt(np.einsum("tqs,tqs->s", B, B))
+    bnorm[bnorm == 0] = 1.0
+    it = 0
+    res = np.sqrt(np.einsum("tqs,tqs->s", R, R)) / bnorm
+    while it < max_iter and res.max() > tol:
+        AD = matvec(Dir)
+        dad = np.einsum("tqs,tqs->s", Dir, AD)
+        a = np.where(dad > 0, rz / np.where(dad > 0, dad, 1.0), 0.0)
+        X += Dir * a
+        R -= AD * a
+        Z = precond(R)
+        rz_new = np.einsum("tqs,tqs->s", R, Z)
+        beta = np.where(rz > 0, rz_new / np.where(rz > 0, rz, 1.0), 0.0)
+        Dir = Z + Dir * beta
+        rz = rz_new
+        it += 1
+        res = np.sqrt(np.einsum("tqs,tqs->s", R, R)) / bnorm
+    return X, it, float(res.max())
+
+
+#: Hutchinson estimate: probes per batch (solved together), fewest and most probes, relative
+#: standard error aimed at, conjugate-gradient tolerance (relative residual) and iterations
+HUTCHINSON_BATCH = 4
+HUTCHINSON_MIN_PROBES = 8
+HUTCHINSON_MAX_PROBES = 256
+HUTCHINSON_REL_SE = 0.01
+_CG_TOL = 1e-8
+_CG_MAX_ITER = 1000
+
+
+def _hutchinson_coupled(D: np.ndarray, apply_K, kdiag: np.ndarray, alpha: float, p: int,
+                        random_state: Any, rel_se: float,
+                        max_probes: int) -> tuple[float, float, int]:
+    """Randomized ``tr((D + alpha K (x) P)^{-1} D)``: (estimate, standard error, probes).
+
+    With ``A = D + alpha K (x) P + j I`` (j: the jitter of :func:`_trace_solve`) and its
+    block-diagonal part ``B = blockdiag(D_t + alpha K_tt P + j I)``, the trace is
+    ``tr(B^{-1} D)`` (exact, per task) plus ``tr((A^{-1} - B^{-1}) D)``, estimated by the mean
+    of ``z^T (A^{-1} - B^{-1}) D z`` over Rademacher probes z (Hutchinson; the exact part is
+    a control variate, so only the coupling's share is random). Each probe is one solve with
+    A by conjugate gradients preconditioned by B, O(T q^2) per iteration; probes come in
+    batches of ``HUTCHINSON_BATCH`` until the standard error of the mean (sample standard
+    deviation / sqrt(probes)) is at most ``rel_se`` times the estimate (after at least
+    ``HUTCHINSON_MIN_PROBES``), or ``max_probes``.
+    """
+    import warnings
+
+    T, q = D.shape[:2]
+    rng = np.random.default_rng(random_state)
+    tr_A = float(np.einsum("tii->", D)) + alpha * float(kdiag.sum()) * p
+    jitter = 1e-10 * max(tr_A / (T * q), np.finfo(float).tiny)
+    Bd = D.copy()
+    diag = np.einsum("tii->ti", Bd)
+    diag[:, :p] += alpha * kdiag[:, None]
+    diag += jitter
+    Binv = np.linalg.inv(Bd)
+    del Bd
+    exact_part = float(np.einsum("tij,tji->", Binv, D))
+
+    def matvec(X: np.ndarray) -> np.ndarray:  # X: (T, q, s)
+        Y = D @ X
+        Y += jitter * X
+        s = X.shape[2]
+        # the probes' weights as one (p s) x T matrix W (a transposed view of a task-major
+        # copy), so W K = (K W^T)^T comes back task-major
+        Wt = np.ascontiguousarray(X[:, :p, :]).reshape(T, p * s)
+        Y[:, :p, :] += alpha * apply_K(Wt.T).T.reshape(T, p, s)
+        return Y
+
+    def precond(R: np.ndarray) -> np.ndarray:
+        return Binv @ R
+
+    samples: list[np.ndarray] = []
+    worst, iters = 0.0, 0
+    while True:
+        s = min(HUTCHINSON_BATCH, max_probes - sum(len(x) for x in samples))
+        Zp = rng.integers(0, 2, size=(T, q, s)).astype(np.float64) * 2.0 - 1.0
+        Bz = D @ Zp
+        X0 = Binv @ Bz
+        X, it, res = _pcg(matvec, precond, Bz, X0.copy(), _CG_TOL, _CG_MAX_ITER)
+        worst, iters = max(worst, res), max(iters, it)
+        samples.append(np.einsum("tqs,tqs->s", Zp, X - X0))
+        vals = np.concatenate(samples)
+        est = exact_part + float(vals.mean())
+        se = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else np.inf
+        if len(vals) >= max_probes or (len(vals) >= HUTCHINSON_MIN_PROBES
+                                        and se <= rel_se * abs(est)):
+            break
+    if worst > 1e-6:
+        warnings.warn(f"criterion: the conjugate-gradient solves of the degrees-of-freedom "
+                      f"estimate stopped at a relative residual of {worst:.1e} after {iters} "
+                      "iterations; the estimate is approximate beyond its standard error.",
+                      UserWarning, stacklevel=4)
+    return est, se, len(vals)
 
 
 def degrees_of_freedom(
@@ -153,7 +346,13 @@ def degrees_of_freedom(
     b: np.ndarray | None,
     structure: dict[str, Any] | None = None,
     fit_intercept: bool = True,
-) -> float:
+    *,
+    method: str = "auto",
+    random_state: Any = 0,
+    rel_se: float = HUTCHINSON_REL_SE,
+    max_probes: int = HUTCHINSON_MAX_PROBES,
+    return_std: bool = False,
+) -> float | tuple[float, float]:
     """Degrees of freedom of a fit, the ``df`` that AIC and BIC charge.
 
     By penalty (``df`` includes the T intercepts when they are fitted):
@@ -184,21 +383,50 @@ def degrees_of_freedom(
     b : ndarray of shape (T,) or None
         Intercepts.
     structure : dict, optional
-        The penalty's fitted structure (``P_`` and ``Q_`` for ``SparseLowRank``,
-        ``cluster_matrix_`` for ``Clustered``; recomputed from W when missing).
+        The penalty's fitted structure (``P_`` and ``Q_`` for ``SparseLowRank``; the factors
+        ``cluster_vectors_``, ``cluster_weights_``, ``cluster_rest_``, or a dense
+        ``cluster_matrix_``, for ``Clustered``; recomputed from W when missing).
     fit_intercept : bool, default=True
         Whether the intercepts were fitted (and count).
+    method : {"auto", "exact", "hutchinson"}, default="auto"
+        How the coupled penalties' (``MeanRegularized``, ``GraphLaplacian``, ``Clustered``)
+        hat-matrix trace is computed. ``"exact"`` forms the ``T q``-square matrix
+        (q = p + 1 with intercepts), at most ``MAX_COUPLED`` (8000) rows. ``"hutchinson"``
+        estimates it: the exact trace of its block-diagonal part (per task) plus the mean of
+        ``z^T (A^{-1} - B^{-1}) D z`` over Rademacher probes z, each one solve of the
+        penalized normal equations ``A v = D z`` by conjugate gradients preconditioned by the
+        block-diagonal part B, with the coupling applied as ``W K`` (``penalty.apply``; for
+        ``Clustered`` through the factors of M), O(T p^2) memory and time per iteration.
+        ``"auto"``: exact up to ``EXACT_COUPLED`` (2000) rows, Hutchinson beyond. The separable
+        penalties are always exact (one batched solve over the tasks).
+    random_state : int, Generator or None, default=0
+        Seeds the Hutchinson probes (the estimate is deterministic for a fixed seed).
+    rel_se : float, default=0.01
+        Probes are drawn (at least 8, in batches of 4) until the standard error of the
+        Hutchinson mean (sample standard deviation of the probes / sqrt(probes)) is at most
+        ``rel_se`` times the estimate ...
+    max_probes : int, default=256
+        ... or this many probes were drawn.
+    return_std : bool, default=False
+        Also return the standard error of the estimate (0.0 where it is exact).
 
     Returns
     -------
-    float
+    df : float
         The degrees of freedom.
+    df_std : float
+        With ``return_std``: the standard error of ``df`` (0.0 when exact).
 
     Raises
     ------
     ValueError
-        For a penalty with no estimate, or a coupled penalty on a problem too large for its
-        hat matrix (more than ``MAX_COUPLED`` rows): use cross-validation then.
+        For a penalty with no estimate, or ``method="exact"`` for a coupled penalty on a
+        problem too large for its hat matrix (more than ``MAX_COUPLED`` rows).
+
+    Warns
+    -----
+    UserWarning
+        If the conjugate-gradient solves of the Hutchinson estimate did not converge.
 
     See Also
     --------
@@ -228,22 +456,39 @@ def degrees_of_freedom(
     >>> bool(df == np.count_nonzero(model.coef_) + 2)  # the active set and two intercepts
     True
     """
+    if method not in ("auto", "exact", "hutchinson"):
+        raise ValueError(f"method={method!r} is not 'auto', 'exact' or 'hutchinson'.")
     p, T = W.shape
     n_icpt = T if fit_intercept else 0
     structure = structure or {}
     nonzero = W != 0.0
+
+    def out(df: float, std: float = 0.0):
+        return (float(df), float(std)) if return_std else float(df)
+
     sparse = isinstance(penalty, (L1, L21, ElasticNet)) and penalty.rho == 1.0
     if sparse or isinstance(penalty, Dirty):
-        return float(np.count_nonzero(nonzero) + n_icpt)
+        return out(np.count_nonzero(nonzero) + n_icpt)
     if isinstance(penalty, Trace):
-        return float(_low_rank_df(W) + n_icpt)
+        return out(_low_rank_df(W) + n_icpt)
     if isinstance(penalty, SparseLowRank):
         P = np.asarray(structure.get("P_", np.zeros((T, p))))
         Q = np.asarray(structure.get("Q_", W.T))
-        return float(_low_rank_df(Q.T) + np.count_nonzero(P) + n_icpt)
+        return out(_low_rank_df(Q.T) + np.count_nonzero(P) + n_icpt)
+    coupled = isinstance(penalty, (MeanRegularized, GraphLaplacian, Clustered))
+    if not coupled and not isinstance(penalty, (L2, L1, L21, ElasticNet)):
+        raise ValueError(f"criterion: no degrees-of-freedom estimate for {penalty!r}; use "
+                         "criterion='cv'.")
+    q = p + int(fit_intercept)
+    if coupled and method == "exact" and T * q > MAX_COUPLED:
+        raise ValueError(
+            f"criterion: the exact degrees of freedom of this coupled penalty need a "
+            f"{T * q}-square matrix (more than {MAX_COUPLED}); use method='hutchinson' (or "
+            "'auto').")
     f = data.linear(W, b if fit_intercept else None)
     h = _curvature(data, datafit, f)
-    if isinstance(penalty, (L2, L1, L21, ElasticNet)):
+    D = _task_grams(data, h, fit_intercept)
+    if not coupled:
         rho = penalty.rho
         if isinstance(penalty, L21):
             active = np.repeat(np.any(nonzero, axis=1)[:, None], T, axis=1)
@@ -251,21 +496,13 @@ def degrees_of_freedom(
             active = np.ones_like(nonzero)
         else:
             active = nonzero
-        ridge = np.full(T, alpha * (1.0 - rho))
-        return _hat_trace(data, h, active, ridge, None, alpha, fit_intercept)
-    if isinstance(penalty, (MeanRegularized, GraphLaplacian)):
-        K = penalty.kernel(T)
-    elif isinstance(penalty, Clustered):
-        M = structure.get("cluster_matrix_")
-        if M is None:
-            M = penalty.cluster_matrix(W)
-        eta = float(penalty.eta)
-        K = 2.0 * eta * (1.0 + eta) * np.linalg.inv(eta * np.eye(T) + M)
-    else:
-        raise ValueError(f"criterion: no degrees-of-freedom estimate for {penalty!r}; use "
-                         "criterion='cv'.")
-    active = np.ones((p, T), dtype=bool)
-    return _hat_trace(data, h, active, np.zeros(T), K, alpha, fit_intercept)
+        return out(_separable_trace(D, active, np.full(T, alpha * (1.0 - rho)), p))
+    apply_K, kdiag = _kernel_operator(penalty, T, structure, W)
+    if method == "exact" or (method == "auto" and T * q <= EXACT_COUPLED):
+        return out(_exact_coupled(D, apply_K, alpha, p))
+    est, se, _ = _hutchinson_coupled(D, apply_K, kdiag, alpha, p, random_state, rel_se,
+                                     max_probes)
+    return out(est, se)
 
 
 def observed_weights(data: TaskData) -> np.ndarray:

@@ -78,55 +78,166 @@ def _fold_count(cv: int, n_rows: int, labels: np.ndarray | None) -> tuple[int, s
     return (m if m >= 2 else 0), f"{m} sample{'' if m == 1 else 's'}{of}"
 
 
-def _warn_small(cv: int, small: list[tuple[str, str, int]]) -> None:
-    """One warning naming the tasks that get fewer folds than ``cv``."""
+def _warn_small(cv: int, small: list[tuple[str, str, int]], n_small: int | None = None,
+                stacklevel: int = 3) -> None:
+    """One warning naming the tasks that get fewer folds than ``cv`` (the first five of
+    ``small``; ``n_small`` of them in all, ``len(small)`` when None)."""
+    n_small = len(small) if n_small is None else n_small
     parts = [f"task {name} has {why}: " + (f"{k} folds" if k else "never validated")
              for name, why, k in small[:5]]
-    more = f"; and {len(small) - 5} more" if len(small) > 5 else ""
+    more = f"; and {n_small - 5} more" if n_small > 5 else ""
     warnings.warn(
-        f"cv={cv}: {len(small)} task(s) have fewer samples than folds ({'; '.join(parts)}"
+        f"cv={cv}: {n_small} task(s) have fewer samples than folds ({'; '.join(parts)}"
         f"{more}). A task with m < cv samples (of its rarest class, when stratified) is split "
         "into m folds, used in turn by the cv folds (so some of its rows are validated "
         "twice); one with fewer than 2 is never validated: its rows train in every fold.",
-        UserWarning, stacklevel=3)
+        UserWarning, stacklevel=stacklevel)
 
 
 def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify: bool,
                     random_state: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """Folds inside every task, the fold rule applied to an integer ``cv``."""
+    if isinstance(cv, Integral) and groups is None:
+        return _vectorized_folds(data, int(cv), stratify, random_state)
     T = data.n_tasks
     seeds = _seeds(random_state, T)
-    per_task, small = [], []
-    for t in range(T):
+    per_task = []
+    for t in range(T):  # a splitter object: applied to each task's rows in turn
         a, b = data.indptr[t], data.indptr[t + 1]
         labels = _as_labels(data.raw_y[a:b]) if stratify else None
         g = None if groups is None else groups[a:b]
-        k_t = cv
-        if isinstance(cv, Integral):
-            k_t, why = _fold_count(cv, b - a, labels)
-            if why:
-                small.append((_task_name(data, t), why, k_t))
-            if k_t == 0:
-                per_task.append([(a + np.arange(b - a), a + np.arange(0))])
-                continue
-        split = _splitter(k_t, b - a, labels, g, seeds[t], _task_name(data, t))
+        split = _splitter(cv, b - a, labels, g, seeds[t], _task_name(data, t))
         per_task.append([(a + np.sort(tr), a + np.sort(te))
                          for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
-    if small and all(k == 0 for _, _, k in small) and len(small) == T:
-        name, why, _ = small[0]
-        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
-                         f"to validate on (task {name} has {why}); cross-validation needs "
-                         "them in some task.")
-    if small:
-        _warn_small(int(cv), small)
-    K = int(cv) if isinstance(cv, Integral) else len(per_task[0])
-    if not isinstance(cv, Integral) and any(len(f) != K for f in per_task):
+    K = len(per_task[0])
+    if any(len(f) != K for f in per_task):
         raise ValueError("cv: the splitter gave a different number of folds for some tasks.")
-    pairs = [(np.concatenate([f[k % len(f)][0] for f in per_task]),
-              np.concatenate([f[k % len(f)][1] for f in per_task])) for k in range(K)]
-    _check_sides(data, pairs, "", sides=("training",) if small else
+    pairs = [(np.concatenate([f[k][0] for f in per_task]),
+              np.concatenate([f[k][1] for f in per_task])) for k in range(K)]
+    _check_sides(data, pairs, "")
+    return pairs
+
+
+def _class_codes(data: TaskData) -> np.ndarray:
+    """An integer class code per flat observation that tells each task's classes apart."""
+    y = data.raw_y
+    try:
+        return np.unique(y, return_inverse=True)[1].ravel().astype(np.int64)
+    except TypeError:  # labels of different types in different tasks: codes task by task
+        codes = np.empty(data.n_obs, dtype=np.int64)
+        for t in range(data.n_tasks):  # only for such mixed labels
+            a, b = data.indptr[t], data.indptr[t + 1]
+            codes[a:b] = np.unique(_as_labels(y[a:b]), return_inverse=True)[1].ravel()
+        return codes
+
+
+def _rank_in_group(group: np.ndarray, key: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each entry within its group in the order of ``key`` (its position when None),
+    group sizes); ``group`` holds integer ids 0..G-1."""
+    n = len(group)
+    order = np.argsort(group, kind="stable") if key is None else np.lexsort((key, group))
+    size = np.bincount(group)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - start[group[order]]
+    return rank, size
+
+
+def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
+                      random_state: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold inside every task for an integer ``cv``, all tasks at once (no loop over tasks).
+
+    Task t gets ``K_t = min(cv, m_t)`` parts (the fold rule, :func:`_fold_count`). Its rows
+    are ranked, in their order (``random_state=None``) or in the order of one random key per
+    row drawn from ``random_state`` (a random permutation within every task), then dealt:
+
+    - plain: contiguous runs of the ranks, the first ``n_t mod K_t`` parts one row longer
+      (``KFold``'s sizes; unshuffled, exactly ``KFold``'s parts);
+    - stratified: ranked by class (in order of first appearance) then key, position ``j`` is
+      dealt to part ``j mod K_t`` (``StratifiedKFold``'s counts of every class in every part),
+      and each class's rows take their parts in increasing order (unshuffled, exactly
+      ``StratifiedKFold``'s parts).
+
+    With a seed the parts differ from those of scikit-learn's splitters per task (one
+    permutation per task from one generator, not one seeded splitter per task); every task
+    still gets each part as evenly as possible. Fold k validates part ``k mod K_t``.
+    """
+    T = data.n_tasks
+    task = data.task_of
+    n_t = np.diff(data.indptr).astype(np.int64)
+    key = None
+    if random_state is not None:
+        rs = random_state if isinstance(random_state, Integral) else None
+        if rs is None:
+            from sklearn.utils import check_random_state
+
+            rs = int(check_random_state(random_state).randint(2**31 - 1))
+        key = np.random.default_rng(int(rs)).random(data.n_obs)
+    if stratify:
+        codes = _class_codes(data)
+        # groups (task, class), numbered by task then first appearance of the class
+        pair = task * (int(codes.max()) + 1 if len(codes) else 1) + codes
+        uniq, first, inv = np.unique(pair, return_index=True, return_inverse=True)
+        g_task = task[first]
+        g_order = np.lexsort((first, g_task))
+        g_id = np.empty(len(uniq), dtype=np.int64)
+        g_id[g_order] = np.arange(len(uniq))
+        group = g_id[inv.ravel()]
+        g_task = g_task[g_order]
+        rank, g_size = _rank_in_group(group, key)  # rank within the class of the task
+        m_t = np.full(T, np.iinfo(np.int64).max)
+        np.minimum.at(m_t, g_task, g_size)
+        m_t[n_t == 0] = 0
+    else:
+        rank, _ = _rank_in_group(task, key)
+        m_t = n_t
+    K_t = np.where(m_t >= cv, cv, np.where(m_t >= 2, m_t, 0))
+    K_row = K_t[task]
+    if stratify:
+        # class c of task t starts at position off (its earlier classes' rows): part i gets
+        # q + [(i - off) mod K < rem] of its rows (q, rem = divmod(size, K)), taken in order
+        g_K = np.maximum(K_t[g_task], 1)
+        g_off = np.concatenate([[0], np.cumsum(g_size)[:-1]])
+        g_off -= np.concatenate([[0], np.cumsum(n_t)[:-1]])[g_task]
+        q, rem = np.divmod(g_size, g_K)
+        i = np.arange(cv)
+        count = q[:, None] + ((i[None, :] - g_off[:, None]) % g_K[:, None] < rem[:, None])
+        count[i[None, :] >= g_K[:, None]] = 0
+        ends = np.cumsum(count, axis=1)
+        part = np.zeros(data.n_obs, dtype=np.int64)
+        for j in range(cv - 1):  # cv columns: the parts whose run ends at or before the rank
+            part += ends[group, j] <= rank
+    else:
+        K_safe = np.maximum(K_row, 1)
+        size, extra = np.divmod(n_t[task], K_safe)
+        long_rows = extra * (size + 1)
+        part = np.where(rank < long_rows, rank // (size + 1),
+                        extra + (rank - long_rows) // np.maximum(size, 1))
+    small = np.flatnonzero(m_t < cv)
+    if len(small) == T and not np.any(K_t):
+        t = int(small[0])
+        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
+                         f"to validate on (task {_task_name(data, t)} has "
+                         f"{_fold_count_why(data, t, m_t[t], stratify)}); cross-validation "
+                         "needs them in some task.")
+    if len(small):
+        _warn_small(cv, [(_task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
+                          int(K_t[t])) for t in small[:5]], len(small), stacklevel=5)
+    pairs = []
+    for k in range(cv):  # fold k validates part k mod K_t of every task with K_t > 0
+        val = (K_row > 0) & (part == k % np.maximum(K_row, 1))
+        pairs.append((np.flatnonzero(~val), np.flatnonzero(val)))
+    _check_sides(data, pairs, "", sides=("training",) if len(small) else
                  ("validation", "training"))
     return pairs
+
+
+def _fold_count_why(data: TaskData, t: int, m: int, stratify: bool) -> str:
+    """What ``m`` counts for task t (as :func:`_fold_count` says it), for the messages."""
+    if not stratify:
+        return f"{m} sample{'' if m == 1 else 's'}"
+    a, b = data.indptr[t], data.indptr[t + 1]
+    return _fold_count(np.iinfo(np.int64).max, b - a, _as_labels(data.raw_y[a:b]))[1]
 
 
 def _indices(idx: Any, n: int, k: int, what: str) -> np.ndarray:
@@ -193,10 +304,16 @@ def task_folds(
     data : TaskData
         The problem (:func:`~regmtl.as_task_data`).
     cv : int, splitter, or iterable of (train, test) pairs, default=5
-        An integer K: K folds inside every task (``KFold``; ``StratifiedKFold`` on the labels
-        when ``stratify``), shuffled with a per-task seed drawn from ``random_state`` (None:
-        contiguous blocks). A task with m < K rows (m samples of its rarest class when
-        stratified) is split into m folds, fold k validating its part k mod m (so some of
+        An integer K: K folds inside every task, built for all tasks at once: each task's
+        rows are ranked (in order with ``random_state=None``, else by one random key per row
+        from ``random_state``: a random permutation within every task) and dealt as
+        ``KFold`` deals them (contiguous runs of ranks, sizes differing by at most one) or,
+        with ``stratify``, as ``StratifiedKFold`` does (every class spread evenly over the
+        folds). Unshuffled, the folds are exactly those of ``KFold`` / ``StratifiedKFold``
+        per task; shuffled, they differ from those of earlier versions (which seeded one
+        splitter per task) but are as even and deterministic for a fixed ``random_state``.
+        A task with m < K rows (m samples of its rarest class when stratified) is split
+        into m folds, fold k validating its part k mod m (so some of
         its rows are validated twice); with m < 2 it is never validated, its rows train in
         every fold. A warning names such tasks. A shared design gets min(K, m) folds.
         A splitter (anything with ``split(X, y, groups)``) is applied to

@@ -21,6 +21,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -70,7 +71,7 @@ def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: str,
 
 
 def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: np.ndarray,
-                   criterion: str, kwargs: dict):
+                   criterion: str, kwargs: dict, seed: int = 0):
     t0 = time.perf_counter()
     path = _quiet_path(data, datafit.name, penalty, alphas, kwargs)
     rows = []
@@ -78,10 +79,11 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
     for k, alpha in enumerate(alphas):
         W, b = path.coefs[k].T, path.intercepts[k]
         fi = kwargs["fit_intercept"]
-        df = degrees_of_freedom(data, datafit, penalty, float(alpha), W, b,
-                                path.structure[k], fi)
+        df, df_std = degrees_of_freedom(data, datafit, penalty, float(alpha), W, b,
+                                        path.structure[k], fi, random_state=seed + k,
+                                        return_std=True)
         neg2 = neg2_log_likelihood(data, datafit, data.linear(W, b if fi else None))
-        rows.append((df, neg2, information_criterion(criterion, neg2, df, n_obs)))
+        rows.append((df, df_std, neg2, information_criterion(criterion, neg2, df, n_obs)))
     return (np.array(rows), path.n_active, ~path.converged, path.certificates,
             time.perf_counter() - t0)
 
@@ -262,6 +264,10 @@ class _MultiTaskCV(BaseEstimator):
         self.best_params_ = {"alpha": self.alpha_, **candidates[g][0]}
         self.best_score_ = float(best["mean_test_score"]) if self.criterion == "cv" else float(
             best[self.criterion])
+        if self.criterion != "cv":
+            self.df_std_ = float(best["df_std"])
+        elif hasattr(self, "df_std_"):
+            del self.df_std_
         self.penalty_ = candidates[g][1]
         self.alphas_ = grids[g]
         self.tasks_ = data.tasks
@@ -347,7 +353,13 @@ class _MultiTaskCV(BaseEstimator):
 
     def _information(self, data, datafit, candidates, grids, kwargs) -> pd.DataFrame:
         self.n_splits_ = 0
-        jobs = [delayed(_criterion_job)(data, datafit, pen, grids[g], self.criterion, kwargs)
+        seed = self.random_state
+        if seed is None:
+            seed = 0  # the criterion stays deterministic
+        elif not isinstance(seed, Integral):
+            seed = int(check_random_state(seed).randint(2**31 - 1))
+        jobs = [delayed(_criterion_job)(data, datafit, pen, grids[g], self.criterion, kwargs,
+                                        int(seed) + 100_003 * g)
                 for g, (_, pen) in enumerate(candidates)]
         results = self._run(jobs, self.criterion.upper())
         self._warn_unconverged(results)
@@ -358,7 +370,8 @@ class _MultiTaskCV(BaseEstimator):
                 row = {"_grid": g, "param_alpha": float(alpha)}
                 row.update({f"param_{k}": v for k, v in params.items()})
                 row["params"] = {"alpha": float(alpha), **params}
-                row["df"], row["neg2_log_likelihood"], row[self.criterion] = vals[i]
+                row["df"], row["df_std"], row["neg2_log_likelihood"], row[self.criterion] = (
+                    vals[i])
                 row["n_active"] = int(active[i])
                 rows.append(row)
         df = pd.DataFrame(rows)
@@ -496,7 +509,9 @@ _DOC_PARAMS = r"""
         active backend (loky by default, Dask inside
         ``with joblib.parallel_backend("dask")``). The result does not depend on it.
     random_state : int, RandomState or None, default=0
-        Shuffles each task's rows before splitting (None: contiguous folds).
+        Shuffles each task's rows before splitting (None: contiguous folds); with a
+        criterion, seeds the probes of the degrees-of-freedom estimate where it is
+        randomized (None: seed 0).
     progress : bool, default=False
         Show a progress bar over the paths (tqdm, notebook-aware).
     verbose : int, default=0
@@ -523,8 +538,15 @@ _DOC_ATTRS = r"""
         ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
         ``rank_test_score``, ``mean_task_scores`` (an array of per-task scores averaged over
         folds), ``mean_n_active``, ``mean_fit_time`` (per alpha). A criterion: ``param_*``,
-        ``params``, ``df``, ``neg2_log_likelihood``, ``aic`` or ``bic``, ``n_active``,
-        ``rank_aic`` or ``rank_bic``.
+        ``params``, ``df``, ``df_std``, ``neg2_log_likelihood``, ``aic`` or ``bic``,
+        ``n_active``, ``rank_aic`` or ``rank_bic``. ``df_std`` is the standard error of
+        ``df`` where it is a randomized (Hutchinson) estimate, 0 where exact (see
+        :func:`~regmtl.selection.degrees_of_freedom`).
+    df_std_ : float
+        With a criterion: ``df_std`` of the chosen candidate (0.0 when its degrees of
+        freedom are exact). The coupled penalties (``mean``, ``GraphLaplacian``,
+        ``clustered``) estimate them beyond about 2000 coefficients, to a relative standard
+        error of 1% at most, seeded by ``random_state`` (0 when None).
     best_estimator_ : estimator
         The chosen model refitted on all the data (``refit=True``).
     refit_time_ : float

@@ -1,4 +1,5 @@
-"""Numba kernels: linear maps of the task-grouped design and block coordinate descent epochs.
+"""Numba kernels of the solvers: feature moments, Grams and block coordinate descent epochs
+(the linear maps of the task-grouped design are in :mod:`regmtl.segments`).
 
 Conventions (see :mod:`regmtl.taskdata`): flat per-observation arrays are grouped by task
 (``indptr``); observation ``r`` of task ``t`` reads row ``r - offset[t]`` of the design (offset is 0
@@ -27,27 +28,6 @@ def _sigmoid(z):
         return 1.0 / (1.0 + np.exp(-z))
     e = np.exp(z)
     return e / (1.0 + e)
-
-
-# ----------------------------------------------------------------------------- linear maps
-@njit(cache=True, fastmath=FAST)
-def linear_sparse(data, indices, colptr, task_of, W, f):
-    """f[r] += x_r . w_t for the stacked CSC layout."""
-    p = W.shape[0]
-    for j in range(p):
-        for k in range(colptr[j], colptr[j + 1]):
-            r = indices[k]
-            f[r] += data[k] * W[j, task_of[r]]
-
-
-@njit(cache=True, fastmath=FAST)
-def adjoint_sparse(data, indices, colptr, task_of, u, G):
-    """G[j, t] = sum_{r in t} x_rj u_r for the stacked CSC layout."""
-    p = G.shape[0]
-    for j in range(p):
-        for k in range(colptr[j], colptr[j + 1]):
-            r = indices[k]
-            G[j, task_of[r]] += data[k] * u[r]
 
 
 # ----------------------------------------------------------------------------- moments
@@ -140,6 +120,41 @@ def gradient_dense(X, indptr, offset, xm, u, features, G):
             for k in range(b - a):
                 acc += (xs[k] - m) * us[k]
             G[i, t] = acc
+
+
+@njit(cache=True, fastmath=FAST)
+def gradient_shared(X, xm, U2, features, G):
+    """:func:`gradient_dense` for a shared design, the vector viewed as ``U2`` (n x T,
+    column-major): ``G[i, t] = sum_k (x_kj - xm_jt) U2[k, t]``, features outermost and tasks
+    four at a time, so that each column of X is read once."""
+    n, T = X.shape[0], U2.shape[1]
+    for i in range(features.shape[0]):
+        j = features[i]
+        xs = X[:, j]
+        t = 0
+        while t + 4 <= T:
+            m0, m1, m2, m3 = xm[j, t], xm[j, t + 1], xm[j, t + 2], xm[j, t + 3]
+            u0, u1, u2, u3 = U2[:, t], U2[:, t + 1], U2[:, t + 2], U2[:, t + 3]
+            a0 = a1 = a2 = a3 = 0.0
+            for k in range(n):
+                x = xs[k]
+                a0 += (x - m0) * u0[k]
+                a1 += (x - m1) * u1[k]
+                a2 += (x - m2) * u2[k]
+                a3 += (x - m3) * u3[k]
+            G[i, t] = a0
+            G[i, t + 1] = a1
+            G[i, t + 2] = a2
+            G[i, t + 3] = a3
+            t += 4
+        while t < T:
+            m0 = xm[j, t]
+            u0 = U2[:, t]
+            a0 = 0.0
+            for k in range(n):
+                a0 += (xs[k] - m0) * u0[k]
+            G[i, t] = a0
+            t += 1
 
 
 @njit(cache=True, fastmath=FAST)
@@ -433,64 +448,103 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
 
 
 @njit(cache=True, fastmath=FAST)
-def bcd_epoch_shared(X, ct, xm, R2, W, L, l1, l2, group, features, g, delta):
-    """:func:`bcd_epoch_dense` for a shared design whose rows weigh ``ct[t]`` in task t.
+def _shared_gradient(X, j, ct, xm, R2, g):
+    """``g[t] = ct[t] sum_k (x_kj - xm_jt) R2[k, t]``, tasks four at a time."""
+    n, T = X.shape[0], R2.shape[1]
+    xs = X[:, j]
+    t = 0
+    while t + 4 <= T:
+        m0, m1, m2, m3 = xm[j, t], xm[j, t + 1], xm[j, t + 2], xm[j, t + 3]
+        r0, r1, r2, r3 = R2[:, t], R2[:, t + 1], R2[:, t + 2], R2[:, t + 3]
+        a0 = a1 = a2 = a3 = 0.0
+        for k in range(n):
+            x = xs[k]
+            a0 += (x - m0) * r0[k]
+            a1 += (x - m1) * r1[k]
+            a2 += (x - m2) * r2[k]
+            a3 += (x - m3) * r3[k]
+        g[t] = a0 * ct[t]
+        g[t + 1] = a1 * ct[t + 1]
+        g[t + 2] = a2 * ct[t + 2]
+        g[t + 3] = a3 * ct[t + 3]
+        t += 4
+    while t < T:
+        m0 = xm[j, t]
+        r0 = R2[:, t]
+        a0 = 0.0
+        for k in range(n):
+            a0 += (xs[k] - m0) * r0[k]
+        g[t] = a0 * ct[t]
+        t += 1
 
-    The residual is viewed as ``R2`` (n x T, column-major); tasks are taken four at a time so
-    that each entry of a column of X, loaded once, serves four tasks.
+
+@njit(cache=True, fastmath=FAST)
+def bcd_epoch_shared_fused(X, ct, xm, R2, W, L, l1, l2, group, features, g, delta):
+    """One BCD epoch over ``features`` on a shared dense design, each residual update fused
+    with the next feature's gradient.
+
+    Task t's residual only moves by feature j's change ``d_t``, and the next feature's
+    gradient in task t only reads that task's residual, so one pass over ``R2[:, t]`` does
+    both: ``R_kt -= (x_kj - xm_jt) d_t``, then ``g_t += (x_kj' - xm_j't) R_kt``. The residual
+    (n x T, larger than L1 for the shapes that matter) then crosses the cache once per changed
+    feature instead of twice (the unfused epoch is the reference of its test).
     """
     n = X.shape[0]
     T = W.shape[1]
+    nf = features.shape[0]
     max_change = 0.0
-    for j in features:
-        xs = X[:, j]
+    if nf == 0:
+        return max_change
+    _shared_gradient(X, features[0], ct, xm, R2, g)
+    for i in range(nf):
+        j = features[i]
+        ch = _block_update(j, W, g, L[j], l1, l2, group, delta)
+        if ch > max_change:
+            max_change = ch
+        last = i + 1 == nf
+        if ch == 0.0:
+            if not last:
+                _shared_gradient(X, features[i + 1], ct, xm, R2, g)
+            continue
+        jn = j if last else features[i + 1]  # (last: the gradient computed is not used)
+        xs, ys = X[:, j], X[:, jn]
         t = 0
         while t + 4 <= T:
+            d0, d1, d2, d3 = delta[t], delta[t + 1], delta[t + 2], delta[t + 3]
             m0, m1, m2, m3 = xm[j, t], xm[j, t + 1], xm[j, t + 2], xm[j, t + 3]
+            q0, q1, q2, q3 = xm[jn, t], xm[jn, t + 1], xm[jn, t + 2], xm[jn, t + 3]
             r0, r1, r2, r3 = R2[:, t], R2[:, t + 1], R2[:, t + 2], R2[:, t + 3]
             a0 = a1 = a2 = a3 = 0.0
             for k in range(n):
                 x = xs[k]
-                a0 += (x - m0) * r0[k]
-                a1 += (x - m1) * r1[k]
-                a2 += (x - m2) * r2[k]
-                a3 += (x - m3) * r3[k]
+                y = ys[k]
+                v0 = r0[k] - (x - m0) * d0
+                v1 = r1[k] - (x - m1) * d1
+                v2 = r2[k] - (x - m2) * d2
+                v3 = r3[k] - (x - m3) * d3
+                r0[k] = v0
+                r1[k] = v1
+                r2[k] = v2
+                r3[k] = v3
+                a0 += (y - q0) * v0
+                a1 += (y - q1) * v1
+                a2 += (y - q2) * v2
+                a3 += (y - q3) * v3
             g[t] = a0 * ct[t]
             g[t + 1] = a1 * ct[t + 1]
             g[t + 2] = a2 * ct[t + 2]
             g[t + 3] = a3 * ct[t + 3]
             t += 4
         while t < T:
-            m0 = xm[j, t]
+            d0, m0, q0 = delta[t], xm[j, t], xm[jn, t]
             r0 = R2[:, t]
             a0 = 0.0
             for k in range(n):
-                a0 += (xs[k] - m0) * r0[k]
+                v0 = r0[k] - (xs[k] - m0) * d0
+                r0[k] = v0
+                a0 += (ys[k] - q0) * v0
             g[t] = a0 * ct[t]
             t += 1
-        ch = _block_update(j, W, g, L[j], l1, l2, group, delta)
-        if ch > max_change:
-            max_change = ch
-        if ch > 0.0:
-            t = 0
-            while t + 4 <= T:
-                d0, d1, d2, d3 = delta[t], delta[t + 1], delta[t + 2], delta[t + 3]
-                m0, m1, m2, m3 = xm[j, t], xm[j, t + 1], xm[j, t + 2], xm[j, t + 3]
-                r0, r1, r2, r3 = R2[:, t], R2[:, t + 1], R2[:, t + 2], R2[:, t + 3]
-                for k in range(n):
-                    x = xs[k]
-                    r0[k] -= (x - m0) * d0
-                    r1[k] -= (x - m1) * d1
-                    r2[k] -= (x - m2) * d2
-                    r3[k] -= (x - m3) * d3
-                t += 4
-            while t < T:
-                d0 = delta[t]
-                m0 = xm[j, t]
-                r0 = R2[:, t]
-                for k in range(n):
-                    r0[k] -= (xs[k] - m0) * d0
-                t += 1
     return max_change
 
 

@@ -35,17 +35,22 @@ class Anderson:
         U = np.diff(X, axis=0)
         if not np.all(np.isfinite(U)) or not np.any(U):
             return None
-        # sum z = 1 eliminated: z_K = 1 - sum_{k<K} z_k, then min ||A g - b|| by least squares
-        # (SVD, minimum norm: exact also when the differences are linearly dependent). Directions
-        # in which the differences are at the rounding level of the iterates carry no signal:
-        # they are cut, so that the extrapolation does not amplify rounding (the same problem in
-        # another row order then gives the same point).
+        # sum z = 1 eliminated: z_K = 1 - sum_{k<K} z_k, then min ||A g - b|| by least squares,
+        # minimum norm (exact also when the differences are linearly dependent), solved through
+        # the K x K Gram of the tall A (O(n K^2); its eigenvectors are A's right singular
+        # vectors). Directions in which the differences are at the rounding level of the
+        # iterates carry no signal: they are cut, so that the extrapolation does not amplify
+        # rounding (the same problem in another row order then gives the same point); the
+        # Gram's eigenvalues are exact to ~1e-16 of the largest, so the cut is at least 1e-13.
         A = (U[:-1] - U[-1]).T
-        top = np.linalg.norm(A, 2)
-        if top == 0.0:
+        lam, E = np.linalg.eigh(A.T @ A)
+        if not lam[-1] > 0.0:
             return None
         noise = 1e-9 * np.abs(X).max() * np.sqrt(X.shape[1])
-        g = np.linalg.lstsq(A, -U[-1], rcond=min(noise / top, 0.5))[0]
+        rcond = min(noise / np.sqrt(lam[-1]), 0.5)
+        keep = lam > max(rcond * rcond, 1e-13) * lam[-1]
+        E = E[:, keep]
+        g = E @ ((E.T @ (A.T @ -U[-1])) / lam[keep])
         z = np.append(g, 1.0 - g.sum())
         if not np.all(np.isfinite(z)):
             return None

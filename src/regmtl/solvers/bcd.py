@@ -12,9 +12,11 @@ Outer loop (Johnson & Guestrin 2015; Massias, Gramfort & Salmon 2018): compute t
 and ``G = X^T (c theta)`` over all features; discard the features the gap-safe rules prove zero
 (``screening``); rank the rest by their distance to optimality (the distance of ``G_j`` to
 the subdifferential) and keep the support plus the worst violators, ``max(p0, 2 |support|)`` in
-all; solve the problem restricted to them until its own duality gap is below 0.3 times the
-outer gap. Inner epochs are Anderson-extrapolated (``anderson``), and run in Gram form
-(``gram``) on a shared design whose rows weigh the same within each task.
+all (at least p / 16 over the data, where smaller sets would leave the two ``X^T R`` products
+of each outer iteration to dominate); solve the problem restricted to them until its own
+duality gap is below 0.3 times the outer gap. Inner epochs are Anderson-extrapolated
+(``anderson``), and run in Gram form (``gram``) on a shared design whose rows weigh the same
+within each task.
 
 - Squared loss: the problem itself (``z = y``, ``c`` the row weights).
 - Logistic loss: proximal Newton over the same working sets (``newton``).
@@ -31,9 +33,10 @@ from ..taskdata import TaskData
 from ._kernels import (
     QUADRATIC,
     bcd_epoch_dense,
-    bcd_epoch_shared,
+    bcd_epoch_shared_fused,
     bcd_epoch_sparse,
     gradient_dense,
+    gradient_shared,
     gradient_sparse,
     residual_dense,
     residual_sparse,
@@ -96,7 +99,7 @@ class _LeastSquaresEpochs:
                 self.shift,
             )
         elif data.shared and self.uniform:
-            change = bcd_epoch_shared(
+            change = bcd_epoch_shared_fused(
                 X, self.ct, self.xm, R.reshape(data.n_tasks, -1).T, W, self.L, l1, l2, group,
                 self.features, self.g, self.delta,
             )
@@ -131,6 +134,8 @@ def feature_gradient(data: TaskData, xm: np.ndarray, u: np.ndarray,
     if sp.issparse(X):
         gradient_sparse(X.data, X.indices, X.indptr, data.shared, data.task_of, data.indptr, xm,
                         u, data.task_sums(u), features, G)
+    elif data.shared:
+        gradient_shared(X, xm, u.reshape(data.n_tasks, -1).T, features, G)
     else:
         gradient_dense(X, data.indptr, data.offset, xm, u, features, G)
     return G
@@ -168,6 +173,8 @@ class _DataInner:
         self.R_try = np.empty_like(R)
         self.residuals = Anderson(5)  # extrapolated residuals: a better dual point
         self.theta = None
+        self.theta_won = True  # whether theta gave the best restricted gap at the last check
+        self._candidates = None
 
     def record(self) -> None:
         theta = self.residuals.push(self.R)
@@ -231,7 +238,12 @@ class _DataInner:
         if self.theta is not None:
             v = c * self.theta
             duals.append((self.ls.gradient(v, ws), sums(v * self.theta), sums(v * self.z)))
+        self._candidates = duals
         return float(RR.sum()), duals
+
+    def chose(self, G: np.ndarray) -> None:
+        """Note which dual candidate (by its ``G``) gave the restricted gap."""
+        self.theta_won = self._candidates is None or G is not self._candidates[0][0]
 
 
 def _line_search(inner, penalty, alpha, D) -> bool:
@@ -278,8 +290,11 @@ def _aligned(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(na > 0.9 * nb > 0 and np.vdot(a, b) > 0.99 * na * nb)
 
 
-def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
+def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
+               from_start=False):
     """Epochs until the restricted gap is below ``target``; returns (epochs, last gap).
+
+    ``from_start``: the starting point opens the extrapolation windows (see below).
 
     ``target=None`` (no dual: alpha = 0) stops instead when the largest change of an epoch is
     below 1e-4 times that of the first."""
@@ -287,6 +302,13 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
     gap, best, stalled = np.inf, np.inf, 0
     last, step = inner.W.copy(), None
     first = None
+    if from_start:
+        # the starting point opens both windows (primal iterates, residuals): with K + 1 = 6
+        # iterates the first ones close after epoch 5, right before the first gap check,
+        # which is where most working-set solves stop (else they close after epoch 6)
+        if acc is not None:
+            acc.push(inner.W)
+        inner.record()
     for e in range(1, budget + 1):
         change = inner.epoch()
         if target is None:
@@ -308,7 +330,9 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every):
             new = None
         last, step = W.copy(), new
         if target is not None and (change == 0.0 or e % check_every == 0 or e == budget):
-            gap = quadratic_gap(penalty, alpha, inner.W, *inner.gap_terms())[0]
+            gap, *_, G = quadratic_gap(penalty, alpha, inner.W, *inner.gap_terms())
+            if hasattr(inner, "chose"):
+                inner.chose(G)
             # at the rounding floor the gap stops improving: hand back to the outer loop
             stalled = 0 if gap < 0.99 * best else stalled + 1
             best = min(best, gap)
@@ -332,6 +356,11 @@ class _DataProblem:
         self.ls.residual(data.y, self.bc, W, _rows(W), self.R)
         self.ls.intercepts(self.R, self.bc)
         self.theta = None
+        # an outer iteration costs two X^T products (2 n p T); five epochs on k features
+        # cost about 15 n k T: working sets below p / 16 leave the outer iterations to
+        # dominate, so doubling starts there (small p: from p0)
+        self.ws_floor = data.n_features // 16
+        self.from_start = True  # (each round costs passes over the data: extrapolate early)
 
     def rounding(self, W) -> float:
         return 0.0
@@ -392,7 +421,9 @@ class _DataProblem:
             W[ws] = inner.W
             self.ls.residual(self.R.copy(), np.zeros(self.data.n_tasks), D, ws, self.R)
             self.ls.intercepts(self.R, self.bc)
-        else:
+        elif inner.theta_won:
+            # the extrapolated residual is a dual candidate over all features (one more
+            # X^T product) only where it beat the residual on the working set
             self.theta = inner.theta
 
     def intercepts(self, W):
@@ -412,6 +443,8 @@ class _GramProblem:
         self.L = st.ss[:, None] * self.ct[None, :]
         self.params = params
         self._last = None
+        self.ws_floor = 0  # (outer iterations cost no pass over the data)
+        self.from_start = False
 
     def _terms(self, W):
         rows = _rows(W)
@@ -464,6 +497,8 @@ class _TaskGramProblem:
         self.q, self.params = q, params
         self.L = np.ascontiguousarray(np.einsum("tjj->jt", q.H))
         self._at = None  # (W, H W, gap terms) of the last outer iteration
+        self.ws_floor = 0  # (outer iterations cost no pass over the rows)
+        self.from_start = False
 
     def _terms(self, W):
         if self._at is None or not np.array_equal(self._at[0], W):
@@ -531,13 +566,15 @@ def _rows(W: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.any(W != 0.0, axis=1)).astype(np.int64)
 
 
-def _working_set(penalty, alpha, W, G, screened, p0):
+def _working_set(penalty, alpha, W, G, screened, p0, floor=0):
+    """The support and the worst violators of the optimality conditions (ranked by the
+    distance of ``G_j`` to the subdifferential), ``max(p0, floor, 2 |support|)`` in all."""
     support = _rows(W)
     d = penalty.subdiff_distance(W, G, alpha)
     score = d if d.ndim == 1 else np.sqrt(np.einsum("jt,jt->j", d, d))
     score[screened] = -1.0
     score[support] = np.inf
-    k = min(max(p0, 2 * len(support)), int((~screened).sum()))
+    k = min(max(p0, floor, 2 * len(support)), int((~screened).sum()))
     if k == 0:
         return np.zeros(0, dtype=np.int64)
     return np.sort(np.argpartition(-score, k - 1)[:k]).astype(np.int64)
@@ -582,7 +619,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
                 if hit.any():
                     problem.zero(W, hit)
         if working_set:
-            ws = _working_set(penalty, alpha, W, G, screened, p0)
+            ws = _working_set(penalty, alpha, W, G, screened, p0, problem.ws_floor)
         else:
             ws = np.flatnonzero(~screened).astype(np.int64)
         if len(ws) == 0:  # every feature is zero at the optimum, and W already is
@@ -595,7 +632,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
         if newton is not None:
             _line_search(inner, penalty, alpha, newton[ws])
         used, inner_gap = _run_inner(inner, penalty, alpha, 0.3 * gap, max_iter - total,
-                                     anderson, check_every)
+                                     anderson, check_every, problem.from_start)
         crawled = inner_gap > 0.3 * gap
         problem.finish(inner, ws, W)
         total += used
@@ -716,7 +753,7 @@ def bcd(
         Run epochs on the Gram matrix (squared loss on a shared dense design without sample
         weights or missing labels); ``"auto"`` when it pays.
     p0 : int, default=10
-        The smallest working set.
+        The smallest working set (over the data, at least ``p // 16``).
 
     Returns
     -------

@@ -7,9 +7,12 @@ system. In centered coordinates (per-task weighted means ``xm_t`` removed from t
     H(W) + alpha W K = X_c^T (c * y_c),     H(W)[:, t] = X_{c,t}^T (c_t * X_{c,t} w_t)
 
 a symmetric positive semi-definite system, solved by preconditioned conjugate gradients in
-matrix form (Jacobi preconditioner ``diag(H) + alpha diag(K)``). Each iteration costs one product
-with the design and one with its transpose, or, when tasks have more rows than features, one
-product with the per-task Grams. The result is certified like every other fit.
+matrix form (Jacobi preconditioner ``diag(H) + alpha diag(K)``). K is never formed: the
+penalty's ``apply`` gives ``W K`` (through the mean task, or one sparse product with the graph)
+and ``kernel_diagonal`` its diagonal, so memory and time per iteration are O(pT + p nnz(A)).
+Each iteration costs one product with the design and one with its transpose, or, when tasks
+have more rows than features, one product with the per-task Grams. The result is certified
+like every other fit.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ __all__ = ["conjugate_gradient", "has_linear_path", "ridge_solve"]
 
 
 def has_linear_path(datafit: Datafit, penalty: Penalty) -> bool:
-    """The squared loss with a penalty ``alpha / 2 tr(W K W^T)``."""
-    return datafit.code == 0 and hasattr(penalty, "kernel")
+    """The squared loss with a penalty ``alpha / 2 tr(W K W^T)`` given as the operator
+    ``W -> W K`` (``apply``) with its diagonal (``kernel_diagonal``)."""
+    return (datafit.code == 0 and callable(getattr(penalty, "apply", None))
+            and callable(getattr(penalty, "kernel_diagonal", None)))
 
 
 def conjugate_gradient(
@@ -50,7 +55,6 @@ def conjugate_gradient(
 ) -> SolverResult:
     """Solve the linear optimality system from ``W`` (see the module docstring)."""
     c, T = data.c, data.n_tasks
-    K = penalty.kernel(T)
     # centers and block constants in one pass (xm = 0 without intercepts)
     xm, L = feature_moments(data, c, fit_intercept, uniform=uniform_within_tasks(data))
     ybar = data.task_sums(c * data.y) / data.task_sums(c) if fit_intercept else np.zeros(T)
@@ -65,15 +69,15 @@ def conjugate_gradient(
         q = task_quadratic(data, fit_intercept)
 
         def operator(V):
-            return q.matvec(V) + alpha * V @ K
+            return q.matvec(V) + alpha * penalty.apply(V)
 
         rhs = q.g
     else:
         def operator(V):
-            return adjoint(c * linear(V)) + alpha * V @ K
+            return adjoint(c * linear(V)) + alpha * penalty.apply(V)
 
         rhs = adjoint(c * (data.y - ybar[data.task_of]))
-    diag = L + alpha * np.diag(K)
+    diag = L + alpha * penalty.kernel_diagonal(T)
     inv_diag = np.divide(1.0, diag, out=np.zeros_like(diag), where=diag > 0)
     R = rhs - operator(W)
     Z = inv_diag * R

@@ -21,8 +21,7 @@ from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
 from .quadratic import TaskQuadratic, quadratic_applies
 from .result import SolverResult
-from .reweighted import MAX_FEATURES as REWEIGHT_MAX_FEATURES
-from .reweighted import reweighted_start
+from .reweighted import reweighted_start, worth_trying
 
 __all__ = ["fista", "fista_quadratic", "lipschitz_estimate", "task_quadratic"]
 
@@ -265,9 +264,9 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     copies = penalty.spread(np.ones((1, 1))).size
     L = copies * q.lipschitz()
     it = 0
-    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and (
-            q.g.shape[0] <= REWEIGHT_MAX_FEATURES) and (not V.any() or (
-            small_alpha and gram_certificate(q, penalty, alpha, V, L, G0_norm) > 100.0 * tol)):
+    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q) and (
+            not V.any() or (small_alpha and gram_certificate(q, penalty, alpha, V, L,
+                                                              G0_norm) > 100.0 * tol)):
         # a cold start, or at a small alpha a warm one far from its target (where proximal
         # gradient crawls): reweighted least squares first (see its module)
         V, it = reweighted_start(

@@ -27,11 +27,21 @@ import numpy as np
 from ..penalties import Penalty
 from .quadratic import TaskQuadratic
 
-__all__ = ["reweighted_start", "MAX_FEATURES"]
+__all__ = ["reweighted_start", "worth_trying", "MAX_FEATURES", "MAX_STEP_WORK"]
 
 #: Largest p for which a step (T solves of size p, about p / 3 proximal-gradient iterations in
 #: Gram form) is cheap enough to be worth trying.
 MAX_FEATURES = 64
+#: Largest work of one step, T p^3 (about 10 ms): with many tasks a step costs as much as tens
+#: of proximal-gradient iterations (batched solves of small blocks), and those are cheaper.
+MAX_STEP_WORK = 1e7
+
+
+def worth_trying(q: TaskQuadratic) -> bool:
+    """Reweighted steps pay: p at most :data:`MAX_FEATURES` and ``T p^3`` at most
+    :data:`MAX_STEP_WORK`."""
+    p, T = q.g.shape
+    return p <= MAX_FEATURES and T * p**3 <= MAX_STEP_WORK
 
 
 def _step(q: TaskQuadratic, weights: list[tuple[str, np.ndarray]]) -> np.ndarray:

@@ -26,6 +26,10 @@ from .result import SolverResult
 
 __all__ = ["structured_newton"]
 
+#: A Newton step reuses the previous step's weights (and Grams) when that step was full and
+#: divided the certificate by more than 1 / REUSE_RATE.
+REUSE_RATE = 0.3
+
 
 def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
                       V: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
@@ -40,7 +44,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         fit_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(V, alpha)
     G0_norm = float(np.linalg.norm(ref.G0))
-    best, stalls, step_n = np.inf, 0, 0
+    best, stalls, step_n, fresh, h, q = np.inf, 0, 0, True, None, None
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
     while True:
         if verbose:
@@ -52,8 +56,13 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         if step_n >= max_iter or stalls >= 10:
             return SolverResult(W, b, max(step_n, 1), cert, False, V,
                                 stalled=step_n < max_iter)
-        theta, h, z = newton_model(datafit, y, c, f)
-        q = TaskQuadratic.from_data(data, h, z, fit_intercept)
+        if fresh:
+            theta, h, z = newton_model(datafit, y, c, f)
+            q = TaskQuadratic.from_data(data, h, z, fit_intercept)
+        else:  # the last weights' curvature, the current gradient: one pass over the rows
+            theta = datafit.theta(y, f)
+            z = f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
+            q = q.with_response(data, h, z)
         target = 0.1 * cert.value  # absolute for a gap, relative for a KKT residual (as both)
         V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target, max_iter=max_inner,
                                       G0_norm=G0_norm, reweight=False)
@@ -70,4 +79,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         W = penalty.compose(V)
         value = datafit.value(y, f, c) + penalty.value(V, alpha)
         step_n += 1
+        before = cert.relative
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
+        # keep the weights while a step is full and closes most of the certificate
+        fresh = t < 1.0 or cert.relative > REUSE_RATE * before

@@ -1,0 +1,100 @@
+"""The per-task Gram form of the squared loss (``regmtl.solvers.quadratic``) against direct
+computations: the fused one-pass build, the batched Lanczos curvature bound, and the model of a
+proximal Newton step that keeps its weights."""
+
+import numpy as np
+import pytest
+
+import regmtl
+from regmtl.solvers.quadratic import TaskQuadratic, lanczos_top
+
+
+def _reference(X, y, c, center):
+    """H, g, e and the centers of one task, computed directly from the centered rows."""
+    m = c @ X / c.sum() if center else np.zeros(X.shape[1])
+    zm = c @ y / c.sum() if center else 0.0
+    Xc, zc = X - m, y - zm
+    H, g = (Xc.T * c) @ Xc, Xc.T @ (c * zc)
+    keep = np.diag(H) > 1e-10 * m * m * c.sum()
+    return H * np.outer(keep, keep), g * keep, c @ zc**2, m, zm
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_one_pass_build_matches_centered_rows(center):
+    """Tasks of 70-120 rows (the one-pass BLAS build): a column constant within a task is out of
+    its quadratic, a column of mean 2000 and spread 1 keeps its curvature to 1e-9 relative."""
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((n, 6)) + [0, 0, 0, 0, 2000.0, 5.0] for n in (70, 95, 120)]
+    Xs[1][:, 2] = 3.0
+    Xs[2][:, 5] = 5.0
+    ys = [rng.standard_normal(len(x)) for x in Xs]
+    sw = [rng.random(len(x)) for x in Xs]
+    data = regmtl.as_task_data(Xs, ys, sample_weight=sw)
+    assert data.n_obs >= 64 * data.n_tasks  # the one-pass path
+    q = TaskQuadratic.from_data(data, data.c, data.y, center)
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        c = data.c[data.indptr[t]:data.indptr[t + 1]]
+        H, g, e, m, zm = _reference(X, y, c, center)
+        np.testing.assert_allclose(q.H[t], H, rtol=0, atol=1e-9 * np.abs(H).max())
+        np.testing.assert_allclose(np.diag(q.H[t]), np.diag(H), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(q.g[:, t], g, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(q.e[t], e, rtol=1e-12)
+        np.testing.assert_allclose(q.xm[:, t], m, rtol=1e-13)
+        np.testing.assert_allclose(q.zm[t], zm, rtol=1e-12, atol=1e-15)
+    if center:  # a constant column is out of its task's quadratic (curvature 0, no gradient)
+        assert not q.H[1][2].any() and q.g[2, 1] == 0.0
+        assert not q.H[2][5].any() and q.g[5, 2] == 0.0
+
+
+def test_one_pass_build_equals_small_task_kernel():
+    """The Grams of the one-pass BLAS build (tasks of many rows) and of the compiled kernel
+    that serves many small tasks, on the same problem: equal to 1e-12."""
+    rng = np.random.default_rng(1)
+    Xs = [rng.standard_normal((n, 5)) for n in (80, 100)]
+    ys = [rng.standard_normal(len(x)) for x in Xs]
+    data = regmtl.as_task_data(Xs, ys)
+    q = TaskQuadratic.from_data(data, data.c, data.y, True)
+    from regmtl.solvers.quadratic import task_grams
+
+    H = task_grams(data.X, data.c, data.indptr, data.offset, q.xm)
+    np.testing.assert_allclose(q.H, H, rtol=0, atol=1e-12 * np.abs(H).max())
+
+
+@pytest.mark.parametrize("shape", [(30, 100, 500), (10, 300, 100), (40, 20, 30), (4, 200, 10)])
+def test_lanczos_top_is_the_largest_eigenvalue(shape):
+    """Batched Lanczos: below each task's top eigenvalue (a Ritz value) and within 1e-6 of it,
+    correlated columns and rank-deficient Grams (n < p) included."""
+    T, p, n = shape
+    rng = np.random.default_rng(2)
+    C = np.linalg.cholesky(0.9 ** np.abs(np.subtract.outer(np.arange(p), np.arange(p))))
+    A = rng.standard_normal((T, n, p)) @ C.T + 0.3 * rng.standard_normal((T, 1, p))
+    H = np.einsum("tni,tnj->tij", A, A)
+    exact = np.linalg.eigvalsh(H)[:, -1]
+    top = lanczos_top(H)
+    assert np.all(top <= exact * (1 + 1e-12))
+    np.testing.assert_allclose(top, exact, rtol=1e-6)
+
+
+def test_lanczos_top_invariant_subspace():
+    """A Gram of rank one closes the Krylov space after one step: its value is exact."""
+    v = np.arange(1.0, 9.0)
+    H = np.stack([np.outer(v, v), np.eye(8) * 3.0])
+    np.testing.assert_allclose(lanczos_top(H), [v @ v, 3.0], rtol=1e-12)
+
+
+def test_with_response_equals_a_fresh_build():
+    """New targets with the same weights: the kept Grams and the new linear terms equal those of
+    a full build (the model of a Newton step that reuses its weights)."""
+    rng = np.random.default_rng(3)
+    Xs = [rng.standard_normal((n, 7)) for n in (90, 130, 70)]
+    ys = [rng.standard_normal(len(x)) for x in Xs]
+    data = regmtl.as_task_data(Xs, ys)
+    h = rng.random(data.n_obs) + 0.1
+    z1, z2 = rng.standard_normal(data.n_obs), rng.standard_normal(data.n_obs)
+    for center in (True, False):
+        q = TaskQuadratic.from_data(data, h, z1, center).with_response(data, h, z2)
+        ref = TaskQuadratic.from_data(data, h, z2, center)
+        np.testing.assert_allclose(q.g, ref.g, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(q.e, ref.e, rtol=1e-12)
+        np.testing.assert_allclose(q.zm, ref.zm, rtol=1e-12, atol=1e-15)
+        assert q.H is ref.H or np.allclose(q.H, ref.H, rtol=1e-12)
