@@ -16,7 +16,9 @@ all (at least p / 16 over the data, where smaller sets would leave the two ``X^T
 of each outer iteration to dominate); solve the problem restricted to them until its own
 duality gap is below 0.3 times the outer gap. Inner epochs are Anderson-extrapolated
 (``anderson``), and run in Gram form (``gram``) on a shared design whose rows weigh the same
-within each task.
+within each task. Where they crawl (collinear columns, p ~ n, small alpha: less than half the
+gap closed in three checks), a Newton step on the active set (``polish``) gives both a
+direction to search along and a dual point, at most as often as it costs epochs.
 
 - Squared loss: the problem itself (``z = y``, ``c`` the row weights).
 - Logistic loss: proximal Newton over the same working sets (``newton``).
@@ -46,7 +48,7 @@ from .anderson import Anderson
 from .certificates import Certificate, Reference, certify
 from .gram import GramInner, TaskGramInner, gram_stats
 from .moments import feature_moments, uniform_within_tasks
-from .polish import active_newton_step
+from .polish import active_newton_step, solve_active
 from .prox_grad import task_quadratic
 from .quadratic import quadratic_applies
 from .result import SolverResult
@@ -175,6 +177,7 @@ class _DataInner:
         self.theta = None
         self.theta_won = True  # whether theta gave the best restricted gap at the last check
         self._candidates = None
+        self.polished = None  # the dual candidate of the last Newton step (see ``newton``)
 
     def record(self) -> None:
         theta = self.residuals.push(self.R)
@@ -238,8 +241,43 @@ class _DataInner:
         if self.theta is not None:
             v = c * self.theta
             duals.append((self.ls.gradient(v, ws), sums(v * self.theta), sums(v * self.z)))
+        if self.polished is not None:
+            duals.append(self.polished)
         self._candidates = duals
         return float(RR.sum()), duals
+
+    def newton_cost(self) -> float:
+        """What a Newton step on the active set costs, in epochs over the working set: forming
+        the k active columns' Grams (``n k^2 / 2``) and solving them (``T k^3 / 3``) against
+        an epoch's ``2 n |ws|``, with rows counted by their weights (weighted and repeated
+        rows take the same path)."""
+        data, ws = self.ls.data, self.ws
+        k = int(np.count_nonzero(np.any(self.Wfull[ws] != 0.0, axis=1)))
+        n = max(_weighted_rows(data), 1.0)
+        return 0.25 * k * k / len(ws) + data.n_tasks * k**3 / (6.0 * n * len(ws))
+
+    def newton(self) -> bool:
+        """One Newton step on the active set (:mod:`~regmtl.solvers.polish`): a search along it,
+        and its residual a dual candidate from then on. False when there is none."""
+        ls, ws, c = self.ls, self.ws, self.ls.c
+        G = np.zeros_like(self.Wfull)
+        G[ws] = ls.gradient(c * self.R, ws)
+        out = active_newton_step(ls.data, c, ls.xm, self.R, self.Wfull, G, self.penalty,
+                                 self.alpha)
+        if out is None:
+            return False
+        step, u = out
+        theta = self.R - u
+        v, sums = c * theta, ls.data.task_sums
+        self.polished = (ls.gradient(v, ws), sums(v * theta), sums(v * self.z))
+        # the full step, entries that would change sign stopped at zero (the sign pattern it
+        # was taken on); else the best point along it
+        W0 = self.W
+        full = W0 + step[ws]
+        full[full * W0 < 0.0] = 0.0
+        if not self.try_point(full):
+            _line_search(self, self.penalty, self.alpha, step[ws])
+        return True
 
     def chose(self, G: np.ndarray) -> None:
         """Note which dual candidate (by its ``G``) gave the restricted gap."""
@@ -302,6 +340,7 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
     gap, best, stalled = np.inf, np.inf, 0
     last, step = inner.W.copy(), None
     first = None
+    gaps, mark = [], 0  # the gaps checked, the epoch of the last Newton step
     if from_start:
         # the starting point opens both windows (primal iterates, residuals): with K + 1 = 6
         # iterates the first ones close after epoch 5, right before the first gap check,
@@ -338,6 +377,16 @@ def _run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
             best = min(best, gap)
             if gap <= target or change == 0.0 or stalled >= 10:
                 return e, gap
+            gaps.append(gap)
+            # epochs crawl (less than half the gap closed in three checks): a Newton step on the
+            # active set, at most as often as it costs epochs
+            if (hasattr(inner, "newton") and len(gaps) >= 4 and gap > 0.5 * gaps[-4]
+                    and e - mark >= max(3 * check_every, inner.newton_cost())):
+                mark = e
+                if inner.newton():
+                    last, step, stalled = inner.W.copy(), None, 0
+                    if acc is not None:
+                        acc.reset()
     return budget, gap
 
 
@@ -522,21 +571,10 @@ class _TaskGramProblem:
             return None
         D, mask = grad(W, alpha)
         A = np.flatnonzero(mask.any(axis=1))
-        k = len(A)
-        if k == 0:
+        if len(A) == 0:
             return None
-        H = self.q.H[:, A][:, :, A].copy()
-        M = mask[A].T
-        gA = np.where(M, (G[A] - D[A]).T, 0.0)
-        H *= M[:, :, None] & M[:, None, :]
-        H[:, np.arange(k), np.arange(k)] += ~M
-        top = np.abs(H).max(axis=(1, 2))
-        H[:, np.arange(k), np.arange(k)] += 1e-10 * np.maximum(top, 1e-300)[:, None]
-        try:
-            delta = np.linalg.solve(H, gA[..., None])[..., 0]  # T x k
-        except np.linalg.LinAlgError:
-            return None
-        if not np.all(np.isfinite(delta)):
+        delta = solve_active(self.q.H[:, A][:, :, A], mask[A].T, (G[A] - D[A]).T)  # T x k
+        if delta is None:
             return None
         step = np.zeros_like(W)
         step[A] = delta.T

@@ -31,7 +31,13 @@ from ..taskdata import TaskData
 from ._kernels import active_gram, residual_dense
 from .quadratic import TaskQuadratic
 
-__all__ = ["active_newton_step"]
+__all__ = ["active_newton_step", "solve_active"]
+
+#: The ridge of a Newton step, relative to the largest curvature: directions flatter than this
+#: are damped. A (nearly) singular H_t is then solved in the least-squares sense, and rounding
+#: (1e-16) is amplified at most to 1e-10, so that the same data in another row order, or as
+#: weighted rows, takes the same path.
+RIDGE = 1e-6
 
 
 def active_newton_step(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray,
@@ -73,19 +79,8 @@ def active_newton_step(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndar
         H = grams.H[np.ix_(A, A)][None] * grams.scale[:, None, None]
     else:
         H = grams.H[:, A][:, :, A]
-    M = mask[A].T  # (T, k): the entries where Omega is smooth
-    g = np.where(M, (G[A] - D[A]).T, 0.0)
-    H *= M[:, :, None] & M[:, None, :]
-    H[:, np.arange(k), np.arange(k)] += ~M  # identity on the entries left alone
-    # a ridge of 1e-10 of the largest curvature: (nearly) singular H_t solved in the
-    # least-squares sense, without the cost of an eigendecomposition
-    top = np.abs(H).max(axis=(1, 2))
-    H[:, np.arange(k), np.arange(k)] += 1e-10 * np.maximum(top, 1e-300)[:, None]
-    try:
-        delta = np.linalg.solve(H, g[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        return None
-    if not np.all(np.isfinite(delta)):
+    delta = solve_active(H, mask[A].T, (G[A] - D[A]).T)
+    if delta is None:
         return None
     u = np.empty_like(R)
     residual_dense(XA, data.indptr, data.offset, xmA, np.zeros_like(R), np.zeros(T),
@@ -93,3 +88,21 @@ def active_newton_step(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndar
     step = np.zeros_like(W)
     step[A] = delta.T
     return step, -u
+
+
+def solve_active(H: np.ndarray, M: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """``delta_t = H_t^{-1} g_t`` on the entries ``M`` (T x k) where the penalty is smooth, 0
+    elsewhere, with the ridge :data:`RIDGE`; ``H`` (T, k, k) is overwritten. None when the
+    solve fails or is not finite."""
+    k = H.shape[1]
+    g = np.where(M, g, 0.0)
+    H *= M[:, :, None] & M[:, None, :]
+    H[:, np.arange(k), np.arange(k)] += ~M  # identity on the entries left alone
+    # a ridge instead of an eigendecomposition: cheap, and bounded for singular H_t
+    top = np.abs(H).max(axis=(1, 2))
+    H[:, np.arange(k), np.arange(k)] += RIDGE * np.maximum(top, 1e-300)[:, None]
+    try:
+        delta = np.linalg.solve(H, g[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return None
+    return delta if np.all(np.isfinite(delta)) else None
