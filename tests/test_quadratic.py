@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import regmtl
+from regmtl.solvers.certificates import reference
+from regmtl.solvers.prox_grad import fista_quadratic, gram_certificate
 from regmtl.solvers.quadratic import TaskQuadratic, lanczos_top
 
 
@@ -19,16 +21,18 @@ def _reference(X, y, c, center):
     return H * np.outer(keep, keep), g * keep, c @ zc**2, m, zm
 
 
+@pytest.mark.parametrize("weighted", [True, False])
 @pytest.mark.parametrize("center", [True, False])
-def test_one_pass_build_matches_centered_rows(center):
-    """Tasks of 70-120 rows (the one-pass BLAS build): a column constant within a task is out of
-    its quadratic, a column of mean 2000 and spread 1 keeps its curvature to 1e-9 relative."""
+def test_one_pass_build_matches_centered_rows(center, weighted):
+    """Tasks of 70-120 rows (the one-pass BLAS build; rows of one weight per task take the plain
+    Gram, other weights a weighted copy): a column constant within a task is out of its
+    quadratic, a column of mean 2000 and spread 1 keeps its curvature to 1e-9 relative."""
     rng = np.random.default_rng(0)
     Xs = [rng.standard_normal((n, 6)) + [0, 0, 0, 0, 2000.0, 5.0] for n in (70, 95, 120)]
     Xs[1][:, 2] = 3.0
     Xs[2][:, 5] = 5.0
     ys = [rng.standard_normal(len(x)) for x in Xs]
-    sw = [rng.random(len(x)) for x in Xs]
+    sw = [rng.random(len(x)) for x in Xs] if weighted else None
     data = regmtl.as_task_data(Xs, ys, sample_weight=sw)
     assert data.n_obs >= 64 * data.n_tasks  # the one-pass path
     q = TaskQuadratic.from_data(data, data.c, data.y, center)
@@ -98,3 +102,48 @@ def test_with_response_equals_a_fresh_build():
         np.testing.assert_allclose(q.e, ref.e, rtol=1e-12)
         np.testing.assert_allclose(q.zm, ref.zm, rtol=1e-12, atol=1e-15)
         assert q.H is ref.H or np.allclose(q.H, ref.H, rtol=1e-12)
+
+
+def _trace_problem(seed=3, p=12, T=5):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((p, 2)) @ rng.standard_normal((2, T))
+    Xs = [rng.standard_normal((n, p)) for n in (40, 60, 80, 50, 70)[:T]]
+    ys = [X @ W[:, t] + rng.standard_normal(len(X)) for t, X in enumerate(Xs)]
+    data = regmtl.as_task_data(Xs, ys)
+    ref = reference(data, regmtl.Quadratic(), True)
+    q = TaskQuadratic.from_data(data, data.c, data.y, True)
+    return q, ref, regmtl.Trace(), 0.1 * regmtl.Trace().alpha_max(ref.G0)
+
+
+def test_gram_fista_step_search_from_an_underestimate(monkeypatch):
+    """Gram-form FISTA's step search: started from a tenth of the curvature, L grows where the
+    quadratic upper bound fails, and the solve reaches the same certified optimum as from the
+    exact curvature (both gaps below 1e-10 P0, objectives within their sum)."""
+    q, ref, pen, alpha = _trace_problem()
+    tol = 1e-10 * ref.P0
+    exact = q.lipschitz()
+    V1, it1, stalled1 = fista_quadratic(q, pen, alpha, np.zeros_like(q.g), tol=tol,
+                                        max_iter=5000, reweight=False)
+    monkeypatch.setattr(TaskQuadratic, "curvature_estimate", lambda self: 0.1 * exact)
+    V2, it2, stalled2 = fista_quadratic(q, pen, alpha, np.zeros_like(q.g), tol=tol,
+                                        max_iter=5000, reweight=False)
+    gaps = [gram_certificate(q, pen, alpha, V, None, 1.0) for V in (V1, V2)]
+    assert not stalled1 and not stalled2 and max(gaps) <= tol
+    objective = [q.value(V) + pen.value(V, alpha) for V in (V1, V2)]
+    assert abs(objective[0] - objective[1]) <= sum(gaps)
+
+
+def test_gram_fista_forms_one_product_per_iteration(monkeypatch):
+    """With the step right from the start, an iteration forms one product ``H W`` (``H Z`` is a
+    combination of the last two, and the certificates reuse ``H W``): 1 + iterations in all."""
+    q, ref, pen, alpha = _trace_problem(seed=4)
+    exact = q.lipschitz()
+    monkeypatch.setattr(TaskQuadratic, "curvature_estimate", lambda self: exact)
+    calls = []
+    matvec = TaskQuadratic.matvec
+    monkeypatch.setattr(TaskQuadratic, "matvec",
+                        lambda self, W: calls.append(1) or matvec(self, W))
+    V, it, _ = fista_quadratic(q, pen, alpha, np.zeros_like(q.g), tol=1e-9 * ref.P0,
+                               max_iter=5000, reweight=False)
+    assert len(calls) == 1 + it
+    assert gram_certificate(q, pen, alpha, V, None, 1.0) <= 1e-9 * ref.P0

@@ -164,7 +164,8 @@ def fista(
         W = penalty.compose(V)
         b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
         f = data.linear(W, b)
-        cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref, q.lipschitz())
+        cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref,
+                       None if penalty.has_dual and alpha > 0 else q.lipschitz())
         if cert.converged(tol) or done >= max_iter or stalled:
             return SolverResult(W, b, max(done, 1), cert, cert.converged(tol), V,
                                 stalled=stalled and not cert.converged(tol))
@@ -253,44 +254,61 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
                     tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
                     verbose: int = 0, reweight: bool = True,
                     small_alpha: bool = False) -> tuple[np.ndarray, int, bool]:
-    """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form: exact step ``1 / L`` (no line
-    search), adaptive restart, certificate from the Gram sums every ``check_every`` iterations
-    (the duality gap plus a bound on its rounding, or the proximal-gradient KKT residual
-    relative to ``G0_norm``) until it is below ``tol`` (absolute for a gap).
+    """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form, with adaptive restart and a
+    certificate from the Gram sums every ``check_every`` iterations (the duality gap plus a
+    bound on its rounding, or the proximal-gradient KKT residual relative to ``G0_norm``)
+    until it is below ``tol``.
 
-    ``tol`` is absolute for a gap, relative (as the residual) for a KKT residual. Returns the
-    variable at the last certificate, the iterations, and whether the
-    certificate stalled (no progress for as many iterations as it took to reach its best)."""
+    The step ``1 / L`` starts from a few Lanczos steps (a lower bound of the curvature, see
+    :meth:`TaskQuadratic.curvature_estimate`) and grows where the quadratic upper bound fails
+    along a step: the curvature along it, ``dW' H dW``, comes from the product ``H W`` the
+    iteration forms anyway (``H Z`` is the same combination of the last two), so the search
+    costs no product unless it fails. ``tol`` is absolute for a gap, relative (as the
+    residual) for a KKT residual. Returns the variable at the last certificate, the
+    iterations, and whether the certificate stalled (no progress for as many iterations as it
+    took to reach its best)."""
     copies = penalty.spread(np.ones((1, 1))).size
-    L = copies * q.lipschitz()
+    use_gap = penalty.has_dual and alpha > 0
+    # the KKT residual is measured at the curvature bound itself (one scale for every check)
+    L_cert = None if use_gap else copies * q.lipschitz()
+    L = copies * q.curvature_estimate()
     it = 0
     if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q) and (
-            not V.any() or (small_alpha and gram_certificate(q, penalty, alpha, V, L,
+            not V.any() or (small_alpha and gram_certificate(q, penalty, alpha, V, L_cert,
                                                               G0_norm) > 100.0 * tol)):
         # a cold start, or at a small alpha a warm one far from its target (where proximal
         # gradient crawls): reweighted least squares first (see its module)
         V, it = reweighted_start(
-            q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L,
+            q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
                                                              G0_norm) - tol,
             budget=min(20, max_iter // 2), patience=3)
-    use_gap = penalty.has_dual and alpha > 0
     Z, V_prev, t = V.copy(), V.copy(), 1.0
+    HZ = HV_prev = q.matvec(penalty.compose(V))
     best_val, best_V, best_it = np.inf, V.copy(), it
     start = it
     for it in range(start + 1, max_iter + 1):
-        GZ = penalty.spread(q.g - q.matvec(penalty.compose(Z)))  # minus the gradient
-        V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+        GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
+        for _ in range(_MAX_BACKTRACK):
+            V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+            HV = q.matvec(penalty.compose(V))
+            dV = V - Z
+            nd = float(np.vdot(dV, dV))
+            curv = float(np.vdot(penalty.compose(dV), HV - HZ))  # dW' H dW
+            if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
+                break
+            L = max(1.5 * L, 1.02 * curv / nd)
         step = V - V_prev
         if np.vdot(Z - V, step) > 0:  # momentum against the step: restart
-            t, Z = 1.0, V
+            t, Z, HZ = 1.0, V, HV
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            Z = V + ((t - 1.0) / t_next) * step
+            mom = (t - 1.0) / t_next
+            Z, HZ = V + mom * step, HV + mom * (HV - HV_prev)
             t = t_next
-        V_prev = V
+        V_prev, HV_prev = V, HV
         if it % check_every and it != max_iter and it != start + 1:
             continue
-        value = gram_certificate(q, penalty, alpha, V, L, G0_norm)
+        value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
         if verbose:
             print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
         if value < 0.99 * best_val:
@@ -306,12 +324,12 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
 
 
 def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
-                     L: float, G0_norm: float) -> float:
+                     L: float | None, G0_norm: float, HW: np.ndarray | None = None) -> float:
     """The certificate of V from the Gram sums: the duality gap of the residual's dual point
     plus a bound on its rounding (absolute), or else the proximal-gradient KKT residual at the
-    step ``1 / L`` relative to ``G0_norm``."""
+    step ``1 / L`` relative to ``G0_norm``. ``HW``: ``H compose(V)`` when at hand."""
     W = penalty.compose(V)
-    HW = q.matvec(W)
+    HW = q.matvec(W) if HW is None else HW
     if penalty.has_dual and alpha > 0:
         RR, G, TT, YT = q.gap_terms(W, HW)
         s = penalty.dual_scaling(G, alpha)

@@ -67,13 +67,15 @@ def task_grams(X: np.ndarray, c: np.ndarray, indptr: np.ndarray, offset: np.ndar
 
 def dense_task_moments(X: np.ndarray, c: np.ndarray, zc: np.ndarray, indptr: np.ndarray,
                        offset: np.ndarray, csum: np.ndarray, center: bool):
-    """``(H, xm, g, L)`` of a dense design in one pass over each task's block (one weighted copy
-    and one BLAS product per task, the block read from memory once).
+    """``(H, xm, g, L)`` of a dense design in one pass over each task's block (one symmetric
+    BLAS product per task, the block read from memory once).
 
     ``H[t] = X_{c,t}' diag(c_t) X_{c,t}`` (T, p, p), ``xm`` the weighted means (p x T, zero
     unless ``center``), ``g[:, t] = X_{c,t}' (c_t zc_t)`` for targets ``zc`` already centered
     per task, and ``L`` the centered diagonal (p x T), exactly 0 for a column constant within
-    a task. The diagonal comes from the Gram (one pass) except where the column's mean
+    a task. A task whose rows weigh the same takes the plain Gram ``X_t' X_t`` (a rank-k
+    update: half a general product), scaled; other weights one copy ``diag(sqrt c_t) X_t``
+    and its rank-k update. The diagonal comes from the Gram except where the column's mean
     dwarfs its spread (``L < 1e-4 m^2 sum c``, where one pass loses digits): those columns
     are summed again around their mean."""
     T, p = len(indptr) - 1, X.shape[1]
@@ -81,13 +83,23 @@ def dense_task_moments(X: np.ndarray, c: np.ndarray, zc: np.ndarray, indptr: np.
     idx = np.arange(p)
     for t in range(T):
         a, b, o = indptr[t], indptr[t + 1], offset[t]
-        Xt, ct, cs = X[a - o:b - o], c[a:b], csum[t]
-        Xw = Xt.T * ct  # the one weighted copy (p x n_t)
-        s = Xw.sum(axis=1)
+        Xt, ct, cs, zt = X[a - o:b - o], c[a:b], csum[t], zc[a:b]
+        Ht = H[t]
+        if b > a and ct[0] == ct.min() == ct.max():  # one weight: the plain Gram, scaled
+            w = ct[0]
+            np.matmul(Xt.T, Xt, out=Ht)
+            Ht *= w
+            s = w * Xt.sum(axis=0)
+            gt = w * (Xt.T @ zt)
+        else:
+            r = np.sqrt(ct)
+            Z = Xt * r[:, None]  # the one weighted copy
+            np.matmul(Z.T, Z, out=Ht)
+            s = Z.T @ r
+            gt = Z.T @ (r * zt)
         m = s / cs if center and cs > 0 else np.zeros(p)
-        Ht = Xw @ Xt
-        if center:
-            Ht -= np.outer(s, m) + np.outer(m, s) - cs * np.outer(m, m)
+        if center:  # sum_r c_r (x_r - m)(x_r - m)' = X' C X - cs m m' (s = cs m)
+            Ht -= cs * np.outer(m, m)
         d = Ht[idx, idx]
         big = m * m * cs
         redo = np.flatnonzero(d < 1e-4 * big)
@@ -99,8 +111,8 @@ def dense_task_moments(X: np.ndarray, c: np.ndarray, zc: np.ndarray, indptr: np.
             Ht *= keep[:, None] & keep[None, :]
         d = np.where(keep, d, 0.0)
         Ht[idx, idx] = d
-        H[t], xm[:, t], L[:, t] = Ht, m, d
-        g[:, t] = np.where(keep, Xw @ zc[a:b], 0.0)
+        xm[:, t], L[:, t] = m, d
+        g[:, t] = np.where(keep, gt, 0.0)
     return H, xm, g, L
 
 
@@ -239,6 +251,16 @@ class TaskQuadratic:
                 top = 1.01 * float(lanczos_top(self.H).max())
             self._L = max(float(top), 1e-300)
         return self._L
+
+    def curvature_estimate(self) -> float:
+        """A cheap lower estimate of ``max_t lambda_max(H_t)``: exact when :meth:`lipschitz`
+        is known or cheap, else the top Ritz value after 5 Lanczos steps (a search on the
+        step size makes up for the rest)."""
+        H = self.H
+        if self._L is not None or self.scale is not None or H.shape[1] <= 32 or (
+                H.shape[0] * H.shape[1] ** 3 <= 2e6):
+            return self.lipschitz()
+        return max(float(lanczos_top(H, steps=5).max()), 1e-300)
 
     def ridge(self, alpha: float) -> np.ndarray:
         """``argmin q(W) + alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` (p x T), from one

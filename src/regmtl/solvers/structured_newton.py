@@ -5,10 +5,12 @@ weights ``h_r = c_r s_r (1 - s_r)`` (``s_r = sigmoid(-y_r f_r)``) and working re
 ``z_r = f_r + c_r theta_r / h_r``. Its per-task Grams (:class:`~regmtl.solvers.quadratic.
 TaskQuadratic`, intercepts minimized out) make the model cheap to minimize with the penalty by
 proximal gradient (:func:`~regmtl.solvers.prox_grad.fista_quadratic`), to a tenth of the gap
-the step should close; the step is then damped by a backtracking line search on the true
-objective (Lee, Sun & Saunders 2014). Near the optimum the steps are full and few: where
-proximal gradient on the loss itself needs thousands of iterations on an ill-conditioned
-design, this needs tens of Newton steps.
+the step should close -- or, once the steps converge quadratically and this one should end
+the solve (the next certificate predicted at the last ratio squared times this one, below
+``tol``), to half of ``tol``, so that the last step is not one short; the step is then damped
+by a backtracking line search on the true objective (Lee, Sun & Saunders 2014). Near the
+optimum the steps are full and few: where proximal gradient on the loss itself needs
+thousands of iterations on an ill-conditioned design, this needs tens of Newton steps.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         fit_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(V, alpha)
     G0_norm = float(np.linalg.norm(ref.G0))
-    best, stalls, step_n, fresh, h, q = np.inf, 0, 0, True, None, None
+    best, stalls, step_n, fresh, h, q, ratio = np.inf, 0, 0, True, None, None, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
     while True:
         if verbose:
@@ -63,7 +65,14 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
             theta = datafit.theta(y, f)
             z = f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
             q = q.with_response(data, h, z)
-        target = 0.1 * cert.value  # absolute for a gap, relative for a KKT residual (as both)
+        # each model to a tenth of the certificate; where quadratic convergence predicts that
+        # this step ends the solve (the next certificate ~ ratio^2 times this one, ratio the
+        # last step's), to half of tol itself. Absolute for a gap, relative for a KKT
+        # residual (as both).
+        target = 0.1 * cert.value
+        goal = cert.value * tol / cert.relative if cert.relative > 0 else 0.0
+        if ratio * ratio * cert.value <= goal:
+            target = min(target, 0.5 * goal)
         V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target, max_iter=max_inner,
                                       G0_norm=G0_norm, reweight=False)
         W_new = penalty.compose(V_new)
@@ -81,5 +90,6 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         step_n += 1
         before = cert.relative
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
+        ratio = cert.relative / before if before > 0 else 1.0
         # keep the weights while a step is full and closes most of the certificate
         fresh = t < 1.0 or cert.relative > REUSE_RATE * before
