@@ -159,8 +159,7 @@ def fista(
         V, done, stalled = fista_quadratic(q, penalty, alpha, V, tol=gram_tol,
                                            max_iter=max_iter, check_every=check_every,
                                            G0_norm=float(np.linalg.norm(ref.G0)),
-                                           verbose=verbose,
-                                           small_alpha=_small_alpha(penalty, alpha, ref))
+                                           verbose=verbose)
         W = penalty.compose(V)
         b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
         f = data.linear(W, b)
@@ -252,8 +251,7 @@ def task_quadratic(data: TaskData, fit_intercept: bool) -> TaskQuadratic:
 
 def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
                     tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                    verbose: int = 0, reweight: bool = True,
-                    small_alpha: bool = False) -> tuple[np.ndarray, int, bool]:
+                    verbose: int = 0, reweight: bool = True) -> tuple[np.ndarray, int, bool]:
     """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form, with adaptive restart and a
     certificate from the Gram sums every ``check_every`` iterations (the duality gap plus a
     bound on its rounding, or the proximal-gradient KKT residual relative to ``G0_norm``)
@@ -263,64 +261,76 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     :meth:`TaskQuadratic.curvature_estimate`) and grows where the quadratic upper bound fails
     along a step: the curvature along it, ``dW' H dW``, comes from the product ``H W`` the
     iteration forms anyway (``H Z`` is the same combination of the last two), so the search
-    costs no product unless it fails. ``tol`` is absolute for a gap, relative (as the
-    residual) for a KKT residual. Returns the variable at the last certificate, the
-    iterations, and whether the certificate stalled (no progress for as many iterations as it
-    took to reach its best)."""
+    costs no product unless it fails. Where proximal gradient crawls (ill-conditioned designs
+    at small alpha: still a hundred times above ``tol`` after as many iterations as twenty
+    reweighted steps cost), reweighted least squares (``reweight``, see its module) moves the
+    iterate once, and the iteration goes on from there. ``tol`` is absolute for a gap,
+    relative (as the residual) for a KKT residual. Returns the variable at the last
+    certificate, the iterations (reweighted steps included), and whether the certificate
+    stalled (no progress for as many iterations as it took to reach its best)."""
     copies = penalty.spread(np.ones((1, 1))).size
     use_gap = penalty.has_dual and alpha > 0
     # the KKT residual is measured at the curvature bound itself (one scale for every check)
     L_cert = None if use_gap else copies * q.lipschitz()
     L = copies * q.curvature_estimate()
-    it = 0
-    if reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q) and (
-            not V.any() or (small_alpha and gram_certificate(q, penalty, alpha, V, L_cert,
-                                                              G0_norm) > 100.0 * tol)):
-        # a cold start, or at a small alpha a warm one far from its target (where proximal
-        # gradient crawls): reweighted least squares first (see its module)
-        V, it = reweighted_start(
-            q, penalty, alpha, V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
-                                                             G0_norm) - tol,
-            budget=min(20, max_iter // 2), patience=3)
-    Z, V_prev, t = V.copy(), V.copy(), 1.0
-    HZ = HV_prev = q.matvec(penalty.compose(V))
+    p = q.g.shape[0]
+    # twenty reweighted steps cost about 7 p iterations (T solves of size p against T products)
+    rescue_at = max(200, 7 * p) if (
+        reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q)
+    ) else None
+    start = it = 0
     best_val, best_V, best_it = np.inf, V.copy(), it
-    start = it
-    for it in range(start + 1, max_iter + 1):
-        GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
-        for _ in range(_MAX_BACKTRACK):
-            V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
-            HV = q.matvec(penalty.compose(V))
-            dV = V - Z
-            nd = float(np.vdot(dV, dV))
-            curv = float(np.vdot(penalty.compose(dV), HV - HZ))  # dW' H dW
-            if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
+    while True:
+        Z, V_prev, t = V.copy(), V.copy(), 1.0
+        HZ = HV_prev = q.matvec(penalty.compose(V))
+        rescued = False
+        while it < max_iter:
+            it += 1
+            GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
+            for _ in range(_MAX_BACKTRACK):
+                V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+                HV = q.matvec(penalty.compose(V))
+                dV = V - Z
+                nd = float(np.vdot(dV, dV))
+                curv = float(np.vdot(penalty.compose(dV), HV - HZ))  # dW' H dW
+                if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
+                    break
+                L = max(1.5 * L, 1.02 * curv / nd)
+            step = V - V_prev
+            if np.vdot(Z - V, step) > 0:  # momentum against the step: restart
+                t, Z, HZ = 1.0, V, HV
+            else:
+                t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+                mom = (t - 1.0) / t_next
+                Z, HZ = V + mom * step, HV + mom * (HV - HV_prev)
+                t = t_next
+            V_prev, HV_prev = V, HV
+            if it % check_every and it != max_iter and it != start + 1:
+                continue
+            value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
+            if verbose:
+                print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
+            if value < 0.99 * best_val:
+                best_val, best_V, best_it = value, V.copy(), it
+            if value <= tol or it == max_iter:
+                return V, it, False
+            if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
+                rescued = True
                 break
-            L = max(1.5 * L, 1.02 * curv / nd)
-        step = V - V_prev
-        if np.vdot(Z - V, step) > 0:  # momentum against the step: restart
-            t, Z, HZ = 1.0, V, HV
-        else:
-            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            mom = (t - 1.0) / t_next
-            Z, HZ = V + mom * step, HV + mom * (HV - HV_prev)
-            t = t_next
-        V_prev, HV_prev = V, HV
-        if it % check_every and it != max_iter and it != start + 1:
-            continue
-        value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
-        if verbose:
-            print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
-        if value < 0.99 * best_val:
-            best_val, best_V, best_it = value, V.copy(), it
-        if value <= tol or it == max_iter:
+            # stalled: no progress for as long as it took to reach the best (and 20 checks), at
+            # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
+            if it - best_it >= max(20 * check_every, best_it - start) and (
+                    not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
+                return best_V, it, True
+        if not rescued:
             return V, it, False
-        # stalled: no progress for as long as it took to reach the best (and 20 checks), at
-        # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
-        if it - best_it >= max(20 * check_every, best_it - start) and (
-                not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
-            return best_V, it, True
-    return V, it, False
+        rescue_at = None  # (once)
+        V, steps = reweighted_start(
+            q, penalty, alpha, best_V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
+                                                                  G0_norm) - tol,
+            budget=min(20, max(max_iter - it, 0)), patience=3)
+        it += steps
+        start = it
 
 
 def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
@@ -345,9 +355,3 @@ def _wh(q: TaskQuadratic, penalty: Penalty, V: np.ndarray) -> tuple[np.ndarray, 
     return W, q.matvec(W)
 
 
-def _small_alpha(penalty: Penalty, alpha: float, ref: Reference) -> bool:
-    """``alpha`` at most a thirtieth of the penalty's ``alpha_max`` (False without one)."""
-    try:
-        return alpha <= penalty.alpha_max(ref.G0) / 30.0
-    except (AttributeError, NotImplementedError, ValueError):
-        return False
