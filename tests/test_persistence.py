@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_lists
 
 import regmtl as rm
 from regmtl import MultiTaskClassifier, MultiTaskRegressor
@@ -144,8 +145,23 @@ def test_file_has_no_pickle(tmp_path):
             arr = npz[name]  # would raise ValueError for an object (pickled) array
             assert arr.dtype != object
         header = json.loads(bytes(npz["__header__"]).decode("utf-8"))
-    assert header["format_version"] == FORMAT_VERSION
+    assert header["format_version"] == 1  # the oldest format that holds it
     assert header["class"] == "MultiTaskClassifier"
+
+
+def test_a_sparse_graph_is_written_in_format_2(tmp_path):
+    """Format 2 added sparse (CSR) entries: a sparse graph's file says so, and a reader of
+    format 1 refuses it by its version; a dense graph's file stays in format 1."""
+    Xs, ys = make_lists(p=8)
+    for A, version in ((rm.chain_graph(3), 2), (rm.chain_graph(3).toarray(), 1)):
+        path = tmp_path / f"m{version}.npz"
+        rm.MultiTaskRegressor(rm.GraphLaplacian(A), alpha=0.1).fit(Xs, ys).save(path)
+        with np.load(path, allow_pickle=False) as npz:
+            header = json.loads(bytes(npz["__header__"]).decode("utf-8"))
+        assert header["format_version"] == version <= FORMAT_VERSION == 2
+        np.testing.assert_array_equal(rm.load(path).coef_,
+                                      rm.MultiTaskRegressor(rm.GraphLaplacian(A), alpha=0.1)
+                                      .fit(Xs, ys).coef_)
 
 
 def _fitted(tmp_path):

@@ -30,7 +30,10 @@ import scipy.sparse as sp
 __all__ = ["FORMAT_VERSION", "SaveMixin", "load"]
 
 FORMAT_NAME = "regmtl-model"
-FORMAT_VERSION = 1
+#: The newest model format this version reads and writes: 2 added sparse (CSR) entries (a
+#: sparse graph of ``GraphLaplacian``). A file is written in the oldest format that holds it,
+#: so that older versions read every file they can, and refuse the rest by their version.
+FORMAT_VERSION = 2
 _HEADER = "__header__"
 _REGISTRY: dict[str, type] = {}
 _MAX_HEADER_BYTES = 64 * 2**20  # the JSON header
@@ -350,7 +353,7 @@ class SaveMixin:
         attrs = {k: _encode(v, f"attr.{k}", arrays) for k, v in vars(self).items() if k in names}
         header = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": 2 if '"kind": "csr"' in json.dumps(params) else 1,
             "regmtl_version": _package_version(),
             "class": type(self).__name__,
             "params": params,
