@@ -287,26 +287,6 @@ class TaskQuadratic:
         coef = np.where(den > floor, Vg / np.where(den > floor, den, 1.0), 0.0)
         return np.matmul(V, coef[:, :, None])[:, :, 0].T
 
-    def with_response(self, data: TaskData, c: np.ndarray, z: np.ndarray) -> TaskQuadratic:
-        """The quadratic of ``sum_r c_r (z_r - f_r)^2 / 2`` for new targets ``z`` and the same
-        weights ``c`` (those this one was built with): the Grams, centers and curvature bound
-        are kept, only ``g``, ``e`` and the target centers are formed (one pass over the
-        rows). A proximal Newton step whose weights are reused takes its model from here."""
-        csum = data.task_sums(c)
-        zm = (data.task_sums(c * z) / np.where(csum > 0, csum, 1.0) if self.center
-              else np.zeros_like(self.zm))
-        zc = z - zm[data.task_of]
-        g = data.adjoint(c * zc)
-        if self.center:
-            g -= self.xm * data.task_sums(c * zc)
-        if self.scale is None:
-            keep = np.diagonal(self.H, axis1=1, axis2=2).T > 0.0
-            g = np.where(keep, g, 0.0)
-        out = TaskQuadratic(self.H, g, data.task_sums(c * zc * zc), self.xm, zm, self.scale,
-                            self.center)
-        out._L, out._eig = self._L, self._eig
-        return out
-
     def intercepts(self, W: np.ndarray) -> np.ndarray:
         return self.zm - np.einsum("jt,jt->t", self.xm, W)
 

@@ -28,10 +28,6 @@ from .result import SolverResult
 
 __all__ = ["structured_newton"]
 
-#: A Newton step reuses the previous step's weights (and Grams) when that step was full and
-#: divided the certificate by more than 1 / REUSE_RATE.
-REUSE_RATE = 0.3
-
 
 def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
                       V: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
@@ -46,7 +42,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         fit_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(V, alpha)
     G0_norm = float(np.linalg.norm(ref.G0))
-    best, stalls, step_n, fresh, h, q, ratio = np.inf, 0, 0, True, None, None, 1.0
+    best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
     while True:
         if verbose:
@@ -58,13 +54,8 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         if step_n >= max_iter or stalls >= 10:
             return SolverResult(W, b, max(step_n, 1), cert, False, V,
                                 stalled=step_n < max_iter)
-        if fresh:
-            theta, h, z = newton_model(datafit, y, c, f)
-            q = TaskQuadratic.from_data(data, h, z, fit_intercept)
-        else:  # the last weights' curvature, the current gradient: one pass over the rows
-            theta = datafit.theta(y, f)
-            z = f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
-            q = q.with_response(data, h, z)
+        theta, h, z = newton_model(datafit, y, c, f)
+        q = TaskQuadratic.from_data(data, h, z, fit_intercept)
         # each model to a tenth of the certificate; where quadratic convergence predicts that
         # this step ends the solve (the next certificate ~ ratio^2 times this one, ratio the
         # last step's), to half of tol itself. Absolute for a gap, relative for a KKT
@@ -91,5 +82,3 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         before = cert.relative
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
         ratio = cert.relative / before if before > 0 else 1.0
-        # keep the weights while a step is full and closes most of the certificate
-        fresh = t < 1.0 or cert.relative > REUSE_RATE * before
