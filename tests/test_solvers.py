@@ -382,3 +382,39 @@ def test_fista_iterates_do_not_depend_on_how_often_it_certifies(loss):
         runs.append(res)
     np.testing.assert_allclose(runs[0].W, runs[1].W, rtol=0, atol=1e-12)
     np.testing.assert_allclose(runs[0].b, runs[1].b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("offset", [0.0, 8.0, -40.0])
+def test_logistic_intercepts_are_the_one_dimensional_minimizers(offset):
+    """Each task's logistic intercept (W fixed): SciPy's root of the derivative, to 1e-10,
+    from scores near zero, saturated (offset 8) or far on the wrong side (offset -40, where
+    undamped Newton steps overshoot by orders of magnitude); derivative at rounding level."""
+    from scipy.optimize import brentq
+
+    from regmtl.solvers.certificates import fit_intercepts
+
+    rng = np.random.default_rng(1)
+    sizes = (30, 200, 7)
+    ys = [np.where(rng.random(n) < q, 1.0, -1.0) for n, q in zip(sizes, (0.5, 0.1, 0.6),
+                                                                  strict=True)]
+    for y in ys:
+        y[:2] = [1.0, -1.0]  # both classes in every task
+    Xs = [rng.standard_normal((n, 3)) for n in sizes]
+    sw = [rng.uniform(0.2, 3.0, n) for n in sizes]
+    data = rm.as_task_data(Xs, [(y > 0).astype(int) for y in ys], sample_weight=sw)
+    data = data.encode_binary()
+    datafit = rm.Logistic()
+    f = offset + rng.standard_normal(data.n_obs)
+    b = np.zeros(data.n_tasks)
+    S = datafit.state(data.y, f.copy())
+    fit_intercepts(data, datafit, S, b)
+    for t in range(data.n_tasks):
+        rows = slice(data.indptr[t], data.indptr[t + 1])
+        y, c, s0 = data.y[rows], data.c[rows], f[rows]
+
+        def slope(d, y=y, c=c, s0=s0):
+            return float(np.sum(c * y / (1.0 + np.exp(y * (s0 + d)))))
+
+        root = brentq(slope, -200.0, 200.0, xtol=1e-14)
+        assert abs(b[t] - root) <= 1e-10 * max(1.0, abs(root))
+        assert abs(slope(b[t])) <= 1e-12 * c.sum()

@@ -40,7 +40,6 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
     f = data.linear(W, b)
     if fit_intercept:
         fit_intercepts(data, datafit, f, b)
-    value = datafit.value(y, f, c) + penalty.value(V, alpha)
     G0_norm = float(np.linalg.norm(ref.G0))
     best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
@@ -70,14 +69,13 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
         df = data.linear(penalty.compose(dV), db)
-        t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, value)
+        t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, cert.primal)
         if t is None:  # no decrease along the Newton direction: the loss at its rounding floor
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
         V, b, f = V + t * dV, b + t * db, f + t * df
         if fit_intercept:
             fit_intercepts(data, datafit, f, b)
         W = penalty.compose(V)
-        value = datafit.value(y, f, c) + penalty.value(V, alpha)
         step_n += 1
         before = cert.relative
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
