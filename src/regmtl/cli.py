@@ -227,7 +227,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         print(f"warning: {w.message}")
     if not args.no_report:
         path = Path(args.report or f"regmtl-report/compare-{_safe_name(name)}.html")
-        rep = comparison_report(comp, data_name=name)
+        rep = comparison_report(comp, data_name=name, n_jobs=args.n_jobs)
         path = rep.write(path)
         print(("" if args.quiet else "\n") + f"report: {path.resolve()}")
     print(_time_line(timings, comp.n_splits, time.perf_counter() - t0))

@@ -33,14 +33,16 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
-from joblib import Parallel, delayed
+from joblib import delayed
 from scipy.special import expit
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 
 from . import metrics, scaling
+from ._parallel import run_jobs
 from .datasets import apply_split, train_test_split_per_task
 from .estimators import MultiTaskClassifier
+from .penalties import make_penalty
 from .problem import make_datafit
 from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
@@ -898,6 +900,19 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed):
             notes)
 
 
+def _structured(est: Any) -> bool:
+    """A model of a structured penalty (solved by proximal gradient or Newton, not coordinate
+    descent, conjugate gradients or a closed form): the longest fits of a comparison."""
+    pen = getattr(est, "penalty", None)
+    if pen is None or isinstance(est, PooledModel):
+        return False
+    try:
+        pen = make_penalty(pen)
+    except (TypeError, ValueError):
+        return False
+    return pen.bcd_params(1.0) is None and not callable(getattr(pen, "apply", None))
+
+
 def _distinct(names: Sequence[Any]) -> bool:
     """Whether task names can key dicts: hashable and distinct."""
     try:
@@ -1079,21 +1094,26 @@ def compare(
     jobs = [delayed(_fit_one)(name, factory(opts), role, kind, *prepared[s][:4], s,
                               task_names, keyed and role != "user")
             for s in range(len(split_list)) for name, (factory, role) in chosen.items()]
+    # the longest fits first (structured penalties: proximal gradient or Newton), so that
+    # the last ones to finish are short
+    order = sorted(range(len(jobs)), key=lambda i: not _structured(jobs[i][1][1]))
     from tqdm.auto import tqdm
 
-    rows, split_rows, choice_rows, fitted, notes = [], [], [], {}, []
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    results: list[Any] = [None] * len(jobs)
     with tqdm(total=len(jobs), disable=not show, desc="compare", unit="fit",
               leave=False) as bar:
-        for name, s, task_rows, split_row, choice, est, caught in parallel(jobs):
-            notes.extend(caught)
-            rows.extend(task_rows)
-            split_rows.append(split_row)
-            choice_rows.append(choice)
-            if s == 0:
-                fitted[name] = est
-            bar.set_postfix_str(f"{name}, split {s}", refresh=False)
+        for k, out in run_jobs([jobs[i] for i in order], n_jobs):
+            results[order[k]] = out
+            bar.set_postfix_str(f"{out[0]}, split {out[1]}", refresh=False)
             bar.update(1)
+    rows, split_rows, choice_rows, fitted, notes = [], [], [], {}, []
+    for name, s, task_rows, split_row, choice, est, caught in results:
+        notes.extend(caught)
+        rows.extend(task_rows)
+        split_rows.append(split_row)
+        choice_rows.append(choice)
+        if s == 0:
+            fitted[name] = est
     _relay(notes)
     first = prepared[0] if prepared else ()
     scores = pd.DataFrame(rows)

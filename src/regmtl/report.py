@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from joblib import delayed
 
 __all__ = ["Report", "comparison_report", "relatedness_report"]
 
@@ -59,13 +60,40 @@ footer { margin-top: 3rem; border-top: 1px solid #ddd; color: #777; font-size: 0
 """.strip()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Block:
     kind: str  # "heading", "text", "table", "figure", "code"
-    content: Any
+    content: Any  # a figure's PNG bytes, or while deferred the job that draws them
     caption: str | None = None
     level: int = 2
     details: str | None = None  # a table folded under this summary line
+    deferred: bool = False
+
+
+def _plot_png(plot: str, *args: Any, **kwargs: Any) -> bytes:
+    """PNG bytes of ``regmtl.plotting.<plot>(*args, **kwargs)``; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+
+    fig = plotting._root_figure(getattr(plotting, plot)(*args, **kwargs))
+    try:
+        return plotting.figure_to_png(fig)
+    finally:
+        plt.close(fig)
+
+
+def _path_png(X: Any, y: Any, penalty: Any, loss: str, alphas: np.ndarray, tol: float,
+              feature_names: list) -> bytes:
+    """PNG bytes of the regularization path of ``(X, y)`` along ``alphas``."""
+    import warnings
+
+    from .selection import regularization_path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = regularization_path(X, y, penalty=penalty, loss=loss, alphas=alphas, tol=tol)
+    return _plot_png("plot_path", path, feature_names=feature_names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,6 +405,22 @@ class Report:
         self._blocks.append(_Block("figure", png, caption=caption))
         return self
 
+    def _defer_figure(self, job: tuple, caption: str | None = None) -> Report:
+        """Add a figure that ``job`` (a ``joblib.delayed`` call returning PNG bytes) draws
+        when :meth:`_draw` runs: the figures of a report are drawn together, over several
+        processes."""
+        self._blocks.append(_Block("figure", job, caption=caption, deferred=True))
+        return self
+
+    def _draw(self, n_jobs: int | None = None) -> Report:
+        """Draw the deferred figures, over ``n_jobs`` processes (the calling one included)."""
+        from ._parallel import run_jobs
+
+        pending = [b for b in self._blocks if b.deferred]
+        for k, png in run_jobs([b.content for b in pending], n_jobs):
+            pending[k].content, pending[k].deferred = png, False
+        return self
+
     def add_code(self, text: str) -> Report:
         """Add preformatted text (code, a log, a command line).
 
@@ -420,6 +464,7 @@ class Report:
         if self.subtitle:
             body.append(f'<p class="subtitle">{esc(self.subtitle)}</p>')
         n_fig = 0
+        self._draw()
         for block in self._blocks:
             if block.kind == "heading":
                 body.append(f"<h{block.level}>{esc(block.content)}</h{block.level}>")
@@ -497,6 +542,7 @@ class Report:
         if self.subtitle:
             out.append(f"*{_inline_markdown(self.subtitle)}*")
         n_fig = 0
+        self._draw()
         for block in self._blocks:
             if block.kind == "heading":
                 out.append("#" * block.level + " " + _inline_markdown(block.content))
@@ -706,7 +752,8 @@ def _best_shared(comparison: Any) -> str | None:
 
 
 def comparison_report(comparison: Any, *, title: str | None = None,
-                      data_name: str = "data", created: Any = None) -> Report:
+                      data_name: str = "data", created: Any = None,
+                      n_jobs: int | None = None) -> Report:
     """A report of a :func:`regmtl.compare` result.
 
     The report explains the protocol, then shows the key columns of the summary (model, the
@@ -728,6 +775,8 @@ def comparison_report(comparison: Any, *, title: str | None = None,
         Name of the data set in the default title.
     created : datetime, date or str, default=None
         The footer date (see :class:`Report`).
+    n_jobs : int, default=None
+        Processes that draw the figures (the calling one included; -1: one per core).
 
     Returns
     -------
@@ -752,8 +801,6 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     >>> report.write("comparison.html").name
     'comparison.html'
     """
-    from . import plotting
-    from .selection import regularization_path
 
     comp = comparison
     metric = comp.metric
@@ -781,43 +828,39 @@ def comparison_report(comparison: Any, *, title: str | None = None,
                   float_format="{:.4f}")
     rep.add_table(rest, caption="Other scores (mean ± sd over splits), fit seconds and the "
                   "median alpha chosen", details="More columns: other scores, time, alpha")
-    rep.add_figure(plotting.plot_comparison(comp.summary, metric=metric),
-                   caption=f"{score}: mean ± sd over splits")
+    rep._defer_figure(delayed(_plot_png)("plot_comparison", comp.summary, metric=metric),
+                      caption=f"{score}: mean ± sd over splits")
     best = _best_shared(comp)
     task_metric = metric if metric in comp.scores else "accuracy"
     if best is not None and best != comp.baseline:
-        rep.add_figure(plotting.plot_task_scores(comp.scores, baseline=comp.baseline,
-                                                 model=best, metric=task_metric),
-                       caption=f"Per-task {_readable(task_metric)}: {best} against "
-                               f"{comp.baseline}")
+        rep._defer_figure(delayed(_plot_png)("plot_task_scores", comp.scores,
+                                             baseline=comp.baseline, model=best,
+                                             metric=task_metric),
+                          caption=f"Per-task {_readable(task_metric)}: {best} against "
+                                  f"{comp.baseline}")
     model = comp.models.get(best) if best is not None else None
     if model is not None and hasattr(model, "coef_"):
         rep.add_heading(f"{best}, first split")
-        rep.add_figure(plotting.plot_coefficients(model.coef_,
-                                                  feature_names=comp.feature_names,
-                                                  task_names=comp.task_names),
-                       caption="Coefficients (tasks x features)")
+        rep._defer_figure(delayed(_plot_png)("plot_coefficients", model.coef_,
+                                             feature_names=comp.feature_names,
+                                             task_names=comp.task_names),
+                          caption="Coefficients (tasks x features)")
         if hasattr(model, "penalty_") and comp.data_first_split:
             Xtr, _, ytr, _ = comp.data_first_split
             loss = "logistic" if comp.kind == "binary" else "squared"
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                path = regularization_path(Xtr, ytr, penalty=model.penalty_, loss=loss,
-                                           alphas=model.alphas_, tol=model.tol)
-            rep.add_figure(plotting.plot_path(path, feature_names=comp.feature_names),
-                           caption="Regularization path on the training rows")
+            rep._defer_figure(delayed(_path_png)(Xtr, ytr, model.penalty_, loss, model.alphas_,
+                                                 model.tol, comp.feature_names),
+                              caption="Regularization path on the training rows")
         if hasattr(model, "cv_results_") and "mean_test_score" in model.cv_results_:
-            ax = plotting.plot_cv_curve(model.cv_results_, best=model.alpha_,
-                                        n_splits=model.n_splits_)
-            rep.add_figure(ax, caption="Inner cross-validation curve (±1 standard error)")
+            rep._defer_figure(delayed(_plot_png)("plot_cv_curve", model.cv_results_,
+                                                 best=model.alpha_, n_splits=model.n_splits_),
+                              caption="Inner cross-validation curve (±1 standard error)")
     _comparison_relatedness(rep, comp)
     rep.add_heading("Chosen parameters")
     rep.add_table(_readable_frame(comp.choices), caption="Per model and split",
                   details=f"The parameters every model chose on each of the {comp.n_splits} "
                           "split(s)")
-    return rep
+    return rep._draw(n_jobs)
 
 
 # --------------------------------------------------------------------- relatedness
@@ -845,13 +888,11 @@ def _add_relatedness(rep: Report, rel: Any, *, level: int = 2, top: int = 15) ->
     """The verdict, the numbers, the matrix and the groups of a :class:`Relatedness`."""
     import pandas as pd
 
-    from .plotting import plot_relatedness
-
     rep.add_text(f"**{rel.verdict}**")
     rep.add_table(_relatedness_numbers(rel), caption="Relatedness against unrelated tasks")
-    rep.add_figure(plot_relatedness(rel),
-                   caption=f"Pairwise {rel.similarity}, tasks in dendrogram order; boxes: "
-                           "groups of related tasks")
+    rep._defer_figure(delayed(_plot_png)("plot_relatedness", rel),
+                      caption=f"Pairwise {rel.similarity}, tasks in dendrogram order; boxes: "
+                              "groups of related tasks")
     groups = rel.groups
     if groups:
         shown = 30
@@ -922,7 +963,7 @@ def relatedness_report(rel: Any, *, title: str | None = None, data_name: str = "
         "more alike than 95% of unrelated pairs."
     )
     rep.add_heading("Verdict")
-    return _add_relatedness(rep, rel)
+    return _add_relatedness(rep, rel)._draw()
 
 
 def _comparison_relatedness(rep: Report, comp: Any) -> None:
