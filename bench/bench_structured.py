@@ -280,14 +280,16 @@ def main(argv=None) -> None:
     ap = h.parser(__doc__, "small shapes (T=10, p=200, n_t in [30, 150]), for a fast run",
                   "target relative gap / relative KKT residual",
                   "alpha = alpha_max / divisor (Trace, Dirty, SparseLowRank)")
-    # default shape: tasks with more rows than features, as in most multi-task data (School
-    # p = 28, n_t ~ 110; Parkinsons p = 19, n_t ~ 140; landmine p = 9, n_t ~ 500), where the
-    # data term is a p x p quadratic per task; --T 30 --p 300 --n-min 60 --n-max 260 is the
-    # wide case (p > n_t), where iterations go over the rows
+    # default shape: tasks of 5 to 20 times as many rows as features, as in most multi-task
+    # data (School p = 28, n_t ~ 110; Parkinsons p = 19, n_t ~ 140; landmine p = 9, n_t ~ 500;
+    # sarcos p = 21, n ~ 44,000), where the data term is a p x p quadratic per task;
+    # --n-min 200 --n-max 800 is a shorter case (2 to 8 rows per feature), and
+    # --T 30 --p 300 --n-min 60 --n-max 260 the wide one (p > n_t), where iterations go over
+    # the rows
     ap.add_argument("--T", type=int, default=30)
     ap.add_argument("--p", type=int, default=100)
-    ap.add_argument("--n-min", type=int, default=200)
-    ap.add_argument("--n-max", type=int, default=800)
+    ap.add_argument("--n-min", type=int, default=500)
+    ap.add_argument("--n-max", type=int, default=2000)
     names = [s[0] for s in SCENARIOS]
     ap.add_argument("--penalties", nargs="+", default=names, choices=names + ["mean_ridge"],
                     help="squared-loss scenarios (mean_ridge: Mean with ridge 0.1, gap-certified;"
