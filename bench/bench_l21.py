@@ -37,6 +37,7 @@ as "> limit", its ratio as a lower bound, and medians that depend on one as ">="
 extrapolated from a partial run).
 
 Run:  .venv/bin/python bench/bench_l21.py [--quick] [--repeats 3] [--scenarios ...]
+      (--scenarios issue-shape runs the shape of issue 18 alone)
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ try:
 except ImportError:  # optional peer
     skglm = None
 
-SCENARIOS = ("shared", "lists", "logistic", "scaling", "memory")
+SCENARIOS = ("shared", "issue-shape", "lists", "logistic", "scaling", "memory")
 MAX_TIGHTEN = 4  # by default at most 4 extra runs with a 10x tighter tol when a peer stops short
 
 
@@ -218,7 +219,8 @@ def main(argv=None) -> None:
                   "alpha = alpha_max / divisor")
     ap.add_argument("--eps-logistic", type=float, default=1e-6,
                     help="target relative gap (logistic); 1e-5 if 1e-6 takes too long")
-    ap.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    ap.add_argument("--scenarios", nargs="+", choices=SCENARIOS,
+                    default=[s for s in SCENARIOS if s != "issue-shape"])
     ap.add_argument("--n-alphas", type=int, default=None,
                     help="alphas of the scenario-1 path (default 30; --quick 8)")
     ap.add_argument("--n-active", type=int, default=None,
@@ -243,6 +245,7 @@ def main(argv=None) -> None:
     summary = Summary()
     run = {"shared": lambda: (_shared_suite.scenario(args, summary),
                               scenario_issue_shape(args, summary)),
+           "issue-shape": lambda: scenario_issue_shape(args, summary),
            "lists": lambda: scenario_lists(args, "squared", summary),
            "logistic": lambda: scenario_lists(args, "logistic", summary),
            "scaling": lambda: _scaling.scenario(args, summary),

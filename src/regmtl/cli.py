@@ -1,5 +1,6 @@
 """The ``regmtl`` command: list data sets, compare models, check task relatedness, measure
-transfer to new tasks, fit one model, predict with it.
+transfer to new tasks, fit one model, predict with it (``fit`` and ``predict`` also on a Dask
+cluster, with ``--scheduler`` or ``--workers``).
 
 Each subcommand is a ``(help, add_arguments, run)`` entry of :data:`COMMANDS`; ``run`` takes the
 parsed arguments and returns an exit status. A problem with the user's input (a missing file or
@@ -9,6 +10,8 @@ column, a bad value) ends with one ``regmtl: error: ...`` line on stderr and exi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import sys
 import time
 import warnings
@@ -248,8 +251,12 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-standardize", action="store_true",
                    help="fit on the raw features (default: z-scored, the scaling saved with "
                         "the model)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="the solver's stopping tolerance (relative duality gap or KKT "
+                        "residual; default: the estimator's, 1e-4)")
     p.add_argument("--n-jobs", type=int, default=None)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
+    _cluster_arguments(p)
 
 
 def _user_labels(bunch: Any) -> list[np.ndarray]:
@@ -269,27 +276,41 @@ def _run_fit(args: argparse.Namespace) -> int:
     from .scaling import fit_standardized
     from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 
+    if _on_dask(args):
+        return _run_fit_dask(args)
     bunch, name = _load(args)
     binary = bunch.kind == "binary"
+    solver = {} if args.tol is None else {"tol": args.tol}
     if args.alpha == "auto":
         cls = MultiTaskClassifierCV if binary else MultiTaskRegressorCV
-        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs)
+        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs, **solver)
     else:
-        try:
-            alpha = float(args.alpha)
-        except ValueError:
-            raise UsageError(f"--alpha {args.alpha!r}: give a number >= 0 or 'auto'.") from None
         cls = MultiTaskClassifier if binary else MultiTaskRegressor
-        est = cls(penalty=args.penalty, alpha=alpha)
+        est = cls(penalty=args.penalty, alpha=_alpha(args), **solver)
     ys = _user_labels(bunch) if binary else bunch.y
     fitted = fit_standardized(est, bunch.X, ys, task_names=bunch.task_names,
                               feature_names=[str(f) for f in bunch.feature_names],
                               standardize=not args.no_standardize)
+    _report_fit(args, fitted, name, len(bunch.X), sum(len(y) for y in bunch.y))
+    return 0
+
+
+def _alpha(args: argparse.Namespace) -> float:
+    try:
+        alpha = float(args.alpha)
+    except ValueError:
+        raise UsageError(f"--alpha {args.alpha!r}: give a number >= 0 or 'auto'.") from None
+    return alpha
+
+
+def _report_fit(args: argparse.Namespace, fitted: Any, name: str, n_tasks: int,
+                n_rows: int) -> None:
+    """The line of the fit (alpha, features used, certificate); the model saved."""
     W = np.atleast_2d(fitted.coef_)
     n_active = int(np.count_nonzero(np.any(W != 0, axis=0)))
     cert = (f"duality gap {fitted.dual_gap_:.2e}" if hasattr(fitted, "dual_gap_")
             else f"KKT residual {fitted.kkt_residual_:.2e}")
-    print(f"{name}: {len(bunch.X)} tasks, {sum(len(y) for y in bunch.y)} rows; penalty "
+    print(f"{name}: {n_tasks} tasks, {n_rows} rows; penalty "
           f"{args.penalty}, alpha {fitted.alpha:.4g}"
           f"{' (by ' + str(args.cv) + '-fold CV)' if args.alpha == 'auto' else ''}; "
           f"{n_active} of {W.shape[1]} features used; {cert}")
@@ -297,7 +318,6 @@ def _run_fit(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     fitted.save(out)
     print(f"model: {out.resolve()}")
-    return 0
 
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -306,9 +326,13 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-col", help="the column naming each row's task")
     p.add_argument("--target", help="optional: the true values, to print the scores")
     p.add_argument("--data-home")
-    p.add_argument("--out", help="CSV file to write: every column of the input, in its row "
-                                 "order, then the predictions (default: print them beside "
-                                 "the non-feature columns)")
+    p.add_argument("--out", "--output", dest="out",
+                   help="CSV file to write: every column of the input, in its row order, then "
+                        "the predictions (default: print them beside the non-feature "
+                        "columns); with --scheduler/--workers a Parquet directory (a path "
+                        "ending in .parquet, or a directory) of the non-feature columns and "
+                        "the predictions")
+    _cluster_arguments(p)
 
 
 def _verbatim(path: Path, frame: Any) -> Any:
@@ -326,14 +350,28 @@ def _verbatim(path: Path, frame: Any) -> Any:
 def _predict_columns(model: Any, frame: Any, names: list, task_col: str) -> dict[str, Any]:
     """``prediction`` (and ``probability`` of the positive class, for a classifier) of every
     row of ``frame``, in its order."""
-    # task ids as the model stored them (a CSV may read '3' as the integer 3)
-    known = {str(t): t for t in model.tasks_}
-    task = np.array([known.get(str(t), t) for t in frame[task_col].to_numpy()], dtype=object)
+    task = _model_tasks(frame[task_col], model.tasks_)
     X = frame[list(names)]
     out = {"prediction": np.asarray(model.predict(X, task=task))}
     if hasattr(model, "predict_proba"):
         out["probability"] = model.predict_proba(X, task=task)[:, 1]
     return out
+
+
+def _model_tasks(values: Any, tasks: Any) -> np.ndarray:
+    """Task ids as the model stored them (a CSV may read '3' as the integer 3): each value
+    the model knows as it is, else the model's id of the same text (else as it is)."""
+    import pandas as pd
+
+    values = np.asarray(values, dtype=object)
+    tasks = np.asarray(tasks, dtype=object)
+    known = pd.Index(tasks).get_indexer(values)
+    if np.all(known >= 0):
+        return tasks[known]
+    by_text = {str(t): t for t in tasks}
+    return np.array([tasks[k] if k >= 0 else by_text.get(str(v), v)
+                     for v, k in zip(values.tolist(), known.tolist(), strict=True)],
+                    dtype=object)
 
 
 def _print_scores(model: Any, frame: Any, prediction: np.ndarray, task_col: str,
@@ -359,6 +397,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .datasets._table import _read
     from .persistence import load
 
+    if _on_dask(args):
+        return _run_predict_dask(args)
     model = load(args.model)
     names = getattr(model, "feature_names_in_", None)
     if not _is_file(args.data):
@@ -414,6 +454,432 @@ def _print_accuracy(model: Any, out: Any, groups: list, target: str) -> None:
     pooled = accuracy_score(out[target], out["prediction"])
     by_task = [accuracy_score(g[target], g["prediction"]) for g in groups]
     print(f"accuracy (all rows): {pooled:.4f}; accuracy (task average): {np.mean(by_task):.4f}")
+
+
+# ---------------------------------------------------------------------------- on a Dask cluster
+_DASK_HINT = 'pip install "regmtl[dask]"'
+_PARTS = ("part.", "_metadata", "_common_metadata")  # the files of a Parquet output of Dask
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. "
+                            "tcp://10.0.0.5:8786); the data are then Parquet, a file, a "
+                            "directory or a glob (quoted) that the workers can read")
+    group.add_argument("--workers", metavar="N", type=_int_at_least(1),
+                       help="run on a Dask cluster of N worker processes (one thread each) "
+                            "started on this machine for the command; the data as for "
+                            "--scheduler")
+
+
+def _on_dask(args: argparse.Namespace) -> bool:
+    return args.scheduler is not None or args.workers is not None
+
+
+def _cluster_flag(args: argparse.Namespace) -> str:
+    return (f"--scheduler {args.scheduler}" if args.scheduler is not None
+            else f"--workers {args.workers}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _dask_modules(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """dask, dask.dataframe and dask.distributed, imported here: Dask is an optional extra."""
+    try:
+        import dask
+        import dask.dataframe as dd
+        from dask import distributed
+    except ImportError as exc:
+        raise UsageError(f"{_cluster_flag(args)} runs the command on Dask, which cannot be "
+                         f"imported ({_first_line(exc)}): {_DASK_HINT}.") from None
+    return dask, dd, distributed
+
+
+@contextlib.contextmanager
+def _dask_client(args: argparse.Namespace, distributed: Any):
+    """A Client on the scheduler at ``--scheduler``, or on a LocalCluster of ``--workers``
+    processes started here; both closed at the end, on errors too. Yields a description."""
+    with contextlib.ExitStack() as stack:
+        if args.workers is not None:
+            try:  # the dashboard on a free port: a second cluster on this machine is usual
+                cluster = stack.enter_context(distributed.LocalCluster(
+                    n_workers=args.workers, threads_per_worker=1, processes=True,
+                    dashboard_address=":0"))
+            except (RuntimeError, OSError, TimeoutError) as exc:
+                raise UsageError(f"--workers {args.workers}: the local Dask cluster did not "
+                                 f"start ({_first_line(exc)}). From a Python script, call "
+                                 "regmtl.cli.main under if __name__ == '__main__': (the "
+                                 "workers are new processes that import the script).") from None
+            client = stack.enter_context(distributed.Client(cluster))
+            yield (f"a local Dask cluster of {args.workers} worker process(es), dashboard "
+                   f"{client.dashboard_link}")
+            return
+        try:
+            client = distributed.Client(args.scheduler)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise UsageError(f"--scheduler {args.scheduler}: cannot connect to a Dask "
+                             f"scheduler there ({_first_line(exc)}); check the address "
+                             "(tcp://HOST:8786) and that the scheduler runs.") from None
+        stack.enter_context(client)
+        n = len(client.scheduler_info().get("workers", {}))
+        yield f"the Dask cluster at {args.scheduler} ({n} worker(s))"
+
+
+def _local_inputs(data: str) -> list[Path]:
+    """The local files or directory that ``data`` names (nothing for a URL); a glob that
+    matches nothing or a missing path is an error naming it."""
+    if "://" in data:
+        return []
+    if any(c in data for c in "*?["):
+        found = sorted(glob.glob(data))
+        if not found:
+            raise UsageError(f"{data}: no file matches this pattern (from {Path.cwd()}); check "
+                             "the path, and quote the pattern so that the shell passes it "
+                             "as it is.")
+        return [Path(f) for f in found]
+    if not Path(data).exists():
+        raise UsageError(f"{data}: no such file or directory (from {Path.cwd()}).")
+    return [Path(data)]
+
+
+def _dask_table(dd: Any, data: str) -> tuple[Any, list[Path]]:
+    """The Dask DataFrame of a Parquet file, directory or glob, and its local paths."""
+    if data.lower().rstrip("/").endswith((".csv", ".csv.gz", ".tsv", ".txt")):
+        raise UsageError(f"{data}: on a Dask cluster the data are read as Parquet (a file, a "
+                         "directory of files, or a glob such as 'data/part-*.parquet'); "
+                         "convert the table first, e.g. dask.dataframe.read_csv(...)"
+                         ".to_parquet(...).")
+    inputs = _local_inputs(data)
+    try:
+        frame = dd.read_parquet(data)
+    except ImportError as exc:
+        raise UsageError(f"{data}: reading Parquet with Dask needs {_first_line(exc)}: "
+                         f'{_DASK_HINT} (and pip install "regmtl[parquet]").') from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(f"{data}: cannot read it as Parquet ({_first_line(exc)}).") from None
+    return frame, inputs
+
+
+def _same_rows(part: Any) -> Any:
+    return part
+
+
+def _one_partitioning(frame: Any, columns: list) -> Any:
+    """The table's ``columns`` behind one step that Dask cannot see through, so that every
+    column taken from it has the same partitions. (Dask fuses small Parquet partitions by the
+    share of the columns read: the features, the target and the task column read apart
+    would have different partitions.)"""
+    return frame[columns].map_partitions(_same_rows)
+
+
+def _need_column(frame: Any, col: Any, flag: str, data: str) -> None:
+    if col not in frame.columns:
+        raise UsageError(f"{flag} {col!r} is not a column of {data}; columns: "
+                         f"{_some(list(frame.columns), 20)}.")
+
+
+def _dask_features(frame: Any, args: argparse.Namespace) -> list:
+    """The feature columns of a fit (checked on the table's schema; nothing is read)."""
+    import pandas as pd
+
+    if not args.task_col or not args.target:
+        raise UsageError(f"{args.data}: a table needs --task-col and --target (the columns of "
+                         "the task ids and of the values to predict).")
+    _need_column(frame, args.task_col, "--task-col", args.data)
+    _need_column(frame, args.target, "--target", args.data)
+    if args.target == args.task_col:
+        raise UsageError(f"--target {args.target!r} is also the --task-col; pass a different "
+                         "column.")
+    if args.features:
+        features = [c.strip() for c in args.features.split(",") if c.strip()]
+        for c in features:
+            _need_column(frame, c, "--features:", args.data)
+        clash = [c for c in features if c in (args.task_col, args.target)]
+        if clash:
+            raise UsageError(f"--features: {clash[0]!r} is the task column or the target; "
+                             "leave it out.")
+    else:
+        features = [c for c in frame.columns if c not in (args.task_col, args.target)]
+    if not features:
+        raise UsageError(f"{args.data} has no column besides {args.task_col!r} and "
+                         f"{args.target!r}; add feature columns.")
+    bad = [c for c in features if not (pd.api.types.is_numeric_dtype(frame.dtypes[c])
+                                       or pd.api.types.is_bool_dtype(frame.dtypes[c]))]
+    if bad:
+        raise UsageError(f"--features: non-numeric column(s) {', '.join(map(repr, bad[:10]))} "
+                         f"in {args.data}; list the numeric ones with --features a,b,c, or "
+                         "encode those as numbers first.")
+    return features
+
+
+def _partition_summary(part: Any, features: list, target: Any, task_col: Any) -> dict:
+    """One partition's rows, feature means and centred sums of squares, non-finite values,
+    missing targets and task ids, and its first three distinct targets."""
+    X = part[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    mean = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+    y = part[target]
+    return {"n": len(X), "mean": mean, "m2": ((X - mean) ** 2).sum(axis=0),
+            "nonfinite": (~np.isfinite(X)).sum(axis=0), "y_missing": int(y.isna().sum()),
+            "task_missing": int(part[task_col].isna().sum()),
+            "y_values": y.dropna().drop_duplicates().head(3).tolist()}
+
+
+def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespace) -> dict:
+    """One pass over the table: rows, pooled feature means and population standard
+    deviations (partition moments combined as Chan et al.), checks, the target's kind."""
+    import pandas as pd
+
+    cols = [*features, args.task_col, args.target]
+    parts = dask.compute(*[dask.delayed(_partition_summary, pure=True)(
+        p, features, args.target, args.task_col) for p in frame[cols].to_delayed()])
+    n = sum(s["n"] for s in parts)
+    if n == 0:
+        raise UsageError(f"{args.data} has no rows.")
+    nonfinite = sum(s["nonfinite"] for s in parts)
+    if np.any(nonfinite):
+        said = ", ".join(f"{features[j]!r} ({nonfinite[j]})" for j in np.flatnonzero(nonfinite))
+        raise UsageError(f"--features: NaN or infinite values in column(s) {said}; impute "
+                         "them or drop those rows first.")
+    for key, flag, col in (("task_missing", "--task-col", args.task_col),
+                           ("y_missing", "--target", args.target)):
+        missing = sum(s[key] for s in parts)
+        if missing:
+            raise UsageError(f"{flag} {col!r}: {missing} missing value(s); drop those rows "
+                             "first.")
+    mean = sum(s["n"] * s["mean"] for s in parts) / n
+    m2 = sum(s["m2"] + s["n"] * (s["mean"] - mean) ** 2 for s in parts)
+    scale = np.sqrt(m2 / n)
+    scale[scale == 0.0] = 1.0  # a constant feature, as regmtl.scaling.pooled_scaling
+    values = pd.unique(np.array([v for s in parts for v in s["y_values"]], dtype=object))
+    kind = args.kind
+    if kind == "auto":
+        kind = "binary" if len(values) == 2 else "regression"
+    if kind == "binary" and len(values) != 2:
+        raise UsageError(f"--kind binary needs exactly 2 distinct values in --target "
+                         f"{args.target!r}, found {'more than 2' if len(values) > 2 else 1}; "
+                         "pass --kind regression or recode the column.")
+    dtype = frame.dtypes[args.target]
+    if kind == "regression" and not (pd.api.types.is_numeric_dtype(dtype)
+                                     or pd.api.types.is_bool_dtype(dtype)):
+        raise UsageError(f"--target {args.target!r} must be numeric for regression (its type "
+                         f"is {dtype}); recode it, or pass --kind binary for two labels.")
+    return {"n": n, "mean": mean, "scale": scale, "kind": kind}
+
+
+def _standardized(part: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
+    """A partition's features as float64, ``(x - mean) / scale``."""
+    return (part.astype(np.float64) - mean) / scale
+
+
+def _raw_units(model: Any, mean: np.ndarray, scale: np.ndarray, features: list) -> Any:
+    """A model fitted on ``(x - mean) / scale`` expressed on the raw features, as
+    :func:`regmtl.scaling.fit_standardized` returns it."""
+    V = np.atleast_2d(model.coef_)
+    model.coef_ = V / scale
+    model.intercept_ = np.asarray(model.intercept_, dtype=np.float64) - V @ (mean / scale)
+    for attr in ("P_", "Q_"):
+        if hasattr(model, attr):
+            setattr(model, attr, np.atleast_2d(getattr(model, attr)) / scale)
+    if hasattr(model, "singular_values_"):
+        model.singular_values_ = np.linalg.svd(model.coef_, compute_uv=False)
+    model.feature_names_in_ = np.asarray([str(f) for f in features], dtype=object)
+    model.feature_scale_ = scale
+    model.feature_mean_ = mean
+    return model
+
+
+def _run_fit_dask(args: argparse.Namespace) -> int:
+    """``regmtl fit`` on a Dask cluster: the rows stay on the workers, the model comes back."""
+    dask, dd, distributed = _dask_modules(args)
+    from .estimators import MultiTaskClassifier, MultiTaskRegressor
+
+    if args.alpha == "auto":
+        raise UsageError(f"--alpha auto (cross-validation) runs in memory only; with "
+                         f"{_cluster_flag(args).split()[0]} give --alpha VALUE, e.g. the "
+                         "alpha that 'regmtl fit --alpha auto' chooses on a sample of the "
+                         "rows.")
+    alpha = _alpha(args)
+    frame, _ = _dask_table(dd, args.data)
+    features = _dask_features(frame, args)
+    frame = _one_partitioning(frame, [*features, args.task_col, args.target])
+    name = Path(args.data.rstrip("/")).name or args.data
+    with _dask_client(args, distributed) as where:
+        print(f"{name}: on {where}")
+        summary = _dask_summary(dask, frame, features, args)
+        if args.no_standardize:
+            mean, scale = np.zeros(len(features)), np.ones(len(features))
+        else:
+            mean, scale = summary["mean"], summary["scale"]
+        X = frame[features].map_partitions(_standardized, mean, scale)
+        binary = summary["kind"] == "binary"
+        y = frame[args.target] if binary else frame[args.target].astype(np.float64)
+        cls = MultiTaskClassifier if binary else MultiTaskRegressor
+        solver = {} if args.tol is None else {"tol": args.tol}
+        est = cls(penalty=args.penalty, alpha=alpha, **solver)
+        est.fit(X, y, task=frame[args.task_col])
+    fitted = _raw_units(est, mean, scale, features)
+    _report_fit(args, fitted, name, len(fitted.tasks_), summary["n"])
+    return 0
+
+
+def _model_task_series(values: Any, tasks: np.ndarray) -> Any:
+    """A partition's task ids as the model stored them (see :func:`_model_tasks`)."""
+    import pandas as pd
+
+    return pd.Series(_model_tasks(values, tasks), index=values.index, name=values.name,
+                     dtype=object)
+
+
+def _second_column(proba: Any) -> Any:
+    """The positive class's column of ``predict_proba`` (a Dask array or DataFrame)."""
+    return proba.iloc[:, 1] if hasattr(proba, "iloc") else proba[:, 1]
+
+
+def _parquet_out(out: str, inputs: list[Path]) -> tuple[str, bool]:
+    """``--out`` of a prediction on Dask: a Parquet directory (a path ending in ``.parquet``
+    or ``.pq``, or a directory). Returns the path and whether a previous output there is to
+    be replaced."""
+    suffix = Path(out.rstrip("/")).suffix.lower()
+    if suffix not in ("", ".parquet", ".pq") and not Path(out).is_dir():
+        raise UsageError(f"--out {out}: on a Dask cluster the workers write the predictions "
+                         "as Parquet, one file per partition, in one directory; give a path "
+                         f"ending in .parquet or a directory. A {suffix} file would bring "
+                         "every row through this one process, which is what the cluster is "
+                         "there to avoid (convert the Parquet output afterwards if you need "
+                         "one).")
+    if "://" in out:
+        return out, False
+    path = Path(out).resolve()
+    for f in (p.resolve() for p in inputs):
+        if path == f or path in f.parents or f in path.parents:
+            raise UsageError(f"--out {out}: that is where the input data are ({f}); write the "
+                             "predictions elsewhere.")
+    if path.is_dir():
+        others = [f.name for f in path.iterdir() if not f.name.startswith(_PARTS)]
+        if others:
+            raise UsageError(f"--out {out}: the directory holds files other than a previous "
+                             f"output ({_some(others, 3)}); give a new or empty directory.")
+        return out, any(path.iterdir())
+    if path.is_file() and suffix not in (".parquet", ".pq"):
+        raise UsageError(f"--out {out}: a file is there; give a path ending in .parquet or a "
+                         "directory.")
+    return out, path.is_file()
+
+
+def _partition_scores(part: Any, task_col: Any, target: Any, labels: Any) -> tuple:
+    """Per task of one partition: rows and squared errors (regression; with the partition's
+    target moments) or rows, hits and targets the model does not know (``labels`` given)."""
+    import pandas as pd
+
+    task = part[task_col]
+    if labels is not None:
+        known = part[target].isin(labels)
+        hits = (part[target] == part["prediction"]) & known
+        per_task = pd.DataFrame({"n": 1, "hits": hits.astype(np.int64),
+                                 "unknown": (~known).astype(np.int64)}).groupby(
+            task.to_numpy(), sort=False).sum()
+        first = part[target][~known].head(1).tolist()
+        return per_task, first
+    y = part[target].to_numpy(dtype=np.float64)
+    r2 = (y - part["prediction"].to_numpy(dtype=np.float64)) ** 2
+    per_task = pd.DataFrame({"n": 1, "sse": r2}).groupby(task.to_numpy(), sort=False).sum()
+    m = y.mean() if len(y) else 0.0
+    return per_task, (len(y), m, float(((y - m) ** 2).sum()))
+
+
+def _print_dask_scores(dask: Any, dd: Any, model: Any, out: str,
+                       args: argparse.Namespace) -> None:
+    """The scores of the written predictions against ``--target`` (read back from ``out``:
+    only per-task sums come to this process)."""
+    import pandas as pd
+
+    classifier = hasattr(model, "predict_proba")
+    labels = None
+    if classifier:
+        per = model.classes_ if isinstance(model.classes_, list) else [model.classes_]
+        labels = list({v for c in per for v in np.asarray(c).tolist()})
+    written = dd.read_parquet(out, columns=[args.task_col, args.target, "prediction"])
+    parts = dask.compute(*[dask.delayed(_partition_scores, pure=True)(
+        p, args.task_col, args.target, labels) for p in written.to_delayed()])
+    per_task = pd.concat([p[0] for p in parts]).groupby(level=0, sort=False).sum()
+    if classifier:
+        if per_task["unknown"].sum():
+            bad = next(p[1][0] for p in parts if p[1])
+            raise UsageError(f"--target {args.target!r}: {int(per_task['unknown'].sum())} "
+                             f"row(s) hold labels the model was not fitted on (first: "
+                             f"{bad!r}; the model's: {', '.join(sorted(map(repr, labels)))}); "
+                             f"the predictions are written to {out}, but not scored.")
+        pooled = per_task["hits"].sum() / per_task["n"].sum()
+        by_task = np.mean(per_task["hits"] / per_task["n"])
+        print(f"accuracy (all rows): {pooled:.4f}; accuracy (task average): {by_task:.4f}")
+        return
+    moments = [p[1] for p in parts if p[1][0]]
+    n = sum(k for k, _, _ in moments)
+    mean = sum(k * m for k, m, _ in moments) / n
+    sst = sum(s + k * (m - mean) ** 2 for k, m, s in moments)
+    ev = 1.0 - per_task["sse"].sum() / sst
+    rmse = np.mean(np.sqrt(per_task["sse"] / per_task["n"]))
+    print(f"explained variance (all rows): {ev:.4f}; RMSE (task average): {rmse:.4f}")
+
+
+def _run_predict_dask(args: argparse.Namespace) -> int:
+    """``regmtl predict`` on a Dask cluster: the workers read the rows, predict them and
+    write the predictions beside the input's other columns as Parquet, in the input's order."""
+    dask, dd, distributed = _dask_modules(args)
+    from .persistence import load
+
+    if not args.task_col:
+        raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
+    if not args.out:
+        raise UsageError(f"{_cluster_flag(args).split()[0]}: pass --out DIR.parquet; on a Dask "
+                         "cluster the predictions are written by the workers, not printed.")
+    model = load(args.model)
+    frame, inputs = _dask_table(dd, args.data)
+    _need_column(frame, args.task_col, "--task-col", args.data)
+    if args.target is not None:
+        _need_column(frame, args.target, "--target", args.data)
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        names = [c for c in frame.columns if c not in (args.task_col, args.target)]
+    names = list(names)
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise UsageError(f"{args.data} lacks the feature column(s) the model was fitted on: "
+                         f"{', '.join(map(str, missing[:10]))}.")
+    predicted = ["prediction", *(["probability"] if hasattr(model, "predict_proba") else [])]
+    taken = [c for c in predicted if c in frame.columns]
+    if taken:
+        raise UsageError(f"{args.data} already has a column {taken[0]!r}, the name of the "
+                         "predictions; rename it (the output keeps the input's columns).")
+    keep = [c for c in frame.columns if c not in set(names)]
+    out, overwrite = _parquet_out(args.out, inputs)
+    frame = _one_partitioning(frame, [*keep, *names])
+    width = len(str(max(frame.npartitions - 1, 0)))
+    with _dask_client(args, distributed) as where:
+        print(f"{Path(args.data.rstrip('/')).name or args.data}: on {where}")
+        X = frame[names]
+        task = frame[args.task_col].map_partitions(
+            _model_task_series, np.asarray(model.tasks_, dtype=object),
+            meta=(args.task_col, object))
+        columns = {"prediction": model.predict(X, task=task)}
+        if "probability" in predicted:
+            columns["probability"] = _second_column(model.predict_proba(X, task=task))
+        result = frame[keep].assign(**columns)
+        if overwrite and Path(out).is_file():
+            Path(out).unlink()  # a single-file output of before, replaced as a CSV would be
+        result.to_parquet(out, write_index=frame.index.name is not None,
+                          overwrite=overwrite and Path(out).is_dir(),
+                          name_function=lambda i: f"part.{i:0{width}d}.parquet")
+        shown = Path(out).resolve() if "://" not in out else out
+        print(f"predictions: {shown} (Parquet, one file per partition, in the input's row "
+              f"order: the input's {_some(keep, 8)} and {', '.join(predicted)})")
+        if args.target is not None:
+            _print_dask_scores(dask, dd, model, out, args)
+    return 0
 
 
 # ---------------------------------------------------------------------------- relatedness
@@ -619,7 +1085,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``regmtl`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        hint = ("; a pattern the shell expanded? quote it: 'data/part-*.parquet'"
+                if any(e.lower().endswith((".parquet", ".pq")) for e in extra) else "")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     try:
         return args._run(args)
     except (ValueError, FileNotFoundError, KeyError, OSError) as exc:

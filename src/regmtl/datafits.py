@@ -166,6 +166,8 @@ class Datafit:
         ndarray of shape (n_obs,)
             A new array holding the state.
         """
+        if hasattr(f, "__dask_graph__"):  # held in blocks elsewhere: operations make copies
+            return f
         return np.array(f, dtype=np.float64)
 
     def scores(self, y: np.ndarray, S: np.ndarray) -> np.ndarray:

@@ -99,6 +99,8 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         )
 
     def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
+        if fitting and _is_dask(X, y, task):
+            return self._dask_data(X, y, task, sample_weight)
         return as_task_data(
             X, y, task,
             sample_weight=sample_weight,
@@ -110,6 +112,28 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
             reset=fitting,
             single=False if fitting else self.input_form_ == "single",
         )
+
+    def _dask_data(self, X, y, task, sample_weight):
+        """Long-form Dask input as task blocks on the workers (:mod:`regmtl.dask`)."""
+        from .dask import as_dask_task_data
+
+        data = as_dask_task_data(X, y, task, sample_weight=sample_weight,
+                                 task_weight=self.task_weight,
+                                 numeric_y=self._loss == "squared")
+        self.n_features_in_ = data.n_features
+        if data.feature_names is not None:
+            self.feature_names_in_ = data.feature_names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return data
+
+    def _dask_scores(self, X, task, post=None):
+        """Lazy per-row results of Dask input, in its row order (``post(f, codes)`` of the
+        scores and the rows' task positions; the scores themselves by default)."""
+        from .dask import predict_scores
+
+        check_is_fitted(self)
+        return predict_scores(X, task, self.coef_matrix_, self._b, self.tasks_, post=post)
 
     def _datafit(self) -> Datafit:
         return make_datafit(self._loss)
@@ -178,9 +202,9 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
     def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-task weighted mean squared training residual."""
         r2 = (data.y - data.linear(W, b)) ** 2
-        w = _row_weights(data)
-        total = data.task_sums(w)
-        return data.task_sums(w * r2) / np.where(total > 0, total, 1.0)
+        w = 1.0 if getattr(data, "distributed", False) else _row_weights(data)
+        total = np.asarray(data.task_sums(w * np.ones_like(r2)))
+        return np.asarray(data.task_sums(w * r2)) / np.where(total > 0, total, 1.0)
 
     def _prepare_targets(self, data: TaskData) -> None:
         """Hook: the classifier encodes labels."""
@@ -420,6 +444,8 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
             alone on a multi-task model; an array of shape (n_samples,) for a single-task
             model.
         """
+        if _is_dask(X, task):
+            return self._dask_scores(X, task)
         data, f = self._scores(X, task)
         return data.to_form(f)
 
@@ -443,6 +469,11 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
             The mean over tasks of each task's R^2 on its observed labels (every task counts
             the same, whatever its size).
         """
+        if _is_dask(X, y, task):
+            from .dask import task_score
+
+            return task_score(self._dask_scores(X, task, post=_with_codes), y, self.n_tasks_,
+                              "r2", sample_weight)
         data, f = self._scores(X, task, y, sample_weight)
         w = _row_weights(data)
         total = data.task_sums(w)
@@ -518,7 +549,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
     __metadata_request__predict_log_proba = {"task": True}
 
     def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
-        if fitting:
+        if fitting and not _is_dask(X, y, task):
             y = column_target(X, y, task)
         return super()._data(X, y, task, sample_weight, fitting=fitting)
 
@@ -565,9 +596,10 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
             (n_samples, 2) per task (lists, dicts), for all rows (long form), or a list of
             them per task (shared design).
         """
+        if _is_dask(X, task):
+            return self._dask_scores(X, task, post=_proba)
         data, f = self._scores(X, task)
-        p = 0.5 * (1.0 + np.tanh(0.5 * f))
-        return data.to_form(np.column_stack([1.0 - p, p]))
+        return data.to_form(_proba(f))
 
     def predict_log_proba(self, X: Any, task: Any = None) -> Any:
         """Logarithms of the class probabilities, computed without overflow.
@@ -603,6 +635,8 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         ndarray, list or dict
             Labels in the form of ``X``; each task's labels keep their own type.
         """
+        if _is_dask(X, task):
+            return self._dask_scores(X, task, post=_LabelTable(self._classes))
         data, f = self._scores(X, task)
         out = data.to_form(self._labels(data, f))
         # one array per task: each keeps its own task's label type ('spam'/'ham' vs 3/7)
@@ -643,6 +677,12 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         float
             The mean over tasks of each task's accuracy on its observed labels.
         """
+        if _is_dask(X, y, task):
+            from .dask import task_score
+
+            post = _LabelTable(self._classes, with_codes=True)
+            return task_score(self._dask_scores(X, task, post=post), y, self.n_tasks_,
+                              "accuracy", sample_weight)
         data, f = self._scores(X, task, y, sample_weight)
         pred = self._labels(data, f)
         w = _row_weights(data)
@@ -658,6 +698,39 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+
+def _is_dask(*objs: Any) -> bool:
+    """Whether any input is a Dask collection (checked without importing Dask)."""
+    return any(hasattr(o, "__dask_graph__") for o in objs if o is not None)
+
+
+def _with_codes(f: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return np.column_stack([f, codes])
+
+
+def _proba(f: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+    p = 0.5 * (1.0 + np.tanh(0.5 * f))
+    return np.column_stack([1.0 - p, p])
+
+
+class _LabelTable:
+    """Each task's two labels; called on the scores and task positions of rows, their
+    predicted labels (with the positions beside them for scoring)."""
+
+    def __init__(self, classes, with_codes: bool = False):
+        dtypes = {np.asarray(c).dtype for c in classes}
+        self.dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(object)
+        self.table = np.empty((len(classes), 2), dtype=self.dtype)
+        for k in range(2):
+            self.table[:, k] = [c[k] for c in classes]
+        self.with_codes = with_codes
+
+    def __call__(self, f: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        labels = self.table[codes, (f > 0).astype(np.intp)]
+        if self.with_codes:  # (label, task position) pairs for scoring
+            return np.column_stack([labels.astype(object), codes.astype(object)])
+        return labels
 
 
 def _row_weights(data: TaskData) -> np.ndarray:

@@ -83,6 +83,9 @@ class Penalty:
     name: str = ""
     #: the conjugate is tractable, so fits certify with a duality gap
     has_dual: bool = True
+    #: its prox and certificate work on W held in task blocks (on Dask workers), exchanging
+    #: only summaries between blocks
+    distributable: bool = True
     _param_names: tuple[str, ...] = ()
     #: names of the fitted attributes :meth:`structure` sets
     structure_attrs: tuple[str, ...] = ()
@@ -400,6 +403,23 @@ def spectral_scale(X: np.ndarray, eps: float) -> np.ndarray:
     return (Q * np.sqrt(np.maximum(lam, 0.0) + eps)) @ Q.T
 
 
+def is_blocked(V: Any) -> bool:
+    """Whether V is an array held in blocks elsewhere (a Dask array: its operations are lazy
+    and its summaries must be brought home explicitly), not a NumPy array."""
+    return hasattr(V, "__dask_graph__")
+
+
+def as_float(V: Any) -> Any:
+    """V as a float64 NumPy array; an array held in blocks elsewhere stays where it is."""
+    return V if is_blocked(V) else np.asarray(V, dtype=np.float64)
+
+
+def small_gram(X: Any) -> np.ndarray:
+    """``X X'`` (p x p, for X p x T) as a NumPy array: on an array held in blocks, the sum of
+    the blocks' Grams, the only part of X that travels."""
+    return np.asarray(X @ X.T, dtype=np.float64)
+
+
 def svt(X: np.ndarray, thr: float) -> np.ndarray:
     """Singular-value soft-thresholding, ``U max(S - thr, 0) V'``.
 
@@ -411,6 +431,12 @@ def svt(X: np.ndarray, thr: float) -> np.ndarray:
     p, T = X.shape
     if min(p, T) == 0:
         return X.copy()
+    if is_blocked(X):  # by the p x p Gram, whatever the shape: W's blocks stay in place
+        lam, U = np.linalg.eigh(small_gram(X))
+        s = np.sqrt(np.maximum(lam, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(s > thr, 1.0 - thr / s, 0.0)
+        return ((U * f) @ U.T) @ X
     if max(p, T) < 3 * min(p, T):
         U, s, Vt = np.linalg.svd(X, full_matrices=False)
         return (U * np.maximum(s - thr, 0.0)) @ Vt

@@ -164,6 +164,7 @@ class Dirty(Penalty):
     """
 
     name = "dirty"
+    distributable = False
     _param_names = ("own_weight",)
     structure_attrs = ("P_", "Q_")
 
@@ -315,6 +316,7 @@ class SparseLowRank(_Decomposition):
     """
 
     name = "sparse_lowrank"
+    distributable = False
     _param_names = ("sparse_weight",)
 
     def __init__(self, sparse_weight: float = 1.0):

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .base import Penalty, check_positive
+from .base import Penalty, as_float, check_positive, is_blocked
 
 __all__ = ["MeanRegularized", "GraphLaplacian", "chain_graph", "knn_graph"]
 
@@ -60,12 +60,12 @@ class _TaskKernel(Penalty):
 
     def value(self, V: np.ndarray, alpha: float) -> float:
         """``alpha / 2 tr(V K V^T) = alpha / 2 <V K, V>``."""
-        V = np.asarray(V, dtype=np.float64)
+        V = as_float(V)
         return float(0.5 * alpha * np.vdot(self.apply(V), V))
 
     def gradient(self, W: np.ndarray, alpha: float) -> np.ndarray:
         """``alpha W K``."""
-        return alpha * self.apply(np.asarray(W, dtype=np.float64))
+        return alpha * self.apply(as_float(W))
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         """Per feature: ``||G_j - grad Omega(W)_j||`` (the penalty is smooth)."""
@@ -74,7 +74,7 @@ class _TaskKernel(Penalty):
 
     def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
         """``argmin_U ||U - V||^2 / (2 step) + alpha/2 tr(U K U^T) = V (I + step alpha K)^{-1}``."""
-        V = np.asarray(V, dtype=np.float64)
+        V = as_float(V)
         c = float(step) * float(alpha)
         return V.copy() if c == 0.0 else self._solve(V, c)
 
@@ -190,7 +190,7 @@ class MeanRegularized(_TaskKernel):
         -------
         ndarray of shape (p, T)
         """
-        W = np.asarray(W, dtype=np.float64)
+        W = as_float(W)
         return (1.0 + float(self.ridge)) * W - W.mean(axis=1, keepdims=True)
 
     def kernel_diagonal(self, n_tasks: int) -> np.ndarray:
@@ -209,7 +209,7 @@ class MeanRegularized(_TaskKernel):
 
     def value(self, V: np.ndarray, alpha: float) -> float:
         """``alpha / 2 (||V - v_bar 1^T||_F^2 + r ||V||_F^2)``."""
-        V = np.asarray(V, dtype=np.float64)
+        V = as_float(V)
         D = V - V.mean(axis=1, keepdims=True)
         return float(0.5 * alpha * (np.vdot(D, D) + float(self.ridge) * np.vdot(V, V)))
 
@@ -225,7 +225,7 @@ class MeanRegularized(_TaskKernel):
         r = float(self.ridge)
         if r <= 0:
             raise ValueError(f"{self!r} has a singular task kernel: no finite conjugate.")
-        G = np.asarray(G, dtype=np.float64)
+        G = as_float(G)
         g = G.mean(axis=1, keepdims=True)
         D = G - g
         return float((np.vdot(D, D) / (1.0 + r) + G.shape[1] * np.vdot(g, g) / r)
@@ -428,7 +428,9 @@ class GraphLaplacian(_TaskKernel):
         ndarray of shape (p, T)
         """
         g = self._graph()
-        W = np.asarray(W, dtype=np.float64)
+        W = as_float(W)
+        if is_blocked(W):
+            return 2.0 * (W * g.degree - _blocked_product(W, g.A))
         WA = np.asarray(g.A @ W.T).T  # A symmetric: W A = (A W^T)^T
         return 2.0 * (W * g.degree - WA)
 
@@ -453,6 +455,12 @@ class GraphLaplacian(_TaskKernel):
         """``V (I + c K)^{-1}``: ``(I + 2c L)`` is sparse, symmetric and strictly diagonally
         dominant, so an LU without pivoting (fill-reducing ordering of ``A + A^T``) is stable;
         it is factorized once per ``(graph, c)`` and reused (FISTA keeps its step)."""
+        if is_blocked(V):
+            raise ValueError(
+                f"{self!r}: the prox of a graph penalty solves one sparse system over all tasks "
+                "at once, which a fit on task blocks (Dask input) does not do; the squared loss "
+                "with a graph runs on Dask (conjugate gradients), the logistic loss in memory."
+            )
         g = self._graph()
         cache = self._lu_cache
         lu = cache.get(c)
@@ -601,3 +609,28 @@ def knn_graph(Z: Any, k: int = 5, *, weights: str = "connectivity") -> sp.csr_ma
     A = A.maximum(A.T).tocsr()
     A.sort_indices()
     return A
+
+
+def _blocked_product(W, A):
+    """``W A`` for W held in column blocks (a Dask array, p x T) and a sparse symmetric A:
+    block k of the result needs only the columns of W that are neighbours of its tasks along
+    A, gathered from the blocks that hold them (the graph's neighbour exchange)."""
+    A = sp.csr_matrix(A)
+    bounds = np.concatenate([[0], np.cumsum(W.chunks[1])]).astype(np.int64)
+    parts = []
+    for k in range(len(bounds) - 1):
+        rows = A[bounds[k]:bounds[k + 1]]
+        cols = np.unique(rows.indices)
+        if cols.size == 0:
+            parts.append(W[:, bounds[k]:bounds[k + 1]] * 0.0)
+            continue
+        local = rows[:, cols].T.tocsr()  # (|cols|, T_k): W[:, cols] @ local
+        Wk = W[:, cols].rechunk({1: -1})
+        parts.append(Wk.map_blocks(_times_sparse, local, chunks=(W.shape[0],
+                                                                bounds[k + 1] - bounds[k]),
+                                   dtype=np.float64))
+    return np.concatenate(parts, axis=1)  # (dispatched to the blocks' own concatenate)
+
+
+def _times_sparse(Wk, local):
+    return np.asarray((local.T @ Wk.T).T)

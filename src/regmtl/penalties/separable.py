@@ -68,7 +68,7 @@ class _ElasticType(Penalty):
     def dual_norm(self, G: np.ndarray) -> float:
         r"""Dual norm of the sparsity part: :math:`\max_{jt} |G_{jt}|` (L1) or
         :math:`\max_j \|G_j\|_2` (L2,1)."""
-        return float(self._norms(G).max(initial=0.0))
+        return float(self._norms(G).max()) if G.size else 0.0
 
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
         """1 when the conjugate is finite (rho < 1); else the largest scaling into the dual
@@ -77,7 +77,7 @@ class _ElasticType(Penalty):
         if self.rho < 1.0:
             return 1.0
         if not self.group:
-            m = np.abs(G).max(axis=0, initial=0.0)
+            m = np.abs(G).max(axis=0) if G.shape[0] else np.zeros(G.shape[1])
             return np.where(m <= alpha, 1.0, alpha / np.maximum(m, alpha))
         m = self.dual_norm(G)
         return 1.0 if m <= alpha else alpha / m

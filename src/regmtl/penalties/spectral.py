@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Penalty, check_positive, spectral_scale, svt
+from .base import Penalty, check_positive, is_blocked, small_gram, spectral_scale, svt
 
 __all__ = ["Trace", "Clustered", "cluster_weights", "MAX_DENSE_CLUSTER_MATRIX",
            "dense_cluster_matrix"]
@@ -36,7 +36,10 @@ def _spectral_norm(G: np.ndarray) -> float:
     """The largest singular value, from the small side's Gram (accurate to rounding)."""
     if not G.size:
         return 0.0
-    S = G @ G.T if G.shape[0] <= G.shape[1] else G.T @ G
+    if is_blocked(G):
+        S = small_gram(G)
+    else:
+        S = G @ G.T if G.shape[0] <= G.shape[1] else G.T @ G
     return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
 
 
@@ -86,7 +89,12 @@ class Trace(Penalty):
     structure_attrs = ("singular_values_", "rank_")
 
     def value(self, V, alpha):
-        return float(alpha * np.linalg.svd(V, compute_uv=False).sum()) if V.size else 0.0
+        if not V.size:
+            return 0.0
+        if is_blocked(V):  # the singular values from the p x p Gram of the blocks
+            lam = np.linalg.eigvalsh(small_gram(V))
+            return float(alpha * np.sqrt(np.maximum(lam, 0.0)).sum())
+        return float(alpha * np.linalg.svd(V, compute_uv=False).sum())
 
     def prox(self, V, step, alpha):
         return svt(V, step * alpha)
@@ -219,6 +227,7 @@ class Clustered(Penalty):
     """
 
     name = "clustered"
+    distributable = False
     has_dual = False
     _param_names = ("k", "eta")
     structure_attrs = ("cluster_vectors_", "cluster_weights_", "cluster_rest_",

@@ -19,7 +19,7 @@ from .bcd import bcd, check_options
 from .certificates import Certificate, Reference, certify, fit_intercepts, reference
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .prox_grad import fista
-from .quadratic import quadratic_applies
+from .quadratic import MAX_FEATURES, is_distributed, quadratic_applies
 from .result import SolverResult
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
@@ -135,6 +135,8 @@ def solve(
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     p, T = data.n_features, data.n_tasks
     penalty.check(p, T)
+    if is_distributed(data):
+        solver = _distributed_solver(data, datafit, penalty, alpha, solver, tol)
     if solver == "auto":
         if _direct_ridge(data, datafit, penalty, alpha, tol):
             solver = "direct"
@@ -184,11 +186,46 @@ def solve(
         res = conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                                  fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
                                  verbose=verbose)
+    if is_distributed(data):  # the fitted W and b come to the client (p x T numbers)
+        res.W, res.b = np.asarray(res.W, dtype=np.float64), np.asarray(res.b, dtype=np.float64)
+        res.V = None if res.V is None else np.asarray(res.V, dtype=np.float64)
     _check_finite(res)
     res.converged = res.certificate.converged(tol)
     if not res.converged:
         warnings.warn(_shortfall(solver, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
     return res
+
+
+def _distributed_solver(data, datafit, penalty, alpha, solver, tol) -> str:
+    """The solver of a problem held as task blocks elsewhere (on Dask workers): the Gram-form
+    solvers, whose iterations need only the blocks' per-task quadratics and the penalty's
+    summaries (exact ridge, conjugate gradients for mean/graph, FISTA on the quadratic, and
+    proximal Newton over it for the logistic loss)."""
+    if not quadratic_applies(data):
+        raise ValueError(
+            f"A fit on Dask runs on per-task Grams, which needs more rows than features in "
+            f"all ({data.n_obs} rows < {data.n_tasks} tasks x {data.n_features} features, or "
+            f"more than {MAX_FEATURES} features); fit this problem in memory, or select "
+            "features first."
+        )
+    if not getattr(penalty, "distributable", True):
+        raise ValueError(
+            f"{penalty!r} is not available on Dask input (its prox needs the whole W in one "
+            "place); use l1, l2, elasticnet, l21, trace, mean or a GraphLaplacian, or fit in "
+            "memory."
+        )
+    if solver == "bcd":
+        raise ValueError(
+            "solver='bcd' runs in memory only; on Dask input use solver='auto' (FISTA on the "
+            "per-task Grams, or conjugate gradients for mean/graph)."
+        )
+    if tol < 1e-12:
+        raise ValueError(f"tol={tol:g} is below what a fit from Gram sums can certify (1e-12).")
+    if solver != "auto":
+        return solver
+    if _direct_ridge(data, datafit, penalty, alpha, tol):
+        return "direct"
+    return "cg" if has_linear_path(datafit, penalty) else "fista"
 
 
 def _direct_ridge(data, datafit, penalty, alpha, tol) -> bool:
@@ -208,7 +245,7 @@ def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) 
     f = data.linear(W, b)
     if fit_intercept:
         S = datafit.state(data.y, f)
-        fit_intercepts(data, datafit, S, b.copy())
+        S, _ = fit_intercepts(data, datafit, S, b.copy())
         f = datafit.scores(data.y, S)
     V = penalty.lift(W) if V0 is None else np.asarray(V0, dtype=np.float64)
     start = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref).relative

@@ -163,9 +163,20 @@ class Reference:
 
 def fit_intercepts(
     data: TaskData, datafit: Datafit, S: np.ndarray, b: np.ndarray, max_newton: int = 50
-) -> None:
-    """Minimize over the intercepts with W fixed (in place on the state S and b)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimize over the intercepts with W fixed: in place on the state S and b in memory
+    (returned as well); for a problem held as task blocks elsewhere, new ``(S, b)`` computed
+    block by block."""
+    if getattr(data, "distributed", False):
+        return data.blockwise(_block_intercepts, datafit, S, b, max_newton,
+                              out=["rows", "tasks"])
     update_intercepts(data.y, data.c, data.indptr, S, b, datafit.code, max_newton, 1e-13)
+    return S, b
+
+
+def _block_intercepts(block, datafit, S, b, max_newton):
+    S, b = np.array(S, dtype=np.float64), np.array(b, dtype=np.float64)
+    return fit_intercepts(block, datafit, S, b, max_newton)
 
 
 def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Reference:
@@ -198,20 +209,29 @@ def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Referenc
     ((3,), (8, 3))
     """
     b0 = np.zeros(data.n_tasks)
-    f0 = np.zeros(data.n_obs)
+    distributed = getattr(data, "distributed", False)
+    f0 = data.row_zeros() if distributed else np.zeros(data.n_obs)
     if fit_intercept:
         S = datafit.state(data.y, f0)
-        fit_intercepts(data, datafit, S, b0)
-        f0 = datafit.scores(data.y, S).copy()
-    P0 = datafit.value(data.y, f0, data.c)
+        S, b0 = fit_intercepts(data, datafit, S, b0)
+        f0 = datafit.scores(data.y, S)
+        f0 = f0 if distributed else f0.copy()
     theta0 = datafit.theta(data.y, f0)
     G0 = data.adjoint(data.c * theta0)
+    if distributed:  # computed once, kept on the blocks; b0 (T numbers) on the client
+        f0, G0, b0 = data.settle(f0, G0, b0)
+        b0 = np.asarray(b0)
+    P0 = datafit.value(data.y, f0, data.c)
     return Reference(b0=b0, f0=f0, P0=max(P0, np.finfo(float).tiny), G0=G0)
 
 
 def per_row(s: float | np.ndarray, data: TaskData) -> float | np.ndarray:
     """A dual scaling (one number, or one per task) as a factor per flat observation."""
-    return s if np.ndim(s) == 0 else np.asarray(s)[data.task_of]
+    if np.ndim(s) == 0:
+        return s
+    if getattr(data, "distributed", False):
+        return data.per_row(s)
+    return np.asarray(s)[data.task_of]
 
 
 def dual_point(data: TaskData, datafit: Datafit, f: np.ndarray,
@@ -221,7 +241,7 @@ def dual_point(data: TaskData, datafit: Datafit, f: np.ndarray,
     if fit_intercept:
         c = data.c
         mean = data.task_sums(c * theta) / data.task_sums(c)
-        theta = theta - mean[data.task_of]
+        theta = theta - per_row(mean, data)
     return datafit.feasible(data.y, theta)
 
 

@@ -25,7 +25,7 @@ from ..taskdata import TaskData
 from .certificates import Reference, certify
 from .moments import feature_moments, uniform_within_tasks
 from .prox_grad import task_quadratic
-from .quadratic import quadratic_applies
+from .quadratic import quadratic_applies, settle
 from .result import SolverResult
 
 __all__ = ["conjugate_gradient", "has_linear_path", "ridge_solve"]
@@ -55,47 +55,48 @@ def conjugate_gradient(
 ) -> SolverResult:
     """Solve the linear optimality system from ``W`` (see the module docstring)."""
     c, T = data.c, data.n_tasks
-    # centers and block constants in one pass (xm = 0 without intercepts)
-    xm, L = feature_moments(data, c, fit_intercept, uniform=uniform_within_tasks(data))
-    ybar = data.task_sums(c * data.y) / data.task_sums(c) if fit_intercept else np.zeros(T)
-
-    def linear(V):  # centered scores of V, no intercept
-        return data.linear(V, -np.einsum("jt,jt->t", xm, V))
-
-    def adjoint(u):
-        return data.adjoint(u) - xm * data.task_sums(u)
-
     if quadratic_applies(data):  # Gram form: T p^2 per product instead of a pass over the rows
         q = task_quadratic(data, fit_intercept)
+        xm, L, ybar = q.xm, q.diagonal(), q.zm
 
         def operator(V):
             return q.matvec(V) + alpha * penalty.apply(V)
 
         rhs = q.g
     else:
+        # centers and block constants in one pass (xm = 0 without intercepts)
+        xm, L = feature_moments(data, c, fit_intercept, uniform=uniform_within_tasks(data))
+        ybar = data.task_sums(c * data.y) / data.task_sums(c) if fit_intercept else np.zeros(T)
+
+        def linear(V):  # centered scores of V, no intercept
+            return data.linear(V, -np.einsum("jt,jt->t", xm, V))
+
+        def adjoint(u):
+            return data.adjoint(u) - xm * data.task_sums(u)
+
         def operator(V):
             return adjoint(c * linear(V)) + alpha * penalty.apply(V)
 
         rhs = adjoint(c * (data.y - ybar[data.task_of]))
     diag = L + alpha * penalty.kernel_diagonal(T)
-    inv_diag = np.divide(1.0, diag, out=np.zeros_like(diag), where=diag > 0)
+    inv_diag = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 0.0)
     R = rhs - operator(W)
     Z = inv_diag * R
     P = Z.copy()
-    rz = np.vdot(R, Z)
+    R, Z, P, inv_diag = settle(data, R, Z, P, inv_diag)
+    rz = float(np.vdot(R, Z))
     cert, converged, it, stalled = None, False, 0, False
     for it in range(1, max_iter + 1):
-        AP = operator(P)
-        pAp = np.vdot(P, AP)
+        AP = settle(data, operator(P))[0]
+        pAp = float(np.vdot(P, AP))
         if pAp <= 0:
             stalled = True  # the residual left lies in the null space of the system
             break
         step = rz / pAp
-        W += step * P
-        R -= step * AP
+        W, R = settle(data, W + step * P, R - step * AP)
         Z = inv_diag * R
-        rz_new = np.vdot(R, Z)
-        P = Z + (rz_new / rz) * P
+        rz_new = float(np.vdot(R, Z))
+        P = settle(data, Z + (rz_new / rz) * P)[0]
         rz = rz_new
         if it % check_every == 0 or it == max_iter or rz == 0.0:
             b_cur = ybar - np.einsum("jt,jt->t", xm, W)

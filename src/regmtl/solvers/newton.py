@@ -41,7 +41,7 @@ def newton_model(datafit: Datafit, y: np.ndarray, c: np.ndarray,
     theta = datafit.theta(y, f)
     s = y * theta
     h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
-    return theta, h, f + np.divide(c * theta, h, out=np.zeros_like(h), where=h > 0)
+    return theta, h, f + np.where(h > 0, c * theta / np.where(h > 0, h, 1.0), 0.0)
 
 
 def armijo(datafit: Datafit, penalty: Penalty, alpha: float, y: np.ndarray, c: np.ndarray,

@@ -19,7 +19,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
-from .quadratic import TaskQuadratic, quadratic_applies
+from .quadratic import TaskQuadratic, is_distributed, quadratic_applies, quadratic_of
 from .result import SolverResult
 from .reweighted import reweighted_start, worth_trying
 
@@ -165,7 +165,7 @@ def fista(
         f = data.linear(W, b)
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref,
                        None if penalty.has_dual and alpha > 0 else q.lipschitz())
-        if cert.converged(tol) or done >= max_iter or stalled:
+        if cert.converged(tol) or done >= max_iter or stalled or is_distributed(data):
             return SolverResult(W, b, max(done, 1), cert, cert.converged(tol), V,
                                 stalled=stalled and not cert.converged(tol))
         # the Gram sums met tol but the data do not (rounding): finish over the data
@@ -245,7 +245,7 @@ def task_quadratic(data: TaskData, fit_intercept: bool) -> TaskQuadratic:
     starts and the folds' refits reuse it)."""
     key = ("quadratic", bool(fit_intercept))
     if key not in data._cache:
-        data._cache[key] = TaskQuadratic.from_data(data, data.c, data.y, fit_intercept)
+        data._cache[key] = quadratic_of(data, data.c, data.y, fit_intercept)
     return data._cache[key]
 
 
@@ -282,27 +282,29 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     best_val, best_V, best_it = np.inf, V.copy(), it
     while True:
         Z, V_prev, t = V.copy(), V.copy(), 1.0
-        HZ = HV_prev = q.matvec(penalty.compose(V))
+        HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
         rescued = False
         while it < max_iter:
             it += 1
             GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
             for _ in range(_MAX_BACKTRACK):
                 V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
-                HV = q.matvec(penalty.compose(V))
+                V, HV = q.settle(V, q.matvec(penalty.compose(V)))
                 dV = V - Z
-                nd = float(np.vdot(dV, dV))
-                curv = float(np.vdot(penalty.compose(dV), HV - HZ))  # dW' H dW
+                # |dV|^2, dW' H dW and the momentum test, brought home together
+                nd, curv, against = q.numbers(np.vdot(dV, dV),
+                                              np.vdot(penalty.compose(dV), HV - HZ),
+                                              np.vdot(Z - V, V - V_prev))
                 if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
                     break
                 L = max(1.5 * L, 1.02 * curv / nd)
             step = V - V_prev
-            if np.vdot(Z - V, step) > 0:  # momentum against the step: restart
+            if against > 0:  # momentum against the step: restart
                 t, Z, HZ = 1.0, V, HV
             else:
                 t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
                 mom = (t - 1.0) / t_next
-                Z, HZ = V + mom * step, HV + mom * (HV - HV_prev)
+                Z, HZ = q.settle(V + mom * step, HV + mom * (HV - HV_prev))
                 t = t_next
             V_prev, HV_prev = V, HV
             if it % check_every and it != max_iter and it != start + 1:

@@ -25,10 +25,21 @@ from ..taskdata import TaskData
 from ._kernels import active_gram
 from .moments import feature_moments
 
-__all__ = ["TaskQuadratic", "lanczos_top", "quadratic_applies"]
+__all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of"]
 
 #: Largest number of features for which per-task Grams are formed.
 MAX_FEATURES = 2000
+
+
+def is_distributed(data) -> bool:
+    """Whether the problem is held as task blocks elsewhere (e.g. on Dask workers)."""
+    return bool(getattr(data, "distributed", False))
+
+
+def settle(data, *arrays):
+    """``data.settle(*arrays)`` for a problem held as task blocks elsewhere (the arrays
+    computed and kept there), else the arrays as they are."""
+    return data.settle(*arrays) if is_distributed(data) else arrays
 
 
 def quadratic_applies(data: TaskData) -> bool:
@@ -185,6 +196,21 @@ class TaskQuadratic:
         self.center = center
         self._L = self._eig = None
 
+    def settle(self, *arrays):
+        """The iterates as they are (in memory there is nothing to materialize; see
+        :meth:`BlockQuadratic.settle`)."""
+        return arrays
+
+    def numbers(self, *values) -> tuple[float, ...]:
+        """Scalars of the iteration as floats (on blocks: computed in one round trip)."""
+        return tuple(float(v) for v in values)
+
+    def diagonal(self) -> np.ndarray:
+        """``diag(H_t)`` for every task (p x T)."""
+        if self.scale is not None:
+            return np.outer(np.diag(self.H), self.scale)
+        return np.einsum("tii->it", self.H).copy()
+
     @classmethod
     def from_data(cls, data: TaskData, c: np.ndarray, z: np.ndarray,
                   center: bool) -> TaskQuadratic:
@@ -302,3 +328,87 @@ class TaskQuadratic:
         big = self.e + 2.0 * np.abs(np.einsum("jt,jt->t", self.g, W))
         big += np.abs(np.einsum("jt,jt->t", W, HW))
         return 1e-13 * float(big.sum())
+
+
+def quadratic_of(data, c, z, center: bool) -> TaskQuadratic:
+    """:meth:`TaskQuadratic.from_data`, or for a problem held as task blocks elsewhere
+    (``data.distributed``) a :class:`BlockQuadratic` built block by block where the rows are."""
+    if is_distributed(data):
+        return BlockQuadratic(data, data.blockwise(_block_quadratic, c, z, center,
+                                                   out="object").persist())
+    return TaskQuadratic.from_data(data, c, z, center)
+
+
+def _block_quadratic(block: TaskData, c, z, center: bool) -> TaskQuadratic:
+    return TaskQuadratic.from_data(block, c, z, center)
+
+
+class BlockQuadratic(TaskQuadratic):
+    """The quadratic of a problem held as task blocks (``data.blockwise``): one
+    :class:`TaskQuadratic` per block, kept where the block's rows are; ``g``, ``e``, ``xm`` and
+    ``zm`` are arrays chunked by block (Dask arrays on Dask), and every product ``H_t w_t``
+    runs on the blocks. The value, the certificate's sums and the intercepts are the parent's
+    array expressions; reductions over tasks are the only traffic between blocks."""
+
+    def __init__(self, data, parts):
+        self.data, self.parts = data, parts
+        p = data.n_features
+        g, xm, e, zm = data.blockwise(_block_parts, parts,
+                                      out=[("coef", p), ("coef", p), "tasks", "tasks"])
+        g, xm, e, zm = data.settle(g, xm, e, zm)
+        super().__init__(None, g, e, xm, zm, None, True)
+
+    def settle(self, *arrays):
+        """The iterates computed and kept on the blocks (Dask's ``persist``), so that every
+        iteration starts from numbers, not from the history of operations."""
+        return self.data.settle(*arrays)
+
+    def numbers(self, *values) -> tuple[float, ...]:
+        return self.data.numbers(*values)
+
+    def matvec(self, W):
+        return self.data.blockwise(_block_matvec, self.parts, W, out=("coef", W.shape[0]))
+
+    def diagonal(self):
+        return self.data.blockwise(_block_diagonal, self.parts,
+                                   out=("coef", self.data.n_features))
+
+    def lipschitz(self) -> float:
+        if self._L is None:
+            tops = self.data.blockwise(_block_lipschitz, self.parts, out="scalar")
+            self._L = max(float(np.max(np.asarray(tops))), 1e-300)
+        return self._L
+
+    def curvature_estimate(self) -> float:
+        if self._L is not None:
+            return self._L
+        tops = self.data.blockwise(_block_curvature, self.parts, out="scalar")
+        return max(float(np.max(np.asarray(tops))), 1e-300)
+
+    def ridge(self, alpha: float):
+        return self.data.blockwise(_block_ridge, self.parts, alpha,
+                                   out=("coef", self.data.n_features))
+
+
+def _block_parts(block, q):
+    return q.g, q.xm, q.e, np.asarray(q.zm, dtype=np.float64)
+
+
+def _block_matvec(block, q, W):
+    return q.matvec(np.asarray(W))
+
+
+def _block_diagonal(block, q):
+    return q.diagonal()
+
+
+def _block_lipschitz(block, q):
+    return np.float64(q.lipschitz())
+
+
+def _block_curvature(block, q):
+    return np.float64(q.curvature_estimate())
+
+
+def _block_ridge(block, q, alpha):
+    return q.ridge(alpha)

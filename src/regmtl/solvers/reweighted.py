@@ -40,6 +40,8 @@ MAX_STEP_WORK = 1e7
 def worth_trying(q: TaskQuadratic) -> bool:
     """Reweighted steps pay: p at most :data:`MAX_FEATURES` and ``T p^3`` at most
     :data:`MAX_STEP_WORK`."""
+    if q.H is None:  # the Grams are held on task blocks elsewhere
+        return False
     p, T = q.g.shape
     return p <= MAX_FEATURES and T * p**3 <= MAX_STEP_WORK
 

@@ -23,7 +23,7 @@ from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
 from .newton import armijo, newton_model
 from .prox_grad import fista_quadratic
-from .quadratic import TaskQuadratic
+from .quadratic import quadratic_of, settle
 from .result import SolverResult
 
 __all__ = ["structured_newton"]
@@ -39,7 +39,8 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
     W = penalty.compose(V)
     f = data.linear(W, b)
     if fit_intercept:
-        fit_intercepts(data, datafit, f, b)
+        f, b = fit_intercepts(data, datafit, f, b)
+    f, b = settle(data, f, b)
     G0_norm = float(np.linalg.norm(ref.G0))
     best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
@@ -54,7 +55,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
             return SolverResult(W, b, max(step_n, 1), cert, False, V,
                                 stalled=step_n < max_iter)
         theta, h, z = newton_model(datafit, y, c, f)
-        q = TaskQuadratic.from_data(data, h, z, fit_intercept)
+        q = quadratic_of(data, h, z, fit_intercept)
         # each model to a tenth of the certificate; where quadratic convergence predicts that
         # this step ends the solve (the next certificate ~ ratio^2 times this one, ratio the
         # last step's), to half of tol itself. Absolute for a gap, relative for a KKT
@@ -68,13 +69,14 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         W_new = penalty.compose(V_new)
         b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
-        df = data.linear(penalty.compose(dV), db)
+        dV, db, df = settle(data, dV, db, data.linear(penalty.compose(dV), db))
         t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, cert.primal)
         if t is None:  # no decrease along the Newton direction: the loss at its rounding floor
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
         V, b, f = V + t * dV, b + t * db, f + t * df
         if fit_intercept:
-            fit_intercepts(data, datafit, f, b)
+            f, b = fit_intercepts(data, datafit, f, b)
+        V, b, f = settle(data, V, b, f)
         W = penalty.compose(V)
         step_n += 1
         before = cert.relative

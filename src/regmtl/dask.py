@@ -1,0 +1,645 @@
+r"""Dask collections as task blocks: one coupled fit whose rows never leave the workers.
+
+:func:`as_dask_task_data` reads long-form Dask input (``X`` a ``dask.dataframe`` DataFrame or a
+``dask.array`` array, ``y`` and ``task`` Dask Series or arrays, or ``task`` a column of ``X``)
+and shuffles its rows by task into **task blocks**: contiguous runs of tasks (in the sorted
+order of their ids, as in memory) with all their rows, balanced by rows, one in-memory
+:class:`~regmtl.TaskData` per block, built and kept on a worker. Only small summaries come back
+to the client: the task ids and their row counts (T numbers).
+
+:class:`DaskTaskData` implements the block protocol of ``TaskData`` that the solvers call
+(the linear map and its adjoint, per-task sums, the targets and row weights) and one more
+operation, :meth:`DaskTaskData.blockwise`: a function run on every block with that block's
+slices of the arguments, its results assembled into Dask arrays (per row, per task, per
+coefficient column), per-block scalars or objects kept on the workers. Every per-task
+computation of the solvers (the per-task Grams, the intercepts, the Newton models) runs that
+way, with the in-memory code on each block; the coupling between blocks goes through the
+penalty's operations on the coefficient matrix, a Dask array whose column blocks live beside
+the rows of their tasks, so that only the penalty's summaries cross blocks (``p`` row norms
+for L2,1, the mean task, the ``p x p`` Gram of W for the trace norm, the neighbours' columns
+along a sparse graph). ``settle`` persists the iterates between iterations.
+
+This is the only module that imports Dask for fitting; the solvers import neither.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .taskdata import TaskData, _factorize, as_task_data
+
+__all__ = ["DaskTaskData", "as_dask_task_data", "is_dask_collection", "predict_scores",
+           "task_score"]
+
+#: Rows per task block aimed at (blocks are runs of whole tasks, balanced by rows).
+BLOCK_ROWS = 2_000_000
+
+
+def is_dask_collection(obj: Any) -> bool:
+    """Whether ``obj`` is a Dask collection (without importing Dask)."""
+    return hasattr(obj, "__dask_graph__") and type(obj).__module__.split(".")[0] == "dask"
+
+
+def _dask():
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:  # pragma: no cover - dask is an extra
+        raise ImportError(
+            'Dask input needs dask: pip install "regmtl[dask]".'
+        ) from exc
+    return dask, da
+
+
+# ----------------------------------------------------------------------------- input side
+def _partitions(X: Any, y: Any, task: Any, sample_weight: Any, what_y: str):
+    """Per input partition, a Delayed of ``(X, y, task, sample_weight)`` NumPy pieces, and the
+    feature names (or None)."""
+    dask, da = _dask()
+    if task is None:
+        raise ValueError(
+            "task: Dask input is fitted in long form; pass task= (a Dask Series or array with "
+            "one task id per row, or the name of a column of X)."
+        )
+    names = None
+    if hasattr(X, "columns") and hasattr(X, "to_delayed"):  # a Dask DataFrame
+        cols = list(X.columns)
+        if isinstance(task, str):
+            if task not in cols:
+                raise ValueError(
+                    f"task={task!r} is not a column of X; its columns are {cols[:10]}."
+                )
+            feats = [c for c in cols if c != task]
+        else:
+            feats = cols
+        names = np.asarray([str(c) for c in feats], dtype=object)
+        Xs = X.to_delayed()
+    elif hasattr(X, "chunks"):  # a Dask array
+        if isinstance(task, str):
+            raise ValueError(
+                f"task={task!r} names a column, but X is a Dask array; pass the task ids as "
+                "a Dask array or Series, or X as a Dask DataFrame."
+            )
+        if X.ndim != 2:
+            raise ValueError(f"X: expected a 2-D Dask array, got {X.ndim} dimension(s).")
+        if len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        Xs = list(X.to_delayed()[:, 0])
+        feats = None
+    else:
+        raise TypeError(f"X: expected a Dask DataFrame or array, got {type(X).__name__}.")
+
+    def pieces(obj, name):
+        if obj is None or isinstance(obj, str):
+            return [obj] * len(Xs)
+        if not is_dask_collection(obj):
+            raise TypeError(
+                f"{name}: X is a Dask collection, so {name} must be one too (a Dask Series or "
+                f"array partitioned like X), or a column name for task; got "
+                f"{type(obj).__name__}."
+            )
+        if hasattr(obj, "chunks"):  # Dask array: the rows of X's partitions
+            if obj.ndim != 1:
+                raise ValueError(f"{name}: expected a 1-D Dask array, got {obj.ndim}-D.")
+            if hasattr(X, "chunks"):
+                obj = obj.rechunk(X.chunks[0])
+            parts = list(obj.to_delayed().ravel())
+        else:
+            parts = list(obj.to_delayed())
+        if len(parts) != len(Xs):
+            raise ValueError(
+                f"{name} has {len(parts)} partitions but X has {len(Xs)}; take {name} from "
+                "the same DataFrame as X (or rechunk it like X)."
+            )
+        return parts
+
+    ys, ts, ws = pieces(y, what_y), pieces(task, "task"), pieces(sample_weight, "sample_weight")
+    parts = [dask.delayed(_piece, pure=True)(x, yy, t, w, feats)
+             for x, yy, t, w in zip(Xs, ys, ts, ws, strict=True)]
+    return parts, names
+
+
+def _piece(X, y, task, w, feats):
+    """NumPy arrays of one input partition (checked for matching lengths)."""
+    if isinstance(task, str):
+        task = X[task].to_numpy()
+    if feats is not None:
+        X = X[feats]
+    Xa = X.to_numpy(dtype=np.float64) if hasattr(X, "to_numpy") else np.asarray(
+        X, dtype=np.float64)
+    n = Xa.shape[0]
+    out = []
+    for name, v in (("y", y), ("task", task), ("sample_weight", w)):
+        if v is None:
+            out.append(None)
+            continue
+        v = v.to_numpy() if hasattr(v, "to_numpy") else np.asarray(v)
+        if v.shape[0] != n:
+            raise ValueError(
+                f"{name} has {v.shape[0]} rows in a partition where X has {n}; X, y and task "
+                "must be partitioned alike (take them from one DataFrame)."
+            )
+        out.append(v)
+    t = out[1]
+    if t.dtype.kind not in "biuf":
+        t = t.astype(object)
+    if pd.isna(t).any():
+        raise ValueError("task contains missing ids (None/NaN); every row needs a task id.")
+    return Xa, out[0], t, out[2]
+
+
+def _count(piece):
+    """The task ids of a partition and their row counts."""
+    task = piece[2]
+    s = pd.Series(task).value_counts(sort=False)
+    return s.index.to_numpy(), s.to_numpy().astype(np.int64)
+
+
+def _merge(*counts):
+    ids = np.concatenate([c[0] for c in counts])
+    n = np.concatenate([c[1] for c in counts])
+    s = pd.Series(n).groupby(ids, sort=False).sum()
+    return s.index.to_numpy(), s.to_numpy().astype(np.int64)
+
+
+def _tree(dask, fn, items, fan_in=8):
+    while len(items) > 1:
+        items = [dask.delayed(fn, pure=True)(*items[i:i + fan_in])
+                 for i in range(0, len(items), fan_in)]
+    return items[0]
+
+
+def _split(piece, labels, bounds):
+    """The rows of one partition routed to the task blocks (codes: positions in ``labels``),
+    each block's rows in input order."""
+    X, y, task, w = piece
+    codes = pd.Index(labels).get_indexer(task).astype(np.int64)
+    block = np.searchsorted(bounds, codes, side="right") - 1
+    order = np.argsort(block, kind="stable")
+    cuts = np.searchsorted(block[order], np.arange(len(bounds)))
+    out = []
+    for k in range(len(bounds) - 1):
+        rows = order[cuts[k]:cuts[k + 1]]
+        out.append((X[rows], None if y is None else y[rows], codes[rows],
+                    None if w is None else w[rows]))
+    return tuple(out)
+
+
+def _assemble(lo, hi, omega, numeric_y, encode, *pieces):
+    """One task block: the rows of tasks ``lo..hi-1`` from every partition, in partition order,
+    as an in-memory TaskData of long form (tasks = their global codes)."""
+    X = np.concatenate([p[0] for p in pieces]) if pieces else np.empty((0, 0))
+    codes = np.concatenate([p[2] for p in pieces])
+    y = None if pieces[0][1] is None else np.concatenate([p[1] for p in pieces])
+    w = None if pieces[0][3] is None else np.concatenate([p[3] for p in pieces])
+    data = as_task_data(X, y, codes, sample_weight=w, task_weight=omega, numeric_y=numeric_y,
+                        tasks=np.arange(lo, hi))
+    if data.n_tasks != hi - lo:  # (cannot happen: every task has rows)
+        raise RuntimeError("a task block lost a task")
+    if encode:
+        data.encode_binary()
+    return data
+
+
+def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
+                      task_weight: Any = "equal", numeric_y: bool = True,
+                      block_rows: int = BLOCK_ROWS) -> DaskTaskData:
+    """The task blocks of long-form Dask input, persisted on the workers.
+
+    One pass counts the rows of every task (T ids and counts come back to the client); the
+    tasks, sorted by id, are cut into runs of about ``block_rows`` rows (at least as many
+    blocks as input partitions allow, never more than the tasks); one shuffle routes every
+    row to its block, where the rows are grouped by task in input order (deterministic,
+    whatever the workers) and validated like in-memory input. The logistic loss
+    (``numeric_y=False``) encodes each task's two labels to -1/+1 on its block.
+    """
+    dask, _ = _dask()
+    if y is None:
+        raise ValueError("y: Dask input needs targets (a Dask Series or array).")
+    parts, names = _partitions(X, y, task, sample_weight, "y")
+    ids, counts = dask.compute(_tree(dask, _merge, [dask.delayed(_count, pure=True)(p)
+                                                    for p in parts]))[0]
+    order_codes, labels = _factorize(np.asarray(ids, dtype=object if ids.dtype.kind not in
+                                                "biuf" else ids.dtype))
+    sizes = np.zeros(len(labels), dtype=np.int64)
+    sizes[order_codes] = counts
+    T, N = len(labels), int(sizes.sum())
+    if isinstance(task_weight, str) and task_weight == "samples" and sample_weight is None:
+        omega = T * sizes / N
+    elif isinstance(task_weight, str):
+        if task_weight != "equal":
+            raise ValueError(
+                f"task_weight={task_weight!r} is not one of 'equal', 'samples' or an array of "
+                "per-task weights (with sample weights on Dask input: 'equal' or an array)."
+            )
+        omega = np.ones(T)
+    else:
+        omega = np.asarray(task_weight, dtype=np.float64)
+        if omega.shape != (T,) or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
+            raise ValueError(
+                f"task_weight must hold {T} finite positive weights (one per task); got an "
+                f"array of shape {omega.shape}."
+            )
+    n_blocks = int(min(T, max(_n_workers(), -(-N // max(int(block_rows), 1)))))
+    cum = np.concatenate([[0], np.cumsum(sizes)])
+    cuts = np.searchsorted(cum, np.linspace(0, N, n_blocks + 1)[1:-1], side="left")
+    bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, T - 1), [T]])) if T > 1 else \
+        np.array([0, T])
+    K = len(bounds) - 1
+    split = [dask.delayed(_split, pure=True, nout=K)(p, labels, bounds) for p in parts]
+    blocks = [dask.delayed(_assemble, pure=True)(
+        int(bounds[k]), int(bounds[k + 1]), omega[bounds[k]:bounds[k + 1]], numeric_y,
+        not numeric_y, *[s[k] for s in split]) for k in range(K)]
+    blocks = list(dask.persist(*blocks))
+    rows = np.add.reduceat(sizes, bounds[:-1])
+    data = DaskTaskData(blocks, bounds, rows, labels, n_features=None, feature_names=names,
+                        n_input_rows=N)
+    first = dask.compute(dask.delayed(_shape_and_classes)(blocks[0]))[0]
+    data._n_features = first
+    if not numeric_y:
+        data.classes = [c for part in dask.compute(*[dask.delayed(_classes)(b)
+                                                       for b in blocks]) for c in part]
+    return data
+
+
+def _n_workers() -> int:
+    """Workers of the current ``dask.distributed`` client (1 without one): at least one task
+    block each, and no more blocks than the rows ask for (every block costs a task per
+    operation of every iteration)."""
+    try:
+        from distributed import get_client
+
+        return max(len(get_client().scheduler_info()["workers"]), 1)
+    except (ImportError, ValueError):
+        return 1
+
+
+def _shape_and_classes(block: TaskData) -> int:
+    return block.n_features
+
+
+def _classes(block: TaskData) -> list:
+    return list(block.classes)
+
+
+# ----------------------------------------------------------------------------- the blocks
+class DaskTaskData:
+    """A long-form problem held as task blocks on Dask workers (see the module docstring).
+
+    Holds, on the client, only the task ids, the block bounds (task ``bounds[k]`` to
+    ``bounds[k+1] - 1`` in block k) and the rows per block. Arrays per row are Dask arrays
+    chunked by block; arrays per task (T) or per coefficient (m x T) are Dask arrays chunked by
+    the blocks' tasks, so that block k of each lives with block k's rows.
+    """
+
+    distributed = True
+    shared = False
+    form = "long"
+    sample_weight = None
+    observed = None
+
+    def __init__(self, blocks, bounds, rows, tasks, *, n_features, feature_names=None,
+                 n_input_rows=0):
+        self.blocks = blocks
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.tasks = np.asarray(tasks, dtype=object)
+        self.task_index = np.arange(len(tasks), dtype=np.int64)
+        self._n_features = n_features
+        self.feature_names = feature_names
+        self.n_input_rows = n_input_rows
+        self.classes = None
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------ shape facts
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def n_features(self) -> int:
+        return int(self._n_features)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.rows.sum())
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def row_chunks(self) -> tuple:
+        return tuple(int(r) for r in self.rows)
+
+    @property
+    def task_chunks(self) -> tuple:
+        return tuple(int(t) for t in np.diff(self.bounds))
+
+    # ------------------------------------------------------------------ blockwise
+    def _key(self, arg: Any, k: int):
+        """Block k's part of an argument: the key of a Dask array's block-k chunk (the array
+        rechunked by blocks first if needed), a persisted per-block object's key, the columns
+        of a NumPy array whose last axis has T entries; anything else as it is."""
+        T = self.n_tasks
+        if isinstance(arg, Blocks):
+            return arg.items[k].key
+        if hasattr(arg, "__dask_graph__") and hasattr(arg, "chunks"):
+            return (arg.name,) + (0,) * (arg.ndim - 1) + (k,)
+        if isinstance(arg, np.ndarray) and arg.ndim >= 1 and arg.shape[-1] == T:
+            return arg[..., self.bounds[k]:self.bounds[k + 1]]
+        return arg
+
+    def _aligned(self, arr):
+        """A Dask array chunked by blocks along its last axis (tasks or rows), whole along
+        the others."""
+        n = arr.shape[-1]
+        if n not in (self.n_tasks, self.n_obs):
+            raise ValueError(f"an array of {n} entries is neither per task nor per row")
+        if n == self.n_tasks and arr.chunks[-1] == self.task_chunks:
+            want = self.task_chunks
+        else:
+            want = self.row_chunks if n == self.n_obs else self.task_chunks
+        target = tuple((s,) for s in arr.shape[:-1]) + (want,)
+        return arr if arr.chunks == target else arr.rechunk(target)
+
+    def blockwise(self, fn, *args, out: Any = "rows"):
+        """``fn(block, *pieces)`` on every block; the results as ``out`` says, one kind per
+        result: ``"rows"`` (a Dask array per row), ``"tasks"`` (per task), ``("coef", m)``
+        (m x T), ``"scalar"`` (a Dask array of one value per block, to be reduced by the
+        caller) or ``"object"`` (a :class:`Blocks` of per-block objects, kept on the
+        workers). One task per block, reading block k of every argument: no data moves
+        between blocks."""
+        dask, da = _dask()
+        from dask.highlevelgraph import HighLevelGraph
+
+        kinds = out if isinstance(out, list) else [out]
+        args = [self._aligned(a) if hasattr(a, "__dask_graph__") and hasattr(a, "chunks")
+                else a for a in args]
+        deps = [a for a in args if hasattr(a, "__dask_graph__")]
+        deps += [item for a in args if isinstance(a, Blocks) for item in a.items]
+        deps += self.blocks
+        token = uuid.uuid4().hex
+        call = f"regmtl-{getattr(fn, '__name__', 'fn').strip('_')}-{token}"
+        layer = {}
+        for k, blk in enumerate(self.blocks):
+            layer[(call, k)] = (_call, fn, blk.key, len(kinds),
+                                *[self._key(a, k) for a in args])
+        graph = HighLevelGraph.from_collections(call, layer, dependencies=deps)
+        results = []
+        for i, kind in enumerate(kinds):
+            name = f"{call}-{i}"
+            K = len(self.blocks)
+            if kind == "object":
+                from dask.delayed import Delayed
+
+                sub = {(name, k): (_item, (call, k), i) for k in range(K)}
+                g = HighLevelGraph.from_collections(name, sub, dependencies=[_Graph(graph)])
+                results.append(Blocks([Delayed((name, k), g, layer=name) for k in range(K)]))
+                continue
+            if kind == "rows":
+                chunks, keys = (self.row_chunks,), [(name, k) for k in range(K)]
+            elif kind == "tasks":
+                chunks, keys = (self.task_chunks,), [(name, k) for k in range(K)]
+            elif kind == "scalar":
+                chunks, keys = ((1,) * K,), [(name, k) for k in range(K)]
+            else:
+                chunks = ((int(kind[1]),), self.task_chunks)
+                keys = [(name, 0, k) for k in range(K)]
+            wrap = _item_scalar if kind == "scalar" else _item
+            sub = {key: (wrap, (call, k), i) for k, key in enumerate(keys)}
+            g = HighLevelGraph.from_collections(name, sub, dependencies=[_Graph(graph)])
+            results.append(da.Array(g, name, chunks, dtype=np.float64))
+        return results if isinstance(out, list) else results[0]
+
+    def settle(self, *arrays):
+        """The arrays computed and kept on the workers (``persist``), so that the next
+        iteration starts from them instead of from the whole history of operations."""
+        dask, _ = _dask()
+        return dask.persist(*arrays)
+
+    def numbers(self, *values) -> tuple[float, ...]:
+        """Scalars (0-d Dask arrays or numbers) as floats, computed in one round trip."""
+        dask, _ = _dask()
+        return tuple(float(v) for v in dask.compute(*values))
+
+    # ------------------------------------------------------------------ the protocol
+    @property
+    def y(self):
+        if "y" not in self._cache:
+            self._cache["y"] = self.settle(self.blockwise(_attr, "y", out="rows"))[0]
+        return self._cache["y"]
+
+    @property
+    def c(self):
+        if "c" not in self._cache:
+            self._cache["c"] = self.settle(self.blockwise(_attr, "c", out="rows"))[0]
+        return self._cache["c"]
+
+    def linear(self, W, b=None):
+        """Scores ``x_r . w_t + b_t`` per row (a Dask array chunked by block)."""
+        return self.blockwise(_linear, W, b, out="rows")
+
+    def adjoint(self, u):
+        """``G[:, t] = X_t^T u_t`` (p x T, chunked by block)."""
+        return self.blockwise(_adjoint, u, out=("coef", self.n_features))
+
+    def task_sums(self, u):
+        return self.blockwise(_task_sums, u, out="tasks")
+
+    def per_row(self, v):
+        """A value per task (or one number) as a value per row."""
+        if np.ndim(v) == 0:
+            return v
+        return self.blockwise(_per_row, v, out="rows")
+
+    def row_zeros(self):
+        return self.blockwise(_zeros, out="rows")
+
+    def feature_means(self):
+        return self.adjoint(self.c) / self.task_sums(self.c)
+
+    def effective_sizes(self) -> np.ndarray:
+        return np.asarray(self.blockwise(_effective_sizes, out="tasks"))
+
+    def encode_binary(self) -> DaskTaskData:  # labels are encoded on the blocks as they form
+        return self
+
+
+class Blocks:
+    """Per-block objects kept on the workers (Delayed), e.g. the blocks' task quadratics."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def persist(self) -> Blocks:
+        dask, _ = _dask()
+        return Blocks(dask.persist(*self.items))
+
+    def compute(self) -> list:
+        dask, _ = _dask()
+        return list(dask.compute(*self.items))
+
+
+def _call(fn, block, n_out, *pieces):
+    res = fn(block, *pieces)
+    return res if n_out > 1 else (res,)
+
+
+def _item(res, i):
+    return res[i]
+
+
+def _item_scalar(res, i):
+    return np.atleast_1d(np.asarray(res[i], dtype=np.float64))
+
+
+class _Graph:
+    """A bare graph as a Dask collection (a dependency of the layers built on it)."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+    def __dask_graph__(self):
+        return self.graph
+
+    def __dask_layers__(self):
+        return tuple(self.graph.layers)
+
+
+def _attr(block, name):
+    return np.asarray(getattr(block, name), dtype=np.float64)
+
+
+def _linear(block, W, b):
+    return block.linear(W, b)
+
+
+def _adjoint(block, u):
+    return block.adjoint(u)
+
+
+def _task_sums(block, u):
+    return block.task_sums(u)
+
+
+def _per_row(block, v):
+    return np.asarray(v, dtype=np.float64)[block.task_of]
+
+
+def _zeros(block):
+    return np.zeros(block.n_obs)
+
+
+def _effective_sizes(block):
+    return block.effective_sizes()
+
+
+# ----------------------------------------------------------------------------- predict side
+def predict_scores(X: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: np.ndarray, *,
+                   post=None):
+    """Lazy results per row of Dask input, in its row order, partition by partition (no
+    shuffle): the scores ``x_r . w_t + b_t``, or ``post(scores, task positions)`` (labels,
+    probabilities). The coefficients go once to each worker. Unknown task ids raise when
+    computed, naming the task."""
+    dask, da = _dask()
+    parts, _ = _partitions(X, None, task, None, "y")
+    coef = dask.delayed(np.ascontiguousarray(W.T), pure=True)
+    inter = dask.delayed(np.asarray(b, dtype=np.float64), pure=True)
+    labels = dask.delayed(np.asarray(tasks, dtype=object), pure=True)
+    lengths = _lengths(X, parts)
+    probe = post(np.zeros(1), np.zeros(1, dtype=np.int64)) if post is not None else np.zeros(1)
+    arrays = [da.from_delayed(dask.delayed(_scores, pure=True)(p, coef, inter, labels, post),
+                              (int(n),) + probe.shape[1:], dtype=probe.dtype)
+              for p, n in zip(parts, lengths, strict=True)]
+    return da.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+
+
+def _lengths(X, parts) -> list[int]:
+    dask, _ = _dask()
+    if hasattr(X, "chunks") and not any(np.isnan(c) for c in X.chunks[0]):
+        return [int(c) for c in X.chunks[0]]
+    return [int(n) for n in dask.compute(*[dask.delayed(_rows)(p) for p in parts])]
+
+
+def _rows(piece) -> int:
+    return piece[0].shape[0]
+
+
+def _scores(piece, coef, inter, labels, post):
+    X, _, task, _ = piece
+    codes = pd.Index(labels).get_indexer(task)
+    if len(codes) and codes.min() < 0:
+        bad = task[np.flatnonzero(codes < 0)[0]]
+        known = ", ".join(repr(t) for t in labels[:10]) + (" ..." if len(labels) > 10 else "")
+        raise ValueError(
+            f"task: unknown task {bad!r}; the model was fitted on tasks {known}. Predict only "
+            "for tasks the model was fitted on."
+        )
+    if X.shape[1] != coef.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but the model was fitted with {coef.shape[1]}."
+        )
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinity; impute or drop those rows first.")
+    f = np.einsum("ij,ij->i", X, coef[codes]) + inter[codes]
+    return f if post is None else post(f, codes)
+
+
+def task_score(pred, y: Any, n_tasks: int, kind: str, sample_weight: Any = None):
+    """The mean over tasks of each task's R^2 (``kind="r2"``, ``pred`` the scores and task
+    positions) or accuracy (``"accuracy"``, ``pred`` the labels and positions), lazily: one
+    pass of per-task weighted sums (T numbers per partition, summed in a tree), a 0-d Dask
+    array. R^2 from the sums ``sum w, sum w y, sum w y^2, sum w (y - f)^2`` per task."""
+    dask, da = _dask()
+    if not is_dask_collection(y):
+        raise TypeError("y: X is a Dask collection, so y must be one too (a Dask Series or "
+                        f"array), got {type(y).__name__}.")
+    ys = y.to_dask_array(lengths=True) if hasattr(y, "to_dask_array") else y
+    ys = ys.rechunk((pred.chunks[0],))
+    ws = None
+    if sample_weight is not None:
+        ws = (sample_weight.to_dask_array(lengths=True)
+              if hasattr(sample_weight, "to_dask_array") else sample_weight)
+        ws = ws.rechunk((pred.chunks[0],))
+    pp = pred.to_delayed().ravel()
+    yy = ys.to_delayed().ravel()
+    ww = ws.to_delayed().ravel() if ws is not None else [None] * len(pp)
+    sums = [dask.delayed(_task_sums_part, pure=True)(a, b, c, n_tasks, kind)
+            for a, b, c in zip(pp, yy, ww, strict=True)]
+    total = _tree(dask, _add, sums)
+    return da.from_delayed(dask.delayed(_finish_score, pure=True)(total, kind), (),
+                           dtype=np.float64)
+
+
+def _task_sums_part(pred, y, w, n_tasks, kind):
+    codes = np.asarray(pred[:, 1]).astype(np.int64)
+    w = np.ones(len(codes)) if w is None else np.asarray(w, dtype=np.float64)
+    if kind == "r2":
+        f, yv = np.asarray(pred[:, 0], dtype=np.float64), np.asarray(y, dtype=np.float64)
+        cols = (w, w * yv, w * yv * yv, w * (yv - f) ** 2)
+    else:
+        hit = np.fromiter((a == b for a, b in zip(np.asarray(y).tolist(),
+                                                  pred[:, 0].tolist(), strict=True)),
+                          dtype=bool, count=len(codes))
+        cols = (w, w * hit)
+    return np.stack([np.bincount(codes, weights=c, minlength=n_tasks) for c in cols])
+
+
+def _add(*parts):
+    return sum(parts[1:], parts[0])
+
+
+def _finish_score(S, kind):
+    if kind == "accuracy":
+        return np.float64(np.mean(S[1] / np.where(S[0] > 0, S[0], np.nan)))
+    sw, swy, swy2, res = S
+    mean = swy / np.where(sw > 0, sw, 1.0)
+    tot = np.maximum(swy2 - sw * mean * mean, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(tot > 0, 1.0 - res / tot, np.where(res == 0, 1.0, 0.0))
+    return np.float64(np.mean(r2))
