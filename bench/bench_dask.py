@@ -48,6 +48,7 @@ os.environ.update(BLAS_ENV)  # before NumPy is imported, here and in every worke
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -230,6 +231,13 @@ def _worker_counters(dask_worker=None) -> dict:
                 peer=int(getattr(dask_worker, "transfer_outgoing_bytes_total", 0)))
 
 
+class FitTimeout(Exception):
+    """A measured call ran past its limit (the workers were restarted to stop it)."""
+
+    def __init__(self, limit: float):
+        super().__init__(f"> {limit:g}s (stopped: workers restarted)")
+
+
 class RoundTrips:
     """Scheduler plugin (the scheduler runs in this process): graphs submitted and their tasks."""
 
@@ -295,8 +303,15 @@ class Session:
                     peer=sum(v["peer"] for v in w.values()), graphs=self.plugin.graphs,
                     tasks=self.plugin.tasks, gathers=self.gathers)
 
-    def measure(self, fn):
-        """Run ``fn()`` and measure it: returns (its value, metrics)."""
+    def restart(self):
+        """Restart the worker processes (a fit past its limit); count and poll the new ones."""
+        self.client.restart(wait_for_workers=True)
+        self.client.run(_install_counter)
+        self.pids = dict(self.client.run(os.getpid))
+
+    def measure(self, fn, limit: float | None = None):
+        """Run ``fn()`` and measure it: returns (its value, metrics). Past ``limit`` seconds
+        the workers are restarted (which makes ``fn`` fail) and :class:`FitTimeout` raised."""
         import psutil
 
         base_workers = self.client.run(_reset_hwm)  # bytes, {address: rss}
@@ -320,12 +335,27 @@ class Session:
         th = threading.Thread(target=poll, daemon=True)
         th.start()
         t0 = time.perf_counter()
-        try:
-            value = fn()
-        finally:
-            elapsed = time.perf_counter() - t0
-            stop.set()
-            th.join()
+        box: dict = {}
+
+        def target():
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # raised below, in the calling thread
+                box["error"] = exc
+
+        runner = threading.Thread(target=target, daemon=True)
+        runner.start()
+        runner.join(limit)
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        th.join()
+        if runner.is_alive():
+            self.restart()
+            runner.join(120)
+            raise FitTimeout(limit)
+        if "error" in box:
+            raise box["error"]
+        value = box["value"]
         c1 = self.counters()
         hwm = self.client.run(lambda: _status_kib("VmHWM") * 1024)
         for a, v in hwm.items():
@@ -387,7 +417,8 @@ def short_traceback(exc: BaseException, frames: int = 4) -> str:
              else os.path.basename(f.filename) for f in tb]
     where = " <- ".join(f"{name}:{f.lineno} {f.name}"
                         for name, f in zip(reversed(names), reversed(tb), strict=True))
-    return f"{type(exc).__name__}: {str(exc)[:300]}  [at {where}]"
+    msg = re.sub(r"'x\d+', (?:'x\d+', )+", "'x0', ..., ", str(exc))  # the column lists
+    return f"{type(exc).__name__}: {msg[:300]}  [at {where}]"
 
 
 def _tiny_ddf(seed: int = 1, tasks: int = 30):
@@ -536,7 +567,13 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                     yc = _target(case)
                     (est, warned), m = s.measure(
                         lambda est=est, ddf=ddf, yc=yc: fit_once(
-                            est, ddf[XCOLS], ddf[yc], ddf["task"]))
+                            est, ddf[XCOLS], ddf[yc], ddf["task"]), limit=args.fit_timeout)
+                except FitTimeout as exc:
+                    print(f"   {label}: {exc}", flush=True)
+                    notes.append(f"{n} worker(s), {label}: {exc}")
+                    runs = [dict(error=str(exc))]
+                    persisted = None  # lost with the workers
+                    break
                 except Exception as exc:
                     err = short_traceback(exc)
                     print(f"   {label}: FAILED {err}", flush=True)
@@ -561,7 +598,12 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
         runs = []
         for _ in range(0 if args.skip_ridge else args.repeats):
             ddf = read()
-            out, m = s.measure(lambda ddf=ddf: ridge_loop(ddf))
+            try:
+                out, m = s.measure(lambda ddf=ddf: ridge_loop(ddf), limit=args.fit_timeout)
+            except FitTimeout as exc:
+                print(f"   Ridge loop (groupby-apply): {exc}", flush=True)
+                runs = [dict(error=str(exc))]
+                break
             m.update(rel_err=rel_error(out.index.to_numpy(), out[XCOLS].to_numpy(), ids, W),
                      n_iter=1)
             runs.append(m)
@@ -781,6 +823,9 @@ def main(argv=None) -> None:
                     help="parquet (default): every fit reads the files (dd.read_parquet, timed); "
                          "persisted: the rows are read once and persisted on the workers before "
                          "the timed fits (not timed; in the workers' baseline memory)")
+    ap.add_argument("--fit-timeout", type=float, default=None,
+                    help="seconds per Dask fit (and Ridge loop) before its workers are restarted "
+                         "to stop it (default 900; --quick 120)")
     ap.add_argument("--skip-in-memory", action="store_true")
     ap.add_argument("--skip-ridge", action="store_true",
                     help="skip the per-task Ridge loop (groupby-apply) on the workers")
@@ -798,6 +843,7 @@ def main(argv=None) -> None:
                                          a.fraction)))
         return
     size = QUICK if a.quick else FULL
+    a.fit_timeout = a.fit_timeout or (120.0 if a.quick else 900.0)
     rows, tasks, files = (a.rows or size["rows"], a.tasks or size["tasks"],
                           a.files or size["files"])
     import logging
