@@ -16,20 +16,23 @@ N(0, 0.5^2), unit noise in ``y``; ``yb`` = Bernoulli(sigmoid(score)) for the log
 Rows are shuffled across ~40 files (NOT grouped by task: the fit has to shuffle by task);
 columns ``task`` (random distinct 9-digit int64 ids), ``x0..x19``, ``y``, ``yb``.
 
-Per fit: wall time (median of ``--repeats``; reading the Parquet files and the shuffle by task
-are part of it), ``n_iter_``, the certificate (dual gap / objective_, or the KKT residual, which
-is relative already; ``certified`` = no ConvergenceWarning), peak resident memory of each worker
-(polled every 0.2 s with psutil on the worker processes' pids and the kernel's high-water mark
-VmHWM, reset before the fit; the larger of the two) beside its resident size before the fit,
-the peak increase of this process (which holds the client AND the LocalCluster's scheduler),
-and the bytes moved between the processes: every byte written on a TCP comm of Dask
-(``distributed.comm.tcp.TCP.write`` wrapped in each worker and in this process: client and
-scheduler; distributed has no counter of its own for all traffic -- the worker counter
-``transfer_outgoing_bytes_total`` counts only worker-to-worker data fetches, shown as "peer"),
-divided by ``n_iter_``. The shuffle by task is measured once per cluster on its own
-(``regmtl.dask.as_dask_task_data``) so that "per iteration" can be net of it. Round trips: the
-graphs the client submitted (a scheduler plugin counts ``update_graph``) and the client's
-blocking ``gather`` calls, per iteration.
+Per fit: wall time (median of ``--repeats``; with the default ``--input parquet`` reading the
+files and the shuffle by task are part of it; ``--input persisted`` reads and persists the rows
+on the workers once, untimed), ``n_iter_``, the certificate (the KKT residual, relative already,
+or the duality gap over P0, the objective at W = 0, which the in-memory child computes; ``ok`` =
+no ConvergenceWarning), the error of W against the true W, peak resident memory of each worker
+(polled every 0.2 s with psutil on the worker processes' pids -- no ``client.run`` traffic in
+the counts -- and the kernel's high-water mark VmHWM, reset before the fit; the larger of the
+two) beside its resident size and Dask-managed bytes before the fit, the peak increase of this
+process (which holds the client AND the LocalCluster's scheduler), and the bytes moved between
+the processes: every byte written on a Dask TCP comm (``distributed.comm.tcp.TCP.write``
+wrapped in each worker and in this process; distributed has no counter of all traffic -- the
+workers' ``transfer_outgoing_bytes_total``, shown as "peer", counts only what they serve by
+``get_data``), split by writer, bytes a process writes to itself apart, divided by ``n_iter_``.
+The shuffle by task is measured once per cluster on its own (``regmtl.dask.as_dask_task_data``)
+so that "per iteration" can be net of it. Round trips: the graphs the client submitted (a
+scheduler plugin counts ``update_graph``) and the client's blocking ``gather`` calls, per
+iteration. A fit past ``--fit-timeout`` is stopped by restarting the workers.
 
 Alphas: ``--fraction`` x ``regmtl.alpha_max`` computed on the Dask input (l21, trace, logistic
 l21; falls back to 1e-2, said so, if alpha_max refuses Dask input); ``mean``: ``--mean-alpha``.
@@ -228,6 +231,7 @@ def _worker_counters(dask_worker=None) -> dict:
 
     return dict(written=int(getattr(TCP, "_bench_written", 0)),
                 self=int(getattr(TCP, "_bench_self", 0)),
+                managed=int(getattr(getattr(dask_worker, "state", None), "nbytes", 0) or 0),
                 peer=int(getattr(dask_worker, "transfer_outgoing_bytes_total", 0)))
 
 
@@ -300,7 +304,8 @@ class Session:
         return dict(local=int(TCP._bench_written), local_self=int(TCP._bench_self),
                     workers=sum(v["written"] for v in w.values()),
                     self=sum(v["self"] for v in w.values()),
-                    peer=sum(v["peer"] for v in w.values()), graphs=self.plugin.graphs,
+                    peer=sum(v["peer"] for v in w.values()),
+                    managed=max(v["managed"] for v in w.values()), graphs=self.plugin.graphs,
                     tasks=self.plugin.tasks, gathers=self.gathers)
 
     def restart(self):
@@ -365,6 +370,9 @@ class Session:
         return value, dict(
             time=elapsed, bytes=d["local"] + d["workers"] - d["self"], bytes_peer=d["peer"],
             bytes_worker_self=d["self"], bytes_client_scheduler=d["local_self"],
+            bytes_from_scheduler=d["local"] - d["local_self"],
+            bytes_from_workers=d["workers"] - d["self"],
+            managed_before=c0["managed"], managed_after=c1["managed"],
             graphs=d["graphs"], tasks=d["tasks"], gathers=d["gathers"],
             worker_base=max(base_workers.values()), worker_peak=max(peaks.values()),
             worker_peak_increase=max(peaks[a] - base_workers[a] for a in peaks),
@@ -392,13 +400,25 @@ def _target(case: str) -> str:
     return "yb" if case == "logistic" else "y"
 
 
-def _certificate(est) -> tuple[str, float]:
+def _certificate(est) -> dict:
+    """The fit's certificate: the KKT residual (relative already), or the duality gap, here
+    over ``objective_`` (>= gap / P0, the estimator's own relative gap; replaced by gap / P0
+    once P0, the objective at W = 0, is known from the in-memory runs)."""
     if hasattr(est, "dual_gap_"):
-        obj = getattr(est, "objective_", np.nan)
-        return "gap/obj", float(est.dual_gap_) / obj if obj else np.nan
+        obj = float(getattr(est, "objective_", np.nan))
+        return dict(cert_kind="gap/obj", cert=float(est.dual_gap_) / obj if obj else np.nan,
+                    gap=float(est.dual_gap_), objective=obj)
     if hasattr(est, "kkt_residual_"):
-        return "KKT", float(est.kkt_residual_)
-    return "?", np.nan
+        return dict(cert_kind="KKT", cert=float(est.kkt_residual_))
+    return dict(cert_kind="?", cert=np.nan)
+
+
+def _p0(X, y, task, loss: str) -> float:
+    """The objective at W = 0 (intercepts fitted): what regmtl's relative gap divides by."""
+    from regmtl.problem import make_data, make_datafit
+    from regmtl.solvers import reference
+
+    return float(reference(make_data(X, y, task, loss=loss), make_datafit(loss), True).P0)
 
 
 def fit_once(est, X, y, task):
@@ -452,7 +472,8 @@ def ridge_loop(ddf):
     return ddf.groupby("task").apply(_ridge_group, meta=meta).compute()
 
 
-def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: list) -> None:
+def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: list,
+                alphas: dict) -> None:
     import dask.dataframe as dd
 
     import regmtl
@@ -484,12 +505,13 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
           f"{sorted(s.pids.values())}", flush=True)
     try:
         # warm-up: imports, numba compilation / cache loading on the workers, p2p extension
+        t1 = time.perf_counter()
         tiny = _tiny_ddf()
         ridge_loop(tiny)
         dask_ok = {}
         for case in cases:
             try:
-                fit_once(_estimator(case, 0.05, 1e-3, None), tiny[XCOLS], tiny[_target(case)],
+                fit_once(_estimator(case, 0.05, 1e-3, 3), tiny[XCOLS], tiny[_target(case)],
                          tiny["task"])
                 dask_ok[case] = None
             except Exception as exc:  # the estimator side: reported, the rest goes on
@@ -497,6 +519,8 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                 print(f"   warm-up fit {case} on Dask input FAILED: {dask_ok[case]}", flush=True)
                 notes.append(f"{n} worker(s), {case}: Dask fit failed in warm-up: "
                              f"{dask_ok[case]}")
+        print(f"   warm-up (a tiny fit of each kind, 3 iterations): "
+              f"{time.perf_counter() - t1:.1f}s", flush=True)
         idle = s.idle_rate()
         print(f"   idle traffic: {idle / 1e3:.1f} kB/s (heartbeats; included in every count "
               "below)", flush=True)
@@ -528,8 +552,9 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                 notes.append(f"{n} worker(s): the setup alone could not be measured: "
                              f"{short_traceback(exc)}")
         # alphas
-        alphas = {}
         for case in cases:
+            if case in alphas:  # computed on the previous cluster (the same data)
+                continue
             if case == "mean":
                 alphas[case] = (args.mean_alpha, f"{args.mean_alpha:g} (fixed; no alpha_max)")
                 continue
@@ -580,11 +605,11 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                     notes.append(f"{n} worker(s), {label}: fit failed: {err}")
                     runs = [dict(error=err)]
                     break
-                kind, cert = _certificate(est)
-                m.update(n_iter=int(est.n_iter_), cert_kind=kind, cert=cert,
+                m.update(n_iter=int(est.n_iter_), **_certificate(est),
                          certified=not warned, warning=warned[0][:160] if warned else "",
                          rel_err=(rel_error(est.tasks_, est.coef_, ids, W)
                                   if case != "logistic" else np.nan))
+                del est  # (a fitted estimator may hold futures: not into the next baseline)
                 runs.append(m)
                 print(f"   {label}: {m['time']:.1f}s, {m['n_iter']} iterations, "
                       f"{m['bytes'] / 1e6:.1f} MB moved", flush=True)
@@ -625,8 +650,8 @@ def aggregate(runs: list[dict]) -> dict:
     out["times"] = [r["time"] for r in runs]
     for k in ("worker_peak", "worker_peak_increase", "client_increase"):
         out[k] = max(r[k] for r in runs)
-    for k in ("bytes", "bytes_peer", "bytes_worker_self", "bytes_client_scheduler", "graphs",
-              "tasks", "gathers"):
+    for k in ("bytes", "bytes_peer", "bytes_worker_self", "bytes_client_scheduler",
+              "bytes_from_scheduler", "bytes_from_workers", "graphs", "tasks", "gathers"):
         out[k] = float(np.median([r[k] for r in runs]))
     return out
 
@@ -661,10 +686,10 @@ def in_memory_child(path: str, case: str, alpha: float, tol: float, max_iter: in
     t0 = time.perf_counter()
     est, warned = fit_once(_estimator(case, alpha, tol, max_iter), X, y, task)
     elapsed = time.perf_counter() - t0
-    kind, cert = _certificate(est)
     ids, W, _ = truth(path)
+    loss = "logistic" if case == "logistic" else "squared"
     return dict(alpha=alpha, time=elapsed, load_time=load, n_iter=int(est.n_iter_),
-                cert_kind=kind, cert=cert,
+                **_certificate(est), P0=_p0(X, y, task, loss), loss=loss,
                 certified=not warned, warning=warned[0][:160] if warned else "",
                 client_increase=_status_kib("VmHWM") * 1024 - before,
                 rss_before=before, data_bytes=int(X.nbytes + y.nbytes + task.nbytes),
@@ -713,7 +738,8 @@ def fmt_bytes(b) -> str:
 def print_table(results: list[dict]) -> None:
     cols = [("workers", 7), ("fit", 38), ("time (s)", 9), ("iters", 6), ("certificate", 16),
             ("ok", 3), ("rel.err W", 9), ("worker base", 11), ("worker peak", 11),
-            ("client +", 9), ("moved", 9), ("cl<->sch", 9), ("peer", 9), ("w. self", 9),
+            ("client +", 9), ("moved", 9), ("cl<->sch", 9), ("sch->w", 9), ("w->", 9),
+            ("peer", 9), ("w. self", 9), ("managed", 9),
             ("moved/iter", 10),
             ("net/iter", 9), ("graphs/iter", 11), ("gathers/iter", 12)]
     print("| " + " | ".join(f"{c:<{w}}" for c, w in cols) + " |")
@@ -735,8 +761,10 @@ def print_table(results: list[dict]) -> None:
                  f"{r['rel_err']:.3f}" if np.isfinite(r.get("rel_err", np.nan)) else "-",
                  mib(r.get("worker_base")), mib(r.get("worker_peak")),
                  mib(r.get("client_increase")), fmt_bytes(r.get("bytes")),
-                 fmt_bytes(r.get("bytes_client_scheduler")), fmt_bytes(r.get("bytes_peer")),
-                 fmt_bytes(r.get("bytes_worker_self")),
+                 fmt_bytes(r.get("bytes_client_scheduler")),
+                 fmt_bytes(r.get("bytes_from_scheduler")), fmt_bytes(r.get("bytes_from_workers")),
+                 fmt_bytes(r.get("bytes_peer")), fmt_bytes(r.get("bytes_worker_self")),
+                 mib(r.get("managed_before")),
                  fmt_bytes(r["bytes"] / it) if r.get("kind") == "dask" else "-",
                  fmt_bytes(net),
                  f"{r['graphs'] / it:.1f}" if r.get("kind") == "dask" else
@@ -877,8 +905,9 @@ def main(argv=None) -> None:
     cases = list(a.penalties) + (["logistic"] if a.logistic else [])
     results: list[dict] = []
     notes: list[str] = []
+    alphas: dict = {}
     for n in a.workers:
-        run_cluster(n, a, ds, cases, results, notes)
+        run_cluster(n, a, ds, cases, results, notes, alphas)
     if not a.skip_in_memory:
         print("\n== in memory: pandas.read_parquet into one process, then fit (a fresh process "
               "per fit) ==", flush=True)
@@ -897,20 +926,31 @@ def main(argv=None) -> None:
                       f"{r['n_iter']} iterations", flush=True)
             else:
                 print(f"   {label}: FAILED {r['error']}", flush=True)
+    p0 = {r["loss"]: r["P0"] for r in results if r.get("kind") == "memory" and "P0" in r}
+    for r in results:
+        loss = "logistic" if r.get("case") == "logistic" else "squared"
+        if r.get("cert_kind") == "gap/obj" and loss in p0:
+            r.update(cert_kind="gap/P0", cert=r["gap"] / p0[loss], P0=p0[loss])
     print("\nresults (time: median of the repeats; worker base / peak: resident MiB of the "
           "largest worker before / at most during the fit; client +: peak increase of this "
           "process = client + scheduler (in memory: the fitting process, beyond the loaded "
           "data); moved: bytes written on Dask's TCP comms by all processes during the fit; "
           "cl<->sch: of which between the client and the scheduler (in this process); "
-          "peer: of which worker-to-worker data fetches; w. self: written by a worker to "
-          "itself (p2p shuffle), not in moved; moved/iter: moved / n_iter_; net/iter: "
+          "sch->w: of which written by the scheduler (and client) to the workers; w->: of which "
+          "written by the workers (to each other, the scheduler, the client); "
+          "peer: of which data the workers served by get_data (to other workers, or to the "
+          "scheduler gathering results; distributed's transfer_outgoing_bytes_total); w. self: "
+          "written by a worker to itself (p2p shuffle), not in moved; managed: MiB held in the "
+          "largest worker's Dask memory before the fit (persisted input, futures still alive); "
+          "moved/iter: moved / n_iter_; net/iter: "
           "(moved - the shuffle by task alone) / n_iter_; graphs, gathers: graphs submitted and "
-          "blocking gathers of the client; rel.err W: ||W_fit - W_true|| / ||W_true||)\n")
+          "blocking gathers of the client; rel.err W: ||W_fit - W_true|| / ||W_true||; "
+          "certificate: the KKT residual, or the duality gap over P0, the objective at W = 0, as "
+          "the estimator's tol (gap/obj where P0 is unknown: --skip-in-memory); ok: no "
+          "ConvergenceWarning)\n")
     print_table(results)
-    alphas = {r["case"]: r.get("alpha_note") for r in results
-              if r.get("kind") == "dask" and r.get("alpha_note")}
     if alphas:
-        print("\nalphas: " + "; ".join(f"{k}: {v}" for k, v in alphas.items()))
+        print("\nalphas: " + "; ".join(f"{k}: {v[1]}" for k, v in alphas.items()))
     for case in cases:
         d = [r for r in results if r.get("case") == case and r.get("kind") == "dask"
              and "error" not in r]
@@ -929,6 +969,7 @@ def main(argv=None) -> None:
                                             for r in results) else []
     if not paper:
         print("\non paper: no Dask fit succeeded, nothing measured to scale.")
+    notes = list(dict.fromkeys(notes))
     if notes:
         print("\nnotes:")
         for s in notes:

@@ -23,7 +23,7 @@ pytest.importorskip("pyarrow")
 
 FEATURES = ["f0", "f1", "f2"]
 TASKS = [f"shop_{t}" for t in range(5)]
-FIT = ["--task-col", "shop", "--target", "sales", "--penalty", "l21", "--alpha", "0.05",
+FIT = ["--task-col", "shop", "--target", "sales", "--penalty", "l2", "--alpha", "0.05",
        "--tol", "1e-9"]
 
 
@@ -75,7 +75,7 @@ def test_fit_on_a_local_cluster_equals_the_in_memory_fit(data, capsys):
                  "--workers", "2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "on a local Dask cluster of 2 worker process(es)" in text
-    assert re.search(r"part-\*\.parquet: 5 tasks, 300 rows; penalty l21, alpha 0\.05; "
+    assert re.search(r"part-\*\.parquet: 5 tasks, 300 rows; penalty l2, alpha 0\.05; "
                      r"\d of 3 features used; duality gap", text)
     got, ref = rm.load(out), rm.load(data["model"])
     assert list(got.tasks_) == TASKS == list(ref.tasks_)
@@ -248,3 +248,61 @@ def test_without_dask_the_message_says_what_to_install(data, capsys, monkeypatch
     err = _error(capsys, ["fit", data["glob"], *FIT, "--workers", "2", "--out", "m.npz"])
     assert 'pip install "regmtl[dask]"' in err
     assert err.startswith("regmtl: error: --workers 2 runs the command on Dask")
+
+
+def test_an_unreachable_scheduler_is_one_line(data, capsys):
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("dask.distributed")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        err = _error(capsys, ["fit", data["glob"], *FIT, "--features", ",".join(FEATURES),
+                              "--scheduler", "tcp://127.0.0.1:1", "--out", "m.npz"])
+    assert "--scheduler tcp://127.0.0.1:1: cannot connect to a Dask scheduler there" in err
+
+
+# ---------------------------------------------------------------------------- the data pass
+def _summary(frame: pd.DataFrame, target: str = "sales", kind: str = "auto") -> dict:
+    """The CLI's one pass over a table in three partitions, on Dask's in-process scheduler."""
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    from argparse import Namespace
+
+    from regmtl import cli
+
+    args = Namespace(task_col="shop", target=target, kind=kind, data="t.parquet")
+    with dask.config.set(scheduler="sync"):
+        return cli._dask_summary(dask, dd.from_pandas(frame, npartitions=3), FEATURES, args)
+
+
+def test_the_data_pass_gives_the_in_memory_scaling():
+    frame = _table()
+    frame["f1"] += 1e6  # far from 0: partition moments must not cancel
+    got = _summary(frame)
+    X = frame[FEATURES].to_numpy()
+    np.testing.assert_allclose(got["mean"], X.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(got["scale"], X.std(axis=0), rtol=1e-10)
+    assert got["n"] == 300 and got["kind"] == "regression"
+    above = frame["sales"] > frame.groupby("shop")["sales"].transform("median")
+    assert _summary(frame.assign(label=np.where(above, "up", "down")),
+                    target="label")["kind"] == "binary"
+
+
+def test_the_data_pass_refuses_what_the_in_memory_reader_refuses():
+    from regmtl.cli import UsageError
+
+    frame = _table()
+    lonely = pd.concat([frame, frame.iloc[:1].assign(shop="lonely")], ignore_index=True)
+    with pytest.raises(UsageError, match="task 'lonely' has 1 row; every task needs at least 2"):
+        _summary(lonely)
+    above = frame["sales"] > frame.groupby("shop")["sales"].transform("median")
+    one_class = frame.assign(label=np.where(frame["shop"] == "shop_3", "n",
+                                            np.where(above, "y", "n")))
+    with pytest.raises(UsageError, match="task 'shop_3' has only the class 'n'"):
+        _summary(one_class, target="label")
+    holes = frame.copy()
+    holes.loc[7, "f2"] = np.nan
+    with pytest.raises(UsageError, match=r"NaN or infinite values in column\(s\) 'f2' \(1\)"):
+        _summary(holes)
+    with pytest.raises(UsageError, match="--target 'sales': 1 missing value"):
+        _summary(frame.assign(sales=frame["sales"].where(frame.index != 5)))
+    with pytest.raises(UsageError, match="--kind binary needs exactly 2 distinct values"):
+        _summary(frame, kind="binary")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import glob
+import importlib.util
+import logging
 import sys
 import time
 import warnings
@@ -322,7 +325,8 @@ def _report_fit(args: argparse.Namespace, fitted: Any, name: str, n_tasks: int,
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a model file written by 'regmtl fit'")
-    p.add_argument("data", help="a CSV/Parquet file in long form (or a data set name)")
+    p.add_argument("data", help="a CSV/Parquet file in long form (or a data set name); with "
+                                "--scheduler/--workers a Parquet file, directory or glob")
     p.add_argument("--task-col", help="the column naming each row's task")
     p.add_argument("--target", help="optional: the true values, to print the scores")
     p.add_argument("--data-home")
@@ -483,6 +487,9 @@ def _cluster_flag(args: argparse.Namespace) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of the innermost cause's message (Dask wraps a reader's errors)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -508,15 +515,16 @@ def _dask_client(args: argparse.Namespace, distributed: Any):
             try:  # the dashboard on a free port: a second cluster on this machine is usual
                 cluster = stack.enter_context(distributed.LocalCluster(
                     n_workers=args.workers, threads_per_worker=1, processes=True,
-                    dashboard_address=":0"))
+                    dashboard_address=":0", silence_logs=logging.CRITICAL))
             except (RuntimeError, OSError, TimeoutError) as exc:
                 raise UsageError(f"--workers {args.workers}: the local Dask cluster did not "
                                  f"start ({_first_line(exc)}). From a Python script, call "
                                  "regmtl.cli.main under if __name__ == '__main__': (the "
                                  "workers are new processes that import the script).") from None
             client = stack.enter_context(distributed.Client(cluster))
-            yield (f"a local Dask cluster of {args.workers} worker process(es), dashboard "
-                   f"{client.dashboard_link}")
+            board = (f", dashboard {client.dashboard_link}"
+                     if importlib.util.find_spec("bokeh") is not None else "")
+            yield f"a local Dask cluster of {args.workers} worker process(es){board}"
             return
         try:
             client = distributed.Client(args.scheduler)
@@ -525,7 +533,7 @@ def _dask_client(args: argparse.Namespace, distributed: Any):
                              f"scheduler there ({_first_line(exc)}); check the address "
                              "(tcp://HOST:8786) and that the scheduler runs.") from None
         stack.enter_context(client)
-        n = len(client.scheduler_info().get("workers", {}))
+        n = len(client.nthreads())
         yield f"the Dask cluster at {args.scheduler} ({n} worker(s))"
 
 
@@ -618,14 +626,19 @@ def _dask_features(frame: Any, args: argparse.Namespace) -> list:
 
 def _partition_summary(part: Any, features: list, target: Any, task_col: Any) -> dict:
     """One partition's rows, feature means and centred sums of squares, non-finite values,
-    missing targets and task ids, and its first three distinct targets."""
+    missing targets and task ids, its first three distinct targets, and per task its rows
+    and first three distinct targets."""
     X = part[features].to_numpy(dtype=np.float64, na_value=np.nan)
     mean = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
     y = part[target]
+    pairs = part[[task_col, target]].dropna().drop_duplicates()
+    pairs = pairs.groupby(task_col, sort=False).head(3)
     return {"n": len(X), "mean": mean, "m2": ((X - mean) ** 2).sum(axis=0),
             "nonfinite": (~np.isfinite(X)).sum(axis=0), "y_missing": int(y.isna().sum()),
             "task_missing": int(part[task_col].isna().sum()),
-            "y_values": y.dropna().drop_duplicates().head(3).tolist()}
+            "y_values": y.dropna().drop_duplicates().head(3).tolist(),
+            "rows": part[task_col].dropna().value_counts(sort=False),
+            "pairs": list(zip(pairs[task_col].tolist(), pairs[target].tolist(), strict=True))}
 
 
 def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespace) -> dict:
@@ -667,7 +680,29 @@ def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespac
                                      or pd.api.types.is_bool_dtype(dtype)):
         raise UsageError(f"--target {args.target!r} must be numeric for regression (its type "
                          f"is {dtype}); recode it, or pass --kind binary for two labels.")
+    # as in memory: every task needs 2 rows, and both classes when binary
+    rows = pd.concat([s["rows"] for s in parts]).groupby(level=0, sort=False).sum()
+    if (rows < 2).any():
+        task = rows.index[np.flatnonzero(rows.to_numpy() < 2)[0]]
+        raise UsageError(f"--task-col {args.task_col!r}: task {_py(task)!r} has 1 row; every "
+                         "task needs at least 2 rows (drop the task or merge it with "
+                         "another).")
+    if kind == "binary":
+        classes: dict = {}
+        for s in parts:
+            for task, label in s["pairs"]:
+                classes.setdefault(task, set()).add(label)
+        for task, labels in classes.items():
+            if len(labels) < 2:
+                raise UsageError(f"--target {args.target!r}: task {_py(task)!r} has only the "
+                                 f"class {_py(next(iter(labels)))!r}; every binary task needs "
+                                 "both classes (drop the task, or pass --kind regression).")
     return {"n": n, "mean": mean, "scale": scale, "kind": kind}
+
+
+def _py(value: Any) -> Any:
+    """A NumPy scalar as the Python value, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _standardized(part: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
@@ -739,7 +774,7 @@ def _second_column(proba: Any) -> Any:
     return proba.iloc[:, 1] if hasattr(proba, "iloc") else proba[:, 1]
 
 
-def _parquet_out(out: str, inputs: list[Path]) -> tuple[str, bool]:
+def _parquet_out(out: str, data: str, inputs: list[Path]) -> tuple[str, bool]:
     """``--out`` of a prediction on Dask: a Parquet directory (a path ending in ``.parquet``
     or ``.pq``, or a directory). Returns the path and whether a previous output there is to
     be replaced."""
@@ -754,6 +789,9 @@ def _parquet_out(out: str, inputs: list[Path]) -> tuple[str, bool]:
     if "://" in out:
         return out, False
     path = Path(out).resolve()
+    if any(c in data for c in "*?[") and fnmatch.fnmatch(str(path), str(Path(data).absolute())):
+        raise UsageError(f"--out {out}: it matches the input pattern {data}, which would read "
+                         "the predictions as data next time; write them elsewhere.")
     for f in (p.resolve() for p in inputs):
         if path == f or path in f.parents or f in path.parents:
             raise UsageError(f"--out {out}: that is where the input data are ({f}); write the "
@@ -856,7 +894,7 @@ def _run_predict_dask(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data} already has a column {taken[0]!r}, the name of the "
                          "predictions; rename it (the output keeps the input's columns).")
     keep = [c for c in frame.columns if c not in set(names)]
-    out, overwrite = _parquet_out(args.out, inputs)
+    out, overwrite = _parquet_out(args.out, args.data, inputs)
     frame = _one_partitioning(frame, [*keep, *names])
     width = len(str(max(frame.npartitions - 1, 0)))
     with _dask_client(args, distributed) as where:
