@@ -158,3 +158,21 @@ def test_unsupported_on_dask_say_what_to_do(client):
                                                        task=ddf["store"])
     with pytest.raises(ValueError, match="task"):
         rm.MultiTaskRegressor("l21").fit(ddf[FEATURES], ddf["y"])
+
+
+def test_columns_of_one_parquet_read_and_alpha_max(client, tmp_path):
+    """Columns taken apart from one read_parquet (which Dask may partition differently by
+    the columns read) fit like the in-memory rows; alpha_max on Dask input equals its
+    in-memory value."""
+    df = _frame(seed=7)
+    for i, rows in enumerate(np.array_split(np.arange(len(df)), 3)):
+        df.iloc[rows].assign(note="r").to_parquet(tmp_path / f"part-{i}.parquet")
+    ddf = dd.read_parquet(str(tmp_path / "part-*.parquet"))
+    est = rm.MultiTaskRegressor("l2", alpha=0.3, tol=1e-9)
+    dsk = est.fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    mem = rm.MultiTaskRegressor("l2", alpha=0.3, tol=1e-9).fit(df[FEATURES], df["y"],
+                                                                task=df["store"])
+    _close(mem, dsk, rtol=1e-9)
+    a_dask = rm.alpha_max(ddf[FEATURES], ddf["y"], ddf["store"], penalty="l21")
+    a_mem = rm.alpha_max(df[FEATURES], df["y"], df["store"], penalty="l21")
+    assert a_dask == pytest.approx(a_mem, rel=1e-12)

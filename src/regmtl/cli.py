@@ -710,23 +710,6 @@ def _standardized(part: Any, mean: np.ndarray, scale: np.ndarray) -> Any:
     return (part.astype(np.float64) - mean) / scale
 
 
-def _raw_units(model: Any, mean: np.ndarray, scale: np.ndarray, features: list) -> Any:
-    """A model fitted on ``(x - mean) / scale`` expressed on the raw features, as
-    :func:`regmtl.scaling.fit_standardized` returns it."""
-    V = np.atleast_2d(model.coef_)
-    model.coef_ = V / scale
-    model.intercept_ = np.asarray(model.intercept_, dtype=np.float64) - V @ (mean / scale)
-    for attr in ("P_", "Q_"):
-        if hasattr(model, attr):
-            setattr(model, attr, np.atleast_2d(getattr(model, attr)) / scale)
-    if hasattr(model, "singular_values_"):
-        model.singular_values_ = np.linalg.svd(model.coef_, compute_uv=False)
-    model.feature_names_in_ = np.asarray([str(f) for f in features], dtype=object)
-    model.feature_scale_ = scale
-    model.feature_mean_ = mean
-    return model
-
-
 def _run_fit_dask(args: argparse.Namespace) -> int:
     """``regmtl fit`` on a Dask cluster: the rows stay on the workers, the model comes back."""
     dask, dd, distributed = _dask_modules(args)
@@ -756,7 +739,9 @@ def _run_fit_dask(args: argparse.Namespace) -> int:
         solver = {} if args.tol is None else {"tol": args.tol}
         est = cls(penalty=args.penalty, alpha=alpha, **solver)
         est.fit(X, y, task=frame[args.task_col])
-    fitted = _raw_units(est, mean, scale, features)
+    from .scaling import raw_units
+
+    fitted = raw_units(est, mean, scale, [str(f) for f in features])
     _report_fit(args, fitted, name, len(fitted.tasks_), summary["n"])
     return 0
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .taskdata import TaskData, _factorize, as_task_data
+from .taskdata import TaskData, _factorize, as_task_data, task_weights
 
 __all__ = ["DaskTaskData", "as_dask_task_data", "is_dask_collection", "predict_scores",
            "task_score"]
@@ -77,6 +77,30 @@ def _partitions(X: Any, y: Any, task: Any, sample_weight: Any, what_y: str):
         else:
             feats = cols
         names = np.asarray([str(c) for c in feats], dtype=object)
+        # one frame, so that X, y, task and the weights come in the same partitions (Dask
+        # may merge partitions differently for different columns of one Parquet read)
+        extra = {key: obj for key, obj in (("__regmtl_y__", y), ("__regmtl_task__", task),
+                                           ("__regmtl_w__", sample_weight))
+                 if obj is not None and not isinstance(obj, str)}
+        for key, obj in extra.items():
+            if not (is_dask_collection(obj) and hasattr(obj, "to_frame")):
+                raise TypeError(
+                    f"{_ARG[key]}: X is a Dask DataFrame, so {_ARG[key]} must be a Dask Series "
+                    f"(a column of the same DataFrame, or a name for task); got "
+                    f"{type(obj).__name__}."
+                )
+        if extra:
+            try:
+                X = X.assign(**extra)
+            except Exception as exc:  # noqa: BLE001 - Dask's alignment errors vary
+                raise ValueError(
+                    "y, task and sample_weight must be columns of the same Dask DataFrame as X "
+                    f"(or align with it by index); Dask could not join them: {exc}"
+                ) from None
+            y, task, sample_weight = (
+                "__regmtl_y__" if "__regmtl_y__" in extra else y,
+                "__regmtl_task__" if "__regmtl_task__" in extra else task,
+                "__regmtl_w__" if "__regmtl_w__" in extra else sample_weight)
         Xs = X.to_delayed()
     elif hasattr(X, "chunks"):  # a Dask array
         if isinstance(task, str):
@@ -94,7 +118,7 @@ def _partitions(X: Any, y: Any, task: Any, sample_weight: Any, what_y: str):
         raise TypeError(f"X: expected a Dask DataFrame or array, got {type(X).__name__}.")
 
     def pieces(obj, name):
-        if obj is None or isinstance(obj, str):
+        if obj is None or isinstance(obj, str):  # a column of X's partitions, or none
             return [obj] * len(Xs)
         if not is_dask_collection(obj):
             raise TypeError(
@@ -123,10 +147,13 @@ def _partitions(X: Any, y: Any, task: Any, sample_weight: Any, what_y: str):
     return parts, names
 
 
+_ARG = {"__regmtl_y__": "y", "__regmtl_task__": "task", "__regmtl_w__": "sample_weight"}
+
+
 def _piece(X, y, task, w, feats):
-    """NumPy arrays of one input partition (checked for matching lengths)."""
-    if isinstance(task, str):
-        task = X[task].to_numpy()
+    """NumPy arrays of one input partition (checked for matching lengths); y, task and w may
+    name columns of the partition."""
+    y, task, w = (X[v].to_numpy() if isinstance(v, str) else v for v in (y, task, w))
     if feats is not None:
         X = X[feats]
     Xa = X.to_numpy(dtype=np.float64) if hasattr(X, "to_numpy") else np.asarray(
@@ -189,15 +216,16 @@ def _split(piece, labels, bounds):
     return tuple(out)
 
 
-def _assemble(lo, hi, omega, numeric_y, encode, *pieces):
-    """One task block: the rows of tasks ``lo..hi-1`` from every partition, in partition order,
-    as an in-memory TaskData of long form (tasks = their global codes)."""
+def _assemble(lo, hi, labels, omega, numeric_y, encode, *pieces):
+    """One task block: the rows of tasks ``lo..hi-1`` (ids ``labels``) from every partition,
+    in partition order, as an in-memory TaskData of long form whose tasks are those ids (so
+    that its messages name them)."""
     X = np.concatenate([p[0] for p in pieces]) if pieces else np.empty((0, 0))
     codes = np.concatenate([p[2] for p in pieces])
     y = None if pieces[0][1] is None else np.concatenate([p[1] for p in pieces])
     w = None if pieces[0][3] is None else np.concatenate([p[3] for p in pieces])
-    data = as_task_data(X, y, codes, sample_weight=w, task_weight=omega, numeric_y=numeric_y,
-                        tasks=np.arange(lo, hi))
+    data = as_task_data(X, y, labels[codes - lo], sample_weight=w, task_weight=omega,
+                        numeric_y=numeric_y, tasks=labels)
     if data.n_tasks != hi - lo:  # (cannot happen: every task has rows)
         raise RuntimeError("a task block lost a task")
     if encode:
@@ -228,22 +256,12 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
     sizes = np.zeros(len(labels), dtype=np.int64)
     sizes[order_codes] = counts
     T, N = len(labels), int(sizes.sum())
-    if isinstance(task_weight, str) and task_weight == "samples" and sample_weight is None:
-        omega = T * sizes / N
-    elif isinstance(task_weight, str):
-        if task_weight != "equal":
-            raise ValueError(
-                f"task_weight={task_weight!r} is not one of 'equal', 'samples' or an array of "
-                "per-task weights (with sample weights on Dask input: 'equal' or an array)."
-            )
-        omega = np.ones(T)
-    else:
-        omega = np.asarray(task_weight, dtype=np.float64)
-        if omega.shape != (T,) or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
-            raise ValueError(
-                f"task_weight must hold {T} finite positive weights (one per task); got an "
-                f"array of shape {omega.shape}."
-            )
+    if sample_weight is not None and isinstance(task_weight, str) and task_weight == "samples":
+        raise ValueError(
+            "task_weight='samples' with sample weights is not available on Dask input; give "
+            "task_weight='equal' or an array of per-task weights."
+        )
+    omega = task_weights(task_weight, sizes.astype(np.float64))
     n_blocks = int(min(T, max(_n_workers(), -(-N // max(int(block_rows), 1)))))
     cum = np.concatenate([[0], np.cumsum(sizes)])
     cuts = np.searchsorted(cum, np.linspace(0, N, n_blocks + 1)[1:-1], side="left")
@@ -252,14 +270,14 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
     K = len(bounds) - 1
     split = [dask.delayed(_split, pure=True, nout=K)(p, labels, bounds) for p in parts]
     blocks = [dask.delayed(_assemble, pure=True)(
-        int(bounds[k]), int(bounds[k + 1]), omega[bounds[k]:bounds[k + 1]], numeric_y,
+        int(bounds[k]), int(bounds[k + 1]), labels[bounds[k]:bounds[k + 1]],
+        omega[bounds[k]:bounds[k + 1]], numeric_y,
         not numeric_y, *[s[k] for s in split]) for k in range(K)]
     blocks = list(dask.persist(*blocks))
     rows = np.add.reduceat(sizes, bounds[:-1])
     data = DaskTaskData(blocks, bounds, rows, labels, n_features=None, feature_names=names,
                         n_input_rows=N)
-    first = dask.compute(dask.delayed(_shape_and_classes)(blocks[0]))[0]
-    data._n_features = first
+    data._n_features = dask.compute(dask.delayed(_n_features)(blocks[0]))[0]
     if not numeric_y:
         data.classes = [c for part in dask.compute(*[dask.delayed(_classes)(b)
                                                        for b in blocks]) for c in part]
@@ -278,7 +296,7 @@ def _n_workers() -> int:
         return 1
 
 
-def _shape_and_classes(block: TaskData) -> int:
+def _n_features(block: TaskData) -> int:
     return block.n_features
 
 
@@ -479,10 +497,6 @@ class Blocks:
     def persist(self) -> Blocks:
         dask, _ = _dask()
         return Blocks(dask.persist(*self.items))
-
-    def compute(self) -> list:
-        dask, _ = _dask()
-        return list(dask.compute(*self.items))
 
 
 def _call(fn, block, n_out, *pieces):

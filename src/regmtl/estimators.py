@@ -21,6 +21,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .dask import is_dask_collection
 from .datafits import Datafit
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin
@@ -702,7 +703,7 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
 
 def _is_dask(*objs: Any) -> bool:
     """Whether any input is a Dask collection (checked without importing Dask)."""
-    return any(hasattr(o, "__dask_graph__") for o in objs if o is not None)
+    return any(is_dask_collection(o) for o in objs)
 
 
 def _with_codes(f: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .dask import is_dask_collection
 from .datafits import Datafit, Logistic, Quadratic
 from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
@@ -30,8 +31,13 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
               sample_weight: Any = None, task_weight: Any = "equal") -> TaskData:
     """A :class:`~regmtl.TaskData` from any input form (labels encoded to -1/+1 for
     the logistic loss); a TaskData is returned as it is."""
-    if isinstance(X, TaskData):
+    if isinstance(X, TaskData) or getattr(X, "distributed", False):
         return X
+    if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
+        from .dask import as_dask_task_data
+
+        return as_dask_task_data(X, y, task, sample_weight=sample_weight,
+                                 task_weight=task_weight, numeric_y=loss == "squared")
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
                         numeric_y=loss == "squared")
     if loss == "logistic":

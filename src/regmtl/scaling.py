@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized"]
+__all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized", "raw_units"]
 
 
 def stack_rows(Xs: Sequence[Any]) -> Any:
@@ -192,6 +192,44 @@ def fit_standardized(estimator: Any, Xs: Sequence[Any], ys: Sequence[Any], *,
     Y = {name: np.asarray(y) for name, y in zip(names, ys, strict=True)}
     estimator.fit(Z, Y)
     model = getattr(estimator, "best_estimator_", estimator)
+    return raw_units(model, mean, scale, feature_names)
+
+
+def raw_units(model: Any, mean: np.ndarray, scale: np.ndarray,
+              feature_names: Sequence[Any] | None = None) -> Any:
+    """A model fitted on standardized features, expressed on the raw features (in place).
+
+    The coefficients become ``coef / scale`` and the intercepts ``intercept - coef @ (mean /
+    scale)`` (the dirty parts and the singular values with them); ``feature_mean_`` and
+    ``feature_scale_`` are kept.
+
+    Parameters
+    ----------
+    model : fitted estimator
+        Fitted on the standardized features.
+    mean, scale : ndarray of shape (p,)
+        The standardization (:func:`pooled_scaling`).
+    feature_names : sequence of str, optional
+        Stored as ``feature_names_in_``.
+
+    Returns
+    -------
+    estimator
+        ``model`` itself, in raw units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import MultiTaskRegressor
+    >>> from regmtl.scaling import raw_units
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.normal(5.0, 2.0, (60, 3)), rng.standard_normal((60, 2))
+    >>> mean, scale = X.mean(axis=0), X.std(axis=0)
+    >>> model = raw_units(MultiTaskRegressor("l2", alpha=0.1).fit((X - mean) / scale, Y),
+    ...                   mean, scale)
+    >>> bool(np.allclose(model.predict(X), X @ model.coef_.T + model.intercept_))
+    True
+    """
     V = np.atleast_2d(model.coef_)
     model.coef_ = V / scale
     model.intercept_ = np.asarray(model.intercept_, dtype=np.float64) - V @ (mean / scale)

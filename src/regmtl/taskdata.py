@@ -1184,23 +1184,27 @@ def _set_weights(data: TaskData, task_weight: Any) -> None:
             f"sample_weight: task {_task_name(data, bad[0])} has zero total weight; "
             "give every task at least one sample with a positive weight."
         )
-    T = data.n_tasks
+    data.c = s * (task_weights(task_weight, totals) / totals)[data.task_of]
+
+
+def task_weights(task_weight: Any, totals: np.ndarray) -> np.ndarray:
+    """The task weights ``omega_t`` of ``task_weight`` ("equal": 1; "samples": ``T n_t / N``
+    with ``n_t`` the tasks' total sample weights ``totals``; or the given array, checked)."""
+    T = len(totals)
     if isinstance(task_weight, str):
         if task_weight == "equal":
-            omega = np.ones(T)
-        elif task_weight == "samples":
+            return np.ones(T)
+        if task_weight == "samples":
             # n_t counts weighted samples, so integer weights act as repeated rows
-            omega = T * totals / totals.sum()
-        else:
-            raise ValueError(
-                f"task_weight={task_weight!r} is not one of 'equal', 'samples' or an array "
-                "of per-task weights."
-            )
-    else:
-        omega = np.asarray(task_weight, dtype=np.float64)
-        if omega.shape != (T,) or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
-            raise ValueError(
-                f"task_weight must hold {T} finite positive weights (one per task); got "
-                f"{omega!r}."
-            )
-    data.c = s * (omega / totals)[data.task_of]
+            return T * totals / totals.sum()
+        raise ValueError(
+            f"task_weight={task_weight!r} is not one of 'equal', 'samples' or an array "
+            "of per-task weights."
+        )
+    omega = np.asarray(task_weight, dtype=np.float64)
+    if omega.shape != (T,) or not np.all(np.isfinite(omega)) or np.any(omega <= 0):
+        raise ValueError(
+            f"task_weight must hold {T} finite positive weights (one per task); got "
+            f"{omega!r}."
+        )
+    return omega

@@ -125,7 +125,7 @@ def ridge_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
     from its Gram's eigendecomposition (computed once per problem and reused at every alpha;
     the minimum-norm solution at ``alpha = 0``), certified like every other fit."""
     q = task_quadratic(data, fit_intercept)
-    W = q.ridge(alpha)
+    W = settle(data, q.ridge(alpha))[0]  # (used three times below)
     b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
     cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
     return SolverResult(W, b, 1, cert, cert.converged(tol))
