@@ -148,6 +148,46 @@ def test_client_never_holds_the_rows(client):
     assert peak < 0.5 * n * p * 8
 
 
+def _peer_bytes(dask_worker=None) -> int:
+    return int(dask_worker.transfer_outgoing_bytes_total)
+
+
+@pytest.mark.parametrize("penalty", ["l21", "trace"])
+def test_iterations_move_only_the_penalty_summaries(client, penalty):
+    """Once the rows sit in their task blocks, what the workers send each other during the
+    solve stays below half of W (1,000 tasks x 4 features, 32 kB) per iteration, set-up
+    included (measured: 1-3 kB for L2,1, about 10 kB for the trace norm): the coupling moves
+    only p row norms or the p x p Gram of W, never W's blocks (a flattening inner product
+    gathered about 4 W per iteration). The solution is the in-memory one."""
+    from regmtl.dask import as_dask_task_data
+    from regmtl.datafits import Quadratic
+    from regmtl.penalties import make_penalty
+    from regmtl.solvers import solve
+
+    rng = np.random.default_rng(3)
+    T, n_t = 1000, 20
+    task = np.repeat(np.arange(T), n_t)
+    X = rng.standard_normal((T * n_t, P))
+    W = np.outer(rng.standard_normal(P), rng.standard_normal(T))
+    W[-1] = 0.0
+    y = np.einsum("ij,ji->i", X, W[:, task]) + rng.standard_normal(len(task))
+    perm = rng.permutation(len(task))
+    df = pd.DataFrame(X[perm], columns=FEATURES).assign(store=task[perm], y=y[perm])
+    ddf = dd.from_pandas(df, npartitions=4)
+    data = as_dask_task_data(ddf[FEATURES], ddf["y"], ddf["store"])
+    alpha = 2.0
+    before = sum(client.run(_peer_bytes).values())
+    res = solve(data, Quadratic(), make_penalty(penalty), alpha, tol=1e-6, max_iter=500)
+    moved = sum(client.run(_peer_bytes).values()) - before
+    mem = rm.as_task_data(df[FEATURES].to_numpy(), df["y"].to_numpy(), df["store"].to_numpy())
+    ref = solve(mem, Quadratic(), make_penalty(penalty), alpha, solver="fista", tol=1e-10,
+                max_iter=5000)
+    assert res.converged and res.n_iter >= 5
+    assert moved / res.n_iter < 0.5 * P * T * 8
+    assert np.abs(res.W - ref.W).max() <= 1e-2 * np.abs(ref.W).max()
+    assert res.certificate.primal <= ref.certificate.primal * (1 + 1e-5)
+
+
 def test_unsupported_on_dask_say_what_to_do(client):
     ddf = dd.from_pandas(_frame(), npartitions=2)
     with pytest.raises(ValueError, match="not available on Dask"):

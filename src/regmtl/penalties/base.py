@@ -409,6 +409,15 @@ def is_blocked(V: Any) -> bool:
     return hasattr(V, "__dask_graph__")
 
 
+def inner(a: Any, b: Any) -> Any:
+    """``<a, b>`` (the sum of the entrywise products): ``np.vdot`` on NumPy arrays; on arrays
+    held in blocks, the blocks' partial sums (a lazy scalar), since ``vdot`` would flatten them,
+    gathering every block in one place."""
+    if is_blocked(a) or is_blocked(b):
+        return (a * b).sum()
+    return np.vdot(a, b)
+
+
 def as_float(V: Any) -> Any:
     """V as a float64 NumPy array; an array held in blocks elsewhere stays where it is."""
     return V if is_blocked(V) else np.asarray(V, dtype=np.float64)

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .base import Penalty, as_float, check_positive, is_blocked
+from .base import Penalty, as_float, check_positive, inner, is_blocked
 
 __all__ = ["MeanRegularized", "GraphLaplacian", "chain_graph", "knn_graph"]
 
@@ -61,7 +61,7 @@ class _TaskKernel(Penalty):
     def value(self, V: np.ndarray, alpha: float) -> float:
         """``alpha / 2 tr(V K V^T) = alpha / 2 <V K, V>``."""
         V = as_float(V)
-        return float(0.5 * alpha * np.vdot(self.apply(V), V))
+        return float(0.5 * alpha * inner(self.apply(V), V))
 
     def gradient(self, W: np.ndarray, alpha: float) -> np.ndarray:
         """``alpha W K``."""
@@ -211,7 +211,7 @@ class MeanRegularized(_TaskKernel):
         """``alpha / 2 (||V - v_bar 1^T||_F^2 + r ||V||_F^2)``."""
         V = as_float(V)
         D = V - V.mean(axis=1, keepdims=True)
-        return float(0.5 * alpha * (np.vdot(D, D) + float(self.ridge) * np.vdot(V, V)))
+        return float(0.5 * alpha * (inner(D, D) + float(self.ridge) * inner(V, V)))
 
     def _solve(self, V: np.ndarray, c: float) -> np.ndarray:
         # K has eigenvalue r on the constant direction 1/sqrt(T), 1 + r on its complement
@@ -228,7 +228,7 @@ class MeanRegularized(_TaskKernel):
         G = as_float(G)
         g = G.mean(axis=1, keepdims=True)
         D = G - g
-        return float((np.vdot(D, D) / (1.0 + r) + G.shape[1] * np.vdot(g, g) / r)
+        return float((inner(D, D) / (1.0 + r) + G.shape[1] * inner(g, g) / r)
                      / (2.0 * alpha))
 
 

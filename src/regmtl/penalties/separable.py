@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Penalty, check_ratio
+from .base import Penalty, check_ratio, inner
 
 __all__ = ["L1", "L2", "ElasticNet", "L21"]
 
@@ -47,7 +47,7 @@ class _ElasticType(Penalty):
         rho = self.rho
         val = rho * self._norms(W).sum() if rho > 0 else 0.0
         if rho < 1:
-            val += 0.5 * (1.0 - rho) * float(np.vdot(W, W))
+            val += 0.5 * (1.0 - rho) * float(inner(W, W))
         return float(alpha * val)
 
     def prox(self, W, step, alpha):
@@ -102,7 +102,7 @@ class _ElasticType(Penalty):
     def directional_derivative(self, W: np.ndarray, D: np.ndarray, alpha: float) -> float:
         """The right derivative of ``t -> Omega(W + t D)`` at ``t = 0``."""
         rho = self.rho
-        val = (1.0 - rho) * float(np.vdot(W, D)) if rho < 1 else 0.0
+        val = (1.0 - rho) * float(inner(W, D)) if rho < 1 else 0.0
         if rho > 0:
             nw = self._norms(W)
             if self.group:

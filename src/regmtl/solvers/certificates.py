@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from ..datafits import Datafit
 from ..penalties import Penalty
+from ..penalties.base import inner
 from ..taskdata import TaskData
 from ._kernels import update_intercepts
 
@@ -298,7 +299,7 @@ def kkt_residual(
     else:
         L = lipschitz if lipschitz else curvature_bound(data, datafit)
         D = V - penalty.prox(V + penalty.spread(G) / L, 1.0 / L, alpha)
-        res = float(np.vdot(D, D)) * L * L
+        res = float(inner(D, D)) * L * L
     if fit_intercept:
         res += float(np.sum(data.task_sums(u) ** 2))
     ref = float(np.linalg.norm(G0))

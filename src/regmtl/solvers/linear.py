@@ -21,6 +21,7 @@ import numpy as np
 
 from ..datafits import Datafit
 from ..penalties import Penalty
+from ..penalties.base import inner
 from ..taskdata import TaskData
 from .certificates import Reference, certify
 from .moments import feature_moments, uniform_within_tasks
@@ -84,18 +85,18 @@ def conjugate_gradient(
     Z = inv_diag * R
     P = Z.copy()
     R, Z, P, inv_diag = settle(data, R, Z, P, inv_diag)
-    rz = float(np.vdot(R, Z))
+    rz = float(inner(R, Z))
     cert, converged, it, stalled = None, False, 0, False
     for it in range(1, max_iter + 1):
         AP = settle(data, operator(P))[0]
-        pAp = float(np.vdot(P, AP))
+        pAp = float(inner(P, AP))
         if pAp <= 0:
             stalled = True  # the residual left lies in the null space of the system
             break
         step = rz / pAp
         W, R = settle(data, W + step * P, R - step * AP)
         Z = inv_diag * R
-        rz_new = float(np.vdot(R, Z))
+        rz_new = float(inner(R, Z))
         P = settle(data, Z + (rz_new / rz) * P)[0]
         rz = rz_new
         if it % check_every == 0 or it == max_iter or rz == 0.0:

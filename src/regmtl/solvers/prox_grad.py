@@ -17,6 +17,7 @@ import numpy as np
 
 from ..datafits import Datafit
 from ..penalties import Penalty
+from ..penalties.base import inner
 from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
 from .quadratic import TaskQuadratic, is_distributed, quadratic_applies, quadratic_of
@@ -292,9 +293,9 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
                 V, HV = q.settle(V, q.matvec(penalty.compose(V)))
                 dV = V - Z
                 # |dV|^2, dW' H dW and the momentum test, brought home together
-                nd, curv, against = q.numbers(np.vdot(dV, dV),
-                                              np.vdot(penalty.compose(dV), HV - HZ),
-                                              np.vdot(Z - V, V - V_prev))
+                nd, curv, against = q.numbers(inner(dV, dV),
+                                              inner(penalty.compose(dV), HV - HZ),
+                                              inner(Z - V, V - V_prev))
                 if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
                     break
                 L = max(1.5 * L, 1.02 * curv / nd)
@@ -349,7 +350,7 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
         return 0.5 * RR + penalty.value(V, alpha) - dual + q.rounding(W, HW)
     G = penalty.spread(q.g - HW)
     D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
-    return float(np.sqrt(np.vdot(D, D))) * L / max(G0_norm, 1e-300)
+    return float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300)
 
 
 def _wh(q: TaskQuadratic, penalty: Penalty, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ..penalties.base import inner
 from ..taskdata import TaskData
 from ._kernels import active_gram
 from .moments import feature_moments
@@ -260,7 +261,7 @@ class TaskQuadratic:
 
     def value(self, W: np.ndarray, HW: np.ndarray | None = None) -> float:
         HW = self.matvec(W) if HW is None else HW
-        return float(0.5 * np.vdot(W, HW) - np.vdot(self.g, W) + 0.5 * self.e.sum())
+        return float(0.5 * inner(W, HW) - inner(self.g, W) + 0.5 * self.e.sum())
 
     def lipschitz(self) -> float:
         """``max_t lambda_max(H_t)``, the curvature bound of the data term: exact (one
