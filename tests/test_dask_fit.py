@@ -216,3 +216,48 @@ def test_columns_of_one_parquet_read_and_alpha_max(client, tmp_path):
     a_dask = rm.alpha_max(ddf[FEATURES], ddf["y"], ddf["store"], penalty="l21")
     a_mem = rm.alpha_max(df[FEATURES], df["y"], df["store"], penalty="l21")
     assert a_dask == pytest.approx(a_mem, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_cv_on_dask_equals_in_memory(client, kind):
+    """The CV estimators on Dask input: the same shuffled (stratified for the classifier)
+    folds as in memory, dealt by every task block for its own rows; the same scores per
+    fold and alpha, the same choice, and the refit on the blocks already on the workers."""
+    binary = kind == "classifier"
+    df = _frame(T=7, seed=11, binary=binary)
+    cls = rm.MultiTaskClassifierCV if binary else rm.MultiTaskRegressorCV
+    K = 2 if binary else 3
+    est = cls("l2", alphas=3 if binary else 4, cv=K, tol=1e-8, max_iter=5000, random_state=5)
+    mem, dsk, ddf = _both(est, df, npartitions=3)
+    cols = [f"split{k}_test_score" for k in range(K)]
+    # (two fits certified to tol=1e-8 by different solvers: the log loss of the small-alpha
+    # fits, near separation, differs by up to 6e-5 relative)
+    np.testing.assert_allclose(dsk.cv_results_[cols].to_numpy(),
+                               mem.cv_results_[cols].to_numpy(),
+                               rtol=2e-4 if binary else 1e-6, atol=1e-8)
+    np.testing.assert_allclose(dsk.alphas_, mem.alphas_, rtol=1e-12)
+    assert dsk.alpha_ == mem.alpha_
+    # coefficients as far as tol=1e-8 pins them (a task near separation: its direction of
+    # curvature alpha moves by up to sqrt(2 tol P0 / alpha) ~ 5e-3)
+    _close(mem.best_estimator_, dsk.best_estimator_, rtol=1e-3 if binary else 1e-6)
+    assert abs(dsk.best_estimator_.objective_ - mem.best_estimator_.objective_) <= (
+        1e-7 * abs(mem.best_estimator_.objective_))
+    if binary:
+        assert [list(c) for c in dsk.classes_] == [list(c) for c in mem.classes_]
+    pred = dsk.predict(ddf[FEATURES], task=ddf["store"])
+    assert hasattr(pred, "dask")
+    np.testing.assert_allclose(np.asarray(pred), dsk.predict(df[FEATURES], task=df["store"]),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_cv_on_dask_refuses_what_needs_the_rows_in_one_place(client):
+    ddf = dd.from_pandas(_frame(), npartitions=2)
+    X, y, task = ddf[FEATURES], ddf["y"], ddf["store"]
+    with pytest.raises(ValueError, match="criterion='aic' is not available on Dask"):
+        rm.MultiTaskRegressorCV(criterion="aic").fit(X, y, task=task)
+    with pytest.raises(ValueError, match="groups"):
+        rm.MultiTaskRegressorCV(cv=2).fit(X, y, task=task, groups=task)
+    from sklearn.model_selection import KFold
+
+    with pytest.raises(ValueError, match="integer number of folds"):
+        rm.MultiTaskRegressorCV(cv=KFold(2)).fit(X, y, task=task)

@@ -274,8 +274,7 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
         omega[bounds[k]:bounds[k + 1]], numeric_y,
         not numeric_y, *[s[k] for s in split]) for k in range(K)]
     blocks = list(dask.persist(*blocks))
-    rows = np.add.reduceat(sizes, bounds[:-1])
-    data = DaskTaskData(blocks, bounds, rows, labels, n_features=None, feature_names=names,
+    data = DaskTaskData(blocks, bounds, sizes, labels, n_features=None, feature_names=names,
                         n_input_rows=N)
     data._n_features = dask.compute(dask.delayed(_n_features)(blocks[0]))[0]
     if not numeric_y:
@@ -308,8 +307,8 @@ def _classes(block: TaskData) -> list:
 class DaskTaskData:
     """A long-form problem held as task blocks on Dask workers (see the module docstring).
 
-    Holds, on the client, only the task ids, the block bounds (task ``bounds[k]`` to
-    ``bounds[k+1] - 1`` in block k) and the rows per block. Arrays per row are Dask arrays
+    Holds, on the client, only the task ids, their row counts (``task_rows``) and the block
+    bounds (task ``bounds[k]`` to ``bounds[k+1] - 1`` in block k). Arrays per row are Dask arrays
     chunked by block; arrays per task (T) or per coefficient (m x T) are Dask arrays chunked by
     the blocks' tasks, so that block k of each lives with block k's rows.
     """
@@ -320,11 +319,13 @@ class DaskTaskData:
     sample_weight = None
     observed = None
 
-    def __init__(self, blocks, bounds, rows, tasks, *, n_features, feature_names=None,
+    def __init__(self, blocks, bounds, task_rows, tasks, *, n_features, feature_names=None,
                  n_input_rows=0):
         self.blocks = blocks
         self.bounds = np.asarray(bounds, dtype=np.int64)
-        self.rows = np.asarray(rows, dtype=np.int64)
+        self.task_rows = np.asarray(task_rows, dtype=np.int64)
+        self.rows = np.add.reduceat(self.task_rows, self.bounds[:-1]) if len(
+            self.task_rows) else np.zeros(0, dtype=np.int64)
         self.tasks = np.asarray(tasks, dtype=object)
         self.task_index = np.arange(len(tasks), dtype=np.int64)
         self._n_features = n_features
@@ -357,6 +358,15 @@ class DaskTaskData:
     @property
     def task_chunks(self) -> tuple:
         return tuple(int(t) for t in np.diff(self.bounds))
+
+    def with_blocks(self, blocks, task_rows) -> DaskTaskData:
+        """The same tasks and blocks, other rows (a fold's side): ``blocks`` the new per-block
+        TaskData (Delayed, persisted), ``task_rows`` their rows per task."""
+        sub = DaskTaskData(list(blocks), self.bounds, task_rows, self.tasks,
+                           n_features=self._n_features, feature_names=self.feature_names,
+                           n_input_rows=int(np.sum(task_rows)))
+        sub.classes = self.classes
+        return sub
 
     # ------------------------------------------------------------------ blockwise
     def _key(self, arg: Any, k: int):
@@ -444,6 +454,11 @@ class DaskTaskData:
         """Scalars (0-d Dask arrays or numbers) as floats, computed in one round trip."""
         dask, _ = _dask()
         return tuple(float(v) for v in dask.compute(*values))
+
+    def arrays(self, *values) -> tuple[np.ndarray, ...]:
+        """Small arrays (per task, per coefficient) as NumPy arrays, in one round trip."""
+        dask, _ = _dask()
+        return tuple(np.asarray(v) for v in dask.compute(*values))
 
     # ------------------------------------------------------------------ the protocol
     @property

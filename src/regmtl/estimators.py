@@ -121,12 +121,16 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         data = as_dask_task_data(X, y, task, sample_weight=sample_weight,
                                  task_weight=self.task_weight,
                                  numeric_y=self._loss == "squared")
+        self._input_facts(data)
+        return data
+
+    def _input_facts(self, data) -> None:
+        """``n_features_in_`` and ``feature_names_in_`` from task blocks (Dask input)."""
         self.n_features_in_ = data.n_features
         if data.feature_names is not None:
             self.feature_names_in_ = data.feature_names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        return data
 
     def _dask_scores(self, X, task, post=None):
         """Lazy per-row results of Dask input, in its row order (``post(f, codes)`` of the
@@ -165,7 +169,10 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         self
             The fitted estimator.
         """
-        data = self._data(X, y, task, sample_weight, fitting=True)
+        return self._fit_data(self._data(X, y, task, sample_weight, fitting=True))
+
+    def _fit_data(self, data: TaskData):
+        """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
         self._prepare_targets(data)
         penalty = make_penalty(self.penalty)
         W0, b0, V0 = self._warm_start_point(data, penalty)

@@ -146,6 +146,14 @@ class Penalty:
         """
         return None
 
+    def ridge_strength(self, alpha: float) -> float | None:
+        """``l2`` when the penalty at ``alpha`` is the pure ridge ``l2 / 2 ||W||_F^2`` (then
+        a quadratic loss plus the penalty is minimized exactly, task by task), else None."""
+        params = self.bcd_params(alpha)
+        if params is None or params[0] != 0.0 or params[2] == 2:
+            return None
+        return float(params[1])
+
     # ------------------------------------------------------------------ lifted variables
     def lift(self, W: np.ndarray) -> np.ndarray:
         """A variable whose image is W (the starting point of a warm start).

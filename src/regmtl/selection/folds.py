@@ -18,21 +18,17 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
-from ..taskdata import TaskData, _as_labels, _set_weights, _task_name
+from ..taskdata import TaskData, _as_labels, _set_weights, _task_name, task_weights
 
 __all__ = ["task_folds", "take", "flat_groups"]
 
 
 def _seeds(random_state: Any, n: int) -> list[int | None]:
     """One seed per task from ``random_state`` (None gives None: unshuffled folds)."""
-    if random_state is None:
+    seed = fold_seed(random_state)
+    if seed is None:
         return [None] * n
-    rs = random_state if isinstance(random_state, Integral) else None
-    if rs is None:
-        from sklearn.utils import check_random_state
-
-        rs = int(check_random_state(random_state).randint(2**31 - 1))
-    return [int(s) for s in np.random.SeedSequence(int(rs)).generate_state(n)]
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
 def _splitter(cv: Any, n_rows: int, labels: np.ndarray | None, groups: np.ndarray | None,
@@ -162,17 +158,56 @@ def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
     permutation per task from one generator, not one seeded splitter per task); every task
     still gets each part as evenly as possible. Fold k validates part ``k mod K_t``.
     """
+    part, K_row, m_t, K_t = fold_parts(data, cv, stratify, fold_keys(
+        fold_seed(random_state), data.n_obs))
+    T = data.n_tasks
+    small = np.flatnonzero(m_t < cv)
+    if len(small) == T and not np.any(K_t):
+        t = int(small[0])
+        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
+                         f"to validate on (task {_task_name(data, t)} has "
+                         f"{_fold_count_why(data, t, m_t[t], stratify)}); cross-validation "
+                         "needs them in some task.")
+    if len(small):
+        _warn_small(cv, [(_task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
+                          int(K_t[t])) for t in small[:5]], len(small), stacklevel=5)
+    pairs = []
+    for k in range(cv):  # fold k validates part k mod K_t of every task with K_t > 0
+        val = (K_row > 0) & (part == k % np.maximum(K_row, 1))
+        pairs.append((np.flatnonzero(~val), np.flatnonzero(val)))
+    _check_sides(data, pairs, "", sides=("training",) if len(small) else
+                 ("validation", "training"))
+    return pairs
+
+
+def fold_seed(random_state: Any) -> int | None:
+    """The integer seed of the rows' random keys (None: unshuffled folds)."""
+    if random_state is None or isinstance(random_state, Integral):
+        return random_state
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+def fold_keys(seed: int | None, n: int, offset: int = 0) -> np.ndarray | None:
+    """The random keys of flat observations ``offset .. offset + n - 1`` (one uniform per
+    observation from one PCG64 stream seeded by ``seed``, advanced to ``offset``: any run of
+    observations gets its keys without drawing the others'); None without a seed."""
+    if seed is None:
+        return None
+    bits = np.random.PCG64(int(seed))
+    bits.advance(int(offset))
+    return np.random.Generator(bits).random(n)
+
+
+def fold_parts(data: TaskData, cv: int, stratify: bool, key: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The fold rule on every task at once (see :func:`_vectorized_folds`): the part of every
+    row, the parts ``K_t`` of its task (per row), and per task the count ``m_t`` the rule
+    reads and ``K_t``. Task by task: a block of whole tasks gets the parts of its rows."""
     T = data.n_tasks
     task = data.task_of
     n_t = np.diff(data.indptr).astype(np.int64)
-    key = None
-    if random_state is not None:
-        rs = random_state if isinstance(random_state, Integral) else None
-        if rs is None:
-            from sklearn.utils import check_random_state
-
-            rs = int(check_random_state(random_state).randint(2**31 - 1))
-        key = np.random.default_rng(int(rs)).random(data.n_obs)
     if stratify:
         codes = _class_codes(data)
         # groups (task, class), numbered by task then first appearance of the class
@@ -213,23 +248,7 @@ def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
         long_rows = extra * (size + 1)
         part = np.where(rank < long_rows, rank // (size + 1),
                         extra + (rank - long_rows) // np.maximum(size, 1))
-    small = np.flatnonzero(m_t < cv)
-    if len(small) == T and not np.any(K_t):
-        t = int(small[0])
-        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
-                         f"to validate on (task {_task_name(data, t)} has "
-                         f"{_fold_count_why(data, t, m_t[t], stratify)}); cross-validation "
-                         "needs them in some task.")
-    if len(small):
-        _warn_small(cv, [(_task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
-                          int(K_t[t])) for t in small[:5]], len(small), stacklevel=5)
-    pairs = []
-    for k in range(cv):  # fold k validates part k mod K_t of every task with K_t > 0
-        val = (K_row > 0) & (part == k % np.maximum(K_row, 1))
-        pairs.append((np.flatnonzero(~val), np.flatnonzero(val)))
-    _check_sides(data, pairs, "", sides=("training",) if len(small) else
-                 ("validation", "training"))
-    return pairs
+    return part, K_row, m_t, K_t
 
 
 def _fold_count_why(data: TaskData, t: int, m: int, stratify: bool) -> str:
@@ -366,6 +385,8 @@ def task_folds(
     [0, 1, 4, 5, 6] [2, 3]
     [2, 3, 7, 8, 9] [2, 3]
     """
+    if getattr(data, "distributed", False):
+        return _block_folds(data, cv, groups, stratify, random_state)
     T = data.n_tasks
     if data.shared:
         n = data.indptr[1]
@@ -419,6 +440,8 @@ def task_folds(
 def flat_groups(data: TaskData, groups: Any) -> np.ndarray:
     """Groups in flat observation order, from the input's form (one per input row, or a list per
     task for the lists form)."""
+    if getattr(data, "distributed", False):
+        raise ValueError(_NO_GROUPS)
     if data.form in ("list", "dict"):
         parts = list(groups.values()) if isinstance(groups, dict) else list(groups)
         if len(parts) != data.n_tasks:
@@ -444,6 +467,8 @@ def take(data: TaskData, flat: np.ndarray, task_weight: Any = "equal",
     (``fit``) the row weights are recomputed (``task_weight`` of the fit) and labels
     re-encoded when ``encode``; otherwise (scoring) the encoded targets are taken as they are.
     """
+    if isinstance(flat, BlockSide):
+        return flat.take(data, task_weight, encode, fit)
     flat = np.asarray(flat, dtype=np.int64)
     T = data.n_tasks
     if data.shared:
@@ -477,3 +502,106 @@ def take(data: TaskData, flat: np.ndarray, task_weight: Any = "equal",
         if encode:
             sub.encode_binary()
     return sub
+
+
+# ----------------------------------------------------------------------------- task blocks
+_NO_GROUPS = ("groups: group folds are not available on Dask input (a group may span task "
+              "blocks); fit without groups, or in memory.")
+
+
+class BlockFolds:
+    """Integer-``cv`` folds of a problem held as task blocks (on Dask workers).
+
+    The fold rule works task by task and every block knows the flat positions of its rows
+    (``starts``: each task's first), so each block deals its own rows, with the keys the
+    in-memory folds draw for them (:func:`fold_keys`): the folds are exactly those of the
+    same rows in memory, and nothing per row is stored or sent. ``val_rows[k, t]``: rows of
+    task t validated in fold k."""
+
+    def __init__(self, cv: int, stratify: bool, seed: int | None, starts: np.ndarray,
+                 task_rows: np.ndarray, val_rows: np.ndarray):
+        self.cv, self.stratify, self.seed = cv, stratify, seed
+        self.starts, self.task_rows, self.val_rows = starts, task_rows, val_rows
+
+    def pairs(self) -> list[tuple[BlockSide, BlockSide]]:
+        return [(BlockSide(self, k, True), BlockSide(self, k, False)) for k in range(self.cv)]
+
+
+class BlockSide:
+    """The training or validation side of fold ``k`` of :class:`BlockFolds`; :func:`take`
+    builds its sub-problem on the blocks."""
+
+    def __init__(self, folds: BlockFolds, k: int, train: bool):
+        self.folds, self.k, self.train = folds, k, train
+
+    def rows_per_task(self) -> np.ndarray:
+        val = self.folds.val_rows[self.k]
+        return self.folds.task_rows - val if self.train else val
+
+    def take(self, data: Any, task_weight: Any, encode: bool, fit: bool) -> Any:
+        f, n_t = self.folds, self.rows_per_task()
+        # the task weights from the side's rows of every task (as in memory, not per block)
+        omega = task_weights(task_weight, n_t.astype(np.float64)) if fit else np.ones(len(n_t))
+        blocks = data.blockwise(_block_take, f.cv, f.stratify, f.seed, f.starts, self.k,
+                                self.train, omega, encode, fit, out="object")
+        return data.with_blocks(blocks.persist().items, n_t)
+
+
+def _block_folds(data: Any, cv: Any, groups: Any, stratify: bool,
+                 random_state: Any) -> list[tuple[BlockSide, BlockSide]]:
+    """:func:`task_folds` of a problem held as task blocks: integer ``cv`` inside every task,
+    the folds of the same rows in memory (same seed, same parts), the same warnings."""
+    if groups is not None:
+        raise ValueError(_NO_GROUPS)
+    if not isinstance(cv, Integral):
+        raise ValueError(f"cv={cv!r}: on Dask input give an integer number of folds (a "
+                         "splitter or explicit indices need the rows in one place).")
+    cv = int(cv)
+    if cv < 2:
+        raise ValueError(f"cv={cv}: cross-validation needs at least 2 folds.")
+    T = data.n_tasks
+    n_t = np.asarray(data.task_rows, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(n_t)[:-1]])
+    seed = fold_seed(random_state)
+    val, m_t = data.arrays(*data.blockwise(_block_fold_counts, cv, stratify, seed, starts,
+                                           out=[("coef", cv), "tasks"]))
+    m_t = m_t.astype(np.int64)
+    K_t = np.where(m_t >= cv, cv, np.where(m_t >= 2, m_t, 0))
+    small = np.flatnonzero(m_t < cv)
+
+    def why(t: int) -> str:
+        m = int(m_t[t])
+        return f"{m} sample{'' if m == 1 else 's'}" + (" of a class" if stratify else "")
+
+    if len(small) == T and not np.any(K_t):
+        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
+                         f"to validate on (task {data.tasks[small[0]]!r} has "
+                         f"{why(int(small[0]))}); cross-validation needs them in some task.")
+    if len(small):
+        _warn_small(cv, [(repr(data.tasks[t]), why(int(t)), int(K_t[t])) for t in small[:5]],
+                    len(small), stacklevel=5)
+    return BlockFolds(cv, stratify, seed, starts, n_t,
+                      np.rint(val).astype(np.int64)).pairs()
+
+
+def _block_parts(block: TaskData, cv: int, stratify: bool, seed: int | None,
+                 starts: np.ndarray):
+    return fold_parts(block, cv, stratify, fold_keys(seed, block.n_obs, int(starts[0])))
+
+
+def _block_fold_counts(block: TaskData, cv: int, stratify: bool, seed: int | None,
+                       starts: np.ndarray):
+    part, K_row, m_t, _ = _block_parts(block, cv, stratify, seed, starts)
+    counts = np.zeros((cv, block.n_tasks))
+    for k in range(cv):  # (cv passes over the block's rows)
+        val = (K_row > 0) & (part == k % np.maximum(K_row, 1))
+        counts[k] = np.bincount(block.task_of[val], minlength=block.n_tasks)
+    return counts, m_t.astype(np.float64)
+
+
+def _block_take(block: TaskData, cv: int, stratify: bool, seed: int | None,
+                starts: np.ndarray, k: int, train: bool, omega: np.ndarray, encode: bool,
+                fit: bool) -> TaskData:
+    part, K_row, _, _ = _block_parts(block, cv, stratify, seed, starts)
+    val = (K_row > 0) & (part == k % np.maximum(K_row, 1))
+    return take(block, np.flatnonzero(~val if train else val), omega, encode=encode, fit=fit)

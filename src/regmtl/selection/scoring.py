@@ -110,6 +110,18 @@ class TaskScorer:
                 raise ValueError(f"scoring={scoring!r} must be a string, a callable "
                                  "scorer(estimator, X, y) or None.")
 
+    def path_scores(self, val: TaskData, coefs: np.ndarray, intercepts: np.ndarray
+                    ) -> np.ndarray:
+        """Scores of each task (n_alphas, T) of a path's fits (``coefs`` (n_alphas, T, p),
+        ``intercepts`` (n_alphas, T)) on ``val``; on task blocks, each block scores its
+        tasks where its rows are, and only the scores come back."""
+        if getattr(val, "distributed", False):
+            scores = val.blockwise(_block_path_scores, self, coefs.transpose(0, 2, 1),
+                                   intercepts, out=("coef", len(coefs)))
+            return val.arrays(scores)[0]
+        return np.array([self.task_scores(val, coefs[k].T, intercepts[k])
+                         for k in range(len(coefs))])
+
     def task_scores(self, val: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Score of each task (T,) of the fit ``(W, b)`` on the validation data ``val``."""
         f = val.linear(W, b)
@@ -201,3 +213,8 @@ class TaskScorer:
             return float(self._scorer(est, X, y))
         return float(self._scorer(est, X, y, sample_weight=sw))
 
+
+
+def _block_path_scores(block: TaskData, scorer: TaskScorer, C: np.ndarray,
+                       B: np.ndarray) -> np.ndarray:
+    return np.array([scorer.task_scores(block, C[k], B[k]) for k in range(len(C))])

@@ -65,8 +65,7 @@ def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: str,
     train = take(data, train_idx, task_weight, encode=loss == "logistic")
     val = take(data, val_idx, fit=False)
     path = _quiet_path(train, loss, penalty, alphas, kwargs)
-    scores = np.array([scorer.task_scores(val, path.coefs[k].T, path.intercepts[k])
-                       for k in range(len(alphas))])
+    scores = scorer.path_scores(val, path.coefs, path.intercepts)
     return scores, path.n_active, ~path.converged, path.certificates, time.perf_counter() - t0
 
 
@@ -237,6 +236,11 @@ class _MultiTaskCV(BaseEstimator):
         data = probe._data(X, y, task, sample_weight, fitting=True)
         probe._prepare_targets(data)
         datafit = probe._datafit()
+        distributed = getattr(data, "distributed", False)
+        if distributed and self.criterion != "cv":
+            raise ValueError(f"criterion={self.criterion!r} is not available on Dask input "
+                             "(its degrees of freedom need the rows in one place); use "
+                             "criterion='cv'.")
         if self.criterion != "cv" and self.one_se:
             raise ValueError("one_se=True applies to criterion='cv' (it needs the spread of "
                              "the fold scores); use one_se=False with AIC/BIC.")
@@ -276,8 +280,12 @@ class _MultiTaskCV(BaseEstimator):
         self.cv_results_ = results.drop(columns="_grid")
         if self.refit:
             t0 = time.perf_counter()
-            self.best_estimator_ = self._estimator(clone(self.penalty_), self.alpha_).fit(
-                X, y, task=task, sample_weight=sample_weight)
+            best = self._estimator(clone(self.penalty_), self.alpha_)
+            if distributed:  # on the task blocks already on the workers: no second shuffle
+                best._input_facts(data)
+                self.best_estimator_ = best._fit_data(data)
+            else:
+                self.best_estimator_ = best.fit(X, y, task=task, sample_weight=sample_weight)
             self.refit_time_ = time.perf_counter() - t0
             for attr in ("coef_", "intercept_", "n_features_in_", "feature_names_in_",
                          "classes_", "n_iter_", "dual_gap_", "kkt_residual_"):
@@ -289,9 +297,10 @@ class _MultiTaskCV(BaseEstimator):
                 self.classes_ = probe.classes_
         return self
 
-    def _run(self, jobs: list, desc: str) -> list:
-        parallel = Parallel(n_jobs=self.n_jobs, return_as="generator",
-                            verbose=max(0, int(self.verbose) - 1))
+    def _run(self, jobs: list, desc: str, distributed: bool = False) -> list:
+        # on task blocks every fit already runs on the cluster: the jobs run here in turn
+        parallel = (lambda js: (fn(*a, **kw) for fn, a, kw in js)) if distributed else Parallel(
+            n_jobs=self.n_jobs, return_as="generator", verbose=max(0, int(self.verbose) - 1))
         out = []
         with _progress(len(jobs), bool(self.progress), desc) as bar:
             for res in parallel(jobs):
@@ -316,7 +325,7 @@ class _MultiTaskCV(BaseEstimator):
         jobs = [delayed(_fold_job)(data, folds[k], loss, pen, grids[g], self.task_weight,
                                    scorer, kwargs)
                 for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
-        results = self._run(jobs, "cross-validation")
+        results = self._run(jobs, "cross-validation", getattr(data, "distributed", False))
         self._warn_unconverged(results)
         K = len(folds)
         rows = []

@@ -231,9 +231,8 @@ def _distributed_solver(data, datafit, penalty, alpha, solver, tol) -> str:
 def _direct_ridge(data, datafit, penalty, alpha, tol) -> bool:
     """The squared loss with a pure ridge (``l1`` part 0) on tasks with more rows than
     features: solved exactly, per task, from the Gram's eigendecomposition."""
-    params = penalty.bcd_params(alpha)
-    return (datafit.code == 0 and params is not None and params[0] == 0.0
-            and params[2] == 0 and tol >= 1e-12 and quadratic_applies(data))
+    return (datafit.code == 0 and penalty.ridge_strength(alpha) is not None
+            and tol >= 1e-12 and quadratic_applies(data))
 
 
 def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) -> float:

@@ -33,6 +33,11 @@ def feature_moments(
     columns serves every task, ``L[j, t] = c_t * sum_r (x_rj - m_j)^2``.
     """
     p, T = data.n_features, data.n_tasks
+    if getattr(data, "distributed", False):  # task blocks: each block's tasks where they are
+        if features is not None:
+            raise ValueError("feature_moments: a feature subset is not taken on task blocks.")
+        return data.arrays(*data.blockwise(_block_moments, c, center, uniform,
+                                           out=[("coef", p), ("coef", p)]))
     xm, L = np.zeros((p, T)), np.zeros((p, T))
     X = data.X
     csum = data.task_sums(c)
@@ -58,3 +63,7 @@ def feature_moments(
     else:
         moments_dense(X, c, data.indptr, data.offset, csum, center, feats, xm, L)
     return xm, L
+
+
+def _block_moments(block: TaskData, c: np.ndarray, center: bool, uniform: bool):
+    return feature_moments(block, np.asarray(c), center, uniform=uniform)

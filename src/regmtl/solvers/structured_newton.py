@@ -4,7 +4,8 @@ At the scores ``f`` the loss's quadratic model is the weighted least-squares pro
 weights ``h_r = c_r s_r (1 - s_r)`` (``s_r = sigmoid(-y_r f_r)``) and working response
 ``z_r = f_r + c_r theta_r / h_r``. Its per-task Grams (:class:`~regmtl.solvers.quadratic.
 TaskQuadratic`, intercepts minimized out) make the model cheap to minimize with the penalty by
-proximal gradient (:func:`~regmtl.solvers.prox_grad.fista_quadratic`), to a tenth of the gap
+proximal gradient (:func:`~regmtl.solvers.prox_grad.fista_quadratic`; exactly, task by task,
+under a pure ridge), to a tenth of the gap
 the step should close -- or, once the steps converge quadratically and this one should end
 the solve (the next certificate predicted at the last ratio squared times this one, below
 ``tol``), to half of ``tol``, so that the last step is not one short; the step is then damped
@@ -42,6 +43,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         f, b = fit_intercepts(data, datafit, f, b)
     f, b = settle(data, f, b)
     G0_norm = float(np.linalg.norm(ref.G0))
+    ridge = penalty.ridge_strength(alpha)
     best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
     while True:
@@ -64,8 +66,11 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         goal = cert.value * tol / cert.relative if cert.relative > 0 else 0.0
         if ratio * ratio * cert.value <= goal:
             target = min(target, 0.5 * goal)
-        V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target, max_iter=max_inner,
-                                      G0_norm=G0_norm, reweight=False)
+        if ridge is not None:  # the model plus a ridge: minimized exactly, task by task
+            V_new = q.ridge(ridge)
+        else:
+            V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target,
+                                          max_iter=max_inner, G0_norm=G0_norm, reweight=False)
         W_new = penalty.compose(V_new)
         b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
