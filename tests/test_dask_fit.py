@@ -105,12 +105,25 @@ def test_classifier_on_dask_equals_in_memory(client):
                                        abs=1e-12)
 
 
+def _fails_when_read(part):
+    raise RuntimeError("a partition was read")
+
+
 def test_predict_and_score_are_lazy_in_row_order(client, tmp_path):
     df = _frame(seed=5)
     est = rm.MultiTaskRegressor("l21", alpha=0.05, tol=1e-6)
     mem, dsk, ddf = _both(est, df, npartitions=3)
     pred = dsk.predict(ddf[FEATURES], task=ddf["store"])
-    assert hasattr(pred, "dask") and pred.shape == (len(df),)
+    assert hasattr(pred, "dask") and pred.chunks == ((np.nan,) * 3,)  # lengths not read
+    assert pred.compute().shape == (len(df),)
+    # nothing runs before compute: partitions that fail when read fail only then
+    boom = ddf.map_partitions(_fails_when_read, meta=ddf._meta)
+    lazy = dsk.predict(boom[FEATURES], task=boom["store"])
+    lazy_r2 = dsk.score(boom[FEATURES], boom["y"], task=boom["store"])
+    with pytest.raises(RuntimeError, match="read"):
+        lazy.compute()
+    with pytest.raises(RuntimeError, match="read"):
+        lazy_r2.compute()
     # the same model's in-memory predictions, row by row; and the in-memory fit's to its tol
     np.testing.assert_allclose(pred.compute(), dsk.predict(df[FEATURES], task=df["store"]),
                                rtol=1e-12, atol=1e-12)

@@ -572,31 +572,27 @@ def _effective_sizes(block):
 def predict_scores(X: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: np.ndarray, *,
                    post=None):
     """Lazy results per row of Dask input, in its row order, partition by partition (no
-    shuffle): the scores ``x_r . w_t + b_t``, or ``post(scores, task positions)`` (labels,
-    probabilities). The coefficients go once to each worker. Unknown task ids raise when
+    shuffle, nothing computed now): the scores ``x_r . w_t + b_t``, or ``post(scores, task
+    positions)`` (labels, probabilities). The coefficients go once to each worker. A Dask
+    array chunked like X (chunks of unknown length for a DataFrame whose partition lengths
+    Dask does not know: ``compute_chunk_sizes()`` finds them). Unknown task ids raise when
     computed, naming the task."""
     dask, da = _dask()
     parts, _ = _partitions(X, None, task, None, "y")
-    coef = dask.delayed(np.ascontiguousarray(W.T), pure=True)
-    inter = dask.delayed(np.asarray(b, dtype=np.float64), pure=True)
-    labels = dask.delayed(np.asarray(tasks, dtype=object), pure=True)
-    lengths = _lengths(X, parts)
+    model = _model(dask, W, b, tasks)
+    lengths = X.chunks[0] if hasattr(X, "chunks") else (np.nan,) * len(parts)
     probe = post(np.zeros(1), np.zeros(1, dtype=np.int64)) if post is not None else np.zeros(1)
-    arrays = [da.from_delayed(dask.delayed(_scores, pure=True)(p, coef, inter, labels, post),
-                              (int(n),) + probe.shape[1:], dtype=probe.dtype)
+    arrays = [da.from_delayed(dask.delayed(_scores, pure=True)(p, *model, post),
+                              (n,) + probe.shape[1:], dtype=probe.dtype)
               for p, n in zip(parts, lengths, strict=True)]
     return da.concatenate(arrays) if len(arrays) > 1 else arrays[0]
 
 
-def _lengths(X, parts) -> list[int]:
-    dask, _ = _dask()
-    if hasattr(X, "chunks") and not any(np.isnan(c) for c in X.chunks[0]):
-        return [int(c) for c in X.chunks[0]]
-    return [int(n) for n in dask.compute(*[dask.delayed(_rows)(p) for p in parts])]
-
-
-def _rows(piece) -> int:
-    return piece[0].shape[0]
+def _model(dask, W, b, tasks) -> tuple:
+    """The fitted model as Delayed values, sent once to each worker that needs it."""
+    return (dask.delayed(np.ascontiguousarray(W.T), pure=True),
+            dask.delayed(np.asarray(b, dtype=np.float64), pure=True),
+            dask.delayed(np.asarray(tasks, dtype=object), pure=True))
 
 
 def _scores(piece, coef, inter, labels, post):
@@ -619,30 +615,29 @@ def _scores(piece, coef, inter, labels, post):
     return f if post is None else post(f, codes)
 
 
-def task_score(pred, y: Any, n_tasks: int, kind: str, sample_weight: Any = None):
-    """The mean over tasks of each task's R^2 (``kind="r2"``, ``pred`` the scores and task
-    positions) or accuracy (``"accuracy"``, ``pred`` the labels and positions), lazily: one
-    pass of per-task weighted sums (T numbers per partition, summed in a tree), a 0-d Dask
+def task_score(X: Any, y: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: np.ndarray,
+               kind: str, *, sample_weight: Any = None, post=None):
+    """The mean over tasks of each task's R^2 (``kind="r2"``, ``post`` giving the scores and
+    task positions) or accuracy (``"accuracy"``, ``post`` the labels and positions), lazily:
+    one pass over the input's partitions (X, y, task and the weights joined, as for a fit)
+    giving per-task weighted sums (T numbers per partition, summed in a tree), a 0-d Dask
     array. R^2 from the sums ``sum w, sum w y, sum w y^2, sum w (y - f)^2`` per task."""
     dask, da = _dask()
     if not is_dask_collection(y):
         raise TypeError("y: X is a Dask collection, so y must be one too (a Dask Series or "
                         f"array), got {type(y).__name__}.")
-    ys = y.to_dask_array(lengths=True) if hasattr(y, "to_dask_array") else y
-    ys = ys.rechunk((pred.chunks[0],))
-    ws = None
-    if sample_weight is not None:
-        ws = (sample_weight.to_dask_array(lengths=True)
-              if hasattr(sample_weight, "to_dask_array") else sample_weight)
-        ws = ws.rechunk((pred.chunks[0],))
-    pp = pred.to_delayed().ravel()
-    yy = ys.to_delayed().ravel()
-    ww = ws.to_delayed().ravel() if ws is not None else [None] * len(pp)
-    sums = [dask.delayed(_task_sums_part, pure=True)(a, b, c, n_tasks, kind)
-            for a, b, c in zip(pp, yy, ww, strict=True)]
+    parts, _ = _partitions(X, y, task, sample_weight, "y")
+    model = _model(dask, W, b, tasks)
+    sums = [dask.delayed(_score_part, pure=True)(p, *model, post, len(tasks), kind)
+            for p in parts]
     total = _tree(dask, _add, sums)
     return da.from_delayed(dask.delayed(_finish_score, pure=True)(total, kind), (),
                            dtype=np.float64)
+
+
+def _score_part(piece, coef, inter, labels, post, n_tasks, kind):
+    return _task_sums_part(_scores(piece, coef, inter, labels, post), piece[1], piece[3],
+                           n_tasks, kind)
 
 
 def _task_sums_part(pred, y, w, n_tasks, kind):

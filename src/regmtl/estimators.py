@@ -480,8 +480,9 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
         if _is_dask(X, y, task):
             from .dask import task_score
 
-            return task_score(self._dask_scores(X, task, post=_with_codes), y, self.n_tasks_,
-                              "r2", sample_weight)
+            check_is_fitted(self)
+            return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_, "r2",
+                              sample_weight=sample_weight, post=_with_codes)
         data, f = self._scores(X, task, y, sample_weight)
         w = _row_weights(data)
         total = data.task_sums(w)
@@ -688,9 +689,10 @@ class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
         if _is_dask(X, y, task):
             from .dask import task_score
 
-            post = _LabelTable(self._classes, with_codes=True)
-            return task_score(self._dask_scores(X, task, post=post), y, self.n_tasks_,
-                              "accuracy", sample_weight)
+            check_is_fitted(self)
+            return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_,
+                              "accuracy", sample_weight=sample_weight,
+                              post=_LabelTable(self._classes, with_codes=True))
         data, f = self._scores(X, task, y, sample_weight)
         pred = self._labels(data, f)
         w = _row_weights(data)

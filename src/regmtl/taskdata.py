@@ -20,6 +20,7 @@ weights of the objective::
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,23 @@ __all__ = ["TaskData", "as_task_data"]
 SMALL_TASK_ROWS = 64
 
 CheckX = Callable[[Any, bool], Any]
+
+
+def nbytes(obj: Any) -> int:
+    """Bytes of the arrays in ``obj`` (an array, a sparse matrix, a dict, list or tuple of
+    them, or an object sized by its own ``__sizeof__``)."""
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if sp.issparse(obj):
+        return sum(int(getattr(obj, a).nbytes) for a in ("data", "indices", "indptr", "row",
+                                                          "col") if hasattr(obj, a))
+    if isinstance(obj, dict):
+        return sum(nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nbytes(v) for v in obj)
+    if type(obj).__sizeof__ is not object.__sizeof__ and hasattr(obj, "__dict__"):
+        return sys.getsizeof(obj)
+    return 0
 
 
 def _default_check_x(X: Any, reset: bool) -> Any:  # noqa: ARG001 - same signature as estimators'
@@ -149,6 +167,12 @@ class TaskData:
     _task_of: np.ndarray | None = field(default=None, repr=False)
     _small: bool | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __sizeof__(self) -> int:
+        """Bytes held, arrays and cached results included (``sys.getsizeof``: what Dask's
+        scheduler weighs before moving a task block between workers, and counts against a
+        worker's memory)."""
+        return object.__sizeof__(self) + nbytes(vars(self))
 
     # ----------------------------------------------------------------- shape facts
     @property

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..penalties.base import inner
-from ..taskdata import TaskData
+from ..taskdata import TaskData, nbytes
 from ._kernels import active_gram
 from .moments import feature_moments
 
@@ -196,6 +196,10 @@ class TaskQuadratic:
         self.H, self.g, self.e, self.xm, self.zm, self.scale = H, g, e, xm, zm, scale
         self.center = center
         self._L = self._eig = None
+
+    def __sizeof__(self) -> int:
+        """Bytes held (the Grams above all): what Dask weighs before moving it."""
+        return object.__sizeof__(self) + nbytes(vars(self))
 
     def settle(self, *arrays):
         """The iterates as they are (in memory there is nothing to materialize; see
