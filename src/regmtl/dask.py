@@ -446,9 +446,15 @@ class DaskTaskData:
 
     def settle(self, *arrays):
         """The arrays computed and kept on the workers (``persist``), so that the next
-        iteration starts from them instead of from the whole history of operations."""
+        iteration starts from them instead of from the whole history of operations. A NumPy
+        array per task (T, or m x T: a starting W) is placed on the blocks first, each block
+        holding its tasks' columns (Dask would make it one chunk and slice it elsewhere)."""
         dask, _ = _dask()
-        return dask.persist(*arrays)
+        placed = [self.blockwise(_columns, a, out="tasks" if a.ndim == 1 else ("coef",
+                                                                              a.shape[0]))
+                  if isinstance(a, np.ndarray) and a.ndim in (1, 2)
+                  and a.shape[-1] == self.n_tasks else a for a in arrays]
+        return dask.persist(*placed)
 
     def numbers(self, *values) -> tuple[float, ...]:
         """Scalars (0-d Dask arrays or numbers) as floats, computed in one round trip."""
@@ -538,6 +544,10 @@ class _Graph:
 
     def __dask_layers__(self):
         return tuple(self.graph.layers)
+
+
+def _columns(block, a):
+    return np.array(a, dtype=np.float64)
 
 
 def _attr(block, name):

@@ -279,6 +279,7 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     rescue_at = max(200, 7 * p) if (
         reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q)
     ) else None
+    V = q.settle(V)[0]  # (on task blocks: each block's columns where its rows are)
     start = it = 0
     best_val, best_V, best_it = np.inf, V.copy(), it
     while True:
