@@ -540,9 +540,10 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                     data = as_dask_task_data(ddf[XCOLS], ddf["y"], ddf["task"])
                     blocks = data.blocks
                     wait(futures_of(getattr(blocks, "items", blocks)))
-                    return int(data.n_blocks)
+                    return data
 
-                n_blocks, m = s.measure(shuffle_only)
+                blocks_data, m = s.measure(shuffle_only)
+                n_blocks = int(blocks_data.n_blocks)
                 setup = dict(m, n_blocks=n_blocks)
                 results.append(dict(base, what="regmtl shuffle by task (setup only)",
                                     kind="setup", **setup))
@@ -576,6 +577,17 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                 notes.append(f"{case}: alpha_max on Dask input failed, alpha = 1e-2: "
                              f"{short_traceback(exc)}")
             print(f"   alpha {case}: {alphas[case][1]}", flush=True)
+        # what the iterations alone move: the solve on the blocks just built, stopped after
+        # a few and after more iterations; the difference is the iterations' own traffic
+        if args.iteration_traffic and setup is not None:
+            for case in cases:
+                if case == "logistic" or case not in alphas or dask_ok[case] is not None:
+                    continue
+                row = iteration_traffic(s, blocks_data, case, alphas[case][0],
+                                        args.iteration_traffic)
+                results.append(dict(base, what=f"{case}: iterations alone", kind="iterations",
+                                    case=case, n_blocks=n_blocks, **row))
+        blocks_data = None  # (its blocks released before the fits)
         # the coupled fits
         for case in cases:
             label = "MultiTaskClassifier l21 (yb)" if case == "logistic" else \
@@ -639,6 +651,45 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                                 kind="ridge", case="ridge", **aggregate(runs)))
     finally:
         s.close()
+
+
+def iteration_traffic(s, data, case: str, alpha: float, counts: list[int]) -> dict:
+    """Bytes and time of the solve on task blocks already built, stopped after ``counts[0]``
+    and after ``counts[1]`` iterations: the difference over the extra iterations is what one
+    iteration moves (its summaries, graphs and results), the rest the solve's fixed part
+    (reference point, starting point, certificates, W home; the per-task Grams are built by an
+    untimed solve first and kept, as along a path)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from regmtl.datafits import Quadratic
+    from regmtl.penalties import make_penalty
+    from regmtl.solvers import solve
+
+    k1, k2 = counts
+    runs = {}
+    for k in (1, k1, k2):  # (the first builds and keeps the Grams, untimed)
+        def run(k=k):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                return solve(data, Quadratic(), make_penalty(case), alpha, tol=1e-12,
+                             max_iter=k).n_iter
+        n, m = s.measure(run) if k != 1 else (run(), None)
+        runs[k] = dict(m or {}, n_iter=n)
+    a, b = runs[k1], runs[k2]
+    extra = max(b["n_iter"] - a["n_iter"], 1)
+    per = {key: (b[key] - a[key]) / extra for key in ("bytes", "bytes_peer", "time")}
+    row = dict(iters=(a["n_iter"], b["n_iter"]), bytes_per_iter=per["bytes"],
+               peer_per_iter=per["bytes_peer"], time_per_iter=per["time"],
+               fixed_bytes=a["bytes"] - a["n_iter"] * per["bytes"],
+               fixed_peer=a["bytes_peer"] - a["n_iter"] * per["bytes_peer"],
+               graphs_per_iter=(b["graphs"] - a["graphs"]) / extra,
+               gathers_per_iter=(b["gathers"] - a["gathers"]) / extra)
+    print(f"   {case}, iterations alone ({a['n_iter']} vs {b['n_iter']} on the blocks): "
+          f"{fmt_bytes(per['bytes'])} moved per iteration ({fmt_bytes(per['bytes_peer'])} "
+          f"between workers), {per['time']:.3f}s each; fixed part of the solve "
+          f"{fmt_bytes(row['fixed_bytes'])} ({fmt_bytes(row['fixed_peer'])} between workers)",
+          flush=True)
+    return row
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -775,6 +826,26 @@ def print_table(results: list[dict]) -> None:
               + " |")
 
 
+def print_iterations(rows: list[dict]) -> None:
+    """The iterations' own traffic against the fixed part of the solve (see
+    :func:`iteration_traffic`)."""
+    if not rows:
+        return
+    print("\nthe iterations alone (the solve on the task blocks, stopped after K1 and K2 "
+          "iterations; per iteration = the difference / (K2 - K1), fixed = the rest of the "
+          "shorter solve; 'between workers': get_data served to other workers or the scheduler)")
+    print("| workers | fit | blocks | iterations | moved/iter | between workers/iter | s/iter | "
+          "graphs/iter | gathers/iter | fixed moved | fixed between workers | W |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['workers']} | {r['case']} | {r['n_blocks']} | {r['iters'][0]} / "
+              f"{r['iters'][1]} | {fmt_bytes(r['bytes_per_iter'])} | "
+              f"{fmt_bytes(r['peer_per_iter'])} | {r['time_per_iter']:.3f} | "
+              f"{r['graphs_per_iter']:.1f} | {r['gathers_per_iter']:.1f} | "
+              f"{fmt_bytes(r['fixed_bytes'])} | {fmt_bytes(r['fixed_peer'])} | "
+              f"{fmt_bytes(P * r['tasks'] * FLOAT)} |")
+
+
 def on_paper(results: list[dict], ds: dict, args) -> list[dict]:
     """Communication of one fit on a 100-node cluster, from the measured iterations."""
     nodes, bw, lat = args.paper_nodes, args.paper_gbit * 1e9 / 8, args.paper_latency_ms / 1e3
@@ -855,6 +926,10 @@ def main(argv=None) -> None:
                     help="seconds per Dask fit (and Ridge loop) before its workers are restarted "
                          "to stop it (default 900; --quick 120)")
     ap.add_argument("--skip-in-memory", action="store_true")
+    ap.add_argument("--iteration-traffic", type=int, nargs=2, default=[3, 13],
+                    metavar=("K1", "K2"),
+                    help="measure the iterations' own traffic: the solve on the task blocks "
+                         "stopped after K1 and after K2 iterations (0 0: skip)")
     ap.add_argument("--skip-ridge", action="store_true",
                     help="skip the per-task Ridge loop (groupby-apply) on the workers")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per in-memory fit")
@@ -948,7 +1023,8 @@ def main(argv=None) -> None:
           "certificate: the KKT residual, or the duality gap over P0, the objective at W = 0, as "
           "the estimator's tol (gap/obj where P0 is unknown: --skip-in-memory); ok: no "
           "ConvergenceWarning)\n")
-    print_table(results)
+    print_table([r for r in results if r.get("kind") != "iterations"])
+    print_iterations([r for r in results if r.get("kind") == "iterations"])
     if alphas:
         print("\nalphas: " + "; ".join(f"{k}: {v[1]}" for k, v in alphas.items()))
     for case in cases:
