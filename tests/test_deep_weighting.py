@@ -45,8 +45,17 @@ ALL_METHODS = [
     ("gradnorm", {}),
     ("pcgrad", {}),
     ("cagrad", {}),
+    ("famo", {}),
+    ("nash_mtl", {}),
+    ("imtl", {}),
+    ("imtl", {"loss_scale": True}),
+    ("mgda", {}),
+    ("mgda", {"normalization": "loss+"}),
+    ("aligned_mtl", {}),
+    ("upgrad", {}),
 ]
-GRADIENT_METHODS = ["gradnorm", "pcgrad", "cagrad"]
+GRADIENT_METHODS = ["gradnorm", "pcgrad", "cagrad", "nash_mtl", "imtl", "mgda", "aligned_mtl",
+                    "upgrad"]
 
 
 class Problem:
@@ -457,7 +466,7 @@ def test_reduce_sees_the_task_gradient_matrix(name):
 
 
 def test_loss_weighting_needs_no_task_gradients():
-    for name in ("equal", "random", "uncertainty", "dwa"):
+    for name in ("equal", "random", "uncertainty", "dwa", "famo"):
         assert not make_weighting(name).needs_task_grads
 
 
@@ -490,7 +499,8 @@ def test_backward_checks_its_input():
 # ----------------------------------------------------------------------------- factory
 def test_make_weighting_names_and_aliases():
     assert set(WEIGHTINGS) == {"equal", "fixed", "random", "uncertainty", "dwa", "gradnorm",
-                               "pcgrad", "cagrad"}
+                               "pcgrad", "cagrad", "famo", "nash_mtl", "imtl", "mgda",
+                               "aligned_mtl", "upgrad"}
     for name, cls in WEIGHTINGS.items():
         kwargs = {"weights": [1.0, 1.0]} if name == "fixed" else {}
         assert type(make_weighting(name, **kwargs)) is cls
@@ -511,8 +521,8 @@ def test_make_weighting_names_and_aliases():
 
 
 def test_make_weighting_errors():
-    with pytest.raises(ValueError, match=r"Unknown weighting 'mgda'.*'equal'.*'cagrad'.*rlw"):
-        make_weighting("mgda")
+    with pytest.raises(ValueError, match=r"Unknown weighting 'graddrop'.*'equal'.*'upgrad'.*rlw"):
+        make_weighting("graddrop")
     with pytest.raises(ValueError, match="weights="):
         make_weighting("fixed")
     with pytest.raises(ValueError, match="instance"):

@@ -9,7 +9,8 @@
 - Task weighting and gradient surgery (``regmtl.deep.weighting``): :class:`EqualWeighting`
   (the default), :class:`FixedWeighting`, :class:`RandomWeighting`,
   :class:`UncertaintyWeighting`, :class:`DWA`, :class:`GradNorm`, :class:`PCGrad`,
-  :class:`CAGrad`.
+  :class:`CAGrad`; gradient-conflict methods (``regmtl.deep.conflict``): :class:`FAMO`,
+  :class:`NashMTL`, :class:`IMTL`, :class:`MGDA`, :class:`AlignedMTL`, :class:`UPGrad`.
 - Training: :class:`Trainer` (validation, early stopping, best weights, mixed precision on
   CUDA, DistributedDataParallel under ``torchrun``: ``regmtl.deep.distributed``),
   checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`).
@@ -34,6 +35,7 @@ Examples
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .conflict import FAMO, IMTL, MGDA, AlignedMTL, NashMTL, UPGrad
 from .data import Batches, MultiTaskDataset
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskRegressor
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
@@ -76,6 +78,12 @@ __all__ = [
     "GradNorm",
     "PCGrad",
     "CAGrad",
+    "FAMO",
+    "NashMTL",
+    "IMTL",
+    "MGDA",
+    "AlignedMTL",
+    "UPGrad",
     "make_weighting",
     "MultiTaskDataset",
     "Batches",

@@ -139,8 +139,11 @@ class Trainer:
         Its ``tasks`` define the losses and metrics. Trained in place.
     weighting : str or Weighting, default="equal"
         How task losses become gradients: ``"equal"``, ``"fixed"``, ``"random"``,
-        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"`` (see
-        :func:`~regmtl.deep.make_weighting`), or an instance (for options).
+        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, ``"famo"``,
+        ``"nash_mtl"``, ``"imtl"``, ``"mgda"``, ``"aligned_mtl"``, ``"upgrad"`` (see
+        :func:`~regmtl.deep.make_weighting`), or an instance (for options). A weighting with
+        ``needs_step_losses`` (FAMO) gets the batch's losses after every optimizer step
+        (:meth:`~regmtl.deep.Weighting.step_end`), at the cost of one more forward pass.
     penalty : ParameterPenalty, list of ParameterPenalty, or None, default=None
         Penalties by parameter group (:class:`~regmtl.deep.L1Penalty`,
         :class:`~regmtl.deep.L2Penalty`, :class:`~regmtl.deep.GroupL21`).
@@ -416,12 +419,14 @@ class Trainer:
                 n_steps = 0
                 for batch in batches:
                     opt.zero_grad(set_to_none=True)
+                    drawn = None if batch is not None else {
+                        t.name: next(streams[t.name]) for t in self.tasks if t.name in streams}
                     with model.no_sync() if manual else nullcontext():
                         with autocast():
                             if batch is not None:
                                 losses = self._losses(model, batch, ctx)
                             else:
-                                losses = self._task_losses(model, streams, ctx)
+                                losses = self._task_losses(model, drawn, ctx)
                         extra = sum(p.value(net) for p in smooth) if smooth else None
                         w = self.weighting.backward(losses.float(), shared, specific,
                                                     extra=extra, scale=scale, reduce=reduce)
@@ -442,6 +447,8 @@ class Trainer:
                         step = opt.param_groups[0]["lr"]
                         for p in prox:
                             p.prox(net, step)
+                    if self.weighting.needs_step_losses:
+                        self._step_end(model, net, batch, drawn, ctx, autocast, reduce)
                     tot += losses.detach().float()
                     wsum += w.detach().to(ctx.device).float()
                     n_steps += 1
@@ -529,17 +536,31 @@ class Trainer:
                 losses.append(out[t.name].sum() * 0.0)
         return torch.stack(losses)
 
-    def _task_losses(self, model, streams, ctx: Context) -> torch.Tensor:
+    def _task_losses(self, model, batches, ctx: Context) -> torch.Tensor:
         losses = []
         for t in self.tasks:
-            if t.name not in streams:
+            if t.name not in batches:
                 losses.append(None)
                 continue
-            x, ys = next(streams[t.name])
+            x, ys = batches[t.name]
             out = model(x.to(ctx.device), tasks=[t.name])[t.name]
             losses.append(t.task_loss(out, ys[t.name].to(ctx.device)))
         ref = next(v for v in losses if v is not None)
         return torch.stack([ref * 0.0 if v is None else v for v in losses])
+
+    def _step_end(self, model, net, batch, drawn, ctx: Context, autocast, reduce) -> None:
+        """Give the weighting the losses of the step's batch at the updated parameters (FAMO):
+        one more forward pass without gradients, leaving the net's buffers as they were."""
+        saved = [b.detach().clone() for b in net.buffers()]
+        with torch.no_grad(), autocast():
+            if batch is not None:
+                new = self._losses(model, batch, ctx)
+            else:
+                new = self._task_losses(model, drawn, ctx)
+        with torch.no_grad():
+            for b, v in zip(net.buffers(), saved, strict=True):
+                b.copy_(v)
+        self.weighting.step_end(new.detach().float(), reduce=reduce)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

@@ -25,15 +25,31 @@ name               weights :math:`w` of :math:`\sum_t w_t g_t`         reference
                    (:math:`g_0` the mean :math:`g_t`): the update
                    within :math:`c \|g_0\|` of :math:`g_0` that does
                    the most for the worst task
+``"famo"``         :math:`w_t \propto z_t / L_t`, :math:`z` a softmax    Liu et al. 2023
+                   of logits learned from the observed decrease of
+                   :math:`\log L_t` (one backward pass)
+``"nash_mtl"``     gradient :math:`\sum_t \alpha_t g_t`,                 Navon et al. 2022
+                   :math:`\alpha_t (G G^\top \alpha)_t = b_t`
+                   (Nash bargaining)
+``"imtl"``         gradient with equal projections on the unit         Liu et al. 2021
+                   gradients :math:`g_t / \|g_t\|` (IMTL-G)
+``"mgda"``         min-norm point of the convex hull of the            Sener & Koltun 2018
+                   :math:`g_t` (MGDA; MGDA-UB with ``upper_bound``)
+``"aligned_mtl"``  :math:`\sum_t b_t \hat g_t`, :math:`\hat G = B G`    Senushkin et al. 2023
+                   with orthogonal rows of equal norms
+``"upgrad"``       :math:`\sum_t b_t \pi(g_t)`, :math:`\pi` the          Quinton & Rey 2024
+                   projection on :math:`\{x : G x \ge 0\}`
 =================  ==================================================  =======================
 
 Loss weighting (equal, fixed, random, uncertainty, dwa) costs one backward pass. ``"random"``,
 ``"dwa"`` and ``"gradnorm"`` keep the weights summing to :math:`\sum_t b_t` (T by default); with
 unequal :math:`b` the softmax is weighted, :math:`w_t \propto b_t e^{x_t}`. Gradient methods
-(gradnorm, pcgrad, cagrad) form the (T, d) matrix of per-task gradients of the d shared
-parameters: T backward passes through the trunk per step and T times the memory of the shared
-parameters (not of the heads, not of the activations). The heads get the gradient of
-:math:`\sum_t b_t L_t` (of :math:`\sum_t w_t L_t` for gradnorm).
+(gradnorm, pcgrad, cagrad, nash_mtl, imtl, mgda, aligned_mtl, upgrad) form the (T, d) matrix
+of per-task gradients of the d shared parameters: T backward passes through the trunk per step
+and T times the memory of the shared parameters (not of the heads, not of the activations).
+The heads get the gradient of :math:`\sum_t b_t L_t` (of :math:`\sum_t w_t L_t` for gradnorm).
+FAMO and the last five live in :mod:`regmtl.deep.conflict`, which describes them and their
+conventions (base weights, zero gradients, scale) in detail.
 
 References
 ----------
@@ -48,6 +64,8 @@ References
   NeurIPS.
 - Lin, Ye, Xu, Shi & Zhang (2022). Reasonable effectiveness of random weighting: a litmus test
   for multi-task learning. TMLR.
+- The references of :mod:`regmtl.deep.conflict` (FAMO, Nash-MTL, IMTL, MGDA, Aligned-MTL,
+  UPGrad).
 """
 
 from __future__ import annotations
@@ -114,7 +132,8 @@ class Weighting(torch.nn.Module):
     (:class:`~regmtl.deep.GradNorm`, :class:`~regmtl.deep.PCGrad`,
     :class:`~regmtl.deep.CAGrad`) derive from an internal base that forms the per-task gradient
     matrix. The trainer calls :meth:`setup` once (before building its optimizer: some methods
-    create parameters), :meth:`backward` every step and :meth:`epoch_end` after every epoch.
+    create parameters), :meth:`backward` every step, :meth:`step_end` after every optimizer
+    step for methods with ``needs_step_losses`` (FAMO) and :meth:`epoch_end` after every epoch.
     State lives in buffers (and the random generator in the extra state), so ``state_dict``
     round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net.
 
@@ -127,6 +146,9 @@ class Weighting(torch.nn.Module):
     needs_task_grads : bool
         Whether the method forms the per-task gradients of the shared parameters (T backward
         passes per step).
+    needs_step_losses : bool
+        Whether the method needs the losses of the batch after the optimizer step
+        (:meth:`step_end`; the trainer then runs one more forward pass per step).
 
     See Also
     --------
@@ -156,6 +178,8 @@ class Weighting(torch.nn.Module):
 
     #: True where per-task gradients of the shared parameters are formed.
     needs_task_grads: bool = False
+    #: True where :meth:`step_end` wants the losses of the batch after the optimizer step.
+    needs_step_losses: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -208,6 +232,22 @@ class Weighting(torch.nn.Module):
         ----------
         train_losses : Tensor of shape (T,)
             Each task's mean training loss over the epoch.
+        """
+
+    def step_end(self, losses: Tensor, *,
+                 reduce: Callable[[Tensor], Tensor] | None = None) -> None:
+        """Take the losses of the last batch after the optimizer step (FAMO uses them).
+
+        Called by the trainer after every optimizer step when ``needs_step_losses`` is True;
+        nothing happens by default.
+
+        Parameters
+        ----------
+        losses : Tensor of shape (T,)
+            The detached task losses of the batch of the last :meth:`backward`, at the
+            updated parameters.
+        reduce : callable, optional
+            Averages a tensor across distributed ranks.
         """
 
     def get_extra_state(self) -> dict:
@@ -1076,6 +1116,9 @@ class CAGrad(_GradientWeighting):
 
 # ----------------------------------------------------------------------------- factory
 #: Weighting classes by name (``make_weighting`` also takes the alias ``"rlw"`` = ``"random"``).
+#: :mod:`regmtl.deep.conflict` adds its six (``"famo"``, ``"nash_mtl"``, ``"imtl"``,
+#: ``"mgda"``, ``"aligned_mtl"``, ``"upgrad"``) when it is imported, which importing
+#: ``regmtl.deep`` always does: it builds on the classes of this module.
 WEIGHTINGS: dict[str, type] = {
     "equal": EqualWeighting,
     "fixed": FixedWeighting,
@@ -1096,11 +1139,14 @@ def make_weighting(weighting: str | Weighting | None, **kwargs: Any) -> Weightin
     ----------
     weighting : str, Weighting or None
         A name: ``"equal"``, ``"fixed"`` (needs ``weights=``), ``"random"`` (alias ``"rlw"``),
-        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"`` (case and
+        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, ``"famo"``,
+        ``"nash_mtl"``, ``"imtl"``, ``"mgda"``, ``"aligned_mtl"``, ``"upgrad"`` (case and
         surrounding spaces are ignored); an instance, returned as is; None, equal weighting.
     **kwargs
         Options of the named class (``weights``, ``init``, ``temperature``, ``alpha``,
-        ``lr``, ``c``, ``rescale``).
+        ``lr``, ``c``, ``rescale``; ``w_lr``, ``gamma``, ``optimizer``, ``min_losses``,
+        ``eps`` of FAMO; ``loss_scale`` of IMTL; ``normalization``, ``upper_bound`` of MGDA;
+        ``scale``, ``rtol`` of Aligned-MTL).
 
     Returns
     -------
@@ -1126,6 +1172,8 @@ def make_weighting(weighting: str | Weighting | None, **kwargs: Any) -> Weightin
     DWA(temperature=1.0)
     >>> make_weighting("rlw"), make_weighting(None)
     (RandomWeighting(), EqualWeighting())
+    >>> make_weighting("mgda", normalization="l2")
+    MGDA(normalization='l2', upper_bound=False)
     """
     if isinstance(weighting, Weighting):
         if kwargs:
