@@ -926,7 +926,7 @@ def main(argv=None) -> None:
                     help="seconds per Dask fit (and Ridge loop) before its workers are restarted "
                          "to stop it (default 900; --quick 120)")
     ap.add_argument("--skip-in-memory", action="store_true")
-    ap.add_argument("--iteration-traffic", type=int, nargs=2, default=[3, 13],
+    ap.add_argument("--iteration-traffic", type=int, nargs=2, default=[3, 23],
                     metavar=("K1", "K2"),
                     help="measure the iterations' own traffic: the solve on the task blocks "
                          "stopped after K1 and after K2 iterations (0 0: skip)")

@@ -240,10 +240,11 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
     """The task blocks of long-form Dask input, persisted on the workers.
 
     One pass counts the rows of every task (T ids and counts come back to the client); the
-    tasks, sorted by id, are cut into runs of about ``block_rows`` rows (at least as many
-    blocks as input partitions allow, never more than the tasks); one shuffle routes every
-    row to its block, where the rows are grouped by task in input order (deterministic,
-    whatever the workers) and validated like in-memory input. The logistic loss
+    tasks, sorted by id, are cut into runs of about ``block_rows`` rows (as many blocks as
+    that takes, rounded up to a multiple of the workers so that each worker holds as many,
+    never more than the tasks); one shuffle routes every row to its block, where the rows
+    are grouped by task in input order (deterministic, whatever the workers) and validated
+    like in-memory input. The logistic loss
     (``numeric_y=False``) encodes each task's two labels to -1/+1 on its block.
     """
     dask, _ = _dask()
@@ -263,7 +264,9 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
             "task_weight='equal' or an array of per-task weights."
         )
     omega = task_weights(task_weight, sizes.astype(np.float64))
-    n_blocks = int(min(T, max(_n_workers(), -(-N // max(int(block_rows), 1)))))
+    workers = _n_workers()  # blocks: a multiple of the workers, so that each holds as many
+    n_blocks = int(min(T, -(-max(workers, -(-N // max(int(block_rows), 1))) // workers)
+                       * workers))
     cum = np.concatenate([[0], np.cumsum(sizes)])
     cuts = np.searchsorted(cum, np.linspace(0, N, n_blocks + 1)[1:-1], side="left")
     bounds = np.unique(np.concatenate([[0], np.clip(cuts, 1, T - 1), [T]])) if T > 1 else \
@@ -495,7 +498,7 @@ class DaskTaskData:
         distributed client)."""
         if "workers" not in self._cache:
             try:
-                from distributed import futures_of, get_client
+                from distributed import futures_of, get_client, wait
 
                 client = get_client()
             except (ImportError, ValueError):
@@ -503,6 +506,7 @@ class DaskTaskData:
             futures = [futures_of(b) for b in self.blocks]
             if not all(futures):
                 return None
+            wait([f[0] for f in futures])  # (a block still being built has no holder yet)
             who = client.who_has([f[0] for f in futures])
             addrs = [sorted(who.get(f[0].key, ()))[:1] for f in futures]
             self._cache["workers"] = tuple(a[0] if a else "" for a in addrs)

@@ -79,7 +79,8 @@ def conjugate_gradient(
             return adjoint(c * linear(V)) + alpha * penalty.apply(V)
 
         rhs = adjoint(c * (data.y - ybar[data.task_of]))
-    diag = L + alpha * penalty.kernel_diagonal(T)
+    W, kernel = settle(data, W, alpha * penalty.kernel_diagonal(T))  # (on blocks: placed)
+    diag = L + kernel
     inv_diag = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 0.0)
     R = rhs - operator(W)
     Z = inv_diag * R
