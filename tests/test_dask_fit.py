@@ -90,7 +90,7 @@ def test_regressor_on_dask_equals_in_memory(client, penalty):
 
 def test_classifier_on_dask_equals_in_memory(client):
     df = _frame(binary=True, seed=3)
-    est = rm.MultiTaskClassifier("l21", alpha=0.03, tol=1e-9, max_iter=200)
+    est = rm.MultiTaskClassifier("l21", alpha=0.1, tol=1e-9, max_iter=200)
     mem, dsk, ddf = _both(est, df)
     _close(mem, dsk)
     assert dsk.objective_ == pytest.approx(mem.objective_, rel=1e-9)
