@@ -214,8 +214,13 @@ def make_recommender_tasks(
         NaN where not observed), ``kinds`` (``{"click": "binary", "purchase": "binary",
         "rating": "regression"}``), ``user`` and ``item`` (n int64 indices),
         ``feature_names``, ``target_names``, ``user_factors`` (n_users x k), ``item_factors``
-        (n_items x k), ``intercept`` (``{"click": alpha_c, "purchase": alpha_p}``), ``source``
-        ("synthetic"), ``DESCR``.
+        (n_items x k), ``intercept`` (``{"click": alpha_c, "purchase": alpha_p}``),
+        ``click_probability`` (n, :math:`\sigma(f_c)`), ``conversion_probability`` (n,
+        :math:`\sigma(f_p)`, the true post-click conversion rate on every row, clicked or
+        not), ``purchase_if_clicked`` (n float 0/1, no NaN: the purchase draw of every row,
+        which ``Y`` shows on the clicked rows only; the conversion label over the whole
+        exposure space, for evaluating CVR models such as :class:`regmtl.deep.ESMM`),
+        ``source`` ("synthetic"), ``DESCR``.
 
     Examples
     --------
@@ -258,10 +263,13 @@ def make_recommender_tasks(
     fit = np.einsum("ij,ij->i", Uf[user], Vf[item]) / np.sqrt(k)
     g_c = fit + 0.7 * popularity[item] + 0.5 * activity[user] + 0.5 * eps_c
     alpha_c = _intercept(g_c, click_rate)
-    click = u_click < _sigmoid(alpha_c + g_c)
+    p_click = _sigmoid(alpha_c + g_c)
+    click = u_click < p_click
     g_p = 0.8 * fit + 0.8 * quality[item] - 0.8 * log_price[item] + 0.5 * eps_p
     alpha_p = _intercept(g_p[click] if click.any() else g_p, purchase_rate)
-    buy = click & (u_buy < _sigmoid(alpha_p + g_p))
+    p_buy = _sigmoid(alpha_p + g_p)
+    would_buy = u_buy < p_buy  # drawn on every row: the purchase had the row been clicked
+    buy = click & would_buy
     rating = 1.0 + 4.0 * _sigmoid(0.8 + quality[item] + 0.6 * fit + 0.5 * eps_r)
 
     Y = np.full((n, 3), np.nan)
@@ -300,6 +308,8 @@ def make_recommender_tasks(
         feature_names=feature_names, target_names=list(RECOMMENDER_TARGETS),
         user_factors=Uf, item_factors=Vf,
         intercept={"click": float(alpha_c), "purchase": float(alpha_p)},
+        click_probability=p_click, conversion_probability=p_buy,
+        purchase_if_clicked=would_buy.astype(np.float64),
         source="synthetic", DESCR=descr,
     )
 

@@ -4,6 +4,8 @@
   NaN in a target is a missing label, left out of that task's loss.
 - Nets that share layers across tasks: :class:`HardSharing` (a shared trunk, a head per
   task), :class:`MMoE`, :class:`CGC` and :class:`PLE` (experts mixed by a gate per task).
+- Click -> conversion chains: :class:`ESMM` (pCTCVR = pCTR x pCVR, trained on every
+  impression), its labels from :func:`esmm_targets`.
 - Penalties by parameter group: :class:`L1Penalty`, :class:`L2Penalty`, :class:`GroupL21`
   (features selected for all tasks at once), on the shared layers by default.
 - Task weighting and gradient surgery (``regmtl.deep.weighting``): :class:`EqualWeighting`
@@ -37,6 +39,7 @@ Examples
 from .checkpoint import load_checkpoint, save_checkpoint
 from .conflict import FAMO, IMTL, MGDA, AlignedMTL, NashMTL, UPGrad
 from .data import Batches, MultiTaskDataset
+from .esmm import ESMM, esmm_targets
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskRegressor
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
@@ -65,6 +68,8 @@ __all__ = [
     "CGC",
     "PLE",
     "mlp",
+    "ESMM",
+    "esmm_targets",
     "ParameterPenalty",
     "L1Penalty",
     "L2Penalty",
