@@ -173,9 +173,12 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
         net.towers[spec.name] = _fresh_copy(net.towers[first], spec.n_outputs)
         modules = [net.gates[spec.name], net.towers[spec.name]]
     else:
+        why = ("its task experts sit inside every level" if isinstance(net, PLE) else
+               "its two outputs are one click -> conversion chain" if type(net).__name__ == "ESMM"
+               else "it has no per-task head to copy")
         kind = "CGC/PLE" if isinstance(net, PLE) else type(net).__name__
-        raise ValueError(f"model: adding a task to a {kind} net is not supported (its task "
-                         "experts sit inside every level); use architecture='hard' or 'mmoe'.")
+        raise ValueError(f"model: adding a task to a {kind} net is not supported ({why}); use "
+                         "architecture='hard' or 'mmoe'.")
     net.tasks = [*net.tasks, spec]
     net.task_names = [*net.task_names, spec.name]
     return [p for m in modules for p in m.parameters()]
