@@ -27,6 +27,33 @@ def peak_extra(fit) -> int:
         tracemalloc.stop()
 
 
+def _proc_kib(key: str) -> int:
+    """A memory line of /proc/self/status (VmRSS: resident now, VmHWM: its peak), in KiB."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_peak_increase(fn):
+    """``(fn(), bytes)``: the peak resident memory of this process while ``fn`` runs, above
+    its resident memory before (the kernel's high-water mark, reset first through
+    /proc/self/clear_refs; it sees what tracemalloc does not: PyTorch's CPU tensors). 0 where
+    /proc is unavailable."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    before = _proc_kib("VmRSS")
+    out = fn()
+    return out, max(_proc_kib("VmHWM") - before, 0) * 1024
+
+
 def _cases(args):
     """(short label, data description, estimator class, X or list, Y or list, solver_options)."""
     q = args.quick
