@@ -48,6 +48,15 @@ def _support_fit(alpha, X, Y):
     return set(pen.selected_features(net, tol=0.1).tolist()), tr
 
 
+def test_history_has_the_penalty_column_without_a_penalty():
+    """The guide's columns are always there: ``penalty`` is 0 without penalties."""
+    X, Y, _ = _sparse_problem(n=120, p=6, k=2)
+    names = ["t0", "t1", "t2"]
+    torch.manual_seed(0)
+    tr = Trainer(HardSharing(6, names, (8,)), max_epochs=2, seed=0).fit((X, _targets(Y, names)))
+    assert tr.history["penalty"].tolist() == [0.0, 0.0]
+
+
 def test_group_l21_recovers_the_shared_support():
     """Features kept (group norm over 10% of the largest) = the true support, with the
     penalty; without it the same rule keeps noise features too (the test can fail)."""

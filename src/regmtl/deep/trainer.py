@@ -195,8 +195,8 @@ class Trainer:
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
-        ``penalty``, ``val_loss``, ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and
-        ``time`` (seconds).
+        ``penalty`` (the penalties' value at the end of the epoch, 0 without one),
+        ``val_loss``, ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and ``time`` (seconds).
     best_epoch_ : int
         The epoch (from 1) whose weights the net has after :meth:`fit` with ``restore_best``
         (the last epoch without a monitor).
@@ -225,7 +225,7 @@ class Trainer:
     >>> trainer = Trainer(net, weighting="uncertainty", max_epochs=2, batch_size=16, lr=1e-2)
     >>> trainer = trainer.fit((X, targets), val=(X, targets))
     >>> trainer.history.shape
-    (2, 15)
+    (2, 16)
     >>> list(trainer.history.columns[:6])
     ['epoch', 'loss', 'loss/a', 'weight/a', 'loss/b', 'weight/b']
     >>> {task: pred.shape for task, pred in trainer.predict(X[:5]).items()}
@@ -458,9 +458,8 @@ class Trainer:
                 row = {"epoch": epoch + 1, "loss": float(train_losses.sum())}
                 for k, loss, w in zip(names, train_losses, wsum / n, strict=True):
                     row[f"loss/{k}"], row[f"weight/{k}"] = float(loss), float(w)
-                if self.penalties:
-                    with torch.no_grad():
-                        row["penalty"] = float(sum(p.value(net) for p in self.penalties))
+                with torch.no_grad():  # (0 without penalties: the column is always there)
+                    row["penalty"] = float(sum(p.value(net) for p in self.penalties))
                 if val_ds is not None:
                     row.update(self._validate(val_ds, ctx))
                 row["lr"] = opt.param_groups[0]["lr"]
@@ -499,7 +498,7 @@ class Trainer:
 
     def _columns(self, val_tasks: set[str]) -> set[str]:
         """The columns of the history, validating the tasks in ``val_tasks``."""
-        cols = {"epoch", "loss", "lr", "time"} | ({"penalty"} if self.penalties else set())
+        cols = {"epoch", "loss", "penalty", "lr", "time"}
         for t in self.tasks:
             cols |= {f"loss/{t.name}", f"weight/{t.name}"}
             if t.name in val_tasks:
