@@ -28,6 +28,7 @@ __all__ = [
     "plot_comparison",
     "plot_relatedness",
     "plot_transfer_curve",
+    "plot_gradient_balance",
     "figure_to_png",
 ]
 
@@ -702,6 +703,70 @@ def plot_transfer_curve(curve: Any, *, ax: Axes | None = None) -> Axes:
     ax.set_ylabel(f"test {metric} (mean ± sd over new tasks)")
     ax.set_title("Knowledge transfer to new tasks")
     ax.legend(frameon=False)
+    return ax
+
+
+def plot_gradient_balance(history: pd.DataFrame, *, dominance: float | None = 0.9,
+                          ax: Axes | None = None) -> Axes:
+    """Each task's share of the shared layers' gradient norm and the pairwise gradient
+    cosines over the epochs of a deep training (see
+    :class:`~regmtl.deep.diagnostics.GradientBalance`).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        :attr:`regmtl.deep.Trainer.history` (or a wrapper's ``history_``): ``epoch``,
+        ``grad_share/TASK`` and ``grad_cos/A/B`` columns.
+    dominance : float or None, default=0.9
+        Draws the share above which the trainer warns that one task dominates.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib Axes
+        Shares as solid lines (in [0, 1]), cosines as dashed lines (in [-1, 1]; below 0 the
+        two tasks pull the shared layers apart).
+
+    Raises
+    ------
+    ValueError
+        If the history has no ``grad_share/`` column (one task, or ``grad_balance=0``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_gradient_balance
+    >>> history = pd.DataFrame({"epoch": [1, 2, 3], "grad_share/click": [0.9, 0.7, 0.6],
+    ...                         "grad_share/rating": [0.1, 0.3, 0.4],
+    ...                         "grad_cos/click/rating": [-0.2, 0.1, 0.3]})
+    >>> ax = plot_gradient_balance(history)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['share: click', 'share: rating', 'cos: click / rating']
+    """
+    shares = [c for c in history.columns if str(c).startswith("grad_share/")]
+    cosines = [c for c in history.columns if str(c).startswith("grad_cos/")]
+    if not shares:
+        raise ValueError("history has no grad_share/ columns: the trainer logs them with two "
+                         "tasks or more and grad_balance > 0.")
+    epochs = (history["epoch"].to_numpy() if "epoch" in history.columns
+              else np.arange(1, len(history) + 1))
+    ax = _new_axes(ax, (6.0, 4.0))
+    for k, c in enumerate(shares):
+        ax.plot(epochs, history[c].to_numpy(dtype=np.float64), color=f"C{k}", marker="o",
+                ms=3, label=f"share: {c.split('/', 1)[1]}")
+    for k, c in enumerate(cosines):
+        a, b = c.split("/")[1:3]
+        ax.plot(epochs, history[c].to_numpy(dtype=np.float64), color=f"C{len(shares) + k}",
+                ls="--", label=f"cos: {a} / {b}")
+    ax.axhline(0.0, color=_ZERO_COLOR, lw=0.8)
+    if dominance is not None:
+        ax.axhline(dominance, color=_ZERO_COLOR, lw=0.8, ls=":")
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("gradient share / cosine")
+    ax.set_title("Gradient balance on the shared layers")
+    ax.legend(frameon=False, fontsize="small")
     return ax
 
 

@@ -11,6 +11,7 @@ validation losses and metrics, early stopping on a chosen quantity, and the best
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import random
 import time
@@ -26,6 +27,7 @@ import pandas as pd
 from ._torch import torch
 from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
+from .diagnostics import GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .nets import MultiTaskNet
 from .penalties import ParameterPenalty, make_penalties
@@ -183,6 +185,14 @@ class Trainer:
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`).
     progress : bool, default=False
         A tqdm bar over epochs with the latest losses.
+    grad_balance : int, default=10
+        Steps of every epoch (evenly spread) on which each task's share of the shared
+        parameters' gradient norm and the pairwise gradient cosines are measured and logged
+        (:class:`~regmtl.deep.diagnostics.GradientBalance`; T backward passes through the
+        trunk on each of them); 0 turns it off. Not measured with one task or under DDP.
+    dominance : float or None, default=0.9
+        A UserWarning names the task whose gradient share stayed above this in each of the
+        last three epochs (the other tasks are suppressed); None: no warning.
 
     Attributes
     ----------
@@ -196,7 +206,8 @@ class Trainer:
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
         ``penalty`` (the penalties' value at the end of the epoch, 0 without one),
-        ``val_loss``, ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and ``time`` (seconds).
+        ``grad_share/TASK`` and ``grad_cos/A/B`` (see ``grad_balance``), ``val_loss``,
+        ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and ``time`` (seconds).
     best_epoch_ : int
         The epoch (from 1) whose weights the net has after :meth:`fit` with ``restore_best``
         (the last epoch without a monitor).
@@ -225,7 +236,7 @@ class Trainer:
     >>> trainer = Trainer(net, weighting="uncertainty", max_epochs=2, batch_size=16, lr=1e-2)
     >>> trainer = trainer.fit((X, targets), val=(X, targets))
     >>> trainer.history.shape
-    (2, 16)
+    (2, 19)
     >>> list(trainer.history.columns[:6])
     ['epoch', 'loss', 'loss/a', 'weight/a', 'loss/b', 'weight/b']
     >>> {task: pred.shape for task, pred in trainer.predict(X[:5]).items()}
@@ -238,7 +249,8 @@ class Trainer:
                  early_stopping: EarlyStopping | int | None = None, restore_best: bool = True,
                  checkpoint_dir: str | Path | None = None, grad_clip: float | None = None,
                  device: str = "auto", amp: str | bool = "auto",
-                 distributed: str | bool = "auto", seed: int = 0, progress: bool = False):
+                 distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
+                 grad_balance: int = 10, dominance: float | None = 0.9):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -252,6 +264,13 @@ class Trainer:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
+        if isinstance(grad_balance, bool) or not isinstance(grad_balance, int) or \
+                grad_balance < 0:
+            raise ValueError(f"grad_balance must be an int >= 0 (steps measured per epoch; 0: "
+                             f"none), got {grad_balance!r}.")
+        if dominance is not None and not (isinstance(dominance, (int, float))
+                                          and 0 < dominance <= 1):
+            raise ValueError(f"dominance must be in (0, 1] or None, got {dominance!r}.")
         if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
             early_stopping = EarlyStopping(patience=early_stopping)
         self.net = net
@@ -269,6 +288,7 @@ class Trainer:
         self.device, self.amp, self.distributed = device, amp, distributed
         self.seed = int(seed)
         self.progress = progress
+        self.grad_balance, self.dominance = grad_balance, dominance
         self.history_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -401,6 +421,8 @@ class Trainer:
             bar = tqdm(total=self.max_epochs, desc="epochs", leave=False)
         streams = {k: cycle(v) for k, v in loaders.items()} if per_task else {}
         steps = max(len(v) for v in loaders.values())
+        balance = GradientBalance(names) if self._measures_balance(ctx) else None
+        every = max(1, steps // max(self.grad_balance, 1))
         try:
             for epoch in range(self.max_epochs):
                 t0 = time.perf_counter()
@@ -427,6 +449,8 @@ class Trainer:
                                 losses = self._losses(model, batch, ctx)
                             else:
                                 losses = self._task_losses(model, drawn, ctx)
+                        if balance is not None and n_steps % every == 0:
+                            balance.add(losses.float(), shared)
                         extra = sum(p.value(net) for p in smooth) if smooth else None
                         w = self.weighting.backward(losses.float(), shared, specific,
                                                     extra=extra, scale=scale, reduce=reduce)
@@ -460,6 +484,8 @@ class Trainer:
                     row[f"loss/{k}"], row[f"weight/{k}"] = float(loss), float(w)
                 with torch.no_grad():  # (0 without penalties: the column is always there)
                     row["penalty"] = float(sum(p.value(net) for p in self.penalties))
+                if balance is not None:
+                    row.update(balance.columns())
                 if val_ds is not None:
                     row.update(self._validate(val_ds, ctx))
                 row["lr"] = opt.param_groups[0]["lr"]
@@ -493,12 +519,24 @@ class Trainer:
         self.history_ = pd.DataFrame(rows)
         self.best_epoch_ = (int(np.argmin(sign * self.history_[monitor].to_numpy())) + 1
                             if monitor is not None else len(rows))
+        if balance is not None and self.dominance is not None:
+            warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
+
+    def _measures_balance(self, ctx: Context | None = None) -> bool:
+        """Whether the gradient balance is logged: asked for, two tasks or more, one
+        process (under DDP each rank's own gradients would be measured)."""
+        return (self.grad_balance > 0 and len(self.tasks) > 1
+                and not (ctx is not None and ctx.distributed))
 
     def _columns(self, val_tasks: set[str]) -> set[str]:
         """The columns of the history, validating the tasks in ``val_tasks``."""
         cols = {"epoch", "loss", "penalty", "lr", "time"}
+        if self._measures_balance():
+            names = [t.name for t in self.tasks]
+            cols |= {f"grad_share/{k}" for k in names}
+            cols |= {f"grad_cos/{a}/{b}" for a, b in itertools.combinations(names, 2)}
         for t in self.tasks:
             cols |= {f"loss/{t.name}", f"weight/{t.name}"}
             if t.name in val_tasks:

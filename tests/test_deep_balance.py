@@ -1,0 +1,115 @@
+"""Gradient balance (``regmtl.deep.diagnostics``): each task's share of the shared layers'
+gradient norm and the pairwise cosines, logged by the trainer, the warning when one task
+dominates, and their plot."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from regmtl.deep import HardSharing, TaskSpec, Trainer  # noqa: E402
+from regmtl.deep.diagnostics import GradientBalance, dominant_task  # noqa: E402
+
+
+def _problem(scale_b: float, n: int = 256, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 6))
+    ya = X @ rng.standard_normal(6) + 0.1 * rng.standard_normal(n)
+    yb = X @ rng.standard_normal(6) + 0.1 * rng.standard_normal(n)
+    return X, {"a": ya, "b": scale_b * yb}
+
+
+def test_shares_and_cosines_equal_a_hand_computation():
+    """Two steps of known gradients: the logged means equal the norms and cosines computed
+    from torch.autograd directly (float64, 1e-12)."""
+    torch.manual_seed(0)
+    W = torch.nn.Parameter(torch.randn(3, 4, dtype=torch.float64))
+    x = torch.randn(5, 3, dtype=torch.float64)
+    balance = GradientBalance(["a", "b", "c"])
+    expected_share, expected_cos = np.zeros(3), np.zeros(3)
+    for step in range(2):
+        z = x @ W
+        losses = torch.stack([((z[:, 0] - step) ** 2).sum(), z[:, 1:].sum() ** 2 / 10,
+                              (z * z).mean()])
+        balance.add(losses, [W])
+        g = [torch.autograd.grad(L, W, retain_graph=True)[0].reshape(-1).numpy()
+             for L in losses]
+        norms = np.array([np.linalg.norm(v) for v in g])
+        expected_share += norms / norms.sum() / 2
+        expected_cos += np.array([g[s] @ g[t] / (norms[s] * norms[t])
+                                  for s, t in ((0, 1), (0, 2), (1, 2))]) / 2
+        losses.sum().backward()  # the graph is still there for the step's own pass
+    cols = balance.columns()
+    np.testing.assert_allclose([cols[f"grad_share/{k}"] for k in "abc"], expected_share,
+                               rtol=1e-12)
+    np.testing.assert_allclose([cols["grad_cos/a/b"], cols["grad_cos/a/c"],
+                                cols["grad_cos/b/c"]], expected_cos, rtol=1e-12)
+    assert sum(cols[f"grad_share/{k}"] for k in "abc") == pytest.approx(1.0, abs=1e-12)
+    assert np.isnan(balance.columns()["grad_share/a"])  # reset: no step since
+
+
+def test_a_task_without_labels_takes_no_part():
+    W = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
+    balance = GradientBalance(["a", "b"])
+    balance.add(torch.stack([(W ** 2).sum(), (W * 0.0).sum()]), [W])
+    cols = balance.columns()
+    assert cols["grad_share/a"] == 1.0 and np.isnan(cols["grad_share/b"])
+    assert np.isnan(cols["grad_cos/a/b"])
+
+
+def test_trainer_logs_the_balance_and_warns_when_one_task_dominates():
+    """Task b's target 100 times task a's: b writes over 90% of the trunk's gradient and
+    the warning names it; on one scale neither dominates and nothing is said."""
+    tasks = [TaskSpec("a"), TaskSpec("b")]
+    X, y = _problem(100.0)
+    torch.manual_seed(0)
+    tr = Trainer(HardSharing(6, tasks, (16,)), lr=1e-2, batch_size=64, max_epochs=4, seed=0)
+    with pytest.warns(UserWarning, match=r"task 'b' wrote .* of the shared layers"):
+        tr.fit((X, y))
+    h = tr.history
+    assert {"grad_share/a", "grad_share/b", "grad_cos/a/b"} <= set(h.columns)
+    np.testing.assert_allclose(h["grad_share/a"] + h["grad_share/b"], 1.0, atol=1e-12)
+    assert (h["grad_share/b"] > 0.9).all()
+    assert dominant_task(h, 0.9, 3)[0] == "b"
+    X, y = _problem(1.0)
+    torch.manual_seed(0)
+    tr = Trainer(HardSharing(6, tasks, (16,)), lr=1e-2, batch_size=64, max_epochs=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        tr.fit((X, y))
+    assert (tr.history["grad_share/b"] < 0.9).all()
+
+
+def test_balance_off_and_with_one_task():
+    X, y = _problem(1.0, n=64)
+    torch.manual_seed(0)
+    tr = Trainer(HardSharing(6, [TaskSpec("a"), TaskSpec("b")], (8,)), max_epochs=1,
+                 grad_balance=0).fit((X, y))
+    assert not [c for c in tr.history.columns if c.startswith("grad_")]
+    tr = Trainer(HardSharing(6, [TaskSpec("a")], (8,)), max_epochs=1).fit((X, {"a": y["a"]}))
+    assert not [c for c in tr.history.columns if c.startswith("grad_")]
+    with pytest.raises(ValueError, match="grad_balance"):
+        Trainer(HardSharing(6, [TaskSpec("a")], (8,)), grad_balance=-1)
+    with pytest.raises(ValueError, match="dominance"):
+        Trainer(HardSharing(6, [TaskSpec("a")], (8,)), dominance=1.5)
+
+
+def test_plot_gradient_balance_draws_every_share_and_cosine():
+    pytest.importorskip("matplotlib")
+    from regmtl.plotting import plot_gradient_balance
+
+    X, y = _problem(1.0, n=64)
+    tasks = [TaskSpec("a"), TaskSpec("b"), TaskSpec("c")]
+    y["c"] = y["a"] - y["b"]
+    torch.manual_seed(0)
+    tr = Trainer(HardSharing(6, tasks, (8,)), max_epochs=2, seed=0).fit((X, y))
+    ax = plot_gradient_balance(tr.history)
+    assert len(ax.get_lines()) == 3 + 3 + 2  # shares, cosines, the 0 and 0.9 guides
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), tr.history["grad_share/a"])
+    with pytest.raises(ValueError, match="grad_share"):
+        plot_gradient_balance(tr.history.drop(columns=[c for c in tr.history.columns
+                                                       if c.startswith("grad_")]))
