@@ -185,7 +185,7 @@ class Trainer:
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`).
     progress : bool, default=False
         A tqdm bar over epochs with the latest losses.
-    grad_balance : int, default=10
+    grad_balance : int, default=2
         Steps of every epoch (evenly spread) on which each task's share of the shared
         parameters' gradient norm and the pairwise gradient cosines are measured and logged
         (:class:`~regmtl.deep.diagnostics.GradientBalance`; T backward passes through the
@@ -250,7 +250,7 @@ class Trainer:
                  checkpoint_dir: str | Path | None = None, grad_clip: float | None = None,
                  device: str = "auto", amp: str | bool = "auto",
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
-                 grad_balance: int = 10, dominance: float | None = 0.9):
+                 grad_balance: int = 2, dominance: float | None = 0.9):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
