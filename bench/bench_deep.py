@@ -105,7 +105,11 @@ def weighting_methods(args) -> None:
 
     from regmtl.deep.weighting import WEIGHTINGS
 
-    methods = [m for m in WEIGHTINGS if m != "fixed"]  # (fixed needs the user's weights)
+    # (fixed needs the user's weights); the last two rows: the losses in the tasks' own
+    # units, as before the trainer standardized targets and scaled losses
+    raw = {"standardize": False, "normalize_losses": False}
+    methods = [(m, m, {}) for m in WEIGHTINGS if m != "fixed"]
+    methods += [(f"{m} (raw)", m, raw) for m in ("equal", "gradnorm", "uncertainty")]
     print(f"\n2. Weighting methods on the recommender tasks ({args.n_rec} impressions, 20% test;"
           f" ratings in raw 1-5 units; hard sharing 64-32, heads 16; {args.epochs_rec} epochs, "
           f"Adam lr 1e-3, batch 256; {args.seeds} seeds; mean ± sd; the Trainer's defaults)")
@@ -116,7 +120,7 @@ def weighting_methods(args) -> None:
     d = make_recommender_tasks(2000, random_state=0)  # warm-up: the allocator's first pools
     Trainer(HardSharing(d.X.shape[1], tasks, (64, 32), head_hidden=(16,)), max_epochs=1,
             device="cpu").fit((d.X, {k: d.Y[:, j] for j, k in enumerate(d.target_names)}))
-    for m in methods:
+    for label, m, options in methods:
         vals, secs, peaks, weights = [], [], [], []
         for seed in range(args.seeds):
             d = make_recommender_tasks(args.n_rec, random_state=seed)
@@ -126,7 +130,7 @@ def weighting_methods(args) -> None:
             set_seed(seed)
             net = HardSharing(X.shape[1], tasks, (64, 32), head_hidden=(16,))
             t = Trainer(net, weighting=m, lr=1e-3, batch_size=256, max_epochs=args.epochs_rec,
-                        seed=seed, device="cpu")
+                        seed=seed, device="cpu", **options)
             t0 = time.perf_counter()
             _, peak = rss_peak_increase(
                 lambda t=t, tr_i=tr_i, tgt=tgt, X=X: t.fit(
@@ -140,21 +144,22 @@ def weighting_methods(args) -> None:
                          ev["val/rating/rmse"] ** 2 / const])
             last = t.history.iloc[-1]
             weights.append([last[f"weight/{k.name}"] for k in tasks])
-        rows[m] = (np.array(vals), np.mean(secs), np.max(peaks), np.mean(weights, axis=0))
-    print(f"   {'method':<12} {'click AUC':>16} {'purchase AUC':>16} {'rating MSE/const':>17} "
+        rows[label] = (np.array(vals), np.mean(secs), np.max(peaks), np.mean(weights, axis=0))
+    print(f"   {'method':<18} {'click AUC':>16} {'purchase AUC':>16} {'rating MSE/const':>17} "
           f"{'weights (click, purchase, rating)':>34} {'s/epoch':>8} {'peak MiB':>9}")
     worse = []
     for m, (v, s, peak, w) in rows.items():
         mu, sd = v.mean(0), v.std(0)
         cells = " ".join(f"{a:>8.4f} ± {b:<6.4f}" for a, b in zip(mu, sd, strict=True))
         wcell = ", ".join(f"{x:.3g}" for x in w)
-        print(f"   {m:<12} {cells} {wcell:>34} {s:>8.3f} {peak / 2**20:>9.1f}")
+        print(f"   {m:<18} {cells} {wcell:>34} {s:>8.3f} {peak / 2**20:>9.1f}")
         if (v[:, 0] <= 0.5).any() or (v[:, 1] <= 0.5).any() or (v[:, 2] >= 1.0).any():
             worse.append(m)
     print("   no task worse than its constant predictor on any seed" if not worse else
           f"   a task no better than its constant predictor on some seed: {', '.join(worse)}")
     print("   (peak MiB: the largest rise of this process's resident memory during a fit; "
-          "weights: the mean effective weights of the last epoch, seeds averaged)")
+          "weights: the mean effective weights of the last epoch, seeds averaged; (raw): "
+          "standardize=False, normalize_losses=False)")
 
 
 # --------------------------------------------------------------------------- 3. overhead

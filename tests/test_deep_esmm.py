@@ -154,7 +154,8 @@ def test_cvr_tower_learns_from_impressions_without_clicks():
     assert all(p.grad is not None and p.grad.abs().sum() > 0
                for p in net.cvr_tower.parameters())
     before = [p.detach().clone() for p in net.cvr_tower.parameters()]
-    Trainer(net, max_epochs=1, batch_size=64, lr=1e-2).fit((X, no_clicks))
+    with pytest.warns(UserWarning, match="'ctr': every training label is the same"):
+        Trainer(net, max_epochs=1, batch_size=64, lr=1e-2).fit((X, no_clicks))
     assert all(not torch.equal(p0, p) for p0, p in zip(before, net.cvr_tower.parameters(),
                                                         strict=True))
     # the usual way: purchase on the clicked rows only; without clicks its head never moves
@@ -162,8 +163,9 @@ def test_cvr_tower_learns_from_impressions_without_clicks():
     tasks = [TaskSpec("click", kind="binary"), TaskSpec("purchase", kind="binary")]
     hard = HardSharing(6, tasks, (8,), head_hidden=(4,))
     head = [p.detach().clone() for p in hard.heads["purchase"].parameters()]
-    Trainer(hard, max_epochs=1, batch_size=64, lr=1e-2).fit(
-        (X, {"click": np.zeros(64), "purchase": np.full(64, np.nan)}))
+    with pytest.warns(UserWarning, match="'click': every training label is the same"):
+        Trainer(hard, max_epochs=1, batch_size=64, lr=1e-2).fit(
+            (X, {"click": np.zeros(64), "purchase": np.full(64, np.nan)}))
     assert all(torch.equal(p0, p) for p0, p in zip(head, hard.heads["purchase"].parameters(),
                                                     strict=True))
 

@@ -9,12 +9,17 @@ torch = pytest.importorskip("torch")
 from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from regmtl.deep import DeepMultiTaskClassifier, DeepMultiTaskRegressor  # noqa: E402
+from regmtl.deep import (  # noqa: E402
+    DeepMultiTaskClassifier,
+    DeepMultiTaskModel,
+    DeepMultiTaskRegressor,
+)
 
 FAST = dict(hidden=(16,), max_epochs=40, batch_size=32)
 
 
-@parametrize_with_checks([DeepMultiTaskRegressor(**FAST), DeepMultiTaskClassifier(**FAST)])
+@parametrize_with_checks([DeepMultiTaskRegressor(**FAST), DeepMultiTaskClassifier(**FAST),
+                          DeepMultiTaskModel(**FAST)])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

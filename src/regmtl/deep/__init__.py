@@ -16,7 +16,8 @@
 - Training: :class:`Trainer` (validation, early stopping, best weights, mixed precision on
   CUDA, DistributedDataParallel under ``torchrun``: ``regmtl.deep.distributed``),
   checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`).
-- scikit-learn estimators (:class:`DeepMultiTaskRegressor`, :class:`DeepMultiTaskClassifier`)
+- scikit-learn estimators (:class:`DeepMultiTaskRegressor`, :class:`DeepMultiTaskClassifier`,
+  :class:`DeepMultiTaskModel` for mixed kinds)
   and transfer to a new task (:func:`transfer_head`).
 
 Examples
@@ -40,7 +41,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .conflict import FAMO, IMTL, MGDA, AlignedMTL, NashMTL, UPGrad
 from .data import Batches, MultiTaskDataset
 from .esmm import ESMM, esmm_targets
-from .estimators import DeepMultiTaskClassifier, DeepMultiTaskRegressor
+from .estimators import DeepMultiTaskClassifier, DeepMultiTaskModel, DeepMultiTaskRegressor
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .tasks import Metric, TaskSpec
@@ -99,6 +100,7 @@ __all__ = [
     "load_checkpoint",
     "DeepMultiTaskRegressor",
     "DeepMultiTaskClassifier",
+    "DeepMultiTaskModel",
     "transfer_head",
     "TransferredHead",
 ]

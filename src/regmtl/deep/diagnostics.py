@@ -109,6 +109,7 @@ def warn_if_dominated(history, threshold: float, epochs: int) -> None:
     warnings.warn(
         f"task {task!r} wrote {share:.0%} of the shared layers' gradient norm over the last "
         f"{epochs} epochs (grad_share/{task} > {threshold:g}): the other tasks are suppressed. "
-        "Put the tasks' losses on one scale (standardize regression targets), or use a "
-        "weighting that balances gradients (weighting='imtl', 'nash_mtl', 'upgrad').",
+        "Keep the trainer's standardize=True and normalize_losses=True (they put the "
+        "losses on one scale), or use a weighting that balances gradients "
+        "(weighting='imtl', 'nash_mtl', 'upgrad').",
         UserWarning, stacklevel=3)

@@ -124,6 +124,45 @@ class Context:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t / self.world_size
 
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        """The sum of ``t`` over the ranks (``t`` itself in one process).
+
+        Parameters
+        ----------
+        t : Tensor
+            The same shape on every rank.
+
+        Returns
+        -------
+        Tensor
+            The sum (a new tensor when distributed).
+        """
+        if not self.distributed:
+            return t
+        t = t.to(self.device).clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t.cpu()
+
+    def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """``t`` of every rank, in rank order (``[t]`` in one process).
+
+        Parameters
+        ----------
+        t : Tensor
+            The same shape on every rank.
+
+        Returns
+        -------
+        list of Tensor
+            One per rank, on the CPU.
+        """
+        if not self.distributed:
+            return [t]
+        t = t.to(self.device)
+        parts = [torch.empty_like(t) for _ in range(self.world_size)]
+        dist.all_gather(parts, t)
+        return [p.cpu() for p in parts]
+
     def average_gradients(self, params) -> None:
         """Average ``.grad`` of ``params`` over the ranks in one flat all-reduce, in place.
 

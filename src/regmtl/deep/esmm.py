@@ -134,7 +134,8 @@ class ESMM(MultiTaskNet):
     and :math:`\sigma(b) = P(\text{buy} \mid \text{click}, x)` (pCVR) is trained only through
     the product, on all impressions (an impression not clicked is a CTCVR negative, so it
     reaches the conversion tower too). With the :class:`~regmtl.deep.Trainer`'s equal weights
-    the objective is the paper's
+    and ``normalize_losses=False`` the objective is the paper's (by default each term is
+    divided by the entropy of its base rate)
 
     .. math::
 

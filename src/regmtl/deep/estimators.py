@@ -4,8 +4,9 @@ They take the three input forms of the linear estimators (lists per task, long f
 ``task``, shared X with an (n, T) Y; a 1-D y is one task). Rows of all tasks are stacked into
 one design and each row's target is observed for its own task only (missing for the others),
 so the tasks train jointly through the shared layers; a shared design keeps one row per sample
-with NaN for missing labels. Regression targets are standardized per task inside the fit and
-predictions mapped back.
+with NaN for missing labels. The trainer standardizes regression targets per task and scales
+every task's loss by its constant predictor's (``regmtl.deep.scaling``); the net predicts in
+the target's units. :class:`DeepMultiTaskModel` mixes regression and classification tasks.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..persistence import (
@@ -38,11 +40,11 @@ from ._torch import torch
 from .checkpoint import CONFIG, load_net, read_config, save_checkpoint
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
-from .tasks import TaskSpec
+from .tasks import KINDS, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .weighting import WEIGHTINGS, Weighting
 
-__all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier"]
+__all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel"]
 
 ARCHITECTURES = ("hard", "mmoe", "cgc", "ple")
 _ARCHITECTURE_NETS = {"hard": "HardSharing", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
@@ -211,11 +213,15 @@ class _DeepMultiTask(BaseEstimator):
         self.n_iter_ = len(self.history_)
         self.best_epoch_ = trainer.best_epoch_
         self.trainer_ = trainer
+        self._fitted()
         return self
 
+    def _fitted(self) -> None:
+        """Attributes read from the trained net."""
+
     def _rows(self, data: TaskData) -> list[np.ndarray]:
-        """For each segment of ``data``, its task's raw head outputs on its rows, (rows, width):
-        logits for classifiers, standardized values for regressors."""
+        """For each segment of ``data``, its task's net outputs on its rows, (rows, width):
+        logits for classification tasks, values in the target's units for regression."""
         x = torch.from_numpy(self._design(data))
         net = self.net_
         device = next(net.parameters()).device
@@ -337,8 +343,8 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     designs per task, long form with ``task``, or a shared X with an (n, T) Y (NaN = missing);
     a 1-D y is one task. Rows of all tasks are stacked into one design and each row's target
     is observed for its own task only, so the tasks train jointly through the shared layers.
-    Each task's target is standardized inside the fit (predictions are mapped back); each task
-    has a head with one output and the squared loss. Training runs a
+    Each task's target is standardized by the trainer (the net maps its outputs back to the
+    target's units); each task has a head with one output and the squared loss. Training runs a
     :class:`~regmtl.deep.Trainer` on one process.
 
     Parameters
@@ -411,7 +417,8 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
         The input form of the fit (``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
         ``"shared"``).
     y_mean_, y_scale_ : ndarray of shape (n_tasks,)
-        Each task's target mean and standard deviation.
+        Each task's target mean and standard deviation (the net's
+        :class:`~regmtl.deep.scaling.TargetScale` maps).
     trainer_ : Trainer
         The trainer of the fit.
 
@@ -445,20 +452,18 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
         return [("regression", 1)] * attrs["n_tasks_"]
 
     def _encode(self, data: TaskData) -> np.ndarray:
-        y = np.asarray(data.y, dtype=np.float64)
-        mu, sd = np.zeros(data.n_tasks), np.ones(data.n_tasks)
-        for k, s in enumerate(s for s, _ in data.segments()):
-            mu[k] = y[s].mean()
-            sd[k] = y[s].std() or 1.0
-        self.y_mean_, self.y_scale_ = mu, sd
-        return (y - np.repeat(mu, np.diff(data.indptr))) / np.repeat(sd, np.diff(data.indptr))
+        return np.asarray(data.y, dtype=np.float64)
+
+    def _fitted(self) -> None:
+        scales = [self.net_.target_scales[s.name] for s in self.net_.tasks]
+        self.y_mean_ = np.array([float(s.mean[0]) for s in scales])
+        self.y_scale_ = np.array([float(s.scale[0]) for s in scales])
 
     def _specs(self) -> list[TaskSpec]:
         return [TaskSpec(f"t{k}", metrics=("mse",)) for k in range(self.n_tasks_)]
 
     def _values(self, data: TaskData) -> np.ndarray:
-        return np.concatenate([r[:, 0] * self.y_scale_[t] + self.y_mean_[t]
-                               for r, t in zip(self._rows(data), data.task_index, strict=True)])
+        return np.concatenate([r[:, 0] for r in self._rows(data)])
 
     def predict(self, X: Any, task: Any = None) -> Any:
         """Predictions in the form of ``X``: list in, list out; a 2-D X alone gives (n, T).
@@ -637,17 +642,10 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         return super()._data(X, y, task, fitting=fitting)
 
     def _encode(self, data: TaskData) -> np.ndarray:
-        raw = data.raw_y
         y = np.full(data.n_obs, np.nan)
         classes = []
         for k, s in enumerate(s for s, _ in data.segments()):
-            labels = _as_labels(raw[s])
-            check_classification_targets(labels)
-            cls, idx = np.unique(labels, return_inverse=True)
-            if len(cls) < 2:
-                raise ValueError(f"y: task {data.tasks[data.task_index[k]]!r} has one class "
-                                 f"({cls[0]!r}); each task needs at least two classes.")
-            y[s] = idx
+            y[s], cls = _class_codes(data.raw_y[s], data.tasks[data.task_index[k]])
             classes.append(cls)
         self._classes = classes
         self.classes_ = classes[0] if data.form == "single" else classes
@@ -680,14 +678,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
             In long form, when the tasks have different numbers of classes.
         """
         data = self._predict_data(X, task)
-        probs = []
-        for r, t in zip(self._rows(data), data.task_index, strict=True):
-            if len(self._classes[t]) == 2:
-                p = 1.0 / (1.0 + np.exp(-r[:, 0]))
-                probs.append(np.column_stack([1.0 - p, p]))
-            else:
-                e = np.exp(r - r.max(axis=1, keepdims=True))
-                probs.append(e / e.sum(axis=1, keepdims=True))
+        probs = [_probabilities(r) for r in self._rows(data)]
         if data.form in ("list", "shared"):
             return probs
         if data.form == "dict":
@@ -722,11 +713,8 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
 
     def _labels(self, data: TaskData) -> list[np.ndarray]:
         """Predicted labels of each segment, in its task's label type."""
-        out = []
-        for r, t in zip(self._rows(data), data.task_index, strict=True):
-            idx = (r[:, 0] > 0).astype(int) if r.shape[1] == 1 else r.argmax(axis=1)
-            out.append(self._classes[t][idx])
-        return out
+        return [self._classes[t][_class_index(r)]
+                for r, t in zip(self._rows(data), data.task_index, strict=True)]
 
     def predict(self, X: Any, task: Any = None) -> Any:
         """Predicted labels, in the form of ``X``.
@@ -777,9 +765,330 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
             for (s, _), pred, a in zip(data.segments(), labels, starts, strict=True)]))
 
 
+class DeepMultiTaskModel(_DeepMultiTask):
+    r"""A multi-task network whose tasks are of mixed kinds: regression, binary, multiclass.
+
+    The input forms, nets and training are those of
+    :class:`~regmtl.deep.DeepMultiTaskRegressor`. Each task is a regression (one output,
+    squared loss on its standardized target) or a classification (its own classes of any label
+    type; two give a logistic head, more a softmax head). The trainer scales every task's loss
+    by its constant predictor's (``regmtl.deep.scaling``), so a rating in its units, a click
+    and a rare purchase train side by side without one dominating.
+
+    Parameters
+    ----------
+    kinds : "auto", dict or list, default="auto"
+        Each task's kind, ``"regression"`` or ``"classification"``: a dict task label -> kind
+        (tasks left out are "auto"), or a list in the order of the tasks. ``"auto"`` reads
+        scikit-learn's ``type_of_target`` of the task's observed labels: continuous values
+        are a regression, anything else (strings, booleans, integers) classes. Name the kind
+        of integer-valued targets that are quantities (counts, ratings).
+    architecture, hidden, head_hidden, n_experts, activation, dropout, batch_norm : see below
+        The net, as for :class:`~regmtl.deep.DeepMultiTaskRegressor`.
+    penalty, alpha, weighting, optimizer, lr, batch_size, max_epochs : see below
+        The training, as for :class:`~regmtl.deep.DeepMultiTaskRegressor`.
+    early_stopping, validation_fraction, patience, random_state, device, verbose : see below
+        Early stopping, seeding, device and progress, as for
+        :class:`~regmtl.deep.DeepMultiTaskRegressor`.
+
+    Attributes
+    ----------
+    kinds_ : ndarray of str, shape (n_tasks,)
+        ``"regression"``, ``"binary"`` or ``"multiclass"`` per task.
+    classes_ : list
+        Per task, its classes (ndarray), or None for a regression.
+    net_ : MultiTaskNet
+        The trained net (task ``k`` is named ``"t{k}"``).
+    history_ : DataFrame
+        One row per epoch (see :class:`~regmtl.deep.Trainer`).
+    tasks_ : ndarray
+        The task labels, in order.
+    n_tasks_ : int
+        Number of tasks.
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int
+        The epoch whose weights the net has.
+    input_form_ : str
+        The input form of the fit.
+    trainer_ : Trainer
+        The trainer of the fit.
+
+    See Also
+    --------
+    regmtl.deep.DeepMultiTaskRegressor : All tasks regressions.
+    regmtl.deep.DeepMultiTaskClassifier : All tasks classifications.
+
+    Examples
+    --------
+    A click (binary) and a rating in its 1-5 units on a shared design, NaN where unobserved:
+
+    >>> import numpy as np
+    >>> from regmtl.deep import DeepMultiTaskModel
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 4))
+    >>> click = (X[:, 0] > 0).astype(float)
+    >>> rating = np.where(click == 1, 3 + X[:, 1], np.nan)
+    >>> m = DeepMultiTaskModel(hidden=(16,), max_epochs=30, batch_size=32)
+    >>> m = m.fit(X, np.column_stack([click, rating]))
+    >>> m.kinds_.tolist()
+    ['binary', 'regression']
+    >>> proba = m.predict_proba(X[:2])  # one entry per task: None for the regression
+    >>> m.predict(X[:2]).shape, proba[0].shape, proba[1]
+    ((2, 2), (2, 2), None)
+    """
+
+    _kind = "mixed"
+    _saved = ("kinds_", "classes_")
+
+    _parameter_constraints: dict = {
+        **_DeepMultiTask._parameter_constraints,
+        "kinds": [StrOptions({"auto"}), dict, list, tuple],
+    }
+
+    def __init__(self, kinds: Any = "auto", architecture: str = "hard", *,
+                 hidden: Any = (64,), head_hidden: Any = (), n_experts: int = 4,
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 penalty: str | None = None, alpha: float = 0.0, weighting: Any = "equal",
+                 optimizer: str = "adam", lr: float = 1e-2, batch_size: int = 64,
+                 max_epochs: int = 200, early_stopping: bool = True,
+                 validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
+                 device: str = "auto", verbose: int = 0):
+        super().__init__(
+            architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
+            activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
+            alpha=alpha, weighting=weighting, optimizer=optimizer, lr=lr,
+            batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, patience=patience,
+            random_state=random_state, device=device, verbose=verbose)
+        self.kinds = kinds
+
+    # ------------------------------------------------------------------ kinds
+    def _asked_kinds(self, tasks: np.ndarray) -> list[str]:
+        """The kind asked for each task ("regression", "classification" or "auto")."""
+        allowed = ("regression", "classification", "auto")
+        if isinstance(self.kinds, str):
+            asked = ["auto"] * len(tasks)
+        elif isinstance(self.kinds, dict):
+            known = {_plain_label(t) for t in tasks}
+            unknown = [k for k in self.kinds if _plain_label(k) not in known]
+            if unknown:
+                raise ValueError(f"kinds: unknown task(s) {unknown[:5]}; the tasks are "
+                                 f"{[_plain_label(t) for t in tasks][:10]}.")
+            given = {_plain_label(k): v for k, v in self.kinds.items()}
+            asked = [given.get(_plain_label(t), "auto") for t in tasks]
+        else:
+            asked = list(self.kinds)
+            if len(asked) != len(tasks):
+                raise ValueError(f"kinds: a list needs one kind per task ({len(tasks)}), got "
+                                 f"{len(asked)}; or pass a dict task -> kind.")
+        bad = [k for k in asked if k not in allowed]
+        if bad:
+            raise ValueError(f"kinds: {bad[0]!r} is not one of {allowed}.")
+        return asked
+
+    def _encode(self, data: TaskData) -> np.ndarray:
+        y = np.full(data.n_obs, np.nan)
+        asked = self._asked_kinds(data.tasks)
+        kinds, classes = [], []
+        for k, (s, _) in enumerate(data.segments()):
+            label = data.tasks[data.task_index[k]]
+            raw = data.raw_y[s]
+            kind = asked[data.task_index[k]]
+            if kind == "auto":
+                kind = ("regression" if type_of_target(_as_labels(raw)) == "continuous"
+                        else "classification")
+            if kind == "regression":
+                try:
+                    y[s] = check_array(raw.reshape(-1, 1), dtype=np.float64,
+                                       input_name="y")[:, 0]
+                except ValueError as exc:
+                    raise ValueError(f"y: task {label!r} is a regression, but {exc}") from None
+                kinds.append("regression")
+                classes.append(None)
+            else:
+                y[s], cls = _class_codes(raw, label)
+                kinds.append("binary" if len(cls) == 2 else "multiclass")
+                classes.append(cls)
+        self.kinds_ = np.array(kinds)
+        self._classes = self.classes_ = classes
+        return y
+
+    def _specs(self) -> list[TaskSpec]:
+        return [TaskSpec(f"t{k}", metrics=("mse",)) if c is None else
+                TaskSpec(f"t{k}", kind="binary", metrics=("accuracy",)) if len(c) == 2 else
+                TaskSpec(f"t{k}", kind="multiclass", n_outputs=len(c), metrics=("accuracy",))
+                for k, c in enumerate(self._classes)]
+
+    def _head_kinds(self, attrs: dict) -> list[tuple[str, int]]:
+        return [("regression", 1) if c is None else ("binary", 1) if len(c) == 2
+                else ("multiclass", len(c)) for c in attrs["classes_"]]
+
+    # ------------------------------------------------------------------ predictions
+    def _outputs_of(self, data: TaskData) -> list[np.ndarray]:
+        """Each segment's predictions: values, or labels in its task's label type."""
+        return [r[:, 0] if self._classes[t] is None else self._classes[t][_class_index(r)]
+                for r, t in zip(self._rows(data), data.task_index, strict=True)]
+
+    def predict(self, X: Any, task: Any = None) -> Any:
+        """Predictions in the form of ``X``: values for regression tasks, labels for the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict of ndarray
+            (n,) for one task or the long form, (n, T) for a shared design (an object array
+            when the kinds mix label types), one array per task for a list or dict.
+        """
+        data = self._predict_data(X, task)
+        out = self._outputs_of(data)
+        if data.form == "list":
+            return out
+        if data.form == "dict":
+            return {data.tasks[t]: v for t, v in zip(data.task_index, out, strict=True)}
+        dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
+        return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
+
+    def predict_proba(self, X: Any, task: Any = None) -> Any:
+        """Class probabilities of the classification tasks, (n, K_t) per task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            Columns in the order of each task's ``classes_``. A list (lists and shared
+            designs) holds None for a regression task; a dict holds the classification
+            tasks; one task or the long form gives one (n, K) array.
+
+        Raises
+        ------
+        ValueError
+            For one task or the long form, when a row's task is a regression or the tasks
+            have different numbers of classes.
+        """
+        data = self._predict_data(X, task)
+        probs = [None if self._classes[t] is None else _probabilities(r)
+                 for r, t in zip(self._rows(data), data.task_index, strict=True)]
+        if data.form in ("list", "shared"):
+            return probs
+        if data.form == "dict":
+            return {data.tasks[t]: v for t, v in zip(data.task_index, probs, strict=True)
+                    if v is not None}
+        if any(p is None for p in probs):
+            raise ValueError("predict_proba: some rows belong to regression tasks; pass one "
+                             "design per task (a list or dict) to get the classification "
+                             "tasks' probabilities.")
+        if len({p.shape[1] for p in probs}) > 1:
+            raise ValueError("predict_proba: tasks have different numbers of classes, so the "
+                             "long form cannot hold them in one array; pass one design per "
+                             "task (a list or dict).")
+        return data.to_form(np.concatenate(probs))
+
+    def score(self, X: Any, y: Any, task: Any = None) -> float:
+        """R^2 of the regression tasks and accuracy of the others, averaged over tasks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list or dict of them
+            Designs in the form of the fit.
+        y : array-like, or list or dict of them
+            The true values and labels (NaN = missing in a shared Y).
+        task : array-like of shape (n_samples,) or str, optional
+            The task of each row (long form).
+
+        Returns
+        -------
+        float
+            The mean over tasks of each task's score.
+        """
+        data = self._predict_data(X, task, y)
+        scores = []
+        for (s, _), pred, t, a in zip(data.segments(), self._outputs_of(data), data.task_index,
+                                      data.indptr[:-1], strict=True):
+            if self._classes[t] is None:
+                scores.append(r2_score(np.asarray(data.raw_y[s], dtype=np.float64),
+                                       pred[s - a]))
+            else:
+                scores.append(accuracy_score(_as_labels(data.raw_y[s]),
+                                             _as_labels(pred[s - a])))
+        return float(np.mean(scores))
+
+    # ------------------------------------------------------------------ persistence
+    def _attributes_to_json(self) -> dict:
+        return {**super()._attributes_to_json(),
+                "kinds_": _array_to_json(np.asarray(self.kinds_)),
+                "classes_": [None if c is None else _array_to_json(np.asarray(c))
+                             for c in self.classes_]}
+
+    def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
+        if name == "kinds_":
+            arr = _array_from_json(value, "attribute 'kinds_'")
+            if arr.shape != (dims["n_tasks_"],) or not set(arr.tolist()) <= set(KINDS):
+                raise ValueError(f"attribute 'kinds_' must name one of {KINDS} per task")
+            return arr
+        if name != "classes_":
+            return super()._attribute_from_json(name, value, dims)
+        if not isinstance(value, list) or len(value) != dims["n_tasks_"]:
+            raise ValueError(f"attribute 'classes_' must list the classes (or null) of each of "
+                             f"the {dims['n_tasks_']} tasks")
+        out = [None if v is None else _array_from_json(v, "attribute 'classes_'") for v in value]
+        if any(c is not None and (c.ndim != 1 or len(c) < 2) for c in out):
+            raise ValueError("attribute 'classes_' must hold at least two classes per "
+                             "classification task")
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _plain_label(v: Any) -> Any:
+    """A task label as a plain Python value (NumPy scalars compare and hash as Python's)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _class_codes(raw: np.ndarray, task: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices 0..K-1 of one task's labels and its classes (sorted), K >= 2."""
+    labels = _as_labels(raw)
+    check_classification_targets(labels)
+    cls, idx = np.unique(labels, return_inverse=True)
+    if len(cls) < 2:
+        raise ValueError(f"y: task {task!r} has one class ({cls[0]!r}); each task needs at "
+                         "least two classes.")
+    return idx, cls
+
+
+def _probabilities(r: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, K) from a head's logits: one (binary) or K."""
+    if r.shape[1] == 1:
+        p = 1.0 / (1.0 + np.exp(-r[:, 0]))
+        return np.column_stack([1.0 - p, p])
+    e = np.exp(r - r.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _class_index(r: np.ndarray) -> np.ndarray:
+    """The most probable class of each row from a head's logits."""
+    return (r[:, 0] > 0).astype(int) if r.shape[1] == 1 else r.argmax(axis=1)
+
+
 # ---------------------------------------------------------------------- persistence
 _ESTIMATORS = {"DeepMultiTaskRegressor": DeepMultiTaskRegressor,
-               "DeepMultiTaskClassifier": DeepMultiTaskClassifier}
+               "DeepMultiTaskClassifier": DeepMultiTaskClassifier,
+               "DeepMultiTaskModel": DeepMultiTaskModel}
 _SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
           "n_iter_", "best_epoch_", "history_")
 _REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
@@ -912,5 +1221,18 @@ def load_estimator(path: str | os.PathLike) -> _DeepMultiTask:
         setattr(est, name, value)
     if isinstance(est, DeepMultiTaskClassifier):
         est._classes = [est.classes_] if est.input_form_ == "single" else list(est.classes_)
+    if isinstance(est, DeepMultiTaskModel):
+        est._classes = list(est.classes_)
+    if isinstance(est, DeepMultiTaskRegressor):
+        _scales_from_attributes(net, est)
     est.net_ = net.eval()
     return est
+
+
+def _scales_from_attributes(net: MultiTaskNet, est: DeepMultiTaskRegressor) -> None:
+    """A regressor saved before nets held their target maps: its net predicts standardized
+    values, ``y_mean_`` and ``y_scale_`` map them back; they become the net's maps."""
+    scales = [net.target_scales[t.name] for t in net.tasks]
+    if all(s.is_identity() for s in scales):
+        for s, mu, sd in zip(scales, est.y_mean_, est.y_scale_, strict=True):
+            s.set(torch.tensor([float(mu)]), torch.tensor([float(sd)]))

@@ -28,10 +28,12 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ._torch import torch
+from .scaling import TargetScale
 from .tasks import TaskSpec, as_task_specs
 
 nn = torch.nn
@@ -113,8 +115,17 @@ def _first_linear(module: nn.Module) -> nn.Linear | None:
     return None
 
 
+def _to_target_units(net: MultiTaskNet, args: Any, out: Any) -> Any:
+    """Forward hook: regression outputs in the target's units (outside
+    :meth:`MultiTaskNet.standardized_outputs`)."""
+    if net._standardized or not len(net.target_scales) or not isinstance(out, dict):
+        return None
+    scales = net.target_scales
+    return {k: scales[k](v) if k in scales else v for k, v in out.items()}
+
+
 class MultiTaskNet(nn.Module):
-    """Base class of the multi-task nets: task specs, parameter groups, config.
+    r"""Base class of the multi-task nets: task specs, parameter groups, config.
 
     A net maps a batch ``x`` of shape (B, n_features) to a dict ``{task: output}``, each output
     of shape (B, ``n_outputs``) (values for regression, logits for classification, see
@@ -138,6 +149,11 @@ class MultiTaskNet(nn.Module):
         The tasks: specs, names (regression tasks), or a dict name -> kind (or spec). Names must
         be unique.
 
+    Every regression output passes through its task's :class:`~regmtl.deep.scaling.TargetScale`
+    (:math:`\sigma h + \mu`, the identity until the :class:`~regmtl.deep.Trainer` standardizes
+    the targets), so the outputs are in the target's units; inside
+    :meth:`standardized_outputs` they are the heads' own :math:`h`.
+
     Attributes
     ----------
     n_features : int
@@ -146,6 +162,8 @@ class MultiTaskNet(nn.Module):
         The task specs, in order.
     task_names : list of str
         Their names.
+    target_scales : ModuleDict of str to TargetScale
+        The map of each regression task (buffers in the ``state_dict``).
 
     See Also
     --------
@@ -173,6 +191,44 @@ class MultiTaskNet(nn.Module):
         self.n_features = int(n_features)
         self.tasks = as_task_specs(tasks)
         self.task_names = [t.name for t in self.tasks]
+        self.target_scales = nn.ModuleDict()
+        for t in self.tasks:
+            self._add_target_scale(t)
+        self._standardized = False
+        self.register_forward_hook(_to_target_units)
+
+    def _add_target_scale(self, spec: TaskSpec) -> None:
+        if spec.kind == "regression":
+            self.target_scales[spec.name] = TargetScale(spec.n_outputs)
+
+    @contextmanager
+    def standardized_outputs(self) -> Iterator[None]:
+        r"""Within this block, regression outputs are the heads' standardized :math:`h`
+        (the trainer's losses), not :math:`\sigma h + \mu`."""
+        before, self._standardized = self._standardized, True
+        try:
+            yield
+        finally:
+            self._standardized = before
+
+    def standardize_target(self, task: str, y: torch.Tensor) -> torch.Tensor:
+        r"""A target batch of ``task`` in the units of its head's :math:`h` (as is for
+        classification tasks).
+
+        Parameters
+        ----------
+        task : str
+            The task.
+        y : Tensor of shape (B,) or (B, n_outputs)
+            Its labels.
+
+        Returns
+        -------
+        Tensor
+            :math:`(y - \mu) / \sigma`.
+        """
+        scale = self.target_scales[task] if task in self.target_scales else None
+        return y if scale is None else scale.standardize(y)
 
     def _head(self, in_features: int, spec: TaskSpec, hidden: Sequence[int], **kw) -> nn.Module:
         body = mlp(in_features, hidden, **kw)

@@ -31,6 +31,7 @@ from .diagnostics import GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .nets import MultiTaskNet
 from .penalties import ParameterPenalty, make_penalties
+from .scaling import TargetMoments, constant_losses, fit_scale, label_batches, loss_scales
 from .weighting import Weighting, make_weighting
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
@@ -135,6 +136,12 @@ class Trainer:
     on disk with ``checkpoint_dir``). Under ``torchrun`` the net is wrapped in
     ``DistributedDataParallel`` and each rank trains on its share of every global batch.
 
+    No task dominates by its units (``regmtl.deep.scaling``): before the first step the
+    regression targets are standardized per task and output (the net keeps the map and
+    predicts in the target's units), and each task's loss is divided by :math:`c_t`, the loss
+    of the best constant prediction on its training labels, so :math:`L_t = 1` is the constant
+    predictor whatever the task's kind and units.
+
     Parameters
     ----------
     net : MultiTaskNet
@@ -193,6 +200,18 @@ class Trainer:
     dominance : float or None, default=0.9
         A UserWarning names the task whose gradient share stayed above this in each of the
         last three epochs (the other tasks are suppressed); None: no warning.
+    standardize : bool, default=True
+        Standardize each regression output with the mean and standard deviation of its
+        observed training labels (tasks whose map the net already holds, from an earlier fit
+        or a checkpoint, keep it). The map is held by the net
+        (:class:`~regmtl.deep.scaling.TargetScale`, saved in its ``state_dict``): outputs,
+        predictions and metrics stay in the target's units.
+    normalize_losses : bool, default=True
+        Divide each task's loss by its constant predictor's loss :math:`c_t` (``loss_scale_``):
+        1/2 for the squared loss on standardized targets, the entropy of the base rate
+        (binary) or of the class frequencies (multiclass); other losses are evaluated at the
+        constant. The training and validation losses in the history are these ratios.
+        False: the losses as :class:`~regmtl.deep.TaskSpec` defines them.
 
     Attributes
     ----------
@@ -202,6 +221,9 @@ class Trainer:
         The weighting instance.
     penalties : list of ParameterPenalty
         The penalties.
+    loss_scale_ : dict of str to float
+        :math:`c_t` of each task (1 with ``normalize_losses=False``, or for a task whose
+        training labels are all alike or absent).
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
@@ -250,7 +272,8 @@ class Trainer:
                  checkpoint_dir: str | Path | None = None, grad_clip: float | None = None,
                  device: str = "auto", amp: str | bool = "auto",
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
-                 grad_balance: int = 2, dominance: float | None = 0.9):
+                 grad_balance: int = 2, dominance: float | None = 0.9,
+                 standardize: bool = True, normalize_losses: bool = True):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -289,6 +312,8 @@ class Trainer:
         self.seed = int(seed)
         self.progress = progress
         self.grad_balance, self.dominance = grad_balance, dominance
+        self.standardize, self.normalize_losses = bool(standardize), bool(normalize_losses)
+        self._loss_scale = torch.ones(len(self.tasks))
         self.history_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -392,7 +417,9 @@ class Trainer:
             raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
                              f"{sorted(self._columns(val_tasks))}.")
 
+        self._scale_targets(loaders, ctx)
         net = self.net.to(ctx.device)
+        self._loss_scale = self._loss_scale.to(ctx.device)
         model = net
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -524,6 +551,38 @@ class Trainer:
         self.net.eval()
         return self
 
+    def _scale_targets(self, loaders: dict, ctx: Context) -> None:
+        """Standardize the regression targets the net has no map for yet, and measure each
+        task's constant-predictor loss: one pass over the training labels (a second for
+        losses without a closed form); merged over the ranks when each holds a shard."""
+        net, names = self.net, [t.name for t in self.tasks]
+        fit = [t.name for t in self.tasks if self.standardize and t.name in net.target_scales
+               and net.target_scales[t.name].is_identity()]
+        self.loss_scale_ = dict.fromkeys(names, 1.0)
+        self._loss_scale = torch.ones(len(names))
+        if not fit and not self.normalize_losses:
+            return
+        sources = {k: v.dataset if isinstance(v, Batches) else v for k, v in loaders.items()}
+        sharded = ctx.distributed and any(not isinstance(v, MultiTaskDataset)
+                                          for v in sources.values())
+        moments = TargetMoments(self.tasks)
+        for name, y in label_batches(sources, self.tasks):
+            moments.update(name, y)
+        if sharded:
+            moments.merge_ranks(ctx.gather)
+        for name in fit:
+            fit_scale(net.target_scales[name], moments, name)
+        if self.normalize_losses:
+            const = constant_losses(self.tasks, moments, dict(net.target_scales.items()),
+                                    lambda: label_batches(sources, self.tasks),
+                                    ctx.sum if sharded else None)
+            self._loss_scale = loss_scales(self.tasks, const)
+            self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
+
+    def _task_loss(self, spec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The task's loss on standardized outputs and targets (no division by c_t)."""
+        return spec.task_loss(out, self.net.standardize_target(spec.name, y))
+
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one
         process (under DDP each rank's own gradients would be measured)."""
@@ -564,14 +623,15 @@ class Trainer:
             raise ValueError(f"a batch has targets of unknown task(s) {sorted(unknown)}; the "
                              f"net's tasks are {sorted(self._names)}.")
         x = x.to(ctx.device, non_blocking=True)
-        out = model(x)
+        with self.net.standardized_outputs():
+            out = model(x)
         losses = []
         for t in self.tasks:
             if t.name in ys:
-                losses.append(t.task_loss(out[t.name], ys[t.name].to(ctx.device)))
+                losses.append(self._task_loss(t, out[t.name], ys[t.name].to(ctx.device)))
             else:  # a data set without this task's target: no signal, zero gradient
                 losses.append(out[t.name].sum() * 0.0)
-        return torch.stack(losses)
+        return torch.stack(losses) / self._loss_scale.to(losses[0].dtype)
 
     def _task_losses(self, model, batches, ctx: Context) -> torch.Tensor:
         losses = []
@@ -580,10 +640,12 @@ class Trainer:
                 losses.append(None)
                 continue
             x, ys = batches[t.name]
-            out = model(x.to(ctx.device), tasks=[t.name])[t.name]
-            losses.append(t.task_loss(out, ys[t.name].to(ctx.device)))
+            with self.net.standardized_outputs():
+                out = model(x.to(ctx.device), tasks=[t.name])[t.name]
+            losses.append(self._task_loss(t, out, ys[t.name].to(ctx.device)))
         ref = next(v for v in losses if v is not None)
-        return torch.stack([ref * 0.0 if v is None else v for v in losses])
+        stacked = torch.stack([ref * 0.0 if v is None else v for v in losses])
+        return stacked / self._loss_scale.to(stacked.dtype)
 
     def _step_end(self, model, net, batch, drawn, ctx: Context, autocast, reduce) -> None:
         """Give the weighting the losses of the step's batch at the updated parameters (FAMO):
@@ -601,9 +663,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def _outputs(self, X: torch.Tensor, device, batch_size: int = 4096) -> dict:
+    def _outputs(self, X: torch.Tensor, device, batch_size: int = 4096,
+                 standardized: bool = False) -> dict:
+        """The net's outputs on X (regression: the heads' h when ``standardized``)."""
         self.net.eval()
-        outs = [self.net(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)]
+        with self.net.standardized_outputs() if standardized else nullcontext():
+            outs = [self.net(X[i:i + batch_size].to(device))
+                    for i in range(0, len(X), batch_size)]
         return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]}
 
     def _validate(self, ds: Any, ctx: Context) -> dict:
@@ -616,20 +682,36 @@ class Trainer:
                 for k, v in y.items():
                     ys.setdefault(k, []).append(v)
             X, Y = torch.cat(xs), {k: torch.cat(v) for k, v in ys.items()}
-        out = self._outputs(X, ctx.device)
+        out = self._outputs(X, ctx.device, standardized=True)
+        scales = self.net.target_scales
         row, total = {}, 0.0
-        for t in self.tasks:
+        for j, t in enumerate(self.tasks):
             if t.name not in Y:
                 continue
             y = Y[t.name].to(ctx.device)
-            loss = float(t.task_loss(out[t.name], y))
+            h = out[t.name]
+            if t.name in scales:  # the loss of training (standardized), metrics in units
+                loss = t.task_loss(h.double(), self._standardized(t.name, y.double()))
+                with torch.no_grad():
+                    f = scales[t.name](h)
+            else:
+                loss, f = t.task_loss(h, y), h
+            loss = float(loss) / float(self._loss_scale[j])
             row[f"val_loss/{t.name}"] = loss
             total += t.weight * loss
-            pred = t.transform(out[t.name]).cpu().numpy()
-            for m, v in t.scores(y.cpu().numpy(), pred).items():
+            pred = t.transform(f).cpu().numpy()
+            for m, v in t.scores(Y[t.name].cpu().numpy(), pred).items():
                 row[f"val/{t.name}/{m}"] = v
         row["val_loss"] = total
         return row
+
+    def _standardized(self, task: str, v: torch.Tensor) -> torch.Tensor:
+        """Values of ``task`` in target units to standardized units, in float64."""
+        s = self.net.target_scales[task]
+        mean, scale = s.mean.double(), s.scale.double()
+        if v.ndim == 1:
+            mean, scale = mean[0], scale[0]
+        return (v - mean) / scale
 
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096) -> dict[str, np.ndarray]:

@@ -45,8 +45,9 @@ class TransferredHead:
     strategy_ : str
         ``"frozen trunk"``.
     y_mean_, y_scale_ : float
-        Mean and standard deviation of the new target (regression only): the head predicts
-        the standardized target.
+        Mean and standard deviation of the new target (regression only): the head learns the
+        standardized target and the net's map for the task
+        (:class:`~regmtl.deep.scaling.TargetScale`) returns it to its units.
     classes_ : ndarray of shape (2,)
         The two labels (binary only).
 
@@ -91,7 +92,7 @@ class TransferredHead:
         """
         f = self._outputs(X)
         if self.kind_ == "regression":
-            return f * self.y_scale_ + self.y_mean_
+            return f
         return self.classes_[(f > 0).astype(int)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -181,6 +182,8 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
                          "architecture='hard' or 'mmoe'.")
     net.tasks = [*net.tasks, spec]
     net.task_names = [*net.task_names, spec.name]
+    net._add_target_scale(spec)
+    net.target_scales.to(next(net.parameters()).device)
     return [p for m in modules for p in m.parameters()]
 
 
@@ -204,7 +207,8 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
     X_new : array-like of shape (n_samples, n_features)
         The new task's features (the net's features; at least 2 rows).
     y_new : array-like of shape (n_samples,)
-        Values (standardized for training, as the regressor does) or two labels.
+        Values (standardized for training by the trainer, see
+        ``regmtl.deep.scaling``) or two labels.
     task : str, default="new"
         Name of the new task in the returned net (not one of its tasks).
     kind : {"regression", "binary"}, optional
@@ -275,9 +279,7 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         raise ValueError(f"kind={kind!r}: a new head is 'regression' or 'binary'.")
     out = TransferredHead()
     if kind == "regression":
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_new")
-        out.y_mean_, out.y_scale_ = float(y.mean()), float(y.std() or 1.0)
-        target = ((y - out.y_mean_) / out.y_scale_).astype(np.float64)
+        target = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_new")
     else:
         classes = np.unique(y)
         if classes.size != 2:
@@ -303,6 +305,9 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
                       seed=int(random_state), weight_decay=weight_decay)
     trainer.fit((X, {task: target}))
     net.tasks, net.task_names = [*old_tasks, spec], [*old_names, task]
+    if kind == "regression":
+        scale = net.target_scales[task]
+        out.y_mean_, out.y_scale_ = float(scale.mean[0]), float(scale.scale[0])
     out.net_, out.task_, out.kind_ = net, task, kind
     out.history_ = trainer.history
     out.n_trainable_ = int(sum(p.numel() for p in params))
