@@ -394,3 +394,65 @@ def test_report_fits_a_1366_px_screen_in_chromium(small_comparison, tmp_path):
                    timeout=120)
     head = shot.read_bytes()[:24]
     assert head.startswith(PNG) and int.from_bytes(head[16:20], "big") == 1366
+
+
+# --------------------------------------------------------------------- deep training
+def _history(dominated: bool, epochs: int = 5) -> pd.DataFrame:
+    share = 0.95 if dominated else 0.6
+    e = np.arange(1, epochs + 1)
+    return pd.DataFrame({
+        "epoch": e, "loss": 2.0 - 0.1 * e,
+        "loss/t0": 1.0 - 0.05 * e, "weight/t0": np.ones(epochs),
+        "loss/t1": 1.0 - 0.1 * e, "weight/t1": np.ones(epochs),
+        "grad_share/t0": np.full(epochs, share), "grad_share/t1": np.full(epochs, 1 - share),
+        "grad_cos/t0/t1": np.full(epochs, -0.2),
+        "val_loss/t0": 1.0 - 0.04 * e, "val_loss/t1": 1.0 - 0.08 * e,
+        "val/t0/r2": 0.04 * e, "val/t1/auc": 0.5 + 0.05 * e, "val_loss": 2.0 - 0.12 * e})
+
+
+def test_training_report_says_which_task_dominated_and_tabulates_each():
+    bad = regmtl.report.training_report(_history(True), created="2024-01-01").to_html()
+    parsed = _parse(bad)
+    strong = " ".join(parsed.text.get("strong", []))
+    assert "Task t0 dominated the shared layers" in strong
+    assert "95%" in bad
+    assert [t for t, _ in parsed.tags].count("img") == 3  # balance, losses, weights
+    cells = parsed.text.get("td", [])
+    assert "t0" in cells and "t1" in cells
+    good = regmtl.report.training_report(_history(False), created="2024-01-01").to_html()
+    assert "No task dominated the shared layers" in good and "t0, 60%" in good
+    with pytest.raises(ValueError, match="training history"):
+        regmtl.report.training_report(object())
+
+
+def test_training_report_of_a_wrapper_names_its_tasks_and_loss_scales():
+    pytest.importorskip("torch")
+    from regmtl.deep import DeepMultiTaskModel
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3))
+    y = {"price": 1000 * X[:, 0], "click": X[:, 1] > 0}
+    m = DeepMultiTaskModel(hidden=(8,), max_epochs=3, early_stopping=False).fit(
+        {k: X for k in y}, y)
+    page = regmtl.report.training_report(m, created="2024-01-01").to_html()
+    cells = _parse(page).text.get("td", [])
+    assert "price" in cells and "click" in cells and "t0" not in cells
+    assert "constant predictor" in page  # the losses are the trainer's normalized ones
+    assert "0.5" in cells  # the squared loss of the constant on standardized prices
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium to render the report")
+def test_training_report_fits_a_1366_px_screen_in_chromium(tmp_path):
+    import subprocess
+
+    path = regmtl.report.training_report(_history(True), created="2024-01-01").write(
+        tmp_path / "training.html")
+    measured = tmp_path / "measured.html"
+    measured.write_text(path.read_text().replace("</body>", MEASURE + "</body>"))
+    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--window-size=1366,900"]
+    dom = subprocess.run([*base, "--dump-dom", measured.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    found = dict(re.findall(r'data-([a-z-]+)="(\d+)"', dom))
+    assert int(found["page-width"]) <= 1366
+    assert int(found["tables"]) == 1 and int(found["tables-scrolling"]) == 0

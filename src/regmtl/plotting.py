@@ -29,6 +29,7 @@ __all__ = [
     "plot_relatedness",
     "plot_transfer_curve",
     "plot_gradient_balance",
+    "plot_training_history",
     "figure_to_png",
 ]
 
@@ -766,6 +767,74 @@ def plot_gradient_balance(history: pd.DataFrame, *, dominance: float | None = 0.
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient share / cosine")
     ax.set_title("Gradient balance on the shared layers")
+    ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def plot_training_history(history: pd.DataFrame, *, what: str = "loss",
+                          normalized: bool = True, ax: Axes | None = None) -> Axes:
+    """Each task's loss (training and validation) or weight over the epochs of a deep training.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        :attr:`regmtl.deep.Trainer.history` (or a wrapper's ``history_``).
+    what : {"loss", "weight"}, default="loss"
+        ``"loss"``: ``loss/TASK`` (solid) and ``val_loss/TASK`` (dashed); ``"weight"``:
+        ``weight/TASK``, the mean effective weight of each epoch.
+    normalized : bool, default=True
+        The losses are the trainer's normalized ones (its default ``normalize_losses``): a
+        line at 1 marks the constant predictor.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib Axes
+        One color per task.
+
+    Raises
+    ------
+    ValueError
+        If ``what`` is unknown or the history has no such column.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_training_history
+    >>> history = pd.DataFrame({"epoch": [1, 2], "loss/click": [0.9, 0.7],
+    ...                         "val_loss/click": [0.95, 0.8], "loss/rating": [0.8, 0.5]})
+    >>> ax = plot_training_history(history)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['click', 'click (validation)', 'rating']
+    """
+    if what not in ("loss", "weight"):
+        raise ValueError(f"what must be 'loss' or 'weight', got {what!r}.")
+    cols = [c for c in history.columns if str(c).startswith(f"{what}/")]
+    if not cols:
+        raise ValueError(f"history has no {what}/TASK column: pass a deep trainer's history.")
+    epochs = (history["epoch"].to_numpy() if "epoch" in history.columns
+              else np.arange(1, len(history) + 1))
+    ax = _new_axes(ax, (6.0, 4.0))
+    for k, c in enumerate(cols):
+        task = str(c).split("/", 1)[1]
+        ax.plot(epochs, history[c].to_numpy(dtype=np.float64), color=f"C{k}", marker="o",
+                ms=3, label=task)
+        val = f"val_loss/{task}"
+        if what == "loss" and val in history.columns:
+            ax.plot(epochs, history[val].to_numpy(dtype=np.float64), color=f"C{k}", ls="--",
+                    label=f"{task} (validation)")
+    if what == "loss" and normalized:
+        ax.axhline(1.0, color=_ZERO_COLOR, lw=0.8, ls=":")
+        ax.set_ylabel("loss / constant predictor's loss")
+        ax.set_title("Task losses (1: the constant predictor)")
+    elif what == "loss":
+        ax.set_ylabel("loss")
+        ax.set_title("Task losses")
+    else:
+        ax.set_ylabel("weight")
+        ax.set_title("Task weights")
+    ax.set_xlabel("epoch")
     ax.legend(frameon=False, fontsize="small")
     return ax
 

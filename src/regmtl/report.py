@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from joblib import delayed
 
-__all__ = ["Report", "comparison_report", "relatedness_report"]
+__all__ = ["Report", "comparison_report", "relatedness_report", "training_report"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -236,6 +236,7 @@ class Report:
     --------
     comparison_report : The report of a :func:`~regmtl.compare` result.
     relatedness_report : The report of a :func:`~regmtl.task_relatedness` result.
+    training_report : The report of a deep training.
 
     Examples
     --------
@@ -989,3 +990,155 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
                  f"unrelated tasks ({rel.n_permutations} permutations). See `regmtl "
                  "relatedness` for the same on all rows.")
     _add_relatedness(rep, rel, top=10)
+
+
+# --------------------------------------------------------------------- deep training
+def _training_record(model: Any) -> tuple[Any, dict[str, str], dict | None, int | None]:
+    """(history with readable task names, {net name: label}, loss scales, best epoch)."""
+    import pandas as pd
+
+    if isinstance(model, pd.DataFrame):
+        return model, {}, None, None
+    history = getattr(model, "history_", None)
+    if history is None:
+        raise ValueError("training_report: pass a fitted regmtl.deep Trainer, a deep "
+                         "estimator or a training history (DataFrame).")
+    trainer = model if hasattr(model, "net") and hasattr(model, "weighting") else \
+        getattr(model, "trainer_", None)
+    names: dict[str, str] = {}
+    if hasattr(model, "tasks_"):  # a wrapper: its net names task k "t{k}"
+        names = {f"t{k}": str(label) for k, label in enumerate(model.tasks_)}
+    scales = getattr(trainer, "loss_scale_", None) if trainer is not None else None
+    if scales is not None and not getattr(trainer, "normalize_losses", True):
+        scales = None
+
+    def rename(col: str) -> str:
+        parts = str(col).split("/")
+        return "/".join(names.get(p, p) if i else p for i, p in enumerate(parts))
+
+    history = history.rename(columns=rename) if names else history
+    if scales is not None and names:
+        scales = {names.get(k, k): v for k, v in scales.items()}
+    return history, names, scales, getattr(model, "best_epoch_", None)
+
+
+def _task_table(history: Any, scales: dict | None, best: int | None) -> Any:
+    """One row per task: losses, validation metrics at the best epoch, weight, share."""
+    import pandas as pd
+
+    tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
+    row_best = history.iloc[(best or len(history)) - 1]
+    last = history.iloc[-1]
+    tail = history.iloc[-3:]
+    rows = []
+    for t in tasks:
+        row = {"task": t, "training loss (last)": last[f"loss/{t}"]}
+        if f"val_loss/{t}" in history.columns:
+            row["validation loss (best)"] = row_best[f"val_loss/{t}"]
+            for c in history.columns:
+                if str(c).startswith(f"val/{t}/"):
+                    row[f"{str(c).rsplit('/', 1)[1]} (best)"] = row_best[c]
+        row["weight (last)"] = last[f"weight/{t}"]
+        if f"grad_share/{t}" in history.columns:
+            row["gradient share (last 3)"] = tail[f"grad_share/{t}"].mean()
+        if scales is not None:
+            row["constant's loss"] = scales.get(t, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def training_report(model: Any, *, title: str | None = None, created: Any = None,
+                    dominance: float = 0.9, n_jobs: int | None = None) -> Report:
+    """A report of a deep multi-task training: per-task losses, weights, gradient balance.
+
+    It states whether one task dominated the shared layers (its share of their gradient norm
+    above ``dominance`` over the last three epochs), tabulates each task (training loss,
+    validation loss and metrics at the best epoch, weight, gradient share, the constant
+    predictor's loss the trainer divides by), and plots the losses against the constant
+    predictor's (:func:`~regmtl.plotting.plot_training_history`), the weights, and the
+    gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`).
+
+    Parameters
+    ----------
+    model : Trainer, deep estimator or DataFrame
+        A fitted :class:`~regmtl.deep.Trainer`, a fitted
+        :class:`~regmtl.deep.DeepMultiTaskRegressor` (classifier, mixed model), or a
+        training history.
+    title : str, default=None
+        The title; default ``"regmtl deep training"``.
+    created : datetime, date or str, default=None
+        The footer date (see :class:`Report`).
+    dominance : float, default=0.9
+        The gradient share above which a task is said to dominate.
+    n_jobs : int, default=None
+        Processes that draw the figures (the calling one included; -1: one per core).
+
+    Returns
+    -------
+    Report
+        Write it with :meth:`Report.write`.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` holds no training history.
+
+    See Also
+    --------
+    regmtl.deep.Trainer : Logs the history.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import HardSharing, TaskSpec, Trainer, set_seed
+    >>> from regmtl.report import training_report
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 3))
+    >>> y = {"price": 1000 * X[:, 0], "click": (X[:, 1] > 0).astype(float)}
+    >>> set_seed(0)
+    >>> net = HardSharing(3, [TaskSpec("price"), TaskSpec("click", kind="binary")], (8,))
+    >>> trainer = Trainer(net, max_epochs=3, batch_size=16).fit((X, y), val=(X, y))
+    >>> report = training_report(trainer, created="2024-01-01")
+    >>> report.write("training.html").name
+    'training.html'
+    """
+    from .deep.diagnostics import dominant_task
+
+    history, _, scales, best = _training_record(model)
+    tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
+    rep = Report(title or "regmtl deep training",
+                 f"{len(tasks)} tasks, {len(history)} epochs"
+                 + (f", best epoch {best}" if best else ""), created=created)
+    normalized = ("Losses are divided by each task's constant predictor's loss (the training "
+                  "mean, base rate or class frequencies): 1 is the constant predictor, below 1 "
+                  "the task has learned something. " if scales is not None else "")
+    rep.add_text(normalized + "The *gradient share* of a task is its part of the shared "
+                 "layers' gradient norm; a share near 1 means one task writes them alone, a "
+                 "negative *cosine* that two tasks pull them apart.")
+    rep.add_heading("Balance")
+    if any(str(c).startswith("grad_share/") for c in history.columns):
+        found = dominant_task(history, dominance, 3)
+        if found is not None:
+            rep.add_text(f"**Task {found[0]} dominated the shared layers**: it wrote "
+                         f"{found[1]:.0%} of their gradient norm over the last three epochs; "
+                         "the other tasks are suppressed.")
+        else:
+            shares = history[[f"grad_share/{t}" for t in tasks]].iloc[-3:].mean()
+            top = shares.idxmax().split("/", 1)[1]
+            rep.add_text(f"**No task dominated the shared layers** (largest share over the "
+                         f"last three epochs: {top}, {shares.max():.0%}).")
+        rep._defer_figure(delayed(_plot_png)("plot_gradient_balance", history,
+                                             dominance=dominance),
+                          caption="Gradient shares (solid) and pairwise cosines (dashed)")
+    else:
+        rep.add_text("The gradient balance was not logged (one task, grad_balance=0, or a "
+                     "distributed run).")
+    rep.add_table(_task_table(history, scales, best), caption="Per task",
+                  float_format="{:.4g}")
+    rep.add_heading("Over the epochs")
+    rep._defer_figure(delayed(_plot_png)("plot_training_history", history, what="loss",
+                                         normalized=scales is not None),
+                      caption="Training (solid) and validation (dashed) losses")
+    rep._defer_figure(delayed(_plot_png)("plot_training_history", history, what="weight"),
+                      caption="Mean effective weight of each epoch")
+    return rep._draw(n_jobs)
