@@ -1,6 +1,7 @@
 """Run by test_deep_distributed.py under torchrun: train on this rank's share of every global
 batch and save the final parameters (rank 0)."""
 
+import os
 import sys
 
 import numpy as np
@@ -24,8 +25,35 @@ def train(weighting: str, batch_size: int, distributed) -> HardSharing:
     return net
 
 
+def scales(rank: int = 0, world: int = 1, distributed="auto") -> dict:
+    """Target maps and loss scales from a DataLoader over this rank's rows (every world-th):
+    a regression with missing labels and the absolute loss (no closed form), a binary task."""
+    from regmtl.deep import TaskSpec
+
+    X, y = problem()
+    a = 50.0 * y["a"] + 300.0
+    a[::7] = np.nan
+    b = (y["b"] > 0.3).astype(float)
+    rows = [(torch.tensor(X[i], dtype=torch.float32),
+             {"a": torch.tensor(a[i]), "b": torch.tensor(b[i])})
+            for i in range(rank, len(X), world)]
+    torch.manual_seed(0)
+    net = HardSharing(6, [TaskSpec("a", loss="mae"), TaskSpec("b", kind="binary")], (8,))
+    tr = Trainer(net, max_epochs=1, distributed=distributed, device="cpu", grad_balance=0)
+    tr.fit(torch.utils.data.DataLoader(rows, batch_size=13))
+    s = net.target_scales["a"]
+    return {"mean": s.mean.clone(), "scale": s.scale.clone(),
+            "c": torch.tensor([tr.loss_scale_["a"], tr.loss_scale_["b"]], dtype=torch.float64)}
+
+
 if __name__ == "__main__":
     out, weighting = sys.argv[1], sys.argv[2]
+    if weighting == "scales":
+        got = scales(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
+        if torch.distributed.get_rank() == 0:
+            torch.save(got, out)
+        torch.distributed.destroy_process_group()
+        sys.exit(0)
     net = train(weighting, 16, "auto")
     if torch.distributed.get_rank() == 0:
         torch.save({k: v.detach() for k, v in net.state_dict().items()}, out)

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from deep_ddp_worker import problem, train  # noqa: E402
+from deep_ddp_worker import problem, scales, train  # noqa: E402
 
 from regmtl.deep import HardSharing, Trainer  # noqa: E402
 
@@ -35,6 +35,28 @@ def test_ddp_two_processes_equal_one_process(tmp_path, weighting):
     torch.manual_seed(0)
     init = HardSharing(6, ["a", "b"], (16, 8)).state_dict()
     assert max((ddp[k] - init[k]).abs().max().item() for k in ddp) > 1e-2
+
+
+def test_ddp_ranks_with_their_own_loaders_share_one_target_map_and_loss_scales(tmp_path):
+    """Each rank reads only its rows: the moments and the constant losses (the absolute loss
+    needs a second pass) are merged over the ranks into those of all rows."""
+    out = tmp_path / "scales.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(HERE / "deep_ddp_worker.py"), str(out), "scales"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out, weights_only=True)
+    one = scales(distributed=False)
+    torch.testing.assert_close(ddp["mean"], one["mean"], rtol=1e-6, atol=0)
+    torch.testing.assert_close(ddp["scale"], one["scale"], rtol=1e-6, atol=0)
+    torch.testing.assert_close(ddp["c"], one["c"], rtol=1e-6, atol=0)
+    X, y = problem()  # and those are the statistics of all rows
+    a = 50.0 * y["a"] + 300.0
+    a[::7] = np.nan
+    assert float(one["mean"]) == pytest.approx(np.nanmean(a), rel=1e-6)
+    z = (a - np.nanmean(a)) / np.float32(np.nanstd(a))
+    assert float(one["c"][0]) == pytest.approx(np.nanmean(np.abs(z)), rel=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
