@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ._torch import torch
+from .esmm import ESMM
 from .nets import ACTIVATIONS, NETS, MultiTaskNet
 from .tasks import KINDS, TaskSpec
 
@@ -36,7 +37,9 @@ _NET_OPTIONS = {
     "CGC": {"n_shared_experts": "count", "n_task_experts": "count", **_EXPERTS},
     "PLE": {"n_levels": "count", "n_shared_experts": "count", "n_task_experts": "count",
             **_EXPERTS},
+    "ESMM": {"hidden": "widths", "tower_hidden": "widths", **_COMMON},
 }
+_NETS = {**NETS, "ESMM": ESMM}  # the nets a config rebuilds
 _DEFAULTS = {"hidden": [64, 32], "n_experts": 4, "n_levels": 2, "expert_hidden": [64],
              "tower_hidden": [32]}
 _SPEC_KEYS = {"name", "kind", "n_outputs", "loss", "metrics", "weight"}
@@ -240,6 +243,8 @@ def _layers(name: str, kw: dict) -> int:
     head = T * (_mlp_layers(head_hidden, bn) + 1)
     if name == "HardSharing":
         return _mlp_layers(kw.get("hidden", _DEFAULTS["hidden"]), bn) + head
+    if name == "ESMM":  # a bottom and two towers
+        return _mlp_layers(kw.get("hidden", [64]), bn) + head
     expert = _mlp_layers(kw.get("expert_hidden", _DEFAULTS["expert_hidden"]), bn)
     if name == "MMoE":
         return kw.get("n_experts", _DEFAULTS["n_experts"]) * expert + T + head
@@ -251,8 +256,8 @@ def _layers(name: str, kw: dict) -> int:
 def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type, dict]:
     """The net class and constructor arguments of a config, checked in full against the
     state dict it must fit: no size may exceed what the file holds."""
-    if name not in NETS or not isinstance(kw, dict):
-        raise ValueError(f"{where}: net {name!r:.80} is not one of {sorted(NETS)}")
+    if name not in _NETS or not isinstance(kw, dict):
+        raise ValueError(f"{where}: net {name!r:.80} is not one of {sorted(_NETS)}")
     cap = max(1, sum(v.numel() for v in state.values()))
     options = _NET_OPTIONS[name]
     unknown = sorted(set(kw) - set(options) - {"n_features", "tasks"})
@@ -271,7 +276,7 @@ def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type
                              f"holds {len(state)} tensors")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
-    return NETS[name], {**kw, "tasks": specs}
+    return _NETS[name], {**kw, "tasks": specs}
 
 
 def _meta_state(cls: type, kw: dict, where: Path) -> dict[str, torch.Tensor]:
@@ -297,7 +302,7 @@ def load_net(path: Path, config: dict, net: MultiTaskNet | None,
     file = path / WEIGHTS
     if net is None:
         name = config.get("net")
-        if name not in NETS:
+        if name not in _NETS:
             raise ValueError(f"{path}: the saved net ({name!r:.80}) cannot be rebuilt from its "
                              "config; pass the net: load_checkpoint(path, net=...).")
         state = read_state(file, map_location)

@@ -191,11 +191,6 @@ class ESMM(MultiTaskNet):
     regmtl.deep.esmm_targets : The CTR and CTCVR labels from a click -> purchase log.
     regmtl.deep.HardSharing : The same layers, trained on the clicked rows for the CVR.
 
-    Notes
-    -----
-    Nets are rebuilt from a checkpoint by passing one:
-    ``load_checkpoint(path, net=ESMM(...))``.
-
     References
     ----------
     Ma, Zhao, Huang, Wang, Hu, Zhu & Gai (2018). Entire space multi-task model: an effective
