@@ -220,3 +220,12 @@ def test_raw_ratings_no_task_worse_than_its_constant(weighting):
     for k in targets:
         assert last[f"val_loss/{k}"] < 1.0, (k, last[f"val_loss/{k}"])
     assert last["val/rating/r2"] > 0
+
+
+def test_a_refused_fit_leaves_the_net_as_it_was():
+    X, a, c = _problem(n=64)
+    set_seed(0)
+    net = HardSharing(5, [TaskSpec("a"), TaskSpec("c", kind="binary")], (8,))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        Trainer(net, optimizer="lbfgsx").fit((X, {"a": 9.0 * a + 4.0, "c": c}))
+    assert net.target_scales["a"].is_identity()

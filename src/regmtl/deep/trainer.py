@@ -192,7 +192,7 @@ class Trainer:
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`).
     progress : bool, default=False
         A tqdm bar over epochs with the latest losses.
-    grad_balance : int, default=2
+    grad_balance : int, default=1
         Steps of every epoch (evenly spread) on which each task's share of the shared
         parameters' gradient norm and the pairwise gradient cosines are measured and logged
         (:class:`~regmtl.deep.diagnostics.GradientBalance`; T backward passes through the
@@ -272,7 +272,7 @@ class Trainer:
                  checkpoint_dir: str | Path | None = None, grad_clip: float | None = None,
                  device: str = "auto", amp: str | bool = "auto",
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
-                 grad_balance: int = 2, dominance: float | None = 0.9,
+                 grad_balance: int = 1, dominance: float | None = 0.9,
                  standardize: bool = True, normalize_losses: bool = True):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
@@ -417,9 +417,7 @@ class Trainer:
             raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
                              f"{sorted(self._columns(val_tasks))}.")
 
-        self._scale_targets(loaders, ctx)
         net = self.net.to(ctx.device)
-        self._loss_scale = self._loss_scale.to(ctx.device)
         model = net
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -429,6 +427,8 @@ class Trainer:
         params = list(net.parameters()) + list(self.weighting.parameters())
         opt = self._make_optimizer(params)
         autocast, scaler = self._amp(ctx)
+        self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
+        self._loss_scale = self._loss_scale.to(ctx.device)
         shared = [p for p in net.shared_parameters() if p.requires_grad]
         specific = [p for p in net.task_parameters() if p.requires_grad]
         smooth = [p for p in self.penalties if not p.proximal]
