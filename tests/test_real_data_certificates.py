@@ -81,8 +81,17 @@ KNOWN_SHORT = {
 }
 
 
+#: where the defaults end within a few percent of tol (atp7d dirty: relative gap 1.04e-4 at
+#: max_iter with one BLAS thread, below 1e-4 with two): pass or not by the summation order
+BORDERLINE = {("mulan/atp7d", "dirty")}
+
+
 def _case(name, penalty):
     marks = ()
+    if (name, penalty) in BORDERLINE:
+        marks = pytest.mark.xfail(strict=False, raises=(AssertionError, ConvergenceWarning),
+                                  reason="ends within a few percent of tol at the default "
+                                         "max_iter; the BLAS summation order decides")
     if (name, penalty) in KNOWN_SHORT:
         marks = pytest.mark.xfail(strict=True, raises=(AssertionError, ConvergenceWarning),
                                   reason="the smallest alpha needs more than the default "

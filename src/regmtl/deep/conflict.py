@@ -33,18 +33,24 @@ form the (T, d) per-task gradient matrix of the shared parameters like
 in float64 on the CPU (T backward passes through the trunk, memory T x d for :math:`G` and
 T x T for the rest). The heads get the gradient of :math:`\sum_t b_t L_t` (FAMO: of its
 weighted loss); the returned weights are the effective coefficients of the original task
-gradients in the shared update.
+gradients in the shared update. They sum to :math:`\sum_t b_t` for FAMO and IMTL-G (over the
+tasks taking part; IMTL's can be negative) and to T for MGDA with unit base weights
+(:math:`\sum_t w_t n_t / b_t = T` in general); Nash-MTL's
+(like :math:`1 / \|g_t\|`), Aligned-MTL's (:math:`B b`, possibly negative) and UPGrad's
+(:math:`w_t \ge b_t`) keep no sum.
 
 Conventions shared by the gradient methods:
 
 - A task whose gradient is zero (no label in the batch) or whose base weight is zero takes no
   part in the step (coefficient 0); when a single task is left (or T = 1) every method takes
   its plain gradient :math:`b_t g_t`.
-- Where a paper's combination has weights summing to 1 (MGDA, IMTL-G, UPGrad's average), it is
+- Where a paper's combination has weights summing to 1 (IMTL-G, UPGrad's average), it is
   multiplied by :math:`\sum_t b_t` (over the tasks taking part), so that T equal task gradients
   give exactly the update of equal weighting, as for :class:`~regmtl.deep.CAGrad`: learning
-  rates carry over. The functions (:func:`mgda_weights`, :func:`imtl_weights`,
-  :func:`upgrad_weights`, ...) return the papers' weights.
+  rates carry over. MGDA's hull is that of the :math:`b_t g_t`, so it is multiplied by T:
+  base weights all k give k times the unit update, as under equal weighting. The
+  functions (:func:`mgda_weights`, :func:`imtl_weights`, :func:`upgrad_weights`, ...) return
+  the papers' weights.
 - A non-finite gradient raises a ValueError naming the task, except under loss scaling
   (``scale`` given: mixed precision), where the step falls back to the base weights so that the
   gradient scaler sees the overflow and skips the step.
@@ -657,10 +663,11 @@ class FAMO(Weighting):
         w_t = \frac{z_t / D_t}{\sum_k z_k / D_k}, \quad
         c = \Bigl(\sum_k z_k / D_k\Bigr)^{-1},
 
-    times :math:`\sum_t b_t` (so that equal losses and logits give equal weighting's update);
-    the weights are held fixed in the backward pass. After the optimizer step, with the losses
-    :math:`D_t'` of the same batch at the new parameters, the logits take one step of their
-    own optimizer (Adam by default, learning rate ``w_lr``, weight decay ``gamma``) along
+    times :math:`\sum_t b_t`: the weights sum to :math:`\sum_t b_t` over the tasks with a label
+    in the batch (equal losses and logits give equal weighting's update), and are held fixed in
+    the backward pass. After the optimizer step, with the losses :math:`D_t'` of the same batch
+    at the new parameters, the logits take one step of their own optimizer (Adam by default,
+    learning rate ``w_lr``, weight decay ``gamma``) along
 
     .. math::
 
@@ -894,7 +901,9 @@ class NashMTL(_GramWeighting):
     bargaining solution: :math:`d \cdot g_t = b_t / \alpha_t`, task t's share of the progress
     grows with :math:`b_t`. Linearly dependent gradients are fine; when 0 is in the convex hull
     of the gradients (Pareto stationarity) no bargaining solution exists and the shared update
-    is zero. The heads get the gradient of :math:`\sum_t b_t L_t`; with a single task the
+    is zero. The returned weights are :math:`\alpha`: they keep no sum (they scale like
+    :math:`1 / \|g_t\|`; positive for the tasks taking part, all 0 at a Pareto-stationary
+    point). The heads get the gradient of :math:`\sum_t b_t L_t`; with a single task the
     update is the plain gradient. The paper's extras (solving every few steps, clipping the
     update norm) are left to the trainer (``grad_clip``).
 
@@ -940,14 +949,17 @@ class IMTL(_GramWeighting):
     (:func:`~regmtl.deep.conflict.imtl_weights`, the paper's closed form computed from the
     Gram matrix), times :math:`\sum_t b_t` so that equal gradients give equal weighting's
     update. No task is favoured because of its gradient's scale. With linearly dependent
-    gradients the least-squares solution is used.
+    gradients the least-squares solution is used. The returned weights sum to
+    :math:`\sum_t b_t` (over the tasks taking part; but see the rare case of
+    :func:`~regmtl.deep.conflict.imtl_weights`) and can be negative.
 
     With ``loss_scale=True`` (IMTL-L) every loss is first scaled by a learned
     :math:`e^{s_t}`: the net and :math:`s` (the parameter ``log_scales``, trained by the
     trainer's optimizer) minimize :math:`\sum_t b_t (e^{s_t} L_t - s_t)`, whose optimum is
     :math:`e^{s_t} = 1 / L_t`; IMTL-G then combines the gradients of the scaled losses (the
-    heads get the gradient of :math:`\sum_t b_t e^{s_t} L_t`). A task whose loss is exactly 0
-    (no label) leaves its :math:`s_t` alone.
+    heads get the gradient of :math:`\sum_t b_t e^{s_t} L_t`). The returned weights are then
+    the coefficients of the unscaled gradients, IMTL-G's times :math:`e^{s_t}`: no fixed sum.
+    A task whose loss is exactly 0 (no label) leaves its :math:`s_t` alone.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.
@@ -1041,17 +1053,19 @@ class MGDA(_GramWeighting):
         \alpha = \operatorname*{arg\,min}_{\alpha \in \Delta}
         \Bigl\|\sum_t \alpha_t \hat g_t\Bigr\|_2^2
 
-    (:func:`~regmtl.deep.conflict.mgda_weights`, solved exactly), times
-    :math:`\sum_t b_t`; :math:`-d` decreases every task, and :math:`d = 0` (returned as is)
-    when the tasks are Pareto-stationary, 0 in the hull. The normalizers :math:`n_t` are those
-    of the authors' code: 1 (``"none"``), :math:`\|g_t\|_2` (``"l2"``), :math:`L_t`
-    (``"loss"``) or :math:`L_t \|g_t\|_2` (``"loss+"``). The default ``"none"`` is the paper's
-    algorithm (the min-norm point of the gradients themselves, with its guarantees); the
-    released configuration of the authors uses ``"loss+"``. Unlike the authors' code, which
-    applies :math:`\alpha` to the raw losses, the update here is the min-norm point of the
-    normalized gradients (coefficients :math:`\alpha_t b_t / n_t`): it stays a descent
-    direction for every task, and its length follows the normalization (unit-free with
-    ``"l2"``, growing like :math:`1/L` with ``"loss+"``).
+    (:func:`~regmtl.deep.conflict.mgda_weights`, solved exactly), times T (the tasks taking part;
+    the base weights are already in the hull); :math:`-d` decreases every task, and :math:`d = 0`
+    (returned as is) when the tasks are Pareto-stationary, 0 in the hull. The normalizers
+    :math:`n_t` are those of the authors' code: 1 (``"none"``), :math:`\|g_t\|_2` (``"l2"``),
+    :math:`L_t` (``"loss"``) or :math:`L_t \|g_t\|_2` (``"loss+"``). The default ``"none"`` is the
+    paper's algorithm (the min-norm point of the gradients themselves, with its guarantees); the
+    released configuration of the authors uses ``"loss+"``. Unlike the authors' code, which applies
+    :math:`\alpha` to the raw losses, the update here is the min-norm point of the normalized
+    gradients: it stays a descent direction for every task, and its length follows the normalization
+    (unit-free with ``"l2"``, growing like :math:`1/L` with ``"loss+"``). The returned weights are
+    its coefficients on the original gradients, :math:`w_t = T \alpha_t b_t / n_t`: :math:`\sum_t
+    w_t n_t / b_t = T`, so they sum to T with unit base weights and ``"none"``, and they are all 0
+    at a Pareto-stationary point.
 
     With ``upper_bound=True`` (MGDA-UB) :math:`\alpha` comes instead from the gradients of
     the losses with respect to the shared representation Z (the trunk's output, T backward
@@ -1176,7 +1190,7 @@ class MGDA(_GramWeighting):
         alpha = _min_norm(An)
         if float(alpha @ An @ alpha) <= _STATIONARY * float(np.max(np.diag(An))):
             return np.zeros(len(b))  # Pareto-stationary: 0 is in the hull
-        return float(b.sum()) * alpha * r
+        return len(b) * alpha * r  # T (taking part): the hull already holds the b_t
 
     # ------------------------------------------------------------------ backward
     def backward(self, losses: Tensor, shared: Sequence[torch.nn.Parameter],
@@ -1244,11 +1258,12 @@ class AlignedMTL(_GramWeighting):
     orthogonal with equal norms (condition number 1; rank-R truncation of the eigenvalues
     below ``rtol`` times the largest, :func:`~regmtl.deep.conflict.alignment_matrix`), and the
     shared update is :math:`\sum_t b_t \hat g_t` (coefficients :math:`B b` on the original
-    gradients). The update makes equal progress :math:`b_t \sigma^2` along every aligned
-    gradient and is a descent direction of :math:`\sum_t b_t L_t`
-    (:math:`b^\top A B b = \sigma\, b^\top A^{1/2} b \ge 0`); it may still conflict with an
-    individual original gradient. Orthogonal gradients of equal norms are left as they are
-    (equal weighting). The heads get the gradient of :math:`\sum_t b_t L_t`.
+    gradients, the returned weights: they keep no sum and can be negative). The update makes
+    equal progress :math:`b_t \sigma^2` along every aligned gradient and is a descent direction
+    of :math:`\sum_t b_t L_t` (:math:`b^\top A B b = \sigma\, b^\top A^{1/2} b \ge 0`); it may
+    still conflict with an individual original gradient. Orthogonal gradients of equal norms
+    are left as they are (equal weighting). The heads get the gradient of
+    :math:`\sum_t b_t L_t`.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.
@@ -1317,7 +1332,9 @@ class UPGrad(_GramWeighting):
     non-negative quadratic program in T variables on the Gram matrix, solved exactly. The
     update conflicts with no task (:math:`G d \ge 0`), is linear in positive scalings of the
     task gradients, and equals equal weighting's :math:`\sum_t b_t g_t` when no two gradients
-    conflict. The heads get the gradient of :math:`\sum_t b_t L_t`.
+    conflict. The returned weights keep no sum: a projection only adds non-negative multiples
+    of the gradients, so each is at least :math:`b_t` (exactly :math:`b_t` when nothing
+    conflicts). The heads get the gradient of :math:`\sum_t b_t L_t`.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.

@@ -11,8 +11,8 @@ name               weights :math:`w` of :math:`\sum_t w_t g_t`         reference
 ``"fixed"``        given                                               --
 ``"random"``       :math:`w = T\,\mathrm{softmax}(z)`,                 Lin et al. 2022 (RLW)
                    :math:`z \sim N(0, I)` drawn every step
-``"uncertainty"``  :math:`w_t = e^{-s_t}`, minimizing                  Kendall et al. 2018
-                   :math:`\sum_t e^{-s_t} L_t + s_t` over
+``"uncertainty"``  :math:`w_t = b_t e^{-s_t}`, minimizing              Kendall et al. 2018
+                   :math:`\sum_t b_t (e^{-s_t} L_t + s_t)` over
                    :math:`s_t = \log \sigma_t^2` too
 ``"dwa"``          :math:`w = T\,\mathrm{softmax}(r / \tau)`,          Liu et al. 2019
                    :math:`r_t = L_t^{(e-1)} / L_t^{(e-2)}`
@@ -34,22 +34,37 @@ name               weights :math:`w` of :math:`\sum_t w_t g_t`         reference
 ``"imtl"``         gradient with equal projections on the unit         Liu et al. 2021
                    gradients :math:`g_t / \|g_t\|` (IMTL-G)
 ``"mgda"``         min-norm point of the convex hull of the            Sener & Koltun 2018
-                   :math:`g_t` (MGDA; MGDA-UB with ``upper_bound``)
+                   :math:`b_t g_t` (MGDA-UB with ``upper_bound``)
 ``"aligned_mtl"``  :math:`\sum_t b_t \hat g_t`, :math:`\hat G = B G`    Senushkin et al. 2023
                    with orthogonal rows of equal norms
 ``"upgrad"``       :math:`\sum_t b_t \pi(g_t)`, :math:`\pi` the          Quinton & Rey 2024
                    projection on :math:`\{x : G x \ge 0\}`
 =================  ==================================================  =======================
 
-Loss weighting (equal, fixed, random, uncertainty, dwa) costs one backward pass. ``"random"``,
-``"dwa"`` and ``"gradnorm"`` keep the weights summing to :math:`\sum_t b_t` (T by default); with
-unequal :math:`b` the softmax is weighted, :math:`w_t \propto b_t e^{x_t}`. Gradient methods
-(gradnorm, pcgrad, cagrad, nash_mtl, imtl, mgda, aligned_mtl, upgrad) form the (T, d) matrix
-of per-task gradients of the d shared parameters: T backward passes through the trunk per step
-and T times the memory of the shared parameters (not of the heads, not of the activations).
+Loss weighting (equal, fixed, random, uncertainty, dwa; famo) costs one backward pass. Gradient
+methods (gradnorm, pcgrad, cagrad, nash_mtl, imtl, mgda, aligned_mtl, upgrad) form the (T, d)
+matrix of per-task gradients of the d shared parameters: T backward passes through the trunk per
+step and T times the memory of the shared parameters (not of the heads, not of the activations).
 The heads get the gradient of :math:`\sum_t b_t L_t` (of :math:`\sum_t w_t L_t` for gradnorm).
 FAMO and the last five live in :mod:`regmtl.deep.conflict`, which describes them and their
 conventions (base weights, zero gradients, scale) in detail.
+
+The weights returned by :meth:`Weighting.backward` (the ``weight/TASK`` columns of the trainer's
+history, averaged over each epoch) are the coefficients of the losses, or for gradient methods
+of the original :math:`g_t` in the shared update. What they sum to:
+
+- :math:`\sum_t b_t` (T by default): equal, random, dwa, gradnorm, famo and imtl (famo and imtl:
+  over the tasks taking part in the step). With unequal :math:`b` the softmaxes are weighted,
+  :math:`w_t \propto b_t e^{x_t}`. IMTL's weights can be negative.
+- the given weights' sum: fixed.
+- T with unit base weights: mgda (it applies :math:`b` twice, in the hull and as the factor
+  :math:`\sum_t b_t`: in general, with its normalizers :math:`n_t`,
+  :math:`\sum_t w_t n_t / b_t = \sum_t b_t`; all 0 at a Pareto-stationary point).
+- no fixed sum: uncertainty (:math:`w_t = b_t e^{-s_t}` with the :math:`s_t` learned freely: the
+  sum starts at :math:`\sum_t b_t` for ``init=0`` and drifts with the scale of the losses);
+  pcgrad and upgrad (:math:`w_t \ge b_t`, more where gradients conflict); cagrad
+  (:math:`w_t \ge b_t / (1 + c^2)`; :math:`\sum_t b_t` for ``c=0``); nash_mtl (:math:`w_t`
+  scales like :math:`1 / \|g_t\|`); aligned_mtl (:math:`B b`, entries can be negative).
 
 References
 ----------
@@ -345,7 +360,8 @@ class EqualWeighting(Weighting):
     r"""Equal weighting, the baseline: the gradient of :math:`\sum_t b_t L_t`.
 
     The weights are :math:`w_t = b_t`, each task's ``TaskSpec.weight`` (1 by default), at
-    every step. The default of :class:`~regmtl.deep.Trainer`.
+    every step; they sum to :math:`\sum_t b_t` (T by default). The default of
+    :class:`~regmtl.deep.Trainer`.
 
     Examples
     --------
@@ -366,7 +382,8 @@ class FixedWeighting(Weighting):
     r"""Fixed weights given by task name or in task order.
 
     The gradient of :math:`\sum_t w_t L_t` with the given weights :math:`w` at every step (they
-    replace the specs' weights).
+    replace the specs' weights). They are used as given, not normalized: they sum to what the
+    given weights (and, with a dict, the specs' weights of the tasks it leaves out) sum to.
 
     Parameters
     ----------
@@ -435,8 +452,8 @@ class RandomWeighting(Weighting):
 
     with base weights :math:`b`: :math:`w_t = (\sum_k b_k)\, b_t e^{z_t} / \sum_k b_k e^{z_k}`.
     The draws come from a generator seeded at :meth:`~regmtl.deep.Weighting.setup`, so a seed
-    fixes the sequence. The weights sum to T (:math:`\sum_t b_t`); with unit base weights each
-    averages 1 over steps. ``make_weighting`` also knows it as ``"rlw"``.
+    fixes the sequence. The weights sum to :math:`\sum_t b_t` (T by default) at every step; with
+    unit base weights each averages 1 over steps. ``make_weighting`` also knows it as ``"rlw"``.
 
     References
     ----------
@@ -476,6 +493,11 @@ class UncertaintyWeighting(Weighting):
     :math:`s_t = \log L_t`, so a task with 100 times the loss gets about 1/100 of the weight.
     A task whose loss is exactly 0 in a batch (no observed label) drops its :math:`s_t` term,
     so missing labels do not inflate its weight.
+
+    The weights keep no sum: nothing ties the :math:`s_t` together, so
+    :math:`\sum_t w_t` starts at :math:`e^{-\mathrm{init}} \sum_t b_t` and drifts, down when
+    the losses are large, up as they fall below 1 (with losses of 100 and 0.1 the weights tend
+    to :math:`b_t / L_t`, 0.01 and 10). Read them relative to one another.
 
     Parameters
     ----------
@@ -882,7 +904,9 @@ class PCGrad(_GradientWeighting):
 
     The shared gradient is :math:`\sum_t g_t'`. The heads get the gradient of
     :math:`\sum_t b_t L_t`. The returned weights are the effective coefficients of the
-    original task gradients (:math:`b_t` each when nothing conflicts).
+    original task gradients. They keep no sum: a projection adds a positive multiple of the
+    gradient it conflicts with, so each weight is at least :math:`b_t` (exactly :math:`b_t`
+    when nothing conflicts) and their sum grows with the conflicts.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters, T times the
     shared parameters (not the heads, not activations); T backward passes through the trunk.
@@ -1066,9 +1090,11 @@ class CAGrad(_GradientWeighting):
     :math:`1/(1 + c^2)` is left out. The factor T makes ``c = 0`` give the SUM of the task
     gradients, exactly what equal weighting gives: learning rates stay comparable with equal
     weighting. The returned weights are the effective coefficients
-    :math:`T (1/T + \lambda w_t) / (1 + c^2)` of the original task gradients; the task with
-    the smaller gradient gets the larger one. The heads get the gradient of
-    :math:`\sum_t b_t L_t`.
+    :math:`b_t T (1/T + \lambda w_t) / (1 + c^2)` of the original task gradients; the task
+    with the smaller gradient gets the larger one. They keep no sum: each is at least
+    :math:`b_t / (1 + c^2)`, and with unit base weights they sum to
+    :math:`T (1 + \lambda) / (1 + c^2)`, which grows with :math:`\lambda` (T for ``c=0``).
+    The heads get the gradient of :math:`\sum_t b_t L_t`.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters, T times the
     shared parameters (not the heads, not activations); T backward passes through the trunk.
