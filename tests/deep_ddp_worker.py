@@ -48,13 +48,10 @@ def scales(rank: int = 0, world: int = 1, distributed="auto") -> dict:
 
 if __name__ == "__main__":
     out, weighting = sys.argv[1], sys.argv[2]
-    if weighting == "scales":
-        got = scales(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]))
-        if torch.distributed.get_rank() == 0:
-            torch.save(got, out)
-        torch.distributed.destroy_process_group()
-        sys.exit(0)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     net = train(weighting, 16, "auto")
+    got = scales(rank, world)  # the same process group: one launch for both checks
     if torch.distributed.get_rank() == 0:
-        torch.save({k: v.detach() for k, v in net.state_dict().items()}, out)
+        torch.save({"state": {k: v.detach() for k, v in net.state_dict().items()},
+                    "scales": got}, out)
     torch.distributed.destroy_process_group()
