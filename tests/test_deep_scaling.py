@@ -229,3 +229,13 @@ def test_a_refused_fit_leaves_the_net_as_it_was():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         Trainer(net, optimizer="lbfgsx").fit((X, {"a": 9.0 * a + 4.0, "c": c}))
     assert net.target_scales["a"].is_identity()
+
+
+def test_the_map_keeps_its_precision_under_mixed_precision_outputs():
+    """A bfloat16 head output (AMP) is mapped in the buffers' float32: a mean of 4e4 keeps
+    its digits (in bfloat16 the spacing there is 256)."""
+    s = TargetScale(1)
+    s.set(torch.tensor([4e4]), torch.tensor([3.0]))
+    out = s(torch.tensor([[0.125]], dtype=torch.bfloat16))
+    assert out.dtype == torch.float32
+    assert float(out) == pytest.approx(4e4 + 0.375, abs=1e-3)
