@@ -118,14 +118,11 @@ class Context:
         Tensor
             The mean (a new tensor when distributed).
         """
-        if not self.distributed:
-            return t
-        t = t.clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return t / self.world_size
+        return self.sum(t) / self.world_size if self.distributed else t
 
     def sum(self, t: torch.Tensor) -> torch.Tensor:
-        """The sum of ``t`` over the ranks (``t`` itself in one process).
+        """The sum of ``t`` over the ranks (``t`` itself in one process), on ``t``'s device
+        (reduced on the process's device: NCCL reduces CUDA tensors only).
 
         Parameters
         ----------
@@ -139,9 +136,9 @@ class Context:
         """
         if not self.distributed:
             return t
-        t = t.to(self.device).clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return t.cpu()
+        out = t.to(self.device, copy=True)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out.to(t.device)
 
     def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
         """``t`` of every rank, in rank order (``[t]`` in one process).

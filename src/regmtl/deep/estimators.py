@@ -732,13 +732,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
             Each row's label, in its task's label type.
         """
         data = self._predict_data(X, task)
-        out = self._labels(data)
-        if data.form == "list":
-            return out
-        if data.form == "dict":
-            return {data.tasks[t]: s for t, s in zip(data.task_index, out, strict=True)}
-        dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
-        return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
+        return _segments_in_form(data, self._labels(data))
 
     def score(self, X: Any, y: Any, task: Any = None) -> float:
         """Accuracy of each task, averaged over tasks (observed labels only).
@@ -947,13 +941,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
             when the kinds mix label types), one array per task for a list or dict.
         """
         data = self._predict_data(X, task)
-        out = self._outputs_of(data)
-        if data.form == "list":
-            return out
-        if data.form == "dict":
-            return {data.tasks[t]: v for t, v in zip(data.task_index, out, strict=True)}
-        dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
-        return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
+        return _segments_in_form(data, self._outputs_of(data))
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
         """Class probabilities of the classification tasks, (n, K_t) per task.
@@ -1058,6 +1046,17 @@ class DeepMultiTaskModel(_DeepMultiTask):
 def _plain_label(v: Any) -> Any:
     """A task label as a plain Python value (NumPy scalars compare and hash as Python's)."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+def _segments_in_form(data: TaskData, out: list[np.ndarray]) -> Any:
+    """Per-segment predictions in the form of the input: the list, a dict by task, or one
+    array (of objects when the segments' types differ) in the input's row order."""
+    if data.form == "list":
+        return out
+    if data.form == "dict":
+        return {data.tasks[t]: v for t, v in zip(data.task_index, out, strict=True)}
+    dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
+    return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
 
 
 def _class_codes(raw: np.ndarray, task: Any) -> tuple[np.ndarray, np.ndarray]:
