@@ -116,3 +116,23 @@ def test_plot_gradient_balance_draws_every_share_and_cosine():
     with pytest.raises(ValueError, match="grad_share"):
         plot_gradient_balance(tr.history.drop(columns=[c for c in tr.history.columns
                                                        if c.startswith("grad_")]))
+
+
+def test_many_tasks_log_shares_only_and_auto_turns_the_measure_off():
+    """20 tasks: "auto" measures nothing (each measured step costs T backward passes);
+    asked for, the 20 shares are logged and sum to 1, without the 190 pairwise cosines."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 6))
+    names = [f"t{k}" for k in range(20)]
+    y = {k: X @ rng.standard_normal(6) for k in names}
+    torch.manual_seed(0)
+    auto = Trainer(HardSharing(6, names, (8,)), max_epochs=1, batch_size=32).fit((X, y))
+    assert not [c for c in auto.history.columns if c.startswith("grad_")]
+    torch.manual_seed(0)
+    asked = Trainer(HardSharing(6, names, (8,)), max_epochs=2, batch_size=32,
+                    grad_balance=1).fit((X, y))
+    shares = asked.history[[f"grad_share/{k}" for k in names]].to_numpy()
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0, atol=1e-12)
+    assert not [c for c in asked.history.columns if c.startswith("grad_cos/")]
+    with pytest.raises(ValueError, match="grad_balance must be 'auto' or an int"):
+        Trainer(HardSharing(6, names, (8,)), grad_balance="always")

@@ -239,3 +239,11 @@ def test_the_map_keeps_its_precision_under_mixed_precision_outputs():
     out = s(torch.tensor([[0.125]], dtype=torch.bfloat16))
     assert out.dtype == torch.float32
     assert float(out) == pytest.approx(4e4 + 0.375, abs=1e-3)
+
+
+def test_the_switches_must_be_booleans():
+    net = HardSharing(5, [TaskSpec("a")], (8,))
+    with pytest.raises(ValueError, match="standardize must be True or False, got 'yes'"):
+        Trainer(net, standardize="yes")
+    with pytest.raises(ValueError, match="normalize_losses must be True or False, got 1"):
+        Trainer(net, normalize_losses=1)

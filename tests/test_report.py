@@ -371,27 +371,38 @@ document.body.dataset.tables = wraps.length;
 </script>"""
 
 
+CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--window-size=1366,900"]
+
+
+def _measured_in_chromium(path):
+    """The page at ``path`` opened in headless Chromium at 1366 px with every folded table
+    open: its width, its tables and those scrolling sideways (``MEASURE``)."""
+    import subprocess
+
+    measured = path.with_name("measured.html")
+    measured.write_text(path.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = subprocess.run([_chromium(), *CHROMIUM, "--dump-dom", measured.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    found = dict(re.findall(r'data-([a-z-]+)="(\d+)"', dom))
+    assert found, dom[:500]
+    return found
+
+
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium to render the report")
 def test_report_fits_a_1366_px_screen_in_chromium(small_comparison, tmp_path):
     import subprocess
 
     page = regmtl.report.comparison_report(small_comparison, created="2024-01-01")
     path = page.write(tmp_path / "report.html")
-    measured = tmp_path / "measured.html"
-    measured.write_text(path.read_text().replace("</body>", MEASURE + "</body>"))
-    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            "--window-size=1366,900"]
-    dom = subprocess.run([*base, "--dump-dom", measured.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
-    found = dict(re.findall(r'data-([a-z-]+)="(\d+)"', dom))
-    assert found, dom[:500]
+    found = _measured_in_chromium(path)
     # every table open (the folded ones too): nothing wider than the screen, and no table
     # scrolling sideways inside its own box
     assert int(found["page-width"]) <= 1366
     assert int(found["tables"]) >= 4 and int(found["tables-scrolling"]) == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([*base, f"--screenshot={shot}", path.as_uri()], capture_output=True,
-                   timeout=120)
+    subprocess.run([_chromium(), *CHROMIUM, f"--screenshot={shot}", path.as_uri()],
+                   capture_output=True, timeout=120)
     head = shot.read_bytes()[:24]
     assert head.startswith(PNG) and int.from_bytes(head[16:20], "big") == 1366
 
@@ -443,16 +454,15 @@ def test_training_report_of_a_wrapper_names_its_tasks_and_loss_scales():
 
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium to render the report")
 def test_training_report_fits_a_1366_px_screen_in_chromium(tmp_path):
-    import subprocess
-
     path = regmtl.report.training_report(_history(True), created="2024-01-01").write(
         tmp_path / "training.html")
-    measured = tmp_path / "measured.html"
-    measured.write_text(path.read_text().replace("</body>", MEASURE + "</body>"))
-    base = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-            "--window-size=1366,900"]
-    dom = subprocess.run([*base, "--dump-dom", measured.as_uri()], capture_output=True,
-                         text=True, timeout=120).stdout
-    found = dict(re.findall(r'data-([a-z-]+)="(\d+)"', dom))
+    found = _measured_in_chromium(path)
     assert int(found["page-width"]) <= 1366
     assert int(found["tables"]) == 1 and int(found["tables-scrolling"]) == 0
+
+
+def test_training_report_refuses_what_is_not_a_training():
+    with pytest.raises(ValueError, match="no loss/TASK and weight/TASK columns"):
+        regmtl.report.training_report(pd.DataFrame({"epoch": [1, 2], "score": [0.1, 0.2]}))
+    with pytest.raises(ValueError, match=r"dominance must be in \(0, 1\]"):
+        regmtl.report.training_report(_history(True), dominance=1.5)

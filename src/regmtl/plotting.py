@@ -55,6 +55,12 @@ def _names(names: Sequence[Any] | None, n: int, prefix: str, what: str) -> list[
     return names
 
 
+def _epochs(history: pd.DataFrame) -> np.ndarray:
+    """The epoch of each row of a deep training history (1, 2, ... without the column)."""
+    return (history["epoch"].to_numpy() if "epoch" in history.columns
+            else np.arange(1, len(history) + 1))
+
+
 def _words(name: str) -> str:
     """A column name as axis-label words: ``explained_variance`` -> ``explained variance``."""
     return str(name).replace("_", " ")
@@ -750,8 +756,7 @@ def plot_gradient_balance(history: pd.DataFrame, *, dominance: float | None = 0.
     if not shares:
         raise ValueError("history has no grad_share/ columns: the trainer logs them with two "
                          "tasks or more and grad_balance > 0.")
-    epochs = (history["epoch"].to_numpy() if "epoch" in history.columns
-              else np.arange(1, len(history) + 1))
+    epochs = _epochs(history)
     ax = _new_axes(ax, (6.0, 4.0))
     for k, c in enumerate(shares):
         ax.plot(epochs, history[c].to_numpy(dtype=np.float64), color=f"C{k}", marker="o",
@@ -813,8 +818,7 @@ def plot_training_history(history: pd.DataFrame, *, what: str = "loss",
     cols = [c for c in history.columns if str(c).startswith(f"{what}/")]
     if not cols:
         raise ValueError(f"history has no {what}/TASK column: pass a deep trainer's history.")
-    epochs = (history["epoch"].to_numpy() if "epoch" in history.columns
-              else np.arange(1, len(history) + 1))
+    epochs = _epochs(history)
     ax = _new_axes(ax, (6.0, 4.0))
     for k, c in enumerate(cols):
         task = str(c).split("/", 1)[1]

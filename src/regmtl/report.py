@@ -993,12 +993,12 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
 
 
 # --------------------------------------------------------------------- deep training
-def _training_record(model: Any) -> tuple[Any, dict[str, str], dict | None, int | None]:
-    """(history with readable task names, {net name: label}, loss scales, best epoch)."""
+def _training_record(model: Any) -> tuple[Any, dict | None, int | None]:
+    """(history with readable task names, loss scales, best epoch)."""
     import pandas as pd
 
     if isinstance(model, pd.DataFrame):
-        return model, {}, None, None
+        return model, None, None
     history = getattr(model, "history_", None)
     if history is None:
         raise ValueError("training_report: pass a fitted regmtl.deep Trainer, a deep "
@@ -1019,14 +1019,14 @@ def _training_record(model: Any) -> tuple[Any, dict[str, str], dict | None, int 
     history = history.rename(columns=rename) if names else history
     if scales is not None and names:
         scales = {names.get(k, k): v for k, v in scales.items()}
-    return history, names, scales, getattr(model, "best_epoch_", None)
+    return history, scales, getattr(model, "best_epoch_", None)
 
 
-def _task_table(history: Any, scales: dict | None, best: int | None) -> Any:
+def _task_table(history: Any, tasks: list[str], scales: dict | None,
+                best: int | None) -> Any:
     """One row per task: losses, validation metrics at the best epoch, weight, share."""
     import pandas as pd
 
-    tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
     row_best = history.iloc[(best or len(history)) - 1]
     last = history.iloc[-1]
     tail = history.iloc[-3:]
@@ -1081,7 +1081,8 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     Raises
     ------
     ValueError
-        If ``model`` holds no training history.
+        If ``model`` holds no training history (or one without ``loss/TASK`` and
+        ``weight/TASK`` columns), or ``dominance`` is not in (0, 1].
 
     See Also
     --------
@@ -1104,8 +1105,13 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     """
     from .deep.diagnostics import dominant_task
 
-    history, _, scales, best = _training_record(model)
+    if not (isinstance(dominance, (int, float)) and 0 < dominance <= 1):
+        raise ValueError(f"dominance must be in (0, 1], got {dominance!r}.")
+    history, scales, best = _training_record(model)
     tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
+    if not tasks or any(f"weight/{t}" not in history.columns for t in tasks):
+        raise ValueError("training_report: the history has no loss/TASK and weight/TASK "
+                         "columns; pass a deep Trainer's history (Trainer.history).")
     rep = Report(title or "regmtl deep training",
                  f"{len(tasks)} tasks, {len(history)} epochs"
                  + (f", best epoch {best}" if best else ""), created=created)
@@ -1133,7 +1139,7 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     else:
         rep.add_text("The gradient balance was not logged (one task, grad_balance=0, or a "
                      "distributed run).")
-    rep.add_table(_task_table(history, scales, best), caption="Per task",
+    rep.add_table(_task_table(history, tasks, scales, best), caption="Per task",
                   float_format="{:.4g}")
     rep.add_heading("Over the epochs")
     rep._defer_figure(delayed(_plot_png)("plot_training_history", history, what="loss",

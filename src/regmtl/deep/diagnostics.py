@@ -16,6 +16,8 @@ shared layers apart (a *conflict*, what PCGrad, CAGrad, Nash-MTL, UPGrad... act 
 through the trunk on each of those steps, on the losses as the weighting sees them, before
 it combines them) and logs their means as ``grad_share/TASK`` and ``grad_cos/A/B``.
 A task with no label in the batch (zero gradient) takes no part in that step's numbers.
+The T(T-1)/2 cosines are measured for at most :data:`MAX_COSINE_TASKS` tasks; with more,
+only the T shares (nothing of size T x T).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from .weighting import _identity, _task_gradients
 
 __all__ = ["GradientBalance", "dominant_task", "warn_if_dominated"]
 
+#: the pairwise cosines are measured and logged up to this many tasks (120 pairs)
+MAX_COSINE_TASKS = 16
+
 Tensor = torch.Tensor
 
 
@@ -45,7 +50,8 @@ class GradientBalance:
 
     def __init__(self, names: Sequence[str]):
         self.names = list(names)
-        self.pairs = list(itertools.combinations(range(len(self.names)), 2))
+        self.pairs = (list(itertools.combinations(range(len(self.names)), 2))
+                      if len(self.names) <= MAX_COSINE_TASKS else [])
         self._reset()
 
     def _reset(self) -> None:
@@ -65,6 +71,8 @@ class GradientBalance:
         if live.sum() >= 1:
             self._share[live] += norms[live] / norms[live].sum()
             self._n_share[live] += 1
+        if not self.pairs:
+            return
         gram = G @ G.T
         for i, (s, t) in enumerate(self.pairs):
             if live[s] and live[t]:

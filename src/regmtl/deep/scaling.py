@@ -74,8 +74,9 @@ class TargetScale(nn.Module):
         return h.to(dtype) * self.scale.to(dtype) + self.mean.to(dtype)
 
     def standardize(self, y: torch.Tensor) -> torch.Tensor:
-        """``(y - mean) / scale`` for a target batch of shape (B,) or (B, n_outputs)."""
-        mean, scale = self.mean.to(y.dtype), self.scale.to(y.dtype)
+        """``(y - mean) / scale`` for a target batch of shape (B,) or (B, n_outputs), in
+        ``y``'s dtype and on its device."""
+        mean, scale = self.mean.to(y), self.scale.to(y)
         if y.ndim == 1:
             mean, scale = mean[0], scale[0]
         return (y - mean) / scale
@@ -298,7 +299,7 @@ def constant_losses(tasks: list[TaskSpec], moments: TargetMoments,
                 spec = specs[name]
                 y = y.detach().to("cpu", _F64)
                 if name in scales:
-                    y = _standardize64(scales[name], y)
+                    y = scales[name].standardize(y)
                 n_obs = float((~torch.isnan(y)).sum())
                 if n_obs == 0:
                     continue
@@ -311,13 +312,6 @@ def constant_losses(tasks: list[TaskSpec], moments: TargetMoments,
             total, n = sums[index[t.name]]
             out[t.name] = float(total / n) if n > 0 else math.nan
     return out
-
-
-def _standardize64(scale: TargetScale, y: torch.Tensor) -> torch.Tensor:
-    mean, sd = scale.mean.to("cpu", _F64), scale.scale.to("cpu", _F64)
-    if y.ndim == 1:
-        mean, sd = mean[0], sd[0]
-    return (y - mean) / sd
 
 
 def loss_scales(tasks: list[TaskSpec], constant: dict[str, float]) -> torch.Tensor:

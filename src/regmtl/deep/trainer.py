@@ -11,7 +11,6 @@ validation losses and metrics, early stopping on a chosen quantity, and the best
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import random
 import time
@@ -35,6 +34,9 @@ from .scaling import TargetMoments, constant_losses, fit_scale, label_batches, l
 from .weighting import Weighting, make_weighting
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
+
+#: grad_balance="auto" measures the gradient balance up to this many tasks
+MAX_AUTO_TASKS = 16
 
 
 def set_seed(seed: int) -> None:
@@ -192,11 +194,13 @@ class Trainer:
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`).
     progress : bool, default=False
         A tqdm bar over epochs with the latest losses.
-    grad_balance : int, default=1
+    grad_balance : int or "auto", default="auto"
         Steps of every epoch (evenly spread) on which each task's share of the shared
         parameters' gradient norm and the pairwise gradient cosines are measured and logged
         (:class:`~regmtl.deep.diagnostics.GradientBalance`; T backward passes through the
-        trunk on each of them); 0 turns it off. Not measured with one task or under DDP.
+        trunk on each of them; cosines up to 16 tasks); 0 turns it off. "auto": 1 up to 16
+        tasks, else 0 (with more, pass an int to measure the shares). Not measured with one
+        task or under DDP.
     dominance : float or None, default=0.9
         A UserWarning names the task whose gradient share stayed above this in each of the
         last three epochs (the other tasks are suppressed); None: no warning.
@@ -272,7 +276,7 @@ class Trainer:
                  checkpoint_dir: str | Path | None = None, grad_clip: float | None = None,
                  device: str = "auto", amp: str | bool = "auto",
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
-                 grad_balance: int = 1, dominance: float | None = 0.9,
+                 grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  standardize: bool = True, normalize_losses: bool = True):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
@@ -287,13 +291,16 @@ class Trainer:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
-        if isinstance(grad_balance, bool) or not isinstance(grad_balance, int) or \
-                grad_balance < 0:
-            raise ValueError(f"grad_balance must be an int >= 0 (steps measured per epoch; 0: "
-                             f"none), got {grad_balance!r}.")
+        if grad_balance != "auto" and (isinstance(grad_balance, bool)
+                                       or not isinstance(grad_balance, int) or grad_balance < 0):
+            raise ValueError(f"grad_balance must be 'auto' or an int >= 0 (steps measured per "
+                             f"epoch; 0: none), got {grad_balance!r}.")
         if dominance is not None and not (isinstance(dominance, (int, float))
                                           and 0 < dominance <= 1):
             raise ValueError(f"dominance must be in (0, 1] or None, got {dominance!r}.")
+        for name, flag in (("standardize", standardize), ("normalize_losses", normalize_losses)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, got {flag!r}.")
         if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
             early_stopping = EarlyStopping(patience=early_stopping)
         self.net = net
@@ -312,7 +319,10 @@ class Trainer:
         self.seed = int(seed)
         self.progress = progress
         self.grad_balance, self.dominance = grad_balance, dominance
-        self.standardize, self.normalize_losses = bool(standardize), bool(normalize_losses)
+        # "auto": one step per epoch up to MAX_AUTO_TASKS tasks (T backward passes each)
+        self._balance_steps = (int(len(net.tasks) <= MAX_AUTO_TASKS)
+                               if grad_balance == "auto" else grad_balance)
+        self.standardize, self.normalize_losses = standardize, normalize_losses
         self._loss_scale = torch.ones(len(self.tasks))
         self.history_: pd.DataFrame | None = None
 
@@ -449,7 +459,7 @@ class Trainer:
         streams = {k: cycle(v) for k, v in loaders.items()} if per_task else {}
         steps = max(len(v) for v in loaders.values())
         balance = GradientBalance(names) if self._measures_balance(ctx) else None
-        every = max(1, steps // max(self.grad_balance, 1))
+        every = max(1, steps // max(self._balance_steps, 1))
         try:
             for epoch in range(self.max_epochs):
                 t0 = time.perf_counter()
@@ -586,7 +596,7 @@ class Trainer:
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one
         process (under DDP each rank's own gradients would be measured)."""
-        return (self.grad_balance > 0 and len(self.tasks) > 1
+        return (self._balance_steps > 0 and len(self.tasks) > 1
                 and not (ctx is not None and ctx.distributed))
 
     def _columns(self, val_tasks: set[str]) -> set[str]:
@@ -595,7 +605,7 @@ class Trainer:
         if self._measures_balance():
             names = [t.name for t in self.tasks]
             cols |= {f"grad_share/{k}" for k in names}
-            cols |= {f"grad_cos/{a}/{b}" for a, b in itertools.combinations(names, 2)}
+            cols |= {f"grad_cos/{names[a]}/{names[b]}" for a, b in GradientBalance(names).pairs}
         for t in self.tasks:
             cols |= {f"loss/{t.name}", f"weight/{t.name}"}
             if t.name in val_tasks:
@@ -691,9 +701,8 @@ class Trainer:
             y = Y[t.name].to(ctx.device)
             h = out[t.name]
             if t.name in scales:  # the loss of training (standardized), metrics in units
-                loss = t.task_loss(h.double(), self._standardized(t.name, y.double()))
-                with torch.no_grad():
-                    f = scales[t.name](h)
+                loss = t.task_loss(h.double(), scales[t.name].standardize(y.double()))
+                f = scales[t.name](h)
             else:
                 loss, f = t.task_loss(h, y), h
             loss = float(loss) / float(self._loss_scale[j])
@@ -704,14 +713,6 @@ class Trainer:
                 row[f"val/{t.name}/{m}"] = v
         row["val_loss"] = total
         return row
-
-    def _standardized(self, task: str, v: torch.Tensor) -> torch.Tensor:
-        """Values of ``task`` in target units to standardized units, in float64."""
-        s = self.net.target_scales[task]
-        mean, scale = s.mean.double(), s.scale.double()
-        if v.ndim == 1:
-            mean, scale = mean[0], scale[0]
-        return (v - mean) / scale
 
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096) -> dict[str, np.ndarray]:
