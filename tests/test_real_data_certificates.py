@@ -81,17 +81,21 @@ KNOWN_SHORT = {
 }
 
 
-#: where the defaults end within a few percent of tol (atp7d dirty: relative gap 1.04e-4 at
-#: max_iter with one BLAS thread, below 1e-4 with two): pass or not by the summation order
-BORDERLINE = {("mulan/atp7d", "dirty")}
+#: where the defaults certify the path but one point needs 850 or more of the 1000 epochs
+#: (``scripts/certify_real_data.py``, one BLAS thread: atp7d l21 and dirty end at epoch 1000
+#: with a relative gap of 9.5e-5 and 8.2e-5 here, 1.08e-4 on another machine): pass or not by
+#: the summation order of the machine's BLAS
+BORDERLINE = {("mulan/andro", "l1"), ("mulan/andro", "trace"), ("mulan/atp1d", "l1"),
+              ("mulan/atp1d", "sparse_lowrank"), ("mulan/atp7d", "l21"),
+              ("mulan/atp7d", "dirty"), ("mulan/atp7d", "trace")}
 
 
 def _case(name, penalty):
     marks = ()
     if (name, penalty) in BORDERLINE:
         marks = pytest.mark.xfail(strict=False, raises=(AssertionError, ConvergenceWarning),
-                                  reason="ends within a few percent of tol at the default "
-                                         "max_iter; the BLAS summation order decides")
+                                  reason="needs 850+ of the default 1000 epochs at one "
+                                         "point; the BLAS summation order decides")
     if (name, penalty) in KNOWN_SHORT:
         marks = pytest.mark.xfail(strict=True, raises=(AssertionError, ConvergenceWarning),
                                   reason="the smallest alpha needs more than the default "
