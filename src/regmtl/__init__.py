@@ -96,4 +96,4 @@ __all__ = [
     "TransferredTask",
 ]
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # noqa: E402

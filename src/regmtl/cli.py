@@ -1093,7 +1093,7 @@ COMMANDS: dict[str, Command] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``regmtl`` with one subparser per entry of :data:`COMMANDS`."""
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="regmtl",
                                      description="Regularized multi-task learning.")

@@ -441,7 +441,7 @@ class Report:
     # ------------------------------------------------------------------ rendering
 
     def _footer(self) -> str:
-        from . import __version__
+        from ._version import __version__
 
         created = self.created
         if created is None:

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ._torch import torch
 from .esmm import ESMM
 from .nets import ACTIVATIONS, NETS, MultiTaskNet
