@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/regmtl compare school
 
+# Two pytest processes (pytest-xdist), one BLAS thread each: two processes that each ran two
+# BLAS threads on two cores would stall one another (11 min serial, 8 min this way).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

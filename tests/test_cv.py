@@ -391,7 +391,7 @@ def test_dask_backend_gives_the_serial_result():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         with (distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                       dashboard_address=None) as cluster,
+                                       dashboard_address=":0") as cluster,
               distributed.Client(cluster),
               joblib.parallel_backend("dask")):
             on_dask = rm.MultiTaskRegressorCV("l21", n_jobs=-1, **kw).fit(Xs, ys)

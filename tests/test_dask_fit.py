@@ -26,7 +26,7 @@ FEATURES = [f"x{j}" for j in range(P)]
 def client():
     logging.getLogger("distributed").setLevel(logging.ERROR)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
