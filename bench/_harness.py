@@ -267,7 +267,7 @@ def print_table(title, rows, target, repeats, *, what, name_width, tol, n_iter_w
         ("<=eps", 5, lambda r, t: "?" if r.over else ("yes" if r.reached else "NO")),
         ("n_iter", n_iter_width, lambda r, t: str(r.n_iter)),
         *before_ratio,
-        ("ratio", 6, lambda r, t: "1.00" if r is ref else f"{low(r)}{ratio(r, ref)[0]:.2f}"),
+        ("ratio", 6, lambda r, t: "1.00" if r is ref else fmt_ratio(*ratio(r, ref))),
         *after_ratio,
     ]
     print()
@@ -283,9 +283,16 @@ def print_table(title, rows, target, repeats, *, what, name_width, tol, n_iter_w
         if r.note:
             print(f"  {'':<{name_width}} note: {r.note.strip()}")
     print(f"  target {what} <= {target:g}; time = median over 'runs' (asked: {repeats}); "
-          "ratio = time / regmtl time (>1: regmtl faster); '>' = killed at the time limit")
+          "ratio = time / regmtl time (>1: regmtl faster); '>' = killed at the time limit "
+          "(a ratio: or stopped short of eps)")
+
+
+def fmt_ratio(value: float, lower: bool) -> str:
+    return f"{'>' if lower else ''}{value:.2f}"
 
 
 def ratio(row, ref) -> tuple[float, bool]:
-    """(median time of ``row`` / that of ``ref``, whether it is only a lower bound)."""
-    return float(np.median(row.times)) / float(np.median(ref.times)), row.over is not None
+    """(median time of ``row`` / that of ``ref``, whether it is only a lower bound: the peer was
+    killed, or stopped at its time cap short of the target)."""
+    return (float(np.median(row.times)) / float(np.median(ref.times)),
+            row.over is not None or not row.reached)
