@@ -566,7 +566,9 @@ def test_rare_class_warning_names_the_task_and_the_label(labels, rare):
     ys[1] = y1
     with pytest.warns(UserWarning, match=rf"^cv=3: 1 task\(s\) have fewer samples than folds "
                                          rf"\(task 1 has 1 sample of class {rare}: never "
-                                         r"validated\)"):
+                                         r"validated\)"), \
+            pytest.warns(UserWarning, match=r"undefined on some validation folds of 1 task\(s\), "
+                                            r"1 \(one class only\)"):
         est = rm.MultiTaskClassifierCV(alphas=3, cv=3).fit(Xs, ys)
     task_scores = np.stack(est.cv_results_["mean_task_scores"])
     assert np.isnan(task_scores[:, 1]).all() and np.isfinite(task_scores[:, [0, 2]]).all()
@@ -584,7 +586,8 @@ def test_tasks_with_fewer_rows_than_folds_get_fewer_folds():
     """The fold rule: with K = 5, a 3-row task gets 3 folds, used in turn (fold k validates
     its part k mod 3), a 1-row task is never validated and always trains; the other tasks'
     folds are a partition of their rows, as without the rule. One warning names both tasks,
-    and the CV estimator's fit completes (the 1-row task's CV score is NaN, the others not)."""
+    and the CV estimator's fit completes (the 1-row task's CV score is NaN, the others not,
+    and a second warning names that task)."""
     Xs, ys = _fold_rule_data()
     data = make_data(Xs, ys)
     with pytest.warns(UserWarning, match=r"^cv=5: 2 task\(s\) have fewer samples than folds "
@@ -604,7 +607,9 @@ def test_tasks_with_fewer_rows_than_folds_get_fewer_folds():
         rows = np.concatenate([np.intersect1d(te, np.arange(off[t], off[t + 1]))
                                for _, te in folds])
         assert np.array_equal(np.sort(rows), np.arange(off[t], off[t + 1]))
-    with pytest.warns(UserWarning, match=r"task 1 has 3 samples: 3 folds"):
+    with pytest.warns(UserWarning, match=r"task 1 has 3 samples: 3 folds"), \
+            pytest.warns(UserWarning, match=r"undefined on some validation folds of 1 task\(s\), "
+                                            r"2 \(too few rows for the score\)"):
         est = rm.MultiTaskRegressorCV("l21", alphas=4, cv=5).fit(Xs, ys)
     task_scores = np.stack(est.cv_results_["mean_task_scores"])
     assert np.isnan(task_scores[:, 2]).all() and np.isfinite(task_scores[:, [0, 1, 3]]).all()

@@ -329,12 +329,12 @@ class _MultiTaskCV(BaseEstimator):
         self._warn_unconverged(results)
         K = len(folds)
         rows = []
-        nan_tasks = 0
+        undefined = np.zeros(data.n_tasks, dtype=bool)
         for g, (params, _) in enumerate(candidates):
             fold_res = results[g * K:(g + 1) * K]
             # (K, n_alphas): each fold's task-averaged score
             per_task = np.stack([r[0] for r in fold_res])
-            nan_tasks += int(np.isnan(per_task).any(axis=(0, 1)).sum())
+            undefined |= np.isnan(per_task).any(axis=(0, 1))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 split = np.nanmean(per_task, axis=2)
@@ -351,10 +351,14 @@ class _MultiTaskCV(BaseEstimator):
                 row["mean_n_active"] = float(active[i])
                 row["mean_fit_time"] = float(fit_time)
                 rows.append(row)
-        if nan_tasks:
+        if undefined.any():
+            names = ", ".join(repr(t) for t in data.tasks[undefined][:5])
+            more = f" and {int(undefined.sum()) - 5} more" if undefined.sum() > 5 else ""
+            why = ("one class only" if self._kind != "regression"
+                   else "too few rows for the score")
             warnings.warn(f"scoring={scorer.name!r} is undefined on some validation folds of "
-                          f"{nan_tasks} task(s) (e.g. one class only); those tasks are left out "
-                          "of the fold averages there.", UserWarning, stacklevel=3)
+                          f"{int(undefined.sum())} task(s), {names}{more} ({why}); those tasks "
+                          "are left out of the fold averages there.", UserWarning, stacklevel=3)
         df = pd.DataFrame(rows)
         score = df["mean_test_score"].to_numpy()
         df["rank_test_score"] = pd.Series(-score).rank(method="min").astype(int).to_numpy()
