@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _gap import duality_gap, neg_gradient, p0_value
+from _gap import duality_gap, neg_gradient, neg_gradient_at, p0_value
 from _penalties_np import Plain, group_soft_rows
 
 CURVATURE = {"squared": 1.0, "logistic": 0.25}
@@ -49,6 +49,12 @@ def lipschitz(Xs, curvature: float, tol: float = 1e-6, max_iter: int = 500, seed
             lam = lam_new
         best = max(best, lam)
     return curvature * best
+
+
+def _check(stop, V, b, eps: float, t_start: float, max_time: float):
+    """One check of the loops: (certificate, converged, whether to stop)."""
+    rel = stop(V, b)
+    return rel, rel <= eps, rel <= eps or time.perf_counter() - t_start > max_time
 
 
 def _b0(ys, loss):
@@ -96,11 +102,8 @@ def fista(Xs, ys, prox, stop, loss: str = "squared", pen=_W_IS_V, eps: float = 1
             tk = t_next
         V, b = V_new, b_new
         if it % check_every == 0:
-            rel = stop(V, b)
-            if rel <= eps:
-                converged = True
-                break
-            if time.perf_counter() - t_start > max_time:
+            rel, converged, done = _check(stop, V, b, eps, t_start, max_time)
+            if done:
                 break
     return dict(W=pen.compose(V), V=V, b=b, n_iter=it, rel=rel, converged=converged,
                 time_L=time_L)
@@ -160,18 +163,6 @@ def _data_value(fs, ys, loss: str) -> float:
                for f, y in zip(fs, ys, strict=True))
 
 
-def _gradient_at(Xs, ys, fs, loss: str):
-    """(G, sums) as :func:`_gap.neg_gradient`, from scores already at hand."""
-    G = np.empty((Xs[0].shape[1], len(Xs)))
-    sums = np.empty(len(Xs))
-    for t, (X, y, f) in enumerate(zip(Xs, ys, fs, strict=True)):
-        u = (y - f) if loss == "squared" else y * np.exp(-np.logaddexp(0.0, y * f))
-        u = u / y.size
-        G[:, t] = X.T @ u
-        sums[t] = u.sum()
-    return G, sums
-
-
 def apg_backtracking(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps: float = 1e-6,
                      max_iter: int = 1_000_000, max_time: float = np.inf,
                      check_every: int = 10):
@@ -196,7 +187,7 @@ def apg_backtracking(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
         a = (t_old - 1.0) / t
         S, sb = (1.0 + a) * V - a * V_old, (1.0 + a) * b - a * b_old
         fS = [(1.0 + a) * f - a * g for f, g in zip(fs, fs_old, strict=True)]
-        GW, Gb = _gradient_at(Xs, ys, fS, loss)
+        GW, Gb = neg_gradient_at(Xs, ys, fS, loss)
         GS = pen.spread(GW)
         FS = _data_value(fS, ys, loss)
         while True:
@@ -213,11 +204,9 @@ def apg_backtracking(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
         V, b, fs = V_new, b_new, f_new
         t_old, t = t, 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
         if it % check_every == 0:
-            rel = cert(V, b, primal=False)["rel"]
-            if rel <= eps:
-                converged = True
-                break
-            if time.perf_counter() - t_start > max_time:
+            rel, converged, done = _check(lambda V, b: cert(V, b, primal=False)["rel"], V, b,
+                                          eps, t_start, max_time)
+            if done:
                 break
     return dict(W=pen.compose(V), V=V, b=b, n_iter=it, rel=rel, converged=converged,
                 time_L=0.0, gamma=gamma)

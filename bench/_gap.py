@@ -183,10 +183,14 @@ def neg_gradient(Xs, ys, W: np.ndarray, b: np.ndarray, loss: str):
             raise ValueError("shared design: squared loss only here")
         U = (ys - Xs @ W - b) / Xs.shape[0]
         return Xs.T @ U, U.sum(axis=0)
+    return neg_gradient_at(Xs, ys, [X @ W[:, t] + b[t] for t, X in enumerate(Xs)], loss)
+
+
+def neg_gradient_at(Xs, ys, fs, loss: str):
+    """:func:`neg_gradient` (lists) from the per-task scores ``fs`` already at hand."""
     G = np.empty((Xs[0].shape[1], len(Xs)))
     sums = np.empty(len(Xs))
-    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-        f = X @ W[:, t] + b[t]
+    for t, (X, y, f) in enumerate(zip(Xs, ys, fs, strict=True)):
         u = (y - f) if loss == "squared" else y * expit(-y * f)
         u = u / y.size
         G[:, t] = X.T @ u

@@ -9,6 +9,7 @@ is saved with the net (and a state_dict from before the map loads as the identit
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -247,3 +248,24 @@ def test_the_switches_must_be_booleans():
         Trainer(net, standardize="yes")
     with pytest.raises(ValueError, match="normalize_losses must be True or False, got 1"):
         Trainer(net, normalize_losses=1)
+
+
+def test_targets_beyond_float32_are_refused_and_offsets_warned():
+    """Targets of 1e40 (finite in float64, not in the net's float32) stop the fit with an
+    error naming the task, before the net is touched (a spread beyond float32 is refused the
+    same way when the map is computed); targets of 1.7e9 +- 10 (their spread
+    below float32's resolution there) train with a warning naming the task."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3))
+    net = HardSharing(3, [TaskSpec("price")], (4,))
+    with pytest.raises(ValueError, match=r"targets\['price'\] holds values beyond float32"):
+        Trainer(net, max_epochs=1, batch_size=16).fit((X, {"price": 1e40 * X[:, 0]}))
+    assert net.target_scales["price"].is_identity()
+    with pytest.warns(UserWarning) as rec:
+        Trainer(net, max_epochs=1, batch_size=16).fit((X, {"price": 1.7e9 + 10 * X[:, 0]}))
+    texts = " | ".join(str(w.message) for w in rec)
+    assert re.search(r"task 'price' have a mean \d\.\de\+0\d times their standard deviation",
+                     texts)
+    # the float32 labels have collapsed to one value (resolution 128 at 1.7e9)
+    assert "task 'price': every training label is the same" in texts
+    assert float(net.target_scales["price"].mean) == pytest.approx(1.7e9, rel=1e-6)

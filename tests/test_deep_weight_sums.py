@@ -127,6 +127,7 @@ def _check(name: str, W: torch.Tensor, b: torch.Tensor) -> None:
         _assert_drifts(W, total)
     elif name == "nash_mtl":  # alpha_t > 0 (or all 0), scaling like 1 / |g_t|
         stationary = (W == 0).all(1)
+        assert not bool(stationary.all())  # some steps weigh the tasks at all
         assert bool((W[~stationary] > 0).all())
         _assert_drifts(W, total)
     elif name == "aligned_mtl":  # B b: no sum, entries of any sign

@@ -53,6 +53,20 @@ def _certify(Xs, ys, loss, penalty):
     return path
 
 
+def _certify_near(Xs, ys, loss, penalty):
+    """A path whose last points may end at max_iter a few percent above tol: every point is
+    certified within twice tol, and every point that stopped before max_iter within tol."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        path = rm.regularization_path(Xs, ys, penalty=penalty, loss=loss, alphas=N_ALPHAS,
+                                      eps=1e-3)
+    assert np.all(path.certificates <= 2e-4), (penalty, path.certificates)
+    early = path.n_iter < 1000
+    assert path.converged[early].all() and np.all(path.certificates[early] <= 1e-4)
+    assert np.all(np.isfinite(path.coefs))
+    return path
+
+
 def _check_against_tighter(Xs, ys, loss, penalty, path):
     """The reported gaps bound the suboptimality: objective - gap <= a tighter objective."""
     est = rm.MultiTaskRegressor if loss == "squared" else rm.MultiTaskClassifier
@@ -83,8 +97,9 @@ KNOWN_SHORT = {
 
 #: where the defaults certify the path but one point needs 850 or more of the 1000 epochs
 #: (``scripts/certify_real_data.py``, one BLAS thread: atp7d l21 and dirty end at epoch 1000
-#: with a relative gap of 9.5e-5 and 8.2e-5 here, 1.08e-4 on another machine): pass or not by
-#: the summation order of the machine's BLAS
+#: with a relative gap of 9.5e-5 and 8.2e-5 here, 1.08e-4 on another machine): whether the
+#: last point meets tol depends on the machine's BLAS, so these are held to twice tol there
+#: (:func:`_certify_near`)
 BORDERLINE = {("mulan/andro", "l1"), ("mulan/andro", "trace"), ("mulan/atp1d", "l1"),
               ("mulan/atp1d", "sparse_lowrank"), ("mulan/atp7d", "l21"),
               ("mulan/atp7d", "dirty"), ("mulan/atp7d", "trace")}
@@ -92,10 +107,6 @@ BORDERLINE = {("mulan/andro", "l1"), ("mulan/andro", "trace"), ("mulan/atp1d", "
 
 def _case(name, penalty):
     marks = ()
-    if (name, penalty) in BORDERLINE:
-        marks = pytest.mark.xfail(strict=False, raises=(AssertionError, ConvergenceWarning),
-                                  reason="needs 850+ of the default 1000 epochs at one "
-                                         "point; the BLAS summation order decides")
     if (name, penalty) in KNOWN_SHORT:
         marks = pytest.mark.xfail(strict=True, raises=(AssertionError, ConvergenceWarning),
                                   reason="the smallest alpha needs more than the default "
@@ -111,7 +122,7 @@ def test_benchmark_paths_are_certified(name, penalty):
     bunch = load_dataset(name, data_home=DATA, **kw)
     Xs, ys = _standardized(bunch)
     loss = "logistic" if bunch.kind == "binary" else "squared"
-    _certify(Xs, ys, loss, penalty)
+    (_certify_near if (name, penalty) in BORDERLINE else _certify)(Xs, ys, loss, penalty)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data folder {DATA} absent")

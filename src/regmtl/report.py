@@ -1129,7 +1129,8 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
                          f"{found[1]:.0%} of their gradient norm over the last three epochs; "
                          "the other tasks are suppressed.")
         else:
-            shares = history[[f"grad_share/{t}" for t in tasks]].iloc[-3:].mean()
+            shares = history[[c for c in history.columns
+                              if str(c).startswith("grad_share/")]].iloc[-3:].mean()
             top = shares.idxmax().split("/", 1)[1]
             rep.add_text(f"**No task dominated the shared layers** (largest share over the "
                          f"last three epochs: {top}, {shares.max():.0%}).")

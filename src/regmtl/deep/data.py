@@ -117,6 +117,11 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             if arr.shape[0] != x.shape[0]:
                 raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has "
                                  f"{x.shape[0]}.")
+            finite = arr[~np.isnan(arr)]
+            if finite.size and np.abs(finite).max() > np.finfo(np.float32).max:
+                raise ValueError(f"targets[{name!r}] holds values beyond float32 (largest "
+                                 f"{np.abs(finite).max():.3g}), the net's precision: divide "
+                                 "them by a power of ten.")
             ys[name] = torch.from_numpy(arr.astype(np.float32))
         self.X = torch.from_numpy(x)
         self.targets = ys

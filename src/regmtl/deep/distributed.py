@@ -154,7 +154,7 @@ class Context:
             One per rank, on the CPU.
         """
         if not self.distributed:
-            return [t]
+            return [t.cpu()]
         t = t.to(self.device)
         parts = [torch.empty_like(t) for _ in range(self.world_size)]
         dist.all_gather(parts, t)

@@ -876,7 +876,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
             if len(asked) != len(tasks):
                 raise ValueError(f"kinds: a list needs one kind per task ({len(tasks)}), got "
                                  f"{len(asked)}; or pass a dict task -> kind.")
-        bad = [k for k in asked if k not in allowed]
+        bad = [k for k in asked if not (isinstance(k, str) and k in allowed)]
         if bad:
             raise ValueError(f"kinds: {bad[0]!r} is not one of {allowed}.")
         return asked

@@ -208,13 +208,32 @@ class TargetMoments:
         return float((self.n[name] if name in self.n else self.counts[name]).sum())
 
 
-def fit_scale(scale: TargetScale, moments: TargetMoments, name: str) -> None:
-    """Set ``scale`` from the task's moments: mean and standard deviation per output (an
-    output without observed labels or with a constant one keeps scale 1)."""
-    sd = moments.std(name)
-    tiny = 1e-12 * moments.mean(name).abs().clamp(min=1.0)
+#: the net's precision: a target whose mean is this many times its spread keeps less than
+#: about 1% of its variation in float32
+_F32_DIGITS = 1e5
+
+
+def scale_of(moments: TargetMoments, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The map of task ``name`` from its moments: mean and standard deviation per output (an
+    output without observed labels or with a constant one keeps scale 1). Raises a
+    ValueError where they are beyond float32, the net's precision; warns where the mean
+    dwarfs the spread so much that float32 labels lose the variation."""
+    mean, sd = moments.mean(name), moments.std(name)
+    tiny = 1e-12 * mean.abs().clamp(min=1.0)
     ok = (moments.n[name] > 1) & (sd > tiny)
-    scale.set(moments.mean(name), torch.where(ok, sd, torch.ones_like(sd)))
+    sd = torch.where(ok, sd, torch.ones_like(sd))
+    top = float(torch.finfo(torch.float32).max)
+    if not bool(((mean.abs() < top) & (sd < top)).all()):
+        raise ValueError(f"the regression targets of task {name!r} (mean {mean.tolist()}, "
+                         f"standard deviation {sd.tolist()}) are beyond float32, the net's "
+                         "precision: divide them by a power of ten.")
+    ratio = float((mean.abs() / sd).max())
+    if ratio > _F32_DIGITS:
+        warnings.warn(f"the regression targets of task {name!r} have a mean {ratio:.1e} times "
+                      "their standard deviation: in float32, the net's precision, they keep "
+                      "little of their variation. Subtract a reference value (e.g. their mean) "
+                      "before fitting.", UserWarning, stacklevel=4)
+    return mean, sd
 
 
 def _constant_output(spec: TaskSpec, moments: TargetMoments, scale: TargetScale | None

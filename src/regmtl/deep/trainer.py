@@ -26,17 +26,18 @@ import pandas as pd
 from ._torch import torch
 from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
-from .diagnostics import GradientBalance, warn_if_dominated
+from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .nets import MultiTaskNet
 from .penalties import ParameterPenalty, make_penalties
-from .scaling import TargetMoments, constant_losses, fit_scale, label_batches, loss_scales
+from .scaling import TargetMoments, constant_losses, label_batches, loss_scales, scale_of
 from .weighting import Weighting, make_weighting
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
 
-#: grad_balance="auto" measures the gradient balance up to this many tasks
-MAX_AUTO_TASKS = 16
+#: grad_balance="auto" measures the gradient balance up to this many tasks (as many as get
+#: their pairwise cosines)
+MAX_AUTO_TASKS = MAX_COSINE_TASKS
 
 
 def set_seed(seed: int) -> None:
@@ -291,8 +292,9 @@ class Trainer:
             raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
-        if grad_balance != "auto" and (isinstance(grad_balance, bool)
-                                       or not isinstance(grad_balance, int) or grad_balance < 0):
+        auto = isinstance(grad_balance, str) and grad_balance == "auto"
+        if not auto and (isinstance(grad_balance, bool) or not isinstance(grad_balance, int)
+                         or grad_balance < 0):
             raise ValueError(f"grad_balance must be 'auto' or an int >= 0 (steps measured per "
                              f"epoch; 0: none), got {grad_balance!r}.")
         if dominance is not None and not (isinstance(dominance, (int, float))
@@ -580,8 +582,9 @@ class Trainer:
             moments.update(name, y)
         if sharded:
             moments.merge_ranks(ctx.gather)
-        for name in fit:
-            fit_scale(net.target_scales[name], moments, name)
+        maps = {name: scale_of(moments, name) for name in fit}  # all checked, then set
+        for name, (mean, sd) in maps.items():
+            net.target_scales[name].set(mean, sd)
         if self.normalize_losses:
             const = constant_losses(self.tasks, moments, dict(net.target_scales.items()),
                                     lambda: label_batches(sources, self.tasks),

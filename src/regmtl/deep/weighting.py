@@ -57,9 +57,9 @@ of the original :math:`g_t` in the shared update. What they sum to:
   over the tasks taking part in the step). With unequal :math:`b` the softmaxes are weighted,
   :math:`w_t \propto b_t e^{x_t}`. IMTL's weights can be negative.
 - the given weights' sum: fixed.
-- T with unit base weights: mgda (it applies :math:`b` twice, in the hull and as the factor
-  :math:`\sum_t b_t`: in general, with its normalizers :math:`n_t`,
-  :math:`\sum_t w_t n_t / b_t = \sum_t b_t`; all 0 at a Pareto-stationary point).
+- T with unit base weights: mgda (its hull of the :math:`b_t g_t` is scaled by T: in general,
+  with its normalizers :math:`n_t`, :math:`\sum_t w_t n_t / b_t = T`; all 0 at a
+  Pareto-stationary point).
 - no fixed sum: uncertainty (:math:`w_t = b_t e^{-s_t}` with the :math:`s_t` learned freely: the
   sum starts at :math:`\sum_t b_t` for ``init=0`` and drifts with the scale of the losses);
   pcgrad and upgrad (:math:`w_t \ge b_t`, more where gradients conflict); cagrad
