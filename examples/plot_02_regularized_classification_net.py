@@ -63,7 +63,8 @@ def make_data(seed):
 # Each variant is a :class:`regmtl.deep.HardSharing` net with the same shared layer; only its
 # regularization differs. ``L2Penalty(0.1, params="task")`` penalizes the task-specific
 # parameters: with no hidden layer in the heads (``head_hidden=()``, the default), those are
-# the output layer, one row of weights per task (biases are left out by default).
+# the output layer, one row of weights per task, held for all tasks in one batched tensor
+# (biases are left out by default).
 # ``dropout`` and ``batch_norm`` act on the shared hidden layer.
 output_l2 = L2Penalty(0.1, params="task")
 variants = {

@@ -80,8 +80,10 @@ for name, penalty in penalties.items():
 # penalty differs. Then the test error of each task, and the norm of the weights of the
 # shared layer and of the heads.
 def weight_norm(module):
-    """Frobenius norm of the weight matrices (not the biases) of a module."""
-    weights = [p for name, p in module.named_parameters() if name.endswith("weight")]
+    """Frobenius norm of the weight matrices (not the biases) of a module (the heads hold
+    theirs batched over the tasks, as ``weight0``, ``weight1``, ...)."""
+    weights = [p for name, p in module.named_parameters()
+               if name.rsplit(".", 1)[-1].startswith("weight")]
     return float(torch.sqrt(sum((w.detach() ** 2).sum() for w in weights)))
 
 

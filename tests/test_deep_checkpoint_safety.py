@@ -158,9 +158,9 @@ def test_weights_that_do_not_fit_a_given_net_are_refused(tmp_path):
     _refused(lambda: load_checkpoint(folder, net=other), folder / "model.pt",
              "the net given", "'trunk.2.weight'")
     state = torch.load(folder / "model.pt", weights_only=True)
-    del state["heads.b.0.bias"]
+    del state["heads.blocks.0.bias0"]
     torch.save(state, folder / "model.pt")
-    _refused(lambda: load_checkpoint(folder), folder / "model.pt", "'heads.b.0.bias'")
+    _refused(lambda: load_checkpoint(folder), folder / "model.pt", "'heads.blocks.0.bias0'")
 
 
 def test_extra_cannot_overwrite_the_checkpoint_fields(tmp_path):

@@ -59,11 +59,28 @@ def test_parameter_groups_match_the_graph(net):
         for other in net.task_names:
             if other == t:
                 continue
-            own = (net.task_parameters(other) if not isinstance(net, PLE)
-                   else [*net.towers[other].parameters(), *net.task_gates[-1][other].parameters(),
-                         *net.task_experts[-1][other].parameters()])
-            for p in own:
-                assert p.grad is None or torch.all(p.grad == 0)
+            for g in _own_grads(net, other):
+                assert g is None or torch.all(g == 0)
+
+
+def _own_grads(net, task):
+    """The gradients of ``task``'s own weights: its slice of the batched heads and gates, and
+    (PLE) its last-level experts and gates."""
+    heads = net.heads if isinstance(net, HardSharing) else net.towers
+    i = heads.position(task)
+    block = heads.blocks[int(heads.block_of[i])]
+    local = int(heads.local[i])
+    out = [None if p.grad is None else p.grad[local] for p in block.parameters()]
+    if isinstance(net, MMoE):
+        g = net.gates
+        lin = g.blocks[int(g.block_of[g.position(task)])]
+        k, j = g.n_experts, int(g.local[g.position(task)])
+        out += [None if lin.weight.grad is None else lin.weight.grad[j * k:(j + 1) * k],
+                None if lin.bias.grad is None else lin.bias.grad[j * k:(j + 1) * k]]
+    if isinstance(net, PLE):
+        out += [p.grad for p in (*net.task_gates[-1][task].parameters(),
+                                 *net.task_experts[-1][task].parameters())]
+    return out
 
 
 def test_input_layers_read_the_input():
@@ -71,7 +88,7 @@ def test_input_layers_read_the_input():
         layers = net.input_layers()
         assert layers and all(m.in_features == 7 for m in layers)
     mmoe = _nets()[1]
-    assert len(mmoe.input_layers()) == 3 + 3  # experts and gates
+    assert len(mmoe.input_layers()) == 3 + 1  # experts, and every gate in one Linear(7, T K)
     gates = mmoe.gate_weights(torch.randn(4, 7))
     for g in gates.values():
         torch.testing.assert_close(g.sum(1), torch.ones(4))

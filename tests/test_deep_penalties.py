@@ -38,11 +38,12 @@ def test_groups_bias_and_norm_switches():
     assert all(id(m.bias) in with_bias for m in lin)
     assert not any(id(m.bias) in with_bias for m in bn)
     heads = {id(p) for p in L2Penalty(1.0, "task").parameters(net)}
-    assert heads == {id(p) for p in net.task_parameters() if p.ndim == 2}
-    custom = L1Penalty(1.0, lambda n: [n.heads["a"][-1].weight]).parameters(net)
-    assert custom == [net.heads["a"][-1].weight]
+    assert heads == {id(p) for p in net.task_parameters() if p.ndim == 3}  # batched heads
+    custom = L1Penalty(1.0, lambda n: [n.heads.blocks[0].weight0]).parameters(net)
+    assert custom == [net.heads.blocks[0].weight0]
     assert len(L2Penalty(1.0, "all").parameters(net)) == sum(
-        1 for n, p in net.named_parameters() if n.endswith("weight") and p.ndim == 2)
+        1 for n, p in net.named_parameters()
+        if (n.endswith("weight") and p.ndim == 2) or ".weight" in n and p.ndim == 3)
 
 
 def test_group_l21_value_and_prox():

@@ -3,7 +3,15 @@
 - Tasks: :class:`TaskSpec` (regression, binary, multiclass; its loss, metrics and weight);
   NaN in a target is a missing label, left out of that task's loss.
 - Nets that share layers across tasks: :class:`HardSharing` (a shared trunk, a head per
-  task), :class:`MMoE`, :class:`CGC` and :class:`PLE` (experts mixed by a gate per task).
+  task), :class:`MMoE`, :class:`CGC` and :class:`PLE` (experts mixed by a gate per task);
+  the heads of all tasks are batched parameters (:class:`TaskHeads`), so a row reaches only
+  its own task's head and a step costs the same for 10 or 10,000 tasks.
+- Inputs of any kind (``regmtl.deep.inputs``): tensors of any shape and dtype, sparse rows,
+  named inputs. Encoders turn them into the flat vector the nets read, under every
+  architecture (``encoder=``): :class:`FeatureColumns` (embedded ids and categories with an
+  out-of-vocabulary bucket, :class:`Categorical`, :class:`IdSequence`; standardized
+  :class:`Numeric` columns), :class:`ConvTrunk` (images), :class:`TextTrunk` (token ids or
+  bag-of-words).
 - Click -> conversion chains: :class:`ESMM` (pCTCVR = pCTR x pCVR, trained on every
   impression), its labels from :func:`esmm_targets`.
 - Penalties by parameter group: :class:`L1Penalty`, :class:`L2Penalty`, :class:`GroupL21`
@@ -42,11 +50,14 @@ from .conflict import FAMO, IMTL, MGDA, AlignedMTL, NashMTL, UPGrad
 from .data import Batches, MultiTaskDataset
 from .esmm import ESMM, esmm_targets
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskModel, DeepMultiTaskRegressor
+from .features import Categorical, FeatureColumns, IdSequence, Numeric, embedding_dim
+from .heads import TaskGates, TaskHeads
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .tasks import Metric, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .transfer import TransferredHead, transfer_head
+from .trunks import ConvTrunk, TextTrunk
 from .weighting import (
     DWA,
     CAGrad,
@@ -69,6 +80,15 @@ __all__ = [
     "CGC",
     "PLE",
     "mlp",
+    "TaskHeads",
+    "TaskGates",
+    "FeatureColumns",
+    "Categorical",
+    "IdSequence",
+    "Numeric",
+    "embedding_dim",
+    "ConvTrunk",
+    "TextTrunk",
     "ESMM",
     "esmm_targets",
     "ParameterPenalty",

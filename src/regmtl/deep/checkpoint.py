@@ -17,7 +17,7 @@ from typing import Any
 from .._version import __version__
 from ._torch import torch
 from .esmm import ESMM
-from .nets import ACTIVATIONS, NETS, MultiTaskNet
+from .nets import ACTIVATIONS, NETS, MultiTaskNet, build_module
 from .tasks import KINDS, TaskSpec
 
 __all__ = ["save_checkpoint", "load_checkpoint", "FORMAT"]
@@ -29,10 +29,11 @@ _MAX_CONFIG_BYTES = 64 * 2**20
 
 # the options of each net's config: "count" an int >= 1, "widths" a list of them ("widths+"
 # non-empty), "activation" a name, "dropout" a number in [0, 1), "bool" a boolean
-_COMMON = {"activation": "activation", "dropout": "dropout", "batch_norm": "bool"}
+_COMMON = {"activation": "activation", "dropout": "dropout", "batch_norm": "bool",
+           "encoder": "module"}
 _EXPERTS = {"expert_hidden": "widths+", "tower_hidden": "widths", **_COMMON}
 _NET_OPTIONS = {
-    "HardSharing": {"hidden": "widths", "head_hidden": "widths", **_COMMON},
+    "HardSharing": {"hidden": "widths", "head_hidden": "widths", "trunk": "module", **_COMMON},
     "MMoE": {"n_experts": "count", **_EXPERTS},
     "CGC": {"n_shared_experts": "count", "n_task_experts": "count", **_EXPERTS},
     "PLE": {"n_levels": "count", "n_shared_experts": "count", "n_task_experts": "count",
@@ -205,6 +206,9 @@ def _check_option(name: str, value: Any, kind: str, cap: int) -> None:
             and 0.0 <= value < 1.0
     elif kind == "bool":
         ok = isinstance(value, bool)
+    elif kind == "module":  # an encoder or trunk: its class's from_config checks it in full
+        with torch.device("meta"):
+            build_module(value, name)
     if not ok:
         raise ValueError(f"{name} = {value!r:.80} is not a valid value ({kind}, sizes at most "
                          f"the {cap} weights of the state_dict)")
@@ -240,14 +244,16 @@ def _layers(name: str, kw: dict) -> int:
     T, bn = len(kw["tasks"]), kw.get("batch_norm", False)
     head_hidden = (kw.get("head_hidden", []) if name == "HardSharing"
                    else kw.get("tower_hidden", _DEFAULTS["tower_hidden"]))
-    head = T * (_mlp_layers(head_hidden, bn) + 1)
+    head = _mlp_layers(head_hidden, False) + 1  # batched: one block at least
     if name == "HardSharing":
+        if "trunk" in kw:
+            return head
         return _mlp_layers(kw.get("hidden", _DEFAULTS["hidden"]), bn) + head
     if name == "ESMM":  # a bottom and two towers
         return _mlp_layers(kw.get("hidden", [64]), bn) + head
     expert = _mlp_layers(kw.get("expert_hidden", _DEFAULTS["expert_hidden"]), bn)
     if name == "MMoE":
-        return kw.get("n_experts", _DEFAULTS["n_experts"]) * expert + T + head
+        return kw.get("n_experts", _DEFAULTS["n_experts"]) * expert + 1 + head
     levels = kw.get("n_levels", _DEFAULTS["n_levels"]) if name == "PLE" else 1
     per_level = (kw.get("n_shared_experts", 2) + T * kw.get("n_task_experts", 1)) * expert + T
     return levels * per_level + levels - 1 + head
@@ -264,7 +270,9 @@ def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type
     try:
         if unknown:
             raise ValueError(f"unknown options {unknown[:5]} for {name}")
-        if not _is_int(kw.get("n_features")) or not 1 <= kw["n_features"] <= cap:
+        reads = "encoder" in kw or "trunk" in kw  # then n_features may be None
+        if not ((reads and kw.get("n_features") is None)
+                or (_is_int(kw.get("n_features")) and 1 <= kw["n_features"] <= cap)):
             raise ValueError(f"n_features = {kw.get('n_features')!r:.40} is not an integer in "
                              f"1..{cap} (the weights of the state_dict)")
         for opt, value in kw.items():
@@ -279,11 +287,17 @@ def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type
     return _NETS[name], {**kw, "tasks": specs}
 
 
+def _build(cls: type, kw: dict) -> MultiTaskNet:
+    """``cls(**kw)`` with its encoder and trunk built from their config entries."""
+    kw = {k: build_module(v, k) if k in ("encoder", "trunk") else v for k, v in kw.items()}
+    return cls(**kw)
+
+
 def _meta_state(cls: type, kw: dict, where: Path) -> dict[str, torch.Tensor]:
     """The tensors ``cls(**kw)`` would hold, built on the meta device (no memory)."""
     try:
         with torch.device("meta"):
-            return cls(**kw).state_dict()
+            return _build(cls, kw).state_dict()
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
 
@@ -308,7 +322,7 @@ def load_net(path: Path, config: dict, net: MultiTaskNet | None,
         state = read_state(file, map_location)
         cls, kw = check_net_config(name, config.get("net_config"), state, path)
         _compare(state, _meta_state(cls, kw, path), f"the net of {path / CONFIG}", file)
-        return _restore(cls(**kw), state, file)
+        return _restore(_build(cls, kw), state, file)
     state = read_state(file, map_location)
     _compare(state, net.state_dict(), "the net given", file)
     return _restore(net, state, file)

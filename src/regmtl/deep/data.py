@@ -1,7 +1,8 @@
 """Training data for the deep nets: one table with every task's target, or one set per task.
 
-:class:`MultiTaskDataset` holds features X (n x p) and a target per task (NaN = missing);
-it is checked against the task specs before training. :class:`Batches` walks it in batches
+:class:`MultiTaskDataset` holds inputs of any kind (tables, images, token ids, sparse rows,
+named inputs) and a target per task (NaN = missing), or one target per row for the row's own
+task; it is checked against the task specs before training. :class:`Batches` walks it in batches
 by indexing whole tensors (no per-sample collation), the same global order for one process
 and for the ranks of a distributed run. A dict ``{task: data}`` trains each task on its own
 data set, of its own size; the shorter ones are cycled.
@@ -15,12 +16,14 @@ from typing import Any
 import numpy as np
 
 from ._torch import torch
+from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec
 
 __all__ = ["MultiTaskDataset", "Batches", "as_dataset"]
 
 
 def _features(X: Any, what: str = "X") -> np.ndarray:
+    """A 2-D float32 feature matrix (the linear-input path of the wrappers and ESMM)."""
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     if isinstance(X, torch.Tensor):
@@ -41,36 +44,110 @@ def _features(X: Any, what: str = "X") -> np.ndarray:
     return arr
 
 
-class MultiTaskDataset(torch.utils.data.Dataset):
-    """Features and the targets of some or all tasks, checked against their specs.
+def _row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
+    """Each row's task as positions in ``tasks``: from names, or from int64 positions."""
+    if isinstance(task, torch.Tensor):
+        task = task.detach().cpu().numpy()
+    arr = np.asarray(task)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"task must be 1-D with one entry per row ({n}), got shape "
+                         f"{arr.shape}.")
+    if arr.dtype.kind in "iu":
+        if len(arr) and (arr.min() < 0 or arr.max() >= len(tasks)):
+            raise ValueError(f"task: positions must be in 0..{len(tasks) - 1} (the tasks "
+                             f"{[t.name for t in tasks][:5]}...), found {int(arr.min())}.."
+                             f"{int(arr.max())}.")
+        return arr.astype(np.int64)
+    names = [t.name for t in tasks]
+    uniq, inv = np.unique(arr.astype(str), return_inverse=True)
+    pos = {k: i for i, k in enumerate(names)}
+    unknown = [u for u in uniq if u not in pos]
+    if unknown:
+        raise ValueError(f"task: unknown task(s) {unknown[:5]}; the model's tasks are "
+                         f"{names[:10]}.")
+    return np.array([pos[u] for u in uniq], dtype=np.int64)[inv]
 
-    A ``torch.utils.data.Dataset`` held as whole float32 tensors: indexing with an integer or
-    an index tensor returns ``(x, {task: y})``. Tasks without a target are left out of the
-    dict (the trainer gives them no signal); NaN marks a missing label.
+
+def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
+    """Row i's target for its own task, checked by the tasks' kinds (vectorized): (n, W)
+    float64, NaN where missing or beyond the task's width."""
+    arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y,
+                     dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    width = max(t.target_width for t in tasks)
+    if arr.ndim != 2 or arr.shape[0] != len(task) or arr.shape[1] > width:
+        raise ValueError(f"targets: with task= the target holds each row's own task's label, "
+                         f"of shape (n,) or (n, {width}); got {arr.shape} for {len(task)} rows.")
+    if np.isinf(arr).any():
+        raise ValueError("targets contain infinity; use NaN for a missing label or drop the "
+                         "row.")
+    if arr.shape[1] < width:
+        arr = np.pad(arr, ((0, 0), (0, width - arr.shape[1])), constant_values=np.nan)
+    kinds = np.array([t.kind for t in tasks])[task]
+    widths = np.array([t.target_width for t in tasks])[task]
+    k_out = np.array([t.n_outputs for t in tasks])[task]
+    arr[np.arange(width)[None, :] >= widths[:, None]] = np.nan
+    first = arr[:, 0]
+    obs = ~np.isnan(first)
+    bad = obs & (kinds == "binary") & ~np.isin(first, (0.0, 1.0))
+    bad |= obs & (kinds == "multiclass") & ((first != np.round(first)) | (first < 0)
+                                            | (first >= k_out))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        t = tasks[int(task[i])]
+        want = "0 or 1" if t.kind == "binary" else f"integers in 0..{t.n_outputs - 1}"
+        raise ValueError(f"targets: row {i} of task {t.name!r} ({t.kind}) has label "
+                         f"{first[i]!r}; its labels must be {want} (NaN = missing).")
+    return arr
+
+
+class MultiTaskDataset(torch.utils.data.Dataset):
+    """Inputs of any kind and the targets of some or all tasks, checked against their specs.
+
+    A ``torch.utils.data.Dataset`` held as whole tensors. The inputs are carried as the net
+    will read them (``regmtl.deep.inputs``): floats as float32 of any shape (tables, images),
+    integers as int64 (token ids, categorical codes: never cast to float), SciPy sparse rows
+    (a batch is a sparse CSR tensor), or a dict of named inputs. Targets are kept in float64
+    (the trainer takes each regression target's mean out before the net's float32).
+
+    Two layouts of the targets:
+
+    - **per task** (``task=None``): a dict ``{task: y}`` (or an (n, T) array), NaN where a
+      row has no label; indexing returns ``(x, {task: y})``;
+    - **per row** (``task=`` each row's task): ``targets`` holds row i's label for its own
+      task; indexing returns ``(x, (task_index, y))`` and only that task's head runs on the
+      row (the layout of many tasks: the cost of a batch does not grow with T).
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        The features (finite; a DataFrame or a tensor is accepted).
-    targets : dict of str to array-like, or array-like of shape (n_samples, T)
-        Each task's target, of shape (n_samples,) or (n_samples, n_outputs); or one column per
-        task in the order of ``tasks`` (single-output tasks only). NaN marks a missing label.
+    X : array-like, tensor, SciPy sparse matrix, or dict of str to them
+        The inputs (finite; a DataFrame is read as its numeric matrix).
+    targets : dict of str to array-like, or array-like
+        Each task's target (per task), or each row's own task's target (per row). NaN marks
+        a missing label.
     tasks : list of TaskSpec
         The tasks the targets are checked against.
+    task : array-like of shape (n_samples,), optional
+        Each row's task: names, or int positions in ``tasks``.
 
     Attributes
     ----------
-    X : Tensor of shape (n_samples, n_features)
-        The features (float32).
-    targets : dict of str to Tensor
-        The targets (float32, NaN where missing).
+    X : Tensor, SparseRows or dict
+        The inputs.
+    targets : dict of str to Tensor, or None
+        The targets per task (float64, NaN where missing); None per row.
+    task : Tensor of shape (n_samples,) or None
+        Each row's task (positions), per row.
+    y : Tensor of shape (n_samples, W) or None
+        Each row's target (float64), per row.
 
     Raises
     ------
     ValueError
         On unknown task names, a width other than the task's ``n_outputs``, labels outside
-        0/1 (binary) or 0..K-1 (multiclass), a row count other than X's, or NaN or infinite
-        features.
+        0/1 (binary) or 0..K-1 (multiclass), a row count other than X's, strings or objects,
+        or NaN or infinite inputs.
 
     See Also
     --------
@@ -90,11 +167,33 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     >>> x, y = ds[[0, 1, 2]]
     >>> tuple(x.shape), {task: tuple(v.shape) for task, v in y.items()}
     ((3, 3), {'price': (3,), 'clicked': (3,)})
+
+    Images and token ids keep their shape and dtype; per row, each row has one task:
+
+    >>> images = rng.integers(0, 255, size=(6, 1, 8, 8), dtype=np.uint8)
+    >>> ds = MultiTaskDataset(images, [0, 1, 0, 1, 1, 0], [TaskSpec("left"), TaskSpec("right")],
+    ...                       task=["left", "right"] * 3)
+    >>> x, (t, y) = ds[[0, 1]]
+    >>> tuple(x.shape), x.dtype, t.tolist()
+    ((2, 1, 8, 8), torch.int64, [0, 1])
     """
 
-    def __init__(self, X: Any, targets: Any, tasks: list[TaskSpec]):
-        x = _features(X)
+    def __init__(self, X: Any, targets: Any, tasks: list[TaskSpec], task: Any = None):
+        x = as_inputs(X)
+        n = n_rows(x)
+        self.X = x
+        self.tasks = list(tasks)
+        self.task = self.y = None
+        self.targets: dict[str, torch.Tensor] | None = None
+        if task is not None:
+            pos = _row_tasks(task, self.tasks, n)
+            self.task = torch.from_numpy(pos)
+            self.y = torch.from_numpy(_row_targets(targets, pos, self.tasks))
+            return
         specs = {t.name: t for t in tasks}
+        if isinstance(targets, tuple) and len(targets) == 2:
+            raise ValueError("targets: a pair (task, y) is the per-row layout; pass "
+                             "MultiTaskDataset(X, y, tasks, task=task).")
         if not isinstance(targets, Mapping):
             Y = np.asarray(targets, dtype=np.float64)
             if Y.ndim == 1:
@@ -113,29 +212,38 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             raise ValueError("targets: no task has a target.")
         ys = {}
         for name, y in targets.items():
+            if isinstance(y, torch.Tensor):
+                y = y.detach().cpu().numpy()
             arr = specs[name].check_target(y)
-            if arr.shape[0] != x.shape[0]:
-                raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has "
-                                 f"{x.shape[0]}.")
-            finite = arr[~np.isnan(arr)]
-            if finite.size and np.abs(finite).max() > np.finfo(np.float32).max:
-                raise ValueError(f"targets[{name!r}] holds values beyond float32 (largest "
-                                 f"{np.abs(finite).max():.3g}), the net's precision: divide "
-                                 "them by a power of ten.")
-            ys[name] = torch.from_numpy(arr.astype(np.float32))
-        self.X = torch.from_numpy(x)
+            if arr.shape[0] != n:
+                raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has {n}.")
+            ys[name] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
         self.targets = ys
 
+    @property
+    def per_row(self) -> bool:
+        """Whether each row has one task (``task=`` given)."""
+        return self.task is not None
+
     def __len__(self) -> int:
-        return self.X.shape[0]
+        return n_rows(self.X)
 
     @property
-    def n_features(self) -> int:
-        """The number of features (columns of ``X``)."""
-        return self.X.shape[1]
+    def n_features(self) -> int | None:
+        """The number of features of a 2-D float ``X`` (None for other inputs)."""
+        x = self.X
+        if isinstance(x, torch.Tensor) and x.ndim == 2 and x.is_floating_point():
+            return int(x.shape[1])
+        return None
 
     def __getitem__(self, idx):
-        return self.X[idx], {k: v[idx] for k, v in self.targets.items()}
+        if not isinstance(idx, (int, slice)):
+            idx = torch.as_tensor(idx, dtype=torch.int64)
+        x = take(self.X, idx) if not isinstance(idx, (int, slice)) else _plain_take(self.X, idx)
+        if self.task is not None:
+            y = self.y[idx]
+            return x, (self.task[idx], y[..., 0] if y.shape[-1] == 1 else y)
+        return x, {k: v[idx] for k, v in self.targets.items()}
 
     def to(self, device) -> MultiTaskDataset:
         """Move the tensors (once) to ``device``.
@@ -150,18 +258,42 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         MultiTaskDataset
             The dataset itself.
         """
-        self.X = self.X.to(device)
-        self.targets = {k: v.to(device) for k, v in self.targets.items()}
+        self.X = to_device(self.X, device)
+        if self.task is not None:
+            self.task, self.y = self.task.to(device), self.y.to(device)
+        else:
+            self.targets = {k: v.to(device) for k, v in self.targets.items()}
         return self
 
 
+def _plain_take(x: Any, idx: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain_take(v, idx) for k, v in x.items()}
+    if isinstance(x, SparseRows):
+        return x[torch.arange(len(x))[idx]]
+    return x[idx]
+
+
+def _is_batch(first: Any) -> bool:
+    """``(x, {task: y})`` or ``(x, (task_index, y))``."""
+    if not (isinstance(first, (tuple, list)) and len(first) == 2):
+        return False
+    t = first[1]
+    return isinstance(t, Mapping) or (isinstance(t, (tuple, list)) and len(t) == 2
+                                      and isinstance(t[0], torch.Tensor))
+
+
 def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train") -> Any:
-    """A MultiTaskDataset from the tuple ``(X, targets)``; datasets pass through, and so do
-    loaders: a DataLoader or any re-iterable sized collection of ``(x, {task: y})`` batches."""
+    """A MultiTaskDataset from the tuple ``(X, targets)`` (``(X, (task, y))`` per row);
+    datasets pass through, and so do loaders: a DataLoader or any re-iterable sized
+    collection of ``(x, {task: y})`` or ``(x, (task_index, y))`` batches."""
     if isinstance(data, MultiTaskDataset):
         return data
     if isinstance(data, tuple) and len(data) == 2:
         try:
+            t = data[1]
+            if isinstance(t, tuple) and len(t) == 2:
+                return MultiTaskDataset(data[0], t[1], tasks, task=t[0])
             return MultiTaskDataset(data[0], data[1], tasks)
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None
@@ -170,13 +302,12 @@ def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train") -> Any:
     if (hasattr(data, "__iter__") and hasattr(data, "__len__") and len(data)
             and not isinstance(data, (str, np.ndarray, torch.Tensor, Mapping))
             and not hasattr(data, "columns")):
-        first = next(iter(data))
-        if isinstance(first, (tuple, list)) and len(first) == 2 and isinstance(first[1],
-                                                                              Mapping):
+        if _is_batch(next(iter(data))):
             return data
     raise ValueError(f"{what}: expected the tuple (X, targets), a MultiTaskDataset, a "
-                     "DataLoader or a sized iterable of (x, {task: y}) batches, or a dict task "
-                     f"-> one of them; got {type(data).__name__}.")
+                     "DataLoader or a sized iterable of (x, {task: y}) or (x, (task_index, y)) "
+                     "batches, or a dict task -> one of them; got "
+                     f"{type(data).__name__}.")
 
 
 class Batches:
@@ -264,7 +395,7 @@ class Batches:
             order = torch.randperm(n, generator=gen)
         else:
             order = torch.arange(n)
-        order = order.to(self.dataset.X.device)
+        order = order.to(device_of(self.dataset.X))
         g = self.batch_size * self.world_size
         for b in range(len(self)):
             yield self.dataset[order[b * g:(b + 1) * g][self.rank::self.world_size]]

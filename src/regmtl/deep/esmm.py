@@ -220,14 +220,17 @@ class ESMM(MultiTaskNet):
     True
     """
 
-    def __init__(self, n_features: int, tasks: Any = ("ctr", "ctcvr"),
+    def __init__(self, n_features: int | None = None, tasks: Any = ("ctr", "ctcvr"),
                  hidden: Sequence[int] = (64,), *, tower_hidden: Sequence[int] = (32,),
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False):
-        super().__init__(n_features, _binary_specs(tasks))
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 encoder: nn.Module | None = None):
+        super().__init__(n_features, _binary_specs(tasks), encoder)
+        if self.in_width is None:
+            raise ValueError("ESMM needs n_features (the width of x) or an encoder.")
         self.ctr_task, self.ctcvr_task = self.task_names
         kw = dict(activation=activation, dropout=dropout, batch_norm=batch_norm)
-        self.bottom = mlp(self.n_features, hidden, **kw)
-        width = _out_width(hidden, self.n_features)
+        self.bottom = mlp(self.in_width, hidden, **kw)
+        width = _out_width(hidden, self.in_width)
         self.ctr_tower = self._head(width, self.tasks[0], tower_hidden, **kw)
         self.cvr_tower = self._head(width, self.tasks[1], tower_hidden, **kw)
         self._config = {"hidden": list(hidden), "tower_hidden": list(tower_hidden),
@@ -246,12 +249,11 @@ class ESMM(MultiTaskNet):
         tuple of Tensor
             ``(a, b)``, each of shape (B, 1).
         """
-        self._check_input(x)
-        h = self.bottom(x)
+        h = self.bottom(self._encode(x))
         return self.ctr_tower(h), self.cvr_tower(h)
 
-    def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
-                ) -> dict[str, torch.Tensor]:
+    def forward(self, x: Any, tasks: Iterable[str] | None = None,
+                rows: torch.Tensor | None = None) -> Any:
         r"""The outputs of the tasks on a batch: the CTR logit and the CTCVR logit.
 
         Parameters
@@ -268,13 +270,16 @@ class ESMM(MultiTaskNet):
             Each task's logit, of shape (B, 1): :math:`a` for CTR, the logit of
             :math:`\sigma(a)\sigma(b)` for CTCVR.
         """
-        self._check_input(x)
         selected = self._selected(tasks)
-        h = self.bottom(x)
+        h = self.bottom(self._encode(x))
         a = self.ctr_tower(h)
         out = {self.ctr_task: a}
         if self.ctcvr_task in selected:
             out[self.ctcvr_task] = ctcvr_logit(a, self.cvr_tower(h))
+        if rows is not None:  # each row's own task
+            if self.ctcvr_task not in out:
+                out[self.ctcvr_task] = ctcvr_logit(a, self.cvr_tower(h))
+            return self._rows_of(out, rows)
         return {t: out[t] for t in selected}
 
     def probabilities(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ._torch import torch
+from .heads import TaskGates, TaskHeads
+from .inputs import describe
 from .scaling import TargetScale
 from .tasks import TaskSpec, as_task_specs
 
@@ -115,10 +117,21 @@ def _first_linear(module: nn.Module) -> nn.Linear | None:
     return None
 
 
-def _to_target_units(net: MultiTaskNet, args: Any, out: Any) -> Any:
+def _is_width(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _to_target_units(net: MultiTaskNet, args: Any, kwargs: dict, out: Any) -> Any:
     """Forward hook: regression outputs in the target's units (outside
     :meth:`MultiTaskNet.standardized_outputs`)."""
-    if net._standardized or not len(net.target_scales) or not isinstance(out, dict):
+    if net._standardized or not len(net.target_scales):
+        return None
+    if isinstance(out, torch.Tensor):  # each row's own task (``rows=``)
+        rows = kwargs.get("rows", args[2] if len(args) > 2 else None)
+        mean, scale = net.stacked_scales(out.device)
+        dtype = torch.promote_types(out.dtype, mean.dtype)
+        return out.to(dtype) * scale[rows].to(dtype) + mean[rows].to(dtype)
+    if not isinstance(out, dict):
         return None
     scales = net.target_scales
     return {k: scales[k](v) if k in scales else v for k, v in out.items()}
@@ -184,18 +197,49 @@ class MultiTaskNet(nn.Module):
     [(8, 4)]
     """
 
-    def __init__(self, n_features: int, tasks: Any):
+    def __init__(self, n_features: int | None, tasks: Any, encoder: nn.Module | None = None):
         super().__init__()
-        if int(n_features) < 1:
+        if tasks is None:
+            raise ValueError("tasks is required: a list of task names or specs, or a dict "
+                             "name -> kind.")
+        if encoder is not None:
+            if not isinstance(encoder, nn.Module) or not _is_width(
+                    getattr(encoder, "out_features", None)):
+                raise ValueError("encoder must be a torch.nn.Module with an int attribute "
+                                 "out_features (the width it returns), e.g. FeatureColumns, "
+                                 f"ConvTrunk or TextTrunk; got {type(encoder).__name__}.")
+        elif n_features is None:
+            pass  # a custom trunk decides what it reads (HardSharing checks)
+        if n_features is not None and (isinstance(n_features, bool) or int(n_features) < 1):
             raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
-        self.n_features = int(n_features)
+        self.n_features = None if n_features is None else int(n_features)
+        self.encoder = encoder
         self.tasks = as_task_specs(tasks)
         self.task_names = [t.name for t in self.tasks]
+        self._task_pos = {n: i for i, n in enumerate(self.task_names)}
         self.target_scales = nn.ModuleDict()
         for t in self.tasks:
             self._add_target_scale(t)
         self._standardized = False
-        self.register_forward_hook(_to_target_units)
+        self.register_forward_hook(_to_target_units, with_kwargs=True)
+
+    def set_tasks(self, tasks: list[TaskSpec]) -> None:
+        """Replace the task list (specs whose heads the net already holds)."""
+        self.tasks = list(tasks)
+        self.task_names = [t.name for t in self.tasks]
+        self._task_pos = {n: i for i, n in enumerate(self.task_names)}
+
+    @property
+    def in_width(self) -> int | None:
+        """The width the shared layers read: the encoder's output, else ``n_features``."""
+        return int(self.encoder.out_features) if self.encoder is not None else self.n_features
+
+    def _encode(self, x: Any) -> torch.Tensor:
+        """``x`` checked, through the encoder when there is one."""
+        if self.encoder is not None:
+            return self.encoder(x)
+        self._check_input(x)
+        return x
 
     def _add_target_scale(self, spec: TaskSpec) -> None:
         if spec.kind == "regression":
@@ -230,6 +274,35 @@ class MultiTaskNet(nn.Module):
         scale = self.target_scales[task] if task in self.target_scales else None
         return y if scale is None else scale.standardize(y)
 
+    def stacked_scales(self, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Every task's map as two (T, max outputs) float64 tensors :math:`(\mu, \sigma)`
+        (0 and 1 for classification tasks and unused outputs): the per-row form of
+        :attr:`target_scales`."""
+        width = max(t.n_outputs for t in self.tasks)
+        mean = torch.zeros(len(self.tasks), width, dtype=torch.float64)
+        scale = torch.ones(len(self.tasks), width, dtype=torch.float64)
+        for i, t in enumerate(self.tasks):
+            if t.name in self.target_scales:
+                s = self.target_scales[t.name]
+                mean[i, :t.n_outputs] = s.mean.detach().to("cpu", torch.float64)
+                scale[i, :t.n_outputs] = s.scale.detach().to("cpu", torch.float64)
+        return mean.to(device), scale.to(device)
+
+    def task_index(self, names: Iterable[str]) -> torch.Tensor:
+        """The positions of task names in :attr:`task_names` (an int64 tensor)."""
+        try:
+            return torch.tensor([self._task_pos[n] for n in names], dtype=torch.int64)
+        except KeyError as exc:
+            raise ValueError(f"unknown task {exc.args[0]!r}; the net has "
+                             f"{self.task_names}.") from None
+
+    def _rows_of(self, out: dict[str, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+        """Each row's own task's output from every task's (B, n_outputs): (B, max)."""
+        width = max(t.n_outputs for t in self.tasks)
+        stacked = torch.stack([nn.functional.pad(out[n], (0, width - out[n].shape[1]))
+                               for n in self.task_names], dim=1)
+        return stacked[torch.arange(len(rows), device=rows.device), rows]
+
     def _head(self, in_features: int, spec: TaskSpec, hidden: Sequence[int], **kw) -> nn.Module:
         body = mlp(in_features, hidden, **kw)
         return nn.Sequential(*body, nn.Linear(_out_width(hidden, in_features), spec.n_outputs))
@@ -253,7 +326,8 @@ class MultiTaskNet(nn.Module):
             The trunk's (hard sharing), or the shared experts' and shared gates' (mixtures of
             experts).
         """
-        return [p for m in self._shared_modules() for p in m.parameters()]
+        mods = ([self.encoder] if self.encoder is not None else []) + self._shared_modules()
+        return [p for m in mods for p in m.parameters()]
 
     def task_parameters(self, task: str | None = None) -> list[nn.Parameter]:
         """Parameters of one task (or of all tasks): its head, gates, own experts.
@@ -276,7 +350,11 @@ class MultiTaskNet(nn.Module):
         shared = {id(p) for p in self.shared_parameters()}
         if task is None:
             return [p for p in self.parameters() if id(p) not in shared]
-        return [p for m in self._task_modules(self._selected([task])[0]) for p in m.parameters()]
+        return self._task_params(self._selected([task])[0])
+
+    def _task_params(self, task: str) -> list[nn.Parameter]:
+        """Task ``task``'s parameters (batched heads: the blocks that hold its head)."""
+        return [p for m in self._task_modules(task) for p in m.parameters()]
 
     def input_layers(self) -> list[nn.Linear]:
         """The linear layers that read the raw input ``x``.
@@ -311,12 +389,54 @@ class MultiTaskNet(nn.Module):
             If the net cannot be described in JSON (a custom trunk, a callable loss).
         """
         return {"n_features": self.n_features,
-                "tasks": [t.to_config() for t in self.tasks], **self._config}
+                "tasks": [t.to_config() for t in self.tasks], **self._config,
+                **self._encoder_config()}
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _check_input(self, x: Any) -> None:
+        if not isinstance(x, torch.Tensor) or x.layout != torch.strided:
+            raise ValueError(f"x is {describe(x)}; the net expects a float tensor (batch, "
+                             f"{self.n_features}). Give the net an encoder for images, token "
+                             "ids, sparse rows or named inputs (FeatureColumns, ConvTrunk, "
+                             "TextTrunk).")
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"x has shape {tuple(x.shape)}; the net expects (batch, "
-                             f"{self.n_features}).")
+                             f"{self.n_features}). Images, token ids and named inputs need "
+                             "an encoder (ConvTrunk, TextTrunk, FeatureColumns) or a trunk.")
+        if not x.is_floating_point():
+            raise ValueError(f"x has dtype {x.dtype}; the net's first layer reads floats. "
+                             "Integer ids need an embedding (FeatureColumns or TextTrunk as "
+                             "the encoder).")
+
+    def _encoder_config(self) -> dict:
+        """The encoder's entry of the config (``{}`` without one)."""
+        if self.encoder is None:
+            return {}
+        return {"encoder": module_config(self.encoder, "encoder")}
+
+
+def module_config(module: nn.Module, what: str) -> dict:
+    """``{"class": name, "config": {...}}`` of a registered encoder or trunk; a ValueError
+    for any other module (it cannot be described in JSON)."""
+    from .trunks import ENCODERS
+
+    name = type(module).__name__
+    if ENCODERS.get(name) is not type(module):
+        raise ValueError(f"A net with a custom {what} ({name}) has no JSON config; save its "
+                         "state_dict and rebuild the net in code (load_checkpoint(path, "
+                         "net=...)).")
+    return {"class": name, "config": module.config()}
+
+
+def build_module(entry: Any, what: str) -> nn.Module:
+    """The encoder or trunk a config entry describes (checked by the class's
+    ``from_config``)."""
+    from .trunks import ENCODERS
+
+    if (not isinstance(entry, dict) or set(entry) != {"class", "config"}
+            or entry["class"] not in ENCODERS):
+        raise ValueError(f"{what} = {entry!r:.80} is not one of {sorted(ENCODERS)} with its "
+                         "config")
+    return ENCODERS[entry["class"]].from_config(entry["config"])
 
 
 class HardSharing(MultiTaskNet):
@@ -386,59 +506,95 @@ class HardSharing(MultiTaskNet):
     )
     """
 
-    def __init__(self, n_features: int, tasks: Any, hidden: Sequence[int] = (64, 32), *,
-                 head_hidden: Sequence[int] = (), activation: str = "relu",
-                 dropout: float = 0.0, batch_norm: bool = False,
-                 trunk: nn.Module | None = None, trunk_out: int | None = None):
-        super().__init__(n_features, tasks)
+    def __init__(self, n_features: int | None = None, tasks: Any = None,
+                 hidden: Sequence[int] = (64, 32), *, head_hidden: Sequence[int] = (),
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 trunk: nn.Module | None = None, trunk_out: int | None = None,
+                 encoder: nn.Module | None = None):
+        super().__init__(n_features, tasks, encoder)
         kw = dict(activation=activation, dropout=dropout, batch_norm=batch_norm)
         if trunk is None:
-            self.trunk = mlp(self.n_features, hidden, **kw)
-            width = _out_width(hidden, self.n_features)
+            if self.in_width is None:
+                raise ValueError("HardSharing needs n_features (the width of x), an encoder, "
+                                 "or a trunk.")
+            self.trunk = mlp(self.in_width, hidden, **kw)
+            width = _out_width(hidden, self.in_width)
         else:
             if not isinstance(trunk, nn.Module):
                 raise ValueError(f"trunk must be a torch.nn.Module, got {type(trunk).__name__}.")
             self.trunk = trunk
-            if trunk_out is None:
-                was = trunk.training
-                trunk.eval()
-                with torch.no_grad():
-                    out = trunk(torch.zeros(2, self.n_features))
-                trunk.train(was)
-                if out.ndim != 2:
-                    raise ValueError(f"trunk must return (batch, width), got {tuple(out.shape)}.")
-                trunk_out = out.shape[1]
-            width = int(trunk_out)
-        self.heads = nn.ModuleDict({t.name: self._head(width, t, head_hidden, **kw)
-                                    for t in self.tasks})
+            width = self._trunk_width(trunk, trunk_out)
+        self.heads = TaskHeads(width, [(t.name, t.n_outputs) for t in self.tasks], head_hidden,
+                               activation=activation, dropout=dropout)
         self._config = {"hidden": list(hidden), "head_hidden": list(head_hidden),
                         "activation": activation, "dropout": dropout, "batch_norm": batch_norm}
         self.custom_trunk = trunk is not None
+        self._trunk_entry = None
+        if trunk is not None:
+            try:
+                self._trunk_entry = module_config(trunk, "trunk")
+            except ValueError:
+                self._trunk_entry = None
 
-    def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
-                ) -> dict[str, torch.Tensor]:
+    def _trunk_width(self, trunk: nn.Module, trunk_out: int | None) -> int:
+        """The width the trunk returns: ``trunk_out``, its ``out_features``, its last layer
+        that sets a width (a Sequential ending in Linear and elementwise layers), or a forward
+        pass of zeros when ``n_features`` is known."""
+        if trunk_out is not None:
+            if not _is_width(trunk_out):
+                raise ValueError(f"trunk_out must be an int >= 1, got {trunk_out!r}.")
+            return int(trunk_out)
+        if _is_width(getattr(trunk, "out_features", None)):
+            return int(trunk.out_features)
+        if isinstance(trunk, nn.Sequential):
+            for m in reversed(list(trunk)):
+                if _is_width(getattr(m, "out_features", None)):
+                    return int(m.out_features)
+                if not isinstance(m, _ELEMENTWISE):
+                    break
+        if self.n_features is not None and self.encoder is None:
+            was = trunk.training
+            trunk.eval()
+            with torch.no_grad():
+                out = trunk(torch.zeros(2, self.n_features))
+            trunk.train(was)
+            if out.ndim != 2:
+                raise ValueError(f"trunk must return (batch, width), got {tuple(out.shape)}.")
+            return int(out.shape[1])
+        raise ValueError("HardSharing cannot tell the width the trunk returns: pass "
+                         "trunk_out=..., give the trunk an int attribute out_features, or end "
+                         "it with a Linear layer.")
+
+    def forward(self, x: Any, tasks: Iterable[str] | None = None,
+                rows: torch.Tensor | None = None) -> Any:
         """The outputs of the tasks on a batch.
 
         Parameters
         ----------
-        x : Tensor of shape (B, n_features)
+        x : Tensor of shape (B, n_features), or what the encoder or trunk reads
             The batch.
         tasks : iterable of str, optional
             The tasks to compute (default: all).
+        rows : Tensor of shape (B,), optional
+            Each row's task (positions in :attr:`task_names`): only that task's head runs on
+            the row, and the output is one tensor (B, max n_outputs).
 
         Returns
         -------
-        dict of str to Tensor
-            Each task's output, of shape (B, n_outputs): values or logits.
+        dict of str to Tensor, or Tensor
+            Each task's output, of shape (B, n_outputs): values or logits; with ``rows``,
+            each row's own task's output.
 
         Raises
         ------
         ValueError
             If ``x`` has the wrong shape or a task is unknown.
         """
-        self._check_input(x)
-        h = self.trunk(x)
-        return {t: self.heads[t](h) for t in self._selected(tasks)}
+        h = self.trunk(self._encode(x) if (self.encoder is not None
+                                           or not self.custom_trunk) else x)
+        if rows is not None:
+            return self.heads.rows(h, rows)
+        return self.heads.select(h, self._selected(tasks))
 
     def input_layers(self) -> list[nn.Linear]:
         first = _first_linear(self.trunk)
@@ -447,15 +603,21 @@ class HardSharing(MultiTaskNet):
     def _shared_modules(self) -> list[nn.Module]:
         return [self.trunk]
 
-    def _task_modules(self, task: str) -> list[nn.Module]:
-        return [self.heads[task]]
+    def _task_params(self, task: str) -> list[nn.Parameter]:
+        return self.heads.task_parameters(task)
 
     def config(self) -> dict:
         if self.custom_trunk:
-            raise ValueError("A net with a custom trunk has no JSON config; save its "
-                             "state_dict and rebuild the net in code (load_checkpoint(path, "
-                             "net=...)).")
+            if self._trunk_entry is None:
+                raise ValueError("A net with a custom trunk has no JSON config; save its "
+                                 "state_dict and rebuild the net in code (load_checkpoint(path, "
+                                 "net=...)).")
+            return {**super().config(), "trunk": self._trunk_entry}
         return super().config()
+
+
+_ELEMENTWISE = (nn.ReLU, nn.GELU, nn.Tanh, nn.ELU, nn.SiLU, nn.LeakyReLU, nn.Sigmoid, nn.Dropout,
+                nn.BatchNorm1d, nn.LayerNorm, nn.Identity)
 
 
 class _Gate(nn.Module):
@@ -539,52 +701,64 @@ class MMoE(MultiTaskNet):
     ((5, 3), True)
     """
 
-    def __init__(self, n_features: int, tasks: Any, n_experts: int = 4, *,
-                 expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,),
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False):
-        super().__init__(n_features, tasks)
+    def __init__(self, n_features: int | None = None, tasks: Any = None, n_experts: int = 4,
+                 *, expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,),
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 encoder: nn.Module | None = None):
+        super().__init__(n_features, tasks, encoder)
+        if self.in_width is None:
+            raise ValueError("MMoE needs n_features (the width of x) or an encoder.")
         if int(n_experts) < 1:
             raise ValueError(f"n_experts must be >= 1, got {n_experts!r}.")
         if not len(expert_hidden):
             raise ValueError("expert_hidden needs at least one layer width.")
         kw = dict(activation=activation, dropout=dropout, batch_norm=batch_norm)
-        self.experts = nn.ModuleList(mlp(self.n_features, expert_hidden, **kw)
+        self.experts = nn.ModuleList(mlp(self.in_width, expert_hidden, **kw)
                                      for _ in range(int(n_experts)))
-        self.gates = nn.ModuleDict({t: _Gate(self.n_features, int(n_experts))
-                                    for t in self.task_names})
+        self.gates = TaskGates(self.in_width, self.task_names, int(n_experts))
         width = int(expert_hidden[-1])
-        self.towers = nn.ModuleDict({t.name: self._head(width, t, tower_hidden, **kw)
-                                     for t in self.tasks})
+        self.towers = TaskHeads(width, [(t.name, t.n_outputs) for t in self.tasks],
+                                tower_hidden, activation=activation, dropout=dropout)
         self._config = {"n_experts": int(n_experts), "expert_hidden": list(expert_hidden),
                         "tower_hidden": list(tower_hidden), "activation": activation,
                         "dropout": dropout, "batch_norm": batch_norm}
 
-    def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
-                ) -> dict[str, torch.Tensor]:
+    def forward(self, x: Any, tasks: Iterable[str] | None = None,
+                rows: torch.Tensor | None = None) -> Any:
         """The outputs of the tasks on a batch.
 
         Parameters
         ----------
-        x : Tensor of shape (B, n_features)
+        x : Tensor of shape (B, n_features), or what the encoder reads
             The batch.
         tasks : iterable of str, optional
             The tasks to compute (default: all).
+        rows : Tensor of shape (B,), optional
+            Each row's task (positions in :attr:`task_names`): only its gate and tower run on
+            the row; the output is one tensor (B, max n_outputs).
 
         Returns
         -------
-        dict of str to Tensor
-            Each task's output, of shape (B, n_outputs): values or logits.
+        dict of str to Tensor, or Tensor
+            Each task's output, of shape (B, n_outputs): values or logits; with ``rows``,
+            each row's own task's output.
         """
-        self._check_input(x)
-        e = torch.stack([ex(x) for ex in self.experts], dim=1)
-        return {t: self.towers[t](_mix(self.gates[t](x), e)) for t in self._selected(tasks)}
+        z = self._encode(x)
+        e = torch.stack([ex(z) for ex in self.experts], dim=1)  # (B, K, d)
+        if rows is not None:
+            return self.towers.rows(_mix(self.gates.rows(z, rows), e), rows)
+        names = self._selected(tasks)
+        pi = self.gates(z)  # (B, T, K), in the gates' task order
+        if list(names) != self.gates.names:
+            pi = pi[:, self.gates.positions(names).to(pi.device)]
+        return self.towers.select(torch.einsum("btk,bkd->btd", pi, e), names)
 
-    def gate_weights(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def gate_weights(self, x: Any) -> dict[str, torch.Tensor]:
         r"""Each task's mixture weights :math:`\pi_t(x)` over the experts.
 
         Parameters
         ----------
-        x : Tensor of shape (B, n_features)
+        x : Tensor of shape (B, n_features), or what the encoder reads
             The batch.
 
         Returns
@@ -592,16 +766,19 @@ class MMoE(MultiTaskNet):
         dict of str to Tensor
             For each task, the (B, n_experts) softmax weights (rows sum to 1).
         """
-        return {t: self.gates[t](x) for t in self.task_names}
+        pi = self.gates(self._encode(x))
+        return {t: pi[:, self.gates.position(t)] for t in self.task_names}
 
     def input_layers(self) -> list[nn.Linear]:
-        return [_first_linear(e) for e in self.experts] + [g.linear for g in self.gates.values()]
+        return [_first_linear(e) for e in self.experts] + self.gates.linears()
 
     def _shared_modules(self) -> list[nn.Module]:
         return [self.experts]
 
-    def _task_modules(self, task: str) -> list[nn.Module]:
-        return [self.gates[task], self.towers[task]]
+    def _task_params(self, task: str) -> list[nn.Parameter]:
+        i = self._task_pos[task]
+        gate = self.gates.blocks[int(self.gates.block_of[i])]
+        return list(gate.parameters()) + self.towers.task_parameters(task)
 
 
 class PLE(MultiTaskNet):
@@ -685,11 +862,15 @@ class PLE(MultiTaskNet):
     7
     """
 
-    def __init__(self, n_features: int, tasks: Any, n_levels: int = 2, *,
+    def __init__(self, n_features: int | None = None, tasks: Any = None, n_levels: int = 2, *,
                  n_shared_experts: int = 2, n_task_experts: int = 1,
                  expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,),
-                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False):
-        super().__init__(n_features, tasks)
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 encoder: nn.Module | None = None):
+        super().__init__(n_features, tasks, encoder)
+        if self.in_width is None:
+            raise ValueError(f"{type(self).__name__} needs n_features (the width of x) or an "
+                             "encoder.")
         for name, v in (("n_levels", n_levels), ("n_shared_experts", n_shared_experts),
                         ("n_task_experts", n_task_experts)):
             if int(v) < 1:
@@ -704,7 +885,7 @@ class PLE(MultiTaskNet):
         self.task_gates = nn.ModuleList()
         self.shared_gates = nn.ModuleList()
         for level in range(int(n_levels)):
-            inp = self.n_features if level == 0 else width
+            inp = self.in_width if level == 0 else width
             self.shared_experts.append(nn.ModuleList(
                 mlp(inp, expert_hidden, **kw) for _ in range(int(n_shared_experts))))
             self.task_experts.append(nn.ModuleDict({t: nn.ModuleList(
@@ -716,31 +897,41 @@ class PLE(MultiTaskNet):
             if level < int(n_levels) - 1:
                 self.shared_gates.append(
                     _Gate(inp, T * int(n_task_experts) + int(n_shared_experts)))
-        self.towers = nn.ModuleDict({t.name: self._head(width, t, tower_hidden, **kw)
-                                     for t in self.tasks})
+        self.towers = TaskHeads(width, [(t.name, t.n_outputs) for t in self.tasks],
+                                tower_hidden, activation=activation, dropout=dropout)
         self._config = {"n_levels": int(n_levels), "n_shared_experts": int(n_shared_experts),
                         "n_task_experts": int(n_task_experts),
                         "expert_hidden": list(expert_hidden), "tower_hidden": list(tower_hidden),
                         "activation": activation, "dropout": dropout, "batch_norm": batch_norm}
 
-    def forward(self, x: torch.Tensor, tasks: Iterable[str] | None = None
-                ) -> dict[str, torch.Tensor]:
+    def forward(self, x: Any, tasks: Iterable[str] | None = None,
+                rows: torch.Tensor | None = None) -> Any:
         """The outputs of the tasks on a batch.
 
         Parameters
         ----------
-        x : Tensor of shape (B, n_features)
+        x : Tensor of shape (B, n_features), or what the encoder reads
             The batch.
         tasks : iterable of str, optional
             The tasks to compute (default: all).
+        rows : Tensor of shape (B,), optional
+            Each row's task (positions in :attr:`task_names`); the output is then one tensor
+            (B, max n_outputs) of each row's own task. Below the last level the shared gate
+            reads every task's experts, so every task's experts run on every row.
 
         Returns
         -------
-        dict of str to Tensor
-            Each task's output, of shape (B, n_outputs): values or logits.
+        dict of str to Tensor, or Tensor
+            Each task's output, of shape (B, n_outputs): values or logits; with ``rows``,
+            each row's own task's output.
         """
-        self._check_input(x)
-        selected = self._selected(tasks)
+        x = self._encode(x)
+        if rows is not None:
+            return self._rows_of(self._levels(x, self.task_names), rows)
+        return self._levels(x, self._selected(tasks))
+
+    def _levels(self, x: torch.Tensor, selected: list[str]) -> dict[str, torch.Tensor]:
+        """The towers of ``selected`` on the encoded batch ``x``."""
         h_task = {t: x for t in self.task_names}
         h_shared = x
         n_levels = len(self.shared_experts)
@@ -755,7 +946,8 @@ class PLE(MultiTaskNet):
             if not last:
                 every = [o for t in self.task_names for o in own[t]] + shared
                 h_shared = _mix(self.shared_gates[level](h_shared), torch.stack(every, dim=1))
-        return {t: self.towers[t](h_task[t]) for t in selected}
+        z = torch.stack([h_task[t] for t in selected], dim=1)
+        return self.towers.select(z, selected)
 
     def input_layers(self) -> list[nn.Linear]:
         first = [_first_linear(e) for e in self.shared_experts[0]]
@@ -768,9 +960,9 @@ class PLE(MultiTaskNet):
     def _shared_modules(self) -> list[nn.Module]:
         return [self.shared_experts, self.shared_gates]
 
-    def _task_modules(self, task: str) -> list[nn.Module]:
-        return ([lvl[task] for lvl in self.task_experts] + [g[task] for g in self.task_gates]
-                + [self.towers[task]])
+    def _task_params(self, task: str) -> list[nn.Parameter]:
+        mods = [lvl[task] for lvl in self.task_experts] + [g[task] for g in self.task_gates]
+        return [p for m in mods for p in m.parameters()] + self.towers.task_parameters(task)
 
 
 class CGC(PLE):
@@ -830,14 +1022,15 @@ class CGC(PLE):
     (4, 8)
     """
 
-    def __init__(self, n_features: int, tasks: Any, *, n_shared_experts: int = 2,
-                 n_task_experts: int = 1, expert_hidden: Sequence[int] = (64,),
-                 tower_hidden: Sequence[int] = (32,), activation: str = "relu",
-                 dropout: float = 0.0, batch_norm: bool = False):
+    def __init__(self, n_features: int | None = None, tasks: Any = None, *,
+                 n_shared_experts: int = 2, n_task_experts: int = 1,
+                 expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,),
+                 activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
+                 encoder: nn.Module | None = None):
         super().__init__(n_features, tasks, 1, n_shared_experts=n_shared_experts,
                          n_task_experts=n_task_experts, expert_hidden=expert_hidden,
                          tower_hidden=tower_hidden, activation=activation, dropout=dropout,
-                         batch_norm=batch_norm)
+                         batch_norm=batch_norm, encoder=encoder)
         del self._config["n_levels"]
 
 

@@ -151,8 +151,8 @@ class ParameterPenalty:
             for name, p in module.named_parameters(recurse=False):
                 if id(p) not in keep or id(p) in seen:
                     continue
-                if (norm and not self.include_norm) or (
-                        name == "bias" and not norm and not self.include_bias):
+                if (norm and not self.include_norm) or (  # batched heads: bias0, bias1, ...
+                        name.startswith("bias") and not norm and not self.include_bias):
                     continue
                 seen.add(id(p))
                 out.append(p)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from ._torch import torch
 from .tasks import TaskSpec
@@ -44,8 +44,10 @@ __all__ = ["TargetScale", "TargetMoments", "constant_losses"]
 class TargetScale(nn.Module):
     r"""The affine map :math:`y = \sigma \odot h + \mu` from a regression head to its units.
 
-    Buffers ``mean`` and ``scale`` (one entry per output; identity until set) live in the
-    net's ``state_dict``, so a saved net predicts in the target's units. A ``state_dict``
+    Buffers ``mean`` and ``scale`` (one entry per output; identity until set; float64, so a
+    target far from zero, 1.7e9 + O(10), keeps its variation: the mean is taken out before the
+    net's float32) live in the net's ``state_dict``, so a saved net predicts in the target's
+    units. A ``state_dict``
     written before nets held them loads as the identity.
 
     Parameters
@@ -65,8 +67,8 @@ class TargetScale(nn.Module):
 
     def __init__(self, n_outputs: int):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(int(n_outputs)))
-        self.register_buffer("scale", torch.ones(int(n_outputs)))
+        self.register_buffer("mean", torch.zeros(int(n_outputs), dtype=_F64))
+        self.register_buffer("scale", torch.ones(int(n_outputs), dtype=_F64))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         # at least the buffers' precision: a mean of 4e4 in bfloat16 keeps 3 digits
@@ -93,6 +95,8 @@ class TargetScale(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name, fill in (("mean", 0.0), ("scale", 1.0)):  # saved before nets held the map
             state_dict.setdefault(prefix + name, torch.full_like(getattr(self, name), fill))
+            if state_dict[prefix + name].dtype != _F64:  # saved in float32 before
+                state_dict[prefix + name] = state_dict[prefix + name].to(_F64)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -151,6 +155,58 @@ class TargetMoments:
         m2b = torch.where(mask, (y - mb) ** 2, 0.0).sum(0)
         self._merge(name, nb, mb, m2b)
 
+    def update_rows(self, task: torch.Tensor, y: torch.Tensor) -> None:
+        """Add a batch of per-row labels (row i labels its own task ``task[i]``), every task at
+        once by segment sums; :meth:`flush` merges them into the per-task statistics."""
+        if not hasattr(self, "_names"):
+            self._names = list(self.tasks)
+            T = len(self._names)
+            W = max(t.target_width for t in self.tasks.values())
+            K = max((len(c) for c in self.counts.values()), default=1)
+            self._rn = torch.zeros(T, W, dtype=_F64)
+            self._rm = torch.zeros(T, W, dtype=_F64)
+            self._rm2 = torch.zeros(T, W, dtype=_F64)
+            self._rc = torch.zeros(T, K, dtype=_F64)
+            self._is_reg = torch.tensor([self.tasks[n].kind == "regression"
+                                         for n in self._names])
+        task = task.detach().to("cpu", torch.int64)
+        y = y.detach().to("cpu", _F64)
+        y = y[:, None] if y.ndim == 1 else y
+        reg = self._is_reg[task]
+        yr = y[reg]
+        tr = task[reg]
+        W = self._rn.shape[1]
+        yr = torch.nn.functional.pad(yr, (0, W - yr.shape[1]), value=float("nan"))
+        mask = ~torch.isnan(yr)
+        nb = torch.zeros_like(self._rn).index_add_(0, tr, mask.to(_F64))
+        sb = torch.zeros_like(self._rn).index_add_(0, tr, torch.where(mask, yr, 0.0))
+        mb = sb / nb.clamp(min=1)
+        dev = torch.where(mask, yr - mb[tr], 0.0)
+        m2b = torch.zeros_like(self._rn).index_add_(0, tr, dev**2)
+        n = self._rn + nb
+        delta = mb - self._rm
+        frac = torch.where(n > 0, nb / n.clamp(min=1), 0.0)
+        self._rm = self._rm + delta * frac
+        self._rm2 = self._rm2 + m2b + delta**2 * self._rn * frac
+        self._rn = n
+        yc, tc = y[~reg][:, 0], task[~reg]
+        ok = ~torch.isnan(yc)
+        if ok.any():
+            self._rc.index_put_((tc[ok], yc[ok].long()), torch.ones(int(ok.sum()), dtype=_F64),
+                                accumulate=True)
+
+    def flush(self) -> None:
+        """Merge the per-row statistics of :meth:`update_rows` into the per-task ones."""
+        if not hasattr(self, "_names"):
+            return
+        for i, name in enumerate(self._names):
+            if name in self.n:
+                w = len(self.n[name])
+                self._merge(name, self._rn[i, :w], self._rm[i, :w], self._rm2[i, :w])
+            else:
+                self.counts[name] = self.counts[name] + self._rc[i, :len(self.counts[name])]
+        del self._names
+
     def _merge(self, name: str, nb: torch.Tensor, mb: torch.Tensor, m2b: torch.Tensor) -> None:
         na, ma = self.n[name], self.m[name]
         n = na + nb
@@ -208,31 +264,20 @@ class TargetMoments:
         return float((self.n[name] if name in self.n else self.counts[name]).sum())
 
 
-#: the net's precision: a target whose mean is this many times its spread keeps less than
-#: about 1% of its variation in float32
-_F32_DIGITS = 1e5
-
-
 def scale_of(moments: TargetMoments, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The map of task ``name`` from its moments: mean and standard deviation per output (an
-    output without observed labels or with a constant one keeps scale 1). Raises a
-    ValueError where they are beyond float32, the net's precision; warns where the mean
-    dwarfs the spread so much that float32 labels lose the variation."""
+    output without observed labels or with a constant one keeps scale 1), in float64: the
+    mean is taken out of the labels before the net's float32, so a target far from zero keeps
+    its variation. A ValueError where the spread itself is beyond float32 (the standardized
+    outputs are float32, but so would be the errors on the labels' own scale)."""
     mean, sd = moments.mean(name), moments.std(name)
     tiny = 1e-12 * mean.abs().clamp(min=1.0)
     ok = (moments.n[name] > 1) & (sd > tiny)
     sd = torch.where(ok, sd, torch.ones_like(sd))
-    top = float(torch.finfo(torch.float32).max)
-    if not bool(((mean.abs() < top) & (sd < top)).all()):
+    if not bool((torch.isfinite(mean) & torch.isfinite(sd)).all()):
         raise ValueError(f"the regression targets of task {name!r} (mean {mean.tolist()}, "
-                         f"standard deviation {sd.tolist()}) are beyond float32, the net's "
-                         "precision: divide them by a power of ten.")
-    ratio = float((mean.abs() / sd).max())
-    if ratio > _F32_DIGITS:
-        warnings.warn(f"the regression targets of task {name!r} have a mean {ratio:.1e} times "
-                      "their standard deviation: in float32, the net's precision, they keep "
-                      "little of their variation. Subtract a reference value (e.g. their mean) "
-                      "before fitting.", UserWarning, stacklevel=4)
+                         f"standard deviation {sd.tolist()}) overflow float64: divide them by "
+                         "a power of ten.")
     return mean, sd
 
 
@@ -356,12 +401,40 @@ def label_batches(sources: dict, tasks: list[TaskSpec]) -> Iterator:
     from .data import MultiTaskDataset
 
     names = {t.name for t in tasks}
+    order = [t.name for t in tasks]
     for key, src in sources.items():
         if isinstance(src, MultiTaskDataset):
-            chunks = [src.targets]
+            chunks = [src.targets if src.targets is not None else (src.task, src.y)]
         else:
             chunks = (ys for _, ys in src)
         for ys in chunks:
+            if not isinstance(ys, Mapping):  # per row: (task index, y), grouped by task
+                task, y = ys
+                task = task.detach().cpu()
+                for i in torch.unique(task).tolist():
+                    yield order[i], y.detach().cpu()[task == i]
+                continue
             for name, y in ys.items():
                 if name in names and (key is None or key == name):
                     yield name, y
+
+
+def moments_of(sources: dict, tasks: list[TaskSpec]) -> TargetMoments:
+    """The label statistics of the training data: per-row sources by segment sums (every
+    task at once), per-task ones task by task."""
+    from .data import MultiTaskDataset
+
+    moments = TargetMoments(tasks)
+    names = {t.name for t in tasks}
+    for key, src in sources.items():
+        chunks = ([src.targets if src.targets is not None else (src.task, src.y)]
+                  if isinstance(src, MultiTaskDataset) else (ys for _, ys in src))
+        for ys in chunks:
+            if not isinstance(ys, Mapping):
+                moments.update_rows(*ys)
+                continue
+            for name, y in ys.items():
+                if name in names and (key is None or key == name):
+                    moments.update(name, y)
+    moments.flush()
+    return moments

@@ -388,6 +388,39 @@ class TaskSpec:
         count = mask.sum()
         return per.sum() / count.clamp(min=1).to(per.dtype)
 
+    def row_losses(self, output: torch.Tensor, target: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's summed loss over its observed entries, and their count.
+
+        The per-row form of :meth:`task_loss`: summing both over a task's rows and dividing
+        gives its mean loss (the trainer does it for all tasks at once by segment sums).
+
+        Parameters
+        ----------
+        output : Tensor of shape (B, >= n_outputs)
+            The rows' head outputs (the first ``n_outputs`` columns are read).
+        target : Tensor of shape (B,) or (B, >= target_width)
+            The rows' targets, NaN where missing.
+
+        Returns
+        -------
+        tuple of Tensor
+            ``(loss, count)``, each of shape (B,).
+        """
+        f = self.output_view(output[:, :self.n_outputs])
+        if target.ndim == 2:
+            target = target[:, :self.target_width]
+            if self.target_width == 1:
+                target = target[:, 0]
+        mask = self.observed(target)
+        y = torch.where(mask, target, torch.zeros_like(target))
+        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+        per = fn(f, y) if self.kind == "multiclass" else fn(f, y.to(f.dtype))
+        per = torch.where(mask, per, torch.zeros_like(per))
+        if per.ndim == 2:
+            return per.sum(1), mask.sum(1)
+        return per, mask.to(torch.int64)
+
     # ------------------------------------------------------------------ predictions
     def transform(self, output: torch.Tensor) -> torch.Tensor:
         """The prediction from the head's output.

@@ -28,9 +28,10 @@ from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
+from .inputs import as_inputs, chunks, describe, n_rows, take, to_device
 from .nets import MultiTaskNet
 from .penalties import ParameterPenalty, make_penalties
-from .scaling import TargetMoments, constant_losses, label_batches, loss_scales, scale_of
+from .scaling import constant_losses, label_batches, loss_scales, moments_of, scale_of
 from .weighting import Weighting, make_weighting
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
@@ -369,11 +370,36 @@ class Trainer:
 
     def _loader(self, ds, kw):
         if isinstance(ds, MultiTaskDataset):
-            if ds.n_features != self.net.n_features:
-                raise ValueError(f"X has {ds.n_features} features; the net expects "
-                                 f"{self.net.n_features}.")
             return Batches(ds, self.batch_size, shuffle=True, **kw)
         return ds
+
+    def _probe(self, data: Any, what: str, device) -> None:
+        """Run the net on the first rows of ``data`` (no gradient, evaluation mode, buffers
+        kept): an input the net cannot take is refused before any step, naming it."""
+        if isinstance(data, Batches):
+            data = data.dataset
+        if isinstance(data, MultiTaskDataset):
+            x = take(data.X, torch.arange(min(2, len(data))))
+        else:
+            try:
+                x = next(iter(data))[0]
+            except StopIteration:
+                raise ValueError(f"{what}: the loader yields no batch.") from None
+        net = self.net
+        saved = [b.detach().clone() for b in net.buffers()]
+        was = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                net(to_device(x, device))
+        except (ValueError, RuntimeError, TypeError, IndexError) as exc:
+            raise ValueError(f"{what}: the net cannot read its inputs ({describe(x)}): "
+                             f"{str(exc)[:400]}") from None
+        finally:
+            net.train(was)
+            with torch.no_grad():
+                for b, v in zip(net.buffers(), saved, strict=True):
+                    b.copy_(v)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Any, val: Any = None) -> Trainer:
@@ -409,9 +435,6 @@ class Trainer:
         self.context_ = ctx
         loaders = self._loaders(train, ctx)
         val_ds = None if val is None else as_dataset(val, self.tasks, what="val")
-        if isinstance(val_ds, MultiTaskDataset) and val_ds.n_features != self.net.n_features:
-            raise ValueError(f"val: X has {val_ds.n_features} features; the net expects "
-                             f"{self.net.n_features}.")
         stop = self.early_stopping
         monitor = None
         if stop is not None:
@@ -423,13 +446,18 @@ class Trainer:
         elif self.restore_best:
             monitor = "val_loss" if val_ds is not None else None
         sign = self._direction(monitor, stop)
-        val_tasks = (set() if val_ds is None else set(val_ds.targets)
+        val_tasks = (set() if val_ds is None else self._tasks_in(val_ds)
                      if isinstance(val_ds, MultiTaskDataset) else self._names)
         if monitor is not None and monitor not in self._columns(val_tasks):
             raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
                              f"{sorted(self._columns(val_tasks))}.")
 
         net = self.net.to(ctx.device)
+        for k, v in loaders.items():
+            self._probe(v, "train" if k is None else f"train[{k!r}]", ctx.device)
+        if val_ds is not None:
+            self._probe(val_ds, "val", ctx.device)
+        self._adapt_encoders(loaders, ctx)
         model = net
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -441,6 +469,7 @@ class Trainer:
         autocast, scaler = self._amp(ctx)
         self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
         self._loss_scale = self._loss_scale.to(ctx.device)
+        self._row_setup(ctx.device)
         shared = [p for p in net.shared_parameters() if p.requires_grad]
         specific = [p for p in net.task_parameters() if p.requires_grad]
         smooth = [p for p in self.penalties if not p.proximal]
@@ -577,9 +606,7 @@ class Trainer:
         sources = {k: v.dataset if isinstance(v, Batches) else v for k, v in loaders.items()}
         sharded = ctx.distributed and any(not isinstance(v, MultiTaskDataset)
                                           for v in sources.values())
-        moments = TargetMoments(self.tasks)
-        for name, y in label_batches(sources, self.tasks):
-            moments.update(name, y)
+        moments = moments_of(sources, self.tasks)
         if sharded:
             moments.merge_ranks(ctx.gather)
         maps = {name: scale_of(moments, name) for name in fit}  # all checked, then set
@@ -631,11 +658,13 @@ class Trainer:
 
     def _losses(self, model, batch, ctx: Context) -> torch.Tensor:
         x, ys = batch
+        if not isinstance(ys, Mapping):
+            return self._row_losses(model, x, ys, ctx)
         unknown = ys.keys() - self._names
         if unknown:
             raise ValueError(f"a batch has targets of unknown task(s) {sorted(unknown)}; the "
                              f"net's tasks are {sorted(self._names)}.")
-        x = x.to(ctx.device, non_blocking=True)
+        x = to_device(x, ctx.device, non_blocking=True)
         with self.net.standardized_outputs():
             out = model(x)
         losses = []
@@ -654,11 +683,88 @@ class Trainer:
                 continue
             x, ys = batches[t.name]
             with self.net.standardized_outputs():
-                out = model(x.to(ctx.device), tasks=[t.name])[t.name]
+                out = model(to_device(x, ctx.device), tasks=[t.name])[t.name]
             losses.append(self._task_loss(t, out, ys[t.name].to(ctx.device)))
         ref = next(v for v in losses if v is not None)
         stacked = torch.stack([ref * 0.0 if v is None else v for v in losses])
         return stacked / self._loss_scale.to(stacked.dtype)
+
+    def _row_setup(self, device) -> None:
+        """The per-row forms of the targets' maps, and the families of tasks that share a
+        loss (kind, loss, outputs): a per-row batch is reduced family by family, never task by
+        task."""
+        mean, scale = self.net.stacked_scales(device)
+        self._row_mean, self._row_scale = mean, scale
+        fams: dict = {}
+        for i, t in enumerate(self.tasks):
+            key = (t.kind, t.loss if isinstance(t.loss, str) else id(t.loss), t.n_outputs)
+            fams.setdefault(key, (t, []))[1].append(i)
+        T = len(self.tasks)
+        self._families = []
+        for spec, members in fams.values():
+            mask = torch.zeros(T, dtype=torch.bool)
+            mask[members] = True
+            self._families.append((spec, mask.to(device)))
+
+    def _row_losses(self, model, x, ys, ctx: Context) -> torch.Tensor:
+        r"""Per-row batch: each row through its own task's head, each task's mean loss over
+        its rows by segment sums, :math:`L_t = \sum_{i: t_i = t} \ell_i / n_t` (0, with a
+        zero gradient, for a task without rows in the batch)."""
+        task, y = ys
+        task = task.to(ctx.device, non_blocking=True)
+        if task.dtype != torch.int64 or (len(task) and (int(task.min()) < 0 or int(
+                task.max()) >= len(self.tasks))):
+            raise ValueError(f"a batch's task index must be int64 positions in 0.."
+                             f"{len(self.tasks) - 1}; got {task.dtype} "
+                             f"{task.min().item() if len(task) else ''}..")
+        y = y.to(ctx.device, non_blocking=True)
+        y = y[:, None] if y.ndim == 1 else y
+        x = to_device(x, ctx.device, non_blocking=True)
+        with self.net.standardized_outputs():
+            out = model(x, rows=task)
+        W = y.shape[1]
+        y = (y.double() - self._row_mean[task, :W]) / self._row_scale[task, :W]
+        T = len(self.tasks)
+        total = torch.zeros(T, device=ctx.device, dtype=torch.float32)
+        count = torch.zeros(T, device=ctx.device, dtype=torch.float32)
+        out = out.float()
+        for spec, mask in self._families:
+            if len(self._families) == 1:
+                rows_t, f, yy = task, out, y
+            else:
+                rows = torch.nonzero(mask[task])[:, 0]
+                rows_t, f, yy = task[rows], out[rows], y[rows]
+            loss, n = spec.row_losses(f, yy.float())
+            total = total.index_add(0, rows_t, loss.float())
+            count = count.index_add(0, rows_t, n.float())
+        return total / count.clamp(min=1) / self._loss_scale.to(total.dtype)
+
+    def _tasks_in(self, ds: MultiTaskDataset) -> set[str]:
+        if ds.targets is not None:
+            return set(ds.targets)
+        return {self.tasks[i].name for i in torch.unique(ds.task).tolist()}
+
+    def _adapt_encoders(self, loaders: dict, ctx: Context) -> None:
+        """One pass over the training inputs for every module of the net that learns input
+        statistics before training (``needs_adapt()`` / ``adapt(inputs)``: the numeric
+        columns' means and deviations)."""
+        mods = [m for m in self.net.modules()
+                if hasattr(m, "needs_adapt") and hasattr(m, "adapt") and m.needs_adapt()]
+        if not mods:
+            return
+        sources = [v.dataset if isinstance(v, Batches) else v for v in loaders.values()]
+
+        def inputs():
+            for src in sources:
+                if isinstance(src, MultiTaskDataset):
+                    yield from chunks(src.X, 65536)
+                else:
+                    for x, _ in src:
+                        yield x
+
+        for m in mods:
+            m.adapt(inputs())
+        self.net.to(ctx.device)
 
     def _step_end(self, model, net, batch, drawn, ctx: Context, autocast, reduce) -> None:
         """Give the weighting the losses of the step's batch at the updated parameters (FAMO):
@@ -676,25 +782,39 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def _outputs(self, X: torch.Tensor, device, batch_size: int = 4096,
-                 standardized: bool = False) -> dict:
-        """The net's outputs on X (regression: the heads' h when ``standardized``)."""
+    def _outputs(self, X: Any, device, batch_size: int = 4096,
+                 standardized: bool = False, rows: torch.Tensor | None = None) -> Any:
+        """The net's outputs on X (regression: the heads' h when ``standardized``); with
+        ``rows``, each row's own task's output (B, max n_outputs)."""
         self.net.eval()
+        outs = []
         with self.net.standardized_outputs() if standardized else nullcontext():
-            outs = [self.net(X[i:i + batch_size].to(device))
-                    for i in range(0, len(X), batch_size)]
-        return {k: torch.cat([o[k] for o in outs]).float() for k in outs[0]}
+            for i, x in enumerate(chunks(X, batch_size)):
+                r = None if rows is None else rows[i * batch_size:(i + 1) * batch_size]
+                outs.append(self.net(to_device(x, device)) if r is None
+                            else self.net(to_device(x, device), rows=r.to(device)))
+        if rows is not None:
+            return _wide(torch.cat(outs))
+        return {k: _wide(torch.cat([o[k] for o in outs])) for k in outs[0]}
 
     def _validate(self, ds: Any, ctx: Context) -> dict:
+        if isinstance(ds, MultiTaskDataset) and ds.per_row:
+            return self._validate_rows(ds.X, ds.task, ds.y, ctx)
         if isinstance(ds, MultiTaskDataset):
             X, Y = ds.X, ds.targets
         else:  # a loader: gather it
-            xs, ys = [], {}
+            xs, ys, rows = [], {}, []
             for x, y in ds:
                 xs.append(x)
+                if not isinstance(y, Mapping):  # per row: (task index, y)
+                    rows.append(y)
+                    continue
                 for k, v in y.items():
                     ys.setdefault(k, []).append(v)
-            X, Y = torch.cat(xs), {k: torch.cat(v) for k, v in ys.items()}
+            if rows:
+                return self._validate_rows(_cat_inputs(xs), torch.cat([r[0] for r in rows]),
+                                           torch.cat([r[1] for r in rows]), ctx)
+            X, Y = _cat_inputs(xs), {k: torch.cat(v) for k, v in ys.items()}
         out = self._outputs(X, ctx.device, standardized=True)
         scales = self.net.target_scales
         row, total = {}, 0.0
@@ -717,31 +837,90 @@ class Trainer:
         row["val_loss"] = total
         return row
 
+    def _validate_rows(self, X: Any, task: torch.Tensor, y: torch.Tensor, ctx: Context) -> dict:
+        """Validation on per-row data: losses by segment sums, metrics task by task."""
+        h = self._outputs(X, ctx.device, standardized=True, rows=task.cpu())
+        task = task.cpu()
+        y = y.cpu()
+        y2 = y[:, None] if y.ndim == 1 else y
+        W = y2.shape[1]
+        mean, scale = (v.cpu() for v in self.net.stacked_scales())
+        ys = (y2.double() - mean[task, :W]) / scale[task, :W]
+        units = h.double() * scale[task, :h.shape[1]] + mean[task, :h.shape[1]]
+        T = len(self.tasks)
+        total_t = torch.zeros(T, dtype=torch.float64)
+        count_t = torch.zeros(T, dtype=torch.float64)
+        for spec, mask in self._families_cpu():
+            rows = torch.nonzero(mask[task])[:, 0]
+            loss, n = spec.row_losses(h[rows].double(), ys[rows])
+            total_t.index_add_(0, task[rows], loss.double())
+            count_t.index_add_(0, task[rows], n.double())
+        row, total = {}, 0.0
+        order = torch.argsort(task, stable=True)
+        bounds = torch.searchsorted(task[order], torch.arange(T + 1))
+        for j, t in enumerate(self.tasks):
+            a, b = int(bounds[j]), int(bounds[j + 1])
+            if a == b:
+                continue
+            idx = order[a:b]
+            loss = float(total_t[j] / count_t[j].clamp(min=1)) / float(self._loss_scale[j])
+            row[f"val_loss/{t.name}"] = loss
+            total += t.weight * loss
+            f = units[idx] if t.kind == "regression" else h[idx]
+            pred = t.transform(f[:, :t.n_outputs].float() if t.kind != "regression"
+                               else f[:, :t.n_outputs]).cpu().numpy()
+            yt = y2[idx, :t.target_width].numpy()
+            yt = yt[:, 0] if t.target_width == 1 else yt
+            for m, v in t.scores(yt, pred).items():
+                row[f"val/{t.name}/{m}"] = v
+        row["val_loss"] = total
+        return row
+
+    def _families_cpu(self):
+        if not hasattr(self, "_families"):
+            self._row_setup("cpu")
+        return [(spec, mask.cpu()) for spec, mask in self._families]
+
     def predict(self, X: Any, tasks: list[str] | None = None,
-                batch_size: int = 4096) -> dict[str, np.ndarray]:
+                batch_size: int = 4096, task: Any = None) -> Any:
         """The predictions of the net on ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features.
+        X : array-like, tensor, SciPy sparse matrix or dict of them
+            The inputs, in the form the net reads (see ``regmtl.deep.inputs``).
         tasks : list of str, optional
             The tasks to predict (default: all).
         batch_size : int, default=4096
             Rows per forward pass.
+        task : array-like of shape (n_samples,), optional
+            Each row's task (names or positions): predict each row for its own task only
+            (only that task's head runs on it).
 
         Returns
         -------
-        dict of str to ndarray
+        dict of str to ndarray, or ndarray
             For each task: values, P(y = 1) of shape (n,), or class probabilities (n, K).
+            With ``task``: each row's prediction, (n,) when every task has one output, else
+            (n, max) padded with NaN.
         """
-        from .data import _features
+        from .data import _row_tasks
 
-        x = torch.from_numpy(_features(X))
-        if x.shape[1] != self.net.n_features:
-            raise ValueError(f"X has {x.shape[1]} features; the net expects "
-                             f"{self.net.n_features}.")
+        x = as_inputs(X)
         device = next(self.net.parameters()).device
+        if task is not None:
+            pos = torch.from_numpy(_row_tasks(task, self.tasks, n_rows(x)))
+            out = self._outputs(x, device, batch_size, rows=pos)
+            width = max(t.n_outputs if t.kind == "multiclass" else t.target_width
+                        for t in self.tasks)
+            res = torch.full((len(pos), width), float("nan"), dtype=torch.float64)
+            for spec, mask in self._families_cpu():
+                rows = torch.nonzero(mask[pos])[:, 0]
+                p = spec.transform(out[rows, :spec.n_outputs].to(
+                    torch.float64 if spec.kind == "regression" else torch.float32))
+                p = p[:, None] if p.ndim == 1 else p
+                res[rows, :p.shape[1]] = p.double()
+            return (res[:, 0] if width == 1 else res).numpy()
         out = self._outputs(x, device, batch_size)
         specs = {t.name: t for t in self.tasks}
         names = self.net._selected(tasks)
@@ -774,3 +953,25 @@ class Trainer:
         if self.history_ is None:
             raise AttributeError("history: call fit first.")
         return self.history_
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """Outputs at least in float32 (float64 where the target map made them so)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def _cat_inputs(xs: list) -> Any:
+    """Concatenate input batches (tensors, sparse CSR tensors or dicts of them)."""
+    first = xs[0]
+    if isinstance(first, dict):
+        return {k: _cat_inputs([x[k] for x in xs]) for k in first}
+    if isinstance(first, torch.Tensor) and first.layout == torch.sparse_csr:
+        import scipy.sparse as sp
+
+        from .inputs import SparseRows
+
+        mats = [sp.csr_matrix((x.values().cpu().numpy(), x.col_indices().cpu().numpy(),
+                               x.crow_indices().cpu().numpy()), shape=tuple(x.shape))
+                for x in xs]
+        return SparseRows(sp.vstack(mats).tocsr())
+    return torch.cat(xs)

@@ -145,34 +145,16 @@ def _frozen_eval(module: nn.Module) -> None:
         m.train = (lambda self_: lambda mode=True: nn.Module.train(self_, False))(m)
 
 
-def _fresh_copy(module: nn.Module, n_outputs: int) -> nn.Module:
-    new = copy.deepcopy(module)
-    for m in new.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    last = [m for m in new.modules() if isinstance(m, nn.Linear)]
-    if last and last[-1].out_features != n_outputs:
-        old = last[-1]
-        for parent in new.modules():
-            for name, child in parent.named_children():
-                if child is old:
-                    setattr(parent, name, nn.Linear(old.in_features, n_outputs))
-    return new
-
-
 def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
-    """Register a head for ``spec`` (a fresh copy of the first task's); its parameters."""
+    """Register a freshly initialized head for ``spec`` (for MMoE also a gate), in blocks of
+    their own so the old heads can stay frozen; its parameters."""
     if spec.name in net.task_names:
         raise ValueError(f"task={spec.name!r} is already a task of the net {net.task_names}; "
                          "choose another name.")
-    first = net.task_names[0]
     if isinstance(net, HardSharing):
-        net.heads[spec.name] = _fresh_copy(net.heads[first], spec.n_outputs)
-        modules = [net.heads[spec.name]]
+        params = net.heads.add_task(spec.name, spec.n_outputs)
     elif isinstance(net, MMoE):
-        net.gates[spec.name] = _fresh_copy(net.gates[first], net.gates[first].linear.out_features)
-        net.towers[spec.name] = _fresh_copy(net.towers[first], spec.n_outputs)
-        modules = [net.gates[spec.name], net.towers[spec.name]]
+        params = net.gates.add_task(spec.name) + net.towers.add_task(spec.name, spec.n_outputs)
     else:
         why = ("its task experts sit inside every level" if isinstance(net, PLE) else
                "its two outputs are one click -> conversion chain" if type(net).__name__ == "ESMM"
@@ -180,11 +162,10 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
         kind = "CGC/PLE" if isinstance(net, PLE) else type(net).__name__
         raise ValueError(f"model: adding a task to a {kind} net is not supported ({why}); use "
                          "architecture='hard' or 'mmoe'.")
-    net.tasks = [*net.tasks, spec]
-    net.task_names = [*net.task_names, spec.name]
+    net.set_tasks([*net.tasks, spec])
     net._add_target_scale(spec)
     net.target_scales.to(next(net.parameters()).device)
-    return [p for m in modules for p in m.parameters()]
+    return params
 
 
 def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
@@ -292,19 +273,19 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
     set_seed(int(random_state))
     for p in net.parameters():
         p.requires_grad_(False)
-    old_tasks, old_names = net.tasks, net.task_names
+    old_tasks = net.tasks
     params = _add_task(net, spec)
     for p in params:
         p.requires_grad_(True)
     for m in net._shared_modules():
         _frozen_eval(m)
     # train on the new task alone: the net's task list is the new task while training
-    net.tasks, net.task_names = [spec], [task]
+    net.set_tasks([spec])
     trainer = Trainer(net, lr=lr, batch_size=batch_size, max_epochs=int(epochs),
                       early_stopping=None, device=device, distributed=False,
                       seed=int(random_state), weight_decay=weight_decay)
     trainer.fit((X, {task: target}))
-    net.tasks, net.task_names = [*old_tasks, spec], [*old_names, task]
+    net.set_tasks([*old_tasks, spec])
     if kind == "regression":
         scale = net.target_scales[task]
         out.y_mean_, out.y_scale_ = float(scale.mean[0]), float(scale.scale[0])

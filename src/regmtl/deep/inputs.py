@@ -1,0 +1,232 @@
+"""What a net reads: tensors of any shape and dtype, sparse rows, or a dict of named inputs.
+
+The trunk decides what an input is; the data layer only carries it, untouched where it can be:
+
+==========================  =============================================  ==================
+given                       carried as                                     a batch is
+==========================  =============================================  ==================
+float array / tensor        float32 tensor of the same shape (N, ...)      rows of it
+integer or bool array       int64 tensor (ids, token ids, codes: never     rows of it
+                            cast to float)
+SciPy sparse matrix         :class:`SparseRows` (CSR, float32 values)      a ``torch`` sparse
+                                                                           CSR tensor (B, V)
+dict ``{name: any above}``  a dict of them, every entry with N rows        a dict of batches
+==========================  =============================================  ==================
+
+A pandas DataFrame is read as its numeric matrix here; the scikit-learn wrappers turn its
+categorical and string columns into codes first (``regmtl.deep.frames``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._torch import torch
+
+__all__ = ["SparseRows", "as_inputs", "take", "to_device", "n_rows", "describe", "Inputs"]
+
+
+class SparseRows:
+    """Rows of a sparse matrix (CSR) held as three tensors; indexing gives a CSR batch.
+
+    ``rows[idx]`` gathers the rows ``idx`` (an index tensor, in its order) into a
+    ``torch.sparse_csr_tensor`` of shape (len(idx), V) without a Python loop over rows: the
+    new row pointers are the cumulative lengths, and the positions of the entries are the old
+    row starts repeated by the lengths plus a running offset.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix or array of shape (N, V)
+        Any SciPy sparse format (converted to CSR once); finite values.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, torch
+    >>> from regmtl.deep.inputs import SparseRows
+    >>> rows = SparseRows(sp.csr_matrix(np.array([[0, 2.0, 0], [1, 0, 0], [0, 0, 3]])))
+    >>> rows[torch.tensor([2, 0])].to_dense().tolist()
+    [[0.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
+    """
+
+    def __init__(self, matrix: Any, *, what: str = "X"):
+        csr = sp.csr_matrix(matrix)
+        csr.sum_duplicates()
+        data = np.asarray(csr.data, dtype=np.float32)
+        if not np.isfinite(data).all():
+            raise ValueError(f"{what} (sparse) contains NaN or infinity; impute or drop those "
+                             "entries.")
+        self.shape = (int(csr.shape[0]), int(csr.shape[1]))
+        self.indptr = torch.from_numpy(csr.indptr.astype(np.int64))
+        self.indices = torch.from_numpy(csr.indices.astype(np.int64))
+        self.values = torch.from_numpy(data)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def to(self, device: Any) -> SparseRows:
+        new = object.__new__(SparseRows)
+        new.shape = self.shape
+        new.indptr, new.indices, new.values = (self.indptr.to(device),
+                                               self.indices.to(device), self.values.to(device))
+        return new
+
+    def __getitem__(self, idx: Any) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.int64, device=self.indptr.device).reshape(-1)
+        start, stop = self.indptr[idx], self.indptr[idx + 1]
+        lengths = stop - start
+        crow = torch.zeros(len(idx) + 1, dtype=torch.int64, device=idx.device)
+        torch.cumsum(lengths, 0, out=crow[1:])
+        total = int(crow[-1])
+        # entry k of the batch: old position start[row(k)] + (k - crow[row(k)])
+        row = torch.repeat_interleave(torch.arange(len(idx), device=idx.device), lengths,
+                                      output_size=total)
+        pos = start[row] + torch.arange(total, device=idx.device) - crow[:-1][row]
+        return torch.sparse_csr_tensor(crow, self.indices[pos], self.values[pos],
+                                       size=(len(idx), self.shape[1]))
+
+
+#: what the data layer carries: a tensor, sparse rows, or a dict of them
+Inputs = torch.Tensor | SparseRows | dict
+
+
+def _dense(X: Any, what: str) -> torch.Tensor:
+    if isinstance(X, torch.Tensor):
+        t = X.detach().cpu()
+    else:
+        if hasattr(X, "to_numpy"):
+            X = X.to_numpy()
+        arr = np.asarray(X)
+        if arr.dtype == object or arr.dtype.kind in "USMm":
+            raise ValueError(f"{what} has dtype {arr.dtype}: the nets read numbers. Encode "
+                             "strings and categories as integer codes (the scikit-learn "
+                             "wrappers do it for a DataFrame's columns) or use "
+                             "regmtl.deep.FeatureColumns.")
+        if arr.dtype.kind == "c":
+            raise ValueError(f"{what} is complex; the nets read real numbers.")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.is_complex():
+        raise ValueError(f"{what} is complex; the nets read real numbers.")
+    if t.dtype == torch.bool or not t.is_floating_point():
+        t = t.to(torch.int64)
+    else:
+        t = t.to(torch.float32)
+        if not torch.isfinite(t).all():
+            bad = torch.nonzero(~torch.isfinite(t))[0].tolist()
+            raise ValueError(f"{what} contains NaN or infinity (first at index {bad}); impute "
+                             "or drop those rows (NaN is a missing label only in targets).")
+    if t.ndim == 0:
+        raise ValueError(f"{what} is a scalar; it needs one row per sample.")
+    return t
+
+
+def as_inputs(X: Any, what: str = "X") -> Inputs:
+    """The inputs ``X`` as the data layer carries them (see the module's table).
+
+    Parameters
+    ----------
+    X : array-like, tensor, SciPy sparse matrix, or dict of str to them
+        The inputs; every entry of a dict has the same number of rows.
+    what : str, default="X"
+        How errors name the input.
+
+    Returns
+    -------
+    Tensor, SparseRows or dict
+        Floats as float32, integers and booleans as int64, sparse rows as CSR.
+
+    Raises
+    ------
+    ValueError
+        On strings or objects, complex numbers, NaN or infinity, no rows, or dict entries of
+        different lengths.
+    """
+    if isinstance(X, SparseRows):
+        out: Inputs = X
+    elif isinstance(X, Mapping):
+        if not X:
+            raise ValueError(f"{what} is an empty dict; it needs at least one named input.")
+        out = {}
+        for k, v in X.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{what}: input names must be strings, got {k!r}.")
+            out[k] = as_inputs(v, f"{what}[{k!r}]")
+            if isinstance(out[k], dict):
+                raise ValueError(f"{what}[{k!r}] is a dict; named inputs do not nest.")
+        lengths = {k: n_rows(v) for k, v in out.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"{what}: the named inputs have different numbers of rows "
+                             f"{lengths}; each needs one row per sample.")
+    elif sp.issparse(X):
+        out = SparseRows(X, what=what)
+    else:
+        out = _dense(X, what)
+    if n_rows(out) == 0:
+        raise ValueError(f"{what} has no rows.")
+    return out
+
+
+def n_rows(inputs: Inputs) -> int:
+    """The number of samples in ``inputs``."""
+    if isinstance(inputs, dict):
+        return n_rows(next(iter(inputs.values())))
+    if isinstance(inputs, SparseRows):
+        return len(inputs)
+    if isinstance(inputs, torch.Tensor) and inputs.layout == torch.sparse_csr:
+        return int(inputs.shape[0])
+    return int(inputs.shape[0])
+
+
+def take(inputs: Inputs, idx: torch.Tensor) -> Any:
+    """The batch of rows ``idx``: a tensor, a sparse CSR tensor, or a dict of them."""
+    if isinstance(inputs, dict):
+        return {k: take(v, idx) for k, v in inputs.items()}
+    if isinstance(inputs, SparseRows):
+        return inputs[idx]
+    return inputs[idx]
+
+
+def to_device(inputs: Any, device: Any, non_blocking: bool = False) -> Any:
+    """``inputs`` (a batch or a whole set) on ``device``."""
+    if isinstance(inputs, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in inputs.items()}
+    if isinstance(inputs, SparseRows):
+        return inputs.to(device)
+    return inputs.to(device, non_blocking=non_blocking)
+
+
+def device_of(inputs: Any) -> torch.device:
+    """The device the inputs are on."""
+    if isinstance(inputs, dict):
+        return device_of(next(iter(inputs.values())))
+    return inputs.device
+
+
+def describe(inputs: Any) -> str:
+    """A short description for error messages: shapes and dtypes."""
+    if isinstance(inputs, dict):
+        return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in inputs.items()) + "}"
+    if isinstance(inputs, SparseRows):
+        return f"sparse rows {inputs.shape}"
+    if isinstance(inputs, torch.Tensor):
+        kind = "sparse CSR " if inputs.layout == torch.sparse_csr else ""
+        return f"{kind}{tuple(inputs.shape)} {str(inputs.dtype).replace('torch.', '')}"
+    return type(inputs).__name__
+
+
+def chunks(inputs: Inputs, size: int):
+    """Consecutive batches of at most ``size`` rows (for prediction)."""
+    n = n_rows(inputs)
+    for i in range(0, n, size):
+        idx = torch.arange(i, min(i + size, n))
+        if isinstance(inputs, torch.Tensor) and inputs.layout == torch.strided:
+            yield inputs[i:i + size]
+        else:
+            yield take(inputs, idx)
