@@ -225,8 +225,4 @@ def chunks(inputs: Inputs, size: int):
     """Consecutive batches of at most ``size`` rows (for prediction)."""
     n = n_rows(inputs)
     for i in range(0, n, size):
-        idx = torch.arange(i, min(i + size, n))
-        if isinstance(inputs, torch.Tensor) and inputs.layout == torch.strided:
-            yield inputs[i:i + size]
-        else:
-            yield take(inputs, idx)
+        yield take(inputs, torch.arange(i, min(i + size, n)))

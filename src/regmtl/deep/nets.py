@@ -208,8 +208,6 @@ class MultiTaskNet(nn.Module):
                 raise ValueError("encoder must be a torch.nn.Module with an int attribute "
                                  "out_features (the width it returns), e.g. FeatureColumns, "
                                  f"ConvTrunk or TextTrunk; got {type(encoder).__name__}.")
-        elif n_features is None:
-            pass  # a custom trunk decides what it reads (HardSharing checks)
         if n_features is not None and (isinstance(n_features, bool) or int(n_features) < 1):
             raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
         self.n_features = None if n_features is None else int(n_features)
