@@ -1,31 +1,58 @@
-"""Deep MTL on real inputs: time per epoch against a plain PyTorch loop, and the cost of T.
+"""Deep MTL on real inputs: the Trainer against a hand-written PyTorch loop, and the cost of T.
 
-1. School (139 tasks, ~10k training rows, split 0): the Trainer as DeepMultiTaskRegressor runs
-   it (each row through its own task's head, losses by segment sums, Adam, batches of 256)
-   against a hand-written loop of the same model, batches and optimizer; explained variance
-   of the default regressor on the split.
-2. Many tasks: seconds per training step with 50 rows per task at T = 100 and T = 10,000
-   (batches of 256, hard sharing, one linear head per task, per-row layout).
-3. Two real digits side by side (scikit-learn's digits, 8 x 16), tasks "left" and "right":
-   the conv trunk under the Trainer against a plain loop (images/s).
-4. Named columns (user id, item id, price) through FeatureColumns under MMoE: Trainer against a
-   plain loop (rows/s).
+Every section times the :class:`~regmtl.deep.Trainer` and a plain loop that a PyTorch user
+would write for the same job: the same model (the plain loop's module is built from the same
+initial weights, its forward written by hand: the trunk or encoder module, then the batched
+heads as ``einsum`` on the gathered weights ``W[task]``), the same batches (``randperm`` seeded
+with ``seed + epoch``, rows indexed from whole tensors), the same optimizer (Adam, lr 1e-3)
+and the same losses (per row: each task's mean loss by segment sums ``index_add``, summed over
+the tasks), keeping each task's mean training loss of every epoch as the Trainer's history
+does. The user's preprocessing the Trainer does inside ``fit`` (tensors from the arrays,
+standardizing each task's regression target) is timed inside the plain loop too.
 
-Each timing is the median of ``--repeats`` runs with one BLAS/intra-op thread, peak resident
-memory beside it. ``python bench/bench_deep_inputs.py [--repeats 3] [--device cpu|cuda]``.
+1. School (139 tasks, 11,472 training rows in split 0), per row (each row through its own
+   school's head), hard sharing 28 -> 64, batches of 256, the whole ``fit`` timed; plus the
+   explained variance of ``DeepMultiTaskRegressor()`` with its defaults on the split.
+2. Many tasks: 50 rows per task at T = 100 and T = 10,000 (16 features, hard sharing 16 ->
+   32, a linear head per task, batches of 256, per row): milliseconds per step, from the
+   start of the first optimizer step to the end of the last (both step the same Adam
+   subclass, which reads the clock), the Trainer's set-up and wrap-up beside it.
+3. Images: two real digits side by side (scikit-learn's digits, 8 x 16), tasks "left" and
+   "right" (10 classes each): ConvTrunk under hard sharing.
+4. Named columns (user id, item id, price) through FeatureColumns under MMoE, tasks "click"
+   and "buy" (binary).
+5. Sparse bag of words: the 20 Newsgroups pairs of MALSAR (4 binary tasks, 2,000 term
+   counts, SciPy CSR, per row) through TextTrunk (embedding bag, mean) under hard sharing;
+   skipped without the data (``/work/shared/data`` or ``REGMTL_DATA``).
+
+Times are CPU seconds of the process (``time.process_time``; one BLAS/intra-op thread, so
+the time an idle core would take, whatever else runs on the machine). The Trainer and the
+plain loop alternate within each of ``--repeats`` repeats (the order flips every repeat, so a
+change of load hits both); the table gives the medians and the median of the repeats' time
+ratios Trainer / plain. Peak memory: the peak resident memory of one run in a fresh process,
+above its resident memory once the data are built (``--no-memory`` skips these runs). Both
+use the optimizer the Trainer builds by default (Adam with the same options).
+
+``OMP_NUM_THREADS=1 python bench/bench_deep_inputs.py [--repeats 3] [--device cpu|cuda]``
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from _memory import rss_peak_increase
 
-from regmtl.datasets import apply_split, load_school
+from regmtl.datasets import apply_split, load_newsgroups, load_school
 from regmtl.deep import (
     Categorical,
     ConvTrunk,
@@ -35,117 +62,327 @@ from regmtl.deep import (
     MMoE,
     Numeric,
     TaskSpec,
+    TextTrunk,
     Trainer,
     set_seed,
 )
-from regmtl.deep.data import Batches, MultiTaskDataset
-from regmtl.deep.inputs import to_device
 from regmtl.metrics import explained_variance
 
-
-def _median_time(fn, repeats: int) -> tuple[float, int]:
-    times, peak = [], 0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        _, mem = rss_peak_increase(fn)
-        times.append(time.perf_counter() - t0)
-        peak = max(peak, mem)
-    return statistics.median(times), peak
+nn = torch.nn
+F = torch.nn.functional
+LR = 1e-3
 
 
-def _plain_epochs(net, ds, epochs, batch, device, rows: bool, loss_fn):
-    """A hand-written loop: the same batches (Batches), Adam, the net's own forward."""
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loader = Batches(ds, batch, seed=0)
-    net.train()
+# ----------------------------------------------------------------------------- timing
+#: set by ``--child KEY RUN``: this process only measures the peak memory of one run
+CHILD: list = []
+
+
+def _paired(runs: dict, repeats: int, key: str, args) -> dict:
+    """Run each of ``runs`` (name -> fn() returning seconds or None) ``repeats`` times,
+    alternating (the order flips every repeat); then each once more in a fresh process for
+    its peak memory. {name: (median seconds, peak bytes, list of seconds)}; a fn returning
+    None is timed as a whole."""
+    if CHILD:  # a fresh process: the peak of one run, nothing else
+        if CHILD[0] == key:
+            _, mem = rss_peak_increase(runs[CHILD[1]])
+            print(f"PEAK {mem}", flush=True)
+            os._exit(0)
+        return {k: (1.0, 0, [1.0]) for k in runs}
+    times = {k: [] for k in runs}
+    names = list(runs)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.process_time()
+            inner = runs[name]()
+            times[name].append(time.process_time() - t0 if inner is None else inner)
+    peaks = {k: _fresh_peak(key, k, args) for k in runs} if args.memory else dict.fromkeys(
+        runs, -1)
+    return {k: (statistics.median(v), peaks[k], v) for k, v in times.items()}
+
+
+def _fresh_peak(key: str, run: str, args) -> int:
+    """The peak resident memory of one run of ``run`` in section ``key``, in a new process
+    (above its resident memory once the data are built): in this one, the memory that an
+    earlier run freed is reused and the increase reads 0."""
+    section = key.rstrip("0123456789")
+    cmd = [sys.executable, __file__, "--child", key, run, "--only", section,
+           "--no-estimator", "--device", args.device, *sum(
+               ([f"--{k}-epochs", str(getattr(args, f"{k}_epochs"))]
+                for k in ("school", "image", "column", "text")), [])]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    for line in out.stdout.splitlines():
+        if line.startswith("PEAK "):
+            return int(line.split()[1])
+    raise RuntimeError(f"the memory run of {key}/{run} failed: {out.stderr[-2000:]}")
+
+
+def _ratio(res: dict, a: str = "trainer", b: str = "plain") -> float:
+    """Median over the repeats of the paired time ratio a / b."""
+    return statistics.median(x / y for x, y in zip(res[a][2], res[b][2], strict=True))
+
+
+def _mib(b: int) -> str:
+    return "-" if b < 0 else f"{b / 2**20:.0f} MiB"
+
+
+def _row(label: str, res: dict, unit: str, per: float) -> None:
+    """One table line: median time per ``unit`` (per = units in a run) of each, the ratio."""
+    tr, pl = res["trainer"], res["plain"]
+    print(f"  {label:<30} {tr[0] / per * 1e3:>10.3f} {pl[0] / per * 1e3:>10.3f}   ms/{unit:<6}"
+          f"{_ratio(res):>7.3f}   {_mib(tr[1]):>8} {_mib(pl[1]):>8}")
+
+
+def _header() -> None:
+    print(f"  {'':<30} {'Trainer':>10} {'plain':>10}   {'':<9}{'ratio':>7}   "
+          f"{'peak T':>8} {'peak P':>8}")
+
+
+# ----------------------------------------------------------------------------- plain models
+class _RowHeads(nn.Module):
+    """A linear head per task as one (T, in, out) weight: row i through ``W[task[i]]``."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.W = nn.Parameter(block.weight0.detach().clone())
+        self.b = nn.Parameter(block.bias0.detach().clone())
+
+    def rows(self, z, task):
+        return torch.einsum("bi,bio->bo", z, self.W[task]) + self.b[task]
+
+    def every(self, z):
+        """Every task on every row: (B, T, out)."""
+        return torch.einsum("bi,tio->bto", z, self.W) + self.b
+
+
+class _PlainHard(nn.Module):
+    """Hard sharing written by hand from a HardSharing net's initial weights: the encoder
+    (if any), the trunk, and the batched linear heads."""
+
+    def __init__(self, net: HardSharing):
+        super().__init__()
+        self.encoder = copy.deepcopy(net.encoder)
+        self.trunk = copy.deepcopy(net.trunk)
+        self.heads = _RowHeads(net.heads.blocks[0])
+
+    def body(self, x):
+        return self.trunk(x if self.encoder is None else self.encoder(x))
+
+    def forward(self, x, task=None):
+        z = self.body(x)
+        return self.heads.every(z) if task is None else self.heads.rows(z, task)
+
+
+class _PlainMMoE(nn.Module):
+    """MMoE written by hand from an MMoE net's initial weights (towers of one hidden layer)."""
+
+    def __init__(self, net: MMoE):
+        super().__init__()
+        self.encoder = copy.deepcopy(net.encoder)
+        self.experts = copy.deepcopy(net.experts)
+        self.gate = copy.deepcopy(net.gates.blocks[0])
+        blk = net.towers.blocks[0]
+        self.W0, self.b0 = (nn.Parameter(blk.weight0.detach().clone()),
+                            nn.Parameter(blk.bias0.detach().clone()))
+        self.W1, self.b1 = (nn.Parameter(blk.weight1.detach().clone()),
+                            nn.Parameter(blk.bias1.detach().clone()))
+        self.K = len(net.experts)
+
+    def forward(self, x):
+        z = self.encoder(x)
+        e = torch.stack([ex(z) for ex in self.experts], dim=1)             # (B, K, d)
+        pi = torch.softmax(self.gate(z).reshape(len(z), -1, self.K), -1)  # (B, T, K)
+        m = torch.einsum("btk,bkd->btd", pi, e)
+        h = torch.relu(torch.einsum("bti,tio->bto", m, self.W0) + self.b0)
+        return torch.einsum("bti,tio->bto", h, self.W1) + self.b1        # (B, T, 1)
+
+
+class _StepClock(torch.optim.Adam):
+    """Adam noting the CPU time at the start of its first step and at the end of its last:
+    (last - first) / (steps - 1) is the time per step once training runs."""
+
+    def __init__(self, params, **kw):
+        super().__init__(params, **kw)
+        self.first, self.last, self.steps = None, None, 0
+
+    def step(self, closure=None):
+        if self.first is None:
+            self.first = time.process_time()
+        out = super().step(closure)
+        self.last, self.steps = time.process_time(), self.steps + 1
+        return out
+
+    def per_step(self) -> float:
+        return (self.last - self.first) / max(self.steps - 1, 1)
+
+
+ADAM: dict = {}
+
+
+def _adam_options(device: str) -> dict:
+    """The options of the Adam that the Trainer builds by default on ``device`` (fused or
+    for-each), for the plain loops to step with the same optimizer."""
+    p = nn.Parameter(torch.zeros(1, device=device))
+    opt = Trainer(HardSharing(1, ["a"], ()), device=device)._make_optimizer([p])
+    return {k: opt.defaults[k] for k in ("fused", "foreach") if opt.defaults.get(k)}
+
+
+def _adam(params, clock: bool = False):
+    """Adam with lr 1e-3 and the Trainer's default options."""
+    return (_StepClock if clock else torch.optim.Adam)(params, lr=LR, **ADAM)
+
+
+def _orders(n: int, epochs: int, seed: int = 0):
+    """The batch orders of ``Batches(shuffle=True, seed=seed)``: epoch e is ``randperm(n)``
+    from a generator seeded with seed + e."""
     for e in range(epochs):
-        loader.set_epoch(e)
-        for x, y in loader:
+        yield torch.randperm(n, generator=torch.Generator().manual_seed(seed + e))
+
+
+def _segment_mean(per: torch.Tensor, task: torch.Tensor, T: int) -> torch.Tensor:
+    """Each task's mean of the rows' losses ``per`` (0 for a task without rows): (T,)."""
+    total = per.new_zeros(T).index_add_(0, task, per)
+    count = per.new_zeros(T).index_add_(0, task, torch.ones_like(per))
+    return total / count.clamp(min=1)
+
+
+def _train_rows(model, X, task, y, T, epochs, batch, loss, device, opt=None):
+    """The plain per-row loop; returns its optimizer (data already tensors). Like the
+    Trainer's history, it keeps each task's mean training loss of every epoch."""
+    opt = _adam(model.parameters()) if opt is None else opt
+    model.train()
+    n = len(task)
+    history = []
+    for order in _orders(n, epochs):
+        tot = torch.zeros(T, device=device)
+        parts = order.split(batch)
+        for idx in parts:
+            x = X(idx) if callable(X) else X[idx]
+            t, yb = task[idx].to(device), y[idx].to(device)
+            out = model(x.to(device), t)
+            per = loss(out[:, 0], yb)
+            losses = _segment_mean(per, t, T)
             opt.zero_grad(set_to_none=True)
-            x = to_device(x, device)
-            out = net(x, rows=y[0].to(device)) if rows else net(x)
-            loss_fn(out, y, device).backward()
+            losses.sum().backward()
             opt.step()
+            tot += losses.detach()
+        history.append((tot / len(parts)).tolist())
+    return opt
 
 
-def _segment_mse(T):
-    def loss(out, y, device):
-        task, target = y[0].to(device), y[1].to(device).float()
-        per = 0.5 * (out[:, 0] - target) ** 2
-        total = torch.zeros(T, device=device).index_add(0, task, per)
-        count = torch.zeros(T, device=device).index_add(0, task, torch.ones_like(per))
-        return (total / count.clamp(min=1)).sum()
-    return loss
+def _mse(f, y):
+    return 0.5 * (f - y) ** 2
 
 
+def _bce(f, y):
+    return F.binary_cross_entropy_with_logits(f, y, reduction="none")
+
+
+def _per_task_standardized(y: np.ndarray, task: np.ndarray, T: int) -> np.ndarray:
+    """Each task's target standardized with its own mean and (population) deviation."""
+    n = np.bincount(task, minlength=T)
+    mean = np.bincount(task, y, minlength=T) / np.maximum(n, 1)
+    var = np.bincount(task, (y - mean[task]) ** 2, minlength=T) / np.maximum(n, 1)
+    sd = np.where(var > 0, np.sqrt(var), 1.0)
+    return (y - mean[task]) / sd[task]
+
+
+# ----------------------------------------------------------------------------- 1. School
 def school(args) -> None:
     d = load_school()
     Xtr, Xte, ytr, yte = apply_split(d.X, d.y, d.splits[0])
-    set_seed(0)
-    m = DeepMultiTaskRegressor(random_state=0)
-    (_, mem) = rss_peak_increase(lambda: m.fit(Xtr, ytr))
-    ev = explained_variance(yte, m.predict(Xte), average="pooled")
-    per_epoch_fit = m.history_["time"].median()
+    T = len(ytr)
+    if not args.no_estimator:
+        set_seed(0)
+        m = DeepMultiTaskRegressor(random_state=0)
+        t0 = time.process_time()
+        (_, mem) = rss_peak_increase(lambda: m.fit(Xtr, ytr))
+        fit_s = time.process_time() - t0
+        ev = explained_variance(yte, m.predict(Xte), average="pooled")
+        print(f"School, {T} tasks, split 0: DeepMultiTaskRegressor() defaults: pooled EV "
+              f"{ev:.4f}, {len(m.history_)} epochs in {fit_s:.1f} s CPU "
+              f"({fit_s / len(m.history_):.3f} s per epoch with validation), peak +{_mib(mem)}")
     X = np.vstack(Xtr).astype(np.float32)
     X = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1)
     task = np.concatenate([np.full(len(y), t) for t, y in enumerate(ytr)])
-    y = np.concatenate(ytr)
-    y = (y - y.mean()) / y.std()
-    T = len(ytr)
-    names = [f"t{k}" for k in range(T)]
-    ds = MultiTaskDataset(X, y, [TaskSpec(n) for n in names], task=task)
-    epochs = 5
+    y = np.concatenate(ytr).astype(np.float64)
+    names = [f"s{k}" for k in range(T)]
+    specs = [TaskSpec(k) for k in names]
+    epochs, batch = args.school_epochs, 256
+
+    def net():
+        set_seed(0)
+        return HardSharing(X.shape[1], specs, (64,))
 
     def trainer():
-        set_seed(0)
-        net = HardSharing(X.shape[1], names, (64,))
-        Trainer(net, batch_size=256, max_epochs=epochs, grad_balance=0, standardize=False,
-                normalize_losses=False, device=args.device, seed=0).fit(ds)
+        Trainer(net(), batch_size=batch, max_epochs=epochs, grad_balance=0, seed=0,
+                device=args.device).fit((X, (task, y)))
 
     def plain():
-        set_seed(0)
-        net = HardSharing(X.shape[1], names, (64,)).to(args.device)
-        _plain_epochs(net, ds, epochs, 256, args.device, True, _segment_mse(T))
+        model = _PlainHard(net()).to(args.device)
+        ys = torch.from_numpy(_per_task_standardized(y, task, T).astype(np.float32))
+        _train_rows(model, torch.from_numpy(X), torch.from_numpy(task), ys, T, epochs,
+                    batch, _mse, args.device)
 
-    t_tr, m_tr = _median_time(trainer, args.repeats)
-    t_pl, m_pl = _median_time(plain, args.repeats)
-    print(f"School, {T} tasks, {len(X)} training rows, split 0")
-    print(f"  DeepMultiTaskRegressor() defaults: EV {ev:.4f}, {len(m.history_)} epochs, "
-          f"{per_epoch_fit:.3f} s per epoch (with validation), peak +{mem / 2**20:.0f} MiB")
-    print(f"  Trainer {t_tr / epochs:.3f} s/epoch (peak +{m_tr / 2**20:.0f} MiB), plain loop "
-          f"{t_pl / epochs:.3f} s/epoch (peak +{m_pl / 2**20:.0f} MiB): ratio "
-          f"{t_tr / t_pl:.2f}")
+    res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "school", args)
+    steps = epochs * -(-len(X) // batch)
+    print(f"School per row: {T} tasks, {len(X)} rows, hard sharing {X.shape[1]} -> 64, "
+          f"batches of {batch}, {epochs} epochs ({steps} steps), whole fit timed")
+    _header()
+    _row("School, per row", res, "step", steps)
+    print(f"  Trainer {res['trainer'][0] / epochs:.3f} s per epoch, plain "
+          f"{res['plain'][0] / epochs:.3f} s per epoch")
 
 
+# ----------------------------------------------------------------------------- 2. many tasks
 def many_tasks(args) -> None:
-    print("Many tasks, 50 rows each, batches of 256: seconds per step")
-    rows = {}
-    for T in (100, 10_000):
+    print("Many tasks, 50 rows each, 16 features, hard sharing 16 -> 32, batches of 256, per "
+          "row: ms per step from the first optimizer step to the last (fit's set-up apart)")
+    _header()
+    per_step = {}
+    for T, epochs in ((100, 100), (10_000, 1)):
         rng = np.random.default_rng(0)
         n = 50 * T
         X = rng.standard_normal((n, 16)).astype(np.float32)
         task = np.repeat(np.arange(T), 50)
         y = X[:, 0] * rng.standard_normal(T)[task] + rng.standard_normal(n)
         names = [f"t{k}" for k in range(T)]
-        ds = MultiTaskDataset(X, y, [TaskSpec(k) for k in names], task=task)
-        set_seed(0)
-        net = HardSharing(16, names, (32,))
-        steps = 200
-        idx = torch.randperm(n)[:steps * 256]
-        small = MultiTaskDataset(X[idx.numpy()], y[idx.numpy()], ds.tasks,
-                                 task=task[idx.numpy()])
-        tr = Trainer(net, batch_size=256, max_epochs=1, grad_balance=0, device=args.device)
+        specs = [TaskSpec(k) for k in names]
+        steps = epochs * -(-n // 256)
+        setup = []
 
-        def run(tr=tr, small=small):
-            tr.fit(small)
+        def net(specs=specs):
+            set_seed(0)
+            return HardSharing(16, specs, (32,))
 
-        t, mem = _median_time(run, args.repeats)
-        rows[T] = t / steps
-        print(f"  T = {T:>6}: {rows[T] * 1e3:.2f} ms per step (an epoch of {steps} steps incl. "
-              f"set-up), peak +{mem / 2**20:.0f} MiB")
-    print(f"  ratio T=10,000 / T=100: {rows[10_000] / rows[100]:.2f}")
+        def trainer(X=X, task=task, y=y, epochs=epochs, net=net, setup=setup):
+            clock, model = [], net()
+            t0 = time.process_time()
+            Trainer(model, batch_size=256, max_epochs=epochs, grad_balance=0,
+                    optimizer=lambda ps: clock.append(_adam(ps, True)) or clock[0],
+                    device=args.device).fit((X, (task, y)))
+            total = time.process_time() - t0
+            setup.append(total - (clock[0].last - clock[0].first))
+            return clock[0].per_step()
+
+        def plain(X=X, task=task, y=y, T=T, epochs=epochs, net=net):
+            model = _PlainHard(net()).to(args.device)
+            ys = torch.from_numpy(_per_task_standardized(y, task, T).astype(np.float32))
+            return _train_rows(model, torch.from_numpy(X), torch.from_numpy(task), ys, T,
+                               epochs, 256, _mse, args.device,
+                               _adam(model.parameters(), True)).per_step()
+
+        res = _paired({"trainer": trainer, "plain": plain}, args.repeats, f"many{T}", args)
+        per_step[T] = res["trainer"][0], res["plain"][0]
+        _row(f"T = {T:,} ({steps} steps)", res, "step", 1)
+        print(f"  {'':<30} the Trainer's set-up and wrap-up (checks, target maps, "
+              f"history; the net built before): {statistics.median(setup or [0]):.2f} s")
+    print(f"  per-step ratio T=10,000 / T=100: Trainer "
+          f"{per_step[10_000][0] / per_step[100][0]:.2f}, plain "
+          f"{per_step[10_000][1] / per_step[100][1]:.2f}")
 
 
+# ----------------------------------------------------------------------------- 3. images
 def digits(args) -> None:
     from sklearn.datasets import load_digits
 
@@ -157,33 +394,46 @@ def digits(args) -> None:
     tasks = [TaskSpec("left", kind="multiclass", n_outputs=10),
              TaskSpec("right", kind="multiclass", n_outputs=10)]
     targets = {"left": d.target[a], "right": d.target[b]}
-    ds = MultiTaskDataset(X, targets, tasks)
-    epochs = 2
+    epochs, batch = args.image_epochs, 128
 
-    def make():
+    def net():
         set_seed(0)
         return HardSharing(tasks=tasks, trunk=ConvTrunk(1, (16, 32), pool=(1, 2)))
 
     def trainer():
-        Trainer(make(), batch_size=128, max_epochs=epochs, grad_balance=0,
-                device=args.device, seed=0).fit(ds)
-
-    ce = torch.nn.functional.cross_entropy
-
-    def loss(out, y, device):
-        return sum(ce(out[k], y[k].to(device).long()) for k in out)
+        Trainer(net(), batch_size=batch, max_epochs=epochs, grad_balance=0,
+                device=args.device, seed=0).fit((X, targets))
 
     def plain():
-        _plain_epochs(make().to(args.device), ds, epochs, 128, args.device, False, loss)
+        model = _PlainHard(net()).to(args.device)
+        opt = _adam(model.parameters())
+        Xt = torch.from_numpy(X)
+        Y = torch.from_numpy(np.stack([targets["left"], targets["right"]], 1))
+        model.train()
+        history = []
+        for order in _orders(n, epochs):
+            tot, parts = torch.zeros(2, device=args.device), order.split(batch)
+            for idx in parts:
+                out = model(Xt[idx].to(args.device))  # (B, 2, 10)
+                yb = Y[idx].to(args.device)
+                losses = torch.stack([F.cross_entropy(out[:, 0], yb[:, 0]),
+                                      F.cross_entropy(out[:, 1], yb[:, 1])])
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                tot += losses.detach()
+            history.append((tot / len(parts)).tolist())
 
-    t_tr, m_tr = _median_time(trainer, args.repeats)
-    t_pl, m_pl = _median_time(plain, args.repeats)
-    print(f"Two digits 8x16 ({n} images), conv trunk, hard sharing")
-    print(f"  Trainer {epochs * n / t_tr:,.0f} images/s (peak +{m_tr / 2**20:.0f} MiB), plain "
-          f"{epochs * n / t_pl:,.0f} images/s (peak +{m_pl / 2**20:.0f} MiB): time ratio "
-          f"{t_tr / t_pl:.2f}")
+    res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "images", args)
+    print(f"Images: two digits 8x16 ({n} images), ConvTrunk (16, 32), hard sharing, 2 x 10 "
+          f"classes, batches of {batch}, {epochs} epochs")
+    _header()
+    _row("images (per 1,000 images)", res, "kimg", epochs * n / 1e3)
+    print(f"  Trainer {epochs * n / res['trainer'][0]:,.0f} images/s, plain "
+          f"{epochs * n / res['plain'][0]:,.0f} images/s")
 
 
+# ----------------------------------------------------------------------------- 4. columns
 def columns(args) -> None:
     rng = np.random.default_rng(0)
     n = 20000
@@ -193,10 +443,9 @@ def columns(args) -> None:
     buy = click * (rng.random(n) < 0.3)
     X = {"user": user, "item": item, "price": rng.standard_normal(n) * 5 + 50}
     tasks = [TaskSpec("click", kind="binary"), TaskSpec("buy", kind="binary")]
-    ds = MultiTaskDataset(X, {"click": click, "buy": buy}, tasks)
-    epochs = 2
+    epochs, batch = args.column_epochs, 512
 
-    def make():
+    def net():
         set_seed(0)
         cols = FeatureColumns([Categorical("user", 2000), Categorical("item", 500),
                                Numeric("price")])
@@ -204,37 +453,127 @@ def columns(args) -> None:
         return MMoE(tasks=tasks, n_experts=4, expert_hidden=(64,), encoder=cols)
 
     def trainer():
-        Trainer(make(), batch_size=512, max_epochs=epochs, grad_balance=0,
-                device=args.device, seed=0).fit(ds)
-
-    bce = torch.nn.functional.binary_cross_entropy_with_logits
-
-    def loss(out, y, device):
-        return sum(bce(out[k][:, 0], y[k].to(device).float()) for k in out)
+        Trainer(net(), batch_size=batch, max_epochs=epochs, grad_balance=0,
+                device=args.device, seed=0).fit((X, {"click": click, "buy": buy}))
 
     def plain():
-        _plain_epochs(make().to(args.device), ds, epochs, 512, args.device, False, loss)
+        model = _PlainMMoE(net()).to(args.device)
+        opt = _adam(model.parameters())
+        cols = {"user": torch.from_numpy(user), "item": torch.from_numpy(item),
+                "price": torch.from_numpy(X["price"].astype(np.float32))}
+        Y = torch.from_numpy(np.stack([click, buy], 1).astype(np.float32))
+        model.train()
+        history = []
+        for order in _orders(n, epochs):
+            tot, parts = torch.zeros(2, device=args.device), order.split(batch)
+            for idx in parts:
+                out = model({k: v[idx].to(args.device) for k, v in cols.items()})[..., 0]
+                yb = Y[idx].to(args.device)
+                losses = torch.stack([F.binary_cross_entropy_with_logits(out[:, 0], yb[:, 0]),
+                                      F.binary_cross_entropy_with_logits(out[:, 1], yb[:, 1])])
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                tot += losses.detach()
+            history.append((tot / len(parts)).tolist())
 
-    t_tr, m_tr = _median_time(trainer, args.repeats)
-    t_pl, m_pl = _median_time(plain, args.repeats)
-    print(f"Named columns (2,000 users, 500 items, price), MMoE, {n} rows")
-    print(f"  Trainer {epochs * n / t_tr:,.0f} rows/s (peak +{m_tr / 2**20:.0f} MiB), plain "
-          f"{epochs * n / t_pl:,.0f} rows/s (peak +{m_pl / 2**20:.0f} MiB): time ratio "
-          f"{t_tr / t_pl:.2f}")
+    res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "columns", args)
+    print(f"Named columns (2,000 users, 500 items, price) through FeatureColumns, MMoE 4 "
+          f"experts (64,), towers (32,), {n} rows, batches of {batch}, {epochs} epochs")
+    _header()
+    _row("columns (per 1,000 rows)", res, "krow", epochs * n / 1e3)
+    print(f"  Trainer {epochs * n / res['trainer'][0]:,.0f} rows/s, plain "
+          f"{epochs * n / res['plain'][0]:,.0f} rows/s")
+
+
+# ----------------------------------------------------------------------------- 5. text
+def _data_home() -> str | None:
+    for home in (os.environ.get("REGMTL_DATA"),
+                 str(Path(__file__).resolve().parents[2] / "shared" / "data")):
+        if home and (Path(home) / "newsgroup_malsar").is_dir():
+            return home
+    return None
+
+
+def text(args) -> None:
+    home = _data_home()
+    if home is None:
+        print("Sparse bag of words: skipped (no newsgroup_malsar under REGMTL_DATA or "
+              "../shared/data)")
+        return
+    mats, ys, tasks = [], [], []
+    for pair in ("comp.vs.sci", "rec.vs.talk"):
+        b = load_newsgroups(pair, data_home=home)
+        mats += list(b.X)
+        ys += [np.asarray(y, dtype=np.float64) for y in b.y]
+        tasks += [np.full(len(y), len(tasks) + k) for k, y in enumerate(b.y)]
+    X = sp.vstack(mats).tocsr().astype(np.float32)
+    task = np.concatenate(tasks)
+    y = np.concatenate(ys)
+    T, V = len(mats), X.shape[1]
+    specs = [TaskSpec(f"n{k}", kind="binary") for k in range(T)]
+    epochs, batch = args.text_epochs, 256
+
+    def net():
+        set_seed(0)
+        return HardSharing(tasks=specs, hidden=(64,), encoder=TextTrunk(V, dim=64))
+
+    def trainer():
+        Trainer(net(), batch_size=batch, max_epochs=epochs, grad_balance=0, seed=0,
+                device=args.device).fit((X, (task, y)))
+
+    def plain():
+        model = _PlainHard(net()).to(args.device)
+
+        def rows(idx):  # the CSR batch: SciPy's row indexing, then torch's CSR tensor
+            sub = X[idx.numpy()]
+            return torch.sparse_csr_tensor(torch.from_numpy(sub.indptr.astype(np.int64)),
+                                           torch.from_numpy(sub.indices.astype(np.int64)),
+                                           torch.from_numpy(sub.data), size=sub.shape)
+
+        _train_rows(model, rows, torch.from_numpy(task), torch.from_numpy(y).float(), T,
+                    epochs, batch, _bce, args.device)
+
+    res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "text", args)
+    n = X.shape[0]
+    print(f"Sparse bag of words: 20 Newsgroups (MALSAR) 2 pairs, {T} binary tasks, {n} rows, "
+          f"{V} term counts (CSR, {X.nnz / n:.0f} nonzeros per row), TextTrunk(dim 64, mean), "
+          f"hard sharing 64 -> 64, per row, batches of {batch}, {epochs} epochs")
+    _header()
+    _row("bag of words (per 1,000 rows)", res, "krow", epochs * n / 1e3)
+    print(f"  Trainer {epochs * n / res['trainer'][0]:,.0f} rows/s, plain "
+          f"{epochs * n / res['plain'][0]:,.0f} rows/s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--school-epochs", type=int, default=10)
+    ap.add_argument("--image-epochs", type=int, default=2)
+    ap.add_argument("--column-epochs", type=int, default=3)
+    ap.add_argument("--text-epochs", type=int, default=5)
+    ap.add_argument("--no-estimator", action="store_true",
+                    help="skip the DeepMultiTaskRegressor() fit on School")
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="sections to run: school many images columns text")
+    ap.add_argument("--no-memory", dest="memory", action="store_false",
+                    help="skip the peak memory runs (one fresh process per run)")
+    ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        CHILD.extend(args.child)
     torch.set_num_threads(1)
+    ADAM.update(_adam_options(args.device))
+    _adam([nn.Parameter(torch.zeros(1))])  # the first optimizer imports torch._dynamo: not timed
     print(f"torch {torch.__version__}, device {args.device}, 1 intra-op thread, median of "
-          f"{args.repeats}")
-    school(args)
-    many_tasks(args)
-    digits(args)
-    columns(args)
+          f"{args.repeats} (Trainer and plain loop alternating), CPU time; ratio = Trainer / "
+          f"plain; Adam options {ADAM or 'default'}")
+    sections = {"school": school, "many": many_tasks, "images": digits, "columns": columns,
+                "text": text}
+    for name, fn in sections.items():
+        if args.only is None or name in args.only:
+            fn(args)
 
 
 if __name__ == "__main__":

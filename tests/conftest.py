@@ -11,6 +11,7 @@ sizes on purpose (n_t = 15, 40, 70 by default): equal sizes would hide a mistake
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def _true_weights(rng, p, T, n_active=6):
@@ -135,6 +136,15 @@ A4 = np.array([[0.3, 1.0, 0.5, 0.0],
                [1.0, 0.0, 2.0, 0.0],
                [0.5, 2.0, 0.0, 0.3],
                [0.0, 0.0, 0.3, 0.0]])
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """The deep examples run torch on one thread; give the rest of the suite its setting back."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_example(name: str) -> dict:

@@ -35,7 +35,8 @@ def _tasks(seed=0, n=(120, 80, 150), p=5):
 
 def test_three_input_forms_agree():
     Xs, ys = _tasks()
-    kw = dict(hidden=(32,), max_epochs=60, early_stopping=False, random_state=0)
+    kw = dict(hidden=(32,), max_epochs=60, early_stopping=False, random_state=0, lr=1e-2,
+              batch_size=64)  # 350 rows: smaller batches and a larger step than the defaults
     lists = DeepMultiTaskRegressor(**kw).fit(Xs, ys)
     X = np.vstack(Xs)
     y = np.concatenate(ys)
@@ -63,7 +64,9 @@ def test_missing_labels_in_shared_y_and_per_task_classes():
     Y = np.empty((400, 2), dtype=object)
     Y[:, 0] = np.where(X[:, 0] > 0, "yes", "no")
     Y[:, 1] = np.digitize(X[:, 1], [-0.6, 0.6])  # three classes
-    clf = DeepMultiTaskClassifier(hidden=(32,), max_epochs=80, random_state=0)
+    # 400 rows: small batches and a larger step than the defaults (tuned for 10k rows)
+    clf = DeepMultiTaskClassifier(hidden=(32,), max_epochs=80, lr=1e-2, batch_size=64,
+                                  random_state=0)
     clf.fit(X, Y)
     assert list(clf.classes_[0]) == ["no", "yes"] and list(clf.classes_[1]) == [0, 1, 2]
     proba = clf.predict_proba(X)
@@ -73,7 +76,8 @@ def test_missing_labels_in_shared_y_and_per_task_classes():
     # NaN labels of a regression Y are masked, not learned as values
     Yr = np.column_stack([X[:, 0] * 3, X[:, 1]])
     Yr[::2, 0] = np.nan
-    reg = DeepMultiTaskRegressor(hidden=(32,), max_epochs=80, random_state=0).fit(X, Yr)
+    reg = DeepMultiTaskRegressor(hidden=(32,), max_epochs=80, lr=1e-2, batch_size=64,
+                                 random_state=0).fit(X, Yr)
     m = ~np.isnan(Yr[:, 0])
     assert np.mean((reg.predict(X)[m, 0] - Yr[m, 0]) ** 2) < 0.1 * np.var(Yr[m, 0])
 
@@ -82,7 +86,7 @@ def test_cross_validation_routes_task_ids():
     Xs, ys = _tasks(n=(90, 90, 90))
     X, y = np.vstack(Xs), np.concatenate(ys)
     ids = np.repeat([0, 1, 2], 90)
-    est = DeepMultiTaskRegressor(hidden=(16,), max_epochs=30)
+    est = DeepMultiTaskRegressor(hidden=(16,), max_epochs=30, lr=1e-2, batch_size=64)
     with sklearn.config_context(enable_metadata_routing=True):
         scores = cross_val_score(est, X, y, cv=KFold(3, shuffle=True, random_state=0),
                                  params={"task": ids})

@@ -91,7 +91,7 @@ def test_conv_trunk_config_round_trip():
     config = json.loads(json.dumps(trunk.config()))
     assert config == {"in_channels": 3, "channels": [4, 8], "kernel_size": 5,
                       "out_features": 7, "dropout": 0.1, "batch_norm": False,
-                      "image_shape": [6, 4]}
+                      "image_shape": [6, 4], "pool": [1, 1]}
     with torch.device("meta"):
         meta = ConvTrunk.from_config(config)
     assert {k: tuple(v.shape) for k, v in meta.state_dict().items()} == \

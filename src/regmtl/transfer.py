@@ -820,7 +820,9 @@ def transfer(
         see :func:`regmtl.deep.transfer_head`, which receives ``deep_options``.
     X_new : array-like or DataFrame of shape (n, p)
         The new task's features, in the units the model was fitted on (a model fitted on
-        standardized features by ``regmtl fit`` standardizes them itself).
+        standardized features by ``regmtl fit`` standardizes them itself). A deep model takes
+        any input its net reads: images, token ids, sparse rows, a dict of named inputs, or a
+        DataFrame with the categorical columns it was fitted on.
     y_new : array-like of shape (n,)
         Targets (any two labels for a classifier). At least 2 samples.
     strategy : {"auto", "support", "subspace", "mean", "cluster", "single"}

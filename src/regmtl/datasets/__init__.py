@@ -6,6 +6,7 @@ from ._digits import load_mnist, load_usps
 from ._home import get_data_home
 from ._landmine import load_landmine
 from ._mulan import MULAN_SETS, load_mulan
+from ._multi_digits import make_two_digit_tasks
 from ._parkinsons import load_parkinsons
 from ._registry import DATASET_NAMES, list_datasets, load_dataset
 from ._sarcos import load_sarcos
@@ -42,4 +43,5 @@ __all__ = [
     "make_multitask_classification",
     "make_mmoe_tasks",
     "make_recommender_tasks",
+    "make_two_digit_tasks",
 ]

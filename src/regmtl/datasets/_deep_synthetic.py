@@ -151,6 +151,7 @@ def make_recommender_tasks(
     *,
     click_rate: float = 0.3,
     purchase_rate: float = 0.3,
+    n_categories: int | None = None,
     random_state: RandomState = None,
 ) -> Bunch:
     r"""A recommender log with click, purchase and rating labels; later labels missing by design.
@@ -183,6 +184,21 @@ def make_recommender_tasks(
     that its mean over the clicked rows is ``purchase_rate``; so the realized rates match them
     up to binomial noise. The rating is a float in (1, 5).
 
+    **Item categories.** Each item belongs to one of :math:`G` = ``n_categories`` categories,
+    groups of items alike in factors and quality: :math:`G` distinct seed items
+    :math:`s_1, \dots, s_G` are drawn uniformly, and item :math:`j` joins the category of the
+    seed nearest to it in :math:`w_j = (v_j, q_j) \in \mathbb{R}^{k + 1}`,
+
+    .. math::
+
+        g_j = \operatorname{argmin}_{g} \lVert w_j - w_{s_g} \rVert,
+
+    so no category is empty (seed :math:`s_g` is in category :math:`g`). The category enters
+    no label; it is informative because it carries part of the item's factors and quality (at
+    the default sizes, 300 items in 20 categories, the category means of :math:`w_j` explain
+    about 40% of its variance), learned from all the rows of the category's items. The seeds
+    are drawn after everything else, so the other outputs do not depend on ``n_categories``.
+
     **Features.** ``X`` has :math:`3k + 4` columns: the user's observed factors
     :math:`\tilde u_i = u_i + 0.5\, z` (``user_0`` ...), the item's :math:`\tilde v_j = v_j +
     0.5\, z` (``item_0`` ...), their elementwise product :math:`\tilde u_i \odot \tilde v_j`
@@ -204,6 +220,8 @@ def make_recommender_tasks(
         Expected fraction of rows clicked.
     purchase_rate : float in (0, 1), default=0.3
         Expected fraction of clicked rows purchased.
+    n_categories : int in [1, n_items], optional
+        Number :math:`G` of item categories; default ``min(20, n_items)``.
     random_state : int, numpy Generator, RandomState or None
         Seeds :func:`numpy.random.default_rng` (a RandomState supplies the seed).
 
@@ -212,9 +230,11 @@ def make_recommender_tasks(
     Bunch
         ``X`` (n x (3k + 4) float64), ``Y`` (n x 3 float64; columns click, purchase, rating,
         NaN where not observed), ``kinds`` (``{"click": "binary", "purchase": "binary",
-        "rating": "regression"}``), ``user`` and ``item`` (n int64 indices),
-        ``feature_names``, ``target_names``, ``user_factors`` (n_users x k), ``item_factors``
-        (n_items x k), ``intercept`` (``{"click": alpha_c, "purchase": alpha_p}``),
+        "rating": "regression"}``), ``user`` and ``item`` (n int64 indices), ``category``
+        (n int64, the category :math:`g_j` of the row's item, in 0..G-1), ``item_category``
+        (n_items int64, :math:`g_j` of every item), ``n_categories`` (G),
+        ``feature_names``, ``target_names``, ``user_factors`` (n_users x k),
+        ``item_factors`` (n_items x k), ``intercept`` (``{"click": alpha_c, "purchase": alpha_p}``),
         ``click_probability`` (n, :math:`\sigma(f_c)`), ``conversion_probability`` (n,
         :math:`\sigma(f_p)`, the true post-click conversion rate on every row, clicked or
         not), ``purchase_if_clicked`` (n float 0/1, no NaN: the purchase draw of every row,
@@ -228,6 +248,15 @@ def make_recommender_tasks(
     >>> data = make_recommender_tasks(1000, 50, 40, 4, random_state=0)
     >>> data.X.shape, data.Y.shape, data.target_names
     ((1000, 10), (1000, 3), ['click', 'purchase', 'rating'])
+
+    The ids alone (user, item, item category), e.g. for
+    :class:`regmtl.deep.FeatureColumns`:
+
+    >>> ids = {"user": data.user, "item": data.item, "category": data.category}
+    >>> data.n_categories, ids["category"].dtype, bool((data.category < 20).all())
+    (20, dtype('int64'), True)
+    >>> bool((data.category == data.item_category[data.item]).all())
+    True
     """
     _check_int("n_samples", n_samples, 1)
     _check_int("n_users", n_users, 1)
@@ -239,7 +268,12 @@ def make_recommender_tasks(
                          f"users and for items); got {n_features!r}.")
     _check_open_unit("click_rate", click_rate)
     _check_open_unit("purchase_rate", purchase_rate)
+    if n_categories is None:
+        n_categories = min(20, int(n_items))
+    _check_int("n_categories", n_categories, 1, int(n_items),
+               "each category holds at least one item")
     n, n_u, n_i, k = int(n_samples), int(n_users), int(n_items), int(n_features) // 2
+    G = int(n_categories)
     rng = _rng(random_state)
 
     # users, then items, then impressions, then per-row noises and uniforms (fixed order)
@@ -272,6 +306,13 @@ def make_recommender_tasks(
     buy = click & would_buy
     rating = 1.0 + 4.0 * _sigmoid(0.8 + quality[item] + 0.6 * fit + 0.5 * eps_r)
 
+    # item categories: drawn last, so nothing above depends on them
+    profile = np.column_stack([Vf, quality])
+    seeds = rng.choice(n_i, size=G, replace=False)
+    dist = ((profile[:, None, :] - profile[None, seeds, :]) ** 2).sum(axis=2)
+    item_category = np.argmin(dist, axis=1).astype(np.int64)
+    item_category[seeds] = np.arange(G)  # a seed is its own category's (ties at distance 0)
+
     Y = np.full((n, 3), np.nan)
     Y[:, 0] = click
     Y[click, 1] = buy[click]
@@ -298,6 +339,7 @@ def make_recommender_tasks(
         f"alpha_c = {alpha_c:.4g} and alpha_p = {alpha_p:.4g} set for click_rate = "
         f"{click_rate:g} and purchase_rate = {purchase_rate:g} (among clicks).\n"
         f"Realized: {click.mean():.3f} clicked, {buy.sum()} purchases.\n"
+        f"Items in {G} categories: the nearest of {G} seed items in (item factors, quality).\n"
         "X: noisy user and item factors, their products, item log price, noisy item quality\n"
         "and popularity scores and a noisy user activity score.\n"
         "The exact model: help(regmtl.datasets.make_recommender_tasks).\n"
@@ -305,6 +347,7 @@ def make_recommender_tasks(
     return Bunch(
         X=X, Y=Y, kinds={"click": "binary", "purchase": "binary", "rating": "regression"},
         user=user.astype(np.int64), item=item.astype(np.int64),
+        category=item_category[item], item_category=item_category, n_categories=G,
         feature_names=feature_names, target_names=list(RECOMMENDER_TARGETS),
         user_factors=Uf, item_factors=Vf,
         intercept={"click": float(alpha_c), "purchase": float(alpha_p)},

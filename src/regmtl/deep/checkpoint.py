@@ -5,11 +5,17 @@ in a checkpoint is trusted: the config is checked in full (names, types, ranges)
 is read first (memory-mapped, so nothing is allocated from sizes the file declares) and its tensor
 shapes are compared with those the config builds (on the ``meta`` device: no memory) before the
 net is built. Every refusal is a ``ValueError`` that names the file.
+
+Checkpoints of earlier releases, whose heads, towers and gates were one module per task (keys
+``heads.<task>.<i>.weight``, ``gates.<task>.linear.weight``), load too: their tensors are
+checked against that layout (names and shapes, before anything is built), then stacked into the
+batched parameters of :mod:`regmtl.deep.heads` in the order of the net's task list.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +23,7 @@ from typing import Any
 from .._version import __version__
 from ._torch import torch
 from .esmm import ESMM
+from .heads import TaskGates, TaskHeads
 from .nets import ACTIVATIONS, NETS, MultiTaskNet, build_module
 from .tasks import KINDS, TaskSpec
 
@@ -293,13 +300,168 @@ def _build(cls: type, kw: dict) -> MultiTaskNet:
     return cls(**kw)
 
 
-def _meta_state(cls: type, kw: dict, where: Path) -> dict[str, torch.Tensor]:
-    """The tensors ``cls(**kw)`` would hold, built on the meta device (no memory)."""
+def _meta_net(cls: type, kw: dict, where: Path) -> MultiTaskNet:
+    """``cls(**kw)`` built on the meta device (no memory)."""
     try:
         with torch.device("meta"):
-            return _build(cls, kw).state_dict()
+            return _build(cls, kw)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
+
+
+# ---------------------------------------------------------------------- the per-task layout
+# Earlier releases held each task's head (tower) as an ``nn.Sequential`` of the MLP layers
+# ``Linear -> [BatchNorm1d] -> activation -> [Dropout]`` per hidden width, then a Linear, and
+# each MMoE gate as a module with one ``linear``; their state dicts name every task.
+_BN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
+_BN_EPS = 1e-5  # BatchNorm1d's default, which the per-task heads used
+
+
+def _blocks(mod: TaskHeads | TaskGates) -> list[list[str]]:
+    """The tasks of each block of ``mod``, in the order of their rows in the block."""
+    if mod.block_of.device.type != "meta":
+        pairs = sorted(zip(mod.block_of.tolist(), mod.local.tolist(), mod.names, strict=True))
+        out: list[list[str]] = [[] for _ in mod.blocks]
+        for b, _, name in pairs:
+            out[b].append(name)
+        return out
+    # on the meta device the index cannot be read: a net just built from its config has the
+    # gates in one block and the heads in one block per output width. This gives the shapes
+    # the file must have; the order of the rows is read from the net built after the check.
+    if isinstance(mod, TaskGates):
+        return [list(mod.names)]
+    widths = [blk.n_outputs for blk in mod.blocks]
+    return [[n for n, k in zip(mod.names, mod.n_outputs, strict=True) if k == w] for w in widths]
+
+
+def _batched(net: MultiTaskNet) -> list[tuple[str, TaskHeads | TaskGates]]:
+    """The net's batched heads and gates with their state-dict prefixes."""
+    return [(name + ".", m) for name, m in net.named_modules()
+            if isinstance(m, (TaskHeads, TaskGates))]
+
+
+def _is_per_task(state: dict, net: MultiTaskNet, want: dict) -> bool:
+    """Whether ``state`` holds the net's heads in the per-task layout: none of the batched
+    tensors, but tensors under their prefixes."""
+    prefixes = tuple(p for p, _ in _batched(net))
+    if not prefixes:
+        return False
+    batched = {k for k in want if k.startswith(prefixes)}
+    return not (batched & set(state)) and any(k.startswith(prefixes) for k in state)
+
+
+def _per_task_plan(net: MultiTaskNet) -> tuple[dict[str, torch.Tensor], list[tuple]]:
+    """The per-task layout of ``net``'s heads and gates: the tensors an earlier release saved
+    (empty, on the meta device: names, shapes, dtypes), and how they stack into the batched
+    ones.
+
+    Each plan entry is ``(gate, weight key, bias key, [(old weight, old bias, bn) by task])``:
+    a gate's block concatenates its tasks' rows (row t K + k), a head's layer stacks its tasks'
+    transposed weights (T_b, in, out) and biases; ``bn`` is the prefix of the batch norm that
+    followed the layer (folded into it), or None.
+    """
+    bn = bool(getattr(net, "_config", {}).get("batch_norm", False))
+    old: dict[str, torch.Tensor] = {}
+    plan: list[tuple] = []
+
+    def expect(key: str, shape: tuple, dtype: torch.dtype = torch.float32) -> None:
+        old[key] = torch.empty(shape, dtype=dtype, device="meta")
+
+    for prefix, mod in _batched(net):
+        for b, (blk, members) in enumerate(zip(mod.blocks, _blocks(mod), strict=True)):
+            if isinstance(mod, TaskGates):
+                parts = []
+                for t in members:
+                    w, c = f"{prefix}{t}.linear.weight", f"{prefix}{t}.linear.bias"
+                    expect(w, (mod.n_experts, blk.weight.shape[1]))
+                    expect(c, (mod.n_experts,))
+                    parts.append((w, c, None))
+                plan.append((True, f"{prefix}blocks.{b}.weight", f"{prefix}blocks.{b}.bias",
+                             parts))
+                continue
+            # the Sequential's layers per hidden width: Linear, [BatchNorm1d], act, [Dropout]
+            stride = 2 + bn + isinstance(mod.drop, torch.nn.Dropout)
+            for layer in range(blk.n_layers):
+                n_in, n_out = blk.weights[layer].shape[1:]
+                idx = layer * stride
+                norm = bn and layer < blk.n_layers - 1
+                parts = []
+                for t in members:
+                    w, c = f"{prefix}{t}.{idx}.weight", f"{prefix}{t}.{idx}.bias"
+                    expect(w, (n_out, n_in))
+                    expect(c, (n_out,))
+                    if norm:
+                        for name in _BN_BUFFERS:
+                            expect(f"{prefix}{t}.{idx + 1}.{name}", (n_out,))
+                        expect(f"{prefix}{t}.{idx + 1}.num_batches_tracked", (), torch.int64)
+                    parts.append((w, c, f"{prefix}{t}.{idx + 1}." if norm else None))
+                plan.append((False, f"{prefix}blocks.{b}.weight{layer}",
+                             f"{prefix}blocks.{b}.bias{layer}", parts))
+    return old, plan
+
+
+def _fold(weight: torch.Tensor, bias: torch.Tensor, state: dict, bn: str
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Linear (out, in) followed by a batch norm in evaluation mode, as one Linear."""
+    d = torch.float64
+    s = state[bn + "weight"].to(d) / torch.sqrt(state[bn + "running_var"].to(d) + _BN_EPS)
+    w = weight.to(d) * s[:, None]
+    c = (bias.to(d) - state[bn + "running_mean"].to(d)) * s + state[bn + "bias"].to(d)
+    return w.to(weight.dtype), c.to(bias.dtype)
+
+
+def _check(state: dict, net: MultiTaskNet, want: dict, what: str, file: Path) -> bool:
+    """The tensors of ``state`` have the names and shapes of ``net``'s (``want``), or of its
+    per-task layout; whether they are in that layout."""
+    if not _is_per_task(state, net, want):
+        _compare(state, want, what, file)
+        return False
+    old, _ = _per_task_plan(net)
+    prefixes = tuple(p for p, _ in _batched(net))
+    others = {k: v for k, v in want.items() if not k.startswith(prefixes)}
+    _compare(state, {**others, **old}, f"{what} (heads in the per-task layout of earlier "
+             "releases)", file)
+    return True
+
+
+def _from_per_task(state: dict, net: MultiTaskNet, file: Path) -> dict[str, torch.Tensor]:
+    """``state`` (checked by :func:`_check`) with the per-task heads and gates
+    stacked into the batched ones of ``net``, in the order of its index."""
+    old, plan = _per_task_plan(net)
+    out = {k: v for k, v in state.items() if k not in old}
+    folded = False
+    for gate, weight_key, bias_key, parts in plan:
+        if gate:
+            out[weight_key] = torch.cat([state[w] for w, _, _ in parts])
+            out[bias_key] = torch.cat([state[c] for _, c, _ in parts])
+            continue
+        weights, biases = [], []
+        for w, c, bn in parts:
+            w, c = state[w], state[c]
+            if bn is not None:
+                w, c = _fold(w, c, state, bn)
+                folded = True
+            weights.append(w.t())
+            biases.append(c)
+        out[weight_key] = torch.stack(weights).contiguous()
+        out[bias_key] = torch.stack(biases)
+    if folded:
+        warnings.warn(f"{file}: the heads of this checkpoint (an earlier release) had batch "
+                      "normalization after their hidden layers; heads have none now, so each "
+                      "was folded into the linear layer before it with its saved statistics. "
+                      "The outputs are the saved net's in evaluation mode; training further "
+                      "trains heads without batch normalization.", UserWarning, stacklevel=5)
+    return out
+
+
+def _fill(net: MultiTaskNet, state: dict, per_task: bool, want: dict, what: str,
+          file: Path) -> MultiTaskNet:
+    """``net`` with the weights of ``state`` (checked), converted from the per-task layout
+    first when it is in it."""
+    if per_task:
+        state = _from_per_task(state, net, file)
+        _compare(state, want, what, file)
+    return _restore(net, state, file)
 
 
 def _restore(net: MultiTaskNet, state: dict, file: Path) -> MultiTaskNet:
@@ -321,11 +483,14 @@ def load_net(path: Path, config: dict, net: MultiTaskNet | None,
                              "config; pass the net: load_checkpoint(path, net=...).")
         state = read_state(file, map_location)
         cls, kw = check_net_config(name, config.get("net_config"), state, path)
-        _compare(state, _meta_state(cls, kw, path), f"the net of {path / CONFIG}", file)
-        return _restore(_build(cls, kw), state, file)
+        meta = _meta_net(cls, kw, path)
+        want, what = meta.state_dict(), f"the net of {path / CONFIG}"
+        per_task = _check(state, meta, want, what, file)
+        return _fill(_build(cls, kw), state, per_task, want, what, file)
     state = read_state(file, map_location)
-    _compare(state, net.state_dict(), "the net given", file)
-    return _restore(net, state, file)
+    want, what = net.state_dict(), "the net given"
+    per_task = _check(state, net, want, what, file)
+    return _fill(net, state, per_task, want, what, file)
 
 
 def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
@@ -336,6 +501,12 @@ def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
     Nothing in it is trusted: the config is checked in full, and the tensors of ``model.pt``
     are compared, names and shapes, with those the config builds (or ``net`` holds) before any
     net is built or any weight copied.
+
+    A checkpoint of an earlier release, whose heads, towers and gates were one module per task,
+    loads too: its tensors are checked against that layout, then stacked into the batched
+    heads and gates in the order of the task list (exactly: the outputs are the saved net's).
+    Heads that had batch normalization get it folded into their linear layers, with its
+    saved statistics (a ``UserWarning``; heads have no batch normalization now).
 
     Parameters
     ----------

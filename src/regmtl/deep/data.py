@@ -68,6 +68,34 @@ def _row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
     return np.array([pos[u] for u in uniq], dtype=np.int64)[inv]
 
 
+#: the kinds of tasks as codes, for the per-row checks
+_KIND_CODES = {"regression": 0, "binary": 1, "multiclass": 2}
+
+
+def _rows_ok(task: Any, n_tasks: int) -> bool:
+    """Whether ``task`` is a 1-D int64 tensor of positions in 0..n_tasks-1 (one pass)."""
+    if not isinstance(task, torch.Tensor) or task.dtype != torch.int64 or task.ndim != 1:
+        return False
+    if not len(task):
+        return True
+    lo, hi = torch.aminmax(task)
+    return int(lo) >= 0 and int(hi) < n_tasks
+
+
+def _check_rows(task: Any, n_tasks: int) -> None:
+    """Refuse a per-row batch (of a loader) whose task index is not int64 positions in
+    0..n_tasks-1: one pass over the batch's index, where it is (before a transfer)."""
+    if not _rows_ok(task, n_tasks):
+        got = (f"{task.dtype} {tuple(task.shape)}" if isinstance(task, torch.Tensor)
+               else type(task).__name__)
+        if isinstance(task, torch.Tensor) and task.ndim == 1 and len(task) and not (
+                task.is_floating_point() or task.is_complex()):
+            lo, hi = torch.aminmax(task.long())
+            got += f" in {int(lo)}..{int(hi)}"
+        raise ValueError(f"a batch's task index must be a 1-D int64 tensor of positions in "
+                         f"0..{n_tasks - 1}; got {got}.")
+
+
 def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
     """Row i's target for its own task, checked by the tasks' kinds (vectorized): (n, W)
     float64, NaN where missing or beyond the task's width."""
@@ -84,15 +112,20 @@ def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
                          "row.")
     if arr.shape[1] < width:
         arr = np.pad(arr, ((0, 0), (0, width - arr.shape[1])), constant_values=np.nan)
-    kinds = np.array([t.kind for t in tasks])[task]
-    widths = np.array([t.target_width for t in tasks])[task]
+    if any(t.target_width != width for t in tasks):  # NaN beyond each row's task's width
+        widths = np.array([t.target_width for t in tasks])[task]
+        arr = arr.copy()  # (not the caller's array)
+        arr[np.arange(width)[None, :] >= widths[:, None]] = np.nan
+    if all(t.kind == "regression" for t in tasks):
+        return arr
+    # the labels of the classification rows (kinds as small codes: one byte a row)
+    kinds = np.array([_KIND_CODES[t.kind] for t in tasks], dtype=np.int8)[task]
     k_out = np.array([t.n_outputs for t in tasks])[task]
-    arr[np.arange(width)[None, :] >= widths[:, None]] = np.nan
     first = arr[:, 0]
     obs = ~np.isnan(first)
-    bad = obs & (kinds == "binary") & ~np.isin(first, (0.0, 1.0))
-    bad |= obs & (kinds == "multiclass") & ((first != np.round(first)) | (first < 0)
-                                            | (first >= k_out))
+    bad = obs & (kinds == _KIND_CODES["binary"]) & ~np.isin(first, (0.0, 1.0))
+    bad |= obs & (kinds == _KIND_CODES["multiclass"]) & ((first != np.round(first))
+                                                         | (first < 0) | (first >= k_out))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         t = tasks[int(task[i])]
@@ -389,6 +422,19 @@ class Batches:
         return n // g + int(rest >= self.world_size and not self.drop_last)
 
     def __iter__(self) -> Iterator:
+        data = self.dataset
+        for idx in self.indices():
+            yield data[idx]
+
+    def indices(self) -> list[torch.Tensor]:
+        """This rank's row indices of every batch of the current epoch, in order (what
+        iteration indexes the dataset with).
+
+        Returns
+        -------
+        list of Tensor
+            One int64 tensor per batch, on the device of the dataset's inputs.
+        """
         n = len(self.dataset)
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -396,9 +442,10 @@ class Batches:
         else:
             order = torch.arange(n)
         order = order.to(device_of(self.dataset.X))
-        g = self.batch_size * self.world_size
-        for b in range(len(self)):
-            yield self.dataset[order[b * g:(b + 1) * g][self.rank::self.world_size]]
+        parts = list(order.split(self.batch_size * self.world_size)[:len(self)])
+        if self.world_size > 1:
+            parts = [idx[self.rank::self.world_size] for idx in parts]
+        return parts
 
 
 def cycle(loader) -> Iterator:

@@ -309,8 +309,9 @@ class ESMM(MultiTaskNet):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            The features (impressions, clicked or not).
+        X : array-like of shape (n_samples, n_features), or what the encoder reads
+            The inputs (impressions, clicked or not): a float array, or the images, ids or
+            dict of named inputs the net's encoder takes.
         batch_size : int, default=4096
             Rows per forward pass.
 
@@ -319,17 +320,20 @@ class ESMM(MultiTaskNet):
         ndarray of shape (n_samples,)
             The conversion probabilities (float32).
         """
-        from .data import _features
+        from .inputs import as_inputs, chunks, to_device
 
-        x = torch.from_numpy(_features(X))
-        self._check_input(x)
+        x = as_inputs(X)
         param = next(self.parameters())
         was = self.training
         self.eval()
         try:
-            parts = [torch.sigmoid(self.logits(x[i:i + batch_size].to(param.device,
-                                                                         param.dtype))[1][:, 0])
-                     for i in range(0, len(x), max(1, int(batch_size)))]
+            with torch.no_grad():
+                parts = []
+                for xb in chunks(x, max(1, int(batch_size))):
+                    xb = to_device(xb, param.device)
+                    if self.encoder is None:  # a plain float batch: the weights' dtype
+                        xb = xb.to(param.dtype) if torch.is_tensor(xb) else xb
+                    parts.append(torch.sigmoid(self.logits(xb)[1][:, 0]))
         finally:
             self.train(was)
         return torch.cat(parts).float().cpu().numpy()

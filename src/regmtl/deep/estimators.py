@@ -7,11 +7,30 @@ so the tasks train jointly through the shared layers; a shared design keeps one 
 with NaN for missing labels. The trainer standardizes regression targets per task and scales
 every task's loss by its constant predictor's (``regmtl.deep.scaling``); the net predicts in
 the target's units. :class:`DeepMultiTaskModel` mixes regression and classification tasks.
+
+**Inputs.** Each numeric column is standardized in float64 with the training rows' mean and
+deviation (``x_mean_``, ``x_scale_``) before the float32 cast, so columns far from zero (prices,
+timestamps) or of any scale reach the first layer at unit scale. A DataFrame's categorical or
+string columns (pandas ``category``, ``object``, ``string``) are embedded
+(:class:`~regmtl.deep.FeatureColumns`; vocabularies in ``categories_``, learned over every
+task's rows; an unseen value reads the out-of-vocabulary row; ``regmtl.deep.frames``).
+
+**Many tasks.** With several tasks and one design per task (lists, dicts, long form), each row
+runs through its own task's head only (the per-row layout of :class:`~regmtl.deep.Trainer`),
+so an epoch costs the same for 10 tasks or 1,000.
+
+**Defaults.** Adam at ``lr=1e-3`` on batches of 256, heads started from one shared draw
+(:meth:`~regmtl.deep.heads.TaskHeads.start_shared`). Measured on the shipped School data
+(139 tasks, the 10 fixed splits, seed ``s`` on split ``s``): explained variance 0.360 to 0.398,
+median 0.375, with no run stalling (``MultiTaskRegressorCV("mean")`` 0.383, one-alpha ridge
+0.341). Before, unstandardized percentage columns and ``lr=1e-2`` killed most first-layer units
+in the first epoch (28% to 94% dead) and only the task means were learned (0.10).
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from numbers import Integral, Real
 from pathlib import Path
@@ -19,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_array
@@ -38,7 +58,10 @@ from ..persistence import (
 from ..taskdata import TaskData, _as_labels, as_task_data, column_target
 from ._torch import torch
 from .checkpoint import CONFIG, load_net, read_config, save_checkpoint
-from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
+from .features import Categorical, FeatureColumns, Numeric
+from .frames import ColumnCodes
+from .inputs import as_inputs, chunks, to_device
+from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, module_config
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .tasks import KINDS, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
@@ -88,7 +111,7 @@ class _DeepMultiTask(BaseEstimator):
                  head_hidden: Any = (), n_experts: int = 4, activation: str = "relu",
                  dropout: float = 0.0, batch_norm: bool = False, penalty: str | None = None,
                  alpha: float = 0.0, weighting: Any = "equal", optimizer: str = "adam",
-                 lr: float = 1e-2, batch_size: int = 64, max_epochs: int = 200,
+                 lr: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
                  verbose: int = 0):
@@ -118,15 +141,86 @@ class _DeepMultiTask(BaseEstimator):
         return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
 
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
+        X = self._frames(X, task, fitting)
         return as_task_data(
             X, y, task, tasks=None if fitting else self.tasks_, check_x=self._check_x,
             numeric_y=self._kind == "regression", require_y=y is not None or fitting,
             reset=fitting, single=False if fitting else self.input_form_ == "single",
         )
 
-    @staticmethod
-    def _design(data: TaskData) -> np.ndarray:
-        return np.ascontiguousarray(data.X, dtype=np.float32)
+    def _frames(self, X: Any, task: Any, fitting: bool) -> Any:
+        """``X`` with its categorical / string columns as codes (``regmtl.deep.frames``):
+        vocabularies learned over every task's table at fit (``categories_``), read after."""
+        if isinstance(X, pd.DataFrame):
+            frames, put = [X], lambda out: out[0]
+        elif isinstance(X, (list, tuple)) and len(X) and all(
+                isinstance(f, pd.DataFrame) for f in X):
+            frames, put = list(X), list
+        elif (isinstance(X, dict) and not sp.issparse(X)  # a dok matrix is a dict
+              and len(X) and all(isinstance(f, pd.DataFrame) for f in X.values())):
+            frames, put = list(X.values()), lambda out: dict(zip(X, out, strict=True))
+        else:
+            frames, put = [], None
+        exclude = task if isinstance(task, str) else None
+        if fitting:
+            codes = ColumnCodes.learn(frames, exclude) if frames else None
+            self.__dict__.pop("categories_", None)
+            if codes is not None:
+                named = [c for c in frames[0].columns if c != exclude]
+                if not all(isinstance(c, str) for c in named):
+                    raise ValueError(
+                        "X has categorical columns, so its columns need string names (they "
+                        "key the vocabularies saved with the model); got "
+                        f"{[c for c in named if not isinstance(c, str)][:3]}. Rename them, "
+                        "e.g. X.columns = X.columns.astype(str).")
+                self.categories_ = codes.categories
+        elif getattr(self, "categories_", None) is not None:
+            if not frames:
+                raise ValueError(
+                    "this estimator was fitted on a DataFrame with categorical columns "
+                    f"{list(self.categories_)[:5]}; give X as a DataFrame (or a list or dict "
+                    "of them) with those columns.")
+            codes = ColumnCodes(self.categories_)
+        else:
+            codes = None
+        if codes is None:
+            return X
+        return put([codes.encode(f) for f in frames])
+
+    def _categorical(self) -> np.ndarray:
+        """Positions of the categorical columns among the features (empty without any)."""
+        cats = getattr(self, "categories_", None)
+        if not cats:
+            return np.zeros(0, dtype=np.int64)
+        names = list(self.feature_names_in_)
+        return np.array([names.index(c) for c in cats], dtype=np.int64)
+
+    def _design(self, data: TaskData) -> Any:
+        """The net's input: numeric columns standardized with the training rows' mean and
+        deviation (``x_mean_``, ``x_scale_``; constant columns only centred) in float64 before
+        the float32 cast; with categorical columns, a dict of the numeric block
+        (``"numeric"``) and each column's int64 codes (``"cat0"``, ``"cat1"``, ...)."""
+        X = np.asarray(data.X, dtype=np.float64)
+        mean = getattr(self, "x_mean_", None)
+        if mean is not None:
+            X = (X - mean) / self.x_scale_
+        cat = self._categorical()
+        if not len(cat):
+            return np.ascontiguousarray(X, dtype=np.float32)
+        out = {f"cat{k}": np.ascontiguousarray(X[:, j], dtype=np.int64)
+               for k, j in enumerate(cat)}
+        num = np.setdiff1d(np.arange(X.shape[1]), cat)
+        if len(num):
+            out["numeric"] = np.ascontiguousarray(X[:, num], dtype=np.float32)
+        return out
+
+    def _fit_input_scale(self, data: TaskData) -> None:
+        X = np.asarray(data.X, dtype=np.float64)
+        self.x_mean_ = X.mean(axis=0)
+        sd = np.sqrt(((X - self.x_mean_) ** 2).mean(axis=0))
+        self.x_scale_ = np.where(sd > 1e-12 * np.maximum(np.abs(self.x_mean_), 1.0), sd, 1.0)
+        cat = self._categorical()  # codes are not standardized
+        self.x_mean_[cat], self.x_scale_[cat] = 0.0, 1.0
 
     def _targets(self, data: TaskData, y: np.ndarray) -> np.ndarray:
         """(rows, T) targets: each row observed for its own task (or Y with NaN, shared)."""
@@ -145,8 +239,25 @@ class _DeepMultiTask(BaseEstimator):
         return Y
 
     # ------------------------------------------------------------------ fit
-    def _net(self, n_features: int, specs: list[TaskSpec]) -> MultiTaskNet:
-        kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm)
+    def _encoder(self) -> FeatureColumns | None:
+        """The categorical columns' embeddings beside the numeric block (already standardized)."""
+        cats = getattr(self, "categories_", None)
+        if not cats:
+            return None
+        n_num = self.n_features_in_ - len(cats)
+        cols: list = [Categorical(f"cat{k}", len(v)) for k, v in enumerate(cats.values())]
+        if n_num:
+            cols.append(Numeric("numeric", width=n_num))
+        encoder = FeatureColumns(cols)
+        if n_num:
+            encoder.set_numeric_stats("numeric", np.zeros(n_num), np.ones(n_num))
+        return encoder
+
+    def _net(self, n_features: int | None, specs: list[TaskSpec]) -> MultiTaskNet:
+        encoder = self._encoder()
+        n_features = None if encoder is not None else n_features
+        kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
+                  encoder=encoder)
         hidden, head = tuple(self.hidden), tuple(self.head_hidden)
         if self.architecture == "hard":
             return HardSharing(n_features, specs, hidden, head_hidden=head, **kw)
@@ -182,22 +293,35 @@ class _DeepMultiTask(BaseEstimator):
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form
-        Y = self._targets(data, self._encode(data))
-        specs = self._specs()
+        for attr in ("x_mean_", "x_scale_"):
+            self.__dict__.pop(attr, None)
+        self._fit_input_scale(data)
         Xd = self._design(data)
+        if data.shared or data.n_tasks == 1:  # a column per task (NaN = missing)
+            Y = self._targets(data, self._encode(data))
+            rows = None
+        else:  # each row labels its own task: only that task's head runs on it
+            Y = self._encode(data)
+            rows = np.asarray(data.task_index[data.task_of], dtype=np.int64)
+        specs = self._specs()
         rng = np.random.default_rng(
             self.random_state if isinstance(self.random_state, (int, np.integer))
             else np.random.RandomState(self.random_state).randint(2**31))
         seed = int(rng.integers(2**31))
         val = None
-        n_val = int(round(self.validation_fraction * len(Xd)))
-        if self.early_stopping and 1 <= n_val < len(Xd):
-            perm = rng.permutation(len(Xd))
+        n = len(Y)
+        n_val = int(round(self.validation_fraction * n))
+        if self.early_stopping and 1 <= n_val < n:
+            perm = rng.permutation(n)
             vi, ti = perm[:n_val], perm[n_val:]
-            val = (Xd[vi], {s.name: Y[vi, j] for j, s in enumerate(specs)})
-            Xd, Y = Xd[ti], Y[ti]
+            val = self._pack(_take(Xd, vi), Y[vi], None if rows is None else rows[vi], specs)
+            Xd, Y = _take(Xd, ti), Y[ti]
+            rows = None if rows is None else rows[ti]
         set_seed(seed)  # the initial weights
-        self.net_ = self._net(Xd.shape[1], specs)
+        self.net_ = self._net(self.n_features_in_, specs)
+        for heads in (getattr(self.net_, "heads", None), getattr(self.net_, "towers", None)):
+            if heads is not None:
+                heads.start_shared()
         penalty = None
         if self.penalty is not None and self.alpha > 0:
             penalty = _PENALTIES[self.penalty](self.alpha)
@@ -207,8 +331,7 @@ class _DeepMultiTask(BaseEstimator):
             early_stopping=EarlyStopping(patience=self.patience) if val is not None else None,
             device=self.device, distributed=False, seed=seed, progress=self.verbose > 0,
         )
-        train = (Xd, {s.name: Y[:, j] for j, s in enumerate(specs)})
-        trainer.fit(train, val)
+        trainer.fit(self._pack(Xd, Y, rows, specs), val)
         self.history_ = trainer.history
         self.n_iter_ = len(self.history_)
         self.best_epoch_ = trainer.best_epoch_
@@ -216,23 +339,58 @@ class _DeepMultiTask(BaseEstimator):
         self._fitted()
         return self
 
+    @staticmethod
+    def _pack(X: np.ndarray, Y: np.ndarray, rows: np.ndarray | None, specs) -> tuple:
+        """``(X, {task: y})`` (a column per task) or ``(X, (task, y))`` (per row)."""
+        if rows is None:
+            return (X, {s.name: Y[:, j] for j, s in enumerate(specs)})
+        return (X, (rows, Y))
+
     def _fitted(self) -> None:
         """Attributes read from the trained net."""
 
     def _rows(self, data: TaskData) -> list[np.ndarray]:
         """For each segment of ``data``, its task's net outputs on its rows, (rows, width):
         logits for classification tasks, values in the target's units for regression."""
-        x = torch.from_numpy(self._design(data))
+        x = as_inputs(self._design(data))
         net = self.net_
         device = next(net.parameters()).device
         net.eval()
-        with torch.no_grad():
-            outs = [net(x[i:i + 8192].to(device)) for i in range(0, len(x), 8192)]
         names = [s.name for s in net.tasks]
+        if not data.shared and self.n_tasks_ > 1:  # each row through its own head only
+            rows = torch.from_numpy(np.asarray(data.task_index[data.task_of], dtype=np.int64))
+            widths = [s.n_outputs for s in net.tasks]
+            with torch.no_grad():
+                out = torch.cat([net(to_device(xb, device), rows=rows[i:i + 8192].to(device))
+                                 for i, xb in zip(range(0, len(rows), 8192), chunks(x, 8192),
+                                                  strict=True)]).double().cpu().numpy()
+            return [out[a:b, :widths[t]]
+                    for t, a, b in zip(data.task_index, data.indptr[:-1], data.indptr[1:],
+                                       strict=True)]
+        with torch.no_grad():
+            outs = [net(to_device(xb, device)) for xb in chunks(x, 8192)]
         per_task = {k: torch.cat([o[k] for o in outs]).double().cpu().numpy() for k in names}
-        return [per_task[names[t]] if data.shared else per_task[names[t]][a:b]
-                for t, a, b in zip(data.task_index, data.indptr[:-1], data.indptr[1:],
-                                   strict=True)]
+        return [per_task[names[t]] for t in data.task_index]
+
+    def net_inputs(self, X: Any) -> Any:
+        """``X`` (one design: an array or a DataFrame) as the fitted net reads it.
+
+        The estimator's own preparation: the features checked against the fit, categorical
+        columns as codes, numeric columns standardized (``x_mean_``, ``x_scale_``). What
+        :func:`regmtl.deep.transfer_head` feeds the frozen net.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The rows.
+
+        Returns
+        -------
+        Tensor or dict of Tensor
+            A float32 tensor, or a dict of the numeric block and each categorical column's
+            int64 codes.
+        """
+        return as_inputs(self._design(self._predict_data(X, None)))
 
     def _predict_data(self, X, task, y=None) -> TaskData:
         check_is_fitted(self)
@@ -298,6 +456,11 @@ class _DeepMultiTask(BaseEstimator):
                             for c in self.history_.columns}}
         if hasattr(self, "feature_names_in_"):
             out["feature_names_in_"] = _array_to_json(self.feature_names_in_)
+        if getattr(self, "x_mean_", None) is not None:
+            out["x_mean_"] = _array_to_json(self.x_mean_)
+            out["x_scale_"] = _array_to_json(self.x_scale_)
+        if getattr(self, "categories_", None):
+            out["categories_"] = ColumnCodes(self.categories_).to_json()
         return out
 
     def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
@@ -313,6 +476,8 @@ class _DeepMultiTask(BaseEstimator):
             if value not in FORMS:
                 raise ValueError(f"attribute 'input_form_' = {value!r:.40} is not one of {FORMS}")
             return value
+        if name == "categories_":
+            return ColumnCodes.from_json(value).categories
         if name == "history_":
             if not isinstance(value, dict):
                 raise ValueError("attribute 'history_' is not a table")
@@ -321,18 +486,19 @@ class _DeepMultiTask(BaseEstimator):
                    for c in cols.values()):
                 raise ValueError("attribute 'history_' does not hold one number per epoch")
             return pd.DataFrame(cols)
-        shape = {"tasks_": (T,), "feature_names_in_": (p,)}.get(name, (T,))
+        shape = {"tasks_": (T,), "feature_names_in_": (p,), "x_mean_": (p,),
+                 "x_scale_": (p,)}.get(name, (T,))
         arr = _array_from_json(value, f"attribute {name!r}")
         if arr.shape != shape:
             raise ValueError(f"attribute {name!r} has shape {arr.shape}, but n_tasks_ = {T} and "
                              f"n_features_in_ = {p} make it {shape}")
         if name == "feature_names_in_" and not all(isinstance(v, str) for v in arr):
             raise ValueError("attribute 'feature_names_in_' holds names that are not strings")
-        if name in ("y_mean_", "y_scale_") and (arr.dtype.kind != "f"
-                                                or not np.all(np.isfinite(arr))
-                                                or (name == "y_scale_" and np.any(arr <= 0))):
+        if name in ("y_mean_", "y_scale_", "x_mean_", "x_scale_") and (
+                arr.dtype.kind != "f" or not np.all(np.isfinite(arr))
+                or (name.endswith("scale_") and np.any(arr <= 0))):
             raise ValueError(f"attribute {name!r} must hold finite floats"
-                             f"{' > 0' if name == 'y_scale_' else ''}")
+                             f"{' > 0' if name.endswith('scale_') else ''}")
         return arr
 
 
@@ -379,9 +545,9 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
         :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         The optimizer.
-    lr : float, default=1e-2
+    lr : float, default=1e-3
         Learning rate (> 0).
-    batch_size : int, default=64
+    batch_size : int, default=256
         Rows per training step.
     max_epochs : int, default=200
         Maximum number of passes over the training rows.
@@ -416,6 +582,11 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     input_form_ : str
         The input form of the fit (``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
         ``"shared"``).
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+        Each input column's mean and standard deviation over the training rows (0 and 1 for
+        categorical columns).
+    categories_ : dict
+        Each categorical column's vocabulary (only when X had such columns).
     y_mean_, y_scale_ : ndarray of shape (n_tasks,)
         Each task's target mean and standard deviation (the net's
         :class:`~regmtl.deep.scaling.TargetScale` maps).
@@ -551,9 +722,9 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
         The optimizer.
-    lr : float, default=1e-2
+    lr : float, default=1e-3
         Learning rate (> 0).
-    batch_size : int, default=64
+    batch_size : int, default=256
         Rows per training step.
     max_epochs : int, default=200
         Maximum number of passes over the training rows.
@@ -589,6 +760,10 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         The epoch whose weights the net has.
     input_form_ : str
         The input form of the fit.
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+        Each input column's mean and standard deviation over the training rows.
+    categories_ : dict
+        Each categorical column's vocabulary (only when X had such columns).
     trainer_ : Trainer
         The trainer of the fit.
 
@@ -805,6 +980,10 @@ class DeepMultiTaskModel(_DeepMultiTask):
         The epoch whose weights the net has.
     input_form_ : str
         The input form of the fit.
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+        Each input column's mean and standard deviation over the training rows.
+    categories_ : dict
+        Each categorical column's vocabulary (only when X had such columns).
     trainer_ : Trainer
         The trainer of the fit.
 
@@ -844,7 +1023,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
                  hidden: Any = (64,), head_hidden: Any = (), n_experts: int = 4,
                  activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
                  penalty: str | None = None, alpha: float = 0.0, weighting: Any = "equal",
-                 optimizer: str = "adam", lr: float = 1e-2, batch_size: int = 64,
+                 optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 256,
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0):
@@ -1084,12 +1263,17 @@ def _class_index(r: np.ndarray) -> np.ndarray:
     return (r[:, 0] > 0).astype(int) if r.shape[1] == 1 else r.argmax(axis=1)
 
 
+def _take(X: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of the design: an array or a dict of arrays."""
+    return {k: v[idx] for k, v in X.items()} if isinstance(X, dict) else X[idx]
+
+
 # ---------------------------------------------------------------------- persistence
 _ESTIMATORS = {"DeepMultiTaskRegressor": DeepMultiTaskRegressor,
                "DeepMultiTaskClassifier": DeepMultiTaskClassifier,
                "DeepMultiTaskModel": DeepMultiTaskModel}
 _SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
-          "n_iter_", "best_epoch_", "history_")
+          "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_")
 _REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
              "history_")
 _DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
@@ -1185,7 +1369,20 @@ def _check_net_matches(est: _DeepMultiTask, attrs: dict, config: dict) -> None:
     if net != want or not isinstance(kw, dict):
         raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
                          f"builds a {want}")
-    if kw.get("n_features") != attrs["n_features_in_"]:
+    cats = attrs.get("categories_")
+    if cats is not None:
+        names = list(attrs.get("feature_names_in_", []))
+        absent = [c for c in cats if c not in names]
+        if absent or len(cats) > attrs["n_features_in_"]:
+            raise ValueError(f"categories_ names column {(absent or list(cats))[0]!r:.40}, "
+                             "which is not among feature_names_in_")
+        probe = type(est)()
+        probe.categories_, probe.n_features_in_ = cats, attrs["n_features_in_"]
+        want_encoder = json.loads(json.dumps(module_config(probe._encoder(), "encoder")))
+        if kw.get("n_features") is not None or kw.get("encoder") != want_encoder:
+            raise ValueError("the net's encoder does not embed the saved categories_ "
+                             "(vocabulary sizes, numeric width)")
+    elif kw.get("n_features") != attrs["n_features_in_"]:
         raise ValueError(f"the net reads {kw.get('n_features')!r:.40} features, but "
                          f"n_features_in_ is {attrs['n_features_in_']}")
     heads = est._head_kinds(attrs)
@@ -1215,6 +1412,8 @@ def load_estimator(path: str | os.PathLike) -> _DeepMultiTask:
         _check_net_matches(est, attrs, config)
     except (ValueError, TypeError, _Malformed) as exc:
         raise ValueError(f"{path / CONFIG} was refused: {str(exc).rstrip('.')}.") from None
+    if ("x_mean_" in attrs) != ("x_scale_" in attrs):
+        raise ValueError(f"{path / CONFIG} was refused: x_mean_ and x_scale_ come together.")
     net = load_net(path, config, None)
     for name, value in attrs.items():
         setattr(est, name, value)

@@ -46,6 +46,7 @@ class _Index(nn.Module):
     def _index(self, names: list[str], block_of: list[int], local: list[int]) -> None:
         self.names = list(names)
         self._pos = {n: i for i, n in enumerate(self.names)}
+        self._plans: dict = {}
         self.register_buffer("block_of", torch.tensor(block_of, dtype=torch.int64),
                              persistent=False)
         self.register_buffer("local", torch.tensor(local, dtype=torch.int64),
@@ -67,6 +68,8 @@ class _HeadBlock(nn.Module):
         super().__init__()
         widths = [int(in_features), *[int(h) for h in hidden], int(n_outputs)]
         self.n_layers = len(widths) - 1
+        #: the parameters' names, layer by layer (read from ``_parameters`` on every batch)
+        self.layer_names = [(f"weight{i}", f"bias{i}") for i in range(self.n_layers)]
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             self.register_parameter(f"weight{i}", nn.Parameter(torch.empty(n_tasks, a, b)))
             self.register_parameter(f"bias{i}", nn.Parameter(torch.empty(n_tasks, b)))
@@ -145,15 +148,20 @@ class TaskHeads(_Index):
              per_row: bool) -> torch.Tensor:
         """Block ``block`` on ``z``: per row (z (B, in), idx (B,) local tasks) -> (B, out);
         else z (B, in) or (B, T_b', in) through the tasks ``idx`` (all: None) -> (B, T_b', out)."""
-        n = len(block.weights)
-        for i, (w, b) in enumerate(zip(block.weights, block.biases, strict=True)):
+        params, names = block._parameters, block.__dict__.get("layer_names")
+        if names is None:  # a block unpickled from before the names were kept
+            names = block.layer_names = [(f"weight{i}", f"bias{i}")
+                                         for i in range(block.n_layers)]
+        last = len(names) - 1
+        for i, (wn, bn) in enumerate(names):
+            w, b = params[wn], params[bn]
             if per_row:
                 z = torch.einsum("bi,bio->bo", z, w[idx]) + b[idx]
             else:
                 w_, b_ = (w, b) if idx is None else (w[idx], b[idx])
                 eq = "bi,tio->bto" if z.ndim == 2 else "bti,tio->bto"
                 z = torch.einsum(eq, z, w_) + b_
-            if i < n - 1:
+            if i < last:
                 z = self.drop(self.act(z))
         return z
 
@@ -175,21 +183,42 @@ class TaskHeads(_Index):
 
     def select(self, z: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
         """The heads of ``names`` on every row (``z`` (B, in) or (B, len(names), in))."""
-        pos = torch.tensor([self._pos[n] for n in names], dtype=torch.int64)
-        blocks = self.block_of.cpu()[pos]
-        local = self.local.cpu()[pos]
         out: dict[str, torch.Tensor] = {}
-        for b in torch.unique(blocks).tolist():
-            which = torch.nonzero(blocks == b)[:, 0]
-            zb = z if z.ndim == 2 else z[:, which.to(z.device)]
-            block = self.blocks[b]
-            idx = local[which]
-            full = len(idx) == block.weights[0].shape[0] and bool(
-                (idx == torch.arange(len(idx))).all())
-            res = self._mlp(block, zb, None if full else idx.to(z.device), per_row=False)
-            for j, w in enumerate(which.tolist()):
+        for b, which, cols, idx in self._plan(names, z.device):
+            zb = z if z.ndim == 2 or cols is None else z[:, cols]
+            res = self._mlp(self.blocks[b], zb, idx, per_row=False)
+            for j, w in enumerate(which):
                 out[names[w]] = res[:, j]
         return {n: out[n] for n in names}
+
+    def _plan(self, names: Sequence[str], device: torch.device) -> list:
+        """How :meth:`select` runs ``names``: per block, the positions in ``names`` of its
+        tasks, the same as a tensor on ``device`` (for a (B, T, in) input; None when they
+        are all of them, in order), and their positions in the block (None for the whole
+        block in order). Made once per selection
+        and device, from the index lists (no tensor work, no device synchronization)."""
+        key = (tuple(names), device)
+        plans = self.__dict__.setdefault("_plans", {})
+        plan = plans.get(key)
+        if plan is not None:
+            return plan
+        pos = [self._pos[n] for n in names]
+        block_of, local = self.block_of.tolist(), self.local.tolist()
+        plan = []
+        for b in sorted({block_of[p] for p in pos}):
+            which = [j for j, p in enumerate(pos) if block_of[p] == b]
+            idx = [local[pos[j]] for j in which]
+            full = idx == list(range(self.blocks[b].weights[0].shape[0]))
+            every = which == list(range(len(pos)))  # a (B, T, in) input is read whole
+            plan.append((b, which,
+                         None if every else torch.tensor(which, dtype=torch.int64,
+                                                         device=device),
+                         None if full else torch.tensor(idx, dtype=torch.int64,
+                                                        device=device)))
+        if len(plans) >= 64:  # many different selections: keep the latest
+            plans.clear()
+        plans[key] = plan
+        return plan
 
     def rows(self, z: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Each row through its own task's head.
@@ -206,9 +235,13 @@ class TaskHeads(_Index):
         Tensor of shape (B, max_outputs)
             Row i's output in its first ``n_outputs`` of its task (the rest 0).
         """
-        if len(self.blocks) == 1:
-            out = self._mlp(self.blocks[0], z, self.local[task], per_row=True)
-            return out
+        blocks = self.blocks._modules
+        if len(blocks) == 1:  # one block: a task's position in it is its position
+            block = blocks["0"]
+            if block.n_layers == 1:  # linear heads (the common case), without the loop
+                p = block._parameters
+                return torch.einsum("bi,bio->bo", z, p["weight0"][task]) + p["bias0"][task]
+            return self._mlp(block, z, task, per_row=True)
         block = self.block_of[task]
         local = self.local[task]
         out = z.new_zeros(z.shape[0], self.max_outputs)
@@ -291,7 +324,7 @@ class TaskGates(_Index):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every task's gate on every row: (B, T, K), rows of each (B, ·, K) sum to 1."""
         parts = [blk(x).reshape(x.shape[0], -1, self.n_experts) for blk in self.blocks]
-        return torch.softmax(torch.cat(parts, dim=1), dim=-1)
+        return torch.softmax(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1), dim=-1)
 
     def rows(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
         """Each row's own task's gate: (B, K)."""

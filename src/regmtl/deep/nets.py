@@ -28,8 +28,8 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from ._torch import torch
@@ -122,19 +122,40 @@ def _is_width(v: Any) -> bool:
 
 
 def _to_target_units(net: MultiTaskNet, args: Any, kwargs: dict, out: Any) -> Any:
-    """Forward hook: regression outputs in the target's units (outside
+    """The forward hook of nets built before :meth:`MultiTaskNet.__call__` made the map
+    itself: a net unpickled from then keeps the hook, which now leaves the output alone."""
+    return None
+
+
+def _target_units(net: MultiTaskNet, args: Any, kwargs: dict, out: Any) -> Any:
+    """Regression outputs in the target's units (outside
     :meth:`MultiTaskNet.standardized_outputs`)."""
-    if net._standardized or not len(net.target_scales):
-        return None
     if isinstance(out, torch.Tensor):  # each row's own task (``rows=``)
         rows = kwargs.get("rows", args[2] if len(args) > 2 else None)
         mean, scale = net.stacked_scales(out.device)
         dtype = torch.promote_types(out.dtype, mean.dtype)
         return out.to(dtype) * scale[rows].to(dtype) + mean[rows].to(dtype)
     if not isinstance(out, dict):
-        return None
+        return out
     scales = net.target_scales
     return {k: scales[k](v) if k in scales else v for k, v in out.items()}
+
+
+class _Standardized:
+    """The context of :meth:`MultiTaskNet.standardized_outputs` (a flag in the net's
+    ``__dict__``: ``nn.Module.__setattr__`` costs more than the rest of it)."""
+
+    __slots__ = ("net", "before")
+
+    def __init__(self, net: MultiTaskNet):
+        self.net = net
+
+    def __enter__(self) -> None:
+        d = self.net.__dict__
+        self.before, d["_standardized"] = d["_standardized"], True
+
+    def __exit__(self, *exc: Any) -> None:
+        self.net.__dict__["_standardized"] = self.before
 
 
 class MultiTaskNet(nn.Module):
@@ -191,8 +212,10 @@ class MultiTaskNet(nn.Module):
     (True, ['a', 'b'])
     >>> [tuple(p.shape) for p in net.shared_parameters()]
     [(8, 4), (8,)]
-    >>> [tuple(p.shape) for p in net.task_parameters("a")]
-    [(1, 8), (1,)]
+    >>> [tuple(p.shape) for p in net.task_parameters("a")]  # the heads' block: (task, in, out)
+    [(2, 8, 1), (2, 1)]
+    >>> [tuple(w.shape) for w in net.heads.task_weights("a")]  # task a's own slices
+    [(8, 1), (1,)]
     >>> [tuple(m.weight.shape) for m in net.input_layers()]
     [(8, 4)]
     """
@@ -219,10 +242,19 @@ class MultiTaskNet(nn.Module):
         for t in self.tasks:
             self._add_target_scale(t)
         self._standardized = False
-        self.register_forward_hook(_to_target_units, with_kwargs=True)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``forward`` (with the module's hooks, which see the heads' outputs), then the
+        regression outputs in the target's units (outside :meth:`standardized_outputs`). Not
+        a forward hook: a module with a hook takes torch's slower call path on every batch."""
+        out = self._wrapped_call_impl(*args, **kwargs)
+        if self.__dict__["_standardized"] or not len(self.target_scales._modules):
+            return out
+        return _target_units(self, args, kwargs, out)
 
     def set_tasks(self, tasks: list[TaskSpec]) -> None:
         """Replace the task list (specs whose heads the net already holds)."""
+        self.__dict__.pop("_scales_cache", None)
         self.tasks = list(tasks)
         self.task_names = [t.name for t in self.tasks]
         self._task_pos = {n: i for i, n in enumerate(self.task_names)}
@@ -240,18 +272,30 @@ class MultiTaskNet(nn.Module):
         return x
 
     def _add_target_scale(self, spec: TaskSpec) -> None:
+        self.__dict__.pop("_scales_cache", None)
         if spec.kind == "regression":
             self.target_scales[spec.name] = TargetScale(spec.n_outputs)
 
-    @contextmanager
-    def standardized_outputs(self) -> Iterator[None]:
+    def train(self, mode: bool = True) -> MultiTaskNet:
+        """``torch.nn.Module.train``: every module in training (or evaluation) mode; the
+        target maps (one per task, without children) are set directly, not walked."""
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        self.training = mode
+        maps = self._modules.get("target_scales")
+        for m in self._modules.values():
+            if m is maps:
+                maps.training = mode
+                for s in maps._modules.values():
+                    s.__dict__["training"] = mode
+            elif m is not None:
+                m.train(mode)
+        return self
+
+    def standardized_outputs(self) -> AbstractContextManager:
         r"""Within this block, regression outputs are the heads' standardized :math:`h`
         (the trainer's losses), not :math:`\sigma h + \mu`."""
-        before, self._standardized = self._standardized, True
-        try:
-            yield
-        finally:
-            self._standardized = before
+        return _Standardized(self)
 
     def standardize_target(self, task: str, y: torch.Tensor) -> torch.Tensor:
         r"""A target batch of ``task`` in the units of its head's :math:`h` (as is for
@@ -275,19 +319,41 @@ class MultiTaskNet(nn.Module):
     def stacked_scales(self, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Every task's map as two (T, max outputs) float64 tensors :math:`(\mu, \sigma)`
         (0 and 1 for classification tasks and unused outputs): the per-row form of
-        :attr:`target_scales`."""
+        ``target_scales``.
+
+        Built once and kept until a map changes (``TargetScale.set``, ``load_state_dict``),
+        the tasks change or the net moves: read them, do not modify them in place."""
+        dev = None if device is None else torch.device(device)
+        key = (TargetScale.changes, len(self.tasks), dev)
+        cached = self.__dict__.get("_scales_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         width = max(t.n_outputs for t in self.tasks)
         mean = torch.zeros(len(self.tasks), width, dtype=torch.float64)
         scale = torch.ones(len(self.tasks), width, dtype=torch.float64)
+        groups: dict[int, tuple[list[int], list, list]] = {}
+        maps = self.target_scales._modules
         for i, t in enumerate(self.tasks):
-            if t.name in self.target_scales:
-                s = self.target_scales[t.name]
-                mean[i, :t.n_outputs] = s.mean.detach().to("cpu", torch.float64)
-                scale[i, :t.n_outputs] = s.scale.detach().to("cpu", torch.float64)
-        return mean.to(device), scale.to(device)
+            s = maps.get(t.name)
+            if s is not None:
+                g = groups.setdefault(t.n_outputs, ([], [], []))
+                g[0].append(i)
+                g[1].append(s._buffers["mean"])
+                g[2].append(s._buffers["scale"])
+        for w, (rows, means, scales) in groups.items():
+            idx = torch.tensor(rows, dtype=torch.int64)
+            mean[idx, :w] = torch.stack(means).detach().to("cpu", torch.float64)
+            scale[idx, :w] = torch.stack(scales).detach().to("cpu", torch.float64)
+        out = (mean.to(dev), scale.to(dev))
+        self.__dict__["_scales_cache"] = (key, out)
+        return out
+
+    def _apply(self, fn, recurse=True):
+        self.__dict__.pop("_scales_cache", None)
+        return super()._apply(fn, recurse)
 
     def task_index(self, names: Iterable[str]) -> torch.Tensor:
-        """The positions of task names in :attr:`task_names` (an int64 tensor)."""
+        """The positions of task names in ``task_names`` (an int64 tensor)."""
         try:
             return torch.tensor([self._task_pos[n] for n in names], dtype=torch.int64)
         except KeyError as exc:
@@ -498,10 +564,8 @@ class HardSharing(MultiTaskNet):
 
     >>> trunk = torch.nn.Sequential(torch.nn.Linear(10, 6), torch.nn.Tanh())
     >>> net = HardSharing(10, ["a", "b"], trunk=trunk)
-    >>> net.heads["a"]
-    Sequential(
-      (0): Linear(in_features=6, out_features=1, bias=True)
-    )
+    >>> [tuple(w.shape) for w in net.heads.task_weights("a")]
+    [(6, 1), (1,)]
     """
 
     def __init__(self, n_features: int | None = None, tasks: Any = None,
@@ -574,7 +638,7 @@ class HardSharing(MultiTaskNet):
         tasks : iterable of str, optional
             The tasks to compute (default: all).
         rows : Tensor of shape (B,), optional
-            Each row's task (positions in :attr:`task_names`): only that task's head runs on
+            Each row's task (positions in ``task_names``): only that task's head runs on
             the row, and the output is one tensor (B, max n_outputs).
 
         Returns
@@ -588,8 +652,11 @@ class HardSharing(MultiTaskNet):
         ValueError
             If ``x`` has the wrong shape or a task is unknown.
         """
-        h = self.trunk(self._encode(x) if (self.encoder is not None
-                                           or not self.custom_trunk) else x)
+        if self.encoder is not None:
+            x = self.encoder(x)
+        elif not self.custom_trunk:
+            self._check_input(x)
+        h = self.trunk(x)
         if rows is not None:
             return self.heads.rows(h, rows)
         return self.heads.select(h, self._selected(tasks))
@@ -732,7 +799,7 @@ class MMoE(MultiTaskNet):
         tasks : iterable of str, optional
             The tasks to compute (default: all).
         rows : Tensor of shape (B,), optional
-            Each row's task (positions in :attr:`task_names`): only its gate and tower run on
+            Each row's task (positions in ``task_names``): only its gate and tower run on
             the row; the output is one tensor (B, max n_outputs).
 
         Returns
@@ -913,7 +980,7 @@ class PLE(MultiTaskNet):
         tasks : iterable of str, optional
             The tasks to compute (default: all).
         rows : Tensor of shape (B,), optional
-            Each row's task (positions in :attr:`task_names`); the output is then one tensor
+            Each row's task (positions in ``task_names``); the output is then one tensor
             (B, max n_outputs) of each row's own task. Below the last level the shared gate
             reads every task's experts, so every task's experts run on every row.
 

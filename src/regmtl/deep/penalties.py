@@ -268,8 +268,8 @@ class L2Penalty(ParameterPenalty):
     >>> pen = L2Penalty(0.01, params="task")  # the heads' weights
     >>> pen
     L2Penalty(alpha=0.01, params='task')
-    >>> [tuple(p.shape) for p in pen.parameters(net)]
-    [(1, 4), (1, 4)]
+    >>> [tuple(p.shape) for p in pen.parameters(net)]  # both heads' weights, one block
+    [(2, 4, 1)]
     """
 
     def value(self, net):

@@ -65,6 +65,10 @@ class TargetScale(nn.Module):
     ([[11.0]], [1.0])
     """
 
+    #: counts every change of any map made through :meth:`set` or ``load_state_dict`` (the
+    #: nets' stacked per-row form is rebuilt when it moves)
+    changes: int = 0
+
     def __init__(self, n_outputs: int):
         super().__init__()
         self.register_buffer("mean", torch.zeros(int(n_outputs), dtype=_F64))
@@ -87,6 +91,17 @@ class TargetScale(nn.Module):
         """Set the map (``scale`` > 0, both finite, one entry per output)."""
         self.mean.copy_(mean.to(self.mean))
         self.scale.copy_(scale.to(self.scale))
+        TargetScale.changes += 1
+
+    @staticmethod
+    def set_many(scales: list[TargetScale], maps: list[tuple[torch.Tensor, torch.Tensor]]
+                 ) -> None:
+        """:meth:`set` of several maps (the buffers written in place, one change counted)."""
+        for s, (mean, scale) in zip(scales, maps, strict=True):
+            b = s._buffers
+            b["mean"].copy_(mean)
+            b["scale"].copy_(scale)
+        TargetScale.changes += 1
 
     def is_identity(self) -> bool:
         """Whether the map is still the identity (never set)."""
@@ -98,6 +113,7 @@ class TargetScale(nn.Module):
             if state_dict[prefix + name].dtype != _F64:  # saved in float32 before
                 state_dict[prefix + name] = state_dict[prefix + name].to(_F64)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        TargetScale.changes += 1
 
 
 class TargetMoments:
@@ -131,23 +147,27 @@ class TargetMoments:
         self.m: dict[str, torch.Tensor] = {}
         self.m2: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
+        self._fresh = True  # nothing added yet
+        self._stack: tuple | None = None  # (names, n, m, m2) stacked by flush
+        groups: dict[tuple[bool, int], list[str]] = {}
         for t in tasks:
-            if t.kind == "regression":
-                k = t.target_width
-                self.n[t.name] = torch.zeros(k, dtype=_F64)
-                self.m[t.name] = torch.zeros(k, dtype=_F64)
-                self.m2[t.name] = torch.zeros(k, dtype=_F64)
-            else:
-                self.counts[t.name] = torch.zeros(t.n_outputs if t.kind == "multiclass" else 2,
-                                                  dtype=_F64)
+            reg = t.kind == "regression"
+            width = t.target_width if reg else t.n_outputs if t.kind == "multiclass" else 2
+            groups.setdefault((reg, width), []).append(t.name)
+        for (reg, width), names in groups.items():  # zeros, as views of one tensor per group
+            for d in (self.n, self.m, self.m2) if reg else (self.counts,):
+                d.update(zip(names, torch.zeros(len(names), width, dtype=_F64).unbind(0),
+                             strict=True))
 
     def update(self, name: str, y: torch.Tensor) -> None:
         """Add a batch of task ``name``'s labels (NaN = missing)."""
         y = y.detach().to("cpu", _F64)
         if name in self.counts:
+            self._fresh = False
             obs = y[~torch.isnan(y)].long()
             self.counts[name] += torch.bincount(obs, minlength=len(self.counts[name])).to(_F64)
             return
+        self._fresh, self._stack = False, None
         y = y.reshape(len(y), len(self.n[name]))
         mask = ~torch.isnan(y)
         nb = mask.sum(0).to(_F64)
@@ -169,14 +189,21 @@ class TargetMoments:
             self._rc = torch.zeros(T, K, dtype=_F64)
             self._is_reg = torch.tensor([self.tasks[n].kind == "regression"
                                          for n in self._names])
+        from .data import _check_rows
+
+        _check_rows(task, len(self._names))  # a loader's batch: refused before it is counted
         task = task.detach().to("cpu", torch.int64)
         y = y.detach().to("cpu", _F64)
         y = y[:, None] if y.ndim == 1 else y
-        reg = self._is_reg[task]
-        yr = y[reg]
-        tr = task[reg]
+        every = bool(self._is_reg.all())  # all regression: no row to leave out
+        reg = None if every else self._is_reg[task]
+        if reg is not None and not bool(self._is_reg.any()):
+            self._count_rows(task, y, reg)  # no regression task
+            return
+        yr, tr = (y, task) if every else (y[reg], task[reg])
         W = self._rn.shape[1]
-        yr = torch.nn.functional.pad(yr, (0, W - yr.shape[1]), value=float("nan"))
+        if yr.shape[1] != W:
+            yr = torch.nn.functional.pad(yr, (0, W - yr.shape[1]), value=float("nan"))
         mask = ~torch.isnan(yr)
         nb = torch.zeros_like(self._rn).index_add_(0, tr, mask.to(_F64))
         sb = torch.zeros_like(self._rn).index_add_(0, tr, torch.where(mask, yr, 0.0))
@@ -189,6 +216,11 @@ class TargetMoments:
         self._rm = self._rm + delta * frac
         self._rm2 = self._rm2 + m2b + delta**2 * self._rn * frac
         self._rn = n
+        if not every:
+            self._count_rows(task, y, reg)
+
+    def _count_rows(self, task: torch.Tensor, y: torch.Tensor, reg: torch.Tensor) -> None:
+        """The class counts of the classification rows (``~reg``) of a per-row batch."""
         yc, tc = y[~reg][:, 0], task[~reg]
         ok = ~torch.isnan(yc)
         if ok.any():
@@ -196,18 +228,63 @@ class TargetMoments:
                                 accumulate=True)
 
     def flush(self) -> None:
-        """Merge the per-row statistics of :meth:`update_rows` into the per-task ones."""
+        """Merge the per-row statistics of :meth:`update_rows` into the per-task ones (every
+        task at once)."""
         if not hasattr(self, "_names"):
             return
-        for i, name in enumerate(self._names):
-            if name in self.n:
-                w = len(self.n[name])
-                self._merge(name, self._rn[i, :w], self._rm[i, :w], self._rm2[i, :w])
-            else:
-                self.counts[name] = self.counts[name] + self._rc[i, :len(self.counts[name])]
+        names = self._names
         del self._names
+        reg = [i for i, k in enumerate(names) if k in self.n]
+        if reg:
+            W = self._rn.shape[1]
+            keys = [names[i] for i in reg]
+            widths = [len(self.n[k]) for k in keys]
+            rows = torch.tensor(reg, dtype=torch.int64)
+            nb, mb, m2b = self._rn[rows], self._rm[rows], self._rm2[rows]
+            if self._fresh:  # merged into zeros: the batch's statistics themselves
+                n, m, m2 = nb, mb, m2b
+            else:
+                na, ma, m2a = (torch.stack([_pad(d[k], W) for k in keys])
+                               for d in (self.n, self.m, self.m2))
+                n = na + nb
+                delta = mb - ma
+                frac = torch.where(n > 0, nb / n.clamp(min=1), 0.0)
+                m = ma + delta * frac
+                m2 = m2a + m2b + delta**2 * na * frac
+            if all(w == W for w in widths):
+                for d, v in ((self.n, n), (self.m, m), (self.m2, m2)):
+                    d.update(zip(keys, v.unbind(0), strict=True))
+            else:
+                for j, (k, w) in enumerate(zip(keys, widths, strict=True)):
+                    self.n[k], self.m[k], self.m2[k] = n[j, :w], m[j, :w], m2[j, :w]
+            self._stack = (tuple(keys), n, m, m2)
+        for i, k in enumerate(names):
+            if k in self.counts:
+                self.counts[k] = self.counts[k] + self._rc[i, :len(self.counts[k])]
+        self._fresh = False
+
+    def observed_all(self, names: list[str]) -> dict[str, float]:
+        """:meth:`observed` of every task in ``names`` at once."""
+        reg = [k for k in names if k in self.n]
+        out = dict(zip(reg, self.stacked(reg)[0].sum(1).tolist(), strict=True)) if reg else {}
+        cls = [k for k in names if k in self.counts]
+        if cls:
+            K = max(len(self.counts[k]) for k in cls)
+            totals = torch.stack([_pad(self.counts[k], K) for k in cls]).sum(1)
+            out.update(zip(cls, totals.tolist(), strict=True))
+        return out
+
+    def stacked(self, names: list[str]) -> tuple[torch.Tensor, ...]:
+        """``(n, m, m2)`` of the regression tasks ``names``, each (len(names), max width),
+        zero beyond a task's width (read them, do not modify them in place)."""
+        if self._stack is not None and self._stack[0] == tuple(names):
+            return self._stack[1:]
+        W = max(len(self.n[k]) for k in names)
+        return tuple(torch.stack([_pad(d[k], W) for k in names])
+                     for d in (self.n, self.m, self.m2))
 
     def _merge(self, name: str, nb: torch.Tensor, mb: torch.Tensor, m2b: torch.Tensor) -> None:
+        self._fresh, self._stack = False, None
         na, ma = self.n[name], self.m[name]
         n = na + nb
         delta = mb - ma
@@ -221,6 +298,7 @@ class TargetMoments:
         return torch.cat(parts + [self.counts[k] for k in self.counts])
 
     def _load_flat(self, flat: torch.Tensor) -> TargetMoments:
+        self._fresh, self._stack = False, None
         i = 0
         for k in self.n:
             w = len(self.n[k])
@@ -250,6 +328,7 @@ class TargetMoments:
             for k in merged.counts:
                 merged.counts[k] = merged.counts[k] + other.counts[k]
         self.n, self.m, self.m2, self.counts = merged.n, merged.m, merged.m2, merged.counts
+        self._fresh, self._stack = False, None
 
     def mean(self, name: str) -> torch.Tensor:
         """Mean of each output of a regression task (0 where nothing is observed)."""
@@ -262,6 +341,31 @@ class TargetMoments:
     def observed(self, name: str) -> float:
         """Observed labels of the task."""
         return float((self.n[name] if name in self.n else self.counts[name]).sum())
+
+
+def _pad(v: torch.Tensor, width: int) -> torch.Tensor:
+    """A 1-D tensor padded with zeros to ``width``."""
+    return v if len(v) == width else torch.nn.functional.pad(v, (0, width - len(v)))
+
+
+def scales_of(moments: TargetMoments, names: list[str]
+              ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`scale_of` of every regression task in ``names`` at once (the same checks and
+    values, without a loop of tensor operations over the tasks)."""
+    if not names:
+        return {}
+    n, m, m2 = moments.stacked(names)
+    sd = torch.sqrt(m2 / n.clamp(min=1))
+    tiny = 1e-12 * m.abs().clamp(min=1.0)
+    sd = torch.where((n > 1) & (sd > tiny), sd, torch.ones_like(sd))
+    bad = ~(torch.isfinite(m) & torch.isfinite(sd)).all(1)
+    if bool(bad.any()):
+        scale_of(moments, names[int(torch.nonzero(bad)[0, 0])])  # raises, naming the task
+    widths = [len(moments.n[k]) for k in names]
+    if all(w == m.shape[1] for w in widths):  # rows as views at once, not slice by slice
+        return dict(zip(names, zip(m.unbind(0), sd.unbind(0), strict=True), strict=True))
+    return {k: (m[j, :w], sd[j, :w])
+            for j, (k, w) in enumerate(zip(names, widths, strict=True))}
 
 
 def scale_of(moments: TargetMoments, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,6 +415,32 @@ def _closed_form(spec: TaskSpec, moments: TargetMoments, scale: TargetScale | No
     return None
 
 
+def _closed_forms(tasks: list[TaskSpec], moments: TargetMoments,
+                  scales: dict[str, TargetScale]) -> dict[str, float]:
+    """:func:`_closed_form` of the tasks with the default losses, every task at once (the
+    others are left out)."""
+    out: dict[str, float] = {}
+    mse = [t.name for t in tasks if t.loss == "mse" and t.name in moments.n]
+    if mse:
+        n, _, m2 = moments.stacked(mse)
+        W = n.shape[1]
+        s2 = torch.stack([_pad(scales[k]._buffers["scale"].detach().to("cpu", _F64), W)
+                          if k in scales else torch.ones(W, dtype=_F64) for k in mse]) ** 2
+        s2 = torch.where(s2 > 0, s2, 1.0)  # (padding: m2 is 0 there)
+        total = n.sum(1)
+        val = 0.5 * (m2 / s2).sum(1) / total.clamp(min=1)
+        out.update((k, v if c > 0 else None)
+                   for k, v, c in zip(mse, val.tolist(), total.tolist(), strict=True))
+    cls = [t.name for t in tasks if t.loss in ("bce", "ce") and t.name in moments.counts]
+    if cls:
+        K = max(len(moments.counts[k]) for k in cls)
+        c = torch.stack([_pad(moments.counts[k], K) for k in cls])
+        f = c / c.sum(1, keepdim=True).clamp(min=1)
+        ent = -torch.where(c > 0, f * torch.log(torch.where(c > 0, f, 1.0)), 0.0).sum(1)
+        out.update(zip(cls, ent.tolist(), strict=True))
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def constant_losses(tasks: list[TaskSpec], moments: TargetMoments,
                     scales: dict[str, TargetScale], batches: Iterable | None = None,
                     reduce_sum=None) -> dict[str, float]:
@@ -340,11 +470,14 @@ def constant_losses(tasks: list[TaskSpec], moments: TargetMoments,
     """
     out: dict[str, float] = {}
     pending = []
+    closed = _closed_forms(tasks, moments, scales)
+    observed = moments.observed_all([t.name for t in tasks])
     for t in tasks:
-        if moments.observed(t.name) == 0:
+        if observed[t.name] == 0:
             out[t.name] = math.nan
             continue
-        value = _closed_form(t, moments, scales.get(t.name))
+        value = closed[t.name] if t.name in closed else _closed_form(
+            t, moments, scales.get(t.name))
         if value is None:
             pending.append(t)
         else:

@@ -361,7 +361,8 @@ class TaskSpec:
         """
         return output[:, 0] if self.n_outputs == 1 else output
 
-    def task_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def task_loss(self, output: torch.Tensor, target: torch.Tensor, *,
+                  complete: bool = False) -> torch.Tensor:
         """Mean loss over the observed entries of ``target`` (0 with a zero gradient if none).
 
         Parameters
@@ -370,6 +371,9 @@ class TaskSpec:
             The head's output (values or logits).
         target : Tensor of shape (B,) or (B, n_outputs)
             The target batch, NaN where missing.
+        complete : bool, default=False
+            The caller knows that no label of ``target`` is missing (the trainer checks a
+            data set once): the same loss, without the masks.
 
         Returns
         -------
@@ -377,6 +381,10 @@ class TaskSpec:
             The scalar loss :math:`L_t`, attached to the graph of ``output``.
         """
         f = self.output_view(output)
+        if complete and target.numel():
+            fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+            return (fn(f, target) if self.kind == "multiclass"
+                    else fn(f, target.to(f.dtype))).mean()
         mask = self.observed(target)
         y = torch.where(mask, target, torch.zeros_like(target))
         fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
@@ -388,8 +396,8 @@ class TaskSpec:
         count = mask.sum()
         return per.sum() / count.clamp(min=1).to(per.dtype)
 
-    def row_losses(self, output: torch.Tensor, target: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    def row_losses(self, output: torch.Tensor, target: torch.Tensor, *,
+                   complete: bool = False) -> tuple[torch.Tensor, torch.Tensor | int]:
         """Each row's summed loss over its observed entries, and their count.
 
         The per-row form of :meth:`task_loss`: summing both over a task's rows and dividing
@@ -401,25 +409,56 @@ class TaskSpec:
             The rows' head outputs (the first ``n_outputs`` columns are read).
         target : Tensor of shape (B,) or (B, >= target_width)
             The rows' targets, NaN where missing.
+        complete : bool, default=False
+            The caller knows that no label of ``target`` is missing (the trainer checks a
+            data set once): the same losses, without the masks.
 
         Returns
         -------
-        tuple of Tensor
-            ``(loss, count)``, each of shape (B,).
+        tuple
+            ``(loss, count)``: the losses (B,) and the counts (B,) int64; with ``complete``,
+            the count is the int every row has, ``target_width``.
         """
-        f = self.output_view(output[:, :self.n_outputs])
+        if complete:
+            return self.complete_row_loss()(output, target), self.target_width
+        f = self.output_view(output if output.shape[1] == self.n_outputs
+                             else output[:, :self.n_outputs])
         if target.ndim == 2:
             target = target[:, :self.target_width]
             if self.target_width == 1:
                 target = target[:, 0]
+        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
         mask = self.observed(target)
         y = torch.where(mask, target, torch.zeros_like(target))
-        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
         per = fn(f, y) if self.kind == "multiclass" else fn(f, y.to(f.dtype))
         per = torch.where(mask, per, torch.zeros_like(per))
         if per.ndim == 2:
             return per.sum(1), mask.sum(1)
         return per, mask.to(torch.int64)
+
+    def complete_row_loss(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The loss of :meth:`row_losses` with ``complete=True`` as one function, its choices
+        (output columns, target shape, loss) made once: what the trainer runs on every batch
+        of a data set without missing labels.
+
+        Returns
+        -------
+        callable
+            ``loss(output, target) -> Tensor (B,)``: ``output`` (B, >= n_outputs), ``target``
+            (B,) or (B, >= target_width) without NaN.
+        """
+        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+        k, width, multiclass = self.n_outputs, self.target_width, self.kind == "multiclass"
+
+        def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            f = output[:, 0] if k == 1 else (output if output.shape[1] == k
+                                             else output[:, :k])
+            if target.ndim == 2:
+                target = target[:, 0] if width == 1 else target[:, :width]
+            per = fn(f, target) if multiclass else fn(f, target.to(f.dtype))
+            return per.sum(1) if per.ndim == 2 else per
+
+        return loss
 
     # ------------------------------------------------------------------ predictions
     def transform(self, output: torch.Tensor) -> torch.Tensor:

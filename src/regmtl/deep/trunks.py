@@ -149,8 +149,9 @@ class ConvTrunk(nn.Module):
         (B, C, H, W).
     pool : (int, int), default=(1, 1)
         The grid the last feature maps are averaged to (adaptive average pooling): (1, 1)
-        keeps no position; (1, 2) keeps left from right (two digits side by side), and the
-        output has ``channels[-1] * 1 * 2`` numbers before ``out_features``.
+        averages over all positions (the trunk can tell where a feature was only from the
+        zero-padded image border, slowly); (1, 2) keeps left from right (two digits side by
+        side), and the output has ``channels[-1] * 1 * 2`` numbers before ``out_features``.
 
     Attributes
     ----------
@@ -282,7 +283,7 @@ class ConvTrunk(nn.Module):
         -------
         dict
             ``in_channels``, ``channels``, ``kernel_size``, ``out_features``, ``dropout``,
-            ``batch_norm``, ``image_shape``.
+            ``batch_norm``, ``image_shape``, ``pool``.
         """
         return {"in_channels": self.in_channels, "channels": list(self.channels),
                 "kernel_size": self.kernel_size, "out_features": self._out_arg,
