@@ -270,6 +270,24 @@ def _train_rows(model, X, task, y, T, epochs, batch, loss, device, opt=None):
     return opt
 
 
+def _train_columns(model, inputs, Y, losses_of, epochs, batch, device):
+    """The plain loop of a column per task: ``inputs(idx)`` is the batch, ``losses_of(out,
+    yb)`` the (T,) task losses; like the Trainer's history, it keeps each task's mean
+    training loss of every epoch."""
+    opt = _adam(model.parameters())
+    model.train()
+    history = []
+    for order in _orders(len(Y), epochs):
+        tot, parts = torch.zeros(Y.shape[1], device=device), order.split(batch)
+        for idx in parts:
+            losses = losses_of(model(inputs(idx)), Y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            opt.step()
+            tot += losses.detach()
+        history.append((tot / len(parts)).tolist())
+
+
 def _mse(f, y):
     return 0.5 * (f - y) ** 2
 
@@ -406,23 +424,13 @@ def digits(args) -> None:
 
     def plain():
         model = _PlainHard(net()).to(args.device)
-        opt = _adam(model.parameters())
         Xt = torch.from_numpy(X)
         Y = torch.from_numpy(np.stack([targets["left"], targets["right"]], 1))
-        model.train()
-        history = []
-        for order in _orders(n, epochs):
-            tot, parts = torch.zeros(2, device=args.device), order.split(batch)
-            for idx in parts:
-                out = model(Xt[idx].to(args.device))  # (B, 2, 10)
-                yb = Y[idx].to(args.device)
-                losses = torch.stack([F.cross_entropy(out[:, 0], yb[:, 0]),
-                                      F.cross_entropy(out[:, 1], yb[:, 1])])
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                tot += losses.detach()
-            history.append((tot / len(parts)).tolist())
+        _train_columns(  # out: (B, 2, 10)
+            model, lambda idx: Xt[idx].to(args.device), Y,
+            lambda out, yb: torch.stack([F.cross_entropy(out[:, 0], yb[:, 0]),
+                                         F.cross_entropy(out[:, 1], yb[:, 1])]),
+            epochs, batch, args.device)
 
     res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "images", args)
     print(f"Images: two digits 8x16 ({n} images), ConvTrunk (16, 32), hard sharing, 2 x 10 "
@@ -458,24 +466,15 @@ def columns(args) -> None:
 
     def plain():
         model = _PlainMMoE(net()).to(args.device)
-        opt = _adam(model.parameters())
         cols = {"user": torch.from_numpy(user), "item": torch.from_numpy(item),
                 "price": torch.from_numpy(X["price"].astype(np.float32))}
         Y = torch.from_numpy(np.stack([click, buy], 1).astype(np.float32))
-        model.train()
-        history = []
-        for order in _orders(n, epochs):
-            tot, parts = torch.zeros(2, device=args.device), order.split(batch)
-            for idx in parts:
-                out = model({k: v[idx].to(args.device) for k, v in cols.items()})[..., 0]
-                yb = Y[idx].to(args.device)
-                losses = torch.stack([F.binary_cross_entropy_with_logits(out[:, 0], yb[:, 0]),
-                                      F.binary_cross_entropy_with_logits(out[:, 1], yb[:, 1])])
-                opt.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                opt.step()
-                tot += losses.detach()
-            history.append((tot / len(parts)).tolist())
+        _train_columns(
+            model, lambda idx: {k: v[idx].to(args.device) for k, v in cols.items()}, Y,
+            lambda out, yb: torch.stack([
+                F.binary_cross_entropy_with_logits(out[:, 0, 0], yb[:, 0]),
+                F.binary_cross_entropy_with_logits(out[:, 1, 0], yb[:, 1])]),
+            epochs, batch, args.device)
 
     res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "columns", args)
     print(f"Named columns (2,000 users, 500 items, price) through FeatureColumns, MMoE 4 "

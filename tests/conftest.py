@@ -139,10 +139,12 @@ A4 = np.array([[0.3, 1.0, 0.5, 0.0],
 
 
 @pytest.fixture
-def keep_torch_threads():
-    """The deep examples run torch on one thread; give the rest of the suite its setting back."""
+def one_torch_thread():
+    """Torch on one thread for the test (the deep examples set it too); the rest of the suite
+    gets its setting back."""
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -274,3 +275,21 @@ def test_batch_norm_counter_must_be_an_integer(tmp_path):
     del state["heads.a.1.num_batches_tracked"]
     _refused(lambda: load_checkpoint(_old_folder(tmp_path, net, state, "b")),
              "missing tensors", "'heads.a.1.num_batches_tracked'")
+
+
+@pytest.mark.parametrize("key, value, word", [
+    ("heads.a.1.running_var", -1.0, "negative variance"),
+    ("heads.a.1.weight", float("nan"), "NaN or infinite"),
+])
+def test_old_batch_norm_values_are_checked(tmp_path, key, value, word):
+    """Shapes alone do not make a checkpoint: a NaN weight (any layout) or a negative
+    variance to fold is refused, naming the tensor, instead of loading a net of NaN."""
+    src = OLD / "hard_batch_norm"
+    folder = tmp_path / "ck"
+    shutil.copytree(src, folder)
+    state = torch.load(folder / "model.pt", weights_only=True)
+    assert key in state
+    state[key] = torch.full_like(state[key], value)
+    torch.save(state, folder / "model.pt")
+    with pytest.raises(ValueError, match=word):
+        load_checkpoint(folder)

@@ -179,3 +179,13 @@ def test_defaults_learn_school():
     m = DeepMultiTaskRegressor().fit(Xtr, ytr)
     ev = explained_variance_score(np.concatenate(yte), np.concatenate(m.predict(Xte)))
     assert ev > 0.36, ev
+
+
+def test_repeated_or_retyped_columns_are_refused():
+    df, y = _table(300)
+    twice = pd.concat([df, df[["city"]]], axis=1)
+    with pytest.raises(ValueError, match="repeats column 'city'"):
+        DeepMultiTaskRegressor(max_epochs=1).fit(twice, y, task="store")
+    m = DeepMultiTaskRegressor(**dict(FAST, max_epochs=1)).fit(df, y, task="store")
+    with pytest.raises(ValueError, match="'city' was categorical at fit and holds numbers"):
+        m.predict(df.assign(city=1), task="store")

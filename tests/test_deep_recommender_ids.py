@@ -33,13 +33,7 @@ from regmtl.deep import (  # noqa: E402
 )
 from regmtl.deep.inputs import as_inputs, chunks  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------- the category output

@@ -10,7 +10,6 @@ test runs in a few seconds on one core.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,7 @@ needs_data = pytest.mark.skipif(not (DATA / "newsgroup_malsar").is_dir()
                                 reason=f"benchmark data folder {DATA} absent")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread (the nets are small), the suite's setting restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with warnings.catch_warnings():  # torch's notes on its beta sparse CSR tensors
-        warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -16,12 +16,7 @@ from regmtl.deep import ConvTrunk, HardSharing, TaskSpec, Trainer, set_seed  # n
 TASKS = ("left", "right")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------- the data set

@@ -14,7 +14,7 @@ from conftest import run_example
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _names(net, params):

@@ -12,7 +12,7 @@ from conftest import run_example
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_recommender_ids_come_close_to_dense_and_unseen_users_get_the_bucket():

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXAMPLE = "plot_10_personal_spam_text"
 
-pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.skipif(not (DATA / "spam_ecml2006_15users").is_dir(),

@@ -9,7 +9,7 @@ from conftest import run_example
 
 torch = pytest.importorskip("torch")
 
-pytestmark = pytest.mark.usefixtures("keep_torch_threads")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_two_digits_conv_pool_1x2_beats_the_mlp_and_pool_1x1_loses_the_sides():

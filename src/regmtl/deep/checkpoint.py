@@ -23,8 +23,8 @@ from typing import Any
 from .._version import __version__
 from ._torch import torch
 from .esmm import ESMM
-from .heads import TaskGates, TaskHeads
-from .nets import ACTIVATIONS, NETS, MultiTaskNet, build_module
+from .heads import ACTIVATIONS, TaskGates, TaskHeads
+from .nets import NETS, MultiTaskNet, build_module
 from .tasks import KINDS, TaskSpec
 
 __all__ = ["save_checkpoint", "load_checkpoint", "FORMAT"]
@@ -167,6 +167,9 @@ def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]
     for k, v in state.items():
         if v.layout != torch.strided or v.is_quantized or v.is_complex():
             raise ValueError(f"{file}: tensor {k!r} is not a plain dense tensor.")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{file}: tensor {k!r} holds NaN or infinite values; the net "
+                             "would predict them.")
     return state
 
 
@@ -400,11 +403,14 @@ def _per_task_plan(net: MultiTaskNet) -> tuple[dict[str, torch.Tensor], list[tup
     return old, plan
 
 
-def _fold(weight: torch.Tensor, bias: torch.Tensor, state: dict, bn: str
+def _fold(weight: torch.Tensor, bias: torch.Tensor, state: dict, bn: str, file: Path
           ) -> tuple[torch.Tensor, torch.Tensor]:
     """A Linear (out, in) followed by a batch norm in evaluation mode, as one Linear."""
     d = torch.float64
-    s = state[bn + "weight"].to(d) / torch.sqrt(state[bn + "running_var"].to(d) + _BN_EPS)
+    var = state[bn + "running_var"].to(d)
+    if bool((var < 0).any()):
+        raise ValueError(f"{file}: tensor {bn + 'running_var'!r} holds a negative variance.")
+    s = state[bn + "weight"].to(d) / torch.sqrt(var + _BN_EPS)
     w = weight.to(d) * s[:, None]
     c = (bias.to(d) - state[bn + "running_mean"].to(d)) * s + state[bn + "bias"].to(d)
     return w.to(weight.dtype), c.to(bias.dtype)
@@ -439,7 +445,7 @@ def _from_per_task(state: dict, net: MultiTaskNet, file: Path) -> dict[str, torc
         for w, c, bn in parts:
             w, c = state[w], state[c]
             if bn is not None:
-                w, c = _fold(w, c, state, bn)
+                w, c = _fold(w, c, state, bn, file)
                 folded = True
             weights.append(w.t())
             biases.append(c)

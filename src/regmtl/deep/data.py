@@ -22,28 +22,6 @@ from .tasks import TaskSpec
 __all__ = ["MultiTaskDataset", "Batches", "as_dataset"]
 
 
-def _features(X: Any, what: str = "X") -> np.ndarray:
-    """A 2-D float32 feature matrix (the linear-input path of the wrappers and ESMM)."""
-    if hasattr(X, "to_numpy"):
-        X = X.to_numpy()
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    try:
-        arr = np.asarray(X, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be a numeric array: {exc}") from None
-    if arr.ndim != 2:
-        raise ValueError(f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}.")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{what} has no rows.")
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{what} contains NaN or infinity (first at row {bad[0]}, column "
-                         f"{bad[1]}); impute or drop those rows (NaN is a missing label only "
-                         "in targets).")
-    return arr
-
-
 def _row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
     """Each row's task as positions in ``tasks``: from names, or from int64 positions."""
     if isinstance(task, torch.Tensor):
@@ -99,6 +77,10 @@ def _check_rows(task: Any, n_tasks: int) -> None:
 def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
     """Row i's target for its own task, checked by the tasks' kinds (vectorized): (n, W)
     float64, NaN where missing or beyond the task's width."""
+    if isinstance(y, Mapping):
+        raise ValueError("targets: with task= give one array of each row's own label, not a "
+                         "dict {task: y} (that is the layout of a column per task, without "
+                         "task=).")
     arr = np.asarray(y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else y,
                      dtype=np.float64)
     if arr.ndim == 1:

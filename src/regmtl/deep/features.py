@@ -214,7 +214,32 @@ def _check_name(name: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Categorical:
+class _Embedded:
+    """What the two id columns share: a name, V known codes and an embedding of size dim."""
+
+    name: str
+    vocab_size: int
+    dim: int | None = None
+
+    def __post_init__(self) -> None:
+        _set(self, name=_check_name(self.name),
+             vocab_size=_check_int(self.vocab_size, "vocab_size", 1, MAX_VOCAB))
+        dim = embedding_dim(self.vocab_size + 1) if self.dim is None else self.dim
+        _set(self, dim=_check_int(dim, "dim", 1, MAX_DIM))
+
+    @property
+    def out_features(self) -> int:
+        """Output width: ``dim``."""
+        return self.dim
+
+    def to_config(self) -> dict:
+        """The column as a JSON-able dict (``kind`` and the constructor arguments)."""
+        return {"kind": self.kind, "name": self.name, "vocab_size": self.vocab_size,
+                "dim": self.dim}
+
+
+@dataclass(frozen=True)
+class Categorical(_Embedded):
     r"""An id or categorical column: one integer code per row, read as an embedding row.
 
     The output of a row with code :math:`c` is :math:`E[\tilde c]`, a row of the table
@@ -242,30 +267,11 @@ class Categorical:
     Categorical(name='city', vocab_size=99, dim=21)
     """
 
-    name: str
-    vocab_size: int
-    dim: int | None = None
     kind: ClassVar[str] = "categorical"
-
-    def __post_init__(self) -> None:
-        _set(self, name=_check_name(self.name),
-             vocab_size=_check_int(self.vocab_size, "vocab_size", 1, MAX_VOCAB))
-        dim = embedding_dim(self.vocab_size + 1) if self.dim is None else self.dim
-        _set(self, dim=_check_int(dim, "dim", 1, MAX_DIM))
-
-    @property
-    def out_features(self) -> int:
-        """Output width: ``dim``."""
-        return self.dim
-
-    def to_config(self) -> dict:
-        """The column as a JSON-able dict (``kind`` and the constructor arguments)."""
-        return {"kind": self.kind, "name": self.name, "vocab_size": self.vocab_size,
-                "dim": self.dim}
 
 
 @dataclass(frozen=True)
-class IdSequence:
+class IdSequence(_Embedded):
     r"""A multi-valued id column: a padded row of codes per sample, pooled into one vector.
 
     A row of codes :math:`c_1, \dots, c_L` with non-padding positions :math:`S` gives
@@ -306,30 +312,18 @@ class IdSequence:
     IdSequence(name='clicked', vocab_size=1000, dim=8, pooling='max', padding=-1)
     """
 
-    name: str
-    vocab_size: int
-    dim: int | None = None
     pooling: str = "mean"
     padding: int = -1
     kind: ClassVar[str] = "sequence"
 
     def __post_init__(self) -> None:
-        _set(self, name=_check_name(self.name),
-             vocab_size=_check_int(self.vocab_size, "vocab_size", 1, MAX_VOCAB),
-             pooling=_check_choice(self.pooling, "pooling", POOLINGS),
+        super().__post_init__()
+        _set(self, pooling=_check_choice(self.pooling, "pooling", POOLINGS),
              padding=_check_int(self.padding, "padding", -MAX_VOCAB, MAX_VOCAB))
-        dim = embedding_dim(self.vocab_size + 1) if self.dim is None else self.dim
-        _set(self, dim=_check_int(dim, "dim", 1, MAX_DIM))
-
-    @property
-    def out_features(self) -> int:
-        """Output width: ``dim``."""
-        return self.dim
 
     def to_config(self) -> dict:
         """The column as a JSON-able dict (``kind`` and the constructor arguments)."""
-        return {"kind": self.kind, "name": self.name, "vocab_size": self.vocab_size,
-                "dim": self.dim, "pooling": self.pooling, "padding": self.padding}
+        return {**super().to_config(), "pooling": self.pooling, "padding": self.padding}
 
 
 @dataclass(frozen=True)

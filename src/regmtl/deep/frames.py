@@ -44,6 +44,12 @@ def categorical_columns(frame: pd.DataFrame, exclude: Any = None) -> list[str]:
     return out
 
 
+def _check_unique(frame: pd.DataFrame) -> None:
+    dup = frame.columns[frame.columns.duplicated()]
+    if len(dup):
+        raise ValueError(f"X repeats column {dup[0]!r}; give each column one name.")
+
+
 def _plain(v: Any, column: Any) -> Any:
     """A JSON scalar for vocabulary value ``v`` (None for missing)."""
     if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and np.isnan(v)):
@@ -73,8 +79,6 @@ class ColumnCodes:
     ----------
     columns : list
         The categorical columns, in the order of ``categories``.
-    sizes : list of int
-        Each vocabulary's size V (codes 0..V-1; V is the out-of-vocabulary code).
 
     Examples
     --------
@@ -91,7 +95,6 @@ class ColumnCodes:
     def __init__(self, categories: Mapping[Any, list]):
         self.categories = {k: list(v) for k, v in categories.items()}
         self.columns = list(self.categories)
-        self.sizes = [len(v) for v in self.categories.values()]
         self._index = {k: _lookup(v) for k, v in self.categories.items()}
 
     @classmethod
@@ -117,6 +120,8 @@ class ColumnCodes:
             categorical in one frame and numeric in another.
         """
         frames = list(frames)
+        for f in frames:
+            _check_unique(f)
         names = [categorical_columns(f, exclude) for f in frames]
         if not any(names):
             return None
@@ -151,11 +156,17 @@ class ColumnCodes:
         ValueError
             If a categorical column is absent.
         """
+        _check_unique(frame)
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise ValueError(
                 f"X has no column {missing[0]!r}, a categorical column seen at fit; give X the "
                 "columns it was fitted with.")
+        numeric = set(self.columns) - set(categorical_columns(frame))
+        if numeric:
+            raise ValueError(
+                f"column {sorted(numeric, key=str)[0]!r} was categorical at fit and holds numbers "
+                "now; give it the dtype it had (e.g. .astype(str) or .astype('category')).")
         out = {}
         for name in frame.columns:
             col = frame[name]

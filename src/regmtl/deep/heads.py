@@ -34,9 +34,14 @@ nn = torch.nn
 __all__ = ["TaskHeads", "TaskGates"]
 
 
-def _activation(name: str) -> nn.Module:
-    from .nets import ACTIVATIONS
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU,
+               "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
 
+
+def activation_module(name: str) -> nn.Module:
+    """The nonlinearity ``name`` (a key of ``ACTIVATIONS``) as a module."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}.")
     return ACTIVATIONS[name]()
 
 
@@ -78,11 +83,11 @@ class _HeadBlock(nn.Module):
 
     @property
     def weights(self) -> list[nn.Parameter]:
-        return [getattr(self, f"weight{i}") for i in range(self.n_layers)]
+        return [getattr(self, w) for w, _ in self.layer_names]
 
     @property
     def biases(self) -> list[nn.Parameter]:
-        return [getattr(self, f"bias{i}") for i in range(self.n_layers)]
+        return [getattr(self, b) for _, b in self.layer_names]
 
     def reset_parameters(self) -> None:
         """``nn.Linear``'s initialization, head by head: U(-1/sqrt(in), 1/sqrt(in))."""
@@ -128,7 +133,7 @@ class TaskHeads(_Index):
         super().__init__()
         self.in_features = int(in_features)
         self.hidden = tuple(int(h) for h in hidden)
-        self.act = _activation(activation)
+        self.act = activation_module(activation)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList()
         widths = sorted({int(k) for _, k in tasks}, key=[int(k) for _, k in tasks].index)
@@ -148,10 +153,7 @@ class TaskHeads(_Index):
              per_row: bool) -> torch.Tensor:
         """Block ``block`` on ``z``: per row (z (B, in), idx (B,) local tasks) -> (B, out);
         else z (B, in) or (B, T_b', in) through the tasks ``idx`` (all: None) -> (B, T_b', out)."""
-        params, names = block._parameters, block.__dict__.get("layer_names")
-        if names is None:  # a block unpickled from before the names were kept
-            names = block.layer_names = [(f"weight{i}", f"bias{i}")
-                                         for i in range(block.n_layers)]
+        params, names = block._parameters, block.layer_names
         last = len(names) - 1
         for i, (wn, bn) in enumerate(names):
             w, b = params[wn], params[bn]
@@ -198,7 +200,7 @@ class TaskHeads(_Index):
         block in order). Made once per selection
         and device, from the index lists (no tensor work, no device synchronization)."""
         key = (tuple(names), device)
-        plans = self.__dict__.setdefault("_plans", {})
+        plans = self._plans
         plan = plans.get(key)
         if plan is not None:
             return plan

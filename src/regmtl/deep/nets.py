@@ -33,7 +33,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from ._torch import torch
-from .heads import TaskGates, TaskHeads
+from .heads import TaskGates, TaskHeads, activation_module
 from .inputs import describe
 from .scaling import TargetScale
 from .tasks import TaskSpec, as_task_specs
@@ -41,10 +41,6 @@ from .tasks import TaskSpec, as_task_specs
 nn = torch.nn
 
 __all__ = ["MultiTaskNet", "HardSharing", "MMoE", "CGC", "PLE", "mlp", "NETS"]
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU,
-               "silu": nn.SiLU, "leaky_relu": nn.LeakyReLU}
-
 
 def mlp(in_features: int, hidden: Sequence[int], *, activation: str = "relu",
         dropout: float = 0.0, batch_norm: bool = False) -> nn.Sequential:
@@ -87,8 +83,7 @@ def mlp(in_features: int, hidden: Sequence[int], *, activation: str = "relu",
     >>> tuple(body(torch.zeros(3, 5)).shape)
     (3, 4)
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
+    activation_module(activation)  # checks the name
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     layers: list[nn.Module] = []
@@ -99,7 +94,7 @@ def mlp(in_features: int, hidden: Sequence[int], *, activation: str = "relu",
         layers.append(nn.Linear(width, int(h)))
         if batch_norm:
             layers.append(nn.BatchNorm1d(int(h)))
-        layers.append(ACTIVATIONS[activation]())
+        layers.append(activation_module(activation))
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = int(h)
@@ -351,14 +346,6 @@ class MultiTaskNet(nn.Module):
     def _apply(self, fn, recurse=True):
         self.__dict__.pop("_scales_cache", None)
         return super()._apply(fn, recurse)
-
-    def task_index(self, names: Iterable[str]) -> torch.Tensor:
-        """The positions of task names in ``task_names`` (an int64 tensor)."""
-        try:
-            return torch.tensor([self._task_pos[n] for n in names], dtype=torch.int64)
-        except KeyError as exc:
-            raise ValueError(f"unknown task {exc.args[0]!r}; the net has "
-                             f"{self.task_names}.") from None
 
     def _rows_of(self, out: dict[str, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
         """Each row's own task's output from every task's (B, n_outputs): (B, max)."""

@@ -22,6 +22,7 @@ and 0 (still attached to the graph, with zero gradient) when the batch observes 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -380,21 +381,9 @@ class TaskSpec:
         Tensor
             The scalar loss :math:`L_t`, attached to the graph of ``output``.
         """
-        f = self.output_view(output)
-        if complete and target.numel():
-            fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
-            return (fn(f, target) if self.kind == "multiclass"
-                    else fn(f, target.to(f.dtype))).mean()
-        mask = self.observed(target)
-        y = torch.where(mask, target, torch.zeros_like(target))
-        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
-        if self.kind == "multiclass":
-            per = fn(f, y)
-        else:
-            per = fn(f, y.to(f.dtype))
-        per = torch.where(mask, per, torch.zeros_like(per))
-        count = mask.sum()
-        return per.sum() / count.clamp(min=1).to(per.dtype)
+        per, count = self.row_losses(output, target, complete=complete and target.numel() > 0)
+        total = per.new_tensor(float(count * len(per))) if isinstance(count, int) else count.sum()
+        return per.sum() / total.clamp(min=1).to(per.dtype)
 
     def row_losses(self, output: torch.Tensor, target: torch.Tensor, *,
                    complete: bool = False) -> tuple[torch.Tensor, torch.Tensor | int]:
@@ -448,17 +437,8 @@ class TaskSpec:
             (B,) or (B, >= target_width) without NaN.
         """
         fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
-        k, width, multiclass = self.n_outputs, self.target_width, self.kind == "multiclass"
-
-        def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            f = output[:, 0] if k == 1 else (output if output.shape[1] == k
-                                             else output[:, :k])
-            if target.ndim == 2:
-                target = target[:, 0] if width == 1 else target[:, :width]
-            per = fn(f, target) if multiclass else fn(f, target.to(f.dtype))
-            return per.sum(1) if per.ndim == 2 else per
-
-        return loss
+        return functools.partial(_complete_row_loss, fn, self.n_outputs, self.target_width,
+                                 self.kind == "multiclass")
 
     # ------------------------------------------------------------------ predictions
     def transform(self, output: torch.Tensor) -> torch.Tensor:
@@ -588,3 +568,14 @@ def as_task_specs(tasks: Any) -> list[TaskSpec]:
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"tasks: task names must be unique, {dup} repeat.")
     return specs
+
+
+def _complete_row_loss(fn: Callable, k: int, width: int, multiclass: bool,
+                       output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:meth:`TaskSpec.complete_row_loss` with its choices bound (a module function, so a
+    trainer holding it pickles)."""
+    f = output[:, 0] if k == 1 else (output if output.shape[1] == k else output[:, :k])
+    if target.ndim == 2:
+        target = target[:, 0] if width == 1 else target[:, :width]
+    per = fn(f, target) if multiclass else fn(f, target.to(f.dtype))
+    return per.sum(1) if per.ndim == 2 else per

@@ -765,14 +765,14 @@ class Trainer:
         for spec, members in fams.values():
             mask = torch.zeros(T, dtype=torch.bool)
             mask[members] = True
-            self._families.append((spec, mask.to(device)))
+            self._families.append((spec, mask.to(device), spec.complete_row_loss()))
 
     def _ready_rows(self, ds: MultiTaskDataset) -> _ReadyRows:
         """``ds`` for training: each row's target in its head's units (float32, once for the
         data set instead of on every batch), and whether a label is missing anywhere (else the
         losses skip their masks). Its task positions were checked when it was made."""
         task, y = ds.task, ds.y
-        mean, scale = self.net.stacked_scales(task.device)
+        mean, scale = self._row_mean.to(task.device), self._row_scale.to(task.device)
         W = y.shape[1]
         ys = ((y.double() - mean[task, :W]) / scale[task, :W]).float()
         widths = torch.tensor([t.target_width for t in self.tasks], device=task.device)
@@ -798,8 +798,8 @@ class Trainer:
         do not hold."""
         if not data.complete or len(self._families) != 1:
             return None
-        spec = self._families[0][0]
-        loss, width = spec.complete_row_loss(), spec.target_width
+        spec, _, loss = self._families[0]
+        width = spec.target_width
         flags, T, inv, dev = self.net.__dict__, len(self.tasks), self._inv_scale, ctx.device
         local = device_of(data.X) == dev and data.task.device == dev
         X, tasks, ys, dense = data.X, data.task, data.y, isinstance(data.X, torch.Tensor)
@@ -847,13 +847,14 @@ class Trainer:
         complete = ready and ys.complete
         total = count = None
         families = self._families
-        for spec, mask in families:
+        for spec, mask, complete_loss in families:
             if len(families) == 1:
                 rows_t, f, yy = task, out, y
             else:
                 rows = torch.nonzero(mask[task])[:, 0]
                 rows_t, f, yy = task[rows], out[rows], y[rows]
-            loss, n = spec.row_losses(f, yy, complete=complete)
+            loss, n = ((complete_loss(f, yy), spec.target_width) if complete
+                       else spec.row_losses(f, yy))
             if loss.dtype != torch.float32:
                 loss = loss.float()
             if complete:  # every row counts n labels
@@ -1008,7 +1009,7 @@ class Trainer:
     def _families_cpu(self):
         if not hasattr(self, "_families"):
             self._row_setup("cpu")
-        return [(spec, mask.cpu()) for spec, mask in self._families]
+        return [(spec, mask.cpu()) for spec, mask, _ in self._families]
 
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096, task: Any = None) -> Any:
