@@ -16,7 +16,10 @@ standardizing each task's regression target) is timed inside the plain loop too.
 2. Many tasks: 50 rows per task at T = 100 and T = 10,000 (16 features, hard sharing 16 ->
    32, a linear head per task, batches of 256, per row): milliseconds per step, from the
    start of the first optimizer step to the end of the last (both step the same Adam
-   subclass, which reads the clock), the Trainer's set-up and wrap-up beside it.
+   subclass, which reads the clock), the Trainer's set-up and wrap-up beside it. Twice: with
+   dense Adam (every head updated on every step), and with ``Trainer(lazy_heads=True)``
+   (the batch's heads only) against a plain loop of ``F.embedding(sparse=True)`` heads
+   stepped by ``torch.optim.SparseAdam`` beside the trunk's Adam.
 3. Images: two real digits side by side (scikit-learn's digits, 8 x 16), tasks "left" and
    "right" (10 classes each): ConvTrunk under hard sharing.
 4. Named columns (user id, item id, price) through FeatureColumns under MMoE, tasks "click"
@@ -66,6 +69,7 @@ from regmtl.deep import (
     Trainer,
     set_seed,
 )
+from regmtl.deep.optim import LazyAdam
 from regmtl.metrics import explained_variance
 
 nn = torch.nn
@@ -105,7 +109,7 @@ def _fresh_peak(key: str, run: str, args) -> int:
     """The peak resident memory of one run of ``run`` in section ``key``, in a new process
     (above its resident memory once the data are built): in this one, the memory that an
     earlier run freed is reused and the increase reads 0."""
-    section = key.rstrip("0123456789")
+    section = key.removesuffix("lazy").rstrip("0123456789")
     cmd = [sys.executable, __file__, "--child", key, run, "--only", section,
            "--no-estimator", "--device", args.device, *sum(
                ([f"--{k}-epochs", str(getattr(args, f"{k}_epochs"))]
@@ -197,23 +201,30 @@ class _PlainMMoE(nn.Module):
         return torch.einsum("bti,tio->bto", h, self.W1) + self.b1        # (B, T, 1)
 
 
-class _StepClock(torch.optim.Adam):
-    """Adam noting the CPU time at the start of its first step and at the end of its last:
-    (last - first) / (steps - 1) is the time per step once training runs."""
+def _clocked(cls: type) -> type:
+    """``cls`` (an optimizer) noting the CPU time at the start of its first step and at the
+    end of its last: (last - first) / (steps - 1) is the time per step once training runs."""
 
-    def __init__(self, params, **kw):
-        super().__init__(params, **kw)
-        self.first, self.last, self.steps = None, None, 0
+    class Clocked(cls):
+        def __init__(self, params, **kw):
+            super().__init__(params, **kw)
+            self.first, self.last, self.steps = None, None, 0
 
-    def step(self, closure=None):
-        if self.first is None:
-            self.first = time.process_time()
-        out = super().step(closure)
-        self.last, self.steps = time.process_time(), self.steps + 1
-        return out
+        def step(self, closure=None):
+            if self.first is None:
+                self.first = time.process_time()
+            out = super().step(closure)
+            self.last, self.steps = time.process_time(), self.steps + 1
+            return out
 
-    def per_step(self) -> float:
-        return (self.last - self.first) / max(self.steps - 1, 1)
+        def per_step(self) -> float:
+            return (self.last - self.first) / max(self.steps - 1, 1)
+
+    return Clocked
+
+
+_StepClock = _clocked(torch.optim.Adam)
+_LazyClock = _clocked(LazyAdam)
 
 
 ADAM: dict = {}
@@ -353,54 +364,108 @@ def school(args) -> None:
 
 
 # ----------------------------------------------------------------------------- 2. many tasks
+class _PlainLazyHard(nn.Module):
+    """Hard sharing with row-sparse head gradients, written by hand: the heads as 2-D
+    tables read by ``F.embedding(..., sparse=True)`` (for ``torch.optim.SparseAdam``)."""
+
+    def __init__(self, net: HardSharing):
+        super().__init__()
+        self.trunk = copy.deepcopy(net.trunk)
+        blk = net.heads.blocks[0]
+        self.shape = blk.weight0.shape[1:]
+        self.W = nn.Parameter(blk.weight0.detach().reshape(len(blk.weight0), -1).clone())
+        self.b = nn.Parameter(blk.bias0.detach().clone())
+
+    def forward(self, x, task):
+        w = F.embedding(task, self.W, sparse=True).reshape(-1, *self.shape)
+        return torch.einsum("bi,bio->bo", self.trunk(x), w) + F.embedding(task, self.b,
+                                                                           sparse=True)
+
+
+class _TwoAdams:
+    """The plain loop's optimizer for row-sparse heads: fused Adam on the trunk, SparseAdam
+    on the heads, stepped together; the clock as :class:`_StepClock`."""
+
+    def __init__(self, model: _PlainLazyHard):
+        heads = [model.W, model.b]
+        self.dense = _adam([p for p in model.parameters() if all(p is not h for h in heads)])
+        self.sparse = torch.optim.SparseAdam(heads, lr=LR)
+        self.first, self.last, self.steps = None, None, 0
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.dense.zero_grad(set_to_none)
+        self.sparse.zero_grad(set_to_none)
+
+    def step(self):
+        if self.first is None:
+            self.first = time.process_time()
+        self.dense.step()
+        self.sparse.step()
+        self.last, self.steps = time.process_time(), self.steps + 1
+
+    def per_step(self) -> float:
+        return (self.last - self.first) / max(self.steps - 1, 1)
+
+
 def many_tasks(args) -> None:
     print("Many tasks, 50 rows each, 16 features, hard sharing 16 -> 32, batches of 256, per "
-          "row: ms per step from the first optimizer step to the last (fit's set-up apart)")
+          "row: ms per step from the first optimizer step to the last (fit's set-up apart).\n"
+          "Dense: Adam on every head each step (plain loop: the same). Lazy: Trainer("
+          "lazy_heads=True), the batch's heads only (plain loop: F.embedding(sparse=True) "
+          "heads, SparseAdam beside the trunk's Adam)")
     _header()
     per_step = {}
-    for T, epochs in ((100, 100), (10_000, 1)):
-        rng = np.random.default_rng(0)
-        n = 50 * T
-        X = rng.standard_normal((n, 16)).astype(np.float32)
-        task = np.repeat(np.arange(T), 50)
-        y = X[:, 0] * rng.standard_normal(T)[task] + rng.standard_normal(n)
-        names = [f"t{k}" for k in range(T)]
-        specs = [TaskSpec(k) for k in names]
-        steps = epochs * -(-n // 256)
-        setup = []
-
-        def net(specs=specs):
-            set_seed(0)
-            return HardSharing(16, specs, (32,))
-
-        def trainer(X=X, task=task, y=y, epochs=epochs, net=net, setup=setup):
-            clock, model = [], net()
-            t0 = time.process_time()
-            Trainer(model, batch_size=256, max_epochs=epochs, grad_balance=0,
-                    optimizer=lambda ps: clock.append(_adam(ps, True)) or clock[0],
-                    device=args.device).fit((X, (task, y)))
-            total = time.process_time() - t0
-            setup.append(total - (clock[0].last - clock[0].first))
-            return clock[0].per_step()
-
-        def plain(X=X, task=task, y=y, T=T, epochs=epochs, net=net):
-            model = _PlainHard(net()).to(args.device)
-            ys = torch.from_numpy(_per_task_standardized(y, task, T).astype(np.float32))
-            return _train_rows(model, torch.from_numpy(X), torch.from_numpy(task), ys, T,
-                               epochs, 256, _mse, args.device,
-                               _adam(model.parameters(), True)).per_step()
-
-        res = _paired({"trainer": trainer, "plain": plain}, args.repeats, f"many{T}", args)
-        per_step[T] = res["trainer"][0], res["plain"][0]
-        _row(f"T = {T:,} ({steps} steps)", res, "step", 1)
-        print(f"  {'':<30} the Trainer's set-up and wrap-up (checks, target maps, "
-              f"history; the net built before): {statistics.median(setup or [0]):.2f} s")
-    print(f"  per-step ratio T=10,000 / T=100: Trainer "
-          f"{per_step[10_000][0] / per_step[100][0]:.2f}, plain "
-          f"{per_step[10_000][1] / per_step[100][1]:.2f}")
+    for lazy in (False, True):
+        for T, epochs in ((100, 100), (10_000, 1)):
+            per_step[lazy, T] = _many(args, T, epochs, lazy)
+    for lazy in (False, True):
+        tr, pl = (per_step[lazy, 10_000][i] / per_step[lazy, 100][i] for i in (0, 1))
+        print(f"  per-step ratio T=10,000 / T=100, {'lazy' if lazy else 'dense'}: Trainer "
+              f"{tr:.2f}, plain {pl:.2f}")
 
 
-# ----------------------------------------------------------------------------- 3. images
+def _many(args, T: int, epochs: int, lazy: bool) -> tuple:
+    """One row of the many-task table: (Trainer, plain) median ms per step."""
+    rng = np.random.default_rng(0)
+    n = 50 * T
+    X = rng.standard_normal((n, 16)).astype(np.float32)
+    task = np.repeat(np.arange(T), 50)
+    y = X[:, 0] * rng.standard_normal(T)[task] + rng.standard_normal(n)
+    specs = [TaskSpec(f"t{k}") for k in range(T)]
+    steps = epochs * -(-n // 256)
+    setup = []
+
+    def net():
+        set_seed(0)
+        return HardSharing(16, specs, (32,))
+
+    def trainer():
+        clock, model = [], net()
+        t0 = time.process_time()
+        kind = _LazyClock if lazy else _StepClock
+        tr = Trainer(model, batch_size=256, max_epochs=epochs, grad_balance=0,
+                     optimizer=lambda ps: clock.append(kind(ps, lr=LR, **ADAM)) or clock[0],
+                     device=args.device, lazy_heads=lazy)
+        tr.fit((X, (task, y)))
+        total = time.process_time() - t0
+        setup.append(total - (clock[0].last - clock[0].first))
+        return clock[0].per_step()
+
+    def plain():
+        model = (_PlainLazyHard if lazy else _PlainHard)(net()).to(args.device)
+        ys = torch.from_numpy(_per_task_standardized(y, task, T).astype(np.float32))
+        opt = _TwoAdams(model) if lazy else _adam(model.parameters(), True)
+        return _train_rows(model, torch.from_numpy(X), torch.from_numpy(task), ys, T,
+                           epochs, 256, _mse, args.device, opt).per_step()
+
+    key = f"many{T}{'lazy' if lazy else ''}"
+    res = _paired({"trainer": trainer, "plain": plain}, args.repeats, key, args)
+    _row(f"T = {T:,}, {'lazy' if lazy else 'dense'} ({steps} steps)", res, "step", 1)
+    print(f"  {'':<30} the Trainer's set-up and wrap-up (checks, target maps, "
+          f"history; the net built before): {statistics.median(setup or [0]):.2f} s")
+    return res["trainer"][0], res["plain"][0]
+
+
 def digits(args) -> None:
     from sklearn.datasets import load_digits
 

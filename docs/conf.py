@@ -53,10 +53,10 @@ autosummary_imported_members = True
 autodoc_default_options = {
     "members": True,
     # fit/predict/score come from private bases; scikit-learn's, PyTorch's and the builtins'
-    # own methods are theirs to document
+    # own methods are theirs to document (torch.optim.Adam too, under the lazy Adams)
     "inherited-members": "BaseEstimator, RegressorMixin, ClassifierMixin, TransformerMixin, "
                          "MultiOutputMixin, _MetadataRequester, Module, Exception, "
-                         "ValueError, tuple, dict, object",
+                         "ValueError, tuple, dict, object, Optimizer, Adam, AdamW",
     "show-inheritance": True,
     # scikit-learn's metadata-routing setters, generated on every estimator class
     "exclude-members": "set_fit_request, set_score_request, set_predict_request, "

@@ -1,5 +1,5 @@
-r"""Per-task heads and gates held as batched parameters: a step costs the same for 10 or
-10,000 tasks.
+r"""Per-task heads and gates held as batched parameters: a forward and backward pass cost the
+same for 10 or 10,000 tasks.
 
 Task t's head is the MLP
 
@@ -17,6 +17,11 @@ them, none with a Python loop over tasks:
   gathered, ``einsum("bi,bio->bo", z, W[t])``, so the cost is that of one head;
 - a subset of tasks (:meth:`TaskHeads.select`).
 
+With ``sparse_grad`` set (``Trainer(lazy_heads=True)`` sets it for a fit), the per-row
+gather returns a row-sparse gradient: only the rows of the tasks in the batch, so that a
+lazy optimizer (:class:`~regmtl.deep.optim.LazyAdam`) touches those alone and a step
+costs the same for 100 or 10,000 tasks.
+
 The gates of a mixture of experts are the same idea with one linear layer:
 :class:`TaskGates` holds every task's gate :math:`\mathrm{softmax}(G_t x + c_t)` as one
 ``Linear(in, T K)``, so a feature's column of its weight reads that feature for every gate.
@@ -31,7 +36,7 @@ from ._torch import torch
 
 nn = torch.nn
 
-__all__ = ["TaskHeads", "TaskGates"]
+__all__ = ["TaskHeads", "TaskGates", "gather_rows"]
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU,
@@ -63,6 +68,35 @@ class _Index(nn.Module):
     def positions(self, names: Sequence[str]) -> torch.Tensor:
         """The positions of ``names`` in this module's task list (int64)."""
         return torch.tensor([self._pos[n] for n in names], dtype=torch.int64)
+
+
+class _RowGather(torch.autograd.Function):
+    """``w[idx]`` of each ``w`` (parameters of T rows), whose gradients are sparse COO tensors
+    over the rows ``idx`` (repeated rows not yet summed: the optimizer coalesces), instead of
+    dense tensors the size of ``w``."""
+
+    @staticmethod
+    def forward(ctx, idx: torch.Tensor, *ws: torch.Tensor):  # noqa: D102
+        ctx.save_for_backward(idx)
+        ctx.shapes = [w.shape for w in ws]
+        return tuple(w[idx] for w in ws)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, *grads: torch.Tensor):  # noqa: D102
+        (idx,) = ctx.saved_tensors
+        at = idx[None]
+        return None, *(None if g is None else torch.sparse_coo_tensor(
+            at, g, shape, check_invariants=False, is_coalesced=False)
+            for g, shape in zip(grads, ctx.shapes, strict=True))
+
+
+def gather_rows(idx: torch.Tensor, *ws: torch.Tensor, sparse: bool = False) -> tuple:
+    """``w[idx]`` of each ``w`` along the first dimension; with ``sparse`` (and autograd on),
+    the gradient reaching each ``w`` is row-sparse: a COO tensor over the rows ``idx``."""
+    if sparse and torch.is_grad_enabled():
+        return _RowGather.apply(idx, *ws)
+    return tuple(w[idx] for w in ws)
 
 
 class _HeadBlock(nn.Module):
@@ -148,6 +182,8 @@ class TaskHeads(_Index):
         self._index([n for n, _ in tasks], block_of, local)
         self.n_outputs = [int(k) for _, k in tasks]
         self.max_outputs = max(self.n_outputs)
+        #: whether the per-row gather gives row-sparse gradients (see the module's docstring)
+        self.sparse_grad = False
 
     def _mlp(self, block: _HeadBlock, z: torch.Tensor, idx: torch.Tensor | None,
              per_row: bool) -> torch.Tensor:
@@ -158,7 +194,8 @@ class TaskHeads(_Index):
         for i, (wn, bn) in enumerate(names):
             w, b = params[wn], params[bn]
             if per_row:
-                z = torch.einsum("bi,bio->bo", z, w[idx]) + b[idx]
+                w, b = gather_rows(idx, w, b, sparse=self.sparse_grad)
+                z = torch.einsum("bi,bio->bo", z, w) + b
             else:
                 w_, b_ = (w, b) if idx is None else (w[idx], b[idx])
                 eq = "bi,tio->bto" if z.ndim == 2 else "bti,tio->bto"
@@ -242,7 +279,8 @@ class TaskHeads(_Index):
             block = blocks["0"]
             if block.n_layers == 1:  # linear heads (the common case), without the loop
                 p = block._parameters
-                return torch.einsum("bi,bio->bo", z, p["weight0"][task]) + p["bias0"][task]
+                w, b = gather_rows(task, p["weight0"], p["bias0"], sparse=self.sparse_grad)
+                return torch.einsum("bi,bio->bo", z, w) + b
             return self._mlp(block, z, task, per_row=True)
         block = self.block_of[task]
         local = self.local[task]
@@ -322,6 +360,8 @@ class TaskGates(_Index):
         self.blocks = nn.ModuleList([nn.Linear(self.in_features,
                                                len(names) * self.n_experts)])
         self._index(list(names), [0] * len(names), list(range(len(names))))
+        #: whether :meth:`rows` gives row-sparse gradients (see the module's docstring)
+        self.sparse_grad = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Every task's gate on every row: (B, T, K), rows of each (B, ·, K) sum to 1."""
@@ -338,8 +378,13 @@ class TaskGates(_Index):
                 else torch.nonzero(block == b)[:, 0]
             if len(rows) == 0:
                 continue
-            w = blk.weight.reshape(-1, K, self.in_features)[local[rows]]  # (B, K, in)
-            c = blk.bias.reshape(-1, K)[local[rows]]
+            if self.sparse_grad:  # the K rows of each row's gate, gathered from the weight
+                at = (local[rows, None] * K + torch.arange(K, device=x.device)).reshape(-1)
+                w, c = gather_rows(at, blk.weight, blk.bias, sparse=True)
+                w, c = w.reshape(-1, K, self.in_features), c.reshape(-1, K)
+            else:
+                w = blk.weight.reshape(-1, K, self.in_features)[local[rows]]  # (B, K, in)
+                c = blk.bias.reshape(-1, K)[local[rows]]
             val = torch.einsum("bi,bki->bk", x[rows], w) + c
             logits = val if len(self.blocks) == 1 else logits.index_copy(0, rows, val)
         return torch.softmax(logits, dim=-1)
