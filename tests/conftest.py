@@ -172,3 +172,25 @@ def run_example(name: str) -> dict:
             del os.environ["REGMTL_GALLERY_QUICK"]
         else:
             os.environ["REGMTL_GALLERY_QUICK"] = old
+
+
+def peak_bytes(fn) -> int:
+    """Peak bytes NumPy and Python allocate while ``fn`` runs (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def refused(fn, *words) -> str:
+    """``fn()`` raises ValueError, whose message holds every one of ``words``; the message."""
+    with pytest.raises(ValueError) as info:
+        fn()
+    for w in words:
+        assert str(w) in str(info.value), str(info.value)
+    return str(info.value)

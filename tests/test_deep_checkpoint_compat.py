@@ -19,6 +19,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import refused  # noqa: E402
+
 import regmtl  # noqa: E402
 from regmtl.deep import (  # noqa: E402
     CGC,
@@ -45,14 +47,6 @@ TASKS = [TaskSpec("a"), TaskSpec("b", kind="binary"), TaskSpec("c", kind="multic
 @pytest.fixture(scope="module")
 def saved():
     return np.load(OLD / "outputs.npz")
-
-
-def _refused(fn, *words):
-    with pytest.raises(ValueError) as info:
-        fn()
-    for w in words:
-        assert str(w) in str(info.value), str(info.value)
-    return str(info.value)
 
 
 # ------------------------------------------------------------------ checkpoints of the old code
@@ -241,7 +235,7 @@ def _rewrite(folder, state):
 def test_tampered_per_task_weights_are_refused_naming_the_tensor(tmp_path, edit, words):
     folder, state = _mmoe_folder(tmp_path)
     edit(state)
-    _refused(lambda: load_checkpoint(_rewrite(folder, state)), folder / "model.pt",
+    refused(lambda: load_checkpoint(_rewrite(folder, state)), folder / "model.pt",
              "does not fit", *words)
 
 
@@ -257,12 +251,12 @@ def test_per_task_weights_are_checked_before_any_net_is_built(tmp_path, monkeypa
         return real(cls, kw)
 
     monkeypatch.setattr(ck, "_build", spy)
-    _refused(lambda: load_checkpoint(folder), "'towers.a.0.weight'", "(4, 6000)", "(4, 6)")
+    refused(lambda: load_checkpoint(folder), "'towers.a.0.weight'", "(4, 6000)", "(4, 6)")
     assert built == ["meta"]  # only the shapes were built, on the meta device
     # a net given is not touched by a file that does not fit it
     net = MMoE(5, TASKS[:3], n_experts=2, expert_hidden=(6,), tower_hidden=(4,))
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    _refused(lambda: load_checkpoint(folder, net=net), "the net given", "'towers.a.0.weight'")
+    refused(lambda: load_checkpoint(folder, net=net), "the net given", "'towers.a.0.weight'")
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
 
 
@@ -270,10 +264,10 @@ def test_batch_norm_counter_must_be_an_integer(tmp_path):
     net = HardSharing(5, TASKS[:2], hidden=(8,), head_hidden=(6,), batch_norm=True)
     state = _per_task_state(net, batch_norm=True)
     state["heads.a.1.num_batches_tracked"] = torch.tensor(7.0)
-    _refused(lambda: load_checkpoint(_old_folder(tmp_path, net, state)),
+    refused(lambda: load_checkpoint(_old_folder(tmp_path, net, state)),
              "'heads.a.1.num_batches_tracked'")
     del state["heads.a.1.num_batches_tracked"]
-    _refused(lambda: load_checkpoint(_old_folder(tmp_path, net, state, "b")),
+    refused(lambda: load_checkpoint(_old_folder(tmp_path, net, state, "b")),
              "missing tensors", "'heads.a.1.num_batches_tracked'")
 
 

@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_lists
+from conftest import make_lists, peak_bytes
 
 import regmtl as rm
 from regmtl import MultiTaskClassifier, MultiTaskRegressor
@@ -564,18 +564,6 @@ def _rezip(src, dst, replace=(), extra=()):
     return dst
 
 
-def _peak_bytes(fn):
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
 def test_member_declaring_2_40_elements_is_refused_before_reading(tmp_path):
     path = _fitted(tmp_path)
     bad = _rezip(path, tmp_path / "huge.npz",
@@ -593,7 +581,7 @@ def test_zip_bomb_with_another_shape_is_refused_before_decompressing(tmp_path):
     bad = _rezip(path, tmp_path / "bomb.npz", replace={"attr.coef_.npy": bomb})
     assert bad.stat().st_size < 2 * 2**20
     del bomb
-    peak = _peak_bytes(lambda: _refused(bad, "'coef_'", f"({n}, 5)"))
+    peak = peak_bytes(lambda: _refused(bad, "'coef_'", f"({n}, 5)"))
     assert peak < 8 * 2**20, peak
 
 
@@ -602,7 +590,7 @@ def test_member_larger_than_its_npy_header_says_is_refused_before_decompressing(
     padded = _npy_bytes((3, 5), "<f8", bytes(3 * 5 * 8 + BOMB))
     bad = _rezip(path, tmp_path / "padded.npz", replace={"attr.coef_.npy": padded})
     del padded
-    peak = _peak_bytes(lambda: _refused(bad, "'attr.coef_'", "declares"))
+    peak = peak_bytes(lambda: _refused(bad, "'attr.coef_'", "declares"))
     assert peak < 8 * 2**20, peak
 
 
@@ -620,7 +608,7 @@ def test_member_whose_directory_understates_its_size_is_read_no_further(tmp_path
         at = raw.find(b"PK\x01\x02", at + 1)
     raw[at + 24:at + 28] = len(real).to_bytes(4, "little")  # its uncompressed size
     bad.write_bytes(bytes(raw))
-    peak = _peak_bytes(lambda: _refused(bad, "truncated or corrupted"))
+    peak = peak_bytes(lambda: _refused(bad, "truncated or corrupted"))
     assert peak < 8 * 2**20, peak
 
 
@@ -629,7 +617,7 @@ def test_oversized_header_member_is_refused(tmp_path):
     n = 65 * 2**20
     bad = _rezip(path, tmp_path / "header.npz",
                  replace={"__header__.npy": _npy_bytes((n,), "|u1", bytes(n))})
-    peak = _peak_bytes(lambda: _refused(bad, "header"))
+    peak = peak_bytes(lambda: _refused(bad, "header"))
     assert peak < 8 * 2**20, peak
 
 

@@ -548,10 +548,16 @@ def _local_inputs(data: str) -> list[Path]:
             raise UsageError(f"{data}: no file matches this pattern (from {Path.cwd()}); check "
                              "the path, and quote the pattern so that the shell passes it "
                              "as it is.")
-        return [Path(f) for f in found]
-    if not Path(data).exists():
+        paths = [Path(f) for f in found]
+    elif not Path(data).exists():
         raise UsageError(f"{data}: no such file or directory (from {Path.cwd()}).")
-    return [Path(data)]
+    else:
+        paths = [Path(data)]
+    for path in paths:  # (symbolic links followed) a device or FIFO never ends
+        if not (path.is_file() or path.is_dir()):
+            raise UsageError(f"{path}: not a regular file or a directory (a device, FIFO or "
+                             "socket); give the data file or folder itself.")
+    return paths
 
 
 def _dask_table(dd: Any, data: str) -> tuple[Any, list[Path]]:
@@ -628,12 +634,21 @@ def _partition_summary(part: Any, features: list, target: Any, task_col: Any) ->
     """One partition's rows, feature means and centred sums of squares, non-finite values,
     missing targets and task ids, its first three distinct targets, and per task its rows
     and first three distinct targets."""
+    import pandas as pd
+
+    from .taskdata import column_scales
+
     X = part[features].to_numpy(dtype=np.float64, na_value=np.nan)
-    mean = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+    with np.errstate(over="ignore", invalid="ignore"):  # out of range: refused by the summary
+        mean = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+        m2 = ((X - mean) ** 2).sum(axis=0)
     y = part[target]
+    y_num = pd.to_numeric(y, errors="coerce") if not pd.api.types.is_bool_dtype(y) else None
     pairs = part[[task_col, target]].dropna().drop_duplicates()
     pairs = pairs.groupby(task_col, sort=False).head(3)
-    return {"n": len(X), "mean": mean, "m2": ((X - mean) ** 2).sum(axis=0),
+    return {"n": len(X), "mean": mean, "m2": m2, "scales": column_scales(X),
+            "y_scale": 0.0 if y_num is None else float(column_scales(
+                y_num.to_numpy(dtype=np.float64, na_value=np.nan))[0]),
             "nonfinite": (~np.isfinite(X)).sum(axis=0), "y_missing": int(y.isna().sum()),
             "task_missing": int(part[task_col].isna().sum()),
             "y_values": y.dropna().drop_duplicates().head(3).tolist(),
@@ -645,6 +660,8 @@ def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespac
     """One pass over the table: rows, pooled feature means and population standard
     deviations (partition moments combined as Chan et al.), checks, the target's kind."""
     import pandas as pd
+
+    from .taskdata import check_column_scales
 
     cols = [*features, args.task_col, args.target]
     parts = dask.compute(*[dask.delayed(_partition_summary, pure=True)(
@@ -663,6 +680,9 @@ def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespac
         if missing:
             raise UsageError(f"{flag} {col!r}: {missing} missing value(s); drop those rows "
                              "first.")
+    # the range check of every entry point, on the pooled largest magnitudes
+    check_column_scales(np.max([s["scales"] for s in parts], axis=0), n, "--features",
+                        labels=features)
     mean = sum(s["n"] * s["mean"] for s in parts) / n
     m2 = sum(s["m2"] + s["n"] * (s["mean"] - mean) ** 2 for s in parts)
     scale = np.sqrt(m2 / n)
@@ -680,6 +700,9 @@ def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespac
                                      or pd.api.types.is_bool_dtype(dtype)):
         raise UsageError(f"--target {args.target!r} must be numeric for regression (its type "
                          f"is {dtype}); recode it, or pass --kind binary for two labels.")
+    if kind == "regression":
+        check_column_scales(np.array([max(s["y_scale"] for s in parts)]), n,
+                            f"--target {args.target!r}")
     # as in memory: every task needs 2 rows, and both classes when binary
     rows = pd.concat([s["rows"] for s in parts]).groupby(level=0, sort=False).sum()
     if (rows < 2).any():

@@ -48,7 +48,7 @@ from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .selection.folds import take, task_folds
 from .selection.path import alpha_grid, alpha_scale
-from .taskdata import TaskData, as_task_data
+from .taskdata import TaskData, as_task_data, shift_columns
 
 __all__ = ["compare", "Comparison", "PooledModel", "Unregularized", "MODELS", "DEFAULT_MODELS"]
 
@@ -485,6 +485,9 @@ class PooledModel(_PerTaskLinear):
         if binary:
             data.encode_binary()
             self.classes_ = list(data.classes)
+        # columns far from zero: every fit and score on them shifted (one-pass centered
+        # moments would lose them), the intercepts mapped back at the end
+        data = shift_columns(data)
         self.alphas_ = self._grid(data)
         folds = task_folds(data, self.cv, stratify=binary, random_state=self.random_state)
         scores = np.empty((len(folds), len(self.alphas_)))
@@ -509,7 +512,7 @@ class PooledModel(_PerTaskLinear):
             warnings.warn(f"{short} pooled logistic fit(s) stopped short of tol={self.tol:g}.",
                           ConvergenceWarning, stacklevel=2)
         self.coef_ = np.repeat(W, data.n_tasks, axis=0)
-        self.intercept_ = B[0]
+        self.intercept_ = B[0] if data.x_shift is None else B[0] - W[0] @ data.x_shift
         return self
 
     def _grid(self, data: TaskData) -> np.ndarray:

@@ -307,6 +307,10 @@ def _classes(block: TaskData) -> list:
     return list(block.classes)
 
 
+def _x_shift(block: TaskData) -> np.ndarray | None:
+    return getattr(block, "x_shift", None)
+
+
 # ----------------------------------------------------------------------------- the blocks
 class DaskTaskData:
     """A long-form problem held as task blocks on Dask workers (see the module docstring).
@@ -322,6 +326,7 @@ class DaskTaskData:
     form = "long"
     sample_weight = None
     observed = None
+    x_shift = None  # set by :meth:`shift_columns`
 
     def __init__(self, blocks, bounds, task_rows, tasks, *, n_features, feature_names=None,
                  n_input_rows=0):
@@ -370,6 +375,35 @@ class DaskTaskData:
                            n_features=self._n_features, feature_names=self.feature_names,
                            n_input_rows=int(np.sum(task_rows)))
         sub.classes = self.classes
+        return sub
+
+    def shift_columns(self) -> DaskTaskData:
+        r"""The problem with each task's columns far from zero shifted to their task means,
+        block by block on the workers (:func:`regmtl.taskdata.shift_columns` on every block:
+        a task's rows all sit in one block, so each task's shift is the in-memory one), or
+        ``self`` when no column is offset. ``x_shift`` (p x T, the shifts ``s_t``) comes to
+        the client; intercepts fitted on the shifted columns map back as
+        :math:`b_t = b'_t - s_t^\top w_t`. Sums of squares formed in one pass over columns
+        like :math:`10^8 + \mathcal N(0, 1)` lose their variation to rounding; on the shifted
+        columns every centered moment of the blocks is exact."""
+        from .taskdata import shift_columns
+
+        dask, _ = _dask()
+        if self.x_shift is not None:
+            return self
+        shifted = list(dask.persist(*[dask.delayed(shift_columns, pure=True)(b)
+                                      for b in self.blocks]))
+        shifts = dask.compute(*[dask.delayed(_x_shift, pure=True)(b) for b in shifted])
+        if all(sh is None for sh in shifts):
+            return self
+        sub = self.with_blocks(shifted, self.task_rows)
+        sub.n_input_rows = self.n_input_rows
+        sub.x_shift = np.concatenate(
+            [np.zeros((self.n_features, int(t))) if sh is None else np.asarray(sh)
+             for sh, t in zip(shifts, self.task_chunks, strict=True)], axis=1)
+        for key in ("y", "c"):  # the same rows in the same order: only X changed
+            if key in self._cache:
+                sub._cache[key] = self._cache[key]
         return sub
 
     # ------------------------------------------------------------------ blockwise
@@ -694,12 +728,23 @@ def _scores(piece, coef, inter, labels, post):
 
 def task_score(X: Any, y: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: np.ndarray,
                kind: str, *, sample_weight: Any = None, post=None):
-    """The mean over tasks of each task's R^2 (``kind="r2"``, ``post`` giving the scores and
-    task positions) or accuracy (``"accuracy"``, ``post`` the labels and positions), lazily:
-    one pass over the input's partitions (X, y, task and the weights joined, as for a fit)
-    giving per-task weighted sums (T numbers per partition, summed in a tree), a 0-d Dask
-    array. R^2 from the sums ``sum w, sum w y, sum w y^2, sum w (y - f)^2`` per task."""
+    r"""The mean over the tasks present in the rows of each task's R^2 (``kind="r2"``, ``post``
+    giving the scores and task positions) or accuracy (``"accuracy"``, ``post`` the labels and
+    positions), lazily, as the in-memory ``score`` on the same rows: tasks without rows are not
+    averaged, a task with fewer than two rows scores NaN (scikit-learn's ``r2_score``), a task
+    whose rows all weigh zero is an error. A 0-d Dask array.
+
+    One pass over the input's partitions (X, y, task and the weights joined, as for a fit)
+    gives per-task summaries (a few numbers per task and partition), merged in a tree. R^2 is
+    ``1 - sum w (y - f)^2 / sum w (y - ybar)^2``; the total sum of squares is merged stably,
+    never as ``sum w y^2 - (sum w y)^2 / sum w`` (which cancels for y far from zero): each
+    partition centers its rows on its own per-task mean ``H + L`` (``H`` the plain mean, ``L``
+    the mean of ``y - H``, so that ``y - H`` is exact), and two parts merge by Chan et al.'s
+    update ``M2 = M2_a + M2_b + delta^2 s_a s_b / (s_a + s_b)``, ``delta`` the difference of
+    their means taken as ``(H_b - H_a) + (L_b - L_a)`` (exact for means of one magnitude)."""
     dask, da = _dask()
+    if kind not in ("r2", "accuracy"):
+        raise ValueError(f"kind={kind!r}: expected 'r2' or 'accuracy'.")
     if not is_dask_collection(y):
         raise TypeError("y: X is a Dask collection, so y must be one too (a Dask Series or "
                         f"array), got {type(y).__name__}.")
@@ -707,8 +752,8 @@ def task_score(X: Any, y: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: n
     model = _model(dask, W, b, tasks)
     sums = [dask.delayed(_score_part, pure=True)(p, *model, post, len(tasks), kind)
             for p in parts]
-    total = _tree(dask, _add, sums)
-    return da.from_delayed(dask.delayed(_finish_score, pure=True)(total, kind), (),
+    total = _tree(dask, _merge_r2 if kind == "r2" else _add, sums)
+    return da.from_delayed(dask.delayed(_finish_score, pure=True)(total, kind, model[2]), (),
                            dtype=np.float64)
 
 
@@ -718,29 +763,90 @@ def _score_part(piece, coef, inter, labels, post, n_tasks, kind):
 
 
 def _task_sums_part(pred, y, w, n_tasks, kind):
+    """One partition's per-task summaries, rows of a ``(k, T)`` array: for ``"r2"`` the rows,
+    the rows of positive weight, ``s = sum w``, the mean ``H + L``, ``M2 = sum w (y - H -
+    L)^2`` and ``sum w (y - f)^2``; for ``"accuracy"`` the rows, ``sum w`` and ``sum w hit``."""
     codes = np.asarray(pred[:, 1]).astype(np.int64)
-    w = np.ones(len(codes)) if w is None else np.asarray(w, dtype=np.float64)
-    if kind == "r2":
-        f, yv = np.asarray(pred[:, 0], dtype=np.float64), np.asarray(y, dtype=np.float64)
-        cols = (w, w * yv, w * yv * yv, w * (yv - f) ** 2)
+    n = len(codes)
+    if w is None:
+        w = np.ones(n)
     else:
+        w = np.asarray(w, dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise ValueError("sample_weight contains NaN or infinity; give every row a finite "
+                             "weight >= 0.")
+        if np.any(w < 0):
+            raise ValueError("sample_weight has negative entries; weights must be >= 0.")
+    if pd.isna(np.asarray(y)).any():
+        raise ValueError("y contains NaN (a missing label); drop those rows before scoring.")
+
+    def per_task(v):
+        return np.bincount(codes, weights=v, minlength=n_tasks)
+
+    rows = np.bincount(codes, minlength=n_tasks).astype(np.float64)
+    s = per_task(w)
+    if kind == "accuracy":
         hit = np.fromiter((a == b for a, b in zip(np.asarray(y).tolist(),
                                                   pred[:, 0].tolist(), strict=True)),
-                          dtype=bool, count=len(codes))
-        cols = (w, w * hit)
-    return np.stack([np.bincount(codes, weights=c, minlength=n_tasks) for c in cols])
+                          dtype=bool, count=n)
+        return np.stack([rows, s, per_task(w * hit)])
+    f, yv = np.asarray(pred[:, 0], dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(yv)):
+        raise ValueError("y contains infinity; every target must be finite.")
+    safe = np.where(s > 0, s, 1.0)
+    H = np.where(s > 0, per_task(w * yv) / safe, 0.0)
+    d = yv - H[codes]
+    L = np.where(s > 0, per_task(w * d) / safe, 0.0)
+    d -= L[codes]
+    return np.stack([rows, per_task((w > 0).astype(np.float64)), s, H, L, per_task(w * d * d),
+                     per_task(w * (yv - f) ** 2)])
+
+
+def _merge_r2(*parts):
+    """Per-task R^2 summaries of several partitions merged (Chan et al.'s parallel update of
+    the weighted mean and centered sum of squares, see :func:`task_score`)."""
+    out = parts[0]
+    for nxt in parts[1:]:
+        ra, pa, sa, Ha, La, Ma, Ea = out
+        rb, pb, sb, Hb, Lb, Mb, Eb = nxt
+        s = sa + sb
+        frac = np.where(s > 0, sb / np.where(s > 0, s, 1.0), 0.0)
+        both = (sa > 0) & (sb > 0)
+        delta = np.where(both, (Hb - Ha) + (Lb - La), 0.0)
+        out = np.stack([ra + rb, pa + pb, s, np.where(sa > 0, Ha, Hb),
+                        np.where(sa > 0, La + delta * frac, Lb),
+                        Ma + Mb + delta * delta * sa * frac, Ea + Eb])
+    return out
 
 
 def _add(*parts):
     return sum(parts[1:], parts[0])
 
 
-def _finish_score(S, kind):
+def _finish_score(S, kind, labels):
+    """The mean over the tasks with rows of each task's score (see :func:`task_score`)."""
+    rows, s = S[0], S[2] if kind == "r2" else S[1]
+    present = np.flatnonzero(rows > 0)
+    if not len(present):
+        raise ValueError("X has no rows to score; pass at least one row of a fitted task.")
+    zero = present[s[present] <= 0]
+    if len(zero):
+        raise ValueError(
+            f"sample_weight: task {labels[zero[0]]!r} has zero total weight; give every task "
+            "at least one sample with a positive weight."
+        )
     if kind == "accuracy":
-        return np.float64(np.mean(S[1] / np.where(S[0] > 0, S[0], np.nan)))
-    sw, swy, swy2, res = S
-    mean = swy / np.where(sw > 0, sw, 1.0)
-    tot = np.maximum(swy2 - sw * mean * mean, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.float64(np.mean(S[2][present] / s[present]))
+    pos, M2, res = S[1], S[5], S[6]
+    tot = np.where(pos >= 2, np.maximum(M2, 0.0), 0.0)  # one weighted row: no spread
+    with np.errstate(divide="ignore", invalid="ignore"):  # as r2_score: 1 or 0 if constant
         r2 = np.where(tot > 0, 1.0 - res / tot, np.where(res == 0, 1.0, 0.0))
-    return np.float64(np.mean(r2))
+    if np.any(rows[present] < 2):  # fewer than two samples: scikit-learn's warning and NaN
+        import warnings
+
+        from sklearn.exceptions import UndefinedMetricWarning
+
+        warnings.warn("R^2 score is not well-defined with less than two samples.",
+                      UndefinedMetricWarning, stacklevel=2)
+        r2 = np.where(rows < 2, np.nan, r2)
+    return np.float64(np.mean(r2[present]))

@@ -6,8 +6,12 @@ SHA-256 digest of every array. :func:`load` trusts nothing in it. Before it read
 it checks the header (the class, and only the attributes that class declares), every array's
 ``.npy`` header (a plain numeric, boolean or fixed-width string dtype; the shape the model's
 numbers of tasks, features and classes imply) and the size every archive member declares; it
-then reads no more than those sizes and checks the digests. Every refusal is a ``ValueError``
-that names the file. A deep estimator is a folder (see
+then reads no more than those sizes and checks the digests. A member that inflates to more than
+``_RATIO`` times its compressed bytes is checked against its digest by streaming (in chunks of
+``_CHUNK`` bytes) before any array is allocated, and each array is read into one buffer of its
+size: a refused file makes :func:`load` allocate about a megabyte, an accepted one its arrays
+once. A path that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
+Every refusal is a ``ValueError`` that names the file. A deep estimator is a folder (see
 :meth:`regmtl.deep.DeepMultiTaskRegressor.save`), which :func:`load` hands to ``regmtl.deep``.
 """
 
@@ -18,6 +22,7 @@ import io
 import json
 import math
 import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -38,6 +43,11 @@ _HEADER = "__header__"
 _REGISTRY: dict[str, type] = {}
 _MAX_HEADER_BYTES = 64 * 2**20  # the JSON header
 _MAX_NPY_HEADER = 10_000  # an array's .npy header (NumPy's own limit)
+_CHUNK = 2**18  # bytes decompressed (and held) at a time
+#: a member whose data is more than this many times its compressed bytes is checked against
+#: its digest by streaming (nothing held) before any array is allocated: a refused file never
+#: makes load allocate more than about this multiple of its size
+_RATIO = 4
 _ARRAY_KINDS = "biufcU"  # the dtypes the format writes: no object, void or datetime arrays
 _MAX_LABEL_DEPTH = 8  # tuples of tuples ... as task labels
 FORMS = ("single", "list", "dict", "long", "shared")
@@ -125,8 +135,8 @@ def _decode(spec: dict, arrays: Any) -> Any:
     from . import penalties
 
     kind = spec["kind"]
-    if kind == "array":
-        return np.array(arrays[spec["key"]])
+    if kind == "array":  # each array is read afresh and used once (see _check_rule)
+        return np.asarray(arrays[spec["key"]])
     if kind == "labels":
         out = np.empty(len(spec["value"]), dtype=object)
         out[:] = [_unscalar(v) for v in spec["value"]]
@@ -202,11 +212,27 @@ def _shape(value: Any) -> list[int]:
     return value
 
 
-def _digest(a: np.ndarray) -> str:
+def _digest_start(dtype: np.dtype, shape: tuple) -> Any:
+    """A SHA-256 fed the dtype and shape of an array, ready for its bytes (C order)."""
     h = hashlib.sha256()
-    h.update(str(a.dtype.str).encode())
-    h.update(str(a.shape).encode())
-    h.update(np.ascontiguousarray(a).tobytes())
+    h.update(str(dtype.str).encode())
+    h.update(str(shape).encode())
+    return h
+
+
+def _digest(a: np.ndarray) -> str:
+    """SHA-256 of ``a``'s dtype, shape and bytes in C order (hashed in place, or copied in
+    slices of about ``_CHUNK`` bytes: never a copy of the whole array)."""
+    h = _digest_start(a.dtype, a.shape)
+    if a.dtype.hasobject:  # never in a file the format writes: its references, as NumPy has
+        h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+    if a.flags.c_contiguous:
+        h.update(a.reshape(-1).view(np.uint8))
+        return h.hexdigest()
+    step = max(1, _CHUNK // max(1, a[0].nbytes if a.shape[0] else 1))
+    for i in range(0, a.shape[0], step):
+        h.update(np.ascontiguousarray(a[i:i + step]).reshape(-1).view(np.uint8))
     return h.hexdigest()
 
 
@@ -417,15 +443,53 @@ class _Member:
                 f"header describes {self.nbytes} bytes of data (shape {self.shape}, dtype {dt})"
             )
 
-    def read(self) -> np.ndarray:
-        """The data: exactly the declared bytes, never more."""
+    def _stream(self, sink: Any) -> None:
+        """Hand the data to ``sink`` in chunks of at most ``_CHUNK`` bytes: exactly the
+        declared bytes, never more (a stream longer or shorter than its headers is refused)."""
         with self.zf.open(self.info) as fp:
             fp.read(self.offset)
-            data = fp.read(self.nbytes)
-            if len(data) != self.nbytes or fp.read(1):
-                raise _Refused(f"array {self.key!r} does not hold the bytes it declares")
+            left = self.nbytes
+            while left:
+                chunk = fp.read(min(left, _CHUNK))
+                if not chunk:
+                    break
+                sink(chunk)
+                left -= len(chunk)
+            if left or fp.read(1):
+                raise _Refused(f"array {self.key!r} does not hold the {self.nbytes} bytes its "
+                               "headers declare")
+
+    @property
+    def inflates(self) -> bool:
+        """Whether the data is more than ``_RATIO`` times the bytes it takes in the file."""
+        return self.nbytes > _RATIO * self.info.compress_size + 2**16
+
+    @property
+    def streamable(self) -> bool:
+        """Whether the bytes are in C order, the order the digest reads them in."""
+        return not self.fortran or len(self.shape) < 2
+
+    def matches(self, digest: str) -> bool:
+        """Whether the data has ``digest``, read in chunks: nothing is allocated for it."""
+        h = _digest_start(self.dtype, self.shape)
+        self._stream(h.update)
+        return h.hexdigest() == digest
+
+    def read(self) -> np.ndarray:
+        """The array: its declared bytes read into one buffer of their size (no copies)."""
+        buf = np.empty(self.nbytes, dtype=np.uint8)
+        view, pos = memoryview(buf), 0
+
+        def sink(chunk: bytes) -> None:
+            nonlocal pos
+            view[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+
+        self._stream(sink)
         order = "F" if self.fortran else "C"
-        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape, order=order).copy()
+        if self.dtype.itemsize == 0:  # e.g. "<U0": no bytes to view
+            return np.empty(self.shape, dtype=self.dtype, order=order)
+        return buf.view(self.dtype).reshape(self.shape, order=order)
 
 
 def _members(zf: zipfile.ZipFile) -> dict[str, _Member]:
@@ -674,7 +738,8 @@ def load(path: str | os.PathLike) -> Any:
     Raises
     ------
     ValueError
-        If the file is not a readable regmtl model file, uses a newer format than this
+        If the path is not a regular file (a device such as ``/dev/zero``, a FIFO), or the
+        file is not a readable regmtl model file, uses a newer format than this
         version reads, fails its integrity check, names an unknown class or attribute, or
         holds arrays whose shapes, dtypes or sizes do not fit its header; the message names
         the file.
@@ -706,7 +771,7 @@ def load(path: str | os.PathLike) -> Any:
         return load_estimator(path)
     name = repr(os.fspath(path))
     try:
-        with zipfile.ZipFile(path) as zf:
+        with _open_regular(path, name) as fh, zipfile.ZipFile(fh) as zf:
             return _load_archive(zf, name)
     except _Malformed as exc:
         raise ValueError(f"{name} has a malformed header ({str(exc).rstrip('.')}).") from None
@@ -724,6 +789,31 @@ def load(path: str | os.PathLike) -> Any:
             f"{name} is not a readable regmtl model file ({type(exc).__name__}: {exc}); it may "
             "be truncated or corrupted."
         ) from None
+
+
+def _open_regular(path: str | os.PathLike, name: str) -> io.BufferedReader:
+    """``path`` opened for reading, if it is a regular file (symbolic links followed).
+
+    A device (``/dev/zero``), FIFO or socket is refused before anything is read from it; the
+    file is opened without blocking and checked with ``fstat``, so what is checked is what is
+    read.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a character device" if stat.S_ISCHR(mode) else "a block device"
+                    if stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
+                    if stat.S_ISSOCK(mode) else "not a regular file")
+            raise ValueError(f"{name} is {kind}, not a model file: regmtl.load reads a "
+                             "regular file written by a model's save (or a deep estimator's "
+                             "folder).")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
@@ -749,8 +839,15 @@ def _load_archive(zf: zipfile.ZipFile, name: str) -> Any:
             f"({FORMAT_VERSION}); upgrade regmtl to load it."
         )
     cls, params, attrs, digests = _check_header(header, members)
+    # the shapes fit the header's numbers; a member that inflates far beyond its bytes in the
+    # file is checked against its digest first, by streaming, so that a refused file never
+    # makes load allocate more than a small multiple of its size
+    streamed = {k for k, m in members.items()
+                if k != _HEADER and m.inflates and m.streamable}
+    if any(not members[k].matches(digests[k]) for k in streamed):
+        raise _Integrity()
     arrays = {k: m.read() for k, m in members.items() if k != _HEADER}
-    if any(_digest(arrays[k]) != d for k, d in digests.items()):
+    if any(_digest(arrays[k]) != d for k, d in digests.items() if k not in streamed):
         raise _Integrity()
     try:
         model = cls(**{k: _decode(v, arrays) for k, v in params.items()})

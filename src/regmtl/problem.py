@@ -12,7 +12,7 @@ from .dask import is_dask_collection
 from .datafits import Datafit, Logistic, Quadratic
 from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
-from .taskdata import TaskData, as_task_data
+from .taskdata import TaskData, as_task_data, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max"]
 
@@ -127,5 +127,7 @@ def alpha_max(
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight)
     pen.check(data.n_features, data.n_tasks)
+    if fit_intercept:  # columns far from zero: the gradient at W = 0 on them shifted
+        data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)
     return float(pen.alpha_max(ref.G0))

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from joblib import delayed
 
+from ._options import check_option
+
 __all__ = ["Report", "comparison_report", "relatedness_report", "training_report"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -281,6 +283,7 @@ class Report:
 
     def __init__(self, title: str, subtitle: str | None = None, *,
                  created: dt.datetime | dt.date | str | None = None) -> None:
+        _check_created(created)
         self.title = str(title)
         self.subtitle = subtitle
         self.created = created
@@ -415,6 +418,7 @@ class Report:
 
     def _draw(self, n_jobs: int | None = None) -> Report:
         """Draw the deferred figures, over ``n_jobs`` processes (the calling one included)."""
+        _check_n_jobs(n_jobs)
         from ._parallel import run_jobs
 
         pending = [b for b in self._blocks if b.deferred]
@@ -803,6 +807,7 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     'comparison.html'
     """
 
+    _check_n_jobs(n_jobs)
     comp = comparison
     metric = comp.metric
     T, p = len(comp.task_names), len(comp.feature_names)
@@ -992,6 +997,21 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
     _add_relatedness(rep, rel, top=10)
 
 
+def _check_n_jobs(n_jobs: Any) -> None:
+    """``n_jobs`` of a report: None or a nonzero int (joblib's meaning; -1: one per core)."""
+    if n_jobs is not None and (isinstance(n_jobs, (bool, np.bool_))
+                               or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None or a nonzero int (the processes that draw the "
+                         f"figures; -1: one per core), got {n_jobs!r}.")
+
+
+def _check_created(created: Any) -> None:
+    """``created`` of a report: None, a datetime, a date or a string."""
+    if created is not None and not isinstance(created, (dt.date, str)):
+        raise ValueError(f"created must be None, a datetime, a date or a string, got "
+                         f"{created!r}.")
+
+
 # --------------------------------------------------------------------- deep training
 def _training_record(model: Any) -> tuple[Any, dict | None, int | None]:
     """(history with readable task names, loss scales, best epoch)."""
@@ -1105,13 +1125,23 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     """
     from .deep.diagnostics import dominant_task
 
-    if not (isinstance(dominance, (int, float)) and 0 < dominance <= 1):
-        raise ValueError(f"dominance must be in (0, 1], got {dominance!r}.")
+    title = check_option("title", title, "str", none=True)
+    dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
+    _check_n_jobs(n_jobs)
+    _check_created(created)
     history, scales, best = _training_record(model)
     tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
     if not tasks or any(f"weight/{t}" not in history.columns for t in tasks):
         raise ValueError("training_report: the history has no loss/TASK and weight/TASK "
                          "columns; pass a deep Trainer's history (Trainer.history).")
+    if len(history) == 0:
+        raise ValueError("training_report: the history holds no epoch (n_iter_ = 0), so "
+                         "there is nothing to report; pass a model trained for at least one "
+                         "epoch.")
+    if best is not None and not 0 <= best <= len(history):
+        raise ValueError(f"training_report: best_epoch_ = {best} is not one of the "
+                         f"history's {len(history)} epochs; the model's record is "
+                         "inconsistent (refit it).")
     rep = Report(title or "regmtl deep training",
                  f"{len(tasks)} tasks, {len(history)} epochs"
                  + (f", best epoch {best}" if best else ""), created=created)
@@ -1131,9 +1161,14 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
         else:
             shares = history[[c for c in history.columns
                               if str(c).startswith("grad_share/")]].iloc[-3:].mean()
-            top = shares.idxmax().split("/", 1)[1]
-            rep.add_text(f"**No task dominated the shared layers** (largest share over the "
-                         f"last three epochs: {top}, {shares.max():.0%}).")
+            if shares.notna().any():
+                top = shares.idxmax().split("/", 1)[1]
+                rep.add_text(f"**No task dominated the shared layers** (largest share over "
+                             f"the last three epochs: {top}, {shares.max():.0%}).")
+            else:  # logged, but no measurement landed in the last epochs
+                rep.add_text("**The gradient shares were not measured in the last three "
+                             "epochs** (the history holds NaN there), so the balance of the "
+                             "shared layers is unknown.")
         rep._defer_figure(delayed(_plot_png)("plot_gradient_balance", history,
                                              dominance=dominance),
                           caption="Gradient shares (solid) and pairwise cosines (dashed)")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .taskdata import check_numeric_range
+
 __all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized", "raw_units"]
 
 
@@ -50,7 +52,9 @@ def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     :math:`s_j = \sqrt{\frac1N \sum_r (x_{rj} - m_j)^2}` (population standard deviation).
     Sparse designs are not centered (that would fill them in): :math:`m = 0` and :math:`s`
     is the root mean square; the fitted intercepts absorb the means. A constant feature gets
-    :math:`s_j = 1`.
+    :math:`s_j = 1`. The means and deviations are two-pass (exact for columns far from zero,
+    such as timestamps); columns whose squares overflow or underflow float64 are refused
+    (:func:`~regmtl.taskdata.check_numeric_range`).
 
     Parameters
     ----------
@@ -78,6 +82,7 @@ def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     ([4.0, 10.0], [2.2361, 1.0])
     """
     X = stack_rows(Xs)
+    check_numeric_range(X, "X")  # before any square: a 1e200 column would overflow to inf
     if sp.issparse(X):
         mean = np.zeros(X.shape[1])
         scale = np.sqrt(np.asarray(X.multiply(X).mean(axis=0)).ravel())

@@ -20,6 +20,7 @@ weights of the objective::
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -35,7 +36,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 
-__all__ = ["TaskData", "as_task_data"]
+__all__ = ["TaskData", "as_task_data", "check_numeric_range", "check_column_scales",
+           "column_scales", "shift_columns"]
 
 #: Below this many rows per task on average, the linear maps of a dense stacked design run as
 #: one compiled pass over the rows (a BLAS call per task costs more than its work).
@@ -119,6 +121,10 @@ class TaskData:
         Each task's two labels, sorted (after :meth:`encode_binary`).
     n_input_rows : int, default=0
         Number of rows of the input.
+    x_shift : ndarray of shape (p, T), optional
+        Set by :func:`~regmtl.taskdata.shift_columns`: ``X`` holds the input minus
+        ``x_shift[:, t]`` on task t's rows, so intercepts fitted on it are
+        ``b_t + x_shift[:, t] . w_t`` in input units.
 
     Attributes
     ----------
@@ -164,6 +170,7 @@ class TaskData:
     raw_y: np.ndarray | None = None
     classes: list[np.ndarray] | None = None
     n_input_rows: int = 0
+    x_shift: np.ndarray | None = None
     _task_of: np.ndarray | None = field(default=None, repr=False)
     _small: bool | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
@@ -322,9 +329,20 @@ class TaskData:
         Returns
         -------
         ndarray of shape (T,)
-            The sum over each task's segment.
+            The sum over each task's segment (0 for a task without rows here, as in a
+            validation part that holds none of a one-row task).
         """
-        return np.add.reduceat(np.asarray(u, dtype=np.float64), self.indptr[:-1])
+        u = np.asarray(u, dtype=np.float64)
+        if "nonempty" not in self._cache:  # the tasks with rows, once (reduceat misreads
+            n_t = np.diff(self.indptr)      # an empty segment)
+            self._cache["nonempty"] = None if n_t.all() else np.flatnonzero(n_t > 0)
+        full = self._cache["nonempty"]
+        if full is None:
+            return np.add.reduceat(u, self.indptr[:-1])
+        out = np.zeros(self.n_tasks)
+        if len(full):
+            out[full] = np.add.reduceat(u, self.indptr[:-1][full])
+        return out
 
     # ----------------------------------------------------------------- outputs
     def to_form(self, flat: np.ndarray) -> Any:
@@ -646,6 +664,36 @@ def _task_codes(task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ) from None
 
 
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _check_bool_mix(ids: np.ndarray, name: str) -> None:
+    """Refuse task ids that mix booleans with numbers: ``True == 1`` and ``False == 0`` (and
+    hash alike), so such ids would merge two tasks into one. One C pass (pandas' type
+    inference); the Python scan runs only on mixed ids."""
+    if ids.dtype.kind == "b" or ids.dtype.kind != "O" or len(ids) == 0:
+        return
+    if pd.api.types.infer_dtype(ids, skipna=True) not in ("mixed-integer", "mixed",
+                                                          "mixed-integer-float"):
+        return
+    is_bool = np.fromiter((isinstance(v, (bool, np.bool_)) for v in ids), dtype=bool,
+                          count=len(ids))
+    if not is_bool.any():
+        return
+    is_num = np.fromiter((isinstance(v, (int, float, complex, np.number))
+                          and not isinstance(v, (bool, np.bool_)) for v in ids), dtype=bool,
+                         count=len(ids))
+    if is_num.any():
+        b, k = int(np.argmax(is_bool)), int(np.argmax(is_num))
+        raise ValueError(
+            f"{name}: task ids mix booleans and numbers ({ids[b]!r} at position {b}, "
+            f"{ids[k]!r} at position {k}); True equals 1 and False equals 0, so two tasks "
+            "would be merged into one. Use ids of one type (e.g. all strings, or all "
+            "integers)."
+        )
+
+
 def _hashable(value: Any) -> bool:
     try:
         hash(value)
@@ -675,6 +723,8 @@ def _lookup(labels: Sequence[Hashable], tasks: np.ndarray, name: str) -> np.ndar
     for i, lab in enumerate(labels):
         try:
             out[i] = pos[lab]
+            if _is_bool(lab) != _is_bool(tasks[out[i]]):  # True == 1: not the same task
+                raise KeyError(lab)
         except (KeyError, TypeError):
             known = ", ".join(repr(t) for t in tasks[:10]) + (" ..." if len(tasks) > 10 else "")
             raise ValueError(
@@ -687,41 +737,277 @@ def _lookup(labels: Sequence[Hashable], tasks: np.ndarray, name: str) -> np.ndar
 #: Largest ``max|v| * sqrt(n_rows)`` accepted: the sums of squares of the loss stay below
 #: 1e300, well inside float64's range (about 1.8e308).
 _SCALE_LIMIT = 1e150
+#: Smallest nonzero largest-|value| of a column accepted: below it the squares (and products
+#: with row weights) of the column underflow to zero or subnormals (float64's smallest normal
+#: number is about 2.2e-308), and the fit would read the column as zeros.
+_TINY_LIMIT = 1e-150
+
+
+def column_scales(values: Any) -> np.ndarray:
+    """The largest ``|value|`` of each column (of the whole array when 1-D), NaN ignored.
+
+    Two passes (max and min) and no copy for a dense array; ``|data|`` for a sparse one.
+    """
+    if sp.issparse(values):
+        A = abs(sp.csc_matrix(values))
+        return np.asarray(A.max(axis=0).toarray(), dtype=np.float64).ravel()
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiub":
+        arr = arr.astype(np.float64)
+    if arr.size == 0:
+        return np.zeros(arr.shape[1] if arr.ndim == 2 else 1)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    with warnings.catch_warnings():  # an all-NaN column (missing labels) has scale 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hi = np.nanmax(arr, axis=0) if arr.dtype.kind == "f" else arr.max(axis=0)
+        lo = np.nanmin(arr, axis=0) if arr.dtype.kind == "f" else arr.min(axis=0)
+    out = np.maximum(np.asarray(hi, dtype=np.float64), -np.asarray(lo, dtype=np.float64))
+    return np.nan_to_num(out, nan=0.0)
+
+
+def check_column_scales(scales: np.ndarray, n_rows: int, name: str,
+                        labels: Sequence[Any] | None = None, where: str | None = None) -> None:
+    r"""Refuse columns whose squares overflow or underflow float64.
+
+    With :math:`a_j = \max_r |v_{rj}|` (``scales``, e.g. from
+    :func:`~regmtl.taskdata.column_scales`), refused are :math:`a_j \sqrt{n} > 10^{150}`
+    (sums of squares over ``n_rows`` rows overflow) and :math:`0 < a_j < 10^{-150}`
+    (squares underflow to zero or subnormals: the column would be read as zeros). The one
+    range check of every entry point (estimators, CLI, deep data).
+
+    Parameters
+    ----------
+    scales : ndarray of shape (n_columns,)
+        Largest ``|value|`` of each column.
+    n_rows : int
+        Rows summed over.
+    name : str
+        The argument, for the message (``"X"``, ``"y"``, ``"--features"``).
+    labels : sequence, optional
+        Column names (default: positions); a single column is not named.
+    where : str, optional
+        Overrides ``name`` in the message's first words (e.g. ``"X[2]"``, a task).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, the column, its largest magnitude and the fix.
+    """
+    scales = np.asarray(scales, dtype=np.float64).ravel()
+    if scales.size == 0:
+        return
+    where = where or name
+
+    def col(j: int) -> str:
+        return "" if scales.size == 1 else \
+            f" (column {labels[j] if labels is not None else j!r})"
+
+    big = np.flatnonzero(scales > _SCALE_LIMIT / np.sqrt(max(n_rows, 1)))  # (no overflow)
+    if len(big):
+        j = int(big[np.argmax(scales[big])])
+        raise ValueError(
+            f"{where} holds values as large as {scales[j]:.3g} in magnitude{col(j)}: "
+            f"over {n_rows} "
+            "rows their squares overflow float64 in the loss sums (max|value| * sqrt(n_rows) "
+            f"must stay below {_SCALE_LIMIT:g}). Rescale {name} first (its largest |value| "
+            f"is {scales[j]:.3g}), e.g. standardize it (subtract the mean, divide by the "
+            "standard deviation)."
+        )
+    tiny = np.flatnonzero((scales > 0) & (scales < _TINY_LIMIT))
+    if len(tiny):
+        j = int(tiny[np.argmin(scales[tiny])])
+        raise ValueError(
+            f"{where} holds only values tiny in magnitude{col(j)}: its largest |value| is "
+            f"{scales[j]:.3g}, below {_TINY_LIMIT:g}, so its squares underflow float64 and "
+            f"the fit would read it as zeros. Rescale {name} first (multiply it by a power "
+            "of ten, or standardize it); a coefficient then changes by the same factor."
+        )
+
+
+def check_numeric_range(values: Any, name: str, *, n_rows: int | None = None,
+                        labels: Sequence[Any] | None = None) -> None:
+    """:func:`~regmtl.taskdata.check_column_scales` of an array (dense, sparse; 1-D is one column).
+
+    Parameters
+    ----------
+    values : array-like or sparse matrix
+        The numbers to check (NaN ignored).
+    name : str
+        The argument, for the message.
+    n_rows : int, optional
+        Rows summed over (default: ``values.shape[0]``).
+    labels : sequence, optional
+        Column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.taskdata import check_numeric_range
+    >>> check_numeric_range(np.ones((3, 2)), "X")
+    >>> try:
+    ...     check_numeric_range(np.full(3, 1e-200), "y")
+    ... except ValueError as exc:
+    ...     print(str(exc)[:50])
+    y holds only values tiny in magnitude: its largest
+    """
+    shape = getattr(values, "shape", None) or np.shape(values)
+    n = int(shape[0]) if n_rows is None and len(shape) else int(n_rows or 0)
+    check_column_scales(column_scales(values), n, name, labels)
 
 
 def _check_scale(data: TaskData, numeric_y: bool) -> None:
-    """Refuse a design (or regression targets) whose squares overflow in the loss sums.
-
-    One pass over the stacked rows (the largest and the smallest value); the offending task
-    is looked up only to write the message.
-    """
+    """Refuse a design (or regression targets) whose squares overflow or underflow in the
+    loss sums (:func:`~regmtl.taskdata.check_column_scales`), naming the task of the largest
+    value in the lists form; regression targets are checked task by task for underflow too."""
     X = data.X
-    values = X.data if sp.issparse(X) else X
-    _check_magnitude(data, values, X.shape[0], "X", sparse=sp.issparse(X))
-    if numeric_y and data.raw_y is not None and data.raw_y.dtype.kind == "f":
-        _check_magnitude(data, data.raw_y, data.n_obs, "y")
+    scales = column_scales(X)
+    where = None
+    if data.form in ("list", "dict") and np.any(scales > _SCALE_LIMIT / np.sqrt(X.shape[0])):
+        where = _task_of_largest(data, X, "X")
+    check_column_scales(scales, X.shape[0], "X", where=where)
+    if not (numeric_y and data.raw_y is not None and data.raw_y.dtype.kind == "f"):
+        return
+    y = np.abs(data.raw_y)
+    if data.observed is not None:
+        y = np.where(data.observed, y, 0.0)
+    if y.size == 0:
+        return
+    per_task = np.maximum.reduceat(y, data.indptr[:-1])
+    where = None
+    if data.form in ("list", "dict") and float(per_task.max()) * np.sqrt(data.n_obs) > \
+            _SCALE_LIMIT:
+        where = f"y[{_task_name(data, int(np.argmax(per_task)))}]"
+    check_column_scales(np.array([per_task.max()]), data.n_obs, "y", where=where)
+    tiny = np.flatnonzero((per_task > 0) & (per_task < _TINY_LIMIT))
+    if len(tiny):
+        t = int(tiny[0])
+        check_column_scales(per_task[t : t + 1], data.n_obs, "y",
+                            where=f"y of task {_task_name(data, t)}")
 
 
-def _check_magnitude(data: TaskData, values: np.ndarray, n_rows: int, name: str, *,
-                     sparse: bool = False) -> None:
-    if values.size == 0:
-        return
-    vmax = max(float(np.max(values)), -float(np.min(values)))
-    if not vmax * np.sqrt(n_rows) > _SCALE_LIMIT:
-        return
-    where = name
-    if data.form in ("list", "dict"):  # name the task that holds the largest value
-        k = int(np.argmax(np.abs(values)))
-        row = int(data.X.indices[k]) if sparse else (
-            k if values.ndim == 1 else int(np.unravel_index(k, values.shape)[0]))
-        t = int(np.searchsorted(data.indptr, row, side="right")) - 1
-        where = f"{name}[{data.tasks[data.task_index[t]]!r}]"
-    raise ValueError(
-        f"{where} holds values as large as {vmax:.3g} in magnitude: over {n_rows} rows their "
-        "squares overflow float64 in the loss sums (max|value| * sqrt(n_rows) must stay "
-        f"below {_SCALE_LIMIT:g}). Rescale {name} first, e.g. standardize it (subtract the "
-        "mean, divide by the standard deviation)."
-    )
+def _task_of_largest(data: TaskData, X: Any, name: str) -> str:
+    """``name[task]`` for the task holding the largest |value| of a stacked design."""
+    if sp.issparse(X):
+        k = int(np.argmax(np.abs(X.data)))
+        row = int(X.indices[k])
+    else:
+        k = int(np.argmax(np.abs(X)))
+        row = int(np.unravel_index(k, X.shape)[0])
+    t = int(np.searchsorted(data.indptr, row, side="right")) - 1
+    return f"{name}[{data.tasks[data.task_index[t]]!r}]"
+
+
+#: A column is offset within a task when its |mean| exceeds this many times its range there:
+#: centered sums of products formed in one pass (Gram forms, sparse moments) would then lose
+#: ``eps * ratio**2`` of their value to rounding.
+_OFFSET_RATIO = 100.0
+
+
+def shift_columns(data: TaskData) -> TaskData:
+    r"""The problem with each task's feature columns shifted to their task means, where the
+    columns sit far from zero; ``data`` itself otherwise.
+
+    With intercepts the objective is invariant under a per-task shift of the features:
+    :math:`x^\top w_t + b_t = (x - s_t)^\top w_t + (b_t + s_t^\top w_t)`, and the penalty
+    acts on W only. So W is the same on shifted columns, and intercepts fitted there map back
+    as :math:`b_t = b'_t - s_t^\top w_t` (``x_shift`` holds :math:`s`). On the shifted
+    columns every centered moment is exact: columns like timestamps or prices
+    (:math:`10^9 + \mathcal N(0, 1)`) keep their variation, which sums of squares formed in
+    one pass (:math:`\sum x^2 - n \bar x^2`) lose to rounding.
+
+    A column of task t is shifted when :math:`|\bar x_{jt}| > 100\,(\max - \min)` of the
+    column over the task's rows (constant columns are left alone: the solvers read them as
+    constant already). Dense designs only (a shift would fill a sparse one); in the shared
+    layout the shift is one per column (the mean over all rows), the same for every task.
+    A sparse column can only be offset where it stores every row of the task (an implicit
+    zero makes the range at least the mean): those stored values are shifted, the sparsity
+    pattern is kept.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem, fitted with intercepts.
+
+    Returns
+    -------
+    TaskData
+        A new TaskData with ``X`` shifted and ``x_shift`` set, or ``data`` when no column is
+        offset (or already shifted); Dask task blocks are shifted block by block
+        (``regmtl.dask.DaskTaskData.shift_columns``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.taskdata import as_task_data, shift_columns
+    >>> X = 1e9 + np.arange(6.0).reshape(3, 2)
+    >>> shifted = shift_columns(as_task_data(X, np.arange(3.0)))
+    >>> shifted.X.tolist(), shifted.x_shift[:, 0].tolist()
+    ([[-2.0, -2.0], [0.0, 0.0], [2.0, 2.0]], [1000000002.0, 1000000003.0])
+    """
+    if getattr(data, "x_shift", None) is not None:
+        return data
+    if getattr(data, "distributed", False):  # task blocks: each shifted where it lives
+        return data.shift_columns()
+    X = data.X
+    if X.shape[0] == 0:
+        return data
+    if sp.issparse(X):
+        return _shift_sparse(data)
+    starts = data.indptr[:-1]
+    if data.shared:
+        mean = X.mean(axis=0)[None, :]
+        span = (X.max(axis=0) - X.min(axis=0))[None, :]
+    else:
+        counts = np.diff(data.indptr).astype(np.float64)[:, None]
+        mean = np.add.reduceat(X, starts, axis=0) / counts  # T x p
+        span = np.maximum.reduceat(X, starts, axis=0) - np.minimum.reduceat(X, starts, axis=0)
+    offset = (np.abs(mean) > _OFFSET_RATIO * span) & (span > 0)
+    if not offset.any():
+        return data
+    S = np.where(offset, mean, 0.0)  # T x p (1 x p shared)
+    out = np.empty(X.shape, order="F")
+    if data.shared:
+        np.subtract(X, S[0], out=out)
+        shift = np.repeat(S.T, data.n_tasks, axis=1)
+    else:
+        for j in np.flatnonzero(offset.any(axis=0)):  # column by column: no N x p temporary
+            np.subtract(X[:, j], S[data.task_of, j], out=out[:, j])
+        rest = np.flatnonzero(~offset.any(axis=0))
+        if len(rest):
+            out[:, rest] = X[:, rest]
+        shift = np.ascontiguousarray(S.T)
+    return dataclasses.replace(data, X=out, x_shift=shift, _small=None, _cache={})
+
+
+def _shift_sparse(data: TaskData) -> TaskData:
+    """:func:`shift_columns` for a CSC design (sorted indices): by segments of each column's
+    stored values that fall in one task (one group of all rows in the shared layout)."""
+    X = data.X
+    n_rows, p = X.shape
+    if X.nnz == 0:
+        return data
+    groups = 1 if data.shared else data.n_tasks
+    sizes = np.array([n_rows]) if data.shared else np.diff(data.indptr)
+    col = np.repeat(np.arange(p, dtype=np.int64), np.diff(X.indptr))
+    grp = np.zeros(X.nnz, dtype=np.int64) if data.shared else data.task_of[X.indices]
+    key = col * groups + grp
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    count = np.diff(np.r_[starts, X.nnz])
+    mean = np.add.reduceat(X.data, starts) / count
+    span = np.maximum.reduceat(X.data, starts) - np.minimum.reduceat(X.data, starts)
+    full = count == sizes[grp[starts]]
+    offset = full & (np.abs(mean) > _OFFSET_RATIO * span) & (span > 0)
+    if not offset.any():
+        return data
+    seg_shift = np.where(offset, mean, 0.0)
+    out = X.copy()
+    out.data -= np.repeat(seg_shift, count)
+    S = np.zeros(p * groups)
+    S[key[starts]] = seg_shift
+    S = S.reshape(p, groups)
+    shift = np.repeat(S, data.n_tasks, axis=1) if data.shared else S
+    return dataclasses.replace(data, X=out, x_shift=shift, _small=None, _cache={})
 
 
 def _check_sample_weight(sample_weight: Any, n: int) -> np.ndarray | None:
@@ -1069,6 +1355,7 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
         )
     if pd.isna(task_col).any():
         raise ValueError("task contains missing ids (None/NaN); every row needs a task id.")
+    _check_bool_mix(task_col, "task")
     if tasks is None:
         codes, tasks_arr = _factorize(task_col)
     else:
@@ -1149,6 +1436,7 @@ def _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single) 
         T = len(tasks)
         cols = list(tasks)
     if tasks is None:
+        _check_bool_mix(np.fromiter(cols, dtype=object, count=len(cols)), "y (its columns)")
         tasks_arr = np.empty(T, dtype=object)
         tasks_arr[:] = cols
     else:

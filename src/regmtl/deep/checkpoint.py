@@ -4,7 +4,11 @@ The weights are read with ``torch.load(weights_only=True)``: a checkpoint cannot
 in a checkpoint is trusted: the config is checked in full (names, types, ranges), the state dict
 is read first (memory-mapped, so nothing is allocated from sizes the file declares) and its tensor
 shapes are compared with those the config builds (on the ``meta`` device: no memory) before the
-net is built. Every refusal is a ``ValueError`` that names the file.
+net is built. Every tensor must be dense inside its own bytes of the file (no stride 0, no
+shared or overlapping storage), so the sizes the config may declare are bounded by the file's
+size; both files must be regular files (not ``/dev/zero`` or a FIFO); every target scale must
+be finite and > 0, and equal to the ``y_scale_`` a saved regressor's config records. Every
+refusal is a ``ValueError`` that names the file.
 
 Checkpoints of earlier releases, whose heads, towers and gates were one module per task (keys
 ``heads.<task>.<i>.weight``, ``gates.<task>.linear.weight``), load too: their tensors are
@@ -15,6 +19,9 @@ batched parameters of :mod:`regmtl.deep.heads` in the order of the net's task li
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 import warnings
 import zipfile
 from pathlib import Path
@@ -119,14 +126,20 @@ def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = No
 def read_config(path: str | Path) -> dict:
     """The checked ``config.json`` of the checkpoint folder ``path`` (format and size)."""
     path = Path(path)
-    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+    if not (path / CONFIG).exists() or not (path / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} is not a regmtl checkpoint (it needs {WEIGHTS} and "
                                 f"{CONFIG}).")
-    if (path / CONFIG).stat().st_size > _MAX_CONFIG_BYTES:
+    _regular_size(path / WEIGHTS)
+    if _regular_size(path / CONFIG) > _MAX_CONFIG_BYTES:
         raise ValueError(f"{path / CONFIG} is larger than a checkpoint config can be "
                          f"({_MAX_CONFIG_BYTES} bytes).")
     try:
-        config = json.loads((path / CONFIG).read_text())
+        with open(path / CONFIG, "rb") as fh:  # no more than the bound, if it grew since
+            raw = fh.read(_MAX_CONFIG_BYTES + 1)
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise ValueError(f"{path / CONFIG} is larger than a checkpoint config can be "
+                             f"({_MAX_CONFIG_BYTES} bytes).")
+        config = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError(f"{path / CONFIG} is not valid JSON ({exc}).") from None
     fmt = config.get("format") if isinstance(config, dict) else None
@@ -145,7 +158,7 @@ def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]
     The archive is checked first (a readable zip of stored members within the file's size), so
     a truncated, corrupt or inflated file is refused before torch reads it.
     """
-    size = file.stat().st_size
+    size = _regular_size(file)
     try:
         with zipfile.ZipFile(file) as zf:
             infos = zf.infolist()
@@ -167,10 +180,104 @@ def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]
     for k, v in state.items():
         if v.layout != torch.strided or v.is_quantized or v.is_complex():
             raise ValueError(f"{file}: tensor {k!r} is not a plain dense tensor.")
+    _check_storage(state, file)
+    for k, v in state.items():
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise ValueError(f"{file}: tensor {k!r} holds NaN or infinite values; the net "
                              "would predict them.")
     return state
+
+
+def _regular_size(file: Path) -> int:
+    """The size of ``file``, a regular file (symbolic links followed): a device such as
+    ``/dev/zero``, a FIFO or a folder is refused before anything is read from it."""
+    st = os.stat(file)  # a folder cannot be opened everywhere; a FIFO would block open
+    if stat.S_ISREG(st.st_mode):
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)  # what is read, should the name have changed since
+        finally:
+            os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{file} is not a regular file (a folder, device, FIFO or socket); a "
+                         "checkpoint's files are regular files written by save_checkpoint.")
+    return st.st_size
+
+
+def _dense(v: torch.Tensor) -> bool:
+    """Whether ``v`` is its ``numel`` elements laid out densely in some order of its axes (a
+    contiguous tensor, or a permutation of one such as ``w.t()``): no stride 0, no overlap."""
+    expected = 1
+    for st, n in sorted((st, n) for st, n in zip(v.stride(), v.shape, strict=True) if n > 1):
+        if st != expected:
+            return False
+        expected *= n
+    return True
+
+
+def _check_storage(state: dict[str, torch.Tensor], file: Path) -> None:
+    """Every tensor is dense (contiguous up to the order of its axes) and lies inside its own
+    storage, and no two overlap: the weights are exactly bytes the file holds, so
+    ``sum(numel)`` (which bounds every size of the config) is at most the file's size. A
+    stride-0 tensor (``torch.zeros(1).expand(n)``, saved as one number) or views over one
+    shared storage are refused, before any value is read."""
+    spans: dict[int, list[tuple[int, int, str]]] = {}
+    for k, v in state.items():
+        size = v.element_size()
+        start = v.storage_offset() * size
+        end = start + v.numel() * size
+        if not _dense(v) or v.storage_offset() < 0 or end > v.untyped_storage().nbytes():
+            raise ValueError(
+                f"{file}: tensor {k!r} of shape {tuple(v.shape)} is not a dense tensor "
+                f"inside its storage (strides {v.stride()}, storage of "
+                f"{v.untyped_storage().nbytes()} bytes): its shape declares more weights than "
+                "the file holds; save_checkpoint writes each tensor as its own bytes.")
+        if v.numel():
+            spans.setdefault(v.untyped_storage().data_ptr(), []).append((start, end, k))
+    for parts in spans.values():
+        parts.sort()
+        for (_, end, a), (start, _, b) in zip(parts, parts[1:], strict=False):
+            if start < end:
+                raise ValueError(f"{file}: tensors {a!r} and {b!r} share the same bytes; "
+                                 "each tensor of a state_dict holds its own weights.")
+
+
+def _check_target_scales(state: dict, tasks: list[str], config: dict, file: Path) -> None:
+    r"""The target maps :math:`y = \sigma h + \mu` of the state dict: every scale
+    :math:`\sigma` finite and > 0, and equal to the ``y_scale_`` (and :math:`\mu` to the
+    ``y_mean_``) a saved regressor's config records for its tasks, unless the net's maps are
+    all the identity (a net saved before it held them: the estimator sets them from those)."""
+    for k, v in state.items():
+        if k.startswith("target_scales.") and k.endswith(".scale") and bool((v <= 0).any()):
+            raise ValueError(f"{file}: tensor {k!r} holds the target scale "
+                             f"{v.flatten().tolist()[:5]}; a target scale is finite and > 0 "
+                             "(the standard deviation of the task's training targets).")
+    est = config.get("estimator")
+    attrs = est.get("attributes") if isinstance(est, dict) else None
+    if not isinstance(attrs, dict):
+        return
+    maps = []
+    for t in tasks:
+        mean, scale = (state.get(f"target_scales.{t}.{b}") for b in ("mean", "scale"))
+        if mean is None or scale is None or mean.numel() != 1 or scale.numel() != 1:
+            return  # a classifier's or an older net's: the estimator's checks apply
+        maps.append((float(mean.flatten()[0]), float(scale.flatten()[0])))
+    if all(m == 0.0 and s == 1.0 for m, s in maps):
+        return
+    for j, name in ((0, "y_mean_"), (1, "y_scale_")):
+        spec = attrs.get(name)
+        values = spec.get("values") if isinstance(spec, dict) else None
+        if not (isinstance(values, list) and len(values) == len(maps)
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                        for x in values)):
+            continue  # absent or malformed: the estimator's own check refuses the latter
+        for t, got, rec in zip(tasks, (m[j] for m in maps), values, strict=True):
+            if not math.isclose(got, float(rec), rel_tol=1e-12, abs_tol=0.0):
+                b = ("mean", "scale")[j]
+                raise ValueError(
+                    f"{file}: tensor 'target_scales.{t}.{b}' is {got!r}, but "
+                    f"{file.parent / CONFIG} records {name} = {float(rec)!r} for task {t!r}; "
+                    "the file was modified, so the net would not predict what was saved.")
 
 
 def _compare(state: dict, want: dict, what: str, file: Path) -> None:
@@ -492,10 +599,12 @@ def load_net(path: Path, config: dict, net: MultiTaskNet | None,
         meta = _meta_net(cls, kw, path)
         want, what = meta.state_dict(), f"the net of {path / CONFIG}"
         per_task = _check(state, meta, want, what, file)
+        _check_target_scales(state, [t.name for t in meta.tasks], config, file)
         return _fill(_build(cls, kw), state, per_task, want, what, file)
     state = read_state(file, map_location)
     want, what = net.state_dict(), "the net given"
     per_task = _check(state, net, want, what, file)
+    _check_target_scales(state, [t.name for t in net.tasks], config, file)
     return _fill(net, state, per_task, want, what, file)
 
 
@@ -536,7 +645,9 @@ def load_checkpoint(path: str | Path, net: MultiTaskNet | None = None,
     ValueError
         If the config is invalid or of a newer format, the net cannot be rebuilt from it and
         ``net`` is not given, ``model.pt`` is truncated or corrupt, or its tensors do not fit
-        the config (or ``net``); the message names the file.
+        the config (or ``net``), are not dense in their own bytes (stride 0, shared storage),
+        or hold a target scale that is not finite and > 0 (or not the config's ``y_scale_``);
+        or a file of the folder is not a regular file; the message names the file.
 
     Examples
     --------

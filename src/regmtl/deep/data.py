@@ -14,7 +14,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
+from ..taskdata import check_numeric_range
 from ._torch import torch
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec
@@ -44,6 +46,46 @@ def _row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
         raise ValueError(f"task: unknown task(s) {unknown[:5]}; the model's tasks are "
                          f"{names[:10]}.")
     return np.array([pos[u] for u in uniq], dtype=np.int64)[inv]
+
+
+def _check_input_range(X: Any, what: str) -> None:
+    """The range check of every entry point (:func:`regmtl.taskdata.check_numeric_range`)
+    on float inputs as given, before the float32 cast flushes 1e-200 to 0 or 1e200 to inf;
+    a dict is checked input by input."""
+    if isinstance(X, Mapping):
+        for k, v in X.items():
+            _check_input_range(v, f"{what}[{k!r}]")
+        return
+    if isinstance(X, torch.Tensor):
+        if X.dtype not in (torch.float32, torch.float64) or X.device.type != "cpu" or X.ndim > 2:
+            return
+        X = X.detach().numpy()
+    if sp.issparse(X) or (isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.ndim <= 2):
+        check_numeric_range(X, what)
+    if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2 and len(X):
+        _warn_float32_loss(X, what)
+
+
+def _warn_float32_loss(X: np.ndarray, what: str) -> None:
+    r"""Warn, naming the columns, where the float32 cast keeps too little of a column's
+    variation: a column whose range is below :math:`2^{-13}` of its magnitude (1e9 + N(0, 1),
+    a timestamp of one day in nanoseconds) spans fewer than about a thousand float32 values
+    (relative spacing :math:`2^{-23}`), so the net sees it nearly constant."""
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    mag = np.maximum(np.abs(lo), np.abs(hi))
+    lost = np.flatnonzero((hi > lo) & (hi - lo < mag * 2.0 ** -13))
+    if len(lost):
+        import warnings
+
+        j = int(lost[0])
+        cols = ", ".join(map(str, lost[:5].tolist())) + (" ..." if len(lost) > 5 else "")
+        warnings.warn(
+            f"{what}: column(s) {cols} vary by little against their magnitude (column {j}: "
+            f"values {lo[j]:.10g} to {hi[j]:.10g}); the net reads inputs in float32, which "
+            f"keeps about {max((hi[j] - lo[j]) / (mag[j] * 2.0 ** -23), 1):.0f} distinct "
+            "value(s) there. Subtract each column's mean (or standardize X) before training "
+            "(the scikit-learn wrappers do it in float64).", UserWarning, stacklevel=4)
 
 
 #: the kinds of tasks as codes, for the per-row checks
@@ -194,6 +236,7 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, X: Any, targets: Any, tasks: list[TaskSpec], task: Any = None):
+        _check_input_range(X, "X")
         x = as_inputs(X)
         n = n_rows(x)
         self.X = x
@@ -204,6 +247,7 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             pos = _row_tasks(task, self.tasks, n)
             self.task = torch.from_numpy(pos)
             self.y = torch.from_numpy(_row_targets(targets, pos, self.tasks))
+            check_numeric_range(self.y.numpy(), "targets")
             return
         specs = {t.name: t for t in tasks}
         if isinstance(targets, tuple) and len(targets) == 2:
@@ -230,6 +274,8 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             if isinstance(y, torch.Tensor):
                 y = y.detach().cpu().numpy()
             arr = specs[name].check_target(y)
+            if specs[name].kind == "regression":
+                check_numeric_range(np.asarray(arr, dtype=np.float64), f"targets[{name!r}]")
             if arr.shape[0] != n:
                 raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has {n}.")
             ys[name] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))

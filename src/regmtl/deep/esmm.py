@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from .._options import check_option
 from ._torch import torch
 from .nets import MultiTaskNet, _first_linear, _out_width, mlp
 from .tasks import TaskSpec, as_task_specs
@@ -313,15 +314,21 @@ class ESMM(MultiTaskNet):
             The inputs (impressions, clicked or not): a float array, or the images, ids or
             dict of named inputs the net's encoder takes.
         batch_size : int, default=4096
-            Rows per forward pass.
+            Rows per forward pass (an int >= 1).
 
         Returns
         -------
         ndarray of shape (n_samples,)
             The conversion probabilities (float32).
+
+        Raises
+        ------
+        ValueError
+            If ``batch_size`` is not an int >= 1.
         """
         from .inputs import as_inputs, chunks, to_device
 
+        batch_size = check_option("batch_size", batch_size, "int", low=1)
         x = as_inputs(X)
         param = next(self.parameters())
         was = self.training
@@ -329,7 +336,7 @@ class ESMM(MultiTaskNet):
         try:
             with torch.no_grad():
                 parts = []
-                for xb in chunks(x, max(1, int(batch_size))):
+                for xb in chunks(x, batch_size):
                     xb = to_device(xb, param.device)
                     if self.encoder is None:  # a plain float batch: the weights' dtype
                         xb = xb.to(param.dtype) if torch.is_tensor(xb) else xb
@@ -337,6 +344,58 @@ class ESMM(MultiTaskNet):
         finally:
             self.train(was)
         return torch.cat(parts).float().cpu().numpy()
+
+    def check_targets(self, targets: Any) -> None:
+        r"""Refuse labels that ESMM's model cannot produce: CTCVR = 1 where CTR = 0.
+
+        Under :math:`P(\text{click} \wedge \text{buy}) = \sigma(a)\,\sigma(b)` a conversion
+        implies a click, so a row with CTCVR label 1 and CTR label 0 has probability 0 at
+        any parameters; trained on, it pulls the click tower up and the conversion tower
+        towards 1 on impressions nobody clicked. Such a log is broken (a purchase recorded
+        without its click, or the CTCVR column holding the raw purchase): it is refused
+        rather than trained on. Rows where either label is missing (NaN) are not compared.
+
+        Parameters
+        ----------
+        targets : mapping of str to array-like or Tensor
+            The labels by task name (as given to :class:`~regmtl.deep.Trainer` or
+            :class:`~regmtl.deep.MultiTaskDataset`); tasks other than the net's two and a
+            missing task are ignored.
+
+        Raises
+        ------
+        ValueError
+            Naming the first offending rows and their count, and the fix: build the labels
+            with :func:`~regmtl.deep.esmm_targets`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from regmtl.deep import ESMM
+        >>> net = ESMM(3, hidden=(4,), tower_hidden=())
+        >>> net.check_targets({"ctr": [1.0, 0.0], "ctcvr": [1.0, 0.0]})  # consistent
+        >>> try:
+        ...     net.check_targets({"ctr": [1.0, 0.0], "ctcvr": [0.0, 1.0]})
+        ... except ValueError as exc:
+        ...     print(str(exc).split("; ")[1])
+        1 row(s) have it: [1]. Build the labels with esmm_targets(click, purchase), or fix the log.
+        """
+        if not hasattr(targets, "get"):
+            return
+        ctr, ctcvr = targets.get(self.ctr_task), targets.get(self.ctcvr_task)
+        if ctr is None or ctcvr is None:
+            return
+        c, v = (np.asarray(y.detach().cpu().numpy() if torch.is_tensor(y) else y,
+                           dtype=np.float64).reshape(-1) for y in (ctr, ctcvr))
+        if c.shape != v.shape:
+            return  # the data layer names the mismatch
+        bad = np.flatnonzero((c == 0) & (v == 1))
+        if len(bad):
+            raise ValueError(
+                f"targets: ESMM's {self.ctcvr_task!r} label is a click AND a purchase, so it "
+                f"cannot be 1 where {self.ctr_task!r} is 0; {len(bad)} row(s) have it: "
+                f"{bad[:10].tolist()}{' ...' if len(bad) > 10 else ''}. Build the labels with "
+                "esmm_targets(click, purchase), or fix the log.")
 
     def input_layers(self) -> list[nn.Linear]:
         first = _first_linear(self.bottom)
@@ -391,9 +450,10 @@ def esmm_targets(click: Any, purchase: Any, *, ctr_task: str = "ctr",
     Raises
     ------
     ValueError
-        If the shapes differ, a click is not 0 or 1 (NaN included), a purchase is not 0, 1 or
-        NaN, a clicked impression has no purchase label, or an impression not clicked has a
-        purchase (the chain click -> purchase is broken: fix the log).
+        If there is no impression, the shapes differ, a click is not 0 or 1 (NaN included), a
+        purchase is not 0, 1 or NaN, a clicked impression has no purchase label, or an
+        impression not clicked has a purchase (the chain click -> purchase is broken: fix the
+        log).
 
     See Also
     --------
@@ -421,6 +481,9 @@ def esmm_targets(click: Any, purchase: Any, *, ctr_task: str = "ctr",
     if c.shape != v.shape:
         raise ValueError(f"click and purchase have {c.shape[0]} and {v.shape[0]} rows; give "
                          "one of each per impression.")
+    if c.shape[0] == 0:
+        raise ValueError("click and purchase hold no impression (0 rows); give one click and "
+                         "one purchase label per impression.")
     bad = ~np.isin(c, (0.0, 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

@@ -32,6 +32,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._options import check_option
 from ..persistence import (
     FORMS,
     _array_from_json,
@@ -289,6 +291,11 @@ class _DeepMultiTask(BaseEstimator):
         self
             The fitted estimator.
         """
+        self._check_widths()
+        if self.penalty is None and self.alpha > 0:  # a warning: sklearn's checks set alpha
+            warnings.warn(f"alpha={self.alpha!r} has no effect: penalty=None trains without a "
+                          f"penalty; name one of {sorted(_PENALTIES)}, or leave alpha=0.",
+                          UserWarning, stacklevel=2)
         data = self._data(X, y, task, fitting=True)
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
@@ -311,6 +318,14 @@ class _DeepMultiTask(BaseEstimator):
         val = None
         n = len(Y)
         n_val = int(round(self.validation_fraction * n))
+        if self.early_stopping and not 1 <= n_val < n:
+            warnings.warn(
+                f"early_stopping=True is off for this fit: validation_fraction="
+                f"{self.validation_fraction:g} of {n} rows holds {n_val} of them, so there is "
+                f"{'no validation row' if n_val < 1 else 'no training row'} left; give a "
+                f"fraction that leaves rows on both sides ({0.5 / n:.3g} < "
+                f"validation_fraction < {1 - 0.5 / n:.3g}), or pass early_stopping=False.",
+                UserWarning, stacklevel=2)
         if self.early_stopping and 1 <= n_val < n:
             perm = rng.permutation(n)
             vi, ti = perm[:n_val], perm[n_val:]
@@ -338,6 +353,15 @@ class _DeepMultiTask(BaseEstimator):
         self.trainer_ = trainer
         self._fitted()
         return self
+
+    def _check_widths(self) -> None:
+        """``hidden`` and ``head_hidden``: layer widths, each an int >= 1 (a float such as
+        2.5, or a bool, is refused rather than truncated; sklearn's constraints only check
+        that they are array-like)."""
+        for name in ("hidden", "head_hidden"):
+            for k, w in enumerate(self.hidden if name == "hidden" else self.head_hidden):
+                check_option(f"{name}[{k}]", w, "int", low=1,
+                             fix=f"{name} lists the widths of the hidden layers, e.g. (64, 32).")
 
     @staticmethod
     def _pack(X: np.ndarray, Y: np.ndarray, rows: np.ndarray | None, specs) -> tuple:
@@ -471,6 +495,10 @@ class _DeepMultiTask(BaseEstimator):
             low = 1 if name in ("n_tasks_", "n_features_in_") else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"attribute {name!r} = {value!r:.40} is not an integer >= {low}")
+            if name == "best_epoch_" and isinstance(dims.get("n_iter_"), int) \
+                    and value > dims["n_iter_"]:
+                raise ValueError(f"attribute 'best_epoch_' = {value} is after the last epoch "
+                                 f"(n_iter_ = {dims['n_iter_']})")
             return value
         if name == "input_form_":
             if value not in FORMS:
@@ -538,7 +566,8 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
         for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
         objective.
     alpha : float, default=0.0
-        Strength of the penalty (>= 0; 0 disables it).
+        Strength of the penalty (>= 0; 0 disables it; > 0 without a ``penalty`` has
+        no effect, with a UserWarning).
     weighting : str or Weighting, default="equal"
         Task weighting or gradient surgery: ``"equal"``, ``"random"``, ``"uncertainty"``,
         ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, or a
@@ -555,7 +584,8 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
         Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
         for ``patience`` epochs; the best epoch's weights are kept.
     validation_fraction : float, default=0.1
-        Fraction of the rows held out for early stopping, in (0, 1).
+        Fraction of the rows held out for early stopping, in (0, 1); one that leaves no
+        row on a side (few rows) turns early stopping off with a UserWarning.
     patience : int, default=10
         Epochs without improvement before stopping (>= 1).
     random_state : int, RandomState instance or None, default=0
@@ -715,7 +745,8 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
         objective.
     alpha : float, default=0.0
-        Strength of the penalty (>= 0; 0 disables it).
+        Strength of the penalty (>= 0; 0 disables it; > 0 without a ``penalty`` has
+        no effect, with a UserWarning).
     weighting : str or Weighting, default="equal"
         Task weighting or gradient surgery: ``"equal"``, ``"random"``, ``"uncertainty"``,
         ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, or a
@@ -732,7 +763,8 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
         for ``patience`` epochs; the best epoch's weights are kept.
     validation_fraction : float, default=0.1
-        Fraction of the rows held out for early stopping, in (0, 1).
+        Fraction of the rows held out for early stopping, in (0, 1); one that leaves no
+        row on a side (few rows) turns early stopping off with a UserWarning.
     patience : int, default=10
         Epochs without improvement before stopping (>= 1).
     random_state : int, RandomState instance or None, default=0

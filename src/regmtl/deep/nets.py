@@ -407,6 +407,17 @@ class MultiTaskNet(nn.Module):
         """Task ``task``'s parameters (batched heads: the blocks that hold its head)."""
         return [p for m in self._task_modules(task) for p in m.parameters()]
 
+    def check_targets(self, targets: Any) -> None:
+        """Refuse training labels that the net's model cannot produce, before any step (the
+        trainer calls it on every data set it is given by task; none here, see
+        :meth:`regmtl.deep.ESMM.check_targets`).
+
+        Parameters
+        ----------
+        targets : mapping of str to array-like or Tensor
+            The labels by task name.
+        """
+
     def input_layers(self) -> list[nn.Linear]:
         """The linear layers that read the raw input ``x``.
 

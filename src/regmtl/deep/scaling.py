@@ -107,12 +107,24 @@ class TargetScale(nn.Module):
         """Whether the map is still the identity (never set)."""
         return bool((self.mean == 0).all() and (self.scale == 1).all())
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
         for name, fill in (("mean", 0.0), ("scale", 1.0)):  # saved before nets held the map
             state_dict.setdefault(prefix + name, torch.full_like(getattr(self, name), fill))
             if state_dict[prefix + name].dtype != _F64:  # saved in float32 before
                 state_dict[prefix + name] = state_dict[prefix + name].to(_F64)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        mean, scale = state_dict[prefix + "mean"], state_dict[prefix + "scale"]
+        if "meta" not in (mean.device.type, scale.device.type) and not (
+                bool(torch.isfinite(mean).all()) and bool(torch.isfinite(scale).all())
+                and bool((scale > 0).all())):
+            # a map with scale <= 0 (or not finite) predicts the targets mirrored or not at
+            # all: refused, as load_state_dict refuses a tensor of the wrong shape
+            error_msgs.append(f"{prefix}scale must be finite and > 0 and {prefix}mean finite, "
+                              f"got scale {scale.flatten().tolist()[:5]} and mean "
+                              f"{mean.flatten().tolist()[:5]}")
+            return
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
         TargetScale.changes += 1
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._options import check_option
 from ._torch import torch
 from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, _check_rows, _rows_ok, as_dataset, cycle
@@ -97,7 +99,7 @@ class EarlyStopping:
     patience : int, default=10
         Epochs without improvement before stopping (>= 1).
     min_delta : float, default=0.0
-        The smallest change that counts as an improvement.
+        The smallest change that counts as an improvement (finite, >= 0).
     mode : {"auto", "min", "max"}, default="auto"
         Minimize or maximize ``monitor``; "auto" takes the metric's direction (losses are
         minimized).
@@ -105,7 +107,8 @@ class EarlyStopping:
     Raises
     ------
     ValueError
-        If ``patience`` < 1 or ``mode`` is unknown.
+        If ``monitor`` is not a string, ``patience`` not an int >= 1, ``min_delta`` not a
+        finite number >= 0, or ``mode`` is unknown.
 
     Examples
     --------
@@ -132,10 +135,15 @@ class EarlyStopping:
     mode: str = "auto"
 
     def __post_init__(self) -> None:
-        if int(self.patience) < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience!r}.")
-        if self.mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {self.mode!r}.")
+        self.monitor = check_option(
+            "EarlyStopping.monitor", self.monitor, "str",
+            fix="Name a column of the trainer's history, e.g. 'val_loss' or 'val/TASK/r2'.")
+        self.patience = check_option("EarlyStopping.patience", self.patience, "int", low=1,
+                                     fix="Pass a whole number of epochs, e.g. patience=10.")
+        self.min_delta = check_option("EarlyStopping.min_delta", self.min_delta, "real", low=0,
+                                      fix="Pass the smallest change that counts, e.g. 0.0.")
+        self.mode = check_option("EarlyStopping.mode", self.mode, "str",
+                                 choices=("auto", "min", "max"))
 
 
 class Trainer:
@@ -177,11 +185,12 @@ class Trainer:
     weight_decay : float, default=0.0
         The optimizer's weight decay (>= 0), on every parameter.
     batch_size : int, default=256
-        Per process (a run on W ranks has global batches of W x batch_size).
+        Per process (a run on W ranks has global batches of W x batch_size); >= 1.
     max_epochs : int, default=100
-        Maximum number of passes over the training data.
+        Maximum number of passes over the training data (>= 1).
     early_stopping : EarlyStopping, int or None, default=None
-        Stopping rule; an int is the patience on the default monitor (``"val_loss"``).
+        Stopping rule; an int (>= 1) is the patience on the default monitor
+        (``"val_loss"``).
     restore_best : bool, default=True
         End with the weights of the best epoch (by the early-stopping monitor, else by
         ``"val_loss"`` when there is validation data).
@@ -189,7 +198,9 @@ class Trainer:
         Where the best weights are saved each time they improve (``model.pt`` + ``config.json``,
         see :func:`~regmtl.deep.save_checkpoint`); without a monitor, the final weights.
     grad_clip : float, optional
-        Clip the gradient norm (all parameters) to this.
+        Clip the joint gradient norm of all parameters to :math:`c` = ``grad_clip`` (finite,
+        > 0) before each step, :math:`g \leftarrow g \min(1, c / (\|g\| + 10^{-6}))` as
+        ``torch.nn.utils.clip_grad_norm_``; None: no clipping.
     device : str, default="auto"
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; "auto" picks the rank's GPU when
         there is one (:func:`~regmtl.deep.distributed.resolve_device`).
@@ -203,7 +214,8 @@ class Trainer:
         every rank validates on the whole validation set, so all stop at the same epoch.
     seed : int, default=0
         Seeds the batch order, dropout and random weighting (the net's initial weights are
-        drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`).
+        drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`);
+        in [0, 2**62].
     progress : bool, default=False
         A tqdm bar over epochs with the latest losses.
     grad_balance : int or "auto", default="auto"
@@ -267,7 +279,9 @@ class Trainer:
     Raises
     ------
     ValueError
-        If an option is invalid (checked here; the data are checked by :meth:`fit`).
+        If an option is invalid, naming it (checked here by type and range: flags must be
+        bools, counts ints, a float such as 2.7 is refused rather than truncated, numbers
+        finite; the data are checked by :meth:`fit`).
 
     See Also
     --------
@@ -305,34 +319,41 @@ class Trainer:
                  normalize_losses: bool = True):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}.")
-        if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay)
-                and weight_decay >= 0):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}.")
-        if amp not in ("auto", True, False):
-            raise ValueError(f"amp must be 'auto', True or False, got {amp!r}.")
-        if int(max_epochs) < 1:
-            raise ValueError(f"max_epochs must be >= 1, got {max_epochs!r}.")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}.")
-        auto = isinstance(grad_balance, str) and grad_balance == "auto"
-        if not auto and (isinstance(grad_balance, bool) or not isinstance(grad_balance, int)
-                         or grad_balance < 0):
-            raise ValueError(f"grad_balance must be 'auto' or an int >= 0 (steps measured per "
-                             f"epoch; 0: none), got {grad_balance!r}.")
-        if dominance is not None and not (isinstance(dominance, (int, float))
-                                          and 0 < dominance <= 1):
-            raise ValueError(f"dominance must be in (0, 1] or None, got {dominance!r}.")
-        for name, flag in (("standardize", standardize), ("normalize_losses", normalize_losses),
-                           ("lazy_heads", lazy_heads)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be True or False, got {flag!r}.")
+        opt = check_option  # every option by type and range, with the same words
+        lr = opt("lr", lr, "real", low=0, low_open=True)
+        weight_decay = opt("weight_decay", weight_decay, "real", low=0)
+        batch_size = opt("batch_size", batch_size, "int", low=1)
+        max_epochs = opt("max_epochs", max_epochs, "int", low=1)
+        early_stopping = opt("early_stopping", early_stopping, "int", low=1, none=True,
+                             also=(EarlyStopping,),
+                             fix="An int is the patience on 'val_loss'; pass "
+                                 "EarlyStopping(...) for another rule, None for none.")
+        restore_best = opt("restore_best", restore_best, "bool")
+        checkpoint_dir = opt("checkpoint_dir", checkpoint_dir, "str", none=True,
+                             also=(os.PathLike,))
+        grad_clip = opt("grad_clip", grad_clip, "real", low=0, low_open=True, none=True,
+                        fix="It is the largest gradient norm a step may take; None: no "
+                            "clipping.")
+        device = opt("device", device, "str", also=(torch.device,))
+        amp = opt("amp", amp, "bool", also=("auto",))
+        distributed = opt("distributed", distributed, "bool", also=("auto",),
+                          fix="'auto' joins a process group under torchrun only.")
+        seed = opt("seed", seed, "int", low=0, high=2**62)
+        progress = opt("progress", progress, "bool")
+        grad_balance = opt("grad_balance", grad_balance, "int", low=0, also=("auto",),
+                           fix="It counts the steps measured per epoch; 0: none.")
+        dominance = opt("dominance", dominance, "real", low=0, low_open=True, high=1,
+                        none=True)
+        standardize = opt("standardize", standardize, "bool")
+        normalize_losses = opt("normalize_losses", normalize_losses, "bool")
+        lazy_heads = opt("lazy_heads", lazy_heads, "bool")
+        optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
+                        also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
             raise ValueError(f"lazy_heads=True updates the heads with a lazy Adam: it needs "
                              f"optimizer='adam' or 'adamw' (or a callable returning an "
                              f"optimizer that takes row-sparse gradients), got {optimizer!r}.")
-        if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+        if isinstance(early_stopping, int):
             early_stopping = EarlyStopping(patience=early_stopping)
         self.net = net
         self.tasks = net.tasks
@@ -340,14 +361,14 @@ class Trainer:
         self.weighting = make_weighting(weighting)
         self.penalties: list[ParameterPenalty] = make_penalties(penalty)
         self.optimizer = optimizer
-        self.lr, self.weight_decay = float(lr), float(weight_decay)
-        self.batch_size, self.max_epochs = int(batch_size), int(max_epochs)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.batch_size, self.max_epochs = batch_size, max_epochs
         self.early_stopping = early_stopping
         self.restore_best = restore_best
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.grad_clip = grad_clip
         self.device, self.amp, self.distributed = device, amp, distributed
-        self.seed = int(seed)
+        self.seed = seed
         self.progress = progress
         self.grad_balance, self.dominance = grad_balance, dominance
         self.lazy_heads = lazy_heads
@@ -482,6 +503,10 @@ class Trainer:
                              "gradients only; pass lazy_heads=False under torchrun.")
         loaders = self._loaders(train, ctx)
         val_ds = None if val is None else as_dataset(val, self.tasks, what="val")
+        for ds in [*(getattr(v, "dataset", v) for v in loaders.values()), val_ds]:
+            targets = getattr(ds, "targets", None)
+            if targets is not None:  # labels by task (a loader's batches are not read here)
+                self.net.check_targets(targets)
         stop = self.early_stopping
         monitor = None
         if stop is not None:

@@ -21,6 +21,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_array
 from torch import nn
 
+from .._options import check_option
 from .inputs import Inputs, as_inputs, chunks, describe, n_rows, take, to_device
 from .nets import PLE, HardSharing, MMoE, MultiTaskNet
 from .tasks import TaskSpec
@@ -328,10 +329,12 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
                              "both.")
         out.classes_ = classes
         target = (y == classes[1]).astype(np.float64)
+    epochs = check_option("epochs", epochs, "int", low=1)
+    random_state = check_option("random_state", random_state, "int", low=0)
     net = copy.deepcopy(net0).to(device)
     _check_reads(net, X, "X_new")
     spec = TaskSpec(task, kind=kind)
-    set_seed(int(random_state))
+    set_seed(random_state)
     for p in net.parameters():
         p.requires_grad_(False)
     old_tasks = net.tasks
@@ -342,9 +345,9 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         _frozen_eval(m)
     # train on the new task alone: the net's task list is the new task while training
     net.set_tasks([spec])
-    trainer = Trainer(net, lr=lr, batch_size=batch_size, max_epochs=int(epochs),
+    trainer = Trainer(net, lr=lr, batch_size=batch_size, max_epochs=epochs,
                       early_stopping=None, device=device, distributed=False,
-                      seed=int(random_state), weight_decay=weight_decay)
+                      seed=random_state, weight_decay=weight_decay)
     trainer.fit((X, {task: target}))
     net.set_tasks([*old_tasks, spec])
     if kind == "regression":

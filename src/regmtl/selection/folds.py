@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,36 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 from ..taskdata import TaskData, _as_labels, _set_weights, _task_name, task_weights
 
 __all__ = ["task_folds", "take", "flat_groups"]
+
+
+def _check_cv(cv: Any) -> Any:
+    """``cv`` as :func:`task_folds` reads it: None is 5 folds (as ``check_cv``); an integer
+    must be at least 2; anything else must be a splitter or an iterable of pairs."""
+    if cv is None:
+        return 5
+    if isinstance(cv, bool | str | bytes) or (
+            not isinstance(cv, Integral) and not hasattr(cv, "split") and (
+                isinstance(cv, Real) or not isinstance(cv, Iterable))):
+        raise TypeError(f"cv={cv!r}: give an integer number of folds (>= 2), a splitter with "
+                        "split(X, y, groups), or an iterable of (train, test) index pairs.")
+    if isinstance(cv, Integral) and cv < 2:
+        raise ValueError(f"cv={cv}: cross-validation needs at least 2 folds; give cv >= 2.")
+    return int(cv) if isinstance(cv, Integral) else cv
+
+
+def _too_many_folds(cv: int, m_t: np.ndarray, names, stratify: bool) -> None:
+    """Refuse an integer ``cv`` larger than every task's count ``m_t`` (its rows; its rarest
+    class's when stratified): no task could be split into cv folds, as ``KFold`` refuses
+    ``n_splits > n_samples``. (With some task reaching cv, the smaller ones get the fold
+    rule of :func:`task_folds`.)"""
+    if len(m_t) == 0 or int(m_t.max()) >= cv:
+        return
+    t, big = int(np.argmin(m_t)), int(m_t.max())
+    of = " of its rarest class" if stratify else ""
+    raise ValueError(
+        f"cv={cv} is larger than every task's number of samples{of}: the smallest, task "
+        f"{names(t)}, has {int(m_t[t])} and the largest has {big}, so no task can be split "
+        f"into {cv} folds. Give cv <= {big}.")
 
 
 def _seeds(random_state: Any, n: int) -> list[int | None]:
@@ -103,11 +133,20 @@ def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify
         labels = _as_labels(data.raw_y[a:b]) if stratify else None
         g = None if groups is None else groups[a:b]
         split = _splitter(cv, b - a, labels, g, seeds[t], _task_name(data, t))
-        per_task.append([(a + np.sort(tr), a + np.sort(te))
-                         for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
-    K = len(per_task[0])
-    if any(len(f) != K for f in per_task):
-        raise ValueError("cv: the splitter gave a different number of folds for some tasks.")
+        try:
+            per_task.append([(a + np.sort(tr), a + np.sort(te))
+                             for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
+        except ValueError as e:  # e.g. KFold(n_splits) on a task with fewer rows
+            raise ValueError(f"cv={cv!r} cannot split task {_task_name(data, t)} ({b - a} "
+                             f"row{'' if b - a == 1 else 's'}): {e} Use a splitter every "
+                             "task can take, or an integer cv (the fold rule).") from None
+    counts = np.array([len(f) for f in per_task])
+    K = int(counts[0])
+    if (counts != K).any() or K < 2:
+        t = int(np.flatnonzero(counts != K)[0]) if (counts != K).any() else 0
+        raise ValueError(f"cv={cv!r} gave {K} fold(s) on task {_task_name(data, 0)} and "
+                         f"{counts[t]} on task {_task_name(data, t)}; every task needs the "
+                         "same number of folds, at least 2.")
     pairs = [(np.concatenate([f[k][0] for f in per_task]),
               np.concatenate([f[k][1] for f in per_task])) for k in range(K)]
     _check_sides(data, pairs, "")
@@ -168,6 +207,7 @@ def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
                          f"to validate on (task {_task_name(data, t)} has "
                          f"{_fold_count_why(data, t, m_t[t], stratify)}); cross-validation "
                          "needs them in some task.")
+    _too_many_folds(cv, m_t, lambda t: _task_name(data, t), stratify)
     if len(small):
         _warn_small(cv, [(_task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
                           int(K_t[t])) for t in small[:5]], len(small), stacklevel=5)
@@ -322,7 +362,7 @@ def task_folds(
     ----------
     data : TaskData
         The problem (:func:`~regmtl.as_task_data`).
-    cv : int, splitter, or iterable of (train, test) pairs, default=5
+    cv : int, splitter, iterable of (train, test) pairs, or None, default=5
         An integer K: K folds inside every task, built for all tasks at once: each task's
         rows are ranked (in order with ``random_state=None``, else by one random key per row
         from ``random_state``: a random permutation within every task) and dealt as
@@ -334,7 +374,12 @@ def task_folds(
         A task with m < K rows (m samples of its rarest class when stratified) is split
         into m folds, fold k validating its part k mod m (so some of
         its rows are validated twice); with m < 2 it is never validated, its rows train in
-        every fold. A warning names such tasks. A shared design gets min(K, m) folds.
+        every fold. A warning names such tasks. Why not refuse such a task: dropping it
+        would change the coupled problem being tuned (it still pulls on the shared
+        structure), refusing would forbid CV on data with a few tiny tasks; so it trains in
+        every fold, is never scored (NaN in the per-task scores) and is named. A K larger
+        than every task's m is refused (no task could give K folds, as ``KFold`` refuses
+        ``n_splits > n_samples``). A shared design gets min(K, m) folds. None means 5.
         A splitter (anything with ``split(X, y, groups)``) is applied to
         each task's rows, and its training rows are kept (``TimeSeriesSplit`` trains on the
         past only). Explicit pairs hold indices of the input rows (lists: the tasks' rows
@@ -357,9 +402,13 @@ def task_folds(
     Raises
     ------
     ValueError
-        If no task has 2 samples (of each class, with ``stratify``) to validate on, the
-        groups (with ``groups``) are fewer than the folds, or a fold would leave a task
-        without training or validation rows (explicit folds, groups, a splitter).
+        If an integer ``cv`` is below 2 or larger than every task's number of samples (of its
+        rarest class, with ``stratify``), no task has 2 samples to validate on, the groups
+        (with ``groups``) are fewer than the folds, a splitter cannot split a task or gives
+        tasks different numbers of folds, or a fold would leave a task without training or
+        validation rows (explicit folds, groups, a splitter).
+    TypeError
+        If ``cv`` is not an integer, a splitter or an iterable of pairs (a float, a string).
 
     Warns
     -----
@@ -385,6 +434,7 @@ def task_folds(
     [0, 1, 4, 5, 6] [2, 3]
     [2, 3, 7, 8, 9] [2, 3]
     """
+    cv = _check_cv(cv)
     if getattr(data, "distributed", False):
         return _block_folds(data, cv, groups, stratify, random_state)
     T = data.n_tasks
@@ -577,6 +627,7 @@ def _block_folds(data: Any, cv: Any, groups: Any, stratify: bool,
         raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
                          f"to validate on (task {data.tasks[small[0]]!r} has "
                          f"{why(int(small[0]))}); cross-validation needs them in some task.")
+    _too_many_folds(cv, m_t, lambda t: repr(data.tasks[t]), stratify)
     if len(small):
         _warn_small(cv, [(repr(data.tasks[t]), why(int(t)), int(K_t[t])) for t in small[:5]],
                     len(small), stacklevel=5)

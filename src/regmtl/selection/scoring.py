@@ -151,7 +151,8 @@ class TaskScorer:
         if val.observed is not None:
             w[~val.observed] = 0.0
         y = val.y
-        wsum = val.task_sums(w)
+        sums = val.task_sums  # (0 for a task without a validation row)
+        wsum = sums(w)
         empty = (np.diff(val.indptr) == 0) | (wsum <= 0)
         wsum = np.where(empty, 1.0, wsum)
         if self.kind == "binary":
@@ -164,20 +165,20 @@ class TaskScorer:
                 per = ((f > 0) == (y01 > 0)).astype(np.float64)
             else:  # brier
                 per = (_proba(f) - y01) ** 2
-            score = val.task_sums(w * per) / wsum
+            score = sums(w * per) / wsum
         elif fn is metrics.r2_score:
-            ybar = val.task_sums(w * y) / wsum
-            sse = val.task_sums(w * (y - f) ** 2)
-            sst = val.task_sums(w * (y - ybar[val.task_of]) ** 2)
+            ybar = sums(w * y) / wsum
+            sse = sums(w * (y - f) ** 2)
+            sst = sums(w * (y - ybar[val.task_of]) ** 2)
             with np.errstate(divide="ignore", invalid="ignore"):
                 score = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0),
                                  np.where(sse == 0, 1.0, 0.0))
             # as scikit-learn: not defined on fewer than two samples
-            score = np.where(val.task_sums((w > 0).astype(np.float64)) < 2, np.nan, score)
+            score = np.where(sums((w > 0).astype(np.float64)) < 2, np.nan, score)
         elif fn is metrics.mean_absolute_error:
-            score = val.task_sums(w * np.abs(y - f)) / wsum
+            score = sums(w * np.abs(y - f)) / wsum
         else:
-            score = val.task_sums(w * (y - f) ** 2) / wsum
+            score = sums(w * (y - f) ** 2) / wsum
             if fn is metrics.root_mean_squared_error:
                 score = np.sqrt(score)
         return np.where(empty, np.nan, sign * score)
@@ -212,7 +213,6 @@ class TaskScorer:
         if sw is None:
             return float(self._scorer(est, X, y))
         return float(self._scorer(est, X, y, sample_weight=sw))
-
 
 
 def _block_path_scores(block: TaskData, scorer: TaskScorer, C: np.ndarray,

@@ -29,7 +29,7 @@ from ..datafits import Datafit
 from ..estimators import MultiTaskClassifier, MultiTaskRegressor, _MultiTaskLinear
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..solvers import SOLVERS, reference
-from ..taskdata import TaskData
+from ..taskdata import TaskData, _task_name
 from .criteria import (
     degrees_of_freedom,
     information_criterion,
@@ -365,7 +365,28 @@ class _MultiTaskCV(BaseEstimator):
         return df
 
     def _information(self, data, datafit, candidates, grids, kwargs) -> pd.DataFrame:
+        """AIC/BIC of every candidate; what tiny tasks make undefined is refused or left out.
+
+        The Gaussian likelihood profiles one noise variance per task, ``RSS_t / m_t``. A
+        task of one observed row is fitted exactly by its intercept at every alpha, so its
+        variance is 0 and ``-2 log L`` is minus infinity, set by rounding: refused (a
+        ValueError naming the task; ``criterion='cv'`` trains on it and never scores it).
+        A candidate with ``df >= N - 1`` (N observed rows) leaves no residual degree of
+        freedom for the variances (AICc's correction ``2 df (df + 1) / (N - df - 1)`` is
+        infinite there): its ``-2 log L`` diverges as its residuals reach rounding, so its
+        criterion is set to +inf (never chosen) with a warning; if that leaves no candidate,
+        a ValueError.
+        """
         self.n_splits_ = 0
+        obs = np.ones(data.n_obs) if data.observed is None else data.observed.astype(float)
+        task_rows = np.bincount(data.task_of, weights=obs, minlength=data.n_tasks)
+        if datafit.name != "logistic" and self.fit_intercept and (task_rows < 2).any():
+            t = int(np.argmin(task_rows))
+            raise ValueError(
+                f"criterion={self.criterion!r}: task {_task_name(data, t)} has {int(task_rows[t])} "
+                "observed row; its intercept fits it exactly at every alpha, so its noise "
+                "variance is 0 and the Gaussian likelihood is unbounded. Use criterion='cv' "
+                "(the task then trains in every fold, unscored), or remove the task.")
         seed = self.random_state
         if seed is None:
             seed = 0  # the criterion stays deterministic
@@ -388,6 +409,20 @@ class _MultiTaskCV(BaseEstimator):
                 row["n_active"] = int(active[i])
                 rows.append(row)
         df = pd.DataFrame(rows)
+        n_rows = float(obs.sum())
+        over = (df["df"] >= n_rows - 1).to_numpy()
+        if over.all():
+            raise ValueError(
+                f"criterion={self.criterion!r}: every candidate has df >= N - 1 = "
+                f"{n_rows - 1:g} (smallest df {df['df'].min():.4g}); with no residual degree "
+                "of freedom the likelihood is unbounded. Use larger alphas or criterion='cv'.")
+        if over.any():
+            df.loc[over, self.criterion] = np.inf
+            warnings.warn(
+                f"criterion={self.criterion!r}: {int(over.sum())} of {len(df)} candidates have "
+                f"df >= N - 1 = {n_rows - 1:g} (no residual degree of freedom: the likelihood "
+                f"is unbounded); their {self.criterion} is set to inf, never chosen.",
+                UserWarning, stacklevel=3)
         df[f"rank_{self.criterion}"] = df[self.criterion].rank(method="min").astype(int)
         return df
 

@@ -68,8 +68,8 @@ def main() -> None:
     for name, net in _nets().items():
         for t in net.tasks:
             if t.name in net.target_scales:
-                net.target_scales[t.name].set(1.0 + torch.rand(t.n_outputs, generator=g),
-                                              torch.randn(t.n_outputs, generator=g))
+                net.target_scales[t.name].set(torch.randn(t.n_outputs, generator=g),
+                                              1.0 + torch.rand(t.n_outputs, generator=g))
         with torch.no_grad():
             for m in net.modules():
                 if isinstance(m, torch.nn.BatchNorm1d):
