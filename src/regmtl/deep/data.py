@@ -10,13 +10,14 @@ data set, of its own size; the shorter ones are cycled.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..taskdata import check_numeric_range
+from ..taskdata import check_column_scales, check_numeric_range
 from ._torch import torch
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec
@@ -60,24 +61,27 @@ def _check_input_range(X: Any, what: str) -> None:
         if X.dtype not in (torch.float32, torch.float64) or X.device.type != "cpu" or X.ndim > 2:
             return
         X = X.detach().numpy()
-    if sp.issparse(X) or (isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.ndim <= 2):
+    if sp.issparse(X):
         check_numeric_range(X, what)
-    if isinstance(X, np.ndarray) and X.dtype == np.float64 and X.ndim == 2 and len(X):
-        _warn_float32_loss(X, what)
+    elif isinstance(X, np.ndarray) and X.dtype.kind == "f" and X.ndim <= 2 and X.size:
+        A = X if X.ndim == 2 else X[:, None]
+        with warnings.catch_warnings():  # (an all-NaN column: refused by as_inputs)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, hi = np.nanmin(A, axis=0), np.nanmax(A, axis=0)
+        check_column_scales(np.nan_to_num(np.maximum(hi, -lo)), len(A), what)
+        if X.dtype == np.float64 and X.ndim == 2:
+            _warn_float32_loss(lo, hi, what)
 
 
-def _warn_float32_loss(X: np.ndarray, what: str) -> None:
+def _warn_float32_loss(lo: np.ndarray, hi: np.ndarray, what: str) -> None:
     r"""Warn, naming the columns, where the float32 cast keeps too little of a column's
-    variation: a column whose range is below :math:`2^{-13}` of its magnitude (1e9 + N(0, 1),
-    a timestamp of one day in nanoseconds) spans fewer than about a thousand float32 values
-    (relative spacing :math:`2^{-23}`), so the net sees it nearly constant."""
-    with np.errstate(invalid="ignore"):
-        lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
+    variation (``lo``, ``hi``: each column's smallest and largest value): a column whose
+    range is below :math:`2^{-13}` of its magnitude (1e9 + N(0, 1), a timestamp of one day
+    in nanoseconds) spans fewer than about a thousand float32 values (relative spacing
+    :math:`2^{-23}`), so the net sees it nearly constant."""
     mag = np.maximum(np.abs(lo), np.abs(hi))
     lost = np.flatnonzero((hi > lo) & (hi - lo < mag * 2.0 ** -13))
     if len(lost):
-        import warnings
-
         j = int(lost[0])
         cols = ", ".join(map(str, lost[:5].tolist())) + (" ..." if len(lost) > 5 else "")
         warnings.warn(

@@ -194,8 +194,11 @@ class TaskHeads(_Index):
         for i, (wn, bn) in enumerate(names):
             w, b = params[wn], params[bn]
             if per_row:
-                w, b = gather_rows(idx, w, b, sparse=self.sparse_grad)
-                z = torch.einsum("bi,bio->bo", z, w) + b
+                if self.sparse_grad:
+                    w, b = gather_rows(idx, w, b, sparse=True)
+                    z = torch.einsum("bi,bio->bo", z, w) + b
+                else:
+                    z = torch.einsum("bi,bio->bo", z, w[idx]) + b[idx]
             else:
                 w_, b_ = (w, b) if idx is None else (w[idx], b[idx])
                 eq = "bi,tio->bto" if z.ndim == 2 else "bti,tio->bto"
@@ -279,8 +282,10 @@ class TaskHeads(_Index):
             block = blocks["0"]
             if block.n_layers == 1:  # linear heads (the common case), without the loop
                 p = block._parameters
-                w, b = gather_rows(task, p["weight0"], p["bias0"], sparse=self.sparse_grad)
-                return torch.einsum("bi,bio->bo", z, w) + b
+                if self.sparse_grad:
+                    w, b = gather_rows(task, p["weight0"], p["bias0"], sparse=True)
+                    return torch.einsum("bi,bio->bo", z, w) + b
+                return torch.einsum("bi,bio->bo", z, p["weight0"][task]) + p["bias0"][task]
             return self._mlp(block, z, task, per_row=True)
         block = self.block_of[task]
         local = self.local[task]
