@@ -137,6 +137,14 @@ def _row(label: str, res: dict, unit: str, per: float) -> None:
           f"{_ratio(res):>7.3f}   {_mib(tr[1]):>8} {_mib(pl[1]):>8}")
 
 
+def _throughput(label: str, res: dict, unit: str, count: int, what: str) -> None:
+    """The table (time per 1,000 ``what``) and both throughputs, of ``count`` items a run."""
+    _header()
+    _row(label, res, unit, count / 1e3)
+    print(f"  Trainer {count / res['trainer'][0]:,.0f} {what}/s, plain "
+          f"{count / res['plain'][0]:,.0f} {what}/s")
+
+
 def _header() -> None:
     print(f"  {'':<30} {'Trainer':>10} {'plain':>10}   {'':<9}{'ratio':>7}   "
           f"{'peak T':>8} {'peak P':>8}")
@@ -201,6 +209,11 @@ class _PlainMMoE(nn.Module):
         return torch.einsum("bti,tio->bto", h, self.W1) + self.b1        # (B, T, 1)
 
 
+def _per_step(clock) -> float:
+    """CPU seconds per step of a clocked optimizer, first step to last."""
+    return (clock.last - clock.first) / max(clock.steps - 1, 1)
+
+
 def _clocked(cls: type) -> type:
     """``cls`` (an optimizer) noting the CPU time at the start of its first step and at the
     end of its last: (last - first) / (steps - 1) is the time per step once training runs."""
@@ -217,8 +230,7 @@ def _clocked(cls: type) -> type:
             self.last, self.steps = time.process_time(), self.steps + 1
             return out
 
-        def per_step(self) -> float:
-            return (self.last - self.first) / max(self.steps - 1, 1)
+        per_step = _per_step
 
     return Clocked
 
@@ -403,8 +415,7 @@ class _TwoAdams:
         self.sparse.step()
         self.last, self.steps = time.process_time(), self.steps + 1
 
-    def per_step(self) -> float:
-        return (self.last - self.first) / max(self.steps - 1, 1)
+    per_step = _per_step
 
 
 def many_tasks(args) -> None:
@@ -500,10 +511,7 @@ def digits(args) -> None:
     res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "images", args)
     print(f"Images: two digits 8x16 ({n} images), ConvTrunk (16, 32), hard sharing, 2 x 10 "
           f"classes, batches of {batch}, {epochs} epochs")
-    _header()
-    _row("images (per 1,000 images)", res, "kimg", epochs * n / 1e3)
-    print(f"  Trainer {epochs * n / res['trainer'][0]:,.0f} images/s, plain "
-          f"{epochs * n / res['plain'][0]:,.0f} images/s")
+    _throughput("images (per 1,000 images)", res, "kimg", epochs * n, "images")
 
 
 # ----------------------------------------------------------------------------- 4. columns
@@ -544,10 +552,7 @@ def columns(args) -> None:
     res = _paired({"trainer": trainer, "plain": plain}, args.repeats, "columns", args)
     print(f"Named columns (2,000 users, 500 items, price) through FeatureColumns, MMoE 4 "
           f"experts (64,), towers (32,), {n} rows, batches of {batch}, {epochs} epochs")
-    _header()
-    _row("columns (per 1,000 rows)", res, "krow", epochs * n / 1e3)
-    print(f"  Trainer {epochs * n / res['trainer'][0]:,.0f} rows/s, plain "
-          f"{epochs * n / res['plain'][0]:,.0f} rows/s")
+    _throughput("columns (per 1,000 rows)", res, "krow", epochs * n, "rows")
 
 
 # ----------------------------------------------------------------------------- 5. text
@@ -603,10 +608,7 @@ def text(args) -> None:
     print(f"Sparse bag of words: 20 Newsgroups (MALSAR) 2 pairs, {T} binary tasks, {n} rows, "
           f"{V} term counts (CSR, {X.nnz / n:.0f} nonzeros per row), TextTrunk(dim 64, mean), "
           f"hard sharing 64 -> 64, per row, batches of {batch}, {epochs} epochs")
-    _header()
-    _row("bag of words (per 1,000 rows)", res, "krow", epochs * n / 1e3)
-    print(f"  Trainer {epochs * n / res['trainer'][0]:,.0f} rows/s, plain "
-          f"{epochs * n / res['plain'][0]:,.0f} rows/s")
+    _throughput("bag of words (per 1,000 rows)", res, "krow", epochs * n, "rows")
 
 
 def main() -> None:

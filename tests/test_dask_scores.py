@@ -162,33 +162,29 @@ def test_task_blocks_shift_offset_columns_as_in_memory():
     from regmtl.taskdata import as_task_data, shift_columns
 
     with dask.config.set(scheduler="synchronous"):  # (a solve of many small steps)
-        _shift_and_solve(as_dask_task_data, solve, as_task_data, shift_columns)
-
-
-def _shift_and_solve(as_dask_task_data, solve, as_task_data, shift_columns):
-    df, shifted = _frame(seed=3), _frame(seed=3, x_offset=1e8, y_offset=1e8)
-    df, shifted = (d.sort_values("t", kind="stable") for d in (df, shifted))
-    ddf = dd.from_pandas(shifted, npartitions=3)
-    blocks = as_dask_task_data(ddf[F], ddf["y"], ddf["t"], block_rows=60)
-    assert blocks.n_blocks == 3  # one task per block
-    mem = shift_columns(as_task_data(shifted[F].to_numpy(), shifted["y"].to_numpy(),
-                                     shifted["t"].to_numpy()))
-    moved = blocks.shift_columns()
-    assert moved.x_shift is not None and moved.shift_columns() is moved
-    np.testing.assert_array_equal(moved.x_shift, mem.x_shift)
-    np.testing.assert_allclose(np.asarray(moved.adjoint(moved.c)), mem.adjoint(mem.c),
-                               rtol=0, atol=1e-15)  # the shifted columns' means, ~1e-9
-    flat = as_task_data(df[F].to_numpy(), df["y"].to_numpy(), df["t"].to_numpy())
-    fits = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for name, data in (("dask", moved), ("mem", mem), ("ref", flat), ("raw", blocks)):
-            fits[name] = solve(data, rm.Quadratic(), rm.L21(), 0.02, tol=1e-9,
-                               max_iter=2000).W
-    scale = np.abs(fits["ref"]).max()  # a relative gap of 1e-9: W to about 1e-6
-    assert np.abs(fits["dask"] - fits["mem"]).max() <= 1e-6 * scale
-    assert np.abs(fits["dask"] - fits["ref"]).max() <= 1e-6 * scale
-    assert np.abs(fits["raw"]).max() == 0.0  # what the offset columns give unshifted
+        df, shifted = _frame(seed=3), _frame(seed=3, x_offset=1e8, y_offset=1e8)
+        df, shifted = (d.sort_values("t", kind="stable") for d in (df, shifted))
+        ddf = dd.from_pandas(shifted, npartitions=3)
+        blocks = as_dask_task_data(ddf[F], ddf["y"], ddf["t"], block_rows=60)
+        assert blocks.n_blocks == 3  # one task per block
+        mem = shift_columns(as_task_data(shifted[F].to_numpy(), shifted["y"].to_numpy(),
+                                         shifted["t"].to_numpy()))
+        moved = blocks.shift_columns()
+        assert moved.x_shift is not None and moved.shift_columns() is moved
+        np.testing.assert_array_equal(moved.x_shift, mem.x_shift)
+        np.testing.assert_allclose(np.asarray(moved.adjoint(moved.c)), mem.adjoint(mem.c),
+                                   rtol=0, atol=1e-15)  # the shifted columns' means, ~1e-9
+        flat = as_task_data(df[F].to_numpy(), df["y"].to_numpy(), df["t"].to_numpy())
+        fits = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for name, data in (("dask", moved), ("mem", mem), ("ref", flat), ("raw", blocks)):
+                fits[name] = solve(data, rm.Quadratic(), rm.L21(), 0.02, tol=1e-9,
+                                   max_iter=2000).W
+        scale = np.abs(fits["ref"]).max()  # a relative gap of 1e-9: W to about 1e-6
+        assert np.abs(fits["dask"] - fits["mem"]).max() <= 1e-6 * scale
+        assert np.abs(fits["dask"] - fits["ref"]).max() <= 1e-6 * scale
+        assert np.abs(fits["raw"]).max() == 0.0  # what the offset columns give unshifted
 
 
 def test_task_blocks_without_offset_columns_are_kept(client):

@@ -48,7 +48,7 @@ from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .selection.folds import take, task_folds
 from .selection.path import alpha_grid, alpha_scale
-from .taskdata import TaskData, as_task_data, shift_columns
+from .taskdata import TaskData, as_task_data, intercept_shift, shift_columns
 
 __all__ = ["compare", "Comparison", "PooledModel", "Unregularized", "MODELS", "DEFAULT_MODELS"]
 
@@ -512,7 +512,7 @@ class PooledModel(_PerTaskLinear):
             warnings.warn(f"{short} pooled logistic fit(s) stopped short of tol={self.tol:g}.",
                           ConvergenceWarning, stacklevel=2)
         self.coef_ = np.repeat(W, data.n_tasks, axis=0)
-        self.intercept_ = B[0] if data.x_shift is None else B[0] - W[0] @ data.x_shift
+        self.intercept_ = B[0] - intercept_shift(data, W[0][:, None])
         return self
 
     def _grid(self, data: TaskData) -> np.ndarray:

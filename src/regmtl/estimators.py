@@ -27,7 +27,7 @@ from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
-from .taskdata import TaskData, as_task_data, column_target, shift_columns
+from .taskdata import TaskData, as_task_data, column_target, intercept_shift, shift_columns
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
@@ -178,9 +178,8 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)
-        x_shift = getattr(data, "x_shift", None)
-        if x_shift is not None and W0 is not None:
-            b0 = b0 + np.einsum("jt,jt->t", x_shift, W0)
+        if W0 is not None:
+            b0 = b0 + intercept_shift(data, W0)
         res = solve(
             data, self._datafit(), penalty, float(self.alpha),
             solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
@@ -193,7 +192,7 @@ class _MultiTaskLinear(SaveMixin, BaseEstimator):
         single = data.form == "single"
         self.coef_ = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
         b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
-        b_input = b if x_shift is None else b - np.einsum("jt,jt->t", x_shift, res.W)
+        b_input = b - intercept_shift(data, res.W)
         self.intercept_ = float(b_input[0]) if single else b_input.copy()
         self.n_iter_ = res.n_iter
         self.task_sizes_ = data.effective_sizes()

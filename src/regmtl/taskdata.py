@@ -904,6 +904,15 @@ def _task_of_largest(data: TaskData, X: Any, name: str) -> str:
 _OFFSET_RATIO = 100.0
 
 
+def intercept_shift(data: Any, W: np.ndarray) -> np.ndarray | float:
+    r""":math:`s_t^\top w_t` of every task (0 when ``data`` holds no shift, see
+    :func:`~regmtl.taskdata.shift_columns`): an intercept fitted on the shifted columns is
+    :math:`b_t = b'_t - s_t^\top w_t` in the input's units, and a starting intercept maps
+    the other way. ``W`` is (p, T), or (p, 1) for one slope shared by every task."""
+    x_shift = getattr(data, "x_shift", None)
+    return 0.0 if x_shift is None else (x_shift * W).sum(axis=0)
+
+
 def shift_columns(data: TaskData) -> TaskData:
     r"""The problem with each task's feature columns shifted to their task means, where the
     columns sit far from zero; ``data`` itself otherwise.

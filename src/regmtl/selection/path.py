@@ -19,7 +19,7 @@ from ..problem import make_data, make_datafit
 from ..solvers import reference, solve
 from ..solvers.certificates import Reference
 from ..solvers.moments import feature_moments
-from ..taskdata import TaskData, shift_columns
+from ..taskdata import TaskData, intercept_shift, shift_columns
 
 __all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_scale",
            "path_alphas"]
@@ -389,7 +389,6 @@ def regularization_path(
     pen.check(p, T)
     if fit_intercept:  # columns far from zero: solved on them shifted, exactly
         data = shift_columns(data)
-    x_shift = getattr(data, "x_shift", None)
     ref = reference(data, datafit, fit_intercept)
     grid = path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
     coefs = np.zeros((len(grid), T, p))
@@ -404,8 +403,7 @@ def regularization_path(
                     verbose=verbose, options=solver_options)
         W, b, V = res.W, res.b, res.V
         coefs[k] = res.W.T
-        intercepts[k] = (0.0 if not fit_intercept else res.b if x_shift is None
-                         else res.b - np.einsum("jt,jt->t", x_shift, res.W))
+        intercepts[k] = res.b - intercept_shift(data, res.W) if fit_intercept else 0.0
         certs[k], kind = res.certificate.relative, res.certificate.kind
         n_iter[k], converged[k] = res.n_iter, res.converged
         structure.append(pen.structure(res.V, float(alpha)))
