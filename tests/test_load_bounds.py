@@ -320,3 +320,32 @@ def test_cli_dask_inputs_refuse_devices_and_fifos(tmp_path):
         _local_inputs(str(tmp_path / "part-*.parquet"))
     (tmp_path / "ok").mkdir()
     assert _local_inputs(str(tmp_path / "ok")) == [tmp_path / "ok"]
+
+
+def test_max_bytes_refuses_a_consistent_inflating_file_before_reading_it(tmp_path):
+    """The consistent 64 MiB model of a 65 KB file loads by default (its own dimensions are
+    the bound); with ``max_bytes`` below its arrays it is refused naming the option,
+    allocating about nothing; at or above them it loads."""
+    _, good, nbytes = _inflating(tmp_path, 2**22, good_digest=True)
+    peak = peak_bytes(lambda: refused(lambda: rm.load(good, max_bytes=MB), str(good),
+                                      "max_bytes=1048576", "raise max_bytes"))
+    assert peak < 2 * MB, peak
+    m = rm.load(good, max_bytes=nbytes + 64)
+    assert m.coef_.shape == (2, 2**22)
+    for bad in (-1, 2.5, "1G", True):
+        refused(lambda b=bad: rm.load(good, max_bytes=b), "max_bytes")
+
+
+def test_max_bytes_bounds_a_deep_folder_by_its_weights_file(tmp_path):
+    pytest.importorskip("torch")
+    from regmtl.deep import DeepMultiTaskRegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=40)
+    est = DeepMultiTaskRegressor(hidden=(4,), max_epochs=1, random_state=0).fit(
+        [X, X], [y, y])
+    est.save(tmp_path / "deep")
+    size = (tmp_path / "deep" / "model.pt").stat().st_size
+    refused(lambda: rm.load(tmp_path / "deep", max_bytes=size - 1), "model.pt", "max_bytes")
+    again = rm.load(tmp_path / "deep", max_bytes=size)
+    np.testing.assert_allclose(again.predict([X, X])[0], est.predict([X, X])[0])

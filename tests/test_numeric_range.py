@@ -127,14 +127,46 @@ def test_a_tiny_task_of_y_is_named():
 
 @pytest.mark.parametrize("scale", [1e100, 1e-100, 1e140, 1e-140])
 def test_scales_inside_the_range_are_equivariant(scale):
-    """X -> s X is W -> W / s with alpha -> alpha / s (L21) or alpha / s^2 (ridge): exact."""
+    """X -> s X is W -> W / s with alpha -> alpha / s (L21) or alpha / s^2 (ridge): exact.
+    No ConvergenceWarning: at X * 1e100 the rounding of X^T theta outweighs alpha, and the
+    certificate takes that floor off (before: warned of a relative gap of 1.6e+170)."""
     for penalty, power in (("l21", 1), ("l2", 2)):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tiny effective alphas: certificates may stall
+            warnings.simplefilter("error")
             m = rm.MultiTaskRegressor(penalty, alpha=0.05, tol=1e-8).fit(Z * scale, Y2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reference at alpha / s^2: near-OLS
             ref = rm.MultiTaskRegressor(penalty, alpha=0.05 / scale**power, tol=1e-8).fit(Z, Y2)
         assert np.abs(m.coef_ * scale - ref.coef_).max() <= 1e-9 * max(
             1.0, np.abs(ref.coef_).max())
+
+
+@pytest.mark.parametrize("penalty", ["l2", "l1", "l21", "elasticnet"])
+@pytest.mark.parametrize("scale", [1e50, 1e100])
+def test_huge_columns_fit_ols_without_a_false_convergence_warning(penalty, scale):
+    """X * 1e50 with alpha = 0.1 is OLS to float64 precision; before, every penalty warned
+    (ridge: a relative gap of 1.6e+70 "after max_iter", L1/L21: stalled at 2.8e-3)."""
+    ols = np.linalg.lstsq(np.column_stack([Z, np.ones(N)]), Y1, rcond=None)[0][:-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = rm.MultiTaskRegressor(penalty, alpha=0.1).fit([Z * scale] * 2, [Y1, Y1])
+    assert np.abs(m.coef_ * scale - ols).max() <= 1e-9 * np.abs(ols).max()
+
+
+def test_the_rounding_floor_is_negligible_on_well_scaled_data():
+    """On well-scaled data the floor is below 1e-10 of the gap: it cannot hide a solve
+    that stopped short (2 iterations still warn)."""
+    from regmtl.solvers import reference, solve
+    from regmtl.solvers.certificates import rounding_floor
+
+    data = rm.as_task_data([Z, Z * 3], [Y1, Y1])
+    with pytest.warns(Warning, match="ran out of iterations"):
+        res = solve(data, rm.Quadratic(), rm.L21(), 0.01, solver="bcd", max_iter=2,
+                    ref=reference(data, rm.Quadratic(), True))
+    f = data.linear(res.W, res.b)
+    floor = rounding_floor(data, rm.Quadratic(), rm.L21(), 0.01, res.W, f, True)
+    assert 0 <= floor <= 1e-10 * res.certificate.value
+    assert not res.converged
 
 
 def test_no_zero_division_at_1e_150():

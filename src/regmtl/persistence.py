@@ -712,7 +712,7 @@ def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict,
 
 
 # ---------------------------------------------------------------------- load
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     """Load a model written by ``save``; refuses newer formats and modified files.
 
     The archive is read without pickle, so loading runs no code from the file, and nothing in
@@ -729,6 +729,13 @@ def load(path: str | os.PathLike) -> Any:
         A file written by the ``save`` method of a model (see
         :class:`~regmtl.persistence.SaveMixin`), or a folder written by the ``save`` method of
         a deep estimator.
+    max_bytes : int, optional
+        The most bytes the model's arrays may take once loaded, for files from elsewhere: a
+        file whose arrays declare more (a small file of highly compressible zeros that
+        inflates to gigabytes, all consistent) is refused before any array data is read.
+        By default the only bound is the model's own declared dimensions, which every array
+        shape must fit (an accepted file's arrays are allocated once). For a folder, it
+        bounds the bytes of the weights file, which is read as it is stored.
 
     Returns
     -------
@@ -765,14 +772,18 @@ def load(path: str | os.PathLike) -> Any:
     ...     print("refused:", "not a readable regmtl model file" in str(exc))
     refused: True
     """
+    if max_bytes is not None:
+        from ._options import check_option
+
+        max_bytes = check_option("max_bytes", max_bytes, "int", low=0)
     if os.path.isdir(path):
         from .deep.estimators import load_estimator  # torch only for deep models
 
-        return load_estimator(path)
+        return load_estimator(path, max_bytes=max_bytes)
     name = repr(os.fspath(path))
     try:
         with _open_regular(path, name) as fh, zipfile.ZipFile(fh) as zf:
-            return _load_archive(zf, name)
+            return _load_archive(zf, name, max_bytes)
     except _Malformed as exc:
         raise ValueError(f"{name} has a malformed header ({str(exc).rstrip('.')}).") from None
     except _Refused as exc:
@@ -825,7 +836,7 @@ def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
     model.cluster_vectors_, model.cluster_weights_, model.cluster_rest_ = V, m, 0.0
 
 
-def _load_archive(zf: zipfile.ZipFile, name: str) -> Any:
+def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) -> Any:
     members = _members(zf)
     header = _read_header(members[_HEADER])
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
@@ -839,6 +850,10 @@ def _load_archive(zf: zipfile.ZipFile, name: str) -> Any:
             f"({FORMAT_VERSION}); upgrade regmtl to load it."
         )
     cls, params, attrs, digests = _check_header(header, members)
+    total = sum(m.nbytes for k, m in members.items() if k != _HEADER)
+    if max_bytes is not None and total > max_bytes:
+        raise _Refused(f"its arrays declare {total} bytes, more than max_bytes={max_bytes} "
+                       "(raise max_bytes if you trust the file)")
     # the shapes fit the header's numbers; a member that inflates far beyond its bytes in the
     # file is checked against its digest first, by streaming, so that a refused file never
     # makes load allocate more than a small multiple of its size

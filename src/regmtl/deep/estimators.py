@@ -59,7 +59,7 @@ from ..persistence import (
 )
 from ..taskdata import TaskData, _as_labels, as_task_data, column_target
 from ._torch import torch
-from .checkpoint import CONFIG, load_net, read_config, save_checkpoint
+from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes
 from .inputs import as_inputs, chunks, to_device
@@ -1426,16 +1426,23 @@ def _check_net_matches(est: _DeepMultiTask, attrs: dict, config: dict) -> None:
                          f"({len(heads)} tasks)")
 
 
-def load_estimator(path: str | os.PathLike) -> _DeepMultiTask:
+def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> _DeepMultiTask:
     """A deep estimator saved with ``save`` in the folder ``path`` (:func:`regmtl.load`).
 
     The config is checked in full (class, parameters, only the attributes the class saves,
     their types and shapes, the net they need) before the weights are read with
     ``torch.load(weights_only=True)`` and compared with the net (see
     :func:`~regmtl.deep.load_checkpoint`); every refusal is a ``ValueError`` naming the file.
+    The weights are stored uncompressed and mapped as they are, so ``max_bytes`` bounds the
+    size of the weights file.
     """
     path = Path(path)
     config = read_config(path)
+    size = (path / WEIGHTS).stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
+                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
+                         "the file).")
     if "estimator" not in config:
         raise ValueError(f"{path} holds a net checkpoint, not a saved estimator; read the net "
                          "with regmtl.deep.load_checkpoint.")

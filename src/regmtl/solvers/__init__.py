@@ -16,13 +16,21 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .bcd import bcd, check_options
-from .certificates import Certificate, Reference, certify, fit_intercepts, reference
+from .certificates import (
+    Certificate,
+    Reference,
+    certify,
+    fit_intercepts,
+    reference,
+    rounding_floor,
+)
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .prox_grad import fista
 from .quadratic import MAX_FEATURES, is_distributed, quadratic_applies
 from .result import SolverResult
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
+           "rounding_floor",
            "bcd", "fista", "SOLVERS"]
 
 SOLVERS = ("auto", "bcd", "fista", "cg")
@@ -191,6 +199,13 @@ def solve(
         res.V = None if res.V is None else np.asarray(res.V, dtype=np.float64)
     _check_finite(res)
     res.converged = res.certificate.converged(tol)
+    if not res.converged and res.certificate.kind == "duality_gap":
+        # a gap that rounding of X^T theta explains (huge columns against alpha) is no
+        # shortfall: the floor is taken off before the gap is compared with tol
+        res.certificate.rounding = rounding_floor(
+            data, datafit, penalty, alpha, res.V if res.V is not None else penalty.lift(res.W),
+            data.linear(res.W, res.b), fit_intercept)
+        res.converged = res.certificate.converged(tol)
     if not res.converged:
         warnings.warn(_shortfall(solver, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
     return res
@@ -273,6 +288,12 @@ def _shortfall(solver: str, res: SolverResult, tol: float, max_iter: int) -> str
             "The problem is ill-conditioned (collinear or badly scaled columns) or tol is "
             f"below what float64 can certify here: standardize the features, loosen tol to "
             f"{10 * cert.relative:.0e}, or raise alpha."
+        )
+    if solver == "direct":  # one exact solve: no iterations to run out of
+        return (
+            f"the exact ridge solve reached {reached}: the tasks' Grams are too "
+            "ill-conditioned for float64 at this alpha. Standardize the features, raise "
+            "alpha, or loosen tol."
         )
     return (
         f"{solver} ran out of iterations (max_iter={max_iter}) at {reached}. Increase "
