@@ -109,7 +109,9 @@ def _public_bases(app, name, obj, options, bases):
         stack = [base]
         while stack:
             b = stack.pop(0)
-            if b.__name__.startswith("_") and b is not object:
+            internal = b.__module__.startswith("regmtl.") and b.__name__ not in getattr(
+                sys.modules.get(b.__module__), "__all__", (b.__name__,))
+            if (b.__name__.startswith("_") or internal) and b is not object:
                 stack[:0] = list(b.__bases__)
             elif b not in out and b is not object:
                 out.append(b)

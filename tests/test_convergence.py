@@ -181,8 +181,8 @@ def test_warm_started_solve_closes_a_tenth_of_its_start():
     start.coef_, start.intercept_ = m.coef_.copy(), m.intercept_
     start.tasks_, start.n_tasks_, start.input_form_ = m.tasks_, m.n_tasks_, m.input_form_
     start.n_features_in_ = m.n_features_in_
+    from regmtl.inputs import as_task_data
     from regmtl.solvers import certify, reference
-    from regmtl.taskdata import as_task_data
 
     data = as_task_data(X, y)
     ref = reference(data, rm.Quadratic(), True)

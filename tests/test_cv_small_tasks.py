@@ -170,7 +170,7 @@ def test_information_criteria_leave_out_candidates_without_residual_dof():
 def test_task_sums_of_tasks_without_rows_are_zero():
     """TaskData.task_sums, the per-task segment sums every solver and score uses: a task
     without rows (a validation part of a one-row task), in the middle or last, sums to 0."""
-    from regmtl.taskdata import as_task_data
+    from regmtl.inputs import as_task_data
 
     data = as_task_data([np.ones((2, 1)), np.ones((1, 1)), np.ones((3, 1))],
                         [np.zeros(2), np.zeros(1), np.zeros(3)])

@@ -158,8 +158,9 @@ def test_task_blocks_shift_offset_columns_as_in_memory():
     the in-memory solve on them and of the unshifted columns (to the data's rounding of
     1e8 + N(0, 1), 1e-8 relative), where the columns as given lose their spread (W = 0)."""
     from regmtl.dask import as_dask_task_data
+    from regmtl.inputs import as_task_data
     from regmtl.solvers import solve
-    from regmtl.taskdata import as_task_data, shift_columns
+    from regmtl.taskdata import shift_columns
 
     with dask.config.set(scheduler="synchronous"):  # (a solve of many small steps)
         df, shifted = _frame(seed=3), _frame(seed=3, x_offset=1e8, y_offset=1e8)

@@ -33,8 +33,8 @@ from regmtl.deep import (  # noqa: E402
     transfer_head,
 )
 from regmtl.deep import checkpoint as ck  # noqa: E402
-from regmtl.deep.estimators import load_estimator  # noqa: E402
 from regmtl.deep.heads import TaskGates, TaskHeads  # noqa: E402
+from regmtl.deep.saving import load_estimator  # noqa: E402
 
 OLD = Path(__file__).parent / "data" / "old_checkpoints"
 NETS = {"hard_head_hidden": "HardSharing", "hard_batch_norm": "HardSharing", "mmoe": "MMoE",

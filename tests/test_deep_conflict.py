@@ -19,8 +19,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import regmtl.deep.conflict as conflict  # noqa: E402
-import regmtl.deep.weighting as weighting  # noqa: E402
+import regmtl.deep.weighting.base as weighting_base  # noqa: E402
+import regmtl.deep.weighting.gram as gram  # noqa: E402
+import regmtl.deep.weighting.mgda as mgda  # noqa: E402
 from regmtl.deep import (  # noqa: E402
     FAMO,
     IMTL,
@@ -433,8 +434,7 @@ def test_upgrad_non_conflicting_and_projection(T, seed):
     # each projection: x = g_i + G^T lam, lam >= 0, G x >= 0, lam . G x = 0 (KKT), and lam
     # equals the support-enumeration oracle
     for i in range(T):
-        lam = torch.as_tensor(conflict._nonneg_qp(A.numpy(), -A[:, i].numpy(),
-                                                  1e-14 * T * s))
+        lam = torch.as_tensor(gram.nonneg_qp(A.numpy(), -A[:, i].numpy(), 1e-14 * T * s))
         Gx = A[:, i] + A @ lam
         assert bool((lam >= 0).all()) and float(Gx.min()) >= -1e-10 * s
         assert float((lam * Gx).abs().max()) <= 1e-10 * s
@@ -541,8 +541,8 @@ def test_famo_never_forms_task_gradients(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("FAMO formed per-task gradients")
 
-    monkeypatch.setattr(weighting, "_task_gradients", forbidden)
-    monkeypatch.setattr(conflict, "_task_gradients", forbidden)
+    monkeypatch.setattr(weighting_base, "task_gradients", forbidden)
+    monkeypatch.setattr(mgda, "task_gradients", forbidden)
     assert FAMO.needs_task_grads is False and FAMO.needs_step_losses is True
     prob = Problem()
     w = _weighting("famo", prob.tasks)

@@ -27,12 +27,11 @@ from regmtl.deep.weighting import (  # noqa: E402
     RandomWeighting,
     UncertaintyWeighting,
     Weighting,
-    _cagrad_objective,
-    _cagrad_weights,
     cagrad_direction,
     make_weighting,
     project_conflicting,
 )
+from regmtl.deep.weighting.cagrad import _cagrad_objective, _cagrad_weights  # noqa: E402
 
 F64 = torch.float64
 TASKS = [TaskSpec("a"), TaskSpec("b")]

@@ -29,12 +29,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskLasso
 
 import regmtl as rm
+from regmtl.inputs import as_task_data
 from regmtl.problem import make_data, make_datafit
 from regmtl.solvers import certificates, reference, solve
 from regmtl.solvers.anderson import Anderson
 from regmtl.solvers.moments import feature_moments
 from regmtl.solvers.screening import safe_radius, screen
-from regmtl.taskdata import as_task_data
 
 # the module (regmtl.solvers.bcd is also the name of the function the package exports)
 bcd_module = importlib.import_module("regmtl.solvers.bcd")

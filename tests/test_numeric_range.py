@@ -19,8 +19,10 @@ from sklearn.linear_model import ElasticNet, Lasso, MultiTaskLasso, Ridge
 
 import regmtl as rm
 from regmtl.cli import main
+from regmtl.inputs import as_task_data
+from regmtl.ranges import check_numeric_range
 from regmtl.scaling import pooled_scaling
-from regmtl.taskdata import as_task_data, check_numeric_range, shift_columns
+from regmtl.taskdata import shift_columns
 
 TINY = r"^X holds only values tiny in magnitude "
 RNG = np.random.default_rng(0)

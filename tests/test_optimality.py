@@ -1,6 +1,8 @@
-"""Optimality of the returned solutions, checked from the math of DESIGN section 4.
+"""Optimality of the returned solutions, checked from the math of DESIGN section 4; and the
+fitted-model contract of every penalty of the bank on every problem of it (``_asserts.py``).
 
-Nothing here calls regmtl's own certificates or ``subdiff_distance``: the gradients, the
+The checks above the contract section call neither regmtl's own certificates nor
+``subdiff_distance``: the gradients, the
 subdifferential conditions, the primal objective and a dual point are written out below with plain
 numpy loops over tasks, straight from
 
@@ -11,6 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _asserts import (
+    assert_certificate_meets_tol,
+    assert_roundtrips,
+    assert_zero_at_alpha_max,
+    fit,
+)
+from _cases import PENALTY_CASES, PROBLEMS, case_ids, cases
 from conftest import loss_dual_value, make_lists, subdiff_violation
 from scipy.special import expit
 
@@ -22,13 +31,9 @@ pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWa
 N_PER_TASK = (15, 40, 70)
 P = 25
 
-PENALTIES = {
-    "L1": (rm.L1(), "entry", 1.0),
-    "L2": (rm.L2(), "entry", 0.0),
-    "ElasticNet(0.5)": (rm.ElasticNet(0.5), "entry", 0.5),
-    "L21(1.0)": (rm.L21(1.0), "row", 1.0),
-    "L21(0.6)": (rm.L21(0.6), "row", 0.6),
-}
+# (penalty, sparsity pattern, rho), from the shared bank
+PENALTIES = {c.id: (c.penalty, c.kind, c.rho)
+             for c in cases("L1", "L2", "ElasticNet(0.5)", "L21(1.0)", "L21(0.6)")}
 
 
 # --------------------------------------------------------------------------- independent math
@@ -245,3 +250,30 @@ def test_duality_gap_is_true(pen_name, loss, solver, fit_intercept):
     # and the accurate fit is certified accurate
     assert 0.0 <= ref.dual_gap_ <= 1e-12 * abs(P_ref) + 1e-15
     assert P_ref - D_ref <= 1e-11 * abs(P_ref)
+
+
+# --------------------------------------------------------------------------- the contract
+ZERO_CASES = [c for c in PENALTY_CASES if c.has_alpha_max]
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("case", ZERO_CASES, ids=case_ids(ZERO_CASES))
+def test_contract_zero_at_alpha_max(case, problem):
+    assert_zero_at_alpha_max(case, PROBLEMS[problem])
+
+
+@pytest.fixture(scope="module")
+def save_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("contract")
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("case", PENALTY_CASES, ids=case_ids(PENALTY_CASES))
+def test_contract_fitted_model(case, problem, save_dir):
+    """The fit's certificate meets tol; clone and save/load give the same predictions."""
+    prob = PROBLEMS[problem]
+    # a fifth of the lasso's alpha_max: a nontrivial solution for every penalty
+    alpha = 0.2 * rm.alpha_max(*prob.fit_args, penalty="l1", loss=prob.loss)
+    model = fit(prob, case.penalty, alpha, tol=1e-8, max_iter=20_000)
+    assert_certificate_meets_tol(model, case, prob, tol=1e-8)
+    assert_roundtrips(model, prob, save_dir / f"{case.id}-{problem}.npz")

@@ -1,30 +1,26 @@
-"""Penalties against their definitions (DESIGN section 4 table).
+"""Penalties against their definitions (DESIGN section 4 table), and the penalty contract.
 
 ``prox`` is checked to be the argmin (optimality condition written here, plus random
 perturbations), ``value`` against the table, and the dual pieces (``conjugate``,
 ``dual_scaling``, ``dual_norm``, ``alpha_max``, ``subdiff_distance``) against formulas and a
-numerical supremum computed with scipy.
+numerical supremum computed with scipy. The elastic-net family comes from the shared bank
+(``_cases.py``); the contract checks of ``_asserts.py`` (prox optimality, Fenchel-Young) run
+over every penalty of the bank.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from _asserts import assert_fenchel_young, assert_prox_optimal
+from _cases import PENALTY_CASES, case_ids, cases
 from conftest import subdiff_violation
 from scipy.optimize import minimize
 
 import regmtl as rm
 
-# (penalty, sparsity pattern, rho)
-PENALTIES = {
-    "L1": (rm.L1(), "entry", 1.0),
-    "L2": (rm.L2(), "entry", 0.0),
-    "ElasticNet(0.5)": (rm.ElasticNet(0.5), "entry", 0.5),
-    "ElasticNet(0.2)": (rm.ElasticNet(0.2), "entry", 0.2),
-    "L21(1.0)": (rm.L21(1.0), "row", 1.0),
-    "L21(0.6)": (rm.L21(0.6), "row", 0.6),
-    "L21(0.0)": (rm.L21(0.0), "row", 0.0),
-}
+# (penalty, sparsity pattern, rho) of the elastic-net family of the bank
+PENALTIES = {c.id: (c.penalty, c.kind, c.rho) for c in cases(tag="elastic")}
 NAMES = list(PENALTIES)
 
 
@@ -302,3 +298,22 @@ def test_invalid_l1_ratio_is_refused():
     for bad in (-0.1, 1.5, "x"):
         with pytest.raises(ValueError, match="l1_ratio"):
             rm.ElasticNet(bad).value(np.ones((2, 2)), 1.0)
+
+
+# --------------------------------------------------------------------------- the contract
+@pytest.mark.parametrize("case", PENALTY_CASES, ids=case_ids(PENALTY_CASES))
+def test_contract_prox_is_optimal(case):
+    """Every penalty of the bank: the prox point against scipy and its subdifferential."""
+    rng = np.random.default_rng(21)
+    V = rng.standard_normal(case.variable_shape(2, 4))
+    assert_prox_optimal(case, V, step=0.8, alpha=0.6)
+
+
+DUAL_CASES = [c for c in PENALTY_CASES if c.has_dual]
+
+
+@pytest.mark.parametrize("case", DUAL_CASES, ids=case_ids(DUAL_CASES))
+def test_contract_fenchel_young(case):
+    """Every penalty of the bank with a dual: Fenchel-Young, with equality on the
+    subdifferential."""
+    assert_fenchel_young(case, np.random.default_rng(22), alpha=0.7)

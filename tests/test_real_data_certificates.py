@@ -130,7 +130,7 @@ def test_crawling_proximal_gradient_is_rescued_by_reweighted_steps(monkeypatch):
     """Parkinsons' trace-norm path at its smallest alpha: proximal gradient crawls (still far
     above tol after 200 iterations), twenty reweighted least-squares steps move it, and the
     point is certified within the default max_iter; without them it stops short."""
-    prox_grad = importlib.import_module("regmtl.solvers.prox_grad")
+    prox_grad = importlib.import_module("regmtl.solvers.quadratic_fista")
     Xs, ys = _standardized(load_dataset("parkinsons", data_home=DATA))
     calls = []
     start = prox_grad.reweighted_start

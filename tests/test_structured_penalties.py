@@ -25,6 +25,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
+from _cases import cases, graph_laplacian, mean_regularized
 from conftest import A4, CLARABEL_OPTIONS
 
 import regmtl as rm
@@ -57,39 +58,9 @@ def random_matrix(rng, p=6, T=4, spread=True):
 
 
 # --------------------------------------------------------------------------- the table
-def nuclear(W):
-    return float(np.linalg.svd(W, compute_uv=False).sum())
-
-
-def mean_regularized(W, alpha, r):
-    p, T = W.shape
-    wbar = sum(W[:, t] for t in range(T)) / T
-    dev = sum(np.sum((W[:, t] - wbar) ** 2) for t in range(T))
-    return 0.5 * alpha * (dev + r * np.sum(W * W))
-
-
-def graph_laplacian(W, alpha, A):
-    T = W.shape[1]
-    return 0.5 * alpha * sum(A[s, t] * np.sum((W[:, s] - W[:, t]) ** 2)
-                             for s in range(T) for t in range(T))
-
-
+# nuclear, mean_regularized and graph_laplacian (the table) come from the bank, ``_cases.py``
 def laplacian(A):
     return np.diag(A.sum(axis=1)) - A
-
-
-def dirty(W, alpha, g):
-    """The dirty penalty as a function of W: min over P of alpha (sum_j ||P_j|| + g ||W - P||_1),
-    by cvxpy (an independent solve of the infimal convolution)."""
-    P = cp.Variable(W.shape)
-    val = solve_cvx(cp.Problem(cp.Minimize(cp.sum(cp.norm(P, 2, axis=1))
-                                           + g * cp.sum(cp.abs(W - P)))))
-    return alpha * val
-
-
-def sparse_lowrank(V, alpha, g):
-    P, Q = V
-    return alpha * (nuclear(Q) + g * np.abs(P).sum())
 
 
 def clustered_scale(alpha, eta):
@@ -132,20 +103,11 @@ def assert_feasible_M(M, k, atol=1e-12):
 
 
 # --------------------------------------------------------------------------- cases
-# name -> (penalty, Omega(V, alpha) written from the table)
-CASES = {
-    "Trace": (rm.Trace(), lambda V, a: a * nuclear(V)),
-    "MeanRegularized(0)": (rm.MeanRegularized(), lambda V, a: mean_regularized(V, a, 0.0)),
-    "MeanRegularized(0.4)": (rm.MeanRegularized(0.4), lambda V, a: mean_regularized(V, a, 0.4)),
-    "GraphLaplacian": (rm.GraphLaplacian(A4), lambda V, a: graph_laplacian(V, a, A4)),
-    "Dirty(0.6)": (rm.Dirty(0.6), lambda V, a: dirty(V, a, 0.6)),
-    "Dirty(1.5)": (rm.Dirty(1.5), lambda V, a: dirty(V, a, 1.5)),
-    "SparseLowRank(0.2)": (rm.SparseLowRank(0.2), lambda V, a: sparse_lowrank(V, a, 0.2)),
-    "SparseLowRank(0.7)": (rm.SparseLowRank(0.7), lambda V, a: sparse_lowrank(V, a, 0.7)),
-}
-LIFTED = {"SparseLowRank(0.2)", "SparseLowRank(0.7)"}
-CLUSTERED = {"Clustered(2, 0.5)": (2, 0.5), "Clustered(1, 2.0)": (1, 2.0),
-             "Clustered(3, 0.1)": (3, 0.1)}
+# name -> (penalty, Omega(V, alpha) written from the table), from the shared bank
+STRUCTURED = cases(tag="structured")
+CASES = {c.id: (c.penalty, c.omega) for c in STRUCTURED}
+LIFTED = {c.id for c in STRUCTURED if c.lifted}
+CLUSTERED = {c.id: (c.penalty.k, c.penalty.eta) for c in cases(tag="clustered")}
 
 
 def cvx_prox(name, V, step, alpha):

@@ -11,7 +11,8 @@ import pytest
 import scipy.sparse as sp
 
 import regmtl as rm
-from regmtl.taskdata import _encode_task, _group_order, as_task_data
+from regmtl.inputs import _group_order, as_task_data
+from regmtl.taskdata import _encode_task
 
 
 def _reference(data):

@@ -35,6 +35,7 @@ id per row, or as one shared design with a target matrix:
 from .compare import Comparison, compare
 from .datafits import Logistic, Quadratic
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
+from .inputs import as_task_data
 from .penalties import (
     L1,
     L2,
@@ -50,7 +51,7 @@ from .penalties import (
     chain_graph,
     knn_graph,
 )
-from .persistence import load
+from .persistence import load, register_kinds
 from .problem import alpha_max
 from .relatedness import Relatedness, task_relatedness
 from .selection import (
@@ -59,7 +60,7 @@ from .selection import (
     RegularizationPath,
     regularization_path,
 )
-from .taskdata import TaskData, as_task_data
+from .taskdata import TaskData
 from .transfer import TransferredTask, transfer
 
 __all__ = [
@@ -97,3 +98,7 @@ __all__ = [
 ]
 
 from ._version import __version__ as __version__  # noqa: E402
+
+# the deep estimators' folders: regmtl.deep (and PyTorch) is imported when one is loaded
+register_kinds(("DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel",
+                "net-checkpoint"), "regmtl.deep.saving:load_estimator")

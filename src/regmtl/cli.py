@@ -196,7 +196,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from sklearn.exceptions import ConvergenceWarning
 
     from .compare import compare
-    from .report import _timings, comparison_report
+    from .report import comparison_report, fit_timings
 
     t0 = time.perf_counter()
     say = (lambda *a, **k: None) if args.quiet else print
@@ -214,7 +214,7 @@ def _run_compare(args: argparse.Namespace) -> int:
                        progress=_progress(args))
     say(f"{comp.n_splits} {comp.split_kind} train/test split(s); alphas by {args.cv}-fold "
         f"CV inside every task of the training part, {args.n_alphas}-value grids\n")
-    timings = _timings(comp)
+    timings = fit_timings(comp)
     table = comp.summary
     if timings is not None:
         table = table.drop(columns=["seconds_per_split"], errors="ignore").merge(
@@ -344,9 +344,9 @@ def _verbatim(path: Path, frame: Any) -> Any:
     as ``007`` stay ``007``, empty cells stay empty); a Parquet file's typed columns."""
     import pandas as pd
 
-    from .datasets._table import _CSV, _suffix
+    from .datasets._table import CSV_SUFFIXES, file_suffix
 
-    if _suffix(path) in _CSV:
+    if file_suffix(path) in CSV_SUFFIXES:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
     return frame.copy()
 
@@ -398,7 +398,7 @@ def _print_scores(model: Any, frame: Any, prediction: np.ndarray, task_col: str,
 def _run_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .datasets._table import _read
+    from .datasets._table import read_frame
     from .persistence import load
 
     if _on_dask(args):
@@ -411,7 +411,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     if not args.task_col:
         raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
     path = Path(args.data)
-    frame = _read(path)
+    frame = read_frame(path)
     for col, flag in ((args.task_col, "--task-col"), (args.target, "--target")):
         if col is not None and col not in frame.columns:
             raise UsageError(f"{flag} {col!r} is not a column of {args.data}; columns: "
@@ -636,7 +636,7 @@ def _partition_summary(part: Any, features: list, target: Any, task_col: Any) ->
     and first three distinct targets."""
     import pandas as pd
 
-    from .taskdata import column_scales
+    from .ranges import column_scales
 
     X = part[features].to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(over="ignore", invalid="ignore"):  # out of range: refused by the summary
@@ -661,7 +661,7 @@ def _dask_summary(dask: Any, frame: Any, features: list, args: argparse.Namespac
     deviations (partition moments combined as Chan et al.), checks, the target's kind."""
     import pandas as pd
 
-    from .taskdata import check_column_scales
+    from .ranges import check_column_scales
 
     cols = [*features, args.task_col, args.target]
     parts = dask.compute(*[dask.delayed(_partition_summary, pure=True)(

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .taskdata import TaskData, _factorize, as_task_data, task_weights
+from .inputs import as_task_data, factorize
+from .taskdata import TaskData, task_weights
 
 __all__ = ["DaskTaskData", "as_dask_task_data", "is_dask_collection", "predict_scores",
            "task_score"]
@@ -253,7 +254,7 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
     parts, names = _partitions(X, y, task, sample_weight, "y")
     ids, counts = dask.compute(_tree(dask, _merge, [dask.delayed(_count, pure=True)(p)
                                                     for p in parts]))[0]
-    order_codes, labels = _factorize(np.asarray(ids, dtype=object if ids.dtype.kind not in
+    order_codes, labels = factorize(np.asarray(ids, dtype=object if ids.dtype.kind not in
                                                 "biuf" else ids.dtype))
     sizes = np.zeros(len(labels), dtype=np.int64)
     sizes[order_codes] = counts
@@ -322,6 +323,9 @@ class DaskTaskData:
     """
 
     distributed = True
+    #: the block protocol's capability (:class:`regmtl.blocks.TaskBlocks`): the rows are on the
+    #: workers, reached only through the protocol's operations
+    rows_local = False
     shared = False
     form = "long"
     sample_weight = None

@@ -23,16 +23,17 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .dask import is_dask_collection
 from .datafits import Datafit
+from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
-from .taskdata import TaskData, as_task_data, column_target, intercept_shift, shift_columns
+from .taskdata import TaskData, intercept_shift, shift_columns
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
 
-class _MultiTaskLinear(SaveMixin, BaseEstimator):
+class MultiTaskLinear(SaveMixin, BaseEstimator):
     """Shared machinery: input conversion, solving, certificates, prediction."""
 
     _loss = "squared"
@@ -369,7 +370,7 @@ _ATTRIBUTES_DOC = """
 """
 
 
-class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
+class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     __doc__ = r"""Multi-task least squares: one linear model per task, coupled by a penalty.
 
     Minimizes
@@ -510,7 +511,7 @@ class MultiTaskRegressor(RegressorMixin, _MultiTaskLinear):
         return tags
 
 
-class MultiTaskClassifier(ClassifierMixin, _MultiTaskLinear):
+class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
     __doc__ = r"""Regularized multi-task logistic regression: one binary classifier per task.
 
     Minimizes

@@ -11,26 +11,46 @@ then reads no more than those sizes and checks the digests. A member that inflat
 ``_CHUNK`` bytes) before any array is allocated, and each array is read into one buffer of its
 size: a refused file makes :func:`load` allocate about a megabyte, an accepted one its arrays
 once. A path that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
-Every refusal is a ``ValueError`` that names the file. A deep estimator is a folder (see
-:meth:`regmtl.deep.DeepMultiTaskRegressor.save`), which :func:`load` hands to ``regmtl.deep``.
+Every refusal is a ``ValueError`` that names the file.
+
+:func:`load` finds a file's model family by the kind the file declares: an archive's class
+(each :class:`SaveMixin` class registers itself), a folder's estimator class in its
+``config.json`` (the deep estimators, registered by reference by ``regmtl`` and imported, with
+PyTorch, when one is read). This module imports no model family.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import math
 import os
-import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from .serialization import (
+    CONFIG_FILE,
+    FORMS,
+    MAX_JSON_BYTES,
+    Malformed,
+    Refused,
+    check_scalar,
+    check_shape,
+    open_regular,
+    read_json,
+    scalar,
+    unscalar,
+)
 
 __all__ = ["FORMAT_VERSION", "SaveMixin", "load"]
 
@@ -40,8 +60,12 @@ FORMAT_NAME = "regmtl-model"
 #: so that older versions read every file they can, and refuse the rest by their version.
 FORMAT_VERSION = 2
 _HEADER = "__header__"
-_REGISTRY: dict[str, type] = {}
-_MAX_HEADER_BYTES = 64 * 2**20  # the JSON header
+#: kind -> its loader: a SaveMixin class (an archive, read here) or a function, or its
+#: "module:function" reference, that reads a folder (imported when such a folder is read)
+_KINDS: dict[str, type | str | Callable] = {}
+#: the kind of a folder that declares no estimator: a bare net checkpoint
+NET_CHECKPOINT = "net-checkpoint"
+_MAX_HEADER_BYTES = MAX_JSON_BYTES  # the JSON header
 _MAX_NPY_HEADER = 10_000  # an array's .npy header (NumPy's own limit)
 _CHUNK = 2**18  # bytes decompressed (and held) at a time
 #: a member whose data is more than this many times its compressed bytes is checked against
@@ -49,8 +73,6 @@ _CHUNK = 2**18  # bytes decompressed (and held) at a time
 #: makes load allocate more than about this multiple of its size
 _RATIO = 4
 _ARRAY_KINDS = "biufcU"  # the dtypes the format writes: no object, void or datetime arrays
-_MAX_LABEL_DEPTH = 8  # tuples of tuples ... as task labels
-FORMS = ("single", "list", "dict", "long", "shared")
 _KIND_NAMES = {"f": "float", "iu": "integer"}
 
 
@@ -61,47 +83,52 @@ def _package_version() -> str:
         return "unknown"
 
 
-class _Malformed(Exception):
-    """The header is not what ``save`` writes."""
-
-
-class _Refused(Exception):
-    """The file is well formed but inconsistent (shapes, sizes, names)."""
-
-
 class _Integrity(Exception):
     """The arrays do not match the digests of the header."""
 
 
-# ---------------------------------------------------------------------- value encoding
-def _scalar(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    if isinstance(v, tuple):
-        return {"tuple": [_scalar(x) for x in v]}
-    raise TypeError(
-        f"a value of type {type(v).__name__} cannot be saved; use str, int or float labels."
-    )
+# ---------------------------------------------------------------------- the kinds
+def register_kinds(kinds: Iterable[str], loader: str | Callable) -> None:
+    """Let :func:`load` read the folders that declare one of ``kinds``.
+
+    ``loader(path, max_bytes=...)`` reads such a folder; as ``"module:function"`` it is
+    imported only when a folder of that kind is read (a family whose import is heavy, such as
+    PyTorch's, registers this way). :class:`SaveMixin` classes register themselves.
+    """
+    for kind in kinds:
+        _KINDS[kind] = loader
 
 
-def _unscalar(v: Any) -> Any:
-    if isinstance(v, dict) and set(v) == {"tuple"}:
-        return tuple(_unscalar(x) for x in v["tuple"])
-    return v
+def known_kinds() -> list[str]:
+    """The kinds :func:`load` reads: the saved model classes and the folders' kinds."""
+    return sorted(k for k, v in _KINDS.items()
+                  if not isinstance(v, type) or v.saved_rules(1, 1, False))
 
 
-def _check_scalar(v: Any, where: str, depth: int = 0) -> None:
-    """``v`` is what :func:`_scalar` writes: None, bool, int, float, str or a tuple of them."""
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return
-    if (isinstance(v, dict) and set(v) == {"tuple"} and isinstance(v["tuple"], list)
-            and depth < _MAX_LABEL_DEPTH):
-        for x in v["tuple"]:
-            _check_scalar(x, where, depth + 1)
-        return
-    raise _Malformed(f"{where} holds a value that is not a number, string, None or tuple")
+def _unknown_kind(kind: Any) -> str:
+    return (f"{kind!r:.80}, which no model family registered; the kinds known are "
+            f"{', '.join(known_kinds())}")
+
+
+def _folder_loader(path: Path) -> Callable:
+    """The loader of the model folder ``path``, by the kind its ``config.json`` declares."""
+    config_file = path / CONFIG_FILE
+    if not config_file.exists():
+        raise FileNotFoundError(f"{path} is not a saved model folder (it needs {CONFIG_FILE}, "
+                                "which declares what the folder holds).")
+    config = read_json(config_file, "a checkpoint config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_file} is not a regmtl checkpoint config (no format).")
+    spec = config.get("estimator", {"class": NET_CHECKPOINT})
+    kind = spec.get("class") if isinstance(spec, dict) else None
+    loader = _KINDS.get(kind) if isinstance(kind, str) else None
+    if loader is None or isinstance(loader, type):
+        raise ValueError(f"{config_file} was refused: it declares the kind "
+                         f"{_unknown_kind(kind)}.")
+    if isinstance(loader, str):
+        module, _, name = loader.partition(":")
+        loader = getattr(importlib.import_module(module), name)
+    return loader
 
 
 def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
@@ -122,13 +149,13 @@ def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
             arrays[name] = value
             return {"kind": "array", "key": name}
         if value.dtype.kind == "O":
-            return {"kind": "labels", "value": [_scalar(v) for v in value.ravel()],
+            return {"kind": "labels", "value": [scalar(v) for v in value.ravel()],
                     "shape": list(value.shape)}
         raise TypeError(f"attribute {name} of dtype {value.dtype} cannot be saved.")
     if isinstance(value, list):
         return {"kind": "list",
                 "items": [_encode(v, f"{name}.{i}", arrays) for i, v in enumerate(value)]}
-    return {"kind": "json", "value": _scalar(value)}
+    return {"kind": "json", "value": scalar(value)}
 
 
 def _decode(spec: dict, arrays: Any) -> Any:
@@ -139,7 +166,7 @@ def _decode(spec: dict, arrays: Any) -> Any:
         return np.asarray(arrays[spec["key"]])
     if kind == "labels":
         out = np.empty(len(spec["value"]), dtype=object)
-        out[:] = [_unscalar(v) for v in spec["value"]]
+        out[:] = [unscalar(v) for v in spec["value"]]
         return out.reshape(spec["shape"])
     if kind == "list":
         return [_decode(s, arrays) for s in spec["items"]]
@@ -148,9 +175,9 @@ def _decode(spec: dict, arrays: Any) -> Any:
     if kind == "penalty":
         cls = getattr(penalties, spec["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, penalties.Penalty)):
-            raise _Malformed(f"unknown penalty class {spec['class']!r} in the model file")
+            raise Malformed(f"unknown penalty class {spec['class']!r} in the model file")
         return cls(**{k: _decode(v, arrays) for k, v in spec["params"].items()})
-    return _unscalar(spec["value"])
+    return unscalar(spec["value"])
 
 
 def _csr(spec: dict, arrays: Any) -> sp.csr_matrix:
@@ -161,55 +188,8 @@ def _csr(spec: dict, arrays: Any) -> sp.csr_matrix:
     indices, indptr = indices.astype(np.int64), indptr.astype(np.int64)
     if (indptr[0] != 0 or indptr[-1] != data.shape[0] or np.any(np.diff(indptr) < 0)
             or (indices.size and (indices.min() < 0 or indices.max() >= n_cols))):
-        raise _Refused("the sparse graph 'penalty.A' has inconsistent CSR indices")
+        raise Refused("the sparse graph 'penalty.A' has inconsistent CSR indices")
     return sp.csr_matrix((data.astype(np.float64), indices, indptr), shape=(n_rows, n_cols))
-
-
-def _array_to_json(a: np.ndarray) -> dict:
-    """A small array as JSON: dtype, shape and values (labels of object arrays as scalars)."""
-    if a.dtype.kind == "O":
-        return {"dtype": "labels", "shape": list(a.shape),
-                "values": [_scalar(v) for v in a.ravel()]}
-    if a.dtype.kind not in "biufU":
-        raise TypeError(f"an array of dtype {a.dtype} cannot be saved.")
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "values": a.ravel().tolist()}
-
-
-def _array_from_json(spec: Any, where: str) -> np.ndarray:
-    """The array :func:`_array_to_json` wrote; ``ValueError`` naming ``where`` otherwise."""
-    try:
-        if not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "values"}:
-            raise _Malformed("not an array entry")
-        values, shape = spec["values"], _shape(spec["shape"])
-        if not isinstance(values, list) or math.prod(shape) != len(values):
-            raise _Malformed(f"its shape {tuple(shape)} does not fit its values")
-        if spec["dtype"] == "labels":
-            for v in values:
-                _check_scalar(v, "it")
-            out = np.empty(len(values), dtype=object)
-            out[:] = [_unscalar(v) for v in values]
-            return out.reshape(shape)
-        dtype = np.dtype(spec["dtype"]) if isinstance(spec["dtype"], str) else None
-        if dtype is None or dtype.kind not in "biufU" or dtype.names is not None:
-            raise _Malformed(f"dtype {spec['dtype']!r} is not a plain numeric or string dtype")
-        kinds = {"b": bool, "i": int, "u": int, "f": (int, float), "U": str}[dtype.kind]
-        if not all(isinstance(v, kinds) and (dtype.kind == "b" or not isinstance(v, bool))
-                   for v in values):
-            raise _Malformed(f"its values are not all of dtype {dtype}")
-        if (dtype.kind == "U" and dtype.itemsize * len(values) > 2**20
-                and dtype.itemsize > 4 * max([1, *map(len, values)])):
-            raise _Malformed(f"dtype {dtype} is far wider than its strings")
-        return np.array(values, dtype=dtype).reshape(shape)
-    except (_Malformed, TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{where}: {str(exc).rstrip('.')}") from None
-
-
-def _shape(value: Any) -> list[int]:
-    if (not isinstance(value, list) or len(value) > 32
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
-                       for n in value)):
-        raise _Malformed(f"shape {value!r} is not a list of non-negative integers")
-    return value
 
 
 def _digest_start(dtype: np.dtype, shape: tuple) -> Any:
@@ -244,9 +224,22 @@ def _float_array(*shape: Any) -> tuple:
     return ("array", "f", shape)
 
 
-def _linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tuple]:
-    """The attributes ``fit`` (and :func:`~regmtl.scaling.fit_standardized`) may set."""
-    r = min(T, p)
+def structure_rules(n_tasks: int, n_features: int) -> dict[str, tuple]:
+    """The rules of the fitted structure a linear model may hold: what each penalty a file
+    can name (those of :mod:`regmtl.penalties`) declares in its ``saved_structure``."""
+    from . import penalties
+
+    rules: dict[str, tuple] = {}
+    for name in penalties.__all__:
+        cls = getattr(penalties, name)
+        if isinstance(cls, type) and issubclass(cls, penalties.Penalty):
+            rules.update(cls.saved_structure(n_tasks, n_features))
+    return rules
+
+
+def linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tuple]:
+    """The attributes a linear estimator's ``fit`` (and
+    :func:`~regmtl.scaling.fit_standardized`) may set, with their penalty's structure."""
     rules = {
         "n_features_in_": ("int", 1, None), "n_tasks_": ("int", 1, None),
         "input_form_": ("str", FORMS), "tasks_": ("labels", (T,)),
@@ -255,13 +248,7 @@ def _linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, t
         "intercept_": ("float",) if single else _float_array(T),
         "n_iter_": ("int", 0, None), "task_sizes_": _float_array(T),
         "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
-        "P_": _float_array(T, p), "Q_": _float_array(T, p),
-        "singular_values_": _float_array(r), "rank_": ("int", 0, r),
-        # Clustered's M by its factors; "cluster_matrix_" (dense T x T) is what files of
-        # regmtl before the factors held: still read, turned into factors by load
-        "cluster_vectors_": _float_array(T, range(T + 1)),
-        "cluster_weights_": _float_array(range(T + 1)), "cluster_rest_": ("float",),
-        "cluster_matrix_": _float_array(T, T), "task_clusters_": ("array", "iu", (T,)),
+        **structure_rules(T, p),
         "feature_mean_": _float_array(p), "feature_scale_": _float_array(p),
     }
     if classifier:
@@ -271,44 +258,25 @@ def _linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, t
     return rules
 
 
-def _transferred_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tuple]:
-    """The attributes :func:`~regmtl.transfer` sets on a :class:`~regmtl.TransferredTask`."""
-    return {
-        "coef_": _float_array(p), "intercept_": ("float",),
-        "strategy_": ("str", ("support", "subspace", "mean", "cluster", "single")),
-        "fell_back_": ("bool",), "alpha_": ("float",),
-        "alpha_source_": ("str", ("model", "cv", "given")), "prior_mean_": _float_array(p),
-        "loss_": ("str", ("squared", "logistic")), "n_features_in_": ("int", 1, None),
-        "n_samples_": ("int", 1, None), "cv_error_": ("float",),
-        "single_task_cv_error_": ("float",), "feature_names_in_": ("labels", (p,)),
-        "support_": ("array", "iu", (range(p + 1),)), "rank_": ("int", 0, p),
-        "cluster_": ("int", 0, None), "classes_": ("labels", (2,)),
-    }
+#: the linear estimators by class name: whether each is a classifier (their rules are
+#: :func:`linear_rules`; the class is found by name, so this module imports none of them)
+_LINEAR = {"MultiTaskRegressor": False, "MultiTaskClassifier": True}
+_LINEAR_REQUIRED = ("n_features_in_", "n_tasks_", "input_form_", "tasks_", "coef_",
+                    "intercept_")
 
 
-#: class name -> (rules, required attributes, whether it is a classifier)
-_SCHEMAS: dict[str, tuple] = {
-    "MultiTaskRegressor": (_linear_rules, ("n_features_in_", "n_tasks_", "input_form_",
-                                           "tasks_", "coef_", "intercept_"), False),
-    "MultiTaskClassifier": (_linear_rules, ("n_features_in_", "n_tasks_", "input_form_",
-                                            "tasks_", "coef_", "intercept_", "classes_"), True),
-    "TransferredTask": (_transferred_rules, ("coef_", "intercept_", "loss_",
-                                             "n_features_in_"), False),
-}
-
-
-def _schema(cls: type) -> tuple | None:
-    """The rules of ``cls``, or of the nearest base class that has some."""
+def _linear_base(cls: type) -> str | None:
+    """The linear estimator ``cls`` is (or derives from), or None."""
     for base in cls.__mro__:
-        if base.__name__ in _SCHEMAS and base.__name__ in _REGISTRY:
-            return _SCHEMAS[base.__name__]
+        if base.__name__ in _LINEAR and _KINDS.get(base.__name__) is base:
+            return base.__name__
     return None
 
 
 def saved_attributes(cls: type) -> frozenset[str]:
     """The names of the fitted attributes ``cls`` writes and :func:`load` accepts."""
-    schema = _schema(cls)
-    return frozenset(schema[0](schema[2], 1, 1, False)) if schema else frozenset()
+    return frozenset(cls.saved_rules(1, 1, False)) if hasattr(cls, "saved_rules") \
+        else frozenset()
 
 
 # ---------------------------------------------------------------------- save
@@ -341,7 +309,27 @@ class SaveMixin:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        _KINDS[cls.__name__] = cls
+
+    @classmethod
+    def saved_rules(cls, n_tasks: int, n_features: int, single: bool) -> dict[str, tuple]:
+        """The rule of every fitted attribute the class saves (see
+        :meth:`regmtl.Penalty.saved_structure` for the rules), for a model of ``n_tasks``
+        tasks and ``n_features`` features (``single``: fitted on one task's X and y).
+
+        Those of the linear estimators by default; a class that saves others overrides it.
+        Empty for a class that saves nothing.
+        """
+        base = _linear_base(cls)
+        return {} if base is None else linear_rules(_LINEAR[base], n_tasks, n_features, single)
+
+    @classmethod
+    def saved_required(cls, attrs: dict) -> tuple[str, ...]:
+        """The attributes a file of the class must hold, given its header's ``attrs``."""
+        base = _linear_base(cls)
+        if base is None:
+            return ()
+        return (*_LINEAR_REQUIRED, "classes_") if _LINEAR[base] else _LINEAR_REQUIRED
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (``.npz``; no pickle).
@@ -399,7 +387,7 @@ def _npy_header(fp: Any) -> tuple[tuple, bool, np.dtype, int]:
     """
     head = fp.read(10)
     if len(head) < 10:
-        raise _Refused("an array member is shorter than a .npy header")
+        raise Refused("an array member is shorter than a .npy header")
     major = np.lib.format.read_magic(io.BytesIO(head[:8]))
     if major == (1, 0):
         n = struct.unpack("<H", head[8:10])[0]
@@ -409,12 +397,12 @@ def _npy_header(fp: Any) -> tuple[tuple, bool, np.dtype, int]:
         n = struct.unpack("<I", head[8:12])[0]
         reader = np.lib.format.read_array_header_2_0
     else:
-        raise _Refused(f"an array member has .npy version {major}, which the format never writes")
+        raise Refused(f"an array member has .npy version {major}, which the format never writes")
     if n > _MAX_NPY_HEADER:
-        raise _Refused(f"an array member declares a .npy header of {n} bytes")
+        raise Refused(f"an array member declares a .npy header of {n} bytes")
     raw = fp.read(n)
     if len(raw) != n:
-        raise _Refused("an array member ends inside its .npy header")
+        raise Refused("an array member ends inside its .npy header")
     shape, fortran, dtype = reader(io.BytesIO(head[8:] + raw), max_header_size=_MAX_NPY_HEADER)
     return shape, fortran, dtype, len(head) + n
 
@@ -428,17 +416,17 @@ class _Member:
             try:
                 self.shape, self.fortran, self.dtype, self.offset = _npy_header(fp)
             except ValueError as exc:  # NumPy's refusal of the header text
-                raise _Refused(f"array {key!r} has an unreadable .npy header ({exc})") from None
+                raise Refused(f"array {key!r} has an unreadable .npy header ({exc})") from None
         dt = self.dtype
         if (dt.kind not in _ARRAY_KINDS or dt.names is not None or dt.subdtype is not None
                 or dt.hasobject):
-            raise _Refused(f"array {key!r} has dtype {dt}; model files hold only numeric, "
-                           "boolean and fixed-width string arrays")
+            raise Refused(f"array {key!r} has dtype {dt}; model files hold only numeric, "
+                          "boolean and fixed-width string arrays")
         if any(n < 0 for n in self.shape):
-            raise _Refused(f"array {key!r} declares the shape {self.shape}")
+            raise Refused(f"array {key!r} declares the shape {self.shape}")
         self.nbytes = math.prod(self.shape) * dt.itemsize
         if info.file_size != self.offset + self.nbytes:
-            raise _Refused(
+            raise Refused(
                 f"array {key!r} declares {info.file_size} bytes in the archive, but its .npy "
                 f"header describes {self.nbytes} bytes of data (shape {self.shape}, dtype {dt})"
             )
@@ -456,8 +444,8 @@ class _Member:
                 sink(chunk)
                 left -= len(chunk)
             if left or fp.read(1):
-                raise _Refused(f"array {self.key!r} does not hold the {self.nbytes} bytes its "
-                               "headers declare")
+                raise Refused(f"array {self.key!r} does not hold the {self.nbytes} bytes its "
+                              "headers declare")
 
     @property
     def inflates(self) -> bool:
@@ -498,7 +486,7 @@ def _members(zf: zipfile.ZipFile) -> dict[str, _Member]:
     for info in zf.infolist():
         name = info.filename
         if not name.endswith(".npy") or name[:-4] in infos or info.is_dir():
-            raise _Refused(f"the archive holds a member {name!r} that is not one array")
+            raise Refused(f"the archive holds a member {name!r} that is not one array")
         infos[name[:-4]] = info
     if _HEADER not in infos:
         raise zipfile.BadZipFile("the archive has no header")
@@ -509,8 +497,8 @@ def _members(zf: zipfile.ZipFile) -> dict[str, _Member]:
 def _read_header(member: _Member) -> Any:
     if (member.dtype != np.uint8 or len(member.shape) != 1
             or member.nbytes > _MAX_HEADER_BYTES):
-        raise _Refused(f"its header is a {member.dtype} array of shape {member.shape}, not "
-                       f"a JSON text of at most {_MAX_HEADER_BYTES} bytes")
+        raise Refused(f"its header is a {member.dtype} array of shape {member.shape}, not "
+                      f"a JSON text of at most {_MAX_HEADER_BYTES} bytes")
     return json.loads(member.read().tobytes().decode("utf-8"))
 
 
@@ -518,59 +506,59 @@ def _read_header(member: _Member) -> Any:
 def _check_entry(spec: Any, where: str, depth: int = 0) -> None:
     """``spec`` is an entry as :func:`_encode` writes it (its form, not yet its content)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
-        raise _Malformed(f"{where} is not an entry")
+        raise Malformed(f"{where} is not an entry")
     kind = spec["kind"]
     if kind == "array":
         if not isinstance(spec.get("key"), str):
-            raise _Malformed(f"{where} names no array")
+            raise Malformed(f"{where} names no array")
     elif kind == "labels":
-        values, shape = spec.get("value"), _shape(spec.get("shape"))
+        values, shape = spec.get("value"), check_shape(spec.get("shape"))
         if not isinstance(values, list) or math.prod(shape) != len(values):
-            raise _Malformed(f"{where} declares the shape {tuple(shape)} for "
-                             f"{len(values) if isinstance(values, list) else 'no'} labels")
+            raise Malformed(f"{where} declares the shape {tuple(shape)} for "
+                            f"{len(values) if isinstance(values, list) else 'no'} labels")
         for v in values:
-            _check_scalar(v, where)
+            check_scalar(v, where)
     elif kind == "list" and depth < 2:
         if not isinstance(spec.get("items"), list):
-            raise _Malformed(f"{where} has no items")
+            raise Malformed(f"{where} has no items")
         for i, item in enumerate(spec["items"]):
             _check_entry(item, f"{where}[{i}]", depth + 1)
     elif kind == "csr" and depth == 1:
-        _shape(spec.get("shape"))
+        check_shape(spec.get("shape"))
         if len(spec["shape"]) != 2 or not all(
                 isinstance(spec.get(k), str) for k in ("data", "indices", "indptr")):
-            raise _Malformed(f"{where} is not a sparse matrix entry")
+            raise Malformed(f"{where} is not a sparse matrix entry")
     elif kind == "penalty" and depth == 0:
         if not isinstance(spec.get("class"), str) or not isinstance(spec.get("params"), dict):
-            raise _Malformed(f"{where} is not a penalty entry")
+            raise Malformed(f"{where} is not a penalty entry")
         for k, v in spec["params"].items():
             _check_entry(v, f"{where}.{k}", depth + 1)
     elif kind == "json":
         if "value" not in spec:
-            raise _Malformed(f"{where} has no value")
-        _check_scalar(spec["value"], where)
+            raise Malformed(f"{where} has no value")
+        check_scalar(spec["value"], where)
     else:
-        raise _Malformed(f"unknown entry kind {kind!r} in the model file ({where})")
+        raise Malformed(f"unknown entry kind {kind!r} in the model file ({where})")
 
 
 def _json_value(attrs: dict, name: str, rule: tuple) -> Any:
     """A JSON attribute the shapes depend on, checked against ``rule``."""
     if name not in attrs:
-        raise _Malformed(f"it lacks the attribute {name!r}")
+        raise Malformed(f"it lacks the attribute {name!r}")
     _check_rule(name, attrs[name], rule, {}, set())
     return attrs[name]["value"]
 
 
-def _dims(schema: tuple, attrs: dict) -> tuple[int, int, bool]:
+def _dims(cls: type, attrs: dict) -> tuple[int, int, bool]:
     """(tasks, features, single task) from the header's numbers."""
-    rules = schema[0](schema[2], 1, 1, False)
+    rules = cls.saved_rules(1, 1, False)
     p = _json_value(attrs, "n_features_in_", rules["n_features_in_"])
     if "n_tasks_" not in rules:
         return 1, p, True
     T = _json_value(attrs, "n_tasks_", rules["n_tasks_"])
     single = _json_value(attrs, "input_form_", rules["input_form_"]) == "single"
     if single and T != 1:
-        raise _Refused(f"input_form_ is 'single' but n_tasks_ is {T}")
+        raise Refused(f"input_form_ is 'single' but n_tasks_ is {T}")
     return T, p, single
 
 
@@ -594,17 +582,17 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
         types = {"int": int, "float": (int, float), "bool": bool, "str": str}[what]
         if (kind != "json" or not isinstance(v, types)
                 or (what != "bool" and isinstance(v, bool))):
-            raise _Refused(f"attribute {name!r} must be a {what}, got {spec!r:.80}")
+            raise Refused(f"attribute {name!r} must be a {what}, got {spec!r:.80}")
         if what == "int" and not ((rule[1] is None or v >= rule[1])
                                   and (rule[2] is None or v <= rule[2])):
-            raise _Refused(f"attribute {name!r} is {v}, outside {rule[1]}..{rule[2]}")
+            raise Refused(f"attribute {name!r} is {v}, outside {rule[1]}..{rule[2]}")
         if what == "str" and v not in rule[1]:
-            raise _Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
+            raise Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
         return
     if what == "list":
         if kind != "list" or len(spec["items"]) != rule[1]:
-            raise _Refused(f"attribute {name!r} must be a list of {rule[1]} entries (one per "
-                           "task)")
+            raise Refused(f"attribute {name!r} must be a list of {rule[1]} entries (one per "
+                          "task)")
         for i, item in enumerate(spec["items"]):
             _check_rule(f"{name}[{i}]", item, rule[2], members, used, dims)
         return
@@ -614,20 +602,20 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
     elif kind == "array":
         key = spec["key"]
         if key not in members or key == _HEADER:
-            raise _Malformed(f"attribute {name!r} names the array {key!r}, which the file "
-                             "lacks")
+            raise Malformed(f"attribute {name!r} names the array {key!r}, which the file "
+                            "lacks")
         if key in used:
-            raise _Refused(f"the array {key!r} is named twice")
+            raise Refused(f"the array {key!r} is named twice")
         used.add(key)
         shape, dtype = members[key].shape, members[key].dtype
         if what == "array" and dtype.kind not in rule[1]:
-            raise _Refused(f"attribute {name!r} has dtype {dtype}, expected "
-                           f"{_KIND_NAMES.get(rule[1], 'numeric')} values")
+            raise Refused(f"attribute {name!r} has dtype {dtype}, expected "
+                          f"{_KIND_NAMES.get(rule[1], 'numeric')} values")
     else:
-        raise _Refused(f"attribute {name!r} must be an array, got a {kind} entry")
+        raise Refused(f"attribute {name!r} must be an array, got a {kind} entry")
     if not _fits(shape, want):
-        raise _Refused(f"attribute {name!r} has shape {shape}, but {dims} make it "
-                       f"{_show(want)}")
+        raise Refused(f"attribute {name!r} has shape {shape}, but {dims} make it "
+                      f"{_show(want)}")
 
 
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
@@ -637,7 +625,7 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
     known = set(cls._get_param_names()) if hasattr(cls, "_get_param_names") else set()
     for name, spec in params.items():
         if name not in known:
-            raise _Refused(f"parameter {name!r} is not a parameter of {cls.__name__}")
+            raise Refused(f"parameter {name!r} is not a parameter of {cls.__name__}")
         _check_entry(spec, f"parameter {name!r}")
         kind = spec["kind"]
         if kind == "array" and name == "task_weight":
@@ -650,17 +638,17 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
                 elif v["kind"] == "csr" and k == "A":
                     _check_csr(f"penalty.{k}", v, T, members, used, dims)
                 elif v["kind"] != "json":
-                    raise _Refused(f"penalty parameter {k!r} holds a {v['kind']} entry")
+                    raise Refused(f"penalty parameter {k!r} holds a {v['kind']} entry")
         elif kind != "json":
-            raise _Refused(f"parameter {name!r} holds a {kind} entry")
+            raise Refused(f"parameter {name!r} holds a {kind} entry")
 
 
 def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used: set[str],
                dims: str) -> None:
     """A sparse (T, T) graph: its shape, then its three arrays' dtypes and lengths."""
     if tuple(spec["shape"]) != (T, T):
-        raise _Refused(f"parameter {name!r} has shape {tuple(spec['shape'])}, but {dims} "
-                       f"make it ({T}, {T})")
+        raise Refused(f"parameter {name!r} has shape {tuple(spec['shape'])}, but {dims} "
+                      f"make it ({T}, {T})")
     key = spec["data"]
     _check_rule(f"{name}.data", {"kind": "array", "key": key}, ("array", "biuf",
                 (range(T * T + 1),)), members, used, dims)
@@ -674,40 +662,37 @@ def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used:
 def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict, dict, dict]:
     """Everything in the header, before any array data is read: (class, params, attributes,
     digests)."""
-    cls = _REGISTRY.get(header.get("class")) if isinstance(header.get("class"), str) else None
-    schema = None if cls is None else _schema(cls)
-    if schema is None:
-        raise _Refused(f"it holds an unknown model class {header.get('class')!r:.80}")
+    kind = header.get("class")
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
+    if not isinstance(cls, type) or not cls.saved_rules(1, 1, False):
+        raise Refused(f"it holds an unknown model class {_unknown_kind(kind)}")
     params, attrs, digests = (header.get(k) for k in ("params", "attributes", "sha256"))
     if not isinstance(params, dict) or not isinstance(attrs, dict):
-        raise _Malformed("params and attributes must be objects")
+        raise Malformed("params and attributes must be objects")
     if (not isinstance(digests, dict) or set(digests) != set(members) - {_HEADER}
             or not all(isinstance(d, str) for d in digests.values())):
         raise _Integrity()
     for name, spec in attrs.items():
         _check_entry(spec, f"attribute {name!r}")
-    allowed = schema[0](schema[2], 1, 1, False)
+    allowed = cls.saved_rules(1, 1, False)
     for name in attrs:
         if name not in allowed:
-            raise _Refused(f"attribute {name!r:.80} is not one that {cls.__name__} saves "
-                           f"(those are {', '.join(sorted(allowed))})")
-    for name in schema[1]:
+            raise Refused(f"attribute {name!r:.80} is not one that {cls.__name__} saves "
+                          f"(those are {', '.join(sorted(allowed))})")
+    for name in cls.saved_required(attrs):
         if name not in attrs:
-            raise _Malformed(f"it lacks the attribute {name!r}")
-    T, p, single = _dims(schema, attrs)
-    rules = schema[0](schema[2], T, p, single)
+            raise Malformed(f"it lacks the attribute {name!r}")
+    T, p, single = _dims(cls, attrs)
+    rules = cls.saved_rules(T, p, single)
     dims = (f"n_features_in_ = {p}" if "n_tasks_" not in rules
             else f"n_tasks_ = {T} and n_features_in_ = {p}")
     used: set[str] = set()
     for name, spec in attrs.items():
         _check_rule(name, spec, rules[name], members, used, dims)
-    if cls.__name__ == "TransferredTask" and attrs["loss_"]["value"] == "logistic" \
-            and "classes_" not in attrs:
-        raise _Malformed("it lacks the attribute 'classes_'")
     _check_params(cls, params, T, members, used, dims)
     unused = set(members) - used - {_HEADER}
     if unused:
-        raise _Refused(f"it holds arrays its header does not use: {sorted(unused)[:5]}")
+        raise Refused(f"it holds arrays its header does not use: {sorted(unused)[:5]}")
     return cls, params, attrs, digests
 
 
@@ -777,16 +762,14 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
 
         max_bytes = check_option("max_bytes", max_bytes, "int", low=0)
     if os.path.isdir(path):
-        from .deep.estimators import load_estimator  # torch only for deep models
-
-        return load_estimator(path, max_bytes=max_bytes)
+        return _folder_loader(Path(path))(path, max_bytes=max_bytes)
     name = repr(os.fspath(path))
     try:
-        with _open_regular(path, name) as fh, zipfile.ZipFile(fh) as zf:
+        with open_regular(path, name) as fh, zipfile.ZipFile(fh) as zf:
             return _load_archive(zf, name, max_bytes)
-    except _Malformed as exc:
+    except Malformed as exc:
         raise ValueError(f"{name} has a malformed header ({str(exc).rstrip('.')}).") from None
-    except _Refused as exc:
+    except Refused as exc:
         raise ValueError(f"{name} was refused: {str(exc).rstrip('.')}.") from None
     except _Integrity:
         raise ValueError(
@@ -802,36 +785,11 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
         ) from None
 
 
-def _open_regular(path: str | os.PathLike, name: str) -> io.BufferedReader:
-    """``path`` opened for reading, if it is a regular file (symbolic links followed).
-
-    A device (``/dev/zero``), FIFO or socket is refused before anything is read from it; the
-    file is opened without blocking and checked with ``fstat``, so what is checked is what is
-    read.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = ("a character device" if stat.S_ISCHR(mode) else "a block device"
-                    if stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
-                    if stat.S_ISSOCK(mode) else "not a regular file")
-            raise ValueError(f"{name} is {kind}, not a model file: regmtl.load reads a "
-                             "regular file written by a model's save (or a deep estimator's "
-                             "folder).")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
     """``cluster_vectors_``, ``cluster_weights_`` and ``cluster_rest_`` from a dense M (files
     written before the factors): its eigenvectors, all T of them, and eigenvalues."""
     if not np.all(np.isfinite(M)):
-        raise _Refused("attribute 'cluster_matrix_' holds values that are not finite")
+        raise Refused("attribute 'cluster_matrix_' holds values that are not finite")
     m, V = np.linalg.eigh(0.5 * (M + M.T))
     model.cluster_vectors_, model.cluster_weights_, model.cluster_rest_ = V, m, 0.0
 
@@ -843,7 +801,7 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
         raise ValueError(f"{name} is not a regmtl model file.")
     fv = header.get("format_version")
     if isinstance(fv, bool) or not isinstance(fv, int) or fv < 1:
-        raise _Malformed(f"format_version {fv!r:.40} is not a positive integer")
+        raise Malformed(f"format_version {fv!r:.40} is not a positive integer")
     if fv > FORMAT_VERSION:
         raise ValueError(
             f"{name} uses model format {fv!r}, newer than this regmtl reads "
@@ -852,8 +810,8 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
     cls, params, attrs, digests = _check_header(header, members)
     total = sum(m.nbytes for k, m in members.items() if k != _HEADER)
     if max_bytes is not None and total > max_bytes:
-        raise _Refused(f"its arrays declare {total} bytes, more than max_bytes={max_bytes} "
-                       "(raise max_bytes if you trust the file)")
+        raise Refused(f"its arrays declare {total} bytes, more than max_bytes={max_bytes} "
+                      "(raise max_bytes if you trust the file)")
     # the shapes fit the header's numbers; a member that inflates far beyond its bytes in the
     # file is checked against its digest first, by streaming, so that a refused file never
     # makes load allocate more than a small multiple of its size
@@ -872,5 +830,5 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
                 continue
             setattr(model, k, _decode(v, arrays))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _Malformed(str(exc)) from None
+        raise Malformed(str(exc)) from None
     return model

@@ -232,7 +232,7 @@ def _spread(y: np.ndarray, gap: float, lo: float = -np.inf, hi: float = np.inf) 
 
 def _axes_inches(ax: Axes) -> tuple[float, float]:
     """Width and height of ``ax`` in inches, from its current position in the figure."""
-    fig = _root_figure(ax)
+    fig = root_figure(ax)
     box = ax.get_position()
     w, h = fig.get_size_inches()
     return max(box.width * w, 1e-3), max(box.height * h, 1e-3)
@@ -955,7 +955,8 @@ def plot_relatedness(
     return ax
 
 
-def _root_figure(fig_or_ax: Any) -> Figure:
+def root_figure(fig_or_ax: Any) -> Figure:
+    """The top-level Figure of a Figure, SubFigure or Axes."""
     from matplotlib.figure import Figure
 
     fig = getattr(fig_or_ax, "figure", None)
@@ -996,5 +997,5 @@ def figure_to_png(fig_or_ax: Any, dpi: int = 100) -> bytes:
     b'\\x89PNG'
     """
     buf = io.BytesIO()
-    _root_figure(fig_or_ax).savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    root_figure(fig_or_ax).savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()

@@ -10,9 +10,10 @@ from typing import Any
 
 from .dask import is_dask_collection
 from .datafits import Datafit, Logistic, Quadratic
+from .inputs import as_task_data
 from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
-from .taskdata import TaskData, as_task_data, shift_columns
+from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max"]
 

@@ -41,6 +41,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .task_lists import as_task_lists, task_kind
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -275,7 +277,7 @@ def _fitted_of(model: Any) -> Any:
     return model if best is None else best
 
 
-def _is_independent(model: Any) -> bool:
+def is_independent(model: Any) -> bool:
     """Whether ``model``'s penalty is separable over tasks (``"l2"``: independent ridge)."""
     from .penalties import L2
 
@@ -323,8 +325,6 @@ def _model_coefficients(model: Any) -> tuple[np.ndarray, list | None, list | Non
 
 def _task_lists(X: Any, y: Any, task: Any) -> tuple[list, list, list, Any, list | None]:
     """(Xs, ys, task names, source Bunch, feature names) from any input form."""
-    from .compare import _as_lists
-
     if isinstance(X, dict) and not (hasattr(X, "X") and hasattr(X, "y")):  # not a Bunch
         names = list(X)
         if not isinstance(y, dict) or set(y) != set(names):
@@ -333,7 +333,7 @@ def _task_lists(X: Any, y: Any, task: Any) -> tuple[list, list, list, Any, list 
     if X is None:
         raise ValueError("X: pass the data (a loader's Bunch, lists per task, a long table "
                          "with task ids, or X (n, p) with Y (n, T)), or a fitted model.")
-    Xs, ys, bunch = _as_lists(X, y, task)
+    Xs, ys, bunch = as_task_lists(X, y, task)
     features = None
     if bunch is not None:
         names = list(getattr(bunch, "task_names", None) or range(len(Xs)))
@@ -734,7 +734,7 @@ def task_relatedness(
             features = [f"x{j}" for j in range(n_features)]
         features = [f for f, k in zip(features, keep, strict=True) if k]
         V = V[:, keep]
-        if not _is_independent(model):
+        if not is_independent(model):
             pen = _penalty_name(model)
             model_note = (
                 f"Caution: these coefficients come from a fit with the penalty {pen}, which "
@@ -836,7 +836,6 @@ def _fit_l2_cv(kind: str, Xs: Any, ys: Any, cv: Any, n_alphas: int, tol: float):
 
 
 def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol):
-    from .compare import _kind_of
     from .scaling import pooled_scaling
     from .scaling import standardize as zscore
 
@@ -845,7 +844,7 @@ def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol):
         raise ValueError(f"task_relatedness needs at least two tasks (got {len(Xs)}): one "
                          "task has nothing to be related to.")
     _check_finite(Xs, ys, names)
-    kind = _kind_of(ys, getattr(bunch, "kind", None) or "auto")
+    kind = task_kind(ys, getattr(bunch, "kind", None) or "auto")
     p = Xs[0].shape[1]
     keep = _varies_within_tasks(Xs)
     if not keep.any():

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .taskdata import check_numeric_range
+from .ranges import check_numeric_range
 
 __all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized", "raw_units"]
 
@@ -54,7 +54,7 @@ def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     is the root mean square; the fitted intercepts absorb the means. A constant feature gets
     :math:`s_j = 1`. The means and deviations are two-pass (exact for columns far from zero,
     such as timestamps); columns whose squares overflow or underflow float64 are refused
-    (:func:`~regmtl.taskdata.check_numeric_range`).
+    (:func:`~regmtl.ranges.check_numeric_range`).
 
     Parameters
     ----------

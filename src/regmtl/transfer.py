@@ -650,6 +650,33 @@ class TransferredTask(SaveMixin, BaseEstimator):
     True
     """
 
+    # ------------------------------------------------------------------ what save writes
+    @classmethod
+    def saved_rules(cls, n_tasks: int, n_features: int, single: bool) -> dict[str, tuple]:
+        """The attributes :func:`~regmtl.transfer` sets, with the rule a saved file must meet
+        (see :meth:`regmtl.persistence.SaveMixin.saved_rules`); one task of p features."""
+        p = n_features
+        return {
+            "coef_": ("array", "f", (p,)), "intercept_": ("float",),
+            "strategy_": ("str", ("support", "subspace", "mean", "cluster", "single")),
+            "fell_back_": ("bool",), "alpha_": ("float",),
+            "alpha_source_": ("str", ("model", "cv", "given")),
+            "prior_mean_": ("array", "f", (p,)),
+            "loss_": ("str", ("squared", "logistic")), "n_features_in_": ("int", 1, None),
+            "n_samples_": ("int", 1, None), "cv_error_": ("float",),
+            "single_task_cv_error_": ("float",), "feature_names_in_": ("labels", (p,)),
+            "support_": ("array", "iu", (range(p + 1),)), "rank_": ("int", 0, p),
+            "cluster_": ("int", 0, None), "classes_": ("labels", (2,)),
+        }
+
+    @classmethod
+    def saved_required(cls, attrs: dict) -> tuple[str, ...]:
+        """The attributes every saved file holds; a classifier's its ``classes_`` too."""
+        loss = attrs.get("loss_")
+        logistic = isinstance(loss, dict) and loss.get("value") == "logistic"
+        return ("coef_", "intercept_", "loss_", "n_features_in_",
+                *(("classes_",) if logistic else ()))
+
     def _scores(self, X: Any) -> np.ndarray:
         if not hasattr(self, "coef_"):
             raise ValueError("This TransferredTask is not fitted; get one from regmtl.transfer.")

@@ -25,10 +25,10 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
 from . import metrics
-from .compare import _as_lists, _kind_of
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .scaling import pooled_scaling, stack_rows, standardize
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
+from .task_lists import as_task_lists, task_kind
 from .transfer import transfer
 
 __all__ = ["transfer_curve", "TransferCurve", "split_tasks"]
@@ -352,11 +352,11 @@ def transfer_curve(
     >>> type(ax).__name__
     'Axes'
     """
-    Xs, ys, bunch = _as_lists(X, y, task)
+    Xs, ys, bunch = as_task_lists(X, y, task)
     if len(Xs) < 3:
         raise ValueError("transfer_curve needs at least 3 tasks (2 old ones to learn from and "
                          "a new one).")
-    kind = _kind_of(ys, getattr(bunch, "kind", "auto") if bunch is not None else "auto")
+    kind = task_kind(ys, getattr(bunch, "kind", "auto") if bunch is not None else "auto")
     n_new = [int(n) for n in np.atleast_1d(n_new)]
     if min(n_new) < 2 or int(n_repeats) < 1 or int(min_test) < 1:
         raise ValueError("n_new must be >= 2, n_repeats and min_test >= 1.")

@@ -8,13 +8,17 @@ one :class:`numpy.random.Generator`, so the same ``random_state`` gives the same
 
 from __future__ import annotations
 
-from numbers import Real
-from typing import Any
-
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._synthetic import RandomState, _check_int, _check_real, _rng
+from ._checks import (
+    RandomState,
+    as_rng,
+    check_int,
+    check_open_unit,
+    check_positive,
+    check_real,
+)
 
 __all__ = ["make_mmoe_tasks", "make_recommender_tasks"]
 
@@ -94,17 +98,17 @@ def make_mmoe_tasks(
     >>> data.X.shape, data.Y.shape, data.W.shape
     ((500, 20), (500, 2), (20, 2))
     """
-    _check_int("n_tasks", n_tasks, 1)
-    _check_int("n_features", n_features, n_tasks, None,
-               "at least n_tasks, for n_tasks orthonormal directions")
-    _check_int("n_samples", n_samples, 1)
-    _check_int("n_sin", n_sin, 0)
-    _check_real("correlation", correlation, -1.0, 1.0)
-    _check_positive("scale", scale)
-    _check_real("noise", noise, 0.0)
+    check_int("n_tasks", n_tasks, 1)
+    check_int("n_features", n_features, n_tasks, None,
+              "at least n_tasks, for n_tasks orthonormal directions")
+    check_int("n_samples", n_samples, 1)
+    check_int("n_sin", n_sin, 0)
+    check_real("correlation", correlation, -1.0, 1.0)
+    check_positive("scale", scale)
+    check_real("noise", noise, 0.0)
     n, d, T, m = int(n_samples), int(n_features), int(n_tasks), int(n_sin)
     p, c = float(correlation), float(scale)
-    rng = _rng(random_state)
+    rng = as_rng(random_state)
 
     Q, R = np.linalg.qr(rng.standard_normal((d, T)))
     U = Q * np.where(np.diag(R) < 0, -1.0, 1.0)          # Gram-Schmidt: diag(R) > 0
@@ -258,23 +262,23 @@ def make_recommender_tasks(
     >>> bool((data.category == data.item_category[data.item]).all())
     True
     """
-    _check_int("n_samples", n_samples, 1)
-    _check_int("n_users", n_users, 1)
-    _check_int("n_items", n_items, 1)
-    _check_int("n_features", n_features, 2, None,
-               "even: n_features // 2 latent factors per side")
+    check_int("n_samples", n_samples, 1)
+    check_int("n_users", n_users, 1)
+    check_int("n_items", n_items, 1)
+    check_int("n_features", n_features, 2, None,
+              "even: n_features // 2 latent factors per side")
     if n_features % 2:
         raise ValueError("n_features must be an even int (n_features // 2 latent factors for "
                          f"users and for items); got {n_features!r}.")
-    _check_open_unit("click_rate", click_rate)
-    _check_open_unit("purchase_rate", purchase_rate)
+    check_open_unit("click_rate", click_rate)
+    check_open_unit("purchase_rate", purchase_rate)
     if n_categories is None:
         n_categories = min(20, int(n_items))
-    _check_int("n_categories", n_categories, 1, int(n_items),
-               "each category holds at least one item")
+    check_int("n_categories", n_categories, 1, int(n_items),
+              "each category holds at least one item")
     n, n_u, n_i, k = int(n_samples), int(n_users), int(n_items), int(n_features) // 2
     G = int(n_categories)
-    rng = _rng(random_state)
+    rng = as_rng(random_state)
 
     # users, then items, then impressions, then per-row noises and uniforms (fixed order)
     Uf = rng.standard_normal((n_u, k))
@@ -387,15 +391,3 @@ def _pearson(Y: np.ndarray) -> np.ndarray:
     C[:, ~ok] = np.nan
     np.fill_diagonal(C, np.where(ok, 1.0, np.nan))
     return np.clip(C, -1.0, 1.0)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
-    if not (ok and value > 0):
-        raise ValueError(f"{name} must be a number > 0; got {value!r}.")
-
-
-def _check_open_unit(name: str, value: Any) -> None:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
-    if not (ok and 0.0 < value < 1.0):
-        raise ValueError(f"{name} must be a number in (0, 1) (exclusive); got {value!r}.")

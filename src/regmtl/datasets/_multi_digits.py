@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._deep_synthetic import _check_open_unit
-from ._synthetic import RandomState, _check_int, _rng
+from ._checks import RandomState, as_rng, check_int, check_open_unit
 
 __all__ = ["make_two_digit_tasks"]
 
@@ -103,13 +102,13 @@ def make_two_digit_tasks(
     """
     from sklearn.datasets import load_digits
 
-    _check_int("n_train", n_train, 1, None, "training pairs")
-    _check_int("n_test", n_test, 1, None, "test pairs")
-    _check_open_unit("test_size", test_size)
+    check_int("n_train", n_train, 1, None, "training pairs")
+    check_int("n_test", n_test, 1, None, "test pairs")
+    check_open_unit("test_size", test_size)
     n_tr, n_te = int(n_train), int(n_test)
     digits = load_digits()
     images, digit = digits.images, digits.target.astype(np.int64)
-    rng = _rng(random_state)
+    rng = as_rng(random_state)
 
     counts = np.bincount(digit, minlength=10)
     n_test_images = np.round(test_size * counts).astype(np.int64)

@@ -7,18 +7,18 @@ Every generator draws the true weights first, then the designs and the targets, 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._checks import RandomState, as_rng, check_int, check_real
+
 __all__ = ["make_multitask_regression", "make_multitask_classification", "STRUCTURES"]
 
 #: The weight structures the generators know.
 STRUCTURES: tuple[str, ...] = ("shared_support", "subspace", "clustered", "independent")
-
-RandomState = int | np.random.Generator | np.random.RandomState | None
 
 
 # --------------------------------------------------------------------- public generators
@@ -139,7 +139,7 @@ def make_multitask_regression(
     >>> [X.shape for X in data.X][:2], data.coef.shape
     ([(20, 8), (30, 8)], (5, 8))
     """
-    _check_real("noise", noise, 0.0)
+    check_real("noise", noise, 0.0)
     gen = _Problem(n_tasks, n_samples, n_features, structure, n_informative, rank, n_clusters,
                    relatedness, bias, shared_design, random_state, min_rows=1)
     X, F = gen.designs_and_scores(gen.W)
@@ -219,8 +219,8 @@ def make_multitask_classification(
     >>> [np.bincount(y).tolist() for y in data.y]  # rows of class 0 and 1 per task
     [[18, 22], [26, 14], [21, 19]]
     """
-    _check_real("class_sep", class_sep, 0.0)
-    _check_real("flip_y", flip_y, 0.0, 1.0)
+    check_real("class_sep", class_sep, 0.0)
+    check_real("flip_y", flip_y, 0.0, 1.0)
     gen = _Problem(n_tasks, n_samples, n_features, structure, n_informative, rank, n_clusters,
                    relatedness, bias, shared_design, random_state, min_rows=2)
     coef = gen.W * (class_sep / np.sqrt(gen.n_active))
@@ -241,9 +241,9 @@ class _Problem:
 
     def __init__(self, n_tasks, n_samples, n_features, structure, n_informative, rank,
                  n_clusters, relatedness, bias, shared_design, random_state, min_rows):
-        _check_int("n_tasks", n_tasks, 1)
-        _check_int("n_features", n_features, 1)
-        _check_real("relatedness", relatedness, 0.0, 1.0)
+        check_int("n_tasks", n_tasks, 1)
+        check_int("n_features", n_features, 1)
+        check_real("relatedness", relatedness, 0.0, 1.0)
         n_informative, rank, n_clusters = _defaults(n_tasks, n_features, n_informative, rank,
                                                     n_clusters)
         if structure not in STRUCTURES:
@@ -251,13 +251,13 @@ class _Problem:
                 f"structure must be one of {', '.join(map(repr, STRUCTURES))}; got {structure!r}."
             )
         if structure in ("shared_support", "independent"):
-            _check_int("n_informative", n_informative, 1, n_features,
-                       "at most n_features")
+            check_int("n_informative", n_informative, 1, n_features,
+                      "at most n_features")
         elif structure == "subspace":
-            _check_int("rank", rank, 1, min(n_tasks, n_features),
-                       "at most min(n_tasks, n_features)")
+            check_int("rank", rank, 1, min(n_tasks, n_features),
+                      "at most min(n_tasks, n_features)")
         else:
-            _check_int("n_clusters", n_clusters, 1, n_tasks, "at most n_tasks")
+            check_int("n_clusters", n_clusters, 1, n_tasks, "at most n_tasks")
         self.T, self.p = int(n_tasks), int(n_features)
         self.sizes = _sizes(n_samples, self.T, shared_design, min_rows)
         self.shared = bool(shared_design)
@@ -271,7 +271,7 @@ class _Problem:
         self.structure = structure
         self.params = {"n_informative": int(n_informative), "rank": int(rank),
                        "n_clusters": int(n_clusters), "relatedness": float(relatedness)}
-        self.rng = _rng(random_state)
+        self.rng = as_rng(random_state)
         self.W, self.extra, self.n_active = _weights(self.rng, structure, self.T, self.p,
                                                      **self.params)
 
@@ -372,22 +372,10 @@ def _defaults(T: int, p: int, n_informative: Any, rank: Any, n_clusters: Any
             min(3, T) if n_clusters is None else n_clusters)
 
 
-def _rng(random_state: RandomState) -> np.random.Generator:
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    if random_state is None or isinstance(random_state, (Integral, np.random.Generator,
-                                                         np.random.SeedSequence)):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        "random_state must be an int, a numpy Generator or RandomState, or None; "
-        f"got {random_state!r}."
-    )
-
-
 def _sizes(n_samples: Any, T: int, shared: bool, min_rows: int) -> list[int]:
     what = "for classification, so that each task has both classes" if min_rows > 1 else ""
     if isinstance(n_samples, Integral) and not isinstance(n_samples, bool):
-        _check_int("n_samples", n_samples, min_rows, None, what)
+        check_int("n_samples", n_samples, min_rows, None, what)
         return [int(n_samples)] * T
     if shared:
         raise ValueError(
@@ -403,21 +391,5 @@ def _sizes(n_samples: Any, T: int, shared: bool, min_rows: int) -> list[int]:
         raise ValueError(f"n_samples has {len(sizes)} counts but n_tasks is {T}; give one per "
                          "task or a single int.")
     for t, n in enumerate(sizes):
-        _check_int(f"n_samples[{t}]", n, min_rows, None, what)
+        check_int(f"n_samples[{t}]", n, min_rows, None, what)
     return [int(n) for n in sizes]
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None, why: str = "") -> None:
-    ok = isinstance(value, Integral) and not isinstance(value, bool)
-    if ok and value >= low and (high is None or value <= high):
-        return
-    bound = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-    raise ValueError(f"{name} must be {bound}{f' ({why})' if why else ''}; got {value!r}.")
-
-
-def _check_real(name: str, value: Any, low: float, high: float | None = None) -> None:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
-    if ok and value >= low and (high is None or value <= high):
-        return
-    bound = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
-    raise ValueError(f"{name} must be a number {bound}; got {value!r}.")

@@ -15,7 +15,8 @@ from ._bunch import task_bunch
 
 __all__ = ["read_table", "DataFileError"]
 
-_CSV = (".csv", ".csv.gz")
+#: The file endings read as CSV (the rest of the known ones are Parquet).
+CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET = (".parquet", ".pq")
 _KINDS = ("auto", "regression", "binary")
 
@@ -50,17 +51,20 @@ class DataFileError(ValueError):
     """
 
 
-def _suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:
+    """The known ending of ``path`` (``.csv.gz`` counts as one), else its last suffixes."""
     name = path.name.lower()
-    for ext in (*_CSV, *_PARQUET):
+    for ext in (*CSV_SUFFIXES, *_PARQUET):
         if name.endswith(ext):
             return ext
     return "".join(path.suffixes[-2:]) or "(none)"
 
 
-def _read(path: Path) -> pd.DataFrame:
-    ext = _suffix(path)
-    if ext not in _CSV + _PARQUET:
+def read_frame(path: Path) -> pd.DataFrame:
+    """The CSV or Parquet file at ``path`` as a DataFrame; a :class:`DataFileError` that says
+    the fix when it cannot be read."""
+    ext = file_suffix(path)
+    if ext not in CSV_SUFFIXES + _PARQUET:
         raise DataFileError(f"path: unknown file type {ext!r} for {path}; use a .csv, .csv.gz, "
                             ".parquet or .pq file")
     if not path.is_file():
@@ -73,12 +77,12 @@ def _read(path: Path) -> pd.DataFrame:
             raise DataFileError(f"path: reading {path.name} needs pyarrow; install it with "
                                 "pip install 'regmtl[parquet]'") from None
     try:
-        return pd.read_csv(path) if ext in _CSV else pd.read_parquet(path)
+        return pd.read_csv(path) if ext in CSV_SUFFIXES else pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise DataFileError(f"path: {path} is empty; it needs a header row and data rows") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        kind = "CSV" if ext in _CSV else "Parquet"
+        kind = "CSV" if ext in CSV_SUFFIXES else "Parquet"
         raise DataFileError(f"path: cannot read {path} as {kind} ({first}); check that the "
                             "file is complete and of that type") from None
 
@@ -199,7 +203,7 @@ def read_table(path: str | os.PathLike[str], *, task_col: Any, target: Any,
     if kind not in _KINDS:
         raise DataFileError(f"kind: must be one of {', '.join(_KINDS)}, got {kind!r}")
     path = Path(path).expanduser()
-    frame = _read(path)
+    frame = read_frame(path)
     if frame.shape[0] == 0:
         raise DataFileError(f"path: {path} has a header but no data rows; it needs at least 2 "
                             "rows per task")

@@ -54,12 +54,14 @@ from .features import Categorical, FeatureColumns, IdSequence, Numeric, embeddin
 from .heads import TaskGates, TaskHeads
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
+from .saving import load_estimator as load_estimator
 from .tasks import Metric, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .transfer import TransferredHead, transfer_head
 from .trunks import ConvTrunk, TextTrunk
 from .weighting import (
     DWA,
+    WEIGHTINGS,
     CAGrad,
     EqualWeighting,
     FixedWeighting,
@@ -96,6 +98,7 @@ __all__ = [
     "L2Penalty",
     "GroupL21",
     "Weighting",
+    "WEIGHTINGS",
     "EqualWeighting",
     "FixedWeighting",
     "RandomWeighting",

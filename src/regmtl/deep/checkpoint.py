@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import stat
 import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..serialization import CONFIG_FILE, MAX_JSON_BYTES, read_json, regular_size
 from ._torch import torch
 from .esmm import ESMM
 from .heads import ACTIVATIONS, TaskGates, TaskHeads
@@ -37,9 +36,9 @@ from .tasks import KINDS, TaskSpec
 __all__ = ["save_checkpoint", "load_checkpoint", "FORMAT"]
 
 FORMAT = 1
-WEIGHTS, CONFIG = "model.pt", "config.json"
+WEIGHTS, CONFIG = "model.pt", CONFIG_FILE
 _RESERVED = ("format", "regmtl_version", "net", "net_config")
-_MAX_CONFIG_BYTES = 64 * 2**20
+_MAX_CONFIG_BYTES = MAX_JSON_BYTES
 
 # the options of each net's config: "count" an int >= 1, "widths" a list of them ("widths+"
 # non-empty), "activation" a name, "dropout" a number in [0, 1), "bool" a boolean
@@ -129,19 +128,8 @@ def read_config(path: str | Path) -> dict:
     if not (path / CONFIG).exists() or not (path / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} is not a regmtl checkpoint (it needs {WEIGHTS} and "
                                 f"{CONFIG}).")
-    _regular_size(path / WEIGHTS)
-    if _regular_size(path / CONFIG) > _MAX_CONFIG_BYTES:
-        raise ValueError(f"{path / CONFIG} is larger than a checkpoint config can be "
-                         f"({_MAX_CONFIG_BYTES} bytes).")
-    try:
-        with open(path / CONFIG, "rb") as fh:  # no more than the bound, if it grew since
-            raw = fh.read(_MAX_CONFIG_BYTES + 1)
-        if len(raw) > _MAX_CONFIG_BYTES:
-            raise ValueError(f"{path / CONFIG} is larger than a checkpoint config can be "
-                             f"({_MAX_CONFIG_BYTES} bytes).")
-        config = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{path / CONFIG} is not valid JSON ({exc}).") from None
+    regular_size(path / WEIGHTS)
+    config = read_json(path / CONFIG, "a checkpoint config", _MAX_CONFIG_BYTES)
     fmt = config.get("format") if isinstance(config, dict) else None
     if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
         raise ValueError(f"{path / CONFIG} is not a regmtl checkpoint config (no format).")
@@ -158,7 +146,7 @@ def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]
     The archive is checked first (a readable zip of stored members within the file's size), so
     a truncated, corrupt or inflated file is refused before torch reads it.
     """
-    size = _regular_size(file)
+    size = regular_size(file)
     try:
         with zipfile.ZipFile(file) as zf:
             infos = zf.infolist()
@@ -186,22 +174,6 @@ def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]
             raise ValueError(f"{file}: tensor {k!r} holds NaN or infinite values; the net "
                              "would predict them.")
     return state
-
-
-def _regular_size(file: Path) -> int:
-    """The size of ``file``, a regular file (symbolic links followed): a device such as
-    ``/dev/zero``, a FIFO or a folder is refused before anything is read from it."""
-    st = os.stat(file)  # a folder cannot be opened everywhere; a FIFO would block open
-    if stat.S_ISREG(st.st_mode):
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        try:
-            st = os.fstat(fd)  # what is read, should the name have changed since
-        finally:
-            os.close(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{file} is not a regular file (a folder, device, FIFO or socket); a "
-                         "checkpoint's files are regular files written by save_checkpoint.")
-    return st.st_size
 
 
 def _dense(v: torch.Tensor) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..taskdata import check_column_scales, check_numeric_range
+from ..ranges import check_column_scales, check_numeric_range
 from ._torch import torch
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec
@@ -25,7 +25,7 @@ from .tasks import TaskSpec
 __all__ = ["MultiTaskDataset", "Batches", "as_dataset"]
 
 
-def _row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
+def row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
     """Each row's task as positions in ``tasks``: from names, or from int64 positions."""
     if isinstance(task, torch.Tensor):
         task = task.detach().cpu().numpy()
@@ -50,7 +50,7 @@ def _row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
 
 
 def _check_input_range(X: Any, what: str) -> None:
-    """The range check of every entry point (:func:`regmtl.taskdata.check_numeric_range`)
+    """The range check of every entry point (:func:`regmtl.ranges.check_numeric_range`)
     on float inputs as given, before the float32 cast flushes 1e-200 to 0 or 1e200 to inf;
     a dict is checked input by input."""
     if isinstance(X, Mapping):
@@ -96,7 +96,7 @@ def _warn_float32_loss(lo: np.ndarray, hi: np.ndarray, what: str) -> None:
 _KIND_CODES = {"regression": 0, "binary": 1, "multiclass": 2}
 
 
-def _rows_ok(task: Any, n_tasks: int) -> bool:
+def rows_ok(task: Any, n_tasks: int) -> bool:
     """Whether ``task`` is a 1-D int64 tensor of positions in 0..n_tasks-1 (one pass)."""
     if not isinstance(task, torch.Tensor) or task.dtype != torch.int64 or task.ndim != 1:
         return False
@@ -106,10 +106,10 @@ def _rows_ok(task: Any, n_tasks: int) -> bool:
     return int(lo) >= 0 and int(hi) < n_tasks
 
 
-def _check_rows(task: Any, n_tasks: int) -> None:
+def check_rows(task: Any, n_tasks: int) -> None:
     """Refuse a per-row batch (of a loader) whose task index is not int64 positions in
     0..n_tasks-1: one pass over the batch's index, where it is (before a transfer)."""
-    if not _rows_ok(task, n_tasks):
+    if not rows_ok(task, n_tasks):
         got = (f"{task.dtype} {tuple(task.shape)}" if isinstance(task, torch.Tensor)
                else type(task).__name__)
         if isinstance(task, torch.Tensor) and task.ndim == 1 and len(task) and not (
@@ -248,7 +248,7 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         self.task = self.y = None
         self.targets: dict[str, torch.Tensor] | None = None
         if task is not None:
-            pos = _row_tasks(task, self.tasks, n)
+            pos = row_tasks(task, self.tasks, n)
             self.task = torch.from_numpy(pos)
             self.y = torch.from_numpy(_row_targets(targets, pos, self.tasks))
             check_numeric_range(self.y.numpy(), "targets")

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._torch import torch
-from .weighting import _identity, _task_gradients
+from .weighting.base import identity, task_gradients
 
 __all__ = ["GradientBalance", "dominant_task", "warn_if_dominated"]
 
@@ -65,7 +65,7 @@ class GradientBalance:
         params = [p for p in shared if p.requires_grad]
         if not params or not losses.requires_grad:
             return
-        G = _task_gradients(losses, params, _identity).to("cpu", torch.float64).numpy()
+        G = task_gradients(losses, params, identity).to("cpu", torch.float64).numpy()
         norms = np.linalg.norm(G, axis=1)
         live = (norms > 0) & np.isfinite(norms)
         if live.sum() >= 1:

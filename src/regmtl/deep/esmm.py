@@ -35,7 +35,7 @@ import numpy as np
 
 from .._options import check_option
 from ._torch import torch
-from .nets import MultiTaskNet, _first_linear, _out_width, mlp
+from .nets import MultiTaskNet, first_linear, mlp, out_width
 from .tasks import TaskSpec, as_task_specs
 
 nn = torch.nn
@@ -231,7 +231,7 @@ class ESMM(MultiTaskNet):
         self.ctr_task, self.ctcvr_task = self.task_names
         kw = dict(activation=activation, dropout=dropout, batch_norm=batch_norm)
         self.bottom = mlp(self.in_width, hidden, **kw)
-        width = _out_width(hidden, self.in_width)
+        width = out_width(hidden, self.in_width)
         self.ctr_tower = self._head(width, self.tasks[0], tower_hidden, **kw)
         self.cvr_tower = self._head(width, self.tasks[1], tower_hidden, **kw)
         self._config = {"hidden": list(hidden), "tower_hidden": list(tower_hidden),
@@ -398,10 +398,10 @@ class ESMM(MultiTaskNet):
                 "esmm_targets(click, purchase), or fix the log.")
 
     def input_layers(self) -> list[nn.Linear]:
-        first = _first_linear(self.bottom)
+        first = first_linear(self.bottom)
         if first is not None:
             return [first]
-        return [_first_linear(self.ctr_tower), _first_linear(self.cvr_tower)]
+        return [first_linear(self.ctr_tower), first_linear(self.cvr_tower)]
 
     def _shared_modules(self) -> list[nn.Module]:
         return [self.bottom, self.ctr_tower]

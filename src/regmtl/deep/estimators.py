@@ -29,12 +29,9 @@ in the first epoch (28% to 94% dead) and only the task means were learned (0.10)
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 import warnings
 from numbers import Integral, Real
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,35 +41,35 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._options import check_option
-from ..persistence import (
-    FORMS,
-    _array_from_json,
-    _array_to_json,
-    _check_scalar,
-    _Malformed,
-    _scalar,
-    _unscalar,
-)
-from ..taskdata import TaskData, _as_labels, as_task_data, column_target
+from ..inputs import as_task_data, column_target
+from ..serialization import FORMS, array_from_json, array_to_json
+from ..taskdata import TaskData, as_labels
 from ._torch import torch
-from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
+from .conversion import (
+    class_codes,
+    class_index,
+    plain_label,
+    probabilities,
+    segments_in_form,
+    take_rows,
+)
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes
 from .inputs import as_inputs, chunks, to_device
-from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, module_config
+from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
+from .saving import ARCHITECTURE_NETS, save_estimator, saved_as_folder, scales_from_attributes
 from .tasks import KINDS, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .weighting import WEIGHTINGS, Weighting
 
 __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel"]
 
-ARCHITECTURES = ("hard", "mmoe", "cgc", "ple")
-_ARCHITECTURE_NETS = {"hard": "HardSharing", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
+ARCHITECTURES = tuple(ARCHITECTURE_NETS)  # ("hard", "mmoe", "cgc", "ple")
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
@@ -329,8 +326,8 @@ class _DeepMultiTask(BaseEstimator):
         if self.early_stopping and 1 <= n_val < n:
             perm = rng.permutation(n)
             vi, ti = perm[:n_val], perm[n_val:]
-            val = self._pack(_take(Xd, vi), Y[vi], None if rows is None else rows[vi], specs)
-            Xd, Y = _take(Xd, ti), Y[ti]
+            val = self._pack(take_rows(Xd, vi), Y[vi], None if rows is None else rows[vi], specs)
+            Xd, Y = take_rows(Xd, ti), Y[ti]
             rows = None if rows is None else rows[ti]
         set_seed(seed)  # the initial weights
         self.net_ = self._net(self.n_features_in_, specs)
@@ -372,6 +369,9 @@ class _DeepMultiTask(BaseEstimator):
 
     def _fitted(self) -> None:
         """Attributes read from the trained net."""
+
+    def _restored(self, net: MultiTaskNet) -> None:
+        """What a loaded estimator derives from its saved attributes and ``net``."""
 
     def _rows(self, data: TaskData) -> list[np.ndarray]:
         """For each segment of ``data``, its task's net outputs on its rows, (rows, width):
@@ -465,24 +465,20 @@ class _DeepMultiTask(BaseEstimator):
         >>> bool(np.array_equal(again.predict(X), m.predict(X)))
         True
         """
-        check_is_fitted(self)
-        params = {k: _param_to_json(k, v) for k, v in self.get_params(deep=False).items()}
-        estimator = {"class": type(self).__name__, "params": params,
-                     "attributes": self._attributes_to_json()}
-        save_checkpoint(path, self.net_, {"estimator": estimator})
+        save_estimator(self, path)
 
     def _attributes_to_json(self) -> dict:
-        out = {"tasks_": _array_to_json(np.asarray(self.tasks_)),
+        out = {"tasks_": array_to_json(np.asarray(self.tasks_)),
                "n_tasks_": int(self.n_tasks_), "input_form_": str(self.input_form_),
                "n_features_in_": int(self.n_features_in_), "n_iter_": int(self.n_iter_),
                "best_epoch_": int(self.best_epoch_),
-               "history_": {str(c): _array_to_json(self.history_[c].to_numpy())
+               "history_": {str(c): array_to_json(self.history_[c].to_numpy())
                             for c in self.history_.columns}}
         if hasattr(self, "feature_names_in_"):
-            out["feature_names_in_"] = _array_to_json(self.feature_names_in_)
+            out["feature_names_in_"] = array_to_json(self.feature_names_in_)
         if getattr(self, "x_mean_", None) is not None:
-            out["x_mean_"] = _array_to_json(self.x_mean_)
-            out["x_scale_"] = _array_to_json(self.x_scale_)
+            out["x_mean_"] = array_to_json(self.x_mean_)
+            out["x_scale_"] = array_to_json(self.x_scale_)
         if getattr(self, "categories_", None):
             out["categories_"] = ColumnCodes(self.categories_).to_json()
         return out
@@ -509,14 +505,14 @@ class _DeepMultiTask(BaseEstimator):
         if name == "history_":
             if not isinstance(value, dict):
                 raise ValueError("attribute 'history_' is not a table")
-            cols = {c: _array_from_json(v, f"history_ column {c!r:.40}") for c, v in value.items()}
+            cols = {c: array_from_json(v, f"history_ column {c!r:.40}") for c, v in value.items()}
             if any(c.shape != (dims.get("n_iter_"),) or c.dtype.kind not in "biuf"
                    for c in cols.values()):
                 raise ValueError("attribute 'history_' does not hold one number per epoch")
             return pd.DataFrame(cols)
         shape = {"tasks_": (T,), "feature_names_in_": (p,), "x_mean_": (p,),
                  "x_scale_": (p,)}.get(name, (T,))
-        arr = _array_from_json(value, f"attribute {name!r}")
+        arr = array_from_json(value, f"attribute {name!r}")
         if arr.shape != shape:
             raise ValueError(f"attribute {name!r} has shape {arr.shape}, but n_tasks_ = {T} and "
                              f"n_features_in_ = {p} make it {shape}")
@@ -530,6 +526,7 @@ class _DeepMultiTask(BaseEstimator):
         return arr
 
 
+@saved_as_folder
 class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     """A multi-task network for regression, as a scikit-learn estimator.
 
@@ -645,9 +642,12 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     _kind = "regression"
     _saved = ("y_mean_", "y_scale_")
 
+    def _restored(self, net: MultiTaskNet) -> None:
+        scales_from_attributes(net, self)
+
     def _attributes_to_json(self) -> dict:
-        return {**super()._attributes_to_json(), "y_mean_": _array_to_json(self.y_mean_),
-                "y_scale_": _array_to_json(self.y_scale_)}
+        return {**super()._attributes_to_json(), "y_mean_": array_to_json(self.y_mean_),
+                "y_scale_": array_to_json(self.y_scale_)}
 
     def _head_kinds(self, attrs: dict) -> list[tuple[str, int]]:
         return [("regression", 1)] * attrs["n_tasks_"]
@@ -712,6 +712,7 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
         return tags
 
 
+@saved_as_folder
 class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
     """A multi-task network for classification (binary or multiclass per task).
 
@@ -821,9 +822,12 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
     _kind = "classification"
     _saved = ("classes_",)
 
+    def _restored(self, net: MultiTaskNet) -> None:
+        self._classes = [self.classes_] if self.input_form_ == "single" else list(self.classes_)
+
     def _attributes_to_json(self) -> dict:
         classes = [self.classes_] if self.input_form_ == "single" else self.classes_
-        saved = [_array_to_json(np.asarray(c)) for c in classes]
+        saved = [array_to_json(np.asarray(c)) for c in classes]
         return {**super()._attributes_to_json(),
                 "classes_": saved[0] if self.input_form_ == "single" else saved}
 
@@ -834,7 +838,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         if not single and (not isinstance(value, list) or len(value) != dims["n_tasks_"]):
             raise ValueError(f"attribute 'classes_' must list the classes of each of the "
                              f"{dims['n_tasks_']} tasks")
-        out = [_array_from_json(v, "attribute 'classes_'") for v in ([value] if single else value)]
+        out = [array_from_json(v, "attribute 'classes_'") for v in ([value] if single else value)]
         if any(c.ndim != 1 or len(c) < 2 for c in out):
             raise ValueError("attribute 'classes_' must hold at least two classes per task")
         return out[0] if single else out
@@ -852,7 +856,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         y = np.full(data.n_obs, np.nan)
         classes = []
         for k, s in enumerate(s for s, _ in data.segments()):
-            y[s], cls = _class_codes(data.raw_y[s], data.tasks[data.task_index[k]])
+            y[s], cls = class_codes(data.raw_y[s], data.tasks[data.task_index[k]])
             classes.append(cls)
         self._classes = classes
         self.classes_ = classes[0] if data.form == "single" else classes
@@ -885,7 +889,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
             In long form, when the tasks have different numbers of classes.
         """
         data = self._predict_data(X, task)
-        probs = [_probabilities(r) for r in self._rows(data)]
+        probs = [probabilities(r) for r in self._rows(data)]
         if data.form in ("list", "shared"):
             return probs
         if data.form == "dict":
@@ -920,7 +924,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
 
     def _labels(self, data: TaskData) -> list[np.ndarray]:
         """Predicted labels of each segment, in its task's label type."""
-        return [self._classes[t][_class_index(r)]
+        return [self._classes[t][class_index(r)]
                 for r, t in zip(self._rows(data), data.task_index, strict=True)]
 
     def predict(self, X: Any, task: Any = None) -> Any:
@@ -939,7 +943,7 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
             Each row's label, in its task's label type.
         """
         data = self._predict_data(X, task)
-        return _segments_in_form(data, self._labels(data))
+        return segments_in_form(data, self._labels(data))
 
     def score(self, X: Any, y: Any, task: Any = None) -> float:
         """Accuracy of each task, averaged over tasks (observed labels only).
@@ -962,10 +966,11 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
         labels = self._labels(data)
         starts = data.indptr[:-1]
         return float(np.mean([
-            accuracy_score(_as_labels(data.raw_y[s]), _as_labels(pred[s - a]))
+            accuracy_score(as_labels(data.raw_y[s]), as_labels(pred[s - a]))
             for (s, _), pred, a in zip(data.segments(), labels, starts, strict=True)]))
 
 
+@saved_as_folder
 class DeepMultiTaskModel(_DeepMultiTask):
     r"""A multi-task network whose tasks are of mixed kinds: regression, binary, multiclass.
 
@@ -1046,6 +1051,9 @@ class DeepMultiTaskModel(_DeepMultiTask):
     _kind = "mixed"
     _saved = ("kinds_", "classes_")
 
+    def _restored(self, net: MultiTaskNet) -> None:
+        self._classes = list(self.classes_)
+
     _parameter_constraints: dict = {
         **_DeepMultiTask._parameter_constraints,
         "kinds": [StrOptions({"auto"}), dict, list, tuple],
@@ -1075,13 +1083,13 @@ class DeepMultiTaskModel(_DeepMultiTask):
         if isinstance(self.kinds, str):
             asked = ["auto"] * len(tasks)
         elif isinstance(self.kinds, dict):
-            known = {_plain_label(t) for t in tasks}
-            unknown = [k for k in self.kinds if _plain_label(k) not in known]
+            known = {plain_label(t) for t in tasks}
+            unknown = [k for k in self.kinds if plain_label(k) not in known]
             if unknown:
                 raise ValueError(f"kinds: unknown task(s) {unknown[:5]}; the tasks are "
-                                 f"{[_plain_label(t) for t in tasks][:10]}.")
-            given = {_plain_label(k): v for k, v in self.kinds.items()}
-            asked = [given.get(_plain_label(t), "auto") for t in tasks]
+                                 f"{[plain_label(t) for t in tasks][:10]}.")
+            given = {plain_label(k): v for k, v in self.kinds.items()}
+            asked = [given.get(plain_label(t), "auto") for t in tasks]
         else:
             asked = list(self.kinds)
             if len(asked) != len(tasks):
@@ -1101,7 +1109,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
             raw = data.raw_y[s]
             kind = asked[data.task_index[k]]
             if kind == "auto":
-                kind = ("regression" if type_of_target(_as_labels(raw)) == "continuous"
+                kind = ("regression" if type_of_target(as_labels(raw)) == "continuous"
                         else "classification")
             if kind == "regression":
                 try:
@@ -1112,7 +1120,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
                 kinds.append("regression")
                 classes.append(None)
             else:
-                y[s], cls = _class_codes(raw, label)
+                y[s], cls = class_codes(raw, label)
                 kinds.append("binary" if len(cls) == 2 else "multiclass")
                 classes.append(cls)
         self.kinds_ = np.array(kinds)
@@ -1132,7 +1140,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
     # ------------------------------------------------------------------ predictions
     def _outputs_of(self, data: TaskData) -> list[np.ndarray]:
         """Each segment's predictions: values, or labels in its task's label type."""
-        return [r[:, 0] if self._classes[t] is None else self._classes[t][_class_index(r)]
+        return [r[:, 0] if self._classes[t] is None else self._classes[t][class_index(r)]
                 for r, t in zip(self._rows(data), data.task_index, strict=True)]
 
     def predict(self, X: Any, task: Any = None) -> Any:
@@ -1152,7 +1160,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
             when the kinds mix label types), one array per task for a list or dict.
         """
         data = self._predict_data(X, task)
-        return _segments_in_form(data, self._outputs_of(data))
+        return segments_in_form(data, self._outputs_of(data))
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
         """Class probabilities of the classification tasks, (n, K_t) per task.
@@ -1178,7 +1186,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
             have different numbers of classes.
         """
         data = self._predict_data(X, task)
-        probs = [None if self._classes[t] is None else _probabilities(r)
+        probs = [None if self._classes[t] is None else probabilities(r)
                  for r, t in zip(self._rows(data), data.task_index, strict=True)]
         if data.form in ("list", "shared"):
             return probs
@@ -1220,20 +1228,20 @@ class DeepMultiTaskModel(_DeepMultiTask):
                 scores.append(r2_score(np.asarray(data.raw_y[s], dtype=np.float64),
                                        pred[s - a]))
             else:
-                scores.append(accuracy_score(_as_labels(data.raw_y[s]),
-                                             _as_labels(pred[s - a])))
+                scores.append(accuracy_score(as_labels(data.raw_y[s]),
+                                             as_labels(pred[s - a])))
         return float(np.mean(scores))
 
     # ------------------------------------------------------------------ persistence
     def _attributes_to_json(self) -> dict:
         return {**super()._attributes_to_json(),
-                "kinds_": _array_to_json(np.asarray(self.kinds_)),
-                "classes_": [None if c is None else _array_to_json(np.asarray(c))
+                "kinds_": array_to_json(np.asarray(self.kinds_)),
+                "classes_": [None if c is None else array_to_json(np.asarray(c))
                              for c in self.classes_]}
 
     def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
         if name == "kinds_":
-            arr = _array_from_json(value, "attribute 'kinds_'")
+            arr = array_from_json(value, "attribute 'kinds_'")
             if arr.shape != (dims["n_tasks_"],) or not set(arr.tolist()) <= set(KINDS):
                 raise ValueError(f"attribute 'kinds_' must name one of {KINDS} per task")
             return arr
@@ -1242,7 +1250,7 @@ class DeepMultiTaskModel(_DeepMultiTask):
         if not isinstance(value, list) or len(value) != dims["n_tasks_"]:
             raise ValueError(f"attribute 'classes_' must list the classes (or null) of each of "
                              f"the {dims['n_tasks_']} tasks")
-        out = [None if v is None else _array_from_json(v, "attribute 'classes_'") for v in value]
+        out = [None if v is None else array_from_json(v, "attribute 'classes_'") for v in value]
         if any(c is not None and (c.ndim != 1 or len(c) < 2) for c in out):
             raise ValueError("attribute 'classes_' must hold at least two classes per "
                              "classification task")
@@ -1252,224 +1260,3 @@ class DeepMultiTaskModel(_DeepMultiTask):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
-
-
-def _plain_label(v: Any) -> Any:
-    """A task label as a plain Python value (NumPy scalars compare and hash as Python's)."""
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _segments_in_form(data: TaskData, out: list[np.ndarray]) -> Any:
-    """Per-segment predictions in the form of the input: the list, a dict by task, or one
-    array (of objects when the segments' types differ) in the input's row order."""
-    if data.form == "list":
-        return out
-    if data.form == "dict":
-        return {data.tasks[t]: v for t, v in zip(data.task_index, out, strict=True)}
-    dtype = out[0].dtype if all(o.dtype == out[0].dtype for o in out) else object
-    return data.to_form(np.concatenate([o.astype(dtype) for o in out]))
-
-
-def _class_codes(raw: np.ndarray, task: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Class indices 0..K-1 of one task's labels and its classes (sorted), K >= 2."""
-    labels = _as_labels(raw)
-    check_classification_targets(labels)
-    cls, idx = np.unique(labels, return_inverse=True)
-    if len(cls) < 2:
-        raise ValueError(f"y: task {task!r} has one class ({cls[0]!r}); each task needs at "
-                         "least two classes.")
-    return idx, cls
-
-
-def _probabilities(r: np.ndarray) -> np.ndarray:
-    """Class probabilities (n, K) from a head's logits: one (binary) or K."""
-    if r.shape[1] == 1:
-        p = 1.0 / (1.0 + np.exp(-r[:, 0]))
-        return np.column_stack([1.0 - p, p])
-    e = np.exp(r - r.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _class_index(r: np.ndarray) -> np.ndarray:
-    """The most probable class of each row from a head's logits."""
-    return (r[:, 0] > 0).astype(int) if r.shape[1] == 1 else r.argmax(axis=1)
-
-
-def _take(X: Any, idx: np.ndarray) -> Any:
-    """Rows ``idx`` of the design: an array or a dict of arrays."""
-    return {k: v[idx] for k, v in X.items()} if isinstance(X, dict) else X[idx]
-
-
-# ---------------------------------------------------------------------- persistence
-_ESTIMATORS = {"DeepMultiTaskRegressor": DeepMultiTaskRegressor,
-               "DeepMultiTaskClassifier": DeepMultiTaskClassifier,
-               "DeepMultiTaskModel": DeepMultiTaskModel}
-_SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
-          "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_")
-_REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
-             "history_")
-_DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
-
-
-def _weighting_name(w: Weighting) -> str:
-    for name, cls in WEIGHTINGS.items():
-        if cls is type(w):
-            return name
-    raise TypeError(f"a weighting of class {type(w).__name__} cannot be saved; use one of "
-                    f"{sorted(WEIGHTINGS)}.")
-
-
-def _plain(v: Any) -> Any:
-    """A weighting option as JSON: numbers, strings, and lists or dicts of them."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
-        return {k: _plain(x) for k, x in v.items()}
-    raise TypeError(f"a value of type {type(v).__name__} cannot be saved")
-
-
-def _param_to_json(name: str, v: Any) -> Any:
-    """A constructor parameter as JSON (tuples, lists, a weighting by name and options)."""
-    try:
-        if isinstance(v, Weighting):
-            cls = WEIGHTINGS[_weighting_name(v)]
-            args = [a for a in inspect.signature(cls.__init__).parameters if a != "self"]
-            return {"weighting": _weighting_name(v),
-                    "options": {a: _plain(getattr(v, a)) for a in args}}
-        if isinstance(v, list):
-            return {"list": [_scalar(x) for x in v]}
-        return _scalar(v)
-    except (TypeError, AttributeError) as exc:
-        raise TypeError(f"parameter {name}={v!r} cannot be saved ({exc}); set a plain value "
-                        f"(est.set_params({name}=...)) and save again.") from None
-
-
-def _param_from_json(name: str, v: Any) -> Any:
-    if isinstance(v, dict) and set(v) == {"weighting", "options"}:
-        cls = WEIGHTINGS.get(v["weighting"]) if isinstance(v["weighting"], str) else None
-        args = set() if cls is None else set(inspect.signature(cls.__init__).parameters)
-        if (cls is None or not isinstance(v["options"], dict)
-                or not set(v["options"]) <= args - {"self"}):
-            raise ValueError(f"parameter {name!r} is not a known weighting with its options")
-        return cls(**v["options"])
-    if isinstance(v, dict) and set(v) == {"list"} and isinstance(v["list"], list):
-        for x in v["list"]:
-            _check_scalar(x, f"parameter {name!r}")
-        return [_unscalar(x) for x in v["list"]]
-    _check_scalar(v, f"parameter {name!r}")
-    return _unscalar(v)
-
-
-def _estimator(spec: Any) -> tuple[_DeepMultiTask, dict]:
-    """The estimator (parameters checked) and its attributes (checked) from the config."""
-    if not isinstance(spec, dict) or set(spec) != {"class", "params", "attributes"}:
-        raise ValueError("its 'estimator' entry is not a saved estimator")
-    cls = _ESTIMATORS.get(spec["class"]) if isinstance(spec["class"], str) else None
-    params, attrs = spec["params"], spec["attributes"]
-    if cls is None or not isinstance(params, dict) or not isinstance(attrs, dict):
-        raise ValueError(f"class {spec['class']!r:.80} is not a deep estimator")
-    unknown = sorted(set(params) - set(cls._get_param_names()))
-    if unknown:
-        raise ValueError(f"parameter {unknown[0]!r:.80} is not a parameter of {cls.__name__}")
-    est = cls(**{k: _param_from_json(k, v) for k, v in params.items()})
-    est._validate_params()
-    allowed = set(_SAVED) | set(cls._saved)
-    for name in attrs:
-        if name not in allowed:
-            raise ValueError(f"attribute {name!r:.80} is not one that {cls.__name__} saves "
-                             f"(those are {', '.join(sorted(allowed))})")
-    for name in (*_REQUIRED, *cls._saved):
-        if name not in attrs:
-            raise ValueError(f"attribute {name!r} is missing")
-    dims: dict = {}
-    for name in (*_DIMS, *attrs):
-        if name in attrs and name not in dims:
-            dims[name] = est._attribute_from_json(name, attrs[name], dims)
-    if dims["input_form_"] == "single" and dims["n_tasks_"] != 1:
-        raise ValueError(f"input_form_ is 'single' but n_tasks_ is {dims['n_tasks_']}")
-    return est, dims
-
-
-def _check_net_matches(est: _DeepMultiTask, attrs: dict, config: dict) -> None:
-    """The saved net is the one the estimator's fit builds: class, inputs, task heads."""
-    net, kw = config.get("net"), config.get("net_config")
-    want = _ARCHITECTURE_NETS[est.architecture]
-    if net != want or not isinstance(kw, dict):
-        raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
-                         f"builds a {want}")
-    cats = attrs.get("categories_")
-    if cats is not None:
-        names = list(attrs.get("feature_names_in_", []))
-        absent = [c for c in cats if c not in names]
-        if absent or len(cats) > attrs["n_features_in_"]:
-            raise ValueError(f"categories_ names column {(absent or list(cats))[0]!r:.40}, "
-                             "which is not among feature_names_in_")
-        probe = type(est)()
-        probe.categories_, probe.n_features_in_ = cats, attrs["n_features_in_"]
-        want_encoder = json.loads(json.dumps(module_config(probe._encoder(), "encoder")))
-        if kw.get("n_features") is not None or kw.get("encoder") != want_encoder:
-            raise ValueError("the net's encoder does not embed the saved categories_ "
-                             "(vocabulary sizes, numeric width)")
-    elif kw.get("n_features") != attrs["n_features_in_"]:
-        raise ValueError(f"the net reads {kw.get('n_features')!r:.40} features, but "
-                         f"n_features_in_ is {attrs['n_features_in_']}")
-    heads = est._head_kinds(attrs)
-    tasks = kw.get("tasks")
-    got = ([(t.get("name"), t.get("kind", "regression"), t.get("n_outputs", 1))
-            for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else None)
-    if got != [(f"t{k}", kind, n) for k, (kind, n) in enumerate(heads)]:
-        raise ValueError("the net's task heads do not fit the saved tasks and classes "
-                         f"({len(heads)} tasks)")
-
-
-def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> _DeepMultiTask:
-    """A deep estimator saved with ``save`` in the folder ``path`` (:func:`regmtl.load`).
-
-    The config is checked in full (class, parameters, only the attributes the class saves,
-    their types and shapes, the net they need) before the weights are read with
-    ``torch.load(weights_only=True)`` and compared with the net (see
-    :func:`~regmtl.deep.load_checkpoint`); every refusal is a ``ValueError`` naming the file.
-    The weights are stored uncompressed and mapped as they are, so ``max_bytes`` bounds the
-    size of the weights file.
-    """
-    path = Path(path)
-    config = read_config(path)
-    size = (path / WEIGHTS).stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
-                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
-                         "the file).")
-    if "estimator" not in config:
-        raise ValueError(f"{path} holds a net checkpoint, not a saved estimator; read the net "
-                         "with regmtl.deep.load_checkpoint.")
-    try:
-        est, attrs = _estimator(config["estimator"])
-        _check_net_matches(est, attrs, config)
-    except (ValueError, TypeError, _Malformed) as exc:
-        raise ValueError(f"{path / CONFIG} was refused: {str(exc).rstrip('.')}.") from None
-    if ("x_mean_" in attrs) != ("x_scale_" in attrs):
-        raise ValueError(f"{path / CONFIG} was refused: x_mean_ and x_scale_ come together.")
-    net = load_net(path, config, None)
-    for name, value in attrs.items():
-        setattr(est, name, value)
-    if isinstance(est, DeepMultiTaskClassifier):
-        est._classes = [est.classes_] if est.input_form_ == "single" else list(est.classes_)
-    if isinstance(est, DeepMultiTaskModel):
-        est._classes = list(est.classes_)
-    if isinstance(est, DeepMultiTaskRegressor):
-        _scales_from_attributes(net, est)
-    est.net_ = net.eval()
-    return est
-
-
-def _scales_from_attributes(net: MultiTaskNet, est: DeepMultiTaskRegressor) -> None:
-    """A regressor saved before nets held their target maps: its net predicts standardized
-    values, ``y_mean_`` and ``y_scale_`` map them back; they become the net's maps."""
-    scales = [net.target_scales[t.name] for t in net.tasks]
-    if all(s.is_identity() for s in scales):
-        for s, mu, sd in zip(scales, est.y_mean_, est.y_scale_, strict=True):
-            s.set(torch.tensor([float(mu)]), torch.tensor([float(sd)]))

@@ -55,7 +55,6 @@ References
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -63,6 +62,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._torch import torch
+from .checks import check_choice, check_float, check_int, check_keys
 
 nn = torch.nn
 F = torch.nn.functional
@@ -76,46 +76,6 @@ MAX_DIM = 2**16
 MAX_COLUMNS = 4096
 MAX_NAME = 256
 POOLINGS = ("mean", "sum", "max")
-
-
-# ---------------------------------------------------------------------- checks (shared)
-def _check_int(value: Any, name: str, low: int, high: int, *, strict: bool = False) -> int:
-    """``value`` as an int in [low, high]; ``strict`` (configs) accepts Python ints only."""
-    ok = (type(value) is int) if strict else (isinstance(value, numbers.Integral)
-                                             and not isinstance(value, (bool, np.bool_)))
-    if not ok or not low <= int(value) <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r:.80}.")
-    return int(value)
-
-
-def _check_float(value: Any, name: str, low: float, high: float, *, strict: bool = False
-                 ) -> float:
-    """``value`` as a float in [low, high)."""
-    kinds = (int, float) if strict else (numbers.Real,)
-    ok = isinstance(value, kinds) and not isinstance(value, (bool, np.bool_))
-    if not ok or not low <= float(value) < high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}), got {value!r:.80}.")
-    return float(value)
-
-
-def _check_choice(value: Any, name: str, choices: tuple) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r:.80}.")
-    return value
-
-
-def _check_keys(config: Any, what: str, allowed: Iterable[str], required: Iterable[str] = ()
-                ) -> dict:
-    if not isinstance(config, dict):
-        raise ValueError(f"{what} must be a dict, got {type(config).__name__}.")
-    unknown = sorted(str(k)[:40] for k in config if k not in allowed)
-    if unknown:
-        raise ValueError(f"{what}: unknown key(s) {unknown[:5]}; the keys are "
-                         f"{sorted(allowed)}.")
-    missing = [k for k in required if k not in config]
-    if missing:
-        raise ValueError(f"{what}: missing key(s) {missing}.")
-    return config
 
 
 def _dense(x: Any, what: str) -> torch.Tensor:
@@ -137,8 +97,8 @@ def _id_codes(x: Any, what: str) -> torch.Tensor:
     return x.long()
 
 
-def _to_bucket(codes: torch.Tensor, vocab_size: int, rate: float, training: bool
-               ) -> torch.Tensor:
+def to_bucket(codes: torch.Tensor, vocab_size: int, rate: float, training: bool
+              ) -> torch.Tensor:
     """Codes outside [0, V) -> V (the OOV bucket); in training, any code with prob. ``rate``."""
     codes = torch.where((codes >= 0) & (codes < vocab_size), codes, vocab_size)
     if training and rate > 0:
@@ -147,8 +107,8 @@ def _to_bucket(codes: torch.Tensor, vocab_size: int, rate: float, training: bool
     return codes
 
 
-def _pool_bags(codes: torch.Tensor, valid: torch.Tensor, weight: torch.Tensor, mode: str
-               ) -> torch.Tensor:
+def pool_bags(codes: torch.Tensor, valid: torch.Tensor, weight: torch.Tensor, mode: str
+              ) -> torch.Tensor:
     """Pool the rows ``weight[codes]`` of each row of ``codes`` (B, L) over its valid positions.
 
     ``embedding_bag`` without a Python loop: sum and mean weight the positions by the mask
@@ -201,7 +161,7 @@ def embedding_dim(n_categories: int) -> int:
     >>> [embedding_dim(n) for n in (2, 3, 11, 101, 1001, 10**6)]
     [2, 3, 6, 21, 64, 64]
     """
-    n = _check_int(n_categories, "n_categories", 1, 2 * MAX_VOCAB)
+    n = check_int(n_categories, "n_categories", 1, 2 * MAX_VOCAB)
     return max(2, min(64, round(1.6 * n**0.56)))
 
 
@@ -223,9 +183,9 @@ class _Embedded:
 
     def __post_init__(self) -> None:
         _set(self, name=_check_name(self.name),
-             vocab_size=_check_int(self.vocab_size, "vocab_size", 1, MAX_VOCAB))
+             vocab_size=check_int(self.vocab_size, "vocab_size", 1, MAX_VOCAB))
         dim = embedding_dim(self.vocab_size + 1) if self.dim is None else self.dim
-        _set(self, dim=_check_int(dim, "dim", 1, MAX_DIM))
+        _set(self, dim=check_int(dim, "dim", 1, MAX_DIM))
 
     @property
     def out_features(self) -> int:
@@ -318,8 +278,8 @@ class IdSequence(_Embedded):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _set(self, pooling=_check_choice(self.pooling, "pooling", POOLINGS),
-             padding=_check_int(self.padding, "padding", -MAX_VOCAB, MAX_VOCAB))
+        _set(self, pooling=check_choice(self.pooling, "pooling", POOLINGS),
+             padding=check_int(self.padding, "padding", -MAX_VOCAB, MAX_VOCAB))
 
     def to_config(self) -> dict:
         """The column as a JSON-able dict (``kind`` and the constructor arguments)."""
@@ -358,7 +318,7 @@ class Numeric:
 
     def __post_init__(self) -> None:
         _set(self, name=_check_name(self.name),
-             width=_check_int(self.width, "width", 1, MAX_DIM))
+             width=check_int(self.width, "width", 1, MAX_DIM))
 
     @property
     def out_features(self) -> int:
@@ -387,20 +347,20 @@ def _column_from_config(entry: Any, where: str) -> Categorical | IdSequence | Nu
         raise ValueError(f"{where} must be a dict with 'kind' in {sorted(_COLUMNS)}, got "
                          f"{entry!r:.80}.")
     kind = entry["kind"]
-    _check_keys(entry, where, _COLUMN_KEYS[kind], ("name",) if kind == "numeric"
-                else ("name", "vocab_size"))
+    check_keys(entry, where, _COLUMN_KEYS[kind], ("name",) if kind == "numeric"
+               else ("name", "vocab_size"))
     kw = {k: v for k, v in entry.items() if k != "kind"}
     try:
         _check_name(kw["name"])
         if kind == "numeric":
-            _check_int(kw.get("width", 1), "width", 1, MAX_DIM, strict=True)
+            check_int(kw.get("width", 1), "width", 1, MAX_DIM, strict=True)
         else:
-            _check_int(kw["vocab_size"], "vocab_size", 1, MAX_VOCAB, strict=True)
+            check_int(kw["vocab_size"], "vocab_size", 1, MAX_VOCAB, strict=True)
             if kw.get("dim") is not None:
-                _check_int(kw["dim"], "dim", 1, MAX_DIM, strict=True)
+                check_int(kw["dim"], "dim", 1, MAX_DIM, strict=True)
         if kind == "sequence":
-            _check_choice(kw.get("pooling", "mean"), "pooling", POOLINGS)
-            _check_int(kw.get("padding", -1), "padding", -MAX_VOCAB, MAX_VOCAB, strict=True)
+            check_choice(kw.get("pooling", "mean"), "pooling", POOLINGS)
+            check_int(kw.get("padding", -1), "padding", -MAX_VOCAB, MAX_VOCAB, strict=True)
         return _COLUMNS[kind](**kw)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
@@ -529,7 +489,7 @@ class FeatureColumns(nn.Module):
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise ValueError(f"columns: names must be unique, {dup} repeat.")
-        self.oov_rate = _check_float(oov_rate, "oov_rate", 0.0, 1.0)
+        self.oov_rate = check_float(oov_rate, "oov_rate", 0.0, 1.0)
         self.columns = cols
         self.id_columns = [c for c in cols if not isinstance(c, Numeric)]
         self.numeric_columns = [c for c in cols if isinstance(c, Numeric)]
@@ -627,12 +587,12 @@ class FeatureColumns(nn.Module):
             codes = self._codes(col, inputs[col.name], what)
             sizes[col.name] = int(codes.shape[0])
             if isinstance(col, Categorical):
-                codes = _to_bucket(codes, col.vocab_size, self.oov_rate, self.training)
+                codes = to_bucket(codes, col.vocab_size, self.oov_rate, self.training)
                 parts.append(F.embedding(codes, emb.weight))
             else:
                 valid = codes != col.padding
-                codes = _to_bucket(codes, col.vocab_size, self.oov_rate, self.training)
-                parts.append(_pool_bags(codes, valid, emb.weight, col.pooling))
+                codes = to_bucket(codes, col.vocab_size, self.oov_rate, self.training)
+                parts.append(pool_bags(codes, valid, emb.weight, col.pooling))
         dtype = self._dtype()
         for col, std in zip(self.numeric_columns, self.numerics, strict=True):
             x = self._numeric(col, inputs[col.name], f"inputs[{col.name!r}]")
@@ -799,13 +759,13 @@ class FeatureColumns(nn.Module):
             a size beyond the caps (vocabularies 2**31, sizes 2**16, 4096 columns), naming it.
         """
         what = "FeatureColumns config"
-        _check_keys(config, what, {"columns", "oov_rate"}, ("columns",))
+        check_keys(config, what, {"columns", "oov_rate"}, ("columns",))
         columns = config["columns"]
         if not isinstance(columns, list) or not 1 <= len(columns) <= MAX_COLUMNS:
             raise ValueError(f"{what}: 'columns' must be a list of 1..{MAX_COLUMNS} columns.")
         cols = [_column_from_config(c, f"{what}: columns[{i}]") for i, c in enumerate(columns)]
         try:
-            rate = _check_float(config.get("oov_rate", 0.01), "oov_rate", 0.0, 1.0, strict=True)
+            rate = check_float(config.get("oov_rate", 0.01), "oov_rate", 0.0, 1.0, strict=True)
             return cls(cols, oov_rate=rate)
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None

@@ -101,11 +101,13 @@ def mlp(in_features: int, hidden: Sequence[int], *, activation: str = "relu",
     return nn.Sequential(*layers)
 
 
-def _out_width(hidden: Sequence[int], default: int) -> int:
+def out_width(hidden: Sequence[int], default: int) -> int:
+    """The width out of an MLP of ``hidden`` layer widths: the last one, else ``default``."""
     return int(hidden[-1]) if len(hidden) else default
 
 
-def _first_linear(module: nn.Module) -> nn.Linear | None:
+def first_linear(module: nn.Module) -> nn.Linear | None:
+    """The first ``nn.Linear`` of ``module`` (in ``modules()`` order), or None."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             return m
@@ -356,7 +358,7 @@ class MultiTaskNet(nn.Module):
 
     def _head(self, in_features: int, spec: TaskSpec, hidden: Sequence[int], **kw) -> nn.Module:
         body = mlp(in_features, hidden, **kw)
-        return nn.Sequential(*body, nn.Linear(_out_width(hidden, in_features), spec.n_outputs))
+        return nn.Sequential(*body, nn.Linear(out_width(hidden, in_features), spec.n_outputs))
 
     def _selected(self, tasks: Iterable[str] | None) -> list[str]:
         if tasks is None:
@@ -578,7 +580,7 @@ class HardSharing(MultiTaskNet):
                 raise ValueError("HardSharing needs n_features (the width of x), an encoder, "
                                  "or a trunk.")
             self.trunk = mlp(self.in_width, hidden, **kw)
-            width = _out_width(hidden, self.in_width)
+            width = out_width(hidden, self.in_width)
         else:
             if not isinstance(trunk, nn.Module):
                 raise ValueError(f"trunk must be a torch.nn.Module, got {type(trunk).__name__}.")
@@ -660,7 +662,7 @@ class HardSharing(MultiTaskNet):
         return self.heads.select(h, self._selected(tasks))
 
     def input_layers(self) -> list[nn.Linear]:
-        first = _first_linear(self.trunk)
+        first = first_linear(self.trunk)
         return [] if first is None else [first]
 
     def _shared_modules(self) -> list[nn.Module]:
@@ -833,7 +835,7 @@ class MMoE(MultiTaskNet):
         return {t: pi[:, self.gates.position(t)] for t in self.task_names}
 
     def input_layers(self) -> list[nn.Linear]:
-        return [_first_linear(e) for e in self.experts] + self.gates.linears()
+        return [first_linear(e) for e in self.experts] + self.gates.linears()
 
     def _shared_modules(self) -> list[nn.Module]:
         return [self.experts]
@@ -1013,8 +1015,8 @@ class PLE(MultiTaskNet):
         return self.towers.select(z, selected)
 
     def input_layers(self) -> list[nn.Linear]:
-        first = [_first_linear(e) for e in self.shared_experts[0]]
-        first += [_first_linear(e) for t in self.task_names for e in self.task_experts[0][t]]
+        first = [first_linear(e) for e in self.shared_experts[0]]
+        first += [first_linear(e) for t in self.task_names for e in self.task_experts[0][t]]
         first += [g.linear for g in self.task_gates[0].values()]
         if len(self.shared_gates):
             first.append(self.shared_gates[0].linear)

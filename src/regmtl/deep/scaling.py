@@ -201,9 +201,9 @@ class TargetMoments:
             self._rc = torch.zeros(T, K, dtype=_F64)
             self._is_reg = torch.tensor([self.tasks[n].kind == "regression"
                                          for n in self._names])
-        from .data import _check_rows
+        from .data import check_rows
 
-        _check_rows(task, len(self._names))  # a loader's batch: refused before it is counted
+        check_rows(task, len(self._names))  # a loader's batch: refused before it is counted
         task = task.detach().to("cpu", torch.int64)
         y = y.detach().to("cpu", _F64)
         y = y[:, None] if y.ndim == 1 else y

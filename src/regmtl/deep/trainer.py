@@ -28,7 +28,7 @@ import pandas as pd
 from .._options import check_option
 from ._torch import torch
 from .checkpoint import save_checkpoint
-from .data import Batches, MultiTaskDataset, _check_rows, _rows_ok, as_dataset, cycle
+from .data import Batches, MultiTaskDataset, as_dataset, check_rows, cycle, rows_ok
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .heads import TaskGates, TaskHeads
@@ -446,7 +446,7 @@ class Trainer:
             except StopIteration:
                 raise ValueError(f"{what}: the loader yields no batch.") from None
             if not isinstance(y, Mapping):  # per row: its own tasks' heads, if valid
-                rows = y[0] if _rows_ok(y[0], len(self.tasks)) else None
+                rows = y[0] if rows_ok(y[0], len(self.tasks)) else None
         net = self.net
         saved = _buffers_to_keep(net)
         was = net.training
@@ -889,7 +889,7 @@ class Trainer:
         task, y = ys
         ready = isinstance(ys, _Ready)
         if not ready:  # a loader's batch: checked where it is, before the transfer
-            _check_rows(task, len(self.tasks))
+            check_rows(task, len(self.tasks))
         dev = ctx.device
         task, y = task.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         if not ready:
@@ -1091,12 +1091,12 @@ class Trainer:
             With ``task``: each row's prediction, (n,) when every task has one output, else
             (n, max) padded with NaN.
         """
-        from .data import _row_tasks
+        from .data import row_tasks
 
         x = as_inputs(X)
         device = next(self.net.parameters()).device
         if task is not None:
-            pos = torch.from_numpy(_row_tasks(task, self.tasks, n_rows(x)))
+            pos = torch.from_numpy(row_tasks(task, self.tasks, n_rows(x)))
             out = self._outputs(x, device, batch_size, rows=pos)
             width = max(t.n_outputs if t.kind == "multiclass" else t.target_width
                         for t in self.tasks)

@@ -35,17 +35,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._torch import torch
-from .features import (
-    MAX_DIM,
-    MAX_VOCAB,
-    FeatureColumns,
-    _check_choice,
-    _check_float,
-    _check_int,
-    _check_keys,
-    _pool_bags,
-    _to_bucket,
-)
+from .checks import check_choice, check_float, check_int, check_keys
+from .features import MAX_DIM, MAX_VOCAB, FeatureColumns, pool_bags, to_bucket
 
 nn = torch.nn
 F = torch.nn.functional
@@ -63,12 +54,12 @@ def _check_widths(value: Any, name: str, *, strict: bool = False) -> list[int]:
                                                  and not isinstance(value, str))
     if not ok or not 1 <= len(value) <= MAX_WIDTHS:
         raise ValueError(f"{name} must be a list of 1..{MAX_WIDTHS} widths, got {value!r:.80}.")
-    return [_check_int(v, f"{name}[{i}]", 1, MAX_DIM, strict=strict) for i, v in enumerate(value)]
+    return [check_int(v, f"{name}[{i}]", 1, MAX_DIM, strict=strict) for i, v in enumerate(value)]
 
 
 def _check_optional(value: Any, name: str, low: int, high: int, *, strict: bool = False
                     ) -> int | None:
-    return None if value is None else _check_int(value, name, low, high, strict=strict)
+    return None if value is None else check_int(value, name, low, high, strict=strict)
 
 
 def _check_bool(value: Any, name: str) -> bool:
@@ -85,14 +76,14 @@ def _pair(value: Any, name: str, names: tuple[str, str], highs: tuple[int, int],
                                                  and not isinstance(value, str))
     if not ok or len(value) != 2:
         raise ValueError(f"{name} must be None or ({names[0]}, {names[1]}), got {value!r:.80}.")
-    return (_check_int(value[0], f"{name}[0] ({names[0]})", 1, highs[0], strict=strict),
-            _check_int(value[1], f"{name}[1] ({names[1]})", 1, highs[1], strict=strict))
+    return (check_int(value[0], f"{name}[0] ({names[0]})", 1, highs[0], strict=strict),
+            check_int(value[1], f"{name}[1] ({names[1]})", 1, highs[1], strict=strict))
 
 
 def _from_config(cls: type, config: Any, checks: dict, required: tuple = ()) -> nn.Module:
     """``cls(**config)`` after checking every entry strictly, errors naming the key."""
     what = f"{cls.__name__} config"
-    _check_keys(config, what, set(checks), required)
+    check_keys(config, what, set(checks), required)
     try:
         kw = {k: checks[k](v, k) for k, v in config.items()}
         return cls(**kw)
@@ -194,11 +185,11 @@ class ConvTrunk(nn.Module):
                  batch_norm: bool = True, image_shape: Sequence[int] | None = None,
                  pool: Sequence[int] = (1, 1)):
         super().__init__()
-        self.in_channels = _check_int(in_channels, "in_channels", 1, MAX_DIM)
+        self.in_channels = check_int(in_channels, "in_channels", 1, MAX_DIM)
         self.channels = _check_widths(channels, "channels")
-        self.kernel_size = _check_int(kernel_size, "kernel_size", 1, MAX_KERNEL)
+        self.kernel_size = check_int(kernel_size, "kernel_size", 1, MAX_KERNEL)
         out_arg = _check_optional(out_features, "out_features", 1, MAX_DIM)
-        self.dropout_rate = _check_float(dropout, "dropout", 0.0, 1.0)
+        self.dropout_rate = check_float(dropout, "dropout", 0.0, 1.0)
         self.batch_norm = _check_bool(batch_norm, "batch_norm")
         self.image_shape = _pair(image_shape, "image_shape", ("height", "width"),
                                  (MAX_DIM, MAX_DIM))
@@ -311,11 +302,11 @@ class ConvTrunk(nn.Module):
             On an unknown key or a value of the wrong type or range, naming it.
         """
         return _from_config(cls, config, {
-            "in_channels": lambda v, k: _check_int(v, k, 1, MAX_DIM, strict=True),
+            "in_channels": lambda v, k: check_int(v, k, 1, MAX_DIM, strict=True),
             "channels": lambda v, k: _check_widths(v, k, strict=True),
-            "kernel_size": lambda v, k: _check_int(v, k, 1, MAX_KERNEL, strict=True),
+            "kernel_size": lambda v, k: check_int(v, k, 1, MAX_KERNEL, strict=True),
             "out_features": lambda v, k: _check_optional(v, k, 1, MAX_DIM, strict=True),
-            "dropout": lambda v, k: _check_float(v, k, 0.0, 1.0, strict=True),
+            "dropout": lambda v, k: check_float(v, k, 0.0, 1.0, strict=True),
             "batch_norm": _check_bool,
             "pool": lambda v, k: _pair(v, k, ("height", "width"), (64, 64), strict=True),
             "image_shape": lambda v, k: _pair(v, k, ("height", "width"), (MAX_DIM, MAX_DIM),
@@ -413,14 +404,14 @@ class TextTrunk(nn.Module):
                  conv: Sequence[int] | None = None, out_features: int | None = None,
                  padding_idx: int | None = 0, dropout: float = 0.0, oov_rate: float = 0.0):
         super().__init__()
-        self.vocab_size = _check_int(vocab_size, "vocab_size", 1, MAX_VOCAB)
-        self.dim = _check_int(dim, "dim", 1, MAX_DIM)
-        self.mode = _check_choice(mode, "mode", TEXT_MODES)
+        self.vocab_size = check_int(vocab_size, "vocab_size", 1, MAX_VOCAB)
+        self.dim = check_int(dim, "dim", 1, MAX_DIM)
+        self.mode = check_choice(mode, "mode", TEXT_MODES)
         self.conv_shape = _pair(conv, "conv", ("channels", "kernel_size"), (MAX_DIM, MAX_KERNEL))
         out_arg = _check_optional(out_features, "out_features", 1, MAX_DIM)
         self.padding_idx = _check_optional(padding_idx, "padding_idx", -MAX_VOCAB, MAX_VOCAB)
-        self.dropout_rate = _check_float(dropout, "dropout", 0.0, 1.0)
-        self.oov_rate = _check_float(oov_rate, "oov_rate", 0.0, 1.0)
+        self.dropout_rate = check_float(dropout, "dropout", 0.0, 1.0)
+        self.oov_rate = check_float(oov_rate, "oov_rate", 0.0, 1.0)
         self.embedding = nn.Embedding(self.vocab_size + 1, self.dim)
         with torch.no_grad():
             self.embedding.weight[self.vocab_size].zero_()
@@ -445,10 +436,10 @@ class TextTrunk(nn.Module):
         ids = x.long()
         valid = (ids != self.padding_idx if self.padding_idx is not None
                  else torch.ones_like(ids, dtype=torch.bool))
-        codes = _to_bucket(ids, self.vocab_size, self.oov_rate, self.training)
+        codes = to_bucket(ids, self.vocab_size, self.oov_rate, self.training)
         weight = self.embedding.weight
         if self.conv is None:
-            return _pool_bags(codes, valid, weight, self.mode)
+            return pool_bags(codes, valid, weight, self.mode)
         B, L = codes.shape
         if B == 0 or L == 0:
             return weight.new_zeros(B, self.conv.out_channels)
@@ -477,7 +468,7 @@ class TextTrunk(nn.Module):
         if not bool(torch.isfinite(values).all()):
             raise ValueError("x (a sparse bag of words) contains NaN or infinity.")
         crow, cols = x.crow_indices().long(), x.col_indices().long()
-        cols = _to_bucket(cols, V, self.oov_rate, self.training)
+        cols = to_bucket(cols, V, self.oov_rate, self.training)
         out = F.embedding_bag(cols, weight, crow, mode="sum", per_sample_weights=values,
                               include_last_offset=True)
         if self.mode == "mean":
@@ -556,16 +547,16 @@ class TextTrunk(nn.Module):
             On an unknown or missing key or a value of the wrong type or range, naming it.
         """
         return _from_config(cls, config, {
-            "vocab_size": lambda v, k: _check_int(v, k, 1, MAX_VOCAB, strict=True),
-            "dim": lambda v, k: _check_int(v, k, 1, MAX_DIM, strict=True),
-            "mode": lambda v, k: _check_choice(v, k, TEXT_MODES),
+            "vocab_size": lambda v, k: check_int(v, k, 1, MAX_VOCAB, strict=True),
+            "dim": lambda v, k: check_int(v, k, 1, MAX_DIM, strict=True),
+            "mode": lambda v, k: check_choice(v, k, TEXT_MODES),
             "conv": lambda v, k: _pair(v, k, ("channels", "kernel_size"),
                                        (MAX_DIM, MAX_KERNEL), strict=True),
             "out_features": lambda v, k: _check_optional(v, k, 1, MAX_DIM, strict=True),
             "padding_idx": lambda v, k: _check_optional(v, k, -MAX_VOCAB, MAX_VOCAB,
                                                         strict=True),
-            "dropout": lambda v, k: _check_float(v, k, 0.0, 1.0, strict=True),
-            "oov_rate": lambda v, k: _check_float(v, k, 0.0, 1.0, strict=True),
+            "dropout": lambda v, k: check_float(v, k, 0.0, 1.0, strict=True),
+            "oov_rate": lambda v, k: check_float(v, k, 0.0, 1.0, strict=True),
         }, required=("vocab_size",))
 
 

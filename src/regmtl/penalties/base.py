@@ -11,11 +11,38 @@ by :meth:`Penalty.check` when a problem's shape is known.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Penalty", "check_ratio", "check_positive"]
+__all__ = ["Penalty", "check_ratio", "check_positive", "BlockStep", "BLOCK_KINDS", "ENTRYWISE",
+           "ROWS", "DIRTY_ROWS"]
+
+# --------------------------------------------------------------------- the block step
+# The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
+# A kind is an int (the numba kernels branch on it). Adding a kind: its constant here, its
+# branch in ``regmtl.solvers._kernels.block_update`` (the exact block minimization) and its
+# gap-safe rule in ``regmtl.solvers.screening`` (the same order in both files).
+
+#: ``l1 sum_jt |W_jt| + l2 / 2 ||W||_F^2``: soft-thresholding of each entry.
+ENTRYWISE = 0
+#: ``l1 sum_j ||W_j||_2 + l2 / 2 ||W||_F^2``: the weighted group prox of the row.
+ROWS = 1
+#: the dirty model's ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j||_2 + l2 ||Q_j||_1``.
+DIRTY_ROWS = 2
+#: Each kind's name, for messages.
+BLOCK_KINDS = {ENTRYWISE: "entrywise", ROWS: "rows", DIRTY_ROWS: "dirty rows"}
+
+
+class BlockStep(NamedTuple):
+    """What block coordinate descent needs of a row-separable penalty at a strength: the
+    weight ``l1`` of its norm part, ``l2`` (a ridge, or for ``DIRTY_ROWS`` the entrywise
+    weight) and the ``kind`` of block step (:data:`ENTRYWISE`, :data:`ROWS`,
+    :data:`DIRTY_ROWS`)."""
+
+    l1: float
+    l2: float
+    kind: int
 
 
 class Penalty:
@@ -128,8 +155,8 @@ class Penalty:
         """
         raise NotImplementedError
 
-    def bcd_params(self, alpha: float) -> tuple[float, float, int] | None:
-        """Parameters of a row-separable penalty for block coordinate descent.
+    def bcd_params(self, alpha: float) -> BlockStep | None:
+        """The block step of a row-separable penalty, for block coordinate descent.
 
         Parameters
         ----------
@@ -138,21 +165,21 @@ class Penalty:
 
         Returns
         -------
-        tuple of (float, float, int) or None
-            ``(l1, l2, group)``: the penalty is ``l1 * sum_g ||W_g|| + l2 / 2 ||W||_F^2`` over
-            entries (``group=0``) or rows (``group=1``), or the dirty model's
-            ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j|| + l2 ||Q_j||_1`` (``group=2``); None when
-            the penalty is none of these (then block coordinate descent does not apply).
+        BlockStep or None
+            ``(l1, l2, kind)``: the penalty is ``l1 * sum_g ||W_g|| + l2 / 2 ||W||_F^2`` over
+            entries (``kind=ENTRYWISE``) or rows (``ROWS``), or the dirty model's
+            ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j|| + l2 ||Q_j||_1`` (``DIRTY_ROWS``); None
+            when the penalty is none of these (then block coordinate descent does not apply).
         """
         return None
 
     def ridge_strength(self, alpha: float) -> float | None:
         """``l2`` when the penalty at ``alpha`` is the pure ridge ``l2 / 2 ||W||_F^2`` (then
         a quadratic loss plus the penalty is minimized exactly, task by task), else None."""
-        params = self.bcd_params(alpha)
-        if params is None or params[0] != 0.0 or params[2] == 2:
+        step = self.bcd_params(alpha)
+        if step is None or step.l1 != 0.0 or step.kind == DIRTY_ROWS:
             return None
-        return float(params[1])
+        return float(step.l2)
 
     # ------------------------------------------------------------------ lifted variables
     def lift(self, W: np.ndarray) -> np.ndarray:
@@ -298,6 +325,29 @@ class Penalty:
         dict
             Attribute name -> value, set on the fitted estimator (names in
             ``structure_attrs``, e.g. ``rank_`` for ``Trace``); empty for most penalties.
+        """
+        return {}
+
+    @classmethod
+    def saved_structure(cls, n_tasks: int, n_features: int) -> dict[str, tuple]:
+        """The rule of each fitted attribute :meth:`structure` sets, as a saved file must hold it.
+
+        :func:`regmtl.load` refuses a model file whose attribute breaks its rule. A rule is
+        ``("int", low, high)`` (``None``: unbounded), ``("float",)``, ``("bool",)`` or
+        ``("str", choices)`` for a JSON value, or ``("array", kinds, shape)`` for an array whose
+        dtype kind is in ``kinds`` (``"f"`` floats, ``"iu"`` integers) and whose shape holds,
+        per axis, a length or a ``range`` of lengths.
+
+        Parameters
+        ----------
+        n_tasks, n_features : int
+            T and p of the saved model.
+
+        Returns
+        -------
+        dict
+            Attribute name -> rule, for every name of ``structure_attrs`` (and names older
+            files held); empty for most penalties.
         """
         return {}
 

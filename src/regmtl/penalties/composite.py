@@ -19,8 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Penalty, check_positive, entry_scale, spectral_scale, svt
-from .spectral import _spectral_norm
+from .base import (
+    DIRTY_ROWS,
+    BlockStep,
+    Penalty,
+    check_positive,
+    entry_scale,
+    spectral_scale,
+    svt,
+)
+from .spectral import spectral_norm
 
 __all__ = ["Dirty", "SparseLowRank"]
 
@@ -67,6 +75,11 @@ class _Decomposition(Penalty):
 
     _param_names: tuple[str, ...] = ()
     structure_attrs = ("P_", "Q_")
+
+    @classmethod
+    def saved_structure(cls, n_tasks, n_features):
+        return {"P_": ("array", "f", (n_tasks, n_features)),
+                "Q_": ("array", "f", (n_tasks, n_features))}
 
     def lift(self, W):
         return np.stack([W, np.zeros_like(W)])
@@ -168,6 +181,11 @@ class Dirty(Penalty):
     _param_names = ("own_weight",)
     structure_attrs = ("P_", "Q_")
 
+    @classmethod
+    def saved_structure(cls, n_tasks, n_features):
+        return {"P_": ("array", "f", (n_tasks, n_features)),
+                "Q_": ("array", "f", (n_tasks, n_features))}
+
     def __init__(self, own_weight: float = 1.0):
         self.own_weight = own_weight
 
@@ -211,7 +229,7 @@ class Dirty(Penalty):
         return V - np.sign(V) * np.minimum(u[:, None] * np.abs(V), b)
 
     def bcd_params(self, alpha):
-        return alpha, alpha * self._weight(), 2
+        return BlockStep(alpha, alpha * self._weight(), DIRTY_ROWS)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(max_j ||G_j||_2, max_jt |G_jt| / own_weight)``."""
@@ -336,7 +354,7 @@ class SparseLowRank(_Decomposition):
 
     def _dual_norm(self, G):
         g = self._weight()
-        spec = _spectral_norm(G)
+        spec = spectral_norm(G)
         return float(max(spec, np.abs(G).max(initial=0.0) / g))
 
     def inverse_weights(self, V, alpha, eps):

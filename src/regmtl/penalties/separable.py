@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Penalty, check_ratio, inner
+from .base import ENTRYWISE, ROWS, BlockStep, Penalty, check_ratio, inner
 
 __all__ = ["L1", "L2", "ElasticNet", "L21"]
 
@@ -63,7 +63,7 @@ class _ElasticType(Penalty):
 
     def bcd_params(self, alpha):
         rho = self.rho
-        return alpha * rho, alpha * (1.0 - rho), int(self.group)
+        return BlockStep(alpha * rho, alpha * (1.0 - rho), ROWS if self.group else ENTRYWISE)
 
     def dual_norm(self, G: np.ndarray) -> float:
         r"""Dual norm of the sparsity part: :math:`\max_{jt} |G_{jt}|` (L1) or

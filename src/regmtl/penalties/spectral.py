@@ -32,7 +32,7 @@ def _svd(V: np.ndarray):
     return np.linalg.svd(V, full_matrices=False)
 
 
-def _spectral_norm(G: np.ndarray) -> float:
+def spectral_norm(G: np.ndarray) -> float:
     """The largest singular value, from the small side's Gram (accurate to rounding)."""
     if not G.size:
         return 0.0
@@ -88,6 +88,11 @@ class Trace(Penalty):
     name = "trace"
     structure_attrs = ("singular_values_", "rank_")
 
+    @classmethod
+    def saved_structure(cls, n_tasks, n_features):
+        r = min(n_tasks, n_features)  # the singular values of the p x T matrix W
+        return {"singular_values_": ("array", "f", (r,)), "rank_": ("int", 0, r)}
+
     def value(self, V, alpha):
         if not V.size:
             return 0.0
@@ -100,14 +105,14 @@ class Trace(Penalty):
         return svt(V, step * alpha)
 
     def dual_scaling(self, G, alpha):
-        m = _spectral_norm(G)
+        m = spectral_norm(G)
         return 1.0 if m <= alpha else alpha / m
 
     def conjugate(self, G, alpha):
         return 0.0
 
     def alpha_max(self, G0):
-        return _spectral_norm(G0)
+        return spectral_norm(G0)
 
     def inverse_weights(self, V, alpha, eps):
         """The reweighting of ``alpha ||W||_*`` at W: its inverse weight
@@ -232,6 +237,16 @@ class Clustered(Penalty):
     _param_names = ("k", "eta")
     structure_attrs = ("cluster_vectors_", "cluster_weights_", "cluster_rest_",
                        "task_clusters_")
+
+    @classmethod
+    def saved_structure(cls, n_tasks, n_features):
+        # M by its factors (V: T x r, m: r, m0); "cluster_matrix_" (the dense T x T M) is
+        # what files of regmtl before the factors held: still read, turned into factors
+        T = n_tasks
+        return {"cluster_vectors_": ("array", "f", (T, range(T + 1))),
+                "cluster_weights_": ("array", "f", (range(T + 1),)),
+                "cluster_rest_": ("float",), "cluster_matrix_": ("array", "f", (T, T)),
+                "task_clusters_": ("array", "iu", (T,))}
 
     def __init__(self, k: int = 2, eta: float = 1.0):
         self.k = k

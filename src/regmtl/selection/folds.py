@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
-from ..taskdata import TaskData, _as_labels, _set_weights, _task_name, task_weights
+from ..taskdata import TaskData, as_labels, set_weights, task_name, task_weights
 
 __all__ = ["task_folds", "take", "flat_groups"]
 
@@ -130,22 +130,22 @@ def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify
     per_task = []
     for t in range(T):  # a splitter object: applied to each task's rows in turn
         a, b = data.indptr[t], data.indptr[t + 1]
-        labels = _as_labels(data.raw_y[a:b]) if stratify else None
+        labels = as_labels(data.raw_y[a:b]) if stratify else None
         g = None if groups is None else groups[a:b]
-        split = _splitter(cv, b - a, labels, g, seeds[t], _task_name(data, t))
+        split = _splitter(cv, b - a, labels, g, seeds[t], task_name(data, t))
         try:
             per_task.append([(a + np.sort(tr), a + np.sort(te))
                              for tr, te in split.split(np.zeros((b - a, 1)), labels, g)])
         except ValueError as e:  # e.g. KFold(n_splits) on a task with fewer rows
-            raise ValueError(f"cv={cv!r} cannot split task {_task_name(data, t)} ({b - a} "
+            raise ValueError(f"cv={cv!r} cannot split task {task_name(data, t)} ({b - a} "
                              f"row{'' if b - a == 1 else 's'}): {e} Use a splitter every "
                              "task can take, or an integer cv (the fold rule).") from None
     counts = np.array([len(f) for f in per_task])
     K = int(counts[0])
     if (counts != K).any() or K < 2:
         t = int(np.flatnonzero(counts != K)[0]) if (counts != K).any() else 0
-        raise ValueError(f"cv={cv!r} gave {K} fold(s) on task {_task_name(data, 0)} and "
-                         f"{counts[t]} on task {_task_name(data, t)}; every task needs the "
+        raise ValueError(f"cv={cv!r} gave {K} fold(s) on task {task_name(data, 0)} and "
+                         f"{counts[t]} on task {task_name(data, t)}; every task needs the "
                          "same number of folds, at least 2.")
     pairs = [(np.concatenate([f[k][0] for f in per_task]),
               np.concatenate([f[k][1] for f in per_task])) for k in range(K)]
@@ -162,7 +162,7 @@ def _class_codes(data: TaskData) -> np.ndarray:
         codes = np.empty(data.n_obs, dtype=np.int64)
         for t in range(data.n_tasks):  # only for such mixed labels
             a, b = data.indptr[t], data.indptr[t + 1]
-            codes[a:b] = np.unique(_as_labels(y[a:b]), return_inverse=True)[1].ravel()
+            codes[a:b] = np.unique(as_labels(y[a:b]), return_inverse=True)[1].ravel()
         return codes
 
 
@@ -204,12 +204,12 @@ def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
     if len(small) == T and not np.any(K_t):
         t = int(small[0])
         raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
-                         f"to validate on (task {_task_name(data, t)} has "
+                         f"to validate on (task {task_name(data, t)} has "
                          f"{_fold_count_why(data, t, m_t[t], stratify)}); cross-validation "
                          "needs them in some task.")
-    _too_many_folds(cv, m_t, lambda t: _task_name(data, t), stratify)
+    _too_many_folds(cv, m_t, lambda t: task_name(data, t), stratify)
     if len(small):
-        _warn_small(cv, [(_task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
+        _warn_small(cv, [(task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
                           int(K_t[t])) for t in small[:5]], len(small), stacklevel=5)
     pairs = []
     for k in range(cv):  # fold k validates part k mod K_t of every task with K_t > 0
@@ -296,7 +296,7 @@ def _fold_count_why(data: TaskData, t: int, m: int, stratify: bool) -> str:
     if not stratify:
         return f"{m} sample{'' if m == 1 else 's'}"
     a, b = data.indptr[t], data.indptr[t + 1]
-    return _fold_count(np.iinfo(np.int64).max, b - a, _as_labels(data.raw_y[a:b]))[1]
+    return _fold_count(np.iinfo(np.int64).max, b - a, as_labels(data.raw_y[a:b]))[1]
 
 
 def _indices(idx: Any, n: int, k: int, what: str) -> np.ndarray:
@@ -340,7 +340,7 @@ def _check_sides(data: TaskData, folds: list[tuple[np.ndarray, np.ndarray]],
             if cnt.min() == 0:
                 t = int(np.argmin(cnt))
                 raise ValueError(f"cv: fold {k} has no {what} row of task "
-                                 f"{_task_name(data, t)}; every fold needs rows of every "
+                                 f"{task_name(data, t)}; every fold needs rows of every "
                                  f"task on both sides. {hint}")
 
 
@@ -450,7 +450,7 @@ def task_folds(
                 for t in range(T):
                     if obs is not None and not obs[t * n:(t + 1) * n].all():
                         continue
-                    lab = _as_labels(data.raw_y[t * n:(t + 1) * n])
+                    lab = as_labels(data.raw_y[t * n:(t + 1) * n])
                     m = np.unique(lab, return_counts=True)[1].min()
                     if m < best:
                         best, labels = m, lab
@@ -548,7 +548,7 @@ def take(data: TaskData, flat: np.ndarray, task_weight: Any = "equal",
     if not fit:
         sub.y = None if data.y is None else data.y[flat]
     elif sub.raw_y is not None:
-        _set_weights(sub, task_weight)
+        set_weights(sub, task_weight)
         if encode:
             sub.encode_binary()
     return sub

@@ -255,7 +255,7 @@ def path_alphas(
     >>> path_alphas(data, loss, rm.L21(), ref, [0.1, 1.0, 0.5]).tolist()
     [1.0, 0.5, 0.1]
     """
-    grid = _check_alphas(alphas)
+    grid = check_alphas(alphas)
     if grid is None:
         try:
             amax = penalty.alpha_max(ref.G0)
@@ -268,7 +268,7 @@ def path_alphas(
     return grid
 
 
-def _check_alphas(alphas: Any) -> np.ndarray | None:
+def check_alphas(alphas: Any) -> np.ndarray | None:
     """None for an integer grid size, else the given values sorted decreasing; refuses
     anything else (a bool, a 2-D array, an empty list, non-finite or negative values)."""
     if isinstance(alphas, (bool, np.bool_)):

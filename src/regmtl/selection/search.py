@@ -26,10 +26,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..datafits import Datafit
-from ..estimators import MultiTaskClassifier, MultiTaskRegressor, _MultiTaskLinear
+from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..solvers import SOLVERS, reference
-from ..taskdata import TaskData, _task_name
+from ..taskdata import TaskData, task_name
 from .criteria import (
     degrees_of_freedom,
     information_criterion,
@@ -37,7 +37,7 @@ from .criteria import (
     observed_weights,
 )
 from .folds import flat_groups, take, task_folds
-from .path import _check_alphas, path_alphas, regularization_path
+from .path import check_alphas, path_alphas, regularization_path
 from .scoring import TaskScorer
 
 __all__ = ["MultiTaskRegressorCV", "MultiTaskClassifierCV"]
@@ -96,7 +96,7 @@ def _progress(total: int, enabled: bool, desc: str):
 class _MultiTaskCV(BaseEstimator):
     """Shared machinery of the CV estimators."""
 
-    _estimator_class: type[_MultiTaskLinear] = MultiTaskRegressor
+    _estimator_class: type[MultiTaskLinear] = MultiTaskRegressor
     _kind = "regression"
 
     _parameter_constraints: dict = {
@@ -191,7 +191,7 @@ class _MultiTaskCV(BaseEstimator):
             out.append((params, pen))
         return out
 
-    def _estimator(self, penalty: Penalty | str, alpha: float) -> _MultiTaskLinear:
+    def _estimator(self, penalty: Penalty | str, alpha: float) -> MultiTaskLinear:
         return self._estimator_class(
             penalty=penalty, alpha=alpha, fit_intercept=self.fit_intercept,
             task_weight=self.task_weight, solver=self.solver, tol=self.tol,
@@ -231,7 +231,7 @@ class _MultiTaskCV(BaseEstimator):
             list of values >= 0, ``penalty_grid`` names a parameter the penalty does not
             have, or ``one_se=True`` with a criterion.
         """
-        _check_alphas(self.alphas)  # a bad grid is refused before any work
+        check_alphas(self.alphas)  # a bad grid is refused before any work
         probe = self._estimator(self.penalty, 1.0)
         data = probe._data(X, y, task, sample_weight, fitting=True)
         probe._prepare_targets(data)
@@ -383,7 +383,7 @@ class _MultiTaskCV(BaseEstimator):
         if datafit.name != "logistic" and self.fit_intercept and (task_rows < 2).any():
             t = int(np.argmin(task_rows))
             raise ValueError(
-                f"criterion={self.criterion!r}: task {_task_name(data, t)} has {int(task_rows[t])} "
+                f"criterion={self.criterion!r}: task {task_name(data, t)} has {int(task_rows[t])} "
                 "observed row; its intercept fits it exactly at every alpha, so its noise "
                 "variance is 0 and the Gaussian likelihood is unbounded. Use criterion='cv' "
                 "(the task then trains in every fold, unscored), or remove the task.")
@@ -445,7 +445,7 @@ class _MultiTaskCV(BaseEstimator):
         return int(ok[np.argmax(alphas[ok])])
 
     # ------------------------------------------------------------------ predict
-    def _fitted(self) -> _MultiTaskLinear:
+    def _fitted(self) -> MultiTaskLinear:
         check_is_fitted(self, "cv_results_")
         if not hasattr(self, "best_estimator_"):
             raise AttributeError("refit=False: no model was fitted on all the data; refit with "

@@ -1,8 +1,17 @@
-"""Solvers: they know only a :class:`~regmtl.TaskData`, a datafit and a penalty.
+"""Solvers: they know only a problem (the block protocol, :class:`~regmtl.blocks.TaskBlocks`,
+which :class:`~regmtl.TaskData` implements), a datafit and a penalty.
 
 :func:`~regmtl.solvers.solve` is what the estimators call: it picks block coordinate descent
-(:func:`~regmtl.solvers.bcd`), conjugate gradients or FISTA (:func:`~regmtl.solvers.fista`) and
-certifies the result (:func:`~regmtl.solvers.certify`).
+(:func:`~regmtl.solvers.bcd`), conjugate gradients, an exact ridge or FISTA
+(:func:`~regmtl.solvers.fista`) by the policy of :mod:`~regmtl.solvers.policy` and certifies
+the result (:func:`~regmtl.solvers.certify`).
+
+Three layers, no circle: *parts* that import no solver (``epochs``: inner coordinate-descent
+loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; ``quadratic``
+and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``polish``,
+``reweighted``, ``moments``, ``screening``, ``anderson``, ``certificates``, ``_kernels``);
+*solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
+``linear``); and the *policy* above them (``policy``, this package's ``solve``).
 """
 
 from __future__ import annotations
@@ -12,10 +21,10 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from ..taskdata import TaskData
-from .bcd import bcd, check_options
+from .bcd import check_options
 from .certificates import (
     Certificate,
     Reference,
@@ -24,20 +33,16 @@ from .certificates import (
     reference,
     rounding_floor,
 )
-from .linear import conjugate_gradient, has_linear_path, ridge_solve
-from .prox_grad import fista
-from .quadratic import MAX_FEATURES, is_distributed, quadratic_applies
+from .policy import SOLVER_TABLE, SOLVERS, bcd, choose_solver, fista
 from .result import SolverResult
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
            "rounding_floor",
            "bcd", "fista", "SOLVERS"]
 
-SOLVERS = ("auto", "bcd", "fista", "cg")
-
 
 def solve(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -72,7 +77,7 @@ def solve(
     ----------
     data : TaskData
         The problem (:func:`~regmtl.as_task_data`; targets encoded to -1/+1 for the
-        logistic loss).
+        logistic loss), or any :class:`~regmtl.blocks.TaskBlocks` (task blocks on Dask).
     datafit : Datafit
         The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
     penalty : Penalty
@@ -143,27 +148,7 @@ def solve(
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     p, T = data.n_features, data.n_tasks
     penalty.check(p, T)
-    if is_distributed(data):
-        solver = _distributed_solver(data, datafit, penalty, alpha, solver, tol)
-    if solver == "auto":
-        if _direct_ridge(data, datafit, penalty, alpha, tol):
-            solver = "direct"
-        elif penalty.bcd_params(alpha) is not None:
-            solver = "bcd"
-        elif has_linear_path(datafit, penalty):
-            solver = "cg"
-        else:
-            solver = "fista"
-    elif solver == "bcd" and penalty.bcd_params(alpha) is None:
-        raise ValueError(
-            f"solver='bcd' needs a row-separable penalty (l1, l2, elasticnet, l21); "
-            f"{penalty!r} is solved by solver='fista' (or 'auto')."
-        )
-    elif solver == "cg" and not has_linear_path(datafit, penalty):
-        raise ValueError(
-            "solver='cg' solves the squared loss with a quadratic task-coupling penalty "
-            f"(mean, graph); use solver='auto' for {penalty!r} with the {datafit.name} loss."
-        )
+    solver = choose_solver(data, datafit, penalty, alpha, solver=solver, tol=tol)
     options = check_options(options, data, datafit)
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     if _zero_is_optimal(penalty, alpha, ref):
@@ -181,22 +166,13 @@ def solve(
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
     run_tol = tol if W0 is None else _warm_tol(data, datafit, penalty, alpha, W, b, V0,
                                                fit_intercept, ref, tol)
-    if solver == "direct":
-        res = ridge_solve(data, datafit, penalty, alpha, ref=ref, fit_intercept=fit_intercept,
-                          tol=run_tol)
-    elif solver == "fista":
-        res = fista(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                    tol=run_tol, max_iter=max_iter, verbose=verbose, V0=V0)
-    elif solver == "bcd":
-        res = bcd(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                  tol=run_tol, max_iter=max_iter, verbose=verbose, **options)
-    else:
-        res = conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
-                                 fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
-                                 verbose=verbose)
-    if is_distributed(data):  # the fitted W and b come to the client (p x T numbers)
-        res.W, res.b = np.asarray(res.W, dtype=np.float64), np.asarray(res.b, dtype=np.float64)
-        res.V = None if res.V is None else np.asarray(res.V, dtype=np.float64)
+    res = SOLVER_TABLE[solver].run(data, datafit, penalty, alpha, W, b, ref=ref,
+                                   fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
+                                   verbose=verbose, V0=V0, options=options)
+    # the fitted W and b (p x T numbers) with the caller, wherever the blocks are
+    res.W, res.b = data.arrays(res.W, res.b)
+    if res.V is not None:
+        (res.V,) = data.arrays(res.V)
     _check_finite(res)
     res.converged = res.certificate.converged(tol)
     if not res.converged and res.certificate.kind == "duality_gap":
@@ -209,45 +185,6 @@ def solve(
     if not res.converged:
         warnings.warn(_shortfall(solver, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
     return res
-
-
-def _distributed_solver(data, datafit, penalty, alpha, solver, tol) -> str:
-    """The solver of a problem held as task blocks elsewhere (on Dask workers): the Gram-form
-    solvers, whose iterations need only the blocks' per-task quadratics and the penalty's
-    summaries (exact ridge, conjugate gradients for mean/graph, FISTA on the quadratic, and
-    proximal Newton over it for the logistic loss)."""
-    if not quadratic_applies(data):
-        raise ValueError(
-            f"A fit on Dask runs on per-task Grams, which needs more rows than features in "
-            f"all ({data.n_obs} rows < {data.n_tasks} tasks x {data.n_features} features, or "
-            f"more than {MAX_FEATURES} features); fit this problem in memory, or select "
-            "features first."
-        )
-    if not getattr(penalty, "distributable", True):
-        raise ValueError(
-            f"{penalty!r} is not available on Dask input (its prox needs the whole W in one "
-            "place); use l1, l2, elasticnet, l21, trace, mean or a GraphLaplacian, or fit in "
-            "memory."
-        )
-    if solver == "bcd":
-        raise ValueError(
-            "solver='bcd' runs in memory only; on Dask input use solver='auto' (FISTA on the "
-            "per-task Grams, or conjugate gradients for mean/graph)."
-        )
-    if tol < 1e-12:
-        raise ValueError(f"tol={tol:g} is below what a fit from Gram sums can certify (1e-12).")
-    if solver != "auto":
-        return solver
-    if _direct_ridge(data, datafit, penalty, alpha, tol):
-        return "direct"
-    return "cg" if has_linear_path(datafit, penalty) else "fista"
-
-
-def _direct_ridge(data, datafit, penalty, alpha, tol) -> bool:
-    """The squared loss with a pure ridge (``l1`` part 0) on tasks with more rows than
-    features: solved exactly, per task, from the Gram's eigendecomposition."""
-    return (datafit.code == 0 and penalty.ridge_strength(alpha) is not None
-            and tol >= 1e-12 and quadratic_applies(data))
 
 
 def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) -> float:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..penalties.base import DIRTY_ROWS, ROWS
+
 QUADRATIC = 0
 LOGISTIC = 1
 
@@ -339,15 +341,17 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
     With ``a_t = L_jt W_jt + g_t`` the model is
     ``sum_t L_jt/2 (w_t - a_t/L_jt)^2 + penalty(w)``: exact block minimization for the quadratic
     loss (its Hessian in one row of W is diagonal, tasks having their own rows), a majorization
-    step for the logistic loss. Entrywise (``group=0``): soft-thresholding. Group (1): the
-    weighted group prox (:func:`_weighted_group_radius`). Dirty (2): ``l2`` is the weight of
-    the entrywise part instead of a ridge (:func:`_dirty_block`). Returns the largest absolute
-    change.
+    step for the logistic loss. ``group`` is the penalty's block kind
+    (:class:`~regmtl.penalties.base.BlockStep`), one branch each, in the order of
+    :mod:`~regmtl.solvers.screening`'s rules: ``DIRTY_ROWS``, ``l2`` the weight of the entrywise
+    part instead of a ridge (:func:`_dirty_block`); ``ROWS``, the weighted group prox
+    (:func:`_weighted_group_radius`); ``ENTRYWISE``, soft-thresholding. Returns the largest
+    absolute change.
     """
     T = W.shape[1]
-    if group == 2:
+    if group == DIRTY_ROWS:
         _dirty_block(j, W, g, Lrow, l1, l2, delta)
-    elif group:
+    elif group == ROWS:
         na = 0.0
         same = True
         for t in range(T):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.base import inner
@@ -170,12 +171,12 @@ class Reference:
 
 
 def fit_intercepts(
-    data: TaskData, datafit: Datafit, S: np.ndarray, b: np.ndarray, max_newton: int = 50
+    data: TaskBlocks, datafit: Datafit, S: np.ndarray, b: np.ndarray, max_newton: int = 50
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Minimize over the intercepts with W fixed: in place on the state S and b in memory
-    (returned as well); for a problem held as task blocks elsewhere, new ``(S, b)`` computed
-    block by block."""
-    if getattr(data, "distributed", False):
+    """Minimize over the intercepts with W fixed: in place on the state S and b where the rows
+    are local (returned as well); for task blocks held elsewhere, new ``(S, b)`` computed block
+    by block."""
+    if not data.rows_local:
         return data.blockwise(_block_intercepts, datafit, S, b, max_newton,
                               out=["rows", "tasks"])
     update_intercepts(data.y, data.c, data.indptr, S, b, datafit.code, max_newton, 1e-13)
@@ -187,7 +188,7 @@ def _block_intercepts(block, datafit, S, b, max_newton):
     return fit_intercepts(block, datafit, S, b, max_newton)
 
 
-def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Reference:
+def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Reference:
     """The problem at W = 0, with the intercepts minimized.
 
     Parameters
@@ -217,32 +218,28 @@ def reference(data: TaskData, datafit: Datafit, fit_intercept: bool) -> Referenc
     ((3,), (8, 3))
     """
     b0 = np.zeros(data.n_tasks)
-    distributed = getattr(data, "distributed", False)
-    f0 = data.row_zeros() if distributed else np.zeros(data.n_obs)
+    f0 = data.row_zeros()
     if fit_intercept:
         S = datafit.state(data.y, f0)
         S, b0 = fit_intercepts(data, datafit, S, b0)
         f0 = datafit.scores(data.y, S)
-        f0 = f0 if distributed else f0.copy()
+        if data.rows_local:  # (the state is updated in place there)
+            f0 = f0.copy()
     theta0 = datafit.theta(data.y, f0)
     G0 = data.adjoint(data.c * theta0)
-    if distributed:  # computed once, kept on the blocks; b0 (T numbers) on the client
-        f0, G0, b0 = data.settle(f0, G0, b0)
-        b0 = np.asarray(b0)
+    # computed once and kept where the blocks are; b0 (T numbers) with the caller
+    f0, G0, b0 = data.settle(f0, G0, b0)
+    b0 = np.asarray(b0)
     P0 = datafit.value(data.y, f0, data.c)
     return Reference(b0=b0, f0=f0, P0=max(P0, np.finfo(float).tiny), G0=G0)
 
 
-def per_row(s: float | np.ndarray, data: TaskData) -> float | np.ndarray:
+def per_row(s: float | np.ndarray, data: TaskBlocks) -> float | np.ndarray:
     """A dual scaling (one number, or one per task) as a factor per flat observation."""
-    if np.ndim(s) == 0:
-        return s
-    if getattr(data, "distributed", False):
-        return data.per_row(s)
-    return np.asarray(s)[data.task_of]
+    return data.per_row(s)
 
 
-def dual_point(data: TaskData, datafit: Datafit, f: np.ndarray,
+def dual_point(data: TaskBlocks, datafit: Datafit, f: np.ndarray,
                fit_intercept: bool) -> np.ndarray:
     """``theta = -l'(f)``, centered per task with intercepts, projected onto the loss domain."""
     theta = datafit.theta(data.y, f)
@@ -254,7 +251,7 @@ def dual_point(data: TaskData, datafit: Datafit, f: np.ndarray,
 
 
 def duality_gap(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -267,7 +264,7 @@ def duality_gap(
 
 
 def duality_gap_terms(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -287,7 +284,7 @@ def duality_gap_terms(
 
 
 def kkt_residual(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -324,7 +321,7 @@ def curvature_bound(data: TaskData, datafit: Datafit) -> float:
 
 
 def certify(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -444,7 +441,7 @@ def rounding_floor(
     1.0 True True
     1e+50 True False
     """
-    if getattr(data, "distributed", False):
+    if not data.rows_local:  # (blocks held elsewhere: Gram-form fits have their own floor)
         return 0.0
     gap, primal, _, _, G = duality_gap_terms(data, datafit, penalty, alpha, V, f,
                                              fit_intercept)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.base import inner
-from ..taskdata import TaskData
 from .certificates import Reference, certify
 from .moments import feature_moments, uniform_within_tasks
-from .prox_grad import task_quadratic
-from .quadratic import quadratic_applies, settle
+from .quadratic import quadratic_applies, task_quadratic
 from .result import SolverResult
 
 __all__ = ["conjugate_gradient", "has_linear_path", "ridge_solve"]
@@ -40,7 +39,7 @@ def has_linear_path(datafit: Datafit, penalty: Penalty) -> bool:
 
 
 def conjugate_gradient(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -79,26 +78,26 @@ def conjugate_gradient(
             return adjoint(c * linear(V)) + alpha * penalty.apply(V)
 
         rhs = adjoint(c * (data.y - ybar[data.task_of]))
-    W, kernel = settle(data, W, alpha * penalty.kernel_diagonal(T))  # (on blocks: placed)
+    W, kernel = data.settle(W, alpha * penalty.kernel_diagonal(T))  # (on blocks: placed)
     diag = L + kernel
     inv_diag = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 0.0)
     R = rhs - operator(W)
     Z = inv_diag * R
     P = Z.copy()
-    R, Z, P, inv_diag = settle(data, R, Z, P, inv_diag)
+    R, Z, P, inv_diag = data.settle(R, Z, P, inv_diag)
     rz = float(inner(R, Z))
     cert, converged, it, stalled = None, False, 0, False
     for it in range(1, max_iter + 1):
-        AP = settle(data, operator(P))[0]
+        AP = data.settle(operator(P))[0]
         pAp = float(inner(P, AP))
         if pAp <= 0:
             stalled = True  # the residual left lies in the null space of the system
             break
         step = rz / pAp
-        W, R = settle(data, W + step * P, R - step * AP)
+        W, R = data.settle(W + step * P, R - step * AP)
         Z = inv_diag * R
         rz_new = float(inner(R, Z))
-        P = settle(data, Z + (rz_new / rz) * P)[0]
+        P = data.settle(Z + (rz_new / rz) * P)[0]
         rz = rz_new
         if it % check_every == 0 or it == max_iter or rz == 0.0:
             b_cur = ybar - np.einsum("jt,jt->t", xm, W)
@@ -121,13 +120,13 @@ def conjugate_gradient(
                         stalled=stalled and not converged)
 
 
-def ridge_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float, *,
+def ridge_solve(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float, *,
                 ref: Reference, fit_intercept: bool = True, tol: float = 1e-4) -> SolverResult:
     """The squared loss with ``alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` for every task
     from its Gram's eigendecomposition (computed once per problem and reused at every alpha;
     the minimum-norm solution at ``alpha = 0``), certified like every other fit."""
     q = task_quadratic(data, fit_intercept)
-    W = settle(data, q.ridge(alpha))[0]  # (used three times below)
+    W = data.settle(q.ridge(alpha))[0]  # (used three times below)
     b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
     cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
     return SolverResult(W, b, 1, cert, cert.converged(tol))

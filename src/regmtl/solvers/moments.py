@@ -33,7 +33,7 @@ def feature_moments(
     columns serves every task, ``L[j, t] = c_t * sum_r (x_rj - m_j)^2``.
     """
     p, T = data.n_features, data.n_tasks
-    if getattr(data, "distributed", False):  # task blocks: each block's tasks where they are
+    if not data.rows_local:  # task blocks elsewhere: each block's tasks where they are
         if features is not None:
             raise ValueError("feature_moments: a feature subset is not taken on task blocks.")
         return data.arrays(*data.blockwise(_block_moments, c, center, uniform,

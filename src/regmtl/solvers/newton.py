@@ -5,8 +5,9 @@ Each Newton step builds the weighted least-squares model of the loss at the curr
 ``f_r + c_r theta_r / h_r``), minimizes it by block coordinate descent epochs on the working set,
 and moves along the direction with a backtracking line search on the true objective (Lee, Sun
 & Saunders 2014). The outer loop (duality gap, gap-safe screening, working set of the worst
-violators) is that of ``bcd``; the restricted problem is solved until its own gap is below
-0.3 times the outer one (Massias, Vaiter, Gramfort & Salmon 2020).
+violators, :mod:`~regmtl.solvers.working_set`) is that of ``bcd``; the restricted problem is
+solved (:mod:`~regmtl.solvers.epochs`) until its own gap is below 0.3 times the outer one
+(Massias, Vaiter, Gramfort & Salmon 2020).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 
 from ..datafits import Datafit
 from ..penalties import Penalty
+from ..penalties.base import BlockStep
 from ..taskdata import TaskData
-from .bcd import _DataInner, _LeastSquaresEpochs, _rows, _run_inner, _working_set, feature_gradient
 from .certificates import (
     Certificate,
     Reference,
@@ -26,39 +27,14 @@ from .certificates import (
     fit_intercepts,
     per_row,
 )
+from .epochs import DataInner, LeastSquaresEpochs, feature_gradient, run_inner
 from .moments import feature_moments
+from .newton_model import armijo, newton_model
 from .result import SolverResult
 from .screening import safe_radius, screen
+from .working_set import nonzero_rows, select_working_set
 
-__all__ = ["prox_newton", "newton_model", "armijo"]
-
-
-def newton_model(datafit: Datafit, y: np.ndarray, c: np.ndarray,
-                 f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The loss's weighted least-squares model at the scores ``f`` (IRLS): ``theta = -l'(f)``,
-    weights ``h_r = c_r s_r (1 - s_r)`` with ``s_r = sigmoid(-y_r f_r)`` (floored at 1e-12
-    c_r) and working response ``z_r = f_r + c_r theta_r / h_r`` (0 where ``h_r = 0``)."""
-    theta = datafit.theta(y, f)
-    s = y * theta
-    h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
-    return theta, h, f + np.where(h > 0, c * theta / np.where(h > 0, h, 1.0), 0.0)
-
-
-def armijo(datafit: Datafit, penalty: Penalty, alpha: float, y: np.ndarray, c: np.ndarray,
-           theta: np.ndarray, V: np.ndarray, f: np.ndarray, dV: np.ndarray, df: np.ndarray,
-           value: float) -> float | None:
-    """The step of a proximal Newton direction ``(dV, df)`` by backtracking (halving, at most
-    40 times) until the objective drops by ``1e-4`` of the model's predicted decrease (Lee, Sun
-    & Saunders 2014); None when no step does (the loss at its rounding floor)."""
-    decrease = (-float(np.dot(c * theta, df)) + penalty.value(V + dV, alpha)
-                - penalty.value(V, alpha))
-    step = 1.0
-    for _ in range(40):
-        new = datafit.value(y, f + step * df, c) + penalty.value(V + step * dV, alpha)
-        if new <= value + 1e-4 * step * decrease + 1e-15 * abs(value):
-            return step
-        step *= 0.5
-    return None
+__all__ = ["prox_newton"]
 
 
 def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_intercept,
@@ -71,13 +47,13 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     drifts) until its own duality gap is below ``target``, at most ``max_inner`` epochs."""
     y, c = data.y, data.c
     theta, h, z = newton_model(datafit, y, c, f)
-    epochs = _LeastSquaresEpochs(data, h, False, fit_intercept, *params, features=ws)
+    epochs = LeastSquaresEpochs(data, h, False, fit_intercept, params, features=ws)
     V, bc = W.copy(), epochs.centered(W, b)
     R = np.empty_like(z)
     epochs.residual(z, bc, V, ws, R)
     epochs.intercepts(R, bc)
-    inner = _DataInner(epochs, R, bc, z, V, ws, penalty, alpha)
-    used, _ = _run_inner(inner, penalty, alpha, target, max_inner, anderson=5, check_every=5)
+    inner = DataInner(epochs, R, bc, z, V, ws, penalty, alpha)
+    used, _ = run_inner(inner, penalty, alpha, target, max_inner, anderson=5, check_every=5)
     dW, db = V - W, epochs.uncentered(V, bc) - b
     df = (z - R) - f
     step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value)
@@ -103,7 +79,8 @@ def _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, xm):
 
 
 def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
-                W: np.ndarray, b: np.ndarray, params, *, ref: Reference, fit_intercept: bool,
+                W: np.ndarray, b: np.ndarray, params: BlockStep, *, ref: Reference,
+                fit_intercept: bool,
                 tol: float, max_iter: int, verbose: int, working_set: bool = True,
                 screening: bool = True, p0: int = 10, max_inner: int = 50) -> SolverResult:
     """Minimize ``datafit + alpha * penalty`` from ``(W, b)`` (in place); ``max_iter`` bounds
@@ -153,10 +130,10 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
                             fit_intercepts(data, datafit, f, b)
                         value = datafit.value(y, f, c) + penalty.value(W, alpha)
             if working_set:
-                ws = _working_set(penalty, alpha, W, G, screened, p0)
+                ws = select_working_set(penalty, alpha, W, G, screened, p0)
             else:
                 ws = np.flatnonzero(~screened).astype(np.int64)
-            ws = np.union1d(ws, _rows(W)).astype(np.int64)
+            ws = np.union1d(ws, nonzero_rows(W)).astype(np.int64)
         # each Newton model is solved to a tenth of the gap it should close (Massias et al.)
         target, model_target = 0.3 * cert.value, (0.1 * cert.value if use_gap else None)
         for _ in range(10):

@@ -15,25 +15,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from ..penalties.base import inner
-from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
-from .quadratic import TaskQuadratic, is_distributed, quadratic_applies, quadratic_of
+from .quadratic import quadratic_applies, task_quadratic
+from .quadratic_fista import MAX_BACKTRACK, fista_quadratic, gram_certificate
 from .result import SolverResult
-from .reweighted import reweighted_start, worth_trying
 
-__all__ = ["fista", "fista_quadratic", "lipschitz_estimate", "task_quadratic"]
-
-#: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
-_MAX_BACKTRACK = 60
+# (``fista_quadratic``, ``gram_certificate`` and ``task_quadratic`` stay importable from here)
+__all__ = ["fista", "lipschitz_estimate", "fista_quadratic", "gram_certificate",
+           "task_quadratic"]
 
 
 class _CenteredMaps:
     """``linear`` / ``adjoint`` of the design in centered coordinates (xm = 0: plain maps)."""
 
-    def __init__(self, data: TaskData, xm: np.ndarray):
+    def __init__(self, data: TaskBlocks, xm: np.ndarray):
         self.data, self.xm = data, xm
 
     def linear(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -66,7 +64,7 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
 
 
 def fista(
-    data: TaskData,
+    data: TaskBlocks,
     datafit: Datafit,
     penalty: Penalty,
     alpha: float,
@@ -81,76 +79,10 @@ def fista(
     verbose: int = 0,
     V0: np.ndarray | None = None,
 ) -> SolverResult:
-    """Accelerated proximal gradient (FISTA) with backtracking and adaptive restart.
-
-    Works with any penalty that has a ``prox``. The iteration runs on the penalty's variable
-    ``V`` (``W = penalty.compose(V)``; ``V = W`` for all but the dirty models), in centered
-    coordinates when intercepts are fitted; the step ``1 / L`` starts from a power-iteration
-    estimate of the data term's curvature and doubles until the quadratic upper bound holds,
-    and momentum restarts when it points against the last step. The intercepts are minimized
-    exactly before every certificate. The line search is bounded: when no step passes (the
-    loss at its rounding floor) the solve stops and says it stalled.
-
-    Parameters
-    ----------
-    data : TaskData
-        The problem.
-    datafit : Datafit
-        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
-    penalty : Penalty
-        Any penalty.
-    alpha : float
-        Overall strength, >= 0.
-    W : ndarray of shape (p, T)
-        Starting coefficients (lifted by ``penalty.lift`` unless ``V0`` is given).
-    b : ndarray of shape (T,)
-        Starting intercepts.
-    ref : Reference
-        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
-    fit_intercept : bool, default=True
-        Fit one unpenalized intercept per task.
-    tol : float, default=1e-4
-        Relative certificate to reach.
-    max_iter : int, default=5000
-        Iterations.
-    check_every : int, default=10
-        Iterations between certificates.
-    verbose : int, default=0
-        Print the certificate at every check when > 0.
-    V0 : ndarray, optional
-        Starting lifted variable (a warm start of ``Dirty`` or ``SparseLowRank``).
-
-    Returns
-    -------
-    SolverResult
-        The solution at the last certificate, and that certificate.
-
-    See Also
-    --------
-    regmtl.solvers.solve : Picks the solver.
-    regmtl.solvers.bcd : Faster for row-separable penalties.
-
-    References
-    ----------
-    Beck & Teboulle (2009), "A fast iterative shrinkage-thresholding algorithm for linear
-    inverse problems", SIAM Journal on Imaging Sciences 2(1); O'Donoghue & Candes (2015),
-    "Adaptive restart for accelerated gradient schemes", Foundations of Computational
-    Mathematics 15(3).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import regmtl as rm
-    >>> from regmtl.solvers import fista, reference
-    >>> rng = np.random.default_rng(0)
-    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
-    >>> data = rm.as_task_data(X, Y)
-    >>> ref = reference(data, rm.Quadratic(), True)
-    >>> res = fista(data, rm.Quadratic(), rm.Trace(), 0.1, np.zeros((8, 3)), ref.b0.copy(),
-    ...             ref=ref)
-    >>> res.converged, res.certificate.kind
-    (True, 'duality_gap')
-    """
+    """Accelerated proximal gradient (FISTA) with backtracking and adaptive restart, for any
+    loss (in Gram form for the squared loss where it pays); the arguments and the iteration as
+    in :func:`regmtl.solvers.fista`, which runs the logistic loss on tasks of more rows than
+    features by proximal Newton in Gram form instead."""
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     done = 0
     # Gram form, unless tol is below the rounding floor of the Gram sums (about 2e-13 relative)
@@ -166,16 +98,10 @@ def fista(
         f = data.linear(W, b)
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref,
                        None if penalty.has_dual and alpha > 0 else q.lipschitz())
-        if cert.converged(tol) or done >= max_iter or stalled or is_distributed(data):
+        if cert.converged(tol) or done >= max_iter or stalled or not data.rows_local:
             return SolverResult(W, b, max(done, 1), cert, cert.converged(tol), V,
                                 stalled=stalled and not cert.converged(tol))
         # the Gram sums met tol but the data do not (rounding): finish over the data
-    elif datafit.code == 1 and quadratic_applies(data) and tol >= 1e-12:
-        from .structured_newton import structured_newton
-
-        return structured_newton(data, datafit, penalty, alpha, V, b, ref=ref,
-                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                                 verbose=verbose)
     y, c = data.y, data.c
     xm = data.feature_means() if fit_intercept else np.zeros((data.n_features, data.n_tasks))
     maps = _CenteredMaps(data, xm)
@@ -194,7 +120,7 @@ def fista(
         GV = penalty.spread(GW)
         if not fit_intercept:
             Gb = np.zeros_like(zb)
-        for _ in range(_MAX_BACKTRACK):
+        for _ in range(MAX_BACKTRACK):
             V_new = penalty.prox(Z + GV / L, 1.0 / L, alpha)
             b_new = zb + Gb / L
             dV, db = V_new - Z, b_new - zb
@@ -239,123 +165,3 @@ def fista(
     b = b - np.einsum("jt,jt->t", xm, W)
     converged = cert.converged(tol)
     return SolverResult(W, b, it, cert, converged, V, stalled=stalled and not converged)
-
-
-def task_quadratic(data: TaskData, fit_intercept: bool) -> TaskQuadratic:
-    """The squared loss of ``data`` in Gram form, built once per TaskData (paths, warm
-    starts and the folds' refits reuse it)."""
-    key = ("quadratic", bool(fit_intercept))
-    if key not in data._cache:
-        data._cache[key] = quadratic_of(data, data.c, data.y, fit_intercept)
-    return data._cache[key]
-
-
-def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
-                    tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                    verbose: int = 0, reweight: bool = True) -> tuple[np.ndarray, int, bool]:
-    """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form, with adaptive restart and a
-    certificate from the Gram sums every ``check_every`` iterations (the duality gap plus a
-    bound on its rounding, or the proximal-gradient KKT residual relative to ``G0_norm``)
-    until it is below ``tol``.
-
-    The step ``1 / L`` starts from a few Lanczos steps (a lower bound of the curvature, see
-    :meth:`TaskQuadratic.curvature_estimate`) and grows where the quadratic upper bound fails
-    along a step: the curvature along it, ``dW' H dW``, comes from the product ``H W`` the
-    iteration forms anyway (``H Z`` is the same combination of the last two), so the search
-    costs no product unless it fails. Where proximal gradient crawls (ill-conditioned designs
-    at small alpha: still a hundred times above ``tol`` after as many iterations as twenty
-    reweighted steps cost), reweighted least squares (``reweight``, see its module) moves the
-    iterate once, and the iteration goes on from there. ``tol`` is absolute for a gap,
-    relative (as the residual) for a KKT residual. Returns the variable at the last
-    certificate, the iterations (reweighted steps included), and whether the certificate
-    stalled (no progress for as many iterations as it took to reach its best)."""
-    copies = penalty.spread(np.ones((1, 1))).size
-    use_gap = penalty.has_dual and alpha > 0
-    # the KKT residual is measured at the curvature bound itself (one scale for every check)
-    L_cert = None if use_gap else copies * q.lipschitz()
-    L = copies * q.curvature_estimate()
-    p = q.g.shape[0]
-    # twenty reweighted steps cost about 7 p iterations (T solves of size p against T products)
-    rescue_at = max(200, 7 * p) if (
-        reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q)
-    ) else None
-    V = q.settle(V)[0]  # (on task blocks: each block's columns where its rows are)
-    start = it = 0
-    best_val, best_V, best_it = np.inf, V.copy(), it
-    while True:
-        Z, V_prev, t = V.copy(), V.copy(), 1.0
-        HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
-        rescued = False
-        while it < max_iter:
-            it += 1
-            GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
-            for _ in range(_MAX_BACKTRACK):
-                V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
-                V, HV = q.settle(V, q.matvec(penalty.compose(V)))
-                dV = V - Z
-                # |dV|^2, dW' H dW and the momentum test, brought home together
-                nd, curv, against = q.numbers(inner(dV, dV),
-                                              inner(penalty.compose(dV), HV - HZ),
-                                              inner(Z - V, V - V_prev))
-                if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
-                    break
-                L = max(1.5 * L, 1.02 * curv / nd)
-            step = V - V_prev
-            if against > 0:  # momentum against the step: restart
-                t, Z, HZ = 1.0, V, HV
-            else:
-                t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-                mom = (t - 1.0) / t_next
-                Z, HZ = q.settle(V + mom * step, HV + mom * (HV - HV_prev))
-                t = t_next
-            V_prev, HV_prev = V, HV
-            if it % check_every and it != max_iter and it != start + 1:
-                continue
-            value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
-            if verbose:
-                print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
-            if value < 0.99 * best_val:
-                best_val, best_V, best_it = value, V.copy(), it
-            if value <= tol or it == max_iter:
-                return V, it, False
-            if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
-                rescued = True
-                break
-            # stalled: no progress for as long as it took to reach the best (and 20 checks), at
-            # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
-            if it - best_it >= max(20 * check_every, best_it - start) and (
-                    not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
-                return best_V, it, True
-        if not rescued:
-            return V, it, False
-        rescue_at = None  # (once)
-        V, steps = reweighted_start(
-            q, penalty, alpha, best_V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
-                                                                  G0_norm) - tol,
-            budget=min(20, max(max_iter - it, 0)), patience=3)
-        it += steps
-        start = it
-
-
-def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
-                     L: float | None, G0_norm: float, HW: np.ndarray | None = None) -> float:
-    """The certificate of V from the Gram sums: the duality gap of the residual's dual point
-    plus a bound on its rounding (absolute), or else the proximal-gradient KKT residual at the
-    step ``1 / L`` relative to ``G0_norm``. ``HW``: ``H compose(V)`` when at hand."""
-    W = penalty.compose(V)
-    HW = q.matvec(W) if HW is None else HW
-    if penalty.has_dual and alpha > 0:
-        RR, G, TT, YT = q.gap_terms(W, HW)
-        s = penalty.dual_scaling(G, alpha)
-        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.conjugate(s * G, alpha)
-        return 0.5 * RR + penalty.value(V, alpha) - dual + q.rounding(W, HW)
-    G = penalty.spread(q.g - HW)
-    D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
-    return float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300)
-
-
-def _wh(q: TaskQuadratic, penalty: Penalty, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    W = penalty.compose(V)
-    return W, q.matvec(W)
-
-

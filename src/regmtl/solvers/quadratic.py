@@ -21,26 +21,17 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ..blocks import TaskBlocks
 from ..penalties.base import inner
 from ..taskdata import TaskData, nbytes
 from ._kernels import active_gram
 from .moments import feature_moments
 
-__all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of"]
+__all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of",
+           "task_quadratic", "MAX_FEATURES"]
 
 #: Largest number of features for which per-task Grams are formed.
 MAX_FEATURES = 2000
-
-
-def is_distributed(data) -> bool:
-    """Whether the problem is held as task blocks elsewhere (e.g. on Dask workers)."""
-    return bool(getattr(data, "distributed", False))
-
-
-def settle(data, *arrays):
-    """``data.settle(*arrays)`` for a problem held as task blocks elsewhere (the arrays
-    computed and kept there), else the arrays as they are."""
-    return data.settle(*arrays) if is_distributed(data) else arrays
 
 
 def quadratic_applies(data: TaskData) -> bool:
@@ -335,13 +326,24 @@ class TaskQuadratic:
         return 1e-13 * float(big.sum())
 
 
-def quadratic_of(data, c, z, center: bool) -> TaskQuadratic:
-    """:meth:`TaskQuadratic.from_data`, or for a problem held as task blocks elsewhere
-    (``data.distributed``) a :class:`BlockQuadratic` built block by block where the rows are."""
-    if is_distributed(data):
+def quadratic_of(data: TaskBlocks, c, z, center: bool) -> TaskQuadratic:
+    """:meth:`TaskQuadratic.from_data` where the rows are local, else (task blocks held
+    elsewhere, ``data.rows_local`` False) a :class:`BlockQuadratic` built block by block where
+    the rows are."""
+    if not data.rows_local:
         return BlockQuadratic(data, data.blockwise(_block_quadratic, c, z, center,
                                                    out="object").persist())
     return TaskQuadratic.from_data(data, c, z, center)
+
+
+def task_quadratic(data: TaskBlocks, fit_intercept: bool) -> TaskQuadratic:
+    """The squared loss of ``data`` in Gram form, built once per problem (paths, warm
+    starts and the folds' refits reuse it)."""
+    key = ("quadratic", bool(fit_intercept))
+    cache = data._cache  # noqa: SLF001 - the problem's own cache of derived quantities
+    if key not in cache:
+        cache[key] = quadratic_of(data, data.c, data.y, fit_intercept)
+    return cache[key]
 
 
 def _block_quadratic(block: TaskData, c, z, center: bool) -> TaskQuadratic:
@@ -349,7 +351,7 @@ def _block_quadratic(block: TaskData, c, z, center: bool) -> TaskQuadratic:
 
 
 class BlockQuadratic(TaskQuadratic):
-    """The quadratic of a problem held as task blocks (``data.blockwise``): one
+    """The quadratic of a problem held as task blocks elsewhere (``data.blockwise``): one
     :class:`TaskQuadratic` per block, kept where the block's rows are; ``g``, ``e``, ``xm`` and
     ``zm`` are arrays chunked by block (Dask arrays on Dask), and every product ``H_t w_t``
     runs on the blocks. The value, the certificate's sums and the intercepts are the parent's

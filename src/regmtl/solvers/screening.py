@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..penalties.base import DIRTY_ROWS, ROWS
+
 __all__ = ["safe_radius", "screen"]
+
+#: relative margin covering rounding in G
+_MARGIN = 1.0 - 1e-9
 
 
 def safe_radius(gap: float, strong_concavity: float) -> float:
@@ -27,23 +32,39 @@ def safe_radius(gap: float, strong_concavity: float) -> float:
     return float(np.sqrt(2.0 * max(gap, 0.0) / strong_concavity))
 
 
+# one rule per block kind (:class:`~regmtl.penalties.base.BlockStep`), in the order of the
+# kernel's branches (``regmtl.solvers._kernels._block_update``)
+def _dirty_rows_rule(G, L, radius, l1, l2):
+    """DIRTY_ROWS: the optimal row inside the ball of radius l1 and every entry inside l2."""
+    rows = _rows_rule(G, L, radius, l1, l2)
+    return rows & np.all(np.abs(G) + radius * np.sqrt(L) < l2 * _MARGIN, axis=1)
+
+
+def _rows_rule(G, L, radius, l1, l2):
+    """ROWS: ``||G_j|| + r sqrt(max_t L_jt) < l1``."""
+    norms = np.sqrt(np.einsum("jt,jt->j", G, G))
+    return norms + radius * np.sqrt(L.max(axis=1, initial=0.0)) < l1 * _MARGIN
+
+
+def _entrywise_rule(G, L, radius, l1, l2):
+    """ENTRYWISE: ``|G_jt| + r sqrt(L_jt) < l1`` for every task."""
+    return np.all(np.abs(G) + radius * np.sqrt(L) < l1 * _MARGIN, axis=1)
+
+
 def screen(G: np.ndarray, L: np.ndarray, radius: float, l1: float, group: int,
            l2: float = 0.0) -> np.ndarray:
     """Features that are zero at the optimum (boolean, length p).
 
     ``G`` is ``X^T (c theta)`` at the feasible dual point, ``L`` the centered block constants
-    (p x T), ``l1`` the weight of the L1 part, ``group`` 0 (entrywise), 1 (rows) or 2 (dirty:
-    rows of weight ``l1`` and entries of weight ``l2``; a feature is zero when its optimal
-    correlations are inside both balls). A relative margin of 1e-9 covers rounding in G.
+    (p x T), ``l1`` the weight of the L1 part, ``group`` the block kind
+    (``ENTRYWISE``, ``ROWS`` or ``DIRTY_ROWS``: rows of weight ``l1`` and entries of weight
+    ``l2``; a feature is zero when its optimal correlations are inside both balls). A
+    relative margin of 1e-9 covers rounding in G.
     """
     if l1 <= 0.0:
         return np.zeros(G.shape[0], dtype=bool)
-    bound = l1 * (1.0 - 1e-9)
-    if group == 2:
-        rows = np.sqrt(np.einsum("jt,jt->j", G, G)) + radius * np.sqrt(
-            L.max(axis=1, initial=0.0)) < bound
-        return rows & np.all(np.abs(G) + radius * np.sqrt(L) < l2 * (1.0 - 1e-9), axis=1)
-    if group:
-        norms = np.sqrt(np.einsum("jt,jt->j", G, G))
-        return norms + radius * np.sqrt(L.max(axis=1, initial=0.0)) < bound
-    return np.all(np.abs(G) + radius * np.sqrt(L) < bound, axis=1)
+    if group == DIRTY_ROWS:
+        return _dirty_rows_rule(G, L, radius, l1, l2)
+    if group == ROWS:
+        return _rows_rule(G, L, radius, l1, l2)
+    return _entrywise_rule(G, L, radius, l1, l2)

@@ -4,7 +4,7 @@ At the scores ``f`` the loss's quadratic model is the weighted least-squares pro
 weights ``h_r = c_r s_r (1 - s_r)`` (``s_r = sigmoid(-y_r f_r)``) and working response
 ``z_r = f_r + c_r theta_r / h_r``. Its per-task Grams (:class:`~regmtl.solvers.quadratic.
 TaskQuadratic`, intercepts minimized out) make the model cheap to minimize with the penalty by
-proximal gradient (:func:`~regmtl.solvers.prox_grad.fista_quadratic`; exactly, task by task,
+proximal gradient (:func:`~regmtl.solvers.quadratic_fista.fista_quadratic`; exactly, task by task,
 under a pure ridge), to a tenth of the gap
 the step should close -- or, once the steps converge quadratically and this one should end
 the solve (the next certificate predicted at the last ratio squared times this one, below
@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from ..taskdata import TaskData
 from .certificates import Reference, certify, fit_intercepts
-from .newton import armijo, newton_model
-from .prox_grad import fista_quadratic
-from .quadratic import quadratic_of, settle
+from .newton_model import armijo, newton_model
+from .quadratic import quadratic_of
+from .quadratic_fista import fista_quadratic
 from .result import SolverResult
 
 __all__ = ["structured_newton"]
 
 
-def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
+def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
                       V: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
                       tol: float, max_iter: int, verbose: int = 0,
                       max_inner: int = 2000) -> SolverResult:
@@ -41,7 +41,7 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
     f = data.linear(W, b)
     if fit_intercept:
         f, b = fit_intercepts(data, datafit, f, b)
-    f, b = settle(data, f, b)
+    f, b = data.settle(f, b)
     G0_norm = float(np.linalg.norm(ref.G0))
     ridge = penalty.ridge_strength(alpha)
     best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
@@ -74,14 +74,14 @@ def structured_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
         W_new = penalty.compose(V_new)
         b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
-        dV, db, df = settle(data, dV, db, data.linear(penalty.compose(dV), db))
+        dV, db, df = data.settle(dV, db, data.linear(penalty.compose(dV), db))
         t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, cert.primal)
         if t is None:  # no decrease along the Newton direction: the loss at its rounding floor
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
         V, b, f = V + t * dV, b + t * db, f + t * df
         if fit_intercept:
             f, b = fit_intercepts(data, datafit, f, b)
-        V, b, f = settle(data, V, b, f)
+        V, b, f = data.settle(V, b, f)
         W = penalty.compose(V)
         step_n += 1
         before = cert.relative

@@ -1,0 +1,106 @@
+r"""The block protocol: the few operations the solvers call on a problem (DESIGN.md section 9).
+
+A problem is T tasks whose rows are grouped by task into **task blocks**. The solvers and the
+certificates are written against :class:`TaskBlocks` only, so one solver stack serves the
+in-memory :class:`~regmtl.taskdata.TaskData` (one block, in this process) and the Dask
+:class:`~regmtl.dask.DaskTaskData` (blocks on the workers). Arrays per row (``n_obs``),
+per task (T) and per coefficient (p x T) are what the operations take and give: NumPy arrays
+in memory, arrays chunked by block elsewhere.
+
+- the linear map and its adjoint: ``linear(W, b)`` (scores ``f_r = x_r . w_t + b_t``),
+  ``adjoint(u)`` (``G[:, t] = X_t^T u_t``);
+- reductions and broadcasts over the task segments: ``task_sums(u)``, ``per_row(v)``,
+  ``row_zeros()``, ``feature_means()``;
+- a function on every block, where the block's rows are: ``blockwise(fn, *args, out=...)``
+  (how the per-task quadratics, the intercepts and the moments are formed);
+- bringing summaries to the caller: ``settle`` (computed and kept where the blocks are),
+  ``numbers`` (scalars as floats) and ``arrays`` (small arrays as NumPy arrays), each one
+  round trip;
+- one capability, ``rows_local``: whether the rows are in this process, NumPy/SciPy arrays
+  that a solver may read and update in place (epochs over the rows, a Gram formed from ``X``).
+  Where it is False only the operations above reach the rows: the solvers run in Gram form
+  (per-task quadratics formed on the blocks, :func:`~regmtl.solvers.quadratic.quadratic_of`)
+  and bring the fitted coefficients to the caller.
+
+In memory every operation is trivial: ``blockwise`` runs the function on the data itself,
+``settle``, ``numbers`` and ``arrays`` give their arguments back as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["TaskBlocks"]
+
+
+@runtime_checkable
+class TaskBlocks(Protocol):
+    """A multi-task problem as the solvers see it: task blocks and the operations on them.
+
+    Attributes
+    ----------
+    n_tasks, n_features, n_obs : int
+        T, p and the number of flat rows.
+    shared : bool
+        One design for every task (in memory only).
+    y, c : array of shape (n_obs,)
+        Targets and row weights of the data term.
+    rows_local : bool
+        The rows are in this process (NumPy/SciPy arrays, ``X`` readable, arrays updated in
+        place); False for blocks held elsewhere (then solvers run in Gram form).
+    """
+
+    rows_local: bool
+
+    @property
+    def n_tasks(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
+
+    @property
+    def n_obs(self) -> int: ...
+
+    @property
+    def shared(self) -> bool: ...
+
+    @property
+    def y(self) -> Any: ...
+
+    @property
+    def c(self) -> Any: ...
+
+    def linear(self, W: Any, b: Any = None) -> Any:
+        """Scores ``f_r = x_r . w_t + b_t`` per row."""
+
+    def adjoint(self, u: Any) -> Any:
+        """``G[:, t] = X_t^T u_t`` (p x T), the transpose of :meth:`linear` in W."""
+
+    def task_sums(self, u: Any) -> Any:
+        """Per-task sums of a per-row array (T)."""
+
+    def per_row(self, v: Any) -> Any:
+        """A value per task (or one number) as a value per row."""
+
+    def row_zeros(self) -> Any:
+        """Zeros per row, where the rows are."""
+
+    def feature_means(self) -> Any:
+        """Per-task weighted means of the features (p x T)."""
+
+    def blockwise(self, fn: Callable[..., Any], *args: Any, out: Any = "rows") -> Any:
+        """``fn(block, *pieces)`` on every block, each reading its own tasks' part of the
+        arguments; ``out`` names each result's kind (``"rows"``, ``"tasks"``, ``("coef", m)``,
+        ``"scalar"``, ``"object"``, or a list of them)."""
+
+    def settle(self, *arrays: Any) -> tuple:
+        """The arrays computed and kept where the blocks are."""
+
+    def numbers(self, *values: Any) -> tuple[float, ...]:
+        """Scalars as floats, in one round trip."""
+
+    def arrays(self, *values: Any) -> tuple[np.ndarray, ...]:
+        """Small arrays (per task, per coefficient) as NumPy arrays, in one round trip."""

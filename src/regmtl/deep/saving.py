@@ -1,0 +1,212 @@
+"""The deep estimators on disk: ``save`` into a checkpoint folder, and its loader.
+
+A saved estimator is a checkpoint (:func:`~regmtl.deep.save_checkpoint`): the net's
+``state_dict`` in ``model.pt`` and, in ``config.json``, the estimator's class, its parameters
+as JSON (:func:`param_to_json`; a weighting by name and options) and its fitted attributes
+(each class's ``_attributes_to_json``). :func:`load_estimator` (what :func:`regmtl.load` calls
+for such a folder) checks the config in full before the weights are read. The estimator
+classes register here (:func:`saved_as_folder`), so this module imports none of them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ..serialization import Malformed, check_scalar, scalar, unscalar
+from ._torch import torch
+from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
+from .nets import MultiTaskNet, module_config
+from .weighting import WEIGHTINGS, Weighting
+
+__all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "load_estimator", "param_from_json",
+           "param_to_json", "saved_as_folder", "save_estimator", "scales_from_attributes"]
+
+#: the net class each ``architecture`` builds
+ARCHITECTURE_NETS = {"hard": "HardSharing", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
+#: the estimator classes a folder may name, by class name (filled by :func:`saved_as_folder`)
+ESTIMATORS: dict[str, type] = {}
+_SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
+          "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_")
+_REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
+             "history_")
+_DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
+
+
+def saved_as_folder(cls: type) -> type:
+    """Class decorator: ``cls`` is a deep estimator that :func:`load_estimator` reads back."""
+    ESTIMATORS[cls.__name__] = cls
+    return cls
+
+
+def save_estimator(est: Any, path: str | os.PathLike) -> None:
+    """Write the fitted deep estimator ``est`` to the folder ``path`` (its ``save``)."""
+    check_is_fitted(est)
+    params = {k: param_to_json(k, v) for k, v in est.get_params(deep=False).items()}
+    estimator = {"class": type(est).__name__, "params": params,
+                 "attributes": est._attributes_to_json()}
+    save_checkpoint(path, est.net_, {"estimator": estimator})
+
+def _weighting_name(w: Weighting) -> str:
+    for name, cls in WEIGHTINGS.items():
+        if cls is type(w):
+            return name
+    raise TypeError(f"a weighting of class {type(w).__name__} cannot be saved; use one of "
+                    f"{sorted(WEIGHTINGS)}.")
+
+
+def _plain(v: Any) -> Any:
+    """A weighting option as JSON: numbers, strings, and lists or dicts of them."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
+        return {k: _plain(x) for k, x in v.items()}
+    raise TypeError(f"a value of type {type(v).__name__} cannot be saved")
+
+
+def param_to_json(name: str, v: Any) -> Any:
+    """A constructor parameter as JSON (tuples, lists, a weighting by name and options)."""
+    try:
+        if isinstance(v, Weighting):
+            cls = WEIGHTINGS[_weighting_name(v)]
+            args = [a for a in inspect.signature(cls.__init__).parameters if a != "self"]
+            return {"weighting": _weighting_name(v),
+                    "options": {a: _plain(getattr(v, a)) for a in args}}
+        if isinstance(v, list):
+            return {"list": [scalar(x) for x in v]}
+        return scalar(v)
+    except (TypeError, AttributeError) as exc:
+        raise TypeError(f"parameter {name}={v!r} cannot be saved ({exc}); set a plain value "
+                        f"(est.set_params({name}=...)) and save again.") from None
+
+
+def param_from_json(name: str, v: Any) -> Any:
+    if isinstance(v, dict) and set(v) == {"weighting", "options"}:
+        cls = WEIGHTINGS.get(v["weighting"]) if isinstance(v["weighting"], str) else None
+        args = set() if cls is None else set(inspect.signature(cls.__init__).parameters)
+        if (cls is None or not isinstance(v["options"], dict)
+                or not set(v["options"]) <= args - {"self"}):
+            raise ValueError(f"parameter {name!r} is not a known weighting with its options")
+        return cls(**v["options"])
+    if isinstance(v, dict) and set(v) == {"list"} and isinstance(v["list"], list):
+        for x in v["list"]:
+            check_scalar(x, f"parameter {name!r}")
+        return [unscalar(x) for x in v["list"]]
+    check_scalar(v, f"parameter {name!r}")
+    return unscalar(v)
+
+
+def _estimator(spec: Any) -> tuple[Any, dict]:
+    """The estimator (parameters checked) and its attributes (checked) from the config."""
+    if not isinstance(spec, dict) or set(spec) != {"class", "params", "attributes"}:
+        raise ValueError("its 'estimator' entry is not a saved estimator")
+    cls = ESTIMATORS.get(spec["class"]) if isinstance(spec["class"], str) else None
+    params, attrs = spec["params"], spec["attributes"]
+    if cls is None or not isinstance(params, dict) or not isinstance(attrs, dict):
+        raise ValueError(f"class {spec['class']!r:.80} is not a deep estimator")
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise ValueError(f"parameter {unknown[0]!r:.80} is not a parameter of {cls.__name__}")
+    est = cls(**{k: param_from_json(k, v) for k, v in params.items()})
+    est._validate_params()
+    allowed = set(_SAVED) | set(cls._saved)
+    for name in attrs:
+        if name not in allowed:
+            raise ValueError(f"attribute {name!r:.80} is not one that {cls.__name__} saves "
+                             f"(those are {', '.join(sorted(allowed))})")
+    for name in (*_REQUIRED, *cls._saved):
+        if name not in attrs:
+            raise ValueError(f"attribute {name!r} is missing")
+    dims: dict = {}
+    for name in (*_DIMS, *attrs):
+        if name in attrs and name not in dims:
+            dims[name] = est._attribute_from_json(name, attrs[name], dims)
+    if dims["input_form_"] == "single" and dims["n_tasks_"] != 1:
+        raise ValueError(f"input_form_ is 'single' but n_tasks_ is {dims['n_tasks_']}")
+    return est, dims
+
+
+def _check_net_matches(est: Any, attrs: dict, config: dict) -> None:
+    """The saved net is the one the estimator's fit builds: class, inputs, task heads."""
+    net, kw = config.get("net"), config.get("net_config")
+    want = ARCHITECTURE_NETS[est.architecture]
+    if net != want or not isinstance(kw, dict):
+        raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
+                         f"builds a {want}")
+    cats = attrs.get("categories_")
+    if cats is not None:
+        names = list(attrs.get("feature_names_in_", []))
+        absent = [c for c in cats if c not in names]
+        if absent or len(cats) > attrs["n_features_in_"]:
+            raise ValueError(f"categories_ names column {(absent or list(cats))[0]!r:.40}, "
+                             "which is not among feature_names_in_")
+        probe = type(est)()
+        probe.categories_, probe.n_features_in_ = cats, attrs["n_features_in_"]
+        want_encoder = json.loads(json.dumps(module_config(probe._encoder(), "encoder")))
+        if kw.get("n_features") is not None or kw.get("encoder") != want_encoder:
+            raise ValueError("the net's encoder does not embed the saved categories_ "
+                             "(vocabulary sizes, numeric width)")
+    elif kw.get("n_features") != attrs["n_features_in_"]:
+        raise ValueError(f"the net reads {kw.get('n_features')!r:.40} features, but "
+                         f"n_features_in_ is {attrs['n_features_in_']}")
+    heads = est._head_kinds(attrs)
+    tasks = kw.get("tasks")
+    got = ([(t.get("name"), t.get("kind", "regression"), t.get("n_outputs", 1))
+            for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else None)
+    if got != [(f"t{k}", kind, n) for k, (kind, n) in enumerate(heads)]:
+        raise ValueError("the net's task heads do not fit the saved tasks and classes "
+                         f"({len(heads)} tasks)")
+
+
+def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
+    """A deep estimator saved with ``save`` in the folder ``path`` (:func:`regmtl.load`).
+
+    The config is checked in full (class, parameters, only the attributes the class saves,
+    their types and shapes, the net they need) before the weights are read with
+    ``torch.load(weights_only=True)`` and compared with the net (see
+    :func:`~regmtl.deep.load_checkpoint`); every refusal is a ``ValueError`` naming the file.
+    The weights are stored uncompressed and mapped as they are, so ``max_bytes`` bounds the
+    size of the weights file.
+    """
+    path = Path(path)
+    config = read_config(path)
+    size = (path / WEIGHTS).stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
+                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
+                         "the file).")
+    if "estimator" not in config:
+        raise ValueError(f"{path} holds a net checkpoint, not a saved estimator; read the net "
+                         "with regmtl.deep.load_checkpoint.")
+    try:
+        est, attrs = _estimator(config["estimator"])
+        _check_net_matches(est, attrs, config)
+    except (ValueError, TypeError, Malformed) as exc:
+        raise ValueError(f"{path / CONFIG} was refused: {str(exc).rstrip('.')}.") from None
+    if ("x_mean_" in attrs) != ("x_scale_" in attrs):
+        raise ValueError(f"{path / CONFIG} was refused: x_mean_ and x_scale_ come together.")
+    net = load_net(path, config, None)
+    for name, value in attrs.items():
+        setattr(est, name, value)
+    est._restored(net)  # what the class derives from its attributes and net
+    est.net_ = net.eval()
+    return est
+
+
+def scales_from_attributes(net: MultiTaskNet, est: Any) -> None:
+    """A regressor saved before nets held their target maps: its net predicts standardized
+    values, ``y_mean_`` and ``y_scale_`` map them back; they become the net's maps."""
+    scales = [net.target_scales[t.name] for t in net.tasks]
+    if all(s.is_identity() for s in scales):
+        for s, mu, sd in zip(scales, est.y_mean_, est.y_scale_, strict=True):
+            s.set(torch.tensor([float(mu)]), torch.tensor([float(sd)]))

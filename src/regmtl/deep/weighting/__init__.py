@@ -1,0 +1,232 @@
+r"""Task weighting: how the per-task losses of a batch become parameter gradients.
+
+A multi-task net has shared parameters :math:`\theta` (the trunk) and task-specific ones (the
+heads). Each step gives one loss :math:`L_t` per task; :math:`b_t` is the task's
+``TaskSpec.weight`` (1 by default) and :math:`g_t = \nabla_\theta L_t`.
+
+=================  ==================================================  =======================
+name               weights :math:`w` of :math:`\sum_t w_t g_t`         reference
+=================  ==================================================  =======================
+``"equal"``        :math:`w_t = b_t`                                   --
+``"fixed"``        given                                               --
+``"random"``       :math:`w = T\,\mathrm{softmax}(z)`,                 Lin et al. 2022 (RLW)
+                   :math:`z \sim N(0, I)` drawn every step
+``"uncertainty"``  :math:`w_t = b_t e^{-s_t}`, minimizing              Kendall et al. 2018
+                   :math:`\sum_t b_t (e^{-s_t} L_t + s_t)` over
+                   :math:`s_t = \log \sigma_t^2` too
+``"dwa"``          :math:`w = T\,\mathrm{softmax}(r / \tau)`,          Liu et al. 2019
+                   :math:`r_t = L_t^{(e-1)} / L_t^{(e-2)}`
+                   (mean losses of the last two epochs)
+``"gradnorm"``     a step to :math:`w_t \|g_t\| \propto r_t^\alpha`,   Chen et al. 2018
+                   :math:`r_t \propto L_t / L_t^{(0)}`
+``"pcgrad"``       gradient :math:`\sum_t g_t'`, :math:`g_t` less its  Yu et al. 2020
+                   parts that conflict with the other :math:`g_j`
+``"cagrad"``       gradient :math:`T (g_0 + \lambda g_w) / (1 + c^2)`  Liu et al. 2021
+                   (:math:`g_0` the mean :math:`g_t`): the update
+                   within :math:`c \|g_0\|` of :math:`g_0` that does
+                   the most for the worst task
+``"famo"``         :math:`w_t \propto z_t / L_t`, :math:`z` a softmax    Liu et al. 2023
+                   of logits learned from the observed decrease of
+                   :math:`\log L_t` (one backward pass)
+``"nash_mtl"``     gradient :math:`\sum_t \alpha_t g_t`,                 Navon et al. 2022
+                   :math:`\alpha_t (G G^\top \alpha)_t = b_t`
+                   (Nash bargaining)
+``"imtl"``         gradient with equal projections on the unit         Liu et al. 2021
+                   gradients :math:`g_t / \|g_t\|` (IMTL-G)
+``"mgda"``         min-norm point of the convex hull of the            Sener & Koltun 2018
+                   :math:`b_t g_t` (MGDA-UB with ``upper_bound``)
+``"aligned_mtl"``  :math:`\sum_t b_t \hat g_t`, :math:`\hat G = B G`    Senushkin et al. 2023
+                   with orthogonal rows of equal norms
+``"upgrad"``       :math:`\sum_t b_t \pi(g_t)`, :math:`\pi` the          Quinton & Rey 2024
+                   projection on :math:`\{x : G x \ge 0\}`
+=================  ==================================================  =======================
+
+Loss weighting (equal, fixed, random, uncertainty, dwa; famo) costs one backward pass. Gradient
+methods (gradnorm, pcgrad, cagrad, nash_mtl, imtl, mgda, aligned_mtl, upgrad) form the (T, d)
+matrix of per-task gradients of the d shared parameters: T backward passes through the trunk per
+step and T times the memory of the shared parameters (not of the heads, not of the activations).
+The heads get the gradient of :math:`\sum_t b_t L_t` (of :math:`\sum_t w_t L_t` for gradnorm).
+
+Each method is one module of this package, named for it (``pcgrad``, ``cagrad``, ``famo``,
+``nash_mtl``, ...), its function and class together; ``base`` holds the :class:`Weighting`
+contract and the gradient helpers the methods share, ``gram`` the base of the five methods that
+decide from the Gram matrix :math:`G G^\top` (Nash-MTL, IMTL-G, MGDA, Aligned-MTL, UPGrad) and
+their conventions (base weights, zero gradients, scale). ``regmtl.deep.conflict`` keeps the
+old import path of the six gradient-conflict methods. ``WEIGHTINGS`` below is the one registry
+of the methods by name.
+
+The weights returned by :meth:`Weighting.backward` (the ``weight/TASK`` columns of the trainer's
+history, averaged over each epoch) are the coefficients of the losses, or for gradient methods
+of the original :math:`g_t` in the shared update. What they sum to:
+
+- :math:`\sum_t b_t` (T by default): equal, random, dwa, gradnorm, famo and imtl (famo and imtl:
+  over the tasks taking part in the step). With unequal :math:`b` the softmaxes are weighted,
+  :math:`w_t \propto b_t e^{x_t}`. IMTL's weights can be negative.
+- the given weights' sum: fixed.
+- T with unit base weights: mgda (its hull of the :math:`b_t g_t` is scaled by T: in general,
+  with its normalizers :math:`n_t`, :math:`\sum_t w_t n_t / b_t = T`; all 0 at a
+  Pareto-stationary point).
+- no fixed sum: uncertainty (:math:`w_t = b_t e^{-s_t}` with the :math:`s_t` learned freely: the
+  sum starts at :math:`\sum_t b_t` for ``init=0`` and drifts with the scale of the losses);
+  pcgrad and upgrad (:math:`w_t \ge b_t`, more where gradients conflict); cagrad
+  (:math:`w_t \ge b_t / (1 + c^2)`; :math:`\sum_t b_t` for ``c=0``); nash_mtl (:math:`w_t`
+  scales like :math:`1 / \|g_t\|`); aligned_mtl (:math:`B b`, entries can be negative).
+
+References
+----------
+- Kendall, Gal & Cipolla (2018). Multi-task learning using uncertainty to weigh losses for scene
+  geometry and semantics. CVPR.
+- Chen, Badrinarayanan, Lee & Rabinovich (2018). GradNorm: gradient normalization for adaptive
+  loss balancing in deep multitask networks. ICML.
+- Liu, Johns & Davison (2019). End-to-end multi-task learning with attention. CVPR.
+- Yu, Kumar, Gupta, Levine, Hausman & Finn (2020). Gradient surgery for multi-task learning.
+  NeurIPS.
+- Liu, Liu, Jin, Stone & Liu (2021). Conflict-averse gradient descent for multi-task learning.
+  NeurIPS.
+- Lin, Ye, Xu, Shi & Zhang (2022). Reasonable effectiveness of random weighting: a litmus test
+  for multi-task learning. TMLR.
+- Sener & Koltun (2018). Multi-task learning as multi-objective optimization. NeurIPS.
+- Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang (2021). Towards impartial multi-task learning.
+  ICLR.
+- Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik & Fetaya (2022). Multi-task learning as
+  a bargaining game. ICML.
+- Liu, Feng, Stone & Liu (2023). FAMO: fast adaptive multitask optimization. NeurIPS.
+- Senushkin, Patakin, Kuznetsov & Konushin (2023). Independent component alignment for
+  multi-task learning. CVPR.
+- Quinton & Rey (2024). Jacobian descent for multi-objective optimization. arXiv:2406.16232.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aligned_mtl import AlignedMTL, alignment_matrix
+from .base import GradientWeighting, Weighting
+from .cagrad import CAGrad, cagrad_direction
+from .dwa import DWA
+from .equal import EqualWeighting
+from .famo import FAMO
+from .fixed import FixedWeighting
+from .gradnorm import GradNorm
+from .gram import GramWeighting
+from .imtl import IMTL, imtl_weights
+from .mgda import MGDA, mgda_weights
+from .nash_mtl import NashMTL, nash_weights
+from .pcgrad import PCGrad, project_conflicting
+from .rlw import RandomWeighting
+from .uncertainty import UncertaintyWeighting
+from .upgrad import UPGrad, upgrad_weights
+
+__all__ = [
+    "Weighting",
+    "GradientWeighting",
+    "GramWeighting",
+    "EqualWeighting",
+    "FixedWeighting",
+    "RandomWeighting",
+    "UncertaintyWeighting",
+    "DWA",
+    "GradNorm",
+    "PCGrad",
+    "CAGrad",
+    "FAMO",
+    "NashMTL",
+    "IMTL",
+    "MGDA",
+    "AlignedMTL",
+    "UPGrad",
+    "WEIGHTINGS",
+    "make_weighting",
+    "project_conflicting",
+    "cagrad_direction",
+    "mgda_weights",
+    "nash_weights",
+    "imtl_weights",
+    "alignment_matrix",
+    "upgrad_weights",
+]
+
+#: Weighting classes by name (``make_weighting`` also takes the alias ``"rlw"`` = ``"random"``).
+#: The one registry, a literal: a new method is one module and one line here. Saved estimators
+#: name their weighting by these keys, so a key never changes.
+WEIGHTINGS: dict[str, type[Weighting]] = {
+    "equal": EqualWeighting,
+    "fixed": FixedWeighting,
+    "random": RandomWeighting,
+    "uncertainty": UncertaintyWeighting,
+    "dwa": DWA,
+    "gradnorm": GradNorm,
+    "pcgrad": PCGrad,
+    "cagrad": CAGrad,
+    "famo": FAMO,
+    "nash_mtl": NashMTL,
+    "imtl": IMTL,
+    "mgda": MGDA,
+    "aligned_mtl": AlignedMTL,
+    "upgrad": UPGrad,
+}
+_ALIASES = {"rlw": "random"}
+
+
+def make_weighting(weighting: str | Weighting | None, **kwargs: Any) -> Weighting:
+    """A task weighting from a name (options as keywords), an instance, or None (equal).
+
+    Parameters
+    ----------
+    weighting : str, Weighting or None
+        A name: ``"equal"``, ``"fixed"`` (needs ``weights=``), ``"random"`` (alias ``"rlw"``),
+        ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, ``"famo"``,
+        ``"nash_mtl"``, ``"imtl"``, ``"mgda"``, ``"aligned_mtl"``, ``"upgrad"`` (case and
+        surrounding spaces are ignored); an instance, returned as is; None, equal weighting.
+    **kwargs
+        Options of the named class (``weights``, ``init``, ``temperature``, ``alpha``,
+        ``lr``, ``c``, ``rescale``; ``w_lr``, ``gamma``, ``optimizer``, ``min_losses``,
+        ``eps`` of FAMO; ``loss_scale`` of IMTL; ``normalization``, ``upper_bound`` of MGDA;
+        ``scale``, ``rtol`` of Aligned-MTL).
+
+    Returns
+    -------
+    Weighting
+        A new instance, or ``weighting`` itself.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, ``"fixed"`` has no ``weights``, or options come with an
+        instance.
+    TypeError
+        If ``weighting`` is neither a name, an instance nor None.
+
+    See Also
+    --------
+    regmtl.deep.Weighting : The base class.
+
+    Examples
+    --------
+    >>> from regmtl.deep import make_weighting
+    >>> make_weighting("dwa", temperature=1.0)
+    DWA(temperature=1.0)
+    >>> make_weighting("rlw"), make_weighting(None)
+    (RandomWeighting(), EqualWeighting())
+    >>> make_weighting("mgda", normalization="l2")
+    MGDA(normalization='l2', upper_bound=False)
+    """
+    if isinstance(weighting, Weighting):
+        if kwargs:
+            raise ValueError(f"weighting options {sorted(kwargs)} apply to a weighting name, "
+                             f"not to the instance {weighting!r}.")
+        return weighting
+    if weighting is None:
+        weighting = "equal"
+    if not isinstance(weighting, str):
+        raise TypeError(f"weighting must be a name, a Weighting instance or None, got "
+                        f"{weighting!r}.")
+    key = weighting.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in WEIGHTINGS:
+        raise ValueError(f"Unknown weighting {weighting!r}; use one of {list(WEIGHTINGS)} "
+                         f"(alias 'rlw' = 'random') or a Weighting instance.")
+    if key == "fixed" and "weights" not in kwargs:
+        raise ValueError("weighting 'fixed' needs weights=: a dict task name -> weight or "
+                         "one weight per task.")
+    return WEIGHTINGS[key](**kwargs)

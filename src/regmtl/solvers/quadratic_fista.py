@@ -1,0 +1,126 @@
+r"""Accelerated proximal gradient (FISTA) on a quadratic in Gram form, with its certificate from
+the Gram sums: the inner solver of FISTA for the squared loss (:mod:`~regmtl.solvers.prox_grad`)
+and of each proximal Newton model in Gram form (:mod:`~regmtl.solvers.structured_newton`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..penalties import Penalty
+from ..penalties.base import inner
+from .quadratic import TaskQuadratic
+from .reweighted import reweighted_start, worth_trying
+
+__all__ = ["fista_quadratic", "gram_certificate", "MAX_BACKTRACK"]
+
+#: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
+MAX_BACKTRACK = 60
+
+
+def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
+                    tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
+                    verbose: int = 0, reweight: bool = True) -> tuple[np.ndarray, int, bool]:
+    """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form, with adaptive restart and a
+    certificate from the Gram sums every ``check_every`` iterations (the duality gap plus a
+    bound on its rounding, or the proximal-gradient KKT residual relative to ``G0_norm``)
+    until it is below ``tol``.
+
+    The step ``1 / L`` starts from a few Lanczos steps (a lower bound of the curvature, see
+    :meth:`TaskQuadratic.curvature_estimate`) and grows where the quadratic upper bound fails
+    along a step: the curvature along it, ``dW' H dW``, comes from the product ``H W`` the
+    iteration forms anyway (``H Z`` is the same combination of the last two), so the search
+    costs no product unless it fails. Where proximal gradient crawls (ill-conditioned designs
+    at small alpha: still a hundred times above ``tol`` after as many iterations as twenty
+    reweighted steps cost), reweighted least squares (``reweight``, see its module) moves the
+    iterate once, and the iteration goes on from there. ``tol`` is absolute for a gap,
+    relative (as the residual) for a KKT residual. Returns the variable at the last
+    certificate, the iterations (reweighted steps included), and whether the certificate
+    stalled (no progress for as many iterations as it took to reach its best)."""
+    copies = penalty.spread(np.ones((1, 1))).size
+    use_gap = penalty.has_dual and alpha > 0
+    # the KKT residual is measured at the curvature bound itself (one scale for every check)
+    L_cert = None if use_gap else copies * q.lipschitz()
+    L = copies * q.curvature_estimate()
+    p = q.g.shape[0]
+    # twenty reweighted steps cost about 7 p iterations (T solves of size p against T products)
+    rescue_at = max(200, 7 * p) if (
+        reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q)
+    ) else None
+    V = q.settle(V)[0]  # (on task blocks: each block's columns where its rows are)
+    start = it = 0
+    best_val, best_V, best_it = np.inf, V.copy(), it
+    while True:
+        Z, V_prev, t = V.copy(), V.copy(), 1.0
+        HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
+        rescued = False
+        while it < max_iter:
+            it += 1
+            GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
+            for _ in range(MAX_BACKTRACK):
+                V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+                V, HV = q.settle(V, q.matvec(penalty.compose(V)))
+                dV = V - Z
+                # |dV|^2, dW' H dW and the momentum test, brought home together
+                nd, curv, against = q.numbers(inner(dV, dV),
+                                              inner(penalty.compose(dV), HV - HZ),
+                                              inner(Z - V, V - V_prev))
+                if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
+                    break
+                L = max(1.5 * L, 1.02 * curv / nd)
+            step = V - V_prev
+            if against > 0:  # momentum against the step: restart
+                t, Z, HZ = 1.0, V, HV
+            else:
+                t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+                mom = (t - 1.0) / t_next
+                Z, HZ = q.settle(V + mom * step, HV + mom * (HV - HV_prev))
+                t = t_next
+            V_prev, HV_prev = V, HV
+            if it % check_every and it != max_iter and it != start + 1:
+                continue
+            value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
+            if verbose:
+                print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
+            if value < 0.99 * best_val:
+                best_val, best_V, best_it = value, V.copy(), it
+            if value <= tol or it == max_iter:
+                return V, it, False
+            if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
+                rescued = True
+                break
+            # stalled: no progress for as long as it took to reach the best (and 20 checks), at
+            # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
+            if it - best_it >= max(20 * check_every, best_it - start) and (
+                    not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
+                return best_V, it, True
+        if not rescued:
+            return V, it, False
+        rescue_at = None  # (once)
+        V, steps = reweighted_start(
+            q, penalty, alpha, best_V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
+                                                                  G0_norm) - tol,
+            budget=min(20, max(max_iter - it, 0)), patience=3)
+        it += steps
+        start = it
+
+
+def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
+                     L: float | None, G0_norm: float, HW: np.ndarray | None = None) -> float:
+    """The certificate of V from the Gram sums: the duality gap of the residual's dual point
+    plus a bound on its rounding (absolute), or else the proximal-gradient KKT residual at the
+    step ``1 / L`` relative to ``G0_norm``. ``HW``: ``H compose(V)`` when at hand."""
+    W = penalty.compose(V)
+    HW = q.matvec(W) if HW is None else HW
+    if penalty.has_dual and alpha > 0:
+        RR, G, TT, YT = q.gap_terms(W, HW)
+        s = penalty.dual_scaling(G, alpha)
+        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.conjugate(s * G, alpha)
+        return 0.5 * RR + penalty.value(V, alpha) - dual + q.rounding(W, HW)
+    G = penalty.spread(q.g - HW)
+    D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
+    return float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300)
+
+
+def _wh(q: TaskQuadratic, penalty: Penalty, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    W = penalty.compose(V)
+    return W, q.matvec(W)

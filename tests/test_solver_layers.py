@@ -1,0 +1,162 @@
+"""The layers of the solver stack: parts import no solver, the choice of a solver is one policy
+whose errors name what is missing, and both kinds of data implement the block protocol.
+
+The import graph is read from the source (``ast``, functions' own imports included), as in
+``tests/test_architecture.py``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import regmtl as rm
+from regmtl.blocks import TaskBlocks
+from regmtl.penalties.base import DIRTY_ROWS, ENTRYWISE, ROWS, BlockStep
+from regmtl.solvers.policy import (
+    AUTO_ORDER,
+    SOLVER_TABLE,
+    Problem,
+    check_requirements,
+    choose_solver,
+    penalty_solver,
+)
+
+SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
+
+#: modules that hold a solver (they import only parts), and the layer above them
+SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear"}
+ABOVE = {"__init__", "policy"}
+
+
+def _solver_imports(path: Path) -> set[str]:
+    """The modules of ``regmtl.solvers`` a file imports (relative or absolute)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level == 1:
+                names = [mod] if mod else [a.name for a in node.names]
+                out |= {n.split(".")[0] for n in names}
+            elif mod.startswith("regmtl.solvers."):
+                out.add(mod.split(".")[2])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split(".")[2] for a in node.names
+                    if a.name.startswith("regmtl.solvers.")}
+    return out
+
+
+MODULES = {p.stem: _solver_imports(p) for p in SOLVERS_DIR.glob("*.py")}
+PARTS = set(MODULES) - SOLVER_MODULES - ABOVE
+
+
+def test_the_layers_are_named_as_expected():
+    assert {"epochs", "working_set", "newton_model", "quadratic", "quadratic_fista",
+            "certificates", "screening", "anderson"} <= PARTS
+
+
+@pytest.mark.parametrize("part", sorted(PARTS))
+def test_a_part_imports_no_solver(part):
+    assert MODULES[part] & (SOLVER_MODULES | ABOVE) == set()
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVER_MODULES))
+def test_a_solver_imports_only_parts(solver):
+    assert MODULES[solver] & (SOLVER_MODULES | ABOVE) == set()
+
+
+# --------------------------------------------------------------------------- the policy
+@pytest.fixture(scope="module")
+def shared():
+    rng = np.random.default_rng(0)
+    return rm.as_task_data(rng.standard_normal((50, 8)), rng.standard_normal((50, 3)))
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """More features than rows: no Gram form, so no exact ridge."""
+    rng = np.random.default_rng(1)
+    return rm.as_task_data(rng.standard_normal((20, 30)), rng.standard_normal((20, 2)))
+
+
+@pytest.mark.parametrize(("penalty", "expected"), [
+    (rm.L21(), "bcd"), (rm.L1(), "bcd"), (rm.ElasticNet(), "bcd"), (rm.L2(), "direct"),
+    (rm.MeanRegularized(), "cg"), (rm.Trace(), "fista"), (rm.SparseLowRank(), "fista"),
+])
+def test_auto_picks_the_documented_solver(shared, penalty, expected):
+    name = choose_solver(shared, rm.Quadratic(), penalty, 0.1)
+    assert name == expected
+    assert SOLVER_TABLE[name].why  # the reason it is the choice
+    assert name in AUTO_ORDER
+
+
+def test_the_reasons_say_why(shared, wide):
+    assert "pure ridge" in SOLVER_TABLE[choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1)].why
+    # no Gram form on a wide design: the ridge goes to coordinate descent
+    assert choose_solver(wide, rm.Quadratic(), rm.L2(), 0.1) == "bcd"
+    # a tol below the Gram sums' floor: no exact ridge either
+    assert choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1, tol=1e-14) == "bcd"
+    assert "row-separable" in SOLVER_TABLE["bcd"].why
+    assert "linear" in SOLVER_TABLE["cg"].why
+
+
+def test_the_logistic_loss_has_no_linear_path(shared):
+    assert choose_solver(shared, rm.Logistic(), rm.MeanRegularized(), 0.1) == "fista"
+    assert penalty_solver(rm.Logistic(), rm.MeanRegularized()) == "fista"
+    assert penalty_solver(rm.Quadratic(), rm.MeanRegularized()) == "cg"
+    assert penalty_solver(rm.Quadratic(), rm.L21()) == "bcd"
+    assert penalty_solver(rm.Quadratic(), rm.Trace()) == "fista"
+
+
+def test_the_checker_names_what_is_missing(shared):
+    with pytest.raises(ValueError, match=r"solver='bcd' needs a row-separable penalty "
+                                         r"\(l1, l2, elasticnet, l21, dirty\)"):
+        choose_solver(shared, rm.Quadratic(), rm.Trace(), 0.1, solver="bcd")
+    with pytest.raises(ValueError, match=r"solver='cg' solves the squared loss with a "
+                                         r"quadratic task-coupling penalty \(mean, graph\)"):
+        choose_solver(shared, rm.Logistic(), rm.MeanRegularized(), 0.1, solver="cg")
+    with pytest.raises(ValueError, match="is not one of"):
+        choose_solver(shared, rm.Quadratic(), rm.L21(), 0.1, solver="newton")
+    check_requirements("fista", Problem(shared, rm.Quadratic(), rm.Trace(), 0.1, 1e-4))
+
+
+def test_solve_runs_the_chosen_solver(shared):
+    res = rm.solvers.solve(shared, rm.Quadratic(), rm.L2(), 0.1)
+    assert res.n_iter == 1 and res.converged  # the exact ridge: one solve
+
+
+# --------------------------------------------------------------------------- the block step
+def test_the_block_step_is_named():
+    assert rm.L1().bcd_params(2.0) == BlockStep(2.0, 0.0, ENTRYWISE)
+    assert rm.L21().bcd_params(2.0).kind == ROWS
+    step = rm.Dirty(own_weight=0.5).bcd_params(2.0)
+    assert (step.l1, step.l2, step.kind) == (2.0, 1.0, DIRTY_ROWS)
+    assert rm.Trace().bcd_params(2.0) is None
+
+
+# --------------------------------------------------------------------------- the protocol
+def test_task_data_satisfies_the_block_protocol(shared):
+    assert isinstance(shared, TaskBlocks)
+    assert shared.rows_local
+    u = np.arange(float(shared.n_obs))
+    assert shared.blockwise(lambda block, v: block.task_sums(v), u) is not None
+    np.testing.assert_array_equal(shared.per_row(np.arange(3.0)), np.arange(3.0)[shared.task_of])
+    assert shared.settle(u)[0] is u
+    assert shared.numbers(np.float64(2.0)) == (2.0,)
+    assert shared.row_zeros().shape == (shared.n_obs,)
+
+
+def test_dask_task_data_satisfies_the_block_protocol():
+    pytest.importorskip("dask")
+    from regmtl.dask import DaskTaskData
+
+    # structurally, on the class (an instance's ``y`` would compute on the blocks)
+    members = {name for name in dir(TaskBlocks) if not name.startswith("_")}
+    members |= set(TaskBlocks.__annotations__)
+    assert {"linear", "adjoint", "task_sums", "per_row", "row_zeros", "blockwise", "settle",
+            "numbers", "arrays", "rows_local", "y", "c"} <= members
+    assert [name for name in sorted(members) if not hasattr(DaskTaskData, name)] == []
+    assert DaskTaskData.rows_local is False
