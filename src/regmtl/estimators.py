@@ -25,7 +25,7 @@ from .dask import is_dask_collection
 from .datafits import Datafit
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
-from .persistence import SaveMixin
+from .persistence import SaveMixin, linear_rules
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
 from .taskdata import TaskData, intercept_shift, shift_columns
@@ -35,6 +35,19 @@ __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
 class MultiTaskLinear(SaveMixin, BaseEstimator):
     """Shared machinery: input conversion, solving, certificates, prediction."""
+
+    @classmethod
+    def saved_rules(cls, n_tasks: int, n_features: int, single: bool) -> dict[str, tuple]:
+        """The attributes ``fit`` sets, with the rule a saved file must meet (see
+        ``regmtl.persistence.linear_rules``)."""
+        return linear_rules(issubclass(cls, ClassifierMixin), n_tasks, n_features, single)
+
+    @classmethod
+    def saved_required(cls, attrs: dict) -> tuple[str, ...]:
+        """The attributes every saved file holds; a classifier's its ``classes_`` too."""
+        required = ("n_features_in_", "n_tasks_", "input_form_", "tasks_", "coef_",
+                    "intercept_")
+        return (*required, "classes_") if issubclass(cls, ClassifierMixin) else required
 
     _loss = "squared"
 

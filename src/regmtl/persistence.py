@@ -260,19 +260,6 @@ def linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tu
 
 #: the linear estimators by class name: whether each is a classifier (their rules are
 #: :func:`linear_rules`; the class is found by name, so this module imports none of them)
-_LINEAR = {"MultiTaskRegressor": False, "MultiTaskClassifier": True}
-_LINEAR_REQUIRED = ("n_features_in_", "n_tasks_", "input_form_", "tasks_", "coef_",
-                    "intercept_")
-
-
-def _linear_base(cls: type) -> str | None:
-    """The linear estimator ``cls`` is (or derives from), or None."""
-    for base in cls.__mro__:
-        if base.__name__ in _LINEAR and _KINDS.get(base.__name__) is base:
-            return base.__name__
-    return None
-
-
 def saved_attributes(cls: type) -> frozenset[str]:
     """The names of the fitted attributes ``cls`` writes and :func:`load` accepts."""
     return frozenset(cls.saved_rules(1, 1, False)) if hasattr(cls, "saved_rules") \
@@ -317,19 +304,15 @@ class SaveMixin:
         :meth:`regmtl.Penalty.saved_structure` for the rules), for a model of ``n_tasks``
         tasks and ``n_features`` features (``single``: fitted on one task's X and y).
 
-        Those of the linear estimators by default; a class that saves others overrides it.
-        Empty for a class that saves nothing.
+        Each model family overrides it (the linear estimators with ``linear_rules``);
+        empty for a class that saves nothing.
         """
-        base = _linear_base(cls)
-        return {} if base is None else linear_rules(_LINEAR[base], n_tasks, n_features, single)
+        return {}
 
     @classmethod
     def saved_required(cls, attrs: dict) -> tuple[str, ...]:
         """The attributes a file of the class must hold, given its header's ``attrs``."""
-        base = _linear_base(cls)
-        if base is None:
-            return ()
-        return (*_LINEAR_REQUIRED, "classes_") if _LINEAR[base] else _LINEAR_REQUIRED
+        return ()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to ``path`` (``.npz``; no pickle).
