@@ -13,8 +13,6 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "regmtl"
 MAX_LINES = 1500
 
@@ -117,9 +115,9 @@ def test_the_import_graph_has_no_circle():
 
 
 def test_the_cycle_finder_finds_a_circle():
-    assert _cycles({"regmtl.a": {"regmtl.b"}, "regmtl.b": {"regmtl.a"}}) == []  # not modules
-    some = sorted(MODULES)[:2]
-    assert _cycles({some[0]: {some[1]}, some[1]: {some[0]}}) == [sorted(some)]
+    a, b, c = sorted(MODULES)[:3]
+    assert _cycles({a: {b}, b: {c}, c: {a}}) == [sorted([a, b, c])]
+    assert _cycles({a: {b}, b: {c}}) == []
 
 
 def test_no_private_name_is_imported_from_another_module():
@@ -140,11 +138,11 @@ def test_persistence_imports_no_model_family():
                   if d.startswith(families)) == []
 
 
-@pytest.mark.parametrize("mod", sorted(MODULES))
-def test_a_long_module_says_why(mod):
-    path = MODULES[mod]
-    text = path.read_text(encoding="utf-8")
-    if text.count("\n") <= MAX_LINES:
-        return
-    doc = ast.get_docstring(ast.parse(text)) or ""
-    assert "1,500 lines" in doc, f"{mod} has {text.count(chr(10))} lines and no reason"
+def test_a_long_module_says_why():
+    silent = []
+    for mod, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if text.count("\n") > MAX_LINES and "1,500 lines" not in doc:
+            silent.append((mod, text.count("\n")))
+    assert silent == []

@@ -131,7 +131,7 @@ def test_crawling_epochs_take_newton_steps(seed, monkeypatch):
         best += 0.5 * np.mean((y - ref.predict(X)) ** 2) + alpha * np.abs(ref.coef_).sum()
     assert best * (1 - 1e-9) <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best
     bcd_module = importlib.import_module("regmtl.solvers.bcd")
-    monkeypatch.delattr(bcd_module._DataInner, "newton")
+    monkeypatch.delattr(bcd_module.DataInner, "newton")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         without = rm.MultiTaskRegressor("l1", alpha=alpha, max_iter=5000).fit(Xs, ys)

@@ -217,7 +217,7 @@ def paths(monkeypatch):
     monkeypatch.setattr(bcd_module, "_GramProblem", counting(bcd_module._GramProblem,
                                                             "full_gram"))
     monkeypatch.setattr(bcd_module, "GramInner", counting(bcd_module.GramInner, "ws_gram"))
-    monkeypatch.setattr(bcd_module, "_DataInner", counting(bcd_module._DataInner, "data"))
+    monkeypatch.setattr(bcd_module, "DataInner", counting(bcd_module.DataInner, "data"))
     return count
 
 

@@ -155,6 +155,16 @@ def test_huge_columns_fit_ols_without_a_false_convergence_warning(penalty, scale
     assert np.abs(m.coef_ * scale - ols).max() <= 1e-9 * np.abs(ols).max()
 
 
+def test_huge_sparse_columns_fit_without_a_false_convergence_warning():
+    """The floor reads a sparse design's column scales too (no intercept: OLS through 0)."""
+    ols = np.linalg.lstsq(Z, Y1, rcond=None)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = rm.MultiTaskRegressor("l21", alpha=0.1, fit_intercept=False).fit(
+            [sp.csr_matrix(Z * 1e50)] * 2, [Y1, Y1])
+    assert np.abs(m.coef_ * 1e50 - ols).max() <= 1e-9 * np.abs(ols).max()
+
+
 def test_the_rounding_floor_is_negligible_on_well_scaled_data():
     """On well-scaled data the floor is below 1e-10 of the gap: it cannot hide a solve
     that stopped short (2 iterations still warn)."""

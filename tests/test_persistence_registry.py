@@ -43,6 +43,17 @@ def test_every_family_is_known():
     assert set(KINDS) <= set(known_kinds())
 
 
+def test_the_lazy_deep_kinds_are_the_classes_that_save_as_folders():
+    """regmtl/__init__.py names the deep kinds without importing them: the names must be
+    exactly the classes regmtl.deep.saving reads back."""
+    pytest.importorskip("torch")
+    from regmtl.deep.saving import ESTIMATORS
+    from regmtl.persistence import _KINDS
+
+    lazy = {k for k, v in _KINDS.items() if v == "regmtl.deep.saving:load_estimator"}
+    assert lazy == {*ESTIMATORS, "net-checkpoint"}
+
+
 def test_an_archive_of_an_unknown_kind_is_refused_naming_the_known_kinds(tmp_path):
     Xs, ys = _data()
     regmtl.MultiTaskRegressor(alpha=0.1).fit(Xs, ys).save(tmp_path / "m.npz")

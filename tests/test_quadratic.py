@@ -7,8 +7,8 @@ import pytest
 
 import regmtl
 from regmtl.solvers.certificates import reference
-from regmtl.solvers.prox_grad import fista_quadratic, gram_certificate
 from regmtl.solvers.quadratic import TaskQuadratic, lanczos_top
+from regmtl.solvers.quadratic_fista import fista_quadratic, gram_certificate
 
 
 def _reference(X, y, c, center):

@@ -124,8 +124,15 @@ def test_the_checker_names_what_is_missing(shared):
 
 
 def test_solve_runs_the_chosen_solver(shared):
+    """The exact ridge, one solve, equal to the normal equations of
+    (1 / 2n) ||y_t - X w_t - b_t||^2 + alpha / 2 ||w_t||^2 on centred columns."""
     res = rm.solvers.solve(shared, rm.Quadratic(), rm.L2(), 0.1)
-    assert res.n_iter == 1 and res.converged  # the exact ridge: one solve
+    assert res.n_iter == 1 and res.converged
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    W = np.linalg.solve(Xc.T @ Xc / 50 + 0.1 * np.eye(8), Xc.T @ Yc / 50)
+    np.testing.assert_allclose(res.W, W, rtol=1e-10, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- the block step
@@ -142,7 +149,8 @@ def test_task_data_satisfies_the_block_protocol(shared):
     assert isinstance(shared, TaskBlocks)
     assert shared.rows_local
     u = np.arange(float(shared.n_obs))
-    assert shared.blockwise(lambda block, v: block.task_sums(v), u) is not None
+    np.testing.assert_array_equal(shared.blockwise(lambda block, v: block.task_sums(v), u),
+                                  shared.task_sums(u))
     np.testing.assert_array_equal(shared.per_row(np.arange(3.0)), np.arange(3.0)[shared.task_of])
     assert shared.settle(u)[0] is u
     assert shared.numbers(np.float64(2.0)) == (2.0,)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._options import check_option
 from .serialization import (
     CONFIG_FILE,
     FORMS,
@@ -740,10 +741,7 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     ...     print("refused:", "not a readable regmtl model file" in str(exc))
     refused: True
     """
-    if max_bytes is not None:
-        from ._options import check_option
-
-        max_bytes = check_option("max_bytes", max_bytes, "int", low=0)
+    max_bytes = check_option("max_bytes", max_bytes, "int", low=0, none=True)
     if os.path.isdir(path):
         return _folder_loader(Path(path))(path, max_bytes=max_bytes)
     name = repr(os.fspath(path))

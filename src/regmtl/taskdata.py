@@ -28,8 +28,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
-# the range checks live in regmtl.ranges; regmtl.ranges.check_numeric_range (and the other
-# two) is their documented path (docs/api.rst), kept
+# the range checks live in regmtl.ranges (their documented path); re-exported here, where
+# they were first released
 from .ranges import check_column_scales, check_numeric_range, column_scales
 from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 

@@ -37,8 +37,8 @@ from ..penalties import Penalty
 from ..taskdata import TaskData
 from ._kernels import QUADRATIC
 from .certificates import Certificate, Reference, certify
-from .epochs import DataInner as _DataInner
 from .epochs import (
+    DataInner,
     LeastSquaresEpochs,
     line_search,
     quadratic_gap,
@@ -130,7 +130,7 @@ class _DataProblem:
             yR0 = np.einsum("it,it->t", data.y.reshape(T, n).T, Rmat)
             return GramInner(Q, E0, rr0, yR0, W[ws], self.ls.ct, self.L[ws], self.ls.params,
                              penalty, alpha)
-        return _DataInner(self.ls, self.R, self.bc, data.y, W, ws, penalty, alpha)
+        return DataInner(self.ls, self.R, self.bc, data.y, W, ws, penalty, alpha)
 
     def finish(self, inner, ws, W):
         if isinstance(inner, GramInner):  # R -= X_S,c (W_S - W0_S), no copy of X

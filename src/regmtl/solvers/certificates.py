@@ -21,6 +21,7 @@ Penalties over a lifted variable V (``W = penalty.compose(V)``) are certified in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +30,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.base import inner
+from ..ranges import column_scales
 from ..taskdata import TaskData
 from ._kernels import update_intercepts
 
@@ -276,11 +278,17 @@ def duality_gap_terms(
     ``G = X^T (c theta)`` (screening and working sets use them)."""
     theta = dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
-    s = penalty.dual_scaling(G, alpha)
-    dual = (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
-            - penalty.conjugate(s * G, alpha))
+    s, dual = _dual_value(data, datafit, penalty, alpha, theta, G)
     primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
     return max(primal - dual, 0.0), primal, dual, s, G
+
+
+def _dual_value(data, datafit, penalty, alpha, theta, G) -> tuple[Any, float]:
+    """The scaling ``s`` of ``theta`` into the penalty's dual ball and ``D(s theta)``, with
+    ``G = X^T (c theta)`` given."""
+    s = penalty.dual_scaling(G, alpha)
+    return s, (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
+               - penalty.conjugate(s * G, alpha))
 
 
 def kkt_residual(
@@ -443,22 +451,16 @@ def rounding_floor(
     """
     if not data.rows_local:  # (blocks held elsewhere: Gram-form fits have their own floor)
         return 0.0
-    gap, primal, _, _, G = duality_gap_terms(data, datafit, penalty, alpha, V, f,
-                                             fit_intercept)
     theta = dual_point(data, datafit, f, fit_intercept)
     u = data.c * theta
-    X = data.X
-    top = np.maximum(np.abs(np.asarray(X.max(axis=0).todense() if sp.issparse(X)
-                                       else X.max(axis=0))).ravel(),
-                     np.abs(np.asarray(X.min(axis=0).todense() if sp.issparse(X)
-                                       else X.min(axis=0))).ravel())
+    G = data.adjoint(u)
+    primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
+    gap = max(primal - _dual_value(data, datafit, penalty, alpha, theta, G)[1], 0.0)
     n_t = np.diff(data.indptr).astype(np.float64)
     u_norm = np.sqrt(data.task_sums(u * u))
     lost = np.sqrt(data.task_sums((data.c * (np.abs(data.y) + np.abs(f))) ** 2))
-    eps = np.finfo(np.float64).eps
-    E = eps * np.outer(top, np.sqrt(n_t) * (n_t * u_norm + lost))
+    E = np.finfo(np.float64).eps * np.outer(column_scales(data.X),
+                                            np.sqrt(n_t) * (n_t * u_norm + lost))
     G_lo = np.sign(G) * np.maximum(np.abs(G) - E, 0.0)
-    s = penalty.dual_scaling(G_lo, alpha)
-    dual = (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
-            - penalty.conjugate(s * G_lo, alpha))
-    return float(min(max(gap - max(primal - dual, 0.0), 0.0), gap))
+    gap_lo = max(primal - _dual_value(data, datafit, penalty, alpha, theta, G_lo)[1], 0.0)
+    return float(min(max(gap - gap_lo, 0.0), gap))

@@ -20,12 +20,10 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Reference, certify, fit_intercepts
 from .quadratic import quadratic_applies, task_quadratic
-from .quadratic_fista import MAX_BACKTRACK, fista_quadratic, gram_certificate
+from .quadratic_fista import MAX_BACKTRACK, fista_quadratic
 from .result import SolverResult
 
-# (``fista_quadratic``, ``gram_certificate`` and ``task_quadratic`` stay importable from here)
-__all__ = ["fista", "lipschitz_estimate", "fista_quadratic", "gram_certificate",
-           "task_quadratic"]
+__all__ = ["fista", "lipschitz_estimate"]
 
 
 class _CenteredMaps:
