@@ -43,7 +43,22 @@ are medians of --repeats runs; a solver whose runs already exceed --budget secon
 repeated. numba is warmed up first (one tiny fit of each penalty and loss). The table's ms/it is
 time / n_iter (setup included).
 
-Run:  .venv/bin/python bench/bench_structured.py [--quick] [--repeats 3]
+Peak memory: one more, untimed run of regmtl and of the FISTA peer at the tol they were timed
+at, under tracemalloc (every NumPy allocation; bench/_memory.py), beside the bytes of the data.
+
+Shapes: the default is long tasks (n_t 500..2000 for p = 100); --wide is the shape where
+multi-task learning pays, tasks with fewer rows than features (T = 30, n_t 60..260, p = 300 or
+--p 1000). --sparse-sets instead runs the 8-point paths (alpha_max to alpha_max/100, logistic
+loss) of the trace norm and sparse + low rank on the bag-of-words sets of REGMTL_DATA (spam:
+15 users, 152,543 features; newsgroups: 2 tasks, 2,000 features), regmtl's regularization_path
+each fit bounded by --max-iter-path (the NumPy peers are not run there: a dense 152,543 x 15
+iterate per step puts them past any useful cap). --school-cv times MultiTaskRegressorCV("trace")
+on the shipped School data with solver="auto" against solver="fista" (proximal gradient
+alone), with the chosen alphas and scores.
+
+Run:  .venv/bin/python bench/bench_structured.py [--quick] [--repeats 3] [--wide [--p 1000]]
+      .venv/bin/python bench/bench_structured.py --sparse-sets
+      .venv/bin/python bench/bench_structured.py --school-cv
 """
 
 from __future__ import annotations
@@ -62,6 +77,7 @@ import _harness as h  # noqa: E402
 import _penalties_np as npp  # noqa: E402
 from _fista import CURVATURE, apg_backtracking, fista_structured, lipschitz  # noqa: E402
 from _gap import CommonCertificate, g0_matrix, p0_value  # noqa: E402
+from _memory import peak_extra  # noqa: E402
 from _problems import (  # noqa: E402
     clustered_coefs,
     dirty_coefs,
@@ -286,6 +302,11 @@ def scenario(args, num, name, kind, seed, loss, summary):
                              tighten=False, **kw),
                 h.run_solver("numpy APG-bt", fit_apg, tighten=False, **kw)]
         rows[1].tol = rows[2].tol = None
+        data_mb = sum(x.nbytes for x in Xs) / 2**20
+        mem_r = peak_extra(partial(fit_regmtl, rows[0].tol)) / 2**20
+        mem_f = peak_extra(partial(fit_fista, eps)) / 2**20
+        print(f"  peak memory (tracemalloc, one untimed run): regmtl {mem_r:.1f} MB, numpy "
+              f"FISTA {mem_f:.1f} MB; the designs {data_mb:.1f} MB")
         summary.add("all", f"{name}, {loss}, {label}", rows[0],
                     {"FISTA": rows[1], "APG-bt": rows[2]})
         h.print_table(f"-- {name}, {loss}: alpha = {label} = {alpha:.6g}", rows, eps,
@@ -318,9 +339,30 @@ def main(argv=None) -> None:
                     help="about this many seconds per solver run: regmtl's max_iter is set from a "
                          "probe run's time per iteration, the FISTA stops at it "
                          "(default 60; --quick 10)")
+    ap.add_argument("--wide", action="store_true",
+                    help="tasks with fewer rows than features: T=30, p=300 (or --p), n_t in "
+                         "[60, 260]")
+    ap.add_argument("--sparse-sets", action="store_true",
+                    help="the 8-point logistic paths on spam and newsgroups (REGMTL_DATA) of "
+                         "the --penalties among trace and sparse_lowrank")
+    ap.add_argument("--school-cv", action="store_true",
+                    help="MultiTaskRegressorCV('trace') on School: solver='auto' against "
+                         "solver='fista' (proximal gradient alone)")
+    ap.add_argument("--max-iter-path", type=int, default=5000,
+                    help="max_iter of every fit of a --sparse-sets path")
     ap.add_argument("--no-diagnose", action="store_true",
                     help="skip the alpha/100, 100 alpha diagnostic fits of Mean/Graph/Clustered")
     args = h.parse(ap, argv, budget=20.0, quick_budget=3.0)
+    if args.wide:
+        args.n_min, args.n_max = 60, 260
+        if args.p == 100:
+            args.p = 300
+    if args.sparse_sets:
+        sparse_sets(args)
+        return
+    if args.school_cv:
+        school_cv(args)
+        return
     if args.max_time is None:
         args.max_time = 10.0 if args.quick else 60.0
     args.fista_max_time = args.max_time
@@ -335,6 +377,70 @@ def main(argv=None) -> None:
                                 seed + (5 if loss == "logistic" else 0), loss, summary))
     h.run(lambda: header(args), warm_up, "regmtl penalty and loss", runs)
     print_summary(summary, args)
+
+
+def sparse_sets(args) -> None:
+    """The 8-point logistic paths of the trace norm and sparse + low rank on the bag-of-words
+    sets: regmtl's time, certificates and peak memory."""
+    import regmtl.datasets as ds
+
+    for name, loader in (("newsgroups", ds.load_newsgroups), ("spam", ds.load_spam)):
+        try:
+            bunch = loader()
+        except (OSError, ValueError) as exc:
+            print(f"{name}: skipped ({exc})")
+            continue
+        Xs, ys = bunch["X"], [np.where(y > 0, 1.0, -1.0) for y in bunch["y"]]
+        data_mb = sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in Xs) / 2**20
+        print(f"\n{name}: T={len(Xs)}, p={Xs[0].shape[1]}, N={sum(len(y) for y in ys)}, "
+              f"nnz={sum(x.nnz for x in Xs)} ({data_mb:.1f} MB)")
+        for pen in [n for n in ("trace", "sparse_lowrank") if n in args.penalties]:
+            T = len(Xs)
+            a_max = regmtl.alpha_max(Xs, ys, penalty=_regmtl_pen(pen, T), loss="logistic")
+            grid = a_max * np.logspace(0, -2, 8)
+            t0 = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                path = regmtl.regularization_path(Xs, ys, penalty=_regmtl_pen(pen, T),
+                                                  loss="logistic", alphas=grid, tol=args.eps,
+                                                  max_iter=args.max_iter_path)
+            took = time.perf_counter() - t0
+            mem = peak_extra(partial(
+                regmtl.regularization_path, Xs, ys, penalty=_regmtl_pen(pen, T),
+                loss="logistic", alphas=grid[:2], tol=args.eps,
+                max_iter=args.max_iter_path)) / 2**20
+            print(f"  {pen}: regmtl path {took:.1f}s, certified {int(path.converged.sum())}/8 "
+                  f"(worst certificate {path.certificates.max():.1e}), iterations "
+                  f"{int(path.n_iter.sum())}, {len(caught)} warnings; peak memory of its "
+                  f"first two fits {mem:.0f} MB ({mem / data_mb:.1f} x the data)")
+
+
+def school_cv(args) -> None:
+    """MultiTaskRegressorCV('trace') on School (30 alphas, 5 folds, tol 1e-4, the defaults):
+    median time of solver='auto' (ADMM where FISTA crawls) and of solver='fista', the chosen
+    alphas, the best scores, and the fits that stopped short of tol."""
+    from regmtl.datasets import load_school
+
+    b = load_school()
+    out = {}
+    for solver in ("fista", "auto"):
+        times, model = [], None
+        for _ in range(args.repeats):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                t0 = time.perf_counter()
+                model = regmtl.MultiTaskRegressorCV("trace", solver=solver).fit(b["X"], b["y"])
+                times.append(time.perf_counter() - t0)
+        out[solver] = (float(np.median(times)), model, caught)
+        short = [str(w.message)[:90] for w in caught if "stopped short" in str(w.message)
+                 or "ran out" in str(w.message)]
+        print(f"  solver={solver!r}: median {out[solver][0]:.2f}s over {len(times)} runs; "
+              f"alpha_ {model.alpha_:.6g}, best_score_ {model.best_score_:.8g}; "
+              f"warnings: {short or 'none'}")
+    fista, auto = out["fista"], out["auto"]
+    print(f"  time fista / auto: {fista[0] / auto[0]:.2f} (target >= 2); same alpha_: "
+          f"{fista[1].alpha_ == auto[1].alpha_}; best_score_ relative difference "
+          f"{abs(fista[1].best_score_ - auto[1].best_score_) / abs(auto[1].best_score_):.1e}")
 
 
 def print_summary(summary: Summary, args) -> None:

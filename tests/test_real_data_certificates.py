@@ -126,20 +126,31 @@ def test_benchmark_paths_are_certified(name, penalty):
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data folder {DATA} absent")
-def test_crawling_proximal_gradient_is_rescued_by_reweighted_steps(monkeypatch):
+def test_crawling_proximal_gradient_hands_over_to_admm(monkeypatch):
     """Parkinsons' trace-norm path at its smallest alpha: proximal gradient crawls (still far
-    above tol after 200 iterations), twenty reweighted least-squares steps move it, and the
-    point is certified within the default max_iter; without them it stops short."""
-    prox_grad = importlib.import_module("regmtl.solvers.quadratic_fista")
+    above tol after 200 iterations). solver="auto" hands over to ADMM with exact per-task
+    solves and certifies every point well within the default max_iter; FISTA alone needs its
+    reweighted least-squares steps to get there, and without them stops short."""
+    admm = importlib.import_module("regmtl.solvers.admm")
+    fista_q = importlib.import_module("regmtl.solvers.quadratic_fista")
     Xs, ys = _standardized(load_dataset("parkinsons", data_home=DATA))
     calls = []
-    start = prox_grad.reweighted_start
-    monkeypatch.setattr(prox_grad, "reweighted_start",
-                        lambda *a, **k: calls.append(1) or start(*a, **k))
+    run = admm.admm_quadratic
+    monkeypatch.setattr(admm, "admm_quadratic", lambda *a, **k: calls.append(1) or run(*a, **k))
     path = _certify(Xs, ys, "squared", "trace")
-    assert len(calls) >= 1 and path.n_iter[-1] <= 1000
-    monkeypatch.setattr(prox_grad, "worth_trying", lambda q: False)
+    assert len(calls) >= 1 and path.n_iter[-1] <= 500
+    rescues = []
+    start = fista_q.reweighted_start
+    monkeypatch.setattr(fista_q, "reweighted_start",
+                        lambda *a, **k: rescues.append(1) or start(*a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        alone = rm.regularization_path(Xs, ys, penalty="trace", alphas=N_ALPHAS, eps=1e-3,
+                                       solver="fista")
+    assert rescues and alone.converged.all() and alone.n_iter[-1] <= 1000
+    monkeypatch.setattr(fista_q, "worth_trying", lambda q: False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        short = rm.regularization_path(Xs, ys, penalty="trace", alphas=N_ALPHAS, eps=1e-3)
+        short = rm.regularization_path(Xs, ys, penalty="trace", alphas=N_ALPHAS, eps=1e-3,
+                                       solver="fista")
     assert not short.converged[-1] and short.certificates[-1] > 1e-4

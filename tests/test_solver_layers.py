@@ -28,7 +28,7 @@ from regmtl.solvers.policy import (
 SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 
 #: modules that hold a solver (they import only parts), and the layer above them
-SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear"}
+SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear", "splitting"}
 ABOVE = {"__init__", "policy"}
 
 
@@ -84,7 +84,7 @@ def wide():
 
 @pytest.mark.parametrize(("penalty", "expected"), [
     (rm.L21(), "bcd"), (rm.L1(), "bcd"), (rm.ElasticNet(), "bcd"), (rm.L2(), "direct"),
-    (rm.MeanRegularized(), "cg"), (rm.Trace(), "fista"), (rm.SparseLowRank(), "fista"),
+    (rm.MeanRegularized(), "cg"), (rm.Trace(), "admm"), (rm.SparseLowRank(), "fista"),
 ])
 def test_auto_picks_the_documented_solver(shared, penalty, expected):
     name = choose_solver(shared, rm.Quadratic(), penalty, 0.1)

@@ -298,12 +298,13 @@ _PARAMS_DOC = """
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
         The task weights :math:`\\omega_t`: 1 (every task counts the same), ``T n_t / N``
         (every sample counts the same), or given positive weights.
-    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
         ``"auto"`` picks block coordinate descent (``"bcd"``, proximal Newton for the
         logistic loss) for the row-separable penalties (``l1``, ``l2``, ``elasticnet``,
         ``l21``), conjugate gradients on the optimality system (``"cg"``) for the squared
-        loss with ``"mean"`` or ``GraphLaplacian``, and accelerated proximal gradient
-        (``"fista"``) otherwise.
+        loss with ``"mean"`` or ``GraphLaplacian``, ADMM with exact per-task solves
+        (``"admm"``) for the squared loss with ``"trace"`` or ``"clustered"``, and
+        accelerated proximal gradient (``"fista"``) otherwise.
     tol : float, default=1e-4
         Stop when the duality gap is below ``tol`` times the objective at W = 0 (intercepts
         fitted), or the relative KKT residual below ``tol``.

@@ -342,7 +342,7 @@ def regularization_path(
         One weight per row.
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
         The task weights of the objective.
-    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
         As for the estimators.
     tol : float, default=1e-4
         Relative certificate every fit must reach.

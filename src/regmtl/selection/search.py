@@ -544,7 +544,7 @@ _DOC_PARAMS = r"""
         As for the base estimator, for every fit of the search.
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
         As for the base estimator.
-    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
         As for the base estimator.
     tol : float, default=1e-4
         As for the base estimator; fits that stop short are summed up in one warning.

@@ -9,9 +9,10 @@ the result (:func:`~regmtl.solvers.certify`).
 Three layers, no circle: *parts* that import no solver (``epochs``: inner coordinate-descent
 loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; ``quadratic``
 and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``polish``,
-``reweighted``, ``moments``, ``screening``, ``anderson``, ``certificates``, ``_kernels``);
+``reweighted``, ``moments``, ``screening``, ``anderson``, ``certificates``, ``_kernels``;
+``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form);
 *solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
-``linear``); and the *policy* above them (``policy``, this package's ``solve``).
+``linear``, ``splitting``); and the *policy* above them (``policy``, this package's ``solve``).
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ from .certificates import (
     reference,
     rounding_floor,
 )
-from .policy import SOLVER_TABLE, SOLVERS, bcd, choose_solver, fista
+from .policy import SOLVER_TABLE, SOLVERS, admm, bcd, choose_solver, fista
 from .result import SolverResult
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
            "rounding_floor",
-           "bcd", "fista", "SOLVERS"]
+           "admm", "bcd", "fista", "SOLVERS"]
 
 
 def solve(
@@ -70,7 +71,9 @@ def solve(
     per-task means and task weights. ``solver="auto"`` picks block coordinate descent for
     row-separable penalties (``L1``, ``L2``, ``ElasticNet``, ``L21``), conjugate gradients
     for the squared loss with a quadratic task-coupling penalty (``MeanRegularized``,
-    ``GraphLaplacian``), and FISTA otherwise. When ``alpha >= alpha_max`` the solution is
+    ``GraphLaplacian``), ADMM with exact per-task solves for the squared loss with another
+    penalty of W itself (``Trace``, ``Clustered``), and FISTA otherwise. When
+    ``alpha >= alpha_max`` the solution is
     W = 0 exactly, returned without iterating.
 
     Parameters
@@ -84,9 +87,10 @@ def solve(
         The penalty object (validated against the problem's shape).
     alpha : float
         Overall strength, >= 0.
-    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
-        The algorithm; ``"bcd"`` needs a row-separable penalty and ``"cg"`` the squared loss
-        with ``MeanRegularized`` or ``GraphLaplacian``.
+    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
+        The algorithm; ``"bcd"`` needs a row-separable penalty, ``"cg"`` the squared loss
+        with ``MeanRegularized`` or ``GraphLaplacian``, and ``"admm"`` the squared loss with
+        a penalty of W itself.
     W0 : ndarray of shape (p, T), optional
         Starting coefficients (a warm start); zeros by default.
     b0 : ndarray of shape (T,), optional

@@ -4,12 +4,13 @@ Each solver declares its requirements (as skglm's ``_penalty_required_attr``): b
 descent a penalty with a block step (``penalty.bcd_params``) and the rows in this process;
 conjugate gradients the squared loss with a penalty ``alpha / 2 tr(W K W^T)`` given as an
 operator; the exact ridge the squared loss with a pure ridge on tasks of more rows than
-features; FISTA nothing. :data:`SOLVER_TABLE` maps a name to (function, requirements, why);
-``"auto"`` takes the first entry of :data:`AUTO_ORDER` whose requirements hold, and
-:func:`check_requirements` writes the error that names what is missing. Task blocks held
-elsewhere (``data.rows_local`` False, :class:`~regmtl.blocks.TaskBlocks`) need Gram form
-for every solver: the per-task quadratics, a penalty whose prox works on blocks, and a ``tol``
-the Gram sums can certify.
+features; ADMM the squared loss with a penalty of W itself and tasks whose quadratics can be
+solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a name
+to (function, requirements, why); ``"auto"`` takes the first entry of :data:`AUTO_ORDER` whose
+requirements hold, and :func:`check_requirements` writes the error that names what is
+missing. Task blocks held elsewhere (``data.rows_local`` False,
+:class:`~regmtl.blocks.TaskBlocks`) need Gram form for every solver: the per-task
+quadratics, a penalty whose prox works on blocks, and a ``tol`` the Gram sums can certify.
 
 :func:`bcd` and :func:`fista` are the public entries of the two iterative families: each runs
 its squared-loss solver or, for the logistic loss, the matching proximal Newton.
@@ -29,18 +30,21 @@ from ..penalties import PENALTY_NAMES, GraphLaplacian, Penalty
 from ._kernels import LOGISTIC, QUADRATIC
 from .bcd import least_squares_bcd
 from .certificates import Reference
+from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .newton import prox_newton
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
+from .splitting import admm as split_admm
+from .splitting import exact_solves_apply
 from .structured_newton import structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
-           "choose_solver", "check_requirements", "penalty_solver", "bcd", "fista"]
+           "choose_solver", "check_requirements", "penalty_solver", "admm", "bcd", "fista"]
 
 #: The names a user may pass as ``solver=``.
-SOLVERS = ("auto", "bcd", "fista", "cg")
+SOLVERS = ("auto", "bcd", "fista", "cg", "admm")
 
 
 class Problem(NamedTuple):
@@ -139,6 +143,24 @@ BLOCK_PENALTY = Requirement(
         f"{pb.penalty!r} is not available on Dask input (its prox needs the whole W in one "
         f"place); use {_penalty_names(lambda cls: cls.distributable)}, or fit in memory."),
     on_data=False,
+)
+PLAIN_VARIABLE = Requirement(
+    "a penalty of W itself (no lifted variable)",
+    lambda pb: pb.penalty.spread(np.ones((1, 1))).size == 1,
+    lambda pb, name: (
+        f"solver={name!r} needs a penalty of W itself; {pb.penalty!r} splits W into parts: "
+        "use solver='fista' (or 'auto')."),
+    on_data=False,
+)
+EXACT_SOLVES = Requirement(
+    "per-task quadratics solved exactly (Gram form, or row-space form for wide tasks)",
+    lambda pb: exact_solves_apply(pb.data),
+    lambda pb, name: (
+        f"solver={name!r} solves each task's quadratic exactly, in Gram form (more rows than "
+        f"features in all) or in row-space form (the tasks' kernels, sum n_t^2 numbers, at "
+        f"most 4 times the design); this problem ({pb.data.n_obs} rows, "
+        f"{pb.data.n_tasks} tasks, {pb.data.n_features} features) has neither: use "
+        "solver='fista' (or 'auto')."),
 )
 #: What every solver needs of task blocks held elsewhere (before its own requirements).
 ON_BLOCKS_ELSEWHERE = (GRAM_FORM, BLOCK_PENALTY)
@@ -286,7 +308,10 @@ def fista(
     exactly before every certificate. The line search is bounded: when no step passes (the
     loss at its rounding floor) the solve stops and says it stalled. The logistic loss on
     tasks with more rows than features runs as proximal Newton with each model in Gram form
-    (``regmtl.solvers.structured_newton``).
+    (``regmtl.solvers.structured_newton``); on wide tasks with a penalty of W itself, proximal
+    gradient hands over to proximal Newton with row-space models when, after the cost of a
+    few of them (``regmtl.solvers.kernel_quadratic.newton_budget``), its rate predicts as
+    much again.
 
     Parameters
     ----------
@@ -353,9 +378,126 @@ def fista(
         return structured_newton(data, datafit, penalty, alpha, V, b, ref=ref,
                                  fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                                  verbose=verbose)
-    return proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
-                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                             check_every=check_every, verbose=verbose, V0=V0)
+    wide_newton = (datafit.code == LOGISTIC and tol >= 1e-12 and kernel_applies(data)
+                   and PLAIN_VARIABLE.holds(Problem(data, datafit, penalty, alpha, tol)))
+    res = proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
+                            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                            check_every=check_every, verbose=verbose, V0=V0,
+                            crawl_budget=newton_budget(data) if wide_newton else None)
+    if not wide_newton or res.converged or res.n_iter >= max_iter:
+        return res
+    # wide tasks on which proximal gradient crawls (its rate after the cost of a few Newton
+    # models predicts as much again): proximal Newton in row-space form from its point
+    more = structured_newton(data, datafit, penalty, alpha, res.V, res.b, ref=ref,
+                             fit_intercept=fit_intercept, tol=tol,
+                             max_iter=max_iter - res.n_iter, verbose=verbose)
+    more.n_iter += res.n_iter
+    return more
+
+
+def admm(
+    data: TaskBlocks,
+    datafit: Datafit,
+    penalty: Penalty,
+    alpha: float,
+    W: np.ndarray,
+    b: np.ndarray,
+    *,
+    ref: Reference,
+    fit_intercept: bool = True,
+    tol: float = 1e-4,
+    max_iter: int = 5000,
+    check_every: int = 10,
+    verbose: int = 0,
+) -> SolverResult:
+    r"""The alternating direction method of multipliers with exact per-task solves.
+
+    For the squared loss and a penalty of W itself (``Trace``, ``Clustered``, ...), it splits
+    ``W = Z`` and alternates one exact solve per task, ``w_t = (H_t + rho I)^{-1} (g_t + rho
+    (z_t - u_t))``, with the penalty's prox at ``W + U`` and a step of the multiplier ``U``.
+    The solves come from one eigendecomposition per task of its Gram ``H_t`` (p x p, kept
+    for every ``rho``) when the tasks have more rows than features, else from the Cholesky
+    factor of its kernel ``B_t B_t' + rho I`` (n_t x n_t, by the Woodbury identity; factored
+    again when ``rho`` moves). ``rho`` starts at a fraction of the tasks' typical curvature
+    and is balanced between the primal and dual residuals. The result is certified on the
+    data; where the Gram sums' rounding keeps it above ``tol``, FISTA finishes from it.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem.
+    datafit : Datafit
+        The squared loss, :class:`~regmtl.Quadratic`.
+    penalty : Penalty
+        A penalty of W itself (no lifted variable).
+    alpha : float
+        Overall strength, >= 0.
+    W : ndarray of shape (p, T)
+        Starting coefficients.
+    b : ndarray of shape (T,)
+        Starting intercepts (minimized out of the quadratic; used by a finishing FISTA).
+    ref : Reference
+        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
+    fit_intercept : bool, default=True
+        Fit one unpenalized intercept per task.
+    tol : float, default=1e-4
+        Relative certificate to reach.
+    max_iter : int, default=5000
+        Iterations.
+    check_every : int, default=10
+        Iterations between certificates.
+    verbose : int, default=0
+        Print the certificate at every check when > 0.
+
+    Returns
+    -------
+    SolverResult
+        The solution and its certificate.
+
+    Raises
+    ------
+    ValueError
+        If the loss, the penalty or the data do not allow exact per-task solves (the message
+        names what is missing).
+
+    See Also
+    --------
+    regmtl.solvers.solve : Picks the solver.
+    regmtl.solvers.fista : For any loss and penalty.
+
+    References
+    ----------
+    Boyd, Parikh, Chu, Peleato & Eckstein (2011), "Distributed optimization and statistical
+    learning via the alternating direction method of multipliers", Foundations and Trends in
+    Machine Learning 3(1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.solvers import admm, reference
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = [rng.standard_normal((20, 50)) for _ in range(4)]  # wide tasks
+    >>> ys = [X[:, :3].sum(axis=1) + 0.1 * rng.standard_normal(20) for X in Xs]
+    >>> data = rm.as_task_data(Xs, ys)
+    >>> ref = reference(data, rm.Quadratic(), True)
+    >>> res = admm(data, rm.Quadratic(), rm.Trace(), 0.1, np.zeros((50, 4)), ref.b0.copy(),
+    ...            ref=ref, tol=1e-8)
+    >>> res.converged, res.certificate.kind
+    (True, 'duality_gap')
+    """
+    check_requirements("admm", Problem(data, datafit, penalty, alpha, tol))
+    res = split_admm(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                     tol=tol, max_iter=max_iter, check_every=check_every, verbose=verbose)
+    left = max_iter - res.n_iter
+    if res.converged or left <= 0 or not data.rows_local:
+        return res
+    # the Gram sums met tol but the data do not (their rounding): FISTA finishes on the data
+    more = fista(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
+                 fit_intercept=fit_intercept, tol=tol, max_iter=left, check_every=check_every,
+                 verbose=verbose)
+    more.n_iter += res.n_iter
+    return more
 
 
 def _run_direct(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
@@ -375,6 +517,12 @@ def _run_cg(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max
     return conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                               fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                               verbose=verbose)
+
+
+def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+              verbose, V0, options):
+    return admm(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                tol=tol, max_iter=max_iter, verbose=verbose)
 
 
 def _run_fista(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
@@ -408,13 +556,18 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_cg, (LINEAR_PATH,),
         "the squared loss with a quadratic task-coupling penalty: the optimum solves a linear "
         "system, by preconditioned conjugate gradients"),
+    "admm": SolverEntry(
+        _run_admm, (SQUARED_LOSS, PLAIN_VARIABLE, GRAM_TOL, EXACT_SOLVES),
+        "the squared loss with a penalty of W itself: ADMM with every task's quadratic solved "
+        "exactly (Gram form for long tasks, row-space form for wide ones), tens of steps where "
+        "proximal gradient needs hundreds"),
     "fista": SolverEntry(
         _run_fista, (),
         "any penalty with a prox: accelerated proximal gradient (proximal Newton in Gram "
         "form for the logistic loss)"),
 }
 #: The order in which ``solver="auto"`` tries the table.
-AUTO_ORDER = ("direct", "bcd", "cg", "fista")
+AUTO_ORDER = ("direct", "bcd", "cg", "admm", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
@@ -450,7 +603,7 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
         The penalty.
     alpha : float
         Overall strength.
-    solver : {"auto", "bcd", "fista", "cg"}, default="auto"
+    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
         The solver asked for.
     tol : float, default=1e-4
         The tolerance of the solve.
@@ -473,9 +626,9 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
     >>> from regmtl.solvers.policy import choose_solver
     >>> rng = np.random.default_rng(0)
     >>> data = rm.as_task_data(rng.standard_normal((50, 8)), rng.standard_normal((50, 3)))
-    >>> [choose_solver(data, rm.Quadratic(), pen, 0.1) for pen in (rm.L21(), rm.L2(),
-    ...                                                          rm.MeanRegularized(), rm.Trace())]
-    ['bcd', 'direct', 'cg', 'fista']
+    >>> pens = (rm.L21(), rm.L2(), rm.MeanRegularized(), rm.Trace(), rm.SparseLowRank())
+    >>> [choose_solver(data, rm.Quadratic(), pen, 0.1) for pen in pens]
+    ['bcd', 'direct', 'cg', 'admm', 'fista']
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")

@@ -20,7 +20,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Reference, certify, fit_intercepts
 from .quadratic import quadratic_applies, task_quadratic
-from .quadratic_fista import MAX_BACKTRACK, fista_quadratic
+from .quadratic_fista import MAX_BACKTRACK, crawling, fista_quadratic
 from .result import SolverResult
 
 __all__ = ["fista", "lipschitz_estimate"]
@@ -76,11 +76,14 @@ def fista(
     check_every: int = 10,
     verbose: int = 0,
     V0: np.ndarray | None = None,
+    crawl_budget: int | None = None,
 ) -> SolverResult:
     """Accelerated proximal gradient (FISTA) with backtracking and adaptive restart, for any
     loss (in Gram form for the squared loss where it pays); the arguments and the iteration as
     in :func:`regmtl.solvers.fista`, which runs the logistic loss on tasks of more rows than
-    features by proximal Newton in Gram form instead."""
+    features by proximal Newton in Gram form instead. With ``crawl_budget`` it stops early,
+    short of ``tol``, once it has run that many iterations and its linear rate so far predicts
+    more than as many again (the caller then changes method)."""
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     done = 0
     # Gram form, unless tol is below the rounding floor of the Gram sums (about 2e-13 relative)
@@ -111,7 +114,7 @@ def fista(
     t = 1.0
     cert, best, stalled = None, None, False
     floor = 1e-13 * ref.P0  # the rounding floor of a data-term value
-    it, best_rel, best_it = done, np.inf, done
+    it, best_rel, best_it, first_rel = done, np.inf, done, None
     for it in range(done + 1, max_iter + 1):
         val_z = datafit.value(y, fz, c)
         GW, Gb = maps.adjoint(c * datafit.theta(y, fz))  # minus the gradient
@@ -157,6 +160,10 @@ def fista(
             # no progress for as long as it took to reach the best: the rounding floor
             stalled = stalled or it - best_it >= max(20 * check_every, best_it - done)
             if cert.converged(tol) or stalled:
+                break
+            first_rel = cert.relative if first_rel is None else first_rel
+            if crawl_budget is not None and it >= crawl_budget and crawling(
+                    first_rel, best_rel, it, tol, crawl_budget):
                 break
     V, b = best
     W = penalty.compose(V)

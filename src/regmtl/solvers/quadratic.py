@@ -294,20 +294,48 @@ class TaskQuadratic:
             return max(top, 1e-300)
         return max(float(lanczos_top(H, steps=5).max()), 1e-300)
 
-    def ridge(self, alpha: float) -> np.ndarray:
-        """``argmin q(W) + alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` (p x T), from one
-        eigendecomposition per task kept for every later alpha (the minimum-norm solution at
-        ``alpha = 0``, where ``H_t`` may be singular)."""
+    def eigen(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lam, V)``: ``H_t = V_t diag(lam_t) V_t'`` for every task (T x p, T x p x p),
+        computed once and kept (every ridge and every shifted solve reuses it)."""
         if self._eig is None:
             H = self.H[None] * self.scale[:, None, None] if self.scale is not None else self.H
             lam, V = np.linalg.eigh(H)
             self._eig = (np.maximum(lam, 0.0), V)
-        lam, V = self._eig
+        return self._eig
+
+    def eigen_ready(self) -> bool:
+        """Whether :meth:`eigen` has been computed (later shifted solves cost no setup)."""
+        return self._eig is not None
+
+    def ridge(self, alpha: float) -> np.ndarray:
+        """``argmin q(W) + alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` (p x T), from one
+        eigendecomposition per task kept for every later alpha (the minimum-norm solution at
+        ``alpha = 0``, where ``H_t`` may be singular)."""
+        lam, V = self.eigen()
         Vg = np.matmul(V.transpose(0, 2, 1), self.g.T[:, :, None])[:, :, 0]
         den = lam + alpha
         floor = 1e-12 * np.maximum(lam[:, -1:], 1e-300)
         coef = np.where(den > floor, Vg / np.where(den > floor, den, 1.0), 0.0)
         return np.matmul(V, coef[:, :, None])[:, :, 0].T
+
+    def shifted_solve(self, R: np.ndarray, rho: float) -> np.ndarray:
+        """``(H_t + rho I)^{-1} r_t`` for every task (p x T), ``rho > 0``: two batched
+        products with the kept eigenvectors, whatever ``rho``."""
+        lam, V = self.eigen()
+        VR = np.matmul(V.transpose(0, 2, 1), R.T[:, :, None])[:, :, 0]
+        return np.matmul(V, (VR / (lam + rho))[:, :, None])[:, :, 0].T
+
+    #: ADMM starts its penalty parameter at this fraction of :meth:`typical_curvature`
+    #: (measured on the long benchmark shape and School's trace-norm path: 17% fewer
+    #: iterations than at 1, 25% fewer than at 3).
+    rho_scale = 0.3
+
+    def typical_curvature(self) -> float:
+        """The median of the positive eigenvalues of the ``H_t``: where a splitting method
+        starts its penalty parameter."""
+        lam = self.eigen()[0]
+        pos = lam[lam > 1e-12 * max(float(lam.max(initial=0.0)), 1e-300)]
+        return float(np.median(pos)) if pos.size else 1.0
 
     def intercepts(self, W: np.ndarray) -> np.ndarray:
         return self.zm - np.einsum("jt,jt->t", self.xm, W)
@@ -396,6 +424,18 @@ class BlockQuadratic(TaskQuadratic):
         return self.data.blockwise(_block_ridge, self.parts, alpha,
                                    out=("coef", self.data.n_features))
 
+    def shifted_solve(self, R, rho: float):
+        return self.data.blockwise(_block_shifted_solve, self.parts, R, rho,
+                                   out=("coef", self.data.n_features))
+
+    def typical_curvature(self) -> float:
+        meds = self.data.blockwise(_block_typical_curvature, self.parts, out="scalar")
+        self._blocks_eig = True  # each block keeps its own eigendecomposition
+        return float(np.median(np.asarray(meds)))
+
+    def eigen_ready(self) -> bool:
+        return getattr(self, "_blocks_eig", False)
+
 
 def _block_parts(block, q):
     return q.g, q.xm, q.e, np.asarray(q.zm, dtype=np.float64)
@@ -419,3 +459,11 @@ def _block_curvature(block, q):
 
 def _block_ridge(block, q, alpha):
     return q.ridge(alpha)
+
+
+def _block_shifted_solve(block, q, R, rho):
+    return q.shifted_solve(np.asarray(R), rho)
+
+
+def _block_typical_curvature(block, q):
+    return np.float64(q.typical_curvature())

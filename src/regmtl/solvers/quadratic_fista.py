@@ -11,7 +11,7 @@ from ..penalties.base import inner
 from .quadratic import TaskQuadratic
 from .reweighted import reweighted_start, worth_trying
 
-__all__ = ["fista_quadratic", "gram_certificate", "MAX_BACKTRACK"]
+__all__ = ["crawling", "fista_quadratic", "gram_certificate", "MAX_BACKTRACK"]
 
 #: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
 MAX_BACKTRACK = 60
@@ -19,7 +19,8 @@ MAX_BACKTRACK = 60
 
 def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
                     tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                    verbose: int = 0, reweight: bool = True) -> tuple[np.ndarray, int, bool]:
+                    verbose: int = 0, reweight: bool = True,
+                    crawl_budget: int | None = None) -> tuple[np.ndarray, int, bool]:
     """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form, with adaptive restart and a
     certificate from the Gram sums every ``check_every`` iterations (the duality gap plus a
     bound on its rounding, or the proximal-gradient KKT residual relative to ``G0_norm``)
@@ -32,8 +33,10 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     costs no product unless it fails. Where proximal gradient crawls (ill-conditioned designs
     at small alpha: still a hundred times above ``tol`` after as many iterations as twenty
     reweighted steps cost), reweighted least squares (``reweight``, see its module) moves the
-    iterate once, and the iteration goes on from there. ``tol`` is absolute for a gap,
-    relative (as the residual) for a KKT residual. Returns the variable at the last
+    iterate once, and the iteration goes on from there. With ``crawl_budget`` it returns early,
+    short of ``tol``, once it has run that many iterations and its linear rate so far
+    predicts more than as many again (the caller then changes method). ``tol`` is absolute
+    for a gap, relative (as the residual) for a KKT residual. Returns the variable at the last
     certificate, the iterations (reweighted steps included), and whether the certificate
     stalled (no progress for as many iterations as it took to reach its best)."""
     copies = penalty.spread(np.ones((1, 1))).size
@@ -49,6 +52,7 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     V = q.settle(V)[0]  # (on task blocks: each block's columns where its rows are)
     start = it = 0
     best_val, best_V, best_it = np.inf, V.copy(), it
+    first_val = None
     while True:
         Z, V_prev, t = V.copy(), V.copy(), 1.0
         HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
@@ -85,6 +89,10 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
                 best_val, best_V, best_it = value, V.copy(), it
             if value <= tol or it == max_iter:
                 return V, it, False
+            first_val = value if first_val is None else first_val
+            if crawl_budget is not None and it >= crawl_budget and crawling(
+                    first_val, best_val, it, tol, crawl_budget):
+                return best_V, it, False
             if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
                 rescued = True
                 break
@@ -102,6 +110,17 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
             budget=min(20, max(max_iter - it, 0)), patience=3)
         it += steps
         start = it
+
+
+def crawling(first: float, best: float, it: int, tol: float, budget: int) -> bool:
+    """The linear rate from ``first`` to ``best`` over ``it`` iterations predicts more than
+    ``budget`` further iterations to reach ``tol``."""
+    if best <= tol:
+        return False
+    if not best < first:
+        return True
+    rate = np.log(first / best) / max(it - 1, 1)
+    return np.log(best / tol) / rate > budget
 
 
 def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,

@@ -1,11 +1,13 @@
-r"""Proximal Newton for the logistic loss with any penalty, each model solved in Gram form.
+r"""Proximal Newton for the logistic loss with any penalty, each model solved in Gram form (or,
+for wide tasks and a penalty of W itself, in row-space form).
 
 At the scores ``f`` the loss's quadratic model is the weighted least-squares problem of IRLS:
 weights ``h_r = c_r s_r (1 - s_r)`` (``s_r = sigmoid(-y_r f_r)``) and working response
 ``z_r = f_r + c_r theta_r / h_r``. Its per-task Grams (:class:`~regmtl.solvers.quadratic.
 TaskQuadratic`, intercepts minimized out) make the model cheap to minimize with the penalty by
-proximal gradient (:func:`~regmtl.solvers.quadratic_fista.fista_quadratic`; exactly, task by task,
-under a pure ridge), to a tenth of the gap
+proximal gradient (:func:`~regmtl.solvers.quadratic_fista.fista_quadratic`), handing over to
+ADMM with exact per-task solves where it crawls (:func:`~regmtl.solvers.admm.minimize_quadratic`,
+penalties of W itself), or exactly, task by task, under a pure ridge, to a tenth of the gap
 the step should close -- or, once the steps converge quadratically and this one should end
 the solve (the next certificate predicted at the last ratio squared times this one, below
 ``tol``), to half of ``tol``, so that the last step is not one short; the step is then damped
@@ -21,9 +23,10 @@ import numpy as np
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
+from .admm import minimize_quadratic
 from .certificates import Reference, certify, fit_intercepts
+from .kernel_quadratic import model_quadratic
 from .newton_model import armijo, newton_model
-from .quadratic import quadratic_of
 from .quadratic_fista import fista_quadratic
 from .result import SolverResult
 
@@ -44,6 +47,7 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
     f, b = data.settle(f, b)
     G0_norm = float(np.linalg.norm(ref.G0))
     ridge = penalty.ridge_strength(alpha)
+    plain = penalty.spread(np.ones((1, 1))).size == 1  # a penalty of W itself
     best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
     while True:
@@ -57,7 +61,7 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
             return SolverResult(W, b, max(step_n, 1), cert, False, V,
                                 stalled=step_n < max_iter)
         theta, h, z = newton_model(datafit, y, c, f)
-        q = quadratic_of(data, h, z, fit_intercept)
+        q = model_quadratic(data, h, z, fit_intercept)
         # each model to a tenth of the certificate; where quadratic convergence predicts that
         # this step ends the solve (the next certificate ~ ratio^2 times this one, ratio the
         # last step's), to half of tol itself. Absolute for a gap, relative for a KKT
@@ -68,6 +72,9 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
             target = min(target, 0.5 * goal)
         if ridge is not None:  # the model plus a ridge: minimized exactly, task by task
             V_new = q.ridge(ridge)
+        elif plain:  # FISTA while it moves well, then ADMM with exact per-task solves
+            V_new, _, _ = minimize_quadratic(q, penalty, alpha, V, tol=target,
+                                             max_iter=max_inner, G0_norm=G0_norm)
         else:
             V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target,
                                           max_iter=max_inner, G0_norm=G0_norm, reweight=False)

@@ -1,0 +1,71 @@
+r"""The ADMM solver: the squared loss with a penalty of W itself, each task's quadratic solved
+exactly at every step (:mod:`~regmtl.solvers.admm`), in Gram form for tasks with more rows than
+features (:mod:`~regmtl.solvers.quadratic`) and in row-space form for tasks with fewer
+(:mod:`~regmtl.solvers.kernel_quadratic`). The result is certified on the data. In Gram form
+FISTA runs first while it moves well (:func:`~regmtl.solvers.admm.minimize_quadratic`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..blocks import TaskBlocks
+from ..datafits import Datafit
+from ..penalties import Penalty
+from .admm import minimize_quadratic
+from .certificates import Reference, certify
+from .kernel_quadratic import kernel_applies, kernel_quadratic
+from .quadratic import TaskQuadratic, quadratic_applies, task_quadratic
+from .result import SolverResult
+
+__all__ = ["admm", "exact_solves_apply", "solve_form"]
+
+
+def exact_solves_apply(data: TaskBlocks) -> bool:
+    """Each task's quadratic can be solved exactly at every step: Gram form
+    (:func:`~regmtl.solvers.quadratic.quadratic_applies`) or row-space form
+    (:func:`~regmtl.solvers.kernel_quadratic.kernel_applies`)."""
+    return quadratic_applies(data) or kernel_applies(data)
+
+
+def solve_form(data: TaskBlocks, fit_intercept: bool) -> TaskQuadratic:
+    """The data term's quadratic in the form its exact solves take (kept with the problem)."""
+    if quadratic_applies(data):
+        return task_quadratic(data, fit_intercept)
+    return kernel_quadratic(data, fit_intercept)
+
+
+def admm(
+    data: TaskBlocks,
+    datafit: Datafit,
+    penalty: Penalty,
+    alpha: float,
+    W: np.ndarray,
+    b: np.ndarray,  # noqa: ARG001 - the intercepts are minimized out of the quadratic
+    *,
+    ref: Reference,
+    fit_intercept: bool = True,
+    tol: float = 1e-4,
+    max_iter: int = 5000,
+    check_every: int = 10,
+    verbose: int = 0,
+) -> SolverResult:
+    """ADMM with exact per-task solves for the squared loss and a penalty of W itself; the
+    arguments as :func:`regmtl.solvers.admm`."""
+    q = solve_form(data, fit_intercept)
+    use_gap = penalty.has_dual and alpha > 0
+    W, it, stalled = minimize_quadratic(q, penalty, alpha, W,
+                                        tol=tol * ref.P0 if use_gap else tol,
+                                        max_iter=max_iter, check_every=check_every,
+                                        G0_norm=float(np.linalg.norm(ref.G0)), verbose=verbose)
+    return _certified(data, datafit, penalty, alpha, q, W, it, stalled, ref, fit_intercept, tol,
+                      None if use_gap else q.lipschitz())
+
+
+def _certified(data, datafit, penalty, alpha, q, W, it, stalled, ref, fit_intercept, tol,
+               L_cert) -> SolverResult:
+    """The result at ``W``, its intercepts minimized and its certificate from the data."""
+    b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
+    f = data.linear(W, b)
+    cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref, L_cert)
+    converged = cert.converged(tol)
+    return SolverResult(W, b, max(it, 1), cert, converged, W, stalled=stalled and not converged)
