@@ -124,8 +124,9 @@ def _top_eigenvalues(K, koff, indptr, steps):  # pragma: no cover - compiled
 class KernelQuadratic(TaskQuadratic):
     """:class:`~regmtl.solvers.quadratic.TaskQuadratic` of ``sum_r c_r (z_r - f_r)^2 / 2``
     (intercepts minimized out when ``center``) for tasks with fewer rows than features:
-    ``H_t`` kept implicit (its products from the rows), the shifted solves from the kernels'
-    eigendecompositions (see the module docstring)."""
+    ``H_t`` kept implicit (its products from the rows), the shifted solves from the Cholesky
+    factors of the kernels plus ``rho I`` (see the module docstring). Holds the kernels and one
+    factor: ``2 sum_t n_t^2`` numbers."""
 
     def __init__(self, data: TaskData, c: np.ndarray, z: np.ndarray, center: bool):
         T, p = data.n_tasks, data.n_features
