@@ -227,3 +227,33 @@ def test_wide_logistic_hands_over_to_row_space_newton(monkeypatch):
     assert m.objective_ == pytest.approx(obj_cp, rel=1e-6)
     np.testing.assert_allclose(m.coef_.T, W_cp, atol=1e-4)
     np.testing.assert_allclose(m.intercept_, b_cp, atol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("penalty", ["trace", "l21", "sparse_lowrank"])
+def test_dead_features_are_solved_without_them(penalty, loss):
+    """Columns zero on every row (most of a bag-of-words vocabulary): the solve runs on the
+    live ones; the coefficients equal those fitted on the live columns by hand (1e-8) with
+    exact zeros elsewhere, and the certificate is the same number."""
+    from regmtl.solvers.dead_features import live_features
+
+    rng = np.random.default_rng(11)
+    live_cols = np.sort(rng.choice(60, 20, replace=False))
+    Xs, ys = [], []
+    for n in (25, 30, 35):
+        X = np.zeros((n, 60))
+        X[:, live_cols] = rng.standard_normal((n, 20)) * (rng.random((n, 20)) < 0.5)
+        y = X[:, live_cols[:3]].sum(axis=1) + 0.3 * rng.standard_normal(n)
+        Xs.append(sp.csr_matrix(X))
+        ys.append(y if loss == "squared" else np.where(y > np.median(y), 1.0, -1.0))
+    est = rm.MultiTaskRegressor if loss == "squared" else rm.MultiTaskClassifier
+    data = rm.as_task_data(Xs, ys)
+    assert live_features(data) is not None and live_features(data).sum() == 20
+    alpha = 0.05 * rm.alpha_max(Xs, ys, penalty=penalty, loss=loss)
+    kw = dict(alpha=alpha, tol=1e-10, max_iter=50_000)
+    full = est(penalty, **kw).fit(Xs, ys)
+    by_hand = est(penalty, **kw).fit([X[:, live_cols] for X in Xs], ys)
+    np.testing.assert_array_equal(np.delete(full.coef_, live_cols, axis=1), 0.0)
+    np.testing.assert_allclose(full.coef_[:, live_cols], by_hand.coef_, atol=1e-8)
+    np.testing.assert_allclose(full.intercept_, by_hand.intercept_, atol=1e-8)
+    assert full.objective_ == pytest.approx(by_hand.objective_, rel=1e-12)

@@ -10,7 +10,8 @@ Three layers, no circle: *parts* that import no solver (``epochs``: inner coordi
 loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; ``quadratic``
 and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``polish``,
 ``reweighted``, ``moments``, ``screening``, ``anderson``, ``certificates``, ``_kernels``;
-``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form);
+``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form;
+``dead_features``: features zero on every row, solved without);
 *solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
 ``linear``, ``splitting``); and the *policy* above them (``policy``, this package's ``solve``).
 """
@@ -34,6 +35,7 @@ from .certificates import (
     reference,
     rounding_floor,
 )
+from .dead_features import expanded, live_features, restricted, restricted_reference
 from .policy import SOLVER_TABLE, SOLVERS, admm, bcd, choose_solver, fista
 from .result import SolverResult
 
@@ -150,11 +152,31 @@ def solve(
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    penalty.check(data.n_features, data.n_tasks)
+    ref = ref if ref is not None else reference(data, datafit, fit_intercept)
+    live = live_features(data)
+    if live is None:
+        res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
+                           tol, max_iter, ref, verbose, options)
+    else:  # features zero on every row: their rows of W are zero, solved without them
+        res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
+                           None if W0 is None else np.asarray(W0)[live],
+                           b0, None if V0 is None else np.asarray(V0)[..., live, :],
+                           fit_intercept, tol, max_iter, restricted_reference(ref, live),
+                           verbose, options)
+        res = expanded(res, live)
+    if not res.converged:
+        warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
+    return res
+
+
+def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
+           ref, verbose, options) -> tuple[SolverResult, str]:
+    """:func:`solve` on a problem whose features are all live: the result (not warned
+    about) and the solver's name."""
     p, T = data.n_features, data.n_tasks
-    penalty.check(p, T)
     solver = choose_solver(data, datafit, penalty, alpha, solver=solver, tol=tol)
     options = check_options(options, data, datafit)
-    ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     if _zero_is_optimal(penalty, alpha, ref):
         # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=
         # alpha_max gives W = 0 exactly; iterating could leave rounding-level nonzeros.
@@ -162,7 +184,7 @@ def solve(
         V = penalty.lift(W)
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
         cert = certify(data, datafit, penalty, alpha, V, ref.f0, fit_intercept, ref)
-        return SolverResult(W, b, 1, cert, True, V)
+        return SolverResult(W, b, 1, cert, True, V), solver
     W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
     if b0 is not None and fit_intercept:
         b = np.array(b0, dtype=np.float64)
@@ -186,9 +208,7 @@ def solve(
             data, datafit, penalty, alpha, res.V if res.V is not None else penalty.lift(res.W),
             data.linear(res.W, res.b), fit_intercept)
         res.converged = res.certificate.converged(tol)
-    if not res.converged:
-        warnings.warn(_shortfall(solver, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
-    return res
+    return res, solver
 
 
 def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) -> float:
