@@ -13,8 +13,8 @@ The first step is exact per task, whatever the conditioning of ``H_t`` (collinea
 tasks of five rows): the eigendecomposition of ``H_t`` (Gram form, computed once, so ``rho``
 moves freely) or the Cholesky factor of its kernel plus ``rho I`` (row-space form,
 :mod:`~regmtl.solvers.kernel_quadratic`, ``n_t^3 / 3`` per ``rho``). It
-starts at a fraction (``q.rho_scale``) of the tasks' typical curvature and is balanced every
-ten iterations:
+starts where the quadratic says (``q.rho_start(alpha)``) and is balanced every ten
+iterations:
 doubled when the primal residual ``||W - Z||`` exceeds five times the dual residual
 ``rho ||Z - Z_prev||``, halved in the opposite case (Boyd et al. 2011, section 3.4.1). The
 certificate is evaluated at ``Z`` (exactly sparse or low-rank) from the Gram sums, as for
@@ -54,7 +54,7 @@ def admm_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, W: np.ndarr
     as it took to reach the best, and 20 checks) short of ``tol``."""
     use_gap = penalty.has_dual and alpha > 0
     L_cert = None if use_gap else q.lipschitz()
-    rho = max(q.rho_scale * q.typical_curvature(), 1e-12 * q.lipschitz())
+    rho = max(q.rho_start(alpha), 1e-12 * q.lipschitz())
     Z = q.settle(np.array(W, dtype=np.float64))[0]
     U = np.zeros_like(Z)
     best_val, best_Z, best_it = np.inf, Z, 0

@@ -419,7 +419,8 @@ def admm(
     for every ``rho``) when the tasks have more rows than features, else from the Cholesky
     factor of its kernel ``B_t B_t' + rho I`` (n_t x n_t, by the Woodbury identity; factored
     again when ``rho`` moves). ``rho`` starts at a fraction of the tasks' typical curvature
-    and is balanced between the primal and dual residuals. The result is certified on the
+    (in row-space form growing with ``alpha``) and is balanced between the primal and dual
+    residuals. The result is certified on the
     data; where the Gram sums' rounding keeps it above ``tol``, FISTA finishes from it.
 
     Parameters

@@ -330,6 +330,11 @@ class TaskQuadratic:
     #: iterations than at 1, 25% fewer than at 3).
     rho_scale = 0.3
 
+    def rho_start(self, alpha: float) -> float:  # noqa: ARG002 - the Gram form ignores alpha
+        """Where ADMM starts its penalty parameter: :attr:`rho_scale` times
+        :meth:`typical_curvature`."""
+        return self.rho_scale * self.typical_curvature()
+
     def typical_curvature(self) -> float:
         """The median of the positive eigenvalues of the ``H_t``: where a splitting method
         starts its penalty parameter."""
