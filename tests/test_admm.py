@@ -257,3 +257,23 @@ def test_dead_features_are_solved_without_them(penalty, loss):
     np.testing.assert_allclose(full.coef_[:, live_cols], by_hand.coef_, atol=1e-8)
     np.testing.assert_allclose(full.intercept_, by_hand.intercept_, atol=1e-8)
     assert full.objective_ == pytest.approx(by_hand.objective_, rel=1e-12)
+
+
+@pytest.mark.parametrize(("penalty", "loss"), [("trace", "squared"), ("clustered", "squared"),
+                                               ("trace", "logistic")])
+def test_huge_columns_fit_and_certify(penalty, loss):
+    """X * 1e100: the power iterations behind the curvature bound used to square entries to
+    inf (a zero bound, then a LinAlgError in the prox). Now the fit is certified to tol with
+    finite coefficients, and its objective is the one written here."""
+    Xs, ys = _wide(seed=2)
+    Xs = [1e100 * X for X in Xs]
+    if loss == "logistic":
+        ys = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
+    est = rm.MultiTaskRegressor if loss == "squared" else rm.MultiTaskClassifier
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = est(penalty, alpha=0.05, tol=1e-6).fit(Xs, ys)
+    assert np.all(np.isfinite(m.coef_)) and np.abs(m.coef_).max() > 0
+    if penalty == "trace" and loss == "squared":
+        obj = _objective(Xs, ys, m.coef_.T, m.intercept_, 0.05)
+        assert m.objective_ == pytest.approx(obj, rel=1e-9)

@@ -35,8 +35,8 @@ def live_features(data: TaskData) -> np.ndarray | None:
     cache = data._cache  # noqa: SLF001 - the problem's own cache of derived quantities
     if "live_features" not in cache:
         X = data.X
-        if sp.issparse(X):
-            live = np.asarray(abs(X).sum(axis=0)).ravel() > 0
+        if sp.issparse(X):  # stored entries per column (explicit zeros count as live)
+            live = np.asarray(X.getnnz(axis=0)).ravel() > 0
         else:
             live = np.any(np.asarray(X) != 0, axis=0)
         cache["live_features"] = live if live.sum() <= (1.0 - MIN_DEAD) * live.size else None

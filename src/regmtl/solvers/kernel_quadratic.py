@@ -111,10 +111,11 @@ def _top_eigenvalues(K, koff, indptr, steps):  # pragma: no cover - compiled
         M = K[koff[t]:koff[t] + n * n].reshape((n, n))
         v = np.ones(n) + np.arange(n) / n
         for _ in range(steps):
-            nrm = np.sqrt(np.dot(v, v))
-            if nrm == 0.0:
+            big = np.abs(v).max()  # (scaled: entries past 1e154 square to inf)
+            if big == 0.0:
                 break
-            v = v / nrm
+            v = v / big
+            v = v / np.sqrt(np.dot(v, v))
             w = np.dot(M, v)
             top[t] = np.dot(v, w)
             v = w

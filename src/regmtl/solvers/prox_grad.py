@@ -50,15 +50,23 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
     v = rng.standard_normal(data.n_tasks) if fit_intercept else np.zeros(data.n_tasks)
     lam = 0.0
     for _ in range(n_iter):
-        nrm = np.sqrt(np.vdot(V, V) + np.dot(v, v))
+        nrm = _norm(V, v)
         if nrm == 0:
             return 0.0
         V, v = V / nrm, v / nrm
         V, v = maps.adjoint(data.c * maps.linear(V, v))
         if not fit_intercept:
             v = np.zeros_like(v)
-        lam = np.sqrt(np.vdot(V, V) + np.dot(v, v))
+        lam = _norm(V, v)
     return datafit.curvature * lam
+
+
+def _norm(V: np.ndarray, v: np.ndarray) -> float:
+    """``sqrt(||V||^2 + ||v||^2)`` without overflow (entries past 1e154 square to inf)."""
+    big = max(float(np.abs(V).max(initial=0.0)), float(np.abs(v).max(initial=0.0)))
+    if big == 0.0 or not np.isfinite(big):
+        return big
+    return big * float(np.sqrt(np.vdot(V / big, V / big) + np.dot(v / big, v / big)))
 
 
 def fista(
