@@ -75,9 +75,9 @@ def problem(form, loss="squared", seed=0):
     tall:     shared dense design, n = 120 > 2 p (the full Gram path)
     wide:     shared dense design, n = 30 < p = 80 (the Gram form on working sets)
     lists:    per-task dense designs, n_t = 15, 40, 70
-    csc:      shared CSC design with exact zeros
+    csc:      shared CSC design with exact zeros, n = 2 p (the full Gram path)
     csr_lists: per-task CSR designs with exact zeros and sample weights
-    weights:  shared dense design with sample weights (zeros among them)
+    weights:  shared dense design with sample weights (zeros among them), n = 2 p (full Gram)
     missing:  shared dense design with NaN labels
     """
     rng = np.random.default_rng(100 + seed)
@@ -119,7 +119,12 @@ def problem(form, loss="squared", seed=0):
 
 
 def gram_applies(form):
-    return form in ("tall", "wide")
+    return form in ("tall", "wide", "csc", "weights")
+
+
+#: the forms whose Gram sums are formed once over all rows (n >= 2p): shared designs, dense or
+#: sparse, their sample weights the same in every task
+FULL_GRAM_FORMS = ("tall", "csc", "weights")
 
 
 def task_lists(X, Y, sw):
@@ -410,7 +415,7 @@ def test_options_change_the_path_not_the_solution(loss, form, pen, paths):
             # the options take the path they name
             if loss == "logistic" or opts["gram"] is False or not gram_applies(form):
                 assert used["full_gram"] == used["ws_gram"] == 0, opts
-            elif form == "tall" or opts["gram"] is True:  # gram=True forces the full Gram
+            elif form in FULL_GRAM_FORMS or opts["gram"] is True:  # True forces the full Gram
                 assert used["full_gram"] == 1, opts
             elif opts["working_set"]:  # wide, Gram form on the working sets (smaller than n)
                 assert used["full_gram"] == 0 and used["ws_gram"] > 0, opts
@@ -452,9 +457,6 @@ def test_matches_sklearn_multitask_lasso(shape, fit_intercept, paths):
 # --------------------------------------------------------------------------- 4. bad options
 GRAM_TRUE_REFUSED = {
     "lists": lambda: (*make_lists(seed=0)[:2], None),
-    "sparse": lambda: (sp.csc_matrix(with_zeros(make_shared(seed=0)[0], 0)),
-                       make_shared(seed=0)[1], None),
-    "sample_weight": lambda: (*make_shared(seed=0), np.linspace(0.5, 2.0, 50)),
     "missing": lambda: problem("missing")[:2] + (None,),
 }
 
@@ -757,3 +759,30 @@ def test_per_task_gram_form_matches_the_data_and_sklearn(pen, weighted, monkeypa
         for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
             ref = Lasso(alpha=alpha, tol=1e-14, max_iter=100_000).fit(X, y)
             np.testing.assert_allclose(gram.coef_[t], ref.coef_, rtol=1e-5, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- 5. one path
+@pytest.mark.parametrize("pen", ["l21", "l1", "elasticnet"])
+def test_weights_repeats_sparse_and_dense_take_one_path(pen):
+    """Integer sample weights and repeated rows, and a sparse design and its dense copy, take
+    the same full-Gram path (the Gram sums are equal), so that their fits and their CV scores
+    agree to rounding at the default tol, not only to what tol certifies (scikit-learn's
+    equivalence checks: seen 1e-4 relative apart before)."""
+    rng = np.random.default_rng(7)
+    X, Y = make_shared(n=40, p=6, T=3, seed=3)
+    sw = rng.integers(0, 4, 40).astype(float)
+    sw[:2] = 1.0
+    groups = np.arange(40) % 5
+    rep = sw.astype(int)
+    Xr, Yr, gr = np.repeat(X, rep, axis=0), np.repeat(Y, rep, axis=0), np.repeat(groups, rep)
+    a = rm.MultiTaskRegressorCV(pen, alphas=8).fit(X, Y, sample_weight=sw, groups=groups)
+    b = rm.MultiTaskRegressorCV(pen, alphas=8).fit(Xr, Yr, groups=gr)
+    np.testing.assert_allclose(a.cv_results_["mean_test_score"],
+                               b.cv_results_["mean_test_score"], rtol=1e-12)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=0, atol=1e-12)
+    Xs = with_zeros(X, 1)
+    c = rm.MultiTaskRegressorCV(pen, alphas=8).fit(Xs, Y)
+    d = rm.MultiTaskRegressorCV(pen, alphas=8).fit(sp.csr_matrix(Xs), Y)
+    np.testing.assert_allclose(c.cv_results_["mean_test_score"],
+                               d.cv_results_["mean_test_score"], rtol=1e-12)
+    np.testing.assert_allclose(c.coef_, d.coef_, rtol=0, atol=1e-12)

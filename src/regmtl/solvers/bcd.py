@@ -45,7 +45,7 @@ from .epochs import (
     run_inner,
     weighted_rows,
 )
-from .gram import GramInner, TaskGramInner, gram_stats
+from .gram import GramInner, TaskGramInner, gram_stats, shared_row_weights, task_row_weight
 from .moments import uniform_within_tasks
 from .polish import active_newton_step, solve_active
 from .quadratic import quadratic_applies, task_quadratic
@@ -157,7 +157,7 @@ class _GramProblem:
 
     def __init__(self, data: TaskData, fit_intercept: bool, params):
         self.stats = st = gram_stats(data, fit_intercept)
-        self.ct = data.c[data.indptr[:-1]].copy()
+        self.ct = task_row_weight(data)
         self.L = st.ss[:, None] * self.ct[None, :]
         self.params = params
         self._last = None
@@ -331,6 +331,15 @@ def gram_applies(data: TaskData) -> bool:
     return data.shared and not sp.issparse(data.X) and uniform_within_tasks(data)
 
 
+def full_gram_applies(data: TaskData) -> bool:
+    """The full Gram form (:class:`~regmtl.solvers.gram.GramStats`) is exact for a shared
+    design, dense or sparse, whose rows weigh alike in every task: uniform, or the same sample
+    weights in each task (so that integer weights and repeated rows, and a sparse design and
+    its dense copy, take this one path)."""
+    return data.shared and data.observed is None and (
+        data.sample_weight is None or shared_row_weights(data) is not None)
+
+
 def check_options(options: dict | None, data: TaskData, datafit: Datafit) -> dict:
     """Validate ``solver_options`` (see :data:`BCD_OPTIONS`); returns a dict for :func:`bcd`."""
     if options is not None and not isinstance(options, dict):
@@ -353,10 +362,11 @@ def check_options(options: dict | None, data: TaskData, datafit: Datafit) -> dic
     gram = options.get("gram", "auto")
     if not (gram is True or gram is False or (isinstance(gram, str) and gram == "auto")):
         raise ValueError(f"solver_options['gram']={gram!r} must be True, False or 'auto'.")
-    if gram is True and not (gram_applies(data) and datafit.code == QUADRATIC):
+    if gram is True and not (full_gram_applies(data) and datafit.code == QUADRATIC):
         raise ValueError(
             "solver_options['gram']=True needs the squared loss on a shared dense design "
-            "(fit(X, Y) with 2-D Y) without sample weights or missing labels; use 'auto'."
+            "(fit(X, Y) with 2-D Y) without missing labels, its sample weights the same in "
+            "every task; use 'auto'."
         )
     return options
 
@@ -366,7 +376,7 @@ def _use_full_gram(data: TaskData, gram, tol: float) -> bool:
     floor of the Gram sums (about 2e-13 relative)."""
     if gram is True:
         return True
-    if gram == "auto" and gram_applies(data):
+    if gram == "auto" and full_gram_applies(data):
         n, p = data.X.shape
         return n >= 2 * p and p <= 4000 and tol >= 1e-12
     return False

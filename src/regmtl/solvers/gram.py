@@ -18,19 +18,60 @@ so an epoch costs O(p T) per changed block, independent of n. It is used two way
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..taskdata import TaskData
 from ._kernels import bcd_epoch_gram, bcd_epoch_task_gram, column_moments
 
-__all__ = ["GramStats", "GramInner", "TaskGramInner", "gram_stats"]
+__all__ = ["GramStats", "GramInner", "TaskGramInner", "gram_stats", "shared_row_weights",
+           "task_row_weight", "CHUNK"]
+
+
+#: Rows per chunk of the weighted Gram sums (a chunk of X times the weights is the only copy).
+CHUNK = 4096
+
+
+def shared_row_weights(data: TaskData) -> np.ndarray | None:
+    """The rows' sample weights ``s`` (n,) of a shared design when every task weighs its rows
+    alike (row r of task t weighs ``c_t s_r``: the same sample weights in each task, no missing
+    label), None when it does not; ``None`` too without sample weights (uniform rows)."""
+    if not data.shared or data.observed is not None or data.sample_weight is None:
+        return None
+    key = "shared_row_weights"
+    if key not in data._cache:
+        n = data.X.shape[0]
+        sw = data.sample_weight.reshape(data.n_tasks, n)
+        data._cache[key] = sw[0].copy() if np.array_equal(sw, np.broadcast_to(
+            sw[0], sw.shape)) and sw[0].any() else False
+    out = data._cache[key]
+    return None if out is False else out
+
+
+def task_row_weight(data: TaskData) -> np.ndarray:
+    """``c_t`` (T,): the weight of task t's rows, each row then weighing ``c_t s_r`` with the
+    shared sample weights ``s`` (:func:`shared_row_weights`; 1 without)."""
+    s = shared_row_weights(data)
+    if s is None:
+        return data.c[data.indptr[:-1]].copy()
+    r0 = int(np.flatnonzero(s > 0)[0])
+    return data.c[data.indptr[:-1] + r0] / s[r0]
 
 
 class GramStats:
-    """``Q = X_c^T X_c`` (p x p), ``B = X_c^T Y_c`` (p x T), ``yy[t] = ||y_c,t||^2``, the
-    column means ``xbar`` (zero without centering) and ``ss = diag(Q)`` computed in two passes
-    (zero for a constant column). All unweighted: the rows of task t weigh ``c_t``."""
+    """``Q = X_c^T S X_c`` (p x p), ``B = X_c^T S Y_c`` (p x T), ``yy[t] = y_c,t' S y_c,t``,
+    the (weighted) column means ``xbar`` (zero without centering) and ``ss = diag(Q)``
+    computed in two passes (zero for a constant column). ``S`` holds the rows' shared sample
+    weights (:func:`shared_row_weights`; the identity without): the rows of task t weigh
+    ``c_t s_r``, so that integer weights and repeated rows give the same sums."""
 
     def __init__(self, data: TaskData, center: bool):
+        s = shared_row_weights(data)
+        if sp.issparse(data.X):
+            self._sparse(data, center, np.ones(data.X.shape[0]) if s is None else s)
+            return
+        if s is not None:
+            self._weighted(data, center, s)
+            return
         X = data.X
         n, p, T = X.shape[0], data.n_features, data.n_tasks
         Y = data.y.reshape(T, n).T
@@ -47,6 +88,43 @@ class GramStats:
         B -= n * np.outer(xbar, ybar)
         self.Q, self.B, self.xbar, self.ybar, self.ss = Q, B, xbar, ybar, ss
         self.yy = np.einsum("it,it->t", Y, Y) - n * ybar**2
+
+    def _weighted(self, data: TaskData, center: bool, s: np.ndarray) -> None:
+        """The sums with row weights ``s``, over chunks of rows (no weighted copy of X)."""
+        X = data.X
+        n, p, T = X.shape[0], data.n_features, data.n_tasks
+        Y = data.y.reshape(T, n).T
+        total = float(s.sum())
+        xbar = (s @ X) / total if center else np.zeros(p)
+        ybar = (s @ Y) / total if center else np.zeros(T)
+        Q, B = np.zeros((p, p)), np.zeros((p, T))
+        ss, yy = np.zeros(p), np.zeros(T)
+        for lo in range(0, n, CHUNK):
+            Xc = X[lo:lo + CHUNK] - xbar
+            Yc = Y[lo:lo + CHUNK] - ybar
+            SX = Xc * s[lo:lo + CHUNK, None]
+            Q += SX.T @ Xc
+            B += SX.T @ Yc
+            ss += np.einsum("ij,ij->j", SX, Xc)
+            yy += np.einsum("it,it->t", Yc * s[lo:lo + CHUNK, None], Yc)
+        self.Q, self.B, self.xbar, self.ybar, self.ss, self.yy = Q, B, xbar, ybar, ss, yy
+
+    def _sparse(self, data: TaskData, center: bool, s: np.ndarray) -> None:
+        """A sparse design's sums, from ``X^T S X`` (never centered entry by entry: the means
+        come off the p x p and p x T products)."""
+        X = data.X
+        n, p, T = X.shape[0], data.n_features, data.n_tasks
+        Y = data.y.reshape(T, n).T
+        total = float(s.sum())
+        SX = sp.diags(s) @ X
+        xbar = np.asarray(SX.sum(axis=0)).ravel() / total if center else np.zeros(p)
+        ybar = (s @ Y) / total if center else np.zeros(T)
+        Q = (X.T @ SX).toarray()
+        Q -= total * np.outer(xbar, xbar)
+        B = np.asarray(SX.T @ Y) - total * np.outer(xbar, ybar)
+        self.Q, self.B, self.xbar, self.ybar = Q, B, xbar, ybar
+        self.ss = np.maximum(np.diag(Q).copy(), 0.0)
+        self.yy = (s @ (Y * Y)) - total * ybar**2
 
     def correlations(self, W: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``X_c^T R`` per task for the coefficients W (nonzero only on ``rows``), p x T."""
