@@ -68,15 +68,18 @@ def _b0(ys, loss):
 
 def fista(Xs, ys, prox, stop, loss: str = "squared", pen=_W_IS_V, eps: float = 1e-6,
           max_iter: int = 1_000_000, max_time: float = np.inf, check_every: int = 10,
-          restart: bool = True, L: float | None = None, V0=None, b0=None):
+          restart: bool = True, L: float | None = None, V0=None, b0=None, smooth=None):
     """The loop. ``prox(U, L)``: the penalty's prox at step 1/L; ``stop(V, b)``: the relative
     certificate, checked every ``check_every`` iterations (converged when <= eps); ``pen`` maps V
     to W (lift / compose / spread / copies; default V = W). Also stops after ``max_time`` s.
     ``L`` (the data term's, before ``pen.copies``) skips the power iteration; ``V0``, ``b0``
-    warm-start it (default V = 0 and the intercepts fitted at W = 0).
+    warm-start it (default V = 0 and the intercepts fitted at W = 0). ``smooth``: a smooth part
+    of the penalty handled as MALSAR does, in the gradient (``(value(W), gradient(W),
+    curvature bound)``, added to L); ``prox`` is then the prox of the rest.
     Returns dict(W, V, b, n_iter, rel, converged, time_L)."""
     t_start = time.perf_counter()
     L = pen.copies * (lipschitz(Xs, CURVATURE[loss]) if L is None else L)
+    L += 0.0 if smooth is None else smooth[2]
     time_L = time.perf_counter() - t_start
     shared = isinstance(Xs, np.ndarray)
     p, T = Xs.shape[1] if shared else Xs[0].shape[1], ys.shape[1] if shared else len(Xs)
@@ -89,6 +92,8 @@ def fista(Xs, ys, prox, stop, loss: str = "squared", pen=_W_IS_V, eps: float = 1
     converged = False
     for it in range(1, max_iter + 1):
         GW, Gb = neg_gradient(Xs, ys, pen.compose(Z), zb, loss)
+        if smooth is not None:
+            GW = GW - smooth[1](pen.compose(Z))
         V_new = prox(Z + pen.spread(GW) / L, L)
         b_new = zb + Gb / L
         if restart and (np.vdot(Z - V_new, V_new - V) + np.dot(zb - b_new, b_new - b)) > 0:
@@ -144,9 +149,10 @@ def fista_structured(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
                      max_iter: int = 1_000_000, **kw):
     """``datafit + pen`` (a NumPy penalty of bench/_penalties_np.py; W = P + Q doubles L); stops
     when ``cert(V, b)["rel"] <= eps`` (the common certificate). ``kw`` as in :func:`fista_l21`."""
+    smooth = pen.smooth(alpha) if hasattr(pen, "smooth") else None  # MALSAR's TGL split
     return fista(Xs, ys, lambda U, L: pen.prox(U, 1.0 / L, alpha),
                  lambda V, b: cert(V, b, primal=False)["rel"],
-                 loss=loss, pen=pen, eps=eps, max_iter=max_iter, **kw)
+                 loss=loss, pen=pen, eps=eps, max_iter=max_iter, smooth=smooth, **kw)
 
 
 def _scores(Xs, V, b, pen):
@@ -174,8 +180,15 @@ def apg_backtracking(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
     iterates' scores (no product), so an iteration costs one gradient product and one score
     product per trial step. Stops when ``cert(V, b)["rel"] <= eps``, checked every
     ``check_every`` iterations, or after ``max_time`` s. Per-task lists only (the structured
-    scenarios). Returns dict as :func:`fista`, with ``gamma`` the final step's curvature."""
+    scenarios). A penalty with a smooth part (``pen.smooth(alpha)``: MALSAR's TGL) has it in
+    the objective and the gradient of the search, its ``prox`` being that of the rest. Returns
+    dict as :func:`fista`, with ``gamma`` the final step's curvature."""
     t_start = time.perf_counter()
+    smooth = pen.smooth(alpha) if hasattr(pen, "smooth") else None
+
+    def smooth_value(V):
+        return 0.0 if smooth is None else smooth[0](pen.compose(V))
+
     p, T = Xs[0].shape[1], len(Xs)
     V = pen.lift(np.zeros((p, T)))
     b = _b0(ys, loss)
@@ -188,8 +201,10 @@ def apg_backtracking(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
         S, sb = (1.0 + a) * V - a * V_old, (1.0 + a) * b - a * b_old
         fS = [(1.0 + a) * f - a * g for f, g in zip(fs, fs_old, strict=True)]
         GW, Gb = neg_gradient_at(Xs, ys, fS, loss)
+        if smooth is not None:  # MALSAR's TGL: the quadratic part with the data term
+            GW = GW - smooth[1](pen.compose(S))
         GS = pen.spread(GW)
-        FS = _data_value(fS, ys, loss)
+        FS = _data_value(fS, ys, loss) + smooth_value(S)
         while True:
             V_new = pen.prox(S + GS / gamma, 1.0 / gamma, alpha)
             b_new = sb + Gb / gamma
@@ -197,7 +212,7 @@ def apg_backtracking(Xs, ys, pen, alpha: float, cert, loss: str = "squared", eps
             dV, db = V_new - S, b_new - sb
             r_sum = float(np.vdot(dV, dV) + db @ db)
             bound = FS - float(np.vdot(dV, GS) + db @ Gb) + 0.5 * gamma * r_sum
-            if r_sum <= 1e-20 or _data_value(f_new, ys, loss) <= bound:
+            if r_sum <= 1e-20 or _data_value(f_new, ys, loss) + smooth_value(V_new) <= bound:
                 break
             gamma *= 2.0
         V_old, b_old, fs_old = V, b, fs

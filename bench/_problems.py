@@ -132,6 +132,62 @@ def sparse_lowrank_coefs(rng: np.random.Generator, p: int, T: int, rank: int = 3
     return W
 
 
+def outlier_tasks(T: int, n_outliers: int) -> np.ndarray:
+    """The positions of ``n_outliers`` outlier tasks, spread evenly over the T tasks."""
+    return np.linspace(0, T - 1, n_outliers + 2)[1:-1].round().astype(int)
+
+
+def robust_lowrank_coefs(rng: np.random.Generator, p: int, T: int, rank: int = 3,
+                         n_outliers: int = 3, outlier_scale: float = 1.0) -> np.ndarray:
+    """Low rank (:func:`lowrank_coefs`) on all but ``n_outliers`` tasks (:func:`outlier_tasks`),
+    whose columns are dense N(0, outlier_scale^2) vectors of their own."""
+    W = lowrank_coefs(rng, p, T, rank)
+    out = outlier_tasks(T, n_outliers)
+    W[:, out] = outlier_scale * rng.standard_normal((p, out.size))
+    return W
+
+
+def robust_features_coefs(rng: np.random.Generator, p: int, T: int, n_active: int = 20,
+                          n_outliers: int = 3, n_own: int = 20) -> np.ndarray:
+    """A shared support of ``n_active`` rows (:func:`row_sparse_coefs`) on all but
+    ``n_outliers`` tasks (:func:`outlier_tasks`), which use ``n_own`` features of their own
+    outside it instead (N(0, 1) entries)."""
+    W = row_sparse_coefs(rng, p, T, n_active)
+    free = np.flatnonzero(~np.any(W != 0, axis=1))
+    for t in outlier_tasks(T, n_outliers):
+        W[:, t] = 0.0
+        W[rng.choice(free, size=n_own, replace=False), t] = rng.standard_normal(n_own)
+    return W
+
+
+def temporal_coefs(rng: np.random.Generator, p: int, T: int, n_active: int = 20) -> np.ndarray:
+    """Tasks ordered in time: a shared support of ``n_active`` rows whose weights drift
+    smoothly over the T time points (a random level plus a random slope and a half-period
+    sine, each N(0, 1) in scale)."""
+    W = np.zeros((p, T))
+    support = np.sort(rng.choice(p, size=n_active, replace=False))
+    s = np.linspace(0.0, 1.0, T)
+    a, b, c = (rng.standard_normal((n_active, 1)) for _ in range(3))
+    W[support] = a + b * s + 0.5 * c * np.sin(np.pi * s)
+    return W
+
+
+def fused_coefs(rng: np.random.Generator, p: int, T: int, n_active: int = 20,
+                n_changes: int = 2) -> np.ndarray:
+    """Tasks ordered in time: a shared support of ``n_active`` rows, each piecewise constant
+    in time with ``n_changes`` change points at random times (levels N(0, 1)); a third of the
+    rows are 0 until their first change point (a feature that starts to matter)."""
+    W = np.zeros((p, T))
+    support = np.sort(rng.choice(p, size=n_active, replace=False))
+    for k, j in enumerate(support):
+        cuts = np.sort(rng.choice(np.arange(1, T), size=min(n_changes, T - 1), replace=False))
+        levels = rng.standard_normal(cuts.size + 1)
+        if k % 3 == 0:
+            levels[0] = 0.0
+        W[j] = levels[np.searchsorted(cuts, np.arange(T), side="right")]
+    return W
+
+
 def per_task_from_coefs(W: np.ndarray, n_min: int, n_max: int, loss: str = "squared",
                         rho: float = 0.5, snr: float = 5.0, seed: int = 0):
     """Lists Xs, ys for given coefficients W (p x T), n_t uniform in [n_min, n_max], targets as

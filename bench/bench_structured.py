@@ -9,19 +9,32 @@ Omega(W) with
   Graph(chain)    alpha/2 sum_st A_st ||w_s - w_t||^2       same data; chain over the tasks in
                                                             cluster order (2 edges cross clusters)
   Clustered(k=3, eta)  alpha eta(1+eta) min_M tr(W (eta I + M)^-1 W^T)   same data
+  SharedStructure(k=3, eta)  alpha eta(1+eta) min_M tr(W^T (eta I + M)^-1 W), M in S^p
+                   (scenario "caso", MALSAR's Least_CASO)   truth: rank-3 W (a 3-dim subspace)
   Dirty(g)        W = P + Q, alpha (sum_j ||P_j|| + g ||Q||_1)   truth: shared rows + 5 own/task
   SparseLowRank(g) W = P + Q, alpha (||Q||_* + g ||P||_1)   truth: rank 3 + 5 large entries/task
+  RobustLowRank(g) W = P + Q, alpha (||P||_* + g sum_t ||Q_:t||_2)   truth: rank 3 + 3 outlier
+                   tasks (MALSAR's Least_RMTL)
+  RobustFeatures(g) W = P + Q, alpha (sum_j ||P_j|| + g sum_t ||Q_:t||_2)   truth: 20 shared rows
+                   + 3 outlier tasks on 20 features of their own (MALSAR's Least_rMTFL)
+  TemporalGroupLasso(s, r) alpha (sum_j ||W_j|| + s/2 ||W R||_F^2 + r/2 ||W||_F^2), tasks = time
+                   points in order   truth: 20 rows drifting smoothly (MALSAR's Least_TGL; the
+                   peers split it as MALSAR does: the quadratic part in the gradient)
+  FusedGroupLasso(f, l) alpha (sum_j ||W_j|| + f ||W R||_1 + l ||W||_1)   truth: 20 rows,
+                   piecewise constant with 2 change points each (MALSAR's Least_CFGLasso)
 
-squared loss for all, logistic loss for Trace and Dirty. alpha = alpha_max/10 and /100 where
-alpha_max exists (Trace, Dirty, SparseLowRank); a fixed value for Mean, Graph, Clustered (chosen
-so that regmtl's solution is neither pooled nor independent: the scenario prints the dispersion
-||W - w_bar 1^T||_F / ||W||_F, or for Clustered the singular-value profile, of regmtl's
-solution at alpha/100, alpha and 100 alpha).
+squared loss for all, logistic loss for Trace and Dirty (--logistic names others). alpha =
+alpha_max/10 and /100 where alpha_max exists (Trace, Dirty, SparseLowRank, RobustLowRank,
+RobustFeatures, TemporalGroupLasso, FusedGroupLasso); a fixed value for Mean, Graph, Clustered
+(chosen so that regmtl's solution is neither pooled nor independent: the scenario prints the
+dispersion ||W - w_bar 1^T||_F / ||W||_F, or for Clustered the singular-value profile, of
+regmtl's solution at alpha/100, alpha and 100 alpha).
 
 THE common certificate (bench/_gap.py, plain NumPy, one function for both solvers):
-  * relative duality gap (P - D) / P0 for Trace, Dirty, SparseLowRank (and Mean with ridge > 0),
-    P0 the objective at W = 0 with intercepts fitted; for Dirty / SparseLowRank it is evaluated
-    at regmtl's (P_, Q_) split, the variable it optimizes;
+  * relative duality gap (P - D) / P0 for Trace, Dirty, SparseLowRank, RobustLowRank,
+    RobustFeatures (and Mean with ridge > 0), P0 the objective at W = 0 with intercepts fitted;
+    for the decompositions W = P + Q it is evaluated at regmtl's (P_, Q_) split, the variable it
+    optimizes;
   * else (Mean with ridge = 0, Graph, Clustered) regmtl's relative proximal-gradient KKT residual
     sqrt(||V - prox_{Omega/L}(V + G/L)||^2 L^2 + ||intercept gradient||^2) / ||G0||_F, G the
     negative gradient of the data term, G0 the one at W = 0 (intercepts fitted), evaluated for
@@ -81,9 +94,13 @@ from _memory import peak_extra  # noqa: E402
 from _problems import (  # noqa: E402
     clustered_coefs,
     dirty_coefs,
+    fused_coefs,
     lowrank_coefs,
     per_task_from_coefs,
+    robust_features_coefs,
+    robust_lowrank_coefs,
     sparse_lowrank_coefs,
+    temporal_coefs,
 )
 from _summary import Summary, fmt  # noqa: E402
 
@@ -92,9 +109,13 @@ import regmtl  # noqa: E402
 MAX_TIGHTEN = 3
 DIRTY_G = 0.5  # Dirty own_weight: both parts active near alpha_max (1/sqrt(T) < g < 1)
 SLR_G = 0.15  # SparseLowRank sparse_weight: max|G0|/g close to ||G0||_2 on these data
+RLR_G = 0.6  # RobustLowRank outlier_weight: in (1/sqrt(T), 1), above the inliers' shares
+RF_G = 1.5  # RobustFeatures outlier_weight: in (1/sqrt(T), sqrt(p)), above the inliers' shares
 CLUSTERED_ETA = 0.1
+TGL_S, TGL_R = 2.0, 0.1  # TemporalGroupLasso smooth_weight, ridge_weight
+FGL_F, FGL_L = 1.0, 0.2  # FusedGroupLasso fused_weight, l1_weight
 #: fixed alphas of the penalties without alpha_max (squared loss; see the dispersion lines)
-FIXED_ALPHA = {"mean": 1.0, "graph": 1.0, "clustered": 0.1}
+FIXED_ALPHA = {"mean": 1.0, "graph": 1.0, "clustered": 0.1, "caso": 0.1}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -118,10 +139,20 @@ def _regmtl_pen(name, T):
         return regmtl.GraphLaplacian(regmtl.chain_graph(T))
     if name == "clustered":
         return regmtl.Clustered(k=3, eta=CLUSTERED_ETA)
+    if name == "caso":
+        return regmtl.SharedStructure(k=3, eta=CLUSTERED_ETA)
     if name == "dirty":
         return regmtl.Dirty(own_weight=DIRTY_G)
     if name == "sparse_lowrank":
         return regmtl.SparseLowRank(sparse_weight=SLR_G)
+    if name == "robust_lowrank":
+        return regmtl.RobustLowRank(outlier_weight=RLR_G)
+    if name == "robust_features":
+        return regmtl.RobustFeatures(outlier_weight=RF_G)
+    if name == "temporal_group_lasso":
+        return regmtl.TemporalGroupLasso(smooth_weight=TGL_S, ridge_weight=TGL_R)
+    if name == "fused_group_lasso":
+        return regmtl.FusedGroupLasso(fused_weight=FGL_F, l1_weight=FGL_L)
     raise ValueError(name)
 
 
@@ -136,10 +167,20 @@ def _numpy_pen(name, T):
         return npp.Graph(regmtl.chain_graph(T))
     if name == "clustered":
         return npp.Clustered(3, CLUSTERED_ETA)
+    if name == "caso":
+        return npp.SharedStructure(3, CLUSTERED_ETA)
     if name == "dirty":
         return npp.Dirty(DIRTY_G)
     if name == "sparse_lowrank":
         return npp.SparseLowRank(SLR_G)
+    if name == "robust_lowrank":
+        return npp.RobustLowRank(RLR_G)
+    if name == "robust_features":
+        return npp.RobustFeatures(RF_G)
+    if name == "temporal_group_lasso":
+        return npp.TemporalGroupLasso(TGL_S, TGL_R)
+    if name == "fused_group_lasso":
+        return npp.FusedGroupLasso(FGL_F, FGL_L)
     raise ValueError(name)
 
 
@@ -149,7 +190,9 @@ def warm_up() -> None:
     Xs = [np.asfortranarray(rng.standard_normal((n, 8))) for n in (20, 25, 30, 22)]
     ys = [rng.standard_normal(len(x)) for x in Xs]
     yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
-    for name in ("trace", "mean", "mean_ridge", "graph", "clustered", "dirty", "sparse_lowrank"):
+    for name in ("trace", "mean", "mean_ridge", "graph", "clustered", "dirty", "sparse_lowrank",
+                 "robust_lowrank", "robust_features", "temporal_group_lasso",
+                 "fused_group_lasso", "caso"):
         regmtl.MultiTaskRegressor(penalty=_regmtl_pen(name, 4), alpha=0.05, tol=1e-8,
                                   max_iter=2000).fit(Xs, ys)
         regmtl.MultiTaskClassifier(penalty=_regmtl_pen(name, 4), alpha=0.01, tol=1e-8,
@@ -188,6 +231,14 @@ def make_data(kind, loss, T, p, lo, hi, seed):
         W, labels = clustered_coefs(rng, p, T, n_clusters=3, spread=0.3)
     elif kind == "dirty":
         W = dirty_coefs(rng, p, T, n_active=20, n_own=5)
+    elif kind == "robust_lowrank":
+        W = robust_lowrank_coefs(rng, p, T, rank=3, n_outliers=3)
+    elif kind == "robust_features":
+        W = robust_features_coefs(rng, p, T, n_active=20, n_outliers=3, n_own=20)
+    elif kind == "temporal":
+        W = temporal_coefs(rng, p, T, n_active=20)
+    elif kind == "fused":
+        W = fused_coefs(rng, p, T, n_active=20, n_changes=2)
     else:
         W = sparse_lowrank_coefs(rng, p, T, rank=3, n_sparse=5, sparse_scale=3.0)
     Xs, ys = per_task_from_coefs(W, lo, hi, loss=loss, rho=0.5, snr=5.0, seed=seed + 1)
@@ -199,18 +250,26 @@ DATA_TEXT = {
     "clustered": "3 clusters of tasks (consecutive), w_t = c_k + 0.3 N(0, I), c_k ~ N(0, I)",
     "dirty": "20 shared rows N(0, 1) + 5 task-specific entries per task N(0, 1)",
     "sparse_lowrank": "rank-3 W + 5 entries per task N(0, 9)",
+    "robust_lowrank": "rank-3 W, but 3 outlier tasks (columns) dense N(0, 1) of their own",
+    "robust_features": "20 shared rows N(0, 1), but 3 outlier tasks on 20 other features",
+    "temporal": "20 shared rows drifting smoothly over the T time points (level + slope + sine)",
+    "fused": "20 shared rows, piecewise constant in time (2 change points each; a third start "
+             "at 0)",
 }
 
 # (penalty, data kind, seed)
 SCENARIOS = [
     ("trace", "lowrank", 10), ("mean", "clustered", 20), ("graph", "clustered", 20),
     ("clustered", "clustered", 20), ("dirty", "dirty", 30),
-    ("sparse_lowrank", "sparse_lowrank", 40),
+    ("sparse_lowrank", "sparse_lowrank", 40), ("robust_lowrank", "robust_lowrank", 50),
+    ("robust_features", "robust_features", 60),
+    ("temporal_group_lasso", "temporal", 70), ("fused_group_lasso", "fused", 80),
+    ("caso", "lowrank", 90),
 ]
 
 
 def _spread_text(name, W, pen_np):
-    if name == "clustered":
+    if name in ("clustered", "caso"):
         s = np.linalg.svd(W, compute_uv=False)
         return "sv/sv1 " + " ".join(f"{x:.2f}" for x in s[:5] / s[0])
     return f"dispersion {npp.dispersion(W):.3f}"
@@ -316,7 +375,8 @@ def scenario(args, num, name, kind, seed, loss, summary):
 def main(argv=None) -> None:
     ap = h.parser(__doc__, "small shapes (T=10, p=200, n_t in [30, 150]), for a fast run",
                   "target relative gap / relative KKT residual",
-                  "alpha = alpha_max / divisor (Trace, Dirty, SparseLowRank)")
+                  "alpha = alpha_max / divisor (Trace, Dirty, SparseLowRank, RobustLowRank, "
+                  "RobustFeatures, TemporalGroupLasso, FusedGroupLasso)")
     # default shape: tasks of 5 to 20 times as many rows as features, as in most multi-task
     # data (School p = 28, n_t ~ 110; Parkinsons p = 19, n_t ~ 140; landmine p = 9, n_t ~ 500;
     # sarcos p = 21, n ~ 44,000), where the data term is a p x p quadratic per task;

@@ -72,21 +72,25 @@ for ax, (name, rel) in zip(axes, relatedness.items(), strict=True):
 # %%
 # Does the advice hold?
 # ---------------------
-# :func:`regmtl.compare` fits independent ridge and three multi-task models on the same random
-# train/test splits of every task (25% of each task's rows for testing), alpha by 3-fold
-# cross-validation inside the training rows, and scores the test rows by explained variance.
+# :func:`regmtl.compare` fits independent ridge (alpha per task by leave-one-out, and one alpha
+# for all tasks) and three multi-task models on the same random train/test splits of every
+# task (25% of each task's rows for testing), alpha by 3-fold cross-validation inside the
+# training rows, and scores the test rows by explained variance. The gains are measured
+# against the stronger of the two independent ridges: with 30 training rows for 30 features,
+# one alpha for all tasks (its choice pooled over them) beats an alpha per task.
 n_splits = 2 if QUICK else 3
-models = ["ridge", "l21", "trace", "mean"]
+models = ["ridge", "ridge_one_alpha", "l21", "trace", "mean"]
 comparisons = {name: rm.compare(data, models=models, splits=n_splits, n_alphas=10)
                for name, data in datasets.items()}
 explained_variance = pd.DataFrame(
     {name: comp.summary.set_index("model")["explained_variance_mean"]
      for name, comp in comparisons.items()})
-baseline = comparisons["related"].baseline  # "ridge (independent)"
-gain = explained_variance - explained_variance.loc[baseline]
+independent = ["ridge (independent)", "ridge (independent, one alpha)"]
+baseline = "independent ridge (the stronger)"
+gain = explained_variance - explained_variance.loc[independent].max()
 print(explained_variance.assign(**{f"gain {k}": gain[k] for k in gain})
       .to_string(float_format="{:.3f}".format))
-mtl_gain = gain.drop(index=baseline)  # the multi-task models only
+mtl_gain = gain.drop(index=independent)  # the multi-task models only
 best_gain = mtl_gain.max()
 print("\nbest multi-task gain over independent ridge:",
       ", ".join(f"{k} {v:+.3f}" for k, v in best_gain.items()))

@@ -25,7 +25,7 @@ import pandas as pd
 import regmtl as rm
 from regmtl import plotting
 from regmtl.datasets import load_school
-from regmtl.report import comparison_report
+from regmtl.report import comparison_report, comparison_verdict
 
 # Smaller sizes when the test suite runs this example.
 QUICK = os.environ.get("REGMTL_GALLERY_QUICK") == "1"
@@ -75,14 +75,23 @@ print(f"\nbest multi-task model: {best}, above {baseline} on {wins} of "
       f"{len(comparison.task_names)} schools")
 
 # %%
+# Is the best model's gain beyond noise? ``comparison.tests`` holds every model against the
+# strongest independent baseline (over splits: Nadeau & Bengio's corrected resampled t-test;
+# over schools: the Wilcoxon signed-rank test); :func:`regmtl.report.comparison_verdict` says
+# it in words (with one split there is no test over splits, and it says so).
+print(comparison_verdict(comparison))
+
+# %%
 # The report's figures
 # --------------------
-# :func:`regmtl.report.comparison_report` draws these: the mean score of every model (± sd over
-# splits, :func:`regmtl.plotting.plot_comparison`), and every school's score under the best
-# multi-task model against independent ridge (:func:`regmtl.plotting.plot_task_scores`; points
-# above the diagonal are schools it helps, the point size is the school's test rows).
+# :func:`regmtl.report.comparison_report` draws these: the mean score of every model (with its
+# 95% interval over splits, :func:`regmtl.plotting.plot_comparison`; the report draws each
+# model's difference to the strongest independent baseline beside it), and every school's
+# score under the best multi-task model against independent ridge
+# (:func:`regmtl.plotting.plot_task_scores`; points above the diagonal are schools it helps,
+# the point size is the school's test rows).
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
-plotting.plot_comparison(comparison.summary, metric=comparison.metric, ax=axes[0])
+plotting.plot_comparison(comparison, ax=axes[0])
 plotting.plot_task_scores(comparison.scores, baseline=baseline, model=best, ax=axes[1])
 axes[1].title.set_fontsize(10)
 

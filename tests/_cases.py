@@ -90,6 +90,65 @@ def sparse_lowrank(V: np.ndarray, alpha: float, g: float) -> float:
     return float(alpha * (nuclear(V[1]) + g * np.abs(V[0]).sum()))
 
 
+def column_norms(Q: np.ndarray) -> float:
+    """sum_t ||Q_:t||_2, the group norm over the tasks (columns)."""
+    return float(sum(np.linalg.norm(Q[:, t]) for t in range(Q.shape[1])))
+
+
+def robust_lowrank(V: np.ndarray, alpha: float, g: float) -> float:
+    """V = (P, Q): alpha (||P||_* + g sum_t ||Q_:t||_2)."""
+    return float(alpha * (nuclear(V[0]) + g * column_norms(V[1])))
+
+
+def robust_features(V: np.ndarray, alpha: float, g: float) -> float:
+    """V = (P, Q): alpha (sum_j ||P_j||_2 + g sum_t ||Q_:t||_2)."""
+    rows = float(sum(np.linalg.norm(V[0][j]) for j in range(V.shape[1])))
+    return float(alpha * (rows + g * column_norms(V[1])))
+
+
+def temporal_group_lasso(W: np.ndarray, alpha: float, s: float, r: float) -> float:
+    """alpha (sum_j ||W_j||_2 + s / 2 sum_t ||w_t - w_{t+1}||^2 + r / 2 ||W||_F^2)."""
+    T = W.shape[1]
+    rows = float(sum(np.linalg.norm(W[j]) for j in range(W.shape[0])))
+    smooth = sum(float(np.sum((W[:, t] - W[:, t + 1]) ** 2)) for t in range(T - 1))
+    return float(alpha * (rows + 0.5 * s * smooth + 0.5 * r * np.sum(W * W)))
+
+
+def fused_group_lasso(W: np.ndarray, alpha: float, f: float, l1: float) -> float:
+    """alpha (sum_j ||W_j||_2 + f sum_j sum_t |W_jt - W_j,t+1| + l1 ||W||_1)."""
+    p, T = W.shape
+    rows = float(sum(np.linalg.norm(W[j]) for j in range(p)))
+    fused = sum(abs(W[j, t] - W[j, t + 1]) for j in range(p) for t in range(T - 1))
+    return float(alpha * (rows + f * fused + l1 * np.abs(W).sum()))
+
+
+def nonconvex(kind: str, groups: str, shape: float, W: np.ndarray, alpha: float) -> float:
+    """sum_g rho(s_g) over the magnitudes s_g (|W_jt|, or the row norms ||W_j||_2): MCP
+    (Zhang 2010), SCAD (Fan & Li 2001) or capped-L1, each from its defining formula."""
+    s = np.abs(W).ravel() if groups == "entry" else np.linalg.norm(W, axis=1)
+    total = 0.0
+    for x in s:
+        if kind == "mcp":  # alpha x - x^2 / (2 gamma) up to gamma alpha, then gamma alpha^2 / 2
+            total += alpha * x - x * x / (2 * shape) if x <= shape * alpha else (
+                shape * alpha**2 / 2)
+        elif kind == "scad":
+            if x <= alpha:
+                total += alpha * x
+            elif x <= shape * alpha:
+                total += (2 * shape * alpha * x - x * x - alpha**2) / (2 * (shape - 1))
+            else:
+                total += alpha**2 * (shape + 1) / 2
+        else:
+            total += alpha * min(x, shape)
+    return float(total)
+
+
+def _nonconvex_case(id_: str, penalty: rm.Penalty, kind: str, groups: str,
+                    shape: float) -> PenaltyCase:
+    return PenaltyCase(id_, penalty, lambda V, a: nonconvex(kind, groups, shape, V, a),
+                       tags=frozenset({"alpha_max", "nonconvex"}))
+
+
 # --------------------------------------------------------------------------- penalties
 @dataclass(frozen=True)
 class PenaltyCase:
@@ -101,7 +160,12 @@ class PenaltyCase:
     in ``test_structured_penalties.py``). Tags: ``alpha_max`` (a finite alpha gives W = 0),
     ``elastic``, ``structured``, ``smooth``, ``clustered``, ``slow_omega`` (``omega`` is a cvxpy
     solve), ``subdiff_bound`` (``subdiff_distance`` measures the distance to one subgradient,
-    an upper bound of the distance to the set: ``Dirty`` on a row whose shared part is 0).
+    an upper bound of the distance to the set: ``Dirty`` on a row whose shared part is 0),
+    ``robust`` (a shared part plus column-sparse outlier tasks, tested in
+    ``test_robust_penalties.py``), ``temporal`` (tasks ordered in time, tested in
+    ``test_temporal_penalties.py``), ``nonconvex`` (MCP, SCAD, capped-L1: a fit reaches a
+    stationary point, certified by the KKT residual; tested in
+    ``test_nonconvex_penalties.py``).
     """
 
     id: str
@@ -159,6 +223,9 @@ PENALTY_CASES: list[PenaltyCase] = [
     _clustered_case(2, 0.5),
     _clustered_case(1, 2.0),
     _clustered_case(3, 0.1),
+    # Clustered with M on the features (MALSAR's cASO); against cvxpy in test_caso.py
+    PenaltyCase("SharedStructure(2, 0.5)", rm.SharedStructure(2, 0.5),
+                rm.SharedStructure(2, 0.5).value, tags=frozenset({"shared_structure"})),
     PenaltyCase("Dirty(0.6)", rm.Dirty(0.6), lambda V, a: dirty(V, a, 0.6),
                 tags=frozenset({"alpha_max", "structured", "slow_omega", "subdiff_bound"})),
     PenaltyCase("Dirty(1.5)", rm.Dirty(1.5), lambda V, a: dirty(V, a, 1.5),
@@ -169,6 +236,36 @@ PENALTY_CASES: list[PenaltyCase] = [
     PenaltyCase("SparseLowRank(0.7)", rm.SparseLowRank(0.7),
                 lambda V, a: sparse_lowrank(V, a, 0.7), lifted=True,
                 tags=frozenset({"alpha_max", "structured"})),
+    # both parts active for 1/sqrt(T) < g < 1 (RobustLowRank), < sqrt(p) (RobustFeatures);
+    # prox and value against cvxpy in test_robust_penalties.py
+    PenaltyCase("RobustLowRank(0.6)", rm.RobustLowRank(0.6),
+                lambda V, a: robust_lowrank(V, a, 0.6), lifted=True,
+                tags=frozenset({"alpha_max", "robust"})),
+    PenaltyCase("RobustFeatures(0.8)", rm.RobustFeatures(0.8),
+                lambda V, a: robust_features(V, a, 0.8), lifted=True,
+                tags=frozenset({"alpha_max", "robust"})),
+    # tasks ordered in time (MALSAR's TGL and cFSGL); prox, conjugate and dual norm against
+    # cvxpy in test_temporal_penalties.py
+    PenaltyCase("TemporalGroupLasso(1.0,0.0)", rm.TemporalGroupLasso(1.0, 0.0),
+                lambda V, a: temporal_group_lasso(V, a, 1.0, 0.0),
+                tags=frozenset({"alpha_max", "temporal"})),
+    PenaltyCase("TemporalGroupLasso(2.0,0.5)", rm.TemporalGroupLasso(2.0, 0.5),
+                lambda V, a: temporal_group_lasso(V, a, 2.0, 0.5),
+                tags=frozenset({"alpha_max", "temporal"})),
+    PenaltyCase("FusedGroupLasso(1.0,0.0)", rm.FusedGroupLasso(1.0, 0.0),
+                lambda V, a: fused_group_lasso(V, a, 1.0, 0.0),
+                tags=frozenset({"alpha_max", "temporal"})),
+    PenaltyCase("FusedGroupLasso(0.5,0.3)", rm.FusedGroupLasso(0.5, 0.3),
+                lambda V, a: fused_group_lasso(V, a, 0.5, 0.3),
+                tags=frozenset({"alpha_max", "temporal"})),
+    # nonconvex, of entries and of row norms; the cap above the prox contract's |V| ~ 1 keeps
+    # its generic minimizer (Powell from V) in the global minimizer's basin
+    _nonconvex_case("MCP(3.0)", rm.MCP(3.0), "mcp", "entry", 3.0),
+    _nonconvex_case("MCP(1.5,group)", rm.MCP(1.5, group=True), "mcp", "row", 1.5),
+    _nonconvex_case("SCAD(3.7)", rm.SCAD(3.7), "scad", "entry", 3.7),
+    _nonconvex_case("SCAD(2.5,group)", rm.SCAD(2.5, group=True), "scad", "row", 2.5),
+    _nonconvex_case("CappedL1(2.0)", rm.CappedL1(2.0), "capped", "entry", 2.0),
+    _nonconvex_case("CappedL1(2.0,group)", rm.CappedL1(2.0, group=True), "capped", "row", 2.0),
 ]
 CASES_BY_ID: dict[str, PenaltyCase] = {c.id: c for c in PENALTY_CASES}
 assert len(CASES_BY_ID) == len(PENALTY_CASES), "penalty case ids must be unique"

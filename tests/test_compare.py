@@ -42,13 +42,12 @@ def test_school_uses_the_fixed_splits_and_scores_match_an_independent_fit(school
                        & (res.scores["split"] == 0)]
     n_test = [len(te) for te in data.splits[0][1]]
     assert ridge["n"].tolist() == n_test
-    # independent ridge = one sklearn Ridge per task at the chosen alpha (alpha_sk = n_t alpha)
-    alpha = float(res.choices.query("model == 'ridge (independent)' and split == 0")["alpha"]
-                  .iloc[0])
+    # independent ridge = one sklearn Ridge per task at its chosen alpha (alpha_sk = n_t alpha)
+    alphas = res.choices.query("model == 'ridge (independent)' and split == 0")["alphas"].iloc[0]
     Xtr, Xte, ytr, yte = apply_split(data.X, data.y, data.splits[0])
     sc = StandardScaler().fit(np.vstack(Xtr))
     ev = []
-    for X, y, Xt, yt in zip(Xtr, ytr, Xte, yte, strict=True):
+    for X, y, Xt, yt, alpha in zip(Xtr, ytr, Xte, yte, alphas, strict=True):
         f = Ridge(alpha=len(y) * alpha).fit(sc.transform(X), y).predict(sc.transform(Xt))
         ev.append(1 - np.sum((yt - f) ** 2) / np.sum((yt - yt.mean()) ** 2))
     # the fits stop at a relative duality gap of 1e-9: EV agrees to ~2e-5 (seen)
@@ -325,7 +324,8 @@ def test_models_in_every_form_give_the_same_rows():
     kw = dict(splits=2, n_alphas=5, cv=3, progress=False)
 
     def ests():
-        return {"ridge (independent)": rm.MultiTaskRegressorCV("l2", alphas=5, cv=3),
+        return {"ridge (independent)": rm.MultiTaskRegressorCV("l2", alphas=5, cv="loo",
+                                                               alpha_per_task=True),
                 "pooled": PooledModel(alphas=5, cv=3)}
 
     forms = [["l2", "pooled"], ["ridge", "pooled"],
@@ -347,8 +347,10 @@ def test_user_estimators_come_beside_the_baselines_and_every_penalty_is_a_model(
     d = make_multitask_regression(3, 30, 5, n_informative=3, random_state=0)
     mine = rm.MultiTaskRegressorCV("l21", alphas=4, cv=3)
     res = compare(d.X, d.y, models={"mine": mine}, splits=1, n_alphas=4, progress=False)
-    assert res.summary["model"].tolist() == ["ridge (independent)", "lasso (independent)",
-                                             "unregularized", "pooled", "mine"]
+    assert res.summary["model"].tolist() == ["ridge (independent)",
+                                             "ridge (independent, one alpha)",
+                                             "lasso (independent)", "unregularized", "pooled",
+                                             "mine"]
     assert res.baseline == "ridge (independent)"
     mixed = compare(d.X, d.y, models=["ridge", "elasticnet", ("mine", mine)], splits=1,
                     n_alphas=4, progress=False)
@@ -359,7 +361,7 @@ def test_user_estimators_come_beside_the_baselines_and_every_penalty_is_a_model(
     for kind in ("regression", "binary"):
         for name in PENALTY_NAMES:
             assert len(_resolve_models([name], kind)) == 1
-        assert list(_resolve_models("default", kind))[2:4] == ["unregularized", "pooled"]
+        assert list(_resolve_models("default", kind))[-5:-3] == ["unregularized", "pooled"]
 
 
 @pytest.mark.parametrize("models, match", [
@@ -409,9 +411,11 @@ def test_a_task_with_fewer_rows_than_folds_is_named_and_the_comparison_completes
     d.task_names = ["north", "tiny", "south"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = compare(d, models=["ridge", "pooled"], splits=2, test_size=0.5, n_alphas=4)
+        res = compare(d, models=["ridge_one_alpha", "pooled"], splits=2, test_size=0.5,
+                      n_alphas=4)
     msgs = [str(w.message) for w in caught if "fewer samples than folds" in str(w.message)]
-    assert len(msgs) == 2 and msgs[0].startswith("ridge (independent), splits 0, 1: cv=3: 1 "
+    assert len(msgs) == 2 and msgs[0].startswith("ridge (independent, one alpha), splits 0, 1: "
+                                                 "cv=3: 1 "
                                                  "task(s) have fewer samples than folds "
                                                  "(task 'tiny' has 2 samples: 2 folds)")
     assert msgs[1].startswith("pooled, splits 0, 1: cv=3:")

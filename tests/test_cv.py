@@ -530,7 +530,7 @@ def test_bad_input_messages():
     for bad in ([0.1, -1.0], [0.1, np.nan]):
         with pytest.raises(ValueError, match=r"alphas=.*finite values >= 0"):
             Est(alphas=bad, cv=3).fit(Xs, ys)
-    with pytest.raises(ValueError, match=r"'own_weight'.*\['l1_ratio'\]"):
+    with pytest.raises(ValueError, match=r"'own_weight'.*\['l1_ratio', 'positive'\]"):
         Est(penalty_grid={"own_weight": [1.0]}, cv=3).fit(Xs, ys)
     with pytest.warns(UserWarning, match=r"^cv=20: 1 task\(s\) have fewer samples than folds "
                                          r"\(task 0 has 15 samples: 15 folds\)"):

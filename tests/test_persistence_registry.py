@@ -140,7 +140,9 @@ STRUCTURED = [cls for name in penalties.__all__
 
 
 def test_the_structured_penalties_are_the_expected_ones():
-    assert {c.__name__ for c in STRUCTURED} == {"Trace", "Clustered", "Dirty", "SparseLowRank"}
+    assert {c.__name__ for c in STRUCTURED} == {"Trace", "Clustered", "Dirty", "SparseLowRank",
+                                                "RobustLowRank", "RobustFeatures",
+                                                "SharedStructure"}
 
 
 @pytest.mark.parametrize("cls", STRUCTURED, ids=lambda c: c.__name__)
@@ -155,8 +157,11 @@ def test_every_structured_penalty_declares_the_rule_of_what_it_saves(cls):
 WRONG = {
     "Trace": ("singular_values_", lambda a: np.r_[a, 0.0]),
     "Clustered": ("cluster_vectors_", lambda a: a[:-1]),
+    "SharedStructure": ("shared_subspace_", lambda a: a[:-1]),
     "Dirty": ("Q_", lambda a: a[:, :-1]),
     "SparseLowRank": ("P_", lambda a: a[:-1]),
+    "RobustLowRank": ("outlier_tasks_", lambda a: np.arange(a.size + 9)),
+    "RobustFeatures": ("Q_", lambda a: a[:, :-1]),
 }
 
 

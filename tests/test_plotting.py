@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
+from matplotlib.container import BarContainer, ErrorbarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
@@ -298,17 +298,32 @@ def test_task_scores_without_splits_and_errors():
 # --------------------------------------------------------------------- comparison, PNG
 
 
-def test_comparison_bars():
+def test_comparison_points_with_intervals_on_a_zoomed_axis():
+    """Points, not bars from 0: the means, with Student t 95% intervals from the sd over the
+    splits (± sd without the number of splits), on an axis zoomed to them."""
+    from scipy import stats
+
     summary = pd.DataFrame({"model": ["single", "pooled", "l21"],
                             "nmse_mean": [0.8, 0.9, 0.7], "nmse_sd": [0.05, 0.02, 0.03]})
     ax = plot_comparison(summary, metric="nmse")
-    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]
-    np.testing.assert_allclose([b.get_width() for b in bars], [0.8, 0.9, 0.7])
+    assert not [c for c in ax.containers if isinstance(c, BarContainer)]
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    np.testing.assert_allclose(bars.lines[0].get_xdata(), [0.8, 0.9, 0.7])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["single", "pooled", "l21"]
     assert ax.yaxis_inverted()  # first model on top
-    segments = bars.errorbar.lines[2][0].get_segments()
+    segments = bars.lines[2][0].get_segments()
     np.testing.assert_allclose([s[:, 0] for s in segments],
                                [[0.75, 0.85], [0.88, 0.92], [0.67, 0.73]])
+    assert ax.get_xlabel() == "nmse (mean, ± sd over splits)"
+    ax = plot_comparison(summary, metric="nmse", n_splits=5)
+    (bars,) = ax.containers
+    half = stats.t.ppf(0.975, 4) * np.array([0.05, 0.02, 0.03]) / np.sqrt(5)
+    np.testing.assert_allclose([s[:, 0] for s in bars.lines[2][0].get_segments()],
+                               np.c_[summary["nmse_mean"] - half, summary["nmse_mean"] + half])
+    lo, hi = ax.get_xlim()
+    ends = np.r_[summary["nmse_mean"] - half, summary["nmse_mean"] + half]
+    assert lo < ends.min() and hi > ends.max()
+    assert lo > 0.5 and hi - lo < 1.2 * (ends.max() - ends.min())  # zoomed: 0 far outside
     with pytest.raises(ValueError, match="nmse_sd"):
         plot_comparison(summary.drop(columns="nmse_sd"), metric="nmse")
 

@@ -528,3 +528,21 @@ def test_deterministic(fitted):
         warnings.simplefilter("error")
         a, b = rm.transfer(m, X, y), rm.transfer(m, X, y)
     np.testing.assert_array_equal(a.predict(Xt), b.predict(Xt))
+
+
+@pytest.mark.parametrize("pen,strategy", [
+    (rm.TemporalGroupLasso(), "support"), (rm.FusedGroupLasso(), "support"),
+    (rm.SharedStructure(k=2), "subspace"), (rm.MCP(), "support"),
+    (rm.CappedL1(cap=1.0, group=True), "support"),
+])
+def test_time_ordered_and_shared_structure_models_transfer(pen, strategy):
+    """A new task inherits the features the time points select, or the shared subspace, with
+    its strength by cross-validation (it has no place in the tasks' order or quadratic)."""
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((40, 6)) for _ in range(5)]
+    ys = [X @ np.r_[1.0, 1.0, 0, 0, 0, 0] + 0.1 * rng.standard_normal(40) for X in Xs]
+    model = rm.MultiTaskRegressor(pen, alpha=0.05).fit(Xs, ys)
+    new = rm.transfer(model, Xs[0], ys[0])
+    assert new.strategy_ == strategy
+    np.testing.assert_allclose(new.coef_[:2], 1.0, atol=0.05)
+    assert np.abs(new.coef_[2:]).max() < 0.05

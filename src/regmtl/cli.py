@@ -196,7 +196,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from sklearn.exceptions import ConvergenceWarning
 
     from .compare import compare
-    from .report import comparison_report, fit_timings
+    from .report import comparison_report, comparison_verdict, fit_timings
 
     t0 = time.perf_counter()
     say = (lambda *a, **k: None) if args.quiet else print
@@ -220,6 +220,9 @@ def _run_compare(args: argparse.Namespace) -> int:
         table = table.drop(columns=["seconds_per_split"], errors="ignore").merge(
             timings[["seconds_per_split"]], left_on="model", right_index=True, how="left")
     _print_table(table, _summary_columns(comp))
+    verdict = comparison_verdict(comp)
+    if verdict:
+        say(f"\nverdict: {verdict}")
     if comp.kind == "regression":
         say("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
             "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
@@ -244,8 +247,9 @@ def _run_compare(args: argparse.Namespace) -> int:
 def _fit_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
     p.add_argument("--penalty", default="l21",
-                   help="l1, l2, elasticnet, l21, trace, mean, clustered, dirty, "
-                        "sparse_lowrank (default l21)")
+                   help="l1, l2, elasticnet, l21, trace, mean, clustered, shared_structure, "
+                        "dirty, sparse_lowrank, robust_lowrank, robust_features, "
+                        "temporal_group_lasso, fused_group_lasso (default l21)")
     p.add_argument("--alpha", default="auto",
                    help="penalty strength, or 'auto' to choose it by cross-validation")
     p.add_argument("--cv", type=_int_at_least(2), default=5, help="CV folds for --alpha auto")
@@ -1017,7 +1021,8 @@ def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
     p.add_argument("--penalty", default="mean",
                    help="structure the new tasks inherit: mean (default), l21, l1, trace, "
-                        "clustered, dirty, sparse_lowrank, elasticnet")
+                        "clustered, dirty, sparse_lowrank, robust_lowrank, robust_features, "
+                        "elasticnet")
     p.add_argument("--new-tasks", type=_int_at_least(1), default=20,
                    help="tasks held out as new ones, drawn with --random-state (default 20)")
     p.add_argument("--n-new", type=_int_list, default=[5, 10, 20, 40],

@@ -6,7 +6,11 @@ that part (folds inside every task), and scored on the test part, task by task. 
 
 - *independent*: ridge, lasso and elastic net (L2, L1 and elastic-net logistic regression for
   classification) per task: the penalty is separable over tasks, so one fit learns every task
-  alone, with one alpha for all tasks;
+  alone, each with its own alpha (``alpha_per_task=True``; ridge by the exact leave-one-out
+  of every task, ``cv="loo"``, as one scikit-learn ``RidgeCV`` per task would): the strongest
+  independent model, the one a multi-task model has to beat. ``"ridge_one_alpha"``,
+  ``"lasso_one_alpha"`` and ``"logistic_one_alpha"`` share one alpha over the tasks (the
+  default models include the first of them, to show what choosing per task adds);
 - *unregularized*: every task alone with no penalty (alpha = 0, :class:`Unregularized`):
   least squares, or unpenalized logistic regression;
 - *pooled*: one slope vector shared by all tasks and one intercept per task
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import delayed
+from scipy import stats
 from sklearn.base import BaseEstimator, clone
 
 from . import metrics, scaling
@@ -53,27 +58,45 @@ def _cv_model(penalty: str, kind: str, opts: dict) -> BaseEstimator:
     return cls(penalty, **opts)
 
 
-def _cv(penalty: str) -> Callable[[str, dict], Any]:
-    return lambda kind, opts: _cv_model(penalty, kind, opts)
+def _cv(penalty: str, **fixed: Any) -> Callable[[str, dict], Any]:
+    return lambda kind, opts: _cv_model(penalty, kind, {**opts, **fixed})
+
+
+#: the independent baselines' default: one alpha per task, as one model per task would be
+_PER_TASK = {"alpha_per_task": True}
+#: ridge's per task, by the efficient leave-one-out (scikit-learn's RidgeCV per task)
+_LOO = {"alpha_per_task": True, "cv": "loo"}
 
 
 _BOTH = ("regression", "binary")
 
 #: name -> (kind(s), factory(kind, options) -> estimator, role)
 MODELS: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str]] = {
-    "ridge": (("regression",), _cv("l2"), "independent"),
-    "lasso": (("regression",), _cv("l1"), "independent"),
-    "logistic": (("binary",), _cv("l2"), "independent"),
-    "logistic_l1": (("binary",), _cv("l1"), "independent"),
-    "elasticnet": (_BOTH, _cv("elasticnet"), "independent"),
+    "ridge": (("regression",), _cv("l2", **_LOO), "independent"),
+    "ridge_one_alpha": (("regression",), _cv("l2"), "independent"),
+    "lasso": (("regression",), _cv("l1", **_PER_TASK), "independent"),
+    "lasso_one_alpha": (("regression",), _cv("l1"), "independent"),
+    "logistic": (("binary",), _cv("l2", **_PER_TASK), "independent"),
+    "logistic_one_alpha": (("binary",), _cv("l2"), "independent"),
+    "logistic_l1": (("binary",), _cv("l1", **_PER_TASK), "independent"),
+    "elasticnet": (_BOTH, _cv("elasticnet", **_PER_TASK), "independent"),
     "unregularized": (_BOTH, lambda k, o: Unregularized(k, tol=o["tol"]), "independent"),
     "pooled": (_BOTH, lambda k, o: PooledModel(k, **o), "pooled"),
     "l21": (_BOTH, _cv("l21"), "multi-task"),
     "trace": (_BOTH, _cv("trace"), "multi-task"),
     "mean": (_BOTH, _cv("mean"), "multi-task"),
     "clustered": (_BOTH, _cv("clustered"), "multi-task"),
+    "shared_structure": (_BOTH, _cv("shared_structure"), "multi-task"),
     "dirty": (_BOTH, _cv("dirty"), "multi-task"),
     "sparse_lowrank": (_BOTH, _cv("sparse_lowrank"), "multi-task"),
+    "robust_lowrank": (_BOTH, _cv("robust_lowrank"), "multi-task"),
+    "robust_features": (_BOTH, _cv("robust_features"), "multi-task"),
+    "temporal_group_lasso": (_BOTH, _cv("temporal_group_lasso"), "multi-task"),
+    "fused_group_lasso": (_BOTH, _cv("fused_group_lasso"), "multi-task"),
+    # nonconvex, entrywise by default: each task selects its own features
+    "mcp": (_BOTH, _cv("mcp"), "independent"),
+    "scad": (_BOTH, _cv("scad"), "independent"),
+    "capped_l1": (_BOTH, _cv("capped_l1"), "independent"),
 }
 
 #: Penalty names that name a baseline, by kind.
@@ -82,16 +105,26 @@ _ALIASES = {"l2": {"regression": "ridge", "binary": "logistic"},
 
 #: The models ``models="default"`` fits, by kind; the first is the baseline of ``wins``.
 DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
-    "regression": ("ridge", "lasso", "unregularized", "pooled", "l21", "trace", "mean"),
-    "binary": ("logistic", "logistic_l1", "unregularized", "pooled", "l21", "trace", "mean"),
+    "regression": ("ridge", "ridge_one_alpha", "lasso", "unregularized", "pooled", "l21",
+                   "trace", "mean"),
+    "binary": ("logistic", "logistic_one_alpha", "logistic_l1", "unregularized", "pooled",
+               "l21", "trace", "mean"),
 }
 
 _LABELS = {"ridge": "ridge (independent)", "lasso": "lasso (independent)",
+           "ridge_one_alpha": "ridge (independent, one alpha)",
+           "lasso_one_alpha": "lasso (independent, one alpha)",
+           "logistic_one_alpha": "logistic (independent, one alpha)",
            "logistic": "logistic (independent)", "logistic_l1": "L1 logistic (independent)",
            "elasticnet": "elastic net (independent)", "unregularized": "unregularized",
            "pooled": "pooled", "l21": "MTL L2,1", "trace": "MTL trace norm",
            "mean": "MTL mean-regularized", "clustered": "MTL clustered", "dirty": "MTL dirty",
-           "sparse_lowrank": "MTL sparse + low-rank"}
+           "shared_structure": "MTL shared structure",
+           "sparse_lowrank": "MTL sparse + low-rank", "robust_lowrank": "MTL robust low-rank",
+           "robust_features": "MTL robust features",
+           "temporal_group_lasso": "MTL temporal group lasso",
+           "fused_group_lasso": "MTL fused group lasso", "mcp": "MCP (independent)",
+           "scad": "SCAD (independent)", "capped_l1": "capped-L1 (independent)"}
 
 _FORMS = ('"default", a model name (' + ", ".join(map(repr, [*MODELS, *_ALIASES])) + "), an "
           "estimator instance whose fit and predict take lists per task, a (name, model) "
@@ -185,7 +218,7 @@ def _resolve_models(models: Any, kind: str) -> dict[str, tuple[Callable[[dict], 
 
 @dataclass
 class Comparison:
-    """What :func:`~regmtl.compare` measured: does sharing help, and by how much?
+    r"""What :func:`~regmtl.compare` measured: does sharing help, and by how much?
 
     Printing it shows the summary table (mean and standard deviation over splits); in a
     notebook it renders as an HTML table. :func:`regmtl.plotting.plot_comparison` draws it and
@@ -232,6 +265,18 @@ class Comparison:
         Indexed by model: ``fit_seconds``, the seconds its fits took over all splits (inner
         cross-validation included; the sum over parallel jobs, not wall time), and
         ``seconds_per_split``, their mean.
+    tests : DataFrame, optional
+        Is a model's gain beyond noise? One row per model (in the summary's order) against
+        ``baseline`` in its column: the role-``"independent"`` model with the best mean
+        headline score (the strongest independent baseline; its own row has difference 0 and
+        p = 1; empty when no independent model was fitted). Columns: ``model``, ``role``,
+        ``baseline``; ``score``, ``score_low``, ``score_high`` (the model's mean headline
+        score with its 95% interval); over splits, ``difference`` (the mean paired
+        difference :math:`\bar d`), ``ci_low``, ``ci_high`` (its 95% interval), ``t``,
+        ``df``, ``p_value`` (two-sided), ``n_splits`` (the splits scored by both) and
+        ``test_train_ratio`` (:math:`n_2/n_1`); over tasks, ``tasks_better``,
+        ``tasks_worse``, ``n_tasks`` and ``wilcoxon_p``. See :func:`~regmtl.compare` for
+        the tests.
 
     See Also
     --------
@@ -265,6 +310,7 @@ class Comparison:
     data_first_split: tuple = field(default=(), repr=False)
     elapsed: float = 0.0
     timings: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    tests: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def __str__(self) -> str:
         """The summary table: metrics (mean, sd), wins, fit time and alpha per model."""
@@ -338,6 +384,9 @@ def _choice(est: Any) -> dict[str, Any]:
     params = dict(getattr(inner, "best_params_", {}) or {})
     if not params and hasattr(inner, "alpha_"):
         params = {"alpha": inner.alpha_}
+    if np.ndim(params.get("alpha", 0.0)):  # one alpha per task: their median, and all
+        params["alphas"] = np.asarray(params["alpha"], dtype=np.float64)
+        params["alpha"] = float(np.median(params["alphas"]))
     return params
 
 
@@ -450,7 +499,7 @@ def compare(
     n_jobs: int | None = None,
     progress: bool | str = "auto",
 ) -> Comparison:
-    """Does sharing help? Multi-task models against single-task and pooled baselines.
+    r"""Does sharing help? Multi-task models against single-task and pooled baselines.
 
     Over repeated train/test splits, every model is fitted on the training part only, its
     regularization chosen by an inner cross-validation on that part (folds inside every
@@ -461,7 +510,9 @@ def compare(
     penalty, see ``regmtl.compare.Unregularized``) or one slope vector for all tasks
     with one intercept per task (``"pooled"``, ``regmtl.compare.PooledModel``); the
     multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
-    ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"``).
+    ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
+    ``"robust_lowrank"``, ``"robust_features"``; for tasks ordered in time
+    ``"temporal_group_lasso"``, ``"fused_group_lasso"``).
 
     Parameters
     ----------
@@ -481,7 +532,10 @@ def compare(
         logistic first for classification). Otherwise a list mixing model names
         (``"ridge"``, ``"lasso"``, ``"elasticnet"``, ``"logistic"``, ``"logistic_l1"``,
         ``"unregularized"``, ``"pooled"``, ``"l21"``, ``"trace"``, ``"mean"``,
-        ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"``; ``"l2"`` and ``"l1"`` stand for
+        ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
+        ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
+        ``"fused_group_lasso"``;
+        ``"l2"`` and ``"l1"`` stand for
         the independent ridge and lasso, or their logistic versions; ``"default"`` for the
         default set), estimator instances whose ``fit(Xs, ys)`` and ``predict(Xs)`` take
         lists per task (``predict_proba`` too for classification), and ``(name, model)``
@@ -518,8 +572,8 @@ def compare(
     -------
     Comparison
         ``summary`` (mean and sd over splits), ``scores`` (tidy per model, split and task),
-        ``choices``, ``timings`` (fit seconds per model), and the first split's fitted
-        models.
+        ``choices``, ``timings`` (fit seconds per model), ``tests`` (every model against the
+        strongest independent baseline, see Notes), and the first split's fitted models.
 
     Raises
     ------
@@ -539,6 +593,43 @@ def compare(
     --------
     regmtl.task_relatedness : Whether the tasks are related, before comparing.
     regmtl.plotting.plot_comparison : Draw the result.
+    regmtl.report.comparison_verdict : The tests in words.
+
+    Notes
+    -----
+    ``tests`` compares every model :math:`m` with the strongest independent baseline
+    :math:`b` (the role-``"independent"`` model with the best mean headline score; not
+    necessarily ``baseline``, the first model, which ``wins`` counts against). Two-sided
+    tests, read at the 0.05 level by the report:
+
+    - *over splits*: :math:`d_j = s_j(m) - s_j(b)`, the paired difference of split
+      :math:`j`'s headline score (the score whose mean the summary shows), for the
+      :math:`J` splits where both are defined. The splits are train/test splits of the same
+      rows (random, the data set's fixed ones, or given), so their training sets overlap
+      and the :math:`d_j` are positively correlated: the paired t-test's variance
+      :math:`\hat\sigma^2 / J` is too small and its p-values too low. The corrected
+      resampled t-test of Nadeau & Bengio (2003) is used instead:
+
+      .. math::
+
+          t = \frac{\bar d}{\sqrt{(1/J + n_2/n_1)\,\hat\sigma^2}}, \qquad
+          \hat\sigma^2 = \frac{1}{J-1}\sum_j (d_j - \bar d)^2,
+
+      with :math:`n_2/n_1` the test rows over the training rows (mean over splits),
+      :math:`J - 1` degrees of freedom, the p-value :math:`2\,P(T_{J-1} > |t|)` and the
+      95% interval :math:`\bar d \pm t_{0.975, J-1} \sqrt{(1/J + n_2/n_1)\,\hat\sigma^2}`
+      (the models' own score intervals, ``score_low`` and ``score_high``, alike). With
+      fewer than 2 splits there is no test (NaN). Differences all equal give p = 1 when
+      they are 0 and p = 0 otherwise;
+    - *over tasks*: :math:`e_t`, each task's split-averaged score minus the baseline's
+      (tasks where either is NaN left out): the tasks better (:math:`e_t > 0`) and worse,
+      and the Wilcoxon signed-rank p-value (:func:`scipy.stats.wilcoxon`, zero
+      differences dropped; p = 1 when all are zero).
+
+    References
+    ----------
+    Nadeau, C. and Bengio, Y. (2003). Inference for the generalization error. *Machine
+    Learning* 52(3), 239-281.
 
     Examples
     --------
@@ -605,12 +696,14 @@ def compare(
         "auc" if "auc" in per_split else "accuracy")
     baseline = next(iter(chosen))
     summary = _summarize(per_split, scores, choices, list(chosen), baseline, metric, kind)
+    tests = _significance(per_split, scores, summary, {n: r for n, (_, r) in chosen.items()},
+                          metric, _test_train_ratio(prepared))
     return Comparison(summary=summary, scores=scores, choices=choices, kind=kind,
                       baseline=baseline, metric=metric, n_splits=len(split_list),
                       split_kind=split_kind, task_names=task_names,
                       feature_names=feature_names, models=fitted, data_first_split=first,
                       elapsed=time.perf_counter() - t_start,
-                      timings=_timings(per_split, list(chosen)))
+                      timings=_timings(per_split, list(chosen)), tests=tests)
 
 
 def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFrame,
@@ -634,3 +727,104 @@ def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFr
         row["alpha"] = float(ch["alpha"].median()) if "alpha" in ch else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ============================================================================ significance
+#: The columns of :attr:`Comparison.tests`.
+_TEST_COLUMNS = ["model", "role", "baseline", "score", "score_low", "score_high", "difference",
+                 "ci_low", "ci_high", "t", "df", "p_value", "n_splits", "test_train_ratio",
+                 "tasks_better", "tasks_worse", "n_tasks", "wilcoxon_p"]
+
+
+def _strongest_independent(summary: pd.DataFrame, roles: Mapping[str, str],
+                           metric: str) -> str | None:
+    """The role-"independent" model with the best mean headline score (None if none)."""
+    means = summary.set_index("model")[f"{metric}_mean"]
+    means = means[[roles.get(m) == "independent" for m in means.index]].dropna()
+    return str(means.idxmax()) if len(means) else None
+
+
+def _t_interval(values: np.ndarray, ratio: float,
+                level: float = 0.95) -> tuple[float, float, float, float, float]:
+    """``(mean, se, t_crit, df, t)`` of the corrected resampled t for ``values`` (J >= 2):
+    ``se = sqrt((1/J + ratio) var)``; ``t = mean / se`` (0 when all values are 0, +-inf when
+    they are one nonzero constant)."""
+    J = len(values)
+    mean = float(np.mean(values))
+    se = float(np.sqrt((1.0 / J + ratio) * np.var(values, ddof=1)))
+    t_crit = float(stats.t.ppf(0.5 + level / 2, J - 1))
+    t = mean / se if se > 0 else (0.0 if mean == 0 else float(np.copysign(np.inf, mean)))
+    return mean, se, t_crit, float(J - 1), t
+
+
+def _wilcoxon_p(diffs: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p of ``diffs`` (zeros dropped); 1 when all are zero."""
+    if not np.any(diffs != 0):
+        return 1.0 if len(diffs) else np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stats.wilcoxon(diffs).pvalue)
+
+
+def _paired_tests(split_scores: pd.DataFrame, task_scores: pd.DataFrame, baseline: str,
+                  roles: Mapping[str, str], test_train_ratio: float) -> pd.DataFrame:
+    """Every model (a column of both frames) against ``baseline``: the rows of
+    :attr:`Comparison.tests`.
+
+    ``split_scores``: the headline score of each split (rows) and model; ``task_scores``:
+    each task's split-averaged score (rows) and model. Pairs with a NaN are left out."""
+    rows = []
+    base_split = split_scores[baseline].to_numpy(dtype=np.float64)
+    base_task = task_scores[baseline].to_numpy(dtype=np.float64)
+    for name in split_scores.columns:
+        mine = split_scores[name].to_numpy(dtype=np.float64)
+        own = mine[np.isfinite(mine)]
+        row: dict[str, Any] = {"model": name, "role": roles.get(name, ""),
+                               "baseline": baseline,
+                               "score": float(np.mean(own)) if len(own) else np.nan,
+                               "score_low": np.nan, "score_high": np.nan}
+        if len(own) >= 2:
+            mean, se, t_crit, _, _ = _t_interval(own, test_train_ratio)
+            row["score_low"], row["score_high"] = mean - t_crit * se, mean + t_crit * se
+        paired = np.isfinite(mine) & np.isfinite(base_split)
+        d = mine[paired] - base_split[paired]
+        row.update(difference=float(np.mean(d)) if len(d) else np.nan, ci_low=np.nan,
+                   ci_high=np.nan, t=np.nan, df=np.nan, p_value=np.nan, n_splits=len(d),
+                   test_train_ratio=float(test_train_ratio))
+        if len(d) >= 2:
+            mean, se, t_crit, df, t = _t_interval(d, test_train_ratio)
+            row.update(ci_low=mean - t_crit * se, ci_high=mean + t_crit * se, t=t, df=df,
+                       p_value=float(2 * stats.t.sf(abs(t), df)))
+        task = task_scores[name].to_numpy(dtype=np.float64)
+        both = np.isfinite(task) & np.isfinite(base_task)
+        e = task[both] - base_task[both]
+        row.update(tasks_better=int(np.sum(e > 0)), tasks_worse=int(np.sum(e < 0)),
+                   n_tasks=len(e), wilcoxon_p=_wilcoxon_p(e))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_TEST_COLUMNS)
+
+
+def _significance(per_split: pd.DataFrame, scores: pd.DataFrame, summary: pd.DataFrame,
+                  roles: Mapping[str, str], metric: str,
+                  test_train_ratio: float) -> pd.DataFrame:
+    """:attr:`Comparison.tests`: every model against the strongest independent baseline."""
+    baseline = _strongest_independent(summary, roles, metric)
+    if baseline is None:
+        return pd.DataFrame(columns=_TEST_COLUMNS)
+    names = summary["model"].tolist()
+    split_scores = (per_split.pivot(index="split", columns="model", values=metric)
+                    if metric in per_split else pd.DataFrame(np.nan, index=[0], columns=names))
+    task_metric = metric if metric in scores else "accuracy"
+    by_task = scores.groupby(["model", "task"], sort=False)[task_metric].mean()
+    tasks = by_task.loc[baseline].index
+    task_scores = pd.DataFrame({n: by_task.loc[n].reindex(tasks).to_numpy() for n in names},
+                               index=tasks)
+    return _paired_tests(split_scores.reindex(columns=names), task_scores, baseline, roles,
+                         test_train_ratio)
+
+
+def _test_train_ratio(prepared: Sequence[tuple]) -> float:
+    """Mean over splits of (test rows) / (training rows), all tasks together."""
+    ratios = [sum(len(y) for y in yte) / max(sum(len(y) for y in ytr), 1)
+              for _, _, ytr, yte in prepared]
+    return float(np.mean(ratios)) if ratios else 0.0

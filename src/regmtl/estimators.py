@@ -28,6 +28,7 @@ from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
 from .problem import make_datafit
 from .solvers import SOLVERS, solve
+from .task_alpha import resolve_alpha, solve_task_alphas
 from .taskdata import TaskData, intercept_shift, shift_columns
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
@@ -53,7 +54,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "penalty": [StrOptions(set(PENALTY_NAMES)), Penalty],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
         "fit_intercept": ["boolean"],
         "task_weight": [StrOptions({"equal", "samples"}), "array-like"],
         "solver": [StrOptions(set(SOLVERS))],
@@ -194,12 +195,14 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         W0, b0, V0 = self._warm_start_point(data, penalty)
         if W0 is not None:
             b0 = b0 + intercept_shift(data, W0)
-        res = solve(
-            data, self._datafit(), penalty, float(self.alpha),
-            solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
-            tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
-            options=self.solver_options,
-        )
+        alpha, alphas = resolve_alpha(self.alpha, penalty, data.n_tasks)
+        kwargs = dict(solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
+                      tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
+                      options=self.solver_options)
+        if alphas is None:
+            res = solve(data, self._datafit(), penalty, alpha, **kwargs)
+        else:  # one alpha per task (penalties separable over tasks)
+            res = solve_task_alphas(data, self._datafit(), penalty, alphas, **kwargs)
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form
@@ -214,7 +217,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         for attr in ("dual_gap_", "kkt_residual_", *STRUCTURE_ATTRS):
             if hasattr(self, attr):
                 delattr(self, attr)
-        for attr, value in penalty.structure(res.V, float(self.alpha)).items():
+        for attr, value in penalty.structure(res.V, alpha).items():
             setattr(self, attr, value)
         if cert.kind == "duality_gap":
             self.dual_gap_ = float(cert.value)
@@ -287,12 +290,17 @@ _PARAMS_DOC = """
     ----------
     penalty : str or Penalty, default="l21"
         The shape of :math:`\\Omega`: ``"l21"``, ``"l1"``, ``"l2"``, ``"elasticnet"``,
-        ``"trace"``, ``"mean"``, ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"`` (that
-        penalty with its default parameters) or a penalty object such as
+        ``"trace"``, ``"mean"``, ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"``,
+        ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
+        ``"fused_group_lasso"`` (that penalty with its default parameters) or a penalty
+        object such as
         ``regmtl.L21(l1_ratio=0.9)`` or ``regmtl.GraphLaplacian(A)`` (the penalty classes
         give the formulas and when to pick which).
-    alpha : float, default=0.1
-        Overall strength of the penalty, >= 0.
+    alpha : float or array-like of shape (T,), default=0.1
+        Overall strength of the penalty, >= 0; or one strength per task (in the order of
+        ``tasks_``) for the penalties separable over tasks (``"l1"``, ``"l2"``,
+        ``"elasticnet"``), as scikit-learn's ``Ridge(alpha=array)``: T independent problems,
+        certified together (see ``regmtl.task_alpha``).
     fit_intercept : bool, default=True
         Fit one unpenalized intercept per task.
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
@@ -349,10 +357,14 @@ _ATTRIBUTES_DOC = """
     dual_gap_ : float
         Absolute duality gap of the returned solution, where the penalty has a tractable
         dual (``l1``, ``l2``, ``elasticnet``, ``l21``, ``trace``, ``dirty``,
-        ``sparse_lowrank``, ``MeanRegularized(ridge > 0)``) and ``alpha > 0``.
+        ``sparse_lowrank``, ``robust_lowrank``, ``robust_features``,
+        ``temporal_group_lasso``, ``fused_group_lasso``, ``MeanRegularized(ridge > 0)``)
+        and ``alpha > 0``.
     kkt_residual_ : float
         Otherwise (``mean`` without ridge, ``GraphLaplacian``, ``clustered``, ``alpha = 0``):
-        the KKT residual relative to the gradient at W = 0. Only one of the two is set.
+        the KKT residual relative to the gradient at W = 0. Only one of the two is set. For
+        the nonconvex ``mcp``, ``scad``, ``capped_l1`` it is the residual of the Clarke
+        subdifferential: it certifies a stationary point, not a global minimum.
     objective_ : float
         The objective at the solution.
     task_sizes_ : ndarray of shape (T,)
@@ -360,8 +372,13 @@ _ATTRIBUTES_DOC = """
         count of observed rows under equal task weights); :func:`~regmtl.transfer` scales a
         new task's prior with it.
     P_, Q_ : ndarray of shape (T, p)
-        ``dirty`` and ``sparse_lowrank`` only: the two parts, ``coef_ = P_ + Q_``
-        (``Dirty``: P shared rows, Q exceptions; ``SparseLowRank``: P sparse, Q low-rank).
+        ``dirty``, ``sparse_lowrank``, ``robust_lowrank`` and ``robust_features`` only: the
+        two parts, ``coef_ = P_ + Q_`` (``Dirty``: P shared rows, Q exceptions;
+        ``SparseLowRank``: P sparse, Q low-rank; ``RobustLowRank`` / ``RobustFeatures``: P the
+        shared low-rank / row-sparse part, Q the outlier tasks).
+    outlier_tasks_ : ndarray of int
+        ``robust_lowrank`` and ``robust_features`` only: the positions (in ``tasks_``) of the
+        outlier tasks, those whose row of ``Q_`` is nonzero.
     singular_values_ : ndarray of shape (min(p, T),)
         ``trace`` only: the singular values of W.
     rank_ : int
@@ -398,8 +415,11 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     with strength ``alpha``. The penalty is what makes the tasks share: the same features
     (``"l21"``), a low-dimensional subspace (``"trace"``), closeness to the mean task
     (``"mean"``) or to neighbours in a graph (``GraphLaplacian``), clusters (``"clustered"``),
-    or shared plus task-specific parts (``"dirty"``, ``"sparse_lowrank"``); ``"l1"`` and
-    ``"l2"`` fit the tasks independently.
+    shared plus task-specific parts (``"dirty"``, ``"sparse_lowrank"``), or shared parts
+    with outlier tasks (``"robust_lowrank"``, ``"robust_features"``), or, for tasks ordered
+    in time, features whose effects drift or change at a few time points
+    (``"temporal_group_lasso"``, ``"fused_group_lasso"``); ``"l1"`` and ``"l2"`` fit the
+    tasks independently.
 
     The tasks may have different numbers of samples. Three input forms are accepted by
     ``fit``, ``predict`` and ``score``: lists (or dicts) with one design per task, a long

@@ -604,15 +604,16 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
 
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
                   used: set[str], dims: str) -> None:
-    """Constructor parameters: known names; arrays only a task weight (T,) or a graph (T, T),
-    dense or CSR (data and indices of one length nnz <= T^2, indptr of T + 1)."""
+    """Constructor parameters: known names; arrays only a task weight or an alpha per task
+    (T,), or a graph (T, T), dense or CSR (data and indices of one length nnz <= T^2, indptr
+    of T + 1)."""
     known = set(cls._get_param_names()) if hasattr(cls, "_get_param_names") else set()
     for name, spec in params.items():
         if name not in known:
             raise Refused(f"parameter {name!r} is not a parameter of {cls.__name__}")
         _check_entry(spec, f"parameter {name!r}")
         kind = spec["kind"]
-        if kind == "array" and name == "task_weight":
+        if kind == "array" and name in ("task_weight", "alpha"):
             _check_rule(name, spec, _float_array(T), members, used, dims)
         elif kind == "penalty" and name == "penalty":
             for k, v in spec["params"].items():

@@ -585,39 +585,150 @@ def plot_task_scores(
     return ax
 
 
+def _padded(values: np.ndarray, pad: float = 0.08) -> tuple[float, float] | None:
+    """Limits around the finite ``values`` with ``pad`` of their range each side."""
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    span = hi - lo if hi > lo else 0.05 * max(abs(hi), 1e-3)
+    return lo - pad * span, hi + pad * span
+
+
+def _score_intervals(models: list[str], mean: np.ndarray, sd: np.ndarray, tests: Any,
+                     n_splits: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Each model's interval ``(low, high)`` and its name for the axis label: the tests'
+    corrected 95% intervals, else Student t intervals from the sd over ``n_splits``, else
+    ± sd."""
+    if n_splits is not None and n_splits >= 2:
+        from scipy import stats
+
+        half = stats.t.ppf(0.975, n_splits - 1) * sd / np.sqrt(n_splits)
+        low, high, band = mean - half, mean + half, "95% interval"
+    elif n_splits == 1:
+        low, high, band = mean.copy(), mean.copy(), "one split"
+    else:
+        low, high, band = mean - sd, mean + sd, "± sd"
+    if tests is not None and {"model", "score_low", "score_high"} <= set(tests.columns):
+        rows = tests.set_index("model")
+        t_low = rows["score_low"].reindex(models).to_numpy(dtype=np.float64)
+        t_high = rows["score_high"].reindex(models).to_numpy(dtype=np.float64)
+        have = np.isfinite(t_low) & np.isfinite(t_high)
+        if have.any():
+            low, high, band = np.where(have, t_low, low), np.where(have, t_high, high), \
+                "95% interval"
+    return low, high, band
+
+
+def _p_label(p: float, level: float) -> str:
+    """``p = 0.31``, ``p < 0.001``: two significant digits, three where two would round
+    onto ``level``."""
+    if p < 0.001:
+        return "p < 0.001"
+    text = f"{p:.2g}"
+    return f"p = {p:.3g}" if float(text) == level else f"p = {text}"
+
+
+def _plot_differences(tests: pd.DataFrame, models: list[str], ax: Axes,
+                      level: float = 0.05) -> None:
+    """Each model's mean paired difference to the tests' baseline with its 95% interval, a
+    line at 0 and the p-value at the right; filled markers where p < ``level``."""
+    missing = [c for c in ("model", "baseline", "difference", "ci_low", "ci_high", "p_value")
+               if c not in tests.columns]
+    if missing:
+        raise ValueError(f"tests lacks the columns {missing}.")
+    rows = tests.set_index("model")
+    rows.index = [str(m) for m in rows.index]
+    base = str(tests["baseline"].iloc[0])
+    ends = [0.0]
+    for k, model in enumerate(models):
+        if model not in rows.index:
+            continue
+        row = rows.loc[model]
+        d, lo, hi, p = (float(row[c]) for c in ("difference", "ci_low", "ci_high", "p_value"))
+        if model == base:
+            ax.plot([0.0], [k], marker="D", color="0.3", ms=5, ls="none")
+            ax.text(1.02, k, "baseline", transform=ax.get_yaxis_transform(), va="center",
+                    fontsize=8, color="0.3")
+            continue
+        if not np.isfinite(d):
+            continue
+        beyond = np.isfinite(p) and p < level
+        color = ("C2" if d > 0 else "C3") if beyond else "0.45"
+        err = ([[d - lo], [hi - d]] if np.isfinite(lo) and np.isfinite(hi) else None)
+        ax.errorbar([d], [k], xerr=err, fmt="o", color=color, ecolor=color, capsize=3,
+                    mfc=color if beyond else "white", mec=color)
+        ends += [d, lo, hi]
+        note = "no test" if not np.isfinite(p) else _p_label(p, level)
+        ax.text(1.02, k, note, transform=ax.get_yaxis_transform(), va="center", fontsize=8,
+                color=color)
+    ax.axvline(0.0, color="0.3", lw=0.8)
+    limits = _padded(np.asarray(ends, dtype=np.float64))
+    if limits is not None:
+        ax.set_xlim(*limits)
+    ax.set_title(f"Difference to {base}", fontsize=10)
+
+
 def plot_comparison(
-    summary: pd.DataFrame,
+    summary: Any,
     *,
-    metric: str = "explained_variance",
-    ax: Axes | None = None,
+    metric: str | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+    tests: pd.DataFrame | None = None,
+    n_splits: int | None = None,
 ) -> Axes:
-    """Horizontal bars of each model's mean score with ±1 sd error bars.
+    """Each model's mean score with its 95% interval and, beside it, its paired difference
+    to the strongest independent baseline: which gains are beyond noise.
+
+    The scores are points with intervals on an axis zoomed to their range (not bars from
+    0, which make close models look alike). With ``tests`` (:attr:`Comparison.tests
+    <regmtl.Comparison>`) a second panel shows each model's mean paired difference over
+    splits to the tests' baseline with its 95% interval (Nadeau & Bengio's corrected
+    resampled t, see :func:`regmtl.compare`), a vertical line at 0 and the p-value at the
+    right; markers are filled where p < 0.05 (green a gain, red a loss), hollow and grey
+    where the difference is within split-to-split noise.
 
     Parameters
     ----------
-    summary : pandas.DataFrame
+    summary : pandas.DataFrame or Comparison
         As the ``summary`` of a :class:`~regmtl.Comparison`: columns ``model`` (or the
         index), ``<metric>_mean``, ``<metric>_sd``; one row per model, drawn top to bottom in
-        the given order.
-    metric : str, default="explained_variance"
-        The score whose columns are used.
-    ax : matplotlib Axes, default=None
-        Where to draw; a new figure when omitted.
+        the given order. A :class:`~regmtl.Comparison` gives its summary, ``metric``,
+        ``tests`` and ``n_splits`` (where those are not passed).
+    metric : str, default=None
+        The score whose columns are used; None: the comparison's, else
+        ``"explained_variance"``.
+    ax : matplotlib Axes or a pair of them, default=None
+        Where to draw: one Axes for the scores only, two for both panels; a new figure
+        (two panels side by side, sharing the model axis, when there are ``tests``) when
+        omitted.
+    tests : pandas.DataFrame, default=None
+        :attr:`Comparison.tests <regmtl.Comparison>`: its ``score_low`` and
+        ``score_high`` are the scores' intervals, and its ``difference``, ``ci_low``,
+        ``ci_high``, ``p_value`` and ``baseline`` the second panel. None or empty: the
+        scores only.
+    n_splits : int, default=None
+        The splits the summary averages, for Student t 95% intervals
+        :math:`\\bar s \\pm t_{0.975, J-1}\\, \\mathrm{sd} / \\sqrt{J}` where ``tests`` has
+        none (these treat the splits as independent; the tests' intervals allow for their
+        overlap). Without either, the intervals are ± 1 sd.
 
     Returns
     -------
     matplotlib Axes
-        One bar per model, with a vertical line at 0.
+        The scores' axes (the differences' axes is ``ax.figure.axes[1]`` of a new figure).
 
     Raises
     ------
     ValueError
-        If ``<metric>_mean`` or ``<metric>_sd`` is missing.
+        If ``<metric>_mean`` or ``<metric>_sd`` is missing, or ``tests`` lacks a column the
+        second panel needs.
 
     See Also
     --------
     plot_task_scores : The per-task scores of two models.
-    regmtl.compare : Produces such a summary.
+    regmtl.compare : Produces such a summary and its tests.
+    regmtl.report.comparison_verdict : The tests in words.
 
     Examples
     --------
@@ -626,10 +737,30 @@ def plot_comparison(
     >>> summary = pd.DataFrame({"model": ["single", "l21"],
     ...                         "explained_variance_mean": [0.40, 0.45],
     ...                         "explained_variance_sd": [0.05, 0.04]})
-    >>> ax = plot_comparison(summary)
+    >>> ax = plot_comparison(summary, n_splits=10)
     >>> [t.get_text() for t in ax.get_yticklabels()]
     ['single', 'l21']
+    >>> bool(ax.get_xlim()[0] > 0)  # zoomed to the scores, not drawn from 0
+    True
+
+    With a comparison's tests, the differences panel comes beside it:
+
+    >>> tests = pd.DataFrame({"model": ["single", "l21"], "baseline": "single",
+    ...                       "difference": [0.0, 0.05], "ci_low": [0.0, 0.02],
+    ...                       "ci_high": [0.0, 0.08], "p_value": [1.0, 0.004]})
+    >>> ax = plot_comparison(summary, tests=tests, n_splits=10)
+    >>> ax.figure.axes[1].get_title()
+    'Difference to single'
     """
+    if hasattr(summary, "summary") and hasattr(summary, "metric"):  # a Comparison
+        comp = summary
+        summary = comp.summary
+        metric = metric or comp.metric
+        tests = getattr(comp, "tests", None) if tests is None else tests
+        n_splits = comp.n_splits if n_splits is None else n_splits
+    metric = metric or "explained_variance"
+    if tests is not None and len(tests) == 0:
+        tests = None
     mean_col, sd_col = f"{metric}_mean", f"{metric}_sd"
     missing = [c for c in (mean_col, sd_col) if c not in summary.columns]
     if missing:
@@ -638,16 +769,41 @@ def plot_comparison(
     models = [str(m) for m in models]
     mean = summary[mean_col].to_numpy(dtype=np.float64)
     sd = summary[sd_col].to_numpy(dtype=np.float64)
+    low, high, band = _score_intervals(models, mean, sd, tests, n_splits)
 
-    ax = _new_axes(ax, (6.0, 1.2 + 0.4 * len(models)))
+    height = 1.4 + 0.4 * len(models)
+    if ax is None and tests is not None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10.5, height), layout="constrained")
+        ax_score, ax_diff = fig.subplots(1, 2, sharey=True)
+    elif ax is not None and not hasattr(ax, "plot"):  # a pair of Axes
+        ax_score, ax_diff = ax
+    else:
+        ax_score, ax_diff = _new_axes(ax, (6.0, height)), None
     pos = np.arange(len(models))
-    ax.barh(pos, mean, xerr=sd, color="C0", alpha=0.8, capsize=3)
-    ax.set_yticks(pos, models)
-    ax.invert_yaxis()
-    ax.axvline(0.0, color="0.3", lw=0.8)
-    ax.set_xlabel(f"{_words(metric)} (mean ± sd)")
-    ax.set_title("Model comparison")
-    return ax
+    ax_score.errorbar(mean, pos, xerr=[mean - low, high - mean], fmt="o", color="C0",
+                      ecolor="C0", capsize=3)
+    ax_score.set_yticks(pos, models)
+    if not ax_score.yaxis_inverted():
+        ax_score.invert_yaxis()
+    limits = _padded(np.concatenate([mean, low, high]))
+    if limits is not None:
+        ax_score.set_xlim(*limits)
+    ax_score.grid(axis="x", color="0.9", lw=0.6)
+    ax_score.set_axisbelow(True)
+    ax_score.set_xlabel(f"{_words(metric)} (mean, {band} over splits)")
+    ax_score.set_title("Model comparison", fontsize=10)
+    if ax_diff is not None and tests is not None:
+        if not ax_diff.get_shared_y_axes().joined(ax_diff, ax_score):
+            ax_diff.set_yticks(pos, [""] * len(models))
+            if not ax_diff.yaxis_inverted():
+                ax_diff.invert_yaxis()
+        _plot_differences(tests, models, ax_diff)
+        ax_diff.grid(axis="x", color="0.9", lw=0.6)
+        ax_diff.set_axisbelow(True)
+        ax_diff.set_xlabel("paired difference (mean, 95% interval over splits)")
+    return ax_score
 
 
 def plot_transfer_curve(curve: Any, *, ax: Axes | None = None) -> Axes:

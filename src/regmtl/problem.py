@@ -67,9 +67,17 @@ def alpha_max(
 
     - ``max_jt |G0_jt| / rho`` for ``L1`` and ``ElasticNet`` (``rho = l1_ratio``);
     - ``max_j ||G0_j||_2 / rho`` for ``L21``;
+    - with ``positive=True`` the same of the positive part ``max(G0, 0)`` (0 when no entry of
+      ``G0`` is positive: then every ``alpha > 0`` gives W = 0);
     - ``||G0||_2`` (the largest singular value) for ``Trace``;
     - ``max(max_j ||G0_j||_2, max_jt |G0_jt| / own_weight)`` for ``Dirty`` and
-      ``max(||G0||_2, max_jt |G0_jt| / sparse_weight)`` for ``SparseLowRank``.
+      ``max(||G0||_2, max_jt |G0_jt| / sparse_weight)`` for ``SparseLowRank``;
+    - ``max(||G0||_2, max_t ||G0_:t||_2 / outlier_weight)`` for ``RobustLowRank`` and
+      ``max(max_j ||G0_j||_2, max_t ||G0_:t||_2 / outlier_weight)`` for ``RobustFeatures``
+      (``G0_:t`` the column of task t);
+    - ``max_j ||G0_j||_2`` for ``TemporalGroupLasso`` (its quadratic part has no gradient at
+      0) and ``max_j N*(G0_j)`` for ``FusedGroupLasso``, the dual norm of
+      ``||u||_2 + fused_weight TV(u) + l1_weight ||u||_1`` (its ``dual_norms``).
 
     Regularization paths and the CV estimators start their grids there. Smooth penalties
     (``L2``, ``MeanRegularized``, ``GraphLaplacian``, ``Clustered``) and ``l1_ratio=0`` have

@@ -16,7 +16,8 @@ from joblib import delayed
 from ._options import check_option
 from .document import Report, check_created, check_n_jobs
 
-__all__ = ["Report", "comparison_report", "relatedness_report", "training_report"]
+__all__ = ["Report", "comparison_report", "comparison_verdict", "relatedness_report",
+           "training_report"]
 
 
 def _plot_png(plot: str, *args: Any, **kwargs: Any) -> bytes:
@@ -109,6 +110,119 @@ def _headline(comparison: Any) -> str | None:
     return text + "."
 
 
+#: The level at which a verdict calls a difference beyond noise.
+_LEVEL = 0.05
+
+
+def _p_text(p: float) -> str:
+    """``p = 0.31``, ``p = 0.002``, ``p < 0.001``: two significant digits, three where two
+    would round onto the level."""
+    if p < 0.001:
+        return "p < 0.001"
+    text = f"{p:.2g}"
+    if float(text) == _LEVEL:
+        text = f"{p:.3g}"
+    return f"p = {text}"
+
+
+def _signed(value: float) -> str:
+    """``+0.0045``, ``-0.0040``; a value that rounds to zero is ``+0.0000``."""
+    text = f"{value:+.4f}"
+    return "+0.0000" if float(text) == 0 else text
+
+
+def _verdict_subject(comparison: Any, tests: Any) -> str | None:
+    """The model the verdict is about: the best by mean headline score, or, when that is the
+    strongest independent baseline itself, the best of the models that are not independent."""
+    summary = comparison.summary.set_index("model")[f"{comparison.metric}_mean"].dropna()
+    rows = tests.set_index("model")
+    summary = summary[[m in rows.index for m in summary.index]]
+    base = str(tests["baseline"].iloc[0])
+    others = summary[[m != base and rows.loc[m, "role"] != "independent"
+                      for m in summary.index]]
+    if len(summary) and summary.idxmax() != base:
+        return str(summary.idxmax())
+    return str(others.idxmax()) if len(others) else None
+
+
+def comparison_verdict(comparison: Any) -> str | None:
+    r"""Is the best model's gain over the strongest independent baseline beyond noise?
+
+    One paragraph from ``comparison.tests`` (see :func:`regmtl.compare`): the model (the best
+    by mean headline score; when that is the strongest independent baseline, the best of the
+    other models), its score against the baseline's, the mean paired difference over splits
+    with its 95% interval and the corrected resampled t-test's p-value, the tasks it is
+    better and worse on with the Wilcoxon signed-rank p-value, and the verdict at the 0.05
+    level: the difference is *beyond* split-to-split noise when the test over
+    splits gives :math:`p < 0.05`, else *within* it. With one split there is no test over
+    splits, and the paragraph says so.
+
+    Parameters
+    ----------
+    comparison : Comparison
+        What :func:`regmtl.compare` returned.
+
+    Returns
+    -------
+    str or None
+        The paragraph; None without tests (no independent model was fitted, or a
+        comparison made before tests existed) or without another model to compare.
+
+    See Also
+    --------
+    comparison_report : Shows it under the results' headline.
+
+    Examples
+    --------
+    >>> from regmtl import compare
+    >>> from regmtl.datasets import make_multitask_regression
+    >>> from regmtl.report import comparison_verdict
+    >>> data = make_multitask_regression(4, 40, 6, n_informative=3, random_state=0)
+    >>> result = compare(data, models=["ridge", "l21"], splits=3, n_alphas=4, cv=2)
+    >>> comparison_verdict(result).startswith("MTL L2,1: EV ")
+    True
+    """
+    comp = comparison
+    tests = getattr(comp, "tests", None)
+    if tests is None or len(tests) == 0 or "baseline" not in tests.columns:
+        return None
+    model = _verdict_subject(comp, tests)
+    if model is None:
+        return None
+    row = tests.set_index("model").loc[model]
+    base = str(row["baseline"])
+    base_score = float(tests.set_index("model").loc[base, "score"])
+    diff = float(row["difference"])
+    if not np.isfinite(diff):
+        return None
+    shown = _signed(diff)
+    noun = "difference" if float(shown) == 0 else "gain" if diff > 0 else "loss"
+    text = (f"{model}: {_readable(comp.metric)} {row['score']:.4f} against {base_score:.4f} "
+            f"for {base}, the strongest independent baseline: {shown} ")
+    n_splits = int(row["n_splits"])
+    tested = n_splits >= 2 and np.isfinite(row["p_value"])
+    if tested:
+        text += (f"(95% CI {_signed(row['ci_low'])} to {_signed(row['ci_high'])} over "
+                 f"{n_splits} splits, {_p_text(float(row['p_value']))})")
+    else:
+        text += f"(over {n_splits} split{'' if n_splits == 1 else 's'}: no test over splits)"
+    n_tasks = int(row["n_tasks"])
+    if n_tasks:
+        wilcoxon = (f" (Wilcoxon {_p_text(float(row['wilcoxon_p']))})"
+                    if np.isfinite(row["wilcoxon_p"]) else "")
+        text += (f"; better on {int(row['tasks_better'])} and worse on "
+                 f"{int(row['tasks_worse'])} of {n_tasks} tasks{wilcoxon}")
+    text += ". "
+    if not tested:
+        return text + ("With fewer than 2 splits, whether the " + noun + " is beyond "
+                       "split-to-split noise cannot be tested; run more splits.")
+    p = float(row["p_value"])
+    if p < _LEVEL:
+        return text + (f"At the {_LEVEL:g} level, the {noun} is beyond split-to-split noise "
+                       f"({_p_text(p)}).")
+    return text + f"At the {_LEVEL:g} level, the {noun} is within split-to-split noise."
+
+
 def _wins_header(comparison: Any) -> str:
     return f"tasks better than {_short_model(comparison.baseline)}"
 
@@ -176,10 +290,13 @@ def comparison_report(comparison: Any, *, title: str | None = None,
                       n_jobs: int | None = None) -> Report:
     """A report of a :func:`regmtl.compare` result.
 
-    The report explains the protocol, then shows the key columns of the summary (model, the
+    The report explains the protocol and the tests, then shows the headline (the best model),
+    the verdict on its gain over the strongest independent baseline
+    (:func:`comparison_verdict`), the key columns of the summary (model, the
     headline score and its sd, the tasks better than the baseline; readable headers, narrow
     enough for a laptop screen) with the other columns folded below it, the per-model scores
-    (:func:`~regmtl.plotting.plot_comparison`), the per-task scores of the best multi-task
+    with their 95% intervals beside each model's difference to the strongest independent
+    baseline (:func:`~regmtl.plotting.plot_comparison`), the per-task scores of the best multi-task
     model against the baseline (:func:`~regmtl.plotting.plot_task_scores`), that model's
     coefficients, regularization path and inner CV curve on the first split, the task
     relatedness measured from the independent baseline (when it was fitted), and the chosen
@@ -241,16 +358,39 @@ def comparison_report(comparison: Any, *, title: str | None = None,
         f"over splits; *{_wins_header(comp)}*: tasks whose {score} (averaged over splits) beats "
         f"{comp.baseline}'s. Whole job: {comp.elapsed:.1f} s."
     )
+    verdict = comparison_verdict(comp)
+    if verdict:
+        rep.add_text(
+            "Is a gain real? Every model is tested against the *strongest independent "
+            "baseline* (the independent model with the best mean score), two-sided at the "
+            f"{_LEVEL:g} level: over splits, the paired differences of the split scores by the "
+            "corrected resampled t-test of Nadeau & Bengio (2003), whose variance allows for "
+            "the overlap of the splits' training rows (a plain paired t-test would be too "
+            "confident); over tasks, the tasks better and worse and the Wilcoxon signed-rank "
+            "test of the split-averaged differences.")
     rep.add_heading("Results")
     headline = _headline(comp)
     if headline:
         rep.add_text(f"**{headline}**")
+    if verdict:
+        rep.add_text(verdict)
     rep.add_table(key, caption=f"Test {score} over {comp.n_splits} split(s)",
                   float_format="{:.4f}")
     rep.add_table(rest, caption="Other scores (mean ± sd over splits), fit seconds and the "
                   "median alpha chosen", details="More columns: other scores, time, alpha")
-    rep._defer_figure(delayed(_plot_png)("plot_comparison", comp.summary, metric=metric),
-                      caption=f"{score}: mean ± sd over splits")
+    tests = getattr(comp, "tests", None)
+    if tests is not None and len(tests):
+        base = tests["baseline"].iloc[0]
+        caption = (f"{score}: mean with its 95% interval over splits (left); difference to "
+                   f"{base}, the strongest independent baseline, with its 95% interval and "
+                   "p-value (right; filled: beyond noise at the "
+                   f"{_LEVEL:g} level)")
+    else:
+        tests = None
+        caption = f"{score}: mean with its 95% interval over splits"
+    rep._defer_figure(delayed(_plot_png)("plot_comparison", comp.summary, metric=metric,
+                                         tests=tests, n_splits=comp.n_splits),
+                      caption=caption)
     best = _best_shared(comp)
     task_metric = metric if metric in comp.scores else "accuracy"
     if best is not None and best != comp.baseline:

@@ -14,9 +14,14 @@ ridge toward a prior mean::
 strategy  fitted penalty                  prior mean ``w0``    basis ``B``          ``lam_k``
 ========  ==============================  ===================  ===================  ===============
 support   ``L21(rho)``, ``L1``,           0                    unit vectors of     ``rho/d_j+1-rho``
-          ``ElasticNet(rho)``, ``Dirty``                       the support
-subspace  ``Trace``, ``SparseLowRank``    0                    left singular        ``1/sigma_k``
-                                                               vectors of W
+          ``ElasticNet(rho)``, ``Dirty``,                      the support
+          ``RobustFeatures``,
+          ``TemporalGroupLasso``,
+          ``FusedGroupLasso``, ``MCP``,
+          ``SCAD``, ``CappedL1``
+subspace  ``Trace``, ``SparseLowRank``,   0                    left singular        ``1/sigma_k``
+          ``RobustLowRank``,                                   vectors of W
+          ``SharedStructure``
 mean      ``MeanRegularized(r)``,         ``w_bar/(1+r)``      identity             ``1+r``;
           ``GraphLaplacian(A)``           (graph: ``w_bar``)                        ``2 dbar``
 cluster   ``Clustered(k, eta)``           nearest cluster      identity             ``2(1+eta)``
@@ -25,9 +30,11 @@ cluster   ``Clustered(k, eta)``           nearest cluster      identity         
 
 with ``d_j = ||W_j||_2`` (L2,1) or ``mean_t |W_jt|`` (L1, elastic net), ``sigma_k`` the nonzero
 singular values of W, ``w_bar`` the mean task and ``dbar`` the graph's mean degree (a new task
-joined to the others as an average task is). Features outside the support and directions outside
-the subspace are not used (their weight is infinite). The ridge penalty ``"l2"`` shares nothing
-between tasks, so it has no ``"auto"`` strategy.
+joined to the others as an average task is). The robust models (``RobustFeatures``,
+``RobustLowRank``) read ``d_j`` and ``sigma_k`` from their shared part ``P`` alone: a new task is
+taken to be an inlier, its outlier column zero. Features outside the support and directions
+outside the subspace are not used (their weight is infinite). The ridge penalty ``"l2"`` shares
+nothing between tasks, so it has no ``"auto"`` strategy.
 
 The strength ``alpha``. The model's own, carried to a task with ``n`` samples, reads
 ``alpha_model * nbar / n`` (``nbar`` the median of the model's ``task_sizes_``): the penalty of
@@ -72,12 +79,20 @@ from .penalties import (
     L1,
     L2,
     L21,
+    MCP,
+    SCAD,
+    CappedL1,
     Clustered,
     Dirty,
     ElasticNet,
+    FusedGroupLasso,
     GraphLaplacian,
     MeanRegularized,
+    RobustFeatures,
+    RobustLowRank,
+    SharedStructure,
     SparseLowRank,
+    TemporalGroupLasso,
     Trace,
     make_penalty,
 )
@@ -118,7 +133,7 @@ class _Source:
     n_features: int
     feature_names: Any
     clusters: np.ndarray | None
-    P: np.ndarray | None     # p x T parts of Dirty / SparseLowRank
+    P: np.ndarray | None     # p x T parts of the decompositions (Dirty, SparseLowRank, ...)
     Q: np.ndarray | None
     b: np.ndarray            # intercepts in that space
     noise: np.ndarray | None  # per-task residual variance (squared loss)
@@ -148,7 +163,7 @@ def _source(model: Any) -> _Source:
     n_ref = float(np.median(sizes)) if sizes is not None else float("nan")
     b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) + \
         np.atleast_2d(est.coef_) @ mean
-    return _Source(W=W, penalty=make_penalty(est.penalty), alpha=float(est.alpha),
+    return _Source(W=W, penalty=make_penalty(est.penalty), alpha=float(np.median(est.alpha)),
                    loss=est._loss, n_ref=n_ref, mean=mean, scale=scale, n_features=p,
                    feature_names=getattr(est, "feature_names_in_", None),
                    clusters=getattr(est, "task_clusters_", None),
@@ -203,6 +218,14 @@ def _support_prior(src: _Source, native: bool) -> Prior:
         g = float(pen.own_weight)
         return Prior("support", np.zeros(p), np.hstack([B1, B2]), np.concatenate([l1, g * l2]),
                      src.alpha, {"support": np.union1d(i1, i2), "shared_support": i1})
+    if native and isinstance(pen, RobustFeatures):  # the shared rows (an inlier task)
+        B, lam, idx = _support_block(np.linalg.norm(src.P, axis=1), 1.0)
+        return Prior("support", np.zeros(p), B, lam, src.alpha, {"support": idx})
+    if isinstance(pen, _SUPPORT_BY_CV):
+        # the features the tasks select; a new task has no place in the time points' order,
+        # and a nonconvex penalty's alpha does not carry to a ridge prior: chosen by CV
+        B, lam, idx = _support_block(np.linalg.norm(W, axis=1), 1.0)
+        return Prior("support", np.zeros(p), B, lam, None, {"support": idx})
     if native and isinstance(pen, (L1, ElasticNet)):
         B, lam, idx = _support_block(np.abs(W).mean(axis=1), float(pen.l1_ratio))
     else:
@@ -221,8 +244,11 @@ def _subspace_prior(src: _Source, native: bool) -> Prior:
         return Prior("subspace", np.zeros(p), np.hstack([U, B2]),
                      np.concatenate([lam, g * l2]), src.alpha,
                      {"rank": U.shape[1], "subspace": U, "support": idx})
-    U, lam = _subspace_block(src.W)
-    return Prior("subspace", np.zeros(p), U, lam, src.alpha if native else None,
+    robust = native and isinstance(src.penalty, RobustLowRank)  # the shared part (an inlier)
+    U, lam = _subspace_block(src.P if robust else src.W)
+    # (the shared structure's alpha weighs a quadratic, not a trace norm: chosen by CV)
+    carried = native and not isinstance(src.penalty, SharedStructure)
+    return Prior("subspace", np.zeros(p), U, lam, src.alpha if carried else None,
                  {"rank": U.shape[1], "subspace": U})
 
 
@@ -258,7 +284,10 @@ def _cluster_priors(src: _Source, native: bool) -> list[Prior]:
     return out
 
 
-_NATIVE = (((L21, L1, ElasticNet, Dirty), "support"), ((Trace, SparseLowRank), "subspace"),
+#: penalties whose new task takes the support with its strength chosen by cross-validation
+_SUPPORT_BY_CV = (TemporalGroupLasso, FusedGroupLasso, MCP, SCAD, CappedL1)
+_NATIVE = (((L21, L1, ElasticNet, Dirty, RobustFeatures, *_SUPPORT_BY_CV), "support"),
+           ((Trace, SparseLowRank, RobustLowRank, SharedStructure), "subspace"),
            ((MeanRegularized, GraphLaplacian), "mean"), ((Clustered,), "cluster"))
 _BUILDERS = {"support": lambda s, n: [_support_prior(s, n)],
              "subspace": lambda s, n: [_subspace_prior(s, n)],
@@ -844,7 +873,9 @@ def transfer(
     ----------
     model : fitted MultiTaskRegressor, MultiTaskClassifier (or CV versions), or a deep model
         Deep models (``regmtl.deep`` estimators and nets) get a new head on the frozen trunk:
-        see :func:`regmtl.deep.transfer_head`, which receives ``deep_options``.
+        see :func:`regmtl.deep.transfer_head`, which receives ``deep_options``. A model whose
+        penalty constrains the signs (``positive=True``) is refused: the new task's ridge fit
+        would not keep the constraint.
     X_new : array-like or DataFrame of shape (n, p)
         The new task's features, in the units the model was fitted on (a model fitted on
         standardized features by ``regmtl fit`` standardizes them itself). A deep model takes
@@ -916,6 +947,12 @@ def transfer(
     elif not (np.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha={alpha!r} must be a finite number >= 0.")
     src = _source(model)
+    if bool(getattr(src.penalty, "positive", False)):
+        raise ValueError(
+            f"model: its penalty {src.penalty!r} constrains every coefficient to be >= 0, "
+            "which the new task's fit (a ridge toward the shared structure) does not keep. Fit "
+            "the new task with that penalty itself (MultiTaskRegressor / MultiTaskClassifier), "
+            "or transfer from a model fitted without positive=True.")
     Xr = _check_new_x(X_new, src.n_features, src.feature_names, "X_new")
     n = Xr.shape[0]
     y, classes = _check_new_y(y_new, n, src.loss)

@@ -1,49 +1,72 @@
 r"""Penalties: the structure side of the multi-task objective.
 
-===============================  ==================================================================
-penalty                          Omega(W)
-===============================  ==================================================================
-``L1()``                         alpha sum_jt |W_jt|
-``L2()``                         alpha / 2 ||W||_F^2
-``ElasticNet(l1_ratio=rho)``     alpha (rho ||W||_1 + (1 - rho) / 2 ||W||_F^2)
-``L21(l1_ratio=rho)``            alpha (rho sum_j ||W_j||_2 + (1 - rho) / 2 ||W||_F^2)
-``Trace()``                      alpha ||W||_*
-``MeanRegularized(ridge=r)``     alpha / 2 (sum_t ||w_t - w_bar||^2 + r ||W||_F^2)
-``GraphLaplacian(A)``            alpha / 2 sum_{s,t} A_st ||w_s - w_t||^2 = alpha tr(W L W^T)
-``Clustered(k, eta)``            alpha eta (1 + eta) min_M tr(W (eta I + M)^{-1} W^T)
-``Dirty(own_weight=g)``          W = P + Q: alpha (sum_j ||P_j||_2 + g ||Q||_1)
-``SparseLowRank(sparse_weight)`` W = P + Q: alpha (||Q||_* + g ||P||_1)
-===============================  ==================================================================
+=================================  ================================================================
+penalty                            Omega(W)
+=================================  ================================================================
+``L1()``                           alpha sum_jt |W_jt|
+``L2()``                           alpha / 2 ||W||_F^2
+``ElasticNet(l1_ratio=rho)``       alpha (rho ||W||_1 + (1 - rho) / 2 ||W||_F^2)
+``L21(l1_ratio=rho)``              alpha (rho sum_j ||W_j||_2 + (1 - rho) / 2 ||W||_F^2)
+``Trace()``                        alpha ||W||_*
+``MeanRegularized(ridge=r)``       alpha / 2 (sum_t ||w_t - w_bar||^2 + r ||W||_F^2)
+``GraphLaplacian(A)``              alpha / 2 sum_{s,t} A_st ||w_s - w_t||^2 = alpha tr(W L W^T)
+``Clustered(k, eta)``              alpha eta (1 + eta) min_M tr(W (eta I + M)^{-1} W^T)
+``SharedStructure(k, eta)``        alpha eta (1 + eta) min_M tr(W^T (eta I + M)^{-1} W)
+``Dirty(own_weight=g)``            W = P + Q: alpha (sum_j ||P_j||_2 + g ||Q||_1)
+``SparseLowRank(sparse_weight)``   W = P + Q: alpha (||Q||_* + g ||P||_1)
+``RobustLowRank(outlier_weight)``  W = P + Q: alpha (||P||_* + g sum_t ||Q_:t||_2)
+``RobustFeatures(outlier_weight)`` W = P + Q: alpha (sum_j ||P_j||_2 + g sum_t ||Q_:t||_2)
+``TemporalGroupLasso(s, r)``       alpha (sum_j ||W_j||_2 + s / 2 ||W R||_F^2 + r / 2 ||W||_F^2)
+``FusedGroupLasso(f, l)``          alpha (sum_j ||W_j||_2 + f ||W R||_1 + l ||W||_1)
+``MCP(gamma, group)``              sum_g rho(s_g), rho(s) = alpha s - s^2 / (2 gamma) up to
+                                   s = gamma alpha, then gamma alpha^2 / 2 (nonconvex)
+``SCAD(gamma, group)``             sum_g rho(s_g), rho(s) = alpha s up to alpha, a quadratic
+                                   spline to gamma alpha, then alpha^2 (gamma + 1) / 2
+                                   (nonconvex)
+``CappedL1(cap, group)``           alpha sum_g min(s_g, cap) (nonconvex)
+=================================  ================================================================
 
 The estimator's ``alpha`` is the overall strength; a penalty object holds only its shape.
 ``W_j`` is row j of W (feature j across tasks), ``w_t`` column t (task t), ``w_bar`` the mean
-task and ``L = diag(A 1) - A`` the graph Laplacian. Strings name the defaults
-(``PENALTY_NAMES``); ``GraphLaplacian`` needs its graph, so only the object.
+task, ``L = diag(A 1) - A`` the graph Laplacian and ``R`` (T x (T - 1)) the differences
+of consecutive tasks, ``(W R)_{:t} = w_t - w_{t+1}`` (tasks ordered in time, as ``tasks_``).
+Strings name the defaults (``PENALTY_NAMES``); ``GraphLaplacian`` needs its graph, so only
+the object. ``L1``, ``ElasticNet`` and ``L21`` take ``positive=True``: the same penalty plus
+the constraint ``W >= 0``. The nonconvex penalties act on the magnitudes ``s_g``: every
+``|W_jt|`` (``group=False``), or every row norm ``||W_j||_2`` (``group=True``); their fits
+reach stationary points, certified by a KKT residual.
 
 Modules: ``base`` (the interface), ``separable`` (block coordinate descent), ``spectral``,
-``coupling``, ``composite`` (proximal gradient, or conjugate gradients for the squared loss
-with ``mean`` and ``graph``).
+``coupling``, ``composite``, ``temporal`` (proximal gradient, or conjugate gradients for the
+squared loss with ``mean`` and ``graph``), ``nonconvex`` (block coordinate descent to a
+stationary point).
 """
 
 from __future__ import annotations
 
 from .base import Penalty
-from .composite import Dirty, SparseLowRank
+from .composite import Dirty, RobustFeatures, RobustLowRank, SparseLowRank
 from .coupling import GraphLaplacian, MeanRegularized, chain_graph, knn_graph
+from .nonconvex import MCP, SCAD, CappedL1
 from .separable import L1, L2, L21, ElasticNet
-from .spectral import Clustered, Trace
+from .spectral import Clustered, SharedStructure, Trace
+from .temporal import FusedGroupLasso, TemporalGroupLasso
 
 __all__ = [
     "Penalty", "L1", "L2", "ElasticNet", "L21", "Trace", "MeanRegularized", "GraphLaplacian",
-    "Clustered", "Dirty", "SparseLowRank", "chain_graph", "knn_graph", "make_penalty",
-    "PENALTY_NAMES", "STRUCTURE_ATTRS",
+    "Clustered", "SharedStructure", "Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures",
+    "TemporalGroupLasso", "FusedGroupLasso", "MCP", "SCAD", "CappedL1", "chain_graph",
+    "knn_graph", "make_penalty", "PENALTY_NAMES", "STRUCTURE_ATTRS",
 ]
 
 #: names accepted by ``penalty=``; GraphLaplacian needs its graph, so only the object
 PENALTY_NAMES = {
     "l1": L1, "l2": L2, "elasticnet": ElasticNet, "l21": L21, "trace": Trace,
-    "mean": MeanRegularized, "clustered": Clustered, "dirty": Dirty,
-    "sparse_lowrank": SparseLowRank,
+    "mean": MeanRegularized, "clustered": Clustered, "shared_structure": SharedStructure,
+    "dirty": Dirty,
+    "sparse_lowrank": SparseLowRank, "robust_lowrank": RobustLowRank,
+    "robust_features": RobustFeatures, "temporal_group_lasso": TemporalGroupLasso,
+    "fused_group_lasso": FusedGroupLasso, "mcp": MCP, "scad": SCAD, "capped_l1": CappedL1,
 }
 
 #: every fitted-structure attribute a penalty may set on an estimator
@@ -59,8 +82,10 @@ def make_penalty(penalty: str | Penalty) -> Penalty:
     ----------
     penalty : str or Penalty
         One of ``"l1"``, ``"l2"``, ``"elasticnet"``, ``"l21"``, ``"trace"``, ``"mean"``,
-        ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"`` (that penalty with its default
-        parameters), or a penalty object, returned as it is.
+        ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
+        ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
+        ``"fused_group_lasso"``, ``"mcp"``, ``"scad"``, ``"capped_l1"`` (that penalty with its
+        default parameters), or a penalty object, returned as it is.
 
     Returns
     -------

@@ -15,8 +15,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Penalty", "check_ratio", "check_positive", "BlockStep", "BLOCK_KINDS", "ENTRYWISE",
-           "ROWS", "DIRTY_ROWS"]
+__all__ = ["Penalty", "check_ratio", "check_positive", "check_bool", "BlockStep", "BLOCK_KINDS",
+           "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
+           "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
+           "CAPPED_ROWS", "NONCONVEX_KINDS"]
 
 # --------------------------------------------------------------------- the block step
 # The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
@@ -30,15 +32,44 @@ ENTRYWISE = 0
 ROWS = 1
 #: the dirty model's ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j||_2 + l2 ||Q_j||_1``.
 DIRTY_ROWS = 2
+#: :data:`ENTRYWISE` with every entry constrained ``>= 0``: ``max(z - thr, 0)`` then the ridge.
+POSITIVE_ENTRYWISE = 3
+#: :data:`ROWS` with every entry constrained ``>= 0``: the group prox of the row's positive part.
+POSITIVE_ROWS = 4
+# The nonconvex kinds (:mod:`regmtl.penalties.nonconvex`): ``l1`` is alpha and ``l2`` the
+# penalty's shape (MCP's and SCAD's gamma, the cap of capped-L1); the block step is the exact
+# minimizer of the block's model plus the penalty of the entries (``*_ENTRYWISE``) or of the row
+# norm (``*_ROWS``). They have no gap-safe rule: there is no duality gap to screen with.
+#: MCP of each entry, ``alpha |x| - x^2 / (2 gamma)`` up to ``gamma alpha``, then constant.
+MCP_ENTRYWISE = 5
+#: MCP of each row norm ``||W_j||_2``.
+MCP_ROWS = 6
+#: SCAD (Fan & Li 2001) of each entry.
+SCAD_ENTRYWISE = 7
+#: SCAD of each row norm.
+SCAD_ROWS = 8
+#: capped-L1 of each entry, ``alpha min(|x|, cap)``.
+CAPPED_ENTRYWISE = 9
+#: capped-L2,1: ``alpha min(||W_j||_2, cap)`` of each row.
+CAPPED_ROWS = 10
+#: The kinds of the nonconvex penalties (certified by a KKT residual, never screened).
+NONCONVEX_KINDS = (MCP_ENTRYWISE, MCP_ROWS, SCAD_ENTRYWISE, SCAD_ROWS, CAPPED_ENTRYWISE,
+                   CAPPED_ROWS)
 #: Each kind's name, for messages.
-BLOCK_KINDS = {ENTRYWISE: "entrywise", ROWS: "rows", DIRTY_ROWS: "dirty rows"}
+BLOCK_KINDS = {ENTRYWISE: "entrywise", ROWS: "rows", DIRTY_ROWS: "dirty rows",
+               POSITIVE_ENTRYWISE: "positive entrywise", POSITIVE_ROWS: "positive rows",
+               MCP_ENTRYWISE: "MCP entrywise", MCP_ROWS: "MCP rows",
+               SCAD_ENTRYWISE: "SCAD entrywise", SCAD_ROWS: "SCAD rows",
+               CAPPED_ENTRYWISE: "capped-L1 entrywise", CAPPED_ROWS: "capped-L2,1 rows"}
 
 
 class BlockStep(NamedTuple):
     """What block coordinate descent needs of a row-separable penalty at a strength: the
     weight ``l1`` of its norm part, ``l2`` (a ridge, or for ``DIRTY_ROWS`` the entrywise
     weight) and the ``kind`` of block step (:data:`ENTRYWISE`, :data:`ROWS`,
-    :data:`DIRTY_ROWS`)."""
+    :data:`DIRTY_ROWS`, and the sign-constrained :data:`POSITIVE_ENTRYWISE`,
+    :data:`POSITIVE_ROWS`; for the kinds of :data:`NONCONVEX_KINDS`, ``l1`` is alpha and
+    ``l2`` the penalty's shape: gamma, or the cap)."""
 
     l1: float
     l2: float
@@ -113,6 +144,9 @@ class Penalty:
     #: its prox and certificate work on W held in task blocks (on Dask workers), exchanging
     #: only summaries between blocks
     distributable: bool = True
+    #: the penalty is not convex: fits reach a stationary point, certified by the KKT
+    #: residual of the Clarke subdifferential (no duality gap, no gap-safe screening)
+    nonconvex: bool = False
     _param_names: tuple[str, ...] = ()
     #: names of the fitted attributes :meth:`structure` sets
     structure_attrs: tuple[str, ...] = ()
@@ -168,16 +202,19 @@ class Penalty:
         BlockStep or None
             ``(l1, l2, kind)``: the penalty is ``l1 * sum_g ||W_g|| + l2 / 2 ||W||_F^2`` over
             entries (``kind=ENTRYWISE``) or rows (``ROWS``), or the dirty model's
-            ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j|| + l2 ||Q_j||_1`` (``DIRTY_ROWS``); None
+            ``sum_j min_{P_j + Q_j = W_j} l1 ||P_j|| + l2 ||Q_j||_1`` (``DIRTY_ROWS``), or
+            the first two with ``W >= 0`` (``POSITIVE_ENTRYWISE``, ``POSITIVE_ROWS``), or a
+            nonconvex penalty of the entries or row norms (``NONCONVEX_KINDS``); None
             when the penalty is none of these (then block coordinate descent does not apply).
         """
         return None
 
     def ridge_strength(self, alpha: float) -> float | None:
         """``l2`` when the penalty at ``alpha`` is the pure ridge ``l2 / 2 ||W||_F^2`` (then
-        a quadratic loss plus the penalty is minimized exactly, task by task), else None."""
+        a quadratic loss plus the penalty is minimized exactly, task by task), else None (a
+        sign constraint included)."""
         step = self.bcd_params(alpha)
-        if step is None or step.l1 != 0.0 or step.kind == DIRTY_ROWS:
+        if step is None or step.l1 != 0.0 or step.kind not in (ENTRYWISE, ROWS):
             return None
         return float(step.l2)
 
@@ -437,6 +474,13 @@ def check_ratio(value: Any, name: str) -> float:
     if not isinstance(value, numbers.Real) or not (0.0 <= float(value) <= 1.0):
         raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}.")
     return float(value)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``True`` or ``False`` (NumPy's included), or a ``ValueError`` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
 
 
 def check_positive(value: Any, name: str, *, strict: bool = True) -> float:

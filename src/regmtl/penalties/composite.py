@@ -1,18 +1,23 @@
 r"""Dirty models: W = P + Q, a shared structure plus a task-specific one.
 
-==============================  ==================================================
-penalty                         Omega over V = (P, Q), W = P + Q
-==============================  ==================================================
-``Dirty(own_weight=g)``         alpha (sum_j ||P_j||_2 + g ||Q||_1)   (Jalali et al. 2010)
-``SparseLowRank(sparse_weight)``  alpha (||Q||_* + g ||P||_1)           (Chen, Liu & Ye 2012)
-==============================  ==================================================
+====================================  ============================================
+penalty                               Omega over V = (P, Q), W = P + Q
+====================================  ============================================
+``Dirty(own_weight=g)``               alpha (sum_j ||P_j||_2 + g ||Q||_1)
+``SparseLowRank(sparse_weight=g)``    alpha (||Q||_* + g ||P||_1)
+``RobustLowRank(outlier_weight=g)``   alpha (||P||_* + g sum_t ||Q_:t||_2)
+``RobustFeatures(outlier_weight=g)``  alpha (sum_j ||P_j||_2 + g sum_t ||Q_:t||_2)
+====================================  ============================================
+
+(Jalali et al. 2010; Chen, Liu & Ye 2012; Chen, Zhou & Ye 2011; Gong, Ye & Zhang 2012.)
 
 As functions of W these are infimal convolutions, whose conjugate is the sum of the two parts'
 conjugates: both dual-norm balls at once. Fits certify with a duality gap, and
 ``alpha_max = max(N1*(G0), N2*(G0) / g)``. The dirty model is row-separable in W (each row's
 infimal convolution), so it is solved in W by block coordinate descent and split afterwards;
-the sparse + low-rank model works on the lifted variable ``V`` of shape (2, p, T)
-(``V[0] = P``, ``V[1] = Q``).
+the others work on the lifted variable ``V`` of shape (2, p, T) (``V[0] = P``,
+``V[1] = Q``). In the two robust models ``Q`` is column-sparse: its nonzero columns are the
+outlier tasks.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from .base import (
 )
 from .spectral import spectral_norm
 
-__all__ = ["Dirty", "SparseLowRank"]
+__all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures"]
 
 
 def _soft(V: np.ndarray, thr: float) -> np.ndarray:
@@ -41,11 +46,24 @@ def _row_norms(V: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->i", V, V))
 
 
-def _group_soft(V: np.ndarray, thr: float) -> np.ndarray:
-    nrm = _row_norms(V)
+def _col_norms(V: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("ij,ij->j", V, V))
+
+
+def _shrink(nrm: np.ndarray, thr: float) -> np.ndarray:
+    """The group soft-thresholding factors ``max(1 - thr / ||v||, 0)``."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
-    return V * scale[:, None]
+        return np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
+
+
+def _group_soft(V: np.ndarray, thr: float) -> np.ndarray:
+    """Group soft-thresholding of the rows."""
+    return V * _shrink(_row_norms(V), thr)[:, None]
+
+
+def _column_soft(V: np.ndarray, thr: float) -> np.ndarray:
+    """Group soft-thresholding of the columns."""
+    return V * _shrink(_col_norms(V), thr)[None, :]
 
 
 def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
@@ -362,3 +380,226 @@ class SparseLowRank(_Decomposition):
         ``[(Q Q' + eps I)^{1/2} / alpha]``."""
         return [("diag", entry_scale(V[0], eps) / (alpha * self._weight())),
                 ("full", spectral_scale(V[1], eps) / alpha)]
+
+
+class _Robust(_Decomposition):
+    """``W = P + Q`` with ``alpha (N(P) + g sum_t ||Q_:t||_2)``: a shared part P plus a
+    column-sparse part Q whose nonzero columns are the outlier tasks. A subclass gives the
+    shared norm N: ``_shared_value(P)``, ``_shared_prox(P, thr)`` (the prox of ``thr N``) and
+    ``_shared_dual_norm(G)``."""
+
+    _param_names = ("outlier_weight",)
+    structure_attrs = ("P_", "Q_", "outlier_tasks_")
+    distributable = False
+
+    @classmethod
+    def saved_structure(cls, n_tasks, n_features):
+        return {**super().saved_structure(n_tasks, n_features),
+                "outlier_tasks_": ("array", "iu", (range(n_tasks + 1),))}
+
+    def value(self, V, alpha):
+        g = self._weight()
+        return float(alpha * (self._shared_value(V[0]) + g * _col_norms(V[1]).sum()))
+
+    def prox(self, V, step, alpha):
+        g = self._weight()
+        return np.stack([self._shared_prox(V[0], step * alpha),
+                         _column_soft(V[1], step * alpha * g)])
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """The dual norm of the penalty at ``alpha = 1``: the larger of the shared part's dual
+        norm and ``max_t ||G_:t||_2 / outlier_weight``."""
+        g = self._weight()
+        return float(max(self._shared_dual_norm(G), _col_norms(G).max(initial=0.0) / g))
+
+    def _dual_norm(self, G):
+        return self.dual_norm(G)
+
+    def outlier_tasks(self, V: np.ndarray) -> np.ndarray:
+        """The positions of the tasks whose column of the outlier part ``Q = V[1]`` is
+        nonzero."""
+        return np.flatnonzero(np.any(V[1] != 0.0, axis=0))
+
+    def structure(self, V, alpha):
+        return {**super().structure(V, alpha), "outlier_tasks_": self.outlier_tasks(V)}
+
+    def _outlier_weights(self, Q: np.ndarray, alpha: float, eps: float) -> np.ndarray:
+        """The reweighting of ``alpha g sum_t ||Q_:t||`` at Q: ``||Q_:t||_eps / (alpha g)``
+        for every entry of column t."""
+        scale = entry_scale(_col_norms(Q), eps) / (alpha * self._weight())
+        return np.broadcast_to(scale[None, :], Q.shape).copy()
+
+
+class RobustLowRank(_Robust):
+    r"""Robust multi-task learning: a subspace shared by most tasks, plus outlier tasks.
+
+    .. math::
+
+        W = P + Q, \qquad
+        \Omega = \alpha \Big(\|P\|_* + \gamma \sum_{t=1}^{T} \|Q_{:t}\|_2\Big),
+        \qquad \gamma = \texttt{outlier\_weight},
+
+    minimized over both parts (Chen, Zhou & Ye 2011; MALSAR's ``Least_RMTL``). P is low-rank,
+    as fitted by :class:`~regmtl.Trace`: the tasks share a few directions; Q is column-sparse:
+    a task whose weights do not lie in the shared subspace gets a column of its own, and the
+    nonzero columns are the outlier tasks. Pick it when most tasks share latent structure but
+    some are unrelated to the others and would distort a plain trace-norm fit.
+
+    Since :math:`\|Q\|_* \leq \sum_t \|Q_{:t}\|_2 \leq \sqrt{T} \|Q\|_*`, both parts are used
+    only for :math:`1/\sqrt{T} < \gamma < 1`: :math:`\gamma \geq 1` gives the trace-norm model
+    (``Q = 0``), :math:`\gamma \leq 1/\sqrt{T}` makes every task an outlier (``P = 0``, the
+    column group lasso).
+
+    Solved by FISTA over the pair ``(P, Q)`` (proximal Newton over it for the logistic loss),
+    certified by a duality gap (the conjugate is the indicator of both dual balls), with
+    ``alpha_max = max(||G0||_2, max_t ||G0_:t||_2 / outlier_weight)``. The fitted estimator
+    also exposes ``P_`` (the low-rank shared part) and ``Q_`` (the outlier part), T x p like
+    ``coef_``, with ``coef_ = P_ + Q_``, and ``outlier_tasks_``: the positions (in
+    ``tasks_``) of the tasks whose row of ``Q_`` is nonzero.
+
+    Parameters
+    ----------
+    outlier_weight : float, default=0.8
+        Weight ``gamma > 0`` of the outlier part ``Q`` relative to the low-rank part. An
+        inlier task t stays out of ``Q`` only if the norm of its row in the shared part's
+        right singular vectors is below ``gamma`` (their squares sum to the rank r, about
+        ``r / T`` each), so the default flags only tasks that fit the subspace clearly worse
+        than the others.
+
+    See Also
+    --------
+    regmtl.Trace : The low-rank part alone.
+    regmtl.RobustFeatures : Shared features, plus outlier tasks.
+    regmtl.SparseLowRank : A shared subspace plus entrywise sparse deviations.
+
+    References
+    ----------
+    Chen, Zhou & Ye (2011), "Integrating low-rank and group-sparse structures for robust
+    multi-task learning", KDD.
+
+    Examples
+    --------
+    Eight tasks share one direction, except task 2, which follows a direction of its own:
+
+    >>> import numpy as np
+    >>> from regmtl import MultiTaskRegressor, RobustLowRank
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 10))
+    >>> W = np.outer(rng.standard_normal(10), rng.uniform(1, 2, 8))
+    >>> W[:, 2] = 2 * rng.standard_normal(10)
+    >>> Y = X @ W + 0.1 * rng.standard_normal((80, 8))
+    >>> model = MultiTaskRegressor(penalty=RobustLowRank(0.6), alpha=0.2).fit(X, Y)
+    >>> model.outlier_tasks_.tolist()
+    [2]
+    >>> int(np.linalg.matrix_rank(model.P_, tol=1e-6))  # the shared part
+    1
+    """
+
+    name = "robust_lowrank"
+
+    def __init__(self, outlier_weight: float = 0.8):
+        self.outlier_weight = outlier_weight
+
+    def _shared_value(self, P: np.ndarray) -> float:
+        return float(np.linalg.svd(P, compute_uv=False).sum()) if P.size else 0.0
+
+    def _shared_prox(self, P: np.ndarray, thr: float) -> np.ndarray:
+        return svt(P, thr)
+
+    def _shared_dual_norm(self, G: np.ndarray) -> float:
+        return spectral_norm(G)
+
+    def inverse_weights(self, V: np.ndarray, alpha: float,
+                        eps: float) -> list[tuple[str, np.ndarray]]:
+        """The reweighting at (P, Q): ``[(P P' + eps I)^{1/2} / alpha]`` and
+        ``[||Q_:t||_eps / (alpha g)]`` per column."""
+        return [("full", spectral_scale(V[0], eps) / alpha),
+                ("diag", self._outlier_weights(V[1], alpha, eps))]
+
+
+class RobustFeatures(_Robust):
+    r"""Robust multi-task feature learning: features selected jointly, plus outlier tasks.
+
+    .. math::
+
+        W = P + Q, \qquad
+        \Omega = \alpha \Big(\sum_{j=1}^{p} \|P_j\|_2
+        + \gamma \sum_{t=1}^{T} \|Q_{:t}\|_2\Big),
+        \qquad \gamma = \texttt{outlier\_weight},
+
+    minimized over both parts (Gong, Ye & Zhang 2012; MALSAR's ``Least_rMTFL``). P is
+    row-sparse, as fitted by :class:`~regmtl.L21`: a feature is kept for all tasks or dropped
+    for all; Q is column-sparse: a task that does not use the shared features gets a column of
+    its own, and the nonzero columns are the outlier tasks. Pick it when most tasks are driven
+    by the same few features but some are not, and would otherwise pull irrelevant features
+    into the shared set.
+
+    Since :math:`\sum_j \|Q_j\|_2 \leq \|Q\|_1 \leq \sqrt{p} \sum_t \|Q_{:t}\|_2` (and the
+    same with :math:`\sqrt{T}` the other way round), both parts are used only for
+    :math:`1/\sqrt{T} < \gamma < \sqrt{p}`: :math:`\gamma \geq \sqrt{p}` gives the L2,1 model
+    (``Q = 0``), :math:`\gamma \leq 1/\sqrt{T}` makes every task an outlier (``P = 0``, the
+    column group lasso).
+
+    Solved by FISTA over the pair ``(P, Q)`` (proximal Newton over it for the logistic loss),
+    certified by a duality gap (the conjugate is the indicator of both dual balls), with
+    ``alpha_max = max(max_j ||G0_j||_2, max_t ||G0_:t||_2 / outlier_weight)``. The fitted
+    estimator also exposes ``P_`` (the shared, row-sparse part) and ``Q_`` (the outlier part),
+    T x p like ``coef_``, with ``coef_ = P_ + Q_``, and ``outlier_tasks_``: the positions (in
+    ``tasks_``) of the tasks whose row of ``Q_`` is nonzero.
+
+    Parameters
+    ----------
+    outlier_weight : float, default=1.0
+        Weight ``gamma > 0`` of the outlier part ``Q`` relative to the shared part.
+
+    See Also
+    --------
+    regmtl.L21 : The shared features alone.
+    regmtl.Dirty : Shared features plus entrywise exceptions.
+    regmtl.RobustLowRank : A shared subspace, plus outlier tasks.
+
+    References
+    ----------
+    Gong, Ye & Zhang (2012), "Robust multi-task feature learning", KDD.
+
+    Examples
+    --------
+    Features 0 to 2 drive eight tasks, except task 4, which uses features 6 to 11:
+
+    >>> import numpy as np
+    >>> from regmtl import MultiTaskRegressor, RobustFeatures
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 12))
+    >>> W = np.zeros((12, 8))
+    >>> W[:3] = rng.uniform(1, 2, (3, 8))
+    >>> W[:3, 4] = 0.0
+    >>> W[6:, 4] = 1.5
+    >>> Y = X @ W + 0.1 * rng.standard_normal((80, 8))
+    >>> model = MultiTaskRegressor(penalty=RobustFeatures(1.0), alpha=0.2).fit(X, Y)
+    >>> model.outlier_tasks_.tolist()
+    [4]
+    >>> np.flatnonzero(np.any(model.P_ != 0, axis=0)).tolist()  # the shared features
+    [0, 1, 2]
+    """
+
+    name = "robust_features"
+
+    def __init__(self, outlier_weight: float = 1.0):
+        self.outlier_weight = outlier_weight
+
+    def _shared_value(self, P: np.ndarray) -> float:
+        return float(_row_norms(P).sum())
+
+    def _shared_prox(self, P: np.ndarray, thr: float) -> np.ndarray:
+        return _group_soft(P, thr)
+
+    def _shared_dual_norm(self, G: np.ndarray) -> float:
+        return float(_row_norms(G).max(initial=0.0))
+
+    def inverse_weights(self, V: np.ndarray, alpha: float,
+                        eps: float) -> list[tuple[str, np.ndarray]]:
+        """The reweighting at (P, Q): ``[||P_j||_eps / alpha]`` per row and
+        ``[||Q_:t||_eps / (alpha g)]`` per column."""
+        rows = entry_scale(_row_norms(V[0]), eps) / alpha
+        return [("diag", np.broadcast_to(rows[:, None], V[0].shape).copy()),
+                ("diag", self._outlier_weights(V[1], alpha, eps))]

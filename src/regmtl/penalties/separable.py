@@ -8,42 +8,80 @@ penalty                    Omega(W)
 ``ElasticNet(rho)``        alpha * (rho ||W||_1 + (1 - rho) / 2 ||W||_F^2)
 ``L21(rho)``               alpha * (rho sum_j ||W_j||_2 + (1 - rho) / 2 ||W||_F^2)
 =========================  ==========================================================
+
+``L1``, ``ElasticNet`` and ``L21`` take ``positive=True``: the same penalty plus the indicator
+of ``W >= 0`` (every coefficient constrained nonnegative). Its pieces follow from one fact: on
+``w >= 0``, ``<g, w> <= <g_+, w>`` with equality where the minimizer lives, so the prox, the
+block step and the conjugate are those of the unconstrained penalty applied to the positive
+part ``max(., 0)`` of their argument, and every dual norm reads only the positive part.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import ENTRYWISE, ROWS, BlockStep, Penalty, check_ratio, inner
+from .base import (
+    ENTRYWISE,
+    POSITIVE_ENTRYWISE,
+    POSITIVE_ROWS,
+    ROWS,
+    BlockStep,
+    Penalty,
+    check_bool,
+    check_ratio,
+    inner,
+)
 
 __all__ = ["L1", "L2", "ElasticNet", "L21"]
 
 
 class _ElasticType(Penalty):
-    r"""``alpha * (rho * sum_g ||W_g|| + (1 - rho) / 2 ||W||_F^2)`` over groups g.
+    r"""``alpha * (rho * sum_g ||W_g|| + (1 - rho) / 2 ||W||_F^2)`` over groups g, plus the
+    indicator of ``W >= 0`` with ``positive=True``.
 
     Groups are single entries (``group=False``) or rows (``group=True``).
     """
 
     group: bool = False
-    _param_names = ("l1_ratio",)
+    #: the sign constraint ``W >= 0`` (a parameter of L1, ElasticNet and L21; L2 has none)
+    positive = False
+    _param_names = ("l1_ratio", "positive")
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         check_ratio(self.l1_ratio, "l1_ratio")
+        check_bool(self.positive, "positive")
         return self
 
-    def __init__(self, l1_ratio: float = 1.0):
+    def __init__(self, l1_ratio: float = 1.0, positive: bool = False):
         self.l1_ratio = l1_ratio
+        self.positive = positive
+
+    def __repr__(self) -> str:
+        # ``positive`` is shown only when set, so the unconstrained penalties read as before
+        shown = [f"{k}={getattr(self, k)!r}" for k in self._param_names
+                 if not (k == "positive" and self.positive is False)]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     @property
     def rho(self) -> float:
         """``l1_ratio`` as a float, validated (``ValueError`` outside [0, 1])."""
         return check_ratio(self.l1_ratio, "l1_ratio")
 
+    @property
+    def sign_constrained(self) -> bool:
+        """``positive`` as a bool, validated (``ValueError`` naming it otherwise)."""
+        return check_bool(self.positive, "positive")
+
     def _norms(self, G: np.ndarray) -> np.ndarray:
         return np.sqrt(np.einsum("ij,ij->i", G, G)) if self.group else np.abs(G)
 
+    def _dual_part(self, G: np.ndarray) -> np.ndarray:
+        """What the dual norm reads of G: G, or its positive part under the sign constraint."""
+        return np.maximum(G, 0.0) if self.sign_constrained else G
+
     def value(self, W, alpha):
+        if self.sign_constrained and bool((W < 0).any()):
+            return float("inf")
         rho = self.rho
         val = rho * self._norms(W).sum() if rho > 0 else 0.0
         if rho < 1:
@@ -51,9 +89,15 @@ class _ElasticType(Penalty):
         return float(alpha * val)
 
     def prox(self, W, step, alpha):
+        """Soft-thresholding of the entries (``max(W - thr, 0)`` under the sign constraint) or
+        the group soft-thresholding of the rows (of the positive part ``max(W, 0)`` under the
+        sign constraint: the exact prox of the group norm plus the orthant), then the ridge's
+        shrink ``1 / (1 + step alpha (1 - rho))``."""
         rho = self.rho
         thr = step * alpha * rho
         shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
+        if self.sign_constrained:
+            W = np.maximum(W, 0.0)
         if self.group:
             nrm = self._norms(W)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -63,31 +107,39 @@ class _ElasticType(Penalty):
 
     def bcd_params(self, alpha):
         rho = self.rho
-        return BlockStep(alpha * rho, alpha * (1.0 - rho), ROWS if self.group else ENTRYWISE)
+        if self.sign_constrained:
+            kind = POSITIVE_ROWS if self.group else POSITIVE_ENTRYWISE
+        else:
+            kind = ROWS if self.group else ENTRYWISE
+        return BlockStep(alpha * rho, alpha * (1.0 - rho), kind)
 
     def dual_norm(self, G: np.ndarray) -> float:
         r"""Dual norm of the sparsity part: :math:`\max_{jt} |G_{jt}|` (L1) or
-        :math:`\max_j \|G_j\|_2` (L2,1)."""
-        return float(self._norms(G).max()) if G.size else 0.0
+        :math:`\max_j \|G_j\|_2` (L2,1); of the positive part :math:`\max(G, 0)` under the
+        sign constraint (a support function, 0 when G <= 0)."""
+        return float(self._norms(self._dual_part(G)).max()) if G.size else 0.0
 
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
         """1 when the conjugate is finite (rho < 1); else the largest scaling into the dual
         ball, per task for the entrywise norm (its dual is separable over tasks, so one task's
-        violation does not shrink the others' dual points)."""
+        violation does not shrink the others' dual points). Under the sign constraint the ball
+        bounds the positive part of G only."""
         if self.rho < 1.0:
             return 1.0
         if not self.group:
+            G = self._dual_part(G)
             m = np.abs(G).max(axis=0) if G.shape[0] else np.zeros(G.shape[1])
             return np.where(m <= alpha, 1.0, alpha / np.maximum(m, alpha))
         m = self.dual_norm(G)
         return 1.0 if m <= alpha else alpha / m
 
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
-        """``Omega*(G) = sum_g (||G_g|| - alpha rho)_+^2 / (2 alpha (1 - rho))`` (0 if rho = 1)."""
+        """``Omega*(G) = sum_g (||G_g|| - alpha rho)_+^2 / (2 alpha (1 - rho))`` (0 if rho = 1),
+        with ``max(G, 0)`` in place of G under the sign constraint."""
         rho = self.rho
         if rho == 1.0:
             return 0.0
-        excess = np.maximum(self._norms(G) - alpha * rho, 0.0)
+        excess = np.maximum(self._norms(self._dual_part(G)) - alpha * rho, 0.0)
         return float(np.dot(excess.ravel(), excess.ravel()) / (2.0 * alpha * (1.0 - rho)))
 
     def alpha_max(self, G0: np.ndarray) -> float:
@@ -100,7 +152,10 @@ class _ElasticType(Penalty):
         return self.dual_norm(G0) / rho
 
     def directional_derivative(self, W: np.ndarray, D: np.ndarray, alpha: float) -> float:
-        """The right derivative of ``t -> Omega(W + t D)`` at ``t = 0``."""
+        """The right derivative of ``t -> Omega(W + t D)`` at ``t = 0`` (``inf`` where the
+        sign constraint forbids the direction)."""
+        if self.sign_constrained and bool(np.any((W < 0) | ((W == 0) & (D < 0)))):
+            return float("inf")
         rho = self.rho
         val = (1.0 - rho) * float(inner(W, D)) if rho < 1 else 0.0
         if rho > 0:
@@ -113,9 +168,29 @@ class _ElasticType(Penalty):
                 val += rho * float(np.sum(np.where(W != 0, np.sign(W) * D, np.abs(D))))
         return alpha * val
 
+    def max_step(self, W: np.ndarray, D: np.ndarray) -> float:
+        """The largest ``t >= 0`` with ``W + t D`` in the penalty's domain (for ``W`` in it):
+        ``inf`` without the sign constraint, else where the first entry reaches 0, so that
+        ``W + t D >= 0`` holds in floating point."""
+        down = D < 0
+        if not self.sign_constrained or not down.any():
+            return float("inf")
+        t = float(np.min(W[down] / -D[down]))
+        for _ in range(100):
+            if t <= 0.0 or not np.any(W + t * D < 0):
+                return max(t, 0.0)
+            t = float(np.nextafter(t, 0.0))
+        return 0.0
+
+    def project(self, W: np.ndarray) -> np.ndarray:
+        """The nearest point of the penalty's domain: ``max(W, 0)`` under the sign constraint,
+        else W itself."""
+        return np.maximum(W, 0.0) if self.sign_constrained else W
+
     def active_gradient(self, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         """``(D, mask)``: the gradient of Omega at W where it is smooth (``mask``: nonzero
-        entries, or every entry of a nonzero row for groups), 0 elsewhere."""
+        entries, or every entry of a nonzero row for groups, only its positive entries under
+        the sign constraint), 0 elsewhere."""
         rho = self.rho
         D = alpha * (1.0 - rho) * W
         if self.group:
@@ -123,24 +198,36 @@ class _ElasticType(Penalty):
             active = nw > 0
             D[active] += alpha * rho * W[active] / nw[active, None]
             mask = np.repeat(active[:, None], W.shape[1], axis=1)
+            if self.sign_constrained:  # entries at 0 sit on the constraint's boundary
+                mask &= W > 0
         else:
             mask = W != 0
             D += alpha * rho * np.sign(W)
         return D, mask
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
-        """Per group: distance from ``G`` (minus the gradient) to the subdifferential at W."""
+        """Per group: distance from ``G`` (minus the gradient) to the subdifferential at W.
+
+        Under the sign constraint the subdifferential gains the normal cone of ``W >= 0``
+        (any value ``<= 0`` on the entries at 0): at a zero entry the distance is
+        ``max(V - l1, 0)`` (L1), at a zero row ``max(||V_+|| - l1, 0)``, at a zero entry of
+        a nonzero row ``max(V, 0)``, with ``V = G - alpha (1 - rho) W``."""
         rho = self.rho
         V = G - alpha * (1.0 - rho) * W
         l1 = alpha * rho
+        pos = self.sign_constrained
         if self.group:
             nw = self._norms(W)
             active = nw > 0
-            out = np.maximum(self._norms(V) - l1, 0.0)
+            out = np.maximum(self._norms(self._dual_part(V)) - l1, 0.0)
             if active.any():
                 D = V[active] - l1 * W[active] / nw[active, None]
+                if pos:
+                    D = np.where(W[active] > 0, D, np.maximum(D, 0.0))
                 out[active] = np.sqrt(np.einsum("ij,ij->i", D, D))
             return out
+        if pos:
+            return np.where(W > 0, np.abs(V - l1), np.maximum(V - l1, 0.0))
         return np.where(W != 0, np.abs(V - l1 * np.sign(W)), np.maximum(np.abs(V) - l1, 0.0))
 
 
@@ -150,12 +237,22 @@ class L1(_ElasticType):
     .. math::
 
         \Omega(W) = \alpha \sum_{j,t} |W_{jt}|
+        \;\Big(+\ \iota_{W \geq 0}(W) \text{ with } \texttt{positive=True}\Big)
 
     Entrywise sparsity, separable over tasks: the fit is T independent lasso problems that
     share only ``alpha``, so this is the sparse *independent* baseline to compare a
     multi-task penalty with. Pick it when the tasks are believed to use different features.
-    With one task it is scikit-learn's ``Lasso(alpha=alpha)``. Solved by block coordinate
-    descent, certified by a duality gap, with ``alpha_max = max_jt |G0_jt|``.
+    With one task it is scikit-learn's ``Lasso(alpha=alpha)`` (``positive=True``:
+    ``Lasso(alpha=alpha, positive=True)``). Solved by block coordinate descent, certified by a
+    duality gap, with ``alpha_max = max_jt |G0_jt|`` (``max_jt max(G0_jt, 0)`` under the sign
+    constraint, ``G0`` minus the gradient of the data term at W = 0).
+
+    Parameters
+    ----------
+    positive : bool, default=False
+        Constrain every coefficient to be ``>= 0`` (the penalty plus the indicator
+        :math:`\iota_{W \geq 0}`): the prox is ``max(v - thr, 0)``, and the dual norm reads
+        only the positive part of the gradient.
 
     See Also
     --------
@@ -174,13 +271,22 @@ class L1(_ElasticType):
     >>> model = MultiTaskRegressor(penalty=L1(), alpha=0.1).fit(X, Y)
     >>> [np.flatnonzero(w).tolist() for w in model.coef_]
     [[0], [1], [2]]
+    >>> W[3, 0] = -2.0  # a negative effect: the sign constraint holds it at 0
+    >>> Y = X @ W + 0.1 * rng.standard_normal((60, 3))
+    >>> free = MultiTaskRegressor(penalty=L1(), alpha=0.1).fit(X, Y)
+    >>> signed = MultiTaskRegressor(penalty=L1(positive=True), alpha=0.1).fit(X, Y)
+    >>> round(float(free.coef_[0, 3]), 1), float(signed.coef_[0, 3])
+    (-1.9, 0.0)
+    >>> bool(np.all(signed.coef_ >= 0))
+    True
     """
 
     name = "l1"
-    _param_names = ()
+    _param_names = ("positive",)
 
-    def __init__(self):
+    def __init__(self, positive: bool = False):
         self.l1_ratio = 1.0
+        self.positive = positive
 
 
 class L2(_ElasticType):
@@ -227,16 +333,23 @@ class ElasticNet(_ElasticType):
     .. math::
 
         \Omega(W) = \alpha \Big(\rho \sum_{j,t} |W_{jt}|
-        + \frac{1 - \rho}{2} \|W\|_F^2\Big), \qquad \rho = \texttt{l1\_ratio}.
+        + \frac{1 - \rho}{2} \|W\|_F^2\Big), \qquad \rho = \texttt{l1\_ratio}
+        \;\Big(+\ \iota_{W \geq 0}(W) \text{ with } \texttt{positive=True}\Big).
 
     Separable over tasks like :class:`~regmtl.L1`; the ridge part keeps groups of correlated
     features together instead of picking one of them. With one task it is scikit-learn's
-    ``ElasticNet(alpha=alpha, l1_ratio=rho)``. ``alpha_max = max_jt |G0_jt| / rho``.
+    ``ElasticNet(alpha=alpha, l1_ratio=rho)`` (and ``positive=True`` its
+    ``ElasticNet(..., positive=True)``). ``alpha_max = max_jt |G0_jt| / rho``
+    (``max_jt max(G0_jt, 0) / rho`` under the sign constraint).
 
     Parameters
     ----------
     l1_ratio : float in [0, 1], default=0.5
         Weight ``rho`` of the L1 part: 1 is :class:`~regmtl.L1`, 0 is :class:`~regmtl.L2`.
+    positive : bool, default=False
+        Constrain every coefficient to be ``>= 0``: the prox is ``max(v - thr, 0)`` followed
+        by the ridge's shrink, and the conjugate is that of the unconstrained penalty at the
+        positive part ``max(G, 0)``.
 
     See Also
     --------
@@ -258,8 +371,9 @@ class ElasticNet(_ElasticType):
 
     name = "elasticnet"
 
-    def __init__(self, l1_ratio: float = 0.5):
+    def __init__(self, l1_ratio: float = 0.5, positive: bool = False):
         self.l1_ratio = l1_ratio
+        self.positive = positive
 
 
 class L21(_ElasticType):
@@ -268,7 +382,8 @@ class L21(_ElasticType):
     .. math::
 
         \Omega(W) = \alpha \Big(\rho \sum_j \|W_j\|_2 + \frac{1 - \rho}{2} \|W\|_F^2\Big),
-        \qquad \rho = \texttt{l1\_ratio}.
+        \qquad \rho = \texttt{l1\_ratio}
+        \;\Big(+\ \iota_{W \geq 0}(W) \text{ with } \texttt{positive=True}\Big).
 
     ``W_j`` is feature j across all tasks, so a feature is kept or dropped for every task at
     once while its weights may differ from task to task. Pick it when the tasks are believed
@@ -276,12 +391,18 @@ class L21(_ElasticType):
     ``l1_ratio=1`` (the default) and a shared design this is scikit-learn's
     ``MultiTaskLasso``; with ``l1_ratio < 1`` its ``MultiTaskElasticNet``, coefficient for
     coefficient. Solved by block coordinate descent, certified by a duality gap,
-    ``alpha_max = max_j ||G0_j||_2 / rho``.
+    ``alpha_max = max_j ||G0_j||_2 / rho`` (``max_j ||max(G0_j, 0)||_2 / rho`` under the sign
+    constraint).
 
     Parameters
     ----------
     l1_ratio : float in [0, 1], default=1.0
         Weight ``rho`` of the group part; below 1 a ridge part is added.
+    positive : bool, default=False
+        Constrain every coefficient to be ``>= 0``. The prox of a row is the group
+        soft-thresholding of its positive part ``max(W_j, 0)`` (exact for the group norm plus
+        the orthant), and the dual norm of G reads ``max_j ||max(G_j, 0)||_2``: a feature
+        enters when its gradient's positive part is large enough.
 
     See Also
     --------
@@ -310,5 +431,6 @@ class L21(_ElasticType):
     name = "l21"
     group = True
 
-    def __init__(self, l1_ratio: float = 1.0):
+    def __init__(self, l1_ratio: float = 1.0, positive: bool = False):
         self.l1_ratio = l1_ratio
+        self.positive = positive

@@ -1,15 +1,19 @@
 r"""Penalties on the spectrum of W: a shared low-rank subspace and clustered tasks.
 
-=========================  ==================================================================
-penalty                    Omega(W)
-=========================  ==================================================================
-``Trace()``                alpha * ||W||_*  (sum of singular values)
-``Clustered(k, eta)``      alpha eta (1 + eta) min_M tr(W (eta I + M)^{-1} W^T),
-                           M in S^T, 0 <= M <= I, tr M = k  (Zhou, Chen & Ye 2011; MALSAR CMTL)
-=========================  ==================================================================
+=============================  ==============================================================
+penalty                        Omega(W)
+=============================  ==============================================================
+``Trace()``                    alpha * ||W||_*  (sum of singular values)
+``Clustered(k, eta)``          alpha eta (1 + eta) min_M tr(W (eta I + M)^{-1} W^T), M in S^T,
+                               0 <= M <= I, tr M = k  (Zhou, Chen & Ye 2011; MALSAR CMTL)
+``SharedStructure(k, eta)``    alpha eta (1 + eta) min_M tr(W^T (eta I + M)^{-1} W), M in S^p,
+                               0 <= M <= I, tr M = k  (Chen, Tang, Liu & Ye 2009; MALSAR cASO)
+=============================  ==============================================================
 
-Both depend on W only through its singular values, so their proxes act on the singular values
-of one thin SVD of the p x T matrix.
+All depend on W only through its singular values, so their proxes act on the singular values
+of one thin SVD of the p x T matrix. The last two share one body: M acts on the tasks (T x T)
+or on the features (p x p), the budget k spread over its T or p eigenvalues, so the two values
+agree whenever k <= min(p, T) (Zhou, Chen & Ye 2011).
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import numpy as np
 
 from .base import Penalty, check_positive, is_blocked, small_gram, spectral_scale, svt
 
-__all__ = ["Trace", "Clustered", "cluster_weights", "MAX_DENSE_CLUSTER_MATRIX",
-           "dense_cluster_matrix"]
+__all__ = ["Trace", "Clustered", "SharedStructure", "cluster_weights",
+           "MAX_DENSE_CLUSTER_MATRIX", "dense_cluster_matrix"]
 
 #: Largest T for which a fitted estimator forms the dense T x T ``cluster_matrix_`` on request.
 MAX_DENSE_CLUSTER_MATRIX = 5000
@@ -167,7 +171,88 @@ def cluster_weights(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
     return np.clip(tau * sigma - eta, 0.0, 1.0)
 
 
-class Clustered(Penalty):
+class _CappedSpectral(Penalty):
+    r"""``alpha eta (1 + eta) min_M tr(W_s^T (eta I + M)^{-1} W_s)`` over ``0 <= M <= I``,
+    ``tr M = k``, with M on one side of W: ``W_s = W^T`` (M in S^T, the tasks: ``Clustered``)
+    or ``W_s = W`` (M in S^p, the features: ``SharedStructure``).
+
+    Only the singular values sigma of W enter: the optimal M shares the singular vectors of W
+    on its side, with eigenvalues ``cluster_weights`` over the n = T or p singular values of
+    that side (the n - rank zeros included), and the value is
+    ``alpha eta (1 + eta) sum_i sigma_i^2 / (eta + m_i)``. The subclasses set ``_axis`` (the
+    axis of W that M acts on) and the structure they expose.
+    """
+
+    distributable = False
+    has_dual = False
+    _param_names = ("k", "eta")
+    #: the axis of W (p x T) whose space M acts on: 1 the tasks, 0 the features
+    _axis = 1
+    #: what k counts, for messages
+    _k_text = "number of clusters"
+
+    def __init__(self, k: int = 2, eta: float = 1.0):
+        self.k = k
+        self.eta = eta
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        n = (n_features, n_tasks)[self._axis]
+        side = ("features", "tasks")[self._axis]
+        if not isinstance(self.k, numbers.Integral) or not (1 <= self.k <= n):
+            raise ValueError(
+                f"k must be an integer {self._k_text} in 1..{n} (the number of {side}); "
+                f"got {self.k!r}."
+            )
+        check_positive(self.eta, "eta")
+        return self
+
+    def _scale(self, alpha: float) -> float:
+        return alpha * self.eta * (1.0 + self.eta)
+
+    def _sigma_all(self, V: np.ndarray) -> np.ndarray:
+        """All n singular values of W on M's side (zeros appended beyond min(p, T))."""
+        s = np.linalg.svd(V, compute_uv=False)
+        return np.concatenate([s, np.zeros(V.shape[self._axis] - s.size)])
+
+    def value(self, V, alpha):
+        s = self._sigma_all(V)
+        m = cluster_weights(s, self.eta, self.k)
+        return float(self._scale(alpha) * np.sum(s**2 / (self.eta + m)))
+
+    def prox(self, V, step, alpha):
+        # min over X, M of ||X - V||^2 / 2 + step * c tr(X_s^T (eta I + M)^{-1} X_s): for a fixed
+        # M x_i = sigma_i (eta + m_i) / (eta + m_i + 2 step c); eliminating x leaves
+        # sum_i step c sigma_i^2 / (eta + 2 step c + m_i), minimized by cluster_weights.
+        two_sc = 2.0 * step * self._scale(alpha)
+        p, T = V.shape
+        # the singular pairs from the small side's Gram: W = U S V', shrunk to U X V'
+        lam, E = np.linalg.eigh(V.T @ V if T <= p else V @ V.T)
+        s = np.sqrt(np.maximum(lam, 0.0))
+        s_all = np.concatenate([s, np.zeros(V.shape[self._axis] - s.size)])
+        m = cluster_weights(s_all, self.eta + two_sc, self.k)[: s.size]
+        x = s * (self.eta + m) / (self.eta + m + two_sc)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(s > 0, x / s, 0.0)
+        return (V @ E) * f @ E.T if T <= p else (E * f) @ (E.T @ V)
+
+    def side_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """The optimal M by its factors ``(E, m, m0)``: ``M = E diag(m) E^T + m0 (I - E E^T)``,
+        E (n x r, r = min(p, T)) the singular vectors of W on M's side (right ones for the
+        tasks, left ones for the features), m their eigenvalues, m0 the eigenvalue on the
+        complement (0.0 when r = n). Singular values below ``max(p, T) eps sigma_max`` are
+        taken as zeros (so the budget they get is spread evenly, not by rounding noise)."""
+        W = np.asarray(W, dtype=np.float64)
+        n = W.shape[self._axis]
+        U, s, Vt = np.linalg.svd(W, full_matrices=False)
+        if s.size:
+            s = np.where(s <= max(W.shape) * np.finfo(float).eps * s[0], 0.0, s)
+        m_all = cluster_weights(np.concatenate([s, np.zeros(n - s.size)]), self.eta, self.k)
+        m0 = float(m_all[s.size]) if n > s.size else 0.0
+        E = Vt.T if self._axis == 1 else U
+        return np.ascontiguousarray(E), m_all[:s.size].copy(), m0
+
+
+class Clustered(_CappedSpectral):
     r"""Clustered multi-task learning: the tasks form about ``k`` groups of similar weights.
 
     .. math::
@@ -232,9 +317,6 @@ class Clustered(Penalty):
     """
 
     name = "clustered"
-    distributable = False
-    has_dual = False
-    _param_names = ("k", "eta")
     structure_attrs = ("cluster_vectors_", "cluster_weights_", "cluster_rest_",
                        "task_clusters_")
 
@@ -247,48 +329,6 @@ class Clustered(Penalty):
                 "cluster_weights_": ("array", "f", (range(T + 1),)),
                 "cluster_rest_": ("float",), "cluster_matrix_": ("array", "f", (T, T)),
                 "task_clusters_": ("array", "iu", (T,))}
-
-    def __init__(self, k: int = 2, eta: float = 1.0):
-        self.k = k
-        self.eta = eta
-
-    def check(self, n_features: int, n_tasks: int) -> Penalty:
-        if not isinstance(self.k, numbers.Integral) or not (1 <= self.k <= n_tasks):
-            raise ValueError(
-                f"k must be an integer number of clusters in 1..{n_tasks} (the number of "
-                f"tasks); got {self.k!r}."
-            )
-        check_positive(self.eta, "eta")
-        return self
-
-    def _scale(self, alpha: float) -> float:
-        return alpha * self.eta * (1.0 + self.eta)
-
-    def _sigma_all(self, V: np.ndarray) -> np.ndarray:
-        """All T singular values of W (zeros appended when p < T)."""
-        s = np.linalg.svd(V, compute_uv=False)
-        return np.concatenate([s, np.zeros(V.shape[1] - s.size)])
-
-    def value(self, V, alpha):
-        s = self._sigma_all(V)
-        m = cluster_weights(s, self.eta, self.k)
-        return float(self._scale(alpha) * np.sum(s**2 / (self.eta + m)))
-
-    def prox(self, V, step, alpha):
-        # min over X, M of ||X - V||^2 / 2 + step * c tr(X (eta I + M)^{-1} X^T): for a fixed M
-        # x_i = sigma_i (eta + m_i) / (eta + m_i + 2 step c); eliminating x leaves
-        # sum_i step c sigma_i^2 / (eta + 2 step c + m_i), minimized by cluster_weights.
-        two_sc = 2.0 * step * self._scale(alpha)
-        p, T = V.shape
-        # the singular pairs from the small side's Gram: W = U S V', shrunk to U X V'
-        lam, E = np.linalg.eigh(V.T @ V if T <= p else V @ V.T)
-        s = np.sqrt(np.maximum(lam, 0.0))
-        s_all = np.concatenate([s, np.zeros(T - s.size)])
-        m = cluster_weights(s_all, self.eta + two_sc, self.k)[: s.size]
-        x = s * (self.eta + m) / (self.eta + m + two_sc)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(s > 0, x / s, 0.0)
-        return (V @ E) * f @ E.T if T <= p else (E * f) @ (E.T @ V)
 
     def cluster_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The optimal M of the penalty's inner minimization, by its factors (O(T p) memory).
@@ -315,16 +355,7 @@ class Clustered(Penalty):
         m0 : float
             The eigenvalue of M on the orthogonal complement of V (0.0 when r = T).
         """
-        W = np.asarray(W, dtype=np.float64)
-        T = W.shape[1]
-        _, s, Vt = np.linalg.svd(W, full_matrices=False)
-        # singular values at the rounding level of the SVD are zeros of W's rank (so M
-        # spreads what is left of its budget evenly over them, not by rounding noise)
-        if s.size:
-            s = np.where(s <= max(W.shape) * np.finfo(float).eps * s[0], 0.0, s)
-        m_all = cluster_weights(np.concatenate([s, np.zeros(T - s.size)]), self.eta, self.k)
-        m0 = float(m_all[s.size]) if T > s.size else 0.0
-        return np.ascontiguousarray(Vt.T), m_all[:s.size].copy(), m0
+        return self.side_factors(W)
 
     def cluster_matrix(self, W: np.ndarray) -> np.ndarray:
         """The optimal M of the penalty's inner minimization for given coefficients (dense).
@@ -373,6 +404,119 @@ class Clustered(Penalty):
             labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(emb)
         return {"cluster_vectors_": Q, "cluster_weights_": m, "cluster_rest_": m0,
                 "task_clusters_": labels.astype(np.int64)}
+
+
+class SharedStructure(_CappedSpectral):
+    r"""Convex alternating structure optimization: the tasks share a k-dimensional predictive
+    subspace of the features.
+
+    .. math::
+
+        \Omega(W) = \alpha\, \eta (1 + \eta) \min_{M} \operatorname{tr}\big(W^\top
+        (\eta I + M)^{-1} W\big) \quad \text{over } M \in \mathbb{S}^p,\
+        0 \preceq M \preceq I,\ \operatorname{tr} M = k,
+
+    the convex relaxation of alternating structure optimization (Ando & Zhang 2005), where each
+    task's weights are ``w_t = u_t + Theta^T v_t`` with ``Theta`` (k x p, orthonormal rows) a
+    shared structure: the relaxation replaces ``Theta^T Theta`` by M (Chen, Tang, Liu & Ye 2009;
+    MALSAR's cASO). The weights are pulled towards a common k-dimensional subspace of the
+    features, and ``eta > 0`` sets how strongly they are also shrunk towards 0 (MALSAR's
+    ``rho2 / rho1``). Pick it when the tasks are believed to use a few shared combinations of
+    the features, with a soft (not exact) rank.
+
+    It is :class:`Clustered` with M on the features instead of the tasks: the optimal M shares
+    the left singular vectors of W, its eigenvalues those of ``cluster_weights`` over the p
+    singular values (the p - rank zeros included), so k ranges over 1..p, and the two
+    penalties are equal wherever ``k <= min(p, T)`` (Zhou, Chen & Ye 2011). The same prox;
+    no tractable conjugate and no ``alpha_max``: fits certify with the KKT residual
+    (``kkt_residual_``) and paths use a grid around the data's scale.
+
+    The fitted estimator exposes ``shared_subspace_`` (p x k, orthonormal columns: the k
+    leading eigenvectors of the optimal M, i.e. ``Theta^T`` in ASO's terms) and
+    ``subspace_weights_`` (their k eigenvalues in M, decreasing, each in [0, 1]).
+
+    Parameters
+    ----------
+    k : int, default=2
+        Dimension of the shared subspace, 1 <= k <= p (the number of features).
+    eta : float, default=1.0
+        Ratio of the shrinkage towards 0 to the pull towards the shared subspace, > 0.
+
+    See Also
+    --------
+    regmtl.Trace : A shared subspace of unspecified dimension (the nuclear norm).
+    regmtl.Clustered : The same penalty with M on the tasks: clusters of tasks.
+
+    References
+    ----------
+    Chen, Tang, Liu & Ye (2009), "A convex formulation for learning shared structures from
+    multiple tasks", ICML; Ando & Zhang (2005), "A framework for learning predictive
+    structures from multiple tasks and unlabeled data", JMLR 6; Zhou, Chen & Ye (2011),
+    "Clustered multi-task learning via alternating structure optimization", NeurIPS 24.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.linalg import subspace_angles
+    >>> from regmtl import MultiTaskRegressor, SharedStructure
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 12))
+    >>> Theta = np.linalg.qr(rng.standard_normal((12, 2)))[0]  # a 2-dim subspace
+    >>> W = Theta @ rng.standard_normal((2, 8))
+    >>> Y = X @ W + 0.1 * rng.standard_normal((100, 8))
+    >>> model = MultiTaskRegressor(penalty=SharedStructure(k=2, eta=0.1), alpha=0.1).fit(X, Y)
+    >>> model.shared_subspace_.shape
+    (12, 2)
+    >>> bool(np.degrees(subspace_angles(model.shared_subspace_, Theta)).max() < 5)
+    True
+    """
+
+    name = "shared_structure"
+    _axis = 0
+    _k_text = "dimension of the shared subspace"
+    structure_attrs = ("shared_subspace_", "subspace_weights_")
+
+    @classmethod
+    def saved_structure(cls, n_tasks, n_features):
+        p = n_features
+        return {"shared_subspace_": ("array", "f", (p, range(p + 1))),
+                "subspace_weights_": ("array", "f", (range(p + 1),))}
+
+    def subspace(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The shared subspace of coefficients: the k leading eigenvectors of the optimal M.
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients (column t = task t).
+
+        Returns
+        -------
+        Theta : ndarray of shape (p, k)
+            Orthonormal columns: the left singular vectors of W of the k largest eigenvalues
+            of M (completed, beyond the min(p, T) singular vectors, by an orthonormal basis
+            of their complement, where M's eigenvalue is the same for every direction).
+        m : ndarray of shape (k,)
+            Their eigenvalues in M, decreasing.
+        """
+        E, m, m0 = self.side_factors(W)
+        k = int(self.k)
+        order = np.argsort(-m, kind="stable")[:k]
+        Theta, weights = E[:, order], m[order]
+        extra = k - order.size
+        if extra > 0:  # k > min(p, T): the rest from the complement of E (eigenvalue m0)
+            from scipy.linalg import qr
+
+            Z = np.eye(E.shape[0], k)
+            Z -= E @ (E.T @ Z)
+            Q = qr(Z, mode="economic", pivoting=True)[0]
+            Theta = np.column_stack([Theta, Q[:, :extra]])
+            weights = np.concatenate([weights, np.full(extra, m0)])
+        return np.ascontiguousarray(Theta), weights
+
+    def structure(self, V, alpha) -> dict[str, Any]:
+        Theta, m = self.subspace(V)
+        return {"shared_subspace_": Theta, "subspace_weights_": m}
 
 
 def _dense(V: np.ndarray, m: np.ndarray, m0: float) -> np.ndarray:

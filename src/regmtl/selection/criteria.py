@@ -17,16 +17,34 @@ penalty                                     df
 ==========================================  ===================================================
 ``L1``, ``L21``, ``Dirty`` (l1_ratio = 1)   nonzero entries of W (the active set: Zou, Hastie &
                                             Tibshirani 2007 for the lasso; a count for L2,1)
+``MCP``, ``SCAD``, ``CappedL1``             nonzero entries of W (the active set, as for L1 /
+                                            L2,1; for these nearly unbiased penalties it is
+                                            also the least-squares count of the support)
 ``L2``, ``MeanRegularized``,                ``tr((D + R)^{-1} D)``: the trace of the hat matrix
 ``GraphLaplacian``, ``Clustered``           for the squared loss (the IRLS hat matrix at the
 ``ElasticNet``, ``L21`` with l1_ratio < 1   solution for the logistic loss) over the active
                                             coordinates and the intercepts, with D the Hessian
                                             of the data term and R that of the quadratic part of
                                             the penalty (``Clustered``: at the fitted M)
+``SharedStructure``                         ``sum_t tr((D_t + R)^{-1} D_t)``, the hat-matrix
+                                            trace task by task, R = 2 alpha eta (1 + eta)
+                                            (eta I + M)^{-1} (p x p, at the fitted M)
 ``Trace``                                   ``r (p + T - r)``, the dimension of rank-r p x T
                                             matrices (r = rank of W)
 ``SparseLowRank``                           ``r (p + T - r)`` of the low-rank part plus the
                                             nonzero entries of the sparse part
+``RobustLowRank``                           ``r (p + T_in - r) + p k``: the dimension of the
+                                            p x T matrices of rank r on the T_in inlier tasks
+                                            with k = T - T_in free outlier columns (r = rank
+                                            of the low-rank part on the inliers)
+``RobustFeatures``                          nonzero entries of W (the shared rows on the
+                                            inlier tasks plus the outlier tasks' columns)
+``TemporalGroupLasso``                      ``tr((D + R)^{-1} D)`` over the nonzero rows of W
+                                            (every time point of a selected feature) and the
+                                            intercepts, R = alpha (s R R^T + r I) across tasks
+``FusedGroupLasso``                         the nonzero constant pieces of the rows of W (runs
+                                            of equal nonzero values in time: Tibshirani &
+                                            Taylor 2011 for the fused lasso)
 ==========================================  ===================================================
 
 The hat-matrix traces are exact for the separable penalties (one batched solve over the task
@@ -55,9 +73,13 @@ from ..penalties import (
     GraphLaplacian,
     MeanRegularized,
     Penalty,
+    RobustFeatures,
+    RobustLowRank,
+    SharedStructure,
     SparseLowRank,
     Trace,
 )
+from ..penalties.temporal import FusedGroupLasso, TemporalGroupLasso
 from ..taskdata import TaskData
 
 __all__ = ["degrees_of_freedom", "neg2_log_likelihood", "information_criterion",
@@ -222,6 +244,37 @@ def _cluster_factors(penalty: Clustered, structure: dict, W: np.ndarray):
     return penalty.cluster_factors(W)
 
 
+def _chain_kernel(penalty: TemporalGroupLasso, T: int):
+    """``(apply, diag)`` of the temporal group lasso's task kernel ``K = s R R^T + r I`` (R the
+    differences of consecutive tasks): ``X K`` in O(m T) through the chain's neighbours."""
+    s, r = float(penalty.smooth_weight), float(penalty.ridge_weight)
+    deg = np.full(T, 2.0)
+    deg[[0, -1]] = 1.0
+    if T == 1:
+        deg[0] = 0.0
+
+    def apply(X: np.ndarray) -> np.ndarray:
+        XL = X * deg
+        XL[:, 1:] -= X[:, :-1]
+        XL[:, :-1] -= X[:, 1:]
+        return s * XL + r * X
+
+    return apply, s * deg + r
+
+
+def _fused_pieces(W: np.ndarray) -> int:
+    """The nonzero constant pieces of the rows of W: per row, the runs of consecutive equal
+    values (to ``1e-9`` of the row's largest entry) that are not zero."""
+    total = 0
+    for row in W:
+        big = float(np.abs(row).max(initial=0.0))
+        if big == 0.0:
+            continue
+        starts = np.concatenate([[True], np.abs(np.diff(row)) > 1e-9 * big])
+        total += int(np.count_nonzero(starts & (row != 0.0)))
+    return total
+
+
 def _exact_coupled(D: np.ndarray, apply_K, alpha: float, p: int) -> float:
     """``tr((D + alpha K (x) P)^{-1} D)`` formed densely (T q <= MAX_COUPLED)."""
     T, q = D.shape[:2]
@@ -359,14 +412,34 @@ def degrees_of_freedom(
 
     - ``L1``, ``L21``, ``ElasticNet`` with ``l1_ratio=1``, ``Dirty``: the number of nonzero
       entries of W (the active set; Zou, Hastie & Tibshirani 2007 for the lasso);
+    - ``MCP``, ``SCAD``, ``CappedL1`` (entries or rows): the number of nonzero entries of W,
+      the active set as for ``L1`` / ``L21``;
     - ``L2``, ``ElasticNet`` and ``L21`` with ``l1_ratio < 1``, ``MeanRegularized``,
       ``GraphLaplacian``, ``Clustered``: ``tr((D + R)^{-1} D)``, the trace of the hat matrix
       (for the logistic loss, the IRLS hat matrix at the solution) over the active
       coordinates and the intercepts, D the Hessian of the data term and R that of the
-      quadratic part of the penalty (``Clustered``: at the fitted M);
+      quadratic part of the penalty (``Clustered``: at the fitted M); with ``positive=True``
+      the active coordinates are the nonzero entries (the sign constraint holds the others);
+    - ``SharedStructure``: ``sum_t tr((D_t + R)^{-1} D_t)``, as for the coupled penalties:
+      at the fitted M the penalty is ``alpha eta (1 + eta) sum_t w_t^T (eta I + M)^{-1} w_t``,
+      separable over the tasks, its Hessian ``R = 2 alpha eta (1 + eta) (eta I + M)^{-1}``
+      one p x p block for every task (exact, T solves of size p + 1);
     - ``Trace``: ``r (p + T - r)``, the dimension of the p x T matrices of rank r = rank W;
     - ``SparseLowRank``: that of the low-rank part plus the nonzero entries of the sparse
-      part.
+      part;
+    - ``RobustLowRank``: ``r (p + T_in - r) + p k``, the dimension of the p x T matrices whose
+      columns on the ``T_in`` inlier tasks have rank r (r the rank of the low-rank part
+      ``P_`` there) and whose ``k = T - T_in`` outlier columns (the nonzero rows of ``Q_``)
+      are free: the low-rank count of ``Trace`` with every outlier task charged p;
+    - ``RobustFeatures``: the number of nonzero entries of W, as for ``L21``: the shared
+      rows on the inlier tasks plus the outlier tasks' columns;
+    - ``TemporalGroupLasso``: ``tr((D + R)^{-1} D)`` as for the coupled penalties, over every
+      time point of the features selected (the nonzero rows of W) and the intercepts, with
+      ``R = alpha (s R R^T + r I)`` the Hessian of the quadratic part across tasks (as for
+      ``L21`` with ``l1_ratio < 1``, the group norm's curvature is not charged);
+    - ``FusedGroupLasso``: the number of nonzero constant pieces of the rows of W (runs of
+      equal consecutive values, to ``1e-9`` of the row's largest entry, that are not 0): the
+      degrees of freedom of the fused lasso (Tibshirani & Taylor 2011).
 
     Parameters
     ----------
@@ -383,9 +456,10 @@ def degrees_of_freedom(
     b : ndarray of shape (T,) or None
         Intercepts.
     structure : dict, optional
-        The penalty's fitted structure (``P_`` and ``Q_`` for ``SparseLowRank``; the factors
-        ``cluster_vectors_``, ``cluster_weights_``, ``cluster_rest_``, or a dense
-        ``cluster_matrix_``, for ``Clustered``; recomputed from W when missing).
+        The penalty's fitted structure (``P_`` and ``Q_`` for ``SparseLowRank`` and
+        ``RobustLowRank``; the factors ``cluster_vectors_``, ``cluster_weights_``,
+        ``cluster_rest_``, or a dense ``cluster_matrix_``, for ``Clustered``; recomputed
+        from W when missing).
     fit_intercept : bool, default=True
         Whether the intercepts were fitted (and count).
     method : {"auto", "exact", "hutchinson"}, default="auto"
@@ -467,7 +541,7 @@ def degrees_of_freedom(
         return (float(df), float(std)) if return_std else float(df)
 
     sparse = isinstance(penalty, (L1, L21, ElasticNet)) and penalty.rho == 1.0
-    if sparse or isinstance(penalty, Dirty):
+    if sparse or penalty.nonconvex or isinstance(penalty, (Dirty, RobustFeatures)):
         return out(np.count_nonzero(nonzero) + n_icpt)
     if isinstance(penalty, Trace):
         return out(_low_rank_df(W) + n_icpt)
@@ -475,6 +549,18 @@ def degrees_of_freedom(
         P = np.asarray(structure.get("P_", np.zeros((T, p))))
         Q = np.asarray(structure.get("Q_", W.T))
         return out(_low_rank_df(Q.T) + np.count_nonzero(P) + n_icpt)
+    if isinstance(penalty, RobustLowRank):
+        P = np.asarray(structure.get("P_", W.T)).T
+        Q = np.asarray(structure.get("Q_", np.zeros((T, p)))).T
+        outlier = np.any(Q != 0.0, axis=0)
+        return out(_low_rank_df(P[:, ~outlier]) + p * np.count_nonzero(outlier) + n_icpt)
+    if isinstance(penalty, FusedGroupLasso):
+        return out(_fused_pieces(W) + n_icpt)
+    if isinstance(penalty, TemporalGroupLasso):
+        return out(*_temporal_df(data, datafit, penalty, alpha, W, b, fit_intercept, method,
+                                 random_state, rel_se, max_probes))
+    if isinstance(penalty, SharedStructure):
+        return out(_shared_structure_df(data, datafit, penalty, alpha, W, b, fit_intercept))
     coupled = isinstance(penalty, (MeanRegularized, GraphLaplacian, Clustered))
     if not coupled and not isinstance(penalty, (L2, L1, L21, ElasticNet)):
         raise ValueError(f"criterion: no degrees-of-freedom estimate for {penalty!r}; use "
@@ -490,7 +576,8 @@ def degrees_of_freedom(
     D = _task_grams(data, h, fit_intercept)
     if not coupled:
         rho = penalty.rho
-        if isinstance(penalty, L21):
+        if isinstance(penalty, L21) and not penalty.sign_constrained:
+            # (under W >= 0 an entry at 0 of a nonzero row is held there by the constraint)
             active = np.repeat(np.any(nonzero, axis=1)[:, None], T, axis=1)
         elif isinstance(penalty, L2):
             active = np.ones_like(nonzero)
@@ -503,6 +590,51 @@ def degrees_of_freedom(
     est, se, _ = _hutchinson_coupled(D, apply_K, kdiag, alpha, p, random_state, rel_se,
                                      max_probes)
     return out(est, se)
+
+
+def _shared_structure_df(data, datafit, penalty: SharedStructure, alpha: float, W: np.ndarray,
+                         b, fit_intercept: bool) -> float:
+    """``sum_t tr((D_t + R)^{-1} D_t)`` with ``R = 2 alpha eta (1 + eta) (eta I + M)^{-1}`` on
+    the p coefficients (not the intercept), M the fitted feature matrix by its factors."""
+    p, T = W.shape
+    E, m, m0 = penalty.side_factors(W)
+    eta = float(penalty.eta)
+    c0 = 1.0 / (eta + m0)
+    R = (E * (1.0 / (eta + m) - c0)) @ E.T
+    R[np.diag_indices(p)] += c0
+    R *= 2.0 * alpha * eta * (1.0 + eta)
+    f = data.linear(W, b if fit_intercept else None)
+    D = _task_grams(data, _curvature(data, datafit, f), fit_intercept)
+    A = D.copy()
+    A[:, :p, :p] += R
+    return float(sum(_trace_solve(A[t], D[t]) for t in range(T)))
+
+
+def _temporal_df(data, datafit, penalty, alpha, W, b, fit_intercept, method, random_state,
+                 rel_se, max_probes) -> tuple[float, float]:
+    """(df, standard error) of the temporal group lasso: the coupled hat-matrix trace over
+    the nonzero rows of W and the intercepts."""
+    p, T = W.shape
+    rows = np.flatnonzero(np.any(W != 0.0, axis=1))
+    n_icpt = T if fit_intercept else 0
+    if rows.size == 0:
+        return float(n_icpt), 0.0
+    q = rows.size + int(fit_intercept)
+    if method == "exact" and T * q > MAX_COUPLED:
+        raise ValueError(
+            f"criterion: the exact degrees of freedom of this coupled penalty need a "
+            f"{T * q}-square matrix (more than {MAX_COUPLED}); use method='hutchinson' (or "
+            "'auto').")
+    f = data.linear(W, b if fit_intercept else None)
+    D = _task_grams(data, _curvature(data, datafit, f), fit_intercept)
+    keep = np.concatenate([rows, [p]]) if fit_intercept else rows
+    D = np.ascontiguousarray(D[:, keep][:, :, keep])
+    apply_K, kdiag = _chain_kernel(penalty, T)
+    if method == "exact" or (method == "auto" and T * q <= EXACT_COUPLED):
+        return _exact_coupled(D, apply_K, alpha, rows.size), 0.0
+    est, se, _ = _hutchinson_coupled(D, apply_K, kdiag, alpha, rows.size, random_state,
+                                     rel_se, max_probes)
+    return est, se
 
 
 def observed_weights(data: TaskData) -> np.ndarray:

@@ -29,6 +29,7 @@ from ..datafits import Datafit
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..solvers import SOLVERS, reference
+from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
 from .criteria import (
     degrees_of_freedom,
@@ -37,6 +38,7 @@ from .criteria import (
     observed_weights,
 )
 from .folds import flat_groups, take, task_folds
+from .loo import ridge_loo_scores
 from .path import check_alphas, path_alphas, regularization_path
 from .scoring import TaskScorer
 
@@ -104,10 +106,11 @@ class _MultiTaskCV(BaseEstimator):
         "alphas": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "eps": [Interval(Real, 0, 1, closed="neither"), None],
         "penalty_grid": [dict, None],
-        "cv": ["cv_object", "array-like"],
+        "cv": ["cv_object", "array-like", StrOptions({"loo"})],
         "criterion": [StrOptions({"cv", "aic", "bic"})],
         "scoring": [str, callable, None],
         "one_se": ["boolean"],
+        "alpha_per_task": ["boolean"],
         "refit": ["boolean"],
         "fit_intercept": ["boolean"],
         "task_weight": [StrOptions({"equal", "samples"}), "array-like"],
@@ -136,6 +139,7 @@ class _MultiTaskCV(BaseEstimator):
         criterion: str = "cv",
         scoring: Any = None,
         one_se: bool = False,
+        alpha_per_task: bool = False,
         refit: bool = True,
         fit_intercept: bool = True,
         task_weight: Any = "equal",
@@ -156,6 +160,7 @@ class _MultiTaskCV(BaseEstimator):
         self.criterion = criterion
         self.scoring = scoring
         self.one_se = one_se
+        self.alpha_per_task = alpha_per_task
         self.refit = refit
         self.fit_intercept = fit_intercept
         self.task_weight = task_weight
@@ -247,8 +252,11 @@ class _MultiTaskCV(BaseEstimator):
         candidates = self._penalties()
         for _, pen in candidates:
             pen.check(data.n_features, data.n_tasks)
+        loo = isinstance(self.cv, str)
+        self._check_choice(candidates, loo, distributed, groups)
+        self._task_curves: list = []
         folds = None
-        if self.criterion == "cv":  # before the grid: too few rows is the error to report
+        if self.criterion == "cv" and not loo:  # before the grid: too few rows is the error
             g_flat = None if groups is None else flat_groups(data, groups)
             folds = task_folds(data, self.cv, groups=g_flat, stratify=self._kind == "binary",
                                random_state=self.random_state)
@@ -256,7 +264,9 @@ class _MultiTaskCV(BaseEstimator):
         grids = [path_alphas(data, datafit, pen, ref, self.alphas, self.eps,
                              self.fit_intercept) for _, pen in candidates]
         kwargs = _path_kwargs(self)
-        if self.criterion == "cv":
+        if loo:
+            results = self._leave_one_out(data, candidates, grids)
+        elif self.criterion == "cv":
             results = self._cross_validate(data, folds, candidates, grids, kwargs)
         else:
             results = self._information(data, datafit, candidates, grids, kwargs)
@@ -265,9 +275,12 @@ class _MultiTaskCV(BaseEstimator):
         best = results.iloc[self.best_index_]
         g = int(best["_grid"])
         self.alpha_ = float(best["param_alpha"])
-        self.best_params_ = {"alpha": self.alpha_, **candidates[g][0]}
         self.best_score_ = float(best["mean_test_score"]) if self.criterion == "cv" else float(
             best[self.criterion])
+        if self.alpha_per_task:
+            g, self.alpha_, self.best_score_ = self._per_task_choice(results, grids)
+        self.best_params_ = {"alpha": self.alpha_, **candidates[g][0]}
+        del self._task_curves
         if self.criterion != "cv":
             self.df_std_ = float(best["df_std"])
         elif hasattr(self, "df_std_"):
@@ -338,6 +351,8 @@ class _MultiTaskCV(BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 split = np.nanmean(per_task, axis=2)
+                self._task_curves.append((np.nanmean(per_task, axis=0),
+                                          np.nanstd(per_task, axis=0) / np.sqrt(K)))
             active = np.stack([r[1] for r in fold_res]).mean(axis=0)
             fit_time = np.mean([r[4] for r in fold_res]) / len(grids[g])
             for i, alpha in enumerate(grids[g]):
@@ -363,6 +378,96 @@ class _MultiTaskCV(BaseEstimator):
         score = df["mean_test_score"].to_numpy()
         df["rank_test_score"] = pd.Series(-score).rank(method="min").astype(int).to_numpy()
         return df
+
+    def _check_choice(self, candidates: list, loo: bool, distributed: bool,
+                      groups: Any) -> None:
+        """Refuse what ``alpha_per_task`` and ``cv="loo"`` cannot serve, before any work."""
+        if self.alpha_per_task:
+            if self.criterion != "cv":
+                raise ValueError(f"alpha_per_task=True chooses by cross-validation; "
+                                 f"criterion={self.criterion!r} scores the tasks together. "
+                                 "Use criterion='cv'.")
+            if distributed:
+                raise ValueError("alpha_per_task=True is not available on Dask input; "
+                                 "choose one alpha, or fit the tasks in memory.")
+            for _, pen in candidates:
+                if not separable_over_tasks(pen):
+                    raise ValueError(
+                        f"alpha_per_task=True needs a penalty separable over tasks (l1, l2, "
+                        f"elasticnet); {pen!r} couples the tasks, so they share one alpha.")
+        if not loo:
+            return
+        if self.cv != "loo":
+            raise ValueError(f"cv={self.cv!r}: the only string accepted is 'loo' (efficient "
+                             "leave-one-out of ridge).")
+        # a plain ridge only (not a sign-constrained one: its leave-one-out is not linear)
+        ridge = all(separable_over_tasks(p) and p.ridge_strength(1.0) is not None
+                    for _, p in candidates)
+        if self._kind != "regression" or not ridge:
+            raise ValueError("cv='loo' is the efficient leave-one-out of ridge: it needs the "
+                             "regressor with penalty='l2'. Use an integer number of folds "
+                             "for other models.")
+        if self.criterion != "cv" or self.one_se or distributed or groups is not None:
+            raise ValueError("cv='loo' takes criterion='cv', one_se=False, no groups and "
+                             "in-memory input; give cv an integer number of folds otherwise.")
+        if self.scoring not in (None, "neg_mean_squared_error"):
+            raise ValueError(f"cv='loo' scores by the leave-one-out squared error; "
+                             f"scoring={self.scoring!r} needs cv=<number of folds>.")
+
+    def _leave_one_out(self, data, candidates, grids) -> pd.DataFrame:
+        """Ridge's efficient leave-one-out
+        (:func:`~regmtl.selection.loo.ridge_loo_scores`) over every grid."""
+        self.n_splits_ = 0
+        rows = []
+        for g, (params, _) in enumerate(candidates):
+            t0 = time.perf_counter()
+            per_task = ridge_loo_scores(data, grids[g], self.fit_intercept)
+            self._task_curves.append((per_task, np.zeros_like(per_task)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean = np.nanmean(per_task, axis=1)
+            fit_time = (time.perf_counter() - t0) / len(grids[g])
+            for i, alpha in enumerate(grids[g]):
+                row = {"_grid": g, "param_alpha": float(alpha)}
+                row.update({f"param_{k}": v for k, v in params.items()})
+                row["params"] = {"alpha": float(alpha), **params}
+                row["mean_test_score"] = float(mean[i])
+                row["std_test_score"] = np.nan
+                row["mean_task_scores"] = per_task[i]
+                row["mean_fit_time"] = float(fit_time)
+                rows.append(row)
+        df = pd.DataFrame(rows)
+        score = df["mean_test_score"].to_numpy()
+        df["rank_test_score"] = pd.Series(-score).rank(method="min").astype(int).to_numpy()
+        return df
+
+    def _per_task_choice(self, results: pd.DataFrame,
+                         grids: list) -> tuple[int, np.ndarray, float]:
+        """``(grid, alphas, score)``: in every grid, each task's best alpha by its own mean
+        validation score (with ``one_se``, the largest within one standard error of it; a
+        task never scored takes the grid's best common alpha); the grid whose choice scores
+        best on average over tasks."""
+        best = (-np.inf, 0, None)
+        rank = results["_grid"].to_numpy()
+        common = results["mean_test_score"].to_numpy()
+        for g, (mean, se) in enumerate(self._task_curves):
+            rows = np.flatnonzero(rank == g)
+            fallback = int(np.nanargmax(common[rows])) if np.isfinite(common[rows]).any() else 0
+            scored = np.isfinite(mean).any(axis=0)
+            pick = np.where(scored, np.argmax(np.where(np.isfinite(mean), mean, -np.inf),
+                                              axis=0), fallback)
+            if self.one_se:
+                cols = np.arange(mean.shape[1])
+                floor = mean[pick, cols] - se[pick, cols]
+                ok = (mean >= floor[None, :]) & scored[None, :]
+                alphas = np.asarray(grids[g])[:, None]
+                largest = np.argmax(np.where(ok, alphas, -np.inf), axis=0)
+                pick = np.where(scored, largest, pick)
+            chosen = mean[pick, np.arange(mean.shape[1])]
+            score = float(np.nanmean(chosen)) if np.isfinite(chosen).any() else -np.inf
+            if score > best[0]:
+                best = (score, g, np.asarray(grids[g], dtype=np.float64)[pick])
+        return best[1], best[2], best[0]
 
     def _information(self, data, datafit, candidates, grids, kwargs) -> pd.DataFrame:
         """AIC/BIC of every candidate; what tiny tasks make undefined is refused or left out.
@@ -521,11 +626,14 @@ _DOC_PARAMS = r"""
         Values of the penalty's own parameters, e.g. ``{"l1_ratio": [0.5, 0.9, 1.0]}`` for
         ``L21`` or ``ElasticNet``, ``{"own_weight": [0.5, 1, 2]}`` for ``Dirty``: a search over
         two (or more) parameters, one warm-started path per value.
-    cv : int, splitter or iterable, default=5
+    cv : int, splitter, iterable or "loo", default=5
         K folds inside every task (stratified for classification; ``GroupKFold`` when
         ``groups`` are passed to ``fit``), a splitter applied to each task's rows, or explicit
         ``(train, test)`` pairs of input rows. A shared design splits its rows, the same for
-        every task (see :func:`~regmtl.selection.task_folds`).
+        every task (see :func:`~regmtl.selection.task_folds`). ``"loo"``: the exact
+        leave-one-out of ridge, every alpha from one decomposition per task (regressor with
+        ``penalty="l2"`` only, as scikit-learn's ``RidgeCV``;
+        :func:`~regmtl.selection.loo.ridge_loo_scores`).
     criterion : {"cv", "aic", "bic"}, default="cv"
         Cross-validation, or an information criterion on one path over all the data (its
         degrees of freedom: :func:`~regmtl.selection.degrees_of_freedom`).
@@ -537,6 +645,11 @@ _DOC_PARAMS = r"""
     one_se : bool, default=False
         Take the largest alpha whose mean score is within one standard error of the best
         (cross-validation only).
+    alpha_per_task : bool, default=False
+        Choose one alpha per task, each by its own validation score along the same paths
+        (penalties separable over tasks only: ``"l1"``, ``"l2"``, ``"elasticnet"``; with
+        ``one_se``, per task too). ``alpha_`` is then an array of shape (T,) and the refit
+        solves every task at its own alpha (``regmtl.task_alpha``).
     refit : bool, default=True
         Refit the chosen model on all the data (``best_estimator_``); needed by ``predict``
         and ``score``.
@@ -569,14 +682,15 @@ _DOC_PARAMS = r"""
 _DOC_ATTRS = r"""
     Attributes
     ----------
-    alpha_ : float
-        The chosen ``alpha``.
+    alpha_ : float or ndarray of shape (T,)
+        The chosen ``alpha`` (one per task with ``alpha_per_task=True``).
     best_params_ : dict
         The chosen ``alpha`` and values of ``penalty_grid``.
     best_score_ : float
         The chosen candidate's mean cross-validated score, or its criterion's value.
     best_index_ : int
-        Its row in ``cv_results_``.
+        Its row in ``cv_results_`` (with ``alpha_per_task=True``, the row of the best common
+        alpha).
     penalty_ : Penalty
         The penalty object of the choice.
     alphas_ : ndarray of shape (n_alphas,)

@@ -13,7 +13,8 @@ and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``poli
 ``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form;
 ``dead_features``: features zero on every row, solved without);
 *solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
-``linear``, ``splitting``); and the *policy* above them (``policy``, this package's ``solve``).
+``linear``, ``splitting``, ``stationary``: block coordinate descent to a stationary point of the
+nonconvex penalties); and the *policy* above them (``policy``, this package's ``solve``).
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def solve(
 
     over W (p x T) and the intercepts b, the row weights ``c`` of ``data`` holding the
     per-task means and task weights. ``solver="auto"`` picks block coordinate descent for
-    row-separable penalties (``L1``, ``L2``, ``ElasticNet``, ``L21``), conjugate gradients
-    for the squared loss with a quadratic task-coupling penalty (``MeanRegularized``,
+    row-separable penalties (``L1``, ``L2``, ``ElasticNet``, ``L21``; and ``MCP``,
+    ``SCAD``, ``CappedL1``, to a stationary point certified by the KKT residual), conjugate
+    gradients for the squared loss with a quadratic task-coupling penalty (``MeanRegularized``,
     ``GraphLaplacian``), ADMM with exact per-task solves for the squared loss with another
     penalty of W itself (``Trace``, ``Clustered``), and FISTA otherwise. When
     ``alpha >= alpha_max`` the solution is
@@ -186,6 +188,9 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
         cert = certify(data, datafit, penalty, alpha, V, ref.f0, fit_intercept, ref)
         return SolverResult(W, b, 1, cert, True, V), solver
     W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
+    project = getattr(penalty, "project", None)
+    if W0 is not None and project is not None:  # a warm start outside a sign constraint
+        W = np.ascontiguousarray(project(W))
     if b0 is not None and fit_intercept:
         b = np.array(b0, dtype=np.float64)
     else:

@@ -14,7 +14,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..penalties.base import DIRTY_ROWS, ROWS
+from ..penalties.base import (
+    CAPPED_ROWS,
+    DIRTY_ROWS,
+    MCP_ENTRYWISE,
+    MCP_ROWS,
+    POSITIVE_ENTRYWISE,
+    POSITIVE_ROWS,
+    ROWS,
+    SCAD_ROWS,
+)
 
 QUADRATIC = 0
 LOGISTIC = 1
@@ -334,6 +343,189 @@ def _dirty_block(j, W, g, Lrow, l1, l2, delta):
         delta[t] = p + q - W[j, t]
 
 
+# ----------------------------------------------------------------------------- nonconvex blocks
+# Families of the nonconvex kinds: rho(s) of a magnitude s >= 0 (an entry's |x|, or a row norm).
+MCP_FAMILY = 0
+SCAD_FAMILY = 1
+CAPPED_FAMILY = 2
+
+
+@njit(cache=True, fastmath=FAST)
+def magnitude_penalty(s, a, shape, family):
+    """``rho(s)`` for ``s >= 0``: MCP ``a s - s^2 / (2 gamma)`` up to ``gamma a``, then
+    ``gamma a^2 / 2``; SCAD ``a s`` up to ``a``, ``(2 gamma a s - s^2 - a^2) / (2 (gamma - 1))``
+    up to ``gamma a``, then ``a^2 (gamma + 1) / 2``; capped-L1 ``a min(s, cap)``
+    (``shape`` is gamma, or the cap)."""
+    if family == MCP_FAMILY:
+        if s <= shape * a:
+            return a * s - s * s / (2.0 * shape)
+        return 0.5 * shape * a * a
+    if family == SCAD_FAMILY:
+        if s <= a:
+            return a * s
+        if s <= shape * a:
+            return (2.0 * shape * a * s - s * s - a * a) / (2.0 * (shape - 1.0))
+        return 0.5 * a * a * (shape + 1.0)
+    return a * min(s, shape)
+
+
+@njit(cache=True, fastmath=FAST)
+def magnitude_min(u, L, a, shape, family):
+    """The exact ``argmin_{s >= 0} L/2 (s - u)^2 + rho(s)`` for ``u >= 0``, ``L > 0``.
+
+    Where the problem is convex (MCP: ``L gamma > 1``; SCAD: ``L (gamma - 1) > 1``) the closed
+    forms: MCP's firm thresholding ``0``, ``(u - a/L) / (1 - 1/(gamma L))``, ``u``; SCAD's
+    three pieces ``soft(u, a/L)``, ``((gamma - 1) L u - gamma a) / ((gamma - 1) L - 1)``,
+    ``u``. Otherwise (and always for capped-L1, concave beyond 0) the global minimizer is the
+    better of the minimizers of its pieces: on a piece where the model is concave the minimum
+    sits at an end, which the neighbouring piece's candidate covers; ties go to the smaller
+    magnitude."""
+    if family == MCP_FAMILY:
+        ga = shape * a
+        if L * shape > 1.0:
+            if u <= a / L:
+                return 0.0
+            if u <= ga:
+                return (u - a / L) / (1.0 - 1.0 / (shape * L))
+            return u
+        s0, s1 = 0.0, max(u, ga)
+    elif family == SCAD_FAMILY:
+        ga = shape * a
+        if L * (shape - 1.0) > 1.0:
+            if u <= a / L:
+                return 0.0
+            if u <= a + a / L:
+                return u - a / L
+            if u <= ga:
+                return ((shape - 1.0) * L * u - ga) / ((shape - 1.0) * L - 1.0)
+            return u
+        s0, s1 = min(max(u - a / L, 0.0), a), max(u, ga)
+    else:
+        s0, s1 = min(max(u - a / L, 0.0), shape), max(u, shape)
+    q0 = 0.5 * L * (s0 - u) * (s0 - u) + magnitude_penalty(s0, a, shape, family)
+    q1 = 0.5 * L * (s1 - u) * (s1 - u) + magnitude_penalty(s1, a, shape, family)
+    return s1 if q1 < q0 else s0
+
+
+@njit(cache=True, fastmath=FAST)
+def _nonconvex_rows(j, W, g, Lrow, a, shape, family, delta):
+    """The row step of a penalty ``rho(||w||)``: minimize
+    ``sum_t L_t/2 (w_t - z_t)^2 + rho(||w||)``, ``z_t = a_t / L_t``, ``a_t = L_t W_jt + g_t``
+    (tasks without curvature stay at 0); the change goes into ``delta``.
+
+    - All ``L_t`` equal: the minimizer is ``z`` scaled to the norm :func:`magnitude_min` gives.
+    - Capped (concave beyond 0, exact for any ``L_t``): the better of the group lasso point
+      (norm ``s`` from :func:`_weighted_group_radius`), when ``s <= cap``, and ``z`` itself,
+      when ``||z|| >= cap`` (one of the two always exists: the group lasso point is shorter
+      than ``z``).
+    - MCP / SCAD with ``min_t L_t > kappa`` (``1 / gamma``; ``1 / (gamma - 1)``): the model
+      is strongly convex (``rho(s) + kappa s^2 / 2`` is convex and nondecreasing), its unique
+      stationary point ``w_t = a_t s / (L_t s + rho'(s))`` with ``s`` the root of
+      ``sum_t a_t^2 / (L_t s + rho'(s))^2 = 1``: ``z`` when ``||z|| >= gamma a``, 0 when
+      ``||a|| <= a``, else on the piece where ``rho'`` is affine, ``L_t s + rho'(s) =
+      (L_t - kappa) s + c``, the weighted group radius with ``l2 = -kappa``.
+    - Otherwise (curvature below ``kappa`` in some task) the row model is not convex: the
+      step minimizes exactly the model with the curvature ``max_t L_t`` in every task, which
+      majorizes it (a descent step with the same fixed points)."""
+    T = W.shape[1]
+    na = 0.0
+    nz = 0.0
+    lo, hi = np.inf, 0.0
+    for t in range(T):
+        Lt = Lrow[t]
+        if Lt > 0.0:
+            a_t = Lt * W[j, t] + g[t]
+            delta[t] = a_t
+            na += a_t * a_t
+            nz += (a_t / Lt) * (a_t / Lt)
+            lo = min(lo, Lt)
+            hi = max(hi, Lt)
+        else:
+            delta[t] = 0.0
+    na, nz = np.sqrt(na), np.sqrt(nz)
+    if hi == 0.0 or na == 0.0:
+        for t in range(T):
+            delta[t] = -W[j, t]
+        return
+    if lo == hi:  # one curvature: z scaled along its own direction
+        s = magnitude_min(nz, hi, a, shape, family)
+        for t in range(T):
+            delta[t] = (delta[t] / hi) * (s / nz) - W[j, t]
+        return
+    if family == CAPPED_FAMILY:
+        sa = _weighted_group_radius(delta, Lrow, a, 0.0) if na > a else 0.0
+        use_z = nz >= shape
+        if use_z and sa <= shape:  # both exist: compare the model's values
+            qa = a * sa
+            for t in range(T):
+                if Lrow[t] > 0.0:
+                    d = delta[t] * sa / (Lrow[t] * sa + a) - delta[t] / Lrow[t]
+                    qa += 0.5 * Lrow[t] * d * d
+            use_z = a * shape < qa
+        for t in range(T):
+            if Lrow[t] == 0.0:
+                new = 0.0
+            elif use_z:
+                new = delta[t] / Lrow[t]
+            else:
+                new = delta[t] * sa / (Lrow[t] * sa + a)
+            delta[t] = new - W[j, t]
+        return
+    kappa = 1.0 / shape if family == MCP_FAMILY else 1.0 / (shape - 1.0)
+    if lo > kappa:
+        if nz >= shape * a:
+            for t in range(T):
+                delta[t] = (delta[t] / Lrow[t] if Lrow[t] > 0.0 else 0.0) - W[j, t]
+            return
+        if na <= a:
+            for t in range(T):
+                delta[t] = -W[j, t]
+            return
+        if family == MCP_FAMILY:
+            l1, l2 = a, -kappa
+            s = _weighted_group_radius(delta, Lrow, l1, l2)
+        else:  # SCAD: the L1 piece (s <= a), else the affine piece of rho'
+            l1, l2 = a, 0.0
+            s = _weighted_group_radius(delta, Lrow, l1, l2)
+            if s > a:
+                l1, l2 = shape * a / (shape - 1.0), -kappa
+                s = _weighted_group_radius(delta, Lrow, l1, l2)
+        for t in range(T):
+            new = delta[t] * s / ((Lrow[t] + l2) * s + l1) if Lrow[t] > 0.0 else 0.0
+            delta[t] = new - W[j, t]
+        return
+    # curvature below kappa somewhere: the majorizing model of curvature hi
+    nv = 0.0
+    for t in range(T):
+        v = W[j, t] + g[t] / hi if Lrow[t] > 0.0 else 0.0
+        delta[t] = v
+        nv += v * v
+    nv = np.sqrt(nv)
+    s = magnitude_min(nv, hi, a, shape, family) if nv > 0.0 else 0.0
+    for t in range(T):
+        delta[t] = (delta[t] * (s / nv) if nv > 0.0 else 0.0) - W[j, t]
+
+
+@njit(cache=True, fastmath=FAST)
+def _nonconvex_block(j, W, g, Lrow, a, shape, group, delta):
+    """The exact block step of the nonconvex kinds (``a`` is alpha, ``shape`` gamma or the
+    cap): entry by entry, :func:`magnitude_min` of ``|W_jt + g_t / L_jt|`` with the entry's
+    sign; by rows, :func:`_nonconvex_rows`."""
+    family = (group - MCP_ENTRYWISE) // 2
+    if group == MCP_ROWS or group == SCAD_ROWS or group == CAPPED_ROWS:
+        _nonconvex_rows(j, W, g, Lrow, a, shape, family, delta)
+        return
+    T = W.shape[1]
+    for t in range(T):
+        Lt = Lrow[t]
+        if Lt == 0.0:
+            delta[t] = -W[j, t]
+            continue
+        z = W[j, t] + g[t] / Lt
+        s = magnitude_min(abs(z), Lt, a, shape, family)
+        delta[t] = (s if z >= 0.0 else -s) - W[j, t]
+
+
 @njit(cache=True, fastmath=FAST, inline="always")
 def _block_update(j, W, g, Lrow, l1, l2, group, delta):
     """Minimize the separable quadratic model of block j; write the change into ``delta``.
@@ -344,19 +536,31 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
     step for the logistic loss. ``group`` is the penalty's block kind
     (:class:`~regmtl.penalties.base.BlockStep`), one branch each, in the order of
     :mod:`~regmtl.solvers.screening`'s rules: ``DIRTY_ROWS``, ``l2`` the weight of the entrywise
-    part instead of a ridge (:func:`_dirty_block`); ``ROWS``, the weighted group prox
-    (:func:`_weighted_group_radius`); ``ENTRYWISE``, soft-thresholding. Returns the largest
-    absolute change.
+    part instead of a ridge (:func:`_dirty_block`); ``ROWS`` and ``POSITIVE_ROWS``, the weighted
+    group prox (:func:`_weighted_group_radius`); ``ENTRYWISE`` and ``POSITIVE_ENTRYWISE``,
+    soft-thresholding. Under the sign constraint ``w >= 0`` the model's linear term
+    ``-a.w`` is at least ``-max(a, 0).w``, with equality at the unconstrained minimizer for
+    ``max(a, 0)``, which is ``>= 0``: the positive kinds are the plain ones on ``max(a, 0)``
+    (a row's entries with ``a_t <= 0`` stay at 0, an entry below ``thr`` goes to 0). The
+    nonconvex kinds (MCP, SCAD, capped-L1 of entries or row norms; ``l1`` is alpha, ``l2``
+    their shape) take the exact minimizer of the same model plus the penalty
+    (:func:`_nonconvex_block`; for the logistic loss it is the quadratic model of proximal
+    Newton). Returns the largest absolute change.
     """
     T = W.shape[1]
     if group == DIRTY_ROWS:
         _dirty_block(j, W, g, Lrow, l1, l2, delta)
-    elif group == ROWS:
+    elif group >= MCP_ENTRYWISE:
+        _nonconvex_block(j, W, g, Lrow, l1, l2, group, delta)
+    elif group == ROWS or group == POSITIVE_ROWS:
+        positive = group == POSITIVE_ROWS
         na = 0.0
         same = True
         for t in range(T):
             # no curvature: the data term ignores this coefficient, which stays at 0
             a_t = Lrow[t] * W[j, t] + g[t] if Lrow[t] > 0.0 else 0.0
+            if positive and a_t < 0.0:
+                a_t = 0.0
             delta[t] = a_t
             na += a_t * a_t
             if Lrow[t] != Lrow[0]:
@@ -386,7 +590,7 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
             thr = l1 / Lt
             if z > thr:
                 new = (z - thr) / (1.0 + l2 / Lt)
-            elif z < -thr:
+            elif z < -thr and group != POSITIVE_ENTRYWISE:
                 new = (z + thr) / (1.0 + l2 / Lt)
             else:
                 new = 0.0

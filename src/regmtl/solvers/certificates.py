@@ -12,7 +12,9 @@ domain of ``Omega*``; it converges to the dual optimum, so the gap goes to 0.
 
 Where no dual is at hand (alpha = 0, or a penalty without a tractable conjugate) the
 certificate is the KKT residual, relative to the gradient at W = 0: the distance of the negative
-gradient to the subdifferential for separable penalties, else the proximal-gradient residual
+gradient to the subdifferential for separable penalties (the Clarke subdifferential for the
+nonconvex ones, MCP, SCAD, capped-L1: it certifies a stationary point, not a global minimum),
+else the proximal-gradient residual
 ``||V - prox_{s Omega}(V - s grad)|| / s`` (zero exactly at a solution), with ``s = 1 / L``.
 
 Penalties over a lifted variable V (``W = penalty.compose(V)``) are certified in V.

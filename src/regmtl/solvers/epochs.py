@@ -39,7 +39,7 @@ from .moments import feature_moments
 from .polish import active_newton_step
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
-           "line_search", "run_inner", "weighted_rows"]
+           "line_search", "run_inner", "weighted_rows", "aligned"]
 
 
 class LeastSquaresEpochs:
@@ -272,20 +272,46 @@ def line_search(inner, penalty, alpha, D) -> bool:
     by the same step every epoch, a drift no extrapolation of a converging sequence removes;
     one exact search along the drift jumps to where a coordinate meets its kink. The minimizer
     is the root of the right derivative ``-a + b t + d/dt Omega(W + t D)``, found by
-    bisection to the last bits (not by comparing values, which are flat near the minimum)."""
+    bisection to the last bits (not by comparing values, which are flat near the minimum).
+
+    Under a sign constraint (``penalty.max_step``: how far the line stays feasible) the search
+    follows the projected path ``max(W + t D, 0)``: where entries reach 0 with the objective
+    still falling they stay there, and the search goes on along the others (at most 16 bends;
+    each costs one more product with the working set's columns)."""
+    max_step = getattr(penalty, "max_step", None)
+    moved = False
+    for _ in range(16):
+        W0 = inner.W.copy()
+        t_max = max_step(W0, D) if max_step is not None else np.inf
+        t = _search_segment(inner, penalty, alpha, D, W0, t_max)
+        if t == 0.0:
+            return moved
+        moved = True
+        if t < t_max:
+            return True
+        # the entries that reached 0 stay there; the others go on
+        hit = (D < 0) & (W0 <= -D * t_max * (1.0 + 1e-9))
+        if not hit.any():
+            return True
+        D = np.where(hit, 0.0, D)
+    return moved
+
+
+def _search_segment(inner, penalty, alpha, D, W0, t_max) -> float:
+    """The exact search of :func:`line_search` over ``0 <= t <= t_max``: the step taken (the
+    move made when it lowers the objective), 0.0 when none."""
     a, b, u = inner.along(D)
-    W0 = inner.W.copy()
 
     def slope(t):
         return -a + b * t + penalty.directional_derivative(W0 + t * D, D, alpha)
 
-    if slope(0.0) >= 0.0:
-        return False
-    lo, hi = 0.0, 1.0
-    while slope(hi) < 0.0:
-        lo, hi = hi, 2.0 * hi
+    if t_max <= 0.0 or slope(0.0) >= 0.0:
+        return 0.0
+    lo, hi = 0.0, min(1.0, t_max)
+    while hi < t_max and slope(hi) < 0.0:
+        lo, hi = hi, min(2.0 * hi, t_max)
         if hi > 1e12:
-            return False
+            return 0.0
     for _ in range(100):
         mid = 0.5 * (lo + hi)
         if mid <= lo or mid >= hi:
@@ -298,11 +324,11 @@ def line_search(inner, penalty, alpha, D) -> bool:
     value = -a * t + 0.5 * b * t * t + penalty.value(W0 + t * D, alpha) - penalty.value(W0, alpha)
     if value < 0.0:
         inner.move(D, t, u)
-        return True
-    return False
+        return t
+    return 0.0
 
 
-def _aligned(a: np.ndarray, b: np.ndarray) -> bool:
+def aligned(a: np.ndarray, b: np.ndarray) -> bool:
     """Two successive epoch steps point the same way (cosine above 0.99) and are about as long
     (ratio above 0.9): a drift, not a geometric convergence, which Anderson handles."""
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
@@ -339,12 +365,15 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
         if acc is not None:
             x = acc.push(inner.W)
             if x is not None:
-                inner.try_point(x.reshape(inner.W.shape))
+                x = x.reshape(inner.W.shape)
+                # an extrapolation past a sign constraint: its nearest feasible point
+                project = getattr(penalty, "project", None)
+                inner.try_point(project(x) if project is not None else x)
         W = inner.W
         new = W - last
         # a search along the drift, once the gap has stopped closing for three checks (a
         # continuous path otherwise: the same data in another row order gives the same iterates)
-        if (stalled >= 3 and step is not None and _aligned(new, step)
+        if (stalled >= 3 and step is not None and aligned(new, step)
                 and line_search(inner, penalty, alpha, new)):
             W = inner.W
             new = None

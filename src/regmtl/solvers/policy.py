@@ -38,6 +38,7 @@ from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
+from .stationary import stationary_bcd
 from .structured_newton import structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
@@ -223,7 +224,9 @@ def bcd(
     working_set : bool, default=True
         Solve growing subproblems on working sets of features.
     screening : bool, default=True
-        Discard features by the gap-safe rules.
+        Discard features by the gap-safe rules (not for the nonconvex penalties, ``MCP``,
+        ``SCAD``, ``CappedL1``: no duality gap; they run block coordinate descent with working
+        sets to a stationary point, certified by the KKT residual).
     anderson : int, default=5
         Iterates per Anderson extrapolation (0 for none).
     gram : bool or "auto", default="auto"
@@ -270,6 +273,11 @@ def bcd(
     params = penalty.bcd_params(alpha)
     if params is None:
         raise ValueError(f"{penalty!r} is not row-separable: use solver='fista'.")
+    if penalty.nonconvex:  # to a stationary point, certified by the KKT residual
+        return stationary_bcd(data, datafit, penalty, alpha, W, b, ref=ref,
+                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                              verbose=verbose, working_set=working_set, anderson=anderson,
+                              gram=gram, p0=p0)
     if datafit.code != QUADRATIC:
         has_dual = penalty.has_dual and alpha > 0
         return prox_newton(data, datafit, penalty, alpha, W, b, params, ref=ref,
@@ -509,6 +517,11 @@ def _run_direct(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
 
 def _run_bcd(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
              verbose, V0, options):
+    if penalty.nonconvex and options.get("screening") is True:
+        raise ValueError(
+            f"solver_options['screening']=True: {penalty!r} is not convex, so there is no "
+            "duality gap and no gap-safe rule to screen with (its fits are certified by the "
+            "KKT residual); leave 'screening' out, or set it to False.")
     return bcd(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
                tol=tol, max_iter=max_iter, verbose=verbose, **options)
 

@@ -12,14 +12,23 @@ Both are centered per task when intercepts are fitted, so with
 and since ``W*_j = 0`` whenever the optimal ``G_j(theta*)`` is strictly inside the ball of the
 L1 part (``||G_j|| < alpha rho`` for L2,1; ``|G_jt| < alpha rho`` for every t for L1; both
 for the dirty model), a feature passing that test with the margin above is zero at the
-optimum, whatever the gap.
+optimum, whatever the gap. Under the sign constraint ``W >= 0`` the ball bounds the positive
+part only (``||max(G_j, 0)|| < alpha rho``; ``G_jt < alpha rho``), and since ``max(., 0)`` is
+1-Lipschitz the same margins hold for it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..penalties.base import DIRTY_ROWS, ROWS
+from ..penalties.base import (
+    BLOCK_KINDS,
+    DIRTY_ROWS,
+    NONCONVEX_KINDS,
+    POSITIVE_ENTRYWISE,
+    POSITIVE_ROWS,
+    ROWS,
+)
 
 __all__ = ["safe_radius", "screen"]
 
@@ -46,9 +55,19 @@ def _rows_rule(G, L, radius, l1, l2):
     return norms + radius * np.sqrt(L.max(axis=1, initial=0.0)) < l1 * _MARGIN
 
 
+def _positive_rows_rule(G, L, radius, l1, l2):
+    """POSITIVE_ROWS: ``||max(G_j, 0)|| + r sqrt(max_t L_jt) < l1``."""
+    return _rows_rule(np.maximum(G, 0.0), L, radius, l1, l2)
+
+
 def _entrywise_rule(G, L, radius, l1, l2):
     """ENTRYWISE: ``|G_jt| + r sqrt(L_jt) < l1`` for every task."""
     return np.all(np.abs(G) + radius * np.sqrt(L) < l1 * _MARGIN, axis=1)
+
+
+def _positive_entrywise_rule(G, L, radius, l1, l2):
+    """POSITIVE_ENTRYWISE: ``G_jt + r sqrt(L_jt) < l1`` for every task."""
+    return np.all(G + radius * np.sqrt(L) < l1 * _MARGIN, axis=1)
 
 
 def screen(G: np.ndarray, L: np.ndarray, radius: float, l1: float, group: int,
@@ -58,13 +77,22 @@ def screen(G: np.ndarray, L: np.ndarray, radius: float, l1: float, group: int,
     ``G`` is ``X^T (c theta)`` at the feasible dual point, ``L`` the centered block constants
     (p x T), ``l1`` the weight of the L1 part, ``group`` the block kind
     (``ENTRYWISE``, ``ROWS`` or ``DIRTY_ROWS``: rows of weight ``l1`` and entries of weight
-    ``l2``; a feature is zero when its optimal correlations are inside both balls). A
-    relative margin of 1e-9 covers rounding in G.
+    ``l2``; a feature is zero when its optimal correlations are inside both balls; the
+    sign-constrained ``POSITIVE_ROWS`` and ``POSITIVE_ENTRYWISE`` read the positive part of
+    the correlations). A relative margin of 1e-9 covers rounding in G. The nonconvex kinds
+    have no rule (no duality gap, no dual ball): a ``ValueError``.
     """
+    if group in NONCONVEX_KINDS:
+        raise ValueError(f"no gap-safe rule for the {BLOCK_KINDS[group]} block kind: a "
+                         "nonconvex penalty has no duality gap to screen with.")
     if l1 <= 0.0:
         return np.zeros(G.shape[0], dtype=bool)
     if group == DIRTY_ROWS:
         return _dirty_rows_rule(G, L, radius, l1, l2)
     if group == ROWS:
         return _rows_rule(G, L, radius, l1, l2)
+    if group == POSITIVE_ROWS:
+        return _positive_rows_rule(G, L, radius, l1, l2)
+    if group == POSITIVE_ENTRYWISE:
+        return _positive_entrywise_rule(G, L, radius, l1, l2)
     return _entrywise_rule(G, L, radius, l1, l2)
