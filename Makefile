@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/bench_l21.py
 	$(BIN)/python bench/bench_structured.py
+	$(BIN)/python bench/bench_multisource.py
 	$(BIN)/python bench/bench_deep.py
 
 clean:

@@ -1,10 +1,11 @@
 """The bank of cases every contract test draws from: penalties, problems and deep weightings.
 
 ``PENALTY_CASES`` holds an instance of every registered penalty (the names of
-``regmtl.penalties.PENALTY_NAMES`` and ``GraphLaplacian``), with the non-default variants that
-change the mathematics (a ridge part, a weight between the two parts of a composite, several
-cluster counts), each under a readable id. A case also carries its value written straight from
-the table of DESIGN section 4 (``omega``), independent of the implementation.
+``regmtl.penalties.PENALTY_NAMES``, ``GraphLaplacian`` and ``MultiSource``), with the
+non-default variants that change the mathematics (a ridge part, a weight between the two
+parts of a composite, several cluster counts), each under a readable id. A case also carries
+its value written straight from the table of DESIGN section 4 (``omega``), independent of the
+implementation.
 
 ``PROBLEMS`` are the data every penalty meets: a small dense problem, the same as sparse CSR, a
 shared design, a task of 5 rows next to tasks of 60, and logistic labels; all seeded, all with
@@ -210,6 +211,11 @@ PENALTY_CASES: list[PenaltyCase] = [
     _elastic_case("L21(1.0)", rm.L21(1.0), "row", 1.0),
     _elastic_case("L21(0.6)", rm.L21(0.6), "row", 0.6),
     _elastic_case("L21(0.0)", rm.L21(0.0), "row", 0.0),
+    # three sources over the 8 features; on complete data (no missing source) it is L2,1;
+    # missing sources against cvxpy in test_multisource.py
+    PenaltyCase("MultiSource(3,2,3)", rm.MultiSource((3, 2, 3)),
+                lambda V, a: elastic("row", 1.0, V, a), "row", 1.0,
+                tags=frozenset({"alpha_max"})),
     PenaltyCase("Trace", rm.Trace(), lambda V, a: a * nuclear(V),
                 tags=frozenset({"alpha_max", "structured"})),
     PenaltyCase("MeanRegularized(0)", rm.MeanRegularized(),
@@ -270,8 +276,10 @@ PENALTY_CASES: list[PenaltyCase] = [
 CASES_BY_ID: dict[str, PenaltyCase] = {c.id: c for c in PENALTY_CASES}
 assert len(CASES_BY_ID) == len(PENALTY_CASES), "penalty case ids must be unique"
 
-#: every registered penalty class: the names ``penalty=`` accepts, and GraphLaplacian
-REGISTERED_PENALTIES: tuple[type, ...] = (*PENALTY_NAMES.values(), rm.GraphLaplacian)
+#: every registered penalty class: the names ``penalty=`` accepts, GraphLaplacian and
+#: MultiSource
+REGISTERED_PENALTIES: tuple[type, ...] = (*PENALTY_NAMES.values(), rm.GraphLaplacian,
+                                          rm.MultiSource)
 
 
 def cases(*ids: str, tag: str | None = None) -> list[PenaltyCase]:

@@ -12,8 +12,8 @@ make tasks share structure, and the tools around them:
   :class:`~regmtl.SharedStructure`, :class:`~regmtl.Dirty`,
   :class:`~regmtl.SparseLowRank`, :class:`~regmtl.RobustLowRank`,
   :class:`~regmtl.RobustFeatures`, :class:`~regmtl.TemporalGroupLasso`,
-  :class:`~regmtl.FusedGroupLasso`, and the nonconvex :class:`~regmtl.MCP`,
-  :class:`~regmtl.SCAD`, :class:`~regmtl.CappedL1`;
+  :class:`~regmtl.FusedGroupLasso`, :class:`~regmtl.MultiSource`, and the nonconvex
+  :class:`~regmtl.MCP`, :class:`~regmtl.SCAD`, :class:`~regmtl.CappedL1`;
 - model selection: :func:`~regmtl.alpha_max`, :func:`~regmtl.regularization_path`;
 - does sharing help, and what carries over: :func:`~regmtl.compare`,
   :func:`~regmtl.task_relatedness`, :func:`~regmtl.transfer`;
@@ -53,6 +53,7 @@ from .penalties import (
     FusedGroupLasso,
     GraphLaplacian,
     MeanRegularized,
+    MultiSource,
     Penalty,
     RobustFeatures,
     RobustLowRank,
@@ -96,6 +97,7 @@ __all__ = [
     "RobustFeatures",
     "TemporalGroupLasso",
     "FusedGroupLasso",
+    "MultiSource",
     "MCP",
     "SCAD",
     "CappedL1",

@@ -26,7 +26,7 @@ from .datafits import Datafit
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
-from .problem import make_datafit
+from .problem import make_datafit, source_blocks
 from .solvers import SOLVERS, solve
 from .task_alpha import resolve_alpha, solve_task_alphas
 from .taskdata import TaskData, intercept_shift, shift_columns
@@ -114,19 +114,35 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             ensure_min_samples=1,
         )
 
+    def _check_x_missing(self, X: Any, reset: bool) -> Any:
+        """``_check_x`` letting NaN through (missing sources of ``MultiSource``)."""
+        return validate_data(
+            self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=np.float64,
+            ensure_min_samples=1, ensure_all_finite="allow-nan",
+        )
+
     def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
         if fitting and _is_dask(X, y, task):
             return self._dask_data(X, y, task, sample_weight)
+        blocks = source_blocks(self.penalty)
+        used = None
+        if blocks is not None and not fitting:  # the blocks each task's model uses
+            edges = np.concatenate(([0], np.cumsum(blocks)))
+            nz = np.atleast_2d(self.coef_) != 0
+            used = np.stack([nz[:, a:b].any(axis=1)
+                             for a, b in zip(edges[:-1], edges[1:], strict=True)], axis=1)
         return as_task_data(
             X, y, task,
             sample_weight=sample_weight,
             task_weight=self.task_weight if fitting else "equal",
             tasks=None if fitting else self.tasks_,
-            check_x=self._check_x,
+            check_x=self._check_x if blocks is None else self._check_x_missing,
             numeric_y=self._loss == "squared",
             require_y=y is not None or fitting,
             reset=fitting,
             single=False if fitting else self.input_form_ == "single",
+            blocks=blocks,
+            blocks_used=used,
         )
 
     def _dask_data(self, X, y, task, sample_weight):

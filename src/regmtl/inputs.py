@@ -16,6 +16,7 @@ nothing of the input forms.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
@@ -29,7 +30,7 @@ from sklearn.utils import check_array
 from .ranges import SCALE_LIMIT, TINY_LIMIT, check_column_scales, column_scales
 from .taskdata import TaskData, set_weights, task_name
 
-__all__ = ["as_task_data", "column_target", "factorize"]
+__all__ = ["as_task_data", "column_target", "factorize", "fill_missing_blocks"]
 
 CheckX = Callable[[Any, bool], Any]
 
@@ -322,6 +323,8 @@ def as_task_data(
     require_y: bool = True,
     reset: bool = True,
     single: bool = False,
+    blocks: tuple[int, ...] | None = None,
+    blocks_used: np.ndarray | None = None,
 ) -> TaskData:
     """Convert any input form of the estimators to a :class:`~regmtl.TaskData`.
 
@@ -362,6 +365,14 @@ def as_task_data(
         Passed to ``check_x`` (True when fitting).
     single : bool, default=False
         The model was fitted on a single task (1-D y): a 2-D ``X`` alone means that task.
+    blocks : tuple of int, optional
+        The sizes of the feature blocks (sources) of :class:`~regmtl.MultiSource`: a block
+        of NaN over all the rows of a task is a source that task does not observe, filled
+        with zeros (``regmtl.inputs.fill_missing_blocks``); ``check_x`` must then let NaN
+        through.
+    blocks_used : ndarray of bool of shape (T_fitted, n_blocks), optional
+        At predict time: the blocks each fitted task's model uses (nonzero weights); a
+        missing block is refused where it is used.
 
     Returns
     -------
@@ -423,6 +434,8 @@ def as_task_data(
         data = _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight)
     else:
         data = _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single)
+    if blocks is not None:
+        data = fill_missing_blocks(data, blocks, blocks_used)
     if y is not None:
         _check_scale(data, numeric_y)
         set_weights(data, task_weight)
@@ -747,3 +760,98 @@ def _shared_targets(Y: np.ndarray, numeric_y: bool, tasks: np.ndarray):
     if numeric_y:
         flat = np.where(obs_flat, flat, 0.0)
     return flat, (None if obs_flat.all() else obs_flat)
+
+
+def fill_missing_blocks(data: TaskData, blocks: tuple[int, ...],
+                        blocks_used: np.ndarray | None = None) -> TaskData:
+    """The problem with every missing source (a block of NaN columns over all the rows of a
+    task) filled with zeros, for :class:`~regmtl.MultiSource`.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem, NaN allowed in ``X``.
+    blocks : tuple of int
+        The sizes of the consecutive column blocks (sources).
+    blocks_used : ndarray of bool of shape (T_fitted, n_blocks), optional
+        At predict time: the blocks each fitted task's model uses; a missing block is
+        refused where it is used. When fitting (None), a task with no source is refused.
+
+    Returns
+    -------
+    TaskData
+        ``data`` itself when ``X`` holds no NaN, otherwise a copy with the missing blocks
+        set to 0.
+
+    Raises
+    ------
+    ValueError
+        For a NaN inside an observed block, a block missing for only part of a task's rows,
+        a task that observes no source, NaN in a sparse or shared design, a missing block
+        that the fitted model of its task uses, or blocks that do not cover the features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.inputs import as_task_data, fill_missing_blocks
+    >>> from sklearn.utils import check_array
+    >>> X2 = np.array([[1.0, np.nan], [2.0, np.nan]])
+    >>> data = as_task_data([np.ones((2, 2)), X2], [np.ones(2), np.ones(2)],
+    ...     check_x=lambda X, r: check_array(X, ensure_all_finite="allow-nan"))
+    >>> fill_missing_blocks(data, (1, 1)).X.tolist()
+    [[1.0, 1.0], [1.0, 1.0], [1.0, 0.0], [2.0, 0.0]]
+    """
+    X = data.X
+    p = X.shape[1]
+    if sum(blocks) != p:
+        raise ValueError(
+            f"MultiSource blocks {tuple(blocks)} cover {sum(blocks)} features, but X has {p} "
+            "columns: give one size per source, adding up to the number of columns."
+        )
+    if sp.issparse(X):
+        if np.isnan(X.data).any():
+            raise ValueError("X: a sparse design cannot mark a missing source with NaN; give "
+                             "dense designs, NaN over the missing source's columns.")
+        return data
+    nan = np.isnan(X)
+    if not nan.any():
+        return data
+    if data.shared:
+        raise ValueError(
+            "X contains NaN, but a shared design gives every task the same rows, so no "
+            "source can be missing for one task: give one design per task (a list, or long "
+            "form with task ids), the group of samples that lack a source as its own task."
+        )
+    edges = np.concatenate(([0], np.cumsum(blocks)))
+    for t in range(len(data.indptr) - 1):
+        rows = slice(data.indptr[t], data.indptr[t + 1])
+        name = task_name(data, t)
+        n_missing = 0
+        for b in range(len(blocks)):
+            m = nan[rows, edges[b]:edges[b + 1]]
+            where = f"task {name}, block {b} (columns {edges[b]} to {edges[b + 1] - 1})"
+            if m.all():
+                n_missing += 1
+                if blocks_used is not None and blocks_used[data.task_index[t], b]:
+                    raise ValueError(
+                        f"X: {where} is missing, but the fitted model of that task uses that "
+                        "source (it was observed when fitting): give its values."
+                    )
+            elif m.all(axis=1).any():
+                raise ValueError(
+                    f"X: {where} is missing for some rows of the task only; a source is "
+                    "observed by all the rows of a task or by none: put the rows that lack "
+                    "it in a task of their own (one task per group of samples that share "
+                    "their sources)."
+                )
+            elif m.any():
+                raise ValueError(
+                    f"X: {where} holds NaN inside an observed source; only a whole source "
+                    "may be missing (NaN in all its columns, for all the rows of the task): "
+                    "impute those values or drop those rows."
+                )
+        if n_missing == len(blocks) and blocks_used is None:
+            raise ValueError(
+                f"X: task {name} observes no source (every block is NaN); drop that task."
+            )
+    return dataclasses.replace(data, X=np.where(nan, 0.0, X), _small=None, _cache={})

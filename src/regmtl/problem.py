@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from sklearn.utils import check_array
+
 from .dask import is_dask_collection
 from .datafits import Datafit, Logistic, Quadratic
 from .inputs import as_task_data
-from .penalties import Penalty, make_penalty
+from .penalties import MultiSource, Penalty, make_penalty
 from .solvers.certificates import reference
 from .taskdata import TaskData, shift_columns
 
@@ -29,9 +32,12 @@ def make_datafit(loss: str | Datafit) -> Datafit:
 
 
 def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
-              sample_weight: Any = None, task_weight: Any = "equal") -> TaskData:
+              sample_weight: Any = None, task_weight: Any = "equal",
+              penalty: Penalty | None = None) -> TaskData:
     """A :class:`~regmtl.TaskData` from any input form (labels encoded to -1/+1 for
-    the logistic loss); a TaskData is returned as it is."""
+    the logistic loss); a TaskData is returned as it is. With a
+    :class:`~regmtl.MultiSource` penalty, missing sources (NaN blocks) are filled with
+    zeros (``regmtl.inputs.fill_missing_blocks``)."""
     if isinstance(X, TaskData) or getattr(X, "distributed", False):
         return X
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
@@ -39,11 +45,24 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
 
         return as_dask_task_data(X, y, task, sample_weight=sample_weight,
                                  task_weight=task_weight, numeric_y=loss == "squared")
+    blocks = source_blocks(penalty)
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
-                        numeric_y=loss == "squared")
+                        numeric_y=loss == "squared", blocks=blocks,
+                        check_x=None if blocks is None else _check_x_missing)
     if loss == "logistic":
         data.encode_binary()
     return data
+
+
+def source_blocks(penalty: Any) -> tuple[int, ...] | None:
+    """The validated block sizes of a :class:`~regmtl.MultiSource` penalty, None for any
+    other penalty."""
+    return penalty.block_sizes() if isinstance(penalty, MultiSource) else None
+
+
+def _check_x_missing(X: Any, reset: bool) -> Any:  # noqa: ARG001 - check_x's signature
+    return check_array(X, accept_sparse=("csr", "csc"), dtype=np.float64, input_name="X",
+                       ensure_all_finite="allow-nan")
 
 
 def alpha_max(
@@ -134,7 +153,7 @@ def alpha_max(
     datafit = make_datafit(loss)
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
-                     task_weight=task_weight)
+                     task_weight=task_weight, penalty=pen)
     pen.check(data.n_features, data.n_tasks)
     if fit_intercept:  # columns far from zero: the gradient at W = 0 on them shifted
         data = shift_columns(data)

@@ -18,6 +18,8 @@ penalty                            Omega(W)
 ``RobustFeatures(outlier_weight)`` W = P + Q: alpha (sum_j ||P_j||_2 + g sum_t ||Q_:t||_2)
 ``TemporalGroupLasso(s, r)``       alpha (sum_j ||W_j||_2 + s / 2 ||W R||_F^2 + r / 2 ||W||_F^2)
 ``FusedGroupLasso(f, l)``          alpha (sum_j ||W_j||_2 + f ||W R||_1 + l ||W||_1)
+``MultiSource(blocks)``            alpha sum_j ||(W_jt) over the tasks t observing feature j||_2,
+                                   W_jt = 0 where task t lacks feature j's source
 ``MCP(gamma, group)``              sum_g rho(s_g), rho(s) = alpha s - s^2 / (2 gamma) up to
                                    s = gamma alpha, then gamma alpha^2 / 2 (nonconvex)
 ``SCAD(gamma, group)``             sum_g rho(s_g), rho(s) = alpha s up to alpha, a quadratic
@@ -31,10 +33,11 @@ The estimator's ``alpha`` is the overall strength; a penalty object holds only i
 task, ``L = diag(A 1) - A`` the graph Laplacian and ``R`` (T x (T - 1)) the differences
 of consecutive tasks, ``(W R)_{:t} = w_t - w_{t+1}`` (tasks ordered in time, as ``tasks_``).
 Strings name the defaults (``PENALTY_NAMES``); ``GraphLaplacian`` needs its graph, so only
-the object. ``L1``, ``ElasticNet`` and ``L21`` take ``positive=True``: the same penalty plus
-the constraint ``W >= 0``. The nonconvex penalties act on the magnitudes ``s_g``: every
-``|W_jt|`` (``group=False``), or every row norm ``||W_j||_2`` (``group=True``); their fits
-reach stationary points, certified by a KKT residual.
+the object, and ``MultiSource`` its blocks. ``L1``, ``ElasticNet`` and ``L21`` take
+``positive=True``: the same penalty plus the constraint ``W >= 0``. The nonconvex penalties
+act on the magnitudes ``s_g``: every ``|W_jt|`` (``group=False``), or every row norm
+``||W_j||_2`` (``group=True``); their fits reach stationary points, certified by a KKT
+residual.
 
 Modules: ``base`` (the interface), ``separable`` (block coordinate descent), ``spectral``,
 ``coupling``, ``composite``, ``temporal`` (proximal gradient, or conjugate gradients for the
@@ -48,7 +51,7 @@ from .base import Penalty
 from .composite import Dirty, RobustFeatures, RobustLowRank, SparseLowRank
 from .coupling import GraphLaplacian, MeanRegularized, chain_graph, knn_graph
 from .nonconvex import MCP, SCAD, CappedL1
-from .separable import L1, L2, L21, ElasticNet
+from .separable import L1, L2, L21, ElasticNet, MultiSource
 from .spectral import Clustered, SharedStructure, Trace
 from .temporal import FusedGroupLasso, TemporalGroupLasso
 
@@ -56,7 +59,7 @@ __all__ = [
     "Penalty", "L1", "L2", "ElasticNet", "L21", "Trace", "MeanRegularized", "GraphLaplacian",
     "Clustered", "SharedStructure", "Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures",
     "TemporalGroupLasso", "FusedGroupLasso", "MCP", "SCAD", "CappedL1", "chain_graph",
-    "knn_graph", "make_penalty", "PENALTY_NAMES", "STRUCTURE_ATTRS",
+    "knn_graph", "MultiSource", "make_penalty", "PENALTY_NAMES", "STRUCTURE_ATTRS",
 ]
 
 #: names accepted by ``penalty=``; GraphLaplacian needs its graph, so only the object

@@ -32,7 +32,7 @@ from .base import (
     inner,
 )
 
-__all__ = ["L1", "L2", "ElasticNet", "L21"]
+__all__ = ["L1", "L2", "ElasticNet", "L21", "MultiSource"]
 
 
 class _ElasticType(Penalty):
@@ -434,3 +434,103 @@ class L21(_ElasticType):
     def __init__(self, l1_ratio: float = 1.0, positive: bool = False):
         self.l1_ratio = l1_ratio
         self.positive = positive
+
+
+class MultiSource(L21):
+    r"""Incomplete multi-source feature learning (iMSF): L2,1 over the observed features.
+
+    .. math::
+
+        \Omega(W) = \alpha \sum_j \big\|(W_{jt})_{t \in O_j}\big\|_2,
+        \qquad W_{jt} = 0 \ \text{for} \ t \notin O_j,
+
+    where the features come in consecutive blocks (sources: e.g. MRI, PET, CSF), each task
+    is a group of samples that share which sources they have, and ``O_j`` is the set of
+    tasks that observe feature j's source. A feature is kept or dropped jointly across the
+    tasks that observe it. Give the data with every unobserved source as a block of NaN
+    columns over all the rows of that task (lists per task, or long form with task ids);
+    the fit reads ``O`` from those NaN blocks, fills them with zeros and keeps their
+    coefficients at exactly 0. A NaN inside an observed block, a block missing for only part
+    of a task's rows, or a task with no source is refused. ``predict`` takes the same NaN
+    blocks: a task's prediction uses the sources it observes.
+
+    On the zero-filled data the unobserved coefficients have a zero gradient, so this is
+    L2,1 restricted to the observed pairs: block coordinate descent, certified by a duality
+    gap whose dual norm is the row norm over observed entries, and
+    ``alpha_max = max_j ||(G0_jt)_{t in O_j}||_2``.
+
+    MALSAR's ``Least_iMSF(X_Set, Y, z)`` makes one task per group of samples sharing their
+    sources and minimizes ``1/2 sum_t ||X_t w_t - y_t||^2 + z lambda_max sum_j ||W_j||_2``
+    without intercepts: ``MultiTaskRegressor(MultiSource(blocks), alpha=z * alpha_max,
+    task_weight="samples", fit_intercept=False)``, ``alpha_max`` from
+    :func:`regmtl.alpha_max` under the same settings (the objectives differ by the factor
+    ``N / T``). ``Logistic_iMSF`` minimizes ``sum_t mean_i log(1 + exp(-y (x w_t + c_t)))``
+    plus the same penalty, with intercepts: ``MultiTaskClassifier(MultiSource(blocks),
+    alpha=z * alpha_max)`` with the defaults, the same objective.
+
+    Parameters
+    ----------
+    blocks : tuple of int
+        The sizes of the sources, in the order of the columns; they must add up to the
+        number of features.
+
+    See Also
+    --------
+    regmtl.L21 : Every feature observed by every task.
+
+    References
+    ----------
+    Yuan, Wang, Thompson, Narayan & Ye (2012), "Multi-source learning for joint analysis of
+    incomplete multi-modality neuroimaging data", KDD.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import MultiSource, MultiTaskRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X1, X2 = rng.standard_normal((40, 4)), rng.standard_normal((30, 4))
+    >>> y1, y2 = X1[:, 0] + X1[:, 2], X2[:, 0]
+    >>> X2[:, 2:] = np.nan  # the second group lacks the second source (columns 2, 3)
+    >>> model = MultiTaskRegressor(MultiSource(blocks=(2, 2)), alpha=0.05).fit([X1, X2],
+    ...                                                                        [y1, y2])
+    >>> model.coef_[1, 2:].tolist()  # unobserved: exactly zero
+    [0.0, 0.0]
+    >>> model.predict([X1[:1], X2[:1]])[1].shape
+    (1,)
+    """
+
+    name = "multi_source"
+    l1_ratio = 1.0
+    positive = False
+    _param_names = ("blocks",)
+
+    def __init__(self, blocks: tuple[int, ...] = ()):
+        self.blocks = blocks if isinstance(blocks, tuple) else tuple(blocks)
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        sizes = self.block_sizes()
+        if sum(sizes) != n_features:
+            raise ValueError(
+                f"MultiSource blocks {sizes} cover {sum(sizes)} features, but the data have "
+                f"{n_features}: give one size per source, adding up to the number of "
+                "columns (sources in the order of the columns)."
+            )
+        return self
+
+    def block_sizes(self) -> tuple[int, ...]:
+        """``blocks`` validated: a nonempty tuple of positive ints (``ValueError`` otherwise).
+
+        Returns
+        -------
+        tuple of int
+            The sizes of the sources.
+        """
+        b = self.blocks
+        if (not isinstance(b, tuple) or not b
+                or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                           and s > 0 for s in b)):
+            raise ValueError(
+                f"MultiSource blocks must be a nonempty tuple of positive ints (the sizes of "
+                f"the sources, in column order); got {b!r}."
+            )
+        return tuple(int(s) for s in b)

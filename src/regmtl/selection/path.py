@@ -384,7 +384,7 @@ def regularization_path(
     datafit = make_datafit(loss)
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
-                     task_weight=task_weight)
+                     task_weight=task_weight, penalty=pen)
     p, T = data.n_features, data.n_tasks
     pen.check(p, T)
     if fit_intercept:  # columns far from zero: solved on them shifted, exactly
