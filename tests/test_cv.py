@@ -147,6 +147,8 @@ def test_lists_cv_scores_equal_hand_computation():
     np.testing.assert_allclose(res["mean_test_score"], -hand.mean(axis=(0, 2)), rtol=1e-6)
     np.testing.assert_allclose(np.stack(res["mean_task_scores"]), -hand.mean(axis=0),
                                rtol=1e-6)
+    np.testing.assert_allclose(np.stack(res["std_task_scores"]), hand.std(axis=0),
+                               rtol=1e-5)
     assert est.n_splits_ == 3
     assert est.alpha_ == est.alphas_[np.argmax(-hand.mean(axis=(0, 2)))]
 
@@ -672,8 +674,8 @@ def test_cv_results_frame():
     assert list(res.columns) == [
         "param_alpha", "param_l1_ratio", "params",
         *[f"split{k}_test_score" for k in range(4)],
-        "mean_test_score", "std_test_score", "mean_task_scores", "mean_n_active",
-        "mean_fit_time", "rank_test_score"]
+        "mean_test_score", "std_test_score", "mean_task_scores", "std_task_scores",
+        "mean_n_active", "mean_fit_time", "rank_test_score"]
     split = _split_scores(res, 4)
     np.testing.assert_allclose(res["mean_test_score"], split.mean(axis=1), rtol=1e-12)
     np.testing.assert_allclose(res["std_test_score"], split.std(axis=1), rtol=1e-12)

@@ -129,6 +129,23 @@ def test_leave_one_out_equals_refitting_without_each_row(fit_intercept, shape):
             np.testing.assert_allclose(S[k, t], want, rtol=1e-9)
 
 
+def test_shared_design_tasks_share_one_decomposition_exactly():
+    """A shared design: tasks whose rows weigh alike reuse one decomposition, a task with a
+    missing label gets its own; every score equals refitting without each row."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((25, 5))
+    Y = X @ rng.standard_normal((5, 3)) + rng.standard_normal((25, 3))
+    Y[4, 2] = np.nan
+    data = rm.as_task_data(X, Y)
+    alphas = np.array([1e-3, 0.1, 3.0])
+    S = ridge_loo_scores(data, alphas, True)
+    for t in range(3):
+        c = data.c[data.indptr[t]:data.indptr[t + 1]]
+        y = np.nan_to_num(Y[:, t])
+        for k, a in enumerate(alphas):
+            np.testing.assert_allclose(S[k, t], _brute_loo(X, y, c, a, True), rtol=1e-9)
+
+
 def test_loo_choice_is_ridgecv_per_task():
     Xs, ys = _tasks(seed=4, sizes=(30, 60, 45, 25))
     cv = rm.MultiTaskRegressorCV("l2", cv="loo", alpha_per_task=True, alphas=25).fit(Xs, ys)
@@ -150,6 +167,13 @@ def test_cv_chooses_each_task_by_its_own_curve():
     one = rm.MultiTaskRegressorCV("l1", alpha_per_task=True, alphas=12, cv=4,
                                   one_se=True).fit(Xs, ys)
     assert np.all(one.alpha_ >= cv.alpha_)
+    # the one-standard-error rule by hand, per task, from cv_results_
+    sd = np.stack(one.cv_results_["std_task_scores"].to_numpy())
+    best = np.argmax(curves, axis=0)
+    cols = np.arange(curves.shape[1])
+    ok = curves >= (curves[best, cols] - sd[best, cols] / 2.0)[None, :]  # K = 4 folds
+    want = np.where(ok, one.alphas_[:, None], -np.inf).max(axis=0)
+    np.testing.assert_array_equal(one.alpha_, want)
     np.testing.assert_array_equal(cv.best_estimator_.alpha, cv.alpha_)
 
 

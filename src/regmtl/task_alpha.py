@@ -77,13 +77,14 @@ def resolve_alpha(alpha: Any, penalty: Penalty, n_tasks: int) -> tuple[float, np
                          f"({n_tasks},), one value per task in the order of tasks_.")
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         bad = int(np.flatnonzero(~np.isfinite(a) | (a < 0))[0])
-        raise ValueError(f"alpha[{bad}] = {a[bad]!r}: every alpha must be finite and >= 0.")
+        raise ValueError(f"alpha[{bad}] = {a[bad]:g}: every alpha must be finite and >= 0.")
     if np.all(a == a[0]):
         return float(a[0]), None
     if not separable_over_tasks(penalty):
         raise ValueError(
-            f"alpha: one value per task needs a penalty separable over tasks (L1, L2, "
-            f"ElasticNet); {penalty!r} couples the tasks, so give one alpha for all.")
+            f"alpha: one value per task needs a penalty separable over tasks whose alpha "
+            f"scales each task's term (L1, L2, ElasticNet); {penalty!r} is not one, so give "
+            "one alpha for all.")
     if np.any(a == 0):
         t = int(np.flatnonzero(a == 0)[0])
         raise ValueError(

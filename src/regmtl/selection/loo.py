@@ -11,7 +11,8 @@ smaller of ``Z Z^T`` and ``Z^T Z``), the hat matrix's diagonal and the fit are, 
     e^{\mathrm{loo}}_i = \frac{y_i - \hat y_i}{1 - H_{ii}},
 
 exact (Sherman-Morrison: leaving row i out is setting ``c_i = 0``), as scikit-learn's
-``RidgeCV`` computes it. The score of a task is minus the weighted mean of
+``RidgeCV`` computes it (the tasks of a shared design whose rows weigh alike share one
+decomposition). The score of a task is minus the weighted mean of
 :math:`(e^{\mathrm{loo}}_i)^2` over its labeled rows. One decomposition per task, whatever the
 number of alphas.
 """
@@ -33,20 +34,18 @@ def _task_rows(data: TaskData, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return X, data.y[lo:hi], data.c[lo:hi]
 
 
-def _task_loo(X: np.ndarray, y: np.ndarray, c: np.ndarray, alphas: np.ndarray,
-              fit_intercept: bool) -> np.ndarray:
-    """Minus the weighted mean squared leave-one-out residual for each alpha (NaN where a
-    row's leverage is 1: its leave-one-out fit is undefined)."""
+def _decompose(X: np.ndarray, c: np.ndarray, fit_intercept: bool) -> tuple | None:
+    """What the leave-one-out of rows ``X`` weighted ``c`` needs whatever the targets: the
+    labeled rows, their weights, ``P diag(s)`` and ``s^2`` of ``Z = C^{1/2} X_c`` (None
+    without a labeled row)."""
     on = c > 0
-    X, y, c = X[on], y[on], c[on]
-    if len(y) == 0:
-        return np.full(len(alphas), np.nan)
+    X, c = X[on], c[on]
+    if len(c) == 0:
+        return None
     if fit_intercept:
-        total = c.sum()
-        X = X - (c @ X) / total
-        y = y - (c @ y) / total
+        X = X - (c @ X) / c.sum()
     r = np.sqrt(c)
-    Z, yc = X * r[:, None], y * r
+    Z = X * r[:, None]
     n, p = Z.shape
     if n <= p:
         s2, U = np.linalg.eigh(Z @ Z.T)
@@ -56,7 +55,20 @@ def _task_loo(X: np.ndarray, y: np.ndarray, c: np.ndarray, alphas: np.ndarray,
         s2, V = np.linalg.eigh(Z.T @ Z)
         s2 = np.maximum(s2, 0.0)
         Ps = Z @ V
-    q = Ps.T @ yc
+    return on, c, r, Ps, s2
+
+
+def _task_loo(dec: tuple | None, y: np.ndarray, alphas: np.ndarray,
+              fit_intercept: bool) -> np.ndarray:
+    """Minus the weighted mean squared leave-one-out residual for each alpha (NaN where a
+    row's leverage is 1: its leave-one-out fit is undefined)."""
+    if dec is None:
+        return np.full(len(alphas), np.nan)
+    on, c, r, Ps, s2 = dec
+    y = y[on]
+    if fit_intercept:
+        y = y - (c @ y) / c.sum()
+    q = Ps.T @ (y * r)
     inv = 1.0 / (s2[:, None] + alphas[None, :])  # (k, n_alphas)
     fit = (Ps @ (q[:, None] * inv)) / r[:, None]  # X_c w, per alpha
     lev = (Ps * Ps) @ inv
@@ -103,7 +115,11 @@ def ridge_loo_scores(data: TaskData, alphas: np.ndarray, fit_intercept: bool) ->
     """
     alphas = np.asarray(alphas, dtype=np.float64)
     out = np.empty((len(alphas), data.n_tasks))
+    dec, c_prev = None, None
     for t in range(data.n_tasks):  # one decomposition per task, every alpha at once
         X, y, c = _task_rows(data, t)
-        out[:, t] = _task_loo(X, y, c, alphas, fit_intercept)
+        # a shared design whose tasks weigh their rows alike: one decomposition for all
+        if not (data.shared and c_prev is not None and np.array_equal(c, c_prev)):
+            dec, c_prev = _decompose(X, c, fit_intercept), c
+        out[:, t] = _task_loo(dec, y, alphas, fit_intercept)
     return out

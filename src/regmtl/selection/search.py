@@ -254,7 +254,6 @@ class _MultiTaskCV(BaseEstimator):
             pen.check(data.n_features, data.n_tasks)
         loo = isinstance(self.cv, str)
         self._check_choice(candidates, loo, distributed, groups)
-        self._task_curves: list = []
         folds = None
         if self.criterion == "cv" and not loo:  # before the grid: too few rows is the error
             g_flat = None if groups is None else flat_groups(data, groups)
@@ -280,7 +279,6 @@ class _MultiTaskCV(BaseEstimator):
         if self.alpha_per_task:
             g, self.alpha_, self.best_score_ = self._per_task_choice(results, grids)
         self.best_params_ = {"alpha": self.alpha_, **candidates[g][0]}
-        del self._task_curves
         if self.criterion != "cv":
             self.df_std_ = float(best["df_std"])
         elif hasattr(self, "df_std_"):
@@ -351,8 +349,6 @@ class _MultiTaskCV(BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 split = np.nanmean(per_task, axis=2)
-                self._task_curves.append((np.nanmean(per_task, axis=0),
-                                          np.nanstd(per_task, axis=0) / np.sqrt(K)))
             active = np.stack([r[1] for r in fold_res]).mean(axis=0)
             fit_time = np.mean([r[4] for r in fold_res]) / len(grids[g])
             for i, alpha in enumerate(grids[g]):
@@ -363,6 +359,7 @@ class _MultiTaskCV(BaseEstimator):
                 row["mean_test_score"] = float(np.mean(split[:, i]))
                 row["std_test_score"] = float(np.std(split[:, i]))
                 row["mean_task_scores"] = per_task[:, i, :].mean(axis=0)
+                row["std_task_scores"] = per_task[:, i, :].std(axis=0)
                 row["mean_n_active"] = float(active[i])
                 row["mean_fit_time"] = float(fit_time)
                 rows.append(row)
@@ -393,8 +390,9 @@ class _MultiTaskCV(BaseEstimator):
             for _, pen in candidates:
                 if not separable_over_tasks(pen):
                     raise ValueError(
-                        f"alpha_per_task=True needs a penalty separable over tasks (l1, l2, "
-                        f"elasticnet); {pen!r} couples the tasks, so they share one alpha.")
+                        f"alpha_per_task=True needs a penalty separable over tasks whose "
+                        f"alpha scales each task's term (l1, l2, elasticnet); {pen!r} is "
+                        "not one, so the tasks share one alpha.")
         if not loo:
             return
         if self.cv != "loo":
@@ -422,7 +420,6 @@ class _MultiTaskCV(BaseEstimator):
         for g, (params, _) in enumerate(candidates):
             t0 = time.perf_counter()
             per_task = ridge_loo_scores(data, grids[g], self.fit_intercept)
-            self._task_curves.append((per_task, np.zeros_like(per_task)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mean = np.nanmean(per_task, axis=1)
@@ -434,6 +431,7 @@ class _MultiTaskCV(BaseEstimator):
                 row["mean_test_score"] = float(mean[i])
                 row["std_test_score"] = np.nan
                 row["mean_task_scores"] = per_task[i]
+                row["std_task_scores"] = np.full(data.n_tasks, np.nan)
                 row["mean_fit_time"] = float(fit_time)
                 rows.append(row)
         df = pd.DataFrame(rows)
@@ -450,8 +448,12 @@ class _MultiTaskCV(BaseEstimator):
         best = (-np.inf, 0, None)
         rank = results["_grid"].to_numpy()
         common = results["mean_test_score"].to_numpy()
-        for g, (mean, se) in enumerate(self._task_curves):
+        K = max(self.n_splits_, 1)
+        for g in range(len(grids)):
             rows = np.flatnonzero(rank == g)
+            # (n_alphas, T): each task's mean score over the folds and its standard error
+            mean = np.stack(results["mean_task_scores"].to_numpy()[rows])
+            se = np.stack(results["std_task_scores"].to_numpy()[rows]) / np.sqrt(K)
             fallback = int(np.nanargmax(common[rows])) if np.isfinite(common[rows]).any() else 0
             scored = np.isfinite(mean).any(axis=0)
             pick = np.where(scored, np.argmax(np.where(np.isfinite(mean), mean, -np.inf),
@@ -698,8 +700,9 @@ _DOC_ATTRS = r"""
     cv_results_ : DataFrame
         One row per (penalty value, alpha). Cross-validation: ``param_*``, ``params``,
         ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
-        ``rank_test_score``, ``mean_task_scores`` (an array of per-task scores averaged over
-        folds), ``mean_n_active``, ``mean_fit_time`` (per alpha). A criterion: ``param_*``,
+        ``rank_test_score``, ``mean_task_scores`` and ``std_task_scores`` (arrays of the
+        per-task scores' means and standard deviations over folds), ``mean_n_active``,
+        ``mean_fit_time`` (per alpha). A criterion: ``param_*``,
         ``params``, ``df``, ``df_std``, ``neg2_log_likelihood``, ``aic`` or ``bic``,
         ``n_active``, ``rank_aic`` or ``rank_bic``. ``df_std`` is the standard error of
         ``df`` where it is a randomized (Hutchinson) estimate, 0 where exact (see
