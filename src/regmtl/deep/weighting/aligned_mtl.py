@@ -134,6 +134,19 @@ class AlignedMTL(GramWeighting):
         Relative tolerance of the rank truncation (>= 0); default T times the machine epsilon
         of the gradients' dtype.
 
+    Notes
+    -----
+    **Degenerate gradients.** At a Pareto-stationary point the update is generally not 0: the
+    aligned gradients span the same space, and :math:`\sum_t b_t \hat g_t` can harm a task (two
+    opposite gradients give 0; three collinear ones with both signs do not). Dependent
+    gradients are handled by the rank truncation; a zero gradient (no label in the batch)
+    takes no part (weight 0). The result does not depend on the order of the tasks (an
+    eigendecomposition of the Gram matrix).
+
+    **Differences from the paper.** The paper and LibMTL scale by the smallest eigenvalue
+    (``scale="min"``, the default here); the median and mean are options. LibMTL truncates
+    eigenvalues with a fixed absolute tolerance; here the tolerance is relative (``rtol``).
+
     References
     ----------
     Senushkin, Patakin, Kuznetsov & Konushin (2023). Independent component alignment for

@@ -286,7 +286,7 @@ class Weighting(torch.nn.Module):
             objective = objective + extra
         if objective.requires_grad:
             scale(objective).backward()
-        return w.detach()
+        return w.detach().clone()  # the caller's own: never a buffer of the state
 
 
 def task_gradients(losses: Tensor, params: list[torch.nn.Parameter],
@@ -393,5 +393,5 @@ class GradientWeighting(Weighting):
             torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
         if with_extra:
             scale(extra).backward()
-        return coeffs.to(device=losses.device, dtype=losses.dtype)
+        return coeffs.to(device=losses.device, dtype=losses.dtype).clone()
 

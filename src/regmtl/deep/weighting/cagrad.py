@@ -19,63 +19,60 @@ import numpy as np
 
 from .._torch import torch
 from .base import F64, GradientWeighting, check_number, gram_matrix
+from .gram import STATIONARY, nonneg_qp
+from .mgda import min_norm
 
 __all__ = ["CAGrad", "cagrad_direction"]
 
 Tensor = torch.Tensor
 
 
-def _cagrad_objective(w: np.ndarray, b: np.ndarray, A: np.ndarray, sqrt_phi: float) -> float:
-    return float(b @ w + sqrt_phi * math.sqrt(max(float(w @ A @ w), 0.0)))
+def _projection(A: np.ndarray, e: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
+    """``lam >= 0`` with ``G^T (e + lam)`` the projection of ``g0 = G^T e`` onto
+    ``{d : G d >= tau}``, and the squared distance ``lam^T A lam`` (the dual QP, exact)."""
+    lam = nonneg_qp(A, tau - A @ e, tol=1e-15 * A.shape[0])
+    return lam, max(float(lam @ A @ lam), 0.0)
 
 
-def _cagrad_weights(A: np.ndarray, sqrt_phi: float) -> np.ndarray:
-    """argmin over the simplex of ``w . (A 1/T) + sqrt_phi sqrt(w^T A w)`` (A = G G^T)."""
+def _cagrad_point(A: np.ndarray, c: float) -> np.ndarray:
+    r"""``x`` with ``d = G^T x`` CAGrad's update before the factor T / (1 + c^2), A = G G^T.
+
+    The primal problem, :math:`\max_d \min_t g_t \cdot d` over
+    :math:`\|d - g_0\| \le \sigma = c \|g_0\|`: the largest :math:`\tau` whose polyhedron
+    :math:`\{d : G d \ge \tau\}` comes within :math:`\sigma` of :math:`g_0` (bisection on
+    :math:`\tau`, each distance an exact non-negative QP), and :math:`d` its point nearest
+    :math:`g_0`. Where the optimum is unique this is the paper's
+    :math:`g_0 + \sigma g_w / \|g_w\|`; where it is not (a Pareto-stationary point with
+    c >= 1, :math:`g_w = 0`) it is the optimal update nearest :math:`g_0`.
+    """
     T = A.shape[0]
-    uniform = np.full(T, 1.0 / T)
-    if T == 1 or sqrt_phi == 0:
-        return uniform
-    s = float(np.max(np.diag(A)))  # the problem is invariant to scaling A (and sqrt_phi^2)
-    A = A / s
-    sqrt_phi = sqrt_phi / math.sqrt(s)
-    b = A.mean(axis=1)
-    candidates = [uniform, *np.eye(T)]
-    if T == 2:  # a convex function of t = w_0 on [0, 1]: golden-section search
-        def f(t: float) -> float:
-            return _cagrad_objective(np.array([t, 1.0 - t]), b, A, sqrt_phi)
-        inv = (math.sqrt(5.0) - 1.0) / 2.0
-        lo, hi = 0.0, 1.0
-        c, d = hi - inv * (hi - lo), lo + inv * (hi - lo)
-        fc, fd = f(c), f(d)
-        for _ in range(90):
-            if fc < fd:
-                hi, d, fd = d, c, fc
-                c = hi - inv * (hi - lo)
-                fc = f(c)
-            else:
-                lo, c, fc = c, d, fd
-                d = lo + inv * (hi - lo)
-                fd = f(d)
-        t = 0.5 * (lo + hi)
-        candidates.append(np.array([t, 1.0 - t]))
-    else:
-        from scipy.optimize import minimize
-
-        def jac(w: np.ndarray, *_: object) -> np.ndarray:
-            Aw = A @ w
-            q = float(w @ Aw)
-            return b + (sqrt_phi * Aw / math.sqrt(q) if q > 1e-300 else 0.0)
-
-        res = minimize(_cagrad_objective, uniform, args=(b, A, sqrt_phi), jac=jac,
-                       method="SLSQP", bounds=[(0.0, 1.0)] * T,
-                       constraints=({"type": "eq", "fun": lambda w: w.sum() - 1.0,
-                                     "jac": lambda w: np.ones_like(w)},),
-                       options={"ftol": 1e-15, "maxiter": 1000})
-        w = np.clip(res.x, 0.0, None)
-        if w.sum() > 0 and np.all(np.isfinite(w)):
-            candidates.append(w / w.sum())
-    values = [_cagrad_objective(w, b, A, sqrt_phi) for w in candidates]
-    return candidates[int(np.argmin(values))]
+    e = np.full(T, 1.0 / T)
+    s = float(np.max(np.diag(A)))
+    if T == 1 or c == 0 or s <= 0:
+        return e
+    A = A / s  # the problem is invariant to the scale of G
+    sigma2 = c * c * max(float(e @ A @ e), 0.0)
+    if sigma2 <= 0:
+        return e
+    Ae = A @ e
+    lo = float(Ae.min())  # d = g0
+    hi = float(np.min(Ae + math.sqrt(sigma2) * np.sqrt(np.diag(A))))
+    w = min_norm(A)
+    if float(w @ A @ w) <= STATIONARY:  # 0 in the hull: no update improves every task
+        hi = min(hi, 0.0)
+    lam = np.zeros(T)
+    for _ in range(200):
+        if hi - lo <= 1e-15 * (1.0 + abs(lo) + abs(hi)):
+            break
+        mid = 0.5 * (lo + hi)
+        cand, dist2 = _projection(A, e, mid)
+        if dist2 <= sigma2 * (1.0 + 1e-12):
+            lo, lam = mid, cand
+        else:
+            hi = mid
+    if lo > float(Ae.min()):
+        lam = _projection(A, e, lo)[0]
+    return e + lam
 
 
 def _cagrad_coefficients(A: np.ndarray, c: float, rescale: bool) -> np.ndarray:
@@ -83,15 +80,7 @@ def _cagrad_coefficients(A: np.ndarray, c: float, rescale: bool) -> np.ndarray:
     T = A.shape[0]
     if not np.all(np.isfinite(A)):
         return np.ones(T)
-    g0_norm = math.sqrt(max(float(A.sum()), 0.0)) / T
-    sqrt_phi = c * g0_norm
-    lam = 0.0
-    w = np.full(T, 1.0 / T)
-    if sqrt_phi > 0:
-        w = _cagrad_weights(A, sqrt_phi)
-        gw_norm = math.sqrt(max(float(w @ A @ w), 0.0))
-        lam = sqrt_phi / gw_norm if gw_norm > 0 else 0.0
-    coeffs = 1.0 + T * lam * w  # T (1/T + lambda w)
+    coeffs = T * _cagrad_point(A, c)
     return coeffs / (1.0 + c * c) if rescale else coeffs
 
 
@@ -105,9 +94,21 @@ def cagrad_direction(G: Tensor, c: float = 0.5, rescale: bool = True) -> tuple[T
 
     (without the factor :math:`1/(1 + c^2)` if not ``rescale``), where
     :math:`g_w = \sum_t w_t g_t` and :math:`w` minimizes
-    :math:`g_w \cdot g_0 + \sqrt{\phi}\, \|g_w\|_2` over the simplex: exactly by
-    golden-section search for T = 2, by SLSQP from :math:`w = 1/T` otherwise. ``c = 0`` gives
-    :math:`\sum_t g_t`.
+    :math:`g_w \cdot g_0 + \sqrt{\phi}\, \|g_w\|_2` over the simplex: the update within
+    :math:`c \|g_0\|_2` of :math:`g_0` that maximizes :math:`\min_t g_t \cdot d`. It is
+    solved on the primal side, exactly: bisection on the level :math:`\tau` (to 1e-15
+    relative) whose polyhedron :math:`\{d : G d \ge \tau\}` is within reach, each distance
+    an exact non-negative QP. ``c = 0`` gives :math:`\sum_t g_t`.
+
+    **Degenerate gradients.** At a Pareto-stationary point (0 in the convex hull of the
+    :math:`g_t`) with :math:`c \ge 1` the best worst-task value is 0 and :math:`g_w = 0`, so the
+    formula above is undefined; the update is then the optimal one nearest :math:`g_0`, the
+    projection of :math:`g_0` onto :math:`\{d : G d \ge 0\}`: it harms no task (it is 0 when
+    :math:`g_0` conflicts with every such direction, e.g. two opposite gradients). For
+    :math:`c \ge 1` the update never conflicts with a task (:math:`d = 0` is in the ball); for
+    :math:`c < 1` it may. Dependent gradients need nothing special; a zero gradient is a task
+    with :math:`g_t \cdot d = 0` for every d, so for :math:`c \ge 1` the worst-task value is 0.
+    The result does not depend on the order of the tasks.
 
     Parameters
     ----------
@@ -170,10 +171,11 @@ class CAGrad(GradientWeighting):
     with :math:`g_0` the mean task gradient (of :math:`b_t L_t`) and
     :math:`g_w = \sum_t w_t g_t`, :math:`w` the minimizer over the simplex of
     :math:`g_w \cdot g_0 + \sqrt{\phi}\, \|g_w\|_2` (:math:`g_0 + \lambda g_w` is the
-    update within :math:`c \|g_0\|_2` of :math:`g_0` that most improves the worst task);
-    solved exactly by golden-section search for T = 2, by SLSQP from :math:`w = 1/T` otherwise
-    (:func:`~regmtl.deep.weighting.cagrad_direction`). Without ``rescale`` the factor
-    :math:`1/(1 + c^2)` is left out. The factor T makes ``c = 0`` give the SUM of the task
+    update within :math:`c \|g_0\|_2` of :math:`g_0` that most improves the worst task),
+    solved exactly (:func:`~regmtl.deep.weighting.cagrad_direction`, which states what it
+    returns at a Pareto-stationary point: with :math:`c \ge 1` an update that harms no
+    task). Without ``rescale`` the factor :math:`1/(1 + c^2)` is left out. The factor T makes
+    ``c = 0`` give the SUM of the task
     gradients, exactly what equal weighting gives: learning rates stay comparable with equal
     weighting. The returned weights are the effective coefficients
     :math:`b_t T (1/T + \lambda w_t) / (1 + c^2)` of the original task gradients; the task
@@ -191,6 +193,16 @@ class CAGrad(GradientWeighting):
         Radius of the search ball around :math:`g_0`, relative to :math:`\|g_0\|_2` (>= 0).
     rescale : bool, default=True
         Divide the direction by :math:`1 + c^2`.
+
+    Notes
+    -----
+    **Differences from the paper.** The paper's update is :math:`g_0 + \lambda g_w` (the
+    mean); regmtl multiplies it by T so that ``c = 0`` is equal weighting's sum (LibMTL does the
+    same with ``rescale=1``). The
+    paper and LibMTL solve the dual over the simplex with a few iterations of a generic
+    optimizer (SLSQP, or Adam in the authors' code); regmtl solves the primal exactly and,
+    where the paper's formula divides by :math:`\|g_w\| = 0`, takes the optimal update
+    nearest :math:`g_0`.
 
     References
     ----------

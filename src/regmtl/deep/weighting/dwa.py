@@ -46,6 +46,16 @@ class DWA(Weighting):
     loss_history : Tensor of shape (2, T)
         The mean training losses of the last epoch (row 0) and of the one before.
 
+    Notes
+    -----
+    **Degenerate gradients.** The weights depend on the epochs' losses only: at a
+    Pareto-stationary point the update is :math:`\sum_t w_t g_t` as always.
+
+    **Differences from the paper.** None in the formula (:math:`w = T\,\mathrm{softmax}(r /
+    \tau)`, equal weights for the first two epochs). The ratios use the mean training loss of
+    each epoch, as the paper; LibMTL uses the losses of the last batch-averaged epoch too. With
+    base weights the softmax is weighted (:math:`w_t \propto b_t e^{r_t/\tau}`).
+
     References
     ----------
     Liu, Johns & Davison (2019). End-to-end multi-task learning with attention. CVPR.

@@ -21,6 +21,12 @@ class EqualWeighting(Weighting):
     every step; they sum to :math:`\sum_t b_t` (T by default). The default of
     :class:`~regmtl.deep.Trainer`.
 
+    Notes
+    -----
+    **Degenerate gradients.** Equal weighting does not look at the gradients: at a
+    Pareto-stationary point, with dependent or zero gradients, the update is
+    :math:`\sum_t b_t g_t` as always (a task without a label in the batch adds 0).
+
     Examples
     --------
     >>> import torch

@@ -85,6 +85,18 @@ class FAMO(Weighting):
     task_weights : Tensor of shape (T,)
         The weights :math:`w` of the last step.
 
+    Notes
+    -----
+    **Degenerate gradients.** FAMO never forms per-task gradients: at a Pareto-stationary point
+    the update is :math:`\sum_t w_t g_t` as always; a task without a label in the batch takes
+    no part (weight 0) and its logit is left alone.
+
+    **Differences from the paper.** The paper's weights are :math:`c\, z_t / L_t` (summing to 1
+    after its normalization); here they sum to :math:`\sum_t b_t`. The logits' optimizer is
+    Adam by default, as in the authors' code (the paper writes plain gradient steps:
+    ``optimizer="sgd"``); ``min_losses`` and ``eps`` are the authors' code's
+    :math:`L^*` and :math:`\epsilon`.
+
     References
     ----------
     Liu, Feng, Stone & Liu (2023). FAMO: fast adaptive multitask optimization. NeurIPS.
@@ -231,7 +243,7 @@ class FAMO(Weighting):
             objective = objective + extra
         if objective.requires_grad:
             (identity if scale is None else scale)(objective).backward()
-        return w.to(device=losses.device, dtype=losses.dtype)
+        return w.to(device=losses.device, dtype=losses.dtype).clone()
 
     def step_end(self, losses: Tensor, *,
                  reduce: Callable[[Tensor], Tensor] | None = None) -> None:

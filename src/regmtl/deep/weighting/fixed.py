@@ -35,6 +35,12 @@ class FixedWeighting(Weighting):
     task_weights : Tensor of shape (T,)
         The weights in task order, set by :meth:`~regmtl.deep.Weighting.setup`.
 
+    Notes
+    -----
+    **Degenerate gradients.** The weights do not depend on the gradients: at a
+    Pareto-stationary point, with dependent or zero gradients, the update is
+    :math:`\sum_t w_t g_t` as always.
+
     Examples
     --------
     >>> import torch

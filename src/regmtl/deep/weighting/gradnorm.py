@@ -38,7 +38,9 @@ class GradNorm(GradientWeighting):
     :math:`L_t^{(0)}` the task's first nonzero loss. Every step takes one Adam step (betas 0.9,
     0.999) of learning rate ``lr`` on :math:`\sum_t |G_t - \hat G_t|` over :math:`w` (target
     :math:`\hat G` held fixed), clamps :math:`w \ge 0` and rescales the weights to sum to T
-    (:math:`\sum_t b_t`), then backpropagates :math:`\sum_t w_t L_t`. A task with a larger
+    (:math:`\sum_t b_t`). As in the paper's Algorithm 1 the network's step of step t uses
+    :math:`w(t)`, the weights before this update (``order="paper"``); ``order="updated"``
+    steps with :math:`w(t+1)` instead, reacting one step earlier. A task with a larger
     gradient norm (or a faster falling loss) has its weight lowered.
     The weights are a buffer, not a parameter: the trainer's optimizer does not touch them.
     Tasks without observed labels in the batch (zero gradient) are left out of the update.
@@ -52,6 +54,9 @@ class GradNorm(GradientWeighting):
         Strength of the pull towards equal training rates (>= 0).
     lr : float, default=0.025
         Learning rate of the weights' Adam step (> 0).
+    order : {"paper", "updated"}, default="paper"
+        Which weights the network's step uses: those before this step's update (Algorithm 1)
+        or after it.
 
     Attributes
     ----------
@@ -60,6 +65,16 @@ class GradNorm(GradientWeighting):
     initial_losses : Tensor of shape (T,)
         :math:`L_t^{(0)}` (NaN until the task has a nonzero loss).
 
+    Notes
+    -----
+    **Differences from the paper.** The paper takes a gradient step on the weights with the
+    network's optimizer, on the L1 loss of the gradient norms of one chosen shared layer
+    (the last); regmtl takes an Adam step of its own (``lr``) on the norms over all shared
+    parameters, and renormalizes to :math:`\sum_t b_t` (the paper: to T) with the weights
+    clamped at 0. LibMTL computes the norms on the representation (``rep_grad``) or all shared
+    parameters and, like the paper, lets the main optimizer step the weights. Earlier
+    releases of regmtl stepped the network with :math:`w(t+1)`; that is ``order="updated"``.
+
     References
     ----------
     Chen, Badrinarayanan, Lee & Rabinovich (2018). GradNorm: gradient normalization for
@@ -67,7 +82,8 @@ class GradNorm(GradientWeighting):
 
     Examples
     --------
-    Task b's gradient is ten times task a's: its weight goes down.
+    Task b's gradient is ten times task a's: its weight goes down after the first step
+    (which, as Algorithm 1, uses the initial weights).
 
     >>> import torch
     >>> from regmtl.deep import GradNorm, TaskSpec
@@ -75,14 +91,20 @@ class GradNorm(GradientWeighting):
     >>> weighting.setup([TaskSpec("a"), TaskSpec("b")])
     >>> theta = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
     >>> losses = torch.stack([theta[0] ** 2, 10 * theta[1] ** 2])
-    >>> [round(w, 3) for w in weighting.backward(losses, [theta], []).tolist()]
+    >>> weighting.backward(losses, [theta], []).tolist()
+    [1.0, 1.0]
+    >>> [round(w, 3) for w in weighting.task_weights.tolist()]
     [1.025, 0.975]
     """
 
-    def __init__(self, alpha: float = 1.5, lr: float = 0.025) -> None:
+    def __init__(self, alpha: float = 1.5, lr: float = 0.025, order: str = "paper") -> None:
         super().__init__()
         self.alpha = check_number("alpha", alpha)
         self.lr = check_number("lr", lr, strict=True)
+        if order not in ("paper", "updated"):
+            raise ValueError(f"order must be 'paper' (Algorithm 1: the network steps with the "
+                             f"weights before their update) or 'updated', got {order!r}.")
+        self.order = order
         for name in ("task_weights", "initial_losses", "adam_m", "adam_v"):
             self.register_buffer(name, torch.ones(0))
         self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
@@ -98,6 +120,7 @@ class GradNorm(GradientWeighting):
     def _combine(self, G, losses, scale, reduce):
         base = self._base()
         w = self.task_weights.detach().to("cpu", F64)
+        before = w.clone()
         L = losses.detach()
         if reduce is not None:
             L = reduce(L)
@@ -130,7 +153,8 @@ class GradNorm(GradientWeighting):
             self.adam_v.copy_(v)
             self.n_steps.fill_(step)
             self.task_weights.copy_(w)
-        return w, w
+        used = before if self.order == "paper" else w
+        return used, used.clone()
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha!r}, lr={self.lr!r}"
+        return f"alpha={self.alpha!r}, lr={self.lr!r}, order={self.order!r}"

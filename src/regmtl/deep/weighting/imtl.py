@@ -20,24 +20,35 @@ import numpy as np
 from .._torch import torch
 from ..tasks import TaskSpec
 from .base import F64, identity
-from .gram import GramWeighting, as_gram, as_weights
+from .gram import STATIONARY, GramWeighting, as_gram, as_weights
+from .mgda import min_norm
 
 __all__ = ["IMTL", "imtl_weights"]
 
 Tensor = torch.Tensor
 
 
+#: Eigenvalues of the cosine matrix below this fraction of the largest count as zero.
+RANK_TOL = 1e-10
+
+
 def _imtl(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Weights summing to 1 whose combination has projections ``c b_t`` on the unit gradients."""
+    """Weights whose combination has projections ``c b_t`` on the unit gradients (see
+    :func:`imtl_weights`): 0 at a Pareto-stationary point."""
     norms = np.sqrt(np.diag(A))
     C = A / np.outer(norms, norms)
     np.fill_diagonal(C, 1.0)
-    # (A alpha)_t / |g_t| = c b_t  <=>  C (|g| * alpha) = c b
-    v = np.linalg.lstsq(C, b, rcond=None)[0] / norms
+    lam = min_norm(C)
+    if float(lam @ C @ lam) <= STATIONARY:  # 0 in the hull: no update helps every task
+        return np.zeros(len(b))
+    evals, V = np.linalg.eigh(C)
+    keep = evals > RANK_TOL * float(evals.max())
+    beta = V[:, keep] @ ((V[:, keep].T @ b) / evals[keep])  # C^+ b, the min-norm solution
+    v = beta / norms
     total = float(v.sum())
     if total > 1e-12 * float(np.abs(v).sum()):
         return v / total
-    return v / float(np.abs(v).sum())  # the rare case sum(v) <= 0: keep the projections > 0
+    return v / float(np.abs(v).sum())  # sum(v) <= 0: keep the projections > 0
 
 
 def imtl_weights(gram: Any, weights: Any = None) -> Tensor:
@@ -53,11 +64,31 @@ def imtl_weights(gram: Any, weights: Any = None) -> Tensor:
     (``b = 1``: the paper's equal projections, its closed form
     :math:`\alpha_{2:T} = g_1 U^\top (D U^\top)^{-1}`, :math:`\alpha_1 = 1 - \sum_{t \ge 2}
     \alpha_t`, with rows :math:`u_1 - u_t` of :math:`U` and :math:`g_1 - g_t` of :math:`D`).
-    Computed from the Gram matrix: :math:`\alpha \propto A^{-1} (b \odot \|g\|)`. When the
-    gradients are linearly dependent equal projections may not exist: the least-squares
-    (pseudo-inverse) solution is used. In the rare case where the normalization would flip the
-    sign of every projection, :math:`\alpha` is normalized by :math:`\sum_t |\alpha_t|`
-    instead (projections stay positive).
+    Computed from the Gram matrix :math:`A = G G^\top`: with :math:`D = \mathrm{diag}(\|g_t\|)`
+    and the cosine matrix :math:`C = D^{-1} A D^{-1}`, the projections are
+    :math:`C (D \alpha)`, so
+
+    .. math::
+
+        \alpha \propto D^{-1} C^{+} b,
+
+    normalized to sum 1: :math:`A^{-1}(b \odot \|g\|)` when the gradients are linearly
+    independent, and otherwise the minimum-norm least-squares solution in the coordinates of
+    the unit gradients (:math:`C^{+}` with eigenvalues below ``RANK_TOL`` = 1e-10 of the largest
+    taken as 0). The update :math:`g` does not depend on which solution of the singular system
+    is taken; where equal projections do not exist (two equal directions asked for different
+    :math:`b_t`) the projections are :math:`c P b`, :math:`P` the projector onto the range of
+    :math:`C`. In the rare case where the normalization would flip the sign of every
+    projection, :math:`\alpha` is normalized by :math:`\sum_t |\alpha_t|` instead
+    (projections stay positive).
+
+    **Degenerate gradients.** At a Pareto-stationary point (0 in the convex hull of the
+    gradients, e.g. two opposite gradients, or rank one with both signs) no update has
+    positive projections on every gradient, and IMTL-G's equal projections can only be 0:
+    :math:`\alpha = 0` (decided by the min-norm point of the hull of the unit gradients, its
+    squared norm below ``STATIONARY`` = 1e-12, not by rounding). A zero gradient has no unit
+    direction: it is refused here (the weighting gives such a task coefficient 0). The result
+    does not depend on the order of the tasks.
 
     Parameters
     ----------
@@ -69,7 +100,7 @@ def imtl_weights(gram: Any, weights: Any = None) -> Tensor:
     Returns
     -------
     Tensor of shape (T,)
-        :math:`\alpha` (float64), summing to 1.
+        :math:`\alpha` (float64), summing to 1 (all 0 at a Pareto-stationary point).
 
     Raises
     ------
@@ -120,9 +151,12 @@ class IMTL(GramWeighting):
     (:func:`~regmtl.deep.conflict.imtl_weights`, the paper's closed form computed from the
     Gram matrix), times :math:`\sum_t b_t` so that equal gradients give equal weighting's
     update. No task is favoured because of its gradient's scale. With linearly dependent
-    gradients the least-squares solution is used. The returned weights sum to
-    :math:`\sum_t b_t` (over the tasks taking part; but see the rare case of
-    :func:`~regmtl.deep.conflict.imtl_weights`) and can be negative.
+    gradients the minimum-norm least-squares solution in the unit gradients' coordinates is
+    used; at a Pareto-stationary point (0 in the hull of the gradients) the update is 0 and
+    so are the weights; a task with a zero gradient (or no label in the batch) takes no part.
+    The returned weights sum to :math:`\sum_t b_t` over the tasks taking part (but see the
+    rare case of :func:`~regmtl.deep.conflict.imtl_weights`), can be negative, and do not
+    depend on the order of the tasks.
 
     With ``loss_scale=True`` (IMTL-L) every loss is first scaled by a learned
     :math:`e^{s_t}`: the net and :math:`s` (the parameter ``log_scales``, trained by the
@@ -144,6 +178,16 @@ class IMTL(GramWeighting):
     ----------
     log_scales : torch.nn.Parameter of shape (T,) or None
         :math:`s_t` (with ``loss_scale``; None otherwise).
+
+    Notes
+    -----
+    **Differences from the paper.** The paper's weights sum to 1; here they sum to
+    :math:`\sum_t b_t` (T with unit base weights), so that learning rates carry over from
+    equal weighting. The paper's closed form inverts :math:`D U^\top` and fails on dependent
+    gradients; LibMTL inverts it too (an error or rounding noise there), regmtl takes the
+    pseudo-inverse with a stated rank tolerance and returns 0 at a Pareto-stationary point.
+    IMTL-L here learns :math:`s_t` with the net's optimizer, on the objective
+    :math:`\sum_t b_t (e^{s_t} L_t - s_t)` as in the paper.
 
     References
     ----------

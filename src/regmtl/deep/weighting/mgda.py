@@ -150,6 +150,20 @@ class MGDA(GramWeighting):
     upper_bound : bool, default=False
         MGDA-UB: decide from the gradients with respect to the shared representation.
 
+    Notes
+    -----
+    **Degenerate gradients.** All weights 0 (update 0) at a Pareto-stationary point (the
+    squared min-norm point below ``STATIONARY`` = 1e-12 of the largest squared gradient);
+    dependent gradients need nothing special (the min-norm point is unique, its weights the
+    exact QP's); a zero gradient (no label in the batch) takes no part (weight 0), which a
+    zero in the hull would otherwise make stationary. The result does not depend on the
+    order of the tasks.
+
+    **Differences from the paper.** The paper and the authors' code solve the min-norm
+    problem by Frank-Wolfe to a tolerance (TorchJD stops at 1e-3); regmtl solves it exactly
+    (an active-set QP). The update is multiplied by T (the tasks taking part), so that equal
+    gradients give equal weighting's update. The normalizations are the authors' code's.
+
     References
     ----------
     Sener & Koltun (2018). Multi-task learning as multi-objective optimization. NeurIPS.
@@ -295,7 +309,7 @@ class MGDA(GramWeighting):
             torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
         if with_extra:
             scale(extra).backward()
-        return coeffs.to(device=losses.device, dtype=losses.dtype)
+        return coeffs.to(device=losses.device, dtype=losses.dtype).clone()
 
     def extra_repr(self) -> str:
         return f"normalization={self.normalization!r}, upper_bound={self.upper_bound!r}"

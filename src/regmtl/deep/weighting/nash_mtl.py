@@ -156,6 +156,20 @@ class NashMTL(GramWeighting):
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.
 
+    Notes
+    -----
+    **Degenerate gradients.** All weights 0 (update 0) at a Pareto-stationary point, decided
+    by the min-norm point of the hull of the normalized gradients (squared norm below
+    ``STATIONARY`` = 1e-12); dependent gradients have a unique bargaining solution on the
+    span and need nothing special; a zero gradient (no label in the batch) takes no part
+    (weight 0). The result does not depend on the order of the tasks.
+
+    **Differences from the paper.** The paper solves the bargaining problem approximately with
+    a sequence of convex programs (cvxpy, 20 iterations, every few steps) and clips the
+    update; LibMTL and the authors' code do the same. regmtl solves
+    :math:`\alpha \odot A\alpha = b` to machine precision by damped Newton every step and
+    leaves the clipping to ``grad_clip``.
+
     References
     ----------
     Navon, Shamsian, Achituve, Maron, Kawaguchi, Chechik & Fetaya (2022). Multi-task learning

@@ -113,6 +113,21 @@ class PCGrad(GradientWeighting):
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters, T times the
     shared parameters (not the heads, not activations); T backward passes through the trunk.
 
+    Notes
+    -----
+    **Degenerate gradients.** At a Pareto-stationary point the projections do not vanish in
+    general: two opposite gradients project each other to 0 (update 0), but three or more
+    tasks of rank two can leave a nonzero update that harms a task; PCGrad promises no
+    conflict-freeness. Dependent gradients need nothing special; a zero gradient (a task with
+    no label in the batch) is never projected on and adds nothing. The order of the
+    projections is random by design: it comes from the seeded generator, so the same seed
+    gives the same update, and a permuted task list a different draw.
+
+    **Differences from the paper.** The paper projects the gradients of all parameters; here,
+    as in LibMTL, only the shared ones (the heads get :math:`\sum_t b_t L_t`). The paper and
+    LibMTL sum the projected gradients (:math:`\sum_t g_t'`), as here; the base weights
+    multiply the gradients before the projections.
+
     References
     ----------
     Yu, Kumar, Gupta, Levine, Hausman & Finn (2020). Gradient surgery for multi-task learning.

@@ -29,6 +29,17 @@ class RandomWeighting(Weighting):
     fixes the sequence. The weights sum to :math:`\sum_t b_t` (T by default) at every step; with
     unit base weights each averages 1 over steps. ``make_weighting`` also knows it as ``"rlw"``.
 
+    Notes
+    -----
+    **Degenerate gradients.** The weights do not depend on the gradients (random by design,
+    drawn from the seeded generator): the update is :math:`\sum_t w_t g_t` whatever the
+    gradients.
+
+    **Differences from the paper.** The paper's weights are :math:`\mathrm{softmax}(z)`,
+    summing to 1 (LibMTL's too); here they are multiplied by :math:`\sum_t b_t` (T) so that
+    learning rates carry over from equal weighting. The paper studies several distributions;
+    the standard normal is its default and the only one here.
+
     References
     ----------
     Lin, Ye, Xu, Shi & Zhang (2022). Reasonable effectiveness of random weighting: a litmus

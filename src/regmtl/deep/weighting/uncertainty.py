@@ -53,6 +53,18 @@ class UncertaintyWeighting(Weighting):
     log_vars : torch.nn.Parameter of shape (T,)
         The learned :math:`s_t`.
 
+    Notes
+    -----
+    **Degenerate gradients.** The weights depend on the losses, not on the gradients' geometry:
+    at a Pareto-stationary point the update is :math:`\sum_t w_t g_t` as always; a task whose
+    loss is 0 in the batch (no label) drops its :math:`s_t` term.
+
+    **Differences from the paper.** The paper writes :math:`\frac{1}{2\sigma^2} L + \log\sigma`
+    for regression and :math:`\frac{1}{\sigma^2} L + \log \sigma` for classification; here every
+    task takes :math:`e^{-s} L + s` with :math:`s = \log \sigma^2` (the paper's regression form
+    times 2, the common implementation, as LibMTL's), which moves the optimum of a regression
+    task's weight by a factor of 2.
+
     References
     ----------
     Kendall, Gal & Cipolla (2018). Multi-task learning using uncertainty to weigh losses for

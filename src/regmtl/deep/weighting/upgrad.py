@@ -121,6 +121,20 @@ class UPGrad(GramWeighting):
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.
 
+    Notes
+    -----
+    **Degenerate gradients.** The update never conflicts with a task; at a Pareto-stationary
+    point where no nonzero update harms none (e.g. two opposite gradients) it is 0, while the
+    returned weights stay at least :math:`b_t` (they are the coefficients of the projections,
+    which cancel). Dependent gradients need nothing special (each projection is the exact
+    QP's, unique in the span); a zero gradient (no label in the batch) takes no part (weight 0).
+    The result does not depend on the order of the tasks.
+
+    **Differences from the paper.** TorchJD solves the projections' dual QPs with a generic
+    solver after adding a small ridge (``reg_eps`` = 1e-4) to the Gram matrix; regmtl solves
+    them exactly (an active-set QP), and multiplies the paper's average by
+    :math:`\sum_t b_t`.
+
     References
     ----------
     Quinton & Rey (2024). Jacobian descent for multi-objective optimization.

@@ -1,0 +1,188 @@
+"""The loss weightings' first steps against their papers' formulas, computed by hand.
+
+A fixed two-task linear problem in float64 (shared theta in R^3, losses
+L_t = ||A_t theta - y_t||^2 / 2), stepped by plain gradient descent written out in NumPy: the
+weights every method returns over its first steps (epochs for DWA) equal the paper's formula
+evaluated by hand to 1e-12 -- uncertainty weighting (Kendall et al. 2018), DWA (Liu et al.
+2019), RLW (Lin et al. 2022), FAMO (Liu et al. 2023) and GradNorm (Chen et al. 2018,
+Algorithm 1's order). And what a weighting returns is the caller's own: mutating it changes
+neither the method's state nor its next step, for every registered method.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from regmtl.deep import (  # noqa: E402
+    DWA,
+    FAMO,
+    WEIGHTINGS,
+    GradNorm,
+    RandomWeighting,
+    TaskSpec,
+    UncertaintyWeighting,
+    make_weighting,
+)
+
+F64 = torch.float64
+TASKS = [TaskSpec("a"), TaskSpec("b")]
+A = [np.array([[1.0, 0.5, 0.0], [0.0, 1.0, -0.5]]), np.array([[2.0, 0.0, 1.0], [1.0, 3.0, 0.0]])]
+Y = [np.array([1.0, -1.0]), np.array([4.0, 2.0])]
+THETA0 = np.array([0.3, -0.2, 0.1])
+LR = 0.05
+
+
+def _losses_np(theta: np.ndarray) -> np.ndarray:
+    return np.array([0.5 * np.sum((a @ theta - y) ** 2) for a, y in zip(A, Y, strict=True)])
+
+
+def _grads_np(theta: np.ndarray) -> np.ndarray:
+    return np.stack([a.T @ (a @ theta - y) for a, y in zip(A, Y, strict=True)])
+
+
+def _losses(theta: torch.Tensor) -> torch.Tensor:
+    return torch.stack([0.5 * ((torch.as_tensor(a) @ theta - torch.as_tensor(y)) ** 2).sum()
+                        for a, y in zip(A, Y, strict=True)])
+
+
+def _run(weighting, steps: int, after_step=None) -> list[np.ndarray]:
+    """Gradient descent on theta with the weighting; the weights of each step."""
+    theta = torch.nn.Parameter(torch.as_tensor(THETA0.copy()))
+    out = []
+    for _ in range(steps):
+        theta.grad = None
+        w = weighting.backward(_losses(theta), [theta], [])
+        out.append(w.numpy().copy())
+        with torch.no_grad():
+            theta -= LR * theta.grad
+            for p in weighting.parameters():
+                if p.grad is not None:
+                    p -= LR * p.grad
+                    p.grad = None
+        if after_step is not None:
+            after_step(weighting, _losses(theta).detach())
+    return out
+
+
+def test_uncertainty_first_steps_by_hand():
+    """Kendall et al. eq. (7) with s = log sigma^2: w = e^{-s}, ds = 1 - e^{-s} L."""
+    weighting = UncertaintyWeighting()
+    weighting.setup(TASKS)
+    weighting.double()  # its log-variances in float64, like the problem
+    got = _run(weighting, 3)
+    theta, s = THETA0.copy(), np.zeros(2)
+    for k in range(3):
+        w = np.exp(-s)
+        np.testing.assert_allclose(got[k], w, rtol=0, atol=1e-12)
+        L, g = _losses_np(theta), _grads_np(theta)
+        theta, s = theta - LR * (w @ g), s - LR * (1.0 - w * L)
+
+
+def test_dwa_weights_by_hand():
+    """Liu et al. eq. (1): w_t = T exp(r_t / tau) / sum exp(r / tau), r_t = L_t(e-1)/L_t(e-2);
+    equal weights for the first two epochs."""
+    weighting = DWA(temperature=2.0)
+    weighting.setup(TASKS)
+    weighting.double()  # its weights in float64
+    epochs = [np.array([1.0, 2.0]), np.array([0.8, 1.9]), np.array([0.5, 1.5]),
+              np.array([0.45, 0.9])]
+    theta = torch.nn.Parameter(torch.as_tensor(THETA0.copy()))
+    for e, losses in enumerate(epochs):
+        w = weighting.backward(_losses(theta), [theta], []).numpy()
+        if e < 2:
+            np.testing.assert_allclose(w, [1.0, 1.0], rtol=0, atol=0)
+        else:
+            r = epochs[e - 1] / epochs[e - 2]
+            ref = 2 * np.exp(r / 2.0) / np.exp(r / 2.0).sum()
+            np.testing.assert_allclose(w, ref, rtol=0, atol=1e-12)
+        weighting.epoch_end(torch.as_tensor(losses))
+
+
+def test_rlw_weights_are_the_seeded_draws_by_hand():
+    """Lin et al.: w = softmax(z), z ~ N(0, I), drawn every step (times T here)."""
+    weighting = RandomWeighting()
+    weighting.setup(TASKS, seed=7)
+    got = _run(weighting, 4)
+    gen = torch.Generator().manual_seed(7)
+    for k in range(4):
+        z = torch.randn(2, generator=gen, dtype=F64).numpy()
+        np.testing.assert_allclose(got[k], 2 * np.exp(z) / np.exp(z).sum(), rtol=0,
+                                   atol=1e-12)
+
+
+def test_famo_first_steps_by_hand():
+    """Liu et al. Algorithm 1 with the logits' SGD step: w ~ z / L, z = softmax(xi);
+    xi <- xi - beta (J_z^T (log L - log L') + gamma xi)."""
+    beta, gamma, eps = 0.5, 0.01, 1e-8
+    weighting = FAMO(w_lr=beta, gamma=gamma, optimizer="sgd", eps=eps)
+    weighting.setup(TASKS)
+    got = _run(weighting, 3, after_step=lambda w, L: w.step_end(L))
+    theta, xi = THETA0.copy(), np.zeros(2)
+    for k in range(3):
+        L = _losses_np(theta)
+        z = np.exp(xi) / np.exp(xi).sum()
+        ratio = z / (L + eps)
+        w = 2 * ratio / ratio.sum()
+        np.testing.assert_allclose(got[k], w, rtol=0, atol=1e-12)
+        theta = theta - LR * (w @ _grads_np(theta))
+        v = np.log(L + eps) - np.log(_losses_np(theta) + eps)
+        xi = xi - beta * (z * (v - z @ v) + gamma * xi)
+
+
+def test_gradnorm_follows_algorithm_1():
+    """The issue's example: the first step uses w(0) = (1, 1), shared gradient (2, 20); the
+    weights' Adam step then gives (1.025, 0.975), used by the second step."""
+    weighting = GradNorm(alpha=1.5, lr=0.025)
+    weighting.setup(TASKS)
+    theta = torch.nn.Parameter(torch.tensor([1.0, 1.0], dtype=F64))
+    w = weighting.backward(torch.stack([theta[0] ** 2, 10 * theta[1] ** 2]), [theta], [])
+    assert w.tolist() == [1.0, 1.0] and theta.grad.tolist() == [2.0, 20.0]
+    # by hand: G = w |g| = (2, 20), target mean(G) r^1.5 = 11 (r = 1), gradient of
+    # sum |G - target| over w: sign(G - 11) |g| = (-2, 20); Adam's first step is lr * sign
+    grad = np.array([-2.0, 20.0])
+    m_hat, v_hat = grad, grad**2
+    w1 = np.array([1.0, 1.0]) - 0.025 * m_hat / (np.sqrt(v_hat) + 1e-8)
+    w1 = 2 * w1 / w1.sum()
+    np.testing.assert_allclose(weighting.task_weights.numpy(), w1, rtol=0, atol=1e-7)
+    theta.grad = None
+    w = weighting.backward(torch.stack([theta[0] ** 2, 10 * theta[1] ** 2]), [theta], [])
+    np.testing.assert_allclose(w.numpy(), w1, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(theta.grad.numpy(), w1 * [2.0, 20.0], rtol=0, atol=1e-6)
+
+
+def _options(name: str) -> dict:
+    return {"weights": [0.5, 2.0]} if name == "fixed" else {}
+
+
+@pytest.mark.parametrize("name", list(WEIGHTINGS))
+def test_returned_weights_are_the_callers_own(name):
+    """Mutating what backward returned changes neither the state nor the next step."""
+    def fresh():
+        w = make_weighting(name, **_options(name))
+        w.setup(TASKS, seed=3)
+        return w
+
+    def step(w):
+        theta = torch.nn.Parameter(torch.as_tensor(THETA0.copy()))
+        out = w.backward(_losses(theta), [theta], [])
+        return out, theta.grad.clone()
+
+    mutated, clean = fresh(), fresh()
+    out, _ = step(mutated)
+    step(clean)
+    state = {k: v.clone() for k, v in mutated.state_dict().items() if torch.is_tensor(v)}
+    base = mutated.base_weights.clone()
+    out.mul_(-7.0).add_(3.0)  # what a user might do: w /= w.sum(), in place
+    assert torch.equal(mutated.base_weights, base)
+    for k, v in mutated.state_dict().items():
+        if torch.is_tensor(v):
+            assert torch.equal(v, state[k]), f"{name}: state {k!r} changed"
+    out2, grad2 = step(mutated)
+    ref2, grad_ref = step(clean)
+    assert torch.equal(out2, ref2) and torch.equal(grad2, grad_ref)
+    assert all(math.isfinite(x) for x in out2.tolist())
