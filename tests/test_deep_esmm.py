@@ -333,3 +333,51 @@ def test_cvr_over_the_whole_exposure_space_matches_the_clicked_only_nets():
     assert auc["ESMM"] > auc["MMoE"] - 0.03, auc
     # the click task is learned as well as by the others
     assert ctr_auc["ESMM"] > max(ctr_auc.values()) - 0.02, ctr_auc
+
+
+# ----------------------------------------------------------------------------- missing labels
+def _raw_log(n: int = 40, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3)).astype(np.float32)
+    click = (rng.random(n) < 0.4).astype(float)
+    buy = np.where(click == 1, (rng.random(n) < 0.5).astype(float), np.nan)
+    return X, click, buy
+
+
+@pytest.mark.parametrize("raw", ["ctcvr", "ctr"])
+def test_esmm_refuses_missing_labels_instead_of_training_on_clicked_rows(raw):
+    """The issue's example: the raw purchase column as CTCVR used 16 of 40 rows silently."""
+    X, click, buy = _raw_log()
+    y = {"ctr": click, "ctcvr": buy} if raw == "ctcvr" else \
+        {"ctr": np.where(buy == 1, 1.0, np.nan), "ctcvr": np.nan_to_num(buy)}
+    n_missing = int(np.isnan(y[raw]).sum())
+    with pytest.raises(ValueError, match=rf"targets\['{raw}'\]: {n_missing} of 40 labels are "
+                                         r"missing.*sample selection.*esmm_targets"):
+        Trainer(ESMM(3, hidden=(4,), tower_hidden=(2,)), max_epochs=1).fit((X, y))
+    # the fix the message names trains on every impression
+    trainer = Trainer(ESMM(3, hidden=(4,), tower_hidden=(2,)), max_epochs=1)
+    trainer.fit((X, esmm_targets(click, buy)))
+    assert len(trainer.history) == 1
+
+
+def test_esmm_specs_refuse_missing_labels_even_when_given_and_in_a_batch():
+    net = ESMM(3, tasks=(TaskSpec("c", kind="binary"), TaskSpec("v", kind="binary")),
+               hidden=(), tower_hidden=())
+    assert [t.missing_labels for t in net.tasks] == ["refuse", "refuse"]
+    # a batch that reaches the loss unchecked (a user's DataLoader) is refused there too
+    logits = torch.zeros(3, 1)
+    with pytest.raises(ValueError, match=r"batch\['v'\]: 1 of 3 labels are missing"):
+        net.tasks[1].task_loss(logits, torch.tensor([1.0, float("nan"), 0.0]))
+    assert TaskSpec("a").missing_labels == "allow"
+    with pytest.raises(ValueError, match="missing_labels must be 'allow' or 'refuse'"):
+        TaskSpec("a", missing_labels="drop")
+
+
+def test_missing_labels_round_trips_in_a_checkpoint(tmp_path):
+    spec = TaskSpec("a", kind="binary", missing_labels="refuse")
+    assert TaskSpec.from_config(spec.to_config()) == spec
+    assert "missing_labels" not in TaskSpec("a").to_config()  # older files stay the same
+    net = ESMM(3, hidden=(4,), tower_hidden=(2,))
+    folder = save_checkpoint(tmp_path / "esmm_refuse", net)
+    loaded = load_checkpoint(folder)
+    assert [t.missing_labels for t in loaded.tasks] == ["refuse", "refuse"]

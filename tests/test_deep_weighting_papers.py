@@ -186,3 +186,16 @@ def test_returned_weights_are_the_callers_own(name):
     ref2, grad_ref = step(clean)
     assert torch.equal(out2, ref2) and torch.equal(grad2, grad_ref)
     assert all(math.isfinite(x) for x in out2.tolist())
+
+
+def test_history_is_the_callers_own():
+    from regmtl.deep import HardSharing, Trainer
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 3)).astype(np.float32)
+    trainer = Trainer(HardSharing(3, ["a", "b"], hidden=(4,)), max_epochs=2, batch_size=16,
+                      weighting="dwa", device="cpu")
+    trainer.fit((X, {"a": X[:, 0], "b": X[:, 1]}))
+    h = trainer.history
+    h.iloc[:, :] = 0.0
+    assert not (trainer.history == 0.0).all().all()

@@ -56,7 +56,7 @@ _NET_OPTIONS = {
 _NETS = {**NETS, "ESMM": ESMM}  # the nets a config rebuilds
 _DEFAULTS = {"hidden": [64, 32], "n_experts": 4, "n_levels": 2, "expert_hidden": [64],
              "tower_hidden": [32]}
-_SPEC_KEYS = {"name", "kind", "n_outputs", "loss", "metrics", "weight"}
+_SPEC_KEYS = {"name", "kind", "n_outputs", "loss", "metrics", "weight", "missing_labels"}
 
 
 def save_checkpoint(path: str | Path, net: MultiTaskNet, extra: dict | None = None) -> Path:
@@ -318,7 +318,8 @@ def _task_specs(tasks: Any, cap: int) -> list[TaskSpec]:
                                                      and all(isinstance(m, str)
                                                              for m in t["metrics"])))
                 or isinstance(t.get("weight", 1.0), bool)
-                or not isinstance(t.get("weight", 1.0), (int, float))):
+                or not isinstance(t.get("weight", 1.0), (int, float))
+                or t.get("missing_labels", "allow") not in ("allow", "refuse")):
             raise ValueError(f"task {t!r:.80} has a value of the wrong type or range")
         specs.append(TaskSpec.from_config(t))
     return specs

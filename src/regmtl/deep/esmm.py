@@ -28,6 +28,7 @@ approach for estimating post-click conversion rate. SIGIR.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -115,14 +116,16 @@ def _binary_specs(tasks: Any) -> list[TaskSpec]:
         if s.kind != "binary":
             raise ValueError(f"tasks: ESMM's tasks are binary (their outputs are logits), "
                              f"task {s.name!r} is {s.kind}.")
-    return specs
+    # both are defined on every impression: a missing label is refused, never skipped
+    return [dataclasses.replace(s, missing_labels="refuse") for s in specs]
 
 
 class ESMM(MultiTaskNet):
     r"""Entire space multi-task model (Ma et al., SIGIR 2018): pCTCVR = pCTR x pCVR.
 
-    A bottom :math:`g` (an MLP of widths ``hidden``; the paper's shared embedding) feeds two
-    towers, each an MLP of widths ``tower_hidden`` ending in one logit: the click tower
+    A bottom :math:`g` (an MLP of widths ``hidden``; ``hidden=()`` is the paper's model, whose
+    towers share only the input's embedding) feeds two towers, each an MLP of widths
+    ``tower_hidden`` ending in one logit: the click tower
     :math:`a = h_{\mathrm{ctr}}(g(x))` and the conversion tower
     :math:`b = h_{\mathrm{cvr}}(g(x))`. The net's two tasks, both binary and both defined on
     every impression, are
@@ -150,6 +153,11 @@ class ESMM(MultiTaskNet):
     validation metrics give pCTR and pCTCVR. pCVR comes from :meth:`predict_cvr` (arrays) or
     :meth:`probabilities` (tensors). :func:`~regmtl.deep.esmm_targets` builds the two labels
     from a click and a purchase column.
+
+    Both tasks are defined on every impression, so their specs refuse missing labels
+    (``missing_labels="refuse"``): a CTCVR column with NaN on the impressions not clicked (the
+    raw purchase column) would train CTCVR on the clicked rows alone, the sample-selection
+    bias ESMM exists to remove. Build the labels with :func:`~regmtl.deep.esmm_targets`.
 
     Parameter groups: every task's output depends on the bottom and on the click tower, so
     both are the shared parameters; the conversion tower is the CTCVR task's own, and the CTR
@@ -191,6 +199,16 @@ class ESMM(MultiTaskNet):
     --------
     regmtl.deep.esmm_targets : The CTR and CTCVR labels from a click -> purchase log.
     regmtl.deep.HardSharing : The same layers, trained on the clicked rows for the CVR.
+
+    Notes
+    -----
+    **Differences from the paper.** The paper's towers share only the embedding of the
+    sparse input (``hidden=()`` here, with an ``encoder=`` for ids); the MLP bottom of the
+    default ``hidden=(64,)`` is an extension, as in torch-rechub's ESMM. The paper sums the
+    two log-losses; the :class:`~regmtl.deep.Trainer` by default divides each by the entropy
+    of its base rate (``normalize_losses=False`` gives the paper's objective exactly). The
+    CTCVR logit is computed in log space, not as the product of two sigmoids, so the loss
+    stays finite where the paper's product underflows.
 
     References
     ----------

@@ -749,6 +749,18 @@ class MMoE(MultiTaskNet):
     regmtl.deep.CGC : Task-specific experts next to the shared ones.
     regmtl.deep.HardSharing : One shared trunk.
 
+    Notes
+    -----
+    **Differences from the paper.** The gates carry a bias, :math:`\mathrm{softmax}(G_t x +
+    c_t)`; the paper writes :math:`\mathrm{softmax}(W_{gt} x)` and DeepCTR's gate has no
+    bias, while LibMTL's and torch-rechub's gates (a ``Linear`` layer) have one. It is kept on
+    on purpose: with standardized inputs the mean of :math:`x` is 0, so without a bias every
+    gate's logits average 0 over the data and a task cannot prefer an expert everywhere; the
+    bias learns that prior. With :math:`c_t = 0` (e.g.
+    ``torch.nn.init.zeros_`` on ``gates.blocks[0].bias`` and ``requires_grad_(False)``) the
+    net is the paper's exactly. The experts and towers are MLPs with the chosen activation,
+    as in the paper's experiments.
+
     References
     ----------
     Ma, Zhao, Yi, Chen, Hong & Chi (2018). Modeling task relationships in multi-task learning
@@ -829,10 +841,12 @@ class MMoE(MultiTaskNet):
         Returns
         -------
         dict of str to Tensor
-            For each task, the (B, n_experts) softmax weights (rows sum to 1).
+            For each task, the (B, n_experts) softmax weights (rows sum to 1): detached
+            tensors of the caller's own.
         """
-        pi = self.gates(self._encode(x))
-        return {t: pi[:, self.gates.position(t)] for t in self.task_names}
+        with torch.no_grad():
+            pi = self.gates(self._encode(x))
+        return {t: pi[:, self.gates.position(t)].clone() for t in self.task_names}
 
     def input_layers(self) -> list[nn.Linear]:
         return [first_linear(e) for e in self.experts] + self.gates.linears()
@@ -910,6 +924,15 @@ class PLE(MultiTaskNet):
     --------
     regmtl.deep.CGC : One level.
     regmtl.deep.MMoE : Shared experts only.
+
+    Notes
+    -----
+    **Differences from the paper.** As in :class:`~regmtl.deep.MMoE`, every gate carries a bias
+    (:math:`c^t_l`, :math:`c^s_l`; the paper writes :math:`\mathrm{softmax}(W x)`), kept on so
+    that a gate can learn a prior over its experts whatever the mean of its input; LibMTL's
+    and torch-rechub's PLE have it too, DeepCTR's not. A zero, frozen bias gives the paper's
+    net. Each level's gates read the level's input (the previous level's mixtures), as in the
+    paper.
 
     References
     ----------
@@ -1070,6 +1093,11 @@ class CGC(PLE):
     --------
     regmtl.deep.PLE : Several levels.
     regmtl.deep.MMoE : Shared experts only.
+
+    Notes
+    -----
+    **Differences from the paper.** The gates carry a bias, kept on for the reason given
+    in :class:`~regmtl.deep.MMoE`; a zero, frozen bias gives the paper's net.
 
     References
     ----------

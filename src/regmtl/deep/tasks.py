@@ -184,6 +184,11 @@ class TaskSpec:
     weight : float, default=1.0
         The task's weight :math:`b_t` under equal weighting (the starting weight of adaptive
         methods), finite and >= 0.
+    missing_labels : {"allow", "refuse"}, default="allow"
+        Whether the task may have missing labels (NaN). ``"refuse"`` is for a task whose
+        meaning needs a label on every row: training on the labelled rows alone would bias it
+        towards them (sample selection), as ESMM's CTR and CTCVR tasks, defined on every
+        impression. Its NaN labels are refused when the data are read (and in a batch).
 
     Attributes
     ----------
@@ -225,6 +230,7 @@ class TaskSpec:
     loss: str | Callable | None = None
     metrics: Sequence[str | Metric] | None = None
     weight: float = 1.0
+    missing_labels: str = "allow"
     _metrics: tuple[Metric, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -263,6 +269,9 @@ class TaskSpec:
                 and self.weight >= 0):
             raise ValueError(f"TaskSpec {self.name!r}: weight must be a finite number >= 0, "
                              f"got {self.weight!r}.")
+        if self.missing_labels not in ("allow", "refuse"):
+            raise ValueError(f"TaskSpec {self.name!r}: missing_labels must be 'allow' or "
+                             f"'refuse', got {self.missing_labels!r}.")
         names = _DEFAULT_METRICS[self.kind] if self.metrics is None else self.metrics
         if isinstance(names, (str, Metric)):
             names = (names,)
@@ -317,7 +326,11 @@ class TaskSpec:
         if np.isinf(arr).any():
             raise ValueError(f"{what}[{self.name!r}] contains infinity; use NaN for a missing "
                              "label or drop the row.")
-        obs = arr[~np.isnan(arr)]
+        missing = np.isnan(arr)
+        if self.missing_labels == "refuse" and missing.any():
+            raise ValueError(self._refusal(int(missing.any(axis=-1).sum() if arr.ndim > 1
+                                               else missing.sum()), len(arr), what))
+        obs = arr[~missing]
         if self.kind == "binary" and not np.isin(obs, (0.0, 1.0)).all():
             bad = np.unique(obs[~np.isin(obs, (0.0, 1.0))])[:5]
             raise ValueError(f"{what}[{self.name!r}]: binary labels must be 0 or 1 (NaN = "
@@ -330,6 +343,14 @@ class TaskSpec:
                                  f"0..{self.n_outputs - 1} (n_outputs={self.n_outputs}), found "
                                  f"{bad.tolist()}.")
         return arr
+
+    def _refusal(self, n_missing: int, n: int, what: str) -> str:
+        return (f"{what}[{self.name!r}]: {n_missing} of {n} labels are missing (NaN), but task "
+                f"{self.name!r} needs a label on every row (missing_labels='refuse'): trained "
+                "on the labelled rows alone it would be biased towards them (sample "
+                "selection). Give every row its label; for ESMM build the CTR and CTCVR "
+                "labels with esmm_targets(click, purchase), which counts a purchase as 0 "
+                "where there was no click.")
 
     # ------------------------------------------------------------------ loss
     def observed(self, target: torch.Tensor) -> torch.Tensor:
@@ -418,6 +439,8 @@ class TaskSpec:
                 target = target[:, 0]
         fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
         mask = self.observed(target)
+        if self.missing_labels == "refuse" and not bool(mask.all()):  # a batch not checked
+            raise ValueError(self._refusal(int((~mask).sum()), int(mask.numel()), "batch"))
         y = torch.where(mask, target, torch.zeros_like(target))
         per = fn(f, y) if self.kind == "multiclass" else fn(f, y.to(f.dtype))
         per = torch.where(mask, per, torch.zeros_like(per))
@@ -533,8 +556,11 @@ class TaskSpec:
         if custom:
             raise ValueError(f"TaskSpec {self.name!r}: custom metrics cannot be saved in a "
                              "JSON config.")
-        return {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs,
-                "loss": self.loss, "metrics": list(self.metrics), "weight": self.weight}
+        out = {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs,
+               "loss": self.loss, "metrics": list(self.metrics), "weight": self.weight}
+        if self.missing_labels != "allow":  # files of specs that allow them stay as they were
+            out["missing_labels"] = self.missing_labels
+        return out
 
     @classmethod
     def from_config(cls, config: dict) -> TaskSpec:

@@ -1135,11 +1135,12 @@ class Trainer:
     def history(self) -> pd.DataFrame:
         """One row per epoch: losses, weights, penalty, validation losses and metrics, time.
 
-        Raises ``AttributeError`` before :meth:`fit`.
+        A copy: changing it changes nothing in the trainer. Raises ``AttributeError``
+        before :meth:`fit`.
         """
         if self.history_ is None:
             raise AttributeError("history: call fit first.")
-        return self.history_
+        return self.history_.copy()
 
 
 def _wide(t: torch.Tensor) -> torch.Tensor:
