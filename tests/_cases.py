@@ -272,6 +272,13 @@ PENALTY_CASES: list[PenaltyCase] = [
     _nonconvex_case("SCAD(2.5,group)", rm.SCAD(2.5, group=True), "scad", "row", 2.5),
     _nonconvex_case("CappedL1(2.0)", rm.CappedL1(2.0), "capped", "entry", 2.0),
     _nonconvex_case("CappedL1(2.0,group)", rm.CappedL1(2.0, group=True), "capped", "row", 2.0),
+    # nonconvex, tasks ordered in time: majorize-minimize stages (test_nonconvex_fused.py);
+    # its alpha_max is the convex relaxation's: W = 0 from it on, but just below it the stages
+    # may still prune every row (so no "alpha_max" tag: its contract is tested there)
+    PenaltyCase("NonconvexFusedGroupLasso(0.5)", rm.NonconvexFusedGroupLasso(0.5),
+                lambda V, a: float(a * (np.sqrt(np.abs(V).sum(axis=1)).sum()
+                                        + 0.5 * np.abs(np.diff(V, axis=1)).sum())),
+                tags=frozenset({"nonconvex", "temporal"})),
 ]
 CASES_BY_ID: dict[str, PenaltyCase] = {c.id: c for c in PENALTY_CASES}
 assert len(CASES_BY_ID) == len(PENALTY_CASES), "penalty case ids must be unique"
@@ -368,6 +375,19 @@ WEIGHTING_SPECS: list[tuple[str, str, dict[str, Any]]] = [
     ("mgda(l2, upper_bound)", "mgda", {"normalization": "l2", "upper_bound": True}),
     ("aligned_mtl(median)", "aligned_mtl", {"scale": "median"}),
     ("upgrad", "upgrad", {}),
+    ("gradvac(beta=0.1)", "gradvac", {"beta": 0.1}),
+    ("graddrop(leak=0.2)", "graddrop", {"leak": 0.2}),
+    ("dualproj", "dualproj", {}),
+    ("config", "config", {}),
+    ("fairgrad(alpha=2)", "fairgrad", {"alpha": 2.0}),  # alpha = 1: proportional fairness
+    ("sdmgrad(lam=0.5)", "sdmgrad", {"lam": 0.5}),
+    ("modo(gamma=0.01, rho=0.05)", "modo", {"gamma": 0.01, "rho": 0.05}),
+    ("db_mtl(beta_sigma=0.5)", "db_mtl", {"beta": 0.9, "beta_sigma": 0.5}),
+    ("stch(mu=0.5, warmup=1)", "stch", {"mu": 0.5, "warmup_epochs": 1}),  # nadir after 1 epoch
+    ("gls", "gls", {}),
+    ("moco(rho=0.1)", "moco", {"gamma": 0.1, "rho": 0.1}),
+    ("excess_mtl(step_size=0.1)", "excess_mtl", {"step_size": 0.1}),
+    ("rgw", "rgw", {}),
 ]
 
 

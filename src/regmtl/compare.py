@@ -93,6 +93,7 @@ MODELS: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str]] = {
     "robust_features": (_BOTH, _cv("robust_features"), "multi-task"),
     "temporal_group_lasso": (_BOTH, _cv("temporal_group_lasso"), "multi-task"),
     "fused_group_lasso": (_BOTH, _cv("fused_group_lasso"), "multi-task"),
+    "nonconvex_fused_group_lasso": (_BOTH, _cv("nonconvex_fused_group_lasso"), "multi-task"),
     # nonconvex, entrywise by default: each task selects its own features
     "mcp": (_BOTH, _cv("mcp"), "independent"),
     "scad": (_BOTH, _cv("scad"), "independent"),
@@ -123,7 +124,9 @@ _LABELS = {"ridge": "ridge (independent)", "lasso": "lasso (independent)",
            "sparse_lowrank": "MTL sparse + low-rank", "robust_lowrank": "MTL robust low-rank",
            "robust_features": "MTL robust features",
            "temporal_group_lasso": "MTL temporal group lasso",
-           "fused_group_lasso": "MTL fused group lasso", "mcp": "MCP (independent)",
+           "fused_group_lasso": "MTL fused group lasso",
+           "nonconvex_fused_group_lasso": "MTL nonconvex fused group lasso",
+           "mcp": "MCP (independent)",
            "scad": "SCAD (independent)", "capped_l1": "capped-L1 (independent)"}
 
 _FORMS = ('"default", a model name (' + ", ".join(map(repr, [*MODELS, *_ALIASES])) + "), an "
@@ -512,7 +515,7 @@ def compare(
     multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
     ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
     ``"robust_lowrank"``, ``"robust_features"``; for tasks ordered in time
-    ``"temporal_group_lasso"``, ``"fused_group_lasso"``).
+    ``"temporal_group_lasso"``, ``"fused_group_lasso"``, ``"nonconvex_fused_group_lasso"``).
 
     Parameters
     ----------
@@ -534,7 +537,7 @@ def compare(
         ``"unregularized"``, ``"pooled"``, ``"l21"``, ``"trace"``, ``"mean"``,
         ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
         ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
-        ``"fused_group_lasso"``;
+        ``"fused_group_lasso"``, ``"nonconvex_fused_group_lasso"``;
         ``"l2"`` and ``"l1"`` stand for
         the independent ridge and lasso, or their logistic versions; ``"default"`` for the
         default set), estimator instances whose ``fit(Xs, ys)`` and ``predict(Xs)`` take

@@ -212,13 +212,19 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         if W0 is not None:
             b0 = b0 + intercept_shift(data, W0)
         alpha, alphas = resolve_alpha(self.alpha, penalty, data.n_tasks)
+        # a warm start at the alpha and penalty of the last fit is a continuation: a start that
+        # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
+        # its start's certificate so that neighbouring points do not tie
+        problem = (repr(penalty), np.asarray(self.alpha, dtype=np.float64).tolist())
+        same = W0 is not None and getattr(self, "_warm_problem", None) == problem
         kwargs = dict(solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
                       tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
-                      options=self.solver_options)
+                      options=self.solver_options, tighten_warm=not same)
         if alphas is None:
             res = solve(data, self._datafit(), penalty, alpha, **kwargs)
         else:  # one alpha per task (penalties separable over tasks)
             res = solve_task_alphas(data, self._datafit(), penalty, alphas, **kwargs)
+        self._warm_problem = problem
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form

@@ -18,7 +18,8 @@ support   ``L21(rho)``, ``L1``,           0                    unit vectors of  
           ``RobustFeatures``,
           ``TemporalGroupLasso``,
           ``FusedGroupLasso``, ``MCP``,
-          ``SCAD``, ``CappedL1``
+          ``SCAD``, ``CappedL1``,
+          ``NonconvexFusedGroupLasso``
 subspace  ``Trace``, ``SparseLowRank``,   0                    left singular        ``1/sigma_k``
           ``RobustLowRank``,                                   vectors of W
           ``SharedStructure``
@@ -88,6 +89,7 @@ from .penalties import (
     FusedGroupLasso,
     GraphLaplacian,
     MeanRegularized,
+    NonconvexFusedGroupLasso,
     RobustFeatures,
     RobustLowRank,
     SharedStructure,
@@ -285,7 +287,8 @@ def _cluster_priors(src: _Source, native: bool) -> list[Prior]:
 
 
 #: penalties whose new task takes the support with its strength chosen by cross-validation
-_SUPPORT_BY_CV = (TemporalGroupLasso, FusedGroupLasso, MCP, SCAD, CappedL1)
+_SUPPORT_BY_CV = (TemporalGroupLasso, FusedGroupLasso, MCP, SCAD, CappedL1,
+                  NonconvexFusedGroupLasso)
 _NATIVE = (((L21, L1, ElasticNet, Dirty, RobustFeatures, *_SUPPORT_BY_CV), "support"),
            ((Trace, SparseLowRank, RobustLowRank, SharedStructure), "subspace"),
            ((MeanRegularized, GraphLaplacian), "mean"), ((Clustered,), "cluster"))

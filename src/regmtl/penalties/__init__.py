@@ -26,6 +26,8 @@ penalty                            Omega(W)
                                    spline to gamma alpha, then alpha^2 (gamma + 1) / 2
                                    (nonconvex)
 ``CappedL1(cap, group)``           alpha sum_g min(s_g, cap) (nonconvex)
+``NonconvexFusedGroupLasso(f)``    alpha (sum_j sqrt(||W_j||_1) + f ||W R||_1) (nonconvex;
+                                   majorize-minimize stages)
 =================================  ================================================================
 
 The estimator's ``alpha`` is the overall strength; a penalty object holds only its shape.
@@ -51,6 +53,7 @@ from .base import Penalty
 from .composite import Dirty, RobustFeatures, RobustLowRank, SparseLowRank
 from .coupling import GraphLaplacian, MeanRegularized, chain_graph, knn_graph
 from .nonconvex import MCP, SCAD, CappedL1
+from .nonconvex_fused import NonconvexFusedGroupLasso
 from .separable import L1, L2, L21, ElasticNet, MultiSource
 from .spectral import Clustered, SharedStructure, Trace
 from .temporal import FusedGroupLasso, TemporalGroupLasso
@@ -58,7 +61,8 @@ from .temporal import FusedGroupLasso, TemporalGroupLasso
 __all__ = [
     "Penalty", "L1", "L2", "ElasticNet", "L21", "Trace", "MeanRegularized", "GraphLaplacian",
     "Clustered", "SharedStructure", "Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures",
-    "TemporalGroupLasso", "FusedGroupLasso", "MCP", "SCAD", "CappedL1", "chain_graph",
+    "TemporalGroupLasso", "FusedGroupLasso", "MCP", "SCAD", "CappedL1",
+    "NonconvexFusedGroupLasso", "chain_graph",
     "knn_graph", "MultiSource", "make_penalty", "PENALTY_NAMES", "STRUCTURE_ATTRS",
 ]
 
@@ -70,6 +74,7 @@ PENALTY_NAMES = {
     "sparse_lowrank": SparseLowRank, "robust_lowrank": RobustLowRank,
     "robust_features": RobustFeatures, "temporal_group_lasso": TemporalGroupLasso,
     "fused_group_lasso": FusedGroupLasso, "mcp": MCP, "scad": SCAD, "capped_l1": CappedL1,
+    "nonconvex_fused_group_lasso": NonconvexFusedGroupLasso,
 }
 
 #: every fitted-structure attribute a penalty may set on an estimator
@@ -87,7 +92,8 @@ def make_penalty(penalty: str | Penalty) -> Penalty:
         One of ``"l1"``, ``"l2"``, ``"elasticnet"``, ``"l21"``, ``"trace"``, ``"mean"``,
         ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
         ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
-        ``"fused_group_lasso"``, ``"mcp"``, ``"scad"``, ``"capped_l1"`` (that penalty with its
+        ``"fused_group_lasso"``, ``"mcp"``, ``"scad"``, ``"capped_l1"``,
+        ``"nonconvex_fused_group_lasso"`` (that penalty with its
         default parameters), or a penalty object, returned as it is.
 
     Returns

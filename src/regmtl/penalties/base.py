@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["Penalty", "check_ratio", "check_positive", "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
            "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
-           "CAPPED_ROWS", "NONCONVEX_KINDS"]
+           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS"]
 
 # --------------------------------------------------------------------- the block step
 # The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
@@ -52,15 +52,18 @@ SCAD_ROWS = 8
 CAPPED_ENTRYWISE = 9
 #: capped-L2,1: ``alpha min(||W_j||_2, cap)`` of each row.
 CAPPED_ROWS = 10
+#: capped-L1,L1 (MALSAR's ``Least_msmtfl_capL1``): ``alpha min(||W_j||_1, cap)`` of each row.
+CAPPED_L1_ROWS = 11
 #: The kinds of the nonconvex penalties (certified by a KKT residual, never screened).
 NONCONVEX_KINDS = (MCP_ENTRYWISE, MCP_ROWS, SCAD_ENTRYWISE, SCAD_ROWS, CAPPED_ENTRYWISE,
-                   CAPPED_ROWS)
+                   CAPPED_ROWS, CAPPED_L1_ROWS)
 #: Each kind's name, for messages.
 BLOCK_KINDS = {ENTRYWISE: "entrywise", ROWS: "rows", DIRTY_ROWS: "dirty rows",
                POSITIVE_ENTRYWISE: "positive entrywise", POSITIVE_ROWS: "positive rows",
                MCP_ENTRYWISE: "MCP entrywise", MCP_ROWS: "MCP rows",
                SCAD_ENTRYWISE: "SCAD entrywise", SCAD_ROWS: "SCAD rows",
-               CAPPED_ENTRYWISE: "capped-L1 entrywise", CAPPED_ROWS: "capped-L2,1 rows"}
+               CAPPED_ENTRYWISE: "capped-L1 entrywise", CAPPED_ROWS: "capped-L2,1 rows",
+               CAPPED_L1_ROWS: "capped-L1,L1 rows"}
 
 
 class BlockStep(NamedTuple):

@@ -9,7 +9,8 @@ penalty                        Omega(W), with rho applied to every |W_jt| (``gro
 ``SCAD(gamma)``                rho(s) = alpha s for s <= alpha, (2 gamma alpha s - s^2 - alpha^2)
                                / (2 (gamma - 1)) up to gamma alpha, then alpha^2 (gamma + 1) / 2
                                (Fan & Li 2001; gamma > 2)
-``CappedL1(cap)``              rho(s) = alpha min(s, cap) (cap > 0)
+``CappedL1(cap)``              rho(s) = alpha min(s, cap) (cap > 0); ``group="l1"`` applies it
+                               to the rows' L1 norms ||W_j||_1 (MALSAR's capped-L1,L1)
 =============================  ==================================================================
 
 All three equal ``alpha s`` near 0, so they select entries (or rows) as L1 (or L2,1) does, and
@@ -32,6 +33,7 @@ import numpy as np
 
 from .base import (
     CAPPED_ENTRYWISE,
+    CAPPED_L1_ROWS,
     CAPPED_ROWS,
     MCP_ENTRYWISE,
     MCP_ROWS,
@@ -358,24 +360,27 @@ class SCAD(_Nonconvex):
 
 
 class CappedL1(_Nonconvex):
-    r"""Capped-L1 (``group=False``) or capped-L2,1 (``group=True``): the lasso (or group
-    lasso) penalty, capped.
+    r"""Capped-L1 (``group=False``), capped-L2,1 (``group=True``) or capped-L1,L1
+    (``group="l1"``): the lasso (or group lasso) penalty, capped.
 
     .. math::
 
-        \Omega(W) = \alpha \sum_{j,t} \min(|W_{jt}|, \text{cap})
+        \Omega(W) = \alpha \sum_{j,t} \min(|W_{jt}|, \text{cap}), \quad
+        \alpha \sum_j \min(\|W_j\|_2, \text{cap})
         \quad\text{or}\quad
-        \Omega(W) = \alpha \sum_j \min(\|W_j\|_2, \text{cap}).
+        \alpha \sum_j \min(\|W_j\|_1, \text{cap}).
 
     A coefficient (row) past ``cap`` costs the same whatever its size, so it is not shrunk.
-    MALSAR's ``Least_msmtfl_capL1`` (Gong, Ye & Zhang 2012) caps the row's L1 norm,
-    :math:`\min(\|W_j\|_1, \theta)` (capped-L1,L1); ``group=True`` here caps its L2 norm, the
-    grouping of :class:`~regmtl.L21` (rotation-invariant across tasks, as the other row
-    penalties), and ``group=False`` caps every entry. Multi-stage feature learning solves such
-    problems as a sequence of reweighted L1 problems (weights ``1{|w| < cap}``); regmtl instead
-    runs block coordinate descent with the exact block minimizer (the better of the
-    soft-thresholded point below the cap and the unshrunk point beyond it), so one solver and
-    its warm starts serve every stage at once; both reach stationary points.
+    ``group="l1"`` is MALSAR's ``Least_msmtfl_capL1`` (Gong, Ye & Zhang 2012), the row's L1
+    norm capped: below the cap every entry of the row is a lasso coefficient, beyond it the
+    row is free; ``group=True`` (or ``"l2"``) caps the row's L2 norm, the grouping of
+    :class:`~regmtl.L21` (rotation-invariant across tasks, as the other row penalties), and
+    ``group=False`` caps every entry. Multi-stage feature learning solves such problems as a
+    sequence of reweighted L1 problems (weights ``1{||w_j|| < cap}``); regmtl instead runs
+    block coordinate descent with the exact block minimizer (the better of the lasso point
+    below the cap and the nearest point beyond it; for ``"l1"`` the lasso point is projected
+    on the L1 ball of radius ``cap`` with the tasks' own curvatures), so one solver and its
+    warm starts serve every stage at once; both reach stationary points.
 
     The penalty is not convex: fits return a **stationary point**, certified by
     ``kkt_residual_`` (the Clarke subdifferential's KKT residual: at the kink ``|x| = cap`` it
@@ -387,8 +392,9 @@ class CappedL1(_Nonconvex):
     cap : float > 0, default=1.0
         The magnitude past which the penalty is constant (in the units of the coefficients:
         of the standardized features when the estimator standardizes).
-    group : bool, default=False
-        Cap the row norms instead of the entries.
+    group : bool or {"l2", "l1"}, default=False
+        Cap the row norms instead of the entries: the L2 norm (True or ``"l2"``) or the L1
+        norm (``"l1"``, MALSAR's capped-L1,L1).
 
     See Also
     --------
@@ -421,9 +427,109 @@ class CappedL1(_Nonconvex):
     _low = 0.0
     _param_names = ("cap", "group")
 
-    def __init__(self, cap: float = 1.0, group: bool = False):
+    def __init__(self, cap: float = 1.0, group: bool | str = False):
         self.cap = cap
         self.group = group
+
+    # ------------------------------------------------------------------ capped-L1,L1
+    @property
+    def l1_rows(self) -> bool:
+        """Whether the rows' L1 norms are capped (``group="l1"``)."""
+        return isinstance(self.group, str) and self.group == "l1"
+
+    @property
+    def grouped(self) -> bool:
+        """Whether rows (not entries) are capped; ``group`` validated."""
+        if isinstance(self.group, str):
+            if self.group not in ("l1", "l2"):
+                raise ValueError(f"group must be True, False, 'l2' or 'l1'; got {self.group!r}.")
+            return True
+        return check_bool(self.group, "group")
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        _check_above(self.cap, "cap", 0.0)
+        self.grouped  # noqa: B018 - validates group
+        return self
+
+    def __repr__(self) -> str:
+        shown = [f"cap={self.cap!r}"]
+        if self.group is not False:
+            shown.append(f"group={self.group!r}")
+        return f"CappedL1({', '.join(shown)})"
+
+    def _magnitudes(self, W: np.ndarray) -> np.ndarray:
+        if self.l1_rows:
+            return np.abs(W).sum(axis=1)
+        return super()._magnitudes(W)
+
+    def bcd_params(self, alpha):
+        if self.l1_rows:
+            return BlockStep(float(alpha), self.shape, CAPPED_L1_ROWS)
+        return super().bcd_params(alpha)
+
+    def prox(self, W, step, alpha):
+        """The exact (global) minimizer of ``||U - W||^2 / (2 step) + Omega(U)``; for
+        ``group="l1"`` row by row, the better of the L1-ball lasso point and the nearest
+        point beyond the cap."""
+        if not self.l1_rows:
+            return super().prox(W, step, alpha)
+        from ..solvers._kernels import capped_l1_rows_prox
+
+        W = np.ascontiguousarray(W, dtype=np.float64)
+        return capped_l1_rows_prox(W, 1.0 / float(step), float(alpha), self.shape)
+
+    def alpha_max(self, G0: np.ndarray) -> float:
+        """``max_jt |G0_jt|`` for entries and L1 rows (the subdifferential of the L1 norm at 0
+        is the box), ``max_j ||G0_j||_2`` for L2 rows."""
+        if self.l1_rows:
+            return float(np.abs(G0).max()) if G0.size else 0.0
+        return super().alpha_max(G0)
+
+    def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        r"""As for the other nonconvex penalties; for ``group="l1"`` per row: below the cap
+        the distance to :math:`\alpha\, \partial\|W_j\|_1` (the sign where
+        :math:`W_{jt} \ne 0`, the interval :math:`[-\alpha, \alpha]` where it is 0), beyond it
+        :math:`\|G_j\|_2`, and at the kink :math:`\|W_j\|_1 = \text{cap}` (to 1e-12 relative)
+        the distance to the segment :math:`\theta\, \alpha\, \partial \|W_j\|_1`,
+        :math:`\theta \in [0, 1]` (golden-section search on the convex distance)."""
+        if not self.l1_rows:
+            return super().subdiff_distance(W, G, alpha)
+        W = np.asarray(W, dtype=np.float64)
+        G = np.asarray(G, dtype=np.float64)
+        alpha, cap = float(alpha), self.shape
+        n1 = np.abs(W).sum(axis=1)
+        sign = np.sign(W)
+        on = W != 0
+
+        def dist(theta: np.ndarray) -> np.ndarray:
+            a = alpha * theta[:, None]
+            d = np.where(on, G - a * sign, np.maximum(np.abs(G) - a, 0.0))
+            return np.sqrt(np.einsum("ij,ij->i", d, d))
+
+        below = dist(np.ones(len(W)))
+        beyond = np.sqrt(np.einsum("ij,ij->i", G, G))
+        kink = np.abs(n1 - cap) <= 1e-12 * cap
+        out = np.where(n1 < cap, below, beyond)
+        if kink.any():
+            lo, hi = np.zeros(int(kink.sum())), np.ones(int(kink.sum()))
+            Gk, onk, sk = G[kink], on[kink], sign[kink]
+
+            def dk(theta):
+                a = alpha * theta[:, None]
+                d = np.where(onk, Gk - a * sk, np.maximum(np.abs(Gk) - a, 0.0))
+                return np.sqrt(np.einsum("ij,ij->i", d, d))
+
+            inv = (np.sqrt(5.0) - 1.0) / 2.0
+            for _ in range(80):
+                c = hi - inv * (hi - lo)
+                d = lo + inv * (hi - lo)
+                left = dk(c) < dk(d)
+                hi = np.where(left, d, hi)
+                lo = np.where(left, lo, c)
+            best = np.minimum(np.minimum(dk(lo), dk(hi)), np.minimum(dk(np.zeros_like(lo)),
+                                                                      dk(np.ones_like(lo))))
+            out[kink] = best
+        return out
 
     def _rho(self, s, alpha):
         return alpha * np.minimum(s, self.shape)

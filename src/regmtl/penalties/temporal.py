@@ -149,6 +149,13 @@ def _tv1d(y, lam, x):
 
 
 @njit(cache=True)
+def tv_row(y, lam, x):
+    """Condat's algorithm on one row ``y`` into ``x``: the kernel of :func:`tv_prox`, for other
+    jitted code (the nonconvex fused group lasso's stages)."""
+    _tv1d(y, lam, x)
+
+
+@njit(cache=True)
 def _fused_row(v, c_tv, c_l1, c_group, out):
     """The prox of ``c_group ||u||_2 + c_tv TV(u) + c_l1 ||u||_1`` at the row v, into out."""
     _tv1d(v, c_tv, out)

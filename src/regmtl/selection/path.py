@@ -270,11 +270,20 @@ def path_alphas(
 
 def check_alphas(alphas: Any) -> np.ndarray | None:
     """None for an integer grid size, else the given values sorted decreasing; refuses
-    anything else (a bool, a 2-D array, an empty list, non-finite or negative values)."""
+    anything else (a bool, text or booleans among the values, a 2-D array, an empty list,
+    non-finite or negative values)."""
     if isinstance(alphas, (bool, np.bool_)):
         raise ValueError(f"alphas={alphas!r}: give a number of alphas or a list of them.")
     if isinstance(alphas, (int, np.integer)):
         return None
+    try:  # text among the values is no number: ["1"] is refused, not read as 1.0
+        raw = np.asarray(alphas)
+        kind = raw.dtype.kind if raw.ndim else "O"
+    except (TypeError, ValueError):
+        kind = "O"
+    if kind in "USb":
+        raise ValueError(f"alphas={alphas!r} holds {'booleans' if kind == 'b' else 'text'}: "
+                         "give numbers (finite, >= 0), or an integer grid size.")
     try:
         values = np.asarray(alphas, dtype=np.float64)
     except (TypeError, ValueError):

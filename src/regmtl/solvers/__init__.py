@@ -61,6 +61,7 @@ def solve(
     ref: Reference | None = None,
     verbose: int = 0,
     options: dict | None = None,
+    tighten_warm: bool = True,
 ) -> SolverResult:
     r"""Minimize the multi-task objective and certify the result.
 
@@ -101,6 +102,10 @@ def solve(
         Starting intercepts; those of W = 0 by default.
     V0 : ndarray, optional
         Starting lifted variable (``Dirty``, ``SparseLowRank``; FISTA only).
+    tighten_warm : bool, default=True
+        With a warm start, solve to at most a tenth of the starting point's certificate (a
+        path's points each move at their own alpha); False keeps ``tol``, so a start that
+        meets it returns at once (an estimator's ``warm_start`` refit).
     fit_intercept : bool, default=True
         Fit one unpenalized intercept per task.
     tol : float, default=1e-4
@@ -159,13 +164,13 @@ def solve(
     live = live_features(data)
     if live is None:
         res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
-                           tol, max_iter, ref, verbose, options)
+                           tol, max_iter, ref, verbose, options, tighten_warm)
     else:  # features zero on every row: their rows of W are zero, solved without them
         res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
                            None if W0 is None else np.asarray(W0)[live],
                            b0, None if V0 is None else np.asarray(V0)[..., live, :],
                            fit_intercept, tol, max_iter, restricted_reference(ref, live),
-                           verbose, options)
+                           verbose, options, tighten_warm)
         res = expanded(res, live)
     if not res.converged:
         warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
@@ -173,7 +178,7 @@ def solve(
 
 
 def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
-           ref, verbose, options) -> tuple[SolverResult, str]:
+           ref, verbose, options, tighten_warm=True) -> tuple[SolverResult, str]:
     """:func:`solve` on a problem whose features are all live: the result (not warned
     about) and the solver's name."""
     p, T = data.n_features, data.n_tasks
@@ -195,8 +200,8 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
         b = np.array(b0, dtype=np.float64)
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
-    run_tol = tol if W0 is None else _warm_tol(data, datafit, penalty, alpha, W, b, V0,
-                                               fit_intercept, ref, tol)
+    run_tol = (tol if W0 is None or not tighten_warm
+               else _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol))
     res = SOLVER_TABLE[solver].run(data, datafit, penalty, alpha, W, b, ref=ref,
                                    fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
                                    verbose=verbose, V0=V0, options=options)

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from ..datafits import Datafit
 from ..penalties import Penalty
+from ..penalties.nonconvex_fused import MAJORIZED_ROWS
 from ..taskdata import TaskData
 from ._kernels import QUADRATIC
 from .anderson import Anderson
@@ -287,7 +288,15 @@ def stationary_bcd(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
     ``max_iter`` bounds the epochs (proximal Newton steps for the logistic loss); ``gram``
     ("auto" or True: Gram form on the working sets of a shared dense design; False: never),
     ``working_set``, ``anderson`` and ``p0`` as for :func:`regmtl.solvers.bcd`. Returns the
-    solution and its ``kkt_residual`` certificate."""
+    solution and its ``kkt_residual`` certificate. ``NonconvexFusedGroupLasso`` (block kind
+    ``MAJORIZED_ROWS``) runs its majorize-minimize stages instead
+    (``regmtl.solvers.majorize``)."""
+    if penalty.bcd_params(alpha).kind == MAJORIZED_ROWS:  # NonconvexFusedGroupLasso
+        from .majorize import majorize_minimize
+
+        return majorize_minimize(data, datafit, penalty, alpha, W, b, ref=ref,
+                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                                 verbose=verbose)
     opts = dict(ref=ref, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                 verbose=verbose, working_set=working_set, anderson=anderson, p0=p0)
     if datafit.code == QUADRATIC:
