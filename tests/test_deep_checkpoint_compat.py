@@ -117,7 +117,8 @@ def _per_task_state(net, batch_norm: bool = False, dropout: bool = False) -> dic
             blk = gates.blocks[int(gates.block_of[i])]
             j = int(gates.local[i])
             state[f"gates.{name}.linear.weight"] = blk.weight.detach()[j * K:(j + 1) * K].clone()
-            state[f"gates.{name}.linear.bias"] = blk.bias.detach()[j * K:(j + 1) * K].clone()
+            if blk.bias is not None:
+                state[f"gates.{name}.linear.bias"] = blk.bias.detach()[j * K:(j + 1) * K].clone()
     return state
 
 
@@ -131,9 +132,11 @@ def _nets():
     torch.manual_seed(0)
     return [HardSharing(5, TASKS, hidden=(8,), head_hidden=(6, 4)),
             HardSharing(5, TASKS, hidden=(8,), head_hidden=(6,), dropout=0.2),
-            MMoE(5, TASKS, n_experts=3, expert_hidden=(6,), tower_hidden=(4,)),
-            CGC(5, TASKS, expert_hidden=(6,), tower_hidden=()),
-            PLE(5, TASKS, n_levels=2, expert_hidden=(6,), tower_hidden=(4,), dropout=0.1)]
+            # the earlier releases' gates had a bias (gate_bias=True)
+            MMoE(5, TASKS, n_experts=3, expert_hidden=(6,), tower_hidden=(4,), gate_bias=True),
+            CGC(5, TASKS, expert_hidden=(6,), tower_hidden=(), gate_bias=True),
+            PLE(5, TASKS, n_levels=2, expert_hidden=(6,), tower_hidden=(4,), dropout=0.1,
+                gate_bias=True)]
 
 
 @pytest.mark.parametrize("k", range(5), ids=["hard", "hard-dropout", "mmoe", "cgc", "ple"])
@@ -185,7 +188,8 @@ def test_per_task_heads_with_batch_norm_are_folded(tmp_path):
 def test_per_task_layout_of_a_net_with_a_transferred_task(tmp_path):
     """A net given with a task added by transfer (its head and gate in blocks of their own)."""
     torch.manual_seed(1)
-    net = MMoE(5, TASKS[:2], n_experts=2, expert_hidden=(6,), tower_hidden=(4,))
+    net = MMoE(5, TASKS[:2], n_experts=2, expert_hidden=(6,), tower_hidden=(4,),
+               gate_bias=True)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 5))
     grown = transfer_head(net, X, X[:, 0], task="new", epochs=2).net_.eval()
@@ -205,7 +209,8 @@ def test_per_task_layout_of_a_net_with_a_transferred_task(tmp_path):
 # ------------------------------------------------------------------ the same checks as today
 def _mmoe_folder(tmp_path):
     torch.manual_seed(0)
-    net = MMoE(5, TASKS[:3], n_experts=2, expert_hidden=(6,), tower_hidden=(4,))
+    net = MMoE(5, TASKS[:3], n_experts=2, expert_hidden=(6,), tower_hidden=(4,),
+               gate_bias=True)
     state = _per_task_state(net)
     return _old_folder(tmp_path, net, state), state
 
@@ -254,7 +259,8 @@ def test_per_task_weights_are_checked_before_any_net_is_built(tmp_path, monkeypa
     refused(lambda: load_checkpoint(folder), "'towers.a.0.weight'", "(4, 6000)", "(4, 6)")
     assert built == ["meta"]  # only the shapes were built, on the meta device
     # a net given is not touched by a file that does not fit it
-    net = MMoE(5, TASKS[:3], n_experts=2, expert_hidden=(6,), tower_hidden=(4,))
+    net = MMoE(5, TASKS[:3], n_experts=2, expert_hidden=(6,), tower_hidden=(4,),
+               gate_bias=True)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     refused(lambda: load_checkpoint(folder, net=net), "the net given", "'towers.a.0.weight'")
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

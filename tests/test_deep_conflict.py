@@ -21,7 +21,6 @@ torch = pytest.importorskip("torch")
 
 import regmtl.deep.weighting.base as weighting_base  # noqa: E402
 import regmtl.deep.weighting.gram as gram  # noqa: E402
-import regmtl.deep.weighting.mgda as mgda  # noqa: E402
 from regmtl.deep import (  # noqa: E402
     FAMO,
     IMTL,
@@ -542,7 +541,7 @@ def test_famo_never_forms_task_gradients(monkeypatch):
         raise AssertionError("FAMO formed per-task gradients")
 
     monkeypatch.setattr(weighting_base, "task_gradients", forbidden)
-    monkeypatch.setattr(mgda, "task_gradients", forbidden)
+    monkeypatch.setattr(gram, "task_gradients", forbidden)
     assert FAMO.needs_task_grads is False and FAMO.needs_step_losses is True
     prob = Problem()
     w = _weighting("famo", prob.tasks)
@@ -771,3 +770,132 @@ def test_trainer_end_to_end(name):
         # the logits moved (the trainer divides each loss by its constant's, so which task
         # gains depends on the trajectory, not on b's units)
         assert float(tr.weighting.logits.abs().sum()) > 0
+
+
+# ----------------------------------------------------------------------------- representation
+def _linear_trunk_problem(T: int, seed: int, k: int = 6):
+    """A linear trunk (no bias) on orthogonal inputs X (X X^T = I): the gradient of the
+    trunk's weight is dZ^T X, so both routes see the same Gram matrix."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.linalg.qr(torch.randn(k, k, generator=g, dtype=F64))[0]
+    Y = torch.randn(k, T, generator=g, dtype=F64) * torch.logspace(0, 1, T, dtype=F64)
+    torch.manual_seed(seed)
+    trunk = torch.nn.Linear(k, k, bias=False, dtype=F64)
+    heads = torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Tanh(),
+                                                     torch.nn.Linear(k, 1, dtype=F64))
+                                 for _ in range(T)])
+    Y[:, -1] = -Y[:, 0]  # a conflicting pair
+
+    def losses():
+        Z = trunk(X)
+        return torch.stack([0.5 * ((h(Z)[:, 0] - Y[:, t]) ** 2).mean()
+                            for t, h in enumerate(heads)])
+    return trunk, heads, losses
+
+
+@pytest.mark.parametrize("name", GRADIENT_NAMES)
+@pytest.mark.parametrize("T, seed", [(2, 0), (3, 1), (5, 2)])
+def test_representation_route_equals_the_parameter_route_on_a_linear_trunk(name, T, seed):
+    out = []
+    for on in (False, True):
+        trunk, heads, losses = _linear_trunk_problem(T, seed)
+        w = _weighting(name, [TaskSpec(f"t{i}") for i in range(T)], on_representation=on)
+        if on:
+            w.watch(trunk)
+        coeffs = w.backward(losses(), list(trunk.parameters()), list(heads.parameters()))
+        out.append((coeffs, [p.grad.clone() for p in [*trunk.parameters(),
+                                                      *heads.parameters()]]))
+    assert torch.allclose(out[0][0], out[1][0], rtol=1e-9, atol=1e-12)
+    assert float(out[0][0].abs().max()) > 0
+    for a, b in zip(out[0][1], out[1][1], strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", GRADIENT_NAMES)
+def test_representation_route_forms_batch_by_width_not_trunk_parameters(name, monkeypatch):
+    shapes = []
+    original = gram.task_gradients
+
+    def recording(losses, params, scale):
+        G = original(losses, params, scale)
+        shapes.append(tuple(G.shape))
+        return G
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("per-task gradients of the trunk's parameters were formed")
+
+    monkeypatch.setattr(gram, "task_gradients", recording)
+    monkeypatch.setattr(weighting_base, "task_gradients", forbidden)
+    torch.manual_seed(0)
+    B, width, T = 16, 4, 3
+    trunk = torch.nn.Sequential(torch.nn.Linear(30, 64, dtype=F64), torch.nn.ReLU(),
+                                torch.nn.Linear(64, width, dtype=F64))  # 2244 parameters
+    heads = torch.nn.ModuleList([torch.nn.Linear(width, 1, dtype=F64) for _ in range(T)])
+    w = _weighting(name, [TaskSpec(f"t{i}") for i in range(T)], on_representation=True)
+    w.watch(trunk)
+    Z = trunk(torch.randn(B, 30, dtype=F64))
+    losses = torch.stack([(h(Z) ** 2).mean() * (t + 1) for t, h in enumerate(heads)])
+    coeffs = w.backward(losses, list(trunk.parameters()), list(heads.parameters()))
+    assert shapes == [(T, B * width)]
+    assert sum(p.numel() for p in trunk.parameters()) == 2244
+    assert torch.isfinite(coeffs).all()
+    # the trunk got the gradient of sum_t c_t L_t
+    assert all(p.grad is not None for p in trunk.parameters())
+
+
+@pytest.mark.parametrize("name", GRADIENT_NAMES)
+def test_trainer_sets_up_the_representation_route(name):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4))
+    targets = {"a": np.tanh(X[:, 0] + X[:, 1]), "b": -np.tanh(X[:, 0] + X[:, 1])}
+    torch.manual_seed(0)
+    net = HardSharing(4, ["a", "b"], hidden=(8,))
+    w = make_weighting(name, on_representation=True)
+    calls = []
+    original = w._capture
+    w._capture = lambda *a: (calls.append(1), original(*a))[1]
+    tr = Trainer(net, weighting=w, max_epochs=2, batch_size=32, lr=1e-2, seed=0)
+    h = tr.fit((X, targets)).history
+    assert np.isfinite(h[["weight/a", "weight/b"]].to_numpy()).all()
+    assert len(calls) == 4  # one capture per step (2 epochs x 2 batches)
+    assert not net.trunk._forward_hooks and w._hook is None  # unwatched after fit
+
+
+@pytest.mark.parametrize("net_cls", ["MMoE", "PLE", "CGC"])
+def test_representation_route_refuses_nets_without_one_shared_representation(net_cls):
+    import regmtl.deep as deep
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((32, 4))
+    targets = {"a": X[:, 0], "b": X[:, 1]}
+    net = getattr(deep, net_cls)(4, ["a", "b"])
+    tr = Trainer(net, weighting=UPGrad(on_representation=True), max_epochs=1, seed=0)
+    with pytest.raises(ValueError, match=rf"UPGrad with on_representation=True .*{net_cls}"):
+        tr.fit((X, targets))
+
+
+def test_upper_bound_is_the_representation_option_and_old_models_load():
+    w = MGDA(upper_bound=True)
+    assert w.on_representation and w.upper_bound
+    assert MGDA(on_representation=True).upper_bound
+    assert repr(make_weighting("mgda", upper_bound=True)) == \
+        "MGDA(normalization='none', upper_bound=True)"
+    assert repr(UPGrad(on_representation=True)) == "UPGrad(on_representation=True)"
+    with pytest.raises(ValueError, match="on_representation must be True or False"):
+        IMTL(on_representation="yes")
+    # a model saved before the option: its state has upper_bound and no on_representation
+    state = dict(MGDA().__dict__)
+    del state["on_representation"]
+    state["upper_bound"] = True
+    old = MGDA.__new__(MGDA)
+    old.__setstate__(state)
+    assert old.on_representation and old.upper_bound
+    state = dict(IMTL().__dict__)
+    del state["on_representation"], state["_hook"]
+    old = IMTL.__new__(IMTL)
+    old.__setstate__(state)
+    assert old.on_representation is False and old._hook is None
+    import pickle
+
+    back = pickle.loads(pickle.dumps(MGDA(upper_bound=True)))
+    assert back.upper_bound and back.on_representation

@@ -17,6 +17,9 @@ def _nets():
         MMoE(7, TASKS, 3, expert_hidden=(8,), tower_hidden=(4,)),
         CGC(7, TASKS, n_shared_experts=2, n_task_experts=1, expert_hidden=(8,)),
         PLE(7, TASKS, 2, n_shared_experts=2, n_task_experts=2, expert_hidden=(8, 6)),
+        MMoE(7, TASKS, 3, expert_hidden=(8,), tower_hidden=(4,), gate_bias=True),
+        PLE(7, TASKS, 2, n_shared_experts=1, n_task_experts=1, expert_hidden=(8,),
+            gate_bias=True),
     ]
 
 
@@ -76,7 +79,8 @@ def _own_grads(net, task):
         lin = g.blocks[int(g.block_of[g.position(task)])]
         k, j = g.n_experts, int(g.local[g.position(task)])
         out += [None if lin.weight.grad is None else lin.weight.grad[j * k:(j + 1) * k],
-                None if lin.bias.grad is None else lin.bias.grad[j * k:(j + 1) * k]]
+                None if lin.bias is None or lin.bias.grad is None
+                else lin.bias.grad[j * k:(j + 1) * k]]
     if isinstance(net, PLE):
         out += [p.grad for p in (*net.task_gates[-1][task].parameters(),
                                  *net.task_experts[-1][task].parameters())]

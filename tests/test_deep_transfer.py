@@ -111,7 +111,13 @@ def test_new_head_beats_a_fresh_net(architecture, seeds):
 
 def test_new_mmoe_gate_starts_as_the_average_of_the_trained_gates():
     set_seed(0)
-    net = MMoE(4, ["a", "b", "c"], n_experts=3, expert_hidden=(8,), tower_hidden=(4,))
+    plain = MMoE(4, ["a", "b"], n_experts=3, expert_hidden=(8,), tower_hidden=(4,))
+    _add_task(plain, TaskSpec("c"))  # the paper's gates (no bias): the new one has none
+    assert plain.gates.blocks[1].bias is None
+    torch.testing.assert_close(plain.gates.blocks[1].weight.detach(),
+                               plain.gates.blocks[0].weight.detach().reshape(2, 3, 4).mean(0))
+    net = MMoE(4, ["a", "b", "c"], n_experts=3, expert_hidden=(8,), tower_hidden=(4,),
+               gate_bias=True)
     trained = net.gates.blocks[0]
     _add_task(net, TaskSpec("d"))
     new = net.gates.blocks[1]
@@ -159,8 +165,10 @@ def _images(seed: int):
         X = X + 0.1 * g.normal(size=X.shape)
         return X.astype(np.float32), amp @ A[:, t] + 0.05 * g.normal(size=n)
 
+    # gates with a bias: over seeds 0-4 the paper's unbiased gates gave R^2 0.75 to 0.99
+    # (0.92), the biased ones 0.95 to 0.98 (0.96)
     net = MMoE(None, [f"t{t}" for t in range(4)], n_experts=2, expert_hidden=(8,),
-               tower_hidden=(), encoder=ConvTrunk(1, (8,)))
+               tower_hidden=(), encoder=ConvTrunk(1, (8,)), gate_bias=True)
     return draw, net, np.concatenate
 
 

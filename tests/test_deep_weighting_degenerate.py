@@ -119,3 +119,169 @@ def test_cagrad_worst_task_value_equals_cvxpy(seed):
         perm = rng.permutation(T)
         d_perm, _ = cagrad_direction(torch.as_tensor(J[perm]), c=c, rescale=False)
         np.testing.assert_allclose(d_perm.numpy() / T, d, rtol=0, atol=1e-9 * np.abs(J).max())
+
+
+# ----------------------------------------------------------------------------- every method
+from regmtl.deep import MGDA, AlignedMTL, NashMTL, PCGrad, UPGrad  # noqa: E402
+from regmtl.deep.conflict import mgda_weights, nash_weights  # noqa: E402
+
+METHODS = {
+    "pcgrad": PCGrad, "cagrad": lambda: CAGrad(c=0.5), "cagrad_c1": lambda: CAGrad(c=1.0),
+    "nash_mtl": NashMTL, "imtl": IMTL, "mgda": MGDA, "aligned_mtl": AlignedMTL,
+    "upgrad": UPGrad,
+}
+#: methods whose update is 0 at every Pareto-stationary point (their docstrings)
+ZERO_AT_STATIONARY = ["nash_mtl", "imtl", "mgda"]
+#: methods that never harm a task (their docstrings)
+NON_CONFLICTING = ["cagrad_c1", "mgda", "upgrad", "nash_mtl"]
+DEPENDENT = [  # linearly dependent, not stationary
+    [[1.0, 0.0], [2.0, 0.0], [0.0, 3.0]],
+    [[1.0, 0.0], [1.0, 1.0], [2.0, 1.0]],
+    [[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [3.0, 1.0, 0.0], [0.0, 1.0, 0.0]],
+]
+
+
+@pytest.mark.parametrize("name", ZERO_AT_STATIONARY)
+@pytest.mark.parametrize("J", STATIONARY)
+def test_zero_update_and_weights_at_a_pareto_stationary_point(name, J):
+    d, w = _direction(METHODS[name](), np.asarray(J))
+    assert np.abs(d).max() == 0.0 and np.abs(w).max() == 0.0
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "aligned_mtl", "upgrad", "cagrad", "cagrad_c1"])
+def test_two_opposite_gradients_give_a_zero_update(name):
+    """PCGrad projects each on the other, Aligned-MTL's aligned pair cancels, UPGrad's
+    projections on the cone {d : J d >= 0} = {0} vanish, CAGrad's g0 is 0."""
+    for J in ([[1.0, 0.0], [-1.0, 0.0]], [[3.0, 4.0], [-3.0, -4.0]]):
+        d, _ = _direction(METHODS[name](), np.asarray(J))
+        assert np.abs(d).max() <= 1e-12
+
+
+def test_upgrad_weights_at_a_stationary_point_stay_at_least_the_base_weights():
+    J = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 0.0]])
+    d, w = _direction(UPGrad(), J)
+    assert np.abs(d).max() <= 1e-12 and w.min() >= 1.0 - 1e-12
+
+
+@pytest.mark.parametrize("name", NON_CONFLICTING)
+@pytest.mark.parametrize("J", STATIONARY + DEPENDENT)
+def test_non_conflicting_methods_harm_no_task_at_degenerate_gradients(name, J):
+    J = np.asarray(J)
+    d, _ = _direction(METHODS[name](), J)
+    assert (J @ d).min() >= -1e-12 * np.linalg.norm(J, axis=1).max() ** 2
+
+
+def test_imtl_where_equal_projections_do_not_exist_as_documented():
+    """Four directions in a plane, not stationary: least-squares projections c P 1, one of
+    them negative (the docstring's example); in any task order."""
+    J = np.array([[-3.0, -3.0], [-3.0, -2.0], [-3.0, 1.0], [2.0, 3.0]])
+    d, _ = _direction(IMTL(), J)
+    proj = J @ d / np.linalg.norm(J, axis=1) / 4  # the weighting's sum of weights is T
+    np.testing.assert_allclose(proj, [0.50938455, 0.95492993, 2.30491728, -0.04405537],
+                               rtol=1e-7)
+    for perm in itertools.permutations(range(4)):
+        d_p, _ = _direction(IMTL(), J[list(perm)])
+        np.testing.assert_allclose(d_p, d, rtol=1e-10, atol=1e-12)
+
+
+def test_aligned_mtl_at_a_stationary_point_is_not_zero_as_documented():
+    """Three collinear gradients with both signs: the aligned sum is not 0 (its docstring)."""
+    J = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 0.0]])
+    d, _ = _direction(AlignedMTL(), J)
+    assert np.abs(d).max() > 1e-6
+
+
+@pytest.mark.parametrize("J", DEPENDENT)
+def test_dependent_gradients_keep_each_methods_defining_property(J):
+    J = np.asarray(J)
+    A = J @ J.T
+    norms = np.linalg.norm(J, axis=1)
+    T = len(J)
+    # MGDA: T x the min-norm point of the hull (KKT: A alpha >= its value, equality on support)
+    d, w = _direction(MGDA(), J)
+    alpha = mgda_weights(torch.as_tensor(A)).numpy()
+    np.testing.assert_allclose(w, T * alpha, atol=1e-12)
+    v = float(alpha @ A @ alpha)
+    assert (A @ alpha).min() >= v - 1e-12
+    # IMTL-G: projections on the unit gradients c P 1 (P the projector onto the range of the
+    # cosine matrix), equal where equal projections exist (1 in that range)
+    d, _ = _direction(IMTL(), J)
+    proj = J @ d / norms
+    C = A / np.outer(norms, norms)
+    P1 = C @ np.linalg.pinv(C) @ np.ones(T)
+    c = float(proj @ P1 / (P1 @ P1))
+    assert c > 0
+    np.testing.assert_allclose(proj, c * P1, rtol=0, atol=1e-10 * c)
+    if np.allclose(P1, 1.0):
+        np.testing.assert_allclose(proj, proj[0], rtol=1e-10, atol=0)
+    # Nash-MTL: alpha_t (A alpha)_t = 1
+    d, w = _direction(NashMTL(), J)
+    np.testing.assert_allclose(w * (A @ w), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(w, nash_weights(torch.as_tensor(A)).numpy(), rtol=1e-12)
+    # UPGrad: non-conflicting (checked above) and the plain sum when nothing conflicts
+    if (A >= 0).all():
+        d, w = _direction(UPGrad(), J)
+        np.testing.assert_allclose(w, 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_a_zero_gradient_takes_no_part(name):
+    """A task without labels in the batch (zero gradient): weight 0, and the others' update
+    is that of the method on them alone."""
+    J = np.array([[1.0, 0.5], [0.0, 0.0], [-0.5, 2.0]])
+    d, w = _direction(METHODS[name](), J)
+    d_ref, w_ref = _direction(METHODS[name](), J[[0, 2]])
+    assert w[1] == 0.0
+    np.testing.assert_allclose(w[[0, 2]], w_ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(d, d_ref, rtol=1e-12, atol=1e-14)
+
+
+def _jacobians():
+    rng = np.random.default_rng(7)
+    out = [np.asarray(J) for J in STATIONARY + DEPENDENT]
+    for T, p in ((3, 5), (4, 6), (5, 3)):
+        J = rng.standard_normal((T, p)) * np.exp(rng.uniform(-2, 2, (T, 1)))
+        J[-1] = -0.7 * J[0] + 0.3 * J[-1]
+        out.append(J)
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if n != "pcgrad"])
+def test_the_direction_does_not_depend_on_task_order(name):
+    rng = np.random.default_rng(0)
+    for J in _jacobians():
+        d, w = _direction(METHODS[name](), J)
+        scale = np.linalg.norm(J, axis=1).max()
+        for _ in range(3):
+            perm = rng.permutation(len(J))
+            d_p, w_p = _direction(METHODS[name](), J[perm])
+            np.testing.assert_allclose(d_p, d, rtol=0, atol=1e-9 * scale * max(1, len(J)))
+            np.testing.assert_allclose(w_p, w[perm], rtol=1e-8, atol=1e-10)
+
+
+def test_pcgrad_same_seed_and_permuted_tasks_give_the_permuted_result():
+    """PCGrad's order is random by design; its draws belong to the task names, so the same
+    seed with the tasks listed in another order gives the permuted weights (same update)."""
+    rng = np.random.default_rng(3)
+    for J in _jacobians():
+        T = len(J)
+        names = [f"task{i}" for i in range(T)]
+        for seed in (0, 1):
+            d, w = _direction_named(PCGrad(), J, names, seed)
+            perm = rng.permutation(T)
+            d_p, w_p = _direction_named(PCGrad(), J[perm], [names[i] for i in perm], seed)
+            np.testing.assert_allclose(w_p, w[perm], rtol=1e-12, atol=1e-14)
+            np.testing.assert_allclose(d_p, d, rtol=1e-12, atol=1e-12 * np.abs(J).max())
+    # and the draw is random: another seed can give another update (T = 3 with conflicts)
+    J = np.array([[1.0, 0.0], [-1.0, 0.2], [-0.3, -1.0]])
+    updates = {tuple(np.round(_direction_named(PCGrad(), J, ["a", "b", "c"], s)[0], 12))
+               for s in range(12)}
+    assert len(updates) > 1
+
+
+def _direction_named(weighting, J, names, seed):
+    J = torch.as_tensor(np.ascontiguousarray(J), dtype=F64)
+    weighting.setup([TaskSpec(n) for n in names], seed=seed)
+    theta = torch.nn.Parameter(torch.zeros(J.shape[1], dtype=F64))
+    w = weighting.backward(J @ theta, [theta], [])
+    return theta.grad.numpy().copy(), w.numpy().copy()

@@ -4,9 +4,11 @@ A fixed two-task linear problem in float64 (shared theta in R^3, losses
 L_t = ||A_t theta - y_t||^2 / 2), stepped by plain gradient descent written out in NumPy: the
 weights every method returns over its first steps (epochs for DWA) equal the paper's formula
 evaluated by hand to 1e-12 -- uncertainty weighting (Kendall et al. 2018), DWA (Liu et al.
-2019), RLW (Lin et al. 2022), FAMO (Liu et al. 2023) and GradNorm (Chen et al. 2018,
-Algorithm 1's order). And what a weighting returns is the caller's own: mutating it changes
-neither the method's state nor its next step, for every registered method.
+2019), RLW (Lin et al. 2022), FAMO (Liu et al. 2023; the paper's plain steps and the authors'
+Adam) and GradNorm (Chen et al. 2018, Algorithm 1's order, three tasks, with the issue's
+two-task example and the other order). Saved GradNorm options of earlier releases (no
+``order``) load with Algorithm 1's order. And what a weighting returns is the caller's own:
+mutating it changes neither the method's state nor its next step, for every registered method.
 """
 
 from __future__ import annotations
@@ -134,36 +136,157 @@ def test_famo_first_steps_by_hand():
         xi = xi - beta * (z * (v - z @ v) + gamma * xi)
 
 
-def test_gradnorm_follows_algorithm_1():
-    """The issue's example: the first step uses w(0) = (1, 1), shared gradient (2, 20); the
-    weights' Adam step then gives (1.025, 0.975), used by the second step."""
-    weighting = GradNorm(alpha=1.5, lr=0.025)
+def _adam(m, v, grad, step, lr):
+    """One Adam step (betas 0.9, 0.999, eps 1e-8): the change and the new moments."""
+    m, v = 0.9 * m + 0.1 * grad, 0.999 * v + 0.001 * grad**2
+    m_hat, v_hat = m / (1 - 0.9**step), v / (1 - 0.999**step)
+    return -lr * m_hat / (np.sqrt(v_hat) + 1e-8), m, v
+
+
+def test_famo_first_steps_with_adam_by_hand():
+    """The authors' code: the logits' gradient J_z^T v + gamma xi through Adam."""
+    beta, gamma, eps = 0.1, 0.01, 1e-8
+    weighting = FAMO(w_lr=beta, gamma=gamma, eps=eps)
     weighting.setup(TASKS)
+    got = _run(weighting, 3, after_step=lambda w, L: w.step_end(L))
+    theta, xi, m, v = THETA0.copy(), np.zeros(2), np.zeros(2), np.zeros(2)
+    for k in range(3):
+        L = _losses_np(theta)
+        z = np.exp(xi) / np.exp(xi).sum()
+        w = 2 * (z / (L + eps)) / (z / (L + eps)).sum()
+        np.testing.assert_allclose(got[k], w, rtol=0, atol=1e-12)
+        theta = theta - LR * (w @ _grads_np(theta))
+        d = np.log(L + eps) - np.log(_losses_np(theta) + eps)
+        change, m, v = _adam(m, v, z * (d - z @ d) + gamma * xi, k + 1, beta)
+        xi = xi + change
+    np.testing.assert_allclose(weighting.logits.numpy(), xi, rtol=0, atol=1e-12)
+
+
+# three tasks for GradNorm: shared theta in R^3, L_t = ||A_t theta - y_t||^2 / 2
+A3 = [*A, np.array([[0.5, -1.0, 2.0]])]
+Y3 = [*Y, np.array([0.7])]
+
+
+def _gradnorm_by_hand(order: str, steps: int, alpha: float, lr: float):
+    """Chen et al. Algorithm 1 in NumPy: the weights each step uses, and the final theta."""
+    theta, w = THETA0.copy(), np.ones(3)
+    m, v, L0, used = np.zeros(3), np.zeros(3), None, []
+    for k in range(steps):
+        L = np.array([0.5 * np.sum((a @ theta - y) ** 2) for a, y in zip(A3, Y3, strict=True)])
+        g = np.stack([a.T @ (a @ theta - y) for a, y in zip(A3, Y3, strict=True)])
+        L0 = L if L0 is None else L0
+        norms = np.linalg.norm(g, axis=1)
+        G = w * norms                                   # G_W^(i)(t) = ||grad w_i L_i||
+        r = (L / L0) / np.mean(L / L0)                  # relative inverse training rate
+        target = G.mean() * r**alpha                    # held constant
+        grad_w = np.sign(G - target) * norms            # d/dw_i sum_i |G_i - target_i|
+        change, m, v = _adam(m, v, grad_w, k + 1, lr)
+        w_next = np.clip(w + change, 0, None)
+        w_next = 3 * w_next / w_next.sum()              # renormalize to sum T
+        step_w = w if order == "paper" else w_next
+        used.append(step_w)
+        theta = theta - LR * (step_w @ g)               # the network's step
+        w = w_next
+    return used, theta, w
+
+
+@pytest.mark.parametrize("order", ["paper", "updated"])
+def test_gradnorm_first_steps_by_hand(order):
+    """Three tasks, three steps: the weights of each step and the network's steps equal
+    Algorithm 1 written out by hand (order="paper": the step uses w(t))."""
+    weighting = GradNorm(alpha=1.5, lr=0.05, order=order)
+    weighting.setup([TaskSpec("a"), TaskSpec("b"), TaskSpec("c")])
+    weighting.double()  # its weights in float64, like the problem
+    theta = torch.nn.Parameter(torch.as_tensor(THETA0.copy()))
+    got = []
+    for _ in range(3):
+        theta.grad = None
+        losses = torch.stack([0.5 * ((torch.as_tensor(a) @ theta - torch.as_tensor(y)) ** 2)
+                              .sum() for a, y in zip(A3, Y3, strict=True)])
+        got.append(weighting.backward(losses, [theta], []).numpy().copy())
+        with torch.no_grad():
+            theta -= LR * theta.grad
+    used, theta_ref, w_ref = _gradnorm_by_hand(order, 3, alpha=1.5, lr=0.05)
+    if order == "paper":
+        np.testing.assert_array_equal(got[0], [1.0, 1.0, 1.0])
+    for k in range(3):
+        np.testing.assert_allclose(got[k], used[k], rtol=0, atol=1e-12)
+    assert not np.allclose(used[1], used[2])  # the weights do move
+    np.testing.assert_allclose(theta.detach().numpy(), theta_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(weighting.task_weights.numpy(), w_ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("order", ["paper", "updated"])
+def test_gradnorm_issue_example(order):
+    """theta = (1, 1), L = (theta_0^2, 10 theta_1^2): Algorithm 1's first step uses
+    w(0) = (1, 1), shared gradient (2, 20); the weights then move to (1.025, 0.975), which
+    order="updated" uses at once (gradient (2.05, 19.5))."""
+    weighting = GradNorm(alpha=1.5, lr=0.025, order=order)
+    weighting.setup(TASKS)
+    weighting.double()
     theta = torch.nn.Parameter(torch.tensor([1.0, 1.0], dtype=F64))
     w = weighting.backward(torch.stack([theta[0] ** 2, 10 * theta[1] ** 2]), [theta], [])
-    assert w.tolist() == [1.0, 1.0] and theta.grad.tolist() == [2.0, 20.0]
-    # by hand: G = w |g| = (2, 20), target mean(G) r^1.5 = 11 (r = 1), gradient of
-    # sum |G - target| over w: sign(G - 11) |g| = (-2, 20); Adam's first step is lr * sign
+    # by hand: |g| = (2, 20), G = w |g| = (2, 20), target mean(G) r^1.5 = 11 (r = 1); the
+    # gradient of sum |G - target| over w is sign(G - 11) |g| = (-2, 20), and Adam's first
+    # step is lr * grad / (|grad| + 1e-8)
     grad = np.array([-2.0, 20.0])
-    m_hat, v_hat = grad, grad**2
-    w1 = np.array([1.0, 1.0]) - 0.025 * m_hat / (np.sqrt(v_hat) + 1e-8)
+    w1 = 1.0 - 0.025 * grad / (np.abs(grad) + 1e-8)
     w1 = 2 * w1 / w1.sum()
-    np.testing.assert_allclose(weighting.task_weights.numpy(), w1, rtol=0, atol=1e-7)
-    theta.grad = None
+    np.testing.assert_allclose(w1, [1.025, 0.975], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(weighting.task_weights.numpy(), w1, rtol=0, atol=1e-12)
+    step_w = np.ones(2) if order == "paper" else w1
+    np.testing.assert_allclose(w.numpy(), step_w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(theta.grad.numpy(), step_w * [2.0, 20.0], rtol=0, atol=1e-12)
+    if order == "updated":
+        np.testing.assert_allclose(theta.grad.numpy(), [2.05, 19.5], rtol=0, atol=1e-6)
+        return
+    theta.grad = None  # Algorithm 1's second step uses w(1)
     w = weighting.backward(torch.stack([theta[0] ** 2, 10 * theta[1] ** 2]), [theta], [])
-    np.testing.assert_allclose(w.numpy(), w1, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(theta.grad.numpy(), w1 * [2.0, 20.0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(w.numpy(), w1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(theta.grad.numpy(), w1 * [2.0, 20.0], rtol=0, atol=1e-12)
+
+
+def test_gradnorm_options_of_earlier_releases_load(tmp_path):
+    """A saved estimator whose GradNorm options have no ``order`` (earlier releases) loads
+    with Algorithm 1's order; a saved ``order`` comes back."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from regmtl.deep.saving import load_estimator
+
+    old = Path(__file__).parent / "data" / "old_checkpoints" / "estimator_mmoe"
+    folder = tmp_path / "old"
+    shutil.copytree(old, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["estimator"]["params"]["weighting"] = {"weighting": "gradnorm",
+                                                  "options": {"alpha": 1.0, "lr": 0.01}}
+    (folder / "config.json").write_text(json.dumps(config))
+    est = load_estimator(folder)
+    assert isinstance(est.weighting, GradNorm)
+    assert (est.weighting.alpha, est.weighting.lr, est.weighting.order) == (1.0, 0.01, "paper")
+    est.set_params(weighting=GradNorm(alpha=1.0, order="updated"))
+    est.save(tmp_path / "new")
+    again = load_estimator(tmp_path / "new")
+    assert (again.weighting.alpha, again.weighting.order) == (1.0, "updated")
 
 
 def _options(name: str) -> dict:
     return {"weights": [0.5, 2.0]} if name == "fixed" else {}
 
 
-@pytest.mark.parametrize("name", list(WEIGHTINGS))
-def test_returned_weights_are_the_callers_own(name):
+# every registered method with its defaults, and the options that take other paths
+CASES = [(name, _options(name)) for name in WEIGHTINGS] + [
+    ("fixed", {"weights": {"b": 3.0}}), ("gradnorm", {"order": "updated"}),
+    ("famo", {"optimizer": "sgd"}), ("dwa", {"temperature": 0.5})]
+
+
+@pytest.mark.parametrize(("name", "options"), CASES,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_returned_weights_are_the_callers_own(name, options):
     """Mutating what backward returned changes neither the state nor the next step."""
     def fresh():
-        w = make_weighting(name, **_options(name))
+        w = make_weighting(name, **options)
         w.setup(TASKS, seed=3)
         return w
 
@@ -199,3 +322,20 @@ def test_history_is_the_callers_own():
     h = trainer.history
     h.iloc[:, :] = 0.0
     assert not (trainer.history == 0.0).all().all()
+
+
+def test_a_subclass_own_backward_returns_a_copy():
+    """A weighting of one's own that returns its state still hands out a copy."""
+    from regmtl.deep import Weighting
+
+    class Leaky(Weighting):
+        def backward(self, losses, shared, specific, **kw):
+            """Returns the base weights themselves."""
+            return self.base_weights
+
+    weighting = Leaky()
+    weighting.setup(TASKS)
+    out = weighting.backward(torch.ones(2, dtype=F64), [], [])
+    out /= out.sum()
+    assert weighting.base_weights.tolist() == [1.0, 1.0] and out.tolist() == [0.5, 0.5]
+    assert Leaky.backward.__doc__ == "Returns the base weights themselves."

@@ -25,7 +25,9 @@ PACKAGE = Path(weighting.__file__).resolve().parent
 SRC = PACKAGE.parents[2]  # .../src
 #: the names saved estimators and checkpoints carry: never renamed, in this order
 KEYS = ["equal", "fixed", "random", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad",
-        "famo", "nash_mtl", "imtl", "mgda", "aligned_mtl", "upgrad"]
+        "famo", "nash_mtl", "imtl", "mgda", "aligned_mtl", "upgrad",
+        "gradvac", "graddrop", "dualproj", "config", "fairgrad", "sdmgrad", "modo",
+        "db_mtl", "stch", "gls", "moco", "excess_mtl", "rgw"]
 #: the bases a method derives from, registered under no name
 BASES = {"regmtl.deep.weighting.base.Weighting", "regmtl.deep.weighting.base.GradientWeighting",
          "regmtl.deep.weighting.gram.GramWeighting"}

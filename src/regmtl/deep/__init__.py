@@ -20,7 +20,9 @@
   (the default), :class:`FixedWeighting`, :class:`RandomWeighting`,
   :class:`UncertaintyWeighting`, :class:`DWA`, :class:`GradNorm`, :class:`PCGrad`,
   :class:`CAGrad`; gradient-conflict methods (``regmtl.deep.conflict``): :class:`FAMO`,
-  :class:`NashMTL`, :class:`IMTL`, :class:`MGDA`, :class:`AlignedMTL`, :class:`UPGrad`.
+  :class:`NashMTL`, :class:`IMTL`, :class:`MGDA`, :class:`AlignedMTL`, :class:`UPGrad`;
+  further gradient methods (``regmtl.deep.weighting``): :class:`GradVac`, :class:`GradDrop`,
+  :class:`DualProj`, :class:`ConFIG`, :class:`FairGrad`, :class:`SDMGrad`, :class:`MoDo`.
 - Training: :class:`Trainer` (validation, early stopping, best weights, mixed precision on
   CUDA, DistributedDataParallel under ``torchrun``: ``regmtl.deep.distributed``),
   checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`).
@@ -60,14 +62,27 @@ from .trainer import EarlyStopping, Trainer, set_seed
 from .transfer import TransferredHead, transfer_head
 from .trunks import ConvTrunk, TextTrunk
 from .weighting import (
+    DBMTL,
     DWA,
+    GLS,
+    RGW,
+    STCH,
     WEIGHTINGS,
     CAGrad,
+    ConFIG,
+    DualProj,
     EqualWeighting,
+    ExcessMTL,
+    FairGrad,
     FixedWeighting,
+    GradDrop,
     GradNorm,
+    GradVac,
+    MoCo,
+    MoDo,
     PCGrad,
     RandomWeighting,
+    SDMGrad,
     UncertaintyWeighting,
     Weighting,
     make_weighting,
@@ -113,6 +128,19 @@ __all__ = [
     "MGDA",
     "AlignedMTL",
     "UPGrad",
+    "GradVac",
+    "GradDrop",
+    "DualProj",
+    "ConFIG",
+    "FairGrad",
+    "SDMGrad",
+    "MoDo",
+    "DBMTL",
+    "STCH",
+    "GLS",
+    "MoCo",
+    "ExcessMTL",
+    "RGW",
     "make_weighting",
     "MultiTaskDataset",
     "Batches",

@@ -13,7 +13,10 @@ refusal is a ``ValueError`` that names the file.
 Checkpoints of earlier releases, whose heads, towers and gates were one module per task (keys
 ``heads.<task>.<i>.weight``, ``gates.<task>.linear.weight``), load too: their tensors are
 checked against that layout (names and shapes, before anything is built), then stacked into the
-batched parameters of :mod:`regmtl.deep.heads` in the order of the net's task list.
+batched parameters of :mod:`regmtl.deep.heads` in the order of the net's task list. The gates
+of MMoE, CGC and PLE had a bias before the ``gate_bias`` option existed (its default is now the
+papers' gates, without one): a config that lacks the option rebuilds the net with
+``gate_bias=True``, so such checkpoints load and predict as they were saved.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ _MAX_CONFIG_BYTES = MAX_JSON_BYTES
 # non-empty), "activation" a name, "dropout" a number in [0, 1), "bool" a boolean
 _COMMON = {"activation": "activation", "dropout": "dropout", "batch_norm": "bool",
            "encoder": "module"}
-_EXPERTS = {"expert_hidden": "widths+", "tower_hidden": "widths", **_COMMON}
+_EXPERTS = {"expert_hidden": "widths+", "tower_hidden": "widths", "gate_bias": "bool",
+            **_COMMON}
 _NET_OPTIONS = {
     "HardSharing": {"hidden": "widths", "head_hidden": "widths", "trunk": "module", **_COMMON},
     "MMoE": {"n_experts": "count", **_EXPERTS},
@@ -374,6 +378,8 @@ def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type
                              f"holds {len(state)} tensors")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
+    if "gate_bias" in options and "gate_bias" not in kw:
+        kw = {**kw, "gate_bias": True}  # saved before the option: the gates had a bias
     return _NETS[name], {**kw, "tasks": specs}
 
 
@@ -453,14 +459,15 @@ def _per_task_plan(net: MultiTaskNet) -> tuple[dict[str, torch.Tensor], list[tup
     for prefix, mod in _batched(net):
         for b, (blk, members) in enumerate(zip(mod.blocks, _blocks(mod), strict=True)):
             if isinstance(mod, TaskGates):
-                parts = []
+                parts, biased = [], blk.bias is not None
                 for t in members:
                     w, c = f"{prefix}{t}.linear.weight", f"{prefix}{t}.linear.bias"
                     expect(w, (mod.n_experts, blk.weight.shape[1]))
-                    expect(c, (mod.n_experts,))
-                    parts.append((w, c, None))
-                plan.append((True, f"{prefix}blocks.{b}.weight", f"{prefix}blocks.{b}.bias",
-                             parts))
+                    if biased:
+                        expect(c, (mod.n_experts,))
+                    parts.append((w, c if biased else None, None))
+                plan.append((True, f"{prefix}blocks.{b}.weight",
+                             f"{prefix}blocks.{b}.bias" if biased else None, parts))
                 continue
             # the Sequential's layers per hidden width: Linear, [BatchNorm1d], act, [Dropout]
             stride = 2 + bn + isinstance(mod.drop, torch.nn.Dropout)
@@ -519,7 +526,8 @@ def _from_per_task(state: dict, net: MultiTaskNet, file: Path) -> dict[str, torc
     for gate, weight_key, bias_key, parts in plan:
         if gate:
             out[weight_key] = torch.cat([state[w] for w, _, _ in parts])
-            out[bias_key] = torch.cat([state[c] for _, c, _ in parts])
+            if bias_key is not None:
+                out[bias_key] = torch.cat([state[c] for _, c, _ in parts])
             continue
         weights, biases = [], []
         for w, c, bn in parts:

@@ -4,7 +4,8 @@ A conversion (purchase) is observed only after a click, so a conversion-rate (CV
 on the clicked impressions learns :math:`P(\text{buy} \mid \text{click}, x)` from a sample that
 is not the space it is used on (every impression: sample selection bias) and that is small
 (data sparsity). ESMM never fits the CVR on clicks. With a click tower of logit :math:`a(x)`
-and a conversion tower of logit :math:`b(x)` over a shared bottom,
+and a conversion tower of logit :math:`b(x)` over a shared input (in the paper, the shared
+embedding of the ids; here an optional MLP bottom too),
 
 .. math::
 

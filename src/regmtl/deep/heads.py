@@ -315,11 +315,12 @@ class TaskHeads(_Index):
                     p.copy_(p[:1].expand_as(p))
 
     def task_weights(self, name: str) -> list[torch.Tensor]:
-        """Task ``name``'s own weights: its slices (views) of its block's parameters, layer by
-        layer: weight (in, out), bias (out,)."""
+        """Task ``name``'s own weights, layer by layer: weight (in, out), bias (out,); detached
+        copies of its slices of its block's parameters (the caller's own: changing them
+        leaves the net alone)."""
         i = self._pos[name]
         block, local = self.blocks[int(self.block_of[i])], int(self.local[i])
-        return [p[local] for p in block.parameters()]
+        return [p.detach()[local].clone() for p in block.parameters()]
 
     def add_task(self, name: str, n_outputs: int) -> list[nn.Parameter]:
         """Append a freshly initialized head in a block of its own; its parameters."""
@@ -338,7 +339,7 @@ class TaskHeads(_Index):
 class TaskGates(_Index):
     r"""Every task's softmax gate over K experts, :math:`\pi_t(x) = \mathrm{softmax}(G_t x +
     c_t)`, as ``Linear(in, T K)`` blocks (``blocks[0].weight`` row ``t K + k`` is
-    :math:`G_{t,k}`).
+    :math:`G_{t,k}`); without ``bias`` :math:`c_t = 0` (no bias parameter).
 
     Parameters
     ----------
@@ -348,6 +349,8 @@ class TaskGates(_Index):
         The tasks.
     n_experts : int
         K, the experts each gate weighs.
+    bias : bool, default=True
+        Whether the gates have a bias :math:`c_t`.
 
     Examples
     --------
@@ -359,11 +362,12 @@ class TaskGates(_Index):
     ((5, 2, 4), True)
     """
 
-    def __init__(self, in_features: int, names: Sequence[str], n_experts: int):
+    def __init__(self, in_features: int, names: Sequence[str], n_experts: int,
+                 bias: bool = True):
         super().__init__()
         self.in_features, self.n_experts = int(in_features), int(n_experts)
         self.blocks = nn.ModuleList([nn.Linear(self.in_features,
-                                               len(names) * self.n_experts)])
+                                               len(names) * self.n_experts, bias=bool(bias))])
         self._index(list(names), [0] * len(names), list(range(len(names))))
         #: whether :meth:`rows` gives row-sparse gradients (see the module's docstring)
         self.sparse_grad = False
@@ -383,14 +387,19 @@ class TaskGates(_Index):
                 else torch.nonzero(block == b)[:, 0]
             if len(rows) == 0:
                 continue
+            biased = blk.bias is not None
             if self.sparse_grad:  # the K rows of each row's gate, gathered from the weight
                 at = (local[rows, None] * K + torch.arange(K, device=x.device)).reshape(-1)
-                w, c = gather_rows(at, blk.weight, blk.bias, sparse=True)
-                w, c = w.reshape(-1, K, self.in_features), c.reshape(-1, K)
+                got = gather_rows(at, blk.weight, *((blk.bias,) if biased else ()),
+                                  sparse=True)
+                w = got[0].reshape(-1, K, self.in_features)
+                c = got[1].reshape(-1, K) if biased else None
             else:
                 w = blk.weight.reshape(-1, K, self.in_features)[local[rows]]  # (B, K, in)
-                c = blk.bias.reshape(-1, K)[local[rows]]
-            val = torch.einsum("bi,bki->bk", x[rows], w) + c
+                c = blk.bias.reshape(-1, K)[local[rows]] if biased else None
+            val = torch.einsum("bi,bki->bk", x[rows], w)
+            if c is not None:
+                val = val + c
             logits = val if len(self.blocks) == 1 else logits.index_copy(0, rows, val)
         return torch.softmax(logits, dim=-1)
 
@@ -401,7 +410,8 @@ class TaskGates(_Index):
     def add_task(self, name: str) -> list[nn.Parameter]:
         """A freshly initialized gate for a new task, in a block of its own; its
         parameters."""
-        blk = nn.Linear(self.in_features, self.n_experts).to(self.block_of.device)
+        blk = nn.Linear(self.in_features, self.n_experts,
+                        bias=self.blocks[0].bias is not None).to(self.block_of.device)
         self.blocks.append(blk)
         self._index([*self.names, name], [*self.block_of.tolist(), len(self.blocks) - 1],
                     [*self.local.tolist(), 0])

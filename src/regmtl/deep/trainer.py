@@ -538,6 +538,14 @@ class Trainer:
             model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
         self.weighting.setup(self.tasks, seed=self.seed)
         self.weighting.to(ctx.device)
+        watching = bool(getattr(self.weighting, "on_representation", False))
+        if watching:  # the Gram methods' shared-representation route: the net's trunk
+            from .weighting.gram import shared_representation
+            if None not in loaders or len(loaders) > 1:
+                raise ValueError(f"{type(self.weighting).__name__}(on_representation=True) "
+                                 "needs one batch for all tasks per step; train on one data "
+                                 "set, or use on_representation=False.")
+            trunk = shared_representation(net, self.weighting)
         params = list(net.parameters()) + list(self.weighting.parameters())
         opt = self._make_optimizer(params)
         autocast, scaler = self._amp(ctx)
@@ -583,6 +591,8 @@ class Trainer:
         lazy = [m for m in net.modules() if isinstance(m, (TaskHeads, TaskGates))] \
             if self.lazy_heads else []
         clip = clip_grad_norm if lazy else torch.nn.utils.clip_grad_norm_
+        if watching:
+            self.weighting.watch(trunk)
         try:
             for m in lazy:  # row-sparse head gradients for this fit
                 m.sparse_grad = True
@@ -686,6 +696,8 @@ class Trainer:
         finally:
             for m in lazy:
                 m.sparse_grad = False
+            if watching:
+                self.weighting.unwatch()
             if bar is not None:
                 bar.close()
         if self.restore_best and best_state is not None:

@@ -169,13 +169,15 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
     elif isinstance(net, MMoE):
         gates = net.gates
         K = gates.n_experts
-        trained = [(blk.weight.reshape(-1, K, gates.in_features), blk.bias.reshape(-1, K))
+        trained = [(blk.weight.reshape(-1, K, gates.in_features),
+                    None if blk.bias is None else blk.bias.reshape(-1, K))
                    for blk in gates.blocks]
         params = gates.add_task(spec.name) + net.towers.add_task(spec.name, spec.n_outputs)
         with torch.no_grad():
             new = gates.blocks[-1]
             new.weight.copy_(torch.cat([w for w, _ in trained]).mean(0))
-            new.bias.copy_(torch.cat([c for _, c in trained]).mean(0))
+            if new.bias is not None:
+                new.bias.copy_(torch.cat([c for _, c in trained]).mean(0))
     else:
         why = ("its task experts sit inside every level" if isinstance(net, PLE) else
                "its two outputs are one click -> conversion chain" if type(net).__name__ == "ESMM"

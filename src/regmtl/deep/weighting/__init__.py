@@ -39,6 +39,35 @@ name               weights :math:`w` of :math:`\sum_t w_t g_t`         reference
                    with orthogonal rows of equal norms
 ``"upgrad"``       :math:`\sum_t b_t \pi(g_t)`, :math:`\pi` the          Quinton & Rey 2024
                    projection on :math:`\{x : G x \ge 0\}`
+``"gradvac"``      :math:`\sum_t g_t'`, :math:`g_t` moved toward the   Wang et al. 2021
+                   :math:`g_j` whose cosine is below an EMA target
+``"graddrop"``     per coordinate, the positive or the negative        Chen et al. 2020
+                   :math:`g_t` dropped at random (sign purity)
+``"dualproj"``     :math:`\sum_t b_t g_t` projected on                 TorchJD (Quinton &
+                   :math:`\{x : G x \ge 0\}`                           Rey 2024)
+``"config"``       equal projections on the unit :math:`g_t`           Liu et al. 2024
+                   (:math:`U^{+}\mathbf 1`), length their sum
+``"fairgrad"``     :math:`w > 0`, :math:`G G^\top w = w^{-1/\alpha}`   Ban & Ji 2024
+                   (:math:`\alpha`-fair improvements)
+``"sdmgrad"``      :math:`T / (1 + \lambda)` times the min-norm point  Xiao et al. 2023
+                   of the hull of the :math:`g_t + \lambda g_0`
+``"modo"``         :math:`T \sum_t \lambda_t g_t`, :math:`\lambda`         Chen et al. 2023
+                   moved by one projected gradient step per step
+``"db_mtl"``       :math:`\sum_t \alpha_t \hat h_t`, :math:`\hat h_t`  Lin et al. 2023
+                   an EMA of :math:`\nabla \log L_t`, rescaled to
+                   the largest norm
+``"stch"``         :math:`T \mu \log \sum_t e^{\log(L_t/n_t)/\mu}`     Lin et al. 2024
+                   (nadir :math:`n` after a warm-up on
+                   :math:`\sum_t \log L_t`)
+``"gls"``          :math:`T (\prod_t L_t)^{1/T}`:                      Chennupati et al. 2019
+                   :math:`w_t = \mathrm{GM} / L_t`
+``"moco"``         :math:`T \sum_t \lambda_t y_t`, :math:`y_t` the     Fernando et al. 2023
+                   tracked gradients, :math:`\lambda` one projected
+                   step per step
+``"excess_mtl"``   :math:`w_t \propto w_t e^{\eta E_t / E_t^{(0)}}`,   He et al. 2024
+                   :math:`E_t` the excess risk (diagonal Hessian)
+``"rgw"``          :math:`\sum_t w_t g_t`, :math:`w = T\,              Lin et al. 2022 (RLW)
+                   \mathrm{softmax}(z)` drawn every step
 =================  ==================================================  =======================
 
 Loss weighting (equal, fixed, random, uncertainty, dwa; famo) costs one backward pass. Gradient
@@ -65,12 +94,25 @@ of the original :math:`g_t` in the shared update. What they sum to:
 - the given weights' sum: fixed.
 - T with unit base weights: mgda (its hull of the :math:`b_t g_t` is scaled by T: in general,
   with its normalizers :math:`n_t`, :math:`\sum_t w_t n_t / b_t = T`; all 0 at a
-  Pareto-stationary point).
+  Pareto-stationary point); sdmgrad and modo (in general :math:`\sum_t w_t / b_t = T`:
+  :math:`b_t (T c_t + \lambda) / (1 + \lambda)` with :math:`c` on the simplex, so
+  :math:`w_t \ge b_t \lambda / (1 + \lambda)`, all 0 where the update is 0; and
+  :math:`T \lambda_t b_t` with :math:`\lambda` on the simplex, :math:`w_t \ge 0`).
 - no fixed sum: uncertainty (:math:`w_t = b_t e^{-s_t}` with the :math:`s_t` learned freely: the
   sum starts at :math:`\sum_t b_t` for ``init=0`` and drifts with the scale of the losses);
-  pcgrad and upgrad (:math:`w_t \ge b_t`, more where gradients conflict); cagrad
-  (:math:`w_t \ge b_t / (1 + c^2)`; :math:`\sum_t b_t` for ``c=0``); nash_mtl (:math:`w_t`
-  scales like :math:`1 / \|g_t\|`); aligned_mtl (:math:`B b`, entries can be negative).
+  pcgrad, upgrad and gradvac (:math:`w_t \ge b_t`, more where gradients conflict); dualproj
+  (:math:`w = b + \lambda \ge b`, all 0 where the projection is 0); graddrop
+  (:math:`0 \le w_t \le b_t`, the fraction of :math:`b_t g_t` the update keeps; :math:`b_t`
+  where nothing conflicts); cagrad (:math:`w_t \ge b_t / (1 + c^2)`; :math:`\sum_t b_t` for
+  ``c=0``); nash_mtl and fairgrad (:math:`w_t > 0`, scaling like :math:`1 / \|g_t\|` and
+  :math:`\|g\|^{-2\alpha/(\alpha+1)}`; fairgrad's all 0 at a Pareto-stationary point); config
+  (the coefficients of :math:`U^{+}\mathbf 1` scaled to the summed projections); aligned_mtl
+  (:math:`B b`, entries can be negative).
+- db_mtl, stch, gls, moco, excess_mtl, rgw: excess_mtl and rgw sum to :math:`\sum_t b_t`; gls
+  (:math:`b_t \mathrm{GM} / L_t`) and stch (:math:`b_t / L_t` in the warm-up) have no fixed
+  sum (loss weighting, one backward pass); db_mtl and moco return the coefficients of their
+  tracked gradients (:math:`\alpha_t \ge 1`; :math:`T \lambda_t b_t`, summing to T with unit
+  base weights), not of this step's :math:`g_t`.
 
 References
 ----------
@@ -94,6 +136,25 @@ References
 - Senushkin, Patakin, Kuznetsov & Konushin (2023). Independent component alignment for
   multi-task learning. CVPR.
 - Quinton & Rey (2024). Jacobian descent for multi-objective optimization. arXiv:2406.16232.
+- Wang, Tsvetkov, Firat & Cao (2021). Gradient vaccine: investigating and improving multi-task
+  optimization in massively multilingual models. ICLR.
+- Chen, Ngiam, Huang, Luong, Kretzschmar, Chai & Anguelov (2020). Just pick a sign: optimizing
+  deep multitask models with gradient sign dropout. NeurIPS.
+- Liu, Chen & Thuerey (2024). ConFIG: towards conflict-free training of physics informed neural
+  networks. arXiv:2408.11104.
+- Ban & Ji (2024). Fair resource allocation in multi-task learning. ICML.
+- Xiao, Ban & Ji (2023). Direction-oriented multi-objective learning: simple and provable
+  stochastic algorithms. NeurIPS.
+- Chen, Fernando, Ying & Chen (2023). Three-way trade-off in multi-objective learning:
+  optimization, generalization and conflict-avoidance. NeurIPS.
+- Lin, Ye, Zhang & Kwok (2023). Dual-balancing for multi-task learning. arXiv:2308.12029.
+- Lin, Zhang, Liu, Wang & Zhang (2024). Smooth Tchebycheff scalarization for multi-objective
+  optimization. ICML.
+- Chennupati, Sistu, Yogamani & Rawashdeh (2019). MultiNet++: multi-stream feature aggregation
+  and geometric loss strategy for multi-task learning. CVPR Workshops.
+- Fernando, Shen, Liu, Chaudhury, Murugesan & Chen (2023). Mitigating gradient bias in
+  multi-objective learning: a provably convergent approach. ICLR.
+- He, Zhou, Ye & Kwok (2024). Robust multi-task learning with excess risks. ICML.
 """
 
 from __future__ import annotations
@@ -103,17 +164,30 @@ from typing import Any
 from .aligned_mtl import AlignedMTL, alignment_matrix
 from .base import GradientWeighting, Weighting
 from .cagrad import CAGrad, cagrad_direction
+from .config import ConFIG, config_weights
+from .db_mtl import DBMTL, db_mtl_direction
+from .dualproj import DualProj, dualproj_weights
 from .dwa import DWA
 from .equal import EqualWeighting
+from .excess_mtl import ExcessMTL, excess_risks
+from .fairgrad import FairGrad, fairgrad_weights
 from .famo import FAMO
 from .fixed import FixedWeighting
+from .gls import GLS, gls_weights
+from .graddrop import GradDrop, graddrop_direction
 from .gradnorm import GradNorm
-from .gram import GramWeighting
+from .gradvac import GradVac, vaccinate
+from .gram import GramWeighting, shared_representation
 from .imtl import IMTL, imtl_weights
 from .mgda import MGDA, mgda_weights
+from .moco import MoCo, moco_step, project_simplex
+from .modo import MoDo, modo_step
 from .nash_mtl import NashMTL, nash_weights
 from .pcgrad import PCGrad, project_conflicting
+from .rgw import RGW, rgw_direction
 from .rlw import RandomWeighting
+from .sdmgrad import SDMGrad, sdmgrad_weights
+from .stch import STCH, stch_weights
 from .uncertainty import UncertaintyWeighting
 from .upgrad import UPGrad, upgrad_weights
 
@@ -121,6 +195,7 @@ __all__ = [
     "Weighting",
     "GradientWeighting",
     "GramWeighting",
+    "shared_representation",
     "EqualWeighting",
     "FixedWeighting",
     "RandomWeighting",
@@ -135,6 +210,19 @@ __all__ = [
     "MGDA",
     "AlignedMTL",
     "UPGrad",
+    "GradVac",
+    "GradDrop",
+    "DualProj",
+    "ConFIG",
+    "FairGrad",
+    "SDMGrad",
+    "MoDo",
+    "DBMTL",
+    "STCH",
+    "GLS",
+    "MoCo",
+    "ExcessMTL",
+    "RGW",
     "WEIGHTINGS",
     "make_weighting",
     "project_conflicting",
@@ -144,6 +232,20 @@ __all__ = [
     "imtl_weights",
     "alignment_matrix",
     "upgrad_weights",
+    "vaccinate",
+    "graddrop_direction",
+    "dualproj_weights",
+    "config_weights",
+    "fairgrad_weights",
+    "sdmgrad_weights",
+    "modo_step",
+    "db_mtl_direction",
+    "stch_weights",
+    "gls_weights",
+    "moco_step",
+    "project_simplex",
+    "excess_risks",
+    "rgw_direction",
 ]
 
 #: Weighting classes by name (``make_weighting`` also takes the alias ``"rlw"`` = ``"random"``).
@@ -164,6 +266,19 @@ WEIGHTINGS: dict[str, type[Weighting]] = {
     "mgda": MGDA,
     "aligned_mtl": AlignedMTL,
     "upgrad": UPGrad,
+    "gradvac": GradVac,
+    "graddrop": GradDrop,
+    "dualproj": DualProj,
+    "config": ConFIG,
+    "fairgrad": FairGrad,
+    "sdmgrad": SDMGrad,
+    "modo": MoDo,
+    "db_mtl": DBMTL,
+    "stch": STCH,
+    "gls": GLS,
+    "moco": MoCo,
+    "excess_mtl": ExcessMTL,
+    "rgw": RGW,
 }
 _ALIASES = {"rlw": "random"}
 
@@ -176,13 +291,21 @@ def make_weighting(weighting: str | Weighting | None, **kwargs: Any) -> Weightin
     weighting : str, Weighting or None
         A name: ``"equal"``, ``"fixed"`` (needs ``weights=``), ``"random"`` (alias ``"rlw"``),
         ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, ``"famo"``,
-        ``"nash_mtl"``, ``"imtl"``, ``"mgda"``, ``"aligned_mtl"``, ``"upgrad"`` (case and
+        ``"nash_mtl"``, ``"imtl"``, ``"mgda"``, ``"aligned_mtl"``, ``"upgrad"``,
+        ``"gradvac"``, ``"graddrop"``, ``"dualproj"``, ``"config"``, ``"fairgrad"``,
+        ``"sdmgrad"``, ``"modo"``, ``"db_mtl"``, ``"stch"``, ``"gls"``, ``"moco"``,
+        ``"excess_mtl"``, ``"rgw"`` (case and
         surrounding spaces are ignored); an instance, returned as is; None, equal weighting.
     **kwargs
         Options of the named class (``weights``, ``init``, ``temperature``, ``alpha``,
         ``lr``, ``c``, ``rescale``; ``w_lr``, ``gamma``, ``optimizer``, ``min_losses``,
         ``eps`` of FAMO; ``loss_scale`` of IMTL; ``normalization``, ``upper_bound`` of MGDA;
-        ``scale``, ``rtol`` of Aligned-MTL).
+        ``on_representation`` of the Gram methods (IMTL, MGDA, Nash-MTL, Aligned-MTL, ...);
+        ``scale``, ``rtol`` of Aligned-MTL; ``beta`` of GradVac; ``leak`` of GradDrop;
+        ``alpha`` of FairGrad; ``lam`` of SDMGrad; ``gamma``, ``rho`` of MoDo; ``beta``,
+        ``beta_sigma``, ``eps`` of DB-MTL; ``mu``, ``warmup_epochs`` of STCH; ``beta``,
+        ``beta_sigma``, ``gamma``, ``gamma_sigma``, ``rho`` of MoCo; ``step_size``, ``eps`` of
+        ExcessMTL).
 
     Returns
     -------

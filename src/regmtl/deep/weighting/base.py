@@ -11,6 +11,7 @@ shared parameters along :math:`c^\top G`. The checks and small helpers here (``c
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -129,6 +130,22 @@ class Weighting(torch.nn.Module):
     needs_task_grads: bool = False
     #: True where :meth:`step_end` wants the losses of the batch after the optimizer step.
     needs_step_losses: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's own ``backward`` returns a copy too: the caller's own (T,) tensor,
+        never a buffer of the state, whatever the override returns."""
+        super().__init_subclass__(**kwargs)
+        method = cls.__dict__.get("backward")
+        if method is None or getattr(method, "_returns_own", False):
+            return
+
+        @functools.wraps(method)
+        def backward(self, *args: Any, **kw: Any) -> Any:
+            out = method(self, *args, **kw)
+            return out.detach().clone() if isinstance(out, torch.Tensor) else out
+
+        backward._returns_own = True  # type: ignore[attr-defined]
+        cls.backward = backward  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         super().__init__()
@@ -273,7 +290,9 @@ class Weighting(torch.nn.Module):
         Returns
         -------
         Tensor of shape (T,)
-            The detached weights of this step: the effective coefficient of each task's loss.
+            The detached weights of this step: the effective coefficient of each task's loss,
+            a new tensor (it shares no memory with the state; a subclass's own ``backward``
+            is wrapped to return a copy too).
         """
         self._check_losses(losses)
         scale = identity if scale is None else scale
@@ -309,7 +328,7 @@ def task_gradients(losses: Tensor, params: list[torch.nn.Parameter],
     return G
 
 
-def _accumulate(params: list[torch.nn.Parameter], flat: Tensor) -> None:
+def accumulate(params: list[torch.nn.Parameter], flat: Tensor) -> None:
     """Add the flat gradient vector ``flat`` into the ``.grad`` of ``params``."""
     off = 0
     for p in params:
@@ -385,7 +404,7 @@ class GradientWeighting(Weighting):
             G = reduce(G)
         coeffs, head_weights = self._combine(G, losses, scale, reduce)
         if shared:
-            _accumulate(shared, coeffs.to(G) @ G)
+            accumulate(shared, coeffs.to(G) @ G)
         del G
         with_extra = extra is not None and extra.requires_grad
         if specific and losses.requires_grad:

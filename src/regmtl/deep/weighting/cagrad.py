@@ -19,7 +19,7 @@ import numpy as np
 
 from .._torch import torch
 from .base import F64, GradientWeighting, check_number, gram_matrix
-from .gram import STATIONARY, nonneg_qp
+from .gram import ZERO_GRAD, is_stationary, nonneg_qp
 from .mgda import min_norm
 
 __all__ = ["CAGrad", "cagrad_direction"]
@@ -29,8 +29,14 @@ Tensor = torch.Tensor
 
 def _projection(A: np.ndarray, e: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
     """``lam >= 0`` with ``G^T (e + lam)`` the projection of ``g0 = G^T e`` onto
-    ``{d : G d >= tau}``, and the squared distance ``lam^T A lam`` (the dual QP, exact)."""
-    lam = nonneg_qp(A, tau - A @ e, tol=1e-15 * A.shape[0])
+    ``{d : G d >= tau}``, and the squared distance ``lam^T A lam`` (the dual QP, exact).
+
+    Solved in the variables ``mu = lam * |g_t|`` (the Gram matrix of the unit gradients),
+    so that rows of very different norms do not spoil the conditioning."""
+    n = np.sqrt(np.diag(A))
+    C = A / np.outer(n, n)
+    mu = nonneg_qp(C, (tau - A @ e) / n, tol=1e-15 * A.shape[0])
+    lam = mu / n
     return lam, max(float(lam @ A @ lam), 0.0)
 
 
@@ -58,7 +64,7 @@ def _cagrad_point(A: np.ndarray, c: float) -> np.ndarray:
     lo = float(Ae.min())  # d = g0
     hi = float(np.min(Ae + math.sqrt(sigma2) * np.sqrt(np.diag(A))))
     w = min_norm(A)
-    if float(w @ A @ w) <= STATIONARY:  # 0 in the hull: no update improves every task
+    if is_stationary(A, w):  # 0 in the hull: no update improves every task
         hi = min(hi, 0.0)
     lam = np.zeros(T)
     for _ in range(200):
@@ -66,7 +72,9 @@ def _cagrad_point(A: np.ndarray, c: float) -> np.ndarray:
             break
         mid = 0.5 * (lo + hi)
         cand, dist2 = _projection(A, e, mid)
-        if dist2 <= sigma2 * (1.0 + 1e-12):
+        # reachable, and the level really met (an empty polyhedron has no projection)
+        if (dist2 <= sigma2 * (1.0 + 1e-12)
+                and float((A @ (e + cand)).min()) >= mid - 1e-12 * (1.0 + abs(mid))):
             lo, lam = mid, cand
         else:
             hi = mid
@@ -80,7 +88,11 @@ def _cagrad_coefficients(A: np.ndarray, c: float, rescale: bool) -> np.ndarray:
     T = A.shape[0]
     if not np.all(np.isfinite(A)):
         return np.ones(T)
-    coeffs = T * _cagrad_point(A, c)
+    diag = np.diag(A)
+    idx = np.flatnonzero(diag > ZERO_GRAD * max(float(diag.max()), 0.0))
+    coeffs = np.zeros(T)
+    if len(idx):  # a zero gradient (or a zero base weight) takes no part
+        coeffs[idx] = len(idx) * _cagrad_point(A[np.ix_(idx, idx)], c)
     return coeffs / (1.0 + c * c) if rescale else coeffs
 
 
@@ -106,9 +118,12 @@ def cagrad_direction(G: Tensor, c: float = 0.5, rescale: bool = True) -> tuple[T
     projection of :math:`g_0` onto :math:`\{d : G d \ge 0\}`: it harms no task (it is 0 when
     :math:`g_0` conflicts with every such direction, e.g. two opposite gradients). For
     :math:`c \ge 1` the update never conflicts with a task (:math:`d = 0` is in the ball); for
-    :math:`c < 1` it may. Dependent gradients need nothing special; a zero gradient is a task
-    with :math:`g_t \cdot d = 0` for every d, so for :math:`c \ge 1` the worst-task value is 0.
-    The result does not depend on the order of the tasks.
+    :math:`c < 1` it may. Dependent gradients need nothing special. A zero gradient takes no
+    part (coefficient 0; T, :math:`g_0` and :math:`\phi` are those of the other tasks), as in
+    the Gram methods: kept, it would make every worst-task value 0 and, in the paper's dual,
+    :math:`g_w = 0`, so a task without labels in the batch would turn CAGrad into the plain
+    sum (LibMTL's code returns the mean then). The result does not depend on the order of
+    the tasks.
 
     Parameters
     ----------
@@ -179,8 +194,9 @@ class CAGrad(GradientWeighting):
     gradients, exactly what equal weighting gives: learning rates stay comparable with equal
     weighting. The returned weights are the effective coefficients
     :math:`b_t T (1/T + \lambda w_t) / (1 + c^2)` of the original task gradients; the task
-    with the smaller gradient gets the larger one. They keep no sum: each is at least
-    :math:`b_t / (1 + c^2)`, and with unit base weights they sum to
+    with the smaller gradient gets the larger one. A task with a zero gradient (no label in
+    the batch) or a zero base weight gets 0 and T counts the others. They keep no sum: each
+    is at least :math:`b_t / (1 + c^2)`, and with unit base weights they sum to
     :math:`T (1 + \lambda) / (1 + c^2)`, which grows with :math:`\lambda` (T for ``c=0``).
     The heads get the gradient of :math:`\sum_t b_t L_t`.
 
@@ -197,8 +213,10 @@ class CAGrad(GradientWeighting):
     Notes
     -----
     **Differences from the paper.** The paper's update is :math:`g_0 + \lambda g_w` (the
-    mean); regmtl multiplies it by T so that ``c = 0`` is equal weighting's sum (LibMTL does the
-    same with ``rescale=1``). The
+    mean); regmtl multiplies it by T (the tasks taking part) so that ``c = 0`` is equal
+    weighting's sum (LibMTL keeps the mean and divides by :math:`1 + c^2` with
+    ``rescale=1``, as ``rescale=True`` does here). A task with a zero gradient or a zero
+    base weight takes no part. The
     paper and LibMTL solve the dual over the simplex with a few iterations of a generic
     optimizer (SLSQP, or Adam in the authors' code); regmtl solves the primal exactly and,
     where the paper's formula divides by :math:`\|g_w\| = 0`, takes the optimal update

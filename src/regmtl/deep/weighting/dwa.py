@@ -51,10 +51,13 @@ class DWA(Weighting):
     **Degenerate gradients.** The weights depend on the epochs' losses only: at a
     Pareto-stationary point the update is :math:`\sum_t w_t g_t` as always.
 
-    **Differences from the paper.** None in the formula (:math:`w = T\,\mathrm{softmax}(r /
-    \tau)`, equal weights for the first two epochs). The ratios use the mean training loss of
-    each epoch, as the paper; LibMTL uses the losses of the last batch-averaged epoch too. With
-    base weights the softmax is weighted (:math:`w_t \propto b_t e^{r_t/\tau}`).
+    **Differences from the paper.** None in the formula: :math:`w = T\,\mathrm{softmax}(r /
+    \tau)` on the ratio of the mean training losses of the last two epochs, and equal weights
+    for the first two epochs (the paper's :math:`r_t = 1` there), as the authors' code and
+    LibMTL's. With base weights :math:`b` the softmax is weighted,
+    :math:`w_t \propto b_t e^{r_t/\tau}`, and the first two epochs take :math:`b`. A ratio
+    that is not finite (a task without labels in an epoch, a loss of 0 the epoch before)
+    counts as 1.
 
     References
     ----------

@@ -91,11 +91,15 @@ class FAMO(Weighting):
     the update is :math:`\sum_t w_t g_t` as always; a task without a label in the batch takes
     no part (weight 0) and its logit is left alone.
 
-    **Differences from the paper.** The paper's weights are :math:`c\, z_t / L_t` (summing to 1
-    after its normalization); here they sum to :math:`\sum_t b_t`. The logits' optimizer is
-    Adam by default, as in the authors' code (the paper writes plain gradient steps:
-    ``optimizer="sgd"``); ``min_losses`` and ``eps`` are the authors' code's
-    :math:`L^*` and :math:`\epsilon`.
+    **Differences from the paper.** The paper's weights are :math:`c\, z_t / L_t`, summing
+    to 1; here they sum to :math:`\sum_t b_t` (T), so learning rates carry over from equal
+    weighting. The logits' optimizer is Adam by default, as in the authors' code and LibMTL's
+    (the paper writes plain gradient steps :math:`\xi \leftarrow \xi - \beta (J_z^\top v +
+    \gamma \xi)`: ``optimizer="sgd"``); with Adam the regularization :math:`\gamma \xi` is
+    added to the gradient before Adam's moments (``torch.optim.Adam``'s ``weight_decay``, as
+    that code), not applied as a plain decay. :math:`L^*` (``min_losses``) and
+    :math:`\epsilon` are that code's; :math:`L_t - L_t^*` is clamped at 0 here (a loss below
+    its stated bound would give the log of a negative number there).
 
     References
     ----------

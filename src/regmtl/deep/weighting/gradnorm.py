@@ -67,13 +67,19 @@ class GradNorm(GradientWeighting):
 
     Notes
     -----
-    **Differences from the paper.** The paper takes a gradient step on the weights with the
-    network's optimizer, on the L1 loss of the gradient norms of one chosen shared layer
-    (the last); regmtl takes an Adam step of its own (``lr``) on the norms over all shared
-    parameters, and renormalizes to :math:`\sum_t b_t` (the paper: to T) with the weights
-    clamped at 0. LibMTL computes the norms on the representation (``rep_grad``) or all shared
-    parameters and, like the paper, lets the main optimizer step the weights. Earlier
-    releases of regmtl stepped the network with :math:`w(t+1)`; that is ``order="updated"``.
+    **Differences from the paper.** The order is Algorithm 1's: the network's step uses
+    :math:`w(t)`, then the weights move to :math:`w(t+1)` (as LibMTL's code). The paper takes a
+    gradient step on the weights (LibMTL: with the network's optimizer) on the L1 loss of the
+    gradient norms of one chosen shared layer (the last); here the weights take an Adam step
+    of their own (``lr``) on the norms over all shared parameters, are clamped at 0 and
+    renormalized to :math:`\sum_t b_t` (the paper: to T). :math:`L_t^{(0)}` is the task's
+    first nonzero batch loss (the paper: the loss at step 0). LibMTL parametrizes the weights as
+    :math:`T\,\mathrm{softmax}(s)`, takes equal weights for the whole first epoch and that
+    epoch's mean loss as :math:`L_t^{(0)}`, and computes the norms on all shared parameters
+    or on the representation (``rep_grad``). ``order="updated"`` (the network steps with
+    :math:`w(t+1)`) is kept because earlier releases of regmtl trained that way: it
+    reproduces their runs; saved estimators of those releases, whose options have no
+    ``order``, load with the paper's order.
 
     References
     ----------

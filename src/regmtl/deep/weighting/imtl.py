@@ -76,11 +76,17 @@ def imtl_weights(gram: Any, weights: Any = None) -> Tensor:
     independent, and otherwise the minimum-norm least-squares solution in the coordinates of
     the unit gradients (:math:`C^{+}` with eigenvalues below ``RANK_TOL`` = 1e-10 of the largest
     taken as 0). The update :math:`g` does not depend on which solution of the singular system
-    is taken; where equal projections do not exist (two equal directions asked for different
-    :math:`b_t`) the projections are :math:`c P b`, :math:`P` the projector onto the range of
-    :math:`C`. In the rare case where the normalization would flip the sign of every
+    is taken. Equal projections exist exactly when :math:`b` is in the range of :math:`C`
+    (always with independent gradients; with dependent ones e.g. when only a direction
+    repeats, ``[[1, 0], [2, 0], [0, 3]]``). Where they do not (more distinct directions than
+    the rank, e.g. three in a plane, or two equal directions asked for different
+    :math:`b_t`) the projections are the least-squares :math:`c P b`, :math:`P` the
+    projector onto the range of :math:`C`: unequal, and not always positive even away from
+    a Pareto-stationary point (``[[-3, -3], [-3, -2], [-3, 1], [2, 3]]`` gives projections
+    about (0.51, 0.95, 2.30, -0.044)), so IMTL-G then promises no conflict-freeness.
+    In the rare case where the normalization would flip the sign of every
     projection, :math:`\alpha` is normalized by :math:`\sum_t |\alpha_t|` instead
-    (projections stay positive).
+    (keeping the common factor :math:`c` positive).
 
     **Degenerate gradients.** At a Pareto-stationary point (0 in the convex hull of the
     gradients, e.g. two opposite gradients, or rank one with both signs) no update has
@@ -173,6 +179,11 @@ class IMTL(GramWeighting):
     ----------
     loss_scale : bool, default=False
         Add IMTL-L's learned loss scales.
+    on_representation : bool, default=False
+        Decide from the gradients with respect to the shared representation (the paper's own
+        choice for IMTL-G, its gradients of the shared feature z; see
+        :class:`~regmtl.deep.weighting.GramWeighting`): memory T x (batch x width), equal
+        projections then on the representation's unit gradients.
 
     Attributes
     ----------
@@ -187,7 +198,11 @@ class IMTL(GramWeighting):
     gradients; LibMTL inverts it too (an error or rounding noise there), regmtl takes the
     pseudo-inverse with a stated rank tolerance and returns 0 at a Pareto-stationary point.
     IMTL-L here learns :math:`s_t` with the net's optimizer, on the objective
-    :math:`\sum_t b_t (e^{s_t} L_t - s_t)` as in the paper.
+    :math:`\sum_t b_t (e^{s_t} L_t - s_t)` as in the paper. The paper takes IMTL-G's
+    gradients with respect to the shared feature :math:`z`; the default here is the shared
+    parameters, ``on_representation=True`` the paper's choice (LibMTL offers both with
+    ``rep_grad``). TorchJD's IMTL-G takes a pseudo-inverse of the Gram matrix without a
+    stationarity test.
 
     References
     ----------
@@ -208,8 +223,8 @@ class IMTL(GramWeighting):
     [1.6, 1.6]
     """
 
-    def __init__(self, loss_scale: bool = False) -> None:
-        super().__init__()
+    def __init__(self, loss_scale: bool = False, on_representation: bool = False) -> None:
+        super().__init__(on_representation=on_representation)
         if not isinstance(loss_scale, (bool, np.bool_)):
             raise ValueError(f"loss_scale must be True or False, got {loss_scale!r}.")
         self.loss_scale = bool(loss_scale)
@@ -229,17 +244,19 @@ class IMTL(GramWeighting):
     def backward(self, losses: Tensor, shared: Sequence[torch.nn.Parameter],
                  specific: Sequence[torch.nn.Parameter], *, extra: Tensor | None = None,
                  scale: Callable[[Tensor], Tensor] | None = None,
-                 reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """As :meth:`Weighting.backward`; with ``loss_scale`` the weights are the effective
-        coefficients of the original (unscaled) task gradients."""
+                 reduce: Callable[[Tensor], Tensor] | None = None,
+                 representation: Tensor | None = None) -> Tensor:
+        """As :meth:`~regmtl.deep.weighting.GramWeighting.backward`; with ``loss_scale`` the
+        weights are the
+        effective coefficients of the original (unscaled) task gradients."""
         if not self.loss_scale:
             return super().backward(losses, shared, specific, extra=extra, scale=scale,
-                                    reduce=reduce)
+                                    reduce=reduce, representation=representation)
         self._check_losses(losses)
         s = self.log_scales.to(losses)
         factor = torch.exp(s.detach())
         out = super().backward(factor * losses, shared, specific, extra=extra, scale=scale,
-                               reduce=reduce)
+                               reduce=reduce, representation=representation)
         observed = (losses.detach() != 0).to(losses.dtype)
         objective = (self.base_weights.to(losses) * observed
                      * (torch.exp(s) * losses.detach() - s)).sum()
@@ -249,4 +266,5 @@ class IMTL(GramWeighting):
         return out * factor
 
     def extra_repr(self) -> str:
-        return f"loss_scale={self.loss_scale!r}"
+        route = ", on_representation=True" if self.on_representation else ""
+        return f"loss_scale={self.loss_scale!r}{route}"

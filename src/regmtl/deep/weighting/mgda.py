@@ -11,14 +11,13 @@ Sener & Koltun (2018). Multi-task learning as multi-objective optimization. Neur
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._torch import torch
-from .base import F64, identity, task_gradients
-from .gram import STATIONARY, GramWeighting, as_gram, nonneg_qp
+from .base import F64
+from .gram import GramWeighting, as_gram, is_stationary, nonneg_qp
 
 __all__ = ["MGDA", "mgda_weights", "min_norm"]
 
@@ -28,20 +27,29 @@ Tensor = torch.Tensor
 def min_norm(A: np.ndarray) -> np.ndarray:
     """The weights on the simplex of the min-norm point of the hull of the rows of G (A = GG^T).
 
-    The nearest point to (0, 1) in the cone of the lifted rows (g_t, 1) is t (p, 1) with p the
-    min-norm point: a non-negative least-squares problem (Gram ``A + s 11^T``, ``s`` the
-    largest squared norm for conditioning) whose solution, normalized to sum 1, is the answer.
+    The nearest point to (0, k) in the cone of the lifted rows (g_t, k) is t (p, k) with p the
+    min-norm point, for any k > 0: a non-negative least-squares problem, solved in the unit
+    rows' coordinates (Gram ``C + k^2 v v^T``, C the cosine matrix, ``v_t = 1 / |g_t|``,
+    ``k`` the smallest norm, so that the diagonal lies in [1, 2] whatever the rows' scales);
+    its solution divided by the norms and normalized to sum 1 is the answer. A zero row is
+    the min-norm point itself (the zero rows share the weight).
     """
     T = A.shape[0]
-    s = float(np.max(np.diag(A))) if T else 0.0
-    if T == 1 or s <= 0:
+    n = np.sqrt(np.clip(np.diag(A), 0.0, None)) if T else np.zeros(0)
+    if T == 1 or not n.any():
         return np.full(T, 1.0 / max(T, 1))
-    An = A / s
-    beta = nonneg_qp(An + 1.0, np.ones(T), tol=1e-14 * T)
-    total = beta.sum()
+    zero = n <= 1e-12 * n.max()
+    if zero.any():
+        return zero / float(zero.sum())
+    C = A / np.outer(n, n)
+    v = 1.0 / n
+    k2 = float(n.min()) ** 2
+    mu = nonneg_qp(C + k2 * np.outer(v, v), k2 * v, tol=1e-14 * T)
+    alpha = mu / n
+    total = alpha.sum()
     if not (total > 0 and np.isfinite(total)):
         return np.full(T, 1.0 / T)
-    return beta / total
+    return alpha / total
 
 
 def mgda_weights(gram: Any) -> Tensor:
@@ -129,11 +137,14 @@ class MGDA(GramWeighting):
     the losses with respect to the shared representation Z (the trunk's output, T backward
     passes through the heads only), and the shared parameters get the gradient of
     :math:`\sum_t c_t L_t` in one backward pass. The representation is given to
-    :meth:`backward` as ``representation=`` or captured by a forward hook: call
-    :meth:`watch` with the trunk (e.g. ``MGDA(upper_bound=True).watch(net.trunk)``) before
-    training with :class:`~regmtl.deep.Trainer`; this needs one forward pass per step (one
-    training set for all tasks). Across distributed ranks the T x T Gram matrices are
-    averaged.
+    :meth:`backward` as ``representation=`` or captured by a forward hook of
+    :meth:`~regmtl.deep.weighting.GramWeighting.watch` (e.g.
+    ``MGDA(upper_bound=True).watch(net.trunk)``); :class:`~regmtl.deep.Trainer` watches a
+    hard-sharing net's trunk by itself and refuses nets without a single shared
+    representation. This needs one forward pass per step (one training set for all tasks).
+    Across distributed ranks the T x T Gram matrices are averaged. ``upper_bound`` is the
+    paper's name of the :class:`~regmtl.deep.weighting.GramWeighting` option
+    ``on_representation`` (either switches it on).
 
     The heads get the gradient of :math:`\sum_t b_t L_t`; with a single task the update is
     the plain gradient.
@@ -149,11 +160,15 @@ class MGDA(GramWeighting):
         losses).
     upper_bound : bool, default=False
         MGDA-UB: decide from the gradients with respect to the shared representation.
+    on_representation : bool, default=False
+        The same switch under the name every Gram method uses.
 
     Notes
     -----
     **Degenerate gradients.** All weights 0 (update 0) at a Pareto-stationary point (the
-    squared min-norm point below ``STATIONARY`` = 1e-12 of the largest squared gradient);
+    squared min-norm point below ``STATIONARY`` = 1e-12 of :math:`(\sum_t \alpha_t
+    \|\hat g_t\|)^2`, the size of what it combines, so that orthogonal gradients of scales
+    1 and 1e6 are not taken for a stationary point);
     dependent gradients need nothing special (the min-norm point is unique, its weights the
     exact QP's); a zero gradient (no label in the batch) takes no part (weight 0), which a
     zero in the hull would otherwise make stationary. The result does not depend on the
@@ -193,50 +208,27 @@ class MGDA(GramWeighting):
     (torch.Size([2]), True)
     """
 
-    def __init__(self, normalization: str = "none", upper_bound: bool = False) -> None:
-        super().__init__()
+    def __init__(self, normalization: str = "none", upper_bound: bool = False,
+                 on_representation: bool = False) -> None:
         if normalization not in _NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {list(_NORMALIZATIONS)}, got "
                              f"{normalization!r}.")
         if not isinstance(upper_bound, (bool, np.bool_)):
             raise ValueError(f"upper_bound must be True or False, got {upper_bound!r}.")
+        if not isinstance(on_representation, (bool, np.bool_)):
+            raise ValueError(f"on_representation must be True or False, got "
+                             f"{on_representation!r}.")
+        super().__init__(on_representation=bool(upper_bound) or bool(on_representation))
         self.normalization = normalization
-        self.upper_bound = bool(upper_bound)
-        self._hook: Any = None
-        self._representation: Tensor | None = None
-        self._n_captured = 0
 
-    # ------------------------------------------------------------------ representation
-    def watch(self, module: torch.nn.Module) -> MGDA:
-        """Capture the output of ``module`` (the shared representation) at every forward pass.
+    @property
+    def upper_bound(self) -> bool:
+        """MGDA-UB: the name of ``on_representation`` in the paper (the same switch)."""
+        return self.on_representation
 
-        Parameters
-        ----------
-        module : torch.nn.Module
-            The module whose output is the representation Z, e.g. ``net.trunk`` of a
-            :class:`~regmtl.deep.HardSharing` net. Replaces a previously watched module.
-
-        Returns
-        -------
-        MGDA
-            The weighting itself.
-        """
-        if not isinstance(module, torch.nn.Module):
-            raise ValueError(f"watch needs a torch.nn.Module, got {type(module).__name__}.")
-        self.unwatch()
-        self._hook = module.register_forward_hook(self._capture)
-        return self
-
-    def unwatch(self) -> None:
-        """Remove the hook of :meth:`watch` (if any) and drop the captured representation."""
-        if self._hook is not None:
-            self._hook.remove()
-        self._hook, self._representation, self._n_captured = None, None, 0
-
-    def _capture(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        if self.upper_bound and isinstance(output, torch.Tensor) and output.requires_grad:
-            self._representation = output
-            self._n_captured += 1
+    @upper_bound.setter
+    def upper_bound(self, value: bool) -> None:
+        self.on_representation = bool(value)
 
     # ------------------------------------------------------------------ solve
     def _solve(self, A, b, idx, losses, reduce):
@@ -260,56 +252,9 @@ class MGDA(GramWeighting):
         r = b / n  # rows r_t g_t
         An = A * np.outer(r, r)
         alpha = min_norm(An)
-        if float(alpha @ An @ alpha) <= STATIONARY * float(np.max(np.diag(An))):
+        if is_stationary(An, alpha):
             return np.zeros(len(b))  # Pareto-stationary: 0 is in the hull
         return len(b) * alpha * r  # T (taking part): the hull already holds the b_t
-
-    # ------------------------------------------------------------------ backward
-    def backward(self, losses: Tensor, shared: Sequence[torch.nn.Parameter],
-                 specific: Sequence[torch.nn.Parameter], *, extra: Tensor | None = None,
-                 scale: Callable[[Tensor], Tensor] | None = None,
-                 reduce: Callable[[Tensor], Tensor] | None = None,
-                 representation: Tensor | None = None) -> Tensor:
-        """As :meth:`Weighting.backward`; with ``upper_bound`` the weights come from the
-        gradients with respect to ``representation`` (default: the one captured by
-        :meth:`watch`)."""
-        if not self.upper_bound:
-            return super().backward(losses, shared, specific, extra=extra, scale=scale,
-                                    reduce=reduce)
-        self._check_losses(losses)
-        captured, n_captured = self._representation, self._n_captured
-        self._representation, self._n_captured = None, 0
-        Z = representation if representation is not None else captured
-        scale = identity if scale is None else scale
-        shared = [p for p in shared if p.requires_grad]
-        specific = [p for p in specific if p.requires_grad]
-        with_extra = extra is not None and extra.requires_grad
-        if not losses.requires_grad:
-            coeffs = torch.zeros(self.n_tasks, dtype=F64)
-        else:
-            if Z is None or not Z.requires_grad:
-                raise RuntimeError("MGDA(upper_bound=True) needs the shared representation: "
-                                   "call weighting.watch(net.trunk) before training, or pass "
-                                   "backward(..., representation=Z).")
-            if representation is None and n_captured > 1:
-                raise RuntimeError(f"MGDA(upper_bound=True): {n_captured} forward passes of the "
-                                   "watched module since the last step; the upper bound needs "
-                                   "one forward pass per step (one training set for all tasks).")
-            GZ = task_gradients(losses, [Z], scale)
-            A = GZ @ GZ.T
-            del GZ
-            if reduce is not None:
-                A = reduce(A)
-            coeffs = self._coefficients(A.to("cpu", F64), losses, scale, reduce)
-            if shared:
-                objective = scale((coeffs.to(losses) * losses).sum())
-                torch.autograd.backward(objective, inputs=shared, retain_graph=True)
-        if specific and losses.requires_grad:
-            head_objective = scale((self._base().to(losses) * losses).sum())
-            torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
-        if with_extra:
-            scale(extra).backward()
-        return coeffs.to(device=losses.device, dtype=losses.dtype).clone()
 
     def extra_repr(self) -> str:
         return f"normalization={self.normalization!r}, upper_bound={self.upper_bound!r}"

@@ -156,6 +156,14 @@ class NashMTL(GramWeighting):
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.
 
+    Parameters
+    ----------
+    on_representation : bool, default=False
+        Decide from the gradients with respect to the shared representation (a cheaper
+        approximation of the bargaining on the parameters, no paper's variant; see
+        :class:`~regmtl.deep.weighting.GramWeighting`): memory T x (batch x width) instead
+        of T x shared parameters.
+
     Notes
     -----
     **Degenerate gradients.** All weights 0 (update 0) at a Pareto-stationary point, decided

@@ -14,18 +14,26 @@ from __future__ import annotations
 
 from .._torch import torch
 from .base import F64, GradientWeighting, gram_matrix
+from .gram import ZERO_GRAD
 
 __all__ = ["PCGrad", "project_conflicting"]
 
 Tensor = torch.Tensor
 
 
-def _pcgrad_coefficients(A: Tensor, order: torch.Generator | None) -> Tensor:
-    """C (T x T) with PCGrad's projected gradients ``C @ G``, from the Gram matrix ``A``."""
+def _pcgrad_coefficients(A: Tensor, order: torch.Generator | None,
+                         key: list[int] | None = None) -> Tensor:
+    """C (T x T) with PCGrad's projected gradients ``C @ G``, from the Gram matrix ``A``.
+
+    ``key`` lists the tasks in the order the draws are made (and the others listed), default
+    ``range(T)``: the weighting passes the tasks sorted by name, so the draws belong to the
+    tasks, not to their positions.
+    """
     T = A.shape[0]
+    key = list(range(T)) if key is None else list(key)
     C = torch.eye(T, dtype=F64)
-    for t in range(T):
-        others = [j for j in range(T) if j != t]
+    for t in key:
+        others = [j for j in key if j != t]
         perm = (torch.randperm(T - 1, generator=order).tolist() if order is not None
                 else range(T - 1))
         for k in perm:
@@ -119,14 +127,20 @@ class PCGrad(GradientWeighting):
     general: two opposite gradients project each other to 0 (update 0), but three or more
     tasks of rank two can leave a nonzero update that harms a task; PCGrad promises no
     conflict-freeness. Dependent gradients need nothing special; a zero gradient (a task with
-    no label in the batch) is never projected on and adds nothing. The order of the
-    projections is random by design: it comes from the seeded generator, so the same seed
-    gives the same update, and a permuted task list a different draw.
+    no label in the batch) is never projected on and adds nothing: its weight is 0 (as is
+    that of a task with a zero base weight). The order of the
+    projections is random by design: it comes from the seeded generator, drawn task by task
+    in the order of the task names (not of their positions), so the same seed gives the same
+    update, and the same seed with a permuted task list gives the permuted weights and the
+    same update. With two tasks there is no order to draw.
 
     **Differences from the paper.** The paper projects the gradients of all parameters; here,
     as in LibMTL, only the shared ones (the heads get :math:`\sum_t b_t L_t`). The paper and
     LibMTL sum the projected gradients (:math:`\sum_t g_t'`), as here; the base weights
-    multiply the gradients before the projections.
+    multiply the gradients before the projections. The paper, LibMTL and TorchJD shuffle the
+    other tasks by position with a global generator; here each task's order is drawn from the
+    weighting's seeded generator, task by task in the order of the names, so that it
+    belongs to the tasks, not to their positions.
 
     References
     ----------
@@ -152,5 +166,8 @@ class PCGrad(GradientWeighting):
         A = gram_matrix(G) * base[:, None] * base[None, :]
         if not torch.isfinite(A).all():  # an overflowing AMP step: the scaler skips it
             return base, base
-        C = _pcgrad_coefficients(A, self._generator)
-        return C.sum(0) * base, base
+        key = sorted(range(len(self.task_names)), key=lambda i: self.task_names[i])
+        C = _pcgrad_coefficients(A, self._generator, key if len(key) == len(base) else None)
+        diag = torch.diagonal(A)
+        taking_part = diag > ZERO_GRAD * max(float(diag.max()), 0.0)
+        return torch.where(taking_part, C.sum(0) * base, torch.zeros_like(base)), base

@@ -37,8 +37,10 @@ class RandomWeighting(Weighting):
 
     **Differences from the paper.** The paper's weights are :math:`\mathrm{softmax}(z)`,
     summing to 1 (LibMTL's too); here they are multiplied by :math:`\sum_t b_t` (T) so that
-    learning rates carry over from equal weighting. The paper studies several distributions;
-    the standard normal is its default and the only one here.
+    learning rates carry over from equal weighting. The paper compares several distributions
+    (uniform, normal and Dirichlet draws through a softmax, Bernoulli draws); only the
+    softmax of a standard normal draw is here, LibMTL's default. The draws come from the
+    weighting's own generator (seeded at setup), not torch's global one.
 
     References
     ----------

@@ -59,11 +59,16 @@ class UncertaintyWeighting(Weighting):
     at a Pareto-stationary point the update is :math:`\sum_t w_t g_t` as always; a task whose
     loss is 0 in the batch (no label) drops its :math:`s_t` term.
 
-    **Differences from the paper.** The paper writes :math:`\frac{1}{2\sigma^2} L + \log\sigma`
-    for regression and :math:`\frac{1}{\sigma^2} L + \log \sigma` for classification; here every
-    task takes :math:`e^{-s} L + s` with :math:`s = \log \sigma^2` (the paper's regression form
-    times 2, the common implementation, as LibMTL's), which moves the optimum of a regression
-    task's weight by a factor of 2.
+    **Differences from the paper.** The paper writes
+    :math:`\frac{1}{2\sigma^2} L + \log\sigma = \tfrac12 (e^{-s} L + s)` for a regression
+    task and :math:`\frac{1}{\sigma^2} L + \log \sigma = e^{-s} L + \tfrac12 s` for a
+    classification task; here every task takes :math:`e^{-s} L + s`, twice the paper's
+    regression form. For a fixed loss both of the paper's forms settle at the weight
+    :math:`1 / (2 L_t)` and this one at :math:`1 / L_t`: the same ratios between tasks, the
+    step twice as long (for a classification task the log-variance also moves at another
+    rate). LibMTL takes the paper's regression form for every task, with
+    :math:`s_t = -0.5` at the start (weight :math:`e^{0.5}/2 \approx 0.82`); here
+    ``init=0`` (weight 1, equal weighting's first step).
 
     References
     ----------

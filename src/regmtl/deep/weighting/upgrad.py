@@ -121,6 +121,15 @@ class UPGrad(GramWeighting):
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
     passes through the trunk.
 
+    Parameters
+    ----------
+    on_representation : bool, default=False
+        Decide from the gradients with respect to the shared representation (no paper's
+        variant; the update then conflicts with no task's representation gradient, which
+        does not carry over to the parameters' gradients; see
+        :class:`~regmtl.deep.weighting.GramWeighting`): memory T x (batch x width) instead
+        of T x shared parameters.
+
     Notes
     -----
     **Degenerate gradients.** The update never conflicts with a task; at a Pareto-stationary
