@@ -123,7 +123,7 @@ def test_cagrad_worst_task_value_equals_cvxpy(seed):
 
 # ----------------------------------------------------------------------------- every method
 from regmtl.deep import MGDA, AlignedMTL, NashMTL, PCGrad, UPGrad  # noqa: E402
-from regmtl.deep.conflict import mgda_weights, nash_weights  # noqa: E402
+from regmtl.deep.conflict import alignment_matrix, mgda_weights, nash_weights  # noqa: E402
 
 METHODS = {
     "pcgrad": PCGrad, "cagrad": lambda: CAGrad(c=0.5), "cagrad_c1": lambda: CAGrad(c=1.0),
@@ -189,6 +189,47 @@ def test_aligned_mtl_at_a_stationary_point_is_not_zero_as_documented():
     J = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 0.0]])
     d, _ = _direction(AlignedMTL(), J)
     assert np.abs(d).max() > 1e-6
+
+
+def _aligned_reference(J: np.ndarray) -> np.ndarray:
+    """Aligned-MTL's coefficients B 1 from G G^T formed and decomposed in 60-digit arithmetic."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 60
+    G = mp.matrix(J.tolist())
+    lam, Q = mp.eigsy(G * G.T)
+    T = len(J)
+    root = mp.sqrt(min(lam[i] for i in range(T)))
+    B = sum(((root / mp.sqrt(lam[k])) * (Q[:, k] * Q[:, k].T) for k in range(T)), mp.zeros(T, T))
+    return np.array((B * mp.matrix([1] * T)).tolist(), dtype=float).ravel()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_aligned_mtl_keeps_relative_accuracy_on_graded_gradients(seed):
+    """Gradient norms 1e6 apart (Gram condition 1e12): the coefficients match a 60-digit
+    reference to 1e-12 whatever the order in which G G^T was summed (a plain eigh lost 4
+    digits), and the rows of B G are orthogonal with equal norms to that accuracy."""
+    rng = np.random.default_rng(seed)
+    J = rng.standard_normal((5, 50))
+    J[::2] *= 1e6
+    ref = _aligned_reference(J)
+    for A in (J @ J.T, np.einsum("ij,kj->ik", J, J), (J[::-1] @ J[::-1].T)[::-1, ::-1]):
+        B = alignment_matrix(torch.as_tensor(A.copy())).numpy()
+        np.testing.assert_allclose(B @ np.ones(5), ref, rtol=1e-12, atol=0)
+        H = B @ J
+        HH = H @ H.T
+        np.testing.assert_allclose(HH, HH[0, 0] * np.eye(5), rtol=0, atol=1e-12 * HH[0, 0])
+    _, w = _direction(AlignedMTL(), J)
+    np.testing.assert_allclose(w, ref, rtol=1e-12, atol=0)
+
+
+def test_alignment_matrix_leaves_zero_gradients_out():
+    """A zero row of G takes no part: B's row and column are 0, the rest as without it."""
+    J = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    B = alignment_matrix(torch.as_tensor(J @ J.T)).numpy()
+    assert np.all(B[1] == 0) and np.all(B[:, 1] == 0)
+    keep = [0, 2]
+    B2 = alignment_matrix(torch.as_tensor(J[keep] @ J[keep].T)).numpy()
+    np.testing.assert_allclose(B[np.ix_(keep, keep)], B2, rtol=1e-14, atol=1e-15)
 
 
 @pytest.mark.parametrize("J", DEPENDENT)
