@@ -87,14 +87,20 @@ class _Linear(RegressorMixin, BaseEstimator):
         raise NotImplementedError
 
     def _model(self, idx: int | None) -> rm.MultiTaskRegressor:
-        model = rm.MultiTaskRegressor(
-            penalty=self._penalty(), alpha=self.alpha, fit_intercept=self.fit_intercept,
-            tol=_tol(self.tol), max_iter=self.max_iter, warm_start=self.warm_start)
+        params = dict(penalty=self._penalty(), alpha=self.alpha, fit_intercept=self.fit_intercept,
+                      tol=_tol(self.tol), max_iter=self.max_iter, warm_start=self.warm_start)
+        model = rm.MultiTaskRegressor(**params)
         if self.warm_start and hasattr(self, "coef_"):  # start from the current coef_
             coef = np.asarray(self.coef_, dtype=np.float64)
             b = np.asarray(getattr(self, "intercept_", 0.0), dtype=np.float64)
             if idx is not None and coef.ndim == 2:
                 coef, b = coef[idx], (b[idx] if b.ndim else b)
+            prev = getattr(self, "_models_", [])
+            k = 0 if idx is None else idx
+            if k < len(prev) and np.array_equal(np.asarray(prev[k].coef_), coef):
+                # coef_ untouched since the last fit: refit that model, as a regmtl user
+                # would (it knows the alpha it was solved at)
+                return prev[k].set_params(**params)
             model.coef_ = coef.copy()
             model.intercept_ = float(b) if coef.ndim == 1 else np.broadcast_to(
                 b, coef.shape[:1]).copy()

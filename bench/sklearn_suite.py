@@ -57,10 +57,6 @@ _WARN_TEXT = ("a ConvergenceWarning is emitted, with regmtl's text; the test mat
 
 #: test function (or full id) -> (class, cause) of a known failure
 KNOWN: dict[str, tuple[str, str]] = {
-    "test_warm_start_convergence": (
-        "regmtl", "a warm-started fit tightens tol to a tenth of its starting certificate "
-        "(regmtl.solvers._warm_tol, meant for paths): refitting a converged model runs 85 "
-        "epochs again (scikit-learn: n_iter_ == 0)"),
     "test_warm_start_convergence_with_regularizer_decrement": (
         "regmtl", "diabetes, ElasticNet alpha=1e-5 warm-started from the alpha=1e-4 fit: "
         "25 epochs, as many as the cold fit (starting relative gap 5.6e-2 against 660); "

@@ -200,8 +200,19 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
         b = np.array(b0, dtype=np.float64)
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
-    run_tol = (tol if W0 is None or not tighten_warm
-               else _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol))
+    run_tol = tol
+    if W0 is not None:
+        start, b_start, V_start = _start_point(data, datafit, penalty, alpha, W, b, V0,
+                                               fit_intercept, ref)
+        if tighten_warm:
+            run_tol = min(tol, max(0.1 * start.relative, 1e-3 * tol, 1e-12))
+        elif start.converged(tol):  # a continuation whose start is the answer: no iteration
+            start_res = SolverResult(W, b_start, 0, start, True, V_start)
+            start_res.W, start_res.b = data.arrays(W, b_start)
+            if V_start is not None:
+                (start_res.V,) = data.arrays(V_start)
+            _check_finite(start_res)
+            return start_res, solver
     res = SOLVER_TABLE[solver].run(data, datafit, penalty, alpha, W, b, ref=ref,
                                    fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
                                    verbose=verbose, V0=V0, options=options)
@@ -221,20 +232,21 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
     return res, solver
 
 
-def _warm_tol(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref, tol) -> float:
-    """The tolerance of a warm-started solve: ``tol``, and at most a tenth of the certificate
-    of the starting point, so that every point of a path is a solve at its own alpha (near the
-    end of a path the previous solution often meets ``tol`` already, and would come back
-    unmoved, tying neighbouring points), but not below ``1e-3 * tol`` nor the rounding floor
-    of the certificates (1e-12)."""
+def _start_point(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref):
+    """The certificate of a warm start (its intercepts fitted), with those intercepts and the
+    penalty's variable. A path step is solved to ``tol`` and at most a tenth of it, so that
+    every point of a path is a solve at its own alpha (near the end of a path the previous
+    solution often meets ``tol`` already, and would come back unmoved, tying neighbouring
+    points), but not below ``1e-3 * tol`` nor the rounding floor of the certificates (1e-12);
+    a continuation at the same alpha (``tighten_warm=False``) returns the start if it meets
+    ``tol``, after no iteration."""
     f = data.linear(W, b)
     if fit_intercept:
         S = datafit.state(data.y, f)
-        S, _ = fit_intercepts(data, datafit, S, b.copy())
+        S, b = fit_intercepts(data, datafit, S, b.copy())
         f = datafit.scores(data.y, S)
     V = penalty.lift(W) if V0 is None else np.asarray(V0, dtype=np.float64)
-    start = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref).relative
-    return min(tol, max(0.1 * start, 1e-3 * tol, 1e-12))
+    return certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref), b, V
 
 
 def _check_finite(res: SolverResult) -> None:
