@@ -1,5 +1,5 @@
-"""Benchmark: the nonconvex fused group lasso (MALSAR's Least_NCFGLassoF1) against MALSAR's
-algorithm as it ships, ported to NumPy.
+"""Benchmark: the nonconvex fused group lasso (MALSAR's Least_NCFGLassoF1, and F2 with
+--form 2) against MALSAR's algorithm as it ships, ported to NumPy.
 
 MALSAR's objective, no intercepts:
 
@@ -25,11 +25,19 @@ algorithm, the one regmtl uses, so the prox is no difference between the two). r
 stage warm-started at the previous one, by its own solver choice (ADMM with exact per-task
 solves for the squared loss).
 
+The second form (``--form 2``, ``Least_NCFGLassoF2``): ``lambda sum_j sqrt(||W_j R||_1 + beta
+||W_j||_1)``, regmtl's ``NonconvexFusedGroupLasso(1 / beta, fused_in_root=True)`` at
+``alpha = T lambda sqrt(beta) / N``; the start is ``Least_FGLasso(lambda beta, lambda)`` and
+stage k weighs row j's lasso by ``beta rho_j`` and its fused term by ``rho_j``,
+``rho_j = lambda / (2 sqrt(||W^k_j R||_1 + ||W^k_j||_1))`` as MALSAR ships it (beta missing
+under the root: the tangent of its objective only at beta = 1, so the bench runs beta = 1,
+``--fused`` ignored).
+
 Reported: median wall time of --repeats runs (one BLAS thread: run with OPENBLAS_NUM_THREADS=1),
 stages, MALSAR's objective at both results (relative difference), the Clarke KKT residual over
 the nonzero rows (regmtl's ``subdiff_distance``, relative to ||G0||) and the supports.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_ncfglasso.py [--quick]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_ncfglasso.py [--quick] [--form 2]
 """
 
 from __future__ import annotations
@@ -72,11 +80,14 @@ def school():
 
 
 # ----------------------------------------------------------------------------- shared pieces
-def objective(Xs, ys, W, lam, gam):
+def objective(Xs, ys, W, lam, gam, form=1):
+    """MALSAR's objective; ``gam`` is gamma (form 1) or beta (form 2)."""
     loss = sum(0.5 * float(np.sum((y - X @ W[:, t]) ** 2))
                for t, (X, y) in enumerate(zip(Xs, ys, strict=True)))
-    return loss + lam * float(np.sqrt(np.abs(W).sum(axis=1)).sum()) + gam * float(
-        np.abs(np.diff(W, axis=1)).sum())
+    tv = np.abs(np.diff(W, axis=1)).sum(axis=1)
+    if form == 2:
+        return loss + lam * float(np.sqrt(tv + gam * np.abs(W).sum(axis=1)).sum())
+    return loss + lam * float(np.sqrt(np.abs(W).sum(axis=1)).sum()) + gam * float(tv.sum())
 
 
 def neg_grad(Xs, ys, W):
@@ -86,8 +97,9 @@ def neg_grad(Xs, ys, W):
 
 def stage_gap(Xs, ys, W, rho1, gam, P0):
     """The relative duality gap of ``sum_t ||y_t - X_t w_t||^2 / 2 + sum_j rho1_j ||W_j||_1 +
-    gam ||W R||_1``: the residuals scaled into the dual ball (the exact dual norm of the
-    weighted fused lasso, regmtl's ``WeightedFusedLasso.dual_norms``)."""
+    gam_j ||W_j R||_1`` (``gam`` one number or one per row): the residuals scaled into the
+    dual ball (the exact dual norm of the weighted fused lasso, regmtl's
+    ``WeightedFusedLasso.dual_norms``)."""
     R = [y - X @ W[:, t] for t, (X, y) in enumerate(zip(Xs, ys, strict=True))]
     G = np.column_stack([X.T @ r for X, r in zip(Xs, R, strict=True)])
     live = np.isfinite(rho1)
@@ -97,16 +109,20 @@ def stage_gap(Xs, ys, W, rho1, gam, P0):
     l1 = np.abs(W).sum(axis=1)
     with np.errstate(invalid="ignore"):
         weighted = float(np.sum(np.where(l1 > 0, c * l1, 0.0)))
-    primal = sum(0.5 * float(r @ r) for r in R) + weighted + gam * float(
-        np.abs(np.diff(W, axis=1)).sum())
+    primal = sum(0.5 * float(r @ r) for r in R) + weighted + float(np.sum(
+        np.where(live, gam, 0.0) * np.abs(np.diff(W, axis=1)).sum(axis=1)))
     dual = sum(s * float(r @ y) - 0.5 * s * s * float(r @ r) for r, y in zip(R, ys,
                                                                              strict=True))
     return (primal - dual) / P0
 
 
 def weighted_prox(V, a, b):
-    """Row j: soft(TV-prox(V_j, b), a_j)."""
-    U = tv_prox(V, b) if b > 0 else V.copy()
+    """Row j: soft(TV-prox(V_j, b_j), a_j) (``b`` one number or one per row)."""
+    if np.ndim(b) == 0:
+        U = tv_prox(V, b) if b > 0 else V.copy()
+    else:
+        U = np.array([tv_prox(v, bj) if bj > 0 and np.isfinite(bj) else v for v, bj in
+                      zip(V, b, strict=True)])
     return np.sign(U) * np.maximum(np.abs(U) - a[:, None], 0.0)
 
 
@@ -130,7 +146,7 @@ def malsar_stage(Xs, ys, rho1, gam, stage_tol, P0, max_iter=20000):
         gWs = -neg_grad(Xs, ys, Ws)
         Fs = fval(Ws)
         while True:
-            Wzp = weighted_prox(Ws - gWs / gamma, a_fin / gamma, gam / gamma)
+            Wzp = weighted_prox(Ws - gWs / gamma, a_fin / gamma, np.asarray(gam) / gamma)
             D = Wzp - Ws
             if fval(Wzp) <= Fs + float(np.sum(D * gWs)) + 0.5 * gamma * float(np.sum(D * D)):
                 break
@@ -142,18 +158,29 @@ def malsar_stage(Xs, ys, rho1, gam, stage_tol, P0, max_iter=20000):
     return Wz, max_iter, False
 
 
-def malsar_ncfglasso(Xs, ys, lam, gam, tol, max_stages=100):
+def malsar_ncfglasso(Xs, ys, lam, gam, tol, max_stages=100, form=1):
+    """Least_NCFGLassoF1 (``gam`` = gamma) or, ``form=2``, Least_NCFGLassoF2 (``gam`` =
+    beta), as they ship."""
     P0 = sum(0.5 * float(y @ y) for y in ys)
     stage_tol = max(0.01 * tol, 1e-13)
     p = Xs[0].shape[1]
-    W, its, ok = malsar_stage(Xs, ys, np.full(p, lam), gam, stage_tol, P0)
+    if form == 2:  # Least_FGLasso(X, Y, lambda * beta, lambda)
+        W, its, ok = malsar_stage(Xs, ys, np.full(p, lam * gam), np.full(p, lam), stage_tol, P0)
+    else:
+        W, its, ok = malsar_stage(Xs, ys, np.full(p, lam), gam, stage_tol, P0)
     short = int(not ok)
     stages = 0
     for stages in range(1, max_stages + 1):  # noqa: B007 - reported
         s = np.abs(W).sum(axis=1)
+        if form == 2:  # MALSAR's reweighting: sqrt(||R w||_1 + ||w||_1), beta left out
+            s = s + np.abs(np.diff(W, axis=1)).sum(axis=1)
         with np.errstate(divide="ignore"):
-            rho1 = np.where(s > 0, lam / (2.0 * np.sqrt(s)), np.inf)
-        new, k, ok = malsar_stage(Xs, ys, rho1, gam, stage_tol, P0)
+            rho = np.where(s > 0, lam / (2.0 * np.sqrt(s)), np.inf)
+        if form == 2:
+            new, k, ok = malsar_stage(Xs, ys, gam * rho, np.where(np.isfinite(rho), rho, 0.0),
+                                      stage_tol, P0)
+        else:
+            new, k, ok = malsar_stage(Xs, ys, rho, gam, stage_tol, P0)
         its += k
         short += int(not ok)
         done = np.linalg.norm(new - W) <= tol * np.linalg.norm(new)
@@ -164,18 +191,26 @@ def malsar_ncfglasso(Xs, ys, lam, gam, tol, max_stages=100):
 
 
 # ----------------------------------------------------------------------------- regmtl
-def regmtl_fit(Xs, ys, lam, gam, tol):
+def penalty_of(lam, gam, form):
+    """regmtl's penalty and its alpha in MALSAR's scale (the sum of squared errors)."""
+    if form == 2:
+        return rm.NonconvexFusedGroupLasso(1.0 / gam, fused_in_root=True), lam * np.sqrt(gam)
+    return rm.NonconvexFusedGroupLasso(fused_weight=gam / lam), lam
+
+
+def regmtl_fit(Xs, ys, lam, gam, tol, form=1):
     T, N = len(Xs), sum(len(y) for y in ys)
-    pen = rm.NonconvexFusedGroupLasso(fused_weight=gam / lam)
-    m = rm.MultiTaskRegressor(pen, alpha=T * lam / N, task_weight="samples",
+    pen, a = penalty_of(lam, gam, form)
+    m = rm.MultiTaskRegressor(pen, alpha=T * a / N, task_weight="samples",
                               fit_intercept=False, tol=tol).fit(Xs, ys)
     return m.coef_.T.copy(), m
 
 
-def kkt(Xs, ys, W, lam, gam):
+def kkt(Xs, ys, W, lam, gam, form=1):
     G = neg_grad(Xs, ys, W)
     G0 = neg_grad(Xs, ys, np.zeros_like(W))
-    d = rm.NonconvexFusedGroupLasso(gam / lam).subdiff_distance(W, G, lam)
+    pen, a = penalty_of(lam, gam, form)
+    d = pen.subdiff_distance(W, G, a)
     return float(np.linalg.norm(d)) / float(np.linalg.norm(G0))
 
 
@@ -193,8 +228,11 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="a small problem, one divisor")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tol", type=float, default=1e-4)
-    ap.add_argument("--fused", type=float, default=0.5, help="gamma / lambda")
+    ap.add_argument("--fused", type=float, default=0.5, help="gamma / lambda (form 1)")
+    ap.add_argument("--form", type=int, choices=(1, 2), default=1,
+                    help="1: Least_NCFGLassoF1; 2: Least_NCFGLassoF2 at beta = 1")
     args = ap.parse_args(argv)
+    form = args.form
     # warm up numba
     Xs, ys = progression(4, 10, 20, 0)
     regmtl_fit(Xs, ys, 5.0, 2.5, 1e-4)
@@ -205,8 +243,8 @@ def main(argv=None) -> None:
         scenarios = [("progression T=10 p=200 n=80", progression(10, 200, 80, 1)),
                      ("School T=139 p=28", school())]
         divisors = [10.0, 50.0]
-    print(f"tol={args.tol:g} (stage gaps tol/100), fused = gamma/lambda = {args.fused}, "
-          f"median of {args.repeats}")
+    what = ("F2, beta = 1" if form == 2 else f"F1, fused = gamma/lambda = {args.fused}")
+    print(f"tol={args.tol:g} (stage gaps tol/100), {what}, median of {args.repeats}")
     head = (f"{'problem':30s} {'div':>4s} {'solver':>7s} {'time s':>8s} {'stages':>6s} "
             f"{'its':>6s} {'objective (MALSAR)':>20s} {'rel diff':>9s} {'KKT':>9s} "
             f"{'support':>7s} {'speedup':>7s}")
@@ -216,23 +254,25 @@ def main(argv=None) -> None:
         T = len(Xs)
         G0 = neg_grad(Xs, ys, np.zeros((Xs[0].shape[1], T)))
         # lambda from alpha_max of the relaxation: max_j N*(G0_j) at fused = gamma / lambda
-        lam_max = float(WeightedFusedLasso(np.ones(G0.shape[0]), args.fused).dual_norms(
-            G0).max())
+        # (form 2: the relaxation lambda (beta ||W_j||_1 + TV(W_j)), beta = 1)
+        f = 1.0 if form == 2 else args.fused
+        lam_max = float(WeightedFusedLasso(np.ones(G0.shape[0]), f).dual_norms(G0).max())
         for div in divisors:
             lam = lam_max / div
-            gam = args.fused * lam
+            gam = 1.0 if form == 2 else args.fused * lam
             fit = (Xs, ys, lam, gam, args.tol)
-            t_r, (W_r, m) = timed(regmtl_fit, fit, args.repeats)
-            t_m, (W_m, stages_m, its_m) = timed(malsar_ncfglasso, fit, args.repeats)
+            t_r, (W_r, m) = timed(lambda *a: regmtl_fit(*a, form=form), fit, args.repeats)
+            t_m, (W_m, stages_m, its_m) = timed(
+                lambda *a: malsar_ncfglasso(*a, form=form), fit, args.repeats)
             # (stages "k(s!)": s stages of the port stopped at 20000 iterations, uncertified)
-            o_r, o_m = objective(Xs, ys, W_r, lam, gam), objective(Xs, ys, W_m, lam, gam)
+            o_r, o_m = (objective(Xs, ys, W, lam, gam, form) for W in (W_r, W_m))
             rows = [("regmtl", t_r, "-", m.n_iter_, o_r, W_r),
                     ("malsar", t_m, stages_m, its_m, o_m, W_m)]
             for name, t, st, its, o, W in rows:
                 diff = (o - min(o_r, o_m)) / abs(min(o_r, o_m))
                 speed = f"{t_m / t_r:6.1f}x" if name == "regmtl" else ""
                 print(f"{label:30s} {div:4.0f} {name:>7s} {t:8.3f} {st!s:>6s} {its:6d} "
-                      f"{o:20.12e} {diff:9.1e} {kkt(Xs, ys, W, lam, gam):9.1e} "
+                      f"{o:20.12e} {diff:9.1e} {kkt(Xs, ys, W, lam, gam, form):9.1e} "
                       f"{int(np.any(W != 0, axis=1).sum()):7d} {speed:>7s}")
 
 

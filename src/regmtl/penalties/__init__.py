@@ -27,7 +27,8 @@ penalty                            Omega(W)
                                    (nonconvex)
 ``CappedL1(cap, group)``           alpha sum_g min(s_g, cap) (nonconvex)
 ``NonconvexFusedGroupLasso(f)``    alpha (sum_j sqrt(||W_j||_1) + f ||W R||_1) (nonconvex;
-                                   majorize-minimize stages)
+                                   majorize-minimize stages); ``fused_in_root=True``:
+                                   alpha sum_j sqrt(||W_j||_1 + f ||W_j R||_1)
 =================================  ================================================================
 
 The estimator's ``alpha`` is the overall strength; a penalty object holds only its shape.

@@ -1,4 +1,5 @@
-r"""The nonconvex fused group lasso (MALSAR's ``Least_NCFGLassoF1``), solved by majorize-minimize.
+r"""The nonconvex fused group lasso (MALSAR's ``Least_NCFGLassoF1`` and ``F2``), solved by
+majorize-minimize.
 
 .. math::
 
@@ -17,6 +18,11 @@ zero). Each stage minimizes the data term plus the convex majorizer, the weighte
 ``alpha sum_j (c_j ||W_j||_1 + f TV(W_j))`` with ``c_j = 1 / (2 sqrt(s_k))``
 (:class:`WeightedFusedLasso`), certified by its duality gap. The first stage has ``c_j = 1``
 (the convex L1 + fused relaxation, MALSAR's starting point).
+
+The second form (``fused_in_root=True``, MALSAR's ``Least_NCFGLassoF2``) puts the fused term
+inside the root, ``alpha sum_j sqrt(||W_j||_1 + f TV(W_j))``; its tangent weighs both terms of
+a row alike, ``c_j (||W_j||_1 + f TV(W_j))`` with ``c_j = 1 / (2 sqrt(s_k))``, ``s_k`` the row's
+value under the root (row-weighted fused terms, which :class:`WeightedFusedLasso` takes).
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ MAJORIZED_ROWS = -1
 # ----------------------------------------------------------------------------- kernels
 @njit(cache=True)
 def _weighted_fused_prox(V, c_tv, c_l1, out):
-    """Row j: ``soft(TV-prox(V_j, c_tv), c_l1[j])`` (the prox of
-    ``c_l1[j] ||u||_1 + c_tv TV(u)``, Friedman et al. 2007); ``c_l1[j] = inf`` gives 0."""
+    """Row j: ``soft(TV-prox(V_j, c_tv[j]), c_l1[j])`` (the prox of
+    ``c_l1[j] ||u||_1 + c_tv[j] TV(u)``, Friedman et al. 2007); ``c_l1[j] = inf`` gives 0."""
     for j in range(V.shape[0]):
-        tv_row(V[j], c_tv, out[j])
+        if not c_l1[j] < np.inf:
+            out[j] = 0.0
+            continue
+        tv_row(V[j], c_tv[j], out[j])
         for i in range(V.shape[1]):
             a = abs(out[j, i]) - c_l1[j]
             out[j, i] = 0.0 if not a > 0.0 else (a if out[j, i] > 0.0 else -a)
@@ -67,7 +76,7 @@ def _inside(g, a, b):
 
 @njit(cache=True)
 def _weighted_fused_dual_norms(G, c, f):
-    """Per row, ``min {t >= 0: G_j in t (c_j B_inf + f B_TV*)}`` by bisection on the exact
+    """Per row, ``min {t >= 0: G_j in t (c_j B_inf + f_j B_TV*)}`` by bisection on the exact
     membership test, returned from above (a point of the ball after scaling)."""
     p, T = G.shape
     out = np.zeros(p)
@@ -81,7 +90,7 @@ def _weighted_fused_dual_norms(G, c, f):
         lo = 0.0
         for _ in range(200):
             mid = 0.5 * (lo + hi)
-            if _inside(G[j], mid * c[j], mid * f):
+            if _inside(G[j], mid * c[j], mid * f[j]):
                 hi = mid
             else:
                 lo = mid
@@ -166,20 +175,22 @@ class WeightedFusedLasso(Penalty):
     .. math::
 
         \Omega(W) = \alpha \sum_{j=1}^p \Big(c_j \|W_j\|_1
-        + f \sum_{t=1}^{T-1} |W_{jt} - W_{j,t+1}|\Big),
+        + f_j \sum_{t=1}^{T-1} |W_{jt} - W_{j,t+1}|\Big),
 
-    MALSAR's ``Least_Weight1FGLasso``. ``c_j = inf`` holds row j at zero. The prox of a row
-    is the soft-thresholding of its 1-D total-variation prox; the dual norm of a row,
-    ``min {t: g in t (c_j B_inf + f B_TV*)}``, is found by bisection on an exact membership
-    test (the partial sums of ``g - v`` stay within ``t f``), so fits certify with a duality
-    gap.
+    MALSAR's ``Least_Weight1FGLasso`` (one fused weight for every row) and
+    ``Least_Weight2FGLasso`` / ``Least_FGLasso`` (a fused weight per row). ``c_j = inf`` holds
+    row j at zero. The prox of a row is the soft-thresholding of its 1-D total-variation
+    prox; the dual norm of a row, ``min {t: g in t (c_j B_inf + f_j B_TV*)}``, is found by
+    bisection on an exact membership test (the partial sums of ``g - v`` stay within
+    ``t f_j``), so fits certify with a duality gap.
 
     Parameters
     ----------
     weights : array-like of shape (p,)
         The rows' L1 weights ``c_j``, > 0 (``inf`` allowed).
-    fused_weight : float, default=1.0
-        Weight ``f >= 0`` of the differences of consecutive tasks.
+    fused_weight : float or array-like of shape (p,), default=1.0
+        Weight ``f >= 0`` of the differences of consecutive tasks, one for every row or one
+        per row (finite; ignored on rows of weight ``inf``).
 
     Examples
     --------
@@ -205,24 +216,37 @@ class WeightedFusedLasso(Penalty):
                              f"{np.asarray(self.weights)!r}.")
         return c
 
+    def _f(self, p: int) -> np.ndarray:
+        """The rows' fused weights, (p,), finite and >= 0."""
+        f = self.fused_weight
+        if np.ndim(f) == 0:
+            return np.full(p, _check_weight(f, "fused_weight"))
+        f = np.asarray(f, dtype=np.float64).ravel()
+        if f.size != p or not (np.all(np.isfinite(f)) and np.all(f >= 0)):
+            raise ValueError(f"fused_weight must be a number >= 0 or {p} finite numbers >= 0; "
+                             f"got {np.asarray(self.fused_weight)!r}.")
+        return f
+
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         c = self._c()
         if c.size != n_features:
             raise ValueError(f"weights has {c.size} entries for {n_features} features.")
-        _check_weight(self.fused_weight, "fused_weight")
+        self._f(n_features)
         return self
 
     def value(self, V, alpha):
         V = np.asarray(V, dtype=np.float64)
-        c, f = self._c(), _check_weight(self.fused_weight, "fused_weight")
+        c = self._c()
+        f = self._f(c.size)
         l1 = np.abs(V).sum(axis=1)
         with np.errstate(invalid="ignore"):
             part = np.where(l1 > 0, c * l1, 0.0)
-        return float(alpha * (part.sum() + f * _tv(V).sum()))
+        return float(alpha * (part.sum() + float(f @ _tv(V))))
 
     def prox(self, V, step, alpha):
         V = np.ascontiguousarray(V, dtype=np.float64)
-        c, f = self._c(), _check_weight(self.fused_weight, "fused_weight")
+        c = self._c()
+        f = self._f(c.size)
         s = float(step) * float(alpha)
         if s == 0.0 or V.size == 0:
             return V.copy()
@@ -231,7 +255,7 @@ class WeightedFusedLasso(Penalty):
         return out
 
     def dual_norms(self, G: np.ndarray) -> np.ndarray:
-        """Per row, the dual norm of ``c_j ||u||_1 + f TV(u)`` (0 on rows of weight inf).
+        """Per row, the dual norm of ``c_j ||u||_1 + f_j TV(u)`` (0 on rows of weight inf).
 
         Parameters
         ----------
@@ -241,11 +265,11 @@ class WeightedFusedLasso(Penalty):
         Returns
         -------
         ndarray of shape (p,)
-            ``min {t >= 0: G_j in t (c_j B_inf + f B_TV*)}``, from above.
+            ``min {t >= 0: G_j in t (c_j B_inf + f_j B_TV*)}``, from above.
         """
         G = np.ascontiguousarray(G, dtype=np.float64)
-        f = _check_weight(self.fused_weight, "fused_weight")
-        return _weighted_fused_dual_norms(G, np.ascontiguousarray(self._c()), f)
+        c = np.ascontiguousarray(self._c())
+        return _weighted_fused_dual_norms(G, c, self._f(c.size))
 
     def dual_scaling(self, G, alpha):
         m = float(self.dual_norms(G).max(initial=0.0))
@@ -261,42 +285,51 @@ class WeightedFusedLasso(Penalty):
 
 # ----------------------------------------------------------------------------- the penalty
 class NonconvexFusedGroupLasso(Penalty):
-    r"""Nonconvex fused group lasso (MALSAR's ``Least_NCFGLassoF1``): few features, each with
-    a piecewise-constant effect in time, and less shrinkage of the strong ones than the
-    convex :class:`~regmtl.FusedGroupLasso`.
+    r"""Nonconvex fused group lasso (MALSAR's ``Least_NCFGLassoF1`` and ``F2``): few features,
+    each with a piecewise-constant effect in time, and less shrinkage of the strong ones than
+    the convex :class:`~regmtl.FusedGroupLasso`.
 
     .. math::
 
         \Omega(W) = \alpha \sum_{j=1}^p \Big(\sqrt{\|W_j\|_1}
-        + f \sum_{t=1}^{T-1} |W_{jt} - W_{j,t+1}|\Big),
-        \qquad f = \texttt{fused\_weight},
+        + f\, \mathrm{TV}(W_j)\Big) \quad\text{or, with } \texttt{fused\_in\_root=True},\quad
+        \Omega(W) = \alpha \sum_{j=1}^p \sqrt{\|W_j\|_1 + f\, \mathrm{TV}(W_j)},
 
-    of Zhou, Liu, Narayan & Ye (2013). The tasks are time points in the order of ``tasks_``.
-    The square root of a row's L1 norm (an :math:`\ell_{1,1/2}` quasi-norm) selects features
-    jointly over time and flattens for large rows; the fused term makes each effect constant
-    between a few change points.
+    :math:`\mathrm{TV}(W_j) = \sum_{t=1}^{T-1} |W_{jt} - W_{j,t+1}|`, :math:`f` =
+    ``fused_weight``, of Zhou, Liu, Narayan & Ye (2013). The tasks are time points in the
+    order of ``tasks_``. The square root of a row's L1 norm (an :math:`\ell_{1,1/2}`
+    quasi-norm) selects features jointly over time and flattens for large rows; the fused
+    term makes each effect constant between a few change points.
 
     MALSAR's objective ``sum_t ||y_t - X_t w_t||^2 / 2 + lambda sum_j sqrt(||W_j||_1) + gamma
     ||W R||_1`` is this one with ``task_weight="samples"``, ``fit_intercept=False``,
     ``alpha = T lambda / N`` (``lambda / n`` when every task has n rows: then
-    ``task_weight="equal"`` too) and ``fused_weight = gamma / lambda``.
+    ``task_weight="equal"`` too) and ``fused_weight = gamma / lambda``. MALSAR's second form,
+    ``... + lambda sum_j sqrt(||W_j R||_1 + beta ||W_j||_1)``, is ``fused_in_root=True`` with
+    ``alpha = T lambda sqrt(beta) / N`` and ``fused_weight = 1 / beta``. In that form the fused
+    term shrinks less as well: a feature pays for its change points through the same root.
 
     Solved as MALSAR solves it, by majorize-minimize: stage k minimizes the data term plus
     ``alpha sum_j (c_j ||W_j||_1 + f TV(W_j))`` with ``c_j = 1 / (2 sqrt(||W^k_j||_1))``
     (``regmtl.penalties.nonconvex_fused.WeightedFusedLasso``, the tangent of the square
-    root; rows at zero stay zero), each stage warm-started and **certified by its duality
-    gap**; the first stage is the convex relaxation ``c_j = 1`` (MALSAR's starting point). The
+    root; rows at zero stay zero), or ``alpha sum_j c_j (||W_j||_1 + f TV(W_j))`` with
+    ``c_j = 1 / (2 sqrt(||W^k_j||_1 + f TV(W^k_j)))`` in the second form, each stage
+    warm-started and **certified by its duality gap**; the first stage is the convex
+    relaxation ``c_j = 1`` (MALSAR's starting point). The
     objective decreases at every stage (by the majorization, up to the stage's gap). Fits stop
     at a **fixed point of the stage map**: ``||W^{k+1} - W^k||_F <= tol ||W^{k+1}||_F``, within
     ``max_stages`` (a ``ConvergenceWarning`` says when they stop short). The prox is exact
     (:meth:`prox`), so ``solver="fista"`` runs proximal gradient instead, to a stationary
-    point that need not be MALSAR's.
+    point that need not be MALSAR's. The second form's prox has no such closed form: only the
+    stages solve it (``solver="auto"`` or ``"bcd"``; ``"fista"``, ``"cg"`` and ``"admm"`` are
+    refused, naming these).
 
     What is certified, and what is not: ``sqrt(u)`` has an unbounded slope at 0, so every W
     whose zero rows are zero is Clarke-stationary in those rows whatever the data: the KKT
     residual says nothing about which features are zero. ``kkt_residual_`` is the Clarke
     stationarity residual over the **nonzero rows** (the distance of minus the gradient to
-    ``alpha (c_j d||W_j||_1 + f d TV(W_j))`` with ``c_j = 1 / (2 sqrt(||W_j||_1))``, exact),
+    ``alpha (c_j d||W_j||_1 + f d TV(W_j))`` with ``c_j = 1 / (2 sqrt(||W_j||_1))``, or
+    ``alpha c_j (d||W_j||_1 + f d TV(W_j))`` with ``c_j`` from the whole root, exact),
     relative to the gradient at W = 0 as for the other penalties; the support is that of the
     convex relaxation, pruned by the stages. ``alpha_max`` is that of the convex relaxation:
     from it on, W = 0 (just below it the stages may still prune the relaxation's small rows
@@ -308,6 +341,9 @@ class NonconvexFusedGroupLasso(Penalty):
         Weight ``f >= 0`` of the differences of consecutive tasks, relative to ``alpha``.
     max_stages : int, default=100
         Bound on the majorize-minimize stages.
+    fused_in_root : bool, default=False
+        The second form (MALSAR's ``Least_NCFGLassoF2``): the fused term under the square
+        root with the row's L1 norm.
 
     See Also
     --------
@@ -345,11 +381,13 @@ class NonconvexFusedGroupLasso(Penalty):
     has_dual = False
     nonconvex = True
     distributable = False
-    _param_names = ("fused_weight", "max_stages")
+    _param_names = ("fused_weight", "max_stages", "fused_in_root")
 
-    def __init__(self, fused_weight: float = 1.0, max_stages: int = 100):
+    def __init__(self, fused_weight: float = 1.0, max_stages: int = 100,
+                 fused_in_root: bool = False):
         self.fused_weight = fused_weight
         self.max_stages = max_stages
+        self.fused_in_root = fused_in_root
 
     # ------------------------------------------------------------------ parameters
     def _f(self) -> float:
@@ -361,14 +399,31 @@ class NonconvexFusedGroupLasso(Penalty):
             raise ValueError(f"max_stages must be an integer >= 1; got {m!r}.")
         return int(m)
 
+    @property
+    def has_prox(self) -> bool:
+        """Whether :meth:`prox` is available (the first form; the second has none here)."""
+        return not self._inside()
+
+    def _inside(self) -> bool:
+        if not isinstance(self.fused_in_root, (bool, np.bool_)):
+            raise ValueError(f"fused_in_root must be True or False; got {self.fused_in_root!r}.")
+        return bool(self.fused_in_root)
+
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self._f()
         self._stages()
+        self._inside()
         return self
+
+    def _root(self, W: np.ndarray) -> np.ndarray:
+        """Per row, what is under the square root: ``||W_j||_1`` (+ ``f TV(W_j)`` inside)."""
+        s = np.abs(W).sum(axis=1)
+        return s + self._f() * _tv(W) if self._inside() else s
 
     # ------------------------------------------------------------------ the stages
     def stage_weights(self, W: np.ndarray) -> np.ndarray:
-        """The weights of the majorizer at W: ``1 / (2 sqrt(||W_j||_1))``, inf on zero rows.
+        """The weights of the majorizer at W: ``1 / (2 sqrt(s_j))``, ``s_j`` the row's value
+        under the root, inf on zero rows.
 
         Parameters
         ----------
@@ -380,7 +435,7 @@ class NonconvexFusedGroupLasso(Penalty):
         ndarray of shape (p,)
             The rows' L1 weights of the next stage.
         """
-        s = np.abs(np.asarray(W, dtype=np.float64)).sum(axis=1)
+        s = self._root(np.asarray(W, dtype=np.float64))
         with np.errstate(divide="ignore"):
             return np.where(s > 0, 0.5 / np.sqrt(s), np.inf)
 
@@ -401,13 +456,16 @@ class NonconvexFusedGroupLasso(Penalty):
             The stage's penalty (same ``alpha``).
         """
         c = np.ones(n_features) if W is None else self.stage_weights(W)
-        return WeightedFusedLasso(c, self._f())
+        if not self._inside():
+            return WeightedFusedLasso(c, self._f())
+        return WeightedFusedLasso(c, self._f() * np.where(np.isfinite(c), c, 0.0))
 
     # ------------------------------------------------------------------ the interface
     def value(self, V, alpha):
         V = np.asarray(V, dtype=np.float64)
-        f = self._f()
-        return float(alpha * (np.sqrt(np.abs(V).sum(axis=1)).sum() + f * _tv(V).sum()))
+        if self._inside():
+            return float(alpha * np.sqrt(self._root(V)).sum())
+        return float(alpha * (np.sqrt(np.abs(V).sum(axis=1)).sum() + self._f() * _tv(V).sum()))
 
     def prox(self, V, step, alpha):
         r"""The exact (global) minimizer of ``||U - V||^2 / (2 step) + Omega(U)``, row by row.
@@ -417,7 +475,15 @@ class NonconvexFusedGroupLasso(Penalty):
         the better of 0 and the best ``tau``. Between consecutive ``|x_i|`` the objective of
         ``tau`` is a quadratic plus a linear term (the fused part) plus
         ``step alpha sqrt(S - m tau)``; its derivative is concave, so each piece has at most
-        one interior local minimum, found by bisection on the derivative to rounding."""
+        one interior local minimum, found by bisection on the derivative to rounding.
+
+        The second form (``fused_in_root=True``) has no such prox here: it raises, naming the
+        solvers that run its stages."""
+        if self._inside():
+            raise ValueError(
+                "NonconvexFusedGroupLasso(fused_in_root=True) has no closed-form prox, which "
+                "solver='fista', 'cg' and 'admm' need: fit it with solver='auto' or 'bcd' (its "
+                "majorize-minimize stages, each certified by its duality gap).")
         V = np.asarray(V, dtype=np.float64)
         a = float(step) * float(alpha)
         b = a * self._f()
@@ -456,9 +522,11 @@ class NonconvexFusedGroupLasso(Penalty):
         alpha, f = float(alpha), self._f()
         out = np.zeros(W.shape[0])
         c = self.stage_weights(W)
+        inside = self._inside()
         T = W.shape[1]
         for j in np.flatnonzero(np.isfinite(c)):
-            w, a, b = W[j], alpha * c[j], alpha * f
+            w, a = W[j], alpha * c[j]
+            b = a * f if inside else alpha * f
             d = np.diff(w)
             # G - a s - b R^T z with s = sign(w) where w != 0, z = sign(dw) where dw != 0
             Rt = np.zeros((T, T - 1))  # (R^T z)_t = z_{t-1} - z_t: u_{t+1} - u_t's gradient

@@ -103,6 +103,14 @@ LINEAR_PATH = Requirement(
         f"{pb.datafit.name} loss."),
     on_data=False,
 )
+EXACT_PROX = Requirement(
+    "a closed-form prox (``penalty.has_prox``)",
+    lambda pb: getattr(pb.penalty, "has_prox", True),
+    lambda pb, name: (
+        f"solver={name!r} steps with the penalty's prox, which {pb.penalty!r} does not have "
+        "in closed form: use solver='auto' or 'bcd'."),
+    on_data=False,
+)
 SQUARED_LOSS = Requirement(
     "the squared loss",
     lambda pb: pb.datafit.code == QUADRATIC,
@@ -571,12 +579,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "the squared loss with a quadratic task-coupling penalty: the optimum solves a linear "
         "system, by preconditioned conjugate gradients"),
     "admm": SolverEntry(
-        _run_admm, (SQUARED_LOSS, PLAIN_VARIABLE, GRAM_TOL, EXACT_SOLVES),
+        _run_admm, (SQUARED_LOSS, PLAIN_VARIABLE, EXACT_PROX, GRAM_TOL, EXACT_SOLVES),
         "the squared loss with a penalty of W itself: ADMM with every task's quadratic solved "
         "exactly (Gram form for long tasks, row-space form for wide ones), tens of steps where "
         "proximal gradient needs hundreds"),
     "fista": SolverEntry(
-        _run_fista, (),
+        _run_fista, (EXACT_PROX,),
         "any penalty with a prox: accelerated proximal gradient (proximal Newton in Gram "
         "form for the logistic loss)"),
 }
@@ -647,9 +655,10 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     problem = Problem(data, datafit, penalty, alpha, tol)
-    if solver == "auto":  # the first whose own requirements hold (FISTA needs none)
-        solver = next(name for name in AUTO_ORDER
-                      if all(req.holds(problem) for req in SOLVER_TABLE[name].requires))
+    if solver == "auto":  # the first whose own requirements hold (FISTA: only a prox)
+        solver = next((name for name in AUTO_ORDER
+                       if all(req.holds(problem) for req in SOLVER_TABLE[name].requires)),
+                      AUTO_ORDER[-1])
     check_requirements(solver, problem)  # (and what task blocks held elsewhere need)
     return solver
 
