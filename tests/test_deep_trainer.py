@@ -267,3 +267,21 @@ def test_batches_split_global_batches_over_ranks():
         assert sorted(ranks[0][b] + ranks[1][b]) == sorted(one[b])
     three = [list(Batches(ds, 4, seed=4, rank=r, world_size=3)) for r in range(3)]
     assert [len(v) for v in three] == [3, 3, 3]  # 37 = 3 x 12 + 1: the single row is dropped
+
+
+def test_dataset_takes_task_names_and_kinds_as_the_nets_do():
+    """MultiTaskDataset reads tasks as the nets read them: specs, names (regression) or a dict
+    name -> kind; a bad entry is named (it raised AttributeError on plain names)."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((10, 3)), rng.standard_normal((10, 2))
+    by_name = MultiTaskDataset(X, Y, ["a", "b"])
+    by_spec = MultiTaskDataset(X, Y, [TaskSpec("a"), TaskSpec("b")])
+    assert by_name.tasks == by_spec.tasks
+    np.testing.assert_array_equal(by_name.targets["b"].numpy(), Y[:, 1])
+    clicks = (Y[:, 1] > 0).astype(float)
+    mixed = MultiTaskDataset(X, {"a": Y[:, 0], "c": clicks}, {"a": "regression", "c": "binary"})
+    assert [t.kind for t in mixed.tasks] == ["regression", "binary"]
+    with pytest.raises(ValueError, match="TaskSpec.name"):
+        MultiTaskDataset(X, Y, ["a", 5])
+    with pytest.raises(ValueError, match="unique"):
+        MultiTaskDataset(X, Y, ["a", "a"])

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from ..ranges import check_column_scales, check_numeric_range
 from ._torch import torch
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
-from .tasks import TaskSpec
+from .tasks import TaskSpec, as_task_specs
 
 __all__ = ["MultiTaskDataset", "Batches", "as_dataset"]
 
@@ -187,8 +187,9 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     targets : dict of str to array-like, or array-like
         Each task's target (per task), or each row's own task's target (per row). NaN marks
         a missing label.
-    tasks : list of TaskSpec
-        The tasks the targets are checked against.
+    tasks : list of TaskSpec, or names, or dict of name to kind
+        The tasks the targets are checked against (names alone are regression tasks, as
+        for the nets).
     task : array-like of shape (n_samples,), optional
         Each row's task: names, or int positions in ``tasks``.
 
@@ -239,12 +240,12 @@ class MultiTaskDataset(torch.utils.data.Dataset):
     ((2, 1, 8, 8), torch.int64, [0, 1])
     """
 
-    def __init__(self, X: Any, targets: Any, tasks: list[TaskSpec], task: Any = None):
+    def __init__(self, X: Any, targets: Any, tasks: Any, task: Any = None):
         _check_input_range(X, "X")
         x = as_inputs(X)
         n = n_rows(x)
         self.X = x
-        self.tasks = list(tasks)
+        self.tasks = tasks = as_task_specs(tasks)
         self.task = self.y = None
         self.targets: dict[str, torch.Tensor] | None = None
         if task is not None:
