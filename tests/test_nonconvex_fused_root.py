@@ -6,7 +6,8 @@ under the root,
 and its stage, the weighted fused lasso with a fused weight per row
 (``WeightedFusedLasso(c, f_rows)``: MALSAR's ``Least_Weight2FGLasso`` / ``Least_FGLasso``).
 
-Checked against arguments independent of the implementation: the stage's prox and dual norm
+Checked against arguments independent of the implementation (the stages' decrease and the
+fixed point of both forms are in ``test_nonconvex_fused.py``): the stage's prox and dual norm
 written in cvxpy; MALSAR's algorithm (majorize-minimize from its convex relaxation
 ``Least_FGLasso(lambda beta, lambda)``, every stage a row-weighted fused lasso) with every stage
 solved by cvxpy, on MALSAR's own objective; the Clarke KKT residual recomputed here.
@@ -25,12 +26,16 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
-from test_nonconvex_fused import diff_matrix, problem, solve_cvx
+from test_nonconvex_fused import (
+    assert_same_point,
+    diff_matrix,
+    malsar_majorize,
+    problem,
+    solve_cvx,
+)
 
 import regmtl as rm
 from regmtl.penalties.nonconvex_fused import WeightedFusedLasso
-from regmtl.solvers import reference
-from regmtl.solvers.majorize import majorize_minimize
 
 pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
 
@@ -46,34 +51,15 @@ def malsar_objective_f2(Xs, ys, W, lam, beta):
 def malsar_ncfglasso_f2(Xs, ys, lam, beta, tol, max_stages=50):
     """MALSAR's algorithm: W0 = Least_FGLasso(lambda beta, lambda), then stages of the
     row-weighted fused lasso with rho2_j = lambda / (2 sqrt(||R w_j||_1 + beta ||w_j||_1)),
-    rho1_j = beta rho2_j, each solved by cvxpy (rows below 1e-7 count as zero)."""
-    T, p = len(Xs), Xs[0].shape[1]
-    R = diff_matrix(T)
+    rho1_j = beta rho2_j."""
 
-    def stage(rho1, rho2):
-        W = cp.Variable((p, T))
-        loss = sum(0.5 * cp.sum_squares(y - X @ W[:, t])
-                   for t, (X, y) in enumerate(zip(Xs, ys, strict=True)))
-        live = np.isfinite(rho1)
-        reg = (cp.sum(cp.multiply(np.where(live, rho1, 0.0), cp.norm1(W, axis=1)))
-               + cp.sum(cp.multiply(np.where(live, rho2, 0.0), cp.norm1(W @ R, axis=1))))
-        cons = [W[~live] == 0] if (~live).any() else []
-        solve_cvx(cp.Problem(cp.Minimize(loss + reg), cons))
-        V = W.value.copy()
-        V[np.abs(V).sum(axis=1) < 1e-7] = 0.0
-        return V
-
-    W = stage(np.full(p, lam * beta), np.full(p, lam))
-    for _ in range(max_stages):
+    def reweight(W):
         s = np.abs(np.diff(W, axis=1)).sum(axis=1) + beta * np.abs(W).sum(axis=1)
         with np.errstate(divide="ignore"):
             rho2 = np.where(s > 0, lam / (2 * np.sqrt(s)), np.inf)
-        new = stage(beta * rho2, rho2)
-        done = np.linalg.norm(new - W) <= tol * np.linalg.norm(new)
-        W = new
-        if done:
-            break
-    return W
+        return beta * rho2, rho2
+
+    return malsar_majorize(Xs, ys, lam * beta, lam, reweight, tol, max_stages)
 
 
 # --------------------------------------------------------------------------- the stage
@@ -181,13 +167,7 @@ def test_matches_malsar_algorithm(seed):
     model = rm.MultiTaskRegressor(pen, alpha=T * lam * np.sqrt(beta) / N,
                                   task_weight="samples", fit_intercept=False,
                                   tol=1e-8).fit(Xs, ys)
-    W = model.coef_.T
-    np.testing.assert_allclose(W, W_ref, atol=1e-4)
-    assert np.array_equal(np.any(W != 0, axis=1), np.any(W_ref != 0, axis=1))
-    ours, theirs = (malsar_objective_f2(Xs, ys, V, lam, beta) for V in (W, W_ref))
-    assert ours == pytest.approx(theirs, rel=1e-6)
-    assert model.objective_ == pytest.approx(ours * T / N, rel=1e-10)
-    assert model.kkt_residual_ <= 1e-8
+    assert_same_point(model, W_ref, lambda V: malsar_objective_f2(Xs, ys, V, lam, beta), T / N)
 
 
 def test_mapping_holds_for_any_beta():
@@ -201,30 +181,6 @@ def test_mapping_holds_for_any_beta():
         mine = pen.value(W, T * lam * np.sqrt(beta) / N)
         root = np.abs(np.diff(W, axis=1)).sum(axis=1) + beta * np.abs(W).sum(axis=1)
         assert mine == pytest.approx(T / N * lam * np.sqrt(root).sum(), rel=1e-14)
-
-
-@pytest.mark.parametrize("loss", ["squared", "logistic"])
-def test_stages_decrease_and_stop_at_a_fixed_point(loss):
-    Xs, ys, _ = problem(loss, 22)
-    datafit = rm.Quadratic() if loss == "squared" else rm.Logistic()
-    ys_enc = ys if loss == "squared" else [np.where(y == 1, 1.0, -1.0) for y in ys]
-    data = rm.as_task_data(Xs, ys_enc)
-    ref = reference(data, datafit, True)
-    pen = rm.NonconvexFusedGroupLasso(0.5, fused_in_root=True)
-    alpha = 0.1 * pen.alpha_max(ref.G0)
-    tol = 1e-7
-    res = majorize_minimize(data, datafit, pen, alpha, np.zeros((8, len(Xs))), ref.b0.copy(),
-                            ref=ref, tol=tol)
-    assert res.converged and len(res.stages) >= 3
-    obj = [s["objective"] for s in res.stages]
-    for k in range(1, len(obj)):
-        assert obj[k] <= obj[k - 1] + res.stages[k]["gap"] * ref.P0 + 1e-12 * abs(obj[k - 1])
-    assert obj[-1] < obj[0]
-    assert res.certificate.value <= tol
-    from regmtl.solvers import solve
-    again = solve(data, datafit, pen.stage(res.W, 8), alpha, W0=res.W, b0=res.b, tol=1e-9,
-                  ref=ref)
-    assert np.linalg.norm(again.W - res.W) <= 10 * tol * np.linalg.norm(res.W)
 
 
 def test_fused_term_under_the_root_keeps_change_points_of_strong_rows():
