@@ -328,3 +328,20 @@ def test_admm_runs_on_the_task_blocks(client):
         assert not stalled and q.eigen_ready()
     assert out["dask"][1] == out["mem"][1]
     np.testing.assert_allclose(out["dask"][0], out["mem"][0], atol=1e-9)
+
+
+@pytest.mark.parametrize("penalty", ["l21", "trace"])
+def test_warm_refit_on_dask_returns_its_start_after_no_iteration(client, penalty):
+    """A converged Dask fit refitted with warm_start=True at the same alpha: the start is
+    certified on the workers' blocks and returned (n_iter_ == 0), coefficients unchanged and
+    still equal to the in-memory fit's; a new alpha solves again."""
+    df = _frame(seed=5)
+    est = rm.MultiTaskRegressor(penalty, alpha=0.1, tol=1e-8, max_iter=5000, warm_start=True)
+    mem, dsk, ddf = _both(est, df)
+    coef = dsk.coef_.copy()
+    dsk.fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    assert dsk.n_iter_ == 0
+    np.testing.assert_array_equal(dsk.coef_, coef)
+    _close(mem, dsk)
+    dsk.set_params(alpha=0.08).fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    assert dsk.n_iter_ >= 1
