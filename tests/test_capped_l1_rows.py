@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import minimize
+from test_nonconvex_penalties import data_gradients
 
 import regmtl as rm
 from regmtl.solvers._kernels import capped_l1_row
@@ -80,20 +81,7 @@ def _kkt(Xs, ys, W, b, alpha, cap, loss):
     """The relative KKT residual from the definition (Clarke subdifferential of
     alpha min(||w||_1, cap) per row: alpha d||w||_1 below, {0} beyond, the segment
     theta alpha d||w||_1 at the cap, theta on a fine grid)."""
-    G, G0, icpt = [], [], []
-    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
-        n, f = X.shape[0], X @ W[:, t] + b[t]
-        if loss == "squared":
-            th, th0 = y - f, y - y.mean()
-        else:
-            s = np.where(y > 0, 1.0, -1.0)
-            pbar = np.mean(s > 0)
-            th = s / (1 + np.exp(s * f))
-            th0 = s / (1 + np.exp(s * np.log(pbar / (1 - pbar))))
-        G.append(X.T @ th / n)
-        G0.append(X.T @ th0 / n)
-        icpt.append(th.sum() / n)
-    G, G0 = np.column_stack(G), np.column_stack(G0)
+    G, G0, icpt = data_gradients(Xs, ys, W, b, loss)
     d2 = 0.0
     for g, w in zip(G, W, strict=True):
         n1 = np.abs(w).sum()

@@ -285,3 +285,5 @@ def test_dataset_takes_task_names_and_kinds_as_the_nets_do():
         MultiTaskDataset(X, Y, ["a", 5])
     with pytest.raises(ValueError, match="unique"):
         MultiTaskDataset(X, Y, ["a", "a"])
+    with pytest.raises(ValueError, match="tasks: give the tasks"):
+        MultiTaskDataset(X, Y, None)

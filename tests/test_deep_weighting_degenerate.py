@@ -222,6 +222,14 @@ def test_aligned_mtl_keeps_relative_accuracy_on_graded_gradients(seed):
     np.testing.assert_allclose(w, ref, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("fn", [alignment_matrix, mgda_weights])
+def test_a_matrix_with_a_negative_diagonal_is_no_gram_matrix(fn):
+    """A negative squared norm cannot come from G G^T: refused, naming the entry (it was
+    taken as a zero gradient)."""
+    with pytest.raises(ValueError, match=r"Gram matrix G G\^T.*entries \[0\]"):
+        fn(torch.tensor([[-1.0, 0.0], [0.0, 1.0]], dtype=torch.float64))
+
+
 def test_alignment_matrix_leaves_zero_gradients_out():
     """A zero row of G takes no part: B's row and column are 0, the rest as without it."""
     J = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0]])

@@ -28,7 +28,7 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
-from conftest import CLARABEL_OPTIONS
+from test_temporal_penalties import diff_matrix, solve_cvx
 
 import regmtl as rm
 from regmtl.penalties import PENALTY_NAMES, make_penalty
@@ -37,24 +37,6 @@ from regmtl.solvers import reference
 from regmtl.solvers.majorize import majorize_minimize
 
 pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
-
-CLARABEL = {"solver": cp.CLARABEL, **CLARABEL_OPTIONS}
-
-
-def diff_matrix(T: int) -> np.ndarray:
-    """MALSAR's R (T x (T - 1)): R[t, t] = 1, R[t + 1, t] = -1."""
-    R = np.zeros((T, T - 1))
-    R[np.arange(T - 1), np.arange(T - 1)] = 1.0
-    R[np.arange(1, T), np.arange(T - 1)] = -1.0
-    return R
-
-
-def solve_cvx(problem: cp.Problem) -> float:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-        problem.solve(**CLARABEL)
-    assert problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), problem.status
-    return float(problem.value)
 
 
 def problem(loss: str, seed: int, T: int = 6, p: int = 8):

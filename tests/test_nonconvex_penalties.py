@@ -395,11 +395,10 @@ def lists_problem(seed=0, sizes=(60, 80, 100, 70), p=12, loss="squared"):
     return Xs, ys
 
 
-def independent_kkt(pen, Xs, ys, W, b, alpha, loss="squared"):
-    """The relative KKT residual from its definition: per block, the distance of minus the
-    gradient to the Clarke subdifferential (ball at 0, rho'(s) sign(w) where smooth, the
-    segment [0, alpha] sign(w) at capped-L1's kink), the intercepts' gradient, over ||G0||."""
-    kind, shape = kind_of(pen), shape_of(pen)
+def data_gradients(Xs, ys, W, b, loss="squared"):
+    """Minus the gradient of the data term (equal task weights, 1/n_t), G (p x T), at (W, b)
+    and G0 at W = 0 with the intercepts fitted, and the intercepts' gradients, written from
+    the losses' formulas (labels 0/1 for the logistic loss)."""
     G, G0, icpt = [], [], []
     for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
         n = X.shape[0]
@@ -415,6 +414,15 @@ def independent_kkt(pen, Xs, ys, W, b, alpha, loss="squared"):
         G0.append(X.T @ th0 / n)
         icpt.append(th.sum() / n)
     G, G0 = np.column_stack(G), np.column_stack(G0)
+    return G, G0, np.asarray(icpt)
+
+
+def independent_kkt(pen, Xs, ys, W, b, alpha, loss="squared"):
+    """The relative KKT residual from its definition: per block, the distance of minus the
+    gradient to the Clarke subdifferential (ball at 0, rho'(s) sign(w) where smooth, the
+    segment [0, alpha] sign(w) at capped-L1's kink), the intercepts' gradient, over ||G0||."""
+    kind, shape = kind_of(pen), shape_of(pen)
+    G, G0, icpt = data_gradients(Xs, ys, W, b, loss)
 
     def dist(v, w):  # v, w: vectors (a row) or length-1 arrays (an entry)
         s = np.linalg.norm(w)

@@ -581,6 +581,9 @@ class TaskSpec:
 
 def as_task_specs(tasks: Any) -> list[TaskSpec]:
     """A list of TaskSpec from specs, names (regression tasks) or a dict name -> kind/spec."""
+    if tasks is None:
+        raise ValueError("tasks: give the tasks, as TaskSpec objects, names (regression "
+                         "tasks) or a dict name -> kind.")
     if isinstance(tasks, (TaskSpec, str)):
         tasks = [tasks]
     if isinstance(tasks, dict):

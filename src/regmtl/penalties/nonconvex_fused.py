@@ -524,16 +524,17 @@ class NonconvexFusedGroupLasso(Penalty):
         c = self.stage_weights(W)
         inside = self._inside()
         T = W.shape[1]
+        Rt = np.zeros((T, T - 1))  # (R^T z)_t = z_{t-1} - z_t: u_{t+1} - u_t's gradient
+        Rt[np.arange(T - 1), np.arange(T - 1)] = -1.0
+        Rt[np.arange(1, T), np.arange(T - 1)] = 1.0
+        eye = np.eye(T)
         for j in np.flatnonzero(np.isfinite(c)):
             w, a = W[j], alpha * c[j]
             b = a * f if inside else alpha * f
             d = np.diff(w)
             # G - a s - b R^T z with s = sign(w) where w != 0, z = sign(dw) where dw != 0
-            Rt = np.zeros((T, T - 1))  # (R^T z)_t = z_{t-1} - z_t: u_{t+1} - u_t's gradient
-            Rt[np.arange(T - 1), np.arange(T - 1)] = -1.0
-            Rt[np.arange(1, T), np.arange(T - 1)] = 1.0
             r = G[j] - a * np.sign(w) - b * Rt @ np.sign(d)
-            cols = [a * np.eye(T)[:, w == 0], b * Rt[:, d == 0]]
+            cols = [a * eye[:, w == 0], b * Rt[:, d == 0]]
             A = np.hstack(cols)
             if A.shape[1] == 0:
                 out[j] = float(np.linalg.norm(r))

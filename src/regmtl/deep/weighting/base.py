@@ -338,6 +338,34 @@ def accumulate(params: list[torch.nn.Parameter], flat: Tensor) -> None:
         off += n
 
 
+def weighted_step(losses: Tensor, weights: Tensor, extra: Tensor | None,
+                  scale: Callable[[Tensor], Tensor] | None) -> Tensor:
+    """A loss-based method's step: differentiate ``scale(sum_t w_t L_t + extra)``; returns
+    the caller's own copy of ``weights`` on the losses' device and dtype."""
+    objective = (weights.to(losses) * losses).sum()
+    if extra is not None:
+        objective = objective + extra
+    if objective.requires_grad:
+        (identity if scale is None else scale)(objective).backward()
+    return weights.to(device=losses.device, dtype=losses.dtype).clone()
+
+
+def finish_step(losses: Tensor, specific: list[torch.nn.Parameter], heads: Tensor,
+                weights: Tensor, extra: Tensor | None,
+                scale: Callable[[Tensor], Tensor]) -> Tensor:
+    """The end of a gradient method's step, once the shared parameters have their gradient:
+    the heads get that of ``scale(sum_t h_t L_t)``, then ``extra`` (a penalty) is
+    differentiated; returns the caller's own copy of ``weights`` on the losses' device and
+    dtype."""
+    with_extra = extra is not None and extra.requires_grad
+    if specific and losses.requires_grad:
+        head_objective = scale((heads.to(losses) * losses).sum())
+        torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
+    if with_extra:
+        scale(extra).backward()
+    return weights.to(device=losses.device, dtype=losses.dtype).clone()
+
+
 def gram_matrix(G: Tensor) -> Tensor:
     """``G G^T`` as float64 on the CPU (the small T x T problem)."""
     return (G @ G.T).to("cpu", F64)
@@ -406,11 +434,5 @@ class GradientWeighting(Weighting):
         if shared:
             accumulate(shared, coeffs.to(G) @ G)
         del G
-        with_extra = extra is not None and extra.requires_grad
-        if specific and losses.requires_grad:
-            head_objective = scale((head_weights.to(losses) * losses).sum())
-            torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
-        if with_extra:
-            scale(extra).backward()
-        return coeffs.to(device=losses.device, dtype=losses.dtype).clone()
+        return finish_step(losses, specific, head_weights, coeffs, extra, scale)
 

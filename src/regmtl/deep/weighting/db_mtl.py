@@ -18,6 +18,7 @@ from .base import (
     GradientWeighting,
     accumulate,
     check_number,
+    finish_step,
     identity,
     task_gradients,
     task_list,
@@ -147,13 +148,7 @@ class TrackedGradients:
             if shared:
                 accumulate(shared, direction * factor if factor != 1.0 else direction)
         del G
-        with_extra = extra is not None and extra.requires_grad
-        if specific and losses.requires_grad:
-            head_objective = scale((heads.to(losses) * losses).sum())
-            torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
-        if with_extra:
-            scale(extra).backward()
-        return weights.to(device=losses.device, dtype=losses.dtype).clone()
+        return finish_step(losses, specific, heads, weights, extra, scale)
 
 
 class DBMTL(TrackedGradients, GradientWeighting):

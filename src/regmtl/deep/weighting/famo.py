@@ -16,7 +16,7 @@ import numpy as np
 
 from .._torch import torch
 from ..tasks import TaskSpec
-from .base import F64, Weighting, check_number, identity, task_list
+from .base import F64, Weighting, check_number, identity, task_list, weighted_step
 
 __all__ = ["FAMO"]
 
@@ -242,12 +242,7 @@ class FAMO(Weighting):
             self.prev_losses.copy_(L)
             self.pending.fill_(True)
         self.task_weights.copy_(w)
-        objective = (w.to(losses) * losses).sum()
-        if extra is not None:
-            objective = objective + extra
-        if objective.requires_grad:
-            (identity if scale is None else scale)(objective).backward()
-        return w.to(device=losses.device, dtype=losses.dtype).clone()
+        return weighted_step(losses, w, extra, scale)
 
     def step_end(self, losses: Tensor, *,
                  reduce: Callable[[Tensor], Tensor] | None = None) -> None:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._torch import torch
-from .base import F64, Weighting, identity, task_list
+from .base import F64, Weighting, identity, task_list, weighted_step
+from .gram import as_weights
 
 __all__ = ["GLS", "gls_weights"]
 
@@ -30,6 +31,18 @@ def positive_losses(L: Tensor, names: Sequence[str], who: str) -> Tensor:
                          "takes no part in the step). Use a non-negative loss or another "
                          "weighting.")
     return L > 0
+
+
+def loss_inputs(losses: Any, base_weights: Any, who: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The functional forms' inputs: the (T,) finite losses (CPU float64), the base weights
+    (default ones; finite, >= 0) and the mask of the tasks taking part (loss > 0 and base
+    weight > 0); a negative loss raises a ValueError naming ``who``."""
+    L = torch.as_tensor(losses, dtype=F64).detach().cpu().reshape(-1)
+    T = L.shape[0]
+    b = torch.as_tensor(as_weights(base_weights, T, "base_weights"))
+    if not torch.isfinite(L).all():
+        raise ValueError("losses must be finite.")
+    return L, b, positive_losses(L, [str(i) for i in range(T)], who) & (b > 0)
 
 
 def loss_values(losses: Tensor, n_tasks: int, names: Sequence[str], who: str,
@@ -93,16 +106,8 @@ def gls_weights(losses: Any, base_weights: Any = None) -> Tensor:
     >>> gls_weights([1.0, 4.0]).tolist()  # GM = 2
     [2.0, 0.5]
     """
-    L = torch.as_tensor(losses, dtype=F64).detach().cpu().reshape(-1)
-    T = L.shape[0]
-    b = (torch.ones(T, dtype=F64) if base_weights is None
-         else torch.as_tensor(base_weights, dtype=F64).detach().cpu().reshape(-1))
-    if b.shape != (T,) or not torch.isfinite(b).all() or (b < 0).any():
-        raise ValueError(f"base_weights must be {T} finite numbers >= 0, got {base_weights!r}.")
-    if not torch.isfinite(L).all():
-        raise ValueError("losses must be finite.")
-    part = positive_losses(L, [str(i) for i in range(T)], "gls_weights") & (b > 0)
-    w = torch.zeros(T, dtype=F64)
+    L, b, part = loss_inputs(losses, base_weights, "gls_weights")
+    w = torch.zeros(L.shape[0], dtype=F64)
     if not part.any():
         return w
     S = b[part].sum()
@@ -177,9 +182,4 @@ class GLS(Weighting):
         else:
             positive_losses(L, self.task_names, "GLS")
             w = gls_weights(L, self._base())
-        objective = (w.to(losses) * losses).sum()
-        if extra is not None:
-            objective = objective + extra
-        if objective.requires_grad:
-            (identity if scale is None else scale)(objective).backward()
-        return w.to(device=losses.device, dtype=losses.dtype).clone()
+        return weighted_step(losses, w, extra, scale)

@@ -16,7 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .._torch import torch
-from .base import F64, GradientWeighting, accumulate, check_number, identity, task_gradients
+from .base import (
+    F64,
+    GradientWeighting,
+    accumulate,
+    check_number,
+    finish_step,
+    identity,
+    task_gradients,
+    task_list,
+)
 
 __all__ = ["GradDrop", "graddrop_direction"]
 
@@ -187,10 +196,9 @@ class GradDrop(GradientWeighting):
         if shared and G.numel():
             if not torch.isfinite(G).all():
                 if scale is identity:
-                    bad = ~torch.isfinite(G).all(1)
-                    names = ", ".join(repr(n) for n, b in zip(self.task_names, bad.tolist(),
-                                                              strict=True) if b)
-                    raise ValueError(f"GradDrop: the gradient of task(s) {names} is not finite "
+                    bad = (~torch.isfinite(G).all(1)).cpu()
+                    raise ValueError(f"GradDrop: the gradient of task(s) "
+                                     f"{task_list(self.task_names, bad.numpy())} is not finite "
                                      "(NaN or inf); check their losses and inputs, or lower "
                                      "the learning rate.")
                 accumulate(shared, G.sum(0))  # the scaler sees the overflow and skips
@@ -203,13 +211,7 @@ class GradDrop(GradientWeighting):
                 accumulate(shared, kept.sum(0))
                 del kept
         del G
-        with_extra = extra is not None and extra.requires_grad
-        if specific and losses.requires_grad:
-            head_objective = scale((base.to(losses) * losses).sum())
-            torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
-        if with_extra:
-            scale(extra).backward()
-        return weights.to(device=losses.device, dtype=losses.dtype).clone()
+        return finish_step(losses, specific, base, weights, extra, scale)
 
     def extra_repr(self) -> str:
         return f"leak={self.leak!r}"

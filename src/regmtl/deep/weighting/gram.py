@@ -41,7 +41,15 @@ from typing import Any
 import numpy as np
 
 from .._torch import torch
-from .base import F64, GradientWeighting, gram_matrix, identity, task_gradients, task_list
+from .base import (
+    F64,
+    GradientWeighting,
+    finish_step,
+    gram_matrix,
+    identity,
+    task_gradients,
+    task_list,
+)
 
 __all__ = ["GramWeighting", "STATIONARY", "as_gram", "as_weights", "is_stationary",
            "nonneg_qp", "shared_representation"]
@@ -77,6 +85,10 @@ def as_gram(gram: Any, name: str = "gram") -> np.ndarray:
                          f"{A.shape}.")
     if not np.all(np.isfinite(A)):
         raise ValueError(f"{name} must be finite.")
+    if np.any(np.diag(A) < 0):
+        raise ValueError(f"{name} must be a Gram matrix G G^T (squared gradient norms on its "
+                         f"diagonal); entries {np.flatnonzero(np.diag(A) < 0).tolist()} of "
+                         "its diagonal are negative.")
     return 0.5 * (A + A.T)
 
 
@@ -373,7 +385,6 @@ class GramWeighting(GradientWeighting):
         scale = identity if scale is None else scale
         shared = [p for p in shared if p.requires_grad]
         specific = [p for p in specific if p.requires_grad]
-        with_extra = extra is not None and extra.requires_grad
         name = type(self).__name__
         if not losses.requires_grad:
             coeffs = torch.zeros(self.n_tasks, dtype=F64)
@@ -399,9 +410,4 @@ class GramWeighting(GradientWeighting):
             if shared:
                 objective = scale((coeffs.to(losses) * losses).sum())
                 torch.autograd.backward(objective, inputs=shared, retain_graph=True)
-        if specific and losses.requires_grad:
-            head_objective = scale((self._base().to(losses) * losses).sum())
-            torch.autograd.backward(head_objective, inputs=specific, retain_graph=with_extra)
-        if with_extra:
-            scale(extra).backward()
-        return coeffs.to(device=losses.device, dtype=losses.dtype).clone()
+        return finish_step(losses, specific, self._base(), coeffs, extra, scale)

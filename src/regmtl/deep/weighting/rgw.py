@@ -14,6 +14,7 @@ from typing import Any
 
 from .._torch import torch
 from .base import F64, GradientWeighting, identity, task_list, weighted_softmax
+from .gram import as_weights
 
 __all__ = ["RGW", "rgw_direction"]
 
@@ -55,10 +56,7 @@ def rgw_direction(G: Tensor, generator: torch.Generator,
     if not isinstance(G, torch.Tensor) or G.ndim != 2:
         raise ValueError(f"G must be a (T, d) tensor, got {getattr(G, 'shape', type(G))}.")
     T = G.shape[0]
-    b = (torch.ones(T, dtype=F64) if base_weights is None
-         else torch.as_tensor(base_weights, dtype=F64).detach().cpu().reshape(-1))
-    if b.shape != (T,) or not torch.isfinite(b).all() or (b < 0).any():
-        raise ValueError(f"base_weights must be {T} finite numbers >= 0, got {base_weights!r}.")
+    b = torch.as_tensor(as_weights(base_weights, T, "base_weights"))
     z = torch.randn(T, generator=generator, dtype=F64)
     w = weighted_softmax(z, b)
     return w.to(G) @ G, w

@@ -15,8 +15,8 @@ from typing import Any
 
 from .._torch import torch
 from ..tasks import TaskSpec
-from .base import F64, Weighting, check_number, identity
-from .gls import loss_values, positive_losses
+from .base import F64, Weighting, check_number, weighted_step
+from .gls import loss_inputs, loss_values, positive_losses
 
 __all__ = ["STCH", "stch_weights"]
 
@@ -65,15 +65,8 @@ def stch_weights(losses: Any, nadir: Any = None, mu: float = 1.0,
     [0.6667, 0.3333]
     """
     mu = check_number("mu", mu, strict=True)
-    L = torch.as_tensor(losses, dtype=F64).detach().cpu().reshape(-1)
+    L, b, part = loss_inputs(losses, base_weights, "stch_weights")
     T = L.shape[0]
-    b = (torch.ones(T, dtype=F64) if base_weights is None
-         else torch.as_tensor(base_weights, dtype=F64).detach().cpu().reshape(-1))
-    if b.shape != (T,) or not torch.isfinite(b).all() or (b < 0).any():
-        raise ValueError(f"base_weights must be {T} finite numbers >= 0, got {base_weights!r}.")
-    if not torch.isfinite(L).all():
-        raise ValueError("losses must be finite.")
-    part = positive_losses(L, [str(i) for i in range(T)], "stch_weights") & (b > 0)
     w = torch.zeros(T, dtype=F64)
     if not part.any():
         return w
@@ -213,12 +206,7 @@ class STCH(Weighting):
             positive_losses(L, self.task_names, "STCH")
             nadir = None if self.warming_up else self.nadir.detach().to("cpu", F64)
             w = stch_weights(L, nadir, self.mu, self._base())
-        objective = (w.to(losses) * losses).sum()
-        if extra is not None:
-            objective = objective + extra
-        if objective.requires_grad:
-            (identity if scale is None else scale)(objective).backward()
-        return w.to(device=losses.device, dtype=losses.dtype).clone()
+        return weighted_step(losses, w, extra, scale)
 
     def extra_repr(self) -> str:
         return f"mu={self.mu!r}, warmup_epochs={self.warmup_epochs!r}"
