@@ -624,7 +624,7 @@ def shift_columns(data: TaskData) -> TaskData:
     """
     if getattr(data, "x_shift", None) is not None:
         return data
-    if getattr(data, "distributed", False):  # task blocks: each shifted where it lives
+    if not data.rows_local:  # task blocks: each shifted where it lives
         return data.shift_columns()
     X = data.X
     if X.shape[0] == 0:

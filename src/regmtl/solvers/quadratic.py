@@ -364,8 +364,8 @@ def quadratic_of(data: TaskBlocks, c, z, center: bool) -> TaskQuadratic:
     elsewhere, ``data.rows_local`` False) a :class:`BlockQuadratic` built block by block where
     the rows are."""
     if not data.rows_local:
-        return BlockQuadratic(data, data.blockwise(_block_quadratic, c, z, center,
-                                                   out="object").persist())
+        return BlockQuadratic(data, data.settle(data.blockwise(_block_quadratic, c, z, center,
+                                                               out="object"))[0])
     return TaskQuadratic.from_data(data, c, z, center)
 
 
