@@ -521,6 +521,13 @@ class DaskTaskData:
         with self.pinned():
             return tuple(np.asarray(v) for v in dask.compute(*values))
 
+    def memo(self, key, make):
+        """``make()``, computed at the first call with ``key`` and kept with the problem (on
+        the client: a Gram form's blocks stay on the workers)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def pinned(self):
         """A context in which every task submitted for chunk k of an array chunked by blocks
         (its key ends with k) runs on the worker that holds block k's rows, where its inputs
