@@ -1,10 +1,12 @@
 """Solvers: they know only a problem (the block protocol, :class:`~regmtl.blocks.TaskBlocks`,
 which :class:`~regmtl.TaskData` implements), a datafit and a penalty.
 
-:func:`~regmtl.solvers.solve` is what the estimators call: it picks block coordinate descent
-(:func:`~regmtl.solvers.bcd`), conjugate gradients, an exact ridge or FISTA
-(:func:`~regmtl.solvers.fista`) by the policy of :mod:`~regmtl.solvers.policy` and certifies
-the result (:func:`~regmtl.solvers.certify`).
+:func:`~regmtl.solvers.solve` is what the estimators call: it picks a row of the solver table
+(:data:`~regmtl.solvers.policy.SOLVER_TABLE`: block coordinate descent,
+:func:`~regmtl.solvers.bcd`; conjugate gradients; an exact ridge; ADMM,
+:func:`~regmtl.solvers.admm`; FISTA, :func:`~regmtl.solvers.fista`; majorize-minimize stages)
+and certifies the result (:func:`~regmtl.solvers.certify`). This package's ``__init__`` only
+gathers those names.
 
 Three layers, no circle: *parts* that import no solver (``epochs``: inner coordinate-descent
 loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; ``quadratic``
@@ -14,7 +16,9 @@ and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``poli
 ``dead_features``: features zero on every row, solved without);
 *solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
 ``linear``, ``splitting``, ``stationary``: block coordinate descent to a stationary point of the
-nonconvex penalties); and the *policy* above them (``policy``, this package's ``solve``).
+nonconvex penalties; ``majorize``: majorize-minimize stages, each solved by the solve it is
+given); and the *policy* above them (``policy``: the table, the one dispatch; ``solve``;
+``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the table's rows).
 """
 
 from __future__ import annotations
