@@ -127,7 +127,9 @@ def bcd(
     """
     return run_solver("bcd", data, datafit, penalty, alpha, W, b, ref=ref,
                       fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, verbose=verbose,
-                      options=dict(working_set=working_set, screening=screening,
+                      # (a nonconvex penalty has no gap-safe rule: screening is off there)
+                      options=dict(working_set=working_set,
+                                   screening=screening and not penalty.nonconvex,
                                    anderson=anderson, gram=gram, p0=p0), inner=solve)
 
 
