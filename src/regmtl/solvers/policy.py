@@ -5,9 +5,9 @@ descent a penalty with a block step (``penalty.bcd_params``) and the rows in thi
 conjugate gradients the squared loss with a penalty ``alpha / 2 tr(W K W^T)`` given as an
 operator; the exact ridge the squared loss with a pure ridge on tasks of more rows than
 features; ADMM the squared loss with a penalty of W itself and tasks whose quadratics can be
-solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a name
-to (function, requirements, why); ``"auto"`` takes the first entry of :data:`AUTO_ORDER` whose
-requirements hold, and :func:`check_requirements` writes the error that names what is
+solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a row
+to (function, requirements, why, the solver name it answers to); ``"auto"`` takes the first
+row of :data:`AUTO_ORDER` whose requirements hold, and :func:`check_requirements` writes the error that names what is
 missing. Task blocks held elsewhere (``data.rows_local`` False,
 :class:`~regmtl.blocks.TaskBlocks`) need Gram form for every solver: the per-task
 quadratics, a penalty whose prox works on blocks, and a ``tol`` the Gram sums can certify.
