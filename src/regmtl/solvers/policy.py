@@ -7,8 +7,8 @@ operator; the exact ridge the squared loss with a pure ridge on tasks of more ro
 features; ADMM the squared loss with a penalty of W itself and tasks whose quadratics can be
 solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a row
 to (function, requirements, why, the solver name it answers to); ``"auto"`` takes the first
-row of :data:`AUTO_ORDER` whose requirements hold, and :func:`check_requirements` writes the error that names what is
-missing. Task blocks held elsewhere (``data.rows_local`` False,
+row of :data:`AUTO_ORDER` whose requirements hold, and :func:`check_requirements` writes the
+error that names what is missing. Task blocks held elsewhere (``data.rows_local`` False,
 :class:`~regmtl.blocks.TaskBlocks`) need Gram form for every solver: the per-task
 quadratics, a penalty whose prox works on blocks, and a ``tol`` the Gram sums can certify.
 
