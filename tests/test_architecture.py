@@ -1,9 +1,15 @@
 """The shape of the code: the import graph of ``src/regmtl`` has no circle, no module imports a
 private name (``_x``) from another module, solvers never ask whether data is distributed,
 persistence imports no model family, and a module over 1,500 lines says why in its docstring.
+The solver stack keeps to the block protocol: a solver module reads of the data only what
+:mod:`regmtl.blocks` defines, nothing outside the Dask block class calls ``.persist()``,
+nothing asks ``getattr(..., "distributed")`` (where rows live is the protocol's
+``rows_local``), no penalty module imports a solver module, and no solver module names a
+penalty class (it asks what the penalty declares).
 
 The graph is read from the source (``ast``), functions' own imports included, so a deferred
-import counts as much as a top-level one.
+import counts as much as a top-level one; a name imported from a package is an edge to the
+module that holds it (the package's ``__init__`` where that defines it).
 """
 
 from __future__ import annotations
@@ -33,8 +39,51 @@ def _target(module: str, is_package: bool, level: int, name: str | None) -> str:
     return ".".join(base + ([name] if name else []))
 
 
+def _package_names() -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
+    """Per package: the names its ``__init__`` defines (def, class, assignment) and those it
+    re-exports (name -> the module it imports the name from)."""
+    defined: dict[str, set[str]] = defaultdict(set)
+    reexported: dict[str, dict[str, str]] = defaultdict(dict)
+    for mod, path in MODULES.items():
+        if path.name != "__init__.py":
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined[mod].add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined[mod] |= {t.id for t in targets if isinstance(t, ast.Name)}
+            elif isinstance(node, ast.ImportFrom):
+                src = _target(mod, True, node.level, node.module)
+                for alias in node.names:
+                    full = f"{src}.{alias.name}"
+                    reexported[mod][alias.asname or alias.name] = full if full in MODULES else src
+    return defined, reexported
+
+
+DEFINED, REEXPORTED = _package_names()
+
+
+def _source(src: str, name: str) -> str:
+    """The module that holds ``name`` imported from ``src``: a package's re-export is followed
+    to the module it comes from; a name its ``__init__`` defines stays an edge to it."""
+    seen = set()
+    while src in REEXPORTED and name in REEXPORTED[src] and name not in DEFINED[src]:
+        if src in seen:
+            break
+        seen.add(src)
+        src = REEXPORTED[src][name]
+        if src.endswith("." + name) and src in MODULES:
+            break
+    return src
+
+
 def _imports() -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
-    """Edges module -> module imported, and (module, source, private name) imports."""
+    """Edges module -> module imported, and (module, source, private name) imports. Every
+    import counts, a function's own included; ``from package import name`` is an edge to the
+    module that holds the name, the package's ``__init__`` where that defines it (so a module
+    importing from its own package's ``__init__`` closes a circle when that ``__init__``
+    imports it)."""
     edges: dict[str, set[str]] = defaultdict(set)
     private = []
     for mod, path in MODULES.items():
@@ -49,17 +98,14 @@ def _imports() -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
                     if full in MODULES:
                         edges[mod].add(full)
                         continue
-                    edges[mod].add(src)
+                    edges[mod].add(_source(src, alias.name))
                     if alias.name.startswith("_") and not alias.name.startswith("__"):
                         private.append((mod, src, alias.name))
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.name in MODULES:
                         edges[mod].add(alias.name)
-    # a module importing its own parent package (for a re-exported name) is no edge of the
-    # layering: the package's __init__ only gathers names
-    return {m: {d for d in ds if d != m and not m.startswith(d + ".")}
-            for m, ds in edges.items()}, private
+    return {m: {d for d in ds if d != m} for m, ds in edges.items()}, private
 
 
 EDGES, PRIVATE = _imports()
@@ -146,3 +192,106 @@ def test_a_long_module_says_why():
         if text.count("\n") > MAX_LINES and "1,500 lines" not in doc:
             silent.append((mod, text.count("\n")))
     assert silent == []
+
+
+# --------------------------------------------------------------------------- the solver stack
+def _protocol_names() -> set[str]:
+    """The names :class:`~regmtl.blocks.TaskBlocks` and its in-memory part
+    :class:`~regmtl.blocks.LocalRows` define (attributes, properties, methods)."""
+    tree = ast.parse((SRC / "blocks.py").read_text(encoding="utf-8"))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in ("TaskBlocks", "LocalRows"):
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    names.add(item.name)
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    names.add(item.target.id)
+    return {n for n in names if not n.startswith("_")}
+
+
+def _data_reads(path: Path) -> list[tuple[int, str]]:
+    """Attribute reads on the data in a module: ``data.x`` and ``obj.data.x`` (the solvers'
+    name for a problem, as an argument or kept on an object). Limits: a problem under another
+    name (an alias ``d = data``, a block in ``blockwise``, which is in memory by contract) is
+    not seen, nor ``getattr(data, name)`` with a computed name."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Attribute):
+            continue
+        base = node.value
+        if (isinstance(base, ast.Name) and base.id == "data") or (
+                isinstance(base, ast.Attribute) and base.attr == "data"
+                and isinstance(base.value, ast.Name)):
+            out.append((node.lineno, node.attr))
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr") and node.args
+                and isinstance(node.args[0], ast.Name) and node.args[0].id == "data"
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+            out.append((node.lineno, node.args[1].value))
+    return out
+
+
+def test_a_solver_reads_only_protocol_names_of_the_data():
+    allowed = _protocol_names()
+    assert {"linear", "adjoint", "rows_local", "memo", "X", "indptr"} <= allowed
+    found = [f"{p.name}:{line} .{attr}" for p in sorted((SRC / "solvers").glob("*.py"))
+             for line, attr in _data_reads(p) if attr not in allowed]
+    assert found == []
+
+
+def test_the_data_read_check_sees_a_private_field(tmp_path):
+    path = tmp_path / "probe.py"
+    path.write_text("def f(data, ls):\n    return data._cache, ls.data.sizes, "
+                    "getattr(data, 'distributed', False)\n")
+    assert sorted(a for _, a in _data_reads(path)) == ["_cache", "distributed", "sizes"]
+
+
+def _code_lines(pattern: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """``file:line`` of the source lines (comments cut) that match ``pattern``."""
+    rx = re.compile(pattern)
+    return [f"{mod}:{i}" for mod, path in MODULES.items() if mod not in skip
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if rx.search(line.split("#")[0])]
+
+
+def test_only_the_dask_block_class_persists():
+    """Keeping arrays on the workers is the protocol's ``settle``, implemented in
+    :mod:`regmtl.dask`."""
+    assert _code_lines(r"\.persist\(", skip=("regmtl.dask",)) == []
+
+
+def test_no_module_asks_whether_data_is_distributed():
+    """Where the rows live is asked only as the protocol's ``rows_local``."""
+    assert _code_lines(r"(getattr|hasattr)\([^)]*[\"']distributed[\"']") == []
+
+
+def test_no_penalty_module_imports_a_solver_module():
+    assert sorted((m, d) for m, ds in EDGES.items() if m.startswith("regmtl.penalties")
+                  for d in ds if d.startswith("regmtl.solvers")) == []
+
+
+def _penalty_classes() -> set[str]:
+    """The names of the classes the penalty modules define, but the base ``Penalty``."""
+    names = set()
+    for mod, path in MODULES.items():
+        if mod.startswith("regmtl.penalties"):
+            names |= {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+                      if isinstance(node, ast.ClassDef)}
+    return names - {"Penalty", "BlockStep"}
+
+
+def test_no_solver_module_names_a_penalty_class():
+    """A solver asks what a penalty declares (its block step, ``nonconvex``, ``majorized``,
+    ``has_prox``, ...), never which class it is: names in code (not in docstrings)."""
+    classes = _penalty_classes()
+    assert {"L21", "GraphLaplacian", "NonconvexFusedGroupLasso"} <= classes
+    found = []
+    for path in sorted((SRC / "solvers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([node.id] if isinstance(node, ast.Name) else
+                     [node.attr] if isinstance(node, ast.Attribute) else
+                     [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.name}:{node.lineno} {n}" for n in names if n in classes]
+    assert found == []

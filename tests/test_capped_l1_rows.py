@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from test_nonconvex_penalties import data_gradients
 
 import regmtl as rm
-from regmtl.solvers._kernels import capped_l1_row
+from regmtl.penalties.kernels import capped_l1_row
 
 PEN = rm.CappedL1(1.0, group="l1")
 

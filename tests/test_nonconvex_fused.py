@@ -33,7 +33,7 @@ from test_temporal_penalties import diff_matrix, solve_cvx
 import regmtl as rm
 from regmtl.penalties import PENALTY_NAMES, make_penalty
 from regmtl.penalties.nonconvex_fused import WeightedFusedLasso
-from regmtl.solvers import reference
+from regmtl.solvers import reference, solve
 from regmtl.solvers.majorize import majorize_minimize
 
 pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
@@ -202,7 +202,6 @@ def test_alpha_max_and_names():
     # still prune its small rows to zero (their weights 1 / (2 sqrt(||W_j||_1)) are large)
     data = rm.as_task_data(Xs, ys)
     ref = reference(data, rm.Quadratic(), True)
-    from regmtl.solvers import solve
     first = solve(data, rm.Quadratic(), pen.stage(None, 8), (1 - 1e-3) * a_max, ref=ref)
     assert np.any(first.W != 0.0)
     half = rm.MultiTaskRegressor(pen, alpha=0.5 * a_max, tol=1e-8).fit(Xs, ys)
@@ -295,7 +294,7 @@ def test_stages_decrease_and_stop_at_a_fixed_point(loss, inside):
     alpha = 0.1 * pen.alpha_max(ref.G0)
     tol = 1e-7
     res = majorize_minimize(data, datafit, pen, alpha, np.zeros((8, len(Xs))), ref.b0.copy(),
-                            ref=ref, tol=tol)
+                            ref=ref, tol=tol, solve=solve)
     assert res.converged and len(res.stages) >= 3
     obj = [s["objective"] for s in res.stages]
     for k in range(1, len(obj)):  # F(W^{k+1}) <= F(W^k) + gap_k
@@ -303,7 +302,6 @@ def test_stages_decrease_and_stop_at_a_fixed_point(loss, inside):
     assert obj[-1] < obj[0]  # the stages improve on the convex relaxation
     assert res.stages[-1]["change"] <= tol and res.certificate.value <= tol
     # a fixed point: one more stage from the fit moves W by at most tol (relative)
-    from regmtl.solvers import solve
     again = solve(data, datafit, pen.stage(res.W, 8), alpha, W0=res.W, b0=res.b, tol=1e-9,
                   ref=ref)
     assert np.linalg.norm(again.W - res.W) <= 10 * tol * np.linalg.norm(res.W)

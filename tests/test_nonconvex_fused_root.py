@@ -36,7 +36,7 @@ from test_nonconvex_fused import (
 
 import regmtl as rm
 from regmtl.penalties.nonconvex_fused import WeightedFusedLasso
-from regmtl.solvers import reference
+from regmtl.solvers import reference, solve
 from regmtl.solvers.majorize import majorize_minimize
 
 pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
@@ -254,7 +254,7 @@ def test_parkinsons_progression_is_stationary(inside):
     data = rm.as_task_data(Xs, ys)
     ref = reference(data, rm.Quadratic(), True)
     res = majorize_minimize(data, rm.Quadratic(), pen, alpha, np.zeros((Xs[0].shape[1], 7)),
-                            ref.b0.copy(), ref=ref, tol=1e-6)
+                            ref.b0.copy(), ref=ref, tol=1e-6, solve=solve)
     assert res.stages[-1]["objective"] < res.stages[0]["objective"]
     assert res.stages[-1]["objective"] == pytest.approx(model.objective_, rel=1e-6)
 

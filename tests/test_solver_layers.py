@@ -28,19 +28,23 @@ from regmtl.solvers.policy import (
 SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 
 #: modules that hold a solver (they import only parts), and the layer above them
-SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear", "splitting"}
-ABOVE = {"__init__", "policy"}
+SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear", "splitting",
+                  "stationary", "majorize"}
+ABOVE = {"__init__", "policy", "solve", "entries"}
 
 
 def _solver_imports(path: Path) -> set[str]:
-    """The modules of ``regmtl.solvers`` a file imports (relative or absolute)."""
+    """The modules of ``regmtl.solvers`` a file imports (relative or absolute); a name
+    imported from the package itself (``from . import x``) that is no module of it is an edge
+    to ``__init__``, where it is defined."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             mod = node.module or ""
             if node.level == 1:
                 names = [mod] if mod else [a.name for a in node.names]
-                out |= {n.split(".")[0] for n in names}
+                out |= {n.split(".")[0] if (SOLVERS_DIR / f"{n.split('.')[0]}.py").exists()
+                        else "__init__" for n in names}
             elif mod.startswith("regmtl.solvers."):
                 out.add(mod.split(".")[2])
         elif isinstance(node, ast.Import):

@@ -1,4 +1,4 @@
-r"""The block protocol: the few operations the solvers call on a problem (DESIGN.md section 9).
+r"""The block protocol: the few operations the solvers call on a problem.
 
 A problem is T tasks whose rows are grouped by task into **task blocks**. The solvers and the
 certificates are written against :class:`TaskBlocks` only, so one solver stack serves the
@@ -16,11 +16,20 @@ in memory, arrays chunked by block elsewhere.
 - bringing summaries to the caller: ``settle`` (computed and kept where the blocks are),
   ``numbers`` (scalars as floats) and ``arrays`` (small arrays as NumPy arrays), each one
   round trip;
+- derived quantities kept with the problem: ``memo(key, make)`` (a Gram, a task quadratic,
+  the live features: computed once, reused along a path and by warm starts);
 - one capability, ``rows_local``: whether the rows are in this process, NumPy/SciPy arrays
   that a solver may read and update in place (epochs over the rows, a Gram formed from ``X``).
   Where it is False only the operations above reach the rows: the solvers run in Gram form
   (per-task quadratics formed on the blocks, :func:`~regmtl.solvers.quadratic.quadratic_of`)
-  and bring the fitted coefficients to the caller.
+  and bring the fitted coefficients to the caller. Where it is True the in-memory part,
+  :class:`LocalRows`, is defined too: the design ``X`` and the layout of its rows
+  (``indptr``, ``offset``, ``task_of``), the rows' ``observed`` mask, ``sample_weight`` and
+  ``x_shift``, and ``with_columns`` (the problem on some of its features).
+
+This is the whole of what a solver module reads of a problem (``tests/test_architecture.py``
+checks the attribute reads on ``data`` in ``regmtl.solvers``); where a problem lives, and
+whether it is distributed, is asked only as ``rows_local``.
 
 In memory every operation is trivial: ``blockwise`` runs the function on the data itself,
 ``settle``, ``numbers`` and ``arrays`` give their arguments back as they are.
@@ -33,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["TaskBlocks"]
+__all__ = ["TaskBlocks", "LocalRows"]
 
 
 @runtime_checkable
@@ -104,3 +113,47 @@ class TaskBlocks(Protocol):
 
     def arrays(self, *values: Any) -> tuple[np.ndarray, ...]:
         """Small arrays (per task, per coefficient) as NumPy arrays, in one round trip."""
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, computed at the first call with ``key`` and kept with the problem."""
+
+
+@runtime_checkable
+class LocalRows(TaskBlocks, Protocol):
+    """The in-memory part of the protocol, defined where ``rows_local`` is True (the
+    :class:`~regmtl.taskdata.TaskData` layout; a block of task blocks is one too).
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_obs, p) or (n, p), or sparse matrix
+        The design: flat row r of task t reads row ``r - offset[t]`` (a shared design has n
+        rows, one per observation of every task).
+    indptr : ndarray of shape (T + 1,)
+        Task t's rows are ``indptr[t] <= r < indptr[t + 1]``.
+    offset : ndarray of shape (T,)
+        Row of ``X`` = flat index - ``offset[t]`` (0 in the stacked layout).
+    task_of : ndarray of shape (n_obs,)
+        The task of each flat row.
+    observed : ndarray of bool of shape (n_obs,) or None
+        Rows whose label is present (None: all).
+    sample_weight : ndarray of shape (n_obs,) or None
+        The rows' sample weights (None: uniform).
+    x_shift : ndarray of shape (p, T) or None
+        The per-task shift of the columns (``regmtl.taskdata.shift_columns``).
+    """
+
+    X: Any
+    indptr: np.ndarray
+    observed: Any
+    sample_weight: Any
+    x_shift: Any
+
+    @property
+    def offset(self) -> np.ndarray: ...
+
+    @property
+    def task_of(self) -> np.ndarray: ...
+
+    def with_columns(self, keep: np.ndarray) -> LocalRows:
+        """The same problem on the columns ``keep`` of the design (a copy, with its own
+        memo)."""

@@ -322,7 +322,6 @@ class DaskTaskData:
     the blocks' tasks, so that block k of each lives with block k's rows.
     """
 
-    distributed = True
     #: the block protocol's capability (:class:`regmtl.blocks.TaskBlocks`): the rows are on the
     #: workers, reached only through the protocol's operations
     rows_local = False
@@ -491,12 +490,16 @@ class DaskTaskData:
         """The arrays computed and kept on the workers (``persist``), so that the next
         iteration starts from them instead of from the whole history of operations. A NumPy
         array per task (T, or m x T: a starting W) is placed on the blocks first, each block
-        holding its tasks' columns (Dask would make it one chunk and slice it elsewhere)."""
+        holding its tasks' columns (Dask would make it one chunk and slice it elsewhere).
+        Per-block objects (:class:`Blocks`, ``blockwise(..., out="object")``) are kept on the
+        workers of their blocks the same way."""
         dask, _ = _dask()
         placed = [self._place(a) if isinstance(a, np.ndarray) and a.ndim in (1, 2)
                   and a.shape[-1] == self.n_tasks else a for a in arrays]
         with self.pinned():
-            return dask.persist(*placed)
+            kept = dask.persist(*[a.items if isinstance(a, Blocks) else a for a in placed])
+        return tuple(Blocks(k, self) if isinstance(a, Blocks) else k
+                     for a, k in zip(placed, kept, strict=True))
 
     def _place(self, a: np.ndarray):
         """A NumPy array per task on the blocks: its columns sent to each block, or, all
@@ -517,6 +520,13 @@ class DaskTaskData:
         dask, _ = _dask()
         with self.pinned():
             return tuple(np.asarray(v) for v in dask.compute(*values))
+
+    def memo(self, key, make):
+        """``make()``, computed at the first call with ``key`` and kept with the problem (on
+        the client: a Gram form's blocks stay on the workers)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     def pinned(self):
         """A context in which every task submitted for chunk k of an array chunked by blocks
@@ -599,12 +609,6 @@ class Blocks:
 
     def __init__(self, items, data=None):
         self.items, self.data = list(items), data
-
-    def persist(self) -> Blocks:
-        dask, _ = _dask()
-        pinned = self.data.pinned() if self.data is not None else contextlib.nullcontext()
-        with pinned:
-            return Blocks(dask.persist(*self.items), self.data)
 
 
 class _BlockPlacement:

@@ -254,7 +254,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-task weighted mean squared training residual."""
         r2 = (data.y - data.linear(W, b)) ** 2
-        w = 1.0 if getattr(data, "distributed", False) else _row_weights(data)
+        w = _row_weights(data) if data.rows_local else 1.0
         total = np.asarray(data.task_sums(w * np.ones_like(r2)))
         return np.asarray(data.task_sums(w * r2)) / np.where(total > 0, total, 1.0)
 

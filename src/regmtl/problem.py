@@ -38,7 +38,7 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     the logistic loss); a TaskData is returned as it is. With a
     :class:`~regmtl.MultiSource` penalty, missing sources (NaN blocks) are filled with
     zeros (``regmtl.inputs.fill_missing_blocks``)."""
-    if isinstance(X, TaskData) or getattr(X, "distributed", False):
+    if isinstance(X, TaskData) or getattr(X, "rows_local", True) is False:
         return X
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
         from .dask import as_dask_task_data

@@ -128,7 +128,7 @@ def solve_task_alphas(data: TaskData, datafit: Datafit, penalty: Penalty, alphas
     """Solve with one alpha per task (``alphas`` of shape (T,), all > 0) and certify the
     problem asked for (see the module docstring); ``kwargs`` go to
     :func:`~regmtl.solvers.solve`."""
-    if getattr(data, "distributed", False):
+    if not data.rows_local:
         raise ValueError("alpha: one value per task is not available on Dask input; give one "
                          "alpha, or fit the tasks in memory.")
     abar = float(alphas.max())

@@ -360,6 +360,19 @@ class TaskData:
         """The arrays as they are (nothing to compute or place in memory)."""
         return arrays
 
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()``, computed at the first call with ``key`` and kept with the problem."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def with_columns(self, keep: np.ndarray) -> TaskData:
+        """The same problem on the columns ``keep`` of ``X`` (a copy, its own memo)."""
+        X = self.X[:, keep] if sp.issparse(self.X) else np.asfortranarray(
+            np.asarray(self.X)[:, keep])
+        shift = None if self.x_shift is None else self.x_shift[keep]
+        return dataclasses.replace(self, X=X, x_shift=shift, _cache={})
+
     def numbers(self, *values: Any) -> tuple[float, ...]:
         """Scalars as floats."""
         return tuple(float(v) for v in values)
@@ -624,7 +637,7 @@ def shift_columns(data: TaskData) -> TaskData:
     """
     if getattr(data, "x_shift", None) is not None:
         return data
-    if getattr(data, "distributed", False):  # task blocks: each shifted where it lives
+    if not data.rows_local:  # task blocks: each shifted where it lives
         return data.shift_columns()
     X = data.X
     if X.shape[0] == 0:

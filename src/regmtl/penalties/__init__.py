@@ -78,6 +78,9 @@ PENALTY_NAMES = {
     "nonconvex_fused_group_lasso": NonconvexFusedGroupLasso,
 }
 
+#: every penalty class a user may name or build without more (PENALTY_NAMES, and the graph's)
+PENALTY_CLASSES = (*PENALTY_NAMES.values(), GraphLaplacian)
+
 #: every fitted-structure attribute a penalty may set on an estimator
 STRUCTURE_ATTRS = tuple(sorted(
     {a for cls in (*PENALTY_NAMES.values(), GraphLaplacian) for a in cls.structure_attrs}

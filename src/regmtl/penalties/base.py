@@ -150,6 +150,9 @@ class Penalty:
     #: the penalty is not convex: fits reach a stationary point, certified by the KKT
     #: residual of the Clarke subdifferential (no duality gap, no gap-safe screening)
     nonconvex: bool = False
+    #: solved by majorize-minimize: ``stage(W, n_features)`` is the convex penalty majorizing
+    #: it at W (its convex relaxation at None), each stage solved and certified as a convex fit
+    majorized: bool = False
     _param_names: tuple[str, ...] = ()
     #: names of the fitted attributes :meth:`structure` sets
     structure_attrs: tuple[str, ...] = ()

@@ -43,6 +43,7 @@ from .base import (
     Penalty,
     check_bool,
 )
+from .kernels import capped_l1_rows_prox
 
 __all__ = ["MCP", "SCAD", "CappedL1"]
 
@@ -473,8 +474,6 @@ class CappedL1(_Nonconvex):
         point beyond the cap."""
         if not self.l1_rows:
             return super().prox(W, step, alpha)
-        from ..solvers._kernels import capped_l1_rows_prox
-
         W = np.ascontiguousarray(W, dtype=np.float64)
         return capped_l1_rows_prox(W, 1.0 / float(step), float(alpha), self.shape)
 

@@ -32,14 +32,10 @@ import numbers
 import numpy as np
 from numba import njit
 
-from .base import BlockStep, Penalty, check_positive
+from .base import Penalty, check_positive
 from .temporal import tv_row
 
-__all__ = ["NonconvexFusedGroupLasso", "WeightedFusedLasso", "MAJORIZED_ROWS"]
-
-#: The block kind by which :class:`NonconvexFusedGroupLasso` asks block coordinate descent for
-#: its majorize-minimize stages (``regmtl.solvers.majorize``); no kernel runs it.
-MAJORIZED_ROWS = -1
+__all__ = ["NonconvexFusedGroupLasso", "WeightedFusedLasso"]
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -380,6 +376,7 @@ class NonconvexFusedGroupLasso(Penalty):
     name = "nonconvex_fused_group_lasso"
     has_dual = False
     nonconvex = True
+    majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.majorize``)
     distributable = False
     _param_names = ("fused_weight", "max_stages", "fused_in_root")
 
@@ -496,11 +493,6 @@ class NonconvexFusedGroupLasso(Penalty):
             tv_row(X[j], b, Xtv[j])
             out[j] = _row_prox(X[j], Xtv[j], a, b)
         return out
-
-    def bcd_params(self, alpha):
-        """Routes block coordinate descent to the majorize-minimize stages
-        (``regmtl.solvers.majorize``)."""
-        return BlockStep(float(alpha), self._f(), MAJORIZED_ROWS)
 
     def alpha_max(self, G0: np.ndarray) -> float:
         """That of the convex relaxation (``c_j = 1``), the first stage: from it on the first

@@ -435,7 +435,7 @@ def task_folds(
     [2, 3, 7, 8, 9] [2, 3]
     """
     cv = _check_cv(cv)
-    if getattr(data, "distributed", False):
+    if not data.rows_local:
         return _block_folds(data, cv, groups, stratify, random_state)
     T = data.n_tasks
     if data.shared:
@@ -490,7 +490,7 @@ def task_folds(
 def flat_groups(data: TaskData, groups: Any) -> np.ndarray:
     """Groups in flat observation order, from the input's form (one per input row, or a list per
     task for the lists form)."""
-    if getattr(data, "distributed", False):
+    if not data.rows_local:
         raise ValueError(_NO_GROUPS)
     if data.form in ("list", "dict"):
         parts = list(groups.values()) if isinstance(groups, dict) else list(groups)
@@ -594,7 +594,7 @@ class BlockSide:
         omega = task_weights(task_weight, n_t.astype(np.float64)) if fit else np.ones(len(n_t))
         blocks = data.blockwise(_block_take, f.cv, f.stratify, f.seed, f.starts, self.k,
                                 self.train, omega, encode, fit, out="object")
-        return data.with_blocks(blocks.persist().items, n_t)
+        return data.with_blocks(data.settle(blocks)[0].items, n_t)
 
 
 def _block_folds(data: Any, cv: Any, groups: Any, stratify: bool,

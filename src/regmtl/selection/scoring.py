@@ -115,7 +115,7 @@ class TaskScorer:
         """Scores of each task (n_alphas, T) of a path's fits (``coefs`` (n_alphas, T, p),
         ``intercepts`` (n_alphas, T)) on ``val``; on task blocks, each block scores its
         tasks where its rows are, and only the scores come back."""
-        if getattr(val, "distributed", False):
+        if not val.rows_local:
             scores = val.blockwise(_block_path_scores, self, coefs.transpose(0, 2, 1),
                                    intercepts, out=("coef", len(coefs)))
             return val.arrays(scores)[0]

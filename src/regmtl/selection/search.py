@@ -241,7 +241,7 @@ class _MultiTaskCV(BaseEstimator):
         data = probe._data(X, y, task, sample_weight, fitting=True)
         probe._prepare_targets(data)
         datafit = probe._datafit()
-        distributed = getattr(data, "distributed", False)
+        distributed = not data.rows_local
         if distributed and self.criterion != "cv":
             raise ValueError(f"criterion={self.criterion!r} is not available on Dask input "
                              "(its degrees of freedom need the rows in one place); use "
@@ -336,7 +336,7 @@ class _MultiTaskCV(BaseEstimator):
         jobs = [delayed(_fold_job)(data, folds[k], loss, pen, grids[g], self.task_weight,
                                    scorer, kwargs)
                 for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
-        results = self._run(jobs, "cross-validation", getattr(data, "distributed", False))
+        results = self._run(jobs, "cross-validation", not data.rows_local)
         self._warn_unconverged(results)
         K = len(folds)
         rows = []

@@ -1,10 +1,12 @@
 """Solvers: they know only a problem (the block protocol, :class:`~regmtl.blocks.TaskBlocks`,
 which :class:`~regmtl.TaskData` implements), a datafit and a penalty.
 
-:func:`~regmtl.solvers.solve` is what the estimators call: it picks block coordinate descent
-(:func:`~regmtl.solvers.bcd`), conjugate gradients, an exact ridge or FISTA
-(:func:`~regmtl.solvers.fista`) by the policy of :mod:`~regmtl.solvers.policy` and certifies
-the result (:func:`~regmtl.solvers.certify`).
+:func:`~regmtl.solvers.solve` is what the estimators call: it picks a row of the solver table
+(:data:`~regmtl.solvers.policy.SOLVER_TABLE`: block coordinate descent,
+:func:`~regmtl.solvers.bcd`; conjugate gradients; an exact ridge; ADMM,
+:func:`~regmtl.solvers.admm`; FISTA, :func:`~regmtl.solvers.fista`; majorize-minimize stages)
+and certifies the result (:func:`~regmtl.solvers.certify`). This package's ``__init__`` only
+gathers those names.
 
 Three layers, no circle: *parts* that import no solver (``epochs``: inner coordinate-descent
 loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; ``quadratic``
@@ -14,282 +16,19 @@ and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``poli
 ``dead_features``: features zero on every row, solved without);
 *solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
 ``linear``, ``splitting``, ``stationary``: block coordinate descent to a stationary point of the
-nonconvex penalties); and the *policy* above them (``policy``, this package's ``solve``).
+nonconvex penalties; ``majorize``: majorize-minimize stages, each solved by the solve it is
+given); and the *policy* above them (``policy``: the table, the one dispatch; ``solve``;
+``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the table's rows).
 """
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-
-from ..blocks import TaskBlocks
-from ..datafits import Datafit
-from ..penalties import Penalty
-from .bcd import check_options
-from .certificates import (
-    Certificate,
-    Reference,
-    certify,
-    fit_intercepts,
-    reference,
-    rounding_floor,
-)
-from .dead_features import expanded, live_features, restricted, restricted_reference
-from .policy import SOLVER_TABLE, SOLVERS, admm, bcd, choose_solver, fista
+from .certificates import Certificate, Reference, certify, reference, rounding_floor
+from .entries import admm, bcd, fista
+from .policy import SOLVERS
 from .result import SolverResult
+from .solve import solve
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
            "rounding_floor",
            "admm", "bcd", "fista", "SOLVERS"]
-
-
-def solve(
-    data: TaskBlocks,
-    datafit: Datafit,
-    penalty: Penalty,
-    alpha: float,
-    *,
-    solver: str = "auto",
-    W0: np.ndarray | None = None,
-    b0: np.ndarray | None = None,
-    V0: np.ndarray | None = None,
-    fit_intercept: bool = True,
-    tol: float = 1e-4,
-    max_iter: int = 1000,
-    ref: Reference | None = None,
-    verbose: int = 0,
-    options: dict | None = None,
-    tighten_warm: bool = True,
-) -> SolverResult:
-    r"""Minimize the multi-task objective and certify the result.
-
-    Minimizes
-
-    .. math::
-
-        \sum_r c_r\, \ell(y_r, x_r^\top w_t + b_t) + \Omega(W)
-
-    over W (p x T) and the intercepts b, the row weights ``c`` of ``data`` holding the
-    per-task means and task weights. ``solver="auto"`` picks block coordinate descent for
-    row-separable penalties (``L1``, ``L2``, ``ElasticNet``, ``L21``; and ``MCP``,
-    ``SCAD``, ``CappedL1``, to a stationary point certified by the KKT residual), conjugate
-    gradients for the squared loss with a quadratic task-coupling penalty (``MeanRegularized``,
-    ``GraphLaplacian``), ADMM with exact per-task solves for the squared loss with another
-    penalty of W itself (``Trace``, ``Clustered``), and FISTA otherwise. When
-    ``alpha >= alpha_max`` the solution is
-    W = 0 exactly, returned without iterating.
-
-    Parameters
-    ----------
-    data : TaskData
-        The problem (:func:`~regmtl.as_task_data`; targets encoded to -1/+1 for the
-        logistic loss), or any :class:`~regmtl.blocks.TaskBlocks` (task blocks on Dask).
-    datafit : Datafit
-        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
-    penalty : Penalty
-        The penalty object (validated against the problem's shape).
-    alpha : float
-        Overall strength, >= 0.
-    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
-        The algorithm; ``"bcd"`` needs a row-separable penalty, ``"cg"`` the squared loss
-        with ``MeanRegularized`` or ``GraphLaplacian``, and ``"admm"`` the squared loss with
-        a penalty of W itself.
-    W0 : ndarray of shape (p, T), optional
-        Starting coefficients (a warm start); zeros by default.
-    b0 : ndarray of shape (T,), optional
-        Starting intercepts; those of W = 0 by default.
-    V0 : ndarray, optional
-        Starting lifted variable (``Dirty``, ``SparseLowRank``; FISTA only).
-    tighten_warm : bool, default=True
-        With a warm start, solve to at most a tenth of the starting point's certificate (a
-        path's points each move at their own alpha); False keeps ``tol``, so a start that
-        meets it returns at once (an estimator's ``warm_start`` refit).
-    fit_intercept : bool, default=True
-        Fit one unpenalized intercept per task.
-    tol : float, default=1e-4
-        Stop when the duality gap is below ``tol`` times the objective at W = 0, or the
-        relative KKT residual below ``tol``.
-    max_iter : int, default=1000
-        Epochs or iterations.
-    ref : Reference, optional
-        The problem at W = 0 (:func:`~regmtl.solvers.reference`); computed when omitted
-        (pass it to save that work along a path).
-    verbose : int, default=0
-        Print the certificate at every check when > 0.
-    options : dict, optional
-        Options of block coordinate descent (``working_set``, ``screening``, ``anderson``,
-        ``gram``, ``p0``; see :func:`~regmtl.solvers.bcd`), ignored by the other solvers.
-
-    Returns
-    -------
-    SolverResult
-        Coefficients, intercepts, iterations, the certificate and whether it met ``tol``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown solver, a solver that does not apply to the penalty or loss, invalid
-        options, or penalty parameters that do not fit the problem.
-
-    Warns
-    -----
-    ConvergenceWarning
-        When the solver stops at ``max_iter`` short of ``tol``, with the certificate reached.
-
-    See Also
-    --------
-    regmtl.MultiTaskRegressor : The estimator around it.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import regmtl as rm
-    >>> from regmtl.solvers import reference, solve
-    >>> rng = np.random.default_rng(0)
-    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
-    >>> data = rm.as_task_data(X, Y)
-    >>> res = solve(data, rm.Quadratic(), rm.L21(), alpha=0.1)
-    >>> res.W.shape, res.b.shape, res.converged, res.certificate.kind
-    ((8, 3), (3,), True, 'duality_gap')
-    >>> model = rm.MultiTaskRegressor("l21", alpha=0.1).fit(X, Y)
-    >>> bool(np.allclose(res.W, model.coef_.T))
-    True
-    """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
-    penalty.check(data.n_features, data.n_tasks)
-    ref = ref if ref is not None else reference(data, datafit, fit_intercept)
-    live = live_features(data)
-    if live is None:
-        res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
-                           tol, max_iter, ref, verbose, options, tighten_warm)
-    else:  # features zero on every row: their rows of W are zero, solved without them
-        res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
-                           None if W0 is None else np.asarray(W0)[live],
-                           b0, None if V0 is None else np.asarray(V0)[..., live, :],
-                           fit_intercept, tol, max_iter, restricted_reference(ref, live),
-                           verbose, options, tighten_warm)
-        res = expanded(res, live)
-    if not res.converged:
-        warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
-    return res
-
-
-def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
-           ref, verbose, options, tighten_warm=True) -> tuple[SolverResult, str]:
-    """:func:`solve` on a problem whose features are all live: the result (not warned
-    about) and the solver's name."""
-    p, T = data.n_features, data.n_tasks
-    solver = choose_solver(data, datafit, penalty, alpha, solver=solver, tol=tol)
-    options = check_options(options, data, datafit)
-    if _zero_is_optimal(penalty, alpha, ref):
-        # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=
-        # alpha_max gives W = 0 exactly; iterating could leave rounding-level nonzeros.
-        W = np.zeros((p, T))
-        V = penalty.lift(W)
-        b = ref.b0.copy() if fit_intercept else np.zeros(T)
-        cert = certify(data, datafit, penalty, alpha, V, ref.f0, fit_intercept, ref)
-        return SolverResult(W, b, 1, cert, True, V), solver
-    W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
-    project = getattr(penalty, "project", None)
-    if W0 is not None and project is not None:  # a warm start outside a sign constraint
-        W = np.ascontiguousarray(project(W))
-    if b0 is not None and fit_intercept:
-        b = np.array(b0, dtype=np.float64)
-    else:
-        b = ref.b0.copy() if fit_intercept else np.zeros(T)
-    run_tol = tol
-    if W0 is not None:
-        start, b_start, V_start = _start_point(data, datafit, penalty, alpha, W, b, V0,
-                                               fit_intercept, ref)
-        if tighten_warm:
-            run_tol = min(tol, max(0.1 * start.relative, 1e-3 * tol, 1e-12))
-        elif start.converged(tol):  # a continuation whose start is the answer: no iteration
-            start_res = SolverResult(W, b_start, 0, start, True, V_start)
-            start_res.W, start_res.b = data.arrays(W, b_start)
-            if V_start is not None:
-                (start_res.V,) = data.arrays(V_start)
-            _check_finite(start_res)
-            return start_res, solver
-    res = SOLVER_TABLE[solver].run(data, datafit, penalty, alpha, W, b, ref=ref,
-                                   fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
-                                   verbose=verbose, V0=V0, options=options)
-    # the fitted W and b (p x T numbers) with the caller, wherever the blocks are
-    res.W, res.b = data.arrays(res.W, res.b)
-    if res.V is not None:
-        (res.V,) = data.arrays(res.V)
-    _check_finite(res)
-    res.converged = res.certificate.converged(tol)
-    if not res.converged and res.certificate.kind == "duality_gap":
-        # a gap that rounding of X^T theta explains (huge columns against alpha) is no
-        # shortfall: the floor is taken off before the gap is compared with tol
-        res.certificate.rounding = rounding_floor(
-            data, datafit, penalty, alpha, res.V if res.V is not None else penalty.lift(res.W),
-            data.linear(res.W, res.b), fit_intercept)
-        res.converged = res.certificate.converged(tol)
-    return res, solver
-
-
-def _start_point(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref):
-    """The certificate of a warm start (its intercepts fitted), with those intercepts and the
-    penalty's variable. A path step is solved to ``tol`` and at most a tenth of it, so that
-    every point of a path is a solve at its own alpha (near the end of a path the previous
-    solution often meets ``tol`` already, and would come back unmoved, tying neighbouring
-    points), but not below ``1e-3 * tol`` nor the rounding floor of the certificates (1e-12);
-    a continuation at the same alpha (``tighten_warm=False``) returns the start if it meets
-    ``tol``, after no iteration."""
-    f = data.linear(W, b)
-    if fit_intercept:
-        S = datafit.state(data.y, f)
-        S, b = fit_intercepts(data, datafit, S, b.copy())
-        f = datafit.scores(data.y, S)
-    V = penalty.lift(W) if V0 is None else np.asarray(V0, dtype=np.float64)
-    return certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref), b, V
-
-
-def _check_finite(res: SolverResult) -> None:
-    if not (np.all(np.isfinite(res.W)) and np.all(np.isfinite(res.b))
-            and np.isfinite(res.certificate.primal)):
-        raise FloatingPointError(
-            "the solver produced non-finite coefficients or objective; the data's scale "
-            "overflows float64 arithmetic. Standardize X and y (e.g. divide by their standard "
-            "deviations) and fit again."
-        )
-
-
-def _shortfall(solver: str, res: SolverResult, tol: float, max_iter: int) -> str:
-    """The ConvergenceWarning's text: what was reached, why the solve stopped, what to do."""
-    cert = res.certificate
-    what = "duality gap" if cert.kind == "duality_gap" else "KKT residual"
-    reached = f"a relative {what} of {cert.relative:.3e} > tol={tol:g}"
-    if res.stalled:
-        return (
-            f"{solver} stopped after {res.n_iter} iterations because progress stalled at "
-            f"{reached} (max_iter={max_iter} was not reached; more iterations will not help). "
-            "The problem is ill-conditioned (collinear or badly scaled columns) or tol is "
-            f"below what float64 can certify here: standardize the features, loosen tol to "
-            f"{10 * cert.relative:.0e}, or raise alpha."
-        )
-    if solver == "direct":  # one exact solve: no iterations to run out of
-        return (
-            f"the exact ridge solve reached {reached}: the tasks' Grams are too "
-            "ill-conditioned for float64 at this alpha. Standardize the features, raise "
-            "alpha, or loosen tol."
-        )
-    return (
-        f"{solver} ran out of iterations (max_iter={max_iter}) at {reached}. Increase "
-        "max_iter, loosen tol, or raise alpha."
-    )
-
-
-def _zero_is_optimal(penalty: Penalty, alpha: float, ref: Reference) -> bool:
-    """``alpha >= penalty.alpha_max(G0)``, False where the penalty has no alpha_max."""
-    alpha_max = getattr(penalty, "alpha_max", None)
-    if alpha_max is None or alpha <= 0:
-        return False
-    try:
-        return bool(alpha >= alpha_max(ref.G0))
-    except ValueError:  # no finite alpha gives W = 0 (e.g. l1_ratio = 0)
-        return False

@@ -11,8 +11,6 @@ zero for dead features). Bag-of-words designs are mostly such columns (spam: 115
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -32,26 +30,21 @@ def live_features(data: TaskData) -> np.ndarray | None:
     :data:`MIN_DEAD` of them are dead or the rows are held elsewhere (kept with the problem)."""
     if not data.rows_local:
         return None
-    cache = data._cache  # noqa: SLF001 - the problem's own cache of derived quantities
-    if "live_features" not in cache:
-        X = data.X
-        if sp.issparse(X):  # stored entries per column (explicit zeros count as live)
-            live = np.asarray(X.getnnz(axis=0)).ravel() > 0
-        else:
-            live = np.any(np.asarray(X) != 0, axis=0)
-        cache["live_features"] = live if live.sum() <= (1.0 - MIN_DEAD) * live.size else None
-    return cache["live_features"]
+    return data.memo("live_features", lambda: _live(data.X))
+
+
+def _live(X) -> np.ndarray | None:
+    """The live features of a design, or None when fewer than :data:`MIN_DEAD` are dead."""
+    if sp.issparse(X):  # stored entries per column (explicit zeros count as live)
+        live = np.asarray(X.getnnz(axis=0)).ravel() > 0
+    else:
+        live = np.any(np.asarray(X) != 0, axis=0)
+    return live if live.sum() <= (1.0 - MIN_DEAD) * live.size else None
 
 
 def restricted(data: TaskData, live: np.ndarray) -> TaskData:
     """``data`` on its live features only (built once, kept with the problem)."""
-    cache = data._cache  # noqa: SLF001 - the problem's own cache of derived quantities
-    if "restricted" not in cache:
-        X = data.X
-        X = X[:, live] if sp.issparse(X) else np.asfortranarray(np.asarray(X)[:, live])
-        shift = None if data.x_shift is None else data.x_shift[live]
-        cache["restricted"] = dataclasses.replace(data, X=X, x_shift=shift, _cache={})
-    return cache["restricted"]
+    return data.memo("restricted", lambda: data.with_columns(live))
 
 
 def restricted_reference(ref: Reference, live: np.ndarray) -> Reference:

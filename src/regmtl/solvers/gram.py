@@ -37,13 +37,12 @@ def shared_row_weights(data: TaskData) -> np.ndarray | None:
     label), None when it does not; ``None`` too without sample weights (uniform rows)."""
     if not data.shared or data.observed is not None or data.sample_weight is None:
         return None
-    key = "shared_row_weights"
-    if key not in data._cache:
-        n = data.X.shape[0]
-        sw = data.sample_weight.reshape(data.n_tasks, n)
-        data._cache[key] = sw[0].copy() if np.array_equal(sw, np.broadcast_to(
+    def make():
+        sw = data.sample_weight.reshape(data.n_tasks, data.X.shape[0])
+        return sw[0].copy() if np.array_equal(sw, np.broadcast_to(
             sw[0], sw.shape)) and sw[0].any() else False
-    out = data._cache[key]
+
+    out = data.memo("shared_row_weights", make)
     return None if out is False else out
 
 
@@ -133,10 +132,7 @@ class GramStats:
 
 def gram_stats(data: TaskData, center: bool) -> GramStats:
     """The full Gram statistics of a shared dense design, computed once per TaskData."""
-    key = ("gram", bool(center))
-    if key not in data._cache:
-        data._cache[key] = GramStats(data, center)
-    return data._cache[key]
+    return data.memo(("gram", bool(center)), lambda: GramStats(data, center))
 
 
 class GramInner:

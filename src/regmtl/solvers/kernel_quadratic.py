@@ -229,11 +229,8 @@ class KernelQuadratic(TaskQuadratic):
 
 def kernel_quadratic(data: TaskData, fit_intercept: bool) -> KernelQuadratic:
     """The squared loss of ``data`` in row-space form, built once per problem."""
-    key = ("kernel", bool(fit_intercept))
-    cache = data._cache  # noqa: SLF001 - the problem's own cache of derived quantities
-    if key not in cache:
-        cache[key] = KernelQuadratic(data, data.c, data.y, fit_intercept)
-    return cache[key]
+    return data.memo(("kernel", bool(fit_intercept)),
+                     lambda: KernelQuadratic(data, data.c, data.y, fit_intercept))
 
 
 def model_quadratic(data: TaskData, c: np.ndarray, z: np.ndarray, center: bool) -> TaskQuadratic:

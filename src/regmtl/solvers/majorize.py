@@ -1,5 +1,5 @@
-r"""Majorize-minimize stages for :class:`~regmtl.NonconvexFusedGroupLasso` (MALSAR's DC
-programming of ``Least_NCFGLassoF1``).
+r"""Majorize-minimize stages for a penalty that declares ``majorized`` (its ``stage``: the
+nonconvex fused group lasso, as MALSAR's DC programming of ``Least_NCFGLassoF1``).
 
 Stage 0 solves the convex relaxation (the weighted fused lasso with ``c_j = 1``); stage k + 1
 solves the weighted fused lasso majorizing the penalty at ``W^k`` (the tangent of
@@ -16,10 +16,12 @@ certificate returned is the Clarke KKT residual over the nonzero rows
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Certificate, Reference, kkt_residual
@@ -28,13 +30,16 @@ from .result import SolverResult
 __all__ = ["majorize_minimize"]
 
 
-def majorize_minimize(data, datafit: Datafit, penalty: Penalty, alpha: float, W: np.ndarray,
-                      b: np.ndarray, *, ref: Reference, fit_intercept: bool = True,
+def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+                      W: np.ndarray, b: np.ndarray, *, ref: Reference,
+                      solve: Callable[..., SolverResult], fit_intercept: bool = True,
                       tol: float = 1e-4, max_iter: int = 1000, verbose: int = 0,
                       stage_tol: float | None = None, stage_solver: str = "fista"
                       ) -> SolverResult:
     """Majorize-minimize stages from ``(W, b)`` (the first stage, the convex relaxation, is
-    warm-started there) to a fixed point of the stage map to ``tol``.
+    warm-started there) to a fixed point of the stage map to ``tol``, each stage solved by
+    ``solve`` (:func:`regmtl.solvers.solve`, given by the table's row: the policy sits above
+    this module).
 
     ``max_iter`` bounds each stage's iterations; ``penalty.max_stages`` the stages.
     ``stage_tol`` (default ``tol / 100``, at least ``1e-13``) is each stage's relative gap;
@@ -47,8 +52,6 @@ def majorize_minimize(data, datafit: Datafit, penalty: Penalty, alpha: float, W:
     (``solve`` warns when that misses ``tol``); each stage's gap is in ``stages``.
     The result carries ``stages``: per stage its objective, relative gap, relative change of
     W and iterations."""
-    from . import solve  # (the policy sits above this module)
-
     p = data.n_features
     stage_tol = max(0.01 * tol, 1e-13) if stage_tol is None else float(stage_tol)
     max_stages = penalty._stages()  # noqa: SLF001 - the penalty's own validated bound

@@ -5,15 +5,19 @@ descent a penalty with a block step (``penalty.bcd_params``) and the rows in thi
 conjugate gradients the squared loss with a penalty ``alpha / 2 tr(W K W^T)`` given as an
 operator; the exact ridge the squared loss with a pure ridge on tasks of more rows than
 features; ADMM the squared loss with a penalty of W itself and tasks whose quadratics can be
-solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a name
-to (function, requirements, why); ``"auto"`` takes the first entry of :data:`AUTO_ORDER` whose
-requirements hold, and :func:`check_requirements` writes the error that names what is
-missing. Task blocks held elsewhere (``data.rows_local`` False,
+solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a row
+to (function, requirements, why, the solver name it answers to); ``"auto"`` takes the first
+row of :data:`AUTO_ORDER` whose requirements hold, and :func:`check_requirements` writes the
+error that names what is missing. Task blocks held elsewhere (``data.rows_local`` False,
 :class:`~regmtl.blocks.TaskBlocks`) need Gram form for every solver: the per-task
 quadratics, a penalty whose prox works on blocks, and a ``tol`` the Gram sums can certify.
 
-:func:`bcd` and :func:`fista` are the public entries of the two iterative families: each runs
-its squared-loss solver or, for the logistic loss, the matching proximal Newton.
+A row of the table is one function that does the work: the families a user names
+(``solver="bcd"``, ``"fista"``, ...) have a row per method (least squares or proximal
+Newton, a stationary point of a nonconvex penalty, majorize-minimize stages for a penalty that
+declares ``majorized``), each with its own requirements; the table is the one dispatch
+(:func:`choose_row`, :func:`run_solver`). The majorize-minimize row receives the solve of its
+stages as an argument (``inner``): nothing here imports :mod:`~regmtl.solvers.solve`.
 """
 
 from __future__ import annotations
@@ -26,23 +30,24 @@ import numpy as np
 
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
-from ..penalties import PENALTY_NAMES, GraphLaplacian, Penalty
+from ..penalties import PENALTY_CLASSES, Penalty
 from ._kernels import LOGISTIC, QUADRATIC
 from .bcd import least_squares_bcd
 from .certificates import Reference
 from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
+from .majorize import majorize_minimize
 from .newton import prox_newton
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
-from .stationary import stationary_bcd
+from .stationary import stationary_least_squares, stationary_newton
 from .structured_newton import structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
-           "choose_solver", "check_requirements", "penalty_solver", "admm", "bcd", "fista"]
+           "choose_solver", "choose_row", "check_requirements", "penalty_solver", "run_solver"]
 
 #: The names a user may pass as ``solver=``.
 SOLVERS = ("auto", "bcd", "fista", "cg", "admm")
@@ -71,14 +76,14 @@ class Requirement:
 
 
 def _penalty_names(provides: Callable[[type], bool]) -> str:
-    """The names of the penalties (``penalty=`` strings, and GraphLaplacian's) whose class
+    """The names of the penalties (``penalty=`` strings, and the graph's) whose class
     provides something, for messages."""
-    names = [cls.name for cls in (*PENALTY_NAMES.values(), GraphLaplacian) if provides(cls)]
+    names = [cls.name for cls in PENALTY_CLASSES if provides(cls)]
     return ", ".join(names)
 
 
 def _has_block_step(cls: type) -> bool:
-    return cls.bcd_params is not Penalty.bcd_params
+    return cls.bcd_params is not Penalty.bcd_params or cls.majorized
 
 
 def _has_operator(cls: type) -> bool:
@@ -87,8 +92,9 @@ def _has_operator(cls: type) -> bool:
 
 
 ROW_SEPARABLE = Requirement(
-    "a row-separable penalty (a block step, ``penalty.bcd_params``)",
-    lambda pb: pb.penalty.bcd_params(pb.alpha) is not None,
+    "a row-separable penalty (a block step, ``penalty.bcd_params``, or majorize-minimize "
+    "stages, ``penalty.majorized``)",
+    lambda pb: pb.penalty.majorized or pb.penalty.bcd_params(pb.alpha) is not None,
     lambda pb, name: (
         f"solver={name!r} needs a row-separable penalty ({_penalty_names(_has_block_step)}); "
         f"{pb.penalty!r} is solved by solver='fista' (or 'auto')."),
@@ -175,232 +181,156 @@ EXACT_SOLVES = Requirement(
 ON_BLOCKS_ELSEWHERE = (GRAM_FORM, BLOCK_PENALTY)
 
 
-# ------------------------------------------------------------------------ the entries
-def bcd(
-    data: TaskBlocks,
-    datafit: Datafit,
-    penalty: Penalty,
-    alpha: float,
-    W: np.ndarray,
-    b: np.ndarray,
-    *,
-    ref: Reference,
-    fit_intercept: bool = True,
-    tol: float = 1e-4,
-    max_iter: int = 1000,
-    verbose: int = 0,
-    working_set: bool = True,
-    screening: bool = True,
-    anderson: int = 5,
-    gram: bool | str = "auto",
-    p0: int = 10,
-) -> SolverResult:
-    """Block coordinate descent over features, for row-separable penalties.
+MAJORIZED = Requirement(
+    "a penalty solved by majorize-minimize over convex stages (``penalty.majorized``)",
+    lambda pb: pb.penalty.majorized,
+    lambda pb, name: f"solver={name!r} runs majorize-minimize stages, which {pb.penalty!r} "
+                     "does not declare.",
+    on_data=False,
+)
+BLOCK_STEP = Requirement(
+    "a block step (``penalty.bcd_params``)",
+    lambda pb: pb.penalty.bcd_params(pb.alpha) is not None,
+    lambda pb, name: f"solver={name!r} needs a block step, which {pb.penalty!r} does not have.",
+    on_data=False,
+)
+NONCONVEX = Requirement(
+    "a nonconvex penalty (``penalty.nonconvex``): a stationary point, certified by the KKT "
+    "residual",
+    lambda pb: pb.penalty.nonconvex,
+    lambda pb, name: f"solver={name!r} runs to a stationary point of a nonconvex penalty, "
+                     f"and {pb.penalty!r} is convex.",
+    on_data=False,
+)
+CONVEX = Requirement(
+    "a convex penalty",
+    lambda pb: not pb.penalty.nonconvex,
+    lambda pb, name: f"solver={name!r} needs a convex penalty, not {pb.penalty!r}.",
+    on_data=False,
+)
+NEWTON_LOSS = Requirement(
+    "a loss other than the squared one (proximal Newton on its quadratic models)",
+    lambda pb: pb.datafit.code != QUADRATIC,
+    lambda pb, name: f"solver={name!r} runs proximal Newton, for a loss other than the "
+                     "squared one.",
+    on_data=False,
+)
+LOGISTIC_LOSS = Requirement(
+    "the logistic loss",
+    lambda pb: pb.datafit.code == LOGISTIC,
+    lambda pb, name: f"solver={name!r} needs the logistic loss, not the {pb.datafit.name} loss.",
+    on_data=False,
+)
+ROW_SPACE = Requirement(
+    "per-task kernels (row-space form for wide tasks)",
+    lambda pb: kernel_applies(pb.data),
+    lambda pb, name: f"solver={name!r} needs wide tasks whose kernels fit in memory.",
+)
 
-    A block is one feature across all tasks (row ``W_j``), minimized exactly (soft-thresholding
-    for entrywise penalties, the group prox for L2,1). An outer loop computes the duality gap,
-    discards the features the gap-safe rules prove zero, and solves the problem restricted to
-    a working set of the support plus the worst violators of the optimality conditions; inner
-    epochs are Anderson-extrapolated. The logistic loss runs as proximal Newton over the same
-    working sets. ``working_set``, ``screening``, ``anderson`` and ``gram`` change how the
-    optimum is reached, not where it is.
 
-    Parameters
-    ----------
-    data : TaskData
-        The problem.
-    datafit : Datafit
-        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
-    penalty : Penalty
-        A row-separable penalty (``L1``, ``L2``, ``ElasticNet``, ``L21``).
-    alpha : float
-        Overall strength, >= 0.
-    W : ndarray of shape (p, T)
-        Starting coefficients, modified in place.
-    b : ndarray of shape (T,)
-        Starting intercepts, modified in place.
-    ref : Reference
-        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
-    fit_intercept : bool, default=True
-        Fit one unpenalized intercept per task.
-    tol : float, default=1e-4
-        Relative duality gap (or KKT residual at ``alpha = 0``) to reach.
-    max_iter : int, default=1000
-        Bound on the epochs (proximal Newton steps for the logistic loss).
-    verbose : int, default=0
-        Print the certificate at every check when > 0.
-    working_set : bool, default=True
-        Solve growing subproblems on working sets of features.
-    screening : bool, default=True
-        Discard features by the gap-safe rules (not for the nonconvex penalties, ``MCP``,
-        ``SCAD``, ``CappedL1``: no duality gap; they run block coordinate descent with working
-        sets to a stationary point, certified by the KKT residual).
-    anderson : int, default=5
-        Iterates per Anderson extrapolation (0 for none).
-    gram : bool or "auto", default="auto"
-        Run epochs on the Gram matrix (squared loss on a shared dense design without sample
-        weights or missing labels); ``"auto"`` when it pays.
-    p0 : int, default=10
-        The smallest working set (over the data, at least ``p // 16``).
+# ------------------------------------------------------------------------ the runners
+#: The block coordinate descent options and their defaults (``solver_options``).
+BCD_DEFAULTS = dict(working_set=True, screening=True, anderson=5, gram="auto", p0=10)
 
-    Returns
-    -------
-    SolverResult
-        The solution and its certificate.
 
-    Raises
-    ------
-    ValueError
-        If the penalty is not row-separable.
+def _bcd_options(penalty: Penalty, options: dict) -> dict:
+    """The block coordinate descent options with their defaults; gap-safe screening refused
+    for a nonconvex penalty (no duality gap)."""
+    if penalty.nonconvex and options.get("screening") is True:
+        raise ValueError(
+            f"solver_options['screening']=True: {penalty!r} is not convex, so there is no "
+            "duality gap and no gap-safe rule to screen with (its fits are certified by the "
+            "KKT residual); leave 'screening' out, or set it to False.")
+    return {**BCD_DEFAULTS, **{k: v for k, v in options.items() if k in BCD_DEFAULTS}}
 
-    See Also
-    --------
-    regmtl.solvers.solve : Picks the solver and checks the options.
-    regmtl.solvers.fista : For the other penalties.
 
-    References
-    ----------
-    Massias, Gramfort & Salmon (2018), "Celer: a fast solver for the lasso with dual
-    extrapolation", ICML; Ndiaye, Fercoq, Gramfort & Salmon (2017), "Gap safe screening rules
-    for sparsity enforcing penalties", JMLR 18.
+def _run_direct(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+                verbose, V0, options, inner):
+    return ridge_solve(data, datafit, penalty, alpha, ref=ref, fit_intercept=fit_intercept,
+                       tol=tol)
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import regmtl as rm
-    >>> from regmtl.solvers import bcd, reference
-    >>> rng = np.random.default_rng(0)
-    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
-    >>> data = rm.as_task_data(X, Y)
-    >>> ref = reference(data, rm.Quadratic(), True)
-    >>> W, b = np.zeros((8, 3)), ref.b0.copy()
-    >>> res = bcd(data, rm.Quadratic(), rm.L21(), 0.1, W, b, ref=ref)
-    >>> res.converged, res.certificate.kind
-    (True, 'duality_gap')
-    """
-    params = penalty.bcd_params(alpha)
-    if params is None:
-        raise ValueError(f"{penalty!r} is not row-separable: use solver='fista'.")
-    if penalty.nonconvex:  # to a stationary point, certified by the KKT residual
-        return stationary_bcd(data, datafit, penalty, alpha, W, b, ref=ref,
-                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                              verbose=verbose, working_set=working_set, anderson=anderson,
-                              gram=gram, p0=p0)
-    if datafit.code != QUADRATIC:
-        has_dual = penalty.has_dual and alpha > 0
-        return prox_newton(data, datafit, penalty, alpha, W, b, params, ref=ref,
-                           fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                           verbose=verbose, working_set=working_set and has_dual,
-                           screening=screening and has_dual, p0=p0)
+
+def _run_majorize(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+                  verbose, V0, options, inner):
+    _bcd_options(penalty, options)
+    return majorize_minimize(data, datafit, penalty, alpha, W, b, ref=ref,
+                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                             verbose=verbose, solve=inner)
+
+
+def _run_stationary(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+                    verbose, V0, options, inner):
+    opts = _bcd_options(penalty, options)
+    return stationary_least_squares(
+        data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept, tol=tol,
+        max_iter=max_iter, verbose=verbose, working_set=opts["working_set"],
+        anderson=opts["anderson"], gram=opts["gram"], p0=opts["p0"])
+
+
+def _run_stationary_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                           max_iter, verbose, V0, options, inner):
+    opts = _bcd_options(penalty, options)
+    return stationary_newton(
+        data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept, tol=tol,
+        max_iter=max_iter, verbose=verbose, working_set=opts["working_set"],
+        anderson=opts["anderson"], p0=opts["p0"])
+
+
+def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                     max_iter, verbose, V0, options, inner):
+    opts = _bcd_options(penalty, options)
+    has_dual = penalty.has_dual and alpha > 0
+    return prox_newton(data, datafit, penalty, alpha, W, b, penalty.bcd_params(alpha), ref=ref,
+                       fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                       verbose=verbose, working_set=opts["working_set"] and has_dual,
+                       screening=opts["screening"] and has_dual, p0=opts["p0"])
+
+
+def _run_bcd(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+             verbose, V0, options, inner):
     return least_squares_bcd(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                             verbose=verbose, working_set=working_set, screening=screening,
-                             anderson=anderson, gram=gram, p0=p0)
+                             verbose=verbose, **_bcd_options(penalty, options))
 
 
-def fista(
-    data: TaskBlocks,
-    datafit: Datafit,
-    penalty: Penalty,
-    alpha: float,
-    W: np.ndarray,
-    b: np.ndarray,
-    *,
-    ref: Reference,
-    fit_intercept: bool = True,
-    tol: float = 1e-4,
-    max_iter: int = 5000,
-    check_every: int = 10,
-    verbose: int = 0,
-    V0: np.ndarray | None = None,
-) -> SolverResult:
-    """Accelerated proximal gradient (FISTA) with backtracking and adaptive restart.
+def _run_cg(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+            verbose, V0, options, inner):
+    return conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
+                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                              verbose=verbose)
 
-    Works with any penalty that has a ``prox``. The iteration runs on the penalty's variable
-    ``V`` (``W = penalty.compose(V)``; ``V = W`` for all but the dirty models), in centered
-    coordinates when intercepts are fitted; the step ``1 / L`` starts from a power-iteration
-    estimate of the data term's curvature and doubles until the quadratic upper bound holds,
-    and momentum restarts when it points against the last step. The intercepts are minimized
-    exactly before every certificate. The line search is bounded: when no step passes (the
-    loss at its rounding floor) the solve stops and says it stalled. The logistic loss on
-    tasks with more rows than features runs as proximal Newton with each model in Gram form
-    (``regmtl.solvers.structured_newton``); on wide tasks with a penalty of W itself, proximal
-    gradient hands over to proximal Newton with row-space models when, after the cost of a
-    few of them (``regmtl.solvers.kernel_quadratic.newton_budget``), its rate predicts as
-    much again.
 
-    Parameters
-    ----------
-    data : TaskData
-        The problem.
-    datafit : Datafit
-        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
-    penalty : Penalty
-        Any penalty.
-    alpha : float
-        Overall strength, >= 0.
-    W : ndarray of shape (p, T)
-        Starting coefficients (lifted by ``penalty.lift`` unless ``V0`` is given).
-    b : ndarray of shape (T,)
-        Starting intercepts.
-    ref : Reference
-        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
-    fit_intercept : bool, default=True
-        Fit one unpenalized intercept per task.
-    tol : float, default=1e-4
-        Relative certificate to reach.
-    max_iter : int, default=5000
-        Iterations.
-    check_every : int, default=10
-        Iterations between certificates.
-    verbose : int, default=0
-        Print the certificate at every check when > 0.
-    V0 : ndarray, optional
-        Starting lifted variable (a warm start of ``Dirty`` or ``SparseLowRank``).
+def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+              verbose, V0, options, inner):
+    check_every = options.get("check_every", 10)
+    res = split_admm(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                     tol=tol, max_iter=max_iter, check_every=check_every, verbose=verbose)
+    left = max_iter - res.n_iter
+    if res.converged or left <= 0 or not data.rows_local:
+        return res
+    # the Gram sums met tol but the data do not (their rounding): FISTA finishes on the data
+    more = proximal_gradient(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
+                             fit_intercept=fit_intercept, tol=tol, max_iter=left,
+                             check_every=check_every, verbose=verbose)
+    more.n_iter += res.n_iter
+    return more
 
-    Returns
-    -------
-    SolverResult
-        The solution at the last certificate, and that certificate.
 
-    See Also
-    --------
-    regmtl.solvers.solve : Picks the solver.
-    regmtl.solvers.bcd : Faster for row-separable penalties.
+def _run_structured_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                           max_iter, verbose, V0, options, inner):
+    V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
+    return structured_newton(data, datafit, penalty, alpha, V, b, ref=ref,
+                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                             verbose=verbose)
 
-    References
-    ----------
-    Beck & Teboulle (2009), "A fast iterative shrinkage-thresholding algorithm for linear
-    inverse problems", SIAM Journal on Imaging Sciences 2(1); O'Donoghue & Candes (2015),
-    "Adaptive restart for accelerated gradient schemes", Foundations of Computational
-    Mathematics 15(3).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import regmtl as rm
-    >>> from regmtl.solvers import fista, reference
-    >>> rng = np.random.default_rng(0)
-    >>> X, Y = rng.standard_normal((50, 8)), rng.standard_normal((50, 3))
-    >>> data = rm.as_task_data(X, Y)
-    >>> ref = reference(data, rm.Quadratic(), True)
-    >>> res = fista(data, rm.Quadratic(), rm.Trace(), 0.1, np.zeros((8, 3)), ref.b0.copy(),
-    ...             ref=ref)
-    >>> res.converged, res.certificate.kind
-    (True, 'duality_gap')
-    """
-    if datafit.code == LOGISTIC and quadratic_applies(data) and tol >= 1e-12:
-        V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
-        return structured_newton(data, datafit, penalty, alpha, V, b, ref=ref,
-                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                                 verbose=verbose)
-    wide_newton = (datafit.code == LOGISTIC and tol >= 1e-12 and kernel_applies(data)
-                   and PLAIN_VARIABLE.holds(Problem(data, datafit, penalty, alpha, tol)))
+def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                     max_iter, verbose, V0, options, inner):
     res = proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                            check_every=check_every, verbose=verbose, V0=V0,
-                            crawl_budget=newton_budget(data) if wide_newton else None)
-    if not wide_newton or res.converged or res.n_iter >= max_iter:
+                            check_every=options.get("check_every", 10), verbose=verbose,
+                            V0=V0, crawl_budget=newton_budget(data))
+    if res.converged or res.n_iter >= max_iter:
         return res
     # wide tasks on which proximal gradient crawls (its rate after the cost of a few Newton
     # models predicts as much again): proximal Newton in row-space form from its point
@@ -411,189 +341,84 @@ def fista(
     return more
 
 
-def admm(
-    data: TaskBlocks,
-    datafit: Datafit,
-    penalty: Penalty,
-    alpha: float,
-    W: np.ndarray,
-    b: np.ndarray,
-    *,
-    ref: Reference,
-    fit_intercept: bool = True,
-    tol: float = 1e-4,
-    max_iter: int = 5000,
-    check_every: int = 10,
-    verbose: int = 0,
-) -> SolverResult:
-    r"""The alternating direction method of multipliers with exact per-task solves.
-
-    For the squared loss and a penalty of W itself (``Trace``, ``Clustered``, ...), it splits
-    ``W = Z`` and alternates one exact solve per task, ``w_t = (H_t + rho I)^{-1} (g_t + rho
-    (z_t - u_t))``, with the penalty's prox at ``W + U`` and a step of the multiplier ``U``.
-    The solves come from one eigendecomposition per task of its Gram ``H_t`` (p x p, kept
-    for every ``rho``) when the tasks have more rows than features, else from the Cholesky
-    factor of its kernel ``B_t B_t' + rho I`` (n_t x n_t, by the Woodbury identity; factored
-    again when ``rho`` moves). ``rho`` starts at a fraction of the tasks' typical curvature
-    (in row-space form growing with ``alpha``) and is balanced between the primal and dual
-    residuals. The result is certified on the
-    data; where the Gram sums' rounding keeps it above ``tol``, FISTA finishes from it.
-
-    Parameters
-    ----------
-    data : TaskData
-        The problem.
-    datafit : Datafit
-        The squared loss, :class:`~regmtl.Quadratic`.
-    penalty : Penalty
-        A penalty of W itself (no lifted variable).
-    alpha : float
-        Overall strength, >= 0.
-    W : ndarray of shape (p, T)
-        Starting coefficients.
-    b : ndarray of shape (T,)
-        Starting intercepts (minimized out of the quadratic; used by a finishing FISTA).
-    ref : Reference
-        The problem at W = 0 (:func:`~regmtl.solvers.reference`).
-    fit_intercept : bool, default=True
-        Fit one unpenalized intercept per task.
-    tol : float, default=1e-4
-        Relative certificate to reach.
-    max_iter : int, default=5000
-        Iterations.
-    check_every : int, default=10
-        Iterations between certificates.
-    verbose : int, default=0
-        Print the certificate at every check when > 0.
-
-    Returns
-    -------
-    SolverResult
-        The solution and its certificate.
-
-    Raises
-    ------
-    ValueError
-        If the loss, the penalty or the data do not allow exact per-task solves (the message
-        names what is missing).
-
-    See Also
-    --------
-    regmtl.solvers.solve : Picks the solver.
-    regmtl.solvers.fista : For any loss and penalty.
-
-    References
-    ----------
-    Boyd, Parikh, Chu, Peleato & Eckstein (2011), "Distributed optimization and statistical
-    learning via the alternating direction method of multipliers", Foundations and Trends in
-    Machine Learning 3(1).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import regmtl as rm
-    >>> from regmtl.solvers import admm, reference
-    >>> rng = np.random.default_rng(0)
-    >>> Xs = [rng.standard_normal((20, 50)) for _ in range(4)]  # wide tasks
-    >>> ys = [X[:, :3].sum(axis=1) + 0.1 * rng.standard_normal(20) for X in Xs]
-    >>> data = rm.as_task_data(Xs, ys)
-    >>> ref = reference(data, rm.Quadratic(), True)
-    >>> res = admm(data, rm.Quadratic(), rm.Trace(), 0.1, np.zeros((50, 4)), ref.b0.copy(),
-    ...            ref=ref, tol=1e-8)
-    >>> res.converged, res.certificate.kind
-    (True, 'duality_gap')
-    """
-    check_requirements("admm", Problem(data, datafit, penalty, alpha, tol))
-    res = split_admm(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                     tol=tol, max_iter=max_iter, check_every=check_every, verbose=verbose)
-    left = max_iter - res.n_iter
-    if res.converged or left <= 0 or not data.rows_local:
-        return res
-    # the Gram sums met tol but the data do not (their rounding): FISTA finishes on the data
-    more = fista(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
-                 fit_intercept=fit_intercept, tol=tol, max_iter=left, check_every=check_every,
-                 verbose=verbose)
-    more.n_iter += res.n_iter
-    return more
-
-
-def _run_direct(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
-                verbose, V0, options):
-    return ridge_solve(data, datafit, penalty, alpha, ref=ref, fit_intercept=fit_intercept,
-                       tol=tol)
-
-
-def _run_bcd(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
-             verbose, V0, options):
-    if penalty.nonconvex and options.get("screening") is True:
-        raise ValueError(
-            f"solver_options['screening']=True: {penalty!r} is not convex, so there is no "
-            "duality gap and no gap-safe rule to screen with (its fits are certified by the "
-            "KKT residual); leave 'screening' out, or set it to False.")
-    return bcd(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-               tol=tol, max_iter=max_iter, verbose=verbose, **options)
-
-
-def _run_cg(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
-            verbose, V0, options):
-    return conjugate_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
-                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                              verbose=verbose)
-
-
-def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
-              verbose, V0, options):
-    return admm(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                tol=tol, max_iter=max_iter, verbose=verbose)
-
-
 def _run_fista(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
-               verbose, V0, options):
-    return fista(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
-                 tol=tol, max_iter=max_iter, verbose=verbose, V0=V0)
+               verbose, V0, options, inner):
+    return proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
+                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                             check_every=options.get("check_every", 10), verbose=verbose,
+                             V0=V0)
 
 
 # ------------------------------------------------------------------------ the table
 @dataclass(frozen=True)
 class SolverEntry:
-    """A solver: ``run(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
-    max_iter, verbose, V0, options)``, what it ``requires`` (in the order checked) and
-    ``why`` ``"auto"`` picks it."""
+    """A row of the table: ``run(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
+    tol, max_iter, verbose, V0, options, inner)`` (``inner`` the solve, for the stages of
+    majorize-minimize), what it ``requires`` (in the order checked), ``why`` ``"auto"`` picks
+    it, and the solver name it ``answers`` to (``solver=``, and messages)."""
 
     run: Callable[..., SolverResult]
     requires: tuple[Requirement, ...]
     why: str
+    answers: str
 
 
+_BCD = (ROWS_LOCAL, ROW_SEPARABLE)
 SOLVER_TABLE: dict[str, SolverEntry] = {
     "direct": SolverEntry(
         _run_direct, (SQUARED_LOSS, PURE_RIDGE, GRAM_TOL, GRAM_FORM),
         "the squared loss with a pure ridge on tasks with more rows than features: solved "
-        "exactly, per task, from the Gram's eigendecomposition"),
+        "exactly, per task, from the Gram's eigendecomposition", "direct"),
+    "majorize": SolverEntry(
+        _run_majorize, (*_BCD, MAJORIZED),
+        "a penalty solved by majorize-minimize: each stage a convex penalty majorizing it "
+        "(``penalty.stage``), solved and certified by its duality gap", "bcd"),
+    "stationary": SolverEntry(
+        _run_stationary, (*_BCD, BLOCK_STEP, NONCONVEX, SQUARED_LOSS),
+        "a nonconvex row-separable penalty with the squared loss: block coordinate descent "
+        "to a stationary point, certified by the KKT residual", "bcd"),
+    "stationary_newton": SolverEntry(
+        _run_stationary_newton, (*_BCD, BLOCK_STEP, NONCONVEX, NEWTON_LOSS),
+        "a nonconvex row-separable penalty with another loss: proximal Newton to a "
+        "stationary point, its models solved by block coordinate descent", "bcd"),
+    "prox_newton": SolverEntry(
+        _run_prox_newton, (*_BCD, BLOCK_STEP, CONVEX, NEWTON_LOSS),
+        "a row-separable penalty with a loss other than the squared one: proximal Newton, "
+        "its models solved by block coordinate descent over working sets", "bcd"),
     "bcd": SolverEntry(
-        _run_bcd, (ROWS_LOCAL, ROW_SEPARABLE),
+        _run_bcd, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS),
         "a row-separable penalty: block coordinate descent over features with working sets, "
-        "screening and Anderson extrapolation (proximal Newton for the logistic loss)"),
+        "screening and Anderson extrapolation (proximal Newton for the logistic loss)", "bcd"),
     "cg": SolverEntry(
         _run_cg, (LINEAR_PATH,),
         "the squared loss with a quadratic task-coupling penalty: the optimum solves a linear "
-        "system, by preconditioned conjugate gradients"),
+        "system, by preconditioned conjugate gradients", "cg"),
     "admm": SolverEntry(
         _run_admm, (SQUARED_LOSS, PLAIN_VARIABLE, EXACT_PROX, GRAM_TOL, EXACT_SOLVES),
         "the squared loss with a penalty of W itself: ADMM with every task's quadratic solved "
         "exactly (Gram form for long tasks, row-space form for wide ones), tens of steps where "
-        "proximal gradient needs hundreds"),
+        "proximal gradient needs hundreds", "admm"),
+    "structured_newton": SolverEntry(
+        _run_structured_newton, (EXACT_PROX, LOGISTIC_LOSS, GRAM_TOL, GRAM_FORM),
+        "the logistic loss on tasks with more rows than features: proximal Newton with each "
+        "model in Gram form", "fista"),
+    "wide_newton": SolverEntry(
+        _run_wide_newton, (EXACT_PROX, LOGISTIC_LOSS, GRAM_TOL, ROW_SPACE, PLAIN_VARIABLE),
+        "the logistic loss on wide tasks with a penalty of W itself: proximal gradient, handing "
+        "over to proximal Newton with row-space models where it crawls", "fista"),
     "fista": SolverEntry(
         _run_fista, (EXACT_PROX,),
         "any penalty with a prox: accelerated proximal gradient (proximal Newton in Gram "
-        "form for the logistic loss)"),
+        "form for the logistic loss)", "fista"),
 }
-#: The order in which ``solver="auto"`` tries the table.
-AUTO_ORDER = ("direct", "bcd", "cg", "admm", "fista")
+#: The order in which the table is read: ``solver="auto"`` runs the first row whose
+#: requirements hold, a named solver the first such row that answers to its name.
+AUTO_ORDER = ("direct", "majorize", "stationary", "stationary_newton", "prox_newton", "bcd",
+              "cg", "admm", "structured_newton", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
-    """Everything the solver ``name`` needs of this problem, in the order checked."""
+    """Everything the row ``name`` needs of this problem, in the order checked."""
     if problem.data.rows_local:
         return SOLVER_TABLE[name].requires
     own = SOLVER_TABLE[name].requires
@@ -601,11 +426,40 @@ def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
 
 
 def check_requirements(name: str, problem: Problem) -> None:
-    """Raise a ``ValueError`` naming the first requirement of solver ``name`` that the
+    """Raise a ``ValueError`` naming the first requirement of the row ``name`` that the
     problem misses (:data:`SOLVER_TABLE`); return quietly when all hold."""
     for req in _requirements(name, problem):
         if not req.holds(problem):
-            raise ValueError(req.missing(problem, name))
+            raise ValueError(req.missing(problem, SOLVER_TABLE[name].answers))
+
+
+def choose_row(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float, *,
+               solver: str = "auto", tol: float = 1e-4) -> str:
+    """The key of the :data:`SOLVER_TABLE` row that runs a problem: for ``"auto"`` the first
+    of :data:`AUTO_ORDER` whose own requirements hold, for a named solver the first row
+    answering to it whose requirements hold (else its own row, whose check names what is
+    missing); then checked with what task blocks held elsewhere need (a ``ValueError``)."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    problem = Problem(data, datafit, penalty, alpha, tol)
+    rows = [key for key in AUTO_ORDER if solver in ("auto", SOLVER_TABLE[key].answers)]
+    row = next((key for key in rows
+                if all(req.holds(problem) for req in SOLVER_TABLE[key].requires)),
+               AUTO_ORDER[-1] if solver == "auto" else solver)
+    check_requirements(row, problem)  # (and what task blocks held elsewhere need)
+    return row
+
+
+def run_solver(solver: str, data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+               W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool, tol: float,
+               max_iter: int, verbose: int, options: dict, inner: Callable[..., SolverResult],
+               V0: np.ndarray | None = None) -> SolverResult:
+    """Run the row of :data:`SOLVER_TABLE` that :func:`choose_row` picks for ``solver`` from
+    ``(W, b)``; ``inner`` is the solve the stages of majorize-minimize call."""
+    row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
+    return SOLVER_TABLE[row].run(data, datafit, penalty, alpha, W, b, ref=ref,
+                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                                 verbose=verbose, V0=V0, options=options, inner=inner)
 
 
 def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float, *,
@@ -633,7 +487,8 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
     Returns
     -------
     str
-        A key of :data:`SOLVER_TABLE` (its ``why`` says what made it the choice).
+        The solver's name, a key of :data:`SOLVER_TABLE` (its ``why`` says what made it
+        the choice; :func:`choose_row` gives the row within it that runs).
 
     Raises
     ------
@@ -652,15 +507,8 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
     >>> [choose_solver(data, rm.Quadratic(), pen, 0.1) for pen in pens]
     ['bcd', 'direct', 'cg', 'admm', 'fista']
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
-    problem = Problem(data, datafit, penalty, alpha, tol)
-    if solver == "auto":  # the first whose own requirements hold (FISTA: only a prox)
-        solver = next((name for name in AUTO_ORDER
-                       if all(req.holds(problem) for req in SOLVER_TABLE[name].requires)),
-                      AUTO_ORDER[-1])
-    check_requirements(solver, problem)  # (and what task blocks held elsewhere need)
-    return solver
+    row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
+    return SOLVER_TABLE[row].answers
 
 
 def penalty_solver(datafit: Datafit, penalty: Penalty, alpha: float = 1.0) -> str:
@@ -668,7 +516,9 @@ def penalty_solver(datafit: Datafit, penalty: Penalty, alpha: float = 1.0) -> st
     from the requirements that need no data: ``"bcd"``, ``"cg"`` or ``"fista"`` (an exact
     ridge may still replace it where the tasks have more rows than features)."""
     problem = Problem(None, datafit, penalty, alpha, 1e-4)
-    for name in ("bcd", "cg", "fista"):
-        if all(req.holds(problem) for req in SOLVER_TABLE[name].requires if not req.on_data):
-            return name
+    for key in AUTO_ORDER:
+        entry = SOLVER_TABLE[key]
+        if entry.answers in ("bcd", "cg", "fista") and all(
+                req.holds(problem) for req in entry.requires if not req.on_data):
+            return entry.answers
     return "fista"

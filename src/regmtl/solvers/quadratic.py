@@ -364,19 +364,16 @@ def quadratic_of(data: TaskBlocks, c, z, center: bool) -> TaskQuadratic:
     elsewhere, ``data.rows_local`` False) a :class:`BlockQuadratic` built block by block where
     the rows are."""
     if not data.rows_local:
-        return BlockQuadratic(data, data.blockwise(_block_quadratic, c, z, center,
-                                                   out="object").persist())
+        return BlockQuadratic(data, data.settle(data.blockwise(_block_quadratic, c, z, center,
+                                                               out="object"))[0])
     return TaskQuadratic.from_data(data, c, z, center)
 
 
 def task_quadratic(data: TaskBlocks, fit_intercept: bool) -> TaskQuadratic:
     """The squared loss of ``data`` in Gram form, built once per problem (paths, warm
     starts and the folds' refits reuse it)."""
-    key = ("quadratic", bool(fit_intercept))
-    cache = data._cache  # noqa: SLF001 - the problem's own cache of derived quantities
-    if key not in cache:
-        cache[key] = quadratic_of(data, data.c, data.y, fit_intercept)
-    return cache[key]
+    return data.memo(("quadratic", bool(fit_intercept)),
+                     lambda: quadratic_of(data, data.c, data.y, fit_intercept))
 
 
 def _block_quadratic(block: TaskData, c, z, center: bool) -> TaskQuadratic:

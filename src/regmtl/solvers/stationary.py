@@ -34,9 +34,7 @@ import scipy.sparse as sp
 
 from ..datafits import Datafit
 from ..penalties import Penalty
-from ..penalties.nonconvex_fused import MAJORIZED_ROWS
 from ..taskdata import TaskData
-from ._kernels import QUADRATIC
 from .anderson import Anderson
 from .certificates import Certificate, Reference, fit_intercepts
 from .epochs import DataInner, LeastSquaresEpochs, aligned, feature_gradient
@@ -46,7 +44,7 @@ from .newton_model import armijo, newton_model
 from .result import SolverResult
 from .working_set import nonzero_rows, select_working_set
 
-__all__ = ["stationary_bcd", "kkt_terms"]
+__all__ = ["stationary_least_squares", "stationary_newton", "kkt_terms"]
 
 
 def kkt_terms(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float, W: np.ndarray,
@@ -140,8 +138,17 @@ def _gram_inner(data: TaskData, ls: LeastSquaresEpochs, R: np.ndarray, W: np.nda
     return GramInner(Q, E0, rr0, yR0, W[ws], ls.ct, ls.L[ws], params, penalty, alpha)
 
 
-def _least_squares(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
-                   verbose, working_set, anderson, gram, p0):
+def stationary_least_squares(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
+                             W: np.ndarray, b: np.ndarray, *, ref: Reference,
+                             fit_intercept: bool = True, tol: float = 1e-4,
+                             max_iter: int = 1000, verbose: int = 0, working_set: bool = True,
+                             anderson: int = 5, gram: bool | str = "auto",
+                             p0: int = 10) -> SolverResult:
+    """Block coordinate descent to a stationary point of a nonconvex penalty with the squared
+    loss, from ``(W, b)`` in place, certified by the relative KKT residual of the Clarke
+    subdifferential. ``max_iter`` bounds the epochs; ``gram`` ("auto" or True: Gram form on
+    the working sets of a shared dense design; False: never), ``working_set``, ``anderson``
+    and ``p0`` as for :func:`regmtl.solvers.bcd`."""
     p, T = data.n_features, data.n_tasks
     params = penalty.bcd_params(alpha)
     c = data.c
@@ -203,8 +210,15 @@ def _model_step(data, penalty, alpha, W, b, f, params, ws, fit_intercept, theta,
     return V - W, epochs.uncentered(V, bc) - b, (z - R) - f, used
 
 
-def _newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter, verbose,
-            working_set, anderson, p0, max_inner=50):
+def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
+                      W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool = True,
+                      tol: float = 1e-4, max_iter: int = 1000, verbose: int = 0,
+                      working_set: bool = True, anderson: int = 5, p0: int = 10,
+                      max_inner: int = 50) -> SolverResult:
+    """Proximal Newton to a stationary point of a nonconvex penalty with a loss other than the
+    squared one, from ``(W, b)`` in place, each model solved by the epochs of
+    :func:`stationary_least_squares`; ``max_iter`` bounds the Newton steps. Certified by the
+    relative KKT residual of the Clarke subdifferential."""
     y, c = data.y, data.c
     p = data.n_features
     params = penalty.bcd_params(alpha)
@@ -274,31 +288,3 @@ def _newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max
             model_target = min(model_target, 0.1 * inner)
             if inner <= 0.3 * rel * scale:
                 break
-
-
-# ----------------------------------------------------------------------------- the entry
-def stationary_bcd(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
-                   W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool = True,
-                   tol: float = 1e-4, max_iter: int = 1000, verbose: int = 0,
-                   working_set: bool = True, anderson: int = 5, gram: bool | str = "auto",
-                   p0: int = 10) -> SolverResult:
-    """Block coordinate descent to a stationary point of a nonconvex penalty, from ``(W, b)``
-    in place, certified by the relative KKT residual of the Clarke subdifferential.
-
-    ``max_iter`` bounds the epochs (proximal Newton steps for the logistic loss); ``gram``
-    ("auto" or True: Gram form on the working sets of a shared dense design; False: never),
-    ``working_set``, ``anderson`` and ``p0`` as for :func:`regmtl.solvers.bcd`. Returns the
-    solution and its ``kkt_residual`` certificate. ``NonconvexFusedGroupLasso`` (block kind
-    ``MAJORIZED_ROWS``) runs its majorize-minimize stages instead
-    (``regmtl.solvers.majorize``)."""
-    if penalty.bcd_params(alpha).kind == MAJORIZED_ROWS:  # NonconvexFusedGroupLasso
-        from .majorize import majorize_minimize
-
-        return majorize_minimize(data, datafit, penalty, alpha, W, b, ref=ref,
-                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                                 verbose=verbose)
-    opts = dict(ref=ref, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                verbose=verbose, working_set=working_set, anderson=anderson, p0=p0)
-    if datafit.code == QUADRATIC:
-        return _least_squares(data, datafit, penalty, alpha, W, b, gram=gram, **opts)
-    return _newton(data, datafit, penalty, alpha, W, b, **opts)
