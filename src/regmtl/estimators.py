@@ -115,7 +115,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         )
 
     def _check_x_missing(self, X: Any, reset: bool) -> Any:
-        """``_check_x`` letting NaN through (missing sources of ``MultiSource``)."""
+        """``_check_x`` letting NaN through (the missing feature blocks a penalty accepts,
+        :meth:`~regmtl.Penalty.feature_blocks`)."""
         return validate_data(
             self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=np.float64,
             ensure_min_samples=1, ensure_all_finite="allow-nan",

@@ -14,7 +14,7 @@ from sklearn.utils import check_array
 from .dask import is_dask_collection
 from .datafits import Datafit, Logistic, Quadratic
 from .inputs import as_task_data
-from .penalties import MultiSource, Penalty, make_penalty
+from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
 from .taskdata import TaskData, shift_columns
 
@@ -35,9 +35,9 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
               sample_weight: Any = None, task_weight: Any = "equal",
               penalty: Penalty | None = None) -> TaskData:
     """A :class:`~regmtl.TaskData` from any input form (labels encoded to -1/+1 for
-    the logistic loss); a TaskData is returned as it is. With a
-    :class:`~regmtl.MultiSource` penalty, missing sources (NaN blocks) are filled with
-    zeros (``regmtl.inputs.fill_missing_blocks``)."""
+    the logistic loss); a TaskData is returned as it is. With a penalty that declares
+    feature blocks (:meth:`~regmtl.Penalty.feature_blocks`, e.g. :class:`~regmtl.MultiSource`),
+    missing blocks (NaN) are filled with zeros (``regmtl.inputs.fill_missing_blocks``)."""
     if isinstance(X, TaskData) or getattr(X, "distributed", False):
         return X
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
@@ -55,9 +55,9 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
 
 
 def source_blocks(penalty: Any) -> tuple[int, ...] | None:
-    """The validated block sizes of a :class:`~regmtl.MultiSource` penalty, None for any
-    other penalty."""
-    return penalty.block_sizes() if isinstance(penalty, MultiSource) else None
+    """The validated feature blocks a penalty object declares
+    (:meth:`~regmtl.Penalty.feature_blocks`), None for the others and for a name."""
+    return penalty.feature_blocks() if isinstance(penalty, Penalty) else None
 
 
 def _check_x_missing(X: Any, reset: bool) -> Any:  # noqa: ARG001 - check_x's signature
