@@ -38,7 +38,7 @@ id per row, or as one shared design with a target matrix:
 """
 
 from .compare import Comparison, compare
-from .datafits import Logistic, Quadratic
+from .datafits import DATAFIT_CLASSES
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .inputs import as_task_data
 from .penalties import PENALTY_CLASSES, Penalty, chain_graph, knn_graph
@@ -63,8 +63,7 @@ __all__ = [
     *PENALTY_CLASSES,
     "chain_graph",
     "knn_graph",
-    "Quadratic",
-    "Logistic",
+    *DATAFIT_CLASSES,
     "TaskData",
     "as_task_data",
     "alpha_max",
@@ -81,8 +80,10 @@ __all__ = [
 
 from ._version import __version__ as __version__  # noqa: E402
 
-# every registered penalty class (each module of regmtl.penalties registers its own)
+# every registered penalty and loss class (each module of regmtl.penalties and regmtl.datafits
+# registers its own)
 globals().update(PENALTY_CLASSES)
+globals().update(DATAFIT_CLASSES)
 
 # the deep estimators' folders: regmtl.deep (and PyTorch) is imported when one is loaded
 register_kinds(("DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel",

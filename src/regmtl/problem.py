@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .dask import is_dask_collection
-from .datafits import Datafit, Logistic, Quadratic
+from .datafits import LOSSES, Datafit
 from .inputs import as_task_data
 from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
@@ -20,10 +20,8 @@ from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max"]
 
-LOSSES = {"squared": Quadratic, "logistic": Logistic}
-
-
 def make_datafit(loss: str | Datafit) -> Datafit:
+    """A datafit from a registered loss name (``regmtl.datafits.LOSSES``) or an instance."""
     if isinstance(loss, Datafit):
         return loss
     if loss in LOSSES:
@@ -40,16 +38,17 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     missing blocks (NaN) are filled with zeros (``regmtl.inputs.fill_missing_blocks``)."""
     if isinstance(X, TaskData) or getattr(X, "distributed", False):
         return X
+    regression = make_datafit(loss).kind == "regression"
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
         from .dask import as_dask_task_data
 
         return as_dask_task_data(X, y, task, sample_weight=sample_weight,
-                                 task_weight=task_weight, numeric_y=loss == "squared")
+                                 task_weight=task_weight, numeric_y=regression)
     blocks = source_blocks(penalty)
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
-                        numeric_y=loss == "squared", blocks=blocks,
+                        numeric_y=regression, blocks=blocks,
                         check_x=None if blocks is None else _check_x_missing)
-    if loss == "logistic":
+    if make_datafit(loss).kind == "binary":
         data.encode_binary()
     return data
 
