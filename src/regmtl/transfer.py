@@ -29,7 +29,9 @@ cluster   ``Clustered(k, eta)``           nearest cluster      identity         
                                           mean
 ========  ==============================  ===================  ===================  ===============
 
-with ``d_j = ||W_j||_2`` (L2,1) or ``mean_t |W_jt|`` (L1, elastic net), ``sigma_k`` the nonzero
+(each penalty declares its strategy, ``transfer_strategy``, and what it shares,
+``shared_parts``; the table lists the first ones) with ``d_j = ||W_j||_2`` (L2,1) or
+``mean_t |W_jt|`` (L1, elastic net), ``sigma_k`` the nonzero
 singular values of W, ``w_bar`` the mean task and ``dbar`` the graph's mean degree (a new task
 joined to the others as an average task is). The robust models (``RobustFeatures``,
 ``RobustLowRank``) read ``d_j`` and ``sigma_k`` from their shared part ``P`` alone: a new task is
