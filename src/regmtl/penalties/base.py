@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Penalty", "NormPenalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
+__all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
            "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
            "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
@@ -183,14 +183,14 @@ class Penalty:
     _param_names: tuple[str, ...] = ()
     #: names of the fitted attributes :meth:`structure` sets
     structure_attrs: tuple[str, ...] = ()
-    #: whether a class of :mod:`regmtl.penalties` with a ``name`` enters :data:`REGISTRY` (the
+    #: whether a class of ``regmtl.penalties`` with a ``name`` enters ``REGISTRY`` (the
     #: names of ``penalty=`` and the CLI, the ``regmtl`` namespace); False for a penalty that
     #: serves inside another one
     registered: bool = True
     #: whether ``make_penalty(name)`` builds it with its default parameters (False for a
     #: penalty that needs data of its own: a graph, the sizes of feature blocks)
     by_name: bool = True
-    #: what a new task borrows in :func:`regmtl.transfer` with ``strategy="auto"``:
+    #: what a new task borrows in ``regmtl.transfer`` with ``strategy="auto"``:
     #: ``"support"``, ``"subspace"``, ``"mean"`` or ``"cluster"``; None (the safe default):
     #: the tasks share nothing, so there is no ``"auto"`` strategy
     transfer_strategy: str | None = None
@@ -198,13 +198,13 @@ class Penalty:
     #: the optimum is not the new task's (tasks ordered in time, nonconvex penalties, a
     #: quadratic weighed by alpha): then it is chosen by cross-validation
     transfer_alpha: bool = True
-    #: its role among :func:`regmtl.compare`'s models: ``"multi-task"``, ``"independent"``
+    #: its role among ``regmtl.compare``'s models: ``"multi-task"``, ``"independent"``
     #: (every task learned alone), or None (compare fits it only as one of its baselines)
     compare_role: str | None = "multi-task"
-    #: its label in compare's tables; empty: from ``name`` (:meth:`comparison_label`)
+    #: its label in compare's tables; empty: from ``name`` (``comparison_label``)
     compare_label: str = ""
     #: whether the penalty is a sum of one term per task, so that one alpha per task is
-    #: meaningful (``alpha`` of shape (T,), :mod:`regmtl.task_alpha`)
+    #: meaningful (``alpha`` of shape (T,), ``regmtl.task_alpha``)
     separates_over_tasks: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
