@@ -58,10 +58,16 @@ import importlib
 import pkgutil
 
 from .base import REGISTRY, Penalty
-from .coupling import chain_graph, knn_graph
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+#: the modules of the first penalties, imported first so that the names keep the order in
+#: which messages list them; every other module follows, by name
+_FIRST = ("separable", "spectral", "coupling", "composite", "temporal", "nonconvex",
+          "nonconvex_fused")
+for _name in (*_FIRST, *sorted(m.name for m in pkgutil.iter_modules(__path__)
+                               if m.name not in _FIRST)):
+    importlib.import_module(f"{__name__}.{_name}")
+
+from .coupling import chain_graph, knn_graph  # noqa: E402
 
 #: every registered penalty class, by class name (each one is an attribute of this package)
 PENALTY_CLASSES: dict[str, type[Penalty]] = {cls.__name__: cls for cls in REGISTRY.values()}
