@@ -235,6 +235,12 @@ PENALTY_CASES: list[PenaltyCase] = [
     PenaltyCase("MultiSource(3,2,3)", rm.MultiSource((3, 2, 3)),
                 lambda V, a: elastic("row", 1.0, V, a), "row", 1.0,
                 tags=frozenset({"alpha_max"})),
+    # L1,inf (Turlach et al. 2005): sum_j max_t |W_jt|
+    PenaltyCase("LInf1", rm.LInf1(),
+                lambda V, a: float(a * sum(max(abs(float(x)) for x in row) for row in V)),
+                tags=frozenset({"alpha_max"}),
+                cvx=lambda W, a: a * cvx_module().sum(cvx_module().max(cvx_module().abs(W),
+                                                                       axis=1))),
     PenaltyCase("Trace", rm.Trace(), lambda V, a: a * nuclear(V),
                 tags=frozenset({"alpha_max", "structured"}),
                 cvx=lambda W, a: a * cvx_module().normNuc(W)),
