@@ -1,7 +1,7 @@
 """The bank of cases every contract test draws from: penalties, problems and deep weightings.
 
-``PENALTY_CASES`` holds an instance of every registered penalty (the names of
-``regmtl.penalties.PENALTY_NAMES``, ``GraphLaplacian`` and ``MultiSource``), with the
+``PENALTY_CASES`` holds an instance of every registered penalty (the classes of
+``regmtl.penalties.PENALTY_CLASSES``), with the
 non-default variants that change the mathematics (a ridge part, a weight between the two
 parts of a composite, several cluster counts), each under a readable id. A case also carries
 its value written straight from the table of DESIGN section 4 (``omega``), independent of the
@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from conftest import A4, CLARABEL_OPTIONS, make_lists, make_shared
 
 import regmtl as rm
-from regmtl.penalties import PENALTY_NAMES
+from regmtl.penalties import PENALTY_CLASSES
 
 
 # --------------------------------------------------------------------------- the table
@@ -166,7 +166,9 @@ class PenaltyCase:
     ``test_robust_penalties.py``), ``temporal`` (tasks ordered in time, tested in
     ``test_temporal_penalties.py``), ``nonconvex`` (MCP, SCAD, capped-L1: a fit reaches a
     stationary point, certified by the KKT residual; tested in
-    ``test_nonconvex_penalties.py``).
+    ``test_nonconvex_penalties.py``). ``cvx(W, alpha)``, where given, is the penalty as a
+    cvxpy expression of the variable W (p x T): the whole fit is then checked against cvxpy's
+    minimum (``test_optimality.py``).
     """
 
     id: str
@@ -176,6 +178,7 @@ class PenaltyCase:
     rho: float | None = None
     lifted: bool = False
     tags: frozenset[str] = field(default_factory=frozenset)
+    cvx: Callable[[Any, float], Any] | None = None
 
     @property
     def has_alpha_max(self) -> bool:
@@ -192,10 +195,26 @@ class PenaltyCase:
         return (2, p, T) if self.lifted else (p, T)
 
 
+def cvx_module() -> Any:
+    """cvxpy, imported where a case's ``cvx`` is used (test-only)."""
+    import cvxpy as cp
+
+    return cp
+
+
+def cvx_elastic(kind: str, rho: float) -> Callable[[Any, float], Any]:
+    """The elastic-net family as a cvxpy expression of W."""
+    def expr(W: Any, alpha: float) -> Any:
+        cp = cvx_module()
+        norms = cp.abs(W) if kind == "entry" else cp.norm(W, 2, axis=1)
+        return alpha * (rho * cp.sum(norms) + 0.5 * (1.0 - rho) * cp.sum_squares(W))
+    return expr
+
+
 def _elastic_case(id_: str, penalty: rm.Penalty, kind: str, rho: float) -> PenaltyCase:
     tags = {"elastic"} | ({"alpha_max"} if rho > 0 else set())
     return PenaltyCase(id_, penalty, lambda V, a: elastic(kind, rho, V, a), kind, rho,
-                       tags=frozenset(tags))
+                       tags=frozenset(tags), cvx=cvx_elastic(kind, rho))
 
 
 def _clustered_case(k: int, eta: float) -> PenaltyCase:
@@ -216,8 +235,15 @@ PENALTY_CASES: list[PenaltyCase] = [
     PenaltyCase("MultiSource(3,2,3)", rm.MultiSource((3, 2, 3)),
                 lambda V, a: elastic("row", 1.0, V, a), "row", 1.0,
                 tags=frozenset({"alpha_max"})),
+    # L1,inf (Turlach et al. 2005): sum_j max_t |W_jt|
+    PenaltyCase("LInf1", rm.LInf1(),
+                lambda V, a: float(a * sum(max(abs(float(x)) for x in row) for row in V)),
+                tags=frozenset({"alpha_max"}),
+                cvx=lambda W, a: a * cvx_module().sum(cvx_module().max(cvx_module().abs(W),
+                                                                       axis=1))),
     PenaltyCase("Trace", rm.Trace(), lambda V, a: a * nuclear(V),
-                tags=frozenset({"alpha_max", "structured"})),
+                tags=frozenset({"alpha_max", "structured"}),
+                cvx=lambda W, a: a * cvx_module().normNuc(W)),
     PenaltyCase("MeanRegularized(0)", rm.MeanRegularized(),
                 lambda V, a: mean_regularized(V, a, 0.0),
                 tags=frozenset({"smooth", "structured"})),
@@ -283,10 +309,9 @@ PENALTY_CASES: list[PenaltyCase] = [
 CASES_BY_ID: dict[str, PenaltyCase] = {c.id: c for c in PENALTY_CASES}
 assert len(CASES_BY_ID) == len(PENALTY_CASES), "penalty case ids must be unique"
 
-#: every registered penalty class: the names ``penalty=`` accepts, GraphLaplacian and
-#: MultiSource
-REGISTERED_PENALTIES: tuple[type, ...] = (*PENALTY_NAMES.values(), rm.GraphLaplacian,
-                                          rm.MultiSource)
+#: every registered penalty class (the names ``penalty=`` accepts, GraphLaplacian and
+#: MultiSource among them)
+REGISTERED_PENALTIES: tuple[type, ...] = tuple(PENALTY_CLASSES.values())
 
 
 def cases(*ids: str, tag: str | None = None) -> list[PenaltyCase]:

@@ -277,3 +277,31 @@ def test_contract_fitted_model(case, problem, save_dir):
     model = fit(prob, case.penalty, alpha, tol=1e-8, max_iter=20_000)
     assert_certificate_meets_tol(model, case, prob, tol=1e-8)
     assert_roundtrips(model, prob, save_dir / f"{case.id}-{problem}.npz")
+
+
+CVX_CASES = [c for c in PENALTY_CASES if c.cvx is not None]
+
+
+@pytest.mark.parametrize("case", CVX_CASES, ids=case_ids(CVX_CASES))
+def test_objective_against_cvxpy(case):
+    """A case that writes its penalty for cvxpy (``cvx``): the fitted objective on the dense
+    problem (squared loss, intercepts, equal task weights) is cvxpy's minimum to 1e-6."""
+    import warnings
+
+    import cvxpy as cp
+    from conftest import CLARABEL_OPTIONS
+
+    prob = PROBLEMS["dense"]
+    Xs, ys = prob.fit_args
+    alpha = 0.2 * rm.alpha_max(Xs, ys, penalty="l1")
+    model = fit(prob, case.penalty, alpha, tol=1e-10, max_iter=100_000)
+    W, b = cp.Variable((Xs[0].shape[1], len(Xs))), cp.Variable(len(Xs))
+    data = sum(0.5 * cp.sum_squares(y - X @ W[:, t] - b[t]) / len(y)
+               for t, (X, y) in enumerate(zip(Xs, ys, strict=True)))
+    problem = cp.Problem(cp.Minimize(data + case.cvx(W, alpha)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        problem.solve(solver=cp.CLARABEL, **CLARABEL_OPTIONS)
+    assert problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), problem.status
+    assert model.objective_ == pytest.approx(problem.value, rel=1e-6)
+    assert model.objective_ <= problem.value * (1 + 1e-9)

@@ -117,8 +117,8 @@ def test_the_logistic_loss_has_no_linear_path(shared):
 
 def test_the_checker_names_what_is_missing(shared):
     with pytest.raises(ValueError, match=r"solver='bcd' needs a row-separable penalty "
-                                         r"\(l1, l2, elasticnet, l21, dirty, mcp, scad, "
-                                         r"capped_l1, nonconvex_fused_group_lasso\)"):
+                                         r"\(l1, l2, elasticnet, l21, multi_source, dirty, mcp, "
+                                         r"scad, capped_l1, nonconvex_fused_group_lasso\)"):
         choose_solver(shared, rm.Quadratic(), rm.Trace(), 0.1, solver="bcd")
     with pytest.raises(ValueError, match=r"solver='cg' solves the squared loss with a "
                                          r"quadratic task-coupling penalty \(mean, graph\)"):

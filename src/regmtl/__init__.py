@@ -6,7 +6,8 @@ make tasks share structure, and the tools around them:
 - estimators (scikit-learn API): :class:`~regmtl.MultiTaskRegressor`,
   :class:`~regmtl.MultiTaskClassifier` and their cross-validated versions
   :class:`~regmtl.MultiTaskRegressorCV`, :class:`~regmtl.MultiTaskClassifierCV`;
-- penalties: :class:`~regmtl.L1`, :class:`~regmtl.L2`, :class:`~regmtl.ElasticNet`,
+- penalties (every class of ``regmtl.penalties.PENALTY_CLASSES``): :class:`~regmtl.L1`,
+  :class:`~regmtl.L2`, :class:`~regmtl.ElasticNet`,
   :class:`~regmtl.L21`, :class:`~regmtl.Trace`, :class:`~regmtl.MeanRegularized`,
   :class:`~regmtl.GraphLaplacian`, :class:`~regmtl.Clustered`,
   :class:`~regmtl.SharedStructure`, :class:`~regmtl.Dirty`,
@@ -37,34 +38,10 @@ id per row, or as one shared design with a target matrix:
 """
 
 from .compare import Comparison, compare
-from .datafits import Logistic, Quadratic
+from .datafits import DATAFIT_CLASSES
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .inputs import as_task_data
-from .penalties import (
-    L1,
-    L2,
-    L21,
-    MCP,
-    SCAD,
-    CappedL1,
-    Clustered,
-    Dirty,
-    ElasticNet,
-    FusedGroupLasso,
-    GraphLaplacian,
-    MeanRegularized,
-    MultiSource,
-    NonconvexFusedGroupLasso,
-    Penalty,
-    RobustFeatures,
-    RobustLowRank,
-    SharedStructure,
-    SparseLowRank,
-    TemporalGroupLasso,
-    Trace,
-    chain_graph,
-    knn_graph,
-)
+from .penalties import PENALTY_CLASSES, Penalty, chain_graph, knn_graph
 from .persistence import load, register_kinds
 from .problem import alpha_max
 from .relatedness import Relatedness, task_relatedness
@@ -83,30 +60,10 @@ __all__ = [
     "MultiTaskRegressorCV",
     "MultiTaskClassifierCV",
     "Penalty",
-    "L1",
-    "L2",
-    "ElasticNet",
-    "L21",
-    "Trace",
-    "MeanRegularized",
-    "GraphLaplacian",
-    "Clustered",
-    "SharedStructure",
-    "Dirty",
-    "SparseLowRank",
-    "RobustLowRank",
-    "RobustFeatures",
-    "TemporalGroupLasso",
-    "FusedGroupLasso",
-    "MultiSource",
-    "MCP",
-    "SCAD",
-    "CappedL1",
-    "NonconvexFusedGroupLasso",
+    *PENALTY_CLASSES,
     "chain_graph",
     "knn_graph",
-    "Quadratic",
-    "Logistic",
+    *DATAFIT_CLASSES,
     "TaskData",
     "as_task_data",
     "alpha_max",
@@ -122,6 +79,11 @@ __all__ = [
 ]
 
 from ._version import __version__ as __version__  # noqa: E402
+
+# every registered penalty and loss class (each module of regmtl.penalties and regmtl.datafits
+# registers its own)
+globals().update(PENALTY_CLASSES)
+globals().update(DATAFIT_CLASSES)
 
 # the deep estimators' folders: regmtl.deep (and PyTorch) is imported when one is loaded
 register_kinds(("DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel",

@@ -27,6 +27,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
+from .datafits.base import default_loss
 from .estimators import MultiTaskClassifier
 from .inputs import as_task_data
 from .problem import make_datafit
@@ -501,8 +502,7 @@ class PooledModel(_PerTaskLinear):
 
     def _grid(self, data: TaskData) -> np.ndarray:
         if isinstance(self.alphas, Integral):
-            datafit = "logistic" if self.kind == "binary" else "squared"
-            top = 100.0 * data.n_tasks * alpha_scale(data, make_datafit(datafit))
+            top = 100.0 * data.n_tasks * alpha_scale(data, make_datafit(default_loss(self.kind)))
             return alpha_grid(top, int(self.alphas), 1e-6)
         grid = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())[::-1]
         if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() <= 0:

@@ -246,10 +246,10 @@ def _run_compare(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- fit / predict
 def _fit_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
+    from .penalties import PENALTY_NAMES
+
     p.add_argument("--penalty", default="l21",
-                   help="l1, l2, elasticnet, l21, trace, mean, clustered, shared_structure, "
-                        "dirty, sparse_lowrank, robust_lowrank, robust_features, "
-                        "temporal_group_lasso, fused_group_lasso (default l21)")
+                   help=f"{', '.join(sorted(PENALTY_NAMES))} (default l21)")
     p.add_argument("--alpha", default="auto",
                    help="penalty strength, or 'auto' to choose it by cross-validation")
     p.add_argument("--cv", type=_int_at_least(2), default=5, help="CV folds for --alpha auto")
@@ -1019,10 +1019,12 @@ def _int_list(text: str) -> list[int]:
 
 def _transfer_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
+    from .penalties import PENALTY_NAMES
+
+    shared = sorted(n for n, cls in PENALTY_NAMES.items()
+                    if cls().transfer_strategy is not None and n != "mean")
     p.add_argument("--penalty", default="mean",
-                   help="structure the new tasks inherit: mean (default), l21, l1, trace, "
-                        "clustered, dirty, sparse_lowrank, robust_lowrank, robust_features, "
-                        "elasticnet")
+                   help=f"structure the new tasks inherit: mean (default), {', '.join(shared)}")
     p.add_argument("--new-tasks", type=_int_at_least(1), default=20,
                    help="tasks held out as new ones, drawn with --random-state (default 20)")
     p.add_argument("--n-new", type=_int_list, default=[5, 10, 20, 40],

@@ -43,7 +43,7 @@ from ._parallel import run_jobs
 from .baselines import PooledModel, Unregularized
 from .datafits import Quadratic
 from .datasets import apply_split, train_test_split_per_task
-from .penalties import make_penalty
+from .penalties import PENALTY_NAMES, make_penalty
 from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .solvers.policy import penalty_solver
@@ -70,35 +70,47 @@ _LOO = {"alpha_per_task": True, "cv": "loo"}
 
 _BOTH = ("regression", "binary")
 
-#: name -> (kind(s), factory(kind, options) -> estimator, role)
-MODELS: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str]] = {
-    "ridge": (("regression",), _cv("l2", **_LOO), "independent"),
-    "ridge_one_alpha": (("regression",), _cv("l2"), "independent"),
-    "lasso": (("regression",), _cv("l1", **_PER_TASK), "independent"),
-    "lasso_one_alpha": (("regression",), _cv("l1"), "independent"),
-    "logistic": (("binary",), _cv("l2", **_PER_TASK), "independent"),
-    "logistic_one_alpha": (("binary",), _cv("l2"), "independent"),
-    "logistic_l1": (("binary",), _cv("l1", **_PER_TASK), "independent"),
-    "elasticnet": (_BOTH, _cv("elasticnet", **_PER_TASK), "independent"),
-    "unregularized": (_BOTH, lambda k, o: Unregularized(k, tol=o["tol"]), "independent"),
-    "pooled": (_BOTH, lambda k, o: PooledModel(k, **o), "pooled"),
-    "l21": (_BOTH, _cv("l21"), "multi-task"),
-    "trace": (_BOTH, _cv("trace"), "multi-task"),
-    "mean": (_BOTH, _cv("mean"), "multi-task"),
-    "clustered": (_BOTH, _cv("clustered"), "multi-task"),
-    "shared_structure": (_BOTH, _cv("shared_structure"), "multi-task"),
-    "dirty": (_BOTH, _cv("dirty"), "multi-task"),
-    "sparse_lowrank": (_BOTH, _cv("sparse_lowrank"), "multi-task"),
-    "robust_lowrank": (_BOTH, _cv("robust_lowrank"), "multi-task"),
-    "robust_features": (_BOTH, _cv("robust_features"), "multi-task"),
-    "temporal_group_lasso": (_BOTH, _cv("temporal_group_lasso"), "multi-task"),
-    "fused_group_lasso": (_BOTH, _cv("fused_group_lasso"), "multi-task"),
-    "nonconvex_fused_group_lasso": (_BOTH, _cv("nonconvex_fused_group_lasso"), "multi-task"),
-    # nonconvex, entrywise by default: each task selects its own features
-    "mcp": (_BOTH, _cv("mcp"), "independent"),
-    "scad": (_BOTH, _cv("scad"), "independent"),
-    "capped_l1": (_BOTH, _cv("capped_l1"), "independent"),
+#: the baselines: name -> (kind(s), factory(kind, options) -> estimator, role, label)
+_BASELINES: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str, str]] = {
+    "ridge": (("regression",), _cv("l2", **_LOO), "independent", "ridge (independent)"),
+    "ridge_one_alpha": (("regression",), _cv("l2"), "independent",
+                        "ridge (independent, one alpha)"),
+    "lasso": (("regression",), _cv("l1", **_PER_TASK), "independent", "lasso (independent)"),
+    "lasso_one_alpha": (("regression",), _cv("l1"), "independent",
+                        "lasso (independent, one alpha)"),
+    "logistic": (("binary",), _cv("l2", **_PER_TASK), "independent",
+                 "logistic (independent)"),
+    "logistic_one_alpha": (("binary",), _cv("l2"), "independent",
+                           "logistic (independent, one alpha)"),
+    "logistic_l1": (("binary",), _cv("l1", **_PER_TASK), "independent",
+                    "L1 logistic (independent)"),
+    "unregularized": (_BOTH, lambda k, o: Unregularized(k, tol=o["tol"]), "independent",
+                      "unregularized"),
+    "pooled": (_BOTH, lambda k, o: PooledModel(k, **o), "pooled", "pooled"),
 }
+
+
+def _penalty_models() -> dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str, str]]:
+    """One model per named penalty with a role in compare (``compare_role``), by its name:
+    its CV estimator (one alpha per task where it is independent and separates over tasks),
+    role and label (``comparison_label``)."""
+    out = {}
+    for name in PENALTY_NAMES:
+        pen = make_penalty(name)
+        if pen.compare_role is None:
+            continue
+        per_task = pen.compare_role == "independent" and pen.separates_over_tasks
+        out[name] = (_BOTH, _cv(name, **(_PER_TASK if per_task else {})), pen.compare_role,
+                     pen.comparison_label())
+    return out
+
+
+_MODELS = {**_BASELINES, **_penalty_models()}
+
+#: name -> (kind(s), factory(kind, options) -> estimator, role): the baselines and every
+#: named penalty that declares a ``compare_role``
+MODELS: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str]] = {
+    name: entry[:3] for name, entry in _MODELS.items()}
 
 #: Penalty names that name a baseline, by kind.
 _ALIASES = {"l2": {"regression": "ridge", "binary": "logistic"},
@@ -112,22 +124,7 @@ DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
                "l21", "trace", "mean"),
 }
 
-_LABELS = {"ridge": "ridge (independent)", "lasso": "lasso (independent)",
-           "ridge_one_alpha": "ridge (independent, one alpha)",
-           "lasso_one_alpha": "lasso (independent, one alpha)",
-           "logistic_one_alpha": "logistic (independent, one alpha)",
-           "logistic": "logistic (independent)", "logistic_l1": "L1 logistic (independent)",
-           "elasticnet": "elastic net (independent)", "unregularized": "unregularized",
-           "pooled": "pooled", "l21": "MTL L2,1", "trace": "MTL trace norm",
-           "mean": "MTL mean-regularized", "clustered": "MTL clustered", "dirty": "MTL dirty",
-           "shared_structure": "MTL shared structure",
-           "sparse_lowrank": "MTL sparse + low-rank", "robust_lowrank": "MTL robust low-rank",
-           "robust_features": "MTL robust features",
-           "temporal_group_lasso": "MTL temporal group lasso",
-           "fused_group_lasso": "MTL fused group lasso",
-           "nonconvex_fused_group_lasso": "MTL nonconvex fused group lasso",
-           "mcp": "MCP (independent)",
-           "scad": "SCAD (independent)", "capped_l1": "capped-L1 (independent)"}
+_LABELS = {name: entry[3] for name, entry in _MODELS.items()}
 
 _FORMS = ('"default", a model name (' + ", ".join(map(repr, [*MODELS, *_ALIASES])) + "), an "
           "estimator instance whose fit and predict take lists per task, a (name, model) "

@@ -115,7 +115,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         )
 
     def _check_x_missing(self, X: Any, reset: bool) -> Any:
-        """``_check_x`` letting NaN through (missing sources of ``MultiSource``)."""
+        """``_check_x`` letting NaN through (the missing feature blocks a penalty accepts,
+        :meth:`~regmtl.Penalty.feature_blocks`)."""
         return validate_data(
             self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=np.float64,
             ensure_min_samples=1, ensure_all_finite="allow-nan",
@@ -137,7 +138,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             task_weight=self.task_weight if fitting else "equal",
             tasks=None if fitting else self.tasks_,
             check_x=self._check_x if blocks is None else self._check_x_missing,
-            numeric_y=self._loss == "squared",
+            numeric_y=make_datafit(self._loss).kind == "regression",
             require_y=y is not None or fitting,
             reset=fitting,
             single=False if fitting else self.input_form_ == "single",
@@ -151,7 +152,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
         data = as_dask_task_data(X, y, task, sample_weight=sample_weight,
                                  task_weight=self.task_weight,
-                                 numeric_y=self._loss == "squared")
+                                 numeric_y=make_datafit(self._loss).kind == "regression")
         self._input_facts(data)
         return data
 

@@ -366,7 +366,8 @@ def as_task_data(
     single : bool, default=False
         The model was fitted on a single task (1-D y): a 2-D ``X`` alone means that task.
     blocks : tuple of int, optional
-        The sizes of the feature blocks (sources) of :class:`~regmtl.MultiSource`: a block
+        The sizes of the feature blocks (sources) the penalty declares
+        (:meth:`~regmtl.Penalty.feature_blocks`, e.g. :class:`~regmtl.MultiSource`): a block
         of NaN over all the rows of a task is a source that task does not observe, filled
         with zeros (``regmtl.inputs.fill_missing_blocks``); ``check_x`` must then let NaN
         through.
@@ -765,7 +766,8 @@ def _shared_targets(Y: np.ndarray, numeric_y: bool, tasks: np.ndarray):
 def fill_missing_blocks(data: TaskData, blocks: tuple[int, ...],
                         blocks_used: np.ndarray | None = None) -> TaskData:
     """The problem with every missing source (a block of NaN columns over all the rows of a
-    task) filled with zeros, for :class:`~regmtl.MultiSource`.
+    task) filled with zeros, for a penalty that declares feature blocks
+    (:meth:`~regmtl.Penalty.feature_blocks`, e.g. :class:`~regmtl.MultiSource`).
 
     Parameters
     ----------

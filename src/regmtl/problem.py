@@ -12,18 +12,16 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .dask import is_dask_collection
-from .datafits import Datafit, Logistic, Quadratic
+from .datafits import LOSSES, Datafit
 from .inputs import as_task_data
-from .penalties import MultiSource, Penalty, make_penalty
+from .penalties import Penalty, make_penalty
 from .solvers.certificates import reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max"]
 
-LOSSES = {"squared": Quadratic, "logistic": Logistic}
-
-
 def make_datafit(loss: str | Datafit) -> Datafit:
+    """A datafit from a registered loss name (``regmtl.datafits.LOSSES``) or an instance."""
     if isinstance(loss, Datafit):
         return loss
     if loss in LOSSES:
@@ -35,29 +33,30 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
               sample_weight: Any = None, task_weight: Any = "equal",
               penalty: Penalty | None = None) -> TaskData:
     """A :class:`~regmtl.TaskData` from any input form (labels encoded to -1/+1 for
-    the logistic loss); a TaskData is returned as it is. With a
-    :class:`~regmtl.MultiSource` penalty, missing sources (NaN blocks) are filled with
-    zeros (``regmtl.inputs.fill_missing_blocks``)."""
+    the logistic loss); a TaskData is returned as it is. With a penalty that declares
+    feature blocks (:meth:`~regmtl.Penalty.feature_blocks`, e.g. :class:`~regmtl.MultiSource`),
+    missing blocks (NaN) are filled with zeros (``regmtl.inputs.fill_missing_blocks``)."""
     if isinstance(X, TaskData) or getattr(X, "rows_local", True) is False:
         return X
+    regression = make_datafit(loss).kind == "regression"
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
         from .dask import as_dask_task_data
 
         return as_dask_task_data(X, y, task, sample_weight=sample_weight,
-                                 task_weight=task_weight, numeric_y=loss == "squared")
+                                 task_weight=task_weight, numeric_y=regression)
     blocks = source_blocks(penalty)
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
-                        numeric_y=loss == "squared", blocks=blocks,
+                        numeric_y=regression, blocks=blocks,
                         check_x=None if blocks is None else _check_x_missing)
-    if loss == "logistic":
+    if make_datafit(loss).kind == "binary":
         data.encode_binary()
     return data
 
 
 def source_blocks(penalty: Any) -> tuple[int, ...] | None:
-    """The validated block sizes of a :class:`~regmtl.MultiSource` penalty, None for any
-    other penalty."""
-    return penalty.block_sizes() if isinstance(penalty, MultiSource) else None
+    """The validated feature blocks a penalty object declares
+    (:meth:`~regmtl.Penalty.feature_blocks`), None for the others and for a name."""
+    return penalty.feature_blocks() if isinstance(penalty, Penalty) else None
 
 
 def _check_x_missing(X: Any, reset: bool) -> Any:  # noqa: ARG001 - check_x's signature

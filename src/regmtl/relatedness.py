@@ -278,11 +278,17 @@ def _fitted_of(model: Any) -> Any:
 
 
 def is_independent(model: Any) -> bool:
-    """Whether ``model``'s penalty is separable over tasks (``"l2"``: independent ridge)."""
-    from .penalties import L2
+    """Whether ``model``'s penalty is a pure ridge (``"l2"``: independent ridge fits, one per
+    task), as its ``ridge_strength`` says."""
+    from .penalties import Penalty, make_penalty
 
     pen = _penalty_of(_fitted_of(model))
-    return isinstance(pen, L2) or (isinstance(pen, str) and pen.lower() == "l2")
+    if isinstance(pen, str):
+        try:
+            pen = make_penalty(pen.lower())
+        except ValueError:
+            return False
+    return isinstance(pen, Penalty) and pen.ridge_strength(1.0) is not None
 
 
 def _penalty_name(model: Any) -> str | None:

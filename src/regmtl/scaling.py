@@ -52,8 +52,9 @@ def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     :math:`s_j = \sqrt{\frac1N \sum_r (x_{rj} - m_j)^2}` (population standard deviation).
     Sparse designs are not centered (that would fill them in): :math:`m = 0` and :math:`s`
     is the root mean square; the fitted intercepts absorb the means. A constant feature gets
-    :math:`s_j = 1`. NaN entries (the missing sources of :class:`~regmtl.MultiSource`) are
-    left out: each feature's mean and deviation are over the rows that observe it, and
+    :math:`s_j = 1`. NaN entries (missing feature blocks,
+    :meth:`~regmtl.Penalty.feature_blocks`) are left out: each feature's mean and deviation
+    are over the rows that observe it, and
     :func:`standardize` keeps them NaN. The means and deviations are two-pass (exact for
     columns far from zero, such as timestamps); columns whose squares overflow or underflow
     float64 are refused (:func:`~regmtl.ranges.check_numeric_range`).
@@ -88,7 +89,7 @@ def pooled_scaling(Xs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     if sp.issparse(X):
         mean = np.zeros(X.shape[1])
         scale = np.sqrt(np.asarray(X.multiply(X).mean(axis=0)).ravel())
-    elif np.isnan(X).any():  # missing sources (MultiSource): the observed rows only
+    elif np.isnan(X).any():  # missing feature blocks: the observed rows only
         seen = ~np.isnan(X)
         count = seen.sum(axis=0)
         mean = np.where(seen, X, 0.0).sum(axis=0) / np.maximum(count, 1)

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .datafits import Datafit
-from .penalties import L1, L2, L21, ElasticNet, Penalty
+from .penalties import Penalty
 from .solvers import solve
 from .solvers.certificates import Certificate, dual_point, reference
 from .solvers.result import SolverResult
@@ -50,9 +50,9 @@ ROUNDS = 4
 
 def separable_over_tasks(penalty: Penalty) -> bool:
     """Whether the penalty is a sum of one term per task (L1, L2, elastic net; L2,1 only
-    with ``l1_ratio=0``, a ridge), so that one alpha per task is meaningful."""
-    return isinstance(penalty, (L1, L2, ElasticNet)) or (isinstance(penalty, L21)
-                                                         and penalty.rho == 0.0)
+    with ``l1_ratio=0``, a ridge), so that one alpha per task is meaningful: its
+    ``separates_over_tasks`` declaration."""
+    return bool(penalty.separates_over_tasks)
 
 
 def resolve_alpha(alpha: Any, penalty: Penalty, n_tasks: int) -> tuple[float, np.ndarray | None]:

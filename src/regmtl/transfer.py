@@ -29,7 +29,9 @@ cluster   ``Clustered(k, eta)``           nearest cluster      identity         
                                           mean
 ========  ==============================  ===================  ===================  ===============
 
-with ``d_j = ||W_j||_2`` (L2,1) or ``mean_t |W_jt|`` (L1, elastic net), ``sigma_k`` the nonzero
+(each penalty declares its strategy, ``transfer_strategy``, and what it shares,
+``shared_parts``; the table lists the first ones) with ``d_j = ||W_j||_2`` (L2,1) or
+``mean_t |W_jt|`` (L1, elastic net), ``sigma_k`` the nonzero
 singular values of W, ``w_bar`` the mean task and ``dbar`` the graph's mean degree (a new task
 joined to the others as an average task is). The robust models (``RobustFeatures``,
 ``RobustLowRank``) read ``d_j`` and ``sigma_k`` from their shared part ``P`` alone: a new task is
@@ -76,28 +78,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from .penalties import (
-    L1,
-    L2,
-    L21,
-    MCP,
-    SCAD,
-    CappedL1,
-    Clustered,
-    Dirty,
-    ElasticNet,
-    FusedGroupLasso,
-    GraphLaplacian,
-    MeanRegularized,
-    NonconvexFusedGroupLasso,
-    RobustFeatures,
-    RobustLowRank,
-    SharedStructure,
-    SparseLowRank,
-    TemporalGroupLasso,
-    Trace,
-    make_penalty,
-)
+from .penalties import make_penalty
+from .penalties.base import SharedPart
 from .persistence import SaveMixin
 
 __all__ = ["transfer", "TransferredTask", "Prior", "structure_priors", "STRATEGIES"]
@@ -212,63 +194,57 @@ def _subspace_block(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return U[:, keep], 1.0 / s[keep]
 
 
+def _variable(src: _Source) -> np.ndarray:
+    """The penalty's variable at the fit: ``(P, Q)`` for the decompositions, else W."""
+    return src.W if src.P is None or src.Q is None else np.stack([src.P, src.Q])
+
+
+def _shared(src: _Source, native: bool, own: SharedPart) -> tuple[list[SharedPart], float | None]:
+    """The parts a new task borrows and the carried alpha: the penalty's own declaration
+    (:meth:`~regmtl.Penalty.shared_parts`) under its strategy, else ``own`` (alpha by CV)."""
+    if not native:
+        return [own], None
+    return src.penalty.shared_parts(_variable(src)), (
+        src.alpha if src.penalty.transfer_alpha else None)
+
+
+def _quadratic(parts: list[SharedPart]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The basis, weights and info of support and subspace parts, in their order."""
+    bases, weights, info, support = [], [], {}, []
+    for part in parts:
+        if part.kind == "subspace":
+            U, lam = _subspace_block(part.value)
+            info.update(rank=U.shape[1], subspace=U)
+        else:
+            U, lam, idx = _support_block(part.value, part.rho)
+            support.append(idx)
+            if part.info:
+                info[part.info] = idx
+        bases.append(U)
+        weights.append(part.weight * lam)
+    if support:
+        info["support"] = support[0] if len(support) == 1 else np.unique(np.concatenate(support))
+    return np.hstack(bases), np.concatenate(weights), info
+
+
 def _support_prior(src: _Source, native: bool) -> Prior:
-    pen, W, p = src.penalty, src.W, src.W.shape[0]
-    if native and isinstance(pen, Dirty):
-        B1, l1, i1 = _support_block(np.linalg.norm(src.P, axis=1), 1.0)
-        B2, l2, i2 = _support_block(np.abs(src.Q).mean(axis=1), 1.0)
-        g = float(pen.own_weight)
-        return Prior("support", np.zeros(p), np.hstack([B1, B2]), np.concatenate([l1, g * l2]),
-                     src.alpha, {"support": np.union1d(i1, i2), "shared_support": i1})
-    if native and isinstance(pen, RobustFeatures):  # the shared rows (an inlier task)
-        B, lam, idx = _support_block(np.linalg.norm(src.P, axis=1), 1.0)
-        return Prior("support", np.zeros(p), B, lam, src.alpha, {"support": idx})
-    if isinstance(pen, _SUPPORT_BY_CV):
-        # the features the tasks select; a new task has no place in the time points' order,
-        # and a nonconvex penalty's alpha does not carry to a ridge prior: chosen by CV
-        B, lam, idx = _support_block(np.linalg.norm(W, axis=1), 1.0)
-        return Prior("support", np.zeros(p), B, lam, None, {"support": idx})
-    if native and isinstance(pen, (L1, ElasticNet)):
-        B, lam, idx = _support_block(np.abs(W).mean(axis=1), float(pen.l1_ratio))
-    else:
-        rho = float(pen.l1_ratio) if native else 1.0
-        B, lam, idx = _support_block(np.linalg.norm(W, axis=1), rho)
-    return Prior("support", np.zeros(p), B, lam, src.alpha if native else None,
-                 {"support": idx})
+    own = SharedPart("support", np.linalg.norm(src.W, axis=1))
+    parts, alpha = _shared(src, native, own)
+    B, lam, info = _quadratic(parts)
+    return Prior("support", np.zeros(src.W.shape[0]), B, lam, alpha,
+                 {"support": info.pop("support"), **info})
 
 
 def _subspace_prior(src: _Source, native: bool) -> Prior:
-    p = src.W.shape[0]
-    if native and isinstance(src.penalty, SparseLowRank):
-        U, lam = _subspace_block(src.Q)
-        B2, l2, idx = _support_block(np.abs(src.P).mean(axis=1), 1.0)
-        g = float(src.penalty.sparse_weight)
-        return Prior("subspace", np.zeros(p), np.hstack([U, B2]),
-                     np.concatenate([lam, g * l2]), src.alpha,
-                     {"rank": U.shape[1], "subspace": U, "support": idx})
-    robust = native and isinstance(src.penalty, RobustLowRank)  # the shared part (an inlier)
-    U, lam = _subspace_block(src.P if robust else src.W)
-    # (the shared structure's alpha weighs a quadratic, not a trace norm: chosen by CV)
-    carried = native and not isinstance(src.penalty, SharedStructure)
-    return Prior("subspace", np.zeros(p), U, lam, src.alpha if carried else None,
-                 {"rank": U.shape[1], "subspace": U})
+    parts, alpha = _shared(src, native, SharedPart("subspace", src.W))
+    B, lam, info = _quadratic(parts)
+    return Prior("subspace", np.zeros(src.W.shape[0]), B, lam, alpha, info)
 
 
 def _mean_prior(src: _Source, native: bool) -> Prior:
-    W, p = src.W, src.W.shape[0]
-    w_bar = W.mean(axis=1)
-    if native and isinstance(src.penalty, MeanRegularized):
-        r = float(src.penalty.ridge)
-        return Prior("mean", w_bar / (1.0 + r), np.eye(p), np.full(p, 1.0 + r), src.alpha)
-    if native and isinstance(src.penalty, GraphLaplacian):
-        A = src.penalty._adjacency()  # symmetric sparse CSR without its diagonal: no T x T
-        degree = float(A.sum()) / A.shape[0]
-        if degree <= 0:
-            raise ValueError("model: its GraphLaplacian graph has no edges, so the tasks share "
-                             "nothing; pass strategy='mean' with alpha chosen by CV, or fit "
-                             "the new task alone.")
-        return Prior("mean", w_bar, np.eye(p), np.full(p, 2.0 * degree), src.alpha)
-    return Prior("mean", w_bar, np.eye(p), np.ones(p), None)
+    p = src.W.shape[0]
+    (part,), alpha = _shared(src, native, SharedPart("mean", src.W.mean(axis=1)))
+    return Prior("mean", part.value, np.eye(p), np.full(p, part.weight), alpha)
 
 
 def _cluster_priors(src: _Source, native: bool) -> list[Prior]:
@@ -276,35 +252,20 @@ def _cluster_priors(src: _Source, native: bool) -> list[Prior]:
         raise ValueError("strategy='cluster' needs a model fitted with the Clustered penalty "
                          "(its task_clusters_); use strategy='mean' for other models.")
     W, p = src.W, src.W.shape[0]
-    eta = float(src.penalty.eta) if isinstance(src.penalty, Clustered) else 1.0
+    (part,), _ = _shared(src, native, SharedPart("cluster", None, 4.0))
     out = []
     for c in np.unique(src.clusters):
         members = np.flatnonzero(src.clusters == c)
         out.append(Prior("cluster", W[:, members].mean(axis=1), np.eye(p),
-                         np.full(p, 2.0 * (1.0 + eta)), src.alpha if native else None,
+                         np.full(p, part.weight), src.alpha if native else None,
                          {"cluster": int(c), "members": members}))
     return out
 
 
-#: penalties whose new task takes the support with its strength chosen by cross-validation
-_SUPPORT_BY_CV = (TemporalGroupLasso, FusedGroupLasso, MCP, SCAD, CappedL1,
-                  NonconvexFusedGroupLasso)
-_NATIVE = (((L21, L1, ElasticNet, Dirty, RobustFeatures, *_SUPPORT_BY_CV), "support"),
-           ((Trace, SparseLowRank, RobustLowRank, SharedStructure), "subspace"),
-           ((MeanRegularized, GraphLaplacian), "mean"), ((Clustered,), "cluster"))
 _BUILDERS = {"support": lambda s, n: [_support_prior(s, n)],
              "subspace": lambda s, n: [_subspace_prior(s, n)],
              "mean": lambda s, n: [_mean_prior(s, n)],
              "cluster": _cluster_priors}
-
-
-def _native_strategy(penalty: Any) -> str | None:
-    if isinstance(penalty, (ElasticNet, L21)) and float(penalty.l1_ratio) == 0.0:
-        return None  # the ridge part alone: nothing shared
-    for classes, name in _NATIVE:
-        if isinstance(penalty, classes) and not isinstance(penalty, L2):
-            return name
-    return None
 
 
 def _single_prior(p: int) -> Prior:
@@ -321,7 +282,7 @@ def structure_priors(model: Any, strategy: str = "auto") -> list[Prior]:
 
 
 def _priors(src: _Source, strategy: str) -> list[Prior]:
-    native = _native_strategy(src.penalty)
+    native = src.penalty.transfer_strategy
     if strategy == "auto":
         if native is None:
             raise ValueError(

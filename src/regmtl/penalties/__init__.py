@@ -42,49 +42,47 @@ act on the magnitudes ``s_g``: every ``|W_jt|`` (``group=False``), or every row 
 ``||W_j||_2`` (``group=True``); their fits reach stationary points, certified by a KKT
 residual.
 
-Modules: ``base`` (the interface), ``separable`` (block coordinate descent), ``spectral``,
-``coupling``, ``composite``, ``temporal`` (proximal gradient, or conjugate gradients for the
-squared loss with ``mean`` and ``graph``), ``nonconvex`` (block coordinate descent to a
-stationary point).
+Modules: ``base`` (the interface and the registry), ``separable`` (block coordinate descent),
+``spectral``, ``coupling``, ``composite``, ``temporal`` (proximal gradient, or conjugate
+gradients for the squared loss with ``mean`` and ``graph``), ``nonconvex`` (block coordinate
+descent to a stationary point), and one module per further penalty. The package imports every
+module it holds, and each penalty class with a ``name`` registers itself (``REGISTRY``): the
+names of ``penalty=``, the CLI and the ``regmtl`` namespace are read from it, so a new penalty
+is its module alone (the table above lists those of the first modules; each class documents
+its own).
 """
 
 from __future__ import annotations
 
-from .base import Penalty
-from .composite import Dirty, RobustFeatures, RobustLowRank, SparseLowRank
-from .coupling import GraphLaplacian, MeanRegularized, chain_graph, knn_graph
-from .nonconvex import MCP, SCAD, CappedL1
-from .nonconvex_fused import NonconvexFusedGroupLasso
-from .separable import L1, L2, L21, ElasticNet, MultiSource
-from .spectral import Clustered, SharedStructure, Trace
-from .temporal import FusedGroupLasso, TemporalGroupLasso
+import importlib
+import pkgutil
 
-__all__ = [
-    "Penalty", "L1", "L2", "ElasticNet", "L21", "Trace", "MeanRegularized", "GraphLaplacian",
-    "Clustered", "SharedStructure", "Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures",
-    "TemporalGroupLasso", "FusedGroupLasso", "MCP", "SCAD", "CappedL1",
-    "NonconvexFusedGroupLasso", "chain_graph",
-    "knn_graph", "MultiSource", "make_penalty", "PENALTY_NAMES", "STRUCTURE_ATTRS",
-]
+from .base import REGISTRY, Penalty
 
-#: names accepted by ``penalty=``; GraphLaplacian needs its graph, so only the object
-PENALTY_NAMES = {
-    "l1": L1, "l2": L2, "elasticnet": ElasticNet, "l21": L21, "trace": Trace,
-    "mean": MeanRegularized, "clustered": Clustered, "shared_structure": SharedStructure,
-    "dirty": Dirty,
-    "sparse_lowrank": SparseLowRank, "robust_lowrank": RobustLowRank,
-    "robust_features": RobustFeatures, "temporal_group_lasso": TemporalGroupLasso,
-    "fused_group_lasso": FusedGroupLasso, "mcp": MCP, "scad": SCAD, "capped_l1": CappedL1,
-    "nonconvex_fused_group_lasso": NonconvexFusedGroupLasso,
-}
+#: the modules of the first penalties, imported first so that the names keep the order in
+#: which messages list them; every other module follows, by name
+_FIRST = ("separable", "spectral", "coupling", "composite", "temporal", "nonconvex",
+          "nonconvex_fused")
+for _name in (*_FIRST, *sorted(m.name for m in pkgutil.iter_modules(__path__)
+                               if m.name not in _FIRST)):
+    importlib.import_module(f"{__name__}.{_name}")
 
-#: every penalty class a user may name or build without more (PENALTY_NAMES, and the graph's)
-PENALTY_CLASSES = (*PENALTY_NAMES.values(), GraphLaplacian)
+from .coupling import chain_graph, knn_graph  # noqa: E402
+
+#: every registered penalty class, by class name (each one is an attribute of this package)
+PENALTY_CLASSES: dict[str, type[Penalty]] = {cls.__name__: cls for cls in REGISTRY.values()}
+globals().update(PENALTY_CLASSES)
+
+__all__ = ["Penalty", *PENALTY_CLASSES, "chain_graph", "knn_graph", "make_penalty",
+           "PENALTY_NAMES", "PENALTY_CLASSES", "STRUCTURE_ATTRS"]
+
+#: names accepted by ``penalty=``: every registered penalty built by its name (not those that
+#: need data of their own, as GraphLaplacian its graph)
+PENALTY_NAMES: dict[str, type[Penalty]] = {
+    name: cls for name, cls in REGISTRY.items() if cls.by_name}
 
 #: every fitted-structure attribute a penalty may set on an estimator
-STRUCTURE_ATTRS = tuple(sorted(
-    {a for cls in (*PENALTY_NAMES.values(), GraphLaplacian) for a in cls.structure_attrs}
-))
+STRUCTURE_ATTRS = tuple(sorted({a for cls in REGISTRY.values() for a in cls.structure_attrs}))
 
 
 def make_penalty(penalty: str | Penalty) -> Penalty:
@@ -93,12 +91,10 @@ def make_penalty(penalty: str | Penalty) -> Penalty:
     Parameters
     ----------
     penalty : str or Penalty
-        One of ``"l1"``, ``"l2"``, ``"elasticnet"``, ``"l21"``, ``"trace"``, ``"mean"``,
-        ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
-        ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
-        ``"fused_group_lasso"``, ``"mcp"``, ``"scad"``, ``"capped_l1"``,
-        ``"nonconvex_fused_group_lasso"`` (that penalty with its
-        default parameters), or a penalty object, returned as it is.
+        A name of ``PENALTY_NAMES`` (``"l1"``, ``"l2"``, ``"elasticnet"``, ``"l21"``,
+        ``"trace"``, ``"mean"``, ``"dirty"``, ... every registered penalty that needs no data
+        of its own), for that penalty with its default parameters, or a penalty object,
+        returned as it is.
 
     Returns
     -------

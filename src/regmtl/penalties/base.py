@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Penalty", "check_ratio", "check_positive", "check_bool", "BlockStep", "BLOCK_KINDS",
+__all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
+           "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
            "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
            "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS"]
@@ -77,6 +78,35 @@ class BlockStep(NamedTuple):
     l1: float
     l2: float
     kind: int
+
+
+class SharedPart(NamedTuple):
+    r"""One part of the quadratic a new task inherits in :func:`regmtl.transfer`, read from a
+    fitted variable (the penalty's variational form at the optimum, see :mod:`regmtl.transfer`).
+
+    ``kind`` says what ``value`` is and which weights the part gives:
+
+    - ``"support"``: the row magnitudes ``d`` (p,); the features with ``d_j > 0``, each with
+      weight ``weight * (rho / d_j + 1 - rho)``;
+    - ``"subspace"``: a p x T matrix; its left singular vectors of nonzero singular values
+      ``sigma_k``, weights ``weight / sigma_k``;
+    - ``"mean"``: the prior mean (p,); every feature with weight ``weight``;
+    - ``"cluster"``: the nearest cluster's mean (``value`` unused); weight ``weight``.
+
+    ``info``: a second name under which a support's features are reported (``"support"``
+    always holds the union of them)."""
+
+    kind: str
+    value: Any
+    weight: float = 1.0
+    rho: float = 1.0
+    info: str | None = None
+
+
+#: name -> class of every registered penalty: each class of a module of
+#: :mod:`regmtl.penalties` that sets ``name`` (and not ``registered = False``) is entered when
+#: it is defined
+REGISTRY: dict[str, type[Penalty]] = {}
 
 
 class Penalty:
@@ -156,6 +186,93 @@ class Penalty:
     _param_names: tuple[str, ...] = ()
     #: names of the fitted attributes :meth:`structure` sets
     structure_attrs: tuple[str, ...] = ()
+    #: whether a class of ``regmtl.penalties`` with a ``name`` enters ``REGISTRY`` (the
+    #: names of ``penalty=`` and the CLI, the ``regmtl`` namespace); False for a penalty that
+    #: serves inside another one
+    registered: bool = True
+    #: whether ``make_penalty(name)`` builds it with its default parameters (False for a
+    #: penalty that needs data of its own: a graph, the sizes of feature blocks)
+    by_name: bool = True
+    #: what a new task borrows in ``regmtl.transfer`` with ``strategy="auto"``:
+    #: ``"support"``, ``"subspace"``, ``"mean"`` or ``"cluster"``; None (the safe default):
+    #: the tasks share nothing, so there is no ``"auto"`` strategy
+    transfer_strategy: str | None = None
+    #: whether the model's alpha carries to the new task's prior; False where the quadratic at
+    #: the optimum is not the new task's (tasks ordered in time, nonconvex penalties, a
+    #: quadratic weighed by alpha): then it is chosen by cross-validation
+    transfer_alpha: bool = True
+    #: its role among ``regmtl.compare``'s models: ``"multi-task"``, ``"independent"``
+    #: (every task learned alone), or None (compare fits it only as one of its baselines)
+    compare_role: str | None = "multi-task"
+    #: its label in compare's tables; empty: from ``name`` (``comparison_label``)
+    compare_label: str = ""
+    #: whether the penalty is a sum of one term per task, so that one alpha per task is
+    #: meaningful (``alpha`` of shape (T,), ``regmtl.task_alpha``)
+    separates_over_tasks: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Enter a class of the ``penalties`` package that sets a ``name`` into
+        :data:`REGISTRY`."""
+        super().__init_subclass__(**kwargs)
+        if (cls.__dict__.get("name") and cls.registered
+                and cls.__module__.startswith(__name__.rpartition(".")[0] + ".")):
+            known = REGISTRY.setdefault(cls.name, cls)
+            if known is not cls:
+                raise ValueError(f"penalty name {cls.name!r} of {cls.__name__} is already "
+                                 f"taken by {known.__name__}.")
+
+    # ------------------------------------------------------------------ declarations
+    def comparison_label(self) -> str:
+        """Its label in :func:`regmtl.compare`'s tables.
+
+        Returns
+        -------
+        str
+            ``compare_label``, else ``"MTL <name>"`` (``"<name> (independent)"`` for the
+            role ``"independent"``), underscores read as spaces.
+        """
+        if self.compare_label:
+            return self.compare_label
+        words = self.name.replace("_", " ")
+        return f"{words} (independent)" if self.compare_role == "independent" else f"MTL {words}"
+
+    def feature_blocks(self) -> tuple[int, ...] | None:
+        """The sizes of the feature blocks (sources) a task may lack as a whole.
+
+        Returns
+        -------
+        tuple of int or None
+            The validated block sizes, in column order, for a penalty that accepts missing
+            feature blocks (NaN blocks in the data, filled with zeros and their coefficients
+            held at 0); None (the default): missing values are refused.
+        """
+        return None
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """What a new task borrows from a fit under the penalty's own ``transfer_strategy``.
+
+        Parameters
+        ----------
+        V : ndarray
+            The penalty's variable at the fit (W, or the lifted variable).
+
+        Returns
+        -------
+        list of SharedPart
+            By default: the row norms ``||W_j||_2`` (``"support"``), W itself
+            (``"subspace"``), the mean task (``"mean"``), weight 4 (``"cluster"``); empty
+            when the strategy is None.
+        """
+        W = self.compose(V)
+        if self.transfer_strategy == "support":
+            return [SharedPart("support", np.linalg.norm(W, axis=1))]
+        if self.transfer_strategy == "subspace":
+            return [SharedPart("subspace", W)]
+        if self.transfer_strategy == "mean":
+            return [SharedPart("mean", W.mean(axis=1))]
+        if self.transfer_strategy == "cluster":
+            return [SharedPart("cluster", None, 4.0)]
+        return []
 
     # ------------------------------------------------------------------ objective pieces
     def value(self, V: np.ndarray, alpha: float) -> float:
@@ -461,6 +578,40 @@ class Penalty:
 
     def __hash__(self) -> int:
         return hash(type(self).__name__)
+
+
+class NormPenalty(Penalty):
+    r"""A penalty ``alpha N(V)`` with N a norm: its conjugate is the indicator of the dual ball
+    ``{G: N*(G) <= alpha}``, so the certificate needs only the dual norm.
+
+    A subclass gives :meth:`dual_norm`; then ``dual_scaling(G) = min(1, alpha / N*(G))``,
+    ``conjugate = 0`` on the ball and ``alpha_max(G0) = N*(G0)``.
+    """
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """The dual norm ``N*(G)`` of the penalty at ``alpha = 1``.
+
+        Parameters
+        ----------
+        G : ndarray of shape (p, T)
+            A gradient.
+
+        Returns
+        -------
+        float
+            ``sup {<G, W>: N(W) <= 1}``.
+        """
+        raise NotImplementedError
+
+    def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
+        m = self.dual_norm(G)
+        return 1.0 if m <= alpha else alpha / m
+
+    def conjugate(self, G: np.ndarray, alpha: float) -> float:
+        return 0.0
+
+    def alpha_max(self, G0: np.ndarray) -> float:
+        return float(self.dual_norm(G0))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -27,7 +27,9 @@ import numpy as np
 from .base import (
     DIRTY_ROWS,
     BlockStep,
+    NormPenalty,
     Penalty,
+    SharedPart,
     check_positive,
     entry_scale,
     spectral_scale,
@@ -88,7 +90,7 @@ def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
     return s
 
 
-class _Decomposition(Penalty):
+class _Decomposition(NormPenalty):
     """``W = P + Q`` with ``alpha (N1(P) + g N2(Q))`` (the weight g on one of the two parts)."""
 
     _param_names: tuple[str, ...] = ()
@@ -108,15 +110,6 @@ class _Decomposition(Penalty):
     def spread(self, G):
         return np.stack([G, G])
 
-    def conjugate(self, G, alpha):
-        return 0.0
-
-    def dual_scaling(self, G, alpha):
-        m = self._dual_norm(G)
-        return 1.0 if m <= alpha else alpha / m
-
-    def alpha_max(self, G0):
-        return self._dual_norm(G0)
 
     def structure(self, V, alpha):
         return {"P_": np.ascontiguousarray(V[0].T), "Q_": np.ascontiguousarray(V[1].T)}
@@ -134,7 +127,7 @@ class _Decomposition(Penalty):
         return self
 
 
-class Dirty(Penalty):
+class Dirty(NormPenalty):
     r"""Dirty model: features shared by all tasks plus task-specific exceptions.
 
     .. math::
@@ -198,6 +191,7 @@ class Dirty(Penalty):
     distributable = False
     _param_names = ("own_weight",)
     structure_attrs = ("P_", "Q_")
+    transfer_strategy = "support"
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
@@ -206,6 +200,12 @@ class Dirty(Penalty):
 
     def __init__(self, own_weight: float = 1.0):
         self.own_weight = own_weight
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The shared rows' support (``d_j = ||P_j||_2``, reported as ``shared_support``) and
+        the task exceptions' (``d_j = mean_t |Q_jt|``, weight ``own_weight``)."""
+        return [SharedPart("support", np.linalg.norm(V[0], axis=1), info="shared_support"),
+                SharedPart("support", np.abs(V[1]).mean(axis=1), float(self.own_weight))]
 
     def _weight(self) -> float:
         return check_positive(self.own_weight, "own_weight")
@@ -254,15 +254,6 @@ class Dirty(Penalty):
         g = self._weight()
         return float(max(_row_norms(G).max(initial=0.0), np.abs(G).max(initial=0.0) / g))
 
-    def dual_scaling(self, G, alpha):
-        m = self.dual_norm(G)
-        return 1.0 if m <= alpha else alpha / m
-
-    def conjugate(self, G, alpha):
-        return 0.0
-
-    def alpha_max(self, G0):
-        return self.dual_norm(G0)
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         """Per row: the distance from ``G_j`` to ``alpha`` times the subdifferential: to the
@@ -354,9 +345,17 @@ class SparseLowRank(_Decomposition):
     name = "sparse_lowrank"
     distributable = False
     _param_names = ("sparse_weight",)
+    transfer_strategy = "subspace"
+    compare_label = "MTL sparse + low-rank"
 
     def __init__(self, sparse_weight: float = 1.0):
         self.sparse_weight = sparse_weight
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The low-rank part's subspace and the sparse part's support (``d_j = mean_t
+        |P_jt|``, weight ``sparse_weight``)."""
+        return [SharedPart("subspace", V[1]),
+                SharedPart("support", np.abs(V[0]).mean(axis=1), float(self.sparse_weight))]
 
     def lift(self, W):
         return np.stack([np.zeros_like(W), W])
@@ -370,7 +369,8 @@ class SparseLowRank(_Decomposition):
         g = self._weight()
         return np.stack([_soft(V[0], step * alpha * g), svt(V[1], step * alpha)])
 
-    def _dual_norm(self, G):
+    def dual_norm(self, G: np.ndarray) -> float:
+        """``max(||G||_2, max_jt |G_jt| / sparse_weight)``: the dual norm at ``alpha = 1``."""
         g = self._weight()
         spec = spectral_norm(G)
         return float(max(spec, np.abs(G).max(initial=0.0) / g))
@@ -411,9 +411,6 @@ class _Robust(_Decomposition):
         norm and ``max_t ||G_:t||_2 / outlier_weight``."""
         g = self._weight()
         return float(max(self._shared_dual_norm(G), _col_norms(G).max(initial=0.0) / g))
-
-    def _dual_norm(self, G):
-        return self.dual_norm(G)
 
     def outlier_tasks(self, V: np.ndarray) -> np.ndarray:
         """The positions of the tasks whose column of the outlier part ``Q = V[1]`` is
@@ -496,9 +493,15 @@ class RobustLowRank(_Robust):
     """
 
     name = "robust_lowrank"
+    transfer_strategy = "subspace"
+    compare_label = "MTL robust low-rank"
 
     def __init__(self, outlier_weight: float = 0.8):
         self.outlier_weight = outlier_weight
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The shared part's subspace (a new task is taken to be an inlier)."""
+        return [SharedPart("subspace", V[0])]
 
     def _shared_value(self, P: np.ndarray) -> float:
         return float(np.linalg.svd(P, compute_uv=False).sum()) if P.size else 0.0
@@ -583,9 +586,15 @@ class RobustFeatures(_Robust):
     """
 
     name = "robust_features"
+    transfer_strategy = "support"
 
     def __init__(self, outlier_weight: float = 1.0):
         self.outlier_weight = outlier_weight
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The shared rows' support, ``d_j = ||P_j||_2`` (a new task is taken to be an
+        inlier)."""
+        return [SharedPart("support", np.linalg.norm(V[0], axis=1))]
 
     def _shared_value(self, P: np.ndarray) -> float:
         return float(_row_norms(P).sum())

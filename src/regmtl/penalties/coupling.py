@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from .base import Penalty, as_float, check_positive, inner, is_blocked
+from .base import Penalty, SharedPart, as_float, check_positive, inner, is_blocked
 
 __all__ = ["MeanRegularized", "GraphLaplacian", "chain_graph", "knn_graph"]
 
@@ -147,9 +147,16 @@ class MeanRegularized(_TaskKernel):
 
     name = "mean"
     _param_names = ("ridge",)
+    transfer_strategy = "mean"
+    compare_label = "MTL mean-regularized"
 
     def __init__(self, ridge: float = 0.0):
         self.ridge = ridge
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The prior mean ``w_bar / (1 + r)``, weight ``1 + r``."""
+        r = float(self.ridge)
+        return [SharedPart("mean", V.mean(axis=1) / (1.0 + r), 1.0 + r)]
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         check_positive(self.ridge, "ridge", strict=False)
@@ -344,9 +351,22 @@ class GraphLaplacian(_TaskKernel):
     _param_names = ("A",)
     #: factorizations of ``I + c K`` kept per graph (one per distinct ``c = step * alpha``)
     _max_factorizations = 4
+    by_name = False
+    transfer_strategy = "mean"
 
     def __init__(self, A: Any):
         self.A = A
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The mean task, weight ``2 dbar`` (``dbar`` the graph's mean degree: a new task
+        joined to the others as an average task is)."""
+        A = self._adjacency()  # symmetric sparse CSR without its diagonal: no T x T
+        degree = float(A.sum()) / A.shape[0]
+        if degree <= 0:
+            raise ValueError("model: its GraphLaplacian graph has no edges, so the tasks share "
+                             "nothing; pass strategy='mean' with alpha chosen by CV, or fit "
+                             "the new task alone.")
+        return [SharedPart("mean", V.mean(axis=1), 2.0 * degree)]
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         A = self._adjacency()

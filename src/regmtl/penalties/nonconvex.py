@@ -71,6 +71,12 @@ class _Nonconvex(Penalty):
     _kinds: tuple[int, int] = (0, 0)
     #: the name of the shape parameter (``gamma`` or ``cap``)
     _shape_name = ""
+    #: a new task takes the support; a nonconvex penalty's alpha does not carry to a ridge
+    #: prior: chosen by CV
+    transfer_strategy = "support"
+    transfer_alpha = False
+    #: entrywise by default: each task selects its own features
+    compare_role = "independent"
     _low = 0.0
 
     @property
@@ -244,6 +250,7 @@ class MCP(_Nonconvex):
     """
 
     name = "mcp"
+    compare_label = "MCP (independent)"
     _kinds = (MCP_ENTRYWISE, MCP_ROWS)
     _shape_name = "gamma"
     _low = 1.0
@@ -328,6 +335,7 @@ class SCAD(_Nonconvex):
     """
 
     name = "scad"
+    compare_label = "SCAD (independent)"
     _kinds = (SCAD_ENTRYWISE, SCAD_ROWS)
     _shape_name = "gamma"
     _low = 2.0
@@ -423,6 +431,7 @@ class CappedL1(_Nonconvex):
     """
 
     name = "capped_l1"
+    compare_label = "capped-L1 (independent)"
     _kinds = (CAPPED_ENTRYWISE, CAPPED_ROWS)
     _shape_name = "cap"
     _low = 0.0

@@ -32,7 +32,7 @@ import numbers
 import numpy as np
 from numba import njit
 
-from .base import Penalty, check_positive
+from .base import NormPenalty, Penalty, check_positive
 from .temporal import tv_row
 
 __all__ = ["NonconvexFusedGroupLasso", "WeightedFusedLasso"]
@@ -164,7 +164,7 @@ def _tv(V: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- stage penalty
-class WeightedFusedLasso(Penalty):
+class WeightedFusedLasso(NormPenalty):
     r"""The convex stage of :class:`NonconvexFusedGroupLasso`: a row-weighted lasso plus the
     fused lasso.
 
@@ -199,6 +199,7 @@ class WeightedFusedLasso(Penalty):
 
     name = "weighted_fused_lasso"
     distributable = False
+    registered = False
     _param_names = ("weights", "fused_weight")
 
     def __init__(self, weights, fused_weight: float = 1.0):
@@ -267,16 +268,9 @@ class WeightedFusedLasso(Penalty):
         c = np.ascontiguousarray(self._c())
         return _weighted_fused_dual_norms(G, c, self._f(c.size))
 
-    def dual_scaling(self, G, alpha):
-        m = float(self.dual_norms(G).max(initial=0.0))
-        return 1.0 if m <= alpha else alpha / m
-
-    def conjugate(self, G, alpha):
-        return 0.0
-
-    def alpha_max(self, G0):
-        """``max_j`` of :meth:`dual_norms` at ``G0``."""
-        return float(self.dual_norms(G0).max(initial=0.0))
+    def dual_norm(self, G: np.ndarray) -> float:
+        """``max_j`` of :meth:`dual_norms`: the dual norm of the penalty at ``alpha = 1``."""
+        return float(self.dual_norms(G).max(initial=0.0))
 
 
 # ----------------------------------------------------------------------------- the penalty
@@ -379,6 +373,10 @@ class NonconvexFusedGroupLasso(Penalty):
     majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.majorize``)
     distributable = False
     _param_names = ("fused_weight", "max_stages", "fused_in_root")
+    #: a new task takes the support; its strength is chosen by CV (no place in the time order,
+    #: and a nonconvex penalty's alpha does not carry to a ridge prior)
+    transfer_strategy = "support"
+    transfer_alpha = False
 
     def __init__(self, fused_weight: float = 1.0, max_stages: int = 100,
                  fused_in_root: bool = False):

@@ -27,6 +27,7 @@ from .base import (
     ROWS,
     BlockStep,
     Penalty,
+    SharedPart,
     check_bool,
     check_ratio,
     inner,
@@ -55,6 +56,22 @@ class _ElasticType(Penalty):
     def __init__(self, l1_ratio: float = 1.0, positive: bool = False):
         self.l1_ratio = l1_ratio
         self.positive = positive
+
+    @property
+    def separates_over_tasks(self) -> bool:  # type: ignore[override]
+        """Entrywise groups, or rows with ``l1_ratio=0`` (a ridge): one term per task."""
+        return not self.group or self.rho == 0.0
+
+    @property
+    def transfer_strategy(self) -> str | None:  # type: ignore[override]
+        """``"support"``; None with ``l1_ratio=0`` (the ridge part alone shares nothing)."""
+        return None if float(self.l1_ratio) == 0.0 else "support"
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The support, ``d_j = ||W_j||_2`` (rows) or ``mean_t |W_jt|`` (entries), with
+        ``rho = l1_ratio``."""
+        d = np.linalg.norm(V, axis=1) if self.group else np.abs(V).mean(axis=1)
+        return [SharedPart("support", d, rho=float(self.l1_ratio))]
 
     def __repr__(self) -> str:
         # ``positive`` is shown only when set, so the unconstrained penalties read as before
@@ -283,6 +300,8 @@ class L1(_ElasticType):
 
     name = "l1"
     _param_names = ("positive",)
+    #: compare fits it as its lasso baselines
+    compare_role = None
 
     def __init__(self, positive: bool = False):
         self.l1_ratio = 1.0
@@ -322,6 +341,8 @@ class L2(_ElasticType):
 
     name = "l2"
     _param_names = ()
+    #: compare fits it as its ridge baselines
+    compare_role = None
 
     def __init__(self):
         self.l1_ratio = 0.0
@@ -370,6 +391,8 @@ class ElasticNet(_ElasticType):
     """
 
     name = "elasticnet"
+    compare_role = "independent"
+    compare_label = "elastic net (independent)"
 
     def __init__(self, l1_ratio: float = 0.5, positive: bool = False):
         self.l1_ratio = l1_ratio
@@ -430,6 +453,7 @@ class L21(_ElasticType):
 
     name = "l21"
     group = True
+    compare_label = "MTL L2,1"
 
     def __init__(self, l1_ratio: float = 1.0, positive: bool = False):
         self.l1_ratio = l1_ratio
@@ -503,9 +527,14 @@ class MultiSource(L21):
     l1_ratio = 1.0
     positive = False
     _param_names = ("blocks",)
+    by_name = False
 
     def __init__(self, blocks: tuple[int, ...] = ()):
         self.blocks = blocks if isinstance(blocks, tuple) else tuple(blocks)
+
+    def feature_blocks(self) -> tuple[int, ...]:
+        """The sources' sizes (:meth:`block_sizes`): a task may lack a source as a whole."""
+        return self.block_sizes()
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         sizes = self.block_sizes()

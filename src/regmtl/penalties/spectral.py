@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from .base import Penalty, check_positive, is_blocked, small_gram, spectral_scale, svt
+from .base import (
+    NormPenalty,
+    Penalty,
+    SharedPart,
+    check_positive,
+    is_blocked,
+    small_gram,
+    spectral_scale,
+    svt,
+)
 
 __all__ = ["Trace", "Clustered", "SharedStructure", "cluster_weights",
            "MAX_DENSE_CLUSTER_MATRIX", "dense_cluster_matrix"]
@@ -47,7 +56,7 @@ def spectral_norm(G: np.ndarray) -> float:
     return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
 
 
-class Trace(Penalty):
+class Trace(NormPenalty):
     r"""Trace (nuclear) norm: the tasks share a low-dimensional subspace.
 
     .. math::
@@ -91,6 +100,8 @@ class Trace(Penalty):
 
     name = "trace"
     structure_attrs = ("singular_values_", "rank_")
+    transfer_strategy = "subspace"
+    compare_label = "MTL trace norm"
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
@@ -108,15 +119,9 @@ class Trace(Penalty):
     def prox(self, V, step, alpha):
         return svt(V, step * alpha)
 
-    def dual_scaling(self, G, alpha):
-        m = spectral_norm(G)
-        return 1.0 if m <= alpha else alpha / m
-
-    def conjugate(self, G, alpha):
-        return 0.0
-
-    def alpha_max(self, G0):
-        return spectral_norm(G0)
+    def dual_norm(self, G: np.ndarray) -> float:
+        """The spectral norm ``||G||_2``, dual of the trace norm."""
+        return spectral_norm(G)
 
     def inverse_weights(self, V, alpha, eps):
         """The reweighting of ``alpha ||W||_*`` at W: its inverse weight
@@ -319,6 +324,11 @@ class Clustered(_CappedSpectral):
     name = "clustered"
     structure_attrs = ("cluster_vectors_", "cluster_weights_", "cluster_rest_",
                        "task_clusters_")
+    transfer_strategy = "cluster"
+
+    def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
+        """The nearest cluster's mean, weight ``2 (1 + eta)``."""
+        return [SharedPart("cluster", None, 2.0 * (1.0 + float(self.eta)))]
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
@@ -475,6 +485,9 @@ class SharedStructure(_CappedSpectral):
     _axis = 0
     _k_text = "dimension of the shared subspace"
     structure_attrs = ("shared_subspace_", "subspace_weights_")
+    #: the subspace of W; its alpha weighs a quadratic, not a trace norm: chosen by CV
+    transfer_strategy = "subspace"
+    transfer_alpha = False
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):

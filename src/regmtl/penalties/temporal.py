@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 from scipy.fft import dct, idct
 
-from .base import Penalty, check_positive
+from .base import NormPenalty, Penalty, check_positive
 
 __all__ = ["TemporalGroupLasso", "FusedGroupLasso", "tv_prox", "chain_eigenvalues"]
 
@@ -444,6 +444,10 @@ class TemporalGroupLasso(Penalty):
     name = "temporal_group_lasso"
     distributable = False
     _param_names = ("smooth_weight", "ridge_weight")
+    #: a new task takes the support, its strength chosen by CV (it has no place in the time
+    #: order of the tasks)
+    transfer_strategy = "support"
+    transfer_alpha = False
 
     def __init__(self, smooth_weight: float = 1.0, ridge_weight: float = 0.0):
         self.smooth_weight = smooth_weight
@@ -563,7 +567,7 @@ class TemporalGroupLasso(Penalty):
         return float(_row_norms(np.asarray(G0, dtype=np.float64)).max(initial=0.0))
 
 
-class FusedGroupLasso(Penalty):
+class FusedGroupLasso(NormPenalty):
     r"""Fused group lasso: features selected jointly over time, weights piecewise constant.
 
     .. math::
@@ -636,6 +640,10 @@ class FusedGroupLasso(Penalty):
     name = "fused_group_lasso"
     distributable = False
     _param_names = ("fused_weight", "l1_weight")
+    #: a new task takes the support, its strength chosen by CV (it has no place in the time
+    #: order of the tasks)
+    transfer_strategy = "support"
+    transfer_alpha = False
 
     def __init__(self, fused_weight: float = 1.0, l1_weight: float = 0.0):
         self.fused_weight = fused_weight
@@ -687,13 +695,3 @@ class FusedGroupLasso(Penalty):
         """``max_j N*(G_j)``: the dual norm of the penalty at ``alpha = 1``."""
         return float(self.dual_norms(G).max(initial=0.0))
 
-    def dual_scaling(self, G, alpha):
-        m = self.dual_norm(G)
-        return 1.0 if m <= alpha else alpha / m
-
-    def conjugate(self, G, alpha):
-        return 0.0
-
-    def alpha_max(self, G0):
-        """``max_j N*(G0_j)`` (:meth:`dual_norms`)."""
-        return self.dual_norm(G0)

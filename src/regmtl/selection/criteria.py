@@ -653,7 +653,8 @@ def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> floa
     out: ``sum_t m_t (log(2 pi RSS_t / m_t) + 1)``, with ``m_t`` the task's observed rows
     (weighted by the sample weights) and ``RSS_t`` its residual sum of squares. The logistic
     loss gives the Bernoulli deviance ``2 sum_r s_r log(1 + exp(-y_r f_r))``. The task
-    weights of the objective do not enter the likelihood.
+    weights of the objective do not enter the likelihood. Each loss gives its own
+    (:meth:`~regmtl.datafits.Datafit.neg2_log_likelihood`).
 
     Parameters
     ----------
@@ -668,6 +669,11 @@ def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> floa
     -------
     float
         ``-2 log L``.
+
+    Raises
+    ------
+    ValueError
+        For a loss that is not a log-likelihood.
 
     See Also
     --------
@@ -692,13 +698,7 @@ def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> floa
     ...                 np.sum(50 * (np.log(2 * np.pi * rss / 50) + 1))))
     True
     """
-    s = observed_weights(data)
-    if datafit.name == "logistic":
-        return float(2.0 * np.sum(s * np.logaddexp(0.0, -data.y * f)))
-    m = data.task_sums(s)
-    rss = data.task_sums(s * (data.y - f) ** 2)
-    rss = np.maximum(rss, np.finfo(float).tiny * np.maximum(m, 1.0))
-    return float(np.sum(m * (np.log(2.0 * np.pi * rss / m) + 1.0)))
+    return datafit.neg2_log_likelihood(data, f, observed_weights(data))
 
 
 def information_criterion(kind: str, neg2ll: float, df: float, n_obs: float) -> float:

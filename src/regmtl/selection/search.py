@@ -25,7 +25,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..datafits import Datafit
+from ..datafits import LOSSES, Datafit
+from ..datafits.base import default_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..solvers import SOLVERS, reference
@@ -64,7 +65,7 @@ def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: str,
     """Per-task validation scores (n_alphas, T) of one fold's path, and its facts."""
     t0 = time.perf_counter()
     train_idx, val_idx = fold
-    train = take(data, train_idx, task_weight, encode=loss == "logistic")
+    train = take(data, train_idx, task_weight, encode=LOSSES[loss].kind == "binary")
     val = take(data, val_idx, fit=False)
     path = _quiet_path(train, loss, penalty, alphas, kwargs)
     scores = scorer.path_scores(val, path.coefs, path.intercepts)
@@ -332,7 +333,7 @@ class _MultiTaskCV(BaseEstimator):
     def _cross_validate(self, data, folds, candidates, grids, kwargs) -> pd.DataFrame:
         self.n_splits_ = len(folds)
         scorer = TaskScorer(self.scoring, self._kind)
-        loss = "logistic" if self._kind == "binary" else "squared"
+        loss = default_loss(self._kind)
         jobs = [delayed(_fold_job)(data, folds[k], loss, pen, grids[g], self.task_weight,
                                    scorer, kwargs)
                 for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
@@ -487,7 +488,7 @@ class _MultiTaskCV(BaseEstimator):
         self.n_splits_ = 0
         obs = np.ones(data.n_obs) if data.observed is None else data.observed.astype(float)
         task_rows = np.bincount(data.task_of, weights=obs, minlength=data.n_tasks)
-        if datafit.name != "logistic" and self.fit_intercept and (task_rows < 2).any():
+        if datafit.kind == "regression" and self.fit_intercept and (task_rows < 2).any():
             t = int(np.argmin(task_rows))
             raise ValueError(
                 f"criterion={self.criterion!r}: task {task_name(data, t)} has {int(task_rows[t])} "

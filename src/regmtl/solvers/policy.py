@@ -78,7 +78,7 @@ class Requirement:
 def _penalty_names(provides: Callable[[type], bool]) -> str:
     """The names of the penalties (``penalty=`` strings, and the graph's) whose class
     provides something, for messages."""
-    names = [cls.name for cls in PENALTY_CLASSES if provides(cls)]
+    names = [cls.name for cls in PENALTY_CLASSES.values() if provides(cls)]
     return ", ".join(names)
 
 

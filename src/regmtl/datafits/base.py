@@ -1,4 +1,4 @@
-r"""Data-fit terms: the loss side of the objective.
+r"""The datafit interface and its registry.
 
 A datafit evaluates, on flat per-observation arrays (targets ``y``, scores ``f``, row weights
 ``c``; see :class:`~regmtl.TaskData`)::
@@ -7,22 +7,22 @@ A datafit evaluates, on flat per-observation arrays (targets ``y``, scores ``f``
 
 and the pieces a certified solver needs: the dual variable ``theta = -l'(f)`` and the
 Fenchel-dual term ``-sum_r c_r l*(-theta_r)`` (so that for any feasible ``theta`` the dual value is
-``dual_value(theta) - Omega*(X^T (c theta))``).
-
-===========  =========================  ==============================================
-datafit      l(y, f)                     -l*(-theta), with a = y theta in [0, 1]
-===========  =========================  ==============================================
-Quadratic    (y - f)^2 / 2               theta y - theta^2 / 2
-Logistic     log(1 + exp(-y f)), y=+-1   -(a log a + (1 - a) log(1 - a))
-===========  =========================  ==============================================
+``dual_value(theta) - Omega*(X^T (c theta))``). Each class of a module of this package that sets
+a ``name`` registers itself in :data:`REGISTRY` (the estimators' ``loss=`` names).
 """
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.special import expit, xlogy
+from typing import Any
 
-__all__ = ["Datafit", "Quadratic", "Logistic"]
+import numpy as np
+
+__all__ = ["Datafit", "REGISTRY", "default_loss"]
+
+
+#: name -> class of every registered datafit (the estimators' ``loss=``): each class of a module
+#: of :mod:`regmtl.datafits` that sets ``name`` is entered when it is defined
+REGISTRY: dict[str, type[Datafit]] = {}
 
 
 class Datafit:
@@ -74,7 +74,49 @@ class Datafit:
     code: int
     curvature: float
     dual_strong_concavity: float
-    name: str
+    name: str = ""
+    #: the kind of task it fits: ``"regression"`` (numeric targets) or ``"binary"`` (two
+    #: labels per task, encoded -1/+1 before the fit)
+    kind: str = "regression"
+    #: whether it is the loss of its kind by default (the regressor's or the classifier's,
+    #: the baselines', the CV searches'): one per kind
+    default_for_kind: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Enter a class of the ``datafits`` package that sets a ``name`` into
+        :data:`REGISTRY`."""
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name") and cls.__module__.startswith(
+                __name__.rpartition(".")[0] + "."):
+            known = REGISTRY.setdefault(cls.name, cls)
+            if known is not cls:
+                raise ValueError(f"loss name {cls.name!r} of {cls.__name__} is already "
+                                 f"taken by {known.__name__}.")
+
+    def neg2_log_likelihood(self, data: Any, f: np.ndarray, s: np.ndarray) -> float:
+        """``-2 log L`` of a fit, for AIC and BIC.
+
+        Parameters
+        ----------
+        data : TaskData
+            The problem (its targets ``y`` and ``task_sums``).
+        f : ndarray of shape (n_obs,)
+            Scores of the fit.
+        s : ndarray of shape (n_obs,)
+            Each row's weight in the likelihood (its sample weight; 0 where not observed).
+
+        Returns
+        -------
+        float
+            Minus twice the maximized log-likelihood.
+
+        Raises
+        ------
+        ValueError
+            For a loss that is not a log-likelihood (the default): no AIC or BIC.
+        """
+        raise ValueError(f"the loss {self.name!r} is not a log-likelihood, so it has no AIC "
+                         "or BIC; choose alpha by cross-validation.")
 
     def value(self, y: np.ndarray, f: np.ndarray, c: np.ndarray) -> float:
         """The weighted loss ``sum_r c_r l(y_r, f_r)``.
@@ -191,95 +233,20 @@ class Datafit:
         return f"{type(self).__name__}()"
 
 
-class Quadratic(Datafit):
-    r"""Squared loss, the data term of :class:`~regmtl.MultiTaskRegressor`.
+def default_loss(kind: str) -> str:
+    """The name of the default loss of a task kind (``default_for_kind``).
 
-    .. math::
+    Parameters
+    ----------
+    kind : {"regression", "binary"}
+        The kind of the tasks.
 
-        \ell(y, f) = \tfrac{1}{2} (y - f)^2,
-
-    so that with equal task weights the data term is
-    :math:`\sum_t \frac{1}{2 n_t} \|y_t - X_t w_t - b_t\|^2` (scikit-learn's convention for
-    ``Lasso`` and ``MultiTaskLasso``). Its conjugate term is
-    ``-l*(-theta) = theta y - theta^2 / 2`` (finite everywhere), ``theta = y - f`` the residual.
-
-    See Also
-    --------
-    regmtl.Logistic : The loss of binary classification.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from regmtl import Quadratic
-    >>> y, f, c = np.array([1.0, 2.0, 3.0]), np.ones(3), np.full(3, 1 / 3)
-    >>> round(Quadratic().value(y, f, c), 4)  # (0 + 1 + 4) / 2 / 3
-    0.8333
-    >>> Quadratic().theta(y, f).tolist()  # the residuals
-    [0.0, 1.0, 2.0]
+    Returns
+    -------
+    str
+        The loss's name (``"squared"``, ``"logistic"``).
     """
-
-    code = 0
-    curvature = 1.0
-    dual_strong_concavity = 1.0
-    name = "squared"
-
-    def value(self, y, f, c):
-        r = y - f
-        return 0.5 * float(np.dot(c, r * r))
-
-    def theta(self, y, f):
-        return y - f
-
-    def dual_value(self, y, theta, c):
-        return float(np.dot(c, theta * (y - 0.5 * theta)))
-
-    def state(self, y, f):
-        return y - f
-
-    def scores(self, y, S):
-        return y - S
-
-
-class Logistic(Datafit):
-    r"""Logistic loss, the data term of :class:`~regmtl.MultiTaskClassifier`.
-
-    .. math::
-
-        \ell(y, f) = \log\big(1 + e^{-y f}\big), \qquad y \in \{-1, +1\}.
-
-    The estimators map each task's two labels to -1/+1 (the larger one, in sorted order, is
-    +1). Its conjugate term is the binary entropy ``-(a log a + (1 - a) log(1 - a))`` of
-    ``a = y theta`` in [0, 1], ``theta = y sigmoid(-y f)``.
-
-    See Also
-    --------
-    regmtl.Quadratic : The loss of regression.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from regmtl import Logistic
-    >>> y, f, c = np.array([1.0, -1.0, 1.0]), np.array([0.5, -0.5, 0.0]), np.full(3, 1 / 3)
-    >>> round(Logistic().value(y, f, c), 4)  # mean of log(1 + exp(-y f))
-    0.5471
-    >>> np.round(Logistic().theta(y, f), 4).tolist()
-    [0.3775, -0.3775, 0.5]
-    """
-
-    code = 1
-    curvature = 0.25
-    dual_strong_concavity = 4.0
-    name = "logistic"
-
-    def value(self, y, f, c):
-        return float(np.dot(c, np.logaddexp(0.0, -y * f)))
-
-    def theta(self, y, f):
-        return y * expit(-y * f)
-
-    def dual_value(self, y, theta, c):
-        a = np.clip(y * theta, 0.0, 1.0)
-        return float(-np.dot(c, xlogy(a, a) + xlogy(1.0 - a, 1.0 - a)))
-
-    def feasible(self, y, theta):
-        return y * np.clip(y * theta, 0.0, 1.0)
+    for name, cls in REGISTRY.items():
+        if cls.kind == kind and cls.default_for_kind:
+            return name
+    raise ValueError(f"no default loss for tasks of kind {kind!r}.")

@@ -1,0 +1,61 @@
+"""The logistic loss of binary classification."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, xlogy
+
+from .base import Datafit
+
+__all__ = ["Logistic"]
+
+
+class Logistic(Datafit):
+    r"""Logistic loss, the data term of :class:`~regmtl.MultiTaskClassifier`.
+
+    .. math::
+
+        \ell(y, f) = \log\big(1 + e^{-y f}\big), \qquad y \in \{-1, +1\}.
+
+    The estimators map each task's two labels to -1/+1 (the larger one, in sorted order, is
+    +1). Its conjugate term is the binary entropy ``-(a log a + (1 - a) log(1 - a))`` of
+    ``a = y theta`` in [0, 1], ``theta = y sigmoid(-y f)``.
+
+    See Also
+    --------
+    regmtl.Quadratic : The loss of regression.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl import Logistic
+    >>> y, f, c = np.array([1.0, -1.0, 1.0]), np.array([0.5, -0.5, 0.0]), np.full(3, 1 / 3)
+    >>> round(Logistic().value(y, f, c), 4)  # mean of log(1 + exp(-y f))
+    0.5471
+    >>> np.round(Logistic().theta(y, f), 4).tolist()
+    [0.3775, -0.3775, 0.5]
+    """
+
+    code = 1
+    curvature = 0.25
+    dual_strong_concavity = 4.0
+    name = "logistic"
+    kind = "binary"
+    default_for_kind = True
+
+    def neg2_log_likelihood(self, data, f, s):
+        """Bernoulli: ``2 sum_r s_r log(1 + exp(-y_r f_r))``."""
+        return float(2.0 * np.sum(s * np.logaddexp(0.0, -data.y * f)))
+
+    def value(self, y, f, c):
+        return float(np.dot(c, np.logaddexp(0.0, -y * f)))
+
+    def theta(self, y, f):
+        return y * expit(-y * f)
+
+    def dual_value(self, y, theta, c):
+        a = np.clip(y * theta, 0.0, 1.0)
+        return float(-np.dot(c, xlogy(a, a) + xlogy(1.0 - a, 1.0 - a)))
+
+    def feasible(self, y, theta):
+        return y * np.clip(y * theta, 0.0, 1.0)
