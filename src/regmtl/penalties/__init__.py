@@ -45,7 +45,7 @@ residual.
 Modules: ``base`` (the interface), ``separable`` (block coordinate descent), ``spectral``,
 ``coupling``, ``composite``, ``temporal`` (proximal gradient, or conjugate gradients for the
 squared loss with ``mean`` and ``graph``), ``nonconvex`` (block coordinate descent to a
-stationary point).
+stationary point); ``dof`` (what a penalty declares of its degrees of freedom, for AIC/BIC).
 """
 
 from __future__ import annotations
