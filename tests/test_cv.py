@@ -283,6 +283,28 @@ def _ridge_by_hand(Xs, ys, alpha, omega):
     return preds, df
 
 
+def _group_lasso_df_by_hand(Xs, W, alpha, omega):
+    """The group lasso's divergence: the trace of the hat matrix Z A^-1 B of the penalized
+    normal equations linearized at W over its nonzero rows (every task) and the intercepts,
+    A = blockdiag(omega_t / n_t Z_t^T Z_t) + alpha (I - u_j u_j^T) / ||W_j|| per row j."""
+    T, p = len(Xs), Xs[0].shape[1]
+    q = p + 1
+    A = np.zeros((T * q, T * q))
+    for t, X in enumerate(Xs):
+        Z = np.column_stack([X, np.ones(len(X))])
+        A[t * q:(t + 1) * q, t * q:(t + 1) * q] = omega[t] / len(X) * Z.T @ Z
+    D = A.copy()
+    rows = np.flatnonzero(np.any(W != 0, axis=1))
+    for j in rows:
+        idx = np.arange(T) * q + j
+        nrm = np.linalg.norm(W[j])
+        A[np.ix_(idx, idx)] += alpha * (np.eye(T) - np.outer(W[j], W[j]) / nrm**2) / nrm
+    keep = np.zeros((T, q), dtype=bool)
+    keep[:, rows] = keep[:, p] = True
+    keep = keep.ravel()
+    return float(np.trace(np.linalg.solve(A[np.ix_(keep, keep)], D[np.ix_(keep, keep)])))
+
+
 def _mean_by_hand(Xs, ys, alpha, omega):
     """sum_t omega_t/(2 n_t) ||y_t - Z_t theta_t||^2 + alpha/2 sum_t ||w_t - wbar||^2 solved
     from its normal equations A theta = B y; df = trace of the N x N hat matrix Z A^-1 B."""
@@ -323,10 +345,14 @@ def test_information_criteria_equal_direct_computation(penalty, task_weight, cri
     res = est.cv_results_
     df_hand, neg2_hand = [], []
     for a in est.alphas_:
-        if penalty in ("l21", "l1"):
+        if penalty == "l1":
             m = rm.MultiTaskRegressor(penalty=penalty, alpha=a, task_weight=task_weight,
                                       **TIGHT).fit(Xs, ys)
             preds, df = m.predict(Xs), np.count_nonzero(m.coef_) + T
+        elif penalty == "l21":
+            m = rm.MultiTaskRegressor(penalty=penalty, alpha=a, task_weight=task_weight,
+                                      **TIGHT).fit(Xs, ys)
+            preds, df = m.predict(Xs), _group_lasso_df_by_hand(Xs, m.coef_matrix_, a, omega)
         elif penalty == "l2":
             preds, df = _ridge_by_hand(Xs, ys, a, omega)
         else:
@@ -335,9 +361,12 @@ def test_information_criteria_equal_direct_computation(penalty, task_weight, cri
         neg2_hand.append(_neg2_gaussian(ys, preds))
     df_hand, neg2_hand = np.array(df_hand), np.array(neg2_hand)
     ic = neg2_hand + (2.0 if criterion == "aic" else np.log(N)) * df_hand
-    if penalty in ("l21", "l1"):
+    if penalty == "l1":
         np.testing.assert_array_equal(res["df"], df_hand)
         assert df_hand[0] == T and df_hand[-1] > T  # W = 0 at alpha_max; features enter
+    elif penalty == "l21":  # the path's points to tol 1e-10 against the tight fits
+        np.testing.assert_allclose(res["df"], df_hand, rtol=1e-6)
+        assert res["df"].iloc[0] == T and df_hand[-1] > T
     else:
         np.testing.assert_allclose(res["df"], df_hand, rtol=1e-7)
         # a smooth df from about T (large alpha) to about T (p + 1) (small alpha)

@@ -171,7 +171,9 @@ def test_cv_chooses_each_task_by_its_own_curve():
     sd = np.stack(one.cv_results_["std_task_scores"].to_numpy())
     best = np.argmax(curves, axis=0)
     cols = np.arange(curves.shape[1])
-    ok = curves >= (curves[best, cols] - sd[best, cols] / 2.0)[None, :]  # K = 4 folds
+    # K = 4 folds: the sample standard deviation (ddof=1) over sqrt(K), from the reported
+    # population one (ddof=0): sd sqrt(K / (K - 1)) / sqrt(K) = sd / sqrt(3)
+    ok = curves >= (curves[best, cols] - sd[best, cols] / np.sqrt(3.0))[None, :]
     want = np.where(ok, one.alphas_[:, None], -np.inf).max(axis=0)
     np.testing.assert_array_equal(one.alpha_, want)
     np.testing.assert_array_equal(cv.best_estimator_.alpha, cv.alpha_)

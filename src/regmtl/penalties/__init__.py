@@ -49,7 +49,8 @@ descent to a stationary point), and one module per further penalty. The package 
 module it holds, and each penalty class with a ``name`` registers itself (``REGISTRY``): the
 names of ``penalty=``, the CLI and the ``regmtl`` namespace are read from it, so a new penalty
 is its module alone (the table above lists those of the first modules; each class documents
-its own).
+its own). ``dof`` holds the form of what a penalty declares of its degrees of freedom (for
+AIC/BIC).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .dof import DegreesOfFreedom
+
 __all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
            "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
@@ -578,6 +580,32 @@ class Penalty:
 
     def __hash__(self) -> int:
         return hash(type(self).__name__)
+
+    # ------------------------------------------------------------------ model selection
+    def degrees_of_freedom(self, W: np.ndarray, alpha: float,
+                           structure: dict[str, Any] | None = None,
+                           tol: float = 1e-4) -> DegreesOfFreedom | None:
+        """The degrees of freedom of a fit at W, as the penalty declares them.
+
+        Parameters
+        ----------
+        W : ndarray of shape (p, T)
+            Coefficients at the solution.
+        alpha : float
+            The fitted strength.
+        structure : dict, optional
+            The penalty's fitted structure (:meth:`structure`), where the declaration reads it.
+        tol : float, default=1e-4
+            The fit's tolerance (a relative duality gap): coefficients below
+            ``regmtl.penalties.dof.support_threshold`` count as zero.
+
+        Returns
+        -------
+        DegreesOfFreedom or None
+            A count and the pieces of a smoother (``regmtl.penalties.dof``), or None (this
+            default): no estimate, so AIC and BIC refuse the penalty.
+        """
+        return None
 
 
 class NormPenalty(Penalty):

@@ -35,6 +35,7 @@ from .base import (
     spectral_scale,
     svt,
 )
+from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
 
 __all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures"]
@@ -288,6 +289,11 @@ class Dirty(NormPenalty):
         return (np.atleast_2d(structure["P_"]) + np.atleast_2d(structure["Q_"])).T
 
 
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """The nonzero entries of W (the shared rows and the task-specific entries)."""
+        return DegreesOfFreedom(count=nonzero_count(W))
+
+
 class SparseLowRank(_Decomposition):
     r"""Sparse plus low rank: a subspace shared by the tasks plus sparse corrections.
 
@@ -380,6 +386,16 @@ class SparseLowRank(_Decomposition):
         ``[(Q Q' + eps I)^{1/2} / alpha]``."""
         return [("diag", entry_scale(V[0], eps) / (alpha * self._weight())),
                 ("full", spectral_scale(V[1], eps) / alpha)]
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """``r (p + T - r)`` of the low-rank part ``Q_`` plus the nonzero entries of the
+        sparse part ``P_`` (from ``structure``; W taken as low rank where it is missing)."""
+        structure = structure or {}
+        p, T = np.shape(W)
+        P = np.asarray(structure.get("P_", np.zeros((T, p))))
+        Q = np.asarray(structure.get("Q_", np.asarray(W).T))
+        return DegreesOfFreedom(count=low_rank_count(Q.T) + nonzero_count(P))
 
 
 class _Robust(_Decomposition):
@@ -520,6 +536,19 @@ class RobustLowRank(_Robust):
                 ("diag", self._outlier_weights(V[1], alpha, eps))]
 
 
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """``r (p + T_in - r) + p k``: the p x T matrices whose columns on the ``T_in`` inlier
+        tasks have rank r (that of the low-rank part ``P_`` there) and whose ``k`` outlier
+        columns (the nonzero rows of ``Q_``) are free."""
+        structure = structure or {}
+        p, T = np.shape(W)
+        P = np.asarray(structure.get("P_", np.asarray(W).T)).T
+        Q = np.asarray(structure.get("Q_", np.zeros((T, p)))).T
+        outlier = np.any(Q != 0.0, axis=0)
+        return DegreesOfFreedom(
+            count=low_rank_count(P[:, ~outlier]) + p * int(np.count_nonzero(outlier)))
+
+
 class RobustFeatures(_Robust):
     r"""Robust multi-task feature learning: features selected jointly, plus outlier tasks.
 
@@ -612,3 +641,9 @@ class RobustFeatures(_Robust):
         rows = entry_scale(_row_norms(V[0]), eps) / alpha
         return [("diag", np.broadcast_to(rows[:, None], V[0].shape).copy()),
                 ("diag", self._outlier_weights(V[1], alpha, eps))]
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """The nonzero entries of W: the shared rows on the inlier tasks plus the outlier
+        tasks' columns."""
+        return DegreesOfFreedom(count=nonzero_count(W))

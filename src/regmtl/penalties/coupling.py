@@ -29,6 +29,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .base import Penalty, SharedPart, as_float, check_positive, inner, is_blocked
+from .dof import DegreesOfFreedom, TaskCoupling
 
 __all__ = ["MeanRegularized", "GraphLaplacian", "chain_graph", "knn_graph"]
 
@@ -89,6 +90,25 @@ class _TaskKernel(Penalty):
         for key in ("_graph_cache", "_lu_cache"):
             state.pop(key, None)
         return state
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """``tr((D + alpha K (x) P)^{-1} D)``, the hat-matrix trace, K applied as ``W K``
+        (:meth:`apply`, :meth:`kernel_diagonal`; the dense :meth:`kernel` where those are
+        missing)."""
+        T = np.shape(W)[1]
+        try:
+            diag = np.asarray(self.kernel_diagonal(T), dtype=np.float64)
+            apply = self.apply
+            apply(np.zeros((1, T)))
+        except NotImplementedError:
+            K = self.kernel(T)
+            diag = np.diag(K).copy()
+
+            def apply(X: np.ndarray) -> np.ndarray:
+                return X @ K
+
+        return DegreesOfFreedom(smoother=TaskCoupling(float(alpha), apply, diag))
 
 
 class MeanRegularized(_TaskKernel):

@@ -43,6 +43,7 @@ from .base import (
     Penalty,
     check_bool,
 )
+from .dof import DegreesOfFreedom, nonzero_count
 from .kernels import capped_l1_rows_prox
 
 __all__ = ["MCP", "SCAD", "CappedL1"]
@@ -184,6 +185,12 @@ class _Nonconvex(Penalty):
     def _kink(self, s: np.ndarray) -> np.ndarray:
         """Where rho has a kink at ``s > 0`` (only capped-L1, at the cap)."""
         return np.zeros(s.shape, dtype=bool)
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """The nonzero entries of W: the active set, as for ``L1`` / ``L21`` (for these
+        nearly unbiased penalties also the least-squares count of the support)."""
+        return DegreesOfFreedom(count=nonzero_count(W))
 
 
 class MCP(_Nonconvex):

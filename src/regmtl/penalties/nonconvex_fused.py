@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from .base import NormPenalty, Penalty, check_positive
+from .dof import DegreesOfFreedom, nonzero_count
 from .temporal import tv_row
 
 __all__ = ["NonconvexFusedGroupLasso", "WeightedFusedLasso"]
@@ -532,3 +533,8 @@ class NonconvexFusedGroupLasso(Penalty):
             sol = lsq_linear(A, r, bounds=(-1.0, 1.0), method="bvls", tol=1e-14)
             out[j] = float(np.linalg.norm(r - A @ sol.x))
         return out
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """The nonzero entries of W (the active set)."""
+        return DegreesOfFreedom(count=nonzero_count(W))

@@ -32,6 +32,7 @@ from .base import (
     check_ratio,
     inner,
 )
+from .dof import DegreesOfFreedom, SupportSmoother, support_threshold
 
 __all__ = ["L1", "L2", "ElasticNet", "L21", "MultiSource"]
 
@@ -246,6 +247,42 @@ class _ElasticType(Penalty):
         if pos:
             return np.where(W > 0, np.abs(V - l1), np.maximum(V - l1, 0.0))
         return np.where(W != 0, np.abs(V - l1 * np.sign(W)), np.maximum(np.abs(V) - l1, 0.0))
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        r"""The divergence of the fit in the targets, over the support.
+
+        - ``rho = 0`` (a ridge): ``tr((D + alpha I)^{-1} D)`` over every entry;
+        - entries, ``rho = 1``: the support, the entries with ``|W_jt| > tol max|W|``
+          (``regmtl.penalties.dof.support_threshold``; Zou, Hastie & Tibshirani 2007);
+          ``rho < 1``: ``tr((D + alpha (1 - rho) I)^{-1} D)`` over it;
+        - rows (L2,1): the group lasso's divergence ``tr((D + H)^{-1} D)`` over the rows with
+          ``||W_j|| > tol max_j ||W_j||`` (only their positive entries under the sign
+          constraint), ``H_j = alpha rho (I - u_j u_j^T) / ||W_j|| + alpha (1 - rho) I``,
+          ``u_j = W_j / ||W_j||``: the curvature of the row norm (Vaiter, Deledalle, Peyre,
+          Fadili & Dossal 2012; for an orthonormal design Yuan & Lin's 2006
+          ``sum_j 1{W_j != 0} + sum_j (||W_j|| / ||W_j^LS||) (T - 1)``).
+        """
+        rho = self.rho
+        W = np.asarray(W, dtype=np.float64)
+        p, T = W.shape
+        ridge = np.full(T, alpha * (1.0 - rho))
+        if rho == 0.0:
+            return DegreesOfFreedom(smoother=SupportSmoother(np.ones((p, T), dtype=bool), ridge))
+        if not self.group:
+            active = np.abs(W) > support_threshold(W, tol)
+            if rho == 1.0:
+                return DegreesOfFreedom(count=int(np.count_nonzero(active)))
+            return DegreesOfFreedom(smoother=SupportSmoother(active, ridge))
+        norms = self._norms(W)
+        rows = norms > support_threshold(norms, tol)
+        if self.sign_constrained:  # an entry at 0 of a selected row is held by the constraint
+            active = (W > support_threshold(W, tol)) & rows[:, None]
+        else:
+            active = np.repeat(rows[:, None], T, axis=1)
+        safe = np.where(rows, norms, 1.0)
+        weight = np.where(rows, alpha * rho / safe, 0.0)
+        direction = np.where(active, W / safe[:, None], 0.0)
+        return DegreesOfFreedom(smoother=SupportSmoother(active, ridge, weight, direction))
 
 
 class L1(_ElasticType):

@@ -33,6 +33,7 @@ from .base import (
     spectral_scale,
     svt,
 )
+from .dof import DegreesOfFreedom, FeatureRidge, TaskCoupling, low_rank_count
 
 __all__ = ["Trace", "Clustered", "SharedStructure", "cluster_weights",
            "MAX_DENSE_CLUSTER_MATRIX", "dense_cluster_matrix"]
@@ -132,6 +133,11 @@ class Trace(NormPenalty):
         s = np.linalg.svd(V, compute_uv=False)
         rank = int(np.sum(s > 1e-8 * s.max())) if s.size and s.max() > 0 else 0
         return {"singular_values_": s, "rank_": rank}
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """``r (p + T - r)``: the dimension of the p x T matrices of rank r = rank W."""
+        return DegreesOfFreedom(count=low_rank_count(np.asarray(W)))
 
 
 def cluster_weights(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
@@ -416,6 +422,34 @@ class Clustered(_CappedSpectral):
                 "task_clusters_": labels.astype(np.int64)}
 
 
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        r"""``tr((D + alpha K (x) P)^{-1} D)`` at the fitted M, the penalty's Hessian there:
+        ``K = 2 eta (1 + eta) (eta I + M)^{-1}``, applied through the factors of M,
+        ``(eta I + M)^{-1} = I / (eta + m0) + V diag(1 / (eta + m) - 1 / (eta + m0)) V^T``
+        (from ``structure``'s ``cluster_vectors_``, ``cluster_weights_``, ``cluster_rest_``,
+        or a dense ``cluster_matrix_`` of older structures, else from W)."""
+        structure = structure or {}
+        if "cluster_vectors_" in structure:
+            V = np.asarray(structure["cluster_vectors_"])
+            m = np.asarray(structure["cluster_weights_"])
+            m0 = float(structure["cluster_rest_"])
+        elif structure.get("cluster_matrix_") is not None:
+            m, V = np.linalg.eigh(np.asarray(structure["cluster_matrix_"]))
+            m0 = 0.0
+        else:
+            V, m, m0 = self.cluster_factors(W)
+        eta = float(self.eta)
+        scale = 2.0 * eta * (1.0 + eta)
+        c0 = 1.0 / (eta + m0)
+        d = 1.0 / (eta + m) - c0
+
+        def apply(X: np.ndarray) -> np.ndarray:
+            return scale * (c0 * X + ((X @ V) * d) @ V.T)
+
+        return DegreesOfFreedom(smoother=TaskCoupling(float(alpha), apply,
+                                                      scale * (c0 + (V * V) @ d)))
+
+
 class SharedStructure(_CappedSpectral):
     r"""Convex alternating structure optimization: the tasks share a k-dimensional predictive
     subspace of the features.
@@ -530,6 +564,22 @@ class SharedStructure(_CappedSpectral):
     def structure(self, V, alpha) -> dict[str, Any]:
         Theta, m = self.subspace(V)
         return {"shared_subspace_": Theta, "subspace_weights_": m}
+
+
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        r"""``sum_t tr((D_t + R)^{-1} D_t)``: at the fitted M the penalty is
+        ``alpha eta (1 + eta) sum_t w_t^T (eta I + M)^{-1} w_t``, separable over the tasks,
+        its Hessian ``R = 2 alpha eta (1 + eta) (eta I + M)^{-1}`` one p x p block for every
+        task (M by its factors)."""
+        W = np.asarray(W)
+        p = W.shape[0]
+        E, m, m0 = self.side_factors(W)
+        eta = float(self.eta)
+        c0 = 1.0 / (eta + m0)
+        R = (E * (1.0 / (eta + m) - c0)) @ E.T
+        R[np.diag_indices(p)] += c0
+        R *= 2.0 * alpha * eta * (1.0 + eta)
+        return DegreesOfFreedom(smoother=FeatureRidge(R))
 
 
 def _dense(V: np.ndarray, m: np.ndarray, m0: float) -> np.ndarray:

@@ -41,6 +41,7 @@ from numba import njit
 from scipy.fft import dct, idct
 
 from .base import NormPenalty, Penalty, check_positive
+from .dof import DegreesOfFreedom, TaskCoupling
 
 __all__ = ["TemporalGroupLasso", "FusedGroupLasso", "tv_prox", "chain_eigenvalues"]
 
@@ -567,6 +568,31 @@ class TemporalGroupLasso(Penalty):
         return float(_row_norms(np.asarray(G0, dtype=np.float64)).max(initial=0.0))
 
 
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        r"""``tr((D + alpha K (x) P)^{-1} D)`` over every time point of the features selected
+        (the nonzero rows of W) and the intercepts, ``K = s R R^T + r I`` the Hessian of the
+        quadratic part across tasks, applied in O(T) through the chain's neighbours (the group
+        norm's curvature is not charged)."""
+        W = np.asarray(W)
+        rows = np.flatnonzero(np.any(W != 0.0, axis=1))
+        if rows.size == 0:
+            return DegreesOfFreedom()
+        T = W.shape[1]
+        s, r = float(self.smooth_weight), float(self.ridge_weight)
+        deg = np.full(T, 2.0)
+        deg[[0, -1]] = 1.0
+        if T == 1:
+            deg[0] = 0.0
+
+        def apply(X: np.ndarray) -> np.ndarray:
+            XL = X * deg
+            XL[:, 1:] -= X[:, :-1]
+            XL[:, :-1] -= X[:, 1:]
+            return s * XL + r * X
+
+        return DegreesOfFreedom(smoother=TaskCoupling(float(alpha), apply, s * deg + r, rows))
+
+
 class FusedGroupLasso(NormPenalty):
     r"""Fused group lasso: features selected jointly over time, weights piecewise constant.
 
@@ -695,3 +721,15 @@ class FusedGroupLasso(NormPenalty):
         """``max_j N*(G_j)``: the dual norm of the penalty at ``alpha = 1``."""
         return float(self.dual_norms(G).max(initial=0.0))
 
+    def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
+        """The nonzero constant pieces of the rows of W: per row, the runs of consecutive
+        equal values (to ``1e-9`` of the row's largest entry) that are not zero, the degrees
+        of freedom of the fused lasso (Tibshirani & Taylor 2011)."""
+        total = 0
+        for row in np.asarray(W):
+            big = float(np.abs(row).max(initial=0.0))
+            if big == 0.0:
+                continue
+            starts = np.concatenate([[True], np.abs(np.diff(row)) > 1e-9 * big])
+            total += int(np.count_nonzero(starts & (row != 0.0)))
+        return DegreesOfFreedom(count=total)

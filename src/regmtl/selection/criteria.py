@@ -10,48 +10,21 @@ and ``RSS_t`` its residual sum of squares; the logistic loss gives the Bernoulli
 ``2 sum_r s_r log(1 + exp(-y_r f_r))``. Task weights of the objective do not enter the
 likelihood; the T noise variances are the same for every alpha and are not counted.
 
-Degrees of freedom (``df`` includes the T intercepts when they are fitted):
+Degrees of freedom: each penalty declares them at a solution
+(:meth:`~regmtl.Penalty.degrees_of_freedom`, ``regmtl.penalties.dof`` lists them by
+penalty), as a count and, where they depend on the data's curvature, the pieces of a smoother
+whose trace ``tr((D + H)^{-1} D)`` is evaluated here (``df`` includes the T intercepts when
+they are fitted): D the Hessian of the data term over the active coefficients and the
+intercepts (the IRLS Hessian at the solution for the logistic loss), H the penalty's.
 
-==========================================  ===================================================
-penalty                                     df
-==========================================  ===================================================
-``L1``, ``L21``, ``Dirty`` (l1_ratio = 1)   nonzero entries of W (the active set: Zou, Hastie &
-                                            Tibshirani 2007 for the lasso; a count for L2,1)
-``MCP``, ``SCAD``, ``CappedL1``             nonzero entries of W (the active set, as for L1 /
-                                            L2,1; for these nearly unbiased penalties it is
-                                            also the least-squares count of the support)
-``L2``, ``MeanRegularized``,                ``tr((D + R)^{-1} D)``: the trace of the hat matrix
-``GraphLaplacian``, ``Clustered``           for the squared loss (the IRLS hat matrix at the
-``ElasticNet``, ``L21`` with l1_ratio < 1   solution for the logistic loss) over the active
-                                            coordinates and the intercepts, with D the Hessian
-                                            of the data term and R that of the quadratic part of
-                                            the penalty (``Clustered``: at the fitted M)
-``SharedStructure``                         ``sum_t tr((D_t + R)^{-1} D_t)``, the hat-matrix
-                                            trace task by task, R = 2 alpha eta (1 + eta)
-                                            (eta I + M)^{-1} (p x p, at the fitted M)
-``Trace``                                   ``r (p + T - r)``, the dimension of rank-r p x T
-                                            matrices (r = rank of W)
-``SparseLowRank``                           ``r (p + T - r)`` of the low-rank part plus the
-                                            nonzero entries of the sparse part
-``RobustLowRank``                           ``r (p + T_in - r) + p k``: the dimension of the
-                                            p x T matrices of rank r on the T_in inlier tasks
-                                            with k = T - T_in free outlier columns (r = rank
-                                            of the low-rank part on the inliers)
-``RobustFeatures``                          nonzero entries of W (the shared rows on the
-                                            inlier tasks plus the outlier tasks' columns)
-``TemporalGroupLasso``                      ``tr((D + R)^{-1} D)`` over the nonzero rows of W
-                                            (every time point of a selected feature) and the
-                                            intercepts, R = alpha (s R R^T + r I) across tasks
-``FusedGroupLasso``                         the nonzero constant pieces of the rows of W (runs
-                                            of equal nonzero values in time: Tibshirani &
-                                            Taylor 2011 for the fused lasso)
-==========================================  ===================================================
-
-The hat-matrix traces are exact for the separable penalties (one batched solve over the task
-blocks, O(T q^2) memory, q = p + 1). For the coupled ones (``MeanRegularized``,
-``GraphLaplacian``, ``Clustered``) the ``T q``-square system is formed only up to
-``EXACT_COUPLED`` rows; beyond, the trace is a Hutchinson estimate (Rademacher probes, each one
-conjugate-gradient solve with the task blocks as preconditioner and the coupling applied as
+The traces are exact for a ridge on the support and for one p x p Hessian per task (one
+batched solve over the task blocks, O(T q^2) memory, q = p + 1), and for the curvature of a
+row norm (the group lasso: the block-diagonal part solved per task, the rank-one coupling of
+each selected row's T entries by the Woodbury identity, an s x s system for s selected rows:
+linear in T). For a task coupling ``alpha K (x) P`` (the penalties that pull tasks together,
+over every feature or the selected ones) the ``T q``-square system is formed only up to
+``EXACT_COUPLED`` rows; beyond, the trace is a Hutchinson estimate (Rademacher probes, each
+one conjugate-gradient solve with the task blocks as preconditioner and the coupling applied as
 ``W K``), with its standard error, in memory linear in T.
 """
 
@@ -63,23 +36,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..datafits import Datafit
-from ..penalties import (
-    L1,
-    L2,
-    L21,
-    Clustered,
-    Dirty,
-    ElasticNet,
-    GraphLaplacian,
-    MeanRegularized,
-    Penalty,
-    RobustFeatures,
-    RobustLowRank,
-    SharedStructure,
-    SparseLowRank,
-    Trace,
-)
-from ..penalties.temporal import FusedGroupLasso, TemporalGroupLasso
+from ..penalties import Penalty
+from ..penalties.dof import FeatureRidge, SupportSmoother, TaskCoupling
 from ..taskdata import TaskData
 
 __all__ = ["degrees_of_freedom", "neg2_log_likelihood", "information_criterion",
@@ -92,17 +50,6 @@ MAX_COUPLED = 8000
 #: Largest T (p + 1) for which ``method="auto"`` forms it; beyond, its trace is a Hutchinson
 #: estimate with a standard error (the exact solve costs O((T q)^3): seconds at this size).
 EXACT_COUPLED = 2000
-
-
-def _rank(M: np.ndarray) -> int:
-    s = np.linalg.svd(M, compute_uv=False)
-    return int(np.sum(s > 1e-8 * s.max())) if s.size and s.max() > 0 else 0
-
-
-def _low_rank_df(M: np.ndarray) -> int:
-    r = _rank(M)
-    p, T = M.shape
-    return r * (p + T - r)
 
 
 def _curvature(data: TaskData, datafit: Datafit, f: np.ndarray) -> np.ndarray:
@@ -198,81 +145,67 @@ def _separable_trace(D: np.ndarray, active: np.ndarray, ridge: np.ndarray, p: in
     return float(np.einsum("tii->", X[n_keep > 0]))
 
 
-def _kernel_operator(penalty: Penalty, T: int, structure: dict, W: np.ndarray):
-    """``(apply, diag)`` of the coupled penalty's task kernel K: ``apply(X) = X K`` for X of
-    shape (m, T) in O(m T) (O(m nnz) for a graph), ``diag`` its diagonal (T,).
+def _row_curvature_trace(D: np.ndarray, active: np.ndarray, ridge: np.ndarray,
+                         weight: np.ndarray, direction: np.ndarray, p: int) -> float:
+    r"""``tr(A^{-1} D)`` with ``A = D + blockdiag_t(diag(ridge_t)) + sum_j g_j (I - u_j u_j^T)``
+    over the active coefficients and the intercepts (the curvature of each selected row's
+    norm couples only that row's T entries), exact and linear in T.
 
-    ``MeanRegularized`` and ``GraphLaplacian`` through their ``apply`` and
-    ``kernel_diagonal`` (the dense ``kernel(T)`` only where those are missing and T is small);
-    ``Clustered``: ``K = 2 eta (1 + eta) (eta I + M)^{-1}`` through the factors of M,
-    ``(eta I + M)^{-1} = I / (eta + m0) + V diag(1 / (eta + m) - 1 / (eta + m0)) V^T``.
+    With ``B = blockdiag_t(D_t + diag(ridge_t + g_j) + j I)`` (per task; j the jitter of
+    :func:`_separable_trace`) and V the (T q) x s matrix of the rows' directions,
+    ``A = B - V diag(g) V^T``, so by the Woodbury identity
+    ``tr(A^{-1} D) = tr(B^{-1} D) + tr(S^{-1} V^T B^{-1} D B^{-1} V)`` with
+    ``S = diag(1 / g) - V^T B^{-1} V`` (s x s, PD as A is); both s x s products are sums over
+    the tasks of the rows' entries: O(T q^3) time, O(T q^2) memory, q = s + 1 for s selected
+    rows.
     """
-    if isinstance(penalty, Clustered):
-        V, m, m0 = _cluster_factors(penalty, structure, W)
-        eta = float(penalty.eta)
-        scale = 2.0 * eta * (1.0 + eta)
-        c0 = 1.0 / (eta + m0)
-        d = 1.0 / (eta + m) - c0
-
-        def apply(X: np.ndarray) -> np.ndarray:
-            return scale * (c0 * X + ((X @ V) * d) @ V.T)
-
-        return apply, scale * (c0 + (V * V) @ d)
+    T, q = D.shape[:2]
+    rows = np.flatnonzero(active.any(axis=1))
+    s = rows.size
+    if s == 0:  # the intercepts only: 1 each
+        return float(T * (q - p))
+    idx = np.concatenate([rows, np.arange(p, q)])
+    act = active[rows].T  # (T, s)
+    keep = np.ones((T, idx.size), dtype=bool)
+    keep[:, :s] = act
+    mask = keep[:, :, None] & keep[:, None, :]
+    Dm = np.where(mask, D[:, idx][:, :, idx], 0.0)
+    g = weight[rows]
+    B = Dm.copy()
+    diag = np.einsum("tii->ti", B)  # a view: writes go to B
+    diag[:, :s] += np.where(act, ridge[:, None] + g[None, :], 0.0)
+    n_keep = keep.sum(axis=1)
+    jitter = 1e-10 * np.maximum(diag.sum(axis=1) / np.maximum(n_keep, 1), np.finfo(float).tiny)
+    diag += np.where(keep, jitter[:, None], 1.0)  # dropped coordinates: identity, D = 0
+    Binv = np.linalg.inv(B)
+    del B
+    total = float(np.einsum("tij,tji->", Binv, Dm))
+    c = np.flatnonzero(g > 0)
+    if c.size == 0:
+        return total
+    U = direction[rows[c]].T * act[:, c]  # (T, |c|): zero off the active entries
+    pairs = U[:, :, None] * U[:, None, :]
+    Bc = Binv[:, :, c]  # (T, q, |c|)
+    VBV = np.einsum("tjk,tjk->jk", pairs, Bc[:, c])
+    VEV = np.einsum("tjk,tjk->jk", pairs, Bc.transpose(0, 2, 1) @ Dm @ Bc)
+    S = np.diag(1.0 / g[c]) - VBV
     try:
-        diag = np.asarray(penalty.kernel_diagonal(T), dtype=np.float64)
-        penalty.apply(np.zeros((1, T)))
-        return penalty.apply, diag
-    except (AttributeError, NotImplementedError):
-        pass
-    if T > MAX_COUPLED:
-        raise ValueError(f"criterion: {penalty!r} has no apply (W K without forming K); its "
-                         f"{T} x {T} kernel is too large. Use criterion='cv'.")
-    K = penalty.kernel(T)
-    return (lambda X: X @ K), np.diag(K).copy()
+        corr = np.linalg.solve(S, VEV)
+        if not np.all(np.isfinite(corr)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        corr = np.linalg.lstsq(S, VEV, rcond=None)[0]
+    return total + float(np.trace(corr))
 
 
-def _cluster_factors(penalty: Clustered, structure: dict, W: np.ndarray):
-    """(V, m, m0) of the fitted M: from the structure's factors, a dense ``cluster_matrix_``
-    (older structures) or W."""
-    if "cluster_vectors_" in structure:
-        return (np.asarray(structure["cluster_vectors_"]),
-                np.asarray(structure["cluster_weights_"]), float(structure["cluster_rest_"]))
-    M = structure.get("cluster_matrix_")
-    if M is not None:
-        m, V = np.linalg.eigh(np.asarray(M))
-        return V, m, 0.0
-    return penalty.cluster_factors(W)
-
-
-def _chain_kernel(penalty: TemporalGroupLasso, T: int):
-    """``(apply, diag)`` of the temporal group lasso's task kernel ``K = s R R^T + r I`` (R the
-    differences of consecutive tasks): ``X K`` in O(m T) through the chain's neighbours."""
-    s, r = float(penalty.smooth_weight), float(penalty.ridge_weight)
-    deg = np.full(T, 2.0)
-    deg[[0, -1]] = 1.0
-    if T == 1:
-        deg[0] = 0.0
-
-    def apply(X: np.ndarray) -> np.ndarray:
-        XL = X * deg
-        XL[:, 1:] -= X[:, :-1]
-        XL[:, :-1] -= X[:, 1:]
-        return s * XL + r * X
-
-    return apply, s * deg + r
-
-
-def _fused_pieces(W: np.ndarray) -> int:
-    """The nonzero constant pieces of the rows of W: per row, the runs of consecutive equal
-    values (to ``1e-9`` of the row's largest entry) that are not zero."""
-    total = 0
-    for row in W:
-        big = float(np.abs(row).max(initial=0.0))
-        if big == 0.0:
-            continue
-        starts = np.concatenate([[True], np.abs(np.diff(row)) > 1e-9 * big])
-        total += int(np.count_nonzero(starts & (row != 0.0)))
-    return total
+def _support_trace(D: np.ndarray, smoother: SupportSmoother, p: int) -> float:
+    """The trace of a ``SupportSmoother``: one batched solve
+    without row curvature, else :func:`_row_curvature_trace`."""
+    g = smoother.row_weight
+    if g is None:
+        return _separable_trace(D, smoother.active, smoother.ridge, p)
+    return _row_curvature_trace(D, smoother.active, smoother.ridge, g, smoother.row_direction,
+                                p)
 
 
 def _exact_coupled(D: np.ndarray, apply_K, alpha: float, p: int) -> float:
@@ -400,6 +333,7 @@ def degrees_of_freedom(
     structure: dict[str, Any] | None = None,
     fit_intercept: bool = True,
     *,
+    tol: float = 1e-4,
     method: str = "auto",
     random_state: Any = 0,
     rel_se: float = HUTCHINSON_REL_SE,
@@ -408,38 +342,17 @@ def degrees_of_freedom(
 ) -> float | tuple[float, float]:
     """Degrees of freedom of a fit, the ``df`` that AIC and BIC charge.
 
-    By penalty (``df`` includes the T intercepts when they are fitted):
-
-    - ``L1``, ``L21``, ``ElasticNet`` with ``l1_ratio=1``, ``Dirty``: the number of nonzero
-      entries of W (the active set; Zou, Hastie & Tibshirani 2007 for the lasso);
-    - ``MCP``, ``SCAD``, ``CappedL1`` (entries or rows): the number of nonzero entries of W,
-      the active set as for ``L1`` / ``L21``;
-    - ``L2``, ``ElasticNet`` and ``L21`` with ``l1_ratio < 1``, ``MeanRegularized``,
-      ``GraphLaplacian``, ``Clustered``: ``tr((D + R)^{-1} D)``, the trace of the hat matrix
-      (for the logistic loss, the IRLS hat matrix at the solution) over the active
-      coordinates and the intercepts, D the Hessian of the data term and R that of the
-      quadratic part of the penalty (``Clustered``: at the fitted M); with ``positive=True``
-      the active coordinates are the nonzero entries (the sign constraint holds the others);
-    - ``SharedStructure``: ``sum_t tr((D_t + R)^{-1} D_t)``, as for the coupled penalties:
-      at the fitted M the penalty is ``alpha eta (1 + eta) sum_t w_t^T (eta I + M)^{-1} w_t``,
-      separable over the tasks, its Hessian ``R = 2 alpha eta (1 + eta) (eta I + M)^{-1}``
-      one p x p block for every task (exact, T solves of size p + 1);
-    - ``Trace``: ``r (p + T - r)``, the dimension of the p x T matrices of rank r = rank W;
-    - ``SparseLowRank``: that of the low-rank part plus the nonzero entries of the sparse
-      part;
-    - ``RobustLowRank``: ``r (p + T_in - r) + p k``, the dimension of the p x T matrices whose
-      columns on the ``T_in`` inlier tasks have rank r (r the rank of the low-rank part
-      ``P_`` there) and whose ``k = T - T_in`` outlier columns (the nonzero rows of ``Q_``)
-      are free: the low-rank count of ``Trace`` with every outlier task charged p;
-    - ``RobustFeatures``: the number of nonzero entries of W, as for ``L21``: the shared
-      rows on the inlier tasks plus the outlier tasks' columns;
-    - ``TemporalGroupLasso``: ``tr((D + R)^{-1} D)`` as for the coupled penalties, over every
-      time point of the features selected (the nonzero rows of W) and the intercepts, with
-      ``R = alpha (s R R^T + r I)`` the Hessian of the quadratic part across tasks (as for
-      ``L21`` with ``l1_ratio < 1``, the group norm's curvature is not charged);
-    - ``FusedGroupLasso``: the number of nonzero constant pieces of the rows of W (runs of
-      equal consecutive values, to ``1e-9`` of the row's largest entry, that are not 0): the
-      degrees of freedom of the fused lasso (Tibshirani & Taylor 2011).
+    The divergence of the fitted values in the targets, ``sum_r d f_r / d y_r`` (Stein's
+    unbiased risk estimate), as the penalty declares it at the solution
+    (:meth:`~regmtl.Penalty.degrees_of_freedom`; by penalty in ``regmtl.penalties.dof``):
+    a count (a support, the dimension of the rank-r matrices, fused pieces) plus, where the
+    divergence depends on the data's curvature, the trace ``tr((D + H)^{-1} D)`` of the
+    smoother over the active coefficients and the intercepts, D the Hessian of the data term
+    (for the logistic loss, the IRLS Hessian at the solution) and H the penalty's Hessian
+    there. ``df`` includes the T intercepts when they are fitted. For example ``L1``: the
+    entries above ``tol`` times the largest (Zou, Hastie & Tibshirani 2007); ``L21``: the
+    group lasso's divergence, with the curvature of the row norms (Vaiter et al. 2012; Yuan &
+    Lin 2006 for an orthonormal design).
 
     Parameters
     ----------
@@ -462,17 +375,21 @@ def degrees_of_freedom(
         from W when missing).
     fit_intercept : bool, default=True
         Whether the intercepts were fitted (and count).
+    tol : float, default=1e-4
+        The tolerance the fit was solved to (a relative duality gap): the sparse penalties'
+        supports count the coefficients above ``tol`` times the largest
+        (``regmtl.penalties.dof.support_threshold``), not every nonzero.
     method : {"auto", "exact", "hutchinson"}, default="auto"
-        How the coupled penalties' (``MeanRegularized``, ``GraphLaplacian``, ``Clustered``)
-        hat-matrix trace is computed. ``"exact"`` forms the ``T q``-square matrix
-        (q = p + 1 with intercepts), at most ``MAX_COUPLED`` (8000) rows. ``"hutchinson"``
-        estimates it: the exact trace of its block-diagonal part (per task) plus the mean of
-        ``z^T (A^{-1} - B^{-1}) D z`` over Rademacher probes z, each one solve of the
-        penalized normal equations ``A v = D z`` by conjugate gradients preconditioned by the
-        block-diagonal part B, with the coupling applied as ``W K`` (``penalty.apply``; for
-        ``Clustered`` through the factors of M), O(T p^2) memory and time per iteration.
-        ``"auto"``: exact up to ``EXACT_COUPLED`` (2000) rows, Hutchinson beyond. The separable
-        penalties are always exact (one batched solve over the tasks).
+        How the trace of a task coupling ``alpha K (x) P`` (``MeanRegularized``,
+        ``GraphLaplacian``, ``Clustered``, ``TemporalGroupLasso``) is computed. ``"exact"``
+        forms the ``T q``-square matrix (q = p + 1 with intercepts), at most ``MAX_COUPLED``
+        (8000) rows. ``"hutchinson"`` estimates it: the exact trace of its block-diagonal part
+        (per task) plus the mean of ``z^T (A^{-1} - B^{-1}) D z`` over Rademacher probes z, each
+        one solve of the penalized normal equations ``A v = D z`` by conjugate gradients
+        preconditioned by the block-diagonal part B, with the coupling applied as ``W K``,
+        O(T p^2) memory and time per iteration. ``"auto"``: exact up to ``EXACT_COUPLED``
+        (2000) rows, Hutchinson beyond. The other smoothers are always exact (one batched
+        solve over the tasks; for the row norms' curvature, the Woodbury identity).
     random_state : int, Generator or None, default=0
         Seeds the Hutchinson probes (the estimate is deterministic for a fixed seed).
     rel_se : float, default=0.01
@@ -494,8 +411,8 @@ def degrees_of_freedom(
     Raises
     ------
     ValueError
-        For a penalty with no estimate, or ``method="exact"`` for a coupled penalty on a
-        problem too large for its hat matrix (more than ``MAX_COUPLED`` rows).
+        For a penalty that declares no estimate, or ``method="exact"`` for a task coupling on
+        a problem too large for its hat matrix (more than ``MAX_COUPLED`` rows).
 
     Warns
     -----
@@ -510,7 +427,9 @@ def degrees_of_freedom(
     References
     ----------
     Zou, Hastie & Tibshirani (2007), "On the degrees of freedom of the lasso", The Annals of
-    Statistics 35(5).
+    Statistics 35(5). Vaiter, Deledalle, Peyre, Fadili & Dossal (2012), "The degrees of
+    freedom of the group lasso", ICML workshop. Yuan & Lin (2006), "Model selection and
+    estimation in regression with grouped variables", JRSS B 68(1).
 
     Examples
     --------
@@ -523,118 +442,61 @@ def degrees_of_freedom(
     >>> W = np.zeros((6, 2))
     >>> W[:2] = 1.0
     >>> Y = X @ W + 0.5 * rng.standard_normal((50, 2))
-    >>> model = rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, Y)
     >>> data = rm.as_task_data(X, Y)
+    >>> lasso = rm.MultiTaskRegressor("l1", alpha=0.05).fit(X, Y)
+    >>> df = degrees_of_freedom(data, rm.Quadratic(), rm.L1(), 0.05,
+    ...                         lasso.coef_matrix_, lasso.intercept_)
+    >>> bool(df == np.count_nonzero(lasso.coef_) + 2)  # the support and two intercepts
+    True
+    >>> group = rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, Y)
     >>> df = degrees_of_freedom(data, rm.Quadratic(), rm.L21(), 0.05,
-    ...                         model.coef_matrix_, model.intercept_)
-    >>> bool(df == np.count_nonzero(model.coef_) + 2)  # the active set and two intercepts
+    ...                         group.coef_matrix_, group.intercept_)
+    >>> rows = np.count_nonzero(np.any(group.coef_ != 0, axis=0))
+    >>> bool(rows + 2 <= df <= np.count_nonzero(group.coef_) + 2)  # shrunk within its rows
     True
     """
     if method not in ("auto", "exact", "hutchinson"):
         raise ValueError(f"method={method!r} is not 'auto', 'exact' or 'hutchinson'.")
     p, T = W.shape
     n_icpt = T if fit_intercept else 0
-    structure = structure or {}
-    nonzero = W != 0.0
 
     def out(df: float, std: float = 0.0):
         return (float(df), float(std)) if return_std else float(df)
 
-    sparse = isinstance(penalty, (L1, L21, ElasticNet)) and penalty.rho == 1.0
-    if sparse or penalty.nonconvex or isinstance(penalty, (Dirty, RobustFeatures)):
-        return out(np.count_nonzero(nonzero) + n_icpt)
-    if isinstance(penalty, Trace):
-        return out(_low_rank_df(W) + n_icpt)
-    if isinstance(penalty, SparseLowRank):
-        P = np.asarray(structure.get("P_", np.zeros((T, p))))
-        Q = np.asarray(structure.get("Q_", W.T))
-        return out(_low_rank_df(Q.T) + np.count_nonzero(P) + n_icpt)
-    if isinstance(penalty, RobustLowRank):
-        P = np.asarray(structure.get("P_", W.T)).T
-        Q = np.asarray(structure.get("Q_", np.zeros((T, p)))).T
-        outlier = np.any(Q != 0.0, axis=0)
-        return out(_low_rank_df(P[:, ~outlier]) + p * np.count_nonzero(outlier) + n_icpt)
-    if isinstance(penalty, FusedGroupLasso):
-        return out(_fused_pieces(W) + n_icpt)
-    if isinstance(penalty, TemporalGroupLasso):
-        return out(*_temporal_df(data, datafit, penalty, alpha, W, b, fit_intercept, method,
-                                 random_state, rel_se, max_probes))
-    if isinstance(penalty, SharedStructure):
-        return out(_shared_structure_df(data, datafit, penalty, alpha, W, b, fit_intercept))
-    coupled = isinstance(penalty, (MeanRegularized, GraphLaplacian, Clustered))
-    if not coupled and not isinstance(penalty, (L2, L1, L21, ElasticNet)):
+    declared = penalty.degrees_of_freedom(W, alpha, structure or {}, tol=tol)
+    if declared is None:
         raise ValueError(f"criterion: no degrees-of-freedom estimate for {penalty!r}; use "
                          "criterion='cv'.")
-    q = p + int(fit_intercept)
-    if coupled and method == "exact" and T * q > MAX_COUPLED:
-        raise ValueError(
-            f"criterion: the exact degrees of freedom of this coupled penalty need a "
-            f"{T * q}-square matrix (more than {MAX_COUPLED}); use method='hutchinson' (or "
-            "'auto').")
-    f = data.linear(W, b if fit_intercept else None)
-    h = _curvature(data, datafit, f)
-    D = _task_grams(data, h, fit_intercept)
-    if not coupled:
-        rho = penalty.rho
-        if isinstance(penalty, L21) and not penalty.sign_constrained:
-            # (under W >= 0 an entry at 0 of a nonzero row is held there by the constraint)
-            active = np.repeat(np.any(nonzero, axis=1)[:, None], T, axis=1)
-        elif isinstance(penalty, L2):
-            active = np.ones_like(nonzero)
-        else:
-            active = nonzero
-        return out(_separable_trace(D, active, np.full(T, alpha * (1.0 - rho)), p))
-    apply_K, kdiag = _kernel_operator(penalty, T, structure, W)
-    if method == "exact" or (method == "auto" and T * q <= EXACT_COUPLED):
-        return out(_exact_coupled(D, apply_K, alpha, p))
-    est, se, _ = _hutchinson_coupled(D, apply_K, kdiag, alpha, p, random_state, rel_se,
-                                     max_probes)
-    return out(est, se)
-
-
-def _shared_structure_df(data, datafit, penalty: SharedStructure, alpha: float, W: np.ndarray,
-                         b, fit_intercept: bool) -> float:
-    """``sum_t tr((D_t + R)^{-1} D_t)`` with ``R = 2 alpha eta (1 + eta) (eta I + M)^{-1}`` on
-    the p coefficients (not the intercept), M the fitted feature matrix by its factors."""
-    p, T = W.shape
-    E, m, m0 = penalty.side_factors(W)
-    eta = float(penalty.eta)
-    c0 = 1.0 / (eta + m0)
-    R = (E * (1.0 / (eta + m) - c0)) @ E.T
-    R[np.diag_indices(p)] += c0
-    R *= 2.0 * alpha * eta * (1.0 + eta)
+    smoother = declared.smoother
+    if smoother is None:
+        return out(declared.count + n_icpt)
+    if isinstance(smoother, TaskCoupling):
+        rows = np.arange(p) if smoother.rows is None else np.asarray(smoother.rows)
+        q = rows.size + int(fit_intercept)
+        if method == "exact" and T * q > MAX_COUPLED:
+            raise ValueError(
+                f"criterion: the exact degrees of freedom of this coupled penalty need a "
+                f"{T * q}-square matrix (more than {MAX_COUPLED}); use method='hutchinson' "
+                "(or 'auto').")
     f = data.linear(W, b if fit_intercept else None)
     D = _task_grams(data, _curvature(data, datafit, f), fit_intercept)
-    A = D.copy()
-    A[:, :p, :p] += R
-    return float(sum(_trace_solve(A[t], D[t]) for t in range(T)))
-
-
-def _temporal_df(data, datafit, penalty, alpha, W, b, fit_intercept, method, random_state,
-                 rel_se, max_probes) -> tuple[float, float]:
-    """(df, standard error) of the temporal group lasso: the coupled hat-matrix trace over
-    the nonzero rows of W and the intercepts."""
-    p, T = W.shape
-    rows = np.flatnonzero(np.any(W != 0.0, axis=1))
-    n_icpt = T if fit_intercept else 0
-    if rows.size == 0:
-        return float(n_icpt), 0.0
-    q = rows.size + int(fit_intercept)
-    if method == "exact" and T * q > MAX_COUPLED:
-        raise ValueError(
-            f"criterion: the exact degrees of freedom of this coupled penalty need a "
-            f"{T * q}-square matrix (more than {MAX_COUPLED}); use method='hutchinson' (or "
-            "'auto').")
-    f = data.linear(W, b if fit_intercept else None)
-    D = _task_grams(data, _curvature(data, datafit, f), fit_intercept)
-    keep = np.concatenate([rows, [p]]) if fit_intercept else rows
-    D = np.ascontiguousarray(D[:, keep][:, :, keep])
-    apply_K, kdiag = _chain_kernel(penalty, T)
+    if isinstance(smoother, SupportSmoother):
+        return out(declared.count + _support_trace(D, smoother, p))
+    if isinstance(smoother, FeatureRidge):
+        A = D.copy()
+        A[:, :p, :p] += smoother.matrix
+        return out(declared.count + float(sum(_trace_solve(A[t], D[t]) for t in range(T))))
+    if not isinstance(smoother, TaskCoupling):
+        raise TypeError(f"criterion: {penalty!r} declared an unknown smoother {smoother!r}.")
+    if smoother.rows is not None:
+        keep = np.concatenate([rows, [p]]) if fit_intercept else rows
+        D = np.ascontiguousarray(D[:, keep][:, :, keep])
     if method == "exact" or (method == "auto" and T * q <= EXACT_COUPLED):
-        return _exact_coupled(D, apply_K, alpha, rows.size), 0.0
-    est, se, _ = _hutchinson_coupled(D, apply_K, kdiag, alpha, rows.size, random_state,
-                                     rel_se, max_probes)
-    return est, se
+        return out(declared.count + _exact_coupled(D, smoother.apply, smoother.strength,
+                                                   rows.size))
+    est, se, _ = _hutchinson_coupled(D, smoother.apply, smoother.diagonal, smoother.strength,
+                                     rows.size, random_state, rel_se, max_probes)
+    return out(declared.count + est, se)
 
 
 def observed_weights(data: TaskData) -> np.ndarray:

@@ -82,12 +82,23 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
         W, b = path.coefs[k].T, path.intercepts[k]
         fi = kwargs["fit_intercept"]
         df, df_std = degrees_of_freedom(data, datafit, penalty, float(alpha), W, b,
-                                        path.structure[k], fi, random_state=seed + k,
-                                        return_std=True)
+                                        path.structure[k], fi, tol=kwargs["tol"],
+                                        random_state=seed + k, return_std=True)
         neg2 = neg2_log_likelihood(data, datafit, data.linear(W, b if fi else None))
         rows.append((df, df_std, neg2, information_criterion(criterion, neg2, df, n_obs)))
     return (np.array(rows), path.n_active, ~path.converged, path.certificates,
             time.perf_counter() - t0)
+
+
+def _fold_standard_error(std: Any, n_folds: int) -> Any:
+    """The standard error of a mean over K folds, ``sd / sqrt(K)`` with the sample standard
+    deviation ``sd`` (ddof = 1, as glmnet and Hastie, Tibshirani & Friedman's one-standard-error
+    rule), from the population one (ddof = 0) that ``std_test_score`` reports, as scikit-learn
+    does: ``std * sqrt(K / (K - 1)) / sqrt(K) = std / sqrt(K - 1)``; 0 with one fold (no
+    spread to measure)."""
+    if n_folds < 2:
+        return 0.0 * std
+    return std / np.sqrt(n_folds - 1.0)
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -454,7 +465,7 @@ class _MultiTaskCV(BaseEstimator):
             rows = np.flatnonzero(rank == g)
             # (n_alphas, T): each task's mean score over the folds and its standard error
             mean = np.stack(results["mean_task_scores"].to_numpy()[rows])
-            se = np.stack(results["std_task_scores"].to_numpy()[rows]) / np.sqrt(K)
+            se = _fold_standard_error(np.stack(results["std_task_scores"].to_numpy()[rows]), K)
             fallback = int(np.nanargmax(common[rows])) if np.isfinite(common[rows]).any() else 0
             scored = np.isfinite(mean).any(axis=0)
             pick = np.where(scored, np.argmax(np.where(np.isfinite(mean), mean, -np.inf),
@@ -545,8 +556,8 @@ class _MultiTaskCV(BaseEstimator):
         if not self.one_se:
             return best
         # one-standard-error rule: the largest alpha of the best curve within one standard
-        # error (std over folds / sqrt(K)) of the best mean score
-        se = df["std_test_score"].iloc[best] / np.sqrt(self.n_splits_)
+        # error (the sample standard deviation over folds / sqrt(K)) of the best mean score
+        se = _fold_standard_error(df["std_test_score"].iloc[best], self.n_splits_)
         same = np.flatnonzero(df["_grid"].to_numpy() == df["_grid"].iloc[best])
         ok = same[score[same] >= score[best] - se]
         alphas = df["param_alpha"].to_numpy()
@@ -647,7 +658,9 @@ _DOC_PARAMS = r"""
         on each task.
     one_se : bool, default=False
         Take the largest alpha whose mean score is within one standard error of the best
-        (cross-validation only).
+        (cross-validation only): the sample standard deviation of the fold scores
+        (ddof = 1, as glmnet) over sqrt(K). ``std_test_score`` reports the population one
+        (ddof = 0), as scikit-learn.
     alpha_per_task : bool, default=False
         Choose one alpha per task, each by its own validation score along the same paths
         (penalties separable over tasks only: ``"l1"``, ``"l2"``, ``"elasticnet"``; with
