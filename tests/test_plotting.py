@@ -235,7 +235,7 @@ def test_cv_curve_line_and_best():
 def test_cv_curve_standard_error_band():
     df = pd.DataFrame({"param_alpha": [1.0, 0.1], "mean_test_score": [0.0, 1.0],
                        "std_test_score": [0.4, 0.2]})
-    ax = plot_cv_curve(df, n_splits=4)
+    ax = plot_cv_curve(df, n_splits=5)  # the one-SE rule's se: std (ddof = 0) / sqrt(K - 1)
     ys = ax.collections[0].get_paths()[0].vertices[:, 1]
     assert np.isclose(ys.max(), 1.1) and np.isclose(ys.min(), -0.2)
     assert _vlines(ax) == []

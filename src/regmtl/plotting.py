@@ -421,7 +421,10 @@ def plot_cv_curve(
     score_label : str, default=None
         y-axis label; default ``"mean test score"``.
     n_splits : int, default=None
-        When given, the band is the standard error ``sd / sqrt(n_splits)``, otherwise ±1 sd.
+        When given, the band is the standard error that the one-standard-error rule uses:
+        the sample standard deviation over the K folds (ddof = 1) over ``sqrt(K)``, i.e.
+        ``std_test_score / sqrt(K - 1)`` (``std_test_score`` is ddof = 0, as scikit-learn's);
+        otherwise ±1 sd.
 
     Returns
     -------
@@ -464,8 +467,8 @@ def plot_cv_curve(
     x = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
     mean = df["mean_test_score"].to_numpy(dtype=np.float64)
     sd = df["std_test_score"].to_numpy(dtype=np.float64)
-    if n_splits is not None:
-        sd = sd / np.sqrt(n_splits)
+    if n_splits is not None:  # the one-SE rule's standard error: ddof = 1 sd over sqrt(K)
+        sd = sd / np.sqrt(n_splits - 1.0) if n_splits > 1 else 0.0 * sd
     others = [c for c in df.columns
               if c.startswith("param_") and c != col and df[c].astype(str).nunique() > 1]
     keys = [tuple(_param_label(v) for v in row) for row in df[others].itertuples(index=False)]

@@ -192,6 +192,24 @@ class Datafit:
         """
         return theta
 
+    def hessian(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Per row, the second derivative ``l''(f_r)`` of the loss in the score (the weights of
+        the data term's Hessian, before the row weights).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        f : ndarray of shape (n_obs,)
+            Scores.
+
+        Returns
+        -------
+        ndarray of shape (n_obs,)
+            ``l''(f_r)`` (1 for the squared loss, ``p (1 - p)`` for the logistic loss).
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no hessian.")
+
     def state(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """The coordinate-descent state of scores ``f``: the residual ``y - f`` (squared
         loss) or the scores themselves (logistic loss).

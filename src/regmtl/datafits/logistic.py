@@ -50,6 +50,10 @@ class Logistic(Datafit):
     def value(self, y, f, c):
         return float(np.dot(c, np.logaddexp(0.0, -y * f)))
 
+    def hessian(self, y, f):
+        prob = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(f, dtype=np.float64)))
+        return prob * (1.0 - prob)
+
     def theta(self, y, f):
         return y * expit(-y * f)
 

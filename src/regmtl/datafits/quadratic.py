@@ -61,6 +61,9 @@ class Quadratic(Datafit):
     def dual_value(self, y, theta, c):
         return float(np.dot(c, theta * (y - 0.5 * theta)))
 
+    def hessian(self, y, f):
+        return np.ones_like(f, dtype=np.float64)
+
     def state(self, y, f):
         return y - f
 

@@ -54,10 +54,7 @@ EXACT_COUPLED = 2000
 
 def _curvature(data: TaskData, datafit: Datafit, f: np.ndarray) -> np.ndarray:
     """``h_r = c_r l''(f_r)``: the row weights of the data term's Hessian."""
-    if datafit.name == "logistic":
-        prob = 0.5 * (1.0 + np.tanh(0.5 * f))
-        return data.c * prob * (1.0 - prob)
-    return data.c.copy()
+    return data.c * datafit.hessian(data.y, f)
 
 
 def _task_grams(data: TaskData, h: np.ndarray, fit_intercept: bool) -> np.ndarray:
