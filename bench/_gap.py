@@ -1,6 +1,6 @@
 r"""One common, independent duality gap for every solver in the L2,1 benchmark (plain NumPy).
 
-Problem (regmtl's convention, DESIGN section 4, equal task weights, intercepts fitted)::
+Problem (regmtl's convention, design.rst section 4, equal task weights, intercepts fitted)::
 
     P(W, b) = sum_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t) + alpha sum_j ||W_j||_2
 

@@ -4,7 +4,7 @@
 ``regmtl.penalties.PENALTY_CLASSES``), with the
 non-default variants that change the mathematics (a ridge part, a weight between the two
 parts of a composite, several cluster counts), each under a readable id. A case also carries
-its value written straight from the table of DESIGN section 4 (``omega``), independent of the
+its value written straight from the table of design.rst section 4 (``omega``), independent of the
 implementation.
 
 ``PROBLEMS`` are the data every penalty meets: a small dense problem, the same as sparse CSR, a

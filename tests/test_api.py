@@ -1,5 +1,5 @@
-"""The estimators' public API: input forms and their outputs (DESIGN section 3), metadata routing,
-warm starts, sparse input, determinism, and the errors and warnings for bad input.
+"""The estimators' public API: input forms and their outputs (design.rst section 3), metadata
+routing, warm starts, sparse input, determinism, and the errors and warnings for bad input.
 """
 
 from __future__ import annotations

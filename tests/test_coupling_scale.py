@@ -1,5 +1,5 @@
 """The quadratic task-coupling penalties at scale: ``MeanRegularized`` and ``GraphLaplacian``
-work through the operator ``W -> W K`` and never form the T x T kernel (DESIGN section 9).
+work through the operator ``W -> W K`` and never form the T x T kernel (design.rst section 9).
 
 Every operation is checked against the dense-kernel formula it replaces (``K = (1 + r) I -
 11^T / T`` and ``K = 2 (diag(A 1) - A)``, formed here): ``apply``, ``kernel_diagonal``, the

@@ -1,7 +1,7 @@
 """scikit-learn's estimator checks on the single-task form (1-D y, no task ids).
 
-With a 1-D ``y`` and no ``task`` both estimators are ordinary single-task models (DESIGN section 3),
-so scikit-learn's common checks apply unchanged. No check is marked as expected to fail.
+With a 1-D ``y`` and no ``task`` both estimators are ordinary single-task models (design.rst
+section 3), so scikit-learn's common checks apply unchanged. No check is marked as expected to fail.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks

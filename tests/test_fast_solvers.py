@@ -6,7 +6,7 @@ a screened feature against the tightly solved optimum, each combination of optio
 plain solver (all options off), scikit-learn's MultiTaskLasso, warm against cold starts, the
 extrapolation against the fixed point of a linear map, the moments against NumPy.
 
-Tolerances. ``tol`` is relative to P0, the objective at W = 0 (DESIGN section 4), and the
+Tolerances. ``tol`` is relative to P0, the objective at W = 0 (design.rst section 4), and the
 duality gap bounds the objective error only: the coefficient error is of the order of
 sqrt(gap / strong convexity) (at tol=1e-10, logistic fits with l1_ratio=0.7 differed by 6e-6
 relative, too close to 1e-5), so coefficients are compared after fits at tol=1e-12, to rtol 1e-5
@@ -147,7 +147,7 @@ def task_lists(X, Y, sw):
 
 def data_gradient(loss, Xs, ys, sws, W, b):
     """Gradient of the data term ``sum_t sum_i s_ti l(y_ti, f_ti) / sum_i s_ti`` in W and b,
-    written from DESIGN section 4 (logistic labels: the larger one is +1)."""
+    written from design.rst section 4 (logistic labels: the larger one is +1)."""
     G, gb = np.zeros_like(W), np.zeros(len(Xs))
     for t, (X, y, s) in enumerate(zip(Xs, ys, sws, strict=True)):
         f = X @ W[:, t] + b[t]
@@ -162,7 +162,7 @@ def data_gradient(loss, Xs, ys, sws, W, b):
 
 
 def primal_value(loss, Xs, ys, sws, W, b, kind, rho, alpha):
-    """The objective of DESIGN section 4, from per-task lists."""
+    """The objective of design.rst section 4, from per-task lists."""
     val = 0.0
     for t, (X, y, s) in enumerate(zip(Xs, ys, sws, strict=True)):
         f = X @ W[:, t] + b[t]

@@ -1,4 +1,4 @@
-"""Optimality of the returned solutions, checked from the math of DESIGN section 4; and the
+"""Optimality of the returned solutions, checked from the math of design.rst section 4; and the
 fitted-model contract of every penalty of the bank on every problem of it (``_asserts.py``).
 
 The checks above the contract section call neither regmtl's own certificates nor
@@ -38,7 +38,7 @@ PENALTIES = {c.id: (c.penalty, c.kind, c.rho)
 
 # --------------------------------------------------------------------------- independent math
 def signed_labels(model, ys):
-    """Labels as +-1 with ``classes_[t][1]`` as +1 (DESIGN section 4)."""
+    """Labels as +-1 with ``classes_[t][1]`` as +1 (design.rst section 4)."""
     classes = model.classes_ if isinstance(model.classes_, list) else [model.classes_]
     return [np.where(np.asarray(y) == cls[1], 1.0, -1.0) for y, cls in zip(ys, classes,
                                                                             strict=True)]
@@ -228,7 +228,7 @@ def test_duality_gap_is_true(pen_name, loss, solver, fit_intercept):
     W_ref, b_ref = wb(ref)
     P_loose = primal(loss, Xs, yy, W, b, omega, kind, rho, alpha)
     P_ref = primal(loss, Xs, yy, W_ref, b_ref, omega, kind, rho, alpha)
-    # objective_ is the objective of DESIGN section 4 at the returned (W, b)
+    # objective_ is the objective of design.rst section 4 at the returned (W, b)
     assert loose.objective_ == pytest.approx(P_loose, rel=1e-10)
     assert ref.objective_ == pytest.approx(P_ref, rel=1e-10)
     # an independently built feasible dual point: weak duality, and the reported gap is that one

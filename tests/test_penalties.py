@@ -1,4 +1,4 @@
-"""Penalties against their definitions (DESIGN section 4 table), and the penalty contract.
+"""Penalties against their definitions (design.rst section 4 table), and the penalty contract.
 
 ``prox`` is checked to be the argmin (optimality condition written here, plus random
 perturbations), ``value`` against the table, and the dual pieces (``conjugate``,
@@ -25,7 +25,7 @@ NAMES = list(PENALTIES)
 
 
 def omega(kind, rho, W, alpha):
-    """The table of DESIGN section 4, written with explicit loops."""
+    """The table of design.rst section 4, written with explicit loops."""
     p, T = W.shape
     l1 = 0.0
     if kind == "entry":

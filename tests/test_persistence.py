@@ -1,4 +1,4 @@
-"""Saving and loading fitted models (DESIGN section 8): arrays + a JSON header, no pickle,
+"""Saving and loading fitted models (design.rst section 8): arrays + a JSON header, no pickle,
 version- and integrity-checked.
 """
 

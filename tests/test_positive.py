@@ -146,7 +146,8 @@ TIGHT = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
 
 
 def _objective(Xs, ys, W, b, alpha, loss, rho=1.0):
-    """DESIGN section 4: sum_t (1/n_t) sum_i l + alpha (rho sum_j ||W_j|| + (1-rho)/2 ||W||^2)."""
+    """design.rst section 4:
+    sum_t (1/n_t) sum_i l + alpha (rho sum_j ||W_j|| + (1-rho)/2 ||W||^2)."""
     total = 0.0
     for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
         f = X @ W[:, t] + b[t]

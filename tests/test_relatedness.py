@@ -86,7 +86,7 @@ def test_ridge_coefficients_are_per_task_sklearn_ridge():
     rel = rm.task_relatedness(Xc, ys, n_permutations=10, cv=3, tol=1e-12)
     assert rel.features == [f"x{j}" for j in range(15)] and rel.n_features == 16
     Z = _zscore(Xs)
-    # DESIGN section 4: one task with L2 is Ridge(alpha = n_t * alpha)
+    # design.rst section 4: one task with L2 is Ridge(alpha = n_t * alpha)
     for t, (Zt, yt) in enumerate(zip(Z, ys, strict=True)):
         ref = Ridge(alpha=len(yt) * rel.alpha, tol=1e-12).fit(Zt, yt)
         np.testing.assert_allclose(rel.coefficients[t], ref.coef_, rtol=1e-6, atol=1e-8)

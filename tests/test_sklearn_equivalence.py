@@ -1,4 +1,4 @@
-"""Coefficient-for-coefficient equivalence with scikit-learn (DESIGN section 4).
+"""Coefficient-for-coefficient equivalence with scikit-learn (design.rst section 4).
 
 Both sides are solved to a tight tolerance; coefficients must agree to rtol 1e-5 (atol scaled
 to the largest coefficient, so that exact zeros and tiny entries compare sensibly). regmtl uses

@@ -311,7 +311,7 @@ def test_task_weight_samples_is_T_n_t_over_N():
 
 
 def test_task_weight_equal_tasks_decouple_into_lassos():
-    """Equal weights: each task is its own Lasso(alpha) (the 1/n_t of DESIGN section 4)."""
+    """Equal weights: each task is its own Lasso(alpha) (the 1/n_t of design.rst section 4)."""
     Xs, ys = make_lists(seed=12)
     alpha = scale("squared", Xs, ys) / 6
     m = rm.MultiTaskRegressor("l1", alpha, **TIGHT).fit(Xs, ys)

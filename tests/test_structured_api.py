@@ -1,5 +1,5 @@
-"""The structured penalties through the public API (DESIGN sections 4-5): Trace, MeanRegularized,
-GraphLaplacian (with chain_graph / knn_graph), Clustered, Dirty, SparseLowRank.
+"""The structured penalties through the public API (design.rst sections 4-5): Trace,
+MeanRegularized, GraphLaplacian (with chain_graph / knn_graph), Clustered, Dirty, SparseLowRank.
 
 1. limits that must hold exactly (W = 0 at alpha_max, the pooled model, independent tasks, the
    dirty models reducing to L2,1 / L1 / trace norm, a complete graph equal to mean-regularized);
@@ -87,7 +87,7 @@ def make_data(loss, seed=1, sizes=SIZES, p=P):
 
 
 def g0_matrix(Xs, ys, loss):
-    """``G0 = X^T (c theta0)`` at W = 0 with fitted intercepts, written from DESIGN section 4:
+    """``G0 = X^T (c theta0)`` at W = 0 with fitted intercepts, written from design.rst section 4:
     theta0 = y_t - mean(y_t) (squared) or y01_t - mean(y01_t) (logistic), c = 1 / n_t."""
     cols = []
     for X, y in zip(Xs, ys, strict=True):

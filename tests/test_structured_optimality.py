@@ -1,4 +1,4 @@
-"""Solutions of the structured formulations reach the optimum of the DESIGN section 4 objective
+"""Solutions of the structured formulations reach the optimum of the design.rst section 4 objective
 
     P(W, b) = sum_t omega_t (1/n_t) sum_i l(y_ti, x_ti . w_t + b_t) + Omega(W)
 
@@ -175,7 +175,7 @@ def cluster_value(W, k, eta):
 
 
 def penalty_value(name, alpha, W, PQ=None):
-    """Omega from the table of DESIGN section 4; the dirty models take their two parts."""
+    """Omega from the table of design.rst section 4; the dirty models take their two parts."""
     if name == "Trace":
         return alpha * np.linalg.svd(W, compute_uv=False).sum()
     if name.startswith(("MeanRegularized", "GraphLaplacian")):
@@ -363,7 +363,7 @@ def test_solution_matches_cvxpy(name, loss):
 def test_certificate_is_true(name, loss):
     s = solved(name, loss)
     model, Xs, ys, omega, alpha = s["model"], s["Xs"], s["ys"], s["omega"], s["alpha"]
-    # objective_ is the objective of DESIGN section 4 at the returned point
+    # objective_ is the objective of design.rst section 4 at the returned point
     assert model.objective_ == pytest.approx(s["obj"], rel=1e-9)
     b0 = optimal_intercepts_at_zero(loss, ys)
     P0 = data_term(loss, Xs, ys, np.zeros((P, T)), b0, omega)

@@ -1,4 +1,4 @@
-"""Structured penalties against their definitions (DESIGN section 4 table).
+"""Structured penalties against their definitions (design.rst section 4 table).
 
 ``prox`` is checked to be the argmin of ``||U - V||^2 / (2 step) + Omega(U)`` with arguments
 independent of the implementation: (a) an interior-point solve of the same prox problem written

@@ -9,7 +9,7 @@ penalty                        Omega(W)
 
 (Evgeniou & Pontil 2004; graph-regularized MTL, MALSAR's SRMTL.) Both are
 ``alpha / 2 tr(W K W^T)`` for a PSD task kernel K (T x T): ``K = (1 + r) I - 11^T / T`` and
-``K = 2 L`` with ``L = diag(A 1) - A``. K is never formed (DESIGN section 9: nothing of size
+``K = 2 L`` with ``L = diag(A 1) - A``. K is never formed (design.rst section 9: nothing of size
 T x T): every method works through the operator ``W -> W K`` (:meth:`_TaskKernel.apply`, O(pT)
 through the mean task, O(p nnz(A)) through the sparse graph) and ``diag(K)``. The prox
 ``V (I + step alpha K)^{-1}`` is closed-form for the mean (K has two eigenvalues: r on the
