@@ -295,3 +295,46 @@ def test_no_solver_module_names_a_penalty_class():
                      [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [])
             found += [f"{path.name}:{node.lineno} {n}" for n in names if n in classes]
     assert found == []
+
+
+#: The layers of docs/developer/architecture.rst, bottom first: a module imports only modules of
+#: its own layer or below. A module belongs to the layer of the longest prefix that names it.
+LAYERS = (
+    ("base", ("regmtl._version", "regmtl._options", "regmtl._parallel", "regmtl.ranges",
+              "regmtl.serialization", "regmtl.segments", "regmtl.task_lists", "regmtl.metrics",
+              "regmtl.plotting", "regmtl.datasets")),
+    ("data", ("regmtl.inputs", "regmtl.blocks", "regmtl.taskdata", "regmtl.dask",
+              "regmtl.scaling")),
+    ("terms", ("regmtl.datafits", "regmtl.penalties")),
+    ("solvers", ("regmtl.solvers",)),
+    ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
+                "regmtl.persistence", "regmtl.deep")),
+    ("selection", ("regmtl.selection", "regmtl.baselines")),
+    ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.relatedness",
+                   "regmtl.transfer_curve")),
+    ("reports", ("regmtl.document", "regmtl.report", "regmtl.cli")),
+    ("package", ("regmtl",)),
+)
+
+
+def _layer(module: str) -> int:
+    found = [(len(prefix), i) for i, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes
+             if module == prefix or module.startswith(prefix + ".")]
+    assert found, f"{module} is in no layer: add it to LAYERS and to the architecture page"
+    return max(found)[1]
+
+
+def test_a_module_imports_only_its_layer_or_below():
+    upward = [f"{a} ({LAYERS[_layer(a)][0]}) imports {b} ({LAYERS[_layer(b)][0]})"
+              for a, targets in EDGES.items() for b in sorted(targets)
+              if _layer(b) > _layer(a)]
+    assert upward == []
+
+
+def test_the_deep_half_imports_only_the_input_layers():
+    """regmtl.deep shares the input layer, serialization and the task-id coding with the
+    linear half, and imports nothing of its terms, solvers or models."""
+    reach = [f"{a} imports {b}" for a, targets in EDGES.items() if a.startswith("regmtl.deep")
+             for b in sorted(targets)
+             if not b.startswith("regmtl.deep") and _layer(b) > 1]
+    assert reach == []
