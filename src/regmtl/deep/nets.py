@@ -383,6 +383,20 @@ class MultiTaskNet(nn.Module):
         mods = ([self.encoder] if self.encoder is not None else []) + self._shared_modules()
         return [p for m in mods for p in m.parameters()]
 
+    def shared_representation(self) -> nn.Module | None:
+        """The module whose output is the net's single shared representation :math:`Z`, the
+        one tensor every task's head reads and nothing else shared (the route of the
+        weightings with ``on_representation``); None where the net has none.
+
+        Returns
+        -------
+        torch.nn.Module or None
+            None here: mixtures of experts mix their shared parts per task by gates, and ESMM
+            feeds a task through another task's tower. :class:`~regmtl.deep.HardSharing`
+            returns its trunk.
+        """
+        return None
+
     def task_parameters(self, task: str | None = None) -> list[nn.Parameter]:
         """Parameters of one task (or of all tasks): its head, gates, own experts.
 
@@ -673,6 +687,10 @@ class HardSharing(MultiTaskNet):
     def input_layers(self) -> list[nn.Linear]:
         first = first_linear(self.trunk)
         return [] if first is None else [first]
+
+    def shared_representation(self) -> nn.Module:
+        """The trunk: every head reads its output and nothing else shared."""
+        return self.trunk
 
     def _shared_modules(self) -> list[nn.Module]:
         return [self.trunk]

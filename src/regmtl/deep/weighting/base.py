@@ -99,6 +99,9 @@ class Weighting(torch.nn.Module):
     needs_step_losses : bool
         Whether the method needs the losses of the batch after the optimizer step
         (:meth:`step_end`; the trainer then runs one more forward pass per step).
+    on_representation : bool
+        Whether the method reads the gradients with respect to the net's shared
+        representation (the trainer then hands :meth:`watch` the net's module of it).
 
     See Also
     --------
@@ -130,6 +133,8 @@ class Weighting(torch.nn.Module):
     needs_task_grads: bool = False
     #: True where :meth:`step_end` wants the losses of the batch after the optimizer step.
     needs_step_losses: bool = False
+    #: True where the gradients with respect to the shared representation are read.
+    on_representation: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass's own ``backward`` returns a copy too: the caller's own (T,) tensor,
@@ -215,6 +220,25 @@ class Weighting(torch.nn.Module):
         reduce : callable, optional
             Averages a tensor across distributed ranks.
         """
+
+    def watch(self, module: torch.nn.Module) -> Weighting:
+        """Follow the output of ``module`` (the shared representation) at every forward pass;
+        the trainer calls it when ``on_representation`` is True. Nothing by default.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The module whose output is the shared representation :math:`Z`.
+
+        Returns
+        -------
+        Weighting
+            The weighting itself.
+        """
+        return self
+
+    def unwatch(self) -> None:
+        """Stop following the module of :meth:`watch` (nothing by default)."""
 
     def get_extra_state(self) -> dict:
         """The state outside the buffers, saved in ``state_dict``.
@@ -336,18 +360,6 @@ def accumulate(params: list[torch.nn.Parameter], flat: Tensor) -> None:
         g = flat[off:off + n].view_as(p).to(p.dtype)
         p.grad = g if p.grad is None else p.grad + g
         off += n
-
-
-def weighted_step(losses: Tensor, weights: Tensor, extra: Tensor | None,
-                  scale: Callable[[Tensor], Tensor] | None) -> Tensor:
-    """A loss-based method's step: differentiate ``scale(sum_t w_t L_t + extra)``; returns
-    the caller's own copy of ``weights`` on the losses' device and dtype."""
-    objective = (weights.to(losses) * losses).sum()
-    if extra is not None:
-        objective = objective + extra
-    if objective.requires_grad:
-        (identity if scale is None else scale)(objective).backward()
-    return weights.to(device=losses.device, dtype=losses.dtype).clone()
 
 
 def finish_step(losses: Tensor, specific: list[torch.nn.Parameter], heads: Tensor,

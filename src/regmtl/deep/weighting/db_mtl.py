@@ -23,8 +23,8 @@ from .base import (
     task_gradients,
     task_list,
 )
-from .gls import loss_values, positive_losses
 from .gram import ZERO_GRAD, loss_factor
+from .loss_based import loss_values, positive_losses
 
 __all__ = ["DBMTL", "db_mtl_direction"]
 

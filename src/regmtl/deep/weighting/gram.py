@@ -148,7 +148,8 @@ def nonneg_qp(Q: np.ndarray, c: np.ndarray, tol: float) -> np.ndarray:
 
 
 def shared_representation(net: torch.nn.Module, weighting: Any = None) -> torch.nn.Module:
-    """The module whose output is ``net``'s single shared representation (its trunk).
+    """The module whose output is ``net``'s single shared representation (its trunk), as the
+    net declares it (``net.shared_representation()``), or an error naming the weighting.
 
     Only a hard-sharing net has one: every task's head reads the trunk's output :math:`Z` and
     nothing else that is shared. MMoE, CGC and PLE mix their experts per task by gates (each
@@ -157,7 +158,7 @@ def shared_representation(net: torch.nn.Module, weighting: Any = None) -> torch.
 
     Parameters
     ----------
-    net : torch.nn.Module
+    net : MultiTaskNet
         The multi-task net.
     weighting : object, optional
         The weighting asking (named in the error).
@@ -184,10 +185,9 @@ def shared_representation(net: torch.nn.Module, weighting: Any = None) -> torch.
     ...
     ValueError: this weighting with on_representation=True needs a net with a single shared ...
     """
-    from ..nets import HardSharing
-
-    if isinstance(net, HardSharing):
-        return net.trunk
+    module = net.shared_representation()
+    if module is not None:
+        return module
     who = "this weighting" if weighting is None else f"{type(weighting).__name__}"
     raise ValueError(f"{who} with on_representation=True needs a net with a single shared "
                      f"representation (HardSharing: every head reads the trunk's output); "
