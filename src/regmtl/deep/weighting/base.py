@@ -12,17 +12,16 @@ shared parameters along :math:`c^\top G`. The checks and small helpers here (``c
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from .._torch import torch
 from ..tasks import TaskSpec
+from .helpers import check_number, task_list, weighted_softmax
 
 __all__ = [
     "F64",
+    "REGISTRY",
     "Weighting",
     "GradientWeighting",
     "check_number",
@@ -45,29 +44,9 @@ def identity(x: Tensor) -> Tensor:
     return x
 
 
-def check_number(name: str, value: Any, *, low: float = 0.0, strict: bool = False) -> float:
-    """``value`` as a float, checked finite and ``>= low`` (``> low`` if ``strict``)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    v = float(value) if ok else math.nan
-    if not (math.isfinite(v) and (v > low if strict else v >= low)):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} {low:g}, got {value!r}.")
-    return v
-
-
-def weighted_softmax(x: Tensor, base: Tensor) -> Tensor:
-    """``sum(b) * b e^x / (b . e^x)``: T softmax(x) for unit ``b``; ``b`` where x is constant."""
-    e = base * torch.exp(x - x.max())
-    total = e.sum()
-    if not (total > 0 and torch.isfinite(total)):
-        return base.clone()
-    return base.sum() * e / total
-
-
-def task_list(names: Sequence[str], mask: Tensor | np.ndarray) -> str:
-    """The names of the tasks where ``mask`` is true, quoted, for error messages."""
-    bad = [repr(names[i]) for i in np.flatnonzero(np.asarray(mask))]
-    return ", ".join(bad)
+#: The weighting classes that name themselves (``name = "pcgrad"``), by name, filled as they
+#: are defined: ``regmtl.deep.weighting.WEIGHTINGS`` is built from it.
+REGISTRY: dict[str, type] = {}
 
 
 # ----------------------------------------------------------------------------- base class
@@ -137,9 +116,16 @@ class Weighting(torch.nn.Module):
     on_representation: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own ``backward`` returns a copy too: the caller's own (T,) tensor,
-        never a buffer of the state, whatever the override returns."""
+        """A subclass with its own ``name`` joins :data:`REGISTRY`; its own ``backward``
+        returns a copy too (the caller's own (T,) tensor, never a buffer of the state)."""
         super().__init_subclass__(**kwargs)
+        key = cls.__dict__.get("name")
+        if isinstance(key, str):
+            known = REGISTRY.setdefault(key, cls)
+            if known is not cls and (known.__module__, known.__qualname__) != (
+                    cls.__module__, cls.__qualname__):  # (a module imported again replaces)
+                raise ValueError(f"weighting name {key!r} is taken by {known.__qualname__}.")
+            REGISTRY[key] = cls
         method = cls.__dict__.get("backward")
         if method is None or getattr(method, "_returns_own", False):
             return

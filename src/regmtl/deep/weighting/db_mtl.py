@@ -232,6 +232,9 @@ class DBMTL(TrackedGradients, GradientWeighting):
     [1.0, 1.0]
     """
 
+    #: The name users pass (``weighting="db_mtl"``) and saved models carry.
+    name = "db_mtl"
+
     _tracked = ("grad_average",)
 
     def __init__(self, beta: float = 0.9, beta_sigma: float = 0.0, eps: float = 1e-8) -> None:

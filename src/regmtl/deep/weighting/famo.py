@@ -127,6 +127,9 @@ class FAMO(LossValueWeighting):
     [-0.025, 0.025]
     """
 
+    #: The name users pass (``weighting="famo"``) and saved models carry.
+    name = "famo"
+
     needs_step_losses = True
 
     def __init__(self, w_lr: float = 0.025, gamma: float = 0.001, optimizer: str = "adam",

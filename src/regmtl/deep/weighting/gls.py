@@ -121,6 +121,9 @@ class GLS(LossValueWeighting):
     [4.0, 2.0]
     """
 
+    #: The name users pass (``weighting="gls"``) and saved models carry.
+    name = "gls"
+
     def _value_weights(self, L: Tensor | None) -> Tensor:
         if L is None:
             return self._base().clone()

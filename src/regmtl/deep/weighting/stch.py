@@ -157,6 +157,9 @@ class STCH(LossValueWeighting):
     [0.6667, 0.3333]
     """
 
+    #: The name users pass (``weighting="stch"``) and saved models carry.
+    name = "stch"
+
     def __init__(self, mu: float = 1.0, warmup_epochs: int = 4) -> None:
         super().__init__()
         self.mu = check_number("mu", mu, strict=True)
