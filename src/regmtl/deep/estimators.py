@@ -60,16 +60,15 @@ from .conversion import (
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes
 from .inputs import as_inputs, chunks, to_device
-from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
+from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
-from .saving import ARCHITECTURE_NETS, save_estimator, saved_as_folder, scales_from_attributes
+from .saving import save_estimator, saved_as_folder, scales_from_attributes
 from .tasks import KINDS, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .weighting import WEIGHTINGS, Weighting
 
 __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel"]
 
-ARCHITECTURES = tuple(ARCHITECTURE_NETS)  # ("hard", "mmoe", "cgc", "ple")
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
@@ -257,17 +256,8 @@ class _DeepMultiTask(BaseEstimator):
         n_features = None if encoder is not None else n_features
         kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
                   encoder=encoder)
-        hidden, head = tuple(self.hidden), tuple(self.head_hidden)
-        if self.architecture == "hard":
-            return HardSharing(n_features, specs, hidden, head_hidden=head, **kw)
-        if self.architecture == "mmoe":
-            return MMoE(n_features, specs, self.n_experts, expert_hidden=hidden,
-                        tower_hidden=head, **kw)
-        if self.architecture == "cgc":
-            return CGC(n_features, specs, n_shared_experts=self.n_experts, expert_hidden=hidden,
-                       tower_hidden=head, **kw)
-        return PLE(n_features, specs, n_shared_experts=self.n_experts, expert_hidden=hidden,
-                   tower_hidden=head, **kw)
+        return ARCHITECTURES[self.architecture].for_estimator(
+            n_features, specs, tuple(self.hidden), tuple(self.head_hidden), self.n_experts, **kw)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None):
