@@ -345,7 +345,7 @@ class ESMM(MultiTaskNet):
         ValueError
             If ``batch_size`` is not an int >= 1.
         """
-        from .inputs import as_inputs, chunks, to_device
+        from ..inputs import as_inputs, chunks, to_device
 
         batch_size = check_option("batch_size", batch_size, "int", low=1)
         x = as_inputs(X)
