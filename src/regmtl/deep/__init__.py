@@ -47,6 +47,7 @@ Examples
 (3, True)
 """
 
+from . import conflict as conflict  # the first import path of the gradient-conflict methods
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Batches, MultiTaskDataset
 from .esmm import ESMM, esmm_targets
