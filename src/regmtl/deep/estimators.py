@@ -258,7 +258,8 @@ class _DeepMultiTask(BaseEstimator):
         kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
                   encoder=encoder)
         return ARCHITECTURES[self.architecture].for_estimator(
-            n_features, specs, tuple(self.hidden), tuple(self.head_hidden), self.n_experts, **kw)
+            n_features, specs, hidden=tuple(self.hidden), head_hidden=tuple(self.head_hidden),
+            n_experts=self.n_experts, **kw)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None):

@@ -128,33 +128,10 @@ def validate_rows(net: Any, tasks: list, X: Any, task: torch.Tensor, y: torch.Te
 
 def predict(net: Any, specs: list, X: Any, families: list, tasks: list[str] | None = None,
             batch_size: int = 4096, task: Any = None) -> Any:
-    """The predictions of ``net`` on ``X`` (see :meth:`~regmtl.deep.Trainer.predict`).
-
-    Parameters
-    ----------
-    net : MultiTaskNet
-        The net.
-    specs : list of TaskSpec
-        Its tasks.
-    X : array-like, tensor, SciPy sparse matrix or dict of them
-        The inputs, in the form the net reads (see ``regmtl.deep.inputs``).
-    families : list
-        The per-row loss families, ``(spec, CPU mask of its tasks)``.
-    tasks : list of str, optional
-        The tasks to predict (default: all).
-    batch_size : int, default=4096
-        Rows per forward pass.
-    task : array-like of shape (n_samples,), optional
-        Each row's task (names or positions): predict each row for its own task only
-        (only that task's head runs on it).
-
-    Returns
-    -------
-    dict of str to ndarray, or ndarray
-        For each task: values, P(y = 1) of shape (n,), or class probabilities (n, K).
-        With ``task``: each row's prediction, (n,) when every task has one output, else
-        (n, max) padded with NaN.
-    """
+    """The predictions of ``net`` (tasks ``specs``) on ``X``: what
+    :meth:`~regmtl.deep.Trainer.predict` returns, whose parameters ``X``, ``tasks``,
+    ``batch_size`` and ``task`` are these; ``families``: the per-row loss families,
+    ``(spec, CPU mask of its tasks)``."""
     x = as_inputs(X)
     device = next(net.parameters()).device
     if task is not None:

@@ -198,13 +198,14 @@ class MultiTaskNet(nn.Module):
 
     #: The ``architecture`` of the scikit-learn wrappers that builds this net (None: none).
     architecture: str | None = None
+    #: The net's keyword for each option of the wrappers that it reads (``hidden``,
+    #: ``head_hidden``, ``n_experts``).
+    estimator_options: dict[str, str] = {}
 
     @classmethod
-    def for_estimator(cls, n_features: int | None, specs: list[TaskSpec], hidden: tuple,
-                      head_hidden: tuple, n_experts: int, **kw: Any) -> MultiTaskNet:
-        """The net the scikit-learn wrappers build from their options (``hidden`` the shared
-        widths, ``head_hidden`` the heads', ``n_experts`` the shared experts; ``kw``:
-        ``activation``, ``dropout``, ``batch_norm``, ``encoder``).
+    def for_estimator(cls, n_features: int | None, specs: list[TaskSpec],
+                      **kw: Any) -> MultiTaskNet:
+        """The net the scikit-learn wrappers build from their options.
 
         Parameters
         ----------
@@ -212,19 +213,22 @@ class MultiTaskNet(nn.Module):
             Width of the input (None with an ``encoder``).
         specs : list of TaskSpec
             The tasks.
-        hidden, head_hidden : tuple of int
-            The wrappers' ``hidden`` and ``head_hidden``.
-        n_experts : int
-            The wrappers' ``n_experts`` (mixtures of experts only).
         **kw
-            Passed to the net.
+            The wrappers' ``hidden``, ``head_hidden`` and ``n_experts`` (passed under the
+            net's keywords, :attr:`estimator_options`; the others dropped), ``activation``,
+            ``dropout``, ``batch_norm`` and ``encoder`` (passed as they are).
 
         Returns
         -------
         MultiTaskNet
             A new net.
         """
-        raise NotImplementedError(f"{cls.__name__} is not built by the wrappers.")
+        if cls.architecture is None:
+            raise NotImplementedError(f"{cls.__name__} is not built by the wrappers.")
+        wrapper = {"hidden", "head_hidden", "n_experts"}
+        options = {mine: kw[theirs] for mine, theirs in cls.estimator_options.items()}
+        return cls(n_features, specs, **options,
+                   **{k: v for k, v in kw.items() if k not in wrapper})
 
     def __init__(self, n_features: int | None, tasks: Any, encoder: nn.Module | None = None):
         super().__init__()

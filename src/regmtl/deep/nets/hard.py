@@ -92,11 +92,7 @@ class HardSharing(MultiTaskNet):
     """
 
     architecture = "hard"
-
-    @classmethod
-    def for_estimator(cls, n_features: int | None, specs: list, hidden: tuple,
-                      head_hidden: tuple, n_experts: int, **kw: Any) -> HardSharing:
-        return cls(n_features, specs, hidden, head_hidden=head_hidden, **kw)
+    estimator_options = {"hidden": "hidden", "head_hidden": "head_hidden"}
 
     def __init__(self, n_features: int | None = None, tasks: Any = None,
                  hidden: Sequence[int] = (64, 32), *, head_hidden: Sequence[int] = (),

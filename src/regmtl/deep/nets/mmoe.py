@@ -99,12 +99,8 @@ class MMoE(MultiTaskNet):
     """
 
     architecture = "mmoe"
-
-    @classmethod
-    def for_estimator(cls, n_features: int | None, specs: list, hidden: tuple,
-                      head_hidden: tuple, n_experts: int, **kw: Any) -> MMoE:
-        return cls(n_features, specs, n_experts, expert_hidden=hidden, tower_hidden=head_hidden,
-                   **kw)
+    estimator_options = {"n_experts": "n_experts", "expert_hidden": "hidden",
+                         "tower_hidden": "head_hidden"}
 
     def __init__(self, n_features: int | None = None, tasks: Any = None, n_experts: int = 4,
                  *, expert_hidden: Sequence[int] = (64,), tower_hidden: Sequence[int] = (32,),

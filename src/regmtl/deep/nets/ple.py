@@ -113,12 +113,8 @@ class PLE(MultiTaskNet):
     """
 
     architecture = "ple"
-
-    @classmethod
-    def for_estimator(cls, n_features: int | None, specs: list, hidden: tuple,
-                      head_hidden: tuple, n_experts: int, **kw: Any) -> PLE:
-        return cls(n_features, specs, n_shared_experts=n_experts, expert_hidden=hidden,
-                   tower_hidden=head_hidden, **kw)
+    estimator_options = {"n_shared_experts": "n_experts", "expert_hidden": "hidden",
+                         "tower_hidden": "head_hidden"}
 
     def __init__(self, n_features: int | None = None, tasks: Any = None, n_levels: int = 2, *,
                  n_shared_experts: int = 2, n_task_experts: int = 1,
