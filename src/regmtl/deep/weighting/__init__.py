@@ -80,9 +80,13 @@ Each method is one module of this package, named for it (``pcgrad``, ``cagrad``,
 ``nash_mtl``, ...), its function and class together; ``base`` holds the :class:`Weighting`
 contract and the gradient helpers the methods share, ``gram`` the base of the five methods that
 decide from the Gram matrix :math:`G G^\top` (Nash-MTL, IMTL-G, MGDA, Aligned-MTL, UPGrad) and
-their conventions (base weights, zero gradients, scale). ``regmtl.deep.conflict`` keeps the
-old import path of the six gradient-conflict methods. ``WEIGHTINGS`` below is the one registry
-of the methods by name.
+their conventions (base weights, zero gradients, scale), ``loss_based`` the step of the methods
+whose weights are a function of the loss values (GLS, STCH, FAMO), ``helpers`` the small checks.
+``regmtl.deep.conflict`` keeps the old import path of the six gradient-conflict methods.
+``WEIGHTINGS`` below is the one registry of the methods by name: a class that declares its
+``name`` registers itself, and this package imports all its modules and exports each method
+module's public names, so a new method is its module (plus a bank case in the tests and an
+entry in the API reference).
 
 The weights returned by :meth:`Weighting.backward` (the ``weight/TASK`` columns of the trainer's
 history, averaged over each epoch) are the coefficients of the losses, or for gradient methods
