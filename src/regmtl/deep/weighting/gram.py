@@ -227,8 +227,8 @@ class GramWeighting(GradientWeighting):
     :math:`\nabla_Z L_t` with respect to the shared representation :math:`Z` (the trunk's
     output on the batch, captured by :meth:`watch`; the trainer watches the module the net
     names, ``net.shared_representation()``, by itself): T backward passes through the heads
-    only, a (T, B x width) matrix instead of (T, trunk parameters), then one backward pass of :math:`\sum_t c_t L_t` through the whole
-    net. The coefficients are the method's own, decided on :math:`\nabla_Z L_t`: its promise
+    only, a (T, B x width) matrix instead of (T, trunk parameters), then one backward pass of
+    :math:`\sum_t c_t L_t` through the whole net. The coefficients are the method's own, decided on :math:`\nabla_Z L_t`: its promise
     (MGDA's min-norm point, UPGrad's non-conflict, IMTL-G's equal projections) holds for the
     representation's gradients, and for the parameters' only where the trunk's Jacobian
     :math:`J` keeps inner products (:math:`J J^\top = I`, e.g. a linear trunk on orthonormal
