@@ -20,7 +20,7 @@ __all__ = ["NET_PARAMETERS", "TRAINING_PARAMETERS", "FITTED_ATTRIBUTES", "TRAINE
 
 _ARCHITECTURES = "{" + ", ".join(f'"{k}"' for k in ARCHITECTURES) + "}"
 _WEIGHTING_TEXT = textwrap.fill(
-    "Task weighting or gradient surgery: a name of :data:`~regmtl.deep.WEIGHTINGS` but "
+    "Task weighting or gradient surgery: a name of ``regmtl.deep.WEIGHTINGS`` but "
     '``"fixed"`` (' + ", ".join(f'``"{k}"``' for k in WEIGHTINGS if k != "fixed")
     + "), or a :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).",
     width=88, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
