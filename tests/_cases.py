@@ -11,8 +11,9 @@ implementation.
 shared design, a task of 5 rows next to tasks of 60, and logistic labels; all seeded, all with
 T = 4 tasks (the graph ``A4`` is 4 x 4).
 
-``WEIGHTING_SPECS`` names one configuration per registered deep weighting (options that matter);
-``WEIGHTING_CASES`` builds them through the public registry on first access (torch needed).
+``WEIGHTING_SPECS`` names one configuration per deep weighting of the weighting bank
+(``tests/_weighting_cases.py``, the one list of them); ``WEIGHTING_CASES`` builds them through
+the public registry on first access (torch needed).
 
 Only public API is used (``regmtl``, ``regmtl.penalties``, ``regmtl.deep``), so the bank does not
 depend on where solver internals live.
@@ -384,38 +385,6 @@ PROBLEMS: dict[str, Problem] = _problems()
 
 
 # --------------------------------------------------------------------------- deep weightings
-#: one configuration per registered weighting: (id, registry name, options that matter)
-WEIGHTING_SPECS: list[tuple[str, str, dict[str, Any]]] = [
-    ("equal", "equal", {}),
-    ("fixed(0.2, 0.8)", "fixed", {"weights": [0.2, 0.8]}),
-    ("random", "random", {}),
-    ("uncertainty(init=0.5)", "uncertainty", {"init": 0.5}),
-    ("dwa(T=1.0)", "dwa", {"temperature": 1.0}),
-    ("gradnorm(alpha=0.5)", "gradnorm", {"alpha": 0.5, "lr": 0.01}),
-    ("pcgrad", "pcgrad", {}),
-    ("cagrad(c=0.4, no rescale)", "cagrad", {"c": 0.4, "rescale": False}),
-    ("famo(sgd)", "famo", {"w_lr": 0.05, "optimizer": "sgd"}),
-    ("nash_mtl", "nash_mtl", {}),
-    ("imtl(loss_scale)", "imtl", {"loss_scale": True}),
-    ("mgda(l2, upper_bound)", "mgda", {"normalization": "l2", "upper_bound": True}),
-    ("aligned_mtl(median)", "aligned_mtl", {"scale": "median"}),
-    ("upgrad", "upgrad", {}),
-    ("gradvac(beta=0.1)", "gradvac", {"beta": 0.1}),
-    ("graddrop(leak=0.2)", "graddrop", {"leak": 0.2}),
-    ("dualproj", "dualproj", {}),
-    ("config", "config", {}),
-    ("fairgrad(alpha=2)", "fairgrad", {"alpha": 2.0}),  # alpha = 1: proportional fairness
-    ("sdmgrad(lam=0.5)", "sdmgrad", {"lam": 0.5}),
-    ("modo(gamma=0.01, rho=0.05)", "modo", {"gamma": 0.01, "rho": 0.05}),
-    ("db_mtl(beta_sigma=0.5)", "db_mtl", {"beta": 0.9, "beta_sigma": 0.5}),
-    ("stch(mu=0.5, warmup=1)", "stch", {"mu": 0.5, "warmup_epochs": 1}),  # nadir after 1 epoch
-    ("gls", "gls", {}),
-    ("moco(rho=0.1)", "moco", {"gamma": 0.1, "rho": 0.1}),
-    ("excess_mtl(step_size=0.1)", "excess_mtl", {"step_size": 0.1}),
-    ("rgw", "rgw", {}),
-]
-
-
 def weighting_registry() -> dict[str, type]:
     """``regmtl.deep.WEIGHTINGS`` (or, before it is exported there, the one of the public
     module ``regmtl.deep.weighting``). Needs torch."""
@@ -426,17 +395,31 @@ def weighting_registry() -> dict[str, type]:
     return reg
 
 
+def _weighting_specs() -> list[tuple[str, str, dict[str, Any]]]:
+    """One configuration per weighting of the weighting bank (``tests/_weighting_cases.py``,
+    the one list of the weightings the tests read): (id, registry name, options); empty
+    without torch."""
+    try:
+        from _weighting_cases import ENTRIES
+    except ImportError:
+        return []
+    return [(key, key, entry.options(2) if callable(entry.options) else dict(entry.options))
+            for key, entry in ENTRIES.items() if ":" not in key]
+
+
 def _weighting_cases() -> list[tuple[str, str, Any]]:
     from regmtl.deep import make_weighting
 
-    return [(id_, name, make_weighting(name, **opts)) for id_, name, opts in WEIGHTING_SPECS]
+    specs = __getattr__("WEIGHTING_SPECS")
+    return [(id_, name, make_weighting(name, **opts)) for id_, name, opts in specs]
 
 
 def __getattr__(name: str) -> Any:
-    """``WEIGHTING_CASES``: (id, registry name, instance) built through ``make_weighting`` on
-    first access, so this module imports without torch."""
-    if name == "WEIGHTING_CASES":
-        value = _weighting_cases()
+    """``WEIGHTING_SPECS`` (read from the weighting bank) and ``WEIGHTING_CASES`` (id, registry
+    name, instance, built through ``make_weighting``) on first access, so this module imports
+    without torch."""
+    if name in ("WEIGHTING_SPECS", "WEIGHTING_CASES"):
+        value = _weighting_specs() if name == "WEIGHTING_SPECS" else _weighting_cases()
         globals()[name] = value
         return value
     raise AttributeError(name)

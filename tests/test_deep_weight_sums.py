@@ -17,14 +17,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _weighting_cases import ENTRIES  # noqa: E402
+
 from regmtl.deep import HardSharing, TaskSpec, Trainer, set_seed  # noqa: E402
 from regmtl.deep.weighting import WEIGHTINGS  # noqa: E402
 
 F64 = torch.float64
-NAMES = ["equal", "fixed", "random", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad",
-         "famo", "nash_mtl", "imtl", "mgda", "aligned_mtl", "upgrad", "gradvac", "graddrop",
-         "dualproj", "config", "fairgrad", "sdmgrad", "modo", "db_mtl", "stch", "gls", "moco",
-         "excess_mtl", "rgw"]
+#: the weightings of the bank (``tests/_weighting_cases.py``), each with the law of its sums
+NAMES = [key for key in ENTRIES if ":" not in key]
 BASES = {"unit": (1.0, 1.0, 1.0), "unequal": (0.5, 2.0, 1.0)}
 FIXED = {"big": 0.25}  # "fixed": the other tasks keep their base weight
 #: |sum - expected| <= RTOL * expected (the trainer hands float32 losses to the weighting)
@@ -97,26 +97,28 @@ def _assert_drifts(W: torch.Tensor, start: float) -> None:
     assert off > DRIFT * start, f"sums {W.sum(1).tolist()} stay near {start}"
 
 
-def _check(name: str, W: torch.Tensor, b: torch.Tensor, L: torch.Tensor | None = None) -> None:
-    """``W`` the weights of every step, ``b`` the base weights, ``L`` the losses of every step
-    (needed by gls and stch only)."""
+def _check(law: str | None, W: torch.Tensor, b: torch.Tensor,
+           L: torch.Tensor | None = None) -> None:
+    """``law`` what the weights sum to (a weighting's ``sums`` in the bank; None: finite weights
+    only), ``W`` the weights of every step, ``b`` the base weights, ``L`` the losses of every
+    step (needed by gls and stch only)."""
     T, total = len(b), float(b.sum())
     assert bool(torch.isfinite(W).all())
-    if name == "equal":  # w = b
+    if law == "base":  # w = b (equal)
         assert torch.equal(W, b.expand_as(W))
         _assert_sum(W, total)
-    elif name == "fixed":  # the given weights, as given
+    elif law == "given":  # the given weights, as given (fixed)
         expected = torch.tensor([FIXED["big"], *b[1:].tolist()], dtype=F64)
         assert torch.allclose(W, expected.expand_as(W), rtol=RTOL, atol=0)
         _assert_sum(W, float(expected.sum()))
-    elif name in ("random", "dwa", "gradnorm", "famo"):  # sum(b), each >= 0
+    elif law == "sum_b":  # sum(b), each >= 0
         assert bool((W >= 0).all())
         _assert_sum(W, total)
         _assert_moves(W, b)
-    elif name == "imtl":  # sum(b); a weight may be negative
+    elif law == "sum_b_signed":  # sum(b); a weight may be negative
         _assert_sum(W, total)
         _assert_moves(W, b)
-    elif name == "mgda":  # T alpha_t b_t, alpha on the simplex: sum_t w_t / b_t = T
+    elif law == "mgda":  # T alpha_t b_t, alpha on the simplex: sum_t w_t / b_t = T
         assert bool((W >= 0).all())
         stationary = (W == 0).all(1)  # documented: 0 at a Pareto-stationary point
         assert not bool(stationary.all())
@@ -124,37 +126,37 @@ def _check(name: str, W: torch.Tensor, b: torch.Tensor, L: torch.Tensor | None =
         if bool((b == 1).all()):
             _assert_sum(W[~stationary], T)
         _assert_moves(W, b)
-    elif name == "uncertainty":  # b_t e^{-s_t}: positive, starts at b, keeps no sum
+    elif law == "uncertainty":  # b_t e^{-s_t}: positive, starts at b, keeps no sum
         assert bool((W > 0).all())
         assert torch.allclose(W[0], b, rtol=RTOL, atol=0)  # init = 0
         _assert_drifts(W[-1:], total)  # the end of the training is off sum(b)
-    elif name in ("pcgrad", "upgrad", "gradvac"):  # w_t >= b_t, more where gradients conflict
+    elif law == "at_least_b":  # w_t >= b_t, more where gradients conflict
         # (gradvac: each b_t g_t only moved toward the others, by positive multiples)
         assert bool((W >= b * (1 - RTOL)).all())
         _assert_drifts(W, total)
-    elif name == "cagrad":  # w_t >= b_t / (1 + c^2), c = 0.5
+    elif law == "cagrad":  # w_t >= b_t / (1 + c^2), c = 0.5
         assert bool((W >= b / 1.25 * (1 - RTOL)).all())
         _assert_drifts(W, total)
-    elif name in ("nash_mtl", "fairgrad"):  # > 0 (or all 0), scaling like a power of 1 / |g_t|
+    elif law == "positive":  # > 0 (or all 0), scaling like a power of 1 / |g_t|
         stationary = (W == 0).all(1)
         assert not bool(stationary.all())  # some steps weigh the tasks at all
         assert bool((W[~stationary] > 0).all())
         _assert_drifts(W, total)
-    elif name == "aligned_mtl":  # B b: no sum, entries of any sign
+    elif law == "no_sum":  # e.g. aligned_mtl (B b, entries of any sign), config
         _assert_drifts(W, total)
-    elif name in ("rgw", "excess_mtl"):  # sum(b), each > 0
+    elif law in ("sum_b_positive", "sum_b_positive_from_b"):  # sum(b), each > 0
         assert bool((W > 0).all())
         _assert_sum(W, total)
         _assert_moves(W, b)
-        if name == "excess_mtl":  # w = b at the start: the first step only records E^(0)
+        if law == "sum_b_positive_from_b":  # w = b at the start: the first step only records E^(0)
             assert torch.allclose(W[0], b, rtol=RTOL, atol=0)
-    elif name in ("modo", "moco"):  # T lambda_t b_t, lambda on the simplex: sum_t w_t / b_t = T
+    elif law == "simplex":  # T lambda_t b_t, lambda on the simplex: sum_t w_t / b_t = T
         assert bool((W >= 0).all())
         _assert_sum(W / b, T)
         if bool((b == 1).all()):
             _assert_sum(W, T)
         _assert_moves(W, b)
-    elif name == "sdmgrad":  # b_t (T w_t + lam) / (1 + lam), w on the simplex: sum_t w_t / b_t = T
+    elif law == "sdmgrad":  # b_t (T w_t + lam) / (1 + lam), w on the simplex: sum_t w_t / b_t = T
         stationary = (W == 0).all(1)  # documented: all 0 where the update is 0
         assert not bool(stationary.all())
         _assert_sum(W[~stationary] / b, T)
@@ -162,28 +164,26 @@ def _check(name: str, W: torch.Tensor, b: torch.Tensor, L: torch.Tensor | None =
             _assert_sum(W[~stationary], T)
         assert bool((W[~stationary] >= b * 0.3 / 1.3 * (1 - RTOL)).all())  # lam = 0.3
         _assert_moves(W, b)
-    elif name == "dualproj":  # b + lambda >= b, lambda >= 0: no fixed sum (or all 0)
+    elif law == "dualproj":  # b + lambda >= b, lambda >= 0: no fixed sum (or all 0)
         stationary = (W == 0).all(1)
         assert not bool(stationary.all())
         assert bool((W[~stationary] >= b * (1 - RTOL)).all())
         _assert_moves(W, b)  # some step projects: its sum exceeds sum(b)
-    elif name == "graddrop":  # the fraction of each b_t g_t kept: w_t in [0, b_t]
+    elif law == "graddrop":  # the fraction of each b_t g_t kept: w_t in [0, b_t]
         assert bool((W >= 0).all())
         assert bool((W <= b * (1 + RTOL)).all())
         _assert_drifts(W, total)
-    elif name == "config":  # the coefficients of the pseudo-inverse direction: no sum
-        _assert_drifts(W, total)
-    elif name == "db_mtl":  # alpha_t = max_s |h_s| / |h_t| on the tracked gradients: >= 1,
+    elif law == "db_mtl":  # alpha_t = max_s |h_s| / |h_t| on the tracked gradients: >= 1,
         # 1 for the largest, b not involved (it weights the heads' log-losses)
         assert bool((W >= 1 - RTOL).all())
         assert torch.allclose(W.min(1).values, torch.ones(len(W), dtype=F64), rtol=RTOL, atol=0)
         _assert_drifts(W, T)
-    elif name == "gls":  # w_t = b_t GM / L_t, GM the b-weighted geometric mean of the L_t
+    elif law == "gls":  # w_t = b_t GM / L_t, GM the b-weighted geometric mean of the L_t
         assert L is not None and bool((L > 0).all())
         gm = torch.exp((b * L.log()).sum(1, keepdim=True) / total)
         assert torch.allclose(W * L / b, gm.expand_as(W), rtol=RTOL, atol=0)
         _assert_drifts(W, total)
-    elif name == "stch":
+    elif law == "stch":
         assert L is not None and bool((L > 0).all())
         warm, after = slice(0, STCH_WARMUP), slice(STCH_WARMUP, None)
         # the warm-up on sum_t b_t log L_t: w_t = b_t / L_t
@@ -196,8 +196,8 @@ def _check(name: str, W: torch.Tensor, b: torch.Tensor, L: torch.Tensor | None =
         r = r - r[:, :1]
         assert torch.allclose(r, r[:1].expand_as(r), rtol=0, atol=1e-5)
         _assert_drifts(W, total)
-    else:  # pragma: no cover - a new weighting needs its documented sum here
-        raise AssertionError(f"no documented sum for {name!r}")
+    elif law is not None:  # pragma: no cover - a law the bank names must be written here
+        raise AssertionError(f"no law {law!r} of the weights' sums")
 
 
 def test_every_weighting_is_covered():
@@ -209,7 +209,7 @@ def test_every_weighting_is_covered():
 @pytest.mark.parametrize("name", NAMES)
 def test_weights_sum_as_documented(name, base, scaled):
     W, L, b, trainer = _train(name, BASES[base], scaled)
-    _check(name, W, b, L)
+    _check(ENTRIES[name].sums, W, b, L)
     # the history logs each epoch's mean weights: the same sums
     cols = [f"weight/{t}" for t in ("big", "small", "click")]
     logged = torch.tensor(trainer.history[cols].to_numpy(), dtype=F64)

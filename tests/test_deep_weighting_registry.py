@@ -1,6 +1,8 @@
-"""The weighting registry: one literal ``WEIGHTINGS`` in ``regmtl/deep/weighting/__init__.py``,
-every concrete weighting class of the package in it exactly once, the same whatever is
-imported first (no registration at import time), and its keys those that saved estimators use.
+"""The weighting registry: a class that declares its ``name`` registers itself (the base class
+does it), ``WEIGHTINGS`` in ``regmtl/deep/weighting/__init__.py`` is built once from that
+registry after the package imports all its modules, every concrete weighting class of the
+package is in it exactly once, the same whatever is imported first, and its keys are those
+that saved estimators use. No weighting module imports the nets or the trainer.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ from regmtl.deep.weighting import WEIGHTINGS, Weighting  # noqa: E402
 
 PACKAGE = Path(weighting.__file__).resolve().parent
 SRC = PACKAGE.parents[2]  # .../src
-#: the names saved estimators and checkpoints carry: never renamed, in this order
+#: the names saved estimators and checkpoints carry: never renamed
 KEYS = ["equal", "fixed", "random", "uncertainty", "dwa", "gradnorm", "pcgrad", "cagrad",
         "famo", "nash_mtl", "imtl", "mgda", "aligned_mtl", "upgrad",
         "gradvac", "graddrop", "dualproj", "config", "fairgrad", "sdmgrad", "modo",
         "db_mtl", "stch", "gls", "moco", "excess_mtl", "rgw"]
 #: the bases a method derives from, registered under no name
 BASES = {"regmtl.deep.weighting.base.Weighting", "regmtl.deep.weighting.base.GradientWeighting",
-         "regmtl.deep.weighting.gram.GramWeighting"}
+         "regmtl.deep.weighting.gram.GramWeighting",
+         "regmtl.deep.weighting.loss_based.LossValueWeighting"}
 
 
 def _registry_node() -> ast.AST:
@@ -54,12 +57,43 @@ def _package_classes() -> dict[str, type]:
     return out
 
 
-def test_the_registry_is_a_literal_dict_in_the_package_init():
+def test_the_registry_is_built_from_the_classes_names():
     value = _registry_node()
-    assert isinstance(value, ast.Dict)
-    keys = [k.value for k in value.keys if isinstance(k, ast.Constant)]
-    assert keys == KEYS  # string literals, no ** unpacking
-    assert all(isinstance(v, ast.Name) for v in value.values)
+    assert isinstance(value, ast.Call)  # dict(sorted(REGISTRY.items())): no name list
+    assert not [n for n in ast.walk(value) if isinstance(n, ast.Constant)]
+    assert set(KEYS) <= set(WEIGHTINGS)
+    assert list(WEIGHTINGS) == sorted(WEIGHTINGS)
+    for key, cls in WEIGHTINGS.items():
+        assert cls.__dict__["name"] == key
+
+
+def test_a_named_class_registers_itself_and_a_name_is_taken_once():
+    code = ("from regmtl.deep.weighting import Weighting, WEIGHTINGS\n"
+            "from regmtl.deep.weighting.base import REGISTRY\n"
+            "class Mine(Weighting):\n"
+            "    name = 'mine'\n"
+            "class Unnamed(Mine):\n"
+            "    pass\n"
+            "assert REGISTRY['mine'] is Mine and 'mine' not in WEIGHTINGS\n"
+            "assert Unnamed not in REGISTRY.values()\n"
+            "try:\n"
+            "    class Other(Weighting):\n"
+            "        name = 'pcgrad'\n"
+            "except ValueError as exc:\n"
+            "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert "weighting name 'pcgrad' is taken by PCGrad" in out.stdout
+
+
+def test_no_weighting_module_imports_the_nets_or_the_trainer():
+    found = []
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module and \
+                    node.module.split(".")[0] in ("nets", "trainer", "esmm", "estimators"):
+                found.append(f"{path.name}:{node.lineno}")
+    assert found == []
 
 
 def test_nothing_in_the_source_adds_to_the_registry():
@@ -88,7 +122,6 @@ def test_every_concrete_weighting_is_registered_exactly_once():
     for name, cls in concrete.items():
         assert registered.count(cls) == 1, f"{name} is registered {registered.count(cls)} times"
     assert all(f"{c.__module__}.{c.__qualname__}" in concrete for c in registered)
-    assert list(WEIGHTINGS) == KEYS
 
 
 def test_one_module_per_method_and_small_files():
@@ -122,10 +155,10 @@ def test_the_registry_does_not_depend_on_import_order(first):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     got = probe(first)
-    assert [k for k, _ in got["registry"]] == KEYS
+    assert [k for k, _ in got["registry"]] == sorted(WEIGHTINGS)
     assert got["registry"] == [[k, f"{v.__module__}.{v.__qualname__}"]
                                for k, v in WEIGHTINGS.items()]
-    assert got["options"] == sorted(set(KEYS) - {"fixed"})
+    assert got["options"] == sorted(set(WEIGHTINGS) - {"fixed"})
 
 
 def test_old_import_paths_keep_working():

@@ -1,7 +1,8 @@
 """One bank of cases and contract checks that every registered weighting runs.
 
-Every key of ``regmtl.deep.weighting.WEIGHTINGS`` must have an entry in ``ENTRIES`` (a test
-fails otherwise). The cases (``tests/_weighting_cases.py``) are seeded Jacobians J whose rows are
+Every key of ``regmtl.deep.weighting.WEIGHTINGS`` must have an entry in ``ENTRIES`` of
+``tests/_weighting_cases.py``, the one list of the weightings that the tests read (a test fails
+otherwise). The cases (``tests/_weighting_cases.py``) are seeded Jacobians J whose rows are
 the task gradients: Gaussian, conflicting, duplicated rows, a zero row, nearly collinear rows,
 rows scaled by 1e6, low rank (T in {2, 3, 5, 10}, p in {5, 50}, three at p = 500), and strongly
 stationary ones (0 in the relative interior of the hull of the rows). Each method is driven
@@ -12,7 +13,8 @@ gradnorm, famo) are checked at their first step (whose weights their entry state
 
 Adding an entry
 ---------------
-Add ``ENTRIES["name"] = Entry(...)`` with the method's promises, read from its docstring:
+Add ``"name": Entry(...)`` to ``ENTRIES`` in ``tests/_weighting_cases.py`` with the method's
+promises, read from its docstring:
 
 - ``options``: keyword options to build it with (``make_weighting(name, **options)``), or a
   callable ``T -> options`` when they depend on the number of tasks;
@@ -29,7 +31,9 @@ Add ``ENTRIES["name"] = Entry(...)`` with the method's promises, read from its d
 - ``qp``: ``J -> d`` an exact solution by cvxpy for methods defined by an optimization problem
   (``qp_compare="direction"`` compares d; ``"maxmin"`` compares min_t g_t . d, for problems
   whose optimal d need not be unique); None otherwise;
-- ``returns_fresh``: always True (the returned weights share no memory with the state).
+- ``returns_fresh``: always True (the returned weights share no memory with the state);
+- ``sums``: what the weights of a training sum to, a law of ``tests/test_deep_weight_sums.py``
+  (None: finite weights only).
 
 A variant of a method with other options is an extra entry keyed ``"name:variant"``.
 
@@ -43,8 +47,6 @@ to 1e-5 max(n, |d|) + 1e-6 s (an interior-point solver's accuracy).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -52,297 +54,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import _weighting_cases as wc  # noqa: E402
+from _weighting_cases import ENTRIES, Entry  # noqa: E402
 
-from regmtl.deep import make_weighting  # noqa: E402
 from regmtl.deep.weighting import WEIGHTINGS  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Entry:
-    """The promises of one registered weighting (see the module docstring)."""
-
-    options: dict[str, Any] | Callable[[int], dict[str, Any]] = field(default_factory=dict)
-    order_invariant: bool | Literal["seeded"] = True
-    scale: Literal["linear", "invariant"] | None = "linear"
-    non_conflicting: bool = False
-    stationary: Literal["zero", "base"] | None = None
-    functional: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    qp: Callable[[np.ndarray], np.ndarray] | None = None
-    qp_compare: Literal["direction", "maxmin"] = "direction"
-    returns_fresh: bool = True
-    notes: str = ""
-
-    def build(self, key: str, T: int):
-        opts = self.options(T) if callable(self.options) else dict(self.options)
-        return make_weighting(key.split(":")[0], **opts)
-
-
-def _fn_equal(J, ell):
-    return J.sum(0)
-
-
-def _fixed_weights(T: int) -> np.ndarray:
-    return 0.5 + np.arange(T) / T
-
-
-def _fn_fixed(J, ell):
-    return _fixed_weights(J.shape[0]) @ J
-
-
-def _fn_random(J, ell):
-    T = J.shape[0]
-    z = torch.randn(T, generator=torch.Generator().manual_seed(wc.SEED), dtype=wc.F64).numpy()
-    e = np.exp(z - z.max())
-    return (T * e / e.sum()) @ J
-
-
-_UNC_INIT = 0.25
-
-
-def _fn_uncertainty(J, ell):
-    return np.exp(-_UNC_INIT) * J.sum(0)
-
-
-def _fn_pcgrad(J, ell):
-    from regmtl.deep.weighting import project_conflicting
-
-    G = torch.as_tensor(J, dtype=wc.F64)
-    G_proj, _ = project_conflicting(G, order=torch.Generator().manual_seed(wc.SEED))
-    return G_proj.sum(0).numpy()
-
-
-def _fn_cagrad(c: float):
-    def fn(J, ell):
-        from regmtl.deep.weighting import cagrad_direction
-
-        return cagrad_direction(torch.as_tensor(J, dtype=wc.F64), c=c)[0].numpy()
-
-    return fn
-
-
-_FAMO_EPS = 1e-12
-
-
-def _fn_famo(J, ell):
-    inv = 1.0 / (ell + _FAMO_EPS)  # z uniform at the first step: w ~ 1 / D_t, summing to T
-    return (J.shape[0] * inv / inv.sum()) @ J
-
-
-def _solve_nash(Ja):
-    from regmtl.deep.weighting import nash_weights
-
-    return nash_weights(wc.gram(Ja)).numpy()
-
-
-def _solve_imtl(Ja):
-    from regmtl.deep.weighting import imtl_weights
-
-    return Ja.shape[0] * imtl_weights(wc.gram(Ja)).numpy()
-
-
-def _solve_mgda(Ja):
-    """T times the min-norm point, 0 where the weighting's documented test calls the point
-    stationary (``gram.is_stationary``: within 1e-6 of the combined gradients' size)."""
-    from regmtl.deep.weighting import mgda_weights
-    from regmtl.deep.weighting.gram import is_stationary
-
-    A = wc.gram(Ja).numpy()
-    alpha = mgda_weights(A).numpy()
-    return np.zeros_like(alpha) if is_stationary(A, alpha) else Ja.shape[0] * alpha
-
-
-def _solve_aligned(Ja):
-    from regmtl.deep.weighting import alignment_matrix
-
-    return alignment_matrix(wc.gram(Ja)).numpy() @ np.ones(Ja.shape[0])
-
-
-def _solve_upgrad(Ja):
-    from regmtl.deep.weighting import upgrad_weights
-
-    return Ja.shape[0] * upgrad_weights(wc.gram(Ja)).numpy()
-
-
-def _fn_gradvac(J, ell):
-    from regmtl.deep.weighting import vaccinate
-
-    G = torch.as_tensor(J, dtype=wc.F64)
-    T = J.shape[0]
-    G_vac, _, _ = vaccinate(G, torch.zeros(T, T, dtype=wc.F64), beta=0.5,
-                            order=torch.Generator().manual_seed(wc.SEED))
-    return G_vac.sum(0).numpy()
-
-
-def _fn_graddrop(J, ell):
-    from regmtl.deep.weighting import graddrop_direction
-
-    G = torch.as_tensor(J, dtype=wc.F64)
-    return graddrop_direction(G, generator=torch.Generator().manual_seed(wc.SEED)).numpy()
-
-
-def _solve_dualproj(Ja):
-    from regmtl.deep.weighting import dualproj_weights
-
-    return Ja.shape[0] * dualproj_weights(wc.gram(Ja)).numpy()
-
-
-def _solve_config(Ja):
-    from regmtl.deep.weighting import config_weights
-
-    return config_weights(wc.gram(Ja)).numpy()
-
-
-def _solve_fairgrad(Ja):
-    from regmtl.deep.weighting import fairgrad_weights
-
-    return fairgrad_weights(wc.gram(Ja), alpha=1.0).numpy()
-
-
-def _solve_sdmgrad(Ja):
-    from regmtl.deep.weighting import sdmgrad_weights
-
-    return Ja.shape[0] * sdmgrad_weights(wc.gram(Ja), lam=0.3).numpy()
-
-
-def _solve_modo(Ja):
-    from regmtl.deep.weighting import modo_step
-
-    T = Ja.shape[0]
-    return T * modo_step(wc.gram(Ja), np.full(T, 1.0 / T), gamma=1e-3, rho=0.1).numpy()
-
-
-def _cvx_dualproj(J):
-    idx = wc.active_rows(J)
-    return wc.cvx_projection(J[idx], J[idx].sum(0))
-
-
-_DB_EPS = 1e-300  # log(L + eps): keeps the scale invariance exact to rounding
-
-
-def _fn_db_mtl(J, ell):
-    from regmtl.deep.weighting import db_mtl_direction
-
-    idx = wc.active_rows(J)
-    H = torch.as_tensor((1 - 0.9) * J[idx] / (ell[idx] + _DB_EPS)[:, None], dtype=wc.F64)
-    d = np.zeros(J.shape[1])
-    return db_mtl_direction(H)[0].numpy() if len(idx) else d
-
-
-def _fn_stch(J, ell):
-    from regmtl.deep.weighting import stch_weights
-
-    return stch_weights(ell).numpy() @ J  # the warm-up: w_t = 1 / L_t
-
-
-def _fn_gls(J, ell):
-    from regmtl.deep.weighting import gls_weights
-
-    return gls_weights(ell).numpy() @ J
-
-
-def _fn_moco(J, ell):
-    from regmtl.deep.weighting import moco_step
-
-    T, idx = J.shape[0], wc.active_rows(J)
-    if len(idx) == 0:
-        return np.zeros(J.shape[1])
-    Ja = torch.as_tensor(J[idx], dtype=wc.F64)
-    _, _, d = moco_step(torch.zeros_like(Ja), np.full(len(idx), 1.0 / T), Ja, beta=0.5,
-                        gamma=0.1)
-    return T * d.numpy()
-
-
-_STATEFUL = "checked at the first step"
-ENTRIES: dict[str, Entry] = {
-    "equal": Entry(stationary="base", functional=_fn_equal),
-    "fixed": Entry(
-        options=lambda T: {"weights": {f"t{i}": float(w) for i, w in enumerate(_fixed_weights(T))}},
-        functional=_fn_fixed,
-        notes="gradient-blind: d = J^T w at every point (the functional check covers it)"),
-    "random": Entry(order_invariant="seeded", functional=_fn_random,
-                    notes="random by design: d = J^T w with w = T softmax(z), z ~ N(0, I) "
-                          "drawn from the seed; at a stationary point the same"),
-    "uncertainty": Entry(options={"init": _UNC_INIT}, functional=_fn_uncertainty,
-                         notes=f"{_STATEFUL}: w = e^-init b; later steps follow the losses"),
-    "dwa": Entry(stationary="base", functional=_fn_equal,
-                 notes=f"{_STATEFUL}: the base weights (the first two epochs)"),
-    "gradnorm": Entry(stationary="base", functional=_fn_equal,
-                      notes=f"{_STATEFUL}: Algorithm 1's order steps with w(0) = b"),
-    "pcgrad": Entry(functional=_fn_pcgrad,
-                    notes="projection order random by design, drawn from the seed task by task "
-                          "in the order of the names, so a permuted task list gives the same "
-                          "update; at a stationary point of three or more tasks it need not "
-                          "be 0"),
-    "cagrad": Entry(options={"c": 0.5}, functional=_fn_cagrad(0.5),
-                    qp=wc.cvx_cagrad(0.5), qp_compare="maxmin",
-                    notes="c < 1: the ball around g0 need not hold 0, so no stationary "
-                          "answer and no non-conflict promise"),
-    "cagrad:c=1": Entry(options={"c": 1.0}, non_conflicting=True, stationary="zero",
-                        functional=_fn_cagrad(1.0), qp=wc.cvx_cagrad(1.0),
-                        qp_compare="maxmin"),
-    "cagrad:c=2": Entry(options={"c": 2.0}, non_conflicting=True, stationary="zero",
-                        functional=_fn_cagrad(2.0), qp=wc.cvx_cagrad(2.0),
-                        qp_compare="maxmin"),
-    "famo": Entry(options={"eps": _FAMO_EPS}, functional=_fn_famo,
-                  notes=f"{_STATEFUL}: w_t ~ 1/L_t normalized to sum T (logits 0), unchanged "
-                        "when the losses are scaled by k, so d scales by k (eps 1e-12 keeps "
-                        "this exact to rounding)"),
-    "nash_mtl": Entry(scale="invariant", stationary="zero", functional=wc.on_active(_solve_nash),
-                      qp=wc.cvx_nash),
-    "imtl": Entry(stationary="zero", functional=wc.on_active(_solve_imtl),
-                  notes="IMTL-G is not an optimization problem: no cvxpy reference"),
-    "mgda": Entry(non_conflicting=True, stationary="zero", functional=wc.on_active(_solve_mgda),
-                  qp=wc.cvx_min_norm),
-    "aligned_mtl": Entry(functional=wc.on_active(_solve_aligned),
-                         notes="at a stationary point the aligned gradients need not cancel "
-                               "(docstring); not an optimization problem"),
-    "upgrad": Entry(non_conflicting=True, stationary="zero",
-                    functional=wc.on_active(_solve_upgrad), qp=wc.cvx_upgrad),
-    "gradvac": Entry(order_invariant="seeded", functional=_fn_gradvac,
-                     notes=f"{_STATEFUL} (targets 0); order of the other tasks drawn from the "
-                           "seed by position; no stationary answer (docstring)"),
-    "graddrop": Entry(functional=_fn_graddrop,
-                      notes="random by design, one draw per coordinate shared by the tasks: "
-                            "order invariant for a seed; the purity is scale-free, so linear; "
-                            "does not stop at a stationary point (docstring)"),
-    "dualproj": Entry(non_conflicting=True, stationary="zero",
-                      functional=wc.on_active(_solve_dualproj), qp=_cvx_dualproj,
-                      notes="strongly stationary: the dual cone is the orthogonal complement "
-                            "of the span, so the projection of sum_t g_t is 0"),
-    "config": Entry(non_conflicting=True, stationary="zero",
-                    functional=wc.on_active(_solve_config),
-                    notes="a pseudo-inverse, no optimization problem: no cvxpy reference"),
-    "fairgrad": Entry(scale="invariant", stationary="zero",
-                      functional=wc.on_active(_solve_fairgrad),
-                      notes="alpha = 1: (A w)_t = 1 / w_t, so w scales like 1/k and d is "
-                            "invariant (k^((1 - alpha)/(1 + alpha)) in general)"),
-    "sdmgrad": Entry(functional=wc.on_active(_solve_sdmgrad),
-                     notes="a min-norm point of the g_t + lam g0: 0 only for two opposite "
-                           "gradients, nonzero at other stationary points (docstring)"),
-    "modo": Entry(scale=None, functional=wc.on_active(_solve_modo),
-                  notes=f"{_STATEFUL} (lambda uniform): the weights' step gamma (A lambda + "
-                        "rho lambda) has the units of A, so d is neither linear nor "
-                        "invariant in k; no stationary answer (docstring)"),
-    "db_mtl": Entry(options={"eps": _DB_EPS}, scale="invariant", functional=_fn_db_mtl,
-                    notes=f"{_STATEFUL} (averages 0): (1 - beta) times the log-loss gradients "
-                          "g_t / L_t rescaled to the largest norm; k J and k L leave them "
-                          "unchanged; no stationary answer (a sum of rescaled gradients)"),
-    "stch": Entry(scale="invariant", functional=_fn_stch,
-                  notes=f"{_STATEFUL} (the warm-up, w_t = 1 / L_t); loss-based: no "
-                        "stationary answer"),
-    "gls": Entry(functional=_fn_gls,
-                 notes="w_t = GM / L_t: loss-based, no stationary answer; k L scales GM / L "
-                       "by 1, so d is linear in k"),
-    "moco": Entry(scale=None, functional=_fn_moco,
-                  notes=f"{_STATEFUL} (y = 0, lambda uniform): one projected step of the "
-                        "weights with the units of Y Y^T, so d is neither linear nor "
-                        "invariant in k; no stationary answer (docstring)"),
-    "excess_mtl": Entry(stationary="base", functional=_fn_equal,
-                        notes=f"{_STATEFUL}: the base weights (the step records E(0))"),
-    "rgw": Entry(order_invariant="seeded", functional=_fn_random,
-                 notes="random by design: d = J^T w, w = T softmax(z) drawn from the seed "
-                       "(the draws of 'random'); at a stationary point the same"),
-}
 
 
 def test_every_registered_weighting_has_an_entry():

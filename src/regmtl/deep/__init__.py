@@ -47,8 +47,8 @@ Examples
 (3, True)
 """
 
+from . import conflict as conflict  # the first import path of the gradient-conflict methods
 from .checkpoint import load_checkpoint, save_checkpoint
-from .conflict import FAMO, IMTL, MGDA, AlignedMTL, NashMTL, UPGrad
 from .data import Batches, MultiTaskDataset
 from .esmm import ESMM, esmm_targets
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskModel, DeepMultiTaskRegressor
@@ -61,32 +61,10 @@ from .tasks import Metric, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .transfer import TransferredHead, transfer_head
 from .trunks import ConvTrunk, TextTrunk
-from .weighting import (
-    DBMTL,
-    DWA,
-    GLS,
-    RGW,
-    STCH,
-    WEIGHTINGS,
-    CAGrad,
-    ConFIG,
-    DualProj,
-    EqualWeighting,
-    ExcessMTL,
-    FairGrad,
-    FixedWeighting,
-    GradDrop,
-    GradNorm,
-    GradVac,
-    MoCo,
-    MoDo,
-    PCGrad,
-    RandomWeighting,
-    SDMGrad,
-    UncertaintyWeighting,
-    Weighting,
-    make_weighting,
-)
+from .weighting import WEIGHTINGS, Weighting, make_weighting
+
+# every registered weighting class by its class name (``regmtl.deep.PCGrad``, ...)
+globals().update({cls.__name__: cls for cls in WEIGHTINGS.values()})
 
 __all__ = [
     "TaskSpec",
@@ -114,33 +92,7 @@ __all__ = [
     "GroupL21",
     "Weighting",
     "WEIGHTINGS",
-    "EqualWeighting",
-    "FixedWeighting",
-    "RandomWeighting",
-    "UncertaintyWeighting",
-    "DWA",
-    "GradNorm",
-    "PCGrad",
-    "CAGrad",
-    "FAMO",
-    "NashMTL",
-    "IMTL",
-    "MGDA",
-    "AlignedMTL",
-    "UPGrad",
-    "GradVac",
-    "GradDrop",
-    "DualProj",
-    "ConFIG",
-    "FairGrad",
-    "SDMGrad",
-    "MoDo",
-    "DBMTL",
-    "STCH",
-    "GLS",
-    "MoCo",
-    "ExcessMTL",
-    "RGW",
+    *(cls.__name__ for cls in WEIGHTINGS.values()),
     "make_weighting",
     "MultiTaskDataset",
     "Batches",

@@ -31,7 +31,6 @@ from typing import Any
 from .._version import __version__
 from ..serialization import CONFIG_FILE, MAX_JSON_BYTES, read_json, regular_size
 from ._torch import torch
-from .esmm import ESMM
 from .heads import ACTIVATIONS, TaskGates, TaskHeads
 from .nets import NETS, MultiTaskNet, build_module
 from .tasks import KINDS, TaskSpec
@@ -57,7 +56,6 @@ _NET_OPTIONS = {
             **_EXPERTS},
     "ESMM": {"hidden": "widths", "tower_hidden": "widths", **_COMMON},
 }
-_NETS = {**NETS, "ESMM": ESMM}  # the nets a config rebuilds
 _DEFAULTS = {"hidden": [64, 32], "n_experts": 4, "n_levels": 2, "expert_hidden": [64],
              "tower_hidden": [32]}
 _SPEC_KEYS = {"name", "kind", "n_outputs", "loss", "metrics", "weight", "missing_labels"}
@@ -356,8 +354,8 @@ def _layers(name: str, kw: dict) -> int:
 def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type, dict]:
     """The net class and constructor arguments of a config, checked in full against the
     state dict it must fit: no size may exceed what the file holds."""
-    if name not in _NETS or not isinstance(kw, dict):
-        raise ValueError(f"{where}: net {name!r:.80} is not one of {sorted(_NETS)}")
+    if name not in NETS or not isinstance(kw, dict):
+        raise ValueError(f"{where}: net {name!r:.80} is not one of {sorted(NETS)}")
     cap = max(1, sum(v.numel() for v in state.values()))
     options = _NET_OPTIONS[name]
     unknown = sorted(set(kw) - set(options) - {"n_features", "tasks"})
@@ -380,7 +378,7 @@ def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type
         raise ValueError(f"{where / CONFIG} is not a valid net config: {exc}.") from None
     if "gate_bias" in options and "gate_bias" not in kw:
         kw = {**kw, "gate_bias": True}  # saved before the option: the gates had a bias
-    return _NETS[name], {**kw, "tasks": specs}
+    return NETS[name], {**kw, "tasks": specs}
 
 
 def _build(cls: type, kw: dict) -> MultiTaskNet:
@@ -572,7 +570,7 @@ def load_net(path: Path, config: dict, net: MultiTaskNet | None,
     file = path / WEIGHTS
     if net is None:
         name = config.get("net")
-        if name not in _NETS:
+        if name not in NETS:
             raise ValueError(f"{path}: the saved net ({name!r:.80}) cannot be rebuilt from its "
                              "config; pass the net: load_checkpoint(path, net=...).")
         state = read_state(file, map_location)

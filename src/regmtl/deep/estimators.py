@@ -60,16 +60,16 @@ from .conversion import (
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes
 from .inputs import as_inputs, chunks, to_device
-from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet
+from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
-from .saving import ARCHITECTURE_NETS, save_estimator, saved_as_folder, scales_from_attributes
+from .saving import save_estimator, saved_as_folder, scales_from_attributes
 from .tasks import KINDS, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
 from .weighting import WEIGHTINGS, Weighting
+from .wrapper_docs import TARGET_ATTRIBUTES, wrapper_doc
 
 __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel"]
 
-ARCHITECTURES = tuple(ARCHITECTURE_NETS)  # ("hard", "mmoe", "cgc", "ple")
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
@@ -257,17 +257,9 @@ class _DeepMultiTask(BaseEstimator):
         n_features = None if encoder is not None else n_features
         kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
                   encoder=encoder)
-        hidden, head = tuple(self.hidden), tuple(self.head_hidden)
-        if self.architecture == "hard":
-            return HardSharing(n_features, specs, hidden, head_hidden=head, **kw)
-        if self.architecture == "mmoe":
-            return MMoE(n_features, specs, self.n_experts, expert_hidden=hidden,
-                        tower_hidden=head, **kw)
-        if self.architecture == "cgc":
-            return CGC(n_features, specs, n_shared_experts=self.n_experts, expert_hidden=hidden,
-                       tower_hidden=head, **kw)
-        return PLE(n_features, specs, n_shared_experts=self.n_experts, expert_hidden=hidden,
-                   tower_hidden=head, **kw)
+        return ARCHITECTURES[self.architecture].for_estimator(
+            n_features, specs, hidden=tuple(self.hidden), head_hidden=tuple(self.head_hidden),
+            n_experts=self.n_experts, **kw)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None):
@@ -528,7 +520,8 @@ class _DeepMultiTask(BaseEstimator):
 
 @saved_as_folder
 class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
-    """A multi-task network for regression, as a scikit-learn estimator.
+    __doc__ = wrapper_doc(
+        """A multi-task network for regression, as a scikit-learn estimator.
 
     It takes the input forms of :class:`~regmtl.MultiTaskRegressor`: lists (or dicts) of
     designs per task, long form with ``task``, or a shared X with an (n, T) Y (NaN = missing);
@@ -537,107 +530,26 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
     Each task's target is standardized by the trainer (the net maps its outputs back to the
     target's units); each task has a head with one output and the squared loss. Training runs a
     :class:`~regmtl.deep.Trainer` on one process.
+""",
+        extra_attributes=TARGET_ATTRIBUTES,
+        rest="""See Also
+--------
+regmtl.deep.DeepMultiTaskClassifier : The same for classification.
+regmtl.MultiTaskRegressor : Linear multi-task regression.
 
-    Parameters
-    ----------
-    architecture : {"hard", "mmoe", "cgc", "ple"}, default="hard"
-        Hard parameter sharing (:class:`~regmtl.deep.HardSharing`, an MLP trunk of widths
-        ``hidden``), or mixtures of experts (:class:`~regmtl.deep.MMoE`,
-        :class:`~regmtl.deep.CGC`, :class:`~regmtl.deep.PLE`: each expert an MLP of widths
-        ``hidden``, ``n_experts`` shared experts).
-    hidden : sequence of int, default=(64,)
-        Widths of the shared trunk, or of each expert.
-    head_hidden : sequence of int, default=()
-        Hidden widths of each task's head (tower) before its output layer.
-    n_experts : int, default=4
-        Shared experts of the mixture architectures (>= 1).
-    activation : str, default="relu"
-        Nonlinearity (see :func:`~regmtl.deep.mlp`).
-    dropout : float, default=0.0
-        Dropout after every hidden layer, in [0, 1).
-    batch_norm : bool, default=False
-        Batch normalization after every hidden linear layer.
-    penalty : {"l1", "l2", "l21"} or None, default=None
-        ``alpha`` times the L1 norm or half the squared L2 norm of the shared weights
-        (biases excluded), or the group L2,1 norm of the input columns (features selected
-        for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
-        objective.
-    alpha : float, default=0.0
-        Strength of the penalty (>= 0; 0 disables it; > 0 without a ``penalty`` has
-        no effect, with a UserWarning).
-    weighting : str or Weighting, default="equal"
-        Task weighting or gradient surgery: ``"equal"``, ``"random"``, ``"uncertainty"``,
-        ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, or a
-        :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-        The optimizer.
-    lr : float, default=1e-3
-        Learning rate (> 0).
-    batch_size : int, default=256
-        Rows per training step.
-    max_epochs : int, default=200
-        Maximum number of passes over the training rows.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
-        for ``patience`` epochs; the best epoch's weights are kept.
-    validation_fraction : float, default=0.1
-        Fraction of the rows held out for early stopping, in (0, 1); one that leaves no
-        row on a side (few rows) turns early stopping off with a UserWarning.
-    patience : int, default=10
-        Epochs without improvement before stopping (>= 1).
-    random_state : int, RandomState instance or None, default=0
-        Seeds the split, the initial weights, the batch order and the random draws.
-    device : str, default="auto"
-        ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-    verbose : int, default=0
-        Show a progress bar over epochs when > 0.
-
-    Attributes
-    ----------
-    net_ : MultiTaskNet
-        The trained net (task ``k`` is named ``"t{k}"``).
-    history_ : DataFrame
-        One row per epoch (see :class:`~regmtl.deep.Trainer`).
-    tasks_ : ndarray
-        The task labels, in order.
-    n_tasks_ : int
-        Number of tasks.
-    n_iter_ : int
-        Epochs run.
-    best_epoch_ : int
-        The epoch whose weights the net has.
-    input_form_ : str
-        The input form of the fit (``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
-        ``"shared"``).
-    x_mean_, x_scale_ : ndarray of shape (n_features,)
-        Each input column's mean and standard deviation over the training rows (0 and 1 for
-        categorical columns).
-    categories_ : dict
-        Each categorical column's vocabulary (only when X had such columns).
-    y_mean_, y_scale_ : ndarray of shape (n_tasks,)
-        Each task's target mean and standard deviation (the net's
-        :class:`~regmtl.deep.scaling.TargetScale` maps).
-    trainer_ : Trainer
-        The trainer of the fit.
-
-    See Also
-    --------
-    regmtl.deep.DeepMultiTaskClassifier : The same for classification.
-    regmtl.MultiTaskRegressor : Linear multi-task regression.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from regmtl.deep import DeepMultiTaskRegressor
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((60, 5))
-    >>> Y = np.column_stack([X[:, 0], X[:, 0] + X[:, 1]])  # two tasks on a shared design
-    >>> m = DeepMultiTaskRegressor(hidden=(16,), max_epochs=20, batch_size=32).fit(X, Y)
-    >>> m.predict(X).shape, m.n_tasks_, m.input_form_
-    ((60, 2), 2, 'shared')
-    >>> m.n_iter_ == len(m.history_)
-    True
-    """
+Examples
+--------
+>>> import numpy as np
+>>> from regmtl.deep import DeepMultiTaskRegressor
+>>> rng = np.random.default_rng(0)
+>>> X = rng.standard_normal((60, 5))
+>>> Y = np.column_stack([X[:, 0], X[:, 0] + X[:, 1]])  # two tasks on a shared design
+>>> m = DeepMultiTaskRegressor(hidden=(16,), max_epochs=20, batch_size=32).fit(X, Y)
+>>> m.predict(X).shape, m.n_tasks_, m.input_form_
+((60, 2), 2, 'shared')
+>>> m.n_iter_ == len(m.history_)
+True
+""")
 
     _kind = "regression"
     _saved = ("y_mean_", "y_scale_")
@@ -714,110 +626,35 @@ class DeepMultiTaskRegressor(RegressorMixin, _DeepMultiTask):
 
 @saved_as_folder
 class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
-    """A multi-task network for classification (binary or multiclass per task).
+    __doc__ = wrapper_doc(
+        """A multi-task network for classification (binary or multiclass per task).
 
     The input forms and training are those of
     :class:`~regmtl.deep.DeepMultiTaskRegressor`. Each task has its own classes (any label
     type); two give a logistic head (binary cross entropy), more a softmax head (cross
     entropy).
+""",
+        attributes="""classes_ : ndarray or list of ndarray
+    The labels: one array for a single task, else a list per task.
+""",
+        rest="""See Also
+--------
+regmtl.deep.DeepMultiTaskRegressor : The same for regression.
+regmtl.MultiTaskClassifier : Linear multi-task classification.
 
-    Parameters
-    ----------
-    architecture : {"hard", "mmoe", "cgc", "ple"}, default="hard"
-        Hard parameter sharing (:class:`~regmtl.deep.HardSharing`, an MLP trunk of widths
-        ``hidden``), or mixtures of experts (:class:`~regmtl.deep.MMoE`,
-        :class:`~regmtl.deep.CGC`, :class:`~regmtl.deep.PLE`: each expert an MLP of widths
-        ``hidden``, ``n_experts`` shared experts).
-    hidden : sequence of int, default=(64,)
-        Widths of the shared trunk, or of each expert.
-    head_hidden : sequence of int, default=()
-        Hidden widths of each task's head (tower) before its output layer.
-    n_experts : int, default=4
-        Shared experts of the mixture architectures (>= 1).
-    activation : str, default="relu"
-        Nonlinearity (see :func:`~regmtl.deep.mlp`).
-    dropout : float, default=0.0
-        Dropout after every hidden layer, in [0, 1).
-    batch_norm : bool, default=False
-        Batch normalization after every hidden linear layer.
-    penalty : {"l1", "l2", "l21"} or None, default=None
-        ``alpha`` times the L1 norm or half the squared L2 norm of the shared weights
-        (biases excluded), or the group L2,1 norm of the input columns (features selected
-        for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
-        objective.
-    alpha : float, default=0.0
-        Strength of the penalty (>= 0; 0 disables it; > 0 without a ``penalty`` has
-        no effect, with a UserWarning).
-    weighting : str or Weighting, default="equal"
-        Task weighting or gradient surgery: ``"equal"``, ``"random"``, ``"uncertainty"``,
-        ``"dwa"``, ``"gradnorm"``, ``"pcgrad"``, ``"cagrad"``, or a
-        :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-        The optimizer.
-    lr : float, default=1e-3
-        Learning rate (> 0).
-    batch_size : int, default=256
-        Rows per training step.
-    max_epochs : int, default=200
-        Maximum number of passes over the training rows.
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
-        for ``patience`` epochs; the best epoch's weights are kept.
-    validation_fraction : float, default=0.1
-        Fraction of the rows held out for early stopping, in (0, 1); one that leaves no
-        row on a side (few rows) turns early stopping off with a UserWarning.
-    patience : int, default=10
-        Epochs without improvement before stopping (>= 1).
-    random_state : int, RandomState instance or None, default=0
-        Seeds the split, the initial weights, the batch order and the random draws.
-    device : str, default="auto"
-        ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-    verbose : int, default=0
-        Show a progress bar over epochs when > 0.
-
-    Attributes
-    ----------
-    classes_ : ndarray or list of ndarray
-        The labels: one array for a single task, else a list per task.
-    net_ : MultiTaskNet
-        The trained net (task ``k`` is named ``"t{k}"``).
-    history_ : DataFrame
-        One row per epoch (see :class:`~regmtl.deep.Trainer`).
-    tasks_ : ndarray
-        The task labels, in order.
-    n_tasks_ : int
-        Number of tasks.
-    n_iter_ : int
-        Epochs run.
-    best_epoch_ : int
-        The epoch whose weights the net has.
-    input_form_ : str
-        The input form of the fit.
-    x_mean_, x_scale_ : ndarray of shape (n_features,)
-        Each input column's mean and standard deviation over the training rows.
-    categories_ : dict
-        Each categorical column's vocabulary (only when X had such columns).
-    trainer_ : Trainer
-        The trainer of the fit.
-
-    See Also
-    --------
-    regmtl.deep.DeepMultiTaskRegressor : The same for regression.
-    regmtl.MultiTaskClassifier : Linear multi-task classification.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from regmtl.deep import DeepMultiTaskClassifier
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((60, 4))
-    >>> y = np.where(X[:, 0] > 0, "yes", "no")
-    >>> clf = DeepMultiTaskClassifier(hidden=(16,), max_epochs=20, batch_size=32).fit(X, y)
-    >>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape
-    (['no', 'yes'], (3, 2))
-    >>> bool(clf.score(X, y) > 0.8)
-    True
-    """
+Examples
+--------
+>>> import numpy as np
+>>> from regmtl.deep import DeepMultiTaskClassifier
+>>> rng = np.random.default_rng(0)
+>>> X = rng.standard_normal((60, 4))
+>>> y = np.where(X[:, 0] > 0, "yes", "no")
+>>> clf = DeepMultiTaskClassifier(hidden=(16,), max_epochs=20, batch_size=32).fit(X, y)
+>>> clf.classes_.tolist(), clf.predict_proba(X[:3]).shape
+(['no', 'yes'], (3, 2))
+>>> bool(clf.score(X, y) > 0.8)
+True
+""")
 
     _kind = "classification"
     _saved = ("classes_",)
@@ -972,7 +809,8 @@ class DeepMultiTaskClassifier(ClassifierMixin, _DeepMultiTask):
 
 @saved_as_folder
 class DeepMultiTaskModel(_DeepMultiTask):
-    r"""A multi-task network whose tasks are of mixed kinds: regression, binary, multiclass.
+    __doc__ = wrapper_doc(
+        r"""A multi-task network whose tasks are of mixed kinds: regression, binary, multiclass.
 
     The input forms, nets and training are those of
     :class:`~regmtl.deep.DeepMultiTaskRegressor`. Each task is a regression (one output,
@@ -980,73 +818,42 @@ class DeepMultiTaskModel(_DeepMultiTask):
     type; two give a logistic head, more a softmax head). The trainer scales every task's loss
     by its constant predictor's (``regmtl.deep.scaling``), so a rating in its units, a click
     and a rare purchase train side by side without one dominating.
+""",
+        parameters=r"""kinds : "auto", dict or list, default="auto"
+    Each task's kind, ``"regression"`` or ``"classification"``: a dict task label -> kind
+    (tasks left out are "auto"), or a list in the order of the tasks. ``"auto"`` reads
+    scikit-learn's ``type_of_target`` of the task's observed labels: continuous values
+    are a regression, anything else (strings, booleans, integers) classes. Name the kind
+    of integer-valued targets that are quantities (counts, ratings).
+""",
+        attributes=r"""kinds_ : ndarray of str, shape (n_tasks,)
+    ``"regression"``, ``"binary"`` or ``"multiclass"`` per task.
+classes_ : list
+    Per task, its classes (ndarray), or None for a regression.
+""",
+        rest=r"""See Also
+--------
+regmtl.deep.DeepMultiTaskRegressor : All tasks regressions.
+regmtl.deep.DeepMultiTaskClassifier : All tasks classifications.
 
-    Parameters
-    ----------
-    kinds : "auto", dict or list, default="auto"
-        Each task's kind, ``"regression"`` or ``"classification"``: a dict task label -> kind
-        (tasks left out are "auto"), or a list in the order of the tasks. ``"auto"`` reads
-        scikit-learn's ``type_of_target`` of the task's observed labels: continuous values
-        are a regression, anything else (strings, booleans, integers) classes. Name the kind
-        of integer-valued targets that are quantities (counts, ratings).
-    architecture, hidden, head_hidden, n_experts, activation, dropout, batch_norm : see below
-        The net, as for :class:`~regmtl.deep.DeepMultiTaskRegressor`.
-    penalty, alpha, weighting, optimizer, lr, batch_size, max_epochs : see below
-        The training, as for :class:`~regmtl.deep.DeepMultiTaskRegressor`.
-    early_stopping, validation_fraction, patience, random_state, device, verbose : see below
-        Early stopping, seeding, device and progress, as for
-        :class:`~regmtl.deep.DeepMultiTaskRegressor`.
+Examples
+--------
+A click (binary) and a rating in its 1-5 units on a shared design, NaN where unobserved:
 
-    Attributes
-    ----------
-    kinds_ : ndarray of str, shape (n_tasks,)
-        ``"regression"``, ``"binary"`` or ``"multiclass"`` per task.
-    classes_ : list
-        Per task, its classes (ndarray), or None for a regression.
-    net_ : MultiTaskNet
-        The trained net (task ``k`` is named ``"t{k}"``).
-    history_ : DataFrame
-        One row per epoch (see :class:`~regmtl.deep.Trainer`).
-    tasks_ : ndarray
-        The task labels, in order.
-    n_tasks_ : int
-        Number of tasks.
-    n_iter_ : int
-        Epochs run.
-    best_epoch_ : int
-        The epoch whose weights the net has.
-    input_form_ : str
-        The input form of the fit.
-    x_mean_, x_scale_ : ndarray of shape (n_features,)
-        Each input column's mean and standard deviation over the training rows.
-    categories_ : dict
-        Each categorical column's vocabulary (only when X had such columns).
-    trainer_ : Trainer
-        The trainer of the fit.
-
-    See Also
-    --------
-    regmtl.deep.DeepMultiTaskRegressor : All tasks regressions.
-    regmtl.deep.DeepMultiTaskClassifier : All tasks classifications.
-
-    Examples
-    --------
-    A click (binary) and a rating in its 1-5 units on a shared design, NaN where unobserved:
-
-    >>> import numpy as np
-    >>> from regmtl.deep import DeepMultiTaskModel
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((200, 4))
-    >>> click = (X[:, 0] > 0).astype(float)
-    >>> rating = np.where(click == 1, 3 + X[:, 1], np.nan)
-    >>> m = DeepMultiTaskModel(hidden=(16,), max_epochs=30, batch_size=32)
-    >>> m = m.fit(X, np.column_stack([click, rating]))
-    >>> m.kinds_.tolist()
-    ['binary', 'regression']
-    >>> proba = m.predict_proba(X[:2])  # one entry per task: None for the regression
-    >>> m.predict(X[:2]).shape, proba[0].shape, proba[1]
-    ((2, 2), (2, 2), None)
-    """
+>>> import numpy as np
+>>> from regmtl.deep import DeepMultiTaskModel
+>>> rng = np.random.default_rng(0)
+>>> X = rng.standard_normal((200, 4))
+>>> click = (X[:, 0] > 0).astype(float)
+>>> rating = np.where(click == 1, 3 + X[:, 1], np.nan)
+>>> m = DeepMultiTaskModel(hidden=(16,), max_epochs=30, batch_size=32)
+>>> m = m.fit(X, np.column_stack([click, rating]))
+>>> m.kinds_.tolist()
+['binary', 'regression']
+>>> proba = m.predict_proba(X[:2])  # one entry per task: None for the regression
+>>> m.predict(X[:2]).shape, proba[0].shape, proba[1]
+((2, 2), (2, 2), None)
+""")
 
     _kind = "mixed"
     _saved = ("kinds_", "classes_")

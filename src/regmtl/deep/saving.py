@@ -22,14 +22,14 @@ from sklearn.utils.validation import check_is_fitted
 from ..serialization import Malformed, check_scalar, scalar, unscalar
 from ._torch import torch
 from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
-from .nets import MultiTaskNet, module_config
+from .nets import ARCHITECTURES, MultiTaskNet, module_config
 from .weighting import WEIGHTINGS, Weighting
 
 __all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "load_estimator", "param_from_json",
            "param_to_json", "saved_as_folder", "save_estimator", "scales_from_attributes"]
 
-#: the net class each ``architecture`` builds
-ARCHITECTURE_NETS = {"hard": "HardSharing", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
+#: the name of the net class each ``architecture`` builds (from the registry of the nets)
+ARCHITECTURE_NETS = {name: cls.__name__ for name, cls in ARCHITECTURES.items()}
 #: the estimator classes a folder may name, by class name (filled by :func:`saved_as_folder`)
 ESTIMATORS: dict[str, type] = {}
 _SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +24,16 @@ import pandas as pd
 
 from .._options import check_option
 from ._torch import torch
+from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
-from .data import Batches, MultiTaskDataset, as_dataset, check_rows, cycle, rows_ok
+from .data import Batches, MultiTaskDataset, as_dataset, cycle
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .heads import TaskGates, TaskHeads
-from .inputs import as_inputs, chunks, describe, device_of, n_rows, take, to_device
 from .nets import MultiTaskNet
-from .optim import LazyAdam, LazyAdamW, clip_grad_norm
+from .optim import clip_grad_norm, make_optimizer
 from .penalties import ParameterPenalty, make_penalties
+from .preflight import adapt_encoders, probe_inputs
 from .scaling import (
     TargetScale,
     constant_losses,
@@ -44,7 +42,10 @@ from .scaling import (
     moments_of,
     scales_of,
 )
-from .weighting import Weighting, make_weighting
+from .step import StepSetup, mixed_precision, train_step
+from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
+from .validation import predict, validate
+from .weighting import Weighting, make_weighting, shared_representation
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
 
@@ -81,69 +82,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 - user code may draw from the global state
     torch.manual_seed(seed)
-
-
-@dataclass
-class EarlyStopping:
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
-
-    Pass it to :class:`~regmtl.deep.Trainer` (``early_stopping=``); the trainer keeps the
-    weights of the best epoch by the same quantity (``restore_best``).
-
-    Parameters
-    ----------
-    monitor : str, default="val_loss"
-        A column of the trainer's history: ``"val_loss"`` (needs validation data; the
-        spec-weighted sum of the task losses), ``"loss"`` (training), ``"val_loss/TASK"`` or
-        ``"val/TASK/METRIC"``.
-    patience : int, default=10
-        Epochs without improvement before stopping (>= 1).
-    min_delta : float, default=0.0
-        The smallest change that counts as an improvement (finite, >= 0).
-    mode : {"auto", "min", "max"}, default="auto"
-        Minimize or maximize ``monitor``; "auto" takes the metric's direction (losses are
-        minimized).
-
-    Raises
-    ------
-    ValueError
-        If ``monitor`` is not a string, ``patience`` not an int >= 1, ``min_delta`` not a
-        finite number >= 0, or ``mode`` is unknown.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from regmtl.deep import EarlyStopping, HardSharing, Trainer, set_seed
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((40, 3))
-    >>> data = (X, {"a": X[:, 0], "b": X[:, 0] - X[:, 1]})
-    >>> stop = EarlyStopping(monitor="val/a/r2", patience=2)  # r2: maximized
-    >>> stop
-    EarlyStopping(monitor='val/a/r2', patience=2, min_delta=0.0, mode='auto')
-    >>> set_seed(0)
-    >>> net = HardSharing(3, ["a", "b"], hidden=(8,))
-    >>> trainer = Trainer(net, max_epochs=5, batch_size=16, early_stopping=stop)
-    >>> trainer = trainer.fit(data, val=data)
-    >>> best = int(trainer.history["val/a/r2"].to_numpy().argmax()) + 1
-    >>> trainer.best_epoch_ == best
-    True
-    """
-
-    monitor: str = "val_loss"
-    patience: int = 10
-    min_delta: float = 0.0
-    mode: str = "auto"
-
-    def __post_init__(self) -> None:
-        self.monitor = check_option(
-            "EarlyStopping.monitor", self.monitor, "str",
-            fix="Name a column of the trainer's history, e.g. 'val_loss' or 'val/TASK/r2'.")
-        self.patience = check_option("EarlyStopping.patience", self.patience, "int", low=1,
-                                     fix="Pass a whole number of epochs, e.g. patience=10.")
-        self.min_delta = check_option("EarlyStopping.min_delta", self.min_delta, "real", low=0,
-                                      fix="Pass the smallest change that counts, e.g. 0.0.")
-        self.mode = check_option("EarlyStopping.mode", self.mode, "str",
-                                 choices=("auto", "min", "max"))
 
 
 class Trainer:
@@ -376,37 +314,10 @@ class Trainer:
         self._balance_steps = (int(len(net.tasks) <= MAX_AUTO_TASKS)
                                if grad_balance == "auto" else grad_balance)
         self.standardize, self.normalize_losses = standardize, normalize_losses
-        self._loss_scale = self._inv_scale = torch.ones(len(self.tasks))
+        self._loss_scale = torch.ones(len(self.tasks))
         self.history_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ set-up
-    def _make_optimizer(self, params) -> torch.optim.Optimizer:
-        if callable(self.optimizer):
-            return self.optimizer(params)
-        opts = ({"adam": LazyAdam, "adamw": LazyAdamW} if self.lazy_heads else
-                {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD})
-        if self.optimizer not in opts:
-            raise ValueError(f"optimizer must be one of {sorted(opts)} or a callable params -> "
-                             f"Optimizer, got {self.optimizer!r}.")
-        kw: dict = {"lr": self.lr, "weight_decay": self.weight_decay}
-        if self.optimizer != "sgd" and _fusable(params):
-            # the same update in one kernel over all parameters (on the CPU too): the update
-            # of 10,000 heads costs 0.3 ms a step instead of 1.5
-            kw["fused"] = True
-        return opts[self.optimizer](params, **kw)
-
-    def _amp(self, ctx: Context):
-        """(autocast context factory, GradScaler or None)."""
-        on = ctx.device.type == "cuda" and self.amp in ("auto", True)
-        if self.amp is True and ctx.device.type != "cuda":
-            raise ValueError("amp=True needs a CUDA device; use amp='auto' (on for CUDA only).")
-        if not on:
-            return nullcontext, None
-        bf16 = torch.cuda.is_bf16_supported()
-        dtype = torch.bfloat16 if bf16 else torch.float16
-        scaler = None if bf16 else torch.amp.GradScaler("cuda")
-        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
-
     def _loaders(self, train: Any, ctx: Context):
         """{task or None: loader}: one loader of all targets (key None) or one per task."""
         kw = dict(seed=self.seed, rank=ctx.rank, world_size=ctx.world_size)
@@ -428,43 +339,6 @@ class Trainer:
         if isinstance(ds, MultiTaskDataset):
             return Batches(ds, self.batch_size, shuffle=True, **kw)
         return ds
-
-    def _probe(self, data: Any, what: str, device) -> None:
-        """Run the net on the first rows of ``data`` (no gradient, evaluation mode, buffers
-        kept): an input the net cannot take is refused before any step, naming it."""
-        if isinstance(data, Batches):
-            data = data.dataset
-        rows = None
-        if isinstance(data, MultiTaskDataset):
-            first = torch.arange(min(2, len(data)))
-            x = take(data.X, first)
-            if data.per_row:
-                rows = data.task[first.to(data.task.device)]
-        else:
-            try:
-                x, y = next(iter(data))
-            except StopIteration:
-                raise ValueError(f"{what}: the loader yields no batch.") from None
-            if not isinstance(y, Mapping):  # per row: its own tasks' heads, if valid
-                rows = y[0] if rows_ok(y[0], len(self.tasks)) else None
-        net = self.net
-        saved = _buffers_to_keep(net)
-        was = net.training
-        net.eval()
-        try:
-            with torch.no_grad(), net.standardized_outputs():
-                if rows is None:
-                    net(to_device(x, device))
-                else:
-                    net(to_device(x, device), rows=rows.to(device))
-        except (ValueError, RuntimeError, TypeError, IndexError) as exc:
-            raise ValueError(f"{what}: the net cannot read its inputs ({describe(x)}): "
-                             f"{str(exc)[:400]}") from None
-        finally:
-            net.train(was)
-            with torch.no_grad():
-                for b, v in saved:
-                    b.copy_(v)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Any, val: Any = None) -> Trainer:
@@ -507,90 +381,62 @@ class Trainer:
             targets = getattr(ds, "targets", None)
             if targets is not None:  # labels by task (a loader's batches are not read here)
                 self.net.check_targets(targets)
-        stop = self.early_stopping
-        monitor = None
-        if stop is not None:
-            monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
-                else None
-            if monitor is None:
-                raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
-                                 "pass val=... or EarlyStopping(monitor='loss').")
-        elif self.restore_best:
-            monitor = "val_loss" if val_ds is not None else None
-        sign = self._direction(monitor, stop)
-        val_tasks = (set() if val_ds is None else self._tasks_in(val_ds)
-                     if isinstance(val_ds, MultiTaskDataset) else self._names)
-        if monitor is not None and monitor not in self._columns(val_tasks):
-            raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
-                             f"{sorted(self._columns(val_tasks))}.")
-
+        monitor = self._monitor(val_ds)
         net = self.net
         if any(t.device != ctx.device for t in (*net.parameters(), *net.buffers())):
             net.to(ctx.device)
         for k, v in loaders.items():
-            self._probe(v, "train" if k is None else f"train[{k!r}]", ctx.device)
+            probe_inputs(net, v, "train" if k is None else f"train[{k!r}]", ctx.device)
         if val_ds is not None:
-            self._probe(val_ds, "val", ctx.device)
-        self._adapt_encoders(loaders, ctx)
+            probe_inputs(net, val_ds, "val", ctx.device)
+        adapt_encoders(net, loaders, ctx.device)
         model = net
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
         self.weighting.setup(self.tasks, seed=self.seed)
         self.weighting.to(ctx.device)
-        watching = bool(getattr(self.weighting, "on_representation", False))
-        if watching:  # the Gram methods' shared-representation route: the net's trunk
-            from .weighting.gram import shared_representation
+        watching = self.weighting.on_representation
+        if watching:  # the route of the shared representation: the module the net names
             if None not in loaders or len(loaders) > 1:
                 raise ValueError(f"{type(self.weighting).__name__}(on_representation=True) "
                                  "needs one batch for all tasks per step; train on one data "
                                  "set, or use on_representation=False.")
             trunk = shared_representation(net, self.weighting)
         params = list(net.parameters()) + list(self.weighting.parameters())
-        opt = self._make_optimizer(params)
-        autocast, scaler = self._amp(ctx)
+        opt = make_optimizer(self.optimizer, params, self.lr, self.weight_decay,
+                             self.lazy_heads)
+        autocast, scaler = mixed_precision(ctx.device, self.amp)
         self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
-        self._loss_scale = self._loss_scale.to(ctx.device)
-        self._inv_scale = 1.0 / self._loss_scale
-        self._row_setup(ctx.device)
+        losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device)
+        self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
-        fast = None
         if isinstance(loader, Batches):  # targets checked once, standardized once
-            if loader.dataset.per_row:
-                loader.dataset = self._ready_rows(loader.dataset)
-                fast = self._fast_rows(loader.dataset, ctx)
-            else:
-                loader.dataset = self._ready_targets(loader.dataset)
-                fast = functools.partial(_batch_losses, self, loader.dataset, ctx=ctx)
-        shared = [p for p in net.shared_parameters() if p.requires_grad]
-        specific = [p for p in net.task_parameters() if p.requires_grad]
-        smooth = [p for p in self.penalties if not p.proximal]
-        prox = [p for p in self.penalties if p.proximal]
-        scale = None if scaler is None else scaler.scale
-        reduce = ctx.mean if ctx.distributed else None
+            ds = loader.dataset
+            loader.dataset = losses.ready_rows(ds) if ds.per_row else losses.ready_targets(ds)
+        steps = max(len(v) for v in loaders.values())
+        lazy = [m for m in net.modules() if isinstance(m, (TaskHeads, TaskGates))] \
+            if self.lazy_heads else []
         # DDP averages the gradients of one backward pass; gradient surgery (several passes)
         # and per-task batches (several forward passes) average them by hand instead
-        per_task = None not in loaders
-        manual = ctx.distributed and (self.weighting.needs_task_grads or per_task)
-
-        names = [t.name for t in self.tasks]
-        rows, best, best_state, wait = [], math.inf, None, 0
+        step = StepSetup(
+            net=net, model=model, weighting=self.weighting, optimizer=opt, params=params,
+            shared=[p for p in net.shared_parameters() if p.requires_grad],
+            specific=[p for p in net.task_parameters() if p.requires_grad],
+            smooth=[p for p in self.penalties if not p.proximal],
+            prox=[p for p in self.penalties if p.proximal], ctx=ctx, autocast=autocast,
+            scaler=scaler, grad_clip=self.grad_clip,
+            clip=clip_grad_norm if lazy else torch.nn.utils.clip_grad_norm_,
+            manual=ctx.distributed and (self.weighting.needs_task_grads or None not in loaders),
+            balance=GradientBalance([t.name for t in self.tasks])
+            if self._measures_balance(ctx) else None,
+            every=max(1, steps // max(self._balance_steps, 1)))
+        streams = {k: cycle(v) for k, v in loaders.items()} if None not in loaders else {}
+        rows, best_state = [], None
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.max_epochs, desc="epochs", leave=False)
-        streams = {k: cycle(v) for k, v in loaders.items()} if per_task else {}
-        steps = max(len(v) for v in loaders.values())
-        balance = GradientBalance(names) if self._measures_balance(ctx) else None
-        every = max(1, steps // max(self._balance_steps, 1))
-        simple = (fast is not None and not ctx.distributed and autocast is nullcontext
-                  and scaler is None and balance is None and not smooth and not prox
-                  and self.grad_clip is None and not self.weighting.needs_step_losses)
-        backward = self.weighting.backward
-        columns = [c for k in names for c in (f"loss/{k}", f"weight/{k}")]
-        lazy = [m for m in net.modules() if isinstance(m, (TaskHeads, TaskGates))] \
-            if self.lazy_heads else []
-        clip = clip_grad_norm if lazy else torch.nn.utils.clip_grad_norm_
         if watching:
             self.weighting.watch(trunk)
         try:
@@ -600,79 +446,15 @@ class Trainer:
                 t0 = time.perf_counter()
                 if epoch == 0 or val_ds is not None:  # (validation leaves the net in eval)
                     model.train()
-                tot = torch.zeros(len(names), device=ctx.device)
-                wsum = torch.zeros(len(names), device=ctx.device)
-                if not per_task:
-                    loader = loaders[None]
-                    if hasattr(loader, "set_epoch"):
-                        loader.set_epoch(epoch)
-                    elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
-                        loader.sampler.set_epoch(epoch)
-                    batches = iter(loader)
-                else:
-                    batches = (None for _ in range(steps))
+                tot = torch.zeros(len(self.tasks), device=ctx.device)
+                wsum = torch.zeros(len(self.tasks), device=ctx.device)
                 n_steps = 0
-                if simple:  # the same step as below, without the branches it does not take
-                    for idx in loader.indices():
-                        opt.zero_grad(set_to_none=True)
-                        losses = fast(model, idx).float()
-                        w = backward(losses, shared, specific)
-                        opt.step()
-                        tot += losses.detach()
-                        wsum += w.detach().to(ctx.device)
-                        n_steps += 1
-                    batches = ()
-                for batch in batches:
-                    opt.zero_grad(set_to_none=True)
-                    drawn = None if batch is not None else {
-                        t.name: next(streams[t.name]) for t in self.tasks if t.name in streams}
-                    with model.no_sync() if manual else nullcontext():
-                        with autocast():
-                            if batch is not None:
-                                losses = self._losses(model, batch, ctx)
-                            else:
-                                losses = self._task_losses(model, drawn, ctx)
-                        if balance is not None and n_steps % every == 0:
-                            balance.add(losses.float(), shared)
-                        extra = sum(p.value(net) for p in smooth) if smooth else None
-                        w = self.weighting.backward(losses.float(), shared, specific,
-                                                    extra=extra, scale=scale, reduce=reduce)
-                    if manual:
-                        ctx.average_gradients(net.parameters())
-                    if ctx.distributed:
-                        ctx.average_gradients(self.weighting.parameters())
-                    if scaler is not None:
-                        scaler.unscale_(opt)
-                    if self.grad_clip is not None:
-                        clip(params, self.grad_clip)
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt.step()
-                    if prox:
-                        step = opt.param_groups[0]["lr"]
-                        for p in prox:
-                            p.prox(net, step)
-                    if self.weighting.needs_step_losses:
-                        self._step_end(model, net, batch, drawn, ctx, autocast, reduce)
-                    tot += losses.detach()
-                    wsum += w.detach().to(ctx.device)
+                for losses_of in _batches(loaders, streams, steps, losses, model, epoch):
+                    batch_losses, w = train_step(step, losses_of, n_steps)
+                    tot += batch_losses
+                    wsum += w.to(ctx.device)
                     n_steps += 1
-                n = max(n_steps, 1)
-                train_losses = ctx.mean(tot / n)
-                self.weighting.epoch_end(train_losses.detach())
-                row = {"epoch": epoch + 1, "loss": float(train_losses.sum())}
-                row.update(zip(columns, (v for pair in zip(
-                    train_losses.tolist(), (wsum / n).tolist(), strict=True) for v in pair),
-                    strict=True))
-                with torch.no_grad():  # (0 without penalties: the column is always there)
-                    row["penalty"] = float(sum(p.value(net) for p in self.penalties))
-                if balance is not None:
-                    row.update(balance.columns())
-                if val_ds is not None:
-                    row.update(self._validate(val_ds, ctx))
-                row["lr"] = opt.param_groups[0]["lr"]
+                row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
                 row["time"] = time.perf_counter() - t0
                 rows.append(row)
                 if bar is not None:
@@ -680,19 +462,15 @@ class Trainer:
                                      if k in row})
                     bar.update()
                 if monitor is not None:
-                    value = sign * row[monitor]
-                    delta = 0.0 if stop is None else stop.min_delta
-                    if value < best - delta:
-                        best, wait = value, 0
+                    better, stop = monitor.update(row)
+                    if better:
                         best_state = copy.deepcopy(net.state_dict())
                         if self.checkpoint_dir is not None and ctx.main:
                             save_checkpoint(self.checkpoint_dir, net,
-                                            {"epoch": epoch + 1, "monitor": monitor,
-                                             "value": row[monitor]})
-                    else:
-                        wait += 1
-                        if stop is not None and wait >= stop.patience:
-                            break
+                                            {"epoch": epoch + 1, "monitor": monitor.column,
+                                             "value": row[monitor.column]})
+                    if stop:
+                        break
         finally:
             for m in lazy:
                 m.sparse_grad = False
@@ -705,12 +483,54 @@ class Trainer:
         if self.checkpoint_dir is not None and monitor is None and ctx.main:
             save_checkpoint(self.checkpoint_dir, net, {"epoch": len(rows)})
         self.history_ = _frame(rows)
-        self.best_epoch_ = (int(np.argmin(sign * self.history_[monitor].to_numpy())) + 1
+        self.best_epoch_ = (int(np.argmin(monitor.sign * self.history_[monitor.column]
+                                          .to_numpy())) + 1
                             if monitor is not None else len(rows))
-        if balance is not None and self.dominance is not None:
+        if step.balance is not None and self.dominance is not None:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
+
+    def _monitor(self, val_ds: Any) -> Monitor | None:
+        """The monitored column of this fit (None: none), checked against the columns it
+        logs."""
+        stop = self.early_stopping
+        monitor = None
+        if stop is not None:
+            monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
+                else None
+            if monitor is None:
+                raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
+                                 "pass val=... or EarlyStopping(monitor='loss').")
+        elif self.restore_best:
+            monitor = "val_loss" if val_ds is not None else None
+        sign = monitor_direction(self.tasks, monitor, stop)
+        val_tasks = (set() if val_ds is None else self._tasks_in(val_ds)
+                     if isinstance(val_ds, MultiTaskDataset) else self._names)
+        if monitor is not None and monitor not in self._columns(val_tasks):
+            raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
+                             f"{sorted(self._columns(val_tasks))}.")
+        return None if monitor is None else Monitor(monitor, sign, stop)
+
+    def _epoch_row(self, epoch: int, tot: torch.Tensor, wsum: torch.Tensor, n_steps: int,
+                   step: StepSetup, val_ds: Any) -> dict:
+        """The history's row of an epoch (but its time): the mean task losses and weights of
+        its steps, the penalty, the gradient balance, the validation, the learning rate."""
+        n = max(n_steps, 1)
+        train_losses = step.ctx.mean(tot / n)
+        self.weighting.epoch_end(train_losses.detach())
+        row = {"epoch": epoch + 1, "loss": float(train_losses.sum())}
+        for t, loss, w in zip(self.tasks, train_losses.tolist(), (wsum / n).tolist(),
+                              strict=True):
+            row[f"loss/{t.name}"], row[f"weight/{t.name}"] = loss, w
+        with torch.no_grad():  # (0 without penalties: the column is always there)
+            row["penalty"] = float(sum(p.value(self.net) for p in self.penalties))
+        if step.balance is not None:
+            row.update(step.balance.columns())
+        if val_ds is not None:
+            row.update(self._validate(val_ds, step.ctx))
+        row["lr"] = step.optimizer.param_groups[0]["lr"]
+        return row
 
     def _scale_targets(self, loaders: dict, ctx: Context) -> None:
         """Standardize the regression targets the net has no map for yet, and measure each
@@ -743,10 +563,6 @@ class Trainer:
             self._loss_scale = loss_scales(self.tasks, const)
             self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
 
-    def _task_loss(self, spec, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The task's loss on standardized outputs and targets (no division by c_t)."""
-        return spec.task_loss(out, self.net.standardize_target(spec.name, y))
-
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one
         process (under DDP each rank's own gradients would be measured)."""
@@ -755,330 +571,29 @@ class Trainer:
 
     def _columns(self, val_tasks: set[str]) -> set[str]:
         """The columns of the history, validating the tasks in ``val_tasks``."""
-        cols = {"epoch", "loss", "penalty", "lr", "time"}
+        balance: list[str] = []
         if self._measures_balance():
             names = [t.name for t in self.tasks]
-            cols |= {f"grad_share/{k}" for k in names}
-            cols |= {f"grad_cos/{names[a]}/{names[b]}" for a, b in GradientBalance(names).pairs}
-        for t in self.tasks:
-            cols |= {f"loss/{t.name}", f"weight/{t.name}"}
-            if t.name in val_tasks:
-                cols |= {f"val_loss/{t.name}"} | {f"val/{t.name}/{m}" for m in t.metrics}
-        return cols | ({"val_loss"} if val_tasks else set())
-
-    def _direction(self, monitor: str | None, stop: EarlyStopping | None) -> float:
-        """+1 to minimize the monitor, -1 to maximize it."""
-        if monitor is None:
-            return 1.0
-        if stop is not None and stop.mode != "auto":
-            return 1.0 if stop.mode == "min" else -1.0
-        parts = monitor.split("/")
-        if len(parts) == 3 and parts[0] == "val":
-            spec = {t.name: t for t in self.tasks}.get(parts[1])
-            if spec is None:
-                raise ValueError(f"early_stopping.monitor {monitor!r}: unknown task {parts[1]!r}.")
-            return -1.0 if spec.higher_is_better(parts[2]) else 1.0
-        return 1.0
-
-    def _losses(self, model, batch, ctx: Context) -> torch.Tensor:
-        x, ys = batch
-        if isinstance(ys, tuple) or not isinstance(ys, Mapping):
-            return self._row_losses(model, x, ys, ctx)
-        ready = isinstance(ys, _ReadyTargets)  # checked and standardized with the data set
-        if not ready:
-            unknown = ys.keys() - self._names
-            if unknown:
-                raise ValueError(f"a batch has targets of unknown task(s) {sorted(unknown)}; "
-                                 f"the net's tasks are {sorted(self._names)}.")
-        x = to_device(x, ctx.device, non_blocking=True)
-        with self.net.standardized_outputs():
-            out = model(x)
-        losses = []
-        for t in self.tasks:
-            y = ys.get(t.name)
-            if y is None:  # a data set without this task's target: no signal, zero gradient
-                losses.append(out[t.name].sum() * 0.0)
-            elif ready:
-                losses.append(t.task_loss(out[t.name], y.to(ctx.device, non_blocking=True),
-                                          complete=t.name in ys.complete))
-            else:
-                losses.append(self._task_loss(t, out[t.name], y.to(ctx.device)))
-        return torch.stack(losses) / self._loss_scale.to(losses[0].dtype)
-
-    def _task_losses(self, model, batches, ctx: Context) -> torch.Tensor:
-        losses = []
-        for t in self.tasks:
-            if t.name not in batches:
-                losses.append(None)
-                continue
-            x, ys = batches[t.name]
-            with self.net.standardized_outputs():
-                out = model(to_device(x, ctx.device), tasks=[t.name])[t.name]
-            losses.append(self._task_loss(t, out, ys[t.name].to(ctx.device)))
-        ref = next(v for v in losses if v is not None)
-        stacked = torch.stack([ref * 0.0 if v is None else v for v in losses])
-        return stacked / self._loss_scale.to(stacked.dtype)
-
-    def _row_setup(self, device) -> None:
-        """The per-row forms of the targets' maps, and the families of tasks that share a
-        loss (kind, loss, outputs): a per-row batch is reduced family by family, never task by
-        task."""
-        mean, scale = self.net.stacked_scales(device)
-        self._row_mean, self._row_scale = mean, scale
-        fams: dict = {}
-        for i, t in enumerate(self.tasks):
-            key = (t.kind, t.loss if isinstance(t.loss, str) else id(t.loss), t.n_outputs)
-            fams.setdefault(key, (t, []))[1].append(i)
-        T = len(self.tasks)
-        self._families = []
-        for spec, members in fams.values():
-            mask = torch.zeros(T, dtype=torch.bool)
-            mask[members] = True
-            self._families.append((spec, mask.to(device), spec.complete_row_loss()))
-
-    def _ready_rows(self, ds: MultiTaskDataset) -> _ReadyRows:
-        """``ds`` for training: each row's target in its head's units (float32, once for the
-        data set instead of on every batch), and whether a label is missing anywhere (else the
-        losses skip their masks). Its task positions were checked when it was made."""
-        task, y = ds.task, ds.y
-        mean, scale = self._row_mean.to(task.device), self._row_scale.to(task.device)
-        W = y.shape[1]
-        ys = ((y.double() - mean[task, :W]) / scale[task, :W]).float()
-        widths = torch.tensor([t.target_width for t in self.tasks], device=task.device)
-        used = torch.arange(W, device=task.device)[None, :] < widths[task][:, None]
-        complete = not bool((torch.isnan(ys) & used).any())
-        return _ReadyRows(ds.X, task, ys[:, 0] if W == 1 else ys, complete)
-
-    def _ready_targets(self, ds: MultiTaskDataset) -> _ReadyColumns:
-        """``ds`` for training: each task's target in its head's units (float32, once for
-        the data set), and the tasks without a missing label (their losses skip the masks).
-        The target names were checked when it was made."""
-        targets, complete = {}, set()
-        for name, y in ds.targets.items():
-            targets[name] = self.net.standardize_target(name, y).float()
-            if not bool(torch.isnan(targets[name]).any()):
-                complete.add(name)
-        return _ReadyColumns(ds.X, targets, complete)
-
-    def _fast_rows(self, data: _ReadyRows, ctx: Context) -> Callable | None:
-        """The task losses of the batch ``data[idx]`` as :meth:`_row_losses` computes them, in
-        one function ``losses(model, idx)`` whose choices are made once (one loss family, no
-        label missing): the trainer's per-step path on a per-row data set. None where they
-        do not hold."""
-        if not data.complete or len(self._families) != 1:
-            return None
-        spec, _, loss = self._families[0]
-        width = spec.target_width
-        flags, T, inv, dev = self.net.__dict__, len(self.tasks), self._inv_scale, ctx.device
-        local = device_of(data.X) == dev and data.task.device == dev
-        X, tasks, ys, dense = data.X, data.task, data.y, isinstance(data.X, torch.Tensor)
-
-        def losses(model, idx: torch.Tensor) -> torch.Tensor:
-            x = X[idx] if dense else take(X, idx)
-            task, y = tasks[idx], ys[idx]
-            if not local:
-                x = to_device(x, dev, non_blocking=True)
-                task, y = task.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            before, flags["_standardized"] = flags["_standardized"], True
-            try:
-                out = model(x, rows=task)
-            finally:
-                flags["_standardized"] = before
-            per = loss(out if out.dtype == torch.float32 else out.float(), y)
-            if per.dtype != torch.float32:
-                per = per.float()
-            count = torch.bincount(task, minlength=T)
-            if width != 1:
-                count = count * width
-            return per.new_zeros(T).index_add_(0, task, per) * (inv / count.clamp(min=1))
-
-        return losses
-
-    def _row_losses(self, model, x, ys, ctx: Context) -> torch.Tensor:
-        r"""Per-row batch: each row through its own task's head, each task's mean loss over
-        its rows by segment sums, :math:`L_t = \sum_{i: t_i = t} \ell_i / n_t` (0, with a
-        zero gradient, for a task without rows in the batch)."""
-        task, y = ys
-        ready = isinstance(ys, _Ready)
-        if not ready:  # a loader's batch: checked where it is, before the transfer
-            check_rows(task, len(self.tasks))
-        dev = ctx.device
-        task, y = task.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        if not ready:
-            y = y[:, None] if y.ndim == 1 else y
-            W = y.shape[1]
-            y = ((y.double() - self._row_mean[task, :W]) / self._row_scale[task, :W]).float()
-        with self.net.standardized_outputs():
-            out = model(to_device(x, dev, non_blocking=True), rows=task)
-        if out.dtype != torch.float32:
-            out = out.float()
-        T = len(self.tasks)
-        complete = ready and ys.complete
-        total = count = None
-        families = self._families
-        for spec, mask, complete_loss in families:
-            if len(families) == 1:
-                rows_t, f, yy = task, out, y
-            else:
-                rows = torch.nonzero(mask[task])[:, 0]
-                rows_t, f, yy = task[rows], out[rows], y[rows]
-            loss, n = ((complete_loss(f, yy), spec.target_width) if complete
-                       else spec.row_losses(f, yy))
-            if loss.dtype != torch.float32:
-                loss = loss.float()
-            if complete:  # every row counts n labels
-                n_t = torch.bincount(rows_t, minlength=T)
-                n_t = n_t if n == 1 else n_t * n
-            else:
-                n_t = loss.new_zeros(T).index_add_(0, rows_t, n.to(loss.dtype))
-            if total is None:
-                total, count = loss.new_zeros(T).index_add_(0, rows_t, loss), n_t
-            else:
-                total, count = total.index_add(0, rows_t, loss), count + n_t
-        return total * (self._inv_scale / count.clamp(min=1))
+            balance = [f"grad_share/{k}" for k in names]
+            balance += [f"grad_cos/{names[a]}/{names[b]}" for a, b in GradientBalance(names).pairs]
+        return history_columns(self.tasks, val_tasks, balance)
 
     def _tasks_in(self, ds: MultiTaskDataset) -> set[str]:
         if ds.targets is not None:
             return set(ds.targets)
         return {self.tasks[i].name for i in torch.unique(ds.task).tolist()}
 
-    def _adapt_encoders(self, loaders: dict, ctx: Context) -> None:
-        """One pass over the training inputs for every module of the net that learns input
-        statistics before training (``needs_adapt()`` / ``adapt(inputs)``: the numeric
-        columns' means and deviations)."""
-        mods = [m for c in (self.net, *_others(self.net))
-                for m in (c.modules() if c is not self.net else (c,))
-                if hasattr(m, "needs_adapt") and hasattr(m, "adapt") and m.needs_adapt()]
-        if not mods:
-            return
-        sources = [v.dataset if isinstance(v, Batches) else v for v in loaders.values()]
-
-        def inputs():
-            for src in sources:
-                if isinstance(src, MultiTaskDataset):
-                    yield from chunks(src.X, 65536)
-                else:
-                    for x, _ in src:
-                        yield x
-
-        for m in mods:
-            m.adapt(inputs())
-        self.net.to(ctx.device)
-
-    def _step_end(self, model, net, batch, drawn, ctx: Context, autocast, reduce) -> None:
-        """Give the weighting the losses of the step's batch at the updated parameters (FAMO):
-        one more forward pass without gradients, leaving the net's buffers as they were."""
-        saved = _buffers_to_keep(net)
-        with torch.no_grad(), autocast():
-            if batch is not None:
-                new = self._losses(model, batch, ctx)
-            else:
-                new = self._task_losses(model, drawn, ctx)
-        with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
-        self.weighting.step_end(new.detach().float(), reduce=reduce)
-
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
-    def _outputs(self, X: Any, device, batch_size: int = 4096,
-                 standardized: bool = False, rows: torch.Tensor | None = None) -> Any:
-        """The net's outputs on X (regression: the heads' h when ``standardized``); with
-        ``rows``, each row's own task's output (B, max n_outputs)."""
-        self.net.eval()
-        outs = []
-        with self.net.standardized_outputs() if standardized else nullcontext():
-            for i, x in enumerate(chunks(X, batch_size)):
-                r = None if rows is None else rows[i * batch_size:(i + 1) * batch_size]
-                outs.append(self.net(to_device(x, device)) if r is None
-                            else self.net(to_device(x, device), rows=r.to(device)))
-        if rows is not None:
-            return _wide(torch.cat(outs))
-        return {k: _wide(torch.cat([o[k] for o in outs])) for k in outs[0]}
+    def _cpu_families(self) -> list:
+        """The per-row loss families with CPU masks (those of the last fit, else built)."""
+        families = getattr(self, "_families", None)
+        if families is None:
+            families = self._families = loss_families(self.tasks, "cpu")
+        return [(spec, mask.cpu()) for spec, mask, _ in families]
 
     def _validate(self, ds: Any, ctx: Context) -> dict:
-        if isinstance(ds, MultiTaskDataset) and ds.per_row:
-            return self._validate_rows(ds.X, ds.task, ds.y, ctx)
-        if isinstance(ds, MultiTaskDataset):
-            X, Y = ds.X, ds.targets
-        else:  # a loader: gather it
-            xs, ys, rows = [], {}, []
-            for x, y in ds:
-                xs.append(x)
-                if not isinstance(y, Mapping):  # per row: (task index, y)
-                    rows.append(y)
-                    continue
-                for k, v in y.items():
-                    ys.setdefault(k, []).append(v)
-            if rows:
-                return self._validate_rows(_cat_inputs(xs), torch.cat([r[0] for r in rows]),
-                                           torch.cat([r[1] for r in rows]), ctx)
-            X, Y = _cat_inputs(xs), {k: torch.cat(v) for k, v in ys.items()}
-        out = self._outputs(X, ctx.device, standardized=True)
-        scales = self.net.target_scales
-        row, total = {}, 0.0
-        for j, t in enumerate(self.tasks):
-            if t.name not in Y:
-                continue
-            y = Y[t.name].to(ctx.device)
-            h = out[t.name]
-            if t.name in scales:  # the loss of training (standardized), metrics in units
-                loss = t.task_loss(h.double(), scales[t.name].standardize(y.double()))
-                f = scales[t.name](h)
-            else:
-                loss, f = t.task_loss(h, y), h
-            loss = float(loss) / float(self._loss_scale[j])
-            row[f"val_loss/{t.name}"] = loss
-            total += t.weight * loss
-            pred = t.transform(f).cpu().numpy()
-            for m, v in t.scores(Y[t.name].cpu().numpy(), pred).items():
-                row[f"val/{t.name}/{m}"] = v
-        row["val_loss"] = total
-        return row
-
-    def _validate_rows(self, X: Any, task: torch.Tensor, y: torch.Tensor, ctx: Context) -> dict:
-        """Validation on per-row data: losses by segment sums, metrics task by task."""
-        h = self._outputs(X, ctx.device, standardized=True, rows=task.cpu())
-        task = task.cpu()
-        y = y.cpu()
-        y2 = y[:, None] if y.ndim == 1 else y
-        W = y2.shape[1]
-        mean, scale = (v.cpu() for v in self.net.stacked_scales())
-        ys = (y2.double() - mean[task, :W]) / scale[task, :W]
-        units = h.double() * scale[task, :h.shape[1]] + mean[task, :h.shape[1]]
-        T = len(self.tasks)
-        total_t = torch.zeros(T, dtype=torch.float64)
-        count_t = torch.zeros(T, dtype=torch.float64)
-        for spec, mask in self._families_cpu():
-            rows = torch.nonzero(mask[task])[:, 0]
-            loss, n = spec.row_losses(h[rows].double(), ys[rows])
-            total_t.index_add_(0, task[rows], loss.double())
-            count_t.index_add_(0, task[rows], n.double())
-        row, total = {}, 0.0
-        order = torch.argsort(task, stable=True)
-        bounds = torch.searchsorted(task[order], torch.arange(T + 1))
-        for j, t in enumerate(self.tasks):
-            a, b = int(bounds[j]), int(bounds[j + 1])
-            if a == b:
-                continue
-            idx = order[a:b]
-            loss = float(total_t[j] / count_t[j].clamp(min=1)) / float(self._loss_scale[j])
-            row[f"val_loss/{t.name}"] = loss
-            total += t.weight * loss
-            f = units[idx] if t.kind == "regression" else h[idx]
-            pred = t.transform(f[:, :t.n_outputs].float() if t.kind != "regression"
-                               else f[:, :t.n_outputs]).cpu().numpy()
-            yt = y2[idx, :t.target_width].numpy()
-            yt = yt[:, 0] if t.target_width == 1 else yt
-            for m, v in t.scores(yt, pred).items():
-                row[f"val/{t.name}/{m}"] = v
-        row["val_loss"] = total
-        return row
-
-    def _families_cpu(self):
-        if not hasattr(self, "_families"):
-            self._row_setup("cpu")
-        return [(spec, mask.cpu()) for spec, mask, _ in self._families]
+        return validate(self.net, self.tasks, ds, ctx.device, self._loss_scale,
+                        self._cpu_families())
 
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096, task: Any = None) -> Any:
@@ -1103,27 +618,7 @@ class Trainer:
             With ``task``: each row's prediction, (n,) when every task has one output, else
             (n, max) padded with NaN.
         """
-        from .data import row_tasks
-
-        x = as_inputs(X)
-        device = next(self.net.parameters()).device
-        if task is not None:
-            pos = torch.from_numpy(row_tasks(task, self.tasks, n_rows(x)))
-            out = self._outputs(x, device, batch_size, rows=pos)
-            width = max(t.n_outputs if t.kind == "multiclass" else t.target_width
-                        for t in self.tasks)
-            res = torch.full((len(pos), width), float("nan"), dtype=torch.float64)
-            for spec, mask in self._families_cpu():
-                rows = torch.nonzero(mask[pos])[:, 0]
-                p = spec.transform(out[rows, :spec.n_outputs].to(
-                    torch.float64 if spec.kind == "regression" else torch.float32))
-                p = p[:, None] if p.ndim == 1 else p
-                res[rows, :p.shape[1]] = p.double()
-            return (res[:, 0] if width == 1 else res).numpy()
-        out = self._outputs(x, device, batch_size)
-        specs = {t.name: t for t in self.tasks}
-        names = self.net._selected(tasks)
-        return {k: specs[k].transform(out[k]).cpu().numpy() for k in names}
+        return predict(self.net, self.tasks, X, self._cpu_families(), tasks, batch_size, task)
 
     def evaluate(self, data: Any) -> dict[str, float]:
         """Validation losses and metrics of the current net.
@@ -1155,118 +650,28 @@ class Trainer:
         return self.history_.copy()
 
 
-def _wide(t: torch.Tensor) -> torch.Tensor:
-    """Outputs at least in float32 (float64 where the target map made them so)."""
-    return t if t.dtype == torch.float64 else t.float()
-
-
-def _cat_inputs(xs: list) -> Any:
-    """Concatenate input batches (tensors, sparse CSR tensors or dicts of them)."""
-    first = xs[0]
-    if isinstance(first, dict):
-        return {k: _cat_inputs([x[k] for x in xs]) for k in first}
-    if isinstance(first, torch.Tensor) and first.layout == torch.sparse_csr:
-        import scipy.sparse as sp
-
-        from .inputs import SparseRows
-
-        mats = [sp.csr_matrix((x.values().cpu().numpy(), x.col_indices().cpu().numpy(),
-                               x.crow_indices().cpu().numpy()), shape=tuple(x.shape))
-                for x in xs]
-        return SparseRows(sp.vstack(mats).tocsr())
-    return torch.cat(xs)
-
-
-class _Ready(tuple):
-    """``(task, y)`` of a batch of :class:`_ReadyRows`: positions checked, targets in the
-    heads' units (float32); ``complete``: no label missing."""
-
-    complete = False
-
-
-class _ReadyComplete(_Ready):
-    complete = True
-
-
-class _ReadyTargets(dict):
-    """``{task: y}`` of a batch of :class:`_ReadyColumns`: names checked, targets in the heads'
-    units (float32); ``complete``: the tasks without a missing label."""
-
-    complete: frozenset = frozenset()
-
-
-class _ReadyColumns:
-    """A per-task data set prepared for training (see :meth:`Trainer._ready_targets`): what
-    :class:`~regmtl.deep.Batches` indexes."""
-
-    per_row = False
-
-    def __init__(self, X: Any, targets: dict, complete: set):
-        self.X, self.targets, self.complete = X, targets, frozenset(complete)
-        self._dense = isinstance(X, torch.Tensor)
-
-    def __len__(self) -> int:
-        return n_rows(self.X)
-
-    def __getitem__(self, idx: torch.Tensor) -> tuple:
-        x = self.X[idx] if self._dense else take(self.X, idx)
-        ys = _ReadyTargets({k: v[idx] for k, v in self.targets.items()})
-        ys.complete = self.complete
-        return x, ys
-
-
-def _batch_losses(trainer: Trainer, data: Any, model: Any, idx: torch.Tensor,
-                  ctx: Context) -> torch.Tensor:
-    """The task losses of the batch ``data[idx]`` (the step loop's form of
-    :meth:`Trainer._losses`)."""
-    return trainer._losses(model, data[idx], ctx)
-
-
-class _ReadyRows:
-    """A per-row data set prepared for training (see :meth:`Trainer._ready_rows`): what
-    :class:`~regmtl.deep.Batches` indexes."""
-
-    def __init__(self, X: Any, task: torch.Tensor, y: torch.Tensor, complete: bool):
-        self.X, self.task, self.y, self.complete = X, task, y, complete
-        self.per_row = True
-        self._pair = _ReadyComplete if complete else _Ready
-        self._dense = isinstance(X, torch.Tensor)
-
-    def __len__(self) -> int:
-        return len(self.task)
-
-    def __getitem__(self, idx: torch.Tensor) -> tuple:
-        x = self.X[idx] if self._dense else take(self.X, idx)
-        return x, self._pair((self.task[idx], self.y[idx]))
-
-
-def _fusable(params: list) -> bool:
-    """Whether the fused Adam kernel takes these parameters: dense floating-point tensors on
-    one CPU or CUDA device."""
-    params = list(params)
-    if not params:
-        return False
-    dev = params[0].device
-    return dev.type in ("cpu", "cuda") and all(
-        isinstance(p, torch.Tensor) and p.device == dev and p.is_floating_point()
-        and p.layout == torch.strided for p in params)
-
-
-def _others(net: MultiTaskNet) -> list:
-    """The net's child modules but its target maps (which neither a forward pass nor the
-    training mode changes; with many tasks, walking them costs more than the rest)."""
-    maps = net._modules.get("target_scales")
-    return [m for m in net._modules.values() if m is not None and m is not maps]
-
-
-def _buffers_to_keep(net: MultiTaskNet) -> list:
-    """(buffer, copy) of the net's buffers that a forward pass may change (the target maps
-    change only when set: not copied)."""
-    bufs = [b for b in net._buffers.values() if b is not None]
-    bufs += [b for m in _others(net) for b in m.buffers()]
-    return [(b, b.detach().clone()) for b in bufs]
-
-
+def _batches(loaders: dict, streams: dict, steps: int, losses: TaskLosses, model: Any,
+             epoch: int) -> Iterator[Callable[[], torch.Tensor]]:
+    """The steps of an epoch, each as the function that computes its batch's task losses:
+    a data set's batches of indices, a loader's batches, or one batch per task (drawn from
+    ``streams``, ``steps`` of them)."""
+    if streams:
+        for _ in range(steps):
+            drawn = {t.name: next(streams[t.name]) for t in losses.tasks if t.name in streams}
+            yield functools.partial(losses.per_task, model, drawn)
+        return
+    loader = loaders[None]
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    elif hasattr(getattr(loader, "sampler", None), "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+    if isinstance(loader, Batches):
+        of = losses.of_indices(loader.dataset)
+        for idx in loader.indices():
+            yield functools.partial(of, model, idx)
+    else:
+        for batch in loader:
+            yield functools.partial(losses.batch, model, batch)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

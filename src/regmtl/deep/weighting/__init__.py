@@ -80,9 +80,13 @@ Each method is one module of this package, named for it (``pcgrad``, ``cagrad``,
 ``nash_mtl``, ...), its function and class together; ``base`` holds the :class:`Weighting`
 contract and the gradient helpers the methods share, ``gram`` the base of the five methods that
 decide from the Gram matrix :math:`G G^\top` (Nash-MTL, IMTL-G, MGDA, Aligned-MTL, UPGrad) and
-their conventions (base weights, zero gradients, scale). ``regmtl.deep.conflict`` keeps the
-old import path of the six gradient-conflict methods. ``WEIGHTINGS`` below is the one registry
-of the methods by name.
+their conventions (base weights, zero gradients, scale), ``loss_based`` the step of the methods
+whose weights are a function of the loss values (GLS, STCH, FAMO), ``helpers`` the small checks.
+``regmtl.deep.conflict`` keeps the old import path of the six gradient-conflict methods.
+``WEIGHTINGS`` below is the one registry of the methods by name: a class that declares its
+``name`` registers itself, and this package imports all its modules and exports each method
+module's public names, so a new method is its module (plus a bank case in the tests and an
+entry in the API reference).
 
 The weights returned by :meth:`Weighting.backward` (the ``weight/TASK`` columns of the trainer's
 history, averaged over each epoch) are the coefficients of the losses, or for gradient methods
@@ -159,127 +163,32 @@ References
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
-from .aligned_mtl import AlignedMTL, alignment_matrix
-from .base import GradientWeighting, Weighting
-from .cagrad import CAGrad, cagrad_direction
-from .config import ConFIG, config_weights
-from .db_mtl import DBMTL, db_mtl_direction
-from .dualproj import DualProj, dualproj_weights
-from .dwa import DWA
-from .equal import EqualWeighting
-from .excess_mtl import ExcessMTL, excess_risks
-from .fairgrad import FairGrad, fairgrad_weights
-from .famo import FAMO
-from .fixed import FixedWeighting
-from .gls import GLS, gls_weights
-from .graddrop import GradDrop, graddrop_direction
-from .gradnorm import GradNorm
-from .gradvac import GradVac, vaccinate
+from .base import REGISTRY, GradientWeighting, Weighting
 from .gram import GramWeighting, shared_representation
-from .imtl import IMTL, imtl_weights
-from .mgda import MGDA, mgda_weights
-from .moco import MoCo, moco_step, project_simplex
-from .modo import MoDo, modo_step
-from .nash_mtl import NashMTL, nash_weights
-from .pcgrad import PCGrad, project_conflicting
-from .rgw import RGW, rgw_direction
-from .rlw import RandomWeighting
-from .sdmgrad import SDMGrad, sdmgrad_weights
-from .stch import STCH, stch_weights
-from .uncertainty import UncertaintyWeighting
-from .upgrad import UPGrad, upgrad_weights
 
-__all__ = [
-    "Weighting",
-    "GradientWeighting",
-    "GramWeighting",
-    "shared_representation",
-    "EqualWeighting",
-    "FixedWeighting",
-    "RandomWeighting",
-    "UncertaintyWeighting",
-    "DWA",
-    "GradNorm",
-    "PCGrad",
-    "CAGrad",
-    "FAMO",
-    "NashMTL",
-    "IMTL",
-    "MGDA",
-    "AlignedMTL",
-    "UPGrad",
-    "GradVac",
-    "GradDrop",
-    "DualProj",
-    "ConFIG",
-    "FairGrad",
-    "SDMGrad",
-    "MoDo",
-    "DBMTL",
-    "STCH",
-    "GLS",
-    "MoCo",
-    "ExcessMTL",
-    "RGW",
-    "WEIGHTINGS",
-    "make_weighting",
-    "project_conflicting",
-    "cagrad_direction",
-    "mgda_weights",
-    "nash_weights",
-    "imtl_weights",
-    "alignment_matrix",
-    "upgrad_weights",
-    "vaccinate",
-    "graddrop_direction",
-    "dualproj_weights",
-    "config_weights",
-    "fairgrad_weights",
-    "sdmgrad_weights",
-    "modo_step",
-    "db_mtl_direction",
-    "stch_weights",
-    "gls_weights",
-    "moco_step",
-    "project_simplex",
-    "excess_risks",
-    "rgw_direction",
-]
+# every module of the package, so that every method class is defined (and so registered by
+# its ``name``) whatever was imported first
+_MODULES = [importlib.import_module(f"{__name__}.{info.name}")
+            for info in pkgutil.iter_modules(__path__)]
 
-#: Weighting classes by name (``make_weighting`` also takes the alias ``"rlw"`` = ``"random"``).
-#: The one registry, a literal: a new method is one module and one line here. Saved estimators
-#: name their weighting by these keys, so a key never changes.
-WEIGHTINGS: dict[str, type[Weighting]] = {
-    "equal": EqualWeighting,
-    "fixed": FixedWeighting,
-    "random": RandomWeighting,
-    "uncertainty": UncertaintyWeighting,
-    "dwa": DWA,
-    "gradnorm": GradNorm,
-    "pcgrad": PCGrad,
-    "cagrad": CAGrad,
-    "famo": FAMO,
-    "nash_mtl": NashMTL,
-    "imtl": IMTL,
-    "mgda": MGDA,
-    "aligned_mtl": AlignedMTL,
-    "upgrad": UPGrad,
-    "gradvac": GradVac,
-    "graddrop": GradDrop,
-    "dualproj": DualProj,
-    "config": ConFIG,
-    "fairgrad": FairGrad,
-    "sdmgrad": SDMGrad,
-    "modo": MoDo,
-    "db_mtl": DBMTL,
-    "stch": STCH,
-    "gls": GLS,
-    "moco": MoCo,
-    "excess_mtl": ExcessMTL,
-    "rgw": RGW,
-}
+#: Weighting classes by name, in alphabetical order (``make_weighting`` also takes the alias
+#: ``"rlw"`` = ``"random"``): the classes that declare a ``name`` (the base class registers
+#: them, :data:`~regmtl.deep.weighting.base.REGISTRY`), so a new method is its module alone.
+#: Saved estimators name their weighting by these keys, so a key never changes.
+WEIGHTINGS: dict[str, type[Weighting]] = dict(sorted(REGISTRY.items()))
+
+# each method module's public names (its class and functional forms) are this package's
+_METHOD_NAMES = {name: getattr(mod, name) for mod in _MODULES
+                 if any(cls.__module__ == mod.__name__ for cls in WEIGHTINGS.values())
+                 for name in mod.__all__}
+globals().update(_METHOD_NAMES)
+
+__all__ = ["Weighting", "GradientWeighting", "GramWeighting", "shared_representation",
+           "WEIGHTINGS", "make_weighting", *_METHOD_NAMES]
 _ALIASES = {"rlw": "random"}
 
 

@@ -212,6 +212,9 @@ class AlignedMTL(GramWeighting):
     [1.0, 1.0]
     """
 
+    #: The name users pass (``weighting="aligned_mtl"``) and saved models carry.
+    name = "aligned_mtl"
+
     def __init__(self, scale: str = "min", rtol: float | None = None,
                  on_representation: bool = False) -> None:
         super().__init__(on_representation=on_representation)

@@ -12,17 +12,16 @@ shared parameters along :math:`c^\top G`. The checks and small helpers here (``c
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from .._torch import torch
 from ..tasks import TaskSpec
+from .helpers import check_number, task_list, weighted_softmax
 
 __all__ = [
     "F64",
+    "REGISTRY",
     "Weighting",
     "GradientWeighting",
     "check_number",
@@ -45,29 +44,9 @@ def identity(x: Tensor) -> Tensor:
     return x
 
 
-def check_number(name: str, value: Any, *, low: float = 0.0, strict: bool = False) -> float:
-    """``value`` as a float, checked finite and ``>= low`` (``> low`` if ``strict``)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    v = float(value) if ok else math.nan
-    if not (math.isfinite(v) and (v > low if strict else v >= low)):
-        op = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {op} {low:g}, got {value!r}.")
-    return v
-
-
-def weighted_softmax(x: Tensor, base: Tensor) -> Tensor:
-    """``sum(b) * b e^x / (b . e^x)``: T softmax(x) for unit ``b``; ``b`` where x is constant."""
-    e = base * torch.exp(x - x.max())
-    total = e.sum()
-    if not (total > 0 and torch.isfinite(total)):
-        return base.clone()
-    return base.sum() * e / total
-
-
-def task_list(names: Sequence[str], mask: Tensor | np.ndarray) -> str:
-    """The names of the tasks where ``mask`` is true, quoted, for error messages."""
-    bad = [repr(names[i]) for i in np.flatnonzero(np.asarray(mask))]
-    return ", ".join(bad)
+#: The weighting classes that name themselves (``name = "pcgrad"``), by name, filled as they
+#: are defined: ``regmtl.deep.weighting.WEIGHTINGS`` is built from it.
+REGISTRY: dict[str, type] = {}
 
 
 # ----------------------------------------------------------------------------- base class
@@ -99,6 +78,9 @@ class Weighting(torch.nn.Module):
     needs_step_losses : bool
         Whether the method needs the losses of the batch after the optimizer step
         (:meth:`step_end`; the trainer then runs one more forward pass per step).
+    on_representation : bool
+        Whether the method reads the gradients with respect to the net's shared
+        representation (the trainer then hands :meth:`watch` the net's module of it).
 
     See Also
     --------
@@ -130,11 +112,20 @@ class Weighting(torch.nn.Module):
     needs_task_grads: bool = False
     #: True where :meth:`step_end` wants the losses of the batch after the optimizer step.
     needs_step_losses: bool = False
+    #: True where the gradients with respect to the shared representation are read.
+    on_representation: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """A subclass's own ``backward`` returns a copy too: the caller's own (T,) tensor,
-        never a buffer of the state, whatever the override returns."""
+        """A subclass with its own ``name`` joins :data:`REGISTRY`; its own ``backward``
+        returns a copy too (the caller's own (T,) tensor, never a buffer of the state)."""
         super().__init_subclass__(**kwargs)
+        key = cls.__dict__.get("name")
+        if isinstance(key, str):
+            known = REGISTRY.setdefault(key, cls)
+            if known is not cls and (known.__module__, known.__qualname__) != (
+                    cls.__module__, cls.__qualname__):  # (a module imported again replaces)
+                raise ValueError(f"weighting name {key!r} is taken by {known.__qualname__}.")
+            REGISTRY[key] = cls
         method = cls.__dict__.get("backward")
         if method is None or getattr(method, "_returns_own", False):
             return
@@ -215,6 +206,25 @@ class Weighting(torch.nn.Module):
         reduce : callable, optional
             Averages a tensor across distributed ranks.
         """
+
+    def watch(self, module: torch.nn.Module) -> Weighting:
+        """Follow the output of ``module`` (the shared representation) at every forward pass;
+        the trainer calls it when ``on_representation`` is True. Nothing by default.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The module whose output is the shared representation :math:`Z`.
+
+        Returns
+        -------
+        Weighting
+            The weighting itself.
+        """
+        return self
+
+    def unwatch(self) -> None:
+        """Stop following the module of :meth:`watch` (nothing by default)."""
 
     def get_extra_state(self) -> dict:
         """The state outside the buffers, saved in ``state_dict``.
@@ -336,18 +346,6 @@ def accumulate(params: list[torch.nn.Parameter], flat: Tensor) -> None:
         g = flat[off:off + n].view_as(p).to(p.dtype)
         p.grad = g if p.grad is None else p.grad + g
         off += n
-
-
-def weighted_step(losses: Tensor, weights: Tensor, extra: Tensor | None,
-                  scale: Callable[[Tensor], Tensor] | None) -> Tensor:
-    """A loss-based method's step: differentiate ``scale(sum_t w_t L_t + extra)``; returns
-    the caller's own copy of ``weights`` on the losses' device and dtype."""
-    objective = (weights.to(losses) * losses).sum()
-    if extra is not None:
-        objective = objective + extra
-    if objective.requires_grad:
-        (identity if scale is None else scale)(objective).backward()
-    return weights.to(device=losses.device, dtype=losses.dtype).clone()
 
 
 def finish_step(losses: Tensor, specific: list[torch.nn.Parameter], heads: Tensor,

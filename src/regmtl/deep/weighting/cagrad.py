@@ -241,6 +241,9 @@ class CAGrad(GradientWeighting):
     [2.065, 2.4]
     """
 
+    #: The name users pass (``weighting="cagrad"``) and saved models carry.
+    name = "cagrad"
+
     def __init__(self, c: float = 0.5, rescale: bool = True) -> None:
         super().__init__()
         self.c = check_number("c", c)

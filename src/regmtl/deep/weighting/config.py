@@ -192,6 +192,9 @@ class ConFIG(GramWeighting):
     [1.5, 1.5]
     """
 
+    #: The name users pass (``weighting="config"``) and saved models carry.
+    name = "config"
+
     def _solve(self, A, b, idx, losses, reduce):
         return _config(A, b)
 

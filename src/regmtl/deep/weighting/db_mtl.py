@@ -23,8 +23,8 @@ from .base import (
     task_gradients,
     task_list,
 )
-from .gls import loss_values, positive_losses
 from .gram import ZERO_GRAD, loss_factor
+from .loss_based import loss_values, positive_losses
 
 __all__ = ["DBMTL", "db_mtl_direction"]
 
@@ -231,6 +231,9 @@ class DBMTL(TrackedGradients, GradientWeighting):
     >>> [round(x, 6) for x in theta.grad.tolist()]
     [1.0, 1.0]
     """
+
+    #: The name users pass (``weighting="db_mtl"``) and saved models carry.
+    name = "db_mtl"
 
     _tracked = ("grad_average",)
 

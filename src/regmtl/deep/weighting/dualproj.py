@@ -164,6 +164,9 @@ class DualProj(GramWeighting):
     [0.0, 1.0]
     """
 
+    #: The name users pass (``weighting="dualproj"``) and saved models carry.
+    name = "dualproj"
+
     def _solve(self, A, b, idx, losses, reduce):
         return _dualproj(A, b)
 

@@ -75,6 +75,9 @@ class DWA(Weighting):
     [0.876, 1.124]
     """
 
+    #: The name users pass (``weighting="dwa"``) and saved models carry.
+    name = "dwa"
+
     def __init__(self, temperature: float = 2.0) -> None:
         super().__init__()
         self.temperature = check_number("temperature", temperature, strict=True)

@@ -40,3 +40,6 @@ class EqualWeighting(Weighting):
     >>> theta.grad.tolist()
     [2.0, 8.0]
     """
+
+    #: The name users pass (``weighting="equal"``) and saved models carry.
+    name = "equal"

@@ -137,6 +137,9 @@ class ExcessMTL(TrackedGradients, GradientWeighting):
     [1.0, 1.0]
     """
 
+    #: The name users pass (``weighting="excess_mtl"``) and saved models carry.
+    name = "excess_mtl"
+
     _tracked = ("sq_sum",)
 
     def __init__(self, step_size: float = 0.01, eps: float = 1e-7) -> None:

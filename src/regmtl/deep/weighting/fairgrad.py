@@ -191,6 +191,9 @@ class FairGrad(GramWeighting):
     [1.0, 1.0]
     """
 
+    #: The name users pass (``weighting="fairgrad"``) and saved models carry.
+    name = "fairgrad"
+
     def __init__(self, alpha: float = 1.0, on_representation: bool = False) -> None:
         super().__init__(on_representation=on_representation)
         self.alpha = check_number("alpha", alpha, strict=True)

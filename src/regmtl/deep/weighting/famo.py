@@ -16,14 +16,15 @@ import numpy as np
 
 from .._torch import torch
 from ..tasks import TaskSpec
-from .base import F64, Weighting, check_number, identity, task_list, weighted_step
+from .base import F64, check_number, identity, task_list
+from .loss_based import LossValueWeighting
 
 __all__ = ["FAMO"]
 
 Tensor = torch.Tensor
 
 
-class FAMO(Weighting):
+class FAMO(LossValueWeighting):
     r"""Fast adaptive multitask optimization (Liu, Feng, Stone & Liu, 2023).
 
     A loss weighting that decreases the task losses at balanced rates, with one backward pass
@@ -126,6 +127,9 @@ class FAMO(Weighting):
     [-0.025, 0.025]
     """
 
+    #: The name users pass (``weighting="famo"``) and saved models carry.
+    name = "famo"
+
     needs_step_losses = True
 
     def __init__(self, w_lr: float = 0.025, gamma: float = 0.001, optimizer: str = "adam",
@@ -222,16 +226,13 @@ class FAMO(Weighting):
         return (self._base() * observed).sum() * ratio / total
 
     # ------------------------------------------------------------------ steps
-    def backward(self, losses: Tensor, shared: Sequence[torch.nn.Parameter],
-                 specific: Sequence[torch.nn.Parameter], *, extra: Tensor | None = None,
-                 scale: Callable[[Tensor], Tensor] | None = None,
-                 reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """As :meth:`Weighting.backward`: backpropagates :math:`\\sum_t w_t L_t` (+ ``extra``).
+    def _loss_values(self, losses: Tensor, reduce: Callable[[Tensor], Tensor] | None,
+                     scale: Callable[[Tensor], Tensor] | None) -> Tensor | None:
+        return self._values(losses, reduce, scale, "losses")
 
-        If the previous step's losses are still waiting for :meth:`step_end`, these losses
+    def _value_weights(self, L: Tensor | None) -> Tensor:
+        """If the previous step's losses are still waiting for :meth:`step_end`, these losses
         take its place first (the logits are updated with them)."""
-        self._check_losses(losses)
-        L = self._values(losses, reduce, scale, "losses")
         if L is None:  # an overflowing mixed-precision step: the scaler skips it
             w = self._base().clone()
             self.pending.fill_(False)
@@ -242,7 +243,7 @@ class FAMO(Weighting):
             self.prev_losses.copy_(L)
             self.pending.fill_(True)
         self.task_weights.copy_(w)
-        return weighted_step(losses, w, extra, scale)
+        return w
 
     def step_end(self, losses: Tensor, *,
                  reduce: Callable[[Tensor], Tensor] | None = None) -> None:

@@ -51,6 +51,9 @@ class FixedWeighting(Weighting):
     [1.0, 0.5]
     """
 
+    #: The name users pass (``weighting="fixed"``) and saved models carry.
+    name = "fixed"
+
     def __init__(self, weights: Mapping[str, float] | Sequence[float]) -> None:
         super().__init__()
         self.weights = weights

@@ -9,63 +9,15 @@ and geometric loss strategy for multi-task learning. CVPR Workshops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._torch import torch
-from .base import F64, Weighting, identity, task_list, weighted_step
-from .gram import as_weights
+from .base import F64
+from .loss_based import LossValueWeighting, loss_inputs, positive_losses
 
 __all__ = ["GLS", "gls_weights"]
 
 Tensor = torch.Tensor
-
-
-def positive_losses(L: Tensor, names: Sequence[str], who: str) -> Tensor:
-    """The mask of the tasks taking part (loss > 0); a negative loss raises a ValueError."""
-    neg = L < 0
-    if neg.any():
-        raise ValueError(f"{who}: the loss of task(s) {task_list(names, neg.numpy())} is "
-                         "negative; this weighting takes logarithms of the losses and needs "
-                         "losses >= 0 (a loss of 0, e.g. a task without labels in the batch, "
-                         "takes no part in the step). Use a non-negative loss or another "
-                         "weighting.")
-    return L > 0
-
-
-def loss_inputs(losses: Any, base_weights: Any, who: str) -> tuple[Tensor, Tensor, Tensor]:
-    """The functional forms' inputs: the (T,) finite losses (CPU float64), the base weights
-    (default ones; finite, >= 0) and the mask of the tasks taking part (loss > 0 and base
-    weight > 0); a negative loss raises a ValueError naming ``who``."""
-    L = torch.as_tensor(losses, dtype=F64).detach().cpu().reshape(-1)
-    T = L.shape[0]
-    b = torch.as_tensor(as_weights(base_weights, T, "base_weights"))
-    if not torch.isfinite(L).all():
-        raise ValueError("losses must be finite.")
-    return L, b, positive_losses(L, [str(i) for i in range(T)], who) & (b > 0)
-
-
-def loss_values(losses: Tensor, n_tasks: int, names: Sequence[str], who: str,
-                reduce: Callable[[Tensor], Tensor] | None,
-                scale: Callable[[Tensor], Tensor] | None) -> Tensor | None:
-    """The (T,) detached losses (averaged over ranks), CPU float64; None to skip the step.
-
-    A non-finite loss raises a ValueError naming the task, except under loss scaling (mixed
-    precision), where None tells the caller to keep the base weights so that the gradient
-    scaler sees the overflow and skips the step.
-    """
-    L = losses.detach()
-    if reduce is not None:
-        L = reduce(L)
-    L = L.to("cpu", F64).reshape(-1)
-    bad = ~torch.isfinite(L)
-    if bad.any():
-        if scale is not None and scale is not identity:
-            return None
-        raise ValueError(f"{who}: the loss of task(s) {task_list(names, bad.numpy())} is not "
-                         "finite (NaN or inf); check their losses and inputs, or lower the "
-                         "learning rate.")
-    return L
 
 
 def gls_weights(losses: Any, base_weights: Any = None) -> Tensor:
@@ -116,7 +68,7 @@ def gls_weights(losses: Any, base_weights: Any = None) -> Tensor:
     return w
 
 
-class GLS(Weighting):
+class GLS(LossValueWeighting):
     r"""Geometric loss strategy (Chennupati et al., 2019): the geometric mean of the losses.
 
     The objective is :math:`T\,(\prod_t L_t)^{1/T}` (with base weights :math:`b`, the
@@ -169,17 +121,11 @@ class GLS(Weighting):
     [4.0, 2.0]
     """
 
-    def backward(self, losses: Tensor, shared: Sequence[torch.nn.Parameter],
-                 specific: Sequence[torch.nn.Parameter], *, extra: Tensor | None = None,
-                 scale: Callable[[Tensor], Tensor] | None = None,
-                 reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """As :meth:`~regmtl.deep.Weighting.backward`; the weights come from the loss values
-        averaged across ranks by ``reduce``."""
-        self._check_losses(losses)
-        L = loss_values(losses, self.n_tasks, self.task_names, "GLS", reduce, scale)
+    #: The name users pass (``weighting="gls"``) and saved models carry.
+    name = "gls"
+
+    def _value_weights(self, L: Tensor | None) -> Tensor:
         if L is None:
-            w = self._base().clone()
-        else:
-            positive_losses(L, self.task_names, "GLS")
-            w = gls_weights(L, self._base())
-        return weighted_step(losses, w, extra, scale)
+            return self._base().clone()
+        positive_losses(L, self.task_names, "GLS")
+        return gls_weights(L, self._base())

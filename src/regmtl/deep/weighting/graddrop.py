@@ -173,6 +173,9 @@ class GradDrop(GradientWeighting):
     [3.0, 1.0]
     """
 
+    #: The name users pass (``weighting="graddrop"``) and saved models carry.
+    name = "graddrop"
+
     def __init__(self, leak: float = 0.0) -> None:
         super().__init__()
         self.leak = _check_leak(leak)

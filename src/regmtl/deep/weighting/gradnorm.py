@@ -103,6 +103,9 @@ class GradNorm(GradientWeighting):
     [1.025, 0.975]
     """
 
+    #: The name users pass (``weighting="gradnorm"``) and saved models carry.
+    name = "gradnorm"
+
     def __init__(self, alpha: float = 1.5, lr: float = 0.025, order: str = "paper") -> None:
         super().__init__()
         self.alpha = check_number("alpha", alpha)

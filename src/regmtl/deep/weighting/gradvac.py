@@ -206,6 +206,9 @@ class GradVac(GradientWeighting):
     [0.0, -0.3536]
     """
 
+    #: The name users pass (``weighting="gradvac"``) and saved models carry.
+    name = "gradvac"
+
     targets: Tensor
 
     def __init__(self, beta: float = 0.5) -> None:

@@ -148,7 +148,8 @@ def nonneg_qp(Q: np.ndarray, c: np.ndarray, tol: float) -> np.ndarray:
 
 
 def shared_representation(net: torch.nn.Module, weighting: Any = None) -> torch.nn.Module:
-    """The module whose output is ``net``'s single shared representation (its trunk).
+    """The module whose output is ``net``'s single shared representation (its trunk), as the
+    net declares it (``net.shared_representation()``), or an error naming the weighting.
 
     Only a hard-sharing net has one: every task's head reads the trunk's output :math:`Z` and
     nothing else that is shared. MMoE, CGC and PLE mix their experts per task by gates (each
@@ -157,7 +158,7 @@ def shared_representation(net: torch.nn.Module, weighting: Any = None) -> torch.
 
     Parameters
     ----------
-    net : torch.nn.Module
+    net : MultiTaskNet
         The multi-task net.
     weighting : object, optional
         The weighting asking (named in the error).
@@ -184,10 +185,9 @@ def shared_representation(net: torch.nn.Module, weighting: Any = None) -> torch.
     ...
     ValueError: this weighting with on_representation=True needs a net with a single shared ...
     """
-    from ..nets import HardSharing
-
-    if isinstance(net, HardSharing):
-        return net.trunk
+    module = net.shared_representation()
+    if module is not None:
+        return module
     who = "this weighting" if weighting is None else f"{type(weighting).__name__}"
     raise ValueError(f"{who} with on_representation=True needs a net with a single shared "
                      f"representation (HardSharing: every head reads the trunk's output); "
@@ -222,25 +222,25 @@ class GramWeighting(GradientWeighting):
     the square of the AMP loss scale), so the coefficients do not depend on the loss scale
     and the scaled gradient matrix gives a scaled update, as the gradient scaler expects.
 
-    **The shared-representation route** (``on_representation=True``; MGDA's ``upper_bound``,
-    the MGDA-UB of Sener & Koltun, 2018). The Gram matrix is taken of the gradients
-    :math:`\nabla_Z L_t` with respect to the shared representation :math:`Z` (the trunk's
-    output on the batch, captured by :meth:`watch`; the trainer watches ``net.trunk`` by
-    itself): T backward passes through the heads only, a (T, B x width) matrix instead of
-    (T, trunk parameters), then one backward pass of :math:`\sum_t c_t L_t` through the whole
-    net. The coefficients are the method's own, decided on :math:`\nabla_Z L_t`: its promise
-    (MGDA's min-norm point, UPGrad's non-conflict, IMTL-G's equal projections) holds for the
-    representation's gradients, and for the parameters' only where the trunk's Jacobian
-    :math:`J` keeps inner products (:math:`J J^\top = I`, e.g. a linear trunk on orthonormal
-    inputs, where both routes give the same coefficients); in general
-    :math:`g_s \cdot d = \nabla_Z L_s^\top J J^\top \sum_t c_t \nabla_Z L_t` may differ in
-    sign from :math:`\nabla_Z L_s^\top \sum_t c_t \nabla_Z L_t`. Every Gram method allows
-    it (MGDA, IMTL-G and Aligned-MTL as their papers' feature-level variants; UPGrad and
-    Nash-MTL as a cheaper approximation that no paper states); CAGrad and PCGrad are not
-    Gram methods and do not offer it. Only a net
-    with a single shared representation has one (:func:`shared_representation`: a
-    hard-sharing net; MMoE, CGC, PLE and ESMM are refused), and one forward pass per step
-    (not per-task batches). Under data parallelism the per-rank Gram matrices are averaged.
+    **The shared-representation route** (``on_representation=True``; MGDA's ``upper_bound``, the
+    MGDA-UB of Sener & Koltun, 2018). The Gram matrix is taken of the gradients :math:`\nabla_Z
+    L_t` with respect to the shared representation :math:`Z` (the trunk's output on the batch,
+    captured by :meth:`watch`; the trainer watches the module the net names,
+    ``net.shared_representation()``, by itself): T backward passes through the heads only, a (T,
+    B x width) matrix instead of (T, trunk parameters), then one backward pass of :math:`\sum_t
+    c_t L_t` through the whole net. The coefficients are the method's own, decided on
+    :math:`\nabla_Z L_t`: its promise (MGDA's min-norm point, UPGrad's non-conflict, IMTL-G's
+    equal projections) holds for the representation's gradients, and for the parameters' only
+    where the trunk's Jacobian :math:`J` keeps inner products (:math:`J J^\top = I`, e.g. a
+    linear trunk on orthonormal inputs, where both routes give the same coefficients); in
+    general :math:`g_s \cdot d = \nabla_Z L_s^\top J J^\top \sum_t c_t \nabla_Z L_t` may differ
+    in sign from :math:`\nabla_Z L_s^\top \sum_t c_t \nabla_Z L_t`. Every Gram method allows it
+    (MGDA, IMTL-G and Aligned-MTL as their papers' feature-level variants; UPGrad and Nash-MTL
+    as a cheaper approximation that no paper states); CAGrad and PCGrad are not Gram methods and
+    do not offer it. Only a net with a single shared representation has one
+    (:func:`shared_representation`: a hard-sharing net; MMoE, CGC, PLE and ESMM are refused),
+    and one forward pass per step (not per-task batches). Under data parallelism the per-rank
+    Gram matrices are averaged.
 
     Parameters
     ----------

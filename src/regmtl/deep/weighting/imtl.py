@@ -223,6 +223,9 @@ class IMTL(GramWeighting):
     [1.6, 1.6]
     """
 
+    #: The name users pass (``weighting="imtl"``) and saved models carry.
+    name = "imtl"
+
     def __init__(self, loss_scale: bool = False, on_representation: bool = False) -> None:
         super().__init__(on_representation=on_representation)
         if not isinstance(loss_scale, (bool, np.bool_)):

@@ -19,7 +19,7 @@ from .._torch import torch
 from .base import F64
 from .gram import GramWeighting, as_gram, is_stationary, nonneg_qp
 
-__all__ = ["MGDA", "mgda_weights", "min_norm"]
+__all__ = ["MGDA", "mgda_weights"]
 
 Tensor = torch.Tensor
 
@@ -207,6 +207,9 @@ class MGDA(GramWeighting):
     >>> w.shape, trunk.weight.grad is not None
     (torch.Size([2]), True)
     """
+
+    #: The name users pass (``weighting="mgda"``) and saved models carry.
+    name = "mgda"
 
     def __init__(self, normalization: str = "none", upper_bound: bool = False,
                  on_representation: bool = False) -> None:

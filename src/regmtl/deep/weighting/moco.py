@@ -204,6 +204,9 @@ class MoCo(TrackedGradients, GradientWeighting):
     [1.15, 1.7]
     """
 
+    #: The name users pass (``weighting="moco"``) and saved models carry.
+    name = "moco"
+
     _tracked = ("tracked",)
 
     def __init__(self, beta: float = 0.5, beta_sigma: float = 0.5, gamma: float = 0.1,

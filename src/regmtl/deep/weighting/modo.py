@@ -173,6 +173,9 @@ class MoDo(GramWeighting):
     [0.425, 0.575]
     """
 
+    #: The name users pass (``weighting="modo"``) and saved models carry.
+    name = "modo"
+
     lambd: Tensor
 
     def __init__(self, gamma: float = 1e-3, rho: float = 0.1,

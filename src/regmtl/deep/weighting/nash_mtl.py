@@ -197,6 +197,9 @@ class NashMTL(GramWeighting):
     [1.0, 1.0]
     """
 
+    #: The name users pass (``weighting="nash_mtl"``) and saved models carry.
+    name = "nash_mtl"
+
     def _solve(self, A, b, idx, losses, reduce):
         alpha = _nash(A, b)
         return np.zeros(len(b)) if alpha is None else alpha

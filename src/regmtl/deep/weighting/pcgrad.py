@@ -161,6 +161,9 @@ class PCGrad(GradientWeighting):
     [0.5, 1.5]
     """
 
+    #: The name users pass (``weighting="pcgrad"``) and saved models carry.
+    name = "pcgrad"
+
     def _combine(self, G, losses, scale, reduce):
         base = self._base()
         A = gram_matrix(G) * base[:, None] * base[None, :]

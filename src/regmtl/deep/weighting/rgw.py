@@ -115,6 +115,9 @@ class RGW(GradientWeighting):
     (2.0, True)
     """
 
+    #: The name users pass (``weighting="rgw"``) and saved models carry.
+    name = "rgw"
+
     def _combine(self, G, losses, scale, reduce):
         if not torch.isfinite(G).all() and scale is identity:
             bad = ~torch.isfinite(G).all(dim=1).cpu()

@@ -59,6 +59,9 @@ class RandomWeighting(Weighting):
     (2.0, True)
     """
 
+    #: The name users pass (``weighting="random"``) and saved models carry.
+    name = "random"
+
     def _loss_weights(self, losses: Tensor) -> Tensor:
         z = torch.randn(self.n_tasks, generator=self._generator, dtype=F64)
         return weighted_softmax(z, self._base()).to(losses)

@@ -163,6 +163,9 @@ class SDMGrad(GramWeighting):
     [1.5, 0.5]
     """
 
+    #: The name users pass (``weighting="sdmgrad"``) and saved models carry.
+    name = "sdmgrad"
+
     def __init__(self, lam: float = 0.3, on_representation: bool = False) -> None:
         super().__init__(on_representation=on_representation)
         self.lam = check_number("lam", lam)

@@ -10,13 +10,12 @@ optimization. ICML.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._torch import torch
 from ..tasks import TaskSpec
-from .base import F64, Weighting, check_number, weighted_step
-from .gls import loss_inputs, loss_values, positive_losses
+from .base import F64, check_number
+from .loss_based import LossValueWeighting, loss_inputs, positive_losses
 
 __all__ = ["STCH", "stch_weights"]
 
@@ -82,7 +81,7 @@ def stch_weights(losses: Any, nadir: Any = None, mu: float = 1.0,
     return w
 
 
-class STCH(Weighting):
+class STCH(LossValueWeighting):
     r"""Smooth Tchebycheff scalarization (Lin et al., 2024), the variant of its MTL experiments.
 
     For the first ``warmup_epochs`` epochs the objective is :math:`\sum_t b_t \log L_t`
@@ -158,6 +157,9 @@ class STCH(Weighting):
     [0.6667, 0.3333]
     """
 
+    #: The name users pass (``weighting="stch"``) and saved models carry.
+    name = "stch"
+
     def __init__(self, mu: float = 1.0, warmup_epochs: int = 4) -> None:
         super().__init__()
         self.mu = check_number("mu", mu, strict=True)
@@ -192,21 +194,12 @@ class STCH(Weighting):
             self.nadir.copy_(torch.where(ok, last, torch.ones_like(last)))
         self.n_epochs.fill_(n)
 
-    def backward(self, losses: Tensor, shared: Sequence[torch.nn.Parameter],
-                 specific: Sequence[torch.nn.Parameter], *, extra: Tensor | None = None,
-                 scale: Callable[[Tensor], Tensor] | None = None,
-                 reduce: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """As :meth:`~regmtl.deep.Weighting.backward`; the weights come from the loss values
-        averaged across ranks by ``reduce``."""
-        self._check_losses(losses)
-        L = loss_values(losses, self.n_tasks, self.task_names, "STCH", reduce, scale)
+    def _value_weights(self, L: Tensor | None) -> Tensor:
         if L is None:
-            w = self._base().clone()
-        else:
-            positive_losses(L, self.task_names, "STCH")
-            nadir = None if self.warming_up else self.nadir.detach().to("cpu", F64)
-            w = stch_weights(L, nadir, self.mu, self._base())
-        return weighted_step(losses, w, extra, scale)
+            return self._base().clone()
+        positive_losses(L, self.task_names, "STCH")
+        nadir = None if self.warming_up else self.nadir.detach().to("cpu", F64)
+        return stch_weights(L, nadir, self.mu, self._base())
 
     def extra_repr(self) -> str:
         return f"mu={self.mu!r}, warmup_epochs={self.warmup_epochs!r}"

@@ -89,6 +89,9 @@ class UncertaintyWeighting(Weighting):
     [0.0, -15.0]
     """
 
+    #: The name users pass (``weighting="uncertainty"``) and saved models carry.
+    name = "uncertainty"
+
     def __init__(self, init: float = 0.0) -> None:
         super().__init__()
         self.init = check_number("init", init, low=-math.inf)

@@ -163,5 +163,8 @@ class UPGrad(GramWeighting):
     [0.5, 1.5]
     """
 
+    #: The name users pass (``weighting="upgrad"``) and saved models carry.
+    name = "upgrad"
+
     def _solve(self, A, b, idx, losses, reduce):
         return _upgrad(A, b)

@@ -1,0 +1,161 @@
+r"""One training step, written once: every route of the data (a data set's batches of
+indices, a loader's batches, one batch per task), one process or DDP, dense or lazy heads.
+
+A step draws the task losses :math:`L_t` of its batch (``losses_of()``, under mixed precision
+where it is on), hands them with the smooth penalties :math:`\Omega` to the weighting (which
+writes the gradients, for a loss weighting those of :math:`\sum_t w_t L_t + \Omega(\theta)`),
+averages the gradients across ranks where DDP does not (gradient methods, per-task batches),
+unscales and clips them, takes the optimizer step, then the proximal steps of the non-smooth
+penalties, and for a weighting with ``needs_step_losses`` (FAMO) hands it the batch's losses
+at the updated parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from ._torch import torch
+from .preflight import buffers_to_keep
+
+__all__ = ["StepSetup", "train_step", "mixed_precision"]
+
+
+@dataclass
+class StepSetup:
+    """The choices of a fit that every step reads, made once.
+
+    Attributes
+    ----------
+    net : MultiTaskNet
+        The net (its parameters and buffers).
+    model : torch.nn.Module
+        What runs the forward pass: the net, or its ``DistributedDataParallel`` wrapper.
+    weighting : Weighting
+        Writes the gradients.
+    optimizer : torch.optim.Optimizer
+        Takes the step.
+    params : list of Parameter
+        The net's and the weighting's (clipped together).
+    shared, specific : list of Parameter
+        The trainable shared and task parameters.
+    smooth, prox : list of ParameterPenalty
+        The penalties in the objective and those taken by proximal steps.
+    ctx : Context
+        Where the fit runs.
+    autocast : callable
+        Context factory of mixed precision (``nullcontext`` without).
+    scaler : GradScaler or None
+        Loss scaling of float16.
+    grad_clip : float or None
+        The largest gradient norm.
+    clip : callable
+        The clipping function (``clip_grad_norm`` for row-sparse head gradients).
+    manual : bool
+        Average the net's gradients by hand (DDP with gradient methods or per-task batches).
+    balance : GradientBalance or None
+        Measures the gradient balance on every ``every``-th step.
+    every : int
+        See ``balance``.
+    """
+
+    net: Any
+    model: Any
+    weighting: Any
+    optimizer: Any
+    params: list
+    shared: list
+    specific: list
+    smooth: list
+    prox: list
+    ctx: Any
+    autocast: Callable = nullcontext
+    scaler: Any = None
+    grad_clip: float | None = None
+    clip: Callable = torch.nn.utils.clip_grad_norm_
+    manual: bool = False
+    balance: Any = None
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        self.scale = None if self.scaler is None else self.scaler.scale
+        self.reduce = self.ctx.mean if self.ctx.distributed else None
+
+
+def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],
+               step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the batch whose task losses ``losses_of()`` computes.
+
+    Parameters
+    ----------
+    s : StepSetup
+        The fit's choices.
+    losses_of : callable
+        Runs the forward pass of the step's batch and returns its (T,) task losses.
+    step : int
+        The step's number in its epoch (from 0; the gradient balance is measured on every
+        ``s.every``-th).
+
+    Returns
+    -------
+    losses, weights : Tensor of shape (T,)
+        The batch's task losses and the weighting's weights of the step, detached.
+    """
+    opt, weighting, ctx = s.optimizer, s.weighting, s.ctx
+    opt.zero_grad(set_to_none=True)
+    with s.model.no_sync() if s.manual else nullcontext():
+        with s.autocast():
+            losses = losses_of()
+        if s.balance is not None and step % s.every == 0:
+            s.balance.add(losses.float(), s.shared)
+        extra = sum(p.value(s.net) for p in s.smooth) if s.smooth else None
+        w = weighting.backward(losses.float(), s.shared, s.specific, extra=extra,
+                               scale=s.scale, reduce=s.reduce)
+    if s.manual:
+        ctx.average_gradients(s.net.parameters())
+    if ctx.distributed:
+        ctx.average_gradients(weighting.parameters())
+    if s.scaler is not None:
+        s.scaler.unscale_(opt)
+    if s.grad_clip is not None:
+        s.clip(s.params, s.grad_clip)
+    if s.scaler is not None:
+        s.scaler.step(opt)
+        s.scaler.update()
+    else:
+        opt.step()
+    if s.prox:
+        lr = opt.param_groups[0]["lr"]
+        for p in s.prox:
+            p.prox(s.net, lr)
+    if weighting.needs_step_losses:
+        _step_end(s, losses_of)
+    return losses.detach(), w.detach()
+
+
+def _step_end(s: StepSetup, losses_of: Callable[[], torch.Tensor]) -> None:
+    """Give the weighting the losses of the step's batch at the updated parameters (FAMO):
+    one more forward pass without gradients, leaving the net's buffers as they were."""
+    saved = buffers_to_keep(s.net)
+    with torch.no_grad(), s.autocast():
+        new = losses_of()
+    with torch.no_grad():
+        for b, v in saved:
+            b.copy_(v)
+    s.weighting.step_end(new.detach().float(), reduce=s.reduce)
+
+
+def mixed_precision(device: torch.device, amp: str | bool) -> tuple[Callable, Any]:
+    """(autocast context factory, GradScaler or None) of ``amp`` on ``device``: bfloat16 on
+    CUDA where supported, else float16 with loss scaling; never on the CPU."""
+    on = device.type == "cuda" and amp in ("auto", True)
+    if amp is True and device.type != "cuda":
+        raise ValueError("amp=True needs a CUDA device; use amp='auto' (on for CUDA only).")
+    if not on:
+        return nullcontext, None
+    bf16 = torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float16
+    scaler = None if bf16 else torch.amp.GradScaler("cuda")
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler

@@ -1,0 +1,147 @@
+r"""The shared parts of the scikit-learn wrappers' docstrings, written once.
+
+:class:`~regmtl.deep.DeepMultiTaskRegressor`, :class:`~regmtl.deep.DeepMultiTaskClassifier`
+and :class:`~regmtl.deep.DeepMultiTaskModel` take the same net, training and early-stopping
+options and have the same fitted attributes; their docstrings are composed from the blocks
+here by :func:`wrapper_doc` (numpydoc sections: an intro, Parameters, Attributes, then the
+class's own See Also and Examples). The choices of ``architecture`` and ``weighting`` are read
+from their registries.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from .nets import ARCHITECTURES
+from .weighting import WEIGHTINGS
+
+__all__ = ["NET_PARAMETERS", "TRAINING_PARAMETERS", "FITTED_ATTRIBUTES", "TRAINER_ATTRIBUTE",
+           "wrapper_doc"]
+
+_ARCHITECTURES = "{" + ", ".join(f'"{k}"' for k in ARCHITECTURES) + "}"
+_WEIGHTING_TEXT = textwrap.fill(
+    "Task weighting or gradient surgery: a name of ``regmtl.deep.WEIGHTINGS`` but "
+    '``"fixed"`` (' + ", ".join(f'``"{k}"``' for k in WEIGHTINGS if k != "fixed")
+    + "), or a :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).",
+    width=88, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+
+#: ``architecture`` ... ``batch_norm``: the net.
+NET_PARAMETERS = """\
+architecture : """ + _ARCHITECTURES + """, default="hard"
+    Hard parameter sharing (:class:`~regmtl.deep.HardSharing`, an MLP trunk of widths
+    ``hidden``), or mixtures of experts (:class:`~regmtl.deep.MMoE`,
+    :class:`~regmtl.deep.CGC`, :class:`~regmtl.deep.PLE`: each expert an MLP of widths
+    ``hidden``, ``n_experts`` shared experts).
+hidden : sequence of int, default=(64,)
+    Widths of the shared trunk, or of each expert.
+head_hidden : sequence of int, default=()
+    Hidden widths of each task's head (tower) before its output layer.
+n_experts : int, default=4
+    Shared experts of the mixture architectures (>= 1).
+activation : str, default="relu"
+    Nonlinearity (see :func:`~regmtl.deep.mlp`).
+dropout : float, default=0.0
+    Dropout after every hidden layer, in [0, 1).
+batch_norm : bool, default=False
+    Batch normalization after every hidden linear layer.
+"""
+
+#: ``penalty`` ... ``verbose``: the training, early stopping, seeding, device and progress.
+TRAINING_PARAMETERS = """\
+penalty : {"l1", "l2", "l21"} or None, default=None
+    ``alpha`` times the L1 norm or half the squared L2 norm of the shared weights
+    (biases excluded), or the group L2,1 norm of the input columns (features selected
+    for all tasks at once; :class:`~regmtl.deep.GroupL21`), added to the training
+    objective.
+alpha : float, default=0.0
+    Strength of the penalty (>= 0; 0 disables it; > 0 without a ``penalty`` has
+    no effect, with a UserWarning).
+weighting : str or Weighting, default="equal"
+""" + _WEIGHTING_TEXT + """
+optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    The optimizer.
+lr : float, default=1e-3
+    Learning rate (> 0).
+batch_size : int, default=256
+    Rows per training step.
+max_epochs : int, default=200
+    Maximum number of passes over the training rows.
+early_stopping : bool, default=True
+    Hold out ``validation_fraction`` of the rows and stop when their loss has not improved
+    for ``patience`` epochs; the best epoch's weights are kept.
+validation_fraction : float, default=0.1
+    Fraction of the rows held out for early stopping, in (0, 1); one that leaves no
+    row on a side (few rows) turns early stopping off with a UserWarning.
+patience : int, default=10
+    Epochs without improvement before stopping (>= 1).
+random_state : int, RandomState instance or None, default=0
+    Seeds the split, the initial weights, the batch order and the random draws.
+device : str, default="auto"
+    ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+verbose : int, default=0
+    Show a progress bar over epochs when > 0.
+
+"""
+
+#: The fitted attributes of every wrapper (but ``trainer_``, which comes last).
+FITTED_ATTRIBUTES = """\
+net_ : MultiTaskNet
+    The trained net (task ``k`` is named ``"t{k}"``).
+history_ : DataFrame
+    One row per epoch (see :class:`~regmtl.deep.Trainer`).
+tasks_ : ndarray
+    The task labels, in order.
+n_tasks_ : int
+    Number of tasks.
+n_iter_ : int
+    Epochs run.
+best_epoch_ : int
+    The epoch whose weights the net has.
+input_form_ : str
+    The input form of the fit (``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
+    ``"shared"``).
+x_mean_, x_scale_ : ndarray of shape (n_features,)
+    Each input column's mean and standard deviation over the training rows (0 and 1 for
+    categorical columns).
+categories_ : dict
+    Each categorical column's vocabulary (only when X had such columns).
+"""
+
+#: The regressor's target maps.
+TARGET_ATTRIBUTES = """\
+y_mean_, y_scale_ : ndarray of shape (n_tasks,)
+    Each task's target mean and standard deviation (the net's
+    :class:`~regmtl.deep.scaling.TargetScale` maps).
+"""
+
+#: The last fitted attribute of every wrapper.
+TRAINER_ATTRIBUTE = """\
+trainer_ : Trainer
+    The trainer of the fit.
+"""
+
+
+def wrapper_doc(intro: str, *, parameters: str = "", attributes: str = "",
+                extra_attributes: str = "", rest: str = "") -> str:
+    """A wrapper's docstring: ``intro``, then Parameters (``parameters`` before the shared
+    net and training options), Attributes (``attributes`` before the shared ones,
+    ``extra_attributes`` after them, ``trainer_`` last) and ``rest`` (See Also, Examples),
+    indented as a class docstring.
+
+    Parameters
+    ----------
+    intro : str
+        The summary line and the description.
+    parameters, attributes, extra_attributes, rest : str
+        The class's own parts (numpydoc, unindented).
+
+    Returns
+    -------
+    str
+        The docstring.
+    """
+    params = parameters + NET_PARAMETERS + TRAINING_PARAMETERS
+    attrs = attributes + FITTED_ATTRIBUTES + extra_attributes + TRAINER_ATTRIBUTE
+    body = (f"Parameters\n----------\n{params.rstrip()}\n\n"
+            f"Attributes\n----------\n{attrs.rstrip()}\n\n{rest}")
+    return textwrap.dedent(intro).strip("\n") + "\n\n" + textwrap.indent(body, "    ") + "    "
