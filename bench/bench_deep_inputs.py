@@ -69,7 +69,7 @@ from regmtl.deep import (
     Trainer,
     set_seed,
 )
-from regmtl.deep.optim import LazyAdam
+from regmtl.deep.optim import LazyAdam, make_optimizer
 from regmtl.metrics import explained_variance
 
 nn = torch.nn
@@ -246,7 +246,7 @@ def _adam_options(device: str) -> dict:
     """The options of the Adam that the Trainer builds by default on ``device`` (fused or
     for-each), for the plain loops to step with the same optimizer."""
     p = nn.Parameter(torch.zeros(1, device=device))
-    opt = Trainer(HardSharing(1, ["a"], ()), device=device)._make_optimizer([p])
+    opt = make_optimizer("adam", [p], LR, 0.0)
     return {k: opt.defaults[k] for k in ("fused", "foreach") if opt.defaults.get(k)}
 
 

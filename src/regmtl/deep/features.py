@@ -584,7 +584,7 @@ class FeatureColumns(nn.Module):
         parts, sizes = [], {}
         for col, emb in zip(self.id_columns, self.embeddings, strict=True):
             what = f"inputs[{col.name!r}]"
-            codes = self._codes(col, inputs[col.name], what)
+            codes = self._codes(col, inputs[col.name], what).to(emb.weight.device)
             sizes[col.name] = int(codes.shape[0])
             if isinstance(col, Categorical):
                 codes = to_bucket(codes, col.vocab_size, self.oov_rate, self.training)

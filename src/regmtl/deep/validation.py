@@ -25,7 +25,8 @@ __all__ = ["outputs", "validate", "validate_rows", "predict", "wide", "cat_input
 def outputs(net: Any, X: Any, device: Any, batch_size: int = 4096,
             standardized: bool = False, rows: torch.Tensor | None = None) -> Any:
     """The net's outputs on X (regression: the heads' h when ``standardized``); with
-    ``rows``, each row's own task's output (B, max n_outputs)."""
+    ``rows``, each row's own task's output (B, max n_outputs), brought to the CPU where the
+    per-row losses, metrics and predictions are formed."""
     net.eval()
     outs = []
     with net.standardized_outputs() if standardized else nullcontext():
@@ -34,7 +35,7 @@ def outputs(net: Any, X: Any, device: Any, batch_size: int = 4096,
             outs.append(net(to_device(x, device)) if r is None
                         else net(to_device(x, device), rows=r.to(device)))
     if rows is not None:
-        return wide(torch.cat(outs))
+        return wide(torch.cat(outs)).cpu()
     return {k: wide(torch.cat([o[k] for o in outs])) for k in outs[0]}
 
 
