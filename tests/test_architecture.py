@@ -1,6 +1,7 @@
 """The shape of the code: the import graph of ``src/regmtl`` has no circle, no module imports a
 private name (``_x``) from another module, solvers never ask whether data is distributed,
-persistence imports no model family, and a module over 1,500 lines says why in its docstring.
+persistence imports no model family, a module over 1,500 lines says why in its docstring, and
+no class is longer than 600 lines.
 The solver stack keeps to the block protocol: a solver module reads of the data only what
 :mod:`regmtl.blocks` defines, nothing outside the Dask block class calls ``.persist()``,
 nothing asks ``getattr(..., "distributed")`` (where rows live is the protocol's
@@ -21,6 +22,8 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "regmtl"
 MAX_LINES = 1500
+#: the longest a class may be
+MAX_CLASS_LINES = 600
 
 
 def _name(path: Path) -> str:
@@ -338,3 +341,14 @@ def test_the_deep_half_imports_only_the_input_layers():
              for b in sorted(targets)
              if not b.startswith("regmtl.deep") and _layer(b) > 1]
     assert reach == []
+
+
+def test_no_class_is_longer_than_the_limit():
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_CLASS_LINES:
+                    long.append(f"{path.relative_to(SRC)}:{node.name} ({n} lines)")
+    assert long == []

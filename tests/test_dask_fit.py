@@ -149,7 +149,9 @@ def test_predict_and_score_are_lazy_in_row_order(client, tmp_path):
 def test_client_never_holds_the_rows(client):
     """Rows generated on the workers (a Dask array of 240,000 x 16 floats, 31 MB): what the
     fit allocates on the client (graphs, messages, the task ids, W and the summaries) stays
-    below half of that, where the rows alone would exceed it."""
+    below three quarters of that, where the rows alone would exceed it (measured: 12 MB with
+    the cluster alone, 16 MB beside a busy second test process, whose load lengthens the fit
+    and so the scheduler's messages held meanwhile)."""
     n, p, T = 240_000, 16, 400
     X = da.random.default_rng(0).standard_normal((n, p), chunks=(40_000, p))
     task = (da.arange(n, chunks=40_000) * 7919) % T
@@ -160,7 +162,7 @@ def test_client_never_holds_the_rows(client):
     tracemalloc.stop()
     assert model.coef_.shape == (T, p)
     assert np.abs(model.coef_[:, 2:]).max() < np.abs(model.coef_[:, :2]).min()
-    assert peak < 0.5 * n * p * 8
+    assert peak < 0.75 * n * p * 8
 
 
 def _peer_bytes(dask_worker=None) -> int:

@@ -1,4 +1,5 @@
-"""Deep checkpoints and deep estimators on disk (design.rst section 8): nothing in a file is trusted.
+"""Deep checkpoints and deep estimators on disk (design.rst section 8): nothing in a file is
+trusted.
 
 A checkpoint's config is checked in full and its weights are compared with the net the config
 builds before anything is allocated; a saved deep estimator predicts in a new process exactly as

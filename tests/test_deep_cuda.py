@@ -1,6 +1,6 @@
 """The deep half on a CUDA device (skipped without one): the wrappers' per-row validation and
 predictions, whose losses and metrics are formed on the CPU from the net's outputs on the
-device, and named id columns given as CPU tensors to a net on the device."""
+device, and named id and numeric columns given as CPU tensors to a net on the device."""
 
 import numpy as np
 import pandas as pd
@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from regmtl.deep import DeepMultiTaskRegressor, HardSharing, TaskSpec  # noqa: E402
-from regmtl.deep.features import Categorical, FeatureColumns  # noqa: E402
+from regmtl.deep.features import Categorical, FeatureColumns, Numeric  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -41,10 +41,11 @@ def test_per_row_fit_validates_and_predicts_as_on_the_cpu():
 
 def test_named_columns_given_on_the_cpu_reach_a_net_on_the_device():
     tasks = [TaskSpec("ctr", kind="binary")]
-    cols = FeatureColumns([Categorical("user", 30), Categorical("item", 20)])
+    cols = FeatureColumns([Categorical("user", 30), Categorical("item", 20), Numeric("price")])
     torch.manual_seed(0)
     net = HardSharing(None, tasks, (8,), encoder=cols).eval()
-    x = {"user": torch.tensor([0, 29, 40]), "item": torch.tensor([1, 2, -1])}
+    x = {"user": torch.tensor([0, 29, 40]), "item": torch.tensor([1, 2, -1]),
+         "price": torch.tensor([50.0, 40.0, 60.0])}
     with torch.no_grad():
         cpu = net(x)["ctr"]
         gpu = net.to("cuda")(x)["ctr"]

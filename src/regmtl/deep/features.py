@@ -382,7 +382,7 @@ class _Standardize(nn.Module):
         self.adapted.fill_(True)
 
     def forward(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return ((x.to(_F64) - self.mean) / self.std).to(dtype)
+        return ((x.to(self.mean.device, _F64) - self.mean) / self.std).to(dtype)
 
     def extra_repr(self) -> str:
         return f"width={self.mean.shape[0]}"
