@@ -192,6 +192,24 @@ def test_penalty_without_declaration_is_refused_by_the_criteria():
         degrees_of_freedom(data, rm.Quadratic(), Ridge(), 0.1, np.zeros((P, T)), np.zeros(T))
 
 
+def test_loss_without_curvature_is_refused_by_the_criteria():
+    """A loss that declares no hessian has no degrees of freedom: a clear error, not a
+    NotImplementedError from inside the trace."""
+
+    class Absolute(rm.Quadratic):
+        name = "absolute"
+
+        def hessian(self, y, f):
+            return rm.datafits.Datafit.hessian(self, y, f)
+
+    X, Y = _problem(0)
+    data = rm.as_task_data(X, Y)
+    W = np.zeros((P, T))
+    W[0] = 1.0
+    with pytest.raises(ValueError, match="'absolute' declares no curvature.*cross-validation"):
+        degrees_of_freedom(data, Absolute(), rm.L21(), 0.1, W, np.zeros(T))
+
+
 @pytest.mark.parametrize("criterion", ["aic", "bic"])
 def test_school_l21_criteria_charge_between_the_rows_and_the_count(criterion):
     """The shipped School data (139 schools): AIC and BIC with L2,1 run, and every candidate's

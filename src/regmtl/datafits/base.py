@@ -207,8 +207,16 @@ class Datafit:
         -------
         ndarray of shape (n_obs,)
             ``l''(f_r)`` (1 for the squared loss, ``p (1 - p)`` for the logistic loss).
+
+        Raises
+        ------
+        ValueError
+            For a loss that declares no curvature (the default): no degrees of freedom, so no
+            AIC or BIC.
         """
-        raise NotImplementedError(f"{type(self).__name__} declares no hessian.")
+        raise ValueError(f"the loss {self.name or type(self).__name__!r} declares no "
+                         "curvature (hessian), so its fits have no degrees of freedom for AIC "
+                         "or BIC; choose alpha by cross-validation.")
 
     def state(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """The coordinate-descent state of scores ``f``: the residual ``y - f`` (squared

@@ -725,11 +725,8 @@ class FusedGroupLasso(NormPenalty):
         """The nonzero constant pieces of the rows of W: per row, the runs of consecutive
         equal values (to ``1e-9`` of the row's largest entry) that are not zero, the degrees
         of freedom of the fused lasso (Tibshirani & Taylor 2011)."""
-        total = 0
-        for row in np.asarray(W):
-            big = float(np.abs(row).max(initial=0.0))
-            if big == 0.0:
-                continue
-            starts = np.concatenate([[True], np.abs(np.diff(row)) > 1e-9 * big])
-            total += int(np.count_nonzero(starts & (row != 0.0)))
-        return DegreesOfFreedom(count=total)
+        W = np.asarray(W, dtype=np.float64)
+        big = np.abs(W).max(axis=1, initial=0.0, keepdims=True)
+        starts = np.ones(W.shape, dtype=bool)
+        starts[:, 1:] = np.abs(np.diff(W, axis=1)) > 1e-9 * big
+        return DegreesOfFreedom(count=int(np.count_nonzero(starts & (W != 0.0))))
