@@ -22,11 +22,18 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .dask import is_dask_collection
-from .datafits import Datafit
-from .inputs import as_task_data, column_target
+from .datafits import LOSSES, Datafit
+from .inputs import as_task_data, column_target, flat_rows
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
-from .problem import make_datafit, source_blocks
+from .problem import (
+    apply_offset,
+    check_loss_targets,
+    deviance_explained,
+    encode_targets,
+    make_datafit,
+    source_blocks,
+)
 from .solvers import SOLVERS, solve
 from .task_alpha import resolve_alpha, solve_task_alphas
 from .taskdata import TaskData, intercept_shift, shift_columns
@@ -138,7 +145,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             task_weight=self.task_weight if fitting else "equal",
             tasks=None if fitting else self.tasks_,
             check_x=self._check_x if blocks is None else self._check_x_missing,
-            numeric_y=make_datafit(self._loss).kind == "regression",
+            numeric_y=make_datafit(self._loss).kind != "binary",
             require_y=y is not None or fitting,
             reset=fitting,
             single=False if fitting else self.input_form_ == "single",
@@ -152,7 +159,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
         data = as_dask_task_data(X, y, task, sample_weight=sample_weight,
                                  task_weight=self.task_weight,
-                                 numeric_y=make_datafit(self._loss).kind == "regression")
+                                 numeric_y=make_datafit(self._loss).kind != "binary")
         self._input_facts(data)
         return data
 
@@ -177,7 +184,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None):
+    def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
+            offset: Any = None):
         """Fit the model on any input form.
 
         Parameters
@@ -195,17 +203,28 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             DataFrame ``X``.
         sample_weight : array-like, or list or dict of them, optional
             One weight per row (a list per task for the lists form), >= 0.
+        offset : array-like, or list or dict of them, optional
+            A fixed term added to each row's linear predictor, given as ``sample_weight``
+            is (with a shared design also an (n, T) matrix): the log exposure of a count
+            (``loss="poisson"``: the rate per unit of exposure is modelled). The losses that
+            take one: ``squared``, ``poisson``, ``gamma``, ``huber``, ``quantile``.
 
         Returns
         -------
         self
             The fitted estimator.
         """
-        return self._fit_data(self._data(X, y, task, sample_weight, fitting=True))
+        data = self._data(X, y, task, sample_weight, fitting=True)
+        return self._fit_data(data, offset=offset)
 
-    def _fit_data(self, data: TaskData):
+    def _fit_data(self, data: TaskData, offset: Any = None):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
         self._prepare_targets(data)
+        datafit = self._datafit().bind(data)
+        if data.rows_local:
+            check_loss_targets(data, datafit)
+        if offset is not None:
+            apply_offset(data, datafit, offset)
         penalty = make_penalty(self.penalty)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
@@ -216,15 +235,16 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         # a warm start at the alpha and penalty of the last fit is a continuation: a start that
         # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
         # its start's certificate so that neighbouring points do not tie
-        problem = (repr(penalty), np.asarray(self.alpha, dtype=np.float64).tolist())
+        problem = (repr(penalty), repr(datafit),
+                   np.asarray(self.alpha, dtype=np.float64).tolist())
         same = W0 is not None and getattr(self, "_warm_problem", None) == problem
         kwargs = dict(solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
                       tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
                       options=self.solver_options, tighten_warm=not same)
         if alphas is None:
-            res = solve(data, self._datafit(), penalty, alpha, **kwargs)
+            res = solve(data, datafit, penalty, alpha, **kwargs)
         else:  # one alpha per task (penalties separable over tasks)
-            res = solve_task_alphas(data, self._datafit(), penalty, alphas, **kwargs)
+            res = solve_task_alphas(data, datafit, penalty, alphas, **kwargs)
         self._warm_problem = problem
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
@@ -247,7 +267,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         else:
             self.kkt_residual_ = float(cert.value)
         self.objective_ = float(cert.primal)
-        if self._loss == "squared":
+        if datafit.quadratic:
             self.residual_variance_ = self._residual_variance(data, res.W, b)
         return self
 
@@ -494,10 +514,67 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     (['a', 'b', 'c'], (3,))
     """
 
-    _loss = "squared"
+    _parameter_constraints: dict = {
+        **MultiTaskLinear._parameter_constraints,
+        "loss": [StrOptions({n for n, k in LOSSES.items() if k.kind == "regression"}),
+                 Datafit, list, tuple],
+    }
+    __metadata_request__fit = {"task": True, "offset": True}
+    __metadata_request__predict = {"task": True, "offset": True}
+    __metadata_request__score = {"task": True, "offset": True}
 
-    def predict(self, X: Any, task: Any = None) -> Any:
-        """Predict the targets, in the form of ``X``.
+    def __init__(
+        self,
+        penalty: str | Penalty = "l21",
+        alpha: float = 0.1,
+        *,
+        loss: Any = "squared",
+        fit_intercept: bool = True,
+        task_weight: Any = "equal",
+        solver: str = "auto",
+        tol: float = 1e-4,
+        max_iter: int = 1000,
+        warm_start: bool = False,
+        verbose: int = 0,
+        solver_options: dict | None = None,
+    ):
+        super().__init__(penalty, alpha, fit_intercept=fit_intercept, task_weight=task_weight,
+                         solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start,
+                         verbose=verbose, solver_options=solver_options)
+        self.loss = loss
+
+    @property
+    def _loss(self) -> Any:
+        return self.loss
+
+    def _prepare_targets(self, data: TaskData) -> None:
+        """One loss per task: its binary tasks' labels to -1/+1 (``classes_``)."""
+        if not data.rows_local:
+            return
+        encode_targets(data, self._datafit())
+        if data.classes is not None and self._datafit().kind == "mixed":
+            self.classes_ = data.classes
+        elif hasattr(self, "classes_"):
+            del self.classes_
+
+    def _natural(self, data: TaskData, f: np.ndarray) -> np.ndarray:
+        """Each row's prediction in its task's units: the mean of the loss's model
+        (``datafit.mean``: ``exp`` for the log links), a label for a binary task."""
+        datafit = self._datafit().bind(data)
+        out = datafit.mean(f)
+        if datafit.kind == "mixed" and getattr(self, "classes_", None) is not None:
+            for k, t in enumerate(data.task_index):
+                cls = self.classes_[t]
+                if cls is not None:
+                    a, b = data.indptr[k], data.indptr[k + 1]
+                    out[a:b] = np.where(f[a:b] > 0, cls[1], cls[0])
+        return out
+
+    def predict(self, X: Any, task: Any = None, offset: Any = None) -> Any:
+        """Predict the targets, in the form of ``X``: the mean of each task's model (the
+        expected count for ``loss="poisson"``, ``exp`` of the linear predictor; the
+        conditional quantile for ``"quantile"``), a label for a binary task of a fit with
+        one loss per task.
 
         Parameters
         ----------
@@ -506,6 +583,8 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             fitted tasks with ``task``, or one design for all tasks (shared design).
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row of ``X`` (long form), or the name of a column of ``X``.
+        offset : array-like, or list or dict of them, optional
+            The offset of each row's linear predictor (as in :meth:`fit`).
 
         Returns
         -------
@@ -516,12 +595,20 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             model.
         """
         if _is_dask(X, task):
+            if offset is not None or not make_datafit(self.loss).quadratic:
+                mean = make_datafit(self.loss).mean
+                return self._dask_scores(X, task, post=lambda f, codes: mean(f))
             return self._dask_scores(X, task)
         data, f = self._scores(X, task)
-        return data.to_form(f)
+        if offset is not None:
+            f = f + flat_rows(data, offset, "offset")
+        return data.to_form(self._natural(data, f))
 
-    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
-        """The coefficient of determination R^2 of each task, averaged over tasks.
+    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None,
+              offset: Any = None) -> float:
+        """The coefficient of determination R^2 of each task, averaged over tasks (for a loss
+        other than the squared one, the fraction of its deviance explained, D^2, against
+        the best constant of each task: scikit-learn's ``d2_*_score``).
 
         Parameters
         ----------
@@ -533,12 +620,14 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             Task id of every row (long form).
         sample_weight : array-like, or list of them, optional
             One weight per row.
+        offset : array-like, or list or dict of them, optional
+            The offset of each row's linear predictor (as in :meth:`fit`).
 
         Returns
         -------
         float
-            The mean over tasks of each task's R^2 on its observed labels (every task counts
-            the same, whatever its size).
+            The mean over tasks of each task's R^2 (D^2) on its observed labels (every task
+            counts the same, whatever its size).
         """
         if _is_dask(X, y, task):
             from .dask import task_score
@@ -547,6 +636,12 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_, "r2",
                               sample_weight=sample_weight, post=_with_codes)
         data, f = self._scores(X, task, y, sample_weight)
+        if offset is not None:
+            f = f + flat_rows(data, offset, "offset")
+        datafit = self._datafit()
+        if not datafit.quadratic:
+            return deviance_explained(data, datafit, f, _row_weights(data),
+                                      getattr(self, "classes_", None))
         w = _row_weights(data)
         total = data.task_sums(w)
         mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)

@@ -30,7 +30,7 @@ from sklearn.utils import check_array
 from .ranges import SCALE_LIMIT, TINY_LIMIT, check_column_scales, column_scales
 from .taskdata import TaskData, set_weights, task_name
 
-__all__ = ["as_task_data", "column_target", "factorize", "fill_missing_blocks"]
+__all__ = ["as_task_data", "column_target", "factorize", "fill_missing_blocks", "flat_rows"]
 
 CheckX = Callable[[Any, bool], Any]
 
@@ -857,3 +857,64 @@ def fill_missing_blocks(data: TaskData, blocks: tuple[int, ...],
                 f"X: task {name} observes no source (every block is NaN); drop that task."
             )
     return dataclasses.replace(data, X=np.where(nan, 0.0, X), _small=None, _cache={})
+
+
+def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
+    """A per-row input (an ``offset``) in the flat order of ``data``, given as
+    ``sample_weight`` is: one array per task for lists (a dict keyed by task), one value per
+    row of ``X`` otherwise; with a shared design also an (n, T) matrix, one column per task.
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem the rows belong to.
+    values : array-like, or list or dict of them
+        The values.
+    name : str
+        The argument's name, for the messages.
+
+    Returns
+    -------
+    ndarray of shape (n_obs,)
+        The values of the flat observations, float64 and finite.
+
+    Raises
+    ------
+    ValueError
+        If the shape does not match the rows, or a value is NaN or infinite.
+    """
+    def arr(v: Any) -> np.ndarray:
+        a = np.asarray(v.to_numpy() if isinstance(v, (pd.Series, pd.DataFrame)) else v,
+                       dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} has NaN or infinite entries; give a finite value for "
+                             "every row.")
+        return a
+
+    sizes = np.diff(data.indptr)
+    if data.form in ("list", "dict"):
+        if isinstance(values, Mapping):
+            values = [values[k] for k in data.tasks[data.task_index]]
+        if not isinstance(values, (list, tuple)) or len(values) != data.n_tasks:
+            raise ValueError(f"{name} must be a list with one array per task when X is a "
+                             "list (or a dict keyed by task).")
+        parts = [arr(v).ravel() for v in values]
+        bad = [i for i, (v, n) in enumerate(zip(parts, sizes, strict=True)) if v.size != n]
+        if bad:
+            raise ValueError(f"{name}[{bad[0]}] has {parts[bad[0]].size} values for "
+                             f"{sizes[bad[0]]} rows of its task.")
+        return np.concatenate(parts) if parts else np.zeros(0)
+    a = arr(values)
+    n = data.n_input_rows
+    if data.form == "shared" and a.ndim == 2:
+        if a.shape != (n, data.n_tasks):
+            raise ValueError(f"{name}.shape == {a.shape}; expected ({n},) or "
+                             f"({n}, {data.n_tasks}): one value per row, or per row and task.")
+        return np.ascontiguousarray(a[:, data.task_index].T).ravel()
+    if a.shape != (n,):
+        raise ValueError(f"{name}.shape == {a.shape}, expected ({n},): one value per row of X.")
+    if data.form == "long":
+        return a[data.order]
+    if data.form == "shared":
+        return np.tile(a, data.n_tasks)
+    return a.copy()

@@ -6,27 +6,100 @@ the estimators needs to import them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 from sklearn.utils import check_array
 
 from .dask import is_dask_collection
-from .datafits import LOSSES, Datafit
-from .inputs import as_task_data
+from .datafits import LOSSES, Datafit, make_loss
+from .inputs import as_task_data, flat_rows
 from .penalties import Penalty, make_penalty
-from .solvers.certificates import reference
+from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
-__all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max"]
+__all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
+           "check_loss_targets", "deviance_explained", "encode_targets"]
 
-def make_datafit(loss: str | Datafit) -> Datafit:
-    """A datafit from a registered loss name (``regmtl.datafits.LOSSES``) or an instance."""
-    if isinstance(loss, Datafit):
-        return loss
-    if loss in LOSSES:
-        return LOSSES[loss]()
-    raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)}.")
+def make_datafit(loss: Any) -> Datafit:
+    """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
+    list of them, one per task (:func:`regmtl.datafits.make_loss`)."""
+    return make_loss(loss)
+
+
+def check_loss_targets(data: TaskData, datafit: Datafit) -> None:
+    """Refuse targets outside the loss's domain (on the rows that carry weight)."""
+    if data.y is not None and data.c is not None:
+        datafit.check_targets(np.where(data.c > 0, data.y, 1.0))
+
+
+def encode_targets(data: TaskData, datafit: Datafit) -> TaskData:
+    """Encode the labels of the binary tasks to -1/+1: every task for a binary loss, the
+    tasks whose own loss is binary for one loss per task."""
+    if datafit.kind == "binary":
+        data.encode_binary()
+    elif datafit.kind == "mixed":
+        kinds = np.array([loss.kind for loss in datafit.task_losses(data)])
+        if np.any(kinds == "binary"):
+            data.encode_binary(tasks=np.flatnonzero(kinds == "binary"))
+    return data
+
+
+def deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.ndarray,
+                       classes: list | None = None) -> float:
+    r"""The fraction of deviance explained, averaged over tasks:
+    :math:`D^2_t = 1 - \sum_{r \in t} w_r d(y_r, f_r) / \sum_{r \in t} w_r d(y_r, b_t)`,
+    ``d`` the loss's unit deviance and ``b_t`` the best constant score of task t on these
+    rows (R^2 for the squared loss; scikit-learn's ``d2_tweedie_score``,
+    ``d2_pinball_score``).
+
+    Parameters
+    ----------
+    data : TaskData
+        The rows scored, with their targets.
+    datafit : Datafit
+        The loss (one per task, or one for all).
+    f : ndarray of shape (n_obs,)
+        The model's scores.
+    w : ndarray of shape (n_obs,)
+        Row weights (0 where a label is missing).
+    classes : list, optional
+        Each task's two labels for the binary tasks of a fit with one loss per task.
+
+    Returns
+    -------
+    float
+        The mean of the tasks' D^2.
+    """
+    datafit = datafit.bind(data)
+    y = np.array(data.y, dtype=np.float64)
+    if classes is not None:
+        for k, t in enumerate(data.task_index):
+            if classes[t] is not None:
+                a, b = data.indptr[k], data.indptr[k + 1]
+                y[a:b] = np.where(data.raw_y[a:b] == classes[t][1], 1.0, -1.0)
+    y = np.where(w > 0, y, 1.0)
+    data = dataclasses.replace(data, y=y, c=w, _cache={})
+    S0 = datafit.state(y, data.row_zeros())
+    b0 = np.zeros(data.n_tasks)
+    S0, b0 = fit_intercepts(data, datafit, S0, b0)
+    f0 = datafit.scores(y, S0)
+    dev = data.task_sums(w * datafit.deviance(y, f))
+    null = data.task_sums(w * datafit.deviance(y, f0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d2 = np.where(null > 0, 1.0 - dev / null, np.where(dev <= 0, 1.0, 0.0))
+    return float(np.mean(d2))
+
+
+def apply_offset(data: TaskData, datafit: Datafit, offset: Any) -> None:
+    """Fold an ``offset`` of the linear predictor into the targets and row weights of
+    ``data`` (``datafit.with_offset``: the same problem up to a constant), in place."""
+    if not data.rows_local:
+        raise ValueError("offset= is taken by fits in memory; on Dask input add the offset "
+                         "to the targets' model yourself (e.g. a rate with sample weights).")
+    o = flat_rows(data, offset, "offset")
+    data.y, data.c = datafit.with_offset(data.y, data.c, o)
 
 
 def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
@@ -38,7 +111,7 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     missing blocks (NaN) are filled with zeros (``regmtl.inputs.fill_missing_blocks``)."""
     if isinstance(X, TaskData) or getattr(X, "rows_local", True) is False:
         return X
-    regression = make_datafit(loss).kind == "regression"
+    regression = make_datafit(loss).kind != "binary"
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
         from .dask import as_dask_task_data
 
@@ -48,9 +121,7 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
                         numeric_y=regression, blocks=blocks,
                         check_x=None if blocks is None else _check_x_missing)
-    if make_datafit(loss).kind == "binary":
-        data.encode_binary()
-    return data
+    return encode_targets(data, make_datafit(loss))
 
 
 def source_blocks(penalty: Any) -> tuple[int, ...] | None:

@@ -413,12 +413,18 @@ class TaskData:
             return np.column_stack(segs)
         return segs
 
-    def encode_binary(self) -> TaskData:
+    def encode_binary(self, tasks: np.ndarray | None = None) -> TaskData:
         """Map each task's two labels to -1 / +1, in place.
 
         ``classes[t]`` holds task t's labels, sorted; the second is +1. Classes are counted
         among rows that carry weight (observed, positive sample weight): a task whose other
         class has only zero-weight rows has one class and is refused.
+
+        Parameters
+        ----------
+        tasks : ndarray of int, optional
+            Only these segments (a fit with one loss per task: its binary tasks); the
+            others keep their targets and have ``classes[t] = None``.
 
         Returns
         -------
@@ -430,6 +436,13 @@ class TaskData:
         ValueError
             If a task has one class among its weighted rows, or more than two classes.
         """
+        if tasks is not None:  # these segments only (one loss per task): the others as given
+            y = np.array(self.y if self.y is not None else self.raw_y, dtype=np.float64)
+            classes: list = [None] * self.n_tasks
+            for t in tasks:
+                classes[t] = _encode_task(self, int(t), y)
+            self.y, self.classes = y, classes
+            return self
         encoded = _encode_vectorized(self)
         if encoded is None:  # labels of different types per task: each task with its own
             y = np.ones(self.n_obs)

@@ -9,12 +9,18 @@ and the pieces a certified solver needs: the dual variable ``theta = -l'(f)`` an
 Fenchel-dual term ``-sum_r c_r l*(-theta_r)`` (so that for any feasible ``theta`` the dual value is
 ``dual_value(theta) - Omega*(X^T (c theta))``).
 
-===========  =========================  ==============================================
-datafit      l(y, f)                     -l*(-theta), with a = y theta in [0, 1]
-===========  =========================  ==============================================
-Quadratic    (y - f)^2 / 2               theta y - theta^2 / 2
-Logistic     log(1 + exp(-y f)), y=+-1   -(a log a + (1 - a) log(1 - a))
-===========  =========================  ==============================================
+===========  ==============================  ================================================
+datafit      l(y, f)                          -l*(-theta), on the dual domain
+===========  ==============================  ================================================
+Quadratic    (y - f)^2 / 2                    theta y - theta^2 / 2
+Logistic     log(1 + exp(-y f)), y = +-1      -(a log a + (1 - a) log(1 - a)), a = y theta
+Poisson      exp(f) - y f, y >= 0             m - m log m, m = y - theta >= 0
+Gamma        y exp(-f) + f, y > 0             a - a log(a / y), a = 1 + theta >= 0
+Huber        r^2/2 or delta |r| - delta^2/2   theta y - theta^2 / 2, |theta| <= delta
+Quantile     tau r+ + (1 - tau) r-            theta y, tau - 1 <= theta <= tau
+===========  ==============================  ================================================
+
+(``r = y - f``.) :class:`~regmtl.datafits.mixed.Mixed` holds one of them per task.
 
 The package imports every module it holds; each loss class with a ``name`` registers itself
 (``base.REGISTRY``), so a new loss is its own module.
@@ -24,6 +30,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
+
+import numpy as np
 
 from .base import REGISTRY, Datafit
 
@@ -37,4 +46,42 @@ globals().update(DATAFIT_CLASSES)
 #: the estimators' ``loss=`` names: name -> class
 LOSSES: dict[str, type[Datafit]] = dict(REGISTRY)
 
-__all__ = ["Datafit", *DATAFIT_CLASSES, "DATAFIT_CLASSES", "LOSSES"]
+
+
+def make_loss(loss: Any) -> Datafit:
+    """A loss from a registered name (:data:`LOSSES`, with its default parameters), a
+    :class:`Datafit`, or a list of either, one per task (a
+    :class:`~regmtl.datafits.mixed.Mixed` loss).
+
+    Parameters
+    ----------
+    loss : str, Datafit, or sequence of them
+        What the estimators' ``loss=`` takes.
+
+    Returns
+    -------
+    Datafit
+        The loss.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    """
+    if isinstance(loss, Datafit):
+        return loss
+    if isinstance(loss, str):
+        key = loss.lower()
+        if key in LOSSES:
+            return LOSSES[key]()
+        raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)} (or a loss object, "
+                         "or a list with one loss per task).")
+    if isinstance(loss, (list, tuple, np.ndarray)):
+        from .mixed import Mixed
+
+        return Mixed(list(loss))
+    raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)} (or a loss object, or a "
+                     "list with one loss per task).")
+
+
+__all__ = ["Datafit", *DATAFIT_CLASSES, "DATAFIT_CLASSES", "LOSSES", "make_loss"]

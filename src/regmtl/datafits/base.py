@@ -37,21 +37,29 @@ class Datafit:
     on the flat arrays of a :class:`~regmtl.TaskData`: targets ``y``, scores
     ``f_r = x_r . w_t + b_t`` and row weights ``c`` (which hold the per-task means
     ``omega_t / n_t`` of the objective). It also gives what a certified solver needs: the dual
-    variable ``theta = -l'(f)`` and the Fenchel-dual term ``-sum_r c_r l*(-theta_r)``. The
-    solvers' compiled kernels implement the two losses of the library, so new losses are not
-    added by subclassing; use :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+    variable ``theta = -l'(f)`` and the Fenchel-dual term ``-sum_r c_r l*(-theta_r)``. A loss
+    is its own module of :mod:`regmtl.datafits`; what the solvers and the floors above read of
+    it are the declarations below (design.rst, section 4).
 
     Attributes
     ----------
     name : str
-        ``"squared"`` or ``"logistic"`` (the estimators' ``loss``).
-    code : int
-        Selects the compiled kernels: 0 squared, 1 logistic.
+        The estimators' ``loss=`` name (``"squared"``, ``"logistic"``, ``"poisson"``, ...).
+    code : int or None
+        The compiled intercept kernel it has (0 squared, 1 logistic); None: the intercepts
+        are minimized by a vectorized safeguarded Newton on :meth:`theta` and
+        :meth:`hessian`.
+    quadratic : bool
+        Whether the loss is the squared one (the solvers that minimize quadratics exactly).
+    smooth : bool
+        Whether ``l`` is differentiable with a :meth:`hessian` (proximal Newton, FISTA);
+        a loss that is not declares :meth:`smoothed` instead.
     curvature : float
-        Upper bound on ``l''`` (1 squared, 1/4 logistic).
+        Upper bound on ``l''`` (1 squared, 1/4 logistic; inf where there is none, as for
+        the log-link losses: :meth:`curvature_at` then bounds it at given scores).
     dual_strong_concavity : float
         Lower bound on ``(l*)''``: the strong concavity of the dual in the c-weighted norm,
-        used by the gap-safe screening rules.
+        used by the gap-safe screening rules (0: none, no screening).
 
     See Also
     --------
@@ -71,9 +79,11 @@ class Datafit:
     0.8333
     """
 
-    code: int
-    curvature: float
-    dual_strong_concavity: float
+    code: int | None = None
+    curvature: float = np.inf
+    dual_strong_concavity: float = 0.0
+    quadratic: bool = False
+    smooth: bool = True
     name: str = ""
     #: the kind of task it fits: ``"regression"`` (numeric targets) or ``"binary"`` (two
     #: labels per task, encoded -1/+1 before the fit)
@@ -136,6 +146,25 @@ class Datafit:
             The data term.
         """
         raise NotImplementedError
+
+    def deviance(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Per row, the unit deviance ``2 (l(y, f) - inf_g l(y, g))``: the squared error, the
+        Poisson and Gamma deviances, twice the logistic, Huber and pinball losses (what
+        cross-validation scores and ``score``'s deviance explained average).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        f : ndarray of shape (n_obs,)
+            Scores.
+
+        Returns
+        -------
+        ndarray of shape (n_obs,)
+            The deviances, >= 0.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no deviance.")
 
     def theta(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """Negative derivative of the loss in the score: ``-l'(y, f)``.
@@ -217,6 +246,165 @@ class Datafit:
         raise ValueError(f"the loss {self.name or type(self).__name__!r} declares no "
                          "curvature (hessian), so its fits have no degrees of freedom for AIC "
                          "or BIC; choose alpha by cross-validation.")
+
+    def curvature_at(self, y: np.ndarray, f: np.ndarray) -> float:
+        """A bound on ``l''`` near the scores ``f`` (the start of a step-size search): the
+        global :attr:`curvature` where there is one.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        f : ndarray of shape (n_obs,)
+            Scores.
+
+        Returns
+        -------
+        float
+            The largest ``l''(f_r)``, or the global bound.
+        """
+        if np.isfinite(self.curvature):
+            return float(self.curvature)
+        h = self.hessian(y, f)
+        return float(np.max(h, initial=0.0)) if np.size(h) else 1.0
+
+    def newton_weights(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Per row, the curvature of the quadratic model of a proximal Newton step (IRLS
+        weights before the row weights): :meth:`hessian` unless the loss says otherwise.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        f : ndarray of shape (n_obs,)
+            Scores.
+
+        Returns
+        -------
+        ndarray of shape (n_obs,)
+            The weights, >= 0.
+        """
+        return self.hessian(y, f)
+
+    def floor(self, y: np.ndarray, c: np.ndarray) -> float:
+        """``sum_r c_r inf_f l(y_r, f)``: the data term of a model that fits every row
+        (0 for the squared and logistic losses). The certificates are relative to the
+        objective at W = 0 above this floor.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        c : ndarray of shape (n_obs,)
+            Row weights.
+
+        Returns
+        -------
+        float
+            The floor.
+        """
+        return 0.0
+
+    def check_targets(self, y: np.ndarray, what: str = "y") -> None:
+        """Refuse targets outside the loss's domain (with a message naming the loss).
+
+        Parameters
+        ----------
+        y : ndarray
+            The observed targets (NaN already removed).
+        what : str, default="y"
+            How the message names them.
+
+        Raises
+        ------
+        ValueError
+            If a target lies outside the domain (negative counts for ``"poisson"``, ...).
+        """
+
+    def with_offset(self, y: np.ndarray, c: np.ndarray,
+                    offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Targets and row weights of an equal problem without offset: the data term
+        ``sum_r c_r l(y_r, f_r + o_r)`` equals ``sum_r c'_r l(y'_r, f_r)`` up to a constant.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        c : ndarray of shape (n_obs,)
+            Row weights.
+        offset : ndarray of shape (n_obs,)
+            The offset ``o_r`` of each row's linear predictor (a log exposure for the
+            log-link losses).
+
+        Returns
+        -------
+        (y', c') : tuple of ndarray
+            The equal problem's targets and weights.
+
+        Raises
+        ------
+        ValueError
+            For a loss that takes no offset.
+        """
+        raise ValueError(f"the {self.name or type(self).__name__} loss takes no offset; "
+                         "the losses that do: "
+                         f"{sorted(n for n, k in REGISTRY.items() if k.takes_offset())}.")
+
+    @classmethod
+    def takes_offset(cls) -> bool:
+        """Whether the loss takes an ``offset`` (it overrides :meth:`with_offset`)."""
+        return cls.with_offset is not Datafit.with_offset
+
+    def mean(self, f: np.ndarray) -> np.ndarray:
+        """The prediction of the linear predictor ``f`` in the target's units (the inverse
+        link): ``f`` itself, ``exp(f)`` for the log-link losses.
+
+        Parameters
+        ----------
+        f : ndarray
+            Scores.
+
+        Returns
+        -------
+        ndarray
+            Predictions.
+        """
+        return f
+
+    def bind(self, data: Any) -> Datafit:
+        """This loss on the rows of ``data``: itself (a loss per task,
+        :class:`~regmtl.datafits.mixed.Mixed`, finds its rows there).
+
+        Parameters
+        ----------
+        data : TaskData
+            The problem.
+
+        Returns
+        -------
+        Datafit
+            The loss to evaluate on ``data``'s flat arrays.
+        """
+        return self
+
+    def smoothed(self, delta: float) -> Datafit:
+        """A smooth loss within ``O(delta)`` of this one whose dual points are feasible for
+        it (the stages of a nonsmooth loss's fit); a smooth loss is its own.
+
+        Parameters
+        ----------
+        delta : float
+            The smoothing width, > 0.
+
+        Returns
+        -------
+        Datafit
+            The smoothed loss.
+        """
+        if self.smooth:
+            return self
+        raise NotImplementedError(f"{type(self).__name__} is not smooth and has no smoothed "
+                                  "form.")
 
     def state(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """The coordinate-descent state of scores ``f``: the residual ``y - f`` (squared

@@ -54,6 +54,13 @@ class Logistic(Datafit):
         prob = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(f, dtype=np.float64)))
         return prob * (1.0 - prob)
 
+    def newton_weights(self, y, f):
+        s = y * self.theta(y, f)  # sigmoid(-y f): the same p (1 - p)
+        return s * (1.0 - s)
+
+    def deviance(self, y, f):
+        return 2.0 * np.logaddexp(0.0, -y * f)
+
     def theta(self, y, f):
         return y * expit(-y * f)
 

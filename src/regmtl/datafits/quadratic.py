@@ -37,6 +37,7 @@ class Quadratic(Datafit):
     """
 
     code = 0
+    quadratic = True
     curvature = 1.0
     dual_strong_concavity = 1.0
     name = "squared"
@@ -55,6 +56,9 @@ class Quadratic(Datafit):
         r = y - f
         return 0.5 * float(np.dot(c, r * r))
 
+    def deviance(self, y, f):
+        return (y - f) ** 2
+
     def theta(self, y, f):
         return y - f
 
@@ -63,6 +67,9 @@ class Quadratic(Datafit):
 
     def hessian(self, y, f):
         return np.ones_like(f, dtype=np.float64)
+
+    def with_offset(self, y, c, offset):
+        return y - offset, c
 
     def state(self, y, f):
         return y - f

@@ -35,7 +35,6 @@ import scipy.sparse as sp
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from ._kernels import QUADRATIC
 from .certificates import Certificate, Reference, certify
 from .epochs import (
     DataInner,
@@ -362,7 +361,7 @@ def check_options(options: dict | None, data: TaskData, datafit: Datafit) -> dic
     gram = options.get("gram", "auto")
     if not (gram is True or gram is False or (isinstance(gram, str) and gram == "auto")):
         raise ValueError(f"solver_options['gram']={gram!r} must be True, False or 'auto'.")
-    if gram is True and not (full_gram_applies(data) and datafit.code == QUADRATIC):
+    if gram is True and not (full_gram_applies(data) and datafit.quadratic):
         raise ValueError(
             "solver_options['gram']=True needs the squared loss on a shared dense design "
             "(fit(X, Y) with 2-D Y) without missing labels, its sample weights the same in "
@@ -405,7 +404,7 @@ def least_squares_bcd(
     (``penalty.bcd_params(alpha)``), from ``(W, b)`` in place; the arguments as in
     :func:`regmtl.solvers.bcd`, which also solves the logistic loss (by proximal Newton)."""
     params = penalty.bcd_params(alpha)
-    if params is None or datafit.code != QUADRATIC:
+    if params is None or not datafit.quadratic:
         raise ValueError(f"least_squares_bcd solves the squared loss with a row-separable "
                          f"penalty, not {penalty!r} with the {datafit.name} loss.")
     if not (penalty.has_dual and alpha > 0):

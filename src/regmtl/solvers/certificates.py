@@ -35,6 +35,7 @@ from ..penalties.base import inner
 from ..ranges import column_scales
 from ..taskdata import TaskData
 from ._kernels import update_intercepts
+from .intercepts import newton_intercepts
 
 __all__ = [
     "Certificate",
@@ -144,7 +145,8 @@ class Reference:
     f0 : ndarray of shape (n_obs,)
         The scores at W = 0.
     P0 : float
-        The objective at W = 0 (the scale of ``tol``).
+        The objective at W = 0 above the loss's floor (``datafit.floor``, 0 for the squared
+        and logistic losses): the scale of ``tol``.
     G0 : ndarray of shape (p, T)
         Minus the gradient of the data term at W = 0, ``X^T (c theta0)``; its dual norm is
         the penalty's ``alpha_max``.
@@ -183,7 +185,11 @@ def fit_intercepts(
     if not data.rows_local:
         return data.blockwise(_block_intercepts, datafit, S, b, max_newton,
                               out=["rows", "tasks"])
-    update_intercepts(data.y, data.c, data.indptr, S, b, datafit.code, max_newton, 1e-13)
+    if datafit.code is None:
+        newton_intercepts(data, datafit, S, b, max(max_newton, 100 if datafit.smooth else 400),
+                          1e-13)
+    else:
+        update_intercepts(data.y, data.c, data.indptr, S, b, datafit.code, max_newton, 1e-13)
     return S, b
 
 
@@ -221,6 +227,7 @@ def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Refere
     >>> ref.b0.shape, ref.G0.shape
     ((3,), (8, 3))
     """
+    datafit = datafit.bind(data)
     b0 = np.zeros(data.n_tasks)
     f0 = data.row_zeros()
     if fit_intercept:
@@ -235,6 +242,8 @@ def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Refere
     f0, G0, b0 = data.settle(f0, G0, b0)
     b0 = np.asarray(b0)
     P0 = datafit.value(data.y, f0, data.c)
+    if data.rows_local:
+        P0 -= datafit.floor(data.y, data.c)
     return Reference(b0=b0, f0=f0, P0=max(P0, np.finfo(float).tiny), G0=G0)
 
 
@@ -322,12 +331,16 @@ def kkt_residual(
 
 def curvature_bound(data: TaskData, datafit: Datafit) -> float:
     """An upper bound on the Lipschitz constant of the data term's gradient:
-    ``curvature * max_t sum_{r in t} c_r ||x_r||^2``."""
+    ``curvature * max_t sum_{r in t} c_r ||x_r||^2`` (the loss's curvature near the scores
+    of W = 0 where it has no global bound)."""
     X = data.X
     sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() if sp.issparse(X) else np.einsum(
         "ij,ij->i", X, X)
     rows = sq if not data.shared else np.tile(sq, data.n_tasks)
-    return float(datafit.curvature * max(data.task_sums(data.c * rows).max(), 1e-300))
+    curvature = datafit.curvature
+    if not np.isfinite(curvature):
+        curvature = datafit.curvature_at(data.y, data.row_zeros())
+    return float(curvature * max(data.task_sums(data.c * rows).max(), 1e-300))
 
 
 def certify(

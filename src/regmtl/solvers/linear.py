@@ -34,7 +34,7 @@ __all__ = ["conjugate_gradient", "has_linear_path", "ridge_solve"]
 def has_linear_path(datafit: Datafit, penalty: Penalty) -> bool:
     """The squared loss with a penalty ``alpha / 2 tr(W K W^T)`` given as the operator
     ``W -> W K`` (``apply``) with its diagonal (``kernel_diagonal``)."""
-    return (datafit.code == 0 and callable(getattr(penalty, "apply", None))
+    return (datafit.quadratic and callable(getattr(penalty, "apply", None))
             and callable(getattr(penalty, "kernel_diagonal", None)))
 
 

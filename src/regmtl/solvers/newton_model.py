@@ -16,11 +16,11 @@ __all__ = ["newton_model", "armijo"]
 def newton_model(datafit: Datafit, y: np.ndarray, c: np.ndarray,
                  f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The loss's weighted least-squares model at the scores ``f`` (IRLS): ``theta = -l'(f)``,
-    weights ``h_r = c_r s_r (1 - s_r)`` with ``s_r = sigmoid(-y_r f_r)`` (floored at 1e-12
-    c_r) and working response ``z_r = f_r + c_r theta_r / h_r`` (0 where ``h_r = 0``)."""
+    weights ``h_r = c_r l''(f_r)`` (``datafit.newton_weights``; ``s_r (1 - s_r)`` with
+    ``s_r = sigmoid(-y_r f_r)`` for the logistic loss; floored at 1e-12 c_r) and working
+    response ``z_r = f_r + c_r theta_r / h_r`` (0 where ``h_r = 0``)."""
     theta = datafit.theta(y, f)
-    s = y * theta
-    h = np.maximum(c * s * (1.0 - s), 1e-12 * c)
+    h = np.maximum(c * datafit.newton_weights(y, f), 1e-12 * c)
     return theta, h, f + np.where(h > 0, c * theta / np.where(h > 0, h, 1.0), 0.0)
 
 

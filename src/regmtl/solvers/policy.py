@@ -31,7 +31,6 @@ import numpy as np
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import PENALTY_CLASSES, Penalty
-from ._kernels import LOGISTIC, QUADRATIC
 from .bcd import least_squares_bcd
 from .certificates import Reference
 from .kernel_quadratic import kernel_applies, newton_budget
@@ -41,6 +40,7 @@ from .newton import prox_newton
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
+from .smoothing import smoothed_stages
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
 from .stationary import stationary_least_squares, stationary_newton
@@ -119,7 +119,7 @@ EXACT_PROX = Requirement(
 )
 SQUARED_LOSS = Requirement(
     "the squared loss",
-    lambda pb: pb.datafit.code == QUADRATIC,
+    lambda pb: pb.datafit.quadratic,
     lambda pb, name: f"solver={name!r} needs the squared loss, not the {pb.datafit.name} loss.",
     on_data=False,
 )
@@ -209,16 +209,24 @@ CONVEX = Requirement(
     on_data=False,
 )
 NEWTON_LOSS = Requirement(
-    "a loss other than the squared one (proximal Newton on its quadratic models)",
-    lambda pb: pb.datafit.code != QUADRATIC,
+    "a smooth loss other than the squared one (proximal Newton on its quadratic models)",
+    lambda pb: pb.datafit.smooth and not pb.datafit.quadratic,
     lambda pb, name: f"solver={name!r} runs proximal Newton, for a loss other than the "
                      "squared one.",
     on_data=False,
 )
-LOGISTIC_LOSS = Requirement(
-    "the logistic loss",
-    lambda pb: pb.datafit.code == LOGISTIC,
-    lambda pb, name: f"solver={name!r} needs the logistic loss, not the {pb.datafit.name} loss.",
+SMOOTH_LOSS = Requirement(
+    "a smooth loss (``datafit.smooth``)",
+    lambda pb: pb.datafit.smooth,
+    lambda pb, name: (
+        f"solver={name!r} steps along the loss's gradient, which the {pb.datafit.name} loss "
+        "does not have: use solver='auto' (smoothed stages certified on the loss itself)."),
+    on_data=False,
+)
+NONSMOOTH_LOSS = Requirement(
+    "a loss that is not smooth (``datafit.smooth`` False: the pinball loss)",
+    lambda pb: not pb.datafit.smooth,
+    lambda pb, name: f"solver={name!r} runs smoothed stages, for a loss that is not smooth.",
     on_data=False,
 )
 ROW_SPACE = Requirement(
@@ -341,6 +349,13 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     return more
 
 
+def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+                   verbose, V0, options, inner):
+    return smoothed_stages(data, datafit, penalty, alpha, W, b, ref=ref,
+                           fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                           verbose=verbose, solve=inner)
+
+
 def _run_fista(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                verbose, V0, options, inner):
     return proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
@@ -365,6 +380,10 @@ class SolverEntry:
 
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
 SOLVER_TABLE: dict[str, SolverEntry] = {
+    "smoothing": SolverEntry(
+        _run_smoothing, (NONSMOOTH_LOSS,),
+        "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "
+        "table picks for it and certified by the duality gap of the loss itself", "auto"),
     "direct": SolverEntry(
         _run_direct, (SQUARED_LOSS, PURE_RIDGE, GRAM_TOL, GRAM_FORM),
         "the squared loss with a pure ridge on tasks with more rows than features: solved "
@@ -399,22 +418,24 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "exactly (Gram form for long tasks, row-space form for wide ones), tens of steps where "
         "proximal gradient needs hundreds", "admm"),
     "structured_newton": SolverEntry(
-        _run_structured_newton, (EXACT_PROX, LOGISTIC_LOSS, GRAM_TOL, GRAM_FORM),
-        "the logistic loss on tasks with more rows than features: proximal Newton with each "
-        "model in Gram form", "fista"),
+        _run_structured_newton, (EXACT_PROX, NEWTON_LOSS, GRAM_TOL, GRAM_FORM),
+        "a smooth loss other than the squared one (logistic, Poisson, Gamma, Huber) on "
+        "tasks with more rows than features: proximal Newton with each model in Gram form",
+        "fista"),
     "wide_newton": SolverEntry(
-        _run_wide_newton, (EXACT_PROX, LOGISTIC_LOSS, GRAM_TOL, ROW_SPACE, PLAIN_VARIABLE),
-        "the logistic loss on wide tasks with a penalty of W itself: proximal gradient, handing "
+        _run_wide_newton, (EXACT_PROX, NEWTON_LOSS, GRAM_TOL, ROW_SPACE, PLAIN_VARIABLE),
+        "a smooth loss other than the squared one on wide tasks with a penalty of W itself: "
+        "proximal gradient, handing "
         "over to proximal Newton with row-space models where it crawls", "fista"),
     "fista": SolverEntry(
-        _run_fista, (EXACT_PROX,),
+        _run_fista, (EXACT_PROX, SMOOTH_LOSS),
         "any penalty with a prox: accelerated proximal gradient (proximal Newton in Gram "
         "form for the logistic loss)", "fista"),
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("direct", "majorize", "stationary", "stationary_newton", "prox_newton", "bcd",
-              "cg", "admm", "structured_newton", "wide_newton", "fista")
+AUTO_ORDER = ("smoothing", "direct", "majorize", "stationary", "stationary_newton",
+              "prox_newton", "bcd", "cg", "admm", "structured_newton", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:

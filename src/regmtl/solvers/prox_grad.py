@@ -42,8 +42,9 @@ class _CenteredMaps:
 
 
 def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: bool,
-                       n_iter: int = 30) -> float:
-    """Power-iteration estimate of the largest eigenvalue of the data term's Hessian bound."""
+                       n_iter: int = 30, f: np.ndarray | None = None) -> float:
+    """Power-iteration estimate of the largest eigenvalue of the data term's Hessian bound
+    (the loss's curvature near the scores ``f`` where it has no global bound)."""
     data = maps.data
     rng = np.random.default_rng(0)
     V = rng.standard_normal((data.n_features, data.n_tasks))
@@ -58,7 +59,10 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
         if not fit_intercept:
             v = np.zeros_like(v)
         lam = _norm(V, v)
-    return datafit.curvature * lam
+    curvature = datafit.curvature
+    if not np.isfinite(curvature):
+        curvature = datafit.curvature_at(data.y, data.row_zeros() if f is None else f)
+    return curvature * lam
 
 
 def _norm(V: np.ndarray, v: np.ndarray) -> float:
@@ -95,7 +99,7 @@ def fista(
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     done = 0
     # Gram form, unless tol is below the rounding floor of the Gram sums (about 2e-13 relative)
-    if datafit.code == 0 and quadratic_applies(data) and tol >= 1e-12:
+    if datafit.quadratic and quadratic_applies(data) and tol >= 1e-12:
         q = task_quadratic(data, fit_intercept)
         gram_tol = tol * ref.P0 if penalty.has_dual and alpha > 0 else tol  # gap: absolute
         V, done, stalled = fista_quadratic(q, penalty, alpha, V, tol=gram_tol,
@@ -115,9 +119,9 @@ def fista(
     xm = data.feature_means() if fit_intercept else np.zeros((data.n_features, data.n_tasks))
     maps = _CenteredMaps(data, xm)
     copies = penalty.spread(np.ones((1, 1))).size  # ||compose||^2: W = P + Q doubles it
-    L = max(copies * lipschitz_estimate(maps, datafit, fit_intercept), 1e-12)
     b = b + np.einsum("jt,jt->t", xm, penalty.compose(V))  # intercepts, centered coordinates
     f = maps.linear(penalty.compose(V), b)
+    L = max(copies * lipschitz_estimate(maps, datafit, fit_intercept, f=f), 1e-12)
     Z, zb, fz = V, b, f  # the extrapolated point and its scores (linear in the point)
     t = 1.0
     cert, best, stalled = None, None, False

@@ -38,6 +38,8 @@ _MARGIN = 1.0 - 1e-9
 
 def safe_radius(gap: float, strong_concavity: float) -> float:
     """Radius of the dual ball that holds the dual optimum (``datafit.dual_strong_concavity``)."""
+    if strong_concavity <= 0:  # a dual without strong concavity: no ball, nothing screened
+        return np.inf
     return float(np.sqrt(2.0 * max(gap, 0.0) / strong_concavity))
 
 

@@ -141,6 +141,7 @@ def solve(
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     penalty.check(data.n_features, data.n_tasks)
+    datafit = datafit.bind(data)
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     live = live_features(data)
     if live is None:

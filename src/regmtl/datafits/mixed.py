@@ -1,0 +1,172 @@
+r"""One loss per task in one fit: a click (logistic), a count (Poisson) and a rating (squared)
+sharing one penalty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Datafit
+
+__all__ = ["Mixed"]
+
+
+class Mixed(Datafit):
+    r"""A loss per task: the data term is :math:`\sum_t \sum_{r \in t} c_r \ell_t(y_r, f_r)`,
+    each task's rows under its own loss, and every piece of a certificate is the sum of the
+    pieces of its losses (one duality gap: the sum of theirs, each dual point in its own
+    loss's domain).
+
+    It is bound to a problem's rows (:meth:`bind`, which the solvers call): ``losses[k]`` is
+    the loss of the problem's task ``k`` in its task list (``data.tasks``), so folds and
+    subsets of the tasks keep each task's loss.
+
+    Parameters
+    ----------
+    losses : sequence of str or Datafit
+        One loss per task, in the order of the fitted tasks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 4))
+    >>> Y = np.column_stack([rng.poisson(np.exp(X[:, 0])), X[:, 1] + rng.standard_normal(200)])
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.01, loss=["poisson", "squared"]).fit(X, Y)
+    >>> model.dual_gap_ <= 1e-4 * model.objective_scale_
+    True
+    """
+
+    name = ""  # built from a list, not by name
+    kind = "mixed"
+
+    def __init__(self, losses: Any):
+        from . import make_loss  # (the package's resolver of names)
+
+        self.losses = [make_loss(loss) for loss in losses]
+        if not self.losses:
+            raise ValueError("loss=[]: give one loss per task.")
+        self.parts: list[Datafit] = []
+        self.task_part = np.zeros(len(self.losses), dtype=np.int64)
+        for k, loss in enumerate(self.losses):
+            for i, part in enumerate(self.parts):
+                if repr(part) == repr(loss):
+                    self.task_part[k] = i
+                    break
+            else:
+                self.task_part[k] = len(self.parts)
+                self.parts.append(loss)
+        self.smooth = all(p.smooth for p in self.parts)
+        self.quadratic = all(p.quadratic for p in self.parts)
+        self.curvature = max(p.curvature for p in self.parts)
+        self.dual_strong_concavity = min(p.dual_strong_concavity for p in self.parts)
+        self._rows: list[np.ndarray] | None = None
+        self._n_obs = -1
+
+    # ------------------------------------------------------------------ rows
+    def bind(self, data: Any) -> Mixed:
+        """This loss on the rows of ``data`` (a new object; ``self`` is left as it is).
+
+        Parameters
+        ----------
+        data : TaskData
+            The problem; ``data.task_index`` says which listed task each segment holds.
+
+        Returns
+        -------
+        Mixed
+            The bound loss.
+        """
+        if not getattr(data, "rows_local", True):
+            raise ValueError("loss=[...] (one loss per task) is fitted in memory; Dask input "
+                             "takes one loss for all tasks.")
+        if int(np.max(data.task_index, initial=-1)) >= len(self.losses):
+            raise ValueError(f"loss has {len(self.losses)} entries for "
+                             f"{int(np.max(data.task_index)) + 1} tasks: give one loss per task.")
+        part = np.repeat(self.task_part[data.task_index], np.diff(data.indptr))
+        new = object.__new__(Mixed)
+        new.__dict__.update(self.__dict__)
+        new._rows = [np.flatnonzero(part == i) for i in range(len(self.parts))]
+        new._n_obs = part.shape[0]
+        return new
+
+    def task_losses(self, data: Any) -> list[Datafit]:
+        """The loss of each segment of ``data``."""
+        return [self.losses[k] for k in data.task_index]
+
+    def _each(self, y):
+        if self._rows is None or np.shape(y)[0] != self._n_obs:
+            raise ValueError("a Mixed loss is used on the rows it is bound to (Mixed.bind).")
+        return zip(self.parts, self._rows, strict=True)
+
+    def _rowwise(self, method: str, y: np.ndarray, f: np.ndarray) -> np.ndarray:
+        out = np.empty(np.shape(f), dtype=np.float64)
+        for part, rows in self._each(y):
+            out[rows] = getattr(part, method)(y[rows], f[rows])
+        return out
+
+    # ------------------------------------------------------------------ the loss
+    def value(self, y, f, c):
+        return float(sum(p.value(y[r], f[r], c[r]) for p, r in self._each(y)))
+
+    def theta(self, y, f):
+        return self._rowwise("theta", y, f)
+
+    def deviance(self, y, f):
+        return self._rowwise("deviance", y, f)
+
+    def hessian(self, y, f):
+        return self._rowwise("hessian", y, f)
+
+    def newton_weights(self, y, f):
+        return self._rowwise("newton_weights", y, f)
+
+    def feasible(self, y, theta):
+        return self._rowwise("feasible", y, theta)
+
+    def mean(self, f):
+        out = np.empty(np.shape(f), dtype=np.float64)
+        for part, rows in self._each(f):
+            out[rows] = part.mean(f[rows])
+        return out
+
+    def dual_value(self, y, theta, c):
+        return float(sum(p.dual_value(y[r], theta[r], c[r]) for p, r in self._each(y)))
+
+    def floor(self, y, c):
+        return float(sum(p.floor(y[r], c[r]) for p, r in self._each(y)))
+
+    def curvature_at(self, y, f):
+        return max(p.curvature_at(y[r], f[r]) for p, r in self._each(y) if r.size) \
+            if self._rows is not None else self.curvature
+
+    def check_targets(self, y, what="y"):
+        for part, rows in self._each(y):
+            part.check_targets(y[rows], f"{what} of the {part.name} tasks")
+
+    def with_offset(self, y, c, offset):
+        y, c = y.copy(), c.copy()
+        for part, rows in self._each(y):
+            if rows.size and np.any(offset[rows] != 0):
+                y[rows], c[rows] = part.with_offset(y[rows], c[rows], offset[rows])
+        return y, c
+
+    def smoothed(self, delta: float) -> Mixed:
+        """The same losses, the nonsmooth ones smoothed with width ``delta``."""
+        new = object.__new__(Mixed)
+        new.__dict__.update(self.__dict__)
+        new.parts = [p if p.smooth else p.smoothed(delta) for p in self.parts]
+        new.smooth, new.curvature = True, max(p.curvature for p in new.parts)
+        new.dual_strong_concavity = min(p.dual_strong_concavity for p in new.parts)
+        return new
+
+    def neg2_log_likelihood(self, data, f, s):
+        raise ValueError("a fit with one loss per task has no AIC or BIC here; choose alpha "
+                         "by cross-validation.")
+
+    def __repr__(self) -> str:
+        return f"Mixed({[repr(loss) for loss in self.losses]})"
+
+

@@ -1,0 +1,58 @@
+r"""Intercepts of any smooth loss, all tasks at once: a safeguarded Newton iteration on each
+task's shift of its scores, vectorized over tasks (the losses with a compiled kernel,
+``datafit.code``, use :func:`~regmtl.solvers._kernels.update_intercepts` instead).
+
+For task t the shift ``d_t`` minimizes ``sum_{r in t} c_r l(y_r, f_r + d_t)``: the derivative
+``g_t = sum c theta(f + d_t)`` (minus the loss's) and curvature ``h_t = sum c l''(f + d_t)``
+give the Newton step ``g_t / h_t``, kept inside the bracket of the minimizer that the
+derivative's signs have shown (its midpoint otherwise; towards a side not bracketed yet, at
+most doubling the shift), until ``|g_t|`` is below ``rtol`` times the task's weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..datafits import Datafit
+
+__all__ = ["newton_intercepts"]
+
+
+def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
+                      max_newton: int, rtol: float) -> None:
+    """Minimize the data term over each task's intercept, in place on the scores ``S`` (the
+    state of a loss without compiled kernel) and ``b``."""
+    T = data.n_tasks
+    y, c = data.y, data.c
+    tot = np.asarray(data.task_sums(c), dtype=np.float64)
+    delta = np.zeros(T)
+    lo, hi = np.full(T, -np.inf), np.full(T, np.inf)
+    done = np.zeros(T, dtype=bool)
+    for _ in range(max_newton):
+        f = S + data.per_row(delta)
+        g = np.asarray(data.task_sums(c * datafit.theta(y, f)))
+        h = np.asarray(data.task_sums(c * datafit.hessian(y, f)))
+        lo = np.where(g > 0, delta, lo)
+        hi = np.where(g <= 0, delta, hi)
+        close = np.abs(g) <= rtol * tot
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(h > 0, g / np.where(h > 0, h, 1.0), np.nan)
+        # converged: a last, tiny Newton step (exact to rounding there)
+        last = close & ~done & (np.abs(step) <= 1e-6)
+        delta = np.where(last, delta + np.nan_to_num(step), delta)
+        done |= close
+        if done.all():
+            break
+        nxt = delta + step
+        span = np.maximum(1.0, np.abs(delta))
+        up = (g > 0) & np.isinf(hi) & ~(nxt <= delta + span)
+        down = (g <= 0) & np.isinf(lo) & ~(nxt >= delta - span)
+        nxt = np.where(up, delta + span, np.where(down, delta - span, nxt))
+        outside = ~((lo < nxt) & (nxt < hi))
+        with np.errstate(invalid="ignore"):
+            nxt = np.where(outside, 0.5 * (lo + hi), nxt)
+        stuck = nxt == delta  # the bracket is down to one float
+        done |= stuck
+        delta = np.where(done, delta, nxt)
+    S += data.per_row(delta)
+    b += delta

@@ -1,0 +1,107 @@
+r"""A nonsmooth loss (the pinball loss of quantile regression) solved through smoothed stages
+and certified on the loss itself.
+
+Stage k minimizes the loss's Moreau envelope of width ``delta_k`` (``datafit.smoothed``, a
+smooth loss within ``delta_k max(tau, 1 - tau)^2 / 2`` per unit of row weight of it) by the
+solver the table picks for it, warm-started at the previous stage; ``delta`` shrinks tenfold
+per stage. Each stage's point is certified on the nonsmooth problem: the smoothed loss's dual
+point ``clip(r / delta, tau - 1, tau)`` lies in the pinball loss's dual interval, so
+``P(W) - D(theta)`` of the loss itself bounds the suboptimality, with no smoothing term in it.
+The stages stop when that gap meets ``tol``. Near the optimum the band holds the rows the
+fit interpolates (a linear program's basis) and the gap falls with ``delta``: the fit is exact
+to ``tol``, not to the smoothing. A nonconvex penalty (no duality gap) is certified by the KKT
+residual of its last smoothed stage.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ..blocks import TaskBlocks
+from ..datafits import Datafit
+from ..penalties import Penalty
+from .certificates import Certificate, Reference, dual_point
+from .result import SolverResult
+
+__all__ = ["smoothed_stages"]
+
+#: the most stages (each ten times narrower than the last)
+MAX_STAGES = 16
+
+
+class _StageDual(Datafit):
+    """The nonsmooth loss's value, conjugate and domain, with the dual points of its smoothed
+    form: what certifies a stage on the loss itself."""
+
+    def __init__(self, exact: Datafit, smooth: Datafit):
+        self.exact, self.smooth_form = exact, smooth
+
+    def value(self, y, f, c):
+        return self.exact.value(y, f, c)
+
+    def theta(self, y, f):
+        return self.smooth_form.theta(y, f)
+
+    def dual_value(self, y, theta, c):
+        return self.exact.dual_value(y, theta, c)
+
+    def feasible(self, y, theta):
+        return self.exact.feasible(y, theta)
+
+
+def _gap(data, exact, smooth, penalty, alpha, V, f, fit_intercept, ref) -> Certificate:
+    """The duality gap of the nonsmooth problem at ``(V, f)`` with the smoothed dual point."""
+    both = _StageDual(exact, smooth)
+    theta = dual_point(data, both, f, fit_intercept)
+    G = data.adjoint(data.c * theta)
+    s = penalty.dual_scaling(G, alpha)
+    dual = (exact.dual_value(data.y, data.per_row(s) * theta, data.c)
+            - penalty.conjugate(s * G, alpha))
+    primal = exact.value(data.y, f, data.c) + penalty.value(V, alpha)
+    return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0)
+
+
+def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+                    W: np.ndarray, b: np.ndarray, *, ref: Reference,
+                    solve: Callable[..., SolverResult], fit_intercept: bool, tol: float,
+                    max_iter: int, verbose: int = 0) -> SolverResult:
+    """Minimize ``datafit + alpha penalty`` (``datafit`` not smooth) from ``(W, b)`` by
+    smoothed stages, each solved by ``solve`` (the table's own entry) and certified on the
+    loss itself; ``max_iter`` bounds each stage's iterations."""
+    y, c = data.y, data.c
+    gap_cert = penalty.has_dual and alpha > 0 and not penalty.nonconvex
+    total_weight = float(np.sum(c))
+    # the first width: the spread of the targets about the start's scores
+    f = data.linear(W, b)
+    spread = float(np.sqrt(np.dot(c, (y - f) ** 2) / total_weight)) if total_weight > 0 else 1.0
+    delta = max(spread, np.finfo(float).tiny)
+    # below this width the smoothing error alone is under tol
+    finest = max(tol * ref.P0 / max(total_weight, np.finfo(float).tiny), 1e-300)
+    V, used, cert, res, stage_ok = None, 0, None, None, False
+    for stage in range(MAX_STAGES):
+        smooth = datafit.smoothed(delta)
+        stage_tol = max(0.3 * tol, 1e-13)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = solve(data, smooth, penalty, alpha, W0=W, b0=b, V0=V, tol=stage_tol,
+                        fit_intercept=fit_intercept, max_iter=max_iter, verbose=verbose)
+        used += res.n_iter
+        stage_ok = res.converged
+        W, b, V = res.W, res.b, res.V
+        f = data.linear(W, b)
+        if gap_cert:
+            cert = _gap(data, datafit, smooth, penalty, alpha,
+                        V if V is not None else penalty.lift(W), f, fit_intercept, ref)
+        else:
+            cert = res.certificate
+        if verbose:
+            print(f"[smoothing] stage {stage}  delta {delta:.3e}  {cert.kind} "
+                  f"{cert.relative:.3e}")
+        if cert.converged(tol) and (gap_cert or delta <= finest):
+            return SolverResult(W, b, max(used, 1), cert, True, V)
+        delta = delta / 10.0
+    return SolverResult(W, b, max(used, 1), cert, False, V, stalled=stage_ok)
