@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import REGISTRY, Datafit
+from .base import REGISTRY, Datafit, one_loss
+from .mixed import Mixed
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -68,20 +69,9 @@ def make_loss(loss: Any) -> Datafit:
     ValueError
         For an unknown name.
     """
-    if isinstance(loss, Datafit):
-        return loss
-    if isinstance(loss, str):
-        key = loss.lower()
-        if key in LOSSES:
-            return LOSSES[key]()
-        raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)} (or a loss object, "
-                         "or a list with one loss per task).")
     if isinstance(loss, (list, tuple, np.ndarray)):
-        from .mixed import Mixed
-
         return Mixed(list(loss))
-    raise ValueError(f"loss={loss!r} is not one of {sorted(LOSSES)} (or a loss object, or a "
-                     "list with one loss per task).")
+    return one_loss(loss)
 
 
 __all__ = ["Datafit", *DATAFIT_CLASSES, "DATAFIT_CLASSES", "LOSSES", "make_loss"]

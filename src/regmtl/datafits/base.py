@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Datafit", "REGISTRY", "default_loss"]
+__all__ = ["Datafit", "REGISTRY", "default_loss", "one_loss"]
 
 
 #: name -> class of every registered datafit (the estimators' ``loss=``): each class of a module
@@ -464,3 +464,29 @@ def default_loss(kind: str) -> str:
         if cls.kind == kind and cls.default_for_kind:
             return name
     raise ValueError(f"no default loss for tasks of kind {kind!r}.")
+
+
+def one_loss(loss: Any) -> Datafit:
+    """One loss from a registered name (with its default parameters) or a :class:`Datafit`.
+
+    Parameters
+    ----------
+    loss : str or Datafit
+        The loss.
+
+    Returns
+    -------
+    Datafit
+        The loss object.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or another object.
+    """
+    if isinstance(loss, Datafit):
+        return loss
+    if isinstance(loss, str) and loss.lower() in REGISTRY:
+        return REGISTRY[loss.lower()]()
+    raise ValueError(f"loss={loss!r} is not one of {sorted(REGISTRY)} (or a loss object, or a "
+                     "list with one loss per task).")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Datafit
+from .base import Datafit, one_loss
 
 __all__ = ["Mixed"]
 
@@ -43,9 +43,7 @@ class Mixed(Datafit):
     kind = "mixed"
 
     def __init__(self, losses: Any):
-        from . import make_loss  # (the package's resolver of names)
-
-        self.losses = [make_loss(loss) for loss in losses]
+        self.losses = [one_loss(loss) for loss in losses]
         if not self.losses:
             raise ValueError("loss=[]: give one loss per task.")
         self.parts: list[Datafit] = []
