@@ -84,6 +84,9 @@ class Datafit:
     dual_strong_concavity: float = 0.0
     quadratic: bool = False
     smooth: bool = True
+    #: whether the conjugate is linear on a box of dual values (the pinball loss): solved
+    #: exactly by primal-dual iterations
+    box_dual: bool = False
     name: str = ""
     #: the kind of task it fits: ``"regression"`` (numeric targets) or ``"binary"`` (two
     #: labels per task, encoded -1/+1 before the fit)

@@ -52,6 +52,7 @@ class Quantile(Datafit):
     name = "quantile"
     kind = "regression"
     smooth = False
+    box_dual = True
 
     def __init__(self, quantile: float = 0.5):
         self.quantile = _check_level(quantile)
@@ -108,6 +109,7 @@ class SmoothedQuantile(Quantile):
     """
 
     smooth = True
+    box_dual = False
     dual_strong_concavity = 0.0
 
     def __init__(self, quantile: float = 0.5, delta: float = 1.0):

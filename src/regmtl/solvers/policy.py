@@ -37,6 +37,7 @@ from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .majorize import majorize_minimize
 from .newton import prox_newton
+from .primal_dual import primal_dual
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
@@ -223,6 +224,13 @@ SMOOTH_LOSS = Requirement(
         "does not have: use solver='auto' (smoothed stages certified on the loss itself)."),
     on_data=False,
 )
+BOX_DUAL = Requirement(
+    "a loss whose conjugate is linear on a box (``datafit.box_dual``: the pinball loss)",
+    lambda pb: pb.datafit.box_dual,
+    lambda pb, name: f"solver={name!r} runs primal-dual iterations, for a loss whose "
+                     "conjugate is linear on a box (quantile).",
+    on_data=False,
+)
 NONSMOOTH_LOSS = Requirement(
     "a loss that is not smooth (``datafit.smooth`` False: the pinball loss)",
     lambda pb: not pb.datafit.smooth,
@@ -349,6 +357,13 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     return more
 
 
+def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                     max_iter, verbose, V0, options, inner):
+    return primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
+                       fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 50000),
+                       verbose=verbose)
+
+
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                    verbose, V0, options, inner):
     return smoothed_stages(data, datafit, penalty, alpha, W, b, ref=ref,
@@ -380,6 +395,11 @@ class SolverEntry:
 
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
 SOLVER_TABLE: dict[str, SolverEntry] = {
+    "primal_dual": SolverEntry(
+        _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX, ROWS_LOCAL),
+        "the quantile loss with a convex penalty that has a prox: restarted primal-dual "
+        "hybrid gradient on its saddle point, exact (no smoothing), certified by the duality "
+        "gap of the pinball loss", "auto"),
     "smoothing": SolverEntry(
         _run_smoothing, (NONSMOOTH_LOSS,),
         "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "
@@ -434,7 +454,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("smoothing", "direct", "majorize", "stationary", "stationary_newton",
+AUTO_ORDER = ("primal_dual", "smoothing", "direct", "majorize", "stationary", "stationary_newton",
               "prox_newton", "bcd", "cg", "admm", "structured_newton", "wide_newton", "fista")
 
 

@@ -1,5 +1,7 @@
-r"""A nonsmooth loss (the pinball loss of quantile regression) solved through smoothed stages
-and certified on the loss itself.
+r"""A nonsmooth loss solved through smoothed stages and certified on the loss itself: the pinball
+loss where primal-dual iterations do not apply (a loss per task with a quantile task, a penalty
+without a prox or a nonconvex one; :mod:`~regmtl.solvers.primal_dual` solves the others
+exactly).
 
 Stage k minimizes the loss's Moreau envelope of width ``delta_k`` (``datafit.smoothed``, a
 smooth loss within ``delta_k max(tau, 1 - tau)^2 / 2`` per unit of row weight of it) by the
@@ -8,8 +10,9 @@ per stage. Each stage's point is certified on the nonsmooth problem: the smoothe
 point ``clip(r / delta, tau - 1, tau)`` lies in the pinball loss's dual interval, so
 ``P(W) - D(theta)`` of the loss itself bounds the suboptimality, with no smoothing term in it.
 The stages stop when that gap meets ``tol``. Near the optimum the band holds the rows the
-fit interpolates (a linear program's basis) and the gap falls with ``delta``: the fit is exact
-to ``tol``, not to the smoothing. A nonconvex penalty (no duality gap) is certified by the KKT
+fit interpolates (a linear program's basis); while it does, the stage solutions are affine in
+``delta``, so each stage starts where the line through the last two predicts, and the line's
+value at ``delta = 0`` is certified too (the exact optimum once the basis is found). A nonconvex penalty (no duality gap) is certified by the KKT
 residual of its last smoothed stage.
 """
 
@@ -53,16 +56,26 @@ class _StageDual(Datafit):
         return self.exact.feasible(y, theta)
 
 
-def _gap(data, exact, smooth, penalty, alpha, V, f, fit_intercept, ref) -> Certificate:
-    """The duality gap of the nonsmooth problem at ``(V, f)`` with the smoothed dual point."""
+def _gap(data, exact, smooth, penalty, alpha, V, f, f_dual, fit_intercept,
+         ref) -> Certificate:
+    """The duality gap of the nonsmooth problem at ``(V, f)``, its dual point the smoothed
+    loss's at the scores ``f_dual``."""
     both = _StageDual(exact, smooth)
-    theta = dual_point(data, both, f, fit_intercept)
+    theta = dual_point(data, both, f_dual, fit_intercept)
     G = data.adjoint(data.c * theta)
     s = penalty.dual_scaling(G, alpha)
     dual = (exact.dual_value(data.y, data.per_row(s) * theta, data.c)
             - penalty.conjugate(s * G, alpha))
     primal = exact.value(data.y, f, data.c) + penalty.value(V, alpha)
     return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0)
+
+
+def _toward(new: tuple, old: tuple, d_new: float, d_old: float, d_to: float) -> tuple:
+    """The stage solutions ``(W, b, V)`` extrapolated linearly in the width to ``d_to``: with
+    the rows the fit interpolates unchanged, the solution is affine in the width, so the
+    extrapolation to 0 is the exact optimum and to the next width the next stage's."""
+    r = (d_to - d_new) / (d_new - d_old)
+    return tuple(None if a is None else a + r * (a - z) for a, z in zip(new, old, strict=True))
 
 
 def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
@@ -81,27 +94,43 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
     delta = max(spread, np.finfo(float).tiny)
     # below this width the smoothing error alone is under tol
     finest = max(tol * ref.P0 / max(total_weight, np.finfo(float).tiny), 1e-300)
-    V, used, cert, res, stage_ok = None, 0, None, None, False
+    project = getattr(penalty, "project", None)
+    V, used, best, prev, stage_ok = None, 0, None, None, False
     for stage in range(MAX_STAGES):
         smooth = datafit.smoothed(delta)
         stage_tol = max(0.3 * tol, 1e-13)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve(data, smooth, penalty, alpha, W0=W, b0=b, V0=V, tol=stage_tol,
-                        fit_intercept=fit_intercept, max_iter=max_iter, verbose=verbose)
+                        fit_intercept=fit_intercept, max_iter=max_iter)
         used += res.n_iter
         stage_ok = res.converged
         W, b, V = res.W, res.b, res.V
         f = data.linear(W, b)
-        if gap_cert:
-            cert = _gap(data, datafit, smooth, penalty, alpha,
-                        V if V is not None else penalty.lift(W), f, fit_intercept, ref)
-        else:
-            cert = res.certificate
+        points = [(W, b, V)]
+        if prev is not None and gap_cert:  # the solution extrapolated to width 0
+            points.append(_toward((W, b, V), prev[1:], delta, prev[0], 0.0))
+        for Wc, bc, Vc in points:
+            if project is not None:
+                Wc = project(Wc)
+            cert = (_gap(data, datafit, smooth, penalty, alpha,
+                         Vc if Vc is not None else penalty.lift(Wc), data.linear(Wc, bc), f,
+                         fit_intercept, ref)
+                    if gap_cert else res.certificate)
+            if best is None or cert.relative < best[0].relative:
+                best = (cert, Wc, bc, Vc)
         if verbose:
-            print(f"[smoothing] stage {stage}  delta {delta:.3e}  {cert.kind} "
-                  f"{cert.relative:.3e}")
-        if cert.converged(tol) and (gap_cert or delta <= finest):
+            print(f"[smoothing] stage {stage}  delta {delta:.3e}  {best[0].kind} "
+                  f"{best[0].relative:.3e}  (stage solve {res.certificate.relative:.1e})")
+        if best[0].converged(tol) and (gap_cert or delta <= finest):
+            cert, W, b, V = best
             return SolverResult(W, b, max(used, 1), cert, True, V)
-        delta = delta / 10.0
+        nxt = delta / 10.0
+        if prev is not None:  # start the next stage where the solution's line predicts it
+            W, b, V = _toward((W, b, V), prev[1:], delta, prev[0], nxt)
+            if project is not None:
+                W = project(W)
+        prev = (delta, res.W, res.b, res.V)
+        delta = nxt
+    cert, W, b, V = best
     return SolverResult(W, b, max(used, 1), cert, False, V, stalled=stage_ok)
