@@ -21,8 +21,10 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .classes import expand_classes, source_rows, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
+from .datafits.multinomial import Multinomial
 from .inputs import as_task_data, column_target, flat_rows
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
@@ -219,7 +221,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
     def _fit_data(self, data: TaskData, offset: Any = None):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
-        self._prepare_targets(data)
+        data = self._prepare_targets(data) or data
         datafit = self._datafit().bind(data)
         if data.rows_local:
             check_loss_targets(data, datafit)
@@ -249,7 +251,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form
-        single = data.form == "single"
+        single = data.form == "single" and data.class_blocks is None
         self.coef_ = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
         b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
         b_input = b - intercept_shift(data, res.W)
@@ -279,8 +281,9 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         total = np.asarray(data.task_sums(w * np.ones_like(r2)))
         return np.asarray(data.task_sums(w * r2)) / np.where(total > 0, total, 1.0)
 
-    def _prepare_targets(self, data: TaskData) -> None:
-        """Hook: the classifier encodes labels."""
+    def _prepare_targets(self, data: TaskData) -> TaskData | None:
+        """Hook: the classifier encodes labels (and may return the problem to fit instead,
+        its classes' layout for the multinomial loss)."""
 
     def _warm_start_point(self, data: TaskData, penalty: Penalty):
         """(W0, b0, V0) from the previous fit when warm starting on a problem of that shape."""
@@ -720,9 +723,72 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             y = column_target(X, y, task)
         return super()._data(X, y, task, sample_weight, fitting=fitting)
 
-    def _prepare_targets(self, data: TaskData) -> None:
+    def _prepare_targets(self, data: TaskData) -> TaskData | None:
+        self._multiclass = False
+        if data.rows_local and data.raw_y is not None:
+            classes = task_classes(data)
+            if any(len(c) > 2 for c in classes):  # the multinomial loss, on every task
+                self._multiclass = True
+                self.classes_ = classes[0] if data.form == "single" else classes
+                return expand_classes(data, classes)
         data.encode_binary()
         self.classes_ = data.classes[0] if data.form == "single" else data.classes
+        return None
+
+    def _datafit(self) -> Datafit:
+        return Multinomial() if getattr(self, "_multiclass", False) else make_datafit(self._loss)
+
+    def _fit_data(self, data: TaskData, offset: Any = None):
+        super()._fit_data(data, offset=offset)
+        if self._multiclass:  # the task view of the classes' layout
+            tasks = np.empty(len(self._classes), dtype=object)
+            tasks[:] = list(dict.fromkeys(pair[0] for pair in self.tasks_))
+            first = np.cumsum([0] + [len(c) for c in self._classes])[:-1]
+            self.tasks_, self.n_tasks_ = tasks, len(tasks)
+            self.task_sizes_ = self.task_sizes_[first]
+            if self.input_form_ == "single" or len(tasks) == 1:
+                self.input_form_ = self.input_form_
+        return self
+
+    @property
+    def _multi(self) -> bool:
+        return bool(getattr(self, "_multiclass", False))
+
+    def _class_table(self, X, task, y=None, sample_weight=None):
+        """(data, probabilities, scores) of a multinomial fit: per row of ``data`` the
+        probabilities and scores of its task's classes (columns past ``K_t`` hold 0 and -inf)."""
+        check_is_fitted(self)
+        data = self._data(X, y, task, sample_weight, fitting=False)
+        exp = expand_classes(data, self._classes)
+        W, b = self.coef_matrix_, self._b
+        f = exp.linear(W[:, exp.task_index], b[exp.task_index])
+        p = Multinomial().bind(exp).mean(f)
+        rows, pos = source_rows(exp)
+        width = max(len(c) for c in self._classes)
+        P = np.zeros((data.n_obs, width))
+        F = np.full((data.n_obs, width), -np.inf)
+        P[rows, pos], F[rows, pos] = p, f
+        return data, P, F
+
+    def _per_task(self, data: TaskData, table: np.ndarray) -> Any:
+        """Rows of class values in the form of ``X``, each task with its own classes."""
+        K = np.array([len(self._classes[t]) for t in data.task_index])
+        if np.all(K == table.shape[1]) or data.form in ("long", "single"):
+            return data.to_form(table)
+        segs = [table[a:b, :k] for a, b, k in zip(data.indptr[:-1], data.indptr[1:], K,
+                                                    strict=True)]
+        if data.form == "dict":
+            return {data.tasks[t]: s for t, s in zip(data.task_index, segs, strict=True)}
+        return segs
+
+    def _multi_labels(self, data: TaskData, P: np.ndarray) -> np.ndarray:
+        pick = np.argmax(P, axis=1)
+        labels = [self._classes[t] for t in data.task_index]
+        dtype = labels[0].dtype if len({c.dtype for c in labels}) == 1 else object
+        out = np.empty(data.n_obs, dtype=dtype)
+        for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+            out[a:b] = labels[k][pick[a:b]]
+        return out
 
     @property
     def _classes(self) -> list[np.ndarray]:
@@ -741,8 +807,12 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         Returns
         -------
         ndarray, list or dict
-            The scores, in the form of ``X``.
+            The scores, in the form of ``X`` (for tasks of more than two classes, a row of
+            ``K_t`` scores per sample, one per class of ``classes_[t]``).
         """
+        if self._multi:
+            data, _, F = self._class_table(X, task)
+            return self._per_task(data, F)
         data, f = self._scores(X, task)
         return data.to_form(f)
 
@@ -763,6 +833,9 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             (n_samples, 2) per task (lists, dicts), for all rows (long form), or a list of
             them per task (shared design).
         """
+        if self._multi:
+            data, P, _ = self._class_table(X, task)
+            return self._per_task(data, P)
         if _is_dask(X, task):
             return self._dask_scores(X, task, post=_proba)
         data, f = self._scores(X, task)
@@ -783,6 +856,11 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         ndarray, list or dict
             ``log`` of :meth:`predict_proba`, in the same form.
         """
+        if self._multi:
+            data, P, F = self._class_table(X, task)
+            finite = np.where(np.isfinite(F), F, -np.inf)
+            lse = np.logaddexp.reduce(finite, axis=1)
+            return self._per_task(data, np.where(np.isfinite(F), F - lse[:, None], -np.inf))
         data, f = self._scores(X, task)
         return data.to_form(np.column_stack([-np.logaddexp(0.0, f), -np.logaddexp(0.0, -f)]))
 
@@ -802,10 +880,15 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         ndarray, list or dict
             Labels in the form of ``X``; each task's labels keep their own type.
         """
-        if _is_dask(X, task):
+        if self._multi:
+            data, P, _ = self._class_table(X, task)
+            labels = self._multi_labels(data, P)
+        elif _is_dask(X, task):
             return self._dask_scores(X, task, post=_LabelTable(self._classes))
-        data, f = self._scores(X, task)
-        out = data.to_form(self._labels(data, f))
+        else:
+            data, f = self._scores(X, task)
+            labels = self._labels(data, f)
+        out = data.to_form(labels)
         # one array per task: each keeps its own task's label type ('spam'/'ham' vs 3/7)
         if data.form == "list":
             out = [s.astype(self._classes[k].dtype) for s, k in zip(out, data.task_index,
@@ -851,8 +934,12 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_,
                               "accuracy", sample_weight=sample_weight,
                               post=_LabelTable(self._classes, with_codes=True))
-        data, f = self._scores(X, task, y, sample_weight)
-        pred = self._labels(data, f)
+        if self._multi:
+            data, P, _ = self._class_table(X, task, y, sample_weight)
+            pred = self._multi_labels(data, P)
+        else:
+            data, f = self._scores(X, task, y, sample_weight)
+            pred = self._labels(data, f)
         w = _row_weights(data)
         if data.raw_y.dtype != object and pred.dtype != object:
             hit = np.asarray(data.raw_y == pred)

@@ -117,6 +117,11 @@ class TaskData:
         Set by :func:`~regmtl.taskdata.shift_columns`: ``X`` holds the input minus
         ``x_shift[:, t]`` on task t's rows, so intercepts fitted on it are
         ``b_t + x_shift[:, t] . w_t`` in input units.
+    class_blocks : ndarray of shape (n_segments, 2), optional
+        The multinomial layout (:func:`regmtl.classes.expand_classes`): each segment is one
+        class of a task, and row ``i`` of this array gives, for the i-th task's rows, the
+        first segment of its classes and their number ``K`` (its ``K`` segments hold the
+        task's rows once per class, the target 1 where the row has that class).
 
     Attributes
     ----------
@@ -163,6 +168,7 @@ class TaskData:
     classes: list[np.ndarray] | None = None
     n_input_rows: int = 0
     x_shift: np.ndarray | None = None
+    class_blocks: np.ndarray | None = None
     _task_of: np.ndarray | None = field(default=None, repr=False)
     _small: bool | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)

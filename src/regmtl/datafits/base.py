@@ -87,6 +87,9 @@ class Datafit:
     #: whether the conjugate is linear on a box of dual values (the pinball loss): solved
     #: exactly by primal-dual iterations
     box_dual: bool = False
+    #: whether the loss couples several scores of a row (multinomial): it fits its own
+    #: intercepts (``fit_intercepts(y, c, S, b, max_newton, rtol)``)
+    coupled: bool = False
     name: str = ""
     #: the kind of task it fits: ``"regression"`` (numeric targets) or ``"binary"`` (two
     #: labels per task, encoded -1/+1 before the fit)

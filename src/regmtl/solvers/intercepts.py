@@ -22,6 +22,9 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
                       max_newton: int, rtol: float) -> None:
     """Minimize the data term over each task's intercept, in place on the scores ``S`` (the
     state of a loss without compiled kernel) and ``b``."""
+    if datafit.coupled:  # a row's scores coupled (multinomial): the loss's own Newton
+        datafit.fit_intercepts(data.y, data.c, S, b, max_newton, rtol)
+        return
     T = data.n_tasks
     y, c = data.y, data.c
     tot = np.asarray(data.task_sums(c), dtype=np.float64)
@@ -56,3 +59,4 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
         delta = np.where(done, delta, nxt)
     S += data.per_row(delta)
     b += delta
+

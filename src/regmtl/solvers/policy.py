@@ -224,6 +224,15 @@ SMOOTH_LOSS = Requirement(
         "does not have: use solver='auto' (smoothed stages certified on the loss itself)."),
     on_data=False,
 )
+SEPARABLE_MODEL = Requirement(
+    "a loss whose curvature is one number per score (``datafit.coupled`` False: its Newton "
+    "models split over the tasks' columns)",
+    lambda pb: not pb.datafit.coupled,
+    lambda pb, name: (
+        f"solver={name!r} builds Newton models one column at a time, which the "
+        f"{pb.datafit.name} loss couples (a row's classes): use solver='fista' (or 'auto')."),
+    on_data=False,
+)
 BOX_DUAL = Requirement(
     "a loss whose conjugate is linear on a box (``datafit.box_dual``: the pinball loss)",
     lambda pb: pb.datafit.box_dual,
@@ -417,11 +426,13 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "a nonconvex row-separable penalty with the squared loss: block coordinate descent "
         "to a stationary point, certified by the KKT residual", "bcd"),
     "stationary_newton": SolverEntry(
-        _run_stationary_newton, (*_BCD, BLOCK_STEP, NONCONVEX, NEWTON_LOSS),
+        _run_stationary_newton, (*_BCD, BLOCK_STEP, NONCONVEX, NEWTON_LOSS,
+                                SEPARABLE_MODEL),
         "a nonconvex row-separable penalty with another loss: proximal Newton to a "
         "stationary point, its models solved by block coordinate descent", "bcd"),
     "prox_newton": SolverEntry(
-        _run_prox_newton, (*_BCD, BLOCK_STEP, CONVEX, NEWTON_LOSS),
+        _run_prox_newton, (*_BCD, BLOCK_STEP, CONVEX, NEWTON_LOSS,
+                                SEPARABLE_MODEL),
         "a row-separable penalty with a loss other than the squared one: proximal Newton, "
         "its models solved by block coordinate descent over working sets", "bcd"),
     "bcd": SolverEntry(
@@ -438,12 +449,13 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "exactly (Gram form for long tasks, row-space form for wide ones), tens of steps where "
         "proximal gradient needs hundreds", "admm"),
     "structured_newton": SolverEntry(
-        _run_structured_newton, (EXACT_PROX, NEWTON_LOSS, GRAM_TOL, GRAM_FORM),
+        _run_structured_newton, (EXACT_PROX, NEWTON_LOSS, SEPARABLE_MODEL, GRAM_TOL, GRAM_FORM),
         "a smooth loss other than the squared one (logistic, Poisson, Gamma, Huber) on "
         "tasks with more rows than features: proximal Newton with each model in Gram form",
         "fista"),
     "wide_newton": SolverEntry(
-        _run_wide_newton, (EXACT_PROX, NEWTON_LOSS, GRAM_TOL, ROW_SPACE, PLAIN_VARIABLE),
+        _run_wide_newton, (EXACT_PROX, NEWTON_LOSS, SEPARABLE_MODEL, GRAM_TOL, ROW_SPACE,
+                           PLAIN_VARIABLE),
         "a smooth loss other than the squared one on wide tasks with a penalty of W itself: "
         "proximal gradient, handing "
         "over to proximal Newton with row-space models where it crawls", "fista"),

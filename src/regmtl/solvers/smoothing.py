@@ -12,7 +12,8 @@ point ``clip(r / delta, tau - 1, tau)`` lies in the pinball loss's dual interval
 The stages stop when that gap meets ``tol``. Near the optimum the band holds the rows the
 fit interpolates (a linear program's basis); while it does, the stage solutions are affine in
 ``delta``, so each stage starts where the line through the last two predicts, and the line's
-value at ``delta = 0`` is certified too (the exact optimum once the basis is found). A nonconvex penalty (no duality gap) is certified by the KKT
+value at ``delta = 0`` is certified too (the exact optimum once the basis is found). A
+nonconvex penalty (no duality gap) is certified by the KKT
 residual of its last smoothed stage.
 """
 

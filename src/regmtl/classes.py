@@ -1,0 +1,144 @@
+r"""Each task's classes as columns: the layout of the multinomial loss.
+
+A task t with classes :math:`1..K_t` is fitted with one coefficient vector per class
+(:math:`W` holds :math:`\sum_t K_t` columns, the classes of a task side by side), each row
+scored once per class of its task. :func:`expand_classes` builds that problem from a task
+problem: segment ``(t, k)`` holds task t's rows with the target 1 where the row's label is
+class k and 0 elsewhere (and the row's weight on every copy), so that the multinomial loss
+(:class:`~regmtl.Multinomial`) reads each row's ``K_t`` scores as one group. With a shared
+design the copies read the same rows of ``X``; per-task designs are gathered once per class.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from .taskdata import TaskData, as_labels, task_name
+
+__all__ = ["expand_classes", "source_rows", "task_classes"]
+
+
+def task_classes(data: TaskData) -> list[np.ndarray]:
+    """Each segment's classes, sorted: the labels of its observed rows that carry weight.
+
+    Parameters
+    ----------
+    data : TaskData
+        A problem with labels (``raw_y``).
+
+    Returns
+    -------
+    list of ndarray
+        One array of labels per segment.
+
+    Raises
+    ------
+    ValueError
+        If a task has fewer than two classes, or labels that are not classes (floats that
+        are not whole numbers).
+    """
+    out = []
+    w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
+    if data.sample_weight is not None:
+        w &= data.sample_weight > 0
+    for t, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+        labels = as_labels(data.raw_y[a:b][w[a:b]])
+        if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
+            raise ValueError(f"y: task {task_name(data, t)} has labels that are not classes "
+                             "(floats with a fractional part); a classifier takes class "
+                             "labels.")
+        cls = np.unique(labels)
+        if len(cls) < 2:
+            raise ValueError(f"y: task {task_name(data, t)} has one class "
+                             f"({cls[0] if len(cls) else None!r}) among its weighted samples; "
+                             "each task needs two classes or more. Remove the task or add "
+                             "samples of another class.")
+        if len(cls) > 2 and len(cls) > 0.5 * max(len(labels), 1) and len(labels) > 20:
+            warnings.warn(f"y: task {task_name(data, t)} has {len(cls)} classes for "
+                          f"{len(labels)} samples; are the targets numbers rather than "
+                          "labels?", UserWarning, stacklevel=3)
+        out.append(cls)
+    return out
+
+
+def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:
+    """The problem with one segment per class of each task (see the module's text).
+
+    Parameters
+    ----------
+    data : TaskData
+        The task problem (its ``raw_y`` read when present: fit; absent: predict).
+    classes : list of ndarray
+        The classes of every fitted task, in the order of ``data.tasks``.
+
+    Returns
+    -------
+    TaskData
+        The expanded problem: ``tasks`` holds ``(task, class)`` pairs over every fitted task
+        (``task_index`` into it), ``class_blocks`` the layout, ``y`` the 0/1 targets and ``c``
+        each row's weight on every copy.
+    """
+    K_all = np.array([len(c) for c in classes], dtype=np.int64)
+    first_all = np.concatenate(([0], np.cumsum(K_all)[:-1])).astype(np.int64)
+    K = K_all[data.task_index]
+    sizes = np.diff(data.indptr)
+    seg_task = np.repeat(np.arange(data.n_tasks), K)  # original segment of each new one
+    seg_class = np.arange(int(K.sum())) - np.repeat(np.cumsum(K) - K, K)
+    new_sizes = sizes[seg_task]
+    indptr = np.concatenate(([0], np.cumsum(new_sizes))).astype(np.int64)
+    seg_of = np.repeat(np.arange(seg_task.size), new_sizes)
+    src = data.indptr[seg_task][seg_of] + (np.arange(indptr[-1]) - indptr[seg_of])
+    pairs = np.empty(int(K_all.sum()), dtype=object)
+    pairs[:] = [(task, cls) for task, cl in zip(data.tasks, classes, strict=True) for cls in cl]
+    if data.shared:
+        X = data.X
+    elif sp.issparse(data.X):
+        X = sp.csc_matrix(data.X[src])
+    else:
+        X = np.asfortranarray(data.X[src])
+    new = TaskData(
+        X=X, indptr=indptr,
+        task_index=(first_all[data.task_index][seg_task] + seg_class).astype(np.int64),
+        tasks=pairs, shared=data.shared, form=data.form,
+        n_input_rows=data.n_input_rows,
+        class_blocks=np.column_stack([np.cumsum(K) - K, K]).astype(np.int64),
+    )
+    for name in ("c", "observed", "sample_weight", "raw_y", "order"):
+        value = getattr(data, name)
+        if value is not None and name != "order":
+            setattr(new, name, value[src])
+    if data.raw_y is not None:
+        label = np.empty(seg_task.size, dtype=object)
+        label[:] = [classes[data.task_index[t]][k]
+                    for t, k in zip(seg_task, seg_class, strict=True)]
+        hit = np.asarray(new.raw_y == label[seg_of], dtype=bool)
+        new.y = hit.astype(np.float64)
+    return new
+
+
+def source_rows(data: TaskData) -> tuple[np.ndarray, np.ndarray]:
+    """For a problem built by :func:`expand_classes`: each flat observation's row in the task
+    problem and its class position within its task.
+
+    Parameters
+    ----------
+    data : TaskData
+        An expanded problem (``class_blocks`` set).
+
+    Returns
+    -------
+    rows, position : ndarray of int
+        ``rows[r]`` indexes the task problem's flat arrays; ``position[r]`` is ``k`` for
+        segment ``(t, k)``.
+    """
+    first, K = data.class_blocks[:, 0], data.class_blocks[:, 1]
+    sizes = np.diff(data.indptr)[first]
+    orig = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+    block = np.repeat(np.arange(first.size), K)  # block of each segment
+    position = np.arange(block.size) - first[block]
+    seg_of = np.repeat(np.arange(block.size), np.diff(data.indptr))
+    rows = orig[block][seg_of] + (np.arange(data.n_obs) - data.indptr[seg_of])
+    return rows, position[seg_of]
