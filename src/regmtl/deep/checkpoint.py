@@ -315,7 +315,9 @@ def _task_specs(tasks: Any, cap: int) -> list[TaskSpec]:
         n = t.get("n_outputs")
         if (not isinstance(t["name"], str) or t.get("kind", "regression") not in KINDS
                 or not (n is None or (_is_int(n) and 1 <= n <= cap))
-                or not isinstance(t.get("loss"), (str, type(None)))
+                or not (isinstance(t.get("loss"), (str, type(None)))
+                        or (isinstance(t["loss"], list) and len(t["loss"]) == 2
+                            and isinstance(t["loss"][0], str)))
                 or not (t.get("metrics") is None or (isinstance(t["metrics"], list)
                                                      and all(isinstance(m, str)
                                                              for m in t["metrics"])))
