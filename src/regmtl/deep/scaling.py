@@ -11,10 +11,11 @@ of a task in units; a rare binary event has a log loss far below that of a balan
   every prediction are in the target's own units.
 - **Loss scales.** Each task's loss is divided by :math:`c_t`, the loss of the best constant
   prediction on the training labels: the mean (regression, count: :math:`f = \log \bar y`),
-  the base rate (binary), the class frequencies (multiclass). For the default losses :math:`c_t` is :math:`\tfrac12` (squared
-  loss on standardized targets), the entropy :math:`H(p)` of the base rate, or that of the class
-  frequencies. A normalized loss of 1 is the constant predictor; below 1 the task has learned
-  something (1 - R² for the squared loss).
+  the base rate (binary), the class frequencies (multiclass). For the default losses
+  :math:`c_t` is :math:`\tfrac12` (squared loss on standardized targets), the entropy
+  :math:`H(p)` of the base rate, or that of the class frequencies. A normalized loss of 1 is
+  the constant predictor; below 1 the task has learned something (1 - R² for the squared
+  loss, :math:`1 - D^2` for the Poisson loss).
 
 Both come from one pass over the training labels (:class:`TargetMoments`, exact and
 mergeable: Chan et al.'s pairwise update), made again only for losses without a closed form
@@ -136,9 +137,9 @@ class TargetScale(nn.Module):
 class TargetMoments:
     r"""Observed label statistics per task, accumulated over batches and merged over ranks.
 
-    Regression and count tasks: per output, the count :math:`n`, mean :math:`m` and sum of squared deviations
-    :math:`M_2` (Chan et al.'s update: exact in any batch order). Classification: the count of
-    each class. NaN labels are skipped.
+    Regression and count tasks: per output, the count :math:`n`, mean :math:`m` and sum of
+    squared deviations :math:`M_2` (Chan et al.'s update: exact in any batch order).
+    Classification: the count of each class. NaN labels are skipped.
 
     Parameters
     ----------
