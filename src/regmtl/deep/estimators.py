@@ -613,7 +613,7 @@ one loss per task; ``predict`` gives the mean count and the quantile:
 ...                            max_epochs=20, batch_size=32)
 >>> m = m.fit(X, np.column_stack([visits, demand]))
 >>> pred = m.predict(X)
->>> bool((pred[:, 0] > 0).all()), m.y_scale_[0]  # count targets are not standardized
+>>> bool((pred[:, 0] > 0).all()), float(m.y_scale_[0])  # counts are not standardized
 (True, 1.0)
 """)
 
