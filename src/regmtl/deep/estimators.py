@@ -390,7 +390,7 @@ class _DeepMultiTask(BaseEstimator):
     def _natural(self, r: np.ndarray, t: int) -> np.ndarray:
         """The value prediction of task ``t`` from its net outputs ``r`` (rows, 1): the value
         (regression) or the mean count (count tasks: ``exp`` of the log mean, taken at
-        :data:`~regmtl.deep.tasks.LOG_MEAN_MAX` above it)."""
+        ``regmtl.deep.tasks.LOG_MEAN_MAX`` above it)."""
         spec = self.net_.tasks[t]
         if spec.kind == "count":
             return spec.transform(torch.from_numpy(np.ascontiguousarray(r))).numpy()

@@ -40,7 +40,7 @@ from sklearn import metrics as skm
 from ._torch import torch
 
 __all__ = ["TaskSpec", "Metric", "KINDS", "LOSSES", "METRICS", "LOG_MEAN_MAX", "as_task_specs",
-           "loss_function", "mean_poisson_deviance", "pinball"]
+           "check_loss_parameter", "loss_function", "mean_poisson_deviance", "pinball"]
 
 KINDS: tuple[str, ...] = ("regression", "binary", "multiclass", "count")
 
@@ -107,9 +107,9 @@ _DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "ce", "coun
 _LOSS_PARAMETERS = {"huber": "delta", "quantile": "tau"}
 
 
-def _check_parameter(name: str, value: Any, where: str) -> float:
-    """The parameter of loss ``name`` (``delta`` > 0 finite, ``tau`` in (0, 1)) as a float;
-    a ValueError naming it and ``where`` otherwise."""
+def check_loss_parameter(name: str, value: Any, where: str) -> float:
+    """The parameter of loss ``name`` (``"huber"``: delta finite and > 0; ``"quantile"``: tau
+    in (0, 1)) as a float; a ValueError naming it and ``where`` otherwise."""
     what = _LOSS_PARAMETERS[name]
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     v = float(value) if ok else math.nan
@@ -261,10 +261,10 @@ class TaskSpec:
     ``torch.nn.functional.poisson_nll_loss(f, y, log_input=True, full=False)`` plus
     :math:`y \log y - y`, and the negative log-likelihood :math:`-\log p(y \mid \mu)` minus
     :math:`\log y! - y \log y + y`: constants in f, so the same gradients. Above
-    :data:`LOG_MEAN_MAX` (50) :math:`e^f` continues linearly (convex, the slope :math:`e^{50}`),
-    so the loss and its gradient stay finite in float32 for any output, ±700 included; the
-    prediction (:meth:`transform`) is the mean :math:`e^f`, taken at 50 above it. Count
-    targets are never standardized.
+    ``regmtl.deep.tasks.LOG_MEAN_MAX`` (50) :math:`e^f` continues linearly (convex, the
+    slope :math:`e^{50}`), so the loss and its gradient stay finite in float32 for any
+    output, ±700 included; the prediction (:meth:`transform`) is the mean :math:`e^f`, taken
+    at 50 above it. Count targets are never standardized.
 
     **Robust and quantile regression.** ``loss=("huber", delta)`` is
     :math:`\tfrac12 r^2` for :math:`|r| \le \delta` and :math:`\delta |r| - \tfrac12 \delta^2`
@@ -389,7 +389,7 @@ class TaskSpec:
                 raise ValueError(f"TaskSpec {self.name!r}: a loss with a parameter is "
                                  "('huber', delta) or ('quantile', tau), got "
                                  f"{tuple(loss)!r:.80}.")
-            loss = (loss[0], _check_parameter(loss[0], loss[1], f"TaskSpec {self.name!r}"))
+            loss = (loss[0], check_loss_parameter(loss[0], loss[1], f"TaskSpec {self.name!r}"))
         if isinstance(loss, (str, tuple)):
             name = loss if isinstance(loss, str) else loss[0]
             if name not in LOSSES:
@@ -644,7 +644,7 @@ class TaskSpec:
         Tensor
             Values (regression), P(y = 1) of shape (B,) (binary), class probabilities of
             shape (B, K) (multiclass), or the mean count :math:`e^f` (count; the log mean
-            taken at :data:`LOG_MEAN_MAX` above it, so no overflow).
+            taken at ``LOG_MEAN_MAX`` above it, so no overflow).
         """
         f = self.output_view(output)
         if self.kind == "binary":

@@ -27,13 +27,12 @@ never standardized (a log-link mean needs the counts themselves).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .tasks import TaskSpec
+from .tasks import TaskSpec, check_loss_parameter
 
 __all__ = ["WRAPPER_LOSSES", "TaskLoss", "task_losses", "target_scale"]
 
@@ -99,17 +98,7 @@ def _one(entry: Any, where: str) -> TaskLoss:
                              "('quantile', tau).")
         return TaskLoss(entry)
     if isinstance(entry, tuple) and len(entry) == 2 and entry[0] in _PARAMETERS:
-        name, value = entry
-        ok = (isinstance(value, (int, float, np.integer, np.floating))
-              and not isinstance(value, bool))
-        v = float(value) if ok else math.nan
-        if name == "huber" and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{where}={entry!r}: the Huber loss's delta must be a finite "
-                             "number > 0 (in the target's units).")
-        if name == "quantile" and not 0.0 < v < 1.0:
-            raise ValueError(f"{where}={entry!r}: the quantile loss's level tau must be in "
-                             "(0, 1), e.g. 0.9 for the 90th percentile.")
-        return TaskLoss(name, v)
+        return TaskLoss(entry[0], check_loss_parameter(entry[0], entry[1], f"{where}={entry!r}"))
     if isinstance(entry, tuple):
         raise ValueError(f"{where}={entry!r:.80}: a loss with a parameter is ('huber', delta) "
                          "or ('quantile', tau).")
