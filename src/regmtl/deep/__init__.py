@@ -1,7 +1,8 @@
 """Deep multi-task learning in PyTorch (``pip install 'regmtl[deep]'``).
 
-- Tasks: :class:`TaskSpec` (regression, binary, multiclass; its loss, metrics and weight);
-  NaN in a target is a missing label, left out of that task's loss.
+- Tasks: :class:`TaskSpec` (regression, with the squared, absolute, Huber or quantile loss;
+  binary; multiclass; count, a Poisson log mean; its loss, metrics and weight); NaN in a
+  target is a missing label, left out of that task's loss.
 - Nets that share layers across tasks: :class:`HardSharing` (a shared trunk, a head per
   task), :class:`MMoE`, :class:`CGC` and :class:`PLE` (experts mixed by a gate per task);
   the heads of all tasks are batched parameters (:class:`TaskHeads`), so a row reaches only

@@ -35,7 +35,8 @@ def loss_families(tasks: list, device: Any) -> list[tuple[Any, torch.Tensor, Cal
     family by family, never task by task."""
     fams: dict = {}
     for i, t in enumerate(tasks):
-        key = (t.kind, t.loss if isinstance(t.loss, str) else id(t.loss), t.n_outputs)
+        key = (t.kind, t.loss if isinstance(t.loss, (str, tuple)) else id(t.loss),
+               t.n_outputs)
         fams.setdefault(key, (t, []))[1].append(i)
     out = []
     for spec, members in fams.values():

@@ -230,22 +230,25 @@ def _check_target_scales(state: dict, tasks: list[str], config: dict, file: Path
     attrs = est.get("attributes") if isinstance(est, dict) else None
     if not isinstance(attrs, dict):
         return
-    maps = []
-    for t in tasks:
+    maps = {}  # by task position: a count task has no map (its target is not standardized)
+    for i, t in enumerate(tasks):
         mean, scale = (state.get(f"target_scales.{t}.{b}") for b in ("mean", "scale"))
+        if mean is None and scale is None and any(k.startswith("target_scales.")
+                                                  for k in state):
+            continue
         if mean is None or scale is None or mean.numel() != 1 or scale.numel() != 1:
             return  # a classifier's or an older net's: the estimator's checks apply
-        maps.append((float(mean.flatten()[0]), float(scale.flatten()[0])))
-    if all(m == 0.0 and s == 1.0 for m, s in maps):
+        maps[i] = (float(mean.flatten()[0]), float(scale.flatten()[0]))
+    if all(m == 0.0 and s == 1.0 for m, s in maps.values()):
         return
     for j, name in ((0, "y_mean_"), (1, "y_scale_")):
         spec = attrs.get(name)
         values = spec.get("values") if isinstance(spec, dict) else None
-        if not (isinstance(values, list) and len(values) == len(maps)
+        if not (isinstance(values, list) and len(values) == len(tasks)
                 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
                         for x in values)):
             continue  # absent or malformed: the estimator's own check refuses the latter
-        for t, got, rec in zip(tasks, (m[j] for m in maps), values, strict=True):
+        for t, got, rec in ((tasks[i], m[j], values[i]) for i, m in maps.items()):
             if not math.isclose(got, float(rec), rel_tol=1e-12, abs_tol=0.0):
                 b = ("mean", "scale")[j]
                 raise ValueError(
@@ -315,7 +318,9 @@ def _task_specs(tasks: Any, cap: int) -> list[TaskSpec]:
         n = t.get("n_outputs")
         if (not isinstance(t["name"], str) or t.get("kind", "regression") not in KINDS
                 or not (n is None or (_is_int(n) and 1 <= n <= cap))
-                or not isinstance(t.get("loss"), (str, type(None)))
+                or not (isinstance(t.get("loss"), (str, type(None)))
+                        or (isinstance(t["loss"], list) and len(t["loss"]) == 2
+                            and isinstance(t["loss"][0], str)))
                 or not (t.get("metrics") is None or (isinstance(t["metrics"], list)
                                                      and all(isinstance(m, str)
                                                              for m in t["metrics"])))

@@ -93,7 +93,7 @@ def _warn_float32_loss(lo: np.ndarray, hi: np.ndarray, what: str) -> None:
 
 
 #: the kinds of tasks as codes, for the per-row checks
-_KIND_CODES = {"regression": 0, "binary": 1, "multiclass": 2}
+_KIND_CODES = {"regression": 0, "binary": 1, "multiclass": 2, "count": 3}
 
 
 def rows_ok(task: Any, n_tasks: int) -> bool:
@@ -154,10 +154,12 @@ def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
     bad = obs & (kinds == _KIND_CODES["binary"]) & ~np.isin(first, (0.0, 1.0))
     bad |= obs & (kinds == _KIND_CODES["multiclass"]) & ((first != np.round(first))
                                                          | (first < 0) | (first >= k_out))
+    bad |= obs & (kinds == _KIND_CODES["count"]) & (first < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         t = tasks[int(task[i])]
-        want = "0 or 1" if t.kind == "binary" else f"integers in 0..{t.n_outputs - 1}"
+        want = {"binary": "0 or 1", "count": ">= 0"}.get(t.kind,
+                                                         f"integers in 0..{t.n_outputs - 1}")
         raise ValueError(f"targets: row {i} of task {t.name!r} ({t.kind}) has label "
                          f"{first[i]!r}; its labels must be {want} (NaN = missing).")
     return arr
@@ -279,7 +281,7 @@ class MultiTaskDataset(torch.utils.data.Dataset):
             if isinstance(y, torch.Tensor):
                 y = y.detach().cpu().numpy()
             arr = specs[name].check_target(y)
-            if specs[name].kind == "regression":
+            if specs[name].kind in ("regression", "count"):
                 check_numeric_range(np.asarray(arr, dtype=np.float64), f"targets[{name!r}]")
             if arr.shape[0] != n:
                 raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has {n}.")

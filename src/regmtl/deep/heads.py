@@ -314,6 +314,15 @@ class TaskHeads(_Index):
                 for p in block.parameters():
                     p.copy_(p[:1].expand_as(p))
 
+    def set_output_bias(self, name: str, value: float) -> None:
+        """Set the bias of task ``name``'s output layer to ``value`` (every output): a count
+        task's head then starts at the log of its mean count, as a standardized regression
+        starts at its mean."""
+        i = self._pos[name]
+        block, local = self.blocks[int(self.block_of[i])], int(self.local[i])
+        with torch.no_grad():
+            block.biases[-1][local] = float(value)
+
     def task_weights(self, name: str) -> list[torch.Tensor]:
         """Task ``name``'s own weights, layer by layer: weight (in, out), bias (out,); detached
         copies of its slices of its block's parameters (the caller's own: changing them

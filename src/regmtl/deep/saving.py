@@ -206,7 +206,9 @@ def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> 
 def scales_from_attributes(net: MultiTaskNet, est: Any) -> None:
     """A regressor saved before nets held their target maps: its net predicts standardized
     values, ``y_mean_`` and ``y_scale_`` map them back; they become the net's maps."""
-    scales = [net.target_scales[t.name] for t in net.tasks]
-    if all(s.is_identity() for s in scales):
-        for s, mu, sd in zip(scales, est.y_mean_, est.y_scale_, strict=True):
+    maps = net.target_scales  # (a count task has none: its target is not standardized)
+    pairs = [(maps[t.name], mu, sd) for t, mu, sd in zip(net.tasks, est.y_mean_, est.y_scale_,
+                                                          strict=True) if t.name in maps]
+    if all(s.is_identity() for s, _, _ in pairs):
+        for s, mu, sd in pairs:
             s.set(torch.tensor([float(mu)]), torch.tensor([float(sd)]))

@@ -10,15 +10,18 @@ of a task in units; a rare binary event has a log loss far below that of a balan
   by the net (:class:`TargetScale`, buffers saved in its ``state_dict``), so ``net(x)`` and
   every prediction are in the target's own units.
 - **Loss scales.** Each task's loss is divided by :math:`c_t`, the loss of the best constant
-  prediction on the training labels: the mean (regression), the base rate (binary), the class
-  frequencies (multiclass). For the default losses :math:`c_t` is :math:`\tfrac12` (squared
-  loss on standardized targets), the entropy :math:`H(p)` of the base rate, or that of the class
-  frequencies. A normalized loss of 1 is the constant predictor; below 1 the task has learned
-  something (1 - R² for the squared loss).
+  prediction on the training labels: the mean (regression, count: :math:`f = \log \bar y`),
+  the base rate (binary), the class frequencies (multiclass). For the default losses
+  :math:`c_t` is :math:`\tfrac12` (squared loss on standardized targets), the entropy
+  :math:`H(p)` of the base rate, or that of the class frequencies. A normalized loss of 1 is
+  the constant predictor; below 1 the task has learned something (1 - R² for the squared
+  loss, :math:`1 - D^2` for the Poisson loss).
 
 Both come from one pass over the training labels (:class:`TargetMoments`, exact and
 mergeable: Chan et al.'s pairwise update), made again only for losses without a closed form
-(``"mae"``, ``"huber"``, callables).
+(``"mae"``, ``"huber"``, ``"quantile"``, ``"poisson"``, callables: for ``"poisson"``,
+half the mean Poisson deviance of the mean, so its normalized loss is :math:`1 - D^2`).
+Count targets are not standardized (the net's log mean needs the counts themselves).
 
 References
 ----------
@@ -39,6 +42,9 @@ nn = torch.nn
 _F64 = torch.float64
 
 __all__ = ["TargetScale", "TargetMoments", "constant_losses"]
+
+#: the kinds whose labels are summarized by moments (the others by class counts)
+_MOMENT_KINDS = ("regression", "count")
 
 
 class TargetScale(nn.Module):
@@ -131,9 +137,9 @@ class TargetScale(nn.Module):
 class TargetMoments:
     r"""Observed label statistics per task, accumulated over batches and merged over ranks.
 
-    Regression: per output, the count :math:`n`, mean :math:`m` and sum of squared deviations
-    :math:`M_2` (Chan et al.'s update: exact in any batch order). Classification: the count of
-    each class. NaN labels are skipped.
+    Regression and count tasks: per output, the count :math:`n`, mean :math:`m` and sum of
+    squared deviations :math:`M_2` (Chan et al.'s update: exact in any batch order).
+    Classification: the count of each class. NaN labels are skipped.
 
     Parameters
     ----------
@@ -163,7 +169,7 @@ class TargetMoments:
         self._stack: tuple | None = None  # (names, n, m, m2) stacked by flush
         groups: dict[tuple[bool, int], list[str]] = {}
         for t in tasks:
-            reg = t.kind == "regression"
+            reg = t.kind in _MOMENT_KINDS
             width = t.target_width if reg else t.n_outputs if t.kind == "multiclass" else 2
             groups.setdefault((reg, width), []).append(t.name)
         for (reg, width), names in groups.items():  # zeros, as views of one tensor per group
@@ -199,7 +205,7 @@ class TargetMoments:
             self._rm = torch.zeros(T, W, dtype=_F64)
             self._rm2 = torch.zeros(T, W, dtype=_F64)
             self._rc = torch.zeros(T, K, dtype=_F64)
-            self._is_reg = torch.tensor([self.tasks[n].kind == "regression"
+            self._is_reg = torch.tensor([self.tasks[n].kind in _MOMENT_KINDS
                                          for n in self._names])
         from .data import check_rows
 
@@ -405,6 +411,8 @@ def _constant_output(spec: TaskSpec, moments: TargetMoments, scale: TargetScale 
         if scale is not None:
             mean = (mean - scale.mean.to(_F64).cpu()) / scale.scale.to(_F64).cpu()
         return mean[None, :]
+    if spec.kind == "count":
+        return torch.log(moments.mean(spec.name).clamp(min=1e-12))[None, :]
     freq = moments.counts[spec.name] / moments.counts[spec.name].sum().clamp(min=1)
     logit = torch.log(freq.clamp(min=1e-12))
     if spec.kind == "binary":

@@ -10,7 +10,13 @@ kind            target (float array)         net output (per sample)    default 
 ``binary``      0 / 1                        one logit                  ``"bce"``: log(1+e^{-s f}),
                                                                         s = 2y - 1
 ``multiclass``  class index 0..K-1           K logits                   ``"ce"``: cross entropy
+``count``       count >= 0 (integers not     one log mean f = log μ     ``"poisson"``:
+                required)                                               e^f - y f + y log y - y
 ==============  ===========================  =========================  =====================
+
+Regression tasks may also take the Huber loss with a threshold, ``loss=("huber", delta)``, or
+the pinball loss of a quantile level, ``loss=("quantile", tau)`` (:data:`LOSSES` lists the
+names; :func:`loss_function` gives the function of a loss).
 
 NaN in a target marks a missing label: that sample contributes nothing to the task's loss and
 metrics. A task's loss on a batch is the mean over its observed entries,
@@ -33,9 +39,15 @@ from sklearn import metrics as skm
 
 from ._torch import torch
 
-__all__ = ["TaskSpec", "Metric", "KINDS", "LOSSES", "METRICS", "as_task_specs"]
+__all__ = ["TaskSpec", "Metric", "KINDS", "LOSSES", "METRICS", "LOG_MEAN_MAX", "as_task_specs",
+           "check_loss_parameter", "loss_function", "mean_poisson_deviance", "pinball"]
 
-KINDS: tuple[str, ...] = ("regression", "binary", "multiclass")
+KINDS: tuple[str, ...] = ("regression", "binary", "multiclass", "count")
+
+#: The largest log mean a count task's exp is taken at: its loss continues linearly beyond
+#: (convex, with the slope e^50 of the edge), its prediction is e^50 ≈ 5.2e21 beyond. So no
+#: loss, gradient or mean overflows float32 for outputs up to ±700 (or beyond).
+LOG_MEAN_MAX = 50.0
 
 F = torch.nn.functional
 
@@ -52,6 +64,28 @@ def _huber(f, y):
     return F.huber_loss(f, y, reduction="none", delta=1.0)
 
 
+def _huber_delta(delta: float, f, y):
+    r"""Huber: :math:`\tfrac12 r^2` for :math:`|r| \le \delta`, :math:`\delta |r| -
+    \tfrac12 \delta^2` beyond (r = y - f)."""
+    return F.huber_loss(f, y, reduction="none", delta=delta)
+
+
+def _pinball(tau: float, f, y):
+    r"""Pinball: :math:`\tau r^+ + (1 - \tau) r^-` with r = y - f."""
+    r = y - f
+    return torch.maximum(tau * r, (tau - 1.0) * r)
+
+
+def _poisson(f, y):
+    r"""Poisson on the log mean f: :math:`e^f - y f + y \log y - y` (half the unit deviance;
+    e^f continued linearly beyond :data:`LOG_MEAN_MAX`)."""
+    if f.dtype in (torch.float16, torch.bfloat16):
+        f, y = f.float(), y.float()
+    fc = f.clamp(max=LOG_MEAN_MAX)
+    mean = torch.exp(fc) * (1.0 + (f - fc))  # e^f, then its tangent beyond the edge
+    return mean - y * f + (torch.special.xlogy(y, y) - y)
+
+
 def _bce(f, y):
     return F.binary_cross_entropy_with_logits(f, y, reduction="none")
 
@@ -61,11 +95,59 @@ def _ce(f, y):
 
 
 #: Per-element losses by name: ``loss(output, target) -> tensor`` of the target's shape.
+#: ``"quantile"`` alone is the median (tau = 0.5); ``"huber"`` alone has delta = 1.
 LOSSES: dict[str, Callable] = {"mse": _mse, "mae": _mae, "huber": _huber, "bce": _bce,
-                               "ce": _ce}
+                               "ce": _ce, "quantile": functools.partial(_pinball, 0.5),
+                               "poisson": _poisson}
 _LOSS_KINDS = {"mse": "regression", "mae": "regression", "huber": "regression",
-               "bce": "binary", "ce": "multiclass"}
-_DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "ce"}
+               "bce": "binary", "ce": "multiclass", "quantile": "regression",
+               "poisson": "count"}
+_DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "ce", "count": "poisson"}
+#: the losses that take a parameter, ``(name, value)``: its name and its check
+_LOSS_PARAMETERS = {"huber": "delta", "quantile": "tau"}
+
+
+def check_loss_parameter(name: str, value: Any, where: str) -> float:
+    """The parameter of loss ``name`` (``"huber"``: delta finite and > 0; ``"quantile"``: tau
+    in (0, 1)) as a float; a ValueError naming it and ``where`` otherwise."""
+    what = _LOSS_PARAMETERS[name]
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan
+    if what == "delta" and not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{where}: the Huber loss's delta must be a finite number > 0, got "
+                         f"{value!r}.")
+    if what == "tau" and not 0.0 < v < 1.0:
+        raise ValueError(f"{where}: the quantile loss's level tau must be in (0, 1) (0.9 for "
+                         f"the 90th percentile), got {value!r}.")
+    return v
+
+
+def loss_function(loss: str | tuple | Callable) -> Callable:
+    """The per-element function ``fn(output, target)`` of a loss: a name of :data:`LOSSES`, a
+    pair ``("huber", delta)`` or ``("quantile", tau)``, or a callable (returned as is)."""
+    if isinstance(loss, str):
+        return LOSSES[loss]
+    if isinstance(loss, tuple):
+        fn = _huber_delta if loss[0] == "huber" else _pinball
+        return functools.partial(fn, loss[1])
+    return loss
+
+
+def mean_poisson_deviance(y: np.ndarray, mean: np.ndarray) -> float:
+    r"""The mean Poisson deviance :math:`\frac2n \sum_i y_i \log(y_i / \mu_i) - y_i +
+    \mu_i` (a mean of 0, beyond float64, read as the smallest positive float)."""
+    mu = np.maximum(np.asarray(mean, dtype=np.float64), np.finfo(np.float64).tiny)
+    y = np.asarray(y, dtype=np.float64)
+    from scipy.special import xlogy
+
+    return float(2.0 * np.mean(xlogy(y, y) - xlogy(y, mu) - y + mu))
+
+
+def pinball(tau: float, y: np.ndarray, pred: np.ndarray) -> float:
+    r"""The mean pinball loss at level :math:`\tau`: :math:`\frac1n \sum_i \tau r_i^+ +
+    (1 - \tau) r_i^-`, r = y - pred."""
+    r = np.asarray(y, dtype=np.float64) - np.asarray(pred, dtype=np.float64)
+    return float(np.mean(np.maximum(tau * r, (tau - 1.0) * r)))
 
 
 @dataclass(frozen=True)
@@ -146,9 +228,14 @@ METRICS: dict[str, dict[str, Metric]] = {
         "accuracy": Metric("accuracy", _accuracy_multi, True),
         "log_loss": Metric("log_loss", _log_loss_multi, False),
     },
+    "count": {  # on the predicted means
+        "poisson_deviance": Metric("poisson_deviance", mean_poisson_deviance, False),
+        "mae": Metric("mae", skm.mean_absolute_error, False),
+        "mse": Metric("mse", skm.mean_squared_error, False),
+    },
 }
 _DEFAULT_METRICS = {"regression": ("mse", "r2"), "binary": ("auc", "accuracy", "log_loss"),
-                    "multiclass": ("accuracy", "log_loss")}
+                    "multiclass": ("accuracy", "log_loss"), "count": ("poisson_deviance", "mae")}
 
 
 @dataclass(frozen=True)
@@ -161,26 +248,57 @@ class TaskSpec:
     .. math:: L_t = \frac{1}{|O_t|} \sum_{i \in O_t} \ell_t(y_{ti}, f_t(x_i)),
 
     and 0 (with zero gradient) when the batch observes none. The default losses are
-    :math:`\tfrac12 (y - f)^2` (regression), the logistic loss on one logit (binary) and the
-    cross entropy on K logits (multiclass).
+    :math:`\tfrac12 (y - f)^2` (regression), the logistic loss on one logit (binary), the
+    cross entropy on K logits (multiclass) and the Poisson loss on the log mean (count).
+
+    **Count tasks** (``kind="count"``: clicks, purchases, visits; labels >= 0, not
+    necessarily integers) have one output, the log of the mean :math:`f = \log \mu`, and the
+    loss ``"poisson"``
+
+    .. math:: \ell(y, f) = e^f - y f + y \log y - y \quad (0 \log 0 = 0),
+
+    half the Poisson unit deviance: 0 at :math:`\mu = y`, never negative. It is
+    ``torch.nn.functional.poisson_nll_loss(f, y, log_input=True, full=False)`` plus
+    :math:`y \log y - y`, and the negative log-likelihood :math:`-\log p(y \mid \mu)` minus
+    :math:`\log y! - y \log y + y`: constants in f, so the same gradients. Above
+    ``regmtl.deep.tasks.LOG_MEAN_MAX`` (50) :math:`e^f` continues linearly (convex, the
+    slope :math:`e^{50}`), so the loss and its gradient stay finite in float32 for any
+    output, ±700 included; the prediction (:meth:`transform`) is the mean :math:`e^f`, taken
+    at 50 above it. Count targets are never standardized.
+
+    **Robust and quantile regression.** ``loss=("huber", delta)`` is
+    :math:`\tfrac12 r^2` for :math:`|r| \le \delta` and :math:`\delta |r| - \tfrac12 \delta^2`
+    beyond (r = y - f); ``loss=("quantile", tau)`` is the pinball loss
+    :math:`\tau r^+ + (1 - \tau) r^-`, whose minimizer is the tau-quantile of y given x.
+    ``"huber"`` alone has delta = 1, ``"quantile"`` alone tau = 0.5 (the median). Both act on
+    what the loss sees: the :class:`~regmtl.deep.Trainer` standardizes regression targets, so
+    delta is in standard deviations of the task's training labels there (the scikit-learn
+    wrappers take delta in the target's units and divide it by that deviation); the pinball
+    loss scales with the units, so tau's quantile is the same in either.
 
     Parameters
     ----------
     name : str
         The key of the task's target and prediction.
-    kind : {"regression", "binary", "multiclass"}, default="regression"
-        What the task predicts: values, a 0/1 label, or a class index 0..K-1.
+    kind : {"regression", "binary", "multiclass", "count"}, default="regression"
+        What the task predicts: values, a 0/1 label, a class index 0..K-1, or a count (its
+        mean).
     n_outputs : int, optional
-        Outputs of the task's head: 1 for binary; the number of classes (>= 2, required) for
-        multiclass; the target's width for regression (default 1).
-    loss : {"mse", "mae", "huber", "bce", "ce"} or callable, optional
-        Per-element loss ``loss(output, target)``; default ``"mse"`` / ``"bce"`` / ``"ce"``
-        by kind. A callable gets the observed rows only (missing targets replaced by 0) and
-        returns one value per element.
+        Outputs of the task's head: 1 for binary and count; the number of classes (>= 2,
+        required) for multiclass; the target's width for regression (default 1).
+    loss : str, tuple or callable, optional
+        Per-element loss ``loss(output, target)``: ``"mse"``, ``"mae"``, ``"huber"``,
+        ``("huber", delta)`` (delta > 0), ``"quantile"``, ``("quantile", tau)`` (tau in
+        (0, 1)) for regression; ``"bce"`` (binary); ``"ce"`` (multiclass); ``"poisson"``
+        (count). Default ``"mse"`` / ``"bce"`` / ``"ce"`` / ``"poisson"`` by kind. A callable
+        gets the observed rows only (missing targets replaced by 0) and returns one value per
+        element.
     metrics : sequence of str or Metric, optional
-        Scores logged on validation data; default ``("mse", "r2")`` for regression,
-        ``("auc", "accuracy", "log_loss")`` for binary, ``("accuracy", "log_loss")`` for
-        multiclass.
+        Scores logged on validation data; default ``("mse", "r2")`` for regression
+        (``("pinball", "mae")`` with a quantile loss; ``"pinball"`` is the mean pinball loss
+        at its tau), ``("auc", "accuracy", "log_loss")`` for binary, ``("accuracy",
+        "log_loss")`` for multiclass, ``("poisson_deviance", "mae")`` for count (the mean
+        Poisson deviance and the mean absolute error of the predicted means; ``"mse"`` too).
     weight : float, default=1.0
         The task's weight :math:`b_t` under equal weighting (the starting weight of adaptive
         methods), finite and >= 0.
@@ -194,8 +312,8 @@ class TaskSpec:
     ----------
     n_outputs : int
         Outputs of the head (resolved).
-    loss : str or callable
-        The loss (resolved).
+    loss : str, tuple or callable
+        The loss (resolved; a parameter as ``(name, float)``).
     metrics : tuple of str
         The names of the metrics.
 
@@ -203,7 +321,8 @@ class TaskSpec:
     ------
     ValueError
         If the name is empty, the kind, loss or a metric is unknown or does not fit the kind,
-        ``n_outputs`` is missing or wrong, or ``weight`` is negative.
+        ``n_outputs`` is missing or wrong, ``weight`` is negative, or a loss's parameter is
+        out of range (delta <= 0, tau outside (0, 1)).
 
     See Also
     --------
@@ -222,6 +341,14 @@ class TaskSpec:
     0.5032
     >>> TaskSpec("digit", kind="multiclass", n_outputs=3).loss
     'ce'
+    >>> visits = TaskSpec("visits", kind="count")
+    >>> visits.loss, visits.metrics
+    ('poisson', ('poisson_deviance', 'mae'))
+    >>> log_mean = torch.tensor([[0.0], [700.0]])  # no overflow, even at 700
+    >>> visits.transform(log_mean)  # the mean count, e^f (taken at f = 50 above it)
+    tensor([1.0000e+00, 5.1847e+21])
+    >>> TaskSpec("demand", loss=("quantile", 0.9)).metrics
+    ('pinball', 'mae')
     """
 
     name: str
@@ -244,10 +371,11 @@ class TaskSpec:
             if n is None or int(n) < 2:
                 raise ValueError(f"TaskSpec {self.name!r}: a multiclass task needs n_outputs = "
                                  f"its number of classes (>= 2), got {n!r}.")
-        elif self.kind == "binary":
+        elif self.kind in ("binary", "count"):
             if n not in (None, 1):
-                raise ValueError(f"TaskSpec {self.name!r}: a binary task has one output (its "
-                                 f"logit), got n_outputs={n!r}.")
+                what = "logit" if self.kind == "binary" else "log mean"
+                raise ValueError(f"TaskSpec {self.name!r}: a {self.kind} task has one output "
+                                 f"(its {what}), got n_outputs={n!r}.")
             n = 1
         else:
             n = 1 if n is None else n
@@ -255,13 +383,21 @@ class TaskSpec:
                 raise ValueError(f"TaskSpec {self.name!r}: n_outputs must be >= 1, got {n!r}.")
         object.__setattr__(self, "n_outputs", int(n))
         loss = _DEFAULT_LOSS[self.kind] if self.loss is None else self.loss
-        if isinstance(loss, str):
-            if loss not in LOSSES:
+        if isinstance(loss, (tuple, list)):
+            if (len(loss) != 2 or not isinstance(loss[0], str)
+                    or loss[0] not in _LOSS_PARAMETERS):
+                raise ValueError(f"TaskSpec {self.name!r}: a loss with a parameter is "
+                                 "('huber', delta) or ('quantile', tau), got "
+                                 f"{tuple(loss)!r:.80}.")
+            loss = (loss[0], check_loss_parameter(loss[0], loss[1], f"TaskSpec {self.name!r}"))
+        if isinstance(loss, (str, tuple)):
+            name = loss if isinstance(loss, str) else loss[0]
+            if name not in LOSSES:
                 raise ValueError(f"TaskSpec {self.name!r}: unknown loss {loss!r}; use one of "
                                  f"{sorted(LOSSES)} or a callable.")
-            if _LOSS_KINDS[loss] != self.kind:
-                raise ValueError(f"TaskSpec {self.name!r}: loss {loss!r} is for "
-                                 f"{_LOSS_KINDS[loss]} tasks, not {self.kind}.")
+            if _LOSS_KINDS[name] != self.kind:
+                raise ValueError(f"TaskSpec {self.name!r}: loss {name!r} is for "
+                                 f"{_LOSS_KINDS[name]} tasks, not {self.kind}.")
         elif not callable(loss):
             raise ValueError(f"TaskSpec {self.name!r}: loss must be a name or a callable.")
         object.__setattr__(self, "loss", loss)
@@ -272,10 +408,12 @@ class TaskSpec:
         if self.missing_labels not in ("allow", "refuse"):
             raise ValueError(f"TaskSpec {self.name!r}: missing_labels must be 'allow' or "
                              f"'refuse', got {self.missing_labels!r}.")
-        names = _DEFAULT_METRICS[self.kind] if self.metrics is None else self.metrics
+        tau = self.quantile
+        default = ("pinball", "mae") if tau is not None else _DEFAULT_METRICS[self.kind]
+        names = default if self.metrics is None else self.metrics
         if isinstance(names, (str, Metric)):
             names = (names,)
-        known = METRICS[self.kind]
+        known = self._known_metrics()
         resolved = []
         for m in names:
             if isinstance(m, Metric):
@@ -283,10 +421,35 @@ class TaskSpec:
             elif m in known:
                 resolved.append(known[m])
             else:
+                hint = (" ('pinball' needs a quantile loss)" if m == "pinball"
+                        and self.kind == "regression" else "")
                 raise ValueError(f"TaskSpec {self.name!r}: unknown metric {m!r} for a "
-                                 f"{self.kind} task; use one of {sorted(known)} or a Metric.")
+                                 f"{self.kind} task{hint}; use one of {sorted(known)} or a "
+                                 "Metric.")
         object.__setattr__(self, "metrics", tuple(m.name for m in resolved))
         object.__setattr__(self, "_metrics", tuple(resolved))
+
+    @property
+    def quantile(self) -> float | None:
+        """The level tau of a quantile loss (0.5 for ``"quantile"``), else None."""
+        if self.loss == "quantile":
+            return 0.5
+        if isinstance(self.loss, tuple) and self.loss[0] == "quantile":
+            return self.loss[1]
+        return None
+
+    def _known_metrics(self) -> dict[str, Metric]:
+        """The built-in metrics of the task: those of its kind, and ``"pinball"`` at its
+        level for a quantile loss (one Metric per spec, made once)."""
+        known = METRICS[self.kind]
+        tau = self.quantile
+        if tau is None:
+            return known
+        bound = self.__dict__.get("_pinball_metric")
+        if bound is None:
+            bound = Metric("pinball", functools.partial(pinball, tau), False)
+            object.__setattr__(self, "_pinball_metric", bound)
+        return {**known, "pinball": bound}
 
     # ------------------------------------------------------------------ targets
     @property
@@ -313,7 +476,7 @@ class TaskSpec:
         ------
         ValueError
             On infinities, labels other than 0/1 (binary) or outside 0..K-1 (multiclass), or
-            a width other than ``n_outputs``.
+            a width other than ``n_outputs``, or negative counts.
         """
         arr = np.asarray(y, dtype=np.float64)
         k = self.target_width
@@ -335,6 +498,10 @@ class TaskSpec:
             bad = np.unique(obs[~np.isin(obs, (0.0, 1.0))])[:5]
             raise ValueError(f"{what}[{self.name!r}]: binary labels must be 0 or 1 (NaN = "
                              f"missing), found {bad.tolist()}.")
+        if self.kind == "count" and (obs < 0).any():
+            bad = np.unique(obs[obs < 0])[:5]
+            raise ValueError(f"{what}[{self.name!r}]: task {self.name!r} is a count task, "
+                             f"whose labels must be >= 0 (NaN = missing), found {bad.tolist()}.")
         if self.kind == "multiclass":
             ok = (obs == np.round(obs)) & (obs >= 0) & (obs < self.n_outputs)
             if not ok.all():
@@ -437,7 +604,7 @@ class TaskSpec:
             target = target[:, :self.target_width]
             if self.target_width == 1:
                 target = target[:, 0]
-        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+        fn = loss_function(self.loss)
         mask = self.observed(target)
         if self.missing_labels == "refuse" and not bool(mask.all()):  # a batch not checked
             raise ValueError(self._refusal(int((~mask).sum()), int(mask.numel()), "batch"))
@@ -459,7 +626,7 @@ class TaskSpec:
             ``loss(output, target) -> Tensor (B,)``: ``output`` (B, >= n_outputs), ``target``
             (B,) or (B, >= target_width) without NaN.
         """
-        fn = LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
+        fn = loss_function(self.loss)
         return functools.partial(_complete_row_loss, fn, self.n_outputs, self.target_width,
                                  self.kind == "multiclass")
 
@@ -475,12 +642,15 @@ class TaskSpec:
         Returns
         -------
         Tensor
-            Values (regression), P(y = 1) of shape (B,) (binary), or class probabilities of
-            shape (B, K) (multiclass).
+            Values (regression), P(y = 1) of shape (B,) (binary), class probabilities of
+            shape (B, K) (multiclass), or the mean count :math:`e^f` (count; the log mean
+            taken at ``LOG_MEAN_MAX`` above it, so no overflow).
         """
         f = self.output_view(output)
         if self.kind == "binary":
             return torch.sigmoid(f)
+        if self.kind == "count":
+            return torch.exp(f.clamp(max=LOG_MEAN_MAX))
         if self.kind == "multiclass":
             return torch.softmax(f, dim=-1)
         return f
@@ -508,7 +678,7 @@ class TaskSpec:
         if not mask.any():
             return {m.name: math.nan for m in self._metrics}
         yt, yp = y_true[mask], np.asarray(y_pred)[mask]
-        if self.kind != "regression":
+        if self.kind in ("binary", "multiclass"):
             yt = yt.astype(np.int64)
         return {m.name: float(m.fn(yt, yp)) for m in self._metrics}
 
@@ -549,15 +719,17 @@ class TaskSpec:
         ValueError
             With a callable loss or custom metrics (they cannot be saved in JSON).
         """
-        if not isinstance(self.loss, str):
+        if not isinstance(self.loss, (str, tuple)):
             raise ValueError(f"TaskSpec {self.name!r}: a callable loss cannot be saved in a "
                              "JSON config; save the state_dict and rebuild the spec in code.")
-        custom = [m for m in self._metrics if METRICS[self.kind].get(m.name) is not m]
+        known = self._known_metrics()
+        custom = [m for m in self._metrics if known.get(m.name) is not m]
         if custom:
             raise ValueError(f"TaskSpec {self.name!r}: custom metrics cannot be saved in a "
                              "JSON config.")
+        loss = list(self.loss) if isinstance(self.loss, tuple) else self.loss
         out = {"name": self.name, "kind": self.kind, "n_outputs": self.n_outputs,
-               "loss": self.loss, "metrics": list(self.metrics), "weight": self.weight}
+               "loss": loss, "metrics": list(self.metrics), "weight": self.weight}
         if self.missing_labels != "allow":  # files of specs that allow them stay as they were
             out["missing_labels"] = self.missing_labels
         return out

@@ -16,7 +16,7 @@ from .nets import ARCHITECTURES
 from .weighting import WEIGHTINGS
 
 __all__ = ["NET_PARAMETERS", "TRAINING_PARAMETERS", "FITTED_ATTRIBUTES", "TRAINER_ATTRIBUTE",
-           "wrapper_doc"]
+           "LOSS_PARAMETER", "MODEL_LOSS_PARAMETER", "wrapper_doc"]
 
 _ARCHITECTURES = "{" + ", ".join(f'"{k}"' for k in ARCHITECTURES) + "}"
 _WEIGHTING_TEXT = textwrap.fill(
@@ -24,6 +24,33 @@ _WEIGHTING_TEXT = textwrap.fill(
     '``"fixed"`` (' + ", ".join(f'``"{k}"``' for k in WEIGHTINGS if k != "fixed")
     + "), or a :class:`~regmtl.deep.Weighting` instance (for options and fixed weights).",
     width=88, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+
+_LOSS_CHOICES = """\
+    ``"squared"`` (:math:`\\tfrac12 r^2`), ``"absolute"`` (:math:`|r|`), ``"huber"`` or
+    ``("huber", delta)`` (:math:`\\tfrac12 r^2` for :math:`|r| \\le \\delta`, :math:`\\delta
+    |r| - \\tfrac12 \\delta^2` beyond; delta > 0 in the target's units, divided by the
+    standard deviation of the task's training labels for the loss on standardized targets;
+    ``"huber"`` alone: delta is one such deviation), ``"quantile"`` or ``("quantile", tau)``
+    (the pinball loss :math:`\\tau r^+ + (1 - \\tau) r^-`, tau in (0, 1), alone 0.5: the task
+    predicts the tau-quantile), ``"poisson"`` (a count task: labels >= 0, integers not
+    required; one output, the log of the mean; the loss :math:`e^f - y f + y \\log y - y`;
+    its target is not standardized and ``predict`` gives the mean count). One loss for every
+    task, or a list with one per task (``regmtl.deep.wrapper_losses``).
+"""
+
+#: ``loss`` of the regressor.
+LOSS_PARAMETER = """\
+loss : str, tuple or list, default="squared"
+    Each task's loss:
+""" + _LOSS_CHOICES
+
+#: ``loss`` of the mixed model.
+MODEL_LOSS_PARAMETER = """\
+loss : str, tuple, list or None, default=None
+    The loss of the tasks that are not classifications (None: squared for a regression,
+    Poisson for a count; a classification task always has the log loss, and takes None in
+    a list); a loss makes an ``"auto"`` task of its kind:
+""" + _LOSS_CHOICES
 
 #: ``architecture`` ... ``batch_norm``: the net.
 NET_PARAMETERS = """\
@@ -111,7 +138,8 @@ categories_ : dict
 TARGET_ATTRIBUTES = """\
 y_mean_, y_scale_ : ndarray of shape (n_tasks,)
     Each task's target mean and standard deviation (the net's
-    :class:`~regmtl.deep.scaling.TargetScale` maps).
+    :class:`~regmtl.deep.scaling.TargetScale` maps); 0 and 1 for a count task, whose
+    target is not standardized.
 """
 
 #: The last fitted attribute of every wrapper.
