@@ -582,11 +582,12 @@ def test_classification_task_with_one_class_raises():
         MultiTaskClassifier().fit(X, y, task=np.repeat(["a", "b"], [30, 40]))
 
 
-def test_classification_task_with_three_classes_raises():
+def test_classification_task_with_three_classes_fits_the_multinomial_loss():
     Xs, ys = make_class_lists()
     three = np.arange(len(Xs[1])) % 3
-    with pytest.raises(ValueError, match=r"type of the target is multiclass \(task 1 has 3 "):
-        MultiTaskClassifier().fit(Xs, [ys[0], three])
+    clf = MultiTaskClassifier().fit(Xs, [ys[0], three])
+    assert [len(c) for c in clf.classes_] == [2, 3]
+    assert [P.shape[1] for P in clf.predict_proba(Xs)] == [2, 3]
 
 
 def test_unknown_task_at_predict_raises():

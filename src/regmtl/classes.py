@@ -15,10 +15,11 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.multiclass import check_classification_targets
 
 from .taskdata import TaskData, as_labels, task_name
 
-__all__ = ["expand_classes", "source_rows", "task_classes"]
+__all__ = ["check_classes", "expand_classes", "source_rows", "task_classes"]
 
 
 def task_classes(data: TaskData) -> list[np.ndarray]:
@@ -37,31 +38,48 @@ def task_classes(data: TaskData) -> list[np.ndarray]:
     Raises
     ------
     ValueError
-        If a task has fewer than two classes, or labels that are not classes (floats that
-        are not whole numbers).
+        If a task's labels are not classes (scikit-learn's ``Unknown label type``: continuous
+        values).
     """
     out = []
     w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
     if data.sample_weight is not None:
         w &= data.sample_weight > 0
-    for t, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+    for a, b in zip(data.indptr[:-1], data.indptr[1:], strict=True):
         labels = as_labels(data.raw_y[a:b][w[a:b]])
-        if labels.dtype.kind == "f" and np.any(labels != np.round(labels)):
-            raise ValueError(f"y: task {task_name(data, t)} has labels that are not classes "
-                             "(floats with a fractional part); a classifier takes class "
-                             "labels.")
-        cls = np.unique(labels)
-        if len(cls) < 2:
-            raise ValueError(f"y: task {task_name(data, t)} has one class "
-                             f"({cls[0] if len(cls) else None!r}) among its weighted samples; "
-                             "each task needs two classes or more. Remove the task or add "
-                             "samples of another class.")
-        if len(cls) > 2 and len(cls) > 0.5 * max(len(labels), 1) and len(labels) > 20:
-            warnings.warn(f"y: task {task_name(data, t)} has {len(cls)} classes for "
-                          f"{len(labels)} samples; are the targets numbers rather than "
-                          "labels?", UserWarning, stacklevel=3)
-        out.append(cls)
+        check_classification_targets(labels)
+        out.append(np.unique(labels))
     return out
+
+
+def check_classes(data: TaskData, classes: list[np.ndarray]) -> None:
+    """Refuse a task with fewer than two classes; warn where a task has as many classes as
+    half its samples (numbers given as labels?).
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem.
+    classes : list of ndarray
+        Each segment's classes (:func:`task_classes`).
+
+    Raises
+    ------
+    ValueError
+        If a task has one class among its weighted samples.
+    """
+    sizes = np.diff(data.indptr)
+    for t, cls in enumerate(classes):
+        if len(cls) < 2:
+            raise ValueError(
+                f"y: task {task_name(data, t)} has one class "
+                f"({cls[0] if len(cls) else None!r}) among its weighted samples; each task "
+                "needs two classes to train a classifier. Remove the task or add samples of "
+                "the other class.")
+        if len(cls) > 2 and len(cls) > 0.5 * sizes[t] and sizes[t] > 20:
+            warnings.warn(f"y: task {task_name(data, t)} has {len(cls)} classes for "
+                          f"{sizes[t]} samples; are the targets numbers rather than labels?",
+                          UserWarning, stacklevel=3)
 
 
 def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:

@@ -21,7 +21,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .classes import expand_classes, source_rows, task_classes
+from .classes import check_classes, expand_classes, source_rows, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
@@ -728,6 +728,7 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         if data.rows_local and data.raw_y is not None:
             classes = task_classes(data)
             if any(len(c) > 2 for c in classes):  # the multinomial loss, on every task
+                check_classes(data, classes)
                 self._multiclass = True
                 self.classes_ = classes[0] if data.form == "single" else classes
                 return expand_classes(data, classes)
@@ -951,7 +952,7 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True  # (the multinomial loss)
         return tags
 
 

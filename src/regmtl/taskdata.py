@@ -118,7 +118,7 @@ class TaskData:
         ``x_shift[:, t]`` on task t's rows, so intercepts fitted on it are
         ``b_t + x_shift[:, t] . w_t`` in input units.
     class_blocks : ndarray of shape (n_segments, 2), optional
-        The multinomial layout (:func:`regmtl.classes.expand_classes`): each segment is one
+        The multinomial layout (``regmtl.classes.expand_classes``): each segment is one
         class of a task, and row ``i`` of this array gives, for the i-th task's rows, the
         first segment of its classes and their number ``K`` (its ``K`` segments hold the
         task's rows once per class, the target 1 where the row has that class).
@@ -506,9 +506,9 @@ def _encode_task(data: TaskData, t: int, y: np.ndarray) -> np.ndarray:
         )
     if kind != "binary":
         raise ValueError(
-            f"Only binary classification is supported. The type of the target is "
-            f"{kind} (task {name} has {len(cls)} classes); fit one task per class "
-            "(one-vs-rest) to model more."
+            f"Only binary classification is supported here. The type of the target is "
+            f"{kind} (task {name} has {len(cls)} classes): MultiTaskClassifier fits the "
+            "multinomial loss for such tasks; here, fit one task per class (one-vs-rest)."
         )
     y[rows] = np.where(raw[rows] == cls[1], 1.0, -1.0)
     return cls

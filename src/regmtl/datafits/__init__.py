@@ -68,6 +68,12 @@ def make_loss(loss: Any) -> Datafit:
     ------
     ValueError
         For an unknown name.
+
+    Examples
+    --------
+    >>> from regmtl.datafits import make_loss
+    >>> make_loss("huber"), make_loss(["poisson", "squared"])
+    (Huber(delta=1.35), Mixed(['Poisson()', 'Quadratic()']))
     """
     if isinstance(loss, (list, tuple, np.ndarray)):
         return Mixed(list(loss))

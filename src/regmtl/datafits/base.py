@@ -38,7 +38,7 @@ class Datafit:
     ``f_r = x_r . w_t + b_t`` and row weights ``c`` (which hold the per-task means
     ``omega_t / n_t`` of the objective). It also gives what a certified solver needs: the dual
     variable ``theta = -l'(f)`` and the Fenchel-dual term ``-sum_r c_r l*(-theta_r)``. A loss
-    is its own module of :mod:`regmtl.datafits`; what the solvers and the floors above read of
+    is its own module of ``regmtl.datafits``; what the solvers and the floors above read of
     it are the declarations below (design.rst, section 4).
 
     Attributes
@@ -255,7 +255,7 @@ class Datafit:
 
     def curvature_at(self, y: np.ndarray, f: np.ndarray) -> float:
         """A bound on ``l''`` near the scores ``f`` (the start of a step-size search): the
-        global :attr:`curvature` where there is one.
+        global ``curvature`` where there is one.
 
         Parameters
         ----------
@@ -378,8 +378,8 @@ class Datafit:
         return f
 
     def bind(self, data: Any) -> Datafit:
-        """This loss on the rows of ``data``: itself (a loss per task,
-        :class:`~regmtl.datafits.mixed.Mixed`, finds its rows there).
+        """This loss on the rows of ``data``: itself (a loss per task, ``Mixed``, and the
+        multinomial loss find their rows there).
 
         Parameters
         ----------

@@ -38,7 +38,7 @@ class Poisson(Datafit):
     >>> from regmtl import Poisson
     >>> y, f, c = np.array([0.0, 2.0, 5.0]), np.log([1.0, 2.0, 4.0]), np.full(3, 1 / 3)
     >>> round(Poisson().value(y, f, c), 4)  # mean of exp(f) - y f
-    0.0465
+    -0.4393
     >>> Poisson().theta(y, f).tolist()  # y - exp(f)
     [-1.0, 0.0, 1.0]
     >>> Poisson().mean(f).round(6).tolist()

@@ -29,7 +29,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit, Quadratic
 from ..penalties import Penalty
 from .certificates import Certificate, Reference, fit_intercepts
-from .prox_grad import _CenteredMaps, lipschitz_estimate
+from .prox_grad import CenteredMaps, lipschitz_estimate
 from .result import SolverResult
 
 __all__ = ["primal_dual"]
@@ -102,7 +102,7 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
     th = np.clip(datafit.theta(y, f) if theta is None else theta, lo, hi)
     zeros = np.zeros((data.n_features, data.n_tasks))
     copies = penalty.spread(np.ones((1, 1))).size
-    norm = np.sqrt(copies * lipschitz_estimate(_CenteredMaps(data, zeros), Quadratic(),
+    norm = np.sqrt(copies * lipschitz_estimate(CenteredMaps(data, zeros), Quadratic(),
                                                fit_intercept, n_iter=50)) * 1.01
     eta = 0.95 / max(norm, 1e-300)
     omega = 1.0  # the primal weight: s_p = eta / omega, s_d = eta * omega
