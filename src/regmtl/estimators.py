@@ -737,7 +737,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         return None
 
     def _datafit(self) -> Datafit:
-        return Multinomial() if getattr(self, "_multiclass", False) else make_datafit(self._loss)
+        return (Multinomial() if getattr(self, "_multiclass", False)
+                else make_datafit(self._loss))
 
     def _fit_data(self, data: TaskData, offset: Any = None):
         super()._fit_data(data, offset=offset)
@@ -753,7 +754,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
 
     @property
     def _multi(self) -> bool:
-        return bool(getattr(self, "_multiclass", False))
+        """Whether the fit is multinomial: a task has more than two classes."""
+        return hasattr(self, "classes_") and any(len(c) > 2 for c in self._classes)
 
     def _class_table(self, X, task, y=None, sample_weight=None):
         """(data, probabilities, scores) of a multinomial fit: per row of ``data`` the
