@@ -111,7 +111,8 @@ def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:
     src = data.indptr[seg_task][seg_of] + (np.arange(indptr[-1]) - indptr[seg_of])
     pairs = np.empty(int(K_all.sum()), dtype=object)
     pairs[:] = [(task, cls) for task, cl in zip(data.tasks, classes, strict=True) for cls in cl]
-    if data.shared:
+    one_design = data.shared or data.n_tasks == 1  # every copy reads the same rows of X
+    if one_design:
         X = data.X
     elif sp.issparse(data.X):
         X = sp.csc_matrix(data.X[src])
@@ -120,7 +121,7 @@ def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:
     new = TaskData(
         X=X, indptr=indptr,
         task_index=(first_all[data.task_index][seg_task] + seg_class).astype(np.int64),
-        tasks=pairs, shared=data.shared, form=data.form,
+        tasks=pairs, shared=bool(one_design), form=data.form,
         n_input_rows=data.n_input_rows,
         class_blocks=np.column_stack([np.cumsum(K) - K, K]).astype(np.int64),
     )

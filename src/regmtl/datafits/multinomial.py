@@ -53,61 +53,74 @@ class Multinomial(Datafit):
     # ------------------------------------------------------------------ rows
     def bind(self, data: Any) -> Multinomial:
         """This loss on the rows of an expanded problem (``data.class_blocks``): the flat
-        observations grouped by original row, each group's classes in order."""
+        observations grouped by original row (a table of ``n_groups x K_max`` scores, a row
+        per original observation, its classes in order)."""
         blocks = getattr(data, "class_blocks", None)
         if blocks is None:
             raise ValueError("the multinomial loss is fitted on the classes' layout "
                              "(regmtl.classes.expand_classes); MultiTaskClassifier builds it "
                              "for tasks with more than two classes.")
-        first, K = blocks[:, 0], blocks[:, 1]
+        first, K = blocks[:, 0].astype(np.int64), blocks[:, 1].astype(np.int64)
         sizes = np.diff(data.indptr)[first]
-        goff = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        goff = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+        new = Multinomial()
+        new._K, new._sizes, new._block_groups = K, sizes, goff
+        new._n_groups, new._kmax = int(sizes.sum()), int(K.max())
+        new._uniform = bool(np.all(K == K[0]) and np.all(sizes == sizes[0]))
         block = np.repeat(np.arange(first.size), K)
         seg_of = np.repeat(np.arange(block.size), np.diff(data.indptr))
-        group = goff[block][seg_of] + (np.arange(data.n_obs) - data.indptr[seg_of])
-        new = Multinomial()
-        new._perm = np.argsort(group, kind="stable")
-        new._k = np.repeat(K, sizes)  # classes of each group
-        new._starts = np.concatenate(([0], np.cumsum(new._k)[:-1])).astype(np.int64)
-        # the blocks (tasks): their first group, first segment and classes
-        new._block_groups = goff.astype(np.int64)
-        new._first, new._K = first.astype(np.int64), K.astype(np.int64)
         new._seg_of = seg_of
+        if not new._uniform:  # each flat observation's cell of the table
+            new._row_g = goff[block][seg_of] + (np.arange(data.n_obs) - data.indptr[seg_of])
+            new._row_k = (np.arange(block.size) - first[block])[seg_of]
+        new._n_obs = int(data.n_obs)
         return new
 
-    def _groups(self):
-        if self._perm is None:
+    def _check(self, v: np.ndarray) -> None:
+        if getattr(self, "_n_obs", None) != np.shape(v)[0]:
             raise ValueError("a Multinomial loss is used on the rows it is bound to "
                              "(Multinomial.bind).")
-        return self._perm, self._starts, self._k
+
+    def _table(self, v: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """Flat values as the (n_groups, K_max) table, ``fill`` past a group's classes."""
+        self._check(v)
+        v = np.asarray(v, dtype=np.float64)
+        if self._uniform:
+            B, K, n = self._K.size, self._kmax, int(self._sizes[0])
+            return v.reshape(B, K, n).transpose(0, 2, 1).reshape(B * n, K)
+        out = np.full((self._n_groups, self._kmax), fill)
+        out[self._row_g, self._row_k] = v
+        return out
+
+    def _flat(self, table: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`_table`."""
+        if self._uniform:
+            B, K, n = self._K.size, self._kmax, int(self._sizes[0])
+            return np.ascontiguousarray(table.reshape(B, n, K).transpose(0, 2, 1)).ravel()
+        return table[self._row_g, self._row_k]
+
+    @staticmethod
+    def _softmax_table(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log-sum-exp of each row of the score table, its probabilities)."""
+        m = F.max(axis=1)
+        E = np.exp(F - m[:, None])
+        s = E.sum(axis=1)
+        return m + np.log(s), E / s[:, None]
 
     def _softmax(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log-sum-exp of each group, probabilities in group order)."""
-        perm, starts, k = self._groups()
-        fp = np.asarray(f, dtype=np.float64)[perm]
-        m = np.maximum.reduceat(fp, starts)
-        e = np.exp(fp - np.repeat(m, k))
-        s = np.add.reduceat(e, starts)
-        return m + np.log(s), e / np.repeat(s, k)
-
-    def _scatter(self, values_in_group_order: np.ndarray) -> np.ndarray:
-        out = np.empty_like(values_in_group_order)
-        out[self._perm] = values_in_group_order
-        return out
+        return self._softmax_table(self._table(f, -np.inf))
 
     # ------------------------------------------------------------------ the loss
     def value(self, y, f, c):
         lse, _ = self._softmax(f)
-        perm, starts, _ = self._groups()
-        return float(np.dot(c[perm][starts], lse) - np.dot(c, y * f))
+        return float(np.dot(self._table(c)[:, 0], lse) - np.dot(c, y * f))
 
     def theta(self, y, f):
-        _, p = self._softmax(f)
-        return y - self._scatter(p)
+        return y - self.mean(f)
 
     def mean(self, f):
         """Each score's class probability (the softmax of its group)."""
-        return self._scatter(self._softmax(f)[1])
+        return self._flat(self._softmax(f)[1])
 
     def hessian(self, y, f):
         p = self.mean(f)
@@ -116,7 +129,7 @@ class Multinomial(Datafit):
     def deviance(self, y, f):
         """Twice the group's loss, on the row of its class (0 on the others)."""
         lse, _ = self._softmax(f)
-        return 2.0 * y * (self._scatter(np.repeat(lse, self._groups()[2])) - f)
+        return 2.0 * y * (self._flat(np.repeat(lse[:, None], self._kmax, axis=1)) - f)
 
     def dual_value(self, y, theta, c):
         a = np.clip(y - theta, 0.0, 1.0)
@@ -124,27 +137,15 @@ class Multinomial(Datafit):
 
     def feasible(self, y, theta):
         """``y - a`` with ``a`` the projection of ``y - theta`` onto each group's simplex."""
-        perm, starts, k = self._groups()
-        a = (y - theta)[perm]
-        group = np.repeat(np.arange(k.size), k)
-        order = np.lexsort((-a, group))  # within each group, largest first
-        srt = a[order]
-        csum = np.cumsum(srt)
-        csum -= np.repeat(csum[starts] - srt[starts], k)  # cumulative sums within groups
-        rank = np.arange(srt.size) - np.repeat(starts, k) + 1
-        ok = srt - (csum - 1.0) / rank > 0
-        rho = np.maximum.reduceat(np.where(ok, rank, 0), starts)
-        tau = (csum[starts + np.maximum(rho, 1) - 1] - 1.0) / np.maximum(rho, 1)
-        proj = np.maximum(a - np.repeat(tau, k), 0.0)
-        return y - self._scatter(proj)
-
-    def _padded(self, values: np.ndarray) -> np.ndarray:
-        """Group-order values as an (n_groups, K_max) table (0 past a group's classes)."""
-        _, starts, k = self._groups()
-        pos = np.arange(values.size) - np.repeat(starts, k)
-        out = np.zeros((k.size, int(self._K.max())))
-        out[np.repeat(np.arange(k.size), k), pos] = values
-        return out
+        A = self._table(y - theta, -np.inf)
+        srt = -np.sort(-A, axis=1)  # each row, largest first (padding last)
+        csum = np.cumsum(np.where(np.isfinite(srt), srt, 0.0), axis=1)
+        rank = np.arange(1, A.shape[1] + 1)
+        ok = np.isfinite(srt) & (srt - (csum - 1.0) / rank > 0)
+        rho = np.max(np.where(ok, rank, 0), axis=1)
+        rho = np.maximum(rho, 1)
+        tau = (csum[np.arange(A.shape[0]), rho - 1] - 1.0) / rho
+        return y - self._flat(np.maximum(A - tau[:, None], 0.0))
 
     def fit_intercepts(self, y: np.ndarray, c: np.ndarray, S: np.ndarray, b: np.ndarray,
                        max_newton: int = 50, rtol: float = 1e-13) -> None:
@@ -152,56 +153,49 @@ class Multinomial(Datafit):
         ``b``, one intercept per segment): Newton steps with the tasks' ``K x K`` Hessians
         :math:`\sum_i c_i (\mathrm{diag}(p_i) - p_i p_i^T)` (singular along the common shift
         of a task's classes, which changes nothing: solved with ``1 1^T`` added), all tasks
-        at once, each step halved until the tasks' losses do not rise."""
-        perm, starts, k = self._groups()
-        Kmax = int(self._K.max())
-        n_blocks = self._K.size
+        at once, each step halved for the tasks whose loss would rise."""
+        Kmax, n_blocks = self._kmax, self._K.size
         live = np.arange(Kmax)[None, :] < self._K[:, None]
-        cg = c[perm][starts]
-        Y = self._padded(y[perm])
+        Y, cg = self._table(y), self._table(c)[:, 0]
         tot = np.add.reduceat(cg, self._block_groups)
+        F0 = self._table(S, -np.inf)
+        block_of = np.repeat(np.arange(n_blocks), self._sizes)
+
+        def losses(F):
+            lse, P = self._softmax_table(F)
+            fy = np.sum(Y * np.where(np.isfinite(F), F, 0.0), axis=1)
+            return np.add.reduceat(cg * (lse - fy), self._block_groups), P
+
         delta = np.zeros((n_blocks, Kmax))
-
-        def scores(d):
-            return S + d[live][self._segment_of_rows(S.size)]
-
-        def losses(f):
-            lse, _ = self._softmax(f)
-            Fp = self._padded(np.asarray(f)[perm])
-            return np.add.reduceat(cg * (lse - np.sum(Y * Fp, axis=1)), self._block_groups)
-
-        f = scores(delta)
-        value = losses(f)
+        value, P = losses(F0)
+        eye = np.eye(Kmax)
         for _ in range(max_newton):
-            _, p = self._softmax(f)
-            Pm = self._padded(p)
-            g = np.add.reduceat(cg[:, None] * (Y - Pm), self._block_groups)  # minus gradient
+            g = np.add.reduceat(cg[:, None] * (Y - P), self._block_groups)  # minus gradient
             if np.all(np.abs(g) <= rtol * tot[:, None]):
                 break
-            H = np.add.reduceat(cg[:, None, None] * (Pm[:, :, None] * (np.eye(Kmax) * 1.0)
-                                                       - Pm[:, :, None] * Pm[:, None, :]),
-                                self._block_groups)
-            H += (live[:, :, None] & live[:, None, :]) * (tot[:, None, None] / Kmax)
-            H[~live] = 0.0
-            H += np.eye(Kmax)[None] * (~live)[:, :, None]  # unused classes: identity
+            W = cg[:, None] * P
+            H = (np.add.reduceat(W, self._block_groups)[:, :, None] * eye
+                 - np.einsum("gk,gl->kl", W, P) if n_blocks == 1 else
+                 np.add.reduceat(W, self._block_groups)[:, :, None] * eye
+                 - np.add.reduceat(W[:, :, None] * P[:, None, :], self._block_groups))
+            if H.ndim == 2:
+                H = H[None]
+            both = live[:, :, None] & live[:, None, :]
+            H = np.where(both, H + tot[:, None, None] / self._K[:, None, None], 0.0)
+            H += eye[None] * (~live)[:, :, None]  # unused classes: identity
             step = np.linalg.solve(H, np.where(live, g, 0.0)[..., None])[..., 0]
             t = np.ones(n_blocks)
             for _ in range(30):  # halve the blocks whose loss would rise
-                trial = scores(delta + t[:, None] * step)
-                new = losses(trial)
+                trial = delta + t[:, None] * step
+                new, P_new = losses(F0 + trial[block_of])
                 worse = new > value + 1e-15 * np.abs(value)
                 if not worse.any():
                     break
                 t = np.where(worse, 0.5 * t, t)
-            delta = delta + t[:, None] * step
-            f, value = trial, np.minimum(new, value)
-        shift = delta[live]
-        S += shift[self._segment_of_rows(S.size)]
-        b += shift  # (the segments are the blocks' classes in order)
-
-    def _segment_of_rows(self, n_obs: int) -> np.ndarray:
-        """The segment of each flat observation (segments in order)."""
-        return self._seg_of[:n_obs]
+            delta, value, P = trial, new, P_new
+        shift = delta[live]  # (the segments are the blocks' classes in order)
+        S += shift[self._seg_of]
+        b += shift
 
     def neg2_log_likelihood(self, data, f, s):
         """Categorical: ``2 sum_i s_i l(y_i, eta_i)``."""
