@@ -95,7 +95,9 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
     use_gap = penalty.has_dual and alpha > 0
     zero_means = np.zeros((p, data.n_tasks))  # centered dual points need no centering
     # centered block constants under the loss weights: the gap-safe bound uses them
-    L_screen = feature_moments(data, c, fit_intercept)[1] if screening and l1 > 0 else None
+    # (a dual without strong concavity, as the log links', bounds no ball: nothing to screen)
+    screening = screening and l1 > 0 and datafit.dual_strong_concavity > 0
+    L_screen = feature_moments(data, c, fit_intercept)[1] if screening else None
     screened = np.zeros(p, dtype=bool)
     total, best, stalled = 0, np.inf, 0
     cert = None
