@@ -60,7 +60,7 @@ Attributes (one-hot, every declared level, named ``attribute=level``; 33 columns
   area_largest           area of the largest spot: 1 = at most 5, 2 = above 5
 With both periods, a 34th column ``period=1978`` (0 for 1969, 1 for 1978) tells them apart; the
 observation period is also in ``period``. There are no missing values; many regions share the
-same attributes.
+same attributes. The declared level ``mod_zurich_class=A`` never occurs (a column of zeros).
 
 Source: UCI Machine Learning Repository, "Solar Flare" (donor Gary Bradshaw, 1989), licensed
 CC BY 4.0; the files as distributed in the Mulan multi-target collection (sf1.arff = 1969,
