@@ -79,8 +79,8 @@ def cv_alpha(loss):
     for k in range(N_FOLDS):
         fit = [f[k][0] for f in folds]
         val = [f[k][1] for f in folds]
-        path = rm.regularization_path([x[i] for x, i in zip(X_train, fit)],
-                                      [y[i] for y, i in zip(y_train, fit)],
+        path = rm.regularization_path([x[i] for x, i in zip(X_train, fit, strict=True)],
+                                      [y[i] for y, i in zip(y_train, fit, strict=True)],
                                       penalty="l21", loss=loss, alphas=grid)
         for a in range(N_ALPHAS):
             for t in range(T):
@@ -137,7 +137,7 @@ single_task = [tuned_poisson_regressor(X_train[t], y_train[t], folds[t]) for t i
 predictions = {
     "Poisson L2,1 (regmtl, one fit)": poisson_l21.predict(X_test),
     "PoissonRegressor per task (scikit-learn)": [m.predict(x) for m, x in
-                                                 zip(single_task, X_test)],
+                                                 zip(single_task, X_test, strict=True)],
     "squared loss L2,1 (regmtl)": squared_l21.predict(X_test),
 }
 rows = []

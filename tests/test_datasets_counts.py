@@ -13,8 +13,13 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
-from regmtl.datasets import (SOLAR_FLARE_ATTRIBUTES, list_datasets, load_dataset, load_mulan,
-                             load_solar_flare)
+from regmtl.datasets import (
+    SOLAR_FLARE_ATTRIBUTES,
+    list_datasets,
+    load_dataset,
+    load_mulan,
+    load_solar_flare,
+)
 
 MULAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "mulan_mtr"
 SHA256 = "bd3932502b2cb31d57e3b8527b64591ecd0d7affb221f8afbb423ec92a6e3439"

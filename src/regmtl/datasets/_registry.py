@@ -171,8 +171,17 @@ def load_dataset(name: str, data_home: str | os.PathLike[str] | None = None, **k
     >>> len(data.X), data.X[0].shape, data.kind
     (139, (200, 28), 'regression')
     """
-    from . import (_digits, _landmine, _mulan, _parkinsons, _sarcos, _school, _solar_flare,
-                   _survey, _text)
+    from . import (
+        _digits,
+        _landmine,
+        _mulan,
+        _parkinsons,
+        _sarcos,
+        _school,
+        _solar_flare,
+        _survey,
+        _text,
+    )
 
     key = str(name).lower()
     if key not in DATASET_NAMES:
