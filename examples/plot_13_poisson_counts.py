@@ -14,8 +14,10 @@ the anchors' single-task fits: scikit-learn's :class:`~sklearn.linear_model.Pois
 per task, its alpha tuned per task on the same folds, and the squared loss. The claim: the one
 multi-task Poisson fit is within 5% of the three separately tuned Poisson regressions in
 held-out mean Poisson deviance (averaged over tasks), keeps one shared set of attribute levels,
-and comes with a duality gap that certifies it; both Poisson fits explain more of the held-out
-deviance than the squared loss, whose predictions are not rates (some fall at or below zero).
+and comes with a duality gap that certifies it; averaged over the tasks, both Poisson fits
+leave at least 5% less held-out deviance than the squared loss, whose predictions are not rates
+(some fall at or below zero). The squared loss falls far behind on the common C-class task and
+is close on the two rare ones, whose test rows hold only a few flares.
 """
 
 import os
@@ -158,6 +160,7 @@ print(f"\nshare of squared loss predictions <= 0: "
 ratio = mean_deviance["Poisson L2,1 (regmtl, one fit)"] / mean_deviance[
     "PoissonRegressor per task (scikit-learn)"]
 print(f"multi-task Poisson / per-task PoissonRegressor, mean deviance: {ratio:.3f}")
+print("flares in the test rows:", dict(zip(tasks, [int(y.sum()) for y in y_test], strict=True)))
 print(f"whole example: {time.perf_counter() - start:.1f} s")
 
 # %%
@@ -168,6 +171,7 @@ d2 = results.pivot(index="task", columns="model", values="D2").loc[tasks, list(p
 d2.plot.bar(ax=ax_bar, rot=0)
 ax_bar.set_ylabel("held-out D²")
 ax_bar.set_title("Deviance explained per task")
+ax_bar.set_ylim(0, 1.5 * d2.to_numpy().max())
 ax_bar.legend(fontsize=7, loc="upper left")
 ax_cv.semilogx(grid, cv_deviance, marker="o")
 ax_cv.axvline(alpha_poisson, color="k", linestyle=":")
