@@ -198,10 +198,11 @@ def test_mulan_missing_and_nominal():
 
 @needs_data
 def test_list_datasets_matches_loaders():
-    from regmtl.datasets import load_school
+    from regmtl.datasets import load_school, load_solar_flare
 
     loaders = {
-        "school": load_school, "computer_survey": lambda: load_computer_survey(DATA),
+        "school": load_school, "solar_flare": load_solar_flare,
+        "computer_survey": lambda: load_computer_survey(DATA),
         "landmine": lambda: load_landmine(DATA), "parkinsons": lambda: load_parkinsons(DATA),
         "sarcos": lambda: load_sarcos(DATA), "usps": lambda: load_usps(DATA),
         "mnist": lambda: load_mnist(DATA), "spam": lambda: load_spam(DATA),
@@ -210,7 +211,7 @@ def test_list_datasets_matches_loaders():
     }
     table = list_datasets(DATA)
     assert table["available"].all() and table["name"].is_unique
-    assert table["shipped"].tolist() == [True] + [False] * (len(table) - 1)
+    assert table["shipped"].tolist() == [True, True] + [False] * (len(table) - 2)
     for row in table.itertuples():
         if row.name.startswith("mulan/"):
             n, p, q, _ = MULAN[row.name.split("/")[1]]
@@ -230,8 +231,8 @@ def test_list_datasets_without_data(tmp_path):
     table = list_datasets(tmp_path)
     assert list(table.columns) == ["name", "loader", "tasks", "samples", "features", "kind",
                                    "design", "shipped", "available", "path", "source"]
-    assert table.loc[table["available"], "name"].tolist() == ["school"]
-    assert len(table) == 10 + len(MULAN_SETS)
+    assert table.loc[table["available"], "name"].tolist() == ["school", "solar_flare"]
+    assert len(table) == 11 + len(MULAN_SETS)
 
 
 def test_missing_file_message(tmp_path, monkeypatch):

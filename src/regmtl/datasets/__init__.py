@@ -1,5 +1,5 @@
-"""Data sets: School shipped with regmtl, loaders for benchmark sets read from a data folder,
-a reader for a user's own table, and helpers to split them."""
+"""Data sets: School and Solar Flare shipped with regmtl, loaders for benchmark sets read from a
+data folder, a reader for a user's own table, and helpers to split them."""
 
 from ._deep_synthetic import make_mmoe_tasks, make_recommender_tasks
 from ._digits import load_mnist, load_usps
@@ -11,6 +11,7 @@ from ._parkinsons import load_parkinsons
 from ._registry import DATASET_NAMES, list_datasets, load_dataset
 from ._sarcos import load_sarcos
 from ._school import SCHOOL_FEATURE_NAMES, load_school
+from ._solar_flare import SOLAR_FLARE_ATTRIBUTES, load_solar_flare
 from ._split import apply_split, train_test_split_per_task
 from ._survey import load_computer_survey
 from ._synthetic import make_multitask_classification, make_multitask_regression
@@ -19,6 +20,7 @@ from ._text import NEWSGROUP_PAIRS, load_newsgroups, load_spam
 
 __all__ = [
     "load_school",
+    "load_solar_flare",
     "load_computer_survey",
     "load_landmine",
     "load_parkinsons",
@@ -37,6 +39,7 @@ __all__ = [
     "train_test_split_per_task",
     "apply_split",
     "SCHOOL_FEATURE_NAMES",
+    "SOLAR_FLARE_ATTRIBUTES",
     "MULAN_SETS",
     "NEWSGROUP_PAIRS",
     "make_multitask_regression",

@@ -40,6 +40,8 @@ _MULAN_SIZES = (
 _ENTRIES: tuple[_Entry, ...] = (
     _Entry("school", "load_school()", 139, 15362, 28, "regression", "per task", None, (),
            f"{_MALSAR}; splits {_PYMTL}"),
+    _Entry("solar_flare", "load_solar_flare()", 3, 1389, 34, "regression", "shared", None, (),
+           f"UCI Solar Flare (CC BY 4.0) via {_MULAN}"),
     _Entry("computer_survey", "load_computer_survey()", 190, 20, 14, "regression", "shared",
            "computer_survey", ("conjointAnalysisComputerBuyers.mat",),
            "probml/pmtkdata@42bc273"),
@@ -109,9 +111,9 @@ def list_datasets(data_home: str | os.PathLike[str] | None = None) -> pd.DataFra
     ...       .to_string(index=False))
                name  tasks  samples  features       kind  shipped
              school    139    15362        28 regression     True
+        solar_flare      3     1389        34 regression     True
     computer_survey    190       20        14 regression    False
            landmine     29    14820         9     binary    False
-         parkinsons     42     5875        19 regression    False
     >>> table.loc[table["name"] == "school", "available"].item()
     True
     """
@@ -140,7 +142,7 @@ def load_dataset(name: str, data_home: str | os.PathLike[str] | None = None, **k
         ignored.
     data_home : str or path-like, default=None
         Where the data sets that are not shipped are read from (see :func:`get_data_home`);
-        not used for School.
+        not used for the shipped sets (School, Solar Flare).
     **kwargs
         Passed to the loader (e.g. ``as_frame=True`` for School, ``target=`` for Parkinson's,
         ``missing=`` for Mulan).
@@ -169,7 +171,17 @@ def load_dataset(name: str, data_home: str | os.PathLike[str] | None = None, **k
     >>> len(data.X), data.X[0].shape, data.kind
     (139, (200, 28), 'regression')
     """
-    from . import _digits, _landmine, _mulan, _parkinsons, _sarcos, _school, _survey, _text
+    from . import (
+        _digits,
+        _landmine,
+        _mulan,
+        _parkinsons,
+        _sarcos,
+        _school,
+        _solar_flare,
+        _survey,
+        _text,
+    )
 
     key = str(name).lower()
     if key not in DATASET_NAMES:
@@ -177,6 +189,8 @@ def load_dataset(name: str, data_home: str | os.PathLike[str] | None = None, **k
                          "(regmtl datasets lists them).")
     if key == "school":
         return _school.load_school(**kwargs)
+    if key == "solar_flare":
+        return _solar_flare.load_solar_flare(**kwargs)
     if key.startswith("newsgroups/"):
         return _text.load_newsgroups(key.split("/", 1)[1], data_home=data_home, **kwargs)
     if key.startswith("mulan/"):
