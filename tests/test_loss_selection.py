@@ -29,9 +29,13 @@ def _fold_lists(Xs, ys, fold, extra=()):
     starts = np.concatenate([[0], np.cumsum([len(y) for y in ys])])
     out = []
     for idx in fold:
-        parts = [idx[(idx >= a) & (idx < b)] - a for a, b in zip(starts[:-1], starts[1:])]
-        out.append(([X[r] for X, r in zip(Xs, parts)], [y[r] for y, r in zip(ys, parts)],
-                    [[e[r] for e, r in zip(ex, parts)] for ex in extra]))
+        parts = [idx[(idx >= a) & (idx < b)] - a
+                 for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+        def rows(arrays, parts=parts):
+            return [v[r] for v, r in zip(arrays, parts, strict=True)]
+
+        out.append((rows(Xs), rows(ys), [rows(ex) for ex in extra]))
     return out
 
 
@@ -53,7 +57,7 @@ def test_poisson_cv_scores_the_mean_poisson_deviance(with_offset):
     model = rm.MultiTaskRegressor("l21", alpha=alpha, loss="poisson", tol=1e-10)
     model.fit(Xtr, ytr, offset=otr[0] if with_offset else None)
     pred = model.predict(Xva, offset=ova[0] if with_offset else None)
-    by_hand = -np.mean([mean_poisson_deviance(y, mu) for y, mu in zip(yva, pred)])
+    by_hand = -np.mean([mean_poisson_deviance(y, mu) for y, mu in zip(yva, pred, strict=True)])
     assert search.cv_results_["split0_test_score"][k] == pytest.approx(by_hand, rel=1e-6)
     # the refit is the model at the chosen alpha, with the offset
     direct = rm.MultiTaskRegressor("l21", alpha=search.alpha_, loss="poisson", tol=1e-10)
@@ -70,10 +74,12 @@ def test_mixed_cv_keeps_each_task_loss_in_every_fold():
     losses = ["logistic", "poisson", "squared"]
     search = rm.MultiTaskRegressorCV("l21", loss=losses, alphas=[0.05], cv=3,
                                      tol=1e-10).fit(Xs, ys)
-    folds = task_folds(rm.as_task_data(Xs, ys), cv=3, random_state=0)
+    # the binary task's folds stratified, the others as without a classifier
+    folds = task_folds(rm.as_task_data(Xs, ys), cv=3, random_state=0,
+                       stratify=np.array([True, False, False]))
     (Xtr, ytr, _), (Xva, yva, _) = _fold_lists(Xs, ys, folds[0])
     model = rm.MultiTaskRegressor("l21", alpha=0.05, loss=losses, tol=1e-10).fit(Xtr, ytr)
-    f = [X @ w + b for X, w, b in zip(Xva, model.coef_, model.intercept_)]
+    f = [X @ w + b for X, w, b in zip(Xva, model.coef_, model.intercept_, strict=True)]
     p = 1.0 / (1.0 + np.exp(-f[0]))
     by_hand = [2.0 * log_loss(yva[0], p, labels=[0.0, 1.0]),  # the logistic deviance
                mean_poisson_deviance(yva[1], np.exp(f[1])),
@@ -94,7 +100,7 @@ def test_poisson_aic_bic_by_hand():
         m = rm.MultiTaskRegressor("l1", alpha=alpha, loss="poisson", tol=1e-10).fit(Xs, ys)
         mu = m.predict(Xs)
         neg2 = 2.0 * sum(np.sum(m_ - y * np.log(m_) + gammaln(y + 1.0))
-                         for m_, y in zip(mu, ys))
+                         for m_, y in zip(mu, ys, strict=True))
         df = np.count_nonzero(np.abs(m.coef_) > 1e-4 * np.abs(m.coef_).max()) + 2
         row = aic.cv_results_.iloc[k]
         assert row["neg2_log_likelihood"] == pytest.approx(neg2, rel=1e-8)
@@ -119,7 +125,7 @@ def test_gamma_likelihood_profiles_the_shape_per_task():
         def neg2_t(k, y=y, mu_t=mu_t):
             return -2.0 * np.sum(stats.gamma.logpdf(y, a=k, scale=mu_t / k))
 
-        best = min((neg2_t(k) for k in np.linspace(0.2, 6.0, 2000)))
+        best = min(neg2_t(k) for k in np.linspace(0.2, 6.0, 2000))
         assert neg2_t(1.0) >= best
         k = rm.datafits.gamma.gamma_shape(np.array([np.mean(
             y / mu_t - np.log(y / mu_t) - 1.0)]))[0]
@@ -222,3 +228,18 @@ def test_paths_and_alpha_max_take_the_new_losses():
     offset = [np.full(len(y), 0.3) for y in ys]
     shifted = rm.alpha_max(Xs, ys, penalty="l21", loss="poisson", offset=offset)
     assert shifted == pytest.approx(amax, rel=1e-8)  # a constant offset moves the intercepts
+
+
+def test_folds_stratify_the_binary_tasks_of_a_loss_per_task_only():
+    rng = np.random.default_rng(5)
+    Xs = [rng.standard_normal((30, 2)), rng.standard_normal((31, 2))]
+    ys = [np.r_[np.ones(6), np.zeros(24)], rng.poisson(2.0, 31).astype(float)]
+    data = rm.as_task_data(Xs, ys)
+    folds = task_folds(data, cv=3, stratify=np.array([True, False]), random_state=0)
+    plain = task_folds(data, cv=3, random_state=0)
+    for (tr, te), (ptr, pte) in zip(folds, plain, strict=True):
+        assert np.sum(data.y[te[te < 30]]) == 2  # every fold validates 2 of the 6 positives
+        np.testing.assert_array_equal(te[te >= 30], pte[pte >= 30])  # the count task as before
+    search = rm.MultiTaskRegressorCV("l21", loss=["logistic", "poisson"], alphas=3,
+                                     cv=3).fit(Xs, ys)
+    assert np.isfinite(search.best_score_)

@@ -295,7 +295,7 @@ class _MultiTaskCV(BaseEstimator):
         folds = None
         if self.criterion == "cv" and not loo:  # before the grid: too few rows is the error
             g_flat = None if groups is None else flat_groups(data, groups)
-            folds = task_folds(data, self.cv, groups=g_flat, stratify=self._kind == "binary",
+            folds = task_folds(data, self.cv, groups=g_flat, stratify=self._strata(datafit, data),
                                random_state=self.random_state)
         if self.criterion != "cv":  # a loss with no likelihood is refused before any work
             datafit.bind(data).neg2_log_likelihood(data, data.row_zeros(),
@@ -352,6 +352,13 @@ class _MultiTaskCV(BaseEstimator):
             if hasattr(probe, "classes_"):
                 self.classes_ = probe.classes_
         return self
+
+    def _strata(self, datafit: Datafit, data: TaskData) -> bool | np.ndarray:
+        """Which tasks the folds stratify: all for a classifier, the binary tasks of a fit
+        with one loss per task."""
+        if datafit.kind != "mixed":
+            return self._kind == "binary"
+        return np.array([loss.kind == "binary" for loss in datafit.task_losses(data)])
 
     @staticmethod
     def _with_offset(data: TaskData, datafit: Datafit,
