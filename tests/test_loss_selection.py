@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.special import gammaln
 from sklearn.linear_model import PoissonRegressor
-from sklearn.metrics import d2_tweedie_score, log_loss, mean_poisson_deviance
+from sklearn.metrics import d2_tweedie_score, log_loss, make_scorer, mean_poisson_deviance
 
 import regmtl as rm
 from regmtl.baselines import Independent
@@ -59,10 +59,20 @@ def test_poisson_cv_scores_the_mean_poisson_deviance(with_offset):
     pred = model.predict(Xva, offset=ova[0] if with_offset else None)
     by_hand = -np.mean([mean_poisson_deviance(y, mu) for y, mu in zip(yva, pred, strict=True)])
     assert search.cv_results_["split0_test_score"][k] == pytest.approx(by_hand, rel=1e-6)
+    if with_offset:  # a scikit-learn scorer reads the predictions: the same numbers
+        scorer = make_scorer(mean_poisson_deviance, greater_is_better=False)
+        called = rm.MultiTaskRegressorCV("l21", loss="poisson", alphas=4, eps=1e-2, cv=3,
+                                         tol=1e-10, scoring=scorer).fit(Xs, ys, offset=offset)
+        np.testing.assert_allclose(called.cv_results_["mean_test_score"],
+                                   search.cv_results_["mean_test_score"], rtol=1e-9)
     # the refit is the model at the chosen alpha, with the offset
     direct = rm.MultiTaskRegressor("l21", alpha=search.alpha_, loss="poisson", tol=1e-10)
     direct.fit(Xs, ys, offset=offset)
     np.testing.assert_allclose(search.coef_, direct.coef_, atol=1e-7)
+    np.testing.assert_allclose(search.predict(Xs, offset=offset)[0],
+                               direct.predict(Xs, offset=offset)[0], rtol=1e-7)
+    assert search.score(Xs, ys, offset=offset) == pytest.approx(
+        direct.score(Xs, ys, offset=offset), rel=1e-7)
 
 
 def test_mixed_cv_keeps_each_task_loss_in_every_fold():
@@ -237,7 +247,7 @@ def test_folds_stratify_the_binary_tasks_of_a_loss_per_task_only():
     data = rm.as_task_data(Xs, ys)
     folds = task_folds(data, cv=3, stratify=np.array([True, False]), random_state=0)
     plain = task_folds(data, cv=3, random_state=0)
-    for (tr, te), (ptr, pte) in zip(folds, plain, strict=True):
+    for (_, te), (_, pte) in zip(folds, plain, strict=True):
         assert np.sum(data.y[te[te < 30]]) == 2  # every fold validates 2 of the 6 positives
         np.testing.assert_array_equal(te[te >= 30], pte[pte >= 30])  # the count task as before
     search = rm.MultiTaskRegressorCV("l21", loss=["logistic", "poisson"], alphas=3,

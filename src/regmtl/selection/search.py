@@ -633,7 +633,7 @@ class _MultiTaskCV(BaseEstimator):
                                  "refit=True or fit a model with best_params_.")
         return self.best_estimator_
 
-    def predict(self, X: Any, task: Any = None) -> Any:
+    def predict(self, X: Any, task: Any = None, offset: Any = None) -> Any:
         """Predictions of the refitted model, in the form of ``X``.
 
         Parameters
@@ -642,6 +642,9 @@ class _MultiTaskCV(BaseEstimator):
             Designs, in any input form of the base estimator.
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row (long form).
+        offset : array-like, or list or dict of them, optional
+            The offset of each row's linear predictor (the regressor's losses that take
+            one, as in ``fit``).
 
         Returns
         -------
@@ -653,9 +656,11 @@ class _MultiTaskCV(BaseEstimator):
         AttributeError
             With ``refit=False`` (no model was fitted on all the data).
         """
-        return self._fitted().predict(X, task=task)
+        extra = {} if offset is None else {"offset": offset}
+        return self._fitted().predict(X, task=task, **extra)
 
-    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
+    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None,
+              offset: Any = None) -> float:
         """The refitted model's score, averaged over tasks.
 
         Parameters
@@ -668,14 +673,17 @@ class _MultiTaskCV(BaseEstimator):
             Task id of every row (long form).
         sample_weight : array-like, or list of them, optional
             One weight per row.
+        offset : array-like, or list or dict of them, optional
+            The offset of each row's linear predictor (as in ``fit``).
 
         Returns
         -------
         float
-            The mean over tasks of each task's R^2 (regression) or accuracy
-            (classification).
+            The mean over tasks of each task's R^2 (the squared loss; D^2, the deviance
+            explained, for the regressor's other losses) or accuracy (classification).
         """
-        return self._fitted().score(X, y, task=task, sample_weight=sample_weight)
+        extra = {} if offset is None else {"offset": offset}
+        return self._fitted().score(X, y, task=task, sample_weight=sample_weight, **extra)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -875,6 +883,8 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
                  Datafit, list, tuple],
     }
     __metadata_request__fit = {"task": True, "offset": True}
+    __metadata_request__predict = {"task": True, "offset": True}
+    __metadata_request__score = {"task": True, "offset": True}
 
     def __init__(
         self,
