@@ -682,7 +682,7 @@ def compare(
         estimator of the loss, one per task with its alpha tuned inside the task:
         ``PoissonRegressor``, ``GammaRegressor``, ``HuberRegressor``,
         ``QuantileRegressor(solver="highs")`` at the same quantile, ``LogisticRegression``
-        for a binary task; :class:`~regmtl.baselines.Independent`), ``"unregularized"``
+        for a binary task; ``regmtl.baselines.Independent``), ``"unregularized"``
         (the same without penalty) and the multi-task ``"l21"``, ``"trace"``, ``"mean"``;
         ``"ridge"`` and ``"pooled"`` (squared-loss baselines) are refused. The verdict
         (``tests``) is read as for the other comparisons.

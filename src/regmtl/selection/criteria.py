@@ -9,7 +9,7 @@ profiled out: ``sum_t m_t (log(2 pi RSS_t / m_t) + 1)`` with ``m_t`` the task's 
 and ``RSS_t`` its residual sum of squares; the logistic loss gives the Bernoulli deviance
 ``2 sum_r s_r log(1 + exp(-y_r f_r))``, the Poisson loss ``2 sum_r s_r (e^f - y f + log y!)``,
 the Gamma loss a Gamma model with one shape per task at its maximum-likelihood value
-(:meth:`regmtl.Gamma.neg2_log_likelihood`). Task weights of the objective do not enter the
+(``regmtl.Gamma.neg2_log_likelihood``). Task weights of the objective do not enter the
 likelihood; the T noise variances (Gamma shapes) are profiled at every alpha and are not
 counted. The Huber and quantile losses, and a fit with one loss per task, have no likelihood
 here: they are refused with a ValueError that says to cross-validate.

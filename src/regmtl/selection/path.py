@@ -147,9 +147,10 @@ def alpha_scale(data: TaskData, datafit: Datafit, fit_intercept: bool = True) ->
     the mean curvature of the data term in one coefficient: ``L_jt`` (features centered per
     task when intercepts are fitted) times the loss curvature ``kappa`` (1 squared, 1/4
     logistic; at the intercept-only fit for the losses without a bound,
-    :func:`loss_curvature`). A quadratic penalty ``alpha/2 w^T K w`` with ``alpha = s`` weighs
-    as much as the data in an average direction, so ``alpha >> s`` enforces the penalty's structure
-    (pooling for ``"mean"``) and ``alpha << s`` leaves the tasks nearly independent.
+    ``regmtl.selection.path.loss_curvature``). A quadratic penalty ``alpha/2 w^T K w`` with
+    ``alpha = s`` weighs as much as the data in an average direction, so ``alpha >> s``
+    enforces the penalty's structure (pooling for ``"mean"``) and ``alpha << s`` leaves the
+    tasks nearly independent.
 
     Parameters
     ----------
@@ -401,7 +402,7 @@ def regularization_path(
     offset : array-like, or list of them, optional
         A fixed term of each row's linear predictor (the log exposure of a count), given as
         ``sample_weight`` is; the losses that take one are listed by
-        :meth:`~regmtl.MultiTaskRegressor.fit`.
+        ``MultiTaskRegressor.fit``.
 
     Returns
     -------
