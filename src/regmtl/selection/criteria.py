@@ -349,9 +349,12 @@ def degrees_of_freedom(
     a count (a support, the dimension of the rank-r matrices, fused pieces) plus, where the
     divergence depends on the data's curvature, the trace ``tr((D + H)^{-1} D)`` of the
     smoother over the active coefficients and the intercepts, D the Hessian of the data term
-    (for the logistic, Poisson and Gamma losses, the IRLS Hessian at the solution:
-    ``c_r l''(f_r)``, so that the trace is the divergence of the fitted means in the
-    targets, ``sum_r d mu_r / d y_r``) and H the penalty's Hessian
+    (for the logistic, Poisson and Gamma losses, the IRLS Hessian at the solution,
+    ``c_r l''(f_r)``: for the Poisson loss the trace is then exactly the divergence of the
+    fitted means in the targets, ``sum_r d mu_r / d y_r``; for the Gamma loss, whose log link
+    is not its canonical one, that divergence is ``tr((D + H)^{-1} Z^T C Z)`` and the trace
+    here equals it to first order, ``E[y / mu] = 1``: 2.87 against 3.18 on 30 rows and 3
+    parameters) and H the penalty's Hessian
     there. ``df`` includes the T intercepts when they are fitted. For example ``L1``: the
     entries above ``tol`` times the largest (Zou, Hastie & Tibshirani 2007); ``L21``: the
     group lasso's divergence, with the curvature of the row norms (Vaiter et al. 2012; Yuan &
