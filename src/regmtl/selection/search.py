@@ -295,7 +295,8 @@ class _MultiTaskCV(BaseEstimator):
         folds = None
         if self.criterion == "cv" and not loo:  # before the grid: too few rows is the error
             g_flat = None if groups is None else flat_groups(data, groups)
-            folds = task_folds(data, self.cv, groups=g_flat, stratify=self._strata(datafit, data),
+            folds = task_folds(data, self.cv, groups=g_flat,
+                               stratify=self._strata(datafit, data),
                                random_state=self.random_state)
         if self.criterion != "cv":  # a loss with no likelihood is refused before any work
             datafit.bind(data).neg2_log_likelihood(data, data.row_zeros(),
@@ -305,7 +306,7 @@ class _MultiTaskCV(BaseEstimator):
                              self.fit_intercept) for _, pen in candidates]
         kwargs = _path_kwargs(self)
         if loo:
-            results = self._leave_one_out(data, candidates, grids)
+            results = self._leave_one_out(fit_data, candidates, grids)
         elif self.criterion == "cv":
             results = self._cross_validate(data, folds, candidates, grids, kwargs, datafit,
                                            o_flat)
