@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..datafits import LOSSES, Datafit, make_loss
+from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..inputs import flat_rows
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
@@ -880,9 +880,9 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
 
     _parameter_constraints: dict = {
         **_MultiTaskCV._parameter_constraints,
-        "loss": [StrOptions({n for n, k in LOSSES.items() if k.kind == "regression"}),
-                 Datafit, list, tuple],
+        "loss": MultiTaskRegressor._parameter_constraints["loss"],
     }
+    # the offset travels with the rows as the task ids do (as for the base estimator)
     __metadata_request__fit = {"task": True, "offset": True}
     __metadata_request__predict = {"task": True, "offset": True}
     __metadata_request__score = {"task": True, "offset": True}
