@@ -253,3 +253,14 @@ def test_folds_stratify_the_binary_tasks_of_a_loss_per_task_only():
     search = rm.MultiTaskRegressorCV("l21", loss=["logistic", "poisson"], alphas=3,
                                      cv=3).fit(Xs, ys)
     assert np.isfinite(search.best_score_)
+
+
+def test_a_task_fitted_exactly_leaves_the_gamma_likelihood_unbounded():
+    rng = np.random.default_rng(6)
+    Xs = [rng.standard_normal((30, 2)), rng.standard_normal((1, 2))]
+    ys = [rng.gamma(2.0, 1.0, 30), np.array([1.5])]
+    with pytest.raises(ValueError, match="dispersion is 0 and the Gamma likelihood"):
+        rm.MultiTaskRegressorCV("l21", loss="gamma", alphas=3, criterion="aic").fit(Xs, ys)
+    counts = [np.round(y) for y in ys]  # Poisson has no scale: a one-row task is fine
+    aic = rm.MultiTaskRegressorCV("l21", loss="poisson", alphas=3, criterion="aic")
+    assert np.isfinite(aic.fit(Xs, counts).cv_results_["aic"]).all()
