@@ -516,3 +516,262 @@ class PooledModel(_PerTaskLinear):
         return _logistic_path(data, alphas, self.tol)
 
 
+
+
+# ============================================================================ per loss
+def _ridge_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    return LinearRegression() if alpha == 0 else Ridge(alpha=n * alpha)
+
+
+def _logistic_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    if alpha == 0:
+        return LogisticRegression(penalty=None, tol=tol, max_iter=1000)
+    return LogisticRegression(C=1.0 / (n * alpha), tol=tol, max_iter=1000)
+
+
+def _poisson_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
+    from sklearn.linear_model import PoissonRegressor
+
+    return PoissonRegressor(alpha=alpha, tol=tol, max_iter=1000)
+
+
+def _gamma_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
+    from sklearn.linear_model import GammaRegressor
+
+    return GammaRegressor(alpha=alpha, tol=tol, max_iter=1000)
+
+
+def _huber_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
+    from sklearn.linear_model import HuberRegressor
+
+    return HuberRegressor(alpha=n * alpha, tol=tol, max_iter=1000)
+
+
+def _quantile_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
+    from sklearn.linear_model import QuantileRegressor
+
+    return QuantileRegressor(quantile=loss.quantile, alpha=alpha, solver="highs")
+
+
+#: loss name -> (scikit-learn estimator factory(loss, alpha, n_t, tol), its penalty ("l2" or
+#: "l1"), its name): the single-task anchor of every loss, its ``alpha`` in regmtl's units
+#: (the mean loss plus ``alpha/2 ||w||^2`` or ``alpha ||w||_1``)
+PER_LOSS: dict[str, tuple[Callable, str, str]] = {
+    "squared": (_ridge_factory, "l2", "Ridge"),
+    "logistic": (_logistic_factory, "l2", "LogisticRegression"),
+    "poisson": (_poisson_factory, "l2", "PoissonRegressor"),
+    "gamma": (_gamma_factory, "l2", "GammaRegressor"),
+    "huber": (_huber_factory, "l2", "HuberRegressor"),
+    "quantile": (_quantile_factory, "l1", "QuantileRegressor"),
+}
+
+
+def task_loss_list(loss: Any, T: int) -> list:
+    """The loss of each of T tasks (a loss per task, or one for all)."""
+    datafit = make_datafit(loss)
+    if datafit.kind == "mixed":
+        if len(datafit.losses) != T:
+            raise ValueError(f"loss has {len(datafit.losses)} entries for {T} tasks: give "
+                             "one loss per task.")
+        return list(datafit.losses)
+    return [datafit] * T
+
+
+def _anchor(loss: Any) -> tuple[Callable, str, str]:
+    entry = PER_LOSS.get(loss.name)
+    if entry is None:
+        raise ValueError(f"no scikit-learn baseline for the loss {loss!r}; the losses that "
+                         f"have one: {sorted(PER_LOSS)}.")
+    return entry
+
+
+def _linear(est: Any, X: Any) -> np.ndarray:
+    """The linear predictor of a fitted scikit-learn linear model."""
+    return (np.asarray(X @ np.ravel(est.coef_), dtype=np.float64).ravel()
+            + float(np.ravel(est.intercept_)[0]))
+
+
+def _task_grid(loss: Any, X: np.ndarray, y: np.ndarray, n_alphas: int) -> np.ndarray:
+    r"""A geometric grid of ``alpha`` for one task: for the L1 anchor (quantile) from its
+    ``alpha_max`` :math:`\|X_c^\top (\tau - 1\{y < q_\tau\})\|_\infty / n` down to 1e-3 of
+    it; for the L2 anchors from :math:`100 \kappa s` down to 1e-6 of it, :math:`s` the mean
+    variance of the columns and :math:`\kappa` the loss's curvature at the intercept-only
+    fit (the mean count for Poisson, 1/4 logistic, 1 otherwise)."""
+    n = len(y)
+    Xc = X - X.mean(axis=0)
+    if _anchor(loss)[1] == "l1":
+        tau = loss.quantile
+        g = Xc.T @ (tau - (y < np.quantile(y, tau)))
+        top = float(np.max(np.abs(g))) / n
+        return alpha_grid(top if top > 0 else 1.0, n_alphas, 1e-3)
+    kappa = {"poisson": float(np.mean(y)), "logistic": 0.25}.get(loss.name, 1.0)
+    s = kappa * float(np.mean(np.sum(Xc * Xc, axis=0) / n))
+    return alpha_grid(100.0 * s if s > 0 else 1.0, n_alphas, 1e-6)
+
+
+def _encoded(loss: Any, y: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """Targets as the loss reads them (a binary task's labels to -1/+1)."""
+    if loss.kind == "binary":
+        return np.where(y == classes[-1], 1.0, -1.0)
+    return np.asarray(y, dtype=np.float64)
+
+
+class Independent(_PerTaskLinear):
+    """Every task alone with scikit-learn's estimator of its loss, its alpha tuned per task
+    by cross-validation inside the task on the loss's mean deviance.
+
+    The anchors (:data:`PER_LOSS`): ``Ridge`` (squared), ``LogisticRegression`` (logistic),
+    ``PoissonRegressor`` (poisson), ``GammaRegressor`` (gamma), ``HuberRegressor`` (huber),
+    ``QuantileRegressor(quantile=tau, solver="highs")`` (quantile, its L1 penalty), one per
+    task of a fit with one loss per task. ``alpha`` is in regmtl's units (the mean loss
+    plus ``alpha/2 ||w||^2``; ``alpha ||w||_1`` for the quantile loss), turned into each
+    estimator's own (``Ridge(alpha=n alpha)``, ``LogisticRegression(C=1/(n alpha))``,
+    ``HuberRegressor(alpha=n alpha)``). ``HuberRegressor`` fits a scale jointly and reads
+    its ``epsilon`` (1.35, scikit-learn's default) in units of that scale, where
+    :class:`~regmtl.Huber`'s ``delta`` is in the targets' units: the two are the same
+    robust model only for noise of unit scale; the baseline is scored on regmtl's Huber
+    deviance like every model. ``alphas=[0.0]`` fits every task without a penalty (the
+    ``"unregularized"`` baseline of :func:`~regmtl.compare` for these losses).
+
+    Parameters
+    ----------
+    loss : str, Datafit or list of them, default="poisson"
+        The loss, or one per task.
+    alphas : int or array-like, default=12
+        Size of each task's grid (see ``_task_grid``), or the values (>= 0).
+    cv : int, default=3
+        Folds inside every task (stratified for a binary task; fewer for a task with fewer
+        rows).
+    tol : float, default=1e-4
+        The estimators' tolerance.
+    random_state : int or None, default=0
+        Shuffles every task's rows before its folds.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (T, p)
+        Every task's weights (the linear predictor's).
+    intercept_ : ndarray of shape (T,)
+        The intercepts.
+    alpha_ : ndarray of shape (T,)
+        Each task's chosen alpha.
+    estimators_ : list
+        The refitted scikit-learn estimator of every task.
+    classes_ : list
+        Each binary task's two labels (None for the others).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.baselines import Independent
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = [rng.standard_normal((60, 3)) for _ in range(2)]
+    >>> ys = [rng.poisson(np.exp(X @ [0.5, 0.0, -0.3])) for X in Xs]
+    >>> m = Independent("poisson", alphas=4, cv=3).fit(Xs, ys)
+    >>> m.coef_.shape, type(m.estimators_[0]).__name__
+    ((2, 3), 'PoissonRegressor')
+    """
+
+    kind = "regression"
+
+    def __init__(self, loss: Any = "poisson", *, alphas: int | Any = 12, cv: int = 3,
+                 tol: float = 1e-4, random_state: Any = 0):
+        self.loss = loss
+        self.alphas = alphas
+        self.cv = cv
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, Xs: Sequence[Any], ys: Sequence[Any]) -> Independent:
+        """Fit every task alone, its alpha chosen by cross-validation inside it.
+
+        Parameters
+        ----------
+        Xs : list or dict of array-like of shape (n_t, p)
+            One design per task.
+        ys : list or dict of array-like of shape (n_t,)
+            One target array per task (numeric labels for a binary task).
+
+        Returns
+        -------
+        self
+            The fitted model.
+        """
+        self.tasks_, X_list, y_list = _task_lists(Xs, ys)
+        losses = task_loss_list(self.loss, len(X_list))
+        for loss in losses:
+            _anchor(loss)
+        self.losses_ = losses
+        coefs, icpts, alphas, ests, classes = [], [], [], [], []
+        for X, y, loss in zip(X_list, y_list, losses, strict=True):
+            X = _dense(X).astype(np.float64, copy=False)
+            y = np.asarray(y)
+            cls = np.unique(y) if loss.kind == "binary" else None
+            a = self._choose(loss, X, y, cls)
+            est = self._fit(loss, a, X, y)
+            coefs.append(np.ravel(est.coef_))
+            icpts.append(float(np.ravel(est.intercept_)[0]))
+            alphas.append(a)
+            ests.append(est)
+            classes.append(cls)
+        self.coef_, self.intercept_ = np.array(coefs), np.array(icpts)
+        self.alpha_, self.estimators_, self.classes_ = np.array(alphas), ests, classes
+        self.best_params_ = {"alpha": self.alpha_}
+        return self
+
+    def _fit(self, loss: Any, alpha: float, X: np.ndarray, y: np.ndarray) -> Any:
+        est = _anchor(loss)[0](loss, float(alpha), len(y), self.tol)
+        return est.fit(X, y)
+
+    def _grid(self, loss: Any, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if isinstance(self.alphas, Integral):
+            return _task_grid(loss, X, np.asarray(y, dtype=np.float64), int(self.alphas))
+        grid = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())[::-1]
+        if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0:
+            raise ValueError(f"alphas={self.alphas!r}: give a number of values or values "
+                             ">= 0.")
+        return grid
+
+    def _choose(self, loss: Any, X: np.ndarray, y: np.ndarray, cls: Any) -> float:
+        """The alpha of the grid with the least mean validation deviance."""
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        grid = self._grid(loss, X, y)
+        if len(grid) == 1:
+            return float(grid[0])
+        if cls is not None:
+            k = min(int(self.cv), int(np.min(np.unique(y, return_counts=True)[1])))
+            split = StratifiedKFold(k, shuffle=True, random_state=self.random_state)
+        else:
+            k = min(int(self.cv), len(y))
+            split = KFold(k, shuffle=True, random_state=self.random_state)
+        if k < 2:
+            return float(grid[len(grid) // 2])
+        dev = np.zeros(len(grid))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for tr, te in split.split(X, y if cls is not None else None):
+                for i, a in enumerate(grid):
+                    est = self._fit(loss, a, X[tr], y[tr])
+                    dev[i] += float(np.mean(loss.deviance(_encoded(loss, y[te], cls),
+                                                          _linear(est, X[te]))))
+        return float(grid[int(np.argmin(dev))])
+
+    def decision_function(self, Xs: Any) -> Any:
+        """Every task's linear predictor ``x . w_t + b_t`` (one array per task)."""
+        return self._per_task(Xs, self._score)
+
+    def predict(self, Xs: Any) -> Any:
+        """Each task's prediction in its units: the loss's mean (``exp`` of the linear
+        predictor for the log links), a label for a binary task."""
+        def natural(X: Any, t: int) -> np.ndarray:
+            f = self._score(X, t)
+            if self.classes_[t] is not None:
+                return np.asarray(self.classes_[t])[(f > 0).astype(np.int64)]
+            return self.losses_[t].mean(f)
+
+        return self._per_task(Xs, natural)

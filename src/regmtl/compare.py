@@ -40,8 +40,9 @@ from sklearn.base import BaseEstimator, clone
 
 from . import metrics, scaling
 from ._parallel import run_jobs
-from .baselines import PooledModel, Unregularized
-from .datafits import Quadratic
+from .baselines import PER_LOSS, Independent, PooledModel, Unregularized, task_loss_list
+from .datafits import Quadratic, make_loss
+from .datafits.base import default_loss
 from .datasets import apply_split, train_test_split_per_task
 from .penalties import PENALTY_NAMES, make_penalty
 from .scaling import pooled_scaling
@@ -49,7 +50,8 @@ from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .solvers.policy import penalty_solver
 from .task_lists import as_task_lists, task_kind
 
-__all__ = ["compare", "Comparison", "PooledModel", "Unregularized", "MODELS", "DEFAULT_MODELS"]
+__all__ = ["compare", "Comparison", "Independent", "PooledModel", "Unregularized", "MODELS",
+           "DEFAULT_MODELS", "DEFAULT_LOSS_MODELS"]
 
 
 # ============================================================================ the models
@@ -84,8 +86,12 @@ _BASELINES: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str, st
                            "logistic (independent, one alpha)"),
     "logistic_l1": (("binary",), _cv("l1", **_PER_TASK), "independent",
                     "L1 logistic (independent)"),
-    "unregularized": (_BOTH, lambda k, o: Unregularized(k, tol=o["tol"]), "independent",
-                      "unregularized"),
+    "unregularized": (_BOTH, lambda k, o: (
+        Independent(o["loss"], alphas=[0.0], tol=o["tol"]) if "loss" in o
+        else Unregularized(k, tol=o["tol"])), "independent", "unregularized"),
+    "independent": (_BOTH, lambda k, o: Independent(
+        o.get("loss", default_loss(k)), alphas=o["alphas"], cv=o["cv"], tol=o["tol"],
+        random_state=o["random_state"]), "independent", "scikit-learn (independent)"),
     "pooled": (_BOTH, lambda k, o: PooledModel(k, **o), "pooled", "pooled"),
 }
 
@@ -123,6 +129,15 @@ DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
     "binary": ("logistic", "logistic_one_alpha", "logistic_l1", "unregularized", "pooled",
                "l21", "trace", "mean"),
 }
+
+#: The models ``models="default"`` fits for a loss other than the squared and logistic ones
+#: (``compare(loss=...)``): scikit-learn's estimator of the loss per task, tuned per task,
+#: the same without penalty, and the multi-task models with the loss.
+DEFAULT_LOSS_MODELS: tuple[str, ...] = ("independent", "unregularized", "l21", "trace",
+                                        "mean")
+
+#: the baselines of the squared loss only (exact leave-one-out, pooled ridge)
+_SQUARED_ONLY = ("ridge", "pooled")
 
 _LABELS = {name: entry[3] for name, entry in _MODELS.items()}
 
@@ -168,41 +183,58 @@ def _entries(models: Any) -> list[tuple[str | None, Any]]:
     return out
 
 
-def _named(label: str | None, name: str, kind: str) -> list[_Spec]:
-    """The built-in model(s) a name stands for."""
+def _independent_label(loss: Any, kind: str) -> str:
+    """The label of the ``"independent"`` baseline: its scikit-learn estimator."""
+    datafit = make_loss(loss if loss is not None else default_loss(kind))
+    if datafit.kind == "mixed":
+        return "scikit-learn per task (independent)"
+    entry = PER_LOSS.get(datafit.name)
+    return f"{entry[2] if entry else 'scikit-learn'} (independent)"
+
+
+def _named(label: str | None, name: str, kind: str, loss: Any = None) -> list[_Spec]:
+    """The built-in model(s) a name stands for (``loss``: the loss of ``compare(loss=...)``
+    other than the squared and logistic ones, or None)."""
     if name == "default":
         if label is not None:
             raise ValueError(f"models: ({label!r}, 'default'): 'default' is a set of models "
                              "and takes no name of its own.")
-        return [spec for n in DEFAULT_MODELS[kind] for spec in _named(None, n, kind)]
+        names = DEFAULT_MODELS[kind] if loss is None else DEFAULT_LOSS_MODELS
+        return [spec for n in names for spec in _named(None, n, kind, loss)]
     key = _ALIASES.get(name, {}).get(kind, name)
     if key not in MODELS:
         raise ValueError(f"models: unknown model {name!r}. Accepted: {_FORMS}.")
+    if loss is not None and key in _SQUARED_ONLY:
+        raise ValueError(f"models: {name!r} is a baseline of the squared loss; with "
+                         f"loss={loss!r} the independent baseline is 'independent' "
+                         "(scikit-learn's estimator of the loss per task, tuned per task).")
     kinds, factory, role = MODELS[key]
     if kind not in kinds:
         raise ValueError(f"models: {name!r} is for {'/'.join(kinds)} tasks, but these are "
                          f"{kind}.")
-    return [(label or _LABELS[key], lambda o, f=factory: f(kind, o), role)]
+    default = _independent_label(loss, kind) if key == "independent" else _LABELS[key]
+    return [(label or default, lambda o, f=factory: f(kind, o), role)]
 
 
 def _copy(est: Any) -> Any:
     return clone(est) if hasattr(est, "get_params") else copy.deepcopy(est)
 
 
-def _resolve_models(models: Any, kind: str) -> dict[str, tuple[Callable[[dict], Any], str]]:
+def _resolve_models(models: Any, kind: str,
+                    loss: Any = None) -> dict[str, tuple[Callable[[dict], Any], str]]:
     """label -> (estimator factory, role). A user's estimators with no baseline beside them
     get the default baselines first (``wins`` counts against the first model)."""
     specs: list[_Spec] = []
     for label, model in _entries(models):
         if isinstance(model, str):
-            specs.extend(_named(label, model, kind))
+            specs.extend(_named(label, model, kind, loss))
         elif _is_estimator(model):
             specs.append((label or type(model).__name__, lambda o, m=model: _copy(m), "user"))
         else:
             raise _refuse(f"{label!r} ->", model)
     if not specs:
         raise ValueError(f"models: no model given. Accepted: {_FORMS}.")
-    baselines = [s for s in _named(None, "default", kind) if s[2] != "multi-task"]
+    baselines = [s for s in _named(None, "default", kind, loss) if s[2] != "multi-task"]
     named = {label for label, _, _ in baselines}
     if any(role == "user" for _, _, role in specs) and not any(
             role in ("independent", "pooled") or label in named for label, _, role in specs):
@@ -379,6 +411,60 @@ def _split_metrics(kind: str, yte, pred, proba) -> dict[str, float]:
     return out
 
 
+def _null_deviance(loss: Any, y: np.ndarray) -> float:
+    """The least mean unit deviance of a constant score (the model that knows nothing but
+    the task's level): a convex problem in one number, solved by bounded Brent."""
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = min(float(np.min(y)), -50.0) - 1.0, max(float(np.max(y)), 50.0) + 1.0
+
+    def mean_dev(c: float) -> float:
+        return float(np.mean(loss.deviance(y, np.full(len(y), c))))
+
+    res = minimize_scalar(mean_dev, bounds=(lo, hi), method="bounded",
+                          options={"xatol": 1e-10 * (hi - lo)})
+    return min(float(res.fun), mean_dev(lo), mean_dev(hi))
+
+
+def _loss_metrics(losses: list, yte: list, f: list) -> dict[str, np.ndarray]:
+    """Per task, ``deviance`` (the mean unit deviance of its loss on its test rows) and
+    ``d2``, the fraction of it explained against the best constant score on those rows
+    (scikit-learn's ``d2_tweedie_score``, ``d2_pinball_score``)."""
+    dev = np.array([float(np.mean(loss.deviance(y, g)))
+                    for loss, y, g in zip(losses, yte, f, strict=True)])
+    null = np.array([_null_deviance(loss, y) for loss, y in zip(losses, yte, strict=True)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d2 = np.where(null > 0, 1.0 - dev / null, np.where(dev <= 0, 1.0, 0.0))
+    return {"d2": d2, "deviance": dev}
+
+
+def _linear_predictors(est: Any, Xte: list, losses: list, names: Sequence[Any],
+                       keyed: bool) -> list[np.ndarray]:
+    """Every task's linear predictor on its test rows: from ``coef_`` (T, p) and
+    ``intercept_`` (T,) where the model has them, else from its predictions through the
+    inverse of the loss's mean (``log`` for the log links, the logit of a binary task's
+    ``predict_proba``)."""
+    coef, icpt = getattr(est, "coef_", None), getattr(est, "intercept_", None)
+    if np.ndim(coef) == 2 and len(coef) == len(Xte) and np.ndim(icpt) == 1:
+        return [np.asarray(X @ coef[t], dtype=np.float64).ravel() + float(icpt[t])
+                for t, X in enumerate(Xte)]
+    given = dict(zip(names, Xte, strict=True)) if keyed else Xte
+    pred = _ordered(est.predict(given), names)
+    proba = None
+    if any(loss.kind == "binary" for loss in losses):
+        proba = _ordered(est.predict_proba(given), names)
+    out = []
+    for t, loss in enumerate(losses):
+        if loss.kind == "binary":
+            p = np.clip(np.asarray(proba[t])[:, 1], 1e-15, 1 - 1e-15)
+            out.append(np.log(p) - np.log1p(-p))
+        elif np.isclose(loss.mean(np.zeros(1))[0], 1.0):  # a log link
+            out.append(np.log(np.maximum(np.asarray(pred[t], dtype=np.float64), 1e-300)))
+        else:
+            out.append(np.asarray(pred[t], dtype=np.float64))
+    return out
+
+
 def _choice(est: Any) -> dict[str, Any]:
     inner = getattr(est, "estimator_", est)
     params = dict(getattr(inner, "best_params_", {}) or {})
@@ -404,12 +490,14 @@ def _ordered(out: Any, names: Sequence[Any]) -> list:
     return [out[k] for k in names] if isinstance(out, Mapping) else list(out)
 
 
-def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed):
-    """Fit one model on one split's training part and score it on its test part.
+def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, loss=None):
+    """Fit one model on one split's training part and score it on its test part (by the
+    deviance of each task's loss, with ``loss``).
 
     The built-in models get dicts keyed by task name (``keyed``), so that their warnings
     name the tasks; users' estimators get lists. Warnings are collected and returned, so
     that they reach the caller's process whatever the joblib backend."""
+    test_X = Xte
     if keyed:
         Xtr, Xte, ytr = (dict(zip(task_names, v, strict=True)) for v in (Xtr, Xte, ytr))
     t0 = time.perf_counter()
@@ -418,6 +506,20 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed):
         est.fit(Xtr, ytr)
     fit_time = time.perf_counter() - t0
     notes = [(w.category, name, s, str(w.message)) for w in caught]
+    if loss is not None:
+        losses = task_loss_list(loss, len(yte))
+        y_train = _ordered(ytr, task_names)
+        y_enc = [np.where(y == np.unique(np.asarray(y_train[t]))[-1], 1.0, -1.0)
+                 if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
+        f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
+        per_task = _loss_metrics(losses, y_enc, f)
+        task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
+                      "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
+                     for t in range(len(yte))]
+        split_row = {"model": name, "split": s, "fit_time": fit_time,
+                     **{k: float(np.nanmean(v)) for k, v in per_task.items()}}
+        return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)},
+                est, notes)
     pred = [np.asarray(v, dtype=np.float64) for v in _ordered(est.predict(Xte), task_names)]
     proba = (_ordered(est.predict_proba(Xte), task_names)
              if kind == "binary" and hasattr(est, "predict_proba") else None)
@@ -498,6 +600,7 @@ def compare(
     random_state: int = 0,
     n_jobs: int | None = None,
     progress: bool | str = "auto",
+    loss: Any = None,
 ) -> Comparison:
     r"""Does sharing help? Multi-task models against single-task and pooled baselines.
 
@@ -567,6 +670,22 @@ def compare(
     progress : {"auto", True, False}, default="auto"
         A progress bar with the time left over the (split, model) fits; ``"auto"`` shows it
         when stderr is a terminal.
+    loss : str, Datafit or list of them, optional
+        The loss of every model: None (the squared loss for regression, the logistic one for
+        binary tasks, as ``kind`` says), or ``"poisson"``, ``"gamma"``, ``"huber"``,
+        ``"quantile"``, a loss object, or a list with one per task (a binary task of such a
+        list takes numeric labels). With a loss other than the squared and logistic ones,
+        every model is fitted with it and scored on each task by its loss's deviance:
+        ``d2`` (the headline: the fraction of the mean unit deviance explained against the
+        best constant on the test rows) and ``deviance`` (the mean unit deviance). The
+        default models are then ``DEFAULT_LOSS_MODELS``: ``"independent"`` (scikit-learn's
+        estimator of the loss, one per task with its alpha tuned inside the task:
+        ``PoissonRegressor``, ``GammaRegressor``, ``HuberRegressor``,
+        ``QuantileRegressor(solver="highs")`` at the same quantile, ``LogisticRegression``
+        for a binary task; ``regmtl.baselines.Independent``), ``"unregularized"``
+        (the same without penalty) and the multi-task ``"l21"``, ``"trace"``, ``"mean"``;
+        ``"ridge"`` and ``"pooled"`` (squared-loss baselines) are refused. The verdict
+        (``tests``) is read as for the other comparisons.
 
     Returns
     -------
@@ -653,19 +772,21 @@ def compare(
     Xs, ys, bunch = as_task_lists(X, y, task)
     if len(Xs) < 2:
         raise ValueError("compare needs at least two tasks (one task has nothing to share).")
-    kind = task_kind(ys, getattr(bunch, "kind", "auto") if kind == "auto" else kind)
-    chosen = _resolve_models(models, kind)
+    kind, loss = _loss_kind(loss, ys, kind, bunch)
+    chosen = _resolve_models(models, kind, loss)
     task_names = list(getattr(bunch, "task_names", None) or range(len(Xs)))
     split_list, split_kind = _splits(bunch, Xs, ys, splits, test_size, random_state,
                                      task_names)
     opts = dict(alphas=n_alphas, cv=cv, tol=tol, random_state=random_state)
+    if loss is not None:
+        opts["loss"] = loss
     p = Xs[0].shape[1] if hasattr(Xs[0], "shape") else np.asarray(Xs[0]).shape[1]
     feature_names = list(getattr(bunch, "feature_names", None) or
                          [f"x{j}" for j in range(p)])
     prepared = [_prepare(Xs, ys, split, standardize) for split in split_list]
     keyed = _distinct(task_names)
     jobs = [delayed(_fit_one)(name, factory(opts), role, kind, *prepared[s][:4], s,
-                              task_names, keyed and role != "user")
+                              task_names, keyed and role != "user", loss)
             for s in range(len(split_list)) for name, (factory, role) in chosen.items()]
     # the longest fits first (structured penalties: proximal gradient or Newton), so that
     # the last ones to finish are short
@@ -692,7 +813,7 @@ def compare(
     scores = pd.DataFrame(rows)
     per_split = pd.DataFrame(split_rows)
     choices = pd.DataFrame(choice_rows)
-    metric = "explained_variance" if kind == "regression" else (
+    metric = "d2" if loss is not None else "explained_variance" if kind == "regression" else (
         "auc" if "auc" in per_split else "accuracy")
     baseline = next(iter(chosen))
     summary = _summarize(per_split, scores, choices, list(chosen), baseline, metric, kind)
@@ -704,6 +825,24 @@ def compare(
                       feature_names=feature_names, models=fitted, data_first_split=first,
                       elapsed=time.perf_counter() - t_start,
                       timings=_timings(per_split, list(chosen)), tests=tests)
+
+
+def _loss_kind(loss: Any, ys: Sequence[Any], kind: str, bunch: Any) -> tuple[str, Any]:
+    """(the kind of the tasks, the loss scored by its deviance or None): the squared and
+    logistic losses are today's regression and binary comparisons; any other loss (or one
+    per task) is a regression comparison scored by each task's deviance."""
+    if loss is None:
+        return task_kind(ys, getattr(bunch, "kind", "auto") if kind == "auto" else kind), None
+    datafit = make_loss(loss)
+    if datafit.kind == "mixed" and len(datafit.losses) != len(ys):
+        raise ValueError(f"loss has {len(datafit.losses)} entries for {len(ys)} tasks: give "
+                         "one loss per task.")
+    own = "binary" if datafit.kind == "binary" else "regression"
+    if kind not in ("auto", own):
+        raise ValueError(f"kind={kind!r} does not match loss={loss!r} (a {own} loss).")
+    if datafit.kind == "binary" or datafit.quadratic:
+        return own, None
+    return "regression", loss
 
 
 def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFrame,

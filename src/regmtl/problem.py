@@ -141,10 +141,11 @@ def alpha_max(
     task: Any = None,
     *,
     penalty: str | Penalty = "l21",
-    loss: str = "squared",
+    loss: Any = "squared",
     fit_intercept: bool = True,
     sample_weight: Any = None,
     task_weight: Any = "equal",
+    offset: Any = None,
 ) -> float:
     r"""Smallest ``alpha`` for which ``W = 0`` is optimal.
 
@@ -182,14 +183,17 @@ def alpha_max(
         Task id of every row (long form), or the name of a column of a DataFrame ``X``.
     penalty : str or Penalty, default="l21"
         The penalty's name or object.
-    loss : {"squared", "logistic"}, default="squared"
-        The data term (``"logistic"`` encodes each task's two labels to -1/+1).
+    loss : str, Datafit or list of them, default="squared"
+        The data term, as the estimators' ``loss=`` (``"logistic"`` encodes each task's two
+        labels to -1/+1; a list holds one loss per task).
     fit_intercept : bool, default=True
         Whether the intercepts are fitted (at W = 0 they then absorb the targets' means).
     sample_weight : array-like, or list of them, optional
         One weight per row.
     task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
         The task weights of the objective.
+    offset : array-like, or list of them, optional
+        A fixed term of each row's linear predictor, as for the estimators' ``fit``.
 
     Returns
     -------
@@ -225,6 +229,11 @@ def alpha_max(
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)
     pen.check(data.n_features, data.n_tasks)
+    if data.rows_local and not isinstance(X, TaskData):
+        check_loss_targets(data, datafit.bind(data))
+    if offset is not None:
+        data = dataclasses.replace(data, _cache={})
+        apply_offset(data, datafit.bind(data), offset)
     if fit_intercept:  # columns far from zero: the gradient at W = 0 on them shifted
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)

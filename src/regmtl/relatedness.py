@@ -624,6 +624,7 @@ def task_relatedness(
     n_alphas: int = 12,
     tol: float = 1e-6,
     random_state: int | None = 0,
+    loss: Any = None,
 ) -> Relatedness:
     r"""How related are the tasks? Pairwise similarity, a permutation test and clusters.
 
@@ -670,6 +671,15 @@ def task_relatedness(
         depend on ``random_state``.
     random_state : int, Generator or None, default=0
         Seeds the permutations (the null); the result is a function of it.
+    loss : str, Datafit or list of them, optional
+        ``method="ridge"`` with a loss of :class:`~regmtl.MultiTaskRegressor` other than
+        the squared one (``"poisson"``, ``"gamma"``, ``"huber"``, ``"quantile"``, a loss
+        object, or one per task): every task's L2 fit with that loss, its coefficients on
+        the scale of the linear predictor (log rates for the log links). The shuffled-target
+        null is the closed-form ridge map, so it is drawn for the squared loss only; the
+        permutation null is used alone otherwise. ``method="residual"`` takes the squared
+        loss only (a ValueError names the loss). None: the squared loss (regression) or the
+        logistic one (binary tasks).
 
     Returns
     -------
@@ -752,8 +762,14 @@ def task_relatedness(
             model_note += "; use method='ridge' (independent fits) to test relatedness."
     elif method == "ridge":
         V, names, features, n_features, kind, alpha, noise_parts = _ridge_coefficients(
-            X, y, task, standardize, cv, n_alphas, tol)
+            X, y, task, standardize, cv, n_alphas, tol, loss)
     else:
+        from .datafits import make_loss
+
+        if loss is not None and not make_loss(loss).quadratic:
+            raise ValueError(f"method='residual' compares residuals of the squared loss; "
+                             f"loss={loss!r} is not supported there: use method='ridge' "
+                             "with that loss.")
         residuals, names, alpha, features, n_features = _residuals(
             X, y, task, standardize, cv, n_alphas, tol)
 
@@ -834,14 +850,18 @@ def task_relatedness(
     return rel
 
 
-def _fit_l2_cv(kind: str, Xs: Any, ys: Any, cv: Any, n_alphas: int, tol: float):
+def _fit_l2_cv(kind: str, Xs: Any, ys: Any, cv: Any, n_alphas: int, tol: float,
+               loss: Any = None):
     from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 
+    if loss is not None:  # a regression loss other than the squared one
+        return MultiTaskRegressorCV("l2", loss=loss, alphas=n_alphas, cv=cv, tol=tol,
+                                    random_state=_FOLD_SEED).fit(Xs, ys)
     cls = MultiTaskRegressorCV if kind == "regression" else MultiTaskClassifierCV
     return cls("l2", alphas=n_alphas, cv=cv, tol=tol, random_state=_FOLD_SEED).fit(Xs, ys)
 
 
-def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol):
+def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol, loss=None):
     from .scaling import pooled_scaling
     from .scaling import standardize as zscore
 
@@ -851,6 +871,13 @@ def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol):
                          "task has nothing to be related to.")
     _check_finite(Xs, ys, names)
     kind = task_kind(ys, getattr(bunch, "kind", None) or "auto")
+    if loss is not None:
+        from .datafits import make_loss
+
+        datafit = make_loss(loss)
+        kind = "binary" if datafit.kind == "binary" else "regression"
+        if datafit.kind == "binary" or datafit.quadratic:
+            loss = None  # the classifier's or the squared loss: as without it
     p = Xs[0].shape[1]
     keep = _varies_within_tasks(Xs)
     if not keep.any():
@@ -860,11 +887,12 @@ def _ridge_coefficients(X, y, task, standardize, cv, n_alphas, tol):
     if standardize:
         mean, scale = pooled_scaling(Xs)
         Xs = zscore(Xs, mean, scale)
-    est = _fit_l2_cv(kind, Xs, ys, cv, n_alphas, tol)
+    est = _fit_l2_cv(kind, Xs, ys, cv, n_alphas, tol, loss)
     V = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
     features = [f"x{j}" for j in range(p)] if features is None else list(features)
     features = [f for f, k in zip(features, keep, strict=True) if k]
-    smoothers = _ridge_smoothers(Xs, float(est.alpha_)) if kind == "regression" else None
+    smoothers = (_ridge_smoothers(Xs, float(est.alpha_))
+                 if kind == "regression" and loss is None else None)
     return V, names, features, p, kind, float(est.alpha_), (smoothers, ys)
 
 

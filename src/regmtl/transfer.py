@@ -82,7 +82,8 @@ from .penalties import make_penalty
 from .penalties.base import SharedPart
 from .persistence import SaveMixin
 
-__all__ = ["transfer", "TransferredTask", "Prior", "structure_priors", "STRATEGIES"]
+__all__ = ["transfer", "TransferredTask", "Prior", "structure_priors", "STRATEGIES",
+           "transfer_loss"]
 
 #: strategies of :func:`transfer` (``"auto"`` picks the fitted penalty's own)
 STRATEGIES = ("auto", "support", "subspace", "mean", "cluster", "single")
@@ -124,6 +125,22 @@ class _Source:
     sizes: np.ndarray | None
 
 
+def transfer_loss(loss: Any) -> str:
+    """The loss name a transfer fits, ``"squared"`` or ``"logistic"``, from a model's
+    ``loss``; any other loss (or one per task) is refused with a ValueError naming it."""
+    from .datafits import make_loss
+
+    datafit = make_loss(loss)
+    if datafit.quadratic:
+        return "squared"
+    if datafit.kind == "binary":
+        return "logistic"
+    raise ValueError(
+        f"transfer: a model fitted with loss={loss!r} is not supported; a new task borrows "
+        "the shared structure through a ridge fit of the squared or logistic loss only. Fit "
+        "the new task among the others instead (MultiTaskRegressor(loss=...) on all tasks).")
+
+
 def _source(model: Any) -> _Source:
     from .estimators import MultiTaskClassifier, MultiTaskRegressor
 
@@ -148,7 +165,7 @@ def _source(model: Any) -> _Source:
     b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) + \
         np.atleast_2d(est.coef_) @ mean
     return _Source(W=W, penalty=make_penalty(est.penalty), alpha=float(np.median(est.alpha)),
-                   loss=est._loss, n_ref=n_ref, mean=mean, scale=scale, n_features=p,
+                   loss=transfer_loss(est._loss), n_ref=n_ref, mean=mean, scale=scale, n_features=p,
                    feature_names=getattr(est, "feature_names_in_", None),
                    clusters=getattr(est, "task_clusters_", None),
                    P=parts.get("P_"), Q=parts.get("Q_"), b=b,

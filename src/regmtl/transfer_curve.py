@@ -29,7 +29,7 @@ from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .scaling import pooled_scaling, stack_rows, standardize
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .task_lists import as_task_lists, task_kind
-from .transfer import transfer
+from .transfer import transfer, transfer_loss
 
 __all__ = ["transfer_curve", "TransferCurve", "split_tasks"]
 
@@ -370,6 +370,8 @@ def transfer_curve(
     Zo = standardize(Xo, mean, scale)
     yo = [np.asarray(ys[t]) for t in old]
     est = clone(estimator) if estimator is not None else _default_estimator(kind, random_state)
+    if "loss" in getattr(est, "get_params", dict)():  # refused before any fit
+        transfer_loss(est.get_params()["loss"])
     model = getattr(est.fit(Zo, yo), "best_estimator_", est)
     if not isinstance(model, (MultiTaskRegressor, MultiTaskClassifier)):
         raise TypeError("estimator: give a regmtl MultiTaskRegressor / MultiTaskClassifier "

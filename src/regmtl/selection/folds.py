@@ -23,6 +23,11 @@ from ..taskdata import TaskData, as_labels, set_weights, task_name, task_weights
 __all__ = ["task_folds", "take", "flat_groups"]
 
 
+def _stratified(stratify: Any, t: int) -> bool:
+    """Whether task t is stratified (``stratify``: one bool, or one per task)."""
+    return bool(stratify if np.ndim(stratify) == 0 else stratify[t])
+
+
 def _check_cv(cv: Any) -> Any:
     """``cv`` as :func:`task_folds` reads it: None is 5 folds (as ``check_cv``); an integer
     must be at least 2; anything else must be a splitter or an iterable of pairs."""
@@ -38,7 +43,7 @@ def _check_cv(cv: Any) -> Any:
     return int(cv) if isinstance(cv, Integral) else cv
 
 
-def _too_many_folds(cv: int, m_t: np.ndarray, names, stratify: bool) -> None:
+def _too_many_folds(cv: int, m_t: np.ndarray, names, stratify: Any) -> None:
     """Refuse an integer ``cv`` larger than every task's count ``m_t`` (its rows; its rarest
     class's when stratified): no task could be split into cv folds, as ``KFold`` refuses
     ``n_splits > n_samples``. (With some task reaching cv, the smaller ones get the fold
@@ -46,7 +51,7 @@ def _too_many_folds(cv: int, m_t: np.ndarray, names, stratify: bool) -> None:
     if len(m_t) == 0 or int(m_t.max()) >= cv:
         return
     t, big = int(np.argmin(m_t)), int(m_t.max())
-    of = " of its rarest class" if stratify else ""
+    of = " of its rarest class" if np.any(stratify) else ""
     raise ValueError(
         f"cv={cv} is larger than every task's number of samples{of}: the smallest, task "
         f"{names(t)}, has {int(m_t[t])} and the largest has {big}, so no task can be split "
@@ -120,7 +125,7 @@ def _warn_small(cv: int, small: list[tuple[str, str, int]], n_small: int | None 
         UserWarning, stacklevel=stacklevel)
 
 
-def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify: bool,
+def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify: Any,
                     random_state: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """Folds inside every task, the fold rule applied to an integer ``cv``."""
     if isinstance(cv, Integral) and groups is None:
@@ -130,7 +135,7 @@ def _per_task_folds(data: TaskData, cv: Any, groups: np.ndarray | None, stratify
     per_task = []
     for t in range(T):  # a splitter object: applied to each task's rows in turn
         a, b = data.indptr[t], data.indptr[t + 1]
-        labels = as_labels(data.raw_y[a:b]) if stratify else None
+        labels = as_labels(data.raw_y[a:b]) if _stratified(stratify, t) else None
         g = None if groups is None else groups[a:b]
         split = _splitter(cv, b - a, labels, g, seeds[t], task_name(data, t))
         try:
@@ -178,7 +183,7 @@ def _rank_in_group(group: np.ndarray, key: np.ndarray | None) -> tuple[np.ndarra
     return rank, size
 
 
-def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
+def _vectorized_folds(data: TaskData, cv: int, stratify: Any,
                       random_state: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     """K-fold inside every task for an integer ``cv``, all tasks at once (no loop over tasks).
 
@@ -203,13 +208,16 @@ def _vectorized_folds(data: TaskData, cv: int, stratify: bool,
     small = np.flatnonzero(m_t < cv)
     if len(small) == T and not np.any(K_t):
         t = int(small[0])
-        raise ValueError(f"cv={cv}: no task has 2 samples{' of each class' if stratify else ''} "
+        raise ValueError(f"cv={cv}: no task has 2 samples"
+                         f"{' of each class' if np.any(stratify) else ''} "
                          f"to validate on (task {task_name(data, t)} has "
-                         f"{_fold_count_why(data, t, m_t[t], stratify)}); cross-validation "
+                         f"{_fold_count_why(data, t, m_t[t], _stratified(stratify, t))}); "
+                         "cross-validation "
                          "needs them in some task.")
     _too_many_folds(cv, m_t, lambda t: task_name(data, t), stratify)
     if len(small):
-        _warn_small(cv, [(task_name(data, t), _fold_count_why(data, t, m_t[t], stratify),
+        _warn_small(cv, [(task_name(data, t),
+                          _fold_count_why(data, t, m_t[t], _stratified(stratify, t)),
                           int(K_t[t])) for t in small[:5]], len(small), stacklevel=5)
     pairs = []
     for k in range(cv):  # fold k validates part k mod K_t of every task with K_t > 0
@@ -240,7 +248,7 @@ def fold_keys(seed: int | None, n: int, offset: int = 0) -> np.ndarray | None:
     return np.random.Generator(bits).random(n)
 
 
-def fold_parts(data: TaskData, cv: int, stratify: bool, key: np.ndarray | None
+def fold_parts(data: TaskData, cv: int, stratify: Any, key: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The fold rule on every task at once (see :func:`_vectorized_folds`): the part of every
     row, the parts ``K_t`` of its task (per row), and per task the count ``m_t`` the rule
@@ -248,8 +256,10 @@ def fold_parts(data: TaskData, cv: int, stratify: bool, key: np.ndarray | None
     T = data.n_tasks
     task = data.task_of
     n_t = np.diff(data.indptr).astype(np.int64)
-    if stratify:
+    if np.any(stratify):
         codes = _class_codes(data)
+        if np.ndim(stratify):  # the tasks not stratified: one class each (plain K-fold)
+            codes = np.where(np.asarray(stratify, dtype=bool)[task], codes, 0)
         # groups (task, class), numbered by task then first appearance of the class
         pair = task * (int(codes.max()) + 1 if len(codes) else 1) + codes
         uniq, first, inv = np.unique(pair, return_index=True, return_inverse=True)
@@ -268,7 +278,7 @@ def fold_parts(data: TaskData, cv: int, stratify: bool, key: np.ndarray | None
         m_t = n_t
     K_t = np.where(m_t >= cv, cv, np.where(m_t >= 2, m_t, 0))
     K_row = K_t[task]
-    if stratify:
+    if np.any(stratify):
         # class c of task t starts at position off (its earlier classes' rows): part i gets
         # q + [(i - off) mod K < rem] of its rows (q, rem = divmod(size, K)), taken in order
         g_K = np.maximum(K_t[g_task], 1)
@@ -349,7 +359,7 @@ def task_folds(
     cv: Any = 5,
     *,
     groups: np.ndarray | None = None,
-    stratify: bool = False,
+    stratify: bool | np.ndarray = False,
     random_state: Any = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cross-validation folds that split the rows inside every task.
@@ -389,8 +399,10 @@ def task_folds(
         Group of each flat observation (in flat order). With an integer ``cv`` the groups are
         dealt to K folds once for all tasks (``GroupKFold``), so a group that appears in
         several tasks (a patient, a user) is on one side of a fold in all of them.
-    stratify : bool, default=False
-        Keep the class proportions of each task in every fold (classification).
+    stratify : bool or array-like of bool of shape (T,), default=False
+        Keep the class proportions of each task in every fold (classification); one bool
+        per task stratifies those tasks only (the binary tasks of a fit with one loss per
+        task), the others are split as without it.
     random_state : int, RandomState or None, default=None
         Seeds the shuffling of every task's rows (None: contiguous folds, unshuffled).
 
@@ -435,8 +447,14 @@ def task_folds(
     [2, 3, 7, 8, 9] [2, 3]
     """
     cv = _check_cv(cv)
+    if np.ndim(stratify):
+        stratify = np.asarray(stratify, dtype=bool).ravel()
+        if len(stratify) != data.n_tasks:
+            raise ValueError(f"stratify: give one bool per task ({data.n_tasks}); got "
+                             f"{len(stratify)}.")
+        stratify = bool(stratify[0]) if stratify.all() or not stratify.any() else stratify
     if not data.rows_local:
-        return _block_folds(data, cv, groups, stratify, random_state)
+        return _block_folds(data, cv, groups, bool(np.any(stratify)), random_state)
     T = data.n_tasks
     if data.shared:
         n = data.indptr[1]
@@ -444,11 +462,12 @@ def task_folds(
             pairs = _check_explicit(list(cv), n)
         else:
             labels = None
-            if stratify:  # the task whose rarest class is rarest drives the strata
+            if np.any(stratify):  # the task whose rarest class is rarest drives the strata
                 obs = data.observed
                 best, labels = np.inf, None
                 for t in range(T):
-                    if obs is not None and not obs[t * n:(t + 1) * n].all():
+                    if not _stratified(stratify, t) or (
+                            obs is not None and not obs[t * n:(t + 1) * n].all()):
                         continue
                     lab = as_labels(data.raw_y[t * n:(t + 1) * n])
                     m = np.unique(lab, return_counts=True)[1].min()

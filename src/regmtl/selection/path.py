@@ -8,6 +8,7 @@ are computed once for the whole path.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..datafits import Datafit
 from ..penalties import Penalty, make_penalty
-from ..problem import make_data, make_datafit
+from ..problem import apply_offset, check_loss_targets, make_data, make_datafit
 from ..solvers import reference, solve
 from ..solvers.certificates import Reference
 from ..solvers.moments import feature_moments
@@ -145,16 +146,18 @@ def alpha_scale(data: TaskData, datafit: Datafit, fit_intercept: bool = True) ->
 
     the mean curvature of the data term in one coefficient: ``L_jt`` (features centered per
     task when intercepts are fitted) times the loss curvature ``kappa`` (1 squared, 1/4
-    logistic). A quadratic penalty ``alpha/2 w^T K w`` with ``alpha = s`` weighs as much as
-    the data in an average direction, so ``alpha >> s`` enforces the penalty's structure
-    (pooling for ``"mean"``) and ``alpha << s`` leaves the tasks nearly independent.
+    logistic; at the intercept-only fit for the losses without a bound,
+    ``regmtl.selection.path.loss_curvature``). A quadratic penalty ``alpha/2 w^T K w`` with
+    ``alpha = s`` weighs as much as the data in an average direction, so ``alpha >> s``
+    enforces the penalty's structure (pooling for ``"mean"``) and ``alpha << s`` leaves the
+    tasks nearly independent.
 
     Parameters
     ----------
     data : TaskData
         The problem (:func:`~regmtl.as_task_data`).
     datafit : Datafit
-        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+        The loss (any registered loss, or one per task).
     fit_intercept : bool, default=True
         Whether the features are centered per task.
 
@@ -187,11 +190,43 @@ def alpha_scale(data: TaskData, datafit: Datafit, fit_intercept: bool = True) ->
     True
     """
     _, L = feature_moments(data, data.c, fit_intercept)
-    s = float(datafit.curvature * np.mean(L))
+    s = float(loss_curvature(data, datafit, fit_intercept) * np.mean(L))
     if not np.isfinite(s) or s <= 0:
         raise ValueError("X has no variation within any task (every centered column is zero): "
                          "no alpha grid can be derived; pass alphas=[...].")
     return s
+
+
+def loss_curvature(data: TaskData, datafit: Datafit, fit_intercept: bool = True) -> float:
+    r"""The loss's curvature :math:`\kappa` in :func:`alpha_scale`: its declared bound
+    (``curvature``: 1 squared and Huber, 1/4 logistic) where it has one; otherwise (the
+    log-link losses, one loss per task) the mean of ``l''`` at the intercept-only fit,
+    :math:`\sum_r c_r \ell''(y_r, f_{0r}) / \sum_r c_r` (the mean count for the Poisson
+    loss, 1 for the Gamma loss); 1 where that is not positive (the pinball loss, piecewise
+    linear).
+
+    Parameters
+    ----------
+    data : TaskData
+        The problem.
+    datafit : Datafit
+        The loss.
+    fit_intercept : bool, default=True
+        Whether the intercepts are fitted at the reference point.
+
+    Returns
+    -------
+    float
+        :math:`\kappa > 0`.
+    """
+    if np.isfinite(datafit.curvature):
+        return float(datafit.curvature)
+    f0 = reference(data, datafit, fit_intercept).f0
+    bound = datafit.bind(data)
+    h = data.c * bound.hessian(data.y, f0)
+    total = float(np.sum(data.c))
+    kappa = float(np.sum(h)) / total if total > 0 else 0.0
+    return kappa if np.isfinite(kappa) and kappa > 0 else 1.0
 
 
 def path_alphas(
@@ -215,7 +250,7 @@ def path_alphas(
     data : TaskData
         The problem (:func:`~regmtl.as_task_data`).
     datafit : Datafit
-        The loss, :class:`~regmtl.Quadratic` or :class:`~regmtl.Logistic`.
+        The loss (any registered loss, or one per task).
     penalty : Penalty
         The penalty object.
     ref : Reference
@@ -304,7 +339,7 @@ def regularization_path(
     task: Any = None,
     *,
     penalty: str | Penalty = "l21",
-    loss: str = "squared",
+    loss: Any = "squared",
     alphas: int | Any = 30,
     eps: float | None = None,
     fit_intercept: bool = True,
@@ -315,6 +350,7 @@ def regularization_path(
     max_iter: int = 1000,
     solver_options: dict | None = None,
     verbose: int = 0,
+    offset: Any = None,
 ) -> RegularizationPath:
     """Warm-started solutions of the multi-task objective along a grid of ``alpha``.
 
@@ -335,8 +371,10 @@ def regularization_path(
         Task id of every row (long form), or the name of a column of a DataFrame ``X``.
     penalty : str or Penalty, default="l21"
         The penalty's name or object.
-    loss : {"squared", "logistic"}, default="squared"
-        The data term.
+    loss : str, Datafit or list of them, default="squared"
+        The data term, as the estimators' ``loss=``: ``"squared"``, ``"logistic"``,
+        ``"poisson"``, ``"gamma"``, ``"huber"``, ``"quantile"``, a loss object
+        (``regmtl.Huber(2.0)``, ``regmtl.Quantile(0.9)``), or a list with one per task.
     alphas : int or array-like, default=30
         An integer gives a geometric grid of that size (see
         :func:`~regmtl.selection.path_alphas`: from :func:`~regmtl.alpha_max` down to
@@ -361,6 +399,10 @@ def regularization_path(
         Options of block coordinate descent, as for the estimators.
     verbose : int, default=0
         Print the solver's progress when > 0.
+    offset : array-like, or list of them, optional
+        A fixed term of each row's linear predictor (the log exposure of a count), given as
+        ``sample_weight`` is; the losses that take one are listed by
+        ``MultiTaskRegressor.fit``.
 
     Returns
     -------
@@ -396,6 +438,11 @@ def regularization_path(
                      task_weight=task_weight, penalty=pen)
     p, T = data.n_features, data.n_tasks
     pen.check(p, T)
+    if data.rows_local and not isinstance(X, TaskData):  # (a TaskData comes checked)
+        check_loss_targets(data, datafit.bind(data))
+    if offset is not None:  # (on a copy: a TaskData given is left as it is)
+        data = dataclasses.replace(data, _cache={})
+        apply_offset(data, datafit.bind(data), offset)
     if fit_intercept:  # columns far from zero: solved on them shifted, exactly
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)

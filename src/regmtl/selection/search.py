@@ -10,6 +10,7 @@ choice does not depend on the number of jobs or the backend.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 import warnings
@@ -25,10 +26,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..datafits import LOSSES, Datafit
-from ..datafits.base import default_loss
+from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
+from ..inputs import flat_rows
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
+from ..problem import check_loss_targets, encode_targets
 from ..solvers import SOLVERS, reference
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
@@ -51,7 +53,7 @@ def _path_kwargs(est: _MultiTaskCV) -> dict:
                 max_iter=est.max_iter, solver_options=est.solver_options)
 
 
-def _quiet_path(data: TaskData, loss: str, penalty: Penalty, alphas: np.ndarray,
+def _quiet_path(data: TaskData, loss: Any, penalty: Penalty, alphas: np.ndarray,
                 kwargs: dict):
     """A path with its convergence warnings counted instead of shown (one summary later)."""
     with warnings.catch_warnings():
@@ -59,23 +61,33 @@ def _quiet_path(data: TaskData, loss: str, penalty: Penalty, alphas: np.ndarray,
         return regularization_path(data, penalty=penalty, loss=loss, alphas=alphas, **kwargs)
 
 
-def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: str,
+def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: Datafit,
               penalty: Penalty, alphas: np.ndarray, task_weight: Any, scorer: TaskScorer,
-              kwargs: dict):
-    """Per-task validation scores (n_alphas, T) of one fold's path, and its facts."""
+              kwargs: dict, offset: np.ndarray | None = None):
+    """Per-task validation scores (n_alphas, T) of one fold's path, and its facts. Each
+    task keeps its loss (a loss per task is bound to the fold's rows by the solvers; its
+    binary tasks' labels encoded in the training part as on all the data); ``offset`` (per
+    flat row) is folded into the training part and added to the validation scores."""
     t0 = time.perf_counter()
     train_idx, val_idx = fold
-    train = take(data, train_idx, task_weight, encode=LOSSES[loss].kind == "binary")
+    train = take(data, train_idx, task_weight, encode=loss.kind == "binary")
+    if loss.kind == "mixed":
+        encode_targets(train, loss)
+    if offset is not None:
+        train.y, train.c = loss.bind(train).with_offset(train.y, train.c, offset[train_idx])
     val = take(data, val_idx, fit=False)
     path = _quiet_path(train, loss, penalty, alphas, kwargs)
-    scores = scorer.path_scores(val, path.coefs, path.intercepts)
+    scores = scorer.path_scores(val, path.coefs, path.intercepts,
+                                None if offset is None else offset[val_idx])
     return scores, path.n_active, ~path.converged, path.certificates, time.perf_counter() - t0
 
 
 def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: np.ndarray,
-                   criterion: str, kwargs: dict, seed: int = 0):
+                   criterion: str, kwargs: dict, seed: int = 0, like: tuple | None = None):
+    """AIC/BIC along one path; ``like``: (the problem with its own targets, the offset) of
+    the likelihood where an offset was folded into ``data``."""
     t0 = time.perf_counter()
-    path = _quiet_path(data, datafit.name, penalty, alphas, kwargs)
+    path = _quiet_path(data, datafit, penalty, alphas, kwargs)
     rows = []
     n_obs = float(observed_weights(data).sum())
     for k, alpha in enumerate(alphas):
@@ -84,7 +96,9 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
         df, df_std = degrees_of_freedom(data, datafit, penalty, float(alpha), W, b,
                                         path.structure[k], fi, tol=kwargs["tol"],
                                         random_state=seed + k, return_std=True)
-        neg2 = neg2_log_likelihood(data, datafit, data.linear(W, b if fi else None))
+        f = data.linear(W, b if fi else None)
+        neg2 = (neg2_log_likelihood(data, datafit, f) if like is None else
+                neg2_log_likelihood(like[0], datafit, f + like[1]))
         rows.append((df, df_std, neg2, information_criterion(criterion, neg2, df, n_obs)))
     return (np.array(rows), path.n_active, ~path.converged, path.certificates,
             time.perf_counter() - t0)
@@ -213,12 +227,17 @@ class _MultiTaskCV(BaseEstimator):
             penalty=penalty, alpha=alpha, fit_intercept=self.fit_intercept,
             task_weight=self.task_weight, solver=self.solver, tol=self.tol,
             max_iter=self.max_iter, verbose=self.verbose, solver_options=self.solver_options,
+            **self._loss_params(),
         )
+
+    def _loss_params(self) -> dict:
+        """The base estimator's loss parameter (the regressor's ``loss``)."""
+        return {}
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
-            groups: Any = None):
+            groups: Any = None, offset: Any = None):
         """Choose the penalty's parameters on ``(X, y)`` and refit on all of it.
 
         Parameters
@@ -235,6 +254,10 @@ class _MultiTaskCV(BaseEstimator):
             A group label per row (a list of arrays per task for the lists form): rows of one
             group never fall on both sides of a fold (``GroupKFold``, the same groups in
             every task).
+        offset : array-like, or list or dict of them, optional
+            A fixed term of each row's linear predictor (the log exposure of a count), as
+            for the base estimator's ``fit``: folded into every training fold, added to the
+            validation scores, and passed to the refit (in-memory input).
 
         Returns
         -------
@@ -254,6 +277,9 @@ class _MultiTaskCV(BaseEstimator):
         probe._prepare_targets(data)
         datafit = probe._datafit()
         distributed = not data.rows_local
+        if not distributed:
+            check_loss_targets(data, datafit.bind(data))
+        fit_data, o_flat = self._with_offset(data, datafit, offset)
         if distributed and self.criterion != "cv":
             raise ValueError(f"criterion={self.criterion!r} is not available on Dask input "
                              "(its degrees of freedom need the rows in one place); use "
@@ -269,18 +295,24 @@ class _MultiTaskCV(BaseEstimator):
         folds = None
         if self.criterion == "cv" and not loo:  # before the grid: too few rows is the error
             g_flat = None if groups is None else flat_groups(data, groups)
-            folds = task_folds(data, self.cv, groups=g_flat, stratify=self._kind == "binary",
+            folds = task_folds(data, self.cv, groups=g_flat,
+                               stratify=self._strata(datafit, data),
                                random_state=self.random_state)
-        ref = reference(data, datafit, self.fit_intercept)
-        grids = [path_alphas(data, datafit, pen, ref, self.alphas, self.eps,
+        if self.criterion != "cv":  # a loss with no likelihood is refused before any work
+            datafit.bind(data).neg2_log_likelihood(data, data.row_zeros(),
+                                                   observed_weights(data))
+        ref = reference(fit_data, datafit, self.fit_intercept)
+        grids = [path_alphas(fit_data, datafit, pen, ref, self.alphas, self.eps,
                              self.fit_intercept) for _, pen in candidates]
         kwargs = _path_kwargs(self)
         if loo:
-            results = self._leave_one_out(data, candidates, grids)
+            results = self._leave_one_out(fit_data, candidates, grids)
         elif self.criterion == "cv":
-            results = self._cross_validate(data, folds, candidates, grids, kwargs)
+            results = self._cross_validate(data, folds, candidates, grids, kwargs, datafit,
+                                           o_flat)
         else:
-            results = self._information(data, datafit, candidates, grids, kwargs)
+            results = self._information(fit_data, datafit, candidates, grids, kwargs,
+                                        None if o_flat is None else (data, o_flat))
         self.cv_results_ = results
         self.best_index_ = self._best_index(results)
         best = results.iloc[self.best_index_]
@@ -308,7 +340,9 @@ class _MultiTaskCV(BaseEstimator):
                 best._input_facts(data)
                 self.best_estimator_ = best._fit_data(data)
             else:
-                self.best_estimator_ = best.fit(X, y, task=task, sample_weight=sample_weight)
+                extra = {} if offset is None else {"offset": offset}
+                self.best_estimator_ = best.fit(X, y, task=task, sample_weight=sample_weight,
+                                                **extra)
             self.refit_time_ = time.perf_counter() - t0
             for attr in ("coef_", "intercept_", "n_features_in_", "feature_names_in_",
                          "classes_", "n_iter_", "dual_gap_", "kkt_residual_"):
@@ -319,6 +353,28 @@ class _MultiTaskCV(BaseEstimator):
             if hasattr(probe, "classes_"):
                 self.classes_ = probe.classes_
         return self
+
+    def _strata(self, datafit: Datafit, data: TaskData) -> bool | np.ndarray:
+        """Which tasks the folds stratify: all for a classifier, the binary tasks of a fit
+        with one loss per task."""
+        if datafit.kind != "mixed":
+            return self._kind == "binary"
+        return np.array([loss.kind == "binary" for loss in datafit.task_losses(data)])
+
+    @staticmethod
+    def _with_offset(data: TaskData, datafit: Datafit,
+                     offset: Any) -> tuple[TaskData, np.ndarray | None]:
+        """(the problem with ``offset`` folded into its targets and row weights, the offset
+        per flat row); ``(data, None)`` without one."""
+        if offset is None:
+            return data, None
+        if not data.rows_local:
+            raise ValueError("offset= is taken by fits in memory; on Dask input add the "
+                             "offset to the targets' model yourself.")
+        o_flat = np.asarray(flat_rows(data, offset, "offset"), dtype=np.float64)
+        fit_data = dataclasses.replace(data, _cache={})
+        fit_data.y, fit_data.c = datafit.bind(data).with_offset(data.y, data.c, o_flat)
+        return fit_data, o_flat
 
     def _run(self, jobs: list, desc: str, distributed: bool = False) -> list:
         # on task blocks every fit already runs on the cluster: the jobs run here in turn
@@ -341,12 +397,12 @@ class _MultiTaskCV(BaseEstimator):
                 f"largest relative certificate reached: {worst:.2e}); raise max_iter or "
                 "loosen tol.", ConvergenceWarning, stacklevel=3)
 
-    def _cross_validate(self, data, folds, candidates, grids, kwargs) -> pd.DataFrame:
+    def _cross_validate(self, data, folds, candidates, grids, kwargs, datafit,
+                        offset=None) -> pd.DataFrame:
         self.n_splits_ = len(folds)
-        scorer = TaskScorer(self.scoring, self._kind)
-        loss = default_loss(self._kind)
-        jobs = [delayed(_fold_job)(data, folds[k], loss, pen, grids[g], self.task_weight,
-                                   scorer, kwargs)
+        scorer = TaskScorer(self.scoring, self._kind, datafit)
+        jobs = [delayed(_fold_job)(data, folds[k], datafit, pen, grids[g], self.task_weight,
+                                   scorer, kwargs, offset)
                 for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
         results = self._run(jobs, "cross-validation", not data.rows_local)
         self._warn_unconverged(results)
@@ -413,10 +469,11 @@ class _MultiTaskCV(BaseEstimator):
         # a plain ridge only (not a sign-constrained one: its leave-one-out is not linear)
         ridge = all(separable_over_tasks(p) and p.ridge_strength(1.0) is not None
                     for _, p in candidates)
-        if self._kind != "regression" or not ridge:
+        if self._kind != "regression" or not ridge or not make_loss(
+                self._loss_params().get("loss", "squared")).quadratic:
             raise ValueError("cv='loo' is the efficient leave-one-out of ridge: it needs the "
-                             "regressor with penalty='l2'. Use an integer number of folds "
-                             "for other models.")
+                             "regressor with penalty='l2' (and the squared loss). Use an "
+                             "integer number of folds for other models.")
         if self.criterion != "cv" or self.one_se or distributed or groups is not None:
             raise ValueError("cv='loo' takes criterion='cv', one_se=False, no groups and "
                              "in-memory input; give cv an integer number of folds otherwise.")
@@ -483,7 +540,8 @@ class _MultiTaskCV(BaseEstimator):
                 best = (score, g, np.asarray(grids[g], dtype=np.float64)[pick])
         return best[1], best[2], best[0]
 
-    def _information(self, data, datafit, candidates, grids, kwargs) -> pd.DataFrame:
+    def _information(self, data, datafit, candidates, grids, kwargs,
+                     like=None) -> pd.DataFrame:
         """AIC/BIC of every candidate; what tiny tasks make undefined is refused or left out.
 
         The Gaussian likelihood profiles one noise variance per task, ``RSS_t / m_t``. A
@@ -499,12 +557,17 @@ class _MultiTaskCV(BaseEstimator):
         self.n_splits_ = 0
         obs = np.ones(data.n_obs) if data.observed is None else data.observed.astype(float)
         task_rows = np.bincount(data.task_of, weights=obs, minlength=data.n_tasks)
-        if datafit.kind == "regression" and self.fit_intercept and (task_rows < 2).any():
+        # a likelihood that profiles a scale per task (the Gaussian's noise variance, the
+        # Gamma's dispersion) is unbounded on a task its intercept fits exactly
+        scaled = datafit.quadratic or getattr(datafit, "profiles_scale", False)
+        if scaled and self.fit_intercept and (task_rows < 2).any():
             t = int(np.argmin(task_rows))
+            what = "noise variance" if datafit.quadratic else "dispersion"
+            model = "Gaussian" if datafit.quadratic else datafit.name.capitalize()
             raise ValueError(
                 f"criterion={self.criterion!r}: task {task_name(data, t)} has {int(task_rows[t])} "
-                "observed row; its intercept fits it exactly at every alpha, so its noise "
-                "variance is 0 and the Gaussian likelihood is unbounded. Use criterion='cv' "
+                f"observed row; its intercept fits it exactly at every alpha, so its {what} "
+                f"is 0 and the {model} likelihood is unbounded. Use criterion='cv' "
                 "(the task then trains in every fold, unscored), or remove the task.")
         seed = self.random_state
         if seed is None:
@@ -512,7 +575,7 @@ class _MultiTaskCV(BaseEstimator):
         elif not isinstance(seed, Integral):
             seed = int(check_random_state(seed).randint(2**31 - 1))
         jobs = [delayed(_criterion_job)(data, datafit, pen, grids[g], self.criterion, kwargs,
-                                        int(seed) + 100_003 * g)
+                                        int(seed) + 100_003 * g, like)
                 for g, (_, pen) in enumerate(candidates)]
         results = self._run(jobs, self.criterion.upper())
         self._warn_unconverged(results)
@@ -571,7 +634,7 @@ class _MultiTaskCV(BaseEstimator):
                                  "refit=True or fit a model with best_params_.")
         return self.best_estimator_
 
-    def predict(self, X: Any, task: Any = None) -> Any:
+    def predict(self, X: Any, task: Any = None, offset: Any = None) -> Any:
         """Predictions of the refitted model, in the form of ``X``.
 
         Parameters
@@ -580,6 +643,9 @@ class _MultiTaskCV(BaseEstimator):
             Designs, in any input form of the base estimator.
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row (long form).
+        offset : array-like, or list or dict of them, optional
+            The offset of each row's linear predictor (the regressor's losses that take
+            one, as in ``fit``).
 
         Returns
         -------
@@ -591,9 +657,11 @@ class _MultiTaskCV(BaseEstimator):
         AttributeError
             With ``refit=False`` (no model was fitted on all the data).
         """
-        return self._fitted().predict(X, task=task)
+        extra = {} if offset is None else {"offset": offset}
+        return self._fitted().predict(X, task=task, **extra)
 
-    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
+    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None,
+              offset: Any = None) -> float:
         """The refitted model's score, averaged over tasks.
 
         Parameters
@@ -606,14 +674,17 @@ class _MultiTaskCV(BaseEstimator):
             Task id of every row (long form).
         sample_weight : array-like, or list of them, optional
             One weight per row.
+        offset : array-like, or list or dict of them, optional
+            The offset of each row's linear predictor (as in ``fit``).
 
         Returns
         -------
         float
-            The mean over tasks of each task's R^2 (regression) or accuracy
-            (classification).
+            The mean over tasks of each task's R^2 (the squared loss; D^2, the deviance
+            explained, for the regressor's other losses) or accuracy (classification).
         """
-        return self._fitted().score(X, y, task=task, sample_weight=sample_weight)
+        extra = {} if offset is None else {"offset": offset}
+        return self._fitted().score(X, y, task=task, sample_weight=sample_weight, **extra)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -650,12 +721,20 @@ _DOC_PARAMS = r"""
         :func:`~regmtl.selection.loo.ridge_loo_scores`).
     criterion : {"cv", "aic", "bic"}, default="cv"
         Cross-validation, or an information criterion on one path over all the data (its
-        degrees of freedom: :func:`~regmtl.selection.degrees_of_freedom`).
+        degrees of freedom: :func:`~regmtl.selection.degrees_of_freedom`). A criterion
+        needs a likelihood: the squared, logistic, Poisson and Gamma losses (the
+        Gaussian's variance and the Gamma's shape profiled per task); the Huber and
+        quantile losses and a loss per task are refused (choose by cross-validation).
     scoring : str or callable, optional
         Validation score, averaged over tasks, greater is better. Default
-        ``"neg_mean_squared_error"`` (regression) or ``"neg_log_loss"`` (classification).
-        Any scikit-learn scorer name, or a callable ``scorer(estimator, X_t, y_t)`` called
-        on each task.
+        ``"neg_mean_squared_error"`` (the squared loss), ``"neg_log_loss"``
+        (classification), and for the regressor's other losses ``"neg_mean_deviance"``:
+        minus each task's mean unit deviance of its loss (``Datafit.deviance``: the mean
+        Poisson or Gamma deviance, as ``sklearn.metrics.mean_poisson_deviance``; twice the
+        mean Huber or pinball loss; twice the log-loss of a binary task of a fit with one
+        loss per task). Any scikit-learn scorer name (regression scores read the
+        predictions, ``exp`` of the scores for the log-link losses), or a callable
+        ``scorer(estimator, X_t, y_t)`` called on each task.
     one_se : bool, default=False
         Take the largest alpha whose mean score is within one standard error of the best
         (cross-validation only): the sample standard deviation of the fold scores
@@ -693,6 +772,15 @@ _DOC_PARAMS = r"""
         Show a progress bar over the paths (tqdm, notebook-aware).
     verbose : int, default=0
         Verbosity of joblib (above 1) and of the solvers.
+"""
+
+_ALPHAS_DOC = "    alphas : int or array-like, default=30\n"
+_LOSS_DOC = r"""    loss : str, Datafit or list of them, default="squared"
+        The base estimator's loss: ``"squared"``, ``"poisson"``, ``"gamma"``, ``"huber"``,
+        ``"quantile"``, a loss object (``regmtl.Huber(2.0)``, ``regmtl.Quantile(0.9)``), or
+        a list with one per task (``["logistic", "poisson", "squared"]``). Every fold fits
+        it (each task with its own loss) and, by default, scores each task by its loss's
+        deviance.
 """
 
 _DOC_ATTRS = r"""
@@ -758,7 +846,7 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
     ``criterion="aic"`` or ``"bic"`` one path on all the data is scored instead, with the
     degrees of freedom of the penalty. Paths run in parallel with ``n_jobs``; the folds are
     drawn from ``random_state`` before, so the choice does not depend on the number of jobs.
-""" + _DOC_PARAMS + _DOC_ATTRS + r"""
+""" + _DOC_PARAMS.replace(_ALPHAS_DOC, _LOSS_DOC + _ALPHAS_DOC, 1) + _DOC_ATTRS + r"""
     See Also
     --------
     regmtl.MultiTaskRegressor : The model at a given ``alpha``.
@@ -789,6 +877,52 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
     _estimator_class = MultiTaskRegressor
     _kind = "regression"
     score = _MultiTaskCV.score  # not RegressorMixin's, which knows neither lists nor task ids
+
+    _parameter_constraints: dict = {
+        **_MultiTaskCV._parameter_constraints,
+        "loss": MultiTaskRegressor._parameter_constraints["loss"],
+    }
+    # the offset travels with the rows as the task ids do (as for the base estimator)
+    __metadata_request__fit = {"task": True, "offset": True}
+    __metadata_request__predict = {"task": True, "offset": True}
+    __metadata_request__score = {"task": True, "offset": True}
+
+    def __init__(
+        self,
+        penalty: str | Penalty = "l21",
+        *,
+        loss: Any = "squared",
+        alphas: int | Any = 30,
+        eps: float | None = None,
+        penalty_grid: dict | None = None,
+        cv: Any = 5,
+        criterion: str = "cv",
+        scoring: Any = None,
+        one_se: bool = False,
+        alpha_per_task: bool = False,
+        refit: bool = True,
+        fit_intercept: bool = True,
+        task_weight: Any = "equal",
+        solver: str = "auto",
+        tol: float = 1e-4,
+        max_iter: int = 1000,
+        solver_options: dict | None = None,
+        n_jobs: int | None = None,
+        random_state: Any = 0,
+        progress: bool = False,
+        verbose: int = 0,
+    ):
+        super().__init__(
+            penalty, alphas=alphas, eps=eps, penalty_grid=penalty_grid, cv=cv,
+            criterion=criterion, scoring=scoring, one_se=one_se,
+            alpha_per_task=alpha_per_task, refit=refit, fit_intercept=fit_intercept,
+            task_weight=task_weight, solver=solver, tol=tol, max_iter=max_iter,
+            solver_options=solver_options, n_jobs=n_jobs, random_state=random_state,
+            progress=progress, verbose=verbose)
+        self.loss = loss
+
+    def _loss_params(self) -> dict:
+        return {"loss": self.loss}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
