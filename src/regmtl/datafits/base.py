@@ -90,6 +90,9 @@ class Datafit:
     #: whether the loss couples several scores of a row (multinomial): it fits its own
     #: intercepts (``fit_intercepts(y, c, S, b, max_newton, rtol)``)
     coupled: bool = False
+    #: whether its likelihood profiles out a scale per task (the Gaussian variance, the Gamma
+    #: shape): AIC/BIC then refuse tasks of one row
+    profiles_scale: bool = False
     name: str = ""
     #: the kind of task it fits: ``"regression"`` (numeric targets) or ``"binary"`` (two
     #: labels per task, encoded -1/+1 before the fit)

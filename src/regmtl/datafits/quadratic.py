@@ -38,6 +38,7 @@ class Quadratic(Datafit):
 
     code = 0
     quadratic = True
+    profiles_scale = True
     curvature = 1.0
     dual_strong_concavity = 1.0
     name = "squared"

@@ -559,7 +559,7 @@ class _MultiTaskCV(BaseEstimator):
         task_rows = np.bincount(data.task_of, weights=obs, minlength=data.n_tasks)
         # a likelihood that profiles a scale per task (the Gaussian's noise variance, the
         # Gamma's dispersion) is unbounded on a task its intercept fits exactly
-        scaled = datafit.quadratic or getattr(datafit, "profiles_scale", False)
+        scaled = datafit.profiles_scale
         if scaled and self.fit_intercept and (task_rows < 2).any():
             t = int(np.argmin(task_rows))
             what = "noise variance" if datafit.quadratic else "dispersion"
