@@ -449,9 +449,9 @@ def _fit_with_offset(est: Any, bunch: Any, ys: list, offsets: list, feature_name
 def _training_score(fitted: Any, bunch: Any, ys: list, offsets: Any) -> tuple[str, float]:
     """(what, value) of the fit's score on its training rows: R^2 for the squared loss,
     deviance explained D^2 for the other regression losses, accuracy for a classifier."""
-    from .report import score_name
-
     import pandas as pd
+
+    from .report import score_name
 
     tasks = list(bunch.task_names)
     columns = list(getattr(fitted, "feature_names_in_", range(bunch.X[0].shape[1])))
