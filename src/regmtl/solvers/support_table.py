@@ -1,7 +1,7 @@
 r"""Which loss fits with which penalty, by which solver, certified how: read from the code.
 
-For every registered loss (:data:`regmtl.datafits.LOSSES`, and a loss per task) and every
-penalty (:data:`regmtl.penalties.PENALTY_CLASSES`), :func:`support_entries` asks the solver
+For every registered loss (``regmtl.datafits.LOSSES``, and a loss per task) and every
+penalty (``regmtl.penalties.PENALTY_CLASSES``), :func:`support_entries` asks the solver
 table (:func:`~regmtl.solvers.policy.choose_row`) which row ``solver="auto"`` runs on two
 small problems held in memory: tall tasks (more rows than features) and wide ones. The
 certificate is read from the declarations :func:`~regmtl.solvers.certify` reads: a duality gap
@@ -82,14 +82,14 @@ def _certificate(loss: Datafit, penalty: Penalty) -> str:
 
 
 def support_entries() -> list[SupportEntry]:
-    """Every registered loss, and a loss per task (:data:`MIXED_EXAMPLE`), with every
-    penalty: what ``solver="auto"`` runs and how the fit is certified.
+    """Every registered loss, and a loss per task (``MIXED_EXAMPLE``: a click, a count and a
+    rating), with every penalty: what ``solver="auto"`` runs and how the fit is certified.
 
     Returns
     -------
     list of SupportEntry
         One entry per (loss, penalty), losses in registry order then ``"mixed"``,
-        penalties in the order of :data:`~regmtl.penalties.PENALTY_CLASSES`.
+        penalties in the order of ``regmtl.penalties.PENALTY_CLASSES``.
 
     Examples
     --------
@@ -119,7 +119,7 @@ def support_table_rst() -> str:
     """The support table as a reStructuredText list table, one row per penalty and one
     column per loss; each cell holds the solver row on tall tasks (on wide tasks after a
     slash where it differs) and the certificate, or the refusal; then the meaning of each
-    solver row (its ``why`` in :data:`~regmtl.solvers.policy.SOLVER_TABLE`).
+    solver row (its ``why`` in ``regmtl.solvers.policy.SOLVER_TABLE``).
 
     Returns
     -------
