@@ -165,3 +165,17 @@ def test_squared_fit_line_names_its_loss(counts_csv, tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0
     assert re.search(r"; loss squared \(R\^2 0\.\d{4} on the training rows\)", text), text
+
+
+def test_predict_refuses_an_offset_that_is_not_a_number(counts_csv, tmp_path, capsys):
+    rc, out = _fit(counts_csv, tmp_path, "--loss", "poisson", "--offset", "log_exposure")
+    assert rc == 0
+    frame = _counts().astype({"log_exposure": object})
+    frame.loc[5, "log_exposure"] = "n/a"
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    capsys.readouterr()
+    rc = main(["predict", str(out), str(bad), "--task-col", "store", "--offset",
+               "log_exposure"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--offset 'log_exposure': row 5 holds 'n/a', not a finite number" in err

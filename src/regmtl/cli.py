@@ -529,21 +529,22 @@ def _predict_columns(model: Any, frame: Any, names: list, task_col: str,
     predictor)."""
     task = _model_tasks(frame[task_col], model.tasks_)
     X = frame[list(names)]
-    extra = {} if offset is None else {"offset": _offset_values(frame, offset)}
+    extra = {} if offset is None else {"offset": _numbers(frame, offset, "--offset")}
     out = {"prediction": np.asarray(model.predict(X, task=task, **extra))}
     if hasattr(model, "predict_proba"):
         out["probability"] = model.predict_proba(X, task=task)[:, 1]
     return out
 
 
-def _offset_values(frame: Any, column: str) -> np.ndarray:
-    """The ``--offset`` column as finite numbers."""
+def _numbers(frame: Any, column: str, flag: str) -> np.ndarray:
+    """A column of ``frame`` as finite numbers (else a usage error naming the first bad row
+    and the option that named the column)."""
     import pandas as pd
 
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise UsageError(f"--offset {column!r}: row {int(bad[0])} holds "
+        raise UsageError(f"{flag} {column!r}: row {int(bad[0])} holds "
                          f"{frame[column].iloc[int(bad[0])]!r}, not a finite number.")
     return values
 
@@ -578,8 +579,8 @@ def _print_scores(model: Any, frame: Any, prediction: np.ndarray, task_col: str,
         return
     if score_name(model) == "D^2" and names is not None:
         task = _model_tasks(frame[task_col], model.tasks_)
-        extra = {} if offset is None else {"offset": _offset_values(frame, offset)}
-        y = _target_values(frame[target], target)
+        extra = {} if offset is None else {"offset": _numbers(frame, offset, "--offset")}
+        y = _numbers(frame, target, "--target")
         d2 = model.score(frame[list(names)], y, task=task, **extra)
         print(f"deviance explained D^2 (loss {loss_name(model)}, task average): {d2:.4f}")
         if getattr(model, "classes_", None) is not None:
@@ -589,18 +590,6 @@ def _print_scores(model: Any, frame: Any, prediction: np.ndarray, task_col: str,
     print(f"explained variance (all rows): "
           f"{metrics.explained_variance(ys, fs, average='pooled'):.4f}; RMSE (task "
           f"average): {metrics.rmse(ys, fs):.4f}")
-
-
-def _target_values(values: Any, column: str) -> np.ndarray:
-    """A target column as finite numbers (else a usage error naming the first bad row)."""
-    import pandas as pd
-
-    out = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-    bad = np.flatnonzero(~np.isfinite(out))
-    if bad.size:
-        raise UsageError(f"--target {column!r}: row {int(bad[0])} holds "
-                         f"{values.iloc[int(bad[0])]!r}, not a number.")
-    return out
 
 
 def _run_predict(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """Saving and loading fitted models without pickle.
 
 A model file is a compressed NumPy ``.npz`` archive: the arrays of the fitted model plus one JSON
-header that names the class, its parameters, the non-array attributes, the format version and a
-SHA-256 digest of every array. :func:`load` trusts nothing in it. Before it reads any array data
+header that names the class, its parameters (a loss by its registered name and parameters), the
+non-array attributes, the format version and a SHA-256 digest of every array. :func:`load` trusts nothing in it. Before it reads any array data
 it checks the header (the class, and only the attributes that class declares), every array's
 ``.npy`` header (a plain numeric, boolean or fixed-width string dtype; the shape the model's
 numbers of tasks, features and classes imply) and the size every archive member declares; it
