@@ -178,4 +178,4 @@ def test_predict_refuses_an_offset_that_is_not_a_number(counts_csv, tmp_path, ca
     rc = main(["predict", str(out), str(bad), "--task-col", "store", "--offset",
                "log_exposure"])
     err = capsys.readouterr().err
-    assert rc == 2 and "--offset 'log_exposure': row 5 holds 'n/a', not a finite number" in err
+    assert rc == 2 and "--offset 'log_exposure': row 5 holds nan, not a finite number" in err

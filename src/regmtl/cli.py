@@ -545,7 +545,8 @@ def _numbers(frame: Any, column: str, flag: str) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         raise UsageError(f"{flag} {column!r}: row {int(bad[0])} holds "
-                         f"{frame[column].iloc[int(bad[0])]!r}, not a finite number.")
+                         f"{frame[column].iloc[int(bad[0])]}, not a finite number (an empty "
+                         "cell reads as nan).")
     return values
 
 

@@ -1,16 +1,17 @@
 """Saving and loading fitted models without pickle.
 
-A model file is a compressed NumPy ``.npz`` archive: the arrays of the fitted model plus one JSON
-header that names the class, its parameters (a loss by its registered name and parameters), the
-non-array attributes, the format version and a SHA-256 digest of every array. :func:`load` trusts nothing in it. Before it reads any array data
-it checks the header (the class, and only the attributes that class declares), every array's
-``.npy`` header (a plain numeric, boolean or fixed-width string dtype; the shape the model's
-numbers of tasks, features and classes imply) and the size every archive member declares; it
-then reads no more than those sizes and checks the digests. A member that inflates to more than
-``_RATIO`` times its compressed bytes is checked against its digest by streaming (in chunks of
-``_CHUNK`` bytes) before any array is allocated, and each array is read into one buffer of its
-size: a refused file makes :func:`load` allocate about a megabyte, an accepted one its arrays
-once. A path that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
+A model file is a compressed NumPy ``.npz`` archive: the arrays of the fitted model plus one
+JSON header that names the class, its parameters (a loss by its registered name and parameters),
+the non-array attributes, the format version and a SHA-256 digest of every array. :func:`load`
+trusts nothing in it. Before it reads any array data it checks the header (the class, and only
+the attributes that class declares), every array's ``.npy`` header (a plain numeric, boolean or
+fixed-width string dtype; the shape the model's numbers of tasks, features and classes imply)
+and the size every archive member declares; it then reads no more than those sizes and checks
+the digests. A member that inflates to more than ``_RATIO`` times its compressed bytes is
+checked against its digest by streaming (in chunks of ``_CHUNK`` bytes) before any array is
+allocated, and each array is read into one buffer of its size: a refused file makes :func:`load`
+allocate about a megabyte, an accepted one its arrays once. A path that is not a regular file
+(``/dev/zero``, a FIFO) is refused before it is read.
 Every refusal is a ``ValueError`` that names the file.
 
 :func:`load` finds a file's model family by the kind the file declares: an archive's class
