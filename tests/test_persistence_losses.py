@@ -4,6 +4,7 @@ fit's ``classes_`` round-trip; a file that names an invalid loss is refused."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,28 @@ def test_unregistered_loss_object_is_not_saved(tmp_path):
         X, np.column_stack([rating, rating]))
     with pytest.raises(TypeError, match="not a registered loss"):
         model.save(tmp_path / "m.npz")
+
+
+OLD = Path(__file__).resolve().parent / "data" / "old_models"
+
+
+def test_files_saved_before_losses_still_load():
+    """Files written by regmtl at commit 5244d82 (before ``loss=``), by::
+
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((60, 4))
+        Y = X @ rng.standard_normal((4, 3)) + 0.1 * rng.standard_normal((60, 3))
+        MultiTaskRegressor("l21", 0.01).fit(X, Y).save("regressor_5244d82.npz")
+        MultiTaskClassifier("l21", 0.01).fit(X, np.where(Y > 0, "yes", "no")).save(
+            "classifier_5244d82.npz")
+    """
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    Y = X @ rng.standard_normal((4, 3)) + 0.1 * rng.standard_normal((60, 3))
+    reg = rm.load(OLD / "regressor_5244d82.npz")
+    assert reg.loss == "squared" and not hasattr(reg, "classes_")
+    np.testing.assert_allclose(reg.predict(X), X @ reg.coef_.T + reg.intercept_, rtol=1e-12)
+    assert reg.score(X, Y) > 0.99
+    clf = rm.load(OLD / "classifier_5244d82.npz")
+    assert [c.tolist() for c in clf.classes_] == [["no", "yes"]] * 3
+    assert np.mean(clf.predict(X) == np.where(Y > 0, "yes", "no")) > 0.9
