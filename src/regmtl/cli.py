@@ -59,6 +59,12 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
             raise UsageError(f"{args.data}: a file needs --task-col and --target (the columns "
                              "of the task ids and of the values to predict).")
         features = args.features.split(",") if args.features else None
+        offset = getattr(args, "offset", None)
+        if features is None and offset is not None:  # every column but the offsets
+            from .datasets._table import read_frame
+
+            columns = read_frame(Path(args.data)).columns
+            features = [c for c in columns if c not in (args.task_col, args.target, offset)]
         return (read_table(args.data, task_col=args.task_col, target=args.target,
                            features=features, kind=args.kind), Path(args.data).name)
     kwargs = {"missing": "mean"} if args.data.lower().startswith("mulan/") else {}
@@ -262,8 +268,70 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="the solver's stopping tolerance (relative duality gap or KKT "
                         "residual; default: the estimator's, 1e-4)")
     p.add_argument("--n-jobs", type=int, default=None)
+    _loss_arguments(p)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     _cluster_arguments(p)
+
+
+def _loss_arguments(p: argparse.ArgumentParser) -> None:
+    from .datafits import LOSSES
+
+    p.add_argument("--loss", metavar="LOSS[,LOSS...]",
+                   help=f"the loss: {', '.join(LOSSES)}; or a comma-separated list with one "
+                        "loss per task, in the order of the sorted task ids, for a fit with "
+                        "one loss per task (default: squared, logistic for a binary target)")
+    p.add_argument("--huber-delta", type=float, metavar="DELTA",
+                   help="--loss huber: where the loss turns linear, in the target's units "
+                        "(default 1.35)")
+    p.add_argument("--quantile", type=float, metavar="TAU",
+                   help="--loss quantile: the quantile level, in (0, 1) (default 0.5)")
+    p.add_argument("--offset", metavar="COLUMN",
+                   help="file input: the column of each row's offset, added to its linear "
+                        "predictor (the log exposure for poisson and gamma); it is not a "
+                        "feature")
+
+
+def _loss_option(args: argparse.Namespace) -> Any:
+    """The ``loss=`` of ``--loss`` (a name, a loss object, or a list with one per task),
+    ``--huber-delta`` and ``--quantile`` given to the losses they belong to; None without
+    ``--loss``."""
+    from .datafits import LOSSES
+
+    names = ([] if args.loss is None
+             else [n.strip().lower() for n in args.loss.split(",")])
+    for flag, value, loss in (("--huber-delta", args.huber_delta, "huber"),
+                              ("--quantile", args.quantile, "quantile")):
+        if value is not None and loss not in names:
+            raise UsageError(f"{flag} is a parameter of the {loss} loss; pass --loss {loss} "
+                             "(or a list of losses that holds it).")
+    if not names:
+        return None
+    unknown = [n for n in names if n not in LOSSES]
+    if unknown:
+        raise UsageError(f"--loss {unknown[0]!r} is not a loss; the losses: "
+                         f"{', '.join(LOSSES)} (or a comma-separated list of them, one per "
+                         "task).")
+    losses: list[Any] = []
+    for n in names:
+        params = {"huber": {"delta": args.huber_delta},
+                  "quantile": {"quantile": args.quantile}}.get(n, {})
+        params = {k: v for k, v in params.items() if v is not None}
+        if not params:
+            losses.append(n)
+            continue
+        try:
+            losses.append(LOSSES[n](**params))
+        except ValueError as exc:
+            flag = "--huber-delta" if n == "huber" else "--quantile"
+            raise UsageError(f"{flag} {next(iter(params.values()))}: {exc}") from None
+    return losses[0] if len(losses) == 1 else losses
+
+
+def _loss_kind(loss: Any) -> str:
+    """The kind of task of a ``loss=``: ``"binary"``, ``"regression"`` or ``"mixed"``."""
+    from .datafits import make_loss
+
+    return make_loss(loss).kind
 
 
 def _user_labels(bunch: Any) -> list[np.ndarray]:
@@ -285,21 +353,112 @@ def _run_fit(args: argparse.Namespace) -> int:
 
     if _on_dask(args):
         return _run_fit_dask(args)
+    loss = _loss_option(args)
+    kind = None if loss is None else _loss_kind(loss)
+    if kind is not None:
+        if args.kind != "auto" and (args.kind == "binary") != (kind == "binary"):
+            raise UsageError(f"--kind {args.kind} does not fit --loss {args.loss}: "
+                             f"the {args.loss} loss fits {kind} targets.")
+        args.kind = "binary" if kind == "binary" else "regression"
     bunch, name = _load(args)
+    offsets = _offsets(args, bunch)
     binary = bunch.kind == "binary"
-    solver = {} if args.tol is None else {"tol": args.tol}
+    if isinstance(loss, list) and len(loss) != len(bunch.X):
+        raise UsageError(f"--loss lists {len(loss)} losses for {len(bunch.X)} tasks; give one "
+                         "per task, in the order of the sorted task ids: "
+                         f"{_some(bunch.task_names, 8)}.")
+    options = {} if args.tol is None else {"tol": args.tol}
+    if loss is not None and not binary:
+        options["loss"] = loss
     if args.alpha == "auto":
         cls = MultiTaskClassifierCV if binary else MultiTaskRegressorCV
-        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs, **solver)
+        _check_takes(cls, options, offsets, args)
+        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs, **options)
     else:
         cls = MultiTaskClassifier if binary else MultiTaskRegressor
-        est = cls(penalty=args.penalty, alpha=_alpha(args), **solver)
+        _check_takes(cls, options, offsets, args)
+        est = cls(penalty=args.penalty, alpha=_alpha(args), **options)
     ys = _user_labels(bunch) if binary else bunch.y
-    fitted = fit_standardized(est, bunch.X, ys, task_names=bunch.task_names,
-                              feature_names=[str(f) for f in bunch.feature_names],
-                              standardize=not args.no_standardize)
-    _report_fit(args, fitted, name, len(bunch.X), sum(len(y) for y in bunch.y))
+    names = [str(f) for f in bunch.feature_names]
+    if offsets is None:
+        fitted = fit_standardized(est, bunch.X, ys, task_names=bunch.task_names,
+                                  feature_names=names, standardize=not args.no_standardize)
+    else:
+        fitted = _fit_with_offset(est, bunch, ys, offsets, names, not args.no_standardize)
+    _report_fit(args, fitted, name, len(bunch.X), sum(len(y) for y in bunch.y),
+                _training_score(fitted, bunch, ys, offsets))
     return 0
+
+
+def _offsets(args: argparse.Namespace, bunch: Any) -> list[np.ndarray] | None:
+    """The ``--offset`` column of a table file, per task in the order of ``bunch``'s rows."""
+    from .datasets import read_table
+
+    if args.offset is None:
+        return None
+    if not _is_file(args.data):
+        raise UsageError(f"--offset {args.offset!r}: offsets are read from a table file's "
+                         f"column; {args.data} is a data set name.")
+    if args.features and args.offset in args.features.split(","):
+        raise UsageError(f"--offset {args.offset!r} is also in --features; an offset is not "
+                         "a feature (leave it out of --features).")
+    if args.offset in (args.task_col, args.target):
+        raise UsageError(f"--offset {args.offset!r} is the task or target column; give the "
+                         "column of the offsets.")
+    try:
+        table = read_table(args.data, task_col=args.task_col, target=args.offset,
+                           features=bunch.feature_names, kind="regression")
+    except ValueError as exc:
+        msg = str(exc)
+        raise UsageError(f"--offset {args.offset!r}: "
+                         f"{msg.removeprefix('target: ').replace('target', 'offset')}") from None
+    return [np.asarray(o, dtype=np.float64) for o in table.y]
+
+
+def _check_takes(cls: type, options: dict, offsets: Any, args: argparse.Namespace) -> None:
+    """Refuse ``--loss`` or ``--offset`` for an estimator that takes none."""
+    import inspect
+
+    if "loss" in options and "loss" not in cls._get_param_names():
+        raise UsageError(f"--loss {args.loss} with --alpha auto: {cls.__name__} takes no "
+                         "loss in this version; give --alpha VALUE.")
+    if offsets is not None and "offset" not in inspect.signature(cls.fit).parameters:
+        raise UsageError(f"--offset with {cls.__name__}: its fit takes no offset; give "
+                         "--alpha VALUE (and a --loss that takes one).")
+
+
+def _fit_with_offset(est: Any, bunch: Any, ys: list, offsets: list, feature_names: list,
+                     standardize: bool) -> Any:
+    """:func:`~regmtl.scaling.fit_standardized` with an offset per row (the offsets are in
+    the predictor's units, so standardizing the features leaves them as they are)."""
+    from .scaling import pooled_scaling, raw_units
+    from .scaling import standardize as scaled
+
+    if standardize:
+        mean, scale = pooled_scaling(bunch.X)
+    else:
+        p = bunch.X[0].shape[1]
+        mean, scale = np.zeros(p), np.ones(p)
+    tasks = list(bunch.task_names)
+    Z = dict(zip(tasks, scaled(bunch.X, mean, scale), strict=True))
+    Y = {t: np.asarray(y) for t, y in zip(tasks, ys, strict=True)}
+    est.fit(Z, Y, offset=dict(zip(tasks, offsets, strict=True)))
+    return raw_units(getattr(est, "best_estimator_", est), mean, scale, feature_names)
+
+
+def _training_score(fitted: Any, bunch: Any, ys: list, offsets: Any) -> tuple[str, float]:
+    """(what, value) of the fit's score on its training rows: R^2 for the squared loss,
+    deviance explained D^2 for the other regression losses, accuracy for a classifier."""
+    import pandas as pd
+
+    from .report import score_name
+
+    tasks = list(bunch.task_names)
+    columns = list(getattr(fitted, "feature_names_in_", range(bunch.X[0].shape[1])))
+    X = {t: pd.DataFrame(x, columns=columns) for t, x in zip(tasks, bunch.X, strict=True)}
+    Y = dict(zip(tasks, ys, strict=True))
+    extra = {} if offsets is None else {"offset": dict(zip(tasks, offsets, strict=True))}
+    return score_name(fitted), float(fitted.score(X, Y, **extra))
 
 
 def _alpha(args: argparse.Namespace) -> float:
@@ -311,16 +470,21 @@ def _alpha(args: argparse.Namespace) -> float:
 
 
 def _report_fit(args: argparse.Namespace, fitted: Any, name: str, n_tasks: int,
-                n_rows: int) -> None:
-    """The line of the fit (alpha, features used, certificate); the model saved."""
+                n_rows: int, score: tuple[str, float] | None = None) -> None:
+    """The line of the fit (alpha, features used, certificate, loss and its training
+    score); the model saved."""
+    from .report import loss_name
+
     W = np.atleast_2d(fitted.coef_)
     n_active = int(np.count_nonzero(np.any(W != 0, axis=0)))
     cert = (f"duality gap {fitted.dual_gap_:.2e}" if hasattr(fitted, "dual_gap_")
             else f"KKT residual {fitted.kkt_residual_:.2e}")
+    scored = "" if score is None else f" ({score[0]} {score[1]:.4f} on the training rows)"
     print(f"{name}: {n_tasks} tasks, {n_rows} rows; penalty "
           f"{args.penalty}, alpha {fitted.alpha:.4g}"
           f"{' (by ' + str(args.cv) + '-fold CV)' if args.alpha == 'auto' else ''}; "
-          f"{n_active} of {W.shape[1]} features used; {cert}")
+          f"{n_active} of {W.shape[1]} features used; {cert}; loss {loss_name(fitted)}"
+          f"{scored}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fitted.save(out)
@@ -340,6 +504,9 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
                         "columns); with --scheduler/--workers a Parquet directory (a path "
                         "ending in .parquet, or a directory) of the non-feature columns and "
                         "the predictions")
+    p.add_argument("--offset", metavar="COLUMN",
+                   help="the column of each row's offset, for a model fitted with one (e.g. "
+                        "the log exposure of --loss poisson)")
     _cluster_arguments(p)
 
 
@@ -355,15 +522,32 @@ def _verbatim(path: Path, frame: Any) -> Any:
     return frame.copy()
 
 
-def _predict_columns(model: Any, frame: Any, names: list, task_col: str) -> dict[str, Any]:
+def _predict_columns(model: Any, frame: Any, names: list, task_col: str,
+                     offset: str | None = None) -> dict[str, Any]:
     """``prediction`` (and ``probability`` of the positive class, for a classifier) of every
-    row of ``frame``, in its order."""
+    row of ``frame``, in its order (with the ``offset`` column added to each row's linear
+    predictor)."""
     task = _model_tasks(frame[task_col], model.tasks_)
     X = frame[list(names)]
-    out = {"prediction": np.asarray(model.predict(X, task=task))}
+    extra = {} if offset is None else {"offset": _numbers(frame, offset, "--offset")}
+    out = {"prediction": np.asarray(model.predict(X, task=task, **extra))}
     if hasattr(model, "predict_proba"):
         out["probability"] = model.predict_proba(X, task=task)[:, 1]
     return out
+
+
+def _numbers(frame: Any, column: str, flag: str) -> np.ndarray:
+    """A column of ``frame`` as finite numbers (else a usage error naming the first bad row
+    and the option that named the column)."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise UsageError(f"{flag} {column!r}: row {int(bad[0])} holds "
+                         f"{frame[column].iloc[int(bad[0])]}, not a finite number (an empty "
+                         "cell reads as nan).")
+    return values
 
 
 def _model_tasks(values: Any, tasks: Any) -> np.ndarray:
@@ -383,15 +567,25 @@ def _model_tasks(values: Any, tasks: Any) -> np.ndarray:
 
 
 def _print_scores(model: Any, frame: Any, prediction: np.ndarray, task_col: str,
-                  target: str) -> None:
-    """The scores of the predictions against the file's ``target`` column."""
+                  target: str, names: list | None = None, offset: str | None = None) -> None:
+    """The scores of the predictions against the file's ``target`` column (for a loss other
+    than the squared one, the deviance it explains, D^2, as the model's ``score``)."""
     from . import metrics
+    from .report import loss_name, score_name
 
     scored = frame[[task_col, target]].assign(prediction=prediction)
     groups = [g for _, g in scored.groupby(task_col, sort=False)]
     if hasattr(model, "predict_proba"):
         _print_accuracy(model, scored, groups, target)
         return
+    if score_name(model) == "D^2" and names is not None:
+        task = _model_tasks(frame[task_col], model.tasks_)
+        extra = {} if offset is None else {"offset": _numbers(frame, offset, "--offset")}
+        y = _numbers(frame, target, "--target")
+        d2 = model.score(frame[list(names)], y, task=task, **extra)
+        print(f"deviance explained D^2 (loss {loss_name(model)}, task average): {d2:.4f}")
+        if getattr(model, "classes_", None) is not None:
+            return  # a fit with binary tasks: labels, no errors to average
     ys = [g[target].to_numpy(dtype=np.float64) for g in groups]
     fs = [g["prediction"].to_numpy() for g in groups]
     print(f"explained variance (all rows): "
@@ -416,17 +610,18 @@ def _run_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
     path = Path(args.data)
     frame = read_frame(path)
-    for col, flag in ((args.task_col, "--task-col"), (args.target, "--target")):
+    for col, flag in ((args.task_col, "--task-col"), (args.target, "--target"),
+                      (args.offset, "--offset")):
         if col is not None and col not in frame.columns:
             raise UsageError(f"{flag} {col!r} is not a column of {args.data}; columns: "
                              f"{', '.join(map(str, frame.columns))}.")
     if names is None:
-        names = [c for c in frame.columns if c not in (args.task_col, args.target)]
+        names = [c for c in frame.columns if c not in (args.task_col, args.target, args.offset)]
     missing = [c for c in names if c not in frame.columns]
     if missing:
         raise UsageError(f"{args.data} lacks the feature column(s) the model was fitted on: "
                          f"{', '.join(map(str, missing[:10]))}.")
-    predicted = _predict_columns(model, frame, list(names), args.task_col)
+    predicted = _predict_columns(model, frame, list(names), args.task_col, args.offset)
     taken = [c for c in predicted if c in frame.columns]
     if taken:
         raise UsageError(f"{args.data} already has a column {taken[0]!r}, the name of the "
@@ -442,7 +637,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         with pd.option_context("display.max_rows", 20, "display.width", 120):
             print(shown)
     if args.target is not None:
-        _print_scores(model, frame, predicted["prediction"], args.task_col, args.target)
+        _print_scores(model, frame, predicted["prediction"], args.task_col, args.target,
+                      list(names), args.offset)
     return 0
 
 
@@ -748,6 +944,11 @@ def _run_fit_dask(args: argparse.Namespace) -> int:
                          "alpha that 'regmtl fit --alpha auto' chooses on a sample of the "
                          "rows.")
     alpha = _alpha(args)
+    loss = _loss_option(args)
+    if args.offset is not None or isinstance(loss, list):
+        flag = "--offset" if args.offset is not None else "--loss with one loss per task"
+        raise UsageError(f"{flag} fits in memory only; leave out "
+                         f"{_cluster_flag(args).split()[0]}.")
     frame, _ = _dask_table(dd, args.data)
     features = _dask_features(frame, args)
     frame = _one_partitioning(frame, [*features, args.task_col, args.target])
@@ -760,10 +961,12 @@ def _run_fit_dask(args: argparse.Namespace) -> int:
         else:
             mean, scale = summary["mean"], summary["scale"]
         X = frame[features].map_partitions(_standardized, mean, scale)
-        binary = summary["kind"] == "binary"
+        binary = (summary["kind"] if loss is None else _loss_kind(loss)) == "binary"
         y = frame[args.target] if binary else frame[args.target].astype(np.float64)
         cls = MultiTaskClassifier if binary else MultiTaskRegressor
         solver = {} if args.tol is None else {"tol": args.tol}
+        if loss is not None and not binary:
+            solver["loss"] = loss
         est = cls(penalty=args.penalty, alpha=alpha, **solver)
         est.fit(X, y, task=frame[args.task_col])
     from .scaling import raw_units
@@ -884,6 +1087,9 @@ def _run_predict_dask(args: argparse.Namespace) -> int:
 
     if not args.task_col:
         raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
+    if args.offset is not None:
+        raise UsageError(f"--offset predicts in memory only; leave out "
+                         f"{_cluster_flag(args).split()[0]}.")
     if not args.out:
         raise UsageError(f"{_cluster_flag(args).split()[0]}: pass --out DIR.parquet; on a Dask "
                          "cluster the predictions are written by the workers, not printed.")
@@ -894,7 +1100,7 @@ def _run_predict_dask(args: argparse.Namespace) -> int:
         _need_column(frame, args.target, "--target", args.data)
     names = getattr(model, "feature_names_in_", None)
     if names is None:
-        names = [c for c in frame.columns if c not in (args.task_col, args.target)]
+        names = [c for c in frame.columns if c not in (args.task_col, args.target, args.offset)]
     names = list(names)
     missing = [c for c in names if c not in frame.columns]
     if missing:

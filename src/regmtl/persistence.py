@@ -1,16 +1,17 @@
 """Saving and loading fitted models without pickle.
 
-A model file is a compressed NumPy ``.npz`` archive: the arrays of the fitted model plus one JSON
-header that names the class, its parameters, the non-array attributes, the format version and a
-SHA-256 digest of every array. :func:`load` trusts nothing in it. Before it reads any array data
-it checks the header (the class, and only the attributes that class declares), every array's
-``.npy`` header (a plain numeric, boolean or fixed-width string dtype; the shape the model's
-numbers of tasks, features and classes imply) and the size every archive member declares; it
-then reads no more than those sizes and checks the digests. A member that inflates to more than
-``_RATIO`` times its compressed bytes is checked against its digest by streaming (in chunks of
-``_CHUNK`` bytes) before any array is allocated, and each array is read into one buffer of its
-size: a refused file makes :func:`load` allocate about a megabyte, an accepted one its arrays
-once. A path that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
+A model file is a compressed NumPy ``.npz`` archive: the arrays of the fitted model plus one
+JSON header that names the class, its parameters (a loss by its registered name and parameters),
+the non-array attributes, the format version and a SHA-256 digest of every array. :func:`load`
+trusts nothing in it. Before it reads any array data it checks the header (the class, and only
+the attributes that class declares), every array's ``.npy`` header (a plain numeric, boolean or
+fixed-width string dtype; the shape the model's numbers of tasks, features and classes imply)
+and the size every archive member declares; it then reads no more than those sizes and checks
+the digests. A member that inflates to more than ``_RATIO`` times its compressed bytes is
+checked against its digest by streaming (in chunks of ``_CHUNK`` bytes) before any array is
+allocated, and each array is read into one buffer of its size: a refused file makes :func:`load`
+allocate about a megabyte, an accepted one its arrays once. A path that is not a regular file
+(``/dev/zero``, a FIFO) is refused before it is read.
 Every refusal is a ``ValueError`` that names the file.
 
 :func:`load` finds a file's model family by the kind the file declares: an archive's class
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import io
 import json
 import math
@@ -132,9 +134,39 @@ def _folder_loader(path: Path) -> Callable:
     return loader
 
 
+def _loss_param_names(cls: type) -> list[str]:
+    """The names of a loss class's constructor parameters (``delta``, ``quantile``)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [n for n, p in inspect.signature(cls.__init__).parameters.items()
+            if n != "self" and p.kind in kinds]
+
+
+def _loss_params(loss: Any) -> dict[str, Any]:
+    """The constructor parameters of a registered loss object, as JSON values."""
+    return {n: scalar(getattr(loss, n)) for n in _loss_param_names(type(loss))}
+
+
+def _encode_loss(loss: Any) -> dict:
+    """A loss object as a ``"loss"`` entry: its registered name and parameters; a loss per
+    task (``Mixed``) as a list of them."""
+    from .datafits import LOSSES, Mixed
+
+    if isinstance(loss, Mixed):
+        return {"kind": "list", "items": [_encode_loss(part) for part in loss.losses]}
+    if LOSSES.get(loss.name) is not type(loss):
+        raise TypeError(f"the loss {loss!r} is not a registered loss (those are "
+                        f"{', '.join(sorted(LOSSES))}), so a file could not name it.")
+    return {"kind": "loss", "name": loss.name, "params": _loss_params(loss)}
+
+
 def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
+    from .datafits import Datafit
     from .penalties import Penalty
 
+    if isinstance(value, Datafit):
+        return _encode_loss(value)
+    if name == "param.loss" and isinstance(value, (tuple, np.ndarray)):
+        value = list(value)  # a loss per task
     if isinstance(value, Penalty):
         return {"kind": "penalty", "class": type(value).__name__,
                 "params": {k: _encode(v, f"{name}.{k}", arrays)
@@ -173,12 +205,73 @@ def _decode(spec: dict, arrays: Any) -> Any:
         return [_decode(s, arrays) for s in spec["items"]]
     if kind == "csr":
         return _csr(spec, arrays)
+    if kind == "loss":
+        return _loss(spec)
     if kind == "penalty":
         cls = getattr(penalties, spec["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, penalties.Penalty)):
             raise Malformed(f"unknown penalty class {spec['class']!r} in the model file")
         return cls(**{k: _decode(v, arrays) for k, v in spec["params"].items()})
     return unscalar(spec["value"])
+
+
+def _loss(spec: dict) -> Any:
+    """The loss object of a ``"loss"`` entry: a registered loss built from its parameters
+    (each constructor checks its own: a Huber ``delta`` > 0, a quantile level in (0, 1))."""
+    from .datafits import LOSSES
+
+    cls = LOSSES.get(spec["name"])
+    if cls is None:
+        raise Refused(f"it names the loss {spec['name']!r:.40}, which is not registered (the "
+                      f"losses are {', '.join(sorted(LOSSES))})")
+    allowed = _loss_param_names(cls)
+    unknown = [k for k in spec["params"] if k not in allowed]
+    if unknown:
+        raise Refused(f"the loss {spec['name']!r} has no parameter {unknown[0]!r:.40}")
+    try:
+        return cls(**{k: unscalar(v) for k, v in spec["params"].items()})
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"its loss is invalid ({str(exc).rstrip('.')})") from None
+
+
+def _check_loss(spec: dict, T: int) -> list[Any]:
+    """The ``loss`` parameter of a header: a registered name, a ``"loss"`` entry, or a list of
+    them with one entry per task; returns the loss of each task."""
+    from .datafits import LOSSES
+
+    def one(entry: dict, where: str) -> Any:
+        if entry["kind"] == "loss":
+            return _loss(entry)
+        value = entry.get("value")
+        if entry["kind"] == "json" and isinstance(value, str):
+            if value.lower() not in LOSSES:
+                raise Refused(f"{where} is {value!r:.40}, which is not a registered loss (the "
+                              f"losses are {', '.join(sorted(LOSSES))})")
+            return LOSSES[value.lower()]()
+        raise Refused(f"{where} holds a {entry['kind']} entry, not a loss")
+
+    if spec["kind"] != "list":
+        return [one(spec, "parameter 'loss'")] * T
+    items = spec["items"]
+    if len(items) != T:
+        raise Refused(f"parameter 'loss' lists {len(items)} losses for {T} tasks (one loss per "
+                      "task)")
+    return [one(item, f"parameter 'loss'[{i}]") for i, item in enumerate(items)]
+
+
+def _check_classes(attrs: dict, losses: list[Any] | None) -> None:
+    """A regressor's ``classes_`` (a fit with one loss per task) holds labels exactly for
+    its binary tasks."""
+    spec = attrs.get("classes_")
+    if spec is None:
+        return
+    if losses is None:
+        raise Refused("attribute 'classes_' is saved, but the loss is not one loss per task")
+    for t, (item, loss) in enumerate(zip(spec["items"], losses, strict=True)):
+        none = item["kind"] == "json" and item.get("value") is None
+        if none != (loss.kind != "binary"):
+            raise Refused(f"attribute 'classes_'[{t}] does not fit the task's loss "
+                          f"{loss.name!r} (labels for a binary task, None for the others)")
 
 
 def _csr(spec: dict, arrays: Any) -> sp.csr_matrix:
@@ -256,6 +349,8 @@ def linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tu
         rules["classes_"] = ("labels", (2,)) if single else ("list", T, ("labels", (2,)))
     else:
         rules["residual_variance_"] = _float_array(T)
+        # one loss per task: the labels of each binary task, None for the others
+        rules["classes_"] = ("list", T, ("optional", ("labels", (2,))))
     return rules
 
 
@@ -512,6 +607,12 @@ def _check_entry(spec: Any, where: str, depth: int = 0) -> None:
         if len(spec["shape"]) != 2 or not all(
                 isinstance(spec.get(k), str) for k in ("data", "indices", "indptr")):
             raise Malformed(f"{where} is not a sparse matrix entry")
+    elif kind == "loss" and depth < 2:
+        params = spec.get("params")
+        if not isinstance(spec.get("name"), str) or not isinstance(params, dict):
+            raise Malformed(f"{where} is not a loss entry")
+        for k, v in params.items():
+            check_scalar(v, f"{where}.{k}")
     elif kind == "penalty" and depth == 0:
         if not isinstance(spec.get("class"), str) or not isinstance(spec.get("params"), dict):
             raise Malformed(f"{where} is not a penalty entry")
@@ -573,6 +674,11 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
         if what == "str" and v not in rule[1]:
             raise Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
         return
+    if what == "optional":
+        if kind == "json" and spec.get("value") is None:
+            return
+        _check_rule(name, spec, rule[1], members, used, dims)
+        return
     if what == "list":
         if kind != "list" or len(spec["items"]) != rule[1]:
             raise Refused(f"attribute {name!r} must be a list of {rule[1]} entries (one per "
@@ -603,17 +709,22 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
 
 
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
-                  used: set[str], dims: str) -> None:
+                  used: set[str], dims: str) -> list[Any] | None:
     """Constructor parameters: known names; arrays only a task weight or an alpha per task
     (T,), or a graph (T, T), dense or CSR (data and indices of one length nnz <= T^2, indptr
-    of T + 1)."""
+    of T + 1); a loss registered, with valid parameters, one per task in a list. Returns the
+    loss of each task of a list of losses (else None)."""
     known = set(cls._get_param_names()) if hasattr(cls, "_get_param_names") else set()
+    losses = None
     for name, spec in params.items():
         if name not in known:
             raise Refused(f"parameter {name!r} is not a parameter of {cls.__name__}")
         _check_entry(spec, f"parameter {name!r}")
         kind = spec["kind"]
-        if kind == "array" and name in ("task_weight", "alpha"):
+        if name == "loss":
+            each = _check_loss(spec, T)
+            losses = each if kind == "list" else None
+        elif kind == "array" and name in ("task_weight", "alpha"):
             _check_rule(name, spec, _float_array(T), members, used, dims)
         elif kind == "penalty" and name == "penalty":
             for k, v in spec["params"].items():
@@ -626,6 +737,7 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
                     raise Refused(f"penalty parameter {k!r} holds a {v['kind']} entry")
         elif kind != "json":
             raise Refused(f"parameter {name!r} holds a {kind} entry")
+    return losses
 
 
 def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used: set[str],
@@ -674,7 +786,9 @@ def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict,
     used: set[str] = set()
     for name, spec in attrs.items():
         _check_rule(name, spec, rules[name], members, used, dims)
-    _check_params(cls, params, T, members, used, dims)
+    losses = _check_params(cls, params, T, members, used, dims)
+    if "loss" in getattr(cls, "_get_param_names", list)():  # a classifier's classes_ differ
+        _check_classes(attrs, losses)
     unused = set(members) - used - {_HEADER}
     if unused:
         raise Refused(f"it holds arrays its header does not use: {sorted(unused)[:5]}")

@@ -16,8 +16,8 @@ from joblib import delayed
 from ._options import check_option
 from .document import Report, check_created, check_n_jobs
 
-__all__ = ["Report", "comparison_report", "comparison_verdict", "relatedness_report",
-           "training_report"]
+__all__ = ["Report", "comparison_report", "comparison_verdict", "loss_name",
+           "relatedness_report", "score_name", "training_report"]
 
 
 def _plot_png(plot: str, *args: Any, **kwargs: Any) -> bytes:
@@ -33,7 +33,7 @@ def _plot_png(plot: str, *args: Any, **kwargs: Any) -> bytes:
         plt.close(fig)
 
 
-def _path_png(X: Any, y: Any, penalty: Any, loss: str, alphas: np.ndarray, tol: float,
+def _path_png(X: Any, y: Any, penalty: Any, loss: Any, alphas: np.ndarray, tol: float,
               feature_names: list) -> bytes:
     """PNG bytes of the regularization path of ``(X, y)`` along ``alphas``."""
     import warnings
@@ -46,19 +46,102 @@ def _path_png(X: Any, y: Any, penalty: Any, loss: str, alphas: np.ndarray, tol: 
     return _plot_png("plot_path", path, feature_names=feature_names)
 
 
+# --------------------------------------------------------------------- the loss of a fit
+def _model_loss(model: Any) -> Any:
+    """A linear model's ``loss=`` (the classifier's, which has none: ``"logistic"``)."""
+    loss = getattr(model, "loss", None)
+    if loss is None:
+        return "logistic" if hasattr(model, "predict_proba") else "squared"
+    return loss
+
+
+def loss_name(model: Any) -> str:
+    """The loss of a fitted linear model in words: ``"poisson"``, ``"Huber(delta=1.0)"``,
+    or each task's loss for a fit with one loss per task (``"per task: logistic, poisson,
+    squared"``).
+
+    Parameters
+    ----------
+    model : MultiTaskRegressor or MultiTaskClassifier
+        The model (fitted or not).
+
+    Returns
+    -------
+    str
+        The loss's name, with its parameters where it has any.
+
+    Examples
+    --------
+    >>> import regmtl as rm
+    >>> from regmtl.report import loss_name
+    >>> loss_name(rm.MultiTaskRegressor(loss=rm.Quantile(0.9)))
+    'Quantile(0.9)'
+    >>> loss_name(rm.MultiTaskRegressor(loss=["logistic", "poisson"]))
+    'per task: logistic, poisson'
+    """
+    return _loss_words(_model_loss(model))
+
+
+def _loss_words(loss: Any) -> str:
+    """A ``loss=`` value in words (see :func:`loss_name`)."""
+    if isinstance(loss, (list, tuple, np.ndarray)):
+        return "per task: " + ", ".join(v if isinstance(v, str) else repr(v) for v in loss)
+    return loss if isinstance(loss, str) else repr(loss)
+
+
+def score_name(model: Any) -> str:
+    """What a linear model's ``score`` measures: ``"R^2"`` for the squared loss, ``"D^2"``
+    (the fraction of the loss's deviance explained) for the other regression losses,
+    ``"accuracy"`` for a classifier.
+
+    Parameters
+    ----------
+    model : MultiTaskRegressor or MultiTaskClassifier
+        The model.
+
+    Returns
+    -------
+    str
+        The score's name.
+
+    Examples
+    --------
+    >>> import regmtl as rm
+    >>> from regmtl.report import score_name
+    >>> score_name(rm.MultiTaskRegressor()), score_name(rm.MultiTaskRegressor(loss="poisson"))
+    ('R^2', 'D^2')
+    """
+    from .datafits import make_loss
+
+    if hasattr(model, "predict_proba"):
+        return "accuracy"
+    return "R^2" if make_loss(_model_loss(model)).quadratic else "D^2"
+
+
 # --------------------------------------------------------------------- comparison report
 #: Readable names of the result columns of a comparison.
 _METRIC_NAMES = {"explained_variance": "EV", "explained_variance_task": "EV task avg",
                  "nmse": "nMSE", "rmse": "RMSE", "mse": "MSE", "auc": "AUC",
                  "accuracy": "accuracy", "log_loss": "log loss", "fit_time": "fit s / split",
                  "seconds_per_split": "fit s / split", "fit_seconds": "fit s, all splits",
-                 "task_a": "task a", "task_b": "task b"}
+                 "task_a": "task a", "task_b": "task b", "deviance_explained": "D²",
+                 "poisson_deviance": "Poisson deviance", "gamma_deviance": "Gamma deviance",
+                 "pinball_loss": "pinball loss", "huber_loss": "Huber loss",
+                 "deviance": "deviance"}
 
 
 _METRIC_WORDS = {"explained_variance": "explained variance (1 − SSE/SST over all test rows, as "
                                         "the multi-task literature reports it)",
                  "auc": "area under the ROC curve, averaged over tasks",
-                 "accuracy": "accuracy, averaged over tasks"}
+                 "accuracy": "accuracy, averaged over tasks",
+                 "deviance_explained": "deviance explained D² (1 − deviance / the deviance of "
+                                       "each task's best constant, as the estimators' score "
+                                       "gives it for a loss other than the squared one), "
+                                       "averaged over tasks",
+                 "poisson_deviance": "mean Poisson deviance of the test rows",
+                 "gamma_deviance": "mean Gamma deviance of the test rows",
+                 "pinball_loss": "mean pinball loss of the test rows",
+                 "log_loss": "mean log loss of the test rows"}
 
 
 def _readable(column: Any) -> str:
@@ -343,9 +426,12 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     comp = comparison
     metric = comp.metric
     T, p = len(comp.task_names), len(comp.feature_names)
+    fit_loss = getattr(comp, "loss", None)
+    if fit_loss is None:
+        fit_loss = "logistic" if comp.kind == "binary" else "squared"
     rep = Report(title or f"regmtl comparison: {data_name}",
                  f"{T} tasks, {p} features, {comp.n_splits} {comp.split_kind} train/test "
-                 f"split(s), {comp.kind}", created=created)
+                 f"split(s), {comp.kind}, loss {_loss_words(fit_loss)}", created=created)
     key, rest = _summary_tables(comp)
     score = _readable(metric)
     rep.add_text(
@@ -408,8 +494,8 @@ def comparison_report(comparison: Any, *, title: str | None = None,
                           caption="Coefficients (tasks x features)")
         if hasattr(model, "penalty_") and comp.data_first_split:
             Xtr, _, ytr, _ = comp.data_first_split
-            loss = "logistic" if comp.kind == "binary" else "squared"
-            rep._defer_figure(delayed(_path_png)(Xtr, ytr, model.penalty_, loss, model.alphas_,
+            rep._defer_figure(delayed(_path_png)(Xtr, ytr, model.penalty_, fit_loss,
+                                                 model.alphas_,
                                                  model.tol, comp.feature_names),
                               caption="Regularization path on the training rows")
         if hasattr(model, "cv_results_") and "mean_test_score" in model.cv_results_:

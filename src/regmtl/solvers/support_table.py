@@ -1,0 +1,151 @@
+r"""Which loss fits with which penalty, by which solver, certified how: read from the code.
+
+For every registered loss (``regmtl.datafits.LOSSES``, and a loss per task) and every
+penalty (``regmtl.penalties.PENALTY_CLASSES``), :func:`support_entries` asks the solver
+table (:func:`~regmtl.solvers.policy.choose_row`) which row ``solver="auto"`` runs on two
+small problems held in memory: tall tasks (more rows than features) and wide ones. The
+certificate is read from the declarations :func:`~regmtl.solvers.certify` reads: a duality gap
+where the penalty has a tractable dual (``penalty.has_dual``), else the KKT residual; the
+quantile loss is solved by smoothed stages (the row each stage runs is named too) and certified
+on the pinball loss itself. A combination the table refuses carries the refusal's message.
+:func:`support_table_rst` writes the table the documentation shows (built with the docs).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..datafits import LOSSES, Datafit, make_loss
+from ..inputs import as_task_data
+from ..penalties import PENALTY_CLASSES, Penalty, chain_graph
+from .policy import SOLVER_TABLE, choose_row
+
+__all__ = ["MIXED_EXAMPLE", "SupportEntry", "support_entries", "support_table_rst"]
+
+#: The loss per task the table shows for a mixed fit (a click, a count and a rating).
+MIXED_EXAMPLE = ("logistic", "poisson", "squared")
+_T = 3  # tasks of the small problems
+
+
+@dataclass(frozen=True)
+class SupportEntry:
+    """One loss with one penalty: the solver rows ``"auto"`` runs on tall and wide tasks
+    (``stages``: the row of each smoothed stage, for a loss that is not smooth), the
+    certificate, or the message that refuses the combination (then the rows are empty)."""
+
+    loss: str
+    penalty: str
+    tall: str
+    wide: str
+    certificate: str
+    refusal: str = ""
+
+
+def _example_penalty(cls: type[Penalty], n_features: int) -> Penalty:
+    """The penalty with its defaults; a parameter without one gets a small example: a chain
+    graph over the tasks (``A``), two feature sources (``blocks``)."""
+    examples = {"A": chain_graph(_T), "blocks": (2, n_features - 2)}
+    required = {name: examples[name]
+                for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name != "self" and p.default is inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return cls(**required)
+
+
+def _problem(n_rows: int, n_features: int) -> Any:
+    """A small problem in memory: ``n_rows`` rows per task, shared features."""
+    rng = np.random.default_rng(0)
+    return as_task_data(rng.standard_normal((n_rows, n_features)),
+                        np.abs(rng.standard_normal((n_rows, _T))) + 1.0)
+
+
+def _row(data: Any, loss: Datafit, penalty: Penalty) -> str:
+    """The row ``"auto"`` runs; for a loss that is not smooth, with the row of its stages."""
+    row = choose_row(data, loss, penalty, 0.1)
+    if loss.smooth:
+        return row
+    return f"{row} ({choose_row(data, loss.smoothed(1.0), penalty, 0.1)})"
+
+
+def _certificate(loss: Datafit, penalty: Penalty) -> str:
+    """The certificate a fit reports (as :func:`~regmtl.solvers.certify` chooses it)."""
+    gap = penalty.has_dual and not penalty.nonconvex
+    what = "duality gap" if gap else "KKT residual"
+    if not loss.smooth:
+        return f"{what} of the pinball loss" if gap else f"{what} of the last smoothed stage"
+    return what
+
+
+def support_entries() -> list[SupportEntry]:
+    """Every registered loss, and a loss per task (``MIXED_EXAMPLE``: a click, a count and a
+    rating), with every penalty: what ``solver="auto"`` runs and how the fit is certified.
+
+    Returns
+    -------
+    list of SupportEntry
+        One entry per (loss, penalty), losses in registry order then ``"mixed"``,
+        penalties in the order of ``regmtl.penalties.PENALTY_CLASSES``.
+
+    Examples
+    --------
+    >>> from regmtl.solvers.support_table import support_entries
+    >>> entry = next(e for e in support_entries()
+    ...              if e.loss == "poisson" and e.penalty == "l21")
+    >>> entry.tall, entry.certificate
+    ('prox_newton', 'duality gap')
+    """
+    tall, wide = _problem(40, 5), _problem(4, 12)
+    losses = {name: make_loss(name) for name in LOSSES}
+    losses["mixed"] = make_loss(list(MIXED_EXAMPLE))
+    out = []
+    for cls in PENALTY_CLASSES.values():
+        for name, loss in losses.items():
+            try:
+                penalty = _example_penalty(cls, tall.n_features)
+                rows = [_row(data, loss.bind(data), penalty) for data in (tall, wide)]
+            except ValueError as exc:
+                out.append(SupportEntry(name, cls.name, "", "", "", " ".join(str(exc).split())))
+                continue
+            out.append(SupportEntry(name, cls.name, *rows, _certificate(loss, penalty)))
+    return out
+
+
+def support_table_rst() -> str:
+    """The support table as a reStructuredText list table, one row per penalty and one
+    column per loss; each cell holds the solver row on tall tasks (on wide tasks after a
+    slash where it differs) and the certificate, or the refusal; then the meaning of each
+    solver row (its ``why`` in ``regmtl.solvers.policy.SOLVER_TABLE``).
+
+    Returns
+    -------
+    str
+        The table, ready to be included in a page.
+    """
+    entries = support_entries()
+    losses = list(dict.fromkeys(e.loss for e in entries))
+    penalties = list(dict.fromkeys(e.penalty for e in entries))
+    cell = {(e.loss, e.penalty): e for e in entries}
+    heads = [("mixed (" + ", ".join(MIXED_EXAMPLE) + ")") if n == "mixed" else n
+             for n in losses]
+    lines = [".. list-table::", "   :header-rows: 1", "   :stub-columns: 1", "",
+             "   * - penalty"]
+    lines += [f"     - {h}" for h in heads]
+    for pen in penalties:
+        lines.append(f"   * - ``{pen}``")
+        for loss in losses:
+            e = cell[(loss, pen)]
+            if e.refusal:
+                lines.append(f"     - refused: {e.refusal}")
+                continue
+            rows = e.tall if e.wide == e.tall else f"{e.tall} / {e.wide}"
+            lines.append(f"     - {rows}; {e.certificate}")
+    named = {word for e in entries for word in re.findall(r"\w+", f"{e.tall} {e.wide}")}
+    used = [key for key in SOLVER_TABLE if key in named]
+    lines += ["", "The solver rows:", ""]
+    lines += [f"* ``{key}``: {SOLVER_TABLE[key].why}." for key in used]
+    return "\n".join(lines) + "\n"
