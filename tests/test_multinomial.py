@@ -166,3 +166,33 @@ def test_no_overflow_at_large_scores():
     f = np.random.default_rng(1).choice([-700.0, 700.0], exp.n_obs)
     assert np.isfinite(loss.value(exp.y, f, exp.c))
     assert np.all(np.isfinite(loss.theta(exp.y, f)))
+
+
+def test_a_multinomial_fit_saves_and_loads(tmp_path):
+    Xs, ys = _tasks()
+    ys[1] = np.where(ys[1] == 1, "spam", "ham")
+    clf = rm.MultiTaskClassifier("trace", alpha=0.01).fit(Xs, ys)
+    path = tmp_path / "m.npz"
+    clf.save(path)
+    again = rm.load(path)
+    assert [list(c) for c in again.classes_] == [list(c) for c in clf.classes_]
+    for a, b in zip(again.predict_proba(Xs), clf.predict_proba(Xs), strict=True):
+        np.testing.assert_array_equal(a, b)
+    single = rm.MultiTaskClassifier("l2", alpha=0.01).fit(Xs[0], ys[0])
+    single.save(path)
+    np.testing.assert_array_equal(rm.load(path).predict_proba(Xs[0]),
+                                  single.predict_proba(Xs[0]))
+
+
+def test_a_multinomial_file_whose_classes_do_not_fit_its_coefficients_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    Xs, ys = _tasks()
+    clf = rm.MultiTaskClassifier("l2", alpha=0.01).fit(Xs, ys)
+    clf.classes_ = [clf.classes_[0], clf.classes_[1], clf.classes_[2][:3]]  # 3 labels, 4 rows
+    path = tmp_path / "m.npz"
+    clf.save(path)
+    with pytest.raises(ValueError, match="refused"):
+        rm.load(path)
+    del json, zipfile

@@ -47,10 +47,12 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     """Shared machinery: input conversion, solving, certificates, prediction."""
 
     @classmethod
-    def saved_rules(cls, n_tasks: int, n_features: int, single: bool) -> dict[str, tuple]:
+    def saved_rules(cls, n_tasks: int, n_features: int, single: bool,
+                    classes: tuple[int, ...] | None = None) -> dict[str, tuple]:
         """The attributes ``fit`` sets, with the rule a saved file must meet (see
-        ``regmtl.persistence.linear_rules``)."""
-        return linear_rules(issubclass(cls, ClassifierMixin), n_tasks, n_features, single)
+        ``regmtl.persistence.linear_rules``; ``classes``: a classifier's classes per task)."""
+        return linear_rules(issubclass(cls, ClassifierMixin), n_tasks, n_features, single,
+                            classes)
 
     @classmethod
     def saved_required(cls, attrs: dict) -> tuple[str, ...]:

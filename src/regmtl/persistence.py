@@ -331,9 +331,20 @@ def structure_rules(n_tasks: int, n_features: int) -> dict[str, tuple]:
     return rules
 
 
-def linear_rules(classifier: bool, T: int, p: int, single: bool) -> dict[str, tuple]:
+def linear_rules(classifier: bool, T: int, p: int, single: bool,
+                 classes: tuple[int, ...] | None = None) -> dict[str, tuple]:
     """The attributes a linear estimator's ``fit`` (and
-    :func:`~regmtl.scaling.fit_standardized`) may set, with their penalty's structure."""
+    :func:`~regmtl.scaling.fit_standardized`) may set, with their penalty's structure;
+    ``classes``, a multinomial classifier's number of classes per task (its ``coef_`` has a row
+    per class of each task)."""
+    if classifier and classes is not None and max(classes) > 2:
+        rules = linear_rules(True, T, p, False)
+        K = int(sum(classes))
+        rules["coef_"], rules["intercept_"] = _float_array(K, p), _float_array(K)
+        rules["classes_"] = (("labels", (classes[0],)) if single else
+                             ("list", T, ("labels", (range(2, max(classes) + 1),))))
+        rules.update(structure_rules(K, p))  # (a column of W per class of each task)
+        return rules
     rules = {
         "n_features_in_": ("int", 1, None), "n_tasks_": ("int", 1, None),
         "input_form_": ("str", FORMS), "tasks_": ("labels", (T,)),
@@ -647,6 +658,27 @@ def _dims(cls: type, attrs: dict) -> tuple[int, int, bool]:
     return T, p, single
 
 
+def _class_counts(attrs: dict, members: dict) -> tuple[int, ...] | None:
+    """A classifier's number of classes per task, read from the shapes its header (labels)
+    or the arrays' headers (numbers) declare for ``classes_`` (None where they are neither:
+    the rules then refuse them)."""
+    spec = attrs.get("classes_")
+    items = spec.get("items") if isinstance(spec, dict) and spec.get("kind") == "list" else [spec]
+    counts = []
+    for item in items or []:
+        kind = item.get("kind") if isinstance(item, dict) else None
+        if kind == "labels":
+            shape = item.get("shape")
+        elif kind == "array" and item.get("key") in members and item["key"] != _HEADER:
+            shape = list(members[item["key"]].shape)
+        else:
+            return None
+        if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int)):
+            return None
+        counts.append(shape[0])
+    return tuple(counts) if counts else None
+
+
 def _fits(shape: tuple, want: tuple) -> bool:
     return len(shape) == len(want) and all(
         n in w if isinstance(w, range) else n == w for n, w in zip(shape, want, strict=True))
@@ -780,9 +812,17 @@ def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict,
         if name not in attrs:
             raise Malformed(f"it lacks the attribute {name!r}")
     T, p, single = _dims(cls, attrs)
-    rules = cls.saved_rules(T, p, single)
+    # a classifier's classes per task (a multinomial fit has a row of coef_ per class)
+    classifier = ("classes_" in cls.saved_rules(1, 1, False)
+                  and "loss" not in getattr(cls, "_get_param_names", list)())
+    classes = _class_counts(attrs, members) if classifier else None
+    rules = (cls.saved_rules(T, p, single, classes) if classes is not None
+             else cls.saved_rules(T, p, single))
     dims = (f"n_features_in_ = {p}" if "n_tasks_" not in rules
             else f"n_tasks_ = {T} and n_features_in_ = {p}")
+    if classes is not None and max(classes) > 2:
+        dims = (f"n_tasks_ = {T}, n_features_in_ = {p} and the classes_ "
+                f"({', '.join(map(str, classes))} per task)")
     used: set[str] = set()
     for name, spec in attrs.items():
         _check_rule(name, spec, rules[name], members, used, dims)
