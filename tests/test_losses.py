@@ -9,6 +9,7 @@ loss's floor, or the KKT residual) is below the fit's ``tol``.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -34,6 +35,9 @@ from regmtl.solvers import reference
 
 TOL = 1e-9
 QUANTILE_PENDING = "quantile with nonsmooth penalties: the lead is working on it"
+# the quantile fits that stall today take minutes each (they do not stop at max_iter): run
+# them with REGMTL_RUN_PENDING=1 (reported as XPASS once they certify)
+RUN_PENDING = os.environ.get("REGMTL_RUN_PENDING") == "1"
 
 # id -> (penalty, its cvxpy expression of (W, alpha), alpha as a fraction of the L2,1
 # alpha_max of the problem); values checked against ``penalty.value`` below
@@ -48,9 +52,8 @@ PENALTIES = {
 }
 NONSMOOTH = {"L1", "ElasticNet(0.5)", "L21", "Trace"}
 # quantile fits that stall today (smoothed stages): measured, a relative KKT residual of 9e-2
-# with GraphLaplacian after 20000 iterations; bounded here so that the set stays quick
+# with GraphLaplacian after 20000 iterations (ElasticNet(0.5) reached tol)
 QUANTILE_STALLS = NONSMOOTH | {"GraphLaplacian"}
-QUANTILE_STALL_ITER = 300
 
 _PROBLEMS: dict = {}
 
@@ -99,7 +102,7 @@ def test_cvx_expressions_are_the_penalties_values():
 
 def _xfail_quantile(loss, pen_id):
     if loss == "quantile" and pen_id in QUANTILE_STALLS:
-        return [pytest.mark.xfail(reason=QUANTILE_PENDING, strict=False)]
+        return [pytest.mark.xfail(reason=QUANTILE_PENDING, strict=False, run=RUN_PENDING)]
     return []
 
 
@@ -113,10 +116,7 @@ def test_objective_equals_cvxpy_and_certifies(loss, pen_id):
     Xs, ys, a_max = problem(loss)
     pen, expr, frac = PENALTIES[pen_id]
     alpha = frac * a_max
-    model = estimator(loss, pen, alpha)
-    if loss == "quantile" and pen_id in QUANTILE_STALLS:
-        model.set_params(max_iter=QUANTILE_STALL_ITER)
-    model.fit(Xs, ys)
+    model = estimator(loss, pen, alpha).fit(Xs, ys)
     ours = data_term(loss, Xs, ys, np.atleast_2d(model.coef_), np.atleast_1d(model.intercept_)) \
         + pen.value(model.coef_matrix_, alpha)
     best = cvx_minimum(loss, Xs, ys, lambda W: expr(W, alpha))
