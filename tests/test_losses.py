@@ -9,7 +9,6 @@ loss's floor, or the KKT residual) is below the fit's ``tol``.
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -18,7 +17,8 @@ from _cases import CASES_BY_ID, PENALTY_CASES, case_ids
 from _loss_cases import (
     A3,
     LOSS_NAMES,
-    SMOOTH_LOSSES,
+    QUANTILE_PENDING,
+    RUN_PENDING,
     cvx_graph,
     cvx_mean_regularized,
     cvx_minimum,
@@ -34,10 +34,6 @@ from regmtl.problem import encode_targets
 from regmtl.solvers import reference
 
 TOL = 1e-9
-QUANTILE_PENDING = "quantile with nonsmooth penalties: the lead is working on it"
-# the quantile fits that stall today take minutes each (they do not stop at max_iter): run
-# them with REGMTL_RUN_PENDING=1 (reported as XPASS once they certify)
-RUN_PENDING = os.environ.get("REGMTL_RUN_PENDING") == "1"
 
 # id -> (penalty, its cvxpy expression of (W, alpha), alpha as a fraction of the L2,1
 # alpha_max of the problem); values checked against ``penalty.value`` below
