@@ -1,6 +1,10 @@
 """The smooth losses on Dask input (``dask.distributed.LocalCluster``, worker processes):
 equal to the in-memory fit, certified on the same scale (the objective at W = 0 above the
-loss's floor, the floor summed block by block), one loss per task refused."""
+loss's floor, the floor summed block by block), one loss per task refused.
+
+Measured on a shared 2-core machine: each proximal Newton step on Dask takes 10-20 s on these
+150 rows (5 steps to a gap of 1e-9), so this module runs for minutes.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from regmtl.solvers import reference  # noqa: E402
 
 P = 4
 FEATURES = [f"x{j}" for j in range(P)]
-TOL = 1e-10
+TOL = 1e-9
 
 
 @pytest.fixture(scope="module")
