@@ -250,6 +250,7 @@ def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Refere
 
 
 def _block_floor(block, datafit):
+    """The loss's floor ``sum_r c_r inf l(y_r, .)`` on one block's rows."""
     return datafit.floor(block.y, block.c)
 
 
