@@ -81,5 +81,5 @@ def test_mixed_losses_on_dask_are_refused(client):
     df = _frame("squared")
     ddf = dd.from_pandas(df, npartitions=2)
     model = rm.MultiTaskRegressor("l21", alpha=0.02, loss=["squared", "poisson"] * 2)
-    with pytest.raises(ValueError, match="loss"):
+    with pytest.raises(ValueError, match=r"one loss per task\) is fitted in memory"):
         model.fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
