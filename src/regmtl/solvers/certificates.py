@@ -244,7 +244,14 @@ def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Refere
     P0 = datafit.value(data.y, f0, data.c)
     if data.rows_local:
         P0 -= datafit.floor(data.y, data.c)
+    else:  # the floor summed block by block, where the rows are
+        P0 -= data.numbers(data.blockwise(_block_floor, datafit, out="scalar").sum())[0]
     return Reference(b0=b0, f0=f0, P0=max(P0, np.finfo(float).tiny), G0=G0)
+
+
+def _block_floor(block, datafit):
+    """The loss's floor ``sum_r c_r inf l(y_r, .)`` on one block's rows."""
+    return datafit.floor(block.y, block.c)
 
 
 def per_row(s: float | np.ndarray, data: TaskBlocks) -> float | np.ndarray:
