@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from _loss_cases import QUANTILE_PENDING, RUN_PENDING, TAU, loss_object, make_problem, targets
+from _loss_cases import RUN_PENDING, TAU, loss_object, make_problem, targets
 from conftest import refused
 from sklearn.exceptions import ConvergenceWarning
 
@@ -49,7 +49,6 @@ def test_log_link_l2_equals_scikit_learn(loss, peer, regmtl_penalty):
     np.testing.assert_allclose(model.predict(X), ref.predict(X), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=False, run=RUN_PENDING, reason=QUANTILE_PENDING)
 def test_quantile_l1_equals_scikit_learn_highs():
     """The pinball loss with L1 is a linear program: HiGHS solves it exactly. Compared on
     the objective (a linear program may have several minimizers) and on the coefficients
@@ -117,9 +116,6 @@ def test_every_input_form_gives_the_same_fit(loss):
         np.testing.assert_allclose(other.intercept_, ref.intercept_, rtol=0, atol=1e-8)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Gamma.floor takes log(y) on every row, the rows of a shared design without a label "
-    "(weight 0, target 0) included: 0 * log(0) is NaN, so the duality gap is NaN"))
 def test_gamma_certificate_with_missing_labels_is_finite():
     X, Y = _shared_with_missing("gamma")
     with warnings.catch_warnings():
@@ -230,9 +226,6 @@ def test_bad_inputs_are_refused_by_name():
             "offset", "logistic")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Mixed: a list shorter than the tasks raises IndexError (datafits/mixed.py, task_losses), "
-    "a longer one is accepted silently"))
 @pytest.mark.parametrize("losses", [["squared", "poisson"], ["squared"] * 4])
 def test_a_loss_list_of_the_wrong_length_is_refused(losses):
     Xs, ys = make_problem("squared", seed=1)

@@ -26,12 +26,6 @@ DATA = Path(os.environ.get("REGMTL_DATA")
 COUNT_SETS = ("sf1", "sf2", "scpf")
 
 
-SCREENING_NAN = (
-    "gap-safe screening in prox_newton (solvers/screening.py:57, ROWS) multiplies an infinite "
-    "radius by sqrt(max_t L_jt) = 0 for the Poisson loss (no dual strong concavity): "
-    "'invalid value encountered in multiply' on sf1 and sf2; harmless (NaN < l1 screens "
-    "nothing), but a RuntimeWarning")
-
 
 def _count_set(name):
     if not (DATA / "mulan_mtr" / f"{name}.arff").is_file():
@@ -57,7 +51,6 @@ def test_poisson_l21_path_certifies_on_count_sets(name):
     assert np.count_nonzero(path.coefs[-1]) > 0  # the path leaves zero
 
 
-@pytest.mark.xfail(strict=False, reason=SCREENING_NAN)
 @pytest.mark.parametrize("name", ["sf1", "sf2"])
 def test_poisson_l21_path_on_count_sets_is_quiet(name):
     Xs, ys = _count_set(name)

@@ -366,7 +366,8 @@ _PARAMS_DOC = """
         fitted), or the relative KKT residual below ``tol``.
     max_iter : int, default=1000
         Epochs (coordinate descent), proximal Newton steps or iterations (FISTA, conjugate
-        gradients); a fit that runs out warns (``ConvergenceWarning``) with the certificate
+        gradients; blocks of 64 primal-dual iterations for the quantile loss); a fit that runs
+        out warns (``ConvergenceWarning``) with the certificate
         it reached.
     warm_start : bool, default=False
         Start from the previous solution when the problem's shape is unchanged.

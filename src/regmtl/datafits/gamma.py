@@ -71,13 +71,14 @@ class Gamma(Datafit):
 
     def dual_value(self, y, theta, c):
         a = np.maximum(1.0 + theta, 0.0)
+        y = np.where(c > 0, y, 1.0)  # (rows without weight: a missing label)
         return float(np.dot(c, a - xlogy(a, a / y)))
 
     def feasible(self, y, theta):
         return np.maximum(theta, -1.0)
 
     def floor(self, y, c):
-        return float(np.dot(c, 1.0 + np.log(y)))
+        return float(np.dot(c, 1.0 + np.log(np.where(c > 0, y, 1.0))))
 
     def neg2_log_likelihood(self, data, f, s):
         r"""Gamma with one shape :math:`k_t` per task (the inverse dispersion) at its

@@ -82,9 +82,7 @@ class Mixed(Datafit):
         if not getattr(data, "rows_local", True):
             raise ValueError("loss=[...] (one loss per task) is fitted in memory; Dask input "
                              "takes one loss for all tasks.")
-        if int(np.max(data.task_index, initial=-1)) >= len(self.losses):
-            raise ValueError(f"loss has {len(self.losses)} entries for "
-                             f"{int(np.max(data.task_index)) + 1} tasks: give one loss per task.")
+        self._check_tasks(data)
         part = np.repeat(self.task_part[data.task_index], np.diff(data.indptr))
         new = object.__new__(Mixed)
         new.__dict__.update(self.__dict__)
@@ -94,7 +92,16 @@ class Mixed(Datafit):
 
     def task_losses(self, data: Any) -> list[Datafit]:
         """The loss of each segment of ``data``."""
+        self._check_tasks(data)
         return [self.losses[k] for k in data.task_index]
+
+    def _check_tasks(self, data: Any) -> None:
+        """One loss per task of ``data``'s task list."""
+        n_tasks = len(data.tasks) if getattr(data, "tasks", None) is not None else \
+            int(np.max(data.task_index, initial=-1)) + 1
+        if n_tasks != len(self.losses):
+            raise ValueError(f"loss has {len(self.losses)} entries for {n_tasks} tasks: give "
+                             "one loss per task, in the order of the tasks.")
 
     def _each(self, y):
         if self._rows is None or np.shape(y)[0] != self._n_obs:

@@ -37,7 +37,7 @@ from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .majorize import majorize_minimize
 from .newton import prox_newton
-from .primal_dual import primal_dual
+from .primal_dual import CHECK, primal_dual
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
@@ -368,9 +368,10 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
 
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
+    # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap)
     return primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
-                       fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 50000),
-                       verbose=verbose)
+                       fit_intercept=fit_intercept, tol=tol, max_iter=CHECK * max_iter,
+                       verbose=verbose, check=CHECK)
 
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,

@@ -32,7 +32,10 @@ from .certificates import Certificate, Reference, fit_intercepts
 from .prox_grad import CenteredMaps, lipschitz_estimate
 from .result import SolverResult
 
-__all__ = ["primal_dual"]
+__all__ = ["CHECK", "primal_dual"]
+
+#: iterations between two certificates (and the unit of the estimators' ``max_iter`` here)
+CHECK = 64
 
 
 def _box(datafit: Datafit, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +94,7 @@ def _certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_interce
 def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
                 W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
                 tol: float, max_iter: int, verbose: int = 0, theta: np.ndarray | None = None,
-                check: int = 64) -> SolverResult:
+                check: int = CHECK) -> SolverResult:
     """Minimize ``datafit + alpha penalty`` from ``(W, b)`` (and the dual point ``theta``) by
     restarted PDHG; ``max_iter`` bounds the iterations, certified every ``check``."""
     y, c = data.y, data.c
