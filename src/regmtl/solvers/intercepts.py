@@ -46,14 +46,16 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
         done |= close
         if done.all():
             break
-        nxt = delta + step
-        span = np.maximum(1.0, np.abs(delta))
-        up = (g > 0) & np.isinf(hi) & ~(nxt <= delta + span)
-        down = (g <= 0) & np.isinf(lo) & ~(nxt >= delta - span)
-        nxt = np.where(up, delta + span, np.where(down, delta - span, nxt))
-        outside = ~((lo < nxt) & (nxt < hi))
-        with np.errstate(invalid="ignore"):
-            nxt = np.where(outside, 0.5 * (lo + hi), nxt)
+        with np.errstate(invalid="ignore", over="ignore"):
+            nxt = delta + step
+            span = np.maximum(1.0, np.abs(delta))
+            # towards a side not bracketed yet: the Newton step, at most doubling the shift
+            up, down = (g > 0) & np.isinf(hi), (g <= 0) & np.isinf(lo)
+            nxt = np.where(up & ~((nxt > delta) & (nxt <= delta + span)), delta + span, nxt)
+            nxt = np.where(down & ~((nxt < delta) & (nxt >= delta - span)), delta - span, nxt)
+            # inside a bracket: the Newton step where it stays inside, else the midpoint
+            closed = np.isfinite(lo) & np.isfinite(hi)
+            nxt = np.where(closed & ~((lo < nxt) & (nxt < hi)), 0.5 * (lo + hi), nxt)
         stuck = nxt == delta  # the bracket is down to one float
         done |= stuck
         delta = np.where(done, delta, nxt)
