@@ -29,8 +29,8 @@ SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 
 #: modules that hold a solver (they import only parts), and the layer above them
 SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear", "splitting",
-                  "stationary", "majorize"}
-ABOVE = {"__init__", "policy", "solve", "entries"}
+                  "stationary", "majorize", "primal_dual", "smoothing", "quasi_newton"}
+ABOVE = {"__init__", "policy", "solve", "entries", "support_table"}
 
 
 def _solver_imports(path: Path) -> set[str]:

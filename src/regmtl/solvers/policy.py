@@ -40,6 +40,7 @@ from .newton import prox_newton
 from .primal_dual import CHECK, primal_dual
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
+from .quasi_newton import ridge_lbfgs
 from .result import SolverResult
 from .smoothing import smoothed_stages
 from .splitting import admm as split_admm
@@ -366,6 +367,13 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     return more
 
 
+def _run_ridge_lbfgs(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                     max_iter, verbose, V0, options, inner):
+    return ridge_lbfgs(data, datafit, penalty, alpha, W, b, ref=ref,
+                       fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 1000),
+                       verbose=verbose)
+
+
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap)
@@ -418,6 +426,10 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_direct, (SQUARED_LOSS, PURE_RIDGE, GRAM_TOL, GRAM_FORM),
         "the squared loss with a pure ridge on tasks with more rows than features: solved "
         "exactly, per task, from the Gram's eigendecomposition", "direct"),
+    "ridge_lbfgs": SolverEntry(
+        _run_ridge_lbfgs, (NEWTON_LOSS, PURE_RIDGE, ROWS_LOCAL),
+        "a smooth loss other than the squared one with a pure ridge: the whole objective is "
+        "smooth, minimized by L-BFGS on (W, b) and certified by its duality gap", "fista"),
     "majorize": SolverEntry(
         _run_majorize, (*_BCD, MAJORIZED),
         "a penalty solved by majorize-minimize: each stage a convex penalty majorizing it "
@@ -467,8 +479,9 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("primal_dual", "smoothing", "direct", "majorize", "stationary", "stationary_newton",
-              "prox_newton", "bcd", "cg", "admm", "structured_newton", "wide_newton", "fista")
+AUTO_ORDER = ("primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
+              "stationary_newton", "prox_newton", "bcd", "cg", "admm", "structured_newton",
+              "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
