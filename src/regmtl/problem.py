@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 
+from .classes import check_classes, expand_classes, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
 from .inputs import as_task_data, flat_rows
 from .penalties import Penalty, make_penalty
-from .classes import check_classes, expand_classes, task_classes
 from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 

@@ -26,13 +26,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..classes import task_classes
 from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..inputs import flat_rows
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..problem import check_loss_targets, encode_targets
 from ..solvers import SOLVERS, reference
-from ..classes import task_classes
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
 from .criteria import (
