@@ -108,3 +108,28 @@ def test_binary_tasks_with_the_multinomial_loss():
     # one class in a task is refused
     with pytest.raises(ValueError, match="one class"):
         rm.alpha_max(X, np.where(task == "a", 1, yb), task, loss="multinomial")
+
+
+def test_compare_two_digit_tasks_against_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    from regmtl.datasets import make_two_digit_tasks
+
+    digits = make_two_digit_tasks(160, 10, random_state=0)
+    X = digits.X.reshape(len(digits.X), -1)[:, ::4].astype(np.float64)  # 32 pixels
+    mtl = rm.MultiTaskClassifierCV("l21", alphas=2, eps=0.3, cv=2, tol=1e-3)
+    res = rm.compare(X, digits.Y, kind="multiclass", splits=1, n_alphas=3, cv=2,
+                     standardize=False, models=["independent", ("MTL L2,1", mtl)])
+    assert res.kind == "multiclass" and res.metric == "accuracy"
+    assert res.summary["model"].tolist() == ["LogisticRegression (independent)", "MTL L2,1"]
+    assert {"accuracy", "log_loss"} <= set(res.scores.columns)
+    assert res.summary["wins"].iloc[1].endswith("/2")
+    base = res.models["LogisticRegression (independent)"]
+    Xtr, _, ytr, _ = res.data_first_split
+    for t in range(2):  # each task's baseline: scikit-learn's fit at its chosen alpha
+        X_t, y_t = np.asarray(Xtr[t]), np.asarray(ytr[t])
+        direct = LogisticRegression(C=1.0 / (len(y_t) * base.alpha_[t]), tol=1e-4,
+                                    max_iter=1000).fit(X_t, y_t)
+        np.testing.assert_allclose(base.coef_[t], direct.coef_, atol=1e-12)
+        np.testing.assert_allclose(base.predict_proba(Xtr)[t], direct.predict_proba(X_t),
+                                   atol=1e-12)

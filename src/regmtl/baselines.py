@@ -633,7 +633,8 @@ class Independent(_PerTaskLinear):
     by cross-validation inside the task on the loss's mean deviance.
 
     The anchors (:data:`PER_LOSS`): ``Ridge`` (squared), ``LogisticRegression`` (logistic;
-    multinomial, for tasks of any number of classes, its mean log loss), ``PoissonRegressor`` (poisson), ``GammaRegressor`` (gamma), ``HuberRegressor`` (huber),
+    multinomial, for tasks of any number of classes, tuned on its mean log loss),
+    ``PoissonRegressor`` (poisson), ``GammaRegressor`` (gamma), ``HuberRegressor`` (huber),
     ``QuantileRegressor(quantile=tau, solver="highs")`` (quantile, its L1 penalty), one per
     task of a fit with one loss per task. ``alpha`` is in regmtl's units (the mean loss
     plus ``alpha/2 ||w||^2``; ``alpha ||w||_1`` for the quantile loss), turned into each
@@ -761,14 +762,12 @@ class Independent(_PerTaskLinear):
         grid = self._grid(loss, X, y)
         if len(grid) == 1:
             return float(grid[0])
-        if cls is not None:
-            k = min(int(self.cv), int(np.min(np.unique(y, return_counts=True)[1])))
-            split = StratifiedKFold(k, shuffle=True, random_state=self.random_state)
-        else:
-            k = min(int(self.cv), len(y))
-            split = KFold(k, shuffle=True, random_state=self.random_state)
-        if k < 2:
+        k = min(int(self.cv), int(np.min(np.unique(y, return_counts=True)[1])) if cls
+                is not None else len(y))
+        if k < 2:  # (a class of one row: no stratified folds)
             return float(grid[len(grid) // 2])
+        split = (StratifiedKFold if cls is not None else KFold)(
+            k, shuffle=True, random_state=self.random_state)
         dev = np.zeros(len(grid))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
