@@ -964,8 +964,17 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
     class, so each fold trains and validates on both classes of every task. With
     ``criterion="aic"`` or ``"bic"`` one path on all the data is scored instead (Bernoulli
     deviance plus the penalty's degrees of freedom).
-""" + _DOC_PARAMS + _DOC_ATTRS + r"""    classes_ : ndarray of shape (2,), or list of them
-        The two labels of each task, sorted.
+
+    Where a task has more than two classes, every fit is the multinomial one of
+    :class:`~regmtl.MultiTaskClassifier` (one column of W per class of each task): each fold
+    is laid out with the classes found on all the data, so that every fold has the same
+    columns (a class absent from a fold's training rows keeps its column), and scored by
+    each task's mean log loss (``scoring`` may name ``"accuracy"``, any scikit-learn scorer
+    or a callable, called on a one-task view with ``predict_proba`` over the task's
+    classes); AIC/BIC and ``alpha_per_task`` are refused there (cross-validate one alpha).
+""" + _DOC_PARAMS + _DOC_ATTRS + r"""    classes_ : ndarray, or list of them
+        The labels of each task, sorted (two per task, or each task's classes for the
+        multinomial loss).
 
     See Also
     --------
@@ -1024,8 +1033,8 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
         Returns
         -------
         ndarray, list or dict
-            Probabilities of ``(classes_[t][0], classes_[t][1])``, shape (n_samples, 2) per
-            task, in the form of ``X``.
+            Probabilities of ``classes_[t]``, shape (n_samples, K_t) per task (K_t = 2 for
+            binary tasks), in the form of ``X``.
         """
         return self._fitted().predict_proba(X, task=task)
 
@@ -1048,5 +1057,5 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True  # (the multinomial loss)
         return tags
