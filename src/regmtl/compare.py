@@ -534,22 +534,16 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, lo
         est.fit(Xtr, ytr)
     fit_time = time.perf_counter() - t0
     notes = [(w.category, name, s, str(w.message)) for w in caught]
-    if loss is not None:
-        losses = task_loss_list(loss, len(yte))
+    if loss is not None or kind == "multiclass":  # per-task metrics, their task means
         y_train = _ordered(ytr, task_names)
-        y_enc = [np.where(y == np.unique(np.asarray(y_train[t]))[-1], 1.0, -1.0)
-                 if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
-        f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
-        per_task = _loss_metrics(losses, y_enc, f)
-        task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
-                      "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
-                     for t in range(len(yte))]
-        split_row = {"model": name, "split": s, "fit_time": fit_time,
-                     **{k: float(np.nanmean(v)) for k, v in per_task.items()}}
-        return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)},
-                est, notes)
-    if kind == "multiclass":
-        per_task = _class_metrics(est, Xte, _ordered(ytr, task_names), yte, task_names)
+        if kind == "multiclass":
+            per_task = _class_metrics(est, Xte, y_train, yte, task_names)
+        else:
+            losses = task_loss_list(loss, len(yte))
+            y_enc = [np.where(y == np.unique(np.asarray(y_train[t]))[-1], 1.0, -1.0)
+                     if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
+            f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
+            per_task = _loss_metrics(losses, y_enc, f)
         task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
                       "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
                      for t in range(len(yte))]

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import metrics
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..classes import expand_classes, source_rows
 from ..datafits.multinomial import Multinomial
 from ..taskdata import TaskData, as_labels
 from .folds import take
+from .scoring import scorer_of
 
 __all__ = ["ClassScorer", "class_fold"]
 
@@ -90,22 +90,8 @@ class ClassScorer:
         scoring = "neg_log_loss" if scoring is None else scoring
         self.name = scoring if isinstance(scoring, str) else getattr(
             scoring, "__name__", type(scoring).__name__)
-        self._scorer = None
-        if isinstance(scoring, str) and scoring in _TABLE_SCORES:
-            return
-        if isinstance(scoring, str):
-            try:
-                self._scorer = metrics.get_scorer(scoring)
-            except ValueError:
-                raise ValueError(
-                    f"scoring={scoring!r} is not a scikit-learn scorer name; use "
-                    f"{list(_TABLE_SCORES)} or any name of sklearn.metrics.get_scorer_names()."
-                ) from None
-        elif callable(scoring):
-            self._scorer = scoring
-        else:
-            raise ValueError(f"scoring={scoring!r} must be a string, a callable "
-                             "scorer(estimator, X, y) or None.")
+        self._scorer = None if isinstance(scoring, str) and scoring in _TABLE_SCORES else (
+            scorer_of(scoring, list(_TABLE_SCORES)))
 
     def path_scores(self, val: TaskData, coefs: np.ndarray, intercepts: np.ndarray,
                     offset: np.ndarray | None = None) -> np.ndarray:  # noqa: ARG002
