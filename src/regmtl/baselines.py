@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import log_loss
 
 from .datafits.base import default_loss
 from .estimators import MultiTaskClassifier
@@ -563,6 +564,7 @@ def _quantile_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
 PER_LOSS: dict[str, tuple[Callable, str, str]] = {
     "squared": (_ridge_factory, "l2", "Ridge"),
     "logistic": (_logistic_factory, "l2", "LogisticRegression"),
+    "multinomial": (_logistic_factory, "l2", "LogisticRegression"),
     "poisson": (_poisson_factory, "l2", "PoissonRegressor"),
     "gamma": (_gamma_factory, "l2", "GammaRegressor"),
     "huber": (_huber_factory, "l2", "HuberRegressor"),
@@ -608,9 +610,15 @@ def _task_grid(loss: Any, X: np.ndarray, y: np.ndarray, n_alphas: int) -> np.nda
         g = Xc.T @ (tau - (y < np.quantile(y, tau)))
         top = float(np.max(np.abs(g))) / n
         return alpha_grid(top if top > 0 else 1.0, n_alphas, 1e-3)
-    kappa = {"poisson": float(np.mean(y)), "logistic": 0.25}.get(loss.name, 1.0)
+    kappa = {"poisson": float(np.mean(y)), "logistic": 0.25, "multinomial": 0.25}.get(
+        loss.name, 1.0)
     s = kappa * float(np.mean(np.sum(Xc * Xc, axis=0) / n))
     return alpha_grid(100.0 * s if s > 0 else 1.0, n_alphas, 1e-6)
+
+
+def _labelled(loss: Any) -> bool:
+    """Whether the loss reads labels (binary and multinomial tasks)."""
+    return loss.kind in ("binary", "multiclass")
 
 
 def _encoded(loss: Any, y: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
@@ -624,7 +632,8 @@ class Independent(_PerTaskLinear):
     """Every task alone with scikit-learn's estimator of its loss, its alpha tuned per task
     by cross-validation inside the task on the loss's mean deviance.
 
-    The anchors (:data:`PER_LOSS`): ``Ridge`` (squared), ``LogisticRegression`` (logistic),
+    The anchors (:data:`PER_LOSS`): ``Ridge`` (squared), ``LogisticRegression`` (logistic;
+    multinomial, for tasks of any number of classes, tuned on its mean log loss),
     ``PoissonRegressor`` (poisson), ``GammaRegressor`` (gamma), ``HuberRegressor`` (huber),
     ``QuantileRegressor(quantile=tau, solver="highs")`` (quantile, its L1 penalty), one per
     task of a fit with one loss per task. ``alpha`` is in regmtl's units (the mean loss
@@ -653,16 +662,18 @@ class Independent(_PerTaskLinear):
 
     Attributes
     ----------
-    coef_ : ndarray of shape (T, p)
-        Every task's weights (the linear predictor's).
-    intercept_ : ndarray of shape (T,)
-        The intercepts.
+    coef_ : ndarray of shape (T, p), or list of them
+        Every task's weights (the linear predictor's); with the multinomial loss a list of
+        each task's (K_t, p) weights, one row per class (one row for a task of two classes,
+        as ``LogisticRegression``).
+    intercept_ : ndarray of shape (T,), or list of them
+        The intercepts (each task's (K_t,) with the multinomial loss).
     alpha_ : ndarray of shape (T,)
         Each task's chosen alpha.
     estimators_ : list
         The refitted scikit-learn estimator of every task.
     classes_ : list
-        Each binary task's two labels (None for the others).
+        Each binary or multinomial task's labels (None for the others).
 
     Examples
     --------
@@ -710,15 +721,22 @@ class Independent(_PerTaskLinear):
         for X, y, loss in zip(X_list, y_list, losses, strict=True):
             X = _dense(X).astype(np.float64, copy=False)
             y = np.asarray(y)
-            cls = np.unique(y) if loss.kind == "binary" else None
+            cls = np.unique(y) if _labelled(loss) else None
             a = self._choose(loss, X, y, cls)
             est = self._fit(loss, a, X, y)
-            coefs.append(np.ravel(est.coef_))
-            icpts.append(float(np.ravel(est.intercept_)[0]))
+            if loss.kind == "multiclass":
+                coefs.append(np.atleast_2d(est.coef_))
+                icpts.append(np.atleast_1d(est.intercept_).astype(np.float64))
+            else:
+                coefs.append(np.ravel(est.coef_))
+                icpts.append(float(np.ravel(est.intercept_)[0]))
             alphas.append(a)
             ests.append(est)
             classes.append(cls)
-        self.coef_, self.intercept_ = np.array(coefs), np.array(icpts)
+        if any(loss.kind == "multiclass" for loss in losses):
+            self.coef_, self.intercept_ = coefs, icpts
+        else:
+            self.coef_, self.intercept_ = np.array(coefs), np.array(icpts)
         self.alpha_, self.estimators_, self.classes_ = np.array(alphas), ests, classes
         self.best_params_ = {"alpha": self.alpha_}
         return self
@@ -729,6 +747,7 @@ class Independent(_PerTaskLinear):
 
     def _grid(self, loss: Any, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         if isinstance(self.alphas, Integral):
+            y = np.zeros(len(y)) if loss.kind == "multiclass" else y  # (not read)
             return _task_grid(loss, X, np.asarray(y, dtype=np.float64), int(self.alphas))
         grid = np.sort(np.asarray(self.alphas, dtype=np.float64).ravel())[::-1]
         if grid.size == 0 or not np.all(np.isfinite(grid)) or grid.min() < 0:
@@ -743,35 +762,59 @@ class Independent(_PerTaskLinear):
         grid = self._grid(loss, X, y)
         if len(grid) == 1:
             return float(grid[0])
-        if cls is not None:
-            k = min(int(self.cv), int(np.min(np.unique(y, return_counts=True)[1])))
-            split = StratifiedKFold(k, shuffle=True, random_state=self.random_state)
-        else:
-            k = min(int(self.cv), len(y))
-            split = KFold(k, shuffle=True, random_state=self.random_state)
-        if k < 2:
+        k = min(int(self.cv), int(np.min(np.unique(y, return_counts=True)[1])) if cls
+                is not None else len(y))
+        if k < 2:  # (a class of one row: no stratified folds)
             return float(grid[len(grid) // 2])
+        split = (StratifiedKFold if cls is not None else KFold)(
+            k, shuffle=True, random_state=self.random_state)
         dev = np.zeros(len(grid))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for tr, te in split.split(X, y if cls is not None else None):
                 for i, a in enumerate(grid):
                     est = self._fit(loss, a, X[tr], y[tr])
+                    if loss.kind == "multiclass":  # twice the mean log loss
+                        dev[i] += 2.0 * log_loss(y[te], est.predict_proba(X[te]),
+                                                 labels=cls)
+                        continue
                     dev[i] += float(np.mean(loss.deviance(_encoded(loss, y[te], cls),
                                                           _linear(est, X[te]))))
         return float(grid[int(np.argmin(dev))])
 
+    def _score(self, X: Any, t: int) -> np.ndarray:
+        if self.losses_[t].kind == "multiclass":  # (n, K_t): one score per class
+            return self.estimators_[t].decision_function(_dense(X).astype(np.float64))
+        return super()._score(X, t)
+
     def decision_function(self, Xs: Any) -> Any:
-        """Every task's linear predictor ``x . w_t + b_t`` (one array per task)."""
+        """Every task's linear predictor ``x . w_t + b_t`` (one array per task; for a
+        multinomial task, (n_t, K_t) as ``LogisticRegression.decision_function``)."""
         return self._per_task(Xs, self._score)
 
     def predict(self, Xs: Any) -> Any:
         """Each task's prediction in its units: the loss's mean (``exp`` of the linear
-        predictor for the log links), a label for a binary task."""
+        predictor for the log links), a label for a binary or multinomial task."""
         def natural(X: Any, t: int) -> np.ndarray:
+            if self.losses_[t].kind == "multiclass":
+                return self.estimators_[t].predict(_dense(X).astype(np.float64))
             f = self._score(X, t)
             if self.classes_[t] is not None:
                 return np.asarray(self.classes_[t])[(f > 0).astype(np.int64)]
             return self.losses_[t].mean(f)
 
         return self._per_task(Xs, natural)
+
+    def predict_proba(self, Xs: Any) -> Any:
+        """Each binary or multinomial task's class probabilities, (n_t, K_t) over
+        ``classes_[t]`` (one array per task).
+
+        Raises
+        ------
+        AttributeError
+            If a task is not a classification task.
+        """
+        if any(c is None for c in self.classes_):
+            raise AttributeError("predict_proba is for binary and multinomial tasks.")
+        return self._per_task(Xs, lambda X, t: self.estimators_[t].predict_proba(
+            _dense(X).astype(np.float64)))

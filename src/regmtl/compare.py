@@ -71,6 +71,14 @@ _LOO = {"alpha_per_task": True, "cv": "loo"}
 
 
 _BOTH = ("regression", "binary")
+#: every kind: tasks of more than two classes too (the multinomial loss)
+_ALL = (*_BOTH, "multiclass")
+
+
+def _kind_loss(kind: str) -> str:
+    """The loss of a kind of tasks (the multinomial loss for ``"multiclass"``)."""
+    return "multinomial" if kind == "multiclass" else default_loss(kind)
+
 
 #: the baselines: name -> (kind(s), factory(kind, options) -> estimator, role, label)
 _BASELINES: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str, str]] = {
@@ -89,8 +97,8 @@ _BASELINES: dict[str, tuple[tuple[str, ...], Callable[[str, dict], Any], str, st
     "unregularized": (_BOTH, lambda k, o: (
         Independent(o["loss"], alphas=[0.0], tol=o["tol"]) if "loss" in o
         else Unregularized(k, tol=o["tol"])), "independent", "unregularized"),
-    "independent": (_BOTH, lambda k, o: Independent(
-        o.get("loss", default_loss(k)), alphas=o["alphas"], cv=o["cv"], tol=o["tol"],
+    "independent": (_ALL, lambda k, o: Independent(
+        o.get("loss", _kind_loss(k)), alphas=o["alphas"], cv=o["cv"], tol=o["tol"],
         random_state=o["random_state"]), "independent", "scikit-learn (independent)"),
     "pooled": (_BOTH, lambda k, o: PooledModel(k, **o), "pooled", "pooled"),
 }
@@ -106,7 +114,7 @@ def _penalty_models() -> dict[str, tuple[tuple[str, ...], Callable[[str, dict], 
         if pen.compare_role is None:
             continue
         per_task = pen.compare_role == "independent" and pen.separates_over_tasks
-        out[name] = (_BOTH, _cv(name, **(_PER_TASK if per_task else {})), pen.compare_role,
+        out[name] = (_ALL, _cv(name, **(_PER_TASK if per_task else {})), pen.compare_role,
                      pen.comparison_label())
     return out
 
@@ -128,6 +136,7 @@ DEFAULT_MODELS: dict[str, tuple[str, ...]] = {
                    "trace", "mean"),
     "binary": ("logistic", "logistic_one_alpha", "logistic_l1", "unregularized", "pooled",
                "l21", "trace", "mean"),
+    "multiclass": ("independent", "l21", "trace"),
 }
 
 #: The models ``models="default"`` fits for a loss other than the squared and logistic ones
@@ -185,7 +194,7 @@ def _entries(models: Any) -> list[tuple[str | None, Any]]:
 
 def _independent_label(loss: Any, kind: str) -> str:
     """The label of the ``"independent"`` baseline: its scikit-learn estimator."""
-    datafit = make_loss(loss if loss is not None else default_loss(kind))
+    datafit = make_loss(loss if loss is not None else _kind_loss(kind))
     if datafit.kind == "mixed":
         return "scikit-learn per task (independent)"
     entry = PER_LOSS.get(datafit.name)
@@ -271,7 +280,7 @@ class Comparison:
         ``"user"``), the task's test size ``n`` and the per-task metrics.
     choices : DataFrame
         The chosen parameters of every model on every split.
-    kind : {"regression", "binary"}
+    kind : {"regression", "binary", "multiclass"}
         The kind of the tasks.
     baseline : str
         The model ``wins`` compares with (the first one).
@@ -398,6 +407,23 @@ def _task_metrics(kind: str, yte, pred, proba) -> dict[str, np.ndarray]:
     return out
 
 
+def _class_metrics(est: Any, Xte: Any, ytr: list, yte: list,
+                   names: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Per task of more than two classes, ``accuracy`` and ``log_loss`` (scikit-learn's,
+    over the classes of the task's training labels, the columns of ``predict_proba``)."""
+    from sklearn.metrics import log_loss
+
+    pred = _ordered(est.predict(Xte), names)
+    proba = _ordered(est.predict_proba(Xte), names) if hasattr(est, "predict_proba") else None
+    acc = np.array([float(np.mean(np.asarray(p) == y)) for p, y in zip(pred, yte, strict=True)])
+    out = {"accuracy": acc}
+    if proba is not None:
+        out["log_loss"] = np.array([
+            log_loss(y, np.asarray(p), labels=np.unique(np.asarray(yt)))
+            for p, y, yt in zip(proba, yte, ytr, strict=True)])
+    return out
+
+
 def _split_metrics(kind: str, yte, pred, proba) -> dict[str, float]:
     """Task-averaged metrics of one split (explained variance also pooled)."""
     if kind == "regression":
@@ -476,13 +502,15 @@ def _choice(est: Any) -> dict[str, Any]:
     return params
 
 
-def _prepare(Xs, ys, split, standardize: bool):
-    """(Xtr, Xte, ytr, yte) of one split, standardized with its pooled training rows."""
+def _prepare(Xs, ys, split, standardize: bool, labels: bool = False):
+    """(Xtr, Xte, ytr, yte) of one split, standardized with its pooled training rows (the
+    test targets as numbers, or as given with ``labels``)."""
     Xtr, Xte, ytr, yte = apply_split(Xs, ys, split)
     if standardize:
         mean, scale = pooled_scaling(Xtr)
         Xtr, Xte = scaling.standardize(Xtr, mean, scale), scaling.standardize(Xte, mean, scale)
-    return Xtr, Xte, ytr, [np.asarray(v, dtype=np.float64) for v in yte]
+    return Xtr, Xte, ytr, [np.asarray(v) if labels else np.asarray(v, dtype=np.float64)
+                           for v in yte]
 
 
 def _ordered(out: Any, names: Sequence[Any]) -> list:
@@ -506,13 +534,16 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, lo
         est.fit(Xtr, ytr)
     fit_time = time.perf_counter() - t0
     notes = [(w.category, name, s, str(w.message)) for w in caught]
-    if loss is not None:
-        losses = task_loss_list(loss, len(yte))
+    if loss is not None or kind == "multiclass":  # per-task metrics, their task means
         y_train = _ordered(ytr, task_names)
-        y_enc = [np.where(y == np.unique(np.asarray(y_train[t]))[-1], 1.0, -1.0)
-                 if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
-        f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
-        per_task = _loss_metrics(losses, y_enc, f)
+        if kind == "multiclass":
+            per_task = _class_metrics(est, Xte, y_train, yte, task_names)
+        else:
+            losses = task_loss_list(loss, len(yte))
+            y_enc = [np.where(y == np.unique(np.asarray(y_train[t]))[-1], 1.0, -1.0)
+                     if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
+            f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
+            per_task = _loss_metrics(losses, y_enc, f)
         task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
                       "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
                      for t in range(len(yte))]
@@ -627,9 +658,14 @@ def compare(
         shape (n, T), NaN marking a missing label.
     task : array-like of shape (n_samples,) or str, optional
         Task id of every row of a long table, or the name of a column of a DataFrame ``X``.
-    kind : {"auto", "regression", "binary"}, default="auto"
+    kind : {"auto", "regression", "binary", "multiclass"}, default="auto"
         The kind of the tasks; ``"auto"`` reads it from the Bunch, else calls tasks with at
-        most two distinct targets binary.
+        most two distinct targets binary, and text labels with more than two classes in a
+        task multiclass (integer classes: pass ``"multiclass"`` or ``loss="multinomial"``).
+        Multiclass tasks are fitted with the multinomial loss and compared by accuracy (and
+        log loss); the default models are scikit-learn's ``LogisticRegression`` per task
+        (multinomial, its C tuned per task on the log loss: ``"independent"``), ``"l21"``
+        and ``"trace"``.
     models : str, estimator, list or dict, default="default"
         ``"default"``: ridge, lasso, unregularized, pooled, l21, trace, mean (logistic and L1
         logistic first for classification). Otherwise a list mixing model names
@@ -783,7 +819,8 @@ def compare(
     p = Xs[0].shape[1] if hasattr(Xs[0], "shape") else np.asarray(Xs[0]).shape[1]
     feature_names = list(getattr(bunch, "feature_names", None) or
                          [f"x{j}" for j in range(p)])
-    prepared = [_prepare(Xs, ys, split, standardize) for split in split_list]
+    prepared = [_prepare(Xs, ys, split, standardize, kind == "multiclass")
+                for split in split_list]
     keyed = _distinct(task_names)
     jobs = [delayed(_fit_one)(name, factory(opts), role, kind, *prepared[s][:4], s,
                               task_names, keyed and role != "user", loss)
@@ -831,7 +868,13 @@ def _loss_kind(loss: Any, ys: Sequence[Any], kind: str, bunch: Any) -> tuple[str
     """(the kind of the tasks, the loss scored by its deviance or None): the squared and
     logistic losses are today's regression and binary comparisons; any other loss (or one
     per task) is a regression comparison scored by each task's deviance."""
+    if kind == "multiclass" or (loss is not None and make_loss(loss).kind == "multiclass"):
+        if kind not in ("auto", "multiclass"):
+            raise ValueError(f"kind={kind!r} does not match loss={loss!r} (a multiclass loss).")
+        return "multiclass", None
     if loss is None:
+        if kind == "auto" and _text_classes(ys):
+            return "multiclass", None
         return task_kind(ys, getattr(bunch, "kind", "auto") if kind == "auto" else kind), None
     datafit = make_loss(loss)
     if datafit.kind == "mixed" and len(datafit.losses) != len(ys):
@@ -843,6 +886,15 @@ def _loss_kind(loss: Any, ys: Sequence[Any], kind: str, bunch: Any) -> tuple[str
     if datafit.kind == "binary" or datafit.quadratic:
         return own, None
     return "regression", loss
+
+
+def _text_classes(ys: Sequence[Any]) -> bool:
+    """Whether the targets are text labels and some task has more than two of them (numbers
+    are read as targets: pass ``kind="multiclass"`` for integer classes)."""
+    arrays = [np.asarray(y) for y in ys]
+    text = all(a.dtype.kind in "UO" and all(isinstance(v, str) for v in a.tolist())
+               for a in arrays)
+    return text and any(len(np.unique(a)) > 2 for a in arrays)
 
 
 def _summarize(per_split: pd.DataFrame, scores: pd.DataFrame, choices: pd.DataFrame,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 
+from .classes import check_classes, expand_classes, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
 from .inputs import as_task_data, flat_rows
@@ -106,13 +107,19 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
               sample_weight: Any = None, task_weight: Any = "equal",
               penalty: Penalty | None = None) -> TaskData:
     """A :class:`~regmtl.TaskData` from any input form (labels encoded to -1/+1 for
-    the logistic loss); a TaskData is returned as it is. With a penalty that declares
+    the logistic loss; for the multinomial loss, the classes' layout of
+    :func:`regmtl.classes.expand_classes`, each task's classes found among its weighted
+    rows); a TaskData is returned as it is. With a penalty that declares
     feature blocks (:meth:`~regmtl.Penalty.feature_blocks`, e.g. :class:`~regmtl.MultiSource`),
     missing blocks (NaN) are filled with zeros (``regmtl.inputs.fill_missing_blocks``)."""
     if isinstance(X, TaskData) or getattr(X, "rows_local", True) is False:
         return X
-    regression = make_datafit(loss).kind != "binary"
+    kind = make_datafit(loss).kind
+    regression = kind not in ("binary", "multiclass")
     if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
+        if kind == "multiclass":
+            raise ValueError("the multinomial loss is fitted in memory (its classes' layout "
+                             "needs every task's labels); compute the Dask input first.")
         from .dask import as_dask_task_data
 
         return as_dask_task_data(X, y, task, sample_weight=sample_weight,
@@ -121,6 +128,10 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
                         numeric_y=regression, blocks=blocks,
                         check_x=None if blocks is None else _check_x_missing)
+    if kind == "multiclass":  # one column of W per class of each task
+        classes = task_classes(data)
+        check_classes(data, classes)
+        return expand_classes(data, classes)
     return encode_targets(data, make_datafit(loss))
 
 
@@ -185,7 +196,8 @@ def alpha_max(
         The penalty's name or object.
     loss : str, Datafit or list of them, default="squared"
         The data term, as the estimators' ``loss=`` (``"logistic"`` encodes each task's two
-        labels to -1/+1; a list holds one loss per task).
+        labels to -1/+1; ``"multinomial"`` lays each task's classes out as columns, one per
+        class, so that ``G0`` has ``sum_t K_t`` columns; a list holds one loss per task).
     fit_intercept : bool, default=True
         Whether the intercepts are fitted (at W = 0 they then absorb the targets' means).
     sample_weight : array-like, or list of them, optional

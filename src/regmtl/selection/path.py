@@ -375,6 +375,10 @@ def regularization_path(
         The data term, as the estimators' ``loss=``: ``"squared"``, ``"logistic"``,
         ``"poisson"``, ``"gamma"``, ``"huber"``, ``"quantile"``, a loss object
         (``regmtl.Huber(2.0)``, ``regmtl.Quantile(0.9)``), or a list with one per task.
+        ``"multinomial"`` takes labels (any number of classes per task) and solves on the
+        classes' layout (:func:`regmtl.classes.expand_classes`): the path's "tasks" are then
+        the ``(task, class)`` pairs, ``coefs`` of shape (n_alphas, sum_t K_t, p), as the
+        ``coef_`` of a multinomial :class:`~regmtl.MultiTaskClassifier`.
     alphas : int or array-like, default=30
         An integer gives a geometric grid of that size (see
         :func:`~regmtl.selection.path_alphas`: from :func:`~regmtl.alpha_max` down to

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from ..taskdata import TaskData
 
-__all__ = ["TaskScorer", "REGRESSION_SCORES", "CLASSIFICATION_SCORES"]
+__all__ = ["TaskScorer", "REGRESSION_SCORES", "CLASSIFICATION_SCORES", "scorer_of"]
 
 
 def _proba(f: np.ndarray) -> np.ndarray:
@@ -101,6 +101,24 @@ class _OneTaskClassifier(ClassifierMixin, _OneTaskRegressor):
         return self.classes[(self.decision_function(X) > 0).astype(int)]
 
 
+def scorer_of(scoring: str | Callable, named: list[str]) -> Callable:
+    """A scikit-learn scorer from its name (``metrics.get_scorer``) or a callable
+    ``scorer(estimator, X, y)`` as it is; ``named`` lists the scores computed directly, for
+    the message that refuses anything else."""
+    if isinstance(scoring, str):
+        try:
+            return metrics.get_scorer(scoring)
+        except ValueError:
+            raise ValueError(
+                f"scoring={scoring!r} is not a scikit-learn scorer name; use one of {named} "
+                "or any name of sklearn.metrics.get_scorer_names()."
+            ) from None
+    if callable(scoring):
+        return scoring
+    raise ValueError(f"scoring={scoring!r} must be a string, a callable "
+                     "scorer(estimator, X, y) or None.")
+
+
 class TaskScorer:
     """Task-averaged validation score; ``kind`` is ``"regression"`` or ``"binary"``.
 
@@ -131,21 +149,8 @@ class TaskScorer:
         self._named = table.get(scoring) if isinstance(scoring, str) else None
         self._scorer = None
         if self._named is None:
-            if isinstance(scoring, str):
-                try:
-                    self._scorer = metrics.get_scorer(scoring)
-                except ValueError:
-                    extra = [DEVIANCE] if kind == "regression" else []
-                    raise ValueError(
-                        f"scoring={scoring!r} is not a scikit-learn scorer name; use one of "
-                        f"{sorted([*table, *extra])} or any name of "
-                        "sklearn.metrics.get_scorer_names()."
-                    ) from None
-            elif callable(scoring):
-                self._scorer = scoring
-            else:
-                raise ValueError(f"scoring={scoring!r} must be a string, a callable "
-                                 "scorer(estimator, X, y) or None.")
+            extra = [DEVIANCE] if kind == "regression" else []
+            self._scorer = scorer_of(scoring, sorted([*table, *extra]))
 
     def path_scores(self, val: TaskData, coefs: np.ndarray, intercepts: np.ndarray,
                     offset: np.ndarray | None = None) -> np.ndarray:

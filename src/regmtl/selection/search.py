@@ -26,6 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..classes import task_classes
 from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..inputs import flat_rows
@@ -42,6 +43,7 @@ from .criteria import (
 )
 from .folds import flat_groups, take, task_folds
 from .loo import ridge_loo_scores
+from .multiclass import ClassScorer, class_fold
 from .path import check_alphas, path_alphas, regularization_path
 from .scoring import TaskScorer
 
@@ -63,14 +65,19 @@ def _quiet_path(data: TaskData, loss: Any, penalty: Penalty, alphas: np.ndarray,
 
 def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: Datafit,
               penalty: Penalty, alphas: np.ndarray, task_weight: Any, scorer: TaskScorer,
-              kwargs: dict, offset: np.ndarray | None = None):
+              kwargs: dict, offset: np.ndarray | None = None,
+              classes: list | None = None):
     """Per-task validation scores (n_alphas, T) of one fold's path, and its facts. Each
     task keeps its loss (a loss per task is bound to the fold's rows by the solvers; its
     binary tasks' labels encoded in the training part as on all the data); ``offset`` (per
-    flat row) is folded into the training part and added to the validation scores."""
+    flat row) is folded into the training part and added to the validation scores; with
+    ``classes`` (the multinomial loss) the training part is laid out by those classes."""
     t0 = time.perf_counter()
     train_idx, val_idx = fold
-    train = take(data, train_idx, task_weight, encode=loss.kind == "binary")
+    if classes is not None:
+        train = class_fold(data, train_idx, task_weight, classes)
+    else:
+        train = take(data, train_idx, task_weight, encode=loss.kind == "binary")
     if loss.kind == "mixed":
         encode_targets(train, loss)
     if offset is not None:
@@ -274,12 +281,16 @@ class _MultiTaskCV(BaseEstimator):
         check_alphas(self.alphas)  # a bad grid is refused before any work
         probe = self._estimator(self.penalty, 1.0)
         data = probe._data(X, y, task, sample_weight, fitting=True)
-        probe._prepare_targets(data)
+        layout = probe._prepare_targets(data)  # the classes' layout (multinomial) or None
+        classes = None if layout is None else task_classes(data)
         datafit = probe._datafit()
         distributed = not data.rows_local
+        base = data if layout is None else layout
         if not distributed:
-            check_loss_targets(data, datafit.bind(data))
-        fit_data, o_flat = self._with_offset(data, datafit, offset)
+            check_loss_targets(base, datafit.bind(base))
+        if classes is not None:
+            self._check_multiclass()
+        fit_data, o_flat = self._with_offset(base, datafit, offset)
         if distributed and self.criterion != "cv":
             raise ValueError(f"criterion={self.criterion!r} is not available on Dask input "
                              "(its degrees of freedom need the rows in one place); use "
@@ -309,7 +320,7 @@ class _MultiTaskCV(BaseEstimator):
             results = self._leave_one_out(fit_data, candidates, grids)
         elif self.criterion == "cv":
             results = self._cross_validate(data, folds, candidates, grids, kwargs, datafit,
-                                           o_flat)
+                                           o_flat, classes)
         else:
             results = self._information(fit_data, datafit, candidates, grids, kwargs,
                                         None if o_flat is None else (data, o_flat))
@@ -397,12 +408,25 @@ class _MultiTaskCV(BaseEstimator):
                 f"largest relative certificate reached: {worst:.2e}); raise max_iter or "
                 "loosen tol.", ConvergenceWarning, stacklevel=3)
 
+    def _check_multiclass(self) -> None:
+        """Refuse what the multinomial loss (a task with more than two classes) cannot
+        serve, before any work."""
+        if self.criterion != "cv":
+            raise ValueError(
+                f"criterion={self.criterion!r} is not available for tasks with more than two "
+                "classes (the degrees of freedom of a multinomial fit, whose classes share "
+                "each row's curvature, are not estimated); use criterion='cv'.")
+        if self.alpha_per_task:
+            raise ValueError("alpha_per_task=True is not available for tasks with more than "
+                             "two classes; choose one alpha by cross-validation.")
+
     def _cross_validate(self, data, folds, candidates, grids, kwargs, datafit,
-                        offset=None) -> pd.DataFrame:
+                        offset=None, classes=None) -> pd.DataFrame:
         self.n_splits_ = len(folds)
-        scorer = TaskScorer(self.scoring, self._kind, datafit)
+        scorer = (TaskScorer(self.scoring, self._kind, datafit) if classes is None else
+                  ClassScorer(self.scoring, classes))
         jobs = [delayed(_fold_job)(data, folds[k], datafit, pen, grids[g], self.task_weight,
-                                   scorer, kwargs, offset)
+                                   scorer, kwargs, offset, classes)
                 for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
         results = self._run(jobs, "cross-validation", not data.rows_local)
         self._warn_unconverged(results)
@@ -940,8 +964,17 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
     class, so each fold trains and validates on both classes of every task. With
     ``criterion="aic"`` or ``"bic"`` one path on all the data is scored instead (Bernoulli
     deviance plus the penalty's degrees of freedom).
-""" + _DOC_PARAMS + _DOC_ATTRS + r"""    classes_ : ndarray of shape (2,), or list of them
-        The two labels of each task, sorted.
+
+    Where a task has more than two classes, every fit is the multinomial one of
+    :class:`~regmtl.MultiTaskClassifier` (one column of W per class of each task): each fold
+    is laid out with the classes found on all the data, so that every fold has the same
+    columns (a class absent from a fold's training rows keeps its column), and scored by
+    each task's mean log loss (``scoring`` may name ``"accuracy"``, any scikit-learn scorer
+    or a callable, called on a one-task view with ``predict_proba`` over the task's
+    classes); AIC/BIC and ``alpha_per_task`` are refused there (cross-validate one alpha).
+""" + _DOC_PARAMS + _DOC_ATTRS + r"""    classes_ : ndarray, or list of them
+        The labels of each task, sorted (two per task, or each task's classes for the
+        multinomial loss).
 
     See Also
     --------
@@ -1000,8 +1033,8 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
         Returns
         -------
         ndarray, list or dict
-            Probabilities of ``(classes_[t][0], classes_[t][1])``, shape (n_samples, 2) per
-            task, in the form of ``X``.
+            Probabilities of ``classes_[t]``, shape (n_samples, K_t) per task (K_t = 2 for
+            binary tasks), in the form of ``X``.
         """
         return self._fitted().predict_proba(X, task=task)
 
@@ -1024,5 +1057,5 @@ class MultiTaskClassifierCV(ClassifierMixin, _MultiTaskCV):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_class = True  # (the multinomial loss)
         return tags
