@@ -488,10 +488,17 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     model = comp.models.get(best) if best is not None else None
     if model is not None and hasattr(model, "coef_"):
         rep.add_heading(f"{best}, first split")
+        rows, caption = comp.task_names, "Coefficients (tasks x features)"
+        classes = getattr(model, "classes_", None)
+        if np.shape(model.coef_)[0] != len(comp.task_names) and isinstance(classes, list):
+            # the multinomial loss: a row per class of each task
+            rows = [f"{task}: {cls}" for task, cl in zip(comp.task_names, classes, strict=True)
+                    for cls in cl]
+            caption = "Coefficients (a row per class of each task x features)"
         rep._defer_figure(delayed(_plot_png)("plot_coefficients", model.coef_,
                                              feature_names=comp.feature_names,
-                                             task_names=comp.task_names),
-                          caption="Coefficients (tasks x features)")
+                                             task_names=rows),
+                          caption=caption)
         if hasattr(model, "penalty_") and comp.data_first_split:
             Xtr, _, ytr, _ = comp.data_first_split
             rep._defer_figure(delayed(_path_png)(Xtr, ytr, model.penalty_, fit_loss,
