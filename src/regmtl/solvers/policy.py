@@ -234,6 +234,19 @@ SEPARABLE_MODEL = Requirement(
         f"{pb.datafit.name} loss couples (a row's classes): use solver='fista' (or 'auto')."),
     on_data=False,
 )
+UNCOMPILED = Requirement(
+    "a loss without compiled kernels (``datafit.code`` None: the logistic loss keeps its "
+    "proximal Newton)",
+    lambda pb: pb.datafit.code is None,
+    lambda pb, name: f"solver={name!r} is run for the losses without compiled kernels.",
+    on_data=False,
+)
+QUASI_NEWTON_TOL = Requirement(
+    "tol >= 1e-9 (below, proximal Newton's quadratic convergence pins the coefficients down "
+    "further than L-BFGS does at the same certificate)",
+    lambda pb: pb.tol >= 1e-9,
+    lambda pb, name: f"tol={pb.tol:g} is below what the quasi-Newton row is run for (1e-9).",
+)
 BOX_DUAL = Requirement(
     "a loss whose conjugate is linear on a box (``datafit.box_dual``: the pinball loss)",
     lambda pb: pb.datafit.box_dual,
@@ -369,9 +382,18 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
 
 def _run_ridge_lbfgs(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
-    return ridge_lbfgs(data, datafit, penalty, alpha, W, b, ref=ref,
-                       fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 1000),
-                       verbose=verbose)
+    res = ridge_lbfgs(data, datafit, penalty, alpha, W, b, ref=ref,
+                      fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 1000),
+                      verbose=verbose)
+    if res.converged:
+        return res
+    # an ill-conditioned problem (curvatures over many orders of magnitude) where the
+    # quasi-Newton steps stall: the row the table would run next goes on from its point
+    rest = "prox_newton" if not datafit.coupled else "fista"
+    return SOLVER_TABLE[rest].run(data, datafit, penalty, alpha, res.W.copy(), res.b.copy(),
+                                  ref=ref, fit_intercept=fit_intercept, tol=tol,
+                                  max_iter=max_iter, verbose=verbose, V0=None,
+                                  options=options, inner=inner)
 
 
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
@@ -427,9 +449,9 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "the squared loss with a pure ridge on tasks with more rows than features: solved "
         "exactly, per task, from the Gram's eigendecomposition", "direct"),
     "ridge_lbfgs": SolverEntry(
-        _run_ridge_lbfgs, (NEWTON_LOSS, PURE_RIDGE, ROWS_LOCAL),
+        _run_ridge_lbfgs, (NEWTON_LOSS, PURE_RIDGE, ROWS_LOCAL, UNCOMPILED, QUASI_NEWTON_TOL),
         "a smooth loss other than the squared one with a pure ridge: the whole objective is "
-        "smooth, minimized by L-BFGS on (W, b) and certified by its duality gap", "fista"),
+        "smooth, minimized by L-BFGS on (W, b) and certified by its duality gap", "auto"),
     "majorize": SolverEntry(
         _run_majorize, (*_BCD, MAJORIZED),
         "a penalty solved by majorize-minimize: each stage a convex penalty majorizing it "

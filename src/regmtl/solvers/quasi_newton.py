@@ -47,7 +47,7 @@ def ridge_lbfgs(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
 
     x = np.concatenate([np.asarray(W, dtype=np.float64).ravel()]
                        + ([np.asarray(b, dtype=np.float64)] if fit_intercept else []))
-    used, gtol, cert = 0, max(tol * 1e-2, 1e-14), None
+    used, gtol, cert = 0, max(tol * 1e-4, 1e-14), None
     while True:
         res = minimize(objective, x, jac=True, method="L-BFGS-B",
                        options={"maxiter": max(max_iter - used, 1), "gtol": gtol,

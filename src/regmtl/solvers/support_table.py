@@ -67,7 +67,7 @@ def _problem(n_rows: int, n_features: int) -> Any:
 def _row(data: Any, loss: Datafit, penalty: Penalty) -> str:
     """The row ``"auto"`` runs; for a loss that is not smooth, with the row of its stages."""
     row = choose_row(data, loss, penalty, 0.1)
-    if loss.smooth:
+    if row != "smoothing":
         return row
     return f"{row} ({choose_row(data, loss.smoothed(1.0), penalty, 0.1)})"
 
@@ -77,7 +77,11 @@ def _certificate(loss: Datafit, penalty: Penalty) -> str:
     gap = penalty.has_dual and not penalty.nonconvex
     what = "duality gap" if gap else "KKT residual"
     if not loss.smooth:
-        return f"{what} of the pinball loss" if gap else f"{what} of the last smoothed stage"
+        if gap:
+            return f"{what} of the pinball loss"
+        if loss.box_dual and getattr(penalty, "has_prox", True) and not penalty.nonconvex:
+            return "fixed-point residual of the primal-dual iteration"
+        return f"{what} of the last smoothed stage"
     return what
 
 
