@@ -232,3 +232,11 @@ def test_a_loss_list_of_the_wrong_length_is_refused(losses):
     Xs, ys = make_problem("squared", seed=1)
     refused(lambda: rm.MultiTaskRegressor("l21", alpha=0.1, loss=losses).fit(Xs, ys),
             "loss", str(len(losses)), "3")
+
+
+def test_text_labels_for_a_binary_task_of_a_loss_per_task_get_a_clear_error():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    Y = np.column_stack([np.where(X[:, 0] > 0, "yes", "no"), X[:, 1]]).astype(object)
+    refused(lambda: rm.MultiTaskRegressor("l2", loss=["logistic", "squared"]).fit(X, Y),
+            "not numbers", "'yes'", "0/1")

@@ -185,14 +185,17 @@ def test_a_multinomial_fit_saves_and_loads(tmp_path):
 
 
 def test_a_multinomial_file_whose_classes_do_not_fit_its_coefficients_is_refused(tmp_path):
-    import json
-    import zipfile
-
     Xs, ys = _tasks()
     clf = rm.MultiTaskClassifier("l2", alpha=0.01).fit(Xs, ys)
     clf.classes_ = [clf.classes_[0], clf.classes_[1], clf.classes_[2][:3]]  # 3 labels, 4 rows
     path = tmp_path / "m.npz"
     clf.save(path)
-    with pytest.raises(ValueError, match="refused"):
+    with pytest.raises(ValueError, match=r"refused: attribute 'coef_' has shape \(9, 4\)"):
         rm.load(path)
-    del json, zipfile
+
+
+def test_a_loss_per_task_refuses_the_multinomial_with_a_clear_error():
+    Xs, ys = _tasks()
+    with pytest.raises(ValueError, match="'multinomial' scores a row once per class"):
+        rm.MultiTaskRegressor("l21", alpha=0.01,
+                              loss=["multinomial", "squared", "squared"]).fit(Xs, ys)

@@ -751,8 +751,6 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             first = np.cumsum([0] + [len(c) for c in self._classes])[:-1]
             self.tasks_, self.n_tasks_ = tasks, len(tasks)
             self.task_sizes_ = self.task_sizes_[first]
-            if self.input_form_ == "single" or len(tasks) == 1:
-                self.input_form_ = self.input_form_
         return self
 
     @property

@@ -80,13 +80,25 @@ def _as_1d(y: Any, name: str, n: int, *, numeric: bool) -> np.ndarray:
             f"{name} has {arr.shape[0]} entries but X has {n} rows; give one per row of X."
         )
     if numeric:
-        arr = check_array(arr, ensure_2d=False, dtype=np.float64, input_name=name)
+        try:
+            arr = check_array(arr, ensure_2d=False, dtype=np.float64, input_name=name)
+        except ValueError as exc:
+            if "could not convert" not in str(exc):
+                raise
+            raise ValueError(_not_numbers(name, exc)) from None
     else:
         if arr.dtype.kind in "fc":
             check_array(arr, ensure_2d=False, input_name=name)
         elif arr.dtype.kind == "O" and pd.isna(arr).any():
             raise ValueError(f"Input {name} contains NaN (a missing label).")
     return arr
+
+
+def _not_numbers(name: str, exc: Exception) -> str:
+    """The message for targets that are not numbers where a loss needs numbers."""
+    return (f"{name} holds values that are not numbers ({exc}): a regression loss takes "
+            "numbers; labels go to MultiTaskClassifier, and a binary task of loss=[...] "
+            "(one loss per task) takes its two labels as numbers, e.g. 0/1.")
 
 
 def _stack(blocks: Sequence[Any]) -> Any:
@@ -742,7 +754,10 @@ def _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single) 
 
 def _shared_targets(Y: np.ndarray, numeric_y: bool, tasks: np.ndarray):
     if numeric_y:
-        Yf = np.asarray(Y, dtype=np.float64) if Y.dtype.kind != "O" else Y.astype(np.float64)
+        try:
+            Yf = np.asarray(Y, dtype=np.float64) if Y.dtype.kind != "O" else Y.astype(np.float64)
+        except ValueError as exc:
+            raise ValueError(_not_numbers("y", exc)) from None
         if np.isinf(Yf).any():
             raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
         missing = np.isnan(Yf)

@@ -48,6 +48,11 @@ class Mixed(Datafit):
         self.losses = [one_loss(loss) for loss in losses]
         if not self.losses:
             raise ValueError("loss=[]: give one loss per task.")
+        coupled = [loss.name for loss in self.losses if loss.coupled]
+        if coupled:
+            raise ValueError(f"loss=[...] takes losses of one score per row; {coupled[0]!r} "
+                             "scores a row once per class: fit tasks of several classes with "
+                             "MultiTaskClassifier (the multinomial loss on every task).")
         self.parts: list[Datafit] = []
         self.task_part = np.zeros(len(self.losses), dtype=np.int64)
         for k, loss in enumerate(self.losses):

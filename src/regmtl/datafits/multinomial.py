@@ -174,12 +174,7 @@ class Multinomial(Datafit):
             if np.all(np.abs(g) <= rtol * tot[:, None]):
                 break
             W = cg[:, None] * P
-            H = (np.add.reduceat(W, self._block_groups)[:, :, None] * eye
-                 - np.einsum("gk,gl->kl", W, P) if n_blocks == 1 else
-                 np.add.reduceat(W, self._block_groups)[:, :, None] * eye
-                 - np.add.reduceat(W[:, :, None] * P[:, None, :], self._block_groups))
-            if H.ndim == 2:
-                H = H[None]
+            H = np.add.reduceat(W, self._block_groups)[:, :, None] * eye - self._outer(W, P)
             both = live[:, :, None] & live[:, None, :]
             H = np.where(both, H + tot[:, None, None] / self._K[:, None, None], 0.0)
             H += eye[None] * (~live)[:, :, None]  # unused classes: identity
@@ -196,6 +191,15 @@ class Multinomial(Datafit):
         shift = delta[live]  # (the segments are the blocks' classes in order)
         S += shift[self._seg_of]
         b += shift
+
+    def _outer(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Per block, ``sum_g A_g B_g^T`` of two group tables (n_blocks, K_max, K_max): one
+        product per block where every block has the same rows, else summed by segments."""
+        if self._uniform:
+            n = int(self._sizes[0])
+            shape = (self._K.size, n, self._kmax)
+            return np.einsum("bgk,bgl->bkl", A.reshape(shape), B.reshape(shape))
+        return np.add.reduceat(A[:, :, None] * B[:, None, :], self._block_groups)
 
     def neg2_log_likelihood(self, data, f, s):
         """Categorical: ``2 sum_i s_i l(y_i, eta_i)``."""

@@ -23,10 +23,10 @@ from .quadratic import quadratic_applies, task_quadratic
 from .quadratic_fista import MAX_BACKTRACK, crawling, fista_quadratic
 from .result import SolverResult
 
-__all__ = ["CenteredMaps", "fista", "lipschitz_estimate"]
+__all__ = ["fista", "lipschitz_estimate"]
 
 
-class CenteredMaps:
+class _CenteredMaps:
     """``linear`` / ``adjoint`` of the design in centered coordinates (xm = 0: plain maps)."""
 
     def __init__(self, data: TaskBlocks, xm: np.ndarray):
@@ -41,7 +41,7 @@ class CenteredMaps:
         return self.data.adjoint(u) - self.xm * sums, sums
 
 
-def lipschitz_estimate(maps: CenteredMaps, datafit: Datafit, fit_intercept: bool,
+def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: bool,
                        n_iter: int = 30, f: np.ndarray | None = None) -> float:
     """Power-iteration estimate of the largest eigenvalue of the data term's Hessian bound
     (the loss's curvature near the scores ``f`` where it has no global bound)."""
@@ -117,7 +117,7 @@ def fista(
         # the Gram sums met tol but the data do not (rounding): finish over the data
     y, c = data.y, data.c
     xm = data.feature_means() if fit_intercept else np.zeros((data.n_features, data.n_tasks))
-    maps = CenteredMaps(data, xm)
+    maps = _CenteredMaps(data, xm)
     copies = penalty.spread(np.ones((1, 1))).size  # ||compose||^2: W = P + Q doubles it
     b = b + np.einsum("jt,jt->t", xm, penalty.compose(V))  # intercepts, centered coordinates
     f = maps.linear(penalty.compose(V), b)
