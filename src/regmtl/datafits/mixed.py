@@ -88,11 +88,15 @@ class Mixed(Datafit):
             raise ValueError("loss=[...] (one loss per task) is fitted in memory; Dask input "
                              "takes one loss for all tasks.")
         self._check_tasks(data)
+        bound = getattr(self, "_bound", None)  # (held, so that identity means the same rows)
+        if bound is not None and bound[0] is data.indptr and bound[1] is data.task_index:
+            return self  # (already on these rows: the estimator, solve and reference bind)
         part = np.repeat(self.task_part[data.task_index], np.diff(data.indptr))
         new = object.__new__(Mixed)
         new.__dict__.update(self.__dict__)
         new._rows = [np.flatnonzero(part == i) for i in range(len(self.parts))]
         new._n_obs = part.shape[0]
+        new._bound = (data.indptr, data.task_index)
         return new
 
     def task_losses(self, data: Any) -> list[Datafit]:

@@ -60,6 +60,9 @@ class Multinomial(Datafit):
             raise ValueError("the multinomial loss is fitted on the classes' layout "
                              "(regmtl.classes.expand_classes); MultiTaskClassifier builds it "
                              "for tasks with more than two classes.")
+        bound = getattr(self, "_bound", None)  # (held, so that identity means the same rows)
+        if bound is not None and bound[0] is data.indptr and bound[1] is blocks:
+            return self  # (already on these rows: the estimator, solve and reference bind)
         first, K = blocks[:, 0].astype(np.int64), blocks[:, 1].astype(np.int64)
         sizes = np.diff(data.indptr)[first]
         goff = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
@@ -74,6 +77,7 @@ class Multinomial(Datafit):
             new._row_g = goff[block][seg_of] + (np.arange(data.n_obs) - data.indptr[seg_of])
             new._row_k = (np.arange(block.size) - first[block])[seg_of]
         new._n_obs = int(data.n_obs)
+        new._bound = (data.indptr, blocks)
         return new
 
     def _check(self, v: np.ndarray) -> None:
