@@ -192,6 +192,23 @@ class Datafit:
         """
         raise NotImplementedError
 
+    def value_theta(self, y: np.ndarray, f: np.ndarray,
+                    c: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`value` and :meth:`theta` at the same scores (a loss may share their work,
+        as the multinomial's softmax).
+
+        Parameters
+        ----------
+        y, f, c : ndarray of shape (n_obs,)
+            Targets, scores and row weights.
+
+        Returns
+        -------
+        (float, ndarray of shape (n_obs,))
+            The data term and ``theta``.
+        """
+        return self.value(y, f, c), self.theta(y, f)
+
     def dual_value(self, y: np.ndarray, theta: np.ndarray, c: np.ndarray) -> float:
         """The Fenchel-dual term ``-sum_r c_r l*(-theta_r)``.
 
