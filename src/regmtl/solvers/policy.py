@@ -527,8 +527,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
 AUTO_ORDER = ("primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
-              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm", "structured_newton",
-              "wide_newton", "fista")
+              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm",
+              "structured_newton", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:

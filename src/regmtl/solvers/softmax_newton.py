@@ -91,6 +91,15 @@ class _Layout:
 
 
 @njit(cache=True)
+def _norm_at(zt, lam, mu):  # pragma: no cover (compiled)
+    """``||diag(1 / (lam + mu)) zt||``."""
+    s = 0.0
+    for t in range(zt.size):
+        s += (zt[t] / (lam[t] + mu)) ** 2
+    return np.sqrt(s)
+
+
+@njit(cache=True)
 def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l1, l2, rows,
                   max_sweeps, rtol):  # pragma: no cover (compiled)
     """Coordinate descent on the quadratic model over the features ``feats`` (and the
@@ -141,10 +150,12 @@ def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l
     lamb, Qb = np.linalg.eigh(Hb)
     cut = 1e-12 * max(lamb.max(), 1e-300)
     r = np.empty(T)
+    zt = np.empty(T)
     delta = np.empty(T)
     first = -1.0
-    sweep = 0
-    for sweep in range(1, max_sweeps + 1):
+    done = 0
+    for _ in range(max_sweeps):
+        done += 1
         change = 0.0
         for jj in range(nf):
             j = feats[jj]
@@ -160,26 +171,35 @@ def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l
                 lam = lams[jj]
                 Q = Qs[jj]
                 # the row's exact block step: minimize -r.d + d'H d / 2 + l1 ||v|| + l2/2 ||v||^2
-                zt = Q.T @ V[j] * lam + Q.T @ r  # (H v0 + r) in the eigenbasis
-                if np.sqrt(np.sum((Q @ zt) ** 2)) <= l1:
+                zn = 0.0
+                for t in range(T):  # z = H v0 + r in the eigenbasis
+                    qv, qr = 0.0, 0.0
+                    for m in range(T):
+                        qv += Q[m, t] * V[j, m]
+                        qr += Q[m, t] * r[m]
+                    zt[t] = lam[t] * qv + qr
+                    zn += zt[t] * zt[t]
+                if np.sqrt(zn) <= l1:
                     for t in range(T):
                         delta[t] = -V[j, t]
                 else:  # v = (H + mu I)^-1 z with mu = l2 + l1 / ||v||: ||v|| by bisection
                     lo, hi = 0.0, 1.0
                     for _ in range(200):
-                        if np.sqrt(np.sum((zt / (lam + l2 + l1 / hi)) ** 2)) < hi:
+                        if _norm_at(zt, lam, l2 + l1 / hi) < hi:
                             break
                         lo, hi = hi, 2.0 * hi
                     for _ in range(60):
                         mid = 0.5 * (lo + hi)
-                        if np.sqrt(np.sum((zt / (lam + l2 + l1 / mid)) ** 2)) >= mid:
+                        if _norm_at(zt, lam, l2 + l1 / mid) >= mid:
                             lo = mid
                         else:
                             hi = mid
-                    sv = 0.5 * (lo + hi)
-                    vt = Q @ (zt / (lam + l2 + l1 / sv))
+                    mu = l2 + l1 / (0.5 * (lo + hi))
                     for t in range(T):
-                        delta[t] = vt[t] - V[j, t]
+                        vt = 0.0
+                        for m in range(T):
+                            vt += Q[t, m] * zt[m] / (lam[m] + mu)
+                        delta[t] = vt - V[j, t]
                 moved = 0.0
                 for t in range(T):
                     moved += delta[t] * delta[t]
@@ -254,7 +274,7 @@ def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l
             first = change
         if change <= rtol * first:
             break
-    return sweep
+    return done
 
 
 def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
@@ -268,7 +288,7 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     X = np.asfortranarray(data.X, dtype=np.float64)
     step = penalty.bcd_params(alpha)
     l1, l2, rows = float(step.l1), float(step.l2), step.kind == ROWS
-    p, T = data.n_features, data.n_tasks
+    T = data.n_tasks
     V = np.array(W, dtype=np.float64, order="C")
     bv = np.array(b, dtype=np.float64) if fit_intercept else np.zeros(T)
     F = lay.scores(X, V, bv)
