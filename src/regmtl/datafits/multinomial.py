@@ -67,7 +67,7 @@ class Multinomial(Datafit):
         sizes = np.diff(data.indptr)[first]
         goff = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         new = Multinomial()
-        new._K, new._sizes, new._block_groups = K, sizes, goff
+        new._first, new._K, new._sizes, new._block_groups = first, K, sizes, goff
         new._n_groups, new._kmax = int(sizes.sum()), int(K.max())
         new._uniform = bool(np.all(K == K[0]) and np.all(sizes == sizes[0]))
         block = np.repeat(np.arange(first.size), K)
@@ -79,6 +79,14 @@ class Multinomial(Datafit):
         new._n_obs = int(data.n_obs)
         new._bound = (data.indptr, blocks)
         return new
+
+    def class_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blocks of the rows this loss is bound to: each block's first column of W
+        (segment), its number of classes and its number of rows (a row's classes are the
+        block's consecutive segments, each holding the block's rows in the same order)."""
+        if getattr(self, "_n_obs", None) is None:
+            raise ValueError("a Multinomial loss has a layout once bound (Multinomial.bind).")
+        return self._first, self._K, self._sizes
 
     def _check(self, v: np.ndarray) -> None:
         if getattr(self, "_n_obs", None) != np.shape(v)[0]:

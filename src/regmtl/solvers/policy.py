@@ -237,10 +237,9 @@ SEPARABLE_MODEL = Requirement(
 )
 SOFTMAX_MODEL = Requirement(
     "a loss that couples a row's class scores through a softmax (``datafit.coupled``, on the "
-    "classes' layout: each row's K x K curvature diag(p) - p p^T) on a dense design, with a "
-    "penalty of entries or rows (L1, L2, elastic net, L2,1)",
-    lambda pb: (pb.datafit.coupled and getattr(pb.data, "class_blocks", None) is not None
-                and isinstance(pb.data.X, np.ndarray)
+    "classes' layout, ``datafit.class_layout``: each row's K x K curvature diag(p) - p p^T) on "
+    "a dense design, with a penalty of entries or rows (L1, L2, elastic net, L2,1)",
+    lambda pb: (pb.datafit.coupled and isinstance(pb.data.X, np.ndarray)
                 and pb.penalty.bcd_params(pb.alpha).kind in SOFTMAX_KINDS),
     lambda pb, name: (
         f"solver={name!r} runs proximal Newton with a row's K x K curvature, for the "

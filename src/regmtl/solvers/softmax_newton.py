@@ -39,14 +39,13 @@ SOFTMAX_KINDS = (ENTRYWISE, ROWS)
 
 
 class _Layout:
-    """The classes' layout as tables: ``n_groups`` rows (one per original observation, its
-    block's classes along ``K_max`` columns), each reading row ``xrow`` of the design."""
+    """The classes' layout (the loss's ``class_layout``) as tables: ``n_groups`` rows (one per
+    original observation, its block's classes along ``K_max`` columns), the rows of block
+    ``b`` reading the design from row ``roff[b]`` on."""
 
-    def __init__(self, data: TaskBlocks) -> None:
-        blocks = data.class_blocks
-        self.col0 = blocks[:, 0].astype(np.int64)
-        self.K = blocks[:, 1].astype(np.int64)
-        self.nb = np.diff(data.indptr)[self.col0].astype(np.int64)
+    def __init__(self, data: TaskBlocks, datafit: Datafit) -> None:
+        self.col0, self.K, self.nb = (np.asarray(a, dtype=np.int64)
+                                      for a in datafit.class_layout())
         self.goff = np.concatenate(([0], np.cumsum(self.nb)[:-1])).astype(np.int64)
         self.roff = (np.zeros_like(self.col0) if data.shared
                      else data.indptr[self.col0].astype(np.int64))
@@ -284,7 +283,7 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     """Minimize ``datafit + alpha penalty`` from ``(W, b)`` by proximal Newton steps with
     each row's ``K x K`` curvature (the module's text); ``max_iter`` bounds the Newton steps,
     each certified."""
-    lay = _Layout(data)
+    lay = _Layout(data, datafit)
     X = np.asfortranarray(data.X, dtype=np.float64)
     step = penalty.bcd_params(alpha)
     l1, l2, rows = float(step.l1), float(step.l2), step.kind == ROWS
