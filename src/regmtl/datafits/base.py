@@ -194,8 +194,8 @@ class Datafit:
 
     def value_theta(self, y: np.ndarray, f: np.ndarray,
                     c: np.ndarray) -> tuple[float, np.ndarray]:
-        """:meth:`value` and :meth:`theta` at once (a loss whose two share work, such as the
-        exponential of the log-link losses, computes it once).
+        """:meth:`value` and :meth:`theta` at the same scores (a loss may share their work:
+        the log-link losses' exponential, the multinomial's softmax).
 
         Parameters
         ----------
@@ -204,10 +204,8 @@ class Datafit:
 
         Returns
         -------
-        value : float
-            ``sum_r c_r l(y_r, f_r)``.
-        theta : ndarray of shape (n_obs,)
-            ``-l'(y, f)``.
+        (float, ndarray of shape (n_obs,))
+            The data term and ``theta``.
         """
         return self.value(y, f, c), self.theta(y, f)
 
