@@ -31,7 +31,7 @@ from ..penalties import Penalty
 from .certificates import Certificate, Reference, fit_intercepts
 from .result import SolverResult
 
-__all__ = ["CHECK", "primal_dual"]
+__all__ = ["CHECK", "dual_box", "primal_dual", "saddle_certificate"]
 
 #: iterations between two certificates (and the unit of the estimators' ``max_iter`` here)
 CHECK = 64
@@ -55,7 +55,7 @@ def _operator_norm2(data, fit_intercept: bool, n_iter: int = 50) -> float:
     return lam
 
 
-def _box(datafit: Datafit, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dual_box(datafit: Datafit, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The dual box ``[l, u]`` of each row (the projection's images of -inf and +inf)."""
     big = np.full(y.shape, 1e300)
     return datafit.feasible(y, -big), datafit.feasible(y, big)
@@ -78,10 +78,12 @@ def _centered(data, theta, lo, hi, fit_intercept: bool) -> np.ndarray:
     return np.clip(theta - data.per_row(0.5 * (low + high)), lo, hi)
 
 
-def _certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_intercept, ref):
+def saddle_certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_intercept,
+                       ref):
     """(certificate, b with intercepts minimized) at the primal ``(V, b)`` and dual
-    ``theta``: the duality gap, or for a penalty without a tractable dual the fixed-point
-    residual of the iteration (zero exactly at a saddle point) relative to ``||G0||``."""
+    ``theta``: the duality gap, or for a penalty without a tractable dual (or ``alpha = 0``)
+    the fixed-point residual of the iteration (zero exactly at a saddle point) relative to
+    ``||G0||``."""
     W = penalty.compose(V)
     f = data.linear(W, b)
     b = b.copy()
@@ -90,7 +92,7 @@ def _certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_interce
         fit_intercepts(data, datafit, S, b)
         f = datafit.scores(data.y, S)
     primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
-    if not penalty.has_dual:
+    if not penalty.has_dual or alpha <= 0:  # (alpha = 0: the dual needs X^T c theta = 0)
         u = data.c * theta
         D = V - penalty.prox(V + penalty.spread(data.adjoint(u)), 1.0, alpha)
         r = theta - np.clip(theta + data.y - f, lo, hi)
@@ -115,7 +117,7 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
     """Minimize ``datafit + alpha penalty`` from ``(W, b)`` (and the dual point ``theta``) by
     restarted PDHG; ``max_iter`` bounds the iterations, certified every ``check``."""
     y, c = data.y, data.c
-    lo, hi = _box(datafit, y)
+    lo, hi = dual_box(datafit, y)
     V = penalty.lift(W)
     b = np.array(b, dtype=np.float64)
     f = data.linear(penalty.compose(V), b)
@@ -124,9 +126,9 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
     norm = np.sqrt(copies * _operator_norm2(data, fit_intercept)) * 1.01
     eta = 0.95 / max(norm, 1e-300)
     omega = 1.0  # the primal weight: s_p = eta / omega, s_d = eta * omega
-    cert, b_cert = _certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
-                                fit_intercept, ref)
-    best = (cert, V, b_cert)
+    cert, b_cert = saddle_certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
+                                      fit_intercept, ref)
+    best = (cert, V, b_cert, th)
     restart_gap, anchor = cert.value, (V, b, th)
     sums = [np.zeros_like(V), np.zeros_like(b), np.zeros_like(th)]
     n_avg, since = 0, 0
@@ -145,14 +147,14 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
         since += 1
         if it % check and it != max_iter:
             continue
-        cur, b_cur = _certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
-                                  fit_intercept, ref)
+        cur, b_cur = saddle_certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
+                                        fit_intercept, ref)
         avg = tuple(acc / n_avg for acc in sums)
-        mean, b_mean = _certificate(data, datafit, penalty, alpha, avg[0], avg[1], avg[2],
-                                    lo, hi, fit_intercept, ref)
+        mean, b_mean = saddle_certificate(data, datafit, penalty, alpha, avg[0], avg[1],
+                                          avg[2], lo, hi, fit_intercept, ref)
         cand = (cur, (V, b, th), b_cur) if cur.value <= mean.value else (mean, avg, b_mean)
         if cand[0].value < best[0].value:
-            best = (cand[0], cand[1][0], cand[2])
+            best = (cand[0], cand[1][0], cand[2], cand[1][2])
         if verbose:
             print(f"[pdhg] iter {it:6d}  omega {omega:.2e}  duality_gap "
                   f"{best[0].relative:.3e}")
@@ -171,6 +173,8 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
             anchor, restart_gap = (V, b, th), cand[0].value
             sums = [np.zeros_like(V), np.zeros_like(b), np.zeros_like(th)]
             n_avg, since = 0, 0
-    cert, V, b = best
+    cert, V, b, th = best
     W = penalty.compose(V)
-    return SolverResult(W, b, it, cert, cert.converged(tol), V)
+    if cert.kind == "duality_gap":  # the dual point certified (before its scaling)
+        th = _centered(data, th, lo, hi, fit_intercept)
+    return SolverResult(W, b, it, cert, cert.converged(tol), V, theta=th)
