@@ -1,21 +1,29 @@
 r"""A piecewise-linear loss with a penalty that is a linear program: solved exactly by HiGHS.
 
-The pinball loss ``c_r (tau r^+ + (1 - tau) r^-)`` with the lasso (``alpha sum_jt |W_jt|``,
-``W >= 0`` where the penalty is sign-constrained) or the L1,inf norm
-(``alpha sum_j max_t |W_jt|``) is the linear program
+The pinball loss with the lasso, per task (``W >= 0`` where the penalty is sign-constrained),
+is solved as the linear program of its dual, with ``lambda_r = c_r theta_r``:
 
 .. math::
 
-    \min\ \sum_r c_r (\tau u_r + (1 - \tau) v_r) + \alpha\, \Omega
+    \max_\lambda\ \sum_r \lambda_r y_r \quad \text{s.t.}\quad
+    c_r (\tau - 1) \le \lambda_r \le c_r \tau,\quad |X_t^\top \lambda| \le \alpha,\quad
+    \textstyle\sum_r \lambda_r = 0 \ \text{(intercepts)},
+
+whose multipliers are ``w_t`` (of the two sides of ``|X_t^T lambda| <= alpha``) and ``b_t``
+(of the sum): n variables and ``2p + 1`` constraints, about half the time of the primal
+program on tall tasks. The L1,inf norm (``alpha sum_j max_t |W_jt|``) couples the tasks: one
+primal program for all, scikit-learn's ``QuantileRegressor`` formulation with ``|W_jt| <=
+m_j`` and the cost ``alpha sum_j m_j``,
+
+.. math::
+
+    \min\ \sum_r c_r (\tau u_r + (1 - \tau) v_r) + \alpha \sum_j m_j
     \quad \text{s.t.} \quad x_r^\top w_t + b_t + u_r - v_r = y_r,\quad u, v \ge 0,
 
-with ``w = w^+ - w^-`` and ``Omega = sum (w^+ + w^-)`` (entrywise), or ``|W_jt| <= m_j`` and
-``Omega = sum_j m_j`` (rows), scikit-learn's ``QuantileRegressor`` formulation per task. The
-entrywise lasso separates over tasks: one program per task; L1,inf is one program for all.
-The multipliers ``lambda_r`` of the equalities are the derivatives of the optimum in ``y_r``,
-so ``theta_r = lambda_r / c_r`` is the pinball loss's dual point (in ``[tau - 1, tau]``), and
-the fit is certified by the library's own duality gap at ``(W, b, theta)``
-(:func:`~regmtl.solvers.primal_dual.saddle_certificate`). Rows of weight 0 are left out.
+whose equalities' multipliers are ``lambda``. Either way ``theta = lambda / c`` is the pinball
+loss's dual point, and the fit is certified by the library's own duality gap at
+``(W, b, theta)`` (:func:`~regmtl.solvers.primal_dual.saddle_certificate`). Rows of weight 0
+are left out; the costs are scaled by ``1 / max c`` (the multipliers are not).
 """
 
 from __future__ import annotations
@@ -41,80 +49,70 @@ LP_FORMS = ("entrywise", "row_max")
 _OPTIONS = {"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
 
 
-def _task_design(data: TaskBlocks, t: int, keep: np.ndarray) -> sp.csr_array:
-    """The rows ``keep`` (flat indices within task t's segment, from its start) of task t's
-    design, sparse."""
+def _task_design(data: TaskBlocks, t: int, keep: np.ndarray):
+    """The rows ``keep`` (indices within task t's segment) of task t's design (dense, or
+    sparse CSR)."""
     a = int(data.indptr[t])
     X = data.X if data.shared else data.X[a:int(data.indptr[t + 1])]
-    X = X[keep] if sp.issparse(X) else np.asarray(X)[keep]
-    return sp.csr_array(X)
+    return sp.csr_array(X)[keep] if sp.issparse(X) else np.asarray(X)[keep]
 
 
-def _program(blocks, tau: float, alpha: float, form: str, positive: bool,
-             fit_intercept: bool):
-    """The program's ``(cost, A_eq, b_eq, A_ub, bounds, where)`` for task blocks
-    ``(X_t, y_t, c_t)``: ``where`` the slices of W's entries (``form="entrywise"``: their
-    positive and negative parts) and the intercepts in the variables."""
-    T = len(blocks)
-    p = blocks[0][0].shape[1]
-    n = np.array([len(y) for _, y, _ in blocks])
+def _lasso_task(X, y, c, tau: float, alpha: float, positive: bool, fit_intercept: bool,
+                options: dict):
+    """One task's lasso by its dual program: ``(w, b, lambda, ok, iterations)`` or None."""
+    p = X.shape[1]
+    if len(y) == 0:  # no weighted rows: nothing to fit
+        return np.zeros(p), 0.0, np.zeros(0), True, 0
+    XT = X.T
+    A_ub = XT if positive else (sp.vstack([XT, -XT]) if sp.issparse(X) else np.vstack([XT, -XT]))
+    res = linprog(-y, A_ub=A_ub, b_ub=np.full(A_ub.shape[0], alpha),
+                  A_eq=np.ones((1, len(y))) if fit_intercept else None,
+                  b_eq=[0.0] if fit_intercept else None,
+                  bounds=np.column_stack([(tau - 1.0) * c, tau * c]), method="highs",
+                  options=options)
+    if res.x is None or res.ineqlin is None:
+        return None
+    m = np.asarray(res.ineqlin.marginals)  # d(-dual)/d(alpha-side): minus the multipliers
+    w = -m[:p] if positive else m[p:] - m[:p]
+    b = -float(res.eqlin.marginals[0]) if fit_intercept else 0.0
+    return w, b, res.x, res.status == 0, res.nit
+
+
+def _row_max(blocks, tau: float, alpha: float, fit_intercept: bool, options: dict):
+    """L1,inf: the primal program of all tasks, ``(W, b, lambda, ok, iterations)`` or None;
+    the variables ``[W (task by task), b, m, u, v]``."""
+    T, p = len(blocks), blocks[0][0].shape[1]
+    n = np.array([len(yt) for _, yt, _ in blocks])
     N = int(n.sum())
-    X = sp.block_diag([Xt for Xt, _, _ in blocks], format="csr")
-    A, cost, bounds = [X], [], []
-    if form == "entrywise":
-        cost.append(np.full(p * T, alpha))
-        bounds.append(np.tile([0.0, np.inf], (p * T, 1)))
-        if not positive:
-            A.append(-X)
-            cost.append(np.full(p * T, alpha))
-            bounds.append(np.tile([0.0, np.inf], (p * T, 1)))
-    else:  # row_max: W free, m_j >= |W_jt|
-        cost.append(np.zeros(p * T))
-        bounds.append(np.tile([-np.inf, np.inf], (p * T, 1)))
-    n_w = sum(len(x) for x in cost)
-    rows_task = np.repeat(np.arange(T), n)
+    A = [sp.block_diag([sp.csr_array(Xt) for Xt, _, _ in blocks], format="csr")]
+    cost = [np.zeros(p * T)]
+    free = [(-np.inf, np.inf)] * (p * T)
     if fit_intercept:
-        A.append(sp.csr_array((np.ones(N), (np.arange(N), rows_task)), shape=(N, T)))
+        A.append(sp.csr_array((np.ones(N), (np.arange(N), np.repeat(np.arange(T), n))),
+                              shape=(N, T)))
         cost.append(np.zeros(T))
-        bounds.append(np.tile([-np.inf, np.inf], (T, 1)))
-    if form == "row_max":
-        A.append(sp.csr_array((N, p)))
-        cost.append(np.full(p, alpha))
-        bounds.append(np.tile([0.0, np.inf], (p, 1)))
+        free += [(-np.inf, np.inf)] * T
     c = np.concatenate([ct for _, _, ct in blocks])
     eye = sp.eye_array(N, format="csr")
-    A += [eye, -eye]
-    cost += [tau * c, (1.0 - tau) * c]
-    bounds += [np.tile([0.0, np.inf], (2 * N, 1))]
-    A_eq = sp.hstack(A, format="csc")
-    A_ub = None
-    if form == "row_max":  # +-W_jt - m_j <= 0 (W ordered task by task), nothing else
-        I = sp.eye_array(p * T, format="csr")
-        E = sp.vstack([sp.eye_array(p, format="csr")] * T, format="csr")
-        parts = [sp.vstack([I, -I])]
-        if fit_intercept:
-            parts.append(sp.csr_array((2 * p * T, T)))
-        parts += [-sp.vstack([E, E]), sp.csr_array((2 * p * T, 2 * N))]
-        A_ub = sp.hstack(parts, format="csc")
-    y = np.concatenate([yt for _, yt, _ in blocks])
-    return (np.concatenate(cost), A_eq, y, A_ub, np.vstack(bounds),
-            (n_w, p * T))
-
-
-def _solve_program(blocks, tau, alpha, form, positive, fit_intercept, time_limit):
-    """Solve one program: ``(W (p, T), b (T,), lambda (N,), ok)``."""
-    T, p = len(blocks), blocks[0][0].shape[1]
-    cost, A_eq, y, A_ub, bounds, (n_w, pT) = _program(blocks, tau, alpha, form, positive,
-                                                      fit_intercept)
-    options = dict(_OPTIONS, time_limit=time_limit) if time_limit else dict(_OPTIONS)
-    res = linprog(cost, A_ub=A_ub, b_ub=None if A_ub is None else np.zeros(A_ub.shape[0]),
-                  A_eq=A_eq, b_eq=y, bounds=bounds, method="highs", options=options)
+    A += [sp.csr_array((N, p)), eye, -eye]
+    cost += [np.full(p, alpha), tau * c, (1.0 - tau) * c]
+    bounds = free + [(0.0, np.inf)] * (p + 2 * N)
+    # +-W_jt - m_j <= 0
+    I = sp.eye_array(p * T, format="csr")
+    E = sp.vstack([sp.eye_array(p, format="csr")] * T, format="csr")
+    parts = [sp.vstack([I, -I])]
+    if fit_intercept:
+        parts.append(sp.csr_array((2 * p * T, T)))
+    parts += [-sp.vstack([E, E]), sp.csr_array((2 * p * T, 2 * N))]
+    A_ub = sp.hstack(parts, format="csc")
+    res = linprog(np.concatenate(cost), A_ub=A_ub, b_ub=np.zeros(A_ub.shape[0]),
+                  A_eq=sp.hstack(A, format="csc"),
+                  b_eq=np.concatenate([yt for _, yt, _ in blocks]), bounds=bounds,
+                  method="highs", options=options)
     if res.x is None or res.eqlin is None:
         return None
-    x = res.x
-    w = x[:pT] - (x[pT:2 * pT] if form == "entrywise" and not positive else 0.0)
-    W = w.reshape(T, p).T
-    b = x[n_w:n_w + T] if fit_intercept else np.zeros(T)
+    W = res.x[:p * T].reshape(T, p).T
+    b = res.x[p * T:p * T + T] if fit_intercept else np.zeros(T)
     return W, b, np.asarray(res.eqlin.marginals), res.status == 0, res.nit
 
 
@@ -136,24 +134,28 @@ def linear_program(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         keep = np.flatnonzero(c[a:e] > 0)
         keeps.append(a + keep)
         blocks.append((_task_design(data, t, keep), y[a:e][keep], scale * c[a:e][keep]))
-    groups = [[t] for t in range(data.n_tasks)] if form == "entrywise" \
-        else [list(range(data.n_tasks))]
     W = np.array(W, dtype=np.float64)
     b = np.array(b, dtype=np.float64)
     lo, hi = dual_box(datafit, y)
     theta = np.clip(datafit.theta(y, data.linear(W, b)), lo, hi)
     theta[c <= 0] = 0.0
+    options = dict(_OPTIONS, time_limit=time_limit) if time_limit else dict(_OPTIONS)
+    if form == "entrywise":
+        groups = [[t] for t in range(data.n_tasks)]
+        runs = (_lasso_task(*blocks[t], tau, scale * alpha, positive, fit_intercept, options)
+                for t in range(data.n_tasks))
+    else:
+        groups = [list(range(data.n_tasks))]
+        runs = iter([_row_max(blocks, tau, scale * alpha, fit_intercept, options)])
     n_iter, ok = 0, True
-    for group in groups:
-        out = _solve_program([blocks[t] for t in group], tau, scale * alpha, form, positive,
-                             fit_intercept, time_limit)
+    for group, out in zip(groups, runs, strict=True):
         if out is None:
             ok = False
             continue
         Wg, bg, lam, done, nit = out
         ok &= done
         n_iter += nit
-        W[:, group], b[group] = Wg, bg
+        W[:, group], b[group] = np.reshape(Wg, (-1, len(group))), bg
         rows = np.concatenate([keeps[t] for t in group])
         theta[rows] = lam / (scale * c[rows])
     theta = np.clip(theta, lo, hi)
