@@ -7,6 +7,10 @@ For task t the shift ``d_t`` minimizes ``sum_{r in t} c_r l(y_r, f_r + d_t)``: t
 give the Newton step ``g_t / h_t``, kept inside the bracket of the minimizer that the
 derivative's signs have shown (its midpoint otherwise; towards a side not bracketed yet, at
 most doubling the shift), until ``|g_t|`` is below ``rtol`` times the task's weight.
+
+A piecewise-linear loss (``datafit.piecewise_linear``: the pinball loss) has no curvature to
+step with; its minimizing shift is exact instead: the ``c``-weighted ``tau``-quantile of the
+task's residuals ``y - f`` (:func:`pinball_intercepts`, one sort for all tasks).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 
 from ..datafits import Datafit
 
-__all__ = ["newton_intercepts"]
+__all__ = ["newton_intercepts", "pinball_intercepts"]
 
 
 def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
@@ -24,6 +28,9 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
     state of a loss without compiled kernel) and ``b``."""
     if datafit.coupled:  # a row's scores coupled (multinomial): the loss's own Newton
         datafit.fit_intercepts(data.y, data.c, S, b, max_newton, rtol)
+        return
+    if datafit.piecewise_linear:  # no curvature: the minimizer in closed form
+        pinball_intercepts(data, datafit.quantile, S, b)
         return
     T = data.n_tasks
     y, c = data.y, data.c
@@ -62,3 +69,24 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
     S += data.per_row(delta)
     b += delta
 
+
+
+def pinball_intercepts(data, tau: float, S: np.ndarray, b: np.ndarray) -> None:
+    r"""Minimize ``sum_{r in t} c_r rho_tau(y_r - f_r - d_t)`` over each task's shift ``d_t``,
+    in place on the scores ``S`` and ``b``: ``d_t`` is the smallest residual ``y_r - f_r`` of
+    the task at which the weights of the residuals up to it reach ``tau`` of the task's total
+    (the subgradient ``(1 - tau) C_{<d} - tau C_{>d}`` changes sign there)."""
+    T = data.n_tasks
+    resid = data.y - S
+    order = np.lexsort((resid, data.task_of))
+    cum = np.cumsum(data.c[order])
+    start, end = data.indptr[:-1], data.indptr[1:]
+    before = np.concatenate([[0.0], cum])[start]
+    total = np.concatenate([[0.0], cum])[end] - before
+    k = np.searchsorted(cum, before + tau * total, side="left")
+    k = np.clip(k, start, np.maximum(end - 1, start))
+    has = (end > start) & (total > 0)
+    delta = np.where(has, resid[order][np.minimum(k, len(order) - 1)] if len(order) else 0.0,
+                     0.0) if T else np.zeros(0)
+    S += data.per_row(delta)
+    b += delta

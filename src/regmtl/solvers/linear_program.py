@@ -159,7 +159,9 @@ def linear_program(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         rows = np.concatenate([keeps[t] for t in group])
         theta[rows] = lam / (scale * c[rows])
     theta = np.clip(theta, lo, hi)
+    # (the programs' intercepts are optimal for their W: no search for them again; where a
+    # program failed its task's intercepts are those given, and the gap says so)
     cert, b = saddle_certificate(data, datafit, penalty, alpha, W, b, theta, lo, hi,
-                                 fit_intercept, ref)
+                                 fit_intercept, ref, refit=not ok)
     return SolverResult(W, b, max(n_iter, 1), cert, ok and cert.converged(tol), W,
                         theta=theta)

@@ -455,12 +455,14 @@ class SolverEntry:
     """A row of the table: ``run(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     tol, max_iter, verbose, V0, options, inner)`` (``inner`` the solve, for the stages of
     majorize-minimize), what it ``requires`` (in the order checked), ``why`` ``"auto"`` picks
-    it, and the solver name it ``answers`` to (``solver=``, and messages)."""
+    it, and the solver name it ``answers`` to (``solver=``, and messages); ``warm``: whether
+    it starts from the ``(W, b)`` given (else a warm start is not certified first)."""
 
     run: Callable[..., SolverResult]
     requires: tuple[Requirement, ...]
     why: str
     answers: str
+    warm: bool = True
 
 
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
@@ -469,7 +471,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_linear_program, (PIECEWISE_LINEAR_LOSS, LP_PENALTY, ROWS_LOCAL),
         "the quantile loss with a penalty that is a linear program (the lasso, L1,inf): "
         "solved exactly by HiGHS, one program per task where the penalty separates, "
-        "certified by the duality gap at the program's multipliers", "auto"),
+        "certified by the duality gap at the program's multipliers", "auto", warm=False),
     "primal_dual": SolverEntry(
         _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX, ROWS_LOCAL),
         "the quantile loss with a convex penalty that has a prox: restarted primal-dual "

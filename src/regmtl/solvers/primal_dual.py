@@ -79,15 +79,15 @@ def _centered(data, theta, lo, hi, fit_intercept: bool) -> np.ndarray:
 
 
 def saddle_certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_intercept,
-                       ref):
+                       ref, refit: bool = True):
     """(certificate, b with intercepts minimized) at the primal ``(V, b)`` and dual
     ``theta``: the duality gap, or for a penalty without a tractable dual (or ``alpha = 0``)
     the fixed-point residual of the iteration (zero exactly at a saddle point) relative to
-    ``||G0||``."""
+    ``||G0||``. ``refit=False``: ``b`` is taken as it is (already optimal for W)."""
     W = penalty.compose(V)
     f = data.linear(W, b)
     b = b.copy()
-    if fit_intercept:
+    if fit_intercept and refit:
         S = datafit.state(data.y, f)
         fit_intercepts(data, datafit, S, b)
         f = datafit.scores(data.y, S)
