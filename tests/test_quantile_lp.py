@@ -205,3 +205,21 @@ def test_the_primal_dual_row_keeps_its_dual_point_and_starts_from_it():
                  theta0=first.theta)
     assert warm.converged and cold.converged
     assert warm.n_iter < cold.n_iter
+
+
+@pytest.mark.parametrize("penalty", ["l1", "l1inf"])
+def test_input_forms_give_the_same_program(penalty):
+    """Dense, sparse, and a shared design with missing labels (rows of weight 0 left out of
+    the programs): the same fit, certified."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((80, 6))
+    X[rng.random(X.shape) < 0.5] = 0.0
+    Y = X[:, :2] @ np.ones((2, 3)) + rng.standard_t(3, (80, 3))
+    Y[rng.random(Y.shape) < 0.2] = np.nan
+    fits = [rm.MultiTaskRegressor(penalty, alpha=0.02, loss=rm.Quantile(TAU), tol=1e-10)
+            .fit(design, Y) for design in (X, sp.csr_matrix(X))]
+    np.testing.assert_allclose(fits[0].objective_, fits[1].objective_, rtol=1e-10)
+    for fit in fits:
+        assert fit.dual_gap_ <= 1e-9 * fit.objective_

@@ -8,9 +8,10 @@ give the Newton step ``g_t / h_t``, kept inside the bracket of the minimizer tha
 derivative's signs have shown (its midpoint otherwise; towards a side not bracketed yet, at
 most doubling the shift), until ``|g_t|`` is below ``rtol`` times the task's weight.
 
-A piecewise-linear loss (``datafit.piecewise_linear``: the pinball loss) has no curvature to
-step with; its minimizing shift is exact instead: the ``c``-weighted ``tau``-quantile of the
-task's residuals ``y - f`` (:func:`pinball_intercepts`, one sort for all tasks).
+The pinball loss has no curvature to step with (its search bisects); its minimizing shift is
+also had exactly, the ``c``-weighted ``tau``-quantile of the task's residuals ``y - f``
+(:func:`pinball_intercepts`, one sort for all tasks), which the primal-dual solver's
+certificates use.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
     state of a loss without compiled kernel) and ``b``."""
     if datafit.coupled:  # a row's scores coupled (multinomial): the loss's own Newton
         datafit.fit_intercepts(data.y, data.c, S, b, max_newton, rtol)
-        return
-    if datafit.piecewise_linear:  # no curvature: the minimizer in closed form
-        pinball_intercepts(data, datafit.quantile, S, b)
         return
     T = data.n_tasks
     y, c = data.y, data.c
@@ -73,20 +71,29 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
 
 def pinball_intercepts(data, tau: float, S: np.ndarray, b: np.ndarray) -> None:
     r"""Minimize ``sum_{r in t} c_r rho_tau(y_r - f_r - d_t)`` over each task's shift ``d_t``,
-    in place on the scores ``S`` and ``b``: ``d_t`` is the smallest residual ``y_r - f_r`` of
-    the task at which the weights of the residuals up to it reach ``tau`` of the task's total
-    (the subgradient ``(1 - tau) C_{<d} - tau C_{>d}`` changes sign there)."""
-    T = data.n_tasks
+    in place on the scores ``S`` and ``b``: with the task's residuals ``y - f`` sorted, ``d_t``
+    is the first at which their weights reach ``tau`` of the task's total (the subgradient
+    ``(1 - tau) C_{<d} - tau C_{>d}`` changes sign there). Where the weights up to it equal
+    ``tau`` of the total (to ``1e-13``), every shift up to the next residual is a minimizer:
+    the midpoint is taken, where no residual is zero (each row's dual value then has the sign
+    of its residual, as at any point inside)."""
+    if data.n_tasks == 0 or data.n_obs == 0:
+        return
     resid = data.y - S
     order = np.lexsort((resid, data.task_of))
-    cum = np.cumsum(data.c[order])
+    sorted_r = resid[order]
+    cum = np.concatenate([[0.0], np.cumsum(data.c[order])])  # cum[i]: weight of the first i
     start, end = data.indptr[:-1], data.indptr[1:]
-    before = np.concatenate([[0.0], cum])[start]
-    total = np.concatenate([[0.0], cum])[end] - before
-    k = np.searchsorted(cum, before + tau * total, side="left")
-    k = np.clip(k, start, np.maximum(end - 1, start))
-    has = (end > start) & (total > 0)
-    delta = np.where(has, resid[order][np.minimum(k, len(order) - 1)] if len(order) else 0.0,
-                     0.0) if T else np.zeros(0)
+    total = cum[end] - cum[start]
+    target = cum[start] + tau * total
+    last = np.maximum(end - 1, start)
+    # k: the first row of the task at which the weights up to it (inclusive) reach the target
+    k = np.clip(np.searchsorted(cum[1:], target, side="left"), start, last)
+    k = np.minimum(k, data.n_obs - 1)
+    delta = sorted_r[k]
+    flat = (np.abs(cum[k + 1] - target) <= 1e-13 * total) & (k < last)
+    nxt = sorted_r[np.minimum(k + 1, data.n_obs - 1)]
+    delta = np.where(flat, 0.5 * (delta + nxt), delta)
+    delta = np.where((end > start) & (total > 0), delta, 0.0)
     S += data.per_row(delta)
     b += delta

@@ -57,7 +57,7 @@ def _task_design(data: TaskBlocks, t: int, keep: np.ndarray):
     return sp.csr_array(X)[keep] if sp.issparse(X) else np.asarray(X)[keep]
 
 
-def _lasso_task(X, y, c, tau: float, alpha: float, positive: bool, fit_intercept: bool,
+def _lasso_task(X, y, c, lo, hi, alpha: float, positive: bool, fit_intercept: bool,
                 options: dict):
     """One task's lasso by its dual program: ``(w, b, lambda, ok, iterations)`` or None."""
     p = X.shape[1]
@@ -68,7 +68,7 @@ def _lasso_task(X, y, c, tau: float, alpha: float, positive: bool, fit_intercept
     res = linprog(-y, A_ub=A_ub, b_ub=np.full(A_ub.shape[0], alpha),
                   A_eq=np.ones((1, len(y))) if fit_intercept else None,
                   b_eq=[0.0] if fit_intercept else None,
-                  bounds=np.column_stack([(tau - 1.0) * c, tau * c]), method="highs",
+                  bounds=np.column_stack([lo * c, hi * c]), method="highs",
                   options=options)
     if res.x is None or res.ineqlin is None:
         return None
@@ -78,13 +78,13 @@ def _lasso_task(X, y, c, tau: float, alpha: float, positive: bool, fit_intercept
     return w, b, res.x, res.status == 0, res.nit
 
 
-def _row_max(blocks, tau: float, alpha: float, fit_intercept: bool, options: dict):
+def _row_max(blocks, alpha: float, fit_intercept: bool, options: dict):
     """L1,inf: the primal program of all tasks, ``(W, b, lambda, ok, iterations)`` or None;
     the variables ``[W (task by task), b, m, u, v]``."""
     T, p = len(blocks), blocks[0][0].shape[1]
-    n = np.array([len(yt) for _, yt, _ in blocks])
+    n = np.array([len(block[1]) for block in blocks])
     N = int(n.sum())
-    A = [sp.block_diag([sp.csr_array(Xt) for Xt, _, _ in blocks], format="csr")]
+    A = [sp.block_diag([sp.csr_array(block[0]) for block in blocks], format="csr")]
     cost = [np.zeros(p * T)]
     free = [(-np.inf, np.inf)] * (p * T)
     if fit_intercept:
@@ -92,10 +92,10 @@ def _row_max(blocks, tau: float, alpha: float, fit_intercept: bool, options: dic
                               shape=(N, T)))
         cost.append(np.zeros(T))
         free += [(-np.inf, np.inf)] * T
-    c = np.concatenate([ct for _, _, ct in blocks])
+    c, lo, hi = (np.concatenate([block[i] for block in blocks]) for i in (2, 3, 4))
     eye = sp.eye_array(N, format="csr")
     A += [sp.csr_array((N, p)), eye, -eye]
-    cost += [np.full(p, alpha), tau * c, (1.0 - tau) * c]
+    cost += [np.full(p, alpha), hi * c, -lo * c]  # the loss's slopes above and below
     bounds = free + [(0.0, np.inf)] * (p + 2 * N)
     # +-W_jt - m_j <= 0
     I = sp.eye_array(p * T, format="csr")
@@ -107,7 +107,7 @@ def _row_max(blocks, tau: float, alpha: float, fit_intercept: bool, options: dic
     A_ub = sp.hstack(parts, format="csc")
     res = linprog(np.concatenate(cost), A_ub=A_ub, b_ub=np.zeros(A_ub.shape[0]),
                   A_eq=sp.hstack(A, format="csc"),
-                  b_eq=np.concatenate([yt for _, yt, _ in blocks]), bounds=bounds,
+                  b_eq=np.concatenate([block[1] for block in blocks]), bounds=bounds,
                   method="highs", options=options)
     if res.x is None or res.eqlin is None:
         return None
@@ -123,30 +123,30 @@ def linear_program(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     :data:`LP_FORMS`) by HiGHS, one program per task where the penalty separates over tasks;
     certified by the duality gap at the programs' multipliers. ``(W, b)`` is returned as
     given, unconverged, where HiGHS fails."""
-    tau = float(datafit.quantile)
     form = penalty.linear_program
     positive = bool(getattr(penalty, "positive", False))
     y, c = data.y, data.c
     scale = 1.0 / max(float(np.max(c, initial=0.0)), 1e-300)  # costs of order one
+    lo, hi = dual_box(datafit, y)  # the loss's slopes: theta in [lo, hi] per row
     blocks, keeps = [], []
     for t in range(data.n_tasks):
         a, e = int(data.indptr[t]), int(data.indptr[t + 1])
-        keep = np.flatnonzero(c[a:e] > 0)
-        keeps.append(a + keep)
-        blocks.append((_task_design(data, t, keep), y[a:e][keep], scale * c[a:e][keep]))
+        keep = a + np.flatnonzero(c[a:e] > 0)
+        keeps.append(keep)
+        blocks.append((_task_design(data, t, keep - a), y[keep], scale * c[keep], lo[keep],
+                       hi[keep]))
     W = np.array(W, dtype=np.float64)
     b = np.array(b, dtype=np.float64)
-    lo, hi = dual_box(datafit, y)
     theta = np.clip(datafit.theta(y, data.linear(W, b)), lo, hi)
     theta[c <= 0] = 0.0
     options = dict(_OPTIONS, time_limit=time_limit) if time_limit else dict(_OPTIONS)
     if form == "entrywise":
         groups = [[t] for t in range(data.n_tasks)]
-        runs = (_lasso_task(*blocks[t], tau, scale * alpha, positive, fit_intercept, options)
+        runs = (_lasso_task(*blocks[t], scale * alpha, positive, fit_intercept, options)
                 for t in range(data.n_tasks))
     else:
         groups = [list(range(data.n_tasks))]
-        runs = iter([_row_max(blocks, tau, scale * alpha, fit_intercept, options)])
+        runs = iter([_row_max(blocks, scale * alpha, fit_intercept, options)])
     n_iter, ok = 0, True
     for group, out in zip(groups, runs, strict=True):
         if out is None:

@@ -29,6 +29,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Certificate, Reference, fit_intercepts
+from .intercepts import pinball_intercepts
 from .result import SolverResult
 
 __all__ = ["CHECK", "dual_box", "primal_dual", "saddle_certificate"]
@@ -89,7 +90,10 @@ def saddle_certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_i
     b = b.copy()
     if fit_intercept and refit:
         S = datafit.state(data.y, f)
-        fit_intercepts(data, datafit, S, b)
+        if datafit.piecewise_linear:  # the pinball loss's intercepts in closed form
+            pinball_intercepts(data, datafit.quantile, S, b)
+        else:
+            fit_intercepts(data, datafit, S, b)
         f = datafit.scores(data.y, S)
     primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
     if not penalty.has_dual or alpha <= 0:  # (alpha = 0: the dual needs X^T c theta = 0)
