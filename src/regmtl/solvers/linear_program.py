@@ -22,7 +22,7 @@ m_j`` and the cost ``alpha sum_j m_j``,
 
 whose equalities' multipliers are ``lambda``. Either way ``theta = lambda / c`` is the pinball
 loss's dual point, and the fit is certified by the library's own duality gap at
-``(W, b, theta)`` (:func:`~regmtl.solvers.primal_dual.saddle_certificate`). Rows of weight 0
+``(W, b, theta)`` (:func:`~regmtl.solvers.saddle.saddle_certificate`). Rows of weight 0
 are left out; the costs are scaled by ``1 / max c`` (the multipliers are not).
 """
 
@@ -36,8 +36,8 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Reference
-from .primal_dual import dual_box, saddle_certificate
 from .result import SolverResult
+from .saddle import dual_box, saddle_certificate
 
 __all__ = ["LP_FORMS", "linear_program"]
 
