@@ -191,7 +191,8 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
     run_tol = tol
-    if W0 is not None and SOLVER_TABLE[row].warm:  # (a row that starts afresh: no check)
+    # (a row that starts afresh gains nothing from a path's start: not certified there)
+    if W0 is not None and (SOLVER_TABLE[row].warm or not tighten_warm):
         start, b_start, V_start = _start_point(data, datafit, penalty, alpha, W, b, V0,
                                                fit_intercept, ref)
         if tighten_warm:
