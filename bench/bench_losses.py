@@ -5,8 +5,11 @@ Problems (seeded; Toeplitz-free Gaussian designs with a shift, intercepts fitted
   poisson+L2    one task, n x p = 5000 x 50: scikit-learn's PoissonRegressor, solvers lbfgs
                 and newton-cholesky (the same alpha: half the deviance is exp(f) - y f)
   gamma+L2      one task, 5000 x 50: GammaRegressor (newton-cholesky)
-  quantile+L1   one task, 1000 x 20, tau = 0.7: QuantileRegressor(solver="highs") (an exact
-                linear program; 1/n sum pinball + alpha ||w||_1, the same alpha)
+  quantile+L1   one task, 1000 x 20, 400 x 20 and 5000 x 50, tau = 0.7:
+                QuantileRegressor(solver="highs") (an exact linear program; 1/n sum pinball +
+                alpha ||w||_1, the same alpha)
+  quantile+L21  T = 3 tasks sharing one design, n = 200, p = 10: cvxpy/Clarabel (a second-order
+                cone program; no package has a multi-task quantile model)
   poisson+L1    one task, 1000 x 50: skglm (Poisson datafit, L1), glum (family="poisson",
                 l1_ratio=1, alpha the same)
   group poisson T = 10 tasks sharing one design, n = 1000, p = 50, no intercepts: regmtl's
@@ -32,7 +35,7 @@ another environment that has them) their fits run there, on the same arrays (an 
 times come back; otherwise their rows say "not installed".
 
 Run:  .venv/bin/python bench/bench_losses.py [--quick] [--repeats 3] [--eps 1e-6]
-          [--peer-python /tmp/benchenv/bin/python]
+          [--peer-python /tmp/benchenv/bin/python] [--only quantile]
 """
 
 from __future__ import annotations
@@ -116,6 +119,18 @@ def fit_regmtl(loss, penalty, alpha, X, Y, tol, fit_intercept=True):
         est.fit(X, Y if Y.shape[1] > 1 else Y[:, 0])
     W = est.coef_matrix_
     return W, np.atleast_1d(est.intercept_)
+
+
+def fit_cvxpy_quantile_l21(alpha, X, Y, tol):
+    """sum_t mean pinball + alpha sum_j ||W_j||_2 by Clarabel at gap tolerances ``tol``."""
+    import cvxpy as cp
+
+    W, b = cp.Variable((X.shape[1], Y.shape[1])), cp.Variable(Y.shape[1])
+    R = Y - X @ W - np.ones((X.shape[0], 1)) @ cp.reshape(b, (1, Y.shape[1]), order="F")
+    loss = cp.sum(cp.maximum(TAU * R, (TAU - 1.0) * R)) / X.shape[0]
+    prob = cp.Problem(cp.Minimize(loss + alpha * cp.sum(cp.norm(W, 2, axis=1))))
+    prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
+    return W.value, b.value
 
 
 def fit_sklearn(name, solver, alpha, X, Y, tol):
@@ -242,6 +257,34 @@ def peer_to_accuracy(python, kind, X, y, alpha, measure, eps, repeats, **extra):
 
 
 # ----------------------------------------------------------------------------- scenarios
+def quantile_scenarios(q, args):
+    """quantile + L1 against QuantileRegressor(highs) at three sizes; quantile + L21 (T = 3)
+    against cvxpy/Clarabel."""
+    qr = [("sklearn Quantile highs", lambda a, X, Y, t: fit_sklearn(
+        "QuantileRegressor", None, a, X, Y, t))]
+    # (alpha 0.01 is 0.65 and 0.33 of alpha_max on the first two, 0.001 is 0.1 on the third)
+    for n, p, alpha in ((1000, 20, 0.01), (400, 20, 0.01), (5000, 50, 0.001)):
+        out = one_task_scenario("quantile + L1", "quantile", "l1", n // q, p, alpha, qr, args)
+        print_rows(out[0], out[1], out[2])
+    n, p, T = 200 // q, 10, 3
+    X, Y = make("quantile", n, p, T, seed=3)
+    P0 = scale("quantile", X, Y)
+    alpha = 0.1 * rm.alpha_max(X, Y, penalty="l21", loss=rm.Quantile(TAU))
+    best_W, best_b = fit_regmtl("quantile", "l21", alpha, X, Y, 1e-11)
+    P_best = objective("quantile", X, Y, best_W, best_b, alpha, "l21")
+
+    def lmeasure(out):
+        W, b = out
+        return (objective("quantile", X, Y, W, b, alpha, "l21") - P_best) / P0
+
+    rows = [("regmtl L21", to_accuracy(lambda tol: fit_regmtl("quantile", "l21", alpha, X, Y,
+                                                              tol), lmeasure, args.eps,
+                                       args.repeats, args.eps)),
+            ("cvxpy Clarabel", to_accuracy(lambda tol: fit_cvxpy_quantile_l21(alpha, X, Y, tol),
+                                           lmeasure, args.eps, args.repeats, args.eps))]
+    print_rows("quantile + L21", f"n={n} p={p} T={T} alpha={alpha:.3g}", rows)
+
+
 def one_task_scenario(title, loss, penalty, n, p, alpha_frac, peers, args):
     X, Y = make(loss, n, p)
     P0 = scale(loss, X, Y)
@@ -285,10 +328,15 @@ def main(argv=None):
     ap.add_argument("--eps", type=float, default=1e-6)
     ap.add_argument("--peer-python", default=None,
                     help="an interpreter with skglm and glum installed")
+    ap.add_argument("--only", choices=("quantile",), default=None,
+                    help="run only these rows (quantile: the quantile scenarios)")
     args = ap.parse_args(argv)
     q = 5 if args.quick else 1
     print(f"bench_losses: eps={args.eps:g} repeats={args.repeats} one BLAS thread; ratio = "
           "peer time / regmtl time (> 1: regmtl faster)")
+    quantile_scenarios(q, args)
+    if args.only == "quantile":
+        return 0
     sk = [("sklearn Poisson lbfgs", lambda a, X, Y, t: fit_sklearn("PoissonRegressor",
                                                                      "lbfgs", a, X, Y, t)),
           ("sklearn Poisson newton-chol", lambda a, X, Y, t: fit_sklearn(
@@ -298,10 +346,6 @@ def main(argv=None):
     gm = [("sklearn Gamma newton-chol", lambda a, X, Y, t: fit_sklearn(
         "GammaRegressor", "newton-cholesky", a, X, Y, t))]
     out = one_task_scenario("Gamma + L2", "gamma", "l2", 5000 // q, 50, 1e-3, gm, args)
-    print_rows(out[0], out[1], out[2])
-    qr = [("sklearn Quantile highs", lambda a, X, Y, t: fit_sklearn(
-        "QuantileRegressor", None, a, X, Y, t))]
-    out = one_task_scenario("quantile + L1", "quantile", "l1", 1000 // q, 20, 0.01, qr, args)
     print_rows(out[0], out[1], out[2])
 
     # Poisson + L1 against skglm and glum (elsewhere)

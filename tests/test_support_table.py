@@ -56,7 +56,9 @@ def test_certificates_follow_the_penalty_and_the_loss(entries):
     assert _entry(entries, "huber", "clustered").certificate == "KKT residual"
     assert _entry(entries, "mixed", "trace").certificate == "duality gap"
     q = _entry(entries, "quantile", "l1")
-    assert q.tall == "primal_dual"  # the pinball loss solved exactly
+    assert q.tall == q.wide == "linear_program"  # the pinball loss with L1: a linear program
+    assert _entry(entries, "quantile", "l1inf").tall == "linear_program"
+    assert _entry(entries, "quantile", "l21").tall == "primal_dual"  # solved exactly too
     assert _entry(entries, "quantile", "mean").certificate == (
         "fixed-point residual of the primal-dual iteration")
     assert q.certificate == "duality gap of the pinball loss"

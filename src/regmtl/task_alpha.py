@@ -99,13 +99,16 @@ def _penalty_terms(penalty: Penalty) -> tuple[float, bool]:
 
 def task_certificate(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: np.ndarray,
                      W: np.ndarray, b: np.ndarray, fit_intercept: bool,
-                     scale: float) -> Certificate:
+                     scale: float, theta: np.ndarray | None = None) -> Certificate:
     """The duality gap of the problem with one ``alpha`` per task at ``(W, b)``, with one
     dual scaling per task (the formula of this module's docstring); ``scale`` is its
-    objective at W = 0 with fitted intercepts."""
+    objective at W = 0 with fitted intercepts. ``theta``: the solver's dual point (feasible,
+    centered per task; the weighted problem's, which task by task is the same problem
+    scaled), else built from the scores."""
     rho, positive = _penalty_terms(penalty)
     f = data.linear(W, b if fit_intercept else None)
-    theta = dual_point(data, datafit, f, fit_intercept)
+    if theta is None:
+        theta = dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
     N = np.maximum(G, 0.0) if positive else np.abs(G)
     absW = np.abs(W)
@@ -143,7 +146,7 @@ def solve_task_alphas(data: TaskData, datafit: Datafit, penalty: Penalty, alphas
                     **kwargs)
         n_iter += res.n_iter
         cert = task_certificate(data, datafit, penalty, alphas, res.W, res.b, fit_intercept,
-                                scale)
+                                scale, res.theta)
         if cert.converged(tol) or not res.converged:
             break
         tol_w *= 0.5 * tol / max(cert.relative, 1e-300)

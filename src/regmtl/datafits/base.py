@@ -87,6 +87,10 @@ class Datafit:
     #: whether the conjugate is linear on a box of dual values (the pinball loss): solved
     #: exactly by primal-dual iterations
     box_dual: bool = False
+    #: whether the loss is piecewise linear and convex, ``max`` of two lines of the residual
+    #: ``r = y - f`` with slopes in its dual box (the pinball loss): with a penalty that is a
+    #: linear program too, the whole problem is one, solved exactly by a simplex method
+    piecewise_linear: bool = False
     #: whether the loss couples several scores of a row (multinomial): it fits its own
     #: intercepts (``fit_intercepts(y, c, S, b, max_newton, rtol)``)
     coupled: bool = False

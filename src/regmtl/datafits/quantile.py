@@ -53,6 +53,7 @@ class Quantile(Datafit):
     kind = "regression"
     smooth = False
     box_dual = True
+    piecewise_linear = True
 
     def __init__(self, quantile: float = 0.5):
         self.quantile = _check_level(quantile)
@@ -110,6 +111,7 @@ class SmoothedQuantile(Quantile):
 
     smooth = True
     box_dual = False
+    piecewise_linear = False
     dual_strong_concavity = 0.0
 
     def __init__(self, quantile: float = 0.5, delta: float = 1.0):

@@ -211,6 +211,10 @@ class Penalty:
     #: whether the penalty is a sum of one term per task, so that one alpha per task is
     #: meaningful (``alpha`` of shape (T,), ``regmtl.task_alpha``)
     separates_over_tasks: bool = False
+    #: its form as a linear program, for a piecewise-linear loss: ``"entrywise"``
+    #: (``alpha sum_jt |W_jt|``, and ``W >= 0`` where ``positive``), ``"row_max"``
+    #: (``alpha sum_j max_t |W_jt|``), or None (not a linear program)
+    linear_program: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Enter a class of the ``penalties`` package that sets a ``name`` into

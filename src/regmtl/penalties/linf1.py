@@ -84,6 +84,7 @@ class LInf1(NormPenalty):
     """
 
     name = "l1inf"
+    linear_program = "row_max"
     distributable = False
     structure_attrs = ()
     #: a new task takes the support; the L-infinity rows' alpha does not carry to a ridge

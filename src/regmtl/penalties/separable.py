@@ -64,6 +64,12 @@ class _ElasticType(Penalty):
         return not self.group or self.rho == 0.0
 
     @property
+    def linear_program(self) -> str | None:  # type: ignore[override]
+        """``"entrywise"`` for the lasso (entries, ``l1_ratio=1``, the sign constraint
+        too); None with a ridge part or row groups (not a linear program)."""
+        return "entrywise" if not self.group and self.rho == 1.0 else None
+
+    @property
     def transfer_strategy(self) -> str | None:  # type: ignore[override]
         """``"support"``; None with ``l1_ratio=0`` (the ridge part alone shares nothing)."""
         return None if float(self.l1_ratio) == 0.0 else "support"

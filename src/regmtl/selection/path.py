@@ -456,12 +456,12 @@ def regularization_path(
     certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
     converged = np.zeros(len(grid), dtype=bool)
     structure, kind = [], ""
-    W = b = V = None
+    W = b = V = theta = None
     for k, alpha in enumerate(grid):
         res = solve(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
                     fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
-                    verbose=verbose, options=solver_options)
-        W, b, V = res.W, res.b, res.V
+                    verbose=verbose, options=solver_options, theta0=theta)
+        W, b, V, theta = res.W, res.b, res.V, res.theta
         coefs[k] = res.W.T
         intercepts[k] = res.b - intercept_shift(data, res.W) if fit_intercept else 0.0
         certs[k], kind = res.certificate.relative, res.certificate.kind

@@ -13,12 +13,15 @@ loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; 
 and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``polish``,
 ``reweighted``, ``moments``, ``screening``, ``anderson``, ``certificates``, ``_kernels``;
 ``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form;
-``dead_features``: features zero on every row, solved without);
+``dead_features``: features zero on every row, solved without; ``saddle``: the pinball
+loss's certificate at a primal-dual pair);
 *solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
 ``linear``, ``splitting``, ``stationary``: block coordinate descent to a stationary point of the
 nonconvex penalties; ``majorize``: majorize-minimize stages, each solved by the solve it is
-given); and the *policy* above them (``policy``: the table, the one dispatch; ``solve``;
-``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the table's rows).
+given; ``primal_dual`` and ``linear_program``: the pinball loss exactly, by restarted PDHG or
+by HiGHS's linear programs); and the *policy* above them (``policy``: the table, the one
+dispatch; ``solve``; ``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the
+table's rows).
 """
 
 from __future__ import annotations

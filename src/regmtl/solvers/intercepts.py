@@ -9,6 +9,11 @@ derivative's signs have shown (its midpoint otherwise; towards a side not bracke
 most doubling the shift), until ``|g_t|`` is below ``rtol`` times the task's weight. A loss
 whose shift has a closed form (:meth:`~regmtl.datafits.Datafit.shift_terms`: the log-link
 losses) starts there, and Newton's method only confirms it.
+
+The pinball loss has no curvature to step with (its search bisects); its minimizing shift is
+also had exactly, the ``c``-weighted ``tau``-quantile of the task's residuals ``y - f``
+(:func:`pinball_intercepts`, one sort for all tasks), which the primal-dual solver's
+certificates use.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from ..datafits import Datafit
 
-__all__ = ["newton_intercepts"]
+__all__ = ["newton_intercepts", "pinball_intercepts"]
 
 
 def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
@@ -89,3 +94,33 @@ def _closed_form(data, datafit: Datafit, S: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         d = _log_task_sums(data, data.c, terms[0]) - _log_task_sums(data, data.c, terms[1])
     return np.where(np.isfinite(d), d, 0.0)
+
+
+def pinball_intercepts(data, tau: float, S: np.ndarray, b: np.ndarray) -> None:
+    r"""Minimize ``sum_{r in t} c_r rho_tau(y_r - f_r - d_t)`` over each task's shift ``d_t``,
+    in place on the scores ``S`` and ``b``: with the task's residuals ``y - f`` sorted, ``d_t``
+    is the first at which their weights reach ``tau`` of the task's total (the subgradient
+    ``(1 - tau) C_{<d} - tau C_{>d}`` changes sign there). Where the weights up to it equal
+    ``tau`` of the total (to ``1e-13``), every shift up to the next residual is a minimizer:
+    the midpoint is taken, where no residual is zero (each row's dual value then has the sign
+    of its residual, as at any point inside)."""
+    if data.n_tasks == 0 or data.n_obs == 0:
+        return
+    resid = data.y - S
+    order = np.lexsort((resid, data.task_of))
+    sorted_r = resid[order]
+    cum = np.concatenate([[0.0], np.cumsum(data.c[order])])  # cum[i]: weight of the first i
+    start, end = data.indptr[:-1], data.indptr[1:]
+    total = cum[end] - cum[start]
+    target = cum[start] + tau * total
+    last = np.maximum(end - 1, start)
+    # k: the first row of the task at which the weights up to it (inclusive) reach the target
+    k = np.clip(np.searchsorted(cum[1:], target, side="left"), start, last)
+    k = np.minimum(k, data.n_obs - 1)
+    delta = sorted_r[k]
+    flat = (np.abs(cum[k + 1] - target) <= 1e-13 * total) & (k < last)
+    nxt = sorted_r[np.minimum(k + 1, data.n_obs - 1)]
+    delta = np.where(flat, 0.5 * (delta + nxt), delta)
+    delta = np.where((end > start) & (total > 0), delta, 0.0)
+    S += data.per_row(delta)
+    b += delta

@@ -35,6 +35,7 @@ from .bcd import least_squares_bcd
 from .certificates import Reference
 from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
+from .linear_program import LP_FORMS, linear_program
 from .majorize import majorize_minimize
 from .newton import prox_newton
 from .primal_dual import CHECK, primal_dual
@@ -266,6 +267,20 @@ BOX_DUAL = Requirement(
                      "conjugate is linear on a box (quantile).",
     on_data=False,
 )
+PIECEWISE_LINEAR_LOSS = Requirement(
+    "a piecewise-linear loss (``datafit.piecewise_linear``: the pinball loss)",
+    lambda pb: pb.datafit.piecewise_linear,
+    lambda pb, name: f"solver={name!r} solves linear programs, for a piecewise-linear loss "
+                     "(quantile).",
+    on_data=False,
+)
+LP_PENALTY = Requirement(
+    "a penalty that is a linear program (``penalty.linear_program``: the lasso, L1,inf)",
+    lambda pb: pb.penalty.linear_program in LP_FORMS,
+    lambda pb, name: f"solver={name!r} solves linear programs, which {pb.penalty!r} does "
+                     "not write as.",
+    on_data=False,
+)
 NONSMOOTH_LOSS = Requirement(
     "a loss that is not smooth (``datafit.smooth`` False: the pinball loss)",
     lambda pb: not pb.datafit.smooth,
@@ -418,9 +433,24 @@ def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap)
+    # (a path's previous dual point, ``options["dual"]``, starts the dual iterate)
     return primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
                        fit_intercept=fit_intercept, tol=tol, max_iter=CHECK * max_iter,
-                       verbose=verbose, check=CHECK)
+                       verbose=verbose, theta=options.get("dual"), check=CHECK)
+
+
+def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                        max_iter, verbose, V0, options, inner):
+    res = linear_program(data, datafit, penalty, alpha, W, b, ref=ref,
+                         fit_intercept=fit_intercept, tol=tol)
+    if res.converged:
+        return res
+    # HiGHS stopped short of tol: the primal-dual row goes on from its primal and dual point
+    return SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
+                                           ref=ref, fit_intercept=fit_intercept, tol=tol,
+                                           max_iter=max_iter, verbose=verbose, V0=None,
+                                           options={**options, "dual": res.theta},
+                                           inner=inner)
 
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
@@ -444,16 +474,23 @@ class SolverEntry:
     """A row of the table: ``run(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     tol, max_iter, verbose, V0, options, inner)`` (``inner`` the solve, for the stages of
     majorize-minimize), what it ``requires`` (in the order checked), ``why`` ``"auto"`` picks
-    it, and the solver name it ``answers`` to (``solver=``, and messages)."""
+    it, and the solver name it ``answers`` to (``solver=``, and messages); ``warm``: whether
+    it starts from the ``(W, b)`` given (else a warm start is not certified first)."""
 
     run: Callable[..., SolverResult]
     requires: tuple[Requirement, ...]
     why: str
     answers: str
+    warm: bool = True
 
 
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
 SOLVER_TABLE: dict[str, SolverEntry] = {
+    "linear_program": SolverEntry(
+        _run_linear_program, (PIECEWISE_LINEAR_LOSS, LP_PENALTY, ROWS_LOCAL),
+        "the quantile loss with a penalty that is a linear program (the lasso, L1,inf): "
+        "solved exactly by HiGHS, one program per task where the penalty separates, "
+        "certified by the duality gap at the program's multipliers", "auto", warm=False),
     "primal_dual": SolverEntry(
         _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX, ROWS_LOCAL),
         "the quantile loss with a convex penalty that has a prox: restarted primal-dual "
@@ -525,7 +562,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
+AUTO_ORDER = ("linear_program",
+              "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
               "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm",
               "structured_newton", "wide_newton", "fista")
 

@@ -28,8 +28,9 @@ import numpy as np
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from .certificates import Certificate, Reference, fit_intercepts
+from .certificates import Reference
 from .result import SolverResult
+from .saddle import centered_dual, dual_box, saddle_certificate
 
 __all__ = ["CHECK", "primal_dual"]
 
@@ -55,59 +56,6 @@ def _operator_norm2(data, fit_intercept: bool, n_iter: int = 50) -> float:
     return lam
 
 
-def _box(datafit: Datafit, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The dual box ``[l, u]`` of each row (the projection's images of -inf and +inf)."""
-    big = np.full(y.shape, 1e300)
-    return datafit.feasible(y, -big), datafit.feasible(y, big)
-
-
-def _centered(data, theta, lo, hi, fit_intercept: bool) -> np.ndarray:
-    """``clip(theta - lambda_t, lo, hi)`` with each task's shift ``lambda_t`` chosen so that
-    ``sum_{r in t} c_r theta_r = 0`` (bisection, all tasks at once)."""
-    if not fit_intercept:
-        return np.clip(theta, lo, hi)
-    c = data.c
-    # every shift that matters lies within the largest |theta| + box width of the task
-    span = float(np.max(np.abs(theta), initial=0.0) + np.max(hi - lo, initial=0.0)) + 1.0
-    low, high = np.full(data.n_tasks, -span), np.full(data.n_tasks, span)
-    for _ in range(80):
-        mid = 0.5 * (low + high)
-        s = np.asarray(data.task_sums(c * np.clip(theta - data.per_row(mid), lo, hi)))
-        low = np.where(s > 0, mid, low)
-        high = np.where(s > 0, high, mid)
-    return np.clip(theta - data.per_row(0.5 * (low + high)), lo, hi)
-
-
-def _certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_intercept, ref):
-    """(certificate, b with intercepts minimized) at the primal ``(V, b)`` and dual
-    ``theta``: the duality gap, or for a penalty without a tractable dual the fixed-point
-    residual of the iteration (zero exactly at a saddle point) relative to ``||G0||``."""
-    W = penalty.compose(V)
-    f = data.linear(W, b)
-    b = b.copy()
-    if fit_intercept:
-        S = datafit.state(data.y, f)
-        fit_intercepts(data, datafit, S, b)
-        f = datafit.scores(data.y, S)
-    primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
-    if not penalty.has_dual:
-        u = data.c * theta
-        D = V - penalty.prox(V + penalty.spread(data.adjoint(u)), 1.0, alpha)
-        r = theta - np.clip(theta + data.y - f, lo, hi)
-        res = float(np.vdot(D, D)) + float(np.dot(data.c, r * r))
-        if fit_intercept:
-            res += float(np.sum(np.asarray(data.task_sums(u)) ** 2))
-        scale = float(np.linalg.norm(ref.G0))
-        return Certificate("kkt_residual", np.sqrt(res) / (scale if scale > 0 else 1.0),
-                           primal, None, ref.P0), b
-    th = _centered(data, theta, lo, hi, fit_intercept)
-    G = data.adjoint(data.c * th)
-    s = penalty.dual_scaling(G, alpha)
-    dual = (datafit.dual_value(data.y, data.per_row(s) * th, data.c)
-            - penalty.conjugate(s * G, alpha))
-    return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0), b
-
-
 def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
                 W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
                 tol: float, max_iter: int, verbose: int = 0, theta: np.ndarray | None = None,
@@ -115,7 +63,7 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
     """Minimize ``datafit + alpha penalty`` from ``(W, b)`` (and the dual point ``theta``) by
     restarted PDHG; ``max_iter`` bounds the iterations, certified every ``check``."""
     y, c = data.y, data.c
-    lo, hi = _box(datafit, y)
+    lo, hi = dual_box(datafit, y)
     V = penalty.lift(W)
     b = np.array(b, dtype=np.float64)
     f = data.linear(penalty.compose(V), b)
@@ -124,9 +72,9 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
     norm = np.sqrt(copies * _operator_norm2(data, fit_intercept)) * 1.01
     eta = 0.95 / max(norm, 1e-300)
     omega = 1.0  # the primal weight: s_p = eta / omega, s_d = eta * omega
-    cert, b_cert = _certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
-                                fit_intercept, ref)
-    best = (cert, V, b_cert)
+    cert, b_cert = saddle_certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
+                                      fit_intercept, ref)
+    best = (cert, V, b_cert, th)
     restart_gap, anchor = cert.value, (V, b, th)
     sums = [np.zeros_like(V), np.zeros_like(b), np.zeros_like(th)]
     n_avg, since = 0, 0
@@ -145,14 +93,14 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
         since += 1
         if it % check and it != max_iter:
             continue
-        cur, b_cur = _certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
-                                  fit_intercept, ref)
+        cur, b_cur = saddle_certificate(data, datafit, penalty, alpha, V, b, th, lo, hi,
+                                        fit_intercept, ref)
         avg = tuple(acc / n_avg for acc in sums)
-        mean, b_mean = _certificate(data, datafit, penalty, alpha, avg[0], avg[1], avg[2],
-                                    lo, hi, fit_intercept, ref)
+        mean, b_mean = saddle_certificate(data, datafit, penalty, alpha, avg[0], avg[1],
+                                          avg[2], lo, hi, fit_intercept, ref)
         cand = (cur, (V, b, th), b_cur) if cur.value <= mean.value else (mean, avg, b_mean)
         if cand[0].value < best[0].value:
-            best = (cand[0], cand[1][0], cand[2])
+            best = (cand[0], cand[1][0], cand[2], cand[1][2])
         if verbose:
             print(f"[pdhg] iter {it:6d}  omega {omega:.2e}  duality_gap "
                   f"{best[0].relative:.3e}")
@@ -171,6 +119,8 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
             anchor, restart_gap = (V, b, th), cand[0].value
             sums = [np.zeros_like(V), np.zeros_like(b), np.zeros_like(th)]
             n_avg, since = 0, 0
-    cert, V, b = best
+    cert, V, b, th = best
     W = penalty.compose(V)
-    return SolverResult(W, b, it, cert, cert.converged(tol), V)
+    if cert.kind == "duality_gap":  # the dual point certified (before its scaling)
+        th = centered_dual(data, th, lo, hi, fit_intercept)
+    return SolverResult(W, b, it, cert, cert.converged(tol), V, theta=th)

@@ -31,6 +31,10 @@ class SolverResult:
     stalled : bool, default=False
         The solver stopped before ``max_iter`` because its certificate stopped improving (the
         rounding floor, or progress too slow to measure), not because iterations ran out.
+    theta : ndarray of shape (n_obs,), optional
+        The dual point the certificate was computed at, where the solver keeps one (the
+        primal-dual and linear-programming rows of the pinball loss): a path's next point
+        starts from it.
 
     See Also
     --------
@@ -57,6 +61,7 @@ class SolverResult:
     converged: bool
     V: np.ndarray | None = None
     stalled: bool = False
+    theta: np.ndarray | None = None
 
     def __post_init__(self):
         if self.V is None:

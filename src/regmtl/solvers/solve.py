@@ -43,6 +43,7 @@ def solve(
     verbose: int = 0,
     options: dict | None = None,
     tighten_warm: bool = True,
+    theta0: np.ndarray | None = None,
 ) -> SolverResult:
     r"""Minimize the multi-task objective and certify the result.
 
@@ -83,6 +84,9 @@ def solve(
         Starting intercepts; those of W = 0 by default.
     V0 : ndarray, optional
         Starting lifted variable (``Dirty``, ``SparseLowRank``; FISTA only).
+    theta0 : ndarray of shape (n_obs,), optional
+        A starting dual point (``SolverResult.theta`` of a path's previous point), for the
+        rows that iterate on one (the pinball loss's primal-dual row); ignored by the others.
     tighten_warm : bool, default=True
         With a warm start, solve to at most a tenth of the starting point's certificate (a
         path's points each move at their own alpha); False keeps ``tol``, so a start that
@@ -146,13 +150,13 @@ def solve(
     live = live_features(data)
     if live is None:
         res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
-                           tol, max_iter, ref, verbose, options, tighten_warm)
+                           tol, max_iter, ref, verbose, options, tighten_warm, theta0)
     else:  # features zero on every row: their rows of W are zero, solved without them
         res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
                            None if W0 is None else np.asarray(W0)[live],
                            b0, None if V0 is None else np.asarray(V0)[..., live, :],
                            fit_intercept, tol, max_iter, restricted_reference(ref, live),
-                           verbose, options, tighten_warm)
+                           verbose, options, tighten_warm, theta0)
         res = expanded(res, live)
     if not res.converged:
         warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
@@ -160,13 +164,16 @@ def solve(
 
 
 def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
-           ref, verbose, options, tighten_warm=True) -> tuple[SolverResult, str]:
+           ref, verbose, options, tighten_warm=True,
+           theta0=None) -> tuple[SolverResult, str]:
     """:func:`solve` on a problem whose features are all live: the result (not warned
     about) and the solver's name."""
     p, T = data.n_features, data.n_tasks
     row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
     solver = SOLVER_TABLE[row].answers
     options = check_options(options, data, datafit)
+    if theta0 is not None:  # (after the check: not one of the user's solver_options)
+        options["dual"] = np.asarray(theta0, dtype=np.float64)
     if _zero_is_optimal(penalty, alpha, ref):
         # W = 0 is optimal by the very test that defines alpha_max (same G0), so alpha >=
         # alpha_max gives W = 0 exactly; iterating could leave rounding-level nonzeros.
@@ -184,7 +191,8 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
     else:
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
     run_tol = tol
-    if W0 is not None:
+    # (a row that starts afresh gains nothing from a path's start: not certified there)
+    if W0 is not None and (SOLVER_TABLE[row].warm or not tighten_warm):
         start, b_start, V_start = _start_point(data, datafit, penalty, alpha, W, b, V0,
                                                fit_intercept, ref)
         if tighten_warm:

@@ -6,9 +6,10 @@ table (:func:`~regmtl.solvers.policy.choose_row`) which row ``solver="auto"`` ru
 small problems held in memory: tall tasks (more rows than features) and wide ones. The
 certificate is read from the declarations :func:`~regmtl.solvers.certify` reads: a duality gap
 where the penalty has a tractable dual (``penalty.has_dual``), else the KKT residual; the
-quantile loss is solved by smoothed stages (the row each stage runs is named too) and certified
-on the pinball loss itself. A combination the table refuses carries the refusal's message.
-:func:`support_table_rst` writes the table the documentation shows (built with the docs).
+quantile loss is solved as a linear program, by primal-dual iterations, or by smoothed stages
+(the row each stage runs is named too), and certified on the pinball loss itself. A
+combination the table refuses carries the refusal's message. :func:`support_table_rst` writes
+the table the documentation shows (built with the docs).
 """
 
 from __future__ import annotations
