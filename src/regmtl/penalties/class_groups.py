@@ -1,0 +1,175 @@
+r"""The entrywise penalties on the classes' layout of the multinomial loss: one group per
+feature and task.
+
+On the classes' layout (``regmtl.classes.ClassLayout``) task t holds the columns
+:math:`B_t` of W, one per class. An entrywise penalty there would select each class's
+features apart (glmnet's ungrouped multinomial); its form on the layout makes feature j's
+:math:`K_t` coefficients of task t one group :math:`W_{j B_t}` (glmnet's grouped
+multinomial, per task):
+
+.. math::
+
+    \Omega(W) = \alpha \Big(\rho \sum_t \sum_j \|W_{j B_t}\|_2
+    + \frac{1 - \rho}{2} \|W\|_F^2\Big)
+    \;\Big(+\ \iota_{W \geq 0}(W) \text{ with } \texttt{positive=True}\Big),
+
+:class:`ClassGroupElastic`, the form of ``L1`` (:math:`\rho = 1`) and ``ElasticNet``. Its
+prox is the group soft-thresholding of every :math:`W_{j B_t}` followed by the ridge's shrink
+(of the positive part under the sign constraint); the dual norm of the group part is
+:math:`\max_{t, j} \|G_{j B_t}\|_2`, so ``alpha_max`` is that of the gradient at 0 over
+:math:`\rho`, and the conjugate is
+:math:`\sum_{t,j} (\|G_{j B_t}\|_2 - \alpha \rho)_+^2 / (2 \alpha (1 - \rho))`. Every
+group sum is one ``np.add.reduceat`` over the task blocks of the columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Penalty, check_bool, check_ratio, inner
+
+__all__ = ["ClassGroupElastic", "block_norms"]
+
+
+def block_norms(W: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``||W_{j B_t}||_2`` for every feature j and task t, shape (p, T): the norms over the
+    task blocks of columns that start at ``first``."""
+    if W.shape[1] == 0:
+        return np.zeros((W.shape[0], 0))
+    return np.sqrt(np.add.reduceat(W * W, first, axis=1))
+
+
+class ClassGroupElastic(Penalty):
+    r"""``alpha (rho sum_t sum_j ||W_{j B_t}||_2 + (1 - rho) / 2 ||W||_F^2)``: the elastic net
+    whose groups are a feature's coefficients across a task's classes (see the module's text).
+
+    Built by ``L1().on_classes(layout)`` and ``ElasticNet(rho).on_classes(layout)``; not a
+    name of ``penalty=``.
+
+    Parameters
+    ----------
+    l1_ratio : float, default=1.0
+        ``rho`` in [0, 1].
+    positive : bool, default=False
+        Every coefficient constrained ``>= 0``.
+    first, sizes : array-like of int
+        Each task's first column and number of classes (the layout's ``first``, ``sizes``).
+    """
+
+    name = "class_elasticnet"
+    registered = False
+    compare_role = None
+    _param_names = ("l1_ratio", "positive", "first", "sizes")
+
+    def __init__(self, l1_ratio: float = 1.0, positive: bool = False,
+                 first: Any = (), sizes: Any = ()):
+        self.l1_ratio = l1_ratio
+        self.positive = positive
+        self.first = first
+        self.sizes = sizes
+
+    # ------------------------------------------------------------------ declarations
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: it already acts on the classes' layout."""
+        return self
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        check_ratio(self.l1_ratio, "l1_ratio")
+        check_bool(self.positive, "positive")
+        if int(np.sum(self.sizes)) != n_tasks:
+            raise ValueError(f"{self!r}: its task blocks hold {int(np.sum(self.sizes))} "
+                             f"columns, the problem {n_tasks}.")
+        return self
+
+    @property
+    def rho(self) -> float:
+        """``l1_ratio``, validated."""
+        return check_ratio(self.l1_ratio, "l1_ratio")
+
+    @property
+    def _starts(self) -> np.ndarray:
+        return np.asarray(self.first, dtype=np.int64)
+
+    @property
+    def _widths(self) -> np.ndarray:
+        return np.asarray(self.sizes, dtype=np.int64)
+
+    def _spread(self, S: np.ndarray) -> np.ndarray:
+        """A (p, T) array per group as (p, sum_t K_t): each task's value on its columns."""
+        return np.repeat(S, self._widths, axis=1)
+
+    def _dual_part(self, G: np.ndarray) -> np.ndarray:
+        return np.maximum(G, 0.0) if check_bool(self.positive, "positive") else G
+
+    # ------------------------------------------------------------------ objective pieces
+    def value(self, V: np.ndarray, alpha: float) -> float:
+        if check_bool(self.positive, "positive") and bool((V < 0).any()):
+            return float("inf")
+        rho = self.rho
+        val = rho * float(block_norms(V, self._starts).sum()) if rho > 0 else 0.0
+        if rho < 1:
+            val += 0.5 * (1.0 - rho) * float(inner(V, V))
+        return float(alpha * val)
+
+    def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
+        """Group soft-thresholding of every ``W_{j B_t}`` at ``step alpha rho`` (of the
+        positive part under the sign constraint), then the shrink
+        ``1 / (1 + step alpha (1 - rho))``."""
+        rho = self.rho
+        thr = step * alpha * rho
+        shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
+        V = self._dual_part(np.asarray(V, dtype=np.float64))
+        nrm = block_norms(V, self._starts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0) * shrink
+        return V * self._spread(scale)
+
+    # ------------------------------------------------------------------ certificates
+    def dual_norm(self, G: np.ndarray) -> float:
+        r""":math:`\max_{t, j} \|G_{j B_t}\|_2` (of the positive part under the sign
+        constraint)."""
+        return float(block_norms(self._dual_part(G), self._starts).max()) if G.size else 0.0
+
+    def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
+        """1 when the conjugate is finite (rho < 1); else per task the largest scaling of its
+        columns into the dual ball (the same factor on every class of a task)."""
+        if self.rho < 1.0:
+            return 1.0
+        N = block_norms(self._dual_part(G), self._starts)
+        m = N.max(axis=0) if N.shape[0] else np.zeros(N.shape[1])
+        return self._spread(np.where(m <= alpha, 1.0, alpha / np.maximum(m, alpha))[None])[0]
+
+    def conjugate(self, G: np.ndarray, alpha: float) -> float:
+        """``sum_{t,j} (||G_{j B_t}|| - alpha rho)_+^2 / (2 alpha (1 - rho))``, 0 if rho = 1."""
+        rho = self.rho
+        if rho == 1.0:
+            return 0.0
+        excess = np.maximum(block_norms(self._dual_part(G), self._starts) - alpha * rho, 0.0)
+        return float(np.sum(excess * excess) / (2.0 * alpha * (1.0 - rho)))
+
+    def alpha_max(self, G0: np.ndarray) -> float:
+        """``max_{t,j} ||G0_{j B_t}||_2 / rho``: the smallest alpha with W = 0."""
+        rho = self.rho
+        if rho == 0.0:
+            raise ValueError(f"{self!r} has no alpha_max: with l1_ratio=0 no finite alpha "
+                             "gives W = 0. Use l1_ratio > 0 or give an explicit alpha grid.")
+        return self.dual_norm(G0) / rho
+
+    def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        """Per group (p, T): the distance from ``G`` (minus the data term's gradient) to the
+        subdifferential at W, with ``V = G - alpha (1 - rho) W``: ``max(||V_g|| - l1, 0)`` at
+        a zero group (of ``V_+`` under the sign constraint), ``||V_g - l1 W_g / ||W_g|| ||``
+        at a nonzero one (its zero entries read ``max(., 0)`` under the constraint)."""
+        rho = self.rho
+        V = G - alpha * (1.0 - rho) * W
+        l1 = alpha * rho
+        first = self._starts
+        nw = block_norms(W, first)
+        off = np.maximum(block_norms(self._dual_part(V), first) - l1, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            D = V - l1 * W / self._spread(np.where(nw > 0, nw, 1.0))
+        if check_bool(self.positive, "positive"):
+            D = np.where(W > 0, D, np.maximum(D, 0.0))
+        return np.where(nw > 0, block_norms(D, first), off)
