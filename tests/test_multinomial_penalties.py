@@ -119,7 +119,7 @@ def test_alpha_max_is_the_largest_group_norm_of_the_gradient(penalty):
     nonzero = [np.linalg.norm(B, axis=0) > 0 for B in blocks]  # per (task, feature) group
     assert sum(int(z.sum()) for z in nonzero) >= 1
     for B, z in zip(blocks, nonzero, strict=True):  # a group is zero or nonzero as a whole
-        assert np.all((B[:, ~z] == 0)) and np.all(np.any(B[:, z] != 0, axis=0))
+        assert np.all(B[:, ~z] == 0) and np.all(np.any(B[:, z] != 0, axis=0))
 
 
 def test_a_path_of_the_grouped_l1_starts_at_zero_and_certifies():
@@ -254,3 +254,13 @@ def test_a_grouped_fit_round_trips(tmp_path):
         back = rm.load(tmp_path / "m.npz")
         for P, Q in zip(back.predict_proba(Xs), clf.predict_proba(Xs), strict=True):
             np.testing.assert_array_equal(P, Q)
+
+
+def test_the_support_table_shows_the_multinomial_with_its_class_penalties():
+    from regmtl.solvers.support_table import support_entries
+
+    found = {e.penalty: e for e in support_entries() if e.loss == "multinomial"}
+    for name in ("l1", "elasticnet", "l21", "trace"):
+        assert (found[name].tall, found[name].certificate) == ("fista", "duality gap")
+    assert found["mean"].certificate == "KKT residual" and not found["graph"].refusal
+    assert "Clustered does not fit the multinomial loss" in found["clustered"].refusal
