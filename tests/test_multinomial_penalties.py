@@ -264,3 +264,42 @@ def test_the_support_table_shows_the_multinomial_with_its_class_penalties():
         assert (found[name].tall, found[name].certificate) == ("fista", "duality gap")
     assert found["mean"].certificate == "KKT residual" and not found["graph"].refusal
     assert "Clustered does not fit the multinomial loss" in found["clustered"].refusal
+
+
+@pytest.mark.parametrize("inner", [rm.MCP(), rm.SCAD(), rm.CappedL1(cap=0.4)])
+def test_nonconvex_groups_are_the_row_rule_on_each_task_block(inner):
+    """On one task's block, the class form is the penalty's row form (group=True)."""
+    from regmtl.penalties.class_groups import ClassGroupNonconvex
+
+    rng = np.random.default_rng(7)
+    pen = ClassGroupNonconvex(inner, [0, 3, 5], [3, 2, 4])
+    rows = type(inner)(inner.shape, group=True)
+    W = rng.standard_normal((6, 9)) * rng.uniform(0, 1, (6, 1))
+    G = rng.standard_normal((6, 9))
+    U, D = pen.prox(W, 0.8, 0.5), pen.subdiff_distance(W, G, 0.5)
+    total = 0.0
+    for t, (a, e) in enumerate(((0, 3), (3, 5), (5, 9))):
+        np.testing.assert_allclose(U[:, a:e], rows.prox(W[:, a:e], 0.8, 0.5), atol=1e-14)
+        np.testing.assert_allclose(D[:, t], rows.subdiff_distance(W[:, a:e], G[:, a:e], 0.5),
+                                   atol=1e-12)
+        total += rows.value(W[:, a:e], 0.5)
+    assert pen.value(W, 0.5) == pytest.approx(total, rel=1e-12)
+
+
+@pytest.mark.parametrize("penalty", [rm.MCP(), rm.SCAD(), rm.CappedL1(cap=0.3)])
+def test_nonconvex_entrywise_penalties_select_a_task_s_classes_together(penalty):
+    Xs, ys = _tasks(seed=8, p=6)
+    X, y = np.vstack(Xs), np.concatenate(ys)
+    task = np.repeat([0, 1, 2], [len(v) for v in ys])
+    a_max = rm.alpha_max(X, y, task, penalty=penalty, loss="multinomial")
+    assert a_max == pytest.approx(rm.alpha_max(X, y, task, penalty="l1", loss="multinomial"))
+    assert np.all(rm.MultiTaskClassifier(penalty, alpha=a_max).fit(X, y, task).coef_ == 0)
+    clf = rm.MultiTaskClassifier(penalty, alpha=0.3 * a_max, tol=1e-9).fit(X, y, task)
+    assert clf.kkt_residual_ <= 1e-8
+    zeros = 0
+    for a, e in ((0, 3), (3, 5), (5, 9)):
+        B = clf.coef_[a:e]
+        z = np.linalg.norm(B, axis=0) == 0
+        zeros += int(z.sum())
+        assert np.all(np.any(B[:, ~z] != 0, axis=0))
+    assert 0 < zeros < 18

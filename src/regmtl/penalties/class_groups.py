@@ -18,8 +18,13 @@ prox is the group soft-thresholding of every :math:`W_{j B_t}` followed by the r
 (of the positive part under the sign constraint); the dual norm of the group part is
 :math:`\max_{t, j} \|G_{j B_t}\|_2`, so ``alpha_max`` is that of the gradient at 0 over
 :math:`\rho`, and the conjugate is
-:math:`\sum_{t,j} (\|G_{j B_t}\|_2 - \alpha \rho)_+^2 / (2 \alpha (1 - \rho))`. Every
-group sum is one ``np.add.reduceat`` over the task blocks of the columns.
+:math:`\sum_{t,j} (\|G_{j B_t}\|_2 - \alpha \rho)_+^2 / (2 \alpha (1 - \rho))`.
+
+The nonconvex entrywise penalties (MCP, SCAD, capped-L1) become
+:math:`\sum_t \sum_j \rho(\|W_{j B_t}\|_2)` with their scalar rule :math:`\rho`
+(:class:`ClassGroupNonconvex`): the prox keeps each group's direction and moves its norm by the
+scalar rule; fits reach a stationary point, certified by the KKT residual. Every group sum is
+one ``np.add.reduceat`` over the task blocks of the columns.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy as np
 
 from .base import Penalty, check_bool, check_ratio, inner
 
-__all__ = ["ClassGroupElastic", "block_norms"]
+__all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "block_norms"]
 
 
 def block_norms(W: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -173,3 +178,86 @@ class ClassGroupElastic(Penalty):
         if check_bool(self.positive, "positive"):
             D = np.where(W > 0, D, np.maximum(D, 0.0))
         return np.where(nw > 0, block_norms(D, first), off)
+
+
+class ClassGroupNonconvex(Penalty):
+    r"""``sum_t sum_j rho(||W_{j B_t}||_2)``: a nonconvex entrywise penalty (``inner``: MCP,
+    SCAD or capped-L1 with ``group=False``) on the norm of a feature's coefficients across a
+    task's classes.
+
+    Built by ``MCP().on_classes(layout)`` (and SCAD's, capped-L1's); not a name of
+    ``penalty=``. The scalar rule is the inner penalty's (``magnitude_value``,
+    ``magnitude_prox``, ``magnitude_slope``, ``magnitude_kink``).
+
+    Parameters
+    ----------
+    inner : Penalty
+        The entrywise nonconvex penalty.
+    first, sizes : array-like of int
+        Each task's first column and number of classes.
+    """
+
+    name = "class_group_nonconvex"
+    registered = False
+    has_dual = False
+    nonconvex = True
+    distributable = False
+    compare_role = None
+    _param_names = ("inner", "first", "sizes")
+
+    def __init__(self, inner: Any = None, first: Any = (), sizes: Any = ()):
+        self.inner = inner
+        self.first = first
+        self.sizes = sizes
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: it already acts on the classes' layout."""
+        return self
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        self.inner.check(n_features, n_tasks)
+        if int(np.sum(self.sizes)) != n_tasks:
+            raise ValueError(f"{self!r}: its task blocks hold {int(np.sum(self.sizes))} "
+                             f"columns, the problem {n_tasks}.")
+        return self
+
+    def _norms(self, W: np.ndarray) -> np.ndarray:
+        return block_norms(np.asarray(W, dtype=np.float64), np.asarray(self.first, np.int64))
+
+    def _spread(self, S: np.ndarray) -> np.ndarray:
+        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
+
+    def value(self, V: np.ndarray, alpha: float) -> float:
+        return float(np.sum(self.inner.magnitude_value(self._norms(V), alpha)))
+
+    def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
+        """The exact minimizer: each group keeps its direction, its norm moved by the scalar
+        rule."""
+        V = np.asarray(V, dtype=np.float64)
+        u = self._norms(V)
+        s = self.inner.magnitude_prox(u, 1.0 / step, alpha)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(u > 0, s / u, 0.0)
+        return V * self._spread(scale)
+
+    def alpha_max(self, G0: np.ndarray) -> float:
+        """``max_{t,j} ||G0_{j B_t}||_2``: from it on, W = 0 is a stationary point."""
+        return float(self._norms(G0).max()) if G0.size else 0.0
+
+    def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        """Per group (p, T): the distance from ``G`` to the Clarke subdifferential at W: at 0
+        ``max(||G_g|| - alpha, 0)``; else ``||G_g - rho'(s) u_g||`` along the group's
+        direction ``u_g`` (at capped-L1's kink the slope is ``clip(<G_g, u_g>, 0, alpha)``)."""
+        W = np.asarray(W, dtype=np.float64)
+        G = np.asarray(G, dtype=np.float64)
+        alpha = float(alpha)
+        first = np.asarray(self.first, dtype=np.int64)
+        s = block_norms(W, first)
+        on = s > 0
+        safe = np.where(on, s, 1.0)
+        U = W / self._spread(safe)
+        c = np.add.reduceat(G * U, first, axis=1) if W.shape[1] else s
+        slope = np.where(self.inner.magnitude_kink(s), np.clip(c, 0.0, alpha),
+                         self.inner.magnitude_slope(safe, alpha))
+        d_on = block_norms(G - self._spread(slope) * U, first)
+        return np.where(on, d_on, np.maximum(block_norms(G, first) - alpha, 0.0))
