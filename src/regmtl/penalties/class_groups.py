@@ -35,7 +35,7 @@ import numpy as np
 
 from .base import Penalty, check_bool, check_ratio, inner
 
-__all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "block_norms"]
+__all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "block_norms", "check_columns"]
 
 
 def block_norms(W: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -46,7 +46,37 @@ def block_norms(W: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.sqrt(np.add.reduceat(W * W, first, axis=1))
 
 
-class ClassGroupElastic(Penalty):
+def check_columns(penalty: Any, n_columns: int) -> Any:
+    """The penalty, or a ``ValueError`` when its task blocks (``sizes``) do not hold the
+    problem's ``n_columns`` columns."""
+    held = int(np.sum(penalty.sizes))
+    if held != n_columns:
+        raise ValueError(f"{penalty!r}: its task blocks hold {held} columns, the problem "
+                         f"{n_columns}.")
+    return penalty
+
+
+class _TaskBlocks(Penalty):
+    """A penalty on the classes' layout that reads its task blocks: each task's first column
+    (``first``) and number of classes (``sizes``)."""
+
+    registered = False
+    compare_role = None
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: it already acts on the classes' layout."""
+        return self
+
+    def _norms(self, W: np.ndarray) -> np.ndarray:
+        """``||W_{j B_t}||_2``, shape (p, T)."""
+        return block_norms(np.asarray(W, dtype=np.float64), np.asarray(self.first, np.int64))
+
+    def _spread(self, S: np.ndarray) -> np.ndarray:
+        """A (p, T) array per group as (p, sum_t K_t): each task's value on its columns."""
+        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
+
+
+class ClassGroupElastic(_TaskBlocks):
     r"""``alpha (rho sum_t sum_j ||W_{j B_t}||_2 + (1 - rho) / 2 ||W||_F^2)``: the elastic net
     whose groups are a feature's coefficients across a task's classes (see the module's text).
 
@@ -64,8 +94,6 @@ class ClassGroupElastic(Penalty):
     """
 
     name = "class_elasticnet"
-    registered = False
-    compare_role = None
     _param_names = ("l1_ratio", "positive", "first", "sizes")
 
     def __init__(self, l1_ratio: float = 1.0, positive: bool = False,
@@ -75,35 +103,15 @@ class ClassGroupElastic(Penalty):
         self.first = first
         self.sizes = sizes
 
-    # ------------------------------------------------------------------ declarations
-    def on_classes(self, layout: Any) -> Penalty:
-        """Itself: it already acts on the classes' layout."""
-        return self
-
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         check_ratio(self.l1_ratio, "l1_ratio")
         check_bool(self.positive, "positive")
-        if int(np.sum(self.sizes)) != n_tasks:
-            raise ValueError(f"{self!r}: its task blocks hold {int(np.sum(self.sizes))} "
-                             f"columns, the problem {n_tasks}.")
-        return self
+        return check_columns(self, n_tasks)
 
     @property
     def rho(self) -> float:
         """``l1_ratio``, validated."""
         return check_ratio(self.l1_ratio, "l1_ratio")
-
-    @property
-    def _starts(self) -> np.ndarray:
-        return np.asarray(self.first, dtype=np.int64)
-
-    @property
-    def _widths(self) -> np.ndarray:
-        return np.asarray(self.sizes, dtype=np.int64)
-
-    def _spread(self, S: np.ndarray) -> np.ndarray:
-        """A (p, T) array per group as (p, sum_t K_t): each task's value on its columns."""
-        return np.repeat(S, self._widths, axis=1)
 
     def _dual_part(self, G: np.ndarray) -> np.ndarray:
         return np.maximum(G, 0.0) if check_bool(self.positive, "positive") else G
@@ -113,7 +121,7 @@ class ClassGroupElastic(Penalty):
         if check_bool(self.positive, "positive") and bool((V < 0).any()):
             return float("inf")
         rho = self.rho
-        val = rho * float(block_norms(V, self._starts).sum()) if rho > 0 else 0.0
+        val = rho * float(self._norms(V).sum()) if rho > 0 else 0.0
         if rho < 1:
             val += 0.5 * (1.0 - rho) * float(inner(V, V))
         return float(alpha * val)
@@ -126,7 +134,7 @@ class ClassGroupElastic(Penalty):
         thr = step * alpha * rho
         shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
         V = self._dual_part(np.asarray(V, dtype=np.float64))
-        nrm = block_norms(V, self._starts)
+        nrm = self._norms(V)
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0) * shrink
         return V * self._spread(scale)
@@ -135,14 +143,14 @@ class ClassGroupElastic(Penalty):
     def dual_norm(self, G: np.ndarray) -> float:
         r""":math:`\max_{t, j} \|G_{j B_t}\|_2` (of the positive part under the sign
         constraint)."""
-        return float(block_norms(self._dual_part(G), self._starts).max()) if G.size else 0.0
+        return float(self._norms(self._dual_part(G)).max()) if G.size else 0.0
 
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
         """1 when the conjugate is finite (rho < 1); else per task the largest scaling of its
         columns into the dual ball (the same factor on every class of a task)."""
         if self.rho < 1.0:
             return 1.0
-        N = block_norms(self._dual_part(G), self._starts)
+        N = self._norms(self._dual_part(G))
         m = N.max(axis=0) if N.shape[0] else np.zeros(N.shape[1])
         return self._spread(np.where(m <= alpha, 1.0, alpha / np.maximum(m, alpha))[None])[0]
 
@@ -151,7 +159,7 @@ class ClassGroupElastic(Penalty):
         rho = self.rho
         if rho == 1.0:
             return 0.0
-        excess = np.maximum(block_norms(self._dual_part(G), self._starts) - alpha * rho, 0.0)
+        excess = np.maximum(self._norms(self._dual_part(G)) - alpha * rho, 0.0)
         return float(np.sum(excess * excess) / (2.0 * alpha * (1.0 - rho)))
 
     def alpha_max(self, G0: np.ndarray) -> float:
@@ -170,17 +178,16 @@ class ClassGroupElastic(Penalty):
         rho = self.rho
         V = G - alpha * (1.0 - rho) * W
         l1 = alpha * rho
-        first = self._starts
-        nw = block_norms(W, first)
-        off = np.maximum(block_norms(self._dual_part(V), first) - l1, 0.0)
+        nw = self._norms(W)
+        off = np.maximum(self._norms(self._dual_part(V)) - l1, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             D = V - l1 * W / self._spread(np.where(nw > 0, nw, 1.0))
         if check_bool(self.positive, "positive"):
             D = np.where(W > 0, D, np.maximum(D, 0.0))
-        return np.where(nw > 0, block_norms(D, first), off)
+        return np.where(nw > 0, self._norms(D), off)
 
 
-class ClassGroupNonconvex(Penalty):
+class ClassGroupNonconvex(_TaskBlocks):
     r"""``sum_t sum_j rho(||W_{j B_t}||_2)``: a nonconvex entrywise penalty (``inner``: MCP,
     SCAD or capped-L1 with ``group=False``) on the norm of a feature's coefficients across a
     task's classes.
@@ -198,11 +205,9 @@ class ClassGroupNonconvex(Penalty):
     """
 
     name = "class_group_nonconvex"
-    registered = False
     has_dual = False
     nonconvex = True
     distributable = False
-    compare_role = None
     _param_names = ("inner", "first", "sizes")
 
     def __init__(self, inner: Any = None, first: Any = (), sizes: Any = ()):
@@ -210,22 +215,9 @@ class ClassGroupNonconvex(Penalty):
         self.first = first
         self.sizes = sizes
 
-    def on_classes(self, layout: Any) -> Penalty:
-        """Itself: it already acts on the classes' layout."""
-        return self
-
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self.inner.check(n_features, n_tasks)
-        if int(np.sum(self.sizes)) != n_tasks:
-            raise ValueError(f"{self!r}: its task blocks hold {int(np.sum(self.sizes))} "
-                             f"columns, the problem {n_tasks}.")
-        return self
-
-    def _norms(self, W: np.ndarray) -> np.ndarray:
-        return block_norms(np.asarray(W, dtype=np.float64), np.asarray(self.first, np.int64))
-
-    def _spread(self, S: np.ndarray) -> np.ndarray:
-        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
+        return check_columns(self, n_tasks)
 
     def value(self, V: np.ndarray, alpha: float) -> float:
         return float(np.sum(self.inner.magnitude_value(self._norms(V), alpha)))
