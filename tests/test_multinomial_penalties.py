@@ -303,3 +303,38 @@ def test_nonconvex_entrywise_penalties_select_a_task_s_classes_together(penalty)
         zeros += int(z.sum())
         assert np.all(np.any(B[:, ~z] != 0, axis=0))
     assert 0 < zeros < 18
+
+
+@pytest.mark.parametrize("name", ["sparse_lowrank", "robust_features", "robust_lowrank"])
+def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
+    """The sparse part of SparseLowRank grouped per feature and task; an outlier of the
+    robust models is a task with all its classes."""
+    cp = pytest.importorskip("cvxpy")
+    Xs, ys = _tasks(seed=9)
+    alpha = 0.02
+    pen = {"sparse_lowrank": rm.SparseLowRank(0.5), "robust_features": rm.RobustFeatures(0.8),
+           "robust_lowrank": rm.RobustLowRank(0.8)}[name]
+    clf = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-11).fit(Xs, ys)
+    p, blocks = Xs[0].shape[1], ((0, 3), (3, 5), (5, 9))
+    W, b, P, Q = (cp.Variable((p, 9)), cp.Variable(9), cp.Variable((p, 9)),
+                  cp.Variable((p, 9)))
+    terms, col = [], 0
+    for X, y, cls in zip(Xs, ys, clf.classes_, strict=True):
+        K = len(cls)
+        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
+                                                                       order="C")
+        onehot = (y[:, None] == cls[None, :]).astype(float)
+        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
+                     / len(y))
+        col += K
+    outliers = sum(cp.norm(Q[:, a:e], "fro") for a, e in blocks)
+    reg = {"sparse_lowrank": cp.normNuc(Q) + 0.5 * sum(cp.sum(cp.norm(P[:, a:e], 2, axis=1))
+                                                       for a, e in blocks),
+           "robust_features": cp.sum(cp.norm(P, 2, axis=1)) + 0.8 * outliers,
+           "robust_lowrank": cp.normNuc(P) + 0.8 * outliers}[name]
+    prob = cp.Problem(cp.Minimize(sum(terms) + alpha * reg), [W == P + Q])
+    prob.solve(solver=cp.CLARABEL)
+    assert abs(clf.objective_ - prob.value) <= 1e-6 * abs(prob.value)
+    assert clf.dual_gap_ <= 1e-9 * abs(clf.objective_)
+    if name != "sparse_lowrank":  # positions of tasks, not of class columns
+        assert set(clf.outlier_tasks_.tolist()) <= {0, 1, 2}
