@@ -305,14 +305,16 @@ def test_nonconvex_entrywise_penalties_select_a_task_s_classes_together(penalty)
     assert 0 < zeros < 18
 
 
-@pytest.mark.parametrize("name", ["sparse_lowrank", "robust_features", "robust_lowrank"])
+@pytest.mark.parametrize("name", ["dirty", "sparse_lowrank", "robust_features",
+                                  "robust_lowrank"])
 def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
-    """The sparse part of SparseLowRank grouped per feature and task; an outlier of the
-    robust models is a task with all its classes."""
+    """The exceptions of Dirty and the sparse part of SparseLowRank grouped per feature and
+    task; an outlier of the robust models is a task with all its classes."""
     cp = pytest.importorskip("cvxpy")
     Xs, ys = _tasks(seed=9)
     alpha = 0.02
-    pen = {"sparse_lowrank": rm.SparseLowRank(0.5), "robust_features": rm.RobustFeatures(0.8),
+    pen = {"dirty": rm.Dirty(0.6), "sparse_lowrank": rm.SparseLowRank(0.5),
+           "robust_features": rm.RobustFeatures(0.8),
            "robust_lowrank": rm.RobustLowRank(0.8)}[name]
     clf = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-11).fit(Xs, ys)
     p, blocks = Xs[0].shape[1], ((0, 3), (3, 5), (5, 9))
@@ -328,13 +330,23 @@ def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
                      / len(y))
         col += K
     outliers = sum(cp.norm(Q[:, a:e], "fro") for a, e in blocks)
-    reg = {"sparse_lowrank": cp.normNuc(Q) + 0.5 * sum(cp.sum(cp.norm(P[:, a:e], 2, axis=1))
-                                                       for a, e in blocks),
+
+    def grouped(Z):  # sum_t sum_j ||Z_{j B_t}||_2
+        return sum(cp.sum(cp.norm(Z[:, a:e], 2, axis=1)) for a, e in blocks)
+
+    reg = {"dirty": cp.sum(cp.norm(P, 2, axis=1)) + 0.6 * grouped(Q),
+           "sparse_lowrank": cp.normNuc(Q) + 0.5 * grouped(P),
            "robust_features": cp.sum(cp.norm(P, 2, axis=1)) + 0.8 * outliers,
            "robust_lowrank": cp.normNuc(P) + 0.8 * outliers}[name]
     prob = cp.Problem(cp.Minimize(sum(terms) + alpha * reg), [W == P + Q])
     prob.solve(solver=cp.CLARABEL)
     assert abs(clf.objective_ - prob.value) <= 1e-6 * abs(prob.value)
     assert clf.dual_gap_ <= 1e-9 * abs(clf.objective_)
-    if name != "sparse_lowrank":  # positions of tasks, not of class columns
+    if name == "dirty":  # the split (P_, Q_) attains the penalty's value
+        Pf, Qf = clf.P_.T, clf.Q_.T
+        split = np.linalg.norm(Pf, axis=1).sum() + 0.6 * sum(
+            np.linalg.norm(Qf[:, a:e], axis=1).sum() for a, e in blocks)
+        assert alpha * split == pytest.approx(alpha * reg.value, rel=1e-5)
+        np.testing.assert_allclose(Pf + Qf, clf.coef_.T, atol=1e-12)
+    if name.startswith("robust"):  # positions of tasks, not of class columns
         assert set(clf.outlier_tasks_.tolist()) <= {0, 1, 2}

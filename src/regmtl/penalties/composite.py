@@ -41,8 +41,8 @@ from .class_groups import block_norms
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
 
-__all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures", "ClassSparseLowRank",
-           "ClassRobustLowRank", "ClassRobustFeatures"]
+__all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures", "ClassDirty",
+           "ClassSparseLowRank", "ClassRobustLowRank", "ClassRobustFeatures"]
 
 
 def _soft(V: np.ndarray, thr: float) -> np.ndarray:
@@ -218,6 +218,11 @@ class Dirty(NormPenalty):
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self._weight()
         return self
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Its exceptions grouped per feature and task over the task's classes
+        (:class:`ClassDirty`)."""
+        return ClassDirty(self.own_weight, layout.first, layout.sizes)
 
     def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row, the maximizer ``g`` of ``<g, W_j>`` over the unit dual ball (norm at most
@@ -773,3 +778,72 @@ class ClassRobustFeatures(_ClassOutliers, RobustFeatures):
     """:class:`RobustFeatures` on the classes' layout: the outlier part is
     ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
     ``RobustFeatures(g).on_classes(layout)``."""
+
+
+class ClassDirty(Dirty):
+    r""":class:`Dirty` on the classes' layout of the multinomial loss: an exception is a
+    feature of a task with all its classes,
+
+    .. math::
+
+        \Omega(W) = \alpha \sum_j \min_{P_j + Q_j = W_j}
+        \Big(\|P_j\|_2 + \gamma \sum_t \|Q_{j B_t}\|_2\Big).
+
+    Its row's dual ball is ``{||g||_2 <= 1, ||g_{B_t}||_2 <= gamma for every t}``: the dirty
+    model's formulas with each group's norm in place of an entry's magnitude (a group keeps its
+    direction). Solved by proximal gradient (not by the entrywise block kernel). Built by
+    ``Dirty(g).on_classes(layout)``.
+    """
+
+    registered = False
+    _param_names = ("own_weight", "first", "sizes")
+
+    def __init__(self, own_weight: float = 1.0, first: Any = (), sizes: Any = ()):
+        self.own_weight = own_weight
+        self.first = first
+        self.sizes = sizes
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: it already acts on the classes' layout."""
+        return self
+
+    def _blocks(self, W: np.ndarray) -> np.ndarray:
+        return block_norms(W, np.asarray(self.first, dtype=np.int64))
+
+    def _spread(self, S: np.ndarray) -> np.ndarray:
+        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
+
+    def _clipped(self, W: np.ndarray, s: np.ndarray, b: float) -> np.ndarray:
+        """Each group ``W_g min(s_j, b / ||W_g||)``: the group's norm scaled by the row's
+        ``s``, clipped at ``b``."""
+        N = self._blocks(W)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(N > 0, np.minimum(s[:, None], b / N), 0.0)
+        return W * self._spread(f)
+
+    def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = _clip_scale(self._blocks(W), self._weight(), 1.0)
+        return self._clipped(W, s, self._weight()), s
+
+    def split(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The optimal ``(P, Q)``: ``Q_g = W_g (1 - gamma / (s_j ||W_g||))_+``."""
+        gam = self._weight()
+        s = _clip_scale(self._blocks(W), gam, 1.0)[:, None]
+        N = self._blocks(W)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(N > 0, np.maximum(1.0 - gam / (s * N), 0.0), 0.0)
+        Q = W * self._spread(f)
+        return W - Q, Q
+
+    def prox(self, V, step, alpha):
+        b, r = step * alpha * self._weight(), step * alpha
+        u = np.minimum(_clip_scale(self._blocks(V), b, r), 1.0)
+        return V - self._clipped(V, u, b)
+
+    def bcd_params(self, alpha):
+        return None
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """``max(max_j ||G_j||_2, max_{t,j} ||G_{j B_t}||_2 / own_weight)``."""
+        return float(max(_row_norms(G).max(initial=0.0),
+                         self._blocks(G).max(initial=0.0) / self._weight()))
