@@ -170,6 +170,11 @@ def test_each_penalty_declares_its_form_on_the_classes():
     assert class_layout(plain) is None and class_penalty(rm.L1(), plain) == rm.L1()
     with pytest.raises(ValueError, match="Clustered does not fit the multinomial loss"):
         rm.MultiTaskClassifier(rm.Clustered(), alpha=0.1).fit(Xs, ys)
+    for ordered in (rm.TemporalGroupLasso(), rm.FusedGroupLasso(),
+                    rm.NonconvexFusedGroupLasso()):
+        with pytest.raises(ValueError, match=f"{type(ordered).__name__} does not fit the "
+                                             "multinomial loss"):
+            rm.MultiTaskClassifier(ordered, alpha=0.1).fit(Xs, ys)
     with pytest.raises(ValueError, match=r"shape \(3, 3\)"):
         rm.MultiTaskClassifier(GraphLaplacian(np.ones((2, 2))), alpha=0.1).fit(Xs, ys)
 
