@@ -594,17 +594,27 @@ class ClassMean(MeanRegularized):
                              f"problem has {n_tasks}.")
         return self
 
+    def _classes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(order, starts, counts, group): the columns sorted by class, where each class
+        starts among them, its number of columns, each column's class rank; kept while
+        ``label`` is the same object."""
+        cache = getattr(self, "_class_cache", None)
+        if cache is None or cache[0] is not self.label:
+            label = np.asarray(self.label, dtype=np.int64)
+            order = np.argsort(label, kind="stable")
+            ranked = label[order]
+            starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+            counts = np.diff(np.r_[starts, label.size])
+            group = np.empty_like(label)
+            group[order] = np.repeat(np.arange(starts.size), counts)
+            cache = (self.label, (order, starts, counts, group))
+            self._class_cache = cache
+        return cache[1]
+
     def _class_means(self, V: np.ndarray) -> np.ndarray:
         """Each column's class mean, ``bar w_{c(t)}`` as a (p, sum_t K_t) array."""
-        label = np.asarray(self.label, dtype=np.int64)
-        order = np.argsort(label, kind="stable")
-        sorted_label = label[order]
-        starts = np.flatnonzero(np.r_[True, sorted_label[1:] != sorted_label[:-1]])
-        counts = np.diff(np.r_[starts, label.size])
-        means = np.add.reduceat(V[:, order], starts, axis=1) / counts
-        group = np.empty_like(label)
-        group[order] = np.repeat(np.arange(starts.size), counts)
-        return means[:, group]
+        order, starts, counts, group = self._classes()
+        return (np.add.reduceat(V[:, order], starts, axis=1) / counts)[:, group]
 
     def kernel(self, n_tasks: int) -> np.ndarray:
         """K as a dense array (inspection only)."""
