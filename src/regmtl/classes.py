@@ -205,8 +205,9 @@ class ClassLayout:
 
 
 def class_layout(data: TaskData) -> ClassLayout | None:
-    """The layout of an expanded problem (:func:`expand_classes`: its ``tasks`` are the
-    ``(task, class)`` pair of every column of W), None for a problem of tasks.
+    """The layout of an expanded problem (:func:`~regmtl.classes.expand_classes`: its
+    ``tasks`` are the ``(task, class)`` pair of every column of W), None for a problem of
+    tasks.
 
     Parameters
     ----------

@@ -13,18 +13,20 @@ multinomial, per task):
     + \frac{1 - \rho}{2} \|W\|_F^2\Big)
     \;\Big(+\ \iota_{W \geq 0}(W) \text{ with } \texttt{positive=True}\Big),
 
-:class:`ClassGroupElastic`, the form of ``L1`` (:math:`\rho = 1`) and ``ElasticNet``. Its
-prox is the group soft-thresholding of every :math:`W_{j B_t}` followed by the ridge's shrink
-(of the positive part under the sign constraint); the dual norm of the group part is
+the form of ``L1`` (:math:`\rho = 1`) and ``ElasticNet``
+(:class:`~regmtl.penalties.class_groups.ClassGroupElastic`). Its prox is the group
+soft-thresholding of every :math:`W_{j B_t}` followed by the ridge's shrink (of the positive
+part under the sign constraint); the dual norm of the group part is
 :math:`\max_{t, j} \|G_{j B_t}\|_2`, so ``alpha_max`` is that of the gradient at 0 over
 :math:`\rho`, and the conjugate is
 :math:`\sum_{t,j} (\|G_{j B_t}\|_2 - \alpha \rho)_+^2 / (2 \alpha (1 - \rho))`.
 
 The nonconvex entrywise penalties (MCP, SCAD, capped-L1) become
 :math:`\sum_t \sum_j \rho(\|W_{j B_t}\|_2)` with their scalar rule :math:`\rho`
-(:class:`ClassGroupNonconvex`): the prox keeps each group's direction and moves its norm by the
-scalar rule; fits reach a stationary point, certified by the KKT residual. Every group sum is
-one ``np.add.reduceat`` over the task blocks of the columns.
+(:class:`~regmtl.penalties.class_groups.ClassGroupNonconvex`): the prox keeps each group's
+direction and moves its norm by the scalar rule; fits reach a stationary point, certified by
+the KKT residual. Every group sum is one ``np.add.reduceat`` over the task blocks of the
+columns.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ class Dirty(NormPenalty):
 
     def on_classes(self, layout: Any) -> Penalty:
         """Its exceptions grouped per feature and task over the task's classes
-        (:class:`ClassDirty`)."""
+        (:class:`~regmtl.penalties.composite.ClassDirty`)."""
         return ClassDirty(self.own_weight, layout.first, layout.sizes)
 
     def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -368,7 +368,7 @@ class SparseLowRank(_Decomposition):
 
     def on_classes(self, layout: Any) -> Penalty:
         """The sparse part grouped per feature and task over the task's classes
-        (:class:`ClassSparseLowRank`)."""
+        (:class:`~regmtl.penalties.composite.ClassSparseLowRank`)."""
         return ClassSparseLowRank(self.sparse_weight, layout.first, layout.sizes)
 
     def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
@@ -443,8 +443,9 @@ class _Robust(_Decomposition):
         return float(max(self._shared_dual_norm(G), _col_norms(G).max(initial=0.0) / g))
 
     def on_classes(self, layout: Any) -> Penalty:
-        """An outlier is a task with all its classes (:class:`ClassRobustLowRank`,
-        :class:`ClassRobustFeatures`)."""
+        """An outlier is a task with all its classes
+        (:class:`~regmtl.penalties.composite.ClassRobustLowRank`,
+        :class:`~regmtl.penalties.composite.ClassRobustFeatures`)."""
         form = ClassRobustLowRank if isinstance(self, RobustLowRank) else ClassRobustFeatures
         return form(self.outlier_weight, layout.first, layout.sizes)
 
@@ -670,8 +671,8 @@ class RobustFeatures(_Robust):
 
 
 class ClassSparseLowRank(SparseLowRank):
-    r""":class:`SparseLowRank` on the classes' layout of the multinomial loss: its sparse part
-    grouped per feature and task over the task's classes :math:`B_t`,
+    r""":class:`~regmtl.SparseLowRank` on the classes' layout of the multinomial loss: its
+    sparse part grouped per feature and task over the task's classes :math:`B_t`,
 
     .. math::
 
@@ -714,7 +715,7 @@ class ClassSparseLowRank(SparseLowRank):
         return float(max(spectral_norm(G), self._blocks(G).max(initial=0.0) / self._weight()))
 
     def inverse_weights(self, V, alpha, eps):
-        """As :meth:`SparseLowRank.inverse_weights`, the sparse part's weight
+        """As ``SparseLowRank.inverse_weights``, the sparse part's weight
         ``||P_{j B_t}||_eps / (alpha g)`` on every entry of its group."""
         scale = self._spread(entry_scale(self._blocks(V[0]), eps)) / (alpha * self._weight())
         return [("diag", scale), ("full", spectral_scale(V[1], eps) / alpha)]
@@ -769,19 +770,19 @@ class _ClassOutliers:
 
 
 class ClassRobustLowRank(_ClassOutliers, RobustLowRank):
-    """:class:`RobustLowRank` on the classes' layout: the outlier part is
+    """:class:`~regmtl.RobustLowRank` on the classes' layout: the outlier part is
     ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
     ``RobustLowRank(g).on_classes(layout)``."""
 
 
 class ClassRobustFeatures(_ClassOutliers, RobustFeatures):
-    """:class:`RobustFeatures` on the classes' layout: the outlier part is
+    """:class:`~regmtl.RobustFeatures` on the classes' layout: the outlier part is
     ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
     ``RobustFeatures(g).on_classes(layout)``."""
 
 
 class ClassDirty(Dirty):
-    r""":class:`Dirty` on the classes' layout of the multinomial loss: an exception is a
+    r""":class:`~regmtl.Dirty` on the classes' layout of the multinomial loss: an exception is a
     feature of a task with all its classes,
 
     .. math::

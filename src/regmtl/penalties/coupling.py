@@ -176,7 +176,7 @@ class MeanRegularized(_TaskKernel):
 
     def on_classes(self, layout: Any) -> Penalty:
         """Each class column pulled towards the mean of its class label over the tasks that
-        have it (:class:`ClassMean`)."""
+        have it (:class:`~regmtl.penalties.coupling.ClassMean`)."""
         return ClassMean(self.ridge, layout.label)
 
     def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
@@ -395,8 +395,9 @@ class GraphLaplacian(_TaskKernel):
         return [SharedPart("mean", V.mean(axis=1), 2.0 * degree)]
 
     def on_classes(self, layout: Any) -> Penalty:
-        """The graph lifted to the class columns (:class:`ClassGraph`): column (t, c) joined
-        to (s, c) with weight ``A[t, s]`` where both tasks have class c."""
+        """The graph lifted to the class columns
+        (:class:`~regmtl.penalties.coupling.ClassGraph`): column (t, c) joined to (s, c) with
+        weight ``A[t, s]`` where both tasks have class c."""
         A = self._adjacency()
         if A.shape != (layout.n_tasks,) * 2:
             raise ValueError(
@@ -656,9 +657,9 @@ class ClassMean(MeanRegularized):
 
 
 class ClassGraph(GraphLaplacian):
-    """The graph penalty on the classes' layout: a :class:`GraphLaplacian` over the class
+    """The graph penalty on the classes' layout: a :class:`~regmtl.GraphLaplacian` over the class
     columns, built by ``GraphLaplacian(A).on_classes(layout)`` from
-    :func:`class_adjacency`."""
+    :func:`~regmtl.penalties.coupling.class_adjacency`."""
 
     registered = False
 

@@ -407,7 +407,7 @@ class NonconvexFusedGroupLasso(Penalty):
         return bool(self.fused_in_root)
 
     def on_classes(self, layout: Any) -> Penalty:
-        """Refused (:func:`~regmtl.penalties.temporal.refuse_ordered_classes`): on the
+        """Refused (``refuse_ordered_classes``): on the
         classes' layout the chain of tasks would run through a task's class columns."""
         return refuse_ordered_classes(self)
 

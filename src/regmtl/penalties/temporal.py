@@ -472,7 +472,7 @@ class TemporalGroupLasso(Penalty):
                 check_positive(self.ridge_weight, "ridge_weight", strict=False))
 
     def on_classes(self, layout: Any) -> Penalty:
-        """Refused (:func:`~regmtl.penalties.temporal.refuse_ordered_classes`): on the
+        """Refused (``refuse_ordered_classes``): on the
         classes' layout the chain of tasks would run through a task's class columns."""
         return refuse_ordered_classes(self)
 
@@ -698,7 +698,7 @@ class FusedGroupLasso(NormPenalty):
                 check_positive(self.l1_weight, "l1_weight", strict=False))
 
     def on_classes(self, layout: Any) -> Penalty:
-        """Refused (:func:`~regmtl.penalties.temporal.refuse_ordered_classes`): on the
+        """Refused (``refuse_ordered_classes``): on the
         classes' layout the chain of tasks would run through a task's class columns."""
         return refuse_ordered_classes(self)
 
