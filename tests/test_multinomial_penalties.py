@@ -321,7 +321,7 @@ def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
     pen = {"dirty": rm.Dirty(0.6), "sparse_lowrank": rm.SparseLowRank(0.5),
            "robust_features": rm.RobustFeatures(0.8),
            "robust_lowrank": rm.RobustLowRank(0.8)}[name]
-    clf = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-11).fit(Xs, ys)
+    clf = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-10).fit(Xs, ys)
     p, blocks = Xs[0].shape[1], ((0, 3), (3, 5), (5, 9))
     W, b, P, Q = (cp.Variable((p, 9)), cp.Variable(9), cp.Variable((p, 9)),
                   cp.Variable((p, 9)))
