@@ -255,7 +255,8 @@ class TaskData:
             for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
                 f[a:e] = self.X[a:e] @ W[:, t]
         if b is not None:
-            f += np.asarray(b, dtype=np.float64)[self.task_of]
+            b = np.asarray(b, dtype=np.float64)
+            f += b[0] if self.n_tasks == 1 else b[self.task_of]
         return f
 
     def adjoint(self, u: np.ndarray) -> np.ndarray:

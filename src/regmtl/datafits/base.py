@@ -192,6 +192,40 @@ class Datafit:
         """
         raise NotImplementedError
 
+    def value_theta(self, y: np.ndarray, f: np.ndarray,
+                    c: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`value` and :meth:`theta` at the same scores (a loss may share their work:
+        the log-link losses' exponential, the multinomial's softmax).
+
+        Parameters
+        ----------
+        y, f, c : ndarray of shape (n_obs,)
+            Targets, scores and row weights.
+
+        Returns
+        -------
+        (float, ndarray of shape (n_obs,))
+            The data term and ``theta``.
+        """
+        return self.value(y, f, c), self.theta(y, f)
+
+    def shift_terms(self, y: np.ndarray, S: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        r"""Where a task's best shift ``d`` of its scores has a closed form
+        ``d = log sum_r c_r e^{A_r} - log sum_r c_r e^{B_r}`` (the log-link losses: Poisson
+        ``A = log y, B = f``; Gamma ``A = log y - f, B = 0``), the terms ``(A, B)``; None (the
+        default) where it has none and the intercepts are found by Newton's method.
+
+        Parameters
+        ----------
+        y, S : ndarray of shape (n_obs,)
+            Targets and the current scores.
+
+        Returns
+        -------
+        (A, B) or None
+        """
+        return None
+
     def dual_value(self, y: np.ndarray, theta: np.ndarray, c: np.ndarray) -> float:
         """The Fenchel-dual term ``-sum_r c_r l*(-theta_r)``.
 

@@ -66,6 +66,15 @@ class Gamma(Datafit):
     def theta(self, y, f):
         return y * self._inv_mean(f) - 1.0
 
+    def shift_terms(self, y, S):
+        with np.errstate(divide="ignore", invalid="ignore"):  # (rows without a label)
+            return np.log(y) - np.clip(S, -EXP_MAX, EXP_MAX), np.zeros_like(S)
+
+    def value_theta(self, y, f, c):
+        g = np.clip(f, -EXP_MAX, EXP_MAX)
+        u = y * np.exp(-g)
+        return float(np.dot(c, u + g)), u - 1.0
+
     def hessian(self, y, f):
         return y * self._inv_mean(np.asarray(f, dtype=np.float64))
 

@@ -67,7 +67,7 @@ class Multinomial(Datafit):
         sizes = np.diff(data.indptr)[first]
         goff = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
         new = Multinomial()
-        new._K, new._sizes, new._block_groups = K, sizes, goff
+        new._first, new._K, new._sizes, new._block_groups = first, K, sizes, goff
         new._n_groups, new._kmax = int(sizes.sum()), int(K.max())
         new._uniform = bool(np.all(K == K[0]) and np.all(sizes == sizes[0]))
         block = np.repeat(np.arange(first.size), K)
@@ -80,6 +80,14 @@ class Multinomial(Datafit):
         new._bound = (data.indptr, blocks)
         return new
 
+    def class_layout(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blocks of the rows this loss is bound to: each block's first column of W
+        (segment), its number of classes and its number of rows (a row's classes are the
+        block's consecutive segments, each holding the block's rows in the same order)."""
+        if getattr(self, "_n_obs", None) is None:
+            raise ValueError("a Multinomial loss has a layout once bound (Multinomial.bind).")
+        return self._first, self._K, self._sizes
+
     def _check(self, v: np.ndarray) -> None:
         if getattr(self, "_n_obs", None) != np.shape(v)[0]:
             raise ValueError("a Multinomial loss is used on the rows it is bound to "
@@ -87,44 +95,59 @@ class Multinomial(Datafit):
 
     def _table(self, v: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """Flat values as the (n_groups, K_max) table, ``fill`` past a group's classes."""
-        self._check(v)
-        v = np.asarray(v, dtype=np.float64)
-        if self._uniform:
-            B, K, n = self._K.size, self._kmax, int(self._sizes[0])
-            return v.reshape(B, K, n).transpose(0, 2, 1).reshape(B * n, K)
         out = np.full((self._n_groups, self._kmax), fill)
         out[self._row_g, self._row_k] = v
         return out
 
-    def _flat(self, table: np.ndarray) -> np.ndarray:
-        """The inverse of :meth:`_table`."""
+    def _groups(self, v: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """Flat values with each group's classes along axis 1: a ``(blocks, K, rows)`` view
+        where every block has the same classes and rows (no copy), else the table of
+        :meth:`_table`."""
+        self._check(v)
         if self._uniform:
-            B, K, n = self._K.size, self._kmax, int(self._sizes[0])
-            return np.ascontiguousarray(table.reshape(B, n, K).transpose(0, 2, 1)).ravel()
-        return table[self._row_g, self._row_k]
+            return np.asarray(v, dtype=np.float64).reshape(self._K.size, self._kmax, -1)
+        return self._table(v, fill)
+
+    def _ungroup(self, G: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`_groups` (a new flat array)."""
+        if self._uniform:
+            return np.ascontiguousarray(G).ravel()
+        return G[self._row_g, self._row_k]
 
     @staticmethod
-    def _softmax_table(F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(log-sum-exp of each row of the score table, its probabilities)."""
-        m = F.max(axis=1)
-        E = np.exp(F - m[:, None])
-        s = E.sum(axis=1)
-        return m + np.log(s), E / s[:, None]
+    def _log_softmax(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log-sum-exp of each group along axis 1, kept as a length-1 axis; the
+        probabilities)."""
+        m = G.max(axis=1, keepdims=True)
+        E = np.exp(G - m)
+        s = E.sum(axis=1, keepdims=True)
+        E /= s
+        return m + np.log(s), E
 
     def _softmax(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._softmax_table(self._table(f, -np.inf))
+        return self._log_softmax(self._groups(f, -np.inf))
+
+    def _group_weights(self, c: np.ndarray) -> np.ndarray:
+        """Each group's row weight (the same on its classes), shaped as a log-sum-exp."""
+        return self._groups(c)[:, :1]
 
     # ------------------------------------------------------------------ the loss
     def value(self, y, f, c):
         lse, _ = self._softmax(f)
-        return float(np.dot(self._table(c)[:, 0], lse) - np.dot(c, y * f))
+        return float(np.vdot(self._group_weights(c), lse) - np.dot(c, y * f))
+
+    def value_theta(self, y, f, c):
+        """The loss and ``theta`` from one softmax."""
+        lse, P = self._softmax(f)
+        return (float(np.vdot(self._group_weights(c), lse) - np.dot(c, y * f)),
+                y - self._ungroup(P))
 
     def theta(self, y, f):
         return y - self.mean(f)
 
     def mean(self, f):
         """Each score's class probability (the softmax of its group)."""
-        return self._flat(self._softmax(f)[1])
+        return self._ungroup(self._softmax(f)[1])
 
     def hessian(self, y, f):
         p = self.mean(f)
@@ -132,8 +155,8 @@ class Multinomial(Datafit):
 
     def deviance(self, y, f):
         """Twice the group's loss, on the row of its class (0 on the others)."""
-        lse, _ = self._softmax(f)
-        return 2.0 * y * (self._flat(np.repeat(lse[:, None], self._kmax, axis=1)) - f)
+        lse, P = self._softmax(f)
+        return 2.0 * y * (self._ungroup(np.broadcast_to(lse, P.shape)) - f)
 
     def dual_value(self, y, theta, c):
         a = np.clip(y - theta, 0.0, 1.0)
@@ -141,15 +164,16 @@ class Multinomial(Datafit):
 
     def feasible(self, y, theta):
         """``y - a`` with ``a`` the projection of ``y - theta`` onto each group's simplex."""
-        A = self._table(y - theta, -np.inf)
-        srt = -np.sort(-A, axis=1)  # each row, largest first (padding last)
+        A = self._groups(y - theta, -np.inf)
+        srt = -np.sort(-A, axis=1)  # each group, largest first (padding last)
         csum = np.cumsum(np.where(np.isfinite(srt), srt, 0.0), axis=1)
-        rank = np.arange(1, A.shape[1] + 1)
+        shape = [1] * A.ndim
+        shape[1] = A.shape[1]
+        rank = np.arange(1, A.shape[1] + 1).reshape(shape)
         ok = np.isfinite(srt) & (srt - (csum - 1.0) / rank > 0)
-        rho = np.max(np.where(ok, rank, 0), axis=1)
-        rho = np.maximum(rho, 1)
-        tau = (csum[np.arange(A.shape[0]), rho - 1] - 1.0) / rho
-        return y - self._flat(np.maximum(A - tau[:, None], 0.0))
+        rho = np.maximum(np.max(np.where(ok, rank, 0), axis=1, keepdims=True), 1)
+        tau = (np.take_along_axis(csum, rho - 1, axis=1) - 1.0) / rho
+        return y - self._ungroup(np.maximum(A - tau, 0.0))
 
     def fit_intercepts(self, y: np.ndarray, c: np.ndarray, S: np.ndarray, b: np.ndarray,
                        max_newton: int = 50, rtol: float = 1e-13) -> None:
@@ -160,33 +184,32 @@ class Multinomial(Datafit):
         at once, each step halved for the tasks whose loss would rise."""
         Kmax, n_blocks = self._kmax, self._K.size
         live = np.arange(Kmax)[None, :] < self._K[:, None]
-        Y, cg = self._table(y), self._table(c)[:, 0]
-        tot = np.add.reduceat(cg, self._block_groups)
-        F0 = self._table(S, -np.inf)
-        block_of = np.repeat(np.arange(n_blocks), self._sizes)
+        Y, cg = self._groups(y), self._group_weights(c)
+        tot = self._block_sums(cg)  # (n_blocks, 1)
+        F0 = self._groups(S, -np.inf)
 
         def losses(F):
-            lse, P = self._softmax_table(F)
-            fy = np.sum(Y * np.where(np.isfinite(F), F, 0.0), axis=1)
-            return np.add.reduceat(cg * (lse - fy), self._block_groups), P
+            lse, P = self._log_softmax(F)
+            fy = np.sum(Y * np.where(np.isfinite(F), F, 0.0), axis=1, keepdims=True)
+            return self._block_sums(cg * (lse - fy))[:, 0], P
 
         delta = np.zeros((n_blocks, Kmax))
         value, P = losses(F0)
         eye = np.eye(Kmax)
         for _ in range(max_newton):
-            g = np.add.reduceat(cg[:, None] * (Y - P), self._block_groups)  # minus gradient
-            if np.all(np.abs(g) <= rtol * tot[:, None]):
+            g = self._block_sums(cg * (Y - P))  # minus the gradient
+            if np.all(np.abs(g) <= rtol * tot):
                 break
-            W = cg[:, None] * P
-            H = np.add.reduceat(W, self._block_groups)[:, :, None] * eye - self._outer(W, P)
+            W = cg * P
+            H = self._block_sums(W)[:, :, None] * eye - self._outer(W, P)
             both = live[:, :, None] & live[:, None, :]
-            H = np.where(both, H + tot[:, None, None] / self._K[:, None, None], 0.0)
+            H = np.where(both, H + tot[:, :, None] / self._K[:, None, None], 0.0)
             H += eye[None] * (~live)[:, :, None]  # unused classes: identity
             step = np.linalg.solve(H, np.where(live, g, 0.0)[..., None])[..., 0]
             t = np.ones(n_blocks)
             for _ in range(30):  # halve the blocks whose loss would rise
                 trial = delta + t[:, None] * step
-                new, P_new = losses(F0 + trial[block_of])
+                new, P_new = losses(F0 + self._per_group(trial))
                 worse = new > value + 1e-15 * np.abs(value)
                 if not worse.any():
                     break
@@ -196,13 +219,25 @@ class Multinomial(Datafit):
         S += shift[self._seg_of]
         b += shift
 
-    def _outer(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """Per block, ``sum_g A_g B_g^T`` of two group tables (n_blocks, K_max, K_max): one
-        product per block where every block has the same rows, else summed by segments."""
+    def _block_sums(self, G: np.ndarray) -> np.ndarray:
+        """Per block, the sum over its rows of values in :meth:`_groups` form
+        (n_blocks, K_max or 1)."""
         if self._uniform:
-            n = int(self._sizes[0])
-            shape = (self._K.size, n, self._kmax)
-            return np.einsum("bgk,bgl->bkl", A.reshape(shape), B.reshape(shape))
+            return G.sum(axis=2)
+        return np.add.reduceat(G, self._block_groups)
+
+    def _per_group(self, D: np.ndarray) -> np.ndarray:
+        """Values per block and class (n_blocks, K_max) on every row, in :meth:`_groups`
+        form."""
+        if self._uniform:
+            return D[:, :, None]
+        return D[np.repeat(np.arange(self._K.size), self._sizes)]
+
+    def _outer(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """Per block, ``sum_g A_g B_g^T`` of two values in :meth:`_groups` form
+        (n_blocks, K_max, K_max)."""
+        if self._uniform:
+            return np.einsum("bkg,blg->bkl", A, B)
         return np.add.reduceat(A[:, :, None] * B[:, None, :], self._block_groups)
 
     def neg2_log_likelihood(self, data, f, s):

@@ -63,6 +63,15 @@ class Poisson(Datafit):
     def theta(self, y, f):
         return y - safe_exp(f)
 
+    def shift_terms(self, y, S):
+        with np.errstate(divide="ignore", invalid="ignore"):  # (zeros; rows without a label)
+            return np.log(y), np.minimum(S, EXP_MAX)
+
+    def value_theta(self, y, f, c):
+        g = np.minimum(f, EXP_MAX)
+        mu = np.exp(g)
+        return float(np.dot(c, mu - y * g)), y - mu
+
     def hessian(self, y, f):
         return safe_exp(np.asarray(f, dtype=np.float64))
 

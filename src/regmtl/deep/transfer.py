@@ -17,15 +17,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, d2_pinball_score, d2_tweedie_score, r2_score
 from sklearn.utils import check_array
 from torch import nn
 
 from .._options import check_option
 from .inputs import Inputs, as_inputs, chunks, describe, n_rows, take, to_device
 from .nets import PLE, HardSharing, MMoE, MultiTaskNet
-from .tasks import TaskSpec
+from .tasks import LOG_MEAN_MAX, TaskSpec
 from .trainer import Trainer, set_seed
+from .wrapper_losses import TaskLoss, target_scale, task_losses
 
 __all__ = ["transfer_head", "TransferredHead"]
 
@@ -42,8 +43,11 @@ class TransferredHead:
         The copied net with the new task (its old tasks predict as before).
     task_ : str
         The name of the new task in ``net_``.
-    kind_ : {"regression", "binary"}
+    kind_ : {"regression", "binary", "multiclass", "count"}
         The kind of the new task.
+    loss_ : str or tuple or None
+        The new task's loss as the wrappers take it (``"squared"``, ``("huber", delta)``,
+        ``("quantile", tau)``, ``"poisson"``, ...); None for a classification.
     history_ : DataFrame
         The trainer's history of the new head.
     n_trainable_ : int
@@ -54,8 +58,8 @@ class TransferredHead:
         Mean and standard deviation of the new target (regression only): the head learns the
         standardized target and the net's map for the task
         (:class:`~regmtl.deep.scaling.TargetScale`) returns it to its units.
-    classes_ : ndarray of shape (2,)
-        The two labels (binary only).
+    classes_ : ndarray of shape (K,)
+        The labels (binary and multiclass).
 
     Examples
     --------
@@ -80,10 +84,12 @@ class TransferredHead:
         with torch.no_grad():
             out = [self.net_(to_device(xb, device), tasks=[self.task_])[self.task_]
                    for xb in chunks(x, 8192)]
-        return torch.cat(out)[:, 0].double().cpu().numpy()
+        f = torch.cat(out).double().cpu().numpy()
+        return f if self.kind_ == "multiclass" else f[:, 0]
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predictions of the new task: values (regression) or labels (binary).
+        """Predictions of the new task: values (regression; the tau-quantile of a quantile
+        loss), mean counts (count) or labels (binary, multiclass).
 
         Parameters
         ----------
@@ -93,15 +99,19 @@ class TransferredHead:
         Returns
         -------
         ndarray of shape (n_samples,)
-            The predicted values or labels.
+            The predicted values, counts or labels.
         """
         f = self._outputs(X)
         if self.kind_ == "regression":
             return f
+        if self.kind_ == "count":
+            return np.exp(np.minimum(f, LOG_MEAN_MAX))
+        if self.kind_ == "multiclass":
+            return self.classes_[np.argmax(f, axis=1)]
         return self.classes_[(f > 0).astype(int)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of a binary new task.
+        """Class probabilities of a binary or multiclass new task.
 
         Parameters
         ----------
@@ -110,21 +120,26 @@ class TransferredHead:
 
         Returns
         -------
-        ndarray of shape (n_samples, 2)
-            Probabilities of ``classes_[0]`` and ``classes_[1]``.
+        ndarray of shape (n_samples, K)
+            Probabilities of ``classes_[0]``, ..., ``classes_[K-1]``.
 
         Raises
         ------
         AttributeError
-            If the new task is a regression.
+            If the new task is a regression or a count.
         """
-        if self.kind_ != "binary":
-            raise AttributeError("predict_proba: the new task is a regression.")
-        p = 1.0 / (1.0 + np.exp(-self._outputs(X)))
+        if self.kind_ not in ("binary", "multiclass"):
+            raise AttributeError(f"predict_proba: the new task is a {self.kind_}.")
+        f = self._outputs(X)
+        if self.kind_ == "multiclass":
+            e = np.exp(f - f.max(axis=1, keepdims=True))
+            return e / e.sum(axis=1, keepdims=True)
+        p = 1.0 / (1.0 + np.exp(-f))
         return np.column_stack([1.0 - p, p])
 
     def score(self, X: Any, y: Any) -> float:
-        """R^2 (regression) or accuracy (binary) of the new task.
+        """R^2 (squared regression), D^2 of the loss's deviance (Huber: R^2; quantile: the
+        pinball D^2 at its tau; count: the Poisson D^2) or accuracy (classification).
 
         Parameters
         ----------
@@ -138,8 +153,15 @@ class TransferredHead:
         float
             The score.
         """
+        if self.kind_ == "count":
+            return float(d2_tweedie_score(np.asarray(y, dtype=np.float64), self.predict(X),
+                                          power=1))
         if self.kind_ == "regression":
-            return float(r2_score(np.asarray(y, dtype=np.float64), self.predict(X)))
+            tau = _tau(self.loss_)
+            y = np.asarray(y, dtype=np.float64)
+            if tau is not None:
+                return float(d2_pinball_score(y, self.predict(X), alpha=tau))
+            return float(r2_score(y, self.predict(X)))
         return float(accuracy_score(np.asarray(y), self.predict(X)))
 
 
@@ -227,7 +249,7 @@ def _check_reads(net: MultiTaskNet, x: Inputs, what: str) -> None:
 
 
 def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
-                  kind: str | None = None, epochs: int = 200, lr: float = 1e-2,
+                  kind: str | None = None, loss: Any = None, epochs: int = 200, lr: float = 1e-2,
                   batch_size: int = 32, weight_decay: float = 0.0,
                   random_state: int = 0, device: str = "cpu") -> TransferredHead:
     """Train a head for a new task on the frozen shared layers of a fitted multi-task net.
@@ -251,11 +273,21 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         ``predict`` takes (a DataFrame with its categorical columns, ...).
     y_new : array-like of shape (n_samples,)
         Values (standardized for training by the trainer, see
-        ``regmtl.deep.scaling``) or two labels.
+        ``regmtl.deep.scaling``), counts, or labels.
     task : str, default="new"
         Name of the new task in the returned net (not one of its tasks).
-    kind : {"regression", "binary"}, optional
-        Default: the estimator's; for a bare net, binary when y has two values.
+    kind : {"regression", "binary", "multiclass", "count"}, optional
+        Default: from ``loss`` where it says (``"poisson"``: count), else the estimator's
+        (a classifier: binary for two labels, multiclass for more); for a bare net, binary
+        when y has two values, multiclass for more labels that are not numbers, else
+        regression.
+    loss : str or tuple, optional
+        The new task's loss as the scikit-learn wrappers take it (see
+        ``regmtl.deep.wrapper_losses``): ``"squared"``, ``"absolute"``, ``"huber"`` or
+        ``("huber", delta)`` (delta in the target's units), ``"quantile"`` or
+        ``("quantile", tau)``, ``"poisson"`` (a count task, its head starting at the log of
+        the mean count). Default: the estimator's loss where it has one for every task, else
+        the kind's default.
     epochs : int, default=200
         Passes over the new samples (no early stopping).
     lr : float, default=1e-2
@@ -280,8 +312,9 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         If ``model`` is neither a fitted deep estimator nor a net.
     ValueError
         If the net cannot read ``X_new`` (other features, another kind of input), ``y_new``
-        does not fit (shape, two classes for binary), the task name is taken, or the net is a
-        CGC or PLE (task experts sit inside every level).
+        does not fit (shape, two classes for binary, negative counts), ``kind`` and ``loss``
+        disagree, the task name is taken, or the net is a CGC or PLE (task experts sit inside
+        every level).
 
     See Also
     --------
@@ -316,26 +349,38 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         raise ValueError(f"y_new has shape {y.shape}; expected ({n},).")
     if n < 2:
         raise ValueError("X_new: a new head needs at least 2 samples.")
-    est_kind = getattr(model, "_kind", None) if model is not net0 else None
-    est_kind = {"classification": "binary"}.get(est_kind, est_kind)
-    kind = kind or est_kind or ("binary" if len(np.unique(y)) == 2 else "regression")
-    if kind not in ("regression", "binary"):
-        raise ValueError(f"kind={kind!r}: a new head is 'regression' or 'binary'.")
+    task_loss = _new_task_loss(model if model is not net0 else None, loss, kind)
+    kind = _new_task_kind(model if model is not net0 else None, y, kind, task_loss)
     out = TransferredHead()
-    if kind == "regression":
+    out.loss_ = None if task_loss is None else (
+        task_loss.name if task_loss.param is None else (task_loss.name, task_loss.param))
+    scale = None
+    if kind in ("regression", "count"):
         target = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_new")
+        task_loss = task_loss or TaskLoss("poisson" if kind == "count" else "squared")
+        if kind == "count" and (target < 0).any():
+            raise ValueError(f"y_new has negative entries (min {target.min():g}); a count "
+                             "task takes counts >= 0.")
+        if task_loss.needs_scale:
+            scale = target_scale(target)
+        spec = task_loss.spec(task, 1.0 if scale is None else scale[1])
     else:
         classes = np.unique(y)
-        if classes.size != 2:
-            raise ValueError(f"y_new holds {classes.size} class(es); a binary new task needs "
-                             "both.")
+        if classes.size < 2 or (kind == "binary" and classes.size != 2):
+            raise ValueError(f"y_new holds {classes.size} class(es); a {kind} new task needs "
+                             f"{'both' if kind == 'binary' else 'at least two'}.")
         out.classes_ = classes
-        target = (y == classes[1]).astype(np.float64)
+        index = np.searchsorted(classes, y)
+        if kind == "binary":
+            target = (index == 1).astype(np.float64)
+            spec = TaskSpec(task, kind="binary")
+        else:
+            target = index.astype(np.float64)
+            spec = TaskSpec(task, kind="multiclass", n_outputs=int(classes.size))
     epochs = check_option("epochs", epochs, "int", low=1)
     random_state = check_option("random_state", random_state, "int", low=0)
     net = copy.deepcopy(net0).to(device)
     _check_reads(net, X, "X_new")
-    spec = TaskSpec(task, kind=kind)
     set_seed(random_state)
     for p in net.parameters():
         p.requires_grad_(False)
@@ -343,6 +388,13 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
     params = _add_task(net, spec)
     for p in params:
         p.requires_grad_(True)
+    if scale is not None:  # the deviation a Huber delta in the target's units was divided by
+        net.target_scales[task].set(torch.tensor([scale[0]], dtype=torch.float64),
+                                    torch.tensor([scale[1]], dtype=torch.float64))
+    if kind == "count" and target.mean() > 0:  # the head starts at the constant mean count
+        for heads in (getattr(net, "heads", None), getattr(net, "towers", None)):
+            if heads is not None:
+                heads.set_output_bias(task, float(np.log(target.mean())))
     for m in ([net.encoder] if net.encoder is not None else []) + net._shared_modules():
         _frozen_eval(m)
     # train on the new task alone: the net's task list is the new task while training
@@ -353,10 +405,59 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
     trainer.fit((X, {task: target}))
     net.set_tasks([*old_tasks, spec])
     if kind == "regression":
-        scale = net.target_scales[task]
-        out.y_mean_, out.y_scale_ = float(scale.mean[0]), float(scale.scale[0])
+        fitted_scale = net.target_scales[task]
+        out.y_mean_ = float(fitted_scale.mean[0])
+        out.y_scale_ = float(fitted_scale.scale[0])
     out.net_, out.task_, out.kind_, out._source = net, task, kind, source
     out.history_ = trainer.history
     out.n_trainable_ = int(sum(p.numel() for p in params))
     out.strategy_ = "frozen trunk"
     return out
+
+
+def _tau(loss: Any) -> float | None:
+    """The level of a quantile loss (as ``TransferredHead.loss_`` holds it), else None."""
+    if loss == "quantile":
+        return 0.5
+    if isinstance(loss, tuple) and loss[0] == "quantile":
+        return float(loss[1])
+    return None
+
+
+def _new_task_loss(est: Any, loss: Any, kind: str | None) -> TaskLoss | None:
+    """The new task's loss: ``loss`` checked, else the estimator's where it has one loss
+    for every task and the new task is of that loss's kind."""
+    if loss is not None:
+        return task_losses(loss, 1, default=None)[0]
+    own = getattr(est, "loss", None)
+    if own is None or isinstance(own, list) or kind in ("binary", "multiclass"):
+        return None
+    if getattr(est, "_kind", None) == "classification":
+        return None
+    inherited = task_losses(own, 1, default=None)[0]
+    return inherited if kind is None or inherited.kind == kind else None
+
+
+def _new_task_kind(est: Any, y: np.ndarray, kind: str | None,
+                   task_loss: TaskLoss | None) -> str:
+    """The new task's kind from ``kind``, its loss, the estimator, or its labels."""
+    if kind is not None and kind not in ("regression", "binary", "multiclass", "count"):
+        raise ValueError(f"kind={kind!r}: a new head is 'regression', 'binary', "
+                         "'multiclass' or 'count'.")
+    if task_loss is not None:
+        if kind is not None and kind != task_loss.kind:
+            raise ValueError(f"kind={kind!r} and loss={task_loss.name!r} disagree: the loss "
+                             f"{task_loss.name!r} makes a {task_loss.kind} task; give one of "
+                             "them.")
+        return task_loss.kind
+    if kind is not None:
+        return kind
+    n_labels = len(np.unique(y))
+    est_kind = getattr(est, "_kind", None)
+    if est_kind == "classification":
+        return "binary" if n_labels == 2 else "multiclass"
+    if est_kind == "regression":
+        return "regression"
+    if n_labels == 2:
+        return "binary"
+    return "multiclass" if y.dtype.kind in "OUSb" else "regression"

@@ -6,7 +6,9 @@ For task t the shift ``d_t`` minimizes ``sum_{r in t} c_r l(y_r, f_r + d_t)``: t
 ``g_t = sum c theta(f + d_t)`` (minus the loss's) and curvature ``h_t = sum c l''(f + d_t)``
 give the Newton step ``g_t / h_t``, kept inside the bracket of the minimizer that the
 derivative's signs have shown (its midpoint otherwise; towards a side not bracketed yet, at
-most doubling the shift), until ``|g_t|`` is below ``rtol`` times the task's weight.
+most doubling the shift), until ``|g_t|`` is below ``rtol`` times the task's weight. A loss
+whose shift has a closed form (:meth:`~regmtl.datafits.Datafit.shift_terms`: the log-link
+losses) starts there, and Newton's method only confirms it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
     T = data.n_tasks
     y, c = data.y, data.c
     tot = np.asarray(data.task_sums(c), dtype=np.float64)
-    delta = np.zeros(T)
+    delta = _closed_form(data, datafit, S)
     lo, hi = np.full(T, -np.inf), np.full(T, np.inf)
     done = np.zeros(T, dtype=bool)
     for _ in range(max_newton):
@@ -62,3 +64,28 @@ def newton_intercepts(data, datafit: Datafit, S: np.ndarray, b: np.ndarray,
     S += data.per_row(delta)
     b += delta
 
+
+
+def _log_task_sums(data, c: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """``log sum_{r in t} c_r e^{A_r}`` per task, without overflow (-inf for a task whose
+    terms all vanish)."""
+    live = (c > 0) & np.isfinite(A)
+    top = np.where(live, A, -np.inf)
+    m = np.full(data.n_tasks, -np.inf)
+    full = np.diff(data.indptr) > 0
+    m[full] = np.maximum.reduceat(top, data.indptr[:-1][full])
+    m_row = data.per_row(np.where(np.isfinite(m), m, 0.0))
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(data.task_sums(np.where(live, c * np.exp(top - m_row), 0.0)))) + \
+            np.where(np.isfinite(m), m, 0.0)
+
+
+def _closed_form(data, datafit: Datafit, S: np.ndarray) -> np.ndarray:
+    """The shifts of :meth:`~regmtl.datafits.Datafit.shift_terms` where they are finite, 0
+    elsewhere (a task of zero counts: its shift is sought by Newton's method)."""
+    terms = datafit.shift_terms(data.y, S)
+    if terms is None:
+        return np.zeros(data.n_tasks)
+    with np.errstate(invalid="ignore"):
+        d = _log_task_sums(data, data.c, terms[0]) - _log_task_sums(data, data.c, terms[1])
+    return np.where(np.isfinite(d), d, 0.0)

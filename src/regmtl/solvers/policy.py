@@ -43,6 +43,7 @@ from .quadratic import MAX_FEATURES, quadratic_applies
 from .quasi_newton import ridge_lbfgs
 from .result import SolverResult
 from .smoothing import smoothed_stages
+from .softmax_newton import SOFTMAX_KINDS, softmax_newton
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
 from .stationary import stationary_least_squares, stationary_newton
@@ -234,6 +235,17 @@ SEPARABLE_MODEL = Requirement(
         f"{pb.datafit.name} loss couples (a row's classes): use solver='fista' (or 'auto')."),
     on_data=False,
 )
+SOFTMAX_MODEL = Requirement(
+    "a loss that couples a row's class scores through a softmax (``datafit.coupled``, on the "
+    "classes' layout, ``datafit.class_layout``: each row's K x K curvature diag(p) - p p^T) on "
+    "a dense design, with a penalty of entries or rows (L1, L2, elastic net, L2,1)",
+    lambda pb: (pb.datafit.coupled and isinstance(pb.data.X, np.ndarray)
+                and pb.penalty.bcd_params(pb.alpha).kind in SOFTMAX_KINDS),
+    lambda pb, name: (
+        f"solver={name!r} runs proximal Newton with a row's K x K curvature, for the "
+        f"multinomial loss on a dense design with a penalty of entries or rows; use "
+        f"solver='fista' (or 'auto') for {pb.penalty!r}."),
+)
 UNCOMPILED = Requirement(
     "a loss without compiled kernels (``datafit.code`` None: the logistic loss keeps its "
     "proximal Newton)",
@@ -396,6 +408,13 @@ def _run_ridge_lbfgs(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
                                   options=options, inner=inner)
 
 
+def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                        max_iter, verbose, V0, options, inner):
+    return softmax_newton(data, datafit, penalty, alpha, W, b, ref=ref,
+                          fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                          verbose=verbose)
+
+
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap)
@@ -470,6 +489,11 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
                                 SEPARABLE_MODEL),
         "a row-separable penalty with a loss other than the squared one: proximal Newton, "
         "its models solved by block coordinate descent over working sets", "bcd"),
+    "softmax_newton": SolverEntry(
+        _run_softmax_newton, (ROWS_LOCAL, BLOCK_STEP, CONVEX, SOFTMAX_MODEL),
+        "the multinomial loss with a penalty of entries or rows: proximal Newton with each "
+        "row's K x K curvature, its models solved by coordinate descent over working sets",
+        "bcd"),
     "bcd": SolverEntry(
         _run_bcd, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS),
         "a row-separable penalty: block coordinate descent over features with working sets, "
@@ -502,8 +526,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
 AUTO_ORDER = ("primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
-              "stationary_newton", "prox_newton", "bcd", "cg", "admm", "structured_newton",
-              "wide_newton", "fista")
+              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm",
+              "structured_newton", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:

@@ -128,8 +128,8 @@ def fista(
     floor = 1e-13 * ref.P0  # the rounding floor of a data-term value
     it, best_rel, best_it, first_rel = done, np.inf, done, None
     for it in range(done + 1, max_iter + 1):
-        val_z = datafit.value(y, fz, c)
-        GW, Gb = maps.adjoint(c * datafit.theta(y, fz))  # minus the gradient
+        val_z, theta_z = datafit.value_theta(y, fz, c)
+        GW, Gb = maps.adjoint(c * theta_z)  # minus the gradient
         GV = penalty.spread(GW)
         if not fit_intercept:
             Gb = np.zeros_like(zb)

@@ -1,0 +1,335 @@
+r"""Proximal Newton for a loss that couples a row's class scores through a softmax (the
+multinomial), with a penalty of entries or rows (L1, L2, elastic net, L2,1).
+
+At ``(W, b)`` with the class probabilities :math:`p_i` of every row, the quadratic model of the
+data term in a step ``(D, d)`` is
+
+.. math::
+
+    -\langle G, D \rangle - g^T d + \tfrac12 \sum_i c_i\, u_i^T (\mathrm{diag}(p_i) - p_i p_i^T)
+    u_i, \qquad u_i = x_i^T D_{(t_i)} + d_{(t_i)},
+
+each row's ``K x K`` curvature acting on its own task's classes. The model plus the penalty is
+minimized by coordinate descent over the features of a working set (the rows of W that are
+nonzero or whose gradient breaks the optimality condition), keeping every row's model residual
+up to date (one pass over a feature's column per update): a row of W is stepped with the bound
+:math:`\sum_i c_i x_{ij}^2 \min(\max_k p_{ik}, 1/2)` of its curvature
+(:math:`\lambda_{\max}(\mathrm{diag}(p) - p p^T) \le \min(\max_k p_k, 1/2)`) and its group prox;
+an entry with its exact curvature. The step is then taken with a backtracking line search on
+the objective (Tseng and Yun's sufficient decrease), and every outer step is certified by the
+duality gap of the loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..blocks import TaskBlocks
+from ..datafits import Datafit
+from ..penalties import Penalty
+from ..penalties.base import ENTRYWISE, ROWS
+from .certificates import Reference, certify, fit_intercepts
+from .result import SolverResult
+
+__all__ = ["SOFTMAX_KINDS", "softmax_newton"]
+
+#: The block steps this solver takes: a penalty of entries or rows, with a ridge part.
+SOFTMAX_KINDS = (ENTRYWISE, ROWS)
+
+
+class _Layout:
+    """The classes' layout (the loss's ``class_layout``) as tables: ``n_groups`` rows (one per
+    original observation, its block's classes along ``K_max`` columns), the rows of block
+    ``b`` reading the design from row ``roff[b]`` on."""
+
+    def __init__(self, data: TaskBlocks, datafit: Datafit) -> None:
+        self.col0, self.K, self.nb = (np.asarray(a, dtype=np.int64)
+                                      for a in datafit.class_layout())
+        self.goff = np.concatenate(([0], np.cumsum(self.nb)[:-1])).astype(np.int64)
+        self.roff = (np.zeros_like(self.col0) if data.shared
+                     else data.indptr[self.col0].astype(np.int64))
+        self.n_groups, self.kmax = int(self.nb.sum()), int(self.K.max())
+        self.Y = np.zeros((self.n_groups, self.kmax))
+        for bl in range(self.K.size):
+            g = slice(self.goff[bl], self.goff[bl] + self.nb[bl])
+            for k in range(self.K[bl]):
+                a = data.indptr[self.col0[bl] + k]
+                self.Y[g, k] = data.y[a:a + self.nb[bl]]
+        a = data.indptr[self.col0]
+        self.C = np.concatenate([data.c[s:s + n] for s, n in zip(a, self.nb, strict=True)])
+        self.live = np.arange(self.kmax)[None, :] < np.repeat(self.K, self.nb)[:, None]
+
+    def scores(self, X: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The score table of ``(W, b)`` (-inf past a row's classes)."""
+        F = np.full((self.n_groups, self.kmax), -np.inf)
+        for bl in range(self.K.size):
+            c0, K, r0, n, g0 = self.col0[bl], self.K[bl], self.roff[bl], self.nb[bl], \
+                self.goff[bl]
+            F[g0:g0 + n, :K] = X[r0:r0 + n] @ W[:, c0:c0 + K] + b[c0:c0 + K]
+        return F
+
+    def adjoint(self, X: np.ndarray, Z: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(X^T Z, column sums of Z)`` in W's columns."""
+        G, g = np.zeros((X.shape[1], T)), np.zeros(T)
+        for bl in range(self.K.size):
+            c0, K, r0, n, g0 = self.col0[bl], self.K[bl], self.roff[bl], self.nb[bl], \
+                self.goff[bl]
+            G[:, c0:c0 + K] = X[r0:r0 + n].T @ Z[g0:g0 + n, :K]
+            g[c0:c0 + K] = Z[g0:g0 + n, :K].sum(axis=0)
+        return G, g
+
+    def loss(self, F: np.ndarray) -> tuple[float, np.ndarray]:
+        """The data term of a score table and its probabilities (0 past a row's classes)."""
+        m = F.max(axis=1, keepdims=True)
+        E = np.exp(F - m)
+        s = E.sum(axis=1, keepdims=True)
+        E /= s
+        fy = np.sum(np.where(self.live, self.Y * np.where(self.live, F, 0.0), 0.0), axis=1)
+        return float(np.dot(self.C, (m[:, 0] + np.log(s[:, 0])) - fy)), E
+
+
+@njit(cache=True)
+def _norm_at(zt, lam, mu):  # pragma: no cover (compiled)
+    """``||diag(1 / (lam + mu)) zt||``."""
+    s = 0.0
+    for t in range(zt.size):
+        s += (zt[t] / (lam[t] + mu)) ** 2
+    return np.sqrt(s)
+
+
+@njit(cache=True)
+def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l1, l2, rows,
+                  max_sweeps, rtol):  # pragma: no cover (compiled)
+    """Coordinate descent on the quadratic model over the features ``feats`` (and the
+    intercepts), in place on ``V``, ``bvec`` and the rows' model residuals ``Z``, until a sweep
+    moves the point by at most ``rtol`` of the first sweep (in the model's metric); returns the
+    number of sweeps."""
+    n_blocks = Kb.size
+    T = V.shape[1]
+    # each feature's K x K curvatures (rows: their eigenvectors and eigenvalues, the row's
+    # blocks side by side) or each entry's curvature (entries); the intercepts' curvatures
+    nf = feats.size
+    Hent = np.zeros((nf, T))
+    Qs = np.zeros((nf if rows else 0, T, T))
+    lams = np.zeros((nf if rows else 0, T))
+    H = np.zeros((T, T))
+    for jj in range(nf):
+        j = feats[jj]
+        H[:, :] = 0.0
+        for bl in range(n_blocks):
+            c0 = col0[bl]
+            for i in range(nb[bl]):
+                x = X[roff[bl] + i, j]
+                g = goff[bl] + i
+                w = C[g] * x * x
+                if w == 0.0:
+                    continue
+                for k in range(Kb[bl]):
+                    wp = w * P[g, k]
+                    Hent[jj, c0 + k] += wp * (1.0 - P[g, k])
+                    if rows:
+                        H[c0 + k, c0 + k] += wp
+                        for m in range(Kb[bl]):
+                            H[c0 + k, c0 + m] -= wp * P[g, m]
+        if rows:
+            lam, Q = np.linalg.eigh(H)
+            lams[jj] = np.maximum(lam, 0.0)
+            Qs[jj] = Q
+    Hb = np.zeros((T, T))
+    for bl in range(n_blocks):
+        c0 = col0[bl]
+        for i in range(nb[bl]):
+            g = goff[bl] + i
+            for k in range(Kb[bl]):
+                wp = C[g] * P[g, k]
+                Hb[c0 + k, c0 + k] += wp
+                for m in range(Kb[bl]):
+                    Hb[c0 + k, c0 + m] -= wp * P[g, m]
+    lamb, Qb = np.linalg.eigh(Hb)
+    cut = 1e-12 * max(lamb.max(), 1e-300)
+    r = np.empty(T)
+    zt = np.empty(T)
+    delta = np.empty(T)
+    first = -1.0
+    done = 0
+    for _ in range(max_sweeps):
+        done += 1
+        change = 0.0
+        for jj in range(nf):
+            j = feats[jj]
+            r[:] = 0.0
+            for bl in range(n_blocks):
+                for i in range(nb[bl]):
+                    x = X[roff[bl] + i, j]
+                    if x != 0.0:
+                        g = goff[bl] + i
+                        for k in range(Kb[bl]):
+                            r[col0[bl] + k] += x * Z[g, k]
+            if rows:
+                lam = lams[jj]
+                Q = Qs[jj]
+                # the row's exact block step: minimize -r.d + d'H d / 2 + l1 ||v|| + l2/2 ||v||^2
+                zn = 0.0
+                for t in range(T):  # z = H v0 + r in the eigenbasis
+                    qv, qr = 0.0, 0.0
+                    for m in range(T):
+                        qv += Q[m, t] * V[j, m]
+                        qr += Q[m, t] * r[m]
+                    zt[t] = lam[t] * qv + qr
+                    zn += zt[t] * zt[t]
+                if np.sqrt(zn) <= l1:
+                    for t in range(T):
+                        delta[t] = -V[j, t]
+                else:  # v = (H + mu I)^-1 z with mu = l2 + l1 / ||v||: ||v|| by bisection
+                    lo, hi = 0.0, 1.0
+                    for _ in range(200):
+                        if _norm_at(zt, lam, l2 + l1 / hi) < hi:
+                            break
+                        lo, hi = hi, 2.0 * hi
+                    for _ in range(60):
+                        mid = 0.5 * (lo + hi)
+                        if _norm_at(zt, lam, l2 + l1 / mid) >= mid:
+                            lo = mid
+                        else:
+                            hi = mid
+                    mu = l2 + l1 / (0.5 * (lo + hi))
+                    for t in range(T):
+                        vt = 0.0
+                        for m in range(T):
+                            vt += Q[t, m] * zt[m] / (lam[m] + mu)
+                        delta[t] = vt - V[j, t]
+                moved = 0.0
+                for t in range(T):
+                    moved += delta[t] * delta[t]
+                if moved == 0.0:
+                    continue
+                change += lam.max() * moved
+                for t in range(T):
+                    V[j, t] += delta[t]
+                for bl in range(n_blocks):
+                    for i in range(nb[bl]):
+                        x = X[roff[bl] + i, j]
+                        if x != 0.0:
+                            g = goff[bl] + i
+                            pd = 0.0
+                            for k in range(Kb[bl]):
+                                pd += P[g, k] * delta[col0[bl] + k]
+                            cx = C[g] * x
+                            for k in range(Kb[bl]):
+                                Z[g, k] -= cx * P[g, k] * (delta[col0[bl] + k] - pd)
+            else:
+                for bl in range(n_blocks):
+                    for k in range(Kb[bl]):
+                        t = col0[bl] + k
+                        h = Hent[jj, t]
+                        if h <= 0.0:
+                            continue
+                        if k > 0:  # the residual moved with this block's earlier entries
+                            r[t] = 0.0
+                            for i in range(nb[bl]):
+                                r[t] += X[roff[bl] + i, j] * Z[goff[bl] + i, k]
+                        z = h * V[j, t] + r[t]
+                        a = abs(z) - l1
+                        new = 0.0 if a <= 0.0 else np.sign(z) * a / (h + l2)
+                        d = new - V[j, t]
+                        if d == 0.0:
+                            continue
+                        change += h * d * d
+                        V[j, t] = new
+                        for i in range(nb[bl]):
+                            x = X[roff[bl] + i, j]
+                            if x != 0.0:
+                                g = goff[bl] + i
+                                cxd = C[g] * x * d * P[g, k]
+                                for m in range(Kb[bl]):
+                                    Z[g, m] += cxd * P[g, m]
+                                Z[g, k] -= cxd
+        if fit_b:  # the intercepts' exact step (none along the classes' common shift)
+            r[:] = 0.0
+            for bl in range(n_blocks):
+                for i in range(nb[bl]):
+                    for k in range(Kb[bl]):
+                        r[col0[bl] + k] += Z[goff[bl] + i, k]
+            rt = Qb.T @ r
+            for t in range(T):
+                rt[t] = rt[t] / lamb[t] if lamb[t] > cut else 0.0
+            db = Qb @ rt
+            moved = 0.0
+            for t in range(T):
+                delta[t] = db[t]
+                bvec[t] += db[t]
+                moved += db[t] * db[t]
+            change += lamb.max() * moved
+            for bl in range(n_blocks):
+                for i in range(nb[bl]):
+                    g = goff[bl] + i
+                    pd = 0.0
+                    for k in range(Kb[bl]):
+                        pd += P[g, k] * delta[col0[bl] + k]
+                    for k in range(Kb[bl]):
+                        Z[g, k] -= C[g] * P[g, k] * (delta[col0[bl] + k] - pd)
+        if first < 0.0:
+            first = change
+        if change <= rtol * first:
+            break
+    return done
+
+
+def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+                   W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
+                   tol: float, max_iter: int, verbose: int = 0,
+                   max_sweeps: int = 200) -> SolverResult:
+    """Minimize ``datafit + alpha penalty`` from ``(W, b)`` by proximal Newton steps with
+    each row's ``K x K`` curvature (the module's text); ``max_iter`` bounds the Newton steps,
+    each certified."""
+    lay = _Layout(data, datafit)
+    X = np.asfortranarray(data.X, dtype=np.float64)
+    step = penalty.bcd_params(alpha)
+    l1, l2, rows = float(step.l1), float(step.l2), step.kind == ROWS
+    T = data.n_tasks
+    V = np.array(W, dtype=np.float64, order="C")
+    bv = np.array(b, dtype=np.float64) if fit_intercept else np.zeros(T)
+    F = lay.scores(X, V, bv)
+    value, P = lay.loss(F)
+    obj = value + penalty.value(V, alpha)
+    cert, rtol = None, 1e-3
+    for it in range(1, max_iter + 1):
+        Z = lay.C[:, None] * np.where(lay.live, lay.Y - P, 0.0)
+        G, gb = lay.adjoint(X, Z, T)  # minus the gradient
+        if rows:
+            feats = np.flatnonzero((np.linalg.norm(V, axis=1) > 0)
+                                   | (np.linalg.norm(G, axis=1) > l1))
+        else:
+            feats = np.flatnonzero(np.any(V != 0, axis=1) | np.any(np.abs(G) > l1, axis=1))
+        Vn, bn = V.copy(), bv.copy()
+        sweeps = _model_sweeps(X, lay.roff, lay.goff, lay.nb, lay.col0, lay.K,
+                               feats.astype(np.int64), Vn, bn, fit_intercept, Z, P, lay.C, l1,
+                               l2, rows, max_sweeps, rtol)
+        D, db = Vn - V, bn - bv
+        dF = np.where(lay.live, lay.scores(X, D, db), 0.0)
+        pen_new = penalty.value(Vn, alpha)
+        decrease = -np.vdot(G, D) - np.dot(gb, db) + pen_new - penalty.value(V, alpha)
+        t = 1.0
+        for _ in range(40):  # backtracking: sufficient decrease of the objective
+            Vt = V + t * D if t < 1.0 else Vn
+            value_t, P_t = lay.loss(F + t * dF)
+            obj_t = value_t + (pen_new if t == 1.0 else penalty.value(Vt, alpha))
+            if obj_t <= obj + 1e-4 * t * min(decrease, 0.0) + 1e-13 * abs(obj):
+                break
+            t *= 0.5
+        V, bv, F, P, obj = Vt, bv + t * db, F + t * dF, P_t, obj_t
+        rtol = max(rtol * (0.1 if t == 1.0 else 1.0), 1e-8)
+        f = data.linear(V, bv)
+        bc = bv.copy()
+        if fit_intercept:  # the intercepts minimized exactly before the certificate
+            S = datafit.state(data.y, f)
+            fit_intercepts(data, datafit, S, bc)
+            f = datafit.scores(data.y, S)
+        cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
+        if verbose:
+            print(f"[softmax newton] {it:4d}  working set {feats.size:5d}  sweeps {sweeps:4d}  "
+                  f"step {t:.3g}  {cert.kind} {cert.relative:.3e}")
+        if cert.converged(tol):
+            return SolverResult(V, bc, it, cert, True)
+    return SolverResult(V, bv, max_iter, cert, False, stalled=False)
