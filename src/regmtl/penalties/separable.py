@@ -86,9 +86,12 @@ class _ElasticType(Penalty):
     def on_classes(self, layout: Any) -> Penalty:
         """Rows (L2,1) and the ridge treat a task's classes jointly: the penalty itself; the
         entrywise norm becomes one group per feature and task over the task's classes
-        (:class:`~regmtl.penalties.class_groups.ClassGroupElastic`)."""
+        (:class:`~regmtl.penalties.class_groups.ClassGroupElastic`; with one task, that is
+        :class:`~regmtl.L21`, rows and their solvers)."""
         if self.group or self.rho == 0.0:
             return self
+        if layout.n_tasks == 1:
+            return L21(self.rho, self.sign_constrained)
         return ClassGroupElastic(self.rho, self.sign_constrained, layout.first, layout.sizes)
 
     @property
