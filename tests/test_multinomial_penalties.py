@@ -28,6 +28,20 @@ def _tasks(seed=0, sizes=(60, 90, 50), p=4, labels=LABELS):
     return Xs, ys
 
 
+def _cvxpy_loss(cp, Xs, ys, classes, W, b):
+    """The multinomial loss of the tasks in cvxpy: each task's mean over its own classes."""
+    terms, col = [], 0
+    for X, y, cls in zip(Xs, ys, classes, strict=True):
+        K = len(cls)
+        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
+                                                                       order="C")
+        onehot = (y[:, None] == cls[None, :]).astype(float)
+        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
+                     / len(y))
+        col += K
+    return sum(terms)
+
+
 def _columns(classes):
     """(task, label) of every column of W, in order."""
     return [(t, c) for t, cls in enumerate(classes) for c in cls]
@@ -74,16 +88,8 @@ def test_class_penalties_against_cvxpy(name):
     assert [len(c) for c in classes] == [3, 2, 4]
     p, n_cols = Xs[0].shape[1], sum(len(c) for c in classes)
     W, b = cp.Variable((p, n_cols)), cp.Variable(n_cols)
-    terms, col = [], 0
-    for X, y, cls in zip(Xs, ys, classes, strict=True):
-        K = len(cls)
-        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
-                                                                       order="C")
-        onehot = (y[:, None] == cls[None, :]).astype(float)
-        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
-                     / len(y))
-        col += K
-    prob = cp.Problem(cp.Minimize(sum(terms) + alpha * _reg(name, W, classes, cp)))
+    loss = _cvxpy_loss(cp, Xs, ys, classes, W, b)
+    prob = cp.Problem(cp.Minimize(loss + alpha * _reg(name, W, classes, cp)))
     prob.solve(solver=cp.CLARABEL)
     assert abs(clf.objective_ - prob.value) <= 1e-6 * abs(prob.value)
     cert = getattr(clf, "dual_gap_", None)
@@ -326,15 +332,6 @@ def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
     p, blocks = Xs[0].shape[1], ((0, 3), (3, 5), (5, 9))
     W, b, P, Q = (cp.Variable((p, 9)), cp.Variable(9), cp.Variable((p, 9)),
                   cp.Variable((p, 9)))
-    terms, col = [], 0
-    for X, y, cls in zip(Xs, ys, clf.classes_, strict=True):
-        K = len(cls)
-        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
-                                                                       order="C")
-        onehot = (y[:, None] == cls[None, :]).astype(float)
-        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
-                     / len(y))
-        col += K
     outliers = sum(cp.norm(Q[:, a:e], "fro") for a, e in blocks)
 
     def grouped(Z):  # sum_t sum_j ||Z_{j B_t}||_2
@@ -344,7 +341,8 @@ def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
            "sparse_lowrank": cp.normNuc(Q) + 0.5 * grouped(P),
            "robust_features": cp.sum(cp.norm(P, 2, axis=1)) + 0.8 * outliers,
            "robust_lowrank": cp.normNuc(P) + 0.8 * outliers}[name]
-    prob = cp.Problem(cp.Minimize(sum(terms) + alpha * reg), [W == P + Q])
+    loss = _cvxpy_loss(cp, Xs, ys, clf.classes_, W, b)
+    prob = cp.Problem(cp.Minimize(loss + alpha * reg), [W == P + Q])
     prob.solve(solver=cp.CLARABEL)
     assert abs(clf.objective_ - prob.value) <= 1e-6 * abs(prob.value)
     assert clf.dual_gap_ <= 1e-9 * abs(clf.objective_)

@@ -37,7 +37,7 @@ from .base import (
     spectral_scale,
     svt,
 )
-from .class_groups import block_norms
+from .class_groups import TaskBlocks
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
 
@@ -670,7 +670,7 @@ class RobustFeatures(_Robust):
         return DegreesOfFreedom(count=nonzero_count(W))
 
 
-class ClassSparseLowRank(SparseLowRank):
+class ClassSparseLowRank(TaskBlocks, SparseLowRank):
     r""":class:`~regmtl.SparseLowRank` on the classes' layout of the multinomial loss: its
     sparse part grouped per feature and task over the task's classes :math:`B_t`,
 
@@ -682,7 +682,6 @@ class ClassSparseLowRank(SparseLowRank):
     ``SparseLowRank(g).on_classes(layout)``.
     """
 
-    registered = False
     _param_names = ("sparse_weight", "first", "sizes")
 
     def __init__(self, sparse_weight: float = 1.0, first: Any = (), sizes: Any = ()):
@@ -690,34 +689,24 @@ class ClassSparseLowRank(SparseLowRank):
         self.first = first
         self.sizes = sizes
 
-    def on_classes(self, layout: Any) -> Penalty:
-        """Itself: it already acts on the classes' layout."""
-        return self
-
-    def _blocks(self, P: np.ndarray) -> np.ndarray:
-        return block_norms(P, np.asarray(self.first, dtype=np.int64))
-
-    def _spread(self, S: np.ndarray) -> np.ndarray:
-        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
-
     def value(self, V, alpha):
         g = self._weight()
         nuc = np.linalg.svd(V[1], compute_uv=False).sum() if V[1].size else 0.0
-        return float(alpha * (nuc + g * self._blocks(V[0]).sum()))
+        return float(alpha * (nuc + g * self._norms(V[0]).sum()))
 
     def prox(self, V, step, alpha):
         g = self._weight()
-        P = V[0] * self._spread(_shrink(self._blocks(V[0]), step * alpha * g))
+        P = V[0] * self._spread(_shrink(self._norms(V[0]), step * alpha * g))
         return np.stack([P, svt(V[1], step * alpha)])
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(||G||_2, max_{t,j} ||G_{j B_t}||_2 / sparse_weight)``."""
-        return float(max(spectral_norm(G), self._blocks(G).max(initial=0.0) / self._weight()))
+        return float(max(spectral_norm(G), self._norms(G).max(initial=0.0) / self._weight()))
 
     def inverse_weights(self, V, alpha, eps):
         """As ``SparseLowRank.inverse_weights``, the sparse part's weight
         ``||P_{j B_t}||_eps / (alpha g)`` on every entry of its group."""
-        scale = self._spread(entry_scale(self._blocks(V[0]), eps)) / (alpha * self._weight())
+        scale = self._spread(entry_scale(self._norms(V[0]), eps)) / (alpha * self._weight())
         return [("diag", scale), ("full", spectral_scale(V[1], eps) / alpha)]
 
 
@@ -781,7 +770,7 @@ class ClassRobustFeatures(_ClassOutliers, RobustFeatures):
     ``RobustFeatures(g).on_classes(layout)``."""
 
 
-class ClassDirty(Dirty):
+class ClassDirty(TaskBlocks, Dirty):
     r""":class:`~regmtl.Dirty` on the classes' layout of the multinomial loss: an exception is a
     feature of a task with all its classes,
 
@@ -796,7 +785,6 @@ class ClassDirty(Dirty):
     ``Dirty(g).on_classes(layout)``.
     """
 
-    registered = False
     _param_names = ("own_weight", "first", "sizes")
 
     def __init__(self, own_weight: float = 1.0, first: Any = (), sizes: Any = ()):
@@ -804,33 +792,23 @@ class ClassDirty(Dirty):
         self.first = first
         self.sizes = sizes
 
-    def on_classes(self, layout: Any) -> Penalty:
-        """Itself: it already acts on the classes' layout."""
-        return self
-
-    def _blocks(self, W: np.ndarray) -> np.ndarray:
-        return block_norms(W, np.asarray(self.first, dtype=np.int64))
-
-    def _spread(self, S: np.ndarray) -> np.ndarray:
-        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
-
     def _clipped(self, W: np.ndarray, s: np.ndarray, b: float) -> np.ndarray:
         """Each group ``W_g min(s_j, b / ||W_g||)``: the group's norm scaled by the row's
         ``s``, clipped at ``b``."""
-        N = self._blocks(W)
+        N = self._norms(W)
         with np.errstate(divide="ignore", invalid="ignore"):
             f = np.where(N > 0, np.minimum(s[:, None], b / N), 0.0)
         return W * self._spread(f)
 
     def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = _clip_scale(self._blocks(W), self._weight(), 1.0)
+        s = _clip_scale(self._norms(W), self._weight(), 1.0)
         return self._clipped(W, s, self._weight()), s
 
     def split(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The optimal ``(P, Q)``: ``Q_g = W_g (1 - gamma / (s_j ||W_g||))_+``."""
         gam = self._weight()
-        s = _clip_scale(self._blocks(W), gam, 1.0)[:, None]
-        N = self._blocks(W)
+        s = _clip_scale(self._norms(W), gam, 1.0)[:, None]
+        N = self._norms(W)
         with np.errstate(divide="ignore", invalid="ignore"):
             f = np.where(N > 0, np.maximum(1.0 - gam / (s * N), 0.0), 0.0)
         Q = W * self._spread(f)
@@ -838,7 +816,7 @@ class ClassDirty(Dirty):
 
     def prox(self, V, step, alpha):
         b, r = step * alpha * self._weight(), step * alpha
-        u = np.minimum(_clip_scale(self._blocks(V), b, r), 1.0)
+        u = np.minimum(_clip_scale(self._norms(V), b, r), 1.0)
         return V - self._clipped(V, u, b)
 
     def bcd_params(self, alpha):
@@ -847,4 +825,4 @@ class ClassDirty(Dirty):
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(max_j ||G_j||_2, max_{t,j} ||G_{j B_t}||_2 / own_weight)``."""
         return float(max(_row_norms(G).max(initial=0.0),
-                         self._blocks(G).max(initial=0.0) / self._weight()))
+                         self._norms(G).max(initial=0.0) / self._weight()))
