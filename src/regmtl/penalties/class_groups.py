@@ -37,7 +37,7 @@ import numpy as np
 
 from .base import Penalty, check_bool, check_ratio, inner
 
-__all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "TaskBlocks", "block_norms",
+__all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "ClassBlockPenalty", "block_norms",
            "check_columns"]
 
 
@@ -59,7 +59,7 @@ def check_columns(penalty: Any, n_columns: int) -> Any:
     return penalty
 
 
-class TaskBlocks(Penalty):
+class ClassBlockPenalty(Penalty):
     """A penalty on the classes' layout that reads its task blocks: each task's first column
     (``first``) and number of classes (``sizes``), parameters of its subclasses."""
 
@@ -79,7 +79,7 @@ class TaskBlocks(Penalty):
         return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
 
 
-class ClassGroupElastic(TaskBlocks):
+class ClassGroupElastic(ClassBlockPenalty):
     r"""``alpha (rho sum_t sum_j ||W_{j B_t}||_2 + (1 - rho) / 2 ||W||_F^2)``: the elastic net
     whose groups are a feature's coefficients across a task's classes (see the module's text).
 
@@ -190,7 +190,7 @@ class ClassGroupElastic(TaskBlocks):
         return np.where(nw > 0, self._norms(D), off)
 
 
-class ClassGroupNonconvex(TaskBlocks):
+class ClassGroupNonconvex(ClassBlockPenalty):
     r"""``sum_t sum_j rho(||W_{j B_t}||_2)``: a nonconvex entrywise penalty (``inner``: MCP,
     SCAD or capped-L1 with ``group=False``) on the norm of a feature's coefficients across a
     task's classes.

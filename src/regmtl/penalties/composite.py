@@ -37,7 +37,7 @@ from .base import (
     spectral_scale,
     svt,
 )
-from .class_groups import TaskBlocks
+from .class_groups import ClassBlockPenalty
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
 
@@ -670,7 +670,7 @@ class RobustFeatures(_Robust):
         return DegreesOfFreedom(count=nonzero_count(W))
 
 
-class ClassSparseLowRank(TaskBlocks, SparseLowRank):
+class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
     r""":class:`~regmtl.SparseLowRank` on the classes' layout of the multinomial loss: its
     sparse part grouped per feature and task over the task's classes :math:`B_t`,
 
@@ -770,7 +770,7 @@ class ClassRobustFeatures(_ClassOutliers, RobustFeatures):
     ``RobustFeatures(g).on_classes(layout)``."""
 
 
-class ClassDirty(TaskBlocks, Dirty):
+class ClassDirty(ClassBlockPenalty, Dirty):
     r""":class:`~regmtl.Dirty` on the classes' layout of the multinomial loss: an exception is a
     feature of a task with all its classes,
 
