@@ -6,7 +6,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import regmtl as rm
-from regmtl.classes import expand_classes, task_classes
+from regmtl.classes import class_penalty, expand_classes, task_classes
 from regmtl.datafits.multinomial import Multinomial
 from regmtl.inputs import as_task_data
 from regmtl.penalties import make_penalty
@@ -37,8 +37,12 @@ def _cvxpy_objective(cp, Xs, ys, classes, penalty, alpha):
         terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
                      / len(y))
         col += K
-    reg = {"l21": cp.sum(cp.norm(W, 2, axis=1)), "l1": cp.sum(cp.abs(W)),
-           "elasticnet": 0.5 * cp.sum(cp.abs(W)) + 0.25 * cp.sum_squares(W)}[penalty]
+    # L1 on the classes: one group per feature and task (tests/test_multinomial_penalties.py)
+    first = np.cumsum([0] + [len(c) for c in classes])
+    grouped = sum(cp.sum(cp.norm(W[:, a:e], 2, axis=1))
+                  for a, e in zip(first[:-1], first[1:], strict=True))
+    reg = {"l21": cp.sum(cp.norm(W, 2, axis=1)), "l1": grouped,
+           "elasticnet": 0.5 * grouped + 0.25 * cp.sum_squares(W)}[penalty]
     prob = cp.Problem(cp.Minimize(sum(terms) + alpha * reg))
     prob.solve(solver=cp.CLARABEL)
     return prob.value
@@ -49,8 +53,17 @@ def test_auto_runs_the_softmax_newton_row(penalty):
     Xs, ys = _tasks()
     data = as_task_data(Xs, ys)
     data = expand_classes(data, task_classes(data))
-    row = choose_row(data, Multinomial().bind(data), make_penalty(_penalty(penalty)), 0.02)
-    assert row == "softmax_newton"
+    pen = class_penalty(make_penalty(_penalty(penalty)), data)  # the penalty a fit runs
+    row = choose_row(data, Multinomial().bind(data), pen, 0.02)
+    # L1 and the elastic net group a feature's classes per task: a step of several groups
+    # per row that the row's block step does not take yet (proximal gradient runs them); with
+    # one task they are L2,1
+    assert row == ("softmax_newton" if penalty == "l21" else "fista")
+    one = as_task_data(Xs[0], ys[0])
+    one = expand_classes(one, task_classes(one))
+    assert choose_row(one, Multinomial().bind(one),
+                      class_penalty(make_penalty(_penalty(penalty)), one), 0.02) == (
+        "softmax_newton")
     # the pure ridge keeps L-BFGS; a penalty of another kind keeps proximal gradient
     assert choose_row(data, Multinomial().bind(data), make_penalty("l2"), 0.02,
                       tol=1e-6) == "ridge_lbfgs"

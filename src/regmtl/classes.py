@@ -12,6 +12,8 @@ design the copies read the same rows of ``X``; per-task designs are gathered onc
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -19,7 +21,8 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .taskdata import TaskData, as_labels, task_name
 
-__all__ = ["check_classes", "expand_classes", "source_rows", "task_classes"]
+__all__ = ["ClassLayout", "check_classes", "class_layout", "class_penalty", "expand_classes",
+           "source_rows", "task_classes"]
 
 
 def task_classes(data: TaskData) -> list[np.ndarray]:
@@ -161,3 +164,88 @@ def source_rows(data: TaskData) -> tuple[np.ndarray, np.ndarray]:
     seg_of = np.repeat(np.arange(block.size), np.diff(data.indptr))
     rows = orig[block][seg_of] + (np.arange(data.n_obs) - data.indptr[seg_of])
     return rows, position[seg_of]
+
+
+@dataclass(frozen=True)
+class ClassLayout:
+    """The columns of W on the classes' layout, as a penalty reads them.
+
+    Attributes
+    ----------
+    first : ndarray of int, shape (T,)
+        Each task's first column (a task's ``K_t`` columns are side by side).
+    sizes : ndarray of int, shape (T,)
+        ``K_t``, each task's number of classes.
+    label : ndarray of int, shape (sum_t K_t,)
+        Each column's class, an index into ``labels`` (columns of one class label in
+        different tasks share it).
+    labels : ndarray of object
+        The distinct class labels, in the order they first appear.
+    """
+
+    first: np.ndarray
+    sizes: np.ndarray
+    label: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def n_tasks(self) -> int:
+        """T, the number of tasks."""
+        return int(self.sizes.size)
+
+    @property
+    def n_columns(self) -> int:
+        """``sum_t K_t``, the number of columns of W."""
+        return int(self.label.size)
+
+    @property
+    def task(self) -> np.ndarray:
+        """Each column's task, shape (sum_t K_t,)."""
+        return np.repeat(np.arange(self.n_tasks), self.sizes)
+
+
+def class_layout(data: TaskData) -> ClassLayout | None:
+    """The layout of an expanded problem (:func:`~regmtl.classes.expand_classes`: its
+    ``tasks`` are the ``(task, class)`` pair of every column of W), None for a problem of
+    tasks.
+
+    Parameters
+    ----------
+    data : TaskData
+        A problem.
+
+    Returns
+    -------
+    ClassLayout or None
+    """
+    if data.class_blocks is None:
+        return None
+    pairs = list(data.tasks)
+    names = list(dict.fromkeys(pair[0] for pair in pairs))
+    where = {name: t for t, name in enumerate(names)}
+    sizes = np.bincount([where[pair[0]] for pair in pairs], minlength=len(names))
+    ids: dict[Any, int] = {}
+    label = np.array([ids.setdefault(pair[1], len(ids)) for pair in pairs], dtype=np.int64)
+    labels = np.empty(len(ids), dtype=object)
+    labels[:] = list(ids)
+    first = (np.cumsum(sizes) - sizes).astype(np.int64)
+    return ClassLayout(first=first, sizes=sizes.astype(np.int64), label=label, labels=labels)
+
+
+def class_penalty(penalty: Any, data: TaskData) -> Any:
+    """The penalty that acts on ``data``'s columns: on the classes' layout, what the penalty
+    declares there (``penalty.on_classes(layout)``); on a problem of tasks, the penalty.
+
+    Parameters
+    ----------
+    penalty : Penalty
+        A penalty object.
+    data : TaskData
+        The problem it is fitted on.
+
+    Returns
+    -------
+    Penalty
+    """
+    layout = class_layout(data)
+    return penalty if layout is None else penalty.on_classes(layout)

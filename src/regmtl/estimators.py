@@ -21,7 +21,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .classes import check_classes, expand_classes, source_rows, task_classes
+from .classes import check_classes, class_penalty, expand_classes, source_rows, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
@@ -229,7 +229,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             check_loss_targets(data, datafit)
         if offset is not None:
             apply_offset(data, datafit, offset)
-        penalty = make_penalty(self.penalty)
+        penalty = class_penalty(make_penalty(self.penalty), data)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)

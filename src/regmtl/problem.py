@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_array
 
-from .classes import check_classes, expand_classes, task_classes
+from .classes import check_classes, class_penalty, expand_classes, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
 from .inputs import as_task_data, flat_rows
@@ -240,6 +240,7 @@ def alpha_max(
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)
+    pen = class_penalty(pen, data)
     pen.check(data.n_features, data.n_tasks)
     if data.rows_local and not isinstance(X, TaskData):
         check_loss_targets(data, datafit.bind(data))

@@ -254,6 +254,31 @@ class Penalty:
         """
         return None
 
+    def on_classes(self, layout: Any) -> Penalty:
+        """The penalty that acts on the classes' layout of the multinomial loss (one column of
+        W per class of each task, ``regmtl.classes.ClassLayout``), where the coefficients of a
+        feature across a task's classes form one group.
+
+        Parameters
+        ----------
+        layout : ClassLayout
+            Each task's columns (``first``, ``sizes``) and each column's class (``label``).
+
+        Returns
+        -------
+        Penalty
+            The penalty itself (this default: right for a penalty that already treats a
+            task's columns jointly, L2, L2,1, the trace norm); an entrywise penalty returns
+            its group form over each task's classes, a penalty that couples tasks its form
+            over the columns of one class.
+
+        Raises
+        ------
+        ValueError
+            Naming a penalty that has no meaning on the classes' layout.
+        """
+        return self
+
     def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
         """What a new task borrows from a fit under the penalty's own ``transfer_strategy``.
 

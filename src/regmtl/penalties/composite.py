@@ -22,6 +22,8 @@ outlier tasks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import (
@@ -35,10 +37,12 @@ from .base import (
     spectral_scale,
     svt,
 )
+from .class_groups import ClassBlockPenalty
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
 
-__all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures"]
+__all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures", "ClassDirty",
+           "ClassSparseLowRank", "ClassRobustLowRank", "ClassRobustFeatures"]
 
 
 def _soft(V: np.ndarray, thr: float) -> np.ndarray:
@@ -215,6 +219,11 @@ class Dirty(NormPenalty):
         self._weight()
         return self
 
+    def on_classes(self, layout: Any) -> Penalty:
+        """Its exceptions grouped per feature and task over the task's classes
+        (:class:`~regmtl.penalties.composite.ClassDirty`)."""
+        return ClassDirty(self.own_weight, layout.first, layout.sizes)
+
     def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per row, the maximizer ``g`` of ``<g, W_j>`` over the unit dual ball (norm at most
         1, entries at most gamma) and the scale ``s`` with ``g = clip(s W_j)`` (inf when every
@@ -357,6 +366,11 @@ class SparseLowRank(_Decomposition):
     def __init__(self, sparse_weight: float = 1.0):
         self.sparse_weight = sparse_weight
 
+    def on_classes(self, layout: Any) -> Penalty:
+        """The sparse part grouped per feature and task over the task's classes
+        (:class:`~regmtl.penalties.composite.ClassSparseLowRank`)."""
+        return ClassSparseLowRank(self.sparse_weight, layout.first, layout.sizes)
+
     def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
         """The low-rank part's subspace and the sparse part's support (``d_j = mean_t
         |P_jt|``, weight ``sparse_weight``)."""
@@ -427,6 +441,13 @@ class _Robust(_Decomposition):
         norm and ``max_t ||G_:t||_2 / outlier_weight``."""
         g = self._weight()
         return float(max(self._shared_dual_norm(G), _col_norms(G).max(initial=0.0) / g))
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """An outlier is a task with all its classes
+        (:class:`~regmtl.penalties.composite.ClassRobustLowRank`,
+        :class:`~regmtl.penalties.composite.ClassRobustFeatures`)."""
+        form = ClassRobustLowRank if isinstance(self, RobustLowRank) else ClassRobustFeatures
+        return form(self.outlier_weight, layout.first, layout.sizes)
 
     def outlier_tasks(self, V: np.ndarray) -> np.ndarray:
         """The positions of the tasks whose column of the outlier part ``Q = V[1]`` is
@@ -647,3 +668,161 @@ class RobustFeatures(_Robust):
         """The nonzero entries of W: the shared rows on the inlier tasks plus the outlier
         tasks' columns."""
         return DegreesOfFreedom(count=nonzero_count(W))
+
+
+class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
+    r""":class:`~regmtl.SparseLowRank` on the classes' layout of the multinomial loss: its
+    sparse part grouped per feature and task over the task's classes :math:`B_t`,
+
+    .. math::
+
+        \Omega = \alpha \Big(\|Q\|_* + \gamma \sum_t \sum_j \|P_{j B_t}\|_2\Big);
+
+    its dual norm is ``max(||G||_2, max_{t,j} ||G_{j B_t}||_2 / gamma)``. Built by
+    ``SparseLowRank(g).on_classes(layout)``.
+    """
+
+    _param_names = ("sparse_weight", "first", "sizes")
+
+    def __init__(self, sparse_weight: float = 1.0, first: Any = (), sizes: Any = ()):
+        self.sparse_weight = sparse_weight
+        self.first = first
+        self.sizes = sizes
+
+    def value(self, V, alpha):
+        g = self._weight()
+        nuc = np.linalg.svd(V[1], compute_uv=False).sum() if V[1].size else 0.0
+        return float(alpha * (nuc + g * self._norms(V[0]).sum()))
+
+    def prox(self, V, step, alpha):
+        g = self._weight()
+        P = V[0] * self._spread(_shrink(self._norms(V[0]), step * alpha * g))
+        return np.stack([P, svt(V[1], step * alpha)])
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """``max(||G||_2, max_{t,j} ||G_{j B_t}||_2 / sparse_weight)``."""
+        return float(max(spectral_norm(G), self._norms(G).max(initial=0.0) / self._weight()))
+
+    def inverse_weights(self, V, alpha, eps):
+        """As ``SparseLowRank.inverse_weights``, the sparse part's weight
+        ``||P_{j B_t}||_eps / (alpha g)`` on every entry of its group."""
+        scale = self._spread(entry_scale(self._norms(V[0]), eps)) / (alpha * self._weight())
+        return [("diag", scale), ("full", spectral_scale(V[1], eps) / alpha)]
+
+
+class _ClassOutliers:
+    """The outlier part of the robust models on the classes' layout:
+    ``g sum_t ||Q_{:B_t}||_F``, a task with all its classes (``first``, ``sizes``) is an
+    outlier or not."""
+
+    registered = False
+    _param_names = ("outlier_weight", "first", "sizes")
+
+    def __init__(self, outlier_weight: float = 0.8, first: Any = (), sizes: Any = ()):
+        self.outlier_weight = outlier_weight
+        self.first = first
+        self.sizes = sizes
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: it already acts on the classes' layout."""
+        return self
+
+    def _task_norms(self, Q: np.ndarray) -> np.ndarray:
+        """``||Q_{:B_t}||_F`` per task, shape (T,)."""
+        return np.sqrt(np.add.reduceat(np.einsum("ij,ij->j", Q, Q),
+                                       np.asarray(self.first, dtype=np.int64)))
+
+    def _spread(self, s: np.ndarray) -> np.ndarray:
+        return np.repeat(s, np.asarray(self.sizes, dtype=np.int64))
+
+    def value(self, V, alpha):
+        g = self._weight()
+        return float(alpha * (self._shared_value(V[0]) + g * self._task_norms(V[1]).sum()))
+
+    def prox(self, V, step, alpha):
+        g = self._weight()
+        Q = V[1] * self._spread(_shrink(self._task_norms(V[1]), step * alpha * g))[None, :]
+        return np.stack([self._shared_prox(V[0], step * alpha), Q])
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """The larger of the shared part's dual norm and ``max_t ||G_{:B_t}||_F / g``."""
+        return float(max(self._shared_dual_norm(G),
+                         self._task_norms(G).max(initial=0.0) / self._weight()))
+
+    def outlier_tasks(self, V: np.ndarray) -> np.ndarray:
+        """The positions of the tasks whose block of the outlier part is nonzero."""
+        return np.flatnonzero(self._task_norms(V[1]) > 0)
+
+    def _outlier_weights(self, Q: np.ndarray, alpha: float, eps: float) -> np.ndarray:
+        scale = self._spread(entry_scale(self._task_norms(Q), eps)) / (alpha * self._weight())
+        return np.broadcast_to(scale[None, :], Q.shape).copy()
+
+
+class ClassRobustLowRank(_ClassOutliers, RobustLowRank):
+    """:class:`~regmtl.RobustLowRank` on the classes' layout: the outlier part is
+    ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
+    ``RobustLowRank(g).on_classes(layout)``."""
+
+
+class ClassRobustFeatures(_ClassOutliers, RobustFeatures):
+    """:class:`~regmtl.RobustFeatures` on the classes' layout: the outlier part is
+    ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
+    ``RobustFeatures(g).on_classes(layout)``."""
+
+
+class ClassDirty(ClassBlockPenalty, Dirty):
+    r""":class:`~regmtl.Dirty` on the classes' layout of the multinomial loss: an exception is a
+    feature of a task with all its classes,
+
+    .. math::
+
+        \Omega(W) = \alpha \sum_j \min_{P_j + Q_j = W_j}
+        \Big(\|P_j\|_2 + \gamma \sum_t \|Q_{j B_t}\|_2\Big).
+
+    Its row's dual ball is ``{||g||_2 <= 1, ||g_{B_t}||_2 <= gamma for every t}``: the dirty
+    model's formulas with each group's norm in place of an entry's magnitude (a group keeps its
+    direction). Solved by proximal gradient (not by the entrywise block kernel). Built by
+    ``Dirty(g).on_classes(layout)``.
+    """
+
+    _param_names = ("own_weight", "first", "sizes")
+
+    def __init__(self, own_weight: float = 1.0, first: Any = (), sizes: Any = ()):
+        self.own_weight = own_weight
+        self.first = first
+        self.sizes = sizes
+
+    def _clipped(self, W: np.ndarray, s: np.ndarray, b: float) -> np.ndarray:
+        """Each group ``W_g min(s_j, b / ||W_g||)``: the group's norm scaled by the row's
+        ``s``, clipped at ``b``."""
+        N = self._norms(W)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(N > 0, np.minimum(s[:, None], b / N), 0.0)
+        return W * self._spread(f)
+
+    def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = _clip_scale(self._norms(W), self._weight(), 1.0)
+        return self._clipped(W, s, self._weight()), s
+
+    def split(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The optimal ``(P, Q)``: ``Q_g = W_g (1 - gamma / (s_j ||W_g||))_+``."""
+        gam = self._weight()
+        s = _clip_scale(self._norms(W), gam, 1.0)[:, None]
+        N = self._norms(W)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(N > 0, np.maximum(1.0 - gam / (s * N), 0.0), 0.0)
+        Q = W * self._spread(f)
+        return W - Q, Q
+
+    def prox(self, V, step, alpha):
+        b, r = step * alpha * self._weight(), step * alpha
+        u = np.minimum(_clip_scale(self._norms(V), b, r), 1.0)
+        return V - self._clipped(V, u, b)
+
+    def bcd_params(self, alpha):
+        return None
+
+    def dual_norm(self, G: np.ndarray) -> float:
+        """``max(max_j ||G_j||_2, max_{t,j} ||G_{j B_t}||_2 / own_weight)``."""
+        return float(max(_row_norms(G).max(initial=0.0),
+                         self._norms(G).max(initial=0.0) / self._weight()))

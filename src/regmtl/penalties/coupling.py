@@ -31,7 +31,8 @@ import scipy.sparse.linalg as spla
 from .base import Penalty, SharedPart, as_float, check_positive, inner, is_blocked
 from .dof import DegreesOfFreedom, TaskCoupling
 
-__all__ = ["MeanRegularized", "GraphLaplacian", "chain_graph", "knn_graph"]
+__all__ = ["MeanRegularized", "GraphLaplacian", "ClassMean", "ClassGraph", "class_adjacency",
+           "chain_graph", "knn_graph"]
 
 
 class _TaskKernel(Penalty):
@@ -172,6 +173,11 @@ class MeanRegularized(_TaskKernel):
 
     def __init__(self, ridge: float = 0.0):
         self.ridge = ridge
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Each class column pulled towards the mean of its class label over the tasks that
+        have it (:class:`~regmtl.penalties.coupling.ClassMean`)."""
+        return ClassMean(self.ridge, layout.label)
 
     def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
         """The prior mean ``w_bar / (1 + r)``, weight ``1 + r``."""
@@ -388,6 +394,17 @@ class GraphLaplacian(_TaskKernel):
                              "the new task alone.")
         return [SharedPart("mean", V.mean(axis=1), 2.0 * degree)]
 
+    def on_classes(self, layout: Any) -> Penalty:
+        """The graph lifted to the class columns
+        (:class:`~regmtl.penalties.coupling.ClassGraph`): column (t, c) joined to (s, c) with
+        weight ``A[t, s]`` where both tasks have class c."""
+        A = self._adjacency()
+        if A.shape != (layout.n_tasks,) * 2:
+            raise ValueError(
+                f"A must be a square task-adjacency matrix of shape ({layout.n_tasks}, "
+                f"{layout.n_tasks}) (one row and column per task); got shape {A.shape}.")
+        return ClassGraph(class_adjacency(A, layout))
+
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         A = self._adjacency()
         if A.shape != (n_tasks, n_tasks):
@@ -534,6 +551,150 @@ class GraphLaplacian(_TaskKernel):
         if sp.issparse(self.A):
             return f"GraphLaplacian(A=<sparse {self.A.shape}>)"
         return super().__repr__()
+
+
+class ClassMean(MeanRegularized):
+    r"""The mean penalty on the classes' layout of the multinomial loss: every column
+    (t, c) pulled towards the mean of the columns of class label c over the tasks that have
+    it,
+
+    .. math::
+
+        \Omega(W) = \frac{\alpha}{2} \Big(\sum_c \sum_{t \ni c}
+        \|w_{tc} - \bar w_c\|_2^2 + r \|W\|_F^2\Big), \qquad
+        \bar w_c = \frac{1}{n_c} \sum_{t \ni c} w_{tc},
+
+    the task kernel ``K = (1 + r) I - sum_c 1_c 1_c^T / n_c`` (block diagonal over the
+    classes; a class of one task is shrunk by the ridge only). Built by
+    ``MeanRegularized(r).on_classes(layout)``; every product goes through the class means
+    (one ``np.add.reduceat`` over the columns sorted by class), K is never formed.
+
+    Parameters
+    ----------
+    ridge : float, default=0.0
+        ``r >= 0``.
+    label : array-like of int
+        Each column's class (the layout's ``label``).
+    """
+
+    registered = False
+    _param_names = ("ridge", "label")
+
+    def __init__(self, ridge: float = 0.0, label: Any = ()):
+        self.ridge = ridge
+        self.label = label
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: it already acts on the classes' layout."""
+        return self
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        check_positive(self.ridge, "ridge", strict=False)
+        if np.size(self.label) != n_tasks:
+            raise ValueError(f"{self!r}: its labels name {np.size(self.label)} columns, the "
+                             f"problem has {n_tasks}.")
+        return self
+
+    def _classes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(order, starts, counts, group): the columns sorted by class, where each class
+        starts among them, its number of columns, each column's class rank; kept while
+        ``label`` is the same object."""
+        cache = getattr(self, "_class_cache", None)
+        if cache is None or cache[0] is not self.label:
+            label = np.asarray(self.label, dtype=np.int64)
+            order = np.argsort(label, kind="stable")
+            ranked = label[order]
+            starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+            counts = np.diff(np.r_[starts, label.size])
+            group = np.empty_like(label)
+            group[order] = np.repeat(np.arange(starts.size), counts)
+            cache = (self.label, (order, starts, counts, group))
+            self._class_cache = cache
+        return cache[1]
+
+    def _class_means(self, V: np.ndarray) -> np.ndarray:
+        """Each column's class mean, ``bar w_{c(t)}`` as a (p, sum_t K_t) array."""
+        order, starts, counts, group = self._classes()
+        return (np.add.reduceat(V[:, order], starts, axis=1) / counts)[:, group]
+
+    def kernel(self, n_tasks: int) -> np.ndarray:
+        """K as a dense array (inspection only)."""
+        label = np.asarray(self.label)
+        same = (label[:, None] == label[None, :]).astype(np.float64)
+        return (1.0 + float(self.ridge)) * np.eye(n_tasks) - same / same.sum(axis=0)
+
+    def apply(self, W: np.ndarray) -> np.ndarray:
+        """``W K = (1 + r) W - (class means)``."""
+        W = as_float(W)
+        return (1.0 + float(self.ridge)) * W - self._class_means(W)
+
+    def kernel_diagonal(self, n_tasks: int) -> np.ndarray:
+        """``1 + r - 1 / n_c`` for a column of class c."""
+        label = np.asarray(self.label, dtype=np.int64)
+        return 1.0 + float(self.ridge) - 1.0 / np.bincount(label)[label]
+
+    def value(self, V: np.ndarray, alpha: float) -> float:
+        V = as_float(V)
+        D = V - self._class_means(V)
+        return float(0.5 * alpha * (inner(D, D) + float(self.ridge) * inner(V, V)))
+
+    def _solve(self, V: np.ndarray, c: float) -> np.ndarray:
+        # per class, K has eigenvalue r on the class's constant direction, 1 + r off it
+        r = float(self.ridge)
+        m = self._class_means(V)
+        return (V - m) / (1.0 + c * (1.0 + r)) + m / (1.0 + c * r)
+
+    def conjugate(self, G: np.ndarray, alpha: float) -> float:
+        """``(||G - M||^2 / (1 + r) + ||M||^2 / r) / (2 alpha)`` with M the class means of G
+        on every column; finite only with ``ridge > 0``."""
+        r = float(self.ridge)
+        if r <= 0:
+            raise ValueError(f"{self!r} has a singular task kernel: no finite conjugate.")
+        G = as_float(G)
+        M = self._class_means(G)
+        D = G - M
+        return float((inner(D, D) / (1.0 + r) + inner(M, M) / r) / (2.0 * alpha))
+
+
+class ClassGraph(GraphLaplacian):
+    """The graph penalty on the classes' layout: a :class:`~regmtl.GraphLaplacian` over the class
+    columns, built by ``GraphLaplacian(A).on_classes(layout)`` from
+    :func:`~regmtl.penalties.coupling.class_adjacency`."""
+
+    registered = False
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Itself: its graph already joins class columns."""
+        return self
+
+
+def class_adjacency(A: sp.csr_matrix, layout: Any) -> sp.csr_matrix:
+    """The task graph lifted to the class columns: ``A[t, s]`` between columns (t, c) and
+    (s, c) for every class label c of both tasks; sparse, ``nnz(A)`` times the number of
+    labels at most (nothing of size T x T).
+
+    Parameters
+    ----------
+    A : scipy.sparse.csr_matrix of shape (T, T)
+        A validated task adjacency.
+    layout : ClassLayout
+        The classes' layout.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of shape (sum_t K_t, sum_t K_t)
+    """
+    label = np.asarray(layout.label, dtype=np.int64)
+    task = layout.task
+    n_labels = int(label.max()) + 1 if label.size else 0
+    column = np.full((layout.n_tasks, n_labels), -1, dtype=np.int64)
+    column[task, label] = np.arange(label.size)
+    E = A.tocoo()
+    R, C = column[E.row], column[E.col]  # (nnz, labels): the edge's column in each class
+    both = (R >= 0) & (C >= 0)
+    w = np.broadcast_to(E.data[:, None], R.shape)[both]
+    n = label.size
+    return sp.csr_matrix((w, (R[both], C[both])), shape=(n, n))
 
 
 def chain_graph(n_tasks: int, weight: float = 1.0) -> sp.csr_matrix:

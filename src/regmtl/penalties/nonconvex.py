@@ -43,6 +43,7 @@ from .base import (
     Penalty,
     check_bool,
 )
+from .class_groups import ClassGroupNonconvex
 from .dof import DegreesOfFreedom, nonzero_count
 from .kernels import capped_l1_rows_prox
 
@@ -129,6 +130,31 @@ class _Nonconvex(Penalty):
         q0 = 0.5 * L * (s0 - u) ** 2 + self._rho(s0, alpha)
         q1 = 0.5 * L * (s1 - u) ** 2 + self._rho(s1, alpha)
         return np.where(q1 < q0, s1, s0)
+
+    # ------------------------------------------------------------------ the scalar rule
+    def magnitude_value(self, s: np.ndarray, alpha: float) -> np.ndarray:
+        """``rho(s)``, the penalty of magnitudes ``s >= 0``."""
+        return self._rho(s, float(alpha))
+
+    def magnitude_slope(self, s: np.ndarray, alpha: float) -> np.ndarray:
+        """``rho'(s)`` for magnitudes ``s > 0`` (where rho is smooth)."""
+        return self._drho(s, float(alpha))
+
+    def magnitude_prox(self, u: np.ndarray, L: float, alpha: float) -> np.ndarray:
+        """``argmin_{s >= 0} L/2 (s - u)^2 + rho(s)``, exact."""
+        return self._min(u, float(L), float(alpha))
+
+    def magnitude_kink(self, s: np.ndarray) -> np.ndarray:
+        """Where rho has a kink at ``s > 0`` (capped-L1's cap)."""
+        return self._kink(s)
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Rows (``group=True``) already hold a feature in every task and class: the penalty
+        itself; the entrywise form becomes the penalty of each feature's norm across a task's
+        classes (:class:`~regmtl.penalties.class_groups.ClassGroupNonconvex`)."""
+        if self.grouped:
+            return self
+        return ClassGroupNonconvex(self, layout.first, layout.sizes)
 
     # ------------------------------------------------------------------ the interface
     def value(self, W, alpha):

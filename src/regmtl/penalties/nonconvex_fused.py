@@ -28,13 +28,14 @@ value under the root (row-weighted fused terms, which :class:`WeightedFusedLasso
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 from .base import NormPenalty, Penalty, check_positive
 from .dof import DegreesOfFreedom, nonzero_count
-from .temporal import tv_row
+from .temporal import refuse_ordered_classes, tv_row
 
 __all__ = ["NonconvexFusedGroupLasso", "WeightedFusedLasso"]
 
@@ -404,6 +405,11 @@ class NonconvexFusedGroupLasso(Penalty):
         if not isinstance(self.fused_in_root, (bool, np.bool_)):
             raise ValueError(f"fused_in_root must be True or False; got {self.fused_in_root!r}.")
         return bool(self.fused_in_root)
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Refused (``refuse_ordered_classes``): on the
+        classes' layout the chain of tasks would run through a task's class columns."""
+        return refuse_ordered_classes(self)
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self._f()

@@ -18,6 +18,8 @@ part ``max(., 0)`` of their argument, and every dual norm reads only the positiv
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .base import (
@@ -32,6 +34,7 @@ from .base import (
     check_ratio,
     inner,
 )
+from .class_groups import ClassGroupElastic
 from .dof import DegreesOfFreedom, SupportSmoother, support_threshold
 
 __all__ = ["L1", "L2", "ElasticNet", "L21", "MultiSource"]
@@ -85,6 +88,17 @@ class _ElasticType(Penalty):
         shown = [f"{k}={getattr(self, k)!r}" for k in self._param_names
                  if not (k == "positive" and self.positive is False)]
         return f"{type(self).__name__}({', '.join(shown)})"
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Rows (L2,1) and the ridge treat a task's classes jointly: the penalty itself; the
+        entrywise norm becomes one group per feature and task over the task's classes
+        (:class:`~regmtl.penalties.class_groups.ClassGroupElastic`; with one task, that is
+        :class:`~regmtl.L21`, rows and their solvers)."""
+        if self.group or self.rho == 0.0:
+            return self
+        if layout.n_tasks == 1:
+            return L21(self.rho, self.sign_constrained)
+        return ClassGroupElastic(self.rho, self.sign_constrained, layout.first, layout.sizes)
 
     @property
     def rho(self) -> float:

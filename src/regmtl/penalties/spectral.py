@@ -332,6 +332,15 @@ class Clustered(_CappedSpectral):
                        "task_clusters_")
     transfer_strategy = "cluster"
 
+    def on_classes(self, layout: Any) -> Penalty:
+        """Refused: on the classes' layout its clusters would gather class columns of any
+        label, and a class of one task is not a task."""
+        raise ValueError(
+            "Clustered does not fit the multinomial loss (a task with more than two "
+            "classes): its clusters would gather the class columns of all tasks whatever "
+            "their class. Use MeanRegularized or GraphLaplacian (each class pulled towards "
+            "the same class of the other tasks), 'l21' or 'trace'.")
+
     def shared_parts(self, V: np.ndarray) -> list[SharedPart]:
         """The nearest cluster's mean, weight ``2 (1 + eta)``."""
         return [SharedPart("cluster", None, 2.0 * (1.0 + float(self.eta)))]

@@ -36,6 +36,8 @@ total variation and L1 parts), found by Newton's method on that convex decreasin
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
 from scipy.fft import dct, idct
@@ -43,9 +45,20 @@ from scipy.fft import dct, idct
 from .base import NormPenalty, Penalty, check_positive
 from .dof import DegreesOfFreedom, TaskCoupling
 
-__all__ = ["TemporalGroupLasso", "FusedGroupLasso", "tv_prox", "chain_eigenvalues"]
+__all__ = ["TemporalGroupLasso", "FusedGroupLasso", "tv_prox", "chain_eigenvalues",
+           "refuse_ordered_classes"]
 
 _EPS = np.finfo(np.float64).eps
+
+
+def refuse_ordered_classes(penalty: Penalty) -> Penalty:
+    """The refusal of a penalty over tasks ordered in time on the multinomial loss's classes'
+    layout, where its chain would run through a task's class columns."""
+    raise ValueError(
+        f"{type(penalty).__name__} does not fit the multinomial loss (a task with more than "
+        "two classes): it orders the columns of W in time, and there a task's classes sit "
+        "side by side. Use 'l21', 'trace', MeanRegularized or a GraphLaplacian with "
+        "chain_graph(n_tasks) (each class joined to the same class of the next task).")
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -458,6 +471,11 @@ class TemporalGroupLasso(Penalty):
         return (check_positive(self.smooth_weight, "smooth_weight", strict=False),
                 check_positive(self.ridge_weight, "ridge_weight", strict=False))
 
+    def on_classes(self, layout: Any) -> Penalty:
+        """Refused (``refuse_ordered_classes``): on the
+        classes' layout the chain of tasks would run through a task's class columns."""
+        return refuse_ordered_classes(self)
+
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self._weights()
         return self
@@ -678,6 +696,11 @@ class FusedGroupLasso(NormPenalty):
     def _weights(self) -> tuple[float, float]:
         return (check_positive(self.fused_weight, "fused_weight", strict=False),
                 check_positive(self.l1_weight, "l1_weight", strict=False))
+
+    def on_classes(self, layout: Any) -> Penalty:
+        """Refused (``refuse_ordered_classes``): on the
+        classes' layout the chain of tasks would run through a task's class columns."""
+        return refuse_ordered_classes(self)
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self._weights()

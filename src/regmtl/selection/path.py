@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..classes import class_penalty
 from ..datafits import Datafit
 from ..penalties import Penalty, make_penalty
 from ..problem import apply_offset, check_loss_targets, make_data, make_datafit
@@ -293,7 +294,7 @@ def path_alphas(
     grid = check_alphas(alphas)
     if grid is None:
         try:
-            amax = penalty.alpha_max(ref.G0)
+            amax = class_penalty(penalty, data).alpha_max(ref.G0)
         except ValueError:  # no finite alpha gives W = 0: a grid around the data's scale
             amax = None
         if amax is not None and amax > 0:
@@ -441,6 +442,7 @@ def regularization_path(
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)
     p, T = data.n_features, data.n_tasks
+    pen = class_penalty(pen, data)
     pen.check(p, T)
     if data.rows_local and not isinstance(X, TaskData):  # (a TaskData comes checked)
         check_loss_targets(data, datafit.bind(data))

@@ -3,7 +3,9 @@ r"""Which loss fits with which penalty, by which solver, certified how: read fro
 For every registered loss (``regmtl.datafits.LOSSES``, and a loss per task) and every
 penalty (``regmtl.penalties.PENALTY_CLASSES``), :func:`support_entries` asks the solver
 table (:func:`~regmtl.solvers.policy.choose_row`) which row ``solver="auto"`` runs on two
-small problems held in memory: tall tasks (more rows than features) and wide ones. The
+small problems held in memory: tall tasks (more rows than features) and wide ones (for the
+multinomial loss, three classes per task on the classes' layout, with the penalty each
+declares there: ``regmtl.classes.class_penalty``). The
 certificate is read from the declarations :func:`~regmtl.solvers.certify` reads: a duality gap
 where the penalty has a tractable dual (``penalty.has_dual``), else the KKT residual; the
 quantile loss is solved as a linear program, by primal-dual iterations, or by smoothed stages
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..classes import class_penalty, expand_classes, task_classes
 from ..datafits import LOSSES, Datafit, make_loss
 from ..inputs import as_task_data
 from ..penalties import PENALTY_CLASSES, Penalty, chain_graph
@@ -65,6 +68,15 @@ def _problem(n_rows: int, n_features: int) -> Any:
                         np.abs(rng.standard_normal((n_rows, _T))) + 1.0)
 
 
+def _class_problem(n_rows: int, n_features: int) -> Any:
+    """The same problem with three classes per task, on the classes' layout (the
+    multinomial loss)."""
+    rng = np.random.default_rng(0)
+    data = as_task_data(rng.standard_normal((n_rows, n_features)),
+                        np.repeat(np.arange(n_rows)[:, None] % 3, _T, axis=1), numeric_y=False)
+    return expand_classes(data, task_classes(data))
+
+
 def _row(data: Any, loss: Datafit, penalty: Penalty) -> str:
     """The row ``"auto"`` runs; for a loss that is not smooth, with the row of its stages."""
     row = choose_row(data, loss, penalty, 0.1)
@@ -105,14 +117,16 @@ def support_entries() -> list[SupportEntry]:
     ('prox_newton', 'duality gap')
     """
     tall, wide = _problem(40, 5), _problem(4, 12)
+    layouts = _class_problem(40, 5), _class_problem(6, 12)
     losses = {name: make_loss(name) for name in LOSSES}
     losses["mixed"] = make_loss(list(MIXED_EXAMPLE))
     out = []
     for cls in PENALTY_CLASSES.values():
         for name, loss in losses.items():
             try:
-                penalty = _example_penalty(cls, tall.n_features)
-                rows = [_row(data, loss.bind(data), penalty) for data in (tall, wide)]
+                problems = layouts if loss.kind == "multiclass" else (tall, wide)
+                penalty = class_penalty(_example_penalty(cls, tall.n_features), problems[0])
+                rows = [_row(data, loss.bind(data), penalty) for data in problems]
             except ValueError as exc:
                 out.append(SupportEntry(name, cls.name, "", "", "", " ".join(str(exc).split())))
                 continue
