@@ -494,7 +494,7 @@ def _can_cross_validate(y: np.ndarray, loss: Any) -> bool:
     return len(y) >= 3 and _fewest_per_class(y, loss) >= 2
 
 
-def _curvature(loss: Any, y: np.ndarray, offset: np.ndarray, w: np.ndarray) -> float:
+def _curvature(loss: Any, y: np.ndarray, offset: np.ndarray | None, w: np.ndarray) -> float:
     """The loss's curvature on the new task's scale: its bound where it declares one (1
     squared and Huber, 1/4 logistic, 1/2 multinomial), else the mean ``l''`` at the best
     intercept (the log links: about the mean target for Poisson), or for a loss without
@@ -502,6 +502,7 @@ def _curvature(loss: Any, y: np.ndarray, offset: np.ndarray, w: np.ndarray) -> f
     if np.isfinite(loss.curvature):
         return float(loss.curvature)
     W = w.sum()
+    offset = np.zeros(len(w)) if offset is None else offset
     if loss.smooth:
         _, b = ridge_fit(loss, np.zeros((len(y), 0)), y, offset, w, 0.0, True)
         return float(w @ loss.hessian(y, offset + b) / W)
@@ -547,6 +548,8 @@ class _Problem:
         self.bbar, self.beta = b_prior if (b_prior and intercept) else (0.0, None)
         self.offset = X @ prior.mean + self.bbar + (0.0 if offset is None else offset)
         self.X, self.y, self.w = X, y, w
+        # the folds of a loss that is not smooth fit its smoothed version (transfer_ridge)
+        self.smoothing = None if loss.smooth else 2e-2 / _curvature(loss, y, self.offset, w)
 
     def _path(self, alphas: np.ndarray):
         t = self.y - self.offset
@@ -554,9 +557,11 @@ class _Problem:
             return _ridge_path(self.G, t, self.w, alphas, self.intercept)
         return _shrunk_path(self.G, t, self.w, alphas, self.beta)
 
-    def _ridge(self, rows, alpha: float, start=None) -> tuple[np.ndarray, Any]:
+    def _ridge(self, rows, alpha: float, start=None,
+               exact: bool = True) -> tuple[np.ndarray, Any]:
         return ridge_fit(self.loss, self.G[rows], self.y[rows], self.offset[rows],
-                         self.w[rows], alpha, self.intercept, start, beta=self.beta or 0.0)
+                         self.w[rows], alpha, self.intercept, start, beta=self.beta or 0.0,
+                         smoothing=None if exact else self.smoothing)
 
     def fit(self, alpha: float, start=None) -> _Fit:
         if self.loss.quadratic:
@@ -619,7 +624,7 @@ class _Problem:
         for tr, te in splits:
             start = None
             for k, a in enumerate(alphas[::-1]):  # strong to weak penalty, warm-started
-                u, b = self._ridge(tr, float(a), start)
+                u, b = self._ridge(tr, float(a), start, exact=False)
                 start = (u, b)
                 fold = _Fit(self.prior, u, b + self.bbar, float(a), None)
                 total[len(alphas) - 1 - k, te] = self.held_out(self.scores(fold, te), te)
