@@ -140,6 +140,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
                    help="parallel (split, model) fits (joblib; default -1: every core; the "
                         "result does not depend on it)")
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    _loss_arguments(p, offset=False)
     p.add_argument("--report", help="report file (.html or .md; default "
                                     "regmtl-report/compare-<data>.html)")
     p.add_argument("--no-report", action="store_true", help="print the table only")
@@ -164,7 +165,10 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _summary_columns(comp: Any) -> list[tuple[str, str, str]]:
     """The printed columns of a comparison's summary: ``(key, header, format)``."""
-    if comp.kind == "regression":
+    if comp.metric == "d2":  # a loss scored by its deviance (--loss poisson, ...)
+        cols = [("model", "model", "{}"), ("d2_mean", "D2", "{:.4f}"),
+                ("d2_sd", "sd", "{:.4f}"), ("deviance_mean", "deviance", "{:.4f}")]
+    elif comp.kind == "regression":
         cols = [("model", "model", "{}"),
                 ("explained_variance_mean", "EV", "{:.4f}"),
                 ("explained_variance_sd", "sd", "{:.4f}"),
@@ -206,7 +210,9 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     say = (lambda *a, **k: None) if args.quiet else print
+    loss = _loss_and_kind(args)
     bunch, name = _load(args)
+    _check_loss_count(loss, bunch)
     models = args.models if args.models == "default" else [
         m.strip() for m in args.models.split(",") if m.strip()]
     n_rows = sum(len(y) for y in bunch.y)
@@ -217,7 +223,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         comp = compare(bunch, kind=args.kind, models=models, splits=args.splits,
                        test_size=args.test_size, cv=args.cv, n_alphas=args.n_alphas,
                        random_state=args.random_state, n_jobs=args.n_jobs,
-                       progress=_progress(args))
+                       progress=_progress(args), loss=loss)
     say(f"{comp.n_splits} {comp.split_kind} train/test split(s); alphas by {args.cv}-fold "
         f"CV inside every task of the training part, {args.n_alphas}-value grids\n")
     timings = fit_timings(comp)
@@ -229,7 +235,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     verdict = comparison_verdict(comp)
     if verdict:
         say(f"\nverdict: {verdict}")
-    if comp.kind == "regression":
+    if comp.metric == "d2":
+        say("\nD2: deviance explained 1 - D/D0 per task (D0: the best constant's), "
+            "averaged; deviance: the loss's mean deviance on the test rows.")
+    elif comp.kind == "regression":
         say("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
             "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
             "nMSE: MSE / Var(y) per task, weighted by rows. fit s: seconds per split.")
@@ -273,7 +282,7 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     _cluster_arguments(p)
 
 
-def _loss_arguments(p: argparse.ArgumentParser) -> None:
+def _loss_arguments(p: argparse.ArgumentParser, offset: bool = True) -> None:
     from .datafits import LOSSES
 
     p.add_argument("--loss", metavar="LOSS[,LOSS...]",
@@ -285,10 +294,11 @@ def _loss_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 1.35)")
     p.add_argument("--quantile", type=float, metavar="TAU",
                    help="--loss quantile: the quantile level, in (0, 1) (default 0.5)")
-    p.add_argument("--offset", metavar="COLUMN",
-                   help="file input: the column of each row's offset, added to its linear "
-                        "predictor (the log exposure for poisson and gamma); it is not a "
-                        "feature")
+    if offset:
+        p.add_argument("--offset", metavar="COLUMN",
+                       help="file input: the column of each row's offset, added to its "
+                            "linear predictor (the log exposure for poisson and gamma); it "
+                            "is not a feature")
 
 
 def _loss_option(args: argparse.Namespace) -> Any:
@@ -334,6 +344,27 @@ def _loss_kind(loss: Any) -> str:
     return make_loss(loss).kind
 
 
+def _loss_and_kind(args: argparse.Namespace) -> Any:
+    """The ``loss=`` of the loss flags; ``args.kind`` set to the kind of task it fits
+    (refused where ``--kind`` says another)."""
+    loss = _loss_option(args)
+    kind = None if loss is None else _loss_kind(loss)
+    if kind is not None:
+        if args.kind != "auto" and (args.kind == "binary") != (kind == "binary"):
+            raise UsageError(f"--kind {args.kind} does not fit --loss {args.loss}: "
+                             f"the {args.loss} loss fits {kind} targets.")
+        args.kind = "binary" if kind == "binary" else "regression"
+    return loss
+
+
+def _check_loss_count(loss: Any, bunch: Any) -> None:
+    """A list of losses has one per task."""
+    if isinstance(loss, list) and len(loss) != len(bunch.X):
+        raise UsageError(f"--loss lists {len(loss)} losses for {len(bunch.X)} tasks; give one "
+                         "per task, in the order of the sorted task ids: "
+                         f"{_some(bunch.task_names, 8)}.")
+
+
 def _user_labels(bunch: Any) -> list[np.ndarray]:
     """A binary table's targets in the file's own labels (the reader codes them 0/1), so the
     saved model predicts those labels: ints stay ints, strings stay strings."""
@@ -353,20 +384,11 @@ def _run_fit(args: argparse.Namespace) -> int:
 
     if _on_dask(args):
         return _run_fit_dask(args)
-    loss = _loss_option(args)
-    kind = None if loss is None else _loss_kind(loss)
-    if kind is not None:
-        if args.kind != "auto" and (args.kind == "binary") != (kind == "binary"):
-            raise UsageError(f"--kind {args.kind} does not fit --loss {args.loss}: "
-                             f"the {args.loss} loss fits {kind} targets.")
-        args.kind = "binary" if kind == "binary" else "regression"
+    loss = _loss_and_kind(args)
     bunch, name = _load(args)
     offsets = _offsets(args, bunch)
     binary = bunch.kind == "binary"
-    if isinstance(loss, list) and len(loss) != len(bunch.X):
-        raise UsageError(f"--loss lists {len(loss)} losses for {len(bunch.X)} tasks; give one "
-                         "per task, in the order of the sorted task ids: "
-                         f"{_some(bunch.task_names, 8)}.")
+    _check_loss_count(loss, bunch)
     options = {} if args.tol is None else {"tol": args.tol}
     if loss is not None and not binary:
         options["loss"] = loss
