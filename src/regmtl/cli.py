@@ -289,11 +289,8 @@ def _loss_arguments(p: argparse.ArgumentParser, offset: bool = True) -> None:
                    help=f"the loss: {', '.join(LOSSES)}; or a comma-separated list with one "
                         "loss per task, in the order of the sorted task ids, for a fit with "
                         "one loss per task (default: squared, logistic for a binary target)")
-    p.add_argument("--huber-delta", type=float, metavar="DELTA",
-                   help="--loss huber: where the loss turns linear, in the target's units "
-                        "(default 1.35)")
-    p.add_argument("--quantile", type=float, metavar="TAU",
-                   help="--loss quantile: the quantile level, in (0, 1) (default 0.5)")
+    for flag, _, _, metavar, text in _loss_flags():
+        p.add_argument(flag, type=float, metavar=metavar, help=text)
     if offset:
         p.add_argument("--offset", metavar="COLUMN",
                        help="file input: the column of each row's offset, added to its "
@@ -301,17 +298,30 @@ def _loss_arguments(p: argparse.ArgumentParser, offset: bool = True) -> None:
                             "is not a feature")
 
 
+def _loss_flags() -> list[tuple[str, str, str, str, str]]:
+    """``(flag, loss, parameter, metavar, help)`` of every registered loss's command-line
+    parameters (``Datafit.cli_parameters``: ``--huber-delta``, ``--quantile``)."""
+    from .datafits import LOSSES
+
+    return [(flag, name, *spec) for name, cls in LOSSES.items()
+            for flag, spec in cls.cli_parameters.items()]
+
+
+def _flag_value(args: argparse.Namespace, flag: str) -> Any:
+    return getattr(args, flag.lstrip("-").replace("-", "_"), None)
+
+
 def _loss_option(args: argparse.Namespace) -> Any:
     """The ``loss=`` of ``--loss`` (a name, a loss object, or a list with one per task),
-    ``--huber-delta`` and ``--quantile`` given to the losses they belong to; None without
-    ``--loss``."""
+    each loss's parameter flags (``--huber-delta``, ``--quantile``) given to the loss they
+    belong to; None without ``--loss``."""
     from .datafits import LOSSES
 
     names = ([] if args.loss is None
              else [n.strip().lower() for n in args.loss.split(",")])
-    for flag, value, loss in (("--huber-delta", args.huber_delta, "huber"),
-                              ("--quantile", args.quantile, "quantile")):
-        if value is not None and loss not in names:
+    flags = _loss_flags()
+    for flag, loss, *_ in flags:
+        if _flag_value(args, flag) is not None and loss not in names:
             raise UsageError(f"{flag} is a parameter of the {loss} loss; pass --loss {loss} "
                              "(or a list of losses that holds it).")
     if not names:
@@ -323,17 +333,15 @@ def _loss_option(args: argparse.Namespace) -> Any:
                          "task).")
     losses: list[Any] = []
     for n in names:
-        params = {"huber": {"delta": args.huber_delta},
-                  "quantile": {"quantile": args.quantile}}.get(n, {})
-        params = {k: v for k, v in params.items() if v is not None}
-        if not params:
+        given = [(flag, param, _flag_value(args, flag)) for flag, loss, param, *_ in flags
+                 if loss == n and _flag_value(args, flag) is not None]
+        if not given:
             losses.append(n)
             continue
         try:
-            losses.append(LOSSES[n](**params))
+            losses.append(LOSSES[n](**{param: value for _, param, value in given}))
         except ValueError as exc:
-            flag = "--huber-delta" if n == "huber" else "--quantile"
-            raise UsageError(f"{flag} {next(iter(params.values()))}: {exc}") from None
+            raise UsageError(f"{given[0][0]} {given[0][2]}: {exc}") from None
     return losses[0] if len(losses) == 1 else losses
 
 

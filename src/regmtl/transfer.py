@@ -728,8 +728,11 @@ class TransferredTask(SaveMixin, BaseEstimator):
     @classmethod
     def saved_required(cls, attrs: dict) -> tuple[str, ...]:
         """The attributes every saved file holds; a classifier's its ``classes_`` too."""
+        from .datafits import LOSSES
+
         loss = attrs.get("loss_")
-        classes = isinstance(loss, dict) and loss.get("value") in ("logistic", "multinomial")
+        name = loss.get("value") if isinstance(loss, dict) else None
+        classes = name in LOSSES and LOSSES[name].kind in ("binary", "multiclass")
         return ("coef_", "intercept_", "loss_", "n_features_in_",
                 *(("classes_",) if classes else ()))
 
@@ -768,7 +771,7 @@ class TransferredTask(SaveMixin, BaseEstimator):
         f = self._scores(X, offset)
         if f.ndim == 2:
             return self.classes_[np.argmax(f, axis=1)]
-        if self.loss_ == "logistic":
+        if self._loss().kind == "binary":
             return self.classes_[(f > 0).astype(int)]
         return self._loss().mean(f)
 
@@ -808,7 +811,7 @@ class TransferredTask(SaveMixin, BaseEstimator):
         AttributeError
             If the transferred task is a regression.
         """
-        if self.loss_ not in ("logistic", "multinomial"):
+        if self._loss().kind not in ("binary", "multiclass"):
             raise AttributeError("predict_proba: this transferred task is a regression.")
         f = self._scores(X)
         if f.ndim == 1:
@@ -837,15 +840,15 @@ class TransferredTask(SaveMixin, BaseEstimator):
         float
             The score.
         """
-        if self.loss_ in ("logistic", "multinomial"):
+        loss = self._loss()
+        if loss.kind in ("binary", "multiclass"):
             return float(accuracy_score(np.asarray(y), self.predict(X),
                                         sample_weight=sample_weight))
-        if self.loss_ == "squared":
+        if loss.quadratic:
             return float(r2_score(np.asarray(y, dtype=np.float64), self.predict(X, offset),
                                   sample_weight=sample_weight))
         y = np.asarray(y, dtype=np.float64)
         w = _check_weights(sample_weight, len(y))
-        loss = self._loss()
         o = np.zeros(len(y)) if offset is None else _check_offset(offset, len(y), loss)
         _, b = ridge_fit(loss, np.zeros((len(y), 0)), y, o, w, 0.0, True)
         null = w @ loss.deviance(y, o + b)
