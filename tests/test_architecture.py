@@ -313,8 +313,8 @@ LAYERS = (
     ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
                 "regmtl.persistence", "regmtl.deep")),
     ("selection", ("regmtl.selection", "regmtl.baselines")),
-    ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.relatedness",
-                   "regmtl.transfer_curve")),
+    ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",
+                   "regmtl.relatedness", "regmtl.transfer_curve")),
     ("reports", ("regmtl.document", "regmtl.report", "regmtl.cli")),
     ("package", ("regmtl",)),
 )

@@ -179,3 +179,48 @@ def test_predict_refuses_an_offset_that_is_not_a_number(counts_csv, tmp_path, ca
                "log_exposure"])
     err = capsys.readouterr().err
     assert rc == 2 and "--offset 'log_exposure': row 5 holds nan, not a finite number" in err
+
+
+# ------------------------------------------------------------------ regmtl compare --loss
+def _compare(path, *extra):
+    return main(["compare", str(path), "--task-col", "store", "--target", "visits",
+                 "--features", "x1,x2,x3", "--splits", "2", "--models", "l21", "--no-report",
+                 "--n-jobs", "1", "-q", *extra])
+
+
+def test_compare_takes_the_loss_flags(counts_csv, capsys):
+    rc = _compare(counts_csv, "--loss", "poisson")
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert re.search(r"model\s+D2\s+sd\s+deviance", text), text
+    assert re.search(r"MTL L2,1\s+0\.\d{4}", text), text
+    rc = _compare(counts_csv, "--loss", "huber", "--huber-delta", "2")
+    text = capsys.readouterr().out
+    assert rc == 0 and "D2" in text, text
+
+
+def test_compare_matches_compare_in_python(counts_csv, capsys):
+    frame = pd.read_csv(counts_csv)
+    rc = _compare(counts_csv, "--loss", "poisson")
+    text = capsys.readouterr().out
+    comp = rm.compare(frame[["x1", "x2", "x3"]], frame["visits"], frame["store"],
+                      loss="poisson", models=["l21"], splits=2, n_jobs=1, progress=False)
+    assert rc == 0 and f"{comp.summary['d2_mean'].iloc[0]:.4f}" in text, text
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--quantile", "0.8"), "--quantile is a parameter of the quantile loss"),
+    (("--loss", "poison"), "--loss 'poison' is not a loss"),
+    (("--loss", "poisson,squared"), "--loss lists 2 losses for 3 tasks"),
+    (("--loss", "logistic", "--kind", "regression"), "--kind regression does not fit"),
+])
+def test_compare_loss_errors(counts_csv, capsys, extra, message):
+    rc = _compare(counts_csv, *extra)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+
+
+def test_compare_has_no_offset_flag(counts_csv, capsys):
+    with pytest.raises(SystemExit):
+        _compare(counts_csv, "--offset", "log_exposure")
+    assert "unrecognized arguments: --offset" in capsys.readouterr().err

@@ -199,7 +199,7 @@ def test_independent_tunes_alpha_per_task_on_the_deviance():
     assert q.estimators_[0].quantile == 0.8
 
 
-@pytest.mark.parametrize("loss", ["huber", rm.Quantile(0.7), ["poisson", "squared"]])
+@pytest.mark.parametrize("loss", ["huber", rm.Quantile(0.7), ["huber", "squared"]])
 def test_criteria_refuse_losses_without_a_likelihood(loss):
     Xs, ys = _poisson_tasks(T=2, n=30, p=3)
     with pytest.raises(ValueError, match="cross-validation"):
@@ -215,8 +215,7 @@ def test_refusals_name_the_loss():
     with pytest.raises(ValueError, match="'pooled' is a baseline of the squared loss"):
         rm.compare(Xs, ys, loss="poisson", models=["pooled"], splits=1, progress=False)
     model = rm.MultiTaskRegressor("l21", alpha=0.05, loss="poisson").fit(Xs, ys)
-    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
-        rm.transfer(model, Xs[0], ys[0])
+    assert rm.transfer(model, Xs[0], ys[0]).loss_ == "poisson"  # tests/test_transfer_losses.py
     with pytest.raises(ValueError, match="loss='poisson' is not supported"):
         rm.task_relatedness(Xs, ys, loss="poisson", method="residual")
     with pytest.raises(ValueError, match="negative entries"):
@@ -264,3 +263,27 @@ def test_a_task_fitted_exactly_leaves_the_gamma_likelihood_unbounded():
     counts = [np.round(y) for y in ys]  # Poisson has no scale: a one-row task is fine
     aic = rm.MultiTaskRegressorCV("l21", loss="poisson", alphas=3, criterion="aic")
     assert np.isfinite(aic.fit(Xs, counts).cv_results_["aic"]).all()
+
+
+def test_mixed_losses_aic_is_the_sum_of_the_tasks_likelihoods():
+    rng = np.random.default_rng(1)
+    w = np.r_[0.5, -0.4, 0.0, 0.0]
+    Xs = [rng.normal(size=(60, 4)) for _ in range(3)]
+    ys = [(Xs[0] @ w + rng.logistic(size=60) > 0).astype(float),
+          rng.poisson(np.exp(0.2 + Xs[1] @ w)).astype(float),
+          Xs[2] @ w + 0.5 * rng.normal(size=60)]
+    losses = ["logistic", "poisson", "squared"]
+    aic = rm.MultiTaskRegressorCV("l21", loss=losses, alphas=[0.1, 0.01], criterion="aic",
+                                  tol=1e-10).fit(Xs, ys)
+    m = rm.MultiTaskRegressor("l21", alpha=0.01, loss=losses, tol=1e-10).fit(Xs, ys)
+    f = [X @ m.coef_[t] + m.intercept_[t] for t, X in enumerate(Xs)]
+    by_hand = (2 * np.sum(np.logaddexp(0, -(2 * ys[0] - 1) * f[0]))
+               + 2 * np.sum(np.exp(f[1]) - ys[1] * f[1] + gammaln(ys[1] + 1))
+               + 60 * (np.log(2 * np.pi * np.mean((ys[2] - f[2]) ** 2)) + 1))
+    row = aic.cv_results_.iloc[1]
+    assert row["neg2_log_likelihood"] == pytest.approx(by_hand, rel=1e-8)
+    assert row["aic"] == pytest.approx(by_hand + 2 * row["df"], rel=1e-10)
+    assert 3 < row["df"] < 3 + 3 * 4  # intercepts plus shrunk coefficients
+    with pytest.raises(ValueError, match="not a log-likelihood"):
+        rm.MultiTaskRegressorCV("l21", loss=["huber", "poisson", "squared"],
+                                criterion="bic").fit(Xs, ys)

@@ -75,12 +75,87 @@ def test_cv_class_missing_from_a_training_fold():
     assert search.coef_.shape == (7, 5)
 
 
-def test_criteria_refused_with_more_than_two_classes():
+def test_alpha_per_task_refused_with_more_than_two_classes():
     X, y, task = _problem()
-    with pytest.raises(ValueError, match="criterion='cv'"):
-        rm.MultiTaskClassifierCV("l21", criterion="bic").fit(X, y, task)
     with pytest.raises(ValueError, match="alpha_per_task"):
         rm.MultiTaskClassifierCV("l1", alpha_per_task=True).fit(X, y, task)
+
+
+def _layout(seed=0, n=20):
+    """The classes' layout of two tasks (3 and 2 classes, 2 features) with smoothed targets
+    (0.8 one-hot + 0.2 / K): a perturbation along a row's classes keeps them on the simplex."""
+    from regmtl.classes import expand_classes, task_classes
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2 * n, 2))
+    task = np.repeat([0, 1], n)
+    y = np.r_[np.argmax(X[:n] @ [[1.0, -1.0, 0.0], [0.5, 0.0, -0.5]]
+                        + rng.gumbel(size=(n, 3)), axis=1),
+              (X[n:, 0] + rng.logistic(size=n) > 0).astype(int)]
+    data = rm.as_task_data(X, y, task)
+    exp = expand_classes(data, task_classes(data))
+    K = np.repeat(exp.class_blocks[:, 1], exp.class_blocks[:, 1])[exp.task_of]
+    exp.y = 0.8 * exp.y + 0.2 / K
+    return exp
+
+
+@pytest.mark.parametrize("penalty", [rm.L2(), rm.L21(), rm.MeanRegularized()])
+def test_multinomial_degrees_of_freedom_are_the_divergence_of_the_probabilities(penalty):
+    """df = tr((D + H)^-1 D), D with each row's K x K curvature diag(p) - p p^T, equals
+    sum_ik d p_ik / d y_ik along each row's classes (central differences of refits)."""
+    import warnings
+
+    from regmtl.classes import source_rows
+    from regmtl.selection import degrees_of_freedom
+    from regmtl.solvers import solve
+
+    exp = _layout()
+    alpha = 0.05
+    loss = rm.Multinomial().bind(exp)
+
+    def probs(y):
+        exp.y = y
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = solve(exp, loss, penalty, alpha, tol=1e-14, max_iter=100_000)
+        return loss.mean(exp.linear(res.W, res.b)), res
+
+    y0 = exp.y.copy()
+    _, res = probs(y0)
+    df = degrees_of_freedom(exp, loss, penalty, alpha, res.W, res.b)
+    rows, _ = source_rows(exp)
+    eps, div = 1e-5, 0.0
+    for r in range(exp.n_obs):
+        group = np.flatnonzero(rows == rows[r])  # the row's copies, one per class
+        step = -np.full(group.size, 1.0 / group.size)
+        step[group == r] += 1.0
+        up, down = y0.copy(), y0.copy()
+        up[group] += eps * step
+        down[group] -= eps * step
+        div += (probs(up)[0][r] - probs(down)[0][r]) / (2 * eps)
+    exp.y = y0
+    assert df == pytest.approx(div, rel=1e-4)
+    assert 2.0 < df < 9.0  # the intercepts (2 + 1) up to (K - 1) 3 parameters per task
+
+
+def test_multinomial_aic_bic_choose_near_cross_validation():
+    X, y, task = _problem()
+    alphas = np.geomspace(0.3, 1e-3, 8)
+    cv = rm.MultiTaskClassifierCV("l21", alphas=alphas, cv=5).fit(X, y, task)
+    for crit in ("aic", "bic"):
+        search = rm.MultiTaskClassifierCV("l21", alphas=alphas, criterion=crit).fit(X, y, task)
+        res = search.cv_results_
+        assert np.all(np.diff(res["df"].to_numpy()) > 0)  # weaker penalty, more freedom
+        assert res["df"].iloc[0] >= 5.0 - 1e-9  # the 2 + 3 free intercepts at least
+        assert res["df"].iloc[-1] <= 2 * 6 + 3 * 6 + 1e-9  # (K - 1)(p + 1) per task
+        # the chosen alpha is within one grid step of CV's, or scores as well in CV
+        k_cv, k = cv.best_index_, search.best_index_
+        cv_scores = cv.cv_results_["mean_test_score"].to_numpy()
+        assert abs(k - k_cv) <= 1 or cv_scores[k] >= cv_scores[k_cv] - 0.05, (crit, k, k_cv)
+        N = len(y)
+        assert res[crit].iloc[k] == pytest.approx(
+            res["neg2_log_likelihood"].iloc[k]
+            + (2.0 if crit == "aic" else np.log(N)) * res["df"].iloc[k], rel=1e-10)
 
 
 def test_alpha_max_and_path_multinomial():

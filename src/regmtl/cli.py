@@ -140,6 +140,7 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
                    help="parallel (split, model) fits (joblib; default -1: every core; the "
                         "result does not depend on it)")
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    _loss_arguments(p, offset=False)
     p.add_argument("--report", help="report file (.html or .md; default "
                                     "regmtl-report/compare-<data>.html)")
     p.add_argument("--no-report", action="store_true", help="print the table only")
@@ -164,7 +165,10 @@ def _progress(args: argparse.Namespace) -> bool:
 
 def _summary_columns(comp: Any) -> list[tuple[str, str, str]]:
     """The printed columns of a comparison's summary: ``(key, header, format)``."""
-    if comp.kind == "regression":
+    if comp.metric == "d2":  # a loss scored by its deviance (--loss poisson, ...)
+        cols = [("model", "model", "{}"), ("d2_mean", "D2", "{:.4f}"),
+                ("d2_sd", "sd", "{:.4f}"), ("deviance_mean", "deviance", "{:.4f}")]
+    elif comp.kind == "regression":
         cols = [("model", "model", "{}"),
                 ("explained_variance_mean", "EV", "{:.4f}"),
                 ("explained_variance_sd", "sd", "{:.4f}"),
@@ -206,7 +210,9 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     say = (lambda *a, **k: None) if args.quiet else print
+    loss = _loss_and_kind(args)
     bunch, name = _load(args)
+    _check_loss_count(loss, bunch)
     models = args.models if args.models == "default" else [
         m.strip() for m in args.models.split(",") if m.strip()]
     n_rows = sum(len(y) for y in bunch.y)
@@ -217,7 +223,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         comp = compare(bunch, kind=args.kind, models=models, splits=args.splits,
                        test_size=args.test_size, cv=args.cv, n_alphas=args.n_alphas,
                        random_state=args.random_state, n_jobs=args.n_jobs,
-                       progress=_progress(args))
+                       progress=_progress(args), loss=loss)
     say(f"{comp.n_splits} {comp.split_kind} train/test split(s); alphas by {args.cv}-fold "
         f"CV inside every task of the training part, {args.n_alphas}-value grids\n")
     timings = fit_timings(comp)
@@ -229,7 +235,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     verdict = comparison_verdict(comp)
     if verdict:
         say(f"\nverdict: {verdict}")
-    if comp.kind == "regression":
+    if comp.metric == "d2":
+        say("\nD2: deviance explained 1 - D/D0 per task (D0: the best constant's), "
+            "averaged; deviance: the loss's mean deviance on the test rows.")
+    elif comp.kind == "regression":
         say("\nEV: explained variance 1 - SSE/SST over all test rows (SST around their "
             "mean), as the MTL literature reports it; EV task avg: per task, then averaged. "
             "nMSE: MSE / Var(y) per task, weighted by rows. fit s: seconds per split.")
@@ -273,35 +282,46 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     _cluster_arguments(p)
 
 
-def _loss_arguments(p: argparse.ArgumentParser) -> None:
+def _loss_arguments(p: argparse.ArgumentParser, offset: bool = True) -> None:
     from .datafits import LOSSES
 
     p.add_argument("--loss", metavar="LOSS[,LOSS...]",
                    help=f"the loss: {', '.join(LOSSES)}; or a comma-separated list with one "
                         "loss per task, in the order of the sorted task ids, for a fit with "
                         "one loss per task (default: squared, logistic for a binary target)")
-    p.add_argument("--huber-delta", type=float, metavar="DELTA",
-                   help="--loss huber: where the loss turns linear, in the target's units "
-                        "(default 1.35)")
-    p.add_argument("--quantile", type=float, metavar="TAU",
-                   help="--loss quantile: the quantile level, in (0, 1) (default 0.5)")
-    p.add_argument("--offset", metavar="COLUMN",
-                   help="file input: the column of each row's offset, added to its linear "
-                        "predictor (the log exposure for poisson and gamma); it is not a "
-                        "feature")
+    for flag, _, _, metavar, text in _loss_flags():
+        p.add_argument(flag, type=float, metavar=metavar, help=text)
+    if offset:
+        p.add_argument("--offset", metavar="COLUMN",
+                       help="file input: the column of each row's offset, added to its "
+                            "linear predictor (the log exposure for poisson and gamma); it "
+                            "is not a feature")
+
+
+def _loss_flags() -> list[tuple[str, str, str, str, str]]:
+    """``(flag, loss, parameter, metavar, help)`` of every registered loss's command-line
+    parameters (``Datafit.cli_parameters``: ``--huber-delta``, ``--quantile``)."""
+    from .datafits import LOSSES
+
+    return [(flag, name, *spec) for name, cls in LOSSES.items()
+            for flag, spec in cls.cli_parameters.items()]
+
+
+def _flag_value(args: argparse.Namespace, flag: str) -> Any:
+    return getattr(args, flag.lstrip("-").replace("-", "_"), None)
 
 
 def _loss_option(args: argparse.Namespace) -> Any:
     """The ``loss=`` of ``--loss`` (a name, a loss object, or a list with one per task),
-    ``--huber-delta`` and ``--quantile`` given to the losses they belong to; None without
-    ``--loss``."""
+    each loss's parameter flags (``--huber-delta``, ``--quantile``) given to the loss they
+    belong to; None without ``--loss``."""
     from .datafits import LOSSES
 
     names = ([] if args.loss is None
              else [n.strip().lower() for n in args.loss.split(",")])
-    for flag, value, loss in (("--huber-delta", args.huber_delta, "huber"),
-                              ("--quantile", args.quantile, "quantile")):
-        if value is not None and loss not in names:
+    flags = _loss_flags()
+    for flag, loss, *_ in flags:
+        if _flag_value(args, flag) is not None and loss not in names:
             raise UsageError(f"{flag} is a parameter of the {loss} loss; pass --loss {loss} "
                              "(or a list of losses that holds it).")
     if not names:
@@ -313,17 +333,15 @@ def _loss_option(args: argparse.Namespace) -> Any:
                          "task).")
     losses: list[Any] = []
     for n in names:
-        params = {"huber": {"delta": args.huber_delta},
-                  "quantile": {"quantile": args.quantile}}.get(n, {})
-        params = {k: v for k, v in params.items() if v is not None}
-        if not params:
+        given = [(flag, param, _flag_value(args, flag)) for flag, loss, param, *_ in flags
+                 if loss == n and _flag_value(args, flag) is not None]
+        if not given:
             losses.append(n)
             continue
         try:
-            losses.append(LOSSES[n](**params))
+            losses.append(LOSSES[n](**{param: value for _, param, value in given}))
         except ValueError as exc:
-            flag = "--huber-delta" if n == "huber" else "--quantile"
-            raise UsageError(f"{flag} {next(iter(params.values()))}: {exc}") from None
+            raise UsageError(f"{given[0][0]} {given[0][2]}: {exc}") from None
     return losses[0] if len(losses) == 1 else losses
 
 
@@ -332,6 +350,27 @@ def _loss_kind(loss: Any) -> str:
     from .datafits import make_loss
 
     return make_loss(loss).kind
+
+
+def _loss_and_kind(args: argparse.Namespace) -> Any:
+    """The ``loss=`` of the loss flags; ``args.kind`` set to the kind of task it fits
+    (refused where ``--kind`` says another)."""
+    loss = _loss_option(args)
+    kind = None if loss is None else _loss_kind(loss)
+    if kind is not None:
+        if args.kind != "auto" and (args.kind == "binary") != (kind == "binary"):
+            raise UsageError(f"--kind {args.kind} does not fit --loss {args.loss}: "
+                             f"the {args.loss} loss fits {kind} targets.")
+        args.kind = "binary" if kind == "binary" else "regression"
+    return loss
+
+
+def _check_loss_count(loss: Any, bunch: Any) -> None:
+    """A list of losses has one per task."""
+    if isinstance(loss, list) and len(loss) != len(bunch.X):
+        raise UsageError(f"--loss lists {len(loss)} losses for {len(bunch.X)} tasks; give one "
+                         "per task, in the order of the sorted task ids: "
+                         f"{_some(bunch.task_names, 8)}.")
 
 
 def _user_labels(bunch: Any) -> list[np.ndarray]:
@@ -353,20 +392,11 @@ def _run_fit(args: argparse.Namespace) -> int:
 
     if _on_dask(args):
         return _run_fit_dask(args)
-    loss = _loss_option(args)
-    kind = None if loss is None else _loss_kind(loss)
-    if kind is not None:
-        if args.kind != "auto" and (args.kind == "binary") != (kind == "binary"):
-            raise UsageError(f"--kind {args.kind} does not fit --loss {args.loss}: "
-                             f"the {args.loss} loss fits {kind} targets.")
-        args.kind = "binary" if kind == "binary" else "regression"
+    loss = _loss_and_kind(args)
     bunch, name = _load(args)
     offsets = _offsets(args, bunch)
     binary = bunch.kind == "binary"
-    if isinstance(loss, list) and len(loss) != len(bunch.X):
-        raise UsageError(f"--loss lists {len(loss)} losses for {len(bunch.X)} tasks; give one "
-                         "per task, in the order of the sorted task ids: "
-                         f"{_some(bunch.task_names, 8)}.")
+    _check_loss_count(loss, bunch)
     options = {} if args.tol is None else {"tol": args.tol}
     if loss is not None and not binary:
         options["loss"] = loss

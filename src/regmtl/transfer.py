@@ -74,13 +74,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from .penalties import make_penalty
 from .penalties.base import SharedPart
 from .persistence import SaveMixin
+from .transfer_ridge import class_codes, loss_value, ridge_fit
 
 __all__ = ["transfer", "TransferredTask", "Prior", "structure_priors", "STRATEGIES",
            "transfer_loss"]
@@ -111,7 +112,7 @@ class _Source:
     W: np.ndarray            # p x T, in the space the penalty acted on
     penalty: Any
     alpha: float
-    loss: str
+    loss: Any                # the loss of the fit: the model's, then the new task's
     n_ref: float
     mean: np.ndarray         # feature standardization of that space (zeros / ones if none)
     scale: np.ndarray
@@ -125,20 +126,42 @@ class _Source:
     sizes: np.ndarray | None
 
 
-def transfer_loss(loss: Any) -> str:
-    """The loss name a transfer fits, ``"squared"`` or ``"logistic"``, from a model's
-    ``loss``; any other loss (or one per task) is refused with a ValueError naming it."""
-    from .datafits import make_loss
+def transfer_loss(model_loss: Any, loss: Any = None, y: Any = None) -> Any:
+    """The loss a new task's transfer fits (a :class:`~regmtl.datafits.Datafit`).
 
-    datafit = make_loss(loss)
-    if datafit.quadratic:
-        return "squared"
-    if datafit.kind == "binary":
-        return "logistic"
-    raise ValueError(
-        f"transfer: a model fitted with loss={loss!r} is not supported; a new task borrows "
-        "the shared structure through a ridge fit of the squared or logistic loss only. Fit "
-        "the new task among the others instead (MultiTaskRegressor(loss=...) on all tasks).")
+    ``loss`` names it (a registered name or a loss object); without it, the model's own loss
+    (``model_loss``: the estimator's ``loss``, or its loss object). A model fitted with one
+    loss per task needs ``loss``. For a classifier the new task's labels ``y`` decide, as in
+    :class:`~regmtl.MultiTaskClassifier`: two classes the logistic loss, more the multinomial
+    (the new task's classes are its own).
+    """
+    from .datafits import Datafit, Mixed, make_loss
+
+    if loss is not None:
+        if isinstance(loss, (list, tuple, np.ndarray)):
+            raise ValueError(f"loss={loss!r}: a new task takes one loss (a name or a loss "
+                             "object), not a list.")
+        datafit = make_loss(loss)
+    else:
+        datafit = model_loss if isinstance(model_loss, Datafit) else make_loss(model_loss)
+        if isinstance(datafit, Mixed):
+            names = sorted({part.name for part in datafit.losses})
+            raise ValueError(
+                f"transfer: the model was fitted with one loss per task ({names}); pass the "
+                "new task's loss, e.g. transfer(model, X_new, y_new, loss=" f"{names[0]!r}).")
+    if datafit.kind in ("binary", "multiclass") and y is not None:
+        n_classes = np.unique(np.asarray(y)).size
+        datafit = make_loss("multinomial" if n_classes > 2 else "logistic")
+    return datafit
+
+
+def _loss_parameters(loss: Any) -> list[float]:
+    """A registered loss's constructor parameters, in order (Huber's delta, the quantile)."""
+    import inspect
+
+    names = [n for n, par in inspect.signature(type(loss).__init__).parameters.items()
+             if n != "self" and par.kind is par.POSITIONAL_OR_KEYWORD]
+    return [float(getattr(loss, n)) for n in names]
 
 
 def _source(model: Any) -> _Source:
@@ -165,7 +188,7 @@ def _source(model: Any) -> _Source:
     b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) + \
         np.atleast_2d(est.coef_) @ mean
     return _Source(W=W, penalty=make_penalty(est.penalty), alpha=float(np.median(est.alpha)),
-                   loss=transfer_loss(est._loss), n_ref=n_ref, mean=mean, scale=scale, n_features=p,
+                   loss=est._datafit(), n_ref=n_ref, mean=mean, scale=scale, n_features=p,
                    feature_names=getattr(est, "feature_names_in_", None),
                    clusters=getattr(est, "task_clusters_", None),
                    P=parts.get("P_"), Q=parts.get("Q_"), b=b,
@@ -175,12 +198,12 @@ def _source(model: Any) -> _Source:
 def _intercept_prior(src: _Source, n_eff: float) -> tuple[float, float] | None:
     """(mean, beta) of the new intercept's penalty ``beta/2 (b - mean)^2``: the old tasks'
     intercepts as draws of ``N(mean, tau^2)``, ``tau^2`` their variance less their estimation
-    noise, read in the objective's units (``sigma^2 / (n tau^2)``; sigma = 1 for the logistic
-    loss). None (a free intercept) with fewer than 3 tasks or no spread."""
+    noise, read in the objective's units (``sigma^2 / (n tau^2)``; sigma = 1 for the losses
+    other than squared). None (a free intercept) with fewer than 3 tasks or no spread."""
     if src.b.size < 3 or not np.all(np.isfinite(src.b)):
         return None
     var = float(np.var(src.b, ddof=1))
-    if src.loss == "squared":
+    if src.loss.quadratic:
         if src.noise is None or src.sizes is None:
             return None
         sigma2 = float(np.median(src.noise))
@@ -393,49 +416,6 @@ def _shrunk_path(G: np.ndarray, t: np.ndarray, w: np.ndarray, alphas: np.ndarray
     return np.array(coefs).reshape(len(alphas), -1), np.array(bs), np.array(loo)
 
 
-def _logistic_fit(G: np.ndarray, y: np.ndarray, offset: np.ndarray, w: np.ndarray,
-                  alpha: float, intercept: bool, start: tuple | None = None,
-                  beta: float = 0.0, tol: float = 1e-10,
-                  max_iter: int = 100) -> tuple[np.ndarray, float]:
-    """Damped Newton on ``1/sum w sum w_i log(1 + exp(-y_i (o_i + g_i u + b))) +
-    alpha/2 ||u||^2 + beta/2 b^2``; y in {-1, +1}."""
-    n, r = G.shape
-    Wsum = w.sum()
-    Z = np.hstack([G, np.ones((n, 1))]) if intercept else G
-    k = Z.shape[1]
-    theta = np.zeros(k) if start is None else np.concatenate(
-        [start[0], [start[1]]] if intercept else [start[0]])
-    reg = np.full(k, alpha)
-    if intercept:
-        reg[-1] = beta
-
-    def value(th):
-        m = y * (offset + Z @ th)
-        return float(w @ np.logaddexp(0.0, -m) / Wsum + 0.5 * np.sum(reg * th**2))
-
-    f = value(theta)
-    for _ in range(max_iter):
-        m = y * (offset + Z @ theta)
-        p = 0.5 * (1.0 - np.tanh(0.5 * m))  # sigmoid(-m)
-        grad = -(Z.T @ (w * y * p)) / Wsum + reg * theta
-        if np.max(np.abs(grad)) < tol:
-            break
-        hw = w * p * (1.0 - p) / Wsum
-        H = (Z.T * hw) @ Z + np.diag(reg) + 1e-12 * np.eye(k)
-        step = np.linalg.solve(H, grad)
-        lr = 1.0
-        while lr > 1e-10:
-            new = theta - lr * step
-            fn = value(new)
-            if fn <= f - 1e-4 * lr * float(grad @ step):
-                break
-            lr *= 0.5
-        theta, f = new, fn
-    if intercept:
-        return theta[:r], float(theta[r])
-    return theta, 0.0
-
-
 def _clearly_worse(losses: np.ndarray, other: np.ndarray, w: np.ndarray,
                    z: float = 1.645) -> bool:
     """True when ``other``'s held-out losses are lower by more than ``z`` standard errors of
@@ -459,7 +439,8 @@ def _prior_alpha(src: _Source, prior: Prior, n: float) -> float | None:
     The penalty ``alpha/2 sum_k lam_k z_k^2`` of the 1/n-normalized objective is the prior
     ``theta_k ~ N(0, s / lam_k)`` (``theta = B^T (w - w0)``) with ``s = sigma^2 / (n alpha)``.
     ``s`` is matched to the old tasks (the prior's members): ``sum_kt theta_kt^2 = T s sum_k
-    1/lam_k``; ``sigma^2`` is their median residual variance (1 for the logistic loss). None
+    1/lam_k``; ``sigma^2`` is their median residual variance (1 for the losses other than
+    squared). None
     when there is nothing to match (no basis, no spread, no residual variance).
     """
     W = src.W if "members" not in prior.info else src.W[:, prior.info["members"]]
@@ -467,7 +448,7 @@ def _prior_alpha(src: _Source, prior: Prior, n: float) -> float | None:
         return None
     theta = prior.basis.T @ (W - prior.mean[:, None])
     s = float(np.sum(theta**2)) / (W.shape[1] * float(np.sum(1.0 / prior.weights)))
-    if src.loss == "squared":
+    if src.loss.quadratic:
         if src.noise is None:
             return None
         sigma2 = float(np.median(src.noise))
@@ -499,24 +480,48 @@ def _auto_candidates(src: _Source, prior: Prior, carried: float, n: float) -> np
     return _auto_grid(anchors) if anchors else np.array([carried])
 
 
-def _can_cross_validate(y: np.ndarray, loss: str) -> bool:
-    """At least 3 samples, and 2 of each class for the logistic loss."""
-    if len(y) < 3:
-        return False
-    return loss == "squared" or min(np.sum(y > 0), np.sum(y < 0)) >= 2
+def _fewest_per_class(y: np.ndarray, loss: Any) -> float:
+    """The rarest class's count (-1/+1 labels, or a one-hot table); inf for a regression."""
+    if loss.kind == "multiclass":
+        return float(y.sum(axis=0).min())
+    if loss.kind == "binary":
+        return float(min(np.sum(y > 0), np.sum(y < 0)))
+    return np.inf
 
 
-def _alpha_grid(G: np.ndarray, w: np.ndarray, loss: str) -> np.ndarray:
+def _can_cross_validate(y: np.ndarray, loss: Any) -> bool:
+    """At least 3 samples, and 2 of each class for a classifier."""
+    return len(y) >= 3 and _fewest_per_class(y, loss) >= 2
+
+
+def _curvature(loss: Any, y: np.ndarray, offset: np.ndarray | None, w: np.ndarray) -> float:
+    """The loss's curvature on the new task's scale: its bound where it declares one (1
+    squared and Huber, 1/4 logistic, 1/2 multinomial), else the mean ``l''`` at the best
+    intercept (the log links: about the mean target for Poisson), or for a loss without
+    curvature (the pinball loss) one over the targets' mean absolute deviation."""
+    if np.isfinite(loss.curvature):
+        return float(loss.curvature)
+    W = w.sum()
+    offset = np.zeros(len(w)) if offset is None else offset
+    if loss.smooth:
+        _, b = ridge_fit(loss, np.zeros((len(y), 0)), y, offset, w, 0.0, True)
+        return float(w @ loss.hessian(y, offset + b) / W)
+    t = y - offset
+    spread = float(w @ np.abs(t - np.median(t)) / W)
+    return 1.0 / spread if spread > 0 else 1.0
+
+
+def _alpha_grid(G: np.ndarray, w: np.ndarray, curvature: float) -> np.ndarray:
     """Geometric grid from (nearly) no penalty to full shrinkage, on the data's scale (the
     centered design's, at least a hundredth of the uncentered one's: rows all alike have no
-    spread, and a grid down to 1e-18 only fits rounding errors)."""
+    spread, and a grid down to 1e-18 only fits rounding errors) times the loss's curvature."""
     top = 1.0
     if G.shape[1]:
         Gc, _, _, _ = _weighted_center(G, np.zeros(len(w)), w, True)
         sq = np.sqrt(w)[:, None]
         top = max(np.linalg.norm(sq * Gc, 2) ** 2,
                   1e-2 * np.linalg.norm(sq * G, 2) ** 2) / w.sum()
-    top = max(float(top), 1e-12) * (0.25 if loss == "logistic" else 1.0)
+    top = max(float(top), 1e-12) * curvature
     return top * np.geomspace(1e-6, 1e3, 46)
 
 
@@ -531,16 +536,20 @@ class _Fit:
 
 
 class _Problem:
-    """The new task's data against one prior: design ``G = X B / sqrt(lam)``, offset ``X w0``."""
+    """The new task's data against one prior: design ``G = X B / sqrt(lam)``, offset ``X w0``
+    (plus the new task's own offset); ``y`` as the loss reads it (-1/+1 labels for the
+    logistic loss, a one-hot table for the multinomial)."""
 
-    def __init__(self, X, y, w, prior: Prior, loss: str, intercept: bool,
-                 b_prior: tuple[float, float] | None = None):
+    def __init__(self, X, y, w, prior: Prior, loss: Any, intercept: bool,
+                 b_prior: tuple[float, float] | None = None, offset: np.ndarray | None = None):
         self.prior, self.loss, self.intercept = prior, loss, intercept
         self.G = X @ (prior.basis / np.sqrt(prior.weights))
         # a shrunk intercept b = bbar + (its deviation, penalized by beta)
         self.bbar, self.beta = b_prior if (b_prior and intercept) else (0.0, None)
-        self.offset = X @ prior.mean + self.bbar
+        self.offset = X @ prior.mean + self.bbar + (0.0 if offset is None else offset)
         self.X, self.y, self.w = X, y, w
+        # the folds of a loss that is not smooth fit its smoothed version (transfer_ridge)
+        self.smoothing = None if loss.smooth else 2e-2 / _curvature(loss, y, self.offset, w)
 
     def _path(self, alphas: np.ndarray):
         t = self.y - self.offset
@@ -548,22 +557,43 @@ class _Problem:
             return _ridge_path(self.G, t, self.w, alphas, self.intercept)
         return _shrunk_path(self.G, t, self.w, alphas, self.beta)
 
+    def _ridge(self, rows, alpha: float, start=None,
+               exact: bool = True) -> tuple[np.ndarray, Any]:
+        return ridge_fit(self.loss, self.G[rows], self.y[rows], self.offset[rows],
+                         self.w[rows], alpha, self.intercept, start, beta=self.beta or 0.0,
+                         smoothing=None if exact else self.smoothing)
+
     def fit(self, alpha: float, start=None) -> _Fit:
-        if self.loss == "squared":
+        if self.loss.quadratic:
             U, b, _ = self._path(np.array([alpha]))
             return _Fit(self.prior, U[0], float(b[0]) + self.bbar, alpha, None)
-        u, b = _logistic_fit(self.G, self.y, self.offset, self.w, alpha, self.intercept,
-                             start, beta=self.beta or 0.0)
+        u, b = self._ridge(slice(None), alpha, start)
         return _Fit(self.prior, u, b + self.bbar, alpha, None)
 
+    def scores(self, fit: _Fit, rows: Any = slice(None)) -> np.ndarray:
+        """The linear predictor of ``rows`` ((n,), or (n, K) for the multinomial)."""
+        f = self.G[rows] @ fit.u + fit.b - self.bbar
+        return f + (self.offset[rows] if f.ndim == 1 else self.offset[rows, None])
+
     def objective(self, fit: _Fit) -> float:
-        f = self.offset - self.bbar + self.G @ fit.u + fit.b
-        if self.loss == "squared":
-            data = 0.5 * self.w @ (self.y - f) ** 2
+        f = self.scores(fit)
+        if self.loss.quadratic:
+            data = 0.5 * self.w @ (self.y - f) ** 2 / self.w.sum()
         else:
-            data = self.w @ np.logaddexp(0.0, -self.y * f)
-        shrink = 0.0 if self.beta is None else 0.5 * self.beta * (fit.b - self.bbar) ** 2
-        return float(data / self.w.sum() + 0.5 * fit.alpha * fit.u @ fit.u + shrink)
+            data = loss_value(self.loss, self.y, f, self.w / self.w.sum())
+        b = np.asarray(fit.b) - self.bbar
+        shrink = 0.0 if self.beta is None else 0.5 * self.beta * float(np.sum(b**2))
+        return float(data + 0.5 * fit.alpha * np.sum(fit.u**2) + shrink)
+
+    def held_out(self, f: np.ndarray, rows: Any) -> np.ndarray:
+        """Per row, the held-out loss: the loss's deviance (squared error, Poisson deviance,
+        twice the pinball loss, ...), the log-loss for classes."""
+        y = self.y[rows]
+        if f.ndim == 2:
+            m = f.max(axis=1)
+            return m + np.log(np.exp(f - m[:, None]).sum(axis=1)) - np.sum(y * f, axis=1)
+        d = self.loss.deviance(y, f)
+        return 0.5 * d if self.loss.kind == "binary" else d
 
     def cross_validate(self, alphas: np.ndarray, cv: int, random_state: Any) -> _Fit:
         """The alpha with the lowest cross-validated error (ties: the larger alpha)."""
@@ -575,25 +605,29 @@ class _Problem:
         return fit
 
     def cv_losses(self, alphas: np.ndarray, cv: int, random_state: Any) -> np.ndarray:
-        """Held-out loss of every sample (len(alphas), n): squared leave-one-out residuals, or
-        stratified K-fold log-losses."""
-        if self.loss == "squared":
+        """Held-out loss of every sample (len(alphas), n): squared leave-one-out residuals
+        (exact, squared loss), else K-fold deviances (stratified for classes)."""
+        if self.loss.quadratic:
             return self._path(alphas)[2]
-        return self._kfold_log_loss(alphas, cv, random_state)
+        return self._kfold(alphas, cv, random_state)
 
-    def _kfold_log_loss(self, alphas, cv, random_state) -> np.ndarray:
-        n_min = int(min(np.sum(self.y > 0), np.sum(self.y < 0)))
-        folds = StratifiedKFold(n_splits=min(cv, n_min), shuffle=True,
-                                random_state=random_state)
-        total = np.zeros((len(alphas), len(self.y)))
-        for tr, te in folds.split(self.G, self.y):
+    def _kfold(self, alphas, cv, random_state) -> np.ndarray:
+        if self.loss.kind in ("binary", "multiclass"):
+            labels = self.y if self.y.ndim == 1 else np.argmax(self.y, axis=1)
+            n_splits = min(cv, int(_fewest_per_class(self.y, self.loss)))
+            splits = StratifiedKFold(n_splits=n_splits, shuffle=True,
+                                     random_state=random_state).split(self.G, labels)
+        else:
+            splits = KFold(n_splits=min(cv, len(self.w)), shuffle=True,
+                           random_state=random_state).split(self.G)
+        total = np.zeros((len(alphas), len(self.w)))
+        for tr, te in splits:
             start = None
             for k, a in enumerate(alphas[::-1]):  # strong to weak penalty, warm-started
-                u, b = _logistic_fit(self.G[tr], self.y[tr], self.offset[tr], self.w[tr],
-                                     float(a), self.intercept, start, beta=self.beta or 0.0)
+                u, b = self._ridge(tr, float(a), start, exact=False)
                 start = (u, b)
-                f = self.offset[te] + self.G[te] @ u + b
-                total[len(alphas) - 1 - k, te] = np.logaddexp(0.0, -self.y[te] * f)
+                fold = _Fit(self.prior, u, b + self.bbar, float(a), None)
+                total[len(alphas) - 1 - k, te] = self.held_out(self.scores(fold, te), te)
         return total
 
 
@@ -607,10 +641,11 @@ class TransferredTask(SaveMixin, BaseEstimator):
 
     Attributes
     ----------
-    coef_ : ndarray of shape (p,)
-        Weights on the features as given (the model's raw units).
-    intercept_ : float
-        The intercept.
+    coef_ : ndarray of shape (p,), or (K, p) for the multinomial loss
+        Weights on the features as given (the model's raw units), one row per class of a
+        multinomial task.
+    intercept_ : float, or ndarray of shape (K,) for the multinomial loss
+        The intercept (per class, summing to zero, for the multinomial loss).
     strategy_ : str
         ``"support"``, ``"subspace"``, ``"mean"``, ``"cluster"`` or ``"single"`` (the
         single-task fit, asked for or chosen by the fallback: then ``fell_back_`` is True).
@@ -625,14 +660,18 @@ class TransferredTask(SaveMixin, BaseEstimator):
         The structure used.
     cv_error_, single_task_cv_error_ : float
         With alpha chosen by cross-validation (``"auto"`` included): the cross-validated
-        error (mean squared error or log-loss) of the transfer fit and of the single-task fit
-        (fallback on).
-    classes_ : ndarray of shape (2,)
-        Classifiers only; ``classes_[1]`` is the positive class.
+        error (the loss's mean deviance: squared error, Poisson deviance, ...; the log-loss
+        for classes) of the transfer fit and of the single-task fit (fallback on).
+    classes_ : ndarray of shape (K,)
+        Classifiers only: the new task's classes (``classes_[1]`` is the positive class of
+        a binary task).
     fell_back_ : bool
         Whether the fallback replaced the transfer fit by the single-task fit.
-    loss_ : {"squared", "logistic"}
-        The loss of the source model.
+    loss_ : str
+        The registered name of the new task's loss (``"squared"``, ``"logistic"``,
+        ``"multinomial"``, ``"poisson"``, ...).
+    loss_params_ : ndarray
+        The loss's constructor parameters (Huber's delta, the quantile), where it has some.
     n_features_in_ : int
         Number of features p.
     feature_names_in_ : ndarray of shape (p,)
@@ -662,71 +701,97 @@ class TransferredTask(SaveMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ what save writes
     @classmethod
-    def saved_rules(cls, n_tasks: int, n_features: int, single: bool) -> dict[str, tuple]:
+    def saved_rules(cls, n_tasks: int, n_features: int, single: bool,
+                    classes: tuple[int, ...] | None = None) -> dict[str, tuple]:
         """The attributes :func:`~regmtl.transfer` sets, with the rule a saved file must meet
-        (see :meth:`regmtl.persistence.SaveMixin.saved_rules`); one task of p features."""
+        (see :meth:`regmtl.persistence.SaveMixin.saved_rules`); one task of p features
+        (``classes``: its number of classes, a row of ``coef_`` each beyond two)."""
+        from .datafits import LOSSES
+
         p = n_features
+        K = classes[0] if classes else 2
         return {
-            "coef_": ("array", "f", (p,)), "intercept_": ("float",),
+            "coef_": ("array", "f", (p,) if K <= 2 else (K, p)),
+            "intercept_": ("float",) if K <= 2 else ("array", "f", (K,)),
             "strategy_": ("str", ("support", "subspace", "mean", "cluster", "single")),
             "fell_back_": ("bool",), "alpha_": ("float",),
             "alpha_source_": ("str", ("model", "cv", "given")),
             "prior_mean_": ("array", "f", (p,)),
-            "loss_": ("str", ("squared", "logistic")), "n_features_in_": ("int", 1, None),
+            "loss_": ("str", tuple(sorted(LOSSES))), "loss_params_": ("array", "f", (range(8),)),
+            "n_features_in_": ("int", 1, None),
             "n_samples_": ("int", 1, None), "cv_error_": ("float",),
             "single_task_cv_error_": ("float",), "feature_names_in_": ("labels", (p,)),
             "support_": ("array", "iu", (range(p + 1),)), "rank_": ("int", 0, p),
-            "cluster_": ("int", 0, None), "classes_": ("labels", (2,)),
+            "cluster_": ("int", 0, None), "classes_": ("labels", (range(2, 100001),)),
         }
 
     @classmethod
     def saved_required(cls, attrs: dict) -> tuple[str, ...]:
         """The attributes every saved file holds; a classifier's its ``classes_`` too."""
-        loss = attrs.get("loss_")
-        logistic = isinstance(loss, dict) and loss.get("value") == "logistic"
-        return ("coef_", "intercept_", "loss_", "n_features_in_",
-                *(("classes_",) if logistic else ()))
+        from .datafits import LOSSES
 
-    def _scores(self, X: Any) -> np.ndarray:
+        loss = attrs.get("loss_")
+        name = loss.get("value") if isinstance(loss, dict) else None
+        classes = name in LOSSES and LOSSES[name].kind in ("binary", "multiclass")
+        return ("coef_", "intercept_", "loss_", "n_features_in_",
+                *(("classes_",) if classes else ()))
+
+    def _loss(self) -> Any:
+        """The new task's loss object, rebuilt from ``loss_`` and ``loss_params_``."""
+        from .datafits import LOSSES
+
+        return LOSSES[self.loss_](*getattr(self, "loss_params_", ()))
+
+    def _scores(self, X: Any, offset: Any = None) -> np.ndarray:
         if not hasattr(self, "coef_"):
             raise ValueError("This TransferredTask is not fitted; get one from regmtl.transfer.")
         X = _check_new_x(X, self.n_features_in_, getattr(self, "feature_names_in_", None),
                          "X")
-        return X @ self.coef_ + self.intercept_
+        f = X @ self.coef_.T + self.intercept_
+        o = _check_offset(offset, X.shape[0], self._loss())
+        return f if o is None else f + o
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted values (regression) or labels (classification).
+    def predict(self, X: Any, offset: Any = None) -> np.ndarray:
+        """Predicted values (regression: the loss's mean, ``exp`` of the score for the log
+        links) or labels (classification).
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, p)
             Features of the new task, in the units the source model was fitted on (a
             DataFrame is matched to the model's feature names).
+        offset : array-like of shape (n_samples,), optional
+            The rows' offsets, for a loss that takes one (a log exposure for Poisson).
 
         Returns
         -------
         ndarray of shape (n_samples,)
             Predictions.
         """
-        f = self._scores(X)
-        if self.loss_ == "squared":
-            return f
-        return self.classes_[(f > 0).astype(int)]
+        f = self._scores(X, offset)
+        if f.ndim == 2:
+            return self.classes_[np.argmax(f, axis=1)]
+        if self._loss().kind == "binary":
+            return self.classes_[(f > 0).astype(int)]
+        return self._loss().mean(f)
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """The scores ``x . coef_ + intercept_``.
+    def decision_function(self, X: Any, offset: Any = None) -> np.ndarray:
+        """The scores ``x . coef_ + intercept_`` (plus the offset).
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, p)
             Features of the new task.
+        offset : array-like of shape (n_samples,), optional
+            The rows' offsets, for a loss that takes one.
 
         Returns
         -------
-        ndarray of shape (n_samples,)
-            Scores (for a classifier, positive means ``classes_[1]``).
+        ndarray of shape (n_samples,) or (n_samples, K)
+            Scores (for a binary classifier, positive means ``classes_[1]``; one per class
+            for the multinomial loss).
         """
-        return self._scores(X)
+        return self._scores(X, offset)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (classification only).
@@ -738,21 +803,26 @@ class TransferredTask(SaveMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, 2)
-            Probabilities of ``(classes_[0], classes_[1])``.
+        ndarray of shape (n_samples, K)
+            Probabilities of ``classes_``.
 
         Raises
         ------
         AttributeError
             If the transferred task is a regression.
         """
-        if self.loss_ != "logistic":
+        if self._loss().kind not in ("binary", "multiclass"):
             raise AttributeError("predict_proba: this transferred task is a regression.")
-        p = 0.5 * (1.0 + np.tanh(0.5 * self._scores(X)))
-        return np.column_stack([1.0 - p, p])
+        f = self._scores(X)
+        if f.ndim == 1:
+            p = 0.5 * (1.0 + np.tanh(0.5 * f))
+            return np.column_stack([1.0 - p, p])
+        E = np.exp(f - f.max(axis=1, keepdims=True))
+        return E / E.sum(axis=1, keepdims=True)
 
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """R^2 (regression) or accuracy (classification).
+    def score(self, X: Any, y: Any, sample_weight: Any = None, offset: Any = None) -> float:
+        """R^2 (squared loss), D^2, the fraction of deviance explained against the best
+        constant (other regression losses), or accuracy (classification).
 
         Parameters
         ----------
@@ -762,17 +832,28 @@ class TransferredTask(SaveMixin, BaseEstimator):
             True targets or labels.
         sample_weight : array-like of shape (n_samples,), optional
             Sample weights.
+        offset : array-like of shape (n_samples,), optional
+            The rows' offsets, for a loss that takes one.
 
         Returns
         -------
         float
             The score.
         """
-        pred = self.predict(X)
-        if self.loss_ == "squared":
-            return float(r2_score(np.asarray(y, dtype=np.float64), pred,
+        loss = self._loss()
+        if loss.kind in ("binary", "multiclass"):
+            return float(accuracy_score(np.asarray(y), self.predict(X),
+                                        sample_weight=sample_weight))
+        if loss.quadratic:
+            return float(r2_score(np.asarray(y, dtype=np.float64), self.predict(X, offset),
                                   sample_weight=sample_weight))
-        return float(accuracy_score(np.asarray(y), pred, sample_weight=sample_weight))
+        y = np.asarray(y, dtype=np.float64)
+        w = _check_weights(sample_weight, len(y))
+        o = np.zeros(len(y)) if offset is None else _check_offset(offset, len(y), loss)
+        _, b = ridge_fit(loss, np.zeros((len(y), 0)), y, o, w, 0.0, True)
+        null = w @ loss.deviance(y, o + b)
+        fitted = w @ loss.deviance(y, self._scores(X, offset))
+        return float(1.0 - fitted / null) if null > 0 else float(fitted == 0)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "coef_")
@@ -792,23 +873,43 @@ def _check_new_x(X: Any, p: int, names: Any, what: str) -> np.ndarray:
     return X
 
 
-def _check_new_y(y: Any, n: int, loss: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_new_y(y: Any, n: int, loss: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The targets as the loss reads them (-1/+1 labels, a one-hot table of the new task's
+    classes, or numbers in the loss's domain) and the classes (None for a regression)."""
     y = np.asarray(y)
     if y.ndim != 1:
         y = np.ravel(y) if y.ndim == 2 and 1 in y.shape else y
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"y_new has shape {np.shape(y)}; expected ({n},), one target per row "
                          "of X_new.")
-    if loss == "squared":
+    if loss.kind not in ("binary", "multiclass"):
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_new")
+        loss.check_targets(y, "y_new")
         return y, None
     if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
         raise ValueError("y_new contains NaN or infinity; give a label for every row.")
     classes = np.unique(y)
+    if loss.kind == "multiclass":
+        if classes.size < 2:
+            raise ValueError(f"y_new holds {classes.size} class {classes.tolist()}; a new "
+                             "task needs samples of at least two classes.")
+        return class_codes(y, classes), classes
     if classes.size != 2:
         raise ValueError(f"y_new holds {classes.size} class(es) {classes.tolist()[:5]}; a "
                          "binary new task needs samples of both classes.")
     return np.where(y == classes[1], 1.0, -1.0), classes
+
+
+def _check_offset(offset: Any, n: int, loss: Any) -> np.ndarray | None:
+    """The new task's offset (n,), for a loss that takes one (else its refusal)."""
+    if offset is None:
+        return None
+    if not loss.takes_offset():
+        loss.with_offset(np.zeros(1), np.ones(1), np.zeros(1))  # the loss's own refusal
+    o = check_array(offset, ensure_2d=False, dtype=np.float64, input_name="offset")
+    if o.shape != (n,):
+        raise ValueError(f"offset has shape {o.shape}; expected ({n},), one per row.")
+    return o
 
 
 def _check_weights(sample_weight: Any, n: int) -> np.ndarray:
@@ -846,6 +947,8 @@ def transfer(
     fallback: bool = True,
     intercept: str = "shrink",
     random_state: int | None = 0,
+    loss: Any = None,
+    offset: Any = None,
     **deep_options: Any,
 ) -> Any:
     r"""A model for a new task that uses what the fitted model's tasks share.
@@ -863,7 +966,8 @@ def transfer(
         any input its net reads: images, token ids, sparse rows, a dict of named inputs, or a
         DataFrame with the categorical columns it was fitted on.
     y_new : array-like of shape (n,)
-        Targets (any two labels for a classifier). At least 2 samples.
+        Targets (labels for a classifier: two, or more for the multinomial loss, the new
+        task's own classes). At least 2 samples.
     strategy : {"auto", "support", "subspace", "mean", "cluster", "single"}
         ``"auto"``: the fitted penalty's structure (module docstring table). Another strategy
         reads that structure from the coefficients; its strength has no model value and is
@@ -878,7 +982,9 @@ def transfer(
     cv_min_samples : int, default=20
         Fewest samples for the fallback check.
     cv : int, default=5
-        Folds for the logistic loss (the squared loss uses exact leave-one-out).
+        Folds of the cross-validation, scored by the loss's deviance (log-loss for classes,
+        Poisson or Gamma deviance, twice the Huber or pinball loss); the squared loss uses
+        exact leave-one-out.
     fallback : bool, default=True
         Return the single-task fit when its cross-validated losses are clearly lower (one-sided
         paired test at 5%); needs ``cv_min_samples`` samples.
@@ -889,7 +995,14 @@ def transfer(
         ``"free"``: unpenalized, as in the multi-task objective. The single-task fit always
         has a free intercept.
     random_state : int, optional
-        Seeds the logistic cross-validation folds.
+        Seeds the cross-validation folds.
+    loss : str or loss object, optional
+        The new task's loss (``"poisson"``, ``rm.Huber(2.0)``, ...). Default: the model's
+        own; a model fitted with one loss per task needs it. A classifier's new task takes
+        the logistic loss with two classes and the multinomial loss with more.
+    offset : array-like of shape (n,), optional
+        The new task's offset of the linear predictor (a log exposure for Poisson), for a
+        loss that takes one; give it again to ``predict``.
     **deep_options
         Deep models only: passed to :func:`regmtl.deep.transfer_head`.
 
@@ -928,6 +1041,8 @@ def transfer(
     elif not (np.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha={alpha!r} must be a finite number >= 0.")
     src = _source(model)
+    src.loss = transfer_loss(src.loss, loss, y_new if src.loss.kind in (
+        "binary", "multiclass") and loss is None else None)
     if bool(getattr(src.penalty, "positive", False)):
         raise ValueError(
             f"model: its penalty {src.penalty!r} constrains every coefficient to be >= 0, "
@@ -937,6 +1052,7 @@ def transfer(
     Xr = _check_new_x(X_new, src.n_features, src.feature_names, "X_new")
     n = Xr.shape[0]
     y, classes = _check_new_y(y_new, n, src.loss)
+    o = _check_offset(offset, n, src.loss)
     if n < 2:
         raise ValueError(
             f"X_new has {n} sample; transfer needs at least 2 (one is spent on the new task's "
@@ -962,16 +1078,17 @@ def transfer(
         if n < 3:
             raise ValueError(f"X_new has {n} samples; cross-validating alpha needs at least 3. "
                              "Pass alpha='model' or a number.")
-        if src.loss == "logistic" and min(np.sum(y > 0), np.sum(y < 0)) < 2:
+        if _fewest_per_class(y, src.loss) < 2:
             raise ValueError("y_new: cross-validation needs at least 2 samples of each class; "
                              "pass alpha='model' or a number, or fallback=False.")
 
     b_prior = (_intercept_prior(src, float(w.sum()))
                if intercept == "shrink" and priors[0].strategy != "single" else None)
-    problems = [_Problem(X, y, w, pr, src.loss, fit_b, b_prior) for pr in priors]
+    problems = [_Problem(X, y, w, pr, src.loss, fit_b, b_prior, o) for pr in priors]
     errors: dict[str, float] = {}
     if use_cv:
-        fits = [pb.cross_validate(_alpha_grid(pb.G, w, src.loss), cv, random_state)
+        curv = _curvature(src.loss, y, o, w)
+        fits = [pb.cross_validate(_alpha_grid(pb.G, w, curv), cv, random_state)
                 for pb in problems]
         pick = min(range(len(fits)), key=lambda k: fits[k].cv_error)
         source = "cv"
@@ -996,8 +1113,9 @@ def transfer(
             best.cv_losses = problems[pick].cv_losses(np.array([best.alpha]), cv,
                                                       random_state)[0]
             best.cv_error = float(best.cv_losses @ w / w.sum())
-        pb1 = _Problem(X, y, w, _single_prior(X.shape[1]), src.loss, fit_b)
-        single = pb1.cross_validate(_alpha_grid(pb1.G, w, src.loss), cv, random_state)
+        pb1 = _Problem(X, y, w, _single_prior(X.shape[1]), src.loss, fit_b, offset=o)
+        single = pb1.cross_validate(_alpha_grid(pb1.G, w, _curvature(src.loss, y, o, w)),
+                                    cv, random_state)
         errors["single_task_cv_error_"] = single.cv_error
         if _clearly_worse(best.cv_losses, single.cv_losses, w):
             errors["cv_error_"] = best.cv_error
@@ -1010,17 +1128,24 @@ def transfer(
 def _result(fit: _Fit, src: _Source, classes, source: str, errors: dict,
             n: int) -> TransferredTask:
     pr = fit.prior
-    v = pr.mean + (pr.basis / np.sqrt(pr.weights)) @ fit.u   # weights in the model's space
+    v = (pr.basis / np.sqrt(pr.weights)) @ fit.u   # weights in the model's space
+    v = v + (pr.mean if v.ndim == 1 else pr.mean[:, None])
     out = TransferredTask()
-    out.coef_ = v / src.scale
-    out.intercept_ = float(fit.b - v @ (src.mean / src.scale))
+    coef = v.T / src.scale                          # (p,), or (K, p) for the multinomial
+    intercept = fit.b - coef @ src.mean
+    out.coef_ = coef
+    # the classes' common shift changes nothing: the intercepts sum to zero
+    out.intercept_ = float(intercept) if coef.ndim == 1 else intercept - np.mean(intercept)
     out.strategy_ = pr.strategy
     out.fell_back_ = pr.strategy == "single" and "cv_error_" in errors and \
         errors.get("single_task_cv_error_", np.inf) < errors["cv_error_"]
     out.alpha_ = float(fit.alpha)
     out.alpha_source_ = source
     out.prior_mean_ = pr.mean.copy()
-    out.loss_ = src.loss
+    out.loss_ = src.loss.name
+    params = _loss_parameters(src.loss)
+    if params:
+        out.loss_params_ = np.asarray(params, dtype=np.float64)
     out.n_features_in_ = src.n_features
     out.n_samples_ = n
     for k, val in errors.items():

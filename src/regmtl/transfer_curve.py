@@ -371,7 +371,11 @@ def transfer_curve(
     yo = [np.asarray(ys[t]) for t in old]
     est = clone(estimator) if estimator is not None else _default_estimator(kind, random_state)
     if "loss" in getattr(est, "get_params", dict)():  # refused before any fit
-        transfer_loss(est.get_params()["loss"])
+        loss = transfer_loss(est.get_params()["loss"])
+        if not (loss.quadratic or loss.kind == "binary"):
+            raise ValueError(f"transfer_curve scores the squared and logistic losses (mse, "
+                             f"log-loss); got loss={loss!r}. Call regmtl.transfer(model, "
+                             "X_new, y_new) for the other losses.")
     model = getattr(est.fit(Zo, yo), "best_estimator_", est)
     if not isinstance(model, (MultiTaskRegressor, MultiTaskClassifier)):
         raise TypeError("estimator: give a regmtl MultiTaskRegressor / MultiTaskClassifier "

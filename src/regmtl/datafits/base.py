@@ -104,6 +104,10 @@ class Datafit:
     #: whether it is the loss of its kind by default (the regressor's or the classifier's,
     #: the baselines', the CV searches'): one per kind
     default_for_kind: bool = False
+    #: the command line's option for each constructor parameter, ``flag -> (parameter,
+    #: metavar, help)``: ``regmtl fit`` and ``regmtl compare`` add every registered loss's
+    #: (``--huber-delta``, ``--quantile``)
+    cli_parameters: dict[str, tuple[str, str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Enter a class of the ``datafits`` package that sets a ``name`` into

@@ -44,6 +44,9 @@ class Huber(Datafit):
 
     name = "huber"
     kind = "regression"
+    cli_parameters = {"--huber-delta": (
+        "delta", "DELTA", "--loss huber: where the loss turns linear, in the target's units "
+        "(default 1.35)")}
     curvature = 1.0
     dual_strong_concavity = 1.0
 

@@ -67,6 +67,7 @@ class Mixed(Datafit):
         self.quadratic = all(p.quadratic for p in self.parts)
         self.curvature = max(p.curvature for p in self.parts)
         self.dual_strong_concavity = min(p.dual_strong_concavity for p in self.parts)
+        self.profiles_scale = any(p.profiles_scale for p in self.parts)
         self._rows: list[np.ndarray] | None = None
         self._n_obs = -1
 
@@ -179,10 +180,33 @@ class Mixed(Datafit):
         return new
 
     def neg2_log_likelihood(self, data, f, s):
-        raise ValueError("a fit with one loss per task has no AIC or BIC here; choose alpha "
-                         "by cross-validation.")
+        """The sum of the tasks' ``-2 log L``, each task's by its own loss (a Gaussian
+        variance or a Gamma shape still profiled per task); refused where a task's loss is
+        not a log-likelihood (Huber, quantile)."""
+        bound = self.bind(data)
+        total = 0.0
+        for part, rows in bound._each(data.y):
+            mine = np.zeros(np.shape(data.y)[0], dtype=bool)
+            mine[rows] = True
+            view = _TasksOf(data, np.where(mine, data.y, 1.0),
+                            np.unique(np.repeat(np.arange(len(data.indptr) - 1),
+                                                np.diff(data.indptr))[rows]))
+            total += part.neg2_log_likelihood(view, f, np.where(mine, s, 0.0))
+        return float(total)
 
     def __repr__(self) -> str:
         return f"Mixed({[repr(loss) for loss in self.losses]})"
 
 
+
+
+class _TasksOf:
+    """The problem as one loss of a :class:`Mixed` fit sees it for its likelihood: its
+    tasks' sums only, targets outside its rows set to 1 (a valid target of every loss; their
+    weights are 0)."""
+
+    def __init__(self, data: Any, y: np.ndarray, tasks: np.ndarray):
+        self.y, self._data, self._tasks = y, data, tasks
+
+    def task_sums(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(self._data.task_sums(values), dtype=np.float64)[self._tasks]

@@ -51,6 +51,8 @@ class Quantile(Datafit):
 
     name = "quantile"
     kind = "regression"
+    cli_parameters = {"--quantile": (
+        "quantile", "TAU", "--loss quantile: the quantile level, in (0, 1) (default 0.5)")}
     smooth = False
     box_dual = True
     piecewise_linear = True

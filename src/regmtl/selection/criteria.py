@@ -45,7 +45,7 @@ from ..penalties.dof import FeatureRidge, SupportSmoother, TaskCoupling
 from ..taskdata import TaskData
 
 __all__ = ["degrees_of_freedom", "neg2_log_likelihood", "information_criterion",
-           "observed_weights",
+           "observed_weights", "likelihood_rows",
            "MAX_COUPLED", "EXACT_COUPLED"]
 
 #: Largest T (p + 1) for which the coupled penalties' hat matrix may be formed (exactly,
@@ -465,7 +465,10 @@ def degrees_of_freedom(
     if method not in ("auto", "exact", "hutchinson"):
         raise ValueError(f"method={method!r} is not 'auto', 'exact' or 'hutchinson'.")
     p, T = W.shape
+    coupled = datafit.coupled and getattr(data, "class_blocks", None) is not None
     n_icpt = T if fit_intercept else 0
+    if coupled and fit_intercept:  # a task's K intercepts: K - 1 free (their common shift)
+        n_icpt = T - len(data.class_blocks)
 
     def out(df: float, std: float = 0.0):
         return (float(df), float(std)) if return_std else float(df)
@@ -477,6 +480,8 @@ def degrees_of_freedom(
     smoother = declared.smoother
     if smoother is None:
         return out(declared.count + n_icpt)
+    if coupled:
+        return out(declared.count + _class_trace(data, datafit, smoother, W, b, fit_intercept))
     if isinstance(smoother, TaskCoupling):
         rows = np.arange(p) if smoother.rows is None else np.asarray(smoother.rows)
         q = rows.size + int(fit_intercept)
@@ -504,6 +509,94 @@ def degrees_of_freedom(
     est, se, _ = _hutchinson_coupled(D, smoother.apply, smoother.diagonal, smoother.strength,
                                      rows.size, random_state, rel_se, max_probes)
     return out(declared.count + est, se)
+
+
+def _class_curvature(data: TaskData, datafit: Datafit, f: np.ndarray,
+                     fit_intercept: bool) -> np.ndarray:
+    """The data term's Hessian of a multinomial fit on the classes' layout, dense over every
+    class column's ``q`` coordinates (features, intercept): the classes of a task are coupled
+    by each row's curvature, ``D_(k,a),(l,b) = sum_i c_i z_ia z_ib (p_ik [k = l] - p_ik p_il)``
+    (``p_i`` the row's softmax over its task's classes)."""
+    p, T = data.n_features, data.n_tasks
+    q = p + int(fit_intercept)
+    D = np.zeros((T, q, T, q))
+    for first, K in np.asarray(data.class_blocks, dtype=np.int64):
+        segs = np.arange(first, first + K)
+        n = int(data.indptr[first + 1] - data.indptr[first])
+        flat = data.indptr[segs][:, None] + np.arange(n)          # (K, n) rows of each class
+        rows = np.arange(n) if data.shared else flat[0]
+        Z = data.X[rows]
+        Z = Z.toarray() if sp.issparse(Z) else np.asarray(Z, dtype=np.float64)
+        if fit_intercept:
+            Z = np.column_stack([Z, np.ones(n)])
+        F = f[flat].T                                               # (n, K)
+        E = np.exp(F - F.max(axis=1, keepdims=True))
+        P = E / E.sum(axis=1, keepdims=True)
+        c = data.c[flat[0]]
+        ZP = Z[:, None, :] * P[:, :, None]                          # (n, K, q)
+        block = -np.einsum("i,ika,ilb->kalb", c, ZP, ZP)
+        for k in range(K):
+            block[k, :, k, :] += (Z * (c * P[:, k])[:, None]).T @ Z
+        D[np.ix_(segs, np.arange(q), segs, np.arange(q))] = block
+    return D.reshape(T * q, T * q)
+
+
+def _smoother_matrix(smoother: Any, T: int, p: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """A declared smoother's penalty Hessian H, dense over every column's ``q`` coordinates,
+    and the coordinates its trace runs over (the active ones and the intercepts)."""
+    H = np.zeros((T, q, T, q))
+    keep = np.zeros((T, q), dtype=bool)
+    keep[:, p:] = True
+    if isinstance(smoother, SupportSmoother):
+        act = smoother.active.T                                       # (T, p)
+        keep[:, :p] = act
+        t_idx, j_idx = np.nonzero(act)
+        H[t_idx, j_idx, t_idx, j_idx] += np.asarray(smoother.ridge)[t_idx]
+        if smoother.row_weight is not None:
+            for j in np.flatnonzero(smoother.row_weight > 0):
+                u = smoother.row_direction[j] * act[:, j]
+                H[:, j, :, j] += smoother.row_weight[j] * (np.diag(act[:, j] * 1.0)
+                                                          - np.outer(u, u))
+    elif isinstance(smoother, FeatureRidge):
+        for t in range(T):
+            H[t, :p, t, :p] += smoother.matrix
+        keep[:, :p] = True
+    else:  # TaskCoupling
+        rows = np.arange(p) if smoother.rows is None else np.asarray(smoother.rows)
+        K = smoother.apply(np.eye(T))
+        for j in rows:
+            H[:, j, :, j] += smoother.strength * K
+        keep[:, rows] = True
+    return H.reshape(T * q, T * q), keep.ravel()
+
+
+def _class_trace(data: TaskData, datafit: Datafit, smoother: Any, W: np.ndarray,
+                 b: np.ndarray | None, fit_intercept: bool) -> float:
+    """``tr((D + H)^{-1} D)`` of a multinomial fit over the kept coordinates, formed densely
+    (the classes' columns times ``q`` at most ``MAX_COUPLED``); the common shift of a task's
+    classes, which changes no probability, has ``D = 0`` there and adds nothing."""
+    p, T = W.shape
+    q = p + int(fit_intercept)
+    if T * q > MAX_COUPLED:
+        raise ValueError(
+            f"criterion: the degrees of freedom of a multinomial fit need a {T * q}-square "
+            f"matrix (classes x features, more than {MAX_COUPLED}); use criterion='cv'.")
+    f = data.linear(W, b if fit_intercept else None)
+    D = _class_curvature(data, datafit, f, fit_intercept)
+    H, keep = _smoother_matrix(smoother, T, p, q)
+    k = np.flatnonzero(keep)
+    Dk = D[np.ix_(k, k)]
+    return _trace_solve(Dk + H[np.ix_(k, k)], Dk)
+
+
+def likelihood_rows(data: TaskData) -> float:
+    """The N of BIC: the observed rows' weights, each row of a multinomial task once (the
+    classes' layout repeats it per class)."""
+    s = observed_weights(data)
+    if data.class_blocks is None:
+        return float(s.sum())
+    first = np.asarray(data.class_blocks, dtype=np.int64)[:, 0]
+    return float(sum(s[data.indptr[t]:data.indptr[t + 1]].sum() for t in first))
 
 
 def observed_weights(data: TaskData) -> np.ndarray:

@@ -38,6 +38,7 @@ from ..taskdata import TaskData, task_name
 from .criteria import (
     degrees_of_freedom,
     information_criterion,
+    likelihood_rows,
     neg2_log_likelihood,
     observed_weights,
 )
@@ -96,7 +97,7 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
     t0 = time.perf_counter()
     path = _quiet_path(data, datafit, penalty, alphas, kwargs)
     rows = []
-    n_obs = float(observed_weights(data).sum())
+    n_obs = likelihood_rows(data)
     for k, alpha in enumerate(alphas):
         W, b = path.coefs[k].T, path.intercepts[k]
         fi = kwargs["fit_intercept"]
@@ -310,8 +311,8 @@ class _MultiTaskCV(BaseEstimator):
                                stratify=self._strata(datafit, data),
                                random_state=self.random_state)
         if self.criterion != "cv":  # a loss with no likelihood is refused before any work
-            datafit.bind(data).neg2_log_likelihood(data, data.row_zeros(),
-                                                   observed_weights(data))
+            datafit.bind(base).neg2_log_likelihood(base, base.row_zeros(),
+                                                   observed_weights(base))
         ref = reference(fit_data, datafit, self.fit_intercept)
         grids = [path_alphas(fit_data, datafit, pen, ref, self.alphas, self.eps,
                              self.fit_intercept) for _, pen in candidates]
@@ -411,11 +412,6 @@ class _MultiTaskCV(BaseEstimator):
     def _check_multiclass(self) -> None:
         """Refuse what the multinomial loss (a task with more than two classes) cannot
         serve, before any work."""
-        if self.criterion != "cv":
-            raise ValueError(
-                f"criterion={self.criterion!r} is not available for tasks with more than two "
-                "classes (the degrees of freedom of a multinomial fit, whose classes share "
-                "each row's curvature, are not estimated); use criterion='cv'.")
         if self.alpha_per_task:
             raise ValueError("alpha_per_task=True is not available for tasks with more than "
                              "two classes; choose one alpha by cross-validation.")
