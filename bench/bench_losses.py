@@ -20,6 +20,17 @@ Problems (seeded; Toeplitz-free Gaussian designs with a shift, intercepts fitted
                 is divided by T)
   glum shape    glum's published Poisson lasso (600,000 x 322) sliced to 60,000 x 322
                 (one task, regmtl L1 against glum at the same alpha)
+  multinomial+L2  one task, 5000 x 50, K = 5 classes: LogisticRegression(lbfgs), multinomial
+                (C = 1 / (alpha n): the mean log loss + alpha / 2 ||W||^2)
+  grouped multinomial paths  one task, L2,1 on the classes' layout (row j = feature j across
+                the classes: glmnet's type.multinomial="grouped"), 20 alphas from alpha_max down
+                to alpha_max / 100, warm starts: a random problem (n = 2000, p = 100, K = 5) and
+                scikit-learn's load_digits (1797 x 64, K = 10; features scaled to unit
+                variance). Peers: regmtl's proximal gradient row (solver="fista") and, with
+                --peer-python, group-lasso's LogisticGroupLasso (FISTA; group_reg = alpha,
+                scale_reg="none", l1_reg = 0, warm_start). glmnet's Python ports do not run here
+                (python-glmnet does not build; glmnet_py needs libgfortran.so.3). The excess
+                of a path is its largest excess over the path's points.
 
 "Same accuracy": every fit's objective is evaluated by one NumPy function (``objective``) and
 compared with the lowest objective any solver reached, relative to the objective at W = 0
@@ -35,7 +46,7 @@ another environment that has them) their fits run there, on the same arrays (an 
 times come back; otherwise their rows say "not installed".
 
 Run:  .venv/bin/python bench/bench_losses.py [--quick] [--repeats 3] [--eps 1e-6]
-          [--peer-python /tmp/benchenv/bin/python] [--only quantile]
+          [--peer-python /tmp/benchenv/bin/python] [--only quantile|multinomial|glm]
 """
 
 from __future__ import annotations
@@ -182,6 +193,18 @@ d = np.load(sys.argv[1]); job = json.loads(sys.argv[2])
 X, y, alpha, kind, tol, repeats = d["X"], d["y"], job["alpha"], job["kind"], job["tol"], \
     job["repeats"]
 def run():
+    if kind == "group-lasso-path":
+        from group_lasso import LogisticGroupLasso
+        est = LogisticGroupLasso(groups=np.arange(X.shape[1]), group_reg=1.0, l1_reg=0.0,
+                                 scale_reg="none", n_iter=job["n_iter"], tol=tol,
+                                 warm_start=True, supress_warning=True)
+        coefs, bs = [], []
+        for a in job["alphas"]:
+            est.group_reg = a
+            est.fit(X, y)
+            coefs.append(np.asarray(est.coef_).tolist())
+            bs.append(np.asarray(est.intercept_).ravel().tolist())
+        return coefs, bs
     if kind.startswith("skglm"):
         from skglm.datafits import Poisson
         from skglm.penalties import L1
@@ -219,8 +242,11 @@ with warnings.catch_warnings():
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter(); coef, b = run(); times.append(time.perf_counter() - t0)
-print(json.dumps({"time": float(np.median(times)), "coef": np.asarray(coef).tolist(),
-                  "intercept": float(np.asarray(b).ravel()[0])}))
+if kind == "group-lasso-path":
+    print(json.dumps({"time": float(np.median(times)), "coef": coef, "intercept": b}))
+else:
+    print(json.dumps({"time": float(np.median(times)), "coef": np.asarray(coef).tolist(),
+                      "intercept": float(np.asarray(b).ravel()[0])}))
 '''
 
 
@@ -243,9 +269,9 @@ def peer_elsewhere(python, kind, X, y, alpha, tol, repeats, **extra):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def peer_to_accuracy(python, kind, X, y, alpha, measure, eps, repeats, **extra):
+def peer_to_accuracy(python, kind, X, y, alpha, measure, eps, repeats, tries=5, **extra):
     tol = eps
-    for _ in range(5):
+    for _ in range(tries):
         res = peer_elsewhere(python, kind, X, y, alpha, tol, repeats, **extra)
         if res is None or "error" in res:
             return res
@@ -321,21 +347,131 @@ def print_rows(title, shape, rows):
               f"{r['tol']:>8.0e}{star:1}{peak:>10}")
 
 
+# ----------------------------------------------------------------------------- multinomial
+def multinomial_problem(n, p, K, seed=0):
+    """X (n x p) and labels from a row-sparse softmax model."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)) / np.sqrt(10) + 0.1
+    W = np.zeros((p, K))
+    W[: max(p // 10, 1)] = 3.0 * rng.standard_normal((max(p // 10, 1), K))
+    return X, np.argmax(X @ W + rng.gumbel(size=(n, K)), axis=1)
+
+
+def multinomial_objective(X, y, W, b, alpha, penalty):
+    """The mean log loss + alpha Omega(W), W of shape (p, K)."""
+    F = X @ W + b
+    lse = np.logaddexp.reduce(F, axis=1)
+    data = float(np.mean(lse - F[np.arange(len(y)), y]))
+    pen = 0.5 * np.sum(W * W) if penalty == "l2" else np.linalg.norm(W, axis=1).sum()
+    return data + alpha * pen
+
+
+def class_entropy(y):
+    """The objective at W = 0 with the intercepts minimized: the classes' entropy."""
+    f = np.bincount(y) / len(y)
+    f = f[f > 0]
+    return float(-np.sum(f * np.log(f)))
+
+
+def fit_multinomial(penalty, alpha, X, y, tol, solver="auto"):
+    est = rm.MultiTaskClassifier(penalty, alpha=alpha, tol=tol, max_iter=100000, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    return est.coef_.T, est.intercept_
+
+
+def fit_sklearn_multinomial(alpha, X, y, tol):
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = LogisticRegression(C=1.0 / (alpha * len(y)), tol=tol, max_iter=100000).fit(X, y)
+    return est.coef_.T, est.intercept_
+
+
+def multinomial_path(X, y, alphas, tol, solver="auto"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = rm.regularization_path(X, y, penalty="l21", loss="multinomial", alphas=alphas,
+                                      tol=tol, max_iter=100000, solver=solver)
+    return [c.T for c in path.coefs], list(path.intercepts)
+
+
+def multinomial_rows(args):
+    """multinomial + L2 against scikit-learn; grouped multinomial L2,1 paths."""
+    q = 5 if args.quick else 1
+    X, y = multinomial_problem(5000 // q, 50, 5)
+    alpha, P0 = 1e-3, class_entropy(y)
+    best = fit_multinomial("l2", alpha, X, y, 1e-13)
+    P_best = multinomial_objective(X, y, *best, alpha, "l2")
+
+    def measure(out):
+        return (multinomial_objective(X, y, *out, alpha, "l2") - P_best) / P0
+
+    rows = [("regmtl", to_accuracy(lambda tol: fit_multinomial("l2", alpha, X, y, tol),
+                                   measure, args.eps, args.repeats, args.eps)),
+            ("sklearn lbfgs multinomial", to_accuracy(
+                lambda tol: fit_sklearn_multinomial(alpha, X, y, tol), measure, args.eps,
+                args.repeats, args.eps))]
+    print_rows("multinomial + L2", f"n={len(y)} p={X.shape[1]} K=5 alpha={alpha:g}", rows)
+
+    from sklearn.datasets import load_digits
+
+    Xd, yd = load_digits(return_X_y=True)
+    Xd = (Xd - Xd.mean(axis=0)) / np.maximum(Xd.std(axis=0), 1e-12)
+    problems = [("grouped multinomial path (random)", *multinomial_problem(2000 // q, 100, 5)),
+                ("grouped multinomial path (digits)", Xd, yd)]
+    for title, X, y in problems:
+        P0 = class_entropy(y)
+        amax = rm.alpha_max(X, y, penalty="l21", loss="multinomial")
+        alphas = amax * np.geomspace(1.0, 0.01, 20)
+        bW, bb = multinomial_path(X, y, alphas, 1e-10)
+        P_best = [multinomial_objective(X, y, W, b, a, "l21")
+                  for W, b, a in zip(bW, bb, alphas, strict=True)]
+
+        def pmeasure(out, X=X, y=y, alphas=alphas, P_best=P_best, P0=P0):
+            Ws, bs = out
+            return max((multinomial_objective(X, y, np.asarray(W), np.asarray(b), a, "l21")
+                        - Pb) / P0 for W, b, a, Pb in zip(Ws, bs, alphas, P_best, strict=True))
+
+        rows = [("regmtl (softmax Newton)", to_accuracy(
+                    lambda tol, X=X, y=y, alphas=alphas: multinomial_path(X, y, alphas, tol),
+                    pmeasure, args.eps, args.repeats, args.eps)),
+                ("regmtl fista", to_accuracy(
+                    lambda tol, X=X, y=y, alphas=alphas: multinomial_path(X, y, alphas, tol,
+                                                                           "fista"),
+                    pmeasure, args.eps, args.repeats, args.eps))]
+        # group-lasso: FISTA in NumPy, its coef_ (p, K); minutes per path, so one run, one tol
+        rows.append(("group-lasso LogisticGroupLasso", peer_to_accuracy(
+            args.peer_python, "group-lasso-path", X, y, None,
+            lambda r: pmeasure((r["coef"], r["intercept"])), args.eps, 1, tries=1,
+            alphas=alphas.tolist(), n_iter=args.group_lasso_iter)))
+        print_rows(title, f"n={len(y)} p={X.shape[1]} K={len(np.unique(y))}, 20 alphas "
+                   f"{alphas[0]:.3g}..{alphas[-1]:.3g}", rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller problems")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eps", type=float, default=1e-6)
     ap.add_argument("--peer-python", default=None,
-                    help="an interpreter with skglm and glum installed")
-    ap.add_argument("--only", choices=("quantile",), default=None,
-                    help="run only these rows (quantile: the quantile scenarios)")
+                    help="an interpreter with skglm, glum and group-lasso installed")
+    ap.add_argument("--only", choices=("all", "quantile", "multinomial", "glm"), default="all",
+                    help="the rows to run: all, the quantile ones, the multinomial ones, or "
+                         "the Poisson/Gamma ones")
+    ap.add_argument("--group-lasso-iter", type=int, default=2000,
+                    help="group-lasso's iteration cap per path point")
     args = ap.parse_args(argv)
     q = 5 if args.quick else 1
     print(f"bench_losses: eps={args.eps:g} repeats={args.repeats} one BLAS thread; ratio = "
           "peer time / regmtl time (> 1: regmtl faster)")
-    quantile_scenarios(q, args)
-    if args.only == "quantile":
+    if args.only in ("all", "quantile"):
+        quantile_scenarios(q, args)
+    if args.only == "multinomial":
+        multinomial_rows(args)
+    if args.only in ("quantile", "multinomial"):
         return 0
     sk = [("sklearn Poisson lbfgs", lambda a, X, Y, t: fit_sklearn("PoissonRegressor",
                                                                      "lbfgs", a, X, Y, t)),
@@ -409,6 +545,8 @@ def main(argv=None):
     rows.append(("glum", peer_to_accuracy(args.peer_python, "glum", X, Y[:, 0], alpha, sconv,
                                           args.eps, args.repeats)))
     print_rows("glum's Poisson lasso shape (slice)", f"n={n} p={p} alpha={alpha:.3g}", rows)
+    if args.only == "all":
+        multinomial_rows(args)
     return 0
 
 
