@@ -218,7 +218,7 @@ def class_layout(data: TaskData) -> ClassLayout | None:
     -------
     ClassLayout or None
     """
-    if data.class_blocks is None:
+    if getattr(data, "class_blocks", None) is None:  # (task blocks elsewhere: none)
         return None
     pairs = list(data.tasks)
     names = list(dict.fromkeys(pair[0] for pair in pairs))
