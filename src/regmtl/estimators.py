@@ -31,6 +31,7 @@ from .persistence import SaveMixin, linear_rules
 from .problem import (
     apply_offset,
     check_loss_targets,
+    checked_targets,
     deviance_explained,
     encode_targets,
     make_datafit,
@@ -553,15 +554,21 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     def _loss(self) -> Any:
         return self.loss
 
-    def _prepare_targets(self, data: TaskData) -> None:
-        """One loss per task: its binary tasks' labels to -1/+1 (``classes_``)."""
+    def _prepare_targets(self, data: TaskData) -> TaskData | None:
+        """One loss per task: its binary tasks' labels to -1/+1 (``classes_``); on task
+        blocks held elsewhere, encoded and checked on each block."""
+        datafit = self._datafit()
         if not data.rows_local:
-            return
-        encode_targets(data, self._datafit())
-        if data.classes is not None and self._datafit().kind == "mixed":
+            if datafit.kind != "mixed":
+                return None
+            data = data.map_blocks(checked_targets, datafit.bind(data))
+        else:
+            encode_targets(data, datafit)
+        if data.classes is not None and datafit.kind == "mixed":
             self.classes_ = data.classes
         elif hasattr(self, "classes_"):
             del self.classes_
+        return data
 
     def _natural(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each row's prediction in its task's units: the mean of the loss's model
@@ -728,6 +735,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
 
     def _prepare_targets(self, data: TaskData) -> TaskData | None:
         self._multiclass = False
+        if not data.rows_local and any(len(c) > 2 for c in data.classes):
+            self._multiclass = True  # (the classes found on the blocks, the layout there)
+            self.classes_ = list(data.classes)
+            return data.expand_classes(data.classes)
         if data.rows_local and data.raw_y is not None:
             classes = task_classes(data)
             if any(len(c) > 2 for c in classes):  # the multinomial loss, on every task
