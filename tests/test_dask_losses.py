@@ -4,7 +4,9 @@ loss's floor, the floor summed block by block); one loss per task and the multin
 coupled fit, each block binding the loss to its own rows.
 
 Measured on a shared 2-core machine: each proximal Newton step on Dask takes 10-20 s on these
-150 rows (5 steps to a gap of 1e-9), so this module runs for minutes.
+150 rows (5 steps to a gap of 1e-9), so this module runs for minutes. Measured there too: the
+loss per task at 2 partitions about 17 minutes (tol 1e-12), the multinomial 17 minutes (FISTA,
+about 180 iterations, each a few round trips).
 """
 
 from __future__ import annotations
