@@ -25,12 +25,14 @@ This is the only module that imports Dask for fitting; the solvers import neithe
 from __future__ import annotations
 
 import contextlib
+import copy
 import uuid
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .classes import check_classes, expand_classes, task_classes
 from .inputs import as_task_data, factorize
 from .taskdata import TaskData, task_weights
 
@@ -230,8 +232,8 @@ def _assemble(lo, hi, labels, omega, numeric_y, encode, *pieces):
                         numeric_y=numeric_y, tasks=labels)
     if data.n_tasks != hi - lo:  # (cannot happen: every task has rows)
         raise RuntimeError("a task block lost a task")
-    if encode:
-        data.encode_binary()
+    if encode and all(len(c) <= 2 for c in task_classes(data)):
+        data.encode_binary()  # (a task of more classes: the multinomial's layout, later)
     return data
 
 
@@ -304,8 +306,32 @@ def _n_features(block: TaskData) -> int:
     return block.n_features
 
 
-def _classes(block: TaskData) -> list:
-    return list(block.classes)
+def _classes(block: TaskData) -> list | None:
+    """A block's classes per task: those of its encoding, else the labels of its weighted
+    rows (a task of more than two classes leaves its block unencoded); None for a block
+    without labels to encode."""
+    if block.classes is not None:
+        return list(block.classes)
+    if block.raw_y is None:
+        return None
+    return task_classes(block)
+
+
+def _held_classes(block: TaskData) -> list | None:
+    return None if block.classes is None else list(block.classes)
+
+
+def _mapped(block: TaskData, fn, *args) -> TaskData:
+    """``fn`` on a copy of a block (the block itself is kept as it is)."""
+    out = copy.copy(block)
+    out._cache = {}
+    return fn(out, *args)
+
+
+def _expand_block(block: TaskData, classes: list) -> TaskData:
+    """A block in the classes' layout, its tasks' classes checked."""
+    check_classes(block, classes)
+    return expand_classes(block, classes)
 
 
 def _x_shift(block: TaskData) -> np.ndarray | None:
@@ -330,6 +356,7 @@ class DaskTaskData:
     sample_weight = None
     observed = None
     x_shift = None  # set by :meth:`shift_columns`
+    class_blocks = None  # set by :meth:`expand_classes`
 
     def __init__(self, blocks, bounds, task_rows, tasks, *, n_features, feature_names=None,
                  n_input_rows=0):
@@ -408,6 +435,44 @@ class DaskTaskData:
             if key in self._cache:
                 sub._cache[key] = self._cache[key]
         return sub
+
+    def map_blocks(self, fn, *args) -> DaskTaskData:
+        """The same tasks and rows with every block ``fn(block, *args)`` on its worker, ``fn``
+        given a copy of the block (to change its targets: a loss per task encodes its
+        binary tasks' labels there); ``classes`` (to the client) those the new blocks hold,
+        None for a task without."""
+        dask, _ = _dask()
+        blocks = list(dask.persist(*[dask.delayed(_mapped, pure=True)(b, fn, *args)
+                                     for b in self.blocks]))
+        classes = dask.compute(*[dask.delayed(_held_classes)(b) for b in blocks])
+        sub = self.with_blocks(blocks, self.task_rows)
+        sub.n_input_rows = self.n_input_rows
+        sub.classes = None if all(c is None for c in classes) else [
+            c for part, n in zip(classes, self.task_chunks, strict=True)
+            for c in (part if part is not None else [None] * n)]
+        return sub
+
+    def expand_classes(self, classes: list) -> DaskTaskData:
+        """The classes' layout of the multinomial loss (:func:`regmtl.classes.expand_classes`)
+        built on every block from its rows: one segment per class of each task, the blocks'
+        tasks ``(task, class)`` pairs; ``classes`` the tasks' classes (found on the blocks,
+        :func:`as_dask_task_data`), checked there (two or more each)."""
+        dask, _ = _dask()
+        K = np.array([len(c) for c in classes], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(K)]).astype(np.int64)
+        blocks = list(dask.persist(*[
+            dask.delayed(_expand_block, pure=True)(b, classes[lo:hi])
+            for b, lo, hi in zip(self.blocks, self.bounds[:-1], self.bounds[1:],
+                                 strict=True)]))
+        pairs = np.empty(int(K.sum()), dtype=object)
+        pairs[:] = [(task, c) for task, cl in zip(self.tasks, classes, strict=True)
+                    for c in cl]
+        new = DaskTaskData(blocks, first[self.bounds], np.repeat(self.task_rows, K), pairs,
+                           n_features=self._n_features, feature_names=self.feature_names,
+                           n_input_rows=self.n_input_rows)
+        new.class_blocks = np.column_stack([first[:-1], K]).astype(np.int64)
+        new.classes = list(classes)
+        return new
 
     # ------------------------------------------------------------------ blockwise
     def _key(self, arg: Any, k: int):

@@ -31,6 +31,7 @@ from .persistence import SaveMixin, linear_rules
 from .problem import (
     apply_offset,
     check_loss_targets,
+    checked_targets,
     deviance_explained,
     encode_targets,
     make_datafit,
@@ -553,15 +554,21 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     def _loss(self) -> Any:
         return self.loss
 
-    def _prepare_targets(self, data: TaskData) -> None:
-        """One loss per task: its binary tasks' labels to -1/+1 (``classes_``)."""
+    def _prepare_targets(self, data: TaskData) -> TaskData | None:
+        """One loss per task: its binary tasks' labels to -1/+1 (``classes_``); on task
+        blocks held elsewhere, encoded and checked on each block."""
+        datafit = self._datafit()
         if not data.rows_local:
-            return
-        encode_targets(data, self._datafit())
-        if data.classes is not None and self._datafit().kind == "mixed":
+            if datafit.kind != "mixed":
+                return None
+            data = data.map_blocks(checked_targets, datafit.bind(data))
+        else:
+            encode_targets(data, datafit)
+        if data.classes is not None and datafit.kind == "mixed":
             self.classes_ = data.classes
         elif hasattr(self, "classes_"):
             del self.classes_
+        return data
 
     def _natural(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each row's prediction in its task's units: the mean of the loss's model
@@ -601,8 +608,12 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             model.
         """
         if _is_dask(X, task):
-            if offset is not None or not make_datafit(self.loss).quadratic:
-                mean = make_datafit(self.loss).mean
+            datafit = make_datafit(self.loss)
+            if datafit.kind == "mixed":  # each task's own output, on the workers
+                return self._dask_scores(X, task, post=_TaskOutputs(
+                    datafit.losses, getattr(self, "classes_", None)))
+            if offset is not None or not datafit.quadratic:
+                mean = datafit.mean
                 return self._dask_scores(X, task, post=lambda f, codes: mean(f))
             return self._dask_scores(X, task)
         data, f = self._scores(X, task)
@@ -728,6 +739,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
 
     def _prepare_targets(self, data: TaskData) -> TaskData | None:
         self._multiclass = False
+        if not data.rows_local and any(len(c) > 2 for c in data.classes):
+            self._multiclass = True  # (the classes found on the blocks, the layout there)
+            self.classes_ = list(data.classes)
+            return data.expand_classes(data.classes)
         if data.rows_local and data.raw_y is not None:
             classes = task_classes(data)
             if any(len(c) > 2 for c in classes):  # the multinomial loss, on every task
@@ -762,6 +777,11 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         """(data, probabilities, scores) of a multinomial fit: per row of ``data`` the
         probabilities and scores of its task's classes (columns past ``K_t`` hold 0 and -inf)."""
         check_is_fitted(self)
+        if _is_dask(X, y, task):
+            raise ValueError(
+                "a multinomial fit (a task of more than two classes) predicts and scores rows "
+                "in memory: compute the Dask input first (X.compute()), or apply the model to "
+                "each partition (X.map_partitions).")
         data = self._data(X, y, task, sample_weight, fitting=False)
         exp = expand_classes(data, self._classes)
         W, b = self.coef_matrix_, self._b
@@ -931,7 +951,7 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         float
             The mean over tasks of each task's accuracy on its observed labels.
         """
-        if _is_dask(X, y, task):
+        if _is_dask(X, y, task) and not self._multi:
             from .dask import task_score
 
             check_is_fitted(self)
@@ -990,6 +1010,23 @@ class _LabelTable:
         if self.with_codes:  # (label, task position) pairs for scoring
             return np.column_stack([labels.astype(object), codes.astype(object)])
         return labels
+
+
+class _TaskOutputs:
+    """One loss per task: called on the scores and task positions of rows, each row's output
+    in its task's units (its loss's mean, a label for a binary task)."""
+
+    def __init__(self, losses, classes):
+        self.losses, self.classes = list(losses), classes
+
+    def __call__(self, f: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        out = np.empty(np.shape(f), dtype=np.float64)
+        for k in np.unique(codes):
+            rows = codes == k
+            cls = None if self.classes is None else self.classes[k]
+            out[rows] = (self.losses[k].mean(f[rows]) if cls is None
+                         else np.where(f[rows] > 0, cls[1], cls[0]))
+        return out
 
 
 def _row_weights(data: TaskData) -> np.ndarray:

@@ -21,7 +21,7 @@ from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
-           "check_loss_targets", "deviance_explained", "encode_targets"]
+           "check_loss_targets", "checked_targets", "deviance_explained", "encode_targets"]
 
 def make_datafit(loss: Any) -> Datafit:
     """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
@@ -44,6 +44,16 @@ def encode_targets(data: TaskData, datafit: Datafit) -> TaskData:
         kinds = np.array([loss.kind for loss in datafit.task_losses(data)])
         if np.any(kinds == "binary"):
             data.encode_binary(tasks=np.flatnonzero(kinds == "binary"))
+    return data
+
+
+def checked_targets(data: TaskData, datafit: Datafit) -> TaskData:
+    """A problem in this process (a task block of a problem held elsewhere) with its binary
+    tasks' labels encoded (:func:`encode_targets`) and its targets checked against the loss
+    (:func:`check_loss_targets`), ``datafit`` bound to its rows."""
+    datafit = datafit.bind(data)
+    encode_targets(data, datafit)
+    check_loss_targets(data, datafit)
     return data
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .base import Datafit, one_loss
+from .on_blocks import BlockLoss
 
 __all__ = ["Mixed"]
 
@@ -78,17 +79,19 @@ class Mixed(Datafit):
         Parameters
         ----------
         data : TaskData
-            The problem; ``data.task_index`` says which listed task each segment holds.
+            The problem; ``data.task_index`` says which listed task each segment holds
+            (task blocks held elsewhere: each block binds its own tasks' losses,
+            :class:`~regmtl.datafits.on_blocks.BlockLoss`).
 
         Returns
         -------
-        Mixed
+        Datafit
             The bound loss.
         """
-        if not getattr(data, "rows_local", True):
-            raise ValueError("loss=[...] (one loss per task) is fitted in memory; Dask input "
-                             "takes one loss for all tasks.")
         self._check_tasks(data)
+        if not getattr(data, "rows_local", True):  # task blocks elsewhere: bound on each
+            return BlockLoss(self, data, [self.parts[self.task_part[k]]
+                                          for k in data.task_index])
         bound = getattr(self, "_bound", None)  # (held, so that identity means the same rows)
         if bound is not None and bound[0] is data.indptr and bound[1] is data.task_index:
             return self  # (already on these rows: the estimator, solve and reference bind)

@@ -8,6 +8,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from .base import Datafit
+from .on_blocks import BlockLoss
 
 __all__ = ["Multinomial"]
 
@@ -60,6 +61,8 @@ class Multinomial(Datafit):
             raise ValueError("the multinomial loss is fitted on the classes' layout "
                              "(regmtl.classes.expand_classes); MultiTaskClassifier builds it "
                              "for tasks with more than two classes.")
+        if not getattr(data, "rows_local", True):  # task blocks elsewhere: bound on each
+            return BlockLoss(self, data)
         bound = getattr(self, "_bound", None)  # (held, so that identity means the same rows)
         if bound is not None and bound[0] is data.indptr and bound[1] is blocks:
             return self  # (already on these rows: the estimator, solve and reference bind)

@@ -194,6 +194,7 @@ def fit_intercepts(
 
 
 def _block_intercepts(block, datafit, S, b, max_newton):
+    datafit = datafit.bind(block)  # (a loss that reads the block layout: bound to its rows)
     S, b = np.array(S, dtype=np.float64), np.array(b, dtype=np.float64)
     return fit_intercepts(block, datafit, S, b, max_newton)
 
@@ -251,7 +252,7 @@ def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Refere
 
 def _block_floor(block, datafit):
     """The loss's floor ``sum_r c_r inf l(y_r, .)`` on one block's rows."""
-    return datafit.floor(block.y, block.c)
+    return datafit.bind(block).floor(block.y, block.c)
 
 
 def per_row(s: float | np.ndarray, data: TaskBlocks) -> float | np.ndarray:

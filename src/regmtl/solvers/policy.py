@@ -181,8 +181,18 @@ EXACT_SOLVES = Requirement(
         f"{pb.data.n_tasks} tasks, {pb.data.n_features} features) has neither: use "
         "solver='fista' (or 'auto')."),
 )
+SMOOTH_ON_BLOCKS = Requirement(
+    "a smooth loss (``datafit.smooth``: the pinball loss's exact rows need the rows in one "
+    "place)",
+    lambda pb: pb.datafit.smooth,
+    lambda pb, name: (
+        f"{pb.datafit!r} is not smooth: on Dask input the smooth losses are fitted (squared, "
+        "logistic, poisson, gamma, huber, the multinomial, and lists of them); fit a quantile "
+        "loss in memory (compute the Dask input first)."),
+    on_data=False,
+)
 #: What every solver needs of task blocks held elsewhere (before its own requirements).
-ON_BLOCKS_ELSEWHERE = (GRAM_FORM, BLOCK_PENALTY)
+ON_BLOCKS_ELSEWHERE = (SMOOTH_ON_BLOCKS, GRAM_FORM, BLOCK_PENALTY)
 
 
 MAJORIZED = Requirement(

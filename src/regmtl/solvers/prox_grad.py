@@ -67,7 +67,8 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
 
 def _norm(V: np.ndarray, v: np.ndarray) -> float:
     """``sqrt(||V||^2 + ||v||^2)`` without overflow (entries past 1e154 square to inf)."""
-    big = max(float(np.abs(V).max(initial=0.0)), float(np.abs(v).max(initial=0.0)))
+    big = max(float(np.max(np.abs(V))) if V.size else 0.0,
+              float(np.max(np.abs(v))) if v.size else 0.0)
     if big == 0.0 or not np.isfinite(big):
         return big
     return big * float(np.sqrt(np.vdot(V / big, V / big) + np.dot(v / big, v / big)))
@@ -155,13 +156,15 @@ def fista(
             Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * step_f
             t = t_next
         V, b, f = V_new, b_new, f_new
+        if not data.rows_local:  # the iterates computed where the blocks are, each step
+            V, b, f, Z, zb, fz = data.settle(V, b, f, Z, zb, fz)
         if it % check_every == 0 or it == max_iter or it == done + 1 or stalled:
             # certify with the intercepts minimized exactly, on copies: the iterates (and
             # with them the momentum) stay untouched
             b_cert, f_cert = b.copy(), f
             if fit_intercept:
                 S = datafit.state(y, f)
-                fit_intercepts(data, datafit, S, b_cert)
+                S, b_cert = fit_intercepts(data, datafit, S, b_cert)
                 f_cert = datafit.scores(y, S)
             cert = certify(data, datafit, penalty, alpha, V, f_cert, fit_intercept, ref, L)
             best = (V, b_cert)
