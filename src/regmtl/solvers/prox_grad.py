@@ -13,6 +13,8 @@ Momentum restarts when it points against the last step (O'Donoghue & Candes 2015
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..blocks import TaskBlocks
@@ -51,27 +53,36 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
     v = rng.standard_normal(data.n_tasks) if fit_intercept else np.zeros(data.n_tasks)
     lam = 0.0
     for _ in range(n_iter):
-        nrm = _norm(V, v)
+        nrm = _norm(V, v, data)
         if nrm == 0:
             return 0.0
         V, v = V / nrm, v / nrm
         V, v = maps.adjoint(data.c * maps.linear(V, v))
         if not fit_intercept:
             v = np.zeros_like(v)
-        lam = _norm(V, v)
+        V, v = data.settle(V, v)  # (task blocks elsewhere: computed, not a growing history)
+        lam = _norm(V, v, data)
     curvature = datafit.curvature
     if not np.isfinite(curvature):
         curvature = datafit.curvature_at(data.y, data.row_zeros() if f is None else f)
     return curvature * lam
 
 
-def _norm(V: np.ndarray, v: np.ndarray) -> float:
-    """``sqrt(||V||^2 + ||v||^2)`` without overflow (entries past 1e154 square to inf)."""
-    big = max(float(np.max(np.abs(V))) if V.size else 0.0,
-              float(np.max(np.abs(v))) if v.size else 0.0)
+def _norm(V: np.ndarray, v: np.ndarray, data: Any = None) -> float:
+    """``sqrt(||V||^2 + ||v||^2)`` without overflow (entries past 1e154 square to inf); on
+    task blocks held elsewhere (``data``) in one round trip unless the entries are that large."""
+    numbers = (lambda *a: tuple(float(x) for x in a)) if data is None else data.numbers
+    with np.errstate(over="ignore", invalid="ignore"):
+        maxV, maxv, ss = numbers(np.max(np.abs(V)) if V.size else 0.0,
+                                 np.max(np.abs(v)) if v.size else 0.0,
+                                 np.vdot(V, V) + np.dot(v, v))
+    big = max(maxV, maxv)
     if big == 0.0 or not np.isfinite(big):
         return big
-    return big * float(np.sqrt(np.vdot(V / big, V / big) + np.dot(v / big, v / big)))
+    if big < 1e150 and np.isfinite(ss):
+        return float(np.sqrt(ss))
+    (scaled,) = numbers(np.vdot(V / big, V / big) + np.dot(v / big, v / big))
+    return big * float(np.sqrt(scaled))
 
 
 def fista(
