@@ -282,7 +282,10 @@ class _MultiTaskCV(BaseEstimator):
         check_alphas(self.alphas)  # a bad grid is refused before any work
         probe = self._estimator(self.penalty, 1.0)
         data = probe._data(X, y, task, sample_weight, fitting=True)
-        layout = probe._prepare_targets(data)  # the classes' layout (multinomial) or None
+        prepared = probe._prepare_targets(data) or data  # labels encoded (on the blocks)
+        # the classes' layout of a multinomial fit, or None
+        layout = prepared if getattr(prepared, "class_blocks", None) is not None else None
+        data = data if layout is not None else prepared
         classes = None if layout is None else task_classes(data)
         datafit = probe._datafit()
         distributed = not data.rows_local
