@@ -81,7 +81,7 @@ class Mixed(Datafit):
         data : TaskData
             The problem; ``data.task_index`` says which listed task each segment holds
             (task blocks held elsewhere: each block binds its own tasks' losses,
-            :class:`~regmtl.datafits.on_blocks.BlockLoss`).
+            ``regmtl.datafits.on_blocks.BlockLoss``).
 
         Returns
         -------
