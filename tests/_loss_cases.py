@@ -168,3 +168,17 @@ def cvx_graph(A: np.ndarray):
         return 0.5 * alpha * sum(A[s, t] * __import__("cvxpy").sum_squares(W[:, s] - W[:, t])
                                  for s in range(T) for t in range(T) if A[s, t] != 0.0)
     return expr
+
+
+def cvxpy_multinomial_loss(cp, Xs, ys, classes, W, b):
+    """The multinomial loss of the tasks in cvxpy: each task's mean over its own classes."""
+    terms, col = [], 0
+    for X, y, cls in zip(Xs, ys, classes, strict=True):
+        K = len(cls)
+        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
+                                                                       order="C")
+        onehot = (y[:, None] == cls[None, :]).astype(float)
+        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
+                     / len(y))
+        col += K
+    return sum(terms)

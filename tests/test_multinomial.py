@@ -3,6 +3,7 @@ certified, against scikit-learn and cvxpy."""
 
 import numpy as np
 import pytest
+from _loss_cases import cvxpy_multinomial_loss
 from sklearn.linear_model import LogisticRegression
 
 import regmtl as rm
@@ -58,15 +59,7 @@ def test_tasks_with_their_own_classes_against_cvxpy(penalty):
     assert clf.coef_.shape == (9, 4)
     W = cp.Variable((4, 9))
     b = cp.Variable(9)
-    terms, col = [], 0
-    for X, y, cls in zip(Xs, ys, classes, strict=True):
-        K = len(cls)
-        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
-                                                                       order="C")
-        onehot = (y[:, None] == cls[None, :]).astype(float)
-        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
-                     / len(y))
-        col += K
+    terms = [cvxpy_multinomial_loss(cp, Xs, ys, classes, W, b)]
     # L1 on the classes: one group per feature and task (tests/test_multinomial_penalties.py)
     l1 = sum(cp.sum(cp.norm(W[:, a:e], 2, axis=1)) for a, e in ((0, 3), (3, 5), (5, 9)))
     reg = {"l21": cp.sum(cp.norm(W, 2, axis=1)), "l2": 0.5 * cp.sum_squares(W),

@@ -3,6 +3,7 @@ against cvxpy and scikit-learn, chosen by ``"auto"``, certified."""
 
 import numpy as np
 import pytest
+from _loss_cases import cvxpy_multinomial_loss
 from sklearn.linear_model import LogisticRegression
 
 import regmtl as rm
@@ -28,15 +29,7 @@ def _penalty(name):
 def _cvxpy_objective(cp, Xs, ys, classes, penalty, alpha):
     p, cols = Xs[0].shape[1], sum(len(c) for c in classes)
     W, b = cp.Variable((p, cols)), cp.Variable(cols)
-    terms, col = [], 0
-    for X, y, cls in zip(Xs, ys, classes, strict=True):
-        K = len(cls)
-        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
-                                                                       order="C")
-        onehot = (y[:, None] == cls[None, :]).astype(float)
-        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
-                     / len(y))
-        col += K
+    terms = [cvxpy_multinomial_loss(cp, Xs, ys, classes, W, b)]
     # L1 on the classes: one group per feature and task (tests/test_multinomial_penalties.py)
     first = np.cumsum([0] + [len(c) for c in classes])
     grouped = sum(cp.sum(cp.norm(W[:, a:e], 2, axis=1))

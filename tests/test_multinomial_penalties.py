@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _loss_cases import cvxpy_multinomial_loss
 
 import regmtl as rm
 from regmtl.classes import class_layout, class_penalty
@@ -26,20 +27,6 @@ def _tasks(seed=0, sizes=(60, 90, 50), p=4, labels=LABELS):
     ys = [lab[np.argmax(X[:, :len(lab)] + 0.7 * rng.standard_normal((len(X), len(lab))),
                         axis=1)] for X, lab in zip(Xs, labels, strict=True)]
     return Xs, ys
-
-
-def _cvxpy_loss(cp, Xs, ys, classes, W, b):
-    """The multinomial loss of the tasks in cvxpy: each task's mean over its own classes."""
-    terms, col = [], 0
-    for X, y, cls in zip(Xs, ys, classes, strict=True):
-        K = len(cls)
-        F = X @ W[:, col:col + K] + np.ones((len(y), 1)) @ cp.reshape(b[col:col + K], (1, K),
-                                                                       order="C")
-        onehot = (y[:, None] == cls[None, :]).astype(float)
-        terms.append(cp.sum(cp.log_sum_exp(F, axis=1) - cp.sum(cp.multiply(onehot, F), axis=1))
-                     / len(y))
-        col += K
-    return sum(terms)
 
 
 def _columns(classes):
@@ -88,7 +75,7 @@ def test_class_penalties_against_cvxpy(name):
     assert [len(c) for c in classes] == [3, 2, 4]
     p, n_cols = Xs[0].shape[1], sum(len(c) for c in classes)
     W, b = cp.Variable((p, n_cols)), cp.Variable(n_cols)
-    loss = _cvxpy_loss(cp, Xs, ys, classes, W, b)
+    loss = cvxpy_multinomial_loss(cp, Xs, ys, classes, W, b)
     prob = cp.Problem(cp.Minimize(loss + alpha * _reg(name, W, classes, cp)))
     prob.solve(solver=cp.CLARABEL)
     assert abs(clf.objective_ - prob.value) <= 1e-6 * abs(prob.value)
@@ -341,7 +328,7 @@ def test_composite_penalties_group_a_task_s_classes_against_cvxpy(name):
            "sparse_lowrank": cp.normNuc(Q) + 0.5 * grouped(P),
            "robust_features": cp.sum(cp.norm(P, 2, axis=1)) + 0.8 * outliers,
            "robust_lowrank": cp.normNuc(P) + 0.8 * outliers}[name]
-    loss = _cvxpy_loss(cp, Xs, ys, clf.classes_, W, b)
+    loss = cvxpy_multinomial_loss(cp, Xs, ys, clf.classes_, W, b)
     prob = cp.Problem(cp.Minimize(loss + alpha * reg), [W == P + Q])
     prob.solve(solver=cp.CLARABEL)
     assert abs(clf.objective_ - prob.value) <= 1e-6 * abs(prob.value)
