@@ -179,7 +179,8 @@ def ddp_rows(args) -> list[dict]:
            "--n-test", str(args.n_test), "--digits-batch", str(args.digits_batch)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     if out.returncode != 0:
-        print(out.stdout[-3000:], out.stderr[-3000:])
+        (Path(args.out) / "ddp.log").write_text(out.stdout + out.stderr)
+        print(out.stderr[-4000:])
         return [{"case": "Two digits, DDP", "setting": "NCCL, 1 process", "s_epoch": float("nan"),
                  "rows_s": float("nan"), "quality": f"failed (rc {out.returncode})"}]
     res = json.loads(out.stdout.strip().splitlines()[-1])
