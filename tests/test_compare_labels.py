@@ -73,3 +73,5 @@ def test_school_report_has_no_raw_array_text(school, tmp_path):
         assert summary in text
         assert "one alpha for all)" not in text  # the old wording
         assert "each task choosing its own alpha" in text
+        # the relatedness section names the fit it read
+        assert "From the coefficients of ridge (independent) on the first split" in text

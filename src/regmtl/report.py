@@ -680,19 +680,18 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
     from .relatedness import is_independent, task_relatedness
 
     roles = comp.scores.drop_duplicates("model").set_index("model")["role"]
-    base = next((m for name, m in comp.models.items()
-                 if roles.get(name) == "independent" and hasattr(m, "coef_")
-                 and is_independent(m)), None)
+    label, base = next(((name, m) for name, m in comp.models.items()
+                        if roles.get(name) == "independent" and hasattr(m, "coef_")
+                        and is_independent(m)), (None, None))
     if base is None or len(comp.task_names) < 2:
         return
-    est = "logistic regression" if comp.kind == "binary" else "ridge"
     rep.add_heading("Task relatedness")
     try:
         rel = task_relatedness(model=base, task_names=comp.task_names)
     except ValueError as exc:  # say why rather than lose the whole report
-        rep.add_text(f"Not computed from the independent {est} fits: {exc}")
+        rep.add_text(f"Not computed from the fits of {label}: {exc}")
         return
-    rep.add_text(f"From the coefficients of the independent {est} fits of the first split "
+    rep.add_text(f"From the coefficients of {label} on the first split "
                  "(each task fitted alone on the standardized training rows), compared with "
                  f"unrelated tasks ({rel.n_permutations} permutations). See `regmtl "
                  "relatedness` for the same on all rows.")
