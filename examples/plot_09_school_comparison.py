@@ -5,7 +5,8 @@ School: the full comparison
 The School data (exam scores of pupils in 139 London schools, one regression task per school,
 28 features) is the classic benchmark of multi-task learning. :func:`regmtl.compare` fits the
 default line-up on its fixed train/test splits: independent ridge and lasso (every school
-alone), least squares per school, one pooled ridge for all schools (one slope vector, one
+alone, each with its own alpha; ridge also with one alpha for all schools), least squares per
+school, one pooled ridge for all schools (one slope vector, one
 intercept per school), and the L2,1, trace-norm and mean-regularized multi-task models, every
 one of them tuned by cross-validation inside the training rows. The claim: every multi-task
 model explains more of the test variance than independent ridge, both pooled over the test

@@ -125,9 +125,10 @@ def _int_at_least(low: int) -> Callable[[str], int]:
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     _data_arguments(p)
     p.add_argument("--models", default="default",
-                   help="comma-separated models (ridge, lasso, unregularized, logistic, "
-                        "logistic_l1, pooled, l21, trace, mean, clustered, dirty; default: the "
-                        "standard set)")
+                   help="comma-separated models (ridge, lasso, logistic, logistic_l1: an alpha "
+                        "per task; ridge_one_alpha, lasso_one_alpha, logistic_one_alpha: one "
+                        "alpha for all; unregularized, pooled, l21, trace, mean, clustered, "
+                        "dirty; default: the standard set)")
     p.add_argument("--splits", type=_int_at_least(1), default=10,
                    help="train/test splits (the data set's fixed ones first; default 10)")
     p.add_argument("--test-size", type=float, default=0.25,

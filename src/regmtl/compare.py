@@ -10,7 +10,9 @@ that part (folds inside every task), and scored on the test part, task by task. 
   of every task, ``cv="loo"``, as one scikit-learn ``RidgeCV`` per task would): the strongest
   independent model, the one a multi-task model has to beat. ``"ridge_one_alpha"``,
   ``"lasso_one_alpha"`` and ``"logistic_one_alpha"`` share one alpha over the tasks (the
-  default models include the first of them, to show what choosing per task adds);
+  default models include the first of them, to show what choosing per task adds), as do the
+  nonconvex ``"mcp"``, ``"scad"`` and ``"capped_l1"``; the labels of the models with one
+  alpha for all tasks say ``one alpha``;
 - *unregularized*: every task alone with no penalty (alpha = 0, :class:`Unregularized`):
   least squares, or unpenalized logistic regression;
 - *pooled*: one slope vector shared by all tasks and one intercept per task
@@ -114,9 +116,20 @@ def _penalty_models() -> dict[str, tuple[tuple[str, ...], Callable[[str, dict], 
         if pen.compare_role is None:
             continue
         per_task = pen.compare_role == "independent" and pen.separates_over_tasks
+        label = pen.comparison_label()
+        if pen.compare_role == "independent" and not per_task:
+            label = _one_alpha_label(label)
         out[name] = (_ALL, _cv(name, **(_PER_TASK if per_task else {})), pen.compare_role,
-                     pen.comparison_label())
+                     label)
     return out
+
+
+def _one_alpha_label(label: str) -> str:
+    """The label of an independent model fitted with one alpha for all tasks:
+    ``"MCP (independent)"`` -> ``"MCP (independent, one alpha)"``."""
+    if label.endswith(")"):
+        return label[:-1] + ", one alpha)"
+    return label + " (one alpha)"
 
 
 _MODELS = {**_BASELINES, **_penalty_models()}
@@ -279,7 +292,9 @@ class Comparison:
         for ridge, lasso, elastic net and unregularized, ``"pooled"``, ``"multi-task"`` or
         ``"user"``), the task's test size ``n`` and the per-task metrics.
     choices : DataFrame
-        The chosen parameters of every model on every split.
+        The chosen parameters of every model on every split: ``alpha``, and for a model
+        that chose an alpha per task, ``alpha`` their median and ``alphas`` the array of
+        them (one per task, in task order).
     kind : {"regression", "binary", "multiclass"}
         The kind of the tasks.
     baseline : str
@@ -640,8 +655,10 @@ def compare(
     task), and scored on the test part, task by task. Features are standardized with the
     pooled training rows of all tasks. The baselines learn every task alone (``"ridge"``,
     ``"lasso"``, ``"elasticnet"``; ``"logistic"``, ``"logistic_l1"`` for classification:
-    one fit with a separable penalty and one alpha for all tasks; ``"unregularized"``: no
-    penalty, see ``regmtl.compare.Unregularized``) or one slope vector for all tasks
+    one fit with a separable penalty and an alpha per task, each chosen inside its task;
+    ``"ridge_one_alpha"``, ``"lasso_one_alpha"``, ``"logistic_one_alpha"``: one alpha for
+    all tasks; ``"unregularized"``: no penalty, see ``regmtl.compare.Unregularized``) or
+    one slope vector for all tasks
     with one intercept per task (``"pooled"``, ``regmtl.compare.PooledModel``); the
     multi-task models share through their penalty (``"l21"``, ``"trace"``, ``"mean"``,
     ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
@@ -667,9 +684,12 @@ def compare(
         (multinomial, its C tuned per task on the log loss: ``"independent"``), ``"l21"``
         and ``"trace"``.
     models : str, estimator, list or dict, default="default"
-        ``"default"``: ridge, lasso, unregularized, pooled, l21, trace, mean (logistic and L1
-        logistic first for classification). Otherwise a list mixing model names
-        (``"ridge"``, ``"lasso"``, ``"elasticnet"``, ``"logistic"``, ``"logistic_l1"``,
+        ``"default"``: ``DEFAULT_MODELS`` of the kind: ridge (an alpha per task), ridge with
+        one alpha for all tasks, lasso, unregularized, pooled, l21, trace, mean (logistic,
+        logistic with one alpha and L1 logistic first for classification). Otherwise a list
+        mixing model names (``"ridge"``, ``"ridge_one_alpha"``, ``"lasso"``,
+        ``"lasso_one_alpha"``, ``"elasticnet"``, ``"logistic"``, ``"logistic_one_alpha"``,
+        ``"logistic_l1"``,
         ``"unregularized"``, ``"pooled"``, ``"l21"``, ``"trace"``, ``"mean"``,
         ``"clustered"``, ``"shared_structure"``, ``"dirty"``, ``"sparse_lowrank"``,
         ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,

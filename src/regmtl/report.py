@@ -437,7 +437,8 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     rep.add_text(
         "Every model is fitted on the training rows of each split, its regularization chosen "
         "by cross-validation inside every task of the training part only, and scored on the "
-        "test rows. *Independent* models learn each task alone (one alpha for all), *pooled* "
+        "test rows. *Independent* models learn each task alone, each task choosing its own "
+        "alpha, except those whose name says *one alpha* (one alpha for all tasks); *pooled* "
         "fits one slope vector to all tasks' rows with a level (intercept) per task, the *MTL* "
         "models share through their penalty. "
         f"*{score}*: {_METRIC_WORDS.get(metric, metric)}; mean and standard deviation (*sd*) "
@@ -511,10 +512,63 @@ def comparison_report(comparison: Any, *, title: str | None = None,
                               caption="Inner cross-validation curve (±1 standard error)")
     _comparison_relatedness(rep, comp)
     rep.add_heading("Chosen parameters")
-    rep.add_table(_readable_frame(comp.choices), caption="Per model and split",
+    rep.add_table(_readable_frame(_chosen_parameters(comp.choices)),
+                  caption="Per model and split; alpha per task: its median, range and count "
+                          "(the full list is in the result's choices, column alphas)",
                   details=f"The parameters every model chose on each of the {comp.n_splits} "
                           "split(s)")
     return rep._draw(n_jobs)
+
+
+def _value_summary(value: Any) -> Any:
+    """A cell of the chosen parameters as a reader takes it in: a number or a name as it is,
+    several values (one per task) as ``"median m, range lo to hi (n values)"``."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+        return value
+    try:
+        values = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):  # not numbers: how many
+        return f"{len(value)} values" if hasattr(value, "__len__") else str(value)
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return f"{len(values)} values, none finite"
+    return (f"median {np.median(finite):.4g}, range {finite.min():.4g} to {finite.max():.4g} "
+            f"({len(values)} values)")
+
+
+def _chosen_parameters(choices: Any) -> Any:
+    """The chosen parameters of a comparison as the report shows them.
+
+    One row per model and split, as :attr:`regmtl.Comparison.choices`; a parameter chosen per
+    task (``alphas``: one alpha per task) is summarized as its median, range and count in a
+    column ``alpha per task``, beside ``alpha`` (their median). The full lists stay in
+    ``choices``.
+
+    Parameters
+    ----------
+    choices : DataFrame
+        :attr:`regmtl.Comparison.choices`.
+
+    Returns
+    -------
+    DataFrame
+        A copy with every cell a number or text.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from regmtl.report import _chosen_parameters
+    >>> choices = pd.DataFrame({"model": ["ridge (independent)"], "split": [0],
+    ...                         "alpha": [0.5], "alphas": [np.array([0.1, 0.5, 2.0])]})
+    >>> _chosen_parameters(choices)["alpha per task"].iloc[0]
+    'median 0.5, range 0.1 to 2 (3 values)'
+    """
+    out = choices.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = [_value_summary(v) for v in out[col]]
+    return out.rename(columns={"alphas": "alpha per task"})
 
 
 # --------------------------------------------------------------------- relatedness
@@ -626,19 +680,18 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
     from .relatedness import is_independent, task_relatedness
 
     roles = comp.scores.drop_duplicates("model").set_index("model")["role"]
-    base = next((m for name, m in comp.models.items()
-                 if roles.get(name) == "independent" and hasattr(m, "coef_")
-                 and is_independent(m)), None)
+    label, base = next(((name, m) for name, m in comp.models.items()
+                        if roles.get(name) == "independent" and hasattr(m, "coef_")
+                        and is_independent(m)), (None, None))
     if base is None or len(comp.task_names) < 2:
         return
-    est = "logistic regression" if comp.kind == "binary" else "ridge"
     rep.add_heading("Task relatedness")
     try:
         rel = task_relatedness(model=base, task_names=comp.task_names)
     except ValueError as exc:  # say why rather than lose the whole report
-        rep.add_text(f"Not computed from the independent {est} fits: {exc}")
+        rep.add_text(f"Not computed from the fits of {label}: {exc}")
         return
-    rep.add_text(f"From the coefficients of the independent {est} fits of the first split "
+    rep.add_text(f"From the coefficients of {label} on the first split "
                  "(each task fitted alone on the standardized training rows), compared with "
                  f"unrelated tasks ({rel.n_permutations} permutations). See `regmtl "
                  "relatedness` for the same on all rows.")

@@ -547,7 +547,11 @@ class MultiSource(L21):
     :func:`regmtl.alpha_max` under the same settings (the objectives differ by the factor
     ``N / T``). ``Logistic_iMSF`` minimizes ``sum_t mean_i log(1 + exp(-y (x w_t + c_t)))``
     plus the same penalty, with intercepts: ``MultiTaskClassifier(MultiSource(blocks),
-    alpha=z * alpha_max)`` with the defaults, the same objective.
+    alpha=z * alpha_max)`` with the defaults, the same objective. Both run MALSAR's
+    ``Construct_iMSF`` first, which z-scores every source over the rows that observe it
+    (mean 0, standard deviation with ``n - 1``) and drops the rows that observe no source and
+    the groups whose rows have fewer than two distinct targets: do the same to the data
+    before the fit and before ``alpha_max``, else the two solve different problems.
 
     Parameters
     ----------

@@ -139,9 +139,19 @@ class FairGrad(GramWeighting):
     (:func:`~regmtl.deep.weighting.fairgrad_weights`): the improvements
     :math:`\tilde g_t \cdot d` are the :math:`\alpha`-fair allocation, every task improves.
     ``alpha = 1`` is proportional fairness (the weights of Nash-MTL); larger values move
-    toward max-min fairness. The returned weights are :math:`b_t w_t` (no fixed sum; they
-    scale like :math:`\|g\|^{-2\alpha/(\alpha+1)}`, so the update is not linear in the
-    gradients' scale: :math:`\|d\| \propto \|g\|^{1/(\alpha+1)}`). The heads get the gradient
+    toward max-min fairness. The returned weights are :math:`b_t w_t` (no fixed sum). Scaling
+    every gradient by :math:`c > 0` scales :math:`A` by :math:`c^2`, the weights by
+    :math:`c^{-2\alpha/(\alpha+1)}` and the update :math:`d = G^\top w` by
+    :math:`c \cdot c^{-2\alpha/(\alpha+1)}`:
+
+    .. math::
+
+        \|d\| \propto \|g\|^{(1-\alpha)/(1+\alpha)},
+
+    so the step is not linear in the gradients' scale: at ``alpha = 1`` it does not depend on
+    it at all (the update for :math:`10 L` is the update for :math:`L`, as for Nash-MTL),
+    below 1 it grows more slowly than the gradients, above 1 it grows as they shrink. Choose
+    the learning rate for the update's length, not the gradients'. The heads get the gradient
     of :math:`\sum_t b_t L_t`.
 
     Memory: the (T, d) matrix of per-task gradients of the d shared parameters; T backward
@@ -170,8 +180,10 @@ class FairGrad(GramWeighting):
     solve the nonlinear system with SciPy's ``least_squares`` from a fixed start, without a
     statement at stationary points; regmtl minimizes its convex potential by damped Newton
     to machine precision and returns 0 where no solution exists. The base weights scale the
-    gradients, so they enter the update as :math:`b_t^{1/\alpha - 1}`: with the default
-    ``alpha=1`` (as for Nash-MTL's scale invariance) they have no effect on the shared update.
+    gradients, so by the scaling law above a task's share of the update moves as
+    :math:`b_t^{(1-\alpha)/(1+\alpha)}` (exactly so for orthogonal gradients): with the
+    default ``alpha=1`` (as for Nash-MTL's scale invariance) they have no effect on the shared
+    update.
 
     References
     ----------

@@ -183,9 +183,10 @@ class GradVac(GradientWeighting):
     **Differences from the paper.** The paper applies GradVac per parameter group (layer)
     of a multilingual model; regmtl treats the shared parameters as one vector (LibMTL's
     default ``GradVac_group_type=0``; per-layer granularity is not offered). The paper
-    updates each target with the observed cosine at every step, as here; LibMTL only when
-    the vaccine fires. Targets are capped at :math:`1 - 10^{-8}` in the formula (LibMTL
-    adds 1e-8 to the denominator).
+    updates each target with the observed cosine at every step, as here and as LibMTL since
+    February 2024 (before, LibMTL updated a target only when the vaccine fired, that is
+    toward a lower cosine, so a target could only fall). Targets are capped at
+    :math:`1 - 10^{-8}` in the formula (LibMTL adds 1e-8 to the denominator).
 
     References
     ----------

@@ -75,8 +75,11 @@ def imtl_weights(gram: Any, weights: Any = None) -> Tensor:
     normalized to sum 1: :math:`A^{-1}(b \odot \|g\|)` when the gradients are linearly
     independent, and otherwise the minimum-norm least-squares solution in the coordinates of
     the unit gradients (:math:`C^{+}` with eigenvalues below ``RANK_TOL`` = 1e-10 of the largest
-    taken as 0). The update :math:`g` does not depend on which solution of the singular system
-    is taken. Equal projections exist exactly when :math:`b` is in the range of :math:`C`
+    taken as 0). Of the update :math:`g`, only the direction does not depend on which
+    solution of the singular system is taken (the solutions differ by null vectors of
+    :math:`C`, which :math:`G^\top D^{-1}` maps to 0); its length does, through the
+    normalization to sum 1, and so do the weights :math:`\alpha`. Equal projections exist
+    exactly when :math:`b` is in the range of :math:`C`
     (always with independent gradients; with dependent ones e.g. when only a direction
     repeats, ``[[1, 0], [2, 0], [0, 3]]``). Where they do not (more distinct directions than
     the rank, e.g. three in a plane, or two equal directions asked for different
