@@ -50,8 +50,12 @@ from ..serialization import FORMS, array_from_json, array_to_json
 from ..taskdata import TaskData, as_labels
 from ._torch import torch
 from .conversion import (
+    SKLEARN_MANY_CLASSES,
     class_codes,
+    class_count_message,
     class_index,
+    many_classes,
+    numeric_text,
     plain_label,
     probabilities,
     segments_in_form,
@@ -821,7 +825,11 @@ True
         y = np.full(data.n_obs, np.nan)
         classes = []
         for k, s in enumerate(s for s, _ in data.segments()):
-            y[s], cls = class_codes(data.raw_y[s], data.tasks[data.task_index[k]])
+            label = plain_label(data.tasks[data.task_index[k]])
+            y[s], cls = class_codes(
+                data.raw_y[s], label,
+                "fit DeepMultiTaskRegressor, or DeepMultiTaskModel(kinds={"
+                f"{label!r}: 'regression'}}) beside classification tasks.")
             classes.append(cls)
         self._classes = classes
         self.classes_ = classes[0] if data.form == "single" else classes
@@ -1067,8 +1075,17 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                                  "kind's own).")
             return asked
         if asked == "auto":
-            return ("regression" if type_of_target(as_labels(raw)) == "continuous"
-                    else "classification")
+            labels = as_labels(raw)
+            with warnings.catch_warnings():  # (the classes are checked with their count)
+                warnings.filterwarnings("ignore", message=SKLEARN_MANY_CLASSES)
+                kind = type_of_target(labels)
+            if kind == "continuous":
+                return "regression"
+            if labels.dtype.kind in "UO" and many_classes(len(cls := np.unique(labels)),
+                                                          len(labels)) and numeric_text(cls):
+                raise ValueError(class_count_message(cls, len(labels), label, _declare(label),
+                                                     auto=True))
+            return "classification"
         return asked
 
     def _encode(self, data: TaskData) -> np.ndarray:
@@ -1091,7 +1108,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                 kinds.append(kind)
                 classes.append(None)
             else:
-                y[s], cls = class_codes(raw, label)
+                declared = asked[data.task_index[k]] == "classification"
+                y[s], cls = class_codes(raw, label, None if declared else _declare(label))
                 kinds.append("binary" if len(cls) == 2 else "multiclass")
                 classes.append(cls)
         self.kinds_ = np.array(kinds)
@@ -1260,3 +1278,11 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _declare(label: Any) -> str:
+    """How a :class:`DeepMultiTaskModel` task's kind is declared (in a message)."""
+    label = plain_label(label)
+    return (f"declare the task's kind: kinds={{{label!r}: 'regression'}} (numbers given as "
+            f"text are then read as numbers), or kinds={{{label!r}: 'classification'}} to "
+            "keep them classes.")
