@@ -181,7 +181,7 @@ def check_column_types(frame: pd.DataFrame, exclude: Any = None, what: str = "X"
             raise ValueError(
                 f"{what}: column {name!r} is complex ({dtype}); the net reads real numbers. "
                 f"Give its real and imaginary parts as two columns, e.g. X[{name!r}] = "
-                f"X[{name!r}].to_numpy().real and X[{name!r} + '_imag'] = "
+                f"X[{name!r}].to_numpy().real and X[{str(name) + '_imag'!r}] = "
                 f"X[{name!r}].to_numpy().imag.")
         if dtype.kind not in "biuf" or isinstance(dtype, pd.CategoricalDtype):
             continue
