@@ -161,7 +161,7 @@ def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
         want = {"binary": "0 or 1", "count": ">= 0"}.get(t.kind,
                                                          f"integers in 0..{t.n_outputs - 1}")
         raise ValueError(f"targets: row {i} of task {t.name!r} ({t.kind}) has label "
-                         f"{first[i]!r}; its labels must be {want} (NaN = missing).")
+                         f"{float(first[i])!r}; its labels must be {want} (NaN = missing).")
     return arr
 
 
