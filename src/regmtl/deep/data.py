@@ -417,6 +417,42 @@ def _bad_rows(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
     return bad.any(1)
 
 
+def _any_bad(found: list[tuple[TaskSpec, torch.Tensor]]) -> bool:
+    """Whether a label of the batch is refused (:func:`_bad_rows`): the one-output tasks'
+    labels stacked as the columns of one (B, T) matrix, checked in a few operations whatever
+    T, with each column's rule as a mask; task by task otherwise."""
+    ys = [y for s, y in found if s.target_width == 1 and y.numel() == len(y)]
+    try:
+        if len(ys) < len(found):
+            raise RuntimeError("a task of several outputs")
+        Y = torch.stack([y.reshape(-1) for y in ys], 1)
+    except RuntimeError:  # other widths, lengths or devices: task by task
+        return bool(torch.stack([_bad_rows(s, y).any() for s, y in found]).any())
+    if not Y.is_floating_point():
+        Y = Y.double()
+    specs = [s for s, _ in found]
+    bad = torch.isinf(Y).any()
+    missing = torch.isnan(Y)
+    refuse = [j for j, s in enumerate(specs) if s.missing_labels == "refuse"]
+    if refuse:
+        bad |= missing[:, refuse].any()
+    by_kind: dict[str, list[int]] = {}
+    for j, s in enumerate(specs):
+        by_kind.setdefault(s.kind, []).append(j)
+    if "count" in by_kind:
+        bad |= (Y[:, by_kind["count"]] < 0).any()
+    if "binary" in by_kind:
+        cols = by_kind["binary"]
+        bad |= (~missing[:, cols] & (Y[:, cols] != 0) & (Y[:, cols] != 1)).any()
+    if "multiclass" in by_kind:
+        cols = by_kind["multiclass"]
+        y = Y[:, cols]
+        k = torch.tensor([float(specs[j].n_outputs) for j in cols], dtype=Y.dtype,
+                         device=Y.device)
+        bad |= (~missing[:, cols] & ((torch.frac(y) != 0) | (y < 0) | (y >= k))).any()
+    return bool(bad)
+
+
 def check_batch(batch: Any, tasks: list[TaskSpec], check: Callable[[Any], None] | None,
                 where: str) -> None:
     """Refuse a loader's batch whose labels the tasks' checks (as for a data set's targets,
@@ -445,15 +481,16 @@ def check_batch(batch: Any, tasks: list[TaskSpec], check: Callable[[Any], None] 
              for k, y in ys.items() if k in specs and (
                  isinstance(y, torch.Tensor) or (isinstance(y, np.ndarray)
                                                  and y.dtype.kind in "biuf"))]
-    if found:
-        flags = torch.stack([_bad_rows(s, y).any() for s, y in found])
-        if bool(flags.any()):
-            spec, y = found[int(torch.nonzero(flags)[0, 0])]
-            i = int(torch.nonzero(_bad_rows(spec, y))[0, 0])
+    if found and _any_bad(found):
+        for spec, y in found:  # the first task with a refused label, as its arrays say it
+            bad = torch.nonzero(_bad_rows(spec, y))
+            if not len(bad):
+                continue
             try:
                 spec.check_target(y.detach().cpu().double().numpy(), "targets")
             except ValueError as exc:
-                raise ValueError(f"{where} (first at row {i} of the batch): {exc}") from None
+                raise ValueError(f"{where} (first at row {int(bad[0, 0])} of the batch): "
+                                 f"{exc}") from None
     if check is not None:
         try:
             check(ys)
