@@ -11,9 +11,10 @@ the target's units. :class:`DeepMultiTaskModel` mixes regression and classificat
 **Inputs.** Each numeric column is standardized in float64 with the training rows' mean and
 deviation (``x_mean_``, ``x_scale_``) before the float32 cast, so columns far from zero (prices,
 timestamps) or of any scale reach the first layer at unit scale. A DataFrame's categorical or
-string columns (pandas ``category``, ``object``, ``string``) are embedded
-(:class:`~regmtl.deep.FeatureColumns`; vocabularies in ``categories_``, learned over every
-task's rows; an unseen value reads the out-of-vocabulary row; ``regmtl.deep.frames``).
+string columns (pandas ``category``, ``object``, ``string``), and those named in
+``categorical_features`` (integer ids), are embedded (:class:`~regmtl.deep.FeatureColumns`;
+vocabularies in ``categories_``, learned over every task's rows; an unseen value reads the
+out-of-vocabulary row; ``regmtl.deep.frames``).
 
 **Many tasks.** With several tasks and one design per task (lists, dicts, long form), each row
 runs through its own task's head only (the per-row layout of :class:`~regmtl.deep.Trainer`),

@@ -15,7 +15,12 @@ model:
   column in a float64 frame (exact below :math:`2^{53}`), so the rest of the input checks see
   numbers only.
 
-Numeric and bool columns pass unchanged. Values must be str, int, float or bool (what JSON
+Columns the user declares categorical (the wrappers' ``categorical_features``: integer user
+or item ids) are read the same way whatever their dtype, integral floats as ints (a NaN that
+made an id column float does not make 3.0 a new value). Numeric and bool columns pass
+unchanged; :func:`id_like_columns` finds the integer ones that look like ids, and
+:func:`check_column_types` refuses, naming it, a column the net cannot read (dates, durations,
+complex numbers, missing values in a numeric column). Values must be str, int, float or bool (what JSON
 keeps exactly); a column of other objects is refused, naming it.
 """
 
