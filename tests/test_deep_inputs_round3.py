@@ -317,3 +317,13 @@ def test_trainer_names_string_columns():
     with pytest.raises(ValueError, match=r"train: X: column\(s\) \['city'\] hold strings"):
         Trainer(HardSharing(2, ["y"], hidden=(4,)), max_epochs=1).fit(
             (Xf, {"y": np.zeros(N)}))
+
+
+def test_per_row_loader_bad_task_index_names_the_batch():
+    net = HardSharing(4, [TaskSpec("a"), TaskSpec("b")], hidden=(4,))
+    x = torch.as_tensor(X[:3])
+    good = (x, (torch.tensor([0, 1, 0]), torch.zeros(3, dtype=torch.float64)))
+    bad = (x, (torch.tensor([0, 7, 0]), torch.zeros(3, dtype=torch.float64)))
+    with pytest.raises(ValueError, match=r"^train: batch 1: a batch's task index must be .* "
+                                         r"in 0\.\.1; got torch.int64 \(3,\) in 0\.\.7"):
+        Trainer(net, max_epochs=1).fit([good, bad])

@@ -467,7 +467,10 @@ def check_batch(batch: Any, tasks: list[TaskSpec], check: Callable[[Any], None] 
             return
         task, y = ys
         if not rows_ok(task, len(tasks)):
-            check_rows(task, len(tasks))
+            try:
+                check_rows(task, len(tasks))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         if y.ndim and len(y) != len(task):
             raise ValueError(f"{where}: the batch has {len(task)} task indices and {len(y)} "
                              "labels; give one label (row) per task index.")

@@ -20,8 +20,8 @@ or item ids) are read the same way whatever their dtype, integral floats as ints
 made an id column float does not make 3.0 a new value). Numeric and bool columns pass
 unchanged; :func:`id_like_columns` finds the integer ones that look like ids, and
 :func:`check_column_types` refuses, naming it, a column the net cannot read (dates, durations,
-complex numbers, missing values in a numeric column). Values must be str, int, float or bool (what JSON
-keeps exactly); a column of other objects is refused, naming it.
+complex numbers, missing values in a numeric column). Values must be str, int, float or bool
+(what JSON keeps exactly); a column of other objects is refused, naming it.
 """
 
 from __future__ import annotations
