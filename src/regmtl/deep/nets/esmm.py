@@ -376,7 +376,7 @@ class ESMM(MultiTaskNet):
         The :class:`~regmtl.deep.Trainer` calls it on the targets of every data set it is
         given (training, validation, :meth:`~regmtl.deep.Trainer.evaluate`) and on every
         batch of a loader as it passes, naming the batch
-        (:class:`~regmtl.deep.data.CheckedLoader`).
+        (``regmtl.deep.data.CheckedLoader``).
 
         Parameters
         ----------
