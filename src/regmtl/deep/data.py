@@ -11,7 +11,7 @@ data set, of its own size; the shorter ones are cycled.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from ._torch import torch
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec, as_task_specs
 
-__all__ = ["MultiTaskDataset", "Batches", "as_dataset"]
+__all__ = ["MultiTaskDataset", "Batches", "CheckedLoader", "as_dataset", "check_batch"]
 
 
 def row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
@@ -161,7 +161,7 @@ def _row_targets(y: Any, task: np.ndarray, tasks: list[TaskSpec]) -> np.ndarray:
         want = {"binary": "0 or 1", "count": ">= 0"}.get(t.kind,
                                                          f"integers in 0..{t.n_outputs - 1}")
         raise ValueError(f"targets: row {i} of task {t.name!r} ({t.kind}) has label "
-                         f"{first[i]!r}; its labels must be {want} (NaN = missing).")
+                         f"{float(first[i])!r}; its labels must be {want} (NaN = missing).")
     return arr
 
 
@@ -351,31 +351,194 @@ def _is_batch(first: Any) -> bool:
                                       and isinstance(t[0], torch.Tensor))
 
 
-def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train") -> Any:
+def as_dataset(data: Any, tasks: list[TaskSpec], what: str = "train",
+               check: Callable[[Any], None] | None = None) -> Any:
     """A MultiTaskDataset from the tuple ``(X, targets)`` (``(X, (task, y))`` per row);
     datasets pass through, and so do loaders: a DataLoader or any re-iterable sized
-    collection of ``(x, {task: y})`` or ``(x, (task_index, y))`` batches."""
+    collection of ``(x, {task: y})`` or ``(x, (task_index, y))`` batches, wrapped in a
+    :class:`CheckedLoader` that checks the labels of every batch as it passes. ``check``:
+    the net's own check of labels by task (``MultiTaskNet.check_targets``), run on a data
+    set's targets here and on a loader's batches as they pass; its error is prefixed with
+    ``what`` (and the batch)."""
     if isinstance(data, MultiTaskDataset):
-        return data
+        return _checked(data, check, what)
     if isinstance(data, tuple) and len(data) == 2:
         try:
             t = data[1]
             if isinstance(t, tuple) and len(t) == 2:
                 return MultiTaskDataset(data[0], t[1], tasks, task=t[0])
-            return MultiTaskDataset(data[0], data[1], tasks)
+            ds = MultiTaskDataset(data[0], data[1], tasks)
         except ValueError as exc:
             raise ValueError(f"{what}: {exc}") from None
-    if isinstance(data, torch.utils.data.DataLoader):
+        return _checked(ds, check, what)
+    if isinstance(data, CheckedLoader):
         return data
+    if isinstance(data, torch.utils.data.DataLoader):
+        return CheckedLoader(data, tasks, check, what)
     if (hasattr(data, "__iter__") and hasattr(data, "__len__") and len(data)
             and not isinstance(data, (str, np.ndarray, torch.Tensor, Mapping))
             and not hasattr(data, "columns")):
         if _is_batch(next(iter(data))):
-            return data
+            return CheckedLoader(data, tasks, check, what)
     raise ValueError(f"{what}: expected the tuple (X, targets), a MultiTaskDataset, a "
                      "DataLoader or a sized iterable of (x, {task: y}) or (x, (task_index, y)) "
                      "batches, or a dict task -> one of them; got "
                      f"{type(data).__name__}.")
+
+
+def _checked(ds: MultiTaskDataset, check: Callable[[Any], None] | None,
+             what: str) -> MultiTaskDataset:
+    """``ds`` once the net's check of labels by task passed on its targets."""
+    if check is not None and ds.targets is not None:
+        try:
+            check(ds.targets)
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+    return ds
+
+
+def _bad_rows(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
+    """Rows of the batch labels ``y`` of task ``spec`` that its checks refuse (a bool per
+    row, on the labels' device): infinity, a missing label where refused, binary labels
+    other than 0/1, class labels outside the integers 0..K-1, negative counts."""
+    y = y.reshape(len(y), -1) if y.ndim != 1 else y[:, None]
+    if not y.is_floating_point():
+        y = y.double()
+    missing = torch.isnan(y)
+    bad = torch.isinf(y)
+    if spec.missing_labels == "refuse":
+        bad |= missing
+    if spec.kind == "binary":
+        bad |= ~missing & (y != 0) & (y != 1)
+    elif spec.kind == "multiclass":
+        bad |= ~missing & ((y != torch.round(y)) | (y < 0) | (y >= spec.n_outputs))
+    elif spec.kind == "count":
+        bad |= y < 0
+    return bad.any(1)
+
+
+def _any_bad(found: list[tuple[TaskSpec, torch.Tensor]]) -> bool:
+    """Whether a label of the batch is refused (:func:`_bad_rows`): the one-output tasks'
+    labels stacked as the columns of one (B, T) matrix, checked in a few operations whatever
+    T, with each column's rule as a mask; task by task otherwise."""
+    ys = [y for s, y in found if s.target_width == 1 and y.numel() == len(y)]
+    try:
+        if len(ys) < len(found):
+            raise RuntimeError("a task of several outputs")
+        Y = torch.stack([y.reshape(-1) for y in ys], 1)
+    except RuntimeError:  # other widths, lengths or devices: task by task
+        return bool(torch.stack([_bad_rows(s, y).any() for s, y in found]).any())
+    if not Y.is_floating_point():
+        Y = Y.double()
+    specs = [s for s, _ in found]
+    bad = torch.isinf(Y).any()
+    missing = torch.isnan(Y)
+    refuse = [j for j, s in enumerate(specs) if s.missing_labels == "refuse"]
+    if refuse:
+        bad |= missing[:, refuse].any()
+    by_kind: dict[str, list[int]] = {}
+    for j, s in enumerate(specs):
+        by_kind.setdefault(s.kind, []).append(j)
+    if "count" in by_kind:
+        bad |= (Y[:, by_kind["count"]] < 0).any()
+    if "binary" in by_kind:
+        cols = by_kind["binary"]
+        bad |= (~missing[:, cols] & (Y[:, cols] != 0) & (Y[:, cols] != 1)).any()
+    if "multiclass" in by_kind:
+        cols = by_kind["multiclass"]
+        y = Y[:, cols]
+        k = torch.tensor([float(specs[j].n_outputs) for j in cols], dtype=Y.dtype,
+                         device=Y.device)
+        bad |= (~missing[:, cols] & ((torch.frac(y) != 0) | (y < 0) | (y >= k))).any()
+    return bool(bad)
+
+
+def check_batch(batch: Any, tasks: list[TaskSpec], check: Callable[[Any], None] | None,
+                where: str) -> None:
+    """Refuse a loader's batch whose labels the tasks' checks (as for a data set's targets,
+    :meth:`TaskSpec.check_target`) or the net's own (``check``) refuse: one vectorized pass
+    over the batch's labels, the message of the array path prefixed with ``where`` (the data
+    set and the batch) and the first row of the batch that has it."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        return  # the trainer's own checks name a batch of another form
+    ys = batch[1]
+    if not isinstance(ys, Mapping):
+        if not (isinstance(ys, (tuple, list)) and len(ys) == 2):
+            return
+        task, y = ys
+        if not rows_ok(task, len(tasks)):
+            try:
+                check_rows(task, len(tasks))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        if y.ndim and len(y) != len(task):
+            raise ValueError(f"{where}: the batch has {len(task)} task indices and {len(y)} "
+                             "labels; give one label (row) per task index.")
+        try:  # each row for its own task (the data set's check, on the batch)
+            _row_targets(y, task.detach().cpu().numpy(), tasks)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return
+    specs = {t.name: t for t in tasks}
+    found = [(specs[k], torch.from_numpy(y) if isinstance(y, np.ndarray) else y)
+             for k, y in ys.items() if k in specs and (
+                 isinstance(y, torch.Tensor) or (isinstance(y, np.ndarray)
+                                                 and y.dtype.kind in "biuf"))]
+    if found and _any_bad(found):
+        for spec, y in found:  # the first task with a refused label, as its arrays say it
+            bad = torch.nonzero(_bad_rows(spec, y))
+            if not len(bad):
+                continue
+            try:
+                spec.check_target(y.detach().cpu().double().numpy(), "targets")
+            except ValueError as exc:
+                raise ValueError(f"{where} (first at row {int(bad[0, 0])} of the batch): "
+                                 f"{exc}") from None
+    if check is not None:
+        try:
+            check(ys)
+        except ValueError as exc:
+            raise ValueError(f"{where} (rows of the batch): {exc}") from None
+
+
+class CheckedLoader:
+    """A loader whose batches' labels are checked as they pass (:func:`check_batch`).
+
+    Iterating gives the loader's batches unchanged, each once its labels are checked against
+    the tasks' kinds and the net's own check (ESMM: no conversion without a click), so a
+    loader is refused on the batch that holds a label its arrays would be refused for, with
+    the same message, naming the batch and the row. Other attributes (``dataset``,
+    ``sampler``, ``set_epoch``, ...) are the loader's.
+
+    Parameters
+    ----------
+    loader : DataLoader or sized re-iterable
+        Batches ``(x, {task: y})`` or ``(x, (task_index, y))``.
+    tasks : list of TaskSpec
+        The tasks the labels are checked against.
+    check : callable, optional
+        The net's check of labels by task (``MultiTaskNet.check_targets``).
+    what : str, default="train"
+        How errors name the data (``"train"``, ``"val"``, ``"train['ctr']"``).
+    """
+
+    def __init__(self, loader: Any, tasks: list[TaskSpec],
+                 check: Callable[[Any], None] | None = None, what: str = "train"):
+        self.loader, self.tasks, self.check, self.what = loader, tasks, check, what
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        for b, batch in enumerate(self.loader):
+            check_batch(batch, self.tasks, self.check, f"{self.what}: batch {b}")
+            yield batch
+
+    def __getattr__(self, name: str) -> Any:
+        loader = self.__dict__.get("loader")
+        if loader is None or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(loader, name)
 
 
 class Batches:

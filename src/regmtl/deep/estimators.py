@@ -11,9 +11,10 @@ the target's units. :class:`DeepMultiTaskModel` mixes regression and classificat
 **Inputs.** Each numeric column is standardized in float64 with the training rows' mean and
 deviation (``x_mean_``, ``x_scale_``) before the float32 cast, so columns far from zero (prices,
 timestamps) or of any scale reach the first layer at unit scale. A DataFrame's categorical or
-string columns (pandas ``category``, ``object``, ``string``) are embedded
-(:class:`~regmtl.deep.FeatureColumns`; vocabularies in ``categories_``, learned over every
-task's rows; an unseen value reads the out-of-vocabulary row; ``regmtl.deep.frames``).
+string columns (pandas ``category``, ``object``, ``string``), and those named in
+``categorical_features`` (integer ids), are embedded (:class:`~regmtl.deep.FeatureColumns`;
+vocabularies in ``categories_``, learned over every task's rows; an unseen value reads the
+out-of-vocabulary row; ``regmtl.deep.frames``).
 
 **Many tasks.** With several tasks and one design per task (lists, dicts, long form), each row
 runs through its own task's head only (the per-row layout of :class:`~regmtl.deep.Trainer`),
@@ -50,15 +51,20 @@ from ..serialization import FORMS, array_from_json, array_to_json
 from ..taskdata import TaskData, as_labels
 from ._torch import torch
 from .conversion import (
+    SKLEARN_MANY_CLASSES,
     class_codes,
+    class_count_message,
     class_index,
+    find_stack_level,
+    many_classes,
+    numeric_text,
     plain_label,
     probabilities,
     segments_in_form,
     take_rows,
 )
 from .features import Categorical, FeatureColumns, Numeric
-from .frames import ColumnCodes
+from .frames import ColumnCodes, categorical_columns, check_column_types, id_like_columns
 from .inputs import as_inputs, chunks, to_device
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
@@ -101,6 +107,7 @@ class _DeepMultiTask(BaseEstimator):
         "random_state": ["random_state"],
         "device": [str],
         "verbose": ["verbose"],
+        "categorical_features": [StrOptions({"from_dtype"}), list, tuple],
     }
 
     __metadata_request__fit = {"task": True}
@@ -114,7 +121,7 @@ class _DeepMultiTask(BaseEstimator):
                  lr: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
-                 verbose: int = 0):
+                 verbose: int = 0, categorical_features: Any = "from_dtype"):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -135,6 +142,7 @@ class _DeepMultiTask(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.categorical_features = categorical_features
 
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
@@ -149,8 +157,11 @@ class _DeepMultiTask(BaseEstimator):
         )
 
     def _frames(self, X: Any, task: Any, fitting: bool) -> Any:
-        """``X`` with its categorical / string columns as codes (``regmtl.deep.frames``):
-        vocabularies learned over every task's table at fit (``categories_``), read after."""
+        """``X`` with its categorical / string columns, and those ``categorical_features``
+        names, as codes (``regmtl.deep.frames``): vocabularies learned over every task's table
+        at fit (``categories_``), read after. A column the net cannot read (dates, durations,
+        complex numbers, missing values in a numeric column) is refused naming it; at fit, an
+        integer column that looks like ids, fit as a number, is warned about."""
         if isinstance(X, pd.DataFrame):
             frames, put = [X], lambda out: out[0]
         elif isinstance(X, (list, tuple)) and len(X) and all(
@@ -162,9 +173,16 @@ class _DeepMultiTask(BaseEstimator):
         else:
             frames, put = [], None
         exclude = task if isinstance(task, str) else None
+        declared = self._declared_categorical(frames, exclude) if fitting else list(
+            getattr(self, "categories_", None) or ())
+        for i, f in enumerate(frames):
+            check_column_types(f, exclude, "X" if len(frames) == 1 else f"X[{i}]",
+                               categorical_columns(f, exclude, declared))
         if fitting:
-            codes = ColumnCodes.learn(frames, exclude) if frames else None
+            codes = ColumnCodes.learn(frames, exclude, declared) if frames else None
             self.__dict__.pop("categories_", None)
+            if frames and isinstance(self.categorical_features, str):
+                _warn_id_columns(frames, exclude, [] if codes is None else codes.columns)
             if codes is not None:
                 named = [c for c in frames[0].columns if c != exclude]
                 if not all(isinstance(c, str) for c in named):
@@ -186,6 +204,30 @@ class _DeepMultiTask(BaseEstimator):
         if codes is None:
             return X
         return put([codes.encode(f) for f in frames])
+
+    def _declared_categorical(self, frames: list, exclude: Any) -> list:
+        """The columns ``categorical_features`` names (none for ``"from_dtype"``), checked
+        against the tables' columns."""
+        names = self.categorical_features
+        if isinstance(names, str):
+            return []
+        names = list(names)
+        bad = [c for c in names if not isinstance(c, str)]
+        if bad:
+            raise ValueError(f"categorical_features names DataFrame columns by their names "
+                             f"(str), got {bad[0]!r:.40}; give the column names, e.g. "
+                             "categorical_features=['user', 'item'].")
+        if names and not frames:
+            raise ValueError(f"categorical_features={names[:5]!r} names DataFrame columns, "
+                             "but X is not a DataFrame (nor a list or dict of them); give X "
+                             "as a DataFrame with those columns.")
+        for f in frames:
+            absent = [c for c in names if c not in f.columns or c == exclude]
+            if absent:
+                raise ValueError(f"categorical_features: X has no feature column "
+                                 f"{absent[0]!r}; its columns are "
+                                 f"{[c for c in f.columns if c != exclude][:10]}.")
+        return names
 
     def _categorical(self) -> np.ndarray:
         """Positions of the categorical columns among the features (empty without any)."""
@@ -654,14 +696,16 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 256,
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
-                 device: str = "auto", verbose: int = 0):
+                 device: str = "auto", verbose: int = 0,
+                 categorical_features: Any = "from_dtype"):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
             alpha=alpha, weighting=weighting, optimizer=optimizer, lr=lr,
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
-            random_state=random_state, device=device, verbose=verbose)
+            random_state=random_state, device=device, verbose=verbose,
+            categorical_features=categorical_features)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -821,7 +865,11 @@ True
         y = np.full(data.n_obs, np.nan)
         classes = []
         for k, s in enumerate(s for s, _ in data.segments()):
-            y[s], cls = class_codes(data.raw_y[s], data.tasks[data.task_index[k]])
+            label = plain_label(data.tasks[data.task_index[k]])
+            y[s], cls = class_codes(
+                data.raw_y[s], label,
+                "fit DeepMultiTaskRegressor, or DeepMultiTaskModel(kinds={"
+                f"{label!r}: 'regression'}}) beside classification tasks.")
             classes.append(cls)
         self._classes = classes
         self.classes_ = classes[0] if data.form == "single" else classes
@@ -1014,14 +1062,16 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 256,
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
-                 device: str = "auto", verbose: int = 0):
+                 device: str = "auto", verbose: int = 0,
+                 categorical_features: Any = "from_dtype"):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
             alpha=alpha, weighting=weighting, optimizer=optimizer, lr=lr,
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
-            random_state=random_state, device=device, verbose=verbose)
+            random_state=random_state, device=device, verbose=verbose,
+            categorical_features=categorical_features)
         self.kinds = kinds
         self.loss = loss
 
@@ -1067,8 +1117,17 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                                  "kind's own).")
             return asked
         if asked == "auto":
-            return ("regression" if type_of_target(as_labels(raw)) == "continuous"
-                    else "classification")
+            labels = as_labels(raw)
+            with warnings.catch_warnings():  # (the classes are checked with their count)
+                warnings.filterwarnings("ignore", message=SKLEARN_MANY_CLASSES)
+                kind = type_of_target(labels)
+            if kind == "continuous":
+                return "regression"
+            if labels.dtype.kind in "UO" and many_classes(len(cls := np.unique(labels)),
+                                                          len(labels)) and numeric_text(cls):
+                raise ValueError(class_count_message(cls, len(labels), label, _declare(label),
+                                                     auto=True))
+            return "classification"
         return asked
 
     def _encode(self, data: TaskData) -> np.ndarray:
@@ -1091,7 +1150,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                 kinds.append(kind)
                 classes.append(None)
             else:
-                y[s], cls = class_codes(raw, label)
+                declared = asked[data.task_index[k]] == "classification"
+                y[s], cls = class_codes(raw, label, None if declared else _declare(label))
                 kinds.append("binary" if len(cls) == 2 else "multiclass")
                 classes.append(cls)
         self.kinds_ = np.array(kinds)
@@ -1260,3 +1320,29 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _declare(label: Any) -> str:
+    """How a :class:`DeepMultiTaskModel` task's kind is declared (in a message)."""
+    label = plain_label(label)
+    return (f"declare the task's kind: kinds={{{label!r}: 'regression'}} (numbers given as "
+            f"text are then read as numbers), or kinds={{{label!r}: 'classification'}} to "
+            "keep them classes.")
+
+
+def _warn_id_columns(frames: list, exclude: Any, categorical: list) -> None:
+    """Warn, naming them, about the integer columns that look like ids but are fit as
+    numbers (:func:`~regmtl.deep.frames.id_like_columns`)."""
+    found = id_like_columns(frames, exclude, categorical)
+    if not found:
+        return
+    name, k, lo, hi = found[0]
+    names = [c for c, *_ in found]
+    warnings.warn(
+        f"X: integer column(s) {names[:5]!r} look like ids and are fit as numbers (column "
+        f"{name!r}: {k} distinct values in {lo}..{hi}): the net reads id {lo + 1} as lying "
+        f"between ids {lo} and {lo + 2}. If they are ids, declare them categorical, "
+        f"categorical_features={names[:5]!r} (or X[{name!r}] = X[{name!r}].astype('category')), "
+        "and each id gets an embedding; if they are quantities, name the categorical columns "
+        "yourself (categorical_features=[] for "
+        "none) and this warning is not given.", UserWarning, stacklevel=find_stack_level())

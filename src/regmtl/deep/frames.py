@@ -15,8 +15,13 @@ model:
   column in a float64 frame (exact below :math:`2^{53}`), so the rest of the input checks see
   numbers only.
 
-Numeric and bool columns pass unchanged. Values must be str, int, float or bool (what JSON
-keeps exactly); a column of other objects is refused, naming it.
+Columns the user declares categorical (the wrappers' ``categorical_features``: integer user
+or item ids) are read the same way whatever their dtype, integral floats as ints (a NaN that
+made an id column float does not make 3.0 a new value). Numeric and bool columns pass
+unchanged; :func:`id_like_columns` finds the integer ones that look like ids, and
+:func:`check_column_types` refuses, naming it, a column the net cannot read (dates, durations,
+complex numbers, missing values in a numeric column). Values must be str, int, float or bool
+(what JSON keeps exactly); a column of other objects is refused, naming it.
 """
 
 from __future__ import annotations
@@ -27,21 +32,180 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ColumnCodes", "categorical_columns"]
+__all__ = ["ColumnCodes", "categorical_columns", "check_column_types", "id_like_columns"]
 
 _SCALARS = (str, bool, int, float)
 
 
-def categorical_columns(frame: pd.DataFrame, exclude: Any = None) -> list[str]:
-    """The columns of ``frame`` read as categories: ``category``, ``object`` or ``string`` dtype
+def categorical_columns(frame: pd.DataFrame, exclude: Any = None,
+                        declared: Iterable = ()) -> list[str]:
+    """The columns of ``frame`` read as categories: ``category``, ``object`` or ``string`` dtype,
+    and the ``declared`` ones whatever their dtype (integer ids), in the frame's order
     (``exclude``, the long form's task column, aside)."""
+    declared = set(declared)
     out = []
     for name, dtype in frame.dtypes.items():
         if name == exclude and exclude is not None:
             continue
-        if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype) or dtype.kind == "O":
+        if (name in declared or isinstance(dtype, pd.CategoricalDtype | pd.StringDtype)
+                or dtype.kind == "O"):
             out.append(name)
     return out
+
+
+#: words of a column's name that say it holds ids (``user_id``, ``itemId``, ``user``)
+_ID_WORDS = frozenset({"id", "ids", "uid", "iid", "user", "item", "sku"})
+
+
+def _words(name: Any) -> set[str]:
+    """The lower-case words of a column name (split at non-letters and camelCase)."""
+    import re
+
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return {w.lower() for w in re.split(r"[^A-Za-z]+", spaced) if w}
+
+
+def id_like_columns(frames: list[pd.DataFrame], exclude: Any = None,
+                    skip: Iterable = ()) -> list[tuple[Any, int, int, int]]:
+    r"""The integer columns that look like ids (of users, items) rather than quantities.
+
+    An integer column (not bool) with :math:`K` distinct values over the range
+    :math:`[a, b]` looks like ids when the values are dense codes,
+    :math:`K / (b - a + 1) \ge 1/2`, and many: :math:`K \ge 100`, or :math:`K \ge 20`
+    where its name has a word of ids (``id``, ``user``, ``item``, ...). Ages, years, hours
+    (fewer values) and weights, amounts, zip codes (sparse over their range) do not.
+
+    Parameters
+    ----------
+    frames : list of DataFrame
+        The tables of every task (rows of all of them counted).
+    exclude : column name, optional
+        The long form's task column.
+    skip : iterable of column names
+        Columns already read as categories.
+
+    Returns
+    -------
+    list of (column, K, a, b)
+        In the order of the first frame's columns.
+    """
+    skip = set(skip)
+    out = []
+    for name, dtype in frames[0].dtypes.items():
+        if (name == exclude and exclude is not None) or name in skip or dtype.kind not in "iu":
+            continue
+        parts = [f[name] for f in frames if name in f.columns]
+        values = pd.concat(parts, ignore_index=True).dropna()
+        if not len(values):
+            continue
+        k = int(values.nunique())
+        lo, hi = int(values.min()), int(values.max())
+        many = 20 if _words(name) & _ID_WORDS else 100
+        if k >= many and k >= 0.5 * (hi - lo + 1):
+            out.append((name, k, lo, hi))
+    return out
+
+
+def _integral(col: pd.Series) -> pd.Series:
+    """A declared numeric column's values as integers where they all are (``3.0`` -> ``3``:
+    a NaN that made an id column float does not make its ids new values)."""
+    if col.dtype.kind != "f" or isinstance(col.dtype, pd.CategoricalDtype):
+        return col
+    values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = values[np.isfinite(values)]
+    if len(finite) and np.all(finite == np.round(finite)) and np.abs(finite).max() < 2.0 ** 53:
+        return col.astype("Int64")
+    return col
+
+
+def _temporal(dtype: Any) -> str | None:
+    """"dates" or "durations" for a column type of dates or durations (NumPy, pandas'
+    time zones and periods, Arrow's), else None."""
+    if isinstance(dtype, pd.PeriodDtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return "dates"
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return "durations"
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        t = dtype.pyarrow_dtype
+        if pa.types.is_duration(t):
+            return "durations"
+        if pa.types.is_temporal(t):
+            return "dates"
+    return None
+
+
+def _conversion(name: Any, kind: str) -> str:
+    """How to turn a column of dates or durations into numbers (for a message)."""
+    c = f"X[{name!r}]"
+    if kind == "durations":
+        return f"as seconds, {c} = {c}.dt.total_seconds() (or pd.to_timedelta({c}) first)"
+    return (f"as seconds since a fixed origin, {c} = (pd.to_datetime({c}) - "
+            f"pd.Timestamp('2000-01-01')).dt.total_seconds() (the same origin at fit and "
+            f"predict), as calendar features ({c}.dt.dayofweek, {c}.dt.month, ...), or as "
+            f"categories, {c}.astype(str)")
+
+
+def check_column_types(frame: pd.DataFrame, exclude: Any = None, what: str = "X",
+                       categorical: Iterable = ()) -> None:
+    """Refuse, naming the column and the fix, a column the net cannot read as it is.
+
+    Dates and durations (``datetime64``, with or without a time zone, ``timedelta64``,
+    periods, Arrow's date, time and duration types) have no number the estimator could
+    choose for the user (seconds since when? calendar features?); complex numbers are not
+    real; a missing (NaN, ``pd.NA``) or infinite value in a numeric column has no value to
+    learn from (a categorical column reads a missing value as a category of its own).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table.
+    exclude : column name, optional
+        A column that is not a feature (the long form's task column).
+    what : str, default="X"
+        How the message names the table.
+    categorical : iterable of column names, default=()
+        Columns read as categories whatever their dtype (missing values allowed).
+
+    Raises
+    ------
+    ValueError
+        Naming the first such column, its dtype, and how to convert it.
+    """
+    declared = set(categorical)
+    for name, dtype in frame.dtypes.items():
+        if (name == exclude and exclude is not None) or name in declared:
+            continue
+        kind = _temporal(dtype)
+        if kind is not None:
+            raise ValueError(
+                f"{what}: column {name!r} holds {kind} ({dtype}); the net reads numbers and "
+                f"categories. Convert it first: {_conversion(name, kind)}.")
+        if dtype.kind == "c":
+            raise ValueError(
+                f"{what}: column {name!r} is complex ({dtype}); the net reads real numbers. "
+                f"Give its real and imaginary parts as two columns, e.g. X[{name!r}] = "
+                f"X[{name!r}].to_numpy().real and X[{str(name) + '_imag'!r}] = "
+                f"X[{name!r}].to_numpy().imag.")
+        if dtype.kind not in "biuf" or isinstance(dtype, pd.CategoricalDtype):
+            continue
+        col = frame[name]
+        missing = int(col.isna().sum())
+        if missing:
+            raise ValueError(
+                f"{what}: column {name!r} ({dtype}) has {missing} missing value(s) (NaN or "
+                f"NA) in {len(col)} rows; the net needs a number in every numeric column. "
+                f"Fill them (e.g. X[{name!r}].fillna(X[{name!r}].median())), drop those "
+                f"rows, or read the column as categories (X[{name!r}].astype('category'): "
+                "a missing value is then a category of its own).")
+        if dtype.kind == "f":
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            if np.isinf(values).any():
+                raise ValueError(
+                    f"{what}: column {name!r} ({dtype}) holds infinity "
+                    f"({int(np.isinf(values).sum())} value(s)); replace them with finite "
+                    "values or drop those rows.")
 
 
 def _check_unique(frame: pd.DataFrame) -> None:
@@ -98,7 +262,8 @@ class ColumnCodes:
         self._index = {k: _lookup(v) for k, v in self.categories.items()}
 
     @classmethod
-    def learn(cls, frames: Iterable[pd.DataFrame], exclude: Any = None) -> ColumnCodes | None:
+    def learn(cls, frames: Iterable[pd.DataFrame], exclude: Any = None,
+              declared: Iterable = ()) -> ColumnCodes | None:
         """The vocabularies of the categorical columns over the rows of all ``frames``.
 
         Parameters
@@ -107,6 +272,9 @@ class ColumnCodes:
             The tables of every task (the same columns).
         exclude : column name, optional
             A column that is not a feature (the long form's task column).
+        declared : iterable of column names, default=()
+            Columns read as categories whatever their dtype (integer ids); integral floats
+            are read as ints there.
 
         Returns
         -------
@@ -122,7 +290,8 @@ class ColumnCodes:
         frames = list(frames)
         for f in frames:
             _check_unique(f)
-        names = [categorical_columns(f, exclude) for f in frames]
+        declared = list(declared)
+        names = [categorical_columns(f, exclude, declared) for f in frames]
         if not any(names):
             return None
         cols = list(dict.fromkeys(c for ns in names for c in ns))
@@ -134,7 +303,7 @@ class ColumnCodes:
                     "give it the same dtype in every task's DataFrame.")
         categories = {}
         for c in cols:
-            parts = [f[c] for f in frames if c in f.columns]
+            parts = [_integral(f[c]) for f in frames if c in f.columns]
             categories[c] = _vocabulary(parts, c)
         return cls(categories)
 
@@ -163,6 +332,8 @@ class ColumnCodes:
                 f"X has no column {missing[0]!r}, a categorical column seen at fit; give X the "
                 "columns it was fitted with.")
         numeric = set(self.columns) - set(categorical_columns(frame))
+        numeric = {c for c in numeric  # (integer ids read as categories stay numbers)
+                   if any(isinstance(v, str) for v in self.categories[c])}
         if numeric:
             raise ValueError(
                 f"column {sorted(numeric, key=str)[0]!r} was categorical at fit and holds numbers "
@@ -171,7 +342,8 @@ class ColumnCodes:
         for name in frame.columns:
             col = frame[name]
             if name in self._index:
-                out[name] = _codes(col, self._index[name], len(self.categories[name]))
+                out[name] = _codes(_integral(col), self._index[name],
+                                   len(self.categories[name]))
             else:
                 out[name] = col
         return pd.DataFrame(out, index=frame.index, columns=frame.columns, copy=False)

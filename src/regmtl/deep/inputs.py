@@ -119,7 +119,10 @@ def _dense(X: Any, what: str) -> torch.Tensor:
     if isinstance(X, torch.Tensor):
         t = X.detach().cpu()
     else:
-        if hasattr(X, "to_numpy"):
+        if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame: name its columns
+            _check_frame(X, what)
+            X = X.to_numpy(dtype=_frame_dtype(X))
+        elif hasattr(X, "to_numpy"):
             X = X.to_numpy()
         arr = np.asarray(X)
         if arr.dtype == object or arr.dtype.kind in "USMm":
@@ -145,6 +148,32 @@ def _dense(X: Any, what: str) -> torch.Tensor:
     if t.ndim == 0:
         raise ValueError(f"{what} is a scalar; it needs one row per sample.")
     return t
+
+
+def _check_frame(frame: Any, what: str) -> None:
+    """Refuse a DataFrame column the nets cannot read, naming it: dates, durations, complex
+    numbers or missing values (``regmtl.deep.frames.check_column_types``), and strings or
+    categories (the scikit-learn wrappers encode those; here they need codes)."""
+    from .frames import categorical_columns, check_column_types
+
+    check_column_types(frame, what=what)
+    cats = categorical_columns(frame)
+    if cats:
+        raise ValueError(f"{what}: column(s) {cats[:5]} hold strings or categories; the nets "
+                         "read numbers. Encode them as integer codes (e.g. "
+                         f"X[{cats[0]!r}].astype('category').cat.codes, read as ids by an "
+                         "embedding: regmtl.deep.FeatureColumns), or fit a scikit-learn "
+                         "wrapper (DeepMultiTaskRegressor, ...), which encodes them.")
+
+
+def _frame_dtype(frame: Any) -> Any:
+    """The NumPy dtype of a numeric DataFrame's matrix (pandas' nullable and Arrow integers,
+    floats and booleans as NumPy's, so that they are not read as objects); None where there
+    is none."""
+    try:
+        return np.result_type(*[getattr(d, "numpy_dtype", d) for d in frame.dtypes])
+    except (TypeError, ValueError):
+        return None
 
 
 def as_inputs(X: Any, what: str = "X") -> Inputs:

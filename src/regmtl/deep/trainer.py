@@ -330,10 +330,11 @@ class Trainer:
             for k, v in train.items():
                 if isinstance(v, tuple) and len(v) == 2 and not isinstance(v[1], Mapping):
                     v = (v[0], {k: v[1]})
-                ds = as_dataset(v, self.tasks, what=f"train[{k!r}]")
+                ds = as_dataset(v, self.tasks, what=f"train[{k!r}]", check=self.net.check_targets)
                 out[k] = self._loader(ds, kw)
             return out
-        return {None: self._loader(as_dataset(train, self.tasks), kw)}
+        return {None: self._loader(as_dataset(train, self.tasks, check=self.net.check_targets),
+                                    kw)}
 
     def _loader(self, ds, kw):
         if isinstance(ds, MultiTaskDataset):
@@ -376,11 +377,8 @@ class Trainer:
             raise ValueError("lazy_heads=True runs in one process: DDP averages dense "
                              "gradients only; pass lazy_heads=False under torchrun.")
         loaders = self._loaders(train, ctx)
-        val_ds = None if val is None else as_dataset(val, self.tasks, what="val")
-        for ds in [*(getattr(v, "dataset", v) for v in loaders.values()), val_ds]:
-            targets = getattr(ds, "targets", None)
-            if targets is not None:  # labels by task (a loader's batches are not read here)
-                self.net.check_targets(targets)
+        val_ds = None if val is None else as_dataset(val, self.tasks, what="val",
+                                                     check=self.net.check_targets)
         monitor = self._monitor(val_ds)
         net = self.net
         if any(t.device != ctx.device for t in (*net.parameters(), *net.buffers())):
@@ -634,7 +632,7 @@ class Trainer:
             ``val_loss``, ``val_loss/TASK`` and ``val/TASK/METRIC`` of the tasks with
             targets.
         """
-        ds = as_dataset(data, self.tasks, what="data")
+        ds = as_dataset(data, self.tasks, what="data", check=self.net.check_targets)
         device = next(self.net.parameters()).device
         return self._validate(ds, Context(device))
 

@@ -107,6 +107,12 @@ device : str, default="auto"
     ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
 verbose : int, default=0
     Show a progress bar over epochs when > 0.
+categorical_features : "from_dtype" or list of str, default="from_dtype"
+    The DataFrame columns read as categories (each value embedded, vocabularies in
+    ``categories_``): those of ``category``, ``object`` or ``string`` dtype, and the columns
+    a list names whatever their dtype (integer user or item ids). With ``"from_dtype"``, an
+    integer column that looks like ids (many dense distinct values) is fit as a number with
+    a UserWarning naming it; a list (``[]`` for none) says which are categories.
 
 """
 

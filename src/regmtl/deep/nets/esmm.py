@@ -373,6 +373,10 @@ class ESMM(MultiTaskNet):
         towards 1 on impressions nobody clicked. Such a log is broken (a purchase recorded
         without its click, or the CTCVR column holding the raw purchase): it is refused
         rather than trained on. Rows where either label is missing (NaN) are not compared.
+        The :class:`~regmtl.deep.Trainer` calls it on the targets of every data set it is
+        given (training, validation, :meth:`~regmtl.deep.Trainer.evaluate`) and on every
+        batch of a loader as it passes, naming the batch
+        (``regmtl.deep.data.CheckedLoader``).
 
         Parameters
         ----------
