@@ -35,7 +35,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -75,6 +75,12 @@ _CHUNK = 2**18  # bytes decompressed (and held) at a time
 #: its digest by streaming (nothing held) before any array is allocated: a refused file never
 #: makes load allocate more than about this multiple of its size
 _RATIO = 4
+#: without max_bytes, a file may allocate DEFAULT_RATIO times its size, and at least
+#: DEFAULT_MIN_BYTES (see default_max_bytes)
+DEFAULT_RATIO = 64
+DEFAULT_MIN_BYTES = 2**28
+#: the most bytes of Python objects a byte of JSON text becomes (``[{},{},...]``: 24)
+_JSON_COST = 24
 _ARRAY_KINDS = "biufcU"  # the dtypes the format writes: no object, void or datetime arrays
 _KIND_NAMES = {"f": "float", "iu": "integer"}
 
@@ -311,9 +317,12 @@ def _digest(a: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------------- what each class holds
-# An attribute's rule: ("int", low, high), ("float",), ("bool",), ("str", choices) for a JSON
-# value; ("array", dtype kinds, shape) for a numeric array; ("labels", shape) for an array of
-# any saved dtype, or labels; ("list", length, rule). A shape holds ints, or a range of lengths.
+# An attribute's rule: ("int", low, high), ("float",) (("float", "finite"): not NaN or inf),
+# ("bool",), ("str", choices) for a JSON value; ("array", dtype kinds, shape) for a numeric
+# array, its floats finite, and ("array", kinds, shape, (low, high)) with every value in
+# low..high (None: unbounded; the positions of tasks: (0, T - 1)); ("labels", shape) for an
+# array of any saved dtype, or labels; ("list", length, rule). A shape holds ints, or a range
+# of lengths.
 def _float_array(*shape: Any) -> tuple:
     return ("array", "f", shape)
 
@@ -350,16 +359,17 @@ def linear_rules(classifier: bool, T: int, p: int, single: bool,
         "input_form_": ("str", FORMS), "tasks_": ("labels", (T,)),
         "feature_names_in_": ("labels", (p,)),
         "coef_": _float_array(p) if single else _float_array(T, p),
-        "intercept_": ("float",) if single else _float_array(T),
-        "n_iter_": ("int", 0, None), "task_sizes_": _float_array(T),
+        "intercept_": ("float", "finite") if single else _float_array(T),
+        "n_iter_": ("int", 0, None), "task_sizes_": ("array", "f", (T,), (0, None)),
         "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
         **structure_rules(T, p),
-        "feature_mean_": _float_array(p), "feature_scale_": _float_array(p),
+        "feature_mean_": _float_array(p),
+        "feature_scale_": ("array", "f", (p,), (np.finfo(np.float64).tiny, None)),
     }
     if classifier:
         rules["classes_"] = ("labels", (2,)) if single else ("list", T, ("labels", (2,)))
     else:
-        rules["residual_variance_"] = _float_array(T)
+        rules["residual_variance_"] = ("array", "f", (T,), (0, None))
         # one loss per task: the labels of each binary task, None for the others
         rules["classes_"] = ("list", T, ("optional", ("labels", (2,))))
     return rules
@@ -641,7 +651,7 @@ def _json_value(attrs: dict, name: str, rule: tuple) -> Any:
     """A JSON attribute the shapes depend on, checked against ``rule``."""
     if name not in attrs:
         raise Malformed(f"it lacks the attribute {name!r}")
-    _check_rule(name, attrs[name], rule, {}, set())
+    _check_rule(name, attrs[name], rule, {}, {})
     return attrs[name]["value"]
 
 
@@ -690,9 +700,11 @@ def _show(want: tuple) -> str:
 
 
 def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
-                used: set[str], dims: str = "the header") -> None:
+                used: dict[str, tuple[str, tuple]], dims: str = "the header") -> None:
     """An entry against its rule; array shapes come from the ``.npy`` headers, the expected
-    ones from the header's numbers (``dims`` says which)."""
+    ones from the header's numbers (``dims`` says which). Each array checked is recorded in
+    ``used`` (key -> its name and rule), so that its values are checked once read
+    (:func:`_check_values`)."""
     kind, what = spec["kind"], rule[0]
     if what in ("int", "float", "bool", "str"):
         v = spec.get("value") if kind == "json" else None
@@ -705,6 +717,8 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
             raise Refused(f"attribute {name!r} is {v}, outside {rule[1]}..{rule[2]}")
         if what == "str" and v not in rule[1]:
             raise Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
+        if what == "float" and rule[1:] == ("finite",) and not math.isfinite(v):
+            raise Refused(f"attribute {name!r} is {v!r}; it must be a finite number")
         return
     if what == "optional":
         if kind == "json" and spec.get("value") is None:
@@ -718,7 +732,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
         for i, item in enumerate(spec["items"]):
             _check_rule(f"{name}[{i}]", item, rule[2], members, used, dims)
         return
-    want = rule[-1]
+    want = rule[2] if what == "array" else rule[-1]
     if kind == "labels" and what == "labels":
         shape = tuple(spec["shape"])
     elif kind == "array":
@@ -728,7 +742,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
                             "lacks")
         if key in used:
             raise Refused(f"the array {key!r} is named twice")
-        used.add(key)
+        used[key] = (name, rule)
         shape, dtype = members[key].shape, members[key].dtype
         if what == "array" and dtype.kind not in rule[1]:
             raise Refused(f"attribute {name!r} has dtype {dtype}, expected "
@@ -741,7 +755,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
 
 
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
-                  used: set[str], dims: str) -> list[Any] | None:
+                  used: dict[str, tuple[str, tuple]], dims: str) -> list[Any] | None:
     """Constructor parameters: known names; arrays only a task weight or an alpha per task
     (T,), or a graph (T, T), dense or CSR (data and indices of one length nnz <= T^2, indptr
     of T + 1); a loss registered, with valid parameters, one per task in a list. Returns the
@@ -757,7 +771,7 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
             each = _check_loss(spec, T)
             losses = each if kind == "list" else None
         elif kind == "array" and name in ("task_weight", "alpha"):
-            _check_rule(name, spec, _float_array(T), members, used, dims)
+            _check_rule(name, spec, ("array", "f", (T,), (0, None)), members, used, dims)
         elif kind == "penalty" and name == "penalty":
             for k, v in spec["params"].items():
                 if v["kind"] == "array" and k == "A":
@@ -772,8 +786,8 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
     return losses
 
 
-def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used: set[str],
-               dims: str) -> None:
+def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member],
+               used: dict[str, tuple[str, tuple]], dims: str) -> None:
     """A sparse (T, T) graph: its shape, then its three arrays' dtypes and lengths."""
     if tuple(spec["shape"]) != (T, T):
         raise Refused(f"parameter {name!r} has shape {tuple(spec['shape'])}, but {dims} "
@@ -788,9 +802,8 @@ def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used:
                 ("array", "iu", (T + 1,)), members, used, dims)
 
 
-def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict, dict, dict]:
-    """Everything in the header, before any array data is read: (class, params, attributes,
-    digests)."""
+def _check_header(header: Any, members: dict[str, _Member]) -> _Checked:
+    """Everything in the header, before any array data is read."""
     kind = header.get("class")
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if not isinstance(cls, type) or not cls.saved_rules(1, 1, False):
@@ -823,16 +836,47 @@ def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict,
     if classes is not None and max(classes) > 2:
         dims = (f"n_tasks_ = {T}, n_features_in_ = {p} and the classes_ "
                 f"({', '.join(map(str, classes))} per task)")
-    used: set[str] = set()
+    used: dict[str, tuple[str, tuple]] = {}
     for name, spec in attrs.items():
         _check_rule(name, spec, rules[name], members, used, dims)
     losses = _check_params(cls, params, T, members, used, dims)
     if "loss" in getattr(cls, "_get_param_names", list)():  # a classifier's classes_ differ
         _check_classes(attrs, losses)
-    unused = set(members) - used - {_HEADER}
+    unused = set(members) - set(used) - {_HEADER}
     if unused:
         raise Refused(f"it holds arrays its header does not use: {sorted(unused)[:5]}")
-    return cls, params, attrs, digests
+    return _Checked(cls, params, attrs, digests, used, T, p)
+
+
+class _Checked(NamedTuple):
+    """What :func:`_check_header` found: the class, its parameters, attributes and digests,
+    each array's name and rule by key, and the numbers of tasks and features."""
+
+    cls: type
+    params: dict
+    attrs: dict
+    digests: dict
+    rules: dict[str, tuple[str, tuple]]
+    n_tasks: int
+    n_features: int
+
+
+def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
+    """An array's values against its rule: floats finite; a rule's fourth entry
+    ``(low, high)`` bounds every value (``None``: unbounded), e.g. the positions of tasks."""
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise Refused(f"attribute {name!r} holds NaN or infinite values")
+    bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else None
+    if bounds is None or not a.size:
+        return
+    low, high = bounds
+    bad = ((a < low) if low is not None else np.zeros(a.shape, bool)) | (
+        (a > high) if high is not None else False)
+    if bad.any():
+        value = a.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])]
+        lo = "" if low is None else f"{low}"
+        hi = "" if high is None else f"{high}"
+        raise Refused(f"attribute {name!r} holds {value.item()!r}, outside {lo}..{hi}")
 
 
 # ---------------------------------------------------------------------- load
@@ -902,7 +946,7 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     name = repr(os.fspath(path))
     try:
         with open_regular(path, name) as fh, zipfile.ZipFile(fh) as zf:
-            return _load_archive(zf, name, max_bytes)
+            return _load_archive(zf, name, max_bytes, os.fstat(fh.fileno()).st_size)
     except Malformed as exc:
         raise ValueError(f"{name} has a malformed header ({str(exc).rstrip('.')}).") from None
     except Refused as exc:
@@ -921,6 +965,96 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
         ) from None
 
 
+def check_loaded(model: Any, n_tasks: int, n_features: int) -> None:
+    """The checks a fit makes, made on a model read from a file (``Refused`` naming the field).
+
+    A file holds what a user could have passed, so its parameters go through the checks of
+    user input: scikit-learn's parameter constraints, the penalty's ``check`` at the saved
+    numbers of tasks and features (every parameter of every penalty: ``cap > 0``, a graph's
+    shape), the alpha (one per task only for a separable penalty), and a loss rebuilt from
+    fitted attributes through its constructor. Then the identities of the fitted structure
+    (:func:`check_structure`).
+    """
+    validate = getattr(model, "_validate_params", None)
+    if callable(validate):
+        try:
+            validate()
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"its parameters are invalid ({_first_line(exc)})") from None
+    rebuild = getattr(model, "_loss", None)
+    if callable(rebuild):  # a loss kept in fitted attributes (TransferredTask: loss_params_)
+        try:
+            rebuild()
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"attributes 'loss_' and 'loss_params_' do not make a valid loss "
+                          f"({_first_line(exc)})") from None
+    if getattr(model, "penalty", None) is None or not hasattr(model, "alpha"):
+        return
+    from .penalties import make_penalty
+    from .task_alpha import resolve_alpha
+
+    try:
+        penalty = make_penalty(model.penalty)
+        penalty.check(n_features, n_tasks)
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"its penalty {model.penalty!r:.80} is invalid "
+                      f"({_first_line(exc)})") from None
+    try:
+        alpha, _ = resolve_alpha(model.alpha, penalty, n_tasks)
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"parameter 'alpha' is invalid ({_first_line(exc)})") from None
+    check_structure(model, penalty, alpha, n_tasks)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else repr(exc)
+
+
+def check_structure(model: Any, penalty: Any, alpha: float, n_tasks: int) -> None:
+    """The fitted structure of a linear model is the one its penalty sets, and agrees with
+    ``coef_``.
+
+    Only the attributes the penalty declares (``structure_attrs``, and the names of older files
+    in its ``saved_structure``) may be present. A penalty whose fit keeps a variable V beside
+    W (``penalty.variable(structure)``: the parts P and Q of the dirty models) must compose the
+    coefficients, ``penalty.compose(V) == coef_`` to 1e-9 relative to the largest entry, and
+    the integer structure it derives from V (the outlier tasks: the nonzero columns of Q) must
+    be the saved one.
+    """
+    from .penalties import STRUCTURE_ATTRS
+
+    declared = set(penalty.structure_attrs) | set(type(penalty).saved_structure(1, 1))
+    foreign = sorted(k for k in set(STRUCTURE_ATTRS) | set(structure_rules(1, 1))
+                     if k in vars(model) and k not in declared)
+    if foreign:
+        raise Refused(f"attribute {foreign[0]!r} is not one that penalty {penalty!r:.60} "
+                      f"sets (it sets {', '.join(penalty.structure_attrs) or 'none'})")
+    structure = {k: vars(model)[k] for k in penalty.structure_attrs if k in vars(model)}
+    V = penalty.variable(structure) if structure else None
+    if V is None:
+        return
+    W = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64)).T
+    names = " and ".join(repr(k) for k, v in structure.items() if np.asarray(v).dtype.kind == "f")
+    W_V = np.asarray(penalty.compose(V), dtype=np.float64)
+    if W_V.shape != W.shape:
+        raise Refused(f"attributes {names} hold coefficients of shape {W_V.T.shape}, but "
+                      f"coef_ has shape {W.T.shape}")
+    scale = max(float(np.abs(W).max(initial=0.0)), float(np.abs(V).max(initial=0.0)))
+    err = float(np.abs(W_V - W).max(initial=0.0))
+    if err > 1e-9 * scale:
+        raise Refused(f"attributes {names} do not compose coef_ (the penalty's parts of a fit "
+                      f"add up to its coefficients): they differ from coef_ by {err:.3g}, "
+                      f"the largest coefficient being {scale:.3g}")
+    if W.shape[1] != n_tasks:  # the classes' layout: its structure is on task blocks
+        return
+    for k, fresh in penalty.structure(V, alpha).items():
+        fresh = np.asarray(fresh)
+        if k in structure and fresh.dtype.kind in "iub" and not np.array_equal(
+                np.asarray(structure[k]), fresh):
+            raise Refused(f"attribute {k!r} is {np.asarray(structure[k]).tolist()!r:.80}, but "
+                          f"{names} make it {fresh.tolist()!r:.80}")
+
+
 def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
     """``cluster_vectors_``, ``cluster_weights_`` and ``cluster_rest_`` from a dense M (files
     written before the factors): its eigenvectors, all T of them, and eigenvalues."""
@@ -930,8 +1064,37 @@ def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
     model.cluster_vectors_, model.cluster_weights_, model.cluster_rest_ = V, m, 0.0
 
 
-def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) -> Any:
+def default_max_bytes(file_size: int) -> int:
+    """The most bytes :func:`load` lets a file of ``file_size`` bytes allocate when no
+    ``max_bytes`` is given: ``max(DEFAULT_MIN_BYTES, DEFAULT_RATIO * file_size)``.
+
+    The arrays of a model compress little (floats of a fit: about 1.1 to 1; a sparse
+    coefficient matrix, most rows zero, some tens to 1), but deflate inflates zeros 1032-fold,
+    so a small file can declare arrays of gigabytes, all consistent. Up to this bound a file
+    loads; beyond it, only with ``max_bytes`` raised.
+    """
+    return max(DEFAULT_MIN_BYTES, DEFAULT_RATIO * int(file_size))
+
+
+def _bound_text(max_bytes: int | None, file_size: int) -> str:
+    if max_bytes is not None:
+        return f"max_bytes={max_bytes}"
+    return (f"the default bound of {default_max_bytes(file_size)} bytes for a file of "
+            f"{file_size} bytes (max({DEFAULT_MIN_BYTES}, {DEFAULT_RATIO} x its size); "
+            "max_bytes=None")
+
+
+def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None,
+                  file_size: int = 0) -> Any:
     members = _members(zf)
+    # the header's JSON text becomes Python objects of up to _JSON_COST bytes per byte; it is
+    # bounded before it is read, by the larger of the default bound and max_bytes
+    bound = max(default_max_bytes(file_size), max_bytes or 0)
+    if members[_HEADER].nbytes * _JSON_COST > bound:
+        raise Refused(f"its header declares {members[_HEADER].nbytes} bytes of JSON, which "
+                      f"may take {_JSON_COST} times as much once read, more than "
+                      f"{_bound_text(max_bytes, file_size)} allows (pass a larger max_bytes "
+                      "to regmtl.load if you trust the file)")
     header = _read_header(members[_HEADER])
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{name} is not a regmtl model file.")
@@ -943,11 +1106,14 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
             f"{name} uses model format {fv!r}, newer than this regmtl reads "
             f"({FORMAT_VERSION}); upgrade regmtl to load it."
         )
-    cls, params, attrs, digests = _check_header(header, members)
+    checked = _check_header(header, members)
+    cls, params, attrs, digests = checked[:4]
     total = sum(m.nbytes for k, m in members.items() if k != _HEADER)
-    if max_bytes is not None and total > max_bytes:
-        raise Refused(f"its arrays declare {total} bytes, more than max_bytes={max_bytes} "
-                      "(raise max_bytes if you trust the file)")
+    limit = default_max_bytes(file_size) if max_bytes is None else max_bytes
+    if total > limit:
+        raise Refused(f"its arrays declare {total} bytes once loaded, more than "
+                      f"{_bound_text(max_bytes, file_size)} (raise max_bytes, e.g. "
+                      f"regmtl.load(path, max_bytes={total}), if you trust the file)")
     # the shapes fit the header's numbers; a member that inflates far beyond its bytes in the
     # file is checked against its digest first, by streaming, so that a refused file never
     # makes load allocate more than a small multiple of its size
@@ -958,6 +1124,8 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
     arrays = {k: m.read() for k, m in members.items() if k != _HEADER}
     if any(_digest(arrays[k]) != d for k, d in digests.items() if k not in streamed):
         raise _Integrity()
+    for key, (attr, rule) in checked.rules.items():
+        _check_values(attr, arrays[key], rule)
     try:
         model = cls(**{k: _decode(v, arrays) for k, v in params.items()})
         for k, v in attrs.items():
@@ -967,4 +1135,5 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
             setattr(model, k, _decode(v, arrays))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Malformed(str(exc)) from None
+    check_loaded(model, checked.n_tasks, checked.n_features)
     return model

@@ -353,7 +353,7 @@ class Clustered(_CappedSpectral):
         return {"cluster_vectors_": ("array", "f", (T, range(T + 1))),
                 "cluster_weights_": ("array", "f", (range(T + 1),)),
                 "cluster_rest_": ("float",), "cluster_matrix_": ("array", "f", (T, T)),
-                "task_clusters_": ("array", "iu", (T,))}
+                "task_clusters_": ("array", "iu", (T,), (0, T - 1))}
 
     def cluster_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The optimal M of the penalty's inner minimization, by its factors (O(T p) memory).
