@@ -217,7 +217,13 @@ def _decode(spec: dict, arrays: Any) -> Any:
         cls = getattr(penalties, spec["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, penalties.Penalty)):
             raise Malformed(f"unknown penalty class {spec['class']!r} in the model file")
-        return cls(**{k: _decode(v, arrays) for k, v in spec["params"].items()})
+        kwargs = {k: _decode(v, arrays) for k, v in spec["params"].items()}
+        try:  # a constructor that checks its parameters: refused as the penalty
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            shown = ", ".join(f"{k}={v!r:.40}" for k, v in kwargs.items())
+            raise Refused(f"its penalty {cls.__name__}({shown}) is invalid "
+                          f"({_first_line(exc)})") from None
     return unscalar(spec["value"])
 
 
@@ -735,6 +741,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
     want = rule[2] if what == "array" else rule[-1]
     if kind == "labels" and what == "labels":
         shape = tuple(spec["shape"])
+        _check_labels(name, [unscalar(v) for v in spec["value"]])
     elif kind == "array":
         key = spec["key"]
         if key not in members or key == _HEADER:
@@ -772,6 +779,8 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
             losses = each if kind == "list" else None
         elif kind == "array" and name in ("task_weight", "alpha"):
             _check_rule(name, spec, ("array", "f", (T,), (0, None)), members, used, dims)
+        elif kind == "list" and name in ("task_weight", "alpha"):  # given as a list
+            _check_numbers(name, spec["items"], T)
         elif kind == "penalty" and name == "penalty":
             for k, v in spec["params"].items():
                 if v["kind"] == "array" and k == "A":
@@ -784,6 +793,18 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
         elif kind != "json":
             raise Refused(f"parameter {name!r} holds a {kind} entry")
     return losses
+
+
+def _check_numbers(name: str, items: list, T: int) -> None:
+    """A parameter given as a list of one number per task: T finite numbers >= 0."""
+    values = [i.get("value") if i.get("kind") == "json" else None for i in items]
+    if len(values) != T or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   for v in values):
+        raise Refused(f"parameter {name!r} must list {T} numbers, one per task")
+    bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise Refused(f"parameter {name!r} holds {bad[0]!r}; its values must be finite and "
+                      ">= 0")
 
 
 def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member],
@@ -861,11 +882,26 @@ class _Checked(NamedTuple):
     n_features: int
 
 
+def _check_labels(name: str, values: list) -> None:
+    """Labels (of tasks, classes, features) are distinct, and not NaN or infinite."""
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise Refused(f"attribute {name!r} holds the label {v!r}; labels are finite")
+    if len(set(values)) != len(values):
+        seen: set = set()
+        twice = next(v for v in values if v in seen or seen.add(v))
+        raise Refused(f"attribute {name!r} holds the label {twice!r} twice; labels are "
+                      "distinct")
+
+
 def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
-    """An array's values against its rule: floats finite; a rule's fourth entry
-    ``(low, high)`` bounds every value (``None``: unbounded), e.g. the positions of tasks."""
+    """An array's values against its rule: floats finite; labels distinct; a rule's fourth
+    entry ``(low, high)`` bounds every value (``None``: unbounded), e.g. the positions of
+    tasks."""
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise Refused(f"attribute {name!r} holds NaN or infinite values")
+    if rule[0] == "labels" and a.ndim == 1 and np.unique(a).size != a.size:
+        raise Refused(f"attribute {name!r} holds a label twice; labels are distinct")
     bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else None
     if bounds is None or not a.size:
         return
@@ -873,10 +909,12 @@ def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
     bad = ((a < low) if low is not None else np.zeros(a.shape, bool)) | (
         (a > high) if high is not None else False)
     if bad.any():
-        value = a.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])]
-        lo = "" if low is None else f"{low}"
-        hi = "" if high is None else f"{high}"
-        raise Refused(f"attribute {name!r} holds {value.item()!r}, outside {lo}..{hi}")
+        value = a.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])].item()
+        if high is None:
+            raise Refused(f"attribute {name!r} holds {value!r}; its values must be >= {low:g}")
+        if low is None:
+            raise Refused(f"attribute {name!r} holds {value!r}; its values must be <= {high:g}")
+        raise Refused(f"attribute {name!r} holds {value!r}, outside {low}..{high}")
 
 
 # ---------------------------------------------------------------------- load
@@ -976,7 +1014,7 @@ def check_loaded(model: Any, n_tasks: int, n_features: int) -> None:
     (:func:`check_structure`).
     """
     validate = getattr(model, "_validate_params", None)
-    if callable(validate):
+    if callable(validate) and hasattr(model, "_parameter_constraints"):
         try:
             validate()
         except (TypeError, ValueError) as exc:
@@ -1004,6 +1042,21 @@ def check_loaded(model: Any, n_tasks: int, n_features: int) -> None:
     except (TypeError, ValueError) as exc:
         raise Refused(f"parameter 'alpha' is invalid ({_first_line(exc)})") from None
     check_structure(model, penalty, alpha, n_tasks)
+
+
+def _class_layout(classes: Any) -> Any:
+    """The classes' layout (:class:`regmtl.classes.ClassLayout`) of a multinomial fit's
+    ``classes_``: each task's columns, one per class, side by side."""
+    from .classes import ClassLayout
+
+    items = classes if isinstance(classes, list) else [classes]
+    sizes = np.array([len(c) for c in items], dtype=np.int64)
+    ids: dict[Any, int] = {}
+    label = np.array([ids.setdefault(c, len(ids)) for cs in items for c in cs], dtype=np.int64)
+    labels = np.empty(len(ids), dtype=object)
+    labels[:] = list(ids)
+    return ClassLayout(first=(np.cumsum(sizes) - sizes).astype(np.int64), sizes=sizes,
+                       label=label, labels=labels)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -1046,7 +1099,7 @@ def check_structure(model: Any, penalty: Any, alpha: float, n_tasks: int) -> Non
                       f"add up to its coefficients): they differ from coef_ by {err:.3g}, "
                       f"the largest coefficient being {scale:.3g}")
     if W.shape[1] != n_tasks:  # the classes' layout: its structure is on task blocks
-        return
+        penalty = penalty.on_classes(_class_layout(model.classes_))
     for k, fresh in penalty.structure(V, alpha).items():
         fresh = np.asarray(fresh)
         if k in structure and fresh.dtype.kind in "iub" and not np.array_equal(

@@ -107,7 +107,7 @@ class Trace(NormPenalty):
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
         r = min(n_tasks, n_features)  # the singular values of the p x T matrix W
-        return {"singular_values_": ("array", "f", (r,)), "rank_": ("int", 0, r)}
+        return {"singular_values_": ("array", "f", (r,), (0, None)), "rank_": ("int", 0, r)}
 
     def value(self, V, alpha):
         if not V.size:
