@@ -10,9 +10,15 @@ and the size every archive member declares; it then reads no more than those siz
 the digests. A member that inflates to more than ``_RATIO`` times its compressed bytes is
 checked against its digest by streaming (in chunks of ``_CHUNK`` bytes) before any array is
 allocated, and each array is read into one buffer of its size: a refused file makes :func:`load`
-allocate about a megabyte, an accepted one its arrays once. A path that is not a regular file
-(``/dev/zero``, a FIFO) is refused before it is read.
-Every refusal is a ``ValueError`` that names the file.
+allocate about a megabyte, an accepted one its arrays once, and no more than ``max_bytes``
+(by default ``DEFAULT_RATIO`` times the file's size, at least ``DEFAULT_MIN_BYTES``). A path
+that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
+
+What the arrays hold is then checked as a fit checks what a user passes (:func:`check_loaded`):
+the parameters, penalties and losses by their own checks, every float array finite, every
+rule's range (``(low, high)``: the positions of tasks), labels distinct, and the identities of
+the fitted structure (a dirty model's parts add up to ``coef_``; the outlier tasks are the
+nonzero columns of Q). Every refusal is a ``ValueError`` that names the file and the field.
 
 :func:`load` finds a file's model family by the kind the file declares: an archive's class
 (each :class:`SaveMixin` class registers itself), a folder's estimator class in its
@@ -47,6 +53,7 @@ from .serialization import (
     MAX_JSON_BYTES,
     Malformed,
     Refused,
+    check_labels,
     check_scalar,
     check_shape,
     open_regular,
@@ -741,7 +748,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
     want = rule[2] if what == "array" else rule[-1]
     if kind == "labels" and what == "labels":
         shape = tuple(spec["shape"])
-        _check_labels(name, [unscalar(v) for v in spec["value"]])
+        check_labels(name, [unscalar(v) for v in spec["value"]])
     elif kind == "array":
         key = spec["key"]
         if key not in members or key == _HEADER:
@@ -882,26 +889,14 @@ class _Checked(NamedTuple):
     n_features: int
 
 
-def _check_labels(name: str, values: list) -> None:
-    """Labels (of tasks, classes, features) are distinct, and not NaN or infinite."""
-    for v in values:
-        if isinstance(v, float) and not math.isfinite(v):
-            raise Refused(f"attribute {name!r} holds the label {v!r}; labels are finite")
-    if len(set(values)) != len(values):
-        seen: set = set()
-        twice = next(v for v in values if v in seen or seen.add(v))
-        raise Refused(f"attribute {name!r} holds the label {twice!r} twice; labels are "
-                      "distinct")
-
-
 def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
     """An array's values against its rule: floats finite; labels distinct; a rule's fourth
     entry ``(low, high)`` bounds every value (``None``: unbounded), e.g. the positions of
     tasks."""
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise Refused(f"attribute {name!r} holds NaN or infinite values")
-    if rule[0] == "labels" and a.ndim == 1 and np.unique(a).size != a.size:
-        raise Refused(f"attribute {name!r} holds a label twice; labels are distinct")
+    if rule[0] == "labels" and a.ndim == 1:
+        check_labels(name, a)
     bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else None
     if bounds is None or not a.size:
         return
@@ -925,9 +920,12 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     the file is trusted: the class must be one of regmtl's models, only the attributes that
     class declares are set, every array's shape must be the one the model's numbers of tasks
     and features imply, and every size is checked before any array data is read (no more than
-    the declared bytes are then decompressed). A folder is a deep estimator (see
-    :meth:`regmtl.deep.DeepMultiTaskRegressor.save`; needs PyTorch). ``regmtl.load`` is this
-    function.
+    the declared bytes are then decompressed, and no more than ``max_bytes`` declared). The
+    values are then checked as a fit checks user input (:func:`check_loaded`): the parameters
+    by the estimator's and the penalty's own checks, float arrays finite, positions of tasks
+    in range, labels distinct, the dirty models' parts adding up to ``coef_``. A folder is a
+    deep estimator (see :meth:`regmtl.deep.DeepMultiTaskRegressor.save`; needs PyTorch).
+    ``regmtl.load`` is this function.
 
     Parameters
     ----------
@@ -936,12 +934,14 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
         :class:`~regmtl.persistence.SaveMixin`), or a folder written by the ``save`` method of
         a deep estimator.
     max_bytes : int, optional
-        The most bytes the model's arrays may take once loaded, for files from elsewhere: a
-        file whose arrays declare more (a small file of highly compressible zeros that
-        inflates to gigabytes, all consistent) is refused before any array data is read.
-        By default the only bound is the model's own declared dimensions, which every array
-        shape must fit (an accepted file's arrays are allocated once). For a folder, it
-        bounds the bytes of the weights file, which is read as it is stored.
+        The most bytes the model's arrays may take once loaded: a file whose arrays declare
+        more (a small file of highly compressible zeros that inflates to gigabytes, all
+        consistent) is refused before any array data is read. By default the bound is
+        ``max(256 MiB, 64 x the file's size)`` (:func:`default_max_bytes`: a fit's arrays
+        compress far less than 64-fold, unless almost all zeros); pass a larger value to load
+        such a file you trust. The header's JSON text is bounded too, by the larger of the
+        two, counting 24 bytes of Python objects per byte of text. For a folder, it bounds
+        the bytes of the weights file, which is read as it is stored.
 
     Returns
     -------
@@ -953,9 +953,10 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     ValueError
         If the path is not a regular file (a device such as ``/dev/zero``, a FIFO), or the
         file is not a readable regmtl model file, uses a newer format than this
-        version reads, fails its integrity check, names an unknown class or attribute, or
-        holds arrays whose shapes, dtypes or sizes do not fit its header; the message names
-        the file.
+        version reads, fails its integrity check, names an unknown class or attribute,
+        holds arrays whose shapes, dtypes or sizes do not fit its header, declares more
+        bytes than ``max_bytes`` (or its default), or holds a parameter or fitted value that
+        a fit would not (the message names the field); the message names the file.
 
     Examples
     --------
