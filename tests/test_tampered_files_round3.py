@@ -420,3 +420,57 @@ def test_a_header_that_inflates_to_a_json_bomb_is_refused_before_it_is_read(tmp_
     assert bad.stat().st_size < 200_000
     peak = peak_bytes(lambda: refused(lambda: rm.load(bad), str(bad), "header", "max_bytes"))
     assert peak < 2 * MB, peak
+
+
+# ------------------------------------------------------------------ the CLI's reader
+def test_the_cli_refuses_a_tampered_model_naming_the_file_and_field(tmp_path, capsys):
+    """``regmtl predict`` reads models with ``regmtl.load``: a tampered file ends with one error
+    line naming the file and the field; ``--max-bytes`` bounds (or raises) what it may
+    allocate."""
+    import pandas as pd
+
+    from regmtl.cli import main
+
+    Xs, ys = _data()
+    frame = pd.concat([pd.DataFrame(X, columns=[f"f{j}" for j in range(5)]).assign(
+        task=f"t{t}", y=y) for t, (X, y) in enumerate(zip(Xs, ys, strict=True))])
+    data = tmp_path / "rows.csv"
+    frame.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(data), "--task-col", "task", "--target", "y", "--penalty",
+                 "robust_features", "--alpha", "0.05", "--out", str(model)]) == 0
+    header, arrays = _parts(model)
+    key = header["attributes"]["outlier_tasks_"]["key"]
+    bad = tmp_path / "bad.npz"
+    _write(bad, header, {**arrays, key: np.array([5])})
+    capsys.readouterr()
+    assert main(["predict", str(bad), str(data), "--task-col", "task"]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "'outlier_tasks_'" in err, err
+    assert main(["predict", str(model), str(data), "--task-col", "task", "--max-bytes",
+                 "100"]) == 2
+    assert "max_bytes=100" in capsys.readouterr().err
+    assert main(["predict", str(model), str(data), "--task-col", "task", "--max-bytes",
+                 str(10 * MB), "--out", str(tmp_path / "p.csv")]) == 0
+
+
+# ------------------------------------------------------------------ deep folders
+def test_a_deep_folder_s_task_labels_are_distinct_and_finite(tmp_path):
+    """Before: ``tasks_`` of a deep estimator's config naming one task twice, or NaN,
+    loaded."""
+    pytest.importorskip("torch")
+    from regmtl.deep import DeepMultiTaskRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    Y = X @ rng.standard_normal((4, 2))
+    DeepMultiTaskRegressor(max_epochs=2, random_state=0).fit(X, Y).save(tmp_path / "deep")
+    config = tmp_path / "deep" / "config.json"
+    saved = json.loads(config.read_text())
+    for values, words in (([1, 1], "twice"), ([0, float("nan")], "finite")):
+        tampered = copy.deepcopy(saved)
+        tampered["estimator"]["attributes"]["tasks_"]["values"] = values
+        config.write_text(json.dumps(tampered))
+        refused(lambda: rm.load(tmp_path / "deep"), str(config), "'tasks_'", words)
+    config.write_text(json.dumps(saved))
+    assert rm.load(tmp_path / "deep").n_tasks_ == 2

@@ -1148,7 +1148,8 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None,
         raise Refused(f"its header declares {members[_HEADER].nbytes} bytes of JSON, which "
                       f"may take {_JSON_COST} times as much once read, more than "
                       f"{_bound_text(max_bytes, file_size)} allows (pass a larger max_bytes "
-                      "to regmtl.load if you trust the file)")
+                      "to regmtl.load, or --max-bytes to regmtl predict, if you trust the "
+                      "file)")
     header = _read_header(members[_HEADER])
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{name} is not a regmtl model file.")
@@ -1166,8 +1167,9 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None,
     limit = default_max_bytes(file_size) if max_bytes is None else max_bytes
     if total > limit:
         raise Refused(f"its arrays declare {total} bytes once loaded, more than "
-                      f"{_bound_text(max_bytes, file_size)} (raise max_bytes, e.g. "
-                      f"regmtl.load(path, max_bytes={total}), if you trust the file)")
+                      f"{_bound_text(max_bytes, file_size)} (raise max_bytes if you trust "
+                      f"the file: regmtl.load(path, max_bytes={total}), or regmtl predict "
+                      f"--max-bytes {total})")
     # the shapes fit the header's numbers; a member that inflates far beyond its bytes in the
     # file is checked against its digest first, by streaming, so that a refused file never
     # makes load allocate more than a small multiple of its size
