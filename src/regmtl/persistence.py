@@ -892,24 +892,33 @@ class _Checked(NamedTuple):
 def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
     """An array's values against its rule: floats finite; labels distinct; a rule's fourth
     entry ``(low, high)`` bounds every value (``None``: unbounded), e.g. the positions of
-    tasks."""
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise Refused(f"attribute {name!r} holds NaN or infinite values")
+    tasks. Read in slices of ``_CHUNK`` bytes: nothing of the array's size is allocated."""
     if rule[0] == "labels" and a.ndim == 1:
         check_labels(name, a)
-    bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else None
-    if bounds is None or not a.size:
+    bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else (None, None)
+    if a.dtype.kind != "f" and bounds == (None, None):
         return
     low, high = bounds
-    bad = ((a < low) if low is not None else np.zeros(a.shape, bool)) | (
-        (a > high) if high is not None else False)
-    if bad.any():
-        value = a.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])].item()
-        if high is None:
-            raise Refused(f"attribute {name!r} holds {value!r}; its values must be >= {low:g}")
-        if low is None:
-            raise Refused(f"attribute {name!r} holds {value!r}; its values must be <= {high:g}")
-        raise Refused(f"attribute {name!r} holds {value!r}, outside {low}..{high}")
+    flat = np.ravel(a, order="K")  # a view of the array as stored
+    step = max(1, _CHUNK // max(1, a.dtype.itemsize))
+    for i in range(0, flat.size, step):
+        part = flat[i:i + step]
+        if part.dtype.kind == "f" and not np.isfinite(part).all():
+            raise Refused(f"attribute {name!r} holds NaN or infinite values")
+        bad = np.zeros(part.shape, bool)
+        if low is not None:
+            bad |= part < low
+        if high is not None:
+            bad |= part > high
+        if bad.any():
+            value = part[int(np.flatnonzero(bad)[0])].item()
+            if high is None:
+                raise Refused(f"attribute {name!r} holds {value!r}; its values must be >= "
+                              f"{low:g}")
+            if low is None:
+                raise Refused(f"attribute {name!r} holds {value!r}; its values must be <= "
+                              f"{high:g}")
+            raise Refused(f"attribute {name!r} holds {value!r}, outside {low}..{high}")
 
 
 # ---------------------------------------------------------------------- load
