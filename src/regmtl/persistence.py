@@ -14,7 +14,7 @@ allocate about a megabyte, an accepted one its arrays once, and no more than ``m
 (by default ``DEFAULT_RATIO`` times the file's size, at least ``DEFAULT_MIN_BYTES``). A path
 that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
 
-What the arrays hold is then checked as a fit checks what a user passes (:func:`check_loaded`):
+What the arrays hold is then checked as a fit checks what a user passes (``check_loaded``):
 the parameters, penalties and losses by their own checks, every float array finite, every
 rule's range (``(low, high)``: the positions of tasks), labels distinct, and the identities of
 the fitted structure (a dirty model's parts add up to ``coef_``; the outlier tasks are the
@@ -930,7 +930,7 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     class declares are set, every array's shape must be the one the model's numbers of tasks
     and features imply, and every size is checked before any array data is read (no more than
     the declared bytes are then decompressed, and no more than ``max_bytes`` declared). The
-    values are then checked as a fit checks user input (:func:`check_loaded`): the parameters
+    values are then checked as a fit checks user input (``check_loaded``): the parameters
     by the estimator's and the penalty's own checks, float arrays finite, positions of tasks
     in range, labels distinct, the dirty models' parts adding up to ``coef_``. A folder is a
     deep estimator (see :meth:`regmtl.deep.DeepMultiTaskRegressor.save`; needs PyTorch).
@@ -946,9 +946,9 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
         The most bytes the model's arrays may take once loaded: a file whose arrays declare
         more (a small file of highly compressible zeros that inflates to gigabytes, all
         consistent) is refused before any array data is read. By default the bound is
-        ``max(256 MiB, 64 x the file's size)`` (:func:`default_max_bytes`: a fit's arrays
-        compress far less than 64-fold, unless almost all zeros); pass a larger value to load
-        such a file you trust. The header's JSON text is bounded too, by the larger of the
+        ``max(256 MiB, 64 x the file's size)`` (``persistence.default_max_bytes``: a fit's
+        arrays compress far less than 64-fold, unless almost all zeros); pass a larger value
+        to load such a file you trust. The header's JSON text is bounded too, by the larger of the
         two, counting 24 bytes of Python objects per byte of text. For a folder, it bounds
         the bytes of the weights file, which is read as it is stored.
 
