@@ -524,6 +524,9 @@ def _report_fit(args: argparse.Namespace, fitted: Any, name: str, n_tasks: int,
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a model file written by 'regmtl fit'")
+    p.add_argument("--max-bytes", type=int, default=None,
+                   help="the most bytes the model's arrays may take once loaded (default: 64 "
+                        "times the file's size, at least 256 MiB; see regmtl.load)")
     p.add_argument("data", help="a CSV/Parquet file in long form (or a data set name); with "
                                 "--scheduler/--workers a Parquet file, directory or glob")
     p.add_argument("--task-col", help="the column naming each row's task")
@@ -632,7 +635,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     if _on_dask(args):
         return _run_predict_dask(args)
-    model = load(args.model)
+    model = load(args.model, max_bytes=args.max_bytes)
     names = getattr(model, "feature_names_in_", None)
     if not _is_file(args.data):
         raise UsageError(f"{args.data}: give a CSV/Parquet file with the feature columns and "
@@ -1124,7 +1127,7 @@ def _run_predict_dask(args: argparse.Namespace) -> int:
     if not args.out:
         raise UsageError(f"{_cluster_flag(args).split()[0]}: pass --out DIR.parquet; on a Dask "
                          "cluster the predictions are written by the workers, not printed.")
-    model = load(args.model)
+    model = load(args.model, max_bytes=args.max_bytes)
     frame, inputs = _dask_table(dd, args.data)
     _need_column(frame, args.task_col, "--task-col", args.data)
     if args.target is not None:

@@ -10,9 +10,15 @@ and the size every archive member declares; it then reads no more than those siz
 the digests. A member that inflates to more than ``_RATIO`` times its compressed bytes is
 checked against its digest by streaming (in chunks of ``_CHUNK`` bytes) before any array is
 allocated, and each array is read into one buffer of its size: a refused file makes :func:`load`
-allocate about a megabyte, an accepted one its arrays once. A path that is not a regular file
-(``/dev/zero``, a FIFO) is refused before it is read.
-Every refusal is a ``ValueError`` that names the file.
+allocate about a megabyte, an accepted one its arrays once, and no more than ``max_bytes``
+(by default ``DEFAULT_RATIO`` times the file's size, at least ``DEFAULT_MIN_BYTES``). A path
+that is not a regular file (``/dev/zero``, a FIFO) is refused before it is read.
+
+What the arrays hold is then checked as a fit checks what a user passes (``check_loaded``):
+the parameters, penalties and losses by their own checks, every float array finite, every
+rule's range (``(low, high)``: the positions of tasks), labels distinct, and the identities of
+the fitted structure (a dirty model's parts add up to ``coef_``; the outlier tasks are the
+nonzero columns of Q). Every refusal is a ``ValueError`` that names the file and the field.
 
 :func:`load` finds a file's model family by the kind the file declares: an archive's class
 (each :class:`SaveMixin` class registers itself), a folder's estimator class in its
@@ -35,7 +41,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +53,7 @@ from .serialization import (
     MAX_JSON_BYTES,
     Malformed,
     Refused,
+    check_labels,
     check_scalar,
     check_shape,
     open_regular,
@@ -75,6 +82,12 @@ _CHUNK = 2**18  # bytes decompressed (and held) at a time
 #: its digest by streaming (nothing held) before any array is allocated: a refused file never
 #: makes load allocate more than about this multiple of its size
 _RATIO = 4
+#: without max_bytes, a file may allocate DEFAULT_RATIO times its size, and at least
+#: DEFAULT_MIN_BYTES (see default_max_bytes)
+DEFAULT_RATIO = 64
+DEFAULT_MIN_BYTES = 2**28
+#: the most bytes of Python objects a byte of JSON text becomes (``[{},{},...]``: 24)
+_JSON_COST = 24
 _ARRAY_KINDS = "biufcU"  # the dtypes the format writes: no object, void or datetime arrays
 _KIND_NAMES = {"f": "float", "iu": "integer"}
 
@@ -211,7 +224,13 @@ def _decode(spec: dict, arrays: Any) -> Any:
         cls = getattr(penalties, spec["class"], None)
         if not (isinstance(cls, type) and issubclass(cls, penalties.Penalty)):
             raise Malformed(f"unknown penalty class {spec['class']!r} in the model file")
-        return cls(**{k: _decode(v, arrays) for k, v in spec["params"].items()})
+        kwargs = {k: _decode(v, arrays) for k, v in spec["params"].items()}
+        try:  # a constructor that checks its parameters: refused as the penalty
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            shown = ", ".join(f"{k}={v!r:.40}" for k, v in kwargs.items())
+            raise Refused(f"its penalty {cls.__name__}({shown}) is invalid "
+                          f"({_first_line(exc)})") from None
     return unscalar(spec["value"])
 
 
@@ -311,9 +330,12 @@ def _digest(a: np.ndarray) -> str:
 
 
 # ---------------------------------------------------------------------- what each class holds
-# An attribute's rule: ("int", low, high), ("float",), ("bool",), ("str", choices) for a JSON
-# value; ("array", dtype kinds, shape) for a numeric array; ("labels", shape) for an array of
-# any saved dtype, or labels; ("list", length, rule). A shape holds ints, or a range of lengths.
+# An attribute's rule: ("int", low, high), ("float",) (("float", "finite"): not NaN or inf),
+# ("bool",), ("str", choices) for a JSON value; ("array", dtype kinds, shape) for a numeric
+# array, its floats finite, and ("array", kinds, shape, (low, high)) with every value in
+# low..high (None: unbounded; the positions of tasks: (0, T - 1)); ("labels", shape) for an
+# array of any saved dtype, or labels; ("list", length, rule). A shape holds ints, or a range
+# of lengths.
 def _float_array(*shape: Any) -> tuple:
     return ("array", "f", shape)
 
@@ -350,16 +372,17 @@ def linear_rules(classifier: bool, T: int, p: int, single: bool,
         "input_form_": ("str", FORMS), "tasks_": ("labels", (T,)),
         "feature_names_in_": ("labels", (p,)),
         "coef_": _float_array(p) if single else _float_array(T, p),
-        "intercept_": ("float",) if single else _float_array(T),
-        "n_iter_": ("int", 0, None), "task_sizes_": _float_array(T),
+        "intercept_": ("float", "finite") if single else _float_array(T),
+        "n_iter_": ("int", 0, None), "task_sizes_": ("array", "f", (T,), (0, None)),
         "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
         **structure_rules(T, p),
-        "feature_mean_": _float_array(p), "feature_scale_": _float_array(p),
+        "feature_mean_": _float_array(p),
+        "feature_scale_": ("array", "f", (p,), (np.finfo(np.float64).tiny, None)),
     }
     if classifier:
         rules["classes_"] = ("labels", (2,)) if single else ("list", T, ("labels", (2,)))
     else:
-        rules["residual_variance_"] = _float_array(T)
+        rules["residual_variance_"] = ("array", "f", (T,), (0, None))
         # one loss per task: the labels of each binary task, None for the others
         rules["classes_"] = ("list", T, ("optional", ("labels", (2,))))
     return rules
@@ -641,7 +664,7 @@ def _json_value(attrs: dict, name: str, rule: tuple) -> Any:
     """A JSON attribute the shapes depend on, checked against ``rule``."""
     if name not in attrs:
         raise Malformed(f"it lacks the attribute {name!r}")
-    _check_rule(name, attrs[name], rule, {}, set())
+    _check_rule(name, attrs[name], rule, {}, {})
     return attrs[name]["value"]
 
 
@@ -690,9 +713,11 @@ def _show(want: tuple) -> str:
 
 
 def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
-                used: set[str], dims: str = "the header") -> None:
+                used: dict[str, tuple[str, tuple]], dims: str = "the header") -> None:
     """An entry against its rule; array shapes come from the ``.npy`` headers, the expected
-    ones from the header's numbers (``dims`` says which)."""
+    ones from the header's numbers (``dims`` says which). Each array checked is recorded in
+    ``used`` (key -> its name and rule), so that its values are checked once read
+    (:func:`_check_values`)."""
     kind, what = spec["kind"], rule[0]
     if what in ("int", "float", "bool", "str"):
         v = spec.get("value") if kind == "json" else None
@@ -705,6 +730,8 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
             raise Refused(f"attribute {name!r} is {v}, outside {rule[1]}..{rule[2]}")
         if what == "str" and v not in rule[1]:
             raise Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
+        if what == "float" and rule[1:] == ("finite",) and not math.isfinite(v):
+            raise Refused(f"attribute {name!r} is {v!r}; it must be a finite number")
         return
     if what == "optional":
         if kind == "json" and spec.get("value") is None:
@@ -718,9 +745,10 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
         for i, item in enumerate(spec["items"]):
             _check_rule(f"{name}[{i}]", item, rule[2], members, used, dims)
         return
-    want = rule[-1]
+    want = rule[2] if what == "array" else rule[-1]
     if kind == "labels" and what == "labels":
         shape = tuple(spec["shape"])
+        check_labels(name, [unscalar(v) for v in spec["value"]])
     elif kind == "array":
         key = spec["key"]
         if key not in members or key == _HEADER:
@@ -728,7 +756,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
                             "lacks")
         if key in used:
             raise Refused(f"the array {key!r} is named twice")
-        used.add(key)
+        used[key] = (name, rule)
         shape, dtype = members[key].shape, members[key].dtype
         if what == "array" and dtype.kind not in rule[1]:
             raise Refused(f"attribute {name!r} has dtype {dtype}, expected "
@@ -741,7 +769,7 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
 
 
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
-                  used: set[str], dims: str) -> list[Any] | None:
+                  used: dict[str, tuple[str, tuple]], dims: str) -> list[Any] | None:
     """Constructor parameters: known names; arrays only a task weight or an alpha per task
     (T,), or a graph (T, T), dense or CSR (data and indices of one length nnz <= T^2, indptr
     of T + 1); a loss registered, with valid parameters, one per task in a list. Returns the
@@ -757,7 +785,9 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
             each = _check_loss(spec, T)
             losses = each if kind == "list" else None
         elif kind == "array" and name in ("task_weight", "alpha"):
-            _check_rule(name, spec, _float_array(T), members, used, dims)
+            _check_rule(name, spec, ("array", "f", (T,), (0, None)), members, used, dims)
+        elif kind == "list" and name in ("task_weight", "alpha"):  # given as a list
+            _check_numbers(name, spec["items"], T)
         elif kind == "penalty" and name == "penalty":
             for k, v in spec["params"].items():
                 if v["kind"] == "array" and k == "A":
@@ -772,8 +802,20 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
     return losses
 
 
-def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used: set[str],
-               dims: str) -> None:
+def _check_numbers(name: str, items: list, T: int) -> None:
+    """A parameter given as a list of one number per task: T finite numbers >= 0."""
+    values = [i.get("value") if i.get("kind") == "json" else None for i in items]
+    if len(values) != T or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                   for v in values):
+        raise Refused(f"parameter {name!r} must list {T} numbers, one per task")
+    bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise Refused(f"parameter {name!r} holds {bad[0]!r}; its values must be finite and "
+                      ">= 0")
+
+
+def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member],
+               used: dict[str, tuple[str, tuple]], dims: str) -> None:
     """A sparse (T, T) graph: its shape, then its three arrays' dtypes and lengths."""
     if tuple(spec["shape"]) != (T, T):
         raise Refused(f"parameter {name!r} has shape {tuple(spec['shape'])}, but {dims} "
@@ -788,9 +830,8 @@ def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member], used:
                 ("array", "iu", (T + 1,)), members, used, dims)
 
 
-def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict, dict, dict]:
-    """Everything in the header, before any array data is read: (class, params, attributes,
-    digests)."""
+def _check_header(header: Any, members: dict[str, _Member]) -> _Checked:
+    """Everything in the header, before any array data is read."""
     kind = header.get("class")
     cls = _KINDS.get(kind) if isinstance(kind, str) else None
     if not isinstance(cls, type) or not cls.saved_rules(1, 1, False):
@@ -823,16 +864,61 @@ def _check_header(header: Any, members: dict[str, _Member]) -> tuple[type, dict,
     if classes is not None and max(classes) > 2:
         dims = (f"n_tasks_ = {T}, n_features_in_ = {p} and the classes_ "
                 f"({', '.join(map(str, classes))} per task)")
-    used: set[str] = set()
+    used: dict[str, tuple[str, tuple]] = {}
     for name, spec in attrs.items():
         _check_rule(name, spec, rules[name], members, used, dims)
     losses = _check_params(cls, params, T, members, used, dims)
     if "loss" in getattr(cls, "_get_param_names", list)():  # a classifier's classes_ differ
         _check_classes(attrs, losses)
-    unused = set(members) - used - {_HEADER}
+    unused = set(members) - set(used) - {_HEADER}
     if unused:
         raise Refused(f"it holds arrays its header does not use: {sorted(unused)[:5]}")
-    return cls, params, attrs, digests
+    return _Checked(cls, params, attrs, digests, used, T, p)
+
+
+class _Checked(NamedTuple):
+    """What :func:`_check_header` found: the class, its parameters, attributes and digests,
+    each array's name and rule by key, and the numbers of tasks and features."""
+
+    cls: type
+    params: dict
+    attrs: dict
+    digests: dict
+    rules: dict[str, tuple[str, tuple]]
+    n_tasks: int
+    n_features: int
+
+
+def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
+    """An array's values against its rule: floats finite; labels distinct; a rule's fourth
+    entry ``(low, high)`` bounds every value (``None``: unbounded), e.g. the positions of
+    tasks. Read in slices of ``_CHUNK`` bytes: nothing of the array's size is allocated."""
+    if rule[0] == "labels" and a.ndim == 1:
+        check_labels(name, a)
+    bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else (None, None)
+    if a.dtype.kind != "f" and bounds == (None, None):
+        return
+    low, high = bounds
+    flat = np.ravel(a, order="K")  # a view of the array as stored
+    step = max(1, _CHUNK // max(1, a.dtype.itemsize))
+    for i in range(0, flat.size, step):
+        part = flat[i:i + step]
+        if part.dtype.kind == "f" and not np.isfinite(part).all():
+            raise Refused(f"attribute {name!r} holds NaN or infinite values")
+        bad = np.zeros(part.shape, bool)
+        if low is not None:
+            bad |= part < low
+        if high is not None:
+            bad |= part > high
+        if bad.any():
+            value = part[int(np.flatnonzero(bad)[0])].item()
+            if high is None:
+                raise Refused(f"attribute {name!r} holds {value!r}; its values must be >= "
+                              f"{low:g}")
+            if low is None:
+                raise Refused(f"attribute {name!r} holds {value!r}; its values must be <= "
+                              f"{high:g}")
+            raise Refused(f"attribute {name!r} holds {value!r}, outside {low}..{high}")
 
 
 # ---------------------------------------------------------------------- load
@@ -843,9 +929,12 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     the file is trusted: the class must be one of regmtl's models, only the attributes that
     class declares are set, every array's shape must be the one the model's numbers of tasks
     and features imply, and every size is checked before any array data is read (no more than
-    the declared bytes are then decompressed). A folder is a deep estimator (see
-    :meth:`regmtl.deep.DeepMultiTaskRegressor.save`; needs PyTorch). ``regmtl.load`` is this
-    function.
+    the declared bytes are then decompressed, and no more than ``max_bytes`` declared). The
+    values are then checked as a fit checks user input (``check_loaded``): the parameters
+    by the estimator's and the penalty's own checks, float arrays finite, positions of tasks
+    in range, labels distinct, the dirty models' parts adding up to ``coef_``. A folder is a
+    deep estimator (see :meth:`regmtl.deep.DeepMultiTaskRegressor.save`; needs PyTorch).
+    ``regmtl.load`` is this function.
 
     Parameters
     ----------
@@ -854,12 +943,14 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
         :class:`~regmtl.persistence.SaveMixin`), or a folder written by the ``save`` method of
         a deep estimator.
     max_bytes : int, optional
-        The most bytes the model's arrays may take once loaded, for files from elsewhere: a
-        file whose arrays declare more (a small file of highly compressible zeros that
-        inflates to gigabytes, all consistent) is refused before any array data is read.
-        By default the only bound is the model's own declared dimensions, which every array
-        shape must fit (an accepted file's arrays are allocated once). For a folder, it
-        bounds the bytes of the weights file, which is read as it is stored.
+        The most bytes the model's arrays may take once loaded: a file whose arrays declare
+        more (a small file of highly compressible zeros that inflates to gigabytes, all
+        consistent) is refused before any array data is read. By default the bound is
+        ``max(256 MiB, 64 x the file's size)`` (``persistence.default_max_bytes``: a fit's
+        arrays compress far less than 64-fold, unless almost all zeros); pass a larger value
+        to load such a file you trust. The header's JSON text is bounded too, by the larger of the
+        two, counting 24 bytes of Python objects per byte of text. For a folder, it bounds
+        the bytes of the weights file, which is read as it is stored.
 
     Returns
     -------
@@ -871,9 +962,10 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     ValueError
         If the path is not a regular file (a device such as ``/dev/zero``, a FIFO), or the
         file is not a readable regmtl model file, uses a newer format than this
-        version reads, fails its integrity check, names an unknown class or attribute, or
-        holds arrays whose shapes, dtypes or sizes do not fit its header; the message names
-        the file.
+        version reads, fails its integrity check, names an unknown class or attribute,
+        holds arrays whose shapes, dtypes or sizes do not fit its header, declares more
+        bytes than ``max_bytes`` (or its default), or holds a parameter or fitted value that
+        a fit would not (the message names the field); the message names the file.
 
     Examples
     --------
@@ -902,7 +994,7 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
     name = repr(os.fspath(path))
     try:
         with open_regular(path, name) as fh, zipfile.ZipFile(fh) as zf:
-            return _load_archive(zf, name, max_bytes)
+            return _load_archive(zf, name, max_bytes, os.fstat(fh.fileno()).st_size)
     except Malformed as exc:
         raise ValueError(f"{name} has a malformed header ({str(exc).rstrip('.')}).") from None
     except Refused as exc:
@@ -921,6 +1013,111 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = None) -> Any:
         ) from None
 
 
+def check_loaded(model: Any, n_tasks: int, n_features: int) -> None:
+    """The checks a fit makes, made on a model read from a file (``Refused`` naming the field).
+
+    A file holds what a user could have passed, so its parameters go through the checks of
+    user input: scikit-learn's parameter constraints, the penalty's ``check`` at the saved
+    numbers of tasks and features (every parameter of every penalty: ``cap > 0``, a graph's
+    shape), the alpha (one per task only for a separable penalty), and a loss rebuilt from
+    fitted attributes through its constructor. Then the identities of the fitted structure
+    (:func:`check_structure`).
+    """
+    validate = getattr(model, "_validate_params", None)
+    if callable(validate) and hasattr(model, "_parameter_constraints"):
+        try:
+            validate()
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"its parameters are invalid ({_first_line(exc)})") from None
+    rebuild = getattr(model, "_loss", None)
+    if callable(rebuild):  # a loss kept in fitted attributes (TransferredTask: loss_params_)
+        try:
+            rebuild()
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"attributes 'loss_' and 'loss_params_' do not make a valid loss "
+                          f"({_first_line(exc)})") from None
+    if getattr(model, "penalty", None) is None or not hasattr(model, "alpha"):
+        return
+    from .penalties import make_penalty
+    from .task_alpha import resolve_alpha
+
+    try:
+        penalty = make_penalty(model.penalty)
+        penalty.check(n_features, n_tasks)
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"its penalty {model.penalty!r:.80} is invalid "
+                      f"({_first_line(exc)})") from None
+    try:
+        alpha, _ = resolve_alpha(model.alpha, penalty, n_tasks)
+    except (TypeError, ValueError) as exc:
+        raise Refused(f"parameter 'alpha' is invalid ({_first_line(exc)})") from None
+    check_structure(model, penalty, alpha, n_tasks)
+
+
+def _class_layout(classes: Any) -> Any:
+    """The classes' layout (:class:`regmtl.classes.ClassLayout`) of a multinomial fit's
+    ``classes_``: each task's columns, one per class, side by side."""
+    from .classes import ClassLayout
+
+    items = classes if isinstance(classes, list) else [classes]
+    sizes = np.array([len(c) for c in items], dtype=np.int64)
+    ids: dict[Any, int] = {}
+    label = np.array([ids.setdefault(c, len(ids)) for cs in items for c in cs], dtype=np.int64)
+    labels = np.empty(len(ids), dtype=object)
+    labels[:] = list(ids)
+    return ClassLayout(first=(np.cumsum(sizes) - sizes).astype(np.int64), sizes=sizes,
+                       label=label, labels=labels)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else repr(exc)
+
+
+def check_structure(model: Any, penalty: Any, alpha: float, n_tasks: int) -> None:
+    """The fitted structure of a linear model is the one its penalty sets, and agrees with
+    ``coef_``.
+
+    Only the attributes the penalty declares (``structure_attrs``, and the names of older files
+    in its ``saved_structure``) may be present. A penalty whose fit keeps a variable V beside
+    W (``penalty.variable(structure)``: the parts P and Q of the dirty models) must compose the
+    coefficients, ``penalty.compose(V) == coef_`` to 1e-9 relative to the largest entry, and
+    the integer structure it derives from V (the outlier tasks: the nonzero columns of Q) must
+    be the saved one.
+    """
+    from .penalties import STRUCTURE_ATTRS
+
+    declared = set(penalty.structure_attrs) | set(type(penalty).saved_structure(1, 1))
+    foreign = sorted(k for k in set(STRUCTURE_ATTRS) | set(structure_rules(1, 1))
+                     if k in vars(model) and k not in declared)
+    if foreign:
+        raise Refused(f"attribute {foreign[0]!r} is not one that penalty {penalty!r:.60} "
+                      f"sets (it sets {', '.join(penalty.structure_attrs) or 'none'})")
+    structure = {k: vars(model)[k] for k in penalty.structure_attrs if k in vars(model)}
+    V = penalty.variable(structure) if structure else None
+    if V is None:
+        return
+    W = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64)).T
+    names = " and ".join(repr(k) for k, v in structure.items() if np.asarray(v).dtype.kind == "f")
+    W_V = np.asarray(penalty.compose(V), dtype=np.float64)
+    if W_V.shape != W.shape:
+        raise Refused(f"attributes {names} hold coefficients of shape {W_V.T.shape}, but "
+                      f"coef_ has shape {W.T.shape}")
+    scale = max(float(np.abs(W).max(initial=0.0)), float(np.abs(V).max(initial=0.0)))
+    err = float(np.abs(W_V - W).max(initial=0.0))
+    if err > 1e-9 * scale:
+        raise Refused(f"attributes {names} do not compose coef_ (the penalty's parts of a fit "
+                      f"add up to its coefficients): they differ from coef_ by {err:.3g}, "
+                      f"the largest coefficient being {scale:.3g}")
+    if W.shape[1] != n_tasks:  # the classes' layout: its structure is on task blocks
+        penalty = penalty.on_classes(_class_layout(model.classes_))
+    for k, fresh in penalty.structure(V, alpha).items():
+        fresh = np.asarray(fresh)
+        if k in structure and fresh.dtype.kind in "iub" and not np.array_equal(
+                np.asarray(structure[k]), fresh):
+            raise Refused(f"attribute {k!r} is {np.asarray(structure[k]).tolist()!r:.80}, but "
+                          f"{names} make it {fresh.tolist()!r:.80}")
+
+
 def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
     """``cluster_vectors_``, ``cluster_weights_`` and ``cluster_rest_`` from a dense M (files
     written before the factors): its eigenvectors, all T of them, and eigenvalues."""
@@ -930,8 +1127,38 @@ def _set_cluster_factors(model: Any, M: np.ndarray) -> None:
     model.cluster_vectors_, model.cluster_weights_, model.cluster_rest_ = V, m, 0.0
 
 
-def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) -> Any:
+def default_max_bytes(file_size: int) -> int:
+    """The most bytes :func:`load` lets a file of ``file_size`` bytes allocate when no
+    ``max_bytes`` is given: ``max(DEFAULT_MIN_BYTES, DEFAULT_RATIO * file_size)``.
+
+    The arrays of a model compress little (floats of a fit: about 1.1 to 1; a sparse
+    coefficient matrix, most rows zero, some tens to 1), but deflate inflates zeros 1032-fold,
+    so a small file can declare arrays of gigabytes, all consistent. Up to this bound a file
+    loads; beyond it, only with ``max_bytes`` raised.
+    """
+    return max(DEFAULT_MIN_BYTES, DEFAULT_RATIO * int(file_size))
+
+
+def _bound_text(max_bytes: int | None, file_size: int) -> str:
+    if max_bytes is not None:
+        return f"max_bytes={max_bytes}"
+    return (f"the default bound of {default_max_bytes(file_size)} bytes for a file of "
+            f"{file_size} bytes (max({DEFAULT_MIN_BYTES}, {DEFAULT_RATIO} x its size); "
+            "max_bytes=None")
+
+
+def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None,
+                  file_size: int = 0) -> Any:
     members = _members(zf)
+    # the header's JSON text becomes Python objects of up to _JSON_COST bytes per byte; it is
+    # bounded before it is read, by the larger of the default bound and max_bytes
+    bound = max(default_max_bytes(file_size), max_bytes or 0)
+    if members[_HEADER].nbytes * _JSON_COST > bound:
+        raise Refused(f"its header declares {members[_HEADER].nbytes} bytes of JSON, which "
+                      f"may take {_JSON_COST} times as much once read, more than "
+                      f"{_bound_text(max_bytes, file_size)} allows (pass a larger max_bytes "
+                      "to regmtl.load, or --max-bytes to regmtl predict, if you trust the "
+                      "file)")
     header = _read_header(members[_HEADER])
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{name} is not a regmtl model file.")
@@ -943,11 +1170,15 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
             f"{name} uses model format {fv!r}, newer than this regmtl reads "
             f"({FORMAT_VERSION}); upgrade regmtl to load it."
         )
-    cls, params, attrs, digests = _check_header(header, members)
+    checked = _check_header(header, members)
+    cls, params, attrs, digests = checked[:4]
     total = sum(m.nbytes for k, m in members.items() if k != _HEADER)
-    if max_bytes is not None and total > max_bytes:
-        raise Refused(f"its arrays declare {total} bytes, more than max_bytes={max_bytes} "
-                      "(raise max_bytes if you trust the file)")
+    limit = default_max_bytes(file_size) if max_bytes is None else max_bytes
+    if total > limit:
+        raise Refused(f"its arrays declare {total} bytes once loaded, more than "
+                      f"{_bound_text(max_bytes, file_size)} (raise max_bytes if you trust "
+                      f"the file: regmtl.load(path, max_bytes={total}), or regmtl predict "
+                      f"--max-bytes {total})")
     # the shapes fit the header's numbers; a member that inflates far beyond its bytes in the
     # file is checked against its digest first, by streaming, so that a refused file never
     # makes load allocate more than a small multiple of its size
@@ -958,6 +1189,8 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
     arrays = {k: m.read() for k, m in members.items() if k != _HEADER}
     if any(_digest(arrays[k]) != d for k, d in digests.items() if k not in streamed):
         raise _Integrity()
+    for key, (attr, rule) in checked.rules.items():
+        _check_values(attr, arrays[key], rule)
     try:
         model = cls(**{k: _decode(v, arrays) for k, v in params.items()})
         for k, v in attrs.items():
@@ -967,4 +1200,5 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None) 
             setattr(model, k, _decode(v, arrays))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Malformed(str(exc)) from None
+    check_loaded(model, checked.n_tasks, checked.n_features)
     return model

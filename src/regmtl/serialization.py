@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = [
     "CONFIG_FILE", "FORMS", "MAX_JSON_BYTES", "Malformed", "Refused", "array_from_json",
-    "array_to_json", "check_scalar", "check_shape", "open_regular", "read_json",
+    "array_to_json", "check_labels", "check_scalar", "check_shape", "open_regular", "read_json",
     "regular_size", "scalar", "unscalar",
 ]
 
@@ -77,6 +77,22 @@ def check_scalar(v: Any, where: str, depth: int = 0) -> None:
             check_scalar(x, where, depth + 1)
         return
     raise Malformed(f"{where} holds a value that is not a number, string, None or tuple")
+
+
+def check_labels(name: str, values: Any) -> None:
+    """Labels (of tasks, classes, features) are distinct and not NaN or infinite; a
+    :class:`Refused` naming the attribute ``name`` otherwise (a label given twice makes two
+    tasks or classes one; a NaN label matches nothing)."""
+    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise Refused(f"attribute {name!r} holds the label {v!r}; labels are finite")
+    seen: set = set()
+    for v in values:
+        if v in seen:
+            raise Refused(f"attribute {name!r} holds the label {v!r} twice; labels are "
+                          "distinct")
+        seen.add(v)
 
 
 def check_shape(value: Any) -> list[int]:

@@ -712,7 +712,7 @@ class TransferredTask(SaveMixin, BaseEstimator):
         K = classes[0] if classes else 2
         return {
             "coef_": ("array", "f", (p,) if K <= 2 else (K, p)),
-            "intercept_": ("float",) if K <= 2 else ("array", "f", (K,)),
+            "intercept_": ("float", "finite") if K <= 2 else ("array", "f", (K,)),
             "strategy_": ("str", ("support", "subspace", "mean", "cluster", "single")),
             "fell_back_": ("bool",), "alpha_": ("float",),
             "alpha_source_": ("str", ("model", "cv", "given")),
@@ -721,7 +721,7 @@ class TransferredTask(SaveMixin, BaseEstimator):
             "n_features_in_": ("int", 1, None),
             "n_samples_": ("int", 1, None), "cv_error_": ("float",),
             "single_task_cv_error_": ("float",), "feature_names_in_": ("labels", (p,)),
-            "support_": ("array", "iu", (range(p + 1),)), "rank_": ("int", 0, p),
+            "support_": ("array", "iu", (range(p + 1),), (0, p - 1)), "rank_": ("int", 0, p),
             "cluster_": ("int", 0, None), "classes_": ("labels", (range(2, 100001),)),
         }
 

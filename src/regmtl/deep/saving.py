@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..serialization import Malformed, check_scalar, scalar, unscalar
+from ..serialization import Malformed, Refused, check_labels, check_scalar, scalar, unscalar
 from ._torch import torch
 from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
 from .nets import ARCHITECTURES, MultiTaskNet, module_config
@@ -133,6 +133,13 @@ def _estimator(spec: Any) -> tuple[Any, dict]:
             dims[name] = est._attribute_from_json(name, attrs[name], dims)
     if dims["input_form_"] == "single" and dims["n_tasks_"] != 1:
         raise ValueError(f"input_form_ is 'single' but n_tasks_ is {dims['n_tasks_']}")
+    for name in ("tasks_", "feature_names_in_", "classes_"):  # distinct, finite labels
+        value = dims.get(name)
+        single = name == "classes_" and dims["input_form_"] == "single"
+        for i, labels in enumerate([value] if single or name != "classes_" else value or []):
+            if labels is not None:
+                check_labels(name if single or name != "classes_" else f"{name}[{i}]",
+                             labels)
     return est, dims
 
 
@@ -191,7 +198,7 @@ def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> 
     try:
         est, attrs = _estimator(config["estimator"])
         _check_net_matches(est, attrs, config)
-    except (ValueError, TypeError, Malformed) as exc:
+    except (ValueError, TypeError, Malformed, Refused) as exc:
         raise ValueError(f"{path / CONFIG} was refused: {str(exc).rstrip('.')}.") from None
     if ("x_mean_" in attrs) != ("x_scale_" in attrs):
         raise ValueError(f"{path / CONFIG} was refused: x_mean_ and x_scale_ come together.")

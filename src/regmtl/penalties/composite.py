@@ -425,7 +425,7 @@ class _Robust(_Decomposition):
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
         return {**super().saved_structure(n_tasks, n_features),
-                "outlier_tasks_": ("array", "iu", (range(n_tasks + 1),))}
+                "outlier_tasks_": ("array", "iu", (range(n_tasks + 1),), (0, n_tasks - 1))}
 
     def value(self, V, alpha):
         g = self._weight()

@@ -107,7 +107,7 @@ class Trace(NormPenalty):
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
         r = min(n_tasks, n_features)  # the singular values of the p x T matrix W
-        return {"singular_values_": ("array", "f", (r,)), "rank_": ("int", 0, r)}
+        return {"singular_values_": ("array", "f", (r,), (0, None)), "rank_": ("int", 0, r)}
 
     def value(self, V, alpha):
         if not V.size:
@@ -353,7 +353,7 @@ class Clustered(_CappedSpectral):
         return {"cluster_vectors_": ("array", "f", (T, range(T + 1))),
                 "cluster_weights_": ("array", "f", (range(T + 1),)),
                 "cluster_rest_": ("float",), "cluster_matrix_": ("array", "f", (T, T)),
-                "task_clusters_": ("array", "iu", (T,))}
+                "task_clusters_": ("array", "iu", (T,), (0, T - 1))}
 
     def cluster_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The optimal M of the penalty's inner minimization, by its factors (O(T p) memory).
