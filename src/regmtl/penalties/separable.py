@@ -587,7 +587,10 @@ class MultiSource(L21):
     by_name = False
 
     def __init__(self, blocks: tuple[int, ...] = ()):
-        self.blocks = blocks if isinstance(blocks, tuple) else tuple(blocks)
+        # a list or an array of sizes is kept as a tuple; anything else (a number, a string)
+        # is kept as given, for :meth:`block_sizes` to refuse by name
+        sequence = np.iterable(blocks) and not isinstance(blocks, (str, bytes, dict))
+        self.blocks = tuple(blocks) if sequence and not isinstance(blocks, tuple) else blocks
 
     def feature_blocks(self) -> tuple[int, ...]:
         """The sources' sizes (:meth:`block_sizes`): a task may lack a source as a whole."""
@@ -615,8 +618,12 @@ class MultiSource(L21):
         if (not isinstance(b, tuple) or not b
                 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                            and s > 0 for s in b)):
+            one = (f" One source of {b} columns is blocks=({b},)."
+                   if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b > 0
+                   else "")
             raise ValueError(
                 f"MultiSource blocks must be a nonempty tuple of positive ints (the sizes of "
-                f"the sources, in column order); got {b!r}."
+                f"the sources, in column order: blocks=(3, 2) for columns 0-2 and 3-4); got "
+                f"{b!r}.{one}"
             )
         return tuple(int(s) for s in b)
