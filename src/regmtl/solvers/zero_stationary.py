@@ -36,15 +36,15 @@ def zero_stationary_note(data: TaskBlocks, datafit: Datafit, penalty: Penalty, a
     if not alpha >= top:
         return None
     if penalty.majorized:
-        where = (f"alpha_max={top:.4g} of its convex relaxation (the first majorize-minimize "
+        where = (f"alpha_max={top:.6g} of its convex relaxation (the first majorize-minimize "
                  "stage, every row's weight 1), from which the stages start and stop at once")
     else:
-        where = (f"alpha_max={top:.4g} (the gradient at W = 0 lies within the penalty's slope "
+        where = (f"alpha_max={top:.6g} (the gradient at W = 0 lies within the penalty's slope "
                  "at zero)")
-    return (f"{type(penalty).__name__}: alpha={alpha:g} is at or above {where}; the fit "
+    return (f"{type(penalty).__name__}: alpha={alpha:.6g} is at or above {where}; the fit "
             "returns W = 0, which is a stationary point, but a nonconvex penalty may have "
             "other stationary points of lower objective. For a nonzero one, fit at an alpha "
-            f"below {top:.4g} (e.g. along regmtl.regularization_path).")
+            f"below {top:.6g} (e.g. along regmtl.regularization_path).")
 
 
 def warn_zero_stationary(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
