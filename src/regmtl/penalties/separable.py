@@ -533,7 +533,8 @@ class MultiSource(L21):
     the fit reads ``O`` from those NaN blocks, fills them with zeros and keeps their
     coefficients at exactly 0. A NaN inside an observed block, a block missing for only part
     of a task's rows, or a task with no source is refused. ``predict`` takes the same NaN
-    blocks: a task's prediction uses the sources it observes.
+    blocks: a task's prediction uses the sources it observes. Long-form Dask input is read
+    the same way (each task block holds whole tasks).
 
     On the zero-filled data the unobserved coefficients have a zero gradient, so this is
     L2,1 restricted to the observed pairs: block coordinate descent, certified by a duality
