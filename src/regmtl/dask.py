@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.utils import check_array
 
 from .classes import check_classes, expand_classes, task_classes
 from .inputs import as_task_data, factorize
@@ -220,16 +221,19 @@ def _split(piece, labels, bounds):
     return tuple(out)
 
 
-def _assemble(lo, hi, labels, omega, numeric_y, encode, *pieces):
+def _assemble(lo, hi, labels, omega, numeric_y, encode, blocks, *pieces):
     """One task block: the rows of tasks ``lo..hi-1`` (ids ``labels``) from every partition,
     in partition order, as an in-memory TaskData of long form whose tasks are those ids (so
-    that its messages name them)."""
+    that its messages name them). With feature ``blocks`` (``MultiSource``) a source missing
+    for a whole task (NaN columns) is filled with zeros there, as in memory: a block holds
+    whole tasks, so this is the in-memory problem's own filling."""
     X = np.concatenate([p[0] for p in pieces]) if pieces else np.empty((0, 0))
     codes = np.concatenate([p[2] for p in pieces])
     y = None if pieces[0][1] is None else np.concatenate([p[1] for p in pieces])
     w = None if pieces[0][3] is None else np.concatenate([p[3] for p in pieces])
     data = as_task_data(X, y, labels[codes - lo], sample_weight=w, task_weight=omega,
-                        numeric_y=numeric_y, tasks=labels)
+                        numeric_y=numeric_y, tasks=labels, blocks=blocks,
+                        check_x=None if blocks is None else _allow_missing_sources)
     if data.n_tasks != hi - lo:  # (cannot happen: every task has rows)
         raise RuntimeError("a task block lost a task")
     if encode and all(len(c) <= 2 for c in task_classes(data)):
@@ -237,9 +241,14 @@ def _assemble(lo, hi, labels, omega, numeric_y, encode, *pieces):
     return data
 
 
+def _allow_missing_sources(X: Any, reset: bool) -> Any:  # noqa: ARG001 - check_x's signature
+    return check_array(X, dtype=np.float64, input_name="X", ensure_all_finite="allow-nan")
+
+
 def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
                       task_weight: Any = "equal", numeric_y: bool = True,
-                      block_rows: int = BLOCK_ROWS) -> DaskTaskData:
+                      block_rows: int = BLOCK_ROWS,
+                      blocks: tuple[int, ...] | None = None) -> DaskTaskData:
     """The task blocks of long-form Dask input, persisted on the workers.
 
     One pass counts the rows of every task (T ids and counts come back to the client); the
@@ -248,7 +257,9 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
     never more than the tasks); one shuffle routes every row to its block, where the rows
     are grouped by task in input order (deterministic, whatever the workers) and validated
     like in-memory input. The logistic loss
-    (``numeric_y=False``) encodes each task's two labels to -1/+1 on its block.
+    (``numeric_y=False``) encodes each task's two labels to -1/+1 on its block. ``blocks``:
+    the feature blocks a penalty declares (``MultiSource``), whose missing sources (NaN over
+    all the rows of a task) are filled with zeros on each block, as in memory.
     """
     dask, _ = _dask()
     if y is None:
@@ -279,7 +290,7 @@ def as_dask_task_data(X: Any, y: Any, task: Any, *, sample_weight: Any = None,
     blocks = [dask.delayed(_assemble, pure=True)(
         int(bounds[k]), int(bounds[k + 1]), labels[bounds[k]:bounds[k + 1]],
         omega[bounds[k]:bounds[k + 1]], numeric_y,
-        not numeric_y, *[s[k] for s in split]) for k in range(K)]
+        not numeric_y, blocks, *[s[k] for s in split]) for k in range(K)]
     blocks = list(dask.persist(*blocks))
     data = DaskTaskData(blocks, bounds, sizes, labels, n_features=None, feature_names=names,
                         n_input_rows=N)
@@ -754,16 +765,19 @@ def _effective_sizes(block):
 
 # ----------------------------------------------------------------------------- predict side
 def predict_scores(X: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: np.ndarray, *,
-                   post=None):
+                   post=None, blocks: tuple[int, ...] | None = None):
     """Lazy results per row of Dask input, in its row order, partition by partition (no
     shuffle, nothing computed now): the scores ``x_r . w_t + b_t``, or ``post(scores, task
     positions)`` (labels, probabilities). The coefficients go once to each worker. A Dask
     array chunked like X (chunks of unknown length for a DataFrame whose partition lengths
     Dask does not know: ``compute_chunk_sizes()`` finds them). Unknown task ids raise when
-    computed, naming the task."""
+    computed, naming the task. ``blocks``: the feature blocks of a ``MultiSource`` model,
+    whose sources missing in a row (NaN over the block) count as zeros where the row's task
+    does not use them, as in memory."""
     dask, da = _dask()
     parts, _ = _partitions(X, None, task, None, "y")
     model = _model(dask, W, b, tasks)
+    post = post if blocks is None else _MissingSources(tuple(blocks), post)
     lengths = X.chunks[0] if hasattr(X, "chunks") else (np.nan,) * len(parts)
     probe = post(np.zeros(1), np.zeros(1, dtype=np.int64)) if post is not None else np.zeros(1)
     arrays = [da.from_delayed(dask.delayed(_scores, pure=True)(p, *model, post),
@@ -793,10 +807,43 @@ def _scores(piece, coef, inter, labels, post):
         raise ValueError(
             f"X has {X.shape[1]} features, but the model was fitted with {coef.shape[1]}."
         )
+    if isinstance(post, _MissingSources):
+        X, post = post.fill(X, coef[codes]), post.post
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinity; impute or drop those rows first.")
     f = np.einsum("ij,ij->i", X, coef[codes]) + inter[codes]
     return f if post is None else post(f, codes)
+
+
+class _MissingSources:
+    """The feature blocks of a ``MultiSource`` model, carried with the scores' ``post``: a
+    source missing in a row (NaN in all its columns) is read as zeros where the row's task
+    does not use it (its coefficients there are 0, as for a source that task never had)."""
+
+    def __init__(self, blocks: tuple[int, ...], post):
+        self.edges = np.concatenate(([0], np.cumsum(blocks)))
+        self.post = post
+
+    def __call__(self, f, codes):  # (the probe of predict_scores)
+        return f if self.post is None else self.post(f, codes)
+
+    def fill(self, X: np.ndarray, coef: np.ndarray) -> np.ndarray:
+        nan = np.isnan(X)
+        if not nan.any():
+            return X
+        for a, b in zip(self.edges[:-1], self.edges[1:], strict=True):
+            whole = nan[:, a:b].all(axis=1)
+            if (nan[:, a:b].any(axis=1) & ~whole).any():
+                raise ValueError(
+                    f"X: block (columns {a} to {b - 1}) holds NaN inside an observed source; "
+                    "only a whole source may be missing (NaN in all its columns): impute "
+                    "those values or drop those rows.")
+            if (whole & np.any(coef[:, a:b] != 0, axis=1)).any():
+                raise ValueError(
+                    f"X: block (columns {a} to {b - 1}) is missing in a row whose task's "
+                    "fitted model uses that source (it was observed when fitting): give its "
+                    "values.")
+        return np.where(nan, 0.0, X)
 
 
 def task_score(X: Any, y: Any, task: Any, W: np.ndarray, b: np.ndarray, tasks: np.ndarray,

@@ -38,6 +38,7 @@ from .problem import (
     source_blocks,
 )
 from .solvers import SOLVERS, solve
+from .solvers.zero_stationary import warn_zero_stationary
 from .task_alpha import resolve_alpha, solve_task_alphas
 from .taskdata import TaskData, intercept_shift, shift_columns
 
@@ -164,7 +165,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
         data = as_dask_task_data(X, y, task, sample_weight=sample_weight,
                                  task_weight=self.task_weight,
-                                 numeric_y=make_datafit(self._loss).kind != "binary")
+                                 numeric_y=make_datafit(self._loss).kind != "binary",
+                                 blocks=source_blocks(self.penalty))
         self._input_facts(data)
         return data
 
@@ -182,7 +184,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         from .dask import predict_scores
 
         check_is_fitted(self)
-        return predict_scores(X, task, self.coef_matrix_, self._b, self.tasks_, post=post)
+        return predict_scores(X, task, self.coef_matrix_, self._b, self.tasks_, post=post,
+                              blocks=source_blocks(self.penalty))
 
     def _datafit(self) -> Datafit:
         return make_datafit(self._loss)
@@ -248,6 +251,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
                       options=self.solver_options, tighten_warm=not same)
         if alphas is None:
             res = solve(data, datafit, penalty, alpha, **kwargs)
+            if penalty.nonconvex and not np.any(res.W):  # stationary, perhaps not the best
+                warn_zero_stationary(data, datafit, penalty, alpha, self.fit_intercept, 5)
         else:  # one alpha per task (penalties separable over tasks)
             res = solve_task_alphas(data, datafit, penalty, alphas, **kwargs)
         self._warm_problem = problem

@@ -133,7 +133,8 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
         from .dask import as_dask_task_data
 
         return as_dask_task_data(X, y, task, sample_weight=sample_weight,
-                                 task_weight=task_weight, numeric_y=regression)
+                                 task_weight=task_weight, numeric_y=regression,
+                                 blocks=source_blocks(penalty))
     blocks = source_blocks(penalty)
     data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
                         numeric_y=regression, blocks=blocks,

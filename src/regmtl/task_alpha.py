@@ -63,7 +63,8 @@ def resolve_alpha(alpha: Any, penalty: Penalty, n_tasks: int) -> tuple[float, np
     ------
     ValueError
         For an array of another shape, non-finite or negative values, a penalty that couples
-        the tasks, or zero next to positive values.
+        the tasks (whether the values are equal or not: such a penalty takes one alpha for
+        all), or zero next to positive values.
     """
     if np.ndim(alpha) == 0:
         return float(alpha), None
@@ -78,13 +79,15 @@ def resolve_alpha(alpha: Any, penalty: Penalty, n_tasks: int) -> tuple[float, np
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         bad = int(np.flatnonzero(~np.isfinite(a) | (a < 0))[0])
         raise ValueError(f"alpha[{bad}] = {a[bad]:g}: every alpha must be finite and >= 0.")
-    if np.all(a == a[0]):
-        return float(a[0]), None
-    if not separable_over_tasks(penalty):
+    if not separable_over_tasks(penalty):  # equal values too: the form itself is refused
+        same = (f" (the {a.size} values given are equal: alpha={a[0]:g})"
+                if a.size and np.all(a == a[0]) else "")
         raise ValueError(
             f"alpha: one value per task needs a penalty separable over tasks whose alpha "
             f"scales each task's term (L1, L2, ElasticNet); {penalty!r} is not one, so give "
-            "one alpha for all.")
+            f"one alpha for all{same}.")
+    if np.all(a == a[0]):
+        return float(a[0]), None
     if np.any(a == 0):
         t = int(np.flatnonzero(a == 0)[0])
         raise ValueError(

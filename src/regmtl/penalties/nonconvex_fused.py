@@ -324,8 +324,11 @@ class NonconvexFusedGroupLasso(Penalty):
     ``alpha c_j (d||W_j||_1 + f d TV(W_j))`` with ``c_j`` from the whole root, exact),
     relative to the gradient at W = 0 as for the other penalties; the support is that of the
     convex relaxation, pruned by the stages. ``alpha_max`` is that of the convex relaxation:
-    from it on, W = 0 (just below it the stages may still prune the relaxation's small rows
-    to zero).
+    from it on, W = 0, with a warning (just below it the stages may still prune the
+    relaxation's small rows to zero): the square root is not equivariant to the scale of
+    ``y``, so the problem may have a nonzero stationary point of lower objective there. For
+    the same reason a warm start (``warm_start=True``) is never returned as it is: the stages
+    run from it, the first one the convex relaxation on the data of the refit.
 
     Parameters
     ----------

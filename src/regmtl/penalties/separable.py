@@ -533,7 +533,8 @@ class MultiSource(L21):
     the fit reads ``O`` from those NaN blocks, fills them with zeros and keeps their
     coefficients at exactly 0. A NaN inside an observed block, a block missing for only part
     of a task's rows, or a task with no source is refused. ``predict`` takes the same NaN
-    blocks: a task's prediction uses the sources it observes.
+    blocks: a task's prediction uses the sources it observes. Long-form Dask input is read
+    the same way (each task block holds whole tasks).
 
     On the zero-filled data the unobserved coefficients have a zero gradient, so this is
     L2,1 restricted to the observed pairs: block coordinate descent, certified by a duality
@@ -591,7 +592,10 @@ class MultiSource(L21):
     by_name = False
 
     def __init__(self, blocks: tuple[int, ...] = ()):
-        self.blocks = blocks if isinstance(blocks, tuple) else tuple(blocks)
+        # a list or an array of sizes is kept as a tuple; anything else (a number, a string)
+        # is kept as given, for :meth:`block_sizes` to refuse by name
+        sequence = np.iterable(blocks) and not isinstance(blocks, (str, bytes, dict))
+        self.blocks = tuple(blocks) if sequence and not isinstance(blocks, tuple) else blocks
 
     def feature_blocks(self) -> tuple[int, ...]:
         """The sources' sizes (:meth:`block_sizes`): a task may lack a source as a whole."""
@@ -619,8 +623,12 @@ class MultiSource(L21):
         if (not isinstance(b, tuple) or not b
                 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                            and s > 0 for s in b)):
+            one = (f" One source of {b} columns is blocks=({b},)."
+                   if isinstance(b, (int, np.integer)) and not isinstance(b, bool) and b > 0
+                   else "")
             raise ValueError(
                 f"MultiSource blocks must be a nonempty tuple of positive ints (the sizes of "
-                f"the sources, in column order); got {b!r}."
+                f"the sources, in column order: blocks=(3, 2) for columns 0-2 and 3-4); got "
+                f"{b!r}.{one}"
             )
         return tuple(int(s) for s in b)

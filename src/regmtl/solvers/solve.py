@@ -197,7 +197,9 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
                                                fit_intercept, ref)
         if tighten_warm:
             run_tol = min(tol, max(0.1 * start.relative, 1e-3 * tol, 1e-12))
-        elif start.converged(tol):  # a continuation whose start is the answer: no iteration
+        elif start.converged(tol) and not penalty.majorized:
+            # a continuation whose start is the answer: no iteration (not for majorize-minimize,
+            # whose certificate holds at every zero row: its support is that of its stages)
             start_res = SolverResult(W, b_start, 0, start, True, V_start)
             start_res.W, start_res.b = data.arrays(W, b_start)
             if V_start is not None:
