@@ -699,7 +699,8 @@ def check_bool(value: Any, name: str) -> bool:
 
 def check_positive(value: Any, name: str, *, strict: bool = True) -> float:
     """A finite number > 0 (>= 0 with ``strict=False``), or a ``ValueError`` naming ``name``."""
-    ok = isinstance(value, numbers.Real) and np.isfinite(value)
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+          and np.isfinite(value))
     ok = ok and (value > 0 if strict else value >= 0)
     if not ok:
         bound = "> 0" if strict else ">= 0"

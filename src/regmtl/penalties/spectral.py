@@ -215,6 +215,14 @@ class _CappedSpectral(Penalty):
                 f"got {self.k!r}."
             )
         check_positive(self.eta, "eta")
+        if self.eta > 1e100:
+            # eta (1 + eta) overflows near 1e154, and well before that the penalty is the ridge
+            # alpha (1 + eta) ||W||_F^2 to working precision (eta dwarfs every m_i <= 1).
+            raise ValueError(
+                f"eta={self.eta!r} is beyond 1e100, where this penalty's arithmetic no longer "
+                f"holds; at such eta it equals a ridge of weight alpha * (1 + eta): use "
+                f"penalty='l2' with that alpha, or a smaller eta."
+            )
         return self
 
     def _scale(self, alpha: float) -> float:
