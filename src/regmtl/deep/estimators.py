@@ -57,6 +57,7 @@ from .conversion import (
     segments_in_form,
     take_rows,
 )
+from .divergence import ON_DIVERGENCE
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes
 from .inputs import as_inputs, chunks, to_device
@@ -101,6 +102,7 @@ class _DeepMultiTask(BaseEstimator):
         "random_state": ["random_state"],
         "device": [str],
         "verbose": ["verbose"],
+        "on_divergence": [StrOptions(set(ON_DIVERGENCE))],
     }
 
     __metadata_request__fit = {"task": True}
@@ -114,7 +116,7 @@ class _DeepMultiTask(BaseEstimator):
                  lr: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
-                 verbose: int = 0):
+                 verbose: int = 0, on_divergence: str = "raise"):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -135,6 +137,7 @@ class _DeepMultiTask(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.on_divergence = on_divergence
 
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
@@ -345,6 +348,7 @@ class _DeepMultiTask(BaseEstimator):
             lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
             early_stopping=EarlyStopping(patience=self.patience) if val is not None else None,
             device=self.device, distributed=False, seed=seed, progress=self.verbose > 0,
+            on_divergence=self.on_divergence,
         )
         trainer.fit(self._pack(Xd, Y, rows, specs), val)
         self.history_ = trainer.history
@@ -654,14 +658,15 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 256,
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
-                 device: str = "auto", verbose: int = 0):
+                 device: str = "auto", verbose: int = 0, on_divergence: str = "raise"):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
             alpha=alpha, weighting=weighting, optimizer=optimizer, lr=lr,
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
-            random_state=random_state, device=device, verbose=verbose)
+            random_state=random_state, device=device, verbose=verbose,
+            on_divergence=on_divergence)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -1014,14 +1019,15 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  optimizer: str = "adam", lr: float = 1e-3, batch_size: int = 256,
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
-                 device: str = "auto", verbose: int = 0):
+                 device: str = "auto", verbose: int = 0, on_divergence: str = "raise"):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
             alpha=alpha, weighting=weighting, optimizer=optimizer, lr=lr,
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
-            random_state=random_state, device=device, verbose=verbose)
+            random_state=random_state, device=device, verbose=verbose,
+            on_divergence=on_divergence)
         self.kinds = kinds
         self.loss = loss
 

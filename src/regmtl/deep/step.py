@@ -59,6 +59,9 @@ class StepSetup:
         Measures the gradient balance on every ``every``-th step.
     every : int
         See ``balance``.
+    guard : DivergenceGuard or None
+        Counts the steps whose gradient norm (taken by clipping) was finite; not under loss
+        scaling, whose scaler skips an overflowing step.
     """
 
     net: Any
@@ -78,6 +81,7 @@ class StepSetup:
     manual: bool = False
     balance: Any = None
     every: int = 1
+    guard: Any = None
 
     def __post_init__(self) -> None:
         self.scale = None if self.scaler is None else self.scaler.scale
@@ -120,7 +124,9 @@ def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],
     if s.scaler is not None:
         s.scaler.unscale_(opt)
     if s.grad_clip is not None:
-        s.clip(s.params, s.grad_clip)
+        norm = s.clip(s.params, s.grad_clip)
+        if s.guard is not None and s.scaler is None:
+            s.guard.gradient(norm)
     if s.scaler is not None:
         s.scaler.step(opt)
         s.scaler.update()

@@ -680,7 +680,8 @@ class TaskSpec:
         Returns
         -------
         dict of str to float
-            Each metric's value (NaN when no sample is observed).
+            Each metric's value (NaN when no sample is observed, or a prediction of an
+            observed sample is not finite).
         """
         y_true = np.asarray(y_true, dtype=np.float64)
         mask = ~np.isnan(y_true)
@@ -689,6 +690,8 @@ class TaskSpec:
         if not mask.any():
             return {m.name: math.nan for m in self._metrics}
         yt, yp = y_true[mask], np.asarray(y_pred)[mask]
+        if not np.isfinite(yp).all():  # a diverged net: no score (the trainer says why)
+            return {m.name: math.nan for m in self._metrics}
         if self.kind in ("binary", "multiclass"):
             yt = yt.astype(np.int64)
         return {m.name: float(m.fn(yt, yp)) for m in self._metrics}

@@ -15,6 +15,7 @@ import functools
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,19 @@ from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
+from .divergence import (
+    ON_DIVERGENCE,
+    DivergenceGuard,
+    TrainingDiverged,
+    divergence_message,
+    validation_divergence,
+)
 from .heads import TaskGates, TaskHeads
 from .nets import MultiTaskNet
 from .optim import clip_grad_norm, make_optimizer
 from .penalties import ParameterPenalty, make_penalties
 from .preflight import adapt_encoders, probe_inputs
+from .reach import TargetReach, warn_if_unreached
 from .scaling import (
     TargetScale,
     constant_losses,
@@ -190,6 +199,17 @@ class Trainer:
         (binary) or of the class frequencies (multiclass); other losses are evaluated at the
         constant. The training and validation losses in the history are these ratios.
         False: the losses as :class:`~regmtl.deep.TaskSpec` defines them.
+    on_divergence : {"raise", "restore_best"}, default="raise"
+        What a fit does when training diverges: a task's training loss, the gradient (where
+        ``grad_clip`` measures its norm), the net's weights or a validation loss turns NaN or
+        infinite (``regmtl.deep.divergence``; found without a host synchronization per step,
+        read at the end of each epoch). ``"raise"``: stop with
+        :class:`~regmtl.deep.TrainingDiverged`, naming the task, the epoch, the step and the
+        learning rate (``history_`` holds the epochs run). ``"restore_best"``: stop, restore
+        the best weights seen (by ``val_loss``, or the early-stopping monitor, when there is
+        validation data, else by the training loss; the initial weights when no epoch ended
+        finite) and warn with the same words; the predictions are then finite. Under float16
+        loss scaling an overflowing step is skipped by the gradient scaler, not a divergence.
 
     Attributes
     ----------
@@ -210,7 +230,8 @@ class Trainer:
         ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and ``time`` (seconds).
     best_epoch_ : int
         The epoch (from 1) whose weights the net has after :meth:`fit` with ``restore_best``
-        (the last epoch without a monitor).
+        (the last epoch without a monitor; after a divergence with
+        ``on_divergence="restore_best"``, the restored epoch, 0 for the initial weights).
     context_ : Context
         Where the last fit ran (device, rank, world size).
 
@@ -220,6 +241,16 @@ class Trainer:
         If an option is invalid, naming it (checked here by type and range: flags must be
         bools, counts ints, a float such as 2.7 is refused rather than truncated, numbers
         finite; the data are checked by :meth:`fit`).
+
+    Warns
+    -----
+    UserWarning
+        After a fit, naming a regression task whose training loss never came below
+        ``REACH_RATIO`` times that of predicting its mean: with ``standardize=False`` and a
+        target far from the outputs' initial scale (mean or deviation beyond
+        ``REACH_SCALE``), the outputs could not reach it at this learning rate; beyond
+        ``DIVERGED_RATIO`` otherwise, training diverged without overflowing (a learning rate
+        too large). See ``regmtl.deep.reach``.
 
     See Also
     --------
@@ -254,7 +285,7 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
                  grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  lazy_heads: bool = False, standardize: bool = True,
-                 normalize_losses: bool = True):
+                 normalize_losses: bool = True, on_divergence: str = "raise"):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         opt = check_option  # every option by type and range, with the same words
@@ -285,6 +316,9 @@ class Trainer:
         standardize = opt("standardize", standardize, "bool")
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
+        on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE,
+                            fix="'raise' stops a diverging fit with an error; "
+                                "'restore_best' keeps the best weights seen and warns.")
         optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
                         also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
@@ -314,7 +348,9 @@ class Trainer:
         self._balance_steps = (int(len(net.tasks) <= MAX_AUTO_TASKS)
                                if grad_balance == "auto" else grad_balance)
         self.standardize, self.normalize_losses = standardize, normalize_losses
+        self.on_divergence = on_divergence
         self._loss_scale = torch.ones(len(self.tasks))
+        self._reach: dict[str, TargetReach] = {}
         self.history_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -430,9 +466,15 @@ class Trainer:
             manual=ctx.distributed and (self.weighting.needs_task_grads or None not in loaders),
             balance=GradientBalance([t.name for t in self.tasks])
             if self._measures_balance(ctx) else None,
-            every=max(1, steps // max(self._balance_steps, 1)))
+            every=max(1, steps // max(self._balance_steps, 1)),
+            guard=DivergenceGuard([t.name for t in self.tasks], ctx.device))
+        guard, judge_losses = step.guard, scaler is None  # (a scaler skips overflowing steps)
+        restoring = self.on_divergence == "restore_best"
+        # the best weights by the training loss where no monitor keeps them (restore_best)
+        fallback = Monitor("loss", 1.0, None) if restoring and monitor is None else None
+        initial = copy.deepcopy(net.state_dict()) if restoring else None
         streams = {k: cycle(v) for k, v in loaders.items()} if None not in loaders else {}
-        rows, best_state = [], None
+        rows, best_state, fallback_state, restored = [], None, None, None
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
@@ -449,9 +491,12 @@ class Trainer:
                 tot = torch.zeros(len(self.tasks), device=ctx.device)
                 wsum = torch.zeros(len(self.tasks), device=ctx.device)
                 n_steps = 0
+                guard.start_epoch()
                 for losses_of in _batches(loaders, streams, steps, losses, model, epoch):
                     batch_losses, w = train_step(step, losses_of, n_steps)
                     tot += batch_losses
+                    if judge_losses:
+                        guard.losses(tot)
                     wsum += w.to(ctx.device)
                     n_steps += 1
                 row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
@@ -461,6 +506,27 @@ class Trainer:
                     bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
                                      if k in row})
                     bar.update()
+                found = guard.check(epoch, n_steps,
+                                    [row[f"loss/{t.name}"] for t in self.tasks]
+                                    if judge_losses else [], net.parameters()) \
+                    or validation_divergence(row, epoch)
+                if found is not None:
+                    message = divergence_message(found, self.lr, self.optimizer)
+                    if not restoring:
+                        self.history_ = _frame(rows)
+                        raise TrainingDiverged(message)
+                    keeper = monitor if monitor is not None else fallback
+                    state = best_state if monitor is not None else fallback_state
+                    net.load_state_dict(initial if state is None else state)
+                    restored = 0 if state is None else keeper.best_epoch
+                    warnings.warn(f"{message} The weights of "
+                                  + ("the initial net" if state is None
+                                     else f"epoch {restored}")
+                                  + " are restored (on_divergence='restore_best').",
+                                  UserWarning, stacklevel=2)
+                    break
+                if fallback is not None and fallback.update(row)[0]:
+                    fallback_state = copy.deepcopy(net.state_dict())
                 if monitor is not None:
                     better, stop = monitor.update(row)
                     if better:
@@ -478,14 +544,17 @@ class Trainer:
                 self.weighting.unwatch()
             if bar is not None:
                 bar.close()
-        if self.restore_best and best_state is not None:
+        if self.restore_best and best_state is not None and restored is None:
             net.load_state_dict(best_state)
         if self.checkpoint_dir is not None and monitor is None and ctx.main:
             save_checkpoint(self.checkpoint_dir, net, {"epoch": len(rows)})
         self.history_ = _frame(rows)
-        self.best_epoch_ = (int(np.argmin(monitor.sign * self.history_[monitor.column]
-                                          .to_numpy())) + 1
-                            if monitor is not None else len(rows))
+        # the epoch whose weights were kept (argmin of the column would pick a NaN, or an
+        # epoch better by less than min_delta, whose weights were not kept)
+        self.best_epoch_ = (restored if restored is not None
+                            else monitor.best_epoch or len(rows) if monitor is not None
+                            else len(rows))
+        warn_if_unreached(self.history_, self.tasks, self._reach, self.lr)
         if step.balance is not None and self.dominance is not None:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
@@ -545,7 +614,9 @@ class Trainer:
                    if i and t.name in net.target_scales]
         self.loss_scale_ = dict.fromkeys(names, 1.0)
         self._loss_scale = torch.ones(len(names))
-        if not fit and not self.normalize_losses:
+        self._reach: dict[str, TargetReach] = {}
+        regression = [t for t in self.tasks if t.kind == "regression"]
+        if not fit and not self.normalize_losses and not regression:
             return
         sources = {k: v.dataset if isinstance(v, Batches) else v for k, v in loaders.items()}
         sharded = ctx.distributed and any(not isinstance(v, MultiTaskDataset)
@@ -556,12 +627,30 @@ class Trainer:
         maps = scales_of(moments, fit)  # all checked, then set
         modules = net.target_scales._modules
         TargetScale.set_many([modules[k] for k in maps], list(maps.values()))
+        scales = dict(net.target_scales.items())
+        reach = dict.fromkeys((t.name for t in regression), 1.0)  # history ratios already
         if self.normalize_losses:
-            const = constant_losses(self.tasks, moments, dict(net.target_scales.items()),
+            const = constant_losses(self.tasks, moments, scales,
                                     lambda: label_batches(sources, self.tasks),
                                     ctx.sum if sharded else None)
             self._loss_scale = loss_scales(self.tasks, const)
             self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
+            reach = {k: c if self.loss_scale_[k] == 1.0 else 1.0 for k, c in
+                     ((k, const[k]) for k in reach)}  # (a task left unnormalized: raw)
+        elif regression:
+            reach = constant_losses(regression, moments, scales,
+                                    lambda: label_batches(sources, regression),
+                                    ctx.sum if sharded else None)
+        if regression:  # (stacked: one pass over thousands of tasks)
+            reg = [t.name for t in regression]
+            n, m, m2 = moments.stacked(reg)
+            sd = torch.sqrt(m2 / n.clamp(min=1))
+            mu, sigma = net.stacked_scales()
+            pos = [names.index(k) for k in reg] if len(reg) < len(names) else slice(None)
+            standardized = ((mu[pos] != 0) | (sigma[pos] != 1)).any(1)
+            self._reach = {k: TargetReach(a, b, reach[k], c) for k, a, b, c in zip(
+                reg, m.abs().amax(1).tolist(), sd.amax(1).tolist(), standardized.tolist(),
+                strict=True)}
 
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one

@@ -107,6 +107,11 @@ device : str, default="auto"
     ``"auto"`` (the GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
 verbose : int, default=0
     Show a progress bar over epochs when > 0.
+on_divergence : {"raise", "restore_best"}, default="raise"
+    When a training loss, the weights or a validation loss turns NaN or infinite:
+    ``"raise"`` stops the fit with :class:`~regmtl.deep.TrainingDiverged` (naming the task,
+    the epoch, the step and the learning rate); ``"restore_best"`` keeps the best weights
+    seen and warns (see :class:`~regmtl.deep.Trainer`).
 
 """
 

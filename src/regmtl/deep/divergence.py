@@ -1,0 +1,167 @@
+r"""Divergence of a fit: a training loss, gradient, parameter or validation loss that turned
+non-finite, found without a host synchronization per step.
+
+Every step adds its (T,) task losses to the epoch's running sum :math:`S` (the trainer does
+so anyway) and :class:`DivergenceGuard` counts, per task, the steps after which :math:`S_t`
+was still finite: NaN and :math:`\pm\infty` never turn finite again under addition, so at the
+end of the epoch the smallest count is the first step whose loss was not finite, and the
+tasks holding it are those whose loss turned first. Gradients are counted from the norm of
+each step's gradient where the step takes it anyway (with ``grad_clip``); the weights are
+checked once per epoch, so a non-finite gradient is found at the latest at the end of its
+epoch (and as a non-finite loss of the next step). Under float16 loss scaling an overflowing
+step is the gradient scaler's to skip, not a divergence: only the weights and the validation
+losses are judged there. The counts are read only at the end of an epoch, where the trainer
+reads the epoch's losses anyway.
+
+:class:`TrainingDiverged` is what a fit raises with ``on_divergence="raise"``; with
+``"restore_best"`` the trainer restores the best weights seen and warns with the same words
+(:func:`divergence_message`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ._torch import torch
+
+__all__ = ["ON_DIVERGENCE", "TrainingDiverged", "Divergence", "DivergenceGuard",
+           "divergence_message", "validation_divergence"]
+
+Tensor = torch.Tensor
+
+#: The choices of ``on_divergence``: raise, or restore the best weights seen and warn.
+ON_DIVERGENCE = ("raise", "restore_best")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A fit whose training loss, gradient, weights or validation loss turned non-finite.
+
+    Raised by :meth:`~regmtl.deep.Trainer.fit` (and the deep wrappers' ``fit``) with
+    ``on_divergence="raise"``; the message names the task, the epoch, the step and the
+    learning rate. The trainer's ``history_`` holds the epochs run, the diverged one last.
+    """
+
+
+@dataclass
+class Divergence:
+    """Where a fit diverged.
+
+    Attributes
+    ----------
+    what : str
+        ``"loss"`` (a training loss), ``"gradient"``, ``"weights"`` or ``"validation"``.
+    epoch : int
+        The epoch, from 1.
+    step : int or None
+        The step in the epoch, from 1 (None where not known: weights, validation).
+    tasks : list of str
+        The tasks whose value turned first (empty for gradients and weights).
+    value : float
+        The first non-finite value seen (NaN or ±inf).
+    """
+
+    what: str
+    epoch: int
+    step: int | None
+    tasks: list[str]
+    value: float
+
+
+class DivergenceGuard:
+    """Counts, without a host synchronization, the steps of an epoch whose running loss sum
+    and gradient norm stayed finite.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The tasks, in the order of the losses.
+    device : torch.device
+        Where the losses are.
+    """
+
+    def __init__(self, names: Sequence[str], device: torch.device):
+        self.names = list(names)
+        self.device = device
+        self.start_epoch()
+
+    def start_epoch(self) -> None:
+        """Reset the counts."""
+        self.loss_ok = torch.zeros(len(self.names), dtype=torch.int64, device=self.device)
+        self.grad_ok = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.grad_steps = 0
+
+    def losses(self, running: Tensor) -> None:
+        """Count a step whose running sum of task losses is ``running`` (T,)."""
+        self.loss_ok += torch.isfinite(running)
+
+    def gradient(self, norm: Tensor) -> None:
+        """Count a step whose gradient norm is ``norm`` (a scalar tensor), while every step
+        before had a finite one."""
+        self.grad_ok += torch.isfinite(norm.to(self.device)) & (self.grad_ok == self.grad_steps)
+        self.grad_steps += 1
+
+    def check(self, epoch: int, n_steps: int, train_losses: Sequence[float],
+              params: Iterable[Tensor]) -> Divergence | None:
+        """Where the epoch ``epoch`` (from 0) of ``n_steps`` steps diverged, or None.
+
+        ``train_losses`` are the epoch's mean task losses (already on the host); the counts
+        are read only when one is not finite. ``params`` are checked once.
+        """
+        bad_loss = [i for i, v in enumerate(train_losses) if not math.isfinite(v)]
+        first_grad = None
+        if self.grad_steps:
+            ok = int(self.grad_ok)  # one read per epoch
+            first_grad = ok + 1 if ok < self.grad_steps else None
+        if bad_loss:
+            counts = self.loss_ok.tolist()
+            first = min(counts[i] for i in bad_loss)
+            if first_grad is not None and first_grad <= first:  # the gradient went first
+                return Divergence("gradient", epoch + 1, first_grad, [], math.nan)
+            tasks = [self.names[i] for i in bad_loss if counts[i] == first]
+            value = next(train_losses[i] for i in bad_loss if counts[i] == first)
+            return Divergence("loss", epoch + 1, first + 1, tasks, value)
+        if first_grad is not None:
+            return Divergence("gradient", epoch + 1, first_grad, [], math.nan)
+        if not parameters_finite(params):
+            return Divergence("weights", epoch + 1, n_steps, [], math.nan)
+        return None
+
+
+def parameters_finite(params: Iterable[Tensor]) -> bool:
+    """Whether every entry of ``params`` is finite (one host read)."""
+    flags = [torch.isfinite(p.detach()).all() for p in params if p.numel()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def validation_divergence(row: dict, epoch: int) -> Divergence | None:
+    """The tasks whose validation loss in the history row ``row`` is not finite, if any."""
+    bad = [k.split("/", 1)[1] for k, v in row.items()
+           if k.startswith("val_loss/") and not math.isfinite(v)]
+    if not bad:
+        return None
+    value = row[f"val_loss/{bad[0]}"]
+    return Divergence("validation", epoch + 1, None, bad, value)
+
+
+def divergence_message(d: Divergence, lr: float, optimizer: str) -> str:
+    """What happened and where, in words, with the likely fixes."""
+    tasks = ", ".join(repr(t) for t in d.tasks)
+    value = "NaN" if math.isnan(d.value) else f"{d.value:g}"
+    where = f"epoch {d.epoch}" + ("" if d.step is None else f", step {d.step}")
+    if d.what == "loss":
+        head = (f"the training loss of task{'s' if len(d.tasks) > 1 else ''} {tasks} turned "
+                f"{value} at {where}")
+    elif d.what == "gradient":
+        head = f"the gradient turned non-finite at {where} (the task losses were finite)"
+    elif d.what == "weights":
+        head = (f"the net's weights turned non-finite at the end of {where} (an update "
+                "overflowed)")
+    else:
+        head = (f"the validation loss of task{'s' if len(d.tasks) > 1 else ''} {tasks} is "
+                f"{value} after {where} (the training losses were finite)")
+    name = optimizer if isinstance(optimizer, str) else "optimizer"
+    return (f"Training diverged: {head}, with {name} at lr={lr:g}. Lower the learning rate, "
+            "set grad_clip, keep standardize=True and normalize_losses=True, or check the "
+            "task's loss for values it cannot take (a loss callable returning NaN).")

@@ -1,0 +1,90 @@
+r"""Whether a fit reached its regression targets: the warning after a fit whose training
+loss never came near that of predicting the target's mean.
+
+With :math:`c_t` the loss of the best constant prediction of task t on its training labels
+(``regmtl.deep.scaling.constant_losses``) and :math:`L_t^{(e)}` the task's mean training loss
+of epoch e, a fit that reached the target has :math:`\min_e L_t^{(e)} / c_t` near or below 1
+(a net starting near 0 on standardized targets starts there). A ratio above
+:data:`REACH_RATIO` on a target left unstandardized (``standardize=False``) whose mean or
+deviation is beyond :data:`REACH_SCALE` says that the outputs, which start near 0 and move
+by about the learning rate per step, never got to the target's scale (its offset: a ratio
+of :math:`1 + \mu^2 / \sigma^2`; its spread: a ratio near 1); a ratio above
+:data:`DIVERGED_RATIO` otherwise says that training diverged without overflowing.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["REACH_RATIO", "REACH_SCALE", "DIVERGED_RATIO", "TargetReach", "warn_if_unreached"]
+
+#: The best training loss, in constant predictors, above which an unstandardized target far
+#: from the outputs' scale is deemed out of their reach (the net explains less than half of
+#: what the target's mean leaves).
+REACH_RATIO = 0.5
+#: The target's mean or standard deviation (in absolute value) beyond which it is far from
+#: the outputs' initial scale (about 1).
+REACH_SCALE = 10.0
+#: The best training loss, in constant predictors, above which training diverged (whatever
+#: the target's scale).
+DIVERGED_RATIO = 1e3
+
+
+@dataclass
+class TargetReach:
+    """What a regression task's training labels say of its reach.
+
+    Attributes
+    ----------
+    mean, sd : float
+        The largest absolute mean and standard deviation over the target's outputs.
+    constant : float
+        The divisor turning the history's ``loss/TASK`` into constant predictors (1 where
+        the history holds them already, with ``normalize_losses=True``).
+    standardized : bool
+        Whether the net's map standardizes the target.
+    """
+
+    mean: float
+    sd: float
+    constant: float
+    standardized: bool
+
+
+def warn_if_unreached(history: pd.DataFrame, tasks: list, reach: dict[str, TargetReach],
+                      lr: float) -> None:
+    """A UserWarning for each regression task of ``reach`` whose best training loss of the
+    fit (``history``) stayed above :data:`REACH_RATIO` constant predictors with its target
+    out of the outputs' scale, or above :data:`DIVERGED_RATIO` whatever the scale."""
+    for t in tasks:
+        r = reach.get(t.name)
+        col = f"loss/{t.name}"
+        if r is None or col not in history or not (math.isfinite(r.constant)
+                                                  and r.constant > 1e-12):
+            continue
+        ratios = history[col].to_numpy(dtype=np.float64) / r.constant
+        ratios = ratios[np.isfinite(ratios)]
+        if not ratios.size:
+            continue
+        best, epoch = float(ratios.min()), int(np.argmin(ratios)) + 1
+        far = max(r.mean, r.sd) > REACH_SCALE
+        if best > REACH_RATIO and far and not r.standardized:
+            warnings.warn(
+                f"task {t.name!r}: its best training loss is {best:.3g} times that of predicting "
+                f"its mean (epoch {epoch}): the target (mean {r.mean:.3g}, standard deviation "
+                f"{r.sd:.3g}) is far beyond the scale of the net's outputs at initialization "
+                f"(about 1), which move by about lr={lr:g} per step: with standardize=False the "
+                "net did not reach it. Pass standardize=True (the default: the net learns "
+                "the standardized target and predicts in its units), or rescale the target.",
+                UserWarning, stacklevel=3)
+        elif best > DIVERGED_RATIO:
+            warnings.warn(
+                f"task {t.name!r}: its best training loss is {best:.3g} times that of predicting "
+                f"its mean (epoch {epoch}): training diverged without overflowing at lr={lr:g}. "
+                "Lower the learning rate or set grad_clip.",
+                UserWarning, stacklevel=3)
