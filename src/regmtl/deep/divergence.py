@@ -35,12 +35,14 @@ Tensor = torch.Tensor
 ON_DIVERGENCE = ("raise", "restore_best")
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(FloatingPointError, ValueError):
     """A fit whose training loss, gradient, weights or validation loss turned non-finite.
 
     Raised by :meth:`~regmtl.deep.Trainer.fit` (and the deep wrappers' ``fit``) with
     ``on_divergence="raise"``; the message names the task, the epoch, the step and the
-    learning rate. The trainer's ``history_`` holds the epochs run, the diverged one last.
+    learning rate. The trainer's ``history_`` holds the epochs that ended, the diverged one
+    last where it ended. A ``FloatingPointError`` and a ``ValueError`` (what a weighting's
+    own check of its losses raised before).
     """
 
 

@@ -3,8 +3,9 @@ loss never came near that of predicting the target's mean.
 
 With :math:`c_t` the loss of the best constant prediction of task t on its training labels
 (``regmtl.deep.scaling.constant_losses``) and :math:`L_t^{(e)}` the task's mean training loss
-of epoch e, a fit that reached the target has :math:`\min_e L_t^{(e)} / c_t` near or below 1
-(a net starting near 0 on standardized targets starts there). A ratio above
+of epoch e, a fit that reached the target has :math:`L_t^{(e)} / c_t` near or below 1 at the
+epoch e whose weights the net keeps (a net starting near 0 on standardized targets starts
+there). A ratio above
 :data:`REACH_RATIO` on a target left unstandardized (``standardize=False``) whose mean or
 deviation is beyond :data:`REACH_SCALE` says that the outputs, which start near 0 and move
 by about the learning rate per step, never got to the target's scale (its offset: a ratio
@@ -18,19 +19,18 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["REACH_RATIO", "REACH_SCALE", "DIVERGED_RATIO", "TargetReach", "warn_if_unreached"]
 
-#: The best training loss, in constant predictors, above which an unstandardized target far
+#: The training loss, in constant predictors, above which an unstandardized target far
 #: from the outputs' scale is deemed out of their reach (the net explains less than half of
 #: what the target's mean leaves).
 REACH_RATIO = 0.5
 #: The target's mean or standard deviation (in absolute value) beyond which it is far from
 #: the outputs' initial scale (about 1).
 REACH_SCALE = 10.0
-#: The best training loss, in constant predictors, above which training diverged (whatever
+#: The training loss, in constant predictors, above which training diverged (whatever
 #: the target's scale).
 DIVERGED_RATIO = 1e3
 
@@ -57,34 +57,34 @@ class TargetReach:
 
 
 def warn_if_unreached(history: pd.DataFrame, tasks: list, reach: dict[str, TargetReach],
-                      lr: float) -> None:
-    """A UserWarning for each regression task of ``reach`` whose best training loss of the
-    fit (``history``) stayed above :data:`REACH_RATIO` constant predictors with its target
-    out of the outputs' scale, or above :data:`DIVERGED_RATIO` whatever the scale."""
+                      lr: float, epoch: int) -> None:
+    """A UserWarning for each regression task of ``reach`` whose training loss at ``epoch``
+    (from 1: the epoch whose weights the net keeps) in ``history`` is above
+    :data:`REACH_RATIO` constant predictors with its target out of the outputs' scale, or
+    above :data:`DIVERGED_RATIO` whatever the scale."""
+    if not 1 <= epoch <= len(history):
+        return
     for t in tasks:
         r = reach.get(t.name)
         col = f"loss/{t.name}"
         if r is None or col not in history or not (math.isfinite(r.constant)
                                                   and r.constant > 1e-12):
             continue
-        ratios = history[col].to_numpy(dtype=np.float64) / r.constant
-        ratios = ratios[np.isfinite(ratios)]
-        if not ratios.size:
+        ratio = float(history[col].iloc[epoch - 1]) / r.constant
+        if not math.isfinite(ratio):
             continue
-        best, epoch = float(ratios.min()), int(np.argmin(ratios)) + 1
-        far = max(r.mean, r.sd) > REACH_SCALE
-        if best > REACH_RATIO and far and not r.standardized:
+        head = (f"task {t.name!r}: its training loss at epoch {epoch}, whose weights the net "
+                f"keeps, is {ratio:.3g} times that of predicting its mean")
+        if ratio > REACH_RATIO and max(r.mean, r.sd) > REACH_SCALE and not r.standardized:
             warnings.warn(
-                f"task {t.name!r}: its best training loss is {best:.3g} times that of predicting "
-                f"its mean (epoch {epoch}): the target (mean {r.mean:.3g}, standard deviation "
-                f"{r.sd:.3g}) is far beyond the scale of the net's outputs at initialization "
-                f"(about 1), which move by about lr={lr:g} per step: with standardize=False the "
-                "net did not reach it. Pass standardize=True (the default: the net learns "
-                "the standardized target and predicts in its units), or rescale the target.",
+                f"{head}: the target (mean {r.mean:.3g}, standard deviation {r.sd:.3g}) is far "
+                "beyond the scale of the net's outputs at initialization (about 1), which move "
+                f"by about lr={lr:g} per step: with standardize=False the net did not reach it. "
+                "Pass standardize=True (the default: the net learns the standardized target "
+                "and predicts in its units), or rescale the target.",
                 UserWarning, stacklevel=3)
-        elif best > DIVERGED_RATIO:
+        elif ratio > DIVERGED_RATIO:
             warnings.warn(
-                f"task {t.name!r}: its best training loss is {best:.3g} times that of predicting "
-                f"its mean (epoch {epoch}): training diverged without overflowing at lr={lr:g}. "
-                "Lower the learning rate or set grad_clip.",
+                f"{head}: training diverged without overflowing at lr={lr:g}. Lower the "
+                "learning rate or set grad_clip.",
                 UserWarning, stacklevel=3)

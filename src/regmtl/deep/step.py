@@ -19,6 +19,7 @@ from typing import Any
 
 from ._torch import torch
 from .preflight import buffers_to_keep
+from .weighting.helpers import NonFiniteTask, non_finite
 
 __all__ = ["StepSetup", "train_step", "mixed_precision"]
 
@@ -115,8 +116,15 @@ def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],
         if s.balance is not None and step % s.every == 0:
             s.balance.add(losses.float(), s.shared)
         extra = sum(p.value(s.net) for p in s.smooth) if s.smooth else None
-        w = weighting.backward(losses.float(), s.shared, s.specific, extra=extra,
-                               scale=s.scale, reduce=s.reduce)
+        try:
+            w = weighting.backward(losses.float(), s.shared, s.specific, extra=extra,
+                                   scale=s.scale, reduce=s.reduce)
+        except NonFiniteTask as e:  # a NaN loss spreads to every gradient: name the loss
+            bad = ~torch.isfinite(losses.detach()).cpu()
+            if e.what == "gradient" and bool(bad.any()):
+                raise non_finite(type(weighting).__name__, "loss",
+                                 getattr(weighting, "task_names", ()), bad.numpy()) from e
+            raise
     if s.manual:
         ctx.average_gradients(s.net.parameters())
     if ctx.distributed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 import os
 import random
 import time
@@ -32,6 +33,7 @@ from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .divergence import (
     ON_DIVERGENCE,
+    Divergence,
     DivergenceGuard,
     TrainingDiverged,
     divergence_message,
@@ -55,6 +57,7 @@ from .step import StepSetup, mixed_precision, train_step
 from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
+from .weighting.helpers import NonFiniteTask
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
 
@@ -245,12 +248,12 @@ class Trainer:
     Warns
     -----
     UserWarning
-        After a fit, naming a regression task whose training loss never came below
-        ``REACH_RATIO`` times that of predicting its mean: with ``standardize=False`` and a
-        target far from the outputs' initial scale (mean or deviation beyond
-        ``REACH_SCALE``), the outputs could not reach it at this learning rate; beyond
-        ``DIVERGED_RATIO`` otherwise, training diverged without overflowing (a learning rate
-        too large). See ``regmtl.deep.reach``.
+        After a fit, naming a regression task whose training loss at the epoch whose weights
+        the net keeps is above ``REACH_RATIO`` times that of predicting its mean, with
+        ``standardize=False`` and a target far from the outputs' initial scale (mean or
+        deviation beyond ``REACH_SCALE``): the outputs did not reach it at this learning
+        rate; or above ``DIVERGED_RATIO`` whatever the scale: training diverged without
+        overflowing (a learning rate too large). See ``regmtl.deep.reach``.
 
     See Also
     --------
@@ -492,38 +495,34 @@ class Trainer:
                 wsum = torch.zeros(len(self.tasks), device=ctx.device)
                 n_steps = 0
                 guard.start_epoch()
+                found = None
                 for losses_of in _batches(loaders, streams, steps, losses, model, epoch):
-                    batch_losses, w = train_step(step, losses_of, n_steps)
+                    try:
+                        batch_losses, w = train_step(step, losses_of, n_steps)
+                    except NonFiniteTask as e:  # a weighting that checks them on its own
+                        found = Divergence(e.what, epoch + 1, n_steps + 1, e.tasks, math.nan)
+                        break
                     tot += batch_losses
                     if judge_losses:
                         guard.losses(tot)
                     wsum += w.to(ctx.device)
                     n_steps += 1
-                row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
-                row["time"] = time.perf_counter() - t0
-                rows.append(row)
-                if bar is not None:
-                    bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
-                                     if k in row})
-                    bar.update()
-                found = guard.check(epoch, n_steps,
-                                    [row[f"loss/{t.name}"] for t in self.tasks]
-                                    if judge_losses else [], net.parameters()) \
-                    or validation_divergence(row, epoch)
+                if found is None:
+                    row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
+                    row["time"] = time.perf_counter() - t0
+                    rows.append(row)
+                    if bar is not None:
+                        bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
+                                         if k in row})
+                        bar.update()
+                    found = guard.check(epoch, n_steps,
+                                        [row[f"loss/{t.name}"] for t in self.tasks]
+                                        if judge_losses else [], net.parameters()) \
+                        or validation_divergence(row, epoch)
                 if found is not None:
-                    message = divergence_message(found, self.lr, self.optimizer)
-                    if not restoring:
-                        self.history_ = _frame(rows)
-                        raise TrainingDiverged(message)
-                    keeper = monitor if monitor is not None else fallback
-                    state = best_state if monitor is not None else fallback_state
-                    net.load_state_dict(initial if state is None else state)
-                    restored = 0 if state is None else keeper.best_epoch
-                    warnings.warn(f"{message} The weights of "
-                                  + ("the initial net" if state is None
-                                     else f"epoch {restored}")
-                                  + " are restored (on_divergence='restore_best').",
-                                  UserWarning, stacklevel=2)
+                    kept = (best_state, monitor) if monitor is not None \
+                        else (fallback_state, fallback)
+                    restored = self._diverged(found, rows, initial, *kept)
                     break
                 if fallback is not None and fallback.update(row)[0]:
                     fallback_state = copy.deepcopy(net.state_dict())
@@ -554,11 +553,30 @@ class Trainer:
         self.best_epoch_ = (restored if restored is not None
                             else monitor.best_epoch or len(rows) if monitor is not None
                             else len(rows))
-        warn_if_unreached(self.history_, self.tasks, self._reach, self.lr)
+        kept = (self.best_epoch_ if restored is not None or (self.restore_best and best_state)
+                else len(rows))  # the epoch of the net's weights
+        warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
         if step.balance is not None and self.dominance is not None:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
+
+    def _diverged(self, found: Divergence, rows: list[dict], initial: dict | None,
+                  state: dict | None, keeper: Monitor | None) -> int:
+        """Raise :class:`TrainingDiverged` on the divergence ``found``, or with
+        ``on_divergence="restore_best"`` load the best weights seen (``state``, of the epoch
+        ``keeper`` recorded; ``initial`` without one), warn, and return their epoch (0: the
+        initial weights)."""
+        message = divergence_message(found, self.lr, self.optimizer)
+        if self.on_divergence == "raise":
+            self.history_ = _frame(rows)
+            raise TrainingDiverged(message)
+        self.net.load_state_dict(initial if state is None else state)
+        epoch = 0 if state is None or keeper is None else int(keeper.best_epoch)
+        kept = "the initial weights are" if epoch == 0 else f"the weights of epoch {epoch} are"
+        warnings.warn(f"{message} {kept} restored (on_divergence='restore_best').",
+                      UserWarning, stacklevel=3)
+        return epoch
 
     def _monitor(self, val_ds: Any) -> Monitor | None:
         """The monitored column of this fit (None: none), checked against the columns it

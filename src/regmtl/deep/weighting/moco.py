@@ -56,13 +56,12 @@ def project_simplex(v: Any) -> np.ndarray:
     if v.size == 0 or not np.all(np.isfinite(v)):
         raise ValueError("project_simplex needs a non-empty finite vector.")
     top = v.max()
-    w = np.sort(v - top)[::-1]  # w[0] = 0 >= w[1] >= ...
-    css = np.cumsum(w)
-    k = np.arange(1, v.size + 1)
     with np.errstate(invalid="ignore", over="ignore"):  # entries 1e308 apart: -inf, left out
-        support = css - k * w < 1.0
-    rho = int(np.flatnonzero(support)[-1])  # support[0] holds: 0 < 1
-    return np.maximum((v - top) - (css[rho] - 1.0) / (rho + 1), 0.0)
+        w = np.sort(v - top)[::-1]  # w[0] = 0 >= w[1] >= ...
+        css = np.cumsum(w)
+        support = css - np.arange(1, v.size + 1) * w < 1.0
+        rho = int(np.flatnonzero(support)[-1])  # support[0] holds: 0 < 1
+        return np.maximum((v - top) - (css[rho] - 1.0) / (rho + 1), 0.0)
 
 
 def moco_step(Y: Tensor, lam: Any, G: Tensor, *, beta: float, gamma: float,
