@@ -9,9 +9,9 @@ tasks holding it are those whose loss turned first. Gradients are counted from t
 each step's gradient where the step takes it anyway (with ``grad_clip``); the weights are
 checked once per epoch, so a non-finite gradient is found at the latest at the end of its
 epoch (and as a non-finite loss of the next step). Under float16 loss scaling an overflowing
-step is the gradient scaler's to skip, not a divergence: only the weights and the validation
-losses are judged there. The counts are read only at the end of an epoch, where the trainer
-reads the epoch's losses anyway.
+step is the gradient scaler's to skip, not a divergence: there the weights, the validation
+losses and an epoch whose every step overflowed are judged. The counts are read only at the
+end of an epoch, where the trainer reads the epoch's losses anyway.
 
 :class:`TrainingDiverged` is what a fit raises with ``on_divergence="raise"``; with
 ``"restore_best"`` the trainer restores the best weights seen and warns with the same words
@@ -20,14 +20,19 @@ reads the epoch's losses anyway.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._torch import torch
+from .stopping import Monitor
+from .weighting.helpers import NonFiniteTask
 
 __all__ = ["ON_DIVERGENCE", "TrainingDiverged", "Divergence", "DivergenceGuard",
-           "divergence_message", "validation_divergence"]
+           "DivergenceWatch", "divergence_message", "validation_divergence"]
 
 Tensor = torch.Tensor
 
@@ -93,10 +98,16 @@ class DivergenceGuard:
         self.loss_ok = torch.zeros(len(self.names), dtype=torch.int64, device=self.device)
         self.grad_ok = torch.zeros((), dtype=torch.int64, device=self.device)
         self.grad_steps = 0
+        self.finite_steps = torch.zeros((), dtype=torch.int64, device=self.device)
 
     def losses(self, running: Tensor) -> None:
         """Count a step whose running sum of task losses is ``running`` (T,)."""
         self.loss_ok += torch.isfinite(running)
+
+    def batch(self, losses: Tensor) -> None:
+        """Count a step whose own task losses ``losses`` (T,) are all finite (under loss
+        scaling, where a step that overflows is skipped, not a divergence)."""
+        self.finite_steps += torch.isfinite(losses).all()
 
     def gradient(self, norm: Tensor) -> None:
         """Count a step whose gradient norm is ``norm`` (a scalar tensor), while every step
@@ -105,12 +116,20 @@ class DivergenceGuard:
         self.grad_steps += 1
 
     def check(self, epoch: int, n_steps: int, train_losses: Sequence[float],
-              params: Iterable[Tensor]) -> Divergence | None:
+              params: Iterable[Tensor], scaled: bool = False) -> Divergence | None:
         """Where the epoch ``epoch`` (from 0) of ``n_steps`` steps diverged, or None.
 
         ``train_losses`` are the epoch's mean task losses (already on the host); the counts
-        are read only when one is not finite. ``params`` are checked once.
+        are read only when one is not finite. ``params`` are checked once. ``scaled``: under
+        loss scaling, the losses diverged only if no step of the epoch had finite ones (each
+        was skipped); the counts of :meth:`losses` are not read.
         """
+        if scaled:
+            if n_steps and not any(map(math.isfinite, train_losses)) \
+                    and int(self.finite_steps) == 0:
+                return Divergence("overflow", epoch + 1, None, [], math.inf)
+            return None if parameters_finite(params) else \
+                Divergence("weights", epoch + 1, n_steps, [], math.nan)
         bad_loss = [i for i, v in enumerate(train_losses) if not math.isfinite(v)]
         first_grad = None
         if self.grad_steps:
@@ -157,6 +176,9 @@ def divergence_message(d: Divergence, lr: float, optimizer: str) -> str:
                 f"{value} at {where}")
     elif d.what == "gradient":
         head = f"the gradient turned non-finite at {where} (the task losses were finite)"
+    elif d.what == "overflow":
+        head = (f"every step of {where} had a non-finite loss under float16 loss scaling (the "
+                "gradient scaler skipped them all)")
     elif d.what == "weights":
         head = (f"the net's weights turned non-finite at the end of {where} (an update "
                 "overflowed)")
@@ -167,3 +189,87 @@ def divergence_message(d: Divergence, lr: float, optimizer: str) -> str:
     return (f"Training diverged: {head}, with {name} at lr={lr:g}. Lower the learning rate, "
             "set grad_clip, keep standardize=True and normalize_losses=True, or check the "
             "task's loss for values it cannot take (a loss callable returning NaN).")
+
+
+class DivergenceWatch:
+    """What a fit does about divergence: the guard of its steps, the check of each epoch, and
+    with ``on_divergence="restore_best"`` the weights to restore.
+
+    Parameters
+    ----------
+    mode : {"raise", "restore_best"}
+        The trainer's ``on_divergence``.
+    net : MultiTaskNet
+        The net being trained.
+    kept_by_monitor : bool
+        Whether the trainer keeps the best weights by its monitor (validation data or early
+        stopping); else, restoring, they are kept here by the training loss.
+    names : sequence of str
+        The tasks.
+    device : torch.device
+        Where the losses are.
+    scaled : bool
+        Whether a gradient scaler skips overflowing steps (float16).
+    """
+
+    def __init__(self, mode: str, net: Any, kept_by_monitor: bool, names: Sequence[str],
+                 device: torch.device, scaled: bool):
+        self.mode, self.net, self.names, self.scaled = mode, net, list(names), scaled
+        self.guard = DivergenceGuard(names, device)
+        restoring = mode == "restore_best"
+        self.fallback = Monitor("loss", 1.0, None) if restoring and not kept_by_monitor \
+            else None
+        self.fallback_state: dict | None = None
+        self.initial = copy.deepcopy(net.state_dict()) if restoring else None
+        self.found: Divergence | None = None
+
+    def steps(self, train_step: Callable, setup: Any, batches: Iterable, epoch: int
+              ) -> Iterator:
+        """``train_step(setup, losses_of, n)`` of each batch of epoch ``epoch`` (from 0),
+        with the counts reset; a weighting's own refusal of a non-finite loss or gradient
+        (:class:`~regmtl.deep.weighting.helpers.NonFiniteTask`) ends the epoch with
+        :attr:`found` naming its step."""
+        self.guard.start_epoch()
+        self.found = None
+        for n, losses_of in enumerate(batches):
+            try:
+                out = train_step(setup, losses_of, n)
+            except NonFiniteTask as e:
+                self.found = Divergence(e.what, epoch + 1, n + 1, e.tasks, math.nan)
+                return
+            yield out
+
+    def step(self, running: Tensor, losses: Tensor) -> None:
+        """Count a step: ``running`` the epoch's sum of task losses so far, ``losses`` the
+        step's own."""
+        if self.scaled:
+            self.guard.batch(losses)
+        else:
+            self.guard.losses(running)
+
+    def check(self, epoch: int, n_steps: int, row: dict) -> Divergence | None:
+        """Where epoch ``epoch`` (from 0), whose history row is ``row``, diverged, or None
+        (then, restoring without a monitor, its weights are kept if its loss is the best)."""
+        found = self.guard.check(epoch, n_steps, [row[f"loss/{k}"] for k in self.names],
+                                 self.net.parameters(), scaled=self.scaled) \
+            or validation_divergence(row, epoch)
+        if found is None and self.fallback is not None and self.fallback.update(row)[0]:
+            self.fallback_state = copy.deepcopy(self.net.state_dict())
+        return found
+
+    def settle(self, found: Divergence, lr: float, optimizer: Any, best_state: dict | None,
+               monitor: Monitor | None) -> int:
+        """Raise :class:`TrainingDiverged` on ``found``, or restoring, load the best weights
+        seen (``best_state`` of ``monitor``'s best epoch, else those kept here, else the
+        initial ones), warn, and return their epoch (0: the initial weights)."""
+        message = divergence_message(found, lr, optimizer)
+        if self.mode == "raise":
+            raise TrainingDiverged(message)
+        state, keeper = ((best_state, monitor) if self.fallback is None
+                         else (self.fallback_state, self.fallback))
+        self.net.load_state_dict(self.initial if state is None else state)
+        epoch = 0 if state is None or keeper is None else int(keeper.best_epoch)
+        kept = "the initial weights are" if epoch == 0 else f"the weights of epoch {epoch} are"
+        warnings.warn(f"{message} {kept} restored (on_divergence='restore_best').",
+                      UserWarning, stacklevel=3)
+        return epoch

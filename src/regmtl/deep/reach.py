@@ -18,10 +18,15 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["REACH_RATIO", "REACH_SCALE", "DIVERGED_RATIO", "TargetReach", "warn_if_unreached"]
+from ._torch import torch
+
+__all__ = ["REACH_RATIO", "REACH_SCALE", "DIVERGED_RATIO", "GROWTH", "TargetReach",
+           "target_reach", "warn_if_unreached"]
 
 #: The training loss, in constant predictors, above which an unstandardized target far
 #: from the outputs' scale is deemed out of their reach (the net explains less than half of
@@ -31,8 +36,10 @@ REACH_RATIO = 0.5
 #: the outputs' initial scale (about 1).
 REACH_SCALE = 10.0
 #: The training loss, in constant predictors, above which training diverged (whatever
-#: the target's scale).
+#: the target's scale), where it also grew :data:`GROWTH` times from its lowest epoch.
 DIVERGED_RATIO = 1e3
+#: See :data:`DIVERGED_RATIO`.
+GROWTH = 10.0
 
 
 @dataclass
@@ -56,12 +63,32 @@ class TargetReach:
     standardized: bool
 
 
+def target_reach(tasks: list, moments: Any, maps: tuple[torch.Tensor, torch.Tensor],
+                 constant: dict[str, float]) -> dict[str, TargetReach]:
+    """The :class:`TargetReach` of each regression task of ``tasks`` (those in ``constant``,
+    their divisors) from the label statistics ``moments`` (``TargetMoments``) and the net's
+    maps ``maps`` (``stacked_scales()``, (T, width) each): stacked, one pass over thousands
+    of tasks."""
+    reg = [t.name for t in tasks if t.name in constant]
+    if not reg:
+        return {}
+    n, m, m2 = moments.stacked(reg)
+    sd = torch.sqrt(m2 / n.clamp(min=1))
+    pos = {t.name: i for i, t in enumerate(tasks)}
+    idx = [pos[k] for k in reg]
+    mu, sigma = maps
+    standardized = ((mu[idx] != 0) | (sigma[idx] != 1)).any(1)
+    return {k: TargetReach(a, b, constant[k], c) for k, a, b, c in zip(
+        reg, m.abs().amax(1).tolist(), sd.amax(1).tolist(), standardized.tolist(), strict=True)}
+
+
 def warn_if_unreached(history: pd.DataFrame, tasks: list, reach: dict[str, TargetReach],
                       lr: float, epoch: int) -> None:
     """A UserWarning for each regression task of ``reach`` whose training loss at ``epoch``
     (from 1: the epoch whose weights the net keeps) in ``history`` is above
     :data:`REACH_RATIO` constant predictors with its target out of the outputs' scale, or
-    above :data:`DIVERGED_RATIO` whatever the scale."""
+    above :data:`DIVERGED_RATIO` whatever the scale, having grown :data:`GROWTH` times from
+    its lowest epoch (a diverging fit, not a loss high from the start)."""
     if not 1 <= epoch <= len(history):
         return
     for t in tasks:
@@ -70,7 +97,8 @@ def warn_if_unreached(history: pd.DataFrame, tasks: list, reach: dict[str, Targe
         if r is None or col not in history or not (math.isfinite(r.constant)
                                                   and r.constant > 1e-12):
             continue
-        ratio = float(history[col].iloc[epoch - 1]) / r.constant
+        ratios = history[col].to_numpy(dtype=np.float64)[:epoch] / r.constant
+        ratio = float(ratios[-1])
         if not math.isfinite(ratio):
             continue
         head = (f"task {t.name!r}: its training loss at epoch {epoch}, whose weights the net "
@@ -83,7 +111,7 @@ def warn_if_unreached(history: pd.DataFrame, tasks: list, reach: dict[str, Targe
                 "Pass standardize=True (the default: the net learns the standardized target "
                 "and predicts in its units), or rescale the target.",
                 UserWarning, stacklevel=3)
-        elif ratio > DIVERGED_RATIO:
+        elif ratio > DIVERGED_RATIO and ratio > GROWTH * np.nanmin(ratios):
             warnings.warn(
                 f"{head}: training diverged without overflowing at lr={lr:g}. Lower the "
                 "learning rate or set grad_clip.",

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,20 +29,13 @@ from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
-from .divergence import (
-    ON_DIVERGENCE,
-    Divergence,
-    DivergenceGuard,
-    TrainingDiverged,
-    divergence_message,
-    validation_divergence,
-)
+from .divergence import ON_DIVERGENCE, DivergenceWatch
 from .heads import TaskGates, TaskHeads
 from .nets import MultiTaskNet
 from .optim import clip_grad_norm, make_optimizer
 from .penalties import ParameterPenalty, make_penalties
 from .preflight import adapt_encoders, probe_inputs
-from .reach import TargetReach, warn_if_unreached
+from .reach import TargetReach, target_reach, warn_if_unreached
 from .scaling import (
     TargetScale,
     constant_losses,
@@ -57,7 +48,6 @@ from .step import StepSetup, mixed_precision, train_step
 from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
-from .weighting.helpers import NonFiniteTask
 
 __all__ = ["Trainer", "EarlyStopping", "set_seed"]
 
@@ -203,16 +193,12 @@ class Trainer:
         constant. The training and validation losses in the history are these ratios.
         False: the losses as :class:`~regmtl.deep.TaskSpec` defines them.
     on_divergence : {"raise", "restore_best"}, default="raise"
-        What a fit does when training diverges: a task's training loss, the gradient (where
-        ``grad_clip`` measures its norm), the net's weights or a validation loss turns NaN or
-        infinite (``regmtl.deep.divergence``; found without a host synchronization per step,
-        read at the end of each epoch). ``"raise"``: stop with
-        :class:`~regmtl.deep.TrainingDiverged`, naming the task, the epoch, the step and the
-        learning rate (``history_`` holds the epochs run). ``"restore_best"``: stop, restore
-        the best weights seen (by ``val_loss``, or the early-stopping monitor, when there is
-        validation data, else by the training loss; the initial weights when no epoch ended
-        finite) and warn with the same words; the predictions are then finite. Under float16
-        loss scaling an overflowing step is skipped by the gradient scaler, not a divergence.
+        When a training loss, the clipped gradient, the weights or a validation loss turns
+        NaN or infinite (``regmtl.deep.divergence``; no host synchronization per step):
+        ``"raise"`` stops with :class:`~regmtl.deep.TrainingDiverged` naming the task, epoch,
+        step and learning rate; ``"restore_best"`` restores the best weights seen (by the
+        monitor, else the training loss; else the initial ones) and warns. A step that the
+        float16 gradient scaler skips is not a divergence.
 
     Attributes
     ----------
@@ -248,12 +234,9 @@ class Trainer:
     Warns
     -----
     UserWarning
-        After a fit, naming a regression task whose training loss at the epoch whose weights
-        the net keeps is above ``REACH_RATIO`` times that of predicting its mean, with
-        ``standardize=False`` and a target far from the outputs' initial scale (mean or
-        deviation beyond ``REACH_SCALE``): the outputs did not reach it at this learning
-        rate; or above ``DIVERGED_RATIO`` whatever the scale: training diverged without
-        overflowing (a learning rate too large). See ``regmtl.deep.reach``.
+        Naming a regression task whose kept training loss is far above its mean's
+        (``regmtl.deep.reach``): a target out of the outputs' reach with
+        ``standardize=False``, or training that diverged without overflowing.
 
     See Also
     --------
@@ -319,9 +302,7 @@ class Trainer:
         standardize = opt("standardize", standardize, "bool")
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
-        on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE,
-                            fix="'raise' stops a diverging fit with an error; "
-                                "'restore_best' keeps the best weights seen and warns.")
+        on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE)
         optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
                         also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
@@ -469,15 +450,12 @@ class Trainer:
             manual=ctx.distributed and (self.weighting.needs_task_grads or None not in loaders),
             balance=GradientBalance([t.name for t in self.tasks])
             if self._measures_balance(ctx) else None,
-            every=max(1, steps // max(self._balance_steps, 1)),
-            guard=DivergenceGuard([t.name for t in self.tasks], ctx.device))
-        guard, judge_losses = step.guard, scaler is None  # (a scaler skips overflowing steps)
-        restoring = self.on_divergence == "restore_best"
-        # the best weights by the training loss where no monitor keeps them (restore_best)
-        fallback = Monitor("loss", 1.0, None) if restoring and monitor is None else None
-        initial = copy.deepcopy(net.state_dict()) if restoring else None
+            every=max(1, steps // max(self._balance_steps, 1)))
+        watch = DivergenceWatch(self.on_divergence, net, monitor is not None,
+                                [t.name for t in self.tasks], ctx.device, scaler is not None)
+        step.guard = watch.guard
         streams = {k: cycle(v) for k, v in loaders.items()} if None not in loaders else {}
-        rows, best_state, fallback_state, restored = [], None, None, None
+        rows, best_state, restored = [], None, None
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
@@ -494,19 +472,13 @@ class Trainer:
                 tot = torch.zeros(len(self.tasks), device=ctx.device)
                 wsum = torch.zeros(len(self.tasks), device=ctx.device)
                 n_steps = 0
-                guard.start_epoch()
-                found = None
-                for losses_of in _batches(loaders, streams, steps, losses, model, epoch):
-                    try:
-                        batch_losses, w = train_step(step, losses_of, n_steps)
-                    except NonFiniteTask as e:  # a weighting that checks them on its own
-                        found = Divergence(e.what, epoch + 1, n_steps + 1, e.tasks, math.nan)
-                        break
+                batches = _batches(loaders, streams, steps, losses, model, epoch)
+                for batch_losses, w in watch.steps(train_step, step, batches, epoch):
                     tot += batch_losses
-                    if judge_losses:
-                        guard.losses(tot)
+                    watch.step(tot, batch_losses)
                     wsum += w.to(ctx.device)
                     n_steps += 1
+                found = watch.found
                 if found is None:
                     row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
                     row["time"] = time.perf_counter() - t0
@@ -515,17 +487,11 @@ class Trainer:
                         bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
                                          if k in row})
                         bar.update()
-                    found = guard.check(epoch, n_steps,
-                                        [row[f"loss/{t.name}"] for t in self.tasks]
-                                        if judge_losses else [], net.parameters()) \
-                        or validation_divergence(row, epoch)
+                    found = watch.check(epoch, n_steps, row)
                 if found is not None:
-                    kept = (best_state, monitor) if monitor is not None \
-                        else (fallback_state, fallback)
-                    restored = self._diverged(found, rows, initial, *kept)
+                    self.history_ = _frame(rows)  # (the epochs run, where it raises)
+                    restored = watch.settle(found, self.lr, self.optimizer, best_state, monitor)
                     break
-                if fallback is not None and fallback.update(row)[0]:
-                    fallback_state = copy.deepcopy(net.state_dict())
                 if monitor is not None:
                     better, stop = monitor.update(row)
                     if better:
@@ -548,11 +514,8 @@ class Trainer:
         if self.checkpoint_dir is not None and monitor is None and ctx.main:
             save_checkpoint(self.checkpoint_dir, net, {"epoch": len(rows)})
         self.history_ = _frame(rows)
-        # the epoch whose weights were kept (argmin of the column would pick a NaN, or an
-        # epoch better by less than min_delta, whose weights were not kept)
-        self.best_epoch_ = (restored if restored is not None
-                            else monitor.best_epoch or len(rows) if monitor is not None
-                            else len(rows))
+        best = monitor.best_epoch if monitor is not None else None  # (not argmin: NaN, delta)
+        self.best_epoch_ = restored if restored is not None else best or len(rows)
         kept = (self.best_epoch_ if restored is not None or (self.restore_best and best_state)
                 else len(rows))  # the epoch of the net's weights
         warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
@@ -560,23 +523,6 @@ class Trainer:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
-
-    def _diverged(self, found: Divergence, rows: list[dict], initial: dict | None,
-                  state: dict | None, keeper: Monitor | None) -> int:
-        """Raise :class:`TrainingDiverged` on the divergence ``found``, or with
-        ``on_divergence="restore_best"`` load the best weights seen (``state``, of the epoch
-        ``keeper`` recorded; ``initial`` without one), warn, and return their epoch (0: the
-        initial weights)."""
-        message = divergence_message(found, self.lr, self.optimizer)
-        if self.on_divergence == "raise":
-            self.history_ = _frame(rows)
-            raise TrainingDiverged(message)
-        self.net.load_state_dict(initial if state is None else state)
-        epoch = 0 if state is None or keeper is None else int(keeper.best_epoch)
-        kept = "the initial weights are" if epoch == 0 else f"the weights of epoch {epoch} are"
-        warnings.warn(f"{message} {kept} restored (on_divergence='restore_best').",
-                      UserWarning, stacklevel=3)
-        return epoch
 
     def _monitor(self, val_ds: Any) -> Monitor | None:
         """The monitored column of this fit (None: none), checked against the columns it
@@ -632,7 +578,6 @@ class Trainer:
                    if i and t.name in net.target_scales]
         self.loss_scale_ = dict.fromkeys(names, 1.0)
         self._loss_scale = torch.ones(len(names))
-        self._reach: dict[str, TargetReach] = {}
         regression = [t for t in self.tasks if t.kind == "regression"]
         if not fit and not self.normalize_losses and not regression:
             return
@@ -645,30 +590,16 @@ class Trainer:
         maps = scales_of(moments, fit)  # all checked, then set
         modules = net.target_scales._modules
         TargetScale.set_many([modules[k] for k in maps], list(maps.values()))
-        scales = dict(net.target_scales.items())
-        reach = dict.fromkeys((t.name for t in regression), 1.0)  # history ratios already
+        which = self.tasks if self.normalize_losses else [  # c_t of the history's losses
+            t for t in regression if t.loss == "mse"]  # (closed forms only where raw)
+        c = constant_losses(which, moments, dict(net.target_scales.items()),
+                            lambda: label_batches(sources, which), ctx.sum if sharded else None)
+        const = {t.name: 1.0 if self.normalize_losses else c[t.name] for t in which
+                 if t.kind == "regression"}
         if self.normalize_losses:
-            const = constant_losses(self.tasks, moments, scales,
-                                    lambda: label_batches(sources, self.tasks),
-                                    ctx.sum if sharded else None)
-            self._loss_scale = loss_scales(self.tasks, const)
+            self._loss_scale = loss_scales(self.tasks, c)
             self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
-            reach = {k: c if self.loss_scale_[k] == 1.0 else 1.0 for k, c in
-                     ((k, const[k]) for k in reach)}  # (a task left unnormalized: raw)
-        elif regression:
-            reach = constant_losses(regression, moments, scales,
-                                    lambda: label_batches(sources, regression),
-                                    ctx.sum if sharded else None)
-        if regression:  # (stacked: one pass over thousands of tasks)
-            reg = [t.name for t in regression]
-            n, m, m2 = moments.stacked(reg)
-            sd = torch.sqrt(m2 / n.clamp(min=1))
-            mu, sigma = net.stacked_scales()
-            pos = [names.index(k) for k in reg] if len(reg) < len(names) else slice(None)
-            standardized = ((mu[pos] != 0) | (sigma[pos] != 1)).any(1)
-            self._reach = {k: TargetReach(a, b, reach[k], c) for k, a, b, c in zip(
-                reg, m.abs().amax(1).tolist(), sd.amax(1).tolist(), standardized.tolist(),
-                strict=True)}
+        self._reach = target_reach(self.tasks, moments, net.stacked_scales(), const)
 
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one
