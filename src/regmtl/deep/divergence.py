@@ -48,6 +48,25 @@ class TrainingDiverged(FloatingPointError, ValueError):
     learning rate. The trainer's ``history_`` holds the epochs that ended, the diverged one
     last where it ended. A ``FloatingPointError`` and a ``ValueError`` (what a weighting's
     own check of its losses raised before).
+
+    Parameters
+    ----------
+    message : str
+        What diverged and where (:func:`divergence_message`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.deep import HardSharing, Trainer, TrainingDiverged, set_seed
+    >>> X = np.random.default_rng(0).standard_normal((32, 2))
+    >>> set_seed(0)
+    >>> trainer = Trainer(HardSharing(2, ["a"], hidden=(4,)), optimizer="sgd", lr=1e8,
+    ...                   max_epochs=2, batch_size=8)
+    >>> try:
+    ...     trainer.fit((X, {"a": X[:, 0]}))
+    ... except TrainingDiverged as e:
+    ...     print(str(e).split(", with")[0])
+    Training diverged: the training loss of task 'a' turned NaN at epoch 1, step 3
     """
 
 
