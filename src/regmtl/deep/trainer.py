@@ -387,7 +387,8 @@ class Trainer:
         ------
         ValueError
             If the data do not fit the net's tasks and features, or early stopping monitors
-            a quantity that is not logged (``val_...`` without ``val``).
+            a quantity that is not logged (``val_...`` without ``val``); TrainingDiverged
+            (a ValueError) when training diverges with ``on_divergence="raise"``.
         """
         set_seed(self.seed)
         ctx = setup(self.device, self.distributed)
@@ -478,8 +479,7 @@ class Trainer:
                     watch.step(tot, batch_losses)
                     wsum += w.to(ctx.device)
                     n_steps += 1
-                found = watch.found
-                if found is None:
+                if (found := watch.found) is None:
                     row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
                     row["time"] = time.perf_counter() - t0
                     rows.append(row)
