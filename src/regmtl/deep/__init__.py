@@ -51,6 +51,7 @@ Examples
 from . import conflict as conflict  # the first import path of the gradient-conflict methods
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Batches, MultiTaskDataset
+from .divergence import TrainingDiverged
 from .esmm import ESMM, esmm_targets
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskModel, DeepMultiTaskRegressor
 from .features import Categorical, FeatureColumns, IdSequence, Numeric, embedding_dim
@@ -99,6 +100,7 @@ __all__ = [
     "Batches",
     "Trainer",
     "EarlyStopping",
+    "TrainingDiverged",
     "set_seed",
     "save_checkpoint",
     "load_checkpoint",

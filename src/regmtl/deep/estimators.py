@@ -63,6 +63,7 @@ from .conversion import (
     segments_in_form,
     take_rows,
 )
+from .divergence import ON_DIVERGENCE
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes, categorical_columns, check_column_types, id_like_columns
 from .inputs import as_inputs, chunks, to_device
@@ -108,6 +109,7 @@ class _DeepMultiTask(BaseEstimator):
         "device": [str],
         "verbose": ["verbose"],
         "categorical_features": [StrOptions({"from_dtype"}), list, tuple],
+        "on_divergence": [StrOptions(set(ON_DIVERGENCE))],
     }
 
     __metadata_request__fit = {"task": True}
@@ -121,7 +123,8 @@ class _DeepMultiTask(BaseEstimator):
                  lr: float = 1e-3, batch_size: int = 256, max_epochs: int = 200,
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
-                 verbose: int = 0, categorical_features: Any = "from_dtype"):
+                 verbose: int = 0, categorical_features: Any = "from_dtype",
+                 on_divergence: str = "raise"):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -143,6 +146,7 @@ class _DeepMultiTask(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.categorical_features = categorical_features
+        self.on_divergence = on_divergence
 
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
@@ -387,6 +391,7 @@ class _DeepMultiTask(BaseEstimator):
             lr=self.lr, batch_size=self.batch_size, max_epochs=self.max_epochs,
             early_stopping=EarlyStopping(patience=self.patience) if val is not None else None,
             device=self.device, distributed=False, seed=seed, progress=self.verbose > 0,
+            on_divergence=self.on_divergence,
         )
         trainer.fit(self._pack(Xd, Y, rows, specs), val)
         self.history_ = trainer.history
@@ -697,7 +702,7 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -705,7 +710,7 @@ one loss per task; ``predict`` gives the mean count and the quantile:
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
-            categorical_features=categorical_features)
+            categorical_features=categorical_features, on_divergence=on_divergence)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -1063,7 +1068,7 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -1071,7 +1076,7 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
-            categorical_features=categorical_features)
+            categorical_features=categorical_features, on_divergence=on_divergence)
         self.kinds = kinds
         self.loss = loss
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from .._options import check_option
 from ._torch import torch
 
 nn = torch.nn
@@ -166,7 +167,8 @@ class TaskHeads(_Index):
                  hidden: Sequence[int] = (), *, activation: str = "relu", dropout: float = 0.0):
         super().__init__()
         self.in_features = int(in_features)
-        self.hidden = tuple(int(h) for h in hidden)
+        self.hidden = tuple(check_option(f"hidden[{i}]", h, "int", low=1)
+                            for i, h in enumerate(hidden))
         self.act = activation_module(activation)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList()

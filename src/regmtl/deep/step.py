@@ -19,6 +19,7 @@ from typing import Any
 
 from ._torch import torch
 from .preflight import buffers_to_keep
+from .weighting.helpers import NonFiniteTask, non_finite
 
 __all__ = ["StepSetup", "train_step", "mixed_precision"]
 
@@ -59,6 +60,9 @@ class StepSetup:
         Measures the gradient balance on every ``every``-th step.
     every : int
         See ``balance``.
+    guard : DivergenceGuard or None
+        Counts the steps whose gradient norm (taken by clipping) was finite; not under loss
+        scaling, whose scaler skips an overflowing step.
     """
 
     net: Any
@@ -78,6 +82,7 @@ class StepSetup:
     manual: bool = False
     balance: Any = None
     every: int = 1
+    guard: Any = None
 
     def __post_init__(self) -> None:
         self.scale = None if self.scaler is None else self.scaler.scale
@@ -111,8 +116,15 @@ def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],
         if s.balance is not None and step % s.every == 0:
             s.balance.add(losses.float(), s.shared)
         extra = sum(p.value(s.net) for p in s.smooth) if s.smooth else None
-        w = weighting.backward(losses.float(), s.shared, s.specific, extra=extra,
-                               scale=s.scale, reduce=s.reduce)
+        try:
+            w = weighting.backward(losses.float(), s.shared, s.specific, extra=extra,
+                                   scale=s.scale, reduce=s.reduce)
+        except NonFiniteTask as e:  # a NaN loss spreads to every gradient: name the loss
+            bad = ~torch.isfinite(losses.detach()).cpu()
+            if e.what == "gradient" and bool(bad.any()):
+                raise non_finite(type(weighting).__name__, "loss",
+                                 getattr(weighting, "task_names", ()), bad.numpy()) from e
+            raise
     if s.manual:
         ctx.average_gradients(s.net.parameters())
     if ctx.distributed:
@@ -120,7 +132,9 @@ def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],
     if s.scaler is not None:
         s.scaler.unscale_(opt)
     if s.grad_clip is not None:
-        s.clip(s.params, s.grad_clip)
+        norm = s.clip(s.params, s.grad_clip)
+        if s.guard is not None and s.scaler is None:
+            s.guard.gradient(norm)
     if s.scaler is not None:
         s.scaler.step(opt)
         s.scaler.update()

@@ -116,13 +116,16 @@ class Monitor:
     def __init__(self, column: str, sign: float, stop: EarlyStopping | None):
         self.column, self.sign, self.stop = column, sign, stop
         self.best, self.wait = math.inf, 0
+        self.best_epoch: int | None = None  # that of ``row["epoch"]`` when it was best
 
     def update(self, row: dict) -> tuple[bool, bool]:
-        """(whether ``row`` improves on the best, whether training stops after it)."""
+        """(whether ``row`` improves on the best, whether training stops after it); a NaN
+        never improves."""
         value = self.sign * row[self.column]
         delta = 0.0 if self.stop is None else self.stop.min_delta
         if value < self.best - delta:
             self.best, self.wait = value, 0
+            self.best_epoch = row.get("epoch")
             return True, False
         self.wait += 1
         return False, self.stop is not None and self.wait >= self.stop.patience

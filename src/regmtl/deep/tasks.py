@@ -367,6 +367,12 @@ class TaskSpec:
             raise ValueError(f"TaskSpec {self.name!r}: kind must be one of {KINDS}, "
                              f"got {self.kind!r}.")
         n = self.n_outputs
+        if n is not None and (not isinstance(n, (int, np.integer))
+                              or isinstance(n, (bool, np.bool_))):
+            hint = " (a float is not truncated)" if isinstance(n, (float, np.floating)) else ""
+            raise ValueError(f"TaskSpec {self.name!r}: n_outputs must be an int, got {n!r}"
+                             f"{hint}; pass the number of outputs (classes for multiclass) "
+                             "as an int, e.g. n_outputs=3.")
         if self.kind == "multiclass":
             if n is None or int(n) < 2:
                 raise ValueError(f"TaskSpec {self.name!r}: a multiclass task needs n_outputs = "
@@ -401,8 +407,10 @@ class TaskSpec:
         elif not callable(loss):
             raise ValueError(f"TaskSpec {self.name!r}: loss must be a name or a callable.")
         object.__setattr__(self, "loss", loss)
-        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight)
-                and self.weight >= 0):
+        if isinstance(self.weight, (np.integer, np.floating)):
+            object.__setattr__(self, "weight", float(self.weight))
+        if not (isinstance(self.weight, (int, float)) and not isinstance(self.weight, bool)
+                and math.isfinite(self.weight) and self.weight >= 0):
             raise ValueError(f"TaskSpec {self.name!r}: weight must be a finite number >= 0, "
                              f"got {self.weight!r}.")
         if self.missing_labels not in ("allow", "refuse"):
@@ -610,6 +618,8 @@ class TaskSpec:
             raise ValueError(self._refusal(int((~mask).sum()), int(mask.numel()), "batch"))
         y = torch.where(mask, target, torch.zeros_like(target))
         per = fn(f, y) if self.kind == "multiclass" else fn(f, y.to(f.dtype))
+        if callable(self.loss):
+            check_loss_values(self.name, self.loss, per, y.shape)
         per = torch.where(mask, per, torch.zeros_like(per))
         if per.ndim == 2:
             return per.sum(1), mask.sum(1)
@@ -628,7 +638,8 @@ class TaskSpec:
         """
         fn = loss_function(self.loss)
         return functools.partial(_complete_row_loss, fn, self.n_outputs, self.target_width,
-                                 self.kind == "multiclass")
+                                 self.kind == "multiclass",
+                                 checked=self.name if callable(self.loss) else None)
 
     # ------------------------------------------------------------------ predictions
     def transform(self, output: torch.Tensor) -> torch.Tensor:
@@ -669,7 +680,8 @@ class TaskSpec:
         Returns
         -------
         dict of str to float
-            Each metric's value (NaN when no sample is observed).
+            Each metric's value (NaN when no sample is observed, or a prediction of an
+            observed sample is not finite).
         """
         y_true = np.asarray(y_true, dtype=np.float64)
         mask = ~np.isnan(y_true)
@@ -678,6 +690,8 @@ class TaskSpec:
         if not mask.any():
             return {m.name: math.nan for m in self._metrics}
         yt, yp = y_true[mask], np.asarray(y_pred)[mask]
+        if not np.isfinite(yp).all():  # a diverged net: no score (the trainer says why)
+            return {m.name: math.nan for m in self._metrics}
         if self.kind in ("binary", "multiclass"):
             yt = yt.astype(np.int64)
         return {m.name: float(m.fn(yt, yp)) for m in self._metrics}
@@ -771,12 +785,34 @@ def as_task_specs(tasks: Any) -> list[TaskSpec]:
     return specs
 
 
+def check_loss_values(task: str, loss: Callable, per: Any, target_shape: tuple) -> None:
+    """Refuse what a loss callable of task ``task`` returned unless it is one value per
+    element of the target, a tensor of ``target_shape`` (its documented contract): a reduced
+    loss (one number) or a wider one would otherwise fail later in torch's own words, or be
+    broadcast silently."""
+    shape = tuple(per.shape) if isinstance(per, torch.Tensor) else None
+    if shape == tuple(target_shape):
+        return
+    got = f"a tensor of shape {shape}" if shape is not None else f"a {type(per).__name__}"
+    name = getattr(loss, "__name__", type(loss).__name__)
+    want = tuple(target_shape)
+    raise ValueError(
+        f"TaskSpec {task!r}: its loss {name} returned {got} for a target batch of shape "
+        f"{want}; a loss callable returns one value per element, a tensor of the target's "
+        f"shape {want} (the per-row losses, not their mean: the trainer averages them over "
+        "the observed labels), e.g. lambda f, y: (f - y) ** 2.")
+
+
 def _complete_row_loss(fn: Callable, k: int, width: int, multiclass: bool,
-                       output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                       output: torch.Tensor, target: torch.Tensor, *,
+                       checked: str | None = None) -> torch.Tensor:
     """:meth:`TaskSpec.complete_row_loss` with its choices bound (a module function, so a
-    trainer holding it pickles)."""
+    trainer holding it pickles); ``checked``: the task's name where the loss is a callable
+    whose values are checked (:func:`check_loss_values`), else None."""
     f = output[:, 0] if k == 1 else (output if output.shape[1] == k else output[:, :k])
     if target.ndim == 2:
         target = target[:, 0] if width == 1 else target[:, :width]
     per = fn(f, target) if multiclass else fn(f, target.to(f.dtype))
+    if checked is not None:
+        check_loss_values(checked, fn, per, target.shape)
     return per.sum(1) if per.ndim == 2 else per

@@ -29,11 +29,13 @@ from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
+from .divergence import ON_DIVERGENCE, DivergenceWatch
 from .heads import TaskGates, TaskHeads
 from .nets import MultiTaskNet
 from .optim import clip_grad_norm, make_optimizer
 from .penalties import ParameterPenalty, make_penalties
 from .preflight import adapt_encoders, probe_inputs
+from .reach import TargetReach, target_reach, warn_if_unreached
 from .scaling import (
     TargetScale,
     constant_losses,
@@ -190,6 +192,13 @@ class Trainer:
         (binary) or of the class frequencies (multiclass); other losses are evaluated at the
         constant. The training and validation losses in the history are these ratios.
         False: the losses as :class:`~regmtl.deep.TaskSpec` defines them.
+    on_divergence : {"raise", "restore_best"}, default="raise"
+        When a training loss, the clipped gradient, the weights or a validation loss turns
+        NaN or infinite (``regmtl.deep.divergence``; no host synchronization per step):
+        ``"raise"`` stops with :class:`~regmtl.deep.TrainingDiverged` naming the task, epoch,
+        step and learning rate; ``"restore_best"`` restores the best weights seen (by the
+        monitor, else the training loss; else the initial ones) and warns. A step that the
+        float16 gradient scaler skips is not a divergence.
 
     Attributes
     ----------
@@ -210,7 +219,8 @@ class Trainer:
         ``val_loss/TASK``, ``val/TASK/METRIC``, ``lr`` and ``time`` (seconds).
     best_epoch_ : int
         The epoch (from 1) whose weights the net has after :meth:`fit` with ``restore_best``
-        (the last epoch without a monitor).
+        (the last epoch without a monitor; after a divergence with
+        ``on_divergence="restore_best"``, the restored epoch, 0 for the initial weights).
     context_ : Context
         Where the last fit ran (device, rank, world size).
 
@@ -220,6 +230,13 @@ class Trainer:
         If an option is invalid, naming it (checked here by type and range: flags must be
         bools, counts ints, a float such as 2.7 is refused rather than truncated, numbers
         finite; the data are checked by :meth:`fit`).
+
+    Warns
+    -----
+    UserWarning
+        Naming a regression task whose kept training loss is far above its mean's
+        (``regmtl.deep.reach``): a target out of the outputs' reach with
+        ``standardize=False``, or training that diverged without overflowing.
 
     See Also
     --------
@@ -254,7 +271,7 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
                  grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  lazy_heads: bool = False, standardize: bool = True,
-                 normalize_losses: bool = True):
+                 normalize_losses: bool = True, on_divergence: str = "raise"):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         opt = check_option  # every option by type and range, with the same words
@@ -285,6 +302,7 @@ class Trainer:
         standardize = opt("standardize", standardize, "bool")
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
+        on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE)
         optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
                         also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
@@ -314,7 +332,9 @@ class Trainer:
         self._balance_steps = (int(len(net.tasks) <= MAX_AUTO_TASKS)
                                if grad_balance == "auto" else grad_balance)
         self.standardize, self.normalize_losses = standardize, normalize_losses
+        self.on_divergence = on_divergence
         self._loss_scale = torch.ones(len(self.tasks))
+        self._reach: dict[str, TargetReach] = {}
         self.history_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -368,7 +388,8 @@ class Trainer:
         ------
         ValueError
             If the data do not fit the net's tasks and features, or early stopping monitors
-            a quantity that is not logged (``val_...`` without ``val``).
+            a quantity that is not logged (``val_...`` without ``val``); TrainingDiverged
+            (a ValueError) when training diverges with ``on_divergence="raise"``.
         """
         set_seed(self.seed)
         ctx = setup(self.device, self.distributed)
@@ -429,8 +450,11 @@ class Trainer:
             balance=GradientBalance([t.name for t in self.tasks])
             if self._measures_balance(ctx) else None,
             every=max(1, steps // max(self._balance_steps, 1)))
+        watch = DivergenceWatch(self.on_divergence, net, monitor is not None,
+                                [t.name for t in self.tasks], ctx.device, scaler is not None)
+        step.guard = watch.guard
         streams = {k: cycle(v) for k, v in loaders.items()} if None not in loaders else {}
-        rows, best_state = [], None
+        rows, best_state, restored = [], None, None
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
@@ -447,18 +471,25 @@ class Trainer:
                 tot = torch.zeros(len(self.tasks), device=ctx.device)
                 wsum = torch.zeros(len(self.tasks), device=ctx.device)
                 n_steps = 0
-                for losses_of in _batches(loaders, streams, steps, losses, model, epoch):
-                    batch_losses, w = train_step(step, losses_of, n_steps)
+                batches = _batches(loaders, streams, steps, losses, model, epoch)
+                for batch_losses, w in watch.steps(train_step, step, batches, epoch):
                     tot += batch_losses
+                    watch.step(tot, batch_losses)
                     wsum += w.to(ctx.device)
                     n_steps += 1
-                row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
-                row["time"] = time.perf_counter() - t0
-                rows.append(row)
-                if bar is not None:
-                    bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
-                                     if k in row})
-                    bar.update()
+                if (found := watch.found) is None:
+                    row = self._epoch_row(epoch, tot, wsum, n_steps, step, val_ds)
+                    row["time"] = time.perf_counter() - t0
+                    rows.append(row)
+                    if bar is not None:
+                        bar.set_postfix({k: f"{row[k]:.4g}" for k in ("loss", "val_loss")
+                                         if k in row})
+                        bar.update()
+                    found = watch.check(epoch, n_steps, row)
+                if found is not None:
+                    self.history_ = _frame(rows)  # (the epochs run, where it raises)
+                    restored = watch.settle(found, self.lr, self.optimizer, best_state, monitor)
+                    break
                 if monitor is not None:
                     better, stop = monitor.update(row)
                     if better:
@@ -476,14 +507,16 @@ class Trainer:
                 self.weighting.unwatch()
             if bar is not None:
                 bar.close()
-        if self.restore_best and best_state is not None:
+        if self.restore_best and best_state is not None and restored is None:
             net.load_state_dict(best_state)
         if self.checkpoint_dir is not None and monitor is None and ctx.main:
             save_checkpoint(self.checkpoint_dir, net, {"epoch": len(rows)})
         self.history_ = _frame(rows)
-        self.best_epoch_ = (int(np.argmin(monitor.sign * self.history_[monitor.column]
-                                          .to_numpy())) + 1
-                            if monitor is not None else len(rows))
+        best = monitor.best_epoch if monitor is not None else None  # (not argmin: NaN, delta)
+        self.best_epoch_ = restored if restored is not None else best or len(rows)
+        kept = (self.best_epoch_ if restored is not None or (self.restore_best and best_state)
+                else len(rows))  # the epoch of the net's weights
+        warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
         if step.balance is not None and self.dominance is not None:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
@@ -543,7 +576,8 @@ class Trainer:
                    if i and t.name in net.target_scales]
         self.loss_scale_ = dict.fromkeys(names, 1.0)
         self._loss_scale = torch.ones(len(names))
-        if not fit and not self.normalize_losses:
+        regression = [t for t in self.tasks if t.kind == "regression"]
+        if not fit and not self.normalize_losses and not regression:
             return
         sources = {k: v.dataset if isinstance(v, Batches) else v for k, v in loaders.items()}
         sharded = ctx.distributed and any(not isinstance(v, MultiTaskDataset)
@@ -554,12 +588,16 @@ class Trainer:
         maps = scales_of(moments, fit)  # all checked, then set
         modules = net.target_scales._modules
         TargetScale.set_many([modules[k] for k in maps], list(maps.values()))
+        which = self.tasks if self.normalize_losses else [  # c_t of the history's losses
+            t for t in regression if t.loss == "mse"]  # (closed forms only where raw)
+        c = constant_losses(which, moments, dict(net.target_scales.items()),
+                            lambda: label_batches(sources, which), ctx.sum if sharded else None)
+        const = {t.name: 1.0 if self.normalize_losses else c[t.name] for t in which
+                 if t.kind == "regression"}
         if self.normalize_losses:
-            const = constant_losses(self.tasks, moments, dict(net.target_scales.items()),
-                                    lambda: label_batches(sources, self.tasks),
-                                    ctx.sum if sharded else None)
-            self._loss_scale = loss_scales(self.tasks, const)
+            self._loss_scale = loss_scales(self.tasks, c)
             self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
+        self._reach = target_reach(self.tasks, moments, net.stacked_scales(), const)
 
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one

@@ -113,6 +113,11 @@ categorical_features : "from_dtype" or list of str, default="from_dtype"
     a list names whatever their dtype (integer user or item ids). With ``"from_dtype"``, an
     integer column that looks like ids (many dense distinct values) is fit as a number with
     a UserWarning naming it; a list (``[]`` for none) says which are categories.
+on_divergence : {"raise", "restore_best"}, default="raise"
+    When a training loss, the weights or a validation loss turns NaN or infinite:
+    ``"raise"`` stops the fit with :class:`~regmtl.deep.TrainingDiverged` (naming the task,
+    the epoch, the step and the learning rate); ``"restore_best"`` keeps the best weights
+    seen and warns (see :class:`~regmtl.deep.Trainer`).
 
 """
 

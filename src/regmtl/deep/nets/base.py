@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from ..._options import check_option
 from .._torch import torch
 from ..heads import activation_module
 from ..inputs import describe
@@ -66,7 +67,8 @@ def mlp(in_features: int, hidden: Sequence[int], *, activation: str = "relu",
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
     layers: list[nn.Module] = []
     width = in_features
-    for h in hidden:
+    for i, h in enumerate(hidden):
+        check_option(f"hidden[{i}]", h, "int", fix="hidden lists the layer widths, e.g. (64, 32).")
         if int(h) < 1:
             raise ValueError(f"hidden layer widths must be >= 1, got {tuple(hidden)}.")
         layers.append(nn.Linear(width, int(h)))
@@ -241,8 +243,8 @@ class MultiTaskNet(nn.Module):
                 raise ValueError("encoder must be a torch.nn.Module with an int attribute "
                                  "out_features (the width it returns), e.g. FeatureColumns, "
                                  f"ConvTrunk or TextTrunk; got {type(encoder).__name__}.")
-        if n_features is not None and (isinstance(n_features, bool) or int(n_features) < 1):
-            raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
+        check_option("n_features", n_features, "int", low=1, none=True,
+                     fix="It is the width of x (None with an encoder).")
         self.n_features = None if n_features is None else int(n_features)
         self.encoder = encoder
         self.tasks = as_task_specs(tasks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..._options import check_option
 from .._torch import torch
 from ..heads import TaskGates, TaskHeads
 from .base import MultiTaskNet, first_linear, mlp
@@ -109,8 +110,7 @@ class MMoE(MultiTaskNet):
         super().__init__(n_features, tasks, encoder)
         if self.in_width is None:
             raise ValueError("MMoE needs n_features (the width of x) or an encoder.")
-        if int(n_experts) < 1:
-            raise ValueError(f"n_experts must be >= 1, got {n_experts!r}.")
+        n_experts = check_option("n_experts", n_experts, "int", low=1)
         if not len(expert_hidden):
             raise ValueError("expert_hidden needs at least one layer width.")
         kw = dict(activation=activation, dropout=dropout, batch_norm=batch_norm)

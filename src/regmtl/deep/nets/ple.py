@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..._options import check_option
 from .._torch import torch
 from ..heads import TaskHeads
 from .base import MultiTaskNet, first_linear, mlp
@@ -127,8 +128,7 @@ class PLE(MultiTaskNet):
                              "encoder.")
         for name, v in (("n_levels", n_levels), ("n_shared_experts", n_shared_experts),
                         ("n_task_experts", n_task_experts)):
-            if int(v) < 1:
-                raise ValueError(f"{name} must be >= 1, got {v!r}.")
+            check_option(name, v, "int", low=1)
         if not len(expert_hidden):
             raise ValueError("expert_hidden needs at least one layer width.")
         kw = dict(activation=activation, dropout=dropout, batch_norm=batch_norm)

@@ -21,9 +21,9 @@ from .base import (
     finish_step,
     identity,
     task_gradients,
-    task_list,
 )
 from .gram import ZERO_GRAD, loss_factor
+from .helpers import non_finite
 from .loss_based import loss_values, positive_losses
 
 __all__ = ["DBMTL", "db_mtl_direction"]
@@ -112,10 +112,7 @@ class TrackedGradients:
             return False
         if scale is not identity:
             return True
-        name = type(self).__name__
-        raise ValueError(f"{name}: the gradient of task(s) "
-                         f"{task_list(self.task_names, bad.numpy())} is not finite (NaN or "
-                         "inf); check their losses and inputs, or lower the learning rate.")
+        raise non_finite(type(self).__name__, "gradient", self.task_names, bad.numpy())
 
     def _step(self, G: Tensor, L: Tensor, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(unscaled direction (d,), returned weights (T,), head weights (T,)) of one step."""

@@ -16,7 +16,8 @@ import numpy as np
 
 from .._torch import torch
 from ..tasks import TaskSpec
-from .base import F64, check_number, identity, task_list
+from .base import F64, check_number, identity
+from .helpers import non_finite
 from .loss_based import LossValueWeighting
 
 __all__ = ["FAMO"]
@@ -179,8 +180,7 @@ class FAMO(LossValueWeighting):
         if bad.any():
             if scale is not None and scale is not identity:
                 return None
-            raise ValueError(f"FAMO: the loss of task(s) {task_list(self.task_names, bad)} is "
-                             "not finite (NaN or inf).")
+            raise non_finite("FAMO", "loss", self.task_names, bad.numpy(), advice=False)
         return L
 
     def _shifted(self, L: Tensor) -> Tensor:

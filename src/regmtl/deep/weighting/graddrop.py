@@ -24,8 +24,8 @@ from .base import (
     finish_step,
     identity,
     task_gradients,
-    task_list,
 )
+from .helpers import non_finite
 
 __all__ = ["GradDrop", "graddrop_direction"]
 
@@ -200,10 +200,7 @@ class GradDrop(GradientWeighting):
             if not torch.isfinite(G).all():
                 if scale is identity:
                     bad = (~torch.isfinite(G).all(1)).cpu()
-                    raise ValueError(f"GradDrop: the gradient of task(s) "
-                                     f"{task_list(self.task_names, bad.numpy())} is not finite "
-                                     "(NaN or inf); check their losses and inputs, or lower "
-                                     "the learning rate.")
+                    raise non_finite("GradDrop", "gradient", self.task_names, bad.numpy())
                 accumulate(shared, G.sum(0))  # the scaler sees the overflow and skips
             else:
                 kept = _graddrop(G, self._generator, self.leak)

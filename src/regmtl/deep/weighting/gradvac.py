@@ -16,6 +16,7 @@ import math
 
 from .._torch import torch
 from .base import F64, GradientWeighting, check_number, gram_matrix, identity
+from .helpers import non_finite
 
 __all__ = ["GradVac", "vaccinate"]
 
@@ -229,11 +230,7 @@ class GradVac(GradientWeighting):
             if scale is not identity:
                 return base.clone(), base  # an overflowing AMP step: the scaler skips it
             bad = ~torch.isfinite(torch.diagonal(A))
-            names = ", ".join(repr(n) for n, b in zip(self.task_names, bad.tolist(),
-                                                      strict=True) if b)
-            raise ValueError(f"GradVac: the gradient of task(s) {names or 'some'} is not "
-                             "finite (NaN or inf); check their losses and inputs, or lower "
-                             "the learning rate.")
+            raise non_finite("GradVac", "gradient", self.task_names, bad.numpy())
         C, new = _gradvac_coefficients(A, self.targets.detach().to("cpu", F64), self.beta,
                                        self._generator)
         self.targets.copy_(new.to(self.targets))

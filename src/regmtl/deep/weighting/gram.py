@@ -48,8 +48,8 @@ from .base import (
     gram_matrix,
     identity,
     task_gradients,
-    task_list,
 )
+from .helpers import non_finite
 
 __all__ = ["GramWeighting", "STATIONARY", "as_gram", "as_weights", "is_stationary",
            "nonneg_qp", "shared_representation"]
@@ -346,9 +346,7 @@ class GramWeighting(GradientWeighting):
             # a NaN loss spreads NaN to every row through autograd: name it first
             bad_loss = ~torch.isfinite(losses.detach().to("cpu", F64))
             what, bad = ("loss", bad_loss) if bad_loss.any() else ("gradient", bad)
-            raise ValueError(f"{type(self).__name__}: the {what} of task(s) "
-                             f"{task_list(self.task_names, bad.numpy())} is not finite (NaN or "
-                             "inf); check their losses and inputs, or lower the learning rate.")
+            raise non_finite(type(self).__name__, what, self.task_names, bad.numpy())
         An = A.numpy() / loss_factor(scale, losses) ** 2
         b = base.numpy()
         d = np.diag(An)

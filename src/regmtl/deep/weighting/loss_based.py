@@ -15,6 +15,7 @@ from typing import Any
 from .._torch import torch
 from .base import F64, Weighting, identity, task_list
 from .gram import as_weights
+from .helpers import non_finite
 
 __all__ = ["LossValueWeighting", "loss_values", "positive_losses", "loss_inputs",
            "weighted_step"]
@@ -63,9 +64,7 @@ def loss_values(losses: Tensor, n_tasks: int, names: Sequence[str], who: str,
     if bad.any():
         if scale is not None and scale is not identity:
             return None
-        raise ValueError(f"{who}: the loss of task(s) {task_list(names, bad.numpy())} is not "
-                         "finite (NaN or inf); check their losses and inputs, or lower the "
-                         "learning rate.")
+        raise non_finite(who, "loss", names, bad.numpy())
     return L
 
 

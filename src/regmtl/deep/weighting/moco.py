@@ -28,7 +28,11 @@ def project_simplex(v: Any) -> np.ndarray:
     r"""The Euclidean projection of ``v`` onto the simplex :math:`\{x \ge 0, \sum_t x_t = 1\}`.
 
     Sort-based (Held, Wolfe & Crowder, 1974): :math:`x = \max(v - \tau, 0)` with the
-    threshold :math:`\tau` that makes the sum 1.
+    threshold :math:`\tau` that makes the sum 1: the support is the largest k with
+    :math:`u_k > (\sum_{i \le k} u_i - 1) / k` for the sorted values :math:`u_1 \ge u_2 \ge
+    \dots`. Where that test loses the 1 against entries of size :math:`10^{16}` or more (no k
+    passes), the values are taken relative to the largest, :math:`w_k = u_k - u_1`, and the
+    same test reads :math:`\sum_{i \le k} (w_i - w_k) < 1` (k = 1 always passes).
 
     Parameters
     ----------
@@ -52,10 +56,19 @@ def project_simplex(v: Any) -> np.ndarray:
     if v.size == 0 or not np.all(np.isfinite(v)):
         raise ValueError("project_simplex needs a non-empty finite vector.")
     u = np.sort(v)[::-1]
-    css = np.cumsum(u) - 1.0
     k = np.arange(1, v.size + 1)
-    rho = int(np.flatnonzero(u - css / k > 0)[-1])
-    return np.maximum(v - css[rho] / (rho + 1), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # entries 1e308 apart: -inf, left out
+        css = np.cumsum(u) - 1.0
+        support = np.flatnonzero(u - css / k > 0)
+        if support.size:
+            rho = int(support[-1])
+            return np.maximum(v - css[rho] / (rho + 1), 0.0)
+        # the 1 was lost against entries of 1e16 or more: relative to the largest
+        top = u[0]
+        w = u - top  # w[0] = 0 >= w[1] >= ...
+        cw = np.cumsum(w)
+        rho = int(np.flatnonzero(cw - k * w < 1.0)[-1])  # k = 1 always holds: 0 < 1
+        return np.maximum((v - top) - (cw[rho] - 1.0) / (rho + 1), 0.0)
 
 
 def moco_step(Y: Tensor, lam: Any, G: Tensor, *, beta: float, gamma: float,

@@ -18,19 +18,11 @@ import numpy as np
 from .._torch import torch
 from .base import F64, check_number
 from .gram import GramWeighting, as_gram
+from .moco import project_simplex
 
 __all__ = ["MoDo", "modo_step"]
 
 Tensor = torch.Tensor
-
-
-def project_simplex(v: np.ndarray) -> np.ndarray:
-    """The Euclidean projection of ``v`` on the probability simplex (sort-based, exact)."""
-    u = np.sort(v)[::-1]
-    css = np.cumsum(u) - 1.0
-    k = np.arange(1, len(v) + 1)
-    r = int(np.flatnonzero(u - css / k > 0)[-1])
-    return np.maximum(v - css[r] / (r + 1), 0.0)
 
 
 def _modo(A: np.ndarray, lam: np.ndarray, gamma: float, rho: float) -> np.ndarray:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from .._torch import torch
-from .base import F64, GradientWeighting, identity, task_list, weighted_softmax
+from .base import F64, GradientWeighting, identity, weighted_softmax
 from .gram import as_weights
+from .helpers import non_finite
 
 __all__ = ["RGW", "rgw_direction"]
 
@@ -121,9 +122,6 @@ class RGW(GradientWeighting):
     def _combine(self, G, losses, scale, reduce):
         if not torch.isfinite(G).all() and scale is identity:
             bad = ~torch.isfinite(G).all(dim=1).cpu()
-            raise ValueError(f"RGW: the gradient of task(s) "
-                             f"{task_list(self.task_names, bad.numpy())} is not finite (NaN "
-                             "or inf); check their losses and inputs, or lower the learning "
-                             "rate.")
+            raise non_finite("RGW", "gradient", self.task_names, bad.numpy())
         z = torch.randn(self.n_tasks, generator=self._generator, dtype=F64)
         return weighted_softmax(z, self._base()), self._base()
