@@ -71,3 +71,14 @@ def test_auto_device_is_cuda_and_amp_on():
     tr = Trainer(net, max_epochs=1)
     tr.fit(problem())
     assert tr.context_.device.type == "cuda"
+
+
+def test_a_rank_given_cuda_without_an_index_trains_on_its_own_gpu():
+    """``device="cuda"`` under torchrun: NCCL needs the rank's GPU by index (set_device refused
+    a bare "cuda"), so it becomes cuda:LOCAL_RANK modulo the GPUs, as "auto" does."""
+    from regmtl.deep.distributed import rank_device
+
+    assert rank_device(torch.device("cuda"), 0, 1) == torch.device("cuda", 0)
+    assert rank_device(torch.device("cuda"), 5, 4) == torch.device("cuda", 1)
+    assert rank_device(torch.device("cuda", 2), 5, 4) == torch.device("cuda", 2)
+    assert rank_device(torch.device("cpu"), 5, 4) == torch.device("cpu")

@@ -15,7 +15,7 @@ from ._torch import torch
 
 dist = torch.distributed
 
-__all__ = ["Context", "setup", "resolve_device"]
+__all__ = ["Context", "setup", "resolve_device", "rank_device"]
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -62,6 +62,24 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
         raise ValueError(f"device={device!r} but CUDA is not available; use device='auto' or "
                          "'cpu'.")
     return dev
+
+
+def rank_device(device: torch.device, local_rank: int, n_gpus: int) -> torch.device:
+    """The GPU of a rank: ``cuda`` without an index means ``cuda:LOCAL_RANK`` (modulo the
+    ``n_gpus`` of the machine), as ``"auto"`` does; a device with an index is kept.
+
+    Every rank of a process group needs a GPU of its own index (NCCL binds the rank to it).
+
+    >>> import torch
+    >>> from regmtl.deep.distributed import rank_device
+    >>> rank_device(torch.device("cuda"), 3, 2)
+    device(type='cuda', index=1)
+    >>> rank_device(torch.device("cuda", 0), 3, 2)
+    device(type='cuda', index=0)
+    """
+    if device.type != "cuda" or device.index is not None:
+        return device
+    return torch.device("cuda", local_rank % max(n_gpus, 1))
 
 
 @dataclass
@@ -231,6 +249,8 @@ def setup(device: str | torch.device = "auto", distributed: str | bool = "auto")
         raise RuntimeError("torch.distributed is not available in this PyTorch build.")
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local)
+    if dev.type == "cuda":
+        dev = rank_device(dev, local, torch.cuda.device_count())
     if not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:
             raise RuntimeError("distributed=True needs torchrun (or MASTER_ADDR, MASTER_PORT, "
