@@ -108,6 +108,22 @@ class Datafit:
     #: metavar, help)``: ``regmtl fit`` and ``regmtl compare`` add every registered loss's
     #: (``--huber-delta``, ``--quantile``)
     cli_parameters: dict[str, tuple[str, str, str]] = {}
+    #: ``k`` where targets times ``s`` make the loss ``s^k`` times itself (up to a constant)
+    #: at scores that keep W: ``l(s y, s f) = s^k l(y, f)`` under the identity link, once the
+    #: loss's parameters are in the new units (:meth:`rescaled`; 2 the squared and Huber
+    #: losses, 1 the pinball loss), or ``l(s y, f + log s)`` under the log link
+    #: (:attr:`log_link`; 1 Poisson). The solve then fits data far from 1 in magnitude
+    #: (1e-150) as the same problem scaled by a power of two (W the same, alpha times
+    #: ``s^k``). None where the target is no scale (labels).
+    scale_degree: int | None = None
+    #: whether the scores are ``log`` of the mean (so targets times ``s`` move the intercepts
+    #: by ``log s``, the design unscaled)
+    log_link: bool = False
+
+    def rescaled(self, s: float) -> Datafit:
+        """The loss on targets and scores multiplied by ``s`` (its parameters in the targets'
+        units multiplied by ``s``; itself where it has none), for :attr:`scale_degree`."""
+        return self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Enter a class of the ``datafits`` package that sets a ``name`` into

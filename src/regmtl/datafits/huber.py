@@ -49,6 +49,7 @@ class Huber(Datafit):
         "(default 1.35)")}
     curvature = 1.0
     dual_strong_concavity = 1.0
+    scale_degree = 2
 
     def __init__(self, delta: float = 1.35):
         delta = float(delta)
@@ -56,6 +57,10 @@ class Huber(Datafit):
             raise ValueError(f"Huber(delta={delta!r}): delta must be a finite number > 0 (in "
                              "the targets' units).")
         self.delta = delta
+
+    def rescaled(self, s):
+        """``delta`` in the new units: ``l_{s delta}(s y, s f) = s^2 l_delta(y, f)``."""
+        return Huber(self.delta * s)
 
     def value(self, y, f, c):
         a = np.abs(y - f)

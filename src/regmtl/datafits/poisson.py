@@ -47,6 +47,8 @@ class Poisson(Datafit):
 
     name = "poisson"
     kind = "regression"
+    scale_degree = 1
+    log_link = True
 
     def check_targets(self, y, what="y"):
         if np.any(y < 0):

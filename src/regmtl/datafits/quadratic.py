@@ -41,6 +41,7 @@ class Quadratic(Datafit):
     profiles_scale = True
     curvature = 1.0
     dual_strong_concavity = 1.0
+    scale_degree = 2
     name = "squared"
     kind = "regression"
     default_for_kind = True

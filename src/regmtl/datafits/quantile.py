@@ -56,6 +56,7 @@ class Quantile(Datafit):
     smooth = False
     box_dual = True
     piecewise_linear = True
+    scale_degree = 1
 
     def __init__(self, quantile: float = 0.5):
         self.quantile = _check_level(quantile)
@@ -122,6 +123,10 @@ class SmoothedQuantile(Quantile):
             raise ValueError(f"delta={delta!r} must be a finite number > 0.")
         self.delta = float(delta)
         self.curvature = 1.0 / self.delta
+
+    def rescaled(self, s):
+        """The band's width in the new units (the loss is then ``s`` times the old)."""
+        return SmoothedQuantile(self.quantile, self.delta * s)
 
     def value(self, y, f, c):
         r = y - f

@@ -478,6 +478,22 @@ class Penalty:
         """
         raise ValueError(f"{self!r} has no alpha_max: no finite alpha gives W = 0 exactly.")
 
+    #: ``d`` where the penalty is homogeneous in W, ``Omega(k W) = k^d Omega(W)`` (1 a norm,
+    #: 2 a quadratic); None where it is not (or not declared)
+    homogeneity: float | None = None
+
+    def rescaled(self, alpha: float, f: float, k: float = 1.0) -> tuple[Penalty, float] | None:
+        """The penalty ``P'`` and strength ``alpha'`` with ``P'(k W, alpha') = f P(W, alpha)``
+        for every W: the same problem when the loss is multiplied by ``f`` and the
+        coefficients by ``k`` (how the solve fits data far from 1 in magnitude), or None where
+        the penalty's family has none. By default ``(self, f alpha)`` for ``k = 1`` (the value
+        is alpha times a function of W) and ``(self, f alpha / k^d)`` for a penalty
+        :attr:`homogeneity` ``d``."""
+        if k == 1.0:
+            return self, f * alpha
+        d = self.homogeneity
+        return None if d is None else (self, f * alpha / k ** d)
+
     # ------------------------------------------------------------------ problem shape
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         """Validate the parameters against a problem's shape.
@@ -644,6 +660,8 @@ class NormPenalty(Penalty):
     A subclass gives :meth:`dual_norm`; then ``dual_scaling(G) = min(1, alpha / N*(G))``,
     ``conjugate = 0`` on the ball and ``alpha_max(G0) = N*(G0)``.
     """
+
+    homogeneity = 1.0  # (a norm)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """The dual norm ``N*(G)`` of the penalty at ``alpha = 1``.

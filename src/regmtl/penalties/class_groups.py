@@ -106,6 +106,11 @@ class ClassGroupElastic(ClassBlockPenalty):
         self.first = first
         self.sizes = sizes
 
+    @property
+    def homogeneity(self) -> float | None:
+        """1 for the norm (``l1_ratio=1``), 2 for the ridge (0), None in between."""
+        return {1.0: 1.0, 0.0: 2.0}.get(float(self.l1_ratio))
+
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         check_ratio(self.l1_ratio, "l1_ratio")
         check_bool(self.positive, "positive")

@@ -42,6 +42,8 @@ class _TaskKernel(Penalty):
     (``V -> V (I + c K)^{-1}``, ``c > 0``) and :meth:`kernel` (dense K, for inspection only).
     """
 
+    homogeneity = 2.0  # (a quadratic)
+
     @property
     def has_dual(self) -> bool:  # type: ignore[override]
         return False

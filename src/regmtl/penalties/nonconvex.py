@@ -293,6 +293,15 @@ class MCP(_Nonconvex):
         self.gamma = gamma
         self.group = group
 
+    def rescaled(self, alpha, f, k=1.0):
+        """``MCP(gamma k^2 / f)`` at ``f alpha / k``: ``f rho_{alpha, gamma}(s) =
+        rho_{f alpha / k, gamma k^2 / f}(k s)`` (the knot ``gamma alpha`` moves to
+        ``k gamma alpha``). Its ``gamma > 1`` is a bound in the units of a standardized
+        design, so the rescaled copy is not held to it."""
+        pen = MCP(self.gamma * k * k / f, self.group)
+        pen._low = 0.0
+        return pen, f * alpha / k
+
     def _rho(self, s, alpha):
         g = self.shape
         return np.where(s <= g * alpha, alpha * s - s * s / (2.0 * g), 0.5 * g * alpha * alpha)
@@ -377,6 +386,12 @@ class SCAD(_Nonconvex):
     def __init__(self, gamma: float = 3.7, group: bool = False):
         self.gamma = gamma
         self.group = group
+
+    def rescaled(self, alpha, f, k=1.0):
+        """``(self, k alpha)`` where ``f = k^2``: ``f rho_alpha(s) = rho_{k alpha}(k s)``; else
+        None (SCAD is linear with slope ``alpha`` up to ``alpha`` itself, so no SCAD is
+        ``f rho`` on other magnitudes)."""
+        return (self, k * alpha) if np.isclose(f, k * k, rtol=1e-12, atol=0.0) else None
 
     def _rho(self, s, alpha):
         g = self.shape
@@ -473,6 +488,11 @@ class CappedL1(_Nonconvex):
     def __init__(self, cap: float = 1.0, group: bool | str = False):
         self.cap = cap
         self.group = group
+
+    def rescaled(self, alpha, f, k=1.0):
+        """``CappedL1(k cap)`` at ``f alpha / k``: ``f alpha min(s, cap) =
+        (f alpha / k) min(k s, k cap)``."""
+        return CappedL1(self.cap * k, self.group), f * alpha / k
 
     # ------------------------------------------------------------------ capped-L1,L1
     @property

@@ -106,6 +106,11 @@ class _ElasticType(Penalty):
         return check_ratio(self.l1_ratio, "l1_ratio")
 
     @property
+    def homogeneity(self) -> float | None:
+        """1 for the norm (``l1_ratio=1``), 2 for the ridge (0), None in between."""
+        return {1.0: 1.0, 0.0: 2.0}.get(self.rho)
+
+    @property
     def sign_constrained(self) -> bool:
         """``positive`` as a bool, validated (``ValueError`` naming it otherwise)."""
         return check_bool(self.positive, "positive")

@@ -196,6 +196,7 @@ class _CappedSpectral(Penalty):
 
     distributable = False
     has_dual = False
+    homogeneity = 2.0  # (quadratic in W for every M)
     _param_names = ("k", "eta")
     #: the axis of W (p x T) whose space M acts on: 1 the tasks, 0 the features
     _axis = 1

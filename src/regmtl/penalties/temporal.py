@@ -471,6 +471,12 @@ class TemporalGroupLasso(Penalty):
         return (check_positive(self.smooth_weight, "smooth_weight", strict=False),
                 check_positive(self.ridge_weight, "ridge_weight", strict=False))
 
+    def rescaled(self, alpha, f, k=1.0):
+        """``TemporalGroupLasso(s / k, r / k)`` at ``f alpha / k``: the rows' norms are of
+        degree 1 in W, the quadratic parts of degree 2."""
+        s, r = self._weights()
+        return TemporalGroupLasso(s / k, r / k), f * alpha / k
+
     def on_classes(self, layout: Any) -> Penalty:
         """Refused (``refuse_ordered_classes``): on the
         classes' layout the chain of tasks would run through a task's class columns."""

@@ -251,11 +251,13 @@ def _weighted_group_radius(a, L, l1, l2):
         psi = 0.0
         dpsi = 0.0
         for t in range(T):
-            if a[t] != 0.0:
+            if a[t] != 0.0:  # (ratios first: a_t and q of 1e-150 would square to 0)
                 q = (L[t] + l2) * s + l1
-                a2 = a[t] * a[t]
-                psi += a2 / (q * q)
-                dpsi -= 2.0 * a2 * (L[t] + l2) / (q * q * q)
+                r2 = (a[t] / q) * (a[t] / q)
+                psi += r2
+                dpsi -= 2.0 * r2 * ((L[t] + l2) / q)
+        if psi == 0.0:
+            return s
         root = np.sqrt(psi)
         h = 1.0 / root - 1.0
         dh = -0.5 * dpsi / (psi * root)
@@ -444,6 +446,10 @@ def _nonconvex_rows(j, W, g, Lrow, a, shape, family, delta):
     if hi == 0.0 or na == 0.0:
         for t in range(T):
             delta[t] = -W[j, t]
+        return
+    if a <= 0.0:  # alpha = 0: no penalty, the model's minimizer z itself
+        for t in range(T):
+            delta[t] = (delta[t] / Lrow[t] if Lrow[t] > 0.0 else 0.0) - W[j, t]
         return
     if lo == hi:  # one curvature: z scaled along its own direction
         s = magnitude_min(nz, hi, a, shape, family)

@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
+from .balance import balanced_solve
 from .bcd import check_options
 from .certificates import Reference, certify, fit_intercepts, reference, rounding_floor
 from .dead_features import expanded, live_features, restricted, restricted_reference
@@ -146,6 +147,12 @@ def solve(
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     penalty.check(data.n_features, data.n_tasks)
     datafit = datafit.bind(data)
+    balanced = balanced_solve(  # data far from 1 in magnitude: the same problem scaled
+        solve, data, datafit, penalty, alpha, solver=solver, W0=W0, b0=b0, V0=V0,
+        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref, verbose=verbose,
+        options=options, tighten_warm=tighten_warm, theta0=theta0)
+    if balanced is not None:
+        return balanced
     ref = ref if ref is not None else reference(data, datafit, fit_intercept)
     live = live_features(data)
     if live is None:
