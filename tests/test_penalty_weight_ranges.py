@@ -32,3 +32,15 @@ def test_a_large_eta_within_range_shrinks_towards_zero():
     X, y = _tasks()
     m = MultiTaskRegressor(penalty=Clustered(k=2, eta=1e30), alpha=0.1).fit(X, y)
     assert np.all(np.isfinite(m.coef_)) and np.abs(m.coef_).max() < 1e-25
+
+
+@pytest.mark.parametrize("kw", [{"smooth_weight": 1e300}, {"ridge_weight": 1e300},
+                                {"smooth_weight": 1e200}])
+def test_temporal_weights_near_the_float_limit_shrink_to_zero(kw):
+    """Its prox's ||v / (a + sigma)|| underflowed to 0 (ZeroDivisionError): the norms are now
+    taken relative to their largest entry."""
+    from regmtl.penalties import TemporalGroupLasso
+
+    X, y = _tasks()
+    m = MultiTaskRegressor(penalty=TemporalGroupLasso(**kw), alpha=0.1).fit(X, y)
+    assert np.all(np.isfinite(m.coef_)) and np.abs(m.coef_).max() < 1e-100

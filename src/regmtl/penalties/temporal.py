@@ -280,19 +280,25 @@ def _temporal_prox_dct(Vh, a, c):
         hi = c * a_max / (nrm - c)
         s = hi
         for _ in range(100):
+            # ||z|| and sum z_i^2 / (a_i + s) relative to m = max |z_i| (z_i = v_i / (a_i + s)):
+            # with weights near 1e200 every z_i^2 underflows to 0, their ratios do not
+            m = 0.0
+            for i in range(T):
+                m = max(m, abs(v[i]) / (a[i] + s))
             F = 0.0
             S3 = 0.0
             for i in range(T):
-                z = v[i] / (a[i] + s)
+                z = v[i] / (a[i] + s) / m
                 F += z * z
                 S3 += z * z / (a[i] + s)
-            inv = 1.0 / np.sqrt(F)
+            q = np.sqrt(F)
+            inv = 1.0 / (m * q)
             psi = inv - s / c
             if psi < 0.0:
                 hi = s
             else:
                 lo = s
-            s_new = s - psi / (inv * inv * inv * S3 - 1.0 / c)
+            s_new = s - psi / (S3 / (m * q * q * q) - 1.0 / c)
             if not (lo <= s_new <= hi):
                 s_new = 0.5 * (lo + hi)
             done = abs(s_new - s) <= 4.0 * 2.220446049250313e-16 * s
