@@ -111,8 +111,8 @@ class Drawn:
 
     ``Xs`` / ``ys`` are float64 per task, in ``labels`` order, exactly the values the input
     holds (after its dtype); ``bad`` names the arguments that hold a NaN or inf (empty: all
-    finite), ``extreme`` those whose scale the range check may refuse; ``args`` / ``kwargs`` go to ``fit``, ``predict_args`` / ``predict_kwargs`` to
-    ``predict``.
+    finite), ``extreme`` those whose scale the range check may refuse; ``args`` / ``kwargs``
+    go to ``fit``, ``predict_args`` / ``predict_kwargs`` to ``predict``.
     """
 
     Xs: list[np.ndarray]

@@ -46,7 +46,8 @@ def penalty_for(name: str, p: int, T: int) -> rm.Penalty:
         "FusedGroupLasso": lambda: rm.FusedGroupLasso(0.5, 0.3),
         "MCP": lambda: rm.MCP(3.0), "MCP(group)": lambda: rm.MCP(1.5, group=True),
         "SCAD": lambda: rm.SCAD(3.7), "SCAD(group)": lambda: rm.SCAD(2.5, group=True),
-        "CappedL1": lambda: rm.CappedL1(2.0), "CappedL1(group)": lambda: rm.CappedL1(2.0, group=True),
+        "CappedL1": lambda: rm.CappedL1(2.0),
+        "CappedL1(group)": lambda: rm.CappedL1(2.0, group=True),
         "NonconvexFusedGroupLasso": lambda: rm.NonconvexFusedGroupLasso(0.5),
     }[name]()
 
@@ -261,8 +262,8 @@ def test_warm_starts_on_changed_data_are_certified_for_that_data(data, name, fra
         alpha = _alpha(drawn, pen, frac)
         warm.set_params(alpha=alpha)
         cold = rm.MultiTaskRegressor(pen, alpha=alpha, tol=1e-6)
-        w_model, w_caught = fit_or_error(lambda: warm, drawn, FIT_NAMES)
-        c_model, c_caught = fit_or_error(lambda: cold, drawn, FIT_NAMES)
+        w_model, w_caught = fit_or_error(lambda w=warm: w, drawn, FIT_NAMES)
+        c_model, c_caught = fit_or_error(lambda c=cold: c, drawn, FIT_NAMES)
         P0 = objective_at_zero(drawn, rm.Quadratic())
         assert_certified(w_model, P0, w_caught)
         assert_certified(c_model, P0, c_caught)
