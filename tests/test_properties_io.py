@@ -139,10 +139,12 @@ def test_a_forged_header_is_refused_naming_the_file_or_loads_a_consistent_model(
         header = json.loads(bytes(npz["__header__"]).decode("utf-8"))
     target = data.draw(st.sampled_from(_targets(header, arrays)))
     name = ".".join(str(p) for p in target)
-    assume(DRAW_KNOWN or not any(k in name for k in KNOWN_FORGED))
+    known = KNOWN_FORGED | ({"coef_"} if key in ("dirty", "robust") else set())  # P_ + Q_
+    assume(DRAW_KNOWN or not any(k in name for k in known))
     if target[0] == "array":
         old = arrays[target[1]]
-        factor = data.draw(st.sampled_from((-1.0, 0.0, 2.0, np.nan, np.inf, 1e300)))
+        factor = data.draw(st.sampled_from((-1.0, 0.0, 2.0, 1e300) if not DRAW_KNOWN else
+                                           (-1.0, 0.0, 2.0, 1e300, np.nan, np.inf)))
         new = (old * factor).astype(old.dtype) if old.dtype.kind == "f" else old[::-1].copy()
 
         def edit(h, a):
@@ -322,3 +324,16 @@ def test_known_read_table_accepts_an_infinite_target(tmp_path):
     path.write_text("task,f0,y\na,1,3\na,2,inf\na,0,2\nb,1,1\nb,2,5\n", encoding="utf-8")
     with pytest.raises(ValueError, match="target: column 'y'"):
         read_table(path, task_col="task", target="y")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a forged file whose coef_ (or intercept_) holds NaN or inf loads, and predicts NaN; the "
+    "loader refuses non-finite values in cluster_matrix_ only. Repro: fit "
+    "rm.MultiTaskRegressor('l21', alpha=0.05), save, set attr.coef_ to coef_ * nan with "
+    "digests recomputed, rm.load(path).predict(Xs)"))
+@pytest.mark.parametrize("name, value", [("coef_", np.nan), ("coef_", np.inf),
+                                         ("intercept_", np.nan)])
+def test_known_forged_non_finite_coefficients_load(tmp_path, name, value):
+    path = _forged_path(tmp_path, "l21", _set_array(name, lambda a: a * value))
+    with pytest.raises(ValueError, match=name):
+        rm.load(path)
