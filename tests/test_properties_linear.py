@@ -85,17 +85,22 @@ ZERO_DESIGN_FAILS = ("Clustered", "SharedStructure", "SparseLowRank", "RobustFea
                      "RobustLowRank")
 
 
-def _skip_known(drawn: Drawn, name: str, frac: float = 1.0) -> None:
-    if not DRAW_KNOWN and all(not x.any() for x in drawn.Xs):
-        assume(name not in ZERO_DESIGN_FAILS and frac > 0)
+def _skip_known(drawn: Drawn, name: str, alpha: float = 1.0, loss: str = "squared") -> None:
+    """Leave out the regions of the known failures below (unless REGMTL_FUZZ_KNOWN=1)."""
+    if DRAW_KNOWN:
+        return
+    if all(not x.any() for x in drawn.Xs):  # alpha_max = 0 there: alpha = frac * 0
+        assume(name not in ZERO_DESIGN_FAILS and alpha > 0)
+    # test_known_poisson_quasi_newton_overflow_warnings
+    assume(not (loss == "poisson" and drawn.scale_x >= 1e5))
 
 
 @examples(60)
 @given(drawn=problems(), name=st.sampled_from(PENALTIES), frac=st.sampled_from(FRACTIONS))
 def test_regressor_with_every_penalty_errs_clearly_or_is_certified(drawn, name, frac):
-    _skip_known(drawn, name, frac)
     pen = penalty_for(name, drawn.n_features, drawn.n_tasks)
     alpha = _alpha(drawn, pen, frac) if not drawn.bad else 0.1
+    _skip_known(drawn, name, alpha)
     model, caught = fit_or_error(lambda: rm.MultiTaskRegressor(pen, alpha=alpha, tol=1e-6),
                                  drawn, FIT_NAMES)
     if model is None:
@@ -122,9 +127,9 @@ def _datafit(loss: str) -> rm.datafits.Datafit:
        name=st.sampled_from(LOSS_PENALTIES), frac=st.sampled_from((1e-3, 0.1, 1.0)))
 def test_every_loss_errs_clearly_or_is_certified(data, loss, name, frac):
     drawn = data.draw(problems(loss=loss, min_rows=2))
-    _skip_known(drawn, name)
     pen = penalty_for(name, drawn.n_features, drawn.n_tasks)
     alpha = _alpha(drawn, pen, frac, loss) if not drawn.bad else 0.1
+    _skip_known(drawn, name, alpha, loss)
     if loss == "logistic":
         def make():
             return rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-6)
@@ -206,6 +211,7 @@ def test_fits_agree_with_scikit_learn_within_their_certificate(data, case, frac)
     pen = penalty_for(penalty, drawn.n_features, drawn.n_tasks)
     alpha = _alpha(drawn, pen, frac, loss)
     assume(alpha > 0)
+    _skip_known(drawn, penalty, alpha, loss)
     est = (rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-8) if loss == "logistic" else
            rm.MultiTaskRegressor(pen, alpha=alpha, loss=loss, tol=1e-8))
     model, caught = fit_or_error(lambda: est, drawn, FIT_NAMES)
@@ -346,6 +352,7 @@ def test_known_nonconvex_kkt_residual_depends_on_the_scale_of_x(pen):
                                         (rm.SharedStructure(1, 0.5), 0.1),
                                         (rm.Clustered(2, 0.5), 0.1), (rm.Trace(), 0.0),
                                         (rm.TemporalGroupLasso(1.0, 0.5), 0.0),
+                                        (rm.FusedGroupLasso(0.5, 0.3), 0.0),
                                         (rm.LInf1(), 0.0)], ids=str)
 def test_known_all_zero_design(pen, alpha):
     Y = RNG.standard_normal((6, 2))
@@ -394,3 +401,16 @@ def test_known_temporal_group_lasso_gap_is_nan_at_y_1e140():
     drawn = Drawn(Xs, ys, [0, 1], "list", (Xs, ys))
     _cert_or_clear(lambda: rm.MultiTaskRegressor(pen, alpha=a, tol=1e-6), (Xs, ys),
                    objective_at_zero(drawn, rm.Quadratic()))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Poisson with L2 on X of scale 1e5 (alpha = 5e9, the same problem as X at 1 and alpha 0.5): "
+    "the fit is right and certified, but numpy's 'overflow encountered in divide' warnings leak "
+    "from solvers/quasi_newton.py line 48. Repro: X = rng.standard_normal((5, 3)) * 1e5; "
+    "y = [1, 1, 2, 1, 1]; rm.MultiTaskRegressor('l2', alpha=5e9, loss='poisson', tol=1e-8)"
+    ".fit(X, y)"))
+def test_known_poisson_quasi_newton_overflow_warnings():
+    X = np.array([[-0.244, -1.022, -0.962], [0.164, 0.381, 0.868], [-0.518, -0.058, 1.051],
+                  [0.887, 0.452, -2.027], [0.463, 0.866, -0.292]]) * 1e5
+    y = np.array([1.0, 1.0, 2.0, 1.0, 1.0])
+    _fit_strict(rm.MultiTaskRegressor("l2", alpha=5e9, loss="poisson", tol=1e-8), X, y)
