@@ -127,7 +127,12 @@ def _target(frame: pd.DataFrame, target: Any, kind: str) -> tuple[np.ndarray, st
     if bad.any():
         raise DataFileError(f"target: column {target!r} must be numeric for regression, "
                             f"{_first_bad(values, bad)}; fix or drop those rows")
-    return numeric.to_numpy(np.float64), kind, []
+    y = numeric.to_numpy(np.float64)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise DataFileError(f"target: column {target!r} has {int(bad.sum())} infinite "
+                            f"value(s), {_first_bad(values, bad)}; fix or drop those rows")
+    return y, kind, []
 
 
 def _features(frame: pd.DataFrame, features: list) -> np.ndarray:

@@ -146,12 +146,34 @@ def predict(net: Any, specs: list, X: Any, families: list, tasks: list[str] | No
             p = spec.transform(out[rows, :spec.n_outputs].to(
                 torch.float64 if spec.kind == "regression" else torch.float32))
             p = p[:, None] if p.ndim == 1 else p
+            for k in torch.unique(pos[rows]).tolist():
+                check_finite_predictions(specs[k].name, p[pos[rows] == k], net)
             res[rows, :p.shape[1]] = p.double()
         return (res[:, 0] if width == 1 else res).numpy()
     out = outputs(net, x, device, batch_size)
     by_name = {t.name: t for t in specs}
     names = net._selected(tasks)
-    return {k: by_name[k].transform(out[k]).cpu().numpy() for k in names}
+    preds = {k: by_name[k].transform(out[k]).cpu() for k in names}
+    for k, p in preds.items():
+        check_finite_predictions(k, p, net)
+    return {k: p.numpy() for k, p in preds.items()}
+
+
+def check_finite_predictions(task: str, pred: torch.Tensor, net: Any) -> None:
+    """Refuse to return non-finite predictions: a ``FloatingPointError`` naming the task, the
+    rows and the net's largest weight (a diverged fit, or inputs far outside the training
+    data, overflow the outputs)."""
+    bad = ~torch.isfinite(pred)
+    if not bool(bad.any()):
+        return
+    rows = int(bad.reshape(len(pred), -1).any(dim=1).sum()) if pred.ndim else 1
+    big = max((float(q.detach().abs().max()) for q in net.parameters() if q.numel()),
+              default=0.0)
+    raise FloatingPointError(
+        f"The predictions of task {task!r} are not finite on {rows} of {len(pred)} rows: the "
+        f"net's outputs overflow at these inputs (its largest weight is {big:.3g}). The fit "
+        f"diverged or the inputs lie far outside the training data: refit with a lower lr or "
+        f"grad_clip, standardize the inputs, or fit with on_divergence='restore_best'.")
 
 
 def wide(t: torch.Tensor) -> torch.Tensor:

@@ -52,9 +52,14 @@ def spectral_norm(G: np.ndarray) -> float:
         return 0.0
     if is_blocked(G):
         S = small_gram(G)
-    else:
-        S = G @ G.T if G.shape[0] <= G.shape[1] else G.T @ G
-    return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
+        return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
+    # the Gram of G / max|G|: squares of entries near 1e±200 neither overflow nor underflow
+    big = float(np.max(np.abs(G)))
+    if big == 0.0 or not np.isfinite(big):
+        return big
+    H = G / big
+    S = H @ H.T if H.shape[0] <= H.shape[1] else H.T @ H
+    return big * float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
 
 
 class Trace(NormPenalty):
@@ -152,6 +157,8 @@ def cluster_weights(sigma: np.ndarray, eta: float, k: float) -> np.ndarray:
     pos = sigma > 0
     n_pos = int(pos.sum())
     m = np.zeros_like(sigma)
+    if sigma.size == 0:  # no feature left (an all-zero design): nothing to weigh
+        return m
     if n_pos <= k:
         m[pos] = 1.0
         rest = k - n_pos

@@ -265,7 +265,9 @@ class TaskQuadratic:
         tasks at once) times 1.01 (a Ritz value lies below its eigenvalue, and 12 steps bring
         it within ~1e-6 of it on a random start)."""
         if self._L is None:
-            if self.scale is not None:
+            if self.H.size == 0:  # no feature left (an all-zero design): no curvature
+                top = 0.0
+            elif self.scale is not None:
                 top = np.linalg.eigvalsh(self.H)[-1] * self.scale.max()
             elif self.H.shape[1] <= 32 or self.H.shape[0] * self.H.shape[1] ** 3 <= 2e6:
                 top = np.linalg.eigvalsh(self.H)[:, -1].max()

@@ -45,7 +45,8 @@ def ridge_lbfgs(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
         parts = [grad_W.ravel()]
         if fit_intercept:
             parts.append(-np.asarray(data.task_sums(u), dtype=np.float64))
-        return value / scale, np.concatenate(parts) / scale
+        with np.errstate(over="ignore"):  # a trial step far out: +inf, which the search backs from
+            return value / scale, np.concatenate(parts) / scale
 
     x = np.concatenate([np.asarray(W, dtype=np.float64).ravel()]
                        + ([np.asarray(b, dtype=np.float64)] if fit_intercept else []))
