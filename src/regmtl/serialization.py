@@ -86,7 +86,8 @@ def check_labels(name: str, values: Any) -> None:
     values = values.tolist() if isinstance(values, np.ndarray) else list(values)
     for v in values:
         if isinstance(v, float) and not math.isfinite(v):
-            raise Refused(f"attribute {name!r} holds the label {v!r}; labels are finite")
+            raise Refused(f"attribute {name!r} holds the label {v!r} (NaN or infinite); labels "
+                          "are finite")
     seen: set = set()
     for v in values:
         if v in seen:

@@ -70,6 +70,22 @@ def rank_device(device: torch.device, local_rank: int, n_gpus: int) -> torch.dev
 
     Every rank of a process group needs a GPU of its own index (NCCL binds the rank to it).
 
+    Parameters
+    ----------
+    device : torch.device
+        The device asked for.
+    local_rank : int
+        The process's rank on its machine.
+    n_gpus : int
+        The GPUs of the machine.
+
+    Returns
+    -------
+    torch.device
+        ``cuda:(local_rank mod n_gpus)`` for a bare ``cuda``, else ``device``.
+
+    Examples
+    --------
     >>> import torch
     >>> from regmtl.deep.distributed import rank_device
     >>> rank_device(torch.device("cuda"), 3, 2)

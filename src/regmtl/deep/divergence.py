@@ -15,7 +15,7 @@ end of an epoch, where the trainer reads the epoch's losses anyway.
 
 :class:`TrainingDiverged` is what a fit raises with ``on_divergence="raise"``; with
 ``"restore_best"`` the trainer restores the best weights seen and warns with the same words
-(:func:`divergence_message`).
+(``divergence_message``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class TrainingDiverged(FloatingPointError, ValueError):
     Parameters
     ----------
     message : str
-        What diverged and where (:func:`divergence_message`).
+        What diverged and where (``divergence_message``).
 
     Examples
     --------
