@@ -10,6 +10,7 @@ data set, of its own size; the shorter ones are cycled.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -397,30 +398,40 @@ def _checked(ds: MultiTaskDataset, check: Callable[[Any], None] | None,
     return ds
 
 
+def _refused(specs: list[TaskSpec], Y: torch.Tensor) -> torch.Tensor:
+    """Which labels of ``Y`` (B, m), column j labels of task ``specs[j]``, the tasks' checks
+    refuse (a bool per entry, on the labels' device): infinity, a missing label where
+    refused, binary labels other than 0/1, class labels outside the integers 0..K-1,
+    negative counts. A few operations whatever m, each rule applied by a column mask."""
+    if not Y.is_floating_point():
+        Y = Y.double()
+    missing = torch.isnan(Y)
+    bad = torch.isinf(Y)
+
+    def cols(rule) -> torch.Tensor:
+        return torch.tensor([rule(s) for s in specs], device=Y.device)
+
+    bad |= missing & cols(lambda s: s.missing_labels == "refuse")
+    bad |= ~missing & cols(lambda s: s.kind == "binary") & (Y != 0) & (Y != 1)
+    bad |= cols(lambda s: s.kind == "count") & (Y < 0)
+    k = torch.tensor([float(s.n_outputs) if s.kind == "multiclass" else math.inf
+                      for s in specs], dtype=Y.dtype, device=Y.device)
+    bad |= ~missing & cols(lambda s: s.kind == "multiclass") & (
+        (torch.frac(Y) != 0) | (Y < 0) | (Y >= k))
+    return bad
+
+
 def _bad_rows(spec: TaskSpec, y: torch.Tensor) -> torch.Tensor:
-    """Rows of the batch labels ``y`` of task ``spec`` that its checks refuse (a bool per
-    row, on the labels' device): infinity, a missing label where refused, binary labels
-    other than 0/1, class labels outside the integers 0..K-1, negative counts."""
+    """Rows of the batch labels ``y`` of task ``spec`` that its checks refuse
+    (:func:`_refused`), a bool per row."""
     y = y.reshape(len(y), -1) if y.ndim != 1 else y[:, None]
-    if not y.is_floating_point():
-        y = y.double()
-    missing = torch.isnan(y)
-    bad = torch.isinf(y)
-    if spec.missing_labels == "refuse":
-        bad |= missing
-    if spec.kind == "binary":
-        bad |= ~missing & (y != 0) & (y != 1)
-    elif spec.kind == "multiclass":
-        bad |= ~missing & ((y != torch.round(y)) | (y < 0) | (y >= spec.n_outputs))
-    elif spec.kind == "count":
-        bad |= y < 0
-    return bad.any(1)
+    return _refused([spec] * y.shape[1], y).any(1)
 
 
 def _any_bad(found: list[tuple[TaskSpec, torch.Tensor]]) -> bool:
-    """Whether a label of the batch is refused (:func:`_bad_rows`): the one-output tasks'
-    labels stacked as the columns of one (B, T) matrix, checked in a few operations whatever
-    T, with each column's rule as a mask; task by task otherwise."""
+    """Whether a label of the batch is refused (:func:`_refused`): the one-output tasks'
+    labels stacked as the columns of one (B, T) matrix, checked at once; task by task
+    otherwise."""
     ys = [y for s, y in found if s.target_width == 1 and y.numel() == len(y)]
     try:
         if len(ys) < len(found):
@@ -428,29 +439,7 @@ def _any_bad(found: list[tuple[TaskSpec, torch.Tensor]]) -> bool:
         Y = torch.stack([y.reshape(-1) for y in ys], 1)
     except RuntimeError:  # other widths, lengths or devices: task by task
         return bool(torch.stack([_bad_rows(s, y).any() for s, y in found]).any())
-    if not Y.is_floating_point():
-        Y = Y.double()
-    specs = [s for s, _ in found]
-    bad = torch.isinf(Y).any()
-    missing = torch.isnan(Y)
-    refuse = [j for j, s in enumerate(specs) if s.missing_labels == "refuse"]
-    if refuse:
-        bad |= missing[:, refuse].any()
-    by_kind: dict[str, list[int]] = {}
-    for j, s in enumerate(specs):
-        by_kind.setdefault(s.kind, []).append(j)
-    if "count" in by_kind:
-        bad |= (Y[:, by_kind["count"]] < 0).any()
-    if "binary" in by_kind:
-        cols = by_kind["binary"]
-        bad |= (~missing[:, cols] & (Y[:, cols] != 0) & (Y[:, cols] != 1)).any()
-    if "multiclass" in by_kind:
-        cols = by_kind["multiclass"]
-        y = Y[:, cols]
-        k = torch.tensor([float(specs[j].n_outputs) for j in cols], dtype=Y.dtype,
-                         device=Y.device)
-        bad |= (~missing[:, cols] & ((torch.frac(y) != 0) | (y < 0) | (y >= k))).any()
-    return bool(bad)
+    return bool(_refused([s for s, _ in found], Y).any())
 
 
 def check_batch(batch: Any, tasks: list[TaskSpec], check: Callable[[Any], None] | None,

@@ -77,7 +77,8 @@ class Divergence:
     Attributes
     ----------
     what : str
-        ``"loss"`` (a training loss), ``"gradient"``, ``"weights"`` or ``"validation"``.
+        ``"loss"`` (a training loss), ``"gradient"``, ``"weights"``, ``"validation"`` or
+        ``"overflow"`` (every step of an epoch skipped by the float16 gradient scaler).
     epoch : int
         The epoch, from 1.
     step : int or None
