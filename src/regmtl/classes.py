@@ -12,6 +12,7 @@ design the copies read the same rows of ``X``; per-task designs are gathered onc
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from .taskdata import TaskData, as_labels, task_name
 
 __all__ = ["ClassLayout", "check_classes", "class_layout", "class_penalty", "expand_classes",
+           "layout_of_classes",
            "source_rows", "task_classes"]
 
 
@@ -220,16 +222,40 @@ def class_layout(data: TaskData) -> ClassLayout | None:
     """
     if getattr(data, "class_blocks", None) is None:  # (task blocks elsewhere: none)
         return None
-    pairs = list(data.tasks)
-    names = list(dict.fromkeys(pair[0] for pair in pairs))
-    where = {name: t for t, name in enumerate(names)}
-    sizes = np.bincount([where[pair[0]] for pair in pairs], minlength=len(names))
+    per_task: dict[Any, list] = {}
+    for task, label in data.tasks:  # (a task's columns side by side)
+        per_task.setdefault(task, []).append(label)
+    return layout_of_classes(list(per_task.values()))
+
+
+def layout_of_classes(classes: Sequence[Sequence[Any]]) -> ClassLayout:
+    """The layout of W's columns when task t has the classes ``classes[t]``, its columns side
+    by side in that order; classes matched across tasks by equality.
+
+    Parameters
+    ----------
+    classes : sequence of sequences
+        Each task's classes (a multinomial fit's ``classes_``).
+
+    Returns
+    -------
+    ClassLayout
+
+    Examples
+    --------
+    >>> from regmtl.classes import layout_of_classes
+    >>> lay = layout_of_classes([["a", "b"], ["b", "c", "a"]])
+    >>> lay.first.tolist(), lay.sizes.tolist(), lay.label.tolist()
+    ([0, 2], [2, 3], [0, 1, 1, 2, 0])
+    """
+    sizes = np.array([len(c) for c in classes], dtype=np.int64)
     ids: dict[Any, int] = {}
-    label = np.array([ids.setdefault(pair[1], len(ids)) for pair in pairs], dtype=np.int64)
+    label = np.array([ids.setdefault(c, len(ids)) for cs in classes for c in cs],
+                     dtype=np.int64)
     labels = np.empty(len(ids), dtype=object)
     labels[:] = list(ids)
-    first = (np.cumsum(sizes) - sizes).astype(np.int64)
-    return ClassLayout(first=first, sizes=sizes.astype(np.int64), label=label, labels=labels)
+    return ClassLayout(first=(np.cumsum(sizes) - sizes).astype(np.int64), sizes=sizes,
+                       label=label, labels=labels)
 
 
 def class_penalty(penalty: Any, data: TaskData) -> Any:

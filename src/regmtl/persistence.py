@@ -1054,21 +1054,6 @@ def check_loaded(model: Any, n_tasks: int, n_features: int) -> None:
     check_structure(model, penalty, alpha, n_tasks)
 
 
-def _class_layout(classes: Any) -> Any:
-    """The classes' layout (:class:`regmtl.classes.ClassLayout`) of a multinomial fit's
-    ``classes_``: each task's columns, one per class, side by side."""
-    from .classes import ClassLayout
-
-    items = classes if isinstance(classes, list) else [classes]
-    sizes = np.array([len(c) for c in items], dtype=np.int64)
-    ids: dict[Any, int] = {}
-    label = np.array([ids.setdefault(c, len(ids)) for cs in items for c in cs], dtype=np.int64)
-    labels = np.empty(len(ids), dtype=object)
-    labels[:] = list(ids)
-    return ClassLayout(first=(np.cumsum(sizes) - sizes).astype(np.int64), sizes=sizes,
-                       label=label, labels=labels)
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else repr(exc)
 
@@ -1109,7 +1094,11 @@ def check_structure(model: Any, penalty: Any, alpha: float, n_tasks: int) -> Non
                       f"add up to its coefficients): they differ from coef_ by {err:.3g}, "
                       f"the largest coefficient being {scale:.3g}")
     if W.shape[1] != n_tasks:  # the classes' layout: its structure is on task blocks
-        penalty = penalty.on_classes(_class_layout(model.classes_))
+        from .classes import layout_of_classes
+
+        classes = model.classes_
+        penalty = penalty.on_classes(layout_of_classes(
+            classes if isinstance(classes, list) else [classes]))
     for k, fresh in penalty.structure(V, alpha).items():
         fresh = np.asarray(fresh)
         if k in structure and fresh.dtype.kind in "iub" and not np.array_equal(
