@@ -114,7 +114,8 @@ class Datafit:
     #: losses, 1 the pinball loss), or ``l(s y, f + log s)`` under the log link
     #: (:attr:`log_link`; 1 Poisson). The solve then fits data far from 1 in magnitude
     #: (1e-150) as the same problem scaled by a power of two (W the same, alpha times
-    #: ``s^k``). None where the target is no scale (labels).
+    #: ``s^k``). 0 where the targets are labels (the loss the same; only X is brought to
+    #: 1), None where the loss declares no such form (the problem is solved as given).
     scale_degree: int | None = None
     #: whether the scores are ``log`` of the mean (so targets times ``s`` move the intercepts
     #: by ``log s``, the design unscaled)

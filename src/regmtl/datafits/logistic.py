@@ -41,6 +41,7 @@ class Logistic(Datafit):
     dual_strong_concavity = 4.0
     name = "logistic"
     kind = "binary"
+    scale_degree = 0  # labels: X alone is brought to 1
     default_for_kind = True
 
     def neg2_log_likelihood(self, data, f, s):

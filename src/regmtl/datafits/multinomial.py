@@ -44,6 +44,7 @@ class Multinomial(Datafit):
 
     name = "multinomial"
     kind = "multiclass"
+    scale_degree = 0  # labels: X alone is brought to 1
     coupled = True
     curvature = 0.5
     dual_strong_concavity = 1.0

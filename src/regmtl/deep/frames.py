@@ -26,6 +26,7 @@ complex numbers, missing values in a numeric column). Values must be str, int, f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -59,7 +60,7 @@ _ID_WORDS = frozenset({"id", "ids", "uid", "iid", "user", "item", "sku"})
 
 def _words(name: Any) -> set[str]:
     """The lower-case words of a column name (split at non-letters and camelCase)."""
-    import re
+
 
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
     return {w.lower() for w in re.split(r"[^A-Za-z]+", spaced) if w}

@@ -55,8 +55,7 @@ def balanced_solve(solve: Callable[..., SolverResult], data: TaskBlocks, datafit
     computed on the problem as given may have underflowed). The log link needs intercepts.
     """
     k, log = datafit.scale_degree, datafit.log_link
-    labels = datafit.kind in ("binary", "multiclass")  # (X alone scaled: the loss the same)
-    k = 0 if labels else k
+    labels = k == 0  # labels: the loss the same, X alone scaled
     if k is None or not data.rows_local or (log and not kwargs.get("fit_intercept", True)):
         return None
     plan = _plan(data, k, log, labels, penalty, alpha)
