@@ -249,3 +249,23 @@ def test_moco_trains_on_targets_1e15_apart():
         warnings.simplefilter("ignore", UserWarning)  # the reach of 'a', named above
         trainer.fit((X, {"a": y["a"] * 1e15, "b": y["b"]}))
     assert np.isfinite(trainer.history[["loss/a", "loss/b"]].to_numpy()).all()
+
+
+@pytest.mark.parametrize("long_form", [False, True])
+def test_wrapper_refuses_overflowing_predictions_naming_the_task(long_form):
+    """The wrappers' predictions go through the same finite check as Trainer.predict: a net
+    whose outputs overflow (weights times 1e20) is refused, never inf returned."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    task = np.repeat(["a", "b"], 100)
+    y = np.where(task == "a", X[:, 0], X[:, 1])
+    m = DeepMultiTaskRegressor(hidden=(8,), max_epochs=3, random_state=0, device="cpu")
+    args = (X, y) if long_form else (X, np.c_[X[:, 0], X[:, 1]])
+    kw = {"task": task} if long_form else {}
+    m.fit(*args, **kw)
+    assert np.all(np.isfinite(m.predict(X, **kw)))
+    with torch.no_grad():
+        for p in m.net_.parameters():
+            p.mul_(1e20)
+    with pytest.raises(FloatingPointError, match=r"predictions of task .* are not finite"):
+        m.predict(X, **kw)

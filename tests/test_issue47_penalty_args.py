@@ -164,5 +164,9 @@ def test_no_such_warning_below_alpha_max_nor_for_a_convex_penalty(pen):
     top = rm.alpha_max(X, Y, penalty=pen)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        rm.MultiTaskRegressor(pen, alpha=0.5 * top).fit(X, Y)
-        rm.MultiTaskRegressor("l21", alpha=10 * top).fit(X, Y)
+        below = rm.MultiTaskRegressor(pen, alpha=0.5 * top).fit(X, Y)
+        convex = rm.MultiTaskRegressor("l21", alpha=10 * top).fit(X, Y)
+    # the cases the warning would name: a nonzero fit below alpha_max, and a convex W = 0
+    # (the global minimum, certified)
+    assert np.any(below.coef_ != 0)
+    assert np.all(convex.coef_ == 0) and convex.dual_gap_ <= convex.tol * 1e-3 + 1e-12

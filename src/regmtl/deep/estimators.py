@@ -72,6 +72,7 @@ from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
 from .tasks import KINDS, TaskSpec
 from .trainer import EarlyStopping, Trainer, set_seed
+from .validation import check_finite_predictions
 from .weighting import WEIGHTINGS, Weighting
 from .wrapper_docs import LOSS_PARAMETER, MODEL_LOSS_PARAMETER, TARGET_ATTRIBUTES, wrapper_doc
 from .wrapper_losses import TaskLoss, target_scale, task_losses
@@ -501,13 +502,22 @@ class _DeepMultiTask(BaseEstimator):
                 out = torch.cat([net(to_device(xb, device), rows=rows[i:i + 8192].to(device))
                                  for i, xb in zip(range(0, len(rows), 8192), chunks(x, 8192),
                                                   strict=True)]).double().cpu().numpy()
-            return [out[a:b, :widths[t]]
+            segs = [out[a:b, :widths[t]]
                     for t, a, b in zip(data.task_index, data.indptr[:-1], data.indptr[1:],
                                        strict=True)]
-        with torch.no_grad():
-            outs = [net(to_device(xb, device)) for xb in chunks(x, 8192)]
-        per_task = {k: torch.cat([o[k] for o in outs]).double().cpu().numpy() for k in names}
-        return [per_task[names[t]] for t in data.task_index]
+            if np.isfinite(out).all():
+                return segs
+        else:
+            with torch.no_grad():
+                outs = [net(to_device(xb, device)) for xb in chunks(x, 8192)]
+            per_task = {k: torch.cat([o[k] for o in outs]).double().cpu().numpy()
+                        for k in names}
+            segs = [per_task[names[t]] for t in data.task_index]
+            if all(np.isfinite(v).all() for v in per_task.values()):
+                return segs
+        for seg, t in zip(segs, data.task_index, strict=True):  # (overflowing outputs)
+            check_finite_predictions(names[t], torch.from_numpy(seg), net)
+        return segs
 
     def net_inputs(self, X: Any) -> Any:
         """``X`` (one design: an array or a DataFrame) as the fitted net reads it.
