@@ -140,7 +140,7 @@ plt.show()
 # to its coefficient. The coefficients stay near 1, the nearer in MMoE, where each task
 # reaches the shared experts through its own gate.
 uncertainty_weights = pd.DataFrame({
-    a: torch.exp(-trainers[a, "uncertainty"].weighting.log_vars).detach().numpy()
+    a: torch.exp(-trainers[a, "uncertainty"].weighting.log_vars).detach().cpu().numpy()
     for a in architectures}, index=[t.name for t in tasks]).T
 pcgrad_weights = {a: trainers[a, "pcgrad"].history.filter(like="weight/").to_numpy()
                   for a in architectures}  # epochs x tasks

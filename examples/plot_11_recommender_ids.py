@@ -109,7 +109,7 @@ def click_and_cvr(net, trainer, X):
             x = ({k: torch.as_tensor(v) for k, v in X.items()} if isinstance(X, dict)
                  else torch.as_tensor(X))
             p = net.probabilities(x)
-        return p["ctr"].numpy(), p["cvr"].numpy()
+        return p["ctr"].cpu().numpy(), p["cvr"].cpu().numpy()
     pred = trainer.predict(X)
     return pred["click"], pred["purchase"]
 

@@ -155,7 +155,7 @@ def test_cvr_tower_learns_from_impressions_without_clicks():
                for p in net.cvr_tower.parameters())
     before = [p.detach().clone() for p in net.cvr_tower.parameters()]
     with pytest.warns(UserWarning, match="every training label is the same"):
-        Trainer(net, max_epochs=1, batch_size=64, lr=1e-2).fit((X, no_clicks))
+        Trainer(net, max_epochs=1, batch_size=64, lr=1e-2, device="cpu").fit((X, no_clicks))
     assert all(not torch.equal(p0, p) for p0, p in zip(before, net.cvr_tower.parameters(),
                                                         strict=True))
     # the usual way: purchase on the clicked rows only; without clicks its head never moves

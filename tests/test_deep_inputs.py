@@ -113,7 +113,7 @@ def test_token_ids_and_bag_of_words_reach_the_text_trunk():
     set_seed(0)
     net = MMoE(tasks=tasks, n_experts=2, expert_hidden=(8,),
                encoder=TextTrunk(V, 8, mode="sum"))
-    tr = Trainer(net, max_epochs=20, batch_size=32, lr=1e-2).fit(data, val=data)
+    tr = Trainer(net, max_epochs=20, batch_size=32, lr=1e-2, device="cpu").fit(data, val=data)
     assert tr.history["val/spam/auc"].iloc[-1] > 0.9
     bow = sp.csr_matrix((np.ones(ids.size), (np.repeat(np.arange(200), 12), ids.ravel())),
                         shape=(200, V))
@@ -155,7 +155,8 @@ def test_named_columns_under_every_architecture_and_checkpoints(make, tmp_path):
     tasks = [TaskSpec("ctr", kind="binary"), TaskSpec("ctcvr", kind="binary")]
     set_seed(0)
     net = make(tasks)
-    tr = Trainer(net, weighting="uncertainty", max_epochs=15, batch_size=64, lr=1e-2).fit(
+    tr = Trainer(net, weighting="uncertainty", max_epochs=15, batch_size=64, lr=1e-2,
+                 device="cpu").fit(
         (X, {"ctr": click, "ctcvr": buy}), val=(X, {"ctr": click, "ctcvr": buy}))
     assert tr.history["val/ctr/auc"].iloc[-1] > 0.7
     cols = net.encoder
@@ -224,7 +225,7 @@ def test_per_row_losses_equal_the_masked_losses_of_a_task_column_table():
         set_seed(0)
         net = HardSharing(3, names, (8,))
         tr = Trainer(net, max_epochs=1, batch_size=n, optimizer="sgd", lr=1e-3,
-                     grad_balance=0).fit(data)
+                     grad_balance=0, device="cpu").fit(data)
         return tr.history[[f"loss/{k}" for k in names]].to_numpy(), net.state_dict()
 
     l1, s1 = grads((X, (task, y)))

@@ -207,7 +207,7 @@ def test_options_are_checked():
         set_seed(0)
         nets.append(HardSharing(4, specs, (8,)))
         Trainer(nets[-1], lazy_heads=True, max_epochs=2, grad_balance=0, batch_size=8,
-                lr=1e-2, optimizer=opt).fit((X, (task, y)))
+                lr=1e-2, optimizer=opt, device="cpu").fit((X, (task, y)))
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
     set_seed(0)

@@ -93,7 +93,7 @@ def _one_sgd_step(grad_clip, lr=0.1):
     net = _net(1)
     before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
     Trainer(net, optimizer="sgd", lr=lr, max_epochs=1, batch_size=len(X), grad_clip=grad_clip,
-            grad_balance=0).fit((X, Y))
+            grad_balance=0, device="cpu").fit((X, Y))
     after = torch.cat([p.detach().flatten() for p in net.parameters()])
     return before.double(), after.double()
 

@@ -225,7 +225,8 @@ def test_esmm_predict_cvr_reads_named_ids():
     set_seed(0)
     net = ESMM(encoder=FeatureColumns([Categorical("user", 10)]), hidden=(8,),
                tower_hidden=(4,))
-    Trainer(net, max_epochs=1, batch_size=32).fit(({"user": u}, {"ctr": click, "ctcvr": buy}))
+    Trainer(net, max_epochs=1, batch_size=32, device="cpu").fit(
+        ({"user": u}, {"ctr": click, "ctcvr": buy}))
     got = net.predict_cvr({"user": u}, batch_size=64)
     net.eval()
     with torch.no_grad():

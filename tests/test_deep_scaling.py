@@ -149,7 +149,7 @@ def test_normalized_losses_are_one_minus_r2_and_entropy_ratios():
 
 def test_the_map_is_saved_and_kept_and_old_state_dicts_load_as_identity(tmp_path):
     X, a, c = _problem()
-    tr = _fit(X, {"a": 300.0 * a + 10.0, "c": c})
+    tr = _fit(X, {"a": 300.0 * a + 10.0, "c": c}, device="cpu")  # (the net read directly)
     net = tr.net
     before = net(torch.from_numpy(X))["a"].detach().clone()
     save_checkpoint(tmp_path / "ck", net)

@@ -122,7 +122,7 @@ def test_determinism_and_checkpoint_round_trip(tmp_path):
     def fit(seed):
         torch.manual_seed(123)
         net = MMoE(10, names, 3, expert_hidden=(8,), tower_hidden=(4,), dropout=0.2)
-        tr = Trainer(net, max_epochs=5, batch_size=50, seed=seed,
+        tr = Trainer(net, max_epochs=5, batch_size=50, seed=seed, device="cpu",
                      checkpoint_dir=tmp_path / f"ck{seed}", early_stopping=3)
         n = 240
         tr.fit((X[:n], _targets(Y[:n], names)), val=(X[n:], _targets(Y[n:], names)))

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:Sparse CSR tensor support:UserW
               pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")]
 
 # the thresholds below were measured with these (the estimators' defaults may move)
-FIT = dict(lr=1e-2, batch_size=64)
+FIT = dict(lr=1e-2, batch_size=64, device="cpu")  # (the heads train on the CPU too)
 
 
 def _family(T: int = 5, n: int = 300, p: int = 8, seed: int = 0):

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..serialization import Malformed, Refused, check_labels, check_scalar, scalar, unscalar
 from ._torch import torch
 from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
+from .distributed import resolve_device
 from .nets import ARCHITECTURES, MultiTaskNet, module_config
 from .weighting import WEIGHTINGS, Weighting
 
@@ -206,8 +207,21 @@ def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> 
     for name, value in attrs.items():
         setattr(est, name, value)
     est._restored(net)  # what the class derives from its attributes and net
-    est.net_ = net.eval()
+    est.net_ = net.to(_device_of(est)).eval()
     return est
+
+
+def _device_of(est: Any) -> torch.device:
+    """The device a loaded estimator predicts on: its ``device`` parameter, as at fit (so a
+    model saved and loaded on one machine predicts bit for bit as it did), the CPU where that
+    device is not on this machine (a model saved on a GPU loads anywhere)."""
+    try:
+        dev = resolve_device(getattr(est, "device", "cpu"))
+    except ValueError:
+        return torch.device("cpu")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        return torch.device("cpu")
+    return dev
 
 
 def scales_from_attributes(net: MultiTaskNet, est: Any) -> None:
