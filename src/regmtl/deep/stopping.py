@@ -129,3 +129,25 @@ class Monitor:
             return True, False
         self.wait += 1
         return False, self.stop is not None and self.wait >= self.stop.patience
+
+    def state(self) -> dict:
+        """The record as JSON-able values, for a training state: the best value (as
+        ``float.hex``, exact), the epochs since it and its epoch."""
+        return {"column": self.column, "best": float(self.best).hex(), "wait": int(self.wait),
+                "best_epoch": self.best_epoch}
+
+    def load_state(self, state: dict, where: str) -> None:
+        """Restore :meth:`state`, checked (a ``ValueError`` naming ``where`` otherwise)."""
+        try:
+            ok = state["column"] == self.column
+            best = float.fromhex(state["best"])
+            wait, epoch = state["wait"], state["best_epoch"]
+            ok = ok and type(wait) is int and wait >= 0 and (
+                epoch is None or (type(epoch) is int and epoch >= 1))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{where}: the early-stopping record {str(state)[:200]} does not "
+                             f"fit this fit's monitor {self.column!r}; resume with the "
+                             "early_stopping and validation data of the saved fit.")
+        self.best, self.wait, self.best_epoch = best, wait, epoch

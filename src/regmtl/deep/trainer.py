@@ -15,6 +15,7 @@ import functools
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from .._options import check_option
 from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
-from .data import Batches, MultiTaskDataset, as_dataset, cycle
+from .data import Batches, Cycle, MultiTaskDataset, as_dataset
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
@@ -46,6 +47,13 @@ from .scaling import (
 )
 from .step import StepSetup, mixed_precision, train_step
 from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
+from .training_state import (
+    FitParts,
+    TrainingState,
+    load_model_state,
+    read_training_state,
+    save_training_state,
+)
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
 
@@ -271,7 +279,8 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
                  grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  lazy_heads: bool = False, standardize: bool = True,
-                 normalize_losses: bool = True, on_divergence: str = "raise"):
+                 normalize_losses: bool = True, on_divergence: str = "raise",
+                 save_state: bool | str = False):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         opt = check_option  # every option by type and range, with the same words
@@ -303,6 +312,13 @@ class Trainer:
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
         on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE)
+        save_state = opt("save_state", save_state, "bool", also=("memory",),
+                         fix="True writes it into checkpoint_dir each epoch; 'memory' keeps "
+                             "the last one as state_.")
+        if save_state is True and checkpoint_dir is None:
+            raise ValueError("save_state=True writes the training state into checkpoint_dir "
+                             "at the end of every epoch; pass checkpoint_dir=..., or "
+                             "save_state='memory' to keep it in memory only.")
         optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
                         also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
@@ -333,6 +349,8 @@ class Trainer:
                                if grad_balance == "auto" else grad_balance)
         self.standardize, self.normalize_losses = standardize, normalize_losses
         self.on_divergence = on_divergence
+        self.save_state = save_state
+        self.state_: TrainingState | None = None
         self._loss_scale = torch.ones(len(self.tasks))
         self._reach: dict[str, TargetReach] = {}
         self.history_: pd.DataFrame | None = None
@@ -362,7 +380,8 @@ class Trainer:
         return ds
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Any, val: Any = None) -> Trainer:
+    def fit(self, train: Any, val: Any = None,
+            resume: bool | str | os.PathLike | TrainingState | None = None) -> Trainer:
         """Train on ``train``; validate on ``val`` after every epoch.
 
         Everything is checked before the first step.
@@ -377,6 +396,17 @@ class Trainer:
             smaller ones are cycled).
         val : tuple, MultiTaskDataset or DataLoader, optional
             Validation data, in the forms of one training set.
+        resume : bool, str, path-like or TrainingState, optional
+            Continue a fit from its training state instead of starting anew: a folder
+            written with ``save_state=True``, True for ``checkpoint_dir``, or a
+            :class:`~regmtl.deep.training_state.TrainingState` (``state_``). The net, the
+            optimizer's moments, the weighting's state, the early-stopping record and best
+            weights, the history, the loss scales and every random stream are restored, and
+            training goes on from the next epoch up to ``max_epochs`` (counted from the
+            first epoch of the saved fit): with the same data and options, a fit resumed
+            after epoch k equals the uninterrupted one (bit for bit on the CPU). A state
+            saved after early stopping ended its fit trains no further. None or False: a new
+            fit.
 
         Returns
         -------
@@ -389,8 +419,11 @@ class Trainer:
         ValueError
             If the data do not fit the net's tasks and features, or early stopping monitors
             a quantity that is not logged (``val_...`` without ``val``); TrainingDiverged
-            (a ValueError) when training diverges with ``on_divergence="raise"``.
+            (a ValueError) when training diverges with ``on_divergence="raise"``; or when
+            ``resume`` names no state, or one saved for another net, optimizer, weighting or
+            number of processes, or a modified file (naming the file and what differs).
         """
+        where = self._resume_source(resume)
         set_seed(self.seed)
         ctx = setup(self.device, self.distributed)
         self.context_ = ctx
@@ -425,8 +458,18 @@ class Trainer:
         params = list(net.parameters()) + list(self.weighting.parameters())
         opt = make_optimizer(self.optimizer, params, self.lr, self.weight_decay,
                              self.lazy_heads)
+        state, saved_scale = None, None
+        if where is not None:  # checked in full, then loaded: net, weighting, optimizer
+            state = resume if isinstance(resume, TrainingState) else read_training_state(
+                where, net, self.weighting)
+            saved_scale = load_model_state(state, net, self.weighting, opt, ctx,
+                                           self._state_options(), str(where))
         autocast, scaler = mixed_precision(ctx.device, self.amp)
         self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
+        if saved_scale is not None:  # the loss scales the saved fit measured at its start
+            self._loss_scale = saved_scale
+            self.loss_scale_ = dict(zip([t.name for t in self.tasks], saved_scale.tolist(),
+                                        strict=True))
         losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device)
         self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
@@ -453,8 +496,20 @@ class Trainer:
         watch = DivergenceWatch(self.on_divergence, net, monitor is not None,
                                 [t.name for t in self.tasks], ctx.device, scaler is not None)
         step.guard = watch.guard
-        streams = {k: cycle(v) for k, v in loaders.items()} if None not in loaders else {}
+        streams = {k: Cycle(v) for k, v in loaders.items()} if None not in loaders else {}
         rows, best_state, restored = [], None, None
+        keeper = FitParts(net, opt, self.weighting, ctx, scaler, monitor, watch, streams,
+                          loaders, self._state_options())
+        start = 0
+        if state is not None:  # the loop's state: random streams, records, history
+            rows, best_state = keeper.restore(state, str(where))
+            start = self.max_epochs if state.stopped else state.epoch
+            if start >= self.max_epochs:
+                warnings.warn(f"Resuming {where}: the saved fit "
+                              f"{'stopped early' if state.stopped else 'ran'} after epoch "
+                              f"{state.epoch} (max_epochs={self.max_epochs}), so no epoch is "
+                              "trained.", UserWarning, stacklevel=2)
+        self.state_ = state
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
@@ -464,9 +519,9 @@ class Trainer:
         try:
             for m in lazy:  # row-sparse head gradients for this fit
                 m.sparse_grad = True
-            for epoch in range(self.max_epochs):
+            for epoch in range(start, self.max_epochs):
                 t0 = time.perf_counter()
-                if epoch == 0 or val_ds is not None:  # (validation leaves the net in eval)
+                if epoch == start or val_ds is not None:  # (validation leaves it in eval)
                     model.train()
                 tot = torch.zeros(len(self.tasks), device=ctx.device)
                 wsum = torch.zeros(len(self.tasks), device=ctx.device)
@@ -490,6 +545,8 @@ class Trainer:
                     self.history_ = _frame(rows)  # (the epochs run, where it raises)
                     restored = watch.settle(found, self.lr, self.optimizer, best_state, monitor)
                     break
+                keeper.steps += n_steps
+                stop = False
                 if monitor is not None:
                     better, stop = monitor.update(row)
                     if better:
@@ -498,8 +555,13 @@ class Trainer:
                             save_checkpoint(self.checkpoint_dir, net,
                                             {"epoch": epoch + 1, "monitor": monitor.column,
                                              "value": row[monitor.column]})
-                    if stop:
-                        break
+                last = stop or epoch + 1 == self.max_epochs
+                if self.save_state is True or (self.save_state and last):
+                    self.state_ = keeper.capture(rows, best_state, stop, self._loss_scale)
+                    if self.save_state is True and ctx.main:
+                        save_training_state(self.checkpoint_dir, self.state_)
+                if stop:
+                    break
         finally:
             for m in lazy:
                 m.sparse_grad = False
@@ -521,6 +583,33 @@ class Trainer:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
+
+    def _resume_source(self, resume: Any) -> Any:
+        """The folder (or state) ``resume`` names, None for a new fit; checked."""
+        if resume is None or resume is False:
+            return None
+        if resume is True:
+            if self.checkpoint_dir is None:
+                raise ValueError("resume=True reads the training state from checkpoint_dir, "
+                                 "which is not set; pass resume=<folder>, or "
+                                 "checkpoint_dir=... with save_state=True.")
+            return self.checkpoint_dir
+        if isinstance(resume, TrainingState):
+            return "the training state given"
+        if isinstance(resume, (str, os.PathLike)):
+            return Path(resume)
+        raise ValueError(f"resume must be None, True, a folder or a TrainingState, got "
+                         f"{type(resume).__name__}; pass the folder of save_state=True.")
+
+    def _state_options(self) -> dict:
+        """The options a training state records (a resumed fit differing in one is warned
+        about: it would not equal the uninterrupted fit)."""
+        return {"seed": self.seed, "batch_size": self.batch_size, "lr": self.lr,
+                "weight_decay": self.weight_decay, "lazy_heads": self.lazy_heads,
+                "grad_clip": self.grad_clip, "standardize": self.standardize,
+                "normalize_losses": self.normalize_losses,
+                "optimizer": self.optimizer if isinstance(self.optimizer, str) else "callable",
+                "penalties": len(self.penalties)}
 
     def _monitor(self, val_ds: Any) -> Monitor | None:
         """The monitored column of this fit (None: none), checked against the columns it
