@@ -52,7 +52,6 @@ from .training_state import (
     TrainingState,
     load_model_state,
     read_training_state,
-    save_training_state,
 )
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
@@ -558,8 +557,8 @@ class Trainer:
                 last = stop or epoch + 1 == self.max_epochs
                 if self.save_state is True or (self.save_state and last):
                     self.state_ = keeper.capture(rows, best_state, stop, self._loss_scale)
-                    if self.save_state is True and ctx.main:
-                        save_training_state(self.checkpoint_dir, self.state_)
+                    if self.save_state is True:
+                        keeper.save(self.checkpoint_dir, self.state_)
                 if stop:
                     break
         finally:

@@ -236,6 +236,14 @@ class FitParts:
         }
         return TrainingState(t, meta)
 
+    def save(self, path: str | Path, state: TrainingState) -> None:
+        """Write ``state`` into ``path`` on the main rank; under DDP every rank then waits
+        for the write (a fit resumed right after reads it on every rank)."""
+        if self.ctx.main:
+            save_training_state(path, state)
+        if self.ctx.distributed:
+            self.ctx.sum(torch.zeros(1))  # a barrier on the process group's device
+
     # ------------------------------------------------------------------ restore
     def restore(self, state: TrainingState, where: str) -> tuple[list[dict], dict | None]:
         """Restore the loop's state (random streams, per-task streams, early-stopping record,
