@@ -143,7 +143,8 @@ class Trainer:
         ``"val_loss"`` when there is validation data).
     checkpoint_dir : str or path-like, optional
         Where the best weights are saved each time they improve (``model.pt`` + ``config.json``,
-        see :func:`~regmtl.deep.save_checkpoint`); without a monitor, the final weights.
+        see :func:`~regmtl.deep.save_checkpoint`); without a monitor, the final weights. With
+        ``save_state=True`` also the training state of every epoch.
     grad_clip : float, optional
         Clip the joint gradient norm of all parameters to :math:`c` = ``grad_clip`` (finite,
         > 0) before each step, :math:`g \leftarrow g \min(1, c / (\|g\| + 10^{-6}))` as
@@ -206,6 +207,13 @@ class Trainer:
         step and learning rate; ``"restore_best"`` restores the best weights seen (by the
         monitor, else the training loss; else the initial ones) and warns. A step that the
         float16 gradient scaler skips is not a divergence.
+    save_state : bool or "memory", default=False
+        Keep the whole training state (:class:`~regmtl.deep.training_state.TrainingState`:
+        the net, the optimizer's moments, the weighting's state, the early-stopping record
+        and best weights, the history, every random stream) for ``fit(..., resume=...)``:
+        True writes it into ``checkpoint_dir`` (``training_state.pt`` and
+        ``training_state.json``) at the end of every epoch, "memory" keeps the last epoch's
+        in ``state_`` only; False: neither.
 
     Attributes
     ----------
@@ -230,6 +238,9 @@ class Trainer:
         ``on_divergence="restore_best"``, the restored epoch, 0 for the initial weights).
     context_ : Context
         Where the last fit ran (device, rank, world size).
+    state_ : TrainingState or None
+        With ``save_state``, the training state after the last epoch of the last fit (the
+        one resumed from, while no epoch has run yet); None otherwise.
 
     Raises
     ------
