@@ -4,11 +4,15 @@ the columns a fit logs, and the record of the best epoch that the trainer keeps.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .._options import check_option
+from ._torch import torch
+from .data import MultiTaskDataset
 
-__all__ = ["EarlyStopping", "Monitor", "monitor_direction", "history_columns"]
+__all__ = ["EarlyStopping", "Monitor", "monitor_direction", "history_columns", "fit_monitor"]
 
 
 @dataclass
@@ -98,6 +102,36 @@ def history_columns(tasks: list, val_tasks: set[str], balance: list[str]) -> set
         if t.name in val_tasks:
             cols |= {f"val_loss/{t.name}"} | {f"val/{t.name}/{m}" for m in t.metrics}
     return cols | ({"val_loss"} if val_tasks else set())
+
+
+def fit_monitor(stop: EarlyStopping | None, restore_best: bool, tasks: list, val_ds: Any,
+                columns: Callable[[set[str]], set[str]]) -> Monitor | None:
+    """The monitor of a fit (None: none): the early-stopping rule's column, else
+    ``"val_loss"`` with validation data ``val_ds`` and ``restore_best``; checked against the
+    columns the fit logs, ``columns(validated tasks)``."""
+    monitor = None
+    if stop is not None:
+        monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
+            else None
+        if monitor is None:
+            raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
+                             "pass val=... or EarlyStopping(monitor='loss').")
+    elif restore_best:
+        monitor = "val_loss" if val_ds is not None else None
+    sign = monitor_direction(tasks, monitor, stop)
+    val_tasks = (set() if val_ds is None else _validated(val_ds, tasks)
+                 if isinstance(val_ds, MultiTaskDataset) else {t.name for t in tasks})
+    if monitor is not None and monitor not in columns(val_tasks):
+        raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
+                         f"{sorted(columns(val_tasks))}.")
+    return None if monitor is None else Monitor(monitor, sign, stop)
+
+
+def _validated(ds: MultiTaskDataset, tasks: list) -> set[str]:
+    """The tasks with labels in the data set ``ds``."""
+    if ds.targets is not None:
+        return set(ds.targets)
+    return {tasks[i].name for i in torch.unique(ds.task).tolist()}
 
 
 class Monitor:

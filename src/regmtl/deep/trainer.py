@@ -10,12 +10,10 @@ validation losses and metrics, early stopping on a chosen quantity, and the best
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,12 +44,14 @@ from .scaling import (
     scales_of,
 )
 from .step import StepSetup, mixed_precision, train_step
-from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
+from .stopping import EarlyStopping, fit_monitor, history_columns
 from .training_state import (
     FitParts,
     TrainingState,
-    load_model_state,
-    read_training_state,
+    check_save_state,
+    open_state,
+    recorded_options,
+    resume_source,
 )
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
@@ -208,12 +208,9 @@ class Trainer:
         monitor, else the training loss; else the initial ones) and warns. A step that the
         float16 gradient scaler skips is not a divergence.
     save_state : bool or "memory", default=False
-        Keep the whole training state (:class:`~regmtl.deep.training_state.TrainingState`:
-        the net, the optimizer's moments, the weighting's state, the early-stopping record
-        and best weights, the history, every random stream) for ``fit(..., resume=...)``:
-        True writes it into ``checkpoint_dir`` (``training_state.pt`` and
-        ``training_state.json``) at the end of every epoch, "memory" keeps the last epoch's
-        in ``state_`` only; False: neither.
+        Keep the whole training state (:class:`~regmtl.deep.training_state.TrainingState`)
+        for ``fit(..., resume=...)``: True writes it into ``checkpoint_dir`` at the end of
+        every epoch, "memory" keeps the last epoch's in ``state_`` only.
 
     Attributes
     ----------
@@ -239,8 +236,7 @@ class Trainer:
     context_ : Context
         Where the last fit ran (device, rank, world size).
     state_ : TrainingState or None
-        With ``save_state``, the training state after the last epoch of the last fit (the
-        one resumed from, while no epoch has run yet); None otherwise.
+        With ``save_state``, the training state after the last epoch run (else None).
 
     Raises
     ------
@@ -322,13 +318,7 @@ class Trainer:
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
         on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE)
-        save_state = opt("save_state", save_state, "bool", also=("memory",),
-                         fix="True writes it into checkpoint_dir each epoch; 'memory' keeps "
-                             "the last one as state_.")
-        if save_state is True and checkpoint_dir is None:
-            raise ValueError("save_state=True writes the training state into checkpoint_dir "
-                             "at the end of every epoch; pass checkpoint_dir=..., or "
-                             "save_state='memory' to keep it in memory only.")
+        save_state = check_save_state(save_state, checkpoint_dir)
         optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
                         also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
@@ -407,16 +397,10 @@ class Trainer:
         val : tuple, MultiTaskDataset or DataLoader, optional
             Validation data, in the forms of one training set.
         resume : bool, str, path-like or TrainingState, optional
-            Continue a fit from its training state instead of starting anew: a folder
-            written with ``save_state=True``, True for ``checkpoint_dir``, or a
-            :class:`~regmtl.deep.training_state.TrainingState` (``state_``). The net, the
-            optimizer's moments, the weighting's state, the early-stopping record and best
-            weights, the history, the loss scales and every random stream are restored, and
-            training goes on from the next epoch up to ``max_epochs`` (counted from the
-            first epoch of the saved fit): with the same data and options, a fit resumed
-            after epoch k equals the uninterrupted one (bit for bit on the CPU). A state
-            saved after early stopping ended its fit trains no further. None or False: a new
-            fit.
+            Continue a fit from its training state (a folder of ``save_state=True``, True for
+            ``checkpoint_dir``, or ``state_``) up to ``max_epochs`` counted from its first
+            epoch: with the same data and options it equals the uninterrupted fit (bit for
+            bit on the CPU; see ``regmtl.deep.training_state``). None: a new fit.
 
         Returns
         -------
@@ -429,11 +413,10 @@ class Trainer:
         ValueError
             If the data do not fit the net's tasks and features, or early stopping monitors
             a quantity that is not logged (``val_...`` without ``val``); TrainingDiverged
-            (a ValueError) when training diverges with ``on_divergence="raise"``; or when
-            ``resume`` names no state, or one saved for another net, optimizer, weighting or
-            number of processes, or a modified file (naming the file and what differs).
+            (a ValueError) when training diverges with ``on_divergence="raise"``; a
+            ``resume`` state modified, or saved for another net, optimizer or weighting.
         """
-        where = self._resume_source(resume)
+        where = resume_source(resume, self.checkpoint_dir)
         set_seed(self.seed)
         ctx = setup(self.device, self.distributed)
         self.context_ = ctx
@@ -443,7 +426,8 @@ class Trainer:
         loaders = self._loaders(train, ctx)
         val_ds = None if val is None else as_dataset(val, self.tasks, what="val",
                                                      check=self.net.check_targets)
-        monitor = self._monitor(val_ds)
+        monitor = fit_monitor(self.early_stopping, self.restore_best, self.tasks, val_ds,
+                              self._columns)
         net = self.net
         if any(t.device != ctx.device for t in (*net.parameters(), *net.buffers())):
             net.to(ctx.device)
@@ -468,18 +452,10 @@ class Trainer:
         params = list(net.parameters()) + list(self.weighting.parameters())
         opt = make_optimizer(self.optimizer, params, self.lr, self.weight_decay,
                              self.lazy_heads)
-        state, saved_scale = None, None
-        if where is not None:  # checked in full, then loaded: net, weighting, optimizer
-            state = resume if isinstance(resume, TrainingState) else read_training_state(
-                where, net, self.weighting)
-            saved_scale = load_model_state(state, net, self.weighting, opt, ctx,
-                                           self._state_options(), str(where))
+        state = None if where is None else open_state(  # checked, then net, weighting, opt
+            resume, where, net, self.weighting, opt, ctx, recorded_options(self))
         autocast, scaler = mixed_precision(ctx.device, self.amp)
-        self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
-        if saved_scale is not None:  # the loss scales the saved fit measured at its start
-            self._loss_scale = saved_scale
-            self.loss_scale_ = dict(zip([t.name for t in self.tasks], saved_scale.tolist(),
-                                        strict=True))
+        self._scale_targets(loaders, ctx, state)  # everything checked: the net's map may be set
         losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device)
         self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
@@ -507,19 +483,11 @@ class Trainer:
                                 [t.name for t in self.tasks], ctx.device, scaler is not None)
         step.guard = watch.guard
         streams = {k: Cycle(v) for k, v in loaders.items()} if None not in loaders else {}
-        rows, best_state, restored = [], None, None
+        rows, restored = [], None
         keeper = FitParts(net, opt, self.weighting, ctx, scaler, monitor, watch, streams,
-                          loaders, self._state_options())
-        start = 0
-        if state is not None:  # the loop's state: random streams, records, history
-            rows, best_state = keeper.restore(state, str(where))
-            start = self.max_epochs if state.stopped else state.epoch
-            if start >= self.max_epochs:
-                warnings.warn(f"Resuming {where}: the saved fit "
-                              f"{'stopped early' if state.stopped else 'ran'} after epoch "
-                              f"{state.epoch} (max_epochs={self.max_epochs}), so no epoch is "
-                              "trained.", UserWarning, stacklevel=2)
-        self.state_ = state
+                          loaders, recorded_options(self), self.checkpoint_dir,
+                          self.save_state, self.max_epochs, state)
+        start = 0 if state is None else keeper.restore(state, rows, where)
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
@@ -553,24 +521,10 @@ class Trainer:
                     found = watch.check(epoch, n_steps, row)
                 if found is not None:
                     self.history_ = _frame(rows)  # (the epochs run, where it raises)
-                    restored = watch.settle(found, self.lr, self.optimizer, best_state, monitor)
+                    restored = watch.settle(found, self.lr, self.optimizer, keeper.best_state,
+                                            monitor)
                     break
-                keeper.steps += n_steps
-                stop = False
-                if monitor is not None:
-                    better, stop = monitor.update(row)
-                    if better:
-                        best_state = copy.deepcopy(net.state_dict())
-                        if self.checkpoint_dir is not None and ctx.main:
-                            save_checkpoint(self.checkpoint_dir, net,
-                                            {"epoch": epoch + 1, "monitor": monitor.column,
-                                             "value": row[monitor.column]})
-                last = stop or epoch + 1 == self.max_epochs
-                if self.save_state is True or (self.save_state and last):
-                    self.state_ = keeper.capture(rows, best_state, stop, self._loss_scale)
-                    if self.save_state is True:
-                        keeper.save(self.checkpoint_dir, self.state_)
-                if stop:
+                if keeper.epoch_end(rows, n_steps, self._loss_scale):  # the monitor: stop
                     break
         finally:
             for m in lazy:
@@ -579,6 +533,7 @@ class Trainer:
                 self.weighting.unwatch()
             if bar is not None:
                 bar.close()
+        best_state, self.state_ = keeper.best_state, keeper.state
         if self.restore_best and best_state is not None and restored is None:
             net.load_state_dict(best_state)
         if self.checkpoint_dir is not None and monitor is None and ctx.main:
@@ -593,54 +548,6 @@ class Trainer:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
-
-    def _resume_source(self, resume: Any) -> Any:
-        """The folder (or state) ``resume`` names, None for a new fit; checked."""
-        if resume is None or resume is False:
-            return None
-        if resume is True:
-            if self.checkpoint_dir is None:
-                raise ValueError("resume=True reads the training state from checkpoint_dir, "
-                                 "which is not set; pass resume=<folder>, or "
-                                 "checkpoint_dir=... with save_state=True.")
-            return self.checkpoint_dir
-        if isinstance(resume, TrainingState):
-            return "the training state given"
-        if isinstance(resume, (str, os.PathLike)):
-            return Path(resume)
-        raise ValueError(f"resume must be None, True, a folder or a TrainingState, got "
-                         f"{type(resume).__name__}; pass the folder of save_state=True.")
-
-    def _state_options(self) -> dict:
-        """The options a training state records (a resumed fit differing in one is warned
-        about: it would not equal the uninterrupted fit)."""
-        return {"seed": self.seed, "batch_size": self.batch_size, "lr": self.lr,
-                "weight_decay": self.weight_decay, "lazy_heads": self.lazy_heads,
-                "grad_clip": self.grad_clip, "standardize": self.standardize,
-                "normalize_losses": self.normalize_losses,
-                "optimizer": self.optimizer if isinstance(self.optimizer, str) else "callable",
-                "penalties": len(self.penalties)}
-
-    def _monitor(self, val_ds: Any) -> Monitor | None:
-        """The monitored column of this fit (None: none), checked against the columns it
-        logs."""
-        stop = self.early_stopping
-        monitor = None
-        if stop is not None:
-            monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
-                else None
-            if monitor is None:
-                raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
-                                 "pass val=... or EarlyStopping(monitor='loss').")
-        elif self.restore_best:
-            monitor = "val_loss" if val_ds is not None else None
-        sign = monitor_direction(self.tasks, monitor, stop)
-        val_tasks = (set() if val_ds is None else self._tasks_in(val_ds)
-                     if isinstance(val_ds, MultiTaskDataset) else self._names)
-        if monitor is not None and monitor not in self._columns(val_tasks):
-            raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
-                             f"{sorted(self._columns(val_tasks))}.")
-        return None if monitor is None else Monitor(monitor, sign, stop)
 
     def _epoch_row(self, epoch: int, tot: torch.Tensor, wsum: torch.Tensor, n_steps: int,
                    step: StepSetup, val_ds: Any) -> dict:
@@ -662,10 +569,11 @@ class Trainer:
         row["lr"] = step.optimizer.param_groups[0]["lr"]
         return row
 
-    def _scale_targets(self, loaders: dict, ctx: Context) -> None:
+    def _scale_targets(self, loaders: dict, ctx: Context, state: Any = None) -> None:
         """Standardize the regression targets the net has no map for yet, and measure each
         task's constant-predictor loss: one pass over the training labels (a second for
-        losses without a closed form); merged over the ranks when each holds a shard."""
+        losses without a closed form); merged over the ranks when each holds a shard. A
+        resumed fit takes the loss scales its ``state`` measured at its start."""
         net, names = self.net, [t.name for t in self.tasks]
         fit = []
         if self.standardize and len(net.target_scales):
@@ -693,8 +601,9 @@ class Trainer:
                             lambda: label_batches(sources, which), ctx.sum if sharded else None)
         const = {t.name: 1.0 if self.normalize_losses else c[t.name] for t in which
                  if t.kind == "regression"}
-        if self.normalize_losses:
-            self._loss_scale = loss_scales(self.tasks, c)
+        if self.normalize_losses or state is not None:  # (resumed: those of its start)
+            self._loss_scale = loss_scales(self.tasks, c) if state is None else \
+                state.tensors["loss_scale"].clone()
             self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
         self._reach = target_reach(self.tasks, moments, net.stacked_scales(), const)
 
@@ -712,11 +621,6 @@ class Trainer:
             balance = [f"grad_share/{k}" for k in names]
             balance += [f"grad_cos/{names[a]}/{names[b]}" for a, b in GradientBalance(names).pairs]
         return history_columns(self.tasks, val_tasks, balance)
-
-    def _tasks_in(self, ds: MultiTaskDataset) -> set[str]:
-        if ds.targets is not None:
-            return set(ds.targets)
-        return {self.tasks[i].name for i in torch.unique(ds.task).tolist()}
 
     # ------------------------------------------------------------------ evaluation
     def _cpu_families(self) -> list:

@@ -26,6 +26,7 @@ the file and what differs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -38,13 +39,15 @@ from typing import Any
 
 import numpy as np
 
+from .._options import check_option
 from .._version import __version__
 from ..serialization import MAX_JSON_BYTES, read_json, regular_size
 from ._torch import torch
-from .checkpoint import read_state
+from .checkpoint import read_state, save_checkpoint
 
 __all__ = ["TrainingState", "FitParts", "STATE_FILE", "STATE_META", "save_training_state",
-           "read_training_state", "state_bytes_limit", "load_model_state"]
+           "read_training_state", "state_bytes_limit", "load_model_state", "open_state",
+           "resume_source", "check_save_state", "recorded_options"]
 
 Tensor = torch.Tensor
 
@@ -165,8 +168,19 @@ class FitParts:
     options : dict
         The trainer's options recorded with the state (a resumed fit differing in one is
         warned about).
+    folder : path or None
+        The trainer's ``checkpoint_dir``: the best weights (and with ``save_state=True`` the
+        training state) are written there.
+    save_state : bool or "memory"
+        The trainer's option.
+    max_epochs : int
+        The last epoch of the fit.
+    state : TrainingState or None
+        The last state kept (the one resumed from, until an epoch ends).
     steps : int
         Optimizer steps run so far.
+    best_state : dict or None
+        The best weights by the monitor (a state dict), kept in memory.
     """
 
     net: Any
@@ -179,7 +193,33 @@ class FitParts:
     streams: dict = field(default_factory=dict)
     loaders: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    folder: Any = None
+    save_state: Any = False
+    max_epochs: int = 1
+    state: TrainingState | None = None
     steps: int = 0
+    best_state: dict | None = None
+
+    def epoch_end(self, rows: list[dict], n_steps: int, loss_scale: Tensor) -> bool:
+        """The end of an epoch that did not diverge (its row is ``rows[-1]``): the monitor's
+        record (the best weights kept, and written to ``folder`` as a checkpoint), the
+        training state kept or written; returns whether early stopping ends the fit."""
+        self.steps += n_steps
+        row, stop = rows[-1], False
+        if self.monitor is not None:
+            better, stop = self.monitor.update(row)
+            if better:
+                self.best_state = copy.deepcopy(self.net.state_dict())
+                if self.folder is not None and self.ctx.main:
+                    save_checkpoint(self.folder, self.net,
+                                    {"epoch": row["epoch"], "monitor": self.monitor.column,
+                                     "value": row[self.monitor.column]})
+        last = stop or row["epoch"] >= self.max_epochs
+        if self.save_state is True or (self.save_state and last):
+            self.state = self.capture(rows, self.best_state, stop, loss_scale)
+            if self.save_state is True:
+                self.save(self.folder, self.state)
+        return stop
 
     # ------------------------------------------------------------------ capture
     def capture(self, rows: list[dict], best_state: dict | None, stopped: bool,
@@ -245,11 +285,12 @@ class FitParts:
             self.ctx.sum(torch.zeros(1))  # a barrier on the process group's device
 
     # ------------------------------------------------------------------ restore
-    def restore(self, state: TrainingState, where: str) -> tuple[list[dict], dict | None]:
-        """Restore the loop's state (random streams, per-task streams, early-stopping record,
-        divergence watch, gradient scaler) from ``state`` (checked by
-        :func:`load_model_state`); returns the history's rows and the best weights."""
-        ctx, meta, t = self.ctx, state.meta, state.tensors
+    def restore(self, state: TrainingState, rows: list[dict], where: Any) -> int:
+        """Restore the loop's state (random streams, per-task streams, early-stopping record
+        and best weights, divergence watch, gradient scaler) from ``state`` (checked by
+        :func:`load_model_state`), the history's rows into ``rows``; returns the epoch (from
+        0) to train next (``max_epochs`` after an early stop: none, with a warning)."""
+        ctx, meta, t, where = self.ctx, state.meta, state.tensors, str(where)
         if (meta["monitor"] is None) != (self.monitor is None):
             saved = "with" if meta["monitor"] is not None else "without"
             raise ValueError(f"{where}: the state was saved by a fit {saved} a monitor "
@@ -274,17 +315,22 @@ class FitParts:
         if self.watch is not None:
             weights = {name: _part(t, f"watch.{name}.") for name in meta["watch_weights"]}
             self.watch.load_state(weights, meta["watch"], where)
-        best = _part(t, "best.") if meta["best"] else None
+        self.best_state = _part(t, "best.") if meta["best"] else None
         _set_rng(_part(t, f"rng.{ctx.rank}."), ctx.device,
                  _sampler_generators(self.loaders), where)
         self.steps = int(meta["steps"])
         cols, ints = meta["history_columns"], set(meta["history_int_columns"])
-        rows = []
         for vals, have in zip(t["history"].tolist(), t["history_present"].tolist(),
                               strict=True):
             rows.append({c: (int(v) if c in ints else v)
                          for c, v, h in zip(cols, vals, have, strict=True) if h})
-        return rows, best
+        start = self.max_epochs if state.stopped else state.epoch
+        if start >= self.max_epochs:
+            warnings.warn(f"Resuming {where}: the saved fit "
+                          f"{'stopped early' if state.stopped else 'ran'} after epoch "
+                          f"{state.epoch} (max_epochs={self.max_epochs}), so no epoch is "
+                          "trained.", UserWarning, stacklevel=3)
+        return start
 
 
 def _part(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
@@ -564,3 +610,57 @@ def load_model_state(state: TrainingState, net: Any, weighting: Any, opt: Any, c
     sd["state"] = saved
     opt.load_state_dict(sd)
     return t["loss_scale"].clone()
+
+
+# ---------------------------------------------------------------------- the trainer's options
+def check_save_state(save_state: Any, checkpoint_dir: Any) -> bool | str:
+    """The trainer's ``save_state`` checked: True needs ``checkpoint_dir``."""
+    save_state = check_option("save_state", save_state, "bool", also=("memory",),
+                              fix="True writes it into checkpoint_dir each epoch; 'memory' "
+                                  "keeps the last one as state_.")
+    if save_state is True and checkpoint_dir is None:
+        raise ValueError("save_state=True writes the training state into checkpoint_dir at "
+                         "the end of every epoch; pass checkpoint_dir=..., or "
+                         "save_state='memory' to keep it in memory only.")
+    return save_state
+
+
+def resume_source(resume: Any, checkpoint_dir: Path | None) -> Path | str | None:
+    """The folder ``fit``'s ``resume`` names (or the words for a state given), None for a new
+    fit; checked."""
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        if checkpoint_dir is None:
+            raise ValueError("resume=True reads the training state from checkpoint_dir, "
+                             "which is not set; pass resume=<folder>, or checkpoint_dir=... "
+                             "with save_state=True.")
+        return Path(checkpoint_dir)
+    if isinstance(resume, TrainingState):
+        return "the training state given"
+    if isinstance(resume, (str, os.PathLike)):
+        return Path(resume)
+    raise ValueError(f"resume must be None, True, a folder or a TrainingState, got "
+                     f"{type(resume).__name__}; pass the folder of save_state=True.")
+
+
+def recorded_options(trainer: Any) -> dict:
+    """The trainer's options a training state records (a resumed fit differing in one is
+    warned about: it would not equal the uninterrupted fit)."""
+    opt = trainer.optimizer
+    return {"seed": trainer.seed, "batch_size": trainer.batch_size, "lr": trainer.lr,
+            "weight_decay": trainer.weight_decay, "lazy_heads": trainer.lazy_heads,
+            "grad_clip": trainer.grad_clip, "standardize": trainer.standardize,
+            "normalize_losses": trainer.normalize_losses,
+            "optimizer": opt if isinstance(opt, str) else "callable",
+            "penalties": len(trainer.penalties)}
+
+
+def open_state(resume: Any, where: Any, net: Any, weighting: Any, opt: Any, ctx: Any,
+               options: dict) -> TrainingState:
+    """The state ``resume`` names (read from the folder ``where``, or given), checked in full
+    and loaded into the net, the weighting and the optimizer (:func:`load_model_state`)."""
+    state = resume if isinstance(resume, TrainingState) else read_training_state(
+        where, net, weighting)
+    load_model_state(state, net, weighting, opt, ctx, options, str(where))
+    return state

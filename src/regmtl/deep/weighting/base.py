@@ -18,6 +18,7 @@ from typing import Any
 from .._torch import torch
 from ..tasks import TaskSpec
 from .helpers import check_number, task_list, weighted_softmax
+from .state import DeclaredState
 
 __all__ = [
     "F64",
@@ -50,7 +51,7 @@ REGISTRY: dict[str, type] = {}
 
 
 # ----------------------------------------------------------------------------- base class
-class Weighting(torch.nn.Module):
+class Weighting(DeclaredState, torch.nn.Module):
     r"""Base class of the task weightings: turns per-task losses into parameter gradients.
 
     A loss weighting backpropagates :math:`\sum_t w_t L_t` (plus an optional regularizer and
@@ -64,7 +65,9 @@ class Weighting(torch.nn.Module):
     create parameters), :meth:`backward` every step, :meth:`step_end` after every optimizer
     step for methods with ``needs_step_losses`` (FAMO) and :meth:`epoch_end` after every epoch.
     State lives in buffers (and the random generator in the extra state), so ``state_dict``
-    round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net.
+    round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net. A
+    resumed fit restores it all with ``training_state`` (state kept in Python attributes is
+    named in ``state_attributes``; :class:`~regmtl.deep.weighting.state.DeclaredState`).
 
     Attributes
     ----------
@@ -114,14 +117,6 @@ class Weighting(torch.nn.Module):
     needs_step_losses: bool = False
     #: True where the gradients with respect to the shared representation are read.
     on_representation: bool = False
-    #: The Python attributes (numbers, strings, lists of them) that carry state from step to
-    #: step beside the buffers, the parameters and the random generator, which
-    #: :meth:`training_state` always holds. The built-in methods keep all their state (DWA's
-    #: loss history, FAMO's logits and previous losses, GradNorm's initial losses, the
-    #: uncertainty parameters, ...) in buffers and parameters, so they declare none; a
-    #: subclass keeping state in an attribute names it here.
-    state_attributes: tuple[str, ...] = ()
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass with its own ``name`` joins :data:`REGISTRY`; its own ``backward``
         returns a copy too (the caller's own (T,) tensor, never a buffer of the state)."""
@@ -259,37 +254,6 @@ class Weighting(torch.nn.Module):
             self._generator.set_state(state["generator"])
         if state.get("task_names"):
             self.task_names = tuple(state["task_names"])
-
-    def training_state(self) -> tuple[dict[str, Tensor], dict]:
-        """The whole state of the method, for resuming a fit exactly.
-
-        Returns
-        -------
-        tensors : dict of str to Tensor
-            The buffers and parameters (``state_dict`` names, detached CPU copies) and the
-            random generator's state (``"generator"``, where set up).
-        values : dict
-            The task names and the attributes of :attr:`state_attributes`.
-        """
-        tensors = {f"state.{k}": v.detach().cpu().clone()
-                   for k, v in self.state_dict().items() if not k.endswith("_extra_state")}
-        if self._generator is not None:
-            tensors["generator"] = self._generator.get_state()
-        values = {"task_names": list(self.task_names),
-                  "attributes": {k: getattr(self, k) for k in self.state_attributes}}
-        return tensors, values
-
-    def load_training_state(self, tensors: dict[str, Tensor], values: dict) -> None:
-        """Restore :meth:`training_state` into a method set up for the same tasks (its
-        names and shapes checked by the caller); parameters are copied in place, so an
-        optimizer built on them keeps them."""
-        state = {k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")}
-        extra = {"generator": tensors.get("generator"), "task_names": values["task_names"]}
-        if "_extra_state" in self.state_dict():
-            state["_extra_state"] = extra
-        self.load_state_dict(state)
-        for k in self.state_attributes:
-            setattr(self, k, values["attributes"][k])
 
     # ------------------------------------------------------------------ helpers
     def _base(self) -> Tensor:
