@@ -126,7 +126,8 @@ warm_start : bool, default=False
     ``max_epochs=N`` after one of k epochs trains N - k more, and on the same data equals
     one fit of N epochs (bit for bit on the CPU); a fit that early stopping ended trains no
     further (a UserWarning). The net, tasks and options must be those of the last fit, which
-    keeps its state when ``warm_start`` was True.
+    keeps its state in memory when ``warm_start`` was True (not in a saved estimator: a
+    loaded one starts anew).
 
 """
 
