@@ -46,7 +46,7 @@ def _net(**kw):
 
 
 def _fit(epochs, folder=None, resume=None, net=None, data=DATA, val=VAL, **kw):
-    kw = {"weighting": "equal", "batch_size": 16, "lr": 1e-2, **kw}
+    kw = {"weighting": "equal", "batch_size": 16, "lr": 1e-2, "device": "cpu", **kw}
     tr = Trainer(_net() if net is None else net, max_epochs=epochs, checkpoint_dir=folder,
                  save_state=folder is not None, **kw)
     return tr.fit(data, val=val, resume=resume)
@@ -98,7 +98,7 @@ def test_resume_with_lazy_heads_and_per_row_tasks(tmp_path):
         set_seed(0)
         net = CGC(4, specs, n_shared_experts=2, n_task_experts=1, expert_hidden=(6,))
         tr = Trainer(net, lazy_heads=True, max_epochs=epochs, batch_size=10, lr=1e-2,
-                     checkpoint_dir=folder, save_state=folder is not None)
+                     checkpoint_dir=folder, save_state=folder is not None, device="cpu")
         return tr.fit((Xr, (task, y)), resume=resume)
 
     full = fit(4)
@@ -177,7 +177,7 @@ def test_warm_start_continues_the_last_fit(cls):
     Yw = np.column_stack([Xw[:, 0], Xw[:, 1] - Xw[:, 2]])
     if cls is DeepMultiTaskClassifier:
         Yw = (Yw > 0).astype(int)
-    kw = dict(hidden=(6,), batch_size=16, lr=1e-2, dropout=0.1, patience=50)
+    kw = dict(hidden=(6,), batch_size=16, lr=1e-2, dropout=0.1, patience=50, device="cpu")
     full = cls(max_epochs=4, **kw).fit(Xw, Yw)
     warm = cls(max_epochs=2, warm_start=True, **kw).fit(Xw, Yw)
     assert warm.n_iter_ == 2
@@ -292,3 +292,20 @@ def test_the_options_of_resume_and_save_state_are_checked():
 def test_a_resume_with_other_options_warns(saved):
     with pytest.warns(UserWarning, match=r"other options: lr=0.05 \(saved: 0.01\)"):
         _fit(3, resume=saved, lr=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("weighting", ["random", "famo", "upgrad"])
+def test_resume_on_cuda(tmp_path, weighting):
+    """On a GPU (mixed precision on, fused Adam's step counts on the device, the CUDA
+    generator of dropout): the resumed fit ends where the uninterrupted one does, up to the
+    GPU kernels' own nondeterminism."""
+    kw = {"device": "cuda", "weighting": weighting}
+    full = _fit(4, **kw)
+    _fit(2, tmp_path, **kw)
+    resumed = _fit(4, tmp_path, resume=True, **kw)
+    assert next(resumed.net.parameters()).device.type == "cuda"
+    for a, b in zip(full.net.parameters(), resumed.net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    h1, h2 = (t.history.drop(columns="time") for t in (full, resumed))
+    np.testing.assert_allclose(h1.to_numpy(float), h2.to_numpy(float), rtol=1e-3, atol=1e-4)
