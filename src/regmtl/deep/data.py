@@ -651,8 +651,9 @@ class Cycle:
     (:meth:`state`); :meth:`seek` goes back to one, so a resumed fit draws the batches the
     uninterrupted one draws. A :class:`Batches` loader is resumed by its index batches (its
     order of each pass is fixed by its seed and the pass); another loader by drawing and
-    dropping ``position`` batches of a new pass (the same ones when its order is fixed by
-    ``set_epoch`` or by the random streams the trainer restores).
+    dropping ``position`` batches of a new pass: the same ones where its order is fixed by
+    ``set_epoch`` or has none, while a DataLoader shuffling from torch's global generator
+    draws another order for the pass in progress (its seed was drawn when the pass began).
 
     Parameters
     ----------
