@@ -648,7 +648,7 @@ def cycle(loader) -> Iterator:
 class Cycle:
     """Endless iteration over a loader, a new epoch (and order) each pass, that can be resumed:
     its position is the pass ``epoch`` and the batches drawn in it, ``position``
-    (:meth:`state`); :meth:`seek` goes back to one, so a resumed fit draws the batches the
+    (``state()``); ``seek`` goes back to one, so a resumed fit draws the batches the
     uninterrupted one draws. A :class:`Batches` loader is resumed by its index batches (its
     order of each pass is fixed by its seed and the pass); another loader by drawing and
     dropping ``position`` batches of a new pass: the same ones where its order is fixed by

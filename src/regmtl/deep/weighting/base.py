@@ -67,7 +67,7 @@ class Weighting(DeclaredState, torch.nn.Module):
     State lives in buffers (and the random generator in the extra state), so ``state_dict``
     round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net. A
     resumed fit restores it all with ``training_state`` (state kept in Python attributes is
-    named in ``state_attributes``; :class:`~regmtl.deep.weighting.state.DeclaredState`).
+    named in ``state_attributes``, see ``regmtl.deep.weighting.state``).
 
     Attributes
     ----------
