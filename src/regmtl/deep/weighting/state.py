@@ -13,7 +13,7 @@ Tensor = torch.Tensor
 
 class DeclaredState:
     """The whole state of a weighting: its buffers and parameters (``state_dict``), its random
-    generator and the Python attributes it names in :attr:`state_attributes`.
+    generator and the Python attributes it names in ``state_attributes``.
 
     Examples
     --------
@@ -44,7 +44,7 @@ class DeclaredState:
             The buffers and parameters (``state_dict`` names, detached CPU copies) and the
             random generator's state (``"generator"``, where set up).
         values : dict
-            The task names and the attributes of :attr:`state_attributes`.
+            The task names and the attributes of ``state_attributes``.
         """
         tensors = {f"state.{k}": v.detach().cpu().clone()
                    for k, v in self.state_dict().items()
