@@ -16,12 +16,13 @@ On disk it is two files in a folder: ``training_state.pt`` (named tensors only, 
 ``torch.save``, read with ``torch.load(weights_only=True)`` memory-mapped: no pickle, nothing
 executable; Python's and NumPy's random states are stored as integers) and
 ``training_state.json`` (counts, names, the history's columns, the optimizer's non-tensor
-values and the SHA-256 digest of the tensor file). Reading checks, before any weight is
-loaded: both are regular files, the JSON within its bound, the tensor file no larger than the
-net, optimizer and weighting of the fit can need (:func:`~regmtl.deep.training_state.state_bytes_limit`) and with the
-recorded digest, every tensor dense in its own bytes; then every name, shape and count against
-the net, the optimizer and the weighting resuming it. Every refusal is a ``ValueError`` naming
-the file and what differs.
+values and the SHA-256 digest of the tensor file). Reading checks, before any weight is loaded:
+both are regular files, the JSON within its bound, the tensor file no larger than the net,
+optimizer and weighting of the fit can need
+(:func:`~regmtl.deep.training_state.state_bytes_limit`) and with the recorded digest, every
+tensor dense in its own bytes; then every name, shape and count against the net, the optimizer
+and the weighting resuming it. Every refusal is a ``ValueError`` naming the file and what
+differs.
 """
 
 from __future__ import annotations
@@ -288,8 +289,9 @@ class FitParts:
     def restore(self, state: TrainingState, rows: list[dict], where: Any) -> int:
         """Restore the loop's state (random streams, per-task streams, early-stopping record
         and best weights, divergence watch, gradient scaler) from ``state`` (checked by
-        :func:`~regmtl.deep.training_state.load_model_state`), the history's rows into ``rows``; returns the epoch (from
-        0) to train next (``max_epochs`` after an early stop: none, with a warning)."""
+        :func:`~regmtl.deep.training_state.load_model_state`), the history's rows into
+        ``rows``; returns the epoch (from 0) to train next (``max_epochs`` after an early
+        stop: none, with a warning)."""
         ctx, meta, t, where = self.ctx, state.meta, state.tensors, str(where)
         if (meta["monitor"] is None) != (self.monitor is None):
             saved = "with" if meta["monitor"] is not None else "without"
@@ -401,8 +403,9 @@ def state_bytes_limit(net: Any, weighting: Any, meta: dict) -> int:
 def read_training_state(path: str | Path, net: Any, weighting: Any) -> TrainingState:
     """The training state in the folder ``path``, read for a fit of ``net`` and
     ``weighting``: its files regular, the JSON within its bound and of a format this release
-    reads, the tensor file within :func:`~regmtl.deep.training_state.state_bytes_limit` and with the recorded digest,
-    read with ``torch.load(weights_only=True)``, its tensors dense in their own bytes.
+    reads, the tensor file within :func:`~regmtl.deep.training_state.state_bytes_limit` and
+    with the recorded digest, read with ``torch.load(weights_only=True)``, its tensors dense
+    in their own bytes.
     Names and shapes are checked by :func:`~regmtl.deep.training_state.load_model_state`.
 
     Parameters
@@ -659,7 +662,8 @@ def recorded_options(trainer: Any) -> dict:
 def open_state(resume: Any, where: Any, net: Any, weighting: Any, opt: Any, ctx: Any,
                options: dict) -> TrainingState:
     """The state ``resume`` names (read from the folder ``where``, or given), checked in full
-    and loaded into the net, the weighting and the optimizer (:func:`~regmtl.deep.training_state.load_model_state`)."""
+    and loaded into the net, the weighting and the optimizer
+    (:func:`~regmtl.deep.training_state.load_model_state`)."""
     state = resume if isinstance(resume, TrainingState) else read_training_state(
         where, net, weighting)
     load_model_state(state, net, weighting, opt, ctx, options, str(where))
