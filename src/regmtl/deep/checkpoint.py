@@ -142,11 +142,14 @@ def read_config(path: str | Path) -> dict:
 
 
 # ---------------------------------------------------------------------- the weights
-def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]:
+def read_state(file: Path, map_location: Any = "cpu",
+               finite: bool = True) -> dict[str, torch.Tensor]:
     """The state dict in ``file``, read with ``weights_only=True`` and memory-mapped.
 
     The archive is checked first (a readable zip of stored members within the file's size), so
-    a truncated, corrupt or inflated file is refused before torch reads it.
+    a truncated, corrupt or inflated file is refused before torch reads it. ``finite``: refuse
+    floating-point tensors holding NaN or infinite values (a training state holds such
+    values by design: NaN metrics in its history, a weighting's unset losses).
     """
     size = regular_size(file)
     try:
@@ -172,7 +175,7 @@ def read_state(file: Path, map_location: Any = "cpu") -> dict[str, torch.Tensor]
             raise ValueError(f"{file}: tensor {k!r} is not a plain dense tensor.")
     _check_storage(state, file)
     for k, v in state.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+        if finite and v.is_floating_point() and not bool(torch.isfinite(v).all()):
             raise ValueError(f"{file}: tensor {k!r} holds NaN or infinite values; the net "
                              "would predict them.")
     return state

@@ -23,7 +23,7 @@ from ._torch import torch
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec, as_task_specs
 
-__all__ = ["MultiTaskDataset", "Batches", "CheckedLoader", "as_dataset", "check_batch"]
+__all__ = ["MultiTaskDataset", "Batches", "CheckedLoader", "Cycle", "as_dataset", "check_batch"]
 
 
 def row_tasks(task: Any, tasks: list[TaskSpec], n: int) -> np.ndarray:
@@ -643,3 +643,61 @@ def cycle(loader) -> Iterator:
             loader.set_epoch(epoch)
         yield from loader
         epoch += 1
+
+
+class Cycle:
+    """Endless iteration over a loader, a new epoch (and order) each pass, that can be resumed:
+    its position is the pass ``epoch`` and the batches drawn in it, ``position``
+    (``state()``); ``seek`` goes back to one, so a resumed fit draws the batches the
+    uninterrupted one draws. A :class:`Batches` loader is resumed by its index batches (its
+    order of each pass is fixed by its seed and the pass); another loader by drawing and
+    dropping ``position`` batches of a new pass: the same ones where its order is fixed by
+    ``set_epoch`` or has none, while a DataLoader shuffling from torch's global generator
+    draws another order for the pass in progress (its seed was drawn when the pass began).
+
+    Parameters
+    ----------
+    loader : Batches, DataLoader or re-iterable
+        The loader (its ``set_epoch(epoch)`` is called before each pass where it has one).
+    """
+
+    def __init__(self, loader: Any):
+        self.loader = loader
+        self.epoch, self.position = 0, 0
+        self._it: Iterator | None = None
+
+    def __iter__(self) -> Cycle:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            if self._it is None:
+                self._it = self._start(0)
+            try:
+                out = next(self._it)
+            except StopIteration:
+                self._it, self.epoch, self.position = None, self.epoch + 1, 0
+                continue
+            self.position += 1
+            return out
+
+    def _start(self, skip: int) -> Iterator:
+        loader = self.loader
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.epoch)
+        if isinstance(loader, Batches):
+            data = loader.dataset
+            return (data[idx] for idx in loader.indices()[skip:])
+        it = iter(loader)
+        for _ in range(skip):
+            next(it, None)
+        return it
+
+    def state(self) -> list[int]:
+        """``[epoch, position]``: the pass and the batches drawn in it."""
+        return [self.epoch, self.position]
+
+    def seek(self, epoch: int, position: int) -> None:
+        """Continue from batch ``position`` (from 0) of pass ``epoch`` (from 0)."""
+        self.epoch, self.position = int(epoch), int(position)
+        self._it = self._start(self.position)

@@ -277,6 +277,23 @@ class DivergenceWatch:
             self.fallback_state = copy.deepcopy(self.net.state_dict())
         return found
 
+    def state(self) -> tuple[dict[str, dict[str, Tensor]], dict | None]:
+        """What the watch carries from epoch to epoch, for a training state: the weights it
+        may restore (``"initial"``, ``"fallback"``: state dicts, absent where not kept) and the
+        record of its fallback monitor (None without one)."""
+        weights = {k: v for k, v in (("initial", self.initial),
+                                     ("fallback", self.fallback_state)) if v is not None}
+        return weights, None if self.fallback is None else self.fallback.state()
+
+    def load_state(self, weights: dict[str, dict[str, Tensor]], record: dict | None,
+                   where: str) -> None:
+        """Restore :meth:`state` (weights already checked against the net)."""
+        if "initial" in weights and self.initial is not None:
+            self.initial = weights["initial"]
+        self.fallback_state = weights.get("fallback")
+        if self.fallback is not None and record is not None:
+            self.fallback.load_state(record, where)
+
     def settle(self, found: Divergence, lr: float, optimizer: Any, best_state: dict | None,
                monitor: Monitor | None) -> int:
         """Raise :class:`TrainingDiverged` on ``found``, or restoring, load the best weights

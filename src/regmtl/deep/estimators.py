@@ -111,6 +111,7 @@ class _DeepMultiTask(BaseEstimator):
         "verbose": ["verbose"],
         "categorical_features": [StrOptions({"from_dtype"}), list, tuple],
         "on_divergence": [StrOptions(set(ON_DIVERGENCE))],
+        "warm_start": ["boolean"],
     }
 
     __metadata_request__fit = {"task": True}
@@ -125,7 +126,7 @@ class _DeepMultiTask(BaseEstimator):
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
                  verbose: int = 0, categorical_features: Any = "from_dtype",
-                 on_divergence: str = "raise"):
+                 on_divergence: str = "raise", warm_start: bool = False):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -148,6 +149,7 @@ class _DeepMultiTask(BaseEstimator):
         self.verbose = verbose
         self.categorical_features = categorical_features
         self.on_divergence = on_divergence
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
@@ -338,9 +340,13 @@ class _DeepMultiTask(BaseEstimator):
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form
         self._losses = self._task_losses(data.n_tasks)
-        for attr in ("x_mean_", "x_scale_"):
-            self.__dict__.pop(attr, None)
-        self._fit_input_scale(data)
+        # warm_start: the last fit's training state (its input scaling kept with it)
+        state = getattr(getattr(self, "trainer_", None), "state_", None) \
+            if self.warm_start else None
+        if state is None:
+            for attr in ("x_mean_", "x_scale_"):
+                self.__dict__.pop(attr, None)
+            self._fit_input_scale(data)
         Xd = self._design(data)
         if data.shared or data.n_tasks == 1:  # a column per task (NaN = missing)
             Y = self._targets(data, self._encode(data))
@@ -393,8 +399,9 @@ class _DeepMultiTask(BaseEstimator):
             early_stopping=EarlyStopping(patience=self.patience) if val is not None else None,
             device=self.device, distributed=False, seed=seed, progress=self.verbose > 0,
             on_divergence=self.on_divergence,
+            save_state="memory" if self.warm_start else False,
         )
-        trainer.fit(self._pack(Xd, Y, rows, specs), val)
+        trainer.fit(self._pack(Xd, Y, rows, specs), val, resume=state)
         self.history_ = trainer.history
         self.n_iter_ = len(self.history_)
         self.best_epoch_ = trainer.best_epoch_
@@ -712,7 +719,8 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 warm_start: bool = False):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -720,7 +728,8 @@ one loss per task; ``predict`` gives the mean count and the quantile:
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
-            categorical_features=categorical_features, on_divergence=on_divergence)
+            categorical_features=categorical_features, on_divergence=on_divergence,
+            warm_start=warm_start)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -1078,7 +1087,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 warm_start: bool = False):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -1086,7 +1096,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
-            categorical_features=categorical_features, on_divergence=on_divergence)
+            categorical_features=categorical_features, on_divergence=on_divergence,
+            warm_start=warm_start)
         self.kinds = kinds
         self.loss = loss
 

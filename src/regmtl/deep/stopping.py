@@ -4,11 +4,15 @@ the columns a fit logs, and the record of the best epoch that the trainer keeps.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .._options import check_option
+from ._torch import torch
+from .data import MultiTaskDataset
 
-__all__ = ["EarlyStopping", "Monitor", "monitor_direction", "history_columns"]
+__all__ = ["EarlyStopping", "Monitor", "monitor_direction", "history_columns", "fit_monitor"]
 
 
 @dataclass
@@ -100,6 +104,36 @@ def history_columns(tasks: list, val_tasks: set[str], balance: list[str]) -> set
     return cols | ({"val_loss"} if val_tasks else set())
 
 
+def fit_monitor(stop: EarlyStopping | None, restore_best: bool, tasks: list, val_ds: Any,
+                columns: Callable[[set[str]], set[str]]) -> Monitor | None:
+    """The monitor of a fit (None: none): the early-stopping rule's column, else
+    ``"val_loss"`` with validation data ``val_ds`` and ``restore_best``; checked against the
+    columns the fit logs, ``columns(validated tasks)``."""
+    monitor = None
+    if stop is not None:
+        monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
+            else None
+        if monitor is None:
+            raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
+                             "pass val=... or EarlyStopping(monitor='loss').")
+    elif restore_best:
+        monitor = "val_loss" if val_ds is not None else None
+    sign = monitor_direction(tasks, monitor, stop)
+    val_tasks = (set() if val_ds is None else _validated(val_ds, tasks)
+                 if isinstance(val_ds, MultiTaskDataset) else {t.name for t in tasks})
+    if monitor is not None and monitor not in columns(val_tasks):
+        raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
+                         f"{sorted(columns(val_tasks))}.")
+    return None if monitor is None else Monitor(monitor, sign, stop)
+
+
+def _validated(ds: MultiTaskDataset, tasks: list) -> set[str]:
+    """The tasks with labels in the data set ``ds``."""
+    if ds.targets is not None:
+        return set(ds.targets)
+    return {tasks[i].name for i in torch.unique(ds.task).tolist()}
+
+
 class Monitor:
     """The best value of a monitored column over the epochs and the epochs since.
 
@@ -129,3 +163,25 @@ class Monitor:
             return True, False
         self.wait += 1
         return False, self.stop is not None and self.wait >= self.stop.patience
+
+    def state(self) -> dict:
+        """The record as JSON-able values, for a training state: the best value (as
+        ``float.hex``, exact), the epochs since it and its epoch."""
+        return {"column": self.column, "best": float(self.best).hex(), "wait": int(self.wait),
+                "best_epoch": self.best_epoch}
+
+    def load_state(self, state: dict, where: str) -> None:
+        """Restore :meth:`state`, checked (a ``ValueError`` naming ``where`` otherwise)."""
+        try:
+            ok = state["column"] == self.column
+            best = float.fromhex(state["best"])
+            wait, epoch = state["wait"], state["best_epoch"]
+            ok = ok and type(wait) is int and wait >= 0 and (
+                epoch is None or (type(epoch) is int and epoch >= 1))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{where}: the early-stopping record {str(state)[:200]} does not "
+                             f"fit this fit's monitor {self.column!r}; resume with the "
+                             "early_stopping and validation data of the saved fit.")
+        self.best, self.wait, self.best_epoch = best, wait, epoch

@@ -10,7 +10,6 @@ validation losses and metrics, early stopping on a chosen quantity, and the best
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import random
@@ -26,7 +25,7 @@ from .._options import check_option
 from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
-from .data import Batches, MultiTaskDataset, as_dataset, cycle
+from .data import Batches, Cycle, MultiTaskDataset, as_dataset
 from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
@@ -45,7 +44,15 @@ from .scaling import (
     scales_of,
 )
 from .step import StepSetup, mixed_precision, train_step
-from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
+from .stopping import EarlyStopping, fit_monitor, history_columns
+from .training_state import (
+    FitParts,
+    TrainingState,
+    check_save_state,
+    open_state,
+    recorded_options,
+    resume_source,
+)
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
 
@@ -136,7 +143,8 @@ class Trainer:
         ``"val_loss"`` when there is validation data).
     checkpoint_dir : str or path-like, optional
         Where the best weights are saved each time they improve (``model.pt`` + ``config.json``,
-        see :func:`~regmtl.deep.save_checkpoint`); without a monitor, the final weights.
+        see :func:`~regmtl.deep.save_checkpoint`); without a monitor, the final weights. With
+        ``save_state=True`` also the training state of every epoch.
     grad_clip : float, optional
         Clip the joint gradient norm of all parameters to :math:`c` = ``grad_clip`` (finite,
         > 0) before each step, :math:`g \leftarrow g \min(1, c / (\|g\| + 10^{-6}))` as
@@ -199,6 +207,10 @@ class Trainer:
         step and learning rate; ``"restore_best"`` restores the best weights seen (by the
         monitor, else the training loss; else the initial ones) and warns. A step that the
         float16 gradient scaler skips is not a divergence.
+    save_state : bool or "memory", default=False
+        Keep the whole training state (:class:`~regmtl.deep.training_state.TrainingState`)
+        for ``fit(..., resume=...)``: True writes it into ``checkpoint_dir`` at the end of
+        every epoch, "memory" keeps the last epoch's in ``state_`` only.
 
     Attributes
     ----------
@@ -223,6 +235,8 @@ class Trainer:
         ``on_divergence="restore_best"``, the restored epoch, 0 for the initial weights).
     context_ : Context
         Where the last fit ran (device, rank, world size).
+    state_ : TrainingState or None
+        With ``save_state``, the training state after the last epoch run (else None).
 
     Raises
     ------
@@ -271,7 +285,8 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
                  grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  lazy_heads: bool = False, standardize: bool = True,
-                 normalize_losses: bool = True, on_divergence: str = "raise"):
+                 normalize_losses: bool = True, on_divergence: str = "raise",
+                 save_state: bool | str = False):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         opt = check_option  # every option by type and range, with the same words
@@ -303,6 +318,7 @@ class Trainer:
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
         on_divergence = opt("on_divergence", on_divergence, "str", choices=ON_DIVERGENCE)
+        save_state = check_save_state(save_state, checkpoint_dir)
         optimizer = opt("optimizer", optimizer, "str", choices=("adam", "adamw", "sgd"),
                         also=(Callable,))
         if lazy_heads and not callable(optimizer) and optimizer not in ("adam", "adamw"):
@@ -333,6 +349,8 @@ class Trainer:
                                if grad_balance == "auto" else grad_balance)
         self.standardize, self.normalize_losses = standardize, normalize_losses
         self.on_divergence = on_divergence
+        self.save_state = save_state
+        self.state_: TrainingState | None = None
         self._loss_scale = torch.ones(len(self.tasks))
         self._reach: dict[str, TargetReach] = {}
         self.history_: pd.DataFrame | None = None
@@ -362,7 +380,8 @@ class Trainer:
         return ds
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Any, val: Any = None) -> Trainer:
+    def fit(self, train: Any, val: Any = None,
+            resume: bool | str | os.PathLike | TrainingState | None = None) -> Trainer:
         """Train on ``train``; validate on ``val`` after every epoch.
 
         Everything is checked before the first step.
@@ -377,6 +396,11 @@ class Trainer:
             smaller ones are cycled).
         val : tuple, MultiTaskDataset or DataLoader, optional
             Validation data, in the forms of one training set.
+        resume : bool, str, path-like or TrainingState, optional
+            Continue a fit from its training state (a folder of ``save_state=True``, True for
+            ``checkpoint_dir``, or ``state_``) up to ``max_epochs`` counted from its first
+            epoch: with the same data and options it equals the uninterrupted fit (bit for
+            bit on the CPU; see ``regmtl.deep.training_state``). None: a new fit.
 
         Returns
         -------
@@ -389,8 +413,10 @@ class Trainer:
         ValueError
             If the data do not fit the net's tasks and features, or early stopping monitors
             a quantity that is not logged (``val_...`` without ``val``); TrainingDiverged
-            (a ValueError) when training diverges with ``on_divergence="raise"``.
+            (a ValueError) when training diverges with ``on_divergence="raise"``; a
+            ``resume`` state modified, or saved for another net, optimizer or weighting.
         """
+        where = resume_source(resume, self.checkpoint_dir)
         set_seed(self.seed)
         ctx = setup(self.device, self.distributed)
         self.context_ = ctx
@@ -400,7 +426,8 @@ class Trainer:
         loaders = self._loaders(train, ctx)
         val_ds = None if val is None else as_dataset(val, self.tasks, what="val",
                                                      check=self.net.check_targets)
-        monitor = self._monitor(val_ds)
+        monitor = fit_monitor(self.early_stopping, self.restore_best, self.tasks, val_ds,
+                              self._columns)
         net = self.net
         if any(t.device != ctx.device for t in (*net.parameters(), *net.buffers())):
             net.to(ctx.device)
@@ -425,8 +452,10 @@ class Trainer:
         params = list(net.parameters()) + list(self.weighting.parameters())
         opt = make_optimizer(self.optimizer, params, self.lr, self.weight_decay,
                              self.lazy_heads)
+        state = None if where is None else open_state(  # checked, then net, weighting, opt
+            resume, where, net, self.weighting, opt, ctx, recorded_options(self))
         autocast, scaler = mixed_precision(ctx.device, self.amp)
-        self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
+        self._scale_targets(loaders, ctx, state)  # everything checked: the net's map may be set
         losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device)
         self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
@@ -453,8 +482,12 @@ class Trainer:
         watch = DivergenceWatch(self.on_divergence, net, monitor is not None,
                                 [t.name for t in self.tasks], ctx.device, scaler is not None)
         step.guard = watch.guard
-        streams = {k: cycle(v) for k, v in loaders.items()} if None not in loaders else {}
-        rows, best_state, restored = [], None, None
+        streams = {k: Cycle(v) for k, v in loaders.items()} if None not in loaders else {}
+        rows, restored = [], None
+        keeper = FitParts(net, opt, self.weighting, ctx, scaler, monitor, watch, streams,
+                          loaders, recorded_options(self), self.checkpoint_dir,
+                          self.save_state, self.max_epochs, state)
+        start = 0 if state is None else keeper.restore(state, rows, where)
         bar = None
         if self.progress and ctx.main:
             from tqdm.auto import tqdm
@@ -464,9 +497,9 @@ class Trainer:
         try:
             for m in lazy:  # row-sparse head gradients for this fit
                 m.sparse_grad = True
-            for epoch in range(self.max_epochs):
+            for epoch in range(start, self.max_epochs):
                 t0 = time.perf_counter()
-                if epoch == 0 or val_ds is not None:  # (validation leaves the net in eval)
+                if epoch == start or val_ds is not None:  # (validation leaves it in eval)
                     model.train()
                 tot = torch.zeros(len(self.tasks), device=ctx.device)
                 wsum = torch.zeros(len(self.tasks), device=ctx.device)
@@ -488,18 +521,11 @@ class Trainer:
                     found = watch.check(epoch, n_steps, row)
                 if found is not None:
                     self.history_ = _frame(rows)  # (the epochs run, where it raises)
-                    restored = watch.settle(found, self.lr, self.optimizer, best_state, monitor)
+                    restored = watch.settle(found, self.lr, self.optimizer, keeper.best_state,
+                                            monitor)
                     break
-                if monitor is not None:
-                    better, stop = monitor.update(row)
-                    if better:
-                        best_state = copy.deepcopy(net.state_dict())
-                        if self.checkpoint_dir is not None and ctx.main:
-                            save_checkpoint(self.checkpoint_dir, net,
-                                            {"epoch": epoch + 1, "monitor": monitor.column,
-                                             "value": row[monitor.column]})
-                    if stop:
-                        break
+                if keeper.epoch_end(rows, n_steps, self._loss_scale):  # the monitor: stop
+                    break
         finally:
             for m in lazy:
                 m.sparse_grad = False
@@ -507,6 +533,7 @@ class Trainer:
                 self.weighting.unwatch()
             if bar is not None:
                 bar.close()
+        best_state, self.state_ = keeper.best_state, keeper.state
         if self.restore_best and best_state is not None and restored is None:
             net.load_state_dict(best_state)
         if self.checkpoint_dir is not None and monitor is None and ctx.main:
@@ -521,27 +548,6 @@ class Trainer:
             warn_if_dominated(self.history_, self.dominance, 3)
         self.net.eval()
         return self
-
-    def _monitor(self, val_ds: Any) -> Monitor | None:
-        """The monitored column of this fit (None: none), checked against the columns it
-        logs."""
-        stop = self.early_stopping
-        monitor = None
-        if stop is not None:
-            monitor = stop.monitor if val_ds is not None or not stop.monitor.startswith("val") \
-                else None
-            if monitor is None:
-                raise ValueError(f"early_stopping monitors {stop.monitor!r}, which needs val data; "
-                                 "pass val=... or EarlyStopping(monitor='loss').")
-        elif self.restore_best:
-            monitor = "val_loss" if val_ds is not None else None
-        sign = monitor_direction(self.tasks, monitor, stop)
-        val_tasks = (set() if val_ds is None else self._tasks_in(val_ds)
-                     if isinstance(val_ds, MultiTaskDataset) else self._names)
-        if monitor is not None and monitor not in self._columns(val_tasks):
-            raise ValueError(f"early_stopping.monitor {monitor!r} is not logged; choose one of "
-                             f"{sorted(self._columns(val_tasks))}.")
-        return None if monitor is None else Monitor(monitor, sign, stop)
 
     def _epoch_row(self, epoch: int, tot: torch.Tensor, wsum: torch.Tensor, n_steps: int,
                    step: StepSetup, val_ds: Any) -> dict:
@@ -563,10 +569,11 @@ class Trainer:
         row["lr"] = step.optimizer.param_groups[0]["lr"]
         return row
 
-    def _scale_targets(self, loaders: dict, ctx: Context) -> None:
+    def _scale_targets(self, loaders: dict, ctx: Context, state: Any = None) -> None:
         """Standardize the regression targets the net has no map for yet, and measure each
         task's constant-predictor loss: one pass over the training labels (a second for
-        losses without a closed form); merged over the ranks when each holds a shard."""
+        losses without a closed form); merged over the ranks when each holds a shard. A
+        resumed fit takes the loss scales its ``state`` measured at its start."""
         net, names = self.net, [t.name for t in self.tasks]
         fit = []
         if self.standardize and len(net.target_scales):
@@ -594,8 +601,9 @@ class Trainer:
                             lambda: label_batches(sources, which), ctx.sum if sharded else None)
         const = {t.name: 1.0 if self.normalize_losses else c[t.name] for t in which
                  if t.kind == "regression"}
-        if self.normalize_losses:
-            self._loss_scale = loss_scales(self.tasks, c)
+        if self.normalize_losses or state is not None:  # (resumed: those of its start)
+            self._loss_scale = loss_scales(self.tasks, c) if state is None else \
+                state.tensors["loss_scale"].clone()
             self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
         self._reach = target_reach(self.tasks, moments, net.stacked_scales(), const)
 
@@ -613,11 +621,6 @@ class Trainer:
             balance = [f"grad_share/{k}" for k in names]
             balance += [f"grad_cos/{names[a]}/{names[b]}" for a, b in GradientBalance(names).pairs]
         return history_columns(self.tasks, val_tasks, balance)
-
-    def _tasks_in(self, ds: MultiTaskDataset) -> set[str]:
-        if ds.targets is not None:
-            return set(ds.targets)
-        return {self.tasks[i].name for i in torch.unique(ds.task).tolist()}
 
     # ------------------------------------------------------------------ evaluation
     def _cpu_families(self) -> list:

@@ -118,6 +118,16 @@ on_divergence : {"raise", "restore_best"}, default="raise"
     ``"raise"`` stops the fit with :class:`~regmtl.deep.TrainingDiverged` (naming the task,
     the epoch, the step and the learning rate); ``"restore_best"`` keeps the best weights
     seen and warns (see :class:`~regmtl.deep.Trainer`).
+warm_start : bool, default=False
+    When True, a fit after a fit continues its training (the weights, the optimizer's
+    moments, the weighting's state, the early-stopping record, the random streams and the
+    input scaling of the last fit; ``Trainer.fit(resume=...)``) instead of starting anew.
+    ``max_epochs`` counts the epochs of all fits together: a second fit with
+    ``max_epochs=N`` after one of k epochs trains N - k more, and on the same data equals
+    one fit of N epochs (bit for bit on the CPU); a fit that early stopping ended trains no
+    further (a UserWarning). The net, tasks and options must be those of the last fit, which
+    keeps its state in memory when ``warm_start`` was True (not in a saved estimator: a
+    loaded one starts anew).
 
 """
 

@@ -18,6 +18,7 @@ from typing import Any
 from .._torch import torch
 from ..tasks import TaskSpec
 from .helpers import check_number, task_list, weighted_softmax
+from .state import DeclaredState
 
 __all__ = [
     "F64",
@@ -50,7 +51,7 @@ REGISTRY: dict[str, type] = {}
 
 
 # ----------------------------------------------------------------------------- base class
-class Weighting(torch.nn.Module):
+class Weighting(DeclaredState, torch.nn.Module):
     r"""Base class of the task weightings: turns per-task losses into parameter gradients.
 
     A loss weighting backpropagates :math:`\sum_t w_t L_t` (plus an optional regularizer and
@@ -64,7 +65,9 @@ class Weighting(torch.nn.Module):
     create parameters), :meth:`backward` every step, :meth:`step_end` after every optimizer
     step for methods with ``needs_step_losses`` (FAMO) and :meth:`epoch_end` after every epoch.
     State lives in buffers (and the random generator in the extra state), so ``state_dict``
-    round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net.
+    round-trips after :meth:`setup`; move the module with ``.to(device)`` like the net. A
+    resumed fit restores it all with ``training_state`` (state kept in Python attributes is
+    named in ``state_attributes``, see ``regmtl.deep.weighting.state``).
 
     Attributes
     ----------
@@ -114,7 +117,6 @@ class Weighting(torch.nn.Module):
     needs_step_losses: bool = False
     #: True where the gradients with respect to the shared representation are read.
     on_representation: bool = False
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass with its own ``name`` joins :data:`REGISTRY`; its own ``backward``
         returns a copy too (the caller's own (T,) tensor, never a buffer of the state)."""
