@@ -67,6 +67,17 @@ from .divergence import ON_DIVERGENCE
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes, categorical_columns, check_column_types, id_like_columns
 from .inputs import as_inputs, chunks, to_device
+from .tokenizer import Tokenizer
+from .trunks import ConvTrunk, TextTrunk
+from .wrapper_inputs import (
+    INPUT_KINDS,
+    TRUNK_KINDS,
+    TRUNK_OPTIONS,
+    RowInputs,
+    kind_of,
+    row_numbers,
+    take_inputs,
+)
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
@@ -111,6 +122,9 @@ class _DeepMultiTask(BaseEstimator):
         "verbose": ["verbose"],
         "categorical_features": [StrOptions({"from_dtype"}), list, tuple],
         "on_divergence": [StrOptions(set(ON_DIVERGENCE))],
+        "input_kind": [StrOptions(set(INPUT_KINDS))],
+        "trunk": [dict, None],
+        "tokenizer": [dict, None],
     }
 
     __metadata_request__fit = {"task": True}
@@ -125,7 +139,8 @@ class _DeepMultiTask(BaseEstimator):
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
                  verbose: int = 0, categorical_features: Any = "from_dtype",
-                 on_divergence: str = "raise"):
+                 on_divergence: str = "raise", input_kind: str = "auto", trunk: Any = None,
+                 tokenizer: Any = None):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -148,18 +163,102 @@ class _DeepMultiTask(BaseEstimator):
         self.verbose = verbose
         self.categorical_features = categorical_features
         self.on_divergence = on_divergence
+        self.input_kind = input_kind
+        self.trunk = trunk
+        self.tokenizer = tokenizer
 
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
         return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
 
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
+        kind = kind_of(X, self.input_kind)
+        fitted = kind if fitting else getattr(self, "input_kind_", "table")
+        if kind != fitted:
+            raise ValueError(f"X is read as {kind!r} input, but the estimator was fitted on "
+                             f"{fitted!r} input; give X in the kind of the fit.")
+        if kind in TRUNK_KINDS:
+            return self._trunk_data(X, y, task, kind, fitting)
+        if fitting:
+            for attr in ("input_kind_", "input_size_", "tokenizer_"):
+                self.__dict__.pop(attr, None)
         X = self._frames(X, task, fitting)
         return as_task_data(
             X, y, task, tasks=None if fitting else self.tasks_, check_x=self._check_x,
             numeric_y=self._kind == "regression", require_y=y is not None or fitting,
             reset=fitting, single=False if fitting else self.input_form_ == "single",
         )
+
+    def _trunk_data(self, X, y, task, kind: str, fitting: bool) -> TaskData:
+        """The task data of images, a bag of words, token ids or texts
+        (``regmtl.deep.wrapper_inputs``): the rows routed through ``as_task_data`` by their
+        numbers, the net's input in ``row_inputs``."""
+        if isinstance(task, str):
+            raise ValueError(f"task={task!r} names a DataFrame column, but X is {kind} input; "
+                             "pass the task ids themselves (one per row), or one design per "
+                             "task (a list or dict).")
+        if fitting and not isinstance(self.categorical_features, str) \
+                and list(self.categorical_features):
+            raise ValueError(f"categorical_features={list(self.categorical_features)[:5]!r} "
+                             f"names DataFrame columns, but X is {kind} input; leave "
+                             "categorical_features='from_dtype'.")
+        rows = RowInputs(X, kind, self._trunk_options(kind).get("padding_idx", 0) or 0)
+        if fitting:
+            self._learn_inputs(rows)
+        else:
+            self._check_inputs(rows)
+        data = as_task_data(
+            rows.index, y, task, tasks=None if fitting else self.tasks_,
+            check_x=lambda Z, reset: Z, numeric_y=self._kind == "regression",
+            require_y=y is not None or fitting, reset=fitting,
+            single=False if fitting else self.input_form_ == "single",
+        )
+        data.row_inputs = (self.tokenizer_.transform(rows.rows) if kind == "text"
+                           else rows.rows)
+        return data
+
+    def _learn_inputs(self, rows: RowInputs) -> None:
+        """The fitted input's kind and size (and the texts' vocabulary)."""
+        for attr in ("categories_", "feature_names_in_", "x_mean_", "x_scale_", "tokenizer_"):
+            self.__dict__.pop(attr, None)
+        kind, x = rows.kind, rows.rows
+        self.input_kind_ = kind
+        if kind == "images":
+            self.input_size_ = [int(v) for v in x.shape[1:]]
+            self.n_features_in_ = int(np.prod(self.input_size_))
+        elif kind == "sparse":
+            self.input_size_ = [int(x.shape[1])]
+            self.n_features_in_ = int(x.shape[1])
+        elif kind == "tokens":
+            self.input_size_ = [max(int(x.max()) + 1 if x.size else 1, 1)]
+            self.n_features_in_ = int(x.shape[1])
+        else:
+            self.tokenizer_ = Tokenizer.from_options(self.tokenizer).fit(x)
+            self.input_size_ = [self.tokenizer_.n_ids]
+            self.n_features_in_ = 1
+
+    def _check_inputs(self, rows: RowInputs) -> None:
+        """Refuse, naming it, an input of another shape than the fit's."""
+        x, size = rows.rows, self.input_size_
+        if rows.kind == "images" and list(x.shape[1:]) != size:
+            raise ValueError(
+                f"X holds images of shape {tuple(x.shape[1:])} (channels, height, width), but "
+                f"the estimator was fitted on {tuple(size)}; give images of the fitted shape "
+                "(resize or crop them first).")
+        if rows.kind == "sparse" and x.shape[1] != size[0]:
+            raise ValueError(f"X has {x.shape[1]} columns (words), but the estimator was "
+                             f"fitted on {size[0]}; give the bag of words over the fitted "
+                             "vocabulary.")
+
+    def _trunk_options(self, kind: str) -> dict:
+        """``trunk``, checked against the options of ``kind``'s trunk."""
+        options = dict(self.trunk or {})
+        allowed = TRUNK_OPTIONS.get(kind, ())
+        unknown = [k for k in options if k not in allowed]
+        if unknown:
+            raise ValueError(f"trunk: {unknown[0]!r:.40} is not an option of the trunk of "
+                             f"{kind} input; those are {list(allowed)}.")
+        return options
 
     def _frames(self, X: Any, task: Any, fitting: bool) -> Any:
         """``X`` with its categorical / string columns, and those ``categorical_features``
@@ -247,6 +346,9 @@ class _DeepMultiTask(BaseEstimator):
         deviation (``x_mean_``, ``x_scale_``; constant columns only centred) in float64 before
         the float32 cast; with categorical columns, a dict of the numeric block
         (``"numeric"``) and each column's int64 codes (``"cat0"``, ``"cat1"``, ...)."""
+        row_inputs = getattr(data, "row_inputs", None)
+        if row_inputs is not None:
+            return take_inputs(row_inputs, row_numbers(data.X))
         X = np.asarray(data.X, dtype=np.float64)
         mean = getattr(self, "x_mean_", None)
         if mean is not None:
@@ -262,6 +364,8 @@ class _DeepMultiTask(BaseEstimator):
         return out
 
     def _fit_input_scale(self, data: TaskData) -> None:
+        if getattr(data, "row_inputs", None) is not None:  # a trunk reads them as they are
+            return
         X = np.asarray(data.X, dtype=np.float64)
         self.x_mean_ = X.mean(axis=0)
         sd = np.sqrt(((X - self.x_mean_) ** 2).mean(axis=0))
@@ -288,6 +392,9 @@ class _DeepMultiTask(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _encoder(self) -> FeatureColumns | None:
         """The categorical columns' embeddings beside the numeric block (already standardized)."""
+        kind = getattr(self, "input_kind_", "table")
+        if kind in TRUNK_KINDS:
+            return self._trunk_encoder(kind)
         cats = getattr(self, "categories_", None)
         if not cats:
             return None
@@ -299,6 +406,16 @@ class _DeepMultiTask(BaseEstimator):
         if n_num:
             encoder.set_numeric_stats("numeric", np.zeros(n_num), np.ones(n_num))
         return encoder
+
+    def _trunk_encoder(self, kind: str) -> torch.nn.Module:
+        """The trunk of images (``ConvTrunk``) or of a bag of words, ids or texts
+        (``TextTrunk``), with the ``trunk`` options."""
+        options = self._trunk_options(kind)
+        if kind == "images":
+            return ConvTrunk(self.input_size_[0], **options)
+        if kind == "text":
+            options["padding_idx"] = Tokenizer.PADDING_ID
+        return TextTrunk(self.input_size_[0], **options)
 
     def _net(self, n_features: int | None, specs: list[TaskSpec]) -> MultiTaskNet:
         encoder = self._encoder()
@@ -549,6 +666,7 @@ class _DeepMultiTask(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = self.input_kind in ("auto", "sparse")  # a bag of words
         return tags
 
     # ------------------------------------------------------------------ persistence
@@ -604,6 +722,11 @@ class _DeepMultiTask(BaseEstimator):
             out["x_scale_"] = array_to_json(self.x_scale_)
         if getattr(self, "categories_", None):
             out["categories_"] = ColumnCodes(self.categories_).to_json()
+        if getattr(self, "input_kind_", "table") in TRUNK_KINDS:
+            out["input_kind_"] = self.input_kind_
+            out["input_size_"] = [int(v) for v in self.input_size_]
+            if self.input_kind_ == "text":
+                out["tokenizer_"] = self.tokenizer_.to_json()
         return out
 
     def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
@@ -625,6 +748,19 @@ class _DeepMultiTask(BaseEstimator):
             return value
         if name == "categories_":
             return ColumnCodes.from_json(value).categories
+        if name == "input_kind_":
+            if value not in TRUNK_KINDS:
+                raise ValueError(f"attribute 'input_kind_' = {value!r:.40} is not one of "
+                                 f"{TRUNK_KINDS}")
+            return value
+        if name == "input_size_":
+            if not isinstance(value, list) or not 1 <= len(value) <= 3 or any(
+                    isinstance(v, bool) or not isinstance(v, int) or not 1 <= v < 2**31
+                    for v in value):
+                raise ValueError("attribute 'input_size_' must list one to three sizes >= 1")
+            return value
+        if name == "tokenizer_":
+            return Tokenizer.from_json(value)
         if name == "history_":
             if not isinstance(value, dict):
                 raise ValueError("attribute 'history_' is not a table")
@@ -712,7 +848,8 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -720,7 +857,8 @@ one loss per task; ``predict`` gives the mean count and the quantile:
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
-            categorical_features=categorical_features, on_divergence=on_divergence)
+            categorical_features=categorical_features, on_divergence=on_divergence,
+            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -1078,7 +1216,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -1086,7 +1225,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
             batch_size=batch_size, max_epochs=max_epochs, early_stopping=early_stopping,
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
-            categorical_features=categorical_features, on_divergence=on_divergence)
+            categorical_features=categorical_features, on_divergence=on_divergence,
+            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer)
         self.kinds = kinds
         self.loss = loss
 
