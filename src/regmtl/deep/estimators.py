@@ -40,7 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, d2_pinball_score, d2_tweedie_score, r2_score
-from sklearn.utils import check_array
+from sklearn.utils import ClassifierTags, check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -1474,6 +1474,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        if tags.classifier_tags is None:  # it has predict_proba (for its classes' tasks)
+            tags.classifier_tags = ClassifierTags()
         return tags
 
 
