@@ -71,12 +71,14 @@ def designs_of(X: Any) -> list | None:
 
 
 def _is_text(x: Any) -> bool:
+    """One string per row (some rows may be missing: refused later, naming the row)."""
     if isinstance(x, (list, tuple)):
-        return len(x) > 0 and all(isinstance(s, str) for s in x)
+        return any(isinstance(s, str) for s in x) and not any(
+            isinstance(s, (list, tuple, np.ndarray)) for s in x)
     if isinstance(x, pd.Series):
         return x.dtype.kind == "O" or isinstance(x.dtype, pd.StringDtype)
-    return isinstance(x, np.ndarray) and x.ndim == 1 and x.dtype.kind in "UO" and (
-        x.dtype.kind == "U" or (len(x) > 0 and isinstance(x[0], str)))
+    return isinstance(x, np.ndarray) and x.ndim == 1 and (
+        x.dtype.kind == "U" or (x.dtype.kind == "O" and any(isinstance(s, str) for s in x)))
 
 
 def kind_of_design(x: Any, what: str = "X") -> str:
