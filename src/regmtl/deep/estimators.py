@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, d2_pinball_score, d2_tweedie_score, r2_score
 from sklearn.utils import ClassifierTags, check_array
@@ -55,7 +54,6 @@ from .conversion import (
     class_codes,
     class_count_message,
     class_index,
-    find_stack_level,
     many_classes,
     numeric_text,
     plain_label,
@@ -65,27 +63,25 @@ from .conversion import (
 )
 from .divergence import ON_DIVERGENCE
 from .features import Categorical, FeatureColumns, Numeric
-from .frames import ColumnCodes, categorical_columns, check_column_types, id_like_columns
+from .frames import ColumnCodes, TableInputs
 from .inputs import as_inputs, chunks, to_device
-from .tokenizer import Tokenizer
-from .trunks import ConvTrunk, TextTrunk
-from .wrapper_inputs import (
-    INPUT_KINDS,
-    TRUNK_KINDS,
-    TRUNK_OPTIONS,
-    RowInputs,
-    kind_of,
-    row_numbers,
-    take_inputs,
-)
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
 from .tasks import KINDS, TaskSpec
+from .tokenizer import Tokenizer
 from .trainer import EarlyStopping, Trainer, set_seed
 from .validation import check_finite_predictions
 from .weighting import WEIGHTINGS, Weighting
 from .wrapper_docs import LOSS_PARAMETER, MODEL_LOSS_PARAMETER, TARGET_ATTRIBUTES, wrapper_doc
+from .wrapper_inputs import (
+    INPUT_KINDS,
+    TRUNK_KINDS,
+    TrunkInputs,
+    kind_of,
+    row_numbers,
+    take_inputs,
+)
 from .wrapper_losses import TaskLoss, target_scale, task_losses
 
 __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel"]
@@ -93,7 +89,7 @@ __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskMo
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
-class _DeepMultiTask(BaseEstimator):
+class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
     """Input conversion, the net, the trainer, saving."""
 
     _kind = "regression"
@@ -189,150 +185,6 @@ class _DeepMultiTask(BaseEstimator):
             reset=fitting, single=False if fitting else self.input_form_ == "single",
         )
 
-    def _trunk_data(self, X, y, task, kind: str, fitting: bool) -> TaskData:
-        """The task data of images, a bag of words, token ids or texts
-        (``regmtl.deep.wrapper_inputs``): the rows routed through ``as_task_data`` by their
-        numbers, the net's input in ``row_inputs``."""
-        if isinstance(task, str):
-            raise ValueError(f"task={task!r} names a DataFrame column, but X is {kind} input; "
-                             "pass the task ids themselves (one per row), or one design per "
-                             "task (a list or dict).")
-        if fitting and not isinstance(self.categorical_features, str) \
-                and list(self.categorical_features):
-            raise ValueError(f"categorical_features={list(self.categorical_features)[:5]!r} "
-                             f"names DataFrame columns, but X is {kind} input; leave "
-                             "categorical_features='from_dtype'.")
-        rows = RowInputs(X, kind, self._trunk_options(kind).get("padding_idx", 0) or 0)
-        if fitting:
-            self._learn_inputs(rows)
-        else:
-            self._check_inputs(rows)
-        data = as_task_data(
-            rows.index, y, task, tasks=None if fitting else self.tasks_,
-            check_x=lambda Z, reset: Z, numeric_y=self._kind == "regression",
-            require_y=y is not None or fitting, reset=fitting,
-            single=False if fitting else self.input_form_ == "single",
-        )
-        data.row_inputs = (self.tokenizer_.transform(rows.rows) if kind == "text"
-                           else rows.rows)
-        return data
-
-    def _learn_inputs(self, rows: RowInputs) -> None:
-        """The fitted input's kind and size (and the texts' vocabulary)."""
-        for attr in ("categories_", "feature_names_in_", "x_mean_", "x_scale_", "tokenizer_"):
-            self.__dict__.pop(attr, None)
-        kind, x = rows.kind, rows.rows
-        self.input_kind_ = kind
-        if kind == "images":
-            self.input_size_ = [int(v) for v in x.shape[1:]]
-            self.n_features_in_ = int(np.prod(self.input_size_))
-        elif kind == "sparse":
-            self.input_size_ = [int(x.shape[1])]
-            self.n_features_in_ = int(x.shape[1])
-        elif kind == "tokens":
-            self.input_size_ = [max(int(x.max()) + 1 if x.size else 1, 1)]
-            self.n_features_in_ = int(x.shape[1])
-        else:
-            self.tokenizer_ = Tokenizer.from_options(self.tokenizer).fit(x)
-            self.input_size_ = [self.tokenizer_.n_ids]
-            self.n_features_in_ = 1
-
-    def _check_inputs(self, rows: RowInputs) -> None:
-        """Refuse, naming it, an input of another shape than the fit's."""
-        x, size = rows.rows, self.input_size_
-        if rows.kind == "images" and list(x.shape[1:]) != size:
-            raise ValueError(
-                f"X holds images of shape {tuple(x.shape[1:])} (channels, height, width), but "
-                f"the estimator was fitted on {tuple(size)}; give images of the fitted shape "
-                "(resize or crop them first).")
-        if rows.kind == "sparse" and x.shape[1] != size[0]:
-            raise ValueError(f"X has {x.shape[1]} columns (words), but the estimator was "
-                             f"fitted on {size[0]}; give the bag of words over the fitted "
-                             "vocabulary.")
-
-    def _trunk_options(self, kind: str) -> dict:
-        """``trunk``, checked against the options of ``kind``'s trunk."""
-        options = dict(self.trunk or {})
-        allowed = TRUNK_OPTIONS.get(kind, ())
-        unknown = [k for k in options if k not in allowed]
-        if unknown:
-            raise ValueError(f"trunk: {unknown[0]!r:.40} is not an option of the trunk of "
-                             f"{kind} input; those are {list(allowed)}.")
-        return options
-
-    def _frames(self, X: Any, task: Any, fitting: bool) -> Any:
-        """``X`` with its categorical / string columns, and those ``categorical_features``
-        names, as codes (``regmtl.deep.frames``): vocabularies learned over every task's table
-        at fit (``categories_``), read after. A column the net cannot read (dates, durations,
-        complex numbers, missing values in a numeric column) is refused naming it; at fit, an
-        integer column that looks like ids, fit as a number, is warned about."""
-        if isinstance(X, pd.DataFrame):
-            frames, put = [X], lambda out: out[0]
-        elif isinstance(X, (list, tuple)) and len(X) and all(
-                isinstance(f, pd.DataFrame) for f in X):
-            frames, put = list(X), list
-        elif (isinstance(X, dict) and not sp.issparse(X)  # a dok matrix is a dict
-              and len(X) and all(isinstance(f, pd.DataFrame) for f in X.values())):
-            frames, put = list(X.values()), lambda out: dict(zip(X, out, strict=True))
-        else:
-            frames, put = [], None
-        exclude = task if isinstance(task, str) else None
-        declared = self._declared_categorical(frames, exclude) if fitting else list(
-            getattr(self, "categories_", None) or ())
-        for i, f in enumerate(frames):
-            check_column_types(f, exclude, "X" if len(frames) == 1 else f"X[{i}]",
-                               categorical_columns(f, exclude, declared))
-        if fitting:
-            codes = ColumnCodes.learn(frames, exclude, declared) if frames else None
-            self.__dict__.pop("categories_", None)
-            if frames and isinstance(self.categorical_features, str):
-                _warn_id_columns(frames, exclude, [] if codes is None else codes.columns)
-            if codes is not None:
-                named = [c for c in frames[0].columns if c != exclude]
-                if not all(isinstance(c, str) for c in named):
-                    raise ValueError(
-                        "X has categorical columns, so its columns need string names (they "
-                        "key the vocabularies saved with the model); got "
-                        f"{[c for c in named if not isinstance(c, str)][:3]}. Rename them, "
-                        "e.g. X.columns = X.columns.astype(str).")
-                self.categories_ = codes.categories
-        elif getattr(self, "categories_", None) is not None:
-            if not frames:
-                raise ValueError(
-                    "this estimator was fitted on a DataFrame with categorical columns "
-                    f"{list(self.categories_)[:5]}; give X as a DataFrame (or a list or dict "
-                    "of them) with those columns.")
-            codes = ColumnCodes(self.categories_)
-        else:
-            codes = None
-        if codes is None:
-            return X
-        return put([codes.encode(f) for f in frames])
-
-    def _declared_categorical(self, frames: list, exclude: Any) -> list:
-        """The columns ``categorical_features`` names (none for ``"from_dtype"``), checked
-        against the tables' columns."""
-        names = self.categorical_features
-        if isinstance(names, str):
-            return []
-        names = list(names)
-        bad = [c for c in names if not isinstance(c, str)]
-        if bad:
-            raise ValueError(f"categorical_features names DataFrame columns by their names "
-                             f"(str), got {bad[0]!r:.40}; give the column names, e.g. "
-                             "categorical_features=['user', 'item'].")
-        if names and not frames:
-            raise ValueError(f"categorical_features={names[:5]!r} names DataFrame columns, "
-                             "but X is not a DataFrame (nor a list or dict of them); give X "
-                             "as a DataFrame with those columns.")
-        for f in frames:
-            absent = [c for c in names if c not in f.columns or c == exclude]
-            if absent:
-                raise ValueError(f"categorical_features: X has no feature column "
-                                 f"{absent[0]!r}; its columns are "
-                                 f"{[c for c in f.columns if c != exclude][:10]}.")
-        return names
-
     def _categorical(self) -> np.ndarray:
         """Positions of the categorical columns among the features (empty without any)."""
         cats = getattr(self, "categories_", None)
@@ -406,16 +258,6 @@ class _DeepMultiTask(BaseEstimator):
         if n_num:
             encoder.set_numeric_stats("numeric", np.zeros(n_num), np.ones(n_num))
         return encoder
-
-    def _trunk_encoder(self, kind: str) -> torch.nn.Module:
-        """The trunk of images (``ConvTrunk``) or of a bag of words, ids or texts
-        (``TextTrunk``), with the ``trunk`` options."""
-        options = self._trunk_options(kind)
-        if kind == "images":
-            return ConvTrunk(self.input_size_[0], **options)
-        if kind == "text":
-            options["padding_idx"] = Tokenizer.PADDING_ID
-        return TextTrunk(self.input_size_[0], **options)
 
     def _net(self, n_features: int | None, specs: list[TaskSpec]) -> MultiTaskNet:
         encoder = self._encoder()
@@ -1485,21 +1327,3 @@ def _declare(label: Any) -> str:
     return (f"declare the task's kind: kinds={{{label!r}: 'regression'}} (numbers given as "
             f"text are then read as numbers), or kinds={{{label!r}: 'classification'}} to "
             "keep them classes.")
-
-
-def _warn_id_columns(frames: list, exclude: Any, categorical: list) -> None:
-    """Warn, naming them, about the integer columns that look like ids but are fit as
-    numbers (:func:`~regmtl.deep.frames.id_like_columns`)."""
-    found = id_like_columns(frames, exclude, categorical)
-    if not found:
-        return
-    name, k, lo, hi = found[0]
-    names = [c for c, *_ in found]
-    warnings.warn(
-        f"X: integer column(s) {names[:5]!r} look like ids and are fit as numbers (column "
-        f"{name!r}: {k} distinct values in {lo}..{hi}): the net reads id {lo + 1} as lying "
-        f"between ids {lo} and {lo + 2}. If they are ids, declare them categorical, "
-        f"categorical_features={names[:5]!r} (or X[{name!r}] = X[{name!r}].astype('category')), "
-        "and each id gets an embedding; if they are quantities, name the categorical columns "
-        "yourself (categorical_features=[] for "
-        "none) and this warning is not given.", UserWarning, stacklevel=find_stack_level())

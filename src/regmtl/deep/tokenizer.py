@@ -44,7 +44,8 @@ def _option(name: str, value: Any) -> Any:
     """An option checked: ``lowercase`` a bool, the others ints in their range."""
     if name == "lowercase":
         if not isinstance(value, bool | np.bool_):
-            raise ValueError(f"tokenizer option lowercase must be True or False, got {value!r:.40}.")
+            raise ValueError("tokenizer option lowercase must be True or False, got "
+                             f"{value!r:.40}.")
         return bool(value)
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or not (
             1 <= int(value) <= _MAX):

@@ -35,9 +35,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..inputs import as_task_data
+from ..taskdata import TaskData
 from ._torch import torch
+from .tokenizer import Tokenizer
+from .trunks import ConvTrunk, TextTrunk
 
-__all__ = ["INPUT_KINDS", "TRUNK_KINDS", "RowInputs", "kind_of", "row_numbers", "take_inputs"]
+__all__ = ["INPUT_KINDS", "TRUNK_KINDS", "RowInputs", "TrunkInputs", "kind_of", "row_numbers",
+           "take_inputs"]
 
 INPUT_KINDS = ("auto", "table", "images", "sparse", "tokens", "text")
 #: the kinds a trunk reads (not the MLP)
@@ -272,3 +277,89 @@ def take_inputs(rows: Any, idx: np.ndarray) -> Any:
     if isinstance(rows, torch.Tensor):
         return rows[torch.from_numpy(idx).to(rows.device)]
     return rows[idx]
+
+
+class TrunkInputs:
+    """What the scikit-learn wrappers do to inputs a trunk reads: the rows routed by their
+    numbers, the fitted kind and size, the trunk (mixed into the wrappers)."""
+
+    def _trunk_data(self, X, y, task, kind: str, fitting: bool) -> TaskData:
+        """The task data of images, a bag of words, token ids or texts
+        (``regmtl.deep.wrapper_inputs``): the rows routed through ``as_task_data`` by their
+        numbers, the net's input in ``row_inputs``."""
+        if isinstance(task, str):
+            raise ValueError(f"task={task!r} names a DataFrame column, but X is {kind} input; "
+                             "pass the task ids themselves (one per row), or one design per "
+                             "task (a list or dict).")
+        if fitting and not isinstance(self.categorical_features, str) \
+                and list(self.categorical_features):
+            raise ValueError(f"categorical_features={list(self.categorical_features)[:5]!r} "
+                             f"names DataFrame columns, but X is {kind} input; leave "
+                             "categorical_features='from_dtype'.")
+        rows = RowInputs(X, kind, self._trunk_options(kind).get("padding_idx", 0) or 0)
+        if fitting:
+            self._learn_inputs(rows)
+        else:
+            self._check_inputs(rows)
+        data = as_task_data(
+            rows.index, y, task, tasks=None if fitting else self.tasks_,
+            check_x=lambda Z, reset: Z, numeric_y=self._kind == "regression",
+            require_y=y is not None or fitting, reset=fitting,
+            single=False if fitting else self.input_form_ == "single",
+        )
+        data.row_inputs = (self.tokenizer_.transform(rows.rows) if kind == "text"
+                           else rows.rows)
+        return data
+
+    def _learn_inputs(self, rows: RowInputs) -> None:
+        """The fitted input's kind and size (and the texts' vocabulary)."""
+        for attr in ("categories_", "feature_names_in_", "x_mean_", "x_scale_", "tokenizer_"):
+            self.__dict__.pop(attr, None)
+        kind, x = rows.kind, rows.rows
+        self.input_kind_ = kind
+        if kind == "images":
+            self.input_size_ = [int(v) for v in x.shape[1:]]
+            self.n_features_in_ = int(np.prod(self.input_size_))
+        elif kind == "sparse":
+            self.input_size_ = [int(x.shape[1])]
+            self.n_features_in_ = int(x.shape[1])
+        elif kind == "tokens":
+            self.input_size_ = [max(int(x.max()) + 1 if x.size else 1, 1)]
+            self.n_features_in_ = int(x.shape[1])
+        else:
+            self.tokenizer_ = Tokenizer.from_options(self.tokenizer).fit(x)
+            self.input_size_ = [self.tokenizer_.n_ids]
+            self.n_features_in_ = 1
+
+    def _check_inputs(self, rows: RowInputs) -> None:
+        """Refuse, naming it, an input of another shape than the fit's."""
+        x, size = rows.rows, self.input_size_
+        if rows.kind == "images" and list(x.shape[1:]) != size:
+            raise ValueError(
+                f"X holds images of shape {tuple(x.shape[1:])} (channels, height, width), but "
+                f"the estimator was fitted on {tuple(size)}; give images of the fitted shape "
+                "(resize or crop them first).")
+        if rows.kind == "sparse" and x.shape[1] != size[0]:
+            raise ValueError(f"X has {x.shape[1]} columns (words), but the estimator was "
+                             f"fitted on {size[0]}; give the bag of words over the fitted "
+                             "vocabulary.")
+
+    def _trunk_options(self, kind: str) -> dict:
+        """``trunk``, checked against the options of ``kind``'s trunk."""
+        options = dict(self.trunk or {})
+        allowed = TRUNK_OPTIONS.get(kind, ())
+        unknown = [k for k in options if k not in allowed]
+        if unknown:
+            raise ValueError(f"trunk: {unknown[0]!r:.40} is not an option of the trunk of "
+                             f"{kind} input; those are {list(allowed)}.")
+        return options
+
+    def _trunk_encoder(self, kind: str) -> torch.nn.Module:
+        """The trunk of images (``ConvTrunk``) or of a bag of words, ids or texts
+        (``TextTrunk``), with the ``trunk`` options."""
+        options = self._trunk_options(kind)
+        if kind == "images":
+            return ConvTrunk(self.input_size_[0], **options)
+        if kind == "text":
+            options["padding_idx"] = Tokenizer.PADDING_ID
+        return TextTrunk(self.input_size_[0], **options)
