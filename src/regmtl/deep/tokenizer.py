@@ -81,10 +81,10 @@ class Tokenizer:
     --------
     >>> from regmtl.deep.tokenizer import Tokenizer
     >>> tok = Tokenizer(min_count=2).fit(["The cat sat.", "the dog sat", "A cat!"])
-    >>> tok.words
-    ['cat', 'sat', 'the']
-    >>> tok.transform(["the cat ran", "cat"]).tolist()
-    [[3, 1, 4], [1, 0, 0]]
+    >>> tok.words  # seen twice each: in the order first seen
+    ['the', 'cat', 'sat']
+    >>> tok.transform(["the cat ran", "cat"]).tolist()  # "ran": out of vocabulary (K + 1)
+    [[1, 2, 4], [2, 0, 0]]
     """
 
     PADDING_ID = 0

@@ -122,7 +122,7 @@ input_kind : {"auto", "table", "images", "sparse", "tokens", "text"}, default="a
     What ``X`` holds (``regmtl.deep.wrapper_inputs``): a table (2-D array or DataFrame, the
     MLP), images of rank >= 3 (a :class:`~regmtl.deep.ConvTrunk`), a SciPy sparse bag of
     words, integer token ids (n, length) padded with 0, or raw texts (a 1-D array, list or
-    Series of str; the built-in :class:`~regmtl.deep.tokenizer.Tokenizer`), the last three
+    Series of str; the built-in :class:`~regmtl.deep.Tokenizer`), the last three
     through a :class:`~regmtl.deep.TextTrunk`. ``"auto"`` finds all but token ids, which an
     integer table cannot be told from.
 trunk : dict, optional
