@@ -5,7 +5,7 @@ What the scikit-learn wrappers apply to a 1-D array (or list, or Series) of stri
 (``input_kind="text"``): the texts become token ids that a :class:`~regmtl.deep.TextTrunk`
 pools. Every text is lower-cased (``lowercase``) and split into the words the regular
 expression ``\w+`` finds (letters, digits, underscores; Unicode). At fit, the vocabulary is
-the ``max_size`` most frequent words seen at least ``min_count`` times (ties by word order),
+the ``max_size`` most frequent words seen at least ``min_count`` times (ties: the word seen first),
 and word :math:`k` of it gets id :math:`k + 1`:
 
 =============  ==============================================================

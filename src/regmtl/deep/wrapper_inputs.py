@@ -141,7 +141,8 @@ def kind_of(X: Any, declared: str) -> str:
         return kind
     if declared == "tokens":
         for w, x in named:
-            arr = x if sp.issparse(x) else np.asarray(x)
+            arr = x if sp.issparse(x) else (
+                x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
             if sp.issparse(x) or arr.ndim != 2 or arr.dtype.kind not in "iu":
                 raise ValueError(
                     f"input_kind='tokens' reads integer token ids of shape (n, length), "
