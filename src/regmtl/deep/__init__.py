@@ -60,9 +60,9 @@ from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .saving import load_estimator as load_estimator
 from .tasks import Metric, TaskSpec
+from .tokenizer import Tokenizer
 from .trainer import EarlyStopping, Trainer, set_seed
 from .transfer import TransferredHead, transfer_head
-from .tokenizer import Tokenizer
 from .trunks import ConvTrunk, TextTrunk
 from .weighting import WEIGHTINGS, Weighting, make_weighting
 

@@ -14,7 +14,9 @@ timestamps) or of any scale reach the first layer at unit scale. A DataFrame's c
 string columns (pandas ``category``, ``object``, ``string``), and those named in
 ``categorical_features`` (integer ids), are embedded (:class:`~regmtl.deep.FeatureColumns`;
 vocabularies in ``categories_``, learned over every task's rows; an unseen value reads the
-out-of-vocabulary row; ``regmtl.deep.frames``).
+out-of-vocabulary row; ``regmtl.deep.frames``). Images (rank >= 3), SciPy sparse bags of
+words, token ids (``input_kind="tokens"``) and raw texts (the built-in tokenizer) go to a
+trunk instead, in every task form (``regmtl.deep.wrapper_inputs``).
 
 **Many tasks.** With several tasks and one design per task (lists, dicts, long form), each row
 runs through its own task's head only (the per-row layout of :class:`~regmtl.deep.Trainer`),
@@ -479,7 +481,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         return segs
 
     def net_inputs(self, X: Any) -> Any:
-        """``X`` (one design: an array or a DataFrame) as the fitted net reads it.
+        """``X`` (one design of the fit's kind: a table, images, a sparse matrix, token ids or
+        texts) as the fitted net reads it.
 
         The estimator's own preparation: the features checked against the fit, categorical
         columns as codes, numeric columns standardized (``x_mean_``, ``x_scale_``). What
@@ -492,9 +495,10 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
 
         Returns
         -------
-        Tensor or dict of Tensor
-            A float32 tensor, or a dict of the numeric block and each categorical column's
-            int64 codes.
+        Tensor, SparseRows or dict of Tensor
+            A float32 tensor (a table, images), a dict of the numeric block and each
+            categorical column's int64 codes, sparse rows (a bag of words), or int64 token
+            ids (token ids, texts through ``tokenizer_``).
         """
         return as_inputs(self._design(self._predict_data(X, None)))
 
