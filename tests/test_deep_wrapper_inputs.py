@@ -266,3 +266,19 @@ def test_declared_kinds_are_checked():
         DeepMultiTaskClassifier(input_kind="text", **KW).fit(X, Y)
     with pytest.raises(ValueError, match="trunk: 'dim' is not an option"):
         DeepMultiTaskClassifier(trunk={"dim": 4}, **KW).fit(X, Y)
+
+
+def test_sparse_formats_stay_sparse_and_kinds_must_match_the_fit():
+    rng = np.random.default_rng(0)
+    dense = (rng.random((120, 30)) < 0.1) * rng.integers(1, 4, (120, 30))
+    y = (dense[:, :5].sum(axis=1) > 0).astype(int)
+    for fmt in (sp.coo_matrix, sp.csc_matrix, sp.csr_array):
+        clf = DeepMultiTaskClassifier(trunk={"dim": 4}, **KW).fit(fmt(dense), y)
+        assert clf.input_kind_ == "sparse"
+        assert type(clf.net_inputs(fmt(dense))).__name__ == "SparseRows"  # never made dense
+    texts = {"a": ["one two", "two three"] * 10, "b": ["three four", "four one"] * 10}
+    by_task = DeepMultiTaskClassifier(**KW).fit(texts, {"a": [0, 1] * 10, "b": [1, 0] * 10})
+    assert set(by_task.predict({"b": ["four"], "a": ["one"]})) == {"a", "b"}
+    table = DeepMultiTaskClassifier(**KW).fit(dense.astype(float), y)
+    with pytest.raises(ValueError, match="read as 'images' input.*fitted on 'table'"):
+        table.predict(dense.reshape(120, 5, 6))
