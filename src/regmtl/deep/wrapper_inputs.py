@@ -183,10 +183,13 @@ def _texts(x: Any, what: str) -> np.ndarray:
 def _images(x: Any, what: str) -> Any:
     """Images as (n, C, H, W): (n, H, W) gets one channel, extra leading axes are channels."""
     t = x if isinstance(x, torch.Tensor) else np.asarray(x)
-    kind = str(t.dtype)
-    if t.dtype == torch.bool if isinstance(t, torch.Tensor) else t.dtype.kind not in "iuf":
-        raise ValueError(f"{what}: images of dtype {kind}; the conv trunk reads float pixels "
-                         "or 8-bit integers 0..255.")
+    if isinstance(t, torch.Tensor):
+        numbers = not (t.dtype == torch.bool or t.is_complex())
+    else:
+        numbers = t.dtype.kind in "iuf"
+    if not numbers:
+        raise ValueError(f"{what}: images of dtype {t.dtype}; the conv trunk reads float "
+                         "pixels or 8-bit integers 0..255.")
     n, (H, W) = t.shape[0], t.shape[-2:]
     return t.reshape(n, -1, H, W)
 
