@@ -282,3 +282,12 @@ def test_sparse_formats_stay_sparse_and_kinds_must_match_the_fit():
     table = DeepMultiTaskClassifier(**KW).fit(dense.astype(float), y)
     with pytest.raises(ValueError, match="read as 'images' input.*fitted on 'table'"):
         table.predict(dense.reshape(120, 5, 6))
+
+
+def test_options_of_another_input_kind_are_warned_about():
+    X, Y = digits(60)
+    with pytest.warns(UserWarning, match="tokenizer=.*has no effect: X is images input"):
+        DeepMultiTaskClassifier(tokenizer={"min_count": 2}, trunk={"channels": (4,)},
+                                **KW).fit(X, Y)
+    with pytest.warns(UserWarning, match="trunk=.*has no effect: X is table input"):
+        DeepMultiTaskClassifier(trunk={"dim": 4}, **KW).fit(X.reshape(60, -1), Y)

@@ -175,6 +175,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         if kind != fitted:
             raise ValueError(f"X is read as {kind!r} input, but the estimator was fitted on "
                              f"{fitted!r} input; give X in the kind of the fit.")
+        if fitting:
+            self._warn_unused_options(kind)
         if kind in TRUNK_KINDS:
             return self._trunk_data(X, y, task, kind, fitting)
         if fitting:

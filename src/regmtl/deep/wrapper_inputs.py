@@ -28,6 +28,7 @@ net then reads the rows those numbers select (:func:`take_inputs`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +39,7 @@ import scipy.sparse as sp
 from ..inputs import as_task_data
 from ..taskdata import TaskData
 from ._torch import torch
+from .conversion import find_stack_level
 from .tokenizer import Tokenizer
 from .trunks import ConvTrunk, TextTrunk
 
@@ -347,6 +349,17 @@ class TrunkInputs:
             raise ValueError(f"X has {x.shape[1]} columns (words), but the estimator was "
                              f"fitted on {size[0]}; give the bag of words over the fitted "
                              "vocabulary.")
+
+    def _warn_unused_options(self, kind: str) -> None:
+        """Warn that ``trunk`` (a table) or ``tokenizer`` (not texts) has no effect."""
+        unused = [(name, reads) for name, reads in (
+            ("trunk", "images, sparse bags of words, token ids and texts"),
+            ("tokenizer", "raw texts")) if getattr(self, name) is not None
+            and kind not in (TRUNK_KINDS if name == "trunk" else ("text",))]
+        for name, reads in unused:
+            warnings.warn(f"{name}={getattr(self, name)!r:.60} has no effect: X is {kind} "
+                          f"input, and {name} sets how {reads} are read; leave {name}=None.",
+                          UserWarning, stacklevel=find_stack_level())
 
     def _trunk_options(self, kind: str) -> dict:
         """``trunk``, checked against the options of ``kind``'s trunk."""
