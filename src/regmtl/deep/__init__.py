@@ -12,7 +12,7 @@
   architecture (``encoder=``): :class:`FeatureColumns` (embedded ids and categories with an
   out-of-vocabulary bucket, :class:`Categorical`, :class:`IdSequence`; standardized
   :class:`Numeric` columns), :class:`ConvTrunk` (images), :class:`TextTrunk` (token ids or
-  bag-of-words).
+  bag-of-words), and :class:`Tokenizer` (raw texts as padded word ids).
 - Click -> conversion chains: :class:`ESMM` (pCTCVR = pCTR x pCVR, trained on every
   impression), its labels from :func:`esmm_targets`.
 - Penalties by parameter group: :class:`L1Penalty`, :class:`L2Penalty`, :class:`GroupL21`
@@ -60,6 +60,7 @@ from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .saving import load_estimator as load_estimator
 from .tasks import Metric, TaskSpec
+from .tokenizer import Tokenizer
 from .trainer import EarlyStopping, Trainer, set_seed
 from .transfer import TransferredHead, transfer_head
 from .trunks import ConvTrunk, TextTrunk
@@ -86,6 +87,7 @@ __all__ = [
     "embedding_dim",
     "ConvTrunk",
     "TextTrunk",
+    "Tokenizer",
     "ESMM",
     "esmm_targets",
     "ParameterPenalty",

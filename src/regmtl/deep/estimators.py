@@ -14,7 +14,9 @@ timestamps) or of any scale reach the first layer at unit scale. A DataFrame's c
 string columns (pandas ``category``, ``object``, ``string``), and those named in
 ``categorical_features`` (integer ids), are embedded (:class:`~regmtl.deep.FeatureColumns`;
 vocabularies in ``categories_``, learned over every task's rows; an unseen value reads the
-out-of-vocabulary row; ``regmtl.deep.frames``).
+out-of-vocabulary row; ``regmtl.deep.frames``). Images (rank >= 3), SciPy sparse bags of
+words, token ids (``input_kind="tokens"``) and raw texts (the built-in tokenizer) go to a
+trunk instead, in every task form (``regmtl.deep.wrapper_inputs``).
 
 **Many tasks.** With several tasks and one design per task (lists, dicts, long form), each row
 runs through its own task's head only (the per-row layout of :class:`~regmtl.deep.Trainer`),
@@ -37,10 +39,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, d2_pinball_score, d2_tweedie_score, r2_score
-from sklearn.utils import check_array
+from sklearn.utils import ClassifierTags, check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -55,7 +56,6 @@ from .conversion import (
     class_codes,
     class_count_message,
     class_index,
-    find_stack_level,
     many_classes,
     numeric_text,
     plain_label,
@@ -65,16 +65,25 @@ from .conversion import (
 )
 from .divergence import ON_DIVERGENCE
 from .features import Categorical, FeatureColumns, Numeric
-from .frames import ColumnCodes, categorical_columns, check_column_types, id_like_columns
+from .frames import ColumnCodes, TableInputs
 from .inputs import as_inputs, chunks, to_device
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
 from .tasks import KINDS, TaskSpec
+from .tokenizer import Tokenizer
 from .trainer import EarlyStopping, Trainer, set_seed
 from .validation import check_finite_predictions
 from .weighting import WEIGHTINGS, Weighting
 from .wrapper_docs import LOSS_PARAMETER, MODEL_LOSS_PARAMETER, TARGET_ATTRIBUTES, wrapper_doc
+from .wrapper_inputs import (
+    INPUT_KINDS,
+    TRUNK_KINDS,
+    TrunkInputs,
+    kind_of,
+    row_numbers,
+    take_inputs,
+)
 from .wrapper_losses import TaskLoss, target_scale, task_losses
 
 __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel"]
@@ -82,7 +91,7 @@ __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskMo
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
-class _DeepMultiTask(BaseEstimator):
+class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
     """Input conversion, the net, the trainer, saving."""
 
     _kind = "regression"
@@ -111,6 +120,9 @@ class _DeepMultiTask(BaseEstimator):
         "verbose": ["verbose"],
         "categorical_features": [StrOptions({"from_dtype"}), list, tuple],
         "on_divergence": [StrOptions(set(ON_DIVERGENCE))],
+        "input_kind": [StrOptions(set(INPUT_KINDS))],
+        "trunk": [dict, None],
+        "tokenizer": [dict, None],
         "warm_start": ["boolean"],
     }
 
@@ -126,7 +138,9 @@ class _DeepMultiTask(BaseEstimator):
                  early_stopping: bool = True, validation_fraction: float = 0.1,
                  patience: int = 10, random_state: Any = 0, device: str = "auto",
                  verbose: int = 0, categorical_features: Any = "from_dtype",
-                 on_divergence: str = "raise", warm_start: bool = False):
+                 on_divergence: str = "raise", input_kind: str = "auto", trunk: Any = None,
+                 tokenizer: Any = None,
+                 warm_start: bool = False):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -149,6 +163,9 @@ class _DeepMultiTask(BaseEstimator):
         self.verbose = verbose
         self.categorical_features = categorical_features
         self.on_divergence = on_divergence
+        self.input_kind = input_kind
+        self.trunk = trunk
+        self.tokenizer = tokenizer
         self.warm_start = warm_start
 
     # ------------------------------------------------------------------ input
@@ -156,85 +173,24 @@ class _DeepMultiTask(BaseEstimator):
         return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
 
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
+        kind = kind_of(X, self.input_kind)
+        fitted = kind if fitting else getattr(self, "input_kind_", "table")
+        if kind != fitted:
+            raise ValueError(f"X is read as {kind!r} input, but the estimator was fitted on "
+                             f"{fitted!r} input; give X in the kind of the fit.")
+        if fitting:
+            self._warn_unused_options(kind)
+        if kind in TRUNK_KINDS:
+            return self._trunk_data(X, y, task, kind, fitting)
+        if fitting:
+            for attr in ("input_kind_", "input_size_", "tokenizer_"):
+                self.__dict__.pop(attr, None)
         X = self._frames(X, task, fitting)
         return as_task_data(
             X, y, task, tasks=None if fitting else self.tasks_, check_x=self._check_x,
             numeric_y=self._kind == "regression", require_y=y is not None or fitting,
             reset=fitting, single=False if fitting else self.input_form_ == "single",
         )
-
-    def _frames(self, X: Any, task: Any, fitting: bool) -> Any:
-        """``X`` with its categorical / string columns, and those ``categorical_features``
-        names, as codes (``regmtl.deep.frames``): vocabularies learned over every task's table
-        at fit (``categories_``), read after. A column the net cannot read (dates, durations,
-        complex numbers, missing values in a numeric column) is refused naming it; at fit, an
-        integer column that looks like ids, fit as a number, is warned about."""
-        if isinstance(X, pd.DataFrame):
-            frames, put = [X], lambda out: out[0]
-        elif isinstance(X, (list, tuple)) and len(X) and all(
-                isinstance(f, pd.DataFrame) for f in X):
-            frames, put = list(X), list
-        elif (isinstance(X, dict) and not sp.issparse(X)  # a dok matrix is a dict
-              and len(X) and all(isinstance(f, pd.DataFrame) for f in X.values())):
-            frames, put = list(X.values()), lambda out: dict(zip(X, out, strict=True))
-        else:
-            frames, put = [], None
-        exclude = task if isinstance(task, str) else None
-        declared = self._declared_categorical(frames, exclude) if fitting else list(
-            getattr(self, "categories_", None) or ())
-        for i, f in enumerate(frames):
-            check_column_types(f, exclude, "X" if len(frames) == 1 else f"X[{i}]",
-                               categorical_columns(f, exclude, declared))
-        if fitting:
-            codes = ColumnCodes.learn(frames, exclude, declared) if frames else None
-            self.__dict__.pop("categories_", None)
-            if frames and isinstance(self.categorical_features, str):
-                _warn_id_columns(frames, exclude, [] if codes is None else codes.columns)
-            if codes is not None:
-                named = [c for c in frames[0].columns if c != exclude]
-                if not all(isinstance(c, str) for c in named):
-                    raise ValueError(
-                        "X has categorical columns, so its columns need string names (they "
-                        "key the vocabularies saved with the model); got "
-                        f"{[c for c in named if not isinstance(c, str)][:3]}. Rename them, "
-                        "e.g. X.columns = X.columns.astype(str).")
-                self.categories_ = codes.categories
-        elif getattr(self, "categories_", None) is not None:
-            if not frames:
-                raise ValueError(
-                    "this estimator was fitted on a DataFrame with categorical columns "
-                    f"{list(self.categories_)[:5]}; give X as a DataFrame (or a list or dict "
-                    "of them) with those columns.")
-            codes = ColumnCodes(self.categories_)
-        else:
-            codes = None
-        if codes is None:
-            return X
-        return put([codes.encode(f) for f in frames])
-
-    def _declared_categorical(self, frames: list, exclude: Any) -> list:
-        """The columns ``categorical_features`` names (none for ``"from_dtype"``), checked
-        against the tables' columns."""
-        names = self.categorical_features
-        if isinstance(names, str):
-            return []
-        names = list(names)
-        bad = [c for c in names if not isinstance(c, str)]
-        if bad:
-            raise ValueError(f"categorical_features names DataFrame columns by their names "
-                             f"(str), got {bad[0]!r:.40}; give the column names, e.g. "
-                             "categorical_features=['user', 'item'].")
-        if names and not frames:
-            raise ValueError(f"categorical_features={names[:5]!r} names DataFrame columns, "
-                             "but X is not a DataFrame (nor a list or dict of them); give X "
-                             "as a DataFrame with those columns.")
-        for f in frames:
-            absent = [c for c in names if c not in f.columns or c == exclude]
-            if absent:
-                raise ValueError(f"categorical_features: X has no feature column "
-                                 f"{absent[0]!r}; its columns are "
-                                 f"{[c for c in f.columns if c != exclude][:10]}.")
-        return names
 
     def _categorical(self) -> np.ndarray:
         """Positions of the categorical columns among the features (empty without any)."""
@@ -249,6 +205,9 @@ class _DeepMultiTask(BaseEstimator):
         deviation (``x_mean_``, ``x_scale_``; constant columns only centred) in float64 before
         the float32 cast; with categorical columns, a dict of the numeric block
         (``"numeric"``) and each column's int64 codes (``"cat0"``, ``"cat1"``, ...)."""
+        row_inputs = getattr(data, "row_inputs", None)
+        if row_inputs is not None:
+            return take_inputs(row_inputs, row_numbers(data.X))
         X = np.asarray(data.X, dtype=np.float64)
         mean = getattr(self, "x_mean_", None)
         if mean is not None:
@@ -264,6 +223,8 @@ class _DeepMultiTask(BaseEstimator):
         return out
 
     def _fit_input_scale(self, data: TaskData) -> None:
+        if getattr(data, "row_inputs", None) is not None:  # a trunk reads them as they are
+            return
         X = np.asarray(data.X, dtype=np.float64)
         self.x_mean_ = X.mean(axis=0)
         sd = np.sqrt(((X - self.x_mean_) ** 2).mean(axis=0))
@@ -290,6 +251,9 @@ class _DeepMultiTask(BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _encoder(self) -> FeatureColumns | None:
         """The categorical columns' embeddings beside the numeric block (already standardized)."""
+        kind = getattr(self, "input_kind_", "table")
+        if kind in TRUNK_KINDS:
+            return self._trunk_encoder(kind)
         cats = getattr(self, "categories_", None)
         if not cats:
             return None
@@ -527,7 +491,8 @@ class _DeepMultiTask(BaseEstimator):
         return segs
 
     def net_inputs(self, X: Any) -> Any:
-        """``X`` (one design: an array or a DataFrame) as the fitted net reads it.
+        """``X`` (one design of the fit's kind: a table, images, a sparse matrix, token ids or
+        texts) as the fitted net reads it.
 
         The estimator's own preparation: the features checked against the fit, categorical
         columns as codes, numeric columns standardized (``x_mean_``, ``x_scale_``). What
@@ -540,9 +505,10 @@ class _DeepMultiTask(BaseEstimator):
 
         Returns
         -------
-        Tensor or dict of Tensor
-            A float32 tensor, or a dict of the numeric block and each categorical column's
-            int64 codes.
+        Tensor, SparseRows or dict of Tensor
+            A float32 tensor (a table, images), a dict of the numeric block and each
+            categorical column's int64 codes, sparse rows (a bag of words), or int64 token
+            ids (token ids, texts through ``tokenizer_``).
         """
         return as_inputs(self._design(self._predict_data(X, None)))
 
@@ -556,6 +522,7 @@ class _DeepMultiTask(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = self.input_kind in ("auto", "sparse")  # a bag of words
         return tags
 
     # ------------------------------------------------------------------ persistence
@@ -611,6 +578,11 @@ class _DeepMultiTask(BaseEstimator):
             out["x_scale_"] = array_to_json(self.x_scale_)
         if getattr(self, "categories_", None):
             out["categories_"] = ColumnCodes(self.categories_).to_json()
+        if getattr(self, "input_kind_", "table") in TRUNK_KINDS:
+            out["input_kind_"] = self.input_kind_
+            out["input_size_"] = [int(v) for v in self.input_size_]
+            if self.input_kind_ == "text":
+                out["tokenizer_"] = self.tokenizer_.to_json()
         return out
 
     def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
@@ -632,6 +604,19 @@ class _DeepMultiTask(BaseEstimator):
             return value
         if name == "categories_":
             return ColumnCodes.from_json(value).categories
+        if name == "input_kind_":
+            if value not in TRUNK_KINDS:
+                raise ValueError(f"attribute 'input_kind_' = {value!r:.40} is not one of "
+                                 f"{TRUNK_KINDS}")
+            return value
+        if name == "input_size_":
+            if not isinstance(value, list) or not 1 <= len(value) <= 3 or any(
+                    isinstance(v, bool) or not isinstance(v, int) or not 1 <= v < 2**31
+                    for v in value):
+                raise ValueError("attribute 'input_size_' must list one to three sizes >= 1")
+            return value
+        if name == "tokenizer_":
+            return Tokenizer.from_json(value)
         if name == "history_":
             if not isinstance(value, dict):
                 raise ValueError("attribute 'history_' is not a table")
@@ -720,6 +705,7 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
                  categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None,
                  warm_start: bool = False):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
@@ -729,7 +715,7 @@ one loss per task; ``predict`` gives the mean count and the quantile:
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
             categorical_features=categorical_features, on_divergence=on_divergence,
-            warm_start=warm_start)
+            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer, warm_start=warm_start)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -1088,6 +1074,7 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
                  categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None,
                  warm_start: bool = False):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
@@ -1097,7 +1084,7 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
             categorical_features=categorical_features, on_divergence=on_divergence,
-            warm_start=warm_start)
+            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer, warm_start=warm_start)
         self.kinds = kinds
         self.loss = loss
 
@@ -1345,6 +1332,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        if tags.classifier_tags is None:  # it has predict_proba (for its classes' tasks)
+            tags.classifier_tags = ClassifierTags()
         return tags
 
 
@@ -1354,21 +1343,3 @@ def _declare(label: Any) -> str:
     return (f"declare the task's kind: kinds={{{label!r}: 'regression'}} (numbers given as "
             f"text are then read as numbers), or kinds={{{label!r}: 'classification'}} to "
             "keep them classes.")
-
-
-def _warn_id_columns(frames: list, exclude: Any, categorical: list) -> None:
-    """Warn, naming them, about the integer columns that look like ids but are fit as
-    numbers (:func:`~regmtl.deep.frames.id_like_columns`)."""
-    found = id_like_columns(frames, exclude, categorical)
-    if not found:
-        return
-    name, k, lo, hi = found[0]
-    names = [c for c, *_ in found]
-    warnings.warn(
-        f"X: integer column(s) {names[:5]!r} look like ids and are fit as numbers (column "
-        f"{name!r}: {k} distinct values in {lo}..{hi}): the net reads id {lo + 1} as lying "
-        f"between ids {lo} and {lo + 2}. If they are ids, declare them categorical, "
-        f"categorical_features={names[:5]!r} (or X[{name!r}] = X[{name!r}].astype('category')), "
-        "and each id gets an embedding; if they are quantities, name the categorical columns "
-        "yourself (categorical_features=[] for "
-        "none) and this warning is not given.", UserWarning, stacklevel=find_stack_level())

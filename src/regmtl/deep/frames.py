@@ -27,13 +27,18 @@ complex numbers, missing values in a numeric column). Values must be str, int, f
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-__all__ = ["ColumnCodes", "categorical_columns", "check_column_types", "id_like_columns"]
+from .conversion import find_stack_level
+
+__all__ = ["ColumnCodes", "TableInputs", "categorical_columns", "check_column_types",
+           "id_like_columns"]
 
 _SCALARS = (str, bool, int, float)
 
@@ -451,3 +456,99 @@ def _codes(col: pd.Series, index: dict, size: int) -> np.ndarray:
 
 def _code_of(index: dict, key: tuple, size: int) -> int:
     return size if key[1] is None else index.get(key, size)
+
+
+class TableInputs:
+    """What the scikit-learn wrappers do to DataFrames: their categorical and string columns,
+    and those ``categorical_features`` names, as codes (mixed into the wrappers)."""
+
+    def _frames(self, X: Any, task: Any, fitting: bool) -> Any:
+        """``X`` with its categorical / string columns, and those ``categorical_features``
+        names, as codes (``regmtl.deep.frames``): vocabularies learned over every task's table
+        at fit (``categories_``), read after. A column the net cannot read (dates, durations,
+        complex numbers, missing values in a numeric column) is refused naming it; at fit, an
+        integer column that looks like ids, fit as a number, is warned about."""
+        if isinstance(X, pd.DataFrame):
+            frames, put = [X], lambda out: out[0]
+        elif isinstance(X, (list, tuple)) and len(X) and all(
+                isinstance(f, pd.DataFrame) for f in X):
+            frames, put = list(X), list
+        elif (isinstance(X, dict) and not sp.issparse(X)  # a dok matrix is a dict
+              and len(X) and all(isinstance(f, pd.DataFrame) for f in X.values())):
+            frames, put = list(X.values()), lambda out: dict(zip(X, out, strict=True))
+        else:
+            frames, put = [], None
+        exclude = task if isinstance(task, str) else None
+        declared = self._declared_categorical(frames, exclude) if fitting else list(
+            getattr(self, "categories_", None) or ())
+        for i, f in enumerate(frames):
+            check_column_types(f, exclude, "X" if len(frames) == 1 else f"X[{i}]",
+                               categorical_columns(f, exclude, declared))
+        if fitting:
+            codes = ColumnCodes.learn(frames, exclude, declared) if frames else None
+            self.__dict__.pop("categories_", None)
+            if frames and isinstance(self.categorical_features, str):
+                _warn_id_columns(frames, exclude, [] if codes is None else codes.columns)
+            if codes is not None:
+                named = [c for c in frames[0].columns if c != exclude]
+                if not all(isinstance(c, str) for c in named):
+                    raise ValueError(
+                        "X has categorical columns, so its columns need string names (they "
+                        "key the vocabularies saved with the model); got "
+                        f"{[c for c in named if not isinstance(c, str)][:3]}. Rename them, "
+                        "e.g. X.columns = X.columns.astype(str).")
+                self.categories_ = codes.categories
+        elif getattr(self, "categories_", None) is not None:
+            if not frames:
+                raise ValueError(
+                    "this estimator was fitted on a DataFrame with categorical columns "
+                    f"{list(self.categories_)[:5]}; give X as a DataFrame (or a list or dict "
+                    "of them) with those columns.")
+            codes = ColumnCodes(self.categories_)
+        else:
+            codes = None
+        if codes is None:
+            return X
+        return put([codes.encode(f) for f in frames])
+
+    def _declared_categorical(self, frames: list, exclude: Any) -> list:
+        """The columns ``categorical_features`` names (none for ``"from_dtype"``), checked
+        against the tables' columns."""
+        names = self.categorical_features
+        if isinstance(names, str):
+            return []
+        names = list(names)
+        bad = [c for c in names if not isinstance(c, str)]
+        if bad:
+            raise ValueError(f"categorical_features names DataFrame columns by their names "
+                             f"(str), got {bad[0]!r:.40}; give the column names, e.g. "
+                             "categorical_features=['user', 'item'].")
+        if names and not frames:
+            raise ValueError(f"categorical_features={names[:5]!r} names DataFrame columns, "
+                             "but X is not a DataFrame (nor a list or dict of them); give X "
+                             "as a DataFrame with those columns.")
+        for f in frames:
+            absent = [c for c in names if c not in f.columns or c == exclude]
+            if absent:
+                raise ValueError(f"categorical_features: X has no feature column "
+                                 f"{absent[0]!r}; its columns are "
+                                 f"{[c for c in f.columns if c != exclude][:10]}.")
+        return names
+
+
+def _warn_id_columns(frames: list, exclude: Any, categorical: list) -> None:
+    """Warn, naming them, about the integer columns that look like ids but are fit as
+    numbers (:func:`~regmtl.deep.frames.id_like_columns`)."""
+    found = id_like_columns(frames, exclude, categorical)
+    if not found:
+        return
+    name, k, lo, hi = found[0]
+    names = [c for c, *_ in found]
+    warnings.warn(
+        f"X: integer column(s) {names[:5]!r} look like ids and are fit as numbers (column "
+        f"{name!r}: {k} distinct values in {lo}..{hi}): the net reads id {lo + 1} as lying "
+        f"between ids {lo} and {lo + 2}. If they are ids, declare them categorical, "
+        f"categorical_features={names[:5]!r} (or X[{name!r}] = X[{name!r}].astype('category')), "
+        "and each id gets an embedding; if they are quantities, name the categorical columns "
+        "yourself (categorical_features=[] for "
+        "none) and this warning is not given.", UserWarning, stacklevel=find_stack_level())

@@ -34,7 +34,8 @@ ARCHITECTURE_NETS = {name: cls.__name__ for name, cls in ARCHITECTURES.items()}
 #: the estimator classes a folder may name, by class name (filled by :func:`saved_as_folder`)
 ESTIMATORS: dict[str, type] = {}
 _SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
-          "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_")
+          "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_",
+          "input_kind_", "input_size_", "tokenizer_")
 _REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
              "history_")
 _DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
@@ -85,6 +86,8 @@ def param_to_json(name: str, v: Any) -> Any:
                     "options": {a: _plain(getattr(v, a)) for a in args}}
         if isinstance(v, list):
             return {"list": [scalar(x) for x in v]}
+        if isinstance(v, dict):  # trunk and tokenizer options
+            return {"options": _plain(v)}
         return scalar(v)
     except (TypeError, AttributeError) as exc:
         raise TypeError(f"parameter {name}={v!r} cannot be saved ({exc}); set a plain value "
@@ -103,8 +106,22 @@ def param_from_json(name: str, v: Any) -> Any:
         for x in v["list"]:
             check_scalar(x, f"parameter {name!r}")
         return [unscalar(x) for x in v["list"]]
+    if isinstance(v, dict) and set(v) == {"options"} and isinstance(v["options"], dict):
+        return _options(name, v["options"])
     check_scalar(v, f"parameter {name!r}")
     return unscalar(v)
+
+
+def _options(name: str, value: Any, depth: int = 0) -> Any:
+    """Trunk or tokenizer options read back: str keys, numbers, strings, lists of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, list) and depth < 2:
+        return [_options(name, x, depth + 1) for x in value]
+    if isinstance(value, dict) and depth == 0 and all(isinstance(k, str) for k in value):
+        return {k: _options(name, x, depth + 1) for k, x in value.items()}
+    raise ValueError(f"parameter {name!r} holds options that are not numbers, strings or "
+                     "lists of them")
 
 
 def _estimator(spec: Any) -> tuple[Any, dict]:
@@ -152,7 +169,25 @@ def _check_net_matches(est: Any, attrs: dict, config: dict) -> None:
         raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
                          f"builds a {want}")
     cats = attrs.get("categories_")
-    if cats is not None:
+    kind = attrs.get("input_kind_")
+    if ("input_kind_" in attrs) != ("input_size_" in attrs) or (
+            ("tokenizer_" in attrs) != (kind == "text")):
+        raise ValueError("input_kind_ and input_size_ come together, with tokenizer_ for "
+                         "texts only")
+    if kind is not None:
+        if cats is not None or "x_mean_" in attrs:
+            raise ValueError(f"a model of {kind} input has no categories_ nor x_mean_")
+        if kind == "text" and attrs["tokenizer_"].n_ids != attrs["input_size_"][0]:
+            raise ValueError("tokenizer_'s vocabulary does not fit input_size_")
+        if len(attrs["input_size_"]) != (3 if kind == "images" else 1):
+            raise ValueError(f"input_size_ does not describe {kind} input")
+        probe = type(est)(**est.get_params())
+        probe.input_kind_, probe.input_size_ = kind, attrs["input_size_"]
+        want_encoder = json.loads(json.dumps(module_config(probe._encoder(), "encoder")))
+        if kw.get("n_features") is not None or kw.get("encoder") != want_encoder:
+            raise ValueError(f"the net's encoder is not the trunk of the saved {kind} input "
+                             "(input_size_, trunk)")
+    elif cats is not None:
         names = list(attrs.get("feature_names_in_", []))
         absent = [c for c in cats if c not in names]
         if absent or len(cats) > attrs["n_features_in_"]:

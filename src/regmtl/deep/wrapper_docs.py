@@ -118,6 +118,22 @@ on_divergence : {"raise", "restore_best"}, default="raise"
     ``"raise"`` stops the fit with :class:`~regmtl.deep.TrainingDiverged` (naming the task,
     the epoch, the step and the learning rate); ``"restore_best"`` keeps the best weights
     seen and warns (see :class:`~regmtl.deep.Trainer`).
+input_kind : {"auto", "table", "images", "sparse", "tokens", "text"}, default="auto"
+    What ``X`` holds (``regmtl.deep.wrapper_inputs``): a table (2-D array or DataFrame, the
+    MLP), images of rank >= 3 (a :class:`~regmtl.deep.ConvTrunk`), a SciPy sparse bag of
+    words, integer token ids (n, length) padded with 0, or raw texts (a 1-D array, list or
+    Series of str; the built-in :class:`~regmtl.deep.Tokenizer`), the last three
+    through a :class:`~regmtl.deep.TextTrunk`. ``"auto"`` finds all but token ids, which an
+    integer table cannot be told from.
+trunk : dict, optional
+    Options of the trunk the input kind gets (the wrapper sets the channels or vocabulary
+    size from the data): ``ConvTrunk``'s ``channels`` (default (32, 64)), ``kernel_size``,
+    ``out_features``, ``dropout``, ``batch_norm``, ``pool``; ``TextTrunk``'s ``dim``
+    (default 64), ``mode``, ``conv`` (ids only), ``out_features``, ``dropout``,
+    ``oov_rate``, ``padding_idx`` (token ids only).
+tokenizer : dict, optional
+    Options of the tokenizer of raw texts: ``lowercase`` (True), ``min_count`` (1),
+    ``max_size`` (20000 words), ``max_length`` (256 words per text).
 warm_start : bool, default=False
     When True, a fit after a fit continues its training (the weights, the optimizer's
     moments, the weighting's state, the early-stopping record, the random streams and the
@@ -153,6 +169,13 @@ x_mean_, x_scale_ : ndarray of shape (n_features,)
     categorical columns).
 categories_ : dict
     Each categorical column's vocabulary (only when X had such columns).
+input_kind_ : str
+    What the fit read: ``"table"``, ``"images"``, ``"sparse"``, ``"tokens"`` or ``"text"``.
+input_size_ : list of int
+    For a trunk's input: the images' (C, H, W), or the number of ids or columns V its
+    embedding reads (absent for a table).
+tokenizer_ : Tokenizer
+    The vocabulary learned from raw texts (``input_kind_ == "text"`` only).
 """
 
 #: The regressor's target maps.
