@@ -27,7 +27,8 @@ from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
-from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
+from .diagnostics import (MAX_COSINE_TASKS, GradientBalance, check_levels, metric_directions,
+                          warn_if_dominated)
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
 from .heads import TaskGates, TaskHeads
@@ -167,7 +168,10 @@ class Trainer:
         task or under DDP.
     dominance : float or None, default=0.9
         A UserWarning names the task whose gradient share stayed above this in each of the
-        last three epochs (the other tasks are suppressed); None: no warning.
+        last three epochs when another task is also suppressed there: even its best
+        validation metric of those epochs (training loss without validation data) more than
+        10 % below its best of the run or its ``single_task_levels`` entry (the rule of
+        :mod:`regmtl.deep.diagnostics`); None: no warning.
     lazy_heads : bool, default=False
         Update each task's head (and MMoE gate) only on the steps whose batch holds rows of
         that task: the per-row gather gives row-sparse gradients and a lazy Adam
@@ -199,6 +203,12 @@ class Trainer:
         step and learning rate; ``"restore_best"`` restores the best weights seen (by the
         monitor, else the training loss; else the initial ones) and warns. A step that the
         float16 gradient scaler skips is not a divergence.
+    single_task_levels : dict of str to float, optional
+        What each task reaches trained alone, in its judged validation metric
+        (:func:`~regmtl.deep.diagnostics.judged_column`: ``r2``, ``auc`` or ``accuracy``
+        when logged), or keyed by a column (``{"val/TASK/METRIC": value}``): a dominated
+        task below it by more than 10 % is called suppressed even when it is at its own best
+        (see ``dominance``).
 
     Attributes
     ----------
@@ -271,7 +281,8 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
                  grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  lazy_heads: bool = False, standardize: bool = True,
-                 normalize_losses: bool = True, on_divergence: str = "raise"):
+                 normalize_losses: bool = True, on_divergence: str = "raise",
+                 single_task_levels: Mapping[str, float] | None = None):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         opt = check_option  # every option by type and range, with the same words
@@ -327,6 +338,7 @@ class Trainer:
         self.seed = seed
         self.progress = progress
         self.grad_balance, self.dominance = grad_balance, dominance
+        self.single_task_levels = check_levels(single_task_levels, [t.name for t in net.tasks])
         self.lazy_heads = lazy_heads
         # "auto": one step per epoch up to MAX_AUTO_TASKS tasks (T backward passes each)
         self._balance_steps = (int(len(net.tasks) <= MAX_AUTO_TASKS)
@@ -518,7 +530,8 @@ class Trainer:
                 else len(rows))  # the epoch of the net's weights
         warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
         if step.balance is not None and self.dominance is not None:
-            warn_if_dominated(self.history_, self.dominance, 3)
+            warn_if_dominated(self.history_, self.dominance, 3, levels=self.single_task_levels,
+                              higher=metric_directions(self.tasks))
         self.net.eval()
         return self
 
