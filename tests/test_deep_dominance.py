@@ -13,7 +13,13 @@ pytest.importorskip("torch")
 
 from regmtl.deep import HardSharing, TaskSpec, Trainer, set_seed  # noqa: E402
 from regmtl.deep.diagnostics import (  # noqa: E402
-    SUPPRESSION_GAP, check_levels, dominance, dominant_task, judged_column, warn_if_dominated)
+    SUPPRESSION_GAP,
+    check_levels,
+    dominance,
+    dominant_task,
+    judged_column,
+    warn_if_dominated,
+)
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((600, 6))

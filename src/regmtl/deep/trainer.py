@@ -27,10 +27,16 @@ from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
-from .diagnostics import (MAX_COSINE_TASKS, GradientBalance, check_levels, metric_directions,
-                          warn_if_dominated)
+from .diagnostics import (
+    MAX_COSINE_TASKS,
+    GradientBalance,
+    check_levels,
+    metric_directions,
+    warn_if_dominated,
+)
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
+from .expert_use import usage_after_fit
 from .heads import TaskGates, TaskHeads
 from .nets import MultiTaskNet
 from .optim import clip_grad_norm, make_optimizer
@@ -221,6 +227,11 @@ class Trainer:
     loss_scale_ : dict of str to float
         :math:`c_t` of each task (1 with ``normalize_losses=False``, or for a task whose
         training labels are all alike or absent).
+    expert_usage_ : ExpertUsage or None
+        For MMoE, CGC and PLE, each gate's mean share of each expert and its entropy on the
+        validation data (else on up to 10,000 training rows) at the end of ``fit``, the
+        unused experts and a collapse warning (:func:`~regmtl.deep.expert_use.expert_usage`);
+        None for other nets.
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
@@ -532,6 +543,7 @@ class Trainer:
         if step.balance is not None and self.dominance is not None:
             warn_if_dominated(self.history_, self.dominance, 3, levels=self.single_task_levels,
                               higher=metric_directions(self.tasks))
+        self.expert_usage_ = usage_after_fit(net, val_ds, loaders, warn=ctx.main)
         self.net.eval()
         return self
 
