@@ -699,12 +699,13 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
 
 
 # --------------------------------------------------------------------- deep training
-def _training_record(model: Any) -> tuple[Any, dict | None, int | None]:
-    """(history with readable task names, loss scales, best epoch)."""
+def _training_parts(model: Any) -> tuple[Any, dict | None, int | None, Any, dict]:
+    """(history with readable task names, loss scales, best epoch, the trainer or None,
+    the net's task name -> readable name)."""
     import pandas as pd
 
     if isinstance(model, pd.DataFrame):
-        return model, None, None
+        return model, None, None, None, {}
     history = getattr(model, "history_", None)
     if history is None:
         raise ValueError("training_report: pass a fitted regmtl.deep Trainer, a deep "
@@ -725,7 +726,67 @@ def _training_record(model: Any) -> tuple[Any, dict | None, int | None]:
     history = history.rename(columns=rename) if names else history
     if scales is not None and names:
         scales = {names.get(k, k): v for k, v in scales.items()}
-    return history, scales, getattr(model, "best_epoch_", None)
+    return history, scales, getattr(model, "best_epoch_", None), trainer, names
+
+
+def _balance_text(history: Any, dominance: float, levels: dict | None,
+                  higher: dict | None) -> str:
+    """The Balance section's verdict: which task dominated, and whether it suppressed
+    another (the rule of :mod:`regmtl.deep.diagnostics`)."""
+    from .deep.diagnostics import dominance as find_dominance
+
+    found = find_dominance(history, dominance, 3, levels=levels, higher=higher)
+    if found is None:
+        shares = history[[c for c in history.columns
+                          if str(c).startswith("grad_share/")]].iloc[-3:].mean()
+        if shares.notna().any():
+            top = shares.idxmax().split("/", 1)[1]
+            return (f"**No task dominated the shared layers** (largest share over the last "
+                    f"three epochs: {top}, {shares.max():.0%}).")
+        return ("**The gradient shares were not measured in the last three epochs** (the "
+                "history holds NaN there), so the balance of the shared layers is unknown.")
+    head = (f"**Task {found.task} dominated the shared layers**: it wrote {found.share:.0%} "
+            "of their gradient norm over the last three epochs")
+    rule = (f"(a task is suppressed when even its best of those epochs is more than "
+            f"{found.tol:.0%} below its best of the run, or its single-task level)")
+    if found.suppressed:
+        return (f"{head}, and **suppressed {', '.join(s.task for s in found.suppressed)}**: "
+                + "; ".join(s.describe() for s in found.suppressed) + f" {rule}.")
+    clauses = "; ".join(s.describe() for s in found.others)
+    return (f"{head}, but suppressed no task" + (f": {clauses}" if clauses else "")
+            + f" {rule}.")
+
+
+def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
+    """The Experts section: a table per level (gates' shares of the experts, entropy) and
+    the collapse warning."""
+    def readable(label: str) -> str:
+        owner, _, rest = str(label).partition("[")
+        return names.get(owner, owner) + ("[" + rest if rest else "")
+
+    rep.add_heading("Expert use")
+    rep.add_text(f"Each gate's mean share of each expert over {usage.n_rows} rows (the "
+                 "validation data, else training rows; each row of shares sums to 1), and its "
+                 "mean *entropy* against the most it can be, log K (a uniform gate): 0 means "
+                 "it picks one expert on every row. An expert is *unused* when every gate "
+                 "reading it gives it under a tenth of a uniform share.")
+    if usage.warning is not None:
+        rep.add_text(f"**Expert collapse.** {usage.warning.split(': ', 1)[1]}")
+    else:
+        rep.add_text("**No collapse**: no level has every task's gate on one expert, or most "
+                     "of its experts unused.")
+    if usage.unused:
+        rep.add_text("Unused experts: " + ", ".join(
+            f"{readable(e)} (level {lv})" for lv, e in usage.unused) + ".")
+    levels = usage.levels
+    for level in levels:
+        table = usage.table(level).rename(index=lambda g: names.get(g, g),
+                                          columns=readable)
+        table = table.rename(columns={"entropy": "entropy", "max_entropy": "log K",
+                                      "top_expert": "top expert", "top_share": "top share"})
+        table["top expert"] = table["top expert"].map(readable)
+        rep.add_table(table, caption="Gates and experts" + (
+            f", level {level}" if len(levels) > 1 else ""), float_format="{:.3g}")
 
 
 def _task_table(history: Any, tasks: list[str], scales: dict | None,
@@ -754,15 +815,21 @@ def _task_table(history: Any, tasks: list[str], scales: dict | None,
 
 
 def training_report(model: Any, *, title: str | None = None, created: Any = None,
-                    dominance: float = 0.9, n_jobs: int | None = None) -> Report:
+                    dominance: float = 0.9, single_task_levels: dict | None = None,
+                    n_jobs: int | None = None) -> Report:
     """A report of a deep multi-task training: per-task losses, weights, gradient balance.
 
     It states whether one task dominated the shared layers (its share of their gradient norm
-    above ``dominance`` over the last three epochs), tabulates each task (training loss,
+    above ``dominance`` over the last three epochs) and whether it suppressed another (that
+    task's validation metric more than 10 % below its best or single-task level, the rule of
+    :mod:`regmtl.deep.diagnostics`), tabulates each task (training loss,
     validation loss and metrics at the best epoch, weight, gradient share, the constant
     predictor's loss the trainer divides by), and plots the losses against the constant
     predictor's (:func:`~regmtl.plotting.plot_training_history`), the weights, and the
-    gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`).
+    gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`). For MMoE,
+    CGC and PLE it adds the trainer's expert use (``expert_usage_``, see
+    :mod:`regmtl.deep.expert_use`): a table per level of each gate's mean share of each expert
+    and its entropy, the unused experts, and a collapse warning.
 
     Parameters
     ----------
@@ -776,6 +843,9 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
         The footer date (see :class:`Report`).
     dominance : float, default=0.9
         The gradient share above which a task is said to dominate.
+    single_task_levels : dict of str to float, default=None
+        Each task's level trained alone, in its judged validation metric (see
+        :class:`~regmtl.deep.Trainer`); default: the trainer's own ``single_task_levels``.
     n_jobs : int, default=None
         Processes that draw the figures (the calling one included; -1: one per core).
 
@@ -809,13 +879,11 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     >>> report.write("training.html").name
     'training.html'
     """
-    from .deep.diagnostics import dominant_task
-
     title = check_option("title", title, "str", none=True)
     dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
     check_n_jobs(n_jobs)
     check_created(created)
-    history, scales, best = _training_record(model)
+    history, scales, best, trainer, names = _training_parts(model)
     tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
     if not tasks or any(f"weight/{t}" not in history.columns for t in tasks):
         raise ValueError("training_report: the history has no loss/TASK and weight/TASK "
@@ -839,22 +907,8 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
                  "negative *cosine* that two tasks pull them apart.")
     rep.add_heading("Balance")
     if any(str(c).startswith("grad_share/") for c in history.columns):
-        found = dominant_task(history, dominance, 3)
-        if found is not None:
-            rep.add_text(f"**Task {found[0]} dominated the shared layers**: it wrote "
-                         f"{found[1]:.0%} of their gradient norm over the last three epochs; "
-                         "the other tasks are suppressed.")
-        else:
-            shares = history[[c for c in history.columns
-                              if str(c).startswith("grad_share/")]].iloc[-3:].mean()
-            if shares.notna().any():
-                top = shares.idxmax().split("/", 1)[1]
-                rep.add_text(f"**No task dominated the shared layers** (largest share over "
-                             f"the last three epochs: {top}, {shares.max():.0%}).")
-            else:  # logged, but no measurement landed in the last epochs
-                rep.add_text("**The gradient shares were not measured in the last three "
-                             "epochs** (the history holds NaN there), so the balance of the "
-                             "shared layers is unknown.")
+        rep.add_text(_balance_text(history, dominance, *_judging(
+            trainer, names, tasks, single_task_levels)))
         rep._defer_figure(delayed(_plot_png)("plot_gradient_balance", history,
                                              dominance=dominance),
                           caption="Gradient shares (solid) and pairwise cosines (dashed)")
@@ -869,4 +923,23 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
                       caption="Training (solid) and validation (dashed) losses")
     rep._defer_figure(delayed(_plot_png)("plot_training_history", history, what="weight"),
                       caption="Mean effective weight of each epoch")
+    usage = getattr(trainer, "expert_usage_", None)
+    if usage is not None:
+        _add_expert_use(rep, usage, names)
     return rep._draw(n_jobs)
+
+
+def _judging(trainer: Any, names: dict, tasks: list[str],
+             levels: dict | None) -> tuple[dict | None, dict | None]:
+    """(single-task levels in the history's names, metric directions) for the Balance
+    verdict: the given levels, else the trainer's; the trainer's tasks' directions."""
+    from .deep.diagnostics import check_levels, metric_directions
+
+    if levels is None and trainer is not None:
+        own = getattr(trainer, "single_task_levels", None) or {}
+        levels = {"/".join(names.get(p, p) if i == (0 if len(k.split("/")) == 1 else 1)
+                           else p for i, p in enumerate(k.split("/"))): v
+                  for k, v in own.items()} or None
+    levels = check_levels(levels, tasks)
+    higher = metric_directions(getattr(trainer, "tasks", None))
+    return levels, higher
