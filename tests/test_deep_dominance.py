@@ -3,6 +3,7 @@ alone: no warning when the other task is at its best (0.999 accuracy) or was res
 IMTL, a warning when a task is really suppressed (its metric below its best or its
 single-task level)."""
 
+import math
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ pytest.importorskip("torch")
 from regmtl.deep import HardSharing, TaskSpec, Trainer, set_seed  # noqa: E402
 from regmtl.deep.diagnostics import (  # noqa: E402
     SUPPRESSION_GAP,
+    DominanceRule,
     check_levels,
     dominance,
     dominant_task,
@@ -74,9 +76,11 @@ def test_a_single_task_level_reveals_a_task_that_never_learned():
     tasks, y = _scaled()
     kw = dict(lr=3e-3, max_epochs=40, standardize=False, normalize_losses=False)
     # with IMTL b reaches r2 ~0.8; a single-task level of 0.99 says it is still suppressed
-    _, said = _fit(tasks, y, weighting="imtl", single_task_levels={"b": 0.99}, **kw)
+    _, said = _fit(tasks, y, weighting="imtl", dominance=DominanceRule(levels={"b": 0.99}),
+                   **kw)
     assert len(said) == 1 and "against its single-task level 0.99" in said[0]
-    _, said = _fit(tasks, y, weighting="imtl", single_task_levels={"val/b/r2": 0.5}, **kw)
+    _, said = _fit(tasks, y, weighting="imtl",
+                   dominance=DominanceRule(levels={"val/b/r2": 0.5}), **kw)
     assert said == []  # a level below what it reached: judged against its own best
 
 
@@ -100,6 +104,8 @@ def test_the_rule_on_histories():
     # a level better than its best becomes the reference; a loss is lower-is-better
     lvl = dominance(_history([0.2, 0.8, 0.8, 0.8, 0.8]), 0.9, 3, levels={"b": 0.95})
     assert lvl.others[0].source == "level" and lvl.others[0].suppressed
+    by_mse = dominance(_history([0.8] * 5), 0.9, 3, levels={"val/b/mse": 0.5})  # mse 1
+    assert (by_mse.others[0].column, by_mse.others[0].gap) == ("val/b/mse", 1.0)
     no_val = _history([0.2] * 5).drop(columns=["val/b/r2", "val/b/mse"])
     no_val["loss/b"] = [1.0, 0.5, 0.8, 0.9, 0.7]
     (b,) = dominance(no_val, 0.9, 3).others
@@ -117,10 +123,31 @@ def test_the_rule_on_histories():
 def test_single_task_levels_are_checked_by_name():
     assert check_levels({"a": 1, "val/b/r2": 0.5}, ["a", "b"]) == {"a": 1.0, "val/b/r2": 0.5}
     for bad, text in [({"c": 0.5}, "unknown key 'c'"), ({"val/c/r2": 0.5}, "unknown key"),
-                      ({"a": float("nan")}, r"single_task_levels\['a'\] must be a finite"),
+                      ({"a": float("nan")}, r"levels\['a'\] must be a finite"),
                       ({"a": "0.5"}, "must be a finite number"), ([0.5], "must be a dict")]:
         with pytest.raises(ValueError, match=text):
             check_levels(bad, ["a", "b"])
+    with pytest.raises(ValueError, match=r"DominanceRule.levels\['a'\] must be a finite"):
+        DominanceRule(levels={"a": math.inf})
+    with pytest.raises(ValueError, match=r"DominanceRule.share must be in \(0, 1\]"):
+        DominanceRule(share=0)
+    with pytest.raises(ValueError, match="DominanceRule.tol"):
+        DominanceRule(tol=-1)
     net = HardSharing(6, ["a", "b"], hidden=(4,))
-    with pytest.raises(ValueError, match="single_task_levels: unknown key 'z'"):
-        Trainer(net, single_task_levels={"z": 0.5})
+    with pytest.raises(ValueError, match="dominance.levels: unknown key 'z'; name a task"):
+        Trainer(net, dominance=DominanceRule(levels={"z": 0.5}))
+    with pytest.raises(ValueError, match=r"dominance must be in \(0, 1\] or None"):
+        Trainer(net, dominance=1.5)
+
+
+def test_the_report_says_whether_the_dominant_task_suppressed_another():
+    from regmtl.report import training_report
+
+    h = _history([0.2, 0.8, 0.5, 0.73, 0.6])
+    h["weight/a"] = h["weight/b"] = 1.0
+    page = training_report(h, created="2024-01-01").to_html()
+    assert "Task a dominated the shared layers" in page and "but suppressed no task" in page
+    assert "b's r2 reached 0.73 against its best 0.8" in page
+    page = training_report(h, dominance=DominanceRule(levels={"b": 0.9}),
+                           created="2024-01-01").to_html()
+    assert "suppressed b</strong>" in page and "its single-task level 0.9" in page

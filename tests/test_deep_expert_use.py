@@ -11,12 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sklearn.datasets import load_digits  # noqa: E402
+from test_report import _parse  # noqa: E402
 
 from regmtl.deep import CGC, PLE, MMoE, TaskSpec, Trainer, set_seed  # noqa: E402
 from regmtl.deep.expert_use import expert_usage, has_gates  # noqa: E402
 from regmtl.report import training_report  # noqa: E402
-
-from test_report import _parse  # noqa: E402
 
 
 def _check_numbers(usage):

@@ -729,32 +729,34 @@ def _training_parts(model: Any) -> tuple[Any, dict | None, int | None, Any, dict
     return history, scales, getattr(model, "best_epoch_", None), trainer, names
 
 
-def _balance_text(history: Any, dominance: float, levels: dict | None,
-                  higher: dict | None) -> str:
+def _balance_text(history: Any, rule: Any, higher: dict | None) -> str:
     """The Balance section's verdict: which task dominated, and whether it suppressed
     another (the rule of :mod:`regmtl.deep.diagnostics`)."""
     from .deep.diagnostics import dominance as find_dominance
 
-    found = find_dominance(history, dominance, 3, levels=levels, higher=higher)
+    n = rule.epochs
+    last = "the last epoch" if n == 1 else f"the last {n} epochs"
+    found = find_dominance(history, rule.share, n, levels=rule.levels, higher=higher,
+                           tol=rule.tol)
     if found is None:
         shares = history[[c for c in history.columns
-                          if str(c).startswith("grad_share/")]].iloc[-3:].mean()
+                          if str(c).startswith("grad_share/")]].iloc[-n:].mean()
         if shares.notna().any():
             top = shares.idxmax().split("/", 1)[1]
-            return (f"**No task dominated the shared layers** (largest share over the last "
-                    f"three epochs: {top}, {shares.max():.0%}).")
-        return ("**The gradient shares were not measured in the last three epochs** (the "
-                "history holds NaN there), so the balance of the shared layers is unknown.")
+            return (f"**No task dominated the shared layers** (largest share over {last}: "
+                    f"{top}, {shares.max():.0%}).")
+        return (f"**The gradient shares were not measured in {last}** (the history holds "
+                "NaN there), so the balance of the shared layers is unknown.")
     head = (f"**Task {found.task} dominated the shared layers**: it wrote {found.share:.0%} "
-            "of their gradient norm over the last three epochs")
-    rule = (f"(a task is suppressed when even its best of those epochs is more than "
-            f"{found.tol:.0%} below its best of the run, or its single-task level)")
+            f"of their gradient norm over {last}")
+    rule_text = (f"(a task is suppressed when even its best of those epochs is more than "
+                 f"{found.tol:.0%} below its best of the run, or its single-task level)")
     if found.suppressed:
         return (f"{head}, and **suppressed {', '.join(s.task for s in found.suppressed)}**: "
-                + "; ".join(s.describe() for s in found.suppressed) + f" {rule}.")
+                + "; ".join(s.describe() for s in found.suppressed) + f" {rule_text}.")
     clauses = "; ".join(s.describe() for s in found.others)
     return (f"{head}, but suppressed no task" + (f": {clauses}" if clauses else "")
-            + f" {rule}.")
+            + f" {rule_text}.")
 
 
 def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
@@ -815,8 +817,7 @@ def _task_table(history: Any, tasks: list[str], scales: dict | None,
 
 
 def training_report(model: Any, *, title: str | None = None, created: Any = None,
-                    dominance: float = 0.9, single_task_levels: dict | None = None,
-                    n_jobs: int | None = None) -> Report:
+                    dominance: Any = 0.9, n_jobs: int | None = None) -> Report:
     """A report of a deep multi-task training: per-task losses, weights, gradient balance.
 
     It states whether one task dominated the shared layers (its share of their gradient norm
@@ -841,11 +842,10 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
         The title; default ``"regmtl deep training"``.
     created : datetime, date or str, default=None
         The footer date (see :class:`Report`).
-    dominance : float, default=0.9
-        The gradient share above which a task is said to dominate.
-    single_task_levels : dict of str to float, default=None
-        Each task's level trained alone, in its judged validation metric (see
-        :class:`~regmtl.deep.Trainer`); default: the trainer's own ``single_task_levels``.
+    dominance : float or DominanceRule, default=0.9
+        The gradient share above which a task is said to dominate, or the whole rule
+        (:class:`~regmtl.deep.diagnostics.DominanceRule`: single-task levels, tolerance,
+        epochs); with a share, the trainer's own rule gives the levels and tolerance.
     n_jobs : int, default=None
         Processes that draw the figures (the calling one included; -1: one per core).
 
@@ -880,7 +880,10 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     'training.html'
     """
     title = check_option("title", title, "str", none=True)
-    dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
+    from .deep.diagnostics import DominanceRule
+
+    if not isinstance(dominance, DominanceRule):
+        dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
     check_n_jobs(n_jobs)
     check_created(created)
     history, scales, best, trainer, names = _training_parts(model)
@@ -907,10 +910,10 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
                  "negative *cosine* that two tasks pull them apart.")
     rep.add_heading("Balance")
     if any(str(c).startswith("grad_share/") for c in history.columns):
-        rep.add_text(_balance_text(history, dominance, *_judging(
-            trainer, names, tasks, single_task_levels)))
+        rule, higher = _judging(dominance, trainer, names, tasks)
+        rep.add_text(_balance_text(history, rule, higher))
         rep._defer_figure(delayed(_plot_png)("plot_gradient_balance", history,
-                                             dominance=dominance),
+                                             dominance=rule.share),
                           caption="Gradient shares (solid) and pairwise cosines (dashed)")
     else:
         rep.add_text("The gradient balance was not logged (one task, grad_balance=0, or a "
@@ -929,17 +932,29 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     return rep._draw(n_jobs)
 
 
-def _judging(trainer: Any, names: dict, tasks: list[str],
-             levels: dict | None) -> tuple[dict | None, dict | None]:
-    """(single-task levels in the history's names, metric directions) for the Balance
-    verdict: the given levels, else the trainer's; the trainer's tasks' directions."""
-    from .deep.diagnostics import check_levels, metric_directions
+def _judging(dominance: Any, trainer: Any, names: dict,
+             tasks: list[str]) -> tuple[Any, dict]:
+    """(the dominance rule in the history's task names, the metrics' directions): a rule as
+    given; a share with the trainer's levels and tolerance when it has a rule."""
+    import dataclasses
 
-    if levels is None and trainer is not None:
-        own = getattr(trainer, "single_task_levels", None) or {}
-        levels = {"/".join(names.get(p, p) if i == (0 if len(k.split("/")) == 1 else 1)
-                           else p for i, p in enumerate(k.split("/"))): v
-                  for k, v in own.items()} or None
-    levels = check_levels(levels, tasks)
+    from .deep.diagnostics import DominanceRule, check_levels, metric_directions
+
     higher = metric_directions(getattr(trainer, "tasks", None))
-    return levels, higher
+    if isinstance(dominance, DominanceRule):
+        rule = dominance
+    else:
+        own = getattr(trainer, "dominance", None)
+        rule = DominanceRule(dominance) if not isinstance(own, DominanceRule) else \
+            dataclasses.replace(own, share=dominance, levels={
+                _renamed(k, names): v for k, v in (own.levels or {}).items()} or None)
+    check_levels(rule.levels, tasks, "dominance.levels")
+    return rule, higher
+
+
+def _renamed(key: str, names: dict) -> str:
+    """A level's key (a task, or a column of one) in the history's readable task names."""
+    parts = key.split("/")
+    at = 0 if len(parts) == 1 else 1
+    parts[at] = names.get(parts[at], parts[at])
+    return "/".join(parts)

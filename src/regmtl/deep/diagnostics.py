@@ -47,15 +47,18 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .._options import check_option
 from ._torch import torch
 from .tasks import METRICS
 from .weighting.base import identity, task_gradients
 
-__all__ = ["GradientBalance", "dominant_task", "dominance", "Dominance", "TaskStanding",
-           "judged_column", "metric_directions", "check_levels", "warn_if_dominated"]
+__all__ = ["GradientBalance", "dominant_task", "dominance", "Dominance", "DominanceRule",
+           "TaskStanding", "judged_column", "metric_directions", "check_levels",
+           "check_dominance", "warn_if_dominated", "after_fit"]
 
 #: the pairwise cosines are measured and logged up to this many tasks (120 pairs)
 MAX_COSINE_TASKS = 16
@@ -171,10 +174,11 @@ def judged_column(history, task: str,
     return f"loss/{task}", False
 
 
-def check_levels(levels: Mapping[str, float] | None, tasks: Sequence[str],
-                 what: str = "single_task_levels") -> dict[str, float] | None:
+def check_levels(levels: Mapping[str, float] | None, tasks: Sequence[str] | None,
+                 what: str = "levels") -> dict[str, float] | None:
     """``levels`` checked: keys a task (its judged column) or a history column of a task
-    (``val/TASK/METRIC``, ``val_loss/TASK``, ``loss/TASK``), values finite numbers."""
+    (``val/TASK/METRIC``, ``val_loss/TASK``, ``loss/TASK``) of ``tasks`` (any task when
+    None), values finite numbers."""
     if levels is None:
         return None
     if not isinstance(levels, Mapping):
@@ -186,7 +190,8 @@ def check_levels(levels: Mapping[str, float] | None, tasks: Sequence[str],
         task = parts[0] if len(parts) == 1 else parts[1] if len(parts) in (2, 3) else None
         ok_form = (len(parts) == 1 or (len(parts) == 2 and parts[0] in ("val_loss", "loss"))
                    or (len(parts) == 3 and parts[0] == "val"))
-        if not isinstance(key, str) or not ok_form or task not in tasks:
+        if not isinstance(key, str) or not ok_form or (tasks is not None
+                                                        and task not in tasks):
             raise ValueError(f"{what}: unknown key {key!r}; name a task ({list(tasks)}) or a "
                              "history column of one ('val/TASK/METRIC', 'val_loss/TASK').")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
@@ -195,6 +200,65 @@ def check_levels(levels: Mapping[str, float] | None, tasks: Sequence[str],
                              f"when trained alone), got {value!r}.")
         out[key] = float(value)
     return out
+
+
+@dataclass(frozen=True)
+class DominanceRule:
+    """When the trainer (``Trainer(dominance=...)``) and the training report call a task
+    dominant and another suppressed: the rule of :mod:`regmtl.deep.diagnostics` with its
+    numbers. A float ``dominance=s`` is ``DominanceRule(share=s)``.
+
+    Parameters
+    ----------
+    share : float, default=0.9
+        The gradient share above which, in each of the last ``epochs`` epochs, a task
+        dominates (in (0, 1]).
+    levels : dict of str to float, optional
+        Each task's level trained alone, in its judged validation metric
+        (:func:`judged_column`: ``r2``, ``auc`` or ``accuracy`` when logged), or keyed by a
+        column, ``{"val/TASK/METRIC": value}``: a dominated task more than ``tol`` below it
+        is suppressed even at its own best.
+    tol : float, default=0.1
+        The relative shortfall beyond which a dominated task is suppressed (>= 0).
+    epochs : int, default=3
+        The last epochs judged (>= 1).
+
+    Examples
+    --------
+    >>> from regmtl.deep.diagnostics import DominanceRule
+    >>> DominanceRule(levels={"click": 0.78}).levels
+    {'click': 0.78}
+    """
+
+    share: float = 0.9
+    levels: Mapping[str, float] | None = None
+    tol: float = SUPPRESSION_GAP
+    epochs: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "share", check_option(
+            "DominanceRule.share", self.share, "real", low=0, low_open=True, high=1))
+        object.__setattr__(self, "tol", check_option("DominanceRule.tol", self.tol, "real",
+                                                     low=0))
+        object.__setattr__(self, "epochs", check_option("DominanceRule.epochs", self.epochs,
+                                                        "int", low=1))
+        object.__setattr__(self, "levels", check_levels(self.levels, None,
+                                                        "DominanceRule.levels"))
+
+
+def check_dominance(dominance: Any, tasks: Sequence[str]) -> Any:
+    """The trainer's ``dominance`` checked (a share in (0, 1], a :class:`DominanceRule`
+    whose levels name ``tasks``, or None) and returned as given."""
+    if isinstance(dominance, DominanceRule):
+        check_levels(dominance.levels, tasks, "dominance.levels")
+        return dominance
+    return check_option("dominance", dominance, "real", low=0, low_open=True, high=1,
+                        none=True)
+
+
+def as_rule(dominance: float | DominanceRule) -> DominanceRule:
+    """A share as the default rule with that share; a rule as it is."""
+    return dominance if isinstance(dominance, DominanceRule) else DominanceRule(dominance)
 
 
 @dataclass(frozen=True)
@@ -244,6 +308,11 @@ class Dominance:
 def _standing(history, task: str, epochs: int, levels: Mapping[str, float],
               higher: Mapping[str, bool] | None, tol: float) -> TaskStanding | None:
     column, up = judged_column(history, task, higher)
+    keyed = [k for k in levels if k.split("/")[1:2] == [task] and _logged(history, k)]
+    if keyed:  # a level given for a column of the task: judged by that column
+        column = keyed[0]
+        metric = column.rsplit("/", 1)[1] if column.startswith("val/") else None
+        up = bool((metric_directions() if higher is None else higher).get(metric, False))
     if column not in history.columns:
         return None
     values = history[column].to_numpy(dtype=float)
@@ -302,7 +371,7 @@ def dominance(history, threshold: float, epochs: int, *,
 def warn_if_dominated(history, threshold: float, epochs: int, *,
                       levels: Mapping[str, float] | None = None,
                       higher: Mapping[str, bool] | None = None,
-                      tol: float = SUPPRESSION_GAP) -> Dominance | None:
+                      tol: float = SUPPRESSION_GAP, stacklevel: int = 3) -> Dominance | None:
     """A UserWarning when a task's gradient share stayed above ``threshold`` in the last
     ``epochs`` epochs *and* another task is suppressed there (its judged metric more than
     ``tol`` below its best or single-task level; see :func:`dominance`). Returns the
@@ -319,5 +388,19 @@ def warn_if_dominated(history, threshold: float, epochs: int, *,
         f"{tol:.0%} below it even at its best of those epochs). Keep the trainer's "
         "standardize=True and normalize_losses=True (they put the losses on one scale), or "
         "use a weighting that balances gradients (weighting='imtl', 'nash_mtl', 'upgrad').",
-        UserWarning, stacklevel=3)
+        UserWarning, stacklevel=stacklevel)
     return found
+
+
+def after_fit(trainer: Any, balanced: bool, val: Any, train: Mapping, main: bool) -> Any:
+    """The diagnostics at the end of :meth:`~regmtl.deep.Trainer.fit`: the dominance warning
+    (when the gradient balance was measured and ``trainer.dominance`` is not None) and the
+    expert use of a mixture of experts (returned, None for other nets; warnings from the
+    ``main`` process only)."""
+    from .expert_use import usage_after_fit
+
+    if balanced and trainer.dominance is not None:
+        rule = as_rule(trainer.dominance)
+        warn_if_dominated(trainer.history_, rule.share, rule.epochs, levels=rule.levels,
+                          higher=metric_directions(trainer.tasks), tol=rule.tol, stacklevel=4)
+    return usage_after_fit(trainer.net, val, train, warn=main)

@@ -137,8 +137,7 @@ def expert_usage(net: Any, X: Any, *, batch_size: int = 4096, unused: float = UN
     >>> import torch
     >>> from regmtl.deep import MMoE
     >>> from regmtl.deep.expert_use import expert_usage
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
+    >>> _ = torch.manual_seed(0)
     >>> net = MMoE(4, ["a", "b"], n_experts=3, expert_hidden=(8,))
     >>> usage = expert_usage(net, torch.randn(100, 4))
     >>> usage.shares.shape, bool(abs(usage.shares.sum(axis=1) - 1).max() < 1e-6)
@@ -260,5 +259,5 @@ def usage_after_fit(net: Any, val: Any, train: Mapping, warn: bool = True
         return None
     usage = _measure(net, _rows(X, MAX_ROWS), 4096, UNUSED, COLLAPSE)
     if warn and usage.warning is not None:
-        warnings.warn(usage.warning, UserWarning, stacklevel=3)
+        warnings.warn(usage.warning, UserWarning, stacklevel=4)
     return usage

@@ -27,16 +27,9 @@ from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
 from .data import Batches, MultiTaskDataset, as_dataset, cycle
-from .diagnostics import (
-    MAX_COSINE_TASKS,
-    GradientBalance,
-    check_levels,
-    metric_directions,
-    warn_if_dominated,
-)
+from .diagnostics import MAX_COSINE_TASKS, GradientBalance, after_fit, check_dominance
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
-from .expert_use import usage_after_fit
 from .heads import TaskGates, TaskHeads
 from .nets import MultiTaskNet
 from .optim import clip_grad_norm, make_optimizer
@@ -172,12 +165,10 @@ class Trainer:
         trunk on each of them; cosines up to 16 tasks); 0 turns it off. "auto": 1 up to 16
         tasks, else 0 (with more, pass an int to measure the shares). Not measured with one
         task or under DDP.
-    dominance : float or None, default=0.9
+    dominance : float, DominanceRule or None, default=0.9
         A UserWarning names the task whose gradient share stayed above this in each of the
-        last three epochs when another task is also suppressed there: even its best
-        validation metric of those epochs (training loss without validation data) more than
-        10 % below its best of the run or its ``single_task_levels`` entry (the rule of
-        :mod:`regmtl.deep.diagnostics`); None: no warning.
+        last three epochs if it suppressed another (its metric 10 % below its best or
+        single-task level: :class:`~regmtl.deep.diagnostics.DominanceRule`); None: none.
     lazy_heads : bool, default=False
         Update each task's head (and MMoE gate) only on the steps whose batch holds rows of
         that task: the per-row gather gives row-sparse gradients and a lazy Adam
@@ -209,12 +200,6 @@ class Trainer:
         step and learning rate; ``"restore_best"`` restores the best weights seen (by the
         monitor, else the training loss; else the initial ones) and warns. A step that the
         float16 gradient scaler skips is not a divergence.
-    single_task_levels : dict of str to float, optional
-        What each task reaches trained alone, in its judged validation metric
-        (:func:`~regmtl.deep.diagnostics.judged_column`: ``r2``, ``auc`` or ``accuracy``
-        when logged), or keyed by a column (``{"val/TASK/METRIC": value}``): a dominated
-        task below it by more than 10 % is called suppressed even when it is at its own best
-        (see ``dominance``).
 
     Attributes
     ----------
@@ -228,10 +213,7 @@ class Trainer:
         :math:`c_t` of each task (1 with ``normalize_losses=False``, or for a task whose
         training labels are all alike or absent).
     expert_usage_ : ExpertUsage or None
-        For MMoE, CGC and PLE, each gate's mean share of each expert and its entropy on the
-        validation data (else on up to 10,000 training rows) at the end of ``fit``, the
-        unused experts and a collapse warning (:func:`~regmtl.deep.expert_use.expert_usage`);
-        None for other nets.
+        MMoE, CGC, PLE: the experts' use by the gates (:mod:`regmtl.deep.expert_use`).
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
@@ -292,8 +274,7 @@ class Trainer:
                  distributed: str | bool = "auto", seed: int = 0, progress: bool = False,
                  grad_balance: int | str = "auto", dominance: float | None = 0.9,
                  lazy_heads: bool = False, standardize: bool = True,
-                 normalize_losses: bool = True, on_divergence: str = "raise",
-                 single_task_levels: Mapping[str, float] | None = None):
+                 normalize_losses: bool = True, on_divergence: str = "raise"):
         if not isinstance(net, MultiTaskNet):
             raise ValueError(f"net must be a regmtl.deep MultiTaskNet, got {type(net).__name__}.")
         opt = check_option  # every option by type and range, with the same words
@@ -319,8 +300,7 @@ class Trainer:
         progress = opt("progress", progress, "bool")
         grad_balance = opt("grad_balance", grad_balance, "int", low=0, also=("auto",),
                            fix="It counts the steps measured per epoch; 0: none.")
-        dominance = opt("dominance", dominance, "real", low=0, low_open=True, high=1,
-                        none=True)
+        dominance = check_dominance(dominance, [t.name for t in net.tasks])
         standardize = opt("standardize", standardize, "bool")
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
@@ -349,7 +329,6 @@ class Trainer:
         self.seed = seed
         self.progress = progress
         self.grad_balance, self.dominance = grad_balance, dominance
-        self.single_task_levels = check_levels(single_task_levels, [t.name for t in net.tasks])
         self.lazy_heads = lazy_heads
         # "auto": one step per epoch up to MAX_AUTO_TASKS tasks (T backward passes each)
         self._balance_steps = (int(len(net.tasks) <= MAX_AUTO_TASKS)
@@ -540,10 +519,8 @@ class Trainer:
         kept = (self.best_epoch_ if restored is not None or (self.restore_best and best_state)
                 else len(rows))  # the epoch of the net's weights
         warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
-        if step.balance is not None and self.dominance is not None:
-            warn_if_dominated(self.history_, self.dominance, 3, levels=self.single_task_levels,
-                              higher=metric_directions(self.tasks))
-        self.expert_usage_ = usage_after_fit(net, val_ds, loaders, warn=ctx.main)
+        self.expert_usage_ = after_fit(self, step.balance is not None, val_ds, loaders,
+                                       ctx.main)  # dominance warning, expert use (MMoE...)
         self.net.eval()
         return self
 
