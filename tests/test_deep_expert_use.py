@@ -143,3 +143,26 @@ def test_options_are_checked():
         expert_usage(_collapsed_mmoe(), np.zeros((3, 5)), collapse=0)
     usage = expert_usage(_collapsed_mmoe(), np.zeros((30, 5)), max_rows=7)
     assert usage.n_rows == 7
+
+
+def test_per_row_data_average_each_gate_over_its_own_rows_and_the_wrapper_names_them():
+    from regmtl.deep import DeepMultiTaskRegressor, MultiTaskDataset
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 5))
+    task = np.repeat([0, 1, 2], [20, 30, 40])
+    y = X[:, 0] * (task + 1)
+    set_seed(0)
+    net = MMoE(5, ["a", "b", "c"], n_experts=3, expert_hidden=(8,))
+    ds = MultiTaskDataset(X, y, ["a", "b", "c"], task=task)
+    trainer = Trainer(net, max_epochs=1, batch_size=30, device="cpu").fit(ds)
+    usage = trainer.expert_usage_
+    assert usage.gates["rows"].tolist() == [20, 30, 40]
+    for t, rows in zip("abc", [slice(0, 20), slice(20, 50), slice(50, 90)], strict=True):
+        own = net.gate_weights(torch.as_tensor(X[rows], dtype=torch.float32))[t]
+        np.testing.assert_allclose(usage.shares.loc[(0, t)], own.double().mean(0), rtol=1e-6)
+    m = DeepMultiTaskRegressor("mmoe", n_experts=3, hidden=(8,), max_epochs=2,
+                               early_stopping=False).fit(X, y, task=np.array(list("xyz"))[task])
+    assert m.trainer_.expert_usage_.gates["rows"].sum() == 90
+    cells = _parse(training_report(m, created="2024-01-01").to_html()).text.get("td", [])
+    assert {"x", "y", "z"} <= set(cells) and "t0" not in cells

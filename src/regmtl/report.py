@@ -735,7 +735,8 @@ def _balance_text(history: Any, rule: Any, higher: dict | None) -> str:
     from .deep.diagnostics import dominance as find_dominance
 
     n = rule.epochs
-    last = "the last epoch" if n == 1 else f"the last {n} epochs"
+    last = {1: "the last epoch", 2: "the last two epochs", 3: "the last three epochs"}.get(
+        n, f"the last {n} epochs")
     found = find_dominance(history, rule.share, n, levels=rule.levels, higher=higher,
                            tol=rule.tol)
     if found is None:
@@ -788,7 +789,8 @@ def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
                                       "top_expert": "top expert", "top_share": "top share"})
         table["top expert"] = table["top expert"].map(readable)
         rep.add_table(table, caption="Gates and experts" + (
-            f", level {level}" if len(levels) > 1 else ""), float_format="{:.3g}")
+            f", level {level}" if len(levels) > 1 else ""), float_format="{:.3g}",
+            details=f"{len(table)} gates" if len(table) > 20 else None)
 
 
 def _task_table(history: Any, tasks: list[str], scales: dict | None,

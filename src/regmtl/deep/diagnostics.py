@@ -192,8 +192,9 @@ def check_levels(levels: Mapping[str, float] | None, tasks: Sequence[str] | None
                    or (len(parts) == 3 and parts[0] == "val"))
         if not isinstance(key, str) or not ok_form or (tasks is not None
                                                         and task not in tasks):
-            raise ValueError(f"{what}: unknown key {key!r}; name a task ({list(tasks)}) or a "
-                             "history column of one ('val/TASK/METRIC', 'val_loss/TASK').")
+            known = "" if tasks is None else f" ({list(tasks)})"
+            raise ValueError(f"{what}: unknown key {key!r}; name a task{known} or a history "
+                             "column of one ('val/TASK/METRIC', 'val_loss/TASK').")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
                 or not math.isfinite(float(value)):
             raise ValueError(f"{what}[{key!r}] must be a finite number (the task's level "

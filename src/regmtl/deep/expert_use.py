@@ -65,7 +65,8 @@ class ExpertUsage:
         (NaN where the gate does not read it); each row sums to 1.
     gates : DataFrame
         Index (level, gate): ``entropy`` (mean per-row entropy), ``max_entropy``
-        (:math:`\\log K_g`), ``top_expert`` and ``top_share`` (its largest mean share).
+        (:math:`\\log K_g`), ``top_expert`` and ``top_share`` (its largest mean share),
+        ``rows`` (the rows it is averaged over: all, or a task's own rows of per-row data).
     unused : list of (int, str)
         The (level, expert) pairs no gate uses.
     collapsed : list of int
@@ -95,12 +96,17 @@ class ExpertUsage:
         return sorted({int(v) for v in self.shares.index.get_level_values("level")})
 
 
+def _spaced(n: int, limit: int) -> torch.Tensor | None:
+    """At most ``limit`` evenly spaced row positions of ``n`` (None: all of them)."""
+    if n <= limit:
+        return None
+    return torch.from_numpy(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
 def _rows(X: Any, limit: int) -> Any:
     """At most ``limit`` evenly spaced rows of ``X``."""
-    n = n_rows(X)
-    if n <= limit:
-        return X
-    return take(X, torch.from_numpy(np.linspace(0, n - 1, limit).round().astype(np.int64)))
+    idx = _spaced(n_rows(X), limit)
+    return X if idx is None else take(X, idx)
 
 
 def expert_usage(net: Any, X: Any, *, batch_size: int = 4096, unused: float = UNUSED,
@@ -156,36 +162,44 @@ def expert_usage(net: Any, X: Any, *, batch_size: int = 4096, unused: float = UN
     return _measure(net, X, batch_size, unused, collapse)
 
 
-def _measure(net: Any, X: Any, batch_size: int, unused: float,
-             collapse: float) -> ExpertUsage:
-    """The usage on the inputs ``X`` (as the data layer carries them)."""
+def _measure(net: Any, X: Any, batch_size: int, unused: float, collapse: float,
+             owner: torch.Tensor | None = None) -> ExpertUsage:
+    """The usage on the inputs ``X`` (as the data layer carries them); with ``owner`` (each
+    row's task, positions in the net's task list: per-row data) a task's gate is averaged
+    over its own rows only."""
     n = n_rows(X)
     device = next(iter(net.parameters())).device
+    position = {t: i for i, t in enumerate(net.task_names)}
     sums: dict[tuple[int, str], list] = {}
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
-            for x in chunks(X, batch_size):
+            for i, x in enumerate(chunks(X, batch_size)):
+                mine = None if owner is None else owner[i * batch_size:(i + 1) * batch_size]
                 for g in net.expert_gates(to_device(x, device)):
-                    w = g.weights.double()
-                    acc = sums.setdefault((g.level, g.gate), [g.experts, 0.0, 0.0])
-                    acc[1] = acc[1] + w.sum(0).cpu()
+                    w = g.weights.double().cpu()
+                    if mine is not None and g.gate in position:
+                        w = w[mine == position[g.gate]]
+                    acc = sums.setdefault((g.level, g.gate), [g.experts, 0.0, 0.0, 0])
+                    acc[1] = acc[1] + w.sum(0)
                     acc[2] += float(torch.special.entr(w).sum())
+                    acc[3] += w.shape[0]
     finally:
         net.train(was_training)
-    return _summarize(sums, n, unused, collapse)
+    return _summarize({k: v for k, v in sums.items() if v[3]}, n, unused, collapse)
 
 
 def _summarize(sums: Mapping, n: int, unused: float, collapse: float) -> ExpertUsage:
     share_rows, gate_rows, index = [], [], []
-    for (level, gate), (experts, total, entropy) in sums.items():
-        mean = (total / n).numpy()
+    for (level, gate), (experts, total, entropy, rows) in sums.items():
+        mean = (total / rows).numpy()
         index.append((level, gate))
         share_rows.append(dict(zip(experts, mean, strict=True)))
         top = int(mean.argmax())
-        gate_rows.append({"entropy": entropy / n, "max_entropy": float(np.log(len(experts))),
-                          "top_expert": experts[top], "top_share": float(mean[top])})
+        gate_rows.append({"entropy": entropy / rows, "max_entropy": float(np.log(len(experts))),
+                          "top_expert": experts[top], "top_share": float(mean[top]),
+                          "rows": rows})
     idx = pd.MultiIndex.from_tuples(index, names=["level", "gate"])
     shares = pd.DataFrame(share_rows, index=idx)
     shares = shares[sorted(shares.columns, key=lambda e: str(e).startswith("shared["))]
@@ -222,25 +236,27 @@ def _summarize(sums: Mapping, n: int, unused: float, collapse: float) -> ExpertU
     return ExpertUsage(shares, gates, found_unused, collapsed, warning, n)
 
 
-def _inputs_of(data: Any, limit: int) -> Any:
-    """The inputs of a data set or loader (at most about ``limit`` rows of a loader), or
-    None; a loader is read under a forked random state, so that its sampler draws leave the
-    caller's random streams as they were."""
+def _inputs_of(data: Any, limit: int) -> tuple[Any, torch.Tensor | None]:
+    """(the inputs of a data set or loader, at most about ``limit`` rows of a loader, or
+    None; each row's task for per-row data, else None). A loader is read under a forked
+    random state, so that its sampler's draws leave the caller's random streams as they
+    were."""
     for holder in (data, getattr(data, "dataset", None)):
         if getattr(holder, "X", None) is not None:
-            return holder.X
+            owner = holder.task if getattr(holder, "per_row", False) else None
+            return holder.X, owner
     from .validation import cat_inputs
 
     xs, seen = [], 0
     with torch.random.fork_rng(devices=[]):
         for batch in data:
             if not isinstance(batch, (tuple, list)) or not batch:
-                return None
+                return None, None
             xs.append(batch[0])
             seen += n_rows(batch[0])
             if seen >= limit:
                 break
-    return cat_inputs(xs) if xs else None
+    return (cat_inputs(xs) if xs else None), None
 
 
 def usage_after_fit(net: Any, val: Any, train: Mapping, warn: bool = True
@@ -250,14 +266,17 @@ def usage_after_fit(net: Any, val: Any, train: Mapping, warn: bool = True
     task; the first that holds rows); a UserWarning on a collapse when ``warn``."""
     if not has_gates(net):
         return None
-    X = None
+    X = owner = None
     for data in [val] if val is not None else list(train.values()):
-        X = _inputs_of(data, MAX_ROWS)
+        X, owner = _inputs_of(data, MAX_ROWS)
         if X is not None and n_rows(X):
             break
     if X is None or not n_rows(X):
         return None
-    usage = _measure(net, _rows(X, MAX_ROWS), 4096, UNUSED, COLLAPSE)
+    idx = _spaced(n_rows(X), MAX_ROWS)
+    if idx is not None:
+        X, owner = take(X, idx), None if owner is None else owner[idx]
+    usage = _measure(net, X, 4096, UNUSED, COLLAPSE, owner)
     if warn and usage.warning is not None:
         warnings.warn(usage.warning, UserWarning, stacklevel=4)
     return usage
