@@ -785,8 +785,8 @@ def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
     for level in levels:
         table = usage.table(level).rename(index=lambda g: names.get(g, g),
                                           columns=readable)
-        table = table.rename(columns={"entropy": "entropy", "max_entropy": "log K",
-                                      "top_expert": "top expert", "top_share": "top share"})
+        table = table.rename(columns={"max_entropy": "log K", "top_expert": "top expert",
+                                      "top_share": "top share"})
         table["top expert"] = table["top expert"].map(readable)
         rep.add_table(table, caption="Gates and experts" + (
             f", level {level}" if len(levels) > 1 else ""), float_format="{:.3g}",
@@ -881,9 +881,9 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     >>> report.write("training.html").name
     'training.html'
     """
-    title = check_option("title", title, "str", none=True)
     from .deep.diagnostics import DominanceRule
 
+    title = check_option("title", title, "str", none=True)
     if not isinstance(dominance, DominanceRule):
         dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
     check_n_jobs(n_jobs)
