@@ -96,6 +96,10 @@ def test_a_trained_mmoe_on_digits_is_healthy_and_reported(tmp_path):
     assert "No collapse" in " ".join(parsed.text.get("strong", []))
     assert "Gates and experts" in " ".join(parsed.text.get("caption", []))
     assert "shared[3]" in parsed.text.get("th", [])
+    # the digit's gate alone went to one expert (seed 0): named, not a collapse
+    assert usage.gates.loc[(0, "digit"), "top_share"] > 0.9 > usage.gates.loc[
+        (0, "large"), "top_share"]
+    assert "Gates on one expert (at least 90 % of their weight): digit (shared[0]" in page
 
 
 def test_the_report_shows_a_collapse_and_the_fit_warns():

@@ -778,6 +778,13 @@ def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
     else:
         rep.add_text("**No collapse**: no level has every task's gate on one expert, or most "
                      "of its experts unused.")
+    g = usage.gates
+    one = g[(g["top_share"] >= 0.9) & (g["max_entropy"] > 0)]
+    if usage.warning is None and len(one):
+        rep.add_text("Gates on one expert (at least 90 % of their weight): " + ", ".join(
+            f"{names.get(gate, gate)} ({readable(row.top_expert)}, {row.top_share:.0%}"
+            + (f", level {lv}" if len(usage.levels) > 1 else "") + ")"
+            for (lv, gate), row in one.iterrows()) + ".")
     if usage.unused:
         rep.add_text("Unused experts: " + ", ".join(
             f"{readable(e)} (level {lv})" for lv, e in usage.unused) + ".")
