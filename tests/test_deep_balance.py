@@ -12,7 +12,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from regmtl.deep import HardSharing, TaskSpec, Trainer  # noqa: E402
-from regmtl.deep.diagnostics import GradientBalance, dominant_task  # noqa: E402
+from regmtl.deep.diagnostics import (  # noqa: E402
+    GradientBalance,
+    dominant_task,
+    warn_if_dominated,
+)
 
 
 def _problem(scale_b: float, n: int = 256, seed: int = 0):
@@ -63,20 +67,27 @@ def test_a_task_without_labels_takes_no_part():
 
 def test_trainer_logs_the_balance_and_warns_when_one_task_dominates():
     """Task b's target 100 times task a's. Left in its units (no standardization, no loss
-    scales), b writes over 90% of the trunk's gradient and the warning names it; with the
-    trainer's defaults the same data leave neither dominant and nothing is said."""
+    scales), b writes over 90% of the trunk's gradient; a's training loss still falls to its
+    best, so a is not suppressed and nothing is said of the balance, but against a level a
+    reaches alone (here half its loss) the warning names both; with the trainer's defaults
+    the same data leave neither dominant and nothing is said."""
     tasks = [TaskSpec("a"), TaskSpec("b")]
     X, y = _problem(100.0)
     torch.manual_seed(0)
     tr = Trainer(HardSharing(6, tasks, (16,)), lr=1e-2, batch_size=64, max_epochs=4, seed=0,
                  standardize=False, normalize_losses=False)
-    with pytest.warns(UserWarning, match=r"task 'b' wrote .* of the shared layers"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         tr.fit((X, y))
+    assert not [w for w in caught if "shared layers" in str(w.message)]
     h = tr.history
     assert {"grad_share/a", "grad_share/b", "grad_cos/a/b"} <= set(h.columns)
     np.testing.assert_allclose(h["grad_share/a"] + h["grad_share/b"], 1.0, atol=1e-12)
     assert (h["grad_share/b"] > 0.9).all()
     assert dominant_task(h, 0.9, 3)[0] == "b"
+    with pytest.warns(UserWarning, match=r"task 'b' wrote .* of the shared layers' gradient "
+                                         r"norm .* and suppressed 'a': a's loss reached"):
+        warn_if_dominated(h, 0.9, 3, levels={"loss/a": h["loss/a"].min() / 2})
     for scale in (100.0, 1.0):
         X, y = _problem(scale)
         torch.manual_seed(0)

@@ -699,12 +699,13 @@ def _comparison_relatedness(rep: Report, comp: Any) -> None:
 
 
 # --------------------------------------------------------------------- deep training
-def _training_record(model: Any) -> tuple[Any, dict | None, int | None]:
-    """(history with readable task names, loss scales, best epoch)."""
+def _training_parts(model: Any) -> tuple[Any, dict | None, int | None, Any, dict]:
+    """(history with readable task names, loss scales, best epoch, the trainer or None,
+    the net's task name -> readable name)."""
     import pandas as pd
 
     if isinstance(model, pd.DataFrame):
-        return model, None, None
+        return model, None, None, None, {}
     history = getattr(model, "history_", None)
     if history is None:
         raise ValueError("training_report: pass a fitted regmtl.deep Trainer, a deep "
@@ -725,7 +726,78 @@ def _training_record(model: Any) -> tuple[Any, dict | None, int | None]:
     history = history.rename(columns=rename) if names else history
     if scales is not None and names:
         scales = {names.get(k, k): v for k, v in scales.items()}
-    return history, scales, getattr(model, "best_epoch_", None)
+    return history, scales, getattr(model, "best_epoch_", None), trainer, names
+
+
+def _balance_text(history: Any, rule: Any, higher: dict | None) -> str:
+    """The Balance section's verdict: which task dominated, and whether it suppressed
+    another (the rule of :mod:`regmtl.deep.diagnostics`)."""
+    from .deep.diagnostics import dominance as find_dominance
+
+    n = rule.epochs
+    last = {1: "the last epoch", 2: "the last two epochs", 3: "the last three epochs"}.get(
+        n, f"the last {n} epochs")
+    found = find_dominance(history, rule.share, n, levels=rule.levels, higher=higher,
+                           tol=rule.tol)
+    if found is None:
+        shares = history[[c for c in history.columns
+                          if str(c).startswith("grad_share/")]].iloc[-n:].mean()
+        if shares.notna().any():
+            top = shares.idxmax().split("/", 1)[1]
+            return (f"**No task dominated the shared layers** (largest share over {last}: "
+                    f"{top}, {shares.max():.0%}).")
+        return (f"**The gradient shares were not measured in {last}** (the history holds "
+                "NaN there), so the balance of the shared layers is unknown.")
+    head = (f"**Task {found.task} dominated the shared layers**: it wrote {found.share:.0%} "
+            f"of their gradient norm over {last}")
+    rule_text = (f"(a task is suppressed when even its best of those epochs is more than "
+                 f"{found.tol:.0%} below its best of the run, or its single-task level)")
+    if found.suppressed:
+        return (f"{head}, and **suppressed {', '.join(s.task for s in found.suppressed)}**: "
+                + "; ".join(s.describe() for s in found.suppressed) + f" {rule_text}.")
+    clauses = "; ".join(s.describe() for s in found.others)
+    return (f"{head}, but suppressed no task" + (f": {clauses}" if clauses else "")
+            + f" {rule_text}.")
+
+
+def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
+    """The Experts section: a table per level (gates' shares of the experts, entropy) and
+    the collapse warning."""
+    def readable(label: str) -> str:
+        owner, _, rest = str(label).partition("[")
+        return names.get(owner, owner) + ("[" + rest if rest else "")
+
+    rep.add_heading("Expert use")
+    rep.add_text(f"Each gate's mean share of each expert over {usage.n_rows} rows (the "
+                 "validation data, else training rows; each row of shares sums to 1), and its "
+                 "mean *entropy* against the most it can be, log K (a uniform gate): 0 means "
+                 "it picks one expert on every row. An expert is *unused* when every gate "
+                 "reading it gives it under a tenth of a uniform share.")
+    if usage.warning is not None:
+        rep.add_text(f"**Expert collapse.** {usage.warning.split(': ', 1)[1]}")
+    else:
+        rep.add_text("**No collapse**: no level has every task's gate on one expert, or most "
+                     "of its experts unused.")
+    g = usage.gates
+    one = g[(g["top_share"] >= 0.9) & (g["max_entropy"] > 0)]
+    if usage.warning is None and len(one):
+        rep.add_text("Gates on one expert (at least 90 % of their weight): " + ", ".join(
+            f"{names.get(gate, gate)} ({readable(row.top_expert)}, {row.top_share:.0%}"
+            + (f", level {lv}" if len(usage.levels) > 1 else "") + ")"
+            for (lv, gate), row in one.iterrows()) + ".")
+    if usage.unused:
+        rep.add_text("Unused experts: " + ", ".join(
+            f"{readable(e)} (level {lv})" for lv, e in usage.unused) + ".")
+    levels = usage.levels
+    for level in levels:
+        table = usage.table(level).rename(index=lambda g: names.get(g, g),
+                                          columns=readable)
+        table = table.rename(columns={"max_entropy": "log K", "top_expert": "top expert",
+                                      "top_share": "top share"})
+        table["top expert"] = table["top expert"].map(readable)
+        rep.add_table(table, caption="Gates and experts" + (
+            f", level {level}" if len(levels) > 1 else ""), float_format="{:.3g}",
+            details=f"{len(table)} gates" if len(table) > 20 else None)
 
 
 def _task_table(history: Any, tasks: list[str], scales: dict | None,
@@ -754,15 +826,20 @@ def _task_table(history: Any, tasks: list[str], scales: dict | None,
 
 
 def training_report(model: Any, *, title: str | None = None, created: Any = None,
-                    dominance: float = 0.9, n_jobs: int | None = None) -> Report:
+                    dominance: Any = 0.9, n_jobs: int | None = None) -> Report:
     """A report of a deep multi-task training: per-task losses, weights, gradient balance.
 
     It states whether one task dominated the shared layers (its share of their gradient norm
-    above ``dominance`` over the last three epochs), tabulates each task (training loss,
+    above ``dominance`` over the last three epochs) and whether it suppressed another (that
+    task's validation metric more than 10 % below its best or single-task level, the rule of
+    :mod:`regmtl.deep.diagnostics`), tabulates each task (training loss,
     validation loss and metrics at the best epoch, weight, gradient share, the constant
     predictor's loss the trainer divides by), and plots the losses against the constant
     predictor's (:func:`~regmtl.plotting.plot_training_history`), the weights, and the
-    gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`).
+    gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`). For MMoE,
+    CGC and PLE it adds the trainer's expert use (``expert_usage_``, see
+    :mod:`regmtl.deep.expert_use`): a table per level of each gate's mean share of each expert
+    and its entropy, the unused experts, and a collapse warning.
 
     Parameters
     ----------
@@ -774,8 +851,10 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
         The title; default ``"regmtl deep training"``.
     created : datetime, date or str, default=None
         The footer date (see :class:`Report`).
-    dominance : float, default=0.9
-        The gradient share above which a task is said to dominate.
+    dominance : float or DominanceRule, default=0.9
+        The gradient share above which a task is said to dominate, or the whole rule
+        (:class:`~regmtl.deep.diagnostics.DominanceRule`: single-task levels, tolerance,
+        epochs); with a share, the trainer's own rule gives the levels and tolerance.
     n_jobs : int, default=None
         Processes that draw the figures (the calling one included; -1: one per core).
 
@@ -809,13 +888,14 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     >>> report.write("training.html").name
     'training.html'
     """
-    from .deep.diagnostics import dominant_task
+    from .deep.diagnostics import DominanceRule
 
     title = check_option("title", title, "str", none=True)
-    dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
+    if not isinstance(dominance, DominanceRule):
+        dominance = check_option("dominance", dominance, "real", low=0, low_open=True, high=1)
     check_n_jobs(n_jobs)
     check_created(created)
-    history, scales, best = _training_record(model)
+    history, scales, best, trainer, names = _training_parts(model)
     tasks = [str(c).split("/", 1)[1] for c in history.columns if str(c).startswith("loss/")]
     if not tasks or any(f"weight/{t}" not in history.columns for t in tasks):
         raise ValueError("training_report: the history has no loss/TASK and weight/TASK "
@@ -839,24 +919,10 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
                  "negative *cosine* that two tasks pull them apart.")
     rep.add_heading("Balance")
     if any(str(c).startswith("grad_share/") for c in history.columns):
-        found = dominant_task(history, dominance, 3)
-        if found is not None:
-            rep.add_text(f"**Task {found[0]} dominated the shared layers**: it wrote "
-                         f"{found[1]:.0%} of their gradient norm over the last three epochs; "
-                         "the other tasks are suppressed.")
-        else:
-            shares = history[[c for c in history.columns
-                              if str(c).startswith("grad_share/")]].iloc[-3:].mean()
-            if shares.notna().any():
-                top = shares.idxmax().split("/", 1)[1]
-                rep.add_text(f"**No task dominated the shared layers** (largest share over "
-                             f"the last three epochs: {top}, {shares.max():.0%}).")
-            else:  # logged, but no measurement landed in the last epochs
-                rep.add_text("**The gradient shares were not measured in the last three "
-                             "epochs** (the history holds NaN there), so the balance of the "
-                             "shared layers is unknown.")
+        rule, higher = _judging(dominance, trainer, names, tasks)
+        rep.add_text(_balance_text(history, rule, higher))
         rep._defer_figure(delayed(_plot_png)("plot_gradient_balance", history,
-                                             dominance=dominance),
+                                             dominance=rule.share),
                           caption="Gradient shares (solid) and pairwise cosines (dashed)")
     else:
         rep.add_text("The gradient balance was not logged (one task, grad_balance=0, or a "
@@ -869,4 +935,35 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
                       caption="Training (solid) and validation (dashed) losses")
     rep._defer_figure(delayed(_plot_png)("plot_training_history", history, what="weight"),
                       caption="Mean effective weight of each epoch")
+    usage = getattr(trainer, "expert_usage_", None)
+    if usage is not None:
+        _add_expert_use(rep, usage, names)
     return rep._draw(n_jobs)
+
+
+def _judging(dominance: Any, trainer: Any, names: dict,
+             tasks: list[str]) -> tuple[Any, dict]:
+    """(the dominance rule in the history's task names, the metrics' directions): a rule as
+    given; a share with the trainer's levels and tolerance when it has a rule."""
+    import dataclasses
+
+    from .deep.diagnostics import DominanceRule, check_levels, metric_directions
+
+    higher = metric_directions(getattr(trainer, "tasks", None))
+    if isinstance(dominance, DominanceRule):
+        rule = dominance
+    else:
+        own = getattr(trainer, "dominance", None)
+        rule = DominanceRule(dominance) if not isinstance(own, DominanceRule) else \
+            dataclasses.replace(own, share=dominance, levels={
+                _renamed(k, names): v for k, v in (own.levels or {}).items()} or None)
+    check_levels(rule.levels, tasks, "dominance.levels")
+    return rule, higher
+
+
+def _renamed(key: str, names: dict) -> str:
+    """A level's key (a task, or a column of one) in the history's readable task names."""
+    parts = key.split("/")
+    at = 0 if len(parts) == 1 else 1
+    parts[at] = names.get(parts[at], parts[at])
+    return "/".join(parts)

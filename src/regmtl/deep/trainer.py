@@ -26,7 +26,7 @@ from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
 from .data import Batches, Cycle, MultiTaskDataset, as_dataset
-from .diagnostics import MAX_COSINE_TASKS, GradientBalance, warn_if_dominated
+from .diagnostics import MAX_COSINE_TASKS, GradientBalance, after_fit, check_dominance
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
 from .heads import TaskGates, TaskHeads
@@ -173,9 +173,10 @@ class Trainer:
         trunk on each of them; cosines up to 16 tasks); 0 turns it off. "auto": 1 up to 16
         tasks, else 0 (with more, pass an int to measure the shares). Not measured with one
         task or under DDP.
-    dominance : float or None, default=0.9
+    dominance : float, DominanceRule or None, default=0.9
         A UserWarning names the task whose gradient share stayed above this in each of the
-        last three epochs (the other tasks are suppressed); None: no warning.
+        last three epochs if it suppressed another (its metric 10 % below its best or
+        single-task level: :class:`~regmtl.deep.diagnostics.DominanceRule`); None: none.
     lazy_heads : bool, default=False
         Update each task's head (and MMoE gate) only on the steps whose batch holds rows of
         that task: the per-row gather gives row-sparse gradients and a lazy Adam
@@ -223,6 +224,8 @@ class Trainer:
     loss_scale_ : dict of str to float
         :math:`c_t` of each task (1 with ``normalize_losses=False``, or for a task whose
         training labels are all alike or absent).
+    expert_usage_ : ExpertUsage or None
+        MMoE, CGC, PLE: the experts' use by the gates (:mod:`regmtl.deep.expert_use`).
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
@@ -312,8 +315,7 @@ class Trainer:
         progress = opt("progress", progress, "bool")
         grad_balance = opt("grad_balance", grad_balance, "int", low=0, also=("auto",),
                            fix="It counts the steps measured per epoch; 0: none.")
-        dominance = opt("dominance", dominance, "real", low=0, low_open=True, high=1,
-                        none=True)
+        dominance = check_dominance(dominance, [t.name for t in net.tasks])
         standardize = opt("standardize", standardize, "bool")
         normalize_losses = opt("normalize_losses", normalize_losses, "bool")
         lazy_heads = opt("lazy_heads", lazy_heads, "bool")
@@ -544,8 +546,8 @@ class Trainer:
         kept = (self.best_epoch_ if restored is not None or (self.restore_best and best_state)
                 else len(rows))  # the epoch of the net's weights
         warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
-        if step.balance is not None and self.dominance is not None:
-            warn_if_dominated(self.history_, self.dominance, 3)
+        self.expert_usage_ = after_fit(self, step.balance is not None, val_ds, loaders,
+                                       ctx.main)  # dominance warning, expert use (MMoE...)
         self.net.eval()
         return self
 

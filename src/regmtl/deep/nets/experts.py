@@ -1,16 +1,20 @@
-r"""The pieces of the mixtures of experts: a softmax gate over experts and the mixture
-:math:`\sum_k g_k e_k`."""
+r"""The pieces of the mixtures of experts: a softmax gate over experts, the mixture
+:math:`\sum_k g_k e_k`, and the record of one gate's weights that a net's
+``expert_gates(x)`` returns (read by :mod:`regmtl.deep.expert_use`).
+
+Experts are named by their owner and position: ``shared[k]`` for the k-th shared expert of
+a level (every expert of MMoE), ``TASK[j]`` for the j-th expert of a task (CGC, PLE)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..._options import check_option
 from .._torch import torch
 
 nn = torch.nn
 
-__all__ = ["Gate", "gate_bias_option", "mix"]
+__all__ = ["Gate", "ExpertGate", "gate_bias_option", "mix", "expert_names"]
 
 
 class Gate(nn.Module):
@@ -33,3 +37,20 @@ def gate_bias_option(gate_bias: Any) -> bool:
 def mix(gate: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     """Σ_k gate_k e_k: gate (B, K), experts (B, K, d) -> (B, d)."""
     return torch.einsum("bk,bkd->bd", gate, experts)
+
+
+class ExpertGate(NamedTuple):
+    """One gate's weights on a batch: ``level`` (0 for MMoE and CGC), ``gate`` (a task, or
+    ``"shared"`` for PLE's shared gate), the ``experts`` it weighs, in order, and
+    ``weights`` (B, len(experts)), rows summing to 1 (detached)."""
+
+    level: int
+    gate: str
+    experts: tuple[str, ...]
+    weights: torch.Tensor
+
+
+def expert_names(owner: str, n: int) -> tuple[str, ...]:
+    """``owner[0]``, ..., ``owner[n-1]``: the names of ``n`` experts of ``owner`` (a task or
+    ``"shared"``)."""
+    return tuple(f"{owner}[{k}]" for k in range(n))

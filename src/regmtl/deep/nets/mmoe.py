@@ -9,7 +9,7 @@ from ..._options import check_option
 from .._torch import torch
 from ..heads import TaskGates, TaskHeads
 from .base import MultiTaskNet, first_linear, mlp
-from .experts import gate_bias_option, mix
+from .experts import ExpertGate, expert_names, gate_bias_option, mix
 
 nn = torch.nn
 
@@ -172,6 +172,24 @@ class MMoE(MultiTaskNet):
         with torch.no_grad():
             pi = self.gates(self._encode(x))
         return {t: pi[:, self.gates.position(t)].clone() for t in self.task_names}
+
+    def expert_gates(self, x: Any) -> list[ExpertGate]:
+        """Every task's gate on ``x`` as :class:`~regmtl.deep.nets.experts.ExpertGate`
+        records (level 0; experts ``shared[0]`` ... ``shared[K-1]``), for
+        :func:`~regmtl.deep.expert_use.expert_usage`.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features), or what the encoder reads
+            The batch.
+
+        Returns
+        -------
+        list of ExpertGate
+            One per task, in the net's task order.
+        """
+        names = expert_names("shared", len(self.experts))
+        return [ExpertGate(0, t, names, w) for t, w in self.gate_weights(x).items()]
 
     def input_layers(self) -> list[nn.Linear]:
         return [first_linear(e) for e in self.experts] + self.gates.linears()

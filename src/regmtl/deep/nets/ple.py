@@ -10,7 +10,7 @@ from ..._options import check_option
 from .._torch import torch
 from ..heads import TaskHeads
 from .base import MultiTaskNet, first_linear, mlp
-from .experts import Gate, gate_bias_option, mix
+from .experts import ExpertGate, Gate, expert_names, gate_bias_option, mix
 
 nn = torch.nn
 
@@ -186,8 +186,10 @@ class PLE(MultiTaskNet):
             return self._rows_of(self._levels(x, self.task_names), rows)
         return self._levels(x, self._selected(tasks))
 
-    def _levels(self, x: torch.Tensor, selected: list[str]) -> dict[str, torch.Tensor]:
-        """The towers of ``selected`` on the encoded batch ``x``."""
+    def _levels(self, x: torch.Tensor, selected: list[str],
+                record: list[ExpertGate] | None = None) -> dict[str, torch.Tensor]:
+        """The towers of ``selected`` on the encoded batch ``x``; every gate's weights are
+        appended to ``record`` when one is given."""
         h_task = {t: x for t in self.task_names}
         h_shared = x
         n_levels = len(self.shared_experts)
@@ -197,13 +199,62 @@ class PLE(MultiTaskNet):
                    for t in self.task_names}
             last = level == n_levels - 1
             names = selected if last else self.task_names
-            h_task = {t: mix(self.task_gates[level][t](h_task[t]),
-                              torch.stack(own[t] + shared, dim=1)) for t in names}
+            gates = {t: self.task_gates[level][t](h_task[t]) for t in names}
+            h_task = {t: mix(gates[t], torch.stack(own[t] + shared, dim=1)) for t in names}
             if not last:
                 every = [o for t in self.task_names for o in own[t]] + shared
-                h_shared = mix(self.shared_gates[level](h_shared), torch.stack(every, dim=1))
+                g = self.shared_gates[level](h_shared)
+                h_shared = mix(g, torch.stack(every, dim=1))
+            if record is not None:
+                of_shared = expert_names("shared", len(shared))
+                record.extend(ExpertGate(level, t, expert_names(t, len(own[t])) + of_shared,
+                                         gates[t].detach()) for t in names)
+                if not last:
+                    record.append(ExpertGate(level, "shared", sum(
+                        (expert_names(t, len(own[t])) for t in self.task_names), ())
+                        + of_shared, g.detach()))
         z = torch.stack([h_task[t] for t in selected], dim=1)
         return self.towers.select(z, selected)
+
+    def expert_gates(self, x: Any) -> list[ExpertGate]:
+        """Every gate of every level on ``x`` as :class:`~regmtl.deep.nets.experts.ExpertGate`
+        records, for :func:`~regmtl.deep.expert_use.expert_usage`: at each level, task t's
+        gate over ``t[0]``, ... (its own experts) and ``shared[0]``, ... (the level's shared
+        experts), then, below the last level, the ``"shared"`` gate over every task's experts
+        and the shared ones.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features), or what the encoder reads
+            The batch.
+
+        Returns
+        -------
+        list of ExpertGate
+            Level by level; the task gates in the net's task order, then the shared gate.
+        """
+        record: list[ExpertGate] = []
+        with torch.no_grad():
+            self._levels(self._encode(x), self.task_names, record)
+        return record
+
+    def gate_weights(self, x: Any) -> dict[str, torch.Tensor]:
+        r"""Each task's gate weights at the last level over its own experts, then the
+        shared ones (:meth:`expert_gates` gives every level's).
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, n_features), or what the encoder reads
+            The batch.
+
+        Returns
+        -------
+        dict of str to Tensor
+            For each task, the (B, n_task_experts + n_shared_experts) softmax weights.
+        """
+        last = len(self.shared_experts) - 1
+        return {g.gate: g.weights for g in self.expert_gates(x)
+                if g.level == last and g.gate in self._task_pos}
 
     def input_layers(self) -> list[nn.Linear]:
         first = [first_linear(e) for e in self.shared_experts[0]]
