@@ -4,7 +4,9 @@ indices, a loader's batches, one batch per task), one process or DDP, dense or l
 A step draws the task losses :math:`L_t` of its batch (``losses_of()``, under mixed precision
 where it is on), hands them with the smooth penalties :math:`\Omega` to the weighting (which
 writes the gradients, for a loss weighting those of :math:`\sum_t w_t L_t + \Omega(\theta)`),
-averages the gradients across ranks where DDP does not (gradient methods, per-task batches),
+averages the gradients across ranks where DDP does not (gradient methods, per-task batches;
+under DDP the losses carry the global batch's values and W times the rank's share of its
+gradients, so that the average is one process's gradient: ``regmtl.deep.distributed``),
 unscales and clips them, takes the optimizer step, then the proximal steps of the non-smooth
 penalties, and for a weighting with ``needs_step_losses`` (FAMO) hands it the batch's losses
 at the updated parameters.
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._torch import torch
+from .distributed import RankMean
 from .preflight import buffers_to_keep
 from .weighting.helpers import NonFiniteTask, non_finite
 
@@ -86,7 +89,7 @@ class StepSetup:
 
     def __post_init__(self) -> None:
         self.scale = None if self.scaler is None else self.scaler.scale
-        self.reduce = self.ctx.mean if self.ctx.distributed else None
+        self.reduce = RankMean(self.ctx) if self.ctx.distributed else None
 
 
 def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],

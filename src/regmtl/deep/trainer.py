@@ -427,7 +427,7 @@ class Trainer:
                              self.lazy_heads)
         autocast, scaler = mixed_precision(ctx.device, self.amp)
         self._scale_targets(loaders, ctx)  # everything checked: the net's map may be set
-        losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device)
+        losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device, ctx)
         self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
         if isinstance(loader, Batches):  # targets checked once, standardized once
