@@ -12,7 +12,8 @@ from regmtl.deep import HardSharing, L2Penalty, Trainer, make_weighting
 
 #: case name -> (rows, batch size per rank, weighting, options): "missing" drops labels of
 #: each task (a different pattern per task), "penalty" adds a smooth L2 penalty, "per_task"
-#: trains each task on its own rows, "per_row" gives each row its own task
+#: trains each task on its own rows, "per_row" gives each row its own task, "loader" reads
+#: batches of (x, {task: y}) (each rank its share of every global batch)
 CASES = {
     "rows3": (3, 2, "equal", ()),
     "rows171": (171, 16, "equal", ()),
@@ -26,6 +27,7 @@ CASES = {
     "famo": (171, 16, "famo", ("missing",)),
     "per_task": (171, 16, "equal", ("per_task",)),
     "per_row": (171, 16, "equal", ("per_row",)),
+    "loader": (171, 16, "equal", ("missing", "loader")),
 }
 
 
@@ -50,13 +52,27 @@ def train(weighting: str, batch_size: int, distributed) -> HardSharing:
     return net
 
 
-def case_data(n: int, options: tuple):
+def loader(X, y: dict, batch: int, rank: int, world: int) -> list:
+    """Global batches of ``batch x world`` rows in the row order, rank's share of each."""
+    out = []
+    for start in range(0, len(X), batch * world):
+        idx = np.arange(start, min(start + batch * world, len(X)))[rank::world]
+        out.append((torch.tensor(X[idx], dtype=torch.float32),
+                    {k: torch.tensor(v[idx]) for k, v in y.items()}))
+    return out
+
+
+def case_data(n: int, options: tuple, batch: int = 0, ranks: int = 1):
+    """The case's training data (``batch``, ``ranks``: the loader's rows per batch and rank,
+    and the ranks)."""
     X, y = problem(n)
     if "missing" in options:
         y = {"a": y["a"].copy(), "b": y["b"].copy()}
         y["a"][::3] = np.nan
         y["b"][1::4] = np.nan
         y["b"][:5] = np.nan
+    if "loader" in options:
+        return loader(X, y, batch, int(os.environ["RANK"]) if ranks > 1 else 0, ranks)
     if "per_task" in options:
         return {"a": (X[:n], y["a"][:n]), "b": (X[: n - 40], y["b"][: n - 40])}
     if "per_row" in options:
@@ -78,7 +94,8 @@ def fit_case(name: str, world: int, distributed) -> dict:
     tr = Trainer(net, weighting=weighting_of(weighting), lr=1e-2, batch_size=batch * world,
                  max_epochs=3, seed=5, distributed=distributed, device="cpu", penalty=penalty,
                  grad_balance=0)
-    tr.fit(case_data(n, options))
+    ranks = int(os.environ.get("WORLD_SIZE", "1")) if distributed == "auto" else 1
+    tr.fit(case_data(n, options, batch * world, ranks))
     cols = [c for c in tr.history.columns if c.startswith("loss")]
     return {"state": {k: v.detach().clone() for k, v in net.state_dict().items()},
             "history": torch.tensor(tr.history[cols].to_numpy())}
