@@ -149,9 +149,11 @@ class Trainer:
         never on the CPU.
     distributed : "auto" or bool, default="auto"
         "auto": DistributedDataParallel when launched by ``torchrun`` with several processes.
-        Each rank takes its share of every global batch (the gradients are averaged: the
-        result equals one process with batches W times larger when no labels are missing);
-        every rank validates on the whole validation set, so all stop at the same epoch.
+        Each rank takes its share of every global batch and each task's loss is the global
+        batch's (the ranks' summed losses and label counts are all-reduced): the result
+        equals one process with batches W times larger, however unevenly rows and labels
+        fall on the ranks; every rank validates on the whole validation set, so all stop at
+        the same epoch.
     seed : int, default=0
         Seeds the batch order, dropout and random weighting (the net's initial weights are
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`);
