@@ -44,7 +44,7 @@ from .scaling import (
     moments_of,
     scales_of,
 )
-from .step import StepSetup, mixed_precision, train_step
+from .step import StepSetup, mixed_precision, owns_precision, train_step
 from .stopping import EarlyStopping, Monitor, history_columns, monitor_direction
 from .validation import predict, validate
 from .weighting import Weighting, make_weighting, shared_representation
@@ -149,11 +149,9 @@ class Trainer:
         never on the CPU.
     distributed : "auto" or bool, default="auto"
         "auto": DistributedDataParallel when launched by ``torchrun`` with several processes.
-        Each rank takes its share of every global batch and each task's loss is the global
-        batch's (the ranks' summed losses and label counts are all-reduced): the result
-        equals one process with batches W times larger, however unevenly rows and labels
-        fall on the ranks; every rank validates on the whole validation set, so all stop at
-        the same epoch.
+        Each rank takes its share of every global batch; each task's loss is the global batch's
+        (summed losses and label counts all-reduced): one process's result with W times larger
+        batches, uneven or with missing labels; every rank validates on all of ``val``.
     seed : int, default=0
         Seeds the batch order, dropout and random weighting (the net's initial weights are
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`);
@@ -364,6 +362,7 @@ class Trainer:
         return ds
 
     # ------------------------------------------------------------------ fit
+    @owns_precision
     def fit(self, train: Any, val: Any = None) -> Trainer:
         """Train on ``train``; validate on ``val`` after every epoch.
 
@@ -438,8 +437,7 @@ class Trainer:
         steps = max(len(v) for v in loaders.values())
         lazy = [m for m in net.modules() if isinstance(m, (TaskHeads, TaskGates))] \
             if self.lazy_heads else []
-        # DDP averages the gradients of one backward pass; gradient surgery (several passes)
-        # and per-task batches (several forward passes) average them by hand instead
+        # DDP averages one backward pass; surgery and per-task batches average by hand
         step = StepSetup(
             net=net, model=model, weighting=self.weighting, optimizer=opt, params=params,
             shared=[p for p in net.shared_parameters() if p.requires_grad],
@@ -633,6 +631,7 @@ class Trainer:
         return validate(self.net, self.tasks, ds, ctx.device, self._loss_scale,
                         self._cpu_families())
 
+    @owns_precision
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096, task: Any = None) -> Any:
         """The predictions of the net on ``X``.
@@ -658,6 +657,7 @@ class Trainer:
         """
         return predict(self.net, self.tasks, X, self._cpu_families(), tasks, batch_size, task)
 
+    @owns_precision
     def evaluate(self, data: Any) -> dict[str, float]:
         """Validation losses and metrics of the current net.
 
