@@ -121,8 +121,8 @@ class TaskLosses:
         if self.ranks is None:
             return spec.task_loss(out, y, complete=complete)
         per, count = spec.row_losses(out, y, complete=complete and y.numel() > 0)
-        n = per.new_tensor(float(count * len(per))) if isinstance(count, int) else count.sum()
-        return per.sum(), n
+        n = count * len(per) if isinstance(count, int) else count.sum()
+        return per.sum(), torch.as_tensor(n, dtype=torch.float64, device=per.device)
 
     def _stacked(self, terms: list, outs: list) -> torch.Tensor:
         """The (T,) losses divided by the :math:`c_t` from the terms of :meth:`_term` (None: a
@@ -133,7 +133,8 @@ class TaskLosses:
             stacked = torch.stack(losses)
             return stacked / self.loss_scale.to(stacked.dtype)
         sums = [out.sum() * 0.0 if v is None else v[0] for v, out in zip(terms, outs, strict=True)]
-        counts = [sums[0].new_zeros(()) if v is None else v[1].to(sums[0].dtype) for v in terms]
+        counts = [torch.zeros((), dtype=torch.float64, device=sums[0].device) if v is None
+                  else v[1] for v in terms]  # (float64: exact counts under mixed precision)
         total = torch.stack(sums)
         losses = self.ranks.global_mean(total, torch.stack(counts))
         return losses * self.inv_scale.to(total.dtype)
