@@ -9,7 +9,8 @@ device (``cuda:LOCAL_RANK``: nothing assumes ``cuda:0``). The group stays up for
 :math:`s_{r,t}` of its rows' losses over their :math:`n_{r,t}` observed labels (a share may be
 smaller than the others', or empty). One process on the global batch minimizes
 :math:`L_t = S_t / N_t` with :math:`S_t = \sum_r s_{r,t}`, :math:`N_t = \sum_r n_{r,t}`, not
-the mean of the ranks' means. :meth:`Context.global_mean` gives every rank the tensor
+the mean of the ranks' means. :meth:`~regmtl.deep.distributed.Context.global_mean` gives every
+rank the tensor
 
 .. math:: \tilde L_t = S_t / N_t + W \,(s_{r,t} - \mathrm{sg}(s_{r,t})) / N_t
 
@@ -17,10 +18,11 @@ the mean of the ranks' means. :meth:`Context.global_mean` gives every rank the t
 :math:`L_t` on every rank, its gradient W times the rank's share :math:`\nabla s_{r,t} / N_t`.
 Any objective :math:`f(\tilde L)` a weighting builds (weights, regularizers, logarithms of the
 losses) then has the gradient :math:`W f'(L) \nabla s_r / N` on rank r, and the average over
-the ranks (DDP's, or :meth:`Context.average_gradients`) is :math:`\sum_r f'(L) \nabla s_r / N
-= \nabla f(L)`: one process's gradient. A term the ranks share (a penalty, a regularizer of
-the loss values) has the same gradient on every rank, which the average keeps. What a weighting
-averages with ``reduce`` (:class:`RankMean`) is the global quantity too: loss values (equal on
+the ranks (DDP's, or :meth:`~regmtl.deep.distributed.Context.average_gradients`) is
+:math:`\sum_r f'(L) \nabla s_r / N = \nabla f(L)`: one process's gradient. A term the ranks
+share (a penalty, a regularizer of the loss values) has the same gradient on every rank, which
+the average keeps. What a weighting averages with ``reduce``
+(:class:`~regmtl.deep.distributed.RankMean`) is the global quantity too: loss values (equal on
 every rank), and the (T, d) task-gradient matrix (the sum of the ranks' shares).
 """
 
@@ -276,12 +278,13 @@ class Context:
 @dataclass(frozen=True)
 class RankMean:
     r"""The ``reduce`` a weighting gets under DDP: the mean over the ranks of what each rank
-    computed from the losses of :meth:`Context.global_mean`.
+    computed from the losses of :meth:`~regmtl.deep.distributed.Context.global_mean`.
 
     For a loss value (the same on every rank) it is that value; for a (T, d) matrix of task
     gradients (each rank's W times its share) the global matrix, the sum of the shares. A Gram
     matrix of gradients with respect to the rank's own rows (the shared representation of its
-    share of the batch) is quadratic in the factor W: :meth:`gram` gives the global one.
+    share of the batch) is quadratic in the factor W:
+    :meth:`~regmtl.deep.distributed.RankMean.gram` gives the global one.
 
     Parameters
     ----------
@@ -299,7 +302,7 @@ class RankMean:
     ctx: Context
 
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
-        """The mean of ``t`` over the ranks (see :meth:`Context.mean`)."""
+        """The mean of ``t`` over the ranks (see :meth:`~regmtl.deep.distributed.Context.mean`)."""
         return self.ctx.mean(t)
 
     def gram(self, A: torch.Tensor) -> torch.Tensor:
