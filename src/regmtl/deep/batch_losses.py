@@ -15,6 +15,11 @@ A :class:`~regmtl.deep.MultiTaskDataset` is prepared once for training (targets 
 standardized once, and whether a label is missing anywhere, so that the losses skip their
 masks): :meth:`TaskLosses.of_indices` then gives the losses of the rows of a batch of indices,
 the route the trainer's step takes on a data set.
+
+Under DDP (``ctx`` of several ranks) every route reduces each task's summed loss and count of
+observed labels over the ranks (:meth:`~regmtl.deep.distributed.Context.global_mean`): the
+losses are those of the global batch, one process's, however unevenly its rows and labels
+fall on the ranks.
 """
 
 from __future__ import annotations
@@ -59,19 +64,20 @@ class TaskLosses:
         Each task's :math:`c_t`.
     device : torch.device
         Where the step runs.
+    ctx : Context, optional
+        The ranks of a distributed fit: each task's loss is then the global batch's (see the
+        module's docstring).
     """
 
-    def __init__(self, net: Any, tasks: list, loss_scale: torch.Tensor, device: Any):
+    def __init__(self, net: Any, tasks: list, loss_scale: torch.Tensor, device: Any,
+                 ctx: Any = None):
         self.net, self.tasks, self.device = net, tasks, device
+        self.ranks = ctx if ctx is not None and ctx.distributed else None
         self.names = {t.name for t in tasks}
         self.loss_scale = loss_scale.to(device)
         self.inv_scale = 1.0 / self.loss_scale
         self.row_mean, self.row_scale = net.stacked_scales(device)
         self.families = loss_families(self.tasks, device)
-
-    def _task_loss(self, spec: Any, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The task's loss on standardized outputs and targets (no division by c_t)."""
-        return spec.task_loss(out, self.net.standardize_target(spec.name, y))
 
     def of_indices(self, data: Any) -> Callable[[Any, torch.Tensor], torch.Tensor]:
         """``losses(model, idx)``: the task losses of the rows ``data[idx]`` of a data set
@@ -96,33 +102,60 @@ class TaskLosses:
         x = to_device(x, self.device, non_blocking=True)
         with self.net.standardized_outputs():
             out = model(x)
-        losses = []
+        terms = []
         for t in self.tasks:
             y = ys.get(t.name)
             if y is None:  # a data set without this task's target: no signal, zero gradient
-                losses.append(out[t.name].sum() * 0.0)
-            elif ready:
-                losses.append(t.task_loss(out[t.name], y.to(self.device, non_blocking=True),
-                                          complete=t.name in ys.complete))
-            else:
-                losses.append(self._task_loss(t, out[t.name], y.to(self.device)))
-        return torch.stack(losses) / self.loss_scale.to(losses[0].dtype)
+                terms.append(None)
+                continue
+            y = y.to(self.device, non_blocking=True)
+            if not ready:
+                y = self.net.standardize_target(t.name, y)
+            terms.append(self._term(t, out[t.name], y, ready and t.name in ys.complete))
+        return self._stacked(terms, [out[t.name] for t in self.tasks])
+
+    def _term(self, spec: Any, out: torch.Tensor, y: torch.Tensor, complete: bool) -> Any:
+        """One task's mean loss on standardized targets (one process), or its summed loss and
+        count of observed labels (``(sum, count)``, reduced over the ranks by
+        :meth:`_stacked`)."""
+        if self.ranks is None:
+            return spec.task_loss(out, y, complete=complete)
+        per, count = spec.row_losses(out, y, complete=complete and y.numel() > 0)
+        n = count * len(per) if isinstance(count, int) else count.sum()
+        return per.sum(), torch.as_tensor(n, dtype=torch.float64, device=per.device)
+
+    def _stacked(self, terms: list, outs: list) -> torch.Tensor:
+        """The (T,) losses divided by the :math:`c_t` from the terms of :meth:`_term` (None: a
+        task without a batch or a target, 0 with a zero gradient through ``outs``)."""
+        if self.ranks is None:
+            losses = [out.sum() * 0.0 if v is None else v
+                      for v, out in zip(terms, outs, strict=True)]
+            stacked = torch.stack(losses)
+            return stacked / self.loss_scale.to(stacked.dtype)
+        sums = [out.sum() * 0.0 if v is None else v[0] for v, out in zip(terms, outs, strict=True)]
+        counts = [torch.zeros((), dtype=torch.float64, device=sums[0].device) if v is None
+                  else v[1] for v in terms]  # (float64: exact counts under mixed precision)
+        total = torch.stack(sums)
+        losses = self.ranks.global_mean(total, torch.stack(counts))
+        return losses * self.inv_scale.to(total.dtype)
 
     def per_task(self, model: Any, batches: dict) -> torch.Tensor:
         """The task losses of one batch per task ``{task: (x, {task: y})}`` (each task's
         head alone on its own batch; 0 for a task without one)."""
-        losses = []
+        terms, outs = [], []
         for t in self.tasks:
             if t.name not in batches:
-                losses.append(None)
+                terms.append(None)
+                outs.append(None)
                 continue
             x, ys = batches[t.name]
             with self.net.standardized_outputs():
                 out = model(to_device(x, self.device), tasks=[t.name])[t.name]
-            losses.append(self._task_loss(t, out, ys[t.name].to(self.device)))
-        ref = next(v for v in losses if v is not None)
-        stacked = torch.stack([ref * 0.0 if v is None else v for v in losses])
-        return stacked / self.loss_scale.to(stacked.dtype)
+            y = self.net.standardize_target(t.name, ys[t.name].to(self.device))
+            terms.append(self._term(t, out, y, False))
+            outs.append(out)
+        ref = next(o for o in outs if o is not None)
+        return self._stacked(terms, [ref if o is None else o for o in outs])
 
     def ready_rows(self, ds: MultiTaskDataset) -> _ReadyRows:
         """``ds`` for training: each row's target in its head's units (float32, once for the
@@ -158,6 +191,7 @@ class TaskLosses:
         spec, _, loss = self.families[0]
         width = spec.target_width
         flags, T, inv, dev = self.net.__dict__, len(self.tasks), self.inv_scale, self.device
+        ranks = self.ranks
         local = device_of(data.X) == dev and data.task.device == dev
         X, tasks, ys, dense = data.X, data.task, data.y, isinstance(data.X, torch.Tensor)
 
@@ -178,7 +212,10 @@ class TaskLosses:
             count = torch.bincount(task, minlength=T)
             if width != 1:
                 count = count * width
-            return per.new_zeros(T).index_add_(0, task, per) * (inv / count.clamp(min=1))
+            total = per.new_zeros(T).index_add_(0, task, per)
+            if ranks is not None:
+                return ranks.global_mean(total, count) * inv
+            return total * (inv / count.clamp(min=1))
 
         return losses
 
@@ -223,6 +260,8 @@ class TaskLosses:
                 total, count = loss.new_zeros(T).index_add_(0, rows_t, loss), n_t
             else:
                 total, count = total.index_add(0, rows_t, loss), count + n_t
+        if self.ranks is not None:
+            return self.ranks.global_mean(total, count) * self.inv_scale
         return total * (self.inv_scale / count.clamp(min=1))
 
 

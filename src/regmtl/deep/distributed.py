@@ -1,9 +1,29 @@
-"""Distributed training under ``torchrun``: process group, device, gradient averaging.
+r"""Distributed training under ``torchrun``: process group, device, the global batch's losses.
 
 ``torchrun --nproc_per_node N script.py`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``;
 :func:`setup` then joins the process group (NCCL on CUDA, gloo on the CPU) and gives the rank's
 device (``cuda:LOCAL_RANK``: nothing assumes ``cuda:0``). The group stays up for further fits;
 ``torch.distributed.destroy_process_group()`` ends it.
+
+**One process's answer.** Rank r of W holds its share of a global batch: for task t the sum
+:math:`s_{r,t}` of its rows' losses over their :math:`n_{r,t}` observed labels (a share may be
+smaller than the others', or empty). One process on the global batch minimizes
+:math:`L_t = S_t / N_t` with :math:`S_t = \sum_r s_{r,t}`, :math:`N_t = \sum_r n_{r,t}`, not
+the mean of the ranks' means. :meth:`~regmtl.deep.distributed.Context.global_mean` gives every
+rank the tensor
+
+.. math:: \tilde L_t = S_t / N_t + W \,(s_{r,t} - \mathrm{sg}(s_{r,t})) / N_t
+
+(sg: no gradient; one all-reduce of :math:`s` and :math:`n`): its value is the global
+:math:`L_t` on every rank, its gradient W times the rank's share :math:`\nabla s_{r,t} / N_t`.
+Any objective :math:`f(\tilde L)` a weighting builds (weights, regularizers, logarithms of the
+losses) then has the gradient :math:`W f'(L) \nabla s_r / N` on rank r, and the average over
+the ranks (DDP's, or :meth:`~regmtl.deep.distributed.Context.average_gradients`) is
+:math:`\sum_r f'(L) \nabla s_r / N = \nabla f(L)`: one process's gradient. A term the ranks
+share (a penalty, a regularizer of the loss values) has the same gradient on every rank, which
+the average keeps. What a weighting averages with ``reduce``
+(:class:`~regmtl.deep.distributed.RankMean`) is the global quantity too: loss values (equal on
+every rank), and the (T, d) task-gradient matrix (the sum of the ranks' shares).
 """
 
 from __future__ import annotations
@@ -15,7 +35,7 @@ from ._torch import torch
 
 dist = torch.distributed
 
-__all__ = ["Context", "setup", "resolve_device", "rank_device"]
+__all__ = ["Context", "RankMean", "setup", "resolve_device", "rank_device"]
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -174,6 +194,43 @@ class Context:
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out.to(t.device)
 
+    def global_mean(self, total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        r"""Each task's mean loss over the labels of every rank's share of the global batch,
+        for this rank's backward pass (see the module's docstring).
+
+        Parameters
+        ----------
+        total : Tensor of shape (T,)
+            Each task's summed loss :math:`s_r` over this rank's observed labels (attached to
+            the graph).
+        count : Tensor of shape (T,)
+            Each task's number of observed labels :math:`n_r` on this rank.
+
+        Returns
+        -------
+        Tensor of shape (T,)
+            :math:`S / N + W (s_r - \mathrm{sg}(s_r)) / N` (N clamped to >= 1), in the dtype
+            of ``total``: the global mean as value on every rank, W times this rank's share as
+            gradient, so that averaging the ranks' gradients gives one process's; in one
+            process ``total / count`` (clamped).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from regmtl.deep.distributed import Context
+        >>> ctx = Context(torch.device("cpu"))
+        >>> ctx.global_mean(torch.tensor([3.0, 0.0]), torch.tensor([2, 0])).tolist()
+        [1.5, 0.0]
+        """
+        if not self.distributed:
+            return total / count.clamp(min=1).to(total.dtype)
+        T = total.shape[0]
+        both = self.sum(torch.cat([total.detach().double(), count.double()]))
+        n = both[T:].clamp(min=1)
+        value = (both[:T] / n).to(total.dtype)
+        share = total / n.to(total.dtype)
+        return value + self.world_size * (share - share.detach())
+
     def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
         """``t`` of every rank, in rank order (``[t]`` in one process).
 
@@ -216,6 +273,55 @@ class Context:
             n = p.grad.numel()
             p.grad.copy_(flat[i:i + n].view_as(p.grad))
             i += n
+
+
+@dataclass(frozen=True)
+class RankMean:
+    r"""The ``reduce`` a weighting gets under DDP: the mean over the ranks of what each rank
+    computed from the losses of :meth:`~regmtl.deep.distributed.Context.global_mean`.
+
+    For a loss value (the same on every rank) it is that value; for a (T, d) matrix of task
+    gradients (each rank's W times its share) the global matrix, the sum of the shares. A Gram
+    matrix of gradients with respect to the rank's own rows (the shared representation of its
+    share of the batch) is quadratic in the factor W:
+    :meth:`~regmtl.deep.distributed.RankMean.gram` gives the global one.
+
+    Parameters
+    ----------
+    ctx : Context
+        The ranks.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from regmtl.deep.distributed import Context, RankMean
+    >>> RankMean(Context(torch.device("cpu")))(torch.tensor([2.0])).tolist()  # one process
+    [2.0]
+    """
+
+    ctx: Context
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of ``t`` over the ranks (see :meth:`~regmtl.deep.distributed.Context.mean`)."""
+        return self.ctx.mean(t)
+
+    def gram(self, A: torch.Tensor) -> torch.Tensor:
+        r"""The Gram matrix of the global batch from the ranks' :math:`A_r = W^2 G_r G_r^\top`
+        (:math:`G_r`: the gradients with respect to rank r's rows of its share of the losses):
+        :math:`\sum_r G_r G_r^\top = \sum_r A_r / W^2`, one process's :math:`G G^\top`
+        (its rows are those of all ranks).
+
+        Parameters
+        ----------
+        A : Tensor of shape (T, T)
+            This rank's Gram matrix.
+
+        Returns
+        -------
+        Tensor of shape (T, T)
+            The global one.
+        """
+        return self.ctx.sum(A) / self.ctx.world_size ** 2
 
 
 def setup(device: str | torch.device = "auto", distributed: str | bool = "auto") -> Context:

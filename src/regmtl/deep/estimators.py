@@ -70,6 +70,7 @@ from .inputs import as_inputs, chunks, to_device
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
+from .step import owns_precision
 from .tasks import KINDS, TaskSpec
 from .tokenizer import Tokenizer
 from .trainer import EarlyStopping, Trainer, set_seed
@@ -276,6 +277,7 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
             n_experts=self.n_experts, **kw)
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @owns_precision
     def fit(self, X: Any, y: Any = None, task: Any = None):
         """Train on lists per task, long form with ``task``, or shared X with 2-D y.
 
@@ -457,6 +459,7 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
     def _restored(self, net: MultiTaskNet) -> None:
         """What a loaded estimator derives from its saved attributes and ``net``."""
 
+    @owns_precision(what="prediction")
     def _rows(self, data: TaskData) -> list[np.ndarray]:
         """For each segment of ``data``, its task's net outputs on its rows, (rows, width):
         logits for classification tasks, log means for count tasks, values in the target's

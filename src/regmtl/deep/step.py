@@ -4,7 +4,9 @@ indices, a loader's batches, one batch per task), one process or DDP, dense or l
 A step draws the task losses :math:`L_t` of its batch (``losses_of()``, under mixed precision
 where it is on), hands them with the smooth penalties :math:`\Omega` to the weighting (which
 writes the gradients, for a loss weighting those of :math:`\sum_t w_t L_t + \Omega(\theta)`),
-averages the gradients across ranks where DDP does not (gradient methods, per-task batches),
+averages the gradients across ranks where DDP does not (gradient methods, per-task batches;
+under DDP the losses carry the global batch's values and W times the rank's share of its
+gradients, so that the average is one process's gradient: ``regmtl.deep.distributed``),
 unscales and clips them, takes the optimizer step, then the proximal steps of the non-smooth
 penalties, and for a weighting with ``needs_step_losses`` (FAMO) hands it the batch's losses
 at the updated parameters.
@@ -12,16 +14,22 @@ at the updated parameters.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from ._torch import torch
+from .distributed import RankMean
 from .preflight import buffers_to_keep
 from .weighting.helpers import NonFiniteTask, non_finite
 
-__all__ = ["StepSetup", "train_step", "mixed_precision"]
+__all__ = ["StepSetup", "train_step", "mixed_precision", "owns_precision", "outer_autocast"]
+
+#: the device types whose ``torch.autocast`` a caller may have turned on around a fit
+AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps", "hpu")
 
 
 @dataclass
@@ -86,7 +94,7 @@ class StepSetup:
 
     def __post_init__(self) -> None:
         self.scale = None if self.scaler is None else self.scaler.scale
-        self.reduce = self.ctx.mean if self.ctx.distributed else None
+        self.reduce = RankMean(self.ctx) if self.ctx.distributed else None
 
 
 def train_step(s: StepSetup, losses_of: Callable[[], torch.Tensor],
@@ -173,3 +181,53 @@ def mixed_precision(device: torch.device, amp: str | bool) -> tuple[Callable, An
     dtype = torch.bfloat16 if bf16 else torch.float16
     scaler = None if bf16 else torch.amp.GradScaler("cuda")
     return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+def outer_autocast() -> list[str]:
+    """The device types whose ``torch.autocast`` is on where this is called (a caller's
+    ``with torch.autocast(...)`` around a fit or a prediction)."""
+    on = []
+    for device in AUTOCAST_DEVICES:
+        try:
+            if torch.is_autocast_enabled(device):
+                on.append(device)
+        except RuntimeError:  # a device type this build has no autocast for
+            continue
+    return on
+
+
+def owns_precision(method: Callable | None = None, *, what: str | None = None) -> Callable:
+    """``method`` (a fit, a prediction) run in its own precision: inside a caller's
+    ``torch.autocast`` it runs with that autocast turned off, after one UserWarning that says
+    so and names ``amp=``, the option of mixed precision.
+
+    The trainer decides its precision: float32, with the mixed precision of ``amp`` on CUDA
+    (its own autocast, with loss scaling for float16). An outer autocast would run the net
+    and the losses in bfloat16 or float16 without loss scaling and without the float32 master
+    computations that mixed training needs: a fit inside ``torch.autocast("cpu",
+    torch.bfloat16)`` learned next to nothing. The calls it makes (a fit's validation, a
+    wrapper's trainer) find the autocast off and do not warn again. The warning names
+    ``Class.method``, or ``what`` (``@owns_precision(what="prediction")`` on a private
+    method).
+    """
+    if method is None:
+        return functools.partial(owns_precision, what=what)
+
+    @functools.wraps(method)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        on = outer_autocast()
+        if not on:
+            return method(self, *args, **kwargs)
+        who = (f"{type(self).__name__}.{method.__name__}" if what is None
+               else f"a {what} of {type(self).__name__}")
+        warnings.warn(
+            f"{who} was called inside torch.autocast({', '.join(map(repr, on))}); it runs "
+            "with that autocast turned off (float32), since the trainer owns its precision: "
+            "mixed precision is its amp= option (amp='auto' or True: on CUDA, with loss "
+            "scaling where float16), not an outer autocast.", UserWarning, stacklevel=2)
+        with ExitStack() as stack:
+            for device in on:
+                stack.enter_context(torch.autocast(device, enabled=False))
+            return method(self, *args, **kwargs)
+
+    return run

@@ -43,7 +43,7 @@ from .scaling import (
     moments_of,
     scales_of,
 )
-from .step import StepSetup, mixed_precision, train_step
+from .step import StepSetup, mixed_precision, owns_precision, train_step
 from .stopping import EarlyStopping, fit_monitor, history_columns
 from .training_state import (
     FitParts,
@@ -157,9 +157,9 @@ class Trainer:
         never on the CPU.
     distributed : "auto" or bool, default="auto"
         "auto": DistributedDataParallel when launched by ``torchrun`` with several processes.
-        Each rank takes its share of every global batch (the gradients are averaged: the
-        result equals one process with batches W times larger when no labels are missing);
-        every rank validates on the whole validation set, so all stop at the same epoch.
+        Each rank takes its share of every global batch; each task's loss is the global batch's
+        (summed losses and label counts all-reduced): one process's result with W times larger
+        batches, uneven or with missing labels; every rank validates on all of ``val``.
     seed : int, default=0
         Seeds the batch order, dropout and random weighting (the net's initial weights are
         drawn when it is built: seed before that, e.g. with :func:`~regmtl.deep.set_seed`);
@@ -382,6 +382,7 @@ class Trainer:
         return ds
 
     # ------------------------------------------------------------------ fit
+    @owns_precision
     def fit(self, train: Any, val: Any = None,
             resume: bool | str | os.PathLike | TrainingState | None = None) -> Trainer:
         """Train on ``train``; validate on ``val`` after every epoch.
@@ -458,7 +459,7 @@ class Trainer:
             resume, where, net, self.weighting, opt, ctx, recorded_options(self))
         autocast, scaler = mixed_precision(ctx.device, self.amp)
         self._scale_targets(loaders, ctx, state)  # everything checked: the net's map may be set
-        losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device)
+        losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device, ctx)
         self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
         if isinstance(loader, Batches):  # targets checked once, standardized once
@@ -467,8 +468,7 @@ class Trainer:
         steps = max(len(v) for v in loaders.values())
         lazy = [m for m in net.modules() if isinstance(m, (TaskHeads, TaskGates))] \
             if self.lazy_heads else []
-        # DDP averages the gradients of one backward pass; gradient surgery (several passes)
-        # and per-task batches (several forward passes) average them by hand instead
+        # DDP averages one backward pass; surgery and per-task batches average by hand
         step = StepSetup(
             net=net, model=model, weighting=self.weighting, optimizer=opt, params=params,
             shared=[p for p in net.shared_parameters() if p.requires_grad],
@@ -636,6 +636,7 @@ class Trainer:
         return validate(self.net, self.tasks, ds, ctx.device, self._loss_scale,
                         self._cpu_families())
 
+    @owns_precision
     def predict(self, X: Any, tasks: list[str] | None = None,
                 batch_size: int = 4096, task: Any = None) -> Any:
         """The predictions of the net on ``X``.
@@ -661,6 +662,7 @@ class Trainer:
         """
         return predict(self.net, self.tasks, X, self._cpu_families(), tasks, batch_size, task)
 
+    @owns_precision
     def evaluate(self, data: Any) -> dict[str, float]:
         """Validation losses and metrics of the current net.
 

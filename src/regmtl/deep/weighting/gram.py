@@ -239,8 +239,10 @@ class GramWeighting(GradientWeighting):
     as a cheaper approximation that no paper states); CAGrad and PCGrad are not Gram methods and
     do not offer it. Only a net with a single shared representation has one
     (:func:`shared_representation`: a hard-sharing net; MMoE, CGC, PLE and ESMM are refused),
-    and one forward pass per step (not per-task batches). Under data parallelism the per-rank
-    Gram matrices are averaged.
+    and one forward pass per step (not per-task batches). Under data parallelism each rank holds
+    the representation of its own rows, and the Gram matrix is the sum of the ranks' (a
+    ``reduce`` with a ``gram`` method, :class:`~regmtl.deep.distributed.RankMean`, gives it;
+    another ``reduce`` is applied as it is): one process's on the global batch.
 
     Parameters
     ----------
@@ -402,8 +404,8 @@ class GramWeighting(GradientWeighting):
                 GZ = GZ.float()
             A = GZ @ GZ.T
             del GZ
-            if reduce is not None:
-                A = reduce(A)
+            if reduce is not None:  # (the ranks' rows: a sum of their Gram matrices)
+                A = getattr(reduce, "gram", reduce)(A)
             coeffs = self._coefficients(A.to("cpu", F64), losses, scale, reduce)
             if shared:
                 objective = scale((coeffs.to(losses) * losses).sum())
