@@ -1361,3 +1361,8 @@ def _warn_id_columns(frames: list, exclude: Any, categorical: list) -> None:
         "and each id gets an embedding; if they are quantities, name the categorical columns "
         "yourself (categorical_features=[] for "
         "none) and this warning is not given.", UserWarning, stacklevel=find_stack_level())
+
+
+#: The deep wrappers' shared base (input conversion, the net, the trainer, saving), for the
+#: estimators of other modules (:class:`~regmtl.deep.DeepESMMClassifier`).
+DeepEstimatorBase = _DeepMultiTask

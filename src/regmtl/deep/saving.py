@@ -146,10 +146,12 @@ def _estimator(spec: Any) -> tuple[Any, dict]:
 def _check_net_matches(est: Any, attrs: dict, config: dict) -> None:
     """The saved net is the one the estimator's fit builds: class, inputs, task heads."""
     net, kw = config.get("net"), config.get("net_config")
-    want = ARCHITECTURE_NETS[est.architecture]
+    # an estimator of one net (ESMM) names it; the others build their ``architecture``'s
+    want = getattr(type(est), "_net_name", None) or ARCHITECTURE_NETS[est.architecture]
     if net != want or not isinstance(kw, dict):
-        raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
-                         f"builds a {want}")
+        builds = (type(est).__name__ if getattr(type(est), "_net_name", None)
+                  else f"architecture={est.architecture!r}")
+        raise ValueError(f"the net is {net!r:.80}, but {builds} builds a {want}")
     cats = attrs.get("categories_")
     if cats is not None:
         names = list(attrs.get("feature_names_in_", []))
