@@ -173,7 +173,8 @@ Examples
 >>> from regmtl.deep import DeepESMMClassifier
 >>> d = make_recommender_tasks(2000, 40, 30, 4, random_state=0)
 >>> y = d.Y[:, :2]  # click, purchase (NaN where not clicked)
->>> m = DeepESMMClassifier(hidden=(16,), tower_hidden=(8,), max_epochs=5).fit(d.X, y)
+>>> m = DeepESMMClassifier(hidden=(16,), tower_hidden=(8,), lr=3e-3, max_epochs=5)
+>>> m = m.fit(d.X, y)
 >>> proba = m.predict_proba(d.X[:3])  # columns pCTR, pCVR, pCTCVR
 >>> proba.shape, bool(np.allclose(proba[:, 2], proba[:, 0] * proba[:, 1]))
 ((3, 3), True)
