@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.model_selection import cross_val_score  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import regmtl  # noqa: E402
@@ -22,10 +23,11 @@ from regmtl.deep import (  # noqa: E402
     Trainer,
     esmm_targets,
     set_seed,
+    transfer_head,
 )
 from regmtl.deep.esmm_estimator import ESMM_OUTPUTS, click_purchase  # noqa: E402
 
-FAST = dict(hidden=(16,), tower_hidden=(8,), max_epochs=4, batch_size=128)
+FAST = dict(hidden=(16,), tower_hidden=(8,), max_epochs=4, batch_size=128, device="cpu")
 
 #: The scikit-learn checks that fit a 1-D y: ESMM's target is the (click, purchase) pair, so
 #: they are refused ("y has shape (n,) ... takes an (n, 2) array"); their invariants are
@@ -195,3 +197,17 @@ def test_clone_pickle_refit_and_row_invariances():
         DeepESMMClassifier(**FAST).fit(X[:0], y[:0])
     m2 = DeepESMMClassifier(**FAST).set_params(tower_hidden=(4,), max_epochs=2).fit(X, y)
     assert m2.net_.config()["tower_hidden"] == [4] and m2.n_iter_ == 2
+
+
+def test_cross_validation_routing_and_transfer():
+    """cross_val_score splits the pair as rows (no ``task`` to route); a new head on an ESMM
+    net is refused naming the nets that take one."""
+    X, y = _log(900)
+    entire = np.nan_to_num(y)  # the purchase 0 where not clicked: scikit-learn's splitters
+    scores = cross_val_score(DeepESMMClassifier(**FAST), X, entire, cv=3)  # refuse NaN in y
+    assert scores.shape == (3,) and ((0 <= scores) & (scores <= 1)).all()
+    assert DeepESMMClassifier().get_metadata_routing().fit.requests == {}
+    m = DeepESMMClassifier(**FAST).fit(X, y)
+    with pytest.raises(ValueError, match=r"model: adding a task to a ESMM net is not supported"
+                                         r".*HardSharing or MMoE"):
+        transfer_head(m, X[:20], y[:20, 0])

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.metadata_routing import UNUSED
 
 from .._options import check_option
 from ..taskdata import TaskData
@@ -159,7 +160,11 @@ Notes
 classes of one target; ``predict`` the (n, 2) labels (click, purchase) at probability 0.5;
 ``score`` the mean of the AUC of pCTR against the click and of pCTCVR against click AND
 purchase, the two AUCs the paper reports (:meth:`auc_scores` gives both). The net's tasks are
-named ``"t0"`` (CTR) and ``"t1"`` (CTCVR).
+named ``"t0"`` (CTR) and ``"t1"`` (CTCVR). For ``cross_val_score`` or a grid search give the
+purchase as 0 where not clicked (``np.nan_to_num(y)``): scikit-learn's splitters refuse NaN
+in a classifier's ``y``. scikit-learn's estimator checks that fit a 1-D ``y`` do not apply
+(the target is the pair); ``get_params``, ``set_params`` and ``clone`` work as for every
+estimator.
 
 References
 ----------
@@ -200,9 +205,10 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
            if k not in ("architecture", "head_hidden", "n_experts")},
         "tower_hidden": ["array-like"],
     }
-    __metadata_request__fit: dict = {}
-    __metadata_request__score: dict = {}
-    __metadata_request__predict: dict = {}
+    # one design, no ``task`` (the base wrappers' long form): nothing to route
+    __metadata_request__fit = {"task": UNUSED}
+    __metadata_request__score = {"task": UNUSED}
+    __metadata_request__predict = {"task": UNUSED}
 
     def __init__(self, *, hidden: Any = (64,), tower_hidden: Any = (32,),
                  activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,

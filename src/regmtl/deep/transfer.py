@@ -475,7 +475,8 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
                else "it has no per-task head to copy")
         kind = "CGC/PLE" if isinstance(net, PLE) else type(net).__name__
         raise ValueError(f"model: adding a task to a {kind} net is not supported ({why}); use "
-                         "architecture='hard' or 'mmoe'.")
+                         "a HardSharing or MMoE net (the wrappers' architecture='hard' or "
+                         "'mmoe').")
     net.set_tasks([*net.tasks, spec])
     net._add_target_scale(spec)
     net.target_scales.to(next(net.parameters()).device)
