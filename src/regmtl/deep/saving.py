@@ -25,8 +25,9 @@ from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
 from .nets import ARCHITECTURES, MultiTaskNet, module_config
 from .weighting import WEIGHTINGS, Weighting
 
-__all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "load_estimator", "param_from_json",
-           "param_to_json", "saved_as_folder", "save_estimator", "scales_from_attributes"]
+__all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "check_weights_bytes", "load_estimator",
+           "param_from_json", "param_to_json", "saved_as_folder", "save_estimator",
+           "scales_from_attributes"]
 
 #: the name of the net class each ``architecture`` builds (from the registry of the nets)
 ARCHITECTURE_NETS = {name: cls.__name__ for name, cls in ARCHITECTURES.items()}
@@ -189,11 +190,7 @@ def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> 
     """
     path = Path(path)
     config = read_config(path)
-    size = (path / WEIGHTS).stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
-                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
-                         "the file).")
+    check_weights_bytes(path, max_bytes)
     if "estimator" not in config:
         raise ValueError(f"{path} holds a net checkpoint, not a saved estimator; read the net "
                          "with regmtl.deep.load_checkpoint.")
@@ -210,6 +207,16 @@ def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> 
     est._restored(net)  # what the class derives from its attributes and net
     est.net_ = net.eval()
     return est
+
+
+def check_weights_bytes(path: Path, max_bytes: int | None) -> None:
+    """Refuse the weights file of the folder ``path`` when it holds more than ``max_bytes``
+    (the weights are stored uncompressed and mapped as they are)."""
+    size = (path / WEIGHTS).stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
+                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
+                         "the file).")
 
 
 def scales_from_attributes(net: MultiTaskNet, est: Any) -> None:

@@ -38,7 +38,7 @@ from .checkpoint import (
 from .divergence import ON_DIVERGENCE
 from .inputs import Inputs, as_inputs, chunks, describe, n_rows, take, to_device
 from .nets import PLE, HardSharing, MMoE, MultiTaskNet, build_module
-from .saving import load_estimator
+from .saving import check_weights_bytes, load_estimator
 from .tasks import LOG_MEAN_MAX, TaskSpec
 from .trainer import Trainer, set_seed
 from .wrapper_losses import TaskLoss, target_scale, task_losses
@@ -382,11 +382,7 @@ def load_transferred_head(path: str | os.PathLike, *, max_bytes: int | None = No
     path = Path(path)
     max_bytes = check_option("max_bytes", max_bytes, "int", low=0, none=True)
     config = read_config(path)
-    size = (path / WEIGHTS).stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
-                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
-                         "the file).")
+    check_weights_bytes(path, max_bytes)
     try:
         attrs = _head_from_json(config.get("estimator"))
         state = read_state(path / WEIGHTS)
