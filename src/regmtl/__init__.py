@@ -87,4 +87,5 @@ globals().update(DATAFIT_CLASSES)
 
 # the deep estimators' folders: regmtl.deep (and PyTorch) is imported when one is loaded
 register_kinds(("DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel",
-                "net-checkpoint"), "regmtl.deep.saving:load_estimator")
+                "DeepESMMClassifier", "net-checkpoint"), "regmtl.deep.saving:load_estimator")
+register_kinds(("TransferredHead",), "regmtl.deep.transfer:load_transferred_head")

@@ -28,8 +28,8 @@
   CUDA, DistributedDataParallel under ``torchrun``: ``regmtl.deep.distributed``),
   checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`).
 - scikit-learn estimators (:class:`DeepMultiTaskRegressor`, :class:`DeepMultiTaskClassifier`,
-  :class:`DeepMultiTaskModel` for mixed kinds)
-  and transfer to a new task (:func:`transfer_head`).
+  :class:`DeepMultiTaskModel` for mixed kinds, :class:`DeepESMMClassifier` for click ->
+  purchase logs) and transfer to a new task (:func:`transfer_head`).
 
 Examples
 --------
@@ -53,6 +53,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Batches, MultiTaskDataset
 from .divergence import TrainingDiverged
 from .esmm import ESMM, esmm_targets
+from .esmm_estimator import DeepESMMClassifier
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskModel, DeepMultiTaskRegressor
 from .features import Categorical, FeatureColumns, IdSequence, Numeric, embedding_dim
 from .heads import TaskGates, TaskHeads
@@ -109,6 +110,7 @@ __all__ = [
     "DeepMultiTaskRegressor",
     "DeepMultiTaskClassifier",
     "DeepMultiTaskModel",
+    "DeepESMMClassifier",
     "transfer_head",
     "TransferredHead",
 ]

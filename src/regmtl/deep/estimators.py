@@ -1346,3 +1346,8 @@ def _declare(label: Any) -> str:
     return (f"declare the task's kind: kinds={{{label!r}: 'regression'}} (numbers given as "
             f"text are then read as numbers), or kinds={{{label!r}: 'classification'}} to "
             "keep them classes.")
+
+
+#: The deep wrappers' shared base (input conversion, the net, the trainer, saving), for the
+#: estimators of other modules (:class:`~regmtl.deep.DeepESMMClassifier`).
+DeepEstimatorBase = _DeepMultiTask

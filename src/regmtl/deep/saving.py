@@ -26,8 +26,9 @@ from .distributed import resolve_device
 from .nets import ARCHITECTURES, MultiTaskNet, module_config
 from .weighting import WEIGHTINGS, Weighting
 
-__all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "load_estimator", "param_from_json",
-           "param_to_json", "saved_as_folder", "save_estimator", "scales_from_attributes"]
+__all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "check_weights_bytes", "load_estimator",
+           "param_from_json", "param_to_json", "saved_as_folder", "save_estimator",
+           "scales_from_attributes"]
 
 #: the name of the net class each ``architecture`` builds (from the registry of the nets)
 ARCHITECTURE_NETS = {name: cls.__name__ for name, cls in ARCHITECTURES.items()}
@@ -164,10 +165,12 @@ def _estimator(spec: Any) -> tuple[Any, dict]:
 def _check_net_matches(est: Any, attrs: dict, config: dict) -> None:
     """The saved net is the one the estimator's fit builds: class, inputs, task heads."""
     net, kw = config.get("net"), config.get("net_config")
-    want = ARCHITECTURE_NETS[est.architecture]
+    # an estimator of one net (ESMM) names it; the others build their ``architecture``'s
+    want = getattr(type(est), "_net_name", None) or ARCHITECTURE_NETS[est.architecture]
     if net != want or not isinstance(kw, dict):
-        raise ValueError(f"the net is {net!r:.80}, but architecture={est.architecture!r} "
-                         f"builds a {want}")
+        builds = (type(est).__name__ if getattr(type(est), "_net_name", None)
+                  else f"architecture={est.architecture!r}")
+        raise ValueError(f"the net is {net!r:.80}, but {builds} builds a {want}")
     cats = attrs.get("categories_")
     kind = attrs.get("input_kind_")
     if ("input_kind_" in attrs) != ("input_size_" in attrs) or (
@@ -223,11 +226,7 @@ def load_estimator(path: str | os.PathLike, *, max_bytes: int | None = None) -> 
     """
     path = Path(path)
     config = read_config(path)
-    size = (path / WEIGHTS).stat().st_size
-    if max_bytes is not None and size > max_bytes:
-        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
-                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
-                         "the file).")
+    check_weights_bytes(path, max_bytes)
     if "estimator" not in config:
         raise ValueError(f"{path} holds a net checkpoint, not a saved estimator; read the net "
                          "with regmtl.deep.load_checkpoint.")
@@ -257,6 +256,16 @@ def _device_of(est: Any) -> torch.device:
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
         return torch.device("cpu")
     return dev
+
+
+def check_weights_bytes(path: Path, max_bytes: int | None) -> None:
+    """Refuse the weights file of the folder ``path`` when it holds more than ``max_bytes``
+    (the weights are stored uncompressed and mapped as they are)."""
+    size = (path / WEIGHTS).stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"{path / WEIGHTS} was refused: it holds {size} bytes of weights, "
+                         f"more than max_bytes={max_bytes} (raise max_bytes if you trust "
+                         "the file).")
 
 
 def scales_from_attributes(net: MultiTaskNet, est: Any) -> None:

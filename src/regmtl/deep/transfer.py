@@ -13,22 +13,43 @@ columns) is applied to them first.
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, d2_pinball_score, d2_tweedie_score, r2_score
 from sklearn.utils import check_array
 from torch import nn
 
 from .._options import check_option
+from ..serialization import Malformed, Refused, array_from_json, array_to_json, check_labels
+from .checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    check_net_config,
+    load_net,
+    read_config,
+    read_state,
+    save_checkpoint,
+)
+from .divergence import ON_DIVERGENCE
 from .inputs import Inputs, as_inputs, chunks, describe, n_rows, take, to_device
-from .nets import PLE, HardSharing, MMoE, MultiTaskNet
+from .nets import PLE, HardSharing, MMoE, MultiTaskNet, build_module
+from .saving import check_weights_bytes, load_estimator
 from .tasks import LOG_MEAN_MAX, TaskSpec
 from .trainer import Trainer, set_seed
 from .wrapper_losses import TaskLoss, target_scale, task_losses
 
-__all__ = ["transfer_head", "TransferredHead"]
+__all__ = ["transfer_head", "TransferredHead", "load_transferred_head"]
+
+#: The kind a saved head's ``config.json`` declares (what :func:`regmtl.load` dispatches on).
+HEAD_KIND = "TransferredHead"
+#: The sub-folder holding the fitted estimator whose input preparation the head uses.
+SOURCE = "source"
+_KINDS = ("regression", "binary", "multiclass", "count")
 
 
 class TransferredHead:
@@ -164,6 +185,250 @@ class TransferredHead:
             return float(r2_score(y, self.predict(X)))
         return float(accuracy_score(np.asarray(y), self.predict(X)))
 
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the head to the folder ``path``; :meth:`load` (or :func:`regmtl.load`) reads
+        it back and predicts bit for bit as this one.
+
+        The folder is a checkpoint (:func:`~regmtl.deep.save_checkpoint`): ``model.pt``, the
+        ``state_dict`` of ``net_`` (the frozen source net with the new head), and
+        ``config.json``, the net's config and the head's attributes. A head made from a fitted
+        estimator keeps that estimator's input preparation in the sub-folder ``source`` (its
+        own ``save``). No pickle.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The folder (created if needed; its files are overwritten).
+
+        Raises
+        ------
+        ValueError
+            If the net cannot be described in JSON (a custom trunk, a callable loss).
+        TypeError
+            If the source estimator has a parameter that cannot be saved.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from regmtl.deep import HardSharing, TransferredHead, set_seed, transfer_head
+        >>> set_seed(0)
+        >>> net = HardSharing(3, ["a", "b"], hidden=(8,))
+        >>> X = np.random.default_rng(0).standard_normal((20, 3))
+        >>> head = transfer_head(net, X, X[:, 0], epochs=3)
+        >>> head.save("head")
+        >>> again = TransferredHead.load("head")
+        >>> bool(np.array_equal(again.predict(X), head.predict(X)))
+        True
+        """
+        try:
+            self.net_.config()
+        except ValueError as exc:
+            raise ValueError(f"path: this head cannot be saved, its net has no JSON config "
+                             f"({exc}).") from None
+        path = Path(path)
+        source = getattr(self, "_source", None)
+        if source is not None:
+            source.save(path / SOURCE)
+        entry = {"class": HEAD_KIND, "source": source is not None,
+                 "attributes": _head_attributes(self)}
+        save_checkpoint(path, self.net_, {"estimator": entry})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, max_bytes: int | None = None
+             ) -> TransferredHead:
+        """The head saved with :meth:`save` in the folder ``path``, on the CPU.
+
+        Read with the checks of :func:`~regmtl.deep.load_checkpoint` and of the wrappers'
+        folders: no pickle, the config checked in full before any weight is read, the
+        tensors compared with the net the config builds, the new task's spec, kind, classes,
+        target map and parameter count with the head's attributes.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A folder written by :meth:`save`.
+        max_bytes : int, optional
+            The most bytes the weights file (and the source estimator's) may hold.
+
+        Returns
+        -------
+        TransferredHead
+            The head (its frozen layers frozen again), predicting as the saved one.
+
+        Raises
+        ------
+        ValueError
+            If the folder is not a saved head or was modified (the message names the file).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import regmtl
+        >>> from regmtl.deep import MMoE, set_seed, transfer_head
+        >>> set_seed(0)
+        >>> net = MMoE(3, ["a", "b"], n_experts=2, expert_hidden=(8,))
+        >>> X = np.random.default_rng(0).standard_normal((20, 3))
+        >>> transfer_head(net, X, X[:, 0] > 0, epochs=3).save("mmoe_head")
+        >>> head = regmtl.load("mmoe_head")
+        >>> type(head).__name__, head.kind_, head.classes_.tolist()
+        ('TransferredHead', 'binary', [False, True])
+        """
+        return load_transferred_head(path, max_bytes=max_bytes)
+
+
+def _head_attributes(head: TransferredHead) -> dict:
+    """The head's fitted attributes as JSON."""
+    loss = head.loss_
+    out = {"task_": head.task_, "kind_": head.kind_,
+           "loss_": list(loss) if isinstance(loss, tuple) else loss,
+           "history_": {str(c): array_to_json(head.history_[c].to_numpy())
+                        for c in head.history_.columns},
+           "n_trainable_": int(head.n_trainable_), "strategy_": head.strategy_}
+    if head.kind_ in ("binary", "multiclass"):
+        out["classes_"] = array_to_json(np.asarray(head.classes_))
+    if head.kind_ == "regression":
+        out["y_mean_"], out["y_scale_"] = float(head.y_mean_), float(head.y_scale_)
+    return out
+
+
+def _head_from_json(entry: Any) -> dict:
+    """The head's attributes from its config entry, checked (types, ranges, kind)."""
+    if not isinstance(entry, dict) or set(entry) != {"class", "source", "attributes"} \
+            or entry["class"] != HEAD_KIND or not isinstance(entry["source"], bool):
+        raise ValueError("its 'estimator' entry is not a saved TransferredHead")
+    a = entry["attributes"]
+    kind = a.get("kind_") if isinstance(a, dict) else None
+    if kind not in _KINDS:
+        raise ValueError(f"attribute 'kind_' = {kind!r:.40} is not one of {_KINDS}")
+    want = {"task_", "kind_", "loss_", "history_", "n_trainable_", "strategy_"} | (
+        {"classes_"} if kind in ("binary", "multiclass") else
+        {"y_mean_", "y_scale_"} if kind == "regression" else set())
+    if set(a) != want:
+        raise ValueError(f"the head's attributes are {sorted(a)[:10]}, a {kind} head saves "
+                         f"{sorted(want)}")
+    out = {"kind_": kind, "source": entry["source"]}
+    if not isinstance(a["task_"], str) or not a["task_"] or a["strategy_"] != "frozen trunk":
+        raise ValueError("attributes 'task_' and 'strategy_' must be the new task's name and "
+                         "'frozen trunk'")
+    out["task_"], out["strategy_"] = a["task_"], a["strategy_"]
+    n = a["n_trainable_"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"attribute 'n_trainable_' = {n!r:.40} is not an integer >= 1")
+    out["n_trainable_"] = n
+    loss = a["loss_"]
+    loss = tuple(loss) if isinstance(loss, list) else loss
+    if loss is not None:
+        task_loss = task_losses(loss, 1, default=None)[0]
+        if task_loss is None or task_loss.kind != kind:
+            raise ValueError(f"attribute 'loss_' = {loss!r:.60} is not the loss of a {kind}")
+    out["loss_"] = loss
+    if kind in ("binary", "multiclass"):
+        classes = array_from_json(a["classes_"], "attribute 'classes_'")
+        if classes.ndim != 1 or len(classes) < 2 or (kind == "binary" and len(classes) != 2):
+            raise ValueError(f"attribute 'classes_' must hold the {kind} task's classes")
+        check_labels("classes_", classes)
+        out["classes_"] = classes
+    if kind == "regression":
+        for name in ("y_mean_", "y_scale_"):
+            v = a[name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+                    or (name == "y_scale_" and v <= 0):
+                raise ValueError(f"attribute {name!r} must be a finite float"
+                                 f"{' > 0' if name == 'y_scale_' else ''}")
+            out[name] = float(v)
+    hist = a["history_"]
+    if not isinstance(hist, dict):
+        raise ValueError("attribute 'history_' is not a table")
+    cols = {c: array_from_json(v, f"history_ column {c!r:.40}") for c, v in hist.items()}
+    if len({c.shape for c in cols.values()}) > 1 or any(
+            c.ndim != 1 or c.dtype.kind not in "biuf" for c in cols.values()):
+        raise ValueError("attribute 'history_' does not hold one number per epoch")
+    out["history_"] = pd.DataFrame(cols)
+    return out
+
+
+def _source_net(cls: type, kw: dict) -> MultiTaskNet:
+    """``cls(**kw)``, its encoder and trunk built from their config entries."""
+    return cls(**{k: build_module(v, k) if k in ("encoder", "trunk") else v
+                  for k, v in kw.items()})
+
+
+def _head_net(cls: type, kw: dict, spec: TaskSpec, state: dict
+              ) -> tuple[MultiTaskNet, list[nn.Parameter]]:
+    """The source net of ``kw`` with the new task's head added as :func:`transfer_head`
+    adds it (same modules, same state_dict names), checked against ``state``: the source
+    net is sized on the meta device first (no memory), and built only when the weights hold
+    at least as many numbers; then every tensor's name and shape is compared."""
+    with torch.device("meta"):
+        need = sum(v.numel() for v in _source_net(cls, kw).state_dict().values())
+    have = sum(v.numel() for v in state.values())
+    if need > have:
+        raise ValueError(f"the config builds a net of {need} numbers, the weights hold {have}")
+    net = _source_net(cls, kw)
+    params = _add_task(net, spec)
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if want != got:
+        odd = sorted(set(want) ^ set(got)) or [k for k in want if want[k] != got[k]]
+        raise ValueError(f"the weights do not fit the net and its new head (tensor "
+                         f"{odd[0]!r:.80})")
+    return net, params
+
+
+def load_transferred_head(path: str | os.PathLike, *, max_bytes: int | None = None
+                          ) -> TransferredHead:
+    """The head saved with :meth:`TransferredHead.save` (what :func:`regmtl.load` calls for
+    such a folder); see :meth:`TransferredHead.load`."""
+    path = Path(path)
+    max_bytes = check_option("max_bytes", max_bytes, "int", low=0, none=True)
+    config = read_config(path)
+    check_weights_bytes(path, max_bytes)
+    try:
+        attrs = _head_from_json(config.get("estimator"))
+        state = read_state(path / WEIGHTS)
+        cls, kw = check_net_config(config.get("net"), config.get("net_config"), state, path)
+        specs = kw["tasks"]
+        spec = specs[-1]
+        kind = attrs["kind_"]
+        if spec.name != attrs["task_"] or spec.kind != kind or (
+                kind == "multiclass" and spec.n_outputs != len(attrs["classes_"])):
+            raise ValueError(f"the net's last task {spec.name!r:.40} ({spec.kind}) is not the "
+                             f"head's {attrs['task_']!r:.40} ({kind})")
+        net, params = _head_net(cls, {**kw, "tasks": specs[:-1]}, spec, state)
+        if sum(p.numel() for p in params) != attrs["n_trainable_"]:
+            raise ValueError("attribute 'n_trainable_' is not the size of the new head")
+    except (ValueError, TypeError, KeyError, Malformed, Refused) as exc:
+        raise ValueError(f"{path / CONFIG} was refused: {str(exc).rstrip('.')}.") from None
+    load_net(path, config, net)
+    if kind == "regression":
+        scale = net.target_scales[spec.name]
+        if (float(scale.mean[0]), float(scale.scale[0])) != (attrs["y_mean_"],
+                                                             attrs["y_scale_"]):
+            raise ValueError(f"{path / WEIGHTS} was refused: the new task's target map does "
+                             f"not match y_mean_ and y_scale_ in {path / CONFIG}; the file "
+                             "was modified.")
+    _freeze_all_but(net, params)
+    out = TransferredHead()
+    for name in ("task_", "kind_", "loss_", "history_", "n_trainable_", "strategy_",
+                 "classes_", "y_mean_", "y_scale_"):
+        if name in attrs:
+            setattr(out, name, attrs[name])
+    out.net_ = net.eval()
+    out._source = load_estimator(path / SOURCE, max_bytes=max_bytes) \
+        if attrs["source"] else None
+    return out
+
+
+def _freeze_all_but(net: MultiTaskNet, params: list[nn.Parameter]) -> None:
+    """Only ``params`` (the new head) train; the encoder and shared layers stay in
+    evaluation mode."""
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    for m in ([net.encoder] if net.encoder is not None else []) + net._shared_modules():
+        _frozen_eval(m)
+
 
 def _frozen_eval(module: nn.Module) -> None:
     """Keep ``module`` and its children in evaluation mode whatever ``train()`` asks."""
@@ -206,7 +471,8 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
                else "it has no per-task head to copy")
         kind = "CGC/PLE" if isinstance(net, PLE) else type(net).__name__
         raise ValueError(f"model: adding a task to a {kind} net is not supported ({why}); use "
-                         "architecture='hard' or 'mmoe'.")
+                         "a HardSharing or MMoE net (the wrappers' architecture='hard' or "
+                         "'mmoe').")
     net.set_tasks([*net.tasks, spec])
     net._add_target_scale(spec)
     net.target_scales.to(next(net.parameters()).device)
@@ -251,7 +517,8 @@ def _check_reads(net: MultiTaskNet, x: Inputs, what: str) -> None:
 def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
                   kind: str | None = None, loss: Any = None, epochs: int = 200, lr: float = 1e-2,
                   batch_size: int = 32, weight_decay: float = 0.0,
-                  random_state: int = 0, device: str = "cpu") -> TransferredHead:
+                  random_state: int = 0, device: str = "cpu",
+                  on_divergence: str = "raise") -> TransferredHead:
     """Train a head for a new task on the frozen shared layers of a fitted multi-task net.
 
     The net is copied; the new task gets a head of the same architecture as the first task's
@@ -300,6 +567,12 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         Seeds the head's initialization and the batches.
     device : str, default="cpu"
         Where the head is trained (the returned net stays there).
+    on_divergence : {"raise", "restore_best"}, default="raise"
+        When the head's training loss or weights turn NaN or infinite: ``"raise"`` stops
+        with :class:`~regmtl.deep.TrainingDiverged` (naming the task, epoch, step and
+        learning rate); ``"restore_best"`` keeps the weights of the best training epoch (the
+        initial head if none was finite) and warns, as the :class:`~regmtl.deep.Trainer`
+        and the wrappers do.
 
     Returns
     -------
@@ -378,16 +651,17 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
             target = index.astype(np.float64)
             spec = TaskSpec(task, kind="multiclass", n_outputs=int(classes.size))
     epochs = check_option("epochs", epochs, "int", low=1)
+    on_divergence = check_option("on_divergence", on_divergence, "str",
+                                 choices=ON_DIVERGENCE)
     random_state = check_option("random_state", random_state, "int", low=0)
-    net = copy.deepcopy(net0).to(device)
+    # the task specs are immutable and shared, not copied: a copy of a spec's metrics is
+    # no longer the registry's, and the net's config (its saving) would refuse them
+    net = copy.deepcopy(net0, memo={id(t): t for t in net0.tasks}).to(device)
     _check_reads(net, X, "X_new")
     set_seed(random_state)
-    for p in net.parameters():
-        p.requires_grad_(False)
     old_tasks = net.tasks
     params = _add_task(net, spec)
-    for p in params:
-        p.requires_grad_(True)
+    _freeze_all_but(net, params)
     if scale is not None:  # the deviation a Huber delta in the target's units was divided by
         net.target_scales[task].set(torch.tensor([scale[0]], dtype=torch.float64),
                                     torch.tensor([scale[1]], dtype=torch.float64))
@@ -395,13 +669,12 @@ def transfer_head(model: Any, X_new: Any, y_new: Any, *, task: str = "new",
         for heads in (getattr(net, "heads", None), getattr(net, "towers", None)):
             if heads is not None:
                 heads.set_output_bias(task, float(np.log(target.mean())))
-    for m in ([net.encoder] if net.encoder is not None else []) + net._shared_modules():
-        _frozen_eval(m)
     # train on the new task alone: the net's task list is the new task while training
     net.set_tasks([spec])
     trainer = Trainer(net, lr=lr, batch_size=batch_size, max_epochs=epochs,
                       early_stopping=None, device=device, distributed=False,
-                      seed=random_state, weight_decay=weight_decay)
+                      seed=random_state, weight_decay=weight_decay,
+                      on_divergence=on_divergence)
     trainer.fit((X, {task: target}))
     net.set_tasks([*old_tasks, spec])
     if kind == "regression":
