@@ -217,7 +217,9 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
                  max_epochs: int = 200, early_stopping: bool = True,
                  validation_fraction: float = 0.1, patience: int = 10, random_state: Any = 0,
                  device: str = "auto", verbose: int = 0,
-                 categorical_features: Any = "from_dtype", on_divergence: str = "raise"):
+                 categorical_features: Any = "from_dtype", on_divergence: str = "raise",
+                 input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None,
+                 warm_start: bool = False):
         self.hidden = hidden
         self.tower_hidden = tower_hidden
         self.activation = activation
@@ -238,6 +240,10 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
         self.verbose = verbose
         self.categorical_features = categorical_features
         self.on_divergence = on_divergence
+        self.input_kind = input_kind
+        self.trunk = trunk
+        self.tokenizer = tokenizer
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any) -> DeepESMMClassifier:
