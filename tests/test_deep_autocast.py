@@ -70,7 +70,8 @@ def test_wrapper_inside_an_autocast_fits_and_predicts_as_without():
     Y = np.column_stack([y["a"], y["b"]])
 
     def wrapper():
-        return DeepMultiTaskRegressor(hidden=(16,), max_epochs=5, random_state=0)
+        return DeepMultiTaskRegressor(hidden=(16,), max_epochs=5, random_state=0,
+                                      device="cpu")  # (a CPU autocast: the fit on the CPU)
 
     plain = wrapper().fit(X, Y)
     with warnings.catch_warnings(record=True) as record, \
@@ -90,3 +91,24 @@ def test_no_warning_without_an_autocast():
         warnings.filterwarnings("error", message=".*autocast.*")
         tr = fit()
         tr.predict(problem()[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("outer", ["float16", "bfloat16"])
+def test_amp_fit_inside_a_cuda_autocast_equals_the_amp_fit(outer):
+    """The trainer's own AMP inside a caller's CUDA autocast: torch empties its cast cache only
+    on leaving the outermost autocast region, so with the cache on every step read the weights
+    cast at the first one (measured on an H100: loss 2.21 -> 2.18 in 6 epochs against
+    2.14 -> 1.45). The trainer's autocast keeps no cache: the two fits are the same."""
+    def amp_fit() -> Trainer:
+        torch.manual_seed(0)
+        net = HardSharing(8, ["a", "b"], (32,))
+        return Trainer(net, lr=1e-2, batch_size=64, max_epochs=6, seed=0, device="cuda",
+                       amp=True, grad_balance=0).fit(problem())
+
+    plain = amp_fit()
+    with warnings.catch_warnings(), torch.autocast("cuda", getattr(torch, outer)):
+        warnings.simplefilter("ignore")
+        inside = amp_fit()
+    np.testing.assert_allclose(inside.history["loss"], plain.history["loss"], rtol=1e-6)
+    assert plain.history["loss"].iloc[-1] < 0.5 * plain.history["loss"].iloc[0]

@@ -164,7 +164,7 @@ def test_cvr_tower_learns_from_impressions_without_clicks():
     hard = HardSharing(6, tasks, (8,), head_hidden=(4,))
     head = [p.detach().clone() for p in hard.heads.task_weights("purchase")]
     with pytest.warns(UserWarning, match="'click': every training label is the same"):
-        Trainer(hard, max_epochs=1, batch_size=64, lr=1e-2).fit(
+        Trainer(hard, max_epochs=1, batch_size=64, lr=1e-2, device="cpu").fit(
             (X, {"click": np.zeros(64), "purchase": np.full(64, np.nan)}))
     assert all(torch.equal(p0, p) for p0, p in zip(head, hard.heads.task_weights("purchase"),
                                                     strict=True))

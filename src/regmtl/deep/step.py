@@ -180,7 +180,10 @@ def mixed_precision(device: torch.device, amp: str | bool) -> tuple[Callable, An
     bf16 = torch.cuda.is_bf16_supported()
     dtype = torch.bfloat16 if bf16 else torch.float16
     scaler = None if bf16 else torch.amp.GradScaler("cuda")
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+    # no cast cache: torch empties it only on leaving the outermost autocast region, so
+    # inside a caller's autocast (turned off by owns_precision, still the outermost) every
+    # step would read the weights cast at the first one and training would stall
+    return (lambda: torch.autocast("cuda", dtype=dtype, cache_enabled=False)), scaler
 
 
 def outer_autocast() -> list[str]:
