@@ -26,7 +26,7 @@ standardizing each task's regression target) is timed inside the plain loop too.
    and "buy" (binary).
 5. Sparse bag of words: the 20 Newsgroups pairs of MALSAR (4 binary tasks, 2,000 term
    counts, SciPy CSR, per row) through TextTrunk (embedding bag, mean) under hard sharing;
-   skipped without the data (``/work/shared/data`` or ``REGMTL_DATA``).
+   skipped without the data (``../shared/data`` or ``REGMTL_DATA``).
 
 Times are CPU seconds of the process (``time.process_time``; one BLAS/intra-op thread, so
 the time an idle core would take, whatever else runs on the machine). The Trainer and the

@@ -19,7 +19,7 @@ every repeat).
 - token ids: the same documents written back as words and tokenized, (n, 256) ids, long form;
 - raw strings: those texts, tokenized by the wrapper.
 
-The text rows are skipped without the data (``REGMTL_DATA`` or ``/work/shared/data``).
+The text rows are skipped without the data (``REGMTL_DATA`` or ``../shared/data``).
 
 ``OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python bench/bench_deep_wrappers.py [--repeats 5]
 [--epochs 4]``
@@ -153,7 +153,8 @@ def images(epochs):
 
 
 def news():
-    home = os.environ.get("REGMTL_DATA") or "/work/shared/data"
+    home = os.environ.get("REGMTL_DATA") or str(
+        Path(__file__).resolve().parents[2] / "shared" / "data")
     if not Path(home, "newsgroup_malsar").is_dir():
         return None
     data = load_newsgroups("comp.vs.sci", data_home=home)
@@ -218,7 +219,7 @@ def main() -> None:
              ("images", images(E))]
     text = news()
     if text is None:
-        print("(text rows skipped: no newsgroup_malsar under REGMTL_DATA or /work/shared/data)")
+        print("(text rows skipped: no newsgroup_malsar under REGMTL_DATA or ../shared/data)")
     else:
         cases += [("sparse", sparse(E, *text)), ("token ids", token_ids(E, *text)),
                   ("raw strings", raw_strings(E, *text))]
