@@ -731,7 +731,7 @@ def _training_parts(model: Any) -> tuple[Any, dict | None, int | None, Any, dict
 
 def _balance_text(history: Any, rule: Any, higher: dict | None) -> str:
     """The Balance section's verdict: which task dominated, and whether it suppressed
-    another (the rule of :mod:`regmtl.deep.diagnostics`)."""
+    another (the rule of ``regmtl.deep.diagnostics``)."""
     from .deep.diagnostics import dominance as find_dominance
 
     n = rule.epochs
@@ -832,13 +832,13 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     It states whether one task dominated the shared layers (its share of their gradient norm
     above ``dominance`` over the last three epochs) and whether it suppressed another (that
     task's validation metric more than 10 % below its best or single-task level, the rule of
-    :mod:`regmtl.deep.diagnostics`), tabulates each task (training loss,
+    ``regmtl.deep.diagnostics``), tabulates each task (training loss,
     validation loss and metrics at the best epoch, weight, gradient share, the constant
     predictor's loss the trainer divides by), and plots the losses against the constant
     predictor's (:func:`~regmtl.plotting.plot_training_history`), the weights, and the
     gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`). For MMoE,
     CGC and PLE it adds the trainer's expert use (``expert_usage_``, see
-    :mod:`regmtl.deep.expert_use`): a table per level of each gate's mean share of each expert
+    ``regmtl.deep.expert_use``): a table per level of each gate's mean share of each expert
     and its entropy, the unused experts, and a collapse warning.
 
     Parameters

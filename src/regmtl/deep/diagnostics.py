@@ -206,7 +206,7 @@ def check_levels(levels: Mapping[str, float] | None, tasks: Sequence[str] | None
 @dataclass(frozen=True)
 class DominanceRule:
     """When the trainer (``Trainer(dominance=...)``) and the training report call a task
-    dominant and another suppressed: the rule of :mod:`regmtl.deep.diagnostics` with its
+    dominant and another suppressed: the rule of ``regmtl.deep.diagnostics`` with its
     numbers. A float ``dominance=s`` is ``DominanceRule(share=s)``.
 
     Parameters
@@ -336,8 +336,9 @@ def dominance(history, threshold: float, epochs: int, *,
               levels: Mapping[str, float] | None = None,
               higher: Mapping[str, bool] | None = None,
               tol: float = SUPPRESSION_GAP) -> Dominance | None:
-    """The task that dominated the shared layers (:func:`dominant_task`) and the standing of
-    every other task (suppressed or not, by the rule of the module's docstring).
+    """The task that dominated the shared layers
+    (:func:`~regmtl.deep.diagnostics.dominant_task`) and the standing of every other task
+    (suppressed or not, by the rule of the module's docstring).
 
     Parameters
     ----------
@@ -349,7 +350,7 @@ def dominance(history, threshold: float, epochs: int, *,
         Single-task levels: ``{task: value}`` in the task's judged validation metric
         (:func:`judged_column`), or ``{"val/TASK/METRIC": value}`` for a given one.
     higher : dict, optional
-        Metric name -> higher is better (default: :func:`metric_directions`).
+        Metric name -> higher is better (default: ``metric_directions``).
     tol : float, default=SUPPRESSION_GAP
         The relative shortfall beyond which a task is suppressed.
 

@@ -225,7 +225,7 @@ class Trainer:
         :math:`c_t` of each task (1 with ``normalize_losses=False``, or for a task whose
         training labels are all alike or absent).
     expert_usage_ : ExpertUsage or None
-        MMoE, CGC, PLE: the experts' use by the gates (:mod:`regmtl.deep.expert_use`).
+        MMoE, CGC, PLE: the experts' use by the gates (``regmtl.deep.expert_use``).
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),

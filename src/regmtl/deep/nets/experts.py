@@ -1,6 +1,6 @@
 r"""The pieces of the mixtures of experts: a softmax gate over experts, the mixture
 :math:`\sum_k g_k e_k`, and the record of one gate's weights that a net's
-``expert_gates(x)`` returns (read by :mod:`regmtl.deep.expert_use`).
+``expert_gates(x)`` returns (read by ``regmtl.deep.expert_use``).
 
 Experts are named by their owner and position: ``shared[k]`` for the k-th shared expert of
 a level (every expert of MMoE), ``TASK[j]`` for the j-th expert of a task (CGC, PLE)."""
