@@ -112,3 +112,18 @@ def test_amp_fit_inside_a_cuda_autocast_equals_the_amp_fit(outer):
         inside = amp_fit()
     np.testing.assert_allclose(inside.history["loss"], plain.history["loss"], rtol=1e-6)
     assert plain.history["loss"].iloc[-1] < 0.5 * plain.history["loss"].iloc[0]
+
+
+def test_the_warnings_of_a_fit_point_at_the_callers_line():
+    """Warnings raised inside a fit or a prediction name the user's line, not regmtl's (the
+    precision guard adds a frame around them)."""
+    X, y = problem()
+    Y = np.column_stack([y["a"], y["b"]])
+    with warnings.catch_warnings(record=True) as record, torch.autocast("cpu", torch.bfloat16):
+        warnings.simplefilter("always")
+        m = DeepMultiTaskRegressor(hidden=(8,), max_epochs=2, device="cpu", alpha=0.1).fit(X, Y)
+        m.predict(X)
+        fit()
+    said = [w for w in record if "autocast" in str(w.message) or "alpha=" in str(w.message)]
+    assert len(said) == 4  # alpha without a penalty; the wrapper's fit, its prediction; a fit
+    assert {w.filename for w in said} == {__file__}

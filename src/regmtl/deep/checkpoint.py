@@ -31,6 +31,7 @@ from typing import Any
 from .._version import __version__
 from ..serialization import CONFIG_FILE, MAX_JSON_BYTES, read_json, regular_size
 from ._torch import torch
+from .conversion import find_stack_level
 from .heads import ACTIVATIONS, TaskGates, TaskHeads
 from .nets import NETS, MultiTaskNet, build_module
 from .tasks import KINDS, TaskSpec
@@ -550,7 +551,8 @@ def _from_per_task(state: dict, net: MultiTaskNet, file: Path) -> dict[str, torc
                       "normalization after their hidden layers; heads have none now, so each "
                       "was folded into the linear layer before it with its saved statistics. "
                       "The outputs are the saved net's in evaluation mode; training further "
-                      "trains heads without batch normalization.", UserWarning, stacklevel=5)
+                      "trains heads without batch normalization.", UserWarning,
+                      stacklevel=find_stack_level())
     return out
 
 

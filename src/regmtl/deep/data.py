@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from ..ranges import check_column_scales, check_numeric_range
 from ._torch import torch
+from .conversion import find_stack_level
 from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
 from .tasks import TaskSpec, as_task_specs
 
@@ -90,7 +91,8 @@ def _warn_float32_loss(lo: np.ndarray, hi: np.ndarray, what: str) -> None:
             f"values {lo[j]:.10g} to {hi[j]:.10g}); the net reads inputs in float32, which "
             f"keeps about {max((hi[j] - lo[j]) / (mag[j] * 2.0 ** -23), 1):.0f} distinct "
             "value(s) there. Subtract each column's mean (or standardize X) before training "
-            "(the scikit-learn wrappers do it in float64).", UserWarning, stacklevel=4)
+            "(the scikit-learn wrappers do it in float64).", UserWarning,
+            stacklevel=find_stack_level())
 
 
 #: the kinds of tasks as codes, for the per-row checks

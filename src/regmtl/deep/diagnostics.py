@@ -53,6 +53,7 @@ import numpy as np
 
 from .._options import check_option
 from ._torch import torch
+from .conversion import find_stack_level
 from .tasks import METRICS
 from .weighting.base import identity, task_gradients
 
@@ -373,7 +374,7 @@ def dominance(history, threshold: float, epochs: int, *,
 def warn_if_dominated(history, threshold: float, epochs: int, *,
                       levels: Mapping[str, float] | None = None,
                       higher: Mapping[str, bool] | None = None,
-                      tol: float = SUPPRESSION_GAP, stacklevel: int = 3) -> Dominance | None:
+                      tol: float = SUPPRESSION_GAP) -> Dominance | None:
     """A UserWarning when a task's gradient share stayed above ``threshold`` in the last
     ``epochs`` epochs *and* another task is suppressed there (its judged metric more than
     ``tol`` below its best or single-task level; see :func:`dominance`). Returns the
@@ -390,7 +391,7 @@ def warn_if_dominated(history, threshold: float, epochs: int, *,
         f"{tol:.0%} below it even at its best of those epochs). Keep the trainer's "
         "standardize=True and normalize_losses=True (they put the losses on one scale), or "
         "use a weighting that balances gradients (weighting='imtl', 'nash_mtl', 'upgrad').",
-        UserWarning, stacklevel=stacklevel)
+        UserWarning, stacklevel=find_stack_level())
     return found
 
 
@@ -404,5 +405,5 @@ def after_fit(trainer: Any, balanced: bool, val: Any, train: Mapping, main: bool
     if balanced and trainer.dominance is not None:
         rule = as_rule(trainer.dominance)
         warn_if_dominated(trainer.history_, rule.share, rule.epochs, levels=rule.levels,
-                          higher=metric_directions(trainer.tasks), tol=rule.tol, stacklevel=4)
+                          higher=metric_directions(trainer.tasks), tol=rule.tol)
     return usage_after_fit(trainer.net, val, train, warn=main)

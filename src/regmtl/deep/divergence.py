@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._torch import torch
+from .conversion import find_stack_level
 from .stopping import Monitor
 from .weighting.helpers import NonFiniteTask
 
@@ -308,5 +309,5 @@ class DivergenceWatch:
         epoch = 0 if state is None or keeper is None else int(keeper.best_epoch)
         kept = "the initial weights are" if epoch == 0 else f"the weights of epoch {epoch} are"
         warnings.warn(f"{message} {kept} restored (on_divergence='restore_best').",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=find_stack_level())
         return epoch

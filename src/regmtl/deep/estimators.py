@@ -56,6 +56,7 @@ from .conversion import (
     class_codes,
     class_count_message,
     class_index,
+    find_stack_level,
     many_classes,
     numeric_text,
     plain_label,
@@ -300,7 +301,7 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         if self.penalty is None and self.alpha > 0:  # a warning: sklearn's checks set alpha
             warnings.warn(f"alpha={self.alpha!r} has no effect: penalty=None trains without a "
                           f"penalty; name one of {sorted(_PENALTIES)}, or leave alpha=0.",
-                          UserWarning, stacklevel=2)
+                          UserWarning, stacklevel=find_stack_level())
         data = self._data(X, y, task, fitting=True)
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
@@ -335,7 +336,7 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
                 f"{'no validation row' if n_val < 1 else 'no training row'} left; give a "
                 f"fraction that leaves rows on both sides ({0.5 / n:.3g} < "
                 f"validation_fraction < {1 - 0.5 / n:.3g}), or pass early_stopping=False.",
-                UserWarning, stacklevel=2)
+                UserWarning, stacklevel=find_stack_level())
         if self.early_stopping and 1 <= n_val < n:
             perm = rng.permutation(n)
             vi, ti = perm[:n_val], perm[n_val:]

@@ -37,6 +37,7 @@ import pandas as pd
 
 from .._options import check_option
 from ._torch import torch
+from .conversion import find_stack_level
 from .inputs import as_inputs, chunks, n_rows, take, to_device
 
 __all__ = ["ExpertUsage", "expert_usage", "has_gates", "usage_after_fit", "MAX_ROWS"]
@@ -278,5 +279,5 @@ def usage_after_fit(net: Any, val: Any, train: Mapping, warn: bool = True
         X, owner = take(X, idx), None if owner is None else owner[idx]
     usage = _measure(net, X, 4096, UNUSED, COLLAPSE, owner)
     if warn and usage.warning is not None:
-        warnings.warn(usage.warning, UserWarning, stacklevel=4)
+        warnings.warn(usage.warning, UserWarning, stacklevel=find_stack_level())
     return usage

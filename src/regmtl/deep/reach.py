@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ._torch import torch
+from .conversion import find_stack_level
 
 __all__ = ["REACH_RATIO", "REACH_SCALE", "DIVERGED_RATIO", "GROWTH", "TargetReach",
            "target_reach", "warn_if_unreached"]
@@ -110,9 +111,9 @@ def warn_if_unreached(history: pd.DataFrame, tasks: list, reach: dict[str, Targe
                 f"by about lr={lr:g} per step: with standardize=False the net did not reach it. "
                 "Pass standardize=True (the default: the net learns the standardized target "
                 "and predicts in its units), or rescale the target.",
-                UserWarning, stacklevel=3)
+                UserWarning, stacklevel=find_stack_level())
         elif ratio > DIVERGED_RATIO and ratio > GROWTH * np.nanmin(ratios):
             warnings.warn(
                 f"{head}: training diverged without overflowing at lr={lr:g}. Lower the "
                 "learning rate or set grad_clip.",
-                UserWarning, stacklevel=3)
+                UserWarning, stacklevel=find_stack_level())

@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 
 from ._torch import torch
+from .conversion import find_stack_level
 from .tasks import TaskSpec
 
 nn = torch.nn
@@ -542,7 +543,7 @@ def loss_scales(tasks: list[TaskSpec], constant: dict[str, float]) -> torch.Tens
             if math.isfinite(c):
                 warnings.warn(f"task {t.name!r}: every training label is the same, so its loss "
                               "is not normalized (a constant predicts it exactly).",
-                              UserWarning, stacklevel=3)
+                              UserWarning, stacklevel=find_stack_level())
             c = 1.0
         out.append(c)
     return torch.tensor(out, dtype=torch.float32)

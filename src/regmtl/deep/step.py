@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._torch import torch
+from .conversion import find_stack_level
 from .distributed import RankMean
 from .preflight import buffers_to_keep
 from .weighting.helpers import NonFiniteTask, non_finite
@@ -227,7 +228,8 @@ def owns_precision(method: Callable | None = None, *, what: str | None = None) -
             f"{who} was called inside torch.autocast({', '.join(map(repr, on))}); it runs "
             "with that autocast turned off (float32), since the trainer owns its precision: "
             "mixed precision is its amp= option (amp='auto' or True: on CUDA, with loss "
-            "scaling where float16), not an outer autocast.", UserWarning, stacklevel=2)
+            "scaling where float16), not an outer autocast.", UserWarning,
+            stacklevel=find_stack_level())
         with ExitStack() as stack:
             for device in on:
                 stack.enter_context(torch.autocast(device, enabled=False))

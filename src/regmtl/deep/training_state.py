@@ -45,6 +45,7 @@ from .._version import __version__
 from ..serialization import MAX_JSON_BYTES, read_json, regular_size
 from ._torch import torch
 from .checkpoint import read_state, save_checkpoint
+from .conversion import find_stack_level
 
 __all__ = ["TrainingState", "FitParts", "STATE_FILE", "STATE_META", "save_training_state",
            "read_training_state", "state_bytes_limit", "load_model_state", "open_state",
@@ -331,7 +332,7 @@ class FitParts:
             warnings.warn(f"Resuming {where}: the saved fit "
                           f"{'stopped early' if state.stopped else 'ran'} after epoch "
                           f"{state.epoch} (max_epochs={self.max_epochs}), so no epoch is "
-                          "trained.", UserWarning, stacklevel=3)
+                          "trained.", UserWarning, stacklevel=find_stack_level())
         return start
 
 
@@ -599,7 +600,7 @@ def load_model_state(state: TrainingState, net: Any, weighting: Any, opt: Any, c
     if differ:
         said = ", ".join(f"{k}={new!r} (saved: {old!r})" for k, (old, new) in differ.items())
         warnings.warn(f"Resuming {where} with other options: {said}; the run will not equal "
-                      "the uninterrupted one.", UserWarning, stacklevel=3)
+                      "the uninterrupted one.", UserWarning, stacklevel=find_stack_level())
     net.load_state_dict({k: v.clone() for k, v in _part(t, "net.").items()})
     weighting.load_training_state({k: v.clone() for k, v in _part(t, "weighting.").items()},
                                   meta["weighting_values"])
