@@ -129,7 +129,14 @@ def test_ple_reports_every_level_and_its_shared_gate():
     assert usage.gates.loc[(0, "shared"), "max_entropy"] == pytest.approx(math.log(4))
     assert usage.gates.loc[(1, "a"), "max_entropy"] == pytest.approx(math.log(3))
     assert list(usage.table(1).index) == ["a", "b"]
-    # the last level's gates are gate_weights(x), and the forward pass is unchanged
+    # level 0's gates read the input itself: their weights computed here, by the gates alone
+    with torch.no_grad():
+        for t in ("a", "b"):
+            np.testing.assert_allclose(usage.shares.loc[(0, t)].dropna(),
+                                       net.task_gates[0][t](x).double().mean(0), rtol=1e-6)
+        np.testing.assert_allclose(usage.shares.loc[(0, "shared")].dropna(),
+                                   net.shared_gates[0](x).double().mean(0), rtol=1e-6)
+    # the last level's gates are gate_weights(x)
     for t, w in net.gate_weights(x).items():
         np.testing.assert_allclose(w.mean(0).numpy(), usage.shares.loc[(1, t)].dropna(),
                                    rtol=1e-6)
