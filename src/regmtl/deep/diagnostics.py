@@ -308,13 +308,13 @@ class Dominance:
 
 
 def _standing(history, task: str, epochs: int, levels: Mapping[str, float],
-              higher: Mapping[str, bool] | None, tol: float) -> TaskStanding | None:
+              higher: Mapping[str, bool], tol: float) -> TaskStanding | None:
     column, up = judged_column(history, task, higher)
     keyed = [k for k in levels if k.split("/")[1:2] == [task] and _logged(history, k)]
     if keyed:  # a level given for a column of the task: judged by that column
         column = keyed[0]
         metric = column.rsplit("/", 1)[1] if column.startswith("val/") else None
-        up = bool((metric_directions() if higher is None else higher).get(metric, False))
+        up = bool(higher.get(metric, False))
     if column not in history.columns:
         return None
     values = history[column].to_numpy(dtype=float)
@@ -367,6 +367,7 @@ def dominance(history, threshold: float, epochs: int, *,
     names = [str(c).split("/", 1)[1] for c in history.columns
              if str(c).startswith("grad_share/")]
     levels = dict(levels or {})
+    higher = metric_directions() if higher is None else higher
     standings = [_standing(history, t, epochs, levels, higher, tol) for t in names if t != task]
     return Dominance(task, share, epochs, tol, tuple(s for s in standings if s is not None))
 
