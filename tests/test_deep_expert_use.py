@@ -148,6 +148,17 @@ def test_ple_reports_every_level_and_its_shared_gate():
 def test_options_are_checked():
     with pytest.raises(ValueError, match="Linear has no gates; pass an MMoE, CGC or PLE"):
         expert_usage(torch.nn.Linear(2, 2), np.zeros((3, 2)))
+    # a fitted trainer or wrapper in place of its net: the message names the net to pass
+    X, y = np.zeros((8, 5)), np.zeros((8, 2))
+    trainer = Trainer(_collapsed_mmoe(), max_epochs=1, device="cpu").fit((X, y))
+    with pytest.raises(ValueError, match=r"Trainer has no gates; .*\(the model's net: "
+                                         r"trainer\.net; .*trainer\.expert_usage_\)"):
+        expert_usage(trainer, X)
+    from regmtl.deep import DeepMultiTaskRegressor
+
+    model = DeepMultiTaskRegressor("mmoe", n_experts=2, hidden=(4,), max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match=r"the model's net: model\.trainer_\.net"):
+        expert_usage(model, X)
     with pytest.raises(ValueError, match="unused"):
         expert_usage(_collapsed_mmoe(), np.zeros((3, 5)), unused=2.0)
     with pytest.raises(ValueError, match="collapse"):

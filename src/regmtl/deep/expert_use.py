@@ -153,8 +153,12 @@ def expert_usage(net: Any, X: Any, *, batch_size: int = 4096, unused: float = UN
     True
     """
     if not has_gates(net):
+        inner = getattr(getattr(net, "trainer_", net), "net", None)
+        hint = (f" (the model's net: {'model.trainer_' if hasattr(net, 'trainer_') else 'trainer'}"
+                ".net; a fit keeps its usage as trainer.expert_usage_)" if has_gates(inner)
+                else "")
         raise ValueError(f"expert_usage: {type(net).__name__} has no gates; pass an MMoE, "
-                         "CGC or PLE net.")
+                         f"CGC or PLE net{hint}.")
     batch_size = check_option("batch_size", batch_size, "int", low=1)
     unused = check_option("unused", unused, "real", low=0, high=1)
     collapse = check_option("collapse", collapse, "real", low=0, low_open=True, high=1)
