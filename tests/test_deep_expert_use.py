@@ -188,3 +188,23 @@ def test_per_row_data_average_each_gate_over_its_own_rows_and_the_wrapper_names_
     assert m.trainer_.expert_usage_.gates["rows"].sum() == 90
     cells = _parse(training_report(m, created="2024-01-01").to_html()).text.get("td", [])
     assert {"x", "y", "z"} <= set(cells) and "t0" not in cells
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_per_row_data_on_the_gpu_give_each_gate_its_own_rows():
+    """A per-row data set moved to CUDA (``ds.to("cuda")``): each row's task lives there, the
+    gates' weights are read on the CPU; the usage takes each task's own rows."""
+    from regmtl.deep import MultiTaskDataset
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 5)).astype(np.float32)
+    task = np.repeat([0, 1, 2], [20, 30, 40])
+    set_seed(0)
+    net = MMoE(5, ["a", "b", "c"], n_experts=3, expert_hidden=(8,))
+    ds = MultiTaskDataset(X, X[:, 0] * (task + 1), ["a", "b", "c"], task=task).to("cuda")
+    trainer = Trainer(net, max_epochs=1, batch_size=30, device="cuda").fit(ds)
+    usage = trainer.expert_usage_
+    assert usage.gates["rows"].tolist() == [20, 30, 40]
+    for t, rows in zip("abc", [slice(0, 20), slice(20, 50), slice(50, 90)], strict=True):
+        own = net.gate_weights(torch.as_tensor(X[rows], device="cuda"))[t].cpu()
+        np.testing.assert_allclose(usage.shares.loc[(0, t)], own.double().mean(0), rtol=1e-6)

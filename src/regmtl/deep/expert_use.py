@@ -174,6 +174,7 @@ def _measure(net: Any, X: Any, batch_size: int, unused: float, collapse: float,
     over its own rows only."""
     n = n_rows(X)
     device = next(iter(net.parameters())).device
+    owner = None if owner is None else owner.cpu()  # (the gates' weights are read there)
     position = {t: i for i, t in enumerate(net.task_names)}
     sums: dict[tuple[int, str], list] = {}
     was_training = net.training
