@@ -154,9 +154,14 @@ def kind_of(X: Any, declared: str) -> str:
         return kind
     if declared == "tokens":
         for w, x in named:
-            arr = x if sp.issparse(x) else (
-                x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
-            if sp.issparse(x) or arr.ndim != 2 or arr.dtype.kind not in "iu":
+            if isinstance(x, torch.Tensor):  # its dtype read where it lies, not copied
+                ids = not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+                ndim = x.ndim
+            else:
+                arr = None if sp.issparse(x) else np.asarray(x)
+                ids = arr is not None and arr.dtype.kind in "iu"
+                ndim = x.ndim if arr is None else arr.ndim
+            if not ids or ndim != 2:
                 raise ValueError(
                     f"input_kind='tokens' reads integer token ids of shape (n, length), "
                     f"padded; {w} is {_described(x)}. Pass the ids as an integer array, texts "
