@@ -90,8 +90,10 @@ def _is_text(x: Any) -> bool:
 
 def _is_bytes(x: Any) -> bool:
     """One bytes string per row (texts not yet decoded)."""
-    if isinstance(x, (list, tuple, pd.Series)):
-        return len(x) > 0 and any(isinstance(s, bytes) for s in x)
+    if isinstance(x, (list, tuple)):
+        return any(isinstance(s, bytes) for s in x)
+    if isinstance(x, pd.Series):
+        x = x.to_numpy()
     return isinstance(x, np.ndarray) and x.ndim == 1 and (
         x.dtype.kind == "S" or (x.dtype.kind == "O" and any(isinstance(s, bytes) for s in x)))
 
