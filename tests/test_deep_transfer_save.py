@@ -3,6 +3,7 @@ source net and the source estimator's input preparation included; no pickle; tam
 refused), and transfer_head takes on_divergence as the Trainer and the wrappers do."""
 
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -161,6 +162,20 @@ def test_tampered_weights_and_target_map_are_refused(source, tmp_path):
     # the source estimator's folder is checked as every saved estimator
     _edit(folder / "source", lambda c: c["estimator"]["attributes"].update(n_tasks_=5))
     with pytest.raises(ValueError, match=r"source.config\.json was refused"):
+        TransferredHead.load(folder)
+
+
+def test_a_source_estimator_swapped_in_is_refused(source, tmp_path):
+    """Another fit of the same estimator (same inputs, other scaling and weights) put in
+    ``source`` would prepare the inputs wrongly without a word: it is refused."""
+    folder = _saved(tmp_path, source, "regression")
+    X = _frame(200, 3)
+    other = DeepMultiTaskRegressor(**source.get_params()).set_params(max_epochs=1)
+    other.fit(X, np.column_stack([X["a"], X["b"]]))
+    shutil.rmtree(folder / "source")
+    other.save(folder / "source")
+    with pytest.raises(ValueError, match=r"source was refused: its net is not the one the "
+                                         r"head in .*model\.pt was trained on"):
         TransferredHead.load(folder)
 
 

@@ -252,10 +252,22 @@ def test_categorical_features_with_images_is_refused():
     (np.array([["a", "b"], ["c", "d"], ["e", "f"]]), "2-D array of strings"),
     ([[1.0, 2.0], [3.0], [4.0, 5.0]], "ragged list"),
     (["a text", None, "another"], "row 1 is None, not a string"),
+    ([b"a text", b"more", b"another"], r"X holds bytes.*decode"),
+    (np.array([b"a text", b"more", b"another"]), r"X holds bytes.*decode"),
+    (np.zeros((3, 1, 0, 8)), r"X: images of shape \(1, 0, 8\) hold no pixels"),
 ])
 def test_unread_inputs_name_the_argument_and_the_fix(X, match):
     with pytest.raises(ValueError, match=match):
         DeepMultiTaskRegressor(**KW).fit(X, np.arange(3.0))
+
+
+def test_images_without_rows_name_x():
+    with pytest.raises(ValueError, match="X has no rows"):
+        DeepMultiTaskRegressor(**KW).fit(np.zeros((0, 1, 8, 8)), np.zeros(0))
+    X, Y = digits(50)
+    clf = DeepMultiTaskClassifier(trunk={"channels": (4,)}, **KW).fit(X, Y)
+    with pytest.raises(ValueError, match="X has no rows"):
+        clf.predict(X[:0])
 
 
 def test_declared_kinds_are_checked():

@@ -33,7 +33,12 @@ from .nets.esmm import ESMM
 from .saving import saved_as_folder
 from .tasks import TaskSpec
 from .validation import check_finite_predictions
-from .wrapper_docs import FITTED_ATTRIBUTES, TRAINER_ATTRIBUTE, TRAINING_PARAMETERS
+from .wrapper_docs import (
+    FITTED_ATTRIBUTES,
+    LAYER_PARAMETERS,
+    TRAINER_ATTRIBUTE,
+    TRAINING_PARAMETERS,
+)
 
 __all__ = ["DeepESMMClassifier", "ESMM_OUTPUTS", "click_purchase"]
 
@@ -141,13 +146,7 @@ hidden : sequence of int, default=(64,)
     Widths of the shared bottom; ``()``: the towers read the input (the paper's model).
 tower_hidden : sequence of int, default=(32,)
     Hidden widths of each tower before its logit.
-activation : str, default="relu"
-    Nonlinearity (see :func:`~regmtl.deep.mlp`).
-dropout : float, default=0.0
-    Dropout after every hidden layer, in [0, 1).
-batch_norm : bool, default=False
-    Batch normalization after every hidden linear layer.
-"""
+""" + LAYER_PARAMETERS
 
 _REST = """See Also
 --------

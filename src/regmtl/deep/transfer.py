@@ -416,7 +416,17 @@ def load_transferred_head(path: str | os.PathLike, *, max_bytes: int | None = No
     out.net_ = net.eval()
     out._source = load_estimator(path / SOURCE, max_bytes=max_bytes) \
         if attrs["source"] else None
+    if out._source is not None and not _holds(net, out._source.net_):
+        raise ValueError(f"{path / SOURCE} was refused: its net is not the one the head in "
+                         f"{path / WEIGHTS} was trained on; the folder was modified.")
     return out
+
+
+def _holds(net: MultiTaskNet, source: MultiTaskNet) -> bool:
+    """Whether ``net`` holds every tensor of ``source`` unchanged (the head's frozen copy)."""
+    have, want = net.state_dict(), source.state_dict()
+    return all(k in have and have[k].shape == v.shape
+               and torch.equal(have[k], v.to(have[k].device)) for k, v in want.items())
 
 
 def _freeze_all_but(net: MultiTaskNet, params: list[nn.Parameter]) -> None:

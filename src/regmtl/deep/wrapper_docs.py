@@ -15,8 +15,8 @@ import textwrap
 from .nets import ARCHITECTURES
 from .weighting import WEIGHTINGS
 
-__all__ = ["NET_PARAMETERS", "TRAINING_PARAMETERS", "FITTED_ATTRIBUTES", "TRAINER_ATTRIBUTE",
-           "LOSS_PARAMETER", "MODEL_LOSS_PARAMETER", "wrapper_doc"]
+__all__ = ["LAYER_PARAMETERS", "NET_PARAMETERS", "TRAINING_PARAMETERS", "FITTED_ATTRIBUTES",
+           "TRAINER_ATTRIBUTE", "LOSS_PARAMETER", "MODEL_LOSS_PARAMETER", "wrapper_doc"]
 
 _ARCHITECTURES = "{" + ", ".join(f'"{k}"' for k in ARCHITECTURES) + "}"
 _WEIGHTING_TEXT = textwrap.fill(
@@ -52,6 +52,16 @@ loss : str, tuple, list or None, default=None
     a list); a loss makes an ``"auto"`` task of its kind:
 """ + _LOSS_CHOICES
 
+#: ``activation``, ``dropout``, ``batch_norm``: the layers of every wrapper's net.
+LAYER_PARAMETERS = """\
+activation : str, default="relu"
+    Nonlinearity (see :func:`~regmtl.deep.mlp`).
+dropout : float, default=0.0
+    Dropout after every hidden layer, in [0, 1).
+batch_norm : bool, default=False
+    Batch normalization after every hidden linear layer.
+"""
+
 #: ``architecture`` ... ``batch_norm``: the net.
 NET_PARAMETERS = """\
 architecture : """ + _ARCHITECTURES + """, default="hard"
@@ -65,13 +75,7 @@ head_hidden : sequence of int, default=()
     Hidden widths of each task's head (tower) before its output layer.
 n_experts : int, default=4
     Shared experts of the mixture architectures (>= 1).
-activation : str, default="relu"
-    Nonlinearity (see :func:`~regmtl.deep.mlp`).
-dropout : float, default=0.0
-    Dropout after every hidden layer, in [0, 1).
-batch_norm : bool, default=False
-    Batch normalization after every hidden linear layer.
-"""
+""" + LAYER_PARAMETERS
 
 #: ``penalty`` ... ``verbose``: the training, early stopping, seeding, device and progress.
 TRAINING_PARAMETERS = """\

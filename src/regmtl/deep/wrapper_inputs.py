@@ -88,6 +88,16 @@ def _is_text(x: Any) -> bool:
         x.dtype.kind == "U" or (x.dtype.kind == "O" and any(isinstance(s, str) for s in x)))
 
 
+def _is_bytes(x: Any) -> bool:
+    """One bytes string per row (texts not yet decoded)."""
+    if isinstance(x, (list, tuple)):
+        return any(isinstance(s, bytes) for s in x)
+    if isinstance(x, pd.Series):
+        x = x.to_numpy()
+    return isinstance(x, np.ndarray) and x.ndim == 1 and (
+        x.dtype.kind == "S" or (x.dtype.kind == "O" and any(isinstance(s, bytes) for s in x)))
+
+
 def kind_of_design(x: Any, what: str = "X") -> str:
     """The kind of one design (``"table"``, ``"images"``, ``"sparse"`` or ``"text"``).
 
@@ -104,6 +114,9 @@ def kind_of_design(x: Any, what: str = "X") -> str:
         return "table"
     if _is_text(x):
         return "text"
+    if _is_bytes(x):
+        raise ValueError(f"{what} holds bytes; the wrappers read texts as str. Decode them "
+                         "first, e.g. [b.decode('utf-8') for b in X].")
     if isinstance(x, np.ndarray):
         arr = x
     elif isinstance(x, (list, tuple)):
@@ -143,9 +156,14 @@ def kind_of(X: Any, declared: str) -> str:
         return kind
     if declared == "tokens":
         for w, x in named:
-            arr = x if sp.issparse(x) else (
-                x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
-            if sp.issparse(x) or arr.ndim != 2 or arr.dtype.kind not in "iu":
+            if isinstance(x, torch.Tensor):  # its dtype read where it lies, not copied
+                ids = not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+                ndim = x.ndim
+            else:
+                arr = None if sp.issparse(x) else np.asarray(x)
+                ids = arr is not None and arr.dtype.kind in "iu"
+                ndim = x.ndim if arr is None else arr.ndim
+            if not ids or ndim != 2:
                 raise ValueError(
                     f"input_kind='tokens' reads integer token ids of shape (n, length), "
                     f"padded; {w} is {_described(x)}. Pass the ids as an integer array, texts "
@@ -193,7 +211,10 @@ def _images(x: Any, what: str) -> Any:
         raise ValueError(f"{what}: images of dtype {t.dtype}; the conv trunk reads float "
                          "pixels or 8-bit integers 0..255.")
     n, (H, W) = t.shape[0], t.shape[-2:]
-    return t.reshape(n, -1, H, W)
+    if 0 in tuple(t.shape[1:]):
+        raise ValueError(f"{what}: images of shape {tuple(t.shape[1:])} hold no pixels; give "
+                         "images of at least one channel, row and column.")
+    return t.reshape(n, int(np.prod(t.shape[1:-2])), H, W)  # (n = 0: refused by the caller)
 
 
 def _tokens(x: Any, what: str) -> np.ndarray:
