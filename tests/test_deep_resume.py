@@ -203,6 +203,7 @@ def saved(tmp_path_factory):
 
 
 def _copy(saved, tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for f in (STATE_FILE, STATE_META):
         (tmp_path / f).write_bytes((saved / f).read_bytes())
     return tmp_path
@@ -275,6 +276,35 @@ def test_a_modified_json_and_missing_files_are_refused(saved, tmp_path):
         _fit(4, folder, resume=True)
     with pytest.raises(FileNotFoundError, match="holds no training state"):
         _fit(4, tmp_path / "nothing", resume=True)
+
+
+@pytest.mark.parametrize("key, value", [("streams", None), ("monitor", 5),
+                                        ("optimizer_values", {"0": 5}), ("scaler", [1]),
+                                        ("weighting_values", {"attributes": 5})])
+def test_a_json_edited_past_its_checks_is_refused_naming_the_folder(saved, tmp_path, key,
+                                                                    value):
+    """The digest covers the tensor file only: each record of the JSON is checked for its
+    shape before it is read (a ValueError naming the folder, never a KeyError or
+    TypeError), and a missing record likewise."""
+    for edit in ("change", "drop"):
+        folder = _copy(saved, tmp_path / edit)
+        meta = json.loads((folder / STATE_META).read_text())
+        if edit == "change":
+            meta[key] = value
+        else:
+            del meta[key]
+        (folder / STATE_META).write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match=f"{folder}: the state's JSON (has malformed|lacks)"):
+            _fit(4, folder, resume=True)
+
+
+def test_an_optimizer_value_edited_in_the_json_is_refused(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    meta = json.loads((folder / STATE_META).read_text())
+    meta["optimizer_values"] = {"0": {"step": "x"}}
+    (folder / STATE_META).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="the optimizer's state cannot be loaded"):
+        _fit(4, folder, resume=True)
 
 
 def test_the_options_of_resume_and_save_state_are_checked():

@@ -494,14 +494,17 @@ def _check(state: TrainingState, net: Any, weighting: Any, opt: Any, ctx: Any,
     try:
         epoch, steps = meta["epoch"], meta["steps"]
         cols, ints = meta["history_columns"], meta["history_int_columns"]
+        wv, ov = meta["weighting_values"], meta["optimizer_values"]
         ok = (type(epoch) is int and epoch >= 1 and type(steps) is int and steps >= 0
               and isinstance(cols, list) and all(isinstance(c, str) for c in cols)
               and isinstance(ints, list) and set(ints) <= set(cols)
               and isinstance(meta["stopped"], bool) and isinstance(meta["best"], bool)
               and isinstance(meta["watch_weights"], list)
               and set(meta["watch_weights"]) <= {"initial", "fallback"}
-              and isinstance(meta["optimizer_values"], dict)
-              and isinstance(meta["weighting_values"], dict))
+              and isinstance(ov, dict) and all(isinstance(d, dict) for d in ov.values())
+              and isinstance(wv, dict) and isinstance(wv.get("attributes", {}), dict)
+              and isinstance(meta["streams"], dict)
+              and all(isinstance(meta[k], dict | None) for k in ("monitor", "watch", "scaler")))
     except KeyError as exc:
         raise ValueError(f"{where}: the state's JSON lacks {exc}; the file was "
                          "modified.") from None
@@ -552,7 +555,7 @@ def _check(state: TrainingState, net: Any, weighting: Any, opt: Any, ctx: Any,
                          f"parameters in {meta.get('optimizer_groups')!r:.10} groups; this fit "
                          f"has a {type(opt).__qualname__} of {len(params)} in {len(groups)}.")
     keys = list(_part(t, "optim.")) + [f"{i}.{n}" for i, d in meta["optimizer_values"].items()
-                                       for n in (d if isinstance(d, dict) else [None])]
+                                       for n in d]
     for key in keys:
         i, _, name = key.partition(".")
         if not (i.isdigit() and int(i) < len(params) and name):
@@ -612,7 +615,11 @@ def load_model_state(state: TrainingState, net: Any, weighting: Any, opt: Any, c
     for i, d in meta["optimizer_values"].items():
         saved.setdefault(int(i), {}).update(d)
     sd["state"] = saved
-    opt.load_state_dict(sd)
+    try:
+        opt.load_state_dict(sd)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{where}: the optimizer's state cannot be loaded "
+                         f"({str(exc)[:200]}); the file was modified.") from None
     return t["loss_scale"].clone()
 
 
