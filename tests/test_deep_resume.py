@@ -307,6 +307,21 @@ def test_an_optimizer_value_edited_in_the_json_is_refused(saved, tmp_path):
         _fit(4, folder, resume=True)
 
 
+def test_a_history_edited_with_its_digest_recorded_is_refused(saved, tmp_path):
+    """The epoch column of the history (an integer column) set to NaN, the digest rewritten."""
+    import hashlib
+
+    folder = _copy(saved, tmp_path)
+    tensors = torch.load(folder / STATE_FILE, weights_only=True)
+    meta = json.loads((folder / STATE_META).read_text())
+    tensors["history"][0, meta["history_columns"].index("epoch")] = float("nan")
+    torch.save(tensors, folder / STATE_FILE)
+    meta["digest"] = hashlib.sha256((folder / STATE_FILE).read_bytes()).hexdigest()
+    (folder / STATE_META).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=f"{folder}: the history's integer columns .*'epoch'"):
+        _fit(4, folder, resume=True)
+
+
 def test_the_options_of_resume_and_save_state_are_checked():
     with pytest.raises(ValueError, match="save_state=True writes .* pass checkpoint_dir"):
         Trainer(_net(), save_state=True)

@@ -579,10 +579,14 @@ def _check(state: TrainingState, net: Any, weighting: Any, opt: Any, ctx: Any,
             if name not in mine or tuple(mine[name].shape) != tuple(v.shape):
                 raise ValueError(f"{where}: the random stream {name!r} of rank {r} is "
                                  "missing or malformed; the file was modified.")
-    if tuple(t.get("history", torch.zeros(0)).shape) != (epoch, len(cols)) or tuple(
-            t.get("history_present", torch.zeros(0)).shape) != (epoch, len(cols)):
+    hist, present = t.get("history", torch.zeros(0)), t.get("history_present", torch.zeros(0))
+    if tuple(hist.shape) != (epoch, len(cols)) or tuple(present.shape) != (epoch, len(cols)):
         raise ValueError(f"{where}: the history tensor does not hold {epoch} epochs of "
                          f"{len(cols)} columns; the file was modified.")
+    counts = [cols.index(c) for c in ints]  # epochs, steps: finite where logged
+    if not bool(torch.isfinite(hist[:, counts])[present[:, counts].bool()].all()):
+        raise ValueError(f"{where}: the history's integer columns {ints[:5]} hold NaN or "
+                         "infinite values; the file was modified.")
     scale = t.get("loss_scale")
     if scale is None or tuple(scale.shape) != (len(net.tasks),) or not bool(
             (torch.isfinite(scale) & (scale > 0)).all()):
