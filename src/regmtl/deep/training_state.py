@@ -218,17 +218,16 @@ class FitParts:
                                      "value": row[self.monitor.column]})
         last = stop or row["epoch"] >= self.max_epochs
         if self.save_state is True or (self.save_state and last):
-            self.state = self.capture(rows, self.best_state, stop, loss_scale)
+            self.state = self.capture(rows, stop, loss_scale)
             if self.save_state is True:
-                self.save(self.folder, self.state)
+                self.save(self.state)
         return stop
 
     # ------------------------------------------------------------------ capture
-    def capture(self, rows: list[dict], best_state: dict | None, stopped: bool,
-                loss_scale: Tensor) -> TrainingState:
+    def capture(self, rows: list[dict], stopped: bool, loss_scale: Tensor) -> TrainingState:
         """The state at the end of the epoch whose history row is ``rows[-1]``. Under DDP
         every rank calls it (each rank's random streams are gathered)."""
-        net, opt, ctx = self.net, self.optimizer, self.ctx
+        net, opt, ctx, best_state = self.net, self.optimizer, self.ctx, self.best_state
         t = {f"net.{k}": _own(v) for k, v in net.state_dict().items()}
         if best_state is not None:
             t.update({f"best.{k}": _own(v) for k, v in best_state.items()})
@@ -278,11 +277,11 @@ class FitParts:
         }
         return TrainingState(t, meta)
 
-    def save(self, path: str | Path, state: TrainingState) -> None:
-        """Write ``state`` into ``path`` on the main rank; under DDP every rank then waits
+    def save(self, state: TrainingState) -> None:
+        """Write ``state`` into ``folder`` on the main rank; under DDP every rank then waits
         for the write (a fit resumed right after reads it on every rank)."""
         if self.ctx.main:
-            save_training_state(path, state)
+            save_training_state(self.folder, state)
         if self.ctx.distributed:
             self.ctx.sum(torch.zeros(1))  # a barrier on the process group's device
 
