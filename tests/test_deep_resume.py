@@ -334,6 +334,13 @@ def test_the_options_of_resume_and_save_state_are_checked():
         Trainer(_net(), max_epochs=1).fit(DATA, resume=3)
 
 
+def test_a_fit_resumed_without_save_state_keeps_no_state(saved):
+    """state_ is None without save_state (as documented), not the state it resumed from."""
+    resumed = _fit(3, resume=saved)
+    assert resumed.state_ is None
+    assert len(resumed.history) == 3
+
+
 def test_a_resume_with_other_options_warns(saved):
     with pytest.warns(UserWarning, match=r"other options: lr=0.05 \(saved: 0.01\)"):
         _fit(3, resume=saved, lr=0.05)

@@ -489,7 +489,8 @@ class Trainer:
         rows, restored = [], None
         keeper = FitParts(net, opt, self.weighting, ctx, scaler, monitor, watch, streams,
                           loaders, options, self.checkpoint_dir,
-                          self.save_state, self.max_epochs, state)
+                          self.save_state, self.max_epochs,
+                          state if self.save_state else None)  # state_: None without save_state
         start = 0 if state is None else keeper.restore(state, rows, where)
         bar = None
         if self.progress and ctx.main:
