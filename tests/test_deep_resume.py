@@ -26,7 +26,12 @@ from regmtl.deep import (  # noqa: E402
     make_weighting,
     set_seed,
 )
-from regmtl.deep.training_state import STATE_FILE, STATE_META, state_bytes_limit  # noqa: E402
+from regmtl.deep.training_state import (  # noqa: E402
+    STATE_FILE,
+    STATE_META,
+    TrainingState,
+    state_bytes_limit,
+)
 from regmtl.deep.weighting import WEIGHTINGS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -332,6 +337,8 @@ def test_the_options_of_resume_and_save_state_are_checked():
     with pytest.raises(ValueError, match="resume must be None, True, a folder or a "
                                          "TrainingState, got int"):
         Trainer(_net(), max_epochs=1).fit(DATA, resume=3)
+    with pytest.raises(ValueError, match="resume is a TrainingState without its dicts"):
+        Trainer(_net(), max_epochs=1).fit(DATA, resume=TrainingState(None, None))
 
 
 def test_a_fit_resumed_without_save_state_keeps_no_state(saved):

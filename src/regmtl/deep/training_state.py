@@ -651,6 +651,10 @@ def resume_source(resume: Any, checkpoint_dir: Path | None) -> Path | str | None
                              "with save_state=True.")
         return Path(checkpoint_dir)
     if isinstance(resume, TrainingState):
+        if not (isinstance(resume.tensors, dict) and isinstance(resume.meta, dict)):
+            raise ValueError("resume is a TrainingState without its dicts of tensors and "
+                             "values; pass a trainer's state_ or the folder of "
+                             "save_state=True.")
         return "the training state given"
     if isinstance(resume, (str, os.PathLike)):
         return Path(resume)
