@@ -26,7 +26,12 @@ from regmtl.deep import (  # noqa: E402
     make_weighting,
     set_seed,
 )
-from regmtl.deep.training_state import STATE_FILE, STATE_META, state_bytes_limit  # noqa: E402
+from regmtl.deep.training_state import (  # noqa: E402
+    STATE_FILE,
+    STATE_META,
+    TrainingState,
+    state_bytes_limit,
+)
 from regmtl.deep.weighting import WEIGHTINGS  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -203,6 +208,7 @@ def saved(tmp_path_factory):
 
 
 def _copy(saved, tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for f in (STATE_FILE, STATE_META):
         (tmp_path / f).write_bytes((saved / f).read_bytes())
     return tmp_path
@@ -277,6 +283,50 @@ def test_a_modified_json_and_missing_files_are_refused(saved, tmp_path):
         _fit(4, tmp_path / "nothing", resume=True)
 
 
+@pytest.mark.parametrize("key, value", [("streams", None), ("monitor", 5),
+                                        ("optimizer_values", {"0": 5}), ("scaler", [1]),
+                                        ("weighting_values", {"attributes": 5})])
+def test_a_json_edited_past_its_checks_is_refused_naming_the_folder(saved, tmp_path, key,
+                                                                    value):
+    """The digest covers the tensor file only: each record of the JSON is checked for its
+    shape before it is read (a ValueError naming the folder, never a KeyError or
+    TypeError), and a missing record likewise."""
+    for edit in ("change", "drop"):
+        folder = _copy(saved, tmp_path / edit)
+        meta = json.loads((folder / STATE_META).read_text())
+        if edit == "change":
+            meta[key] = value
+        else:
+            del meta[key]
+        (folder / STATE_META).write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match=f"{folder}: the state's JSON (has malformed|lacks)"):
+            _fit(4, folder, resume=True)
+
+
+def test_an_optimizer_value_edited_in_the_json_is_refused(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    meta = json.loads((folder / STATE_META).read_text())
+    meta["optimizer_values"] = {"0": {"step": "x"}}
+    (folder / STATE_META).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="the optimizer's state cannot be loaded"):
+        _fit(4, folder, resume=True)
+
+
+def test_a_history_edited_with_its_digest_recorded_is_refused(saved, tmp_path):
+    """The epoch column of the history (an integer column) set to NaN, the digest rewritten."""
+    import hashlib
+
+    folder = _copy(saved, tmp_path)
+    tensors = torch.load(folder / STATE_FILE, weights_only=True)
+    meta = json.loads((folder / STATE_META).read_text())
+    tensors["history"][0, meta["history_columns"].index("epoch")] = float("nan")
+    torch.save(tensors, folder / STATE_FILE)
+    meta["digest"] = hashlib.sha256((folder / STATE_FILE).read_bytes()).hexdigest()
+    (folder / STATE_META).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=f"{folder}: the history's integer columns .*'epoch'"):
+        _fit(4, folder, resume=True)
+
+
 def test_the_options_of_resume_and_save_state_are_checked():
     with pytest.raises(ValueError, match="save_state=True writes .* pass checkpoint_dir"):
         Trainer(_net(), save_state=True)
@@ -287,6 +337,15 @@ def test_the_options_of_resume_and_save_state_are_checked():
     with pytest.raises(ValueError, match="resume must be None, True, a folder or a "
                                          "TrainingState, got int"):
         Trainer(_net(), max_epochs=1).fit(DATA, resume=3)
+    with pytest.raises(ValueError, match="resume is a TrainingState without its dicts"):
+        Trainer(_net(), max_epochs=1).fit(DATA, resume=TrainingState(None, None))
+
+
+def test_a_fit_resumed_without_save_state_keeps_no_state(saved):
+    """state_ is None without save_state (as documented), not the state it resumed from."""
+    resumed = _fit(3, resume=saved)
+    assert resumed.state_ is None
+    assert len(resumed.history) == 3
 
 
 def test_a_resume_with_other_options_warns(saved):

@@ -637,16 +637,6 @@ class Batches:
         return parts
 
 
-def cycle(loader) -> Iterator:
-    """Endless iteration over a loader, a new epoch (and order) each pass."""
-    epoch = 0
-    while True:
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        yield from loader
-        epoch += 1
-
-
 class Cycle:
     """Endless iteration over a loader, a new epoch (and order) each pass, that can be resumed:
     its position is the pass ``epoch`` and the batches drawn in it, ``position``

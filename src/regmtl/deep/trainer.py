@@ -455,8 +455,9 @@ class Trainer:
         params = list(net.parameters()) + list(self.weighting.parameters())
         opt = make_optimizer(self.optimizer, params, self.lr, self.weight_decay,
                              self.lazy_heads)
+        options = recorded_options(self)
         state = None if where is None else open_state(  # checked, then net, weighting, opt
-            resume, where, net, self.weighting, opt, ctx, recorded_options(self))
+            resume, where, net, self.weighting, opt, ctx, options)
         autocast, scaler = mixed_precision(ctx.device, self.amp)
         self._scale_targets(loaders, ctx, state)  # everything checked: the net's map may be set
         losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device, ctx)
@@ -487,8 +488,9 @@ class Trainer:
         streams = {k: Cycle(v) for k, v in loaders.items()} if None not in loaders else {}
         rows, restored = [], None
         keeper = FitParts(net, opt, self.weighting, ctx, scaler, monitor, watch, streams,
-                          loaders, recorded_options(self), self.checkpoint_dir,
-                          self.save_state, self.max_epochs, state)
+                          loaders, options, self.checkpoint_dir,
+                          self.save_state, self.max_epochs,
+                          state if self.save_state else None)  # state_: None without save_state
         start = 0 if state is None else keeper.restore(state, rows, where)
         bar = None
         if self.progress and ctx.main:

@@ -218,17 +218,16 @@ class FitParts:
                                      "value": row[self.monitor.column]})
         last = stop or row["epoch"] >= self.max_epochs
         if self.save_state is True or (self.save_state and last):
-            self.state = self.capture(rows, self.best_state, stop, loss_scale)
+            self.state = self.capture(rows, stop, loss_scale)
             if self.save_state is True:
-                self.save(self.folder, self.state)
+                self.save(self.state)
         return stop
 
     # ------------------------------------------------------------------ capture
-    def capture(self, rows: list[dict], best_state: dict | None, stopped: bool,
-                loss_scale: Tensor) -> TrainingState:
+    def capture(self, rows: list[dict], stopped: bool, loss_scale: Tensor) -> TrainingState:
         """The state at the end of the epoch whose history row is ``rows[-1]``. Under DDP
         every rank calls it (each rank's random streams are gathered)."""
-        net, opt, ctx = self.net, self.optimizer, self.ctx
+        net, opt, ctx, best_state = self.net, self.optimizer, self.ctx, self.best_state
         t = {f"net.{k}": _own(v) for k, v in net.state_dict().items()}
         if best_state is not None:
             t.update({f"best.{k}": _own(v) for k, v in best_state.items()})
@@ -278,11 +277,11 @@ class FitParts:
         }
         return TrainingState(t, meta)
 
-    def save(self, path: str | Path, state: TrainingState) -> None:
-        """Write ``state`` into ``path`` on the main rank; under DDP every rank then waits
+    def save(self, state: TrainingState) -> None:
+        """Write ``state`` into ``folder`` on the main rank; under DDP every rank then waits
         for the write (a fit resumed right after reads it on every rank)."""
         if self.ctx.main:
-            save_training_state(path, state)
+            save_training_state(self.folder, state)
         if self.ctx.distributed:
             self.ctx.sum(torch.zeros(1))  # a barrier on the process group's device
 
@@ -494,14 +493,17 @@ def _check(state: TrainingState, net: Any, weighting: Any, opt: Any, ctx: Any,
     try:
         epoch, steps = meta["epoch"], meta["steps"]
         cols, ints = meta["history_columns"], meta["history_int_columns"]
+        wv, ov = meta["weighting_values"], meta["optimizer_values"]
         ok = (type(epoch) is int and epoch >= 1 and type(steps) is int and steps >= 0
               and isinstance(cols, list) and all(isinstance(c, str) for c in cols)
               and isinstance(ints, list) and set(ints) <= set(cols)
               and isinstance(meta["stopped"], bool) and isinstance(meta["best"], bool)
               and isinstance(meta["watch_weights"], list)
               and set(meta["watch_weights"]) <= {"initial", "fallback"}
-              and isinstance(meta["optimizer_values"], dict)
-              and isinstance(meta["weighting_values"], dict))
+              and isinstance(ov, dict) and all(isinstance(d, dict) for d in ov.values())
+              and isinstance(wv, dict) and isinstance(wv.get("attributes", {}), dict)
+              and isinstance(meta["streams"], dict)
+              and all(isinstance(meta[k], dict | None) for k in ("monitor", "watch", "scaler")))
     except KeyError as exc:
         raise ValueError(f"{where}: the state's JSON lacks {exc}; the file was "
                          "modified.") from None
@@ -552,7 +554,7 @@ def _check(state: TrainingState, net: Any, weighting: Any, opt: Any, ctx: Any,
                          f"parameters in {meta.get('optimizer_groups')!r:.10} groups; this fit "
                          f"has a {type(opt).__qualname__} of {len(params)} in {len(groups)}.")
     keys = list(_part(t, "optim.")) + [f"{i}.{n}" for i, d in meta["optimizer_values"].items()
-                                       for n in (d if isinstance(d, dict) else [None])]
+                                       for n in d]
     for key in keys:
         i, _, name = key.partition(".")
         if not (i.isdigit() and int(i) < len(params) and name):
@@ -576,10 +578,14 @@ def _check(state: TrainingState, net: Any, weighting: Any, opt: Any, ctx: Any,
             if name not in mine or tuple(mine[name].shape) != tuple(v.shape):
                 raise ValueError(f"{where}: the random stream {name!r} of rank {r} is "
                                  "missing or malformed; the file was modified.")
-    if tuple(t.get("history", torch.zeros(0)).shape) != (epoch, len(cols)) or tuple(
-            t.get("history_present", torch.zeros(0)).shape) != (epoch, len(cols)):
+    hist, present = t.get("history", torch.zeros(0)), t.get("history_present", torch.zeros(0))
+    if tuple(hist.shape) != (epoch, len(cols)) or tuple(present.shape) != (epoch, len(cols)):
         raise ValueError(f"{where}: the history tensor does not hold {epoch} epochs of "
                          f"{len(cols)} columns; the file was modified.")
+    counts = [cols.index(c) for c in ints]  # epochs, steps: finite where logged
+    if not bool(torch.isfinite(hist[:, counts])[present[:, counts].bool()].all()):
+        raise ValueError(f"{where}: the history's integer columns {ints[:5]} hold NaN or "
+                         "infinite values; the file was modified.")
     scale = t.get("loss_scale")
     if scale is None or tuple(scale.shape) != (len(net.tasks),) or not bool(
             (torch.isfinite(scale) & (scale > 0)).all()):
@@ -612,7 +618,11 @@ def load_model_state(state: TrainingState, net: Any, weighting: Any, opt: Any, c
     for i, d in meta["optimizer_values"].items():
         saved.setdefault(int(i), {}).update(d)
     sd["state"] = saved
-    opt.load_state_dict(sd)
+    try:
+        opt.load_state_dict(sd)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{where}: the optimizer's state cannot be loaded "
+                         f"({str(exc)[:200]}); the file was modified.") from None
     return t["loss_scale"].clone()
 
 
@@ -641,6 +651,10 @@ def resume_source(resume: Any, checkpoint_dir: Path | None) -> Path | str | None
                              "with save_state=True.")
         return Path(checkpoint_dir)
     if isinstance(resume, TrainingState):
+        if not (isinstance(resume.tensors, dict) and isinstance(resume.meta, dict)):
+            raise ValueError("resume is a TrainingState without its dicts of tensors and "
+                             "values; pass a trainer's state_ or the folder of "
+                             "save_state=True.")
         return "the training state given"
     if isinstance(resume, (str, os.PathLike)):
         return Path(resume)
