@@ -55,6 +55,8 @@ def scenario(args, summary) -> None:
             t = float(np.median(row.times))
             sizes.append(shape[d])
             times.append(t)
+            summary.series.append(dict(kind="scaling", dim=dim, n=n, p=p, T=T, time=t,
+                                       n_iter=row.n_iter, reached=bool(row.reached)))
             print(f"  {dim:<4} {n:>6} {p:>6} {T:>5} {shape_kind(n, p):>5} {t:>9.3f} "
                   f"{len(row.times):>4} {max(row.certs):>9.2e} {row.n_iter!s:>6} "
                   f"{row.structure!s:>5} {row.tol:>8.1e}"

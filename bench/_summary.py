@@ -29,11 +29,14 @@ class Summary:
     def __init__(self):
         self.entries: list[tuple[str, str, dict]] = []
         self.lines: list[str] = []
+        self.times: dict[str, float] = {}  # label -> regmtl's median time (s), for the record
+        self.series: list[dict] = []  # free points (e.g. the scaling table), for the record
 
     def add(self, group: str, label: str, ref, peers: dict) -> None:
         """``peers``: {peer name: Row or None}; ``ref`` the regmtl Row."""
         self.entries.append((group, label, {k: ratio(r, ref) for k, r in peers.items()
                                             if r is not None}))
+        self.times[label] = float(np.median(ref.times))
 
     def median(self, peer: str, groups=None, label_has: str = "") -> tuple[float, bool, int]:
         vals = [e[peer] for g, lab, e in self.entries
@@ -60,6 +63,16 @@ class Summary:
 
     def note(self, text: str) -> None:
         self.lines.append(f"  {text}")
+
+    def record(self) -> dict:
+        """The entries, regmtl's times, the free points and lines as JSON-ready data (see
+        bench/_record.py): ``entries`` is a list of ``{group, label, time, ratios: {peer:
+        [ratio, is_lower_bound]}}``."""
+        return dict(
+            entries=[dict(group=g, label=lab, time=self.times.get(lab),
+                          ratios={k: [float(v), bool(low)] for k, (v, low) in e.items()})
+                     for g, lab, e in self.entries],
+            series=self.series, lines=[line.strip() for line in self.lines])
 
     def print_lines(self) -> None:
         for line in self.lines:

@@ -51,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _harness as h  # noqa: E402
 import _memory  # noqa: E402
+import _record  # noqa: E402
 import _scaling  # noqa: E402
 import _shared_suite  # noqa: E402
 from _fista import fista_l21  # noqa: E402
@@ -236,6 +237,7 @@ def main(argv=None) -> None:
                          "5); a capped run counts as a lower bound")
     ap.add_argument("--skglm-tol0", type=float, default=1e-2,
                     help="skglm's first tol, relative to alpha (then tightened 10x at a time)")
+    _record.add_option(ap)
     args = h.parse(ap, argv, budget=30.0, quick_budget=1.0)
     if args.fista_max_time is None:
         args.fista_max_time = 5.0 if args.quick else 200.0
@@ -252,6 +254,8 @@ def main(argv=None) -> None:
            "memory": lambda: _memory.scenario(args, summary)}
     h.run(lambda: header(args), warm_up, "regmtl path (+ sklearn, skglm)",
           [run[s] for s in args.scenarios] + [lambda: print_summary(args, summary)])
+    _record.write(args.record, "l21", dict(eps=args.eps, quick=args.quick,
+                                           scenarios=args.scenarios, **summary.record()))
 
 
 if __name__ == "__main__":

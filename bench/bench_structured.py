@@ -88,6 +88,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _harness as h  # noqa: E402
 import _penalties_np as npp  # noqa: E402
+import _record  # noqa: E402
 from _fista import CURVATURE, apg_backtracking, fista_structured, lipschitz  # noqa: E402
 from _gap import CommonCertificate, g0_matrix, p0_value  # noqa: E402
 from _memory import peak_extra  # noqa: E402
@@ -412,6 +413,7 @@ def main(argv=None) -> None:
                     help="max_iter of every fit of a --sparse-sets path")
     ap.add_argument("--no-diagnose", action="store_true",
                     help="skip the alpha/100, 100 alpha diagnostic fits of Mean/Graph/Clustered")
+    _record.add_option(ap)
     args = h.parse(ap, argv, budget=20.0, quick_budget=3.0)
     if args.wide:
         args.n_min, args.n_max = 60, 260
@@ -437,6 +439,9 @@ def main(argv=None) -> None:
                                 seed + (5 if loss == "logistic" else 0), loss, summary))
     h.run(lambda: header(args), warm_up, "regmtl penalty and loss", runs)
     print_summary(summary, args)
+    T, p, lo, hi = (10, 200, 30, 150) if args.quick else (args.T, args.p, args.n_min, args.n_max)
+    _record.write(args.record, "structured", dict(T=T, p=p, n_min=lo, n_max=hi, eps=args.eps,
+                                                  quick=args.quick, **summary.record()))
 
 
 def sparse_sets(args) -> None:
