@@ -62,3 +62,38 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache docs/_build \
 		docs/generated docs/auto_examples
+
+# The Benchmarks page's figures (docs/benchmarks.rst): `make bench-page` runs the benches below
+# with --record (one JSON file each under bench/results/, bench/_record.py), then draws
+# docs/benchmarks/*.png and docs/benchmarks/figures.inc from them (bench/figures.py); commit
+# both. The defaults are short runs (about 15 minutes on 2 cores); for the full sizes:
+#   make bench-page STRUCTURED_WIDE_FLAGS="--wide --p 1000" STRUCTURED_LONG_FLAGS= \
+#        L21_FLAGS=
+BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+BENCH_RESULTS := bench/results
+STRUCTURED_WIDE_FLAGS ?= --quick
+STRUCTURED_LONG_FLAGS ?= --T 10 --p 50 --n-min 200 --n-max 800 --max-time 10 --budget 3 \
+	--no-diagnose
+L21_FLAGS ?= --quick
+PASSES_FLAGS ?=
+
+.PHONY: bench-page bench-record bench-figures
+
+bench-page: bench-record bench-figures
+
+bench-record: $(STAMP)
+	$(BENCH_ENV) $(BIN)/python bench/bench_structured.py $(STRUCTURED_WIDE_FLAGS) \
+		--blas-threads 1 --record $(BENCH_RESULTS)/structured_wide.json
+	$(BENCH_ENV) $(BIN)/python bench/bench_structured.py $(STRUCTURED_LONG_FLAGS) \
+		--blas-threads 1 --record $(BENCH_RESULTS)/structured_long.json
+	$(BENCH_ENV) $(BIN)/python bench/bench_l21.py $(L21_FLAGS) --blas-threads 1 \
+		--scenarios shared lists logistic scaling --record $(BENCH_RESULTS)/l21.json
+	$(BENCH_ENV) $(BIN)/python bench/bench_passes.py $(PASSES_FLAGS) \
+		--record $(BENCH_RESULTS)/passes.json
+	@if [ -f bench/bench_first_call.py ]; then \
+		$(BENCH_ENV) $(BIN)/python bench/bench_first_call.py \
+			--record $(BENCH_RESULTS)/first_call.json; \
+	else echo "bench-record: no bench/bench_first_call.py, its figure is left out"; fi
+
+bench-figures: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python bench/figures.py
