@@ -5,7 +5,6 @@ of bench/bench_passes.py counts and puts the library back as it was. Nothing her
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
