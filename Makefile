@@ -74,7 +74,7 @@ BENCH_RESULTS := bench/results
 STRUCTURED_WIDE_FLAGS ?= --quick
 STRUCTURED_LONG_FLAGS ?= --T 10 --p 50 --n-min 200 --n-max 800 --max-time 10 --budget 3 \
 	--no-diagnose
-L21_FLAGS ?= --quick
+L21_FLAGS ?= --quick --scaling-base 400 400 5 --scaling-steps 3
 PASSES_FLAGS ?=
 
 .PHONY: bench-page bench-record bench-figures

@@ -38,6 +38,10 @@ def _time_point(args, n, p, T):
 def scenario(args, summary) -> None:
     cfg = QUICK if args.quick else FULL
     base, steps = cfg["base"], cfg["steps"]
+    if getattr(args, "scaling_base", None):
+        base = tuple(args.scaling_base)
+    if getattr(args, "scaling_steps", None):
+        steps = args.scaling_steps
     print()
     print("#" * 110)
     print(f"Scenario 4: scaling of regmtl at alpha_max/10 (shared design, squared L2,1, eps = "

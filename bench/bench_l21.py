@@ -103,6 +103,10 @@ def warm_up() -> None:
     regmtl.MultiTaskRegressor(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, ys)
     yc = [np.where(rng.standard_normal(len(x)) > 0, 1.0, -1.0) for x in Xs]
     regmtl.MultiTaskClassifier(penalty="l21", alpha=0.01, tol=1e-8).fit(Xs, yc)
+    # p >> n at a small alpha: the active-set Newton steps (``polish``) compile their own kernels
+    Xw, Yw = np.asfortranarray(rng.standard_normal((20, 60))), rng.standard_normal((20, 3))
+    a_w = regmtl.alpha_max(Xw, Yw, penalty="l21") / 100
+    regmtl.MultiTaskRegressor(penalty="l21", alpha=a_w, tol=1e-10).fit(Xw, Yw)
     MultiTaskLasso(alpha=0.01, tol=1e-8).fit(X, Y)
     enet_path(X - X.mean(axis=0), Y - Y.mean(axis=0), l1_ratio=1.0, alphas=[0.1, 0.01],
               tol=1e-8)
@@ -237,6 +241,11 @@ def main(argv=None) -> None:
                          "5); a capped run counts as a lower bound")
     ap.add_argument("--skglm-tol0", type=float, default=1e-2,
                     help="skglm's first tol, relative to alpha (then tightened 10x at a time)")
+    ap.add_argument("--scaling-base", type=int, nargs=3, metavar=("N", "P", "T"), default=None,
+                    help="scenario 4: the base shape (default 1000 1000 10; --quick 200 200 5)")
+    ap.add_argument("--scaling-steps", type=int, default=None,
+                    help="scenario 4: how many times each dimension doubles (default 4; "
+                         "--quick 2)")
     _record.add_option(ap)
     args = h.parse(ap, argv, budget=30.0, quick_budget=1.0)
     if args.fista_max_time is None:

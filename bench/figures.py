@@ -120,7 +120,7 @@ def _ratio_panel(ax, entries, peers, title):
     ax.invert_yaxis()
     ax.set_xlabel("peer time / regmtl time (> 1: regmtl faster; hatched: a lower bound)")
     ax.set_title(title)
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
 def fig_structured(results, out, plt):
@@ -205,6 +205,12 @@ def fig_l21(results, out, plt):
         *_table(["size", "others", "sizes", "time (s)", "exponent"], rows)]
 
 
+def _positive(value) -> float:
+    """``value``, or NaN (nothing drawn) where it is missing or not positive (a loose fit
+    that took longer than the certified one, under load)."""
+    return float(value) if value is not None and value > 0 else float("nan")
+
+
 def _slope(x, t) -> float:
     lx, lt = [math.log(v) for v in x], [math.log(max(v, 1e-300)) for v in t]
     mx, mt = sum(lx) / len(lx), sum(lt) / len(lt)
@@ -269,14 +275,14 @@ def fig_passes(results, out, plt):
             ("marginal_ratio", "beyond the tol-0.9 fit / its bandwidth floor", "#ff7f0e")]
     for k, (key, label, color) in enumerate(bars):
         ax.barh([i + (k - 1) * 0.27 for i in range(len(cases))],
-                [c.get(key, float("nan")) for c in cases], 0.27, color=color, label=label)
+                [_positive(c.get(key)) for c in cases], 0.27, color=color, label=label)
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", lw=0.8)
     ax.set_yticks(range(len(cases)), [c["name"] for c in cases])
     ax.invert_yaxis()
     ax.set_xlabel("time / floor (1 = at the floor)")
     ax.set_title("how close to the limit: certified fits against the floors of their passes")
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, ncol=1)
     fig.tight_layout()
 
     def num(v, f):
@@ -288,7 +294,7 @@ def fig_passes(results, out, plt):
              f"{1e3 * c['floor_per_pass']:.2f}", num(1e3 * c.get("product_per_pass", math.nan),
                                                      ".2f"),
              f"{c['ratio']:.0f}", num(c.get("product_ratio", math.nan), ".1f"),
-             f"{c['time_loose']:.3f}", num(c["marginal_ratio"], ".0f")]
+             f"{c['time_loose']:.3f}", num(_positive(c["marginal_ratio"]), ".0f")]
             for c in cases]
     yield _save(fig, out, "passes"), "", [
         "Passes over the data of a certified fit (relative gap "
