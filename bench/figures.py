@@ -136,16 +136,16 @@ def fig_structured(results, out, plt):
     height = sum(len(r["data"]["entries"]) for r in recs) * 0.32 + 1.2 * len(recs)
     fig, axes = plt.subplots(len(recs), 1, figsize=(7.5, height), squeeze=False,
                              height_ratios=[len(r["data"]["entries"]) + 3 for r in recs])
-    lines, rows = [], []
+    lines, tables = [], []
     for ax, rec in zip(axes[:, 0], recs, strict=True):
         d = rec["data"]
         shape = f"T = {d['T']}, p = {d['p']}, n_t {d['n_min']}..{d['n_max']}"
         _ratio_panel(ax, d["entries"], ["FISTA", "APG-bt"],
                      f"structured penalties, {shape}, relative certificate {d['eps']:g}")
-        for e in d["entries"]:
-            rows.append([shape, e["label"], f"{e['time']:.3f}" if e.get("time") else "-",
-                         *[_fmt_ratio(*e["ratios"].get(p, (None, False)))
-                           for p in ("FISTA", "APG-bt")]])
+        rows = [[e["label"], f"{e['time']:.3f}" if e.get("time") else "-",
+                 *[_fmt_ratio(*e["ratios"].get(p, (None, False))) for p in ("FISTA", "APG-bt")]]
+                for e in d["entries"]]
+        tables += _table([shape, "regmtl (s)", "FISTA", "APG-bt"], rows)
         meds = {p: _median([e["ratios"][p][0] for e in d["entries"] if p in e["ratios"]])
                 for p in ("FISTA", "APG-bt")}
         lines.append(f"{shape}: median ratio {meds['FISTA']:.2f} against the restart FISTA, "
@@ -154,7 +154,7 @@ def fig_structured(results, out, plt):
     yield _save(fig, out, "ratios_structured"), "", [
         "Structured penalties against the two NumPy accelerated proximal gradients "
         "(``bench/bench_structured.py``): " + " ".join(lines),
-        *_table(["shape", "penalty, loss, alpha", "regmtl (s)", "FISTA", "APG-bt"], rows)]
+        *tables]
 
 
 def fig_l21(results, out, plt):
@@ -182,6 +182,8 @@ def fig_l21(results, out, plt):
     if not points:
         yield None, "no scaling points in l21.json (run bench_l21.py with the scaling scenario)", []
         return
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
     dims = [d for d in "npT" if any(s["dim"] == d for s in points)]
     fig, axes = plt.subplots(1, len(dims), figsize=(2.6 * len(dims), 2.4), squeeze=False)
     rows = []
@@ -189,6 +191,10 @@ def fig_l21(results, out, plt):
         pts = [s for s in points if s["dim"] == dim]
         x, t = [s[dim] for s in pts], [s["time"] for s in pts]
         ax.loglog(x, t, "o-", color="#1f77b4")
+        ax.set_xticks(x, [str(v) for v in x])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         slope = _slope(x, t)
         ax.set_xlabel(dim)
         ax.set_ylabel("regmtl time (s)")
