@@ -66,7 +66,7 @@ clean:
 # The Benchmarks page's figures (docs/benchmarks.rst): `make bench-page` runs the benches below
 # with --record (one JSON file each under bench/results/, bench/_record.py), then draws
 # docs/benchmarks/*.png and docs/benchmarks/figures.inc from them (bench/figures.py); commit
-# both. The defaults are short runs (about 15 minutes on 2 cores); for the full sizes:
+# both. The defaults are short runs (about 20 minutes on 2 loaded cores); for the full sizes:
 #   make bench-page STRUCTURED_WIDE_FLAGS="--wide --p 1000" STRUCTURED_LONG_FLAGS= \
 #        L21_FLAGS=
 BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1

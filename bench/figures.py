@@ -226,6 +226,17 @@ def _slope(x, t) -> float:
     return sum((a - mx) * (b - mt) for a, b in zip(lx, lt, strict=True)) / den
 
 
+def _content(results, name, pick):
+    """``(record, pick(its data), "")``, or ``(record or None, None, why)`` where the record
+    is missing, unreadable or holds nothing to draw."""
+    path = os.path.join(results, name + ".json")
+    rec, why = _record.load(path)
+    if rec is None:
+        return None, None, why
+    items = pick(rec["data"])
+    return rec, items, "" if items else f"record {path} holds nothing to draw"
+
+
 def _numbers(data, prefix="") -> list[tuple[str, float]]:
     """Every number of a nested dict, named by its path (``a.b``)."""
     out = []
@@ -241,14 +252,9 @@ def _numbers(data, prefix="") -> list[tuple[str, float]]:
 
 
 def fig_first_call(results, out, plt):
-    path = os.path.join(results, "first_call.json")
-    rec, why = _record.load(path)
-    if rec is None:
+    rec, numbers, why = _content(results, "first_call", _numbers)
+    if why:
         yield None, why, []
-        return
-    numbers = _numbers(rec["data"])
-    if not numbers:
-        yield None, f"record {path} holds no number", []
         return
     names = [n for n, _ in numbers]
     fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(numbers) + 1.0))
@@ -266,14 +272,9 @@ def fig_first_call(results, out, plt):
 
 
 def fig_passes(results, out, plt):
-    path = os.path.join(results, "passes.json")
-    rec, why = _record.load(path)
-    if rec is None:
+    rec, cases, why = _content(results, "passes", lambda d: d.get("cases", []))
+    if why:
         yield None, why, []
-        return
-    cases = rec["data"].get("cases", [])
-    if not cases:
-        yield None, f"record {path} holds no case", []
         return
     fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(cases) + 1.2))
     bars = [("ratio", "whole fit / bandwidth floor", "#1f77b4"),
