@@ -256,14 +256,26 @@ def fig_first_call(results, out, plt):
     if why:
         yield None, why, []
         return
-    names = [n for n, _ in numbers]
-    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(numbers) + 1.0))
-    ax.barh(range(len(numbers)), [v for _, v in numbers],
-            color=["#2ca02c" if "sklearn" in n or "scikit" in n else "#1f77b4" for n in names])
-    ax.set_yticks(range(len(numbers)), names)
-    ax.invert_yaxis()
-    ax.set_xlabel("as recorded (green: scikit-learn)")
-    ax.set_title("import and first fit, fresh processes")
+    # "<case>.<what>_s" are seconds: one panel per <what> (import, fit, process), one bar per
+    # case; any other number (ratios, counts) goes to the table only
+    seconds: dict[str, list[tuple[str, float]]] = {}
+    for name, value in numbers:
+        case, _, what = name.rpartition(".")
+        if case and what.endswith("_s"):
+            seconds.setdefault(what[:-2], []).append((case, value))
+    panels = list(seconds.items()) or [("value", numbers)]
+    size = max(len(v) for _, v in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 1.5, 0.3 * size + 1.2),
+                             squeeze=False, sharey=True)
+    for ax, (what, pairs) in zip(axes[0], panels, strict=True):
+        names = [n for n, _ in pairs]
+        ax.barh(range(len(pairs)), [v for _, v in pairs],
+                color=["#2ca02c" if "sklearn" in n or "scikit" in n else "#1f77b4"
+                       for n in names])
+        ax.set_yticks(range(len(pairs)), names)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{what} (s)" if seconds else "as recorded")
+    fig.suptitle("import and first fit in fresh processes (green: scikit-learn)")
     fig.tight_layout()
     yield _save(fig, out, "first_call"), "", [
         "Import and first fit in fresh processes beside scikit-learn "

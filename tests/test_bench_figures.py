@@ -69,12 +69,14 @@ def test_a_plain_dict_of_named_numbers_is_drawn_and_stale_figures_go(figures, tm
     out.mkdir()
     (out / "scaling.png").write_bytes(b"stale")
     (results / "first_call.json").write_text(json.dumps(
-        {"import_regmtl_s": 0.9, "import_sklearn_s": 1.1, "first_fit": {"regmtl": 0.04,
-                                                                         "sklearn": 0.01}}))
+        {"sklearn.import_s": 1.1, "sklearn.fit_s": 0.01, "l21.import_s": 0.9, "l21.fit_s": 0.04,
+         "l21.fit_over_sklearn": 4.0, "n_rounds": 5.0, "nested": {"a": 1.0, "b": "text"}}))
     drawn, missing = figures.draw(str(results), str(out))
     assert [Path(p).name for p in drawn] == ["first_call.png"]
     assert not (out / "scaling.png").exists()
-    assert "first_fit.sklearn" in (out / "figures.inc").read_text()
+    inc = (out / "figures.inc").read_text()
+    for name in ("l21.fit_over_sklearn", "n_rounds", "nested.a"):
+        assert name in inc  # every number in the table, the seconds in the figure
 
 
 def test_the_pass_counter_counts_and_restores(tmp_path):
