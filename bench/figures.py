@@ -100,8 +100,8 @@ def _median(values) -> float:
 
 # ----------------------------------------------------------------------------- figures
 def _ratio_panel(ax, entries, peers, title):
-    """Horizontal grouped bars, log scale: one group per entry, one bar per peer; a lower
-    bound (the peer was stopped at its cap) hatched."""
+    """Horizontal grouped bars from 1, log scale (left of 1: regmtl slower): one group per
+    entry, one bar per peer; a lower bound (the peer was stopped at its cap) hatched."""
     labels = [e["label"] for e in entries]
     height = 0.8 / max(len(peers), 1)
     for k, peer in enumerate(peers):
@@ -109,7 +109,7 @@ def _ratio_panel(ax, entries, peers, title):
             if peer not in e["ratios"]:
                 continue
             value, lower = e["ratios"][peer]
-            ax.barh(i + (k - (len(peers) - 1) / 2) * height, value, height,
+            ax.barh(i + (k - (len(peers) - 1) / 2) * height, value - 1.0, height, left=1.0,
                     color=PEER_COLORS.get(peer, "grey"), hatch="//" if lower else None,
                     edgecolor="white" if lower else None,
                     label=peer if i == next(j for j, x in enumerate(entries)
@@ -119,6 +119,7 @@ def _ratio_panel(ax, entries, peers, title):
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("peer time / regmtl time (> 1: regmtl faster; hatched: a lower bound)")
+    ax.xaxis.set_tick_params(labelbottom=True)
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
@@ -134,7 +135,7 @@ def fig_structured(results, out, plt):
     if not recs:
         return
     height = sum(len(r["data"]["entries"]) for r in recs) * 0.32 + 1.2 * len(recs)
-    fig, axes = plt.subplots(len(recs), 1, figsize=(7.5, height), squeeze=False,
+    fig, axes = plt.subplots(len(recs), 1, figsize=(7.5, height), squeeze=False, sharex=True,
                              height_ratios=[len(r["data"]["entries"]) + 3 for r in recs])
     lines, tables = [], []
     for ax, rec in zip(axes[:, 0], recs, strict=True):
