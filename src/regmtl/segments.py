@@ -8,7 +8,7 @@ block of tasks needs, in one process or on a worker.
 
 from __future__ import annotations
 
-from numba import njit
+from ._jit import njit
 
 __all__ = ["adjoint_dense", "adjoint_sparse", "linear_dense", "linear_sparse"]
 

@@ -12,8 +12,8 @@ Intercept updates act on a state ``S``: the residual ``y - f`` for the quadratic
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from ..penalties.base import (
     CAPPED_L1_ROWS,
     CAPPED_ROWS,
