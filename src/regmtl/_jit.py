@@ -17,12 +17,13 @@ never more than twice the better choice known in hindsight).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["LazyKernel", "njit", "rent_seconds", "twins_active"]
+__all__ = ["LazyKernel", "njit", "rent_seconds", "twins_active", "use_twins"]
 
 #: seconds of NumPy twins a process runs before its kernels are compiled instead (about what
 #: importing numba and loading its first cached kernels costs)
@@ -32,11 +33,25 @@ rent_seconds = 0.4
 class _Rent:
     spent = 0.0  # seconds the twins have run
     bought = False  # a kernel has been compiled (numba loaded): twins no longer run
+    forced: bool | None = None  # set by use_twins
 
 
 def twins_active() -> bool:
     """Whether a kernel with a twin runs the twin now."""
+    if _Rent.forced is not None:
+        return _Rent.forced
     return not _Rent.bought and _Rent.spent < rent_seconds
+
+
+@contextlib.contextmanager
+def use_twins(enabled: bool) -> Iterator[None]:
+    """Within the block, kernels with a twin run the twin (True) or the compiled kernel
+    (False) whatever the rent; to compare the two paths."""
+    before, _Rent.forced = _Rent.forced, bool(enabled)
+    try:
+        yield
+    finally:
+        _Rent.forced = before
 
 
 class LazyKernel:

@@ -43,7 +43,7 @@ def _sigmoid(z):
 
 
 # ----------------------------------------------------------------------------- moments
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.column_moments)
 def column_moments(X, m, ss):
     """Column means ``m`` and centered sums of squares ``ss`` of a dense matrix (two passes)."""
     n, p = X.shape
@@ -830,7 +830,7 @@ def bcd_epoch_sparse(data, indices, colptr, shared, task_of, c, indptr, xm, R, W
     return max_change
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.bcd_epoch_gram)
 def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
     """One pass of block coordinate descent in Gram form, over every row of the local ``W``.
 

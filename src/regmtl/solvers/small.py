@@ -18,12 +18,15 @@ Centered coordinates as in the kernels: ``x_rj - xm_jt`` for row r of task t, ro
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 
-__all__ = ["MAX_FEATURES", "MAX_TASKS", "active_gram", "bcd_epoch_dense", "gradient_dense",
-           "moments_dense", "residual_dense", "update_intercepts"]
+__all__ = ["MAX_FEATURES", "MAX_TASKS", "active_gram", "bcd_epoch_dense", "bcd_epoch_gram",
+           "column_moments", "gradient_dense", "moments_dense", "residual_dense",
+           "update_intercepts"]
 
 #: the most tasks and features an epoch loops over in Python (beyond, the kernel runs)
 MAX_TASKS = 64
@@ -54,6 +57,15 @@ def moments_dense(X, c, indptr, offset, csum, center, features, xm, L):
         acc = cs @ ((Xt - m) ** 2)
         xm[feats, t] = m
         L[feats, t] = np.where(acc > 1e-10 * m * m * tot, acc, 0.0)
+    return None
+
+
+def column_moments(X, m, ss):
+    """:func:`regmtl.solvers._kernels.column_moments`."""
+    n = X.shape[0]
+    m[:] = X.mean(axis=0) if n > 0 else 0.0
+    acc = ((X - m) ** 2).sum(axis=0)
+    ss[:] = np.where(acc > 1e-10 * m * m * n, acc, 0.0)
     return None
 
 
@@ -94,16 +106,21 @@ def active_gram(XA, c, indptr, offset, xm, H):
 
 def _radius(a: np.ndarray, L: np.ndarray, l1: float, l2: float) -> float:
     """:func:`regmtl.solvers._kernels._weighted_group_radius` on the nonzero ``a`` (Newton
-    from s = 0)."""
-    s = 0.0
+    from s = 0), in Python floats: a few tasks, where NumPy's per-call cost would dominate."""
+    pairs = list(zip(a.tolist(), (L + l2).tolist(), strict=True))
+    # started at the root for every L_t at their largest, where h <= 0 still (psi >= 1 there):
+    # Newton increases monotonically to the same root as from 0, in fewer steps
+    s = max(0.0, (math.sqrt(sum(at * at for at, _ in pairs)) - l1) / max(Lt for _, Lt in pairs))
     for _ in range(200):
-        q = (L + l2) * s + l1
-        r2 = (a / q) * (a / q)
-        psi = r2.sum()
+        psi = dpsi = 0.0
+        for at, Lt in pairs:
+            q = Lt * s + l1
+            r2 = (at / q) * (at / q)
+            psi += r2
+            dpsi -= 2.0 * r2 * (Lt / q)
         if psi == 0.0:
             return s
-        dpsi = -2.0 * (r2 * ((L + l2) / q)).sum()
-        root = np.sqrt(psi)
+        root = math.sqrt(psi)
         h = 1.0 / root - 1.0
         dh = -0.5 * dpsi / (psi * root)
         if h >= 0.0 or dh <= 0.0:
@@ -165,6 +182,25 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
         if change > 0.0:
             W[j] += d
             R -= xc * d[task_of]
+            max_change = max(max_change, change)
+    return max_change
+
+
+def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
+    """:func:`regmtl.solvers._kernels.bcd_epoch_gram` for the convex row-separable kinds."""
+    k, T = W.shape
+    if (group not in (ENTRYWISE, ROWS, POSITIVE_ENTRYWISE, POSITIVE_ROWS) or T > MAX_TASKS
+            or k > MAX_FEATURES):
+        return NotImplemented
+    max_change = 0.0
+    for i in range(k):
+        g[:] = ct * Et[:, i]
+        d = _block_delta(W[i], g, L[i], l1, l2, group)
+        delta[:] = d
+        change = float(np.abs(d).max()) if T else 0.0
+        if change > 0.0:
+            W[i] += d
+            Et -= np.outer(d, Q[i])
             max_change = max(max_change, change)
     return max_change
 
