@@ -104,10 +104,10 @@ def active_gram(XA, c, indptr, offset, xm, H):
     return None
 
 
-def _radius(a: np.ndarray, L: np.ndarray, l1: float, l2: float) -> float:
-    """:func:`regmtl.solvers._kernels._weighted_group_radius` on the nonzero ``a`` (Newton
-    from s = 0), in Python floats: a few tasks, where NumPy's per-call cost would dominate."""
-    pairs = list(zip(a.tolist(), (L + l2).tolist(), strict=True))
+def _radius(a: list, L: list, l1: float, l2: float) -> float:
+    """:func:`regmtl.solvers._kernels._weighted_group_radius` on the nonzero ``a`` (Newton),
+    in Python floats: a few tasks, where NumPy's per-call cost would dominate."""
+    pairs = [(at, Lt + l2) for at, Lt in zip(a, L, strict=True)]
     # started at the root for every L_t at their largest, where h <= 0 still (psi >= 1 there):
     # Newton increases monotonically to the same root as from 0, in fewer steps
     s = max(0.0, (math.sqrt(sum(at * at for at, _ in pairs)) - l1) / max(Lt for _, Lt in pairs))
@@ -132,33 +132,45 @@ def _radius(a: np.ndarray, L: np.ndarray, l1: float, l2: float) -> float:
     return s
 
 
-def _block_delta(w: np.ndarray, g: np.ndarray, Lrow: np.ndarray, l1: float, l2: float,
-                 group: int) -> np.ndarray:
-    """The change of row ``w`` that :func:`regmtl.solvers._kernels._block_update` makes."""
+def _block_delta(w: list, g: list, Lrow: list, l1: float, l2: float, group: int) -> list:
+    """The change of row ``w`` that :func:`regmtl.solvers._kernels._block_update` makes, in
+    Python floats (a few tasks: NumPy's per-call cost would dominate)."""
+    T = len(w)
     if group in (ROWS, POSITIVE_ROWS):
-        a = np.where(Lrow > 0.0, Lrow * w + g, 0.0)
+        a = [Lt * wt + gt if Lt > 0.0 else 0.0 for wt, gt, Lt in zip(w, g, Lrow, strict=True)]
         if group == POSITIVE_ROWS:
-            a = np.maximum(a, 0.0)
-        na = float(np.sqrt(a @ a))
+            a = [max(at, 0.0) for at in a]
+        na = math.sqrt(sum(at * at for at in a))
         if na <= l1 or na == 0.0:
-            return -w
-        den = Lrow + l2
+            return [-wt for wt in w]
         if l1 == 0.0:
-            return np.where(den > 0.0, a / np.where(den > 0.0, den, 1.0), 0.0) - w
-        if np.all(Lrow == Lrow[0]):
+            return [(at / (Lt + l2) if Lt + l2 > 0.0 else 0.0) - wt
+                    for at, Lt, wt in zip(a, Lrow, w, strict=True)]
+        if all(Lt == Lrow[0] for Lt in Lrow):
             s = (na - l1) / (Lrow[0] + l2)
         else:
-            nz = a != 0.0
-            s = _radius(a[nz], Lrow[nz], l1, l2)
-        return a * s / (den * s + l1) - w
-    safe = np.where(Lrow == 0.0, 1.0, Lrow)
-    z = w + g / safe
-    thr = l1 / safe
-    shrink = 1.0 + l2 / safe
-    new = np.where(z > thr, (z - thr) / shrink, 0.0)
-    if group != POSITIVE_ENTRYWISE:
-        new = np.where(z < -thr, (z + thr) / shrink, new)
-    return np.where(Lrow == 0.0, 0.0, new) - w
+            nz = [t for t in range(T) if a[t] != 0.0]
+            s = _radius([a[t] for t in nz], [Lrow[t] for t in nz], l1, l2)
+        return [at * s / ((Lt + l2) * s + l1) - wt for at, Lt, wt in zip(a, Lrow, w, strict=True)]
+    out = []
+    for wt, gt, Lt in zip(w, g, Lrow, strict=True):
+        if Lt == 0.0:
+            out.append(-wt)
+            continue
+        z = wt + gt / Lt
+        thr = l1 / Lt
+        if z > thr:
+            new = (z - thr) / (1.0 + l2 / Lt)
+        elif z < -thr and group != POSITIVE_ENTRYWISE:
+            new = (z + thr) / (1.0 + l2 / Lt)
+        else:
+            new = 0.0
+        out.append(new - wt)
+    return out
+
+
+def _convex_kind(group: int) -> bool:
+    return group in (ENTRYWISE, ROWS, POSITIVE_ENTRYWISE, POSITIVE_ROWS)
 
 
 def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, group, features,
@@ -166,22 +178,29 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
     """:func:`regmtl.solvers._kernels.bcd_epoch_dense` for the convex row-separable kinds
     (entrywise, rows, and their sign-constrained versions)."""
     T = W.shape[1]
-    if (group not in (ENTRYWISE, ROWS, POSITIVE_ENTRYWISE, POSITIVE_ROWS) or T > MAX_TASKS
-            or len(features) > MAX_FEATURES):
+    if not _convex_kind(group) or T > MAX_TASKS or len(features) > MAX_FEATURES:
         return NotImplemented
     task_of, rows = _rows(indptr, offset, len(R))
-    weight = ct[task_of] if uniform else c
-    max_change = 0.0
-    for j in features:
-        xj = X[:, j] if rows is None else X[rows, j]
-        xc = xj - xm[j][task_of]
-        g[:] = np.bincount(task_of, weights=xc * weight * R, minlength=T)
-        d = _block_delta(W[j], g, L[j], l1, l2, group)
+    feats = np.asarray(features)
+    Xf = X[:, feats] if rows is None else X[np.ix_(rows, feats)]
+    Xc = Xf - xm[feats][:, task_of].T  # centered columns, N x k
+    starts = indptr[:-1]
+    segments = bool(np.all(np.diff(indptr) > 0))
+    l1, l2, max_change = float(l1), float(l2), 0.0
+    for i, j in enumerate(feats.tolist()):
+        xc = Xc[:, i]
+        prod = xc * R if uniform else xc * c * R
+        sums = np.add.reduceat(prod, starts) if segments else np.bincount(
+            task_of, weights=prod, minlength=T)
+        if uniform:
+            sums = sums * ct
+        g[:] = sums
+        d = _block_delta(W[j].tolist(), sums.tolist(), L[j].tolist(), l1, l2, group)
+        change = max((abs(v) for v in d), default=0.0)
         delta[:] = d
-        change = float(np.abs(d).max()) if T else 0.0
         if change > 0.0:
-            W[j] += d
-            R -= xc * d[task_of]
+            W[j] += delta
+            R -= xc * delta[task_of]
             max_change = max(max_change, change)
     return max_change
 
@@ -189,18 +208,17 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
 def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
     """:func:`regmtl.solvers._kernels.bcd_epoch_gram` for the convex row-separable kinds."""
     k, T = W.shape
-    if (group not in (ENTRYWISE, ROWS, POSITIVE_ENTRYWISE, POSITIVE_ROWS) or T > MAX_TASKS
-            or k > MAX_FEATURES):
+    if not _convex_kind(group) or T > MAX_TASKS or k > MAX_FEATURES:
         return NotImplemented
-    max_change = 0.0
+    l1, l2, max_change = float(l1), float(l2), 0.0
     for i in range(k):
         g[:] = ct * Et[:, i]
-        d = _block_delta(W[i], g, L[i], l1, l2, group)
+        d = _block_delta(W[i].tolist(), g.tolist(), L[i].tolist(), l1, l2, group)
+        change = max((abs(v) for v in d), default=0.0)
         delta[:] = d
-        change = float(np.abs(d).max()) if T else 0.0
         if change > 0.0:
-            W[i] += d
-            Et -= np.outer(d, Q[i])
+            W[i] += delta
+            Et -= np.outer(delta, Q[i])
             max_change = max(max_change, change)
     return max_change
 
