@@ -87,7 +87,7 @@ COMPILED_CASES = {
     "l21 compiled": _regmtl(REG.format(pen="l21"), setup=COMPILED),
     "l21 compiled cold": _regmtl(REG.format(pen="l21"), setup=COMPILED),
 }
-BASELINE_CASES = ("l21", "l21 cold cache", "logistic l21")
+BASELINE_CASES = ("l21", "l21 fortran", "l21 cold cache", "logistic l21")
 COLD = ("l21 cold cache", "l21 compiled cold")
 
 
