@@ -55,6 +55,28 @@ def test_public_names_stay():
     assert all(hasattr(rm, name) for name in rm.__all__)
 
 
+def test_submodules_stay_attributes():
+    """The submodules an eager import made attributes of regmtl still are (on first use)."""
+    for name in ("baselines", "datasets", "metrics", "relatedness", "selection", "solvers",
+                 "transfer_ridge", "penalties", "datafits"):
+        assert getattr(rm, name).__name__ == f"regmtl.{name}"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        rm.nothing  # noqa: B018
+
+
+def test_deep_without_torch_names_the_extra():
+    """PyTorch absent (a finder that refuses it): the import error says what to install."""
+    code = ("import json, sys\n"
+            "class NoTorch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ImportError(f'No module named {name!r}')\n"
+            "sys.meta_path.insert(0, NoTorch())\n"
+            "try:\n    import regmtl.deep\nexcept ImportError as exc:\n"
+            "    print(json.dumps(str(exc)))")
+    assert 'pip install "regmtl[deep]"' in _fresh(code)
+
+
 FIRST_FITS = """
 import json, sys, warnings
 import numpy as np

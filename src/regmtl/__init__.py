@@ -37,9 +37,9 @@ id per row, or as one shared design with a target matrix:
 [0, 1]
 """
 
-import importlib
-import sys
-import types
+import importlib as _importlib
+import sys as _sys
+import types as _types
 
 from .datafits import DATAFIT_CLASSES
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
@@ -58,6 +58,8 @@ _LAZY = {
     "MultiTaskClassifierCV": "regmtl.selection", "MultiTaskRegressorCV": "regmtl.selection",
     "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
 }
+#: submodules reachable as attributes of ``regmtl`` (imported on first use)
+_SUBMODULES = ("baselines", "datasets", "metrics", "relatedness", "selection", "transfer_ridge")
 
 __all__ = [
     "MultiTaskRegressor",
@@ -99,25 +101,27 @@ register_kinds(("TransferredHead",), "regmtl.deep.transfer:load_transferred_head
 def __getattr__(name: str):
     """The names of :data:`_LAZY`, imported from their module on first use."""
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"regmtl.{name}")
     raise AttributeError(f"module 'regmtl' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
-class _Package(types.ModuleType):
+class _Package(_types.ModuleType):
     """``regmtl``: ``regmtl.compare`` and ``regmtl.transfer`` stay the functions when their
     modules (of the same names) are imported, as they were when imported eagerly."""
 
     def __setattr__(self, name: str, value) -> None:
-        if (name in _LAZY and isinstance(value, types.ModuleType)
+        if (name in _LAZY and isinstance(value, _types.ModuleType)
                 and value.__name__ == _LAZY[name] and hasattr(value, name)):
             value = getattr(value, name)
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package
