@@ -4,8 +4,9 @@ against scikit-learn's ``MultiTaskLasso`` in the same run.
 Every measurement is a fresh interpreter (``python -c``), one BLAS thread, interleaved with
 scikit-learn's (one round = one process of each case, in turn); the tables show medians over
 ``--repeats`` rounds. Each process reports the seconds of its import and of its first fit
-(``time.perf_counter`` inside); the parent times the whole process (start, import, data, fit,
-exit). The problem is the issue's: n = 200 rows, p = 30 features, T = 5 tasks (task ids per row;
+(``time.perf_counter`` inside, and the CPU seconds, ``time.process_time``, which a loaded
+machine inflates less); the parent times the whole process (start, import, data, fit, exit).
+The problem is the issue's: n = 200 rows, p = 30 features, T = 5 tasks (task ids per row;
 scikit-learn: the same X with a 200 x 5 target), alpha = 0.1.
 
 Cases (regmtl): ``l21`` the L2,1 squared-loss fit; ``l21 float32`` / ``l21 fortran`` /
@@ -37,9 +38,9 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 CHILD = r"""
 import sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import {module}
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 import numpy as np
 {setup}
 rng = np.random.default_rng(0)
@@ -48,11 +49,12 @@ X = rng.standard_normal((n, p)).astype({dtype})
 task = rng.integers(0, T, n)
 y = X[:, :3].astype(np.float64) @ np.ones(3) + rng.standard_normal(n)
 {layout}
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 {fit}
-t3 = time.perf_counter()
+t3, c3 = time.perf_counter(), time.process_time()
 import json
-print(json.dumps({{"import": t1 - t0, "fit": t3 - t2, "numba": "numba" in sys.modules}}))
+print(json.dumps({{"import": t1 - t0, "fit": t3 - t2, "import_cpu": c1 - c0, "fit_cpu": c3 - c2,
+                  "numba": "numba" in sys.modules}}))
 """
 
 SKLEARN = dict(module="sklearn.linear_model", setup="", dtype="np.float64", layout="",
@@ -144,17 +146,20 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _table(samples: dict[str, list[dict]]) -> dict:
     """Print medians and ratios to scikit-learn; the same as a flat dict of named numbers."""
-    med = {name: {k: median(s[k] for s in runs) for k in ("import", "fit", "process")}
+    med = {name: {k: median(s[k] for s in runs)
+                  for k in ("import", "fit", "process", "import_cpu", "fit_cpu")}
            for name, runs in samples.items() if runs}
     sk = med["sklearn"]
     figures: dict[str, float] = {}
     print(f"{'case':24s} {'import s':>9s} {'fit s':>8s} {'process s':>10s} "
-          f"{'import/sk':>10s} {'fit/sk':>7s} {'process/sk':>11s} {'numba':>6s}")
+          f"{'import/sk':>10s} {'fit/sk':>7s} {'process/sk':>11s} {'cpu imp/sk':>11s} "
+          f"{'cpu fit/sk':>11s} {'numba':>6s}")
     for name, m in med.items():
         loaded = sum(s["numba"] for s in samples[name])
         ratios = {k: m[k] / sk[k] for k in m}
         print(f"{name:24s} {m['import']:9.3f} {m['fit']:8.4f} {m['process']:10.3f} "
               f"{ratios['import']:10.2f} {ratios['fit']:7.2f} {ratios['process']:11.2f} "
+              f"{ratios['import_cpu']:11.2f} {ratios['fit_cpu']:11.2f} "
               f"{loaded:>3d}/{len(samples[name])}")
         key = name.replace(" ", "_")
         for k in m:
