@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compiled", action="store_true", help="add the compiled-path cases")
     ap.add_argument("--baseline-src", type=Path, default=None,
                     help="another regmtl source tree, measured as 'before' in the same run")
+    ap.add_argument("--baseline-cases", nargs="*", default=list(BASELINE_CASES),
+                    help="the cases run on --baseline-src")
     ap.add_argument("--max-time", type=float, default=900.0, help="stop after this many s")
     ap.add_argument("--record", type=Path, default=None, help="write the figures as JSON")
     args = ap.parse_args(argv)
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs: list[tuple[str, dict, Path | None]] = [("sklearn", SKLEARN, None)]
     runs += [(name, spec, SRC) for name, spec in cases.items()]
     if args.baseline_src is not None:
-        runs += [(f"before {name}", CASES[name], args.baseline_src) for name in BASELINE_CASES]
+        runs += [(f"before {name}", CASES[name], args.baseline_src) for name in args.baseline_cases]
     samples: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
     deadline = time.perf_counter() + args.max_time
     for rnd in range(args.repeats):
