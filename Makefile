@@ -1,7 +1,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# One install stamp per set of extras: `make demo` installs the base package only (what
+# `regmtl compare school` needs), `make test` / `make lint` the test extras, `make docs` the
+# docs extras (see pyproject.toml).
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+DOCS_STAMP := $(VENV)/.installed-docs
 
 .PHONY: demo test fuzz lint bench docs clean
 
@@ -10,8 +15,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(TEST_STAMP) $(DOCS_STAMP) $(STAMP)  # (the test extras include the docs ones)
+
+$(DOCS_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP) $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/regmtl compare school
@@ -20,7 +33,7 @@ demo: $(STAMP)
 # BLAS threads on two cores would stall one another (11 min serial, 8 min this way).
 TEST_WORKERS ?= 2
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
 
@@ -31,7 +44,7 @@ test: $(STAMP)
 FUZZ_SECONDS ?= 600
 FUZZ_EXAMPLES ?= 200
 
-fuzz: $(STAMP)
+fuzz: $(TEST_STAMP)
 	@end=$$(( $$(date +%s) + $(FUZZ_SECONDS) )); \
 	while [ $$(date +%s) -lt $$end ]; do \
 		OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
@@ -43,16 +56,17 @@ fuzz: $(STAMP)
 		if [ $$status -ne 0 ]; then exit $$status; fi; \
 	done; echo "fuzz: $(FUZZ_SECONDS) s, no failure"
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests bench
 
-# The site in docs/_build/html (the test extras include the docs tools); the gallery runs during
-# the build and its figures land in the HTML. Broken references and any other warning fail it.
-docs: $(STAMP)
+# The site in docs/_build/html (the docs extras: Sphinx and PyTorch for the gallery); the gallery
+# runs during the build and its figures land in the HTML. Broken references and any other
+# warning fail it.
+docs: $(DOCS_STAMP)
 	cd docs && MPLBACKEND=Agg ../$(BIN)/sphinx-build -b html -n -W --keep-going -q . _build/html
 	@echo "docs: open docs/_build/html/index.html"
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	$(BIN)/python bench/bench_l21.py
 	$(BIN)/python bench/bench_structured.py

@@ -303,7 +303,8 @@ def test_no_solver_module_names_a_penalty_class():
 #: The layers of docs/developer/architecture.rst, bottom first: a module imports only modules of
 #: its own layer or below. A module belongs to the layer of the longest prefix that names it.
 LAYERS = (
-    ("base", ("regmtl._version", "regmtl._options", "regmtl._parallel", "regmtl.ranges",
+    ("base", ("regmtl._version", "regmtl._options", "regmtl._parallel", "regmtl._jit",
+              "regmtl._lazy", "regmtl._frames", "regmtl.ranges",
               "regmtl.serialization", "regmtl.segments", "regmtl.task_lists", "regmtl.metrics",
               "regmtl.plotting", "regmtl.datasets")),
     ("data", ("regmtl.inputs", "regmtl.blocks", "regmtl.taskdata", "regmtl.classes",

@@ -37,22 +37,29 @@ id per row, or as one shared design with a target matrix:
 [0, 1]
 """
 
-from .compare import Comparison, compare
+import importlib as _importlib
+import sys as _sys
+import types as _types
+
 from .datafits import DATAFIT_CLASSES
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .inputs import as_task_data
 from .penalties import PENALTY_CLASSES, Penalty, chain_graph, knn_graph
 from .persistence import load, register_kinds
 from .problem import alpha_max
-from .relatedness import Relatedness, task_relatedness
-from .selection import (
-    MultiTaskClassifierCV,
-    MultiTaskRegressorCV,
-    RegularizationPath,
-    regularization_path,
-)
 from .taskdata import TaskData
-from .transfer import TransferredTask, transfer
+
+#: public names whose modules are imported on first use (``regmtl.compare`` and the others
+#: load scipy.stats, pandas tables, the data sets and the CV machinery: a fit needs none)
+_LAZY = {
+    "compare": "regmtl.compare", "Comparison": "regmtl.compare",
+    "task_relatedness": "regmtl.relatedness", "Relatedness": "regmtl.relatedness",
+    "transfer": "regmtl.transfer", "TransferredTask": "regmtl.transfer",
+    "MultiTaskClassifierCV": "regmtl.selection", "MultiTaskRegressorCV": "regmtl.selection",
+    "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
+}
+#: submodules reachable as attributes of ``regmtl`` (imported on first use)
+_SUBMODULES = ("baselines", "datasets", "metrics", "relatedness", "selection", "transfer_ridge")
 
 __all__ = [
     "MultiTaskRegressor",
@@ -89,3 +96,32 @@ globals().update(DATAFIT_CLASSES)
 register_kinds(("DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel",
                 "DeepESMMClassifier", "net-checkpoint"), "regmtl.deep.saving:load_estimator")
 register_kinds(("TransferredHead",), "regmtl.deep.transfer:load_transferred_head")
+
+
+def __getattr__(name: str):
+    """The names of :data:`_LAZY`, imported from their module on first use."""
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"regmtl.{name}")
+    raise AttributeError(f"module 'regmtl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+class _Package(_types.ModuleType):
+    """``regmtl``: ``regmtl.compare`` and ``regmtl.transfer`` stay the functions when their
+    modules (of the same names) are imported, as they were when imported eagerly."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if (name in _LAZY and isinstance(value, _types.ModuleType)
+                and value.__name__ == _LAZY[name] and hasattr(value, name)):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

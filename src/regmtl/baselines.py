@@ -20,7 +20,6 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.special import expit
@@ -28,6 +27,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 
+from ._lazy import lazy_module
 from .datafits.base import default_loss
 from .estimators import MultiTaskClassifier
 from .inputs import as_task_data
@@ -35,6 +35,8 @@ from .problem import make_datafit
 from .selection.folds import take, task_folds
 from .selection.path import alpha_grid, alpha_scale
 from .taskdata import TaskData, intercept_shift, shift_columns
+
+pd = lazy_module("pandas")
 
 __all__ = ["PooledModel", "Unregularized"]
 

@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from joblib import delayed
-from scipy import stats
 from sklearn.base import BaseEstimator, clone
 
 from . import metrics, scaling
+from ._lazy import lazy_module
 from ._parallel import run_jobs
 from .baselines import PER_LOSS, Independent, PooledModel, Unregularized, task_loss_list
 from .datafits import Quadratic, make_loss
@@ -51,6 +50,9 @@ from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .solvers.policy import penalty_solver
 from .task_lists import as_task_lists, task_kind
+
+pd = lazy_module("pandas")
+stats = lazy_module("scipy.stats")
 
 __all__ = ["compare", "Comparison", "Independent", "PooledModel", "Unregularized", "MODELS",
            "DEFAULT_MODELS", "DEFAULT_LOSS_MODELS"]
@@ -365,8 +367,8 @@ class Comparison:
     models: dict = field(default_factory=dict, repr=False)
     data_first_split: tuple = field(default=(), repr=False)
     elapsed: float = 0.0
-    timings: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
-    tests: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    timings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(), repr=False)
+    tests: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(), repr=False)
 
     def __str__(self) -> str:
         """The summary table: metrics (mean, sd), wins, fit time and alpha per model."""

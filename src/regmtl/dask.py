@@ -30,12 +30,14 @@ import uuid
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import check_array
 
+from ._lazy import lazy_module
 from .classes import check_classes, expand_classes, task_classes
 from .inputs import as_task_data, factorize
 from .taskdata import TaskData, task_weights
+
+pd = lazy_module("pandas")
 
 __all__ = ["DaskTaskData", "as_dask_task_data", "is_dask_collection", "predict_scores",
            "task_score"]

@@ -22,11 +22,11 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_array
 
+from ._frames import is_frame, is_pandas, is_series, isna
 from .ranges import SCALE_LIMIT, TINY_LIMIT, check_column_scales, column_scales
 from .taskdata import TaskData, set_weights, task_name
 
@@ -41,7 +41,7 @@ def _default_check_x(X: Any, reset: bool) -> Any:  # noqa: ARG001 - same signatu
 
 
 def _is_2d_like(obj: Any) -> bool:
-    if sp.issparse(obj) or isinstance(obj, pd.DataFrame):
+    if sp.issparse(obj) or is_frame(obj):
         return True
     if isinstance(obj, np.ndarray):
         return obj.ndim == 2
@@ -70,7 +70,7 @@ def _as_design(X: Any, check_x: CheckX, reset: bool, what: str) -> Any:
 
 
 def _as_1d(y: Any, name: str, n: int, *, numeric: bool) -> np.ndarray:
-    arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+    arr = np.asarray(y.to_numpy() if is_pandas(y) else y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
     if arr.ndim != 1:
@@ -89,7 +89,7 @@ def _as_1d(y: Any, name: str, n: int, *, numeric: bool) -> np.ndarray:
     else:
         if arr.dtype.kind in "fc":
             check_array(arr, ensure_2d=False, input_name=name)
-        elif arr.dtype.kind == "O" and pd.isna(arr).any():
+        elif arr.dtype.kind == "O" and isna(arr).any():
             raise ValueError(f"Input {name} contains NaN (a missing label).")
     return arr
 
@@ -125,7 +125,7 @@ def _as_solver_design(X: Any) -> Any:
 
 def _check_task_column(X: Any, task: str) -> None:
     """``task`` names a column of the DataFrame ``X``."""
-    if not isinstance(X, pd.DataFrame):
+    if not is_frame(X):
         raise ValueError(
             f"task={task!r} names a column, but X is a {type(X).__name__}, not a pandas "
             "DataFrame; pass X as a DataFrame with that column, or task as the task ids "
@@ -163,7 +163,16 @@ def _take_rows(X: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 def _task_codes(task: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``pd.factorize`` of the task ids, refusing unhashable ids with a ValueError."""
+    """``pd.factorize`` of the task ids (codes in order of first appearance), refusing
+    unhashable ids with a ValueError; numbers without NaN are coded by NumPy alone."""
+    if task.dtype.kind in "biuf" and not (task.dtype.kind == "f" and np.isnan(task).any()):
+        uniq, first, inverse = np.unique(task, return_index=True, return_inverse=True)
+        by_first = np.argsort(first, kind="stable")
+        rank = np.empty_like(by_first)
+        rank[by_first] = np.arange(len(by_first))
+        return rank[inverse.ravel()], uniq[by_first].astype(object)
+    import pandas as pd
+
     try:
         series = pd.Series(task, dtype=None if task.dtype.kind in "biuf" else object)
         return pd.factorize(series, sort=False)
@@ -186,6 +195,8 @@ def _check_bool_mix(ids: np.ndarray, name: str) -> None:
     inference); the Python scan runs only on mixed ids."""
     if ids.dtype.kind == "b" or ids.dtype.kind != "O" or len(ids) == 0:
         return
+    import pandas as pd
+
     if pd.api.types.infer_dtype(ids, skipna=True) not in ("mixed-integer", "mixed",
                                                           "mixed-integer-float"):
         return
@@ -523,7 +534,7 @@ def _stack_validated(Xs, check_x, reset) -> tuple[Any, list[int]]:
     first = Xs[0]
     if isinstance(first, np.ndarray):
         stacked = _stack_arrays(Xs)
-    elif isinstance(first, pd.DataFrame):
+    elif is_frame(first):
         stacked = _stack_frames(Xs)
     elif sp.issparse(first):
         stacked = _stack_sparse(Xs)
@@ -556,17 +567,19 @@ def _concat_fortran(blocks: list[np.ndarray]) -> np.ndarray | None:
     return np.concatenate(blocks, axis=0, out=out)
 
 
-def _stack_frames(Xs: list[Any]) -> pd.DataFrame | None:
+def _stack_frames(Xs: list[Any]) -> Any:
     """DataFrames of numbers with the same columns (names and order) as one DataFrame, so that
     the check sees the feature names."""
     cols = Xs[0].columns
-    if not all(isinstance(x, pd.DataFrame) and x.shape[0] > 0
+    if not all(is_frame(x) and x.shape[0] > 0
                and (x.columns is cols or x.columns.equals(cols)) for x in Xs):
         return None
     values = [x.to_numpy() for x in Xs]
     if not all(v.dtype.kind in "biuf" for v in values):
         return None
     stacked = _concat_fortran(values)
+    import pandas as pd
+
     return None if stacked is None else pd.DataFrame(stacked, columns=cols, copy=False)
 
 
@@ -631,7 +644,7 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
         task_col = X[task].to_numpy()
         X = X.drop(columns=[task])
     else:
-        if isinstance(task, pd.Series):
+        if is_series(task):
             task_col = task.to_numpy()
         elif isinstance(task, (list, tuple)):
             # one id per row even when the ids are tuples (np.asarray would make a 2-D array)
@@ -647,7 +660,7 @@ def _from_long(X, y, task, check_x, reset, numeric_y, tasks, sample_weight) -> T
         raise ValueError(
             f"task has shape {task_col.shape} but X has {n} rows; give one task id per row."
         )
-    if pd.isna(task_col).any():
+    if isna(task_col).any():
         raise ValueError("task contains missing ids (None/NaN); every row needs a task id.")
     _check_bool_mix(task_col, "task")
     if tasks is None:
@@ -689,7 +702,7 @@ def _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single) 
     n = Xc.shape[0]
     y_arr = None
     if y is not None:
-        y_arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+        y_arr = np.asarray(y.to_numpy() if is_pandas(y) else y)
         if y_arr.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D (n, T); got shape {y_arr.shape}.")
         if y_arr.shape[0] != n:
@@ -723,7 +736,7 @@ def _from_matrix(X, y, check_x, reset, numeric_y, tasks, sample_weight, single) 
             raise ValueError(
                 f"y has {T} columns but the model was fitted on {len(tasks)} tasks."
             )
-        cols = list(y.columns) if isinstance(y, pd.DataFrame) else list(range(T))
+        cols = list(y.columns) if is_frame(y) else list(range(T))
     else:
         if tasks is None:
             raise ValueError("task ids are needed to predict: pass task=... (one per row).")
@@ -762,7 +775,7 @@ def _shared_targets(Y: np.ndarray, numeric_y: bool, tasks: np.ndarray):
             raise ValueError("Input y contains infinity or a value too large for dtype('float64').")
         missing = np.isnan(Yf)
     else:
-        missing = pd.isna(Y)
+        missing = isna(Y)
         Yf = Y
     observed = ~missing
     empty = np.flatnonzero(~observed.any(axis=0))
@@ -899,7 +912,7 @@ def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
         If the shape does not match the rows, or a value is NaN or infinite.
     """
     def arr(v: Any) -> np.ndarray:
-        a = np.asarray(v.to_numpy() if isinstance(v, (pd.Series, pd.DataFrame)) else v,
+        a = np.asarray(v.to_numpy() if is_pandas(v) else v,
                        dtype=np.float64)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} has NaN or infinite entries; give a finite value for "

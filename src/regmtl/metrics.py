@@ -29,10 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from scipy.stats import rankdata
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.utils.metadata_routing import MetadataRequest
+
+from ._frames import is_frame, is_pandas, is_series
+from ._lazy import lazy_module
+
+pd = lazy_module("pandas")
 
 __all__ = [
     "AVERAGES",
@@ -79,7 +82,7 @@ def _split(ys: Tasks, preds: Tasks, *, proba: bool = False, numeric_y: bool = Tr
         y_list, p_list = [ys[k] for k in labels], [preds[k] for k in labels]
     elif _is_matrix(ys):
         Y = np.asarray(ys)
-        labels = list(ys.columns) if isinstance(ys, pd.DataFrame) else list(range(Y.shape[1]))
+        labels = list(ys.columns) if is_frame(ys) else list(range(Y.shape[1]))
         y_list = [Y[:, t] for t in range(Y.shape[1])]
         if _is_matrix(preds):
             P = np.asarray(preds)
@@ -103,8 +106,8 @@ def _split(ys: Tasks, preds: Tasks, *, proba: bool = False, numeric_y: bool = Tr
     shared = _is_matrix(ys)
     out_y, out_p = [], []
     for t, (y, f) in enumerate(zip(y_list, p_list, strict=True)):
-        y = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
-        f = np.asarray(f.to_numpy() if isinstance(f, (pd.Series, pd.DataFrame)) else f)
+        y = np.asarray(y.to_numpy() if is_series(y) else y)
+        f = np.asarray(f.to_numpy() if is_pandas(f) else f)
         if y.ndim != 1:
             raise ValueError(f"ys[{t}] must be 1-D; got shape {y.shape}.")
         if proba and f.ndim == 2 and f.shape[1] == 2:
@@ -141,7 +144,7 @@ def _split(ys: Tasks, preds: Tasks, *, proba: bool = False, numeric_y: bool = Tr
 
 
 def _is_matrix(obj: Any) -> bool:
-    return isinstance(obj, pd.DataFrame) or (isinstance(obj, np.ndarray) and obj.ndim == 2)
+    return is_frame(obj) or (isinstance(obj, np.ndarray) and obj.ndim == 2)
 
 
 def _reduce(values: np.ndarray, n: np.ndarray, average: str | None,
@@ -577,6 +580,8 @@ def _auc(pos: np.ndarray, score: np.ndarray, where: str) -> float:
     n_neg = pos.shape[0] - n_pos
     if n_pos == 0 or n_neg == 0:
         return _undefined(f"{where} has one class only, so its ROC AUC is undefined (NaN).")
+    from scipy.stats import rankdata
+
     ranks = rankdata(score)  # ties share the mean rank, i.e. count one half
     return float((ranks[pos == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -986,15 +991,15 @@ def _by_task(X: Any, y: Any, task: Any, pred: Any) -> tuple[Any, Any]:
     if isinstance(X, (list, tuple, Mapping)):
         return y, pred
     if task is not None:
-        if isinstance(task, str) and isinstance(X, pd.DataFrame) and task in X.columns:
+        if isinstance(task, str) and is_frame(X) and task in X.columns:
             task = X[task]  # the ids are a column of X
-        ids = np.asarray(task.to_numpy() if isinstance(task, pd.Series) else task, dtype=object)
+        ids = np.asarray(task.to_numpy() if is_series(task) else task, dtype=object)
         codes, _ = pd.factorize(pd.Series(ids, dtype=object), sort=False)
-        y_arr = np.asarray(y.to_numpy() if isinstance(y, pd.Series) else y)
+        y_arr = np.asarray(y.to_numpy() if is_series(y) else y)
         p_arr = np.asarray(pred)
         rows = [np.flatnonzero(codes == k) for k in range(codes.max() + 1)]
         return [y_arr[r] for r in rows], [p_arr[r] for r in rows]
-    y_arr = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.DataFrame)) else y)
+    y_arr = np.asarray(y.to_numpy() if is_pandas(y) else y)
     if y_arr.ndim == 2:
         if isinstance(pred, list):  # predict_proba of a shared design: one array per task
             pred = np.column_stack([np.asarray(p)[:, 1] for p in pred])

@@ -38,10 +38,12 @@ from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
+from ._lazy import lazy_module
 from .task_lists import as_task_lists, task_kind
+
+pd = lazy_module("pandas")
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

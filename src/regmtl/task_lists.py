@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from ._frames import isna
 
 __all__ = ["as_task_lists", "task_kind"]
 
@@ -40,7 +41,7 @@ def as_task_lists(X: Any, y: Any, task: Any) -> tuple[list, list, Any]:
     if Y.ndim != 2:
         raise ValueError("y: pass a target matrix (n, T), a list per task, or task=... ids.")
     Xv = np.asarray(X, dtype=np.float64)
-    keep = [~pd.isna(Y[:, t]) for t in range(Y.shape[1])]
+    keep = [~isna(Y[:, t]) for t in range(Y.shape[1])]
     return [Xv[k] for k in keep], [Y[k, t] for t, k in enumerate(keep)], None
 
 

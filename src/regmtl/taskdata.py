@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
@@ -526,6 +525,8 @@ def _encode_vectorized(data: TaskData) -> tuple[np.ndarray, list[np.ndarray]] | 
     T = data.n_tasks
     rows = None if data.observed is None else np.flatnonzero(data.observed)
     labels = as_labels(data.raw_y if rows is None else data.raw_y[rows])
+    if labels.dtype == object:
+        import pandas as pd
     if labels.size == 0 or (labels.dtype == object
                             and pd.api.types.infer_dtype(labels, skipna=False) != "string"):
         return None

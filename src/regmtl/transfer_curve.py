@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 
 from . import metrics
+from ._lazy import lazy_module
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .scaling import pooled_scaling, stack_rows, standardize
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .task_lists import as_task_lists, task_kind
 from .transfer import transfer, transfer_loss
+
+pd = lazy_module("pandas")
 
 __all__ = ["transfer_curve", "TransferCurve", "split_tasks"]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import Bunch
 
+from .._lazy import lazy_module
 from ._bunch import task_bunch
 from ._home import find_file
+
+pd = lazy_module("pandas")
 
 __all__ = ["load_parkinsons"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-import pandas as pd
-
+from .._lazy import lazy_module
 from ._home import find_file, get_data_home
+
+pd = lazy_module("pandas")
 
 __all__ = ["list_datasets", "load_dataset", "DATASET_NAMES"]
 

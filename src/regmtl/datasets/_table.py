@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import Bunch
 
+from .._lazy import lazy_module
 from ._bunch import task_bunch
+
+pd = lazy_module("pandas")
 
 __all__ = ["read_table", "DataFileError"]
 
@@ -39,8 +41,7 @@ class DataFileError(ValueError):
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> from regmtl.datasets import DataFileError, read_table
+    >>>     >>> from regmtl.datasets import DataFileError, read_table
     >>> pd.DataFrame({"store": ["a", "a", "b", "b"], "x": [0.5, 1.0, 2.0, 2.5],
     ...               "sales": [1.2, 2.3, 4.1, 5.2]}).to_csv("sales.csv", index=False)
     >>> try:
@@ -194,8 +195,7 @@ def read_table(path: str | os.PathLike[str], *, task_col: Any, target: Any,
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> from regmtl.datasets import read_table
+    >>>     >>> from regmtl.datasets import read_table
     >>> pd.DataFrame({"store": ["a", "a", "a", "b", "b", "b"],
     ...               "x1": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], "x2": [1, 0, 1, 0, 1, 0],
     ...               "sales": [1.2, 2.3, 2.9, 4.1, 5.2, 5.8]}).to_csv("sales.csv", index=False)

@@ -48,6 +48,14 @@ Examples
 (3, True)
 """
 
+try:
+    import torch  # noqa: F401 - the deep half needs PyTorch, an extra
+except ImportError as exc:  # pragma: no cover - torch is installed where the suite runs
+    raise ImportError(
+        'regmtl.deep needs PyTorch, which is not installed: pip install "regmtl[deep]" '
+        f"(PyTorch 2.13.0). ({exc})"
+    ) from exc
+
 from . import conflict as conflict  # the first import path of the gradient-conflict methods
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import Batches, MultiTaskDataset

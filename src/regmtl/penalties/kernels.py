@@ -8,7 +8,8 @@ calls it for every row it updates (``regmtl.solvers._kernels``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .._jit import njit
 
 __all__ = ["FAST", "capped_l1_row", "capped_l1_rows_prox"]
 

@@ -31,8 +31,8 @@ import numbers
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from .base import NormPenalty, Penalty, check_positive
 from .dof import DegreesOfFreedom, nonzero_count
 from .temporal import refuse_ordered_classes, tv_row

@@ -39,9 +39,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
 from scipy.fft import dct, idct
 
+from .._jit import njit
 from .base import NormPenalty, Penalty, check_positive
 from .dof import DegreesOfFreedom, TaskCoupling
 

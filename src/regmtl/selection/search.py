@@ -18,7 +18,6 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone
 from sklearn.exceptions import ConvergenceWarning
@@ -26,6 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._lazy import lazy_module
 from ..classes import task_classes
 from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
@@ -47,6 +47,8 @@ from .loo import ridge_loo_scores
 from .multiclass import ClassScorer, class_fold
 from .path import check_alphas, path_alphas, regularization_path
 from .scoring import TaskScorer
+
+pd = lazy_module("pandas")
 
 __all__ = ["MultiTaskRegressorCV", "MultiTaskClassifierCV"]
 

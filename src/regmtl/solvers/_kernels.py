@@ -1,5 +1,7 @@
 """Numba kernels of the solvers: feature moments, Grams and block coordinate descent epochs
-(the linear maps of the task-grouped design are in :mod:`regmtl.segments`).
+(the linear maps of the task-grouped design are in :mod:`regmtl.segments`). The kernels a
+small fit of a convex row-separable penalty runs have NumPy twins (:mod:`regmtl.solvers.small`)
+that run in their place until numba is worth loading (:mod:`regmtl._jit`).
 
 Conventions (see :mod:`regmtl.taskdata`): flat per-observation arrays are grouped by task
 (``indptr``); observation ``r`` of task ``t`` reads row ``r - offset[t]`` of the design (offset is 0
@@ -12,8 +14,8 @@ Intercept updates act on a state ``S``: the residual ``y - f`` for the quadratic
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from ..penalties.base import (
     CAPPED_L1_ROWS,
     CAPPED_ROWS,
@@ -26,6 +28,7 @@ from ..penalties.base import (
     SCAD_ROWS,
 )
 from ..penalties.kernels import FAST, capped_l1_row
+from . import small
 
 QUADRATIC = 0
 LOGISTIC = 1
@@ -40,7 +43,7 @@ def _sigmoid(z):
 
 
 # ----------------------------------------------------------------------------- moments
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.column_moments)
 def column_moments(X, m, ss):
     """Column means ``m`` and centered sums of squares ``ss`` of a dense matrix (two passes)."""
     n, p = X.shape
@@ -58,7 +61,7 @@ def column_moments(X, m, ss):
         ss[j] = acc if acc > 1e-10 * mj * mj * n else 0.0
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.moments_dense)
 def moments_dense(X, c, indptr, offset, csum, center, features, xm, L):
     """For j in ``features``: ``xm[j, t]`` the c-weighted mean of column j over task t (0 unless
     ``center``) and ``L[j, t] = sum_{r in t} c_r (x_rj - xm_jt)^2``, set to exactly 0 when it
@@ -114,7 +117,7 @@ def moments_sparse(data, indices, colptr, shared, task_of, c, indptr, csum, cent
 
 
 # ----------------------------------------------------------------------------- restricted maps
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.gradient_dense)
 def gradient_dense(X, indptr, offset, xm, u, features, G):
     """``G[i, t] = sum_{r in t} (x_rj - xm_jt) u_r`` for ``j = features[i]``."""
     T = G.shape[1]
@@ -187,7 +190,7 @@ def gradient_sparse(data, indices, colptr, shared, task_of, indptr, xm, u, usum,
                 G[i, task_of[r]] += data[k] * u[r]
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.residual_dense)
 def residual_dense(X, indptr, offset, xm, z, bc, W, features, R):
     """``R_r = z_r - bc_t - sum_{j in features} (x_rj - xm_jt) W_jt`` (other rows of W are 0)."""
     T = W.shape[1]
@@ -627,7 +630,7 @@ def _block_update(j, W, g, Lrow, l1, l2, group, delta):
 # the coordinate-wise problems well conditioned, as centering does, without copying X.
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.bcd_epoch_dense)
 def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, group, features,
                     g, delta):
     """One pass of block coordinate descent over ``features`` (dense design, either layout).
@@ -827,7 +830,7 @@ def bcd_epoch_sparse(data, indices, colptr, shared, task_of, c, indptr, xm, R, W
     return max_change
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.bcd_epoch_gram)
 def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
     """One pass of block coordinate descent in Gram form, over every row of the local ``W``.
 
@@ -869,7 +872,7 @@ def _logistic_slope(y, c, S, a, b, delta):
     return g, h
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.update_intercepts)
 def update_intercepts(y, c, indptr, S, b, loss, max_newton, rtol):
     """Minimize the data term over each task's intercept, W fixed (S and b updated in place).
 
@@ -930,7 +933,7 @@ def update_intercepts(y, c, indptr, S, b, loss, max_newton, rtol):
 
 
 # ----------------------------------------------------------------------------- active-set Grams
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.active_gram)
 def active_gram(XA, c, indptr, offset, xm, H):
     """``H[t] = sum_{r in t} c_r (x_rA - xm_t)(x_rA - xm_t)^T`` for the k columns of ``XA``
     (``xm`` k x T); ``H`` (T, k, k) is filled, both triangles."""

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
+from .._jit import njit
 from ..taskdata import TaskData
 from .quadratic import TaskQuadratic, quadratic_applies, quadratic_of
 

@@ -23,8 +23,8 @@ duality gap of the loss.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
