@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_HOME, needs_data
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl.datasets import load_dataset, load_school
 from regmtl.scaling import pooled_scaling, standardize
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = DATA_HOME
 PENALTIES = ("l1", "l21", "elasticnet", "trace", "dirty", "sparse_lowrank")
 #: the benchmark sets of ``../shared/data`` (each loads in well under a second)
 SETS = ("computer_survey", "landmine", "parkinsons", "sarcos", "usps", "mnist",
@@ -114,7 +114,7 @@ def _case(name, penalty):
     return pytest.param(name, penalty, id=f"{name}-{penalty}", marks=marks)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data folder {DATA} absent")
+@needs_data()
 @pytest.mark.parametrize("name,penalty", [_case(n, p) for n in SETS for p in PENALTIES]
                          + [_case("spam", p) for p in SPAM])
 def test_benchmark_paths_are_certified(name, penalty):
@@ -125,7 +125,7 @@ def test_benchmark_paths_are_certified(name, penalty):
     (_certify_near if (name, penalty) in BORDERLINE else _certify)(Xs, ys, loss, penalty)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data folder {DATA} absent")
+@needs_data("parkinsons_telemonitoring")
 def test_crawling_proximal_gradient_hands_over_to_admm(monkeypatch):
     """Parkinsons' trace-norm path at its smallest alpha: proximal gradient crawls (still far
     above tol after 200 iterations). solver="auto" hands over to ADMM with exact per-task
