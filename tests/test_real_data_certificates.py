@@ -154,3 +154,66 @@ def test_crawling_proximal_gradient_hands_over_to_admm(monkeypatch):
         short = rm.regularization_path(Xs, ys, penalty="trace", alphas=N_ALPHAS, eps=1e-3,
                                        solver="fista")
     assert not short.converged[-1] and short.certificates[-1] > 1e-4
+
+
+# ------------------------------------------------------------------ every estimator's defaults
+#: the split penalties (a shared part plus exceptions, or sparse plus low rank) at the end of
+#: a default path (alpha_max / 1000 is about 0.07-0.09 on standardized School) and below it
+SPLIT_PENALTIES = ("robust_lowrank", "robust_features", "sparse_lowrank")
+
+
+@pytest.fixture(scope="module")
+def school_standardized():
+    return _standardized(load_school())
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.01])
+@pytest.mark.parametrize("penalty", SPLIT_PENALTIES)
+def test_school_split_penalties_certify_at_the_defaults(school_standardized, penalty, alpha):
+    """A fit with the default ``tol`` and ``max_iter`` meets ``tol`` (at alpha = 0.01,
+    RobustLowRank and RobustFeatures ran out of iterations at relative gaps of 5.3e-4 and
+    3.3e-4): defaults that do not finish are not defaults."""
+    Xs, ys = school_standardized
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = rm.MultiTaskRegressor(penalty, alpha=alpha).fit(Xs, ys)
+    f0 = rm.MultiTaskRegressor(penalty, alpha=1e6).fit(Xs, ys).objective_
+    assert model.dual_gap_ <= 1e-4 * f0
+
+
+#: the models of a comparison, each a CV estimator with its defaults
+CV_PENALTIES = ("l2", "l1", "elasticnet", "l21", "trace", "mean")
+
+
+@pytest.mark.parametrize("penalty", CV_PENALTIES)
+def test_school_cross_validation_certifies_every_fit(school_standardized, penalty):
+    """MultiTaskRegressorCV with its defaults on School: every fit of the search and the
+    refit meet ``tol`` (a fit that stops short warns, which fails here)."""
+    Xs, ys = school_standardized
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        cv = rm.MultiTaskRegressorCV(penalty, alphas=8, cv=3).fit(Xs, ys)
+    best = cv.best_estimator_
+    if hasattr(best, "dual_gap_"):  # (the mean-regularized fit is certified by its KKT residual)
+        f0 = rm.MultiTaskRegressor(penalty, alpha=1e6).fit(Xs, ys).objective_
+        assert best.dual_gap_ <= 1e-4 * f0
+
+
+#: the ridge models of a Mulan comparison (exact; the lasso, elastic-net and multi-task models
+#: of these comparisons run their paths by coordinate descent, ADMM and conjugate gradients,
+#: minutes each: their paths are checked by ``test_benchmark_paths_are_certified``)
+MULAN_COMPARED = ("ridge", "ridge_one_alpha")
+
+
+@needs_data("mulan_mtr")
+@pytest.mark.parametrize("name", ["mulan/atp1d", "mulan/atp7d"])
+@pytest.mark.parametrize("model", MULAN_COMPARED)
+def test_mulan_comparisons_certify_every_fit(name, model):
+    """``rm.compare`` on the airline sets (p = 411 collinear features, 296-337 rows), one
+    split: every CV fit and refit meets ``tol`` with the defaults (the ridge models ran to
+    max_iter at relative gaps up to 5.7e-3 by coordinate descent; now one exact solve)."""
+    bunch = load_dataset(name, data_home=DATA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        comp = rm.compare(bunch, models=[model], splits=1, n_jobs=1)
+    assert np.isfinite(comp.summary["explained_variance_mean"]).all()
