@@ -12,6 +12,7 @@ gap may not exceed the objective of the same path solved to a ten times tighter 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
 
@@ -40,6 +41,15 @@ N_ALPHAS = 8
 def _standardized(bunch):
     mean, scale = pooled_scaling(bunch.X)
     return standardize(bunch.X, mean, scale), bunch.y
+
+
+@functools.lru_cache(maxsize=1)
+def _benchmark_set(name):
+    """A set's standardized features, targets and kind, loaded once for all its penalties
+    (the parametrization runs a set's penalties one after another)."""
+    kw = {"missing": "mean"} if name.startswith("mulan/") else {}
+    bunch = load_dataset(name, data_home=DATA, **kw)
+    return (*_standardized(bunch), bunch.kind)
 
 
 def _certify(Xs, ys, loss, penalty):
@@ -118,10 +128,8 @@ def _case(name, penalty):
 @pytest.mark.parametrize("name,penalty", [_case(n, p) for n in SETS for p in PENALTIES]
                          + [_case("spam", p) for p in SPAM])
 def test_benchmark_paths_are_certified(name, penalty):
-    kw = {"missing": "mean"} if name.startswith("mulan/") else {}
-    bunch = load_dataset(name, data_home=DATA, **kw)
-    Xs, ys = _standardized(bunch)
-    loss = "logistic" if bunch.kind == "binary" else "squared"
+    Xs, ys, kind = _benchmark_set(name)
+    loss = "logistic" if kind == "binary" else "squared"
     (_certify_near if (name, penalty) in BORDERLINE else _certify)(Xs, ys, loss, penalty)
 
 
