@@ -3,9 +3,10 @@
 For every data set that ships (School) or sits in the data home (``REGMTL_DATA``, else
 ``../shared/data``; skipped cleanly where absent), every penalty with an ``alpha_max`` and the
 loss the data call for: a regularization path from ``alpha_max`` down to ``alpha_max / 1000``
-with the default ``tol`` and ``max_iter``, on standardized features, and every point's certificate meets ``tol``. Each certificate is then
-re-checked here against an independent lower bound: the reported objective minus the reported
-gap may not exceed the objective of the same path solved to a ten times tighter tolerance.
+with the default ``tol`` and ``max_iter``, on standardized features, and every point's
+certificate meets ``tol``. Each certificate is then re-checked here against an independent
+lower bound: the reported objective minus the reported gap may not exceed the objective of the
+same path solved to a ten times tighter tolerance.
 
 ``scripts/certify_real_data.py`` prints the same table (with timings) for all sets. Below them,
 every estimator's defaults: the split penalties and ``MultiTaskRegressorCV`` on School, and the
