@@ -10,8 +10,79 @@ sizes on purpose (n_t = 15, 40, 70 by default): equal sizes would hide a mistake
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# ------------------------------------------------------------------ the benchmark data
+#: Where the tests read the data sets that do not ship: ``REGMTL_DATA``, as the loaders do
+#: (:func:`regmtl.datasets.get_data_home`), else ``../shared/data`` beside the checkout.
+DATA_HOME = Path(os.environ.get("REGMTL_DATA")
+                 or Path(__file__).resolve().parents[2] / "shared" / "data")
+#: The reason every test that needs an absent set skips with (one line in ``-rs``).
+DATA_ABSENT = "benchmark data absent (set REGMTL_DATA)"
+
+
+def has_data(*parts: str) -> bool:
+    """Whether ``DATA_HOME/<parts>`` exists (a set's folder or file)."""
+    return (DATA_HOME.joinpath(*parts)).exists()
+
+
+def needs_data(*parts: str) -> pytest.MarkDecorator:
+    """Mark a test that reads ``DATA_HOME/<parts>`` (the data home itself by default): it
+    skips where they are absent, with the one short reason :data:`DATA_ABSENT` from one
+    place (so ``-ra`` lists all such skips on one line)."""
+    return pytest.mark.benchmark_data(*parts)
+
+
+def require_data(*parts: str) -> Path:
+    """``DATA_HOME``, or skip the running test with :data:`DATA_ABSENT` where
+    ``DATA_HOME/<parts>`` is absent."""
+    if not has_data(*parts):
+        pytest.skip(DATA_ABSENT)
+    return DATA_HOME
+
+
+@pytest.fixture(autouse=True)
+def _benchmark_data(request):
+    """Skip the tests marked by :func:`needs_data` whose data are absent."""
+    mark = request.node.get_closest_marker("benchmark_data")
+    if mark is not None:
+        require_data(*mark.args)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every skip for absent data at one location, so that ``-ra`` folds them into one line."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and isinstance(rep.longrepr, tuple) and DATA_ABSENT in str(rep.longrepr[2]):
+        rep.longrepr = (str(Path(__file__).name), 0, rep.longrepr[2])
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "benchmark_data(*parts): the test reads "
+                            "DATA_HOME/<parts> (REGMTL_DATA, else ../shared/data)")
+
+
+def pytest_report_header(config):
+    """One line: where the benchmark data are read, and whether they are there."""
+    if DATA_HOME.is_dir():
+        return f"benchmark data: {DATA_HOME}"
+    return (f"benchmark data: {DATA_HOME} absent: the tests on the benchmark sets skip "
+            "(set REGMTL_DATA to the folder of the data sets)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say once, at the end, that the benchmark data were missing."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if DATA_ABSENT in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"benchmark data absent at {DATA_HOME}: {len(skipped)} test(s) skipped "
+            "(set REGMTL_DATA to the folder of the data sets)")
 
 
 def _true_weights(rng, p, T, n_active=6):

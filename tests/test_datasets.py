@@ -1,11 +1,11 @@
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_HOME, needs_data
 
 from regmtl.datasets import load_school, train_test_split_per_task
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = DATA_HOME
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,7 @@ def test_load_school_as_frame(school):
     assert frame["school"].nunique() == 139
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "school" / "school.mat").exists(),
-                    reason="original school.mat not available")
+@needs_data("school", "school.mat")
 def test_load_school_equals_mat(school):
     import scipy.io
 
@@ -133,8 +132,7 @@ def test_apply_split(school):
 ARGYRIOU = SHARED_DATA / "school_argyriou"
 
 
-@pytest.mark.skipif(not (ARGYRIOU / "school_10_indexes.mat").exists(),
-                    reason="school_argyriou .mat files not available")
+@needs_data("school_argyriou", "school_10_indexes.mat")
 def test_school_splits_equal_mat(school):
     """The shipped rows are the columns of school_b.mat; the splits are its 1-based indexes."""
     import scipy.io

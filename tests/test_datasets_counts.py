@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import warnings
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_HOME, needs_data
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
@@ -21,7 +21,7 @@ from regmtl.datasets import (
     load_solar_flare,
 )
 
-MULAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "mulan_mtr"
+MULAN = DATA_HOME / "mulan_mtr"
 SHA256 = "bd3932502b2cb31d57e3b8527b64591ecd0d7affb221f8afbb423ec92a6e3439"
 TASKS = ["c-class", "m-class", "x-class"]
 
@@ -107,7 +107,7 @@ def test_registry_lists_and_loads_it(flares):
     assert again.Y.shape == (1066, 3)
 
 
-@pytest.mark.skipif(not (MULAN / "sf2.arff").exists(), reason="Mulan ARFF files not present")
+@needs_data("mulan_mtr", "sf2.arff")
 @pytest.mark.parametrize("period, name", [(1969, "sf1"), (1978, "sf2")])
 def test_equals_the_mulan_arff(period, name):
     ours = load_solar_flare(period=period)

@@ -10,24 +10,20 @@ test runs in a few seconds on one core.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
+from conftest import DATA_HOME, needs_data  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from regmtl.datasets import load_newsgroups, load_spam, train_test_split_per_task  # noqa: E402
 from regmtl.deep import HardSharing, TaskSpec, TextTrunk, Trainer, set_seed  # noqa: E402
 from regmtl.deep.data import MultiTaskDataset  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not (DATA / "newsgroup_malsar").is_dir()
-                                or not (DATA / "spam_ecml2006_15users").is_dir(),
-                                reason=f"benchmark data folder {DATA} absent")
+DATA = DATA_HOME
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -84,7 +80,7 @@ def aucs(probs, yte):
 
 
 # ----------------------------------------------------------------------------- real data
-@needs_data
+@needs_data("newsgroup_malsar")
 def test_shared_text_net_on_a_newsgroup_pair():
     """comp.vs.sci, 2 tasks, 2,000 words: 6 epochs, embedding width 32."""
     b = load_newsgroups("comp.vs.sci", data_home=DATA)
@@ -98,7 +94,7 @@ def test_shared_text_net_on_a_newsgroup_pair():
     assert auc["shared"].mean() > auc["per task"].mean() - 0.002, auc
 
 
-@needs_data
+@needs_data("spam_ecml2006_15users")
 def test_shared_text_net_on_five_spam_users():
     """The first 5 users of the spam set (2,000 e-mails): 4 epochs, embedding width 32."""
     b = load_spam(data_home=DATA)

@@ -12,9 +12,6 @@ does not hold the words), skipped cleanly where absent. Small nets, a few epochs
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +19,7 @@ import scipy.sparse as sp
 
 torch = pytest.importorskip("torch")
 
+from conftest import DATA_HOME, needs_data  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 import regmtl  # noqa: E402
@@ -39,10 +37,8 @@ from regmtl.deep import (  # noqa: E402
 )
 from regmtl.deep.tokenizer import Tokenizer  # noqa: E402
 
-DATA = Path(os.environ.get("REGMTL_DATA") or Path(__file__).resolve().parents[2] / "shared"
-            / "data")
-needs_news = pytest.mark.skipif(not (DATA / "newsgroup_malsar").is_dir(),
-                                reason=f"benchmark data folder {DATA} absent")
+DATA = DATA_HOME
+needs_news = needs_data("newsgroup_malsar")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 KW = dict(hidden=(16,), max_epochs=3, batch_size=64, lr=1e-2, early_stopping=False,

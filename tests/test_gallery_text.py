@@ -8,22 +8,19 @@ and once on its synthetic stand-in, which it uses when the data home lacks the f
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import run_example
+from conftest import DATA_HOME, needs_data, run_example
 
 torch = pytest.importorskip("torch")
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = DATA_HOME
 EXAMPLE = "plot_10_personal_spam_text"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.mark.skipif(not (DATA / "spam_ecml2006_15users").is_dir(),
-                    reason=f"benchmark data folder {DATA} absent")
+@needs_data("spam_ecml2006_15users")
 def test_personal_spam_shared_trunk_beats_per_user_nets_and_the_linear_model(monkeypatch):
     monkeypatch.setenv("REGMTL_DATA", str(DATA))
     ns = run_example(EXAMPLE)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
+from conftest import DATA_HOME, needs_data
 
 from regmtl.datasets import (
     MULAN_SETS,
@@ -23,8 +24,8 @@ from regmtl.datasets import (
     read_table,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark data folder {DATA} absent")
+DATA = DATA_HOME
+needs_data = needs_data()
 
 COMMON = {"X", "y", "task_names", "feature_names", "kind", "DESCR", "source"}
 

@@ -9,27 +9,24 @@ The sets are read from ``REGMTL_DATA`` (the loaders' data home) if set, else fro
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA_HOME, require_data
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl.datasets import load_mulan
 from regmtl.scaling import pooled_scaling, standardize
 
-DATA = Path(os.environ.get("REGMTL_DATA")
-            or Path(__file__).resolve().parents[2] / "shared" / "data")
+DATA = DATA_HOME
 COUNT_SETS = ("sf1", "sf2", "scpf")
 
 
 
 def _count_set(name):
-    if not (DATA / "mulan_mtr" / f"{name}.arff").is_file():
-        pytest.skip(f"mulan_mtr/{name}.arff absent under {DATA}")
+    require_data("mulan_mtr", f"{name}.arff")
     bunch = load_mulan(name, DATA, missing="mean")
     for y in bunch.y:
         assert np.all(y >= 0) and np.all(y == np.round(y))  # counts

@@ -100,8 +100,8 @@ def test_auto_picks_the_documented_solver(shared, penalty, expected):
 
 def test_the_reasons_say_why(shared, wide):
     assert "pure ridge" in SOLVER_TABLE[choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1)].why
-    # no Gram form on a wide design: the ridge goes to coordinate descent
-    assert choose_solver(wide, rm.Quadratic(), rm.L2(), 0.1) == "bcd"
+    # no Gram form on a wide design: the exact ridge in row-space form
+    assert choose_solver(wide, rm.Quadratic(), rm.L2(), 0.1) == "direct"
     # a tol below the Gram sums' floor: no exact ridge either
     assert choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1, tol=1e-14) == "bcd"
     assert "row-separable" in SOLVER_TABLE["bcd"].why

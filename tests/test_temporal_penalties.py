@@ -29,14 +29,12 @@ Tolerances and why:
 from __future__ import annotations
 
 import functools
-import os
 import warnings
-from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
 import pytest
-from conftest import CLARABEL_OPTIONS
+from conftest import CLARABEL_OPTIONS, require_data
 
 import regmtl as rm
 from regmtl.penalties import PENALTY_NAMES, make_penalty
@@ -614,12 +612,7 @@ def _parkinsons_by_time():
     t = 0..6), target motor_UPDRS, the 16 voice measures plus age and sex, standardized."""
     from regmtl.datasets import load_parkinsons
 
-    home = os.environ.get("REGMTL_DATA") or str(
-        Path(__file__).resolve().parents[2] / "shared" / "data")
-    try:
-        b = load_parkinsons(home)
-    except FileNotFoundError:
-        pytest.skip("Parkinson's telemonitoring data not found (set REGMTL_DATA)")
+    b = load_parkinsons(require_data("parkinsons_telemonitoring"))
     X = np.vstack(b["X"])
     y = np.concatenate(b["y"])
     names = list(b["feature_names"])

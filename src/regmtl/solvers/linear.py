@@ -27,6 +27,7 @@ from .certificates import Reference, certify
 from .moments import feature_moments, uniform_within_tasks
 from .quadratic import quadratic_applies, task_quadratic
 from .result import SolverResult
+from .wide_ridge import wide_ridge
 
 __all__ = ["conjugate_gradient", "has_linear_path", "ridge_solve"]
 
@@ -124,9 +125,14 @@ def ridge_solve(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
                 ref: Reference, fit_intercept: bool = True, tol: float = 1e-4) -> SolverResult:
     """The squared loss with ``alpha/2 ||W||_F^2``: ``w_t = (H_t + alpha I)^+ g_t`` for every task
     from its Gram's eigendecomposition (computed once per problem and reused at every alpha;
-    the minimum-norm solution at ``alpha = 0``), certified like every other fit."""
-    q = task_quadratic(data, fit_intercept)
-    W = data.settle(q.ridge(alpha))[0]  # (used three times below)
-    b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
+    the minimum-norm solution at ``alpha = 0``), certified like every other fit. Tasks of
+    fewer rows than features: the same in row-space form (:func:`~regmtl.solvers.wide_ridge.
+    wide_ridge`, from the kernels' eigendecompositions)."""
+    if not quadratic_applies(data):
+        W, b = wide_ridge(data, alpha, fit_intercept)
+    else:
+        q = task_quadratic(data, fit_intercept)
+        W = data.settle(q.ridge(alpha))[0]  # (used three times below)
+        b = q.intercepts(W) if fit_intercept else np.zeros(data.n_tasks)
     cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
     return SolverResult(W, b, 1, cert, cert.converged(tol))

@@ -3,8 +3,8 @@ r"""The choice of a solver: what each solver needs, one table, one checker.
 Each solver declares its requirements (as skglm's ``_penalty_required_attr``): block coordinate
 descent a penalty with a block step (``penalty.bcd_params``) and the rows in this process;
 conjugate gradients the squared loss with a penalty ``alpha / 2 tr(W K W^T)`` given as an
-operator; the exact ridge the squared loss with a pure ridge on tasks of more rows than
-features; ADMM the squared loss with a penalty of W itself and tasks whose quadratics can be
+operator; the exact ridge the squared loss with a pure ridge (in Gram or row-space form);
+ADMM the squared loss with a penalty of W itself and tasks whose quadratics can be
 solved exactly (in Gram or row-space form); FISTA nothing. :data:`SOLVER_TABLE` maps a row
 to (function, requirements, why, the solver name it answers to); ``"auto"`` takes the first
 row of :data:`AUTO_ORDER` whose requirements hold, and :func:`check_requirements` writes the
@@ -511,9 +511,10 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "
         "table picks for it and certified by the duality gap of the loss itself", "auto"),
     "direct": SolverEntry(
-        _run_direct, (SQUARED_LOSS, PURE_RIDGE, GRAM_TOL, GRAM_FORM),
-        "the squared loss with a pure ridge on tasks with more rows than features: solved "
-        "exactly, per task, from the Gram's eigendecomposition", "direct"),
+        _run_direct, (SQUARED_LOSS, PURE_RIDGE, GRAM_TOL, EXACT_SOLVES),
+        "the squared loss with a pure ridge: solved exactly, per task, from the Gram's "
+        "eigendecomposition (the kernel's, in row-space form, for tasks with fewer rows than "
+        "features)", "direct"),
     "ridge_lbfgs": SolverEntry(
         _run_ridge_lbfgs, (NEWTON_LOSS, PURE_RIDGE, ROWS_LOCAL, UNCOMPILED, QUASI_NEWTON_TOL),
         "a smooth loss other than the squared one with a pure ridge: the whole objective is "
@@ -675,7 +676,7 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
 def penalty_solver(datafit: Datafit, penalty: Penalty, alpha: float = 1.0) -> str:
     """The iterative solver ``"auto"`` runs for a loss and a penalty on data in memory, read
     from the requirements that need no data: ``"bcd"``, ``"cg"`` or ``"fista"`` (an exact
-    ridge may still replace it where the tasks have more rows than features)."""
+    ridge may still replace it)."""
     problem = Problem(None, datafit, penalty, alpha, 1e-4)
     for key in AUTO_ORDER:
         entry = SOLVER_TABLE[key]
