@@ -22,11 +22,10 @@ stages as an argument (``inner``): nothing here imports :mod:`~regmtl.solvers.so
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
-
-import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -310,7 +309,7 @@ ROW_SPACE = Requirement(
 LOW_RANK_SUBSPACE = Requirement(
     "a low-rank penalty of W itself (``penalty.spans_subspace``) on wide or sparse tasks "
     "(no Gram form) with p >= 4 T features, in memory",
-    lambda pb: (getattr(pb.penalty, "spans_subspace", False) and subspace_applies(pb.data)
+    lambda pb: (pb.penalty.spans_subspace and subspace_applies(pb.data)
                 and not quadratic_applies(pb.data)),
     lambda pb, name: (
         f"solver={name!r} restricts a trace-norm problem to a subspace of W's columns, for "
