@@ -9,11 +9,13 @@ multi-task problem on the k features ``X U`` with the penalty ``alpha ||C||_*`` 
 ||C||_*``): a problem of k << p features and tasks of more rows than features, solved by the
 solver table (proximal Newton in Gram form), warm-started from ``U' W``. After each restricted
 solve one pass over the data gives the full gradient and the duality gap of the whole problem;
-the directions of ``(I - U U') G`` whose singular values exceed ``alpha`` (where the dual
-constraint is violated outside the subspace) join the basis, and the next restricted problem
-is solved to a tenth of the gap (a working set of directions, as a working set of features
-for the lasso). At the optimum no direction violates, and the gap of the whole problem is that
-of the last restricted one. A pass costs one product with X and one with its transpose, plus
+the left singular vectors of G whose singular values exceed ``alpha`` (where the dual bound
+fails), less their part in the basis, join it, and the next restricted problem is solved to a
+twentieth of the gap (tighter where no direction is new: what fails then lies in the basis) --
+a working set of directions, as a working set of features for the lasso. The basis is pruned
+to W's own directions (a rotation of ``X U``, no pass) when it would pass ``4 T``. At the
+optimum no direction violates, and the gap of the whole problem is that of the last
+restricted one. A pass costs one product with X and one with its transpose, plus
 ``X u`` for each new direction; the restricted solves touch only ``N x k`` numbers, so X is
 never copied nor densified (a sparse X stays sparse).
 """
@@ -33,14 +35,12 @@ from .result import SolverResult
 
 __all__ = ["subspace_solve", "subspace_applies"]
 
-#: The gradient's directions past this fraction of the dual bound join the basis.
-NEAR = 1.0
 #: The basis holds at most this many times T directions; past it, it restarts from W's own.
 MAX_BASIS_RATIO = 4
 
 
 def subspace_applies(data: TaskData) -> bool:
-    """A basis of ``MAX_BASIS_RATIO * T`` directions is much smaller than p (at most a quarter),
+    """A basis of ``MAX_BASIS_RATIO * T`` directions is much smaller than p (at most half),
     so that the restricted problems are small and never qualify again."""
     return data.rows_local and data.n_features >= 2 * MAX_BASIS_RATIO * data.n_tasks
 
@@ -121,11 +121,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         G = data.adjoint(c * datafit.theta(y, f))  # minus the gradient of the data term
         # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
         # basis (a restricted solve to its tolerance leaves little there)
-        if verbose > 1:
-            print("   ||G||/a", np.linalg.norm(G, 2) / alpha, "||U'G||/a",
-                  np.linalg.norm(U.T @ G, 2) / alpha if U.size else 0,
-                  "||R||/a", np.linalg.norm(G - U @ (U.T @ G), 2) / alpha)
-        R = _left_vectors(G, NEAR * alpha)
+        R = _left_vectors(G, alpha)
         R = R - U @ (U.T @ R)
         new = _left_vectors(R, 1e-6)
         if new.shape[1] == 0:  # what violates lies in the basis: solve it more tightly

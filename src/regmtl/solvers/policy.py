@@ -308,12 +308,12 @@ ROW_SPACE = Requirement(
 
 LOW_RANK_SUBSPACE = Requirement(
     "a low-rank penalty of W itself (``penalty.spans_subspace``) on wide or sparse tasks "
-    "(no Gram form) with p >= 4 T features, in memory",
+    "(no Gram form) with p >= 8 T features, in memory",
     lambda pb: (pb.penalty.spans_subspace and subspace_applies(pb.data)
                 and not quadratic_applies(pb.data)),
     lambda pb, name: (
         f"solver={name!r} restricts a trace-norm problem to a subspace of W's columns, for "
-        "wide or sparse tasks with at least 4 features per task held in memory."),
+        "wide or sparse tasks with at least 8 features per task held in memory."),
 )
 
 
