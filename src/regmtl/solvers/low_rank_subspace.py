@@ -30,7 +30,7 @@ import numpy as np
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .certificates import Reference, certify, fit_intercepts
+from .certificates import Certificate, Reference, certify, duality_gap_terms, fit_intercepts
 from .result import SolverResult
 
 __all__ = ["subspace_solve", "subspace_applies"]
@@ -54,6 +54,19 @@ def _fitted_scores(data: TaskData, datafit: Datafit, W: np.ndarray, b: np.ndarra
         S, b = fit_intercepts(data, datafit, S, b.copy())
         f = datafit.scores(data.y, S)
     return f, b
+
+
+def _certified(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float, W: np.ndarray,
+               f: np.ndarray, fit_intercept: bool, ref: Reference) -> tuple[Certificate,
+                                                                          np.ndarray]:
+    """The whole problem's certificate and minus the data term's gradient ``G = X' (c
+    theta)``, from one product with X' (the duality gap's own)."""
+    if penalty.has_dual and alpha > 0:
+        gap, primal, dual, _, G = duality_gap_terms(data, datafit, penalty, alpha, W, f,
+                                                    fit_intercept)
+        return Certificate("duality_gap", gap, primal, dual, ref.P0), G
+    cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+    return cert, data.adjoint(data.c * datafit.theta(data.y, f))
 
 
 def _left_vectors(M: np.ndarray, above: float) -> np.ndarray:
@@ -99,10 +112,9 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
     ``max_iter`` bounds the outer steps and, each, the restricted solve. The iteration count
     returned is that of the restricted solves plus one per outer step (a pass over X)."""
     X = data.X
-    y, c = data.y, data.c
     W = np.array(W, dtype=np.float64)
     f, b = _fitted_scores(data, datafit, W, b, fit_intercept)
-    cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+    cert, G = _certified(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
     U = np.zeros((data.n_features, 0))
     XU = np.zeros((X.shape[0], 0))
     n_iter, step, shrink, best, stalls = 0, 0, 1.0, np.inf, 0
@@ -118,7 +130,6 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         if step >= max_iter or stalls >= 5:
             return SolverResult(W, b, max(n_iter, 1), cert, False, W,
                                 stalled=step < max_iter)
-        G = data.adjoint(c * datafit.theta(y, f))  # minus the gradient of the data term
         # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
         # basis (a restricted solve to its tolerance leaves little there)
         R = _left_vectors(G, alpha)
@@ -144,5 +155,5 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         step += 1
         W, b = U @ res.W, res.b
         f, b = _fitted_scores(data, datafit, W, b, fit_intercept)
-        cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+        cert, G = _certified(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
 
