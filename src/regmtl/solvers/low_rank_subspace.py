@@ -13,7 +13,8 @@ the left singular vectors of G whose singular values exceed ``alpha`` (where the
 fails), less their part in the basis, join it, and the next restricted problem is solved to a
 twentieth of the gap (tighter where no direction is new: what fails then lies in the basis) --
 a working set of directions, as a working set of features for the lasso. The basis is pruned
-to W's own directions (a rotation of ``X U``, no pass) when it would pass ``4 T``. At the
+to W's own directions (a rotation of ``X U``, no pass) when it would pass ``4 T`` or the
+tasks' mean number of rows (past it the restricted problems lose their Gram form). At the
 optimum no direction violates, and the gap of the whole problem is that of the last
 restricted one. A pass costs one product with X and one with its transpose, plus
 ``X u`` for each new direction; the restricted solves touch only ``N x k`` numbers, so X is
@@ -118,7 +119,9 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
     U = np.zeros((data.n_features, 0))
     XU = np.zeros((X.shape[0], 0))
     n_iter, step, shrink, best, stalls = 0, 0, 1.0, np.inf, 0
-    cap = MAX_BASIS_RATIO * data.n_tasks
+    # at most 4 T directions, and no more than the tasks' mean rows: the restricted
+    # problems keep more rows than features (Gram form)
+    cap = min(MAX_BASIS_RATIO * data.n_tasks, max(data.n_obs // data.n_tasks, 8))
     while True:
         if verbose:
             print(f"[subspace] step {step:3d}  basis {U.shape[1]:4d}  {cert.kind} "
