@@ -217,6 +217,7 @@ def test_wide_logistic_hands_over_to_row_space_newton(monkeypatch):
     models = []
     build = sn.model_quadratic
     monkeypatch.setattr(policy, "newton_budget", lambda data: 5)
+    monkeypatch.setattr(policy, "subspace_applies", lambda data: False)  # (the wide row)
     monkeypatch.setattr(sn, "model_quadratic",
                         lambda *a: models.append(type(build(*a)).__name__) or build(*a))
     with warnings.catch_warnings():

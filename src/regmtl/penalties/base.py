@@ -199,6 +199,10 @@ class Penalty:
     #: ``"support"``, ``"subspace"``, ``"mean"`` or ``"cluster"``; None (the safe default):
     #: the tasks share nothing, so there is no ``"auto"`` strategy
     transfer_strategy: str | None = None
+    #: whether ``alpha ||W||_*`` of W itself: its optimum spans the gradient's top left singular
+    #: vectors, so a problem restricted to a subspace of W's columns solves it
+    #: (``solvers/low_rank_subspace.py``)
+    spans_subspace: bool = False
     #: whether the model's alpha carries to the new task's prior; False where the quadratic at
     #: the optimum is not the new task's (tasks ordered in time, nonconvex penalties, a
     #: quadratic weighed by alpha): then it is chosen by cross-validation

@@ -108,6 +108,7 @@ class Trace(NormPenalty):
     structure_attrs = ("singular_values_", "rank_")
     transfer_strategy = "subspace"
     compare_label = "MTL trace norm"
+    spans_subspace = True  # W's columns lie in a few directions: solved over a subspace
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):

@@ -22,11 +22,13 @@ stages as an argument (``inner``): nothing here imports :mod:`~regmtl.solvers.so
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
@@ -36,6 +38,7 @@ from .certificates import Reference
 from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .linear_program import LP_FORMS, linear_program
+from .low_rank_subspace import subspace_applies, subspace_solve
 from .majorize import majorize_minimize
 from .newton import prox_newton
 from .primal_dual import CHECK, primal_dual
@@ -303,6 +306,16 @@ ROW_SPACE = Requirement(
     lambda pb, name: f"solver={name!r} needs wide tasks whose kernels fit in memory.",
 )
 
+LOW_RANK_SUBSPACE = Requirement(
+    "a low-rank penalty of W itself (``penalty.spans_subspace``) on wide or sparse tasks "
+    "(no Gram form) with p >= 8 T features, in memory",
+    lambda pb: (pb.penalty.spans_subspace and subspace_applies(pb.data)
+                and not quadratic_applies(pb.data)),
+    lambda pb, name: (
+        f"solver={name!r} restricts a trace-norm problem to a subspace of W's columns, for "
+        "wide or sparse tasks with at least 8 features per task held in memory."),
+)
+
 
 # ------------------------------------------------------------------------ the runners
 #: The block coordinate descent options and their defaults (``solver_options``).
@@ -413,6 +426,29 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     more = structured_newton(data, datafit, penalty, alpha, res.V, res.b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol,
                              max_iter=max_iter - res.n_iter, verbose=verbose)
+    more.n_iter += res.n_iter
+    return more
+
+
+def _run_subspace(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+                  verbose, V0, options, inner):
+    def restricted(small, C0, b0, small_tol, small_iter):
+        with warnings.catch_warnings():  # (its shortfall is the outer loop's to judge)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return inner(small, datafit, penalty, alpha, solver="fista", W0=C0, b0=b0,
+                         fit_intercept=fit_intercept, tol=small_tol, max_iter=small_iter,
+                         tighten_warm=False)
+
+    res = subspace_solve(data, datafit, penalty, alpha, W, b, ref=ref,
+                         fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                         verbose=verbose, restricted_solve=restricted)
+    if res.converged or res.n_iter >= max_iter:
+        return res
+    # stalled short of tol (rounding of the restricted designs): the wide row finishes
+    more = _run_wide_newton(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
+                            fit_intercept=fit_intercept, tol=tol,
+                            max_iter=max_iter - res.n_iter, verbose=verbose, V0=None,
+                            options=options, inner=inner)
     more.n_iter += res.n_iter
     return more
 
@@ -560,6 +596,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "a smooth loss other than the squared one (logistic, Poisson, Gamma, Huber) on "
         "tasks with more rows than features: proximal Newton with each model in Gram form",
         "fista"),
+    "subspace": SolverEntry(
+        _run_subspace, (LOW_RANK_SUBSPACE, EXACT_PROX, NEWTON_LOSS, SEPARABLE_MODEL, GRAM_TOL),
+        "the trace norm with a smooth loss other than the squared one on wide or sparse "
+        "tasks: a growing subspace of W's columns (the gradient's directions that violate "
+        "the dual bound), each restricted problem of a few features solved in Gram form and "
+        "the whole certified by its duality gap", "fista"),
     "wide_newton": SolverEntry(
         _run_wide_newton, (EXACT_PROX, NEWTON_LOSS, SEPARABLE_MODEL, GRAM_TOL, ROW_SPACE,
                            PLAIN_VARIABLE),
@@ -576,7 +618,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 AUTO_ORDER = ("linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
               "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm",
-              "structured_newton", "wide_newton", "fista")
+              "structured_newton", "subspace", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:

@@ -1,0 +1,162 @@
+r"""The trace norm with a loss other than the squared one on wide or sparse data: a growing
+subspace of W's columns, each restricted problem small enough to be solved in Gram form.
+
+For ``Omega = alpha ||W||_*`` the optimum satisfies ``G in alpha d||W||_*`` with ``G = -grad``
+of the data term (p x T), so ``||G||_2 <= alpha`` and W's columns span the top left singular
+vectors of G, a space of at most T (in practice the rank r) dimensions. With an orthonormal
+basis ``U`` (p x k) of a guess of that space, ``W = U C`` turns the problem into the same
+multi-task problem on the k features ``X U`` with the penalty ``alpha ||C||_*`` (``||U C||_* =
+||C||_*``): a problem of k << p features and tasks of more rows than features, solved by the
+solver table (proximal Newton in Gram form), warm-started from ``U' W``. After each restricted
+solve one pass over the data gives the full gradient and the duality gap of the whole problem;
+the left singular vectors of G whose singular values exceed ``alpha`` (where the dual bound
+fails), less their part in the basis, join it, and the next restricted problem is solved to a
+twentieth of the gap (tighter where no direction is new: what fails then lies in the basis) --
+a working set of directions, as a working set of features for the lasso. The basis is pruned
+to W's own directions (a rotation of ``X U``, no pass) when it would pass ``4 T`` or the
+tasks' mean number of rows (past it the restricted problems lose their Gram form). At the
+optimum no direction violates, and the gap of the whole problem is that of the last
+restricted one. A pass costs one product with X and one with its transpose, plus
+``X u`` for each new direction; the restricted solves touch only ``N x k`` numbers, so X is
+never copied nor densified (a sparse X stays sparse).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from ..datafits import Datafit
+from ..penalties import Penalty
+from ..taskdata import TaskData
+from .certificates import Certificate, Reference, certify, duality_gap_terms, fit_intercepts
+from .result import SolverResult
+
+__all__ = ["subspace_solve", "subspace_applies"]
+
+#: The basis holds at most this many times T directions; past it, it restarts from W's own.
+MAX_BASIS_RATIO = 4
+
+
+def subspace_applies(data: TaskData) -> bool:
+    """A basis of ``MAX_BASIS_RATIO * T`` directions is much smaller than p (at most half),
+    so that the restricted problems are small and never qualify again."""
+    return data.rows_local and data.n_features >= 2 * MAX_BASIS_RATIO * data.n_tasks
+
+
+def _fitted_scores(data: TaskData, datafit: Datafit, W: np.ndarray, b: np.ndarray,
+                   fit_intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The scores at ``(W, b)``, with the intercepts minimized exactly when fitted."""
+    f = data.linear(W, b)
+    if fit_intercept:
+        S = datafit.state(data.y, f)
+        S, b = fit_intercepts(data, datafit, S, b.copy())
+        f = datafit.scores(data.y, S)
+    return f, b
+
+
+def _certified(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float, W: np.ndarray,
+               f: np.ndarray, fit_intercept: bool, ref: Reference) -> tuple[Certificate,
+                                                                          np.ndarray]:
+    """The whole problem's certificate and minus the data term's gradient ``G = X' (c
+    theta)``, from one product with X' (the duality gap's own)."""
+    if penalty.has_dual and alpha > 0:
+        gap, primal, dual, _, G = duality_gap_terms(data, datafit, penalty, alpha, W, f,
+                                                    fit_intercept)
+        return Certificate("duality_gap", gap, primal, dual, ref.P0), G
+    cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+    return cert, data.adjoint(data.c * datafit.theta(data.y, f))
+
+
+def _left_vectors(M: np.ndarray, above: float) -> np.ndarray:
+    """The left singular vectors of M (p x T, T small) whose singular values exceed ``above``,
+    from the T x T Gram's eigendecomposition (then orthonormalized)."""
+    if not M.size:
+        return np.zeros((M.shape[0], 0))
+    lam, E = np.linalg.eigh(M.T @ M)
+    s = np.sqrt(np.maximum(lam, 0.0))
+    keep = s > above
+    if not keep.any():
+        return np.zeros((M.shape[0], 0))
+    Q, _ = np.linalg.qr((M @ E[:, keep]) / s[keep])
+    return Q
+
+
+def _extend(U: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Orthonormal columns spanning ``[U, new]``: U kept, ``new`` orthogonalized against it
+    (twice, for rounding) and those with a norm left (above 1e-8) appended."""
+    if new.shape[1] == 0:
+        return U
+    for _ in range(2):
+        new = new - U @ (U.T @ new)
+    Q, R = np.linalg.qr(new)
+    keep = np.abs(np.diag(R)) > 1e-8
+    return np.hstack([U, Q[:, keep]])
+
+
+def restricted_data(data: TaskData, XU: np.ndarray) -> TaskData:
+    """The same problem (rows, targets, weights) on the features ``X U`` (N x k or n x k)."""
+    return dataclasses.replace(data, X=np.asfortranarray(XU), x_shift=None, _cache={},
+                               _small=None)
+
+
+def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
+                   W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
+                   tol: float, max_iter: int, verbose: int = 0,
+                   restricted_solve: Callable[..., SolverResult]) -> SolverResult:
+    """Minimize ``datafit + alpha ||W||_*`` over a growing subspace of W's columns.
+
+    ``restricted_solve(data, C0, b0, tol, max_iter)`` solves the problem on the features
+    ``X U`` from ``(C0, b0)`` to the relative gap ``tol`` (the table's row for it);
+    ``max_iter`` bounds the outer steps and, each, the restricted solve. The iteration count
+    returned is that of the restricted solves plus one per outer step (a pass over X)."""
+    X = data.X
+    W = np.array(W, dtype=np.float64)
+    f, b = _fitted_scores(data, datafit, W, b, fit_intercept)
+    cert, G = _certified(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+    U = np.zeros((data.n_features, 0))
+    XU = np.zeros((X.shape[0], 0))
+    n_iter, step, shrink, best, stalls = 0, 0, 1.0, np.inf, 0
+    # at most 4 T directions, and no more than the tasks' mean rows: the restricted
+    # problems keep more rows than features (Gram form)
+    cap = min(MAX_BASIS_RATIO * data.n_tasks, max(data.n_obs // data.n_tasks, 8))
+    while True:
+        if verbose:
+            print(f"[subspace] step {step:3d}  basis {U.shape[1]:4d}  {cert.kind} "
+                  f"{cert.relative:.3e}")
+        if cert.converged(tol):
+            return SolverResult(W, b, max(n_iter, 1), cert, True, W)
+        stalls = 0 if cert.relative < 0.9 * best else stalls + 1
+        best = min(best, cert.relative)
+        if step >= max_iter or stalls >= 5:
+            return SolverResult(W, b, max(n_iter, 1), cert, False, W,
+                                stalled=step < max_iter)
+        # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
+        # basis (a restricted solve to its tolerance leaves little there)
+        R = _left_vectors(G, alpha)
+        R = R - U @ (U.T @ R)
+        new = _left_vectors(R, 1e-6)
+        if new.shape[1] == 0:  # what violates lies in the basis: solve it more tightly
+            shrink *= 0.1
+        if U.shape[1] + new.shape[1] > cap:  # pruned to W's own directions (X U rotated)
+            C = U.T @ W
+            E = _left_vectors(C, 1e-9 * float(np.linalg.norm(C, 2)) if C.any() else np.inf)
+            U, XU = U @ E, XU @ E
+        new = new[:, :max(cap - U.shape[1], 1)]
+        k = U.shape[1]
+        U = _extend(U, new)
+        if U.shape[1] > k:
+            XU = np.hstack([XU, np.asarray(X @ U[:, k:])])
+        inner_tol = max(0.05 * shrink * cert.relative, 0.3 * tol)
+        res = restricted_solve(restricted_data(data, XU), U.T @ W, b, inner_tol, max_iter)
+        if verbose:
+            print(f"[subspace]   restricted: {res.n_iter} iterations, {res.certificate.kind} "
+                  f"{res.certificate.relative:.3e} (asked {inner_tol:.1e})")
+        n_iter += res.n_iter + 1
+        step += 1
+        W, b = U @ res.W, res.b
+        f, b = _fitted_scores(data, datafit, W, b, fit_intercept)
+        cert, G = _certified(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
+
