@@ -212,6 +212,10 @@ class KernelQuadratic(TaskQuadratic):
     #: fewer iterations than a start at a fixed fraction of the curvature, half as many at
     #: alpha_max / 10.
     RHO_ALPHA = 14.0
+    #: ADMM's over-relaxation factor in row-space form: on the wide benchmark shapes (T = 30,
+    #: p = 1000, trace and sparse + low rank at alpha_max / 10 and / 100) 35-45% fewer
+    #: iterations than none (1.8: more than 1.6).
+    relax = 1.6
     RHO_CLIP = (1e-3, 10.0)
 
     def rho_start(self, alpha: float) -> float:
