@@ -606,8 +606,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 #: requirements hold, a named solver the first such row that answers to its name.
 AUTO_ORDER = ("linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
-              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm", "parts_admm",
-              "structured_newton", "wide_newton", "fista")
+              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm",
+              "parts_admm", "structured_newton", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
