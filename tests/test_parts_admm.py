@@ -20,10 +20,9 @@ from sklearn.exceptions import ConvergenceWarning
 import regmtl as rm
 from regmtl.solvers import reference, solve
 from regmtl.solvers.admm import exact_step
-from regmtl.solvers.kernel_quadratic import KernelQuadratic, kernel_applies
+from regmtl.solvers.kernel_quadratic import KernelQuadratic, kernel_applies, solve_form
 from regmtl.solvers.policy import choose_row
 from regmtl.solvers.quadratic import TaskQuadratic
-from regmtl.solvers.splitting import solve_form
 
 WIDE = (10, 14, 25, 18, 12)  # rows per task, fewer than the 40 features
 LONG = (60, 90, 75, 80, 70)  # more rows than the 6 features

@@ -22,10 +22,10 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..taskdata import TaskData
-from .quadratic import TaskQuadratic, quadratic_applies, quadratic_of
+from .quadratic import TaskQuadratic, quadratic_applies, quadratic_of, task_quadratic
 
-__all__ = ["KernelQuadratic", "kernel_applies", "kernel_quadratic", "model_quadratic",
-           "newton_budget"]
+__all__ = ["KernelQuadratic", "exact_solves_apply", "kernel_applies", "kernel_quadratic",
+           "model_quadratic", "newton_budget", "solve_form"]
 
 #: The kernels may hold at most this many times the numbers the design stores.
 MAX_KERNEL_RATIO = 4.0
@@ -278,6 +278,21 @@ def kernel_quadratic(data: TaskData, fit_intercept: bool) -> KernelQuadratic:
     return data.memo(("kernel", bool(fit_intercept)),
                      lambda: KernelQuadratic(data, data.c, data.y, fit_intercept,
                                              row_copy=True))
+
+
+def exact_solves_apply(data: TaskData) -> bool:
+    """Each task's quadratic can be solved exactly at every step: Gram form
+    (:func:`~regmtl.solvers.quadratic.quadratic_applies`) or row-space form
+    (:func:`kernel_applies`)."""
+    return quadratic_applies(data) or kernel_applies(data)
+
+
+def solve_form(data: TaskData, fit_intercept: bool) -> TaskQuadratic:
+    """The squared loss's quadratic in the form its exact solves take (kept with the
+    problem): Gram form where it applies, else row-space form."""
+    if quadratic_applies(data):
+        return task_quadratic(data, fit_intercept)
+    return kernel_quadratic(data, fit_intercept)
 
 
 def model_quadratic(data: TaskData, c: np.ndarray, z: np.ndarray, center: bool) -> TaskQuadratic:

@@ -8,7 +8,7 @@ Over the variable ``V = (P, Q)`` it splits ``V = Z`` and iterates
 ``W = P + Q`` solves ``(H_t + rho/2 I) w_t = g_t + rho/2 (a^P_t + a^Q_t)`` and both parts move
 by ``(W - A^P - A^Q) / 2`` (:func:`~regmtl.solvers.admm.exact_step`), and the prox separates
 over the parts. Gram form for long tasks, row-space form for wide ones
-(:func:`~regmtl.solvers.splitting.solve_form`); in Gram form FISTA runs first while it moves
+(:func:`~regmtl.solvers.kernel_quadratic.solve_form`); in Gram form FISTA runs first while it moves
 well (:func:`~regmtl.solvers.admm.minimize_quadratic`). Where proximal gradient over ``(P, Q)``
 needs hundreds of steps (wide tasks at small alpha), this needs about a hundred. The result is
 certified on the data by the same duality gap.
@@ -23,8 +23,8 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .admm import minimize_quadratic
 from .certificates import Reference, certify
+from .kernel_quadratic import solve_form
 from .result import SolverResult
-from .splitting import solve_form
 
 __all__ = ["parts_admm", "sums_parts"]
 
