@@ -124,20 +124,22 @@ def eigen_budget(q: TaskQuadratic) -> int:
 
 def minimize_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, W: np.ndarray, *,
                        tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                       verbose: int = 0) -> tuple[np.ndarray, int, bool]:
+                       verbose: int = 0, budget: int | None = None
+                       ) -> tuple[np.ndarray, int, bool]:
     """``q(W) + Omega(W)`` minimized to ``tol`` (as :func:`admm_quadratic`): rent, then buy.
 
     Exact solves need one eigendecomposition per task (``T p^3`` in Gram form), which a
     well-conditioned problem does not repay. Until ``q`` has it, FISTA on the Grams runs first,
     for about as many iterations as the eigendecomposition costs (:func:`eigen_budget`), and
     hands over to ADMM only when its rate predicts as many again: never much more than twice
-    the better of the two. Once computed the eigendecomposition stays with ``q``, so the later
+    the better of the two (``budget``: that many FISTA iterations instead). Once computed
+    the eigendecomposition stays with ``q``, so the later
     fits of a path or of a fold start with ADMM."""
     it, stalled = 0, False
     if not q.eigen_ready():
         W, it, stalled = fista_quadratic(q, penalty, alpha, W, tol=tol, max_iter=max_iter,
                                          check_every=check_every, G0_norm=G0_norm,
-                                         verbose=verbose, crawl_budget=eigen_budget(q))
+                                         verbose=verbose, crawl_budget=budget or eigen_budget(q))
         L_cert = None if penalty.has_dual and alpha > 0 else q.lipschitz()
         if stalled or it >= max_iter or gram_certificate(q, penalty, alpha, W, L_cert,
                                                          G0_norm) <= tol:
