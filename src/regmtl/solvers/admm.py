@@ -10,11 +10,11 @@ For ``min_W q(W) + Omega(W)`` with ``q(W) = sum_t w_t' H_t w_t / 2 - g_t' w_t`` 
     Z \leftarrow \mathrm{prox}_{\Omega / \rho}(\hat W + U), \qquad
     U \leftarrow U + \hat W - Z, \qquad \hat W = r W + (1 - r) Z_{prev},
 
-over-relaxed by ``r = q.relax`` (Eckstein & Bertsekas 1992; 1.6 in row-space form, where it
-took 35-45% fewer iterations on the wide benchmark shapes, 1 in Gram form). A variable of
-``k`` parts summing to W (``W = P + Q``: the sparse + low-rank and robust models) keeps the
-parts in ``Z`` and ``U``; its first step stays exact (:func:`exact_step`), and the prox
-separates over the parts.
+over-relaxed by ``r = q.relax`` (Eckstein & Bertsekas 1992; 1.6 for the squared loss in
+row-space form, where it took 35-45% fewer iterations on the wide benchmark shapes, else 1).
+A variable of ``k`` parts summing to W (``W = P + Q``: the sparse + low-rank and robust
+models) keeps the parts in ``Z`` and ``U``; its first step stays exact (:func:`exact_step`),
+and the prox separates over the parts.
 
 The first step is exact per task, whatever the conditioning of ``H_t`` (collinear columns,
 tasks of five rows): the eigendecomposition of ``H_t`` (Gram form, computed once, so ``rho``

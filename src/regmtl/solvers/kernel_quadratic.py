@@ -29,6 +29,11 @@ __all__ = ["KernelQuadratic", "exact_solves_apply", "kernel_applies", "kernel_qu
 
 #: The kernels may hold at most this many times the numbers the design stores.
 MAX_KERNEL_RATIO = 4.0
+#: ADMM's over-relaxation factor on the squared loss in row-space form
+#: (:func:`kernel_quadratic`): on the wide benchmark shapes (T = 30, p = 1000, trace and
+#: sparse + low rank at alpha_max / 10 and / 100) 35-45% fewer iterations than none (1.8:
+#: more than 1.6). The proximal Newton models (:func:`model_quadratic`) keep none.
+RELAX = 1.6
 
 
 def _stored(data: TaskData) -> int:
@@ -253,10 +258,6 @@ class KernelQuadratic(TaskQuadratic):
     #: fewer iterations than a start at a fixed fraction of the curvature, half as many at
     #: alpha_max / 10.
     RHO_ALPHA = 14.0
-    #: ADMM's over-relaxation factor in row-space form: on the wide benchmark shapes (T = 30,
-    #: p = 1000, trace and sparse + low rank at alpha_max / 10 and / 100) 35-45% fewer
-    #: iterations than none (1.8: more than 1.6).
-    relax = 1.6
     RHO_CLIP = (1e-3, 10.0)
 
     def rho_start(self, alpha: float) -> float:
@@ -275,9 +276,12 @@ class KernelQuadratic(TaskQuadratic):
 def kernel_quadratic(data: TaskData, fit_intercept: bool) -> KernelQuadratic:
     """The squared loss of ``data`` in row-space form, built once per problem, with a
     row-major copy of the centered design (its iterations make many passes)."""
-    return data.memo(("kernel", bool(fit_intercept)),
-                     lambda: KernelQuadratic(data, data.c, data.y, fit_intercept,
-                                             row_copy=True))
+    def make():
+        q = KernelQuadratic(data, data.c, data.y, fit_intercept, row_copy=True)
+        q.relax = RELAX
+        return q
+
+    return data.memo(("kernel", bool(fit_intercept)), make)
 
 
 def exact_solves_apply(data: TaskData) -> bool:
