@@ -390,15 +390,8 @@ def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, m
     check_every = options.get("check_every", 10)
     res = split_admm(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
                      tol=tol, max_iter=max_iter, check_every=check_every, verbose=verbose)
-    left = max_iter - res.n_iter
-    if res.converged or left <= 0 or not data.rows_local:
-        return res
-    # the Gram sums met tol but the data do not (their rounding): FISTA finishes on the data
-    more = proximal_gradient(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
-                             fit_intercept=fit_intercept, tol=tol, max_iter=left,
-                             check_every=check_every, verbose=verbose)
-    more.n_iter += res.n_iter
-    return more
+    return _fista_finish(res, data, datafit, penalty, alpha, ref, fit_intercept, tol, max_iter,
+                         check_every, verbose, None)
 
 
 def _run_parts_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
@@ -407,13 +400,20 @@ def _run_parts_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, 
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     res = parts_admm(data, datafit, penalty, alpha, V, ref=ref, fit_intercept=fit_intercept,
                      tol=tol, max_iter=max_iter, check_every=check_every, verbose=verbose)
+    return _fista_finish(res, data, datafit, penalty, alpha, ref, fit_intercept, tol, max_iter,
+                         check_every, verbose, res.V)
+
+
+def _fista_finish(res, data, datafit, penalty, alpha, ref, fit_intercept, tol, max_iter,
+                  check_every, verbose, V0):
+    """``res`` of an exact-solve row, or, where the Gram sums met tol but the data do not
+    (their rounding), FISTA finishing on the data from it (``V0``: its lifted variable)."""
     left = max_iter - res.n_iter
     if res.converged or left <= 0 or not data.rows_local:
         return res
-    # the Gram sums met tol but the data do not (their rounding): FISTA finishes on the data
     more = proximal_gradient(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=left,
-                             check_every=check_every, verbose=verbose, V0=res.V)
+                             check_every=check_every, verbose=verbose, V0=V0)
     more.n_iter += res.n_iter
     return more
 
