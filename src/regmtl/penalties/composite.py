@@ -485,7 +485,8 @@ class RobustLowRank(_Robust):
     column group lasso).
 
     Solved over the pair ``(P, Q)`` (ADMM for the squared loss, proximal Newton for the
-    logistic loss), certified by a duality gap (the conjugate is the indicator of both dual balls), with
+    logistic loss), certified by a duality gap (the conjugate is the indicator of both dual
+    balls), with
     ``alpha_max = max(||G0||_2, max_t ||G0_:t||_2 / outlier_weight)``. The fitted estimator
     also exposes ``P_`` (the low-rank shared part) and ``Q_`` (the outlier part), T x p like
     ``coef_``, with ``coef_ = P_ + Q_``, and ``outlier_tasks_``: the positions (in
@@ -594,7 +595,8 @@ class RobustFeatures(_Robust):
     column group lasso).
 
     Solved over the pair ``(P, Q)`` (ADMM for the squared loss, proximal Newton for the
-    logistic loss), certified by a duality gap (the conjugate is the indicator of both dual balls), with
+    logistic loss), certified by a duality gap (the conjugate is the indicator of both dual
+    balls), with
     ``alpha_max = max(max_j ||G0_j||_2, max_t ||G0_:t||_2 / outlier_weight)``. The fitted
     estimator also exposes ``P_`` (the shared, row-sparse part) and ``Q_`` (the outlier part),
     T x p like ``coef_``, with ``coef_ = P_ + Q_``, and ``outlier_tasks_``: the positions (in
