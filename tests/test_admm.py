@@ -25,7 +25,7 @@ from sklearn.exceptions import ConvergenceWarning
 import regmtl as rm
 from regmtl.solvers import admm, reference, solve
 from regmtl.solvers.kernel_quadratic import KernelQuadratic, kernel_applies
-from regmtl.solvers.policy import choose_solver
+from regmtl.solvers.policy import Problem, check_requirements, choose_solver
 from regmtl.solvers.quadratic import TaskQuadratic
 from regmtl.solvers.splitting import solve_form
 
@@ -160,13 +160,16 @@ def test_requirements_name_what_is_missing():
     data = rm.as_task_data(Xs, ys)
     ref = reference(data, rm.Quadratic(), True)
     W0 = np.zeros((30, 4))
-    with pytest.raises(ValueError, match="penalty of W itself.*SparseLowRank"):
-        admm(data, rm.Quadratic(), rm.SparseLowRank(), 0.1, W0, ref.b0, ref=ref)
+    # a penalty of parts summing to W runs ADMM over the parts (tests/test_parts_admm.py)
+    res = admm(data, rm.Quadratic(), rm.SparseLowRank(), 0.1, W0, ref.b0, ref=ref)
+    assert res.converged and res.V.shape == (2, 30, 4)
     yc = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]
     cdata = rm.as_task_data(Xs, yc)
     with pytest.raises(ValueError, match="squared loss, not the logistic"):
         solve(cdata.encode_binary(), rm.Logistic(), rm.Trace(), 0.1, solver="admm")
-    assert choose_solver(data, rm.Quadratic(), rm.SparseLowRank(), 0.1) == "fista"
+    assert choose_solver(data, rm.Quadratic(), rm.SparseLowRank(), 0.1) == "admm"
+    with pytest.raises(ValueError, match="parts summing to W.*Trace"):
+        check_requirements("parts_admm", Problem(data, rm.Quadratic(), rm.Trace(), 0.1, 1e-4))
 
 
 def test_well_conditioned_long_tasks_never_pay_for_the_eigendecomposition():

@@ -462,10 +462,10 @@ def test_names_defaults_and_solver_route():
     Xs, ys = problem("robust_features", "squared", 11)
     data = rm.as_task_data(Xs, ys)
     for pen in PENALTIES.values():
-        # as SparseLowRank: proximal gradient over (P, Q) in Gram form (Newton for logistic)
-        assert choose_solver(data, rm.Quadratic(), pen, 0.1) == "fista"
+        # as SparseLowRank: ADMM over (P, Q) with exact solves (Newton for logistic)
+        assert choose_solver(data, rm.Quadratic(), pen, 0.1) == "admm"
         assert penalty_solver(rm.Logistic(), pen) == "fista"
-        for solver in ("bcd", "admm", "cg"):
+        for solver in ("bcd", "cg"):
             with pytest.raises(ValueError, match=repr(solver)):
                 choose_solver(data, rm.Quadratic(), pen, 0.1, solver=solver)
         assert pen.has_dual and not pen.distributable

@@ -318,8 +318,8 @@ class SparseLowRank(_Decomposition):
     deviations (the trace-norm model). Pick it when the tasks share latent structure but a
     few tasks or features do not follow it.
 
-    Solved by FISTA over the pair ``(P, Q)``, certified by a duality gap (the conjugate is
-    the indicator of both dual balls), with
+    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, else FISTA), certified by a
+    duality gap (the conjugate is the indicator of both dual balls), with
     ``alpha_max = max(||G0||_2, max_jt |G0_jt| / sparse_weight)``. The fitted estimator also
     exposes ``P_`` (the sparse part) and ``Q_`` (the low-rank part), T x p like ``coef_``,
     with ``coef_ = P_ + Q_``.
@@ -484,8 +484,9 @@ class RobustLowRank(_Robust):
     (``Q = 0``), :math:`\gamma \leq 1/\sqrt{T}` makes every task an outlier (``P = 0``, the
     column group lasso).
 
-    Solved by FISTA over the pair ``(P, Q)`` (proximal Newton over it for the logistic loss),
-    certified by a duality gap (the conjugate is the indicator of both dual balls), with
+    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, proximal Newton for the
+    logistic loss), certified by a duality gap (the conjugate is the indicator of both dual
+    balls), with
     ``alpha_max = max(||G0||_2, max_t ||G0_:t||_2 / outlier_weight)``. The fitted estimator
     also exposes ``P_`` (the low-rank shared part) and ``Q_`` (the outlier part), T x p like
     ``coef_``, with ``coef_ = P_ + Q_``, and ``outlier_tasks_``: the positions (in
@@ -593,8 +594,9 @@ class RobustFeatures(_Robust):
     (``Q = 0``), :math:`\gamma \leq 1/\sqrt{T}` makes every task an outlier (``P = 0``, the
     column group lasso).
 
-    Solved by FISTA over the pair ``(P, Q)`` (proximal Newton over it for the logistic loss),
-    certified by a duality gap (the conjugate is the indicator of both dual balls), with
+    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, proximal Newton for the
+    logistic loss), certified by a duality gap (the conjugate is the indicator of both dual
+    balls), with
     ``alpha_max = max(max_j ||G0_j||_2, max_t ||G0_:t||_2 / outlier_weight)``. The fitted
     estimator also exposes ``P_`` (the shared, row-sparse part) and ``Q_`` (the outlier part),
     T x p like ``coef_``, with ``coef_ = P_ + Q_``, and ``outlier_tasks_``: the positions (in

@@ -264,7 +264,9 @@ def admm(
     datafit : Datafit
         The squared loss, :class:`~regmtl.Quadratic`.
     penalty : Penalty
-        A penalty of W itself (no lifted variable).
+        A penalty of W itself, or of parts summing to W (``SparseLowRank``,
+        ``RobustLowRank``, ``RobustFeatures``: ADMM over the parts, each task's quadratic of
+        their sum solved exactly).
     alpha : float
         Overall strength, >= 0.
     W : ndarray of shape (p, T)

@@ -331,6 +331,9 @@ class TaskQuadratic:
     #: (measured on the long benchmark shape and School's trace-norm path: 17% fewer
     #: iterations than at 1, 25% fewer than at 3).
     rho_scale = 0.3
+    #: ADMM's over-relaxation factor (none here; the squared loss in row-space form sets
+    #: :data:`~regmtl.solvers.kernel_quadratic.RELAX`).
+    relax = 1.0
 
     def rho_start(self, alpha: float) -> float:  # noqa: ARG002 - the Gram form ignores alpha
         """Where ADMM starts its penalty parameter: :attr:`rho_scale` times

@@ -84,7 +84,8 @@ def solve(
     b0 : ndarray of shape (T,), optional
         Starting intercepts; those of W = 0 by default.
     V0 : ndarray, optional
-        Starting lifted variable (``Dirty``, ``SparseLowRank``; FISTA only).
+        Starting lifted variable (``SparseLowRank`` and the robust models: FISTA and ADMM over
+        the parts).
     theta0 : ndarray of shape (n_obs,), optional
         A starting dual point (``SolverResult.theta`` of a path's previous point), for the
         rows that iterate on one (the pinball loss's primal-dual row); ignored by the others.

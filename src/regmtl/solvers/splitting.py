@@ -13,25 +13,10 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .admm import minimize_quadratic
 from .certificates import Reference, certify
-from .kernel_quadratic import kernel_applies, kernel_quadratic
-from .quadratic import TaskQuadratic, quadratic_applies, task_quadratic
+from .kernel_quadratic import exact_solves_apply, solve_form
 from .result import SolverResult
 
 __all__ = ["admm", "exact_solves_apply", "solve_form"]
-
-
-def exact_solves_apply(data: TaskBlocks) -> bool:
-    """Each task's quadratic can be solved exactly at every step: Gram form
-    (:func:`~regmtl.solvers.quadratic.quadratic_applies`) or row-space form
-    (:func:`~regmtl.solvers.kernel_quadratic.kernel_applies`)."""
-    return quadratic_applies(data) or kernel_applies(data)
-
-
-def solve_form(data: TaskBlocks, fit_intercept: bool) -> TaskQuadratic:
-    """The data term's quadratic in the form its exact solves take (kept with the problem)."""
-    if quadratic_applies(data):
-        return task_quadratic(data, fit_intercept)
-    return kernel_quadratic(data, fit_intercept)
 
 
 def admm(
