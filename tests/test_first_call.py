@@ -189,3 +189,61 @@ def test_a_twin_declines_what_it_does_not_cover():
                                 np.zeros((2, 2)), np.ones(4), W, np.ones((2, 2)), 0.1, 3.0,
                                 MCP_ROWS, np.arange(2), np.zeros(2), np.zeros(2))
     assert out is NotImplemented
+
+
+RENT = """
+import json
+import numpy as np
+import regmtl as rm
+rng = np.random.default_rng(1)
+X = rng.standard_normal((120, 20)); task = rng.integers(0, 3, 120)
+y = X[:, :2] @ np.ones(2) + rng.standard_normal(120)
+for alpha in (0.2, 0.1, 0.05):
+    rm.MultiTaskRegressor("l21", alpha=alpha).fit(X, y, task=task)
+print(json.dumps(rm._jit._Rent.spent))
+"""
+
+
+def test_the_rent_is_counted_in_work_not_wall_time():
+    """Two fresh processes running the same fits count the same rent to the last bit, so the
+    fit that hands over to the compiled kernels is the same on a loaded machine as on an idle
+    one (a rent in measured seconds made it depend on the load)."""
+    first, second = _fresh(RENT), _fresh(RENT)
+    assert first > 0.0
+    assert first == second
+
+
+def test_a_solve_keeps_the_path_it_started_on():
+    """The rent running out in the middle of a solve does not switch its kernels: the fit
+    equals the all-twins fit bit for bit."""
+    X, y, task = _problem(3, 200, 30, 5, np.float64, "C")
+    with _jit.use_twins(True):
+        twins = rm.MultiTaskRegressor("l21", alpha=0.01, tol=1e-8).fit(X, y, task=task)
+    saved = (_jit._Rent.spent, _jit._Rent.bought, _jit.rent_seconds)
+    try:
+        _jit._Rent.spent, _jit._Rent.bought = 0.0, False
+        _jit.rent_seconds = 0.02  # spent after about 20 of the solve's 250 kernel calls
+        held = rm.MultiTaskRegressor("l21", alpha=0.01, tol=1e-8).fit(X, y, task=task)
+    finally:
+        _jit._Rent.spent, _jit._Rent.bought, _jit.rent_seconds = saved
+    np.testing.assert_array_equal(held.coef_, twins.coef_)
+    np.testing.assert_array_equal(held.intercept_, twins.intercept_)
+
+
+def test_regmtl_kernels_fixes_the_path(monkeypatch):
+    """REGMTL_KERNELS=numba runs the compiled kernels from the first call (the same numbers
+    in every process whatever ran before); an unknown value is refused naming it."""
+    X, y, task = _problem(4, 150, 20, 3, np.float64, "C")
+    with _jit.use_twins(False):
+        compiled = rm.MultiTaskRegressor("l21", alpha=0.05, tol=1e-8).fit(X, y, task=task)
+    monkeypatch.setenv("REGMTL_KERNELS", "numba")
+    saved = (_jit._Rent.spent, _jit._Rent.bought)
+    try:
+        _jit._Rent.spent, _jit._Rent.bought = 0.0, False
+        env = rm.MultiTaskRegressor("l21", alpha=0.05, tol=1e-8).fit(X, y, task=task)
+    finally:
+        _jit._Rent.spent, _jit._Rent.bought = saved
+    np.testing.assert_array_equal(env.coef_, compiled.coef_)
+    monkeypatch.setenv("REGMTL_KERNELS", "fast")
+    with pytest.raises(ValueError, match="REGMTL_KERNELS='fast'"):
+        rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, y, task=task)

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from .._jit import kernel_scope
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
@@ -147,28 +148,29 @@ def solve(
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     penalty.check(data.n_features, data.n_tasks)
-    datafit = datafit.bind(data)
-    balanced = balanced_solve(  # data far from 1 in magnitude: the same problem scaled
-        solve, data, datafit, penalty, alpha, solver=solver, W0=W0, b0=b0, V0=V0,
-        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref, verbose=verbose,
-        options=options, tighten_warm=tighten_warm, theta0=theta0)
-    if balanced is not None:
-        return balanced
-    ref = ref if ref is not None else reference(data, datafit, fit_intercept)
-    live = live_features(data)
-    if live is None:
-        res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
-                           tol, max_iter, ref, verbose, options, tighten_warm, theta0)
-    else:  # features zero on every row: their rows of W are zero, solved without them
-        res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
-                           None if W0 is None else np.asarray(W0)[live],
-                           b0, None if V0 is None else np.asarray(V0)[..., live, :],
-                           fit_intercept, tol, max_iter, restricted_reference(ref, live),
-                           verbose, options, tighten_warm, theta0)
-        res = expanded(res, live)
-    if not res.converged:
-        warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
-    return res
+    with kernel_scope():  # one path (NumPy twins or compiled kernels) for the whole solve
+        datafit = datafit.bind(data)
+        balanced = balanced_solve(  # data far from 1 in magnitude: the same problem scaled
+            solve, data, datafit, penalty, alpha, solver=solver, W0=W0, b0=b0, V0=V0,
+            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref, verbose=verbose,
+            options=options, tighten_warm=tighten_warm, theta0=theta0)
+        if balanced is not None:
+            return balanced
+        ref = ref if ref is not None else reference(data, datafit, fit_intercept)
+        live = live_features(data)
+        if live is None:
+            res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
+                               tol, max_iter, ref, verbose, options, tighten_warm, theta0)
+        else:  # features zero on every row: their rows of W are zero, solved without them
+            res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
+                               None if W0 is None else np.asarray(W0)[live],
+                               b0, None if V0 is None else np.asarray(V0)[..., live, :],
+                               fit_intercept, tol, max_iter, restricted_reference(ref, live),
+                               verbose, options, tighten_warm, theta0)
+            res = expanded(res, live)
+        if not res.converged:
+            warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
+        return res
 
 
 def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
