@@ -43,6 +43,21 @@ def test_import_loads_no_heavy_module():
     assert loaded <= base & {"pandas", "scipy.stats"}, loaded
 
 
+def test_import_loads_no_solver_module():
+    """The solver modules (the table, its runners) and sklearn.metrics load with the first
+    solve, not with ``import regmtl``; the package's entries are still the functions."""
+    code = ("import json, sys, regmtl\n"
+            "before = sorted(m for m in sys.modules if m.startswith('regmtl.solvers.')\n"
+            "                or m == 'sklearn.metrics')\n"
+            "import regmtl.solvers as s, regmtl.solvers.bcd, regmtl.solvers.admm\n"
+            "print(json.dumps([before, [callable(s.bcd), callable(s.admm), callable(s.fista),\n"
+            "                            s.solve.__module__, s.bcd.__module__]]))")
+    before, entries = _fresh(code)
+    assert not {"regmtl.solvers.policy", "regmtl.solvers.solve", "regmtl.solvers.bcd",
+                "regmtl.solvers.entries", "sklearn.metrics"} & set(before), before
+    assert entries == [True, True, True, "regmtl.solvers.solve", "regmtl.solvers.entries"]
+
+
 def test_public_names_stay():
     """The lazily imported names are the same objects as their modules'."""
     from regmtl.compare import compare

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -37,7 +36,7 @@ from .problem import (
     make_datafit,
     source_blocks,
 )
-from .solvers import SOLVERS, solve
+from .solvers.names import SOLVERS
 from .solvers.zero_stationary import warn_zero_stationary
 from .task_alpha import resolve_alpha, solve_task_alphas
 from .taskdata import TaskData, intercept_shift, shift_columns
@@ -249,6 +248,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         kwargs = dict(solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
                       tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
                       options=self.solver_options, tighten_warm=not same)
+        from .solvers.solve import solve  # the solver modules load with the first fit
+
         if alphas is None:
             res = solve(data, datafit, penalty, alpha, **kwargs)
             if penalty.nonconvex and not np.any(res.W):  # stationary, perhaps not the best
@@ -673,6 +674,8 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
         few = np.flatnonzero(data.task_sums((w > 0).astype(np.float64)) < 2)
         if few.size:  # fewer than two samples: scikit-learn's warning and NaN
+            from sklearn.metrics import r2_score  # imported where needed: a fit needs none
+
             segs = list(data.segments())
             for t in few:
                 s_, w_ = segs[t]

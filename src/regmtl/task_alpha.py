@@ -36,7 +36,6 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .datafits import Datafit
 from .penalties import Penalty
-from .solvers import solve
 from .solvers.certificates import Certificate, dual_point, reference
 from .solvers.result import SolverResult
 from .taskdata import TaskData
@@ -144,6 +143,8 @@ def solve_task_alphas(data: TaskData, datafit: Datafit, penalty: Penalty, alphas
     # the weighted problem's gap is sum_t factor_t gap_t, the asked one's sum_t gap_t: where
     # the tasks with large factors dominate the first, tol is tightened by what is missing
     tol_w, n_iter = tol, 0
+    from .solvers.solve import solve  # the solver modules load with the first solve
+
     for _ in range(ROUNDS):
         res = solve(weighted, datafit, penalty, abar, tol=tol_w, fit_intercept=fit_intercept,
                     **kwargs)

@@ -26,12 +26,49 @@ table's rows).
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
+
 from .certificates import Certificate, Reference, certify, reference, rounding_floor
-from .entries import admm, bcd, fista
-from .policy import SOLVERS
+from .names import SOLVERS
 from .result import SolverResult
-from .solve import solve
+
+#: the names imported on first use, by module: a solve imports the solver modules it runs, so
+#: that ``import regmtl`` loads none of them
+_LAZY = {"admm": "entries", "bcd": "entries", "fista": "entries", "solve": "solve"}
 
 __all__ = ["solve", "SolverResult", "Certificate", "Reference", "reference", "certify",
            "rounding_floor",
            "admm", "bcd", "fista", "SOLVERS"]
+
+
+def __getattr__(name: str):
+    """The entries of :data:`_LAZY` and the submodules, imported on first use."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """``regmtl.solvers``: ``bcd`` and ``admm`` stay the public functions when the modules of
+    the same names are imported (as a solve does), as they were when imported eagerly."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

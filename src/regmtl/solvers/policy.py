@@ -40,6 +40,7 @@ from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .linear_program import LP_FORMS, linear_program
 from .low_rank_subspace import subspace_applies, subspace_solve
 from .majorize import majorize_minimize
+from .names import SOLVERS
 from .newton import prox_newton
 from .parts_admm import parts_admm, sums_parts
 from .primal_dual import CHECK, primal_dual
@@ -56,10 +57,6 @@ from .structured_newton import structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
            "choose_solver", "choose_row", "check_requirements", "penalty_solver", "run_solver"]
-
-#: The names a user may pass as ``solver=``.
-SOLVERS = ("auto", "bcd", "fista", "cg", "admm")
-
 
 class Problem(NamedTuple):
     """What a solver is chosen for."""
