@@ -16,6 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# ------------------------------------------------------------------ one kernel path
+# The suite runs every fit on the compiled kernels: a worker's first fits would otherwise run
+# the NumPy twins until their rent is spent, and two fits of one test (or a fit and its
+# reference in a worker process) could take different paths and differ by rounding.
+# tests/test_first_call.py tests the twins themselves (``use_twins``, fresh processes).
+os.environ.setdefault("REGMTL_KERNELS", "numba")
+
 # ------------------------------------------------------------------ the benchmark data
 #: Where the tests read the data sets that do not ship: ``REGMTL_DATA``, as the loaders do
 #: (:func:`regmtl.datasets.get_data_home`), else ``../shared/data`` beside the checkout.
