@@ -80,12 +80,13 @@ clean:
 # The Benchmarks page's figures (docs/benchmarks.rst): `make bench-page` runs the benches below
 # with --record (one JSON file each under bench/results/, bench/_record.py), then draws
 # docs/benchmarks/*.png and docs/benchmarks/figures.inc from them (bench/figures.py); commit
-# both. The defaults are short runs (about 20 minutes on 2 loaded cores); for the full sizes:
-#   make bench-page STRUCTURED_WIDE_FLAGS="--wide --p 1000" STRUCTURED_LONG_FLAGS= \
-#        L21_FLAGS=
+# both. The wide tasks run at issue size (T = 30, p = 1000: about 25 minutes on 2 cores), the
+# others are short runs (about 15 minutes); for the full sizes of those:
+#   make bench-page STRUCTURED_LONG_FLAGS= L21_FLAGS=
 BENCH_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 BENCH_RESULTS := bench/results
-STRUCTURED_WIDE_FLAGS ?= --quick
+STRUCTURED_WIDE_FLAGS ?= --wide --p 1000 --repeats 1 --max-time 60 --no-diagnose \
+	--penalties trace sparse_lowrank clustered mean graph --logistic trace sparse_lowrank
 STRUCTURED_LONG_FLAGS ?= --T 10 --p 50 --n-min 200 --n-max 800 --max-time 10 --budget 3 \
 	--no-diagnose
 L21_FLAGS ?= --quick --scaling-base 400 400 5 --scaling-steps 3
