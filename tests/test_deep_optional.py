@@ -27,4 +27,4 @@ def test_regmtl_imports_without_torch():
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "pip install 'regmtl[deep]'" in out.stdout and "torch==2.13.0" in out.stdout
+    assert 'pip install "regmtl[deep]"' in out.stdout and "torch==2.13.0" in out.stdout

@@ -41,7 +41,8 @@ class DataFileError(ValueError):
 
     Examples
     --------
-    >>>     >>> from regmtl.datasets import DataFileError, read_table
+    >>> import pandas as pd
+    >>> from regmtl.datasets import DataFileError, read_table
     >>> pd.DataFrame({"store": ["a", "a", "b", "b"], "x": [0.5, 1.0, 2.0, 2.5],
     ...               "sales": [1.2, 2.3, 4.1, 5.2]}).to_csv("sales.csv", index=False)
     >>> try:
@@ -195,7 +196,8 @@ def read_table(path: str | os.PathLike[str], *, task_col: Any, target: Any,
 
     Examples
     --------
-    >>>     >>> from regmtl.datasets import read_table
+    >>> import pandas as pd
+    >>> from regmtl.datasets import read_table
     >>> pd.DataFrame({"store": ["a", "a", "a", "b", "b", "b"],
     ...               "x1": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], "x2": [1, 0, 1, 0, 1, 0],
     ...               "sales": [1.2, 2.3, 2.9, 4.1, 5.2, 5.8]}).to_csv("sales.csv", index=False)

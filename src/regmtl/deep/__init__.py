@@ -53,7 +53,7 @@ try:
 except ImportError as exc:  # pragma: no cover - torch is installed where the suite runs
     raise ImportError(
         'regmtl.deep needs PyTorch, which is not installed: pip install "regmtl[deep]" '
-        f"(PyTorch 2.13.0). ({exc})"
+        f"(it installs torch==2.13.0). ({exc})"
     ) from exc
 
 from . import conflict as conflict  # the first import path of the gradient-conflict methods

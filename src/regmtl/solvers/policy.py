@@ -738,7 +738,7 @@ def choose_solver(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
     >>> data = rm.as_task_data(rng.standard_normal((50, 8)), rng.standard_normal((50, 3)))
     >>> pens = (rm.L21(), rm.L2(), rm.MeanRegularized(), rm.Trace(), rm.SparseLowRank())
     >>> [choose_solver(data, rm.Quadratic(), pen, 0.1) for pen in pens]
-    ['bcd', 'direct', 'cg', 'admm', 'fista']
+    ['bcd', 'direct', 'cg', 'admm', 'admm']
     """
     row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
     return SOLVER_TABLE[row].answers
