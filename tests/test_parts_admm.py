@@ -139,3 +139,14 @@ def test_split_penalties_certify_on_school_at_the_defaults(penalty):
         warnings.simplefilter("error", ConvergenceWarning)
         model = rm.MultiTaskRegressor(penalty, alpha=alpha).fit(Xs, ys)
     assert model.n_iter_ < 1000
+
+
+@pytest.mark.parametrize("penalty", [rm.SparseLowRank(), rm.RobustLowRank(), rm.RobustFeatures(),
+                                     rm.Dirty(), rm.Trace(), rm.L21()], ids=repr)
+def test_sums_parts_declares_what_the_parts_do(penalty):
+    """``sums_parts`` is True exactly where the variable is k >= 2 parts with
+    ``compose(spread(G)) = k G`` (checked on a random G to 1e-12)."""
+    G = np.random.default_rng(0).standard_normal((4, 3))
+    k = penalty.spread(np.ones((1, 1))).size
+    sums = k > 1 and np.allclose(penalty.compose(penalty.spread(G)), k * G, rtol=1e-12, atol=0)
+    assert penalty.sums_parts == sums

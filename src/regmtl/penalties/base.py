@@ -203,6 +203,10 @@ class Penalty:
     #: vectors, so a problem restricted to a subspace of W's columns solves it
     #: (``solvers/low_rank_subspace.py``)
     spans_subspace: bool = False
+    #: whether its variable is parts that sum to W (``W = P + Q``, ``compose(spread(G)) =
+    #: k G``): each task's quadratic of the sum is solved exactly by ADMM over the parts
+    #: (``solvers/parts_admm.py``)
+    sums_parts: bool = False
     #: whether the model's alpha carries to the new task's prior; False where the quadratic at
     #: the optimum is not the new task's (tasks ordered in time, nonconvex penalties, a
     #: quadratic weighed by alpha): then it is chosen by cross-validation

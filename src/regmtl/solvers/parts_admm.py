@@ -26,7 +26,7 @@ from .certificates import Reference, certify
 from .kernel_quadratic import solve_form
 from .result import SolverResult
 
-__all__ = ["parts_admm", "sums_parts", "RENT"]
+__all__ = ["parts_admm", "RENT"]
 
 #: In Gram form, FISTA runs this many times :func:`~regmtl.solvers.admm.eigen_budget`
 #: iterations before it may hand over to ADMM: over the parts ADMM gains less per step than on
@@ -35,15 +35,6 @@ __all__ = ["parts_admm", "sums_parts", "RENT"]
 #: on School at alpha_max / 10,000 still certify within the default max_iter (at 6 they do
 #: not).
 RENT = 3
-
-
-def sums_parts(penalty: Penalty) -> bool:
-    """The penalty's variable is ``k >= 2`` parts that sum to W: ``compose(spread(G)) = k G``
-    (checked on a random ``G``)."""
-    G = np.random.default_rng(0).standard_normal((3, 2))
-    k = penalty.spread(np.ones((1, 1))).size
-    return k > 1 and np.allclose(penalty.compose(penalty.spread(G)), k * G, rtol=1e-12,
-                                 atol=0.0)
 
 
 def parts_admm(

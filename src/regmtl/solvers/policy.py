@@ -42,7 +42,7 @@ from .low_rank_subspace import subspace_applies, subspace_solve
 from .majorize import majorize_minimize
 from .names import SOLVERS
 from .newton import prox_newton
-from .parts_admm import parts_admm, sums_parts
+from .parts_admm import parts_admm
 from .primal_dual import CHECK, primal_dual
 from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
@@ -173,8 +173,8 @@ PLAIN_VARIABLE = Requirement(
     on_data=False,
 )
 SUM_OF_PARTS = Requirement(
-    "a penalty of parts summing to W (``W = P + Q``)",
-    lambda pb: sums_parts(pb.penalty),
+    "a penalty of parts summing to W (``W = P + Q``, ``penalty.sums_parts``)",
+    lambda pb: pb.penalty.sums_parts,
     lambda pb, name: (
         f"solver={name!r} needs a penalty of parts summing to W (SparseLowRank, "
         f"RobustLowRank, RobustFeatures), not {pb.penalty!r}: use solver='auto'."),
