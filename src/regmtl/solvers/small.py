@@ -44,15 +44,22 @@ def _rows(indptr: np.ndarray, offset: np.ndarray, n_rows: int):
     return task_of, np.arange(n_rows) - np.repeat(np.asarray(offset), counts)
 
 
+def _task_blocks(indptr: np.ndarray, offset: np.ndarray):
+    """``(t, rows, design rows)`` of each task: its slice of the flat rows and of the design
+    (the design's rows start ``offset[t]`` earlier where tasks share it)."""
+    for t in range(len(indptr) - 1):
+        a, b, o = int(indptr[t]), int(indptr[t + 1]), int(offset[t])
+        yield t, slice(a, b), slice(a - o, b - o)
+
+
 def moments_dense(X, c, indptr, offset, csum, center, features, xm, L):
     """:func:`regmtl.solvers._kernels.moments_dense`."""
     if len(indptr) - 1 > MAX_TASKS:
         return NotImplemented
     feats = np.asarray(features)
-    for t in range(len(indptr) - 1):
-        a, b, o = indptr[t], indptr[t + 1], offset[t]
-        cs, tot = c[a:b], csum[t]
-        Xt = X[a - o : b - o][:, feats]
+    for t, rows, xrows in _task_blocks(indptr, offset):
+        cs, tot = c[rows], csum[t]
+        Xt = X[xrows][:, feats]
         m = (cs @ Xt) / tot if center and tot > 0.0 else np.zeros(len(feats))
         acc = cs @ ((Xt - m) ** 2)
         xm[feats, t] = m
@@ -74,9 +81,8 @@ def gradient_dense(X, indptr, offset, xm, u, features, G):
     if len(indptr) - 1 > MAX_TASKS:
         return NotImplemented
     feats = np.asarray(features)
-    for t in range(len(indptr) - 1):
-        a, b, o = indptr[t], indptr[t + 1], offset[t]
-        G[:, t] = (X[a - o : b - o][:, feats] - xm[feats, t]).T @ u[a:b]
+    for t, rows, xrows in _task_blocks(indptr, offset):
+        G[:, t] = (X[xrows][:, feats] - xm[feats, t]).T @ u[rows]
     return None
 
 
@@ -85,11 +91,10 @@ def residual_dense(X, indptr, offset, xm, z, bc, W, features, R):
     if len(indptr) - 1 > MAX_TASKS:
         return NotImplemented
     feats = np.asarray(features)
-    for t in range(len(indptr) - 1):
-        a, b, o = indptr[t], indptr[t + 1], offset[t]
-        R[a:b] = z[a:b] - bc[t]
+    for t, rows, xrows in _task_blocks(indptr, offset):
+        R[rows] = z[rows] - bc[t]
         if len(feats):
-            R[a:b] -= (X[a - o : b - o][:, feats] - xm[feats, t]) @ W[feats, t]
+            R[rows] -= (X[xrows][:, feats] - xm[feats, t]) @ W[feats, t]
     return None
 
 
@@ -97,10 +102,9 @@ def active_gram(XA, c, indptr, offset, xm, H):
     """:func:`regmtl.solvers._kernels.active_gram` (``H`` accumulated, both triangles)."""
     if len(indptr) - 1 > MAX_TASKS:
         return NotImplemented
-    for t in range(len(indptr) - 1):
-        a, b, o = indptr[t], indptr[t + 1], offset[t]
-        V = XA[a - o : b - o] - xm[:, t]
-        H[t] += (V.T * c[a:b]) @ V
+    for t, rows, xrows in _task_blocks(indptr, offset):
+        V = XA[xrows] - xm[:, t]
+        H[t] += (V.T * c[rows]) @ V
     return None
 
 
