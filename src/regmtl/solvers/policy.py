@@ -48,6 +48,7 @@ from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .quasi_newton import ridge_lbfgs
 from .result import SolverResult
+from .row_space_cg import MAX_TASKS, row_space_applies, row_space_cg
 from .smoothing import smoothed_stages
 from .softmax_newton import SOFTMAX_KINDS, softmax_newton
 from .splitting import admm as split_admm
@@ -113,6 +114,14 @@ LINEAR_PATH = Requirement(
         f"({_penalty_names(_has_operator)}); use solver='auto' for {pb.penalty!r} with the "
         f"{pb.datafit.name} loss."),
     on_data=False,
+)
+ROW_SPACE_COUPLING = Requirement(
+    f"wide tasks (row-space form, at most {MAX_TASKS} tasks) and alpha > 0 with a coupling "
+    "of positive diagonal (a graph with edges)",
+    lambda pb: row_space_applies(pb.data, pb.penalty, pb.alpha),
+    lambda pb, name: (
+        f"solver={name!r} runs in row-space form on wide tasks in memory (fewer rows than "
+        f"features, at most {MAX_TASKS} tasks) with alpha > 0."),
 )
 EXACT_PROX = Requirement(
     "a closed-form prox (``penalty.has_prox``)",
@@ -395,6 +404,12 @@ def _run_cg(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max
                               verbose=verbose)
 
 
+def _run_row_space_cg(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                      max_iter, verbose, V0, options, inner):
+    return row_space_cg(data, datafit, penalty, alpha, W, ref=ref, fit_intercept=fit_intercept,
+                        tol=tol, max_iter=max_iter, verbose=verbose)
+
+
 def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
               verbose, V0, options, inner):
     check_every = options.get("check_every", 10)
@@ -605,6 +620,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_bcd, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS),
         "a row-separable penalty: block coordinate descent over features with working sets, "
         "screening and Anderson extrapolation (proximal Newton for the logistic loss)", "bcd"),
+    "row_space_cg": SolverEntry(
+        _run_row_space_cg, (LINEAR_PATH, ROW_SPACE_COUPLING),
+        "the squared loss with a quadratic task coupling on wide tasks: each task's system "
+        "solved exactly from its kernel, the mean penalty reduced to a system in the mean "
+        "task alone, other couplings by conjugate gradients preconditioned with those "
+        "solves", "cg"),
     "cg": SolverEntry(
         _run_cg, (LINEAR_PATH,),
         "the squared loss with a quadratic task-coupling penalty: the optimum solves a linear "
@@ -646,8 +667,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 #: requirements hold, a named solver the first such row that answers to its name.
 AUTO_ORDER = ("linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
-              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "cg", "admm",
-              "parts_admm", "structured_newton", "subspace", "wide_newton", "fista")
+              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "row_space_cg", "cg",
+              "admm", "parts_admm", "structured_newton", "subspace", "wide_newton", "fista")
 
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
