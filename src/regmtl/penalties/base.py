@@ -207,6 +207,10 @@ class Penalty:
     #: k G``): each task's quadratic of the sum is solved exactly by ADMM over the parts
     #: (``solvers/parts_admm.py``)
     sums_parts: bool = False
+    #: whether ``alpha / 2 tr(W K W^T)`` with ``K = (1 + r) I - 11^T / T`` (every task pulled
+    #: to the mean task): the squared loss on wide tasks reduces to a system in the mean task
+    #: (``solvers/row_space_cg.py``)
+    pulls_to_mean: bool = False
     #: whether the model's alpha carries to the new task's prior; False where the quadratic at
     #: the optimum is not the new task's (tasks ordered in time, nonconvex penalties, a
     #: quadratic weighed by alpha): then it is chosen by cross-validation

@@ -170,6 +170,7 @@ class MeanRegularized(_TaskKernel):
 
     name = "mean"
     _param_names = ("ridge",)
+    pulls_to_mean = True
     transfer_strategy = "mean"
     compare_label = "MTL mean-regularized"
 
@@ -581,6 +582,7 @@ class ClassMean(MeanRegularized):
 
     registered = False
     _param_names = ("ridge", "label")
+    pulls_to_mean = False  # (a mean per class label)
 
     def __init__(self, ridge: float = 0.0, label: Any = ()):
         self.ridge = ridge

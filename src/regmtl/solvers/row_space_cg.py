@@ -47,7 +47,6 @@ import numpy as np
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.base import inner
-from ..penalties.coupling import ClassMean, MeanRegularized
 from ..taskdata import TaskData
 from .certificates import Reference, certify
 from .kernel_quadratic import KernelQuadratic, kernel_applies, kernel_quadratic
@@ -62,17 +61,13 @@ MAX_TASKS = 2000
 SHRINK = 0.1
 
 
-def _reduces_to_mean(penalty: Penalty) -> bool:
-    return isinstance(penalty, MeanRegularized) and not isinstance(penalty, ClassMean)
-
-
 def row_space_applies(data: TaskData, penalty: Penalty, alpha: float) -> bool:
     """The row-space path runs: ``alpha > 0``, wide tasks whose kernels fit in memory
     (:func:`~regmtl.solvers.kernel_quadratic.kernel_applies`), at most :data:`MAX_TASKS`
     tasks, and a coupling of positive diagonal mean (a graph with edges)."""
     if not (alpha > 0 and data.n_tasks <= MAX_TASKS and kernel_applies(data)):
         return False
-    if _reduces_to_mean(penalty):
+    if penalty.pulls_to_mean:
         return True
     return float(np.mean(penalty.kernel_diagonal(data.n_tasks))) > 0
 
@@ -87,7 +82,7 @@ def _mean_cg(data, datafit, penalty, alpha, q: KernelQuadratic, W0, ref, fit_int
              max_iter, verbose):
     """Conjugate gradients on the mean task (module docstring); W kept beside it."""
     T = data.n_tasks
-    beta = alpha * (1.0 + float(penalty.ridge))
+    beta = alpha * (float(penalty.kernel_diagonal(T)[0]) + 1.0 / T)  # alpha (1 + r)
 
     def pulled(v):  # (H_t + beta I)^{-1} v for every task, p x T
         return q.shifted_solve(np.repeat(v[:, None], T, axis=1), beta)
@@ -228,7 +223,7 @@ def row_space_cg(
     """
     alpha = float(alpha)
     q = kernel_quadratic(data, fit_intercept)
-    run = _mean_cg if _reduces_to_mean(penalty) else _coupled_cg
+    run = _mean_cg if penalty.pulls_to_mean else _coupled_cg
     W, b, it, cert, stalled = run(data, datafit, penalty, alpha, q, W, ref, fit_intercept,
                                   tol, max_iter, verbose)
     converged = cert.converged(tol)
