@@ -21,6 +21,7 @@ from numpy.testing import assert_allclose
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
+from regmtl.penalties.coupling import ClassMean
 from regmtl.solvers import row_space_cg as rsc
 from regmtl.solvers.certificates import reference
 from regmtl.solvers.linear import conjugate_gradient
@@ -188,3 +189,24 @@ def test_a_path_of_the_mean_on_wide_tasks_is_certified():
         warnings.simplefilter("error", ConvergenceWarning)
         path = rm.regularization_path(Xs, ys, penalty="mean", alphas=5, tol=1e-8)
     assert len(path.alphas) == 5 and np.all(path.converged)
+
+
+@pytest.mark.parametrize("penalty", [
+    rm.MeanRegularized(), rm.MeanRegularized(ridge=0.4), rm.GraphLaplacian(rm.chain_graph(5)),
+    rm.GraphLaplacian(np.ones((5, 5))), ClassMean(0.0, [0, 1, 0, 1, 1]), rm.Trace(), rm.L2()],
+    ids=repr)
+def test_pulls_to_mean_declares_the_mean_kernel(penalty):
+    """``pulls_to_mean`` is True exactly where ``W K = (1 + r) W - w_bar 1^T`` with
+    ``1 + r = diag(K) + 1 / T`` (checked on a random W to 1e-12)."""
+    T = 5
+    W = np.random.default_rng(0).standard_normal((4, T))
+    mean = False
+    if callable(getattr(penalty, "apply", None)):
+        one_r = penalty.kernel_diagonal(T)[0] + 1.0 / T
+        mean = np.allclose(penalty.apply(W), one_r * W - W.mean(axis=1, keepdims=True),
+                           rtol=1e-12, atol=1e-12)
+    # (a complete graph of equal weights is the mean kernel scaled by 2 T: not declared)
+    if isinstance(penalty, rm.GraphLaplacian):
+        assert not penalty.pulls_to_mean
+    else:
+        assert penalty.pulls_to_mean == mean
