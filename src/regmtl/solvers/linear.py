@@ -12,7 +12,8 @@ penalty's ``apply`` gives ``W K`` (through the mean task, or one sparse product 
 and ``kernel_diagonal`` its diagonal, so memory and time per iteration are O(pT + p nnz(A)).
 Each iteration costs one product with the design and one with its transpose, or, when tasks
 have more rows than features, one product with the per-task Grams. The result is certified
-like every other fit.
+like every other fit. Wide tasks in memory go to :mod:`~regmtl.solvers.row_space_cg` instead
+(each task's system solved exactly from its kernel; the mean reduced to its mean task).
 """
 
 from __future__ import annotations
