@@ -31,11 +31,16 @@ demo: $(STAMP)
 
 # Two pytest processes (pytest-xdist), one BLAS thread each: two processes that each ran two
 # BLAS threads on two cores would stall one another (11 min serial, 8 min this way).
+# "worksteal": each worker starts on one contiguous half of the tests (a module's shared
+# fixtures, such as a fitted comparison or a Dask cluster, are set up once, not once per
+# worker) and takes half of the other's queue when it runs dry (no idle core at the end
+# behind a long queue).
 TEST_WORKERS ?= 2
+TEST_DIST ?= worksteal
 
 test: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) tests
 
 # The property suite (tests/test_properties_*.py) under its long Hypothesis profile: rounds of
 # FUZZ_EXAMPLES random examples per property until FUZZ_SECONDS have passed (the last round is

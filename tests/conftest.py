@@ -216,6 +216,38 @@ A4 = np.array([[0.3, 1.0, 0.5, 0.0],
                [0.0, 0.0, 0.3, 0.0]])
 
 
+#: the running LocalCluster of :func:`dask_process_client` ("client", "stack"), if any
+_DASK_CLUSTER: dict = {}
+
+
+@pytest.fixture
+def dask_process_client():
+    """A ``dask.distributed`` client on a LocalCluster of two worker processes (one thread
+    each). Each start spawns two workers that import the package and load its kernels
+    anew, so one cluster serves every test that asks for it in a row, across modules; it
+    closes after the last of them (:func:`pytest_runtest_teardown`), not idling on."""
+    if not _DASK_CLUSTER:
+        import contextlib
+        import logging
+
+        distributed = pytest.importorskip("dask.distributed")
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        stack = contextlib.ExitStack()
+        cluster = stack.enter_context(distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"))
+        _DASK_CLUSTER.update(client=stack.enter_context(distributed.Client(cluster)),
+                             stack=stack)
+    return _DASK_CLUSTER["client"]
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Close the shared LocalCluster once the next test (if any) does not use it."""
+    if _DASK_CLUSTER and (nextitem is None
+                          or "dask_process_client" not in getattr(nextitem, "fixturenames", ())):
+        _DASK_CLUSTER.pop("stack").close()
+        _DASK_CLUSTER.clear()
+
+
 @pytest.fixture
 def one_torch_thread():
     """Torch on one thread for the test (the deep examples set it too); the rest of the suite

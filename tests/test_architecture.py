@@ -16,6 +16,7 @@ module that holds it (the package's ``__init__`` where that defines it).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -34,6 +35,24 @@ def _name(path: Path) -> str:
 MODULES = {_name(p): p for p in sorted(SRC.rglob("*.py"))}
 
 
+@functools.cache
+def _text(path: Path) -> str:
+    """A source file's text, read once for all the checks."""
+    return path.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A source file's syntax tree, parsed once for all the checks (none of them edits it)."""
+    return ast.parse(_text(path))
+
+
+@functools.cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of a source file's tree (``ast.walk`` order), listed once."""
+    return tuple(ast.walk(_tree(path)))
+
+
 def _target(module: str, is_package: bool, level: int, name: str | None) -> str:
     if level == 0:
         return name or ""
@@ -50,7 +69,7 @@ def _package_names() -> tuple[dict[str, set[str]], dict[str, dict[str, str]]]:
     for mod, path in MODULES.items():
         if path.name != "__init__.py":
             continue
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in _tree(path).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 defined[mod].add(node.name)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -90,8 +109,7 @@ def _imports() -> tuple[dict[str, set[str]], list[tuple[str, str, str]]]:
     edges: dict[str, set[str]] = defaultdict(set)
     private = []
     for mod, path in MODULES.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        for node in _nodes(path):
             if isinstance(node, ast.ImportFrom):
                 src = _target(mod, path.name == "__init__.py", node.level, node.module)
                 if not src.startswith("regmtl"):
@@ -190,8 +208,8 @@ def test_persistence_imports_no_model_family():
 def test_a_long_module_says_why():
     silent = []
     for mod, path in MODULES.items():
-        text = path.read_text(encoding="utf-8")
-        doc = ast.get_docstring(ast.parse(text)) or ""
+        text = _text(path)
+        doc = ast.get_docstring(_tree(path)) or ""
         if text.count("\n") > MAX_LINES and "1,500 lines" not in doc:
             silent.append((mod, text.count("\n")))
     assert silent == []
@@ -201,7 +219,7 @@ def test_a_long_module_says_why():
 def _protocol_names() -> set[str]:
     """The names :class:`~regmtl.blocks.TaskBlocks` and its in-memory part
     :class:`~regmtl.blocks.LocalRows` define (attributes, properties, methods)."""
-    tree = ast.parse((SRC / "blocks.py").read_text(encoding="utf-8"))
+    tree = _tree(SRC / "blocks.py")
     names = set()
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name in ("TaskBlocks", "LocalRows"):
@@ -219,7 +237,7 @@ def _data_reads(path: Path) -> list[tuple[int, str]]:
     name (an alias ``d = data``, a block in ``blockwise``, which is in memory by contract) is
     not seen, nor ``getattr(data, name)`` with a computed name."""
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _nodes(path):
         if not isinstance(node, ast.Attribute):
             continue
         base = node.value
@@ -227,7 +245,7 @@ def _data_reads(path: Path) -> list[tuple[int, str]]:
                 isinstance(base, ast.Attribute) and base.attr == "data"
                 and isinstance(base.value, ast.Name)):
             out.append((node.lineno, node.attr))
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _nodes(path):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id in ("getattr", "hasattr") and node.args
                 and isinstance(node.args[0], ast.Name) and node.args[0].id == "data"
@@ -255,7 +273,7 @@ def _code_lines(pattern: str, skip: tuple[str, ...] = ()) -> list[str]:
     """``file:line`` of the source lines (comments cut) that match ``pattern``."""
     rx = re.compile(pattern)
     return [f"{mod}:{i}" for mod, path in MODULES.items() if mod not in skip
-            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            for i, line in enumerate(_text(path).splitlines(), 1)
             if rx.search(line.split("#")[0])]
 
 
@@ -280,7 +298,7 @@ def _penalty_classes() -> set[str]:
     names = set()
     for mod, path in MODULES.items():
         if mod.startswith("regmtl.penalties"):
-            names |= {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+            names |= {node.name for node in _tree(path).body
                       if isinstance(node, ast.ClassDef)}
     return names - {"Penalty", "BlockStep"}
 
@@ -292,7 +310,7 @@ def test_no_solver_module_names_a_penalty_class():
     assert {"L21", "GraphLaplacian", "NonconvexFusedGroupLasso"} <= classes
     found = []
     for path in sorted((SRC / "solvers").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _nodes(path):
             names = ([node.id] if isinstance(node, ast.Name) else
                      [node.attr] if isinstance(node, ast.Attribute) else
                      [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else [])
@@ -347,7 +365,7 @@ def test_the_deep_half_imports_only_the_input_layers():
 def test_no_class_is_longer_than_the_limit():
     long = []
     for path in sorted(SRC.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in _nodes(path):
             if isinstance(node, ast.ClassDef):
                 n = node.end_lineno - node.lineno + 1
                 if n > MAX_CLASS_LINES:

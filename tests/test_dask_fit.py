@@ -3,7 +3,6 @@ processes): equal to the in-memory fit, rows kept on the workers, lazy predictio
 
 from __future__ import annotations
 
-import logging
 import tracemalloc
 import warnings
 
@@ -22,13 +21,11 @@ P = 4
 FEATURES = [f"x{j}" for j in range(P)]
 
 
-@pytest.fixture(scope="module")
-def client():
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+@pytest.fixture
+def client(dask_process_client):
+    """The session's LocalCluster of worker processes (conftest), shared with the other Dask
+    modules."""
+    return dask_process_client
 
 
 def _frame(T=9, seed=0, binary=False):

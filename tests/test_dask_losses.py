@@ -10,8 +10,6 @@ the same coefficients) on about 150 rows.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,13 +27,11 @@ FEATURES = [f"x{j}" for j in range(P)]
 TOL = 1e-9
 
 
-@pytest.fixture(scope="module")
-def client():
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+@pytest.fixture
+def client(dask_process_client):
+    """The session's LocalCluster of worker processes (conftest), shared with the other Dask
+    modules."""
+    return dask_process_client
 
 
 def _frame(loss, T=4, seed=0):
