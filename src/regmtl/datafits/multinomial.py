@@ -185,7 +185,8 @@ class Multinomial(Datafit):
         ``b``, one intercept per segment): Newton steps with the tasks' ``K x K`` Hessians
         :math:`\sum_i c_i (\mathrm{diag}(p_i) - p_i p_i^T)` (singular along the common shift
         of a task's classes, which changes nothing: solved with ``1 1^T`` added), all tasks
-        at once, each step halved for the tasks whose loss would rise."""
+        at once, each step halved for the tasks whose loss would rise (but not those
+        whose Newton decrement is below the rounding of the loss: they take the full step)."""
         Kmax, n_blocks = self._kmax, self._K.size
         live = np.arange(Kmax)[None, :] < self._K[:, None]
         Y, cg = self._groups(y), self._group_weights(c)
@@ -210,15 +211,21 @@ class Multinomial(Datafit):
             H = np.where(both, H + tot[:, :, None] / self._K[:, None, None], 0.0)
             H += eye[None] * (~live)[:, :, None]  # unused classes: identity
             step = np.linalg.solve(H, np.where(live, g, 0.0)[..., None])[..., 0]
+            # Newton decrement g^T H^-1 g: twice the decrease a full step promises. Below
+            # the rounding of the loss no step can show a decrease, so the line search
+            # cannot judge it: the full step is taken (the quadratic model is exact there).
+            exact = np.sum(np.where(live, g * step, 0.0), axis=1) <= 4e-15 * np.abs(value)
             t = np.ones(n_blocks)
             for _ in range(30):  # halve the blocks whose loss would rise
                 trial = delta + t[:, None] * step
                 new, P_new = losses(F0 + self._per_group(trial))
-                worse = new > value + 1e-15 * np.abs(value)
+                worse = (new > value + 1e-15 * np.abs(value)) & ~exact
                 if not worse.any():
                     break
                 t = np.where(worse, 0.5 * t, t)
             delta, value, P = trial, new, P_new
+            if exact.all() and np.max(np.abs(step)) <= 1e-12:
+                break  # the intercepts move by less than their rounding: done
         shift = delta[live]  # (the segments are the blocks' classes in order)
         S += shift[self._seg_of]
         b += shift
