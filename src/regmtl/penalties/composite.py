@@ -363,6 +363,7 @@ class SparseLowRank(_Decomposition):
     _param_names = ("sparse_weight",)
     transfer_strategy = "subspace"
     compare_label = "MTL sparse + low-rank"
+    spans_subspace_and_entries = True  # Q over a subspace, P over a working set of features
 
     def __init__(self, sparse_weight: float = 1.0):
         self.sparse_weight = sparse_weight
@@ -686,6 +687,7 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
     """
 
     _param_names = ("sparse_weight", "first", "sizes")
+    spans_subspace_and_entries = False  # (its sparse part is grouped over classes)
 
     def __init__(self, sparse_weight: float = 1.0, first: Any = (), sizes: Any = ()):
         self.sparse_weight = sparse_weight
