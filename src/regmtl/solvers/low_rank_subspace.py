@@ -290,6 +290,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         stalls = 0 if cert.relative < 0.9 * best else stalls + 1
         best = min(best, cert.relative)
         if done or step >= max_iter or stalls >= 5:
+            G = None  # (not held beside the iterate formed)
             W, V = start if start is not None else pieces.assemble(g, shape)
             return SolverResult(W, b, max(n_iter, 1), cert, done, V,
                                 stalled=not done and step < max_iter)
