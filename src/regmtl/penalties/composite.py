@@ -40,6 +40,7 @@ from .base import (
 from .class_groups import ClassBlockPenalty
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
+from .working_set import SparseLowRankOnWorkingSet
 
 __all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures", "ClassDirty",
            "ClassSparseLowRank", "ClassRobustLowRank", "ClassRobustFeatures"]
@@ -381,6 +382,12 @@ class SparseLowRank(_Decomposition):
 
     def lift(self, W):
         return np.stack([np.zeros_like(W), W])
+
+    def on_working_set(self, n_entries: int) -> Penalty:
+        """The penalty of ``M = [P_F; C]``, the sparse part's rows on ``n_entries`` features
+        above the low-rank part's coordinates in an orthonormal basis
+        (:class:`~regmtl.penalties.working_set.SparseLowRankOnWorkingSet`)."""
+        return SparseLowRankOnWorkingSet(n_entries, self._weight())
 
     def value(self, V, alpha):
         g = self._weight()

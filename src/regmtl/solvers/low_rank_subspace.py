@@ -23,12 +23,13 @@ never copied nor densified (a sparse X stays sparse).
 Sparse plus low rank (``penalty.spans_subspace_and_entries``: ``alpha (||Q||_* + g ||P||_1)``
 over ``V = (P, Q)``, ``W = P + Q``) is solved the same way with the sparse part restricted to
 a working set F of features: ``P = E_F P_F`` beside ``Q = U C`` makes the problem one on the
-``|F| + k`` features ``[X_F, X U]`` under ``alpha (g ||P_F||_1 + ||C||_*)``
-(:class:`RestrictedSparseLowRank`, a norm with the dual norm ``max(max|G_F| / g,
-||G_U||_2)``). Both parts see the same gradient, so the one pass gives both dual bounds: the
-features with an entry ``|G_jt| > alpha g`` join F (the largest first, at most as many as F
-holds, 32 at least) as the violating directions join U, and the features where P is zero
-leave F.
+``|F| + k`` features ``[X_F, X U]`` under ``alpha (g ||P_F||_1 + ||C||_*)`` (the penalty's
+``on_working_set(|F|)``, a norm with the dual norm ``max(max|G_F| / g, ||G_U||_2)``). Both
+parts see the same gradient, so the one pass gives both dual bounds: the features with an
+entry ``|G_jt| > alpha g`` join F (the largest first, at most as many as F holds, 32 at
+least, while ``|F| + k`` stays within the tasks' mean rows) as the violating directions join
+U, and the features where P is zero leave F. Between the passes the iterate is kept as its
+pieces ``(P_F, C)``: no p x T matrix is formed but the gradient.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import numpy as np
 
 from ..datafits import Datafit
 from ..penalties import Penalty
-from ..penalties.base import NormPenalty, svt
 from ..penalties.spectral import spectral_norm
 from ..taskdata import TaskData
 from .certificates import (
@@ -54,45 +54,13 @@ from .certificates import (
 )
 from .result import SolverResult
 
-__all__ = ["subspace_solve", "subspace_applies", "RestrictedSparseLowRank"]
+__all__ = ["subspace_solve", "subspace_applies"]
 
 #: The basis holds at most this many times T directions; past it, it restarts from W's own.
 MAX_BASIS_RATIO = 4
 #: The sparse part's working set takes at most this many new features in a step, or as many
 #: as it holds where that is more (it at most doubles).
 MIN_NEW_FEATURES = 32
-
-
-class RestrictedSparseLowRank(NormPenalty):
-    r"""Sparse plus low rank on a working set: ``alpha (g ||M_F||_1 + ||M_U||_*)`` on
-    ``M = [M_F; M_U]`` (m x T), whose first ``n_entries`` rows are the sparse part's rows on
-    the working set of features and the rest the low-rank part's coordinates ``C`` in an
-    orthonormal basis U (``||U C||_* = ||C||_*``). A norm, with the dual norm
-    ``max(max|G_F| / g, ||G_U||_2)``; the prox soft-thresholds ``M_F`` and
-    singular-value-thresholds ``M_U``."""
-
-    name = "restricted_sparse_lowrank"
-    distributable = False
-    _param_names = ("n_entries", "sparse_weight")
-
-    def __init__(self, n_entries: int, sparse_weight: float):
-        self.n_entries = int(n_entries)
-        self.sparse_weight = float(sparse_weight)
-
-    def value(self, V: np.ndarray, alpha: float) -> float:
-        k, low = self.n_entries, V[self.n_entries:]
-        nuc = np.linalg.svd(low, compute_uv=False).sum() if low.size else 0.0
-        return float(alpha * (nuc + self.sparse_weight * np.abs(V[:k]).sum()))
-
-    def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
-        k, thr = self.n_entries, step * alpha * self.sparse_weight
-        top = np.sign(V[:k]) * np.maximum(np.abs(V[:k]) - thr, 0.0)
-        return np.vstack([top, svt(V[k:], step * alpha)])
-
-    def dual_norm(self, G: np.ndarray) -> float:
-        k = self.n_entries
-        return float(max(np.abs(G[:k]).max(initial=0.0) / self.sparse_weight,
-                         spectral_norm(G[k:])))
 
 
 def subspace_applies(data: TaskData) -> bool:
@@ -261,7 +229,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
 
     ``restricted_solve(data, penalty, C0, b0, tol, max_iter)`` solves the problem on the
     features ``X U`` (``[X_F, X U]``) under the penalty given (the trace norm, or
-    :class:`RestrictedSparseLowRank`) from ``(C0, b0)`` to the relative gap ``tol`` (the
+    ``penalty.on_working_set(|F|)``) from ``(C0, b0)`` to the relative gap ``tol`` (the
     table's row for it); ``max_iter`` bounds the outer steps and, each, the restricted solve.
     The iteration count returned is that of the restricted solves plus one per outer step (a
     pass over X). Between the passes the iterate is kept as its pieces (no p x T matrix but
@@ -320,7 +288,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         if g is not None:  # P's own rows and the violating ones
             pieces.set_features(np.union1d(F, joining))
         inner_tol = max(0.05 * shrink * cert.relative, 0.3 * tol)
-        small_penalty = penalty if g is None else RestrictedSparseLowRank(pieces.F.size, g)
+        small_penalty = penalty if g is None else penalty.on_working_set(pieces.F.size)
         small = restricted_data(data, pieces.design())
         res = restricted_solve(small, small_penalty, pieces.variable(), b, inner_tol,
                                max_iter)
