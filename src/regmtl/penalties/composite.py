@@ -320,8 +320,10 @@ class SparseLowRank(_Decomposition):
     deviations (the trace-norm model). Pick it when the tasks share latent structure but a
     few tasks or features do not follow it.
 
-    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, else FISTA), certified by a
-    duality gap (the conjugate is the indicator of both dual balls), with
+    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, else FISTA; on wide or sparse
+    tasks with another smooth loss, Q over a growing subspace beside P on a working set of
+    features, each restricted problem in Gram form), certified by a duality gap (the
+    conjugate is the indicator of both dual balls), with
     ``alpha_max = max(||G0||_2, max_jt |G0_jt| / sparse_weight)``. The fitted estimator also
     exposes ``P_`` (the sparse part) and ``Q_`` (the low-rank part), T x p like ``coef_``,
     with ``coef_ = P_ + Q_``.

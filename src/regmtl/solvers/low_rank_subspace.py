@@ -133,16 +133,13 @@ def _parts(penalty: Penalty, W: np.ndarray, V0: np.ndarray | None) -> np.ndarray
     return np.asarray(penalty.lift(W) if V0 is None else V0, dtype=np.float64)
 
 
-def _new_features(G: np.ndarray, bound: float, F: np.ndarray, room: int) -> np.ndarray:
+def _new_features(G: np.ndarray, bound: float, F: np.ndarray) -> np.ndarray:
     """The features outside F with an entry ``|G_jt| > bound``, the largest first, at most
-    ``max(|F|, MIN_NEW_FEATURES)`` and ``room``."""
+    ``max(|F|, MIN_NEW_FEATURES)``."""
     top = np.abs(G).max(axis=1)
     top[F] = 0.0
     new = np.flatnonzero(top > bound)
-    limit = max(min(max(F.size, MIN_NEW_FEATURES), room), 0)
-    if new.size > limit:
-        new = new[np.argsort(-top[new], kind="stable")[:limit]]
-    return np.sort(new)
+    return new[np.argsort(-top[new], kind="stable")[:max(F.size, MIN_NEW_FEATURES)]]
 
 
 def _columns(X, F: np.ndarray) -> np.ndarray:
@@ -273,8 +270,14 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         F = pieces.F if g is None else pieces.F[np.any(pieces.PF != 0.0, axis=1)]
         room = rows - min(U.shape[1] + new.shape[1], cap) - F.size
         joining = (np.zeros(0, dtype=np.intp) if g is None
-                   else _new_features(G, alpha * g, pieces.F, room))
+                   else _new_features(G, alpha * g, pieces.F))
         G = None
+        if joining.size and room <= 0:
+            # P's support outgrows the Gram form of the restricted problems (a small
+            # sparse_weight): the caller goes on from here over the parts themselves
+            W, V = start if start is not None else pieces.assemble(g, shape)
+            return SolverResult(W, b, max(n_iter, 1), cert, False, V, stalled=True)
+        joining = np.sort(joining[:max(room, 0)])
         if new.shape[1] == 0 and joining.size == 0:
             shrink *= 0.1  # what violates lies in the restricted problem: solve it more tightly
         if U.shape[1] + new.shape[1] > cap:  # pruned to its own directions (X U rotated)
