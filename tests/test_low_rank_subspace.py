@@ -331,3 +331,30 @@ def test_spam_sparse_lowrank_fit_is_certified_in_bounded_memory():
     assert np.count_nonzero(m.P_) > 0 and np.any(m.Q_)
     iterate = 8 * Xs[0].shape[1] * len(Xs)
     assert peak <= 3 * data_bytes + 6 * iterate, (peak, data_bytes, iterate)
+
+
+def test_a_sparse_part_past_the_gram_form_hands_over_to_the_parts(monkeypatch, capsys):
+    """A small sparse_weight: P's support outgrows the restricted problems' Gram form (more
+    features than the tasks' mean rows), and the row goes on over the parts from its point:
+    the same certified optimum as proximal gradient over the parts alone."""
+    import regmtl.solvers.policy as policy
+
+    Xs, ys = _slr_data()
+    pen = rm.SparseLowRank(0.02)
+    alpha = 0.05 * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
+    fits = []
+    for row_on in (True, False):
+        if not row_on:
+            monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            fits.append(rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-8, max_iter=50_000,
+                                               verbose=int(row_on)).fit(Xs, ys))
+        if row_on:
+            log = capsys.readouterr().out
+            assert "[subspace]" in log and "[fista]" in log  # (handed over)
+    rows = sum(len(y) for y in ys) // len(ys)
+    assert np.count_nonzero(np.any(fits[0].P_ != 0, axis=0)) > rows // 2
+    assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-7)
+    P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
+    assert fits[0].dual_gap_ <= 1e-8 * P0
