@@ -268,10 +268,15 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         # the features with an entry where the dual bound |G_jt| <= alpha g fails, while the
         # restricted problem keeps its Gram form (no more features than the tasks' mean rows)
         F = pieces.F if g is None else pieces.F[np.any(pieces.PF != 0.0, axis=1)]
-        room = rows - min(U.shape[1] + new.shape[1], cap) - F.size
         joining = (np.zeros(0, dtype=np.intp) if g is None
                    else _new_features(G, alpha * g, pieces.F))
         G = None
+        room = rows - min(U.shape[1] + new.shape[1], cap) - F.size
+        E = None  # the basis pruned to its own directions (X U rotated): past the cap, or to
+        if U.shape[1] + new.shape[1] > cap or (joining.size and room <= 0):  # make room
+            C = pieces.C
+            E = _left_vectors(C, 1e-9 * float(np.linalg.norm(C, 2)) if C.any() else np.inf)
+            room = rows - min(E.shape[1] + new.shape[1], cap) - F.size
         if joining.size and room <= 0:
             # P's support outgrows the Gram form of the restricted problems (a small
             # sparse_weight): the caller goes on from here over the parts themselves
@@ -280,10 +285,8 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         joining = np.sort(joining[:max(room, 0)])
         if new.shape[1] == 0 and joining.size == 0:
             shrink *= 0.1  # what violates lies in the restricted problem: solve it more tightly
-        if U.shape[1] + new.shape[1] > cap:  # pruned to its own directions (X U rotated)
-            C = pieces.C
-            pieces.rotate(_left_vectors(C, 1e-9 * float(np.linalg.norm(C, 2)) if C.any()
-                                        else np.inf))
+        if E is not None:
+            pieces.rotate(E)
         pieces.extend(new[:, :max(cap - pieces.U.shape[1], 1)])
         if start is not None and g is None:  # the trace norm's start, in the first basis
             pieces.C = pieces.U.T @ start[0]
