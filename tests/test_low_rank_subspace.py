@@ -63,6 +63,31 @@ def _bag_of_words(seed=0, p=20_000, sizes=(60, 80, 70), density=0.004):
     return Xs, ys
 
 
+def _spam():
+    """Spam's users (labels +-1) and the bytes of their sparse designs; skipped without it."""
+    from regmtl.datasets import load_spam
+
+    try:
+        bunch = load_spam(data_home=DATA) if DATA.is_dir() else None
+    except (OSError, ValueError, TypeError):
+        bunch = None
+    if bunch is None:
+        pytest.skip(f"spam data absent from {DATA} (set REGMTL_DATA)")
+    Xs, ys = bunch["X"], [np.where(y > 0, 1.0, -1.0) for y in bunch["y"]]
+    return Xs, ys, sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in Xs)
+
+
+def _fit_with_peak(penalty, alpha, Xs, ys):
+    """A classifier fitted at tol 1e-6, and the peak of what the fit allocated
+    (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        m = rm.MultiTaskClassifier(penalty, alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
+        return m, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _entropy(a):
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.nan_to_num(a * np.log(a)) - np.nan_to_num((1 - a) * np.log(1 - a))
@@ -147,12 +172,7 @@ def test_sparse_design_is_never_densified():
     alpha = 0.05 * rm.alpha_max(Xs, ys, penalty="trace", loss="logistic")
     dense_bytes = 8 * sum(X.shape[0] for X in Xs) * Xs[0].shape[1]
     rm.MultiTaskClassifier("trace", alpha=alpha, tol=1e-6).fit(Xs, ys)  # (compiled first)
-    tracemalloc.start()
-    try:
-        m = rm.MultiTaskClassifier("trace", alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    m, peak = _fit_with_peak("trace", alpha, Xs, ys)
     assert peak < dense_bytes / 4, (peak, dense_bytes)
     P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
     assert m.dual_gap_ <= 1e-6 * P0
@@ -160,23 +180,9 @@ def test_sparse_design_is_never_densified():
 
 
 def test_spam_trace_fit_is_certified_in_bounded_memory():
-    from regmtl.datasets import load_spam
-
-    try:
-        bunch = load_spam(data_home=DATA) if DATA.is_dir() else None
-    except (OSError, ValueError, TypeError):
-        bunch = None
-    if bunch is None:
-        pytest.skip(f"spam data absent from {DATA} (set REGMTL_DATA)")
-    Xs, ys = bunch["X"], [np.where(y > 0, 1.0, -1.0) for y in bunch["y"]]
-    data_bytes = sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in Xs)
+    Xs, ys, data_bytes = _spam()
     alpha = rm.alpha_max(Xs, ys, penalty="trace", loss="logistic") / 10
-    tracemalloc.start()
-    try:
-        m = rm.MultiTaskClassifier("trace", alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    m, peak = _fit_with_peak("trace", alpha, Xs, ys)
     P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
     assert m.dual_gap_ <= 1e-6 * P0
     iterate = 8 * Xs[0].shape[1] * len(Xs)
@@ -289,12 +295,7 @@ def test_sparse_lowrank_on_a_sparse_design_is_never_densified():
     alpha = 0.05 * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
     dense_bytes = 8 * sum(X.shape[0] for X in Xs) * Xs[0].shape[1]
     rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-6).fit(Xs, ys)  # (compiled first)
-    tracemalloc.start()
-    try:
-        m = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    m, peak = _fit_with_peak(pen, alpha, Xs, ys)
     assert peak < dense_bytes / 4, (peak, dense_bytes)
     assert np.count_nonzero(m.P_) > 0
     P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
@@ -308,24 +309,10 @@ def test_spam_sparse_lowrank_fit_is_certified_in_bounded_memory():
     model holds beside them (the parts P and Q, as the solve's lifted variable and as the
     fitted ``P_`` and ``Q_``); the solve itself forms none between its passes but the
     gradient."""
-    from regmtl.datasets import load_spam
-
-    try:
-        bunch = load_spam(data_home=DATA) if DATA.is_dir() else None
-    except (OSError, ValueError, TypeError):
-        bunch = None
-    if bunch is None:
-        pytest.skip(f"spam data absent from {DATA} (set REGMTL_DATA)")
-    Xs, ys = bunch["X"], [np.where(y > 0, 1.0, -1.0) for y in bunch["y"]]
-    data_bytes = sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in Xs)
+    Xs, ys, data_bytes = _spam()
     pen = rm.SparseLowRank(0.15)
     alpha = rm.alpha_max(Xs, ys, penalty=pen, loss="logistic") / 10
-    tracemalloc.start()
-    try:
-        m = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    m, peak = _fit_with_peak(pen, alpha, Xs, ys)
     P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
     assert m.dual_gap_ <= 1e-6 * P0
     assert np.count_nonzero(m.P_) > 0 and np.any(m.Q_)
