@@ -388,7 +388,7 @@ class SparseLowRank(_Decomposition):
     def on_working_set(self, n_entries: int) -> Penalty:
         """The penalty of ``M = [P_F; C]``, the sparse part's rows on ``n_entries`` features
         above the low-rank part's coordinates in an orthonormal basis
-        (:class:`~regmtl.penalties.working_set.SparseLowRankOnWorkingSet`)."""
+        (``penalties/working_set.py``: the problems of the subspace row)."""
         return SparseLowRankOnWorkingSet(n_entries, self._weight())
 
     def value(self, V, alpha):
