@@ -2,7 +2,14 @@
 columns (regmtl.solvers.low_rank_subspace, the table's "subspace" row).
 
 * The row runs for wide tasks (p >= 4 T, fewer rows than features) and sparse bag-of-words
-  designs, not for long tasks (Gram form) nor for a lifted penalty.
+  designs, not for long tasks (Gram form); of the lifted penalties for sparse plus low rank
+  only (``spans_subspace_and_entries``: Q over the subspace, P over a working set of
+  features), with the logistic loss (the squared loss runs ADMM over the parts).
+* Sparse plus low rank on wide logistic tasks (both parts nonzero): the same optimum as cvxpy
+  (objective to 1e-6 relative, W to 1e-4) and as proximal gradient over the parts (the row
+  switched off; objectives to 1e-8 relative, both certified to 1e-9), its duality gap
+  evaluated in NumPy at most tol times P0; a sparse design stays sparse, and on spam a fit
+  at alpha_max / 10 is certified in the trace norm's memory bound plus its two parts.
 * Its optimum is cvxpy's (objective to 1e-6 relative, coefficients and intercepts to 1e-4) and
   its duality gap, evaluated here in NumPy from the binary entropy (the logistic loss's
   conjugate), is at most tol times P0.
@@ -56,6 +63,31 @@ def _bag_of_words(seed=0, p=20_000, sizes=(60, 80, 70), density=0.004):
     return Xs, ys
 
 
+def _spam():
+    """Spam's users (labels +-1) and the bytes of their sparse designs; skipped without it."""
+    from regmtl.datasets import load_spam
+
+    try:
+        bunch = load_spam(data_home=DATA) if DATA.is_dir() else None
+    except (OSError, ValueError, TypeError):
+        bunch = None
+    if bunch is None:
+        pytest.skip(f"spam data absent from {DATA} (set REGMTL_DATA)")
+    Xs, ys = bunch["X"], [np.where(y > 0, 1.0, -1.0) for y in bunch["y"]]
+    return Xs, ys, sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in Xs)
+
+
+def _fit_with_peak(penalty, alpha, Xs, ys):
+    """A classifier fitted at tol 1e-6, and the peak of what the fit allocated
+    (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        m = rm.MultiTaskClassifier(penalty, alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
+        return m, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def _entropy(a):
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.nan_to_num(a * np.log(a)) - np.nan_to_num((1 - a) * np.log(1 - a))
@@ -94,13 +126,28 @@ def test_the_row_runs_wide_and_sparse_tasks_only():
     wide = rm.as_task_data(Xs, ys).encode_binary()
     assert choose_row(wide, logistic, rm.Trace(), 0.01) == "subspace"
     assert choose_row(wide, rm.Quadratic(), rm.Trace(), 0.01) != "subspace"
-    assert choose_row(wide, logistic, rm.SparseLowRank(), 0.01) != "subspace"
+    assert choose_row(wide, logistic, rm.SparseLowRank(), 0.01) == "subspace"
+    assert choose_row(wide, rm.Quadratic(), rm.SparseLowRank(), 0.01) == "parts_admm"
+    assert choose_row(wide, logistic, rm.RobustLowRank(), 0.01) != "subspace"
     Xb, yb = _bag_of_words()
-    assert choose_row(rm.as_task_data(Xb, yb).encode_binary(), logistic, rm.Trace(),
-                      0.01) == "subspace"
+    for pen in (rm.Trace(), rm.SparseLowRank()):
+        assert choose_row(rm.as_task_data(Xb, yb).encode_binary(), logistic, pen,
+                          0.01) == "subspace"
     Xl, yl = make_lists(n_per_task=(40, 60, 90), p=6, loss="logistic")
-    assert choose_row(rm.as_task_data(Xl, yl).encode_binary(), logistic, rm.Trace(),
-                      0.01) != "subspace"
+    for pen in (rm.Trace(), rm.SparseLowRank()):
+        assert choose_row(rm.as_task_data(Xl, yl).encode_binary(), logistic, pen,
+                          0.01) != "subspace"
+
+
+def test_only_sparse_plus_low_rank_declares_a_working_set_of_entries():
+    """The declaration the row reads: the sparse plus low-rank penalty of entries, not its
+    form on the classes' layout (a group per feature and task) nor the other penalties."""
+    from regmtl.penalties import PENALTY_CLASSES
+    from regmtl.penalties.composite import ClassSparseLowRank
+
+    declared = {cls for cls in PENALTY_CLASSES.values() if cls.spans_subspace_and_entries}
+    assert declared == {rm.SparseLowRank}
+    assert not ClassSparseLowRank.spans_subspace_and_entries
 
 
 @pytest.mark.parametrize("ratio", [0.2, 0.02])
@@ -125,12 +172,7 @@ def test_sparse_design_is_never_densified():
     alpha = 0.05 * rm.alpha_max(Xs, ys, penalty="trace", loss="logistic")
     dense_bytes = 8 * sum(X.shape[0] for X in Xs) * Xs[0].shape[1]
     rm.MultiTaskClassifier("trace", alpha=alpha, tol=1e-6).fit(Xs, ys)  # (compiled first)
-    tracemalloc.start()
-    try:
-        m = rm.MultiTaskClassifier("trace", alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    m, peak = _fit_with_peak("trace", alpha, Xs, ys)
     assert peak < dense_bytes / 4, (peak, dense_bytes)
     P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
     assert m.dual_gap_ <= 1e-6 * P0
@@ -138,23 +180,9 @@ def test_sparse_design_is_never_densified():
 
 
 def test_spam_trace_fit_is_certified_in_bounded_memory():
-    from regmtl.datasets import load_spam
-
-    try:
-        bunch = load_spam(data_home=DATA) if DATA.is_dir() else None
-    except (OSError, ValueError, TypeError):
-        bunch = None
-    if bunch is None:
-        pytest.skip(f"spam data absent from {DATA} (set REGMTL_DATA)")
-    Xs, ys = bunch["X"], [np.where(y > 0, 1.0, -1.0) for y in bunch["y"]]
-    data_bytes = sum(x.data.nbytes + x.indices.nbytes + x.indptr.nbytes for x in Xs)
+    Xs, ys, data_bytes = _spam()
     alpha = rm.alpha_max(Xs, ys, penalty="trace", loss="logistic") / 10
-    tracemalloc.start()
-    try:
-        m = rm.MultiTaskClassifier("trace", alpha=alpha, tol=1e-6, max_iter=5000).fit(Xs, ys)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    m, peak = _fit_with_peak("trace", alpha, Xs, ys)
     P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
     assert m.dual_gap_ <= 1e-6 * P0
     iterate = 8 * Xs[0].shape[1] * len(Xs)
@@ -187,3 +215,133 @@ def test_other_smooth_losses_agree_with_the_wide_row(loss, monkeypatch):
                                               max_iter=20_000).fit(Xs, ys))
     assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-8)
     np.testing.assert_allclose(fits[0].coef_, fits[1].coef_, atol=1e-4)
+
+
+G_SLR = 0.4  # sparse_weight: both parts nonzero at the alphas tested
+
+
+def numpy_slr_gap(Xs, ys, P, Q, b, alpha, g):
+    """P - D of the sparse plus low-rank logistic problem (mean loss per task), written here:
+    as :func:`numpy_gap`, the dual point scaled into both balls ``||G||_2 <= alpha`` and
+    ``max|G_jt| <= alpha g``."""
+    primal = alpha * (np.linalg.svd(Q, compute_uv=False).sum() + g * np.abs(P).sum())
+    W, thetas = P + Q, []
+    for t, (X, y) in enumerate(zip(Xs, ys, strict=True)):
+        f = X @ W[:, t] + b[t]
+        primal += np.mean(np.logaddexp(0.0, -y * f))
+        thetas.append(y / (1.0 + np.exp(y * f)) / len(y))
+    G = np.column_stack([X.T @ th for X, th in zip(Xs, thetas, strict=True)])
+    scale = min(1.0, alpha / max(np.linalg.norm(G, 2), np.abs(G).max() / g))
+    dual = sum(np.mean(_entropy(scale * th * len(th) * y))
+               for th, y in zip(thetas, ys, strict=True))
+    return primal - dual
+
+
+def _cvxpy_logistic_slr(Xs, ys, alpha, g):
+    p, T = Xs[0].shape[1], len(Xs)
+    P, Q, b = cp.Variable((p, T)), cp.Variable((p, T)), cp.Variable(T)
+    loss = sum(cp.sum(cp.logistic(cp.multiply(-y, X @ (P[:, t] + Q[:, t]) + b[t]))) / len(y)
+               for t, (X, y) in enumerate(zip(Xs, ys, strict=True)))
+    prob = cp.Problem(cp.Minimize(loss + alpha * (cp.normNuc(Q) + g * cp.sum(cp.abs(P)))))
+    prob.solve(solver=cp.CLARABEL, **CLARABEL_OPTIONS)
+    return (P.value + Q.value), b.value, prob.value
+
+
+def _slr_data():
+    Xs, ys = _wide_logistic(seed=5)
+    rng = np.random.default_rng(7)
+    for t in (0, 3):  # a few entries beside the low-rank signal
+        f = 3.0 * Xs[t][:, 7 + t] + 0.5 * rng.standard_normal(len(ys[t]))
+        ys[t] = np.where(f > 0, 1.0, -1.0)
+    return Xs, ys
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.05])
+def test_wide_logistic_sparse_lowrank_matches_cvxpy_and_proximal_gradient(ratio,
+                                                                         monkeypatch):
+    import regmtl.solvers.policy as policy
+
+    Xs, ys = _slr_data()
+    pen = rm.SparseLowRank(G_SLR)
+    alpha = ratio * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
+    data = rm.as_task_data(Xs, ys).encode_binary()
+    assert choose_row(data, rm.Logistic(), pen, alpha, tol=1e-9) == "subspace"
+    fits = []
+    for row_on in (True, False):
+        if not row_on:
+            monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            fits.append(rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-9,
+                                               max_iter=20_000).fit(Xs, ys))
+    m = fits[0]
+    P, Q = m.P_.T, m.Q_.T
+    assert np.count_nonzero(P) > 0 and np.linalg.svd(Q, compute_uv=False)[0] > 1e-3
+    np.testing.assert_allclose(m.coef_, P.T + Q.T, atol=1e-12)
+    W_cp, b_cp, obj_cp = _cvxpy_logistic_slr(Xs, ys, alpha, G_SLR)
+    assert m.objective_ == pytest.approx(obj_cp, rel=1e-6)
+    np.testing.assert_allclose(m.coef_.T, W_cp, atol=1e-4)
+    np.testing.assert_allclose(m.intercept_, b_cp, atol=1e-4)
+    assert m.objective_ == pytest.approx(fits[1].objective_, rel=1e-8)
+    P0 = reference(data, rm.Logistic(), True).P0
+    assert m.dual_gap_ <= 1e-9 * P0
+    assert numpy_slr_gap(Xs, ys, P, Q, m.intercept_, alpha, G_SLR) <= 1e-8 * P0
+
+
+def test_sparse_lowrank_on_a_sparse_design_is_never_densified():
+    Xs, ys = _bag_of_words()
+    g = 0.05  # (both parts nonzero on these data)
+    pen = rm.SparseLowRank(g)
+    alpha = 0.05 * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
+    dense_bytes = 8 * sum(X.shape[0] for X in Xs) * Xs[0].shape[1]
+    rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-6).fit(Xs, ys)  # (compiled first)
+    m, peak = _fit_with_peak(pen, alpha, Xs, ys)
+    assert peak < dense_bytes / 4, (peak, dense_bytes)
+    assert np.count_nonzero(m.P_) > 0
+    P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
+    assert m.dual_gap_ <= 1e-6 * P0
+    assert numpy_slr_gap(Xs, ys, m.P_.T, m.Q_.T, m.intercept_, alpha, g) <= 1.1e-6 * P0
+
+
+def test_spam_sparse_lowrank_fit_is_certified_in_bounded_memory():
+    """As the trace norm's spam fit, at the bench's sparse_weight 0.15: the bound is the trace
+    norm's (3 times the data plus 3 dense p x T matrices) plus the 3 p x T matrices the
+    model holds beside them (the parts P and Q, as the solve's lifted variable and as the
+    fitted ``P_`` and ``Q_``); the solve itself forms none between its passes but the
+    gradient."""
+    Xs, ys, data_bytes = _spam()
+    pen = rm.SparseLowRank(0.15)
+    alpha = rm.alpha_max(Xs, ys, penalty=pen, loss="logistic") / 10
+    m, peak = _fit_with_peak(pen, alpha, Xs, ys)
+    P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
+    assert m.dual_gap_ <= 1e-6 * P0
+    assert np.count_nonzero(m.P_) > 0 and np.any(m.Q_)
+    iterate = 8 * Xs[0].shape[1] * len(Xs)
+    assert peak <= 3 * data_bytes + 6 * iterate, (peak, data_bytes, iterate)
+
+
+def test_a_sparse_part_past_the_gram_form_hands_over_to_the_parts(monkeypatch, capsys):
+    """A small sparse_weight: P's support outgrows the restricted problems' Gram form (more
+    features than the tasks' mean rows), and the row goes on over the parts from its point:
+    the same certified optimum as proximal gradient over the parts alone."""
+    import regmtl.solvers.policy as policy
+
+    Xs, ys = _slr_data()
+    pen = rm.SparseLowRank(0.02)
+    alpha = 0.05 * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
+    fits = []
+    for row_on in (True, False):
+        if not row_on:
+            monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            fits.append(rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-8, max_iter=50_000,
+                                               verbose=int(row_on)).fit(Xs, ys))
+        if row_on:
+            log = capsys.readouterr().out
+            assert "[subspace]" in log and "[fista]" in log  # (handed over)
+    rows = sum(len(y) for y in ys) // len(ys)
+    assert np.count_nonzero(np.any(fits[0].P_ != 0, axis=0)) > rows // 2
+    assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-7)
+    P0 = reference(rm.as_task_data(Xs, ys).encode_binary(), rm.Logistic(), True).P0
+    assert fits[0].dual_gap_ <= 1e-8 * P0

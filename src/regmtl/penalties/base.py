@@ -203,6 +203,10 @@ class Penalty:
     #: vectors, so a problem restricted to a subspace of W's columns solves it
     #: (``solvers/low_rank_subspace.py``)
     spans_subspace: bool = False
+    #: whether ``alpha (||Q||_* + g ||P||_1)`` over ``V = (P, Q)``, ``g = sparse_weight``
+    #: (sparse plus low rank): solved over a subspace of Q's columns beside a working set
+    #: of P's features, under ``on_working_set(n)`` (``solvers/low_rank_subspace.py``)
+    spans_subspace_and_entries: bool = False
     #: whether its variable is parts that sum to W (``W = P + Q``, ``compose(spread(G)) =
     #: k G``): each task's quadratic of the sum is solved exactly by ADMM over the parts
     #: (``solvers/parts_admm.py``)

@@ -40,6 +40,7 @@ from .base import (
 from .class_groups import ClassBlockPenalty
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import spectral_norm
+from .working_set import SparseLowRankOnWorkingSet
 
 __all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures", "ClassDirty",
            "ClassSparseLowRank", "ClassRobustLowRank", "ClassRobustFeatures"]
@@ -319,8 +320,10 @@ class SparseLowRank(_Decomposition):
     deviations (the trace-norm model). Pick it when the tasks share latent structure but a
     few tasks or features do not follow it.
 
-    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, else FISTA), certified by a
-    duality gap (the conjugate is the indicator of both dual balls), with
+    Solved over the pair ``(P, Q)`` (ADMM for the squared loss, else FISTA; on wide or sparse
+    tasks with another smooth loss, Q over a growing subspace beside P on a working set of
+    features, each restricted problem in Gram form), certified by a duality gap (the
+    conjugate is the indicator of both dual balls), with
     ``alpha_max = max(||G0||_2, max_jt |G0_jt| / sparse_weight)``. The fitted estimator also
     exposes ``P_`` (the sparse part) and ``Q_`` (the low-rank part), T x p like ``coef_``,
     with ``coef_ = P_ + Q_``.
@@ -363,6 +366,7 @@ class SparseLowRank(_Decomposition):
     _param_names = ("sparse_weight",)
     transfer_strategy = "subspace"
     compare_label = "MTL sparse + low-rank"
+    spans_subspace_and_entries = True  # Q over a subspace, P over a working set of features
 
     def __init__(self, sparse_weight: float = 1.0):
         self.sparse_weight = sparse_weight
@@ -380,6 +384,12 @@ class SparseLowRank(_Decomposition):
 
     def lift(self, W):
         return np.stack([np.zeros_like(W), W])
+
+    def on_working_set(self, n_entries: int) -> Penalty:
+        """The penalty of ``M = [P_F; C]``, the sparse part's rows on ``n_entries`` features
+        above the low-rank part's coordinates in an orthonormal basis
+        (``penalties/working_set.py``: the problems of the subspace row)."""
+        return SparseLowRankOnWorkingSet(n_entries, self._weight())
 
     def value(self, V, alpha):
         g = self._weight()
@@ -686,6 +696,7 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
     """
 
     _param_names = ("sparse_weight", "first", "sizes")
+    spans_subspace_and_entries = False  # (its sparse part is grouped over classes)
 
     def __init__(self, sparse_weight: float = 1.0, first: Any = (), sizes: Any = ()):
         self.sparse_weight = sparse_weight

@@ -322,9 +322,11 @@ ROW_SPACE = Requirement(
 )
 
 LOW_RANK_SUBSPACE = Requirement(
-    "a low-rank penalty of W itself (``penalty.spans_subspace``) on wide or sparse tasks "
-    "(no Gram form) with p >= 8 T features, in memory",
-    lambda pb: (pb.penalty.spans_subspace and subspace_applies(pb.data)
+    "a low-rank penalty of W itself (``penalty.spans_subspace``), or sparse plus low rank "
+    "(``penalty.spans_subspace_and_entries``), on wide or sparse tasks (no Gram form) with "
+    "p >= 8 T features, in memory",
+    lambda pb: ((pb.penalty.spans_subspace or pb.penalty.spans_subspace_and_entries)
+                and subspace_applies(pb.data)
                 and not quadratic_applies(pb.data)),
     lambda pb, name: (
         f"solver={name!r} restricts a trace-norm problem to a subspace of W's columns, for "
@@ -470,23 +472,25 @@ def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
 
 def _run_subspace(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                   verbose, V0, options, inner):
-    def restricted(small, C0, b0, small_tol, small_iter):
+    def restricted(small, small_penalty, C0, b0, small_tol, small_iter):
         with warnings.catch_warnings():  # (its shortfall is the outer loop's to judge)
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return inner(small, datafit, penalty, alpha, solver="fista", W0=C0, b0=b0,
+            return inner(small, datafit, small_penalty, alpha, solver="fista", W0=C0, b0=b0,
                          fit_intercept=fit_intercept, tol=small_tol, max_iter=small_iter,
                          tighten_warm=False)
 
     res = subspace_solve(data, datafit, penalty, alpha, W, b, ref=ref,
                          fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                         verbose=verbose, restricted_solve=restricted)
+                         verbose=verbose, restricted_solve=restricted, V0=V0)
     if res.converged or res.n_iter >= max_iter:
         return res
-    # stalled short of tol (rounding of the restricted designs): the wide row finishes
-    more = _run_wide_newton(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
-                            fit_intercept=fit_intercept, tol=tol,
-                            max_iter=max_iter - res.n_iter, verbose=verbose, V0=None,
-                            options=options, inner=inner)
+    # stalled short of tol (rounding of the restricted designs): the wide row finishes (over
+    # the parts, from them, for sparse plus low rank)
+    lifted = penalty.spans_subspace_and_entries
+    more = (_run_fista if lifted else _run_wide_newton)(
+        data, datafit, penalty, alpha, res.W, res.b, ref=ref, fit_intercept=fit_intercept,
+        tol=tol, max_iter=max_iter - res.n_iter, verbose=verbose,
+        V0=res.V if lifted else None, options=options, inner=inner)
     more.n_iter += res.n_iter
     return more
 
@@ -648,10 +652,11 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "fista"),
     "subspace": SolverEntry(
         _run_subspace, (LOW_RANK_SUBSPACE, EXACT_PROX, NEWTON_LOSS, SEPARABLE_MODEL, GRAM_TOL),
-        "the trace norm with a smooth loss other than the squared one on wide or sparse "
-        "tasks: a growing subspace of W's columns (the gradient's directions that violate "
-        "the dual bound), each restricted problem of a few features solved in Gram form and "
-        "the whole certified by its duality gap", "fista"),
+        "the trace norm (or sparse plus low rank) with a smooth loss other than the squared "
+        "one on wide or sparse tasks: a growing subspace of W's columns (the gradient's "
+        "directions that violate the dual bound; beside it a working set of the sparse "
+        "part's features), each restricted problem of a few features solved in Gram form "
+        "and the whole certified by its duality gap", "fista"),
     "wide_newton": SolverEntry(
         _run_wide_newton, (EXACT_PROX, NEWTON_LOSS, SEPARABLE_MODEL, GRAM_TOL, ROW_SPACE,
                            PLAIN_VARIABLE),
