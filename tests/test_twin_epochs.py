@@ -158,3 +158,29 @@ def test_group_radius_matches_the_kernel():
             worst = max(worst, float(np.abs(np.array(d) - want).max() / np.abs(want).max()))
     assert worst < 1e-13, worst
     assert math.isfinite(worst)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_intercept_twin_matches_the_kernel(loss):
+    """All tasks side by side in the twin, one after the other in the kernel: the same
+    intercepts and scores to 1e-12 (the logistic Newton steps from far starts, bracketed,
+    and from the optimum)."""
+    rng = np.random.default_rng(11)
+    code = K.QUADRATIC if loss == "squared" else K.LOGISTIC
+    counts = rng.integers(1, 40, 9)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    N = int(indptr[-1])
+    c = rng.uniform(0.1, 2.0, N)
+    y = rng.standard_normal(N) if loss == "squared" else np.where(rng.random(N) < 0.3, 1.0, -1.0)
+    y[: counts[0]] = 1.0  # a task of one class: its intercept runs off (bracket, doubling)
+    for shift in (0.0, 3.0, -40.0):
+        S0 = rng.standard_normal(N) + shift
+        out = []
+        for fn in (small.update_intercepts, K.update_intercepts.dispatcher):
+            S, b = S0.copy(), np.full(9, 0.5)
+            for _ in range(2):  # the second call starts from the optimum
+                fn(y, c, indptr, S, b, code, 30, 1e-10)
+            out.append((S, b))
+        (St, bt), (Sk, bk) = out
+        np.testing.assert_allclose(bt, bk, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(St, Sk, rtol=1e-12, atol=1e-12)

@@ -224,17 +224,18 @@ def _gram_pass(steps: _BlockSteps, Wk: list, G: np.ndarray, H: np.ndarray):
     """A BCD pass over the rows of ``Wk`` (lists, changed in place) in Gram form: ``G``
     (k x T, changed in place) is the negative gradient, and a change ``d`` of row i moves it
     by ``-H[i] * d`` (``H[i]``, k x T, column i of each task's weighted Gram). Returns
-    ``(D, largest change, last gradient, last change)`` with the changes ``D`` (k x T)."""
-    D = np.zeros(G.shape)
+    ``(rows changed, their changes, largest change, last gradient, last change)``."""
+    rows, changes = [], []
     max_change, gi, d = 0.0, [], []
     for i in range(len(Wk)):
         gi = G[i].tolist()
         d, change = _apply(steps, i, Wk, gi)
         if change > 0.0:
             G -= H[i] * d
-            D[i] = d
+            rows.append(i)
+            changes.append(d)
             max_change = max(max_change, change)
-    return D, max_change, gi, d
+    return rows, changes, max_change, gi, d
 
 
 def _row_pass(steps: _BlockSteps, Wk: list, Xc: np.ndarray, weight: np.ndarray,
@@ -280,21 +281,27 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
         return 0.0
     task_of, rows = _rows(indptr, offset, len(R))
     Xf = X[:, feats] if rows is None else X[np.ix_(rows, feats)]
-    Xc = np.subtract(Xf, xm[feats][:, task_of].T, dtype=np.float64)  # centered, N x k
     weight = ct[task_of] if uniform else c  # each row's weight in the gradient
     steps = _BlockSteps(L[feats], l1, l2, group)
     Wk = W[feats].tolist()
     if k * k * T <= GRAM_ENTRIES:
+        # each task's [V_t | X_t,c^T diag(w_t) R_t] from one product with [X_t,c | R_t]
+        XR = np.empty((len(R), k + 1))
+        np.subtract(Xf, xm[feats][:, task_of].T, out=XR[:, :k])
+        XR[:, k] = R
+        Xc = XR[:, :k]
         Xw = Xc * weight[:, None]
-        G, H = np.empty((k, T)), np.empty((k, k, T))
-        for t in range(T):
-            a, b = int(indptr[t]), int(indptr[t + 1])
-            G[:, t] = Xw[a:b].T @ R[a:b]
-            H[:, :, t] = Xw[a:b].T @ Xc[a:b]
-        D, max_change, gi, d = _gram_pass(steps, Wk, G, H)
-        if max_change > 0.0:
+        VG = np.stack([Xw[a:b].T @ XR[a:b] for a, b in zip(indptr[:-1].tolist(),
+                                                            indptr[1:].tolist(), strict=True)],
+                      axis=-1)  # k x (k + 1) x T
+        rows_changed, changes, max_change, gi, d = _gram_pass(steps, Wk, VG[:, k, :],
+                                                              VG[:, :k, :])
+        if rows_changed:
+            D = np.zeros((k, T))
+            D[rows_changed] = changes
             R -= np.einsum("rk,kr->r", Xc, D[:, task_of])
     else:
+        Xc = np.subtract(Xf, xm[feats][:, task_of].T, dtype=np.float64)  # centered, N x k
         starts = indptr[:-1] if np.all(np.diff(indptr) > 0) else None
         max_change, gi, d = _row_pass(steps, Wk, Xc, weight, task_of, starts, R, T)
     W[feats] = Wk
@@ -330,46 +337,49 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def update_intercepts(y, c, indptr, S, b, loss, max_newton, rtol):
     """:func:`regmtl.solvers._kernels.update_intercepts`: the exact step of the squared loss,
-    the safeguarded Newton steps of the logistic loss, task by task."""
+    the safeguarded Newton steps of the logistic loss; the tasks side by side (each its own
+    steps, bracket and stop, as the kernel takes them task after task)."""
     T = len(indptr) - 1
     if T > MAX_TASKS:
         return NotImplemented
-    for t in range(T):
-        a, e = indptr[t], indptr[t + 1]
-        cs, Ss = c[a:e], S[a:e]
-        tot = cs.sum()
-        if loss == QUADRATIC:
-            d = (cs @ Ss) / tot
-            if d != 0.0:
-                Ss -= d
-                b[t] += d
-            continue
-        ys = y[a:e]
-        delta, lo, hi = 0.0, -np.inf, np.inf
+    task_of = np.repeat(np.arange(T), np.diff(indptr))
+
+    def sums(v):
+        return np.bincount(task_of, weights=v, minlength=T)
+
+    tot = sums(c)
+    if loss == QUADRATIC:
+        with np.errstate(divide="ignore", invalid="ignore"):  # (a task without weight)
+            d = sums(c * S) / tot
+        S -= d[task_of]
+        b += d
+        return None
+    delta = np.zeros(T)
+    lo, hi = np.full(T, -np.inf), np.full(T, np.inf)
+    active = np.ones(T, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
         for _ in range(max_newton):
-            s = _sigmoid(-ys * (Ss + delta))
-            grad = float(cs @ (ys * s))
-            hess = float(cs @ (s * (1.0 - s)))
-            if grad > 0.0:
-                lo = delta
-            else:
-                hi = delta
-            if abs(grad) <= rtol * tot:
-                if hess > 0.0 and abs(grad / hess) <= 1e-6:
-                    delta += grad / hess
+            s = _sigmoid(-y * (S + delta[task_of]))
+            grad, hess = sums(c * y * s), sums(c * s * (1.0 - s))
+            up = grad > 0.0  # the minimizer lies above delta
+            lo = np.where(active & up, delta, lo)
+            hi = np.where(active & ~up, delta, hi)
+            step = np.where(hess > 0.0, grad / hess, np.nan)
+            done = active & (np.abs(grad) <= rtol * tot)
+            # converged: a last, tiny Newton step (exact to rounding there)
+            delta = np.where(done & (np.abs(step) <= 1e-6), delta + step, delta)
+            active &= ~done
+            if not active.any():
                 break
-            nxt = delta + grad / hess if hess > 0.0 else np.nan
-            span = max(1.0, abs(delta))
-            if grad > 0.0 and hi == np.inf and not nxt <= delta + span:
-                nxt = delta + span
-            elif grad <= 0.0 and lo == -np.inf and not nxt >= delta - span:
-                nxt = delta - span
-            if not (lo < nxt < hi):
-                nxt = 0.5 * (lo + hi)
-            if nxt == delta:
+            nxt = delta + step
+            span = np.maximum(1.0, np.abs(delta))  # towards an open side, at most doubling
+            nxt = np.where(up & (hi == np.inf) & ~(nxt <= delta + span), delta + span, nxt)
+            nxt = np.where(~up & (lo == -np.inf) & ~(nxt >= delta - span), delta - span, nxt)
+            nxt = np.where((lo < nxt) & (nxt < hi), nxt, 0.5 * (lo + hi))
+            active &= nxt != delta  # the bracket is down to one float
+            delta = np.where(active, nxt, delta)
+            if not active.any():
                 break
-            delta = nxt
-        if delta != 0.0:
-            Ss += delta
-            b[t] += delta
+    S += delta[task_of]
+    b += delta
     return None
