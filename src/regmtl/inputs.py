@@ -27,8 +27,8 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.utils import check_array
 
 from ._frames import is_frame, is_pandas, is_series, isna
-from .ranges import SCALE_LIMIT, TINY_LIMIT, check_column_scales, column_scales
-from .taskdata import TaskData, set_weights, task_name
+from .ranges import SCALE_LIMIT, TINY_LIMIT, check_column_scales, column_scales, range_scales
+from .taskdata import TaskData, design_range, set_weights, task_name
 
 __all__ = ["as_task_data", "column_target", "factorize", "fill_missing_blocks", "flat_rows"]
 
@@ -265,7 +265,8 @@ def _check_scale(data: TaskData, numeric_y: bool) -> None:
     loss sums (``check_column_scales``), naming the task of the largest
     value in the lists form; regression targets are checked task by task for underflow too."""
     X = data.X
-    scales = column_scales(X)
+    known = design_range(data)  # (one pass over X, kept for the solve's scales)
+    scales = column_scales(X) if known is None else range_scales(*known)
     where = None
     if data.form in ("list", "dict") and np.any(scales > SCALE_LIMIT / np.sqrt(X.shape[0])):
         where = _task_of_largest(data, X, "X")

@@ -9,7 +9,6 @@ all call these, so every entry point refuses the same inputs with the same messa
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["SCALE_LIMIT", "TINY_LIMIT", "check_column_scales", "check_numeric_range",
-           "column_scales"]
+           "column_range", "column_scales", "range_scales"]
 
 #: Largest ``max|v| * sqrt(n_rows)`` accepted: the sums of squares of the loss stay below
 #: 1e300, well inside float64's range (about 1.8e308).
@@ -28,10 +27,58 @@ SCALE_LIMIT = 1e150
 TINY_LIMIT = 1e-150
 
 
+#: entries of the blocks :func:`column_range` reads at a time (they stay in cache while both
+#: reductions read them: one pass over the array's memory)
+RANGE_BLOCK = 1 << 15
+
+
+def column_range(values: np.ndarray, starts: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``(hi, lo)``: the largest and smallest entry of each column of a dense 2-D float array,
+    NaN ignored (NaN where a column holds no number), in the array's dtype.
+
+    ``starts`` (increasing, the first row of each group of rows; every group nonempty) gives
+    them per group, shape (G, p); without it, shape (p,). Without groups the array is read
+    once, in blocks of :data:`RANGE_BLOCK` entries along its memory order that both
+    reductions read while they are in cache; the maximum and minimum do not depend on the
+    order, so the result is exact.
+    """
+    if starts is not None:
+        return np.fmax.reduceat(values, starts, axis=0), np.fmin.reduceat(values, starts, axis=0)
+    n, p = values.shape
+    if n == 0:
+        return np.full(p, np.nan, values.dtype), np.full(p, np.nan, values.dtype)
+    if values.flags.f_contiguous and not values.flags.c_contiguous:  # column blocks
+        hi, lo = np.empty(p, values.dtype), np.empty(p, values.dtype)
+        step = max(1, RANGE_BLOCK // n)
+        for j in range(0, p, step):
+            block = values[:, j : j + step]
+            np.fmax.reduce(block, axis=0, out=hi[j : j + step])
+            np.fmin.reduce(block, axis=0, out=lo[j : j + step])
+        return hi, lo
+    step = max(1, RANGE_BLOCK // max(p, 1))  # row blocks
+    hi, lo = np.fmax.reduce(values[:step], axis=0), np.fmin.reduce(values[:step], axis=0)
+    for i in range(step, n, step):
+        block = values[i : i + step]
+        np.fmax(hi, np.fmax.reduce(block, axis=0), out=hi)
+        np.fmin(lo, np.fmin.reduce(block, axis=0), out=lo)
+    return hi, lo
+
+
+def range_scales(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The largest ``|value|`` of each column from :func:`column_range` (of its groups when
+    2-D), float64, 0 where a column holds no number."""
+    hi, lo = np.asarray(hi, dtype=np.float64), np.asarray(lo, dtype=np.float64)
+    if hi.ndim == 2:
+        hi, lo = np.fmax.reduce(hi, axis=0), np.fmin.reduce(lo, axis=0)
+    return np.nan_to_num(np.maximum(hi, -lo), nan=0.0)
+
+
 def column_scales(values: Any) -> np.ndarray:
     """The largest ``|value|`` of each column (of the whole array when 1-D), NaN ignored.
 
-    Two passes (max and min) and no copy for a dense array; ``|data|`` for a sparse one.
+    One pass (:func:`column_range`) and no copy for a dense float array; two (max and min)
+    for other dtypes; ``|data|`` for a sparse one.
     """
     if sp.issparse(values):
         A = abs(sp.csc_matrix(values))
@@ -43,12 +90,10 @@ def column_scales(values: Any) -> np.ndarray:
         return np.zeros(arr.shape[1] if arr.ndim == 2 else 1)
     if arr.ndim == 1:
         arr = arr[:, None]
-    with warnings.catch_warnings():  # an all-NaN column (missing labels) has scale 0
-        warnings.simplefilter("ignore", RuntimeWarning)
-        hi = np.nanmax(arr, axis=0) if arr.dtype.kind == "f" else arr.max(axis=0)
-        lo = np.nanmin(arr, axis=0) if arr.dtype.kind == "f" else arr.min(axis=0)
-    out = np.maximum(np.asarray(hi, dtype=np.float64), -np.asarray(lo, dtype=np.float64))
-    return np.nan_to_num(out, nan=0.0)
+    if arr.dtype.kind == "f":
+        return range_scales(*column_range(arr))
+    hi, lo = arr.max(axis=0), arr.min(axis=0)
+    return np.maximum(np.asarray(hi, dtype=np.float64), -np.asarray(lo, dtype=np.float64))
 
 
 def check_column_scales(scales: np.ndarray, n_rows: int, name: str,

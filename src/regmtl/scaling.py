@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .ranges import check_numeric_range
+from .ranges import check_numeric_range, range_scales
+from .taskdata import design_range
 
 __all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized", "raw_units"]
 
@@ -282,8 +283,12 @@ def problem_scales(data: Any) -> tuple[float, float]:
     """``max|X|`` and ``max|y|`` of a problem, over the rows that carry weight (``c > 0``), NaN
     ignored (0 where there is no number)."""
     X = data.X
-    ax = float(np.max(np.abs(X.data))) if sp.issparse(X) and X.nnz else (
-        0.0 if sp.issparse(X) or X.size == 0 else float(np.nanmax(np.abs(X))))
+    known = design_range(data) if X.size else None  # (the input checks' pass over X)
+    if known is not None:
+        ax = float(range_scales(*known).max())
+    else:
+        ax = float(np.max(np.abs(X.data))) if sp.issparse(X) and X.nnz else (
+            0.0 if sp.issparse(X) or X.size == 0 else float(np.nanmax(np.abs(X))))
     y = np.asarray(data.y, dtype=np.float64)
     y = y[np.asarray(data.c) > 0] if data.c is not None else y
     ay = float(np.nanmax(np.abs(y))) if y.size else 0.0

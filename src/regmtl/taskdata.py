@@ -29,12 +29,12 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 # the range checks live in regmtl.ranges (their documented path); re-exported here, where
 # they were first released
-from .ranges import check_column_scales, check_numeric_range, column_scales
+from .ranges import check_column_scales, check_numeric_range, column_range, column_scales
 from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 
 __all__ = ["TaskData", "as_labels", "check_column_scales", "check_numeric_range",
-           "column_scales", "intercept_shift", "nbytes", "set_weights", "shift_columns",
-           "task_name", "task_weights"]
+           "column_scales", "design_range", "intercept_shift", "nbytes", "set_weights",
+           "shift_columns", "task_name", "task_weights"]
 
 #: Below this many rows per task on average, the linear maps of a dense stacked design run as
 #: one compiled pass over the rows (a BLAS call per task costs more than its work).
@@ -614,6 +614,31 @@ def intercept_shift(data: Any, W: np.ndarray) -> np.ndarray | float:
     return 0.0 if x_shift is None else (x_shift * W).sum(axis=0)
 
 
+def design_range(data: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(hi, lo)``, the largest and smallest entry of each column of a dense float design,
+    NaN ignored (:func:`~regmtl.ranges.column_range`): per task, (T, p), in the per-task
+    layout when every task has rows, else over all rows, (1, p); None for a sparse design
+    or rows held elsewhere.
+
+    Computed once per problem and kept with it (:meth:`TaskData.memo`): the input checks'
+    column scales, the solve's ``max|X|`` (:func:`~regmtl.scaling.problem_scales`) and the
+    spans of :func:`shift_columns` all read this one pass over X.
+    """
+    if not getattr(data, "rows_local", False) or sp.issparse(data.X) or \
+            np.asarray(data.X).dtype.kind != "f":
+        return None
+
+    def make():
+        X = np.asarray(data.X)
+        if not data.shared and data.n_tasks > 1 and X.shape[0] and \
+                bool(np.all(np.diff(data.indptr) > 0)):
+            return column_range(X, data.indptr[:-1])
+        hi, lo = column_range(X)
+        return hi[None, :], lo[None, :]
+
+    return data.memo("design_range", make)
+
+
 def shift_columns(data: TaskData) -> TaskData:
     r"""The problem with each task's feature columns shifted to their task means, where the
     columns sit far from zero; ``data`` itself otherwise.
@@ -668,10 +693,16 @@ def shift_columns(data: TaskData) -> TaskData:
     starts = data.indptr[:-1]
     if data.shared:
         mean = X.mean(axis=0)[None, :]
-        span = (X.max(axis=0) - X.min(axis=0))[None, :]
     else:
         counts = np.diff(data.indptr).astype(np.float64)[:, None]
         mean = np.add.reduceat(X, starts, axis=0) / counts  # T x p
+    # finite means: no NaN or inf in X, where the ranges ignoring NaN are the plain ones
+    known = design_range(data) if np.isfinite(mean).all() else None
+    if known is not None and known[0].shape[0] == mean.shape[0]:
+        span = known[0] - known[1]
+    elif data.shared:
+        span = (X.max(axis=0) - X.min(axis=0))[None, :]
+    else:
         span = np.maximum.reduceat(X, starts, axis=0) - np.minimum.reduceat(X, starts, axis=0)
     offset = (np.abs(mean) > _OFFSET_RATIO * span) & (span > 0)
     if not offset.any():
