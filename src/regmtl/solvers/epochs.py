@@ -35,11 +35,18 @@ from ._kernels import (
     update_intercepts,
 )
 from .anderson import Anderson
+from .dual_projection import projected_duals
 from .moments import feature_moments
 from .polish import active_newton_step
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
-           "line_search", "run_inner", "weighted_rows", "aligned"]
+           "line_search", "run_inner", "weighted_rows", "aligned", "PROJECT_WITHIN"]
+
+#: The residual moved onto the dual ball's faces (:mod:`~regmtl.solvers.dual_projection`)
+#: comes within a few times the primal's own distance to the optimum, where the scaled
+#: residual can be ten times further: it is built at a check whose scaled gap is within this
+#: factor of the target (further away it would not reach the target, and costs a few passes).
+PROJECT_WITHIN = 8.0
 
 
 class LeastSquaresEpochs:
@@ -227,6 +234,13 @@ class DataInner:
         self._candidates = duals
         return float(RR.sum()), duals
 
+    def projected(self, G: np.ndarray) -> list:
+        """Dual candidates from the residual moved onto the faces of the dual ball it leaves
+        on ``ws`` (:mod:`~regmtl.solvers.dual_projection`; ``G`` its correlations there)."""
+        ls = self.ls
+        return projected_duals(ls.data, ls.c, ls.xm, self.R, G, self.z, self.penalty,
+                               self.alpha, self.ws, ls.gradient)
+
     def newton_cost(self) -> float:
         """What a Newton step on the active set costs, in epochs over the working set: forming
         the k active columns' Grams (``n k^2 / 2``) and solving them (``T k^3 / 3``) against
@@ -348,6 +362,7 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
     last, step = inner.W.copy(), None
     first = None
     gaps, mark = [], 0  # the gaps checked, the epoch of the last Newton step
+    projected = -np.inf  # the epoch of the last projected dual point
     if from_start:
         # the starting point opens both windows (primal iterates, residuals): with K + 1 = 6
         # iterates the first ones close after epoch 5, right before the first gap check,
@@ -379,7 +394,15 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
             new = None
         last, step = W.copy(), new
         if target is not None and (change == 0.0 or e % check_every == 0 or e == budget):
-            gap, *_, G = quadratic_gap(penalty, alpha, inner.W, *inner.gap_terms())
+            RR, duals = inner.gap_terms()
+            gap, *_, G = quadratic_gap(penalty, alpha, inner.W, RR, duals)
+            if (target < gap <= PROJECT_WITHIN * target and e - projected >= 4 * check_every
+                    and hasattr(inner, "projected")):
+                # the scaled residual falls short: the residual moved onto the ball's faces
+                projected = e
+                extra = inner.projected(duals[0][0])
+                if extra:
+                    gap, *_, G = quadratic_gap(penalty, alpha, inner.W, RR, [*duals, *extra])
             if hasattr(inner, "chose"):
                 inner.chose(G)
             # at the rounding floor the gap stops improving: hand back to the outer loop
