@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..penalties import Penalty
-from ..penalties.base import BlockStep
+from ..penalties.base import ENTRYWISE, BlockStep
 from ..taskdata import TaskData
 from ._kernels import (
     QUADRATIC,
@@ -38,6 +38,7 @@ from .anderson import Anderson
 from .dual_projection import projected_duals
 from .moments import feature_moments
 from .polish import active_newton_step
+from .sign_search import STEPS, sign_search, task_grams
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
            "line_search", "run_inner", "weighted_rows", "aligned", "PROJECT_WITHIN"]
@@ -255,6 +256,8 @@ class DataInner:
         """One Newton step on the active set (:mod:`~regmtl.solvers.polish`): a search along it,
         and its residual a dual candidate from then on. False when there is none."""
         ls, ws, c = self.ls, self.ws, self.ls.c
+        if self.signs():
+            return True
         G = np.zeros_like(self.Wfull)
         G[ws] = ls.gradient(c * self.R, ws)
         out = active_newton_step(ls.data, c, ls.xm, self.R, self.Wfull, G, self.penalty,
@@ -273,6 +276,21 @@ class DataInner:
         if not self.try_point(full):
             line_search(self, self.penalty, self.alpha, step[ws])
         return True
+
+    def signs(self) -> bool:
+        """For an entrywise penalty (:func:`~regmtl.solvers.sign_search.sign_search`): the
+        search over sign patterns on ``ws``, from the Grams of its columns; True when it
+        lowered the objective."""
+        ls, ws = self.ls, self.ws
+        l1, l2, kind = ls.params
+        data = ls.data
+        k = len(ws)
+        if kind != ENTRYWISE or l1 <= 0.0 or (
+                float(np.sum(np.diff(data.indptr))) * k * k > 400.0 * data.n_obs * data.n_features):
+            return False
+        Q = task_grams(data, ls.c, ls.xm, ws)
+        G = ls.gradient(ls.c * self.R, ws)
+        return self.try_point(sign_search(Q, G, self.W, l1, l2, STEPS))
 
     def chose(self, G: np.ndarray) -> None:
         """Note which dual candidate (by its ``G``) gave the restricted gap."""
