@@ -230,14 +230,11 @@ def test_mulan_comparisons_certify_every_fit(name, model):
 
 
 @needs_data("mulan_mtr")
-@pytest.mark.xfail(strict=True, raises=ConvergenceWarning,
-                   reason="issue 49 item 4: at the path's end (~120 features active per task on "
-                          "168 rows, collinear columns) coordinate descent closes the "
-                          "gap ~3x per 200-300 epochs and 1-2 of the 36 CV fits end at max_iter")
 def test_mulan_lasso_comparison_certifies_every_fit():
-    """The independent lasso of ``rm.compare`` on atp1d, one split: every CV fit should meet
-    ``tol`` with the defaults (today 1-2 of 36 stop at max_iter = 1000, relative gaps
-    2.7e-4 to 4.4e-4)."""
+    """The independent lasso of ``rm.compare`` on atp1d, one split: every CV fit meets ``tol``
+    with the defaults (1-2 of 36 stopped at max_iter = 1000, relative gaps 2.7e-4 to 4.4e-4,
+    where coordinate descent crawled along collinear columns at the path's end; the search
+    over sign patterns lands on the exact solution)."""
     bunch = load_dataset("mulan/atp1d", data_home=DATA)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)

@@ -235,6 +235,12 @@ class DataInner:
         self._candidates = duals
         return float(RR.sum()), duals
 
+    @property
+    def projects(self) -> bool:
+        """Whether the inner checks build projected dual points: not for an entrywise
+        penalty, whose search over sign patterns (:meth:`signs`) lands on the exact dual."""
+        return self.ls.params.kind != ENTRYWISE
+
     def projected(self, G: np.ndarray) -> list:
         """Dual candidates from the residual moved onto the faces of the dual ball it leaves
         on ``ws`` (:mod:`~regmtl.solvers.dual_projection`; ``G`` its correlations there)."""
@@ -288,9 +294,16 @@ class DataInner:
         if kind != ENTRYWISE or l1 <= 0.0 or (
                 float(np.sum(np.diff(data.indptr))) * k * k > 400.0 * data.n_obs * data.n_features):
             return False
-        Q = task_grams(data, ls.c, ls.xm, ws)
         G = ls.gradient(ls.c * self.R, ws)
-        return self.try_point(sign_search(Q, G, self.W, l1, l2, STEPS))
+        # the active features and those near entering: the others stay at zero
+        W = self.W
+        near = np.flatnonzero(np.any(W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1, axis=1))
+        if len(near) == 0:
+            return False
+        Q = task_grams(data, ls.c, ls.xm, ws[near])
+        Wn = W.copy()
+        Wn[near] = sign_search(Q, G[near], W[near], l1, l2, STEPS)
+        return self.try_point(Wn)
 
     def chose(self, G: np.ndarray) -> None:
         """Note which dual candidate (by its ``G``) gave the restricted gap."""
@@ -415,7 +428,7 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
             RR, duals = inner.gap_terms()
             gap, *_, G = quadratic_gap(penalty, alpha, inner.W, RR, duals)
             if (target < gap <= PROJECT_WITHIN * target and e - projected >= 4 * check_every
-                    and hasattr(inner, "projected")):
+                    and getattr(inner, "projects", False)):
                 # the scaled residual falls short: the residual moved onto the ball's faces
                 projected = e
                 extra = inner.projected(duals[0][0])
