@@ -60,7 +60,9 @@ def test_collinear_school_task_is_certified(penalty):
     best = 0.5 * np.mean(r**2) + 0.01 * np.abs(ref.coef_).sum()
     # the gap is a true bound (and the optimum is scikit-learn's, to rounding)
     assert best * (1 - 1e-13) <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best
-    assert m.objective_ - best <= 1e-6 * best
+    # (within tol of it: the dual point moved onto the ball's faces can certify the first
+    # point within tol, where the scaled residual needed the optimum to rounding)
+    assert m.objective_ - best <= 1e-4 * P0
     assert m.n_iter_ < 200
 
 
