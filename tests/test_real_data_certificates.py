@@ -261,13 +261,13 @@ def test_collinear_lasso_path_end_certifies_at_the_interior_point_optimum():
     interior-point optimum within the reported gap."""
     Xs, ys, _ = _benchmark_set("mulan/atp7d")
     alpha_max = max(float(np.abs((X - X.mean(axis=0)).T @ (y - y.mean())).max()) / len(y)
-                    for X, y in zip(Xs, ys))
+                    for X, y in zip(Xs, ys, strict=True))
     alpha = alpha_max / 1000  # the end of a default path
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model = rm.MultiTaskRegressor("l1", alpha=alpha).fit(Xs, ys)
     P0 = rm.MultiTaskRegressor("l1", alpha=1e12).fit(Xs, ys).objective_
     assert model.dual_gap_ <= 1e-4 * P0
-    best = sum(_lasso_optimum(np.asarray(X), np.asarray(y), alpha) for X, y in zip(Xs, ys))
+    best = sum(_lasso_optimum(np.asarray(X), np.asarray(y), alpha) for X, y in zip(Xs, ys, strict=True))
     assert model.objective_ - model.dual_gap_ <= best * (1 + 1e-8)
     assert best <= model.objective_ * (1 + 1e-8)
