@@ -268,6 +268,7 @@ def test_collinear_lasso_path_end_certifies_at_the_interior_point_optimum():
         model = rm.MultiTaskRegressor("l1", alpha=alpha).fit(Xs, ys)
     P0 = rm.MultiTaskRegressor("l1", alpha=1e12).fit(Xs, ys).objective_
     assert model.dual_gap_ <= 1e-4 * P0
-    best = sum(_lasso_optimum(np.asarray(X), np.asarray(y), alpha) for X, y in zip(Xs, ys, strict=True))
+    best = sum(_lasso_optimum(np.asarray(X), np.asarray(y), alpha)
+               for X, y in zip(Xs, ys, strict=True))
     assert model.objective_ - model.dual_gap_ <= best * (1 + 1e-8)
     assert best <= model.objective_ * (1 + 1e-8)
