@@ -286,27 +286,23 @@ class TaskGramInner:
         """(Residuals are not formed in Gram form: no dual extrapolation.)"""
 
     def newton_cost(self) -> float:
-        """What a call of :meth:`newton` costs, in epochs: ``STEPS`` solves on the k active
-        features per task (``k^3 / 3`` each) against an epoch's ``|S|^2`` per task."""
+        """What a call of :meth:`newton` costs, in epochs (as :meth:`GramInner.newton_cost`)."""
         k = int(np.count_nonzero(np.any(self.W != 0.0, axis=1)))
         return STEPS * k**3 / (3.0 * max(len(self.W), 1) ** 2)
 
     def newton(self) -> bool:
-        """Where epochs crawl, for an entrywise penalty: the search over sign patterns
-        (:func:`~regmtl.solvers.sign_search.sign_search`) on task t's Hessian ``c_t Q``;
-        True when it lowered the objective."""
+        """Where epochs crawl, for an entrywise penalty: the search over sign patterns on
+        each task's Gram ``Qs[t]``; True when it lowered the objective."""
         l1, l2, kind = self.params
         if kind != ENTRYWISE or l1 <= 0.0:
             return False
-        G = self.ct * self.Et.T
+        G = self.Et.T
         near = np.flatnonzero(np.any(self.W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1,
                                                                        axis=1))
         if len(near) == 0:
             return False
-        Qn = self.Q[np.ix_(near, near)]
         W = self.W.copy()
-        W[near] = sign_search(Qn[None] * self.ct[:, None, None], G[near], W[near], l1, l2,
-                              STEPS)
+        W[near] = sign_search(self.Qs[:, near][:, :, near], G[near], W[near], l1, l2, STEPS)
         return self.try_point(W)
 
     def gap_terms(self) -> tuple[float, list]:
