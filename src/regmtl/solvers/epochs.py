@@ -38,7 +38,7 @@ from .anderson import Anderson
 from .dual_projection import projected_duals
 from .moments import feature_moments
 from .polish import active_newton_step
-from .sign_search import STEPS, sign_search, task_grams
+from .sign_search import searched, task_grams
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
            "line_search", "run_inner", "weighted_rows", "aligned", "PROJECT_WITHIN"]
@@ -294,16 +294,9 @@ class DataInner:
         if kind != ENTRYWISE or l1 <= 0.0 or (
                 float(np.sum(np.diff(data.indptr))) * k * k > 400.0 * data.n_obs * data.n_features):
             return False
-        G = ls.gradient(ls.c * self.R, ws)
-        # the active features and those near entering: the others stay at zero
-        W = self.W
-        near = np.flatnonzero(np.any(W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1, axis=1))
-        if len(near) == 0:
-            return False
-        Q = task_grams(data, ls.c, ls.xm, ws[near])
-        Wn = W.copy()
-        Wn[near] = sign_search(Q, G[near], W[near], l1, l2, STEPS)
-        return self.try_point(Wn)
+        W = searched(self.W, ls.gradient(ls.c * self.R, ws),
+                     lambda f: task_grams(data, ls.c, ls.xm, ws[f]), l1, l2)
+        return W is not None and self.try_point(W)
 
     def chose(self, G: np.ndarray) -> None:
         """Note which dual candidate (by its ``G``) gave the restricted gap."""

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from ..penalties.base import ENTRYWISE
 from ..taskdata import TaskData
 from ._kernels import bcd_epoch_gram, bcd_epoch_task_gram, column_moments
-from .sign_search import STEPS, sign_search
+from .sign_search import STEPS, searched
 
 __all__ = ["GramStats", "GramInner", "TaskGramInner", "gram_stats", "shared_row_weights",
            "task_row_weight", "CHUNK"]
@@ -213,16 +213,9 @@ class GramInner:
         l1, l2, kind = self.params
         if kind != ENTRYWISE or l1 <= 0.0:
             return False
-        G = self.ct * self.Et.T
-        near = np.flatnonzero(np.any(self.W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1,
-                                                                       axis=1))
-        if len(near) == 0:
-            return False
-        Qn = self.Q[np.ix_(near, near)]
-        W = self.W.copy()
-        W[near] = sign_search(Qn[None] * self.ct[:, None, None], G[near], W[near], l1, l2,
-                              STEPS)
-        return self.try_point(W)
+        W = searched(self.W, self.ct * self.Et.T,
+                     lambda f: self.Q[np.ix_(f, f)][None] * self.ct[:, None, None], l1, l2)
+        return W is not None and self.try_point(W)
 
     def gap_terms(self) -> tuple[float, list]:
         """``RR = sum_r c_r R_r^2`` and the dual point ``R``: ``[(G, TT, YT)]`` with per-task
@@ -296,14 +289,8 @@ class TaskGramInner:
         l1, l2, kind = self.params
         if kind != ENTRYWISE or l1 <= 0.0:
             return False
-        G = self.Et.T
-        near = np.flatnonzero(np.any(self.W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1,
-                                                                       axis=1))
-        if len(near) == 0:
-            return False
-        W = self.W.copy()
-        W[near] = sign_search(self.Qs[:, near][:, :, near], G[near], W[near], l1, l2, STEPS)
-        return self.try_point(W)
+        W = searched(self.W, self.Et.T, lambda f: self.Qs[:, f][:, :, f], l1, l2)
+        return W is not None and self.try_point(W)
 
     def gap_terms(self) -> tuple[float, list]:
         rr, yR = self._rr(self.W, self.gS - self.Et)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["sign_search", "task_grams", "RIDGE", "CANDIDATES", "STEPS"]
+__all__ = ["sign_search", "searched", "task_grams", "RIDGE", "CANDIDATES", "STEPS"]
 
 #: The ridge of the pattern's solves, relative to their largest curvature: duplicate columns
 #: (singular ``Q_AA``) with one sign get the least-squares split; with opposite signs the step
@@ -46,6 +46,18 @@ def sign_search(Q: np.ndarray, G: np.ndarray, W: np.ndarray, l1: float, l2: floa
     for t in range(W.shape[1]):
         W[:, t] = _task(Q[t], G[:, t].copy(), W[:, t].copy(), l1, l2, steps)
     return W
+
+
+def searched(W: np.ndarray, G: np.ndarray, grams, l1: float, l2: float) -> np.ndarray | None:
+    """W after :func:`sign_search` on its active features and those near entering
+    (``|G_jt| >= l1 / 2`` in some task; the others stay at zero), with ``grams(rows)`` the
+    per-task Hessians (T, k, k) on those rows; None when there are none."""
+    near = np.flatnonzero(np.any(W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1, axis=1))
+    if len(near) == 0:
+        return None
+    out = W.copy()
+    out[near] = sign_search(grams(near), G[near], W[near], l1, l2, STEPS)
+    return out
 
 
 def _task(Q: np.ndarray, g: np.ndarray, w: np.ndarray, l1: float, l2: float,
