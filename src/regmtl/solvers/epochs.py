@@ -290,12 +290,13 @@ class DataInner:
         ls, ws = self.ls, self.ws
         l1, l2, kind = ls.params
         data = ls.data
-        k = len(ws)
-        if kind != ENTRYWISE or l1 <= 0.0 or (
-                float(np.sum(np.diff(data.indptr))) * k * k > 400.0 * data.n_obs * data.n_features):
+        if kind != ENTRYWISE or l1 <= 0.0:
             return False
+        # at most the work of ~400 passes over the data, as the Newton step it replaces
         W = searched(self.W, ls.gradient(ls.c * self.R, ws),
-                     lambda f: task_grams(data, ls.c, ls.xm, ws[f]), l1, l2)
+                     lambda f: task_grams(data, ls.c, ls.xm, ws[f]), l1, l2,
+                     pair_cost=float(data.n_obs),
+                     budget=400.0 * data.n_obs * data.n_features + 1e9)
         return W is not None and self.try_point(W)
 
     def chose(self, G: np.ndarray) -> None:

@@ -48,12 +48,25 @@ def sign_search(Q: np.ndarray, G: np.ndarray, W: np.ndarray, l1: float, l2: floa
     return W
 
 
-def searched(W: np.ndarray, G: np.ndarray, grams, l1: float, l2: float) -> np.ndarray | None:
-    """W after :func:`sign_search` on its active features and those near entering
-    (``|G_jt| >= l1 / 2`` in some task; the others stay at zero), with ``grams(rows)`` the
-    per-task Hessians (T, k, k) on those rows; None when there are none."""
-    near = np.flatnonzero(np.any(W != 0.0, axis=1) | np.any(np.abs(G) >= 0.5 * l1, axis=1))
+def searched(W: np.ndarray, G: np.ndarray, grams, l1: float, l2: float,
+             pair_cost: float = 0.0, budget: float = np.inf) -> np.ndarray | None:
+    """W after :func:`sign_search` on its active features and the strongest of those near
+    entering (``|G_jt| >= l1 / 2`` in some task, as many as are active and at least 10; the
+    others stay at zero), with ``grams(rows)`` the per-task Hessians (T, k, k) on those rows.
+    None when there are none, or when forming the Hessians (``pair_cost`` per pair of rows)
+    and ``STEPS`` solves per task would cost more than ``budget`` (flops)."""
+    active = np.any(W != 0.0, axis=1)
+    score = np.where(active, np.inf, np.abs(G).max(axis=1, initial=0.0))
+    n_active = int(active.sum())
+    near = np.flatnonzero(score >= 0.5 * l1)
     if len(near) == 0:
+        return None
+    keep = n_active + max(10, n_active)
+    if len(near) > keep:
+        near = np.sort(near[np.argpartition(-score[near], keep - 1)[:keep]])
+    k = len(near)
+    per_task = np.count_nonzero(W, axis=0).astype(float)
+    if pair_cost * k * k + STEPS * float(np.sum(per_task**3)) / 3.0 > budget:
         return None
     out = W.copy()
     out[near] = sign_search(grams(near), G[near], W[near], l1, l2, STEPS)
