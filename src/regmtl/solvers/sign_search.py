@@ -54,7 +54,8 @@ def searched(W: np.ndarray, G: np.ndarray, grams, l1: float, l2: float,
     entering (``|G_jt| >= l1 / 2`` in some task, as many as are active and at least 10; the
     others stay at zero), with ``grams(rows)`` the per-task Hessians (T, k, k) on those rows.
     None when there are none, or when forming the Hessians (``pair_cost`` per pair of rows)
-    and ``STEPS`` solves per task would cost more than ``budget`` (flops)."""
+    and a solve per task on its active features would cost more than ``budget`` (flops; the
+    search ends after a few solves where the pattern is nearly right)."""
     active = np.any(W != 0.0, axis=1)
     score = np.where(active, np.inf, np.abs(G).max(axis=1, initial=0.0))
     n_active = int(active.sum())
@@ -66,7 +67,7 @@ def searched(W: np.ndarray, G: np.ndarray, grams, l1: float, l2: float,
         near = np.sort(near[np.argpartition(-score[near], keep - 1)[:keep]])
     k = len(near)
     per_task = np.count_nonzero(W, axis=0).astype(float)
-    if pair_cost * k * k + STEPS * float(np.sum(per_task**3)) / 3.0 > budget:
+    if pair_cost * k * k + float(np.sum(per_task**3)) > budget:
         return None
     out = W.copy()
     out[near] = sign_search(grams(near), G[near], W[near], l1, l2, STEPS)
