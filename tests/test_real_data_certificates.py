@@ -99,12 +99,11 @@ def test_school_paths_are_certified(penalty):
     _check_against_tighter(Xs, ys, "squared", penalty, path)
 
 
-#: where the defaults stop short today (the smallest alphas of paths on p ~ n collinear
-#: designs): strict, so that a fix shows (the sparse + low-rank model certifies since ADMM
-#: over its parts)
-KNOWN_SHORT = {
-    ("mulan/atp1d", "elasticnet"), ("mulan/atp7d", "l1"), ("mulan/atp7d", "elasticnet"),
-}
+#: where the defaults stop short today (strict, so that a fix shows). Empty: the sparse + low
+#: rank model certifies since ADMM over its parts, and the lasso and elastic net on the airline
+#: sets (the smallest alphas of paths on p ~ n collinear designs) since the search over sign
+#: patterns finishes coordinate descent
+KNOWN_SHORT: set[tuple[str, str]] = set()
 
 
 #: where the defaults certify the path but one point needs 850 or more of the 1000 epochs
@@ -230,15 +229,46 @@ def test_mulan_comparisons_certify_every_fit(name, model):
 
 
 @needs_data("mulan_mtr")
-@pytest.mark.xfail(strict=True, raises=ConvergenceWarning,
-                   reason="issue 49 item 4: at the path's end (~120 features active per task on "
-                          "168 rows, collinear columns) coordinate descent closes the "
-                          "gap ~3x per 200-300 epochs and 1-2 of the 36 CV fits end at max_iter")
 def test_mulan_lasso_comparison_certifies_every_fit():
-    """The independent lasso of ``rm.compare`` on atp1d, one split: every CV fit should meet
-    ``tol`` with the defaults (today 1-2 of 36 stop at max_iter = 1000, relative gaps
-    2.7e-4 to 4.4e-4)."""
+    """The independent lasso of ``rm.compare`` on atp1d, one split: every CV fit meets ``tol``
+    with the defaults (1-2 of 36 stopped at max_iter = 1000, relative gaps 2.7e-4 to 4.4e-4,
+    where coordinate descent crawled along collinear columns at the path's end; the search
+    over sign patterns lands on the exact solution)."""
     bunch = load_dataset("mulan/atp1d", data_home=DATA)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         rm.compare(bunch, models=["lasso"], splits=1, n_jobs=1)
+
+
+def _lasso_optimum(X, y, alpha):
+    """``min_w,b ||y - X w - b||^2 / (2 n) + alpha ||w||_1`` by an interior-point solver
+    (independent of coordinate descent and of its dual points)."""
+    import cvxpy as cp  # test-only
+
+    n, p = X.shape
+    w, b = cp.Variable(p), cp.Variable()
+    obj = cp.sum_squares(y - X @ w - b) / (2 * n) + alpha * cp.norm1(w)
+    prob = cp.Problem(cp.Minimize(obj))
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    return float(prob.value)
+
+
+@needs_data("mulan_mtr")
+def test_collinear_lasso_path_end_certifies_at_the_interior_point_optimum():
+    """The lasso path's last alpha on atp7d (411 collinear columns, 296 rows, about 150
+    active per task): coordinate descent crawled to max_iter at a relative gap above tol; the
+    search over sign patterns lands on the solution. The certified objective is the
+    interior-point optimum within the reported gap."""
+    Xs, ys, _ = _benchmark_set("mulan/atp7d")
+    alpha_max = max(float(np.abs((X - X.mean(axis=0)).T @ (y - y.mean())).max()) / len(y)
+                    for X, y in zip(Xs, ys, strict=True))
+    alpha = alpha_max / 1000  # the end of a default path
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = rm.MultiTaskRegressor("l1", alpha=alpha).fit(Xs, ys)
+    P0 = rm.MultiTaskRegressor("l1", alpha=1e12).fit(Xs, ys).objective_
+    assert model.dual_gap_ <= 1e-4 * P0
+    best = sum(_lasso_optimum(np.asarray(X), np.asarray(y), alpha)
+               for X, y in zip(Xs, ys, strict=True))
+    assert model.objective_ - model.dual_gap_ <= best * (1 + 1e-8)
+    assert best <= model.objective_ * (1 + 1e-8)

@@ -176,6 +176,21 @@ class _ElasticType(Penalty):
         m = self.dual_norm(G)
         return 1.0 if m <= alpha else alpha / m
 
+    def dual_clip(self, G: np.ndarray, alpha: float) -> np.ndarray | None:
+        """The nearest point of the dual ball to G, block by block (what
+        :meth:`dual_scaling` scales into it as a whole): entries clipped to ``[-alpha,
+        alpha]`` (only from above under the sign constraint), rows shrunk to norm ``alpha``;
+        None with a ridge part (rho < 1: the conjugate is finite everywhere)."""
+        if self.rho < 1.0:
+            return None
+        if not self.group:
+            return np.minimum(G, alpha) if self.sign_constrained else np.clip(G, -alpha, alpha)
+        nrm = self._norms(self._dual_part(G))
+        shrink = np.where(nrm > alpha, alpha / np.maximum(nrm, alpha), 1.0)
+        if self.sign_constrained:
+            return np.minimum(G, np.maximum(G, 0.0) * shrink[:, None])
+        return G * shrink[:, None]
+
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
         """``Omega*(G) = sum_g (||G_g|| - alpha rho)_+^2 / (2 alpha (1 - rho))`` (0 if rho = 1),
         with ``max(G, 0)`` in place of G under the sign constraint."""

@@ -36,6 +36,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .certificates import Certificate, Reference, certify
+from .dual_projection import projected_duals
 from .epochs import (
     DataInner,
     LeastSquaresEpochs,
@@ -107,6 +108,12 @@ class _DataProblem:
         theta = self.R - u
         v, sums = self.c * theta, self.data.task_sums
         return step, (self.data.adjoint(v), sums(v * theta), sums(v * self.data.y))
+
+    def projected(self, G, penalty, alpha):
+        """Dual candidates from the residual moved onto the faces of the dual ball it leaves
+        (:mod:`~regmtl.solvers.dual_projection`)."""
+        return projected_duals(self.data, self.c, self.ls.xm, self.R, G, self.data.y, penalty,
+                               alpha, np.arange(self.data.n_features), self.ls.gradient)
 
     def zero(self, W, rows):
         W[rows] = 0.0
@@ -286,7 +293,12 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
             polished = problem.polished(W, G, penalty, alpha)
             if polished is not None:
                 newton, extra = polished
-                gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, [*duals, extra])
+                duals = [*duals, extra]
+                gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, duals)
+        if gap + problem.rounding(W) > tol * P0 and hasattr(problem, "projected"):
+            extra = problem.projected(G, penalty, alpha)  # (the scaled residual falls short)
+            if extra:
+                gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, [*duals, *extra])
         last_gap = gap
         cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
         if verbose:

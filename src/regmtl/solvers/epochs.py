@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..penalties import Penalty
-from ..penalties.base import BlockStep
+from ..penalties.base import ENTRYWISE, BlockStep
 from ..taskdata import TaskData
 from ._kernels import (
     QUADRATIC,
@@ -35,11 +35,19 @@ from ._kernels import (
     update_intercepts,
 )
 from .anderson import Anderson
+from .dual_projection import projected_duals
 from .moments import feature_moments
 from .polish import active_newton_step
+from .sign_search import searched, task_grams
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
-           "line_search", "run_inner", "weighted_rows", "aligned"]
+           "line_search", "run_inner", "weighted_rows", "aligned", "PROJECT_WITHIN"]
+
+#: The residual moved onto the dual ball's faces (:mod:`~regmtl.solvers.dual_projection`)
+#: comes within a few times the primal's own distance to the optimum, where the scaled
+#: residual can be ten times further: it is built at a check whose scaled gap is within this
+#: factor of the target (further away it would not reach the target, and costs a few passes).
+PROJECT_WITHIN = 8.0
 
 
 class LeastSquaresEpochs:
@@ -227,6 +235,19 @@ class DataInner:
         self._candidates = duals
         return float(RR.sum()), duals
 
+    @property
+    def projects(self) -> bool:
+        """Whether the inner checks build projected dual points: not for an entrywise
+        penalty, whose search over sign patterns (:meth:`signs`) lands on the exact dual."""
+        return self.ls.params.kind != ENTRYWISE
+
+    def projected(self, G: np.ndarray) -> list:
+        """Dual candidates from the residual moved onto the faces of the dual ball it leaves
+        on ``ws`` (:mod:`~regmtl.solvers.dual_projection`; ``G`` its correlations there)."""
+        ls = self.ls
+        return projected_duals(ls.data, ls.c, ls.xm, self.R, G, self.z, self.penalty,
+                               self.alpha, self.ws, ls.gradient)
+
     def newton_cost(self) -> float:
         """What a Newton step on the active set costs, in epochs over the working set: forming
         the k active columns' Grams (``n k^2 / 2``) and solving them (``T k^3 / 3``) against
@@ -241,6 +262,8 @@ class DataInner:
         """One Newton step on the active set (:mod:`~regmtl.solvers.polish`): a search along it,
         and its residual a dual candidate from then on. False when there is none."""
         ls, ws, c = self.ls, self.ws, self.ls.c
+        if self.signs():
+            return True
         G = np.zeros_like(self.Wfull)
         G[ws] = ls.gradient(c * self.R, ws)
         out = active_newton_step(ls.data, c, ls.xm, self.R, self.Wfull, G, self.penalty,
@@ -259,6 +282,22 @@ class DataInner:
         if not self.try_point(full):
             line_search(self, self.penalty, self.alpha, step[ws])
         return True
+
+    def signs(self) -> bool:
+        """For an entrywise penalty (:func:`~regmtl.solvers.sign_search.sign_search`): the
+        search over sign patterns on ``ws``, from the Grams of its columns; True when it
+        lowered the objective."""
+        ls, ws = self.ls, self.ws
+        l1, l2, kind = ls.params
+        data = ls.data
+        if kind != ENTRYWISE or l1 <= 0.0:
+            return False
+        # at most the work of ~400 passes over the data, as the Newton step it replaces
+        W = searched(self.W, ls.gradient(ls.c * self.R, ws),
+                     lambda f: task_grams(data, ls.c, ls.xm, ws[f]), l1, l2,
+                     pair_cost=float(data.n_obs),
+                     budget=400.0 * data.n_obs * data.n_features + 1e9)
+        return W is not None and self.try_point(W)
 
     def chose(self, G: np.ndarray) -> None:
         """Note which dual candidate (by its ``G``) gave the restricted gap."""
@@ -348,6 +387,7 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
     last, step = inner.W.copy(), None
     first = None
     gaps, mark = [], 0  # the gaps checked, the epoch of the last Newton step
+    projected = -np.inf  # the epoch of the last projected dual point
     if from_start:
         # the starting point opens both windows (primal iterates, residuals): with K + 1 = 6
         # iterates the first ones close after epoch 5, right before the first gap check,
@@ -379,7 +419,15 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
             new = None
         last, step = W.copy(), new
         if target is not None and (change == 0.0 or e % check_every == 0 or e == budget):
-            gap, *_, G = quadratic_gap(penalty, alpha, inner.W, *inner.gap_terms())
+            RR, duals = inner.gap_terms()
+            gap, *_, G = quadratic_gap(penalty, alpha, inner.W, RR, duals)
+            if (target < gap <= PROJECT_WITHIN * target and e - projected >= 4 * check_every
+                    and getattr(inner, "projects", False)):
+                # the scaled residual falls short: the residual moved onto the ball's faces
+                projected = e
+                extra = inner.projected(duals[0][0])
+                if extra:
+                    gap, *_, G = quadratic_gap(penalty, alpha, inner.W, RR, [*duals, *extra])
             if hasattr(inner, "chose"):
                 inner.chose(G)
             # at the rounding floor the gap stops improving: hand back to the outer loop

@@ -20,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..penalties.base import ENTRYWISE
 from ..taskdata import TaskData
 from ._kernels import bcd_epoch_gram, bcd_epoch_task_gram, column_moments
+from .sign_search import STEPS, searched
 
 __all__ = ["GramStats", "GramInner", "TaskGramInner", "gram_stats", "shared_row_weights",
            "task_row_weight", "CHUNK"]
@@ -198,6 +200,23 @@ class GramInner:
     def record(self) -> None:
         """(Residuals are not formed in Gram form: no dual extrapolation.)"""
 
+    def newton_cost(self) -> float:
+        """What a call of :meth:`newton` costs, in epochs: ``STEPS`` solves on the k active
+        features per task (``k^3 / 3`` each) against an epoch's ``|S|^2`` per task."""
+        k = int(np.count_nonzero(np.any(self.W != 0.0, axis=1)))
+        return STEPS * k**3 / (3.0 * max(len(self.W), 1) ** 2)
+
+    def newton(self) -> bool:
+        """Where epochs crawl, for an entrywise penalty: the search over sign patterns
+        (:func:`~regmtl.solvers.sign_search.sign_search`) on task t's Hessian ``c_t Q``;
+        True when it lowered the objective."""
+        l1, l2, kind = self.params
+        if kind != ENTRYWISE or l1 <= 0.0:
+            return False
+        W = searched(self.W, self.ct * self.Et.T,
+                     lambda f: self.Q[np.ix_(f, f)][None] * self.ct[:, None, None], l1, l2)
+        return W is not None and self.try_point(W)
+
     def gap_terms(self) -> tuple[float, list]:
         """``RR = sum_r c_r R_r^2`` and the dual point ``R``: ``[(G, TT, YT)]`` with per-task
         sums ``TT_t = sum_{r in t} c_r R_r^2`` and ``YT_t = sum_{r in t} c_r y_r R_r``."""
@@ -258,6 +277,20 @@ class TaskGramInner:
 
     def record(self) -> None:
         """(Residuals are not formed in Gram form: no dual extrapolation.)"""
+
+    def newton_cost(self) -> float:
+        """What a call of :meth:`newton` costs, in epochs (as :meth:`GramInner.newton_cost`)."""
+        k = int(np.count_nonzero(np.any(self.W != 0.0, axis=1)))
+        return STEPS * k**3 / (3.0 * max(len(self.W), 1) ** 2)
+
+    def newton(self) -> bool:
+        """Where epochs crawl, for an entrywise penalty: the search over sign patterns on
+        each task's Gram ``Qs[t]``; True when it lowered the objective."""
+        l1, l2, kind = self.params
+        if kind != ENTRYWISE or l1 <= 0.0:
+            return False
+        W = searched(self.W, self.Et.T, lambda f: self.Qs[:, f][:, :, f], l1, l2)
+        return W is not None and self.try_point(W)
 
     def gap_terms(self) -> tuple[float, list]:
         rr, yR = self._rr(self.W, self.gS - self.Et)

@@ -1,0 +1,101 @@
+r"""A dual point nearer the residual than its scaling: the residual moved onto the faces of the
+dual ball that it leaves.
+
+For a norm penalty the dual points are the ``theta`` whose correlations
+``G = X_c^T (c theta)`` lie in the dual ball (``|G_jt| <= alpha`` for the lasso,
+``||G_j|| <= alpha`` for L2,1). The usual dual point scales the residual ``R`` back into the
+ball, and the dual objective loses about ``(1 - s) alpha ||W||_1`` with the scaling ``s``: on
+collinear columns (p ~ n, many active features) a residual whose primal is within ``tol`` can
+leave the ball by 1 % along a few columns, which costs the gap a factor of ten or more.
+
+The nearest dual point, the projection of ``R`` onto the ball's preimage, loses only second
+order; this module approaches it by a few rounds of an active-set method on the faces it
+leaves. Each round clips the correlations of the entries outside the ball to the ball
+(``penalty.dual_clip``), keeps those of the entries already held, and moves ``R`` the least
+(in the ``c`` metric) that meets them, per task::
+
+    theta_t = R_t - X_{S_t,c} lambda_t,   H_t lambda_t = G_{S_t,t}(R) - target_{S_t,t},
+    H_t = X_{S_t,c}^T diag(c_t) X_{S_t,c},
+
+then checks the entries again. What is left outside the ball the scaling removes; the
+candidate serves only where it beats the scaled residual (:func:`~regmtl.solvers.epochs.
+quadratic_gap` takes the best of its candidates), and it is built only when the scaled residual
+falls short of its target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..penalties import Penalty
+from ..taskdata import TaskData
+
+__all__ = ["projected_duals", "ROUNDS"]
+
+#: Rounds of the active-set method (each a pass over the features' correlations and one
+#: small solve per task): three come within 10 % of the projection on the airline sets.
+ROUNDS = 3
+
+#: The ridge of the small solves, relative to their largest curvature (duplicate columns
+#: make them singular; their targets then agree, and the least-squares answer is the one).
+RIDGE = 1e-10
+
+
+def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray,
+                    G: np.ndarray, z: np.ndarray, penalty: Penalty, alpha: float,
+                    features: np.ndarray, gradient) -> list:
+    """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
+    takes them) from ``R`` moved onto the faces of the dual ball it leaves; empty when the
+    penalty declares no ``dual_clip``, when ``R`` is inside the ball, or when a round would
+    cost more than a few passes over the data.
+
+    ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
+    targets; ``gradient(u, features)`` gives ``X_c^T u`` on ``features``."""
+    clip = getattr(penalty, "dual_clip", None)
+    if clip is None or G.size == 0:
+        return []
+    T = data.n_tasks
+    held = np.zeros(G.shape, dtype=bool)
+    Gt, out, sums = G, [], data.task_sums
+    n_obs = max(data.n_obs, 1)
+    for _ in range(ROUNDS):
+        C = clip(Gt, alpha)
+        if C is None:
+            return out
+        outside = C != Gt
+        if not outside.any():
+            break
+        held |= outside
+        k = held.sum(axis=0)
+        # a round costs sum_t (n_t + k_t) k_t^2 against a pass's n_obs p: at most a few dozen
+        if float(np.sum(k.astype(float) ** 2 * (np.diff(data.indptr) + k))) > (
+                128.0 * n_obs * data.n_features):
+            break
+        target = np.where(held, C, Gt)
+        u = np.zeros_like(R)
+        for t in range(T):
+            rows = np.flatnonzero(held[:, t])
+            if len(rows) == 0:
+                continue
+            a, b = data.indptr[t], data.indptr[t + 1]
+            o = data.offset[t]
+            cols = features[rows]
+            Xs = data.X[a - o:b - o][:, cols]
+            Xs = Xs.toarray() if sp.issparse(Xs) else np.array(Xs, dtype=np.float64)
+            Xs -= xm[cols, t]
+            ct = c[a:b]
+            H = (Xs * ct[:, None]).T @ Xs
+            H[np.diag_indices_from(H)] += RIDGE * max(float(np.abs(H).max()), 1e-300)
+            try:
+                lam = np.linalg.solve(H, G[rows, t] - target[rows, t])
+            except np.linalg.LinAlgError:
+                return out
+            u[a:b] = Xs @ lam
+        if not np.all(np.isfinite(u)):
+            return out
+        theta = R - u
+        Gt = G - gradient(c * u, features)
+        v = c * theta
+        out.append((Gt, sums(v * theta), sums(v * z)))
+    return out
