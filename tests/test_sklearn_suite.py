@@ -34,10 +34,13 @@ suite = _load("sklearn_suite")
 pytestmark = pytest.mark.skipif(suite.tests_dir() is None,
                                 reason="the installed scikit-learn ships no tests")
 
-#: scikit-learn tests that must pass through the adapters (file -> test functions)
+#: scikit-learn tests that must pass through the adapters (file -> test functions). Not
+#: ``test_lasso_dual_gap``: it pins ``dual_gap_`` to the residual scaled into the dual ball,
+#: where regmtl reports the gap at the best of its dual points (that one and, where it falls
+#: short, the residual projected onto the ball): a bound at least as tight, checked below.
 SUBSET = {
     "test_coordinate_descent.py": (
-        "test_lasso_toy", "test_enet_toy", "test_lasso_dual_gap",
+        "test_lasso_toy", "test_enet_toy",
         "test_multi_task_lasso_vs_skglm", "test_enet_multitarget",
         "test_1d_multioutput_lasso_and_multitask_lasso_cv", "test_lasso_cv",
         "test_enet_path", "test_lasso_cv_positive_constraint",
@@ -47,7 +50,7 @@ SUBSET = {
     ),
 }
 #: how many test cases (parametrizations included) the subset holds
-EXPECTED = {"test_coordinate_descent.py": 9, "test_sparse_coordinate_descent.py": 6}
+EXPECTED = {"test_coordinate_descent.py": 8, "test_sparse_coordinate_descent.py": 6}
 
 
 def test_sklearn_subset_passes_through_adapters():
@@ -93,3 +96,27 @@ def test_alpha_grid_refuses_text_and_sorts_numbers():
         check_alphas([True, False])
     assert check_alphas([0.1, 2, 0.5]).tolist() == [2.0, 0.5, 0.1]
     assert check_alphas(7) is None
+
+
+def test_dual_gap_is_a_bound_at_least_as_tight_as_scikit_learns():
+    """scikit-learn's ``test_lasso_dual_gap`` problem: regmtl's ``dual_gap_`` lies between the
+    true suboptimality (against scikit-learn at tol 1e-14) and scikit-learn's gap at the
+    scaled residual, computed at regmtl's own coefficients."""
+    from sklearn.linear_model import Lasso as SkLasso
+
+    adapters = _load("_sklearn_adapters")
+    rng = np.random.RandomState(0)  # scikit-learn's build_dataset(n_samples=10, n_features=30)
+    w = rng.randn(30)
+    w[10:] = 0.0
+    X = rng.randn(10, 30)
+    y = X @ w
+    n = len(y)
+    alpha = 0.01 * np.max(np.abs(X.T @ y)) / n
+    ours = adapters.Lasso(alpha=alpha, fit_intercept=False).fit(X, y)
+    R = y - X @ ours.coef_
+    primal = 0.5 * np.mean(R**2) + alpha * np.sum(np.abs(ours.coef_))
+    R = R / max(1.0, np.max(np.abs(X.T @ R) / (n * alpha)))
+    scaled_gap = primal - 0.5 * (np.mean(y**2) - np.mean((y - R) ** 2))
+    ref = SkLasso(alpha=alpha, fit_intercept=False, tol=1e-14, max_iter=1_000_000).fit(X, y)
+    best = 0.5 * np.mean((y - X @ ref.coef_) ** 2) + alpha * np.sum(np.abs(ref.coef_))
+    assert primal - best - 1e-12 <= ours.dual_gap_ <= scaled_gap * (1 + 1e-9) + 1e-15
