@@ -66,7 +66,7 @@ def column_range(values: np.ndarray, starts: np.ndarray | None = None
 
 
 def range_scales(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """The largest ``|value|`` of each column from :func:`column_range` (of its groups when
+    """The largest ``|value|`` of each column from ``column_range`` (of its groups when
     2-D), float64, 0 where a column holds no number."""
     hi, lo = np.asarray(hi, dtype=np.float64), np.asarray(lo, dtype=np.float64)
     if hi.ndim == 2:
@@ -77,7 +77,7 @@ def range_scales(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
 def column_scales(values: Any) -> np.ndarray:
     """The largest ``|value|`` of each column (of the whole array when 1-D), NaN ignored.
 
-    One pass (:func:`column_range`) and no copy for a dense float array; two (max and min)
+    One pass (``column_range``) and no copy for a dense float array; two (max and min)
     for other dtypes; ``|data|`` for a sparse one.
     """
     if sp.issparse(values):
