@@ -139,6 +139,7 @@ def test_crawling_epochs_take_newton_steps(seed, monkeypatch):
     assert best * (1 - 1e-9) <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best
     bcd_module = importlib.import_module("regmtl.solvers.bcd")
     monkeypatch.delattr(bcd_module.DataInner, "newton")
+    monkeypatch.delattr(bcd_module.DataInner, "signs")  # (the search over sign patterns)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         without = rm.MultiTaskRegressor("l1", alpha=alpha, max_iter=5000).fit(Xs, ys)

@@ -262,8 +262,6 @@ class DataInner:
         """One Newton step on the active set (:mod:`~regmtl.solvers.polish`): a search along it,
         and its residual a dual candidate from then on. False when there is none."""
         ls, ws, c = self.ls, self.ws, self.ls.c
-        if self.signs():
-            return True
         G = np.zeros_like(self.Wfull)
         G[ws] = ls.gradient(c * self.R, ws)
         out = active_newton_step(ls.data, c, ls.xm, self.R, self.Wfull, G, self.penalty,
@@ -387,6 +385,7 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
     last, step = inner.W.copy(), None
     first = None
     gaps, mark = [], 0  # the gaps checked, the epoch of the last Newton step
+    searched, found = 0, True  # the epoch of the last sign search, and whether it landed
     projected = -np.inf  # the epoch of the last projected dual point
     if from_start:
         # the starting point opens both windows (primal iterates, residuals): with K + 1 = 6
@@ -436,15 +435,26 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
             if gap <= target or change == 0.0 or stalled >= 10:
                 return e, gap
             gaps.append(gap)
-            # epochs crawl (less than half the gap closed in three checks): a Newton step on the
+            # epochs crawl (less than half the gap closed in three checks): the search over sign
+            # patterns of an entrywise penalty, at once (on collinear columns at small alpha the
+            # primal is far, not the dual point; the search bounds its own cost) and again while
+            # it lands, else at most as often as it costs epochs; then a Newton step on the
             # active set, at most as often as it costs epochs
-            if (hasattr(inner, "newton") and len(gaps) >= 4 and gap > 0.5 * gaps[-4]
+            if len(gaps) < 4 or gap <= 0.5 * gaps[-4]:
+                continue
+            moved = False
+            if hasattr(inner, "signs") and e - searched >= (
+                    3 * check_every if found else max(3 * check_every, inner.newton_cost())):
+                searched, found = e, inner.signs()
+                moved = found
+            if (not moved and hasattr(inner, "newton")
                     and e - mark >= max(3 * check_every, inner.newton_cost())):
                 mark = e
-                if inner.newton():
-                    last, step, stalled = inner.W.copy(), None, 0
-                    if acc is not None:
-                        acc.reset()
+                moved = inner.newton()
+            if moved:
+                last, step, stalled = inner.W.copy(), None, 0
+                if acc is not None:
+                    acc.reset()
     return budget, gap
 
 
