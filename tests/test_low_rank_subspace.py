@@ -194,7 +194,6 @@ def test_other_smooth_losses_agree_with_the_wide_row(loss, monkeypatch):
     """Poisson and Huber, trace norm, wide tasks: the subspace row's optimum is the one the
     wide row (proximal gradient handing over to row-space Newton) reaches, both certified to
     1e-9 (objectives to 1e-8 relative, coefficients to 1e-4)."""
-    import regmtl.solvers.policy as policy
 
     rng = np.random.default_rng(0)
     Xs = [rng.standard_normal((n, 60)) for n in (20, 25, 30, 18, 22)]
@@ -205,16 +204,25 @@ def test_other_smooth_losses_agree_with_the_wide_row(loss, monkeypatch):
     alpha = 0.05 * rm.alpha_max(Xs, ys, penalty="trace", loss=loss)
     data = rm.as_task_data(Xs, ys)
     assert choose_row(data, make_loss(loss), rm.Trace(), alpha) == "subspace"
+    fits = _with_and_without_row(monkeypatch, lambda row_on: rm.MultiTaskRegressor(
+        "trace", loss=loss, alpha=alpha, tol=1e-9, max_iter=20_000).fit(Xs, ys))
+    assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-8)
+    np.testing.assert_allclose(fits[0].coef_, fits[1].coef_, atol=1e-4)
+
+
+def _with_and_without_row(monkeypatch, fit):
+    """``fit(row_on)`` run with the subspace row, then with the table's next choice (the row
+    switched off); the two fits, in that order, each without a ConvergenceWarning."""
+    import regmtl.solvers.policy as policy
+
     fits = []
     for row_on in (True, False):
         if not row_on:
             monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
-            fits.append(rm.MultiTaskRegressor("trace", loss=loss, alpha=alpha, tol=1e-9,
-                                              max_iter=20_000).fit(Xs, ys))
-    assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-8)
-    np.testing.assert_allclose(fits[0].coef_, fits[1].coef_, atol=1e-4)
+            fits.append(fit(row_on))
+    return fits
 
 
 G_SLR = 0.4  # sparse_weight: both parts nonzero at the alphas tested
@@ -259,21 +267,14 @@ def _slr_data():
 @pytest.mark.parametrize("ratio", [0.3, 0.05])
 def test_wide_logistic_sparse_lowrank_matches_cvxpy_and_proximal_gradient(ratio,
                                                                          monkeypatch):
-    import regmtl.solvers.policy as policy
 
     Xs, ys = _slr_data()
     pen = rm.SparseLowRank(G_SLR)
     alpha = ratio * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
     data = rm.as_task_data(Xs, ys).encode_binary()
     assert choose_row(data, rm.Logistic(), pen, alpha, tol=1e-9) == "subspace"
-    fits = []
-    for row_on in (True, False):
-        if not row_on:
-            monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ConvergenceWarning)
-            fits.append(rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-9,
-                                               max_iter=20_000).fit(Xs, ys))
+    fits = _with_and_without_row(monkeypatch, lambda row_on: rm.MultiTaskClassifier(
+        pen, alpha=alpha, tol=1e-9, max_iter=20_000).fit(Xs, ys))
     m = fits[0]
     P, Q = m.P_.T, m.Q_.T
     assert np.count_nonzero(P) > 0 and np.linalg.svd(Q, compute_uv=False)[0] > 1e-3
@@ -324,22 +325,20 @@ def test_a_sparse_part_past_the_gram_form_hands_over_to_the_parts(monkeypatch, c
     """A small sparse_weight: P's support outgrows the restricted problems' Gram form (more
     features than the tasks' mean rows), and the row goes on over the parts from its point:
     the same certified optimum as proximal gradient over the parts alone."""
-    import regmtl.solvers.policy as policy
 
     Xs, ys = _slr_data()
     pen = rm.SparseLowRank(0.02)
     alpha = 0.05 * rm.alpha_max(Xs, ys, penalty=pen, loss="logistic")
-    fits = []
-    for row_on in (True, False):
-        if not row_on:
-            monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ConvergenceWarning)
-            fits.append(rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-8, max_iter=50_000,
-                                               verbose=int(row_on)).fit(Xs, ys))
+
+    def fit(row_on):
+        m = rm.MultiTaskClassifier(pen, alpha=alpha, tol=1e-8, max_iter=50_000,
+                                   verbose=int(row_on)).fit(Xs, ys)
         if row_on:
             log = capsys.readouterr().out
             assert "[subspace]" in log and "[fista]" in log  # (handed over)
+        return m
+
+    fits = _with_and_without_row(monkeypatch, fit)
     rows = sum(len(y) for y in ys) // len(ys)
     assert np.count_nonzero(np.any(fits[0].P_ != 0, axis=0)) > rows // 2
     assert fits[0].objective_ == pytest.approx(fits[1].objective_, rel=1e-7)
