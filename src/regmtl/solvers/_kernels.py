@@ -956,7 +956,7 @@ def active_gram(XA, c, indptr, offset, xm, H):
                 H[t, j, i] = H[t, i, j]
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, twin=small.bcd_epoch_task_gram)
 def bcd_epoch_task_gram(Qs, Et, W, L, l1, l2, group, g, delta):
     """:func:`bcd_epoch_gram` with one Gram per task: ``Qs[t]`` (k x k) holds task t's
     weighted, centered Gram, ``Et[t]`` (k) minus the gradient of its data term; a change

@@ -54,7 +54,7 @@ from .softmax_newton import SOFTMAX_KINDS, softmax_newton
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
 from .stationary import stationary_least_squares, stationary_newton
-from .structured_newton import structured_newton
+from .structured_newton import coordinate_models, small_applies, structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
            "choose_solver", "choose_row", "check_requirements", "penalty_solver", "run_solver"]
@@ -385,6 +385,11 @@ def _run_stationary_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_inte
 def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     opts = _bcd_options(penalty, options)
+    if small_applies(data, penalty, alpha, tol):  # small (by its sizes): models in Gram form
+        return structured_newton(data, datafit, penalty, alpha, penalty.lift(W), b, ref=ref,
+                                 fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                                 verbose=verbose,
+                                 coordinate=coordinate_models(penalty, alpha))
     has_dual = penalty.has_dual and alpha > 0
     return prox_newton(data, datafit, penalty, alpha, W, b, penalty.bcd_params(alpha), ref=ref,
                        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,

@@ -24,6 +24,7 @@ from .._jit import njit
 from ..blocks import TaskBlocks
 from ..penalties.base import inner
 from ..taskdata import TaskData, nbytes
+from . import small
 from ._kernels import active_gram
 from .moments import feature_moments
 
@@ -119,7 +120,7 @@ def dense_task_moments(X: np.ndarray, c: np.ndarray, zc: np.ndarray, indptr: np.
     return H, xm, g, L
 
 
-@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, twin=small.block_matvec)
 def block_matvec(H, WT, out):
     """``out[t] = H[t] @ WT[t]`` for T small blocks (``H`` (T, p, p), ``WT`` (T, p)): one
     compiled loop, where a batched NumPy product pays a call per block."""

@@ -25,8 +25,8 @@ import numpy as np
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 
 __all__ = ["MAX_FEATURES", "MAX_TASKS", "active_gram", "bcd_epoch_dense", "bcd_epoch_gram",
-           "column_moments", "gradient_dense", "moments_dense", "residual_dense",
-           "update_intercepts"]
+           "bcd_epoch_task_gram", "block_matvec", "column_moments", "gradient_dense",
+           "moments_dense", "residual_dense", "update_intercepts"]
 
 #: the most tasks and features an epoch loops over in Python (beyond, the kernel runs)
 MAX_TASKS = 64
@@ -106,6 +106,12 @@ def active_gram(XA, c, indptr, offset, xm, H):
         V = XA[xrows] - xm[:, t]
         H[t] += (V.T * c[rows]) @ V
     return None
+
+
+def block_matvec(H, WT, out):
+    """:func:`regmtl.solvers.quadratic.block_matvec`: ``out[t] = H[t] @ WT[t]``, one batched
+    product."""
+    np.matmul(H, WT[:, :, None], out=out[:, :, None])
 
 
 def _radius(pairs: list, l1: float, s: float) -> float:
@@ -325,6 +331,23 @@ def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
         if change > 0.0:
             Et -= np.outer(d, Q[i])
             max_change = max(max_change, change)
+    W[:] = Wk
+    g[:], delta[:] = gi, d
+    return max_change
+
+
+def bcd_epoch_task_gram(Qs, Et, W, L, l1, l2, group, g, delta):
+    """:func:`regmtl.solvers._kernels.bcd_epoch_task_gram` for the convex row-separable kinds:
+    the pass of :func:`bcd_epoch_gram` with task t's own Gram ``Qs[t]``."""
+    k, T = W.shape
+    if not _convex_kind(group) or T > MAX_TASKS or k > MAX_FEATURES:
+        return NotImplemented
+    if k == 0:
+        return 0.0
+    steps = _BlockSteps(L, l1, l2, group)
+    Wk = W.tolist()
+    # (Et.T and the Grams' (i, m, t) view: a change d of row i moves Et[t, m] by -d_t Qs[t, i, m])
+    _, _, max_change, gi, d = _gram_pass(steps, Wk, Et.T, Qs.transpose(1, 2, 0))
     W[:] = Wk
     g[:], delta[:] = gi, d
     return max_change
