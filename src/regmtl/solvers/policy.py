@@ -17,7 +17,9 @@ A row of the table is one function that does the work: the families a user names
 Newton, a stationary point of a nonconvex penalty, majorize-minimize stages for a penalty that
 declares ``majorized``), each with its own requirements; the table is the one dispatch
 (:func:`choose_row`, :func:`run_solver`). The majorize-minimize row receives the solve of its
-stages as an argument (``inner``): nothing here imports :mod:`~regmtl.solvers.solve`.
+stages as an argument (``inner``): nothing here imports :mod:`~regmtl.solvers.solve`. A
+runner imports its solver's module when it first runs (coordinate descent, proximal Newton on
+the rows, FISTA, ...), so that a small fit loads only what its row needs.
 """
 
 from __future__ import annotations
@@ -33,27 +35,18 @@ from sklearn.exceptions import ConvergenceWarning
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import PENALTY_CLASSES, Penalty
-from .bcd import least_squares_bcd
 from .certificates import Reference
 from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .linear_program import LP_FORMS, linear_program
 from .low_rank_subspace import subspace_applies, subspace_solve
-from .majorize import majorize_minimize
 from .names import SOLVERS
-from .newton import prox_newton
-from .parts_admm import parts_admm
-from .primal_dual import CHECK, primal_dual
-from .prox_grad import fista as proximal_gradient
 from .quadratic import MAX_FEATURES, quadratic_applies
-from .quasi_newton import ridge_lbfgs
 from .result import SolverResult
 from .row_space_cg import MAX_TASKS, row_space_applies, row_space_cg
-from .smoothing import smoothed_stages
 from .softmax_newton import SOFTMAX_KINDS, softmax_newton
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
-from .stationary import stationary_least_squares, stationary_newton
 from .structured_newton import coordinate_models, small_applies, structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
@@ -358,6 +351,7 @@ def _run_direct(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
 
 def _run_majorize(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                   verbose, V0, options, inner):
+    from .majorize import majorize_minimize
     _bcd_options(penalty, options)
     return majorize_minimize(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
@@ -366,6 +360,7 @@ def _run_majorize(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, to
 
 def _run_stationary(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                     verbose, V0, options, inner):
+    from .stationary import stationary_least_squares
     opts = _bcd_options(penalty, options)
     return stationary_least_squares(
         data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept, tol=tol,
@@ -375,6 +370,7 @@ def _run_stationary(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, 
 
 def _run_stationary_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                            max_iter, verbose, V0, options, inner):
+    from .stationary import stationary_newton
     opts = _bcd_options(penalty, options)
     return stationary_newton(
         data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept, tol=tol,
@@ -385,11 +381,15 @@ def _run_stationary_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_inte
 def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     opts = _bcd_options(penalty, options)
-    if small_applies(data, penalty, alpha, tol):  # small (by its sizes): models in Gram form
+    if small_applies(data, penalty, alpha, tol):
+        # a small problem (by its sizes alone, the same in every process): each Newton model
+        # in Gram form, solved by coordinate descent on its Grams or by proximal gradient
         return structured_newton(data, datafit, penalty, alpha, penalty.lift(W), b, ref=ref,
                                  fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                                  verbose=verbose,
                                  coordinate=coordinate_models(penalty, alpha))
+    from .newton import prox_newton  # (coordinate descent on the rows, and its parts)
+
     has_dual = penalty.has_dual and alpha > 0
     return prox_newton(data, datafit, penalty, alpha, W, b, penalty.bcd_params(alpha), ref=ref,
                        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
@@ -399,6 +399,7 @@ def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
 
 def _run_bcd(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
              verbose, V0, options, inner):
+    from .bcd import least_squares_bcd
     return least_squares_bcd(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                              verbose=verbose, **_bcd_options(penalty, options))
@@ -428,6 +429,7 @@ def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, m
 
 def _run_parts_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                     max_iter, verbose, V0, options, inner):
+    from .parts_admm import parts_admm
     check_every = options.get("check_every", 10)
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     res = parts_admm(data, datafit, penalty, alpha, V, ref=ref, fit_intercept=fit_intercept,
@@ -443,6 +445,8 @@ def _fista_finish(res, data, datafit, penalty, alpha, ref, fit_intercept, tol, m
     left = max_iter - res.n_iter
     if res.converged or left <= 0 or not data.rows_local:
         return res
+    from .prox_grad import fista as proximal_gradient
+
     more = proximal_gradient(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=left,
                              check_every=check_every, verbose=verbose, V0=V0)
@@ -460,6 +464,7 @@ def _run_structured_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_inte
 
 def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
+    from .prox_grad import fista as proximal_gradient
     res = proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                             check_every=options.get("check_every", 10), verbose=verbose,
@@ -502,6 +507,7 @@ def _run_subspace(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, to
 
 def _run_ridge_lbfgs(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
+    from .quasi_newton import ridge_lbfgs
     res = ridge_lbfgs(data, datafit, penalty, alpha, W, b, ref=ref,
                       fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 1000),
                       verbose=verbose)
@@ -525,6 +531,7 @@ def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
 
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
+    from .primal_dual import CHECK, primal_dual
     # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap)
     # (a path's previous dual point, ``options["dual"]``, starts the dual iterate)
     return primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
@@ -548,6 +555,7 @@ def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                    verbose, V0, options, inner):
+    from .smoothing import smoothed_stages
     return smoothed_stages(data, datafit, penalty, alpha, W, b, ref=ref,
                            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                            verbose=verbose, solve=inner)
@@ -555,6 +563,7 @@ def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, t
 
 def _run_fista(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                verbose, V0, options, inner):
+    from .prox_grad import fista as proximal_gradient
     return proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                              check_every=options.get("check_every", 10), verbose=verbose,
@@ -619,7 +628,10 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_prox_newton, (*_BCD, BLOCK_STEP, CONVEX, NEWTON_LOSS,
                                 SEPARABLE_MODEL),
         "a row-separable penalty with a loss other than the squared one: proximal Newton, "
-        "its models solved by block coordinate descent over working sets", "bcd"),
+        "its models solved by block coordinate descent over working sets (on a small problem, "
+        "n p T <= 300,000 with n <= 4 T p, in Gram form: by coordinate descent on the "
+        "per-task Grams for an entrywise penalty, by proximal gradient for a penalty of rows)",
+        "bcd"),
     "softmax_newton": SolverEntry(
         _run_softmax_newton, (ROWS_LOCAL, BLOCK_STEP, CONVEX, SOFTMAX_MODEL),
         "the multinomial loss with a penalty of entries or rows: proximal Newton with each "

@@ -19,7 +19,6 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .balance import balanced_solve
-from .bcd import check_options
 from .certificates import Reference, certify, fit_intercepts, reference, rounding_floor
 from .dead_features import expanded, live_features, restricted, restricted_reference
 from .policy import SOLVER_TABLE, SOLVERS, choose_row
@@ -181,7 +180,12 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
     p, T = data.n_features, data.n_tasks
     row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
     solver = SOLVER_TABLE[row].answers
-    options = check_options(options, data, datafit)
+    if options is None:
+        options = {}
+    else:  # (coordinate descent's module, which holds the options, only where some are given)
+        from .bcd import check_options
+
+        options = check_options(options, data, datafit)
     if theta0 is not None:  # (after the check: not one of the user's solver_options)
         options["dual"] = np.asarray(theta0, dtype=np.float64)
     if _zero_is_optimal(penalty, alpha, ref):
