@@ -14,6 +14,11 @@ the solve (the next certificate predicted at the last ratio squared times this o
 by a backtracking line search on the true objective (Lee, Sun & Saunders 2014). Near the
 optimum the steps are full and few: where proximal gradient on the loss itself needs
 thousands of iterations on an ill-conditioned design, this needs tens of Newton steps.
+
+It is also the small route of proximal Newton with a row-separable penalty
+(:func:`small_applies`, decided by the problem's sizes alone): there an entrywise penalty's
+models are solved by coordinate descent on the per-task Grams (:func:`gram_coordinate_descent`),
+whose epochs cost ``O(p^2 T)`` where one on the rows costs ``O(n p)``.
 """
 
 from __future__ import annotations
