@@ -1,5 +1,5 @@
-"""The small route of proximal Newton: a small fit with a smooth loss other than the squared
-one and a convex row-separable penalty runs its Newton models in Gram form
+"""The small route of proximal Newton: a small logistic fit with a convex row-separable
+penalty runs its Newton models in Gram form
 (``structured_newton.small_applies``), chosen by the problem's sizes alone -- the same
 solver, and the same numbers to rounding, in a fresh process (NumPy twins, numba not loaded)
 and in one whose kernels are compiled; its optimum is the previous solver's (proximal Newton
@@ -20,6 +20,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
+from regmtl.datafits import make_loss
 from regmtl.penalties import make_penalty
 from regmtl.penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 from regmtl.solvers import _kernels as K
@@ -84,9 +85,9 @@ def test_the_route_reads_the_sizes_and_the_penalty():
     """Small, short tasks with a convex entrywise or row penalty and alpha > 0 take the route;
     long tasks, large problems, a sparse design, a nonconvex or dirty penalty, alpha = 0 or a
     tol below what Gram sums certify keep proximal Newton on the rows."""
-    def applies(X, y, task, penalty, alpha=0.01, tol=1e-4):
+    def applies(X, y, task, penalty, alpha=0.01, tol=1e-4, loss=None):
         data = rm.as_task_data(X, y, task=task)
-        return sn.small_applies(data, penalty, alpha, tol)
+        return sn.small_applies(data, loss or rm.Logistic(), penalty, alpha, tol)
 
     small_problem = _data(0, 200, 30, 5)
     assert applies(*small_problem, rm.L21())
@@ -100,6 +101,8 @@ def test_the_route_reads_the_sizes_and_the_penalty():
     assert not applies(*small_problem, rm.Dirty())
     assert not applies(*small_problem, rm.L1(), alpha=0.0)
     assert not applies(*small_problem, rm.L1(), tol=1e-13)
+    assert not applies(*small_problem, rm.L1(), loss=rm.Huber())  # curvature 0 past delta
+    assert not applies(*small_problem, rm.L1(), loss=rm.Quadratic())
     assert sn.coordinate_models(rm.L1(), 0.1) and not sn.coordinate_models(rm.L21(), 0.1)
 
 
@@ -108,7 +111,7 @@ CASES = [  # (penalty, alpha, n, p, T, loss)
     ("l21", 0.01, 200, 30, 5, "logistic"),
     ("elasticnet", 0.005, 150, 12, 4, "logistic"),
     ("l21", 0.002, 120, 10, 3, "logistic"),
-    ("l1", 0.02, 200, 20, 4, "poisson"),
+    ("l21", 0.05, 300, 15, 6, "logistic"),
 ]
 
 
@@ -131,7 +134,7 @@ def test_the_route_finds_the_rows_optimum(case, monkeypatch):
     penalty, alpha, n, p, T, loss = case
     X, y, task = _data(n + p, n, p, T)
     data = rm.as_task_data(X, y, task=task)
-    assert sn.small_applies(data, make_penalty(penalty), alpha, 1e-8)
+    assert sn.small_applies(data, make_loss(loss), make_penalty(penalty), alpha, 1e-8)
     route = _fit(penalty, alpha, X, y, task, loss, 1e-8)
     monkeypatch.setattr(sn, "SMALL_SIZE", 0)
     rows = _fit(penalty, alpha, X, y, task, loss, 1e-8)

@@ -381,7 +381,7 @@ def _run_stationary_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_inte
 def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     opts = _bcd_options(penalty, options)
-    if small_applies(data, penalty, alpha, tol):
+    if small_applies(data, datafit, penalty, alpha, tol):
         # a small problem (by its sizes alone, the same in every process): each Newton model
         # in Gram form, solved by coordinate descent on its Grams or by proximal gradient
         return structured_newton(data, datafit, penalty, alpha, penalty.lift(W), b, ref=ref,
@@ -628,8 +628,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_prox_newton, (*_BCD, BLOCK_STEP, CONVEX, NEWTON_LOSS,
                                 SEPARABLE_MODEL),
         "a row-separable penalty with a loss other than the squared one: proximal Newton, "
-        "its models solved by block coordinate descent over working sets (on a small problem, "
-        "n p T <= 300,000 with n <= 4 T p, in Gram form: by coordinate descent on the "
+        "its models solved by block coordinate descent over working sets (a small logistic "
+        "fit, n p T <= 300,000 with n <= 4 T p, in Gram form: by coordinate descent on the "
         "per-task Grams for an entrywise penalty, by proximal gradient for a penalty of rows)",
         "bcd"),
     "softmax_newton": SolverEntry(

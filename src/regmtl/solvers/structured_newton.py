@@ -59,22 +59,31 @@ COORDINATE_KINDS = (ENTRYWISE, POSITIVE_ENTRYWISE)
 CHECK_EPOCHS = 2
 
 
-def small_applies(data: TaskBlocks, penalty: Penalty, alpha: float, tol: float) -> bool:
+def small_applies(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+                  tol: float) -> bool:
     """Whether a proximal Newton fit with a row-separable penalty (the ``prox_newton`` row)
     runs its models in Gram form (:func:`structured_newton`), decided by the problem alone --
     never by which kernels the process has compiled, so that a problem gives the same numbers
-    in every process: a dense design in memory with ``T p <= n <= SMALL_ROWS T p`` (the
-    Grams no larger than the data, and tasks short against their features) and ``n p T <=
-    SMALL_SIZE``; a convex block kind of entries or rows with a duality gap (``alpha > 0``);
-    ``tol >= 1e-12`` (what Gram sums certify). A model's Grams then cost about one pass over
-    the rows, each iteration on them ``O(p^2 T)``, and the Newton steps are fewer and cheaper
-    in Python calls than coordinate descent on the rows."""
+    in every process:
+
+    - the logistic loss (the loss other than the squared one with compiled kernels,
+      ``datafit.code``): its curvature
+      ``s (1 - s)`` is positive at every score, where the Huber loss's vanishes beyond its
+      threshold, a model's Grams lose rank and their epochs crawl;
+    - a dense design in memory with ``T p <= n <= SMALL_ROWS T p`` (the Grams no larger than
+      the data, and tasks short against their features) and ``n p T <= SMALL_SIZE``;
+    - a convex block kind of entries or rows with a duality gap (``alpha > 0``), and
+      ``tol >= 1e-12`` (what Gram sums certify).
+
+    A model's Grams then cost about one pass over the rows, each iteration on them
+    ``O(p^2 T)``, and the Newton steps are fewer and cheaper in Python calls than coordinate
+    descent on the rows."""
     params = penalty.bcd_params(alpha)
     if params is None or params.kind not in (*COORDINATE_KINDS, ROWS, POSITIVE_ROWS):
         return False
     n, p, T = data.n_obs, data.n_features, data.n_tasks
-    return (penalty.has_dual and alpha > 0 and tol >= 1e-12 and data.rows_local
-            and isinstance(data.X, np.ndarray) and quadratic_applies(data)
+    return (datafit.code is not None and not datafit.quadratic and penalty.has_dual and alpha > 0 and tol >= 1e-12
+            and data.rows_local and isinstance(data.X, np.ndarray) and quadratic_applies(data)
             and n <= SMALL_ROWS * T * p and n * p * T <= SMALL_SIZE)
 
 
@@ -158,7 +167,8 @@ def gram_coordinate_descent(q: TaskQuadratic, penalty: Penalty, alpha: float, W:
                             tol: float, max_epochs: int, G0_norm: float) -> np.ndarray:
     r"""Minimize ``q(W) + Omega(W)`` for a convex row-separable penalty by block coordinate
     descent on the per-task Grams, from W, until the model's duality gap (from the Gram sums,
-    :func:`~regmtl.solvers.quadratic_fista.gram_certificate`) is at most ``tol``.
+    :func:`~regmtl.solvers.quadratic_fista.gram_certificate`) is at most ``tol``, or stops
+    falling, or ``max_epochs`` have run.
 
     Row i's block step sees the negative gradient ``E[t, i] = g_t[i] - (H_t w_t)[i]`` and the
     curvatures ``L[i, t] = H_t[i, i]`` (exact block minimization of the quadratic); a change
@@ -171,12 +181,16 @@ def gram_coordinate_descent(q: TaskQuadratic, penalty: Penalty, alpha: float, W:
     W = np.array(W, dtype=np.float64, order="C")
     Et = np.ascontiguousarray((q.g - q.matvec(W)).T)
     g, delta = np.zeros(W.shape[1]), np.zeros(W.shape[1])
+    best, stalls = np.inf, 0
     for epoch in range(1, max_epochs + 1):
         change = bcd_epoch_task_gram(Qs, Et, W, L, l1, l2, group, g, delta)
         if epoch % CHECK_EPOCHS and change > 0.0 and epoch < max_epochs:
             continue
-        if gram_certificate(q, penalty, alpha, W, None, G0_norm, q.g - Et.T) <= tol:
-            break
-        if change == 0.0:  # a fixed point short of tol: the rounding of the Gram sums
+        gap = gram_certificate(q, penalty, alpha, W, None, G0_norm, q.g - Et.T)
+        stalls = 0 if gap < 0.99 * best else stalls + 1
+        best = min(best, gap)
+        # met; a fixed point short of tol (the rounding of the Gram sums); or no progress in
+        # ten checks (the Newton step goes on from here, its line search on the loss itself)
+        if gap <= tol or change == 0.0 or stalls >= 10:
             break
     return W
