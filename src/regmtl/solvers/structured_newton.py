@@ -82,8 +82,9 @@ def small_applies(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: f
     if params is None or params.kind not in (*COORDINATE_KINDS, ROWS, POSITIVE_ROWS):
         return False
     n, p, T = data.n_obs, data.n_features, data.n_tasks
-    return (datafit.code is not None and not datafit.quadratic and penalty.has_dual and alpha > 0 and tol >= 1e-12
-            and data.rows_local and isinstance(data.X, np.ndarray) and quadratic_applies(data)
+    return (datafit.code is not None and not datafit.quadratic and penalty.has_dual
+            and alpha > 0 and tol >= 1e-12 and data.rows_local
+            and isinstance(data.X, np.ndarray) and quadratic_applies(data)
             and n <= SMALL_ROWS * T * p and n * p * T <= SMALL_SIZE)
 
 
