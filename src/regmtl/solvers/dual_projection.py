@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from ..penalties import Penalty
 from ..taskdata import TaskData
+from .group_dual import GroupProjection
 
 __all__ = ["projected_duals", "ROUNDS"]
 
@@ -44,14 +45,24 @@ RIDGE = 1e-10
 
 def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray,
                     G: np.ndarray, z: np.ndarray, penalty: Penalty, alpha: float,
-                    features: np.ndarray, gradient) -> list:
+                    features: np.ndarray, gradient,
+                    memo: GroupProjection | None = None) -> list:
     """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
     takes them) from ``R`` moved onto the faces of the dual ball it leaves; empty when the
     penalty declares no ``dual_clip``, when ``R`` is inside the ball, or when a round would
-    cost more than a few passes over the data.
+    cost more than a few passes over the data. For a group norm, also ``R`` projected onto
+    the ball (:mod:`~regmtl.solvers.group_dual`), from the projection ``memo`` kept by the
+    caller between checks (a new one when None).
 
     ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
     targets; ``gradient(u, features)`` gives ``X_c^T u`` on ``features``."""
+    out = _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient)
+    memo = GroupProjection() if memo is None else memo
+    return out + memo.duals(data, c, xm, R, G, z, penalty, alpha, features, gradient)
+
+
+def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
+    """The rounds of the active-set method on the clipped correlations."""
     clip = getattr(penalty, "dual_clip", None)
     if clip is None or G.size == 0:
         return []

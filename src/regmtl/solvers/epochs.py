@@ -36,6 +36,7 @@ from ._kernels import (
 )
 from .anderson import Anderson
 from .dual_projection import projected_duals
+from .group_dual import GroupProjection
 from .moments import feature_moments
 from .polish import active_newton_step
 from .sign_search import searched, task_grams
@@ -69,6 +70,7 @@ class LeastSquaresEpochs:
         self.params = BlockStep(*step)
         self.features = np.arange(p, dtype=np.int64) if features is None else features
         self.g, self.delta, self.shift = np.zeros(T), np.zeros(T), np.zeros(T)
+        self.projection = GroupProjection()  # (the group dual point, kept between checks)
 
     def centered(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Intercepts in centered coordinates, ``b' = b + xm_t . w_t``."""
@@ -246,7 +248,7 @@ class DataInner:
         on ``ws`` (:mod:`~regmtl.solvers.dual_projection`; ``G`` its correlations there)."""
         ls = self.ls
         return projected_duals(ls.data, ls.c, ls.xm, self.R, G, self.z, self.penalty,
-                               self.alpha, self.ws, ls.gradient)
+                               self.alpha, self.ws, ls.gradient, ls.projection)
 
     def newton_cost(self) -> float:
         """What a Newton step on the active set costs, in epochs over the working set: forming

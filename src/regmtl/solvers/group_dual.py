@@ -1,0 +1,154 @@
+r"""A dual point for the group norms: the residual projected onto the dual ball, through the
+dual of the projection.
+
+For L2,1 the dual points are the ``theta`` (centered per task with intercepts) whose
+correlations ``G = X_c^T (c theta)`` keep every row in the ball, ``||G_j|| <= alpha``. The
+nearest of them to the residual ``R`` in the ``c`` metric is ``theta = R - X_c Lam``, where
+``Lam`` (p x T, a column per task) solves the group lasso whose target is ``R`` itself::
+
+    min_Lam  sum_t ( lam_t' H_t lam_t / 2 - g_t' lam_t ) + Omega(Lam),
+    H_t = X_{c,t}' diag(c_t) X_{c,t},   g = G(R),
+
+with the same penalty ``Omega`` (the support function of the dual ball: ``alpha sum_j
+||Lam_j||``, on ``Lam >= 0`` under the sign constraint). ``Lam`` is nonzero only on rows that
+end on the ball's surface, about those the residual leaves; near the optimum it is small.
+
+On collinear columns (p ~ n per task) the residual of a primal point within ``tol`` leaves the
+ball by a fraction of a percent on a hundred rows: scaling it back loses that fraction of the
+whole penalty (the gap then stays 5-10 times the primal's distance), the projection loses only
+the distance it moves. The entrywise clipping of :mod:`~regmtl.solvers.dual_projection` holds
+each row at its clipped value, which pushes the rows next to it out of the ball when rows are
+many and the tasks share them; here they move freely.
+
+``Lam`` is found by block coordinate descent on the per-task Grams of a working set of rows:
+those outside the ball, then those the move pushes out, for a few rounds. The rows, their
+Grams and ``Lam`` are kept (:class:`GroupProjection`) for the next check, which starts from
+them: between two checks the projection moves little, and the Grams depend on the data only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..penalties import Penalty
+from ..penalties.base import POSITIVE_ROWS, ROWS
+from ..taskdata import TaskData
+from ._kernels import bcd_epoch_task_gram
+
+__all__ = ["GroupProjection", "ROUNDS", "EPOCHS", "MAX_TASKS"]
+
+#: Working-set rounds per check (each a pass for ``G`` of the moved point).
+ROUNDS = 4
+
+#: Epochs of coordinate descent per round at most; a round ends earlier where the largest
+#: change falls below 1e-3 of the first.
+EPOCHS = 50
+
+#: Above this many tasks the Grams and products are a Python step per task each, which costs
+#: more than the epochs the dual point saves: no candidate is built.
+MAX_TASKS = 1000
+
+
+class GroupProjection:
+    """The residual projected onto the group dual ball, from one check to the next.
+
+    Keeps the working set of rows (feature ids), their per-task Grams ``H`` (T, k, k) and the
+    multipliers ``Lam`` (k x T) of the last projection."""
+
+    def __init__(self) -> None:
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.H: np.ndarray | None = None
+        self.lam = np.zeros((0, 0))
+
+    def duals(self, data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray,
+              G: np.ndarray, z: np.ndarray, penalty: Penalty, alpha: float,
+              features: np.ndarray, gradient) -> list:
+        """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
+        takes them) from ``R`` projected onto the dual ball of a group norm, one per round;
+        empty for other penalties (entrywise, with a ridge part), with more than
+        :data:`MAX_TASKS` tasks, when ``R`` is inside the ball, or when the Grams would cost
+        more than a few hundred passes over the data.
+
+        ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
+        targets; ``gradient(u, features)`` gives ``X_c^T u`` on ``features``."""
+        l1, l2, kind = penalty.bcd_params(alpha)
+        clip = getattr(penalty, "dual_clip", None)
+        T = data.n_tasks
+        if (kind not in (ROWS, POSITIVE_ROWS) or l2 != 0.0 or l1 <= 0.0 or clip is None
+                or G.size == 0 or T > MAX_TASKS):
+            return []
+        where = {int(f): i for i, f in enumerate(features)}
+        kept = np.array([r for r in self.rows if int(r) in where], dtype=np.int64)
+        lam = self.lam[np.isin(self.rows, kept)] if len(kept) else np.zeros((0, T))
+        out, Gt, sums = [], G, data.task_sums
+        for _ in range(ROUNDS):
+            outside = features[np.any(clip(Gt, alpha) != Gt, axis=1)]
+            new = np.setdiff1d(outside, kept)
+            if len(new) == 0 and (len(kept) == 0 or out):
+                break
+            rows = np.concatenate([kept, new])
+            if len(new) or self.H is None or not np.array_equal(rows, self.rows):
+                if not _affordable(data, len(rows)):
+                    break
+                H = _task_grams(data, c, xm, rows)
+                lam = np.concatenate([lam, np.zeros((len(new), T))])
+            else:
+                H = self.H
+            self.rows, self.H, kept = rows, H, rows
+            lam = np.ascontiguousarray(lam)
+            pos = np.array([where[int(r)] for r in rows], dtype=np.int64)
+            Et = np.ascontiguousarray(G[pos].T - np.matmul(H, lam.T[:, :, None])[:, :, 0])
+            L = np.ascontiguousarray(np.einsum("tii->it", H))
+            g, delta = np.zeros(T), np.zeros(T)
+            first = None
+            for _ in range(EPOCHS):
+                change = bcd_epoch_task_gram(H, Et, lam, L, l1, l2, kind, g, delta)
+                first = change if first is None else first
+                if change <= 1e-3 * first:
+                    break
+            self.lam = lam.copy()
+            u = _moved(data, xm, rows, lam)
+            if not np.all(np.isfinite(u)):
+                self.rows, self.H, self.lam = np.zeros(0, dtype=np.int64), None, np.zeros((0, 0))
+                return out
+            theta = R - u
+            Gt = G - gradient(c * u, features)
+            v = c * theta
+            out.append((Gt, sums(v * theta), sums(v * z)))
+        return out
+
+
+def _affordable(data: TaskData, k: int) -> bool:
+    """Whether the Grams of k rows (``sum_t n_t k^2``) and a round's epochs (``EPOCHS T
+    k^2``) cost at most about 400 passes over the data (as the search over sign patterns)."""
+    n_t = np.diff(data.indptr).astype(float)
+    cost = float(np.sum(n_t)) * k * k + EPOCHS * data.n_tasks * k * k
+    return cost <= 400.0 * max(data.n_obs, 1) * data.n_features + 1e9
+
+
+def _columns(data: TaskData, t: int, rows: np.ndarray, xm: np.ndarray) -> np.ndarray:
+    """Task t's centered columns ``rows`` (n_t x k, dense)."""
+    a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
+    Xs = data.X[a - o:b - o][:, rows]
+    Xs = Xs.toarray() if sp.issparse(Xs) else np.array(Xs, dtype=np.float64)
+    Xs -= xm[rows, t]
+    return Xs
+
+
+def _task_grams(data: TaskData, c: np.ndarray, xm: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``H[t] = X_{rows,c,t}' diag(c_t) X_{rows,c,t}`` (T, k, k)."""
+    H = np.empty((data.n_tasks, len(rows), len(rows)))
+    for t in range(data.n_tasks):
+        Xs = _columns(data, t, rows, xm)
+        H[t] = (Xs * c[data.indptr[t]:data.indptr[t + 1], None]).T @ Xs
+    return H
+
+
+def _moved(data: TaskData, xm: np.ndarray, rows: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """``u = X_c Lam`` per task (n_obs), Lam on ``rows`` (k x T)."""
+    u = np.zeros(data.n_obs)
+    for t in range(data.n_tasks):
+        if np.any(lam[:, t] != 0.0):
+            u[data.indptr[t]:data.indptr[t + 1]] = _columns(data, t, rows, xm) @ lam[:, t]
+    return u
