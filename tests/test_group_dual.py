@@ -138,3 +138,32 @@ def test_collinear_l21_fit_is_certified_at_the_optimum():
     assert model.dual_gap_ <= 1e-4 * ref.P0
     assert model.objective_ - model.dual_gap_ <= best * (1 + 1e-9) <= model.objective_ * (
         1 + 2e-9)
+
+
+def test_many_tasks_skip_the_per_task_dual_points_and_search(monkeypatch):
+    """The projected dual points and the search over sign patterns take a Python step per
+    task: above ``MAX_TASKS`` tasks they are not built (a check of 10^5 tasks would take 10^5
+    steps), below it they are, unchanged."""
+    from regmtl.solvers import dual_projection, group_dual, sign_search
+
+    Xs, ys = _problem()
+    data = rm.as_task_data(Xs, ys)
+    for penalty in (rm.L1(), rm.L21()):
+        alpha = 0.01 * penalty.alpha_max(reference(data, rm.Quadratic(), True).G0)
+        W, R, ls, features, RR, scaled = _state(data, penalty, alpha, 20)
+        args = (data, data.c, ls.xm, R, scaled[0], data.y, penalty, alpha, features,
+                ls.gradient)
+        l1, l2, _ = penalty.bcd_params(alpha)
+        xm = ls.xm
+
+        def grams(f, xm=xm):
+            return sign_search.task_grams(data, data.c, xm, features[f])
+
+        assert dual_projection.projected_duals(*args)
+        if not penalty.group:
+            assert sign_search.searched(W, scaled[0], grams, l1, l2) is not None
+        for module in (dual_projection, group_dual, sign_search):
+            monkeypatch.setattr(module, "MAX_TASKS", T - 1)
+        assert dual_projection.projected_duals(*args) == []
+        assert sign_search.searched(W, scaled[0], grams, l1, l2) is None
+        monkeypatch.undo()

@@ -31,6 +31,7 @@ import scipy.sparse as sp
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .group_dual import GroupProjection
+from .sign_search import MAX_TASKS
 
 __all__ = ["projected_duals", "ROUNDS"]
 
@@ -49,10 +50,12 @@ def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray
                     memo: GroupProjection | None = None) -> list:
     """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
     takes them) from ``R`` moved onto the faces of the dual ball it leaves; empty when the
-    penalty declares no ``dual_clip``, when ``R`` is inside the ball, or when a round would
-    cost more than a few passes over the data. For a group norm, also ``R`` projected onto
-    the ball (:mod:`~regmtl.solvers.group_dual`), from the projection ``memo`` kept by the
-    caller between checks (a new one when None).
+    penalty declares no ``dual_clip``, when ``R`` is inside the ball, when a round would cost
+    more than a few passes over the data, or above
+    :data:`~regmtl.solvers.sign_search.MAX_TASKS` tasks (a round is a Python step per task).
+    For a group norm, also ``R`` projected onto the ball
+    (:mod:`~regmtl.solvers.group_dual`), from the projection ``memo`` kept by the caller
+    between checks (a new one when None).
 
     ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
     targets; ``gradient(u, features)`` gives ``X_c^T u`` on ``features``."""
@@ -64,7 +67,7 @@ def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray
 def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
     """The rounds of the active-set method on the clipped correlations."""
     clip = getattr(penalty, "dual_clip", None)
-    if clip is None or G.size == 0:
+    if clip is None or G.size == 0 or data.n_tasks > MAX_TASKS:
         return []
     T = data.n_tasks
     held = np.zeros(G.shape, dtype=bool)

@@ -35,8 +35,9 @@ from ..penalties import Penalty
 from ..penalties.base import POSITIVE_ROWS, ROWS
 from ..taskdata import TaskData
 from ._kernels import bcd_epoch_task_gram
+from .sign_search import MAX_TASKS, task_grams
 
-__all__ = ["GroupProjection", "ROUNDS", "EPOCHS", "MAX_TASKS"]
+__all__ = ["GroupProjection", "ROUNDS", "EPOCHS"]
 
 #: Working-set rounds per check (each a pass for ``G`` of the moved point).
 ROUNDS = 4
@@ -44,10 +45,6 @@ ROUNDS = 4
 #: Epochs of coordinate descent per round at most; a round ends earlier where the largest
 #: change falls below 1e-3 of the first.
 EPOCHS = 50
-
-#: Above this many tasks the Grams and products are a Python step per task each, which costs
-#: more than the epochs the dual point saves: no candidate is built.
-MAX_TASKS = 1000
 
 
 class GroupProjection:
@@ -67,7 +64,8 @@ class GroupProjection:
         """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
         takes them) from ``R`` projected onto the dual ball of a group norm, one per round;
         empty for other penalties (entrywise, with a ridge part), with more than
-        :data:`MAX_TASKS` tasks, when ``R`` is inside the ball, or when the Grams would cost
+        :data:`~regmtl.solvers.sign_search.MAX_TASKS` tasks (its Grams and products are a
+        Python step per task), when ``R`` is inside the ball, or when the Grams would cost
         more than a few hundred passes over the data.
 
         ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
@@ -91,7 +89,7 @@ class GroupProjection:
             if len(new) or self.H is None or not np.array_equal(rows, self.rows):
                 if not _affordable(data, len(rows)):
                     break
-                H = _task_grams(data, c, xm, rows)
+                H = task_grams(data, c, xm, rows)
                 lam = np.concatenate([lam, np.zeros((len(new), T))])
             else:
                 H = self.H
@@ -134,15 +132,6 @@ def _columns(data: TaskData, t: int, rows: np.ndarray, xm: np.ndarray) -> np.nda
     Xs = Xs.toarray() if sp.issparse(Xs) else np.array(Xs, dtype=np.float64)
     Xs -= xm[rows, t]
     return Xs
-
-
-def _task_grams(data: TaskData, c: np.ndarray, xm: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``H[t] = X_{rows,c,t}' diag(c_t) X_{rows,c,t}`` (T, k, k)."""
-    H = np.empty((data.n_tasks, len(rows), len(rows)))
-    for t in range(data.n_tasks):
-        Xs = _columns(data, t, rows, xm)
-        H[t] = (Xs * c[data.indptr[t]:data.indptr[t + 1], None]).T @ Xs
-    return H
 
 
 def _moved(data: TaskData, xm: np.ndarray, rows: np.ndarray, lam: np.ndarray) -> np.ndarray:
