@@ -156,7 +156,7 @@ def test_many_tasks_skip_the_per_task_dual_points_and_search(monkeypatch):
         l1, l2, _ = penalty.bcd_params(alpha)
         xm = ls.xm
 
-        def grams(f, xm=xm):
+        def grams(f, xm=xm, features=features):
             return sign_search.task_grams(data, data.c, xm, features[f])
 
         assert dual_projection.projected_duals(*args)
