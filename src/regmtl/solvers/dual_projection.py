@@ -47,7 +47,7 @@ RIDGE = 1e-10
 def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray,
                     G: np.ndarray, z: np.ndarray, penalty: Penalty, alpha: float,
                     features: np.ndarray, gradient,
-                    memo: GroupProjection | None = None) -> list:
+                    memo: GroupProjection | None = None, start: bool = False) -> list:
     """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
     takes them) from ``R`` moved onto the faces of the dual ball it leaves; empty when the
     penalty declares no ``dual_clip``, when ``R`` is inside the ball, when a round would cost
@@ -55,12 +55,15 @@ def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray
     :data:`~regmtl.solvers.sign_search.MAX_TASKS` tasks (a round is a Python step per task).
     For a group norm, also ``R`` projected onto the ball
     (:mod:`~regmtl.solvers.group_dual`), from the projection ``memo`` kept by the caller
-    between checks (a new one when None).
+    between checks: where ``start`` (epochs crawl: the caller's call), or where the memo has
+    started (none without a memo). Most fits certify without it; it pays where the epochs
+    crawl with the dual point the poor side.
 
     ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
     targets; ``gradient(u, features)`` gives ``X_c^T u`` on ``features``."""
     out = _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient)
-    memo = GroupProjection() if memo is None else memo
+    if memo is None or not (start or len(memo.rows)):
+        return out
     return out + memo.duals(data, c, xm, R, G, z, penalty, alpha, features, gradient)
 
 
