@@ -30,7 +30,7 @@ import scipy.sparse as sp
 
 from ..penalties import Penalty
 from ..taskdata import TaskData
-from .group_dual import GroupProjection
+from .group_dual import GroupProjection, moved_candidate
 from .sign_search import MAX_TASKS
 
 __all__ = ["projected_duals", "ROUNDS"]
@@ -74,7 +74,7 @@ def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
         return []
     T = data.n_tasks
     held = np.zeros(G.shape, dtype=bool)
-    Gt, out, sums = G, [], data.task_sums
+    Gt, out = G, []
     n_obs = max(data.n_obs, 1)
     for _ in range(ROUNDS):
         C = clip(Gt, alpha)
@@ -111,8 +111,6 @@ def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
             u[a:b] = Xs @ lam
         if not np.all(np.isfinite(u)):
             return out
-        theta = R - u
-        Gt = G - gradient(c * u, features)
-        v = c * theta
-        out.append((Gt, sums(v * theta), sums(v * z)))
+        out.append(moved_candidate(data, c, R, G, z, u, features, gradient))
+        Gt = out[-1][0]
     return out

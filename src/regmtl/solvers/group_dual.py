@@ -37,7 +37,7 @@ from ..taskdata import TaskData
 from ._kernels import bcd_epoch_task_gram
 from .sign_search import MAX_TASKS, task_grams
 
-__all__ = ["GroupProjection", "ROUNDS", "EPOCHS"]
+__all__ = ["GroupProjection", "moved_candidate", "ROUNDS", "EPOCHS", "PASSES"]
 
 #: Working-set rounds per check (each a pass for ``G`` of the moved point).
 ROUNDS = 4
@@ -88,7 +88,7 @@ class GroupProjection:
         # the rows moved at the last check (Lam != 0), with their multipliers
         moving = (where[self.rows] >= 0) & np.any(self.lam != 0.0, axis=1)
         kept, lam = self.rows[moving], self.lam[moving].reshape(-1, T)
-        out, Gt, sums = [], G, data.task_sums
+        out, Gt = [], G
         for _ in range(ROUNDS):
             outside = features[np.any(clip(Gt, alpha) != Gt, axis=1)]
             new = np.setdiff1d(outside, kept)
@@ -115,10 +115,8 @@ class GroupProjection:
             if not np.all(np.isfinite(u)):
                 self.__init__()
                 return out
-            theta = R - u
-            Gt = G - gradient(c * u, features)
-            v = c * theta
-            out.append((Gt, sums(v * theta), sums(v * z)))
+            out.append(moved_candidate(data, c, R, G, z, u, features, gradient))
+            Gt = out[-1][0]
         return out
 
     def _grams(self, data: TaskData, c: np.ndarray, xm: np.ndarray, rows: np.ndarray,
@@ -136,6 +134,16 @@ class GroupProjection:
                 return None
         self.pool, self.H = pool, task_grams(data, c, xm, pool)
         return self._grams(data, c, xm, rows, n_features)
+
+
+def moved_candidate(data: TaskData, c: np.ndarray, R: np.ndarray, G: np.ndarray,
+                    z: np.ndarray, u: np.ndarray, features: np.ndarray, gradient) -> tuple:
+    """The dual candidate ``(G, TT, YT)`` of ``theta = R - u`` (``u`` a move within the
+    centered columns), with ``G = X_c^T (c R)`` on ``features`` given: one product for the
+    move's correlations."""
+    theta = R - u
+    v = c * theta
+    return (G - gradient(c * u, features), data.task_sums(v * theta), data.task_sums(v * z))
 
 
 def _affordable(data: TaskData, k: int, n_features: int) -> bool:
