@@ -113,7 +113,8 @@ class _DataProblem:
         """Dual candidates from the residual moved onto the faces of the dual ball it leaves
         (:mod:`~regmtl.solvers.dual_projection`)."""
         return projected_duals(self.data, self.c, self.ls.xm, self.R, G, self.data.y, penalty,
-                               alpha, np.arange(self.data.n_features), self.ls.gradient)
+                               alpha, np.arange(self.data.n_features), self.ls.gradient,
+                               self.ls.projection)
 
     def zero(self, W, rows):
         W[rows] = 0.0

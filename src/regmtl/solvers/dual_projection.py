@@ -30,6 +30,8 @@ import scipy.sparse as sp
 
 from ..penalties import Penalty
 from ..taskdata import TaskData
+from .group_dual import GroupProjection, moved_candidate
+from .sign_search import MAX_TASKS
 
 __all__ = ["projected_duals", "ROUNDS"]
 
@@ -44,20 +46,35 @@ RIDGE = 1e-10
 
 def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray,
                     G: np.ndarray, z: np.ndarray, penalty: Penalty, alpha: float,
-                    features: np.ndarray, gradient) -> list:
+                    features: np.ndarray, gradient,
+                    memo: GroupProjection | None = None, start: bool = False) -> list:
     """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
     takes them) from ``R`` moved onto the faces of the dual ball it leaves; empty when the
-    penalty declares no ``dual_clip``, when ``R`` is inside the ball, or when a round would
-    cost more than a few passes over the data.
+    penalty declares no ``dual_clip``, when ``R`` is inside the ball, when a round would cost
+    more than a few passes over the data, or above
+    :data:`~regmtl.solvers.sign_search.MAX_TASKS` tasks (a round is a Python step per task).
+    For a group norm, also ``R`` projected onto the ball
+    (:mod:`~regmtl.solvers.group_dual`), from the projection ``memo`` kept by the caller
+    between checks: where ``start`` (epochs crawl: the caller's call), or where the memo has
+    started (none without a memo). Most fits certify without it; it pays where the epochs
+    crawl with the dual point the poor side.
 
     ``G = X_c^T (c R)`` on ``features`` (k x T), ``xm`` the centers (p x T), ``z`` the
     targets; ``gradient(u, features)`` gives ``X_c^T u`` on ``features``."""
+    out = _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient)
+    if memo is None or not (start or len(memo.rows)):
+        return out
+    return out + memo.duals(data, c, xm, R, G, z, penalty, alpha, features, gradient)
+
+
+def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
+    """The rounds of the active-set method on the clipped correlations."""
     clip = getattr(penalty, "dual_clip", None)
-    if clip is None or G.size == 0:
+    if clip is None or G.size == 0 or data.n_tasks > MAX_TASKS:
         return []
     T = data.n_tasks
     held = np.zeros(G.shape, dtype=bool)
-    Gt, out, sums = G, [], data.task_sums
+    Gt, out = G, []
     n_obs = max(data.n_obs, 1)
     for _ in range(ROUNDS):
         C = clip(Gt, alpha)
@@ -94,8 +111,6 @@ def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray
             u[a:b] = Xs @ lam
         if not np.all(np.isfinite(u)):
             return out
-        theta = R - u
-        Gt = G - gradient(c * u, features)
-        v = c * theta
-        out.append((Gt, sums(v * theta), sums(v * z)))
+        out.append(moved_candidate(data, c, R, G, z, u, features, gradient))
+        Gt = out[-1][0]
     return out

@@ -36,6 +36,7 @@ from ._kernels import (
 )
 from .anderson import Anderson
 from .dual_projection import projected_duals
+from .group_dual import GroupProjection
 from .moments import feature_moments
 from .polish import active_newton_step
 from .sign_search import searched, task_grams
@@ -69,6 +70,7 @@ class LeastSquaresEpochs:
         self.params = BlockStep(*step)
         self.features = np.arange(p, dtype=np.int64) if features is None else features
         self.g, self.delta, self.shift = np.zeros(T), np.zeros(T), np.zeros(T)
+        self.projection = GroupProjection()  # (the group dual point, kept between checks)
 
     def centered(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Intercepts in centered coordinates, ``b' = b + xm_t . w_t``."""
@@ -241,12 +243,13 @@ class DataInner:
         penalty, whose search over sign patterns (:meth:`signs`) lands on the exact dual."""
         return self.ls.params.kind != ENTRYWISE
 
-    def projected(self, G: np.ndarray) -> list:
+    def projected(self, G: np.ndarray, crawling: bool = False) -> list:
         """Dual candidates from the residual moved onto the faces of the dual ball it leaves
-        on ``ws`` (:mod:`~regmtl.solvers.dual_projection`; ``G`` its correlations there)."""
+        on ``ws`` (:mod:`~regmtl.solvers.dual_projection`; ``G`` its correlations there), and
+        for a group norm its projection where the epochs crawl."""
         ls = self.ls
         return projected_duals(ls.data, ls.c, ls.xm, self.R, G, self.z, self.penalty,
-                               self.alpha, self.ws, ls.gradient)
+                               self.alpha, self.ws, ls.gradient, ls.projection, crawling)
 
     def newton_cost(self) -> float:
         """What a Newton step on the active set costs, in epochs over the working set: forming
@@ -424,7 +427,7 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
                     and getattr(inner, "projects", False)):
                 # the scaled residual falls short: the residual moved onto the ball's faces
                 projected = e
-                extra = inner.projected(duals[0][0])
+                extra = inner.projected(duals[0][0], len(gaps) >= 3 and gap > 0.5 * gaps[-3])
                 if extra:
                     gap, *_, G = quadratic_gap(penalty, alpha, inner.W, RR, [*duals, *extra])
             if hasattr(inner, "chose"):

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["sign_search", "searched", "task_grams", "RIDGE", "CANDIDATES", "STEPS"]
+__all__ = ["sign_search", "searched", "task_grams", "RIDGE", "CANDIDATES", "STEPS",
+           "MAX_TASKS"]
 
 #: The ridge of the pattern's solves, relative to their largest curvature: duplicate columns
 #: (singular ``Q_AA``) with one sign get the least-squares split; with opposite signs the step
@@ -35,6 +36,12 @@ STEPS = 32
 
 #: The points tried along a step: where the first coefficients cross zero, and its end.
 CANDIDATES = 16
+
+#: The search (and the projected dual points, :mod:`~regmtl.solvers.dual_projection`) takes
+#: a Python step per task for its Grams and solves: above this many tasks those steps cost more
+#: than the epochs they save (a check of 10^5 tasks would take 10^5 of them), and the
+#: solvers go on without it.
+MAX_TASKS = 1000
 
 
 def sign_search(Q: np.ndarray, G: np.ndarray, W: np.ndarray, l1: float, l2: float,
@@ -53,9 +60,12 @@ def searched(W: np.ndarray, G: np.ndarray, grams, l1: float, l2: float,
     """W after :func:`sign_search` on its active features and the strongest of those near
     entering (``|G_jt| >= l1 / 2`` in some task, as many as are active and at least 10; the
     others stay at zero), with ``grams(rows)`` the per-task Hessians (T, k, k) on those rows.
-    None when there are none, or when forming the Hessians (``pair_cost`` per pair of rows)
-    and a solve per task on its active features would cost more than ``budget`` (flops; the
-    search ends after a few solves where the pattern is nearly right)."""
+    None when there are none, when there are more than :data:`MAX_TASKS` tasks, or when
+    forming the Hessians (``pair_cost`` per pair of rows) and a solve per task on its active
+    features would cost more than ``budget`` (flops; the search ends after a few solves where
+    the pattern is nearly right)."""
+    if W.shape[1] > MAX_TASKS:
+        return None
     active = np.any(W != 0.0, axis=1)
     score = np.where(active, np.inf, np.abs(G).max(axis=1, initial=0.0))
     n_active = int(active.sum())
