@@ -65,7 +65,9 @@ multi-task learning pays, tasks with fewer rows than features (T = 30, n_t 60..2
 loss) of the trace norm and sparse + low rank on the bag-of-words sets of REGMTL_DATA (spam:
 15 users, 152,543 features; newsgroups: 2 tasks, 2,000 features), regmtl's regularization_path
 each fit bounded by --max-iter-path (the NumPy peers are not run there: a dense 152,543 x 15
-iterate per step puts them past any useful cap). --school-cv times MultiTaskRegressorCV("trace")
+iterate per step puts them past any useful cap), with the whole path's peak memory (traced, in
+a second run) beside what it returns (8 coefficient matrices, and the parts P_, Q_ of sparse +
+low rank) and the resident peak of the timed run. --school-cv times MultiTaskRegressorCV("trace")
 on the shipped School data with solver="auto" against solver="fista" (proximal gradient
 alone), with the chosen alphas and scores.
 
@@ -91,7 +93,7 @@ import _penalties_np as npp  # noqa: E402
 import _record  # noqa: E402
 from _fista import CURVATURE, apg_backtracking, fista_structured, lipschitz  # noqa: E402
 from _gap import CommonCertificate, g0_matrix, p0_value  # noqa: E402
-from _memory import peak_extra  # noqa: E402
+from _memory import peak_extra, rss_peak_increase  # noqa: E402
 from _problems import (  # noqa: E402
     clustered_coefs,
     dirty_coefs,
@@ -468,21 +470,34 @@ def sparse_sets(args) -> None:
             T = len(Xs)
             a_max = regmtl.alpha_max(Xs, ys, penalty=_regmtl_pen(pen, T), loss="logistic")
             grid = a_max * np.logspace(0, -2, 8)
+            run = partial(regmtl.regularization_path, Xs, ys, penalty=_regmtl_pen(pen, T),
+                          loss="logistic", alphas=grid, tol=args.eps,
+                          max_iter=args.max_iter_path)
             t0 = time.perf_counter()
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                path = regmtl.regularization_path(Xs, ys, penalty=_regmtl_pen(pen, T),
-                                                  loss="logistic", alphas=grid, tol=args.eps,
-                                                  max_iter=args.max_iter_path)
+                path, rss = rss_peak_increase(run)
             took = time.perf_counter() - t0
-            mem = peak_extra(partial(
-                regmtl.regularization_path, Xs, ys, penalty=_regmtl_pen(pen, T),
-                loss="logistic", alphas=grid[:2], tol=args.eps,
-                max_iter=args.max_iter_path)) / 2**20
+            out = path_bytes(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                peak = peak_extra(run)
+            pxt = Xs[0].shape[1] * T * 8 / 2**20
             print(f"  {pen}: regmtl path {took:.1f}s, certified {int(path.converged.sum())}/8 "
                   f"(worst certificate {path.certificates.max():.1e}), iterations "
-                  f"{int(path.n_iter.sum())}, {len(caught)} warnings; peak memory of its "
-                  f"first two fits {mem:.0f} MB ({mem / data_mb:.1f} x the data)")
+                  f"{int(path.n_iter.sum())}, {len(caught)} warnings")
+            print(f"    memory: traced peak {peak / 2**20:.0f} MB, of which the path's returned "
+                  f"arrays {out / 2**20:.0f} MB ({out / 2**20 / pxt:.0f} p x T matrices of "
+                  f"{pxt:.1f} MB); held above them {(peak - out) / 2**20:.0f} MB = "
+                  f"{(peak - out) / 2**20 / data_mb:.1f} x the data; resident peak +"
+                  f"{rss / 2**20:.0f} MB (the timed run)")
+
+
+def path_bytes(path) -> int:
+    """Bytes of the arrays a regularization path returns: ``coefs`` and the penalty's
+    structure at every point (``P_`` and ``Q_`` for sparse + low rank)."""
+    return path.coefs.nbytes + sum(v.nbytes for s in path.structure for v in s.values()
+                                   if isinstance(v, np.ndarray))
 
 
 def school_cv(args) -> None:

@@ -271,6 +271,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         for attr in ("dual_gap_", "kkt_residual_", *STRUCTURE_ATTRS):
             if hasattr(self, attr):
                 delattr(self, attr)
+        variance = self._residual_variance(data, res.W, b) if datafit.quadratic else None
+        res.W = None  # (coef_ holds it: not kept beside the structure formed from V)
         for attr, value in penalty.structure(res.V, alpha).items():
             setattr(self, attr, value)
         if cert.kind == "duality_gap":
@@ -278,8 +280,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         else:
             self.kkt_residual_ = float(cert.value)
         self.objective_ = float(cert.primal)
-        if datafit.quadratic:
-            self.residual_variance_ = self._residual_variance(data, res.W, b)
+        if variance is not None:
+            self.residual_variance_ = variance
         return self
 
     @staticmethod

@@ -373,8 +373,9 @@ class TaskData:
         return self._cache[key]
 
     def with_columns(self, keep: np.ndarray) -> TaskData:
-        """The same problem on the columns ``keep`` of ``X`` (a copy, its own memo)."""
-        X = self.X[:, keep] if sp.issparse(self.X) else np.asfortranarray(
+        """The same problem on the columns ``keep`` of ``X`` (a copy, its own memo; a CSC X
+        whose columns left out hold no entries shares its entries and row indices)."""
+        X = _kept_columns(self.X, keep) if sp.issparse(self.X) else np.asfortranarray(
             np.asarray(self.X)[:, keep])
         shift = None if self.x_shift is None else self.x_shift[keep]
         return dataclasses.replace(self, X=X, x_shift=shift, _cache={})
@@ -458,6 +459,23 @@ class TaskData:
 
 
 # --------------------------------------------------------------------- labels
+def _kept_columns(X: Any, keep: np.ndarray) -> Any:
+    """``X[:, keep]`` of a sparse X (``keep`` a mask). Where X is CSC and the columns left out
+    hold no stored entry (a bag-of-words design's unused words), the result is X's own
+    entries and row indices under new column pointers: the same matrix as scipy's indexing
+    gives, without a copy of the entries."""
+    keep = np.asarray(keep)
+    if X.format != "csc" or keep.dtype != bool or keep.shape != (X.shape[1],):
+        return X[:, keep]
+    counts = np.diff(X.indptr)
+    if counts[~keep].any():
+        return X[:, keep]
+    indptr = np.zeros(int(keep.sum()) + 1, dtype=X.indptr.dtype)
+    np.cumsum(counts[keep], out=indptr[1:])
+    return type(X)((X.data, X.indices, indptr), shape=(X.shape[0], indptr.size - 1),
+                   copy=False)
+
+
 def as_labels(labels: np.ndarray) -> np.ndarray:
     """One task's labels with their own dtype when an object array holds a single type.
 

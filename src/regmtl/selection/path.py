@@ -463,11 +463,15 @@ def regularization_path(
         res = solve(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
                     fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
                     verbose=verbose, options=solver_options, theta0=theta)
-        W, b, V, theta = res.W, res.b, res.V, res.theta
+        W = V = None  # (the last start, not held beside this fit's result)
         coefs[k] = res.W.T
         intercepts[k] = res.b - intercept_shift(data, res.W) if fit_intercept else 0.0
         certs[k], kind = res.certificate.relative, res.certificate.kind
         n_iter[k], converged[k] = res.n_iter, res.converged
-        structure.append(pen.structure(res.V, float(alpha)))
+        # the next fit's start: W read back from the stored point (a view: no p x T copy
+        # held), V the same where the penalty's variable is W itself
+        W, b, theta = coefs[k].T, res.b, res.theta
+        V, res = (W, None) if res.V is res.W else (res.V, None)
+        structure.append(pen.structure(V, float(alpha)))
     return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
                               data.tasks, structure)

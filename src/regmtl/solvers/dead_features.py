@@ -53,7 +53,8 @@ def restricted_reference(ref: Reference, live: np.ndarray) -> Reference:
 
 
 def expanded(res: SolverResult, live: np.ndarray) -> SolverResult:
-    """The result of the restricted problem with zero rows at the dead features."""
+    """The result of the restricted problem with zero rows at the dead features (one array
+    for W and V where the penalty's variable is W itself)."""
     def grow(A):
         if A is None:
             return None
@@ -62,5 +63,7 @@ def expanded(res: SolverResult, live: np.ndarray) -> SolverResult:
         out[..., live, :] = A
         return out
 
-    res.W, res.V = grow(res.W), grow(res.V)
+    same = res.V is res.W
+    res.W = grow(res.W)
+    res.V = res.W if same else grow(res.V)
     return res
