@@ -142,15 +142,15 @@ def _class_frame(labels: tuple) -> pd.DataFrame:
 def test_classification_round_trip_keeps_the_users_labels(tmp_path, labels):
     """fit, then predict on the same file through the console script: the predictions are the
     file's own labels (ints stay ints, strings stay strings) and the accuracy is scored on
-    them (it read 0.0000 when "1.0" was compared with "1")."""
+    them (it read 0.0000 when "1.0" was compared with "1"). The fit runs in this process
+    (the same ``main``; the saved file is what predict reads), the predict in a fresh one."""
     from sklearn.metrics import accuracy_score
 
     frame = _class_frame(labels)
     data, model, preds = tmp_path / "b.csv", tmp_path / "m.npz", tmp_path / "p.csv"
     frame.to_csv(data, index=False)
     cols = ["--task-col", "store", "--target", "label"]
-    run = [*_command(), "fit", str(data), *cols, "--alpha", "0.01", "--out", str(model)]
-    assert subprocess.run(run, capture_output=True, text=True, timeout=300).returncode == 0
+    assert main(["fit", str(data), *cols, "--alpha", "0.01", "--out", str(model)]) == 0
     proc = subprocess.run([*_command(), "predict", str(model), str(data), *cols, "--out",
                            str(preds)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -349,16 +349,16 @@ def test_compare_shows_progress_with_eta_on_a_terminal_and_quiet_silences(small_
 
 def test_predict_keeps_the_input_columns_in_row_order(tmp_path):
     """predict --out writes every input column as the file holds it (ids with leading zeros,
-    empty cells, text), in the input's row order, then the predictions."""
+    empty cells, text), in the input's row order, then the predictions (the console script's
+    predict, of a model fitted in this process by the same ``main``)."""
     frame = _frame().sample(frac=1.0, random_state=1).reset_index(drop=True)  # tasks mixed
     frame.insert(0, "row_id", [f"{k:05d}" for k in range(len(frame))])
     frame["note"] = np.where(np.arange(len(frame)) % 3 == 0, "", "checked, ok")
     data, model, preds = tmp_path / "in.csv", tmp_path / "m.npz", tmp_path / "p.csv"
     frame.to_csv(data, index=False)
     cols = ["--task-col", "school", "--target", "score"]
-    fit = [*_command(), "fit", str(data), *cols, "--features", ",".join(FEATURES),
-           "--alpha", "0.05", "--out", str(model)]
-    assert subprocess.run(fit, capture_output=True, text=True, timeout=300).returncode == 0
+    assert main(["fit", str(data), *cols, "--features", ",".join(FEATURES), "--alpha", "0.05",
+                 "--out", str(model)]) == 0
     proc = subprocess.run([*_command(), "predict", str(model), str(data), *cols, "--out",
                            str(preds)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

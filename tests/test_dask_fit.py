@@ -3,6 +3,7 @@ processes): equal to the in-memory fit, rows kept on the workers, lazy predictio
 
 from __future__ import annotations
 
+import copy
 import tracemalloc
 import warnings
 
@@ -68,14 +69,30 @@ def _close(mem, dsk, rtol=1e-5):
     assert isinstance(dsk.coef_, np.ndarray)
 
 
+#: the fits of :func:`_regressor_fits`, by penalty: (the frame, in memory, on Dask)
+_FITS: dict = {}
+
+
+def _regressor_fits(penalty):
+    """The regressor of ``penalty`` on :func:`_frame` fitted in memory and on Dask (4
+    partitions, tol 1e-9), once per module: the equality test checks the pair, the lazy
+    prediction and the warm refit tests start from copies of it (fitted estimators hold
+    NumPy arrays only, nothing of the cluster)."""
+    if penalty not in _FITS:
+        df = _frame()
+        T = df["store"].nunique()
+        pen = rm.GraphLaplacian(rm.chain_graph(T)) if penalty == "graph" else penalty
+        alpha = {"l21": 0.05, "trace": 0.1, "mean": 0.5, "graph": 0.5, "l1": 0.02}[penalty]
+        est = rm.MultiTaskRegressor(pen, alpha=alpha, tol=1e-9, max_iter=5000)
+        mem, dsk, _ = _both(est, df)
+        _FITS[penalty] = (df, mem, dsk)
+    df, mem, dsk = _FITS[penalty]
+    return df, copy.deepcopy(mem), copy.deepcopy(dsk)
+
+
 @pytest.mark.parametrize("penalty", ["l21", "trace", "mean", "graph"])
 def test_regressor_on_dask_equals_in_memory(client, penalty):
-    df = _frame()
-    T = df["store"].nunique()
-    pen = rm.GraphLaplacian(rm.chain_graph(T)) if penalty == "graph" else penalty
-    alpha = {"l21": 0.05, "trace": 0.1, "mean": 0.5, "graph": 0.5, "l1": 0.02}[penalty]
-    est = rm.MultiTaskRegressor(pen, alpha=alpha, tol=1e-9, max_iter=5000)
-    mem, dsk, _ = _both(est, df)
+    _, mem, dsk = _regressor_fits(penalty)
     _close(mem, dsk)
     # certified the same way: a duality gap or KKT residual below tol (relative)
     if penalty in ("mean", "graph"):
@@ -109,9 +126,8 @@ def _fails_when_read(part):
 
 
 def test_predict_and_score_are_lazy_in_row_order(client, tmp_path):
-    df = _frame(seed=5)
-    est = rm.MultiTaskRegressor("l21", alpha=0.05, tol=1e-6)
-    mem, dsk, ddf = _both(est, df, npartitions=3)
+    df, mem, dsk = _regressor_fits("l21")  # (a model fitted on Dask: its predictions)
+    ddf = dd.from_pandas(df, npartitions=3)
     pred = dsk.predict(ddf[FEATURES], task=ddf["store"])
     assert hasattr(pred, "dask") and pred.chunks == ((np.nan,) * 3,)  # lengths not read
     assert pred.compute().shape == (len(df),)
@@ -333,14 +349,15 @@ def test_admm_runs_on_the_task_blocks(client):
 def test_warm_refit_on_dask_returns_its_start_after_no_iteration(client, penalty):
     """A converged Dask fit refitted with warm_start=True at the same alpha: the start is
     certified on the workers' blocks and returned (n_iter_ == 0), coefficients unchanged and
-    still equal to the in-memory fit's; a new alpha solves again."""
-    df = _frame(seed=5)
-    est = rm.MultiTaskRegressor(penalty, alpha=0.1, tol=1e-8, max_iter=5000, warm_start=True)
-    mem, dsk, ddf = _both(est, df)
+    still equal to the in-memory fit's; a new alpha solves again. (The converged fit is the
+    equality test's, :func:`_regressor_fits`, at tol 1e-9.)"""
+    df, mem, dsk = _regressor_fits(penalty)
+    ddf = dd.from_pandas(df, npartitions=4)
+    dsk.set_params(warm_start=True)
     coef = dsk.coef_.copy()
     dsk.fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
     assert dsk.n_iter_ == 0
     np.testing.assert_array_equal(dsk.coef_, coef)
     _close(mem, dsk)
-    dsk.set_params(alpha=0.08).fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    dsk.set_params(alpha=0.8 * dsk.alpha).fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
     assert dsk.n_iter_ >= 1
