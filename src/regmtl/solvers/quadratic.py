@@ -354,9 +354,18 @@ class TaskQuadratic:
     def gap_terms(self, W: np.ndarray, HW: np.ndarray):
         """``(RR, G, TT, YT)`` of the residual dual point at W: ``RR = sum_r c_r R_r^2``,
         ``G = X_c^T (c R)``, per task ``TT_t = sum c R^2`` and ``YT_t = sum c z R``."""
+        RR, G, TT, YT, _ = self.gap_sums(W, HW)
+        return float(RR), G, TT, YT
+
+    def gap_sums(self, W: np.ndarray, HW: np.ndarray):
+        """``(RR, G, TT, YT, B)``: :meth:`gap_terms` with ``RR`` left an array scalar (lazy on
+        blocks, for :meth:`numbers` to bring home with others), and ``B`` the sum that
+        :meth:`rounding` scales by ``1e-13``."""
         gw = np.einsum("jt,jt->t", self.g, W)
-        TT = self.e - 2.0 * gw + np.einsum("jt,jt->t", W, HW)
-        return float(TT.sum()), self.g - HW, TT, self.e - gw
+        whw = np.einsum("jt,jt->t", W, HW)
+        TT = self.e - 2.0 * gw + whw
+        big = self.e + 2.0 * np.abs(gw) + np.abs(whw)
+        return TT.sum(), self.g - HW, TT, self.e - gw, big.sum()
 
     def rounding(self, W: np.ndarray, HW: np.ndarray) -> float:
         """A bound on the rounding error of ``RR`` formed from the Gram sums."""

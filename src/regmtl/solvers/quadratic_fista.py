@@ -11,16 +11,24 @@ from ..penalties.base import inner
 from .quadratic import TaskQuadratic
 from .reweighted import reweighted_start, worth_trying
 
-__all__ = ["crawling", "fista_quadratic", "gram_certificate", "MAX_BACKTRACK"]
+__all__ = ["crawling", "fista_certified", "fista_quadratic", "gram_certificate",
+           "MAX_BACKTRACK"]
 
 #: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
 MAX_BACKTRACK = 60
 
 
-def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
+def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
+                    **options) -> tuple[np.ndarray, int, bool]:
+    """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form (:func:`fista_certified`, its
+    options): the variable, the iterations and whether the certificate stalled."""
+    return fista_certified(q, penalty, alpha, V, **options)[:3]
+
+
+def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
                     tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                    verbose: int = 0, reweight: bool = True,
-                    crawl_budget: int | None = None) -> tuple[np.ndarray, int, bool]:
+                    verbose: int = 0, reweight: bool = True, crawl_budget: int | None = None
+                    ) -> tuple[np.ndarray, int, bool, float]:
     """FISTA on ``q(compose(V)) + Omega(V)`` in Gram form, with adaptive restart and a
     certificate from the Gram sums every ``check_every`` iterations (the duality gap plus a
     bound on its rounding, or the proximal-gradient KKT residual relative to ``G0_norm``)
@@ -37,8 +45,10 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     short of ``tol``, once it has run that many iterations and its linear rate so far
     predicts more than as many again (the caller then changes method). ``tol`` is absolute
     for a gap, relative (as the residual) for a KKT residual. Returns the variable at the last
-    certificate, the iterations (reweighted steps included), and whether the certificate
-    stalled (no progress for as many iterations as it took to reach its best)."""
+    certificate, the iterations (reweighted steps included), whether the certificate
+    stalled (no progress for as many iterations as it took to reach its best), and the
+    returned variable's certificate (``inf`` where none was taken of it: after a last
+    reweighted step, or with ``max_iter = 0``)."""
     copies = penalty.spread(np.ones((1, 1))).size
     use_gap = penalty.has_dual and alpha > 0
     # the KKT residual is measured at the curvature bound itself (one scale for every check)
@@ -88,11 +98,11 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
             if value < 0.99 * best_val:
                 best_val, best_V, best_it = value, V.copy(), it
             if value <= tol or it == max_iter:
-                return V, it, False
+                return V, it, False, value
             first_val = value if first_val is None else first_val
             if crawl_budget is not None and it >= crawl_budget and crawling(
                     first_val, best_val, it, tol, crawl_budget):
-                return best_V, it, False
+                return best_V, it, False, best_val
             if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
                 rescued = True
                 break
@@ -100,9 +110,9 @@ def fista_quadratic(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
             # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
             if it - best_it >= max(20 * check_every, best_it - start) and (
                     not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
-                return best_V, it, True
+                return best_V, it, True, best_val
         if not rescued:
-            return V, it, False
+            return V, it, False, np.inf
         rescue_at = None  # (once)
         V, steps = reweighted_start(
             q, penalty, alpha, best_V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
@@ -131,10 +141,13 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
     W = penalty.compose(V)
     HW = q.matvec(W) if HW is None else HW
     if penalty.has_dual and alpha > 0:
-        RR, G, TT, YT = q.gap_terms(W, HW)
+        RR, G, TT, YT, big = q.gap_sums(W, HW)
         s = penalty.dual_scaling(G, alpha)
-        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.conjugate(s * G, alpha)
-        return 0.5 * RR + penalty.value(V, alpha) - dual + q.rounding(W, HW)
+        value = penalty.value(V, alpha)
+        # the quadratic's sums brought home together (one round trip on blocks)
+        RR, dual, big = q.numbers(RR, np.sum(s * YT - 0.5 * s * s * TT), big)
+        dual -= penalty.conjugate(s * G, alpha)
+        return 0.5 * RR + value - dual + 1e-13 * big
     G = penalty.spread(q.g - HW)
     D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
     return float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300)
