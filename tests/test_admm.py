@@ -281,3 +281,54 @@ def test_huge_columns_fit_and_certify(penalty, loss):
     if penalty == "trace" and loss == "squared":
         obj = _objective(Xs, ys, m.coef_.T, m.intercept_, 0.05)
         assert m.objective_ == pytest.approx(obj, rel=1e-9)
+
+
+class _CountedQuadratic(TaskQuadratic):
+    """A Gram form that counts the round trips it is asked for (``numbers``)."""
+
+    calls = 0
+
+    def numbers(self, *values):
+        type(self).calls += 1
+        return super().numbers(*values)
+
+
+def _counted_long_tasks():
+    Xs, ys = make_lists(n_per_task=(200, 300, 250), p=6, seed=2)
+    data = rm.as_task_data(Xs, ys)
+    q = TaskQuadratic.from_data(data, data.c, data.y, True)
+    return _CountedQuadratic(q.H, q.g, q.e, q.xm, q.zm, q.scale, True)
+
+
+def test_a_gram_certificate_brings_the_quadratics_sums_home_at_once():
+    """On task blocks each ``numbers`` is a round trip: the gap's sums come in one, and the
+    value is the gap written out from the Gram sums (to 1e-12 relative)."""
+    from regmtl.solvers.quadratic_fista import gram_certificate
+
+    q, pen, alpha = _counted_long_tasks(), rm.L21(), 0.05
+    W = 0.1 * np.ones_like(q.g)
+    _CountedQuadratic.calls = 0
+    gap = gram_certificate(q, pen, alpha, W, None, 1.0)
+    assert _CountedQuadratic.calls == 1
+    HW = q.matvec(W)
+    RR = float(np.sum(q.e - 2.0 * np.sum(q.g * W, 0) + np.sum(W * HW, 0)))
+    G = q.g - HW
+    s = min(1.0, alpha / np.linalg.norm(G, axis=1).max())
+    TT = q.e - 2.0 * np.sum(q.g * W, 0) + np.sum(W * HW, 0)
+    dual = float(np.sum(s * (q.e - np.sum(q.g * W, 0)) - 0.5 * s * s * TT))
+    primal = 0.5 * RR + alpha * np.linalg.norm(W, axis=1).sum()
+    assert abs(gap - (primal - dual)) <= 1e-12 * primal
+
+
+def test_the_hand_over_to_admm_does_not_certify_fistas_point_again(monkeypatch):
+    """FISTA's last certificate decides whether ADMM runs: no second certificate of the
+    same point (a round trip per Newton step on task blocks)."""
+    import importlib
+
+    module = importlib.import_module("regmtl.solvers.admm")
+    q, pen, alpha = _counted_long_tasks(), rm.Trace(), 0.05
+    again = []
+    monkeypatch.setattr(module, "gram_certificate", lambda *a, **k: again.append(a) or 0.0)
+    W, it, stalled = module.minimize_quadratic(q, pen, alpha, np.zeros_like(q.g), tol=1e-8,
+                                             max_iter=5000)
+    assert not again and not stalled and it < 5000 and not q.eigen_ready()
