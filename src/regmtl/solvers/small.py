@@ -315,13 +315,21 @@ def bcd_epoch_dense(X, c, ct, uniform, indptr, offset, xm, R, W, L, l1, l2, grou
     return max_change
 
 
-def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
-    """:func:`regmtl.solvers._kernels.bcd_epoch_gram` for the convex row-separable kinds."""
+def _gram_epoch_unsupported(W, group):
+    """What a Gram-form twin epoch returns without running: ``NotImplemented`` for a kind or
+    size the twins leave to the compiled kernel, ``0.0`` for no rows; None when it runs."""
     k, T = W.shape
     if not _convex_kind(group) or T > MAX_TASKS or k > MAX_FEATURES:
         return NotImplemented
-    if k == 0:
-        return 0.0
+    return 0.0 if k == 0 else None
+
+
+def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
+    """:func:`regmtl.solvers._kernels.bcd_epoch_gram` for the convex row-separable kinds."""
+    skip = _gram_epoch_unsupported(W, group)
+    if skip is not None:
+        return skip
+    k = W.shape[0]
     steps = _BlockSteps(L, l1, l2, group)
     Wk = W.tolist()
     max_change, gi, d = 0.0, [], []
@@ -339,11 +347,9 @@ def bcd_epoch_gram(Q, Et, ct, W, L, l1, l2, group, g, delta):
 def bcd_epoch_task_gram(Qs, Et, W, L, l1, l2, group, g, delta):
     """:func:`regmtl.solvers._kernels.bcd_epoch_task_gram` for the convex row-separable kinds:
     the pass of :func:`bcd_epoch_gram` with task t's own Gram ``Qs[t]``."""
-    k, T = W.shape
-    if not _convex_kind(group) or T > MAX_TASKS or k > MAX_FEATURES:
-        return NotImplemented
-    if k == 0:
-        return 0.0
+    skip = _gram_epoch_unsupported(W, group)
+    if skip is not None:
+        return skip
     steps = _BlockSteps(L, l1, l2, group)
     Wk = W.tolist()
     # (Et.T and the Grams' (i, m, t) view: a change d of row i moves Et[t, m] by -d_t Qs[t, i, m])
