@@ -164,6 +164,17 @@ def test_fairgrad_solves_its_system(alpha):
     np.testing.assert_allclose(grad.numpy(), w @ J, rtol=1e-12)
 
 
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
+def test_fairgrad_reaches_machine_precision_on_conflicting_gradients(alpha):
+    # near the solution the objective's decrease falls below the rounding of its log terms:
+    # the damped Newton must still take its full steps (it stalled at a residual of 1e-10)
+    J = _rand(4, 6, 11)
+    A = J @ J.T
+    w = fairgrad_weights(A, alpha).numpy()
+    target = w ** (-1 / alpha)
+    assert np.max(np.abs(A @ w - target) / target) < 1e-13
+
+
 def test_fairgrad_alpha_one_is_nash_and_zero_at_stationary_points():
     J = _rand(3, 5, 8, conflict=False)
     np.testing.assert_allclose(fairgrad_weights(J @ J.T, 1.0).numpy(),
