@@ -12,21 +12,23 @@ live-feature x T matrix), D the sparse data (0.92 MiB).
   in it: every fit's start, reference and result stay on the used features
   (``solve_live``), written once into ``coefs`` (and ``P_``, ``Q_``), and the reference
   gradient is restricted once for the whole path.
-  - trace: 13 L + 2 D. Held at the peak (inside the last fit's subspace solve): the
-    subspace's basis of at most 4 T directions on the used features, one buffer grown and
-    rotated in place (4 L); the fit's start, with the path and as the solve's iterate (2 L);
-    the reference gradient on the used features (L); the pass's gradient (L); the
-    directions that violate the dual bound, their part outside the basis and its
-    orthonormal basis (3 L); the eigen and QR workspaces and the solve's small arrays (2 L);
-    the stacked design and its conversion (2 D; the restricted design shares its entries).
-    Measured 17.2 L with D = 3.0 L (3.4 M); before this change 4.8 M (the full reference gradient,
-    the start restricted twice, old and new basis beside each other while it grew).
-  - sparse + low rank: 17 L + 2 D - 2 M. The peak is in the last fit, before its parts are
+  - trace: 12 L + 2 D. Held at the peak (inside the last fit's subspace solve, at the
+    directions of the pass's gradient): the subspace's basis of at most 4 T directions on
+    the used features, one buffer grown and rotated in place (4 L); the fit's start, with
+    the path and as the solve's iterate (2 L); the reference gradient on the used features
+    (L); the pass's gradient (L); its violating directions and their QR workspace (3 L);
+    the solve's small arrays (N x k products, intercepts: within L); the stacked design and
+    its conversion (2 D; the restricted design shares its entries). Measured 15.2 L with
+    D = 3.0 L (3.0 M); before this change 4.8 M (the full reference gradient, the start
+    restricted twice, old and new basis beside each other while it grew, the last pass's
+    directions held through the next).
+  - sparse + low rank: 15 L + 2 D - 2 M. The peak is in the last fit, before its parts are
     stored (2 M of the returned arrays not yet formed): held are the basis (4 L), the start
-    (V = (P, Q) and W with the path, W again as the solve's iterate: 4 L), the start's
-    certificate and gradient (2 L), the reference gradient (L), the violating directions
-    and features (4 L), the solve's small arrays (2 L), and the design (2 D). Measured
-    9.9 L (2.0 M); before 5.2 M (the start and the result widened to all features, 5 M).
+    (V = (P, Q) with the path, and W, handed over to the solve as its iterate: 3 L), the
+    pass's gradient and its dual-norm workspace (2 L), the reference gradient (L), the
+    violating directions and features and the restricted design (3 L), the solve's small
+    arrays (2 L), and the design (2 D). Measured 8.1 L (1.6 M); before 5.2 M (the start
+    and the result widened to all features, 5 M).
 * The results are those of the plain warm-started loop over ``solve`` (each start a copy of
   the last result), bit for bit (1e-12 asked): ``coefs``, intercepts, certificates,
   iterations and the parts.
@@ -84,7 +86,7 @@ def problem():
     return _bag_of_words()
 
 
-@pytest.mark.parametrize("name, full, live", [("trace", 0, 13), ("sparse_lowrank", -2, 17)])
+@pytest.mark.parametrize("name, full, live", [("trace", 0, 12), ("sparse_lowrank", -2, 15)])
 def test_path_peak_allocation_is_bounded(problem, name, full, live):
     Xs, ys = problem
     grid = _grid(Xs, ys, name)

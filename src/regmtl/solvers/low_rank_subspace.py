@@ -103,7 +103,9 @@ def _left_vectors(M: np.ndarray, above: float) -> np.ndarray:
     keep = s > above
     if not keep.any():
         return np.zeros((M.shape[0], 0))
-    Q, _ = np.linalg.qr((M @ E[:, keep]) / s[keep])
+    A = M @ E[:, keep]
+    A /= s[keep]
+    Q, _ = np.linalg.qr(A)
     return Q
 
 
@@ -259,7 +261,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
     X, shape = data.X, (data.n_features, data.n_tasks)
     V = _parts(penalty, W, V0)
     g = None if V is None else float(penalty.sparse_weight)
-    W = np.array(W, dtype=np.float64) if V is None else penalty.compose(V)
+    W = np.asarray(W, dtype=np.float64) if V is None else penalty.compose(V)  # (the row's own)
     V = W if V is None else V
     f, b = _fitted_scores(data, datafit, W, b, fit_intercept)
     cert, G = _certified(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
@@ -284,24 +286,24 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
             W, V = start if start is not None else pieces.assemble(g, shape)
             return SolverResult(W, b, max(n_iter, 1), cert, done, V,
                                 stalled=not done and step < max_iter)
-        # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
-        # basis (a restricted solve to its tolerance leaves little there)
-        U = pieces.U
-        R = _left_vectors(G, alpha)
-        R = R - U @ (U.T @ R)
-        new = _left_vectors(R, 1e-6)
         # the features with an entry where the dual bound |G_jt| <= alpha g fails, while the
         # restricted problem keeps its Gram form (no more features than the tasks' mean rows)
         F = pieces.F if g is None else pieces.F[np.any(pieces.PF != 0.0, axis=1)]
         joining = (np.zeros(0, dtype=np.intp) if g is None
                    else _new_features(G, alpha * g, pieces.F))
-        G = None
+        # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
+        # basis (a restricted solve to its tolerance leaves little there); G let go first
+        U = pieces.U
+        R, G = _left_vectors(G, alpha), None
+        R = R - U @ (U.T @ R)
+        new, R = _left_vectors(R, 1e-6), None
         room = rows - min(U.shape[1] + new.shape[1], cap) - F.size
         E = None  # the basis pruned to its own directions (X U rotated): past the cap, or to
         if U.shape[1] + new.shape[1] > cap or (joining.size and room <= 0):  # make room
             C = pieces.C
             E = _left_vectors(C, 1e-9 * float(np.linalg.norm(C, 2)) if C.any() else np.inf)
             room = rows - min(E.shape[1] + new.shape[1], cap) - F.size
+        U = None
         if joining.size and room <= 0:
             # P's support outgrows the Gram form of the restricted problems (a small
             # sparse_weight): the caller goes on from here over the parts themselves
@@ -313,6 +315,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         if E is not None:
             pieces.rotate(E)
         pieces.extend(new[:, :max(cap - pieces.U.shape[1], 1)])
+        new = None  # (not held through the restricted solve and the next pass)
         if start is not None and g is None:  # the trace norm's start, in the first basis
             pieces.C = pieces.U.T @ start[0]
         start = None
@@ -330,6 +333,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         step += 1
         pieces.set_variable(res.W)
         f, b = _fitted_scores(small, datafit, res.W, res.b, fit_intercept)
+        small = None  # (its N x k design not held through the pass, nor beside the next)
         if by_pieces:
             cert, G = _piece_certificate(data, datafit, penalty, alpha,
                                          small_penalty.value(res.W, alpha), f, fit_intercept,

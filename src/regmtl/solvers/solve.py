@@ -168,9 +168,12 @@ def solve_live(
     ``kwargs`` are :func:`solve`'s, with ``W0`` and ``V0`` given on the live features (the
     rows ``live`` of the whole problem's, as a previous call returned them) and ``ref`` the
     live features' (:func:`~regmtl.solvers.dead_features.restricted_reference` of the whole
-    problem's; computed when omitted). Returns the result, its ``W`` and ``V`` on the live
-    features, and ``live`` (bool, p), or None where the problem is solved on all its features
-    (the result whole then); the rows ``live`` of :func:`solve`'s result, the same numbers.
+    problem's; computed when omitted). Where features are dead, a ``W0`` given beside its own
+    ``V0`` (``(P, Q)`` of sparse plus low rank) is handed over: the solve iterates on it (a
+    path's previous result, held nowhere else), no copy beside it. Returns the result, its
+    ``W`` and ``V`` on the live features, and ``live`` (bool, p), or None where the problem
+    is solved on all its features (the result whole then); the rows ``live`` of
+    :func:`solve`'s result, the same numbers.
     """
     solver = kwargs.pop("solver", "auto")
     if solver not in SOLVERS:
@@ -220,17 +223,19 @@ def _solve_on(data, datafit, penalty, alpha, live, keep_live, *, solver="auto", 
         if widen:
             W0, V0 = on_features(W0, V0, live)
     res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol,
-                       max_iter, ref, verbose, options, tighten_warm, theta0)
+                       max_iter, ref, verbose, options, tighten_warm, theta0,
+                       own_start=keep_live and live is not None)
     if not res.converged:
         warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=4)
     return expanded(res, live) if widen else res
 
 
 def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
-           ref, verbose, options, tighten_warm=True,
-           theta0=None) -> tuple[SolverResult, str]:
+           ref, verbose, options, tighten_warm=True, theta0=None,
+           own_start=False) -> tuple[SolverResult, str]:
     """:func:`solve` on a problem whose features are all live: the result (not warned
-    about) and the solver's name."""
+    about) and the solver's name. With ``own_start`` a W0 given beside its own V0 is the
+    iterate itself (the caller holds it no longer), not a copy."""
     p, T = data.n_features, data.n_tasks
     row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
     solver = SOLVER_TABLE[row].answers
@@ -250,7 +255,12 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
         cert = certify(data, datafit, penalty, alpha, V, ref.f0, fit_intercept, ref)
         return SolverResult(W, b, 1, cert, True, V), solver
-    W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
+    if W0 is None:
+        W = np.zeros((p, T))
+    elif own_start and V0 is not None and V0 is not W0:  # (handed over: not copied)
+        W = np.asarray(W0, dtype=np.float64, order="C")
+    else:
+        W = np.array(W0, dtype=np.float64, order="C")
     project = getattr(penalty, "project", None)
     if W0 is not None and project is not None:  # a warm start outside a sign constraint
         W = np.ascontiguousarray(project(W))
