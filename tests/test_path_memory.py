@@ -152,3 +152,32 @@ def test_restricted_csc_design_shares_its_entries():
     cut = data.with_columns(drop).X
     assert not np.shares_memory(cut.data, X.data)
     assert (cut != X[:, drop]).nnz == 0
+
+
+@pytest.mark.parametrize("name", ["trace", "sparse_lowrank", "l21"])
+def test_balanced_path_on_live_features_is_the_warm_started_loop(name):
+    """Data far from 1 (X ~ 1e-90, y ~ 1e80) with three quarters of the features dead: the
+    path solves the balanced problem on the live features (its start and result there) and
+    still equals the plain loop over ``solve``, bit for bit."""
+    rng = np.random.default_rng(0)
+    Xs = [sp.hstack([sp.random(40, 30, density=0.2, random_state=i, format="csr"),
+                     sp.csr_matrix((40, 90))], format="csr") * 1e-90 for i in range(3)]
+    ys = [rng.standard_normal(40) * 1e80 for _ in range(3)]
+    pen = {"trace": rm.Trace(), "sparse_lowrank": rm.SparseLowRank(sparse_weight=0.5),
+           "l21": rm.L21()}[name]
+    grid = rm.alpha_max(Xs, ys, penalty=pen) * np.logspace(0, -2, 4)
+    path = rm.regularization_path(Xs, ys, penalty=pen, alphas=grid, tol=1e-8, max_iter=5000)
+    assert path.converged.all() and path.n_active[-1] > 0
+    datafit, pen = make_loss("squared"), make_penalty(pen)
+    data = shift_columns(make_data(Xs, ys, None, loss="squared", penalty=pen))
+    ref = reference(data, datafit, True)
+    W = b = V = None
+    for k, alpha in enumerate(grid):
+        res = solve(data, datafit, pen, float(alpha), W0=W, b0=b, V0=V, tol=1e-8,
+                    max_iter=5000, ref=ref)
+        W, b = res.W.copy(), res.b.copy()
+        V = W if res.V is res.W else res.V.copy()
+        assert np.array_equal(path.coefs[k], res.W.T)
+        assert np.array_equal(path.intercepts[k], res.b - intercept_shift(data, res.W))
+        for key, value in pen.structure(res.V, float(alpha)).items():
+            assert np.array_equal(path.structure[k][key], value), key
