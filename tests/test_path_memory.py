@@ -181,3 +181,20 @@ def test_balanced_path_on_live_features_is_the_warm_started_loop(name):
         assert np.array_equal(path.intercepts[k], res.b - intercept_shift(data, res.W))
         for key, value in pen.structure(res.V, float(alpha)).items():
             assert np.array_equal(path.structure[k][key], value), key
+
+
+@pytest.mark.parametrize("name", ["trace", "sparse_lowrank"])
+def test_estimator_fit_on_live_features_is_the_solve(problem, name):
+    """An estimator's fit solves on the used features and writes ``coef_``, ``P_`` and ``Q_``
+    from them: the same numbers as :func:`solve`'s result widened to all features."""
+    Xs, ys = problem
+    alpha = float(_grid(Xs, ys, name)[1])
+    model = rm.MultiTaskClassifier(_penalty(name), alpha=alpha, tol=1e-6,
+                                   max_iter=5000).fit(Xs, ys)
+    datafit, pen = make_loss("logistic"), make_penalty(_penalty(name))
+    data = shift_columns(make_data(Xs, ys, None, loss="logistic", penalty=pen))
+    res = solve(data, datafit, pen, alpha, tol=1e-6, max_iter=5000)
+    assert np.array_equal(model.coef_, res.W.T)
+    assert np.array_equal(model.intercept_, res.b - intercept_shift(data, res.W))
+    for key, value in pen.structure(res.V, alpha).items():
+        assert np.array_equal(getattr(model, key), value), key
