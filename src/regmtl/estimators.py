@@ -248,10 +248,18 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         kwargs = dict(solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
                       tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
                       options=self.solver_options, tighten_warm=not same)
-        from .solvers.solve import solve  # the solver modules load with the first fit
+        # (the solver modules load with the first fit)
+        from .solvers.dead_features import live_features, widened
+        from .solvers.solve import on_features, solve_live
 
+        live = None
         if alphas is None:
-            res = solve(data, datafit, penalty, alpha, **kwargs)
+            # the start and the result on the used features: no p x T zeros formed beside
+            # coef_ and the structure, which are written from them
+            live = live_features(data)
+            if live is not None:
+                kwargs["W0"], kwargs["V0"] = on_features(W0, V0, live)
+            res, live = solve_live(data, datafit, penalty, alpha, **kwargs)
             if penalty.nonconvex and not np.any(res.W):  # stationary, perhaps not the best
                 warn_zero_stationary(data, datafit, penalty, alpha, self.fit_intercept, 5)
         else:  # one alpha per task (penalties separable over tasks)
@@ -261,9 +269,23 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form
         single = data.form == "single" and data.class_blocks is None
-        self.coef_ = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
+        if live is None:
+            self.coef_ = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
+        elif single:
+            self.coef_ = np.zeros(live.size)
+            self.coef_[live] = res.W[:, 0]
+        else:
+            self.coef_ = np.zeros((data.n_tasks, live.size))
+            self.coef_[:, live] = res.W.T
+        # W on all features, where a shift or the residuals need it (for most fits on
+        # a bag of words neither: the rows of the dead features are never formed)
+        whole = None
+        if live is None:
+            whole = res.W
+        elif getattr(data, "x_shift", None) is not None or datafit.quadratic:
+            whole = widened(res.W, live)
         b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
-        b_input = b - intercept_shift(data, res.W)
+        b_input = b - (intercept_shift(data, whole) if whole is not None else 0.0)
         self.intercept_ = float(b_input[0]) if single else b_input.copy()
         self.n_iter_ = res.n_iter
         self.task_sizes_ = data.effective_sizes()
@@ -271,9 +293,21 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         for attr in ("dual_gap_", "kkt_residual_", *STRUCTURE_ATTRS):
             if hasattr(self, attr):
                 delattr(self, attr)
-        variance = self._residual_variance(data, res.W, b) if datafit.quadratic else None
-        res.W = None  # (coef_ holds it: not kept beside the structure formed from V)
-        for attr, value in penalty.structure(res.V, alpha).items():
+        variance = self._residual_variance(data, whole, b) if datafit.quadratic else None
+        # (coef_ holds W: not kept beside the structure formed from V)
+        if live is None:
+            whole = res.W = None
+            structure = penalty.structure(res.V, alpha)
+        elif res.V is res.W:  # (the penalty's variable is W: read on all features, from
+            res = None  # coef_ where not formed yet: its rows on the live ones let go first)
+            if whole is None:
+                whole = np.array(self.coef_[:, None] if single else self.coef_.T, order="C")
+            structure = penalty.structure(whole, alpha)
+        else:
+            whole = None
+            structure = penalty.structure_on(res.V, alpha, live)
+        res = whole = None
+        for attr, value in structure.items():
             setattr(self, attr, value)
         if cert.kind == "duality_gap":
             self.dual_gap_ = float(cert.value)

@@ -121,6 +121,17 @@ class _Decomposition(NormPenalty):
     def structure(self, V, alpha):
         return {"P_": np.ascontiguousarray(V[0].T), "Q_": np.ascontiguousarray(V[1].T)}
 
+    def structure_on(self, V, alpha, rows):
+        """The parts' rows written into zero (T, p) arrays: no (2, p, T) variable formed
+        (a subclass with attributes of its own reads the whole variable)."""
+        if type(self).structure is not _Decomposition.structure:
+            return super().structure_on(V, alpha, rows)
+        out = {}
+        for name, part in zip(("P_", "Q_"), V, strict=True):
+            out[name] = np.zeros((V.shape[-1], rows.size))
+            out[name][:, rows] = part.T
+        return out
+
     def variable(self, structure):
         if "P_" not in structure or "Q_" not in structure:
             return None

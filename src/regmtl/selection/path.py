@@ -18,9 +18,11 @@ from ..classes import class_penalty
 from ..datafits import Datafit
 from ..penalties import Penalty, make_penalty
 from ..problem import apply_offset, check_loss_targets, make_data, make_datafit
-from ..solvers import reference, solve
+from ..solvers import reference
 from ..solvers.certificates import Reference
+from ..solvers.dead_features import live_features, restricted_reference, widened
 from ..solvers.moments import feature_moments
+from ..solvers.solve import solve_live
 from ..taskdata import TaskData, intercept_shift, shift_columns
 
 __all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_scale",
@@ -453,6 +455,9 @@ def regularization_path(
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)
     grid = path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
+    live = live_features(data)
+    if live is not None:  # (the reference on the live features, restricted once for all)
+        ref = restricted_reference(ref, live)
     coefs = np.zeros((len(grid), T, p))
     intercepts = np.zeros((len(grid), T))
     certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
@@ -460,18 +465,31 @@ def regularization_path(
     structure, kind = [], ""
     W = b = V = theta = None
     for k, alpha in enumerate(grid):
-        res = solve(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
-                    fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
-                    verbose=verbose, options=solver_options, theta0=theta)
+        # the start and the result on the live features: the zero rows of the dead ones
+        # are never formed (written once, as coefs holds them)
+        res, live = solve_live(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b,
+                               V0=V, fit_intercept=fit_intercept, tol=tol,
+                               max_iter=max_iter, ref=ref, verbose=verbose,
+                               options=solver_options, theta0=theta)
         W = V = None  # (the last start, not held beside this fit's result)
-        coefs[k] = res.W.T
-        intercepts[k] = res.b - intercept_shift(data, res.W) if fit_intercept else 0.0
+        if live is None:
+            coefs[k] = res.W.T
+        else:
+            coefs[k][:, live] = res.W.T
+        shift = res.W if live is None or data.x_shift is None else widened(res.W, live)
+        intercepts[k] = res.b - intercept_shift(data, shift) if fit_intercept else 0.0
+        shift = None
         certs[k], kind = res.certificate.relative, res.certificate.kind
         n_iter[k], converged[k] = res.n_iter, res.converged
-        # the next fit's start: W read back from the stored point (a view: no p x T copy
-        # held), V the same where the penalty's variable is W itself
-        W, b, theta = coefs[k].T, res.b, res.theta
+        # the next fit's start: on all features W read back from the stored point (a view:
+        # no p x T copy held), V the same where the penalty's variable is W itself
+        W, b, theta = (coefs[k].T if live is None else res.W), res.b, res.theta
         V, res = (W, None) if res.V is res.W else (res.V, None)
-        structure.append(pen.structure(V, float(alpha)))
+        if V is W:
+            structure.append(pen.structure(coefs[k].T, float(alpha)))
+        elif live is None:
+            structure.append(pen.structure(V, float(alpha)))
+        else:
+            structure.append(pen.structure_on(V, float(alpha), live))
     return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
                               data.tasks, structure)

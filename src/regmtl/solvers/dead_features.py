@@ -18,7 +18,8 @@ from ..taskdata import TaskData
 from .certificates import Reference
 from .result import SolverResult
 
-__all__ = ["expanded", "live_features", "restricted", "restricted_reference", "MIN_DEAD"]
+__all__ = ["expanded", "live_features", "restricted", "restricted_reference", "widened",
+           "MIN_DEAD"]
 
 #: The solve is restricted once at least this fraction of the features is dead (the
 #: restricted design is a copy of the live columns).
@@ -52,18 +53,21 @@ def restricted_reference(ref: Reference, live: np.ndarray) -> Reference:
     return Reference(ref.b0, ref.f0, ref.P0, ref.G0[live])
 
 
+def widened(A: np.ndarray | None, live: np.ndarray) -> np.ndarray | None:
+    """A variable of the restricted problem (..., n_live, T) with zero rows at the dead
+    features (..., p, T)."""
+    if A is None:
+        return None
+    A = np.asarray(A)
+    out = np.zeros(A.shape[:-2] + (live.size, A.shape[-1]))
+    out[..., live, :] = A
+    return out
+
+
 def expanded(res: SolverResult, live: np.ndarray) -> SolverResult:
     """The result of the restricted problem with zero rows at the dead features (one array
     for W and V where the penalty's variable is W itself)."""
-    def grow(A):
-        if A is None:
-            return None
-        A = np.asarray(A)
-        out = np.zeros(A.shape[:-2] + (live.size, A.shape[-1]))
-        out[..., live, :] = A
-        return out
-
     same = res.V is res.W
-    res.W = grow(res.W)
-    res.V = res.W if same else grow(res.V)
+    res.W = widened(res.W, live)
+    res.V = res.W if same else widened(res.V, live)
     return res

@@ -103,20 +103,23 @@ def _left_vectors(M: np.ndarray, above: float) -> np.ndarray:
     keep = s > above
     if not keep.any():
         return np.zeros((M.shape[0], 0))
-    Q, _ = np.linalg.qr((M @ E[:, keep]) / s[keep])
+    A = M @ E[:, keep]
+    A /= s[keep]
+    Q, _ = np.linalg.qr(A)
     return Q
 
 
-def _extend(U: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Orthonormal columns spanning ``[U, new]``: U kept, ``new`` orthogonalized against it
-    (twice, for rounding) and those with a norm left (above 1e-8) appended."""
-    if new.shape[1] == 0:
-        return U
+def _orthogonal_part(U: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Orthonormal columns that extend U's to span ``[U, new]``: ``new`` orthogonalized
+    against U (twice, for rounding), those with a norm left (above 1e-8)."""
     for _ in range(2):
         new = new - U @ (U.T @ new)
     Q, R = np.linalg.qr(new)
-    keep = np.abs(np.diag(R)) > 1e-8
-    return np.hstack([U, Q[:, keep]])
+    return Q[:, np.abs(np.diag(R)) > 1e-8]
+
+
+#: Rows of the basis rotated at a time, in place (U E, E of at most as many columns as U).
+ROTATE_ROWS = 4096
 
 
 def restricted_data(data: TaskData, XU: np.ndarray) -> TaskData:
@@ -167,8 +170,11 @@ class _Pieces:
     low-rank part's coordinates C in the basis U, with ``X_F`` and ``X U`` (N x |F|, N x k);
     ``W = E_F P_F + U C`` (``P_F`` empty for the trace norm)."""
 
-    def __init__(self, X, U: np.ndarray, C: np.ndarray, F: np.ndarray, PF: np.ndarray):
+    def __init__(self, X, U: np.ndarray, C: np.ndarray, F: np.ndarray, PF: np.ndarray,
+                 capacity: int):
         self.X, self.U, self.C, self.F, self.PF = X, U, C, F, PF
+        # the basis's columns in one buffer of ``capacity`` columns once it grows: U a view
+        self.capacity, self._buf = capacity, None
         self.XU = np.asarray(X @ U).reshape(X.shape[0], -1)
         self.XF = _columns(X, F)
 
@@ -181,17 +187,38 @@ class _Pieces:
     def set_variable(self, M: np.ndarray) -> None:
         self.PF, self.C = M[:self.F.size], M[self.F.size:]
 
+    def _room(self, k: int) -> np.ndarray:
+        """The buffer of the basis with room for k columns, U's columns first (allocated
+        once at ``capacity`` columns, again only past it): the basis grows and rotates in
+        place, no second p x k copy beside it."""
+        if self._buf is None or self._buf.shape[1] < k:
+            buf = np.empty((self.U.shape[0], max(k, self.capacity)))
+            buf[:, :self.U.shape[1]] = self.U
+            self._buf = buf
+        return self._buf
+
     def rotate(self, E: np.ndarray) -> None:
-        """The basis ``U E`` (E with orthonormal columns spanning C's column space)."""
-        self.U, self.XU, self.C = self.U @ E, self.XU @ E, E.T @ self.C
+        """The basis ``U E`` (E with orthonormal columns spanning C's column space, at most
+        as many as U's): rotated in place, a block of rows at a time."""
+        k, m = E.shape
+        buf = self._room(k)
+        for lo in range(0, buf.shape[0], ROTATE_ROWS):
+            rows = slice(lo, lo + ROTATE_ROWS)
+            buf[rows, :m] = buf[rows, :k] @ E
+        self.U, self.XU, self.C = buf[:, :m], self.XU @ E, E.T @ self.C
 
     def extend(self, new: np.ndarray) -> None:
         """The basis with ``new`` directions (orthogonalized against it) appended, at C = 0."""
+        if new.shape[1] == 0:
+            return
         k = self.U.shape[1]
-        self.U = _extend(self.U, new)
-        if self.U.shape[1] > k:
-            self.XU = np.hstack([self.XU, np.asarray(self.X @ self.U[:, k:])])
-            self.C = np.vstack([self.C, np.zeros((self.U.shape[1] - k, self.C.shape[1]))])
+        Q = _orthogonal_part(self.U, new)
+        if Q.shape[1]:
+            buf = self._room(k + Q.shape[1])
+            buf[:, k:k + Q.shape[1]] = Q
+            self.U = buf[:, :k + Q.shape[1]]
+            self.XU = np.hstack([self.XU, np.asarray(self.X @ Q)])
+            self.C = np.vstack([self.C, np.zeros((Q.shape[1], self.C.shape[1]))])
 
     def set_features(self, F: np.ndarray) -> None:
         """The working set F (sorted), ``P_F`` kept on the features that stay, 0 on new."""
@@ -234,19 +261,19 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
     X, shape = data.X, (data.n_features, data.n_tasks)
     V = _parts(penalty, W, V0)
     g = None if V is None else float(penalty.sparse_weight)
-    W = np.array(W, dtype=np.float64) if V is None else penalty.compose(V)
+    W = np.asarray(W, dtype=np.float64) if V is None else penalty.compose(V)  # (the row's own)
     V = W if V is None else V
     f, b = _fitted_scores(data, datafit, W, b, fit_intercept)
     cert, G = _certified(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
-    pieces = _pieces_of(X, V, g, shape)
-    start = (W, V)  # (returned where it is the answer; the trace norm's read in the basis)
-    V = W = None
-    by_pieces = penalty.has_dual and alpha > 0
-    n_iter, step, shrink, best, stalls = 0, 0, 1.0, np.inf, 0
     # at most 4 T directions, and no more than the tasks' mean rows: the restricted
     # problems keep more rows than features (Gram form)
     rows = max(data.n_obs // data.n_tasks, 8)
     cap = min(MAX_BASIS_RATIO * data.n_tasks, rows)
+    pieces = _pieces_of(X, V, g, shape, cap)
+    start = (W, V)  # (returned where it is the answer; the trace norm's read in the basis)
+    V = W = None
+    by_pieces = penalty.has_dual and alpha > 0
+    n_iter, step, shrink, best, stalls = 0, 0, 1.0, np.inf, 0
     while True:
         if verbose:
             print(f"[subspace] step {step:3d}  basis {pieces.U.shape[1]:4d}  features "
@@ -259,24 +286,24 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
             W, V = start if start is not None else pieces.assemble(g, shape)
             return SolverResult(W, b, max(n_iter, 1), cert, done, V,
                                 stalled=not done and step < max_iter)
-        # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
-        # basis (a restricted solve to its tolerance leaves little there)
-        U = pieces.U
-        R = _left_vectors(G, alpha)
-        R = R - U @ (U.T @ R)
-        new = _left_vectors(R, 1e-6)
         # the features with an entry where the dual bound |G_jt| <= alpha g fails, while the
         # restricted problem keeps its Gram form (no more features than the tasks' mean rows)
         F = pieces.F if g is None else pieces.F[np.any(pieces.PF != 0.0, axis=1)]
         joining = (np.zeros(0, dtype=np.intp) if g is None
                    else _new_features(G, alpha * g, pieces.F))
-        G = None
+        # the directions where the dual bound ||G||_2 <= alpha fails, less their part in the
+        # basis (a restricted solve to its tolerance leaves little there); G let go first
+        U = pieces.U
+        R, G = _left_vectors(G, alpha), None
+        R = R - U @ (U.T @ R)
+        new, R = _left_vectors(R, 1e-6), None
         room = rows - min(U.shape[1] + new.shape[1], cap) - F.size
         E = None  # the basis pruned to its own directions (X U rotated): past the cap, or to
         if U.shape[1] + new.shape[1] > cap or (joining.size and room <= 0):  # make room
             C = pieces.C
             E = _left_vectors(C, 1e-9 * float(np.linalg.norm(C, 2)) if C.any() else np.inf)
             room = rows - min(E.shape[1] + new.shape[1], cap) - F.size
+        U = None
         if joining.size and room <= 0:
             # P's support outgrows the Gram form of the restricted problems (a small
             # sparse_weight): the caller goes on from here over the parts themselves
@@ -288,6 +315,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         if E is not None:
             pieces.rotate(E)
         pieces.extend(new[:, :max(cap - pieces.U.shape[1], 1)])
+        new = None  # (not held through the restricted solve and the next pass)
         if start is not None and g is None:  # the trace norm's start, in the first basis
             pieces.C = pieces.U.T @ start[0]
         start = None
@@ -305,6 +333,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         step += 1
         pieces.set_variable(res.W)
         f, b = _fitted_scores(small, datafit, res.W, res.b, fit_intercept)
+        small = None  # (its N x k design not held through the pass, nor beside the next)
         if by_pieces:
             cert, G = _piece_certificate(data, datafit, penalty, alpha,
                                          small_penalty.value(res.W, alpha), f, fit_intercept,
@@ -315,13 +344,15 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
             W = V = None
 
 
-def _pieces_of(X, V: np.ndarray, g: float | None, shape: tuple[int, int]) -> _Pieces:
+def _pieces_of(X, V: np.ndarray, g: float | None, shape: tuple[int, int],
+               capacity: int) -> _Pieces:
     """The start's pieces: none for the trace norm (its basis starts empty); for sparse plus
-    low rank P's nonzero rows and Q's own directions."""
+    low rank P's nonzero rows and Q's own directions. The basis grows in one buffer of
+    ``capacity`` columns (the cap; a larger one only where a basis passes it)."""
     T = shape[1]
     if g is None:
         return _Pieces(X, np.zeros((shape[0], 0)), np.zeros((0, T)), np.zeros(0, np.intp),
-                       np.zeros((0, T)))
+                       np.zeros((0, T)), capacity)
     F = np.flatnonzero(np.any(V[0] != 0.0, axis=1))
     U = _left_vectors(V[1], 1e-9 * spectral_norm(V[1]) if V[1].any() else np.inf)
-    return _Pieces(X, U, U.T @ V[1], F, V[0][F])
+    return _Pieces(X, U, U.T @ V[1], F, V[0][F], capacity)

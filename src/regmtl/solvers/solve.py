@@ -24,7 +24,7 @@ from .dead_features import expanded, live_features, restricted, restricted_refer
 from .policy import SOLVER_TABLE, SOLVERS, choose_row
 from .result import SolverResult
 
-__all__ = ["solve"]
+__all__ = ["solve", "solve_live"]
 
 
 def solve(
@@ -148,35 +148,94 @@ def solve(
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     penalty.check(data.n_features, data.n_tasks)
     with kernel_scope():  # one path (NumPy twins or compiled kernels) for the whole solve
-        datafit = datafit.bind(data)
-        balanced = balanced_solve(  # data far from 1 in magnitude: the same problem scaled
-            solve, data, datafit, penalty, alpha, solver=solver, W0=W0, b0=b0, V0=V0,
-            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref, verbose=verbose,
-            options=options, tighten_warm=tighten_warm, theta0=theta0)
-        if balanced is not None:
-            return balanced
-        ref = ref if ref is not None else reference(data, datafit, fit_intercept)
+        return _solve_on(data, datafit, penalty, alpha, live_features(data), False,
+                         solver=solver, W0=W0, b0=b0, V0=V0, fit_intercept=fit_intercept,
+                         tol=tol, max_iter=max_iter, ref=ref, verbose=verbose,
+                         options=options, tighten_warm=tighten_warm, theta0=theta0)
+
+
+def solve_live(
+    data: TaskBlocks,
+    datafit: Datafit,
+    penalty: Penalty,
+    alpha: float,
+    **kwargs,
+) -> tuple[SolverResult, np.ndarray | None]:
+    """:func:`solve` with its start, its reference and its result on the problem's live
+    features (:func:`~regmtl.solvers.dead_features.live_features`): what a path keeps between
+    its points, no p x T matrix of zeros at the dead features formed.
+
+    ``kwargs`` are :func:`solve`'s, with ``W0`` and ``V0`` given on the live features (the
+    rows ``live`` of the whole problem's, as a previous call returned them) and ``ref`` the
+    live features' (:func:`~regmtl.solvers.dead_features.restricted_reference` of the whole
+    problem's; computed when omitted). Where features are dead, a ``W0`` given beside its own
+    ``V0`` (``(P, Q)`` of sparse plus low rank) is handed over: the solve iterates on it (a
+    path's previous result, held nowhere else), no copy beside it. Returns the result, its
+    ``W`` and ``V`` on the live features, and ``live`` (bool, p), or None where the problem
+    is solved on all its features (the result whole then); the rows ``live`` of
+    :func:`solve`'s result, the same numbers.
+    """
+    solver = kwargs.pop("solver", "auto")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    penalty.check(data.n_features, data.n_tasks)
+    with kernel_scope():
         live = live_features(data)
-        if live is None:
-            res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept,
-                               tol, max_iter, ref, verbose, options, tighten_warm, theta0)
-        else:  # features zero on every row: their rows of W are zero, solved without them
-            res, name = _solve(restricted(data, live), datafit, penalty, alpha, solver,
-                               None if W0 is None else np.asarray(W0)[live],
-                               b0, None if V0 is None else np.asarray(V0)[..., live, :],
-                               fit_intercept, tol, max_iter, restricted_reference(ref, live),
-                               verbose, options, tighten_warm, theta0)
-            res = expanded(res, live)
-        if not res.converged:
-            warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=3)
-        return res
+        return _solve_on(data, datafit, penalty, alpha, live, True, solver=solver,
+                         **kwargs), live
+
+
+def on_features(W0: np.ndarray | None, V0: np.ndarray | None,
+                live: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The start ``(W0, V0)`` on the features ``live`` (its rows there; one array where V0
+    is W0, the penalty's variable being W itself)."""
+    W = None if W0 is None else np.asarray(W0)[live]
+    V = W if V0 is not None and V0 is W0 else (
+        None if V0 is None else np.asarray(V0)[..., live, :])
+    return W, V
+
+
+def _solve_on(data, datafit, penalty, alpha, live, keep_live, *, solver="auto", W0=None,
+              b0=None, V0=None, fit_intercept=True, tol=1e-4, max_iter=1000, ref=None,
+              verbose=0, options=None, tighten_warm=True, theta0=None) -> SolverResult:
+    """:func:`solve` on the features ``live`` (a mask holding every live feature, or None for
+    all), warned about when short of ``tol``. With ``keep_live`` the start, ``ref`` and the
+    result are on ``live``; else they are the whole problem's (the start restricted once, the
+    result widened with zero rows)."""
+    datafit = datafit.bind(data)
+    if keep_live and live is not None:  # the balanced problem, on the same features
+        def again(d, f, p, a, **kw):
+            return _solve_on(d, f, p, a, live, True, **kw)
+    else:
+        again = solve
+    balanced = balanced_solve(  # data far from 1 in magnitude: the same problem scaled
+        again, data, datafit, penalty, alpha, solver=solver, W0=W0, b0=b0, V0=V0,
+        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref, verbose=verbose,
+        options=options, tighten_warm=tighten_warm, theta0=theta0)
+    if balanced is not None:  # (on the features the call gave: whole, or live)
+        return balanced
+    whole = ref is None or not keep_live
+    ref = ref if ref is not None else reference(data, datafit, fit_intercept)
+    widen = live is not None and not keep_live
+    if live is not None:  # features zero on every row: their rows of W are zero, solved
+        data = restricted(data, live)  # without them
+        ref = restricted_reference(ref, live) if whole else ref
+        if widen:
+            W0, V0 = on_features(W0, V0, live)
+    res, name = _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol,
+                       max_iter, ref, verbose, options, tighten_warm, theta0,
+                       own_start=keep_live and live is not None)
+    if not res.converged:
+        warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=4)
+    return expanded(res, live) if widen else res
 
 
 def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol, max_iter,
-           ref, verbose, options, tighten_warm=True,
-           theta0=None) -> tuple[SolverResult, str]:
+           ref, verbose, options, tighten_warm=True, theta0=None,
+           own_start=False) -> tuple[SolverResult, str]:
     """:func:`solve` on a problem whose features are all live: the result (not warned
-    about) and the solver's name."""
+    about) and the solver's name. With ``own_start`` a W0 given beside its own V0 is the
+    iterate itself (the caller holds it no longer), not a copy."""
     p, T = data.n_features, data.n_tasks
     row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
     solver = SOLVER_TABLE[row].answers
@@ -196,7 +255,12 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
         b = ref.b0.copy() if fit_intercept else np.zeros(T)
         cert = certify(data, datafit, penalty, alpha, V, ref.f0, fit_intercept, ref)
         return SolverResult(W, b, 1, cert, True, V), solver
-    W = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64, order="C")
+    if W0 is None:
+        W = np.zeros((p, T))
+    elif own_start and V0 is not None and V0 is not W0:  # (handed over: not copied)
+        W = np.asarray(W0, dtype=np.float64, order="C")
+    else:
+        W = np.array(W0, dtype=np.float64, order="C")
     project = getattr(penalty, "project", None)
     if W0 is not None and project is not None:  # a warm start outside a sign constraint
         W = np.ascontiguousarray(project(W))
