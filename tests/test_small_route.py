@@ -199,3 +199,46 @@ def test_the_block_product_twin_is_its_kernel():
     small.block_matvec(H, V, out_t)
     quadratic.block_matvec.dispatcher(H, V, out_k)
     np.testing.assert_allclose(out_t, out_k, rtol=1e-12, atol=1e-12)
+
+
+def _squared_problem(seed=5, n=200, p=30, T=5):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    task = rng.integers(0, T, n)
+    y = X[:, :3] @ np.array([1.0, -1.0, 0.5]) + 3.0 + rng.standard_normal(n)  # far-off means
+    return X, y, task
+
+
+@pytest.mark.parametrize("solver", ["prox_newton", "stationary_newton", "structured_newton"])
+def test_the_newton_solvers_fit_the_squared_losss_intercepts(solver):
+    """The Newton solvers minimize the intercepts on the loss's state (the residual ``y - f``
+    for the squared loss), not on the scores: run directly on the squared loss from W = 0 and
+    b = 0 (far from the targets' means), each certifies tol = 1e-10 and finds block
+    coordinate descent's optimum (objectives to 1e-9 relative, coefficients and intercepts to
+    1e-5). Their rows run other losses; this is the case where state and scores differ."""
+    from regmtl.solvers import newton, stationary
+    from regmtl.solvers.certificates import reference
+    from regmtl.solvers.solve import solve
+
+    X, y, task = _squared_problem()
+    data = rm.as_task_data(X, y, task=task)
+    loss = rm.Quadratic().bind(data)
+    penalty = rm.MCP(gamma=3.0) if solver == "stationary_newton" else rm.L21()
+    alpha, tol = 0.05, 1e-10
+    ref = reference(data, loss, True)
+    W, b = np.zeros((30, 5)), np.zeros(5)
+    if solver == "prox_newton":
+        res = newton.prox_newton(data, loss, penalty, alpha, W, b, penalty.bcd_params(alpha),
+                                 ref=ref, fit_intercept=True, tol=tol, max_iter=200, verbose=0)
+    elif solver == "stationary_newton":
+        res = stationary.stationary_newton(data, loss, penalty, alpha, W, b, ref=ref,
+                                           fit_intercept=True, tol=tol, max_iter=200)
+    else:
+        res = sn.structured_newton(data, loss, penalty, alpha, W, b, ref=ref,
+                                   fit_intercept=True, tol=tol, max_iter=200)
+    assert res.converged, res.certificate
+    best = solve(data, loss, penalty, alpha, solver="bcd", tol=tol, max_iter=100_000)
+    assert res.certificate.primal == pytest.approx(best.certificate.primal, rel=1e-9)
+    np.testing.assert_allclose(res.W, best.W, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(res.b, best.b, rtol=0, atol=1e-5)
+

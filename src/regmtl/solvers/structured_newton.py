@@ -31,7 +31,7 @@ from ..penalties import Penalty
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 from ._kernels import bcd_epoch_task_gram
 from .admm import minimize_quadratic
-from .certificates import Reference, certify, fit_intercepts
+from .certificates import Reference, certify, scores_intercepts
 from .kernel_quadratic import model_quadratic
 from .newton_model import armijo, newton_model
 from .quadratic import TaskQuadratic, quadratic_applies
@@ -108,7 +108,7 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
     W = penalty.compose(V)
     f = data.linear(W, b)
     if fit_intercept:
-        f, b = fit_intercepts(data, datafit, f, b)
+        f, b = scores_intercepts(data, datafit, f, b)
     f, b = data.settle(f, b)
     G0_norm = float(np.linalg.norm(ref.G0))
     ridge = penalty.ridge_strength(alpha)
@@ -155,7 +155,7 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
         V, b, f = V + t * dV, b + t * db, f + t * df
         if fit_intercept:
-            f, b = fit_intercepts(data, datafit, f, b)
+            f, b = scores_intercepts(data, datafit, f, b)
         V, b, f = data.settle(V, b, f)
         W = penalty.compose(V)
         step_n += 1
