@@ -465,3 +465,20 @@ def test_the_squared_route_with_one_alpha_per_task():
     assert ran
     assert route.objective_ == pytest.approx(rows.objective_, rel=1e-12)
     np.testing.assert_allclose(route.coef_, rows.coef_, rtol=0, atol=1e-6)
+
+
+def test_the_squared_route_on_a_sparse_design_is_the_dense_fit():
+    """A sparse design and its dense copy take the route both: the same epochs, coefficients
+    and intercepts to 1e-12."""
+    import scipy.sparse as sp
+
+    X, y, task = _squared_problem()
+    X[np.abs(X) < 0.5] = 0.0
+    Xs = sp.csr_matrix(X)
+    assert choose_row(rm.as_task_data(Xs, y, task=task), rm.Quadratic(), rm.L21(),
+                      0.05) == "small_squares"
+    dense = rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, y, task=task)
+    sparse = rm.MultiTaskRegressor("l21", alpha=0.05).fit(Xs, y, task=task)
+    assert dense.n_iter_ == sparse.n_iter_
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=0, atol=1e-12)
