@@ -28,9 +28,9 @@ from regmtl.solvers.policy import (
 SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 
 #: modules that hold a solver (they import only parts), and the layer above them
-SOLVER_MODULES = {"bcd", "newton", "structured_newton", "prox_grad", "linear", "splitting",
-                  "stationary", "majorize", "primal_dual", "smoothing", "quasi_newton",
-                  "linear_program", "low_rank_subspace"}
+SOLVER_MODULES = {"bcd", "newton", "structured_newton", "small_squares", "prox_grad", "linear",
+                  "splitting", "stationary", "majorize", "primal_dual", "smoothing",
+                  "quasi_newton", "linear_program", "low_rank_subspace"}
 ABOVE = {"__init__", "policy", "solve", "entries", "support_table"}
 
 

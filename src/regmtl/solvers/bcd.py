@@ -43,12 +43,11 @@ from .epochs import (
     line_search,
     quadratic_gap,
     run_inner,
-    weighted_rows,
 )
 from .gram import GramInner, TaskGramInner, gram_stats, shared_row_weights, task_row_weight
 from .moments import uniform_within_tasks
 from .polish import active_newton_step, solve_active
-from .quadratic import quadratic_applies, task_quadratic
+from .quadratic import quadratic_applies, task_quadratic, weighted_rows
 from .result import SolverResult
 from .screening import safe_radius, screen
 from .working_set import nonzero_rows, select_working_set

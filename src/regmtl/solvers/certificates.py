@@ -50,6 +50,7 @@ __all__ = [
     "per_row",
     "reference",
     "rounding_floor",
+    "scores_intercepts",
 ]
 
 
@@ -191,6 +192,17 @@ def fit_intercepts(
     else:
         update_intercepts(data.y, data.c, data.indptr, S, b, datafit.code, max_newton, 1e-13)
     return S, b
+
+
+def scores_intercepts(data: TaskBlocks, datafit: Datafit, f: np.ndarray, b: np.ndarray,
+                      max_newton: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_intercepts` from the scores ``f``: the loss's state of them
+    (``datafit.state``: the residual ``y - f`` for the squared loss, the scores themselves
+    otherwise), its intercepts minimized, and the scores of that state. Returns ``(f, b)``,
+    ``b`` changed in place where the rows are local; ``f`` is not written to."""
+    S = datafit.state(data.y, f)
+    S, b = fit_intercepts(data, datafit, S, b, max_newton)
+    return datafit.scores(data.y, S), b
 
 
 def _block_intercepts(block, datafit, S, b, max_newton):

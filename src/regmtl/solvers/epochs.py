@@ -39,10 +39,11 @@ from .dual_projection import projected_duals
 from .group_dual import GroupProjection
 from .moments import feature_moments
 from .polish import active_newton_step
+from .quadratic import weighted_rows
 from .sign_search import searched, task_grams
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
-           "line_search", "run_inner", "weighted_rows", "aligned", "PROJECT_WITHIN"]
+           "line_search", "run_inner", "aligned", "PROJECT_WITHIN"]
 
 #: The residual moved onto the dual ball's faces (:mod:`~regmtl.solvers.dual_projection`)
 #: comes within a few times the primal's own distance to the optimum, where the scaled
@@ -459,9 +460,3 @@ def run_inner(inner, penalty, alpha, target, budget, anderson, check_every,
                 if acc is not None:
                     acc.reset()
     return budget, gap
-
-
-def weighted_rows(data: TaskData) -> float:
-    """The number of rows, each counted by its sample weight (missing labels count 0)."""
-    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
-    return float(s.sum() if data.observed is None else s[data.observed].sum())

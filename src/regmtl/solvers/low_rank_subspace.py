@@ -49,8 +49,8 @@ from .certificates import (
     certify,
     dual_point,
     duality_gap_terms,
-    fit_intercepts,
     per_row,
+    scores_intercepts,
 )
 from .result import SolverResult
 
@@ -74,9 +74,7 @@ def _fitted_scores(data: TaskData, datafit: Datafit, W: np.ndarray, b: np.ndarra
     """The scores at ``(W, b)``, with the intercepts minimized exactly when fitted."""
     f = data.linear(W, b)
     if fit_intercept:
-        S = datafit.state(data.y, f)
-        S, b = fit_intercepts(data, datafit, S, b.copy())
-        f = datafit.scores(data.y, S)
+        f, b = scores_intercepts(data, datafit, f, b.copy())
     return f, b
 
 

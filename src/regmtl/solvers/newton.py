@@ -24,8 +24,8 @@ from .certificates import (
     certify,
     dual_point,
     duality_gap_terms,
-    fit_intercepts,
     per_row,
+    scores_intercepts,
 )
 from .epochs import DataInner, LeastSquaresEpochs, feature_gradient, run_inner
 from .moments import feature_moments
@@ -63,7 +63,7 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     b += step * db
     f = f + step * df
     if fit_intercept:
-        fit_intercepts(data, datafit, f, b)
+        f, _ = scores_intercepts(data, datafit, f, b)
     return f, datafit.value(y, f, c) + penalty.value(W, alpha), used
 
 
@@ -90,7 +90,7 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
     l1, l2, group = params
     f = data.linear(W, b)
     if fit_intercept:
-        fit_intercepts(data, datafit, f, b)
+        f, _ = scores_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(W, alpha)
     use_gap = penalty.has_dual and alpha > 0
     zero_means = np.zeros((p, data.n_tasks))  # centered dual points need no centering
@@ -129,7 +129,7 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
                         W[new] = 0.0
                         f = data.linear(W, b)
                         if fit_intercept:
-                            fit_intercepts(data, datafit, f, b)
+                            f, _ = scores_intercepts(data, datafit, f, b)
                         value = datafit.value(y, f, c) + penalty.value(W, alpha)
             if working_set:
                 ws = select_working_set(penalty, alpha, W, G, screened, p0)

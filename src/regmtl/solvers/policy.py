@@ -44,6 +44,12 @@ from .names import SOLVERS
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
 from .row_space_cg import MAX_TASKS, row_space_applies, row_space_cg
+from .small_squares import (
+    SMALL_SQUARES_ROWS,
+    SMALL_SQUARES_SIZE,
+    small_least_squares,
+    small_squares_applies,
+)
 from .softmax_newton import SOFTMAX_KINDS, softmax_newton
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
@@ -308,6 +314,15 @@ NONSMOOTH_LOSS = Requirement(
     lambda pb, name: f"solver={name!r} runs smoothed stages, for a loss that is not smooth.",
     on_data=False,
 )
+SMALL_SQUARES = Requirement(
+    f"a small fit (several tasks, T p <= m <= {SMALL_SQUARES_ROWS} T p and m p T <= "
+    f"{SMALL_SQUARES_SIZE:,}, m the rows counted by their weights) with a convex penalty of "
+    "entries or rows and alpha > 0",
+    lambda pb: small_squares_applies(pb.data, pb.datafit, pb.penalty, pb.alpha, pb.tol),
+    lambda pb, name: (
+        f"solver={name!r} runs coordinate descent on the per-task Grams for small fits of "
+        "the squared loss only; this problem is fitted over the rows."),
+)
 ROW_SPACE = Requirement(
     "per-task kernels (row-space form for wide tasks)",
     lambda pb: kernel_applies(pb.data),
@@ -395,6 +410,28 @@ def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
                        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                        verbose=verbose, working_set=opts["working_set"] and has_dual,
                        screening=opts["screening"] and has_dual, p0=opts["p0"])
+
+
+def _run_small_squares(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                       max_iter, verbose, V0, options, inner):
+    # options of coordinate descent over the rows (working sets, screening, extrapolation,
+    # Gram form or not): that solver runs, as asked
+    if any(key in options for key in BCD_DEFAULTS):
+        return _run_bcd(data, datafit, penalty, alpha, W, b, ref=ref,
+                        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                        verbose=verbose, V0=V0, options=options, inner=inner)
+    res = small_least_squares(data, datafit, penalty, alpha, W, b, ref=ref,
+                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                              verbose=verbose)
+    if res.converged or res.n_iter >= max_iter:
+        return res
+    # the Gram sums' rounding keeps the data's certificate above tol: coordinate descent over
+    # the rows finishes from the route's point
+    more = _run_bcd(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
+                    fit_intercept=fit_intercept, tol=tol, max_iter=max_iter - res.n_iter,
+                    verbose=verbose, V0=None, options={"gram": False}, inner=inner)
+    more.n_iter += res.n_iter
+    return more
 
 
 def _run_bcd(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
@@ -577,13 +614,16 @@ class SolverEntry:
     tol, max_iter, verbose, V0, options, inner)`` (``inner`` the solve, for the stages of
     majorize-minimize), what it ``requires`` (in the order checked), ``why`` ``"auto"`` picks
     it, and the solver name it ``answers`` to (``solver=``, and messages); ``warm``: whether
-    it starts from the ``(W, b)`` given (else a warm start is not certified first)."""
+    it starts from the ``(W, b)`` given (else a warm start is not certified first);
+    ``auto_only``: a route that only ``"auto"`` takes (a solver named by the user runs its
+    own row)."""
 
     run: Callable[..., SolverResult]
     requires: tuple[Requirement, ...]
     why: str
     answers: str
     warm: bool = True
+    auto_only: bool = False
 
 
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
@@ -637,6 +677,13 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "the multinomial loss with a penalty of entries or rows: proximal Newton with each "
         "row's K x K curvature, its models solved by coordinate descent over working sets",
         "bcd"),
+    "small_squares": SolverEntry(
+        _run_small_squares, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS, SMALL_SQUARES),
+        "a small fit of the squared loss with a convex penalty of entries or rows (several "
+        f"tasks, T p <= m <= {SMALL_SQUARES_ROWS} T p rows counted by their weights, "
+        f"m p T <= {SMALL_SQUARES_SIZE:,}): block coordinate descent on the per-task Grams, "
+        "certified on the data; taken by solver='auto' only, without solver_options "
+        "(solver='bcd' runs coordinate descent over the rows)", "bcd", auto_only=True),
     "bcd": SolverEntry(
         _run_bcd, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS),
         "a row-separable penalty: block coordinate descent over features with working sets, "
@@ -689,7 +736,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 #: requirements hold, a named solver the first such row that answers to its name.
 AUTO_ORDER = ("linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
-              "stationary_newton", "prox_newton", "softmax_newton", "bcd", "row_space_cg", "cg",
+              "stationary_newton", "prox_newton", "softmax_newton", "small_squares", "bcd",
+              "row_space_cg", "cg",
               "admm", "parts_admm", "structured_newton", "subspace", "wide_newton", "fista")
 
 
@@ -713,12 +761,14 @@ def choose_row(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: floa
                solver: str = "auto", tol: float = 1e-4) -> str:
     """The key of the :data:`SOLVER_TABLE` row that runs a problem: for ``"auto"`` the first
     of :data:`AUTO_ORDER` whose own requirements hold, for a named solver the first row
-    answering to it whose requirements hold (else its own row, whose check names what is
-    missing); then checked with what task blocks held elsewhere need (a ``ValueError``)."""
+    answering to it whose requirements hold, leaving out the routes only ``"auto"`` takes
+    (``auto_only``; else its own row, whose check names what is missing); then checked with
+    what task blocks held elsewhere need (a ``ValueError``)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     problem = Problem(data, datafit, penalty, alpha, tol)
-    rows = [key for key in AUTO_ORDER if solver in ("auto", SOLVER_TABLE[key].answers)]
+    rows = [key for key in AUTO_ORDER if solver == "auto" or (
+        solver == SOLVER_TABLE[key].answers and not SOLVER_TABLE[key].auto_only)]
     row = next((key for key in rows
                 if all(req.holds(problem) for req in SOLVER_TABLE[key].requires)),
                AUTO_ORDER[-1] if solver == "auto" else solver)

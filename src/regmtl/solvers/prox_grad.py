@@ -20,7 +20,7 @@ import numpy as np
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from .certificates import Reference, certify, fit_intercepts
+from .certificates import Reference, certify, scores_intercepts
 from .quadratic import quadratic_applies, task_quadratic
 from .quadratic_fista import MAX_BACKTRACK, crawling, fista_quadratic
 from .result import SolverResult
@@ -174,9 +174,7 @@ def fista(
             # with them the momentum) stay untouched
             b_cert, f_cert = b.copy(), f
             if fit_intercept:
-                S = datafit.state(y, f)
-                S, b_cert = fit_intercepts(data, datafit, S, b_cert)
-                f_cert = datafit.scores(y, S)
+                f_cert, b_cert = scores_intercepts(data, datafit, f, b_cert)
             cert = certify(data, datafit, penalty, alpha, V, f_cert, fit_intercept, ref, L)
             best = (V, b_cert)
             if verbose:

@@ -29,7 +29,7 @@ from ._kernels import active_gram
 from .moments import feature_moments
 
 __all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of",
-           "task_quadratic", "MAX_FEATURES"]
+           "task_quadratic", "weighted_rows", "MAX_FEATURES"]
 
 #: Largest number of features for which per-task Grams are formed.
 MAX_FEATURES = 2000
@@ -44,6 +44,14 @@ def quadratic_applies(data: TaskData) -> bool:
     if data.shared:
         return p <= data.X.shape[0]
     return data.n_tasks * p <= data.n_obs
+
+
+def weighted_rows(data: TaskData) -> float:
+    """The number of rows, each counted by its sample weight (missing labels count 0): a size
+    that integer weights and the rows they repeat share, so that a choice made on it sends
+    both to one solver."""
+    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
+    return float(s.sum() if data.observed is None else s[data.observed].sum())
 
 
 def task_grams(X: np.ndarray, c: np.ndarray, indptr: np.ndarray, offset: np.ndarray,

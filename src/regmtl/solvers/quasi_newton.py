@@ -15,7 +15,7 @@ from scipy.optimize import minimize
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from .certificates import Reference, certify, fit_intercepts
+from .certificates import Reference, certify, scores_intercepts
 from .result import SolverResult
 
 __all__ = ["ridge_lbfgs"]
@@ -65,9 +65,7 @@ def ridge_lbfgs(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
         bx = np.array(bx, dtype=np.float64)
         f = data.linear(Wx, bx)
         if fit_intercept:  # the intercepts minimized exactly before the certificate
-            S = datafit.state(y, f)
-            fit_intercepts(data, datafit, S, bx)
-            f = datafit.scores(y, S)
+            f, bx = scores_intercepts(data, datafit, f, bx)
         cert = certify(data, datafit, penalty, alpha, penalty.lift(Wx), f, fit_intercept, ref)
         if verbose:
             print(f"[lbfgs] {used:5d} iterations  gtol {gtol:.1e}  {cert.kind} "

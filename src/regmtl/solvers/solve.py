@@ -19,7 +19,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .balance import balanced_solve
-from .certificates import Reference, certify, fit_intercepts, reference, rounding_floor
+from .certificates import Reference, certify, reference, rounding_floor, scores_intercepts
 from .dead_features import expanded, live_features, restricted, restricted_reference
 from .policy import SOLVER_TABLE, SOLVERS, choose_row
 from .result import SolverResult
@@ -313,9 +313,7 @@ def _start_point(data, datafit, penalty, alpha, W, b, V0, fit_intercept, ref):
     ``tol``, after no iteration."""
     f = data.linear(W, b)
     if fit_intercept:
-        S = datafit.state(data.y, f)
-        S, b = fit_intercepts(data, datafit, S, b.copy())
-        f = datafit.scores(data.y, S)
+        f, b = scores_intercepts(data, datafit, f, b.copy())
     V = penalty.lift(W) if V0 is None else np.asarray(V0, dtype=np.float64)
     return certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref), b, V
 

@@ -36,7 +36,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .anderson import Anderson
-from .certificates import Certificate, Reference, fit_intercepts
+from .certificates import Certificate, Reference, scores_intercepts
 from .epochs import DataInner, LeastSquaresEpochs, aligned, feature_gradient
 from .gram import GramInner
 from .moments import uniform_within_tasks
@@ -224,7 +224,7 @@ def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
     params = penalty.bcd_params(alpha)
     f = data.linear(W, b)
     if fit_intercept:
-        fit_intercepts(data, datafit, f, b)
+        f, _ = scores_intercepts(data, datafit, f, b)
     value = datafit.value(y, f, c) + penalty.value(W, alpha)
     scale = float(np.linalg.norm(ref.G0))
     zero_means = np.zeros((p, data.n_tasks))
@@ -280,7 +280,7 @@ def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
             b += step * db
             f = f + step * df
             if fit_intercept:
-                fit_intercepts(data, datafit, f, b)
+                f, _ = scores_intercepts(data, datafit, f, b)
             value = datafit.value(y, f, c) + penalty.value(W, alpha)
             u = c * datafit.theta(y, f)
             inner = _restricted(penalty, alpha, W[ws],

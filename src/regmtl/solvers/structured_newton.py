@@ -17,7 +17,8 @@ thousands of iterations on an ill-conditioned design, this needs tens of Newton 
 
 It is also the small route of proximal Newton with a row-separable penalty
 (:func:`small_applies`, decided by the problem's sizes alone): there an entrywise penalty's
-models are solved by coordinate descent on the per-task Grams (:func:`gram_coordinate_descent`),
+models are solved by coordinate descent on the per-task Grams
+(:func:`~regmtl.solvers.gram_descent.gram_coordinate_descent`),
 whose epochs cost ``O(p^2 T)`` where one on the rows costs ``O(n p)``.
 """
 
@@ -29,17 +30,17 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
-from ._kernels import bcd_epoch_task_gram
 from .admm import minimize_quadratic
-from .certificates import Reference, certify, fit_intercepts
+from .certificates import Reference, certify, scores_intercepts
+from .gram_descent import gram_coordinate_descent
 from .kernel_quadratic import model_quadratic
 from .newton_model import armijo, newton_model
-from .quadratic import TaskQuadratic, quadratic_applies
-from .quadratic_fista import fista_quadratic, gram_certificate
+from .quadratic import quadratic_applies
+from .quadratic_fista import fista_quadratic
 from .result import SolverResult
 
-__all__ = ["SMALL_ROWS", "SMALL_SIZE", "coordinate_models", "gram_coordinate_descent",
-           "small_applies", "structured_newton"]
+__all__ = ["SMALL_ROWS", "SMALL_SIZE", "coordinate_models", "small_applies",
+           "structured_newton"]
 
 #: The small route (:func:`small_applies`): at most this many numbers ``n p T`` (rows x
 #: features x tasks), and at most :data:`SMALL_ROWS` rows per task and feature (``n <= 4 T
@@ -53,10 +54,6 @@ SMALL_ROWS = 4
 #: epoch updates each entry exactly); the row kinds keep proximal gradient, which their
 #: models take in fewer passes.
 COORDINATE_KINDS = (ENTRYWISE, POSITIVE_ENTRYWISE)
-
-#: Epochs between two certificates of a model solved by coordinate descent (an epoch costs
-#: ``O(p^2 T)``, a certificate about as much again).
-CHECK_EPOCHS = 2
 
 
 def small_applies(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
@@ -108,7 +105,7 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
     W = penalty.compose(V)
     f = data.linear(W, b)
     if fit_intercept:
-        f, b = fit_intercepts(data, datafit, f, b)
+        f, b = scores_intercepts(data, datafit, f, b)
     f, b = data.settle(f, b)
     G0_norm = float(np.linalg.norm(ref.G0))
     ridge = penalty.ridge_strength(alpha)
@@ -138,8 +135,8 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         if ridge is not None:  # the model plus a ridge: minimized exactly, task by task
             V_new = q.ridge(ridge)
         elif coordinate:
-            V_new = gram_coordinate_descent(q, penalty, alpha, V, tol=target,
-                                            max_epochs=max_inner, G0_norm=G0_norm)
+            V_new, _ = gram_coordinate_descent(q, penalty, alpha, V, tol=target,
+                                               max_epochs=max_inner, G0_norm=G0_norm)
         elif plain:  # FISTA while it moves well, then ADMM with exact per-task solves
             V_new, _, _ = minimize_quadratic(q, penalty, alpha, V, tol=target,
                                              max_iter=max_inner, G0_norm=G0_norm)
@@ -155,43 +152,10 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
         V, b, f = V + t * dV, b + t * db, f + t * df
         if fit_intercept:
-            f, b = fit_intercepts(data, datafit, f, b)
+            f, b = scores_intercepts(data, datafit, f, b)
         V, b, f = data.settle(V, b, f)
         W = penalty.compose(V)
         step_n += 1
         before = cert.relative
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
         ratio = cert.relative / before if before > 0 else 1.0
-
-
-def gram_coordinate_descent(q: TaskQuadratic, penalty: Penalty, alpha: float, W: np.ndarray, *,
-                            tol: float, max_epochs: int, G0_norm: float) -> np.ndarray:
-    r"""Minimize ``q(W) + Omega(W)`` for a convex row-separable penalty by block coordinate
-    descent on the per-task Grams, from W, until the model's duality gap (from the Gram sums,
-    :func:`~regmtl.solvers.quadratic_fista.gram_certificate`) is at most ``tol``, or stops
-    falling, or ``max_epochs`` have run.
-
-    Row i's block step sees the negative gradient ``E[t, i] = g_t[i] - (H_t w_t)[i]`` and the
-    curvatures ``L[i, t] = H_t[i, i]`` (exact block minimization of the quadratic); a change
-    ``d`` of row i moves ``E[t]`` by ``-d_t H_t[i]``: ``O(p T)`` per changed row, and ``H W``
-    for the certificate is ``g - E^T`` (no product)."""
-    l1, l2, group = penalty.bcd_params(alpha)
-    H = q.H if q.scale is None else q.scale[:, None, None] * q.H
-    Qs = np.ascontiguousarray(H)
-    L = np.ascontiguousarray(q.diagonal())
-    W = np.array(W, dtype=np.float64, order="C")
-    Et = np.ascontiguousarray((q.g - q.matvec(W)).T)
-    g, delta = np.zeros(W.shape[1]), np.zeros(W.shape[1])
-    best, stalls = np.inf, 0
-    for epoch in range(1, max_epochs + 1):
-        change = bcd_epoch_task_gram(Qs, Et, W, L, l1, l2, group, g, delta)
-        if epoch % CHECK_EPOCHS and change > 0.0 and epoch < max_epochs:
-            continue
-        gap = gram_certificate(q, penalty, alpha, W, None, G0_norm, q.g - Et.T)
-        stalls = 0 if gap < 0.99 * best else stalls + 1
-        best = min(best, gap)
-        # met; a fixed point short of tol (the rounding of the Gram sums); or no progress in
-        # ten checks (the Newton step goes on from here, its line search on the loss itself)
-        if gap <= tol or change == 0.0 or stalls >= 10:
-            break
-    return W
