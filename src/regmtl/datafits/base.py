@@ -162,6 +162,16 @@ class Datafit:
         raise ValueError(f"the loss {self.name!r} is not a log-likelihood, so it has no AIC "
                          "or BIC; choose alpha by cross-validation.")
 
+    def lazy_value(self, y: Any, f: Any, c: Any) -> Any:
+        """:meth:`value`, left a lazy scalar where the rows are held in blocks elsewhere and
+        the loss can (for the caller to bring home with its other sums in one round trip,
+        ``data.numbers``); :meth:`value` otherwise."""
+        return self.value(y, f, c)
+
+    def lazy_dual_value(self, y: Any, theta: Any, c: Any) -> Any:
+        """:meth:`dual_value`, left lazy as :meth:`lazy_value`."""
+        return self.dual_value(y, theta, c)
+
     def value(self, y: np.ndarray, f: np.ndarray, c: np.ndarray) -> float:
         """The weighted loss ``sum_r c_r l(y_r, f_r)``.
 

@@ -63,9 +63,12 @@ class Huber(Datafit):
         return Huber(self.delta * s)
 
     def value(self, y, f, c):
+        return float(self.lazy_value(y, f, c))
+
+    def lazy_value(self, y, f, c):
         a = np.abs(y - f)
         d = self.delta
-        return float(np.dot(c, np.where(a <= d, 0.5 * a * a, d * a - 0.5 * d * d)))
+        return np.dot(c, np.where(a <= d, 0.5 * a * a, d * a - 0.5 * d * d))
 
     def deviance(self, y, f):
         a = np.abs(y - f)
@@ -85,7 +88,10 @@ class Huber(Datafit):
         return np.maximum(self.hessian(y, f), 1e-3)
 
     def dual_value(self, y, theta, c):
-        return float(np.dot(c, theta * (y - 0.5 * theta)))
+        return float(self.lazy_dual_value(y, theta, c))
+
+    def lazy_dual_value(self, y, theta, c):
+        return np.dot(c, theta * (y - 0.5 * theta))
 
     def feasible(self, y, theta):
         return np.clip(theta, -self.delta, self.delta)

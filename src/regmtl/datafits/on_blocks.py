@@ -73,9 +73,11 @@ class BlockLoss(Datafit):
     def _rows(self, method: str, *arrays):
         return self._data.blockwise(_block_call, self, method, *arrays, out="rows")
 
+    def _lazy_sum(self, method: str, *arrays):
+        return self._data.blockwise(_block_call, self, method, *arrays, out="scalar").sum()
+
     def _sum(self, method: str, *arrays) -> float:
-        part = self._data.blockwise(_block_call, self, method, *arrays, out="scalar")
-        return self._data.numbers(part.sum())[0]
+        return self._data.numbers(self._lazy_sum(method, *arrays))[0]
 
     # ------------------------------------------------------------------ the loss
     def value(self, y, f, c):
@@ -83,6 +85,13 @@ class BlockLoss(Datafit):
 
     def dual_value(self, y, theta, c):
         return self._sum("dual_value", y, theta, c)
+
+    def lazy_value(self, y, f, c):
+        """The blocks' losses summed, lazy (``Datafit.lazy_value``)."""
+        return self._lazy_sum("value", y, f, c)
+
+    def lazy_dual_value(self, y, theta, c):
+        return self._lazy_sum("dual_value", y, theta, c)
 
     def floor(self, y, c):
         return self._sum("floor", y, c)

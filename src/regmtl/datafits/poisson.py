@@ -56,7 +56,10 @@ class Poisson(Datafit):
                              "loss takes counts or rates >= 0.")
 
     def value(self, y, f, c):
-        return float(np.dot(c, safe_exp(f) - y * np.minimum(f, EXP_MAX)))
+        return float(self.lazy_value(y, f, c))
+
+    def lazy_value(self, y, f, c):
+        return np.dot(c, safe_exp(f) - y * np.minimum(f, EXP_MAX))
 
     def deviance(self, y, f):
         mu = safe_exp(f)
@@ -78,8 +81,11 @@ class Poisson(Datafit):
         return safe_exp(np.asarray(f, dtype=np.float64))
 
     def dual_value(self, y, theta, c):
+        return float(self.lazy_dual_value(y, theta, c))
+
+    def lazy_dual_value(self, y, theta, c):
         m = np.maximum(y - theta, 0.0)
-        return float(np.dot(c, m - xlogy(m, m)))
+        return np.dot(c, m - xlogy(m, m))
 
     def feasible(self, y, theta):
         return np.minimum(theta, y)

@@ -436,7 +436,18 @@ class Penalty:
         """
         return G
 
+    def lazy_value(self, V: Any, alpha: float) -> Any:
+        """:meth:`value`, left a lazy scalar where V is held in blocks elsewhere and the
+        penalty can (for the caller to bring home with its other sums in one round trip,
+        ``numbers``); :meth:`value` otherwise."""
+        return self.value(V, alpha)
+
     # ------------------------------------------------------------------ certificates
+    def lazy_dual_scaling(self, G: Any, alpha: float) -> Any:
+        """:meth:`dual_scaling`, left lazy where G is held in blocks elsewhere and the
+        penalty can (as :meth:`lazy_value`); :meth:`dual_scaling` otherwise."""
+        return self.dual_scaling(G, alpha)
+
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float | np.ndarray:
         """Factor that brings a dual point into the domain of the conjugate.
 

@@ -33,6 +33,7 @@ from .base import (
     check_bool,
     check_ratio,
     inner,
+    is_blocked,
 )
 from .class_groups import ClassGroupElastic
 from .dof import DegreesOfFreedom, SupportSmoother, support_threshold
@@ -131,6 +132,17 @@ class _ElasticType(Penalty):
             val += 0.5 * (1.0 - rho) * float(inner(W, W))
         return float(alpha * val)
 
+    def lazy_value(self, W, alpha):
+        """On coefficients held in blocks elsewhere (without the sign constraint, whose test
+        is a round trip of its own): :meth:`value`'s sums, lazy."""
+        if not is_blocked(W) or self.sign_constrained:
+            return self.value(W, alpha)
+        rho = self.rho
+        val = rho * self._norms(W).sum() if rho > 0 else 0.0
+        if rho < 1:
+            val = val + 0.5 * (1.0 - rho) * inner(W, W)
+        return alpha * val
+
     def prox(self, W, step, alpha):
         """Soft-thresholding of the entries (``max(W - thr, 0)`` under the sign constraint) or
         the group soft-thresholding of the rows (of the positive part ``max(W, 0)`` under the
@@ -175,6 +187,13 @@ class _ElasticType(Penalty):
             return np.where(m <= alpha, 1.0, alpha / np.maximum(m, alpha))
         m = self.dual_norm(G)
         return 1.0 if m <= alpha else alpha / m
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On a G held in blocks elsewhere, the group norm's scaling lazy:
+        ``alpha / max(N*(G), alpha)`` (1 exactly inside the ball, as :meth:`dual_scaling`)."""
+        if not (is_blocked(G) and self.group and self.rho >= 1.0 and G.size):
+            return self.dual_scaling(G, alpha)
+        return alpha / np.maximum(self._norms(self._dual_part(G)).max(), alpha)
 
     def dual_clip(self, G: np.ndarray, alpha: float) -> np.ndarray | None:
         """The nearest point of the dual ball to G, block by block (what

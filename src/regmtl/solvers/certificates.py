@@ -309,17 +309,25 @@ def duality_gap_terms(
     ``G = X^T (c theta)`` (screening and working sets use them)."""
     theta = dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
-    s, dual = _dual_value(data, datafit, penalty, alpha, theta, G)
-    primal = datafit.value(data.y, f, data.c) + penalty.value(V, alpha)
+    s, dual, loss, value = _dual_value(data, datafit, penalty, alpha, theta, G,
+                                       datafit.lazy_value(data.y, f, data.c),
+                                       penalty.lazy_value(V, alpha))
+    primal = loss + value
     return max(primal - dual, 0.0), primal, dual, s, G
 
 
-def _dual_value(data, datafit, penalty, alpha, theta, G) -> tuple[Any, float]:
+def _dual_value(data, datafit, penalty, alpha, theta, G, *more) -> tuple[Any, ...]:
     """The scaling ``s`` of ``theta`` into the penalty's dual ball and ``D(s theta)``, with
-    ``G = X^T (c theta)`` given."""
-    s = penalty.dual_scaling(G, alpha)
-    return s, (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
-               - penalty.conjugate(s * G, alpha))
+    ``G = X^T (c theta)`` given; then ``more`` scalars as floats. On task blocks the sums
+    that the loss and the penalty leave lazy come home in one round trip (``s`` with them
+    where it is one number)."""
+    s = penalty.lazy_dual_scaling(G, alpha)
+    dual = datafit.lazy_dual_value(data.y, per_row(s, data) * theta, data.c)
+    if np.ndim(s) == 0:
+        s, dual, *more = data.numbers(s, dual, *more)
+    else:
+        dual, *more = data.numbers(dual, *more)
+    return (s, dual - penalty.conjugate(s * G, alpha), *more)
 
 
 def kkt_residual(

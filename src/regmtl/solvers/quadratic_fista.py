@@ -142,10 +142,11 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
     HW = q.matvec(W) if HW is None else HW
     if penalty.has_dual and alpha > 0:
         RR, G, TT, YT, big = q.gap_sums(W, HW)
-        s = penalty.dual_scaling(G, alpha)
-        value = penalty.value(V, alpha)
-        # the quadratic's sums brought home together (one round trip on blocks)
-        RR, dual, big = q.numbers(RR, np.sum(s * YT - 0.5 * s * s * TT), big)
+        s = penalty.lazy_dual_scaling(G, alpha)
+        # the quadratic's and the penalty's sums brought home together (one round trip on
+        # blocks where the penalty leaves its value and scaling lazy)
+        RR, dual, value, big = q.numbers(RR, np.sum(s * YT - 0.5 * s * s * TT),
+                                         penalty.lazy_value(V, alpha), big)
         dual -= penalty.conjugate(s * G, alpha)
         return 0.5 * RR + value - dual + 1e-13 * big
     G = penalty.spread(q.g - HW)

@@ -147,7 +147,8 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
         dV, db, df = data.settle(dV, db, data.linear(penalty.compose(dV), db))
-        t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, cert.primal)
+        t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, cert.primal,
+                   data.numbers)
         if t is None:  # no decrease along the Newton direction: the loss at its rounding floor
             return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
         V, b, f = V + t * dV, b + t * db, f + t * df

@@ -1,0 +1,132 @@
+"""Blocking round trips of the solvers' scalars on task blocks (``dask.distributed.LocalCluster``,
+worker processes): a certificate or a line-search test brings its loss's and penalty's sums
+home in one result, each a round trip to the scheduler; the numbers equal the in-memory ones.
+
+A round trip is counted as one call of ``Client.gather`` (every blocking result of the
+client: ``compute``, ``float`` or ``np.asarray`` of a Dask array), the call passed through.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("dask.distributed")
+
+import regmtl as rm  # noqa: E402
+from regmtl.dask import as_dask_task_data  # noqa: E402
+from regmtl.datafits import make_loss  # noqa: E402
+from regmtl.solvers.certificates import duality_gap_terms  # noqa: E402
+from regmtl.solvers.newton_model import armijo  # noqa: E402
+from regmtl.solvers.quadratic import task_quadratic  # noqa: E402
+from regmtl.solvers.quadratic_fista import gram_certificate  # noqa: E402
+
+P = 4
+FEATURES = [f"x{j}" for j in range(P)]
+
+
+@pytest.fixture
+def client(dask_process_client):
+    """The session's LocalCluster of worker processes (conftest)."""
+    return dask_process_client
+
+
+@pytest.fixture
+def trips(client, monkeypatch):
+    """The number of blocking round trips so far (``Client.gather`` calls), as a list of one
+    counter the test may reset."""
+    count = [0]
+    gather = distributed.Client.gather
+
+    def counted(self, *args, **kwargs):
+        count[0] += 1
+        return gather(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "gather", counted)
+    return count
+
+
+def _problem(loss="poisson", T=3, seed=0):
+    """Long-form rows of T tasks on 3 partitions, in memory and on Dask."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(T) * 7 + 3
+    task = np.repeat(ids, rng.integers(25, 40, T))
+    X = rng.standard_normal((len(task), P))
+    W = 0.3 * rng.standard_normal((P, T))
+    f = np.einsum("ij,ji->i", X, W[:, np.searchsorted(ids, task)]) + 0.5
+    y = rng.poisson(np.exp(f)).astype(float) if loss == "poisson" else \
+        f + rng.standard_normal(len(task))
+    df = pd.DataFrame(X, columns=FEATURES)
+    df["store"], df["y"] = task, y
+    df = df.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    ddf = dd.from_pandas(df, npartitions=3)
+    mem = rm.as_task_data(df[FEATURES].to_numpy(), df["y"].to_numpy(),
+                          task=df["store"].to_numpy())
+    return mem, as_dask_task_data(ddf[FEATURES], ddf["y"], ddf["store"])
+
+
+def _coef(T=3):
+    return 0.2 * np.arange(1, P * T + 1, dtype=float).reshape(P, T) / (P * T)
+
+
+def test_a_gram_certificate_on_task_blocks_is_one_round_trip(trips):
+    """The Gram form's gap sums, the L2,1 value and its dual scaling come home together (three
+    round trips before: the value's and the dual norm's own); the certificate equals the
+    in-memory one to 1e-12 relative."""
+    mem, dsk = _problem("squared")
+    pen, alpha, W = rm.L21(), 0.05, _coef()
+    q_mem, q_dsk = task_quadratic(mem, True), task_quadratic(dsk, True)
+    V = q_dsk.settle(W)[0]
+    trips[0] = 0
+    on_blocks = gram_certificate(q_dsk, pen, alpha, V, None, 1.0)
+    assert trips[0] == 1
+    in_memory = gram_certificate(q_mem, pen, alpha, W, None, 1.0)
+    assert abs(on_blocks - in_memory) <= 1e-12 * abs(in_memory)
+
+
+def test_a_duality_gap_on_task_blocks_is_one_round_trip_after_the_dual_point(trips):
+    """The Poisson loss's primal and dual sums, the L2,1 value and its scaling come home in
+    one round trip (four before); gap, primal and dual equal the in-memory ones to 1e-12
+    relative."""
+    mem, dsk = _problem("poisson")
+    pen, alpha, W = rm.L21(), 0.05, _coef()
+    fit = {}
+    for name, data in (("mem", mem), ("dsk", dsk)):
+        datafit = make_loss("poisson").bind(data)
+        f = data.linear(W, np.full(data.n_tasks, 0.1))
+        V = W if data.rows_local else data.settle(f, W)[1]
+        if not data.rows_local:
+            f = data.settle(f)[0]
+        trips[0] = 0
+        fit[name] = duality_gap_terms(data, datafit, pen, alpha, V, f, True)[:3], trips[0]
+    assert fit["dsk"][1] == 1
+    for a, b in zip(fit["dsk"][0], fit["mem"][0], strict=True):
+        assert abs(a - b) <= 1e-12 * abs(fit["mem"][0][1])
+
+
+def test_an_armijo_test_on_task_blocks_is_one_round_trip(trips):
+    """The predicted decrease is one round trip, each trial step one more (the loss's and
+    the penalty's sums together: three and two before); the step equals the in-memory one."""
+    mem, dsk = _problem("poisson")
+    pen, alpha, W = rm.L21(), 0.05, _coef()
+    theta = make_loss("poisson").bind(mem).theta(mem.y, mem.linear(W, np.full(3, 0.1)))
+    G = mem.adjoint(mem.c * theta)  # minus the gradient
+    dW = 2.0 * G / np.linalg.norm(G)  # far too long a step along it: a few halvings
+    steps = {}
+    for name, data in (("mem", mem), ("dsk", dsk)):
+        datafit = make_loss("poisson").bind(data)
+        b = np.full(data.n_tasks, 0.1)
+        f, df = data.linear(W, b), data.linear(dW, np.zeros_like(b))
+        theta = datafit.theta(data.y, f)
+        V, D = W, dW
+        if not data.rows_local:
+            f, df, theta, V, D = data.settle(f, df, theta, W, dW)
+        value = float(datafit.value(data.y, f, data.c)) + pen.value(V, alpha)
+        trips[0] = 0
+        steps[name] = armijo(datafit, pen, alpha, data.y, data.c, theta, V, f, D, df, value,
+                             data.numbers), trips[0]
+    step, count = steps["dsk"]
+    assert step == steps["mem"][0] and step is not None and step < 1.0
+    assert count == 1 + (1 + round(np.log2(1.0 / step)))
