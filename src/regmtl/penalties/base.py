@@ -565,7 +565,7 @@ class Penalty:
     def structure_on(self, V: np.ndarray, alpha: float, rows: np.ndarray) -> dict[str, Any]:
         """:meth:`structure` of the variable whose rows ``rows`` (bool, p) are those of V and
         whose other rows are zero (a solve restricted to its live features, see
-        :func:`~regmtl.solvers.solve.solve_live`): here that variable formed, then read; penalties
+        ``regmtl.solvers.solve.solve_live``): here that variable formed, then read; penalties
         whose attributes are V's own rows write them in place."""
         whole = np.zeros(V.shape[:-2] + (rows.size, V.shape[-1]))
         whole[..., rows, :] = V
