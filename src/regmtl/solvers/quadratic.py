@@ -27,6 +27,7 @@ from ..taskdata import TaskData, nbytes
 from . import small
 from ._kernels import active_gram
 from .moments import feature_moments
+from .sign_search import centered_sparse_gram
 
 __all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of",
            "task_quadratic", "weighted_rows", "MAX_FEATURES"]
@@ -67,11 +68,7 @@ def task_grams(X: np.ndarray, c: np.ndarray, indptr: np.ndarray, offset: np.ndar
         Xr = sp.csr_matrix(X)
         for t in range(T):
             a, b, o = indptr[t], indptr[t + 1], offset[t]
-            Xt, ct = Xr[a - o:b - o], c[a:b]
-            m = xm[:, t]
-            XtX = np.asarray((Xt.T @ sp.diags(ct) @ Xt).todense())
-            s = np.asarray(Xt.T @ ct).ravel()
-            H[t] = XtX - np.outer(s, m) - np.outer(m, s) + ct.sum() * np.outer(m, m)
+            H[t] = centered_sparse_gram(Xr[a - o:b - o], c[a:b], xm[:, t])
         return H
     active_gram(np.asfortranarray(X), c, indptr, offset, np.ascontiguousarray(xm), H)
     return H
