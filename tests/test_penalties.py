@@ -317,3 +317,24 @@ def test_contract_fenchel_young(case):
     """Every penalty of the bank with a dual: Fenchel-Young, with equality on the
     subdifferential."""
     assert_fenchel_young(case, np.random.default_rng(22), alpha=0.7)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-200, 1e200, 1e-300])
+def test_spectral_norm_across_scales_forms_no_copy(scale):
+    """``||G||_2`` from the Gram of G itself, or at extreme scales of ``G 2^{-e}`` a block of
+    rows at a time: within 1e-13 of LAPACK's SVD of the unscaled matrix, and no copy of G
+    (the traced allocations stay under a tenth of G)."""
+    import tracemalloc
+
+    from regmtl.penalties.spectral import spectral_norm
+
+    G0 = np.random.default_rng(0).standard_normal((100_000, 6))
+    G = G0 * scale
+    tracemalloc.start()
+    try:
+        value = spectral_norm(G)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert value == pytest.approx(np.linalg.norm(G0, 2) * scale, rel=1e-13)
+    assert peak < G.nbytes / 10

@@ -484,6 +484,12 @@ class Penalty:
         """
         raise NotImplementedError
 
+    def scaled_conjugate(self, G: np.ndarray, s: float | np.ndarray, alpha: float) -> float:
+        """:meth:`conjugate` at the scaled dual point ``s * G`` (``s`` from
+        :meth:`dual_scaling`, per column where it is one per task); a norm's is 0 there, with
+        no ``s * G`` formed."""
+        return self.conjugate(s * G, alpha)
+
     def alpha_max(self, G0: np.ndarray) -> float:
         """Smallest alpha for which W = 0 is optimal.
 
@@ -720,6 +726,11 @@ class NormPenalty(Penalty):
 
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
         return 0.0
+
+    def scaled_conjugate(self, G: np.ndarray, s: float | np.ndarray, alpha: float) -> float:
+        if type(self).conjugate is not NormPenalty.conjugate:  # (a conjugate of its own)
+            return super().scaled_conjugate(G, s, alpha)
+        return 0.0  # (s G lies in the dual ball: not formed)
 
     def alpha_max(self, G0: np.ndarray) -> float:
         return float(self.dual_norm(G0))

@@ -46,20 +46,34 @@ def _svd(V: np.ndarray):
     return np.linalg.svd(V, full_matrices=False)
 
 
+#: Rows of G scaled at a time where its Gram would overflow or underflow unscaled.
+SCALED_ROWS = 4096
+
+
 def spectral_norm(G: np.ndarray) -> float:
-    """The largest singular value, from the small side's Gram (accurate to rounding)."""
+    """The largest singular value, from the small side's Gram (accurate to rounding).
+
+    The Gram of G itself where its entries' squares neither overflow nor underflow (max|G|
+    within ``2^{+-480}``), else that of ``G 2^{-e}`` (``2^e ~ max|G|``, an exact scaling),
+    formed a block of rows at a time: no copy of G in either case."""
     if not G.size:
         return 0.0
     if is_blocked(G):
         S = small_gram(G)
         return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
-    # the Gram of G / max|G|: squares of entries near 1e±200 neither overflow nor underflow
-    big = float(np.max(np.abs(G)))
+    big = float(np.maximum(G.max(), -G.min()))  # max|G|, no |G| formed
     if big == 0.0 or not np.isfinite(big):
         return big
-    H = G / big
-    S = H @ H.T if H.shape[0] <= H.shape[1] else H.T @ H
-    return big * float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0)))
+    A = G if G.shape[0] >= G.shape[1] else G.T  # (its long side first: the Gram is A' A)
+    e = int(np.frexp(big)[1])
+    if abs(e) <= 480:
+        return float(np.sqrt(max(np.linalg.eigvalsh(A.T @ A)[-1], 0.0)))
+    scale = np.ldexp(1.0, -e)
+    S = np.zeros((A.shape[1], A.shape[1]))
+    for lo in range(0, A.shape[0], SCALED_ROWS):
+        H = A[lo:lo + SCALED_ROWS] * scale
+        S += H.T @ H
+    return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0))) / scale
 
 
 class Trace(NormPenalty):

@@ -327,7 +327,7 @@ def _dual_value(data, datafit, penalty, alpha, theta, G, *more) -> tuple[Any, ..
         s, dual, *more = data.numbers(s, dual, *more)
     else:
         dual, *more = data.numbers(dual, *more)
-    return (s, dual - penalty.conjugate(s * G, alpha), *more)
+    return (s, dual - penalty.scaled_conjugate(G, s, alpha), *more)
 
 
 def kkt_residual(

@@ -38,6 +38,8 @@ import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
+import scipy.sparse
 
 from ..datafits import Datafit
 from ..penalties import Penalty
@@ -91,9 +93,16 @@ def _certified(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
     return cert, data.adjoint(data.c * datafit.theta(data.y, f))
 
 
+def _orthonormalized(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Q, R`` of the QR factorization of A (p x m, m small, Fortran order), Q written over
+    A: Householder (LAPACK's, as ``np.linalg.qr``) with no p x m workspace beside A."""
+    return scipy.linalg.qr(np.asfortranarray(A), overwrite_a=True, mode="economic",
+                           check_finite=False)
+
+
 def _left_vectors(M: np.ndarray, above: float) -> np.ndarray:
     """The left singular vectors of M (p x T, T small) whose singular values exceed ``above``,
-    from the T x T Gram's eigendecomposition (then orthonormalized)."""
+    from the T x T Gram's eigendecomposition (then orthonormalized in place)."""
     if not M.size:
         return np.zeros((M.shape[0], 0))
     lam, E = np.linalg.eigh(M.T @ M)
@@ -101,19 +110,21 @@ def _left_vectors(M: np.ndarray, above: float) -> np.ndarray:
     keep = s > above
     if not keep.any():
         return np.zeros((M.shape[0], 0))
-    A = M @ E[:, keep]
+    A = (E[:, keep].T @ M.T).T  # (M E, in Fortran order: its QR in place)
     A /= s[keep]
-    Q, _ = np.linalg.qr(A)
-    return Q
+    return _orthonormalized(A)[0]
 
 
 def _orthogonal_part(U: np.ndarray, new: np.ndarray) -> np.ndarray:
     """Orthonormal columns that extend U's to span ``[U, new]``: ``new`` orthogonalized
-    against U (twice, for rounding), those with a norm left (above 1e-8)."""
+    against U (twice, for rounding; in place, ``new`` is overwritten), those with a norm left
+    (above 1e-8)."""
+    new = np.asfortranarray(new)
     for _ in range(2):
-        new = new - U @ (U.T @ new)
-    Q, R = np.linalg.qr(new)
-    return Q[:, np.abs(np.diag(R)) > 1e-8]
+        new -= U @ (U.T @ new)
+    Q, R = _orthonormalized(new)
+    kept = np.abs(np.diag(R)) > 1e-8
+    return Q if kept.all() else Q[:, kept]
 
 
 #: Rows of the basis rotated at a time, in place (U E, E of at most as many columns as U).
@@ -158,9 +169,20 @@ def _piece_certificate(data: TaskData, datafit: Datafit, penalty: Penalty, alpha
     G = data.adjoint(data.c * theta)
     s = penalty.dual_scaling(G, alpha)
     dual = (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
-            - penalty.conjugate(s * G, alpha))
+            - penalty.scaled_conjugate(G, s, alpha))
     primal = datafit.value(data.y, f, data.c) + value
     return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0), G
+
+
+def _products(X, Q: np.ndarray) -> np.ndarray:
+    """``X Q`` (N x m, m small); for a sparse X a column of Q at a time: scipy's product
+    would make a C-ordered copy of Q (p x m)."""
+    if not scipy.sparse.issparse(X):
+        return np.asarray(X @ Q)
+    XQ = np.empty((X.shape[0], Q.shape[1]))
+    for j in range(Q.shape[1]):
+        XQ[:, j] = X @ Q[:, j]
+    return XQ
 
 
 class _Pieces:
@@ -215,7 +237,7 @@ class _Pieces:
             buf = self._room(k + Q.shape[1])
             buf[:, k:k + Q.shape[1]] = Q
             self.U = buf[:, :k + Q.shape[1]]
-            self.XU = np.hstack([self.XU, np.asarray(self.X @ Q)])
+            self.XU = np.hstack([self.XU, _products(self.X, Q)])
             self.C = np.vstack([self.C, np.zeros((Q.shape[1], self.C.shape[1]))])
 
     def set_features(self, F: np.ndarray) -> None:
@@ -293,7 +315,7 @@ def subspace_solve(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: fl
         # basis (a restricted solve to its tolerance leaves little there); G let go first
         U = pieces.U
         R, G = _left_vectors(G, alpha), None
-        R = R - U @ (U.T @ R)
+        R -= U @ (U.T @ R)
         new, R = _left_vectors(R, 1e-6), None
         room = rows - min(U.shape[1] + new.shape[1], cap) - F.size
         E = None  # the basis pruned to its own directions (X U rotated): past the cap, or to

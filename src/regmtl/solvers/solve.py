@@ -168,12 +168,13 @@ def solve_live(
     ``kwargs`` are :func:`solve`'s, with ``W0`` and ``V0`` given on the live features (the
     rows ``live`` of the whole problem's, as a previous call returned them) and ``ref`` the
     live features' (:func:`~regmtl.solvers.dead_features.restricted_reference` of the whole
-    problem's; computed when omitted). Where features are dead, a ``W0`` given beside its own
-    ``V0`` (``(P, Q)`` of sparse plus low rank) is handed over: the solve iterates on it (a
-    path's previous result, held nowhere else), no copy beside it. Returns the result, its
-    ``W`` and ``V`` on the live features, and ``live`` (bool, p), or None where the problem
-    is solved on all its features (the result whole then); the rows ``live`` of
-    :func:`solve`'s result, the same numbers.
+    problem's; computed when omitted). Where features are dead, a ``W0`` given with a ``V0``
+    (its own ``(P, Q)`` of sparse plus low rank, or W0 itself where the penalty's variable is
+    W) is handed over: the solve iterates on it (a path's previous result, held nowhere
+    else), no copy beside it (the rows read V0, or copy it, before they write W). Returns
+    the result, its ``W`` and ``V`` on the live features, and ``live`` (bool, p), or None
+    where the problem is solved on all its features (the result whole then); the rows
+    ``live`` of :func:`solve`'s result, the same numbers.
     """
     solver = kwargs.pop("solver", "auto")
     if solver not in SOLVERS:
@@ -234,8 +235,8 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
            ref, verbose, options, tighten_warm=True, theta0=None,
            own_start=False) -> tuple[SolverResult, str]:
     """:func:`solve` on a problem whose features are all live: the result (not warned
-    about) and the solver's name. With ``own_start`` a W0 given beside its own V0 is the
-    iterate itself (the caller holds it no longer), not a copy."""
+    about) and the solver's name. With ``own_start`` a W0 given with a V0 (its own, or
+    W0 itself) is the iterate itself (the caller holds it no longer), not a copy."""
     p, T = data.n_features, data.n_tasks
     row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
     solver = SOLVER_TABLE[row].answers
@@ -257,7 +258,7 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
         return SolverResult(W, b, 1, cert, True, V), solver
     if W0 is None:
         W = np.zeros((p, T))
-    elif own_start and V0 is not None and V0 is not W0:  # (handed over: not copied)
+    elif own_start and V0 is not None:  # (handed over: not copied; V0 may be W0 itself)
         W = np.asarray(W0, dtype=np.float64, order="C")
     else:
         W = np.array(W0, dtype=np.float64, order="C")
