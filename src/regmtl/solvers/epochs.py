@@ -150,7 +150,7 @@ def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, RR: float,
     best = None
     for G, TT, YT in duals:
         s = penalty.dual_scaling(G, alpha)
-        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.conjugate(s * G, alpha)
+        dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.scaled_conjugate(G, s, alpha)
         if best is None or dual > best[0]:
             best = (dual, s, G)
     dual, s, G = best

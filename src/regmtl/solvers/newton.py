@@ -56,7 +56,7 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     used, _ = run_inner(inner, penalty, alpha, target, max_inner, anderson=5, check_every=5)
     dW, db = V - W, epochs.uncentered(V, bc) - b
     df = (z - R) - f
-    step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value)
+    step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value, data.numbers)
     if step is None:  # no decrease along the direction: stay
         return f, value, used
     W += step * dW
@@ -73,7 +73,7 @@ def _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, xm):
     G = feature_gradient(data, xm, data.c * theta, ws)
     s = penalty.dual_scaling(G, alpha)
     dual = (datafit.dual_value(data.y, per_row(s, data) * theta, data.c)
-            - penalty.conjugate(s * G, alpha))
+            - penalty.scaled_conjugate(G, s, alpha))
     primal = datafit.value(data.y, f, data.c) + penalty.value(W[ws], alpha)
     return max(primal - dual, 0.0)
 

@@ -28,14 +28,12 @@ def newton_model(datafit: Datafit, y: np.ndarray, c: np.ndarray,
 
 def armijo(datafit: Datafit, penalty: Penalty, alpha: float, y: np.ndarray, c: np.ndarray,
            theta: np.ndarray, V: np.ndarray, f: np.ndarray, dV: np.ndarray, df: np.ndarray,
-           value: float, numbers: Callable[..., tuple[float, ...]] | None = None
-           ) -> float | None:
+           value: float, numbers: Callable[..., tuple[float, ...]]) -> float | None:
     """The step of a proximal Newton direction ``(dV, df)`` by backtracking (halving, at most
     40 times) until the objective drops by ``1e-4`` of the model's predicted decrease (Lee, Sun
     & Saunders 2014); None when no step does (the loss at its rounding floor). ``numbers``
     (``data.numbers``): the scalars of each test as floats, the loss's and the penalty's
     sums brought home together (one round trip on task blocks where they are left lazy)."""
-    numbers = numbers or _floats
     dot, new, old = numbers(np.dot(c * theta, df), penalty.lazy_value(V + dV, alpha),
                             penalty.lazy_value(V, alpha))
     decrease = -dot + new - old
@@ -48,7 +46,3 @@ def armijo(datafit: Datafit, penalty: Penalty, alpha: float, y: np.ndarray, c: n
             return step
         step *= 0.5
     return None
-
-
-def _floats(*values) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)

@@ -147,7 +147,7 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
         # blocks where the penalty leaves its value and scaling lazy)
         RR, dual, value, big = q.numbers(RR, np.sum(s * YT - 0.5 * s * s * TT),
                                          penalty.lazy_value(V, alpha), big)
-        dual -= penalty.conjugate(s * G, alpha)
+        dual -= penalty.scaled_conjugate(G, s, alpha)
         return 0.5 * RR + value - dual + 1e-13 * big
     G = penalty.spread(q.g - HW)
     D = V - penalty.prox(V + G / L, 1.0 / L, alpha)

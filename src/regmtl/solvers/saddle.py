@@ -73,5 +73,5 @@ def saddle_certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_i
     G = data.adjoint(data.c * th)
     s = penalty.dual_scaling(G, alpha)
     dual = (datafit.dual_value(data.y, data.per_row(s) * th, data.c)
-            - penalty.conjugate(s * G, alpha))
+            - penalty.scaled_conjugate(G, s, alpha))
     return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0), b

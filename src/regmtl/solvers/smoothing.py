@@ -66,7 +66,7 @@ def _gap(data, exact, smooth, penalty, alpha, V, f, f_dual, fit_intercept,
     G = data.adjoint(data.c * theta)
     s = penalty.dual_scaling(G, alpha)
     dual = (exact.dual_value(data.y, data.per_row(s) * theta, data.c)
-            - penalty.conjugate(s * G, alpha))
+            - penalty.scaled_conjugate(G, s, alpha))
     primal = exact.value(data.y, f, data.c) + penalty.value(V, alpha)
     return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0)
 

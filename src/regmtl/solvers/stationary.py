@@ -254,7 +254,8 @@ def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
             dW, db, df, _ = _model_step(data, penalty, alpha, W, b, f, params, ws,
                                         fit_intercept, theta, h, z, model_target, max_inner,
                                         anderson)
-            step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value)
+            step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value,
+                          data.numbers)
             if step != 1.0:
                 # the quadratic model misled: where its curvature is below the penalty's
                 # concavity, its exact block minimizers may jump to another basin of the
