@@ -311,10 +311,10 @@ def test_a_gram_certificate_brings_the_quadratics_sums_home_at_once():
     gap = gram_certificate(q, pen, alpha, W, None, 1.0)
     assert _CountedQuadratic.calls == 1
     HW = q.matvec(W)
-    RR = float(np.sum(q.e - 2.0 * np.sum(q.g * W, 0) + np.sum(W * HW, 0)))
+    TT = q.e - 2.0 * np.sum(q.g * W, 0) + np.sum(W * HW, 0)  # per task |y_t - X_t w_t|^2
+    RR = float(np.sum(TT))
     G = q.g - HW
     s = min(1.0, alpha / np.linalg.norm(G, axis=1).max())
-    TT = q.e - 2.0 * np.sum(q.g * W, 0) + np.sum(W * HW, 0)
     dual = float(np.sum(s * (q.e - np.sum(q.g * W, 0)) - 0.5 * s * s * TT))
     primal = 0.5 * RR + alpha * np.linalg.norm(W, axis=1).sum()
     assert abs(gap - (primal - dual)) <= 1e-12 * primal

@@ -28,15 +28,10 @@ FEATURES = [f"x{j}" for j in range(P)]
 
 
 @pytest.fixture
-def client(dask_process_client):
-    """The session's LocalCluster of worker processes (conftest)."""
-    return dask_process_client
-
-
-@pytest.fixture
-def trips(client, monkeypatch):
-    """The number of blocking round trips so far (``Client.gather`` calls), as a list of one
-    counter the test may reset."""
+def trips(dask_process_client, monkeypatch):
+    """The number of blocking round trips so far (``Client.gather`` calls) on the session's
+    LocalCluster of worker processes (conftest), as a list of one counter the test may
+    reset."""
     count = [0]
     gather = distributed.Client.gather
 
