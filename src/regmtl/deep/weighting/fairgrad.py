@@ -54,9 +54,12 @@ def _fairgrad(A: np.ndarray, alpha: float) -> np.ndarray:
     w = np.ones(T)
     f = _objective(An, w, alpha)
     for _ in range(200):
-        grad = An @ w - w ** (-1.0 / alpha)
-        res = _residual(An, w, alpha)
-        H = An + np.diag(w ** (-1.0 / alpha - 1.0) / alpha)
+        target = w ** (-1.0 / alpha)
+        grad = An @ w - target
+        res = float(np.max(np.abs(grad) / target))  # (_residual at w)
+        if res < 1e-13:
+            break
+        H = An + np.diag(target / (alpha * w))
         step = np.linalg.solve(H, grad)
         if float(grad @ step) <= 1e-30 * max(1.0, abs(f)):
             break
@@ -74,8 +77,6 @@ def _fairgrad(A: np.ndarray, alpha: float) -> np.ndarray:
                 break
             t *= 0.5
         w, f = cand, fc
-        if _residual(An, w, alpha) < 1e-13:
-            break
     # A = s An: w_A = s^(-alpha / (alpha + 1)) w_An
     return w * s ** (-alpha / (alpha + 1.0))
 
