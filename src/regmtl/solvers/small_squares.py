@@ -88,7 +88,7 @@ def small_least_squares(data: TaskBlocks, datafit: Datafit, penalty: Penalty, al
     G0_norm = float(np.linalg.norm(ref.G0))
     W = np.array(W, dtype=np.float64, order="C")
     target = tol * ref.P0  # the absolute gap the certificate must reach
-    total, cert = 0, None
+    total = 0
     for _ in range(ROUNDS):
         W, used = gram_coordinate_descent(q, penalty, alpha, W, tol=target,
                                           max_epochs=max_iter - total, G0_norm=G0_norm)
@@ -97,7 +97,8 @@ def small_least_squares(data: TaskBlocks, datafit: Datafit, penalty: Penalty, al
         cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
         if verbose:
             print(f"[bcd/gram] epoch {total:5d}  {cert.kind} {cert.relative:.3e}")
-        if cert.converged(tol) or total >= max_iter:
-            return SolverResult(W, b, max(total, 1), cert, cert.converged(tol))
+        converged = cert.converged(tol)
+        if converged or total >= max_iter:
+            break
         target *= 0.1
-    return SolverResult(W, b, max(total, 1), cert, False)
+    return SolverResult(W, b, max(total, 1), cert, converged)
