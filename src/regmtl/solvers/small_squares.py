@@ -34,17 +34,18 @@ from ..penalties import Penalty
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 from .certificates import Reference, certify
 from .gram_descent import gram_coordinate_descent
-from .quadratic import MAX_FEATURES, task_quadratic, weighted_rows
+from .quadratic import MAX_FEATURES, TASK_GRAM_ROWS, task_quadratic, weighted_rows
 from .result import SolverResult
 
 __all__ = ["ROUNDS", "SMALL_SQUARES_ROWS", "SMALL_SQUARES_SIZE",
            "small_least_squares", "small_squares_applies"]
 
 #: The route's rows per task and feature: ``T p <= m <= SMALL_SQUARES_ROWS T p`` (m the rows
-#: counted by their weights). Above, coordinate descent runs its own per-task Gram form
-#: (:func:`~regmtl.solvers.bcd.least_squares_bcd`, ``m > 1.5 T p``), with working sets and
-#: Anderson extrapolation; below, the Grams outgrow the data.
-SMALL_SQUARES_ROWS = 1.5
+#: counted by their weights). Above (the same boundary,
+#: :data:`~regmtl.solvers.quadratic.TASK_GRAM_ROWS`), coordinate descent runs its own
+#: per-task Gram form (:func:`~regmtl.solvers.bcd.least_squares_bcd`, ``m > 1.5 T p``), with
+#: working sets and Anderson extrapolation; below ``T p``, the Grams outgrow the data.
+SMALL_SQUARES_ROWS = TASK_GRAM_ROWS
 #: At most this many numbers ``m p T`` (proximal Newton's small route's bound, ``SMALL_SIZE``).
 SMALL_SQUARES_SIZE = 300_000
 #: Rounds of epochs, each to a tenth of the last one's target, while the certificate on the
