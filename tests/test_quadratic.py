@@ -64,6 +64,32 @@ def test_one_pass_build_equals_small_task_kernel():
     np.testing.assert_allclose(q.H, H, rtol=0, atol=1e-12 * np.abs(H).max())
 
 
+def test_sparse_grams_are_the_dense_ones():
+    """The per-task centered Grams of a sparse (CSC) design, from the sparse product and the
+    centering's rank-one updates, equal those of its dense copy to 1e-12 relative: all
+    columns (:func:`~regmtl.solvers.quadratic.task_grams`) and an unsorted subset
+    (:func:`~regmtl.solvers.sign_search.task_grams`)."""
+    import scipy.sparse as sp
+
+    from regmtl.solvers import quadratic, sign_search
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((120, 20))
+    X[np.abs(X) < 0.8] = 0.0
+    task, y = rng.integers(0, 4, 120), rng.standard_normal(120)
+    c, xm = rng.random(120) + 0.5, rng.standard_normal((20, 4))
+    dense = regmtl.as_task_data(X, y, task=task)
+    sparse = regmtl.as_task_data(sp.csc_matrix(X), y, task=task)
+    assert sp.issparse(sparse.X)
+    features = np.array([3, 1, 7, 12, 0])
+    for grams in (
+        lambda d: quadratic.task_grams(d.X, c, d.indptr, d.offset, xm),
+        lambda d: sign_search.task_grams(d, c, xm, features),
+    ):
+        H = grams(dense)
+        np.testing.assert_allclose(grams(sparse), H, rtol=0, atol=1e-12 * np.abs(H).max())
+
+
 @pytest.mark.parametrize("shape", [(30, 100, 500), (10, 300, 100), (40, 20, 30), (4, 200, 10)])
 def test_lanczos_top_is_the_largest_eigenvalue(shape):
     """Batched Lanczos: below each task's top eigenvalue (a Ritz value) and within 1e-6 of it,

@@ -285,8 +285,9 @@ def test_the_squared_route_reads_the_weighted_sizes_and_the_penalty():
 
 def test_the_squared_route_is_auto_only():
     """``solver="auto"`` runs it; ``solver="bcd"`` and bcd's ``solver_options`` run
-    coordinate descent over the rows (the route's function is never called), and bad options
-    still raise."""
+    coordinate descent over the rows (the route's function is never called), their fits
+    certified (gaps at most tol times the objective at W = 0, written out in NumPy) at one
+    optimum, and bad options still raise."""
     X, y, task = _squared_problem()
     data = rm.as_task_data(X, y, task=task)
     assert choose_row(data, rm.Quadratic(), rm.L21(), 0.1) == "small_squares"
@@ -298,9 +299,12 @@ def test_the_squared_route_is_auto_only():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(policy, "small_least_squares", refuse)
-        rm.MultiTaskRegressor("l21", alpha=0.1, solver="bcd").fit(X, y, task=task)
-        rm.MultiTaskRegressor("l21", alpha=0.1, solver_options={"anderson": 0}).fit(
+        named = rm.MultiTaskRegressor("l21", alpha=0.1, solver="bcd").fit(X, y, task=task)
+        optioned = rm.MultiTaskRegressor("l21", alpha=0.1, solver_options={"anderson": 0}).fit(
             X, y, task=task)
+        for m in (named, optioned):  # certified, and at one optimum
+            assert 0.0 <= m.dual_gap_ <= 1e-4 * _p0(y, task)
+        assert abs(named.objective_ - optioned.objective_) <= 1e-4 * _p0(y, task)
         with pytest.raises(AssertionError, match="the small route ran"):
             rm.MultiTaskRegressor("l21", alpha=0.1).fit(X, y, task=task)
     with pytest.raises(ValueError, match=r"solver_options\['anderson'\]"):
@@ -324,6 +328,13 @@ def _gap_l21(X, y, task, W, b, alpha):
     theta = s * r
     dual = np.sum(c * (y * theta - 0.5 * theta * theta))
     return primal - dual, primal
+
+
+def _p0(y, task):
+    """The objective of :func:`_gap_l21` at W = 0, the intercepts the tasks' means."""
+    c = 1.0 / np.bincount(task).astype(float)[task]
+    ybar = np.bincount(task, weights=c * y) / np.bincount(task, weights=c)
+    return 0.5 * np.sum(c * (y - ybar[task]) ** 2)
 
 
 @pytest.mark.parametrize("penalty", ["l21", "l1", "elasticnet", "l1-positive"])
@@ -355,11 +366,7 @@ def test_the_squared_route_certifies_its_gap():
     alpha, tol = 0.05, 1e-6
     m = rm.MultiTaskRegressor("l21", alpha=alpha, tol=tol).fit(X, y, task=task)
     gap, primal = _gap_l21(X, y, task, m.coef_.T, m.intercept_, alpha)
-    n_t = np.bincount(task).astype(float)
-    c = 1.0 / n_t[task]
-    ybar = np.bincount(task, weights=c * y) / np.bincount(task, weights=c)
-    P0 = 0.5 * np.sum(c * (y - ybar[task]) ** 2)
-    assert 0.0 <= gap <= tol * P0
+    assert 0.0 <= gap <= tol * _p0(y, task)
     assert primal == pytest.approx(m.objective_, rel=1e-12)
     assert m.dual_gap_ == pytest.approx(gap, rel=1e-6, abs=1e-14)
 

@@ -47,7 +47,7 @@ from .epochs import (
 from .gram import GramInner, TaskGramInner, gram_stats, shared_row_weights, task_row_weight
 from .moments import uniform_within_tasks
 from .polish import active_newton_step, solve_active
-from .quadratic import quadratic_applies, task_quadratic, weighted_rows
+from .quadratic import TASK_GRAM_ROWS, quadratic_applies, task_quadratic, weighted_rows
 from .result import SolverResult
 from .screening import safe_radius, screen
 from .working_set import nonzero_rows, select_working_set
@@ -432,7 +432,7 @@ def least_squares_bcd(
         full = _GramProblem(data, fit_intercept, params)
     elif gram is not False and not data.shared and data.n_tasks > 1 and tol >= 1e-12 and (
             quadratic_applies(data)
-            and weighted_rows(data) > 1.5 * data.n_tasks * data.n_features):
+            and weighted_rows(data) > TASK_GRAM_ROWS * data.n_tasks * data.n_features):
         # several tasks of well over as many rows as features (a Gram epoch costs p per row's
         # n_t); rows counted by their weights, so that weights and repeated rows take one path.
         # A single task keeps its epochs over the rows (scikit-learn's iterates, to rounding)

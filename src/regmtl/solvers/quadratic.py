@@ -30,10 +30,15 @@ from .moments import feature_moments
 from .sign_search import centered_sparse_gram
 
 __all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of",
-           "task_quadratic", "weighted_rows", "MAX_FEATURES"]
+           "task_quadratic", "weighted_rows", "MAX_FEATURES", "TASK_GRAM_ROWS"]
 
 #: Largest number of features for which per-task Grams are formed.
 MAX_FEATURES = 2000
+#: Rows per task and feature (counted by their weights) above which coordinate descent on
+#: the squared loss runs on its per-task Grams (``m > TASK_GRAM_ROWS T p``), and at or below
+#: which the squared loss's small route takes a small fit
+#: (:mod:`~regmtl.solvers.small_squares`): one boundary between the two.
+TASK_GRAM_ROWS = 1.5
 
 
 def quadratic_applies(data: TaskData) -> bool:

@@ -137,14 +137,16 @@ def task_grams(data, c: np.ndarray, xm: np.ndarray, features: np.ndarray) -> np.
     centered by ``xm`` (p x T), from each task's rows."""
     k, T = len(features), data.n_tasks
     Q = np.empty((T, k, k))
-    X = sp.csr_matrix(data.X) if sp.issparse(data.X) else data.X
+    sparse = sp.issparse(data.X)
+    # a sparse design: its columns ``features`` in CSR once (never the whole design), each
+    # task's Gram the sparse product, not a dense copy of the rows
+    Xf = sp.csr_matrix(data.X[:, features]) if sparse else None
     for t in range(T):
         a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
-        Xs = X[a - o:b - o][:, features]
-        if sp.issparse(Xs):  # the sparse product, not a dense copy of the rows
-            Q[t] = centered_sparse_gram(Xs, c[a:b], xm[features, t])
+        if sparse:
+            Q[t] = centered_sparse_gram(Xf[a - o:b - o], c[a:b], xm[features, t])
             continue
-        Xs = np.array(Xs, dtype=np.float64)
+        Xs = np.array(data.X[a - o:b - o][:, features], dtype=np.float64)
         Xs -= xm[features, t]
         Q[t] = (Xs * c[a:b, None]).T @ Xs
     return Q

@@ -34,17 +34,18 @@ from ..penalties import Penalty
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 from .certificates import Reference, certify
 from .gram_descent import gram_coordinate_descent
-from .quadratic import MAX_FEATURES, task_quadratic, weighted_rows
+from .quadratic import MAX_FEATURES, TASK_GRAM_ROWS, task_quadratic, weighted_rows
 from .result import SolverResult
 
 __all__ = ["ROUNDS", "SMALL_SQUARES_ROWS", "SMALL_SQUARES_SIZE",
            "small_least_squares", "small_squares_applies"]
 
 #: The route's rows per task and feature: ``T p <= m <= SMALL_SQUARES_ROWS T p`` (m the rows
-#: counted by their weights). Above, coordinate descent runs its own per-task Gram form
-#: (:func:`~regmtl.solvers.bcd.least_squares_bcd`, ``m > 1.5 T p``), with working sets and
-#: Anderson extrapolation; below, the Grams outgrow the data.
-SMALL_SQUARES_ROWS = 1.5
+#: counted by their weights). Above (the same boundary,
+#: :data:`~regmtl.solvers.quadratic.TASK_GRAM_ROWS`), coordinate descent runs its own
+#: per-task Gram form (:func:`~regmtl.solvers.bcd.least_squares_bcd`, ``m > 1.5 T p``), with
+#: working sets and Anderson extrapolation; below ``T p``, the Grams outgrow the data.
+SMALL_SQUARES_ROWS = TASK_GRAM_ROWS
 #: At most this many numbers ``m p T`` (proximal Newton's small route's bound, ``SMALL_SIZE``).
 SMALL_SQUARES_SIZE = 300_000
 #: Rounds of epochs, each to a tenth of the last one's target, while the certificate on the
@@ -88,7 +89,7 @@ def small_least_squares(data: TaskBlocks, datafit: Datafit, penalty: Penalty, al
     G0_norm = float(np.linalg.norm(ref.G0))
     W = np.array(W, dtype=np.float64, order="C")
     target = tol * ref.P0  # the absolute gap the certificate must reach
-    total, cert = 0, None
+    total = 0
     for _ in range(ROUNDS):
         W, used = gram_coordinate_descent(q, penalty, alpha, W, tol=target,
                                           max_epochs=max_iter - total, G0_norm=G0_norm)
@@ -97,7 +98,8 @@ def small_least_squares(data: TaskBlocks, datafit: Datafit, penalty: Penalty, al
         cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
         if verbose:
             print(f"[bcd/gram] epoch {total:5d}  {cert.kind} {cert.relative:.3e}")
-        if cert.converged(tol) or total >= max_iter:
-            return SolverResult(W, b, max(total, 1), cert, cert.converged(tol))
+        converged = cert.converged(tol)
+        if converged or total >= max_iter:
+            break
         target *= 0.1
-    return SolverResult(W, b, max(total, 1), cert, False)
+    return SolverResult(W, b, max(total, 1), cert, converged)
