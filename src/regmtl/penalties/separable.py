@@ -123,25 +123,25 @@ class _ElasticType(Penalty):
         """What the dual norm reads of G: G, or its positive part under the sign constraint."""
         return np.maximum(G, 0.0) if self.sign_constrained else G
 
-    def value(self, W, alpha):
-        if self.sign_constrained and bool((W < 0).any()):
-            return float("inf")
+    def _sums(self, W, alpha):
+        """``alpha (rho sum_i N(W_i) + (1 - rho) ||W||_F^2 / 2)``, lazy on W held in blocks."""
         rho = self.rho
         val = rho * self._norms(W).sum() if rho > 0 else 0.0
         if rho < 1:
-            val += 0.5 * (1.0 - rho) * float(inner(W, W))
-        return float(alpha * val)
+            val = val + 0.5 * (1.0 - rho) * inner(W, W)
+        return alpha * val
+
+    def value(self, W, alpha):
+        if self.sign_constrained and bool((W < 0).any()):
+            return float("inf")
+        return float(self._sums(W, alpha))
 
     def lazy_value(self, W, alpha):
         """On coefficients held in blocks elsewhere (without the sign constraint, whose test
         is a round trip of its own): :meth:`value`'s sums, lazy."""
         if not is_blocked(W) or self.sign_constrained:
             return self.value(W, alpha)
-        rho = self.rho
-        val = rho * self._norms(W).sum() if rho > 0 else 0.0
-        if rho < 1:
-            val = val + 0.5 * (1.0 - rho) * inner(W, W)
-        return alpha * val
+        return self._sums(W, alpha)
 
     def prox(self, W, step, alpha):
         """Soft-thresholding of the entries (``max(W - thr, 0)`` under the sign constraint) or
