@@ -259,7 +259,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             live = live_features(data)
             if live is not None:
                 kwargs["W0"], kwargs["V0"] = on_features(W0, V0, live)
-            res, live = solve_live(data, datafit, penalty, alpha, **kwargs)
+            res = solve_live(data, datafit, penalty, alpha, **kwargs)
             if penalty.nonconvex and not np.any(res.W):  # stationary, perhaps not the best
                 warn_zero_stationary(data, datafit, penalty, alpha, self.fit_intercept, 5)
         else:  # one alpha per task (penalties separable over tasks)

@@ -21,7 +21,7 @@ __all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
            "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
            "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
-           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS"]
+           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS", "widened"]
 
 # --------------------------------------------------------------------- the block step
 # The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
@@ -109,6 +109,17 @@ class SharedPart(NamedTuple):
 #: :mod:`regmtl.penalties` that sets ``name`` (and not ``registered = False``) is entered when
 #: it is defined
 REGISTRY: dict[str, type[Penalty]] = {}
+
+
+def widened(A: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """A variable on the rows ``rows`` (bool, p) only, (..., n_rows, T), with zero rows
+    elsewhere: (..., p, T)."""
+    if A is None:
+        return None
+    A = np.asarray(A)
+    out = np.zeros(A.shape[:-2] + (rows.size, A.shape[-1]))
+    out[..., rows, :] = A
+    return out
 
 
 class Penalty:
@@ -573,9 +584,7 @@ class Penalty:
         whose other rows are zero (a solve restricted to its live features, see
         ``regmtl.solvers.solve.solve_live``): here that variable formed, then read; penalties
         whose attributes are V's own rows write them in place."""
-        whole = np.zeros(V.shape[:-2] + (rows.size, V.shape[-1]))
-        whole[..., rows, :] = V
-        return self.structure(whole, alpha)
+        return self.structure(widened(V, rows), alpha)
 
     @classmethod
     def saved_structure(cls, n_tasks: int, n_features: int) -> dict[str, tuple]:

@@ -467,10 +467,9 @@ def regularization_path(
     for k, alpha in enumerate(grid):
         # the start and the result on the live features: the zero rows of the dead ones
         # are never formed (written once, as coefs holds them)
-        res, live = solve_live(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b,
-                               V0=V, fit_intercept=fit_intercept, tol=tol,
-                               max_iter=max_iter, ref=ref, verbose=verbose,
-                               options=solver_options, theta0=theta)
+        res = solve_live(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
+                         fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
+                         verbose=verbose, options=solver_options, theta0=theta)
         W = V = None  # (the last start, not held beside this fit's result)
         if live is None:
             coefs[k] = res.W.T

@@ -244,9 +244,7 @@ def reference(data: TaskBlocks, datafit: Datafit, fit_intercept: bool) -> Refere
     b0 = np.zeros(data.n_tasks)
     f0 = data.row_zeros()
     if fit_intercept:
-        S = datafit.state(data.y, f0)
-        S, b0 = fit_intercepts(data, datafit, S, b0)
-        f0 = datafit.scores(data.y, S)
+        f0, b0 = scores_intercepts(data, datafit, f0, b0)
         if data.rows_local:  # (the state is updated in place there)
             f0 = f0.copy()
     theta0 = datafit.theta(data.y, f0)

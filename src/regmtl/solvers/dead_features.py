@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..penalties.base import widened
 from ..taskdata import TaskData
 from .certificates import Reference
 from .result import SolverResult
@@ -51,17 +52,6 @@ def restricted(data: TaskData, live: np.ndarray) -> TaskData:
 def restricted_reference(ref: Reference, live: np.ndarray) -> Reference:
     """The reference point of the restricted problem: the same but for the dead rows of G0."""
     return Reference(ref.b0, ref.f0, ref.P0, ref.G0[live])
-
-
-def widened(A: np.ndarray | None, live: np.ndarray) -> np.ndarray | None:
-    """A variable of the restricted problem (..., n_live, T) with zero rows at the dead
-    features (..., p, T)."""
-    if A is None:
-        return None
-    A = np.asarray(A)
-    out = np.zeros(A.shape[:-2] + (live.size, A.shape[-1]))
-    out[..., live, :] = A
-    return out
 
 
 def expanded(res: SolverResult, live: np.ndarray) -> SolverResult:

@@ -160,7 +160,7 @@ def solve_live(
     penalty: Penalty,
     alpha: float,
     **kwargs,
-) -> tuple[SolverResult, np.ndarray | None]:
+) -> SolverResult:
     """:func:`solve` with its start, its reference and its result on the problem's live
     features (:func:`~regmtl.solvers.dead_features.live_features`): what a path keeps between
     its points, no p x T matrix of zeros at the dead features formed.
@@ -172,18 +172,16 @@ def solve_live(
     (its own ``(P, Q)`` of sparse plus low rank, or W0 itself where the penalty's variable is
     W) is handed over: the solve iterates on it (a path's previous result, held nowhere
     else), no copy beside it (the rows read V0, or copy it, before they write W). Returns
-    the result, its ``W`` and ``V`` on the live features, and ``live`` (bool, p), or None
-    where the problem is solved on all its features (the result whole then); the rows
-    ``live`` of :func:`solve`'s result, the same numbers.
+    the result, its ``W`` and ``V`` on the features ``live_features(data)`` (all of them
+    where that is None): the rows ``live`` of :func:`solve`'s result, the same numbers.
     """
     solver = kwargs.pop("solver", "auto")
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
     penalty.check(data.n_features, data.n_tasks)
     with kernel_scope():
-        live = live_features(data)
-        return _solve_on(data, datafit, penalty, alpha, live, True, solver=solver,
-                         **kwargs), live
+        return _solve_on(data, datafit, penalty, alpha, live_features(data), True,
+                         solver=solver, **kwargs)
 
 
 def on_features(W0: np.ndarray | None, V0: np.ndarray | None,
