@@ -29,7 +29,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.base import ENTRYWISE, ROWS
-from .certificates import Reference, certify, fit_intercepts
+from .certificates import Reference, certify, scores_intercepts
 from .result import SolverResult
 
 __all__ = ["SOFTMAX_KINDS", "softmax_newton"]
@@ -323,9 +323,7 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         f = data.linear(V, bv)
         bc = bv.copy()
         if fit_intercept:  # the intercepts minimized exactly before the certificate
-            S = datafit.state(data.y, f)
-            fit_intercepts(data, datafit, S, bc)
-            f = datafit.scores(data.y, S)
+            f, bc = scores_intercepts(data, datafit, f, bc)
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
         if verbose:
             print(f"[softmax newton] {it:4d}  working set {feats.size:5d}  sweeps {sweeps:4d}  "
