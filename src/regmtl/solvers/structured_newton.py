@@ -7,7 +7,11 @@ weights ``h_r = c_r s_r (1 - s_r)`` (``s_r = sigmoid(-y_r f_r)``) and working re
 TaskQuadratic`, intercepts minimized out) make the model cheap to minimize with the penalty by
 proximal gradient (:func:`~regmtl.solvers.quadratic_fista.fista_quadratic`), handing over to
 ADMM with exact per-task solves where it crawls (:func:`~regmtl.solvers.admm.minimize_quadratic`,
-penalties of W itself), or exactly, task by task, under a pure ridge, to a tenth of the gap
+penalties of W itself), by conjugate gradients under a task kernel ``alpha / 2 tr(W K W^T)``
+certified by its KKT residual (the graph, the mean without a ridge: the model's optimum
+solves a linear system, :func:`~regmtl.solvers.newton_model.kernel_model`; no prox, which on task
+blocks would be a sparse solve over all tasks), or exactly, task by task, under a pure ridge,
+to a tenth of the gap
 the step should close -- or, once the steps converge quadratically and this one should end
 the solve (the next certificate predicted at the last ratio squared times this one, below
 ``tol``), to half of ``tol``, so that the last step is not one short; the step is then damped
@@ -34,7 +38,7 @@ from .admm import minimize_quadratic
 from .certificates import Reference, certify, scores_intercepts
 from .gram_descent import gram_coordinate_descent
 from .kernel_quadratic import model_quadratic
-from .newton_model import armijo, newton_model
+from .newton_model import armijo, is_task_kernel, kernel_model, newton_model
 from .quadratic import quadratic_applies
 from .quadratic_fista import fista_quadratic
 from .result import SolverResult
@@ -110,6 +114,9 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
     G0_norm = float(np.linalg.norm(ref.G0))
     ridge = penalty.ridge_strength(alpha)
     plain = penalty.spread(np.ones((1, 1))).size == 1  # a penalty of W itself
+    # alpha / 2 tr(W K W^T) certified by its KKT residual (the graph, the mean without a
+    # ridge): each model is a linear system, its residual the model's KKT residual
+    kernel = is_task_kernel(penalty) and not (penalty.has_dual and alpha > 0)
     best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
     cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
     while True:
@@ -137,6 +144,9 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         elif coordinate:
             V_new, _ = gram_coordinate_descent(q, penalty, alpha, V, tol=target,
                                                max_epochs=max_inner, G0_norm=G0_norm)
+        elif kernel:  # a task kernel: the model's optimum solves a linear system
+            V_new, _ = kernel_model(q, penalty, alpha, V, tol=target, max_iter=max_inner,
+                                    G0_norm=G0_norm)
         elif plain:  # FISTA while it moves well, then ADMM with exact per-task solves
             V_new, _, _ = minimize_quadratic(q, penalty, alpha, V, tol=target,
                                              max_iter=max_inner, G0_norm=G0_norm)
