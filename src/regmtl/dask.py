@@ -517,10 +517,10 @@ class DaskTaskData:
     def blockwise(self, fn, *args, out: Any = "rows"):
         """``fn(block, *pieces)`` on every block; the results as ``out`` says, one kind per
         result: ``"rows"`` (a Dask array per row), ``"tasks"`` (per task), ``("coef", m)``
-        (m x T), ``"scalar"`` (a Dask array of one value per block, to be reduced by the
-        caller) or ``"object"`` (a :class:`Blocks` of per-block objects, kept on the
-        workers). One task per block, reading block k of every argument: no data moves
-        between blocks."""
+        (m x T; m a tuple for the parts of a lifted variable, (2, p) x T), ``"scalar"`` (a
+        Dask array of one value per block, to be reduced by the caller) or ``"object"`` (a
+        :class:`Blocks` of per-block objects, kept on the workers). One task per block,
+        reading block k of every argument: no data moves between blocks."""
         dask, da = _dask()
         from dask.highlevelgraph import HighLevelGraph
 
@@ -555,9 +555,10 @@ class DaskTaskData:
                 chunks, keys = (self.task_chunks,), [(name, k) for k in range(K)]
             elif kind == "scalar":
                 chunks, keys = ((1,) * K,), [(name, k) for k in range(K)]
-            else:
-                chunks = ((int(kind[1]),), self.task_chunks)
-                keys = [(name, 0, k) for k in range(K)]
+            else:  # ("coef", m): m x T, or (m1, m2, ...) x T (a lifted variable's parts)
+                lead = tuple(int(m) for m in np.atleast_1d(kind[1]))
+                chunks = (*((m,) for m in lead), self.task_chunks)
+                keys = [(name, *(0,) * len(lead), k) for k in range(K)]
             wrap = _item_scalar if kind == "scalar" else _item
             sub = {key: (wrap, (call, k), i) for k, key in enumerate(keys)}
             g = HighLevelGraph.from_collections(name, sub, dependencies=[_Graph(graph)])
@@ -568,11 +569,12 @@ class DaskTaskData:
         """The arrays computed and kept on the workers (``persist``), so that the next
         iteration starts from them instead of from the whole history of operations. A NumPy
         array per task (T, or m x T: a starting W) is placed on the blocks first, each block
-        holding its tasks' columns (Dask would make it one chunk and slice it elsewhere).
+        holding its tasks' columns (Dask would make it one chunk and slice it elsewhere; a
+        lifted variable's (2, p, T) parts the same way).
         Per-block objects (:class:`Blocks`, ``blockwise(..., out="object")``) are kept on the
         workers of their blocks the same way."""
         dask, _ = _dask()
-        placed = [self._place(a) if isinstance(a, np.ndarray) and a.ndim in (1, 2)
+        placed = [self._place(a) if isinstance(a, np.ndarray) and a.ndim in (1, 2, 3)
                   and a.shape[-1] == self.n_tasks else a for a in arrays]
         with self.pinned():
             kept = dask.persist(*[a.items if isinstance(a, Blocks) else a for a in placed])
@@ -582,7 +584,7 @@ class DaskTaskData:
     def _place(self, a: np.ndarray):
         """A NumPy array per task on the blocks: its columns sent to each block, or, all
         zeros (a cold start), made there (nothing sent)."""
-        out = "tasks" if a.ndim == 1 else ("coef", a.shape[0])
+        out = "tasks" if a.ndim == 1 else ("coef", a.shape[:-1])
         if not a.any():
             return self.blockwise(_zero_columns, list(a.shape[:-1]), out=out)
         return self.blockwise(_columns, a, out=out)

@@ -190,6 +190,8 @@ class Penalty:
     #: its prox and certificate work on W held in task blocks (on Dask workers), exchanging
     #: only summaries between blocks
     distributable: bool = True
+    #: why a penalty that is not ``distributable`` is not (the error on Dask input says it)
+    blocks_refusal: str = "its prox needs the whole W in one place"
     #: the penalty is not convex: fits reach a stationary point, certified by the KKT
     #: residual of the Clarke subdifferential (no duality gap, no gap-safe screening)
     nonconvex: bool = False

@@ -216,6 +216,8 @@ class ClassGroupNonconvex(ClassBlockPenalty):
     has_dual = False
     nonconvex = True
     distributable = False
+    blocks_refusal = ("a nonconvex penalty is fitted by coordinate descent over the rows, "
+                      "in memory")
     _param_names = ("inner", "first", "sizes")
 
     def __init__(self, inner: Any = None, first: Any = (), sizes: Any = ()):

@@ -34,6 +34,9 @@ from .base import (
     SharedPart,
     check_positive,
     entry_scale,
+    inner,
+    is_blocked,
+    small_gram,
     spectral_scale,
     svt,
 )
@@ -77,7 +80,10 @@ def _column_soft(V: np.ndarray, thr: float) -> np.ndarray:
 def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
     """Per row of ``A >= 0``: the ``s >= 0`` with ``||min(s A_j, b)||_2 = r``, or inf when even
     every nonzero entry at ``b`` stays within ``r`` (exact: with the k largest entries clipped
-    the norm is ``sqrt(k b^2 + s^2 sum_{rest} a^2)``; the consistent k is found by sorting)."""
+    the norm is ``sqrt(k b^2 + s^2 sum_{rest} a^2)``; the consistent k is found by sorting,
+    or on A held in blocks elsewhere by :func:`_clip_scale_blocks`)."""
+    if is_blocked(A):
+        return _clip_scale_blocks(A, b, r)
     p, T = A.shape
     S = -np.sort(-A, axis=1)  # decreasing
     tail = np.cumsum((S * S)[:, ::-1], axis=1)[:, ::-1]  # tail[:, k] = sum_{i >= k} S_i^2
@@ -94,6 +100,55 @@ def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
     has = first >= 0
     s[has] = cand[has, first[has]]
     return s
+
+
+def _clip_scale_blocks(A: Any, b: float, r: float) -> np.ndarray:
+    r""":func:`_clip_scale` of A held in task blocks elsewhere, from per-row sums only (no
+    row gathered in one place): starting at ``s_0 = r / ||A_j||`` (nothing clipped, so
+    ``phi(s_0) <= r^2`` for ``phi(s) = sum_t min(s a_t, b)^2``), each step counts the entries
+    clipped at ``s`` (``K``) and the squares of the others (``S``), and solves
+    ``K b^2 + s^2 S = r^2`` for the next ``s``. That quadratic bounds ``phi`` from above
+    beyond ``s``, so the steps increase, stay at or below the root, and clip more entries
+    each time until none changes: the root exactly (the same equation as in memory), after
+    at most as many steps as the row has distinct entries (a few in practice; one round trip
+    of 3 p numbers each, the largest entry left unclipped telling when a step is the last:
+    often at ``s_0`` itself)."""
+    p, T = A.shape
+    A2 = A * A
+    first = np.asarray(np.stack([(A > 0).sum(axis=1), A2.sum(axis=1), A.max(axis=1)]),
+                       dtype=np.float64)
+    nz, total, top = first
+    s = np.full(p, np.inf)
+    rows = (total > 0) & (nz * b * b >= r * r)  # (else inf: all of the row at b within r)
+    with np.errstate(divide="ignore"):
+        s[rows] = r / np.sqrt(total[rows])
+    live = rows & (np.where(rows, s, 0.0) * top >= b)  # (none clipped at s_0: the root)
+    for _ in range(T + 1):  # (each step clips at least one more entry)
+        if not live.any():
+            break
+        at = np.where(live, s, 0.0)[:, None]
+        clip = at * A >= b
+        kept = np.where(clip, 0.0, A)
+        sums = np.asarray(np.stack([clip.sum(axis=1), (kept * kept).sum(axis=1),
+                                    kept.max(axis=1)]), dtype=np.float64)
+        K, S, top = sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nxt = np.where(S > 0, np.sqrt(np.maximum(r * r - K * b * b, 0.0) / S), s)
+        moved = live & (nxt > s)
+        s[moved] = nxt[moved]
+        live = moved & (np.where(moved, nxt, 0.0) * top >= b)  # (none left clips: the root)
+    return s
+
+
+def _top(x: Any) -> float:
+    """The largest entry of norms ``x >= 0`` (0 for none), also of x held in blocks
+    elsewhere (one round trip)."""
+    return float(x.max()) if x.size else 0.0
+
+
+def _blocked_maxima(*arrays: Any) -> tuple[float, ...]:
+    """The maxima of arrays held in blocks elsewhere, brought home in one round trip."""
+    return tuple(float(m) for m in np.asarray(np.stack([a.max() for a in arrays])))
 
 
 class _Decomposition(NormPenalty):
@@ -206,7 +261,6 @@ class Dirty(NormPenalty):
     """
 
     name = "dirty"
-    distributable = False
     _param_names = ("own_weight",)
     structure_attrs = ("P_", "Q_")
     transfer_strategy = "support"
@@ -249,7 +303,15 @@ class Dirty(NormPenalty):
 
     def value(self, V, alpha):
         G, _ = self._dual_rows(V)
-        return float(alpha * np.vdot(G, V))
+        return float(alpha * inner(G, V))
+
+    def lazy_value(self, V, alpha):
+        """:meth:`value`; on W held in blocks elsewhere ``alpha <g, W>`` left lazy (the rows'
+        scales come home first, :func:`_clip_scale_blocks`)."""
+        if not is_blocked(V):
+            return self.value(V, alpha)
+        G, _ = self._dual_rows(V)
+        return alpha * inner(G, V)
 
     def split(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The optimal ``(P, Q)`` with ``W = P + Q``: ``P_j = g_j / s_j``, the shared part
@@ -275,6 +337,9 @@ class Dirty(NormPenalty):
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(max_j ||G_j||_2, max_jt |G_jt| / own_weight)``."""
         g = self._weight()
+        if is_blocked(G):  # the two maxima in one round trip
+            rows, entries = _blocked_maxima(_row_norms(G), np.abs(G)) if G.size else (0.0, 0.0)
+            return float(max(rows, entries / g))
         return float(max(_row_norms(G).max(initial=0.0), np.abs(G).max(initial=0.0) / g))
 
 
@@ -373,7 +438,6 @@ class SparseLowRank(_Decomposition):
     """
 
     name = "sparse_lowrank"
-    distributable = False
     _param_names = ("sparse_weight",)
     transfer_strategy = "subspace"
     compare_label = "MTL sparse + low-rank"
@@ -403,9 +467,21 @@ class SparseLowRank(_Decomposition):
         return SparseLowRankOnWorkingSet(n_entries, self._weight())
 
     def value(self, V, alpha):
+        if is_blocked(V):
+            return float(self.lazy_value(V, alpha))
         g = self._weight()
         nuc = np.linalg.svd(V[1], compute_uv=False).sum() if V[1].size else 0.0
         return float(alpha * (nuc + g * np.abs(V[0]).sum()))
+
+    def lazy_value(self, V, alpha):
+        """:meth:`value`; on parts held in blocks elsewhere the sparse part's sum left lazy
+        and the trace norm from the p x p Gram of the low-rank part (its only summary)."""
+        if not is_blocked(V):
+            return self.value(V, alpha)
+        g = self._weight()
+        lam = np.linalg.eigvalsh(small_gram(V[1])) if V[1].size else np.zeros(0)
+        nuc = float(np.sqrt(np.maximum(lam, 0.0)).sum())
+        return alpha * (nuc + g * np.abs(V[0]).sum())
 
     def prox(self, V, step, alpha):
         g = self._weight()
@@ -415,6 +491,8 @@ class SparseLowRank(_Decomposition):
         """``max(||G||_2, max_jt |G_jt| / sparse_weight)``: the dual norm at ``alpha = 1``."""
         g = self._weight()
         spec = spectral_norm(G)
+        if is_blocked(G):
+            return float(max(spec, float(np.abs(G).max()) / g)) if G.size else 0.0
         return float(max(spec, np.abs(G).max(initial=0.0) / g))
 
     def inverse_weights(self, V, alpha, eps):
@@ -442,7 +520,6 @@ class _Robust(_Decomposition):
 
     _param_names = ("outlier_weight",)
     structure_attrs = ("P_", "Q_", "outlier_tasks_")
-    distributable = False
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):
@@ -462,7 +539,7 @@ class _Robust(_Decomposition):
         """The dual norm of the penalty at ``alpha = 1``: the larger of the shared part's dual
         norm and ``max_t ||G_:t||_2 / outlier_weight``."""
         g = self._weight()
-        return float(max(self._shared_dual_norm(G), _col_norms(G).max(initial=0.0) / g))
+        return float(max(self._shared_dual_norm(G), _top(_col_norms(G)) / g))
 
     def on_classes(self, layout: Any) -> Penalty:
         """An outlier is a task with all its classes
@@ -564,6 +641,8 @@ class RobustLowRank(_Robust):
         return [SharedPart("subspace", V[0])]
 
     def _shared_value(self, P: np.ndarray) -> float:
+        if is_blocked(P) and P.size:  # the singular values from the p x p Gram of the blocks
+            return float(np.sqrt(np.maximum(np.linalg.eigvalsh(small_gram(P)), 0.0)).sum())
         return float(np.linalg.svd(P, compute_uv=False).sum()) if P.size else 0.0
 
     def _shared_prox(self, P: np.ndarray, thr: float) -> np.ndarray:
@@ -677,7 +756,7 @@ class RobustFeatures(_Robust):
         return _group_soft(P, thr)
 
     def _shared_dual_norm(self, G: np.ndarray) -> float:
-        return float(_row_norms(G).max(initial=0.0))
+        return _top(_row_norms(G))
 
     def inverse_weights(self, V: np.ndarray, alpha: float,
                         eps: float) -> list[tuple[str, np.ndarray]]:
@@ -708,6 +787,9 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
 
     _param_names = ("sparse_weight", "first", "sizes")
     spans_subspace_and_entries = False  # (its sparse part is grouped over classes)
+    distributable = False
+    blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
+                      "task's class columns")
 
     def __init__(self, sparse_weight: float = 1.0, first: Any = (), sizes: Any = ()):
         self.sparse_weight = sparse_weight
@@ -741,6 +823,9 @@ class _ClassOutliers:
     outlier or not."""
 
     registered = False
+    distributable = False
+    blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
+                      "task's class columns")
     _param_names = ("outlier_weight", "first", "sizes")
 
     def __init__(self, outlier_weight: float = 0.8, first: Any = (), sizes: Any = ()):
@@ -811,6 +896,9 @@ class ClassDirty(ClassBlockPenalty, Dirty):
     """
 
     _param_names = ("own_weight", "first", "sizes")
+    distributable = False
+    blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
+                      "task's class columns")
 
     def __init__(self, own_weight: float = 1.0, first: Any = (), sizes: Any = ()):
         self.own_weight = own_weight

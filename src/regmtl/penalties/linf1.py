@@ -86,6 +86,8 @@ class LInf1(NormPenalty):
     name = "l1inf"
     linear_program = "row_max"
     distributable = False
+    blocks_refusal = ("its prox projects each feature's row across all tasks onto an L1 "
+                      "ball (a sort of the whole row)")
     structure_attrs = ()
     #: a new task takes the support; the L-infinity rows' alpha does not carry to a ridge
     #: prior: chosen by CV

@@ -70,6 +70,8 @@ class _Nonconvex(Penalty):
     has_dual = False
     nonconvex = True
     distributable = False
+    blocks_refusal = ("a nonconvex penalty is fitted by coordinate descent over the rows, "
+                      "in memory")
     _kinds: tuple[int, int] = (0, 0)
     #: the name of the shape parameter (``gamma`` or ``cap``)
     _shape_name = ""

@@ -201,6 +201,7 @@ class WeightedFusedLasso(NormPenalty):
 
     name = "weighted_fused_lasso"
     distributable = False
+    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
     registered = False
     _param_names = ("weights", "fused_weight")
 
@@ -377,6 +378,7 @@ class NonconvexFusedGroupLasso(Penalty):
     nonconvex = True
     majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.majorize``)
     distributable = False
+    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
     _param_names = ("fused_weight", "max_stages", "fused_in_root")
     #: a new task takes the support; its strength is chosen by CV (no place in the time order,
     #: and a nonconvex penalty's alpha does not carry to a ridge prior)

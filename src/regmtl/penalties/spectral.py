@@ -216,7 +216,6 @@ class _CappedSpectral(Penalty):
     axis of W that M acts on) and the structure they expose.
     """
 
-    distributable = False
     has_dual = False
     homogeneity = 2.0  # (quadratic in W for every M)
     _param_names = ("k", "eta")
@@ -252,8 +251,13 @@ class _CappedSpectral(Penalty):
         return alpha * self.eta * (1.0 + self.eta)
 
     def _sigma_all(self, V: np.ndarray) -> np.ndarray:
-        """All n singular values of W on M's side (zeros appended beyond min(p, T))."""
-        s = np.linalg.svd(V, compute_uv=False)
+        """All n singular values of W on M's side (zeros appended beyond min(p, T)); on W
+        held in task blocks elsewhere from its p x p Gram (the only summary that travels)."""
+        if is_blocked(V):
+            lam = np.linalg.eigvalsh(small_gram(V))[::-1][:min(V.shape)]
+            s = np.sqrt(np.maximum(lam, 0.0))
+        else:
+            s = np.linalg.svd(V, compute_uv=False)
         return np.concatenate([s, np.zeros(V.shape[self._axis] - s.size)])
 
     def value(self, V, alpha):
@@ -267,15 +271,22 @@ class _CappedSpectral(Penalty):
         # sum_i step c sigma_i^2 / (eta + 2 step c + m_i), minimized by cluster_weights.
         two_sc = 2.0 * step * self._scale(alpha)
         p, T = V.shape
-        # the singular pairs from the small side's Gram: W = U S V', shrunk to U X V'
-        lam, E = np.linalg.eigh(V.T @ V if T <= p else V @ V.T)
+        # the singular pairs from the small side's Gram: W = U S V', shrunk to U X V'; on W
+        # held in task blocks elsewhere from the p x p Gram whatever the shape (the p x p
+        # map U diag(x / s) U' then applied where the blocks are)
+        tasks_side = T <= p and not is_blocked(V)
+        lam, E = np.linalg.eigh(V.T @ V if tasks_side else small_gram(V) if is_blocked(V)
+                                else V @ V.T)
         s = np.sqrt(np.maximum(lam, 0.0))
-        s_all = np.concatenate([s, np.zeros(V.shape[self._axis] - s.size)])
-        m = cluster_weights(s_all, self.eta + two_sc, self.k)[: s.size]
+        r = min(p, T)  # (the p x p Gram of a wide W: its p - T smallest are zeros)
+        s_all = np.concatenate([s[s.size - r:], np.zeros(V.shape[self._axis] - r)])
+        m = np.zeros(s.size)
+        m[s.size - r:] = cluster_weights(s_all, self.eta + two_sc, self.k)[:r]
         x = s * (self.eta + m) / (self.eta + m + two_sc)
         with np.errstate(divide="ignore", invalid="ignore"):
             f = np.where(s > 0, x / s, 0.0)
-        return (V @ E) * f @ E.T if T <= p else (E * f) @ (E.T @ V)
+        return (V @ E) * f @ E.T if tasks_side else ((E * f) @ E.T) @ V if is_blocked(V) \
+            else (E * f) @ (E.T @ V)
 
     def side_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The optimal M by its factors ``(E, m, m0)``: ``M = E diag(m) E^T + m0 (I - E E^T)``,

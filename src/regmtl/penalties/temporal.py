@@ -463,6 +463,7 @@ class TemporalGroupLasso(Penalty):
 
     name = "temporal_group_lasso"
     distributable = False
+    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
     _param_names = ("smooth_weight", "ridge_weight")
     #: a new task takes the support, its strength chosen by CV (it has no place in the time
     #: order of the tasks)
@@ -695,6 +696,7 @@ class FusedGroupLasso(NormPenalty):
 
     name = "fused_group_lasso"
     distributable = False
+    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
     _param_names = ("fused_weight", "l1_weight")
     #: a new task takes the support, its strength chosen by CV (it has no place in the time
     #: order of the tasks)

@@ -358,15 +358,25 @@ def kkt_residual(
 def curvature_bound(data: TaskData, datafit: Datafit) -> float:
     """An upper bound on the Lipschitz constant of the data term's gradient:
     ``curvature * max_t sum_{r in t} c_r ||x_r||^2`` (the loss's curvature near the scores
-    of W = 0 where it has no global bound)."""
+    of W = 0 where it has no global bound). On task blocks held elsewhere each block sums
+    its own tasks' rows."""
+    curvature = datafit.curvature
+    if not np.isfinite(curvature):
+        curvature = datafit.curvature_at(data.y, data.row_zeros())
+    if not data.rows_local:
+        top, curvature = data.numbers(data.blockwise(_task_row_norms, out="tasks").max(),
+                                      curvature)
+        return float(curvature * max(top, 1e-300))
+    return float(curvature * max(_task_row_norms(data).max(), 1e-300))
+
+
+def _task_row_norms(data: TaskData) -> np.ndarray:
+    """``sum_{r in t} c_r ||x_r||^2`` per task, from rows in this process (a block's)."""
     X = data.X
     sq = np.asarray(X.multiply(X).sum(axis=1)).ravel() if sp.issparse(X) else np.einsum(
         "ij,ij->i", X, X)
     rows = sq if not data.shared else np.tile(sq, data.n_tasks)
-    curvature = datafit.curvature
-    if not np.isfinite(curvature):
-        curvature = datafit.curvature_at(data.y, data.row_zeros())
-    return float(curvature * max(data.task_sums(data.c * rows).max(), 1e-300))
+    return data.task_sums(data.c * rows)
 
 
 def certify(

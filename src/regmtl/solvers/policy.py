@@ -168,8 +168,9 @@ BLOCK_PENALTY = Requirement(
     "a penalty whose prox works on task blocks (``penalty.distributable``)",
     lambda pb: pb.penalty.distributable,
     lambda pb, name: (
-        f"{pb.penalty!r} is not available on Dask input (its prox needs the whole W in one "
-        f"place); use {_penalty_names(lambda cls: cls.distributable)}, or fit in memory."),
+        f"{pb.penalty!r} is not available on Dask input ({pb.penalty.blocks_refusal}); use "
+        f"{_penalty_names(lambda cls: cls.distributable)}, or fit in memory (compute the "
+        "Dask input first)."),
     on_data=False,
 )
 PLAIN_VARIABLE = Requirement(
