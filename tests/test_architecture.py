@@ -330,7 +330,7 @@ LAYERS = (
     ("terms", ("regmtl.datafits", "regmtl.penalties")),
     ("solvers", ("regmtl.solvers",)),
     ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
-                "regmtl.persistence", "regmtl.deep")),
+                "regmtl.persistence", "regmtl.deep", "regmtl.streaming")),
     ("selection", ("regmtl.selection", "regmtl.baselines")),
     ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",
                    "regmtl.relatedness", "regmtl.transfer_curve")),

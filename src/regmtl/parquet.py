@@ -274,6 +274,7 @@ class ParquetTasks:
         tasks = runs[first]
         self.tasks = tasks.astype(object) if tasks.dtype.kind in "US" else tasks
         self.task_rows = np.add.reduceat(sizes, first)
+        self._row_starts = np.concatenate(([0], np.cumsum(self.task_rows)))
         self.n_tasks, self.n_obs = len(self.task_rows), row
         self.n_features = len(self.feature_names)
         self._groups = groups  # (file index, row group, first global row, rows)
@@ -282,7 +283,7 @@ class ParquetTasks:
     def bounds(self) -> np.ndarray:
         """The task boundaries of the chunks: chunk k holds tasks ``bounds[k]`` to
         ``bounds[k + 1] - 1``, about ``chunk_rows`` rows (at least one task)."""
-        cum = np.concatenate(([0], np.cumsum(self.task_rows)))
+        cum = self._row_starts
         out = [0]
         while out[-1] < self.n_tasks:
             lo = out[-1]
@@ -331,7 +332,7 @@ class ParquetTasks:
         if target is not None and target != self.target:
             self._features_exclude(target)
         columns = [*self.feature_names, *([] if target is None else [target])]
-        cum = np.concatenate(([0], np.cumsum(self.task_rows)))
+        cum = self._row_starts
         bounds = self.bounds()
         handles: dict[int, Any] = {}
         buffer: list = []  # tables of rows read and not yet handed out
@@ -405,7 +406,7 @@ class ParquetTasks:
         k = int(np.searchsorted([g[2] for g in self._groups], row, side="right")) - 1
         i, g, first, _ = self._groups[k]
         in_file = row - first + sum(n for (j, _, _, n) in self._groups[:k] if j == i)
-        t = int(np.searchsorted(np.cumsum(self.task_rows), row, side="right"))
+        t = int(np.searchsorted(self._row_starts, row, side="right")) - 1
         raise ValueError(f"{arg}: column {name!r} holds {what} at row {in_file} of "
                          f"{str(self.files[i])!r} (row group {g}, task "
                          f"{_py(self.tasks[t])!r}); impute it or drop the row first.")
