@@ -326,7 +326,7 @@ LAYERS = (
               "regmtl.serialization", "regmtl.segments", "regmtl.task_lists", "regmtl.metrics",
               "regmtl.plotting", "regmtl.datasets")),
     ("data", ("regmtl.inputs", "regmtl.blocks", "regmtl.taskdata", "regmtl.classes",
-              "regmtl.dask", "regmtl.scaling")),
+              "regmtl.dask", "regmtl.scaling", "regmtl.parquet")),
     ("terms", ("regmtl.datafits", "regmtl.penalties")),
     ("solvers", ("regmtl.solvers",)),
     ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
