@@ -25,6 +25,7 @@ from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
 from .inputs import as_task_data, column_target, flat_rows
+from .out_of_core import fit_source, is_task_source
 from .parquet import is_parquet_tasks
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
@@ -222,6 +223,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self
             The fitted estimator.
         """
+        if is_task_source(X):  # read chunk by chunk (a ParquetTasks): fitted out of core
+            return fit_source(self, X, self._datafit(), y, task, sample_weight, offset)
         data = self._data(X, y, task, sample_weight, fitting=True)
         return self._fit_data(data, offset=offset)
 

@@ -16,6 +16,7 @@ from .classes import check_classes, class_penalty, expand_classes, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
 from .inputs import as_task_data, flat_rows
+from .out_of_core import is_task_source, source_alpha_max
 from .penalties import Penalty, make_penalty
 from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
@@ -256,6 +257,12 @@ def alpha_max(
     True
     """
     datafit = make_datafit(loss)
+    if is_task_source(X):  # read chunk by chunk: from the out-of-core statistics pass
+        if y is not None or task is not None or sample_weight is not None or \
+                offset is not None or datafit.name != "squared":
+            raise ValueError("alpha_max of a task source (read chunk by chunk) takes the "
+                             "squared loss and no y, task, sample_weight or offset.")
+        return source_alpha_max(X, penalty, fit_intercept, task_weight)
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)
