@@ -723,6 +723,10 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             f = f + flat_rows(data, offset, "offset")
         return float(np.mean(self._task_scores(data, f)))
 
+    def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns a prediction writes for rows of ``data`` with scores ``f``."""
+        return {"prediction": self._natural(data, f)}
+
     def _task_scores(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each task's R^2 (D^2 for a loss other than the squared one) from the scores ``f``
         of its rows."""
@@ -1068,6 +1072,11 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             data, f = self._scores(X, task, y, sample_weight)
             pred = self._labels(data, f)
         return float(np.mean(_accuracies(data, pred)))
+
+    def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns a prediction writes for rows of ``data`` with scores ``f``: the label
+        and the probability of each task's second class."""
+        return {"prediction": self._labels(data, f), "probability": _proba(f)[:, 1]}
 
     def _task_scores(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each task's accuracy from the scores ``f`` of its rows (binary tasks)."""

@@ -90,13 +90,15 @@ def _scored_chunks(model: Any, source: ParquetTasks, target: bool
         yield lo, hi, data, data.linear(W[:, cols], b[cols])
 
 
-def predict_chunks(model: Any, source: ParquetTasks, rows_of: RowsOf, *, task: Any = None
-                   ) -> Iterator[tuple[int, int, TaskData, np.ndarray]]:
+def predict_chunks(model: Any, source: ParquetTasks, rows_of: Callable[[TaskData, np.ndarray],
+                                                                      Any],
+                   *, task: Any = None, target: bool = False
+                   ) -> Iterator[tuple[int, int, TaskData, Any]]:
     """``(lo, hi, block, values)`` for each chunk of ``source``: ``values = rows_of(block,
     scores)`` for its rows, in the source's row order (a writer of predictions takes them
-    chunk by chunk)."""
+    chunk by chunk); ``target``: the blocks hold the source's targets too."""
     _check_source(model, source, task)
-    for lo, hi, data, f in _scored_chunks(model, source, target=False):
+    for lo, hi, data, f in _scored_chunks(model, source, target=target):
         yield lo, hi, data, rows_of(data, f)
 
 
