@@ -76,7 +76,7 @@ def _scored_chunks(model: Any, source: ParquetTasks, target: bool
                    ) -> Iterator[tuple[int, int, TaskData, np.ndarray]]:
     """Each chunk in the model's frame, with its scores ``x . w_t + b_t``."""
     pos = task_positions(model.tasks_, source.tasks)
-    W, b = model.coef_matrix_, model._b  # (formed once: W is a copy of coef_.T)
+    coef, b = np.atleast_2d(model.coef_), model._b  # (W = coef_.T, read chunk by chunk)
     if target and source.target is None:
         raise ValueError("y: scoring needs the targets; build the ParquetTasks with "
                          "target='column'.")
@@ -87,7 +87,7 @@ def _scored_chunks(model: Any, source: ParquetTasks, target: bool
             cols = slice(int(idx[0]), int(idx[-1]) + 1)  # the usual case: a view
         else:
             cols = idx
-        yield lo, hi, data, data.linear(W[:, cols], b[cols])
+        yield lo, hi, data, data.linear(coef[cols].T, b[cols])
 
 
 def predict_chunks(model: Any, source: ParquetTasks, rows_of: Callable[[TaskData, np.ndarray],
