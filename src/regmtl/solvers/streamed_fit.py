@@ -195,7 +195,8 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
                    options: dict | None = None) -> SolverResult:
     """The squared loss plus ``penalty`` fitted out of core (the module docstring), warned
     about (``ConvergenceWarning``, with the certificate reached) when the certificate on the
-    rows misses ``tol``. ``options``: :data:`STREAMED_OPTIONS`."""
+    rows misses ``tol``. ``W0``: the start (p x T), taken over (written to). ``options``:
+    :data:`STREAMED_OPTIONS`."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(STREAMED_OPTIONS))
     if unknown:
