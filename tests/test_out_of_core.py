@@ -237,6 +237,9 @@ def test_unsupported_inputs_are_refused_clearly():
         rm.MultiTaskRegressor("l21").fit(Short(X, y, n, cuts=[3, 6]))
     with pytest.raises(ValueError, match="squared loss"):
         rm.MultiTaskClassifier("l21").fit(src)
+    src.target = None
+    with pytest.raises(ValueError, match="without a target column"):
+        rm.MultiTaskRegressor("l21").fit(src)
 
 
 def test_spill_files_go_under_spill_dir_and_are_removed(tmp_path):
@@ -267,3 +270,69 @@ def test_prox_into_is_the_prox_in_place(name, positive):
         out = pen.prox_into(U, 0.7, alpha)
         assert out is U
         assert np.array_equal(U, pen.prox(V, 0.7, alpha))
+
+
+def _school_parquet(path, task_sizes_out=None):
+    """The shipped School data as one long-form Parquet file (float32 features)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from regmtl.datasets import load_school
+
+    school = load_school()
+    X = np.vstack(school.X)[:, :27]  # (column 27, a constant 1, is the intercept's)
+    y = np.concatenate(school.y)
+    task = np.repeat(np.arange(len(school.X)), [len(v) for v in school.y])
+    cols = {f"x{j}": X[:, j].astype(np.float32) for j in range(X.shape[1])}
+    cols["y"], cols["task"] = y, task
+    pq.write_table(pa.table(cols), path, row_group_size=2000)
+    return X.astype(np.float32).astype(np.float64), y, task
+
+
+@pytest.mark.parametrize("penalty", ["l21", rm.MeanRegularized(ridge=1.0)])
+def test_school_from_parquet_equals_the_in_memory_fit(tmp_path, penalty):
+    """(School's one-hot columns are collinear with the intercepts: the mean penalty takes a
+    ridge so that the optimum is unique.)"""
+    pytest.importorskip("pyarrow")
+    from regmtl.parquet import ParquetTasks
+
+    X, y, task = _school_parquet(tmp_path / "school.parquet")
+    source = ParquetTasks(tmp_path / "school.parquet", chunk_rows=3000)
+    assert source.n_tasks == 139 and source.n_features == 27
+    alpha = 0.1 * rm.alpha_max(source) if penalty == "l21" else 0.1
+    if penalty == "l21":
+        assert alpha == pytest.approx(0.1 * rm.alpha_max(X, y, task), rel=1e-9)
+    mem = rm.MultiTaskRegressor(penalty, alpha=alpha, **TIGHT).fit(X, y, task)
+    ooc = rm.MultiTaskRegressor(penalty, alpha=alpha, **TIGHT, solver_options=F64).fit(source)
+    P0 = 0.5 * sum(np.var(y[task == t]) for t in range(139))
+    assert abs(ooc.objective_ - mem.objective_) <= 1e-12 * P0
+    # (a gap of 1e-12 P0 pins the mean penalty's coefficients, curvature alpha ridge = 0.1 in
+    # School's weakest directions, to about 1e-5: both fits are that close)
+    close = 1e-6 if penalty == "l21" else 1e-5
+    assert _close(ooc.coef_, mem.coef_) < close
+    assert _close(ooc.intercept_, mem.intercept_) < close
+    assert ooc.tasks_.tolist() == list(range(139))
+    # the float32 Grams: certified at 1e-4 on the rows, the objective within that gap
+    f32 = rm.MultiTaskRegressor(penalty, alpha=alpha).fit(source)
+    assert f32.dual_gap_ <= 1e-4 * P0
+    assert abs(f32.objective_ - mem.objective_) <= 1e-4 * P0
+
+
+def test_ten_thousand_tasks_from_parquet(tmp_path):
+    """The out-of-core fit at T = 10^4 (25 rows, 20 features, float32 Parquet) is certified
+    at tol and reaches the in-memory fit's objective within tol."""
+    pytest.importorskip("pyarrow")
+    from regmtl.datasets import make_parquet_tasks
+    from regmtl.parquet import ParquetTasks
+
+    make_parquet_tasks(tmp_path / "t", 10_000, tasks_per_file=4000, row_group_tasks=1000)
+    source = ParquetTasks(tmp_path / "t", chunk_rows=60_000)
+    frame = __import__("pandas").read_parquet(tmp_path / "t")
+    X = frame[list(source.feature_names)].to_numpy(np.float64)
+    y, task = frame["y"].to_numpy(), frame["task"].to_numpy()
+    alpha = 0.1 * rm.alpha_max(source)
+    ooc = rm.MultiTaskRegressor("l21", alpha=alpha).fit(source)
+    mem = rm.MultiTaskRegressor("l21", alpha=alpha).fit(X, y, task)
+    P0 = 0.5 * sum(np.var(v) for v in np.split(y, np.cumsum(source.task_rows)[:-1]))
+    assert ooc.dual_gap_ <= 1e-4 * P0
+    assert abs(ooc.objective_ - mem.objective_) <= 1e-4 * P0
+    assert ooc.coef_.shape == (10_000, 20) and 5 <= np.sum(np.any(ooc.coef_, axis=0)) <= 20

@@ -202,7 +202,10 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             One design per task (a list, or a dict keyed by task), or one design for all
             rows: long form with ``task``, a shared design with a 2-D ``y``, or a single
-            task with a 1-D ``y``.
+            task with a 1-D ``y``. Or a task source read chunk by chunk (a
+            :class:`~regmtl.parquet.ParquetTasks`, alone): fitted out of core with the
+            squared loss (``solver_options``: ``spill_dir``, ``gram_dtype``,
+            ``check_every``; see ``regmtl.out_of_core``).
         y : array-like, or list or dict of them
             Targets in the form of ``X``: one array per task, a 1-D array (long form, single
             task), or an (n, T) matrix for a shared design, NaN marking a missing label.

@@ -51,6 +51,9 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
                         ("offset", offset)):
         if value is not None:
             _refuse(name)
+    if getattr(source, "target", "y") is None:
+        raise ValueError("source: it was opened without a target column (target=None); "
+                         "open it with target='<the column of y>' to fit.")
     if datafit.name != "squared":
         raise ValueError(f"loss={model._loss!r}: the out-of-core fit of a task source takes "
                          "the squared loss only; fit other losses in memory.")

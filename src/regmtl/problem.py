@@ -207,7 +207,9 @@ def alpha_max(
     Parameters
     ----------
     X : array-like, sparse matrix, DataFrame, list or dict of them, or TaskData
-        The design(s), in any input form of the estimators.
+        The design(s), in any input form of the estimators; or a task source read chunk by
+        chunk (a :class:`~regmtl.parquet.ParquetTasks`, squared loss only): then from the
+        out-of-core statistics pass, kept with the source for the fit that follows.
     y : array-like, or list or dict of them, optional
         Targets, in the form matching ``X`` (not needed for a TaskData).
     task : array-like or str, optional

@@ -67,7 +67,8 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
                    verbose: int = 0) -> tuple[np.ndarray, int, bool, float]:
     """FISTA on ``q(V) + Omega(V)`` (the penalty's variable is W), certified every
     ``check_every`` iterations (and at the start, the first iteration and ``max_iter``) until
-    the certificate is below ``tol`` (absolute for a gap, relative as the residual).
+    the certificate is below ``tol`` (absolute for a gap, relative as the residual). The
+    start ``V`` is taken over (a C-ordered float64 array is written to, not copied).
 
     Returns the last certified variable, the iterations, whether the certificate stalled (no
     1% progress for as many iterations as it took to reach its best, and 20 checks, at the
@@ -75,7 +76,7 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
     L = q.lipschitz()
     step = 1.0 / L
     use_gap = penalty.has_dual and alpha > 0
-    V = np.array(V, dtype=np.float64, order="C")
+    V = np.require(V, dtype=np.float64, requirements="C")  # (taken over: no second copy)
     V_prev, U = V.copy(), np.empty_like(V)
     HV = None
     t, mom, it = 1.0, 0.0, 0

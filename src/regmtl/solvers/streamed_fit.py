@@ -34,7 +34,12 @@ from .certificates import Certificate, kkt_of_gradient
 from .quadratic_fista import gap_of_sums
 from .result import SolverResult
 from .streamed_fista import streamed_fista
-from .streamed_quadratic import StreamedQuadratic, streamed_quadratic
+from .streamed_quadratic import (
+    StreamedQuadratic,
+    prefetched,
+    streamed_quadratic,
+    task_rows_copy,
+)
 
 __all__ = ["is_task_source", "check_streamed_penalty", "residual_sums", "solve_streamed",
            "source_quadratic", "STREAMED_OPTIONS"]
@@ -89,51 +94,63 @@ def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
     return memo[key]
 
 
-@njit(cache=True, fastmath=FAST)
-def _residual_kernel(X, y, c, indptr, W, b, center, center_x, G, TT, YT, RR, usum):
-    """Per task of a chunk: ``R = y - X w_t - b_t``, ``theta = R`` minus its weighted mean
-    (with ``center``), ``G[:, t] = sum c theta (x - xm_t)`` (``xm_t`` the task's weighted
-    feature means with ``center_x``, else 0: with intercepts the same sum as over ``x`` up to
-    ``xm_t sum c theta``, at rounding level, and summed around the means as the in-memory
-    fit's shifted columns are), ``TT = sum c theta^2``, ``YT = sum c y theta``,
-    ``RR = sum c R^2`` and ``usum = sum c R``."""
-    nt, p = W.shape[1], X.shape[1]
+@njit(cache=True, fastmath=FAST, nogil=True)
+def _residual_kernel(X, y, c, indptr, W, b, a0, center, center_x, G, TT, YT, RR, usum):
+    """Per task of a chunk (the tasks ``a0 + t`` of the p x T and T arrays):
+    ``R = y - X w_t - b_t``, ``theta = R`` minus its weighted mean (with ``center``),
+    ``G[:, t] = sum c theta (x - xm_t)`` (``xm_t`` the task's weighted feature means with
+    ``center_x``, else 0: with intercepts the same sum as over ``x`` up to ``xm_t sum c
+    theta``, at rounding level, and summed around the means as the in-memory fit's shifted
+    columns are), ``TT = sum c theta^2``, ``YT = sum c y theta``, ``RR = sum c R^2`` and
+    ``usum = sum c R``."""
+    p = X.shape[1]
+    nt = len(indptr) - 1
     m = np.empty(p)
+    gt = np.empty(p)
+    most = 0
+    for t in range(nt):
+        most = max(most, indptr[t + 1] - indptr[t])
+    rows = np.empty((most, p))
+    res = np.empty(most)
     for t in range(nt):
         a, e = indptr[t], indptr[t + 1]
+        col = a0 + t
+        task_rows_copy(X, a, e, rows)
         cs, su, sr = 0.0, 0.0, 0.0
         for j in range(p):
             m[j] = 0.0
+            gt[j] = 0.0
         for r in range(a, e):
             cr = c[r]
-            f = b[t]
+            x = rows[r - a]
+            f = b[col]
             for j in range(p):
-                f += X[r, j] * W[j, t]
+                f += x[j] * W[j, col]
             R = y[r] - f
+            res[r - a] = R
             cs += cr
             su += cr * R
             sr += cr * R * R
             if center_x:
                 for j in range(p):
-                    m[j] += cr * X[r, j]
+                    m[j] += cr * x[j]
         mean = su / cs if center and cs > 0.0 else 0.0
         if center_x and cs > 0.0:
             for j in range(p):
                 m[j] /= cs
         tt, yt = 0.0, 0.0
-        for j in range(p):
-            G[j, t] = 0.0
         for r in range(a, e):
             cr = c[r]
-            f = b[t]
-            for j in range(p):
-                f += X[r, j] * W[j, t]
-            th = y[r] - f - mean
+            x = rows[r - a]
+            th = res[r - a] - mean
             tt += cr * th * th
             yt += cr * y[r] * th
+            w = cr * th
             for j in range(p):
-                G[j, t] += cr * th * (X[r, j] - m[j])
-        TT[t], YT[t], RR[t], usum[t] = tt, yt, sr, su
+                gt[j] += w * (x[j] - m[j])
+        for j in range(p):
+            G[j, col] = gt[j]
+        TT[col], YT[col], RR[col], usum[col] = tt, yt, sr, su
 
 
 def residual_sums(source: Any, task_weight: Any, W: np.ndarray, b: np.ndarray,
@@ -143,13 +160,14 @@ def residual_sums(source: Any, task_weight: Any, W: np.ndarray, b: np.ndarray,
     :func:`_residual_kernel`; ``RR`` summed over tasks)."""
     p, T = W.shape
     G, TT, YT, RR, usum = np.empty((p, T)), np.empty(T), np.empty(T), np.empty(T), np.empty(T)
-    for lo, hi, block in source.chunks(task_weight=task_weight):
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    for lo, _, block in prefetched(source.chunks(task_weight=task_weight)):
         _residual_kernel(np.asarray(block.X, dtype=np.float64),
                          np.asarray(block.y, dtype=np.float64),
                          np.asarray(block.c, dtype=np.float64),
-                         np.asarray(block.indptr, dtype=np.int64), W[:, lo:hi], b[lo:hi],
-                         bool(center), bool(center_x), G[:, lo:hi], TT[lo:hi], YT[lo:hi], RR[lo:hi],
-                         usum[lo:hi])
+                         np.asarray(block.indptr, dtype=np.int64), W, b, lo, bool(center),
+                         bool(center_x), G, TT, YT, RR, usum)
     return float(RR.sum()), G, TT, YT, usum
 
 
@@ -177,7 +195,8 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
                    options: dict | None = None) -> SolverResult:
     """The squared loss plus ``penalty`` fitted out of core (the module docstring), warned
     about (``ConvergenceWarning``, with the certificate reached) when the certificate on the
-    rows misses ``tol``. ``options``: :data:`STREAMED_OPTIONS`."""
+    rows misses ``tol``. ``W0``: the start (p x T), taken over (written to). ``options``:
+    :data:`STREAMED_OPTIONS`."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(STREAMED_OPTIONS))
     if unknown:

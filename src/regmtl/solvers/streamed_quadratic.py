@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,74 +41,85 @@ from .._jit import njit
 from ..penalties.kernels import FAST
 from .quadratic import TaskQuadratic
 
-__all__ = ["StreamedQuadratic", "streamed_quadratic", "CHUNK_BYTES"]
+__all__ = ["StreamedQuadratic", "prefetched", "streamed_quadratic", "CHUNK_BYTES"]
 
 #: Bytes of packed Grams read per chunk of a pass over the spill file (the one reused buffer).
 CHUNK_BYTES = 1 << 26
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, nogil=True)
+def task_rows_copy(X, a, b, out):
+    """Rows ``a..b-1`` of X into ``out[:b - a]`` (C order): a task's rows read column by
+    column (contiguous in a Fortran-ordered design), then used row by row."""
+    for j in range(X.shape[1]):
+        for r in range(a, b):
+            out[r - a, j] = X[r, j]
+
+
+@njit(cache=True, fastmath=FAST, nogil=True)
 def task_moments_packed(X, z, c, indptr, center, Hp, g, e, xm, zm):
     """Per task of a chunk (``indptr`` local): the centered moments of the module docstring,
     ``Hp[t]`` the packed upper triangle (row-major) of ``H_t``, ``g`` (p x nt), ``e``, ``xm``
-    (nt x p), ``zm`` (nt)."""
+    (nt x p), ``zm`` (nt). The task's rows are copied centered and transposed (p x n_t, each
+    column of the design read contiguously), so that every entry is one dot product."""
     nt, p = Hp.shape[0], X.shape[1]
     m = np.empty(p)
-    d = np.empty(p)
     keep = np.empty(p, dtype=np.bool_)
-    acc = np.empty(Hp.shape[1])
-    v = np.empty(p)
+    most = 0
+    for t in range(nt):
+        most = max(most, indptr[t + 1] - indptr[t])
+    R = np.empty((p, most))  # centered rows, transposed
+    Rw = np.empty((p, most))  # the same times the row weights
+    zc = np.empty(most)
     for t in range(nt):
         a, b = indptr[t], indptr[t + 1]
+        n = b - a
         cs = 0.0
+        mz = 0.0
         for r in range(a, b):
             cs += c[r]
-        mz = 0.0
-        for j in range(p):
-            m[j] = 0.0
-        if center and cs > 0.0:
-            for r in range(a, b):
-                cr = c[r]
-                mz += cr * z[r]
-                for j in range(p):
-                    m[j] += cr * X[r, j]
-            mz /= cs
-            for j in range(p):
-                m[j] /= cs
-        for k in range(acc.shape[0]):
-            acc[k] = 0.0
+            mz += c[r] * z[r]
+        mz = mz / cs if center and cs > 0.0 else 0.0
         ee = 0.0
-        for j in range(p):
-            d[j] = 0.0
-        gt = g[:, t]
-        for j in range(p):
-            gt[j] = 0.0
         for r in range(a, b):
-            cr = c[r]
-            if cr == 0.0:
-                continue
-            zr = z[r] - mz
-            ee += cr * zr * zr
-            for j in range(p):
-                v[j] = X[r, j] - m[j]
-            k = 0
-            for i in range(p):
-                ci = cr * v[i]
-                gt[i] += ci * zr
-                for j in range(i, p):
-                    acc[k] += ci * v[j]
-                    k += 1
+            v = z[r] - mz
+            zc[r - a] = v
+            ee += c[r] * v * v
+        for j in range(p):
+            s = 0.0
+            if center and cs > 0.0:
+                for r in range(a, b):
+                    s += c[r] * X[r, j]
+                s /= cs
+            m[j] = s
+            Rj, Wj = R[j], Rw[j]
+            for r in range(a, b):
+                v = X[r, j] - s
+                Rj[r - a] = v
+                Wj[r - a] = c[r] * v
         k = 0
         for i in range(p):
-            di = acc[k]  # (the diagonal: the first entry of row i of the upper triangle)
-            keep[i] = di > 1e-10 * m[i] * m[i] * cs and di > 0.0
-            k += p - i
+            Wi = Rw[i]
+            gi = 0.0
+            for r in range(n):
+                gi += Wi[r] * zc[r]
+            g[i, t] = gi
+            for j in range(i, p):
+                Rj = R[j]
+                s = 0.0
+                for r in range(n):
+                    s += Wi[r] * Rj[r]
+                Hp[t, k] = s
+                if j == i:  # (the diagonal, in float64)
+                    keep[i] = s > 1e-10 * m[i] * m[i] * cs and s > 0.0
+                k += 1
         k = 0
         for i in range(p):
             if not keep[i]:
-                gt[i] = 0.0
+                g[i, t] = 0.0
             for j in range(i, p):
-                Hp[t, k] = acc[k] if keep[i] and keep[j] else 0.0
+                if not (keep[i] and keep[j]):
+                    Hp[t, k] = 0.0
                 k += 1
         e[t] = ee
         zm[t] = mz
@@ -115,7 +127,7 @@ def task_moments_packed(X, z, c, indptr, center, Hp, g, e, xm, zm):
             xm[t, j] = m[j]
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FAST, nogil=True)
 def packed_bounds(Hp, p, out):
     """``out[t] = (tr H_t^4)^{1/4} = ||H_t^2||_F^{1/2}``, an upper bound of ``lambda_max(H_t)``
     for a symmetric ``H_t`` (packed upper triangles, rows of ``Hp``)."""
@@ -137,15 +149,16 @@ def packed_bounds(Hp, p, out):
         out[t] = np.sqrt(np.sqrt(s))
 
 
-@njit(cache=True, fastmath=FAST)
-def packed_matvec(Hp, W, out):
-    """``out[:, t] = H_t W[:, t]`` for the tasks of a chunk (``W``, ``out``: p x nt)."""
+@njit(cache=True, fastmath=FAST, nogil=True)
+def packed_matvec(Hp, a, W, out):
+    """``out[:, a + t] = H_t W[:, a + t]`` for the tasks of a chunk (rows of ``Hp``, the
+    packed upper triangles; ``W``, ``out``: p x T, the chunk's columns from ``a``)."""
     p = W.shape[0]
     x = np.empty(p)
     y = np.empty(p)
     for t in range(Hp.shape[0]):
         for i in range(p):
-            x[i] = W[i, t]
+            x[i] = W[i, a + t]
             y[i] = 0.0
         k = 0
         for i in range(p):
@@ -159,56 +172,76 @@ def packed_matvec(Hp, W, out):
                 k += 1
             y[i] += acc
         for i in range(p):
-            out[i, t] = y[i]
+            out[i, a + t] = y[i]
 
 
-@njit(cache=True, fastmath=FAST)
-def packed_step(Hp, V, Vp, mom, g, step, U, HV, want, gw, whw):
-    """One proximal-gradient step's product, for the tasks of a chunk (p x nt slices):
-    ``z = V + mom (V - Vp)``, ``U = z + step (g - H z)``; with ``want`` also ``HV = H V``,
-    ``gw = g . v`` and ``whw = v . H v`` per task (the certificate of V, from the Grams read
-    once for both products)."""
+@njit(cache=True, fastmath=FAST, nogil=True)
+def packed_step(Hp, a, V, Vp, mom, g, step, U, HV, want, gw, whw):
+    """One proximal-gradient step's product for the tasks of a chunk (rows of ``Hp``; the
+    p x T arrays' columns from ``a``): ``z = V + mom (V - Vp)``, ``U = z + step (g - H z)``;
+    with ``want`` also ``HV = H V``, ``gw = g . v`` and ``whw = v . H v`` per task (the
+    certificate of V, from the Grams read once for both products)."""
     p = V.shape[0]
     z = np.empty(p)
     hz = np.empty(p)
     v = np.empty(p)
     hv = np.empty(p)
     for t in range(Hp.shape[0]):
+        c = a + t
         for i in range(p):
-            vi = V[i, t]
+            vi = V[i, c]
             v[i] = vi
-            z[i] = vi + mom * (vi - Vp[i, t])
+            z[i] = vi + mom * (vi - Vp[i, c])
             hz[i] = 0.0
             hv[i] = 0.0
         k = 0
         for i in range(p):
             zi = z[i]
-            vi = v[i]
-            h = Hp[t, k]
-            az = h * zi
-            av = h * vi
+            acc = Hp[t, k] * zi
             k += 1
             for j in range(i + 1, p):
                 h = Hp[t, k]
-                az += h * z[j]
+                acc += h * z[j]
                 hz[j] += h * zi
-                if want:
-                    av += h * v[j]
-                    hv[j] += h * vi
                 k += 1
-            hz[i] += az
-            hv[i] += av
+            hz[i] += acc
         for i in range(p):
-            U[i, t] = z[i] + step * (g[i, t] - hz[i])
+            U[i, c] = z[i] + step * (g[i, c] - hz[i])
         if want:
-            a = 0.0
-            b = 0.0
+            k = 0
             for i in range(p):
-                HV[i, t] = hv[i]
-                a += g[i, t] * v[i]
-                b += v[i] * hv[i]
-            gw[t] = a
-            whw[t] = b
+                vi = v[i]
+                acc = Hp[t, k] * vi
+                k += 1
+                for j in range(i + 1, p):
+                    h = Hp[t, k]
+                    acc += h * v[j]
+                    hv[j] += h * vi
+                    k += 1
+                hv[i] += acc
+            s1 = 0.0
+            s2 = 0.0
+            for i in range(p):
+                HV[i, c] = hv[i]
+                s1 += g[i, c] * v[i]
+                s2 += v[i] * hv[i]
+            gw[c] = s1
+            whw[c] = s2
+
+
+def prefetched(items: Iterable[Any]) -> Iterator[Any]:
+    """The items of ``items``, the next one produced in a thread while the caller works on
+    the current one (a source's chunk read from disk while the kernels run on the last)."""
+    it = iter(items)
+    done = object()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(next, it, done)
+        while True:
+            item = pending.result()
+            if item is done:
+                return
+            pending = pool.submit(next, it, done)
+            yield item
 
 
 class _Spill:
@@ -219,32 +252,45 @@ class _Spill:
         self.path, self.width, self.dtype, self.n_tasks = path, width, np.dtype(dtype), n_tasks
         self.record = self.width * self.dtype.itemsize
         self.chunk = max(1, CHUNK_BYTES // max(self.record, 1))
-        self._buf = None
+        self._bufs = None
 
     def writer(self):
         return open(self.path, "wb")  # noqa: SIM115 - closed by the caller's with
 
-    def chunks(self, lo: int = 0, hi: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(a, b, block)``: records ``a..b-1`` as a ``(b - a, width)`` view of the buffer
-        (valid until the next chunk)."""
-        hi = self.n_tasks if hi is None else hi
-        if self._buf is None:
-            self._buf = np.empty((min(self.chunk, max(self.n_tasks, 1)), self.width),
-                                 dtype=self.dtype)
-        with open(self.path, "rb", buffering=0) as f:
-            f.seek(lo * self.record)
-            for a in range(lo, hi, self.chunk):
-                b = min(a + self.chunk, hi)
-                view = self._buf[: b - a]
-                mv = memoryview(view.reshape(-1).view(np.uint8))
-                got = 0
-                while got < mv.nbytes:  # (a raw read may return less than asked)
-                    n = f.readinto(mv[got:])
-                    if not n:
-                        raise OSError(f"{self.path}: the spill file ends at record "
-                                      f"{a + got // self.record}; it was changed or truncated.")
-                    got += n
+    def chunks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(a, b, block)``: records ``a..b-1`` as a ``(b - a, width)`` view of one of two
+        reused buffers, valid until the next chunk; the next chunk is read in a thread
+        meanwhile (the disk and the kernels overlap)."""
+        T = self.n_tasks
+        if self._bufs is None:
+            n = min(self.chunk, max(T, 1))
+            self._bufs = [np.empty((n, self.width), dtype=self.dtype) for _ in range(2)]
+        starts = list(range(0, T, self.chunk))
+        if not starts:
+            return
+        with open(self.path, "rb", buffering=0) as f, ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self._read, f, 0, min(self.chunk, T), self._bufs[0])
+            for k, a in enumerate(starts):
+                b = min(a + self.chunk, T)
+                view = pending.result()
+                if k + 1 < len(starts):
+                    nxt = starts[k + 1]
+                    pending = pool.submit(self._read, f, nxt, min(nxt + self.chunk, T),
+                                          self._bufs[(k + 1) % 2])
                 yield a, b, view
+
+    def _read(self, f, a: int, b: int, buf: np.ndarray) -> np.ndarray:
+        view = buf[: b - a]
+        mv = memoryview(view.reshape(-1).view(np.uint8))
+        f.seek(a * self.record)
+        got = 0
+        while got < mv.nbytes:  # (a raw read may return less than asked)
+            n = f.readinto(mv[got:])
+            if not n:
+                raise OSError(f"{self.path}: the spill file ends at record "
+                              f"{a + got // self.record}; it was changed or truncated.")
+            got += n
+        return view
 
     def records(self, index: np.ndarray) -> np.ndarray:
         """The records of the given tasks (few: one read each)."""
@@ -288,8 +334,9 @@ class StreamedQuadratic(TaskQuadratic):
     def matvec(self, W: np.ndarray) -> np.ndarray:
         """``H_t w_t`` for every task (p x T), one pass over the spill file."""
         out = np.empty((W.shape[0], W.shape[1]))
-        for a, b, Hp in self.grams.chunks():
-            packed_matvec(Hp, W[:, a:b], out[:, a:b])
+        W = np.ascontiguousarray(W, dtype=np.float64)
+        for a, _, Hp in self.grams.chunks():
+            packed_matvec(Hp, a, W, out)
         return out
 
     def step(self, V: np.ndarray, V_prev: np.ndarray, mom: float, step: float, U: np.ndarray,
@@ -299,12 +346,10 @@ class StreamedQuadratic(TaskQuadratic):
         ``(g . v_t, v_t . H v_t)`` per task (the sums of V's certificate)."""
         want = HV is not None
         T = V.shape[1]
-        gw, whw = (np.empty(T), np.empty(T)) if want else (np.empty(0), np.empty(0))
-        dummy = np.empty((V.shape[0], 0))
-        for a, b, Hp in self.grams.chunks():
-            packed_step(Hp, V[:, a:b], V_prev[:, a:b], mom, self.g[:, a:b], step, U[:, a:b],
-                        HV[:, a:b] if want else dummy, want, gw[a:b] if want else gw,
-                        whw[a:b] if want else whw)
+        gw, whw = np.empty(T if want else 0), np.empty(T if want else 0)
+        HV = HV if want else U  # (not written without want)
+        for a, _, Hp in self.grams.chunks():
+            packed_step(Hp, a, V, V_prev, mom, self.g, step, U, HV, want, gw, whw)
         return (gw, whw) if want else None
 
     def diagonal(self) -> np.ndarray:
@@ -378,7 +423,7 @@ def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_f
         g, e, zm, bounds = np.zeros((p, T)), np.zeros(T), np.zeros(T), np.zeros(T)
         done = 0
         with grams.writer() as fh, centers.writer() as fx:
-            for lo, hi, block in chunks:
+            for lo, hi, block in prefetched(chunks):
                 if lo != done or hi <= lo or hi > T:
                     raise ValueError(f"source.chunks: tasks {lo}..{hi - 1} after {done} "
                                      "tasks; the chunks must be consecutive runs of whole "
