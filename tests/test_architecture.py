@@ -331,7 +331,7 @@ LAYERS = (
     ("solvers", ("regmtl.solvers",)),
     ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
                 "regmtl.out_of_core",
-                "regmtl.persistence", "regmtl.deep")),
+                "regmtl.persistence", "regmtl.deep", "regmtl.streaming")),
     ("selection", ("regmtl.selection", "regmtl.baselines")),
     ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",
                    "regmtl.relatedness", "regmtl.transfer_curve")),

@@ -232,3 +232,25 @@ def test_without_pyarrow(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(ImportError, match=r'pip install "regmtl\[parquet\]"'):
         ParquetTasks(path)
+
+
+def test_feature_scaling_and_standardized_reads(tmp_path):
+    from regmtl.scaling import pooled_scaling
+
+    cols = _frame(T=12)
+    cols["x1"] = cols["x1"] * 100.0 + 1e4  # far from zero: the merged moments stay exact
+    path = _write(cols, tmp_path / "d.parquet", row_group_size=4)
+    source = ParquetTasks(path, features=["x0", "x1", "x2"], chunk_rows=7)
+    X = _design(cols)
+    mean, scale = source.feature_scaling()
+    ref_mean, ref_scale = pooled_scaling([X])
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-13)
+    np.testing.assert_allclose(scale, ref_scale, rtol=1e-10)
+    scaled = source.standardized(mean, scale)
+    _, Xs, y, _, _, _ = _stacked(scaled)
+    np.testing.assert_array_equal(Xs, (X - mean) / scale)
+    np.testing.assert_array_equal(y, cols["y"])
+    _, X0, *_ = _stacked(source)  # the source itself reads the raw features still
+    np.testing.assert_array_equal(X0, X)
+    with pytest.raises(ValueError, match="scale must hold 3 finite values"):
+        source.standardized(mean, scale[:2])

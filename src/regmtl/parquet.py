@@ -11,6 +11,7 @@ the streaming ``predict`` and ``score``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -161,6 +162,7 @@ class ParquetTasks:
             raise ValueError(f"chunk_rows must be a positive integer; got {chunk_rows!r}.")
         self.path = path
         self.target, self.task, self.chunk_rows = target, task, int(chunk_rows)
+        self._scaling: tuple[np.ndarray, np.ndarray] | None = None
         self.files = _files(path)
         handles = [pq.ParquetFile(f) for f in self.files]
         schema = handles[0].schema_arrow
@@ -274,6 +276,7 @@ class ParquetTasks:
         tasks = runs[first]
         self.tasks = tasks.astype(object) if tasks.dtype.kind in "US" else tasks
         self.task_rows = np.add.reduceat(sizes, first)
+        self._row_starts = np.concatenate(([0], np.cumsum(self.task_rows)))
         self.n_tasks, self.n_obs = len(self.task_rows), row
         self.n_features = len(self.feature_names)
         self._groups = groups  # (file index, row group, first global row, rows)
@@ -282,13 +285,51 @@ class ParquetTasks:
     def bounds(self) -> np.ndarray:
         """The task boundaries of the chunks: chunk k holds tasks ``bounds[k]`` to
         ``bounds[k + 1] - 1``, about ``chunk_rows`` rows (at least one task)."""
-        cum = np.concatenate(([0], np.cumsum(self.task_rows)))
+        cum = self._row_starts
         out = [0]
         while out[-1] < self.n_tasks:
             lo = out[-1]
             hi = int(np.searchsorted(cum, cum[lo] + self.chunk_rows, side="left"))
             out.append(min(max(hi, lo + 1), self.n_tasks))
         return np.array(out, dtype=np.int64)
+
+    def feature_scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""The pooled means and population standard deviations of the features over all
+        rows (:func:`regmtl.scaling.pooled_scaling` of the whole set; a constant feature gets
+        1), in one pass over the feature columns, the chunks' moments merged as Chan et al.:
+        :math:`M_2 = M_{2,a} + M_{2,b} + \delta^2 n_a n_b / (n_a + n_b)`.
+
+        Returns
+        -------
+        mean, scale : ndarray of shape (n_features,)
+        """
+        n, mean, m2 = 0, np.zeros(self.n_features), np.zeros(self.n_features)
+        for _, _, block in self._read(None, None):
+            k = block.n_obs
+            mk = block.X.mean(axis=0)
+            m2k = ((block.X - mk) ** 2).sum(axis=0)
+            delta = mk - mean
+            m2 += m2k + delta * delta * n * k / (n + k)
+            mean += delta * k / (n + k)
+            n += k
+        scale = np.sqrt(m2 / n)
+        scale[scale == 0.0] = 1.0
+        return mean, scale
+
+    def standardized(self, mean: np.ndarray, scale: np.ndarray) -> ParquetTasks:
+        """The same set read with every feature standardized, ``(x - mean) / scale`` (a new
+        source over the same files; e.g. from :meth:`feature_scaling`)."""
+        mean = np.asarray(mean, dtype=np.float64)
+        scale = np.asarray(scale, dtype=np.float64)
+        for name, v in (("mean", mean), ("scale", scale)):
+            if v.shape != (self.n_features,) or not np.all(np.isfinite(v)):
+                raise ValueError(f"{name} must hold {self.n_features} finite values (one per "
+                                 f"feature); got shape {v.shape}.")
+        if np.any(scale <= 0):
+            raise ValueError("scale must be positive.")
+        out = copy.copy(self)
+        out._scaling = (mean, scale)
+        return out
 
     def chunks(self, *, task_weight: Any = "equal", target: str | None = None
                ) -> Iterator[tuple[int, int, TaskData]]:
@@ -331,7 +372,7 @@ class ParquetTasks:
         if target is not None and target != self.target:
             self._features_exclude(target)
         columns = [*self.feature_names, *([] if target is None else [target])]
-        cum = np.concatenate(([0], np.cumsum(self.task_rows)))
+        cum = self._row_starts
         bounds = self.bounds()
         handles: dict[int, Any] = {}
         buffer: list = []  # tables of rows read and not yet handed out
@@ -373,6 +414,9 @@ class ParquetTasks:
         X = np.empty((n, self.n_features), order="F")
         for j, name in enumerate(self.feature_names):
             X[:, j] = self._column(table, name, r0, "features")
+        if self._scaling is not None:
+            X -= self._scaling[0]
+            X /= self._scaling[1]
         sizes = self.task_rows[lo:hi]
         indptr = np.zeros(hi - lo + 1, dtype=np.int64)
         np.cumsum(sizes, out=indptr[1:])
@@ -405,7 +449,7 @@ class ParquetTasks:
         k = int(np.searchsorted([g[2] for g in self._groups], row, side="right")) - 1
         i, g, first, _ = self._groups[k]
         in_file = row - first + sum(n for (j, _, _, n) in self._groups[:k] if j == i)
-        t = int(np.searchsorted(np.cumsum(self.task_rows), row, side="right"))
+        t = int(np.searchsorted(self._row_starts, row, side="right")) - 1
         raise ValueError(f"{arg}: column {name!r} holds {what} at row {in_file} of "
                          f"{str(self.files[i])!r} (row group {g}, task "
                          f"{_py(self.tasks[t])!r}); impute it or drop the row first.")
@@ -423,7 +467,8 @@ def _as_ids(pa: Any, col: Any) -> np.ndarray:
         col = col.cast(t.value_type)
         t = t.value_type
     v = col.to_numpy()
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or \
+            getattr(pa.types, "is_string_view", lambda _: False)(t):
         return v.astype(str)
     return v
 

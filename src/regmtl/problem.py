@@ -22,7 +22,8 @@ from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
-           "check_loss_targets", "checked_targets", "deviance_explained", "encode_targets"]
+           "check_loss_targets", "checked_targets", "deviance_explained", "encode_targets",
+           "task_deviance_explained"]
 
 def make_datafit(loss: Any) -> Datafit:
     """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
@@ -84,6 +85,13 @@ def deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.nd
     float
         The mean of the tasks' D^2.
     """
+    return float(np.mean(task_deviance_explained(data, datafit, f, w, classes)))
+
+
+def task_deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.ndarray,
+                            classes: list | None = None) -> np.ndarray:
+    """Each task's :math:`D^2_t` (:func:`deviance_explained` averages them): an array of
+    shape (T,) in the order of ``data``'s segments."""
     datafit = datafit.bind(data)
     y = np.array(data.y, dtype=np.float64)
     if classes is not None:
@@ -101,7 +109,7 @@ def deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.nd
     null = data.task_sums(w * datafit.deviance(y, f0))
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = np.where(null > 0, 1.0 - dev / null, np.where(dev <= 0, 1.0, 0.0))
-    return float(np.mean(d2))
+    return d2
 
 
 def apply_offset(data: TaskData, datafit: Datafit, offset: Any) -> None:
