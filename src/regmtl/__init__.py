@@ -57,6 +57,7 @@ _LAZY = {
     "transfer": "regmtl.transfer", "TransferredTask": "regmtl.transfer",
     "MultiTaskClassifierCV": "regmtl.selection", "MultiTaskRegressorCV": "regmtl.selection",
     "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
+    "ParquetTasks": "regmtl.parquet",
 }
 #: submodules reachable as attributes of ``regmtl`` (imported on first use)
 _SUBMODULES = ("baselines", "datasets", "metrics", "relatedness", "selection", "transfer_ridge")
@@ -73,6 +74,7 @@ __all__ = [
     *DATAFIT_CLASSES,
     "TaskData",
     "as_task_data",
+    "ParquetTasks",
     "alpha_max",
     "regularization_path",
     "RegularizationPath",

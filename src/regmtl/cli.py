@@ -5,6 +5,10 @@ cluster, with ``--scheduler`` or ``--workers``).
 Each subcommand is a ``(help, add_arguments, run)`` entry of :data:`COMMANDS`; ``run`` takes the
 parsed arguments and returns an exit status. A problem with the user's input (a missing file or
 column, a bad value) ends with one ``regmtl: error: ...`` line on stderr and exit status 2.
+
+The module is past 1,500 lines because ``fit`` and ``predict`` each run three ways (in memory,
+on a Dask cluster, out of core from Parquet) that share their options, checks and messages:
+one place keeps the three alike.
 """
 
 from __future__ import annotations
@@ -281,6 +285,9 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     _loss_arguments(p)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     _cluster_arguments(p)
+    p.add_argument("--spill-dir", metavar="DIR",
+                   help="--out-of-core: where the per-task statistics are spilled during "
+                        "the fit (default: a temporary directory, removed after)")
 
 
 def _loss_arguments(p: argparse.ArgumentParser, offset: bool = True) -> None:
@@ -391,6 +398,11 @@ def _run_fit(args: argparse.Namespace) -> int:
     from .scaling import fit_standardized
     from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 
+    if args.out_of_core:
+        return _run_fit_out_of_core(args)
+    if args.spill_dir is not None:
+        raise UsageError("--spill-dir is an option of --out-of-core; add that flag or leave "
+                         "it out.")
     if _on_dask(args):
         return _run_fit_dask(args)
     loss = _loss_and_kind(args)
@@ -633,6 +645,8 @@ def _run_predict(args: argparse.Namespace) -> int:
     from .datasets._table import read_frame
     from .persistence import load
 
+    if args.out_of_core:
+        return _run_predict_out_of_core(args)
     if _on_dask(args):
         return _run_predict_dask(args)
     model = load(args.model, max_bytes=args.max_bytes)
@@ -709,6 +723,13 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
                        help="run on a Dask cluster of N worker processes (one thread each) "
                             "started on this machine for the command; the data as for "
                             "--scheduler")
+    group.add_argument("--out-of-core", action="store_true",
+                       help="read the data, Parquet (a file, a directory of files or a "
+                            "glob) with the rows sorted by task, chunk by chunk in this "
+                            "process: data larger than memory (fit: the squared loss)")
+    p.add_argument("--chunk-rows", metavar="N", type=_int_at_least(1), default=2_000_000,
+                   help="--out-of-core: about how many rows are in memory at a time "
+                        "(whole tasks; default 2,000,000)")
 
 
 def _on_dask(args: argparse.Namespace) -> bool:
@@ -1170,6 +1191,169 @@ def _run_predict_dask(args: argparse.Namespace) -> int:
         if args.target is not None:
             _print_dask_scores(dask, dd, model, out, args)
     return 0
+
+
+# ---------------------------------------------------------------------------- out of core
+def _parquet_source(args: argparse.Namespace, features: Any, target: Any) -> Any:
+    """The ParquetTasks of ``args.data`` (a file, a directory or a glob of files), with the
+    columns of the command line."""
+    from .parquet import ParquetTasks
+
+    if args.data.lower().rstrip("/").endswith((".csv", ".csv.gz", ".tsv", ".txt")):
+        raise UsageError(f"{args.data}: --out-of-core reads Parquet (a file, a directory of "
+                         "files or a glob), its rows sorted by task; convert the table "
+                         "first, e.g. pandas.read_csv(...).sort_values(task).to_parquet(...).")
+    inputs = _local_inputs(args.data)
+    path = [str(p) for p in inputs] if any(c in args.data for c in "*?[") else args.data
+    try:
+        return ParquetTasks(path, target=target, task=args.task_col, features=features,
+                            chunk_rows=args.chunk_rows)
+    except ImportError as exc:
+        raise UsageError(f"{args.data}: --out-of-core needs {exc}") from None
+
+
+def _run_fit_out_of_core(args: argparse.Namespace) -> int:
+    """``regmtl fit --out-of-core``: the squared loss fitted on Parquet read chunk by chunk
+    (one run of whole tasks in memory at a time), certified as in memory."""
+    from .estimators import MultiTaskRegressor
+    from .scaling import raw_units
+
+    if args.alpha == "auto":
+        raise UsageError("--alpha auto (cross-validation) runs in memory only; with "
+                         "--out-of-core give --alpha VALUE, e.g. the alpha that 'regmtl fit "
+                         "--alpha auto' chooses on a sample of the tasks.")
+    alpha = _alpha(args)
+    loss = _loss_option(args)
+    if args.offset is not None:
+        raise UsageError("--offset fits in memory only; leave out --out-of-core.")
+    if args.kind == "binary" or (loss is not None and loss != "squared"):
+        raise UsageError("--out-of-core fits the squared loss (regression); fit a binary "
+                         "target or another loss with --workers N (Dask) or in memory.")
+    if not args.task_col or not args.target:
+        raise UsageError(f"{args.data}: a table needs --task-col and --target (the columns of "
+                         "the task ids and of the values to predict).")
+    features = ([c.strip() for c in args.features.split(",") if c.strip()]
+                if args.features else None)
+    source = _parquet_source(args, features, args.target)
+    names = [str(f) for f in source.feature_names]
+    name = Path(args.data.rstrip("/")).name or args.data
+    print(f"{name}: out of core, {source.n_tasks} tasks, {source.n_obs} rows, "
+          f"{source.n_features} features; chunks of about {args.chunk_rows} rows")
+    if args.no_standardize:
+        mean, scale = np.zeros(len(names)), np.ones(len(names))
+        fitted_on = source
+    else:
+        mean, scale = source.feature_scaling()
+        fitted_on = source.standardized(mean, scale)
+    options = {} if args.spill_dir is None else {"spill_dir": args.spill_dir}
+    est = MultiTaskRegressor(penalty=args.penalty, alpha=alpha, solver_options=options or None,
+                             **({} if args.tol is None else {"tol": args.tol}))
+    est.fit(fitted_on)
+    est.set_params(solver_options=None)  # (where the statistics were spilled: not the model's)
+    fitted = raw_units(est, mean, scale, names)
+    _report_fit(args, fitted, name, source.n_tasks, source.n_obs)
+    return 0
+
+
+def _out_of_core_output(out: Any, inputs: list[Path]) -> Path:
+    """``--out`` of ``predict --out-of-core``: one Parquet file, written chunk by chunk."""
+    if out is None:
+        raise UsageError("--out-of-core: pass --out FILE.parquet; the predictions are written "
+                         "chunk by chunk, not printed.")
+    path = Path(out)
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        raise UsageError(f"--out {out}: --out-of-core writes one Parquet file; give a path "
+                         "ending in .parquet.")
+    for f in (p.resolve() for p in inputs):
+        if path.resolve() == f or f in path.resolve().parents:
+            raise UsageError(f"--out {out}: that is where the input data are ({f}); write the "
+                             "predictions elsewhere.")
+    if path.is_dir():
+        raise UsageError(f"--out {out}: a directory is there; give a file name.")
+    return path
+
+
+def _run_predict_out_of_core(args: argparse.Namespace) -> int:
+    """``regmtl predict --out-of-core``: the rows of a Parquet set sorted by task predicted
+    chunk by chunk, written to one Parquet file (the task ids, the target when given, the
+    predictions) in the input's row order; the scores against ``--target`` from the same
+    pass."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .persistence import load
+    from .streaming import predict_chunks
+
+    if not args.task_col:
+        raise UsageError(f"{args.data}: pass --task-col, the column of the task ids.")
+    if args.offset is not None:
+        raise UsageError("--offset predicts in memory only; leave out --out-of-core.")
+    out = _out_of_core_output(args.out, _local_inputs(args.data))
+    model = load(args.model, max_bytes=args.max_bytes)
+    names = getattr(model, "feature_names_in_", None)
+    source = _parquet_source(args, None if names is None else list(names), args.target)
+    classifier = hasattr(model, "predict_proba")
+    score = _ChunkScores(classifier) if args.target is not None else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    try:
+        for lo, hi, data, cols in predict_chunks(model, source, model._block_outputs,
+                                                  target=args.target is not None):
+            table = {args.task_col: np.repeat(source.tasks[lo:hi], source.task_rows[lo:hi])}
+            if args.target is not None:
+                table[args.target] = data.y
+                score.add(data, cols["prediction"])
+            table.update(cols)
+            chunk = pa.table(table)
+            if writer is None:
+                writer = pq.ParquetWriter(out, chunk.schema)
+            writer.write_table(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    print(f"predictions: {out.resolve()} (Parquet, {source.n_obs} rows in the input's order: "
+          f"{args.task_col}{', ' + args.target if args.target else ''} and "
+          f"{', '.join(['prediction', *(['probability'] if classifier else [])])})")
+    if score is not None:
+        print(score.line())
+    return 0
+
+
+class _ChunkScores:
+    """The scores of ``predict``'s output lines, summed chunk by chunk (whole tasks):
+    explained variance over all rows and RMSE averaged over tasks, or accuracy over all rows
+    and averaged over tasks."""
+
+    def __init__(self, classifier: bool):
+        self.classifier = classifier
+        self.n = 0
+        self.mean = self.m2 = 0.0
+        self.sse = 0.0
+        self.per_task: list[np.ndarray] = []
+
+    def add(self, data: Any, pred: np.ndarray) -> None:
+        y = data.y
+        if self.classifier:
+            hit = (y == pred).astype(np.float64)
+            self.sse += float(hit.sum())
+            self.per_task.append(data.task_sums(hit) / np.diff(data.indptr))
+        else:
+            err = (y - pred) ** 2
+            self.sse += float(err.sum())
+            self.per_task.append(np.sqrt(data.task_sums(err) / np.diff(data.indptr)))
+            k, mk = len(y), float(y.mean())
+            d = mk - self.mean
+            self.m2 += float(((y - mk) ** 2).sum()) + d * d * self.n * k / (self.n + k)
+            self.mean += d * k / (self.n + k)
+        self.n += len(y)
+
+    def line(self) -> str:
+        by_task = float(np.mean(np.concatenate(self.per_task)))
+        if self.classifier:
+            return (f"accuracy (all rows): {self.sse / self.n:.4f}; accuracy (task average): "
+                    f"{by_task:.4f}")
+        return (f"explained variance (all rows): {1.0 - self.sse / self.m2:.4f}; RMSE (task "
+                f"average): {by_task:.4f}")
 
 
 # ---------------------------------------------------------------------------- relatedness

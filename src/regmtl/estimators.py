@@ -25,16 +25,18 @@ from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
 from .inputs import as_task_data, column_target, flat_rows
+from .out_of_core import fit_source, is_task_source
+from .parquet import is_parquet_tasks
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
 from .problem import (
     apply_offset,
     check_loss_targets,
     checked_targets,
-    deviance_explained,
     encode_targets,
     make_datafit,
     source_blocks,
+    task_deviance_explained,
 )
 from .solvers.names import SOLVERS
 from .solvers.zero_stationary import warn_zero_stationary
@@ -200,7 +202,10 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             One design per task (a list, or a dict keyed by task), or one design for all
             rows: long form with ``task``, a shared design with a 2-D ``y``, or a single
-            task with a 1-D ``y``.
+            task with a 1-D ``y``. Or a task source read chunk by chunk (a
+            :class:`~regmtl.parquet.ParquetTasks`, alone): fitted out of core with the
+            squared loss (``solver_options``: ``spill_dir``, ``gram_dtype``,
+            ``check_every``; see ``regmtl.out_of_core``).
         y : array-like, or list or dict of them
             Targets in the form of ``X``: one array per task, a 1-D array (long form, single
             task), or an (n, T) matrix for a shared design, NaN marking a missing label.
@@ -221,6 +226,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self
             The fitted estimator.
         """
+        if is_task_source(X):  # read chunk by chunk (a ParquetTasks): fitted out of core
+            return fit_source(self, X, self._datafit(), y, task, sample_weight, offset)
         data = self._data(X, y, task, sample_weight, fitting=True)
         return self._fit_data(data, offset=offset)
 
@@ -636,6 +643,8 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             One design per fitted task (list, in order, or dict keyed by task), rows of any
             fitted tasks with ``task``, or one design for all tasks (shared design).
+            A :class:`~regmtl.ParquetTasks` is read chunk by chunk (its task column gives
+            the tasks; the result is one array in its row order).
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row of ``X`` (long form), or the name of a column of ``X``.
         offset : array-like, or list or dict of them, optional
@@ -649,6 +658,13 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             alone on a multi-task model; an array of shape (n_samples,) for a single-task
             model.
         """
+        if is_parquet_tasks(X):  # chunk by chunk
+            from .streaming import predict_rows
+
+            if offset is not None:
+                raise ValueError("offset: a ParquetTasks is predicted without offsets; add "
+                                 "them to the predictions of the rows afterwards.")
+            return predict_rows(self, X, self._natural, task=task)
         if _is_dask(X, task):
             datafit = make_datafit(self.loss)
             if datafit.kind == "mixed":  # each task's own output, on the workers
@@ -663,7 +679,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             f = f + flat_rows(data, offset, "offset")
         return data.to_form(self._natural(data, f))
 
-    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None,
+    def score(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
               offset: Any = None) -> float:
         """The coefficient of determination R^2 of each task, averaged over tasks (for a loss
         other than the squared one, the fraction of its deviance explained, D^2, against
@@ -673,8 +689,11 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         ----------
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             Designs, in any input form (as for :meth:`predict`).
+            A :class:`~regmtl.ParquetTasks` is read chunk by chunk (its task column gives
+            the tasks; the result is one array in its row order).
         y : array-like, or list or dict of them
-            True targets in the form of ``X`` (NaN in a shared Y: not scored).
+            True targets in the form of ``X`` (NaN in a shared Y: not scored); none for a
+            ParquetTasks ``X``, which holds them.
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row (long form).
         sample_weight : array-like, or list of them, optional
@@ -688,6 +707,14 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             The mean over tasks of each task's R^2 (D^2) on its observed labels (every task
             counts the same, whatever its size).
         """
+        if is_parquet_tasks(X):  # chunk by chunk, each task's score as in memory
+            from .streaming import score_tasks
+
+            if sample_weight is not None or offset is not None:
+                raise ValueError("sample_weight, offset: a ParquetTasks is scored without "
+                                 "them; leave them out.")
+            return score_tasks(self, X, self._task_scores, task=task, y=y)
+        _need_targets(y)
         if _is_dask(X, y, task):
             from .dask import task_score
 
@@ -697,10 +724,19 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         data, f = self._scores(X, task, y, sample_weight)
         if offset is not None:
             f = f + flat_rows(data, offset, "offset")
+        return float(np.mean(self._task_scores(data, f)))
+
+    def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns a prediction writes for rows of ``data`` with scores ``f``."""
+        return {"prediction": self._natural(data, f)}
+
+    def _task_scores(self, data: TaskData, f: np.ndarray) -> np.ndarray:
+        """Each task's R^2 (D^2 for a loss other than the squared one) from the scores ``f``
+        of its rows."""
         datafit = self._datafit()
         if not datafit.quadratic:
-            return deviance_explained(data, datafit, f, _row_weights(data),
-                                      getattr(self, "classes_", None))
+            return task_deviance_explained(data, datafit, f, _row_weights(data),
+                                           getattr(self, "classes_", None))
         w = _row_weights(data)
         total = data.task_sums(w)
         mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)
@@ -716,7 +752,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             for t in few:
                 s_, w_ = segs[t]
                 r2[t] = r2_score(data.y[s_], f[s_], sample_weight=w_)
-        return float(np.mean(r2))
+        return r2
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -869,6 +905,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         ----------
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             Designs, in any input form (as for :meth:`predict`).
+            A :class:`~regmtl.ParquetTasks` is read chunk by chunk (its task column gives
+            the tasks; the result is one array in its row order).
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row (long form).
 
@@ -881,6 +919,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         if self._multi:
             data, _, F = self._class_table(X, task)
             return self._per_task(data, F)
+        if is_parquet_tasks(X):
+            from .streaming import predict_rows
+
+            return predict_rows(self, X, _scores_as_they_are, task=task)
         data, f = self._scores(X, task)
         return data.to_form(f)
 
@@ -891,6 +933,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         ----------
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             Designs, in any input form (as for :meth:`predict`).
+            A :class:`~regmtl.ParquetTasks` is read chunk by chunk (its task column gives
+            the tasks; the result is one array in its row order).
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row (long form).
 
@@ -906,6 +950,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             return self._per_task(data, P)
         if _is_dask(X, task):
             return self._dask_scores(X, task, post=_proba)
+        if is_parquet_tasks(X):
+            from .streaming import predict_rows
+
+            return predict_rows(self, X, _block_proba, task=task)
         data, f = self._scores(X, task)
         return data.to_form(_proba(f))
 
@@ -940,6 +988,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             One design per fitted task (list, in order, or dict keyed by task), rows of any
             fitted tasks with ``task``, or one design for all tasks (shared design).
+            A :class:`~regmtl.ParquetTasks` is read chunk by chunk (its task column gives
+            the tasks; the result is one array in its row order).
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row of ``X`` (long form), or the name of a column of ``X``.
 
@@ -951,6 +1001,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         if self._multi:
             data, P, _ = self._class_table(X, task)
             labels = self._multi_labels(data, P)
+        elif is_parquet_tasks(X):  # chunk by chunk
+            from .streaming import predict_rows
+
+            return predict_rows(self, X, self._labels, task=task)
         elif _is_dask(X, task):
             return self._dask_scores(X, task, post=_LabelTable(self._classes))
         else:
@@ -976,15 +1030,19 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             table[:, k] = [c[k] for c in classes]
         return table[data.task_of, (f > 0).astype(np.intp)]
 
-    def score(self, X: Any, y: Any, task: Any = None, sample_weight: Any = None) -> float:
+    def score(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None
+              ) -> float:
         """The accuracy of each task, averaged over tasks.
 
         Parameters
         ----------
         X : array-like, sparse matrix or DataFrame, or list or dict of them
             Designs, in any input form (as for :meth:`predict`).
+            A :class:`~regmtl.ParquetTasks` is read chunk by chunk (its task column gives
+            the tasks; the result is one array in its row order).
         y : array-like, or list or dict of them
-            True labels in the form of ``X`` (missing labels of a shared Y are not scored).
+            True labels in the form of ``X`` (missing labels of a shared Y are not scored);
+            none for a ParquetTasks ``X``, which holds them.
         task : array-like of shape (n_samples,) or str, optional
             Task id of every row (long form).
         sample_weight : array-like, or list of them, optional
@@ -995,6 +1053,14 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         float
             The mean over tasks of each task's accuracy on its observed labels.
         """
+        if is_parquet_tasks(X):  # chunk by chunk, each task's accuracy as in memory
+            from .streaming import score_tasks
+
+            if sample_weight is not None:
+                raise ValueError("sample_weight: a ParquetTasks is scored without sample "
+                                 "weights; leave it out.")
+            return score_tasks(self, X, self._task_scores, task=task, y=y)
+        _need_targets(y)
         if _is_dask(X, y, task) and not self._multi:
             from .dask import task_score
 
@@ -1008,14 +1074,16 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         else:
             data, f = self._scores(X, task, y, sample_weight)
             pred = self._labels(data, f)
-        w = _row_weights(data)
-        if data.raw_y.dtype != object and pred.dtype != object:
-            hit = np.asarray(data.raw_y == pred)
-        else:  # labels of several types: compare as Python objects
-            hit = np.fromiter((a == b for a, b in zip(data.raw_y.tolist(), pred.tolist(),
-                                                       strict=True)), dtype=bool, count=len(pred))
-        total = data.task_sums(w)
-        return float(np.mean(data.task_sums(w * hit) / np.where(total > 0, total, np.nan)))
+        return float(np.mean(_accuracies(data, pred)))
+
+    def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns a prediction writes for rows of ``data`` with scores ``f``: the label
+        and the probability of each task's second class."""
+        return {"prediction": self._labels(data, f), "probability": _proba(f)[:, 1]}
+
+    def _task_scores(self, data: TaskData, f: np.ndarray) -> np.ndarray:
+        """Each task's accuracy from the scores ``f`` of its rows (binary tasks)."""
+        return _accuracies(data, self._labels(data, f))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1026,6 +1094,32 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
 def _is_dask(*objs: Any) -> bool:
     """Whether any input is a Dask collection (checked without importing Dask)."""
     return any(is_dask_collection(o) for o in objs)
+
+
+def _need_targets(y: Any) -> None:
+    if y is None:
+        raise ValueError("y: score needs the true targets of the rows (in the form of X); "
+                         "a ParquetTasks X carries its own.")
+
+
+def _accuracies(data: TaskData, pred: np.ndarray) -> np.ndarray:
+    """Each task's weighted share of rows whose predicted label ``pred`` is the true one."""
+    w = _row_weights(data)
+    if data.raw_y.dtype != object and pred.dtype != object:
+        hit = np.asarray(data.raw_y == pred)
+    else:  # labels of several types: compare as Python objects
+        hit = np.fromiter((a == b for a, b in zip(data.raw_y.tolist(), pred.tolist(),
+                                                   strict=True)), dtype=bool, count=len(pred))
+    total = data.task_sums(w)
+    return data.task_sums(w * hit) / np.where(total > 0, total, np.nan)
+
+
+def _scores_as_they_are(data: TaskData, f: np.ndarray) -> np.ndarray:
+    return f
+
+
+def _block_proba(data: TaskData, f: np.ndarray) -> np.ndarray:
+    return _proba(f)
 
 
 def _with_codes(f: np.ndarray, codes: np.ndarray) -> np.ndarray:

@@ -16,12 +16,14 @@ from .classes import check_classes, class_penalty, expand_classes, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
 from .inputs import as_task_data, flat_rows
+from .out_of_core import is_task_source, source_alpha_max
 from .penalties import Penalty, make_penalty
 from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
-           "check_loss_targets", "checked_targets", "deviance_explained", "encode_targets"]
+           "check_loss_targets", "checked_targets", "deviance_explained", "encode_targets",
+           "task_deviance_explained"]
 
 def make_datafit(loss: Any) -> Datafit:
     """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
@@ -83,6 +85,13 @@ def deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.nd
     float
         The mean of the tasks' D^2.
     """
+    return float(np.mean(task_deviance_explained(data, datafit, f, w, classes)))
+
+
+def task_deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.ndarray,
+                            classes: list | None = None) -> np.ndarray:
+    """Each task's :math:`D^2_t` (:func:`deviance_explained` averages them): an array of
+    shape (T,) in the order of ``data``'s segments."""
     datafit = datafit.bind(data)
     y = np.array(data.y, dtype=np.float64)
     if classes is not None:
@@ -100,7 +109,7 @@ def deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: np.nd
     null = data.task_sums(w * datafit.deviance(y, f0))
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = np.where(null > 0, 1.0 - dev / null, np.where(dev <= 0, 1.0, 0.0))
-    return float(np.mean(d2))
+    return d2
 
 
 def apply_offset(data: TaskData, datafit: Datafit, offset: Any) -> None:
@@ -198,7 +207,9 @@ def alpha_max(
     Parameters
     ----------
     X : array-like, sparse matrix, DataFrame, list or dict of them, or TaskData
-        The design(s), in any input form of the estimators.
+        The design(s), in any input form of the estimators; or a task source read chunk by
+        chunk (a :class:`~regmtl.parquet.ParquetTasks`, squared loss only): then from the
+        out-of-core statistics pass, kept with the source for the fit that follows.
     y : array-like, or list or dict of them, optional
         Targets, in the form matching ``X`` (not needed for a TaskData).
     task : array-like or str, optional
@@ -248,6 +259,12 @@ def alpha_max(
     True
     """
     datafit = make_datafit(loss)
+    if is_task_source(X):  # read chunk by chunk: from the out-of-core statistics pass
+        if y is not None or task is not None or sample_weight is not None or \
+                offset is not None or datafit.name != "squared":
+            raise ValueError("alpha_max of a task source (read chunk by chunk) takes the "
+                             "squared loss and no y, task, sample_weight or offset.")
+        return source_alpha_max(X, penalty, fit_intercept, task_weight)
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)

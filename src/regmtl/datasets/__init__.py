@@ -8,6 +8,7 @@ from ._landmine import load_landmine
 from ._mulan import MULAN_SETS, load_mulan
 from ._multi_digits import make_two_digit_tasks
 from ._parkinsons import load_parkinsons
+from ._parquet_tasks import make_parquet_tasks, parquet_tasks_truth
 from ._registry import DATASET_NAMES, list_datasets, load_dataset
 from ._sarcos import load_sarcos
 from ._school import SCHOOL_FEATURE_NAMES, load_school
@@ -47,4 +48,6 @@ __all__ = [
     "make_mmoe_tasks",
     "make_recommender_tasks",
     "make_two_digit_tasks",
+    "make_parquet_tasks",
+    "parquet_tasks_truth",
 ]

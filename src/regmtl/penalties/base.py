@@ -372,6 +372,15 @@ class Penalty:
         """
         raise NotImplementedError
 
+    def prox_into(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
+        """:meth:`prox` written over ``V`` (a float64 array of the variable's shape) and
+        returned: for a solver that holds no room for a second copy of the variable (the
+        out-of-core route at millions of tasks). The penalties whose prox is entrywise or by
+        rows, or a closed form in the mean task, compute it in place; this default writes the
+        result of :meth:`prox` back."""
+        V[...] = self.prox(V, step, alpha)
+        return V
+
     def bcd_params(self, alpha: float) -> BlockStep | None:
         """The block step of a row-separable penalty, for block coordinate descent.
 

@@ -255,6 +255,19 @@ class MeanRegularized(_TaskKernel):
         m = V.mean(axis=1, keepdims=True)
         return (V - m) / (1.0 + c * (1.0 + r)) + m / (1.0 + c * r)
 
+    def prox_into(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
+        """:meth:`prox` in place on V (the closed form of :meth:`_solve`, through the mean
+        task: no second p x T array)."""
+        c = float(step) * float(alpha)
+        if c == 0.0:
+            return V
+        r = float(self.ridge)
+        m = V.mean(axis=1, keepdims=True)
+        V -= m
+        V /= 1.0 + c * (1.0 + r)
+        V += m / (1.0 + c * r)
+        return V
+
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
         """``tr(G K^{-1} G^T) / (2 alpha) = (||G - g_bar 1^T||^2 / (1 + r)
         + T ||g_bar||^2 / r) / (2 alpha)``; finite only with ``ridge > 0``."""

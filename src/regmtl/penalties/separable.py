@@ -160,6 +160,26 @@ class _ElasticType(Penalty):
             return W * (scale * shrink)[:, None]
         return np.sign(W) * np.maximum(np.abs(W) - thr, 0.0) * shrink
 
+    def prox_into(self, W, step, alpha):
+        """:meth:`prox` in place on W: no second p x T array (row norms, or the entries'
+        thresholding one row at a time)."""
+        rho = self.rho
+        thr = step * alpha * rho
+        shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
+        if self.sign_constrained:
+            np.maximum(W, 0.0, out=W)
+        if self.group:
+            nrm = self._norms(W)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
+            W *= (scale * shrink)[:, None]
+            return W
+        for row in W:  # (one row's temporaries at a time)
+            mag = np.maximum(np.abs(row) - thr, 0.0)
+            mag *= shrink
+            np.copysign(mag, row, out=row)
+        return W
+
     def bcd_params(self, alpha):
         rho = self.rho
         if self.sign_constrained:

@@ -46,6 +46,7 @@ __all__ = [
     "duality_gap",
     "duality_gap_terms",
     "fit_intercepts",
+    "kkt_of_gradient",
     "kkt_residual",
     "per_row",
     "reference",
@@ -342,17 +343,28 @@ def kkt_residual(
     """Relative KKT residual at the variable V with scores f (intercept gradient included)."""
     u = data.c * datafit.theta(data.y, f)
     G = data.adjoint(u)
+    return kkt_of_gradient(penalty, alpha, V, G, data.task_sums(u) if fit_intercept else None,
+                           float(np.linalg.norm(G0)),
+                           lambda: lipschitz if lipschitz else curvature_bound(data, datafit))
+
+
+def kkt_of_gradient(penalty: Penalty, alpha: float, V: np.ndarray, G: np.ndarray,
+                    b_grad: np.ndarray | None, G0_norm: float, lipschitz: Any) -> float:
+    """:func:`kkt_residual` from minus the gradient ``G = X^T (c theta)`` and the intercepts'
+    gradient ``b_grad`` (the per-task sums of ``c theta``; None without intercepts):
+    ``sqrt(res + |b_grad|^2) / G0_norm``, ``res`` the squared distance of G to the
+    subdifferential where the penalty gives it, else the proximal-gradient residual at the
+    step ``1 / L``, ``L = lipschitz()`` (a callable, computed only there)."""
     if hasattr(penalty, "subdiff_distance"):
         d = penalty.subdiff_distance(V, G, alpha)
         res = float(np.sum(d * d))
     else:
-        L = lipschitz if lipschitz else curvature_bound(data, datafit)
+        L = lipschitz()
         D = V - penalty.prox(V + penalty.spread(G) / L, 1.0 / L, alpha)
         res = float(inner(D, D)) * L * L
-    if fit_intercept:
-        res += float(np.sum(data.task_sums(u) ** 2))
-    ref = float(np.linalg.norm(G0))
-    return np.sqrt(res) / (ref if ref > 0 else 1.0)
+    if b_grad is not None:
+        res += float(np.sum(b_grad ** 2))
+    return np.sqrt(res) / (G0_norm if G0_norm > 0 else 1.0)
 
 
 def curvature_bound(data: TaskData, datafit: Datafit) -> float:

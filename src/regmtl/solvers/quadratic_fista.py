@@ -4,6 +4,9 @@ and of each proximal Newton model in Gram form (:mod:`~regmtl.solvers.structured
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..penalties import Penalty
@@ -11,8 +14,8 @@ from ..penalties.base import inner
 from .quadratic import TaskQuadratic
 from .reweighted import reweighted_start, worth_trying
 
-__all__ = ["crawling", "fista_certified", "fista_quadratic", "gram_certificate",
-           "MAX_BACKTRACK"]
+__all__ = ["crawling", "fista_certified", "fista_quadratic", "gap_of_sums", "gram_certificate",
+           "prox_residual", "MAX_BACKTRACK"]
 
 #: Step-size halvings per iteration before the line search gives up (2^-60 of the first step).
 MAX_BACKTRACK = 60
@@ -142,15 +145,38 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
     HW = q.matvec(W) if HW is None else HW
     if penalty.has_dual and alpha > 0:
         RR, G, TT, YT, big = q.gap_sums(W, HW)
-        s = penalty.lazy_dual_scaling(G, alpha)
-        # the quadratic's and the penalty's sums brought home together (one round trip on
-        # blocks where the penalty leaves its value and scaling lazy)
-        RR, dual, value, big = q.numbers(RR, np.sum(s * YT - 0.5 * s * s * TT),
-                                         penalty.lazy_value(V, alpha), big)
-        dual -= penalty.scaled_conjugate(G, s, alpha)
-        return 0.5 * RR + value - dual + 1e-13 * big
-    G = penalty.spread(q.g - HW)
-    D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
+        primal, dual, big = gap_of_sums(penalty, alpha, V, RR, G, TT, YT, big, q.numbers)
+        return primal - dual + 1e-13 * big
+    return prox_residual(penalty, alpha, V, penalty.spread(q.g - HW), L, G0_norm)
+
+
+def gap_of_sums(penalty: Penalty, alpha: float, V: np.ndarray, RR: Any, G: np.ndarray,
+                TT: np.ndarray, YT: np.ndarray, big: Any = 0.0,
+                numbers: Callable[..., tuple[float, ...]] | None = None
+                ) -> tuple[float, float, float]:
+    """``(primal, dual, big)`` of the squared loss's residual dual point from its sums
+    (:meth:`~regmtl.solvers.quadratic.TaskQuadratic.gap_sums`): ``primal = RR / 2 +
+    Omega(V)`` and ``dual = sum_t (s YT_t - s^2 TT_t / 2) - Omega*(s G)``, ``s`` the scaling
+    into the penalty's dual ball; ``big`` passed through. ``numbers`` brings the quadratic's
+    and the penalty's sums home together (one round trip on task blocks)."""
+    s = penalty.lazy_dual_scaling(G, alpha)
+    numbers = numbers or (lambda *a: tuple(float(x) for x in a))
+    RR, dual, value, big = numbers(RR, np.sum(s * YT - 0.5 * s * s * TT),
+                                   penalty.lazy_value(V, alpha), big)
+    dual -= penalty.scaled_conjugate(G, s, alpha)
+    return 0.5 * RR + value, dual, big
+
+
+def prox_residual(penalty: Penalty, alpha: float, V: np.ndarray, G: np.ndarray, L: float,
+                  G0_norm: float, overwrite: bool = False) -> float:
+    """The proximal-gradient KKT residual ``||V - prox(V + G / L, 1 / L)|| L / G0_norm`` with
+    ``G`` minus the gradient in V; ``overwrite``: formed in G's memory (no copy of V)."""
+    if overwrite:
+        G /= L
+        G += V
+        D = np.subtract(V, penalty.prox_into(G, 1.0 / L, alpha), out=G)
+    else:
+        D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
     return float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300)
 
 

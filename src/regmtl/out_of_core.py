@@ -1,0 +1,105 @@
+r"""Fits and ``alpha_max`` on a task source read chunk by chunk (``regmtl.parquet.ParquetTasks``).
+
+``MultiTaskRegressor(...).fit(source)`` with the squared loss routes here: the statistics
+pass, FISTA on the Grams spilled to disk and a last pass certifying the result on the rows
+(:mod:`regmtl.solvers.streamed_fit`), one chunk of whole tasks in memory at a time. The fitted
+attributes are those of an in-memory fit on the same rows in long form (``tasks_`` the
+source's task labels, ``input_form_ = "long"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .datafits import Datafit
+from .penalties import STRUCTURE_ATTRS, Penalty, make_penalty
+from .solvers.streamed_fit import (
+    STREAMED_OPTIONS,
+    check_streamed_penalty,
+    is_task_source,
+    solve_streamed,
+    source_quadratic,
+)
+from .taskdata import task_weights
+
+__all__ = ["fit_source", "is_task_source", "source_alpha_max"]
+
+
+def source_alpha_max(source: Any, penalty: str | Penalty, fit_intercept: bool = True,
+                     task_weight: Any = "equal") -> float:
+    """``alpha_max`` of the squared loss on a task source: the penalty's dual norm of ``g``,
+    minus the gradient at W = 0, from the statistics pass (kept with the source: a fit that
+    follows reuses it)."""
+    pen = make_penalty(penalty)
+    pen.check(int(source.n_features), int(source.n_tasks))
+    return float(pen.alpha_max(source_quadratic(source, task_weight, fit_intercept).g))
+
+
+def _refuse(what: str) -> None:
+    raise ValueError(f"{what}: a task source (read chunk by chunk) carries its targets, task "
+                     "ids and weights itself; fit(source) takes no other argument.")
+
+
+def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: Any = None,
+               sample_weight: Any = None, offset: Any = None) -> Any:
+    """Fit ``model`` (a MultiTaskRegressor) on ``source`` out of core and set its fitted
+    attributes; ``ValueError`` naming what is supported for any other loss, alpha form,
+    solver or option."""
+    for name, value in (("y", y), ("task", task), ("sample_weight", sample_weight),
+                        ("offset", offset)):
+        if value is not None:
+            _refuse(name)
+    if getattr(source, "target", "y") is None:
+        raise ValueError("source: it was opened without a target column (target=None); "
+                         "open it with target='<the column of y>' to fit.")
+    if datafit.name != "squared":
+        raise ValueError(f"loss={model._loss!r}: the out-of-core fit of a task source takes "
+                         "the squared loss only; fit other losses in memory.")
+    if np.ndim(model.alpha) != 0:
+        raise ValueError("alpha: one alpha per task is not fitted out of core; give one "
+                         "float.")
+    if model.solver not in ("auto", "fista"):
+        raise ValueError(f"solver={model.solver!r}: the out-of-core fit runs 'fista' (or "
+                         "'auto').")
+    options = dict(model.solver_options or {})
+    if set(options) - set(STREAMED_OPTIONS):
+        raise ValueError(f"solver_options {sorted(set(options) - set(STREAMED_OPTIONS))}: "
+                         f"the out-of-core fit takes {list(STREAMED_OPTIONS)}.")
+    penalty = check_streamed_penalty(make_penalty(model.penalty))
+    alpha = float(model.alpha)
+    p, T = int(source.n_features), int(source.n_tasks)
+    W0 = None
+    if model.warm_start and hasattr(model, "coef_") and np.shape(model.coef_) == (T, p):
+        W0 = np.array(model.coef_.T, dtype=np.float64)
+    res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
+                         task_weight=model.task_weight, tol=model.tol,
+                         max_iter=model.max_iter, W0=W0, verbose=model.verbose,
+                         options=options)
+    for attr in ("dual_gap_", "kkt_residual_", "feature_names_in_", "classes_",
+                 "residual_variance_", *STRUCTURE_ATTRS):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    model.tasks_ = np.asarray(source.tasks)
+    model.n_tasks_ = T
+    model.input_form_ = "long"
+    model.n_features_in_ = p
+    names = getattr(source, "feature_names", None)
+    if names is not None and all(isinstance(n, str) for n in names):
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    model.coef_ = np.ascontiguousarray(res.W.T)
+    model.intercept_ = np.asarray(res.b, dtype=np.float64).copy()
+    model.n_iter_ = res.n_iter
+    rows = np.asarray(source.task_rows, dtype=np.float64)
+    model.task_sizes_ = rows / task_weights(model.task_weight, rows)
+    cert = res.certificate
+    if cert.kind == "duality_gap":
+        model.dual_gap_ = float(cert.value)
+    else:
+        model.kkt_residual_ = float(cert.value)
+    model.objective_ = float(cert.primal)
+    for attr, value in penalty.structure(res.W, alpha).items():
+        setattr(model, attr, value)
+    model._warm_problem = None
+    return model
