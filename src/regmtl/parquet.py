@@ -346,7 +346,7 @@ class ParquetTasks:
         Yields
         ------
         lo, hi : int
-            The chunk holds the tasks ``lo..hi-1`` (positions in :attr:`tasks`).
+            The chunk holds the tasks ``lo..hi-1`` (positions in ``tasks``).
         block : TaskData
             Those tasks in memory (long form): ``X`` float64 (n, p), Fortran-ordered, ``y``
             float64, ``indptr`` local, ``tasks`` their labels, and the row weights of the

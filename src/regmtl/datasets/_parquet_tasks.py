@@ -176,8 +176,8 @@ def make_parquet_tasks(
 
 
 def parquet_tasks_truth(path: str | os.PathLike) -> Bunch:
-    """The planted truth of a set written by :func:`make_parquet_tasks` (from its
-    ``_truth.json``).
+    """The planted truth of a set written by
+    :func:`~regmtl.datasets.make_parquet_tasks` (from its ``_truth.json``).
 
     Parameters
     ----------

@@ -81,7 +81,7 @@ def _clip_scale(A: np.ndarray, b: float, r: float) -> np.ndarray:
     """Per row of ``A >= 0``: the ``s >= 0`` with ``||min(s A_j, b)||_2 = r``, or inf when even
     every nonzero entry at ``b`` stays within ``r`` (exact: with the k largest entries clipped
     the norm is ``sqrt(k b^2 + s^2 sum_{rest} a^2)``; the consistent k is found by sorting,
-    or on A held in blocks elsewhere by :func:`_clip_scale_blocks`)."""
+    or on A held in blocks elsewhere by ``_clip_scale_blocks``)."""
     if is_blocked(A):
         return _clip_scale_blocks(A, b, r)
     p, T = A.shape
@@ -307,7 +307,7 @@ class Dirty(NormPenalty):
 
     def lazy_value(self, V, alpha):
         """:meth:`value`; on W held in blocks elsewhere ``alpha <g, W>`` left lazy (the rows'
-        scales come home first, :func:`_clip_scale_blocks`)."""
+        scales come home first, ``_clip_scale_blocks``)."""
         if not is_blocked(V):
             return self.value(V, alpha)
         G, _ = self._dual_rows(V)

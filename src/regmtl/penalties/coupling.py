@@ -256,7 +256,7 @@ class MeanRegularized(_TaskKernel):
         return (V - m) / (1.0 + c * (1.0 + r)) + m / (1.0 + c * r)
 
     def prox_into(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
-        """:meth:`prox` in place on V (the closed form of :meth:`_solve`, through the mean
+        """:meth:`prox` in place on V (the closed form of ``_solve``, through the mean
         task: no second p x T array)."""
         c = float(step) * float(alpha)
         if c == 0.0:
