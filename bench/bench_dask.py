@@ -37,6 +37,15 @@ iteration. A fit past ``--fit-timeout`` is stopped by restarting the workers.
 Alphas: ``--fraction`` x ``regmtl.alpha_max`` computed on the Dask input (l21, trace, logistic
 l21; falls back to 1e-2, said so, if alpha_max refuses Dask input); ``mean``: ``--mean-alpha``.
 
+Per iteration (``--iteration-traffic K1 K2``, ``--newton-steps K1 K2`` for the logistic loss): the
+solve on task blocks already built, stopped after K1 and K2 iterations (``--repeats`` times,
+medians): seconds, bytes, blocking gathers, graphs and scheduler tasks per iteration; in
+memory the same solver row (FISTA on the Grams then ADMM, or proximal Newton in Gram form)
+stopped the same way, in the child process; ``--profile-client`` adds a cProfile of the client
+thread (its own work against its waits on results). Every Dask fit is compared with the
+in-memory fit: ``max |coef - in memory|``. ``--block-rows`` sets the rows per task block,
+``--alpha CASE=VALUE`` skips alpha_max.
+
 Run:  .venv/bin/python bench/bench_dask.py [--quick] [--workers 1 2] [--penalties l21 mean trace]
       [--no-logistic] [--repeats 1] [--skip-in-memory] [--json PATH]
 (the script sets OPENBLAS/OMP/MKL_NUM_THREADS=1 itself, for itself and its workers)
@@ -579,12 +588,20 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
             print(f"   alpha {case}: {alphas[case][1]}", flush=True)
         # what the iterations alone move: the solve on the blocks just built, stopped after
         # a few and after more iterations; the difference is the iterations' own traffic
-        if args.iteration_traffic and setup is not None:
+        if args.iteration_traffic[1] > 0 and setup is not None:
             for case in cases:
-                if case == "logistic" or case not in alphas or dask_ok[case] is not None:
+                if case not in alphas or dask_ok[case] is not None:
                     continue
-                row = iteration_traffic(s, blocks_data, case, alphas[case][0],
-                                        args.iteration_traffic)
+                data = blocks_data
+                if case == "logistic":  # its own blocks: the labels encoded on them
+                    from regmtl.problem import make_data
+
+                    ddf = read()
+                    data = make_data(ddf[XCOLS], ddf["yb"], ddf["task"], loss="logistic")
+                row = iteration_traffic(s, data, case, alphas[case][0],
+                                        _counts(args, case), args.repeats,
+                                        args.profile_client)
+                data = None
                 results.append(dict(base, what=f"{case}: iterations alone", kind="iterations",
                                     case=case, n_blocks=n_blocks, **row))
         blocks_data = None  # (its blocks released before the fits)
@@ -597,7 +614,9 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                                     error=dask_ok[case]))
                 continue
             runs = []
-            for _ in range(args.repeats):
+            repeats = args.repeats if case != "logistic" or args.logistic_repeats is None \
+                else args.logistic_repeats
+            for _ in range(repeats):
                 try:
                     ddf = read()
                     est = _estimator(case, alphas[case][0], args.tol, args.max_iter)
@@ -620,7 +639,9 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
                 m.update(n_iter=int(est.n_iter_), **_certificate(est),
                          certified=not warned, warning=warned[0][:160] if warned else "",
                          rel_err=(rel_error(est.tasks_, est.coef_, ids, W)
-                                  if case != "logistic" else np.nan))
+                                  if case != "logistic" else np.nan),
+                         coef=dict(tasks=np.asarray(est.tasks_).astype(np.int64),
+                                   coef=np.asarray(est.coef_)))
                 del est  # (a fitted estimator may hold futures: not into the next baseline)
                 runs.append(m)
                 print(f"   {label}: {m['time']:.1f}s, {m['n_iter']} iterations, "
@@ -653,43 +674,94 @@ def run_cluster(n: int, args, ds: dict, cases: list[str], results: list, notes: 
         s.close()
 
 
-def iteration_traffic(s, data, case: str, alpha: float, counts: list[int]) -> dict:
-    """Bytes and time of the solve on task blocks already built, stopped after ``counts[0]``
-    and after ``counts[1]`` iterations: the difference over the extra iterations is what one
-    iteration moves (its summaries, graphs and results), the rest the solve's fixed part
-    (reference point, starting point, certificates, W home; the per-task Grams are built by an
-    untimed solve first and kept, as along a path)."""
+def _counts(args, case: str) -> tuple[int, int]:
+    """The iteration counts K1, K2 of the iterations-alone runs (Newton steps for the
+    logistic loss: ``--newton-steps``)."""
+    return tuple(args.newton_steps) if case == "logistic" else tuple(args.iteration_traffic)
+
+
+def _solve_k(data, case: str, alpha: float, k: int, solver: str = "auto"):
+    """The solve of ``case`` on ``data`` stopped after ``k`` iterations (no warning)."""
     from sklearn.exceptions import ConvergenceWarning
 
-    from regmtl.datafits import Quadratic
     from regmtl.penalties import make_penalty
+    from regmtl.problem import make_datafit
     from regmtl.solvers import solve
 
+    loss = "logistic" if case == "logistic" else "squared"
+    penalty = make_penalty("l21" if case == "logistic" else case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return solve(data, make_datafit(loss), penalty, alpha, tol=1e-12, max_iter=k,
+                     solver=solver)
+
+
+def iteration_traffic(s, data, case: str, alpha: float, counts: tuple[int, int],
+                      repeats: int = 1, profile: bool = False) -> dict:
+    """Bytes and time of the solve on task blocks already built, stopped after ``counts[0]``
+    and after ``counts[1]`` iterations (``repeats`` times each, interleaved; medians): the
+    difference over the extra iterations is what one iteration moves (its summaries,
+    graphs and results) and costs, the rest the solve's fixed part (reference point,
+    starting point, certificates, W home; the per-task Grams are built by an untimed solve
+    first and kept, as along a path). ``profile``: the client's own time in the longer
+    solve (cProfile of the calling thread: building graphs, waiting on results)."""
     k1, k2 = counts
-    runs = {}
-    for k in (1, k1, k2):  # (the first builds and keeps the Grams, untimed)
-        def run(k=k):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                return solve(data, Quadratic(), make_penalty(case), alpha, tol=1e-12,
-                             max_iter=k).n_iter
-        n, m = s.measure(run) if k != 1 else (run(), None)
-        runs[k] = dict(m or {}, n_iter=n)
-    a, b = runs[k1], runs[k2]
+    _solve_k(data, case, alpha, 1)  # (builds and keeps the Grams, untimed)
+    runs: dict = {k1: [], k2: []}
+    for _ in range(max(repeats, 1)):
+        for k in (k1, k2):
+            res, m = s.measure(lambda k=k: _solve_k(data, case, alpha, k))
+            runs[k].append(dict(m, n_iter=res.n_iter))
+    med = {k: {key: float(np.median([r[key] for r in v])) for key in v[0]}
+           for k, v in runs.items()}
+    a, b = med[k1], med[k2]
     extra = max(b["n_iter"] - a["n_iter"], 1)
     per = {key: (b[key] - a[key]) / extra for key in ("bytes", "bytes_peer", "time")}
-    row = dict(iters=(a["n_iter"], b["n_iter"]), bytes_per_iter=per["bytes"],
+    times = [(y["time"] - x["time"]) / extra for x, y in zip(runs[k1], runs[k2], strict=True)]
+    row = dict(iters=(int(a["n_iter"]), int(b["n_iter"])), bytes_per_iter=per["bytes"],
                peer_per_iter=per["bytes_peer"], time_per_iter=per["time"],
+               time_per_iter_runs=times, fixed_time=a["time"] - a["n_iter"] * per["time"],
                fixed_bytes=a["bytes"] - a["n_iter"] * per["bytes"],
                fixed_peer=a["bytes_peer"] - a["n_iter"] * per["bytes_peer"],
                graphs_per_iter=(b["graphs"] - a["graphs"]) / extra,
-               gathers_per_iter=(b["gathers"] - a["gathers"]) / extra)
-    print(f"   {case}, iterations alone ({a['n_iter']} vs {b['n_iter']} on the blocks): "
-          f"{fmt_bytes(per['bytes'])} moved per iteration ({fmt_bytes(per['bytes_peer'])} "
-          f"between workers), {per['time']:.3f}s each; fixed part of the solve "
-          f"{fmt_bytes(row['fixed_bytes'])} ({fmt_bytes(row['fixed_peer'])} between workers)",
-          flush=True)
+               gathers_per_iter=(b["gathers"] - a["gathers"]) / extra,
+               tasks_per_iter=(b["tasks"] - a["tasks"]) / extra,
+               load=os.getloadavg()[0])
+    print(f"   {case}, iterations alone ({a['n_iter']:.0f} vs {b['n_iter']:.0f} on the blocks, "
+          f"medians of {max(repeats, 1)}): {per['time']:.3f}s per iteration (runs "
+          f"{', '.join(f'{t:.3f}' for t in times)}), {row['gathers_per_iter']:.2f} gathers, "
+          f"{row['graphs_per_iter']:.2f} graphs, {row['tasks_per_iter']:.0f} tasks per "
+          f"iteration; {fmt_bytes(per['bytes'])} moved per iteration "
+          f"({fmt_bytes(per['bytes_peer'])} between workers); fixed part of the solve "
+          f"{row['fixed_time']:.2f}s, {fmt_bytes(row['fixed_bytes'])}", flush=True)
+    if profile:
+        print_profile(lambda: _solve_k(data, case, alpha, k2))
     return row
+
+
+def print_profile(fn, top: int = 25) -> None:
+    """cProfile of ``fn()`` in the calling thread (the client: graph building, and the waits
+    on the scheduler's answers; the scheduler and the workers run elsewhere), the largest
+    cumulative times."""
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    fn()
+    prof.disable()
+    wall = time.perf_counter() - t0
+    out = io.StringIO()
+    st = pstats.Stats(prof, stream=out)
+    st.sort_stats("cumulative").print_stats(top)
+    waits = sum(v[2] for k, v in st.stats.items() if "acquire' of '_thread.lock" in k[2])
+    print(f"   client profile: wall {wall:.2f}s, of which waiting on locks/conditions "
+          f"(results not yet back) {waits:.2f}s; the client's own work about "
+          f"{wall - waits:.2f}s")
+    print("\n".join("      " + ln for ln in out.getvalue().splitlines()[:top + 12]
+                    if ln.strip()))
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -708,10 +780,62 @@ def aggregate(runs: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- in memory
+def coef_against_memory(results: list[dict]) -> None:
+    """``max |coef - in memory|`` of every Dask fit whose in-memory twin ran (the
+    coefficients aligned by task id; then dropped from the results)."""
+    mem = {r["case"]: r["coef"] for r in results if r.get("kind") == "memory" and "coef" in r}
+    for r in results:
+        c = r.pop("coef", None)
+        if c is None or r.get("kind") != "dask" or r["case"] not in mem:
+            continue
+        m = mem[r["case"]]
+        order = np.argsort(m["tasks"])
+        pos = order[np.searchsorted(m["tasks"], c["tasks"], sorter=order)]
+        r["max_coef_diff"] = float(np.max(np.abs(c["coef"] - m["coef"][pos])))
+        print(f"  {r['case']}, {r['workers']} worker(s): max |coef - in memory| = "
+              f"{r['max_coef_diff']:.2e}")
+
+
+def set_block_rows(n: int) -> None:
+    """Rows per task block of the Dask fits (the default of ``as_dask_task_data``)."""
+    import regmtl.dask as rd
+
+    rd.BLOCK_ROWS = n
+    if rd.as_dask_task_data.__kwdefaults__.get("block_rows") is not None:
+        rd.as_dask_task_data.__kwdefaults__["block_rows"] = n
+
+
+#: The solver of the in-memory iterations alone: the row the Dask fit runs (FISTA on the
+#: Grams, then ADMM, for the squared loss; proximal Newton in Gram form for the logistic).
+SAME_ROW = {"logistic": "fista"}
+
+
+def in_memory_iterations(X, y, task, case: str, alpha: float, counts) -> dict:
+    """Seconds per iteration of the in-memory solve that the Dask fit runs (its row named:
+    ``admm`` / ``fista``, where ``auto`` runs coordinate descent in memory): the solve stopped
+    after K1 and K2 iterations, the Grams built by an untimed first solve."""
+    from regmtl.problem import make_data
+
+    loss = "logistic" if case == "logistic" else "squared"
+    data = make_data(X, y, task, loss=loss)
+    solver = SAME_ROW.get(case, "admm")
+    _solve_k(data, case, alpha, 1, solver)
+    out = {}
+    for k in counts:
+        t0 = time.perf_counter()
+        res = _solve_k(data, case, alpha, k, solver)
+        out[k] = (time.perf_counter() - t0, res.n_iter)
+    (t1, n1), (t2, n2) = out[counts[0]], out[counts[1]]
+    return dict(mem_iters=(n1, n2), mem_time_per_iter=(t2 - t1) / max(n2 - n1, 1),
+                mem_fixed_time=t1 - n1 * (t2 - t1) / max(n2 - n1, 1), mem_solver=solver)
+
+
 def in_memory_child(path: str, case: str, alpha: float, tol: float, max_iter: int | None,
-                    fraction: float):
+                    fraction: float, counts=(0, 0), coef_out: str | None = None):
     """One in-memory regmtl fit in this (fresh) process: pandas reads the files, then fit.
-    ``alpha`` NaN: ``fraction`` x alpha_max computed here (when the Dask side gave none)."""
+    ``alpha`` NaN: ``fraction`` x alpha_max computed here (when the Dask side gave none).
+    ``counts``: also the iterations alone (:func:`in_memory_iterations`); ``coef_out``: the
+    fitted coefficients saved there (npz: tasks, coef)."""
     import pandas as pd
 
     import regmtl
@@ -739,7 +863,10 @@ def in_memory_child(path: str, case: str, alpha: float, tol: float, max_iter: in
     elapsed = time.perf_counter() - t0
     ids, W, _ = truth(path)
     loss = "logistic" if case == "logistic" else "squared"
-    return dict(alpha=alpha, time=elapsed, load_time=load, n_iter=int(est.n_iter_),
+    if coef_out:
+        np.savez(coef_out, tasks=np.asarray(est.tasks_).astype(np.int64), coef=est.coef_)
+    iters = in_memory_iterations(X, y, task, case, alpha, counts) if counts[1] > 0 else {}
+    return dict(iters, alpha=alpha, time=elapsed, load_time=load, n_iter=int(est.n_iter_),
                 **_certificate(est), P0=_p0(X, y, task, loss), loss=loss,
                 certified=not warned, warning=warned[0][:160] if warned else "",
                 client_increase=_status_kib("VmHWM") * 1024 - before,
@@ -749,12 +876,18 @@ def in_memory_child(path: str, case: str, alpha: float, tol: float, max_iter: in
 
 
 def run_in_memory(path: str, case: str, alpha: float, args) -> dict:
+    k1, k2 = _counts(args, case)
+    coef_out = os.path.join(args.data_dir, f"coef_{case}_{os.getpid()}.npz")
     cmd = [sys.executable, __file__, "--in-memory-child", path, case, repr(alpha),
-           "--tol", repr(args.tol), "--fraction", repr(args.fraction)]
+           "--tol", repr(args.tol), "--fraction", repr(args.fraction), "--coef-out", coef_out,
+           "--iteration-traffic", *map(str, args.iteration_traffic),
+           "--newton-steps", *map(str, args.newton_steps)]
     if args.max_iter:
         cmd += ["--max-iter", str(args.max_iter)]
     runs = []
-    for _ in range(args.repeats):
+    repeats = args.logistic_repeats if case == "logistic" and args.logistic_repeats else \
+        args.repeats
+    for _ in range(repeats):
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                  env=dict(os.environ, **BLAS_ENV))
@@ -768,6 +901,13 @@ def run_in_memory(path: str, case: str, alpha: float, args) -> dict:
     r = dict(runs[-1])
     r["time"] = float(np.median([x["time"] for x in runs]))
     r["times"] = [x["time"] for x in runs]
+    if "mem_time_per_iter" in r:
+        r["mem_time_per_iter_runs"] = [x["mem_time_per_iter"] for x in runs]
+        r["mem_time_per_iter"] = float(np.median(r["mem_time_per_iter_runs"]))
+    if os.path.exists(coef_out):
+        with np.load(coef_out) as z:
+            r["coef"] = dict(tasks=z["tasks"], coef=z["coef"])
+        os.remove(coef_out)
     r["client_increase"] = max(x["client_increase"] for x in runs)
     return r
 
@@ -844,6 +984,35 @@ def print_iterations(rows: list[dict]) -> None:
               f"{r['graphs_per_iter']:.1f} | {r['gathers_per_iter']:.1f} | "
               f"{fmt_bytes(r['fixed_bytes'])} | {fmt_bytes(r['fixed_peer'])} | "
               f"{fmt_bytes(P * r['tasks'] * FLOAT)} |")
+
+
+def print_per_iteration(results: list[dict]) -> None:
+    """One line per fit and place: seconds per iteration (the iterations alone; in memory the
+    same solver row), blocking round trips and graphs per iteration, the whole fit's time,
+    iterations and ``max |coef - in memory|``."""
+    print("\nper iteration (iterations alone, medians; in memory: the row the Dask fit runs, "
+          "stopped after K1 and K2 iterations, a fresh process per repeat) and the whole fit")
+    print("| fit | where | s/iter | gathers/iter | graphs/iter | tasks/iter | fit s | "
+          "fit iters | fit gathers | max abs coef - mem | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for case in dict.fromkeys(r["case"] for r in results if "case" in r):
+        for r in results:
+            if r.get("case") != case or "error" in r:
+                continue
+            if r.get("kind") == "memory":
+                print(f"| {case} | in memory ({r.get('mem_solver', '-')}) | "
+                      f"{r.get('mem_time_per_iter', np.nan):.3f} | 0 | 0 | - | "
+                      f"{r['time']:.1f} (auto) | {r['n_iter']} | - | 0 | - |")
+            elif r.get("kind") == "iterations":
+                fit = next((x for x in results if x.get("kind") == "dask"
+                            and x.get("case") == case and x["workers"] == r["workers"]
+                            and "error" not in x), {})
+                print(f"| {case} | {r['workers']} workers, {r['n_blocks']} blocks | "
+                      f"{r['time_per_iter']:.3f} | {r['gathers_per_iter']:.2f} | "
+                      f"{r['graphs_per_iter']:.2f} | {r.get('tasks_per_iter', np.nan):.0f} | "
+                      f"{fit.get('time', np.nan):.1f} | {fit.get('n_iter', '-')} | "
+                      f"{fit.get('gathers', np.nan):.0f} | "
+                      f"{fit.get('max_coef_diff', np.nan):.1e} | {r.get('load', np.nan):.1f} |")
 
 
 def on_paper(results: list[dict], ds: dict, args) -> list[dict]:
@@ -936,6 +1105,16 @@ def main(argv=None) -> None:
                     metavar=("K1", "K2"),
                     help="measure the iterations' own traffic: the solve on the task blocks "
                          "stopped after K1 and after K2 iterations (0 0: skip)")
+    ap.add_argument("--newton-steps", type=int, nargs=2, default=[1, 3], metavar=("K1", "K2"),
+                    help="the logistic fit's iterations alone: Newton steps K1 and K2")
+    ap.add_argument("--profile-client", action="store_true",
+                    help="cProfile the client during the longer iterations-alone solve")
+    ap.add_argument("--alpha", nargs="+", default=[], metavar="CASE=ALPHA",
+                    help="alphas given (e.g. l21=53.76 logistic=5.899): no alpha_max for them")
+    ap.add_argument("--logistic-repeats", type=int, default=None,
+                    help="timed runs of the logistic fit (default: --repeats)")
+    ap.add_argument("--block-rows", type=int, default=None,
+                    help="rows per task block (regmtl.dask.BLOCK_ROWS; default: regmtl's)")
     ap.add_argument("--skip-ridge", action="store_true",
                     help="skip the per-task Ridge loop (groupby-apply) on the workers")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per in-memory fit")
@@ -945,12 +1124,15 @@ def main(argv=None) -> None:
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--in-memory-child", nargs=3, metavar=("PATH", "CASE", "ALPHA"),
                     help=argparse.SUPPRESS)
+    ap.add_argument("--coef-out", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.in_memory_child:
         path, case, alpha = a.in_memory_child
         print(json.dumps(in_memory_child(path, case, float(alpha), a.tol, a.max_iter,
-                                         a.fraction)))
+                                         a.fraction, _counts(a, case), a.coef_out)))
         return
+    if a.block_rows:
+        set_block_rows(a.block_rows)
     size = QUICK if a.quick else FULL
     a.fit_timeout = a.fit_timeout or (120.0 if a.quick else 900.0)
     rows, tasks, files = (a.rows or size["rows"], a.tasks or size["tasks"],
@@ -987,6 +1169,9 @@ def main(argv=None) -> None:
     results: list[dict] = []
     notes: list[str] = []
     alphas: dict = {}
+    for item in a.alpha:
+        case, _, value = item.partition("=")
+        alphas[case] = (float(value), f"{float(value):g} (given)")
     for n in a.workers:
         run_cluster(n, a, ds, cases, results, notes, alphas)
     if not a.skip_in_memory:
@@ -1007,6 +1192,7 @@ def main(argv=None) -> None:
                       f"{r['n_iter']} iterations", flush=True)
             else:
                 print(f"   {label}: FAILED {r['error']}", flush=True)
+    coef_against_memory(results)
     p0 = {r["loss"]: r["P0"] for r in results if r.get("kind") == "memory" and "P0" in r}
     for r in results:
         loss = "logistic" if r.get("case") == "logistic" else "squared"
@@ -1047,6 +1233,7 @@ def main(argv=None) -> None:
                           f"{m[0]['time'] / r['time']:.2f}")
             print(f"  {case}, {r['workers']} worker(s): {r['time'] / r['n_iter']:.3f} s per "
                   f"iteration{extra}")
+    print_per_iteration(results)
     paper = on_paper(results, ds, a) if any(r.get("kind") == "dask" and "error" not in r
                                             for r in results) else []
     if not paper:

@@ -532,6 +532,15 @@ class DaskTaskData:
         deps += self.blocks
         token = uuid.uuid4().hex
         call = f"regmtl-{getattr(fn, '__name__', 'fn').strip('_')}-{token}"
+        if len(kinds) == 1 and kinds[0] != "object":  # one array: its chunks are the calls
+            kind, K = kinds[0], len(self.blocks)
+            chunks, index = self._layout(kind)
+            layer = {(call, *index(k)): (_call_one, fn, blk.key, kind == "scalar",
+                                          *[self._key(a, k) for a in args])
+                     for k, blk in enumerate(self.blocks)}
+            graph = HighLevelGraph.from_collections(call, layer, dependencies=deps)
+            arr = da.Array(graph, call, chunks, dtype=np.float64)
+            return [arr] if isinstance(out, list) else arr
         layer = {}
         for k, blk in enumerate(self.blocks):
             layer[(call, k)] = (_call, fn, blk.key, len(kinds),
@@ -549,21 +558,26 @@ class DaskTaskData:
                 results.append(Blocks([Delayed((name, k), g, layer=name) for k in range(K)],
                                       self))
                 continue
-            if kind == "rows":
-                chunks, keys = (self.row_chunks,), [(name, k) for k in range(K)]
-            elif kind == "tasks":
-                chunks, keys = (self.task_chunks,), [(name, k) for k in range(K)]
-            elif kind == "scalar":
-                chunks, keys = ((1,) * K,), [(name, k) for k in range(K)]
-            else:  # ("coef", m): m x T, or (m1, m2, ...) x T (a lifted variable's parts)
-                lead = tuple(int(m) for m in np.atleast_1d(kind[1]))
-                chunks = (*((m,) for m in lead), self.task_chunks)
-                keys = [(name, *(0,) * len(lead), k) for k in range(K)]
+            chunks, index = self._layout(kind)
+            keys = [(name, *index(k)) for k in range(K)]
             wrap = _item_scalar if kind == "scalar" else _item
             sub = {key: (wrap, (call, k), i) for k, key in enumerate(keys)}
             g = HighLevelGraph.from_collections(name, sub, dependencies=[_Graph(graph)])
             results.append(da.Array(g, name, chunks, dtype=np.float64))
         return results if isinstance(out, list) else results[0]
+
+    def _layout(self, kind):
+        """The chunks of a :meth:`blockwise` result of ``kind`` and the index of block k's
+        chunk."""
+        if kind == "rows":
+            return (self.row_chunks,), lambda k: (k,)
+        if kind == "tasks":
+            return (self.task_chunks,), lambda k: (k,)
+        if kind == "scalar":
+            return ((1,) * len(self.blocks),), lambda k: (k,)
+        # ("coef", m): m x T, or (m1, m2, ...) x T (a lifted variable's parts)
+        lead = tuple(int(m) for m in np.atleast_1d(kind[1]))
+        return (*((m,) for m in lead), self.task_chunks), lambda k: (*(0,) * len(lead), k)
 
     def settle(self, *arrays):
         """The arrays computed and kept on the workers (``persist``), so that the next
@@ -708,6 +722,11 @@ class _BlockPlacement:
 def _call(fn, block, n_out, *pieces):
     res = fn(block, *pieces)
     return res if n_out > 1 else (res,)
+
+
+def _call_one(fn, block, scalar, *pieces):
+    res = fn(block, *pieces)
+    return np.atleast_1d(np.asarray(res, dtype=np.float64)) if scalar else res
 
 
 def _item(res, i):

@@ -194,6 +194,10 @@ class TaskQuadratic:
     xm, zm : the centers (p x T, and T): the intercepts are ``zm_t - xm_t . w_t``.
     """
 
+    #: whether the arrays are lazy, on task blocks held elsewhere (:class:`BlockQuadratic`):
+    #: a solver then builds several iterations as one graph between the numbers it needs
+    lazy = False
+
     def __init__(self, H, g, e, xm, zm, scale=None, center=True):
         self.H, self.g, self.e, self.xm, self.zm, self.scale = H, g, e, xm, zm, scale
         self.center = center
@@ -411,6 +415,8 @@ class BlockQuadratic(TaskQuadratic):
     ``zm`` are arrays chunked by block (Dask arrays on Dask), and every product ``H_t w_t``
     runs on the blocks. The value, the certificate's sums and the intercepts are the parent's
     array expressions; reductions over tasks are the only traffic between blocks."""
+
+    lazy = True
 
     def __init__(self, data, parts):
         self.data, self.parts = data, parts

@@ -41,7 +41,9 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     :meth:`TaskQuadratic.curvature_estimate`) and grows where the quadratic upper bound fails
     along a step: the curvature along it, ``dW' H dW``, comes from the product ``H W`` the
     iteration forms anyway (``H Z`` is the same combination of the last two), so the search
-    costs no product unless it fails. Where proximal gradient crawls (ill-conditioned designs
+    costs no product unless it fails. On task blocks held elsewhere (``q.lazy``) the
+    iterations between two certificates are one graph (:func:`_lazy_round`). Where proximal
+    gradient crawls (ill-conditioned designs
     at small alpha: still a hundred times above ``tol`` after as many iterations as twenty
     reweighted steps cost), reweighted least squares (``reweight``, see its module) moves the
     iterate once, and the iteration goes on from there. With ``crawl_budget`` it returns early,
@@ -56,7 +58,9 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     use_gap = penalty.has_dual and alpha > 0
     # the KKT residual is measured at the curvature bound itself (one scale for every check)
     L_cert = None if use_gap else copies * q.lipschitz()
-    L = copies * q.curvature_estimate()
+    # on blocks the curvature bound itself (one round trip, once): the steps of a round are
+    # then never too long, and its test is only a safeguard
+    L = copies * (q.lipschitz() if q.lazy else q.curvature_estimate())
     p = q.g.shape[0]
     # twenty reweighted steps cost about 7 p iterations (T solves of size p against T products)
     rescue_at = max(200, 7 * p) if (
@@ -71,31 +75,39 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
         HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
         rescued = False
         while it < max_iter:
-            it += 1
-            GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
-            for _ in range(MAX_BACKTRACK):
-                V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
-                V, HV = q.settle(V, q.matvec(penalty.compose(V)))
-                dV = V - Z
-                # |dV|^2, dW' H dW and the momentum test, brought home together
-                nd, curv, against = q.numbers(inner(dV, dV),
-                                              inner(penalty.compose(dV), HV - HZ),
-                                              inner(Z - V, V - V_prev))
-                if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
-                    break
-                L = max(1.5 * L, 1.02 * curv / nd)
-            step = V - V_prev
-            if against > 0:  # momentum against the step: restart
-                t, Z, HZ = 1.0, V, HV
+            # the iterations up to the next certificate: the first, every check_every-th, and
+            # the last
+            stop = min((it // check_every + 1) * check_every, max_iter,
+                       *((start + 1,) if it < start + 1 else ()))
+            if q.lazy:
+                (V, Z, HZ, t, L), HV, value = _lazy_round(
+                    q, penalty, alpha, L, stop - it, (V, Z, HZ, HV_prev, t), L_cert, G0_norm)
+                HV_prev, it = HV, stop
             else:
-                t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-                mom = (t - 1.0) / t_next
-                Z, HZ = q.settle(V + mom * step, HV + mom * (HV - HV_prev))
-                t = t_next
-            V_prev, HV_prev = V, HV
-            if it % check_every and it != max_iter and it != start + 1:
-                continue
-            value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
+                while it < stop:
+                    it += 1
+                    GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
+                    for _ in range(MAX_BACKTRACK):
+                        V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+                        HV = q.matvec(penalty.compose(V))
+                        dV = V - Z
+                        # |dV|^2, dW' H dW and the momentum test
+                        nd, curv, against = q.numbers(inner(dV, dV),
+                                                      inner(penalty.compose(dV), HV - HZ),
+                                                      inner(Z - V, V - V_prev))
+                        if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
+                            break
+                        L = max(1.5 * L, 1.02 * curv / nd)
+                    step = V - V_prev
+                    if against > 0:  # momentum against the step: restart
+                        t, Z, HZ = 1.0, V, HV
+                    else:
+                        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+                        mom = (t - 1.0) / t_next
+                        Z, HZ = V + mom * step, HV + mom * (HV - HV_prev)
+                        t = t_next
+                    V_prev, HV_prev = V, HV
+                value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
             if verbose:
                 print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
             if value < 0.99 * best_val:
@@ -125,6 +137,47 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
         start = it
 
 
+def _lazy_round(q: TaskQuadratic, penalty: Penalty, alpha: float, L: float, n: int,
+                state: tuple, L_cert: float | None, G0_norm: float) -> tuple:
+    """``n`` FISTA iterations on task blocks held elsewhere, submitted one after the other
+    without waiting on any result; the certificate of their last iterate and the round's
+    step-size tests come home in one round trip: ``((V, Z, HZ, t, L), HV, certificate)``.
+
+    The momentum's restart test is a lazy 0-d array that the next step reads (a restart is
+    the momentum ``0`` and ``t = 1``), so no number of an iteration is needed before the
+    next is built. Each iteration's iterates are persisted as it is submitted (no round
+    trip), so that a penalty whose prox brings a summary home (the trace norm's ``p x p``
+    Gram) computes it from them, not from the round's history. ``L`` is the curvature bound
+    (:meth:`TaskQuadratic.lipschitz`); should a step still fail the quadratic upper bound (a
+    Ritz value below the curvature), the round is run again from its start with ``L`` grown
+    as the line search grows it."""
+    V0, Z0, HZ0, HV0, t0 = state
+    for _ in range(MAX_BACKTRACK):
+        V, V_prev, Z, HZ, HV_prev, t = V0, V0, Z0, HZ0, HV0, t0
+        tests = []
+        for _ in range(n):
+            GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
+            V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
+            HV = q.matvec(penalty.compose(V))
+            dV = V - Z
+            tests += [inner(dV, dV), inner(penalty.compose(dV), HV - HZ)]
+            restart = inner(Z - V, V - V_prev) > 0  # momentum against the step
+            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            mom = np.where(restart, 0.0, (t - 1.0) / t_next)
+            t = np.where(restart, 1.0, t_next)
+            Z, HZ = V + mom * (V - V_prev), HV + mom * (HV - HV_prev)
+            V, Z, HZ, HV, t, *tests = q.settle(V, Z, HZ, HV, t, *tests)
+            V_prev, HV_prev = V, HV
+        terms, finish = _certificate_terms(q, penalty, alpha, V, L_cert, G0_norm, HV)
+        got = q.numbers(*tests, *terms)
+        nd, curv = np.array(got[:2 * n:2]), np.array(got[1:2 * n:2])
+        if np.all(curv <= L * nd * (1.0 + 1e-9)):  # the quadratic upper bound held
+            return (V, Z, HZ, t, L), HV, finish(got[2 * n:])
+        bad = curv > L * nd * (1.0 + 1e-9)
+        L = max(1.5 * L, 1.02 * float(np.max(curv[bad] / nd[bad])))
+    raise RuntimeError("the quadratic upper bound failed at every step size")
+
+
 def crawling(first: float, best: float, it: int, tol: float, budget: int) -> bool:
     """The linear rate from ``first`` to ``best`` over ``it`` iterations predicts more than
     ``budget`` further iterations to reach ``tol``."""
@@ -141,30 +194,60 @@ def gram_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.nda
     """The certificate of V from the Gram sums: the duality gap of the residual's dual point
     plus a bound on its rounding (absolute), or else the proximal-gradient KKT residual at the
     step ``1 / L`` relative to ``G0_norm``. ``HW``: ``H compose(V)`` when at hand."""
+    terms, finish = _certificate_terms(q, penalty, alpha, V, L, G0_norm, HW)
+    # the quadratic's and the penalty's sums brought home together (one round trip on
+    # blocks where the penalty leaves its value and scaling lazy)
+    return finish(q.numbers(*terms))
+
+
+def _certificate_terms(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndarray,
+                       L: float | None, G0_norm: float, HW: np.ndarray | None = None):
+    """The scalars of :func:`gram_certificate` (lazy on blocks) and the function that makes
+    the certificate of their values."""
     W = penalty.compose(V)
     HW = q.matvec(W) if HW is None else HW
     if penalty.has_dual and alpha > 0:
         RR, G, TT, YT, big = q.gap_sums(W, HW)
-        primal, dual, big = gap_of_sums(penalty, alpha, V, RR, G, TT, YT, big, q.numbers)
-        return primal - dual + 1e-13 * big
-    return prox_residual(penalty, alpha, V, penalty.spread(q.g - HW), L, G0_norm)
+        terms, finish = gap_terms(penalty, alpha, V, RR, G, TT, YT, big)
+
+        def gap(values):
+            primal, dual, big = finish(values)
+            return primal - dual + 1e-13 * big
+
+        return terms, gap
+    G = penalty.spread(q.g - HW)
+    D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
+    return (inner(D, D),), lambda values: float(np.sqrt(values[0])) * L / max(G0_norm, 1e-300)
+
+
+def gap_terms(penalty: Penalty, alpha: float, V: np.ndarray, RR: Any, G: np.ndarray,
+              TT: np.ndarray, YT: np.ndarray, big: Any = 0.0
+              ) -> tuple[tuple, Callable[[tuple], tuple[float, float, float]]]:
+    """The squared loss's residual dual point from its sums
+    (:meth:`~regmtl.solvers.quadratic.TaskQuadratic.gap_sums`): the scalars to bring home
+    (lazy on task blocks: the quadratic's and the penalty's together, one round trip) and the
+    function of their values giving ``(primal, dual, big)``, ``primal = RR / 2 + Omega(V)``,
+    ``dual = sum_t (s YT_t - s^2 TT_t / 2) - Omega*(s G)`` with ``s`` the scaling into the
+    penalty's dual ball, ``big`` passed through."""
+    s = penalty.lazy_dual_scaling(G, alpha)
+
+    def finish(values):
+        RR, dual, value, big = values
+        dual -= penalty.scaled_conjugate(G, s, alpha)
+        return 0.5 * RR + value, dual, big
+
+    return (RR, np.sum(s * YT - 0.5 * s * s * TT), penalty.lazy_value(V, alpha), big), finish
 
 
 def gap_of_sums(penalty: Penalty, alpha: float, V: np.ndarray, RR: Any, G: np.ndarray,
                 TT: np.ndarray, YT: np.ndarray, big: Any = 0.0,
                 numbers: Callable[..., tuple[float, ...]] | None = None
                 ) -> tuple[float, float, float]:
-    """``(primal, dual, big)`` of the squared loss's residual dual point from its sums
-    (:meth:`~regmtl.solvers.quadratic.TaskQuadratic.gap_sums`): ``primal = RR / 2 +
-    Omega(V)`` and ``dual = sum_t (s YT_t - s^2 TT_t / 2) - Omega*(s G)``, ``s`` the scaling
-    into the penalty's dual ball; ``big`` passed through. ``numbers`` brings the quadratic's
-    and the penalty's sums home together (one round trip on task blocks)."""
-    s = penalty.lazy_dual_scaling(G, alpha)
+    """``(primal, dual, big)`` of :func:`gap_terms`, its scalars brought home by ``numbers``
+    (as floats where None)."""
+    terms, finish = gap_terms(penalty, alpha, V, RR, G, TT, YT, big)
     numbers = numbers or (lambda *a: tuple(float(x) for x in a))
-    RR, dual, value, big = numbers(RR, np.sum(s * YT - 0.5 * s * s * TT),
-                                   penalty.lazy_value(V, alpha), big)
-    dual -= penalty.scaled_conjugate(G, s, alpha)
-    return 0.5 * RR + value, dual, big
+    return finish(numbers(*terms))
 
 
 def prox_residual(penalty: Penalty, alpha: float, V: np.ndarray, G: np.ndarray, L: float,
