@@ -48,7 +48,6 @@ from .result import SolverResult
 from .streamed_fista import streamed_fista
 from .streamed_quadratic import (
     StreamedQuadratic,
-    _Spill,
     packed_bounds,
     prefetched,
     streamed_quadratic,
@@ -302,7 +301,7 @@ class _LogisticSource:
             e += 2.0 * np.einsum("jt,jt->t", g, W) + np.einsum("jt,jt->t", W, HW)
             q.g, q.e, q.zm = np.add(g, HW, out=HW), e, zm + b + xmv
 
-    def _spills(self, p: int, T: int) -> tuple[_Spill, _Spill]:
+    def _spills(self, p: int, T: int) -> tuple[Any, Any]:
         if self.q is None:  # the spill directory and its files, made once (empty Grams)
             self.q = streamed_quadratic(iter(()), 0, p, self.fit_intercept, self.spill_dir,
                                         self.gram_dtype)
