@@ -77,3 +77,15 @@ def test_any_two_labels_and_one_class(tmp_path):
     with pytest.raises(ValueError, match="task 4 has one class"):
         rm.MultiTaskClassifier("l21", alpha=0.01).fit(
             ParquetTasks(path, target="label", features=FEATURES))
+
+
+@pytest.mark.parametrize("kw", [{"fit_intercept": False}, {"task_weight": "samples"}])
+def test_options_and_warm_start_equal_in_memory(labelled, kw):
+    source, X, y, task = labelled
+    out = rm.MultiTaskClassifier("l21", alpha=0.3, tol=1e-10, warm_start=True, **kw)
+    out.fit(source)
+    out.set_params(alpha=0.25).fit(source)  # (from the last fit)
+    mem = rm.MultiTaskClassifier("l21", alpha=0.25, tol=1e-10, **kw).fit(X, y, task=task)
+    np.testing.assert_allclose(out.coef_, mem.coef_, atol=1e-5)
+    np.testing.assert_allclose(out.intercept_, mem.intercept_, atol=1e-5)
+    assert out.objective_ == pytest.approx(mem.objective_, rel=1e-9)
