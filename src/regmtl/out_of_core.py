@@ -4,7 +4,10 @@ r"""Fits and ``alpha_max`` on a task source read chunk by chunk (``regmtl.parque
 pass, FISTA on the Grams spilled to disk and a last pass certifying the result on the rows
 (:mod:`regmtl.solvers.streamed_fit`), one chunk of whole tasks in memory at a time. The fitted
 attributes are those of an in-memory fit on the same rows in long form (``tasks_`` the
-source's task labels, ``input_form_ = "long"``).
+source's task labels, ``input_form_ = "long"``). ``MultiTaskClassifier(...).fit(source)``
+(the logistic loss, two labels per task in the source's target column) runs proximal Newton
+with each model streamed the same way (:mod:`regmtl.solvers.streamed_newton`), certified on
+the rows by the in-memory duality gap (or KKT residual).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def _refuse(what: str) -> None:
 
 def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: Any = None,
                sample_weight: Any = None, offset: Any = None) -> Any:
-    """Fit ``model`` (a MultiTaskRegressor) on ``source`` out of core and set its fitted
+    """Fit ``model`` (a MultiTaskRegressor, or a MultiTaskClassifier: the logistic loss)
+    on ``source`` out of core and set its fitted
     attributes; ``ValueError`` naming what is supported for any other loss, alpha form,
     solver or option."""
     for name, value in (("y", y), ("task", task), ("sample_weight", sample_weight),
