@@ -214,7 +214,7 @@ def test_warm_start_continues_and_max_iter_warns():
 def test_unsupported_inputs_are_refused_clearly():
     X, y, task, n = _problem(T=10, seed=8)
     src = MemorySource(X, y, n)
-    with pytest.raises(ValueError, match="squared loss only"):
+    with pytest.raises(ValueError, match="takes the squared loss"):
         rm.MultiTaskRegressor("l21", loss="huber").fit(src)
     with pytest.raises(ValueError, match="not fitted out of core"):
         rm.MultiTaskRegressor("sparse_lowrank").fit(src)
@@ -235,8 +235,10 @@ def test_unsupported_inputs_are_refused_clearly():
 
     with pytest.raises(ValueError, match="covered 6 of 10 tasks"):
         rm.MultiTaskRegressor("l21").fit(Short(X, y, n, cuts=[3, 6]))
-    with pytest.raises(ValueError, match="squared loss"):
+    with pytest.raises(ValueError, match="needs two classes"):  # (y continuous)
         rm.MultiTaskClassifier("l21").fit(src)
+    with pytest.raises(ValueError, match="covered 6 of 10 tasks"):
+        rm.MultiTaskClassifier("l21").fit(Short(X, np.arange(len(y)) % 2.0, n, cuts=[3, 6]))
     src.target = None
     with pytest.raises(ValueError, match="without a target column"):
         rm.MultiTaskRegressor("l21").fit(src)

@@ -204,7 +204,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             rows: long form with ``task``, a shared design with a 2-D ``y``, or a single
             task with a 1-D ``y``. Or a task source read chunk by chunk (a
             :class:`~regmtl.parquet.ParquetTasks`, alone): fitted out of core with the
-            squared loss (``solver_options``: ``spill_dir``, ``gram_dtype``,
+            squared loss, or the logistic loss of a classifier (its target column holding
+            two labels per task) (``solver_options``: ``spill_dir``, ``gram_dtype``,
             ``check_every``; see ``regmtl.out_of_core``).
         y : array-like, or list or dict of them
             Targets in the form of ``X``: one array per task, a 1-D array (long form, single

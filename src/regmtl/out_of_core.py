@@ -4,7 +4,10 @@ r"""Fits and ``alpha_max`` on a task source read chunk by chunk (``regmtl.parque
 pass, FISTA on the Grams spilled to disk and a last pass certifying the result on the rows
 (:mod:`regmtl.solvers.streamed_fit`), one chunk of whole tasks in memory at a time. The fitted
 attributes are those of an in-memory fit on the same rows in long form (``tasks_`` the
-source's task labels, ``input_form_ = "long"``).
+source's task labels, ``input_form_ = "long"``). ``MultiTaskClassifier(...).fit(source)``
+(the logistic loss, two labels per task in the source's target column) runs proximal Newton
+with each model streamed the same way (:mod:`regmtl.solvers.streamed_newton`), certified on
+the rows by the in-memory duality gap (or KKT residual).
 """
 
 from __future__ import annotations
@@ -22,19 +25,33 @@ from .solvers.streamed_fit import (
     solve_streamed,
     source_quadratic,
 )
+from .solvers.streamed_newton import solve_streamed_logistic, source_logistic_reference
 from .taskdata import task_weights
 
 __all__ = ["fit_source", "is_task_source", "source_alpha_max"]
 
 
 def source_alpha_max(source: Any, penalty: str | Penalty, fit_intercept: bool = True,
-                     task_weight: Any = "equal") -> float:
-    """``alpha_max`` of the squared loss on a task source: the penalty's dual norm of ``g``,
-    minus the gradient at W = 0, from the statistics pass (kept with the source: a fit that
-    follows reuses it)."""
+                     task_weight: Any = "equal", loss: str = "squared") -> float:
+    """``alpha_max`` on a task source: the penalty's dual norm of minus the gradient at
+    W = 0 (intercepts fitted); for the squared loss ``g`` from the statistics pass (kept with
+    the source: a fit that follows reuses it), for the logistic loss ``X^T (c theta_0)``
+    from one pass over the rows (the source's target holding two labels per task)."""
     pen = make_penalty(penalty)
     pen.check(int(source.n_features), int(source.n_tasks))
+    if loss == "logistic":
+        G0, _ = source_logistic_reference(source, task_weight, fit_intercept)
+        return float(pen.alpha_max(G0))
     return float(pen.alpha_max(source_quadratic(source, task_weight, fit_intercept).g))
+
+
+def _labels(low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
+    """Each task's two labels, sorted (integers where they all are), as ``classes_`` holds
+    them in memory."""
+    pairs = np.column_stack([low, high])
+    if np.all(pairs == np.round(pairs)):
+        pairs = pairs.astype(np.int64)
+    return list(pairs)
 
 
 def _refuse(what: str) -> None:
@@ -44,7 +61,8 @@ def _refuse(what: str) -> None:
 
 def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: Any = None,
                sample_weight: Any = None, offset: Any = None) -> Any:
-    """Fit ``model`` (a MultiTaskRegressor) on ``source`` out of core and set its fitted
+    """Fit ``model`` (a MultiTaskRegressor, or a MultiTaskClassifier: the logistic loss)
+    on ``source`` out of core and set its fitted
     attributes; ``ValueError`` naming what is supported for any other loss, alpha form,
     solver or option."""
     for name, value in (("y", y), ("task", task), ("sample_weight", sample_weight),
@@ -54,9 +72,11 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     if getattr(source, "target", "y") is None:
         raise ValueError("source: it was opened without a target column (target=None); "
                          "open it with target='<the column of y>' to fit.")
-    if datafit.name != "squared":
+    if datafit.name not in ("squared", "logistic"):
         raise ValueError(f"loss={model._loss!r}: the out-of-core fit of a task source takes "
-                         "the squared loss only; fit other losses in memory.")
+                         "the squared loss (MultiTaskRegressor) and the logistic loss "
+                         "(MultiTaskClassifier, two labels per task); fit other losses in "
+                         "memory.")
     if np.ndim(model.alpha) != 0:
         raise ValueError("alpha: one alpha per task is not fitted out of core; give one "
                          "float.")
@@ -73,14 +93,25 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     W0 = None
     if model.warm_start and hasattr(model, "coef_") and np.shape(model.coef_) == (T, p):
         W0 = np.array(model.coef_.T, dtype=np.float64)
-    res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
-                         task_weight=model.task_weight, tol=model.tol,
-                         max_iter=model.max_iter, W0=W0, verbose=model.verbose,
-                         options=options)
+    classes = None
+    if datafit.name == "logistic":
+        res, low, high, _ = solve_streamed_logistic(
+            source, penalty, alpha, fit_intercept=model.fit_intercept,
+            task_weight=model.task_weight, tol=model.tol, max_iter=model.max_iter, W0=W0,
+            verbose=model.verbose, options=options)
+        classes = _labels(low, high)
+    else:
+        res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
+                             task_weight=model.task_weight, tol=model.tol,
+                             max_iter=model.max_iter, W0=W0, verbose=model.verbose,
+                             options=options)
     for attr in ("dual_gap_", "kkt_residual_", "feature_names_in_", "classes_",
                  "residual_variance_", *STRUCTURE_ATTRS):
         if hasattr(model, attr):
             delattr(model, attr)
+    if classes is not None:
+        model._multiclass = False
+        model.classes_ = classes
     model.tasks_ = np.asarray(source.tasks)
     model.n_tasks_ = T
     model.input_form_ = "long"

@@ -261,10 +261,11 @@ def alpha_max(
     datafit = make_datafit(loss)
     if is_task_source(X):  # read chunk by chunk: from the out-of-core statistics pass
         if y is not None or task is not None or sample_weight is not None or \
-                offset is not None or datafit.name != "squared":
+                offset is not None or datafit.name not in ("squared", "logistic"):
             raise ValueError("alpha_max of a task source (read chunk by chunk) takes the "
-                             "squared loss and no y, task, sample_weight or offset.")
-        return source_alpha_max(X, penalty, fit_intercept, task_weight)
+                             "squared or the logistic loss and no y, task, sample_weight "
+                             "or offset.")
+        return source_alpha_max(X, penalty, fit_intercept, task_weight, datafit.name)
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)
