@@ -209,6 +209,18 @@ def test_bad_columns_are_refused(tmp_path):
         next(ParquetTasks(path).chunks(target="x0"))
 
 
+def test_files_that_are_not_parquet_are_refused(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x0,y,task\n1,2,0\n")
+    with pytest.raises(ValueError, match=r"path: '.*d\.csv' is not a readable Parquet file"):
+        ParquetTasks(csv)
+    whole = _write(_frame(), tmp_path / "d.parquet")
+    cut = tmp_path / "cut.parquet"
+    cut.write_bytes(whole.read_bytes()[:40])  # a truncated file
+    with pytest.raises(ValueError, match="is not a readable Parquet file"):
+        ParquetTasks(cut)
+
+
 @pytest.mark.parametrize("column,value", [("x1", np.nan), ("x0", np.inf), ("y", np.nan)])
 def test_nan_and_inf_are_refused(tmp_path, column, value):
     cols = _frame()

@@ -31,6 +31,17 @@ _INSTALL = 'pip install "regmtl[parquet]"'
 FEATURES_KEY = b"regmtl.features"
 
 
+def _open(pa: Any, pq: Any, file: Any) -> Any:
+    """``pq.ParquetFile(file)``, a file that is not Parquet (or is truncated) a ``ValueError``
+    naming it."""
+    try:
+        return pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"path: {str(file)!r} is not a readable Parquet file ({exc}); give "
+                         "Parquet files (write them with DataFrame.to_parquet or "
+                         "regmtl.datasets.make_parquet_tasks).") from None
+
+
 def _pyarrow():
     try:
         import pyarrow as pa
@@ -164,7 +175,7 @@ class ParquetTasks:
         self.target, self.task, self.chunk_rows = target, task, int(chunk_rows)
         self._scaling: tuple[np.ndarray, np.ndarray] | None = None
         self.files = _files(path)
-        handles = [pq.ParquetFile(f) for f in self.files]
+        handles = [_open(pa, pq, f) for f in self.files]
         schema = handles[0].schema_arrow
         self.feature_names = np.array(self._features(pa, schema, features), dtype=object)
         for f, h in zip(self.files[1:], handles[1:], strict=True):
