@@ -30,13 +30,6 @@ T = 5
 FEATURES = [f"x{j}" for j in range(P)]
 
 
-@pytest.fixture
-def client(dask_process_client):
-    """The session's LocalCluster of worker processes (conftest), shared with the other Dask
-    modules."""
-    return dask_process_client
-
-
 def _frame(loss, seed=0):
     """Long-form rows of T tasks (ids not 0..T-1), shuffled so that every partition mixes
     tasks: weights along a shared direction, one task-specific feature (an exception for the
@@ -77,7 +70,7 @@ TOL = 1e-6
 
 @pytest.mark.parametrize(("penalty", "loss", "solver"), CASES,
                          ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_coupled_penalty_on_dask_equals_in_memory(client, penalty, loss, solver):
+def test_coupled_penalty_on_dask_equals_in_memory(dask_process_client, penalty, loss, solver):
     df = _frame(loss)
     ddf = dd.from_pandas(df, npartitions=3)
 
@@ -136,7 +129,7 @@ def test_dirty_row_scales_from_block_sums_equal_the_sorted_ones():
     (rm.MCP(), "nonconvex penalty is fitted by coordinate descent over the rows"),
     (rm.LInf1(), "L1 ball"),
 ])
-def test_what_stays_in_memory_is_refused_with_its_reason(client, penalty, why):
+def test_what_stays_in_memory_is_refused_with_its_reason(dask_process_client, penalty, why):
     df = _frame("squared")
     ddf = dd.from_pandas(df, npartitions=2)
     with pytest.raises(ValueError, match=rf"not available on Dask input \(.*{why}.*\); use "

@@ -149,6 +149,26 @@ def packed_bounds(Hp, p, out):
         out[t] = np.sqrt(np.sqrt(s))
 
 
+@njit(cache=True, fastmath=FAST, nogil=True, inline="always")
+def packed_product(Hp, t, x, y):
+    """``y = H_t x`` from row t of ``Hp`` (the packed upper triangle of the symmetric
+    ``H_t``, row by row)."""
+    p = x.shape[0]
+    for i in range(p):
+        y[i] = 0.0
+    k = 0
+    for i in range(p):
+        xi = x[i]
+        acc = Hp[t, k] * xi
+        k += 1
+        for j in range(i + 1, p):
+            h = Hp[t, k]
+            acc += h * x[j]
+            y[j] += h * xi
+            k += 1
+        y[i] += acc
+
+
 @njit(cache=True, fastmath=FAST, nogil=True)
 def packed_matvec(Hp, a, W, out):
     """``out[:, a + t] = H_t W[:, a + t]`` for the tasks of a chunk (rows of ``Hp``, the
@@ -159,18 +179,7 @@ def packed_matvec(Hp, a, W, out):
     for t in range(Hp.shape[0]):
         for i in range(p):
             x[i] = W[i, a + t]
-            y[i] = 0.0
-        k = 0
-        for i in range(p):
-            xi = x[i]
-            acc = Hp[t, k] * xi
-            k += 1
-            for j in range(i + 1, p):
-                h = Hp[t, k]
-                acc += h * x[j]
-                y[j] += h * xi
-                k += 1
-            y[i] += acc
+        packed_product(Hp, t, x, y)
         for i in range(p):
             out[i, a + t] = y[i]
 
@@ -192,33 +201,11 @@ def packed_step(Hp, a, V, Vp, mom, g, step, U, HV, want, gw, whw):
             vi = V[i, c]
             v[i] = vi
             z[i] = vi + mom * (vi - Vp[i, c])
-            hz[i] = 0.0
-            hv[i] = 0.0
-        k = 0
-        for i in range(p):
-            zi = z[i]
-            acc = Hp[t, k] * zi
-            k += 1
-            for j in range(i + 1, p):
-                h = Hp[t, k]
-                acc += h * z[j]
-                hz[j] += h * zi
-                k += 1
-            hz[i] += acc
+        packed_product(Hp, t, z, hz)
         for i in range(p):
             U[i, c] = z[i] + step * (g[i, c] - hz[i])
         if want:
-            k = 0
-            for i in range(p):
-                vi = v[i]
-                acc = Hp[t, k] * vi
-                k += 1
-                for j in range(i + 1, p):
-                    h = Hp[t, k]
-                    acc += h * v[j]
-                    hv[j] += h * vi
-                    k += 1
-                hv[i] += acc
+            packed_product(Hp, t, v, hv)
             s1 = 0.0
             s2 = 0.0
             for i in range(p):
