@@ -148,9 +148,9 @@ def test_gram_fista_forms_one_product_per_iteration(monkeypatch):
     exact = q.lipschitz()
     monkeypatch.setattr(TaskQuadratic, "curvature_estimate", lambda self: exact)
     calls = []
-    matvec = TaskQuadratic.matvec
-    monkeypatch.setattr(TaskQuadratic, "matvec",
-                        lambda self, W: calls.append(1) or matvec(self, W))
+    matvec = TaskQuadratic.matvec_into
+    monkeypatch.setattr(TaskQuadratic, "matvec_into",
+                        lambda self, W, out: calls.append(1) or matvec(self, W, out))
     V, it, _ = fista_quadratic(q, pen, alpha, np.zeros_like(q.g), tol=1e-9 * ref.P0,
                                max_iter=5000, reweight=False)
     assert len(calls) == 1 + it

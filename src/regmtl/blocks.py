@@ -16,6 +16,9 @@ in memory, arrays chunked by block elsewhere.
 - bringing summaries to the caller: ``settle`` (computed and kept where the blocks are),
   ``numbers`` (scalars as floats) and ``arrays`` (small arrays as NumPy arrays), each one
   round trip;
+- objects kept where the blocks are, one per holder (a worker; this process in memory), that
+  answer method calls: ``keep(cls, *args)`` and its handle :class:`Kept` (how FISTA's
+  iterates stay beside the per-task quadratics, :mod:`~regmtl.solvers.fista_groups`);
 - derived quantities kept with the problem: ``memo(key, make)`` (a Gram, a task quadratic,
   the live features: computed once, reused along a path and by warm starts);
 - one capability, ``rows_local``: whether the rows are in this process, NumPy/SciPy arrays
@@ -42,7 +45,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["TaskBlocks", "LocalRows"]
+__all__ = ["TaskBlocks", "LocalRows", "Kept"]
 
 
 @runtime_checkable
@@ -116,6 +119,35 @@ class TaskBlocks(Protocol):
 
     def memo(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, computed at the first call with ``key`` and kept with the problem."""
+
+    def keep(self, cls: type, *args: Any, several: bool = True) -> Kept | None:
+        """``cls(*pieces)`` built and kept where the blocks are, one object per holder, each
+        given its blocks' parts of the arguments (a list per argument held by blocks; others
+        as they are); None where objects cannot be kept there, or where they would be several
+        and ``several`` is False."""
+
+
+class Kept:
+    """Objects kept where their blocks are (:meth:`TaskBlocks.keep`), one per holder, each
+    holding the blocks of :attr:`blocks` (a holder's blocks need not be consecutive):
+    :meth:`call` runs a method of each and gives the results in one round trip. This
+    implementation holds them in this process, one block each."""
+
+    def __init__(self, objects: list):
+        self.objects = list(objects)
+        #: the blocks each object holds, by index, in the order of its parts
+        self.blocks = [[k] for k in range(len(self.objects))]
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def call(self, name: str, *args: Any) -> list:
+        """``obj.name(*args)`` of every object, in order."""
+        return [getattr(obj, name)(*args) for obj in self.objects]
+
+    def close(self) -> None:
+        """Let the objects go."""
+        self.objects = []
 
 
 @runtime_checkable

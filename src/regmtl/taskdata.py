@@ -29,6 +29,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 # the range checks live in regmtl.ranges (their documented path); re-exported here, where
 # they were first released
+from .blocks import Kept
 from .ranges import check_column_scales, check_numeric_range, column_range, column_scales
 from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 
@@ -371,6 +372,10 @@ class TaskData:
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+    def keep(self, cls: type, *args: Any, several: bool = True) -> Any:  # noqa: ARG002
+        """``cls(*args)`` in this process (the data is its one block, its one holder)."""
+        return Kept([cls(*args)])
 
     def with_columns(self, keep: np.ndarray) -> TaskData:
         """The same problem on the columns ``keep`` of ``X`` (a copy, its own memo; a CSC X

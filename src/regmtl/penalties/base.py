@@ -244,6 +244,7 @@ class Penalty:
     #: (``alpha sum_jt |W_jt|``, and ``W >= 0`` where ``positive``), ``"row_max"``
     #: (``alpha sum_j max_t |W_jt|``), or None (not a linear program)
     linear_program: str | None = None
+    splits_prox: bool = False  #: the prox splits over tasks: prox_summary, prox_given
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Enter a class of the ``penalties`` package that sets a ``name`` into
@@ -373,13 +374,21 @@ class Penalty:
         raise NotImplementedError
 
     def prox_into(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
-        """:meth:`prox` written over ``V`` (a float64 array of the variable's shape) and
-        returned: for a solver that holds no room for a second copy of the variable (the
-        out-of-core route at millions of tasks). The penalties whose prox is entrywise or by
-        rows, or a closed form in the mean task, compute it in place; this default writes the
-        result of :meth:`prox` back."""
+        """:meth:`prox` written over ``V`` (float64, the variable's shape) and returned, for a
+        solver with no room or time for a second copy (out of core; a Dask worker's iterates):
+        in place where the prox is by entries, rows or the mean task; else written back."""
         V[...] = self.prox(V, step, alpha)
         return V
+
+    def prox_summary(self, V: np.ndarray) -> np.ndarray | None:
+        """What the prox reads of some tasks' columns, adding up over groups of columns (L2,1's
+        row norms, the mean task, W's p x p Gram; None: separable over tasks)."""
+        raise NotImplementedError(f"{type(self).__name__}'s prox does not split over tasks.")
+
+    def prox_given(self, V: np.ndarray, summary: Any, step: float, alpha: float) -> np.ndarray:
+        """:meth:`prox` on some tasks' columns, given the groups' summed :meth:`prox_summary`;
+        written over V where it can (as :meth:`prox_into`)."""
+        raise NotImplementedError(f"{type(self).__name__}'s prox does not split over tasks.")
 
     def bcd_params(self, alpha: float) -> BlockStep | None:
         """The block step of a row-separable penalty, for block coordinate descent.
@@ -843,11 +852,7 @@ def svt(X: np.ndarray, thr: float) -> np.ndarray:
     if min(p, T) == 0:
         return X.copy()
     if is_blocked(X):  # by the p x p Gram, whatever the shape: W's blocks stay in place
-        lam, U = np.linalg.eigh(small_gram(X))
-        s = np.sqrt(np.maximum(lam, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(s > thr, 1.0 - thr / s, 0.0)
-        return ((U * f) @ U.T) @ X
+        return svt_given_gram(X, small_gram(X), thr)
     if max(p, T) < 3 * min(p, T):
         U, s, Vt = np.linalg.svd(X, full_matrices=False)
         return (U * np.maximum(s - thr, 0.0)) @ Vt
@@ -857,3 +862,13 @@ def svt(X: np.ndarray, thr: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(s > thr, 1.0 - thr / s, 0.0)
     return (U * f) @ (U.T @ X) if wide else (X @ U) * f @ U.T
+
+
+def svt_given_gram(X: Any, S: np.ndarray, thr: float) -> Any:
+    """:func:`svt` of X (p x T) from its p x p Gram ``S = X X'`` (summed over the groups of
+    columns that hold X apart): ``U diag(max(s - thr, 0) / s) U' X``, ``S = U diag(s^2) U'``."""
+    lam, U = np.linalg.eigh(S)
+    s = np.sqrt(np.maximum(lam, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(s > thr, 1.0 - thr / s, 0.0)
+    return ((U * f) @ U.T) @ X

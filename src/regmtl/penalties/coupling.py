@@ -170,6 +170,7 @@ class MeanRegularized(_TaskKernel):
 
     name = "mean"
     _param_names = ("ridge",)
+    splits_prox = True
     pulls_to_mean = True
     transfer_strategy = "mean"
     compare_label = "MTL mean-regularized"
@@ -254,6 +255,24 @@ class MeanRegularized(_TaskKernel):
         r = float(self.ridge)
         m = V.mean(axis=1, keepdims=True)
         return (V - m) / (1.0 + c * (1.0 + r)) + m / (1.0 + c * r)
+
+    def prox_summary(self, V: np.ndarray) -> np.ndarray:
+        """The columns' sum and their number (p + 1 numbers): the mean task once summed."""
+        return np.append(V.sum(axis=1), V.shape[1])
+
+    def prox_given(self, V: np.ndarray, summary: np.ndarray, step: float,
+                   alpha: float) -> np.ndarray:
+        """:meth:`prox` on some tasks' columns, written over them (:meth:`prox_into`), the
+        mean task from ``summary``."""
+        c = float(step) * float(alpha)
+        if c == 0.0:
+            return V
+        r = float(self.ridge)
+        m = (summary[:-1] / summary[-1])[:, None]
+        V -= m
+        V /= 1.0 + c * (1.0 + r)
+        V += m / (1.0 + c * r)
+        return V
 
     def prox_into(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
         """:meth:`prox` in place on V (the closed form of ``_solve``, through the mean
@@ -627,6 +646,7 @@ class ClassMean(MeanRegularized):
     registered = False
     _param_names = ("ridge", "label")
     pulls_to_mean = False  # (a mean per class label)
+    splits_prox = False  # (one mean per class label: not the mean task's split)
 
     def __init__(self, ridge: float = 0.0, label: Any = ()):
         self.ridge = ridge

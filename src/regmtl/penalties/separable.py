@@ -49,6 +49,7 @@ class _ElasticType(Penalty):
     """
 
     group: bool = False
+    splits_prox = True
     #: the sign constraint ``W >= 0`` (a parameter of L1, ElasticNet and L21; L2 has none)
     positive = False
     _param_names = ("l1_ratio", "positive")
@@ -159,6 +160,31 @@ class _ElasticType(Penalty):
                 scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
             return W * (scale * shrink)[:, None]
         return np.sign(W) * np.maximum(np.abs(W) - thr, 0.0) * shrink
+
+    def prox_summary(self, W):
+        """The rows' sums of squares (of ``max(W, 0)`` under the sign constraint) for the
+        row norms; None for the entries' thresholding (separable over tasks)."""
+        if not self.group:
+            return None
+        if self.sign_constrained:
+            W = np.maximum(W, 0.0)
+        return np.einsum("ij,ij->i", W, W)
+
+    def prox_given(self, W, summary, step, alpha):
+        """:meth:`prox` on some tasks' columns, written over them (:meth:`prox_into`), the
+        rows' norms from ``summary``."""
+        if not self.group:
+            return self.prox_into(W, step, alpha)
+        rho = self.rho
+        thr = step * alpha * rho
+        shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
+        if self.sign_constrained:
+            np.maximum(W, 0.0, out=W)
+        nrm = np.sqrt(summary)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
+        W *= (scale * shrink)[:, None]
+        return W
 
     def prox_into(self, W, step, alpha):
         """:meth:`prox` in place on W: no second p x T array (row norms, or the entries'
@@ -691,3 +717,4 @@ class MultiSource(L21):
                 f"{b!r}.{one}"
             )
         return tuple(int(s) for s in b)
+

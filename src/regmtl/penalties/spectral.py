@@ -32,6 +32,7 @@ from .base import (
     small_gram,
     spectral_scale,
     svt,
+    svt_given_gram,
 )
 from .dof import DegreesOfFreedom, FeatureRidge, TaskCoupling, low_rank_count
 
@@ -119,6 +120,7 @@ class Trace(NormPenalty):
     """
 
     name = "trace"
+    splits_prox = True
     structure_attrs = ("singular_values_", "rank_")
     transfer_strategy = "subspace"
     compare_label = "MTL trace norm"
@@ -139,6 +141,14 @@ class Trace(NormPenalty):
 
     def prox(self, V, step, alpha):
         return svt(V, step * alpha)
+
+    def prox_summary(self, V):
+        """The p x p Gram ``V V'`` of the columns (their sum is W's)."""
+        return V @ V.T
+
+    def prox_given(self, V, summary, step, alpha):
+        """:meth:`prox` on some tasks' columns, from W's p x p Gram ``summary``."""
+        return svt_given_gram(V, summary, step * alpha)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """The spectral norm ``||G||_2``, dual of the trace norm."""

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._jit import njit
-from ..blocks import TaskBlocks
+from ..blocks import Kept, TaskBlocks
 from ..penalties.base import inner
 from ..taskdata import TaskData, nbytes
 from . import small
@@ -143,6 +143,21 @@ def block_matvec(H, WT, out):
             out[t, i] = acc
 
 
+@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"},
+      twin=small.block_matvec_columns)
+def block_matvec_columns(H, W, out):
+    """``out[:, t] = H[t] @ W[:, t]`` for T small blocks (``H`` (T, p, p), ``W`` and ``out``
+    p x T, any strides): :func:`block_matvec` on the columns, written into ``out`` (no
+    transposed copy, nothing allocated)."""
+    p, T = W.shape
+    for t in range(T):
+        for i in range(p):
+            acc = 0.0
+            for j in range(p):
+                acc += H[t, i, j] * W[j, t]
+            out[i, t] = acc
+
+
 def _matvec_rows(H: np.ndarray, V: np.ndarray) -> np.ndarray:
     """``H[t] @ V[t]`` for every block (T, p)."""
     if H.shape[1] > 48:  # blocks large enough for BLAS to pay
@@ -216,6 +231,11 @@ class TaskQuadratic:
         """Scalars of the iteration as floats (on blocks: computed in one round trip)."""
         return tuple(float(v) for v in values)
 
+    def hold(self, cls: type, *args, several: bool = True) -> Kept | None:
+        """``cls(parts, *args)`` kept where the Grams are (:meth:`~regmtl.blocks.TaskBlocks.keep`):
+        in memory one object here, ``parts = [self]``."""
+        return Kept([cls([self], *args)])
+
     def diagonal(self) -> np.ndarray:
         """``diag(H_t)`` for every task (p x T)."""
         if self.scale is not None:
@@ -268,6 +288,19 @@ class TaskQuadratic:
         if self.scale is not None:
             return (self.H @ W) * self.scale
         return _matvec_rows(self.H, W.T).T
+
+    def matvec_into(self, W: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """:meth:`matvec` written into ``out`` (p x T, as W): no array allocated, where a
+        worker's allocator returns every large array to the system (Dask's
+        ``MALLOC_TRIM_THRESHOLD_``) and faults its pages in again at the next."""
+        if self.scale is not None:
+            np.matmul(self.H, W, out=out)
+            out *= self.scale
+        elif self.H.shape[1] > 48:
+            out[...] = self.matvec(W)
+        else:
+            block_matvec_columns(self.H, W, out)
+        return out
 
     def value(self, W: np.ndarray, HW: np.ndarray | None = None) -> float:
         HW = self.matvec(W) if HW is None else HW
@@ -375,11 +408,17 @@ class TaskQuadratic:
         """``(RR, G, TT, YT, B)``: :meth:`gap_terms` with ``RR`` left an array scalar (lazy on
         blocks, for :meth:`numbers` to bring home with others), and ``B`` the sum that
         :meth:`rounding` scales by ``1e-13``."""
+        G, TT, YT, big = self.gap_per_task(W, HW)
+        return TT.sum(), G, TT, YT, big.sum()
+
+    def gap_per_task(self, W: np.ndarray, HW: np.ndarray):
+        """``(G, TT, YT, B_t)``: the arrays of :meth:`gap_sums`, and per task the terms that
+        sum to ``B``."""
         gw = np.einsum("jt,jt->t", self.g, W)
         whw = np.einsum("jt,jt->t", W, HW)
         TT = self.e - 2.0 * gw + whw
         big = self.e + 2.0 * np.abs(gw) + np.abs(whw)
-        return TT.sum(), self.g - HW, TT, self.e - gw, big.sum()
+        return self.g - HW, TT, self.e - gw, big
 
     def rounding(self, W: np.ndarray, HW: np.ndarray) -> float:
         """A bound on the rounding error of ``RR`` formed from the Gram sums."""
@@ -433,6 +472,12 @@ class BlockQuadratic(TaskQuadratic):
 
     def numbers(self, *values) -> tuple[float, ...]:
         return self.data.numbers(*values)
+
+    def hold(self, cls: type, *args, several: bool = True):
+        """``cls(parts, *args)`` on every worker that holds blocks, ``parts`` its blocks'
+        quadratics and its pieces of the arguments (:meth:`~regmtl.blocks.TaskBlocks.keep`);
+        None where they cannot be kept there."""
+        return self.data.keep(cls, self.parts, *args, several=several)
 
     def matvec(self, W):
         return self.data.blockwise(_block_matvec, self.parts, W, out=("coef", W.shape[0]))

@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from ..blocks import Kept
 from ..penalties import Penalty
 from ..penalties.base import inner
+from .fista_groups import RESTART, FistaGroup
 from .quadratic import TaskQuadratic
 from .reweighted import reweighted_start, worth_trying
 
@@ -41,8 +43,12 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     :meth:`TaskQuadratic.curvature_estimate`) and grows where the quadratic upper bound fails
     along a step: the curvature along it, ``dW' H dW``, comes from the product ``H W`` the
     iteration forms anyway (``H Z`` is the same combination of the last two), so the search
-    costs no product unless it fails. On task blocks held elsewhere (``q.lazy``) the
-    iterations between two certificates are one graph (:func:`_lazy_round`). Where proximal
+    costs no product unless it fails. The iterates are held beside the Grams
+    (:meth:`TaskQuadratic.hold`, :class:`~regmtl.solvers.fista_groups.FistaGroup`): in memory
+    one group; on task blocks held elsewhere (``q.lazy``) one group per worker, each prox
+    split over them where the penalty declares it (``splits_prox``), the step then the
+    curvature bound. Where they cannot be held so, the iterations between two certificates
+    are one graph (:func:`_lazy_round`). Where proximal
     gradient crawls (ill-conditioned designs
     at small alpha: still a hundred times above ``tol`` after as many iterations as twenty
     reweighted steps cost), reweighted least squares (``reweight``, see its module) moves the
@@ -67,67 +73,92 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
         reweight and hasattr(penalty, "inverse_weights") and alpha > 0 and worth_trying(q)
     ) else None
     V = q.settle(V)[0]  # (on task blocks: each block's columns where its rows are)
+    # the iterates beside the Grams: here in memory, on each worker that holds blocks
+    # (several only where the prox splits over tasks); else rounds of lazy iterations
+    held = q.hold(FistaGroup, penalty, alpha, V, several=penalty.splits_prox)
+    try:
+        return _iterate(q, penalty, alpha, V, held, L, L_cert, rescue_at, tol=tol,
+                        max_iter=max_iter, check_every=check_every, G0_norm=G0_norm,
+                        verbose=verbose, crawl_budget=crawl_budget)
+    finally:
+        if held is not None:
+            held.close()
+
+
+def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kept | None,
+             L: float, L_cert: float | None, rescue_at: int | None, *, tol: float,
+             max_iter: int, check_every: int, G0_norm: float, verbose: int,
+             crawl_budget: int | None) -> tuple[Any, int, bool, float]:
+    """The iterations of :func:`fista_certified` from V: on the groups of ``held``
+    (:mod:`~regmtl.solvers.fista_groups`), or, where None, in rounds of lazy iterations on
+    the blocks (:func:`_lazy_round`)."""
+    use_gap = penalty.has_dual and alpha > 0
+    split = held is not None and len(held) > 1
+    done = q.settle if q.lazy else (lambda *a: a)  # (iterates brought here go back)
     start = it = 0
-    best_val, best_V, best_it = np.inf, V.copy(), it
+    best_val, best_V, best_big, best_it = np.inf, V.copy(), None, it
     first_val = None
+    restarted = False
     while True:
-        Z, V_prev, t = V.copy(), V.copy(), 1.0
-        HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
+        t, move = 1.0, None
+        if held is None:
+            Z = V.copy()
+            HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
+        elif restarted:  # (after a reweighted step; the groups started at V when made)
+            held.call("start", V)
+        restarted = True
         rescued = False
         while it < max_iter:
             # the iterations up to the next certificate: the first, every check_every-th, and
             # the last
             stop = min((it // check_every + 1) * check_every, max_iter,
                        *((start + 1,) if it < start + 1 else ()))
-            if q.lazy:
+            if held is None:
                 (V, Z, HZ, t, L), HV, value = _lazy_round(
                     q, penalty, alpha, L, stop - it, (V, Z, HZ, HV_prev, t), L_cert, G0_norm)
                 HV_prev, it = HV, stop
             else:
                 while it < stop:
                     it += 1
-                    GZ = penalty.spread(q.g - HZ)  # minus the gradient at Z
                     for _ in range(MAX_BACKTRACK):
-                        V = penalty.prox(Z + GZ / L, 1.0 / L, alpha)
-                        HV = q.matvec(penalty.compose(V))
-                        dV = V - Z
-                        # |dV|^2, dW' H dW and the momentum test
-                        nd, curv, against = q.numbers(inner(dV, dV),
-                                                      inner(penalty.compose(dV), HV - HZ),
-                                                      inner(Z - V, V - V_prev))
+                        summaries = held.call("gradient", L, move, split)
+                        move = None  # (a retry keeps the move made)
+                        nd, curv, against = _by_block(held.call(
+                            "descend", _by_block(summaries, held.blocks) if split else None),
+                            held.blocks)
                         if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
                             break
                         L = max(1.5 * L, 1.02 * curv / nd)
-                    step = V - V_prev
                     if against > 0:  # momentum against the step: restart
-                        t, Z, HZ = 1.0, V, HV
+                        t, move = 1.0, RESTART
                     else:
                         t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-                        mom = (t - 1.0) / t_next
-                        Z, HZ = V + mom * step, HV + mom * (HV - HV_prev)
-                        t = t_next
-                    V_prev, HV_prev = V, HV
-                value = gram_certificate(q, penalty, alpha, V, L_cert, G0_norm, HV)
+                        t, move = t_next, (t - 1.0) / t_next
+                V, value, big = _group_certificate(penalty, alpha, held.call("sums", use_gap),
+                                                   held.blocks, L_cert, G0_norm)
             if verbose:
                 print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
             if value < 0.99 * best_val:
                 best_val, best_V, best_it = value, V.copy(), it
+                best_big = None if held is None else big
             if value <= tol or it == max_iter:
-                return V, it, False, value
+                return done(V)[0], it, False, value
             first_val = value if first_val is None else first_val
             if crawl_budget is not None and it >= crawl_budget and crawling(
                     first_val, best_val, it, tol, crawl_budget):
-                return best_V, it, False, best_val
+                return done(best_V)[0], it, False, best_val
             if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
                 rescued = True
                 break
             # stalled: no progress for as long as it took to reach the best (and 20 checks), at
             # the rounding floor of the Gram sums (a gap) -- elsewhere progress is only slow
             if it - best_it >= max(20 * check_every, best_it - start) and (
-                    not use_gap or best_val <= 1e3 * q.rounding(*_wh(q, penalty, best_V))):
-                return best_V, it, True, best_val
+                    not use_gap or best_val <= 1e3 * (
+                        q.rounding(*_wh(q, penalty, best_V)) if best_big is None
+                        else 1e-13 * best_big)):
+                return done(best_V)[0], it, True, best_val
         if not rescued:
-            return V, it, False, np.inf
+            return done(V)[0], it, False, np.inf
         rescue_at = None  # (once)
         V, steps = reweighted_start(
             q, penalty, alpha, best_V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
@@ -135,6 +166,52 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
             budget=min(20, max(max_iter - it, 0)), patience=3)
         it += steps
         start = it
+
+
+def _by_block(parts: list, blocks: list) -> Any:
+    """The groups' per-block numbers (tuples) or prox summaries (arrays) added up block by
+    block in the blocks' order (``blocks``: those each group holds), so that the sum does not
+    depend on which group holds which block."""
+    per_block = sorted((k, x) for held, xs in zip(blocks, parts, strict=True)
+                       for k, x in zip(held, xs, strict=True))
+    values = [x for _, x in per_block]
+    if values[0] is None:  # (a prox separable over tasks: no summary)
+        return None
+    if isinstance(values[0], tuple):
+        return tuple(sum(column) for column in zip(*values, strict=True))
+    total = np.array(values[0], dtype=np.float64)
+    for x in values[1:]:
+        total += x
+    return total
+
+
+def _group_certificate(penalty: Penalty, alpha: float, parts: list, blocks: list,
+                       L: float | None, G0_norm: float) -> tuple[np.ndarray, float, float]:
+    """``(V, certificate, B)`` from the groups' arrays (:meth:`FistaGroup.sums`, ``blocks``
+    the blocks each group holds) laid block by block in the tasks' order: the duality gap of
+    the residual's dual point plus its rounding bound ``1e-13 B``, or (without a gap: ``B``
+    0) the KKT residual at the step ``1 / L``, as :func:`gram_certificate` forms them in
+    memory."""
+    order = np.argsort(np.concatenate([np.asarray(b, dtype=np.int64) for b in blocks]),
+                       kind="stable")
+
+    def joined(i):
+        pieces = [piece for x in parts for piece in x[i]]
+        if len(pieces) != len(order):
+            raise RuntimeError(f"the groups gave {len(pieces)} blocks' columns for "
+                               f"{len(order)} blocks held")
+        return pieces[0] if len(pieces) == 1 else np.concatenate(
+            [np.asarray(pieces[k]) for k in order], axis=-1)
+
+    V = joined(0)
+    if len(parts[0]) == 2:
+        G = penalty.spread(joined(1))
+        D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
+        return V, float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300), 0.0
+    TT, big = joined(2), float(joined(4).sum())
+    primal, dual, big = gap_of_sums(penalty, alpha, V, TT.sum(), joined(1), TT, joined(3),
+                                    big)
+    return V, primal - dual + 1e-13 * big, big
 
 
 def _lazy_round(q: TaskQuadratic, penalty: Penalty, alpha: float, L: float, n: int,

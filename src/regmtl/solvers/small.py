@@ -114,6 +114,12 @@ def block_matvec(H, WT, out):
     np.matmul(H, WT[:, :, None], out=out[:, :, None])
 
 
+def block_matvec_columns(H, W, out):
+    """:func:`regmtl.solvers.quadratic.block_matvec_columns`: ``out[:, t] = H[t] @ W[:, t]``,
+    one batched product."""
+    out[...] = np.matmul(H, W.T[:, :, None])[:, :, 0].T
+
+
 def _radius(pairs: list, l1: float, s: float) -> float:
     """:func:`regmtl.solvers._kernels._weighted_group_radius`: Newton on
     ``h(s) = psi(s)^{-1/2} - 1`` over ``pairs`` of ``(a_t, L_t + l2)``, in Python floats (a
