@@ -203,12 +203,16 @@ def test_the_task_gram_epoch_twin_is_its_kernel(kind):
 
 
 def test_the_block_product_twin_is_its_kernel():
+    """On columns, contiguous or strided (a group's block of columns, a transposed view)."""
     rng = np.random.default_rng(3)
-    H, V = rng.standard_normal((5, 30, 30)), rng.standard_normal((5, 30))
-    out_t, out_k = np.empty_like(V), np.empty_like(V)
-    small.block_matvec(H, V, out_t)
-    quadratic.block_matvec.dispatcher(H, V, out_k)
-    np.testing.assert_allclose(out_t, out_k, rtol=1e-12, atol=1e-12)
+    H, W = rng.standard_normal((5, 30, 30)), rng.standard_normal((30, 9))
+    want = np.einsum("tij,jt->it", H, W[:, 2:7])
+    for V in (np.ascontiguousarray(W[:, 2:7]), W[:, 2:7], np.ascontiguousarray(W[:, 2:7].T).T):
+        out_t, out_k = np.empty_like(W)[:, 2:7], np.empty((30, 5))
+        small.block_matvec_columns(H, V, out_t)
+        quadratic.block_matvec_columns.dispatcher(H, V, out_k)
+        np.testing.assert_allclose(out_t, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out_k, want, rtol=1e-12, atol=1e-12)
 
 
 def _squared_problem(seed=5, n=200, p=30, T=5):

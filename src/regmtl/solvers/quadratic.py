@@ -130,25 +130,12 @@ def dense_task_moments(X: np.ndarray, c: np.ndarray, zc: np.ndarray, indptr: np.
     return H, xm, g, L
 
 
-@njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, twin=small.block_matvec)
-def block_matvec(H, WT, out):
-    """``out[t] = H[t] @ WT[t]`` for T small blocks (``H`` (T, p, p), ``WT`` (T, p)): one
-    compiled loop, where a batched NumPy product pays a call per block."""
-    T, p = WT.shape
-    for t in range(T):
-        for i in range(p):
-            acc = 0.0
-            for j in range(p):
-                acc += H[t, i, j] * WT[t, j]
-            out[t, i] = acc
-
-
 @njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"},
       twin=small.block_matvec_columns)
 def block_matvec_columns(H, W, out):
     """``out[:, t] = H[t] @ W[:, t]`` for T small blocks (``H`` (T, p, p), ``W`` and ``out``
-    p x T, any strides): :func:`block_matvec` on the columns, written into ``out`` (no
-    transposed copy, nothing allocated)."""
+    p x T, any strides, written in place): one compiled loop, where a batched NumPy product
+    pays a call per block."""
     p, T = W.shape
     for t in range(T):
         for i in range(p):
@@ -163,7 +150,7 @@ def _matvec_rows(H: np.ndarray, V: np.ndarray) -> np.ndarray:
     if H.shape[1] > 48:  # blocks large enough for BLAS to pay
         return np.matmul(H, V[:, :, None])[:, :, 0]
     out = np.empty_like(V)
-    block_matvec(H, np.ascontiguousarray(V), out)
+    block_matvec_columns(H, np.ascontiguousarray(V).T, out.T)
     return out
 
 

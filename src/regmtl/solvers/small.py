@@ -25,7 +25,7 @@ import numpy as np
 from ..penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
 
 __all__ = ["MAX_FEATURES", "MAX_TASKS", "active_gram", "bcd_epoch_dense", "bcd_epoch_gram",
-           "bcd_epoch_task_gram", "block_matvec", "column_moments", "gradient_dense",
+           "bcd_epoch_task_gram", "block_matvec_columns", "column_moments", "gradient_dense",
            "moments_dense", "residual_dense", "update_intercepts"]
 
 #: the most tasks and features an epoch loops over in Python (beyond, the kernel runs)
@@ -106,12 +106,6 @@ def active_gram(XA, c, indptr, offset, xm, H):
         V = XA[xrows] - xm[:, t]
         H[t] += (V.T * c[rows]) @ V
     return None
-
-
-def block_matvec(H, WT, out):
-    """:func:`regmtl.solvers.quadratic.block_matvec`: ``out[t] = H[t] @ WT[t]``, one batched
-    product."""
-    np.matmul(H, WT[:, :, None], out=out[:, :, None])
 
 
 def block_matvec_columns(H, W, out):
