@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import uuid
+import warnings
 from typing import Any
 
 import numpy as np
@@ -590,30 +591,22 @@ class DaskTaskData:
         dask, _ = _dask()
         placed = [self._place(a) if isinstance(a, np.ndarray) and a.ndim in (1, 2, 3)
                   and a.shape[-1] == self.n_tasks else a for a in arrays]
-        with self.pinned():
+        with self.pinned(), warnings.catch_warnings():
+            # (placed columns travel in the graph on purpose: the size of W, once)
+            warnings.filterwarnings("ignore", message="Sending large graph")
             kept = dask.persist(*[a.items if isinstance(a, Blocks) else a for a in placed])
         return tuple(Blocks(k, self) if isinstance(a, Blocks) else k
                      for a, k in zip(placed, kept, strict=True))
 
     def _place(self, a: np.ndarray):
-        """A NumPy array per task on the blocks: its columns sent to each block (scattered
-        to the block's worker, not carried in a graph through the scheduler), or, all zeros
-        (a cold start), made there (nothing sent)."""
+        """A NumPy array per task on the blocks: its columns sent to each block in the graph
+        (not scattered: data scattered once cannot be recomputed, and a chunk recomputed
+        later would wait on it forever), or, all zeros (a cold start), made there (nothing
+        sent)."""
         out = "tasks" if a.ndim == 1 else ("coef", a.shape[:-1])
         if not a.any():
             return self.blockwise(_zero_columns, list(a.shape[:-1]), out=out)
-        holders = self._block_workers()
-        if holders is None:  # (no distributed client: the graph stays in this process)
-            return self.blockwise(_columns, a, out=out)
-        from distributed import get_client
-
-        dask, _ = _dask()
-        client = get_client()
-        sent = [client.scatter(np.ascontiguousarray(a[..., lo:hi]), hash=False,
-                               workers=[w] if w else None)
-                for lo, hi, w in zip(self.bounds[:-1], self.bounds[1:], holders, strict=True)]
-        return self.blockwise(_columns, Blocks([dask.delayed(f) for f in sent], self),
-                              out=out)
+        return self.blockwise(_columns, a, out=out)
 
     def numbers(self, *values) -> tuple[float, ...]:
         """Scalars (0-d Dask arrays or numbers) as floats, computed in one round trip."""
