@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test fuzz lint bench docs clean
+.PHONY: demo test test-matrix fuzz lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ TEST_DIST ?= worksteal
 test: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) tests
+
+# The whole support matrix (tests/test_conformance.py, regmtl.conformance): every registered
+# penalty x every loss and a loss list x every shape of the input, each cell refused by name or
+# checked against an independent optimum; `make test` runs one cell per penalty and loss.
+test-matrix: $(TEST_STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_MATRIX=full \
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) tests/test_conformance.py
 
 # The property suite (tests/test_properties_*.py) under its long Hypothesis profile: rounds of
 # FUZZ_EXAMPLES random examples per property until FUZZ_SECONDS have passed (the last round is

@@ -20,7 +20,10 @@ GENERATED = ROOT / "docs" / "_generated"
 GENERATED.mkdir(exist_ok=True)
 from regmtl.solvers.support_table import support_table_rst  # noqa: E402
 
+from regmtl.conformance import matrix_table_rst  # noqa: E402
+
 (GENERATED / "loss_support.txt").write_text(support_table_rst(), encoding="utf-8")
+(GENERATED / "support_matrix.txt").write_text(matrix_table_rst(), encoding="utf-8")
 
 project = "regmtl"
 author = "regmtl developers"

@@ -330,7 +330,7 @@ LAYERS = (
     ("terms", ("regmtl.datafits", "regmtl.penalties")),
     ("solvers", ("regmtl.solvers",)),
     ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
-                "regmtl.out_of_core",
+                "regmtl.out_of_core", "regmtl.conformance",
                 "regmtl.persistence", "regmtl.deep", "regmtl.streaming")),
     ("selection", ("regmtl.selection", "regmtl.baselines")),
     ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",

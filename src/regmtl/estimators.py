@@ -20,7 +20,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .classes import check_classes, class_penalty, expand_classes, source_rows, task_classes
+from .classes import (
+    check_classes,
+    class_layout,
+    class_penalty,
+    expand_classes,
+    source_rows,
+    task_classes,
+)
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
@@ -232,21 +239,55 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         data = self._data(X, y, task, sample_weight, fitting=True)
         return self._fit_data(data, offset=offset)
 
-    def _fit_data(self, data: TaskData, offset: Any = None):
-        """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
+    def _fit_problem(self, data: TaskData, offset: Any = None):
+        """The data, datafit and penalty a fit solves (every check of the input that does
+        not need the solver): the targets encoded and checked, the offset folded in."""
         data = self._prepare_targets(data) or data
         datafit = self._datafit().bind(data)
         if data.rows_local:
             check_loss_targets(data, datafit)
         if offset is not None:
+            if not datafit.takes_offset():  # (said before the offset's form is read)
+                datafit.with_offset(data.y, data.c, data.y)  # raises: names the losses that do
             apply_offset(data, datafit, offset)
-        penalty = class_penalty(make_penalty(self.penalty), data)
+        return data, datafit, class_penalty(make_penalty(self.penalty), data)
+
+    def _alphas(self, data: TaskData, penalty: Penalty) -> tuple[float, np.ndarray | None]:
+        """``(alpha, alphas)`` of :func:`~regmtl.task_alpha.resolve_alpha` (one alpha per task
+        is refused on the classes' layout of the multinomial loss)."""
+        if np.ndim(self.alpha) > 0 and class_layout(data) is not None:
+            raise ValueError(
+                "alpha: one value per task is not taken by the multinomial loss (a task with "
+                "more than two classes: its classes share one penalty term); give one alpha "
+                "for all, or fit the tasks that need another alpha apart.")
+        return resolve_alpha(self.alpha, penalty, data.n_tasks)
+
+    def _refusal(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
+                 offset: Any = None) -> str:
+        """The message of the ``ValueError`` that :meth:`fit` would raise on this input
+        before solving (the input's checks, the alpha, the solver table's choice), or ``""``
+        where it would solve: what the support matrix (``regmtl.conformance``) reads."""
+        from .solvers.policy import choose_row
+
+        try:
+            self._validate_params()
+            data = self._data(X, y, task, sample_weight, fitting=True)
+            data, datafit, penalty = self._fit_problem(data, offset)
+            alpha, _ = self._alphas(data, penalty)
+            choose_row(data, datafit, penalty, alpha, solver=self.solver, tol=self.tol)
+        except ValueError as exc:
+            return str(exc)
+        return ""
+
+    def _fit_data(self, data: TaskData, offset: Any = None):
+        """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
+        data, datafit, penalty = self._fit_problem(data, offset)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)
         if W0 is not None:
             b0 = b0 + intercept_shift(data, W0)
-        alpha, alphas = resolve_alpha(self.alpha, penalty, data.n_tasks)
+        alpha, alphas = self._alphas(data, penalty)
         # a warm start at the alpha and penalty of the last fit is a continuation: a start that
         # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
         # its start's certificate so that neighbouring points do not tie

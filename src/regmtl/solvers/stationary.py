@@ -256,12 +256,13 @@ def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
                                         anderson)
             step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value,
                           data.numbers)
-            if step != 1.0:
+            if step != 1.0 and np.isfinite(datafit.curvature):
                 # the quadratic model misled: where its curvature is below the penalty's
                 # concavity, its exact block minimizers may jump to another basin of the
                 # model, far from where it matches the loss. The majorizing model (curvature
                 # c * datafit.curvature >= the loss's) lowers the objective at its full step:
-                # the better of the two moves
+                # the better of the two moves (a log-link loss, alone or in a loss list, has
+                # no such bound: its Armijo step stands)
                 new = np.inf if step is None else (
                     datafit.value(y, f + step * df, c) + penalty.value(W + step * dW, alpha))
                 hm = c * datafit.curvature
