@@ -397,6 +397,8 @@ def objective(pen: rm.Penalty, d: Tasks, V: Any, W: np.ndarray, b: np.ndarray,
     False: ``library_penalty``)."""
     if written(pen, d):
         return data_term(d, W, b) + omega(pen, V, d.alpha, d)
+    # (Dirty's variable is W itself, its parts a minimizer of the infimal convolution)
+    V = W if pen.name == "dirty" else V
     return data_term(d, W, b) + float(library_penalty.value(V, float(d.alpha)))
 
 

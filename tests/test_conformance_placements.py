@@ -1,0 +1,136 @@
+"""The support matrix's cells on the other placements: task blocks on a Dask cluster
+(``dask.distributed.LocalCluster``, worker processes) and a Parquet task source fitted out of
+core. The long cells (and the weighted ones on Dask) run there: each is refused by name, with
+a message naming the term or the argument at fault, or fitted to the in-memory fit's objective
+(both certified at ``tol`` 1e-6, where a Dask fit's rounds are affordable: within 2e-6 of
+the reference scale), with ``n_iter_ <= max_iter``.
+
+``make test`` runs a slice (each penalty with one loss, turning, on Dask; each loss with one
+penalty out of core); ``make test-matrix`` every cell.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _matrix import reference_scale, tasks_of
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+from regmtl.conformance import Cell, cell_problem, refusal
+from regmtl.datafits import LOSSES
+from regmtl.penalties import PENALTY_CLASSES
+
+FULL = os.environ.get("REGMTL_MATRIX") == "full"
+TOL = 1e-6
+LOSS_NAMES = [*LOSSES, "mixed"]
+PENALTY_NAMES = [cls.name for cls in PENALTY_CLASSES.values()]
+_ARGS = ("alpha", "offset", "sample_weight", "loss", "penalty", "X", "y", "task", "Dask",
+         "ParquetTasks", "out of core", "memory")
+
+
+def _cells(shapes: tuple[str, ...], turn: int) -> list[Cell]:
+    every = [Cell(p, loss, s) for p in PENALTY_NAMES for loss in LOSS_NAMES for s in shapes]
+    if FULL:
+        return every
+    return [Cell(p, LOSS_NAMES[(i * turn) % len(LOSS_NAMES)], shapes[i % len(shapes)])
+            for i, p in enumerate(PENALTY_NAMES)]
+
+
+def _long_frame(prob) -> tuple[pd.DataFrame, list[str]]:
+    """The cell's lists as one long table: features, target, task, weight."""
+    Xs, ys = prob.fit_args
+    p = Xs[0].shape[1]
+    names = [f"x{j}" for j in range(p)]
+    df = pd.DataFrame(np.vstack(Xs), columns=names)
+    df["y"] = np.concatenate(ys)
+    df["task"] = np.repeat(np.arange(len(Xs)), [len(y) for y in ys])
+    if "sample_weight" in prob.fit_kwargs:
+        df["w"] = np.concatenate(prob.fit_kwargs["sample_weight"])
+    return df, names
+
+
+def _names_its_cause(msg: str, cell: Cell) -> bool:
+    cls = next(c for c in PENALTY_CLASSES.values() if c.name == cell.penalty)
+    words = (*_ARGS, cls.__name__, cell.penalty, cell.loss, "multinomial", "logistic")
+    return any(w in msg for w in words)
+
+
+def _in_memory(prob):
+    """The in-memory fit of the cell (or its refusal's message)."""
+    msg = refusal_of(prob)
+    if msg:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        return clone(prob.estimator).set_params(tol=TOL).fit(*prob.fit_args, **prob.fit_kwargs)
+
+
+def refusal_of(prob) -> str:
+    return prob.estimator._refusal(*prob.fit_args, **prob.fit_kwargs)
+
+
+def _agree(model, mem, prob):
+    assert model.n_iter_ <= model.max_iter
+    assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
+    scale = reference_scale(tasks_of(prob))
+    assert abs(model.objective_ - mem.objective_) <= 2 * TOL * scale, (
+        model.objective_, mem.objective_, scale)
+
+
+DASK_CELLS = _cells(("long", "weights"), 3)
+
+
+@pytest.mark.parametrize("cell", DASK_CELLS, ids=[c.id for c in DASK_CELLS])
+def test_cell_on_dask(dask_process_client, cell):
+    dd = pytest.importorskip("dask.dataframe")
+    prob = cell_problem(cell)
+    df, names = _long_frame(prob)
+    ddf = dd.from_pandas(df, npartitions=2)
+    kw = {"task": ddf["task"]}
+    if "w" in df:
+        kw["sample_weight"] = ddf["w"]
+    est = clone(prob.estimator).set_params(tol=TOL)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = est.fit(ddf[names], ddf["y"], **kw)
+    except ValueError as exc:
+        assert _names_its_cause(str(exc), cell), str(exc)
+        return
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    mem = _in_memory(prob)
+    assert mem is not None, f"fitted on Dask, refused in memory: {refusal(cell)}"
+    _agree(model, mem, prob)
+
+
+OOC_CELLS = _cells(("long",), 5)
+
+
+@pytest.mark.parametrize("cell", OOC_CELLS, ids=[c.id for c in OOC_CELLS])
+def test_cell_out_of_core(tmp_path, cell):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from regmtl.parquet import ParquetTasks
+
+    prob = cell_problem(cell)
+    df, names = _long_frame(prob)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "cell.parquet")
+    source = ParquetTasks(tmp_path / "cell.parquet")
+    est = clone(prob.estimator).set_params(tol=TOL, solver_options={"gram_dtype": "float64"})
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = est.fit(source)
+    except (ValueError, TypeError) as exc:
+        assert _names_its_cause(str(exc), cell), str(exc)
+        return
+    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    mem = _in_memory(prob)
+    assert mem is not None, f"fitted out of core, refused in memory: {refusal(cell)}"
+    _agree(model, mem, prob)
