@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 
-from .taskdata import TaskData, as_labels, task_name
+from .taskdata import TaskData, as_labels, check_label_types, task_name
 
 __all__ = ["ClassLayout", "check_classes", "check_overlap", "class_layout", "class_penalty",
            "expand_classes", "layout_of_classes", "separated", "source_rows", "task_classes"]
@@ -49,7 +49,8 @@ def task_classes(data: TaskData) -> list[np.ndarray]:
     w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
     if data.sample_weight is not None:
         w &= data.sample_weight > 0
-    for a, b in zip(data.indptr[:-1], data.indptr[1:], strict=True):
+    for t, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+        check_label_types(data.raw_y[a:b][w[a:b]], task_name(data, t))
         labels = as_labels(data.raw_y[a:b][w[a:b]])
         check_classification_targets(labels)
         out.append(np.unique(labels))
