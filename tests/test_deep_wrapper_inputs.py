@@ -299,3 +299,27 @@ def test_options_of_another_input_kind_are_warned_about():
                                 **KW).fit(X, Y)
     with pytest.warns(UserWarning, match="trunk=.*has no effect: X is table input"):
         DeepMultiTaskClassifier(trunk={"dim": 4}, **KW).fit(X.reshape(60, -1), Y)
+
+
+@pytest.mark.parametrize("cls", [DeepMultiTaskRegressor, DeepMultiTaskClassifier])
+def test_warm_start_on_another_feature_count_names_x_and_the_fix(cls):
+    """warm_start=True continues the last net, whose input layer has the features of that
+    fit: another count raised NumPy's 'operands could not be broadcast'; now a ValueError
+    with both counts and the two ways out, the fitted net left as it was."""
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((40, 5)) for _ in range(2)]
+    ys = ([rng.standard_normal(40) for _ in Xs] if cls is DeepMultiTaskRegressor
+          else [rng.integers(0, 2, 40) for _ in Xs])
+    model = cls(hidden=(4,), max_epochs=2, warm_start=True, random_state=0).fit(Xs, ys)
+    before = np.asarray(model.predict(Xs[0], task=np.zeros(40, dtype=int)))
+    wider = [rng.standard_normal((40, 7)) for _ in range(2)]
+    with pytest.raises(ValueError) as info:
+        model.fit(wider, ys)
+    msg = str(info.value)
+    for word in ("X has 7 features", f"{cls.__name__} was fitted with 5 features",
+                 "warm_start=True", "the same features", "warm_start=False"):
+        assert word in msg, msg
+    assert model.n_features_in_ == 5
+    np.testing.assert_array_equal(model.predict(Xs[0], task=np.zeros(40, dtype=int)), before)
+    model.set_params(warm_start=False).fit(wider, ys)  # the fix: a new net on the new features
+    assert model.n_features_in_ == 7

@@ -149,3 +149,56 @@ def test_unhashable_task_ids_are_refused(make_id):
     assert [tuple(t) for t in model.tasks_] == [(0, "x"), (1, "x"), (2, "x")]
     with pytest.raises(ValueError, match=r"^task: ids must be hashable"):
         model.predict(X, task=ids)
+
+
+@pytest.mark.parametrize("form", ["lists", "long"])
+@pytest.mark.parametrize("labels", [[1, "a"] * 15, [1, "a", "b"] * 10, [1.5, "x"] * 15],
+                         ids=["binary", "three", "float-str"])
+def test_a_task_mixing_label_types_is_refused(form, labels):
+    """A task whose labels mix numbers and strings has no order for its classes: scikit-learn
+    raised ``Unknown label type: unknown`` (or ``'<' not supported``); refused by name: the
+    task, ``y``, and the fix (one label type)."""
+    rng = np.random.default_rng(0)
+    X1, X2 = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
+    y1, y2 = np.array(labels, dtype=object), rng.integers(0, 2, 30)
+    clf = MultiTaskClassifier("l21", alpha=0.1)
+    if form == "lists":
+        fit = lambda: clf.fit([X1, X2], [y1, y2])  # noqa: E731
+        name = "0"
+    else:
+        y = np.concatenate([y1, y2.astype(object)])
+        task = np.repeat(["first", "second"], 30)
+        fit = lambda: clf.fit(np.vstack([X1, X2]), y, task=task)  # noqa: E731
+        name = "'first'"
+    msg = str(pytest.raises(ValueError, fit).value)
+    for word in ("y: task", name, "mixes label types", "str", "one type"):
+        assert word in msg, msg
+    # one type per task is fine, and tasks may differ in type
+    clf.fit([X1, X2], [np.array(["a", "b"] * 15, dtype=object), y2])
+    assert list(clf.classes_[0]) == ["a", "b"]
+
+
+LOSS_PARAMETERS = [
+    (lambda v: rm.Huber(delta=v), "Huber(delta=", "delta"),
+    (lambda v: rm.Quantile(v), "Quantile(quantile=", "quantile"),
+    (lambda v: rm.datafits.quantile.SmoothedQuantile(0.5, delta=v), "SmoothedQuantile(delta=",
+     "delta"),
+]
+BAD_NUMBERS = [None, float("nan"), float("inf"), -1.0, 0.0, "1", True, [1.0]]
+
+
+@pytest.mark.parametrize("make, call, name", LOSS_PARAMETERS,
+                         ids=["Huber.delta", "Quantile.quantile", "SmoothedQuantile.delta"])
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=repr)
+def test_loss_parameters_are_checked_by_name(make, call, name, value):
+    """Every loss constructor's number: None, NaN, inf, a negative, zero, a string, a bool or
+    a list is refused with a ValueError that names the call, the parameter, what it must be
+    and the value given (``Huber(delta=None)`` raised a raw TypeError from ``float``)."""
+    msg = str(pytest.raises(ValueError, make, value).value)
+    for word in (call, f"{name} must be a finite number", f"got {value!r}"):
+        assert word in msg, msg
+    if name == "quantile":
+        assert "strictly between 0 and 1" in msg
+        assert make(np.float32(0.25)).quantile == 0.25
+    else:
+        assert "> 0" in msg and make(2).delta == 2.0

@@ -28,6 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 
 from ._lazy import lazy_module
+from .classes import separated
 from .datafits.base import default_loss
 from .estimators import MultiTaskClassifier
 from .inputs import as_task_data
@@ -127,17 +128,8 @@ def _min_norm_lstsq(X: Any, y: np.ndarray) -> tuple[np.ndarray, float, bool]:
 
 def _separated(X: Any, y: np.ndarray) -> bool:
     """Whether some direction separates the classes, completely or quasi-completely: then
-    unpenalized logistic regression has no finite fit (Albert & Anderson 1984). The linear
-    program of Konis (2007): the largest ``sum_i z_i . beta`` over ``z_i . beta >= 0``,
-    ``|beta| <= 1``, with ``z_i = y_i (x_i, 1)``, is positive exactly then."""
-    from scipy.optimize import linprog
-
-    X = _dense(X).astype(np.float64, copy=False)
-    sign = np.where(np.asarray(y) == np.unique(y)[-1], 1.0, -1.0)
-    Z = sign[:, None] * np.column_stack([X, np.ones(len(X))])
-    res = linprog(-Z.sum(axis=0), A_ub=-Z, b_ub=np.zeros(len(Z)), bounds=(-1.0, 1.0),
-                  method="highs")
-    return bool(res.status == 0 and -res.fun > 1e-9 * max(1.0, np.abs(Z).sum()))
+    unpenalized logistic regression has no finite fit (:func:`regmtl.classes.separated`)."""
+    return separated(X, np.asarray(y), np.unique(y), True)
 
 
 def _names(tasks: Sequence[Any], limit: int = 5) -> str:
@@ -238,7 +230,9 @@ class Unregularized(_PerTaskLinear):
                 "their training classes are separable); the solver stops at tol on a "
                 "separating direction, with probabilities near 0 and 1.", UserWarning,
                 stacklevel=2)
-        clf = MultiTaskClassifier("l2", alpha=0.0, tol=self.tol).fit(X_list, y_list)
+        clf = MultiTaskClassifier("l2", alpha=0.0, tol=self.tol)
+        clf._separated_ok = True  # (warned above: its fit is where the solver stops)
+        clf.fit(X_list, y_list)
         self.coef_, self.intercept_ = clf.coef_, clf.intercept_
         self.classes_ = list(clf.classes_)
         return self

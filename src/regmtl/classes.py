@@ -20,11 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 
-from .taskdata import TaskData, as_labels, task_name
+from .taskdata import TaskData, as_labels, check_label_types, task_name
 
-__all__ = ["ClassLayout", "check_classes", "class_layout", "class_penalty", "expand_classes",
-           "layout_of_classes",
-           "source_rows", "task_classes"]
+__all__ = ["ClassLayout", "check_classes", "check_overlap", "class_layout", "class_penalty",
+           "expand_classes", "layout_of_classes", "separated", "source_rows", "task_classes"]
 
 
 def task_classes(data: TaskData) -> list[np.ndarray]:
@@ -50,7 +49,8 @@ def task_classes(data: TaskData) -> list[np.ndarray]:
     w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
     if data.sample_weight is not None:
         w &= data.sample_weight > 0
-    for a, b in zip(data.indptr[:-1], data.indptr[1:], strict=True):
+    for t, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+        check_label_types(data.raw_y[a:b][w[a:b]], task_name(data, t))
         labels = as_labels(data.raw_y[a:b][w[a:b]])
         check_classification_targets(labels)
         out.append(np.unique(labels))
@@ -85,6 +85,77 @@ def check_classes(data: TaskData, classes: list[np.ndarray]) -> None:
             warnings.warn(f"y: task {task_name(data, t)} has {len(cls)} classes for "
                           f"{sizes[t]} samples; are the targets numbers rather than labels?",
                           UserWarning, stacklevel=3)
+
+
+def separated(X: Any, labels: np.ndarray, classes: np.ndarray, fit_intercept: bool) -> bool:
+    r"""Whether the rows ``X`` (dense or sparse) with ``labels`` among ``classes`` are
+    (quasi-)separated: some coefficients ``D`` (one column per class, an intercept row with
+    ``fit_intercept``) score every row's own class at least as high as each other class,
+    strictly for some row. Then the unpenalized logistic or multinomial loss has no minimum
+    (its infimum is approached as ``D`` times a growing factor is added to any point: Albert
+    & Anderson 1984); else (the classes overlap) it has one.
+
+    One linear program (HiGHS): maximize :math:`\sum_{i,k} \tilde x_i (d_{y_i} - d_k)`
+    subject to :math:`\tilde x_i (d_{y_i} - d_k) \ge 0` and :math:`|D| \le 1`; its optimum
+    is 0 exactly when the classes overlap. The rows and columns of ``[X, 1]`` are first
+    brought to 1 in magnitude (positive factors leave the constraints' signs alone)."""
+    from scipy.optimize import linprog
+
+    A = sp.csr_matrix(X, dtype=np.float64)
+    if fit_intercept:
+        A = sp.hstack([A, np.ones((A.shape[0], 1))], format="csr")
+    col = np.asarray(abs(A).max(axis=0).todense()).ravel()
+    A = A @ sp.diags(np.where(col > 0, 1.0 / np.where(col > 0, col, 1.0), 0.0))
+    row = np.asarray(abs(A).max(axis=1).todense()).ravel()
+    keep = row > 0
+    A = sp.diags(1.0 / row[keep]) @ A[keep]
+    y = np.searchsorted(classes, np.asarray(labels)[keep])
+    n, K = A.shape[0], len(classes)
+    if n == 0 or K < 2:
+        return False
+    # row (i, k) of the constraints: x_i in the block of class y_i, -x_i in that of class k
+    # (k = y_i gives a zero row); the rows grouped i-major
+    R = sp.kron(A, np.ones((K, 1)), format="csr")
+    onehot = np.zeros((n, K))
+    onehot[np.arange(n), y] = 1.0
+    blocks = [sp.diags((onehot[:, [c]] - np.eye(K)[c][None, :]).ravel()) @ R for c in range(K)]
+    M = sp.hstack(blocks, format="csr")
+    res = linprog(-np.asarray(M.sum(axis=0)).ravel(), A_ub=-M, b_ub=np.zeros(M.shape[0]),
+                  bounds=(-1.0, 1.0), method="highs")
+    if res.status != 0:  # (not solved: nothing to say)
+        return False
+    total = float(abs(M).sum())  # the margins' largest possible sum, near 2 n (K - 1)
+    return -float(res.fun) > 1e-6 * max(total, 1.0)
+
+
+def check_overlap(data: TaskData, fit_intercept: bool, what: str = "alpha=0") -> None:
+    """Refuse an unpenalized classification fit whose tasks' classes are separated
+    (:func:`separated`, on each task's observed rows of positive weight): its loss has no
+    minimum, the coefficients would grow without bound.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such task, ``alpha`` and the fix (``alpha > 0``).
+    """
+    if not data.rows_local or data.raw_y is None:
+        return
+    w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
+    if data.sample_weight is not None:
+        w &= data.sample_weight > 0
+    for t, cls in enumerate(task_classes(data)):
+        a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
+        rows = np.flatnonzero(w[a:b])
+        if len(cls) < 2 or not len(rows):
+            continue
+        if separated(data.X[a - o:b - o][rows], as_labels(data.raw_y[a:b][rows]), cls,
+                     fit_intercept):
+            raise ValueError(
+                f"{what}: the classes of task {task_name(data, t)} are separated by its "
+                "features (some coefficients score every row's own class highest), so the "
+                "unpenalized loss has no minimum: the coefficients would grow without bound "
+                "while the loss decreases towards its infimum. Give alpha > 0 (a penalty "
+                "keeps them finite), or more rows.")
 
 
 def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:

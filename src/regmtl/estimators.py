@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .classes import (
     check_classes,
+    check_overlap,
     class_layout,
     class_penalty,
     expand_classes,
@@ -861,6 +862,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
 
     def _prepare_targets(self, data: TaskData) -> TaskData | None:
         self._multiclass = False
+        # no minimum where a task's classes are separated (the unregularized baseline warns
+        # of it and fits on, ``_separated_ok``)
+        if _unpenalized(self.alpha) and not getattr(self, "_separated_ok", False):
+            check_overlap(data, self.fit_intercept)
         if not data.rows_local and any(len(c) > 2 for c in data.classes):
             self._multiclass = True  # (the classes found on the blocks, the layout there)
             self.classes_ = list(data.classes)
@@ -1131,6 +1136,15 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True  # (the multinomial loss)
         return tags
+
+
+def _unpenalized(alpha: Any) -> bool:
+    """Whether ``alpha`` is 0 for every task (a number, or one value per task)."""
+    try:
+        a = np.asarray(alpha, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(a.size) and bool(np.all(a == 0.0))
 
 
 def _is_dask(*objs: Any) -> bool:

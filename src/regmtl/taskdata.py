@@ -33,9 +33,9 @@ from .blocks import Kept
 from .ranges import check_column_scales, check_numeric_range, column_range, column_scales
 from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 
-__all__ = ["TaskData", "as_labels", "check_column_scales", "check_numeric_range",
-           "column_scales", "design_range", "intercept_shift", "nbytes", "set_weights",
-           "shift_columns", "task_name", "task_weights"]
+__all__ = ["TaskData", "as_labels", "check_column_scales", "check_label_types",
+           "check_numeric_range", "column_scales", "design_range", "intercept_shift", "nbytes",
+           "set_weights", "shift_columns", "task_name", "task_weights"]
 
 #: Below this many rows per task on average, the linear maps of a dense stacked design run as
 #: one compiled pass over the rows (a BLAS call per task costs more than its work).
@@ -500,6 +500,27 @@ def as_labels(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+def check_label_types(labels: np.ndarray, name: object) -> None:
+    """Refuse a task whose labels mix strings with numbers (``[1, 'a', ...]``): such labels
+    have no order, so its classes cannot be sorted (``name``: the task's name).
+
+    Raises
+    ------
+    ValueError
+        Naming the task, ``y`` and the fix (one label type per task).
+    """
+    labels = np.asarray(labels)
+    if labels.dtype != object or not len(labels):
+        return
+    kinds = {type(v) for v in labels.tolist()}
+    text = {k for k in kinds if issubclass(k, (str, bytes))}
+    if text and kinds - text:
+        seen = ", ".join(sorted(k.__name__ for k in kinds))
+        raise ValueError(
+            f"y: task {name} mixes label types ({seen}); the labels of one task must all be "
+            "strings or all numbers. Convert them to one type (e.g. all to str).")
+
+
 #: The target types scikit-learn's ``check_classification_targets`` accepts.
 _CLASSIFICATION_TYPES = frozenset({"binary", "multiclass", "multiclass-multioutput",
                                    "multilabel-indicator", "multilabel-sequences"})
@@ -514,6 +535,7 @@ def _encode_task(data: TaskData, t: int, y: np.ndarray) -> np.ndarray:
     rows = np.arange(a, b)
     if data.observed is not None:
         rows = rows[data.observed[a:b]]
+    check_label_types(raw[rows], task_name(data, t))
     labels = as_labels(raw[rows])
     check_classification_targets(labels)
     if data.sample_weight is not None:

@@ -13,11 +13,12 @@ a ``name`` registers itself in :data:`REGISTRY` (the estimators' ``loss=`` names
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Datafit", "REGISTRY", "default_loss", "one_loss"]
+__all__ = ["Datafit", "REGISTRY", "default_loss", "loss_parameter", "one_loss"]
 
 
 #: name -> class of every registered datafit (the estimators' ``loss=``): each class of a module
@@ -568,3 +569,18 @@ def one_loss(loss: Any) -> Datafit:
         return REGISTRY[loss.lower()]()
     raise ValueError(f"loss={loss!r} is not one of {sorted(REGISTRY)} (or a loss object, or a "
                      "list with one loss per task).")
+
+
+def loss_parameter(value: Any, call: str, name: str, low: float, high: float | None,
+                   hint: str) -> float:
+    """A loss's number parameter checked: a real number (not a bool, a string or None),
+    finite, with ``low < value`` (and ``value < high`` when given); else a ``ValueError``
+    that names the call (``call``, e.g. ``"Huber(delta=None)"``), the parameter and what it
+    must be (``hint``: its units or its meaning)."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+          and bool(np.isfinite(value)) and value > low and (high is None or value < high))
+    if not ok:
+        bound = f"> {low:g}" if high is None else f"strictly between {low:g} and {high:g}"
+        raise ValueError(f"{call}: {name} must be a finite number {bound} ({hint}); "
+                         f"got {value!r}.")
+    return float(value)

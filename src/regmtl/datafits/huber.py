@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Datafit
+from .base import Datafit, loss_parameter
 
 __all__ = ["Huber"]
 
@@ -52,11 +52,8 @@ class Huber(Datafit):
     scale_degree = 2
 
     def __init__(self, delta: float = 1.35):
-        delta = float(delta)
-        if not (np.isfinite(delta) and delta > 0):
-            raise ValueError(f"Huber(delta={delta!r}): delta must be a finite number > 0 (in "
-                             "the targets' units).")
-        self.delta = delta
+        self.delta = loss_parameter(delta, f"Huber(delta={delta!r})", "delta", 0.0, None,
+                                    "in the targets' units, e.g. 1.35")
 
     def rescaled(self, s):
         """``delta`` in the new units: ``l_{s delta}(s y, s f) = s^2 l_delta(y, f)``."""

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Datafit
+from .base import Datafit, loss_parameter
 
 __all__ = ["Quantile", "SmoothedQuantile"]
 
 
 def _check_level(quantile: float) -> float:
-    q = float(quantile)
-    if not 0.0 < q < 1.0:
-        raise ValueError(f"Quantile(quantile={quantile!r}): the level must lie strictly "
-                         "between 0 and 1 (0.5 for the median, 0.9 for the 90th percentile).")
-    return q
+    return loss_parameter(quantile, f"Quantile(quantile={quantile!r})", "quantile", 0.0, 1.0,
+                          "the level: 0.5 for the median, 0.9 for the 90th percentile")
 
 
 class Quantile(Datafit):
@@ -119,9 +116,8 @@ class SmoothedQuantile(Quantile):
 
     def __init__(self, quantile: float = 0.5, delta: float = 1.0):
         super().__init__(quantile)
-        if not (np.isfinite(delta) and delta > 0):
-            raise ValueError(f"delta={delta!r} must be a finite number > 0.")
-        self.delta = float(delta)
+        self.delta = loss_parameter(delta, f"SmoothedQuantile(delta={delta!r})", "delta", 0.0,
+                                    None, "the smoothing width, in the targets' units")
         self.curvature = 1.0 / self.delta
 
     def rescaled(self, s):

@@ -302,14 +302,25 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
             warnings.warn(f"alpha={self.alpha!r} has no effect: penalty=None trains without a "
                           f"penalty; name one of {sorted(_PENALTIES)}, or leave alpha=0.",
                           UserWarning, stacklevel=find_stack_level())
+        # warm_start: the last fit's training state (its input scaling kept with it)
+        state = getattr(getattr(self, "trainer_", None), "state_", None) \
+            if self.warm_start else None
+        kept = {k: self.__dict__[k] for k in ("n_features_in_", "feature_names_in_")
+                if k in self.__dict__}
         data = self._data(X, y, task, fitting=True)
+        if state is not None and kept.get("n_features_in_") != self.n_features_in_:
+            given = self.n_features_in_
+            self.__dict__.pop("feature_names_in_", None)
+            self.__dict__.update(kept)  # (the fitted net stays usable as it was)
+            raise ValueError(
+                f"X has {given} features, but {type(self).__name__} was fitted with "
+                f"{kept.get('n_features_in_')} features and warm_start=True continues "
+                "training that net, whose input layer has that many. Pass X with the same "
+                "features, or set warm_start=False to train a new net on these.")
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
         self.input_form_ = data.form
         self._losses = self._task_losses(data.n_tasks)
-        # warm_start: the last fit's training state (its input scaling kept with it)
-        state = getattr(getattr(self, "trainer_", None), "state_", None) \
-            if self.warm_start else None
         if state is None:
             for attr in ("x_mean_", "x_scale_"):
                 self.__dict__.pop(attr, None)

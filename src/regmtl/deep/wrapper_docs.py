@@ -147,7 +147,8 @@ warm_start : bool, default=False
     one fit of N epochs (bit for bit on the CPU); a fit that early stopping ended trains no
     further (a UserWarning). The net, tasks and options must be those of the last fit, which
     keeps its state in memory when ``warm_start`` was True (not in a saved estimator: a
-    loaded one starts anew).
+    loaded one starts anew); ``X`` with another number of features is refused (a
+    ValueError: give the same features, or ``warm_start=False``).
 
 """
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from .._jit import njit
 from ..taskdata import TaskData
+from .moments import feature_moments
 from .quadratic import TaskQuadratic, quadratic_applies, quadratic_of, task_quadratic
 
 __all__ = ["KernelQuadratic", "exact_solves_apply", "kernel_applies", "kernel_quadratic",
@@ -230,6 +231,12 @@ class KernelQuadratic(TaskQuadratic):
 
     def matvec(self, W: np.ndarray) -> np.ndarray:
         return self._back(self.c * self._rows(W))
+
+    def diagonal(self) -> np.ndarray:
+        """``diag(H_t)_j = sum_{r in t} c_r (x_rj - xm_jt)^2`` for every task (p x T), by one
+        compiled pass over the design (:func:`~regmtl.solvers.moments.feature_moments`);
+        ``H_t`` itself is never formed."""
+        return feature_moments(self.data, self.c, self.center)[1]
 
     def curvature_estimate(self) -> float:
         return self.lipschitz()

@@ -55,7 +55,11 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     inner = DataInner(epochs, R, bc, z, V, ws, penalty, alpha)
     used, _ = run_inner(inner, penalty, alpha, target, max_inner, anderson=5, check_every=5)
     dW, db = V - W, epochs.uncentered(V, bc) - b
-    df = (z - R) - f
+    # the direction's scores from the design, not as ``(z - R) - f``: where a row's curvature
+    # is at its floor (a Gamma target of 1e-300: ``h_r = 1e-12 c_r``) its working response
+    # ``z_r`` is ~1e12 away from its score and that difference keeps only ~1e-4 of it, so
+    # the scores (and the objective and gap read from them) would drift from X W + b
+    df = data.linear(dW, db)
     step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value, data.numbers)
     if step is None:  # no decrease along the direction: stay
         return f, value, used

@@ -150,6 +150,7 @@ def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l
     cut = 1e-12 * max(lamb.max(), 1e-300)
     r = np.empty(T)
     zt = np.empty(T)
+    vq = np.empty(T)
     delta = np.empty(T)
     first = -1.0
     done = 0
@@ -177,27 +178,35 @@ def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l
                         qv += Q[m, t] * V[j, m]
                         qr += Q[m, t] * r[m]
                     zt[t] = lam[t] * qv + qr
+                    vq[t] = qv
                     zn += zt[t] * zt[t]
                 if np.sqrt(zn) <= l1:
                     for t in range(T):
                         delta[t] = -V[j, t]
                 else:  # v = (H + mu I)^-1 z with mu = l2 + l1 / ||v||: ||v|| by bisection
-                    lo, hi = 0.0, 1.0
-                    for _ in range(200):
-                        if _norm_at(zt, lam, l2 + l1 / hi) < hi:
-                            break
-                        lo, hi = hi, 2.0 * hi
-                    for _ in range(60):
-                        mid = 0.5 * (lo + hi)
-                        if _norm_at(zt, lam, l2 + l1 / mid) >= mid:
-                            lo = mid
-                        else:
-                            hi = mid
-                    mu = l2 + l1 / (0.5 * (lo + hi))
+                    mu = l2
+                    if l1 > 0.0:
+                        lo, hi = 0.0, 1.0
+                        for _ in range(200):
+                            if _norm_at(zt, lam, l2 + l1 / hi) < hi:
+                                break
+                            lo, hi = hi, 2.0 * hi
+                        for _ in range(60):
+                            mid = 0.5 * (lo + hi)
+                            if _norm_at(zt, lam, l2 + l1 / mid) >= mid:
+                                lo = mid
+                            else:
+                                hi = mid
+                        mu = l2 + l1 / (0.5 * (lo + hi))
+                    # no penalty (alpha = 0): H is singular along each task's common shift
+                    # of its classes (and along any direction the rows do not reach); there
+                    # the model is flat and v keeps its own coordinate
+                    flat = 1e-12 * max(lam.max(), 1e-300)
                     for t in range(T):
                         vt = 0.0
                         for m in range(T):
-                            vt += Q[t, m] * zt[m] / (lam[m] + mu)
+                            den = lam[m] + mu
+                            vt += Q[t, m] * (zt[m] / den if den > flat else vq[m])
                         delta[t] = vt - V[j, t]
                 moved = 0.0
                 for t in range(T):
