@@ -139,3 +139,22 @@ def test_cell(cell: Cell):
         found = local_search(f, x0, scale)
         assert found >= value - 1e-7 * scale, ((value - found) / scale)
     assert not short, short
+
+
+def test_the_docs_table_is_written_from_the_matrix():
+    from pathlib import Path
+
+    from regmtl.conformance import matrix_table_rst
+
+    text = matrix_table_rst()
+    for pen in PENALTY_NAMES:
+        assert f"   * - ``{pen}``\n" in text
+    refused = [c for c in cells() if refusal(c)]
+    assert refused and "every shape" in text
+    for c in refused:  # each refusal's shape is named in its penalty's row
+        row = text.split(f"   * - ``{c.penalty}``\n")[1].split("   * - ")[0]
+        assert c.shape in row or "refused [" in row, c.id
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    assert "matrix_table_rst()" in (docs / "conf.py").read_text()
+    assert ".. include:: ../_generated/support_matrix.txt" in (
+        docs / "user_guide" / "losses.rst").read_text()

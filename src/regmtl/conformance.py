@@ -184,7 +184,8 @@ def refusal(cell: Cell) -> str:
 def matrix_table_rst() -> str:
     """The support matrix as a reStructuredText list table: one row per penalty, one column
     per loss; a cell says "every shape" or names the shapes refused, each with a numbered
-    reason listed below the table.
+    reason listed below the table (the error's message, the penalty's repr in it written
+    "this penalty").
 
     Returns
     -------
@@ -197,7 +198,9 @@ def matrix_table_rst() -> str:
     reasons: dict[str, int] = {}
     refused: dict[tuple[str, str], list[str]] = {}
     for c in all_cells:
-        msg = " ".join(refusal(c).split())
+        # (one reason for all penalties whose message differs only by the penalty's repr)
+        msg = " ".join(refusal(c).split()).replace(repr(example_penalty(c.penalty)),
+                                                    "this penalty")
         if msg:
             k = reasons.setdefault(msg, len(reasons) + 1)
             refused.setdefault((c.penalty, c.loss), []).append(f"{c.shape} [{k}]")
