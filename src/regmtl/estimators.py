@@ -236,16 +236,19 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
         data = self._prepare_targets(data) or data
         datafit = self._datafit().bind(data)
-        if data.rows_local:
-            check_loss_targets(data, datafit)
-        if offset is not None:
-            apply_offset(data, datafit, offset)
+        if data.rows_local or datafit.kind != "mixed":  # (a loss per task: checked on the
+            check_loss_targets(data, datafit)                # blocks as they were encoded)
+        folded = None
+        if offset is not None:  # (the objective_ reported is the one with the offset)
+            folded = apply_offset(data, datafit, offset, self.fit_intercept)
         penalty = class_penalty(make_penalty(self.penalty), data)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)
         if W0 is not None:
             b0 = b0 + intercept_shift(data, W0)
+            if folded is not None:
+                b0 = b0 + folded.shift
         alpha, alphas = resolve_alpha(self.alpha, penalty, data.n_tasks)
         # a warm start at the alpha and penalty of the last fit is a continuation: a start that
         # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
@@ -294,6 +297,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             whole = widened(res.W, live)
         b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
         b_input = b - (intercept_shift(data, whole) if whole is not None else 0.0)
+        if folded is not None:
+            b_input = b_input - folded.shift
         self.intercept_ = float(b_input[0]) if single else b_input.copy()
         self.n_iter_ = res.n_iter
         self.task_sizes_ = data.effective_sizes()
@@ -321,7 +326,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             self.dual_gap_ = float(cert.value)
         else:
             self.kkt_residual_ = float(cert.value)
-        self.objective_ = float(cert.primal)
+        self.objective_ = float(cert.primal) + (0.0 if folded is None else folded.constant)
         if variance is not None:
             self.residual_variance_ = variance
         return self
