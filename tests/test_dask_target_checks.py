@@ -64,3 +64,17 @@ def test_dask_refuses_targets_outside_the_domain_as_in_memory(client, loss):
         expected = _message(lambda run=run: run(*mem))
         assert word in expected and f"the {loss} loss" in expected
         assert _message(lambda run=run: run(*dsk)) == expected, run.__name__
+
+
+@pytest.mark.parametrize("loss", ["poisson", "gamma"])
+def test_dask_score_of_a_log_link_model_is_refused_not_misreported(client, loss):
+    # before: R^2 of the raw scores log(mu) against the targets (-0.80 where the in-memory
+    # D^2 is 0.34), and a target outside the domain scored too
+    df = _frame(loss)
+    good = df.drop(index=df.index[df["y"] == BAD[loss]])
+    model = rm.MultiTaskRegressor("l21", alpha=0.02, loss=loss).fit(
+        good[FEATURES], good["y"], task=good["store"])
+    ddf = dd.from_pandas(df, npartitions=3)
+    with pytest.raises(ValueError, match=rf"score of Dask input takes the squared loss and no "
+                                         rf"offset \(loss='{loss}'\).*X.compute\(\)"):
+        model.score(ddf[FEATURES], ddf["y"], task=ddf["store"])

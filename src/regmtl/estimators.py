@@ -725,6 +725,14 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             from .dask import task_score
 
             check_is_fitted(self)
+            datafit = self._datafit()
+            if offset is not None or not datafit.quadratic:  # (R^2 of the raw scores: wrong)
+                raise ValueError(
+                    f"score of Dask input takes the squared loss and no offset (loss="
+                    f"{datafit.name or self.loss!r}"
+                    f"{', an offset' if offset is not None else ''}): the deviance explained "
+                    "and the offset are scored on rows in memory; compute the rows first "
+                    "(X.compute(), y.compute()).")
             return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_, "r2",
                               sample_weight=sample_weight, post=_with_codes)
         data, f = self._scores(X, task, y, sample_weight)
@@ -741,8 +749,12 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         of its rows."""
         datafit = self._datafit()
         if not datafit.quadratic:
-            return task_deviance_explained(data, datafit, f, _row_weights(data),
-                                           getattr(self, "classes_", None))
+            w = _row_weights(data)
+            classes = getattr(self, "classes_", None)
+            if datafit.kind != "mixed" or classes is None or all(c is None for c in classes):
+                # the targets checked as a fit checks them (binary tasks hold raw labels)
+                datafit.bind(data).check_targets(np.where(w > 0, data.y, 1.0))
+            return task_deviance_explained(data, datafit, f, w, classes)
         w = _row_weights(data)
         total = data.task_sums(w)
         mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)
