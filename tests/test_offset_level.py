@@ -104,3 +104,30 @@ def test_offsets_exp_cannot_carry_are_refused_by_name(loss):
     with pytest.raises(ValueError, match=r"offset reaches \|80\d\.\d*\|.*fit_intercept=True"):
         rm.MultiTaskRegressor("l21", alpha=0.01, loss=loss, fit_intercept=False).fit(
             Xs, ys, offset=[o + 800 for o in off])
+
+
+@pytest.mark.parametrize("loss", ["poisson", "gamma"])
+def test_the_gap_brackets_the_optimum_with_the_offset(loss):
+    """The gap of the folded problem is the gap of the documented one (a constant shifts
+    both bounds): objective_ - dual_gap_ <= the optimum (CLARABEL) <= objective_."""
+    cp = pytest.importorskip("cvxpy")
+    Xs, ys, off, sw = _problem(loss)
+    moved = [o + 800 for o in off]
+    model = _fit(Xs, ys, moved, sw, loss)
+    W = cp.Variable((4, 2))
+    b = cp.Variable(2)
+    terms = []
+    for t, (X, y, o, s) in enumerate(zip(Xs, ys, off, sw, strict=True)):
+        f = X @ W[:, t] + b[t] + o  # (b here is the intercept of the offsets without +800)
+        rows = cp.exp(f) - cp.multiply(y, f) if loss == "poisson" else \
+            cp.multiply(y, cp.exp(-f)) + f
+        terms.append(cp.sum(cp.multiply(s, rows)) / np.sum(s))
+    prob = cp.Problem(cp.Minimize(sum(terms) + 0.01 * cp.sum(cp.norm(W, 2, axis=1))))
+    prob.solve(solver="CLARABEL")
+    optimum = prob.value  # (f is the same with o and b as with o + 800 and b - 800)
+    assert model.objective_ - model.dual_gap_ <= optimum + 1e-7
+    assert optimum <= model.objective_ + 1e-7
+    assert model.objective_ - optimum < 1e-7
+    # (CLARABEL's point is accurate to ~1e-8 in the objective, so ~1e-4 in W)
+    np.testing.assert_allclose(model.coef_, W.value.T, atol=1e-4)
+    np.testing.assert_allclose(model.intercept_, b.value - 800, atol=1e-4)
