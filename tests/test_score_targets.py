@@ -54,3 +54,20 @@ def test_score_refuses_bad_targets_with_a_shared_design(loss):
     Y[5, 1] = BAD[loss]
     expected = _message(lambda: rm.MultiTaskRegressor("l21", alpha=0.01, loss=loss).fit(X, Y))
     assert _message(lambda: model.score(X, Y)) == expected
+
+
+def test_score_of_one_loss_per_task_checks_its_count_task():
+    """A binary task beside a Poisson task: its labels (2/5) are not counts to check, the
+    Poisson task's negative count is refused as the fit refuses it."""
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((30, 3)) for _ in range(2)]
+    ys = [np.where(Xs[0][:, 0] > 0, 5.0, 2.0),
+          rng.poisson(np.exp(0.5 * Xs[1][:, 0])).astype(float)]
+    loss = ["logistic", "poisson"]
+    model = rm.MultiTaskRegressor("l21", alpha=0.01, loss=loss).fit(Xs, ys)
+    assert np.isfinite(model.score(Xs, ys))
+    bad = [ys[0], ys[1].copy()]
+    bad[1][0] = -1.0
+    expected = _message(lambda: rm.MultiTaskRegressor("l21", alpha=0.01, loss=loss).fit(Xs, bad))
+    assert "poisson tasks has negative entries" in expected
+    assert _message(lambda: model.score(Xs, bad)) == expected

@@ -750,11 +750,9 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         datafit = self._datafit()
         if not datafit.quadratic:
             w = _row_weights(data)
-            classes = getattr(self, "classes_", None)
-            if datafit.kind != "mixed" or classes is None or all(c is None for c in classes):
-                # the targets checked as a fit checks them (binary tasks hold raw labels)
-                datafit.bind(data).check_targets(np.where(w > 0, data.y, 1.0))
-            return task_deviance_explained(data, datafit, f, w, classes)
+            # the targets checked as a fit checks them (a binary task's labels: unchecked)
+            datafit.bind(data).check_targets(np.where(w > 0, data.y, 1.0))
+            return task_deviance_explained(data, datafit, f, w, getattr(self, "classes_", None))
         w = _row_weights(data)
         total = data.task_sums(w)
         mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)
