@@ -454,9 +454,16 @@ def _split_metrics(kind: str, yte, pred, proba) -> dict[str, float]:
     return out
 
 
+#: a reference deviance at most this (relative to the test rows' mean |y|, or absolute
+#: below 1) is degenerate: the rows are fitted by a constant, their D^2 undefined
+_NULL_FLOOR = 1e-12
+
+
 def _null_deviance(loss: Any, y: np.ndarray) -> float:
     """The least mean unit deviance of a constant score (the model that knows nothing but
-    the task's level): a convex problem in one number, solved by bounded Brent."""
+    the task's level): a convex problem in one number, solved by bounded Brent. NaN where
+    it is degenerate: 0 (up to ``_NULL_FLOOR``), or approached only as the constant runs
+    off to a bound (a Poisson task whose test rows hold no count: ``e^c -> 0``)."""
     from scipy.optimize import minimize_scalar
 
     lo, hi = min(float(np.min(y)), -50.0) - 1.0, max(float(np.max(y)), 50.0) + 1.0
@@ -466,19 +473,27 @@ def _null_deviance(loss: Any, y: np.ndarray) -> float:
 
     res = minimize_scalar(mean_dev, bounds=(lo, hi), method="bounded",
                           options={"xatol": 1e-10 * (hi - lo)})
-    return min(float(res.fun), mean_dev(lo), mean_dev(hi))
+    ends = (mean_dev(lo), mean_dev(hi))
+    best = min(float(res.fun), *ends)
+    if best in ends or best <= _NULL_FLOOR * max(1.0, float(np.mean(np.abs(y)))):
+        return np.nan
+    return best
 
 
 def _loss_metrics(losses: list, yte: list, f: list) -> dict[str, np.ndarray]:
     """Per task, ``deviance`` (the mean unit deviance of its loss on its test rows) and
     ``d2``, the fraction of it explained against the best constant score on those rows
-    (scikit-learn's ``d2_tweedie_score``, ``d2_pinball_score``)."""
+    (scikit-learn's ``d2_tweedie_score``, ``d2_pinball_score``); NaN where that reference
+    is degenerate (:func:`_null_deviance`: the task's D^2 is left out of the means)."""
     dev = np.array([float(np.mean(loss.deviance(y, g)))
                     for loss, y, g in zip(losses, yte, f, strict=True)])
     null = np.array([_null_deviance(loss, y) for loss, y in zip(losses, yte, strict=True)])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d2 = np.where(null > 0, 1.0 - dev / null, np.where(dev <= 0, 1.0, 0.0))
-    return {"d2": d2, "deviance": dev}
+    return {"d2": 1.0 - dev / null, "deviance": dev}
+
+
+class DegenerateReferenceWarning(UserWarning):
+    """A task's test rows of a split are fitted by a constant (e.g. no count in a Poisson
+    task): its D^2 has no reference and is left out of the means."""
 
 
 def _linear_predictors(est: Any, Xte: list, losses: list, names: Sequence[Any],
@@ -561,11 +576,16 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, lo
                      if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
             f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
             per_task = _loss_metrics(losses, y_enc, f)
+            notes += [(DegenerateReferenceWarning, "d2", s,
+                       f"task {task_names[t]!r}: its test rows are fitted by a constant "
+                       "(the reference deviance is ~0, e.g. no count in a Poisson task); its "
+                       "d2 is left out of the means (NaN in scores)")
+                      for t in np.flatnonzero(np.isnan(per_task["d2"]))]
         task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
                       "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
                      for t in range(len(yte))]
         split_row = {"model": name, "split": s, "fit_time": fit_time,
-                     **{k: float(np.nanmean(v)) for k, v in per_task.items()}}
+                     **{k: _finite_mean(v) for k, v in per_task.items()}}
         return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)},
                 est, notes)
     pred = [np.asarray(v, dtype=np.float64) for v in _ordered(est.predict(Xte), task_names)]
@@ -579,6 +599,13 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, lo
                  **_split_metrics(kind, yte, pred, proba)}
     return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)}, est,
             notes)
+
+
+def _finite_mean(v: np.ndarray) -> float:
+    """The mean of the values that are not NaN; NaN (no warning) where none is."""
+    v = np.asarray(v, dtype=np.float64)
+    keep = ~np.isnan(v)
+    return float(np.mean(v[keep])) if keep.any() else np.nan
 
 
 def _structured(est: Any) -> bool:
@@ -616,7 +643,9 @@ def _relay(notes: list[tuple[type, str, int, str]]) -> None:
     """Re-issue the fits' warnings, the same message of several splits once."""
     grouped: dict[tuple[type, str, str], list[int]] = {}
     for category, name, s, message in notes:
-        grouped.setdefault((category, name, message), []).append(s)
+        where = grouped.setdefault((category, name, message), [])
+        if s not in where:  # (a note every model of a split makes, once)
+            where.append(s)
     for (category, name, message), where in grouped.items():
         splits = f"split {where[0]}" if len(where) == 1 else (
             "splits " + ", ".join(map(str, where)))

@@ -245,13 +245,14 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         not need the solver): the targets encoded and checked, the offset folded in."""
         data = self._prepare_targets(data) or data
         datafit = self._datafit().bind(data)
-        if data.rows_local:
-            check_loss_targets(data, datafit)
-        if offset is not None:
+        if data.rows_local or datafit.kind != "mixed":  # (a loss per task: checked on the
+            check_loss_targets(data, datafit)                # blocks as they were encoded)
+        folded = None
+        if offset is not None:  # (the objective_ reported is the one with the offset)
             if not datafit.takes_offset():  # (said before the offset's form is read)
                 datafit.with_offset(data.y, data.c, data.y)  # raises: names the losses that do
-            apply_offset(data, datafit, offset)
-        return data, datafit, class_penalty(make_penalty(self.penalty), data)
+            folded = apply_offset(data, datafit, offset, self.fit_intercept)
+        return data, datafit, class_penalty(make_penalty(self.penalty), data), folded
 
     def _alphas(self, data: TaskData, penalty: Penalty) -> tuple[float, np.ndarray | None]:
         """``(alpha, alphas)`` of :func:`~regmtl.task_alpha.resolve_alpha` (one alpha per task
@@ -273,7 +274,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         try:
             self._validate_params()
             data = self._data(X, y, task, sample_weight, fitting=True)
-            data, datafit, penalty = self._fit_problem(data, offset)
+            data, datafit, penalty, _ = self._fit_problem(data, offset)
             alpha, _ = self._alphas(data, penalty)
             choose_row(data, datafit, penalty, alpha, solver=self.solver, tol=self.tol)
         except ValueError as exc:
@@ -282,12 +283,14 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
     def _fit_data(self, data: TaskData, offset: Any = None):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
-        data, datafit, penalty = self._fit_problem(data, offset)
+        data, datafit, penalty, folded = self._fit_problem(data, offset)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)
         if W0 is not None:
             b0 = b0 + intercept_shift(data, W0)
+            if folded is not None:
+                b0 = b0 + folded.shift
         alpha, alphas = self._alphas(data, penalty)
         # a warm start at the alpha and penalty of the last fit is a continuation: a start that
         # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
@@ -336,6 +339,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             whole = widened(res.W, live)
         b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
         b_input = b - (intercept_shift(data, whole) if whole is not None else 0.0)
+        if folded is not None:
+            b_input = b_input - folded.shift
         self.intercept_ = float(b_input[0]) if single else b_input.copy()
         self.n_iter_ = res.n_iter
         self.task_sizes_ = data.effective_sizes()
@@ -363,7 +368,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             self.dual_gap_ = float(cert.value)
         else:
             self.kkt_residual_ = float(cert.value)
-        self.objective_ = float(cert.primal)
+        self.objective_ = float(cert.primal) + (0.0 if folded is None else folded.constant)
         if variance is not None:
             self.residual_variance_ = variance
         return self
@@ -762,6 +767,14 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             from .dask import task_score
 
             check_is_fitted(self)
+            datafit = self._datafit()
+            if offset is not None or not datafit.quadratic:  # (R^2 of the raw scores: wrong)
+                raise ValueError(
+                    f"score of Dask input takes the squared loss and no offset (loss="
+                    f"{datafit.name or self.loss!r}"
+                    f"{', an offset' if offset is not None else ''}): the deviance explained "
+                    "and the offset are scored on rows in memory; compute the rows first "
+                    "(X.compute(), y.compute()).")
             return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_, "r2",
                               sample_weight=sample_weight, post=_with_codes)
         data, f = self._scores(X, task, y, sample_weight)
@@ -778,8 +791,10 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         of its rows."""
         datafit = self._datafit()
         if not datafit.quadratic:
-            return task_deviance_explained(data, datafit, f, _row_weights(data),
-                                           getattr(self, "classes_", None))
+            w = _row_weights(data)
+            # the targets checked as a fit checks them (a binary task's labels: unchecked)
+            datafit.bind(data).check_targets(np.where(w > 0, data.y, 1.0))
+            return task_deviance_explained(data, datafit, f, w, getattr(self, "classes_", None))
         w = _row_weights(data)
         total = data.task_sums(w)
         mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)

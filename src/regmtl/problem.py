@@ -7,7 +7,7 @@ the estimators needs to import them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.utils import check_array
@@ -22,8 +22,8 @@ from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
-           "check_loss_targets", "checked_targets", "deviance_explained", "encode_targets",
-           "task_deviance_explained"]
+           "FoldedOffset", "check_loss_targets", "checked_targets", "deviance_explained",
+           "encode_targets", "is_built", "offset_centres", "task_deviance_explained"]
 
 def make_datafit(loss: Any) -> Datafit:
     """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
@@ -32,9 +32,20 @@ def make_datafit(loss: Any) -> Datafit:
 
 
 def check_loss_targets(data: TaskData, datafit: Datafit) -> None:
-    """Refuse targets outside the loss's domain (on the rows that carry weight)."""
-    if data.y is not None and data.c is not None:
-        datafit.check_targets(np.where(data.c > 0, data.y, 1.0))
+    """Refuse targets outside the loss's domain (on the rows that carry weight); on task
+    blocks held elsewhere (Dask), on every block, with the message of the rows in memory."""
+    if type(datafit).check_targets is Datafit.check_targets:  # (no domain: nothing to check)
+        return
+    if not data.rows_local:
+        data.numbers(data.blockwise(_checked_block, datafit, out="scalar").sum())
+    elif data.y is not None and data.c is not None:
+        datafit.bind(data).check_targets(np.where(data.c > 0, data.y, 1.0))
+
+
+def _checked_block(block: TaskData, datafit: Datafit) -> float:
+    """A task block's targets checked against the loss (:func:`check_loss_targets`)."""
+    check_loss_targets(block, datafit)
+    return 0.0
 
 
 def encode_targets(data: TaskData, datafit: Datafit) -> TaskData:
@@ -112,14 +123,46 @@ def task_deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: 
     return d2
 
 
-def apply_offset(data: TaskData, datafit: Datafit, offset: Any) -> None:
-    """Fold an ``offset`` of the linear predictor into the targets and row weights of
-    ``data`` (``datafit.with_offset``: the same problem up to a constant), in place."""
+class FoldedOffset(NamedTuple):
+    """What folding an offset into a problem left out: ``shift`` (T,), each task's centre
+    of the offsets, taken into its intercept (the fitted intercept minus ``shift`` is the
+    model's); ``constant``, the objective with the offset minus the folded one."""
+
+    shift: np.ndarray
+    constant: float
+
+
+def apply_offset(data: TaskData, datafit: Datafit, offset: Any,
+                 fit_intercept: bool = False) -> FoldedOffset:
+    r"""Fold an ``offset`` of the linear predictor into the targets and row weights of
+    ``data`` (``datafit.with_offset``: the same problem up to a constant), in place.
+
+    With ``fit_intercept`` (and one loss for all tasks) each task's offsets are centred first
+    (:math:`o - m_t`, :math:`m_t` the midpoint of their range): :math:`\ell(y, x w + b + o)
+    = \ell(y, x w + (b + m_t) + (o - m_t))`, so the fit of the centred problem is exact with
+    intercepts :math:`b_t + m_t`, and a constant added to a task's offsets moves only its
+    intercept (``e^o`` stays within float64 whatever the offsets' level)."""
     if not data.rows_local:
         raise ValueError("offset= is taken by fits in memory; on Dask input add the offset "
                          "to the targets' model yourself (e.g. a rate with sample weights).")
     o = flat_rows(data, offset, "offset")
+    shift = np.zeros(data.n_tasks)
+    if fit_intercept and datafit.kind != "mixed" and o.size:
+        shift = offset_centres(data, o)
+        o = o - shift[data.task_of]
+    constant = datafit.offset_constant(data.y, data.c, o)
     data.y, data.c = datafit.with_offset(data.y, data.c, o)
+    return FoldedOffset(shift, constant)
+
+
+def offset_centres(data: TaskData, o: np.ndarray) -> np.ndarray:
+    """The midpoint of each task's offsets (0 for a task without rows)."""
+    starts, n_t = data.indptr[:-1], np.diff(data.indptr)
+    full = n_t > 0
+    centre = np.zeros(data.n_tasks)
+    at = starts[full]
+    centre[full] = 0.5 * (np.maximum.reduceat(o, at) + np.minimum.reduceat(o, at))
+    return centre
 
 
 def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
@@ -131,7 +174,7 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     rows); a TaskData is returned as it is. With a penalty that declares
     feature blocks (:meth:`~regmtl.Penalty.feature_blocks`, e.g. :class:`~regmtl.MultiSource`),
     missing blocks (NaN) are filled with zeros (``regmtl.inputs.fill_missing_blocks``)."""
-    if isinstance(X, TaskData) or getattr(X, "rows_local", True) is False:
+    if is_built(X):
         return X
     kind = make_datafit(loss).kind
     regression = kind not in ("binary", "multiclass")
@@ -153,6 +196,12 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
         check_classes(data, classes)
         return expand_classes(data, classes)
     return encode_targets(data, make_datafit(loss))
+
+
+def is_built(X: Any) -> bool:
+    """Whether ``X`` is a problem already built (a TaskData, or task blocks on Dask),
+    its targets checked then."""
+    return isinstance(X, TaskData) or getattr(X, "rows_local", True) is False
 
 
 def source_blocks(penalty: Any) -> tuple[int, ...] | None:
@@ -271,11 +320,11 @@ def alpha_max(
                      task_weight=task_weight, penalty=pen)
     pen = class_penalty(pen, data)
     pen.check(data.n_features, data.n_tasks)
-    if data.rows_local and not isinstance(X, TaskData):
+    if not is_built(X):
         check_loss_targets(data, datafit.bind(data))
     if offset is not None:
         data = dataclasses.replace(data, _cache={})
-        apply_offset(data, datafit.bind(data), offset)
+        apply_offset(data, datafit.bind(data), offset, fit_intercept)
     if fit_intercept:  # columns far from zero: the gradient at W = 0 on them shifted
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)

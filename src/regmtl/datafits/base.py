@@ -429,6 +429,13 @@ class Datafit:
                          "the losses that do: "
                          f"{sorted(n for n, k in REGISTRY.items() if k.takes_offset())}.")
 
+    def offset_constant(self, y: np.ndarray, c: np.ndarray, offset: np.ndarray) -> float:
+        """The constant between the two data terms of :meth:`with_offset`:
+        ``sum_r c_r l(y_r, f_r + o_r) - sum_r c'_r l(y'_r, f_r)`` (0 where the offset is
+        subtracted from the targets; ``-sum c y o`` Poisson, ``sum c o`` Gamma), with the
+        targets and weights as given to :meth:`with_offset`."""
+        return 0.0
+
     @classmethod
     def takes_offset(cls) -> bool:
         """Whether the loss takes an ``offset`` (it overrides :meth:`with_offset`)."""

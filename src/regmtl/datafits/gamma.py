@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from .base import Datafit
-from .links import EXP_MAX
+from .links import EXP_MAX, check_offset
 
 __all__ = ["Gamma", "gamma_shape"]
 
@@ -24,7 +24,9 @@ class Gamma(Datafit):
     Its dual variable is :math:`\theta = y e^{-f} - 1 > -1`, and the conjugate term
     :math:`-\ell^*(-\theta) = (1 + \theta) - (1 + \theta) \log\frac{1 + \theta}{y}` is finite
     on :math:`\theta \ge -1`, so its fits are certified by a duality gap too. An ``offset``
-    ``o`` is the same problem with targets :math:`y e^{-o}`. Scores are capped at
+    ``o`` is the same problem with targets :math:`y e^{-o}`, up to the constant
+    :math:`\sum_r c_r o_r` (``|o|`` at most 300 there: the estimators take each task's
+    centre of the offsets into its intercept first, exactly). Scores are capped at
     :math:`\pm 700` inside ``exp``.
 
     See Also
@@ -118,7 +120,11 @@ class Gamma(Datafit):
         return float(-2.0 * np.sum(np.where(has, per_task, 0.0)))
 
     def with_offset(self, y, c, offset):
-        return y * np.exp(-np.clip(offset, -EXP_MAX, EXP_MAX)), c
+        check_offset(offset, "gamma")
+        return y * np.exp(-offset), c
+
+    def offset_constant(self, y, c, offset):
+        return float(np.dot(c, offset))
 
     def mean(self, f):
         return np.exp(np.clip(f, -EXP_MAX, EXP_MAX))

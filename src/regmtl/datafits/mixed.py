@@ -173,6 +173,10 @@ class Mixed(Datafit):
                 y[rows], c[rows] = part.with_offset(y[rows], c[rows], offset[rows])
         return y, c
 
+    def offset_constant(self, y, c, offset):
+        return float(sum(p.offset_constant(y[r], c[r], offset[r])
+                         for p, r in self._each(y) if r.size and np.any(offset[r] != 0)))
+
     def smoothed(self, delta: float) -> Mixed:
         """The same losses, the nonsmooth ones smoothed with width ``delta``."""
         new = object.__new__(Mixed)

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import xlogy
 
 from .base import Datafit
-from .links import EXP_MAX, safe_exp
+from .links import EXP_MAX, check_offset, safe_exp
 
 __all__ = ["Poisson"]
 
@@ -24,7 +24,9 @@ class Poisson(Datafit):
     :math:`-\ell^*(-\theta) = (y - \theta) - (y - \theta) \log(y - \theta)` is finite on
     :math:`\theta \le y` (the dual points are kept there). An ``offset`` ``o`` (a log
     exposure) is the same problem as rows weighted by :math:`e^{o}` with targets
-    :math:`y e^{-o}` (what :meth:`with_offset` returns). Scores are capped at 700 inside
+    :math:`y e^{-o}` (what :meth:`with_offset` returns), up to the constant
+    :math:`-\sum_r c_r y_r o_r`; ``|o|`` is at most 300 there (the estimators take each
+    task's centre of the offsets into its intercept first, exactly). Scores are capped at 700 inside
     ``exp`` (no overflow; a fit that reaches the cap is reported by its certificate).
 
     See Also
@@ -101,8 +103,12 @@ class Poisson(Datafit):
         return float(2.0 * np.sum(s * (safe_exp(f) - y * f + gammaln(y + 1.0))))
 
     def with_offset(self, y, c, offset):
-        e = safe_exp(offset)
+        check_offset(offset, "poisson")
+        e = np.exp(offset)
         return y / e, c * e
+
+    def offset_constant(self, y, c, offset):
+        return -float(np.dot(c, np.where(c > 0, y * offset, 0.0)))
 
     def mean(self, f):
         return safe_exp(f)

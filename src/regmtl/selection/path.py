@@ -17,7 +17,7 @@ import numpy as np
 from ..classes import class_penalty
 from ..datafits import Datafit
 from ..penalties import Penalty, make_penalty
-from ..problem import apply_offset, check_loss_targets, make_data, make_datafit
+from ..problem import apply_offset, check_loss_targets, is_built, make_data, make_datafit
 from ..solvers import reference
 from ..solvers.certificates import Reference
 from ..solvers.dead_features import live_features, restricted_reference, widened
@@ -446,11 +446,13 @@ def regularization_path(
     p, T = data.n_features, data.n_tasks
     pen = class_penalty(pen, data)
     pen.check(p, T)
-    if data.rows_local and not isinstance(X, TaskData):  # (a TaskData comes checked)
+    if not is_built(X):  # (a problem built comes checked)
         check_loss_targets(data, datafit.bind(data))
     if offset is not None:  # (on a copy: a TaskData given is left as it is)
         data = dataclasses.replace(data, _cache={})
-        apply_offset(data, datafit.bind(data), offset)
+        shift = apply_offset(data, datafit.bind(data), offset, fit_intercept).shift
+    else:
+        shift = 0.0
     if fit_intercept:  # columns far from zero: solved on them shifted, exactly
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)
@@ -475,9 +477,9 @@ def regularization_path(
             coefs[k] = res.W.T
         else:
             coefs[k][:, live] = res.W.T
-        shift = res.W if live is None or data.x_shift is None else widened(res.W, live)
-        intercepts[k] = res.b - intercept_shift(data, shift) if fit_intercept else 0.0
-        shift = None
+        cols = res.W if live is None or data.x_shift is None else widened(res.W, live)
+        intercepts[k] = res.b - intercept_shift(data, cols) - shift if fit_intercept else 0.0
+        cols = None
         certs[k], kind = res.certificate.relative, res.certificate.kind
         n_iter[k], converged[k] = res.n_iter, res.converged
         # the next fit's start: on all features W read back from the stored point (a view:

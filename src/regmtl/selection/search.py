@@ -31,7 +31,7 @@ from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..inputs import flat_rows
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
-from ..problem import check_loss_targets, encode_targets
+from ..problem import check_loss_targets, encode_targets, offset_centres
 from ..solvers import SOLVERS, reference
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
@@ -292,11 +292,10 @@ class _MultiTaskCV(BaseEstimator):
         datafit = probe._datafit()
         distributed = not data.rows_local
         base = data if layout is None else layout
-        if not distributed:
-            check_loss_targets(base, datafit.bind(base))
+        check_loss_targets(base, datafit.bind(base))  # (on Dask, on every block)
         if classes is not None:
             self._check_multiclass()
-        fit_data, o_flat = self._with_offset(base, datafit, offset)
+        fit_data, o_flat = self._with_offset(base, datafit, offset, self.fit_intercept)
         if distributed and self.criterion != "cv":
             raise ValueError(f"criterion={self.criterion!r} is not available on Dask input "
                              "(its degrees of freedom need the rows in one place); use "
@@ -379,16 +378,20 @@ class _MultiTaskCV(BaseEstimator):
         return np.array([loss.kind == "binary" for loss in datafit.task_losses(data)])
 
     @staticmethod
-    def _with_offset(data: TaskData, datafit: Datafit,
-                     offset: Any) -> tuple[TaskData, np.ndarray | None]:
+    def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
+                     fit_intercept: bool) -> tuple[TaskData, np.ndarray | None]:
         """(the problem with ``offset`` folded into its targets and row weights, the offset
-        per flat row); ``(data, None)`` without one."""
+        per flat row); ``(data, None)`` without one. With intercepts (one loss) each
+        task's centre of the offsets is left out (its intercepts absorb it exactly; the
+        refit takes the offsets as given)."""
         if offset is None:
             return data, None
         if not data.rows_local:
             raise ValueError("offset= is taken by fits in memory; on Dask input add the "
                              "offset to the targets' model yourself.")
         o_flat = np.asarray(flat_rows(data, offset, "offset"), dtype=np.float64)
+        if fit_intercept and datafit.kind != "mixed" and o_flat.size:
+            o_flat = o_flat - offset_centres(data, o_flat)[data.task_of]
         fit_data = dataclasses.replace(data, _cache={})
         fit_data.y, fit_data.c = datafit.bind(data).with_offset(data.y, data.c, o_flat)
         return fit_data, o_flat
