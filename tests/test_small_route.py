@@ -7,7 +7,7 @@ on the rows) and an independent one's (cvxpy), at stated tolerances; the twins i
 with their kernels.
 
 The squared loss's small route (``small_squares``, ``solver="auto"`` only): coordinate descent on
-the per-task Grams, chosen by the distinct weighted observations; its optimum is coordinate
+the per-task Grams, chosen by the rows counted by their weights; its optimum is coordinate
 descent's over the rows and scikit-learn's MultiTaskLasso's, its duality gap written out in
 NumPy meets tol, integer weights equal repeated rows to rounding, and intercepts, warm starts,
 max_iter, solver_options and one alpha per task keep their meaning. The Newton solvers fit the
@@ -266,10 +266,10 @@ def _squares_applies(X, y, task=None, penalty=None, alpha=0.1, tol=1e-4, loss=No
 
 
 def test_the_squared_route_reads_the_weighted_sizes_and_the_penalty():
-    """Several tasks with T p <= m <= 1.5 T p distinct observations of positive weight and a
-    convex penalty of entries or rows take it; one task, longer or shorter tasks, a nonconvex
-    or dirty penalty, alpha = 0, a tol below the Gram sums' floor or another loss do not.
-    Integer weights, the rows they repeat and the weights times a constant decide alike."""
+    """Several tasks with T p <= m <= 1.5 T p rows (counted by their weights) and a convex
+    penalty of entries or rows take it; one task, longer or shorter tasks, a nonconvex or
+    dirty penalty, alpha = 0, a tol below the Gram sums' floor or another loss do not. Integer
+    weights and the rows they repeat decide alike."""
     X, y, task = _squared_problem()  # n = 200, T p = 150
     for pen in (rm.L21(), rm.L1(), rm.ElasticNet(), rm.L1(positive=True)):
         assert _squares_applies(X, y, task, pen), pen
@@ -281,20 +281,13 @@ def test_the_squared_route_reads_the_weighted_sizes_and_the_penalty():
     assert not _squares_applies(X, y, task, alpha=0.0)
     assert not _squares_applies(X, y, task, tol=1e-13)
     assert not _squares_applies(X, (y > 3).astype(int), task, loss=rm.Logistic())
-    # 120 rows weighing 200 in all decide as the 120 rows alone, as the 200 rows they repeat
-    # and as those weights times 123 (the weights' sum sent 2 * ones and ones apart)
+    # 120 rows weighing 200 in all take it, as the 200 rows they repeat would, and as the
+    # weights times any constant (the size is the weights' sum over the smallest weight)
     sw = np.r_[np.full(80, 2), np.ones(40)].astype(float)
-    rep = np.repeat(np.arange(120), sw.astype(int))
-    assert not _squares_applies(X[:120], y[:120], task[:120], sample_weight=sw)
-    assert not _squares_applies(X[:120], y[:120], task[:120], sample_weight=123 * sw)
-    assert not _squares_applies(X[rep], y[rep], task[rep])
+    assert _squares_applies(X[:120], y[:120], task[:120], sample_weight=sw)
+    assert _squares_applies(X[:120], y[:120], task[:120], sample_weight=123.0 * sw)
+    assert _squares_applies(X[:120], y[:120], task[:120], sample_weight=0.01 * sw)
     assert not _squares_applies(X[:120], y[:120], task[:120])
-    # 200 rows take it, weighted, repeated (the repeats count once) or times a constant
-    sw = np.r_[np.full(80, 2), np.ones(120)].astype(float)
-    rep = np.repeat(np.arange(200), sw.astype(int))
-    assert _squares_applies(X, y, task, sample_weight=sw)
-    assert _squares_applies(X, y, task, sample_weight=0.01 * sw)
-    assert _squares_applies(X[rep], y[rep], task[rep])
 
 
 def test_the_squared_route_is_auto_only():
@@ -406,12 +399,12 @@ def test_the_squared_route_weights_equal_repeated_rows():
     """Integer sample weights (zeros included) and the rows they repeat take the route both
     and reach the same coefficients to rounding (1e-10) at the default tol: what
     scikit-learn's sample-weight equivalence check asks of the estimators."""
-    X, y, task = _squared_problem(n=210, seed=3)
-    sw = np.random.default_rng(4).integers(0, 3, 210)
-    while not 150 <= np.count_nonzero(sw) <= 225:  # (distinct observations that weigh)
-        sw = np.random.default_rng(int(sw.sum())).integers(0, 3, 210)
+    X, y, task = _squared_problem(n=150, seed=3)
+    sw = np.random.default_rng(4).integers(0, 3, 150)
+    while not 150 <= sw.sum() <= 225:
+        sw = np.random.default_rng(int(sw.sum())).integers(0, 3, 150)
     weighted = rm.as_task_data(X, y, task=task, sample_weight=sw.astype(float))
-    rep = np.repeat(np.arange(210), sw)
+    rep = np.repeat(np.arange(150), sw)
     repeated = rm.as_task_data(X[rep], y[rep], task=task[rep])
     for data in (weighted, repeated):
         assert choose_row(data, rm.Quadratic(), rm.L21(), 0.05) == "small_squares"

@@ -242,7 +242,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
     def _fit_problem(self, data: TaskData, offset: Any = None):
         """The data, datafit and penalty a fit solves (every check of the input that does
-        not need the solver): the targets encoded and checked, the offset folded in."""
+        not need the solver): the targets encoded and checked, the offset folded in (its
+        fold returned last, None without one)."""
         data = self._prepare_targets(data) or data
         datafit = self._datafit().bind(data)
         if data.rows_local or datafit.kind != "mixed":  # (a loss per task: checked on the

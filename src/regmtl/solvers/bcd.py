@@ -434,7 +434,8 @@ def least_squares_bcd(
             quadratic_applies(data)
             and weighted_rows(data) > TASK_GRAM_ROWS * data.n_tasks * data.n_features):
         # several tasks of well over as many rows as features (a Gram epoch costs p per row's
-        # n_t); distinct observations counted, so that weights and repeated rows take one path.
+        # n_t); rows counted by their weights over the smallest one: weights, rescaled weights and
+        # repeated rows take one path.
         # A single task keeps its epochs over the rows (scikit-learn's iterates, to rounding)
         full = _TaskGramProblem(task_quadratic(data, fit_intercept), params)
     if full is not None:

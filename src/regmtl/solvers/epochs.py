@@ -255,8 +255,8 @@ class DataInner:
     def newton_cost(self) -> float:
         """What a Newton step on the active set costs, in epochs over the working set: forming
         the k active columns' Grams (``n k^2 / 2``) and solving them (``T k^3 / 3``) against
-        an epoch's ``2 n |ws|``, n the distinct observations (weighted, repeated and rescaled
-        rows take the same path)."""
+        an epoch's ``2 n |ws|``, n the rows counted by their weights over the smallest one
+        (weighted, repeated and rescaled rows take the same path)."""
         data, ws = self.ls.data, self.ws
         k = int(np.count_nonzero(np.any(self.Wfull[ws] != 0.0, axis=1)))
         n = max(weighted_rows(data), 1.0)

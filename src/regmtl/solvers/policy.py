@@ -317,8 +317,8 @@ NONSMOOTH_LOSS = Requirement(
 )
 SMALL_SQUARES = Requirement(
     f"a small fit (several tasks, T p <= m <= {SMALL_SQUARES_ROWS} T p and m p T <= "
-    f"{SMALL_SQUARES_SIZE:,}, m the distinct observations of positive weight) with a convex "
-    "penalty of entries or rows and alpha > 0",
+    f"{SMALL_SQUARES_SIZE:,}, m the rows counted by their weights over the smallest one) "
+    "with a convex penalty of entries or rows and alpha > 0",
     lambda pb: small_squares_applies(pb.data, pb.datafit, pb.penalty, pb.alpha, pb.tol),
     lambda pb, name: (
         f"solver={name!r} runs coordinate descent on the per-task Grams for small fits of "
@@ -681,7 +681,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
     "small_squares": SolverEntry(
         _run_small_squares, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS, SMALL_SQUARES),
         "a small fit of the squared loss with a convex penalty of entries or rows (several "
-        f"tasks, T p <= m <= {SMALL_SQUARES_ROWS} T p distinct observations of positive weight, "
+        f"tasks, T p <= m <= {SMALL_SQUARES_ROWS} T p rows counted by their weights, "
         f"m p T <= {SMALL_SQUARES_SIZE:,}): block coordinate descent on the per-task Grams, "
         "certified on the data; taken by solver='auto' only, without solver_options "
         "(solver='bcd' runs coordinate descent over the rows)", "bcd", auto_only=True),

@@ -34,9 +34,10 @@ __all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies"
 
 #: Largest number of features for which per-task Grams are formed.
 MAX_FEATURES = 2000
-#: Rows per task and feature (distinct observations) above which coordinate descent on
-#: the squared loss runs on its per-task Grams (``m > TASK_GRAM_ROWS T p``), and at or below
-#: which the squared loss's small route takes a small fit
+#: Rows per task and feature (counted by their weights over the smallest one) above which
+#: coordinate descent on the squared loss runs on its per-task Grams
+#: (``m > TASK_GRAM_ROWS T p``), and at or below which the squared loss's small route takes
+#: a small fit
 #: (:mod:`~regmtl.solvers.small_squares`): one boundary between the two.
 TASK_GRAM_ROWS = 1.5
 
@@ -53,16 +54,15 @@ def quadratic_applies(data: TaskData) -> bool:
 
 
 def weighted_rows(data: TaskData) -> float:
-    """The size a route is chosen by: the number of distinct observations of positive weight
-    (:func:`~regmtl.solvers.distinct_rows.distinct_observations`), which integer weights and
-    the rows they repeat share, and weights times any constant too, so that a choice made on
-    it sends them all to one solver (rows counted by the weights' sum sent ``2 * ones`` and
-    ``ones`` apart). Task blocks held elsewhere: their observations of positive weight."""
-    if not data.rows_local:
-        return float(data.n_obs)
-    from .distinct_rows import distinct_observations
-
-    return float(data.memo("distinct_observations", lambda: distinct_observations(data)))
+    """The size a route is chosen by: the weights' sum over the smallest positive weight
+    (missing labels and zero weights count 0). Rows of weight 1 count once each and a row of
+    integer weight k as the k rows it repeats; weights times any constant give the same size,
+    so that a choice made on it sends them to one solver (the weights' sum alone sent
+    ``2 * ones`` and ``ones`` apart, and with them a cross-validated alpha)."""
+    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
+    s = s if data.observed is None else s[data.observed]
+    live = s[s > 0]
+    return float(live.sum() / live.min()) if live.size else 0.0
 
 
 def task_grams(X: np.ndarray, c: np.ndarray, indptr: np.ndarray, offset: np.ndarray,

@@ -20,9 +20,9 @@ the two disagree (the rounding of the sums), the epochs go on to a tenth of thei
 most :data:`ROUNDS` times; short of ``tol`` then, the result says so, and the solver table's
 runner has coordinate descent over the rows finish from that point.
 
-The route is decided by the problem alone (:func:`small_squares_applies`), on the distinct
-observations of positive weight, so that integer weights, the rows they repeat and the
-weights times any constant take it together.
+The route is decided by the problem alone (:func:`small_squares_applies`), on the rows
+counted by their weights relative to the smallest one, so that integer weights, the rows
+they repeat and the weights times any constant take it together.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = ["ROUNDS", "SMALL_SQUARES_ROWS", "SMALL_SQUARES_SIZE",
            "small_least_squares", "small_squares_applies"]
 
 #: The route's rows per task and feature: ``T p <= m <= SMALL_SQUARES_ROWS T p`` (m the
-#: distinct observations of positive weight). Above (the same boundary,
+#: rows counted by their weights relative to the smallest one). Above (the same boundary,
 #: :data:`~regmtl.solvers.quadratic.TASK_GRAM_ROWS`), coordinate descent runs its own
 #: per-task Gram form (:func:`~regmtl.solvers.bcd.least_squares_bcd`, ``m > 1.5 T p``), with
 #: working sets and Anderson extrapolation; below ``T p``, the Grams outgrow the data.
@@ -65,10 +65,10 @@ def small_squares_applies(data: TaskBlocks, datafit: Datafit, penalty: Penalty, 
     - several tasks in this process (a single task keeps coordinate descent over its rows:
       scikit-learn's iterates, to rounding), at most ``MAX_FEATURES`` features;
     - ``T p <= m <= SMALL_SQUARES_ROWS T p`` and ``m p T <= SMALL_SQUARES_SIZE``, with ``m``
-      the distinct observations of positive weight (:func:`~regmtl.solvers.quadratic.
-      weighted_rows`): a fit with integer weights, the fit of the rows they repeat and a fit
-      with the weights times a constant take the same route, and the same iterates to
-      rounding."""
+      the rows counted by their weights relative to the smallest one
+      (:func:`~regmtl.solvers.quadratic.weighted_rows`): a fit with integer weights, the fit
+      of the rows they repeat and a fit with the weights times a constant take the same
+      route, and the same iterates to rounding."""
     params = penalty.bcd_params(alpha)
     if params is None or params.kind not in _KINDS:
         return False
