@@ -62,7 +62,8 @@ def saddle_certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_i
     if not penalty.has_dual or alpha <= 0:  # (alpha = 0: the dual needs X^T c theta = 0)
         u = data.c * theta
         D = V - penalty.prox(V + penalty.spread(data.adjoint(u)), 1.0, alpha)
-        r = theta - np.clip(theta + data.y - f, lo, hi)
+        # theta a subgradient of the loss at the residual: the dual step's fixed point
+        r = theta - datafit.dual_prox(data.y, theta + data.y - f, 1.0)
         res = float(np.vdot(D, D)) + float(np.dot(data.c, r * r))
         if fit_intercept:
             res += float(np.sum(np.asarray(data.task_sums(u)) ** 2))
