@@ -291,10 +291,8 @@ QUASI_NEWTON_TOL = Requirement(
 BOX_DUAL = Requirement(
     "a loss whose conjugate is linear on a box (``datafit.box_dual``: the pinball loss), or "
     "a loss per task with a pinball task whose losses all have a closed-form dual step "
-    "(``datafit.has_dual_prox``: squared, Huber, pinball) and a penalty without a tractable "
-    "dual (certified by the KKT residual)",
-    lambda pb: pb.datafit.box_dual or (not pb.datafit.smooth and pb.datafit.has_dual_prox
-                                       and not pb.penalty.has_dual),
+    "(``datafit.has_dual_prox``: squared, Huber, pinball)",
+    lambda pb: pb.datafit.box_dual or (not pb.datafit.smooth and pb.datafit.has_dual_prox),
     lambda pb, name: f"solver={name!r} runs primal-dual iterations, for a loss whose "
                      "conjugate is linear on a box (quantile).",
     on_data=False,

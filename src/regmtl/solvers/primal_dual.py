@@ -1,7 +1,7 @@
 r"""Restarted primal-dual hybrid gradient (PDHG) for a loss whose conjugate is linear on a box:
 the pinball loss of quantile regression, exactly (no smoothing); and for a loss per task with
 a pinball task whose every loss has a closed-form dual step (squared, Huber, pinball:
-``datafit.dual_prox``), with a penalty certified by the KKT residual.
+``datafit.dual_prox``).
 
 With ``f = K(V, b)`` the scores (``W = compose(V)``) the problem is the saddle point
 

@@ -1,7 +1,7 @@
 r"""A nonsmooth loss solved through smoothed stages and certified on the loss itself: the pinball
 loss where primal-dual iterations do not apply (a nonconvex penalty, a penalty without a prox,
-a loss per task with a quantile task and a loss without a closed-form dual step or a penalty
-with a tractable dual; :mod:`~regmtl.solvers.primal_dual` solves the others exactly, and
+a loss per task with a quantile task and a loss without a closed-form dual step, such as the
+Poisson one; :mod:`~regmtl.solvers.primal_dual` solves the others exactly, and
 majorize-minimize penalties run their convex stages on the loss itself).
 
 Stage k minimizes the loss's Moreau envelope of width ``delta_k`` (``datafit.smoothed``, a
