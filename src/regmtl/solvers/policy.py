@@ -596,14 +596,19 @@ def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
                         max_iter, verbose, V0, options, inner):
     res = linear_program(data, datafit, penalty, alpha, W, b, ref=ref,
                          fit_intercept=fit_intercept, tol=tol)
-    if res.converged:
+    # one exact solve (as the direct ridge's): HiGHS's simplex iterations are its own, not
+    # max_iter's
+    res.n_iter = 1
+    if res.converged or max_iter <= 1:
         return res
     # HiGHS stopped short of tol: the primal-dual row goes on from its primal and dual point
-    return SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
+    more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
                                            ref=ref, fit_intercept=fit_intercept, tol=tol,
-                                           max_iter=max_iter, verbose=verbose, V0=None,
+                                           max_iter=max_iter - 1, verbose=verbose, V0=None,
                                            options={**options, "dual": res.theta},
                                            inner=inner)
+    more.n_iter += 1
+    return more
 
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
