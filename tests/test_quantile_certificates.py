@@ -167,8 +167,8 @@ def test_a_nonconvex_quantile_fit_reports_its_true_objective_and_a_local_minimum
     a local search within 5 % of coef_ lowered the pinball objective (by 26 % for SCAD on
     wide tasks). Now objective_ is the pinball objective of coef_ and intercept_, the KKT
     residual is that of the pinball loss (free in [tau - 1, tau] only on the rows the fit
-    interpolates), a fit short of tol warns, and neither random perturbations within 5 % nor
-    Powell from the result find a lower objective."""
+    interpolates) and meets tol, and neither random perturbations within 5 % nor Powell from
+    the result find a lower objective."""
     levels, tol = LEVELS[losses], 1e-8
     loss = (rm.Quantile(0.7) if losses == "quantile"
             else ["squared" if tau is None else rm.Quantile(tau) for tau in levels])
@@ -179,9 +179,7 @@ def test_a_nonconvex_quantile_fit_reports_its_true_objective_and_a_local_minimum
     value = _true(Xs, ys, levels, pen, W, b)
     assert model.objective_ == pytest.approx(value, rel=1e-12)
     assert model.n_iter_ <= 1000
-    # honest: either certified, or a warning with what it reached
-    assert (model.kkt_residual_ <= tol and not warned) or (
-        model.kkt_residual_ > tol and warned and "KKT residual" in str(warned[0].message))
+    assert model.kkt_residual_ <= tol and not warned
 
     def f(z):
         return _true(Xs, ys, levels, pen, z[:W.size].reshape(W.shape), z[W.size:])
@@ -211,10 +209,11 @@ def test_max_iter_bounds_the_primal_dual_row():
     assert warned and "max_iter=20" in str(warned[0].message)
 
 
-@pytest.mark.parametrize("name,max_iter", [("scad", 40), ("ncfgl", 500)])
+@pytest.mark.parametrize("name,max_iter", [("scad", 40), ("ncfgl", 30)])
 def test_max_iter_bounds_the_smoothed_stages(name, max_iter):
     """Before: each smoothed stage had max_iter iterations of its own (146,891 iterations with
-    max_iter=200 for the fused penalty). Now the stages share max_iter."""
+    max_iter=200 for the fused penalty). Now the stages (smoothed, or majorize-minimize on
+    the pinball loss) share max_iter, and a fit stopped there warns."""
     Xs, ys = _nonconvex_tasks("tall")
     model, warned = _fit(rm.MultiTaskRegressor(PENALTIES[name](), alpha=ALPHA,
                                                loss=rm.Quantile(0.7), tol=1e-10,

@@ -7,7 +7,8 @@ majorize-minimize penalties run their convex stages on the loss itself).
 Stage k minimizes the loss's Moreau envelope of width ``delta_k`` (``datafit.smoothed``, a
 smooth loss within ``delta_k max(tau, 1 - tau)^2 / 2`` per unit of row weight of it) by the
 solver the table picks for it, warm-started at the previous stage; ``delta`` shrinks tenfold
-per stage, and all stages together run at most ``max_iter`` iterations. Near the optimum the
+per stage, each solved below its own smoothing error (not further), and all stages together
+run at most ``max_iter`` iterations. Near the optimum the
 band holds the rows the fit interpolates (a linear program's basis); while it does, the stage
 solutions are affine in ``delta``, so each stage starts where the line through the last two
 predicts, and the line's value at ``delta = 0`` is certified too (the exact optimum, or
@@ -111,7 +112,9 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
             stage_ok = False  # out of iterations
             break
         smooth = datafit.smoothed(delta)
-        stage_tol = max(0.3 * tol, 1e-13)
+        # each stage solved below its own smoothing error (``delta sum_r c_r / 2`` at most,
+        # relative to P0), not further: the iterations go to the narrow stages
+        stage_tol = max(0.3 * tol, 1e-13, min(1e-3, 0.05 * delta * total_weight / ref.P0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve(data, smooth, penalty, alpha, W0=W, b0=b, V0=V, tol=stage_tol,
