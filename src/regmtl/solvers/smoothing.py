@@ -22,6 +22,7 @@ point on the rows at the kink, each other pinball row its own subgradient ``tau`
 ``tau - 1``; the Clarke subdifferential for a nonconvex penalty). The objective reported is
 the loss's own at the point returned.
 """
+
 from __future__ import annotations
 
 import warnings
