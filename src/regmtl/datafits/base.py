@@ -88,6 +88,9 @@ class Datafit:
     #: whether the conjugate is linear on a box of dual values (the pinball loss): solved
     #: exactly by primal-dual iterations
     box_dual: bool = False
+    #: whether :meth:`dual_prox` has a closed form (squared, Huber, pinball): a loss list of
+    #: such losses with a pinball task is solved by primal-dual iterations too
+    has_dual_prox: bool = False
     #: whether the loss is piecewise linear and convex, ``max`` of two lines of the residual
     #: ``r = y - f`` with slopes in its dual box (the pinball loss): with a penalty that is a
     #: linear program too, the whole problem is one, solved exactly by a simplex method
@@ -228,6 +231,27 @@ class Datafit:
         """
         raise NotImplementedError
 
+    def kinks(self, y: np.ndarray, f: np.ndarray, width: float) -> np.ndarray:
+        """The rows whose scores lie within ``width`` of a kink of the loss, where its
+        subdifferential is an interval (none for a smooth loss; the pinball loss's rows with
+        ``|y - f| <= width``): a nonsmooth loss's KKT residual lets their dual point range
+        over the interval.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        f : ndarray of shape (n_obs,)
+            Scores.
+        width : float
+            How near to the kink counts as on it (>= 0).
+
+        Returns
+        -------
+        ndarray of bool, shape (n_obs,)
+        """
+        return np.zeros(np.shape(f), dtype=bool)
+
     def value_theta(self, y: np.ndarray, f: np.ndarray,
                     c: np.ndarray) -> tuple[float, np.ndarray]:
         """:meth:`value` and :meth:`theta` at the same scores (a loss may share their work:
@@ -299,6 +323,27 @@ class Datafit:
             [0, 1] for the logistic loss).
         """
         return theta
+
+    def dual_prox(self, y: np.ndarray, v: np.ndarray, step: float) -> np.ndarray:
+        """The dual step of primal-dual iterations: the maximizer over ``theta`` of
+        ``-l*(-theta) - theta y - (theta - v)^2 / (2 step)`` per row, for ``v = theta_old +
+        step (y - f)`` (the projection onto the dual box for the pinball loss, ``v / (1 +
+        step)`` for the squared loss); only where :attr:`has_dual_prox`.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        v : ndarray of shape (n_obs,)
+            The dual point moved along the residual.
+        step : float
+            The dual step, > 0.
+
+        Returns
+        -------
+        ndarray of shape (n_obs,)
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form dual step.")
 
     def hessian(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """Per row, the second derivative ``l''(f_r)`` of the loss in the score (the weights of

@@ -49,6 +49,7 @@ class Huber(Datafit):
         "(default 1.35)")}
     curvature = 1.0
     dual_strong_concavity = 1.0
+    has_dual_prox = True
     scale_degree = 2
 
     def __init__(self, delta: float = 1.35):
@@ -92,6 +93,10 @@ class Huber(Datafit):
 
     def feasible(self, y, theta):
         return np.clip(theta, -self.delta, self.delta)
+
+    def dual_prox(self, y, v, step):
+        """``clip(v / (1 + step), -delta, delta)``."""
+        return np.clip(v / (1.0 + step), -self.delta, self.delta)
 
     def with_offset(self, y, c, offset):
         return y - offset, c

@@ -65,6 +65,7 @@ class Mixed(Datafit):
                 self.task_part[k] = len(self.parts)
                 self.parts.append(loss)
         self.smooth = all(p.smooth for p in self.parts)
+        self.has_dual_prox = all(p.has_dual_prox for p in self.parts)
         self.quadratic = all(p.quadratic for p in self.parts)
         self.curvature = max(p.curvature for p in self.parts)
         self.dual_strong_concavity = min(p.dual_strong_concavity for p in self.parts)
@@ -137,6 +138,12 @@ class Mixed(Datafit):
     def deviance(self, y, f):
         return self._rowwise("deviance", y, f)
 
+    def kinks(self, y, f, width):
+        out = np.zeros(np.shape(f), dtype=bool)
+        for part, rows in self._each(y):
+            out[rows] = part.kinks(y[rows], f[rows], width)
+        return out
+
     def hessian(self, y, f):
         return self._rowwise("hessian", y, f)
 
@@ -145,6 +152,12 @@ class Mixed(Datafit):
 
     def feasible(self, y, theta):
         return self._rowwise("feasible", y, theta)
+
+    def dual_prox(self, y, v, step):
+        out = np.empty(np.shape(v), dtype=np.float64)
+        for part, rows in self._each(y):
+            out[rows] = part.dual_prox(y[rows], v[rows], step)
+        return out
 
     def mean(self, f):
         out = np.empty(np.shape(f), dtype=np.float64)
@@ -183,6 +196,7 @@ class Mixed(Datafit):
         new.__dict__.update(self.__dict__)
         new.parts = [p if p.smooth else p.smoothed(delta) for p in self.parts]
         new.smooth, new.curvature = True, max(p.curvature for p in new.parts)
+        new.has_dual_prox = all(p.has_dual_prox for p in new.parts)
         new.dual_strong_concavity = min(p.dual_strong_concavity for p in new.parts)
         return new
 

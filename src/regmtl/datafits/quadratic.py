@@ -41,6 +41,7 @@ class Quadratic(Datafit):
     profiles_scale = True
     curvature = 1.0
     dual_strong_concavity = 1.0
+    has_dual_prox = True
     scale_degree = 2
     name = "squared"
     kind = "regression"
@@ -60,6 +61,10 @@ class Quadratic(Datafit):
 
     def deviance(self, y, f):
         return (y - f) ** 2
+
+    def dual_prox(self, y, v, step):
+        """``v / (1 + step)``."""
+        return v / (1.0 + step)
 
     def theta(self, y, f):
         return y - f

@@ -52,6 +52,7 @@ class Quantile(Datafit):
         "quantile", "TAU", "--loss quantile: the quantile level, in (0, 1) (default 0.5)")}
     smooth = False
     box_dual = True
+    has_dual_prox = True
     piecewise_linear = True
     scale_degree = 1
 
@@ -72,12 +73,20 @@ class Quantile(Datafit):
         r = y - f
         return np.where(r > 0, self.quantile, np.where(r < 0, self.quantile - 1.0, 0.0))
 
+    def kinks(self, y, f, width):
+        """The rows within ``width`` of the kink ``r = 0``."""
+        return np.abs(y - f) <= width
+
     def hessian(self, y, f):
         """0: the loss is piecewise linear (its intercepts are found by bisection)."""
         return np.zeros(np.shape(f))
 
     def dual_value(self, y, theta, c):
         return float(np.dot(c, theta * y))
+
+    def dual_prox(self, y, v, step):
+        """The projection onto ``[tau - 1, tau]`` (the conjugate is linear there)."""
+        return np.clip(v, self.quantile - 1.0, self.quantile)
 
     def feasible(self, y, theta):
         return np.clip(theta, self.quantile - 1.0, self.quantile)
@@ -111,6 +120,7 @@ class SmoothedQuantile(Quantile):
 
     smooth = True
     box_dual = False
+    has_dual_prox = False
     piecewise_linear = False
     dual_strong_concavity = 0.0
 
@@ -134,6 +144,10 @@ class SmoothedQuantile(Quantile):
 
     def theta(self, y, f):
         return np.clip((y - f) / self.delta, self.quantile - 1.0, self.quantile)
+
+    def kinks(self, y, f, width):
+        """None: the smoothed loss is smooth."""
+        return np.zeros(np.shape(f), dtype=bool)
 
     def hessian(self, y, f):
         r = y - f

@@ -71,6 +71,10 @@ class _TaskKernel(Penalty):
         """``alpha W K``."""
         return alpha * self.apply(as_float(W))
 
+    def subdiff_nearest(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        """The point of the subdifferential at W nearest to ``G``: the gradient."""
+        return self.gradient(W, alpha)
+
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         """Per feature: ``||G_j - grad Omega(W)_j||`` (the penalty is smooth)."""
         D = G - self.gradient(W, alpha)

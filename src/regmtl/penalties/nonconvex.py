@@ -183,6 +183,29 @@ class _Nonconvex(Penalty):
         solvers return; below it, it is not."""
         return float(self._magnitudes(G0).max()) if G0.size else 0.0
 
+    def subdiff_nearest(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
+        """The point of the Clarke subdifferential at W nearest to ``G`` (whose distances
+        :meth:`subdiff_distance` gives): ``rho'(s)`` along W where it is nonzero (at the cap
+        the slope clipped to ``[0, alpha]``), G clipped into the ball of radius alpha where it
+        is zero."""
+        W = np.asarray(W, dtype=np.float64)
+        G = np.asarray(G, dtype=np.float64)
+        alpha = float(alpha)
+        s = self._magnitudes(W)
+        on = s > 0
+        kink = self._kink(s)
+        safe = np.where(on, s, 1.0)
+        if self.grouped:
+            U = W / safe[:, None]
+            c = np.einsum("ij,ij->i", G, U)
+            slope = np.where(kink, np.clip(c, 0.0, alpha), self._drho(safe, alpha))
+            norm = np.sqrt(np.einsum("ij,ij->i", G, G))
+            off = G * np.minimum(1.0, alpha / np.where(norm > 0, norm, 1.0))[:, None]
+            return np.where(on[:, None], slope[:, None] * U, off)
+        sign = np.sign(W)
+        slope = np.where(kink, np.clip(sign * G, 0.0, alpha), self._drho(safe, alpha))
+        return np.where(on, slope * sign, np.clip(G, -alpha, alpha))
+
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         r"""Per entry (per row with ``group=True``): the distance from ``G`` (minus the gradient
         of the data term) to the Clarke subdifferential of the penalty at W.
@@ -547,6 +570,12 @@ class CappedL1(_Nonconvex):
         if self.l1_rows:
             return float(np.abs(G0).max()) if G0.size else 0.0
         return super().alpha_max(G0)
+
+    def subdiff_nearest(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray | None:
+        """As for the other nonconvex penalties; None for ``group="l1"`` (not at hand)."""
+        if self.l1_rows:
+            return None
+        return super().subdiff_nearest(W, G, alpha)
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         r"""As for the other nonconvex penalties; for ``group="l1"`` per row: below the cap

@@ -10,7 +10,11 @@ at W = 0). Since the majorizer touches the objective at ``W^k``,
 up to the stage's certified gap. The stages stop at a fixed point of the stage map,
 ``||W^{k+1} - W^k||_F <= tol ||W^{k+1}||_F`` (or W = 0), or after ``max_stages``; the
 certificate returned is the Clarke KKT residual over the nonzero rows
-(``NonconvexFusedGroupLasso.subdiff_distance``).
+(``NonconvexFusedGroupLasso.subdiff_distance``). For a loss that is not smooth (the pinball
+loss) each stage is solved on the loss itself by its own row (primal-dual iterations, exact),
+the stages share ``max_iter``, and the KKT residual is the loss's own
+(:func:`~regmtl.solvers.kink_certificate.kink_certificate`, the last stage's dual point on the
+rows at the kink).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Certificate, Reference, kkt_residual
+from .kink_certificate import kink_certificate, kink_width
 from .result import SolverResult
 
 __all__ = ["majorize_minimize"]
@@ -55,11 +60,14 @@ def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
     p = data.n_features
     stage_tol = max(0.01 * tol, 1e-13) if stage_tol is None else float(stage_tol)
     max_stages = penalty._stages()  # noqa: SLF001 - the penalty's own validated bound
-    opts = dict(fit_intercept=fit_intercept, max_iter=max_iter, ref=ref)
+    opts = dict(fit_intercept=fit_intercept, ref=ref)
+    # a loss that is not smooth (its stages solved exactly on the loss itself): the stages
+    # share max_iter; else each stage has max_iter of its own
+    shared = not datafit.smooth
 
     order = [stage_solver, "auto"] if stage_solver != "auto" else ["auto"]
 
-    def run(pen, W0, b0):
+    def run(pen, W0, b0, budget):
         # the first solver of ``order``; where it stops short, the next from its point, and
         # that one first for the later stages (the problem suits it). A stage short of
         # stage_tol is no failure of the fit, whose own certificate is checked at the end:
@@ -69,9 +77,10 @@ def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 res = solve(data, datafit, pen, alpha, W0=W0, b0=b0, tol=stage_tol,
-                            solver=name, **opts)
+                            solver=name, max_iter=budget - used if shared else budget,
+                            **opts)
             used += res.n_iter
-            if res.converged:
+            if res.converged or (shared and used >= budget):
                 break
             W0, b0 = res.W, res.b
             if i < len(order) - 1:
@@ -81,7 +90,7 @@ def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         value = datafit.value(data.y, f, data.c) + penalty.value(res.W, alpha)
         return res, f, float(value)
 
-    res, f, value = run(penalty.stage(None, p), W, b)
+    res, f, value = run(penalty.stage(None, p), W, b, max_iter)
     history = [dict(objective=value, gap=res.certificate.relative, change=np.inf,
                     n_iter=res.n_iter)]
     total, fixed = res.n_iter, False
@@ -90,7 +99,9 @@ def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         if not np.any(W):
             fixed = True  # W = 0 is a fixed point: every row's weight is inf
             break
-        res, f, value = run(penalty.stage(W, p), W, b)
+        if shared and total >= max_iter:  # out of iterations: the certificate says so
+            break
+        res, f, value = run(penalty.stage(W, p), W, b, max_iter - total if shared else max_iter)
         norm = float(np.linalg.norm(res.W))
         change = float(np.linalg.norm(res.W - W)) / norm if norm > 0 else 0.0
         total += res.n_iter
@@ -103,15 +114,20 @@ def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         if change <= tol:
             fixed = True
             break
-    if not fixed:
+    out_of_iterations = shared and total >= max_iter
+    if not fixed and not out_of_iterations:
         warnings.warn(
             f"the majorize-minimize stages stopped at max_stages={max_stages} with a relative "
             f"change of W of {history[-1]['change']:.3e} > tol={tol:g} over the last stage: "
             "not yet a fixed point. Raise the penalty's max_stages or loosen tol.",
             ConvergenceWarning, stacklevel=4)
-    rel = kkt_residual(data, datafit, penalty, alpha, W, f, fit_intercept, ref.G0)
-    cert = Certificate("kkt_residual", rel, value, None, ref.P0)
+    if datafit.smooth:
+        rel = kkt_residual(data, datafit, penalty, alpha, W, f, fit_intercept, ref.G0)
+        cert = Certificate("kkt_residual", rel, value, None, ref.P0)
+    else:  # on the loss itself: the last stage's dual point on the rows at a kink
+        cert = kink_certificate(data, datafit, penalty, alpha, W, b, res.theta, fit_intercept,
+                                ref, kink_width(data, tol, ref), 1.0)
     out = SolverResult(W, b, max(total, 1), cert, fixed and cert.converged(tol),
-                       stalled=not fixed)
+                       stalled=not fixed and not out_of_iterations)
     out.stages = history
     return out

@@ -289,8 +289,10 @@ QUASI_NEWTON_TOL = Requirement(
     lambda pb, name: f"tol={pb.tol:g} is below what the quasi-Newton row is run for (1e-9).",
 )
 BOX_DUAL = Requirement(
-    "a loss whose conjugate is linear on a box (``datafit.box_dual``: the pinball loss)",
-    lambda pb: pb.datafit.box_dual,
+    "a loss whose conjugate is linear on a box (``datafit.box_dual``: the pinball loss), or "
+    "a loss per task with a pinball task whose losses all have a closed-form dual step "
+    "(``datafit.has_dual_prox``: squared, Huber, pinball)",
+    lambda pb: pb.datafit.box_dual or (not pb.datafit.smooth and pb.datafit.has_dual_prox),
     lambda pb, name: f"solver={name!r} runs primal-dual iterations, for a loss whose "
                      "conjugate is linear on a box (quantile).",
     on_data=False,
@@ -313,6 +315,14 @@ NONSMOOTH_LOSS = Requirement(
     "a loss that is not smooth (``datafit.smooth`` False: the pinball loss)",
     lambda pb: not pb.datafit.smooth,
     lambda pb, name: f"solver={name!r} runs smoothed stages, for a loss that is not smooth.",
+    on_data=False,
+)
+NOT_MAJORIZED = Requirement(
+    "a penalty not solved by majorize-minimize (whose convex stages the rows of the loss "
+    "itself solve)",
+    lambda pb: not pb.penalty.majorized,
+    lambda pb, name: f"solver={name!r} does not run {pb.penalty!r}, whose majorize-minimize "
+                     "stages are solved on the loss itself: use solver='auto'.",
     on_data=False,
 )
 SMALL_SQUARES = Requirement(
@@ -369,9 +379,11 @@ def _run_majorize(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, to
                   verbose, V0, options, inner):
     from .majorize import majorize_minimize
     _bcd_options(penalty, options)
+    # (a loss that is not smooth: each stage by the row of its own loss, exact)
     return majorize_minimize(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                             verbose=verbose, solve=inner)
+                             verbose=verbose, solve=inner,
+                             stage_solver="fista" if datafit.smooth else "auto")
 
 
 def _run_stationary(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
@@ -570,25 +582,33 @@ def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
     from .primal_dual import CHECK, primal_dual
-    # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap)
+    # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap;
+    # n_iter_ counts the same blocks, so that it never exceeds max_iter)
     # (a path's previous dual point, ``options["dual"]``, starts the dual iterate)
-    return primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
-                       fit_intercept=fit_intercept, tol=tol, max_iter=CHECK * max_iter,
-                       verbose=verbose, theta=options.get("dual"), check=CHECK)
+    res = primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
+                      fit_intercept=fit_intercept, tol=tol, max_iter=CHECK * max_iter,
+                      verbose=verbose, theta=options.get("dual"), check=CHECK)
+    res.n_iter = max(-(-res.n_iter // CHECK), 1)
+    return res
 
 
 def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                         max_iter, verbose, V0, options, inner):
     res = linear_program(data, datafit, penalty, alpha, W, b, ref=ref,
                          fit_intercept=fit_intercept, tol=tol)
-    if res.converged:
+    # one exact solve (as the direct ridge's): HiGHS's simplex iterations are its own, not
+    # max_iter's
+    res.n_iter = 1
+    if res.converged or max_iter <= 1:
         return res
     # HiGHS stopped short of tol: the primal-dual row goes on from its primal and dual point
-    return SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
+    more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
                                            ref=ref, fit_intercept=fit_intercept, tol=tol,
-                                           max_iter=max_iter, verbose=verbose, V0=None,
+                                           max_iter=max_iter - 1, verbose=verbose, V0=None,
                                            options={**options, "dual": res.theta},
                                            inner=inner)
+    more.n_iter += 1
+    return more
 
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
@@ -640,7 +660,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "hybrid gradient on its saddle point, exact (no smoothing), certified by the duality "
         "gap of the pinball loss", "auto"),
     "smoothing": SolverEntry(
-        _run_smoothing, (NONSMOOTH_LOSS,),
+        _run_smoothing, (NONSMOOTH_LOSS, NOT_MAJORIZED),
         "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "
         "table picks for it and certified by the duality gap of the loss itself", "auto"),
     "direct": SolverEntry(

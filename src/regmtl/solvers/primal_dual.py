@@ -1,5 +1,7 @@
 r"""Restarted primal-dual hybrid gradient (PDHG) for a loss whose conjugate is linear on a box:
-the pinball loss of quantile regression, exactly (no smoothing).
+the pinball loss of quantile regression, exactly (no smoothing); and for a loss per task with
+a pinball task whose every loss has a closed-form dual step (squared, Huber, pinball:
+``datafit.dual_prox``).
 
 With ``f = K(V, b)`` the scores (``W = compose(V)``) the problem is the saddle point
 
@@ -10,7 +12,8 @@ With ``f = K(V, b)`` the scores (``W = compose(V)``) the problem is the saddle p
 (``[l, u] = [tau - 1, tau]`` per row: :meth:`~regmtl.datafits.Datafit.feasible`). Each
 iteration is one product with the design and one with its transpose (Chambolle & Pock 2011):
 ``V+ = prox(V + s_p K^T (c theta))``, ``b+ = b + s_p sum_t c theta``,
-``theta+ = clip(theta + s_d (y - K(2 V+ - V, 2 b+ - b)))``, with ``s_p s_d ||K||^2 < 1`` in the
+``theta+ = clip(theta + s_d (y - K(2 V+ - V, 2 b+ - b)))`` (``datafit.dual_prox``: for a
+squared task ``(theta + s_d (y - f_bar)) / (1 + s_d)``), with ``s_p s_d ||K||^2 < 1`` in the
 ``c``-weighted metric. On such sharp (linear-programming-like) problems the restarted scheme of
 Applegate et al. (2021, PDLP) converges linearly: every ``check`` iterations the current and the
 averaged iterates are certified, and the iteration restarts from the better one when its gap has
@@ -18,7 +21,11 @@ fallen by half since the last restart, re-balancing the primal weight ``s_d / s_
 
 The certificate is the duality gap of the problem itself: the primal at ``(V, b)`` with its
 intercepts minimized exactly, the dual at ``theta`` moved onto ``sum_{r in t} c_r theta_r = 0``
-within the box (a shift per task, by bisection) and scaled into the penalty's dual ball.
+within the box (a shift per task, by bisection) and scaled into the penalty's dual ball; for a
+penalty without a tractable dual the fixed-point residual of the iteration, whose dual part
+``theta - dual_prox(theta + y - f, 1)`` vanishes exactly where ``theta`` is a subgradient of
+each row's loss at its residual. The estimators' ``max_iter`` counts certified blocks of
+:data:`CHECK` iterations, and so does ``n_iter_``.
 """
 
 from __future__ import annotations
@@ -85,7 +92,7 @@ def primal_dual(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
         V_new = penalty.prox(V + sp * GV, sp, alpha)
         b_new = b + sp * np.asarray(data.task_sums(u)) if fit_intercept else b
         f_bar = data.linear(penalty.compose(2.0 * V_new - V), 2.0 * b_new - b)
-        th = np.clip(th + sd * (y - f_bar), lo, hi)
+        th = datafit.dual_prox(y, th + sd * (y - f_bar), sd)
         V, b = V_new, b_new
         for acc, x in zip(sums, (V, b, th), strict=True):
             acc += x

@@ -3,7 +3,8 @@ primal-dual pair: what the primal-dual and linear-programming solvers report.
 
 The primal at ``(V, b)`` with its intercepts minimized exactly (the pinball loss's in closed
 form, :func:`~regmtl.solvers.intercepts.pinball_intercepts`), the dual at ``theta`` moved onto
-``sum_{r in t} c_r theta_r = 0`` within the box (a shift per task, by bisection) and scaled
+``sum_{r in t} c_r theta_r = 0`` within the box (a shift per task, by bisection; a squared
+task of a loss list has no box, its shift lies within its own values) and scaled
 into the penalty's dual ball; for a penalty without a tractable dual (or ``alpha = 0``) the
 fixed-point residual of the primal-dual iteration.
 """
@@ -31,8 +32,12 @@ def centered_dual(data, theta, lo, hi, fit_intercept: bool) -> np.ndarray:
     if not fit_intercept:
         return np.clip(theta, lo, hi)
     c = data.c
-    # every shift that matters lies within the largest |theta| + box width of the task
-    span = float(np.max(np.abs(theta), initial=0.0) + np.max(hi - lo, initial=0.0)) + 1.0
+    # every shift that matters lies within the largest |theta| + finite box width of the task
+    # (a task of a loss without a box, the squared loss in a loss list, is centred by a shift
+    # within its own values)
+    width = hi - lo
+    span = float(np.max(np.abs(theta), initial=0.0)
+                 + np.max(width[np.isfinite(width) & (width < 1e299)], initial=0.0)) + 1.0
     low, high = np.full(data.n_tasks, -span), np.full(data.n_tasks, span)
     for _ in range(80):
         mid = 0.5 * (low + high)
@@ -62,7 +67,8 @@ def saddle_certificate(data, datafit, penalty, alpha, V, b, theta, lo, hi, fit_i
     if not penalty.has_dual or alpha <= 0:  # (alpha = 0: the dual needs X^T c theta = 0)
         u = data.c * theta
         D = V - penalty.prox(V + penalty.spread(data.adjoint(u)), 1.0, alpha)
-        r = theta - np.clip(theta + data.y - f, lo, hi)
+        # theta a subgradient of the loss at the residual: the dual step's fixed point
+        r = theta - datafit.dual_prox(data.y, theta + data.y - f, 1.0)
         res = float(np.vdot(D, D)) + float(np.dot(data.c, r * r))
         if fit_intercept:
             res += float(np.sum(np.asarray(data.task_sums(u)) ** 2))

@@ -1,20 +1,26 @@
 r"""A nonsmooth loss solved through smoothed stages and certified on the loss itself: the pinball
-loss where primal-dual iterations do not apply (a loss per task with a quantile task, a penalty
-without a prox or a nonconvex one; :mod:`~regmtl.solvers.primal_dual` solves the others
-exactly).
+loss where primal-dual iterations do not apply (a nonconvex penalty, a penalty without a prox,
+a loss per task with a quantile task and a loss without a closed-form dual step, such as the
+Poisson one; :mod:`~regmtl.solvers.primal_dual` solves the others exactly, and
+majorize-minimize penalties run their convex stages on the loss itself).
 
 Stage k minimizes the loss's Moreau envelope of width ``delta_k`` (``datafit.smoothed``, a
 smooth loss within ``delta_k max(tau, 1 - tau)^2 / 2`` per unit of row weight of it) by the
 solver the table picks for it, warm-started at the previous stage; ``delta`` shrinks tenfold
-per stage. Each stage's point is certified on the nonsmooth problem: the smoothed loss's dual
-point ``clip(r / delta, tau - 1, tau)`` lies in the pinball loss's dual interval, so
-``P(W) - D(theta)`` of the loss itself bounds the suboptimality, with no smoothing term in it.
-The stages stop when that gap meets ``tol``. Near the optimum the band holds the rows the
-fit interpolates (a linear program's basis); while it does, the stage solutions are affine in
-``delta``, so each stage starts where the line through the last two predicts, and the line's
-value at ``delta = 0`` is certified too (the exact optimum once the basis is found). A
-nonconvex penalty (no duality gap) is certified by the KKT
-residual of its last smoothed stage.
+per stage, each solved below its own smoothing error (not further), and all stages together
+run at most ``max_iter`` iterations. Near the optimum the
+band holds the rows the fit interpolates (a linear program's basis); while it does, the stage
+solutions are affine in ``delta``, so each stage starts where the line through the last two
+predicts, and the line's value at ``delta = 0`` is certified too (the exact optimum, or
+stationary point, once the basis is found).
+
+Every candidate is certified on the nonsmooth problem, never on a smoothed one: with a convex
+penalty that has a dual, by the duality gap of the loss itself (the smoothed loss's dual point
+``clip(r / delta, tau - 1, tau)`` lies in the pinball loss's dual interval); otherwise by the
+KKT residual of the loss itself (:mod:`~regmtl.solvers.kink_certificate`: the stage's dual
+point on the rows at the kink, each other pinball row its own subgradient ``tau`` or
+``tau - 1``; the Clarke subdifferential for a nonconvex penalty). The objective reported is
+the loss's own at the point returned.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from sklearn.exceptions import ConvergenceWarning
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from .certificates import Certificate, Reference, dual_point
+from .certificates import Certificate, Reference, curvature_bound, dual_point
+from .kink_certificate import kink_certificate, kink_width
 from .result import SolverResult
 
 __all__ = ["smoothed_stages"]
@@ -85,7 +92,7 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
                     max_iter: int, verbose: int = 0) -> SolverResult:
     """Minimize ``datafit + alpha penalty`` (``datafit`` not smooth) from ``(W, b)`` by
     smoothed stages, each solved by ``solve`` (the table's own entry) and certified on the
-    loss itself; ``max_iter`` bounds each stage's iterations."""
+    loss itself; ``max_iter`` bounds the iterations of all stages together."""
     y, c = data.y, data.c
     gap_cert = penalty.has_dual and alpha > 0 and not penalty.nonconvex
     total_weight = float(np.sum(c))
@@ -93,39 +100,53 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
     f = data.linear(W, b)
     spread = float(np.sqrt(np.dot(c, (y - f) ** 2) / total_weight)) if total_weight > 0 else 1.0
     delta = max(spread, np.finfo(float).tiny)
-    # below this width the smoothing error alone is under tol
-    finest = max(tol * ref.P0 / max(total_weight, np.finfo(float).tiny), 1e-300)
+    # the KKT residual on the loss itself: the rows this near the kink count as on it, and
+    # the step of the proximal-gradient residual (penalties without a subdifferential
+    # distance) is that of the first stage
+    width = kink_width(data, tol, ref)
+    step_constant = curvature_bound(data, datafit.smoothed(delta))
     project = getattr(penalty, "project", None)
     V, used, best, prev, stage_ok = None, 0, None, None, False
     for stage in range(MAX_STAGES):
+        left = max_iter - used
+        if left <= 0:
+            stage_ok = False  # out of iterations
+            break
         smooth = datafit.smoothed(delta)
-        stage_tol = max(0.3 * tol, 1e-13)
+        # each stage solved below its own smoothing error (``delta sum_r c_r / 2`` at most,
+        # relative to P0), not further: the iterations go to the narrow stages
+        stage_tol = max(0.3 * tol, 1e-13, min(1e-3, 0.05 * delta * total_weight / ref.P0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve(data, smooth, penalty, alpha, W0=W, b0=b, V0=V, tol=stage_tol,
-                        fit_intercept=fit_intercept, max_iter=max_iter)
+                        fit_intercept=fit_intercept, max_iter=left)
         used += res.n_iter
         stage_ok = res.converged
         W, b, V = res.W, res.b, res.V
         f = data.linear(W, b)
+        hint = smooth.theta(y, f)  # the stage's dual point: on the kink rows' interval
         points = [(W, b, V)]
-        if prev is not None and gap_cert:  # the solution extrapolated to width 0
+        if prev is not None:  # the solution extrapolated to width 0
             points.append(_toward((W, b, V), prev[1:], delta, prev[0], 0.0))
         for Wc, bc, Vc in points:
             if project is not None:
                 Wc = project(Wc)
-            cert = (_gap(data, datafit, smooth, penalty, alpha,
-                         Vc if Vc is not None else penalty.lift(Wc), data.linear(Wc, bc), f,
-                         fit_intercept, ref)
-                    if gap_cert else res.certificate)
+            if gap_cert:
+                cert = _gap(data, datafit, smooth, penalty, alpha,
+                            Vc if Vc is not None else penalty.lift(Wc), data.linear(Wc, bc),
+                            f, fit_intercept, ref)
+            else:
+                cert = kink_certificate(data, datafit, penalty, alpha,
+                                        Vc if Vc is not None else penalty.lift(Wc), bc, hint,
+                                        fit_intercept, ref, width, step_constant)
             if best is None or cert.relative < best[0].relative:
-                best = (cert, Wc, bc, Vc)
+                best = (cert, Wc, bc, Vc, hint)
         if verbose:
             print(f"[smoothing] stage {stage}  delta {delta:.3e}  {best[0].kind} "
                   f"{best[0].relative:.3e}  (stage solve {res.certificate.relative:.1e})")
-        if best[0].converged(tol) and (gap_cert or delta <= finest):
-            cert, W, b, V = best
-            return SolverResult(W, b, max(used, 1), cert, True, V)
+        if best[0].converged(tol):
+            cert, W, b, V, hint = best
+            return SolverResult(W, b, max(used, 1), cert, True, V, theta=hint)
         nxt = delta / 10.0
         if prev is not None:  # start the next stage where the solution's line predicts it
             W, b, V = _toward((W, b, V), prev[1:], delta, prev[0], nxt)
@@ -133,5 +154,7 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
                 W = project(W)
         prev = (delta, res.W, res.b, res.V)
         delta = nxt
-    cert, W, b, V = best
-    return SolverResult(W, b, max(used, 1), cert, False, V, stalled=stage_ok)
+    else:  # every stage run, iterations left: more of them would not help
+        stage_ok = True
+    cert, W, b, V, hint = best
+    return SolverResult(W, b, max(used, 1), cert, False, V, stalled=stage_ok, theta=hint)

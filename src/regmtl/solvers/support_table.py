@@ -92,9 +92,10 @@ def _certificate(loss: Datafit, penalty: Penalty) -> str:
     if not loss.smooth:
         if gap:
             return f"{what} of the pinball loss"
-        if loss.box_dual and getattr(penalty, "has_prox", True) and not penalty.nonconvex:
+        saddle = loss.box_dual or (loss.has_dual_prox and not penalty.has_dual)
+        if saddle and getattr(penalty, "has_prox", True) and not penalty.nonconvex:
             return "fixed-point residual of the primal-dual iteration"
-        return f"{what} of the last smoothed stage"
+        return f"{what} of the pinball loss"
     return what
 
 

@@ -1,0 +1,135 @@
+r"""The KKT residual of a loss with kinks (the pinball loss, alone or in a loss list), taken
+on the loss itself: what certifies a fit where no duality gap is at hand (a penalty without a
+tractable dual, or a nonconvex one).
+
+At ``(V, b)`` with scores ``f`` the subdifferential of the objective holds
+
+.. math::
+
+    \Big(-\sum_r c_r \theta_r x_r + \partial\Omega(V),\ -\textstyle\sum_{r \in t} c_r
+    \theta_r\Big), \qquad \theta_r \in -\partial_f \ell(y_r, f_r),
+
+with ``theta_r = -l'(f_r)`` fixed on the rows where the loss is smooth and free in its interval
+``[tau - 1, tau]`` on the pinball rows at the kink ``r = 0`` (``datafit.kinks``). Any choice of
+the free ``theta_r`` gives an upper bound of the distance of 0 to that set (the Clarke
+subdifferential for a nonconvex penalty): the residual of :func:`kink_certificate` is that
+distance at the dual point ``hint`` on the free rows (clipped into their interval), moved
+within the intervals by projected gradient on the squared distance where the penalty gives
+its nearest subgradient (``penalty.subdiff_nearest``), relative to ``||G0||`` as every KKT
+residual. It never reads a smoothing: a point of a smoothed problem
+has its pinball rows off the kink, each with its fixed subgradient ``tau`` or ``tau - 1``.
+
+A row counts as on the kink when ``|y_r - f_r| <= width``: the point is then stationary (to the
+residual) for targets moved by at most ``width`` on those rows, which changes the objective by
+at most ``width sum_r c_r max(tau, 1 - tau)``; the solvers take ``width`` so that this is a
+small fraction of ``tol`` times the objective at W = 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..blocks import TaskBlocks
+from ..datafits import Datafit
+from ..penalties import Penalty
+from .certificates import Certificate, Reference, kkt_of_gradient
+from .saddle import dual_box
+
+__all__ = ["kink_certificate", "kink_width"]
+
+#: projected-gradient steps that move the dual point of the rows at a kink within their
+#: intervals (any point there bounds the distance: the certificate only tightens)
+REFINE_STEPS = 300
+#: the most rows at a kink for which it is moved (about the number of coefficients)
+MAX_REFINED_ROWS = 2000
+
+
+def kink_width(data: TaskBlocks, tol: float, ref: Reference) -> float:
+    """How near to a kink a row counts as on it: ``0.1 tol P0 / sum_r c_r`` (the objective
+    moves by at most a tenth of ``tol P0`` when those rows' targets move onto the fit)."""
+    total = float(np.sum(data.c))
+    return max(0.1 * tol * ref.P0 / max(total, np.finfo(float).tiny), 0.0)
+
+
+def _refined(data, penalty, alpha, V, theta, K, lo, hi, fit_intercept,
+             n_steps: int = REFINE_STEPS) -> np.ndarray:
+    """``theta`` with its entries ``K`` (rows at a kink) moved within their intervals to lower
+    ``||G - P(G)||^2 + ||sums||^2`` (``P`` the penalty's nearest subgradient,
+    ``penalty.subdiff_nearest``; ``sums`` the intercepts' gradient) by projected gradient;
+    ``theta`` itself where the penalty gives no nearest subgradient, its variable is lifted
+    or the rows at a kink are many."""
+    nearest = getattr(penalty, "subdiff_nearest", None)
+    W = penalty.compose(V)
+    if nearest is None or np.shape(V) != np.shape(W) or len(K) > MAX_REFINED_ROWS:
+        return theta
+    c, T = data.c, data.n_tasks
+
+    def parts(th):
+        u = c * th
+        G = data.adjoint(u)
+        P = nearest(V, G, alpha)
+        if P is None:
+            return None
+        s = np.asarray(data.task_sums(u)) if fit_intercept else np.zeros(T)
+        return G - P, s
+
+    def back(R, s):  # the gradient in theta_K: c_r (x_r . R_t + s_t)
+        return (c * data.linear(R, s if fit_intercept else np.zeros(T)))[K]
+
+    first = parts(theta)
+    if first is None:
+        return theta
+    # the step: 1 / ||M||^2 (power iteration on theta_K -> (X^T c theta, sums), 20 steps)
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(len(K))
+    norm2 = 0.0
+    for _ in range(20):
+        z = np.zeros_like(theta)
+        z[K] = v / max(np.linalg.norm(v), 1e-300)
+        u = c * z
+        v = back(data.adjoint(u), np.asarray(data.task_sums(u)) if fit_intercept
+                 else np.zeros(T))
+        norm2 = float(np.linalg.norm(v))
+    if not norm2 > 0 or not np.isfinite(norm2):
+        return theta
+    step = 1.0 / norm2
+    best, best_value = theta, np.inf
+    x, x_old, t_old = theta[K].copy(), theta[K].copy(), 1.0
+    for _ in range(n_steps):
+        t = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t_old * t_old))
+        z = theta.copy()
+        z[K] = x + (t_old - 1.0) / t * (x - x_old)
+        R, s = parts(z)
+        value = float(np.vdot(R, R)) + float(np.dot(s, s))
+        if value < best_value:
+            best, best_value = z, value
+        x_old, t_old = x, t
+        x = np.clip(z[K] - step * back(R, s), lo[K], hi[K])
+    return best
+
+
+def kink_certificate(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+                     V: np.ndarray, b: np.ndarray, hint: np.ndarray | None,
+                     fit_intercept: bool, ref: Reference, width: float,
+                     lipschitz: float) -> Certificate:
+    """The KKT residual of ``datafit + alpha penalty`` at ``(V, b)`` on the loss itself, the
+    dual point ``hint`` on the rows within ``width`` of a kink (see the module's text);
+    ``lipschitz`` is the step constant of the proximal-gradient residual for the penalties
+    without a subdifferential distance."""
+    y, c = data.y, data.c
+    W = penalty.compose(V)
+    f = data.linear(W, b)
+    theta = datafit.theta(y, f)
+    free = datafit.kinks(y, f, width)
+    if hint is not None and np.any(free):
+        lo, hi = dual_box(datafit, y)
+        theta[free] = np.clip(hint[free], lo[free], hi[free])
+        theta = _refined(data, penalty, alpha, V, theta, np.flatnonzero(free), lo, hi,
+                         fit_intercept)
+    u = c * theta
+    G = data.adjoint(u)
+    value = kkt_of_gradient(penalty, alpha, V, G,
+                            np.asarray(data.task_sums(u)) if fit_intercept else None,
+                            float(np.linalg.norm(ref.G0)), lambda: lipschitz)
+    primal = datafit.value(y, f, c) + penalty.value(V, alpha)
+    return Certificate("kkt_residual", value, primal, None, ref.P0)
