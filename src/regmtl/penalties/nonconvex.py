@@ -213,25 +213,10 @@ class _Nonconvex(Penalty):
         At 0 it is the ball of radius alpha (``max(|G| - alpha, 0)``); where the magnitude
         ``s > 0`` is a smooth point of rho it is ``rho'(s) sign(W)`` (``rho'(s) W_j / s``);
         at capped-L1's kink ``s = cap`` the segment between 0 and ``alpha sign(W)``
-        (``alpha W_j / s``)."""
-        W = np.asarray(W, dtype=np.float64)
-        alpha = float(alpha)
-        s = self._magnitudes(W)
-        on = s > 0
-        kink = self._kink(s)
-        safe = np.where(on, s, 1.0)
-        if self.grouped:
-            U = W / safe[:, None]  # the row's direction (0 where W_j = 0)
-            c = np.einsum("ij,ij->i", G, U)  # G's component along it
-            slope = np.where(kink, np.clip(c, 0.0, alpha), self._drho(safe, alpha))
-            D = G - slope[:, None] * U
-            d_on = np.sqrt(np.einsum("ij,ij->i", D, D))
-            d_off = np.maximum(np.sqrt(np.einsum("ij,ij->i", G, G)) - alpha, 0.0)
-            return np.where(on, d_on, d_off)
-        sign = np.sign(W)
-        c = sign * G
-        slope = np.where(kink, np.clip(c, 0.0, alpha), self._drho(safe, alpha))
-        return np.where(on, np.abs(G - slope * sign), np.maximum(np.abs(G) - alpha, 0.0))
+        (``alpha W_j / s``): the distance to :meth:`subdiff_nearest`'s point."""
+        G = np.asarray(G, dtype=np.float64)
+        D = G - self.subdiff_nearest(W, G, alpha)
+        return np.sqrt(np.einsum("ij,ij->i", D, D)) if self.grouped else np.abs(D)
 
     def _kink(self, s: np.ndarray) -> np.ndarray:
         """Where rho has a kink at ``s > 0`` (only capped-L1, at the cap)."""
