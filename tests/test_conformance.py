@@ -48,8 +48,50 @@ SHAPE_NAMES = list(SHAPES)
 LOSS_NAMES = [*LOSSES, "mixed"]
 PENALTY_NAMES = [cls.name for cls in PENALTY_CLASSES.values()]
 
+_SADDLE = ("a nonconvex penalty where the loss is flat along some directions (wide tasks, the "
+           "multinomial's shift common to a task's classes, a loss list): the fit stalls at, "
+           "or stops near, a stationary point from which a bounded local search still "
+           "descends (a saddle: the KKT residual certifies stationarity only)")
+_PINBALL_SADDLE = ("the pinball loss with MCP or SCAD on sparse designs: the Clarke-stationary "
+                   "point certified (KKT 1e-13) is not a local minimum; a bounded local search "
+                   "descends by 0.3 %")
+_MULTI_WIDE = ("the multinomial loss on wide tasks under a penalty that leaves directions free "
+               "(mean, graph) or L1,inf: FISTA runs out of iterations short of tol 1e-8 (warns)")
+_NCFGL_BUDGET = ("NonconvexFusedGroupLasso with a smooth loss gives max_iter to each "
+                 "majorize-minimize stage, so n_iter_ passes max_iter (one budget for all "
+                 "stages leaves School's fit, 3,220 iterations, short at the default)")
+_NCFGL_PINBALL = ("NonconvexFusedGroupLasso with the pinball loss: the stages' coordinate "
+                  "descent runs out of iterations at a KKT residual of 7e-2 to 1e-1 (warns)")
+_STALL = "coordinate descent stops just above tol 1e-8 (KKT 1e-8 to 1e-7, warns)"
+_LIFTED_HUBER = ("RobustLowRank or RobustFeatures with the Huber loss: FISTA stalls at a duality "
+                 "gap of 1e-7 to 3e-4 while the objective is within 1e-8 of cvxpy's optimum "
+                 "(the dual point lags on Huber's linear rows; warns, does not certify)")
+_WIDE_LIFTED = ("a penalty of two parts on wide tasks with a log-link loss: FISTA runs out of "
+                "iterations at a duality gap of 2e-8 to 5e-6 (warns)")
+
 #: the cells known to fail today, each with why: strict xfails, so a mend is noticed
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    **{f"{p}-{loss}-wide": _SADDLE for p in ("mcp", "scad", "capped_l1")
+       for loss in ("logistic", "mixed", "multinomial")},
+    **{f"{p}-multinomial-{s}": _SADDLE for p, s in (("mcp", "shared"), ("mcp", "sparse"),
+                                                   ("scad", "sparse"))},
+    "mcp-quantile-sparse": _PINBALL_SADDLE,
+    "scad-quantile-sparse": _PINBALL_SADDLE,
+    **{f"{p}-multinomial-wide": _MULTI_WIDE for p in ("mean", "graph", "l1inf")},
+    **{f"nonconvex_fused_group_lasso-{loss}-wide": _NCFGL_BUDGET
+       for loss in ("gamma", "huber", "logistic", "mixed", "poisson", "squared")},
+    "nonconvex_fused_group_lasso-quantile-long": _NCFGL_PINBALL,
+    "nonconvex_fused_group_lasso-quantile-wide": _NCFGL_PINBALL,
+    "nonconvex_fused_group_lasso-logistic-sparse": _STALL,
+    "scad-poisson-wide": _STALL,
+    **{f"robust_lowrank-huber-{s}": _LIFTED_HUBER
+       for s in ("long", "offset", "shared", "sparse", "weights", "wide")},
+    **{f"robust_features-huber-{s}": _LIFTED_HUBER
+       for s in ("long", "offset", "shared", "weights")},
+    "robust_lowrank-gamma-wide": _WIDE_LIFTED,
+    "robust_lowrank-poisson-wide": _WIDE_LIFTED,
+    "sparse_lowrank-poisson-wide": _WIDE_LIFTED,
+}
 
 
 def _slice() -> list[Cell]:
@@ -66,6 +108,7 @@ def _params() -> list:
 
 def test_the_matrix_covers_every_registered_term():
     all_cells = cells()
+    assert set(KNOWN) <= {c.id for c in all_cells}
     assert len(all_cells) == len(PENALTY_NAMES) * len(LOSS_NAMES) * len(SHAPES)
     assert {(c.penalty, c.loss) for c in _slice()} == {
         (p, loss) for p in PENALTY_NAMES for loss in LOSS_NAMES}

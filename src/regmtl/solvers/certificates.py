@@ -354,12 +354,16 @@ def kkt_of_gradient(penalty: Penalty, alpha: float, V: np.ndarray, G: np.ndarray
     gradient ``b_grad`` (the per-task sums of ``c theta``; None without intercepts):
     ``sqrt(res + |b_grad|^2) / G0_norm``, ``res`` the squared distance of G to the
     subdifferential where the penalty gives it, else the proximal-gradient residual at the
-    step ``1 / L``, ``L = lipschitz()`` (a callable, computed only there)."""
+    step ``1 / L``, ``L = lipschitz()`` (a callable, computed only there; 1 where the loss
+    has no curvature bound, as the pinball loss: any step makes it zero at stationarity
+    only)."""
     if hasattr(penalty, "subdiff_distance"):
         d = penalty.subdiff_distance(V, G, alpha)
         res = float(np.sum(d * d))
     else:
         L = lipschitz()
+        if not (np.isfinite(L) and L > 0):  # (a loss without curvature: the pinball loss)
+            L = 1.0
         D = V - penalty.prox(V + penalty.spread(G) / L, 1.0 / L, alpha)
         res = float(inner(D, D)) * L * L
     if b_grad is not None:
