@@ -2,7 +2,7 @@ r"""The support matrix: every registered penalty with every loss on every shape 
 
 A **cell** is one registered penalty (``regmtl.penalties.PENALTY_CLASSES``, each with its
 defaults: :func:`example_penalty`), one registered loss (``regmtl.datafits.LOSSES``) or a loss
-per task (:data:`MIXED`), and one **shape** of :data:`SHAPES`: long tasks, wide tasks
+per task (``MIXED``), and one **shape** of ``SHAPES``: long tasks, wide tasks
 (:math:`n_t < p`), a shared design, sparse designs, sample weights, offsets, one alpha per
 task, alpha = 0. :func:`cell_problem` builds the cell's tiny seeded problem and the estimator
 that fits it (``MultiTaskClassifier`` for the logistic and multinomial losses,
@@ -57,7 +57,7 @@ _P_LONG, _P_WIDE = 5, 10
 @dataclass(frozen=True)
 class Cell:
     """One penalty (its registered name), one loss (a registered name or ``"mixed"``) and
-    one shape (a key of :data:`SHAPES`)."""
+    one shape (a key of ``SHAPES``)."""
 
     penalty: str
     loss: str
@@ -124,7 +124,7 @@ def _task_losses(loss: str) -> tuple[str, ...]:
 
 
 def cell_problem(cell: Cell, seed: int = 0) -> CellProblem:
-    """The cell's seeded problem and its estimator (``alpha`` :data:`ALPHA`, ``tol`` 1e-8).
+    """The cell's seeded problem and its estimator (``alpha`` ``ALPHA``, ``tol`` 1e-8).
 
     Parameters
     ----------
