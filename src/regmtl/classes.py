@@ -22,8 +22,9 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .taskdata import TaskData, as_labels, check_label_types, task_name
 
-__all__ = ["ClassLayout", "check_classes", "check_overlap", "class_layout", "class_penalty",
-           "expand_classes", "layout_of_classes", "separated", "source_rows", "task_classes"]
+__all__ = ["ClassLayout", "check_classes", "check_overlap", "check_overlap_along",
+           "class_layout", "class_penalty", "expand_classes", "layout_of_classes", "separated",
+           "source_rows", "task_classes"]
 
 
 def task_classes(data: TaskData) -> list[np.ndarray]:
@@ -156,6 +157,69 @@ def check_overlap(data: TaskData, fit_intercept: bool, what: str = "alpha=0") ->
                 "unpenalized loss has no minimum: the coefficients would grow without bound "
                 "while the loss decreases towards its infimum. Give alpha > 0 (a penalty "
                 "keeps them finite), or more rows.")
+
+
+#: The largest pooled problem (rows times columns, intercepts included) that
+#: :func:`check_overlap_along` checks: one linear program of that size takes about 0.05 s.
+POOLED_CHECK_SIZE = 50_000
+
+
+def check_overlap_along(data: TaskData, groups: list[np.ndarray], fit_intercept: bool,
+                        penalty: Any) -> None:
+    """Refuse a classification fit whose penalty leaves a group's common coefficients free
+    (``penalty.free_task_groups``) when those separate the group's pooled classes: one
+    vector for all its tasks, each task its own intercepts (:func:`separated` on the pooled
+    rows, with one indicator column per task). Along that direction the penalty costs
+    nothing and the loss only falls, so the objective has no minimum. Groups whose pooled
+    problem is larger than :data:`POOLED_CHECK_SIZE` are not checked (the linear program
+    would cost more than the fit; many rows rarely separate), nor multinomial groups whose
+    tasks have different classes.
+
+    Raises
+    ------
+    ValueError
+        Naming the penalty, the group's tasks and the fixes.
+    """
+    if not data.rows_local or data.raw_y is None:
+        return
+    w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
+    if data.sample_weight is not None:
+        w &= data.sample_weight > 0
+    classes = task_classes(data)
+    binary = all(len(c) <= 2 for c in classes)
+    for group in groups:
+        if not binary and any(not np.array_equal(classes[t], classes[group[0]]) for t in group):
+            continue  # (the pooled program would score rows against classes their task lacks)
+        parts, labels, tasks = [], [], []
+        for t in group:
+            a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
+            rows = np.flatnonzero(w[a:b])
+            if len(classes[t]) < 2 or not len(rows):
+                continue
+            parts.append(sp.csr_matrix(data.X[a - o:b - o][rows]))
+            y = as_labels(data.raw_y[a:b][rows])
+            # binary tasks: each task's larger label is its +1 class; else the labels as named
+            labels.append(np.searchsorted(classes[t], y) if binary else y)
+            tasks.append(np.full(len(rows), len(tasks)))
+        if not parts:
+            continue
+        X = sp.vstack(parts, format="csr")
+        if X.shape[0] * (X.shape[1] + len(parts)) > POOLED_CHECK_SIZE:
+            continue  # (the linear program would cost more than most fits: not checked)
+        if fit_intercept:
+            task = np.concatenate(tasks)
+            X = sp.hstack([X, sp.csr_matrix((np.ones(len(task)), (np.arange(len(task)), task)))],
+                          format="csr")
+        y = np.concatenate(labels)
+        if separated(X, y, np.unique(y), False):
+            names = ", ".join(str(task_name(data, int(t))) for t in group[:5])
+            more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+            raise ValueError(
+                f"penalty: {penalty!r} leaves the coefficients common to tasks {names}{more} "
+                "free, and those separate the tasks' pooled classes (each task with its own "
+                "intercept), so the loss has no minimum: the shared coefficients would grow "
+                "without bound. Use a penalty that charges them (MeanRegularized(ridge=0.1), "
+                "'l21', 'trace'), or more rows.")
 
 
 def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .classes import (
     check_classes,
     check_overlap,
+    check_overlap_along,
     class_layout,
     class_penalty,
     expand_classes,
@@ -882,6 +883,11 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         # of it and fits on, ``_separated_ok``)
         if _unpenalized(self.alpha) and not getattr(self, "_separated_ok", False):
             check_overlap(data, self.fit_intercept)
+        elif not getattr(self, "_separated_ok", False):  # (nor along what the penalty leaves)
+            penalty = make_penalty(self.penalty)
+            groups = penalty.free_task_groups(data.n_tasks)
+            if groups:
+                check_overlap_along(data, groups, self.fit_intercept, penalty)
         if not data.rows_local and any(len(c) > 2 for c in data.classes):
             self._multiclass = True  # (the classes found on the blocks, the layout there)
             self.classes_ = list(data.classes)

@@ -182,6 +182,10 @@ class MeanRegularized(_TaskKernel):
     def __init__(self, ridge: float = 0.0):
         self.ridge = ridge
 
+    def free_task_groups(self, n_tasks: int) -> list[np.ndarray] | None:
+        """All tasks without a ridge (the mean task itself is not charged), else None."""
+        return None if float(self.ridge) > 0 else [np.arange(n_tasks)]
+
     def on_classes(self, layout: Any) -> Penalty:
         """Each class column pulled towards the mean of its class label over the tasks that
         have it (:class:`~regmtl.penalties.coupling.ClassMean`)."""
@@ -443,6 +447,17 @@ class GraphLaplacian(_TaskKernel):
                 f"A must be a square task-adjacency matrix of shape ({layout.n_tasks}, "
                 f"{layout.n_tasks}) (one row and column per task); got shape {A.shape}.")
         return ClassGraph(class_adjacency(A, layout))
+
+    def free_task_groups(self, n_tasks: int) -> list[np.ndarray] | None:
+        """The connected components of the graph (weights constant over one cost nothing;
+        a task with no edge is alone in its own)."""
+        from scipy.sparse.csgraph import connected_components
+
+        A = self._adjacency()
+        if A.shape != (n_tasks, n_tasks):  # (refused by check, with its message)
+            return None
+        k, label = connected_components(A, directed=False)
+        return [np.flatnonzero(label == c) for c in range(k)]
 
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         A = self._adjacency()
