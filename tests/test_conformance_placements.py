@@ -85,7 +85,10 @@ def _agree(model, mem, prob):
 # matrix only)
 DASK_CELLS = _cells(("long", "weights"), [
     *[Cell(p, "squared", "long") for p in PENALTY_NAMES],
-    *[Cell("l21", loss, "weights") for loss in LOSS_NAMES]])
+    *[Cell("l21", loss, "weights") for loss in LOSS_NAMES],
+    # (a log-link loss under a penalty certified by the proximal-gradient residual: its
+    # curvature bound read the Dask targets with NumPy's max(initial=...), a TypeError)
+    Cell("clustered", "gamma", "long")])
 
 
 @pytest.mark.parametrize("cell", DASK_CELLS, ids=[c.id for c in DASK_CELLS])

@@ -389,8 +389,8 @@ class Datafit:
         """
         if np.isfinite(self.curvature):
             return float(self.curvature)
-        h = self.hessian(y, f)
-        return float(np.max(h, initial=0.0)) if np.size(h) else 1.0
+        h = self.hessian(y, f)  # (a NumPy array, or a Dask one on task blocks held elsewhere)
+        return max(float(h.max()), 0.0) if np.size(h) else 1.0
 
     def newton_weights(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """Per row, the curvature of the quadratic model of a proximal Newton step (IRLS
