@@ -885,7 +885,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             check_overlap(data, self.fit_intercept)
         elif not getattr(self, "_separated_ok", False):  # (nor along what the penalty leaves)
             penalty = make_penalty(self.penalty)
-            groups = penalty.free_task_groups(data.n_tasks)
+            free = getattr(penalty, "free_task_groups", None)  # (declared where it applies)
+            groups = free(data.n_tasks) if free is not None else None
             if groups:
                 check_overlap_along(data, groups, self.fit_intercept, penalty)
         if not data.rows_local and any(len(c) > 2 for c in data.classes):

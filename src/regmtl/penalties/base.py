@@ -246,14 +246,6 @@ class Penalty:
     linear_program: str | None = None
     splits_prox: bool = False  #: the prox splits over tasks: prox_summary, prox_given
 
-    def free_task_groups(self, n_tasks: int) -> list[np.ndarray] | None:
-        """Groups of tasks along whose common coefficients the penalty is constant (``W + v
-        1_G^T`` costs what W costs, for every v), or None where it charges every direction
-        (this default: a norm, or a strictly convex quadratic). A classifier refuses a fit
-        whose pooled classes such a direction separates: the loss has no minimum there
-        (``regmtl.classes.check_overlap_along``)."""
-        return None
-
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Enter a class of the ``penalties`` package that sets a ``name`` into
         :data:`REGISTRY`."""

@@ -183,7 +183,11 @@ class MeanRegularized(_TaskKernel):
         self.ridge = ridge
 
     def free_task_groups(self, n_tasks: int) -> list[np.ndarray] | None:
-        """All tasks without a ridge (the mean task itself is not charged), else None."""
+        """Groups of tasks along whose common coefficients the penalty is constant (``W + v
+        1_G^T`` costs what W costs, for every v; a penalty without this method charges every
+        direction): all tasks without a ridge (the mean task is not charged), else None. A
+        classifier refuses a fit whose pooled classes such a direction separates, where the
+        loss has no minimum (``regmtl.classes.check_overlap_along``)."""
         return None if float(self.ridge) > 0 else [np.arange(n_tasks)]
 
     def on_classes(self, layout: Any) -> Penalty:
