@@ -88,8 +88,10 @@ def signed(y: np.ndarray) -> np.ndarray:
     return np.where(y == np.max(y), 1.0, -1.0)
 
 
-def loss_terms(name: str, y: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Per-row loss values, from the formulas of the module docstring."""
+def loss_terms(name: str, y: np.ndarray, f: np.ndarray, delta: float = HUBER_DELTA,
+               tau: float = TAU) -> np.ndarray:
+    """Per-row loss values, from the formulas of the module docstring (Huber's ``delta``,
+    the quantile ``tau``)."""
     if name == "squared":
         return 0.5 * (y - f) ** 2
     if name == "logistic":
@@ -101,8 +103,8 @@ def loss_terms(name: str, y: np.ndarray, f: np.ndarray) -> np.ndarray:
     r = y - f
     if name == "huber":
         a = np.abs(r)
-        return np.where(a <= HUBER_DELTA, 0.5 * r * r, HUBER_DELTA * a - 0.5 * HUBER_DELTA ** 2)
-    return np.maximum(TAU * r, (TAU - 1.0) * r)
+        return np.where(a <= delta, 0.5 * r * r, delta * a - 0.5 * delta ** 2)
+    return np.maximum(tau * r, (tau - 1.0) * r)
 
 
 def data_term(names, Xs, ys, coef, intercept) -> float:

@@ -15,12 +15,14 @@ Nothing here calls the library's losses, certificates or (except where a cell sa
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from _loss_cases import loss_terms as case_loss_terms
 from conftest import CLARABEL_OPTIONS
 from scipy.special import logsumexp
 
@@ -35,6 +37,22 @@ NONCONVEX = ("mcp", "scad", "capped_l1", "nonconvex_fused_group_lasso")
 # the class forms of the multinomial loss written out below (the others: a local search on
 # the library's value of the class form, whose own value tests are in the case bank)
 MULTINOMIAL_WRITTEN = ("l1", "l2", "elasticnet", "l21", "trace", "l1inf")
+
+
+# --------------------------------------------------------------------------- refusals
+#: what a refusal may name: an argument of the estimator or of fit, or a placement
+ARGUMENTS = ("alpha", "offset", "sample_weight", "loss", "penalty", "X", "y", "task", "Dask",
+             "ParquetTasks", "out of core", "memory")
+
+
+def names_its_cause(msg: str, penalty: str, loss: str) -> bool:
+    """Whether a refusal's message names, as a whole word, an argument, the penalty (its
+    name or class) or the loss."""
+    from regmtl.penalties import PENALTY_CLASSES
+
+    cls = next(c for c in PENALTY_CLASSES.values() if c.name == penalty)
+    words = (*ARGUMENTS, cls.__name__, penalty, loss, "multinomial", "logistic")
+    return any(re.search(rf"(?<![\w.]){re.escape(w)}(?![\w])", msg) for w in words)
 
 
 # --------------------------------------------------------------------------- data
@@ -83,22 +101,14 @@ def tasks_of(prob: CellProblem) -> Tasks:
 
 # --------------------------------------------------------------------------- losses
 def loss_terms(name: str, y: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Per-row loss (``f`` of shape (n, K) for the multinomial)."""
-    if name == "squared":
-        return 0.5 * (y - f) ** 2
+    """Per-row loss (``f`` of shape (n, K) for the multinomial; y in +-1 for the logistic):
+    the formulas of ``_loss_cases.loss_terms`` at the defaults of ``Huber()`` and
+    ``Quantile()``."""
     if name == "logistic":
         return np.logaddexp(0.0, -y * f)
     if name == "multinomial":
         return logsumexp(f, axis=1) - f[np.arange(len(y)), y]
-    if name == "poisson":
-        return np.exp(f) - y * f
-    if name == "gamma":
-        return y * np.exp(-f) + f
-    r = y - f
-    if name == "huber":
-        a = np.abs(r)
-        return np.where(a <= HUBER, 0.5 * r * r, HUBER * a - 0.5 * HUBER**2)
-    return np.maximum(TAU * r, (TAU - 1.0) * r)
+    return case_loss_terms(name, y, f, delta=HUBER, tau=TAU)
 
 
 def columns(d: Tasks) -> list[slice]:
@@ -219,10 +229,7 @@ def omega(pen: rm.Penalty, V: Any, alpha: Any, d: Tasks) -> float:
         group = getattr(pen, "group", False)
         s = np.abs(V).ravel() if not group else (
             np.abs(V).sum(axis=1) if group == "l1" else _rows(V))
-        shape = pen.cap if name == "capped_l1" else pen.gamma
-        if name == "capped_l1":
-            return _nonconvex_rho(name, s, alpha, shape)
-        return _nonconvex_rho(name, s, alpha, shape)
+        return _nonconvex_rho(name, s, alpha, pen.cap if name == "capped_l1" else pen.gamma)
     if name == "nonconvex_fused_group_lasso":
         l1, tv = np.abs(V).sum(axis=1), _tv(V)
         if pen.fused_in_root:

@@ -48,11 +48,15 @@ def _problem(penalty: str, loss: str, shape: str = "long"):
     return cell_problem(Cell(penalty, loss, shape))
 
 
+def _same_objective(m1, m2) -> None:
+    assert abs(m1.objective_ - m2.objective_) <= 1e-7 * max(1.0, abs(m1.objective_))
+
+
 def _same_fit(m1, m2, loss):
     """The two fits agree: coefficients (the objective for the quantile loss, whose minimizer
     need not be unique)."""
     if loss in ("quantile", "mixed", "huber"):
-        assert abs(m1.objective_ - m2.objective_) <= 1e-7 * max(1.0, abs(m1.objective_))
+        _same_objective(m1, m2)
     if loss != "quantile":
         _close(m1.coef_, m2.coef_)
         _close(m1.intercept_, m2.intercept_)
@@ -98,8 +102,7 @@ def test_a_constant_in_the_offset_goes_to_the_intercept(loss, penalty, shift, ta
     m1 = _fit(prob.estimator, prob.fit_args, offset=o)
     m2 = _fit(prob.estimator, prob.fit_args, offset=moved)
     if loss == "quantile":
-        assert abs(m1.objective_ - m2.objective_) <= 1e-7 * max(1.0, abs(m1.objective_))
-        return
+        return _same_objective(m1, m2)
     _close(m1.coef_, m2.coef_)
     expected = m1.intercept_.copy()
     expected[task] -= shift
@@ -119,8 +122,7 @@ def test_tasks_permuted(loss, penalty, seed):
     m1 = _fit(prob.estimator, (Xs, ys))
     m2 = _fit(est, ([Xs[t] for t in perm], [ys[t] for t in perm]))
     if loss == "quantile":
-        assert abs(m1.objective_ - m2.objective_) <= 1e-7 * max(1.0, abs(m1.objective_))
-        return
+        return _same_objective(m1, m2)
     T = len(Xs)  # (the multinomial's coef_ holds each task's classes as consecutive rows)
     _close(m1.coef_.reshape(T, -1, m1.coef_.shape[-1])[perm].reshape(m2.coef_.shape), m2.coef_)
     _close(m1.intercept_.reshape(T, -1)[perm].ravel(), m2.intercept_)
@@ -136,8 +138,7 @@ def test_features_permuted(loss, penalty, seed):
     m1 = _fit(prob.estimator, (Xs, ys))
     m2 = _fit(prob.estimator, ([X[:, perm] for X in Xs], ys))
     if loss == "quantile":
-        assert abs(m1.objective_ - m2.objective_) <= 1e-7 * max(1.0, abs(m1.objective_))
-        return
+        return _same_objective(m1, m2)
     coef1 = m1.coef_.reshape(-1, Xs[0].shape[1])
     _close(coef1[:, perm], m2.coef_.reshape(-1, Xs[0].shape[1]))
     _close(m1.intercept_, m2.intercept_)

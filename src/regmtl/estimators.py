@@ -251,8 +251,6 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             check_loss_targets(data, datafit)                # blocks as they were encoded)
         folded = None
         if offset is not None:  # (the objective_ reported is the one with the offset)
-            if not datafit.takes_offset():  # (said before the offset's form is read)
-                datafit.with_offset(data.y, data.c, data.y)  # raises: names the losses that do
             folded = apply_offset(data, datafit, offset, self.fit_intercept)
         return data, datafit, class_penalty(make_penalty(self.penalty), data), folded
 

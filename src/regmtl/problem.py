@@ -145,6 +145,8 @@ def apply_offset(data: TaskData, datafit: Datafit, offset: Any,
     if not data.rows_local:
         raise ValueError("offset= is taken by fits in memory; on Dask input add the offset "
                          "to the targets' model yourself (e.g. a rate with sample weights).")
+    if not datafit.takes_offset():  # (said before the offset's form is read: the classes'
+        datafit.with_offset(data.y, data.c, data.y)  # layout has a segment per class) raises
     o = flat_rows(data, offset, "offset")
     shift = np.zeros(data.n_tasks)
     if fit_intercept and datafit.kind != "mixed" and o.size:
