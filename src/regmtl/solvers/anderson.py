@@ -55,3 +55,42 @@ class Anderson:
         if not np.all(np.isfinite(z)):
             return None
         return z @ X[1:]
+
+
+class AndersonMixing:
+    r"""Anderson mixing of a fixed-point map ``g`` (type II, window ``m``): from the pairs
+    ``(x_i, g(x_i))`` of the last ``m + 1`` evaluations, with residuals ``f_i = g(x_i) - x_i``,
+    the next point is ``sum_i z_i g(x_i)`` where ``z`` minimizes ``||sum_i z_i f_i||`` subject
+    to ``sum_i z_i = 1``. Unlike :class:`Anderson` the points need not follow one another by
+    ``g`` (a kept extrapolation starts the next evaluation), and a proposal is made at every
+    step once two pairs are at hand. The caller keeps it only when it lowers the objective
+    (else :meth:`reset`)."""
+
+    def __init__(self, m: int = 3):
+        self.m = int(m)
+        self.x: list[np.ndarray] = []
+        self.g: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self.x, self.g = [], []
+
+    def push(self, x: np.ndarray, gx: np.ndarray) -> np.ndarray | None:
+        """Record ``g(x)`` at ``x``; return the mixed point when two pairs or more are held."""
+        self.x.append(np.array(x, dtype=np.float64).ravel())
+        self.g.append(np.array(gx, dtype=np.float64).ravel())
+        self.x, self.g = self.x[-(self.m + 1):], self.g[-(self.m + 1):]
+        if len(self.x) < 2:
+            return None
+        G = np.array(self.g)
+        F = G - np.array(self.x)
+        if not np.all(np.isfinite(F)):
+            self.reset()
+            return None
+        # z_K = 1 - sum_{i<K} z_i: min ||A c + f_K|| with A = (f_i - f_K)_{i<K}; minimum norm
+        A = (F[:-1] - F[-1]).T
+        c, *_ = np.linalg.lstsq(A, -F[-1], rcond=1e-10)
+        z = np.append(c, 1.0 - c.sum())
+        if not np.all(np.isfinite(z)):
+            self.reset()
+            return None
+        return z @ G

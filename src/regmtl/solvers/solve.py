@@ -225,7 +225,8 @@ def _solve_on(data, datafit, penalty, alpha, live, keep_live, *, solver="auto", 
                        max_iter, ref, verbose, options, tighten_warm, theta0,
                        own_start=keep_live and live is not None)
     if not res.converged:
-        warnings.warn(_shortfall(name, res, tol, max_iter), ConvergenceWarning, stacklevel=4)
+        shown = "the majorize-minimize stages" if getattr(res, "stages", None) else name
+        warnings.warn(_shortfall(shown, res, tol, max_iter), ConvergenceWarning, stacklevel=4)
     return expanded(res, live) if widen else res
 
 
