@@ -201,8 +201,9 @@ def penalty_of(lam, gam, form):
 def regmtl_fit(Xs, ys, lam, gam, tol, form=1):
     T, N = len(Xs), sum(len(y) for y in ys)
     pen, a = penalty_of(lam, gam, form)
+    # (the stages share max_iter, as the port's stages share nothing: 20,000 each)
     m = rm.MultiTaskRegressor(pen, alpha=T * a / N, task_weight="samples",
-                              fit_intercept=False, tol=tol).fit(Xs, ys)
+                              fit_intercept=False, tol=tol, max_iter=20_000).fit(Xs, ys)
     return m.coef_.T.copy(), m
 
 
