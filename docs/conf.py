@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 # Pages generated from the code at each build (the user guide includes them).
 GENERATED = ROOT / "docs" / "_generated"
 GENERATED.mkdir(exist_ok=True)
-from regmtl.solvers.support_table import support_table_rst  # noqa: E402
+from regmtl.support_table import support_table_rst  # noqa: E402
 
 from regmtl.conformance import matrix_table_rst  # noqa: E402
 

@@ -330,7 +330,7 @@ LAYERS = (
     ("terms", ("regmtl.datafits", "regmtl.penalties")),
     ("solvers", ("regmtl.solvers",)),
     ("models", ("regmtl.problem", "regmtl.estimators", "regmtl.task_alpha",
-                "regmtl.out_of_core", "regmtl.conformance",
+                "regmtl.out_of_core", "regmtl.conformance", "regmtl.support_table",
                 "regmtl.persistence", "regmtl.deep", "regmtl.streaming")),
     ("selection", ("regmtl.selection", "regmtl.baselines")),
     ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",
@@ -352,6 +352,16 @@ def test_a_module_imports_only_its_layer_or_below():
               for a, targets in EDGES.items() for b in sorted(targets)
               if _layer(b) > _layer(a)]
     assert upward == []
+
+
+def test_solvers_take_task_data_not_the_input_forms():
+    """The solvers read a TaskData (or task blocks), a datafit and a penalty: never the input
+    forms, the classes' layout, the standardization, Dask or Parquet of the data layer."""
+    below = ("regmtl.inputs", "regmtl.classes", "regmtl.scaling", "regmtl.dask",
+             "regmtl.parquet")
+    found = [f"{a} imports {b}" for a, targets in EDGES.items() if a.startswith("regmtl.solvers")
+             for b in sorted(targets) if b in below]
+    assert found == []
 
 
 def test_the_deep_half_imports_only_the_input_layers():

@@ -146,10 +146,11 @@ def test_collinear_l21_fit_is_certified_at_the_optimum():
 
 
 def test_many_tasks_skip_the_per_task_dual_points_and_search(monkeypatch):
-    """The projected dual points and the search over sign patterns take a Python step per
-    task: above ``MAX_TASKS`` tasks they are not built (a check of 10^5 tasks would take 10^5
-    steps), below it they are, unchanged."""
-    from regmtl.solvers import dual_projection, group_dual, sign_search
+    """The group projection and the search over sign patterns take a Python step per task:
+    above ``MAX_TASKS`` tasks they are not built (a check of 10^5 tasks would take 10^5
+    steps), below it they are, unchanged. The clipped dual points are batched over the tasks
+    (:mod:`regmtl.solvers.task_columns`): built above it too, the same."""
+    from regmtl.solvers import dual_projection, group_dual, sign_search, task_columns
 
     Xs, ys = _problem()
     data = rm.as_task_data(Xs, ys)
@@ -157,18 +158,24 @@ def test_many_tasks_skip_the_per_task_dual_points_and_search(monkeypatch):
         alpha = 0.01 * penalty.alpha_max(reference(data, rm.Quadratic(), True).G0)
         W, R, ls, features, RR, scaled = _state(data, penalty, alpha, 20)
         args = (data, data.c, ls.xm, R, scaled[0], data.y, penalty, alpha, features,
-                ls.gradient, group_dual.GroupProjection(), True)
+                ls.gradient)
         l1, l2, _ = penalty.bcd_params(alpha)
         xm = ls.xm
 
         def grams(f, xm=xm, features=features):
-            return sign_search.task_grams(data, data.c, xm, features[f])
+            return task_columns.task_grams(data, data.c, xm, features[f])
 
-        assert dual_projection.projected_duals(*args)
+        clipped = dual_projection.projected_duals(*args)
+        with_memo = dual_projection.projected_duals(*args, group_dual.GroupProjection(), True)
+        assert clipped and len(with_memo) > len(clipped) if penalty.group else with_memo
         if not penalty.group:
             assert sign_search.searched(W, scaled[0], grams, l1, l2) is not None
-        for module in (dual_projection, group_dual, sign_search):
+        for module in (group_dual, sign_search):
             monkeypatch.setattr(module, "MAX_TASKS", T - 1)
-        assert dual_projection.projected_duals(*args) == []
+        again = dual_projection.projected_duals(*args, group_dual.GroupProjection(), True)
+        assert len(again) == len(clipped)
+        for a, b in zip(again, clipped, strict=True):
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y)
         assert sign_search.searched(W, scaled[0], grams, l1, l2) is None
         monkeypatch.undo()

@@ -255,7 +255,7 @@ def test_a_grouped_fit_round_trips(tmp_path):
 
 
 def test_the_support_table_shows_the_multinomial_with_its_class_penalties():
-    from regmtl.solvers.support_table import support_entries
+    from regmtl.support_table import support_entries
 
     found = {e.penalty: e for e in support_entries() if e.loss == "multinomial"}
     for name in ("l1", "elasticnet", "l21", "trace"):

@@ -68,10 +68,10 @@ def test_sparse_grams_are_the_dense_ones():
     """The per-task centered Grams of a sparse (CSC) design, from the sparse product and the
     centering's rank-one updates, equal those of its dense copy to 1e-12 relative: all
     columns (:func:`~regmtl.solvers.quadratic.task_grams`) and an unsorted subset
-    (:func:`~regmtl.solvers.sign_search.task_grams`)."""
+    (:func:`~regmtl.solvers.task_columns.task_grams`, batched)."""
     import scipy.sparse as sp
 
-    from regmtl.solvers import quadratic, sign_search
+    from regmtl.solvers import quadratic, task_columns
 
     rng = np.random.default_rng(2)
     X = rng.standard_normal((120, 20))
@@ -84,7 +84,7 @@ def test_sparse_grams_are_the_dense_ones():
     features = np.array([3, 1, 7, 12, 0])
     for grams in (
         lambda d: quadratic.task_grams(d.X, c, d.indptr, d.offset, xm),
-        lambda d: sign_search.task_grams(d, c, xm, features),
+        lambda d: task_columns.task_grams(d, c, xm, features),
     ):
         H = grams(dense)
         np.testing.assert_allclose(grams(sparse), H, rtol=0, atol=1e-12 * np.abs(H).max())

@@ -31,7 +31,7 @@ SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 SOLVER_MODULES = {"bcd", "newton", "structured_newton", "small_squares", "prox_grad", "linear",
                   "splitting", "stationary", "majorize", "primal_dual", "smoothing",
                   "quasi_newton", "linear_program", "low_rank_subspace"}
-ABOVE = {"__init__", "policy", "solve", "entries", "support_table"}
+ABOVE = {"__init__", "policy", "solve", "entries"}
 
 
 def _solver_imports(path: Path) -> set[str]:

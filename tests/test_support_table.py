@@ -12,7 +12,7 @@ import regmtl as rm
 from regmtl.datafits import LOSSES
 from regmtl.penalties import PENALTY_CLASSES
 from regmtl.solvers.policy import SOLVER_TABLE
-from regmtl.solvers.support_table import (
+from regmtl.support_table import (
     MIXED_EXAMPLE,
     SupportEntry,
     support_entries,

@@ -5,35 +5,22 @@ With pooled means ``m_j`` and scales ``s_j`` (over the rows of all tasks), a fit
 ``w_t = v_t / s`` and ``b_t = c_t - sum_j v_tj m_j / s_j`` on the raw features, so the saved
 model predicts from raw features (the penalty acted on the standardized weights).
 
-The solve's own rescaling lives here too (:func:`balance_factors`, :func:`scaled_problem`):
-a problem far from 1 in magnitude (X or y times 1e-150) is fitted as the same problem with X
-and y multiplied by powers of two, exactly, and its solution mapped back
-(:mod:`regmtl.solvers.balance`).
+The solve's own rescaling (a problem far from 1 in magnitude fitted as the same problem with
+X and y multiplied by powers of two) is the solvers' (:mod:`regmtl.solvers.balance`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from .ranges import check_numeric_range, range_scales
-from .taskdata import design_range
+from .ranges import check_numeric_range
 
 __all__ = ["pooled_scaling", "standardize", "stack_rows", "fit_standardized", "raw_units"]
 
-#: The range of ``max|X|``, ``max|y|``, their product and their ratio within which a problem
-#: is solved at its own scale: beyond it ``X^T y``, W and their squares (dual norms, Lipschitz
-#: constants, conjugates) near the ends of float64's range, and :func:`balance_factors`
-#: brings the problem to 1.
-BALANCED_RANGE = (1e-50, 1e50)
-#: The range of ``max|y|`` within which a problem under the log link (Poisson) is solved at
-#: its own scale: the proximal Newton models floor each row's curvature (the mean
-#: ``e^f``, in y's units) at 1e-12 of its weight, so means far below 1 stall the steps.
-LOG_LINK_RANGE = (1e-6, 1e50)
 
 
 def stack_rows(Xs: Sequence[Any]) -> Any:
@@ -277,117 +264,3 @@ def raw_units(model: Any, mean: np.ndarray, scale: np.ndarray,
 
 
 _standardize = standardize  # fit_standardized has an argument of that name
-
-
-def problem_scales(data: Any) -> tuple[float, float]:
-    """``max|X|`` and ``max|y|`` of a problem, over the rows that carry weight (``c > 0``), NaN
-    ignored (0 where there is no number)."""
-    X = data.X
-    known = design_range(data) if X.size else None  # (the input checks' pass over X)
-    if known is not None:
-        ax = float(range_scales(*known).max())
-    else:
-        ax = float(np.max(np.abs(X.data))) if sp.issparse(X) and X.nnz else (
-            0.0 if sp.issparse(X) or X.size == 0 else float(np.nanmax(np.abs(X))))
-    y = np.asarray(data.y, dtype=np.float64)
-    y = y[np.asarray(data.c) > 0] if data.c is not None else y
-    ay = float(np.nanmax(np.abs(y))) if y.size else 0.0
-    return ax, ay
-
-
-def _unit(v: float) -> float:
-    """The power of two nearest ``1 / v``."""
-    return float(np.ldexp(1.0, -round(np.log2(v))))
-
-
-def balance_factors(data: Any, *, separate: bool = True, log_link: bool = False,
-                    labels: bool = False) -> tuple[float, float]:
-    r"""The powers of two ``(a, c)`` that bring a problem to 1 in magnitude (``X`` times
-    ``a``, ``y`` times ``c``), or ``(1, 1)`` where it needs none.
-
-    With :math:`X' = a X`, :math:`y' = c y` the coefficients of a linear model become
-    :math:`W' = (c / a) W` (``X' W' = c X W``), and a loss homogeneous of degree :math:`k`
-    in the targets and scores (squared; Huber with ``delta`` times c; pinball) is
-    :math:`c^k` times itself: the same problem with the penalty's strength and parameters in
-    the new units (``Penalty.rescaled``). ``separate=True`` brings ``max|X|`` and ``max|y|``
-    each to 1 (W' of order 1 too); ``separate=False`` scales both by one factor (W the same,
-    for a penalty that has no equivalent at other coefficients), ``max|X|`` to 1 with
-    ``max|y'|`` kept within :data:`BALANCED_RANGE`. Under the log link (``log_link``,
-    Poisson) the targets are scaled when ``max|y|`` leaves :data:`LOG_LINK_RANGE` (the
-    intercepts move by ``log c``, W stays); labels (``labels``) are not scaled (``c = 1``).
-    In these two cases X is scaled to 1 where ``max|X|`` leaves :data:`BALANCED_RANGE` (W
-    times ``1 / a``). A power of two multiplies exactly.
-
-    Nothing is scaled while ``max|X|``, ``max|y|``, their product and their ratio lie within
-    :data:`BALANCED_RANGE` (and for the log link ``max|y|`` within its range).
-
-    Parameters
-    ----------
-    data : TaskData
-        The problem (rows in this process).
-    separate : bool, default=True
-        Scale X and y each to 1, or both by one factor.
-    log_link : bool, default=False
-        The loss's scores are the log of its mean.
-    labels : bool, default=False
-        The targets are labels.
-
-    Returns
-    -------
-    (float, float)
-        ``a`` and ``c``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from regmtl import as_task_data
-    >>> from regmtl.scaling import balance_factors
-    >>> X, y = np.full((4, 2), 3.0), np.arange(4.0)
-    >>> balance_factors(as_task_data(X, y))
-    (1.0, 1.0)
-    >>> a, c = balance_factors(as_task_data(X * 1e-100, y * 1e100))
-    >>> bool(0.5 < a * 3e-100 < 2.0 and 0.5 < c * 3e100 < 2.0)
-    True
-    """
-    ax, ay = problem_scales(data)
-    if not (ax > 0 and ay > 0 and np.isfinite(ax) and np.isfinite(ay)):
-        return 1.0, 1.0
-    lo, hi = BALANCED_RANGE  # (no overflow below: each is within the range checks' 1e150)
-    if log_link or labels:
-        a = 1.0 if lo <= ax <= hi else _unit(ax)
-        if labels:
-            return a, 1.0
-        lo, hi = LOG_LINK_RANGE
-        return a, 1.0 if lo <= ay <= hi else _unit(ay)
-    if all(lo <= v <= hi for v in (ax, ay, ax * ay, ay / ax)):
-        return 1.0, 1.0
-    if separate:
-        return _unit(ax), _unit(ay)
-    log_s = min(max(-np.log2(ax), -np.log2(hi * ay)), np.log2(hi / ay))
-    s = float(np.ldexp(1.0, round(log_s)))
-    return s, s
-
-
-def scaled_problem(data: Any, a: float, c: float) -> Any:
-    """The problem with its design multiplied by ``a`` and its targets by ``c``
-    (:func:`balance_factors`): a copy with its own memo, the row weights and layout shared;
-    ``x_shift`` (the columns' shift, in X's units) scaled with X.
-
-    Parameters
-    ----------
-    data : TaskData
-        The problem (rows in this process).
-    a, c : float
-        The factors, powers of two (exact).
-
-    Returns
-    -------
-    TaskData
-        The scaled problem.
-    """
-    y = np.asarray(data.y) * c
-    if a == 1.0:
-        return dataclasses.replace(data, y=y, _cache={})
-    X = data.X * a if sp.issparse(data.X) else np.asfortranarray(np.asarray(data.X) * a)
-    shift = None if data.x_shift is None else data.x_shift * a
-    return dataclasses.replace(data, X=X, y=y, x_shift=shift, _cache={})

@@ -281,6 +281,7 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
     l1, l2, group = penalty.bcd_params(alpha)
     screened = np.zeros(p, dtype=bool)
     total, best, stalled, last_gap, crawled = start, np.inf, 0, np.inf, False
+    skip = idle = 0  # (the moved residual's checks: skipped, and the next skip's length)
     while True:
         RR, duals = problem.outer_terms(W)
         gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, duals)
@@ -295,10 +296,22 @@ def _least_squares(problem, penalty, alpha, W, *, P0, tol, max_iter, verbose, wo
                 newton, extra = polished
                 duals = [*duals, extra]
                 gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, duals)
-        if gap + problem.rounding(W) > tol * P0 and hasattr(problem, "projected"):
-            extra = problem.projected(G, penalty, alpha)  # (the scaled residual falls short)
-            if extra:
-                gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR, [*duals, *extra])
+        if (gap + problem.rounding(W) > tol * P0 and hasattr(problem, "projected")
+                and np.any(W)):
+            # the scaled residual falls short: the residual moved onto the ball's faces (not
+            # at W = 0, the start), at checks ever further apart while it does not halve the
+            # gap (it costs a few passes)
+            if skip > 0:
+                skip -= 1
+            else:
+                extra = problem.projected(G, penalty, alpha)
+                before = gap
+
+                if extra:
+                    gap, primal, dual, s, Gd = quadratic_gap(penalty, alpha, W, RR,
+                                                             [*duals, *extra])
+                idle = 0 if gap <= 0.5 * before else 2 * idle + 1
+                skip = idle
         last_gap = gap
         cert = Certificate("duality_gap", gap + problem.rounding(W), primal, dual, P0)
         if verbose:

@@ -26,17 +26,17 @@ falls short of its target.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..penalties import Penalty
 from ..taskdata import TaskData
 from .group_dual import GroupProjection, moved_candidate
-from .sign_search import MAX_TASKS
+from .task_columns import CHUNK, held_solves, spanned, task_grams
 
 __all__ = ["projected_duals", "ROUNDS"]
 
-#: Rounds of the active-set method (each a pass over the features' correlations and one
-#: small solve per task): three come within 10 % of the projection on the airline sets.
+#: Rounds of the active-set method (each a pass over the features' correlations and a batch
+#: of small solves, one per task): three come within 10 % of the projection on the airline
+#: sets.
 ROUNDS = 3
 
 #: The ridge of the small solves, relative to their largest curvature (duplicate columns
@@ -51,8 +51,9 @@ def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray
     """Dual candidates ``(G, TT, YT)`` (as :func:`~regmtl.solvers.epochs.quadratic_gap`
     takes them) from ``R`` moved onto the faces of the dual ball it leaves; empty when the
     penalty declares no ``dual_clip``, when ``R`` is inside the ball, when a round would cost
-    more than a few passes over the data, or above
-    :data:`~regmtl.solvers.sign_search.MAX_TASKS` tasks (a round is a Python step per task).
+    more than a few passes over the data or would hold more than
+    :data:`~regmtl.solvers.task_columns.CHUNK` numbers (the rounds' Grams and solves are
+    batched over the tasks: :mod:`~regmtl.solvers.task_columns`).
     For a group norm, also ``R`` projected onto the ball
     (:mod:`~regmtl.solvers.group_dual`), from the projection ``memo`` kept by the caller
     between checks: where ``start`` (epochs crawl: the caller's call), or where the memo has
@@ -70,9 +71,8 @@ def projected_duals(data: TaskData, c: np.ndarray, xm: np.ndarray, R: np.ndarray
 def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
     """The rounds of the active-set method on the clipped correlations."""
     clip = getattr(penalty, "dual_clip", None)
-    if clip is None or G.size == 0 or data.n_tasks > MAX_TASKS:
+    if clip is None or G.size == 0:
         return []
-    T = data.n_tasks
     held = np.zeros(G.shape, dtype=bool)
     Gt, out = G, []
     n_obs = max(data.n_obs, 1)
@@ -84,31 +84,18 @@ def _clipped(data, c, xm, R, G, z, penalty, alpha, features, gradient) -> list:
         if not outside.any():
             break
         held |= outside
-        k = held.sum(axis=0)
-        # a round costs sum_t (n_t + k_t) k_t^2 against a pass's n_obs p: at most a few dozen
-        if float(np.sum(k.astype(float) ** 2 * (np.diff(data.indptr) + k))) > (
-                128.0 * n_obs * data.n_features):
+        on = np.flatnonzero(held.any(axis=1))  # the features held in some task
+        k, T = float(len(on)), data.n_tasks
+        # a round costs (n_obs + T k) k^2 against a pass's n_obs p (at most a few dozen), and
+        # holds T k^2 numbers (at most CHUNK)
+        if (n_obs + T * k) * k * k > 128.0 * n_obs * data.n_features or T * k * k > CHUNK:
             break
         target = np.where(held, C, Gt)
-        u = np.zeros_like(R)
-        for t in range(T):
-            rows = np.flatnonzero(held[:, t])
-            if len(rows) == 0:
-                continue
-            a, b = data.indptr[t], data.indptr[t + 1]
-            o = data.offset[t]
-            cols = features[rows]
-            Xs = data.X[a - o:b - o][:, cols]
-            Xs = Xs.toarray() if sp.issparse(Xs) else np.array(Xs, dtype=np.float64)
-            Xs -= xm[cols, t]
-            ct = c[a:b]
-            H = (Xs * ct[:, None]).T @ Xs
-            H[np.diag_indices_from(H)] += RIDGE * max(float(np.abs(H).max()), 1e-300)
-            try:
-                lam = np.linalg.solve(H, G[rows, t] - target[rows, t])
-            except np.linalg.LinAlgError:
-                return out
-            u[a:b] = Xs @ lam
+        cols = features[on]
+        lam = held_solves(task_grams(data, c, xm, cols), held[on], (G - target)[on], RIDGE)
+        if lam is None:
+            return out
+        u = spanned(data, xm, cols, lam)
         if not np.all(np.isfinite(u)):
             return out
         out.append(moved_candidate(data, c, R, G, z, u, features, gradient))

@@ -40,7 +40,8 @@ from .group_dual import GroupProjection
 from .moments import feature_moments
 from .polish import active_newton_step
 from .quadratic import weighted_rows
-from .sign_search import searched, task_grams
+from .sign_search import searched
+from .task_columns import task_grams
 
 __all__ = ["LeastSquaresEpochs", "DataInner", "feature_gradient", "quadratic_gap",
            "line_search", "run_inner", "aligned", "PROJECT_WITHIN"]

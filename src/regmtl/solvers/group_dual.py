@@ -37,7 +37,8 @@ from ..penalties import Penalty
 from ..penalties.base import POSITIVE_ROWS, ROWS
 from ..taskdata import TaskData
 from ._kernels import bcd_epoch_task_gram
-from .sign_search import MAX_TASKS, task_grams
+from .sign_search import MAX_TASKS
+from .task_columns import spanned, task_grams
 
 __all__ = ["GroupProjection", "moved_candidate", "ROUNDS", "EPOCHS", "PASSES"]
 
@@ -114,7 +115,7 @@ class GroupProjection:
                 if change <= 1e-3 * first:
                     break
             self.rows, self.lam = rows, lam.copy()
-            u = _moved(data, xm, rows, lam)
+            u = spanned(data, xm, rows, lam)
             if not np.all(np.isfinite(u)):
                 self.__init__()
                 return out
@@ -154,21 +155,3 @@ def _affordable(data: TaskData, k: int, n_features: int) -> bool:
     k^2``) cost at most :data:`PASSES` passes over ``n_features`` columns."""
     cost = float(data.n_obs + EPOCHS * data.n_tasks) * k * k
     return cost <= PASSES * max(data.n_obs, 1) * n_features
-
-
-def _columns(data: TaskData, t: int, rows: np.ndarray, xm: np.ndarray) -> np.ndarray:
-    """Task t's centered columns ``rows`` (n_t x k, dense)."""
-    a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
-    Xs = data.X[a - o:b - o][:, rows]
-    Xs = Xs.toarray() if sp.issparse(Xs) else np.array(Xs, dtype=np.float64)
-    Xs -= xm[rows, t]
-    return Xs
-
-
-def _moved(data: TaskData, xm: np.ndarray, rows: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``u = X_c Lam`` per task (n_obs), Lam on ``rows`` (k x T)."""
-    u = np.zeros(data.n_obs)
-    for t in range(data.n_tasks):
-        if np.any(lam[:, t] != 0.0):
-            u[data.indptr[t]:data.indptr[t + 1]] = _columns(data, t, rows, xm) @ lam[:, t]
-    return u

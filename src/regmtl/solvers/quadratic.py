@@ -27,7 +27,7 @@ from ..taskdata import TaskData, nbytes
 from . import small
 from ._kernels import active_gram
 from .moments import feature_moments
-from .sign_search import centered_sparse_gram
+from .task_columns import centered_sparse_gram
 
 __all__ = ["TaskQuadratic", "BlockQuadratic", "lanczos_top", "quadratic_applies", "quadratic_of",
            "task_quadratic", "weighted_rows", "MAX_FEATURES", "TASK_GRAM_ROWS"]

@@ -21,11 +21,8 @@ lands on the exact solution: the residual, and with it the dual point, are then 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.linalg import blas
 
-__all__ = ["sign_search", "searched", "task_grams", "RIDGE", "CANDIDATES", "STEPS",
-           "MAX_TASKS", "centered_sparse_gram"]
+__all__ = ["sign_search", "searched", "RIDGE", "CANDIDATES", "STEPS", "MAX_TASKS"]
 
 #: The ridge of the pattern's solves, relative to their largest curvature: duplicate columns
 #: (singular ``Q_AA``) with one sign get the least-squares split; with opposite signs the step
@@ -130,39 +127,3 @@ def _task(Q: np.ndarray, g: np.ndarray, w: np.ndarray, l1: float, l2: float,
         w[A] = w_best
         s[A] = np.sign(w_best)
     return w
-
-
-def task_grams(data, c: np.ndarray, xm: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """``Q[t] = X_{F,c,t}^T diag(c_t) X_{F,c,t}`` (T, k, k) on the columns ``features``,
-    centered by ``xm`` (p x T), from each task's rows."""
-    k, T = len(features), data.n_tasks
-    Q = np.empty((T, k, k))
-    sparse = sp.issparse(data.X)
-    # a sparse design: its columns ``features`` in CSR once (never the whole design), each
-    # task's Gram the sparse product, not a dense copy of the rows
-    Xf = sp.csr_matrix(data.X[:, features]) if sparse else None
-    for t in range(T):
-        a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
-        if sparse:
-            Q[t] = centered_sparse_gram(Xf[a - o:b - o], c[a:b], xm[features, t])
-            continue
-        Xs = np.array(data.X[a - o:b - o][:, features], dtype=np.float64)
-        Xs -= xm[features, t]
-        Q[t] = (Xs * c[a:b, None]).T @ Xs
-    return Q
-
-
-def centered_sparse_gram(X: sp.spmatrix, c: np.ndarray, m: np.ndarray) -> np.ndarray:
-    r"""``(X - 1 m^T)^T diag(c) (X - 1 m^T)`` (k x k) of a sparse ``X`` (n x k) with its
-    column centers ``m``: the sparse product :math:`X^\top C X`, then the centering's rank-one
-    terms :math:`- s m^\top - m s^\top + (1^\top c)\, m m^\top` with :math:`s = X^\top c`
-    (the rows are never made dense: O(nnz) work for the products, O(k^2) for the terms)."""
-    Xc = X.T.multiply(c).tocsr()  # X^T diag(c), k x n
-    H = (Xc @ X).toarray()
-    if np.any(m):
-        u = np.asarray(Xc.sum(axis=1)).ravel() - 0.5 * c.sum() * m  # s - (1'c) m / 2
-        m = np.asarray(m, dtype=np.float64)
-        # two rank-one updates, in place on the (symmetric) Fortran-ordered view H^T
-        Hf = blas.dger(-1.0, u, m, a=H.T, overwrite_a=True)
-        H = blas.dger(-1.0, m, u, a=Hf, overwrite_a=True).T
-    return H

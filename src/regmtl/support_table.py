@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import class_penalty, expand_classes, task_classes
-from ..datafits import LOSSES, Datafit, make_loss
-from ..inputs import as_task_data
-from ..penalties import PENALTY_CLASSES, Penalty, chain_graph
-from .policy import SOLVER_TABLE, choose_row
+from .classes import class_penalty, expand_classes, task_classes
+from .datafits import LOSSES, Datafit, make_loss
+from .inputs import as_task_data
+from .penalties import PENALTY_CLASSES, Penalty, chain_graph
+from .solvers.policy import SOLVER_TABLE, choose_row
 
 __all__ = ["MIXED_EXAMPLE", "SupportEntry", "support_entries", "support_table_rst"]
 
@@ -111,7 +111,7 @@ def support_entries() -> list[SupportEntry]:
 
     Examples
     --------
-    >>> from regmtl.solvers.support_table import support_entries
+    >>> from regmtl.support_table import support_entries
     >>> entry = next(e for e in support_entries()
     ...              if e.loss == "poisson" and e.penalty == "l21")
     >>> entry.tall, entry.certificate

@@ -1,0 +1,248 @@
+"""Regression bench: the main cases of this tree against another commit, interleaved in one run.
+
+Every case is one fit through the public API, timed in a child process per (tree, case) with
+one BLAS thread, numba warmed up first, ``--repeats`` fits a child; the two trees alternate
+case by case, ``--rounds`` times, so that load on the machine falls on both alike. Printed per
+case: the median time of each tree, the ratio (this tree / base: below 1 is faster), the
+iterations, the objectives' relative difference and the peak memory of one fit (tracemalloc,
+NumPy's allocations included). A case more than ``--slower`` (10 %) slower is listed at the end
+and the exit status is 1.
+
+The base tree is made with ``git worktree add`` (detached, under ``--worktrees``) and removed
+afterwards; its ``src`` is put first on ``PYTHONPATH`` for its children (same interpreter, same
+installed dependencies). The cases are those the speed issues name: many small tasks, a shared
+design with p >> n and n >> p, wide tasks, MALSAR's formulations (iMSF, NCFGL on School), the
+smooth and non-smooth losses on School.
+
+Run:  .venv/bin/python bench/regress.py --base REV [--cases ...] [--rounds 3] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------------- the cases
+def _school():
+    from regmtl.datasets import load_school
+
+    b = load_school()
+    return b["X"], b["y"]
+
+
+def _many_small():
+    rng = np.random.default_rng(0)
+    T, n, p = 1000, 20, 20
+    W = rng.standard_normal((p, T)) * (rng.random(p) < 0.3)[:, None]
+    Xs = [rng.standard_normal((n, p)) for _ in range(T)]
+    return Xs, [X @ W[:, t] + 0.5 * rng.standard_normal(n) for t, X in enumerate(Xs)]
+
+
+def _shared(n, p, T, k, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    W = np.zeros((p, T))
+    W[rng.choice(p, k, replace=False)] = rng.standard_normal((k, T))
+    return X, X @ W + 0.5 * rng.standard_normal((n, T))
+
+
+def _wide(T, n, p, seed=0):
+    rng = np.random.default_rng(seed)
+    W = np.zeros((p, T))
+    W[:10] = rng.standard_normal((10, 1)) + 0.3 * rng.standard_normal((10, T))
+    Xs = [rng.standard_normal((n, p)) for _ in range(T)]
+    return Xs, [X @ W[:, t] + 0.5 * rng.standard_normal(n) for t, X in enumerate(Xs)]
+
+
+def _multi_source():
+    rng = np.random.default_rng(0)
+    blocks, groups = (60, 40, 20), ((0, 1, 2), (0, 1), (0, 2), (1, 2), (0,), (2,))
+    edges = np.concatenate(([0], np.cumsum(blocks)))
+    p, Xs, ys = edges[-1], [], []
+    w = rng.standard_normal(p) * (rng.random(p) < 0.2)
+    for g in groups:
+        X = np.full((100, p), np.nan)
+        for s in g:
+            X[:, edges[s]:edges[s + 1]] = rng.standard_normal((100, blocks[s]))
+        Xs.append(X)
+        ys.append(np.nan_to_num(X) @ w + 0.3 * rng.standard_normal(100))
+    return Xs, ys, blocks
+
+
+def case(name: str):
+    """``(fit, label)``: ``fit()`` fits the case once and returns the model."""
+    import regmtl as rm
+
+    def reg(pen, alpha_frac=None, alpha=None, **kw):
+        def make(X, y):
+            a = alpha if alpha is not None else alpha_frac * rm.alpha_max(
+                X, y, penalty=pen, **({"loss": kw["loss"]} if "loss" in kw else {}))
+            return lambda: rm.MultiTaskRegressor(pen, alpha=a, **kw).fit(X, y)
+        return make
+
+    if name == "l21_many_small":
+        return reg("l21", 0.1)(*_many_small()), "L2,1, 1000 tasks of 20 x 20, alpha_max/10"
+    if name == "l21_shared_wide":
+        return reg("l21", 0.1)(*_shared(400, 4000, 16, 40)), "L2,1 shared n=400 p=4000 T=16"
+    if name == "l21_shared_tall":
+        return reg("l21", 0.05)(*_shared(6000, 300, 30, 30)), "L2,1 shared n=6000 p=300 T=30"
+    if name == "l21_wide_tasks":
+        return reg("l21", 0.1)(*_wide(20, 60, 2000)), "L2,1 20 wide tasks 60 x 2000"
+    if name == "multi_source":
+        Xs, ys, blocks = _multi_source()
+        return reg(rm.MultiSource(blocks), 0.1)(Xs, ys), "MultiSource (iMSF) 6 groups"
+    if name == "ncfgl_school":
+        Xs, ys = _school()
+        pen = rm.NonconvexFusedGroupLasso(0.5)
+        a = 0.1 * rm.alpha_max(Xs, ys, penalty=pen)
+        return (lambda: rm.MultiTaskRegressor(pen, alpha=a, tol=1e-4, max_iter=20_000)
+                .fit(Xs, ys)), "NonconvexFusedGroupLasso School"
+    if name in ("school_l21", "school_mean", "school_trace", "school_huber_l21",
+                "school_poisson_l21"):
+        Xs, ys = _school()
+        pen = {"school_mean": "mean", "school_trace": "trace"}.get(name, "l21")
+        kw = {}
+        if name == "school_huber_l21":
+            kw = {"loss": "huber"}
+        if name == "school_poisson_l21":
+            ys = [np.round(np.maximum(y, 0.0)) for y in ys]
+            kw = {"loss": "poisson"}
+        frac = 0.05 if pen == "l21" else 0.1
+        if pen == "mean":
+            return reg(pen, alpha=0.1, **kw)(Xs, ys), f"School {pen} {kw.get('loss', 'squared')}"
+        return reg(pen, frac, **kw)(Xs, ys), f"School {pen} {kw.get('loss', 'squared')}"
+    if name == "logistic_l21":
+        rng = np.random.default_rng(1)
+        Xs = [rng.standard_normal((200, 50)) for _ in range(10)]
+        w = rng.standard_normal(50) * (rng.random(50) < 0.2)
+        ys = [(X @ w + rng.standard_normal(200) > 0).astype(int) for X in Xs]
+        a = 0.1 * rm.alpha_max(Xs, ys, penalty="l21", loss="logistic")
+        return (lambda: rm.MultiTaskClassifier("l21", alpha=a).fit(Xs, ys)), \
+            "logistic L2,1 10 tasks 200 x 50"
+    raise ValueError(f"unknown case {name!r}")
+
+
+CASES = ("l21_many_small", "l21_shared_wide", "l21_shared_tall", "l21_wide_tasks",
+         "multi_source", "ncfgl_school", "school_l21", "school_mean", "school_trace",
+         "school_huber_l21", "school_poisson_l21", "logistic_l21")
+
+
+# ----------------------------------------------------------------------------- the child
+def child(name: str, repeats: int) -> None:
+    import tracemalloc
+    import warnings
+
+    fit, label = case(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit()  # (numba compiled, data made)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model = fit()
+            times.append(time.perf_counter() - t0)
+        tracemalloc.start()
+        fit()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    print(json.dumps(dict(label=label, times=times, n_iter=int(model.n_iter_),
+                          objective=float(model.objective_), peak=peak)))
+
+
+def run_child(src: Path, name: str, repeats: int, timeout: float) -> dict | None:
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", name, str(repeats)],
+                             env=env, capture_output=True, text=True, timeout=timeout,
+                             check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        print(f"  ({name} failed under {src}: {out.stderr.strip().splitlines()[-1:]})")
+        return None
+    return json.loads(lines[-1])
+
+
+# ----------------------------------------------------------------------------- the run
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", help="the commit to compare with (any git revision)")
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--slower", type=float, default=0.10)
+    ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--worktrees", default=tempfile.gettempdir())
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return 0
+    if not args.base:
+        ap.error("--base REV is needed")
+    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    where = Path(tempfile.mkdtemp(prefix=f"regress-{rev}-", dir=args.worktrees))
+    shutil.rmtree(where)
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), rev],
+                   check=True, capture_output=True)
+    trees = {"this": ROOT / "src", rev: where / "src"}
+    try:
+        runs: dict = {(t, c): [] for t in trees for c in args.cases}
+        for r in range(args.rounds):
+            for c in args.cases:
+                order = list(trees) if r % 2 == 0 else list(trees)[::-1]
+                for t in order:
+                    out = run_child(trees[t], c, args.repeats, args.timeout)
+                    if out is not None:
+                        runs[(t, c)].append(out)
+        return report(runs, args, rev)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)],
+                       check=False, capture_output=True)
+
+
+def report(runs: dict, args, rev: str) -> int:
+    print(f"this tree against {rev}: median of {args.rounds} rounds x {args.repeats} fits, "
+          "one BLAS thread, load: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    head = (f"{'case':42s} {'this s':>9s} {rev + ' s':>11s} {'ratio':>6s} {'its':>11s} "
+            f"{'obj diff':>9s} {'peak MB':>13s}")
+    print(head)
+    print("-" * len(head))
+    slower = []
+    for c in args.cases:
+        a, b = runs[("this", c)], runs[(rev, c)]
+        if not a or not b:
+            print(f"{c:42s} (no result: {'this' if not a else rev})")
+            continue
+        ta = float(np.median([t for o in a for t in o["times"]]))
+        tb = float(np.median([t for o in b for t in o["times"]]))
+        oa, ob = a[-1]["objective"], b[-1]["objective"]
+        diff = (oa - ob) / max(abs(ob), 1e-300)
+        ratio = ta / tb
+        print(f"{a[-1]['label'][:42]:42s} {ta:9.4f} {tb:11.4f} {ratio:6.2f} "
+              f"{a[-1]['n_iter']:5d}/{b[-1]['n_iter']:<5d} {diff:9.1e} "
+              f"{a[-1]['peak'] / 2**20:6.1f}/{b[-1]['peak'] / 2**20:<6.1f}")
+        if ratio > 1.0 + args.slower:
+            slower.append((c, ratio))
+    for c, ratio in slower:
+        print(f"SLOWER: {c} {ratio:.2f}x the time of {rev}")
+    return 1 if slower else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
