@@ -142,11 +142,14 @@ def block_matvec_columns(H, W, out):
     p x T, any strides, written in place): one compiled loop, where a batched NumPy product
     pays a call per block."""
     p, T = W.shape
+    w = np.empty(p)  # task t's column, gathered once: the inner loop runs on contiguous rows
     for t in range(T):
+        for j in range(p):
+            w[j] = W[j, t]
         for i in range(p):
             acc = 0.0
             for j in range(p):
-                acc += H[t, i, j] * W[j, t]
+                acc += H[t, i, j] * w[j]
             out[i, t] = acc
 
 
