@@ -95,6 +95,10 @@ class Datafit:
     #: ``r = y - f`` with slopes in its dual box (the pinball loss): with a penalty that is a
     #: linear program too, the whole problem is one, solved exactly by a simplex method
     piecewise_linear: bool = False
+    #: The loss is quadratic piece by piece (Huber): its Newton model with the Hessian (0 on
+    #: the linear pieces, floored) undershoots along outliers, so the line search of a full
+    #: step that descends goes on doubling while the objective still falls.
+    piecewise_quadratic: bool = False
     #: whether the loss couples several scores of a row (multinomial): it fits its own
     #: intercepts (``fit_intercepts(y, c, S, b, max_newton, rtol)``)
     coupled: bool = False

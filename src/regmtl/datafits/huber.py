@@ -48,6 +48,7 @@ class Huber(Datafit):
         "delta", "DELTA", "--loss huber: where the loss turns linear, in the target's units "
         "(default 1.35)")}
     curvature = 1.0
+    piecewise_quadratic = True
     dual_strong_concavity = 1.0
     has_dual_prox = True
     scale_degree = 2

@@ -67,6 +67,8 @@ class Mixed(Datafit):
         self.smooth = all(p.smooth for p in self.parts)
         self.has_dual_prox = all(p.has_dual_prox for p in self.parts)
         self.quadratic = all(p.quadratic for p in self.parts)
+        self.piecewise_quadratic = all(p.quadratic or p.piecewise_quadratic
+                                       for p in self.parts) and not self.quadratic
         self.curvature = max(p.curvature for p in self.parts)
         self.dual_strong_concavity = min(p.dual_strong_concavity for p in self.parts)
         self.profiles_scale = any(p.profiles_scale for p in self.parts)

@@ -27,8 +27,8 @@ from .base import Datafit
 __all__ = ["BlockLoss"]
 
 #: the declarations a bound loss shares with the loss it binds
-_DECLARED = ("name", "kind", "code", "quadratic", "smooth", "curvature",
-             "dual_strong_concavity", "box_dual", "coupled", "profiles_scale")
+_DECLARED = ("name", "kind", "code", "quadratic", "piecewise_quadratic", "smooth",
+             "curvature", "dual_strong_concavity", "box_dual", "coupled", "profiles_scale")
 
 
 class BlockLoss(Datafit):
