@@ -1,6 +1,7 @@
 """The batched per-task columns (:mod:`regmtl.solvers.task_columns`) against a loop over the
-tasks written out in NumPy: Grams, spanned moves and the held solves, in the stacked and the
-shared layout, dense and sparse, tasks of 1 to 300 rows side by side, chunks forced small."""
+tasks written out in NumPy: Grams (batched, and a task at a time for long tasks), spanned
+moves and the held solves, in the stacked and the shared layout, dense and sparse, tasks of 1
+to 300 rows side by side, chunks forced small."""
 
 from __future__ import annotations
 
@@ -37,11 +38,14 @@ def _rows(data, t):
     return X.toarray() if sp.issparse(X) else np.asarray(X)
 
 
+@pytest.mark.parametrize("long", [1, 10**9])
 @pytest.mark.parametrize("chunk", [task_columns.CHUNK, 50])
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("layout", ["stacked", "shared"])
-def test_grams_moves_and_solves_equal_a_loop_over_tasks(layout, sparse, chunk, monkeypatch):
+def test_grams_moves_and_solves_equal_a_loop_over_tasks(layout, sparse, chunk, long,
+                                                        monkeypatch):
     monkeypatch.setattr(task_columns, "CHUNK", chunk)
+    monkeypatch.setattr(task_columns, "LONG", long)  # (a Gram a task, or batched)
     data, c, xm = _data(layout, sparse)
     cols = np.array([4, 0, 7])
     rng = np.random.default_rng(5)

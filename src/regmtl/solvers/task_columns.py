@@ -9,10 +9,11 @@ For columns ``J`` (k of them) the centered, weighted Gram of task t is
           (X_{t,J} - 1 m_{J,t}^\top),
 
 and a move ``Lam`` (k x T) spans ``u_t = (X_{t,J} - 1 m_{J,t}^\top) Lam_t``. Both are formed
-over consecutive tasks in chunks of rows (a chunk's centered columns dense, its outer products
-at most :data:`CHUNK` numbers), summed per task by ``np.add.reduceat``: O(n k^2) work and
-O(CHUNK) memory whatever the number of tasks, in the stacked and in the shared layout (row
-``r - offset[t]`` of ``X``), dense or sparse.
+over consecutive tasks in chunks of rows (a chunk's centered columns dense, at most
+:data:`CHUNK` numbers), the Grams by batched products of the tasks' rows (tasks bucketed by
+their length, padded within a bucket to at most twice their rows; long tasks a BLAS product
+each): O(n k^2) work and O(CHUNK) memory whatever the number of tasks, in the stacked and in
+the shared layout (row ``r - offset[t]`` of ``X``), dense or sparse.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from scipy.linalg import blas
 
 from ..taskdata import TaskData
 
-__all__ = ["CHUNK", "centered_sparse_gram", "held_solves", "spanned", "task_grams"]
+__all__ = ["CHUNK", "LONG", "centered_sparse_gram", "held_solves", "spanned", "task_grams"]
 
-#: At most this many numbers in a chunk's outer products (32 MB of float64).
+#: At most this many numbers in a chunk's centered columns (32 MB of float64).
 CHUNK = 1 << 22
+#: Tasks of this many rows or more on average: a Gram product per task (BLAS) beats the
+#: batched, padded products.
+LONG = 64
 
 
 def _chunks(data: TaskData, xm: np.ndarray, cols: np.ndarray, width: int
@@ -44,8 +48,12 @@ def _chunks(data: TaskData, xm: np.ndarray, cols: np.ndarray, width: int
         t1 = int(np.searchsorted(indptr, indptr[t0] + limit, side="right")) - 1
         t1 = min(max(t1, t0 + 1), T)
         counts = np.diff(indptr[t0:t1 + 1])
-        rows = np.arange(indptr[t0], indptr[t1]) - np.repeat(data.offset[t0:t1], counts)
-        Z = X[rows].toarray() if sparse else np.array(X[np.ix_(rows, cols)], dtype=np.float64)
+        if not np.any(data.offset[t0:t1]) and not sparse:  # stacked: the rows in one run
+            Z = np.array(X[indptr[t0]:indptr[t1]][:, cols], dtype=np.float64)
+        else:
+            rows = np.arange(indptr[t0], indptr[t1]) - np.repeat(data.offset[t0:t1], counts)
+            Z = X[rows].toarray() if sparse else np.array(X[np.ix_(rows, cols)],
+                                                          dtype=np.float64)
         Z -= np.repeat(xm[cols, t0:t1].T, counts, axis=0)
         yield t0, t1, Z
         t0 = t1
@@ -63,9 +71,13 @@ def _buckets(counts: np.ndarray) -> Iterator[tuple[np.ndarray, int]]:
 
 def task_grams(data: TaskData, c: np.ndarray, xm: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``Q`` (T, k, k): each task's centered, weighted Gram on the columns ``cols``: batched
-    products of the tasks' rows, padded with zero rows to the longest of their bucket."""
+    products of the tasks' rows, padded with zero rows to the longest of their bucket; tasks
+    of :data:`LONG` rows or more on average one BLAS product each (the product outweighs the
+    step)."""
     k = len(cols)
     Q = np.zeros((data.n_tasks, k, k))
+    if data.n_obs >= LONG * data.n_tasks:
+        return _long_grams(data, c, xm, cols, Q)
     for t0, t1, Z in _chunks(data, xm, cols, k):
         start = data.indptr[t0:t1] - data.indptr[t0]
         counts = np.diff(data.indptr[t0:t1 + 1])
@@ -78,6 +90,23 @@ def task_grams(data: TaskData, c: np.ndarray, xm: np.ndarray, cols: np.ndarray) 
             Zb = Z[idx]  # m x n x k
             wb = np.where(pad, 0.0, w[idx])
             Q[t0 + tasks] = np.matmul(Zb.transpose(0, 2, 1), Zb * wb[:, :, None])
+    return Q
+
+
+def _long_grams(data: TaskData, c: np.ndarray, xm: np.ndarray, cols: np.ndarray,
+                Q: np.ndarray) -> np.ndarray:
+    """:func:`task_grams` a task at a time (a sparse design: its columns in CSR once, each
+    task's Gram the sparse product and the centering's rank-one terms, rows never dense)."""
+    sparse = sp.issparse(data.X)
+    Xf = sp.csr_matrix(data.X[:, cols]) if sparse else None
+    for t in range(data.n_tasks):
+        a, b, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
+        if sparse:
+            Q[t] = centered_sparse_gram(Xf[a - o:b - o], c[a:b], xm[cols, t])
+            continue
+        Z = np.array(data.X[a - o:b - o][:, cols], dtype=np.float64)
+        Z -= xm[cols, t]
+        Q[t] = (Z * c[a:b, None]).T @ Z
     return Q
 
 
