@@ -1,7 +1,8 @@
 """Regression bench: the main cases of this tree against another commit, interleaved in one run.
 
 Every case is one fit through the public API, timed in a child process per (tree, case) with
-one BLAS thread, numba warmed up first, ``--repeats`` fits a child; the two trees alternate
+one BLAS thread and the compiled kernels (``REGMTL_KERNELS=numba``), warmed up by a first
+fit, ``--repeats`` fits a child; the two trees alternate
 case by case, ``--rounds`` times, so that load on the machine falls on both alike. Printed per
 case: the median time of each tree, the ratio (this tree / base: below 1 is faster), the
 iterations, the objectives' relative difference and the peak memory of one fit (tracemalloc,
@@ -162,8 +163,10 @@ def child(name: str, repeats: int) -> None:
 
 
 def run_child(src: Path, name: str, repeats: int, timeout: float) -> dict | None:
+    # (the compiled kernels from the first call: the NumPy twins of a fresh process, and the
+    # compilation that ends them, are the first call's cost, timed by bench_first_call.py)
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", REGMTL_KERNELS="numba")
     try:
         out = subprocess.run([sys.executable, __file__, "--child", name, str(repeats)],
                              env=env, capture_output=True, text=True, timeout=timeout,

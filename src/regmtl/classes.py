@@ -50,6 +50,21 @@ def task_classes(data: TaskData) -> list[np.ndarray]:
     w = np.ones(data.n_obs, dtype=bool) if data.observed is None else data.observed.copy()
     if data.sample_weight is not None:
         w &= data.sample_weight > 0
+    raw = np.asarray(data.raw_y)
+    if raw.dtype != object and data.n_tasks > 1:
+        # one type for every task: the union's check is each task's (a continuous task makes
+        # the union continuous), and the classes come from one sort of (segment, label)
+        labels = raw[w]
+        try:
+            check_classification_targets(labels)
+        except ValueError:
+            labels = None  # (the loop below names the task)
+        if labels is not None:
+            uniq, code = np.unique(labels, return_inverse=True)
+            segment = np.repeat(np.arange(data.n_tasks), np.diff(data.indptr))[w]
+            pairs = np.unique(segment * len(uniq) + code.ravel())
+            cut = np.searchsorted(pairs // max(len(uniq), 1), np.arange(data.n_tasks + 1))
+            return [uniq[pairs[cut[t]:cut[t + 1]] % len(uniq)] for t in range(data.n_tasks)]
     for t, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
         check_label_types(data.raw_y[a:b][w[a:b]], task_name(data, t))
         labels = as_labels(data.raw_y[a:b][w[a:b]])
