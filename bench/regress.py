@@ -197,8 +197,12 @@ def main(argv=None) -> int:
         return 0
     if not args.base:
         ap.error("--base REV is needed")
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.base],
+                           capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        ap.error(f"--base {args.base!r} is not a commit of this repository "
+                 "(give a hash, a tag or a branch that git rev-parse knows)")
+    rev = found.stdout.strip()
     where = Path(tempfile.mkdtemp(prefix=f"regress-{rev}-", dir=args.worktrees))
     shutil.rmtree(where)
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), rev],
