@@ -199,14 +199,29 @@ def test_a_nonconvex_quantile_fit_reports_its_true_objective_and_a_local_minimum
 def test_max_iter_bounds_the_primal_dual_row():
     """Before: n_iter_ 1280 with max_iter=20 (64,000 with 1000) on School's L2,1 quantile fit:
     the row ran 64 iterations per unit of max_iter and counted each. Now n_iter_ counts those
-    certified blocks of 64, at most max_iter, and a fit stopped there warns."""
+    certified blocks of 64, at most max_iter, and a fit stopped there warns (the trace norm
+    on 40 schools: L2,1 is an interior point's now)."""
+    from regmtl.datasets import load_school
+
+    data = load_school()
+    model, warned = _fit(rm.MultiTaskRegressor("trace", alpha=0.01, loss=rm.Quantile(0.5),
+                                               max_iter=20), data["X"][:40], data["y"][:40])
+    assert model.n_iter_ <= 20
+    assert warned and "max_iter=20" in str(warned[0].message)
+
+
+@pytest.mark.parametrize("max_iter", [3, 12])
+def test_max_iter_bounds_the_interior_point(max_iter):
+    """The interior point and the primal-dual row after it share max_iter: School's L2,1
+    quantile fit needs about 20 interior-point iterations; stopped short, it warns."""
     from regmtl.datasets import load_school
 
     data = load_school()
     model, warned = _fit(rm.MultiTaskRegressor("l21", alpha=0.01, loss=rm.Quantile(0.5),
-                                               max_iter=20), data["X"], data["y"])
-    assert model.n_iter_ <= 20
-    assert warned and "max_iter=20" in str(warned[0].message)
+                                               max_iter=max_iter, tol=1e-8),
+                         data["X"], data["y"])
+    assert model.n_iter_ <= max_iter
+    assert warned and f"max_iter={max_iter}" in str(warned[0].message)
 
 
 @pytest.mark.parametrize("name,max_iter", [("scad", 40), ("ncfgl", 30)])

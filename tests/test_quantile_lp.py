@@ -65,8 +65,12 @@ def test_auto_picks_the_linear_program_for_l1_and_l1inf_not_for_l21():
     loss = rm.Quantile(TAU).bind(data)
     for pen in (rm.L1(), rm.L1(positive=True), rm.ElasticNet(l1_ratio=1.0), rm.LInf1()):
         assert choose_row(data, loss, pen, 0.01) == "linear_program", pen
-    for pen in (rm.L21(), rm.ElasticNet(0.5), rm.L2(), rm.Trace()):
+    for pen in (rm.ElasticNet(0.5), rm.L2(), rm.Trace()):
         assert choose_row(data, loss, pen, 0.01) == "primal_dual", pen
+    for pen in (rm.L21(), rm.L21(l1_ratio=0.5), rm.MeanRegularized()):  # cone programs
+        assert choose_row(data, loss, pen, 0.01) == "interior_point", pen
+    # one alpha per task is not a cone program's: the primal-dual row takes it
+    assert choose_row(data, loss, rm.MeanRegularized(), np.full(3, 0.01)) == "primal_dual"
     # the declarations, not names: a smoothed pinball loss is not piecewise linear
     assert rm.Quantile(TAU).piecewise_linear and not rm.Quantile(TAU).smoothed(0.1) \
         .piecewise_linear
@@ -165,8 +169,10 @@ def test_the_certificate_is_the_duality_gap_at_the_programs_multipliers(fit_inte
 
 
 def test_a_warm_path_from_the_dual_point_equals_cold_starts():
-    """Quantile + L2,1 (the primal-dual row): a path whose points start from the previous
-    (W, theta) gives the solutions of cold starts at every alpha."""
+    """Quantile + L2,1: a path whose points start from the previous (W, theta) gives the
+    solutions of cold starts at every alpha. (The objective is flat to second order along
+    some moves of one task's row: the pinball loss is piecewise linear and a row norm curves
+    as ``|d|^2 / ||W_j||``; so tol 1e-10 on the objective pins the coefficients to ~1e-5.)"""
     Xs, ys = _tasks(sizes=(30, 40, 50), p=5, seed=7)
     loss = rm.Quantile(TAU)
     tol = 1e-10
@@ -190,7 +196,7 @@ def test_a_warm_path_from_the_dual_point_equals_cold_starts():
         warm_obj = objective(path.coefs[k], path.intercepts[k])
         cold_obj = objective(cold.coef_, cold.intercept_)
         assert abs(warm_obj - cold_obj) <= 1e-8 * cold_obj
-        np.testing.assert_allclose(path.coefs[k], cold.coef_, atol=1e-6)
+        np.testing.assert_allclose(path.coefs[k], cold.coef_, atol=5e-5)
     assert data.n_tasks == 3 and len(sws) == 3
 
 

@@ -187,8 +187,7 @@ class Penalty:
     name: str = ""
     #: the conjugate is tractable, so fits certify with a duality gap
     has_dual: bool = True
-    #: its prox and certificate work on W held in task blocks (on Dask workers), exchanging
-    #: only summaries between blocks
+    #: its prox and certificate work on W in task blocks (on Dask workers), sharing summaries
     distributable: bool = True
     #: why a penalty that is not ``distributable`` is not (the error on Dask input says it)
     blocks_refusal: str = "its prox needs the whole W in one place"
@@ -240,10 +239,11 @@ class Penalty:
     #: whether the penalty is a sum of one term per task, so that one alpha per task is
     #: meaningful (``alpha`` of shape (T,), ``regmtl.task_alpha``)
     separates_over_tasks: bool = False
-    #: its form as a linear program, for a piecewise-linear loss: ``"entrywise"``
-    #: (``alpha sum_jt |W_jt|``, and ``W >= 0`` where ``positive``), ``"row_max"``
-    #: (``alpha sum_j max_t |W_jt|``), or None (not a linear program)
+    #: its form for a piecewise-linear loss: a linear program (``"entrywise"``: alpha sum
+    #: |W_jt|, W >= 0 where ``positive``; ``"row_max"``: alpha sum_j max_t |W_jt|), a cone
+    #: program (``"row_norm"``: L2,1 and its ridge; ``"task_mean"``: the pull to the mean)
     linear_program: str | None = None
+    cone_program: str | None = None
     splits_prox: bool = False  #: the prox splits over tasks: prox_summary, prox_given
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -174,6 +174,7 @@ class MeanRegularized(_TaskKernel):
 
     name = "mean"
     _param_names = ("ridge",)
+    cone_program = "task_mean"
     splits_prox = True
     pulls_to_mean = True
     transfer_strategy = "mean"
@@ -669,6 +670,7 @@ class ClassMean(MeanRegularized):
     registered = False
     _param_names = ("ridge", "label")
     pulls_to_mean = False  # (a mean per class label)
+    cone_program = None  # (a mean per class label: not the mean task's pull)
     splits_prox = False  # (one mean per class label: not the mean task's split)
 
     def __init__(self, ridge: float = 0.0, label: Any = ()):

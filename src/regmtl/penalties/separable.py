@@ -75,6 +75,12 @@ class _ElasticType(Penalty):
         return "entrywise" if not self.group and self.rho == 1.0 else None
 
     @property
+    def cone_program(self) -> str | None:  # type: ignore[override]
+        """``"row_norm"`` for row groups without the sign constraint (a second-order cone
+        per row); None otherwise (entries: a linear program)."""
+        return "row_norm" if self.group and not self.positive else None
+
+    @property
     def transfer_strategy(self) -> str | None:  # type: ignore[override]
         """``"support"``; None with ``l1_ratio=0`` (the ridge part alone shares nothing)."""
         return None if float(self.l1_ratio) == 0.0 else "support"
@@ -671,6 +677,7 @@ class MultiSource(L21):
     """
 
     name = "multi_source"
+    cone_program = None  # (the unobserved entries are held at zero: not a row norm's cone)
     l1_ratio = 1.0
     positive = False
     _param_names = ("blocks",)

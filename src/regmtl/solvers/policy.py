@@ -36,6 +36,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import PENALTY_CLASSES, Penalty
 from .certificates import Reference
+from .interior_point import CONE_FORMS, IPM_SIZE, interior_point, pinball_rows
 from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .linear_program import LP_FORMS, linear_program
@@ -310,6 +311,28 @@ LP_PENALTY = Requirement(
     lambda pb, name: f"solver={name!r} solves linear programs, which {pb.penalty!r} does "
                      "not write as.",
     on_data=False,
+)
+PINBALL_ROWS = Requirement(
+    "the pinball loss, or a loss list of pinball and squared tasks",
+    lambda pb: pinball_rows(pb.datafit),
+    lambda pb, name: f"solver={name!r} solves cone programs, for the pinball loss (with "
+                     "squared tasks beside it in a loss list).",
+    on_data=False,
+)
+CONE_PENALTY = Requirement(
+    "a penalty that is a cone program (``penalty.cone_program``: L2,1 and its elastic net, "
+    "mean-regularized) with one alpha",
+    lambda pb: pb.penalty.cone_program in CONE_FORMS and np.ndim(pb.alpha) == 0,
+    lambda pb, name: f"solver={name!r} solves cone programs, which {pb.penalty!r} does not "
+                     "write as.",
+    on_data=False,
+)
+CONE_SIZE = Requirement(
+    f"Newton blocks that fit: T (p + 1)^2 <= {IPM_SIZE:,} (the tasks' blocks, inverted each "
+    "iteration)",
+    lambda pb: pb.data.n_tasks * (pb.data.n_features + 1) ** 2 <= IPM_SIZE,
+    lambda pb, name: f"solver={name!r} inverts a block of (p + 1)^2 per task each iteration: "
+                     f"{pb.data.n_tasks} tasks of {pb.data.n_features} features are too many.",
 )
 NONSMOOTH_LOSS = Requirement(
     "a loss that is not smooth (``datafit.smooth`` False: the pinball loss)",
@@ -592,6 +615,23 @@ def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     return res
 
 
+def _run_interior_point(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                        max_iter, verbose, V0, options, inner):
+    res = interior_point(data, datafit, penalty, alpha, W, b, ref=ref,
+                         fit_intercept=fit_intercept, tol=tol, max_iter=min(max_iter, 200),
+                         verbose=verbose)
+    if res.converged or max_iter <= res.n_iter:
+        return res
+    # short of tol (rounding near the end): the primal-dual row goes on from its point
+    more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
+                                           ref=ref, fit_intercept=fit_intercept, tol=tol,
+                                           max_iter=max_iter - res.n_iter, verbose=verbose,
+                                           V0=None, options=dict(options, dual=res.theta),
+                                           inner=inner)
+    more.n_iter += res.n_iter
+    return more
+
+
 def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                         max_iter, verbose, V0, options, inner):
     res = linear_program(data, datafit, penalty, alpha, W, b, ref=ref,
@@ -654,6 +694,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "the quantile loss with a penalty that is a linear program (the lasso, L1,inf): "
         "solved exactly by HiGHS, one program per task where the penalty separates, "
         "certified by the duality gap at the program's multipliers", "auto", warm=False),
+    "interior_point": SolverEntry(
+        _run_interior_point, (PINBALL_ROWS, CONE_PENALTY, ROWS_LOCAL, CONE_SIZE),
+        "the quantile loss (and squared tasks beside it in a loss list) with a penalty that "
+        "is a cone program (L2,1, mean-regularized): "
+        "a primal-dual interior-point method whose Newton systems are solved in the tasks' "
+        "blocks, certified by the duality gap of the pinball loss", "auto", warm=False),
     "primal_dual": SolverEntry(
         _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX, ROWS_LOCAL),
         "the quantile loss with a convex penalty that has a prox: restarted primal-dual "
@@ -755,7 +801,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("linear_program",
+AUTO_ORDER = ("linear_program", "interior_point",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
               "stationary_newton", "prox_newton", "softmax_newton", "small_squares", "bcd",
               "row_space_cg", "cg",
