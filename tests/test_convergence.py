@@ -365,8 +365,11 @@ def test_warm_start_refit_of_a_converged_model_takes_no_work(penalty):
 def test_projected_dual_point_certifies_the_collinear_task_early():
     """The same columns with L2,1 (one task: the lasso). The scaled residual certified only at
     the optimum to rounding (25 epochs); the residual moved onto the faces of the dual ball it
-    leaves certifies the first point within tol, and that point is scikit-learn's optimum
-    within the reported gap."""
+    leaves certified the first point (epoch 5). It is now tried only where the gap is near
+    tol or lags a settled primal (its few passes cost more than the epochs it saves on the
+    other L2,1 cases of bench/regress.py): here at epoch 10, where it cuts the gap from 5e-3
+    to 3e-4, and epoch 15 certifies; that point is scikit-learn's optimum within the
+    reported gap."""
     X, y = _school_task8()
     m = _no_convergence_warning(lambda: rm.MultiTaskRegressor("l21", alpha=0.01).fit(X, y))
     P0 = 0.5 * np.mean((y - y.mean()) ** 2)
@@ -374,7 +377,7 @@ def test_projected_dual_point_certifies_the_collinear_task_early():
     ref = Lasso(alpha=0.01, tol=1e-14, max_iter=200_000).fit(X, y)
     best = 0.5 * np.mean((y - ref.predict(X)) ** 2) + 0.01 * np.abs(ref.coef_).sum()
     assert best * (1 - 1e-13) <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best
-    assert m.n_iter_ <= 10
+    assert m.n_iter_ <= 15
 
 
 @pytest.mark.parametrize("group", [False, True])

@@ -64,11 +64,11 @@ def twins_active() -> bool:
     """Whether a kernel with a twin runs the twin now."""
     if _Rent.forced is not None:
         return _Rent.forced
+    if _Rent.held is not None:  # (within a solve: its choice on entry, the environment read)
+        return _Rent.held
     env = _env_forced()
     if env is not None:
         return env
-    if _Rent.held is not None:
-        return _Rent.held
     return not _Rent.bought and _Rent.spent < rent_seconds
 
 
@@ -118,13 +118,16 @@ class LazyKernel:
         return self._dispatcher
 
     def __call__(self, *args):
-        if self.twin is not None and twins_active():
+        # (the hot path of a solve's many small calls: its choice held, the dispatcher built)
+        held = _Rent.held if _Rent.forced is None else None
+        if self.twin is not None and (held if held is not None else twins_active()):
             out = self.twin(*args)
             if out is not NotImplemented:
                 _Rent.spent += CALL_SECONDS + ELEMENT_SECONDS * sum(
                     getattr(a, "size", 0) for a in args)
                 return out
-        return self.dispatcher(*args)
+        dispatcher = self._dispatcher
+        return (dispatcher if dispatcher is not None else self.dispatcher)(*args)
 
     def __getattr__(self, name: str):
         # only reached for names the instance does not hold: the dispatcher's
