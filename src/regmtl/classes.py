@@ -56,7 +56,8 @@ def task_classes(data: TaskData) -> list[np.ndarray]:
         # the union continuous), and the classes come from one sort of (segment, label)
         labels = raw[w]
         try:
-            check_classification_targets(labels)
+            if labels.dtype.kind not in "iub":  # (integers and booleans are classes)
+                check_classification_targets(labels)
         except ValueError:
             labels = None  # (the loop below names the task)
         if labels is not None:

@@ -578,10 +578,13 @@ def _encode_vectorized(data: TaskData) -> tuple[np.ndarray, list[np.ndarray]] | 
     task = data.task_of if rows is None else data.task_of[rows]
     # the type check of each task's observed labels, done once: only non-integer floats
     # ("continuous") fail it where the labels of every task share one type
-    try:
-        kind = type_of_target(labels, input_name="y")
-    except ValueError:
-        kind = None
+    if labels.dtype.kind in "iub" and labels.ndim == 1:
+        kind = "multiclass"  # (integers and booleans: classes whatever their values)
+    else:
+        try:
+            kind = type_of_target(labels, input_name="y")
+        except ValueError:
+            kind = None
     first_bad = T
     if kind not in _CLASSIFICATION_TYPES:
         bad = (np.flatnonzero(labels != labels.astype(int)) if labels.dtype.kind == "f"
