@@ -161,7 +161,8 @@ def quadratic_gap(penalty: Penalty, alpha: float, W: np.ndarray, RR: float,
 class DataInner:
     """The problem restricted to the features ``ws``, solved by epochs over the data."""
 
-    def __init__(self, ls: LeastSquaresEpochs, R, bc, z, W, ws, penalty, alpha):
+    def __init__(self, ls: LeastSquaresEpochs, R, bc, z, W, ws, penalty, alpha,
+                 project: bool = True):
         self.ls, self.R, self.bc, self.z, self.Wfull, self.ws = ls, R, bc, z, W, ws
         self.penalty, self.alpha = penalty, alpha
         ls.features = ws
@@ -171,6 +172,7 @@ class DataInner:
         self.theta_won = True  # whether theta gave the best restricted gap at the last check
         self._candidates = None
         self.polished = None  # the dual candidate of the last Newton step (see ``newton``)
+        self.project = project  # (False: no projected dual points, see ``projects``)
 
     def record(self) -> None:
         theta = self.residuals.push(self.R)
@@ -242,8 +244,11 @@ class DataInner:
     @property
     def projects(self) -> bool:
         """Whether the inner checks build projected dual points: not for an entrywise
-        penalty, whose search over sign patterns (:meth:`signs`) lands on the exact dual."""
-        return self.ls.params.kind != ENTRYWISE
+        penalty, whose search over sign patterns (:meth:`signs`) lands on the exact dual, nor
+        where the solve is a proximal Newton model (solved to a tenth of the outer gap, its
+        stop need not be certified early: the candidate's passes cost more than the epochs
+        it saves, Huber + L2,1 cross-validation on School 15.6 s -> 7.1 s)."""
+        return self.project and self.ls.params.kind != ENTRYWISE
 
     def projected(self, G: np.ndarray, crawling: bool = False) -> list:
         """Dual candidates from the residual moved onto the faces of the dual ball it leaves

@@ -52,7 +52,7 @@ def _newton_step(data, datafit, penalty, alpha, W, b, f, value, params, ws, fit_
     R = np.empty_like(z)
     epochs.residual(z, bc, V, ws, R)
     epochs.intercepts(R, bc)
-    inner = DataInner(epochs, R, bc, z, V, ws, penalty, alpha)
+    inner = DataInner(epochs, R, bc, z, V, ws, penalty, alpha, project=False)
     used, _ = run_inner(inner, penalty, alpha, target, max_inner, anderson=5, check_every=5)
     dW, db = V - W, epochs.uncentered(V, bc) - b
     # the direction's scores from the design, not as ``(z - R) - f``: where a row's curvature
