@@ -57,8 +57,9 @@ _PINBALL_SADDLE = ("the pinball loss with MCP or SCAD on sparse designs: the poi
                    "(KKT 1e-13) is a strict local minimum (the objective rises along the way "
                    "out for its first 10 %), but a lower one lies 3.8 % of |coef_| away, "
                    "within the matrix's 5 % search")
-_MULTI_WIDE = ("the multinomial loss on wide tasks under a penalty that leaves directions free "
-               "(mean, graph) or L1,inf: FISTA runs out of iterations short of tol 1e-8 (warns)")
+_MULTI_WIDE = ("the multinomial loss on wide tasks under L1,inf: FISTA runs out of iterations "
+               "short of tol 1e-8 (warns; with mean and graph, smooth penalties, L-BFGS "
+               "certifies)")
 _NCFGL_BUDGET = ("NonconvexFusedGroupLasso with the logistic, Poisson or Huber loss or a loss "
                  "list on wide tasks: its majorize-minimize stages share max_iter and need "
                  "more than the default 1,000 here; they stop there at a KKT residual of 1e-8 "
@@ -80,7 +81,7 @@ KNOWN: dict[str, str] = {
                                                    ("scad", "sparse"))},
     "mcp-quantile-sparse": _PINBALL_SADDLE,
     "scad-quantile-sparse": _PINBALL_SADDLE,
-    **{f"{p}-multinomial-wide": _MULTI_WIDE for p in ("mean", "graph", "l1inf")},
+    "l1inf-multinomial-wide": _MULTI_WIDE,
     **{f"nonconvex_fused_group_lasso-{loss}-wide": _NCFGL_BUDGET
        for loss in ("huber", "logistic", "mixed", "poisson")},
     "nonconvex_fused_group_lasso-quantile-long": _NCFGL_PINBALL,

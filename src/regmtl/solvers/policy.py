@@ -42,6 +42,7 @@ from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .linear_program import LP_FORMS, linear_program
 from .low_rank_subspace import subspace_applies, subspace_solve
 from .names import SOLVERS
+from .newton_model import is_task_kernel
 from .quadratic import MAX_FEATURES, quadratic_applies
 from .result import SolverResult
 from .row_space_cg import MAX_TASKS, row_space_applies, row_space_cg
@@ -141,6 +142,14 @@ PURE_RIDGE = Requirement(
     "a pure ridge (``penalty.ridge_strength``)",
     lambda pb: pb.penalty.ridge_strength(pb.alpha) is not None,
     lambda pb, name: f"solver={name!r} needs a pure ridge penalty, not {pb.penalty!r}.",
+    on_data=False,
+)
+SMOOTH_PENALTY = Requirement(
+    "a pure ridge (``penalty.ridge_strength``), or a task kernel with the multinomial loss "
+    "(``alpha / 2 tr(W K W^T)`` on its classes' layout: FISTA crawls there)",
+    lambda pb: pb.penalty.ridge_strength(pb.alpha) is not None or (
+        pb.datafit.coupled and is_task_kernel(pb.penalty) and np.ndim(pb.alpha) == 0),
+    lambda pb, name: f"solver={name!r} needs a smooth penalty, not {pb.penalty!r}.",
     on_data=False,
 )
 GRAM_FORM = Requirement(
@@ -715,9 +724,11 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "eigendecomposition (the kernel's, in row-space form, for tasks with fewer rows than "
         "features)", "direct"),
     "ridge_lbfgs": SolverEntry(
-        _run_ridge_lbfgs, (NEWTON_LOSS, PURE_RIDGE, ROWS_LOCAL, UNCOMPILED, QUASI_NEWTON_TOL),
-        "a smooth loss other than the squared one with a pure ridge: the whole objective is "
-        "smooth, minimized by L-BFGS on (W, b) and certified by its duality gap", "auto"),
+        _run_ridge_lbfgs, (NEWTON_LOSS, SMOOTH_PENALTY, ROWS_LOCAL, UNCOMPILED,
+                           QUASI_NEWTON_TOL),
+        "a smooth loss other than the squared one with a pure ridge (or the multinomial loss "
+        "with a task kernel): the whole objective is smooth, minimized by L-BFGS on (W, b) "
+        "and certified by its duality gap (the KKT residual without one)", "auto"),
     "majorize": SolverEntry(
         _run_majorize, (*_BCD, MAJORIZED),
         "a penalty solved by majorize-minimize: each stage a convex penalty majorizing it "
