@@ -210,6 +210,9 @@ class Multinomial(Datafit):
             both = live[:, :, None] & live[:, None, :]
             H = np.where(both, H + tot[:, :, None] / self._K[:, None, None], 0.0)
             H += eye[None] * (~live)[:, :, None]  # unused classes: identity
+            # (a relative 1e-12 on the diagonal: a class whose probability underflows to 0
+            # on every row of its task has no curvature left; the line search takes over)
+            H += 1e-12 * tot[:, :, None] * eye[None]
             step = np.linalg.solve(H, np.where(live, g, 0.0)[..., None])[..., 0]
             # Newton decrement g^T H^-1 g: twice the decrease a full step promises. Below
             # the rounding of the loss no step can show a decrease, so the line search
