@@ -117,6 +117,7 @@ bench-record: $(STAMP)
 		--scenarios shared lists logistic scaling --record $(BENCH_RESULTS)/l21.json
 	$(BENCH_ENV) $(BIN)/python bench/bench_passes.py $(PASSES_FLAGS) \
 		--record $(BENCH_RESULTS)/passes.json
+	$(BENCH_ENV) $(BIN)/python bench/bench_cells.py --record $(BENCH_RESULTS)/cells.json
 	@if [ -f bench/bench_first_call.py ]; then \
 		$(BENCH_ENV) $(BIN)/python bench/bench_first_call.py \
 			--record $(BENCH_RESULTS)/first_call.json; \

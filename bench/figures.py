@@ -17,6 +17,8 @@ l21.json                   the same against scikit-learn, skglm and FISTA on L2,
 first_call.json            import and first fit beside scikit-learn (bench_first_call.py)
 passes.json                time over the memory-bandwidth floor per solver
                            (bench_passes.py)
+cells.json                 every loss x penalty cell against Clarabel and scikit-learn
+                           (bench_cells.py)
 =========================  ============================================================
 
 Run:  .venv/bin/python bench/figures.py [--results bench/results] [--out docs/benchmarks]
@@ -37,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 OUT = os.path.join(os.path.dirname(HERE), "docs", "benchmarks")
 #: the figures this script owns in the output folder (stale ones are removed)
-FIGURES = ("ratios_structured", "ratios_l21", "scaling", "first_call", "passes")
+FIGURES = ("ratios_structured", "ratios_l21", "scaling", "first_call", "passes", "cells")
 PEER_COLORS = {"FISTA": "#1f77b4", "APG-bt": "#ff7f0e", "sklearn": "#2ca02c",
                "skglm": "#9467bd"}
 
@@ -325,6 +327,58 @@ def fig_passes(results, out, plt):
                  "beyond"], rows)]
 
 
+def fig_cells(results, out, plt):
+    """Every loss x penalty cell on each set: the fastest outside route's time over regmtl's
+    (a heat map, log scale; '-' where no route reached the best objective but regmtl's)."""
+    rec, cells, why = _content(results, "cells", lambda d: d.get("cells", []))
+    if why:
+        yield None, why, []
+        return
+    import numpy as np
+
+    sets = list(dict.fromkeys(c["set"] for c in cells))
+    losses = list(dict.fromkeys(c["loss"] for c in cells))
+    pens = list(dict.fromkeys(c["penalty"] for c in cells))
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.6 * len(sets) + 1.2, 0.42 * len(losses)
+                                                    + 1.4), squeeze=False)
+    image = None
+    for ax, name in zip(axes[0], sets, strict=True):
+        grid = np.full((len(losses), len(pens)), np.nan)
+        for c in cells:
+            if c["set"] == name and c.get("ratio"):
+                grid[losses.index(c["loss"]), pens.index(c["penalty"])] = math.log10(c["ratio"])
+        image = ax.imshow(grid, cmap="RdYlGn", vmin=-2, vmax=2, aspect="auto")
+        for c in cells:
+            if c["set"] != name:
+                continue
+            i, j = losses.index(c["loss"]), pens.index(c["penalty"])
+            r = c.get("ratio")
+            ax.text(j, i, "-" if not r else (f"{r:.0f}" if r >= 9.95 else f"{r:.1f}"),
+                    ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(pens)), pens)
+        ax.set_yticks(range(len(losses)), losses if ax is axes[0][0] else [])
+        ax.set_title(name)
+        ax.spines[:].set_visible(False)
+    fig.colorbar(image, ax=axes[0].tolist(), label="log10(peer time / regmtl time)",
+                 shrink=0.8)
+    fig.suptitle("each cell: the fastest outside route's time over regmtl's (> 1: regmtl "
+                 "faster)")
+
+    def t(v):
+        return "-" if not v or v.get("time") is None else (
+            f"{v['time']:.3f}" + (" (off)" if v.get("off") else ""))
+    rows = [[c["set"], c["loss"], c["penalty"], t(c["routes"].get("regmtl")),
+             t(c["routes"].get("Clarabel")), t(c["routes"].get("sklearn")),
+             f"{c['ratio']:.2f}" if c.get("ratio") else "-"] for c in cells]
+    yield _save(fig, out, "cells"), "", [
+        "Every loss under every convex penalty family, at the same accuracy (relative "
+        f"excess over the best objective within 10 x {rec['data'].get('eps', 1e-6):g}), "
+        "regmtl beside cvxpy/Clarabel and, where one exists, scikit-learn's per-task "
+        f"estimator (``bench/bench_cells.py``); measured {_where(rec)}. Seconds; '(off)': "
+        "the route ended off the best objective, its ratio not drawn.",
+        *_table(["set", "loss", "penalty", "regmtl", "Clarabel", "sklearn", "ratio"], rows)]
+
+
 # ----------------------------------------------------------------------------- main
 def draw(results: str = RESULTS, out: str = OUT) -> tuple[list[str], list[str]]:
     """Draw every figure whose record is present; returns ``(paths drawn, reasons for the
@@ -336,7 +390,7 @@ def draw(results: str = RESULTS, out: str = OUT) -> tuple[list[str], list[str]]:
         if os.path.exists(stale):
             os.remove(stale)
     drawn, missing, rst = [], [], []
-    for make in (fig_structured, fig_l21, fig_first_call, fig_passes):
+    for make in (fig_structured, fig_l21, fig_first_call, fig_passes, fig_cells):
         for path, why, text in make(results, out, plt):
             if path is None:
                 missing.append(why)
