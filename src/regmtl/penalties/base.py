@@ -239,9 +239,9 @@ class Penalty:
     #: whether the penalty is a sum of one term per task, so that one alpha per task is
     #: meaningful (``alpha`` of shape (T,), ``regmtl.task_alpha``)
     separates_over_tasks: bool = False
-    #: its form for a piecewise-linear loss: a linear program (``"entrywise"``: alpha sum
-    #: |W_jt|, W >= 0 where ``positive``; ``"row_max"``: alpha sum_j max_t |W_jt|), a cone
-    #: program (``"row_norm"``: L2,1 and its ridge; ``"task_mean"``: the pull to the mean)
+    #: its form for a piecewise-linear loss: a linear program (``"entrywise"``: ``alpha sum
+    #: |W_jt|``, ``W >= 0`` where positive; ``"row_max"``: ``alpha sum_j max_t |W_jt|``), a
+    #: cone program (``"row_norm"``: L2,1 and its ridge; ``"task_mean"``: the mean's pull)
     linear_program: str | None = None
     cone_program: str | None = None
     splits_prox: bool = False  #: the prox splits over tasks: prox_summary, prox_given
