@@ -1,5 +1,5 @@
-"""The pinball loss with a cone-program penalty (L2,1 and its elastic net, mean-regularized)
-by the interior-point row: its cone algebra, its Newton solves against dense linear algebra,
+"""The pinball loss with a cone-program penalty (L2,1 and its elastic net, mean-regularized,
+L1,inf) by the interior-point row: its cone algebra, its Newton solves against dense linear algebra,
 and its optimum against cvxpy/Clarabel on designs of the kinds users bring (tasks of 5 rows
 next to tasks of 200, a shared design with missing targets, sparse columns, weights with
 zeros, no intercepts, collinear dummy columns) and on School."""
@@ -157,6 +157,8 @@ def _cvx_optimum(tasks, penalty, alpha, tau, fit_intercept, options=CLARABEL_OPT
         rho = penalty.l1_ratio
         pen = alpha * (rho * cp.sum(cp.norm(W, 2, axis=1))
                        + (1 - rho) / 2 * cp.sum_squares(W))
+    elif isinstance(penalty, rm.LInf1):
+        pen = alpha * cp.sum(cp.max(cp.abs(W), axis=1))
     else:
         wbar = cp.sum(W, axis=1, keepdims=True) / T
         pen = alpha / 2 * (cp.sum_squares(W - wbar) + penalty.ridge * cp.sum_squares(W))
@@ -179,7 +181,7 @@ def _objective(model, tasks, penalty, alpha, tau):
 CASES = [(kind, pen, tau)
          for kind in ("unequal", "shared", "sparse", "weights", "no_intercept", "dummies",
                       "wide")
-         for pen, tau in ((rm.L21(), 0.5), (rm.MeanRegularized(), 0.2))]
+         for pen, tau in ((rm.L21(), 0.5), (rm.MeanRegularized(), 0.2), (rm.LInf1(), 0.7))]
 CASES += [("unequal", rm.L21(l1_ratio=0.6), 0.9), ("dummies", rm.MeanRegularized(0.5), 0.7),
           ("unequal", rm.L21(), 0.05)]
 

@@ -63,8 +63,11 @@ def test_auto_picks_the_linear_program_for_l1_and_l1inf_not_for_l21():
     Xs, ys = _tasks()
     data = rm.as_task_data(Xs, ys)
     loss = rm.Quantile(TAU).bind(data)
-    for pen in (rm.L1(), rm.L1(positive=True), rm.ElasticNet(l1_ratio=1.0), rm.LInf1()):
+    for pen in (rm.L1(), rm.L1(positive=True), rm.ElasticNet(l1_ratio=1.0)):
         assert choose_row(data, loss, pen, 0.01) == "linear_program", pen
+    # L1,inf is a linear program too, and a cone program (bounds |W_jt| <= s_j): the interior
+    # point runs it (40 schools: 0.08 s against HiGHS's 0.40 s)
+    assert choose_row(data, loss, rm.LInf1(), 0.01) == "interior_point"
     for pen in (rm.ElasticNet(0.5), rm.L2(), rm.Trace()):
         assert choose_row(data, loss, pen, 0.01) == "primal_dual", pen
     for pen in (rm.L21(), rm.L21(l1_ratio=0.5), rm.MeanRegularized()):  # cone programs

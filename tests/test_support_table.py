@@ -57,7 +57,7 @@ def test_certificates_follow_the_penalty_and_the_loss(entries):
     assert _entry(entries, "mixed", "trace").certificate == "duality gap"
     q = _entry(entries, "quantile", "l1")
     assert q.tall == q.wide == "linear_program"  # the pinball loss with L1: a linear program
-    assert _entry(entries, "quantile", "l1inf").tall == "linear_program"
+    assert _entry(entries, "quantile", "l1inf").tall == "interior_point"
     # the pinball loss with a cone-program penalty: an interior point, exact too
     assert _entry(entries, "quantile", "l21").tall == "interior_point"
     assert _entry(entries, "quantile", "mean").tall == "interior_point"

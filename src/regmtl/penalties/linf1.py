@@ -85,6 +85,7 @@ class LInf1(NormPenalty):
 
     name = "l1inf"
     linear_program = "row_max"
+    cone_program = "row_max"  # (the interior point's: |W_jt| <= s_j, linear cones)
     distributable = False
     blocks_refusal = ("its prox projects each feature's row across all tasks onto an L1 "
                       "ball (a sort of the whole row)")

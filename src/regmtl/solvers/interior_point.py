@@ -10,13 +10,16 @@ The fit is the cone program
     \quad\text{s.t.}\quad x_r^\top w_t + b_t + r^+_r - r^-_r = y_r,\quad r^\pm \ge 0,
     \quad \|W_j\|_2 \le s_j,
 
-with the cones for the L2,1 norm (:attr:`Penalty.cone_program` ``"row_norm"``:
-``a = alpha rho``, the ridge ``alpha (1 - rho)`` in ``P``) and the quadratic alone for
-mean-regularized MTL (``"task_mean"``: ``P = alpha ((1 + r) I - 11^T / T)`` over the tasks
-of each feature). Mehrotra's predictor-corrector with Nesterov-Todd scaling
-(:mod:`~regmtl.solvers.cones`), from a point inside with the dual's ``lambda = 0``; its
-duals are ``lambda`` (of the equalities: ``theta = lambda / c`` is the pinball loss's dual
-point) and the cones' slacks. Where P is zero the primal and dual steps are taken apart.
+with the cones for the L2,1 norm (:attr:`Penalty.cone_program` ``"row_norm"``: ``a = alpha
+rho``, the ridge ``alpha (1 - rho)`` in ``P``), the quadratic alone for mean-regularized MTL
+(``"task_mean"``: ``P = alpha ((1 + r) I - 11^T / T)`` over the tasks of each feature), or
+for L1,inf the bounds ``|W_jt| <= s_j`` in place of the cones (``"row_max"``: their slacks
+``s_j -+ W_jt`` linear cones, ``a = alpha``; eliminating ``s`` leaves a diagonal per entry
+and a rank-one coupling per feature, the same structure). Mehrotra's predictor-corrector
+with Nesterov-Todd scaling (:mod:`~regmtl.solvers.cones`), from a point inside with the
+dual's ``lambda = 0``; its duals are ``lambda`` (of the equalities: ``theta = lambda / c``
+is the pinball loss's dual point) and the cones' slacks. Where P is zero the primal and dual
+steps are taken apart.
 
 Each Newton system, once the residuals' parts (diagonal) and the norms ``s`` are
 eliminated, is
@@ -56,7 +59,7 @@ from .task_columns import task_grams
 __all__ = ["CONE_FORMS", "IPM_SIZE", "interior_point", "pinball_rows"]
 
 #: The penalty forms (``penalty.cone_program``) this solver writes as cone programs.
-CONE_FORMS = ("row_norm", "task_mean")
+CONE_FORMS = ("row_norm", "task_mean", "row_max")
 
 #: The most numbers in the tasks' Newton blocks, ``T (p + 1)^2`` (three copies are held).
 IPM_SIZE = 1 << 24
@@ -87,16 +90,21 @@ def _squared_rows(datafit: Datafit, n: int) -> np.ndarray:
 
 class _Penalty:
     """The penalty's parts in the cone program: the cost ``a`` of the norms ``s_j`` (0: no
-    cones), the quadratic's diagonal ``q0`` and its pull ``q1`` towards the mean task
+    cones; with ``rowmax`` the bounds ``|W_jt| <= s_j`` of L1,inf, else ``||W_j|| <= s_j``),
+    the quadratic's diagonal ``q0`` and its pull ``q1`` towards the mean task
     (``P = q0 I - q1 11^T`` over the tasks of each feature)."""
 
     def __init__(self, penalty: Penalty, alpha: float, T: int):
-        if penalty.cone_program == "row_norm":
+        form = penalty.cone_program
+        self.rowmax = form == "row_max" and alpha > 0  # (|W_jt| <= s_j: linear cones)
+        if form == "row_norm":
             rho = float(penalty.l1_ratio)
             self.a, self.q0, self.q1 = alpha * rho, alpha * (1.0 - rho), 0.0
+        elif form == "row_max":
+            self.a, self.q0, self.q1 = alpha, 0.0, 0.0
         else:
             self.a, self.q0, self.q1 = 0.0, alpha * (1.0 + float(penalty.ridge)), alpha / T
-        self.cone = self.a > 0
+        self.cone = self.a > 0 and not self.rowmax  # (a second-order cone per row)
 
     def times(self, W: np.ndarray) -> np.ndarray:
         """``P W`` (p x T)."""
@@ -119,7 +127,8 @@ class _NewtonMatrix:
         if fit_intercept:
             Q[:, :p, p] = Q[:, p, :p] = np.asarray(data.adjoint(Dinv)).T
             Q[:, p, p] = np.asarray(data.task_sums(Dinv))
-        diag = np.concatenate([dW, [0.0]]) if fit_intercept else dW
+        diag = np.zeros((T, k))  # (dW per feature (p,) or per entry (p, T))
+        diag[:, :p] = np.broadcast_to(dW.T if dW.ndim == 2 else dW, (T, p))
         # (a relative 1e-13 on the diagonal: collinear columns leave the blocks singular)
         self.added = diag + 1e-13 * np.maximum(np.einsum("tii->ti", Q) + diag, 1e-300)
         Q[:, np.arange(k), np.arange(k)] += self.added
@@ -168,11 +177,12 @@ class _NewtonMatrix:
 
 
 class _Iterate:
-    """The primal ``(W, b, r+, r-, r, s)`` and dual ``(lambda, z+, z-, zs, zW)`` variables
-    (``r``: the residuals of the squared rows of a loss list)."""
+    """The primal ``(W, b, r+, r-, r, s, e+, e-)`` and dual ``(lambda, z+, z-, zs, zW, ze+,
+    ze-)`` variables (``r``: the residuals of the squared rows of a loss list; ``e``: the
+    slacks ``s_j -+ W_jt`` of L1,inf's bounds)."""
 
-    PRIMAL = ("W", "b", "rp", "rm", "rq", "s")
-    DUAL = ("lam", "zp", "zm", "zs", "zW")
+    PRIMAL = ("W", "b", "rp", "rm", "rq", "s", "ep", "em")
+    DUAL = ("lam", "zp", "zm", "zs", "zW", "zep", "zem")
 
     def step(self, d: dict, tx: float, tz: float) -> None:
         for name in self.PRIMAL + self.DUAL:
@@ -189,6 +199,9 @@ class _Iterate:
         out = float(np.dot(live, at("rp", tx) * at("zp", tz) + at("rm", tx) * at("zm", tz)))
         if cone:
             out += float(np.dot(at("s", tx), at("zs", tz)) + np.vdot(at("W", tx), at("zW", tz)))
+        if getattr(self, "ep", None) is not None:
+            out += float(np.vdot(at("ep", tx), at("zep", tz)) + np.vdot(at("em", tx),
+                                                                       at("zem", tz)))
         return out
 
 
@@ -211,6 +224,12 @@ class _Newton:
         if pen.cone:
             self.rd["W"] = self.rd["W"] - it.zW
             self.rd["s"] = pen.a - it.zs
+        if pen.rowmax:  # stationarity in W and s, and the slacks' equalities
+            self.rd["W"] = self.rd["W"] + it.zep - it.zem
+            self.rd["s"] = pen.a - np.sum(it.zep + it.zem, axis=1)
+            self.re_p = it.s[:, None] - it.W - it.ep
+            self.re_m = it.s[:, None] + it.W - it.em
+            self.Sp, self.Sm = it.zep / it.ep, it.zem / it.em
         self.Hp, self.Hm = it.zp / it.rp, it.zm / it.rm
         self.Dinv = np.where(live, 1.0 / (1.0 / self.Hp + 1.0 / self.Hm),
                              np.where(quad, cq, 0.0))
@@ -223,6 +242,12 @@ class _Newton:
             dW = dW + 1.0 / self.e2
             V.append(self.w1)
             gam.append(-2.0 / (self.h * self.e2))
+        if pen.rowmax:  # s eliminated: a diagonal per entry, a rank-one term per feature
+            dW = dW[:, None] + self.Sp + self.Sm
+            self.v = self.Sm - self.Sp
+            self.dsum = np.sum(self.Sp + self.Sm, axis=1)
+            V.append(self.v)
+            gam.append(-1.0 / self.dsum)
         if pen.q1:
             V.append(np.ones((p, T)))
             gam.append(np.full(p, -pen.q1))
@@ -249,6 +274,12 @@ class _Newton:
         if pen.cone:
             gs = cs[0] - rd["s"]
             gW = gW + cs[1] + (2.0 * self.w0 * gs / self.h)[:, None] * self.w1
+        if pen.rowmax:  # cs: the bounds' complementarity right-hand sides (e+, e-)
+            it = self.it
+            hW = gW - cs[0] / it.ep + self.Sp * self.re_p + cs[1] / it.em - self.Sm * self.re_m
+            hs = -rd["s"] + np.sum(cs[0] / it.ep + cs[1] / it.em - self.Sp * self.re_p
+                                   - self.Sm * self.re_m, axis=1)
+            gW = hW - self.v * (hs / self.dsum)[:, None]
         R = np.zeros((T, self.K.k))
         Grho = np.asarray(data.adjoint(self.Dinv * rho))
         R[:, :p] = (gW + Grho).T
@@ -270,6 +301,21 @@ class _Newton:
             d["zs"] = rd["s"].copy()
             # X^T dlam = X^T D rho - X^T D tilde X step: from the blocks, no pass
             d["zW"] = rd["W"] + pen.times(d["W"]) - (Grho - self.K.products(step)[:, :p].T)
+        if pen.rowmax:
+            it = self.it
+            d["s"] = (hs - np.sum(self.v * d["W"], axis=1)) / self.dsum
+            d["ep"] = d["s"][:, None] - d["W"] + self.re_p
+            d["em"] = d["s"][:, None] + d["W"] + self.re_m
+            d["zep"] = cs[0] / it.ep - self.Sp * d["ep"]
+            d["zem"] = cs[1] / it.em - self.Sm * d["em"]
+            # the dual's stationarity in W, -dG + dze+ - dze- = -rd_W, made exact (dG from
+            # the blocks: an identity whatever the solve's rounding) by moving its residual
+            # into the bounds' duals, half each way (their sum, s's equation, unchanged):
+            # near the end the reduced matrix loses digits, and the rounding goes to the
+            # complementarity, which the next steps correct, not to the dual's feasibility
+            dG = Grho - self.K.products(step)[:, :p].T
+            err = dG - rd["W"] - (d["zep"] - d["zem"])
+            d["zep"], d["zem"] = d["zep"] + 0.5 * err, d["zem"] - 0.5 * err
         return d
 
     def longest(self, d: dict, split: bool) -> tuple[float, float]:
@@ -281,6 +327,11 @@ class _Newton:
         if self.pen.cone:
             tx = min(tx, cones.longest_step(it.s, it.W, d["s"], d["W"]))
             tz = min(tz, cones.longest_step(it.zs, it.zW, d["zs"], d["zW"]))
+        if self.pen.rowmax:
+            tx = min(tx, cones.longest_ray_step(it.ep.ravel(), d["ep"].ravel()),
+                     cones.longest_ray_step(it.em.ravel(), d["em"].ravel()))
+            tz = min(tz, cones.longest_ray_step(it.zep.ravel(), d["zep"].ravel()),
+                     cones.longest_ray_step(it.zem.ravel(), d["zem"].ravel()))
         return (tx, tz) if split else (min(tx, tz),) * 2
 
     def predictor_corrector(self, mu: float, gap: float, split: bool) -> dict | None:
@@ -288,7 +339,8 @@ class _Newton:
         corrector aimed at ``sigma mu``, ``sigma`` the cube of the gap ratio the affine step
         reaches, less the affine step's second-order term. None if it is not finite."""
         it, pen = self.it, self.pen
-        aff = self.direction(-it.zp, -it.zm, (-it.zs, -it.zW) if pen.cone else None)
+        aff = self.direction(-it.zp, -it.zm, (-it.zs, -it.zW) if pen.cone else (
+            (-it.ep * it.zep, -it.em * it.zem) if pen.rowmax else None))
         tx, tz = (min(1.0, t) for t in self.longest(aff, split))
         sigma = min(max(it.gap(self.live, pen.cone, aff, tx, tz) / gap, 0.0), 1.0) ** 3
         sm = sigma * mu
@@ -301,6 +353,9 @@ class _Newton:
                                    *self.scaled(aff["zs"], aff["zW"]))
             ll0, ll1 = cones.product(l0, l1, l0, l1)
             cs = self.scaled(*cones.divide(l0, l1, sm - ll0 - x0, -ll1 - x1), inverse=True)
+        if pen.rowmax:
+            cs = (sm - it.ep * it.zep - aff["ep"] * aff["zep"],
+                  sm - it.em * it.zem - aff["em"] * aff["zem"])
         d = self.direction(cp, cm, cs)
         finite = all(np.all(np.isfinite(v)) for v in (*aff.values(), *d.values()))
         return d if finite else None
@@ -354,6 +409,12 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         it.zs = np.maximum(pen.a, 1.5 * np.linalg.norm(it.zW, axis=1))
         it.s = np.linalg.norm(it.W, axis=1) + mu0 / it.zs
         nu += p
+    it.ep = it.em = None
+    if pen.rowmax:  # each bound's dual a / (2T): the dual's stationarity met at lambda = 0
+        it.zep = it.zem = np.full((p, T), pen.a / (2 * T))
+        it.s = np.abs(it.W).max(axis=1, initial=0.0) + mu0 / it.zep[:, 0]
+        it.ep, it.em = it.s[:, None] - it.W, it.s[:, None] + it.W
+        nu += 2 * p * T
     # (a linear program: the primal and dual steps apart)
     split = not (pen.q0 or pen.q1 or quad.any())
     target = tol * scale * max(float(ref.P0), 1e-300)

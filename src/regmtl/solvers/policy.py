@@ -330,7 +330,7 @@ PINBALL_ROWS = Requirement(
 )
 CONE_PENALTY = Requirement(
     "a penalty that is a cone program (``penalty.cone_program``: L2,1 and its elastic net, "
-    "mean-regularized) with one alpha",
+    "L1,inf, mean-regularized) with one alpha",
     lambda pb: pb.penalty.cone_program in CONE_FORMS and np.ndim(pb.alpha) == 0,
     lambda pb, name: f"solver={name!r} solves cone programs, which {pb.penalty!r} does not "
                      "write as.",
@@ -700,13 +700,14 @@ _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
 SOLVER_TABLE: dict[str, SolverEntry] = {
     "linear_program": SolverEntry(
         _run_linear_program, (PIECEWISE_LINEAR_LOSS, LP_PENALTY, ROWS_LOCAL),
-        "the quantile loss with a penalty that is a linear program (the lasso, L1,inf): "
+        "the quantile loss with a penalty that is a linear program (the lasso; L1,inf where "
+        "the interior point does not run it): "
         "solved exactly by HiGHS, one program per task where the penalty separates, "
         "certified by the duality gap at the program's multipliers", "auto", warm=False),
     "interior_point": SolverEntry(
         _run_interior_point, (PINBALL_ROWS, CONE_PENALTY, ROWS_LOCAL, CONE_SIZE),
         "the quantile loss (and squared tasks beside it in a loss list) with a penalty that "
-        "is a cone program (L2,1, mean-regularized): "
+        "is a cone program (L2,1, L1,inf, mean-regularized): "
         "a primal-dual interior-point method whose Newton systems are solved in the tasks' "
         "blocks, certified by the duality gap of the pinball loss", "auto", warm=False),
     "primal_dual": SolverEntry(
@@ -812,7 +813,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("linear_program", "interior_point",
+AUTO_ORDER = ("interior_point", "linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
               "stationary_newton", "prox_newton", "softmax_newton", "small_squares", "bcd",
               "row_space_cg", "cg",
