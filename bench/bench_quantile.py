@@ -27,14 +27,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 import numpy as np  # noqa: E402
+from bench_cells import _timed  # noqa: E402
 
 import regmtl as rm  # noqa: E402
 from regmtl.datasets import load_school  # noqa: E402
@@ -100,17 +102,6 @@ def fit_clarabel(Xs, ys, penalty, alpha):
     prob = cp.Problem(cp.Minimize(sum(terms) + pen))
     prob.solve(solver="CLARABEL", tol_gap_abs=1e-8, tol_gap_rel=1e-8, tol_feas=1e-8)
     return W.value, b.value, prob.solver_stats.num_iters, prob.solver_stats.solve_time
-
-
-def _timed(fn, args, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn(*args)
-        times.append(time.perf_counter() - t0)
-        if times[-1] > 5.0:
-            break
-    return float(np.median(times)), out
 
 
 def main(argv=None) -> int:
