@@ -264,3 +264,21 @@ def test_a_loss_list_of_squared_and_pinball_tasks(penalty):
     prob.solve(solver=cp.CLARABEL, **CLARABEL_OPTIONS)
     ours += penalty.value(model.coef_matrix_, alpha)
     assert ours == pytest.approx(prob.value, rel=1e-8)
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_constant_targets_end_at_once(verbose, capsys):
+    """Constant targets: the objective at W = 0 above the loss's floor is 0, so tol * P0 is
+    out of reach; the iteration stops where its gap falls below 1e-14 of the first (before:
+    150 iterations into denormal gaps), at W = 0 with intercepts at the targets."""
+    rng = np.random.default_rng(5)
+    Xs = [rng.standard_normal((30, 4)) for _ in range(3)]
+    ys = [np.full(30, 2.0) for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = rm.MultiTaskRegressor("mean", alpha=0.1, loss=rm.Quantile(0.5),
+                                  verbose=verbose).fit(Xs, ys)
+    assert m.n_iter_ <= 15
+    assert np.abs(m.coef_).max() <= 1e-12
+    np.testing.assert_allclose(m.intercept_, 2.0, atol=1e-12)
+    assert ("interior point" in capsys.readouterr().out) == bool(verbose)

@@ -426,15 +426,18 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
                                          lo, hi, fit_intercept, ref)
         return cert, (b_opt if E else np.zeros(T)), theta
 
-    n_iter, best, stalled = 0, np.inf, 0
+    n_iter, best, stalled, first = 0, np.inf, 0, None
     while n_iter < max_iter:
         n_iter += 1
         gap = it.gap(live, pen.cone)
+        first = gap if first is None else first
         if verbose:
-            print(f"interior point {n_iter}: gap / P0 {gap / (scale * ref.P0):.3e}")
+            print(f"interior point {n_iter}: gap / P0 {gap / target * tol:.3e}")
         stalled = stalled + 1 if gap > 0.9 * best else 0
         best = min(best, gap)
-        if gap <= target or stalled >= 3:
+        # (below 1e-14 of the first gap the rounding of the costs has the last word: a P0
+        # of 0, constant targets, leaves tol * P0 out of reach)
+        if gap <= max(target, 1e-14 * first) or stalled >= 3:
             cert, b_opt, theta = certify()
             if cert.converged(tol) or stalled >= 3:
                 return SolverResult(it.W, b_opt, n_iter, cert, cert.converged(tol), it.W,

@@ -77,8 +77,7 @@ def ridge_lbfgs(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: flo
         Wx, bx = unpack(x)
         bx = np.array(bx, dtype=np.float64)
         f = data.linear(Wx, bx)
-        if fit_intercept and not datafit.coupled:  # the intercepts minimized exactly before
-            # the certificate (the multinomial's, fitted with W here, are left as they are)
+        if fit_intercept:  # the intercepts minimized exactly before the certificate
             f, bx = scores_intercepts(data, datafit, f, bx)
         cert = certify(data, datafit, penalty, alpha, penalty.lift(Wx), f, fit_intercept, ref)
         if verbose:
