@@ -22,7 +22,14 @@ SPLITTING = {
     "l1_positive": rm.L1(positive=True), "multisource": rm.MultiSource(blocks=(2, 4)),
     "mean": rm.MeanRegularized(), "mean_ridge": rm.MeanRegularized(ridge=0.5),
     "trace": rm.Trace(),
+    # lifted (P, Q): the shared part from a summary, the other by entries or by task
+    "sparse_lowrank": rm.SparseLowRank(0.3), "robust_features": rm.RobustFeatures(0.6),
+    "robust_lowrank": rm.RobustLowRank(0.4),
+    # the p x p Gram with the number of tasks in a corner
+    "clustered": rm.Clustered(k=3), "shared_structure": rm.SharedStructure(k=2),
 }
+#: the penalties whose prox goes through the p x p Gram's eigendecomposition
+GRAM = ("trace", "sparse_lowrank", "robust_lowrank", "clustered", "shared_structure")
 
 
 def _groups(A):
@@ -37,13 +44,15 @@ def test_the_prox_splits_over_groups_of_tasks(name, step):
     pen = SPLITTING[name]
     rng = np.random.default_rng(0)
     V = rng.standard_normal((6, CUTS[-1])) * np.array([3.0, 1.0, 0.2, 0.05, 2.0, 0.5])[:, None]
+    if pen.spread(np.ones((1, 1))).size > 1:  # a lifted variable: two parts
+        V = np.stack([V, rng.standard_normal(V.shape) * np.linspace(0.1, 3.0, CUTS[-1])])
     alpha = 0.8
     whole = pen.prox(V, step, alpha)
     parts = [P.copy() for P in _groups(V)]  # (prox_given writes over its columns)
     summaries = [pen.prox_summary(P) for P in parts]
     summary = None if summaries[0] is None else sum(summaries[1:], summaries[0])
-    split = np.concatenate([pen.prox_given(P, summary, step, alpha) for P in parts], axis=1)
-    tol = 1e-10 if name == "trace" else 1e-12
+    split = np.concatenate([pen.prox_given(P, summary, step, alpha) for P in parts], axis=-1)
+    tol = 1e-10 if name in GRAM else 1e-12
     assert np.abs(split - whole).max() <= tol * np.abs(whole).max()
     assert np.abs(whole).max() > 0
     np.testing.assert_array_equal(split == 0, whole == 0)  # the same entries set to zero
@@ -56,7 +65,9 @@ def test_only_penalties_that_declare_it_split_and_they_implement_it():
     assert not ClassMean.splits_prox
     declared = {name for name, cls in REGISTRY.items() if cls.splits_prox}
     assert {"l1", "l21", "trace", "mean"} <= declared
-    for name in ("dirty", "clustered", "graph", "sparse_lowrank"):
+    assert {"sparse_lowrank", "robust_features", "robust_lowrank", "clustered",
+            "shared_structure"} <= declared
+    for name in ("dirty", "graph"):
         assert name not in declared
     for name in declared:
         cls = REGISTRY[name]
@@ -108,7 +119,8 @@ def _problem():
 
 
 @pytest.mark.parametrize("name", ["l21", "l1", "elasticnet", "trace", "mean", "mean_ridge",
-                                  "l21_positive"])
+                                  "l21_positive", "sparse_lowrank", "robust_features",
+                                  "robust_lowrank", "clustered", "shared_structure"])
 def test_fista_on_groups_reaches_the_whole_problems_optimum(name):
     """FISTA with its iterates in groups of tasks (three groups; or two, one holding blocks 0
     and 2: not consecutive tasks), each prox from the summed summaries and the step's sums
@@ -116,11 +128,12 @@ def test_fista_on_groups_reaches_the_whole_problems_optimum(name):
     coefficients within 1e-9, both certified at tol (the gap, or the KKT residual of the
     mean without ridge), the groups' certificate equal to the whole problem's."""
     pen = SPLITTING[name]
-    alpha = {"trace": 3.0, "mean": 2.0, "mean_ridge": 2.0}.get(name, 0.5)
+    alpha = {"trace": 3.0, "mean": 2.0, "mean_ridge": 2.0, "sparse_lowrank": 1.0,
+             "robust_lowrank": 3.0}.get(name, 0.5)
     data = _problem()
     q = task_quadratic(data, True)
     tol = 1e-10
-    V0 = np.zeros_like(q.g)
+    V0 = pen.lift(np.zeros_like(q.g))
     V1, it1, _, c1 = fista_certified(q, pen, alpha, V0, tol=tol, max_iter=20000)
     assert c1 <= tol
     found = []

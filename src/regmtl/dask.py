@@ -734,7 +734,11 @@ class DaskTaskData:
         return self.blockwise(_zeros, out="rows")
 
     def feature_means(self):
-        return self.adjoint(self.c) / self.task_sums(self.c)
+        """Per-task weighted feature means (p x T), computed once and kept on the workers:
+        lazy, every graph that reads them would sum the blocks again (each fused branch on
+        its own: 660 block sums an iteration, measured on a multinomial FISTA fit)."""
+        return self.memo("feature_means", lambda: self.settle(
+            self.adjoint(self.c) / self.task_sums(self.c))[0])
 
     def effective_sizes(self) -> np.ndarray:
         return np.asarray(self.blockwise(_effective_sizes, out="tasks"))

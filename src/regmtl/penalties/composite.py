@@ -39,6 +39,7 @@ from .base import (
     small_gram,
     spectral_scale,
     svt,
+    svt_given_gram,
 )
 from .class_groups import ClassBlockPenalty
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
@@ -487,6 +488,18 @@ class SparseLowRank(_Decomposition):
         g = self._weight()
         return np.stack([_soft(V[0], step * alpha * g), svt(V[1], step * alpha)])
 
+    splits_prox = True
+
+    def prox_summary(self, V):
+        """The low-rank part's p x p Gram (the sparse part's prox is by entries)."""
+        return V[1] @ V[1].T
+
+    def prox_given(self, V, summary, step, alpha):
+        """:meth:`prox` on some tasks' columns, the low-rank part's Gram ``summary``."""
+        g = self._weight()
+        return np.stack([_soft(V[0], step * alpha * g),
+                         svt_given_gram(V[1], summary, step * alpha)])
+
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(||G||_2, max_jt |G_jt| / sparse_weight)``: the dual norm at ``alpha = 1``."""
         g = self._weight()
@@ -533,6 +546,18 @@ class _Robust(_Decomposition):
     def prox(self, V, step, alpha):
         g = self._weight()
         return np.stack([self._shared_prox(V[0], step * alpha),
+                         _column_soft(V[1], step * alpha * g)])
+
+    splits_prox = True  # (the outlier part's prox is by task)
+
+    def prox_summary(self, V):
+        """The shared part's summary over the tasks (:meth:`_shared_summary`)."""
+        return self._shared_summary(V[0])
+
+    def prox_given(self, V, summary, step, alpha):
+        """:meth:`prox` on some tasks' columns, the shared part's from ``summary``."""
+        g = self._weight()
+        return np.stack([self._shared_prox_given(V[0], summary, step * alpha),
                          _column_soft(V[1], step * alpha * g)])
 
     def dual_norm(self, G: np.ndarray) -> float:
@@ -648,6 +673,12 @@ class RobustLowRank(_Robust):
     def _shared_prox(self, P: np.ndarray, thr: float) -> np.ndarray:
         return svt(P, thr)
 
+    def _shared_summary(self, P: np.ndarray) -> np.ndarray:
+        return P @ P.T  # (the p x p Gram: summed over the tasks' groups)
+
+    def _shared_prox_given(self, P: np.ndarray, S: np.ndarray, thr: float) -> np.ndarray:
+        return svt_given_gram(P, S, thr)
+
     def _shared_dual_norm(self, G: np.ndarray) -> float:
         return spectral_norm(G)
 
@@ -755,6 +786,12 @@ class RobustFeatures(_Robust):
     def _shared_prox(self, P: np.ndarray, thr: float) -> np.ndarray:
         return _group_soft(P, thr)
 
+    def _shared_summary(self, P: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->i", P, P)  # (the rows' sums of squares)
+
+    def _shared_prox_given(self, P: np.ndarray, S: np.ndarray, thr: float) -> np.ndarray:
+        return P * _shrink(np.sqrt(S), thr)[:, None]
+
     def _shared_dual_norm(self, G: np.ndarray) -> float:
         return _top(_row_norms(G))
 
@@ -788,6 +825,7 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
     _param_names = ("sparse_weight", "first", "sizes")
     spans_subspace_and_entries = False  # (its sparse part is grouped over classes)
     distributable = False
+    splits_prox = False
     blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
                       "task's class columns")
 
@@ -824,6 +862,7 @@ class _ClassOutliers:
 
     registered = False
     distributable = False
+    splits_prox = False
     blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
                       "task's class columns")
     _param_names = ("outlier_weight", "first", "sizes")

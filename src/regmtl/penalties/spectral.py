@@ -279,7 +279,6 @@ class _CappedSpectral(Penalty):
         # min over X, M of ||X - V||^2 / 2 + step * c tr(X_s^T (eta I + M)^{-1} X_s): for a fixed
         # M x_i = sigma_i (eta + m_i) / (eta + m_i + 2 step c); eliminating x leaves
         # sum_i step c sigma_i^2 / (eta + 2 step c + m_i), minimized by cluster_weights.
-        two_sc = 2.0 * step * self._scale(alpha)
         p, T = V.shape
         # the singular pairs from the small side's Gram: W = U S V', shrunk to U X V'; on W
         # held in task blocks elsewhere from the p x p Gram whatever the shape (the p x p
@@ -287,16 +286,41 @@ class _CappedSpectral(Penalty):
         tasks_side = T <= p and not is_blocked(V)
         lam, E = np.linalg.eigh(V.T @ V if tasks_side else small_gram(V) if is_blocked(V)
                                 else V @ V.T)
+        f = self._shrink_factors(lam, p, T, step, alpha)
+        return (V @ E) * f @ E.T if tasks_side else ((E * f) @ E.T) @ V if is_blocked(V) \
+            else (E * f) @ (E.T @ V)
+
+    def _shrink_factors(self, lam: np.ndarray, p: int, T: int, step: float,
+                        alpha: float) -> np.ndarray:
+        """The prox's factors ``x_i / sigma_i`` on the eigenvectors of W's Gram on one side
+        (eigenvalues ``lam``, ascending) for W of shape p x T."""
+        two_sc = 2.0 * step * self._scale(alpha)
         s = np.sqrt(np.maximum(lam, 0.0))
         r = min(p, T)  # (the p x p Gram of a wide W: its p - T smallest are zeros)
-        s_all = np.concatenate([s[s.size - r:], np.zeros(V.shape[self._axis] - r)])
+        s_all = np.concatenate([s[s.size - r:], np.zeros((p, T)[self._axis] - r)])
         m = np.zeros(s.size)
         m[s.size - r:] = cluster_weights(s_all, self.eta + two_sc, self.k)[:r]
         x = s * (self.eta + m) / (self.eta + m + two_sc)
         with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(s > 0, x / s, 0.0)
-        return (V @ E) * f @ E.T if tasks_side else ((E * f) @ E.T) @ V if is_blocked(V) \
-            else (E * f) @ (E.T @ V)
+            return np.where(s > 0, x / s, 0.0)
+
+    splits_prox = True
+
+    def prox_summary(self, V):
+        """The p x p Gram ``V V'`` of the columns, their count in an extra corner entry
+        (both summed over the groups: W's Gram and its number of tasks)."""
+        p = V.shape[0]
+        S = np.zeros((p + 1, p + 1))
+        S[:p, :p] = V @ V.T
+        S[p, p] = V.shape[1]
+        return S
+
+    def prox_given(self, V, summary, step, alpha):
+        """:meth:`prox` on some tasks' columns, from :meth:`prox_summary` summed over all."""
+        p = V.shape[0]
+        lam, E = np.linalg.eigh(summary[:p, :p])
+        f = self._shrink_factors(lam, p, int(round(summary[p, p])), step, alpha)
+        return ((E * f) @ E.T) @ V
 
     def side_factors(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The optimal M by its factors ``(E, m, m0)``: ``M = E diag(m) E^T + m0 (I - E E^T)``,

@@ -51,21 +51,27 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
     rng = np.random.default_rng(0)
     V = rng.standard_normal((data.n_features, data.n_tasks))
     v = rng.standard_normal(data.n_tasks) if fit_intercept else np.zeros(data.n_tasks)
-    lam = 0.0
+    lam = _norm(V, v, data)
     for _ in range(n_iter):
-        nrm = _norm(V, v, data)
-        if nrm == 0:
+        if lam == 0:
             return 0.0
-        V, v = V / nrm, v / nrm
+        V, v = V / lam, v / lam
         V, v = maps.adjoint(data.c * maps.linear(V, v))
         if not fit_intercept:
             v = np.zeros_like(v)
         V, v = data.settle(V, v)  # (task blocks elsewhere: computed, not a growing history)
-        lam = _norm(V, v, data)
+        lam = _norm(V, v, data)  # (and the next step's normalization: one round trip a step)
     curvature = datafit.curvature
     if not np.isfinite(curvature):
         curvature = datafit.curvature_at(data.y, data.row_zeros() if f is None else f)
     return curvature * lam
+
+
+def _values(data: Any, *values: Any) -> tuple[float, ...]:
+    """Numbers that may be lazy (task blocks elsewhere) as floats, in one round trip."""
+    if data.rows_local:
+        return tuple(float(v) for v in values)
+    return data.numbers(*values)
 
 
 def _norm(V: np.ndarray, v: np.ndarray, data: Any = None) -> float:
@@ -140,8 +146,13 @@ def fista(
     floor = 1e-13 * ref.P0  # the rounding floor of a data-term value
     it, best_rel, best_it, first_rel = done, np.inf, done, None
     for it in range(done + 1, max_iter + 1):
-        val_z, theta_z = datafit.value_theta(y, fz, c)
-        GW, Gb = maps.adjoint(c * theta_z)  # minus the gradient
+        if data.rows_local:
+            val_z, theta_z = datafit.value_theta(y, fz, c)
+            GW, Gb = maps.adjoint(c * theta_z)  # minus the gradient
+        else:  # task blocks elsewhere: the value comes home with the step's test, the
+            # gradient is kept on the workers for every trial step
+            val_z = datafit.lazy_value(y, fz, c)
+            GW, Gb = data.settle(*maps.adjoint(c * datafit.theta(y, fz)))
         GV = penalty.spread(GW)
         if not fit_intercept:
             Gb = np.zeros_like(zb)
@@ -150,15 +161,23 @@ def fista(
             b_new = zb + Gb / L
             dV, db = V_new - Z, b_new - zb
             f_new = maps.linear(penalty.compose(V_new), b_new)
+            if not data.rows_local:  # the trial point kept where the blocks are (persist does
+                # not wait): the test below, the momentum and the next step read it, not its
+                # history again
+                V_new, b_new, f_new = data.settle(V_new, b_new, f_new)
+                dV, db = V_new - Z, b_new - zb
             bound = val_z - np.vdot(GV, dV) - np.dot(Gb, db)
             bound += 0.5 * L * (np.vdot(dV, dV) + np.dot(db, db))
-            if datafit.value(y, f_new, c) <= bound + 1e-12 * abs(val_z) + floor:
+            step_V, step_b, step_f = V_new - V, b_new - b, f_new - f
+            turn = np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b)  # restart if > 0
+            value, bound, turn, val = _values(data, datafit.lazy_value(y, f_new, c), bound,
+                                              turn, val_z)
+            if value <= bound + 1e-12 * abs(val) + floor:
                 break
             L *= 2.0
         else:  # no step size passes: the loss sits at the rounding floor
             stalled = True
-        step_V, step_b, step_f = V_new - V, b_new - b, f_new - f
-        if np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b) > 0:  # restart
+        if turn > 0:  # restart
             t = 1.0
             Z, zb, fz = V_new, b_new, f_new
         else:
