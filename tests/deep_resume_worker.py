@@ -36,4 +36,8 @@ if __name__ == "__main__":
                     "ranks_equal": torch.cat(flags),
                     "history": [torch.tensor(t.history[cols].to_numpy()) for t in
                                 (full, resumed)]}, out)
+    # every process leaves together: one that tears the group down while rank 0 still
+    # writes can abort the other's gloo threads ("terminate called without an active
+    # exception", seen once under load)
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
