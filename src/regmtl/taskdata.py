@@ -250,6 +250,8 @@ class TaskData:
         elif self._small_tasks:  # one compiled pass over the rows, whatever T
             f = np.empty(self.n_obs)
             linear_dense(self.X, self.indptr, np.ascontiguousarray(W), f)
+        elif "class_design" in self._cache:  # the classes' layout: one product per task
+            f = self._class_linear(W)
         else:  # tasks of many rows: one BLAS product per task on a view of the design
             f = np.empty(self.n_obs)
             for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
@@ -284,8 +286,33 @@ class TaskData:
         if self._small_tasks:
             adjoint_dense(self.X, self.indptr, u, G)
             return G
+        if "class_design" in self._cache:
+            return self._class_adjoint(u, G)
         for t, (a, e) in enumerate(zip(self.indptr[:-1], self.indptr[1:], strict=True)):
             G[:, t] = self.X[a:e].T @ u[a:e]
+        return G
+
+    def _class_spans(self):
+        """On the classes' layout with its task design kept (``_cache["class_design"]``, set
+        by :func:`regmtl.classes.expand_classes`): per task, its rows of that design, its
+        first class column, its number of classes and its flat range (K segments of n rows)."""
+        Xc, first_row = self._cache["class_design"]
+        for (c0, K), r0 in zip(self.class_blocks.tolist(), first_row.tolist(), strict=True):
+            a, e = int(self.indptr[c0]), int(self.indptr[c0 + K])
+            yield Xc[r0:r0 + (e - a) // K], c0, K, a, e
+
+    def _class_linear(self, W: np.ndarray) -> np.ndarray:
+        """:meth:`linear` on the classes' layout: the task's scores of all its classes in one
+        product ``X_t W_(t)`` (n x K) with the task's rows, read once instead of K times."""
+        f = np.empty(self.n_obs)
+        for X, c0, K, a, e in self._class_spans():
+            f[a:e] = (X @ W[:, c0:c0 + K]).ravel(order="F")
+        return f
+
+    def _class_adjoint(self, u: np.ndarray, G: np.ndarray) -> np.ndarray:
+        """:meth:`adjoint` on the classes' layout, ``X_t^T U_(t)`` per task."""
+        for X, c0, K, a, e in self._class_spans():
+            G[:, c0:c0 + K] = X.T @ u[a:e].reshape(K, -1).T
         return G
 
     def feature_means(self) -> np.ndarray:
