@@ -613,11 +613,17 @@ SOFTMAX_FISTA_BUDGET = 100
 def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                         max_iter, verbose, V0, options, inner):
     from .prox_grad import fista as proximal_gradient
+    # (at most half of max_iter and ten budgets: the Newton models keep the rest)
+    cap = min(10 * SOFTMAX_FISTA_BUDGET, max_iter // 2)
+    if cap < SOFTMAX_FISTA_BUDGET:
+        return softmax_newton(data, datafit, penalty, alpha, W, b, ref=ref,
+                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                              verbose=verbose)
     res = proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
-                            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                            fit_intercept=fit_intercept, tol=tol, max_iter=cap,
                             check_every=options.get("check_every", 10), verbose=verbose,
                             crawl_budget=SOFTMAX_FISTA_BUDGET)
-    if res.converged or res.n_iter >= max_iter:
+    if res.converged:
         return res
     # where proximal gradient crawls (small alpha: its rate predicts as much again), the
     # Newton models with each row's K x K curvature from its point
