@@ -551,7 +551,7 @@ class _Robust(_Decomposition):
     splits_prox = True  # (the outlier part's prox is by task)
 
     def prox_summary(self, V):
-        """The shared part's summary over the tasks (:meth:`_shared_summary`)."""
+        """The shared part's summary over the tasks (``_shared_summary``)."""
         return self._shared_summary(V[0])
 
     def prox_given(self, V, summary, step, alpha):
