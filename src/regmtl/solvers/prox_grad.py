@@ -67,13 +67,6 @@ def lipschitz_estimate(maps: _CenteredMaps, datafit: Datafit, fit_intercept: boo
     return curvature * lam
 
 
-def _values(data: Any, *values: Any) -> tuple[float, ...]:
-    """Numbers that may be lazy (task blocks elsewhere) as floats, in one round trip."""
-    if data.rows_local:
-        return tuple(float(v) for v in values)
-    return data.numbers(*values)
-
-
 def _norm(V: np.ndarray, v: np.ndarray, data: Any = None) -> float:
     """``sqrt(||V||^2 + ||v||^2)`` without overflow (entries past 1e154 square to inf); on
     task blocks held elsewhere (``data``) in one round trip unless the entries are that large."""
@@ -168,10 +161,10 @@ def fista(
                 dV, db = V_new - Z, b_new - zb
             bound = val_z - np.vdot(GV, dV) - np.dot(Gb, db)
             bound += 0.5 * L * (np.vdot(dV, dV) + np.dot(db, db))
-            step_V, step_b, step_f = V_new - V, b_new - b, f_new - f
+            step_V, step_b = V_new - V, b_new - b
             turn = np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b)  # restart if > 0
-            value, bound, turn, val = _values(data, datafit.lazy_value(y, f_new, c), bound,
-                                              turn, val_z)
+            value, bound, turn, val = data.numbers(datafit.lazy_value(y, f_new, c), bound,
+                                                   turn, val_z)  # (one round trip on blocks)
             if value <= bound + 1e-12 * abs(val) + floor:
                 break
             L *= 2.0
@@ -183,7 +176,7 @@ def fista(
         else:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             mom = (t - 1.0) / t_next
-            Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * step_f
+            Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * (f_new - f)
             t = t_next
         V, b, f = V_new, b_new, f_new
         if not data.rows_local:  # the iterates computed where the blocks are, each step
