@@ -136,12 +136,14 @@ def test_predict_out_of_core_with_a_classifier(data, capsys, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--alpha", "auto"], "--alpha auto .* runs in memory only"),
+    (["--held-out", "0.2"], "--held-out chooses alpha on held-out rows"),
     (["--kind", "binary"], "--out-of-core fits the squared loss"),
     (["--loss", "huber"], "--out-of-core fits the squared loss"),
 ])
-def test_fit_out_of_core_refuses_what_it_does_not_fit(data, capsys, args, message):
-    argv = ["fit", str(data["parts"]), *FIT, "--out-of-core", *args, "--out", "m.npz"]
+def test_fit_out_of_core_refuses_what_it_does_not_fit(data, capsys, tmp_path, args,
+                                                      message):
+    argv = ["fit", str(data["parts"]), *FIT, "--out-of-core", *args, "--out",
+            str(tmp_path / "m.npz")]
     assert main(argv) == 2
     assert re.search(message, capsys.readouterr().err)
 

@@ -67,10 +67,11 @@ def test_a_task_without_labels_takes_no_part():
 
 def test_trainer_logs_the_balance_and_warns_when_one_task_dominates():
     """Task b's target 100 times task a's. Left in its units (no standardization, no loss
-    scales), b writes over 90% of the trunk's gradient; a's training loss still falls to its
-    best, so a is not suppressed and nothing is said of the balance, but against a level a
-    reaches alone (here half its loss) the warning names both; with the trainer's defaults
-    the same data leave neither dominant and nothing is said."""
+    scales), b writes over 99% of the trunk's gradient. a's training loss still falls to
+    its best of the run (1.02), but trained alone from the same start for as many epochs it
+    falls to 0.77: a is suppressed and the warning names both, with those numbers (before,
+    judged against its best of the run alone, nothing was said). With the trainer's
+    defaults the same data leave neither dominant and nothing is said."""
     tasks = [TaskSpec("a"), TaskSpec("b")]
     X, y = _problem(100.0)
     torch.manual_seed(0)
@@ -79,7 +80,15 @@ def test_trainer_logs_the_balance_and_warns_when_one_task_dominates():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tr.fit((X, y))
-    assert not [w for w in caught if "shared layers" in str(w.message)]
+    (said,) = [str(w.message) for w in caught if "shared layers" in str(w.message)]
+    (a,) = tr.dominance_.suppressed
+    # measured: share 0.0054, loss 1.020 against 0.770 alone (4 epochs), its best 1.020
+    assert a.task == "a" and a.share < 0.01 < a.floor == pytest.approx(0.05)
+    assert a.recent == a.best == pytest.approx(1.02, abs=0.01)
+    assert a.source == "reference" and a.measured == pytest.approx(0.77, abs=0.01)
+    assert "suppressed 'a': a wrote 0.5% of it (under 5.0%" in said
+    assert "a's loss reached 1.02 against its best 1.02 and 0.7701 trained alone (4 epochs" \
+        in said
     h = tr.history
     assert {"grad_share/a", "grad_share/b", "grad_cos/a/b"} <= set(h.columns)
     np.testing.assert_allclose(h["grad_share/a"] + h["grad_share/b"], 1.0, atol=1e-12)

@@ -293,10 +293,15 @@ def test_saved_classifier_keeps_class_dtypes_and_feature_names(tmp_path):
 
 
 def test_unsaveable_parameter_is_named(tmp_path):
+    from regmtl.deep import EqualWeighting
+
+    class MyWeighting(EqualWeighting):  # a class of the user's own: no pickle, refused
+        pass
+
     Xs, ys = _tasks()
     est = DeepMultiTaskRegressor(**FAST).fit(Xs, ys)
-    est.set_params(random_state=np.random.RandomState(0))
-    with pytest.raises(TypeError, match="random_state"):
+    est.set_params(weighting=MyWeighting())
+    with pytest.raises(TypeError, match="weighting.*MyWeighting cannot be saved"):
         est.save(tmp_path / "m")
 
 

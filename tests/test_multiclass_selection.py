@@ -44,7 +44,8 @@ def test_cv_picks_alpha_scored_by_log_loss():
     for t, cls in zip(["a", "b"], direct.classes_, strict=True):
         mask = task[val] == t
         yt = np.asarray(y[val][mask].tolist())
-        per_task.append(log_loss(yt, proba[mask][:, :len(cls)], labels=cls.tolist()))
+        cols = [direct.union_classes_.tolist().index(c) for c in cls.tolist()]
+        per_task.append(log_loss(yt, proba[mask][:, cols], labels=cls.tolist()))
     assert np.isclose(res["split0_test_score"].iloc[search.best_index_], -np.mean(per_task),
                       rtol=1e-6)
     # the refit is the direct fit at the chosen alpha

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 
-from .taskdata import TaskData, as_labels, check_label_types, task_name
+from .taskdata import TaskData, as_labels, check_label_types, check_task_labels, task_name
 
 __all__ = ["ClassLayout", "check_classes", "check_overlap", "check_overlap_along",
            "class_layout", "class_penalty", "expand_classes", "layout_of_classes", "separated",
@@ -69,7 +69,7 @@ def task_classes(data: TaskData) -> list[np.ndarray]:
     for t, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
         check_label_types(data.raw_y[a:b][w[a:b]], task_name(data, t))
         labels = as_labels(data.raw_y[a:b][w[a:b]])
-        check_classification_targets(labels)
+        check_task_labels(labels, task_name(data, t))
         out.append(np.unique(labels))
     return out
 

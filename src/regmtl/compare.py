@@ -27,7 +27,6 @@ and the multi-task models share through their penalty (``"l21"``, ``"trace"``, `
 from __future__ import annotations
 
 import copy
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -46,6 +45,8 @@ from .datafits import Quadratic, make_loss
 from .datafits.base import default_loss
 from .datasets import apply_split, train_test_split_per_task
 from .penalties import PENALTY_NAMES, make_penalty
+from .progress import check_progress, progress_bar
+from .progress import progress_enabled as _progress_on  # noqa: F401 - (also reached here)
 from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .solvers.policy import penalty_solver
@@ -286,13 +287,16 @@ class Comparison:
         One row per model: ``<metric>_mean`` and ``<metric>_sd`` over splits of each
         split's task-averaged metric (``explained_variance`` pooled over the test rows, as the
         literature reports it, plus its task average ``explained_variance_task``; ``nmse``,
-        ``rmse``; ``accuracy`` and ``auc`` for classification), ``wins`` (tasks whose
-        split-averaged score beats the baseline's, e.g. ``"97/139"``), ``fit_time`` (seconds
-        per split, inner cross-validation included) and the median chosen ``alpha``.
+        ``rmse``; ``accuracy`` and ``auc`` for classification; ``d2`` and ``deviance`` with
+        a loss, averaged over the tasks scored in the split: see ``tasks_scored``), ``wins``
+        (tasks whose split-averaged score beats the baseline's, e.g. ``"97/139"``),
+        ``fit_time`` (seconds per split, inner cross-validation included) and the median
+        chosen ``alpha``.
     scores : DataFrame
         Tidy: one row per (model, split, task) with the model's ``role`` (``"independent"``
         for ridge, lasso, elastic net and unregularized, ``"pooled"``, ``"multi-task"`` or
-        ``"user"``), the task's test size ``n`` and the per-task metrics.
+        ``"user"``), the task's test size ``n`` and the per-task metrics (NaN where a task
+        is not scored in the split).
     choices : DataFrame
         The chosen parameters of every model on every split: ``alpha``, and for a model
         that chose an alpha per task, ``alpha`` their median and ``alphas`` the array of
@@ -335,6 +339,24 @@ class Comparison:
         ``test_train_ratio`` (:math:`n_2/n_1`); over tasks, ``tasks_better``,
         ``tasks_worse``, ``n_tasks`` and ``wilcoxon_p``. See :func:`~regmtl.compare` for
         the tests.
+    by_task : DataFrame, optional
+        The headline score per task (rows, in task order) and model (columns, in the
+        summary's order): its mean over the splits in which the task was scored (``d2`` with
+        a loss, else ``explained_variance``, ``auc`` or ``accuracy``); NaN where it was
+        scored in none. ``wins`` compares these columns.
+    tasks_scored : DataFrame, optional
+        One row per split: ``split``, ``n_tasks``, ``n_scored`` (the tasks whose headline
+        score is defined for every model in that split, those the split's means average)
+        and ``left_out`` (the names of the others). With a loss, a task is not scored in a
+        split where its test rows are fitted exactly by a constant (e.g. no count in a
+        Poisson task: its null deviance is 0) or where its training rows have no finite
+        best constant (e.g. no count: the reference of its D^2).
+    n_rows : int, default=0
+        The rows of the data, counted as ``regmtl datasets`` counts them: a shared design's
+        rows once (every task labels them), else the sum of the tasks' rows.
+    n_obs : int, default=0
+        The (row, task) observations: the sum of the tasks' rows (``n_rows`` times the
+        number of tasks for a shared design with no missing label).
 
     See Also
     --------
@@ -352,6 +374,8 @@ class Comparison:
     (16, 9)
     >>> res.timings.columns.tolist()
     ['fit_seconds', 'seconds_per_split']
+    >>> res.by_task.shape, res.tasks_scored["n_scored"].tolist(), res.n_rows
+    ((4, 2), [4, 4], 160)
     """
 
     summary: pd.DataFrame
@@ -369,6 +393,10 @@ class Comparison:
     elapsed: float = 0.0
     timings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(), repr=False)
     tests: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(), repr=False)
+    by_task: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(), repr=False)
+    tasks_scored: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(), repr=False)
+    n_rows: int = 0
+    n_obs: int = 0
 
     def __str__(self) -> str:
         """The summary table: metrics (mean, sd), wins, fit time and alpha per model."""
@@ -459,41 +487,94 @@ def _split_metrics(kind: str, yte, pred, proba) -> dict[str, float]:
 _NULL_FLOOR = 1e-12
 
 
-def _null_deviance(loss: Any, y: np.ndarray) -> float:
-    """The least mean unit deviance of a constant score (the model that knows nothing but
-    the task's level): a convex problem in one number, solved by bounded Brent. NaN where
-    it is degenerate: 0 (up to ``_NULL_FLOOR``), or approached only as the constant runs
-    off to a bound (a Poisson task whose test rows hold no count: ``e^c -> 0``)."""
+def _mean_deviance(loss: Any, y: np.ndarray, c: float) -> float:
+    """The mean unit deviance of the constant score ``c`` on ``y``."""
+    return float(np.mean(loss.deviance(y, np.full(len(y), c))))
+
+
+def _best_constant(loss: Any, y: np.ndarray) -> float:
+    r"""The intercept-only model fitted on ``y``: :math:`\hat c = \arg\min_c \frac1n
+    \sum_i d(y_i, c)` (the unit deviance of ``loss``; ``log(mean y)`` for the Poisson and
+    Gamma losses, a quantile for the pinball loss), a convex problem in one number solved by
+    bounded Brent and, for a smooth loss, polished by Newton steps (each kept only where it
+    shrinks the slope). NaN where the minimum is approached only as ``c`` runs off to a
+    bound: no count in a Poisson task's rows (:math:`e^c \to 0`), one class only in a
+    binary task's."""
     from scipy.optimize import minimize_scalar
 
     lo, hi = min(float(np.min(y)), -50.0) - 1.0, max(float(np.max(y)), 50.0) + 1.0
+    res = minimize_scalar(lambda c: _mean_deviance(loss, y, c), bounds=(lo, hi),
+                          method="bounded", options={"xatol": 1e-10 * (hi - lo)})
+    c, best = float(res.x), float(res.fun)
+    if min(_mean_deviance(loss, y, lo), _mean_deviance(loss, y, hi)) <= best:
+        return np.nan
+    if getattr(loss, "smooth", False):  # Brent's c is good to ~sqrt(eps) only
+        def slope(c: float) -> float:  # the mean of -l'(y, c)
+            return float(np.mean(loss.theta(y, np.full(len(y), c))))
 
-    def mean_dev(c: float) -> float:
-        return float(np.mean(loss.deviance(y, np.full(len(y), c))))
+        g = slope(c)
+        for _ in range(20):
+            try:
+                h = float(np.mean(loss.hessian(y, np.full(len(y), c))))
+            except (NotImplementedError, ValueError):
+                break
+            if not h > 0 or g == 0.0:
+                break
+            trial = c + g / h
+            g_trial = slope(trial)
+            if not abs(g_trial) < abs(g):  # (a step kept only where the slope shrinks)
+                break
+            c, g = trial, g_trial
+    return c
 
-    res = minimize_scalar(mean_dev, bounds=(lo, hi), method="bounded",
-                          options={"xatol": 1e-10 * (hi - lo)})
-    ends = (mean_dev(lo), mean_dev(hi))
-    best = min(float(res.fun), *ends)
-    if best in ends or best <= _NULL_FLOOR * max(1.0, float(np.mean(np.abs(y)))):
+
+def _null_deviance(loss: Any, y: np.ndarray) -> float:
+    """The least mean unit deviance of a constant score on ``y`` (:func:`_best_constant`
+    fitted on ``y`` itself). NaN where it is degenerate: 0 (up to ``_NULL_FLOOR``), or
+    approached only as the constant runs off to a bound (a Poisson task whose rows hold no
+    count)."""
+    c = _best_constant(loss, y)
+    if not np.isfinite(c):
+        return np.nan
+    best = _mean_deviance(loss, y, c)
+    if best <= _NULL_FLOOR * max(1.0, float(np.mean(np.abs(y)))):
         return np.nan
     return best
 
 
-def _loss_metrics(losses: list, yte: list, f: list) -> dict[str, np.ndarray]:
-    """Per task, ``deviance`` (the mean unit deviance of its loss on its test rows) and
-    ``d2``, the fraction of it explained against the best constant score on those rows
-    (scikit-learn's ``d2_tweedie_score``, ``d2_pinball_score``); NaN where that reference
-    is degenerate (:func:`_null_deviance`: the task's D^2 is left out of the means)."""
+def _loss_metrics(losses: list, yte: list, f: list,
+                  ytr: list | None = None) -> dict[str, np.ndarray]:
+    r"""Per task, ``deviance`` (the mean unit deviance :math:`D` of its loss on its test
+    rows) and ``d2`` (the fraction of deviance explained),
+
+    .. math::
+
+        D^2_t = 1 - \frac{\frac1{m_t} \sum_{i \in \text{test}} d(y_i, f_i)}
+                         {\frac1{m_t} \sum_{i \in \text{test}} d(y_i, \hat c_t)},
+
+    against the task's constant model :math:`\hat c_t` (:func:`_best_constant`) fitted on
+    its training rows ``ytr`` (None: on the test rows themselves, scikit-learn's
+    ``d2_tweedie_score`` and ``d2_pinball_score``). ``d2`` is NaN (the task not scored)
+    where the test rows have a null deviance of 0 (:func:`_null_deviance`: fitted by a
+    constant, nothing to explain) or the training rows have no finite best constant."""
     dev = np.array([float(np.mean(loss.deviance(y, g)))
                     for loss, y, g in zip(losses, yte, f, strict=True)])
     null = np.array([_null_deviance(loss, y) for loss, y in zip(losses, yte, strict=True)])
-    return {"d2": 1.0 - dev / null, "deviance": dev}
+    if ytr is None:
+        ref = null
+    else:
+        ref = np.full(len(yte), np.nan)
+        for t, (loss, y, y_train) in enumerate(zip(losses, yte, ytr, strict=True)):
+            c = _best_constant(loss, np.asarray(y_train, dtype=np.float64))
+            if np.isfinite(null[t]) and np.isfinite(c):
+                ref[t] = _mean_deviance(loss, y, c)
+    return {"d2": 1.0 - dev / ref, "deviance": dev}
 
 
 class DegenerateReferenceWarning(UserWarning):
     """A task's test rows of a split are fitted by a constant (e.g. no count in a Poisson
-    task): its D^2 has no reference and is left out of the means."""
+    task: nothing to explain), or its training rows have no finite best constant (the
+    reference): its D^2 is left out of the split's means (``Comparison.tasks_scored``)."""
 
 
 def _linear_predictors(est: Any, Xte: list, losses: list, names: Sequence[Any],
@@ -572,14 +653,18 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, lo
             per_task = _class_metrics(est, Xte, y_train, yte, task_names)
         else:
             losses = task_loss_list(loss, len(yte))
-            y_enc = [np.where(y == np.unique(np.asarray(y_train[t]))[-1], 1.0, -1.0)
-                     if losses[t].kind == "binary" else y for t, y in enumerate(yte)]
+            y_enc, ytr_enc = [], []
+            for t, (y, y_fit) in enumerate(zip(yte, y_train, strict=True)):
+                y_fit = np.asarray(y_fit)
+                if losses[t].kind == "binary":  # +-1, the larger training label positive
+                    top = np.unique(y_fit)[-1]
+                    y, y_fit = np.where(y == top, 1.0, -1.0), np.where(y_fit == top, 1.0, -1.0)
+                y_enc.append(y)
+                ytr_enc.append(y_fit.astype(np.float64))
             f = _linear_predictors(est, list(test_X), losses, task_names, keyed)
-            per_task = _loss_metrics(losses, y_enc, f)
-            notes += [(DegenerateReferenceWarning, "d2", s,
-                       f"task {task_names[t]!r}: its test rows are fitted by a constant "
-                       "(the reference deviance is ~0, e.g. no count in a Poisson task); its "
-                       "d2 is left out of the means (NaN in scores)")
+            per_task = _loss_metrics(losses, y_enc, f, ytr_enc)
+            notes += [(DegenerateReferenceWarning, "d2", s, _unscored_note(
+                task_names[t], np.isnan(_null_deviance(losses[t], y_enc[t]))))
                       for t in np.flatnonzero(np.isnan(per_task["d2"]))]
         task_rows = [{"model": name, "role": role, "split": s, "task": task_names[t],
                       "n": len(yte[t]), **{k: float(v[t]) for k, v in per_task.items()}}
@@ -599,6 +684,18 @@ def _fit_one(name, est, role, kind, Xtr, Xte, ytr, yte, s, task_names, keyed, lo
                  **_split_metrics(kind, yte, pred, proba)}
     return (name, s, task_rows, split_row, {"model": name, "split": s, **_choice(est)}, est,
             notes)
+
+
+def _unscored_note(name: Any, test_rows: bool) -> str:
+    """Why a task's D^2 is left out of a split: its test rows are fitted by a constant
+    (``test_rows``), or its training rows have no finite best constant."""
+    if test_rows:
+        return (f"task {name!r}: its test rows are fitted by a constant (the reference "
+                "deviance is ~0, e.g. no count in a Poisson task); its d2 is left out of the "
+                "means (NaN in scores)")
+    return (f"task {name!r}: its training rows have no finite best constant (e.g. no count "
+            "in a Poisson task), the reference of its d2; its d2 is left out of the means "
+            "(NaN in scores)")
 
 
 def _finite_mean(v: np.ndarray) -> float:
@@ -629,14 +726,44 @@ def _distinct(names: Sequence[Any]) -> bool:
         return False
 
 
-def _progress_on(progress: Any) -> bool:
-    """Whether to show the progress bar: ``"auto"`` when stderr is a terminal."""
-    if isinstance(progress, (bool, np.bool_)):
-        return bool(progress)
-    if progress == "auto":
-        isatty = getattr(sys.stderr, "isatty", None)
-        return bool(isatty and isatty())
-    raise ValueError(f"progress={progress!r} must be 'auto', True or False.")
+def _quiet(est: Any) -> Any:
+    """``est`` with its own progress bar off where it has one (the comparison's bar counts
+    its fits)."""
+    if hasattr(est, "get_params") and "progress" in est.get_params(deep=False):
+        est.set_params(progress=False)
+    return est
+
+
+def _row_counts(X: Any, y: Any, task: Any, bunch: Any, ys: Sequence[Any]) -> tuple[int, int]:
+    """``(n_rows, n_obs)``: the rows as ``regmtl datasets`` counts them (a shared design's
+    rows once, else the tasks' rows summed) and the (row, task) observations."""
+    n_obs = int(sum(len(v) for v in ys))
+    shared = getattr(bunch, "X_shared", None) if bunch is not None else None
+    if shared is not None:
+        return int(np.shape(shared)[0]), n_obs
+    if (bunch is None and task is None and not isinstance(X, (list, tuple))
+            and np.ndim(y) == 2):  # a shared design (n, p) with Y (n, T)
+        return int(np.shape(X)[0]), n_obs
+    return n_obs, n_obs
+
+
+def _task_tables(scores: pd.DataFrame, metric: str, names: list, task_names: list,
+                 n_splits: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:attr:`Comparison.by_task` and :attr:`Comparison.tasks_scored` from the scores."""
+    task_metric = metric if metric in scores else "accuracy"
+    by_task = (scores.groupby(["model", "task"], sort=False)[task_metric].mean()
+               .unstack("model").reindex(index=task_names, columns=names)
+               .astype(np.float64))
+    by_task.index.name, by_task.columns.name = "task", None
+    # a task is scored in a split where every model's score of it is defined
+    defined = scores[task_metric].notna().groupby([scores["split"], scores["task"]],
+                                                  sort=False).all()
+    rows = []
+    for s in range(n_splits):
+        scored = [bool(defined.get((s, name), False)) for name in task_names]
+        rows.append({"split": s, "n_tasks": len(task_names), "n_scored": int(sum(scored)),
+                     "left_out": [n for n, k in zip(task_names, scored, strict=True) if not k]})
+    return by_task, pd.DataFrame(rows, columns=["split", "n_tasks", "n_scored", "left_out"])
 
 
 def _relay(notes: list[tuple[type, str, int, str]]) -> None:
@@ -755,16 +882,20 @@ def compare(
         Number of (split, model) fits run in parallel with joblib (any backend, e.g. Dask);
         the result does not depend on it.
     progress : {"auto", True, False}, default="auto"
-        A progress bar with the time left over the (split, model) fits; ``"auto"`` shows it
-        when stderr is a terminal.
+        A progress bar on stderr with the time left over the (split, model) fits: ``True``
+        from the start, ``False`` never, ``"auto"`` when stderr is a terminal and the
+        comparison has lasted 2 s (a shorter one prints nothing; ``regmtl.progress``).
+        The models' own bars (a search's) are off inside a comparison. It never changes
+        the result.
     loss : str, Datafit or list of them, optional
         The loss of every model: None (the squared loss for regression, the logistic one for
         binary tasks, as ``kind`` says), or ``"poisson"``, ``"gamma"``, ``"huber"``,
         ``"quantile"``, a loss object, or a list with one per task (a binary task of such a
         list takes numeric labels). With a loss other than the squared and logistic ones,
         every model is fitted with it and scored on each task by its loss's deviance:
-        ``d2`` (the headline: the fraction of the mean unit deviance explained against the
-        best constant on the test rows) and ``deviance`` (the mean unit deviance). The
+        ``d2`` (the headline: the fraction of the mean unit deviance of the test rows
+        explained against the task's constant model fitted on its training rows, see Notes)
+        and ``deviance`` (the mean unit deviance). The
         default models are then ``DEFAULT_LOSS_MODELS``: ``"independent"`` (scikit-learn's
         estimator of the loss, one per task with its alpha tuned inside the task:
         ``PoissonRegressor``, ``GammaRegressor``, ``HuberRegressor``,
@@ -778,8 +909,10 @@ def compare(
     -------
     Comparison
         ``summary`` (mean and sd over splits), ``scores`` (tidy per model, split and task),
-        ``choices``, ``timings`` (fit seconds per model), ``tests`` (every model against the
-        strongest independent baseline, see Notes), and the first split's fitted models.
+        ``by_task`` (the headline score per task and model), ``tasks_scored`` (the tasks
+        scored per split), ``choices``, ``timings`` (fit seconds per model), ``tests``
+        (every model against the strongest independent baseline, see Notes), ``n_rows`` and
+        ``n_obs``, and the first split's fitted models.
 
     Raises
     ------
@@ -803,6 +936,24 @@ def compare(
 
     Notes
     -----
+    With a ``loss``, task :math:`t` of a split is scored by the fraction of deviance
+    explained on its :math:`m_t` test rows,
+
+    .. math::
+
+        D^2_t = 1 - \frac{\sum_{i} d(y_i, \hat f_i)}{\sum_{i} d(y_i, \hat c_t)},
+        \qquad \hat c_t = \arg\min_c \sum_{j \in \text{train}_t} d(y_j, c),
+
+    with :math:`d` the unit deviance of the task's loss (for the Poisson loss
+    :math:`d(y, \mu) = 2 (y \log(y / \mu) - y + \mu)`, and :math:`e^{\hat c_t}` the
+    mean of the task's training counts): the reference is the constant model fitted on the
+    training part, as every model is. The task is not scored in the split (NaN in
+    ``scores``, a ``DegenerateReferenceWarning``) where its test rows have a null deviance
+    of 0, :math:`\min_c \sum_i d(y_i, c) = 0` (fitted by a constant: e.g. no count among
+    them), or where :math:`\hat c_t` is not finite (e.g. no count among its training rows).
+    A split's ``d2`` and ``deviance`` are the means over its scored tasks
+    (``tasks_scored``).
+
     ``tests`` compares every model :math:`m` with the strongest independent baseline
     :math:`b` (the role-``"independent"`` model with the best mean headline score; not
     necessarily ``baseline``, the first model, which ``wins`` counts against). Two-sided
@@ -855,7 +1006,7 @@ def compare(
     ['ridge (independent)', 'pooled', 'my L2,1']
     """
     t_start = time.perf_counter()
-    show = _progress_on(progress)
+    check_progress(progress)
     Xs, ys, bunch = as_task_lists(X, y, task)
     if len(Xs) < 2:
         raise ValueError("compare needs at least two tasks (one task has nothing to share).")
@@ -873,17 +1024,14 @@ def compare(
     prepared = [_prepare(Xs, ys, split, standardize, kind == "multiclass")
                 for split in split_list]
     keyed = _distinct(task_names)
-    jobs = [delayed(_fit_one)(name, factory(opts), role, kind, *prepared[s][:4], s,
+    jobs = [delayed(_fit_one)(name, _quiet(factory(opts)), role, kind, *prepared[s][:4], s,
                               task_names, keyed and role != "user", loss)
             for s in range(len(split_list)) for name, (factory, role) in chosen.items()]
     # the longest fits first (structured penalties: proximal gradient or Newton), so that
     # the last ones to finish are short
     order = sorted(range(len(jobs)), key=lambda i: not _structured(jobs[i][1][1]))
-    from tqdm.auto import tqdm
-
     results: list[Any] = [None] * len(jobs)
-    with tqdm(total=len(jobs), disable=not show, desc="compare", unit="fit",
-              leave=False) as bar:
+    with progress_bar(len(jobs), progress, "compare", unit="fit") as bar:
         for k, out in run_jobs([jobs[i] for i in order], n_jobs):
             results[order[k]] = out
             bar.set_postfix_str(f"{out[0]}, split {out[1]}", refresh=False)
@@ -907,12 +1055,16 @@ def compare(
     summary = _summarize(per_split, scores, choices, list(chosen), baseline, metric, kind)
     tests = _significance(per_split, scores, summary, {n: r for n, (_, r) in chosen.items()},
                           metric, _test_train_ratio(prepared))
+    by_task, tasks_scored = _task_tables(scores, metric, list(chosen), task_names,
+                                         len(split_list))
+    n_rows, n_obs = _row_counts(X, y, task, bunch, ys)
     return Comparison(summary=summary, scores=scores, choices=choices, kind=kind,
                       baseline=baseline, metric=metric, n_splits=len(split_list),
                       split_kind=split_kind, task_names=task_names,
                       feature_names=feature_names, models=fitted, data_first_split=first,
                       elapsed=time.perf_counter() - t_start,
-                      timings=_timings(per_split, list(chosen)), tests=tests)
+                      timings=_timings(per_split, list(chosen)), tests=tests,
+                      by_task=by_task, tasks_scored=tasks_scored, n_rows=n_rows, n_obs=n_obs)
 
 
 def _loss_kind(loss: Any, ys: Sequence[Any], kind: str, bunch: Any) -> tuple[str, Any]:

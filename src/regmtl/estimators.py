@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .classes import (
@@ -33,7 +34,7 @@ from .classes import (
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
-from .inputs import as_task_data, column_target, flat_rows
+from .inputs import as_task_data, column_target, offset_column
 from .out_of_core import fit_source, is_task_source
 from .parquet import is_parquet_tasks
 from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
@@ -41,11 +42,13 @@ from .persistence import SaveMixin, linear_rules
 from .problem import (
     apply_offset,
     check_loss_targets,
+    check_task_targets,
     checked_targets,
     encode_targets,
     make_datafit,
     source_blocks,
     task_deviance_explained,
+    task_offsets,
 )
 from .solvers.names import SOLVERS
 from .solvers.zero_stationary import warn_zero_stationary
@@ -225,11 +228,15 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             DataFrame ``X``.
         sample_weight : array-like, or list or dict of them, optional
             One weight per row (a list per task for the lists form), >= 0.
-        offset : array-like, or list or dict of them, optional
+        offset : array-like, or list or dict of them, or str, optional
             A fixed term added to each row's linear predictor, given as ``sample_weight``
-            is (with a shared design also an (n, T) matrix): the log exposure of a count
+            is (with a shared design also an (n, T) matrix), as a dict keyed by task (each
+            task's values in the order of its rows; a task left out or given None, as in a
+            list, has none: an offset for some tasks only), or as the name of a column of a
+            DataFrame ``X`` (read, and left out of the features): the log exposure of a count
             (``loss="poisson"``: the rate per unit of exposure is modelled). The losses that
-            take one: ``squared``, ``poisson``, ``gamma``, ``huber``, ``quantile``.
+            take one: ``squared``, ``poisson``, ``gamma``, ``huber``, ``quantile``; a task of
+            another loss (one loss per task) is refused by name where its offset is not 0.
 
         Returns
         -------
@@ -238,6 +245,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         """
         if is_task_source(X):  # read chunk by chunk (a ParquetTasks): fitted out of core
             return fit_source(self, X, self._datafit(), y, task, sample_weight, offset)
+        X, offset = offset_column(X, offset)
         data = self._data(X, y, task, sample_weight, fitting=True)
         return self._fit_data(data, offset=offset)
 
@@ -722,10 +730,126 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
                 mean = datafit.mean
                 return self._dask_scores(X, task, post=lambda f, codes: mean(f))
             return self._dask_scores(X, task)
+        X, offset = offset_column(X, offset)
         data, f = self._scores(X, task)
         if offset is not None:
-            f = f + flat_rows(data, offset, "offset")
+            f = f + task_offsets(data, self._datafit(), offset)
         return data.to_form(self._natural(data, f))
+
+    def _has_binary_tasks(self) -> bool:
+        """Whether ``loss`` lists a loss of two labels (the logistic): the model then has
+        class probabilities for those tasks."""
+        try:
+            losses = make_datafit(self.loss)
+        except (TypeError, ValueError):
+            return False
+        return losses.kind == "mixed" and any(part.kind == "binary"
+                                                for part in losses.losses)
+
+    def _binary_rows(self, data: TaskData) -> None:
+        """Refuse rows of a task without probabilities, by name."""
+        classes = getattr(self, "classes_", None)
+        plain = [data.tasks[k] for k in data.task_index if classes is None or classes[k] is None]
+        if plain:
+            datafit = self._datafit()
+            loss = datafit.losses[list(data.tasks).index(plain[0])].name
+            raise ValueError(
+                f"task {plain[0]!r} has the {loss} loss: it has no class probabilities "
+                f"(predict gives its {'expected value' if loss != 'quantile' else 'quantile'}"
+                "). Pass the rows of the tasks of two labels only: a dict of their designs, "
+                f"or long-form rows with their ids (tasks: {_binary_names(self)}).")
+
+    def _binary_scores(self, X: Any, task: Any, post: Any) -> Any:
+        """``post(f)`` of the scores of rows of the tasks of two labels, in the form of X
+        (a shared design: a list over the tasks, None for a task without two labels)."""
+        check_is_fitted(self)
+        classes = getattr(self, "classes_", None)
+        if _is_dask(X, task):
+            return self._dask_scores(X, task, post=_BinaryOutputs(classes, post, self))
+        if is_parquet_tasks(X):
+            from .streaming import predict_rows
+
+            def rows_of(data: TaskData, f: np.ndarray) -> np.ndarray:
+                self._binary_rows(data)
+                return post(f)
+
+            return predict_rows(self, X, rows_of, task=task)
+        data, f = self._scores(X, task)
+        if data.form == "shared":
+            return [post(f[a:b]) if classes[k] is not None else None for k, a, b in zip(
+                data.task_index, data.indptr[:-1], data.indptr[1:], strict=True)]
+        self._binary_rows(data)
+        return data.to_form(post(f))
+
+    @available_if(_has_binary_tasks)
+    def decision_function(self, X: Any, task: Any = None) -> Any:
+        """The scores ``x . w_t + b_t`` of the tasks of two labels (a fit with one loss per
+        task that lists ``"logistic"``); positive means ``classes_[t][1]``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Rows of tasks of two labels, in any input form (as for :meth:`predict`).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            The scores in the form of ``X`` (a shared design: a list over the tasks, None
+            for a task without two labels).
+
+        Raises
+        ------
+        ValueError
+            For rows of a task of another loss (named): its output is :meth:`predict`'s.
+        """
+        return self._binary_scores(X, task, _scores_only)
+
+    @available_if(_has_binary_tasks)
+    def predict_proba(self, X: Any, task: Any = None) -> Any:
+        """The class probabilities of the tasks of two labels (a fit with one loss per task
+        that lists ``"logistic"``): of ``(classes_[t][0], classes_[t][1])``, one row of two
+        per sample.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Rows of tasks of two labels, in any input form (as for :meth:`predict`).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            Arrays of shape (n_samples, 2) in the form of ``X`` (a shared design: a list
+            over the tasks, None for a task without two labels).
+
+        Raises
+        ------
+        ValueError
+            For rows of a task of another loss (named): a count's expected value, a
+            quantile or a value is :meth:`predict`'s.
+        """
+        return self._binary_scores(X, task, _proba)
+
+    @available_if(_has_binary_tasks)
+    def predict_log_proba(self, X: Any, task: Any = None) -> Any:
+        """Logarithms of :meth:`predict_proba`, computed without overflow.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame, or list or dict of them
+            Rows of tasks of two labels, in any input form (as for :meth:`predict`).
+        task : array-like of shape (n_samples,) or str, optional
+            Task id of every row (long form).
+
+        Returns
+        -------
+        ndarray, list or dict
+            ``log`` of :meth:`predict_proba`, in the same form.
+        """
+        return self._binary_scores(X, task, _log_proba)
 
     def score(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
               offset: Any = None) -> float:
@@ -777,9 +901,10 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
                     "(X.compute(), y.compute()).")
             return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_, "r2",
                               sample_weight=sample_weight, post=_with_codes)
+        X, offset = offset_column(X, offset)
         data, f = self._scores(X, task, y, sample_weight)
         if offset is not None:
-            f = f + flat_rows(data, offset, "offset")
+            f = f + task_offsets(data, self._datafit(), offset)
         return float(np.mean(self._task_scores(data, f)))
 
     def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
@@ -793,7 +918,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         if not datafit.quadratic:
             w = _row_weights(data)
             # the targets checked as a fit checks them (a binary task's labels: unchecked)
-            datafit.bind(data).check_targets(np.where(w > 0, data.y, 1.0))
+            check_task_targets(data, datafit, np.where(w > 0, data.y, 1.0))
             return task_deviance_explained(data, datafit, f, w, getattr(self, "classes_", None))
         w = _row_weights(data)
         total = data.task_sums(w)
@@ -942,10 +1067,40 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         P[rows, pos], F[rows, pos] = p, f
         return data, P, F
 
-    def _per_task(self, data: TaskData, table: np.ndarray) -> Any:
-        """Rows of class values in the form of ``X``, each task with its own classes."""
+    @property
+    def union_classes_(self) -> np.ndarray:
+        """Every task's labels, one each (sorted where they compare; else in the order the
+        tasks list them): the columns of the long form's class values, where each row's task
+        fills the columns of its own labels."""
+        check_is_fitted(self)
+        seen = list(dict.fromkeys(lab for c in self._classes for lab in c.tolist()))
+        try:
+            seen = sorted(seen)
+        except TypeError:  # labels of several types ('spam' beside 3): as listed
+            pass
+        out = np.empty(len(seen), dtype=object)
+        out[:] = seen
+        kinds = {c.dtype for c in self._classes}
+        return out.astype(kinds.pop()) if len(kinds) == 1 else out
+
+    def _union_columns(self, data: TaskData, table: np.ndarray, fill: float) -> np.ndarray:
+        """The long form's rows of class values in the columns of :attr:`union_classes_`
+        (``fill`` where a row's task lacks the label: probability 0, score -inf)."""
+        union = self.union_classes_.tolist()
+        at = {lab: j for j, lab in enumerate(union)}
+        out = np.full((table.shape[0], len(union)), fill)
+        for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+            cls = self._classes[data.task_index[k]]
+            out[a:b, [at[lab] for lab in cls.tolist()]] = table[a:b, :len(cls)]
+        return out
+
+    def _per_task(self, data: TaskData, table: np.ndarray, fill: float = 0.0) -> Any:
+        """Rows of class values in the form of ``X``, each task with its own classes (the
+        long form: one column per label of :attr:`union_classes_`)."""
         K = np.array([len(self._classes[t]) for t in data.task_index])
-        if np.all(K == table.shape[1]) or data.form in ("long", "single"):
+        if data.form == "long":
+            return data.to_form(self._union_columns(data, table, fill))
+        if np.all(K == table.shape[1]) or data.form == "single":
             return data.to_form(table)
         segs = [table[a:b, :k] for a, b, k in zip(data.indptr[:-1], data.indptr[1:], K,
                                                     strict=True)]
@@ -982,11 +1137,13 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         -------
         ndarray, list or dict
             The scores, in the form of ``X`` (for tasks of more than two classes, a row of
-            ``K_t`` scores per sample, one per class of ``classes_[t]``).
+            ``K_t`` scores per sample, one per class of ``classes_[t]``; in the long form
+            one column per label of :attr:`union_classes_`, -inf where the row's task lacks
+            the label).
         """
         if self._multi:
             data, _, F = self._class_table(X, task)
-            return self._per_task(data, F)
+            return self._per_task(data, F, -np.inf)
         if is_parquet_tasks(X):
             from .streaming import predict_rows
 
@@ -1011,7 +1168,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         ndarray, list or dict
             Probabilities of ``(classes_[t][0], classes_[t][1])``: an array of shape
             (n_samples, 2) per task (lists, dicts), for all rows (long form), or a list of
-            them per task (shared design).
+            them per task (shared design). With a task of more than two classes, each task's
+            array has a column per class of ``classes_[t]`` (lists, dicts, shared design);
+            the long form's one array has a column per label of :attr:`union_classes_`, the
+            same label in every row, 0 where the row's task lacks the label.
         """
         if self._multi:
             data, P, _ = self._class_table(X, task)
@@ -1044,9 +1204,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             data, P, F = self._class_table(X, task)
             finite = np.where(np.isfinite(F), F, -np.inf)
             lse = np.logaddexp.reduce(finite, axis=1)
-            return self._per_task(data, np.where(np.isfinite(F), F - lse[:, None], -np.inf))
+            return self._per_task(data, np.where(np.isfinite(F), F - lse[:, None], -np.inf),
+                                  -np.inf)
         data, f = self._scores(X, task)
-        return data.to_form(np.column_stack([-np.logaddexp(0.0, f), -np.logaddexp(0.0, -f)]))
+        return data.to_form(_log_proba(f))
 
     def predict(self, X: Any, task: Any = None) -> Any:
         """Predict each row's label (``classes_[t][1]`` where the score is positive).
@@ -1206,6 +1367,38 @@ def _with_codes(f: np.ndarray, codes: np.ndarray) -> np.ndarray:
 def _proba(f: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
     p = 0.5 * (1.0 + np.tanh(0.5 * f))
     return np.column_stack([1.0 - p, p])
+
+
+def _log_proba(f: np.ndarray) -> np.ndarray:
+    return np.column_stack([-np.logaddexp(0.0, f), -np.logaddexp(0.0, -f)])
+
+
+def _scores_only(f: np.ndarray) -> np.ndarray:
+    return f
+
+
+def _binary_names(model: Any) -> str:
+    names = [t for t, c in zip(model.tasks_, model.classes_, strict=True) if c is not None]
+    return ", ".join(map(repr, names[:5])) + (" ..." if len(names) > 5 else "")
+
+
+class _BinaryOutputs:
+    """``post(f)`` of rows of the tasks of two labels (called on the scores and task positions
+    of Dask rows); rows of another task are refused by name."""
+
+    def __init__(self, classes, post, model):
+        self.plain = {k: (t, loss.name) for k, (t, c, loss) in enumerate(zip(
+            model.tasks_, classes, make_datafit(model.loss).losses, strict=True)) if c is None}
+        self.post = post
+
+    def __call__(self, f: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        for k in np.unique(codes):
+            if int(k) in self.plain:
+                name, loss = self.plain[int(k)]
+                raise ValueError(f"task {name!r} has the {loss} loss: it has no class "
+                                 "probabilities (predict gives its output); pass the rows of "
+                                 "the tasks of two labels only.")
+        return self.post(f)
 
 
 class _LabelTable:

@@ -30,7 +30,8 @@ from ._frames import is_frame, is_pandas, is_series, isna
 from .ranges import SCALE_LIMIT, TINY_LIMIT, check_column_scales, column_scales, range_scales
 from .taskdata import TaskData, design_range, set_weights, task_name
 
-__all__ = ["as_task_data", "column_target", "factorize", "fill_missing_blocks", "flat_rows"]
+__all__ = ["as_task_data", "column_target", "factorize", "fill_missing_blocks", "flat_rows",
+           "offset_column"]
 
 CheckX = Callable[[Any, bool], Any]
 
@@ -890,8 +891,11 @@ def fill_missing_blocks(data: TaskData, blocks: tuple[int, ...],
 
 def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
     """A per-row input (an ``offset``) in the flat order of ``data``, given as
-    ``sample_weight`` is: one array per task for lists (a dict keyed by task), one value per
-    row of ``X`` otherwise; with a shared design also an (n, T) matrix, one column per task.
+    ``sample_weight`` is -- one array per task for lists, one value per row of ``X``
+    otherwise, with a shared design also an (n, T) matrix, one column per task -- or, in
+    every form, a dict keyed by task holding each task's values (in the order its rows
+    come in ``X``; with a shared design, one per row of ``X``). A task whose entry is None
+    (in a list or dict) or that a dict leaves out gets zeros: an offset for some tasks only.
 
     Parameters
     ----------
@@ -910,40 +914,87 @@ def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the shape does not match the rows, or a value is NaN or infinite.
+        If the shape does not match the rows, a dict names a task the problem does not
+        have, or a value is NaN or infinite (the message names the task).
     """
-    def arr(v: Any) -> np.ndarray:
-        a = np.asarray(v.to_numpy() if is_pandas(v) else v,
-                       dtype=np.float64)
+    sizes = np.diff(data.indptr)
+    labels = [data.tasks[k] for k in data.task_index]
+
+    def arr(v: Any, where: str) -> np.ndarray:
+        a = np.asarray(v.to_numpy() if is_pandas(v) else v, dtype=np.float64)
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} has NaN or infinite entries; give a finite value for "
-                             "every row.")
+            raise ValueError(f"{name} has NaN or infinite entries {where}; give a finite "
+                             "value for every row (0 for no offset), or give the offsets "
+                             "of some tasks only as a dict keyed by task.")
         return a
 
-    sizes = np.diff(data.indptr)
+    def per_task(parts: list, what: str) -> np.ndarray:
+        out = []
+        for k, (v, n) in enumerate(zip(parts, sizes, strict=True)):
+            if v is None:
+                out.append(np.zeros(n))
+                continue
+            a = arr(v, f"for task {labels[k]!r}").ravel()
+            if a.size != n:
+                raise ValueError(f"{name}{what(k)} has {a.size} values for the {n} rows of "
+                                 f"task {labels[k]!r}.")
+            out.append(a)
+        return np.concatenate(out) if out else np.zeros(0)
+
+    if isinstance(values, Mapping):
+        known = {lab: k for k, lab in enumerate(labels)}
+        unknown = [key for key in values if key not in known]
+        if unknown:
+            shown = ", ".join(map(repr, labels[:10])) + (" ..." if len(labels) > 10 else "")
+            raise ValueError(f"{name} is keyed by {unknown[0]!r}, which is not a task of X; "
+                             f"its tasks are {shown}.")
+        parts = [values.get(lab) for lab in labels]
+        # lists: each task's array; long form: each task's rows in their order in X;
+        # a shared design: one value per row of X for each task
+        return per_task(parts, lambda k: f"[{labels[k]!r}]")
     if data.form in ("list", "dict"):
-        if isinstance(values, Mapping):
-            values = [values[k] for k in data.tasks[data.task_index]]
         if not isinstance(values, (list, tuple)) or len(values) != data.n_tasks:
-            raise ValueError(f"{name} must be a list with one array per task when X is a "
-                             "list (or a dict keyed by task).")
-        parts = [arr(v).ravel() for v in values]
-        bad = [i for i, (v, n) in enumerate(zip(parts, sizes, strict=True)) if v.size != n]
-        if bad:
-            raise ValueError(f"{name}[{bad[0]}] has {parts[bad[0]].size} values for "
-                             f"{sizes[bad[0]]} rows of its task.")
-        return np.concatenate(parts) if parts else np.zeros(0)
-    a = arr(values)
+            raise ValueError(f"{name} must be a list with one array (or None) per task when "
+                             "X is a list, or a dict keyed by task.")
+        return per_task(list(values), lambda k: f"[{k}]")
+    try:
+        a = np.asarray(values.to_numpy() if is_pandas(values) else values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must hold numbers, one per row of X ({exc}); for some tasks "
+                         "only, give a dict keyed by task.") from None
     n = data.n_input_rows
     if data.form == "shared" and a.ndim == 2:
         if a.shape != (n, data.n_tasks):
             raise ValueError(f"{name}.shape == {a.shape}; expected ({n},) or "
                              f"({n}, {data.n_tasks}): one value per row, or per row and task.")
-        return np.ascontiguousarray(a[:, data.task_index].T).ravel()
-    if a.shape != (n,):
+        a = np.ascontiguousarray(a[:, data.task_index].T).ravel()
+    elif a.shape != (n,):
         raise ValueError(f"{name}.shape == {a.shape}, expected ({n},): one value per row of X.")
-    if data.form == "long":
-        return a[data.order]
-    if data.form == "shared":
-        return np.tile(a, data.n_tasks)
-    return a.copy()
+    elif data.form == "long":
+        a = a[data.order]
+    elif data.form == "shared":
+        a = np.tile(a, data.n_tasks)
+    else:
+        a = a.copy()
+    bad = ~np.isfinite(a)
+    if bad.any():
+        tasks = sorted({repr(labels[k]) for k in data.task_of[bad]})
+        arr(a[bad], "in the rows of task" + ("s " if len(tasks) > 1 else " ")
+            + ", ".join(tasks[:5]) + (" ..." if len(tasks) > 5 else ""))
+    return a
+
+
+def offset_column(X: Any, offset: Any) -> tuple[Any, Any]:
+    """``(X, offset)`` with an ``offset`` that names a column of the DataFrame ``X`` (the long
+    form's column, as ``task`` may) read from it and dropped from the design; any other
+    ``offset`` as it is."""
+    if not isinstance(offset, str):
+        return X, offset
+    if not is_frame(X):
+        raise ValueError(
+            f"offset={offset!r} names a column, but X is a {type(X).__name__}, not a pandas "
+            "DataFrame; pass X as a DataFrame with that column, or the offsets themselves.")
+    if offset not in X.columns:
+        cols = ", ".join(map(repr, X.columns[:20])) + (" ..." if X.shape[1] > 20 else "")
+        raise ValueError(f"offset={offset!r} is not a column of X; its columns are {cols}.")
+    return X.drop(columns=[offset]), X[offset]

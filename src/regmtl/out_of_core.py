@@ -12,12 +12,15 @@ the rows by the in-memory duality gap (or KKT residual).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from .datafits import Datafit
 from .penalties import STRUCTURE_ATTRS, Penalty, make_penalty
+from .progress import progress_bar
 from .solvers.streamed_fit import (
     STREAMED_OPTIONS,
     check_streamed_penalty,
@@ -28,7 +31,7 @@ from .solvers.streamed_fit import (
 from .solvers.streamed_newton import solve_streamed_logistic, source_logistic_reference
 from .taskdata import task_weights
 
-__all__ = ["fit_source", "is_task_source", "source_alpha_max"]
+__all__ = ["chunk_progress", "fit_source", "is_task_source", "source_alpha_max"]
 
 
 def source_alpha_max(source: Any, penalty: str | Penalty, fit_intercept: bool = True,
@@ -39,10 +42,11 @@ def source_alpha_max(source: Any, penalty: str | Penalty, fit_intercept: bool = 
     from one pass over the rows (the source's target holding two labels per task)."""
     pen = make_penalty(penalty)
     pen.check(int(source.n_features), int(source.n_tasks))
-    if loss == "logistic":
-        G0, _ = source_logistic_reference(source, task_weight, fit_intercept)
-        return float(pen.alpha_max(G0))
-    return float(pen.alpha_max(source_quadratic(source, task_weight, fit_intercept).g))
+    with chunk_progress(source, "alpha_max"):
+        if loss == "logistic":
+            G0, _ = source_logistic_reference(source, task_weight, fit_intercept)
+            return float(pen.alpha_max(G0))
+        return float(pen.alpha_max(source_quadratic(source, task_weight, fit_intercept).g))
 
 
 def _labels(low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
@@ -59,12 +63,40 @@ def _refuse(what: str) -> None:
                      "ids and weights itself; fit(source) takes no other argument.")
 
 
+@contextmanager
+def chunk_progress(source: Any, desc: str) -> Iterator[None]:
+    """A progress bar over every chunk ``source`` reads meanwhile, as its ``progress`` says
+    (:class:`~regmtl.ParquetTasks`; a source with no ``on_chunk`` hook, or one in use, gets
+    none): the count of chunks read, the pass in the postfix (a pass starts at task 0). The
+    number of passes is not known in advance (it is the solver's), so the bar has no
+    total."""
+    if getattr(source, "on_chunk", False) is not None:  # no hook, or one in use
+        yield
+        return
+    with progress_bar(None, getattr(source, "progress", "auto"), desc, unit="chunk") as bar:
+        passes = 0
+
+        def tick(lo: int, hi: int, rows: int) -> None:
+            nonlocal passes
+            if lo == 0:
+                passes += 1
+                bar.set_postfix_str(f"pass {passes}", refresh=False)
+            bar.update(1)
+
+        source.on_chunk = tick
+        try:
+            yield
+        finally:
+            source.on_chunk = None
+
+
 def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: Any = None,
                sample_weight: Any = None, offset: Any = None) -> Any:
     """Fit ``model`` (a MultiTaskRegressor, or a MultiTaskClassifier: the logistic loss)
     on ``source`` out of core and set its fitted
     attributes; ``ValueError`` naming what is supported for any other loss, alpha form,
-    solver or option."""
+    solver or option. A progress bar counts the chunks read (the source's ``progress``:
+    ``chunk_progress``)."""
     for name, value in (("y", y), ("task", task), ("sample_weight", sample_weight),
                         ("offset", offset)):
         if value is not None:
@@ -94,17 +126,18 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     if model.warm_start and hasattr(model, "coef_") and np.shape(model.coef_) == (T, p):
         W0 = np.array(model.coef_.T, dtype=np.float64)
     classes = None
-    if datafit.name == "logistic":
-        res, low, high, _ = solve_streamed_logistic(
-            source, penalty, alpha, fit_intercept=model.fit_intercept,
-            task_weight=model.task_weight, tol=model.tol, max_iter=model.max_iter, W0=W0,
-            verbose=model.verbose, options=options)
-        classes = _labels(low, high)
-    else:
-        res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
-                             task_weight=model.task_weight, tol=model.tol,
-                             max_iter=model.max_iter, W0=W0, verbose=model.verbose,
-                             options=options)
+    with chunk_progress(source, "out-of-core fit"):
+        if datafit.name == "logistic":
+            res, low, high, _ = solve_streamed_logistic(
+                source, penalty, alpha, fit_intercept=model.fit_intercept,
+                task_weight=model.task_weight, tol=model.tol, max_iter=model.max_iter,
+                W0=W0, verbose=model.verbose, options=options)
+            classes = _labels(low, high)
+        else:
+            res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
+                                 task_weight=model.task_weight, tol=model.tol,
+                                 max_iter=model.max_iter, W0=W0, verbose=model.verbose,
+                                 options=options)
     for attr in ("dual_gap_", "kkt_residual_", "feature_names_in_", "classes_",
                  "residual_variance_", *STRUCTURE_ATTRS):
         if hasattr(model, attr):

@@ -15,12 +15,13 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .progress import check_progress, progress_bar
 from .taskdata import TaskData, task_weights
 
 __all__ = ["ParquetTasks", "is_parquet_tasks"]
@@ -124,6 +125,12 @@ class ParquetTasks:
     chunk_rows : int, default=2_000_000
         About how many rows :meth:`chunks` reads at a time (whole tasks: a chunk ends at the
         first task boundary past that many rows, and holds at least one task).
+    progress : {"auto", True, False}, default="auto"
+        A progress bar on stderr over the chunks read by a fit on this set (its passes, e.g.
+        ``MultiTaskRegressor().fit(source)``), its ``predict`` and ``score``, and
+        :meth:`feature_scaling`: ``True`` from the start, ``False`` never, ``"auto"`` when
+        stderr is a terminal and the run has lasted 2 s (``regmtl.progress``). It never
+        changes a result.
 
     Attributes
     ----------
@@ -133,10 +140,18 @@ class ParquetTasks:
         Rows per task.
     n_tasks, n_features, n_obs : int
         T, p and the number of rows.
+    n_chunks : int
+        The chunks of a pass over the set.
     feature_names : ndarray of object
         The feature columns.
     files : list of Path
         The files read, in order.
+    progress : {"auto", True, False}
+        As given.
+    on_chunk : callable or None
+        Called as ``on_chunk(lo, hi, rows)`` after each chunk is read (None by default); a
+        fit on the set sets it, for its progress bar, while it runs (and leaves one set by
+        the user in place, with no bar).
 
     Raises
     ------
@@ -160,8 +175,11 @@ class ParquetTasks:
     """
 
     def __init__(self, path: Any, *, target: str | None = "y", task: str = "task",
-                 features: Sequence[str] | None = None, chunk_rows: int = 2_000_000):
+                 features: Sequence[str] | None = None, chunk_rows: int = 2_000_000,
+                 progress: bool | str = "auto"):
         pa, pq = _pyarrow()
+        self.progress = check_progress(progress)
+        self.on_chunk: Callable[[int, int, int], None] | None = None
         if not isinstance(task, str):
             raise TypeError(f"task: expected the name of the task column (a str), got "
                             f"{type(task).__name__}.")
@@ -304,6 +322,11 @@ class ParquetTasks:
             out.append(min(max(hi, lo + 1), self.n_tasks))
         return np.array(out, dtype=np.int64)
 
+    @property
+    def n_chunks(self) -> int:
+        """The number of chunks of a pass over the set (``len(bounds()) - 1``)."""
+        return len(self.bounds()) - 1
+
     def feature_scaling(self) -> tuple[np.ndarray, np.ndarray]:
         r"""The pooled means and population standard deviations of the features over all
         rows (:func:`regmtl.scaling.pooled_scaling` of the whole set; a constant feature gets
@@ -315,14 +338,17 @@ class ParquetTasks:
         mean, scale : ndarray of shape (n_features,)
         """
         n, mean, m2 = 0, np.zeros(self.n_features), np.zeros(self.n_features)
-        for _, _, block in self._read(None, None):
-            k = block.n_obs
-            mk = block.X.mean(axis=0)
-            m2k = ((block.X - mk) ** 2).sum(axis=0)
-            delta = mk - mean
-            m2 += m2k + delta * delta * n * k / (n + k)
-            mean += delta * k / (n + k)
-            n += k
+        with progress_bar(self.n_chunks, self.progress, "feature scaling",
+                          unit="chunk") as bar:
+            for _, _, block in self._read(None, None):
+                k = block.n_obs
+                mk = block.X.mean(axis=0)
+                m2k = ((block.X - mk) ** 2).sum(axis=0)
+                delta = mk - mean
+                m2 += m2k + delta * delta * n * k / (n + k)
+                mean += delta * k / (n + k)
+                n += k
+                bar.update(1)
         scale = np.sqrt(m2 / n)
         scale[scale == 0.0] = 1.0
         return mean, scale
@@ -403,7 +429,10 @@ class ParquetTasks:
             rest = table.slice(r1 - start)
             table = table.slice(r0 - start, r1 - r0)
             buffer, start = ([rest] if rest.num_rows else []), r1
-            yield int(lo), int(hi), self._block(table, lo, hi, r0, target, omega)
+            block = self._block(table, lo, hi, r0, target, omega)
+            if self.on_chunk is not None:
+                self.on_chunk(int(lo), int(hi), r1 - r0)
+            yield int(lo), int(hi), block
 
     def _features_exclude(self, target: str) -> None:
         """``target`` is a numeric column of the set, not a feature nor the task."""

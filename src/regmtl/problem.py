@@ -22,8 +22,9 @@ from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
-           "FoldedOffset", "check_loss_targets", "checked_targets", "deviance_explained",
-           "encode_targets", "is_built", "offset_centres", "task_deviance_explained"]
+           "FoldedOffset", "check_loss_targets", "check_task_targets", "checked_targets",
+           "deviance_explained", "encode_targets", "is_built", "offset_centres",
+           "task_deviance_explained", "task_offsets"]
 
 def make_datafit(loss: Any) -> Datafit:
     """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
@@ -39,7 +40,29 @@ def check_loss_targets(data: TaskData, datafit: Datafit) -> None:
     if not data.rows_local:
         data.numbers(data.blockwise(_checked_block, datafit, out="scalar").sum())
     elif data.y is not None and data.c is not None:
-        datafit.bind(data).check_targets(np.where(data.c > 0, data.y, 1.0))
+        check_task_targets(data, datafit, np.where(data.c > 0, data.y, 1.0))
+
+
+def check_task_targets(data: TaskData, datafit: Datafit, y: np.ndarray) -> None:
+    """The loss's check of the targets ``y`` of ``data``'s rows, its message naming the first
+    task it refuses (with more than one task)."""
+    try:
+        datafit.bind(data).check_targets(y)
+    except ValueError as exc:
+        if data.n_tasks < 2:
+            raise
+        raise ValueError(f"task {_first_refused(data, datafit, y)!r}: {exc}") from None
+
+
+def _first_refused(data: TaskData, datafit: Datafit, y: np.ndarray) -> Any:
+    """The name of the first task whose targets its loss refuses (for the message)."""
+    for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+        loss = datafit.losses[data.task_index[k]] if datafit.kind == "mixed" else datafit
+        try:
+            loss.check_targets(y[a:b])
+        except ValueError:
+            return data.tasks[data.task_index[k]]
+    return data.tasks[data.task_index[0]]
 
 
 def _checked_block(block: TaskData, datafit: Datafit) -> float:
@@ -147,7 +170,7 @@ def apply_offset(data: TaskData, datafit: Datafit, offset: Any,
                          "to the targets' model yourself (e.g. a rate with sample weights).")
     if not datafit.takes_offset():  # (said before the offset's form is read: the classes'
         datafit.with_offset(data.y, data.c, data.y)  # layout has a segment per class) raises
-    o = flat_rows(data, offset, "offset")
+    o = task_offsets(data, datafit, offset)
     shift = np.zeros(data.n_tasks)
     if fit_intercept and datafit.kind != "mixed" and o.size:
         shift = offset_centres(data, o)
@@ -155,6 +178,22 @@ def apply_offset(data: TaskData, datafit: Datafit, offset: Any,
     constant = datafit.offset_constant(data.y, data.c, o)
     data.y, data.c = datafit.with_offset(data.y, data.c, o)
     return FoldedOffset(shift, constant)
+
+
+def task_offsets(data: TaskData, datafit: Datafit, offset: Any) -> np.ndarray:
+    """The offset of every flat row (:func:`~regmtl.inputs.flat_rows`), refused by name for
+    a task whose loss takes none (one loss per task: a click task beside counts) where it
+    is not zero."""
+    o = flat_rows(data, offset, "offset")
+    if datafit.kind == "mixed":
+        for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+            loss = datafit.losses[data.task_index[k]]
+            if not loss.takes_offset() and np.any(o[a:b] != 0):
+                raise ValueError(
+                    f"offset: task {data.tasks[data.task_index[k]]!r} has the {loss.name} "
+                    "loss, which takes no offset; give that task none (None in a list or "
+                    "dict, or leave it out of a dict keyed by task).")
+    return o
 
 
 def offset_centres(data: TaskData, o: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from joblib import delayed
+from sklearn.base import is_classifier
 
 from ._options import check_option
 from .document import Report, check_created, check_n_jobs
@@ -51,7 +52,7 @@ def _model_loss(model: Any) -> Any:
     """A linear model's ``loss=`` (the classifier's, which has none: ``"logistic"``)."""
     loss = getattr(model, "loss", None)
     if loss is None:
-        return "logistic" if hasattr(model, "predict_proba") else "squared"
+        return "logistic" if is_classifier(model) else "squared"
     return loss
 
 
@@ -113,7 +114,7 @@ def score_name(model: Any) -> str:
     """
     from .datafits import make_loss
 
-    if hasattr(model, "predict_proba"):
+    if is_classifier(model):  # (a fit with one loss per task has probabilities too)
         return "accuracy"
     return "R^2" if make_loss(_model_loss(model)).quadratic else "D^2"
 
@@ -729,16 +730,28 @@ def _training_parts(model: Any) -> tuple[Any, dict | None, int | None, Any, dict
     return history, scales, getattr(model, "best_epoch_", None), trainer, names
 
 
-def _balance_text(history: Any, rule: Any, higher: dict | None) -> str:
+def _balance_text(history: Any, rule: Any, higher: dict | None, trainer: Any = None,
+                  names: dict | None = None) -> str:
     """The Balance section's verdict: which task dominated, and whether it suppressed
-    another (the rule of ``regmtl.deep.diagnostics``)."""
+    another (the rule of ``regmtl.deep.diagnostics``: the shares' floor by the tasks'
+    weights, and the references the fit measured, each task trained alone, where it did)."""
     from .deep.diagnostics import dominance as find_dominance
+    from .deep.diagnostics import static_weights
 
     n = rule.epochs
     last = {1: "the last epoch", 2: "the last two epochs", 3: "the last three epochs"}.get(
         n, f"the last {n} epochs")
+    names = names or {}
+    weights = references = alone = None
+    if trainer is not None and getattr(trainer, "tasks", None):
+        weights = {names.get(k, k): v for k, v in static_weights(trainer).items()}
+        fit = getattr(trainer, "dominance_", None)
+        measured = [s for s in (fit.others if fit is not None else ()) if s.measured is not None]
+        references = {_renamed(s.column, names): s.measured for s in measured} or None
+        alone = measured[0].alone_epochs if measured else None
     found = find_dominance(history, rule.share, n, levels=rule.levels, higher=higher,
-                           tol=rule.tol)
+                           tol=rule.tol, floor=rule.floor, weights=weights,
+                           references=references, reference_epochs=alone)
     if found is None:
         shares = history[[c for c in history.columns
                           if str(c).startswith("grad_share/")]].iloc[-n:].mean()
@@ -750,8 +763,12 @@ def _balance_text(history: Any, rule: Any, higher: dict | None) -> str:
                 "NaN there), so the balance of the shared layers is unknown.")
     head = (f"**Task {found.task} dominated the shared layers**: it wrote {found.share:.0%} "
             f"of their gradient norm over {last}")
-    rule_text = (f"(a task is suppressed when even its best of those epochs is more than "
-                 f"{found.tol:.0%} below its best of the run, or its single-task level)")
+    floor = ("" if rule.floor is None else
+             f"its gradient share stayed under {rule.floor:.0%} of its share by the tasks' "
+             "weights and ")
+    rule_text = (f"(a task is suppressed when {floor}even its best of those epochs is more "
+                 f"than {found.tol:.0%} below its best of the run, its single-task level, or "
+                 "what it reached trained alone from the fit's start)")
     if found.suppressed:
         return (f"{head}, and **suppressed {', '.join(s.task for s in found.suppressed)}**: "
                 + "; ".join(s.describe() for s in found.suppressed) + f" {rule_text}.")
@@ -920,7 +937,7 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     rep.add_heading("Balance")
     if any(str(c).startswith("grad_share/") for c in history.columns):
         rule, higher = _judging(dominance, trainer, names, tasks)
-        rep.add_text(_balance_text(history, rule, higher))
+        rep.add_text(_balance_text(history, rule, higher, trainer, names))
         rep._defer_figure(delayed(_plot_png)("plot_gradient_balance", history,
                                              dominance=rule.share),
                           caption="Gradient shares (solid) and pairwise cosines (dashed)")

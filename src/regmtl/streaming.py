@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .parquet import ParquetTasks
+from .progress import progress_bar
 from .taskdata import TaskData
 
 __all__ = ["predict_chunks", "predict_rows", "score_tasks", "task_positions"]
@@ -72,22 +73,26 @@ def _check_source(model: Any, source: ParquetTasks, task: Any, y: Any = None) ->
             "model's order.")
 
 
-def _scored_chunks(model: Any, source: ParquetTasks, target: bool
+def _scored_chunks(model: Any, source: ParquetTasks, target: bool, desc: str = "predict"
                    ) -> Iterator[tuple[int, int, TaskData, np.ndarray]]:
-    """Each chunk in the model's frame, with its scores ``x . w_t + b_t``."""
+    """Each chunk in the model's frame, with its scores ``x . w_t + b_t``; a progress bar
+    ``desc`` over the chunks as the source's ``progress`` says."""
     pos = task_positions(model.tasks_, source.tasks)
     coef, b = np.atleast_2d(model.coef_), model._b  # (W = coef_.T, read chunk by chunk)
     if target and source.target is None:
         raise ValueError("y: scoring needs the targets; build the ParquetTasks with "
                          "target='column'.")
-    for lo, hi, block in source._read(source.target if target else None, None):
-        idx = pos[lo:hi]
-        data = dataclasses.replace(block, tasks=model.tasks_, task_index=idx)
-        if idx[-1] - idx[0] == hi - lo - 1 and np.all(np.diff(idx) == 1):
-            cols = slice(int(idx[0]), int(idx[-1]) + 1)  # the usual case: a view
-        else:
-            cols = idx
-        yield lo, hi, data, data.linear(coef[cols].T, b[cols])
+    with progress_bar(getattr(source, "n_chunks", None), getattr(source, "progress", "auto"),
+                      desc, unit="chunk") as bar:
+        for lo, hi, block in source._read(source.target if target else None, None):
+            idx = pos[lo:hi]
+            data = dataclasses.replace(block, tasks=model.tasks_, task_index=idx)
+            if idx[-1] - idx[0] == hi - lo - 1 and np.all(np.diff(idx) == 1):
+                cols = slice(int(idx[0]), int(idx[-1]) + 1)  # the usual case: a view
+            else:
+                cols = idx
+            yield lo, hi, data, data.linear(coef[cols].T, b[cols])
+            bar.update(1)
 
 
 def predict_chunks(model: Any, source: ParquetTasks, rows_of: Callable[[TaskData, np.ndarray],
@@ -122,5 +127,5 @@ def score_tasks(model: Any, source: ParquetTasks,
     (R^2, D^2, accuracy) computed on its chunk as in memory."""
     _check_source(model, source, task, y)
     parts = [task_scores(data, f)
-             for _, _, data, f in _scored_chunks(model, source, target=True)]
+             for _, _, data, f in _scored_chunks(model, source, target=True, desc="score")]
     return float(np.mean(np.concatenate(parts)))

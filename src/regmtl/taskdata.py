@@ -33,7 +33,7 @@ from .blocks import Kept
 from .ranges import check_column_scales, check_numeric_range, column_range, column_scales
 from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 
-__all__ = ["TaskData", "as_labels", "check_column_scales", "check_label_types",
+__all__ = ["TaskData", "as_labels", "check_column_scales", "check_label_types", "check_task_labels",
            "check_numeric_range", "column_scales", "design_range", "intercept_shift", "nbytes",
            "set_weights", "shift_columns", "task_name", "task_weights"]
 
@@ -553,6 +553,20 @@ _CLASSIFICATION_TYPES = frozenset({"binary", "multiclass", "multiclass-multioutp
                                    "multilabel-indicator", "multilabel-sequences"})
 
 
+def check_task_labels(labels: np.ndarray, name: str) -> None:
+    """scikit-learn's check that ``labels`` are classes, its message naming the task
+    ``name`` and the first label that is not a class (a 0.25 among clicks)."""
+    try:
+        check_classification_targets(labels)
+    except ValueError as exc:  # (scikit-learn's words first: its checks read them)
+        odd = labels[labels != np.round(labels)][:1] if labels.dtype.kind == "f" else labels[:0]
+        raise ValueError(
+            f"{exc} Task {name}'s labels"
+            + (f" include {float(odd[0])!r}" if odd.size else " are not classes")
+            + ": a task of labels takes classes (e.g. 0 and 1); a probability or rate as "
+            "target is a regression task (the squared loss, or sample weights).") from None
+
+
 def _encode_task(data: TaskData, t: int, y: np.ndarray) -> np.ndarray:
     """Task t's two classes, its observed rows of ``y`` set to -1 / +1: the encoding of one
     task on its own (labels of different types per task), and the reference that raises a
@@ -564,7 +578,7 @@ def _encode_task(data: TaskData, t: int, y: np.ndarray) -> np.ndarray:
         rows = rows[data.observed[a:b]]
     check_label_types(raw[rows], task_name(data, t))
     labels = as_labels(raw[rows])
-    check_classification_targets(labels)
+    check_task_labels(labels, task_name(data, t))
     if data.sample_weight is not None:
         labels = labels[data.sample_weight[rows] > 0]
     kind = type_of_target(labels, input_name="y")

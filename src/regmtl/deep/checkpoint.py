@@ -312,7 +312,8 @@ def _check_option(name: str, value: Any, kind: str, cap: int) -> None:
                          f"the {cap} weights of the state_dict)")
 
 
-def _task_specs(tasks: Any, cap: int) -> list[TaskSpec]:
+def checked_task_specs(tasks: Any, cap: int) -> list[TaskSpec]:
+    """The task specs of a saved config (dicts of known keys), checked: at most ``cap``."""
     if not isinstance(tasks, list) or not 1 <= len(tasks) <= cap:
         raise ValueError("tasks must be a non-empty list of task specs")
     specs = []
@@ -379,7 +380,7 @@ def check_net_config(name: Any, kw: Any, state: dict, where: Path) -> tuple[type
         for opt, value in kw.items():
             if opt in options:
                 _check_option(opt, value, options[opt], cap)
-        specs = _task_specs(kw.get("tasks"), cap)
+        specs = checked_task_specs(kw.get("tasks"), cap)
         if _layers(name, kw) > len(state):
             raise ValueError(f"the config builds {_layers(name, kw)} layers, the state_dict "
                              f"holds {len(state)} tensors")

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from ..ranges import check_column_scales, check_numeric_range
 from ._torch import torch
 from .conversion import find_stack_level
-from .inputs import SparseRows, as_inputs, device_of, n_rows, take, to_device
+from .inputs import SparseRows, as_inputs, device_of, n_rows, take, tensor_of, to_device
 from .tasks import TaskSpec, as_task_specs
 
 __all__ = ["MultiTaskDataset", "Batches", "CheckedLoader", "Cycle", "as_dataset", "check_batch"]
@@ -255,8 +255,8 @@ class MultiTaskDataset(torch.utils.data.Dataset):
         self.targets: dict[str, torch.Tensor] | None = None
         if task is not None:
             pos = row_tasks(task, self.tasks, n)
-            self.task = torch.from_numpy(pos)
-            self.y = torch.from_numpy(_row_targets(targets, pos, self.tasks))
+            self.task = tensor_of(pos)  # (read-only arrays: copied, see tensor_of)
+            self.y = tensor_of(_row_targets(targets, pos, self.tasks))
             check_numeric_range(self.y.numpy(), "targets")
             return
         specs = {t.name: t for t in tasks}
@@ -288,7 +288,7 @@ class MultiTaskDataset(torch.utils.data.Dataset):
                 check_numeric_range(np.asarray(arr, dtype=np.float64), f"targets[{name!r}]")
             if arr.shape[0] != n:
                 raise ValueError(f"targets[{name!r}] has {arr.shape[0]} rows, X has {n}.")
-            ys[name] = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+            ys[name] = tensor_of(np.asarray(arr, dtype=np.float64))  # (read-only: copied)
         self.targets = ys
 
     @property
@@ -471,7 +471,7 @@ def check_batch(batch: Any, tasks: list[TaskSpec], check: Callable[[Any], None] 
             raise ValueError(f"{where}: {exc}") from None
         return
     specs = {t.name: t for t in tasks}
-    found = [(specs[k], torch.from_numpy(y) if isinstance(y, np.ndarray) else y)
+    found = [(specs[k], tensor_of(y) if isinstance(y, np.ndarray) else y)
              for k, y in ys.items() if k in specs and (
                  isinstance(y, torch.Tensor) or (isinstance(y, np.ndarray)
                                                  and y.dtype.kind in "biuf"))]

@@ -26,7 +26,7 @@ from sklearn.utils.metadata_routing import UNUSED
 from .._options import check_option
 from ..taskdata import TaskData
 from ._torch import torch
-from .estimators import DeepEstimatorBase
+from .estimators import DeepEstimatorBase, layer_widths
 from .inputs import chunks, to_device
 from .nets import MultiTaskNet
 from .nets.esmm import ESMM
@@ -297,7 +297,7 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
     def _net(self, n_features: int | None, specs: list[TaskSpec]) -> MultiTaskNet:
         encoder = self._encoder()
         return ESMM(None if encoder is not None else n_features, specs,
-                    hidden=tuple(self.hidden), tower_hidden=tuple(self.tower_hidden),
+                    hidden=layer_widths(self.hidden), tower_hidden=layer_widths(self.tower_hidden),
                     activation=self.activation, dropout=self.dropout,
                     batch_norm=self.batch_norm, encoder=encoder)
 

@@ -274,7 +274,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         kw = dict(activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
                   encoder=encoder)
         return ARCHITECTURES[self.architecture].for_estimator(
-            n_features, specs, hidden=tuple(self.hidden), head_hidden=tuple(self.head_hidden),
+            n_features, specs, hidden=layer_widths(self.hidden),
+            head_hidden=layer_widths(self.head_hidden),
             n_experts=self.n_experts, **kw)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -333,9 +334,10 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
             Y = self._encode(data)
             rows = np.asarray(data.task_index[data.task_of], dtype=np.int64)
         specs = self._specs()
+        rs = self.random_state  # a RandomState instance is drawn from (as scikit-learn's)
         rng = np.random.default_rng(
-            self.random_state if isinstance(self.random_state, (int, np.integer))
-            else np.random.RandomState(self.random_state).randint(2**31))
+            rs if isinstance(rs, (int, np.integer)) else rs.randint(2**31)
+            if isinstance(rs, np.random.RandomState) else np.random.RandomState(rs).randint(2**31))
         seed = int(rng.integers(2**31))
         val = None
         n = len(Y)
@@ -547,8 +549,11 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         The folder is a checkpoint (:func:`~regmtl.deep.save_checkpoint`): ``model.pt``, the
         net's ``state_dict``, and ``config.json``, which also holds the estimator's parameters
         and what it needs to predict as it did (task labels, target scaling, classes, input
-        form, feature names, history). No pickle: the weights are read back with
-        ``torch.load(weights_only=True)``. ``trainer_`` is not saved.
+        form, feature names, history). Every parameter is saved as its constructor took it
+        (dicts keyed by task labels, lists, tuples, arrays, a weighting by name and options,
+        a ``RandomState`` by its state: ``regmtl.deep.saving.param_to_json``). No pickle:
+        the weights are read back with ``torch.load(weights_only=True)``. ``trainer_`` is not
+        saved.
 
         Parameters
         ----------
@@ -561,8 +566,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         TypeError
-            If a parameter cannot be written as JSON (a ``RandomState`` as ``random_state``,
-            a weighting of your own class).
+            If a parameter cannot be saved without pickle (a weighting of your own class, a
+            callable), naming it.
 
         Examples
         --------
@@ -1350,6 +1355,12 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
         if tags.classifier_tags is None:  # it has predict_proba (for its classes' tasks)
             tags.classifier_tags = ClassifierTags()
         return tags
+
+
+def layer_widths(widths: Any) -> tuple[int, ...]:
+    """Layer widths as Python ints (an array's NumPy ints would not go into the net's
+    JSON config)."""
+    return tuple(int(w) for w in widths)
 
 
 def _declare(label: Any) -> str:

@@ -28,7 +28,25 @@ import scipy.sparse as sp
 
 from ._torch import torch
 
-__all__ = ["SparseRows", "as_inputs", "take", "to_device", "n_rows", "describe", "Inputs"]
+__all__ = ["SparseRows", "as_inputs", "take", "to_device", "n_rows", "describe", "Inputs",
+           "tensor_of"]
+
+
+def tensor_of(arr: Any, dtype: Any = None) -> torch.Tensor:
+    """``arr`` (a NumPy array) as a CPU tensor, sharing its memory where NumPy lets it be
+    written.
+
+    A tensor is always writable, so a tensor on a read-only array (``setflags(write=False)``,
+    a memory map opened with ``mmap_mode="r"``, the matrix of a copy-on-write DataFrame) would
+    let a write through it reach memory its owner declared read-only, which PyTorch warns
+    about. Such an array is copied, once: cast to ``dtype`` (a NumPy dtype) in that copy where
+    one is given (the dtype the tensor is carried in, so that no second copy follows). A
+    writable array is not copied unless it is not C-contiguous.
+    """
+    arr = np.ascontiguousarray(arr)  # (a copy where not C-contiguous, and that is writable)
+    if not arr.flags.writeable:
+        arr = arr.astype(arr.dtype if dtype is None else dtype)  # a copy, cast on the way
+    return torch.from_numpy(arr)
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
@@ -66,6 +84,8 @@ class SparseRows:
         csr = sp.csr_matrix(matrix)
         csr.sum_duplicates()
         data = np.asarray(csr.data, dtype=np.float32)
+        if not data.flags.writeable:  # read-only values: copied (see tensor_of)
+            data = data.copy()
         if not np.isfinite(data).all():
             raise ValueError(f"{what} (sparse) contains NaN or infinity; impute or drop those "
                              "entries.")
@@ -132,7 +152,9 @@ def _dense(X: Any, what: str) -> torch.Tensor:
                              "regmtl.deep.FeatureColumns.")
         if arr.dtype.kind == "c":
             raise ValueError(f"{what} is complex; the nets read real numbers.")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        # floats are carried as float32, integers and booleans as int64: a read-only array
+        # is copied into that dtype (one copy, which the cast below would make anyway)
+        t = tensor_of(arr, np.float32 if arr.dtype.kind == "f" else np.int64)
     if t.is_complex():
         raise ValueError(f"{what} is complex; the nets read real numbers.")
     if t.dtype == torch.bool or not t.is_floating_point():

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..serialization import Malformed, Refused, check_labels, check_scalar, scalar, unscalar
+from ..serialization import Malformed, Refused, array_from_json, array_to_json, check_labels
 from ._torch import torch
-from .checkpoint import CONFIG, WEIGHTS, load_net, read_config, save_checkpoint
+from .checkpoint import CONFIG, WEIGHTS, checked_task_specs, load_net, read_config, save_checkpoint
 from .distributed import resolve_device
 from .nets import ARCHITECTURES, MultiTaskNet, module_config
+from .tasks import TaskSpec
 from .weighting import WEIGHTINGS, Weighting
 
 __all__ = ["ARCHITECTURE_NETS", "ESTIMATORS", "check_weights_bytes", "load_estimator",
@@ -56,6 +57,7 @@ def save_estimator(est: Any, path: str | os.PathLike) -> None:
                  "attributes": est._attributes_to_json()}
     save_checkpoint(path, est.net_, {"estimator": estimator})
 
+
 def _weighting_name(w: Weighting) -> str:
     for name, cls in WEIGHTINGS.items():
         if cls is type(w):
@@ -64,57 +66,162 @@ def _weighting_name(w: Weighting) -> str:
                     f"{sorted(WEIGHTINGS)}.")
 
 
-def _plain(v: Any) -> Any:
-    """A weighting option as JSON: numbers, strings, and lists or dicts of them."""
+#: containers nested deeper than this in a saved parameter are refused
+MAX_PARAM_DEPTH = 8
+#: the tags of a saved parameter's values (a one-key object ``{tag: ...}``), see
+#: :func:`param_to_json`
+PARAM_TAGS = ("tuple", "list", "dict", "array", "tensor", "task_spec", "random_state")
+_MT_KEYS = 624  # the words of a RandomState's Mersenne Twister
+_MAX_TASK_OUTPUTS = 2**20  # the outputs a saved TaskSpec may declare
+
+
+def _to_json(v: Any, depth: int = 0) -> Any:
+    """A parameter's value as tagged JSON (see :func:`param_to_json`)."""
+    if depth > MAX_PARAM_DEPTH:
+        raise TypeError(f"containers nested more than {MAX_PARAM_DEPTH} deep cannot be saved")
     if isinstance(v, np.generic):
         v = v.item()
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict) and all(isinstance(k, str) for k in v):
-        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple):
+        return {"tuple": [_to_json(x, depth + 1) for x in v]}
+    if isinstance(v, list):
+        return {"list": [_to_json(x, depth + 1) for x in v]}
+    if isinstance(v, dict):
+        return {"dict": [[_to_json(k, depth + 1), _to_json(x, depth + 1)]
+                         for k, x in v.items()]}
+    if isinstance(v, np.ndarray):
+        return {"array": array_to_json(v)}
+    if isinstance(v, torch.Tensor):
+        return {"tensor": array_to_json(v.detach().cpu().numpy())}
+    if isinstance(v, TaskSpec):
+        return {"task_spec": v.to_config()}
+    if isinstance(v, np.random.RandomState):
+        kind, keys, pos, has_gauss, cached = v.get_state(legacy=True)
+        return {"random_state": {"keys": [int(k) for k in keys], "pos": int(pos),
+                                 "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+    if isinstance(v, Weighting):
+        cls = WEIGHTINGS[_weighting_name(v)]
+        args = [a for a in inspect.signature(cls.__init__).parameters if a != "self"]
+        return {"weighting": _weighting_name(v),
+                "options": {a: _to_json(getattr(v, a), depth + 1) for a in args}}
     raise TypeError(f"a value of type {type(v).__name__} cannot be saved")
 
 
 def param_to_json(name: str, v: Any) -> Any:
-    """A constructor parameter as JSON (tuples, lists, a weighting by name and options)."""
+    """A constructor parameter as JSON, read back by :func:`param_from_json` as it was given.
+
+    Numbers, strings, booleans and None are themselves; every other value is a one-key object
+    naming its type: ``{"tuple": [...]}``, ``{"list": [...]}``, ``{"dict": [[key, value],
+    ...]}`` (keys of any saved type, int or str task labels, in their order), ``{"array":
+    ...}`` and ``{"tensor": ...}`` (dtype, shape, values), ``{"task_spec": ...}``
+    (:meth:`TaskSpec.to_config`), ``{"random_state": ...}`` (a ``RandomState``'s state), and a
+    weighting by name and options, ``{"weighting": ..., "options": {...}}``. No pickle: a
+    value of another type (a weighting of your own class, a callable) is a ``TypeError``
+    naming the parameter.
+    """
     try:
-        if isinstance(v, Weighting):
-            cls = WEIGHTINGS[_weighting_name(v)]
-            args = [a for a in inspect.signature(cls.__init__).parameters if a != "self"]
-            return {"weighting": _weighting_name(v),
-                    "options": {a: _plain(getattr(v, a)) for a in args}}
-        if isinstance(v, list):
-            return {"list": [scalar(x) for x in v]}
-        if isinstance(v, dict):  # trunk and tokenizer options
-            return {"options": _plain(v)}
-        return scalar(v)
-    except (TypeError, AttributeError) as exc:
-        raise TypeError(f"parameter {name}={v!r} cannot be saved ({exc}); set a plain value "
+        return _to_json(v)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise TypeError(f"parameter {name}={v!r:.200} cannot be saved "
+                        f"({str(exc).rstrip('.')}); set a plain value "
                         f"(est.set_params({name}=...)) and save again.") from None
 
 
 def param_from_json(name: str, v: Any) -> Any:
-    if isinstance(v, dict) and set(v) == {"weighting", "options"}:
-        cls = WEIGHTINGS.get(v["weighting"]) if isinstance(v["weighting"], str) else None
-        args = set() if cls is None else set(inspect.signature(cls.__init__).parameters)
-        if (cls is None or not isinstance(v["options"], dict)
-                or not set(v["options"]) <= args - {"self"}):
-            raise ValueError(f"parameter {name!r} is not a known weighting with its options")
-        return cls(**v["options"])
-    if isinstance(v, dict) and set(v) == {"list"} and isinstance(v["list"], list):
-        for x in v["list"]:
-            check_scalar(x, f"parameter {name!r}")
-        return [unscalar(x) for x in v["list"]]
-    if isinstance(v, dict) and set(v) == {"options"} and isinstance(v["options"], dict):
-        return _options(name, v["options"])
-    check_scalar(v, f"parameter {name!r}")
-    return unscalar(v)
+    """The parameter :func:`param_to_json` wrote (and those of earlier releases: dicts of
+    options as plain JSON, lists of labels), checked; ``ValueError`` naming it otherwise."""
+    where = f"parameter {name!r}"
+    try:
+        if isinstance(v, dict) and set(v) == {"options"} and isinstance(v["options"], dict):
+            return _options(name, v["options"])  # (the trunk's options, as saved before)
+        return _from_json(v, where, 0, False)
+    except Malformed as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _from_json(v: Any, where: str, depth: int, plain: bool) -> Any:
+    """One value of a saved parameter, checked as it is rebuilt; ``plain``: inside a
+    weighting's options, where earlier releases wrote lists and dicts as plain JSON."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if depth > MAX_PARAM_DEPTH:
+        raise Malformed(f"{where} nests containers more than {MAX_PARAM_DEPTH} deep")
+    if isinstance(v, list) and plain:  # a weighting option saved by an earlier release
+        return [_from_json(x, where, depth + 1, plain) for x in v]
+    if not isinstance(v, dict):
+        raise Malformed(f"{where} holds a value of type {type(v).__name__}")
+    if set(v) == {"weighting", "options"}:
+        return _weighting(v, where, depth)
+    tag = next(iter(v)) if len(v) == 1 else None
+    body = v[tag] if tag is not None else None
+    if tag in ("tuple", "list") and isinstance(body, list):
+        items = [_from_json(x, where, depth + 1, plain) for x in body]
+        return tuple(items) if tag == "tuple" else items
+    if tag == "dict" and isinstance(body, list):
+        out: dict = {}
+        for pair in body:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise Malformed(f"{where} holds a dict entry that is not a [key, value] pair")
+            key = _from_json(pair[0], where, depth + 1, plain)
+            if not _hashable(key) or key in out:
+                raise Malformed(f"{where} holds a dict key that is not a label "
+                                "(a number, string, None or tuple of them) or is given twice")
+            out[key] = _from_json(pair[1], where, depth + 1, plain)
+        return out
+    if tag in ("array", "tensor"):
+        arr = array_from_json(body, where)
+        if tag == "array":
+            return arr
+        if arr.dtype.kind not in "biuf":
+            raise Malformed(f"{where} holds a tensor that is not numeric")
+        return torch.from_numpy(arr)
+    if tag == "task_spec":
+        return checked_task_specs([body], _MAX_TASK_OUTPUTS)[0]
+    if tag == "random_state":
+        return _random_state(body, where)
+    if plain and not any(t in v for t in PARAM_TAGS):  # (an earlier release's dict option)
+        return {k: _from_json(x, where, depth + 1, plain) for k, x in v.items()}
+    raise Malformed(f"{where} holds a value that is not a number, string, None or one of "
+                    f"the saved types ({', '.join(PARAM_TAGS)}, a weighting)")
+
+
+def _hashable(key: Any) -> bool:
+    if key is None or isinstance(key, (bool, int, float, str)):
+        return not (isinstance(key, float) and key != key)  # (NaN matches no key)
+    return isinstance(key, tuple) and all(_hashable(k) for k in key)
+
+
+def _weighting(v: dict, where: str, depth: int) -> Weighting:
+    cls = WEIGHTINGS.get(v["weighting"]) if isinstance(v["weighting"], str) else None
+    args = set() if cls is None else set(inspect.signature(cls.__init__).parameters)
+    if (cls is None or not isinstance(v["options"], dict)
+            or not set(v["options"]) <= args - {"self"}):
+        raise Malformed(f"{where} is not a known weighting with its options")
+    return cls(**{k: _from_json(x, where, depth + 1, True) for k, x in v["options"].items()})
+
+
+def _random_state(body: Any, where: str) -> np.random.RandomState:
+    """A ``RandomState`` from its saved state (624 words, a position, a cached draw)."""
+    ok = (isinstance(body, dict)
+          and set(body) == {"keys", "pos", "has_gauss", "cached_gaussian"}
+          and isinstance(body["keys"], list) and len(body["keys"]) == _MT_KEYS
+          and all(type(k) is int and 0 <= k < 2**32 for k in body["keys"])
+          and type(body["pos"]) is int and 0 <= body["pos"] <= _MT_KEYS
+          and body["has_gauss"] in (0, 1) and type(body["has_gauss"]) is int
+          and isinstance(body["cached_gaussian"], (int, float))
+          and not isinstance(body["cached_gaussian"], bool))
+    if not ok:
+        raise Malformed(f"{where} is not the state of a RandomState")
+    rs = np.random.RandomState()
+    rs.set_state(("MT19937", np.array(body["keys"], dtype=np.uint32), body["pos"],
+                  body["has_gauss"], float(body["cached_gaussian"])))
+    return rs
 
 
 def _options(name: str, value: Any, depth: int = 0) -> Any:
-    """Trunk or tokenizer options read back: str keys, numbers, strings, lists of them."""
+    """Trunk or tokenizer options saved by an earlier release: str keys, numbers, strings,
+    lists of them."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list) and depth < 2:

@@ -26,7 +26,13 @@ from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
 from .data import Batches, Cycle, MultiTaskDataset, as_dataset
-from .diagnostics import MAX_COSINE_TASKS, GradientBalance, after_fit, check_dominance
+from .diagnostics import (
+    MAX_COSINE_TASKS,
+    GradientBalance,
+    after_fit,
+    check_dominance,
+    fit_balance,
+)
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
 from .heads import TaskGates, TaskHeads
@@ -169,14 +175,14 @@ class Trainer:
     grad_balance : int or "auto", default="auto"
         Steps of every epoch (evenly spread) on which each task's share of the shared
         parameters' gradient norm and the pairwise gradient cosines are measured and logged
-        (:class:`~regmtl.deep.diagnostics.GradientBalance`; T backward passes through the
-        trunk on each of them; cosines up to 16 tasks); 0 turns it off. "auto": 1 up to 16
-        tasks, else 0 (with more, pass an int to measure the shares). Not measured with one
-        task or under DDP.
+        (:class:`~regmtl.deep.diagnostics.GradientBalance`: T backward passes of the
+        weighted losses; cosines up to 16 tasks); 0: off. "auto": 1 up to 16 tasks, else 0.
+        Not measured with one task or under DDP.
     dominance : float, DominanceRule or None, default=0.9
         A UserWarning names the task whose gradient share stayed above this in each of the
-        last three epochs if it suppressed another (its metric 10 % below its best or
-        single-task level: :class:`~regmtl.deep.diagnostics.DominanceRule`); None: none.
+        last three epochs if it suppressed another (share under a tenth of its weight's,
+        metric 10 % below its best, its level, or itself trained alone from the fit's start:
+        :class:`~regmtl.deep.diagnostics.DominanceRule`); None: none.
     lazy_heads : bool, default=False
         Update each task's head (and MMoE gate) only on the steps whose batch holds rows of
         that task: the per-row gather gives row-sparse gradients and a lazy Adam
@@ -226,6 +232,8 @@ class Trainer:
         training labels are all alike or absent).
     expert_usage_ : ExpertUsage or None
         MMoE, CGC, PLE: the experts' use by the gates (``regmtl.deep.expert_use``).
+    dominance_ : Dominance or None
+        The last fit's dominance (:class:`~regmtl.deep.diagnostics.Dominance`), or None.
     history_ : DataFrame
         One row per epoch (also :attr:`history`): ``epoch``, ``loss`` (training, the sum of
         the task losses), ``loss/TASK``, ``weight/TASK`` (the mean weight of the epoch),
@@ -356,6 +364,7 @@ class Trainer:
         self._loss_scale = torch.ones(len(self.tasks))
         self._reach: dict[str, TargetReach] = {}
         self.history_: pd.DataFrame | None = None
+        self.dominance_: Any = None
 
     # ------------------------------------------------------------------ set-up
     def _loaders(self, train: Any, ctx: Context):
@@ -459,6 +468,7 @@ class Trainer:
         state = None if where is None else open_state(  # checked, then net, weighting, opt
             resume, where, net, self.weighting, opt, ctx, options)
         autocast, scaler = mixed_precision(ctx.device, self.amp)
+        balance, initial = fit_balance(self, net, self._measures_balance(ctx))
         self._scale_targets(loaders, ctx, state)  # everything checked: the net's map may be set
         losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device, ctx)
         self._loss_scale, self._families = losses.loss_scale, losses.families
@@ -479,8 +489,7 @@ class Trainer:
             scaler=scaler, grad_clip=self.grad_clip,
             clip=clip_grad_norm if lazy else torch.nn.utils.clip_grad_norm_,
             manual=ctx.distributed and (self.weighting.needs_task_grads or None not in loaders),
-            balance=GradientBalance([t.name for t in self.tasks])
-            if self._measures_balance(ctx) else None,
+            balance=balance,
             every=max(1, steps // max(self._balance_steps, 1)))
         watch = DivergenceWatch(self.on_divergence, net, monitor is not None,
                                 [t.name for t in self.tasks], ctx.device, scaler is not None)
@@ -548,8 +557,8 @@ class Trainer:
         kept = (self.best_epoch_ if restored is not None or (self.restore_best and best_state)
                 else len(rows))  # the epoch of the net's weights
         warn_if_unreached(self.history_, self.tasks, self._reach, self.lr, kept)
-        self.expert_usage_ = after_fit(self, step.balance is not None, val_ds, loaders,
-                                       ctx.main)  # dominance warning, expert use (MMoE...)
+        self.expert_usage_ = after_fit(self, balance is not None, val_ds, loaders, ctx.main,
+                                       train, initial)  # dominance warning, expert use
         self.net.eval()
         return self
 
@@ -619,11 +628,8 @@ class Trainer:
 
     def _columns(self, val_tasks: set[str]) -> set[str]:
         """The columns of the history, validating the tasks in ``val_tasks``."""
-        balance: list[str] = []
-        if self._measures_balance():
-            names = [t.name for t in self.tasks]
-            balance = [f"grad_share/{k}" for k in names]
-            balance += [f"grad_cos/{names[a]}/{names[b]}" for a, b in GradientBalance(names).pairs]
+        balance = (GradientBalance([t.name for t in self.tasks]).column_names()
+                   if self._measures_balance() else [])
         return history_columns(self.tasks, val_tasks, balance)
 
     # ------------------------------------------------------------------ evaluation

@@ -40,6 +40,7 @@ from ..inputs import as_task_data
 from ..taskdata import TaskData
 from ._torch import torch
 from .conversion import find_stack_level
+from .inputs import tensor_of
 from .tokenizer import Tokenizer
 from .trunks import ConvTrunk, TextTrunk
 
@@ -233,7 +234,8 @@ def _stack(parts: list, kind: str, padding: int) -> Any:
         return np.concatenate([np.pad(p, ((0, 0), (0, L - p.shape[1])), constant_values=padding)
                                for p in parts])
     if any(isinstance(p, torch.Tensor) for p in parts):
-        return torch.cat([torch.as_tensor(p).cpu() for p in parts])
+        return torch.cat([p.cpu() if isinstance(p, torch.Tensor) else tensor_of(np.asarray(p))
+                          for p in parts])
     return np.concatenate(parts)
 
 

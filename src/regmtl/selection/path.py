@@ -18,6 +18,7 @@ from ..classes import class_penalty
 from ..datafits import Datafit
 from ..penalties import Penalty, make_penalty
 from ..problem import apply_offset, check_loss_targets, is_built, make_data, make_datafit
+from ..progress import check_progress, progress_bar
 from ..solvers import reference
 from ..solvers.certificates import Reference
 from ..solvers.dead_features import live_features, restricted_reference, widened
@@ -354,6 +355,7 @@ def regularization_path(
     solver_options: dict | None = None,
     verbose: int = 0,
     offset: Any = None,
+    progress: bool | str = "auto",
 ) -> RegularizationPath:
     """Warm-started solutions of the multi-task objective along a grid of ``alpha``.
 
@@ -410,6 +412,11 @@ def regularization_path(
         A fixed term of each row's linear predictor (the log exposure of a count), given as
         ``sample_weight`` is; the losses that take one are listed by
         ``MultiTaskRegressor.fit``.
+    progress : {"auto", True, False}, default="auto"
+        A progress bar on stderr over the alphas, with the time left: ``True`` from the
+        start, ``False`` never, ``"auto"`` when stderr is a terminal and the path has lasted
+        2 s (a shorter one prints nothing; ``regmtl.progress``). It never changes the
+        result.
 
     Returns
     -------
@@ -439,6 +446,7 @@ def regularization_path(
     >>> bool(np.isclose(path.alphas[0], rm.alpha_max(X, Y, penalty="l21")))
     True
     """
+    check_progress(progress)
     datafit = make_datafit(loss)
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
@@ -466,31 +474,33 @@ def regularization_path(
     converged = np.zeros(len(grid), dtype=bool)
     structure, kind = [], ""
     W = b = V = theta = None
-    for k, alpha in enumerate(grid):
-        # the start and the result on the live features: the zero rows of the dead ones
-        # are never formed (written once, as coefs holds them)
-        res = solve_live(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
-                         fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
-                         verbose=verbose, options=solver_options, theta0=theta)
-        W = V = None  # (the last start, not held beside this fit's result)
-        if live is None:
-            coefs[k] = res.W.T
-        else:
-            coefs[k][:, live] = res.W.T
-        cols = res.W if live is None or data.x_shift is None else widened(res.W, live)
-        intercepts[k] = res.b - intercept_shift(data, cols) - shift if fit_intercept else 0.0
-        cols = None
-        certs[k], kind = res.certificate.relative, res.certificate.kind
-        n_iter[k], converged[k] = res.n_iter, res.converged
-        # the next fit's start: on all features W read back from the stored point (a view:
-        # no p x T copy held), V the same where the penalty's variable is W itself
-        W, b, theta = (coefs[k].T if live is None else res.W), res.b, res.theta
-        V, res = (W, None) if res.V is res.W else (res.V, None)
-        if V is W:
-            structure.append(pen.structure(coefs[k].T, float(alpha)))
-        elif live is None:
-            structure.append(pen.structure(V, float(alpha)))
-        else:
-            structure.append(pen.structure_on(V, float(alpha), live))
+    with progress_bar(len(grid), progress, "regularization path", unit="alpha") as bar:
+        for k, alpha in enumerate(grid):
+            # the start and the result on the live features: the zero rows of the dead ones
+            # are never formed (written once, as coefs holds them)
+            res = solve_live(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
+                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
+                             verbose=verbose, options=solver_options, theta0=theta)
+            W = V = None  # (the last start, not held beside this fit's result)
+            if live is None:
+                coefs[k] = res.W.T
+            else:
+                coefs[k][:, live] = res.W.T
+            cols = res.W if live is None or data.x_shift is None else widened(res.W, live)
+            intercepts[k] = res.b - intercept_shift(data, cols) - shift if fit_intercept else 0.0
+            cols = None
+            certs[k], kind = res.certificate.relative, res.certificate.kind
+            n_iter[k], converged[k] = res.n_iter, res.converged
+            # the next fit's start: on all features W read back from the stored point (a view:
+            # no p x T copy held), V the same where the penalty's variable is W itself
+            W, b, theta = (coefs[k].T if live is None else res.W), res.b, res.theta
+            V, res = (W, None) if res.V is res.W else (res.V, None)
+            if V is W:
+                structure.append(pen.structure(coefs[k].T, float(alpha)))
+            elif live is None:
+                structure.append(pen.structure(V, float(alpha)))
+            else:
+                structure.append(pen.structure_on(V, float(alpha), live))
+            bar.update(1)
     return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
                               data.tasks, structure)

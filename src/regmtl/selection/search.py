@@ -29,9 +29,10 @@ from .._lazy import lazy_module
 from ..classes import task_classes
 from ..datafits import Datafit, make_loss
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
-from ..inputs import flat_rows
+from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
-from ..problem import check_loss_targets, encode_targets, offset_centres
+from ..problem import check_loss_targets, encode_targets, offset_centres, task_offsets
+from ..progress import progress_bar
 from ..solvers import SOLVERS, reference
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
@@ -63,7 +64,8 @@ def _quiet_path(data: TaskData, loss: Any, penalty: Penalty, alphas: np.ndarray,
     """A path with its convergence warnings counted instead of shown (one summary later)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return regularization_path(data, penalty=penalty, loss=loss, alphas=alphas, **kwargs)
+        return regularization_path(data, penalty=penalty, loss=loss, alphas=alphas,
+                                   progress=False, **kwargs)
 
 
 def _fold_job(data: TaskData, fold: tuple[np.ndarray, np.ndarray], loss: Datafit,
@@ -125,12 +127,6 @@ def _fold_standard_error(std: Any, n_folds: int) -> Any:
     return std / np.sqrt(n_folds - 1.0)
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
-
-
 class _MultiTaskCV(BaseEstimator):
     """Shared machinery of the CV estimators."""
 
@@ -156,7 +152,7 @@ class _MultiTaskCV(BaseEstimator):
         "solver_options": [dict, None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
-        "progress": ["boolean"],
+        "progress": ["boolean", StrOptions({"auto"})],
         "verbose": ["verbose"],
     }
 
@@ -185,7 +181,7 @@ class _MultiTaskCV(BaseEstimator):
         solver_options: dict | None = None,
         n_jobs: int | None = None,
         random_state: Any = 0,
-        progress: bool = False,
+        progress: bool | str = "auto",
         verbose: int = 0,
     ):
         self.penalty = penalty
@@ -282,6 +278,7 @@ class _MultiTaskCV(BaseEstimator):
             have, or ``one_se=True`` with a criterion.
         """
         check_alphas(self.alphas)  # a bad grid is refused before any work
+        X, offset = offset_column(X, offset)
         probe = self._estimator(self.penalty, 1.0)
         data = probe._data(X, y, task, sample_weight, fitting=True)
         prepared = probe._prepare_targets(data) or data  # labels encoded (on the blocks)
@@ -389,22 +386,24 @@ class _MultiTaskCV(BaseEstimator):
         if not data.rows_local:
             raise ValueError("offset= is taken by fits in memory; on Dask input add the "
                              "offset to the targets' model yourself.")
-        o_flat = np.asarray(flat_rows(data, offset, "offset"), dtype=np.float64)
+        o_flat = task_offsets(data, datafit, offset)
         if fit_intercept and datafit.kind != "mixed" and o_flat.size:
             o_flat = o_flat - offset_centres(data, o_flat)[data.task_of]
         fit_data = dataclasses.replace(data, _cache={})
         fit_data.y, fit_data.c = datafit.bind(data).with_offset(data.y, data.c, o_flat)
         return fit_data, o_flat
 
-    def _run(self, jobs: list, desc: str, distributed: bool = False) -> list:
+    def _run(self, jobs: list, steps: list[int], desc: str, distributed: bool = False) -> list:
+        """The results of ``jobs`` (paths) in order; the progress bar counts ``steps[i]``
+        fits (the alphas of its path) when job i ends."""
         # on task blocks every fit already runs on the cluster: the jobs run here in turn
         parallel = (lambda js: (fn(*a, **kw) for fn, a, kw in js)) if distributed else Parallel(
             n_jobs=self.n_jobs, return_as="generator", verbose=max(0, int(self.verbose) - 1))
         out = []
-        with _progress(len(jobs), bool(self.progress), desc) as bar:
-            for res in parallel(jobs):
+        with progress_bar(sum(steps), self.progress, desc, unit="fit") as bar:
+            for i, res in enumerate(parallel(jobs)):
                 out.append(res)
-                bar.update(1)
+                bar.update(steps[i])
         return out
 
     def _warn_unconverged(self, results: list) -> None:
@@ -432,7 +431,8 @@ class _MultiTaskCV(BaseEstimator):
         jobs = [delayed(_fold_job)(data, folds[k], datafit, pen, grids[g], self.task_weight,
                                    scorer, kwargs, offset, classes)
                 for g, (_, pen) in enumerate(candidates) for k in range(len(folds))]
-        results = self._run(jobs, "cross-validation", not data.rows_local)
+        steps = [len(grids[g]) for g in range(len(candidates)) for _ in range(len(folds))]
+        results = self._run(jobs, steps, "cross-validation", not data.rows_local)
         self._warn_unconverged(results)
         K = len(folds)
         rows = []
@@ -514,23 +514,26 @@ class _MultiTaskCV(BaseEstimator):
         (:func:`~regmtl.selection.loo.ridge_loo_scores`) over every grid."""
         self.n_splits_ = 0
         rows = []
-        for g, (params, _) in enumerate(candidates):
-            t0 = time.perf_counter()
-            per_task = ridge_loo_scores(data, grids[g], self.fit_intercept)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean = np.nanmean(per_task, axis=1)
-            fit_time = (time.perf_counter() - t0) / len(grids[g])
-            for i, alpha in enumerate(grids[g]):
-                row = {"_grid": g, "param_alpha": float(alpha)}
-                row.update({f"param_{k}": v for k, v in params.items()})
-                row["params"] = {"alpha": float(alpha), **params}
-                row["mean_test_score"] = float(mean[i])
-                row["std_test_score"] = np.nan
-                row["mean_task_scores"] = per_task[i]
-                row["std_task_scores"] = np.full(data.n_tasks, np.nan)
-                row["mean_fit_time"] = float(fit_time)
-                rows.append(row)
+        with progress_bar(sum(len(grid) for grid in grids), self.progress, "leave-one-out",
+                          unit="fit") as bar:
+            for g, (params, _) in enumerate(candidates):
+                t0 = time.perf_counter()
+                per_task = ridge_loo_scores(data, grids[g], self.fit_intercept)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    mean = np.nanmean(per_task, axis=1)
+                fit_time = (time.perf_counter() - t0) / len(grids[g])
+                for i, alpha in enumerate(grids[g]):
+                    row = {"_grid": g, "param_alpha": float(alpha)}
+                    row.update({f"param_{k}": v for k, v in params.items()})
+                    row["params"] = {"alpha": float(alpha), **params}
+                    row["mean_test_score"] = float(mean[i])
+                    row["std_test_score"] = np.nan
+                    row["mean_task_scores"] = per_task[i]
+                    row["std_task_scores"] = np.full(data.n_tasks, np.nan)
+                    row["mean_fit_time"] = float(fit_time)
+                    rows.append(row)
+                bar.update(len(grids[g]))
         df = pd.DataFrame(rows)
         score = df["mean_test_score"].to_numpy()
         df["rank_test_score"] = pd.Series(-score).rank(method="min").astype(int).to_numpy()
@@ -605,7 +608,7 @@ class _MultiTaskCV(BaseEstimator):
         jobs = [delayed(_criterion_job)(data, datafit, pen, grids[g], self.criterion, kwargs,
                                         int(seed) + 100_003 * g, like)
                 for g, (_, pen) in enumerate(candidates)]
-        results = self._run(jobs, self.criterion.upper())
+        results = self._run(jobs, [len(grid) for grid in grids], self.criterion.upper())
         self._warn_unconverged(results)
         rows = []
         for g, (params, _) in enumerate(candidates):
@@ -796,8 +799,12 @@ _DOC_PARAMS = r"""
         Shuffles each task's rows before splitting (None: contiguous folds); with a
         criterion, seeds the probes of the degrees-of-freedom estimate where it is
         randomized (None: seed 0).
-    progress : bool, default=False
-        Show a progress bar over the paths (tqdm, notebook-aware).
+    progress : {"auto", True, False}, default="auto"
+        A progress bar on stderr over the fits of the search, (folds x alphas) x values of
+        ``penalty_grid`` (or alphas x values with a criterion), with the time left; each
+        path counts its alphas when it ends. ``True`` shows it from the start, ``False``
+        never, ``"auto"`` when stderr is a terminal and the search has lasted 2 s (a shorter
+        one prints nothing; ``regmtl.progress``). It never changes the result.
     verbose : int, default=0
         Verbosity of joblib (above 1) and of the solvers.
 """
@@ -937,7 +944,7 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
         solver_options: dict | None = None,
         n_jobs: int | None = None,
         random_state: Any = 0,
-        progress: bool = False,
+        progress: bool | str = "auto",
         verbose: int = 0,
     ):
         super().__init__(
