@@ -224,3 +224,25 @@ def test_compare_has_no_offset_flag(counts_csv, capsys):
     with pytest.raises(SystemExit):
         _compare(counts_csv, "--offset", "log_exposure")
     assert "unrecognized arguments: --offset" in capsys.readouterr().err
+
+
+def test_predict_writes_click_probabilities_of_a_fit_with_one_loss_per_task(tmp_path, capsys):
+    frame = _counts()
+    east = frame["store"] == "east"  # east: a click (visited or not)
+    frame.loc[east, "visits"] = (frame.loc[east, "visits"] > 1).astype(int)
+    path = tmp_path / "mixed.csv"
+    frame.to_csv(path, index=False)
+    rc, out = _fit(path, tmp_path, "--loss", "logistic,poisson,squared", "--features",
+                   "x1,x2,x3")
+    assert rc == 0, capsys.readouterr().out
+    model = rm.load(out)
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(out), str(path), "--task-col", "store", "--out",
+                 str(pred)]) == 0
+    got = pd.read_csv(pred)
+    click = (got["store"] == "east").to_numpy()
+    want = model.predict_proba(got.loc[click, ["x1", "x2", "x3"]],
+                               task=got.loc[click, "store"].to_numpy())[:, 1]
+    np.testing.assert_allclose(got.loc[click, "probability"], want, rtol=1e-12)
+    assert got.loc[~click, "probability"].isna().all()
+    np.testing.assert_array_equal(got.loc[click, "prediction"], (want > 0.5).astype(float))

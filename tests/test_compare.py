@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 import regmtl as rm
-from regmtl.compare import PooledModel, _progress_on, _resolve_models, compare
+from regmtl.compare import PooledModel, _resolve_models, compare
 from regmtl.datasets import (
     apply_split,
     load_school,
@@ -23,6 +23,7 @@ from regmtl.datasets import (
     train_test_split_per_task,
 )
 from regmtl.penalties import PENALTY_NAMES
+from regmtl.progress import progress_enabled
 from regmtl.selection import task_folds
 
 
@@ -399,9 +400,9 @@ def test_timings_and_the_progress_bar(capsys, monkeypatch):
     compare(d.X, d.y, models=["ridge"], splits=1, n_alphas=4)  # "auto", not a terminal
     assert capsys.readouterr().err == ""
     monkeypatch.setattr(sys, "stderr", type("Tty", (), {"isatty": lambda self: True})())
-    assert _progress_on("auto") is True and _progress_on(False) is False
+    assert progress_enabled("auto") is True and progress_enabled(False) is False
     with pytest.raises(ValueError, match="progress='yes' must be 'auto', True or False"):
-        _progress_on("yes")
+        progress_enabled("yes")
 
 
 def test_a_task_with_fewer_rows_than_folds_is_named_and_the_comparison_completes():

@@ -183,6 +183,8 @@ def test_offset_errors_name_the_task():
     with pytest.raises(ValueError, match="NaN or infinite entries in the rows of task "
                                          "'rating'.*dict keyed by task"):
         model.fit(X, y, task=task, offset=nan)
+    with pytest.raises(ValueError, match="offset must hold numbers for task 'count'"):
+        model.fit(X, y, task=task, offset={"count": ["a"] * 150})
     with pytest.raises(ValueError, match="offset='exposure' is not a column of X"):
         model.fit(pd.DataFrame(X).assign(task=task), y, task="task", offset="exposure")
 

@@ -46,7 +46,6 @@ from .datafits.base import default_loss
 from .datasets import apply_split, train_test_split_per_task
 from .penalties import PENALTY_NAMES, make_penalty
 from .progress import check_progress, progress_bar
-from .progress import progress_enabled as _progress_on  # noqa: F401 - (also reached here)
 from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 from .solvers.policy import penalty_solver

@@ -748,24 +748,17 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
 
     def _binary_rows(self, data: TaskData) -> None:
         """Refuse rows of a task without probabilities, by name."""
-        classes = getattr(self, "classes_", None)
-        plain = [data.tasks[k] for k in data.task_index if classes is None or classes[k] is None]
+        binary = _binary_positions(self)
+        plain = [int(k) for k in data.task_index if int(k) not in binary]
         if plain:
-            datafit = self._datafit()
-            loss = datafit.losses[list(data.tasks).index(plain[0])].name
-            raise ValueError(
-                f"task {plain[0]!r} has the {loss} loss: it has no class probabilities "
-                f"(predict gives its {'expected value' if loss != 'quantile' else 'quantile'}"
-                "). Pass the rows of the tasks of two labels only: a dict of their designs, "
-                f"or long-form rows with their ids (tasks: {_binary_names(self)}).")
+            raise _no_probabilities(self, plain[0])
 
     def _binary_scores(self, X: Any, task: Any, post: Any) -> Any:
         """``post(f)`` of the scores of rows of the tasks of two labels, in the form of X
         (a shared design: a list over the tasks, None for a task without two labels)."""
         check_is_fitted(self)
-        classes = getattr(self, "classes_", None)
         if _is_dask(X, task):
-            return self._dask_scores(X, task, post=_BinaryOutputs(classes, post, self))
+            return self._dask_scores(X, task, post=_BinaryOutputs(self, post))
         if is_parquet_tasks(X):
             from .streaming import predict_rows
 
@@ -776,8 +769,9 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             return predict_rows(self, X, rows_of, task=task)
         data, f = self._scores(X, task)
         if data.form == "shared":
-            return [post(f[a:b]) if classes[k] is not None else None for k, a, b in zip(
-                data.task_index, data.indptr[:-1], data.indptr[1:], strict=True)]
+            binary = _binary_positions(self)
+            return [post(f[a:b]) if k in binary else None for k, a, b in zip(
+                data.task_index.tolist(), data.indptr[:-1], data.indptr[1:], strict=True)]
         self._binary_rows(data)
         return data.to_form(post(f))
 
@@ -1377,30 +1371,6 @@ def _scores_only(f: np.ndarray) -> np.ndarray:
     return f
 
 
-def _binary_names(model: Any) -> str:
-    names = [t for t, c in zip(model.tasks_, model.classes_, strict=True) if c is not None]
-    return ", ".join(map(repr, names[:5])) + (" ..." if len(names) > 5 else "")
-
-
-class _BinaryOutputs:
-    """``post(f)`` of rows of the tasks of two labels (called on the scores and task positions
-    of Dask rows); rows of another task are refused by name."""
-
-    def __init__(self, classes, post, model):
-        self.plain = {k: (t, loss.name) for k, (t, c, loss) in enumerate(zip(
-            model.tasks_, classes, make_datafit(model.loss).losses, strict=True)) if c is None}
-        self.post = post
-
-    def __call__(self, f: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        for k in np.unique(codes):
-            if int(k) in self.plain:
-                name, loss = self.plain[int(k)]
-                raise ValueError(f"task {name!r} has the {loss} loss: it has no class "
-                                 "probabilities (predict gives its output); pass the rows of "
-                                 "the tasks of two labels only.")
-        return self.post(f)
-
-
 class _LabelTable:
     """Each task's two labels; called on the scores and task positions of rows, their
     predicted labels (with the positions beside them for scoring)."""
@@ -1435,6 +1405,38 @@ class _TaskOutputs:
             out[rows] = (self.losses[k].mean(f[rows]) if cls is None
                          else np.where(f[rows] > 0, cls[1], cls[0]))
         return out
+
+
+def _binary_positions(model: Any) -> set[int]:
+    """The positions of a fitted model's tasks of two labels (``classes_`` not None)."""
+    classes = getattr(model, "classes_", None)
+    return set() if classes is None else {k for k, c in enumerate(classes) if c is not None}
+
+
+def _no_probabilities(model: Any, k: int) -> ValueError:
+    """The refusal of the rows of task ``k``, which has no class probabilities."""
+    loss = make_datafit(model.loss).losses[k].name
+    names = [model.tasks_[j] for j in sorted(_binary_positions(model))]
+    shown = ", ".join(map(repr, names[:5])) + (" ..." if len(names) > 5 else "")
+    return ValueError(
+        f"task {model.tasks_[k]!r} has the {loss} loss: it has no class probabilities "
+        f"(predict gives its {'quantile' if loss == 'quantile' else 'expected value'}). Pass "
+        "the rows of the tasks of two labels only: a dict of their designs, or long-form rows "
+        f"with their ids (tasks: {shown or 'none: refit the model'}).")
+
+
+class _BinaryOutputs:
+    """``post(f)`` of rows of the tasks of two labels (called on the scores and task positions
+    of Dask rows); rows of another task are refused by name."""
+
+    def __init__(self, model: Any, post: Any):
+        self.model, self.binary, self.post = model, _binary_positions(model), post
+
+    def __call__(self, f: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        plain = [int(k) for k in np.unique(codes) if int(k) not in self.binary]
+        if plain:
+            raise _no_probabilities(self.model, plain[0])
+        return self.post(f)
 
 
 def _row_weights(data: TaskData) -> np.ndarray:

@@ -920,8 +920,15 @@ def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
     sizes = np.diff(data.indptr)
     labels = [data.tasks[k] for k in data.task_index]
 
+    def numbers(v: Any, where: str) -> np.ndarray:
+        try:
+            return np.asarray(v.to_numpy() if is_pandas(v) else v, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must hold numbers {where} ({exc}); for some tasks "
+                             "only, give a dict keyed by task.") from None
+
     def arr(v: Any, where: str) -> np.ndarray:
-        a = np.asarray(v.to_numpy() if is_pandas(v) else v, dtype=np.float64)
+        a = numbers(v, where)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} has NaN or infinite entries {where}; give a finite "
                              "value for every row (0 for no offset), or give the offsets "
@@ -957,11 +964,7 @@ def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be a list with one array (or None) per task when "
                              "X is a list, or a dict keyed by task.")
         return per_task(list(values), lambda k: f"[{k}]")
-    try:
-        a = np.asarray(values.to_numpy() if is_pandas(values) else values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must hold numbers, one per row of X ({exc}); for some tasks "
-                         "only, give a dict keyed by task.") from None
+    a = numbers(values, "one per row of X")
     n = data.n_input_rows
     if data.form == "shared" and a.ndim == 2:
         if a.shape != (n, data.n_tasks):

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, d2_pinball_score, d2_tweedie_score, r2_score
-from sklearn.utils import ClassifierTags, check_array
+from sklearn.utils import ClassifierTags, check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -334,10 +334,9 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
             Y = self._encode(data)
             rows = np.asarray(data.task_index[data.task_of], dtype=np.int64)
         specs = self._specs()
-        rs = self.random_state  # a RandomState instance is drawn from (as scikit-learn's)
-        rng = np.random.default_rng(
-            rs if isinstance(rs, (int, np.integer)) else rs.randint(2**31)
-            if isinstance(rs, np.random.RandomState) else np.random.RandomState(rs).randint(2**31))
+        rs = self.random_state  # an int as it is; None or a RandomState drawn from
+        rng = np.random.default_rng(rs if isinstance(rs, (int, np.integer))
+                                    else check_random_state(rs).randint(2**31))
         seed = int(rng.integers(2**31))
         val = None
         n = len(Y)
