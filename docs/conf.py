@@ -18,11 +18,11 @@ sys.path.insert(0, str(ROOT / "examples"))
 # Pages generated from the code at each build (the user guide includes them).
 GENERATED = ROOT / "docs" / "_generated"
 GENERATED.mkdir(exist_ok=True)
-from regmtl.support_table import support_table_rst  # noqa: E402
-
 from regmtl.conformance import matrix_table_rst  # noqa: E402
+from regmtl.support_table import factor_table_rst, support_table_rst  # noqa: E402
 
 (GENERATED / "loss_support.txt").write_text(support_table_rst(), encoding="utf-8")
+(GENERATED / "factor_support.txt").write_text(factor_table_rst(), encoding="utf-8")
 (GENERATED / "support_matrix.txt").write_text(matrix_table_rst(), encoding="utf-8")
 
 project = "regmtl"

@@ -10,7 +10,12 @@ sizes on purpose (n_t = 15, 40, 70 by default): equal sizes would hide a mistake
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import io
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -304,3 +309,31 @@ def refused(fn, *words) -> str:
     for w in words:
         assert str(w) in str(info.value), str(info.value)
     return str(info.value)
+
+
+# ------------------------------------------------------------------ rewriting a model file
+def model_digest(a: np.ndarray) -> str:
+    """The SHA-256 digest a model file keeps of an array (dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    h.update(a.dtype.str.encode())
+    h.update(str(a.shape).encode())
+    h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def model_parts(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a model file."""
+    with zipfile.ZipFile(path) as zf:
+        arrays = {n[:-4]: np.lib.format.read_array(io.BytesIO(zf.read(n)))
+                  for n in zf.namelist()}
+    return json.loads(arrays.pop("__header__").tobytes()), arrays
+
+
+def write_model(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
+    """A model file with ``header`` and ``arrays``, its digests right (so that only the
+    checks of what the values mean can refuse it)."""
+    header = copy.deepcopy(header)
+    header["sha256"] = {k: model_digest(a) for k, a in arrays.items()}
+    blob = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, __header__=blob, **arrays)

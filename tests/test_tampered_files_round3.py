@@ -10,45 +10,22 @@ an extra member; and a small file that declares arrays far larger than it could 
 from __future__ import annotations
 
 import copy
-import hashlib
-import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
-from conftest import peak_bytes, refused
+from conftest import model_digest, model_parts, peak_bytes, refused, write_model
 
 import regmtl as rm
 from regmtl import persistence
 from regmtl.penalties import REGISTRY, make_penalty
+from regmtl.scaling import fit_standardized
 
 MB = 2**20
 
 
 # ------------------------------------------------------------------ rewriting a file
-def _digest(a: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(a.dtype.str.encode())
-    h.update(str(a.shape).encode())
-    h.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
-    return h.hexdigest()
-
-
-def _parts(path) -> tuple[dict, dict[str, np.ndarray]]:
-    with zipfile.ZipFile(path) as zf:
-        arrays = {n[:-4]: np.lib.format.read_array(io.BytesIO(zf.read(n)))
-                  for n in zf.namelist()}
-    return json.loads(arrays.pop("__header__").tobytes()), arrays
-
-
-def _write(path, header: dict, arrays: dict[str, np.ndarray]) -> None:
-    """A model file with ``header`` and ``arrays``, its digests right."""
-    header = copy.deepcopy(header)
-    header["sha256"] = {k: _digest(a) for k, a in arrays.items()}
-    blob = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, __header__=blob, **arrays)
+_digest, _parts, _write = model_digest, model_parts, write_model
 
 
 def _data(T=3, n=25, p=5, seed=0):
@@ -290,7 +267,7 @@ def _fitted_kinds(tmp_path):
             Xs, [ys[0], labels[1], ys[2]]),
         "quantile": rm.MultiTaskRegressor("l21", alpha=0.01, loss=rm.datafits.Quantile(0.3))
         .fit(Xs, ys),
-        "standardized": rm.scaling.fit_standardized(rm.MultiTaskRegressor(rm.Dirty(),
+        "standardized": fit_standardized(rm.MultiTaskRegressor(rm.Dirty(),
                                                                           alpha=0.05),
                                                     [x * 10 + 3 for x in Xs], ys),
         "cv": rm.selection.MultiTaskRegressorCV("l21", alphas=3, cv=2).fit(Xs, ys)

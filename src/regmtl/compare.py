@@ -48,6 +48,7 @@ from .penalties import PENALTY_NAMES, make_penalty
 from .progress import check_progress, progress_bar
 from .scaling import pooled_scaling
 from .selection import MultiTaskClassifierCV, MultiTaskRegressorCV
+from .selection.search import TERM_PARAMS
 from .solvers.policy import penalty_solver
 from .task_lists import as_task_lists, task_kind
 
@@ -733,6 +734,28 @@ def _quiet(est: Any) -> Any:
     return est
 
 
+def _checked_terms(terms: dict | None) -> dict:
+    """``compare``'s ``feature_terms``, its names checked against the estimators'."""
+    if terms is None:
+        return {}
+    if not isinstance(terms, dict):
+        raise ValueError(f"feature_terms must be a dict of the estimators' {TERM_PARAMS}; "
+                         f"got {type(terms).__name__}.")
+    unknown = sorted(set(terms) - set(TERM_PARAMS))
+    if unknown:
+        raise ValueError(f"feature_terms: {unknown} are not among {list(TERM_PARAMS)}.")
+    return dict(terms)
+
+
+def _with_terms(est: Any, role: str, terms: dict, cv: int) -> Any:
+    """A model of regmtl that ``models`` names, with ``compare``'s per-feature terms (chosen
+    by ``cv`` folds where it would use the leave-one-out formula of the plain penalty)."""
+    if terms and role != "user" and isinstance(est, (MultiTaskRegressorCV,
+                                                     MultiTaskClassifierCV)):
+        est.set_params(**terms, **({"cv": cv} if isinstance(est.cv, str) else {}))
+    return est
+
+
 def _row_counts(X: Any, y: Any, task: Any, bunch: Any, ys: Sequence[Any]) -> tuple[int, int]:
     """``(n_rows, n_obs)``: the rows as ``regmtl datasets`` counts them (a shared design's
     rows once, else the tasks' rows summed) and the (row, task) observations."""
@@ -804,6 +827,7 @@ def compare(
     n_jobs: int | None = None,
     progress: bool | str = "auto",
     loss: Any = None,
+    feature_terms: dict | None = None,
 ) -> Comparison:
     r"""Does sharing help? Multi-task models against single-task and pooled baselines.
 
@@ -903,6 +927,17 @@ def compare(
         (the same without penalty) and the multi-task ``"l21"``, ``"trace"``, ``"mean"``;
         ``"ridge"`` and ``"pooled"`` (squared-loss baselines) are refused. The verdict
         (``tests``) is read as for the other comparisons.
+
+    feature_terms : dict, optional
+        Per-feature terms given to every model of regmtl that ``models`` names (the
+        independent ridge, lasso and logistic models and the multi-task penalties): the
+        estimators' ``penalty_factor``, ``exclude``, ``lower_bounds``, ``upper_bounds``,
+        ``rescale_factors`` and ``standardize`` by name (e.g. ``{"penalty_factor": d}``:
+        the features of factor 0 unpenalized in each of them), in the units the comparison
+        fits in (standardized unless ``standardize=False``); the independent ridge then
+        chooses its alphas by the ``cv`` folds (its leave-one-out formula is the plain
+        penalty's). scikit-learn's models and the pooled and unregularized baselines take
+        none and are fitted as they are; your own estimators carry their own.
 
     Returns
     -------
@@ -1017,13 +1052,15 @@ def compare(
     opts = dict(alphas=n_alphas, cv=cv, tol=tol, random_state=random_state)
     if loss is not None:
         opts["loss"] = loss
+    terms = _checked_terms(feature_terms)
     p = Xs[0].shape[1] if hasattr(Xs[0], "shape") else np.asarray(Xs[0]).shape[1]
     feature_names = list(getattr(bunch, "feature_names", None) or
                          [f"x{j}" for j in range(p)])
     prepared = [_prepare(Xs, ys, split, standardize, kind == "multiclass")
                 for split in split_list]
     keyed = _distinct(task_names)
-    jobs = [delayed(_fit_one)(name, _quiet(factory(opts)), role, kind, *prepared[s][:4], s,
+    jobs = [delayed(_fit_one)(name, _with_terms(_quiet(factory(opts)), role, terms, cv), role,
+                              kind, *prepared[s][:4], s,
                               task_names, keyed and role != "user", loss)
             for s in range(len(split_list)) for name, (factory, role) in chosen.items()]
     # the longest fits first (structured penalties: proximal gradient or Newton), so that

@@ -34,6 +34,8 @@ from .classes import (
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
+from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
+from .feature_terms import feature_terms, solve_reduced
 from .inputs import as_task_data, column_target, offset_column
 from .out_of_core import fit_source, is_task_source
 from .parquet import is_parquet_tasks
@@ -89,6 +91,12 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "solver_options": [dict, None],
+        "penalty_factor": ["array-like", dict, None],
+        "exclude": ["array-like", None],
+        "lower_bounds": [Real, "array-like", dict, None],
+        "upper_bounds": [Real, "array-like", dict, None],
+        "rescale_factors": ["boolean"],
+        "standardize": ["boolean"],
     }
 
     # task ids travel with the rows through cross-validation, pipelines and searches
@@ -109,6 +117,12 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         warm_start: bool = False,
         verbose: int = 0,
         solver_options: dict | None = None,
+        penalty_factor: Any = None,
+        exclude: Any = None,
+        lower_bounds: Any = None,
+        upper_bounds: Any = None,
+        rescale_factors: bool = True,
+        standardize: bool = False,
     ):
         self.penalty = penalty
         self.alpha = alpha
@@ -120,6 +134,12 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.solver_options = solver_options
+        self.penalty_factor = penalty_factor
+        self.exclude = exclude
+        self.lower_bounds = lower_bounds
+        self.upper_bounds = upper_bounds
+        self.rescale_factors = rescale_factors
+        self.standardize = standardize
 
     def _validate_params(self) -> None:
         try:
@@ -244,6 +264,11 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             The fitted estimator.
         """
         if is_task_source(X):  # read chunk by chunk (a ParquetTasks): fitted out of core
+            if self.standardize or any(v is not None for v in (
+                    self.penalty_factor, self.exclude, self.lower_bounds, self.upper_bounds)):
+                raise ValueError("penalty_factor, exclude, lower_bounds, upper_bounds and "
+                                 "standardize take data in memory; an out-of-core fit (a "
+                                 "task source read chunk by chunk) takes none of them.")
             return fit_source(self, X, self._datafit(), y, task, sample_weight, offset)
         X, offset = offset_column(X, offset)
         data = self._data(X, y, task, sample_weight, fitting=True)
@@ -292,6 +317,9 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _fit_data(self, data: TaskData, offset: Any = None):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
         data, datafit, penalty, folded = self._fit_problem(data, offset)
+        terms = self._feature_terms(data, penalty)
+        if terms is not None:  # factors, bounds or standardization: the reduced problem
+            return self._fit_reduced(data, datafit, penalty, folded, terms)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)
@@ -381,6 +409,57 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             self.residual_variance_ = variance
         return self
 
+    def _feature_terms(self, data: TaskData, penalty: Penalty):
+        """The checked ``regmtl.feature_terms`` of this fit, or None where they change
+        nothing (then the fit is the plain one, bit for bit)."""
+        return feature_terms(self.penalty_factor, self.exclude, self.lower_bounds,
+                             self.upper_bounds, self.rescale_factors, self.standardize,
+                             data.n_features, data.n_tasks,
+                             getattr(self, "feature_names_in_", None), penalty)
+
+    def _checked_terms(self, n_tasks: int, n_features: int) -> None:
+        """The checks a fit makes of the per-feature terms, at the saved numbers of tasks and
+        features (a model read from a file: ``regmtl.persistence.check_loaded``)."""
+        penalty = make_penalty(self.penalty)
+        feature_terms(self.penalty_factor, self.exclude, self.lower_bounds, self.upper_bounds,
+                      self.rescale_factors, self.standardize, n_features, n_tasks,
+                      getattr(self, "feature_names_in_", None),
+                      penalty if np.ndim(self.penalty_factor) == 2 else None)
+
+    def _fit_reduced(self, data: TaskData, datafit: Datafit, penalty: Penalty, folded: Any,
+                     terms: Any):
+        """Fit through :func:`~regmtl.feature_terms.solve_reduced` (columns excluded,
+        rescaled, unpenalized ones projected out or left free, the box in the prox), the
+        solution read back in the input's units."""
+        alpha, alphas = self._alphas(data, penalty)
+        W0 = b0 = None
+        if self.warm_start and hasattr(self, "coef_") and \
+                self.coef_matrix_.shape == (data.n_features, data.n_tasks):
+            W0, b0 = self.coef_matrix_, self._b + (0.0 if folded is None else folded.shift)
+        fit = solve_reduced(terms, data, datafit, penalty, alpha, alphas, W0, b0,
+                            dict(solver=self.solver, fit_intercept=self.fit_intercept,
+                                 tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
+                                 options=self.solver_options))
+        single = data.form == "single" and data.class_blocks is None
+        self.tasks_, self.n_tasks_, self.input_form_ = data.tasks, data.n_tasks, data.form
+        self.coef_ = fit.W[:, 0].copy() if single else np.ascontiguousarray(fit.W.T)
+        b_input = fit.b - (0.0 if folded is None else folded.shift)
+        self.intercept_ = float(b_input[0]) if single else b_input.copy()
+        self.n_iter_ = fit.result.n_iter
+        self.task_sizes_ = data.effective_sizes()
+        for attr in ("dual_gap_", "kkt_residual_", "residual_variance_", *STRUCTURE_ATTRS):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        for attr, value in fit.structure.items():
+            setattr(self, attr, value)
+        cert = fit.result.certificate
+        setattr(self, "dual_gap_" if cert.kind == "duality_gap" else "kkt_residual_",
+                float(cert.value))
+        self.objective_ = float(cert.primal) + (0.0 if folded is None else folded.constant)
+        if datafit.quadratic:
+            self.residual_variance_ = self._residual_variance(data, fit.W, fit.b)
+        return self
+
     @staticmethod
     def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Per-task weighted mean squared training residual."""
@@ -439,123 +518,6 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         return hasattr(self, "coef_")
 
 
-_PARAMS_DOC = """
-    Parameters
-    ----------
-    penalty : str or Penalty, default="l21"
-        The shape of :math:`\\Omega`: ``"l21"``, ``"l1"``, ``"l2"``, ``"elasticnet"``,
-        ``"trace"``, ``"mean"``, ``"clustered"``, ``"dirty"``, ``"sparse_lowrank"``,
-        ``"robust_lowrank"``, ``"robust_features"``, ``"temporal_group_lasso"``,
-        ``"fused_group_lasso"`` (that penalty with its default parameters) or a penalty
-        object such as
-        ``regmtl.L21(l1_ratio=0.9)`` or ``regmtl.GraphLaplacian(A)`` (the penalty classes
-        give the formulas and when to pick which).
-    alpha : float or array-like of shape (T,), default=0.1
-        Overall strength of the penalty, >= 0; or one strength per task (in the order of
-        ``tasks_``) for the penalties separable over tasks (``"l1"``, ``"l2"``,
-        ``"elasticnet"``), as scikit-learn's ``Ridge(alpha=array)``: T independent problems,
-        certified together (see ``regmtl.task_alpha``).
-    fit_intercept : bool, default=True
-        Fit one unpenalized intercept per task.
-    task_weight : {"equal", "samples"} or array-like of shape (T,), default="equal"
-        The task weights :math:`\\omega_t`: 1 (every task counts the same), ``T n_t / N``
-        (every sample counts the same), or given positive weights.
-    solver : {"auto", "bcd", "fista", "cg", "admm"}, default="auto"
-        ``"auto"`` picks block coordinate descent (``"bcd"``, proximal Newton for the
-        logistic loss) for the row-separable penalties (``l1``, ``l2``, ``elasticnet``,
-        ``l21``), conjugate gradients on the optimality system (``"cg"``) for the squared
-        loss with ``"mean"`` or ``GraphLaplacian``, ADMM with exact per-task solves
-        (``"admm"``) for the squared loss with ``"trace"`` or ``"clustered"``, and
-        accelerated proximal gradient (``"fista"``) otherwise.
-    tol : float, default=1e-4
-        Stop when the duality gap is below ``tol`` times the objective at W = 0 (intercepts
-        fitted), or the relative KKT residual below ``tol``.
-    max_iter : int, default=1000
-        Epochs (coordinate descent), proximal Newton steps or iterations (FISTA, conjugate
-        gradients; blocks of 64 primal-dual iterations for the quantile loss); a fit that runs
-        out warns (``ConvergenceWarning``) with the certificate
-        it reached.
-    warm_start : bool, default=False
-        Start from the previous solution when the problem's shape is unchanged.
-    verbose : int, default=0
-        Print the solver's progress (the certificate at every check) when > 0.
-    solver_options : dict, optional
-        Block coordinate descent only: ``working_set`` (default True), ``screening`` (True,
-        gap-safe rules), ``anderson`` (5 iterates per extrapolation, 0 for none), ``gram``
-        (``"auto"``: the Gram form on a shared design whose tasks have no sample weights or
-        missing labels; True or False), ``p0`` (10, the smallest working set). They change
-        the path to the optimum, not the optimum.
-"""
-
-_ATTRIBUTES_DOC = """
-    Attributes
-    ----------
-    coef_ : ndarray of shape (T, p), or (p,) for a single task
-        Row t holds task t's weights :math:`w_t` (scikit-learn's layout; ``coef_matrix_`` is
-        its transpose, the W of the objective).
-    intercept_ : ndarray of shape (T,), or float for a single task
-        The intercepts :math:`b_t` (zeros with ``fit_intercept=False``).
-    tasks_ : ndarray of shape (T,)
-        Task labels: list positions, dict keys, the sorted task ids of the long form, or the
-        columns of a shared Y (DataFrame column names).
-    n_tasks_ : int
-        Number of tasks T.
-    input_form_ : str
-        The input form of ``fit``: ``"single"``, ``"list"``, ``"dict"``, ``"long"`` or
-        ``"shared"`` (``predict`` answers in the form it is given).
-    n_features_in_ : int
-        Number of features p.
-    feature_names_in_ : ndarray of shape (p,)
-        Feature names, when ``X`` was a DataFrame with string column names.
-    n_iter_ : int
-        Epochs or iterations the solver ran.
-    dual_gap_ : float
-        Absolute duality gap of the returned solution, where the penalty has a tractable
-        dual (``l1``, ``l2``, ``elasticnet``, ``l21``, ``trace``, ``dirty``,
-        ``sparse_lowrank``, ``robust_lowrank``, ``robust_features``,
-        ``temporal_group_lasso``, ``fused_group_lasso``, ``MeanRegularized(ridge > 0)``)
-        and ``alpha > 0``.
-    kkt_residual_ : float
-        Otherwise (``mean`` without ridge, ``GraphLaplacian``, ``clustered``, ``alpha = 0``):
-        the KKT residual relative to the gradient at W = 0. Only one of the two is set. For
-        the nonconvex ``mcp``, ``scad``, ``capped_l1`` it is the residual of the Clarke
-        subdifferential: it certifies a stationary point, not a global minimum.
-    objective_ : float
-        The objective at the solution.
-    task_sizes_ : ndarray of shape (T,)
-        ``n_t / omega_t``: what divides each task's loss sum in the objective (the weighted
-        count of observed rows under equal task weights); :func:`~regmtl.transfer` scales a
-        new task's prior with it.
-    P_, Q_ : ndarray of shape (T, p)
-        ``dirty``, ``sparse_lowrank``, ``robust_lowrank`` and ``robust_features`` only: the
-        two parts, ``coef_ = P_ + Q_`` (``Dirty``: P shared rows, Q exceptions;
-        ``SparseLowRank``: P sparse, Q low-rank; ``RobustLowRank`` / ``RobustFeatures``: P the
-        shared low-rank / row-sparse part, Q the outlier tasks).
-    outlier_tasks_ : ndarray of int
-        ``robust_lowrank`` and ``robust_features`` only: the positions (in ``tasks_``) of the
-        outlier tasks, those whose row of ``Q_`` is nonzero.
-    singular_values_ : ndarray of shape (min(p, T),)
-        ``trace`` only: the singular values of W.
-    rank_ : int
-        ``trace`` only: the number of singular values above ``1e-8`` times the largest.
-    cluster_vectors_ : ndarray of shape (T, min(p, T))
-        ``clustered`` only: V, the right singular vectors of W, eigenvectors of the optimal M
-        of the penalty, which is kept by its factors (O(T p) memory):
-        ``M = V diag(m) V^T + m0 (I - V V^T)``.
-    cluster_weights_ : ndarray of shape (min(p, T),)
-        ``clustered`` only: m, the eigenvalues of M on ``cluster_vectors_``.
-    cluster_rest_ : float
-        ``clustered`` only: m0, the eigenvalue of M on the complement of ``cluster_vectors_``.
-    cluster_matrix_ : ndarray of shape (T, T)
-        ``clustered`` only: the dense M, formed from the factors on each access, for at most
-        5000 tasks (``regmtl.penalties.spectral.MAX_DENSE_CLUSTER_MATRIX``; beyond, an
-        ``AttributeError`` names the factors).
-    task_clusters_ : ndarray of shape (T,)
-        ``clustered`` only: a cluster label per task (k-means on the leading eigenvectors of
-        M).
-"""
-
-
 class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     __doc__ = r"""Multi-task least squares: one linear model per task, coupled by a penalty.
 
@@ -587,7 +549,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     ``MultiTaskLasso`` (``L21(l1_ratio)``: ``MultiTaskElasticNet``), coefficient for
     coefficient; with one task, ``"l1"`` is ``Lasso`` and ``"l2"`` is
     ``Ridge(alpha=n * alpha)``.
-""" + _PARAMS_DOC + _ATTRIBUTES_DOC + """    residual_variance_ : ndarray of shape (T,)
+""" + PARAMS_DOC + ATTRIBUTES_DOC + """    residual_variance_ : ndarray of shape (T,)
         Each task's (weighted) mean squared training residual.
 
     See Also
@@ -649,10 +611,19 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         warm_start: bool = False,
         verbose: int = 0,
         solver_options: dict | None = None,
+        penalty_factor: Any = None,
+        exclude: Any = None,
+        lower_bounds: Any = None,
+        upper_bounds: Any = None,
+        rescale_factors: bool = True,
+        standardize: bool = False,
     ):
         super().__init__(penalty, alpha, fit_intercept=fit_intercept, task_weight=task_weight,
                          solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start,
-                         verbose=verbose, solver_options=solver_options)
+                         verbose=verbose, solver_options=solver_options,
+                         penalty_factor=penalty_factor, exclude=exclude,
+                         lower_bounds=lower_bounds, upper_bounds=upper_bounds,
+                         rescale_factors=rescale_factors, standardize=standardize)
         self.loss = loss
 
     @property
@@ -954,7 +925,7 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
     task, ``"l2"`` and ``"l1"`` match scikit-learn's ``LogisticRegression`` with
     ``C = 1 / (n * alpha)``. The certificates, solvers and attributes are those of the
     regressor (block coordinate descent runs as proximal Newton).
-""" + _PARAMS_DOC + _ATTRIBUTES_DOC + """    classes_ : ndarray of shape (2,), or list of them
+""" + PARAMS_DOC + ATTRIBUTES_DOC + """    classes_ : ndarray of shape (2,), or list of them
         The two labels of each task, sorted (a list with one array per task; one array for
         a single-task model).
 

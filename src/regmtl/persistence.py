@@ -201,6 +201,9 @@ def _encode(value: Any, name: str, arrays: dict[str, np.ndarray]) -> dict:
     if isinstance(value, list):
         return {"kind": "list",
                 "items": [_encode(v, f"{name}.{i}", arrays) for i, v in enumerate(value)]}
+    if isinstance(value, dict) and name.count(".") == 1:  # a parameter keyed by feature
+        return {"kind": "mapping", "keys": [scalar(k) for k in value],
+                "values": [scalar(v) for v in value.values()]}
     return {"kind": "json", "value": scalar(value)}
 
 
@@ -216,6 +219,9 @@ def _decode(spec: dict, arrays: Any) -> Any:
         return out.reshape(spec["shape"])
     if kind == "list":
         return [_decode(s, arrays) for s in spec["items"]]
+    if kind == "mapping":
+        return {unscalar(k): unscalar(v) for k, v in zip(spec["keys"], spec["values"],
+                                                         strict=True)}
     if kind == "csr":
         return _csr(spec, arrays)
     if kind == "loss":
@@ -656,6 +662,14 @@ def _check_entry(spec: Any, where: str, depth: int = 0) -> None:
         if "value" not in spec:
             raise Malformed(f"{where} has no value")
         check_scalar(spec["value"], where)
+    elif kind == "mapping" and depth == 0:
+        keys, values = spec.get("keys"), spec.get("values")
+        if not isinstance(keys, list) or not isinstance(values, list) or \
+                len(keys) != len(values):
+            raise Malformed(f"{where} is not a mapping entry")
+        for k, v in zip(keys, values, strict=True):
+            check_scalar(k, where)
+            check_scalar(v, where)
     else:
         raise Malformed(f"unknown entry kind {kind!r} in the model file ({where})")
 
@@ -768,8 +782,20 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
                       f"{_show(want)}")
 
 
+#: the per-feature terms (``regmtl.feature_terms``) a file may hold as arrays: name ->
+#: (p, T, two-dimensional) -> (dtype kinds, shape); their values are checked as user input
+#: (:func:`check_loaded`)
+_TERM_RULES = {
+    "penalty_factor": lambda p, T, wide: ("biuf", (p, T) if wide else (p,)),
+    "lower_bounds": lambda p, T, wide: ("biuf", (p, T) if wide else (p,)),
+    "upper_bounds": lambda p, T, wide: ("biuf", (p, T) if wide else (p,)),
+    "exclude": lambda p, T, wide: ("biu", (range(p + 1),)),
+}
+
+
 def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
-                  used: dict[str, tuple[str, tuple]], dims: str) -> list[Any] | None:
+                  used: dict[str, tuple[str, tuple]], dims: str,
+                  p: int = 0) -> list[Any] | None:
     """Constructor parameters: known names; arrays only a task weight or an alpha per task
     (T,), or a graph (T, T), dense or CSR (data and indices of one length nnz <= T^2, indptr
     of T + 1); a loss registered, with valid parameters, one per task in a list. Returns the
@@ -788,6 +814,13 @@ def _check_params(cls: type, params: dict, T: int, members: dict[str, _Member],
             _check_rule(name, spec, ("array", "f", (T,), (0, None)), members, used, dims)
         elif kind == "list" and name in ("task_weight", "alpha"):  # given as a list
             _check_numbers(name, spec["items"], T)
+        elif name in _TERM_RULES and kind in ("array", "list", "labels", "mapping"):
+            if kind == "array":  # (values checked once the model is built: check_loaded)
+                key = spec["key"]
+                wide = key in members and len(members[key].shape) == 2
+                kinds, shape = _TERM_RULES[name](p, T, wide)
+                _check_rule(name, spec, ("array", kinds, shape, (None, None), "inf"),
+                            members, used, dims)
         elif kind == "penalty" and name == "penalty":
             for k, v in spec["params"].items():
                 if v["kind"] == "array" and k == "A":
@@ -867,7 +900,7 @@ def _check_header(header: Any, members: dict[str, _Member]) -> _Checked:
     used: dict[str, tuple[str, tuple]] = {}
     for name, spec in attrs.items():
         _check_rule(name, spec, rules[name], members, used, dims)
-    losses = _check_params(cls, params, T, members, used, dims)
+    losses = _check_params(cls, params, T, members, used, dims, p)
     if "loss" in getattr(cls, "_get_param_names", list)():  # a classifier's classes_ differ
         _check_classes(attrs, losses)
     unused = set(members) - set(used) - {_HEADER}
@@ -896,6 +929,7 @@ def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
     if rule[0] == "labels" and a.ndim == 1:
         check_labels(name, a)
     bounds = rule[3] if rule[0] == "array" and len(rule) > 3 else (None, None)
+    infinite = rule[0] == "array" and len(rule) > 4 and rule[4] == "inf"  # (a bound, a factor)
     if a.dtype.kind != "f" and bounds == (None, None):
         return
     low, high = bounds
@@ -903,7 +937,8 @@ def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
     step = max(1, _CHUNK // max(1, a.dtype.itemsize))
     for i in range(0, flat.size, step):
         part = flat[i:i + step]
-        if part.dtype.kind == "f" and not np.isfinite(part).all():
+        if part.dtype.kind == "f" and not (np.isfinite(part).all() or (
+                infinite and not np.isnan(part).any())):
             raise Refused(f"attribute {name!r} holds NaN or infinite values")
         bad = np.zeros(part.shape, bool)
         if low is not None:
@@ -1029,6 +1064,12 @@ def check_loaded(model: Any, n_tasks: int, n_features: int) -> None:
             validate()
         except (TypeError, ValueError) as exc:
             raise Refused(f"its parameters are invalid ({_first_line(exc)})") from None
+    terms = getattr(model, "_checked_terms", None)
+    if callable(terms):  # per-feature factors and bounds: the checks of a fit
+        try:
+            terms(n_tasks, n_features)
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"its per-feature terms are invalid ({_first_line(exc)})") from None
     rebuild = getattr(model, "_loss", None)
     if callable(rebuild):  # a loss kept in fitted attributes (TransferredTask: loss_params_)
         try:

@@ -15,6 +15,7 @@ from sklearn.utils import check_array
 from .classes import check_classes, class_penalty, expand_classes, task_classes
 from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
+from .feature_terms import box_holds_zero, feature_terms, grid_reference, reduce_problem
 from .inputs import as_task_data, flat_rows
 from .out_of_core import is_task_source, source_alpha_max
 from .penalties import Penalty, make_penalty
@@ -267,6 +268,12 @@ def alpha_max(
     sample_weight: Any = None,
     task_weight: Any = "equal",
     offset: Any = None,
+    penalty_factor: Any = None,
+    exclude: Any = None,
+    lower_bounds: Any = None,
+    upper_bounds: Any = None,
+    rescale_factors: bool = True,
+    standardize: bool = False,
 ) -> float:
     r"""Smallest ``alpha`` for which ``W = 0`` is optimal.
 
@@ -318,6 +325,12 @@ def alpha_max(
         The task weights of the objective.
     offset : array-like, or list of them, optional
         A fixed term of each row's linear predictor, as for the estimators' ``fit``.
+    penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors, standardize
+        The per-feature terms of the estimators (``regmtl.feature_terms``): then
+        ``alpha_max`` is the dual norm of ``G0`` over the penalized features in their units,
+        with the unpenalized ones (and the intercepts) fitted first, and ``coef_ == 0`` means
+        on the penalized features. With bounds it is that of the problem without them, an
+        upper bound (the box only helps W = 0); bounds that exclude 0 have none.
 
     Returns
     -------
@@ -366,7 +379,18 @@ def alpha_max(
     if offset is not None:
         data = dataclasses.replace(data, _cache={})
         apply_offset(data, datafit.bind(data), offset, fit_intercept)
+    terms = feature_terms(penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
+                          standardize, data.n_features, data.n_tasks,
+                          getattr(data, "feature_names", None), pen)
+    if terms is not None:
+        red = reduce_problem(terms, data, datafit.bind(data), pen, 1.0, fit_intercept)
+        if not box_holds_zero(red):
+            raise ValueError("alpha_max: lower_bounds / upper_bounds exclude 0, so no alpha "
+                             "makes W = 0 the solution.")
+        data, pen, fit_intercept = red.data, red.penalty, red.fit_intercept
     if fit_intercept:  # columns far from zero: the gradient at W = 0 on them shifted
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)
+    if terms is not None:
+        ref = grid_reference(dataclasses.replace(red, data=data), datafit, ref)
     return float(pen.alpha_max(ref.G0))

@@ -90,6 +90,58 @@ def _loss_words(loss: Any) -> str:
     return loss if isinstance(loss, str) else repr(loss)
 
 
+def feature_terms_text(model: Any) -> str | None:
+    """The per-feature terms of a linear model in words (the fit line and a model's card):
+    its unpenalized, excluded and weighted features, bounds and standardization, features
+    named as the model knows them; None without terms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.report import feature_terms_text
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
+    >>> m = rm.MultiTaskRegressor(penalty_factor=[0, 1, 2, np.inf], lower_bounds=0).fit(X, Y)
+    >>> feature_terms_text(m)
+    'unpenalized: x0; excluded: x3; factor 1 to 2 on 2 features; bounds on 4 features'
+    """
+    from .feature_terms import feature_terms
+
+    p = int(getattr(model, "n_features_in_", 0))
+    T = int(getattr(model, "n_tasks_", 1))
+    if not p or not hasattr(model, "penalty_factor"):
+        return None
+    names = [str(n) for n in getattr(model, "feature_names_in_", [f"x{j}" for j in range(p)])]
+    terms = feature_terms(model.penalty_factor, model.exclude, model.lower_bounds,
+                          model.upper_bounds, model.rescale_factors, model.standardize, p,
+                          T, getattr(model, "feature_names_in_", None))
+    if terms is None:
+        return None
+    factor = terms.factor if terms.factor.ndim == 1 else terms.factor.max(axis=1)
+    parts = []
+    free = [names[j] for j in np.flatnonzero(factor == 0)]
+    gone = [names[j] for j in np.flatnonzero(np.isinf(factor))]
+    if free:
+        parts.append("unpenalized: " + ", ".join(free))
+    if gone:
+        parts.append("excluded: " + ", ".join(gone))
+    weighted = factor[(factor > 0) & np.isfinite(factor)]
+    if weighted.size and not np.all(weighted == 1.0):
+        span = (f"{weighted.min():.3g}" if weighted.min() == weighted.max()
+                else f"{weighted.min():.3g} to {weighted.max():.3g}")
+        parts.append(f"factor {span} on {weighted.size} features")
+    bounded = np.zeros(p, dtype=bool)
+    for b, open_end in ((terms.lower, -np.inf), (terms.upper, np.inf)):
+        if b is not None:
+            bounded |= np.any(b != open_end, axis=1)
+    if bounded.any():
+        parts.append(f"bounds on {int(bounded.sum())} features")
+    if terms.standardize:
+        parts.append("penalized in standard deviations")
+    return "; ".join(parts) or None
+
+
 def score_name(model: Any) -> str:
     """What a linear model's ``score`` measures: ``"R^2"`` for the squared loss, ``"D^2"``
     (the fraction of the loss's deviance explained) for the other regression losses,

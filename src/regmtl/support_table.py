@@ -27,9 +27,11 @@ from .classes import class_penalty, expand_classes, task_classes
 from .datafits import LOSSES, Datafit, make_loss
 from .inputs import as_task_data
 from .penalties import PENALTY_CLASSES, Penalty, chain_graph
+from .penalties.factored import box_kind
 from .solvers.policy import SOLVER_TABLE, choose_row
 
-__all__ = ["MIXED_EXAMPLE", "SupportEntry", "support_entries", "support_table_rst"]
+__all__ = ["MIXED_EXAMPLE", "SupportEntry", "factor_table_rst", "support_entries",
+           "support_table_rst"]
 
 #: The loss per task the table shows for a mixed fit (a click, a count and a rating).
 MIXED_EXAMPLE = ("logistic", "poisson", "squared")
@@ -168,4 +170,40 @@ def support_table_rst() -> str:
     used = [key for key in SOLVER_TABLE if key in named]
     lines += ["", "The solver rows:", ""]
     lines += [f"* ``{key}``: {SOLVER_TABLE[key].why}." for key in used]
+    return "\n".join(lines) + "\n"
+
+
+def _bounds_entry(penalty: Penalty) -> str:
+    """How a penalty takes ``lower_bounds`` / ``upper_bounds`` (its block step, read by
+    :func:`~regmtl.penalties.factored.box_kind`)."""
+    kind = box_kind(penalty, 1.0)
+    if kind is None:
+        return "on unpenalized features only (refused on penalized ones)"
+    return f"a box in the prox, by {kind}; block coordinate descent under the box"
+
+
+def factor_table_rst() -> str:
+    """The table of per-feature terms, one row per registered penalty: how a penalty factor
+    enters it (its ``factor_entry``), whether it takes factors per feature and task, and how
+    it takes bounds.
+
+    Returns
+    -------
+    str
+        A reStructuredText list table, ready to be included in a page.
+
+    Examples
+    --------
+    >>> from regmtl.support_table import factor_table_rst
+    >>> "``trace``" in factor_table_rst()
+    True
+    """
+    lines = [".. list-table::", "   :header-rows: 1", "   :stub-columns: 1", "",
+             "   * - penalty", "     - a factor d_j enters as", "     - factors (p, T)",
+             "     - bounds"]
+    for cls in PENALTY_CLASSES.values():
+        penalty = _example_penalty(cls, 5)
+        per_task = "yes" if penalty.separates_over_tasks else "no (couples the tasks)"
+        lines += [f"   * - ``{cls.name}``", f"     - ``{cls.factor_entry}``",
+                  f"     - {per_task}", f"     - {_bounds_entry(penalty)}"]
     return "\n".join(lines) + "\n"

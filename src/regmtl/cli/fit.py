@@ -24,6 +24,7 @@ from .shared import (
     parse_alpha,
     report_fit,
 )
+from .terms import estimator_terms, raw_bounds, terms_arguments, terms_given
 
 
 def fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +48,7 @@ def fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="the solver's stopping tolerance (relative duality gap or KKT "
                         "residual; default: the estimator's, 1e-4)")
     p.add_argument("--n-jobs", type=int, default=None)
+    terms_arguments(p)
     loss_arguments(p)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     cluster_arguments(p)
@@ -87,6 +89,10 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..scaling import fit_standardized
     from ..selection import MultiTaskClassifierCV, MultiTaskRegressorCV
 
+    given = terms_given(args)
+    if given and (args.out_of_core or on_dask(args)):
+        raise UsageError(f"{' '.join(given)}: per-feature terms take a fit in memory; leave "
+                         "out --out-of-core / --scheduler / --workers, or the terms.")
     if args.out_of_core:
         return run_fit_out_of_core(args)
     if args.spill_dir is not None:
@@ -105,21 +111,29 @@ def run_fit(args: argparse.Namespace) -> int:
     options = {} if args.tol is None else {"tol": args.tol}
     if loss is not None and not binary:
         options["loss"] = loss
+    names = [str(f) for f in bunch.feature_names]
+    scale = np.ones(len(names))
+    if given and not args.no_standardize:  # (the units the fit sees: bounds converted)
+        from ..scaling import pooled_scaling
+
+        scale = pooled_scaling(bunch.X)[1]
+    terms = estimator_terms(args, names, scale)
     if args.alpha == "auto":
         cls = MultiTaskClassifierCV if binary else MultiTaskRegressorCV
         _check_takes(cls, options, offsets, args)
-        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs, **options)
+        est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs, **options,
+                  **terms)
     else:
         cls = MultiTaskClassifier if binary else MultiTaskRegressor
         _check_takes(cls, options, offsets, args)
-        est = cls(penalty=args.penalty, alpha=parse_alpha(args), **options)
+        est = cls(penalty=args.penalty, alpha=parse_alpha(args), **options, **terms)
     ys = _user_labels(bunch) if binary else bunch.y
-    names = [str(f) for f in bunch.feature_names]
     if offsets is None:
         fitted = fit_standardized(est, bunch.X, ys, task_names=bunch.task_names,
                                   feature_names=names, standardize=not args.no_standardize)
     else:
         fitted = _fit_with_offset(est, bunch, ys, offsets, names, not args.no_standardize)
+    raw_bounds(fitted, terms, scale)
     report_fit(args, fitted, name, len(bunch.X), sum(len(y) for y in bunch.y),
                 _training_score(fitted, bunch, ys, offsets))
     return 0

@@ -152,7 +152,7 @@ def report_fit(args: argparse.Namespace, fitted: Any, name: str, n_tasks: int,
     score); the model saved. ``chosen_by``: how ``--alpha auto`` chose (default: by k-fold
     CV); ``gap_scale``: the objective at W = 0, the duality gap also relative to it (what
     ``--tol`` bounds); ``alpha_max``: alpha also as a fraction of it."""
-    from ..report import loss_name
+    from ..report import feature_terms_text, loss_name
 
     W = np.atleast_2d(fitted.coef_)
     n_active = int(np.count_nonzero(np.any(W != 0, axis=0)))
@@ -169,6 +169,9 @@ def report_fit(args: argparse.Namespace, fitted: Any, name: str, n_tasks: int,
           f"{' (' + how + ')' if args.alpha == 'auto' else ''}; "
           f"{n_active} of {W.shape[1]} features used; {cert}; loss {loss_name(fitted)}"
           f"{scored}{ratio}")
+    terms = feature_terms_text(fitted)
+    if terms:
+        print(f"terms: {terms}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fitted.save(out)

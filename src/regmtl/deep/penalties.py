@@ -27,6 +27,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from numbers import Real
+from typing import Any
+
+import numpy as np
 
 from ._torch import torch
 
@@ -287,11 +290,13 @@ class GroupL21(ParameterPenalty):
 
     .. math::
 
-        \Omega(W) = \alpha \sum_{j=1}^{p} \big\|(W_1[:, j], \dots, W_m[:, j])\big\|_2 .
+        \Omega(W) = \alpha \sum_{j=1}^{p} d_j \big\|(W_1[:, j], \dots, W_m[:, j])\big\|_2 ,
 
-    A zero group removes feature j from every task. With ``proximal=True`` the trainer applies
-    the group soft-thresholding :math:`w_j \leftarrow \max(0, 1 - \eta\alpha / \|w_j\|_2)
-    \, w_j` after each optimizer step of learning rate :math:`\eta`. Stochastic steps leave
+    :math:`d_j = 1` unless ``penalty_factor`` gives them (0: the feature is never shrunk, as
+    the linear models' ``penalty_factor``). A zero group removes feature j from every task.
+    With ``proximal=True`` the trainer applies the group soft-thresholding
+    :math:`w_j \leftarrow \max(0, 1 - \eta\alpha d_j / \|w_j\|_2) \, w_j` after each
+    optimizer step of learning rate :math:`\eta`. Stochastic steps leave
     small nonzero groups: :meth:`selected_features` keeps the features whose group norm
     exceeds ``tol`` times the largest.
 
@@ -303,6 +308,10 @@ class GroupL21(ParameterPenalty):
         Apply the group soft-thresholding step instead of adding the value to the objective.
     tol : float, default=0.1
         Threshold of :meth:`selected_features`, relative to the largest group norm, in [0, 1).
+    penalty_factor : array-like of shape (n_features,), optional
+        A finite factor ``d_j >= 0`` per input feature (of the columns the input layers
+        read); 0 leaves a feature unpenalized. To exclude a feature, leave it out of the
+        input.
 
     See Also
     --------
@@ -327,12 +336,36 @@ class GroupL21(ParameterPenalty):
 
     smooth = False
 
-    def __init__(self, alpha: float, *, proximal: bool = False, tol: float = 0.1):
+    def __init__(self, alpha: float, *, proximal: bool = False, tol: float = 0.1,
+                 penalty_factor: Any = None):
         super().__init__(alpha, "input", proximal=proximal)
         if not 0.0 <= tol < 1.0:
             raise ValueError(f"tol must be in [0, 1) (relative to the largest group), got "
                              f"{tol!r}.")
         self.tol = float(tol)
+        self.penalty_factor = None
+        if penalty_factor is not None:
+            d = np.asarray(penalty_factor, dtype=np.float64)
+            if d.ndim != 1 or not np.all(np.isfinite(d)) or np.any(d < 0):
+                raise ValueError("penalty_factor must be one finite factor >= 0 per input "
+                                 "feature (to exclude a feature, leave it out of the input); "
+                                 f"got {penalty_factor!r}.")
+            self.penalty_factor = d
+
+    def __repr__(self) -> str:
+        base = super().__repr__()
+        if self.penalty_factor is None:
+            return base
+        return base[:-1] + f", penalty_factor=<{self.penalty_factor.size} factors>)"
+
+    def _factors(self, norms: torch.Tensor) -> torch.Tensor | float:
+        """The factors as a tensor beside ``norms`` (1 without them)."""
+        if self.penalty_factor is None:
+            return 1.0
+        if self.penalty_factor.size != norms.numel():
+            raise ValueError(f"GroupL21: penalty_factor has {self.penalty_factor.size} "
+                             f"factors for {norms.numel()} input features.")
+        return torch.as_tensor(self.penalty_factor, dtype=norms.dtype, device=norms.device)
 
     def _columns(self, net) -> torch.Tensor:
         layers = net.input_layers()
@@ -380,12 +413,14 @@ class GroupL21(ParameterPenalty):
         return torch.nonzero(norms > tol * norms.max()).flatten()
 
     def value(self, net):
-        return self.alpha * self.column_norms(net).sum()
+        norms = self.column_norms(net)
+        return self.alpha * (self._factors(norms) * norms).sum()
 
     @torch.no_grad()
     def prox(self, net, step):
         norms = self.column_norms(net)
-        shrink = torch.clamp(1.0 - step * self.alpha / norms.clamp(min=1e-30), min=0.0)
+        thr = step * self.alpha * self._factors(norms)
+        shrink = torch.clamp(1.0 - thr / norms.clamp(min=1e-30), min=0.0)
         for m in net.input_layers():
             m.weight.mul_(shrink)
 

@@ -245,6 +245,7 @@ class Penalty:
     linear_program: str | None = None
     cone_program: str | None = None
     splits_prox: bool = False  #: the prox splits over tasks: prox_summary, prox_given
+    factor_entry: str = "Omega(D W), D = diag(d)"  #: how a penalty factor d_j enters
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Enter a class of the ``penalties`` package that sets a ``name`` into
@@ -624,8 +625,7 @@ class Penalty:
         Returns
         -------
         dict
-            Attribute name -> rule, for every name of ``structure_attrs`` (and names older
-            files held); empty for most penalties.
+            Attribute name -> rule, for ``structure_attrs`` and older files' names (or empty).
         """
         return {}
 

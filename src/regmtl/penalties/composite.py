@@ -262,6 +262,9 @@ class Dirty(NormPenalty):
     """
 
     name = "dirty"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = (
+        "alpha (sum_j d_j ||P_j||_2 + g sum_jt d_j |Q_jt|) (both parts by rows and entries)")
     _param_names = ("own_weight",)
     structure_attrs = ("P_", "Q_")
     transfer_strategy = "support"
@@ -439,6 +442,8 @@ class SparseLowRank(_Decomposition):
     """
 
     name = "sparse_lowrank"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha (||D Q||_* + g sum_jt d_j |P_jt|) (the low-rank part in the metric D)"
     _param_names = ("sparse_weight",)
     transfer_strategy = "subspace"
     compare_label = "MTL sparse + low-rank"
@@ -655,6 +660,8 @@ class RobustLowRank(_Robust):
     """
 
     name = "robust_lowrank"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha (||D P||_* + g sum_t ||D Q_:t||_2) (feature metric D)"
     transfer_strategy = "subspace"
     compare_label = "MTL robust low-rank"
 
@@ -770,6 +777,10 @@ class RobustFeatures(_Robust):
     """
 
     name = "robust_features"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = (
+        "alpha (sum_j d_j ||P_j||_2 + g sum_t ||D Q_:t||_2) (rows; the outlier tasks in the "
+        "metric D)")
     transfer_strategy = "support"
 
     def __init__(self, outlier_weight: float = 1.0):

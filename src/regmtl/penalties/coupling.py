@@ -173,6 +173,8 @@ class MeanRegularized(_TaskKernel):
     """
 
     name = "mean"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha / 2 (sum_t ||D (w_t - w_bar)||^2 + r ||D W||_F^2) (feature metric D)"
     _param_names = ("ridge",)
     cone_program = "task_mean"
     splits_prox = True
@@ -422,6 +424,8 @@ class GraphLaplacian(_TaskKernel):
     """
 
     name = "graph"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha / 2 sum_{s,t} A_st ||D (w_s - w_t)||^2 (feature metric D)"
     _param_names = ("A",)
     #: factorizations of ``I + c K`` kept per graph (one per distinct ``c = step * alpha``)
     _max_factorizations = 4

@@ -11,7 +11,12 @@ import numpy as np
 
 from .._jit import njit
 
-__all__ = ["FAST", "capped_l1_row", "capped_l1_rows_prox"]
+__all__ = ["FAST", "box_row", "box_rows_conjugate", "box_rows_prox", "capped_l1_row",
+           "capped_l1_rows_prox"]
+
+#: doublings that bracket a row's root, then bisections that find it (to 2**-60 of the
+#: bracket)
+_BRACKET, _BISECT = 200, 60
 
 # Reassociation lets LLVM vectorize the inner sums; NaN/inf semantics are kept (inputs are
 # validated finite) and results are identical from run to run on a machine.
@@ -101,4 +106,129 @@ def capped_l1_rows_prox(W, L, a, cap):
     Lrow = np.full(T, L)
     for j in range(p):
         capped_l1_row(W[j], Lrow, a, cap, out[j])
+    return out
+
+
+@njit(cache=True)
+def box_row(a, L, l1, l2, lo, hi, v):
+    """``argmin_w sum_t L_t/2 (w_t - a_t/L_t)^2 + l1 ||w|| + l2/2 ||w||^2`` over
+    ``lo <= w <= hi`` into ``v``: ``w_t(mu) = clip(a_t / (L_t + l2 + mu), lo_t, hi_t)`` at the
+    root of ``mu ||w(mu)|| = l1`` (bracketed by doubling, bisected), or 0 where 0 is in the
+    box and ``a`` in ``l1 B + N_box(0)`` (the block step of ``regmtl.solvers.box_descent``
+    and, with ``L = 1``, the prox of ``regmtl.penalties.factored``)."""
+    T = a.shape[0]
+    if l1 == 0.0:
+        for t in range(T):
+            den = L[t] + l2
+            x = a[t] / den if den > 0.0 else 0.0
+            v[t] = min(max(x, lo[t]), hi[t])
+        return
+    zero_in = True
+    na = 0.0
+    for t in range(T):
+        if lo[t] > 0.0 or hi[t] < 0.0:
+            zero_in = False
+        x = a[t]
+        if (lo[t] == 0.0 and x < 0.0) or (hi[t] == 0.0 and x > 0.0):
+            x = 0.0
+        na += x * x
+    if zero_in and np.sqrt(na) <= l1:
+        for t in range(T):
+            v[t] = 0.0
+        return
+    mu_lo, mu_hi = 0.0, 1.0
+    for _ in range(_BRACKET):  # mu ||w(mu)|| increases: grow mu_hi past the root
+        s = 0.0
+        for t in range(T):
+            den = L[t] + l2 + mu_hi
+            x = min(max(a[t] / den, lo[t]), hi[t])
+            s += x * x
+        if mu_hi * np.sqrt(s) >= l1:
+            break
+        mu_lo = mu_hi
+        mu_hi *= 2.0
+    for _ in range(_BISECT):
+        mu = 0.5 * (mu_lo + mu_hi)
+        s = 0.0
+        for t in range(T):
+            den = L[t] + l2 + mu
+            x = min(max(a[t] / den, lo[t]), hi[t])
+            s += x * x
+        if mu * np.sqrt(s) < l1:
+            mu_lo = mu
+        else:
+            mu_hi = mu
+    mu = 0.5 * (mu_lo + mu_hi)
+    for t in range(T):
+        den = L[t] + l2 + mu
+        v[t] = min(max(a[t] / den if den > 0.0 else 0.0, lo[t]), hi[t])
+
+
+@njit(cache=True)
+def box_rows_prox(Z, a, c, lo, hi):
+    """``argmin_v ||v - z||^2 / 2 + a ||v|| + (c - 1) / 2 ||v||^2`` over ``lo <= v <= hi``
+    for every row z of Z (:func:`box_row` with unit curvature)."""
+    p, T = Z.shape
+    out = np.empty((p, T))
+    ones = np.ones(T)
+    v = np.empty(T)
+    for j in range(p):
+        box_row(Z[j], ones, a, c - 1.0, lo[j], hi[j], v)
+        out[j] = v
+    return out
+
+
+@njit(cache=True)
+def _clipped_norm(g, lam, lo, hi):
+    s = 0.0
+    for t in range(g.shape[0]):
+        a = 0.0 if lo[t] == 0.0 else lam * lo[t]
+        b = 0.0 if hi[t] == 0.0 else lam * hi[t]
+        x = min(max(g[t], a), b)
+        s += x * x
+    return np.sqrt(s)
+
+
+@njit(cache=True)
+def box_rows_conjugate(G, l1, lo, hi):
+    """``sup_{lo_j <= w <= hi_j} G_j . w - l1 ||w||`` of every row j: the support function of
+    the box at ``u = G_j - clip(G_j, lam lo_j, lam hi_j)``, ``lam`` the root of
+    ``||clip(G_j, lam lo_j, lam hi_j)|| = l1`` (0 where ``||G_j|| <= l1`` and 0 is in the
+    box; ``u = 0`` where no root exists)."""
+    p, T = G.shape
+    out = np.zeros(p)
+    for j in range(p):
+        g, lj, hj = G[j], lo[j], hi[j]
+        zero_in = True
+        for t in range(T):
+            if lj[t] > 0.0 or hj[t] < 0.0:
+                zero_in = False
+        if zero_in and np.sqrt(np.sum(g * g)) <= l1:
+            continue
+        lam_lo, lam_hi = 0.0, 1.0
+        found = False
+        for _ in range(_BRACKET):
+            if _clipped_norm(g, lam_hi, lj, hj) >= l1:
+                found = True
+                break
+            lam_lo = lam_hi
+            lam_hi *= 2.0
+        if not found:
+            continue
+        for _ in range(_BISECT):
+            mid = 0.5 * (lam_lo + lam_hi)
+            if _clipped_norm(g, mid, lj, hj) < l1:
+                lam_lo = mid
+            else:
+                lam_hi = mid
+        s = 0.0
+        for t in range(T):
+            a = 0.0 if lj[t] == 0.0 else lam_hi * lj[t]
+            b = 0.0 if hj[t] == 0.0 else lam_hi * hj[t]
+            u = g[t] - min(max(g[t], a), b)
+            if u > 0.0:
+                s += u * hj[t]
+            elif u < 0.0:
+                s += u * lj[t]
+        out[j] = s
     return out

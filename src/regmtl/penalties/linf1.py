@@ -84,6 +84,8 @@ class LInf1(NormPenalty):
     """
 
     name = "l1inf"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha sum_j d_j max_t |W_jt| (rows)"
     linear_program = "row_max"
     cone_program = "row_max"  # (the interior point's: |W_jt| <= s_j, linear cones)
     distributable = False

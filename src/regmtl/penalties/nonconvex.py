@@ -293,6 +293,10 @@ class MCP(_Nonconvex):
     """
 
     name = "mcp"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = (
+        "MCP of d_j |W_jt| (entries) or d_j ||W_j|| (rows): alpha_j = alpha d_j with gamma_j "
+        "= gamma / d_j^2")
     compare_label = "MCP (independent)"
     _kinds = (MCP_ENTRYWISE, MCP_ROWS)
     _shape_name = "gamma"
@@ -387,6 +391,8 @@ class SCAD(_Nonconvex):
     """
 
     name = "scad"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "SCAD of d_j |W_jt| (entries) or d_j ||W_j|| (rows)"
     compare_label = "SCAD (independent)"
     _kinds = (SCAD_ENTRYWISE, SCAD_ROWS)
     _shape_name = "gamma"
@@ -489,6 +495,8 @@ class CappedL1(_Nonconvex):
     """
 
     name = "capped_l1"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha min(d_j |W_jt|, cap) (entries) or of d_j ||W_j|| (rows)"
     compare_label = "capped-L1 (independent)"
     _kinds = (CAPPED_ENTRYWISE, CAPPED_ROWS)
     _shape_name = "cap"

@@ -374,6 +374,8 @@ class NonconvexFusedGroupLasso(Penalty):
     """
 
     name = "nonconvex_fused_group_lasso"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha (sum_j sqrt(d_j ||W_j||_1) + f ||D W R||_1) (rows)"
     has_dual = False
     nonconvex = True
     majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.majorize``)

@@ -447,6 +447,8 @@ class L1(_ElasticType):
     """
 
     name = "l1"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha sum_jt d_j |W_jt| (entries; d_jt per feature and task too)"
     _param_names = ("positive",)
     #: compare fits it as its lasso baselines
     compare_role = None
@@ -488,6 +490,8 @@ class L2(_ElasticType):
     """
 
     name = "l2"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha / 2 sum_j d_j^2 ||W_j||^2 (the ridge of d_j w_j; d_jt per task too)"
     _param_names = ()
     #: compare fits it as its ridge baselines
     compare_role = None
@@ -539,6 +543,10 @@ class ElasticNet(_ElasticType):
     """
 
     name = "elasticnet"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = (
+        "alpha (rho sum_jt d_j |W_jt| + (1 - rho) / 2 sum_j d_j^2 ||W_j||^2) (glmnet weighs "
+        "the ridge part by d_j)")
     compare_role = "independent"
     compare_label = "elastic net (independent)"
 
@@ -600,6 +608,8 @@ class L21(_ElasticType):
     """
 
     name = "l21"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha (rho sum_j d_j ||W_j||_2 + (1 - rho) / 2 sum_j d_j^2 ||W_j||^2) (rows)"
     group = True
     compare_label = "MTL L2,1"
 
@@ -677,6 +687,8 @@ class MultiSource(L21):
     """
 
     name = "multi_source"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha sum_j d_j ||W_j over its observing tasks||_2 (rows)"
     cone_program = None  # (the unobserved entries are held at zero: not a row norm's cone)
     l1_ratio = 1.0
     positive = False

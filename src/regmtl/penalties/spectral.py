@@ -120,6 +120,8 @@ class Trace(NormPenalty):
     """
 
     name = "trace"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha ||D W||_* (the trace norm in the feature metric D)"
     splits_prox = True
     structure_attrs = ("singular_values_", "rank_")
     transfer_strategy = "subspace"
@@ -404,6 +406,8 @@ class Clustered(_CappedSpectral):
     """
 
     name = "clustered"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha eta (1 + eta) min_M tr(D W (eta I + M)^{-1} W^T D) (feature metric D)"
     structure_attrs = ("cluster_vectors_", "cluster_weights_", "cluster_rest_",
                        "task_clusters_")
     transfer_strategy = "cluster"
@@ -601,6 +605,8 @@ class SharedStructure(_CappedSpectral):
     """
 
     name = "shared_structure"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha eta (1 + eta) min_M tr(W^T D (eta I + M)^{-1} D W) (feature metric D)"
     _axis = 0
     _k_text = "dimension of the shared subspace"
     structure_attrs = ("shared_subspace_", "subspace_weights_")

@@ -462,6 +462,8 @@ class TemporalGroupLasso(Penalty):
     """
 
     name = "temporal_group_lasso"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha (sum_j d_j ||W_j||_2 + s / 2 ||D W R||_F^2 + r / 2 ||D W||_F^2) (rows)"
     distributable = False
     blocks_refusal = "its prox runs along the tasks' time order, one task after another"
     _param_names = ("smooth_weight", "ridge_weight")
@@ -695,6 +697,8 @@ class FusedGroupLasso(NormPenalty):
     """
 
     name = "fused_group_lasso"
+    #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
+    factor_entry = "alpha (sum_j d_j ||W_j||_2 + f ||D W R||_1 + l ||D W||_1) (rows)"
     distributable = False
     blocks_refusal = "its prox runs along the tasks' time order, one task after another"
     _param_names = ("fused_weight", "l1_weight")

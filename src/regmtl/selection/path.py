@@ -16,6 +16,7 @@ import numpy as np
 
 from ..classes import class_penalty
 from ..datafits import Datafit
+from ..feature_terms import feature_terms, grid_reference, reduce_problem
 from ..penalties import Penalty, make_penalty
 from ..problem import apply_offset, check_loss_targets, is_built, make_data, make_datafit
 from ..progress import check_progress, progress_bar
@@ -23,7 +24,7 @@ from ..solvers import reference
 from ..solvers.certificates import Reference
 from ..solvers.dead_features import live_features, restricted_reference, widened
 from ..solvers.moments import feature_moments
-from ..solvers.solve import solve_live
+from ..solvers.solve import solve, solve_live
 from ..taskdata import TaskData, intercept_shift, shift_columns
 
 __all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_scale",
@@ -356,6 +357,12 @@ def regularization_path(
     verbose: int = 0,
     offset: Any = None,
     progress: bool | str = "auto",
+    penalty_factor: Any = None,
+    exclude: Any = None,
+    lower_bounds: Any = None,
+    upper_bounds: Any = None,
+    rescale_factors: bool = True,
+    standardize: bool = False,
 ) -> RegularizationPath:
     """Warm-started solutions of the multi-task objective along a grid of ``alpha``.
 
@@ -417,6 +424,10 @@ def regularization_path(
         start, ``False`` never, ``"auto"`` when stderr is a terminal and the path has lasted
         2 s (a shorter one prints nothing; ``regmtl.progress``). It never changes the
         result.
+    penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors, standardize
+        The per-feature terms of the estimators (``regmtl.feature_terms``); the grid
+        then starts at :func:`~regmtl.alpha_max` under the same terms, and ``coefs`` are in
+        the input's units.
 
     Returns
     -------
@@ -461,6 +472,12 @@ def regularization_path(
         shift = apply_offset(data, datafit.bind(data), offset, fit_intercept).shift
     else:
         shift = 0.0
+    terms = feature_terms(penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
+                          standardize, p, T, getattr(data, "feature_names", None), pen)
+    if terms is not None:
+        return _reduced_path(terms, data, datafit, pen, shift, alphas, eps, fit_intercept,
+                             dict(solver=solver, tol=tol, max_iter=max_iter, verbose=verbose,
+                                  options=solver_options), progress)
     if fit_intercept:  # columns far from zero: solved on them shifted, exactly
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)
@@ -504,3 +521,60 @@ def regularization_path(
             bar.update(1)
     return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
                               data.tasks, structure)
+
+
+def _reduced_path(terms, data: TaskData, datafit: Datafit, pen: Penalty, shift: Any,
+                  alphas: Any, eps: float | None, fit_intercept: bool, kwargs: dict,
+                  progress: bool | str) -> RegularizationPath:
+    """:func:`regularization_path` with per-feature terms: solved on the reduced problem of
+    :func:`~regmtl.feature_terms.reduce_problem`, every point read back in the input's
+    units (the penalty's structure where the reduced penalty is the penalty itself)."""
+    p, T = data.n_features, data.n_tasks
+    red = reduce_problem(terms, data, datafit.bind(data), pen, 1.0, fit_intercept)
+    work = shift_columns(red.data) if red.fit_intercept else red.data
+    red = dataclasses.replace(red, data=work)
+    ref = reference(work, datafit, red.fit_intercept)
+    grid = path_alphas(work, datafit, red.penalty, grid_reference(red, datafit, ref), alphas,
+                       eps, red.fit_intercept)
+    coefs = np.zeros((len(grid), T, p))
+    intercepts = np.zeros((len(grid), T))
+    certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
+    converged = np.zeros(len(grid), dtype=bool)
+    structure, kind = [], ""
+    W = b = V = None
+    with progress_bar(len(grid), progress, "regularization path", unit="alpha") as bar:
+        for k, alpha in enumerate(grid):
+            res = solve(work, datafit, red.penalty, float(alpha), W0=W, b0=b, V0=V,
+                        fit_intercept=red.fit_intercept, ref=ref, **kwargs)
+            Wr = red.penalty.compose(res.V)
+            b0 = res.b - intercept_shift(work, Wr) if red.fit_intercept else np.zeros(T)
+            Wi, bi = red.coefficients(Wr, b0, p)
+            coefs[k], intercepts[k] = Wi.T, (bi - shift if fit_intercept else 0.0)
+            certs[k], kind = res.certificate.relative, res.certificate.kind
+            n_iter[k], converged[k] = res.n_iter, res.converged
+            structure.append({} if red.penalty is not pen or red.projection is not None
+                             else pen.structure(red.unscaled_variable(res.V, p), float(alpha)))
+            W, b, V = res.W, res.b, res.V
+            bar.update(1)
+    return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
+                              data.tasks, structure)
+
+
+def path_grid(data: TaskData, datafit: Datafit, pen: Penalty, alphas: Any,
+              eps: float | None, fit_intercept: bool, terms: dict | None = None,
+              feature_names: Any = None) -> np.ndarray:
+    """:func:`path_alphas` on the whole problem, at W = 0; with per-feature ``terms`` (the
+    estimators' ``penalty_factor`` ... ``standardize`` by name) on the reduced problem,
+    from its ``alpha_max`` (:func:`~regmtl.feature_terms.grid_reference`)."""
+    checked = None if not terms else feature_terms(
+        terms["penalty_factor"], terms["exclude"], terms["lower_bounds"],
+        terms["upper_bounds"], terms["rescale_factors"], terms["standardize"],
+        data.n_features, data.n_tasks, feature_names, pen)
+    if checked is None:
+        ref = reference(data, datafit, fit_intercept)
+        return path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
+    red = reduce_problem(checked, data, datafit.bind(data), pen, 1.0, fit_intercept)
+    work = shift_columns(red.data) if red.fit_intercept else red.data
+    red = dataclasses.replace(red, data=work)
+    ref = grid_reference(red, datafit, reference(work, datafit, red.fit_intercept))
+    return path_alphas(work, datafit, red.penalty, ref, alphas, eps, red.fit_intercept)

@@ -28,12 +28,13 @@ from sklearn.utils.validation import check_is_fitted
 from .._lazy import lazy_module
 from ..classes import task_classes
 from ..datafits import Datafit, make_loss
+from ..estimator_docs import TERMS_DOC
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..problem import check_loss_targets, encode_targets, offset_centres, task_offsets
 from ..progress import progress_bar
-from ..solvers import SOLVERS, reference
+from ..solvers import SOLVERS
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
 from .criteria import (
@@ -46,7 +47,7 @@ from .criteria import (
 from .folds import flat_groups, take, task_folds
 from .loo import ridge_loo_scores
 from .multiclass import ClassScorer, class_fold
-from .path import check_alphas, path_alphas, regularization_path
+from .path import check_alphas, path_grid, regularization_path
 from .scoring import TaskScorer
 
 pd = lazy_module("pandas")
@@ -54,9 +55,21 @@ pd = lazy_module("pandas")
 __all__ = ["MultiTaskRegressorCV", "MultiTaskClassifierCV"]
 
 
+#: the per-feature terms (``regmtl.feature_terms``) the CV estimators hand on as they are
+TERM_PARAMS = ("penalty_factor", "exclude", "lower_bounds", "upper_bounds", "rescale_factors",
+               "standardize")
+
+
+def _terms(est: _MultiTaskCV) -> dict:
+    """The per-feature terms set on ``est`` (none where all are at their defaults)."""
+    given = {k: getattr(est, k) for k in TERM_PARAMS}
+    plain = all(given[k] is None for k in TERM_PARAMS[:4]) and not given["standardize"]
+    return {} if plain else given
+
+
 def _path_kwargs(est: _MultiTaskCV) -> dict:
     return dict(fit_intercept=est.fit_intercept, solver=est.solver, tol=est.tol,
-                max_iter=est.max_iter, solver_options=est.solver_options)
+                max_iter=est.max_iter, solver_options=est.solver_options, **_terms(est))
 
 
 def _quiet_path(data: TaskData, loss: Any, penalty: Penalty, alphas: np.ndarray,
@@ -127,6 +140,25 @@ def _fold_standard_error(std: Any, n_folds: int) -> Any:
     return std / np.sqrt(n_folds - 1.0)
 
 
+def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
+                 fit_intercept: bool) -> tuple[TaskData, np.ndarray | None]:
+    """(the problem with ``offset`` folded into its targets and row weights, the offset
+    per flat row); ``(data, None)`` without one. With intercepts (one loss) each
+    task's centre of the offsets is left out (its intercepts absorb it exactly; the
+    refit takes the offsets as given)."""
+    if offset is None:
+        return data, None
+    if not data.rows_local:
+        raise ValueError("offset= is taken by fits in memory; on Dask input add the "
+                         "offset to the targets' model yourself.")
+    o_flat = task_offsets(data, datafit, offset)
+    if fit_intercept and datafit.kind != "mixed" and o_flat.size:
+        o_flat = o_flat - offset_centres(data, o_flat)[data.task_of]
+    fit_data = dataclasses.replace(data, _cache={})
+    fit_data.y, fit_data.c = datafit.bind(data).with_offset(data.y, data.c, o_flat)
+    return fit_data, o_flat
+
+
 class _MultiTaskCV(BaseEstimator):
     """Shared machinery of the CV estimators."""
 
@@ -140,6 +172,7 @@ class _MultiTaskCV(BaseEstimator):
         "penalty_grid": [dict, None],
         "cv": ["cv_object", "array-like", StrOptions({"loo"})],
         "criterion": [StrOptions({"cv", "aic", "bic"})],
+        **{k: MultiTaskLinear._parameter_constraints[k] for k in TERM_PARAMS},
         "scoring": [str, callable, None],
         "one_se": ["boolean"],
         "alpha_per_task": ["boolean"],
@@ -183,6 +216,12 @@ class _MultiTaskCV(BaseEstimator):
         random_state: Any = 0,
         progress: bool | str = "auto",
         verbose: int = 0,
+        penalty_factor: Any = None,
+        exclude: Any = None,
+        lower_bounds: Any = None,
+        upper_bounds: Any = None,
+        rescale_factors: bool = True,
+        standardize: bool = False,
     ):
         self.penalty = penalty
         self.alphas = alphas
@@ -204,6 +243,12 @@ class _MultiTaskCV(BaseEstimator):
         self.random_state = random_state
         self.progress = progress
         self.verbose = verbose
+        self.penalty_factor = penalty_factor
+        self.exclude = exclude
+        self.lower_bounds = lower_bounds
+        self.upper_bounds = upper_bounds
+        self.rescale_factors = rescale_factors
+        self.standardize = standardize
 
     # ------------------------------------------------------------------ grid
     def _penalties(self) -> list[tuple[dict, Penalty]]:
@@ -233,7 +278,7 @@ class _MultiTaskCV(BaseEstimator):
             penalty=penalty, alpha=alpha, fit_intercept=self.fit_intercept,
             task_weight=self.task_weight, solver=self.solver, tol=self.tol,
             max_iter=self.max_iter, verbose=self.verbose, solver_options=self.solver_options,
-            **self._loss_params(),
+            **_terms(self), **self._loss_params(),
         )
 
     def _loss_params(self) -> dict:
@@ -292,7 +337,7 @@ class _MultiTaskCV(BaseEstimator):
         check_loss_targets(base, datafit.bind(base))  # (on Dask, on every block)
         if classes is not None:
             self._check_multiclass()
-        fit_data, o_flat = self._with_offset(base, datafit, offset, self.fit_intercept)
+        fit_data, o_flat = _with_offset(base, datafit, offset, self.fit_intercept)
         if distributed and self.criterion != "cv":
             raise ValueError(f"criterion={self.criterion!r} is not available on Dask input "
                              "(its degrees of freedom need the rows in one place); use "
@@ -314,9 +359,9 @@ class _MultiTaskCV(BaseEstimator):
         if self.criterion != "cv":  # a loss with no likelihood is refused before any work
             datafit.bind(base).neg2_log_likelihood(base, base.row_zeros(),
                                                    observed_weights(base))
-        ref = reference(fit_data, datafit, self.fit_intercept)
-        grids = [path_alphas(fit_data, datafit, pen, ref, self.alphas, self.eps,
-                             self.fit_intercept) for _, pen in candidates]
+        grids = [path_grid(fit_data, datafit, pen, self.alphas, self.eps, self.fit_intercept,
+                           _terms(self), getattr(self, "feature_names_in_", None))
+                 for _, pen in candidates]
         kwargs = _path_kwargs(self)
         if loo:
             results = self._leave_one_out(fit_data, candidates, grids)
@@ -373,25 +418,6 @@ class _MultiTaskCV(BaseEstimator):
         if datafit.kind != "mixed":
             return self._kind == "binary"
         return np.array([loss.kind == "binary" for loss in datafit.task_losses(data)])
-
-    @staticmethod
-    def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
-                     fit_intercept: bool) -> tuple[TaskData, np.ndarray | None]:
-        """(the problem with ``offset`` folded into its targets and row weights, the offset
-        per flat row); ``(data, None)`` without one. With intercepts (one loss) each
-        task's centre of the offsets is left out (its intercepts absorb it exactly; the
-        refit takes the offsets as given)."""
-        if offset is None:
-            return data, None
-        if not data.rows_local:
-            raise ValueError("offset= is taken by fits in memory; on Dask input add the "
-                             "offset to the targets' model yourself.")
-        o_flat = task_offsets(data, datafit, offset)
-        if fit_intercept and datafit.kind != "mixed" and o_flat.size:
-            o_flat = o_flat - offset_centres(data, o_flat)[data.task_of]
-        fit_data = dataclasses.replace(data, _cache={})
-        fit_data.y, fit_data.c = datafit.bind(data).with_offset(data.y, data.c, o_flat)
-        return fit_data, o_flat
 
     def _run(self, jobs: list, steps: list[int], desc: str, distributed: bool = False) -> list:
         """The results of ``jobs`` (paths) in order; the progress bar counts ``steps[i]``
@@ -475,6 +501,12 @@ class _MultiTaskCV(BaseEstimator):
     def _check_choice(self, candidates: list, loo: bool, distributed: bool,
                       groups: Any) -> None:
         """Refuse what ``alpha_per_task`` and ``cv="loo"`` cannot serve, before any work."""
+        if _terms(self) and (loo or self.criterion != "cv" or distributed):
+            raise ValueError(
+                "penalty_factor, exclude, bounds and standardize are taken by criterion='cv' "
+                "with folds, in memory; AIC/BIC and cv='loo' (their degrees of freedom and "
+                "leave-one-out formulas are those of the plain penalty) and Dask input take "
+                "none of them.")
         if self.alpha_per_task:
             if self.criterion != "cv":
                 raise ValueError(f"alpha_per_task=True chooses by cross-validation; "
@@ -807,6 +839,9 @@ _DOC_PARAMS = r"""
         one prints nothing; ``regmtl.progress``). It never changes the result.
     verbose : int, default=0
         Verbosity of joblib (above 1) and of the solvers.
+""" + TERMS_DOC + """\
+        These terms (any of them) are taken by ``criterion="cv"`` with folds: the grid
+        starts at ``alpha_max`` under them, and each fold's path and the refit take them.
 """
 
 _ALPHAS_DOC = "    alphas : int or array-like, default=30\n"
@@ -946,6 +981,12 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
         random_state: Any = 0,
         progress: bool | str = "auto",
         verbose: int = 0,
+        penalty_factor: Any = None,
+        exclude: Any = None,
+        lower_bounds: Any = None,
+        upper_bounds: Any = None,
+        rescale_factors: bool = True,
+        standardize: bool = False,
     ):
         super().__init__(
             penalty, alphas=alphas, eps=eps, penalty_grid=penalty_grid, cv=cv,
@@ -953,7 +994,9 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
             alpha_per_task=alpha_per_task, refit=refit, fit_intercept=fit_intercept,
             task_weight=task_weight, solver=solver, tol=tol, max_iter=max_iter,
             solver_options=solver_options, n_jobs=n_jobs, random_state=random_state,
-            progress=progress, verbose=verbose)
+            progress=progress, verbose=verbose, penalty_factor=penalty_factor,
+            exclude=exclude, lower_bounds=lower_bounds, upper_bounds=upper_bounds,
+            rescale_factors=rescale_factors, standardize=standardize)
         self.loss = loss
 
     def _loss_params(self) -> dict:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 from ..blocks import TaskBlocks
@@ -173,6 +174,30 @@ ROWS_LOCAL = Requirement(
     lambda pb, name: (
         f"solver={name!r} runs in memory only; on Dask input use solver='auto' (FISTA on the "
         "per-task Grams, or conjugate gradients for mean/graph)."),
+)
+BOXED_STEP = Requirement(
+    "a block step under a box or with free rows (``penalty.boxed_step``)",
+    lambda pb: getattr(pb.penalty, "boxed_step", None) is not None
+    and pb.penalty.boxed_step(pb.alpha) is not None,
+    lambda pb, name: (
+        f"solver={name!r} takes the penalty factors and bounds of a penalty of entries or rows "
+        f"(l1, l2, elasticnet, l21); {pb.penalty!r} here is not one: use solver='auto' or "
+        "'fista'."),
+    on_data=False,
+)
+BOXED_LOSS = Requirement(
+    "the squared loss, or a smooth loss with curvature on every row (proximal Newton)",
+    lambda pb: pb.datafit.quadratic or (pb.datafit.smooth and not pb.datafit.coupled
+                                        and not pb.datafit.piecewise_quadratic),
+    lambda pb, name: (
+        f"solver={name!r} under a box takes the squared, logistic, Poisson or Gamma loss, not "
+        f"the {pb.datafit.name} loss: use solver='auto' or 'fista'."),
+    on_data=False,
+)
+DENSE_ROWS = Requirement(
+    "a dense design in this process",
+    lambda pb: bool(pb.data.rows_local) and not sp.issparse(pb.data.X),
+    lambda pb, name: f"solver={name!r} under a box runs on a dense design in memory.",
 )
 BLOCK_PENALTY = Requirement(
     "a penalty whose prox works on task blocks (``penalty.distributable``)",
@@ -691,6 +716,14 @@ def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, t
                            verbose=verbose, solve=inner)
 
 
+def _run_box_descent(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
+                     max_iter, verbose, V0, options, inner):
+    from .box_descent import box_descent
+    return box_descent(data, datafit, penalty, alpha, W, b, ref=ref,
+                       fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                       check_every=options.get("check_every", 5), verbose=verbose)
+
+
 def _run_fista(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                verbose, V0, options, inner):
     from .prox_grad import fista as proximal_gradient
@@ -790,6 +823,11 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_bcd, (*_BCD, BLOCK_STEP, CONVEX, SQUARED_LOSS),
         "a row-separable penalty: block coordinate descent over features with working sets, "
         "screening and Anderson extrapolation (proximal Newton for the logistic loss)", "bcd"),
+    "box_descent": SolverEntry(
+        _run_box_descent, (ROWS_LOCAL, BOXED_STEP, BOXED_LOSS, DENSE_ROWS),
+        "penalty factors of 0 or bounds on a penalty of entries or rows: block coordinate "
+        "descent with each row's step under the box (proximal Newton for a loss other than "
+        "the squared one), certified by the KKT residual", "bcd"),
     "row_space_cg": SolverEntry(
         _run_row_space_cg, (LINEAR_PATH, ROW_SPACE_COUPLING),
         "the squared loss with a quadratic task coupling on wide tasks: each task's system "
@@ -839,7 +877,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 AUTO_ORDER = ("interior_point", "linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
               "stationary_newton", "prox_newton", "softmax_newton", "small_squares", "bcd",
-              "row_space_cg", "cg",
+              "box_descent", "row_space_cg", "cg",
               "admm", "parts_admm", "structured_newton", "subspace", "wide_newton", "fista")
 
 

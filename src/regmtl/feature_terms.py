@@ -1,0 +1,569 @@
+r"""Penalty factors, unpenalized and excluded features, bounds and standardization: the
+per-feature terms of a fit (glmnet's ``penalty.factor``, ``exclude``, ``lower.limits`` /
+``upper.limits`` and ``standardize``), and the problem they make for the solvers.
+
+With factors :math:`d_j \ge 0` (or :math:`d_{jt}` where the penalty separates over tasks)
+and a box :math:`\ell \le W \le u`, a fit solves
+
+.. math::
+
+    \min_{W, b}\; F(W, b) + \Omega(D W) \quad \text{s.t.}\; \ell \le W \le u,
+
+:math:`D = \mathrm{diag}(d)` (entrywise :math:`D \circ W` for factors per task). For the norms
+of entries and rows (L1, L2,1, L1,inf and the group parts of the dirty and robust models)
+:math:`\Omega(DW) = \sum_j d_j \omega(W_j)`, glmnet's and skglm's weighted penalties; for the
+metric penalties (trace, mean, graph, clustered) it is the penalty in the feature metric
+:math:`D`; a ridge part sees :math:`d_j^2` (the ridge of :math:`d_j w_j`), a nonconvex
+penalty the magnitudes :math:`d_j |w_j|`. Each penalty says which in its ``factor_entry``.
+
+How the solvers see it, each step exact:
+
+- :math:`d_j = \infty` (or ``exclude``): the column is left out; its row of W is 0.
+- :math:`0 < d_j < \infty`: a change of unit, :math:`\tilde x_j = x_j / d_j`,
+  :math:`v_j = d_j w_j`: the solver fits the plain penalty on :math:`\tilde X` (every solver,
+  screening rule, working set and duality gap as they are), and :math:`W = D^{-1} V`. The
+  objective is the same number at corresponding points, so the certificate is the fit's.
+- :math:`d_j = 0` (unpenalized): with the squared loss on a dense design, the free columns
+  (and the intercept) are projected out of each task's rows exactly
+  (Frisch-Waugh-Lovell, the projection weighted by the rows' weights, its small Gram's
+  pseudo-inverse kept), the penalized problem is solved on the projected rows, and the free
+  coefficients are the weighted least squares of the residuals: the duality gap of the
+  projected problem certifies the whole (its dual points are those orthogonal to the free
+  columns). Otherwise the free rows enter :class:`~regmtl.penalties.factored.PartlyPenalized`
+  (no penalty on them at all, never a small one), certified by the KKT residual.
+- bounds: a box in the prox (:class:`~regmtl.penalties.factored.PartlyPenalized`), refused by
+  name where the penalty's prox takes none.
+- ``standardize=True``: each column's unit is its standard deviation over the rows of the
+  objective (weighted by the row weights; about the weighted mean with intercepts, about 0
+  without), i.e. the factor :math:`d_j s_j`; coefficients are reported in the input's units,
+  as glmnet does.
+
+Factors are rescaled to sum to the number of finite factors (glmnet's rule), unless
+``rescale_factors=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .penalties import Penalty
+from .penalties.factored import PartlyPenalized, box_kind, box_refusal
+
+__all__ = ["FeatureTerms", "Reduced", "ReducedFit", "feature_terms", "reduce_problem",
+           "solve_reduced"]
+
+
+@dataclass(frozen=True)
+class FeatureTerms:
+    """The checked per-feature terms of a fit, in the input's units.
+
+    ``factor``: (p,) or (p, T), rescaled, ``inf`` where a feature is excluded; ``lower`` /
+    ``upper``: None or (p, T) arrays (``-inf`` / ``inf`` where unbounded); ``standardize``:
+    whether the columns' standard deviations multiply the factors."""
+
+    factor: np.ndarray
+    lower: np.ndarray | None
+    upper: np.ndarray | None
+    standardize: bool
+
+    @property
+    def per_task(self) -> bool:
+        return self.factor.ndim == 2
+
+
+# --------------------------------------------------------------------- checking
+def _by_feature(value: Any, name: str, n_features: int, feature_names: Any, fill: float,
+                n_tasks: int, allow_tasks: bool) -> np.ndarray:
+    """A per-feature array from a scalar, a (p,) or (p, T) array, or a dict keyed by feature
+    name or position (features left out take ``fill``)."""
+    if isinstance(value, dict):
+        out = np.full(n_features, fill, dtype=np.float64)
+        names = None if feature_names is None else [str(f) for f in feature_names]
+        for key, v in value.items():
+            if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+                j = int(key)
+                if not 0 <= j < n_features:
+                    raise ValueError(f"{name}: feature {j} is out of range for "
+                                     f"{n_features} features.")
+            elif names is not None and str(key) in names:
+                j = names.index(str(key))
+            else:
+                known = "the columns are " + ", ".join(names[:8]) + (
+                    ", ..." if len(names) > 8 else "") if names else \
+                    "the input had no column names: key by position"
+                raise ValueError(f"{name}: unknown feature {key!r} ({known}).")
+            out[j] = _number(v, f"{name}[{key!r}]")
+        return out
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers (a scalar, one per feature, or a dict "
+                         f"keyed by feature); got {type(value).__name__}.") from None
+    if arr.ndim == 0:
+        return np.full(n_features, float(arr))
+    if arr.shape == (n_features,):
+        return arr.copy()
+    if arr.shape == (n_features, n_tasks) and allow_tasks:
+        return arr.copy()
+    shapes = f"({n_features},)" + (f" or ({n_features}, {n_tasks})" if allow_tasks else "")
+    raise ValueError(f"{name} has shape {arr.shape}; expected a scalar or shape {shapes} "
+                     f"(one per feature{', or per feature and task' if allow_tasks else ''}).")
+
+
+def _number(v: Any, name: str) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number; got {v!r}.") from None
+
+
+def _excluded(exclude: Any, n_features: int, feature_names: Any) -> np.ndarray:
+    """``exclude`` (positions, names or a bool mask) as a bool mask of the features."""
+    mask = np.zeros(n_features, dtype=bool)
+    if exclude is None:
+        return mask
+    arr = np.asarray(exclude)
+    if arr.dtype == bool:
+        if arr.shape != (n_features,):
+            raise ValueError(f"exclude: a mask of shape {arr.shape} for {n_features} "
+                             "features.")
+        return arr.copy()
+    keys = list(np.atleast_1d(arr).tolist()) if not isinstance(exclude, (list, tuple)) \
+        else list(exclude)
+    marks = _by_feature({k: 1.0 for k in keys}, "exclude", n_features, feature_names, 0.0,
+                        1, False)
+    return marks > 0
+
+
+def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bounds: Any,
+                  rescale_factors: bool, standardize: bool, n_features: int, n_tasks: int,
+                  feature_names: Any = None, penalty: Penalty | None = None
+                  ) -> FeatureTerms | None:
+    """The checked terms, or None when they change nothing (no factor but ones, nothing
+    excluded, no bound, no standardization): the fit is then today's, bit for bit.
+
+    Raises ``ValueError`` naming the argument: a factor that is NaN or negative, a bound that
+    is NaN, ``lower > upper``, a shape that fits neither p nor p x T, factors per task where
+    ``penalty`` does not separate over tasks, or every feature excluded."""
+    p, T = n_features, n_tasks
+    if penalty_factor is None and exclude is None and lower_bounds is None and \
+            upper_bounds is None and not standardize:
+        return None  # (nothing formed: a plain fit allocates nothing of size p here)
+    if penalty_factor is None:
+        factor = np.ones(p)
+    else:
+        factor = _by_feature(penalty_factor, "penalty_factor", p, feature_names, 1.0, T, True)
+        if np.isnan(factor).any() or (factor < 0).any():
+            bad = np.flatnonzero(np.isnan(factor).ravel() | (factor.ravel() < 0))[0]
+            raise ValueError(f"penalty_factor must be >= 0 (0: unpenalized, inf: excluded); "
+                             f"entry {bad} is {factor.ravel()[bad]!r}.")
+        if factor.ndim == 2 and penalty is not None and not penalty.separates_over_tasks:
+            raise ValueError(f"penalty_factor of shape (p, T) needs a penalty separable over "
+                             f"tasks (l1, l2, elasticnet); {penalty!r} couples the tasks: "
+                             "give one factor per feature, shape (p,).")
+    drop = _excluded(exclude, p, feature_names)
+    if drop.any():
+        factor = factor.copy()
+        factor[drop] = np.inf
+    full_rows = np.isinf(factor) if factor.ndim == 1 else np.isinf(factor).all(axis=1)
+    if full_rows.all():
+        raise ValueError("penalty_factor / exclude: every feature is excluded; keep one.")
+    finite = np.isfinite(factor)
+    if rescale_factors and finite.any() and factor[finite].sum() > 0:
+        factor = np.where(finite, factor * (finite.sum() / factor[finite].sum()), factor)
+    lower = upper = None
+    if lower_bounds is not None:
+        lower = np.broadcast_to(_by_feature(lower_bounds, "lower_bounds", p, feature_names,
+                                            -np.inf, T, True).reshape(p, -1), (p, T)).copy()
+    if upper_bounds is not None:
+        upper = np.broadcast_to(_by_feature(upper_bounds, "upper_bounds", p, feature_names,
+                                            np.inf, T, True).reshape(p, -1), (p, T)).copy()
+    for name, b in (("lower_bounds", lower), ("upper_bounds", upper)):
+        if b is not None and np.isnan(b).any():
+            raise ValueError(f"{name} holds NaN; use -inf / inf for no bound.")
+    if lower is not None and upper is not None and (lower > upper).any():
+        j, t = np.argwhere(lower > upper)[0]
+        raise ValueError(f"lower_bounds > upper_bounds at feature {j}, task {t} "
+                         f"({lower[j, t]} > {upper[j, t]}).")
+    if lower is not None and (lower == -np.inf).all():
+        lower = None
+    if upper is not None and (upper == np.inf).all():
+        upper = None
+    if not standardize and lower is None and upper is None and np.all(factor == 1.0):
+        return None
+    return FeatureTerms(factor, lower, upper, bool(standardize))
+
+
+# --------------------------------------------------------------------- the reduced problem
+@dataclass
+class Reduced:
+    """The problem the solver sees, and the way back to the input's coefficients.
+
+    ``kept`` (p,): the columns not excluded; ``scale``: the unit of each kept column
+    ((p',) or (p', T); 1 on free columns); ``free`` (p',): the unpenalized ones;
+    ``projection``: the Frisch-Waugh-Lovell pieces where the free columns (and the
+    intercept) were projected out (then ``fit_intercept`` is False)."""
+
+    data: Any
+    penalty: Penalty
+    fit_intercept: bool
+    kept: np.ndarray
+    scale: np.ndarray
+    free: np.ndarray
+    projection: Any = None
+
+    def start(self, W0: np.ndarray | None) -> np.ndarray | None:
+        """A start in the input's units (p x T) as the reduced problem's variable."""
+        if W0 is None:
+            return None
+        V = np.asarray(W0, dtype=np.float64)[self.kept] * _col(self.scale)
+        if self.projection is not None:
+            V = V[~self.free]
+        return V
+
+    def coefficients(self, V: np.ndarray, b: np.ndarray, n_features: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """``(W, b)`` in the input's units from the reduced problem's solution."""
+        T = V.shape[-1]
+        Wk = np.zeros((int(self.kept.sum()), T))
+        if self.projection is not None:
+            b, Wk[self.free] = self.projection.free_part(V)  # (free columns: unit 1)
+            Wk[~self.free] = V / _col(self.scale)[~self.free]
+        else:
+            Wk[...] = V / _col(self.scale)
+        W = np.zeros((n_features, T))
+        W[self.kept] = Wk
+        return W, b
+
+    def unscaled_variable(self, V: np.ndarray, n_features: int) -> np.ndarray:
+        """A lifted variable (..., p', T) in the input's units on all p features."""
+        s = _col(self.scale)
+        out = np.zeros(V.shape[:-2] + (n_features, V.shape[-1]))
+        out[..., self.kept, :] = V / s
+        return out
+
+
+def _col(scale: np.ndarray) -> np.ndarray:
+    return scale[:, None] if scale.ndim == 1 else scale
+
+
+def column_deviations(data: Any, fit_intercept: bool) -> np.ndarray:
+    """Each column's standard deviation over the rows of the objective, weighted by the row
+    weights ``c`` (about the weighted mean with intercepts, about 0 without)."""
+    c = np.asarray(data.c, dtype=np.float64)
+    X = data.X
+    if data.shared:  # one weight per row of the shared design: its tasks' weights summed
+        c = c.reshape(data.n_tasks, -1).sum(axis=0)
+    total = c.sum()
+    w = c / total if total > 0 else np.full(c.size, 1.0 / max(c.size, 1))
+    if sp.issparse(X):
+        m = np.asarray(X.T @ w).ravel() if fit_intercept else np.zeros(X.shape[1])
+        sq = np.asarray(X.multiply(X).T @ w).ravel()
+    else:
+        X = np.asarray(X)
+        m = w @ X if fit_intercept else np.zeros(X.shape[1])
+        sq = w @ (X * X)
+    return np.sqrt(np.maximum(sq - m * m, 0.0))
+
+
+def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalty,
+                   alpha: float, fit_intercept: bool) -> Reduced:
+    """The problem of ``regmtl.feature_terms`` for the solvers (see the module's
+    docstring): columns excluded, rescaled, the free ones projected out or left free, the
+    box in the penalty. Raises ``ValueError`` naming what the input or penalty cannot take."""
+    if not getattr(data, "rows_local", True):
+        raise ValueError("penalty_factor, exclude, lower_bounds, upper_bounds and standardize "
+                         "take data in memory; a fit on Dask task blocks takes none of them.")
+    T = data.n_tasks
+    factor = terms.factor
+    if factor.ndim == 2 and factor.shape[1] != T:
+        raise ValueError(f"penalty_factor of shape (p, T) has {factor.shape[1]} columns for "
+                         f"{T} tasks (on the classes' layout a task has a column per class: "
+                         "give one factor per feature).")
+    if factor.ndim == 2 and data.shared:
+        raise ValueError("penalty_factor of shape (p, T) scales each task's columns apart: "
+                         "give the tasks one design each (a list, or the long form with "
+                         "task=), not one design with a target matrix.")
+    if terms.standardize:
+        sd = column_deviations(data, fit_intercept)
+        flat = sd <= 1e-12 * max(float(sd.max(initial=0.0)), 1e-300)
+        sd = np.where(flat, 1.0, sd)
+        factor = factor * (sd if factor.ndim == 1 else sd[:, None])
+        factor = np.where(flat if factor.ndim == 1 else flat[:, None], np.inf, factor) \
+            if fit_intercept else factor
+    rows_out = np.isinf(factor) if factor.ndim == 1 else np.isinf(factor).all(axis=1)
+    kept = ~rows_out
+    f = factor[kept]
+    lower = None if terms.lower is None else terms.lower[kept]
+    upper = None if terms.upper is None else terms.upper[kept]
+    if f.ndim == 2 and np.isinf(f).any():  # an entry left out: the bound 0 <= w <= 0
+        gone = np.isinf(f)
+        lower = np.where(gone, 0.0, -np.inf if lower is None else lower)
+        upper = np.where(gone, 0.0, np.inf if upper is None else upper)
+        f = np.where(gone, 1.0, f)
+    free = (f == 0.0) if f.ndim == 1 else (f == 0.0).all(axis=1)
+    if f.ndim == 2 and ((f == 0.0) & ~free[:, None]).any():
+        raise ValueError("penalty_factor of shape (p, T): a feature is unpenalized in some "
+                         "tasks only; a factor 0 holds for every task of its feature (give "
+                         "the others a small factor, or the feature 0 everywhere).")
+    if (free.any() or rows_out.any()) and \
+            type(penalty).feature_blocks is not Penalty.feature_blocks:
+        raise ValueError(f"{penalty!r} takes positive finite penalty factors only: its blocks "
+                         "of features name every column, so a feature cannot be left "
+                         "unpenalized (0) or out (inf, exclude) of them.")
+    scale = np.where(f == 0.0, 1.0, f)
+    work = data.with_columns(kept) if rows_out.any() else data
+    if np.any(scale != 1.0):
+        work = _scaled(work, scale)
+    if lower is not None:
+        lower = lower * _col(scale)
+    if upper is not None:
+        upper = upper * _col(scale)
+    bounded_free = free.any() and any(
+        b is not None and np.isfinite(b[free]).any() for b in (lower, upper))
+    if free.any() and not bounded_free and _projects(work, datafit, free):
+        proj = Projection(work, free, fit_intercept)
+        base = penalty
+        boxed = lower is not None or upper is not None
+        if boxed:
+            _check_box(base, alpha)
+            pen = PartlyPenalized(base, np.ones(int((~free).sum()), dtype=bool),
+                                  None if lower is None else lower[~free],
+                                  None if upper is None else upper[~free])
+        else:
+            pen = base
+        return Reduced(proj.data, pen, False, kept, scale, free, proj)
+    if free.any() or lower is not None or upper is not None:
+        if (lower is not None or upper is not None) and not free.all():
+            pen_rows = ~free
+            touched = any(b is not None and np.isfinite(b[pen_rows]).any()
+                          for b in (lower, upper))
+            if touched:
+                _check_box(penalty, alpha)
+        penalty = PartlyPenalized(penalty, ~free, lower, upper)
+    return Reduced(work, penalty, fit_intercept, kept, scale, free)
+
+
+def _check_box(penalty: Penalty, alpha: float) -> None:
+    if box_kind(penalty, alpha) is None:
+        raise ValueError(box_refusal(penalty))
+
+
+def _scaled(data: Any, scale: np.ndarray) -> Any:
+    """The problem on the columns divided by their units (a copy of the design; per task
+    where ``scale`` is (p, T); ``x_shift`` scaled alike)."""
+    X = data.X
+    if scale.ndim == 1:
+        inv = 1.0 / scale
+        X = (X @ sp.diags(inv)).tocsc() if sp.issparse(X) and X.format == "csc" else (
+            sp.csr_matrix(X @ sp.diags(inv)) if sp.issparse(X) else np.asfortranarray(
+                np.asarray(X) * inv))
+        shift = None if data.x_shift is None else data.x_shift * inv[:, None]
+    else:
+        inv = (1.0 / scale).T  # (T, p)
+        rows = data.task_of
+        if sp.issparse(X):
+            coo = X.tocoo()
+            X = sp.csc_matrix((coo.data * inv[rows[coo.row], coo.col], (coo.row, coo.col)),
+                              shape=X.shape)
+        else:
+            X = np.asfortranarray(np.asarray(X) * inv[rows])
+        shift = None if data.x_shift is None else data.x_shift * inv.T
+    return dataclasses.replace(data, X=X, x_shift=shift, _cache={})
+
+
+def _projects(data: Any, datafit: Any, free: np.ndarray) -> bool:
+    """Whether the free columns are projected out exactly: the squared loss (one for every
+    task), a dense design in this process, the stacked layout or a shared one whose tasks
+    weigh its rows alike."""
+    if getattr(datafit, "name", "") != "squared" or sp.issparse(data.X) or \
+            data.class_blocks is not None:
+        return False
+    if data.shared:
+        C = np.asarray(data.c).reshape(data.n_tasks, -1)
+        tot = C.sum(axis=1, keepdims=True)
+        return bool(np.all(tot > 0) and np.allclose(C / tot, C[0] / tot[0], rtol=0,
+                                                     atol=1e-15))
+    return True
+
+
+class Projection:
+    r"""The free columns Z of every task (with the column of ones where intercepts are
+    fitted) projected out of its rows, in the rows' weights ``c``:
+    :math:`\tilde X_t = X_t - Z_t A_t^{+} Z_t^\top C_t X_t` with :math:`A_t = Z_t^\top C_t
+    Z_t` (its pseudo-inverse kept: collinear dummies are fine), the same for ``y``.
+    :meth:`free_part` gives the free coefficients and intercepts of penalized ones."""
+
+    def __init__(self, data: Any, free: np.ndarray, fit_intercept: bool):
+        self.source = data
+        self.free = free
+        self.fit_intercept = fit_intercept
+        X = np.asarray(data.X)
+        Z = X[:, free]
+        if fit_intercept:
+            Z = np.hstack([np.ones((X.shape[0], 1)), Z])
+        self.k = Z.shape[1]
+        P = np.asfortranarray(X[:, ~free])
+        y = np.asarray(data.y, dtype=np.float64)
+        if data.shared:
+            n = X.shape[0]
+            w = np.asarray(data.c).reshape(data.n_tasks, n)[0]
+            A = Z.T @ (w[:, None] * Z)
+            self.pinv = np.linalg.pinv(A, hermitian=True)[None]
+            B = self.pinv[0] @ (Z.T @ (w[:, None] * P))
+            Xr = np.asfortranarray(P - Z @ B)
+            Y = y.reshape(data.n_tasks, n).T
+            Yr = Y - Z @ (self.pinv[0] @ (Z.T @ (w[:, None] * Y)))
+            yr = Yr.ravel(order="F")
+        else:
+            c = np.asarray(data.c, dtype=np.float64)
+            cZ = c[:, None] * Z
+            A = np.stack([_segment_sums(cZ * Z[:, [a]], data) for a in range(self.k)],
+                         axis=1)  # (T, k, k)
+            self.pinv = np.linalg.pinv(A, hermitian=True)
+            ZtCP = np.stack([_segment_sums(cZ[:, [a]] * P, data) for a in range(self.k)],
+                            axis=1)  # (T, k, p_pen)
+            B = self.pinv @ ZtCP
+            rows = data.task_of
+            Xr = np.array(P, order="F", copy=True)
+            for a in range(self.k):
+                Xr -= Z[:, [a]] * B[rows, a, :]
+            ZtCy = np.stack([_segment_sums(cZ[:, a] * y, data) for a in range(self.k)],
+                            axis=1)  # (T, k)
+            beta = np.einsum("tab,tb->ta", self.pinv, ZtCy)
+            yr = y - np.einsum("ra,ra->r", Z, beta[rows])
+        self.Z = Z
+        self.data = dataclasses.replace(data, X=Xr, y=yr, x_shift=None, _cache={})
+
+    def free_part(self, W_pen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(b, W_free)``: the intercepts (T,) and free coefficients (k_free, T) that
+        minimize the weighted squares of each task's residual given its penalized ones
+        ``W_pen`` (in the units of the columns this projection was built on)."""
+        data = self.source
+        pen_cols = np.asarray(data.X)[:, ~self.free]
+        part = dataclasses.replace(data, X=np.asfortranarray(pen_cols), x_shift=None,
+                                   _cache={})
+        r = np.asarray(data.y, dtype=np.float64) - part.linear(W_pen)
+        T = data.n_tasks
+        if data.shared:
+            n = pen_cols.shape[0]
+            w = np.asarray(data.c).reshape(T, n)[0]
+            beta = (self.pinv[0] @ (self.Z.T @ (w[:, None] * r.reshape(T, n).T))).T
+        else:
+            c = np.asarray(data.c, dtype=np.float64)
+            ZtCr = np.stack([_segment_sums(c * self.Z[:, a] * r, data)
+                             for a in range(self.k)], axis=1)
+            beta = np.einsum("tab,tb->ta", self.pinv, ZtCr)
+        if self.fit_intercept:
+            return beta[:, 0].copy(), np.ascontiguousarray(beta[:, 1:].T)
+        return np.zeros(T), np.ascontiguousarray(beta.T)
+
+
+def _segment_sums(A: np.ndarray, data: Any) -> np.ndarray:
+    """Per-task sums of the rows of A ((N,) or (N, m)): (T,) or (T, m); 0 for a task
+    without rows."""
+    A = np.asarray(A)
+    n_t = np.diff(data.indptr)
+    out = np.zeros((data.n_tasks,) + A.shape[1:])
+    full = n_t > 0
+    if full.any():
+        out[full] = np.add.reduceat(A, data.indptr[:-1][full], axis=0)
+    return out
+
+
+def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
+    """The reference whose ``G0`` gives ``alpha_max`` of the reduced problem: ``ref`` (the
+    problem at W = 0) where no row is left free, else the gradient at the penalized rows with
+    the free ones (and the intercepts) fitted, unpenalized, first."""
+    pen = red.penalty
+    if not isinstance(pen, PartlyPenalized) or pen.penalized.all():
+        return ref
+    from .penalties.separable import L2
+    from .solvers.certificates import Reference
+    from .solvers.solve import solve
+
+    data = red.data
+    free = ~pen.penalized
+    part = data.with_columns(free)
+    res = solve(part, datafit, L2(), 0.0, fit_intercept=red.fit_intercept, tol=1e-10,
+                max_iter=1000)
+    f = part.linear(res.W, res.b if red.fit_intercept else None)
+    bound = datafit.bind(data)
+    G0 = np.zeros((data.n_features, data.n_tasks))
+    G0[pen.penalized] = data.with_columns(pen.penalized).adjoint(
+        data.c * bound.theta(data.y, f))
+    return Reference(ref.b0, ref.f0, ref.P0, G0)
+
+
+def box_holds_zero(red: Reduced) -> bool:
+    """Whether W = 0 meets the bounds (else no alpha makes it the solution)."""
+    pen = red.penalty
+    if not isinstance(pen, PartlyPenalized):
+        return True
+    return (pen.lower is None or bool(np.all(np.asarray(pen.lower) <= 0))) and \
+        (pen.upper is None or bool(np.all(np.asarray(pen.upper) >= 0)))
+
+
+@dataclass
+class ReducedFit:
+    """A fit through the reduced problem: ``W`` (p x T) and ``b`` (T,) in the input's units
+    (the offset's centre still in ``b``), the solver's ``result`` (its certificate is the
+    fit's) and the penalty's ``structure`` in the input's units (empty where the penalty
+    was wrapped)."""
+
+    W: np.ndarray
+    b: np.ndarray
+    result: Any
+    structure: dict
+
+
+def solve_reduced(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalty,
+                  alpha: float, alphas: np.ndarray | None, W0: np.ndarray | None,
+                  b0: np.ndarray | None, kwargs: dict) -> ReducedFit:
+    """Solve the problem with per-feature terms: reduced (:func:`reduce_problem`), shifted
+    where intercepts are fitted, solved on its live features (or with one alpha per task),
+    read back. ``W0`` / ``b0``: a warm start in the input's units; ``kwargs``: ``solve``'s
+    (``fit_intercept`` the fit's)."""
+    from .solvers.dead_features import live_features, widened
+    from .solvers.solve import on_features, solve_live
+    from .task_alpha import solve_task_alphas
+    from .taskdata import intercept_shift, shift_columns
+
+    fit_intercept = kwargs.pop("fit_intercept")
+    red = reduce_problem(terms, data, datafit, penalty,
+                         alpha if alphas is None else float(np.max(alphas)), fit_intercept)
+    if alphas is not None and isinstance(red.penalty, PartlyPenalized):
+        raise ValueError(
+            "alpha: one value per task is certified on the plain penalty's dual; with bounds, "
+            "or unpenalized features under a loss other than the squared one, give one alpha "
+            "for all tasks (or fit the tasks apart).")
+    work = shift_columns(red.data) if red.fit_intercept else red.data
+    V0 = red.start(W0)
+    kwargs.update(fit_intercept=red.fit_intercept, W0=V0,
+                  b0=b0 + intercept_shift(work, V0) if red.fit_intercept and
+                  V0 is not None else None)
+    if alphas is None:
+        live = live_features(work)
+        if live is not None:
+            kwargs["W0"], _ = on_features(V0, None, live)
+        res = solve_live(work, datafit, red.penalty, alpha, **kwargs)
+        V = res.V if live is None else widened(res.V, live)
+    else:
+        res = solve_task_alphas(work, datafit, red.penalty, alphas, **kwargs)
+        V = res.V
+    Wr = red.penalty.compose(V)
+    b = res.b if red.fit_intercept else np.zeros(data.n_tasks)
+    W, b = red.coefficients(Wr, b - intercept_shift(work, Wr), data.n_features)
+    structure = {}
+    if red.penalty is penalty:  # the penalty's own structure, in the input's units
+        rows = red.kept.copy()
+        if red.projection is not None:
+            rows[rows] = ~red.free
+        scale = red.scale if red.projection is None else red.scale[~red.free]
+        structure = penalty.structure_on(V / _col(scale), alpha, rows)
+    return ReducedFit(W, b, res, structure)

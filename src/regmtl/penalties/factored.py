@@ -1,0 +1,325 @@
+r"""A penalty on some rows of W only, with box constraints: what penalty factors of zero and
+bounds (``regmtl.feature_terms``) make of any penalty.
+
+.. math::
+
+    \Omega'(W) = \Omega(W_{\mathcal P}) + \iota_{[\ell, u]}(W),
+
+where :math:`\mathcal P` is the set of penalized rows (features of nonzero factor; the others
+are free: no penalty at all, not a small one) and :math:`\iota` the indicator of the box
+:math:`\ell \le W \le u` (entrywise, :math:`\pm\infty` allowed). Positive factors are not
+held here: they are a change of each feature's unit made on the design
+(``regmtl.feature_terms``), so this penalty sees unit factors.
+
+The prox is exact in three cases, read from the base penalty's block step
+(:meth:`~regmtl.Penalty.bcd_params`) and never from its class:
+
+- free rows: the box projection ``clip(v, l, u)``;
+- entrywise penalties (``ENTRYWISE``, ``POSITIVE_ENTRYWISE``: the lasso, the ridge, the
+  elastic net): the base prox then the clip, exact because each entry's problem is a convex
+  function of one variable on an interval;
+- row penalties (``ROWS``, ``POSITIVE_ROWS``: L2,1): per row, with
+  :math:`z` the point, :math:`a = s\,l_1` and :math:`c = 1 + s\,l_2`, the minimizer is
+  :math:`v_i(\mu) = \mathrm{clip}(z_i / (c + \mu), \ell_i, u_i)` at the root
+  :math:`\mu \|v(\mu)\| = a` (increasing in :math:`\mu`, bracketed and bisected), or
+  :math:`v = \mathrm{clip}(z/c, \ell, u)` projected to 0 when 0 is in the box and
+  :math:`z` lies in :math:`a B + N_{box}(0)`.
+
+Any other penalty takes free rows (the base prox on the penalized rows, identity elsewhere)
+but refuses a box on its penalized rows by name: a box inside a spectral or coupling prox has
+no closed form.
+
+The certificate is the duality gap where every row is penalized and the base's block step is
+of entries, or of rows without a ridge: the conjugate of each term on its box is explicit
+(:meth:`PartlyPenalized.conjugate`). With a free row it is the KKT residual of the proximal
+gradient (the dual of a free row is the equality ``G_j = 0``, met only at the optimum). The
+penalties of entries and rows declare their block step under the box
+(:meth:`PartlyPenalized.boxed_step`), which ``regmtl.solvers.box_descent`` runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    ENTRYWISE,
+    POSITIVE_ENTRYWISE,
+    POSITIVE_ROWS,
+    ROWS,
+    Penalty,
+)
+from .kernels import box_rows_conjugate, box_rows_prox
+
+__all__ = ["PartlyPenalized", "box_kind", "box_refusal", "row_box_prox"]
+
+
+def box_kind(penalty: Penalty, alpha: float) -> str | None:
+    """How a box enters ``penalty``'s prox: ``"entries"`` (its prox then the clip),
+    ``"rows"`` (the row solve of this module) or None (no exact prox with a box)."""
+    if type(penalty).feature_blocks is not Penalty.feature_blocks:
+        return None  # (missing blocks of features: zeros the box would not keep)
+    step = penalty.bcd_params(alpha if alpha > 0 else 1.0)
+    if step is None:
+        return None
+    if step.kind in (ENTRYWISE, POSITIVE_ENTRYWISE):
+        return "entries"
+    if step.kind in (ROWS, POSITIVE_ROWS):
+        return "rows"
+    return None
+
+
+def box_refusal(penalty: Penalty) -> str:
+    """Why ``penalty`` takes no bounds on its penalized rows."""
+    return (f"{penalty!r} takes no lower_bounds / upper_bounds on its penalized features: a "
+            "box inside its prox has no exact form (bounds go with the lasso, the ridge, the "
+            "elastic net and L2,1, and on unpenalized features with every penalty).")
+
+
+class PartlyPenalized(Penalty):
+    """``base`` on the rows ``penalized`` (bool, p) of W, every row inside the box
+    ``[lower, upper]`` (None: unbounded; arrays broadcast to the variable's p x T).
+
+    Built by ``regmtl.feature_terms``, never by name. ``base`` is checked on the
+    penalized rows' shape; the certificate is as the module says."""
+
+    registered = False
+    distributable = False
+    blocks_refusal = "its rows are split between a penalty and none"
+    _param_names = ("base", "penalized", "lower", "upper")
+
+    def __init__(self, base: Penalty, penalized: np.ndarray, lower: Any = None,
+                 upper: Any = None):
+        self.base = base
+        self.penalized = np.asarray(penalized, dtype=bool)
+        self.lower = lower
+        self.upper = upper
+        self._n_tasks = 1
+
+    # -- declarations read from the base
+    @property
+    def separates_over_tasks(self) -> bool:  # type: ignore[override]
+        return bool(self.base.separates_over_tasks)
+
+    @property
+    def nonconvex(self) -> bool:  # type: ignore[override]
+        return bool(self.base.nonconvex)
+
+    @property
+    def compare_role(self) -> str | None:  # type: ignore[override]
+        return self.base.compare_role
+
+    def comparison_label(self) -> str:
+        return self.base.comparison_label()
+
+    def check(self, n_features: int, n_tasks: int) -> Penalty:
+        if self.penalized.shape != (n_features,):
+            raise ValueError(f"penalized rows: {self.penalized.shape[0]} flags for "
+                             f"{n_features} features.")
+        self.base.check(int(self.penalized.sum()), n_tasks)
+        self._n_tasks = n_tasks
+        return self
+
+    def __repr__(self) -> str:
+        free = int((~self.penalized).sum())
+        boxed = self.lower is not None or self.upper is not None
+        return (f"PartlyPenalized({self.base!r}, free={free}"
+                f"{', bounded' if boxed else ''})")
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is type(self) and self.base == other.base
+                and np.array_equal(self.penalized, other.penalized)
+                and _same_box(self.lower, other.lower) and _same_box(self.upper, other.upper))
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, hash(self.base)))
+
+    @property
+    def has_dual(self) -> bool:  # type: ignore[override]
+        """Every row penalized, by a base with a dual whose block step is of entries (the
+        lasso, the ridge, the elastic net) or of rows without a ridge (L2,1): the conjugate
+        of each term on its box is explicit (:meth:`conjugate`)."""
+        step = self.base.bcd_params(1.0)
+        return bool(self.penalized.all()) and bool(self.base.has_dual) and \
+            step is not None and (step.kind in (ENTRYWISE, POSITIVE_ENTRYWISE) or (
+                step.kind in (ROWS, POSITIVE_ROWS) and step.l2 == 0.0))
+
+    def _entry_terms(self, alpha: float, shape: tuple[int, ...]):
+        step = self.base.bcd_params(alpha)
+        positive = step.kind in (POSITIVE_ENTRYWISE, POSITIVE_ROWS)
+        lo, hi = self._box_arrays_of(shape[0], positive)
+        return float(step.l1), float(step.l2), lo, hi, step.kind in (ROWS, POSITIVE_ROWS)
+
+    def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
+        """The largest ``s <= 1`` with ``s G`` in the conjugate's domain: without a ridge, an
+        entry unbounded above needs ``s G_jt <= l1``, one unbounded below ``s G_jt >= -l1``;
+        a row needs the norm of its parts that point out of the box's unbounded sides to be at
+        most ``l1`` (the distance of ``G_j`` to the cone of the box's recession)."""
+        l1, l2, lo, hi, rows = self._entry_terms(alpha, G.shape)
+        if rows:
+            out = np.where(np.isinf(hi), np.maximum(G, 0.0), 0.0) + \
+                np.where(np.isinf(lo), np.minimum(G, 0.0), 0.0)
+            dist = np.linalg.norm(out, axis=1)
+            over = dist > l1
+            return float(min(1.0, np.min(l1 / dist[over]))) if over.any() else 1.0
+        if l2 > 0.0:
+            return 1.0
+        up = np.isinf(hi) & (G > l1)
+        down = np.isinf(lo) & (G < -l1)
+        s = 1.0
+        if up.any():
+            s = min(s, float(np.min(l1 / G[up])))
+        if down.any():
+            s = min(s, float(np.min(-l1 / G[down])))
+        return max(s, 0.0)
+
+    def conjugate(self, G: np.ndarray, alpha: float) -> float:
+        r"""``sum_jt sup_{lo <= w <= hi} G_jt w - l1 |w| - l2 w^2 / 2``: at
+        ``clip(S(G, l1) / l2, lo, hi)`` with a ridge, else at the best of ``lo``, ``hi`` and
+        ``clip(0, lo, hi)`` (a concave function of one variable, linear on each side of 0).
+        Rows: ``sup_{w in box} G_j . w - l1 ||w||`` is the infimal convolution
+        ``min_{||u - G_j|| <= l1} sigma_box(u)`` of the conjugates, attained at
+        ``u = G_j - clip(G_j, lam lo, lam hi)`` with ``lam`` the root of
+        ``||clip(G_j, lam lo, lam hi)|| = l1`` (bisected), or ``u = 0``."""
+        l1, l2, lo, hi, rows = self._entry_terms(alpha, G.shape)
+        if rows:
+            return float(np.sum(_row_conjugates(G, l1, lo, hi)))
+
+        def phi(w):
+            with np.errstate(invalid="ignore"):
+                return G * w - l1 * np.abs(w) - 0.5 * l2 * w * w
+
+        if l2 > 0.0:
+            w = np.clip(np.sign(G) * np.maximum(np.abs(G) - l1, 0.0) / l2, lo, hi)
+            return float(np.sum(phi(w)))
+        best = phi(np.clip(0.0, lo, hi))
+        for end in (lo, hi):
+            val = np.where(np.isfinite(end), phi(np.where(np.isfinite(end), end, 0.0)),
+                           -np.inf)
+            best = np.maximum(best, val)
+        return float(np.sum(best))
+
+    # -- the variable: the base's lift on the penalized rows, W itself on the free rows
+    def _rows(self, V: np.ndarray) -> np.ndarray:
+        return V[..., self.penalized, :]
+
+    def lift(self, W: np.ndarray) -> np.ndarray:
+        return W
+
+    def value(self, V: np.ndarray, alpha: float) -> float:
+        if not self.penalized.any():
+            return 0.0
+        return float(self.base.value(self._rows(V), alpha))
+
+    def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
+        out = np.array(V, dtype=np.float64, copy=True)
+        pen = self.penalized
+        lo, hi = self._box(out.shape)
+        if pen.any():
+            kind = box_kind(self.base, alpha) if (lo is not None or hi is not None) else None
+            if kind == "rows":
+                step_ = self.base.bcd_params(alpha)
+                l1, l2 = step * step_.l1, step * step_.l2
+                lo_p = None if lo is None else lo[pen]
+                if step_.kind == POSITIVE_ROWS:
+                    lo_p = np.zeros((int(pen.sum()), out.shape[1])) if lo_p is None \
+                        else np.maximum(lo_p, 0.0)
+                out[pen] = row_box_prox(out[pen], l1, 1.0 + l2, lo_p,
+                                        None if hi is None else hi[pen])
+            else:
+                out[pen] = self.base.prox(out[pen], step, alpha)
+        if lo is not None:
+            np.maximum(out, lo, out=out)
+        if hi is not None:
+            np.minimum(out, hi, out=out)
+        return out
+
+    def _box(self, shape: tuple[int, ...]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        lo = None if self.lower is None else np.broadcast_to(self.lower, shape)
+        hi = None if self.upper is None else np.broadcast_to(self.upper, shape)
+        return lo, hi
+
+    def boxed_step(self, alpha: float) -> tuple | None:
+        """The block step of :mod:`regmtl.solvers.box_descent`: ``(l1, l2, rows, lower,
+        upper)``, the norm weight and ridge of every row ((p,), 0 on the free rows),
+        whether the norm is of rows (else of entries), and the box as (p, T) arrays (the
+        sign constraint of a positive base in it); None where the base's block step is
+        neither of entries nor of rows."""
+        pen = self.penalized
+        p = pen.size
+        if pen.any():
+            kind = box_kind(self.base, alpha)
+            if kind is None:
+                return None
+            step = self.base.bcd_params(alpha)
+            positive = step.kind in (POSITIVE_ENTRYWISE, POSITIVE_ROWS)
+            l1 = np.where(pen, step.l1, 0.0)
+            l2 = np.where(pen, step.l2, 0.0)
+        else:
+            kind, positive, l1, l2 = "entries", False, np.zeros(p), np.zeros(p)
+        return l1, l2, kind == "rows", *self._box_arrays_of(p, positive)
+
+    def _box_arrays_of(self, p: int, positive: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The box as (p, T) arrays, the sign constraint of a positive base in it."""
+        T = None
+        for b in (self.lower, self.upper):
+            if b is not None and np.ndim(b) == 2:
+                T = np.shape(b)[1]
+        if T is None:
+            T = self._n_tasks
+        lo = np.full((p, T), -np.inf) if self.lower is None else \
+            np.array(np.broadcast_to(self.lower, (p, T)), dtype=np.float64)
+        hi = np.full((p, T), np.inf) if self.upper is None else \
+            np.array(np.broadcast_to(self.upper, (p, T)), dtype=np.float64)
+        if positive:
+            lo[self.penalized] = np.maximum(lo[self.penalized], 0.0)
+        return lo, hi
+
+    def alpha_max(self, G0: np.ndarray) -> float:
+        """The smallest alpha at which W = 0 is optimal, given minus the gradient ``G0`` at
+        W = 0: the base's over the penalized rows, once the box's normal cone at 0 has
+        taken what it can (an entry with bound 0 on the side ``G0`` points to). Refused
+        (``ValueError``) where no alpha gives W = 0: the box excludes 0, or a free row's
+        gradient is not in that cone (at W = 0 with the free rows at 0, as the solver's
+        reference holds them; a grid fits them first,
+        :func:`~regmtl.feature_terms.grid_reference`)."""
+        p = self.penalized.size
+        lo, hi = self._box_arrays_of(p, False)
+        lo, hi = lo[:, :G0.shape[1]], hi[:, :G0.shape[1]]
+        if np.any(lo > 0.0) or np.any(hi < 0.0):
+            raise ValueError("the bounds exclude 0: no alpha makes W = 0 the solution.")
+        G = np.where((lo == 0.0) & (G0 < 0.0), 0.0, G0)
+        G = np.where((hi == 0.0) & (G > 0.0), 0.0, G)
+        if np.any(G[~self.penalized] != 0.0):
+            raise ValueError("an unpenalized feature has a gradient at W = 0: no alpha makes "
+                             "W = 0 the solution.")
+        if not self.penalized.any():
+            return 0.0
+        return self.base.alpha_max(G[self.penalized])
+
+    def structure(self, V: np.ndarray, alpha: float) -> dict[str, Any]:
+        return {}
+
+
+def row_box_prox(Z: np.ndarray, a: float, c: float, lo: np.ndarray | None,
+                 hi: np.ndarray | None) -> np.ndarray:
+    r"""``argmin_v ||v - z||^2 / 2 + a ||v|| + (c - 1) / 2 ||v||^2`` over ``lo <= v <= hi``,
+    for every row z of Z (:func:`~regmtl.penalties.kernels.box_rows_prox`)."""
+    lo_ = np.full(Z.shape, -np.inf) if lo is None else np.ascontiguousarray(lo, dtype=float)
+    hi_ = np.full(Z.shape, np.inf) if hi is None else np.ascontiguousarray(hi, dtype=float)
+    return box_rows_prox(np.ascontiguousarray(Z, dtype=float), float(a), float(c), lo_, hi_)
+
+
+def _row_conjugates(G: np.ndarray, l1: float, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``sup_{lo <= w <= hi} G_j . w - l1 ||w||`` of every row (see
+    :meth:`PartlyPenalized.conjugate`)."""
+    return box_rows_conjugate(np.ascontiguousarray(G, dtype=float), float(l1),
+                              np.ascontiguousarray(lo, dtype=float),
+                              np.ascontiguousarray(hi, dtype=float))
+
+
+def _same_box(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(np.asarray(a), np.asarray(b))

@@ -1,0 +1,96 @@
+"""Penalty factors, exclusions, bounds and standardization in a model file: written, read
+back equal (arrays, dicts keyed by feature, infinite factors), and checked on load as user
+input is at a fit: a tampered file (a negative or NaN factor, lower > upper, a wrong shape)
+is refused naming the parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import model_parts as _parts
+from conftest import refused
+from conftest import write_model as _write
+
+import regmtl as rm
+
+
+def _frame(seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.standard_normal((90, 4)), columns=list("abcd"))
+    task = np.repeat(["x", "y", "z"], 30)
+    y = df[list("abc")].sum(axis=1).to_numpy() + rng.standard_normal(90)
+    return df, y, task
+
+
+CASES = [dict(penalty_factor={"a": 0.0, "b": np.inf}),
+         dict(penalty_factor=np.array([0.0, 1.0, 2.0, np.inf])),
+         dict(penalty_factor=np.abs(np.random.default_rng(1).standard_normal((4, 3)))),
+         dict(exclude=["d"]), dict(exclude=np.array([False, False, True, False])),
+         dict(lower_bounds={"a": -1.0}, upper_bounds=np.array([1.0, 2.0, np.inf, 3.0])),
+         dict(lower_bounds=-0.5, standardize=True),
+         dict(standardize=True, rescale_factors=False, penalty_factor=[0.0, 1.0, 1.0, 1.0])]
+
+
+@pytest.mark.parametrize("terms", CASES)
+def test_a_model_with_terms_round_trips(tmp_path, terms):
+    df, y, task = _frame()
+    penalty = "l1" if np.ndim(terms.get("penalty_factor")) == 2 else "l21"
+    model = rm.MultiTaskRegressor(penalty, alpha=0.1, **terms).fit(df, y, task=task)
+    model.save(tmp_path / "m.npz")
+    back = rm.load(tmp_path / "m.npz")
+    for name, value in terms.items():
+        got = back.get_params()[name]
+        if isinstance(value, dict):
+            assert got == value
+        else:
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(value))
+    np.testing.assert_array_equal(back.predict(df, task=task), model.predict(df, task=task))
+    np.testing.assert_array_equal(back.coef_, model.coef_)
+
+
+def _saved(tmp_path, **terms):
+    df, y, task = _frame()
+    model = rm.MultiTaskRegressor("l21", alpha=0.1, **terms).fit(df, y, task=task)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    return path, *_parts(path)
+
+
+@pytest.mark.parametrize("value, words", [
+    (np.array([0.0, -1.0, 1.0, 1.0]), ("penalty_factor", ">= 0")),
+    (np.array([0.0, np.nan, 1.0, 1.0]), ("NaN",)),
+    (np.array([1.0, 1.0]), ("penalty_factor", "shape")),
+])
+def test_a_tampered_factor_is_refused_naming_it(tmp_path, value, words):
+    path, header, arrays = _saved(tmp_path, penalty_factor=np.array([0.0, 1.0, 2.0, 1.0]))
+    arrays[header["params"]["penalty_factor"]["key"]] = value
+    _write(path, header, arrays)
+    refused(lambda: rm.load(path), *words)
+
+
+def test_a_tampered_factor_mapping_is_refused_naming_it(tmp_path):
+    path, header, arrays = _saved(tmp_path, penalty_factor={"a": 0.0})
+    header["params"]["penalty_factor"]["values"] = [-2.0]
+    _write(path, header, arrays)
+    refused(lambda: rm.load(path), "penalty_factor", ">= 0")
+    header["params"]["penalty_factor"]["keys"] = ["zz"]
+    header["params"]["penalty_factor"]["values"] = [1.0]
+    _write(path, header, arrays)
+    refused(lambda: rm.load(path), "penalty_factor", "unknown feature 'zz'")
+
+
+def test_bounds_that_cross_are_refused_naming_them(tmp_path):
+    path, header, arrays = _saved(tmp_path, lower_bounds=np.array([-1.0, -1.0, -1.0, -1.0]),
+                                  upper_bounds=np.array([1.0, 1.0, 1.0, 1.0]))
+    arrays[header["params"]["lower_bounds"]["key"]] = np.array([-1.0, 2.0, -1.0, -1.0])
+    _write(path, header, arrays)
+    refused(lambda: rm.load(path), "lower_bounds > upper_bounds", "feature 1")
+
+
+def test_an_unknown_entry_kind_for_a_term_is_refused(tmp_path):
+    path, header, arrays = _saved(tmp_path, penalty_factor={"a": 0.0})
+    header["params"]["penalty_factor"] = {"kind": "mapping", "keys": ["a", "b"],
+                                          "values": [1.0]}
+    _write(path, header, arrays)
+    refused(lambda: rm.load(path), "penalty_factor", "not a mapping entry")
