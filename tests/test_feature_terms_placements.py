@@ -111,3 +111,28 @@ def test_one_alpha_per_task_with_factors_matches_clarabel():
     np.testing.assert_allclose(m.coef_.T, W.value, atol=1e-5)
     with pytest.raises(ValueError, match="one value per task"):
         rm.MultiTaskRegressor("l1", alpha=alphas, lower_bounds=0.0).fit(Xs, ys)
+
+
+@pytest.mark.parametrize("alpha", ["model", 0.05])
+def test_transfer_borrows_in_the_units_of_the_factors(alpha):
+    """A model with penalty factors d transfers as the plain model fitted on the columns
+    x / d (the penalty's units): the new task's coefficients are equal (to rounding); a model
+    with an unpenalized feature, bounds or standardize is refused by name."""
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((60, 6)) for _ in range(5)]
+    w = np.array([2.0, 1.0, 0.0, 0.0, 0.5, 0.0])
+    ys = [X @ (w + 0.1 * rng.standard_normal(6)) + rng.standard_normal(60) for X in Xs]
+    d = np.array([1.0, 2.0, 1.0, 0.5, 1.0, 1.0])
+    with_factors = rm.MultiTaskRegressor("l21", alpha=0.1, penalty_factor=d,
+                                         rescale_factors=False).fit(Xs[:4], ys[:4])
+    by_hand = rm.MultiTaskRegressor("l21", alpha=0.1).fit([X / d for X in Xs[:4]], ys[:4])
+    Xn, yn = Xs[4][:15], ys[4][:15]
+    one = rm.transfer(with_factors, Xn, yn, alpha=alpha)
+    two = rm.transfer(by_hand, Xn / d, yn, alpha=alpha)
+    np.testing.assert_allclose(one.coef_, two.coef_ / d, atol=1e-10)
+    for terms, words in ((dict(penalty_factor=[0.0, 1, 1, 1, 1, 1]), "unpenalized"),
+                         (dict(lower_bounds=-1.0), "bounds"),
+                         (dict(standardize=True), "standardize")):
+        model = rm.MultiTaskRegressor("l21", alpha=0.1, **terms).fit(Xs[:4], ys[:4])
+        with pytest.raises(ValueError, match=words):
+            rm.transfer(model, Xn, yn)

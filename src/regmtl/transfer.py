@@ -177,7 +177,9 @@ def _source(model: Any) -> _Source:
     p = est.n_features_in_
     scale = np.asarray(getattr(est, "feature_scale_", np.ones(p)), dtype=np.float64)
     mean = np.asarray(getattr(est, "feature_mean_", np.zeros(p)), dtype=np.float64)
-    # the penalty acted on standardized weights when the model was fitted standardized
+    # the penalty acted on standardized weights when the model was fitted standardized, and
+    # on d_j w_j under penalty factors (a change of units: folded into the scale)
+    scale = scale * _factor_units(est, p)
     W = np.atleast_2d(est.coef_).T * scale[:, None]
     parts = {}
     for attr in ("P_", "Q_"):
@@ -193,6 +195,35 @@ def _source(model: Any) -> _Source:
                    clusters=getattr(est, "task_clusters_", None),
                    P=parts.get("P_"), Q=parts.get("Q_"), b=b,
                    noise=getattr(est, "residual_variance_", None), sizes=sizes)
+
+
+def _factor_units(est: Any, p: int) -> np.ndarray:
+    """The units ``d_j`` in which the model's penalty saw its weights (its positive penalty
+    factors, rescaled as the fit rescaled them; 1 where it had none or a feature was
+    excluded, its weights 0). A model whose terms a new task cannot inherit is refused by
+    name: unpenalized features (no prior to borrow), bounds (the new task's fit takes none),
+    factors per task, or ``standardize=True`` (the training rows' deviations are not kept)."""
+    from .feature_terms import feature_terms
+
+    terms = feature_terms(getattr(est, "penalty_factor", None), getattr(est, "exclude", None),
+                          getattr(est, "lower_bounds", None), getattr(est, "upper_bounds", None),
+                          getattr(est, "rescale_factors", True),
+                          getattr(est, "standardize", False), p, int(est.n_tasks_),
+                          getattr(est, "feature_names_in_", None))
+    if terms is None:
+        return np.ones(p)
+    why = ("unpenalized features (factor 0): a new task has no prior to borrow for them"
+           if np.any(terms.factor == 0) else
+           "bounds: the new task's fit takes none" if terms.lower is not None
+           or terms.upper is not None else
+           "factors per task" if terms.factor.ndim == 2 else
+           "standardize=True: the training rows' deviations are not kept" if terms.standardize
+           else "")
+    if why:
+        raise ValueError(f"model: transfer takes a model with positive penalty factors or "
+                         f"excluded features, not {why}. Refit the model without them to "
+                         "transfer from it.")
+    return np.where(np.isfinite(terms.factor), terms.factor, 1.0)
 
 
 def _intercept_prior(src: _Source, n_eff: float) -> tuple[float, float] | None:
