@@ -81,6 +81,25 @@ def test_cv_takes_the_terms(table, tmp_path):
     (["--penalty-factor", "f1=x"], "is not a number"),
     (["--lower-bounds", "f9=1"], "--lower-bounds: unknown column 'f9'"),
     (["--unpenalized", "f0", "--out-of-core"], "per-feature terms take a fit in memory"),
+    (["--exclude", "f1", "--workers", "2"], "--exclude with --workers 2: per-feature terms"),
+    (["--standardize", "--scheduler", "tcp://x:1"], "--standardize with --scheduler"),
+    (["--penalty-factor", "f1=-1"], "--penalty-factor: -1 for 'f1'; a factor is a number >= 0"),
+    (["--penalty-factor", "f1=nan"], "--penalty-factor: NaN for 'f1'"),
+    (["--penalty-factor", "f1=2,f1=3"], "--penalty-factor: column 'f1' is given twice"),
+    (["--penalty-factor", "zz=2"], "--penalty-factor: unknown column 'zz'; the feature "
+                                   "columns are f0, f1, f2, f3, f4, f5"),
+    (["--unpenalized", "f1", "--penalty-factor", "f1=2"],
+     "--unpenalized and --penalty-factor both name f1"),
+    (["--exclude", "f2", "--unpenalized", "f2"], "--exclude names f2, also given a finite"),
+    (["--exclude", "f0,f1,f2,f3,f4,f5"], "--exclude leaves no column"),
+    (["--exclude", "school"], "--exclude: unknown column 'school'"),
+    (["--lower-bounds", "nan"], "--lower-bounds: NaN is not a bound"),
+    (["--upper-bounds", "f1=-inf"], "--upper-bounds: -inf leaves no value to a coefficient "
+                                    "(column 'f1')"),
+    (["--lower-bounds", "f2=1", "--upper-bounds", "0.5"],
+     "--lower-bounds / --upper-bounds: column 'f2' has lower 1 > upper 0.5"),
+    (["--no-rescale-factors"], "--no-rescale-factors acts on the factors"),
+    (["--standardize", "--no-standardize"], "--standardize and --no-standardize: give one"),
 ])
 def test_bad_term_options_are_refused_by_name(table, tmp_path, capsys, flags, words):
     rc = main(["fit", str(table), *COLS, "--alpha", "0.3", *flags,
@@ -95,5 +114,57 @@ def test_the_fit_line_names_the_terms(table, tmp_path, capsys):
                  str(tmp_path / "m.npz")]) == 0
     out = capsys.readouterr().out
     # (the finite factors rescaled to sum to their number, as glmnet does: 4 / 5 each)
-    assert "terms: unpenalized: f0; excluded: f4; factor 1.25 on 4 features; bounds on 1 " \
-        "features" in out
+    assert "terms: unpenalized (1): f0; excluded (1): f4; factor 1.25 on 4 penalized " \
+        "features (rescaled); bounds: f1 in [-inf, 1]" in out
+
+
+def test_no_rescale_and_standardize_equal_the_python_fit(table, tmp_path):
+    """``--no-rescale-factors`` keeps the factors as given; ``--standardize`` fits the raw
+    columns with the estimator's ``standardize=True`` (no z-scoring first)."""
+    out = tmp_path / "m.npz"
+    assert main(["fit", str(table), *COLS, "--alpha", "0.3", "--penalty-factor", "f1=3,f2=0.5",
+                 "--no-rescale-factors", "--standardize", "--out", str(out)]) == 0
+    saved = rm.load(out)
+    Xs, ys = _lists()
+    est = rm.MultiTaskRegressor("l21", alpha=0.3, penalty_factor=[1.0, 3.0, 0.5, 1, 1, 1],
+                                rescale_factors=False, standardize=True)
+    ref = fit_standardized(est, Xs, ys, task_names=["S0", "S1", "S2", "S3"],
+                           feature_names=FEATURES, standardize=False)
+    np.testing.assert_allclose(saved.coef_, ref.coef_, atol=1e-8)
+    params = saved.get_params()
+    assert params["standardize"] is True and params["rescale_factors"] is False
+    np.testing.assert_array_equal(saved.feature_scale_, np.ones(6))  # not z-scored
+
+
+#: columns of the School data constant within each school (the rest describe the pupil)
+SCHOOL_LEVEL = ["pct_free_school_meals", "pct_vr1_band", "school_boys",
+                "school_church_of_england"]
+
+
+def test_unpenalized_school_columns_equal_the_python_fit_on_school(tmp_path, capsys):
+    """On the shipped School data: ``--unpenalized`` school-level columns is the Python
+    API's fit with ``penalty_factor={column: 0}`` on the same z-scored frames."""
+    from regmtl.datasets import load_dataset
+    from regmtl.scaling import pooled_scaling, raw_units, standardize
+
+    out = tmp_path / "school.npz"
+    assert main(["fit", "school", "--alpha", "0.05", "--unpenalized", ",".join(SCHOOL_LEVEL),
+                 "--out", str(out)]) == 0
+    assert "terms: unpenalized (4): pct_free_school_meals, pct_vr1_band, school_boys, " \
+        "school_church_of_england; factor 1.17 on 24 penalized features (rescaled)" \
+        in capsys.readouterr().out
+    saved = rm.load(out)
+    data = load_dataset("school")
+    names = list(data.feature_names)
+    mean, scale = pooled_scaling(data.X)
+    Z = {t: pd.DataFrame(z, columns=names)
+         for t, z in zip(data.task_names, standardize(data.X, mean, scale), strict=True)}
+    est = rm.MultiTaskRegressor("l21", alpha=0.05,
+                                penalty_factor={c: 0.0 for c in SCHOOL_LEVEL})
+    ref = raw_units(est.fit(Z, dict(zip(data.task_names, data.y, strict=True))), mean,
+                    scale, names)
+    np.testing.assert_allclose(saved.coef_, ref.coef_, atol=1e-8)
+    np.testing.assert_allclose(saved.intercept_, ref.intercept_, atol=1e-8)
+    free = [names.index(c) for c in SCHOOL_LEVEL]
+    np.testing.assert_array_equal(saved.get_params()["penalty_factor"][free], 0.0)
+    assert np.all(np.any(saved.coef_[:, free] != 0, axis=0))  # unpenalized: never shrunk to 0

@@ -136,3 +136,28 @@ def test_transfer_borrows_in_the_units_of_the_factors(alpha):
         model = rm.MultiTaskRegressor("l21", alpha=0.1, **terms).fit(Xs[:4], ys[:4])
         with pytest.raises(ValueError, match=words):
             rm.transfer(model, Xn, yn)
+
+
+def test_cv_takes_terms_keyed_by_column_name():
+    """Dicts and names on a DataFrame reach every fold by position: the CV's refit equals the
+    plain fit with the same terms at the chosen alpha."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.standard_normal((120, 4)), columns=list("abcd"))
+    task, y = np.repeat([0, 1, 2], 40), df.sum(axis=1).to_numpy() + rng.standard_normal(120)
+    terms = dict(penalty_factor={"a": 0.0}, exclude=["d"], upper_bounds={"b": 0.5})
+    cv = rm.MultiTaskRegressorCV("l21", alphas=5, cv=3, **terms).fit(df, y, task=task)
+    fit = rm.MultiTaskRegressor("l21", alpha=cv.alpha_, **terms).fit(df, y, task=task)
+    np.testing.assert_allclose(cv.coef_, fit.coef_, atol=1e-10)
+    assert np.all(cv.coef_[:, 3] == 0.0) and cv.coef_[:, 1].max() <= 0.5
+
+
+def test_compare_refuses_bounds_for_the_per_task_baselines():
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((40, 4)) for _ in range(3)]
+    ys = [X @ np.ones(4) + rng.standard_normal(40) for X in Xs]
+    with pytest.raises(ValueError, match="one alpha per task takes no bounds"):
+        rm.compare(Xs, ys, models=["ridge", "l21"], splits=2, progress=False,
+                   feature_terms={"lower_bounds": 0.0})
+    out = rm.compare(Xs, ys, models=["pooled", "l21"], splits=2, progress=False,
+                     feature_terms={"lower_bounds": 0.0})
+    assert out.models["MTL L2,1"].coef_.min() >= 0.0

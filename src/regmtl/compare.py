@@ -752,6 +752,12 @@ def _with_terms(est: Any, role: str, terms: dict, cv: int) -> Any:
     by ``cv`` folds where it would use the leave-one-out formula of the plain penalty)."""
     if terms and role != "user" and isinstance(est, (MultiTaskRegressorCV,
                                                      MultiTaskClassifierCV)):
+        if est.alpha_per_task and (terms.get("lower_bounds") is not None
+                                   or terms.get("upper_bounds") is not None):
+            raise ValueError(
+                "feature_terms: bounds with an independent model that chooses one alpha per "
+                "task (the ridge, lasso or logistic baselines): one alpha per task takes no "
+                "bounds. Leave the bounds out, or name other models in models=.")
         est.set_params(**terms, **({"cv": cv} if isinstance(est.cv, str) else {}))
     return est
 

@@ -54,8 +54,8 @@ import scipy.sparse as sp
 from .penalties import Penalty
 from .penalties.factored import PartlyPenalized, box_kind, box_refusal
 
-__all__ = ["FeatureTerms", "Reduced", "ReducedFit", "feature_terms", "reduce_problem",
-           "solve_reduced"]
+__all__ = ["FeatureTerms", "Reduced", "ReducedFit", "by_position", "feature_terms",
+           "reduce_problem", "solve_reduced"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,20 @@ def _number(v: Any, name: str) -> float:
         return float(v)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number; got {v!r}.") from None
+
+
+def by_position(terms: dict, feature_names: Any, n_features: int) -> dict:
+    """``terms`` (the estimators' parameters by name) with every dict keyed by feature and
+    every list of feature names as arrays by position, for problems that carry no column
+    names (a CV's folds); checked as a fit checks them."""
+    out = dict(terms)
+    for key, fill in (("penalty_factor", 1.0), ("lower_bounds", -np.inf),
+                      ("upper_bounds", np.inf)):
+        if isinstance(out.get(key), dict):
+            out[key] = _by_feature(out[key], key, n_features, feature_names, fill, 1, False)
+    if out.get("exclude") is not None:
+        out["exclude"] = _excluded(out["exclude"], n_features, feature_names)
+    return out
 
 
 def _excluded(exclude: Any, n_features: int, feature_names: Any) -> np.ndarray:

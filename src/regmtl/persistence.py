@@ -937,8 +937,10 @@ def _check_values(name: str, a: np.ndarray, rule: tuple) -> None:
     step = max(1, _CHUNK // max(1, a.dtype.itemsize))
     for i in range(0, flat.size, step):
         part = flat[i:i + step]
-        if part.dtype.kind == "f" and not (np.isfinite(part).all() or (
-                infinite and not np.isnan(part).any())):
+        if infinite and part.dtype.kind == "f" and np.isnan(part).any():
+            raise Refused(f"parameter {name!r} holds NaN (a factor or bound is a number; "
+                          "inf: excluded or unbounded)")
+        if part.dtype.kind == "f" and not (infinite or np.isfinite(part).all()):
             raise Refused(f"attribute {name!r} holds NaN or infinite values")
         bad = np.zeros(part.shape, bool)
         if low is not None:

@@ -90,10 +90,54 @@ def _loss_words(loss: Any) -> str:
     return loss if isinstance(loss, str) else repr(loss)
 
 
-def feature_terms_text(model: Any) -> str | None:
-    """The per-feature terms of a linear model in words (the fit line and a model's card):
-    its unpenalized, excluded and weighted features, bounds and standardization, features
-    named as the model knows them; None without terms.
+def _named_list(names: list[str], k: int = 12) -> str:
+    """``"(n): a, b, ..."``: a count and the first ``k`` names."""
+    shown = ", ".join(names[:k]) + (f", ... (+{len(names) - k} more)" if len(names) > k else "")
+    return f"({len(names)}): {shown}"
+
+
+def _bounds_words(lower: np.ndarray | None, upper: np.ndarray | None, names: list[str]
+                  ) -> str | None:
+    """The bounds of a model in words: ``"coefficients in [lo, hi]"`` where one interval
+    holds for every feature, else the features bounded and their intervals (named where
+    few, by their span where many or per task)."""
+    p, T = (lower if lower is not None else upper).shape
+    lo = np.full((p, T), -np.inf) if lower is None else lower
+    hi = np.full((p, T), np.inf) if upper is None else upper
+    bounded = np.flatnonzero(np.any((lo != -np.inf) | (hi != np.inf), axis=1))
+    if not bounded.size:
+        return None
+
+    def interval(a: float, b: float) -> str:
+        return f"[{a:.4g}, {b:.4g}]"
+
+    if np.all(lo == lo.flat[0]) and np.all(hi == hi.flat[0]):
+        return "coefficients in " + interval(lo.flat[0], hi.flat[0])
+    one = [j for j in bounded if np.all(lo[j] == lo[j, 0]) and np.all(hi[j] == hi[j, 0])]
+    if len(one) == bounded.size and bounded.size <= 3:
+        return "bounds: " + ", ".join(f"{names[j]} in {interval(lo[j, 0], hi[j, 0])}"
+                                      for j in bounded)
+    def span(v: np.ndarray) -> str:
+        return f"{v.min():.4g}" if v.min() == v.max() else f"{v.min():.4g} to {v.max():.4g}"
+
+    ends = [f"{side} {span(v)}" for side, v, open_end in
+            (("lower", lo[bounded], -np.inf), ("upper", hi[bounded], np.inf))
+            if np.any(v != open_end)]
+    return f"bounds on {_count(bounded.size, 'feature')} ({', '.join(ends)})"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
+    """The per-feature terms of a linear model in words (the fit line of ``regmtl fit``, the
+    comparison report): its unpenalized and excluded features (counted and named), the
+    factors of the penalized ones (their range, as the fit uses them: rescaled unless
+    ``rescale_factors=False``), the bounds and ``standardize``; None without terms.
+
+    ``feature_names``: the names to show (default: the model's ``feature_names_in_``, else
+    ``x0``, ``x1``, ...).
 
     Examples
     --------
@@ -103,8 +147,12 @@ def feature_terms_text(model: Any) -> str | None:
     >>> rng = np.random.default_rng(0)
     >>> X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 2))
     >>> m = rm.MultiTaskRegressor(penalty_factor=[0, 1, 2, np.inf], lower_bounds=0).fit(X, Y)
-    >>> feature_terms_text(m)
-    'unpenalized: x0; excluded: x3; factor 1 to 2 on 2 features; bounds on 4 features'
+    >>> for part in feature_terms_text(m).split("; "):
+    ...     print(part)
+    unpenalized (1): x0
+    excluded (1): x3
+    factors 1 to 2 on 2 penalized features
+    coefficients in [0, inf]
     """
     from .feature_terms import feature_terms
 
@@ -112,33 +160,42 @@ def feature_terms_text(model: Any) -> str | None:
     T = int(getattr(model, "n_tasks_", 1))
     if not p or not hasattr(model, "penalty_factor"):
         return None
-    names = [str(n) for n in getattr(model, "feature_names_in_", [f"x{j}" for j in range(p)])]
-    terms = feature_terms(model.penalty_factor, model.exclude, model.lower_bounds,
-                          model.upper_bounds, model.rescale_factors, model.standardize, p,
-                          T, getattr(model, "feature_names_in_", None))
+    known = getattr(model, "feature_names_in_", None)
+    shown = known if feature_names is None else feature_names
+    names = [str(n) for n in shown] if shown is not None and len(shown) == p else \
+        [f"x{j}" for j in range(p)]
+    args = (model.penalty_factor, model.exclude, model.lower_bounds, model.upper_bounds)
+    terms = feature_terms(*args, model.rescale_factors, model.standardize, p, T, known)
     if terms is None:
         return None
-    factor = terms.factor if terms.factor.ndim == 1 else terms.factor.max(axis=1)
+    F = terms.factor if terms.factor.ndim == 2 else terms.factor[:, None]
     parts = []
-    free = [names[j] for j in np.flatnonzero(factor == 0)]
-    gone = [names[j] for j in np.flatnonzero(np.isinf(factor))]
+    free = [names[j] for j in np.flatnonzero((F == 0).all(axis=1))]
+    gone = [names[j] for j in np.flatnonzero(np.isinf(F).all(axis=1))]
     if free:
-        parts.append("unpenalized: " + ", ".join(free))
+        parts.append("unpenalized " + _named_list(free))
     if gone:
-        parts.append("excluded: " + ", ".join(gone))
-    weighted = factor[(factor > 0) & np.isfinite(factor)]
+        parts.append("excluded " + _named_list(gone))
+    some_out = int((np.isinf(F).any(axis=1) & ~np.isinf(F).all(axis=1)).sum())
+    if some_out:
+        parts.append(f"{_count(some_out, 'feature')} left out of some tasks (factor inf)")
+    pen = (F > 0) & np.isfinite(F)
+    weighted = F[pen]
     if weighted.size and not np.all(weighted == 1.0):
-        span = (f"{weighted.min():.3g}" if weighted.min() == weighted.max()
-                else f"{weighted.min():.3g} to {weighted.max():.3g}")
-        parts.append(f"factor {span} on {weighted.size} features")
-    bounded = np.zeros(p, dtype=bool)
-    for b, open_end in ((terms.lower, -np.inf), (terms.upper, np.inf)):
-        if b is not None:
-            bounded |= np.any(b != open_end, axis=1)
-    if bounded.any():
-        parts.append(f"bounds on {int(bounded.sum())} features")
+        n_pen = int(pen.any(axis=1).sum())
+        span = (f"factor {weighted.min():.3g}" if weighted.min() == weighted.max()
+                else f"factors {weighted.min():.3g} to {weighted.max():.3g}")
+        given = feature_terms(*args, False, model.standardize, p, T, known)
+        rescaled = given is not None and not np.array_equal(given.factor, terms.factor)
+        parts.append(f"{span} on {_count(n_pen, 'penalized feature')}"
+                     f"{' per task' if terms.factor.ndim == 2 else ''}"
+                     f"{' (rescaled)' if rescaled else ''}")
+    if terms.lower is not None or terms.upper is not None:
+        words = _bounds_words(terms.lower, terms.upper, names)
+        if words:
+            parts.append(words)
     if terms.standardize:
-        parts.append("penalized in standard deviations")
+        parts.append("standardize: penalized in the columns' standard deviations")
     return "; ".join(parts) or None
 
 
@@ -434,9 +491,11 @@ def comparison_report(comparison: Any, *, title: str | None = None,
     with their 95% intervals beside each model's difference to the strongest independent
     baseline (:func:`~regmtl.plotting.plot_comparison`), the per-task scores of the best multi-task
     model against the baseline (:func:`~regmtl.plotting.plot_task_scores`), that model's
-    coefficients, regularization path and inner CV curve on the first split, the task
-    relatedness measured from the independent baseline (when it was fitted), and the chosen
-    parameters of every model and split (folded).
+    coefficients, regularization path and inner CV curve on the first split, the models'
+    per-feature terms (``compare(feature_terms=...)``: unpenalized and excluded features,
+    factors, bounds, standardization; ``feature_terms_text``), the task relatedness
+    measured from the independent baseline (when it was fitted), and the chosen parameters of
+    every model and split (folded).
 
     Parameters
     ----------
@@ -563,6 +622,7 @@ def comparison_report(comparison: Any, *, title: str | None = None,
             rep._defer_figure(delayed(_plot_png)("plot_cv_curve", model.cv_results_,
                                                  best=model.alpha_, n_splits=model.n_splits_),
                               caption="Inner cross-validation curve (±1 standard error)")
+    _comparison_terms(rep, comp)
     _comparison_relatedness(rep, comp)
     rep.add_heading("Chosen parameters")
     rep.add_table(_readable_frame(_chosen_parameters(comp.choices)),
@@ -571,6 +631,28 @@ def comparison_report(comparison: Any, *, title: str | None = None,
                   details=f"The parameters every model chose on each of the {comp.n_splits} "
                           "split(s)")
     return rep._draw(n_jobs)
+
+
+def _comparison_terms(rep: Report, comp: Any) -> None:
+    """The per-feature terms of the models of a comparison (``compare(feature_terms=...)``),
+    read from the models fitted on the first split: one line where every model that has
+    terms has the same, else one per model."""
+    texts = {}
+    for name, model in (getattr(comp, "models", None) or {}).items():
+        text = feature_terms_text(model, comp.feature_names)
+        if text:
+            texts[name] = text
+    if not texts:
+        return
+    rep.add_heading("Per-feature terms")
+    rep.add_text("Penalty factors, unpenalized and excluded features, bounds and "
+                 "standardization, as the models of regmtl took them (on the features the "
+                 "comparison fitted: bounds in their units).")
+    if len(set(texts.values())) == 1:
+        rep.add_text(f"{', '.join(texts)}: {next(iter(texts.values()))}.")
+    else:
+        for name, text in texts.items():
+            rep.add_text(f"{name}: {text}.")
 
 
 def _value_summary(value: Any) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .dask_cluster import cluster_arguments, on_dask
+from .dask_cluster import cluster_arguments, cluster_flag, on_dask
 from .fit_dask import run_fit_dask
 from .losses import check_loss_count, loss_and_kind, loss_arguments
 from .out_of_core import run_fit_out_of_core
@@ -91,7 +91,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
     given = terms_given(args)
     if given and (args.out_of_core or on_dask(args)):
-        raise UsageError(f"{' '.join(given)}: per-feature terms take a fit in memory; leave "
+        where = "--out-of-core" if args.out_of_core else cluster_flag(args)
+        raise UsageError(f"{' '.join(given)} with {where}: per-feature terms take a fit in "
+                         "memory (the problem they make needs the data in memory); leave "
                          "out --out-of-core / --scheduler / --workers, or the terms.")
     if args.out_of_core:
         return run_fit_out_of_core(args)
@@ -112,27 +114,29 @@ def run_fit(args: argparse.Namespace) -> int:
     if loss is not None and not binary:
         options["loss"] = loss
     names = [str(f) for f in bunch.feature_names]
+    # z-score the columns first, unless --no-standardize or --standardize (the estimator's)
+    zscore = not (args.no_standardize or args.standardize)
     scale = np.ones(len(names))
-    if given and not args.no_standardize:  # (the units the fit sees: bounds converted)
+    if given and zscore:  # (the units the fit sees: bounds converted)
         from ..scaling import pooled_scaling
 
         scale = pooled_scaling(bunch.X)[1]
     terms = estimator_terms(args, names, scale)
     if args.alpha == "auto":
         cls = MultiTaskClassifierCV if binary else MultiTaskRegressorCV
-        _check_takes(cls, options, offsets, args)
+        _check_takes(cls, options, offsets, args, terms)
         est = cls(args.penalty, alphas=args.n_alphas, cv=args.cv, n_jobs=args.n_jobs, **options,
                   **terms)
     else:
         cls = MultiTaskClassifier if binary else MultiTaskRegressor
-        _check_takes(cls, options, offsets, args)
+        _check_takes(cls, options, offsets, args, terms)
         est = cls(penalty=args.penalty, alpha=parse_alpha(args), **options, **terms)
     ys = _user_labels(bunch) if binary else bunch.y
     if offsets is None:
         fitted = fit_standardized(est, bunch.X, ys, task_names=bunch.task_names,
-                                  feature_names=names, standardize=not args.no_standardize)
+                                  feature_names=names, standardize=zscore)
     else:
-        fitted = _fit_with_offset(est, bunch, ys, offsets, names, not args.no_standardize)
+        fitted = _fit_with_offset(est, bunch, ys, offsets, names, zscore)
     raw_bounds(fitted, terms, scale)
     report_fit(args, fitted, name, len(bunch.X), sum(len(y) for y in bunch.y),
                 _training_score(fitted, bunch, ys, offsets))
@@ -164,10 +168,18 @@ def _offsets(args: argparse.Namespace, bunch: Any) -> list[np.ndarray] | None:
     return [np.asarray(o, dtype=np.float64) for o in table.y]
 
 
-def _check_takes(cls: type, options: dict, offsets: Any, args: argparse.Namespace) -> None:
-    """Refuse ``--loss`` or ``--offset`` for an estimator that takes none."""
+def _check_takes(cls: type, options: dict, offsets: Any, args: argparse.Namespace,
+                 terms: dict | None = None) -> None:
+    """Refuse ``--loss``, ``--offset`` or a per-feature term for an estimator that takes
+    none."""
     import inspect
 
+    missing = [k for k in terms or {} if k not in cls._get_param_names()]
+    if missing:
+        flags = ", ".join(sorted({f"--{k.replace('_', '-')}" for k in missing}))
+        raise UsageError(f"{flags} with {'--alpha auto' if args.alpha == 'auto' else 'this'}: "
+                         f"{cls.__name__} takes no {', '.join(missing)} in this version; give "
+                         "--alpha VALUE.")
     if "loss" in options and "loss" not in cls._get_param_names():
         raise UsageError(f"--loss {args.loss} with --alpha auto: {cls.__name__} takes no "
                          "loss in this version; give --alpha VALUE.")

@@ -30,6 +30,7 @@ from ..classes import task_classes
 from ..datafits import Datafit, make_loss
 from ..estimator_docs import TERMS_DOC
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
+from ..feature_terms import by_position
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..problem import check_loss_targets, encode_targets, offset_centres, task_offsets
@@ -359,10 +360,12 @@ class _MultiTaskCV(BaseEstimator):
         if self.criterion != "cv":  # a loss with no likelihood is refused before any work
             datafit.bind(base).neg2_log_likelihood(base, base.row_zeros(),
                                                    observed_weights(base))
+        # the terms by position (the folds' problems carry no column names)
+        terms = by_position(_terms(self), getattr(probe, "feature_names_in_", None),
+                            data.n_features)
         grids = [path_grid(fit_data, datafit, pen, self.alphas, self.eps, self.fit_intercept,
-                           _terms(self), getattr(self, "feature_names_in_", None))
-                 for _, pen in candidates]
-        kwargs = _path_kwargs(self)
+                           terms) for _, pen in candidates]
+        kwargs = {**_path_kwargs(self), **terms}
         if loo:
             results = self._leave_one_out(fit_data, candidates, grids)
         elif self.criterion == "cv":
