@@ -161,3 +161,14 @@ def test_compare_refuses_bounds_for_the_per_task_baselines():
     out = rm.compare(Xs, ys, models=["pooled", "l21"], splits=2, progress=False,
                      feature_terms={"lower_bounds": 0.0})
     assert out.models["MTL L2,1"].coef_.min() >= 0.0
+
+
+@pytest.mark.parametrize("terms, words", [(dict(lower_bounds=np.inf), "lower_bounds holds inf"),
+                                          (dict(upper_bounds=[1.0, -np.inf, 1.0, 1.0]),
+                                           "upper_bounds holds -inf")])
+def test_a_bound_no_coefficient_can_reach_is_refused_by_name(terms, words):
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((30, 4)) for _ in range(3)]
+    ys = [X @ np.ones(4) for X in Xs]
+    with pytest.raises(ValueError, match=words):
+        rm.MultiTaskRegressor("l21", alpha=0.1, **terms).fit(Xs, ys)

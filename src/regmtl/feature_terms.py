@@ -197,9 +197,12 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
     if upper_bounds is not None:
         upper = np.broadcast_to(_by_feature(upper_bounds, "upper_bounds", p, feature_names,
                                             np.inf, T, True).reshape(p, -1), (p, T)).copy()
-    for name, b in (("lower_bounds", lower), ("upper_bounds", upper)):
+    for name, b, wrong in (("lower_bounds", lower, np.inf), ("upper_bounds", upper, -np.inf)):
         if b is not None and np.isnan(b).any():
             raise ValueError(f"{name} holds NaN; use -inf / inf for no bound.")
+        if b is not None and np.any(b == wrong):
+            raise ValueError(f"{name} holds {wrong}: no coefficient can reach it; use "
+                             f"{-wrong} for no bound.")
     if lower is not None and upper is not None and (lower > upper).any():
         j, t = np.argwhere(lower > upper)[0]
         raise ValueError(f"lower_bounds > upper_bounds at feature {j}, task {t} "
