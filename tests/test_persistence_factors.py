@@ -183,3 +183,24 @@ def test_more_tampered_terms_are_refused_naming_them(tmp_path, terms, edit, word
     path = _tampered(tmp_path, terms, edit)
     message = refused(lambda: rm.load(path), *words)
     assert "refused" in message
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda C: C.__setitem__((1, 3), 0.25), ("excluded feature 3", "task 1", "not 0")),
+    (lambda C: C.__setitem__((2, 0), 0.8 + 1e-6), ("feature 0", "task 2", "upper_bounds 0.8")),
+    (lambda C: C.__setitem__((0, 1), -0.75), ("feature 1", "task 0", "lower_bounds -0.5")),
+])
+def test_coefficients_that_break_their_terms_are_refused(tmp_path, edit, words):
+    """A file whose coef_ was changed after the fit (an excluded feature's coefficient not 0,
+    one outside its bounds) is refused naming the feature, the task and the term; the file
+    as written (coefficients on the bound itself) loads."""
+    path, header, arrays = _saved(tmp_path, exclude=["d"], lower_bounds=-0.5,
+                                  upper_bounds=0.8)
+    key = header["attributes"]["coef_"]["key"]
+    assert np.isclose(arrays[key], 0.8).sum() >= 3  # (the bound binds: kept, not refused)
+    rm.load(path)
+    C = arrays[key].copy()
+    edit(C)
+    arrays[key] = C
+    _write(path, header, arrays)
+    refused(lambda: rm.load(path), "per-feature terms", *words)

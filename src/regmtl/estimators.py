@@ -35,7 +35,7 @@ from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
-from .feature_terms import feature_terms, solve_reduced
+from .feature_terms import check_fitted, feature_terms, solve_reduced
 from .inputs import as_task_data, column_target, offset_column
 from .out_of_core import fit_source, is_task_source
 from .parquet import is_parquet_tasks
@@ -419,12 +419,15 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
 
     def _checked_terms(self, n_tasks: int, n_features: int) -> None:
         """The checks a fit makes of the per-feature terms, at the saved numbers of tasks and
-        features (a model read from a file: ``regmtl.persistence.check_loaded``)."""
+        features, and that the fitted coefficients keep them (a model read from a file:
+        ``regmtl.persistence.check_loaded``)."""
         penalty = make_penalty(self.penalty)
-        feature_terms(self.penalty_factor, self.exclude, self.lower_bounds, self.upper_bounds,
-                      self.rescale_factors, self.standardize, n_features, n_tasks,
-                      getattr(self, "feature_names_in_", None),
-                      penalty if np.ndim(self.penalty_factor) == 2 else None)
+        terms = feature_terms(self.penalty_factor, self.exclude, self.lower_bounds,
+                              self.upper_bounds, self.rescale_factors, self.standardize,
+                              n_features, n_tasks, getattr(self, "feature_names_in_", None),
+                              penalty if np.ndim(self.penalty_factor) == 2 else None)
+        if terms is not None and hasattr(self, "coef_"):
+            check_fitted(terms, np.atleast_2d(self.coef_).T)  # (a view: no copy of coef_)
 
     def _fit_reduced(self, data: TaskData, datafit: Datafit, penalty: Penalty, folded: Any,
                      terms: Any):

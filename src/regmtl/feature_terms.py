@@ -54,7 +54,7 @@ import scipy.sparse as sp
 from .penalties import Penalty
 from .penalties.factored import PartlyPenalized, box_kind, box_refusal
 
-__all__ = ["FeatureTerms", "Reduced", "ReducedFit", "by_position", "feature_terms",
+__all__ = ["FeatureTerms", "Reduced", "ReducedFit", "by_position", "check_fitted", "feature_terms",
            "reduce_problem", "solve_reduced"]
 
 
@@ -214,6 +214,39 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
     if not standardize and lower is None and upper is None and np.all(factor == 1.0):
         return None
     return FeatureTerms(factor, lower, upper, bool(standardize))
+
+
+def check_fitted(terms: FeatureTerms | None, W: np.ndarray) -> None:
+    """That fitted coefficients W (p x T, the input's units) keep the terms they were fitted
+    under: an excluded feature's row exactly 0, every entry inside its bounds (to rounding
+    of the change of units, ``1e-12`` relative). ``ValueError`` naming the feature and task
+    otherwise (a model file whose coefficients were changed after the fit)."""
+    if terms is None:
+        return
+    W = np.asarray(W, dtype=np.float64)
+    gone = np.isinf(terms.factor)
+    gone = np.broadcast_to(gone[:, None] if gone.ndim == 1 else gone, W.shape) \
+        if gone.ndim == 1 or gone.shape == W.shape else None
+    if gone is not None and np.any(W[gone] != 0.0):
+        j, t = np.argwhere(gone & (W != 0.0))[0]
+        raise ValueError(f"coef_ of the excluded feature {j} is {float(W[j, t])!r} in task "
+                         f"{t}, not 0.")
+    for name, b, outside in (("lower_bounds", terms.lower, np.less),
+                             ("upper_bounds", terms.upper, np.greater)):
+        if b is None:
+            continue
+        if b.shape != W.shape:  # (the classes' layout: a bound shared by the columns)
+            if not np.all(b == b[:, :1]):
+                continue
+            b = np.broadcast_to(b[:, :1], W.shape)
+        slack = 1e-12 * np.maximum(np.abs(b), 1.0)
+        edge = b - slack if outside is np.less else b + slack
+        with np.errstate(invalid="ignore"):
+            bad = outside(W, edge) & np.isfinite(b)
+        if bad.any():
+            j, t = np.argwhere(bad)[0]
+            raise ValueError(f"coef_ at feature {j}, task {t} is {float(W[j, t])!r}, outside "
+                             f"its {name} {float(b[j, t])!r}.")
 
 
 # --------------------------------------------------------------------- the reduced problem

@@ -17,11 +17,18 @@ coordinates (intercepts decoupled as in :mod:`~regmtl.solvers.epochs`). With
 
 Losses other than the squared one are solved by proximal Newton: each step's weighted
 least-squares model (curvature ``c h``, working response) by these epochs, then a backtracking
-line search on the objective. The certificate is the KKT residual of the proximal gradient
-(:func:`~regmtl.solvers.certificates.certify`), checked every ``check_every`` epochs.
+line search on the objective. Where the per-task Grams are small (:func:`gram_route`) the
+epochs run on them (:class:`~regmtl.solvers.quadratic.TaskQuadratic`, built once; ``O(p^2 T)``
+an epoch), Anderson-extrapolated, and their checks read the duality gap (or the KKT residual)
+from the Gram sums (:func:`~regmtl.solvers.quadratic_fista.gram_certificate`): the squared
+loss until it meets ``tol``, a Newton step's model until its gap is below 0.3 times the
+outer one (Lee, Sun & Saunders 2014). The returned certificate is formed on the data
+(:func:`~regmtl.solvers.certificates.certify`).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -31,6 +38,8 @@ from ..penalties.kernels import box_row
 from .anderson import Anderson
 from .certificates import Reference, certify
 from .moments import feature_moments
+from .quadratic import TaskQuadratic, quadratic_of, task_quadratic
+from .quadratic_fista import gram_certificate
 from .result import SolverResult
 
 __all__ = ["box_descent", "box_epoch", "box_epoch_gram"]
@@ -78,8 +87,8 @@ def box_epoch(X, c, indptr, offset, xm, R, W, L, l1, l2, rows, lo, hi, features,
 
 
 def _epochs(data, X, cw, z, W, step, fit_intercept, n_epochs, stop_change):
-    """Epochs on the weighted least squares ``sum cw (z - f)^2 / 2``: from W (in place),
-    returns the intercepts in input coordinates and the epochs run."""
+    """Epochs over the rows on the weighted least squares ``sum cw (z - f)^2 / 2``: from W
+    (in place), returns the intercepts in input coordinates and the epochs run."""
     xm, L = feature_moments(data, cw, fit_intercept, None, False)
     tot = np.maximum(data.task_sums(cw), 1e-300)
     bc = data.task_sums(cw * z) / tot if fit_intercept else np.zeros(data.n_tasks)
@@ -88,30 +97,130 @@ def _epochs(data, X, cw, z, W, step, fit_intercept, n_epochs, stop_change):
     l1, l2, rows, lo, hi = step
     run = 0
     every = np.arange(W.shape[0], dtype=np.int64)
-    grams = _task_grams(data, X, cw, xm, z - data.per_row(bc))
-    if grams is not None:  # (the model's epochs on its per-task Grams)
-        H, r = grams
-        Gr = r - np.einsum("tjk,kt->tj", H, W)
     for _ in range(n_epochs):
         run += 1
-        if grams is not None:
-            ch = box_epoch_gram(H, Gr, W, l1, l2, rows, lo, hi, every, g, v)
-        else:
-            ch = box_epoch(X, cw, data.indptr, data.offset, xm, R, W, L, l1, l2, rows, lo, hi,
-                           every, g, v)
+        ch = box_epoch(X, cw, data.indptr, data.offset, xm, R, W, L, l1, l2, rows, lo, hi,
+                       every, g, v)
         if ch <= stop_change * max(1.0, float(np.abs(W).max(initial=0.0))):
             break
     b = bc - np.einsum("jt,jt->t", xm, W)
     return b, run
 
 
-def _least_squares(data, X, datafit, penalty, alpha, W, step, *, ref, fit_intercept, tol,
+def _gram_descent(q: TaskQuadratic, H: np.ndarray, penalty, alpha: float, W: np.ndarray, step,
+                  *, target: float, max_epochs: int, G0_norm: float, check_every: int = 5,
+                  verbose: int = 0) -> tuple[int, float]:
+    """Epochs of the boxed block step on the per-task Grams ``H`` (T, p, p) of ``q`` from W
+    (in place), keeping ``E = g - H w`` (T, p); Anderson extrapolation of every 6 iterates
+    (projected on the box, kept where it lowers the objective); every ``check_every`` epochs
+    the certificate from the Gram sums (:func:`gram_certificate`: an absolute duality gap, or
+    a relative KKT residual), then the working rows, and where it stalls (the valleys of
+    collinear columns) a majorized step solved per task. Stops at ``target``, after ten
+    checks without progress, or at ``max_epochs``. Returns the epochs run and the last
+    certificate."""
+    l1, l2, rows, lo, hi = step
+    r = np.ascontiguousarray(q.g.T)
+    E = r - q.matvec(W).T
+    g, v = np.zeros(q.g.shape[1]), np.zeros(q.g.shape[1])
+    L = None if penalty.has_dual and alpha > 0 else q.lipschitz()
+    acc = Anderson(5)
+    every = np.arange(W.shape[0], dtype=np.int64)
+    features = every
+
+    def objective(V, HV):
+        return q.value(V, HV) + penalty.value(V, alpha)
+
+    def try_point(We) -> bool:
+        """Move to ``We`` where it lowers the objective."""
+        HWe = q.matvec(We)
+        if objective(We, HWe) < objective(W, r.T - E.T):
+            W[...] = We
+            E[...] = r - HWe.T
+            return True
+        return False
+
+    cert, best, last, stalls, done = np.inf, np.inf, np.inf, 0, 0
+    while done < max_epochs:
+        done += 1
+        change = box_epoch_gram(H, E, W, l1, l2, rows, lo, hi, features, g, v)
+        ext = acc.push(W) if change > 0.0 else None
+        if ext is not None:
+            try_point(np.clip(ext.reshape(W.shape), lo, hi))
+        if done % check_every and change > 0.0 and done < max_epochs:
+            continue
+        cert = gram_certificate(q, penalty, alpha, W, L, G0_norm, r.T - E.T)
+        if verbose:
+            print(f"box descent: epoch {done}, certificate {cert:.3e}")
+        stalls = 0 if cert < 0.99 * best else stalls + 1
+        best = min(best, cert)
+        if cert <= target or stalls >= 10 or (change == 0.0 and features is every):
+            break
+        # the next epochs on the rows that move or may: nonzero, free, or whose gradient
+        # comes near their threshold (every row at the next check)
+        features = _working_rows(E.T, W, l1, lo, hi, rows, every)
+        if cert > 0.8 * last:
+            start = W.copy()
+            We = _majorized_step((H, r), W, step)
+            if We is not None and try_point(We):
+                acc.reset()
+                # the majorizer overstates a row norm's curvature along the row: the step's
+                # direction is followed further while that lowers the objective
+                D = We - start
+                for k in (2.0, 4.0, 8.0, 16.0):
+                    if not try_point(np.clip(start + k * D, lo, hi)):
+                        break
+        last = cert
+    return done, cert
+
+
+def gram_route(data) -> bool:
+    """Whether the epochs run on per-task Grams: at most :data:`MAX_GRAM_FEATURES`
+    features, at most :data:`MAX_GRAM_NUMBERS` numbers ``T p^2``, and no more numbers than
+    the design holds."""
+    T, p = data.n_tasks, data.n_features
+    return p <= MAX_GRAM_FEATURES and T * p * p <= min(MAX_GRAM_NUMBERS, data.n_obs * p)
+
+
+def _grams(q: TaskQuadratic) -> np.ndarray:
+    """The Grams of ``q`` one per task (T, p, p) (a shared design's one Gram scaled)."""
+    if q.scale is None:
+        return np.ascontiguousarray(q.H)
+    return np.ascontiguousarray(q.scale[:, None, None] * q.H[None])
+
+
+def _target(penalty, alpha: float, ref: Reference, tol: float) -> float:
+    """``tol`` in the units of :func:`gram_certificate`: times ``P0`` for a duality gap."""
+    return tol * ref.P0 if penalty.has_dual and alpha > 0 else tol
+
+
+def _least_squares_gram(data, *, datafit, penalty, alpha, W, step, ref, fit_intercept, tol,
+                        max_iter, check_every, verbose) -> SolverResult:
+    """The squared loss on its per-task Grams (:func:`_gram_descent`) until the Gram sums'
+    certificate meets ``tol``, then the certificate on the data (tightened tenfold, at most
+    three times, where the two differ by rounding)."""
+    q = task_quadratic(data, fit_intercept)
+    H = _grams(q)
+    G0_norm = float(np.linalg.norm(ref.G0))
+    target, done = _target(penalty, alpha, ref, tol), 0
+    for _ in range(4):
+        run, _ = _gram_descent(q, H, penalty, alpha, W, step, target=target,
+                               max_epochs=max_iter - done, G0_norm=G0_norm,
+                               check_every=check_every, verbose=verbose)
+        done += run
+        b = q.zm - np.einsum("jt,jt->t", q.xm, W)
+        cert = certify(data, datafit, penalty, alpha, W, data.linear(W, b), fit_intercept, ref)
+        if cert.converged(tol) or done >= max_iter:
+            break
+        target *= 0.1
+    return SolverResult(W, b, done, cert, cert.converged(tol))
+
+
+def _least_squares(data, *, X, datafit, penalty, alpha, W, step, ref, fit_intercept, tol,
                    max_iter, check_every, verbose) -> SolverResult:
-    """The squared loss: epochs in centered coordinates (on the per-task Grams where they
-    are kept, :func:`_task_grams`, else on the rows), Anderson extrapolation of every 6
-    iterates (projected on the box, kept where it lowers the objective), the certificate
-    every ``check_every`` epochs, then the working rows and a majorized step solved per
-    task (kept where it lowers the objective)."""
+    """The squared loss over the rows (where the Grams would be large, :func:`gram_route`):
+    epochs in centered coordinates, Anderson extrapolation of every 6 iterates (projected on
+    the box, kept where it lowers the objective), the certificate on the data every
+    ``check_every`` epochs, then the working rows."""
     y, c = data.y, data.c
     xm, L = feature_moments(data, c, fit_intercept, None, False)
     tot = np.maximum(data.task_sums(c), 1e-300)
@@ -120,70 +229,25 @@ def _least_squares(data, X, datafit, penalty, alpha, W, step, *, ref, fit_interc
     g, v = np.zeros(data.n_tasks), np.zeros(data.n_tasks)
     l1, l2, rows, lo, hi = step
     acc = Anderson(5)
-    grams = _task_grams(data, X, c, xm, base)
-    floor = 0.5 * float(np.dot(c * base, base))
+    R = base - _centered_scores(data, X, xm, W)
 
-    if grams is not None:
-        H, r = grams
-        Gr = r - np.einsum("tjk,kt->tj", H, W)
-
-        def quadratic(W):
-            return 0.5 * float(np.einsum("tjk,jt,kt->", H, W, W)) - \
-                float(np.einsum("tj,jt->", r, W)) + floor
-
-        def residual(W):
-            return base - _centered_scores(data, X, xm, W)
-
-        def epoch(features):
-            box_epoch_gram(H, Gr, W, l1, l2, rows, lo, hi, features, g, v)
-
-        def moved(We):
-            Gr[...] = r - np.einsum("tjk,kt->tj", H, We)
-    else:
-        state = {"R": base - _centered_scores(data, X, xm, W)}
-
-        def quadratic(W, R=None):
-            R = state["R"] if R is None else R
-            return 0.5 * float(np.dot(c * R, R))
-
-        def residual(W):
-            return state["R"]
-
-        def epoch(features):
-            box_epoch(X, c, data.indptr, data.offset, xm, state["R"], W, L, l1, l2, rows, lo,
-                      hi, features, g, v)
-
-        def moved(We):
-            state["R"] = base - _centered_scores(data, X, xm, We)
-
-    def objective(W):
-        return quadratic(W) + penalty.value(W, alpha)
-
-    def try_point(We) -> bool:
-        """Move to ``We`` where it lowers the objective."""
-        if grams is None:
-            Re = base - _centered_scores(data, X, xm, We)
-            better = 0.5 * float(np.dot(c * Re, Re)) + penalty.value(We, alpha) < objective(W)
-            if better:
-                W[...], state["R"] = We, Re
-            return better
-        if objective(We) < objective(W):
-            W[...] = We
-            moved(We)
-            return True
-        return False
+    def objective(W, R):
+        return 0.5 * float(np.dot(c * R, R)) + penalty.value(W, alpha)
 
     every = np.arange(W.shape[0], dtype=np.int64)
     features = every
-    cert, done, last = None, 0, np.inf
+    cert, done = None, 0
     while done < max_iter:
-        epoch(features)
+        box_epoch(X, c, data.indptr, data.offset, xm, R, W, L, l1, l2, rows, lo, hi, features,
+                  g, v)
         done += 1
         ext = acc.push(W)
         if ext is not None:
-            try_point(np.clip(ext.reshape(W.shape), lo, hi))
+            We = np.clip(ext.reshape(W.shape), lo, hi)
+            Re = base - _centered_scores(data, X, xm, We)
+            if objective(We, Re) < objective(W, R):
+                W[...], R = We, Re
         if done % check_every == 0 or done == max_iter:
-            R = residual(W)
             cert = certify(data, datafit, penalty, alpha, W, y - R, fit_intercept, ref)
             if verbose:
                 print(f"box descent: epoch {done}, {cert.kind} {cert.relative:.3e}")
@@ -191,26 +255,11 @@ def _least_squares(data, X, datafit, penalty, alpha, W, step, *, ref, fit_interc
                 break
             # the next epochs on the rows that move or may: nonzero, free, or whose
             # gradient comes near their threshold (every row at the next check)
-            G = Gr.T if grams is not None else \
-                data.adjoint(c * R) - np.einsum("jt,t->jt", xm, data.task_sums(c * R))
+            G = data.adjoint(c * R) - np.einsum("jt,t->jt", xm, data.task_sums(c * R))
             features = _working_rows(G, W, l1, lo, hi, rows, every)
-            if grams is not None and cert.value > 0.5 * last:
-                start = W.copy()
-                # the certificate stalls (the valleys of collinear columns): a step solved
-                # per task
-                We = _majorized_step(grams, W, step)
-                if We is not None and try_point(We):
-                    acc.reset()
-                    # the majorizer overstates a row norm's curvature along the row: the
-                    # step's direction is followed further while that lowers the objective
-                    D = We - start
-                    for k in (2.0, 4.0, 8.0, 16.0):
-                        if not try_point(np.clip(start + k * D, lo, hi)):
-                            break
-            last = cert.value
     b = bc - np.einsum("jt,jt->t", xm, W)
     if cert is None:
-        cert = certify(data, datafit, penalty, alpha, W, y - residual(W), fit_intercept, ref)
+        cert = certify(data, datafit, penalty, alpha, W, y - R, fit_intercept, ref)
     return SolverResult(W, b, done, cert, cert.converged(tol))
 
 
@@ -255,23 +304,6 @@ def _working_rows(G, W, l1, lo, hi, rows, every):
 MAX_GRAM_NUMBERS = 20_000_000
 #: and up to this many features
 MAX_GRAM_FEATURES = 300
-
-
-def _task_grams(data, X, c, xm, base):
-    """``(H, r)``: each task's centered weighted Gram ``H_t = sum c (x - xm)(x - xm)^T``
-    (T, p, p) and ``r_t = sum c (x - xm) z`` (T, p) of the centered targets ``z``; None where
-    they would exceed :data:`MAX_GRAM_NUMBERS` or :data:`MAX_GRAM_FEATURES`. Built once."""
-    T, p = data.n_tasks, data.n_features
-    if p > MAX_GRAM_FEATURES or T * p * p > MAX_GRAM_NUMBERS:
-        return None
-    H, r = np.zeros((T, p, p)), np.zeros((T, p))
-    for t in range(T):  # (once per fit, not per iteration)
-        a, e, o = data.indptr[t], data.indptr[t + 1], data.offset[t]
-        Xt = X[a - o:e - o] - xm[:, t]
-        ct = c[a:e]
-        H[t] = Xt.T @ (ct[:, None] * Xt)
-        r[t] = Xt.T @ (ct * base[a:e])
-    return H, r
 
 
 def _majorized_step(grams, W, step) -> np.ndarray | None:
@@ -324,10 +356,13 @@ def box_descent(data, datafit: Datafit, penalty, alpha: float, W: np.ndarray, b:
     y, c = data.y, data.c
     datafit = datafit.bind(data)
     lipschitz = None
+    gram = gram_route(data)
     if datafit.quadratic:
-        return _least_squares(data, X, datafit, penalty, alpha, W, step, ref=ref,
-                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
-                              check_every=check_every, verbose=verbose)
+        solver = _least_squares_gram if gram else partial(_least_squares, X=X)
+        return solver(data, datafit=datafit, penalty=penalty, alpha=alpha, W=W, step=step,
+                      ref=ref, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                      check_every=check_every, verbose=verbose)
+    G0_norm = float(np.linalg.norm(ref.G0))
     b = np.array(b, dtype=np.float64)
     f = data.linear(W, b)
     obj = datafit.value(y, f, c) + penalty.value(W, alpha)
@@ -339,7 +374,14 @@ def box_descent(data, datafit: Datafit, penalty, alpha: float, W: np.ndarray, b:
         cw = c * h
         z = f + datafit.theta(y, f) / h  # the working response of the Newton model
         W_new = W.copy()
-        b_new, _ = _epochs(data, X, cw, z, W_new, step, fit_intercept, 200, 1e-10)
+        if gram:  # the model's Grams, solved to a gap below 0.3 times the outer one
+            q = quadratic_of(data, cw, z, fit_intercept)
+            model_target = 0.3 * (cert.value if cert.kind == "duality_gap" else cert.relative)
+            _gram_descent(q, _grams(q), penalty, alpha, W_new, step, target=model_target,
+                          max_epochs=200, G0_norm=G0_norm)
+            b_new = q.zm - np.einsum("jt,jt->t", q.xm, W_new)
+        else:
+            b_new, _ = _epochs(data, X, cw, z, W_new, step, fit_intercept, 200, 1e-10)
         dW, db = W_new - W, b_new - b
         t = 1.0
         # backtracking on the objective (a descent direction); near the optimum its decrease
