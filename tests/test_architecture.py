@@ -336,7 +336,7 @@ LAYERS = (
     ("selection", ("regmtl.selection", "regmtl.selection.held_out", "regmtl.baselines")),
     ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",
                    "regmtl.relatedness", "regmtl.transfer_curve")),
-    ("reports", ("regmtl.document", "regmtl.report", "regmtl.cli")),
+    ("reports", ("regmtl.document", "regmtl.report", "regmtl.serving", "regmtl.cli")),
     ("package", ("regmtl",)),
 )
 

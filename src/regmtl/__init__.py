@@ -18,7 +18,9 @@ make tasks share structure, and the tools around them:
 - model selection: :func:`~regmtl.alpha_max`, :func:`~regmtl.regularization_path`;
 - does sharing help, and what carries over: :func:`~regmtl.compare`,
   :func:`~regmtl.task_relatedness`, :func:`~regmtl.transfer`;
-- persistence: ``model.save(path)`` and :func:`~regmtl.load`.
+- persistence: ``model.save(path)`` and :func:`~regmtl.load`;
+- serving without regmtl: :func:`~regmtl.export_onnx` and :func:`~regmtl.check_onnx`
+  (ONNX, checked by ONNX Runtime).
 
 Submodules hold the rest: ``regmtl.selection``, ``regmtl.solvers``, ``regmtl.metrics``,
 ``regmtl.plotting``, ``regmtl.report``, ``regmtl.datasets``, ``regmtl.scaling`` and the deep
@@ -58,6 +60,7 @@ _LAZY = {
     "MultiTaskClassifierCV": "regmtl.selection", "MultiTaskRegressorCV": "regmtl.selection",
     "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
     "ParquetTasks": "regmtl.parquet",
+    "export_onnx": "regmtl.serving", "check_onnx": "regmtl.serving",
 }
 #: submodules reachable as attributes of ``regmtl`` (imported on first use)
 _SUBMODULES = ("baselines", "datasets", "metrics", "relatedness", "selection", "transfer_ridge")
@@ -85,6 +88,8 @@ __all__ = [
     "Relatedness",
     "transfer",
     "TransferredTask",
+    "export_onnx",
+    "check_onnx",
 ]
 
 from ._version import __version__ as __version__  # noqa: E402

@@ -1,19 +1,21 @@
 """The ``regmtl`` command: list data sets, compare models, check task relatedness, measure
 transfer to new tasks, fit one model, predict with it (``fit`` and ``predict`` also on a Dask
-cluster, with ``--scheduler`` or ``--workers``, and out of core, with ``--out-of-core``).
+cluster, with ``--scheduler`` or ``--workers``, and out of core, with ``--out-of-core``), export
+it to ONNX for serving.
 
 Each subcommand is a ``(help, add_arguments, run)`` entry of :data:`COMMANDS`; ``run`` takes the
 parsed arguments and returns an exit status. A problem with the user's input (a missing file or
 column, a bad value) ends with one ``regmtl: error: ...`` line on stderr and exit status 2.
 
 One module per command (``datasets``, ``compare``, ``relatedness``, ``transfer``, ``fit``,
-``predict``) holds its arguments and its ``run``; ``fit`` and ``predict`` hand ``--scheduler`` /
-``--workers`` to ``fit_dask`` / ``predict_dask`` (their Dask plumbing in ``dask_cluster``) and
-``--out-of-core`` to ``out_of_core``; ``losses`` holds the loss options and ``shared`` the data
-arguments, parsing helpers and output that several commands use. A new command is a new module
-and one entry of :data:`COMMANDS`; a loss's own flags come from its ``Datafit.cli_parameters``.
-:class:`~regmtl.cli.shared.UsageError` is importable from here as before the split, and so are
-``_dask_summary`` and ``_local_inputs``, the two helpers the tests call by these names.
+``predict``, ``export``) holds its arguments and its ``run``; ``fit`` and ``predict`` hand
+``--scheduler`` / ``--workers`` to ``fit_dask`` / ``predict_dask`` (their Dask plumbing in
+``dask_cluster``) and ``--out-of-core`` to ``out_of_core``; ``losses`` holds the loss options
+and ``shared`` the data arguments, parsing helpers and output that several commands use. A new
+command is a new module and one entry of :data:`COMMANDS`; a loss's own flags come from its
+``Datafit.cli_parameters``. :class:`~regmtl.cli.shared.UsageError` is importable from here as
+before the split, and so are ``_dask_summary`` and ``_local_inputs``, the two helpers the tests
+call by these names.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 from .compare import compare_arguments, run_compare
 from .datasets import datasets_arguments, run_datasets
+from .export import export_arguments, run_export
 from .fit import fit_arguments, run_fit
 from .fit_dask import dask_summary as _dask_summary  # noqa: F401
 from .predict import predict_arguments, run_predict
@@ -49,6 +52,8 @@ COMMANDS: dict[str, Command] = {
                  transfer_arguments, run_transfer),
     "fit": ("fit one model and save it", fit_arguments, run_fit),
     "predict": ("predict with a saved model", predict_arguments, run_predict),
+    "export": ("a saved model as an ONNX graph for serving, verified by ONNX Runtime",
+               export_arguments, run_export),
 }
 
 

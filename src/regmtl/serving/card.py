@@ -1,0 +1,99 @@
+"""The model card an exported graph carries in its metadata (``metadata_props``, read with
+``onnxruntime.InferenceSession(...).get_modelmeta().custom_metadata_map``): what was fitted,
+how well it was solved, what goes in and what comes out. Every value is a string; the
+structured ones are JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from .linear import LinearPlan, label_kind
+
+__all__ = ["model_card", "read_card"]
+
+#: the prefix of every key regmtl writes
+PREFIX = "regmtl."
+#: task ids listed in the card up to this many (the task input's encoder holds them all)
+MAX_LISTED_TASKS = 10_000
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if np.isfinite(v) else repr(v)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def model_card(model: Any, plan: LinearPlan, dtype: np.dtype, tolerance: float,
+               inputs: list[tuple[str, str, list]], outputs: list[tuple[str, str, list]]
+               ) -> dict[str, str]:
+    """The card of ``model`` exported as ``plan``: regmtl's version, the estimator and its
+    parameters, penalty, alpha, each task's loss, the certificate, the training data's shape,
+    the label tables, the tasks, the inputs and outputs (names, element types, shapes) and
+    the tolerance the export was verified to."""
+    from .._version import __version__
+
+    est = getattr(model, "best_estimator_", model)
+    params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
+    cert = {}
+    for attr in ("dual_gap_", "kkt_residual_"):
+        if hasattr(est, attr):
+            cert = {"kind": attr.rstrip("_"), "value": _jsonable(getattr(est, attr))}
+    sizes = getattr(est, "task_sizes_", None)
+    training = {"n_features": plan.n_features, "n_tasks": plan.n_tasks,
+                "n_samples": None if sizes is None else _jsonable(np.sum(sizes)),
+                "n_samples_per_task_min_max": None if sizes is None else
+                [_jsonable(np.min(sizes)), _jsonable(np.max(sizes))]}
+    if hasattr(est, "n_samples_"):
+        training["n_samples"] = int(est.n_samples_)
+    card = {
+        "version": __version__,
+        "estimator": type(model).__name__,
+        "params": params,
+        "penalty": repr(getattr(est, "penalty", None) or getattr(est, "strategy_", "")),
+        "alpha": _jsonable(getattr(est, "alpha_", getattr(est, "alpha", None))),
+        "loss_per_task": plan.losses if len(set(plan.losses)) > 1 else plan.losses[:1],
+        "certificate": cert,
+        "objective": _jsonable(getattr(est, "objective_", None)),
+        "training": training,
+        "form": plan.form,
+        "tasks": _jsonable(plan.tasks[:MAX_LISTED_TASKS]),
+        "n_tasks": plan.n_tasks,
+        "labels": None if label_kind(plan) is None else
+        [None if c is None else _jsonable(c) for c in plan.classes[:MAX_LISTED_TASKS]],
+        "union_classes": None if plan.union is None else _jsonable(plan.union),
+        "feature_names": plan.feature_names,
+        "dtype": np.dtype(dtype).name,
+        "inputs": [{"name": n, "type": t, "shape": s} for n, t, s in inputs],
+        "outputs": [{"name": n, "type": t, "shape": s} for n, t, s in outputs],
+        "unknown_task": "NaN outputs; the label is the empty string (strings), the "
+                        "smallest int64 (integers), NaN (numbers) or false",
+        "verified_tolerance": tolerance,
+    }
+    return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in card.items()}
+
+
+def read_card(metadata: dict[str, str]) -> dict[str, Any]:
+    """The card of an exported graph from its metadata map (JSON values decoded)."""
+    out = {}
+    for key, value in metadata.items():
+        if not key.startswith(PREFIX):
+            continue
+        try:
+            out[key[len(PREFIX):]] = json.loads(value)
+        except (TypeError, ValueError):
+            out[key[len(PREFIX):]] = value
+    return out

@@ -1,0 +1,437 @@
+r"""``export_onnx`` and ``check_onnx``: a fitted linear model as an ONNX graph, verified by ONNX
+Runtime against the model's own ``predict`` / ``predict_proba`` before anything is written.
+
+Verification runs the graph on sample rows (given, or drawn on every fitted task about the
+model's stored feature means and scales, each row's deviation scaled so that its linear part
+is within 8 of its value at the mean, which keeps ``exp`` and ``sigmoid`` in float32's range)
+and compares each output with the model's:
+the largest difference, relative to the output's largest magnitude (at least 1), must be at
+most ``1e-6`` in float64 and ``1e-4`` in float32; labels must be equal wherever the model's
+class probabilities are not tied to within that tolerance. A graph that fails is never
+written (:class:`ExportMismatch` names the output and the difference).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .card import model_card, read_card
+from .graph import require
+from .linear import LinearPlan, NotExportable, build_graph, label_kind, plan_of
+
+__all__ = ["ExportMismatch", "NotExportable", "TOLERANCE", "check_onnx", "export_onnx"]
+
+#: the verified tolerance of each float type (relative to the output's largest magnitude)
+TOLERANCE = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
+#: a graph whose weights exceed this many bytes is written with its weights beside it
+#: (``PATH.data``, ONNX's external data: a protobuf file holds at most 2 GiB)
+EXTERNAL_BYTES = 1 << 30
+#: rows of the sample drawn when none is given
+SAMPLE_ROWS = 512
+#: each drawn row's linear part is scaled to at most this (beside its task's intercept)
+SAMPLE_REACH = 8.0
+
+
+class ExportMismatch(ValueError):
+    """The graph's outputs differ from the model's beyond the tolerance."""
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in TOLERANCE:
+        raise ValueError(f"dtype={dtype!r}: give 'float32' or 'float64'.")
+    return dt
+
+
+# ----------------------------------------------------------------------------- sample rows
+def _sample(plan: LinearPlan, n: int, random_state: Any, model: Any = None
+            ) -> tuple[np.ndarray, Any]:
+    """``(X, task)``: rows over every fitted task (as many as ``n`` allows) about the
+    model's stored feature means and scales (``feature_mean_``, ``feature_scale_``, kept by
+    a fit on standardized features; else 0 and 1), normal deviations scaled so that
+    ``|(x - mean) . w_t|`` (every class and task for the shared form) is at most
+    :data:`SAMPLE_REACH`."""
+    rng = np.random.default_rng(random_state)
+    T, p = plan.n_tasks, plan.n_features
+    est = getattr(model, "best_estimator_", model)
+    center = np.asarray(getattr(est, "feature_mean_", np.zeros(p)), dtype=np.float64)
+    spread = np.asarray(getattr(est, "feature_scale_", np.ones(p)), dtype=np.float64)
+    if center.shape != (p,) or spread.shape != (p,) or not np.all(np.isfinite(center)) or \
+            not np.all(np.isfinite(spread)):
+        center, spread = np.zeros(p), np.ones(p)
+    X = rng.standard_normal((n, p)) * spread
+    if plan.form == "rows":
+        pos = np.arange(n) % T if T <= n else np.sort(rng.choice(T, n, replace=False))
+        task = plan.tasks[pos]
+        reach = np.zeros(n)
+        for k in range(int(plan.K.max())):
+            cols = plan.first[pos] + np.minimum(k, plan.K[pos] - 1)
+            reach = np.maximum(reach, np.abs(np.einsum("np,pn->n", X, plan.W[:, cols])))
+    else:
+        task = None
+        reach = np.abs(X @ plan.W).max(axis=1) if plan.W.shape[1] else np.zeros(n)
+    X *= np.minimum(1.0, SAMPLE_REACH / np.maximum(reach, 1e-300))[:, None]
+    return X + center, task
+
+
+def _task_array(plan: LinearPlan, task: Any) -> np.ndarray:
+    """The task ids as the graph's input (int64, or strings as an object array)."""
+    values = np.asarray(task)
+    kind = "int64" if all(isinstance(t, (int, np.integer)) for t in plan.tasks.tolist()) \
+        else "string"
+    if kind == "int64":
+        return values.astype(np.int64)
+    return np.array([str(v) for v in values.tolist()], dtype=object)
+
+
+# ----------------------------------------------------------------------------- references
+def _frame(model: Any, X: np.ndarray) -> Any:
+    """``X`` as the model saw its input: a DataFrame with its feature names, if it had them."""
+    names = getattr(getattr(model, "best_estimator_", model), "feature_names_in_", None)
+    if names is None:
+        return X
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=list(names))
+
+
+def _references(model: Any, plan: LinearPlan, X: np.ndarray, task: Any,
+                offset: np.ndarray | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each graph output's reference from the model's own methods, with the mask of the rows
+    (entries) it is compared on."""
+    Xf = _frame(model, X)
+    kw = {} if plan.form != "rows" else {"task": task}
+    off = {} if offset is None else {"offset": offset}
+    n = X.shape[0]
+    links = plan.links
+    binary = np.array([link == "binary" for link in links])
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if plan.multinomial:
+        out["probabilities"] = (np.asarray(model.predict_proba(Xf, **kw), dtype=np.float64),
+                                np.ones(n, dtype=bool))
+        out["label"] = (np.asarray(model.predict(Xf, **kw)), np.ones(n, dtype=bool))
+        return out
+    if plan.form == "shared":
+        if (~binary).any():
+            ref = np.asarray(model.predict(Xf, **off), dtype=object)
+            ref = np.where(binary[None, :], np.nan, ref).astype(np.float64)
+            out["value" if binary.any() else "prediction"] = (ref, np.ones(ref.shape, bool))
+        if binary.any():
+            probs = model.predict_proba(Xf)
+            probs = probs if isinstance(probs, list) else [probs]
+            P = np.stack([np.full((n, 2), np.nan) if q is None else np.asarray(q, float)
+                          for q in probs], axis=1)
+            out["probabilities"] = (P, np.broadcast_to(binary[None, :], (n, len(links))))
+            labels = np.asarray(model.predict(Xf), dtype=object)
+            out["label"] = (labels, np.broadcast_to(binary[None, :], labels.shape))
+        return out
+    positions = np.zeros(n, dtype=np.int64) if plan.form == "single" else \
+        _positions(plan, task)
+    on_binary = binary[positions]
+    if (~binary).any():
+        rows = ~on_binary
+        ref = np.full(n, np.nan)
+        if rows.any():
+            sub = _take(Xf, rows)
+            sub_kw = {} if plan.form != "rows" else {"task": np.asarray(task)[rows]}
+            sub_off = {} if offset is None else {"offset": np.asarray(offset)[rows]}
+            ref[rows] = np.asarray(model.predict(sub, **sub_kw, **sub_off), dtype=np.float64)
+        out["value" if binary.any() else "prediction"] = (ref, rows)
+    if binary.any():
+        rows = on_binary
+        P = np.full((n, 2), np.nan)
+        labels = np.empty(n, dtype=object)
+        if rows.any():
+            sub = _take(Xf, rows)
+            sub_kw = {} if plan.form != "rows" else {"task": np.asarray(task)[rows]}
+            P[rows] = np.asarray(model.predict_proba(sub, **sub_kw), dtype=np.float64)
+            labels[rows] = np.asarray(model.predict(sub, **sub_kw), dtype=object)
+        out["probabilities"] = (P, rows)
+        out["label"] = (labels, rows)
+    return out
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    return X.iloc[np.flatnonzero(rows)] if hasattr(X, "iloc") else X[rows]
+
+
+def _positions(plan: LinearPlan, task: Any) -> np.ndarray:
+    """Each row's task position in ``plan.tasks`` (the ids must be fitted ones)."""
+    lookup = {v: k for k, v in enumerate(plan.tasks.tolist())}
+    try:
+        return np.array([lookup[v] for v in np.asarray(task, dtype=object).tolist()],
+                        dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"task: {exc.args[0]!r} is not a task the model was fitted on.") \
+            from None
+
+
+# ----------------------------------------------------------------------------- comparison
+def _compare(outputs: dict[str, np.ndarray], refs: dict[str, tuple[np.ndarray, np.ndarray]],
+             rtol: float) -> dict[str, float]:
+    """The largest relative difference of every output (labels: the fraction that differ
+    where the probabilities are not tied); raises ``ExportMismatch`` beyond ``rtol``."""
+    report = {}
+    for name, (ref, mask) in refs.items():
+        got = outputs[name]
+        if name == "label":
+            probs = refs.get("probabilities", (None, None))[0]
+            keep = np.asarray(mask, dtype=bool)
+            if probs is not None:
+                top = np.sort(np.where(np.isnan(probs), -np.inf, probs), axis=-1)
+                with np.errstate(invalid="ignore"):  # (-inf - -inf on masked rows)
+                    tied = (top[..., -1] - top[..., -2]) <= 4 * rtol
+                keep = keep & ~tied
+            g = np.asarray(got, dtype=object)[keep]
+            r = np.asarray(ref, dtype=object)[keep]
+            wrong = int(sum(a != b for a, b in zip(g.tolist(), r.tolist(), strict=True)))
+            report[name] = wrong / max(g.size, 1)
+            if wrong:
+                raise ExportMismatch(f"output 'label': {wrong} of {g.size} rows differ from "
+                                     "the model's predict.")
+            continue
+        got = np.asarray(got, dtype=np.float64)
+        ref = np.asarray(ref, dtype=np.float64)
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool).reshape(
+            mask.shape + (1,) * (ref.ndim - np.ndim(mask))), ref.shape)
+        if got.shape != ref.shape:
+            raise ExportMismatch(f"output {name!r} has shape {got.shape}; the model's "
+                                 f"{ref.shape}.")
+        g, r = got[mask], ref[mask]
+        if np.any(np.isnan(g) != np.isnan(r)):
+            raise ExportMismatch(f"output {name!r}: NaN where the model has a number (or "
+                                 "the reverse).")
+        finite = ~np.isnan(r)
+        scale = max(1.0, float(np.max(np.abs(r[finite]), initial=0.0)))
+        err = float(np.max(np.abs(g[finite] - r[finite]), initial=0.0)) / scale
+        report[name] = err
+        if not err <= rtol:
+            raise ExportMismatch(f"output {name!r} differs from the model's by {err:.3g} "
+                                 f"(relative to its largest magnitude), above {rtol:g}.")
+    return report
+
+
+def _run(session: Any, plan: LinearPlan, X: np.ndarray, task: Any, offset: Any,
+         dtype: np.dtype) -> dict[str, np.ndarray]:
+    feeds = {"X": np.ascontiguousarray(X, dtype=dtype)}
+    if plan.form == "rows":
+        feeds["task"] = _task_array(plan, task)
+    if plan.offset:
+        feeds["offset"] = np.ascontiguousarray(offset, dtype=dtype)
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, feeds), strict=True))
+
+
+def _session(source: Any) -> Any:
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if not isinstance(source, (str, os.PathLike)):
+        source = source.SerializeToString()
+    else:
+        source = str(source)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _as_numbers(model: Any, plan: LinearPlan, X: Any) -> np.ndarray:
+    """Sample rows as a float array in the model's column order (a DataFrame is reordered
+    by the model's feature names)."""
+    if hasattr(X, "columns") and plan.feature_names is not None:
+        missing = [c for c in plan.feature_names if c not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the feature column(s) the model was fitted on: "
+                             f"{', '.join(map(str, missing[:10]))}.")
+        X = X[plan.feature_names]
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != plan.n_features:
+        raise ValueError(f"X: rows of {plan.n_features} features, got shape {X.shape}.")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X holds NaN or inf: give finite sample rows.")
+    return X
+
+
+# ----------------------------------------------------------------------------- the API
+def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
+                dtype: Any = "float64", task_input: bool | None = None, offset: bool = False,
+                X: Any = None, task: Any = None, n_check: int = SAMPLE_ROWS,
+                random_state: Any = 0) -> Any:
+    """Export a fitted linear model to ONNX, verified by ONNX Runtime before it is written.
+
+    Parameters
+    ----------
+    model : MultiTaskRegressor, MultiTaskClassifier, their CV forms, or TransferredTask
+        A fitted model (a CV form exports its ``best_estimator_``).
+    path : str or path-like, optional
+        Where to write the graph (``.onnx``); with weights over 1 GiB they go beside it in
+        ``PATH.data``. Nothing is written when omitted (the model is returned).
+    dtype : {"float64", "float32"}
+        The float type of the inputs, weights and outputs.
+    task_input : bool, optional
+        Serve rows with their task ids (input ``task``): the default for models fitted in
+        the long form or on per-task designs. False for a model of a shared design: every
+        task's output for every row (n x T).
+    offset : bool
+        Add an input ``offset`` to each row's linear predictor (the log links).
+    X, task : array-like, optional
+        The rows the export is verified on (a DataFrame is read by the model's column
+        names); drawn when omitted (``n_check`` rows over every task; the module's text).
+    n_check : int
+        Rows drawn for the verification when ``X`` is not given.
+    random_state : int, Generator or None
+        Seed of the drawn rows.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The verified graph; its metadata holds the model card
+        (:func:`~regmtl.serving.card.read_card`).
+
+    Raises
+    ------
+    NotExportable
+        A model or loss that has no exact graph (a custom Python loss, labels of several
+        types), named.
+    ExportMismatch
+        The graph's outputs differ from the model's beyond the tolerance (nothing written).
+    """
+    dt = _dtype(dtype)
+    plan = plan_of(model, task_input, offset)
+    rtol = TOLERANCE[dt]
+    if X is None:
+        Xs, ts = _sample(plan, int(n_check), random_state, model)
+    else:
+        Xs = _as_numbers(model, plan, X)
+        ts = task
+        if plan.form == "rows" and ts is None:
+            raise ValueError("task: the graph serves rows with their task ids; give the task "
+                             "of every row of X (or let the rows be drawn: X=None).")
+    off = None
+    if plan.offset:
+        shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
+        off = np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
+    probe = build_graph(plan, dt, "", {})
+    inputs = [(i.name, _type_name(i.type.tensor_type.elem_type), _shape(i))
+              for i in probe.graph.input]
+    outputs = [(o.name, _type_name(o.type.tensor_type.elem_type), _shape(o))
+               for o in probe.graph.output]
+    card = model_card(model, plan, dt, rtol, inputs, outputs)
+    graph = build_graph(plan, dt, _doc(model, plan), card)
+    big = plan.W.size * dt.itemsize > EXTERNAL_BYTES
+    target = None if path is None else Path(path)
+    if big and target is None:
+        raise ValueError("the model's weights exceed 1 GiB: give a path (the weights are "
+                         "written beside the graph, ONNX's external data).")
+    if big:
+        _save(graph, target, True)
+        source: Any = target
+    else:
+        source = graph
+    try:
+        session = _session(source)
+        got = _run(session, plan, Xs, ts, off, dt)
+        _compare(got, _references(model, plan, Xs, ts, off), rtol)
+    except Exception:
+        if big:
+            _remove(target)
+        raise
+    if target is not None and not big:
+        _save(graph, target, False)
+    return graph
+
+
+def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset: Any = None,
+               *, rtol: float | None = None, n_check: int = SAMPLE_ROWS,
+               random_state: Any = 0) -> dict[str, float]:
+    """Check an exported graph against the model: ONNX Runtime's outputs on ``X`` (and
+    ``task``, ``offset`` as the graph takes them; drawn rows when omitted) against
+    ``predict`` / ``predict_proba``, to ``rtol`` (the graph's verified tolerance by default).
+
+    Parameters
+    ----------
+    model : estimator
+        The fitted model the graph was exported from.
+    source : str, path-like or onnx.ModelProto
+        The graph.
+    X, task, offset : array-like, optional
+        Rows to check on (drawn when X is omitted).
+    rtol : float, optional
+        The tolerance (relative to each output's largest magnitude).
+    n_check, random_state
+        Rows drawn, and their seed, when X is omitted.
+
+    Returns
+    -------
+    dict
+        The largest relative difference of each output (the fraction of differing labels).
+
+    Raises
+    ------
+    ExportMismatch
+        An output differs beyond ``rtol`` (a graph whose weights were changed, or another
+        model's).
+    """
+    session = _session(source)
+    card = read_card(session.get_modelmeta().custom_metadata_map)
+    if not card:
+        raise ValueError("the graph has no regmtl model card: it was not written by "
+                         "export_onnx.")
+    dt = np.dtype(card["dtype"])
+    names = {i.name for i in session.get_inputs()}
+    plan = plan_of(model, card["form"] != "shared" and "task" in names, "offset" in names)
+    if plan.form != card["form"] or plan.n_tasks != card["n_tasks"] or \
+            plan.n_features != card["training"]["n_features"]:
+        raise ExportMismatch(f"the graph serves {card['n_tasks']} tasks of "
+                             f"{card['training']['n_features']} features ({card['form']}); "
+                             f"the model {plan.n_tasks} of {plan.n_features} ({plan.form}).")
+    tol = float(card.get("verified_tolerance", TOLERANCE[dt])) if rtol is None else rtol
+    if X is None:
+        Xs, ts = _sample(plan, int(n_check), random_state, model)
+    else:
+        Xs, ts = _as_numbers(model, plan, X), task
+    off = offset
+    if plan.offset and off is None:
+        shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
+        off = np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
+    if plan.form == "rows" and ts is None:
+        raise ValueError("task: give the task of every row of X.")
+    got = _run(session, plan, Xs, ts, off, dt)
+    return _compare(got, _references(model, plan, Xs, ts, off), tol)
+
+
+def _doc(model: Any, plan: LinearPlan) -> str:
+    kinds = sorted(set(plan.losses))
+    return (f"regmtl {type(model).__name__}: {plan.n_tasks} task(s) of {plan.n_features} "
+            f"features, loss {', '.join(kinds)}, served {plan.form} "
+            f"(inputs X{', task' if plan.form == 'rows' else ''}"
+            f"{', offset' if plan.offset else ''}); labels {label_kind(plan) or 'none'}.")
+
+
+def _type_name(elem: int) -> str:
+    onnx = require("onnx")
+    return onnx.helper.tensor_dtype_to_np_dtype(elem).name if elem != \
+        onnx.TensorProto.STRING else "string"
+
+
+def _shape(value_info: Any) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+def _save(graph: Any, target: Path, external: bool) -> None:
+    onnx = require("onnx")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save_model(graph, str(target), save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=target.name + ".data",
+                        size_threshold=1024)
+    else:
+        onnx.save_model(graph, str(target))
+
+
+def _remove(target: Path) -> None:
+    for f in (target, target.with_name(target.name + ".data")):
+        if f.exists():
+            f.unlink()

@@ -1,0 +1,436 @@
+r"""The serving graph of a fitted linear model: its coefficients, task routing, links and label
+tables as one ONNX graph.
+
+A model is read into a :class:`LinearPlan` (one coefficient column per task, or per class of a
+multinomial task), then written as a graph in one of three forms:
+
+- ``rows`` (the long form): inputs ``X`` (n x p) and ``task`` (n,) of the fitted task ids
+  (int64 or strings). ``ai.onnx.ml.LabelEncoder`` maps each id to its task's position, and a
+  ``Gather`` of that task's coefficients scores the row: :math:`f_r = x_r \cdot w_{t(r)} +
+  b_{t(r)}`, ``O(n p)`` (never the n x T matrix of every task). An id the model was not fitted
+  on maps to a row of NaN coefficients: its outputs are NaN (and its label the table's empty
+  value), never another task's.
+- ``shared``: input ``X`` alone, every task's output for every row (the n x T matrix, as
+  :meth:`predict` gives for a design shared by the tasks).
+- ``single``: input ``X`` alone, the one task's outputs.
+
+Each task's output is its loss's: the value (squared, Huber, quantile), the mean
+``exp(f)`` of the log links (Poisson, Gamma; with an optional ``offset`` input added to ``f``),
+the probabilities of the task's own classes (logistic: ``sigmoid``; multinomial: the softmax
+over the task's ``K_t`` classes, padded with probability 0, in the long form one column per
+label of ``union_classes_``) and the label. A model with one loss per task has an output per
+kind (``value`` for the tasks with values, ``probabilities`` and ``label`` for the tasks of two
+labels; NaN where a row's task has another kind).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..datafits.links import EXP_MAX
+from .graph import GraphBuilder
+
+__all__ = ["LinearPlan", "build_graph", "plan_of"]
+
+#: each one-score loss's inverse link
+LINKS = {"squared": "identity", "huber": "identity", "quantile": "identity",
+         "poisson": "exp", "gamma": "exp", "logistic": "binary"}
+
+
+class NotExportable(ValueError):
+    """A model (or a part of it) that has no exact ONNX graph, named with the reason."""
+
+
+@dataclass
+class LinearPlan:
+    """What a fitted linear model computes, ready to be written as a graph.
+
+    ``W`` (p, C) and ``b`` (C,) hold a column per task, or ``K_t`` columns side by side for a
+    task of ``K_t`` classes (``first`` and ``K`` per task); ``links`` each task's inverse
+    link (``identity``, ``exp``, ``binary`` or ``multinomial``), ``exp_floor`` the lower
+    clip of its ``exp`` (Gamma: -700), ``classes`` its labels (None for a task of values)."""
+
+    W: np.ndarray
+    b: np.ndarray
+    tasks: np.ndarray
+    links: list[str]
+    losses: list[str]
+    classes: list[np.ndarray | None]
+    first: np.ndarray
+    K: np.ndarray
+    form: str
+    exp_floor: np.ndarray
+    union: np.ndarray | None = None
+    feature_names: list[str] | None = None
+    offset: bool = False
+    kinds: list[str] = field(default_factory=list)
+
+    @property
+    def n_features(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def multinomial(self) -> bool:
+        return "multinomial" in self.links
+
+
+def _loss_names(model: Any, n_tasks: int) -> list[str]:
+    """Each task's registered loss name; a loss that is not one of regmtl's is refused."""
+    from ..problem import make_datafit
+
+    loss = getattr(model, "loss_", None) or getattr(model, "loss", "squared")
+    datafit = make_datafit(loss)
+    parts = datafit.losses if datafit.kind == "mixed" else [datafit] * n_tasks
+    names = []
+    for part in parts:
+        name = getattr(part, "name", "")
+        if name not in LINKS and name != "multinomial":
+            raise NotExportable(
+                f"loss {part!r} has no ONNX form: only regmtl's own losses ("
+                f"{', '.join(sorted([*LINKS, 'multinomial']))}) are exported; a custom loss's "
+                "inverse link is Python code.")
+        names.append(name)
+    return names
+
+
+def _task_dtype(tasks: np.ndarray) -> str:
+    """``"int64"`` or ``"string"``: the ``task`` input's type (task ids of one kind)."""
+    values = list(tasks.tolist())
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        return "int64"
+    if all(isinstance(v, str) for v in values):
+        return "string"
+    kinds = sorted({type(v).__name__ for v in values})
+    raise NotExportable(f"the task ids are of several types ({', '.join(kinds)}): an ONNX "
+                        "task input holds int64 or strings; refit with ids of one type.")
+
+
+def plan_of(model: Any, task_input: bool | None = None, offset: bool = False) -> LinearPlan:
+    """The :class:`LinearPlan` of a fitted ``MultiTaskRegressor`` / ``MultiTaskClassifier``
+    (or their CV forms, through ``best_estimator_``) or a ``TransferredTask``.
+    ``task_input``: serve rows with their task ids (the default for models fitted in the
+    long form or on per-task designs); False: every task's output (a shared design) or the
+    one task's. Raises ``NotExportable`` naming what has no graph."""
+    from ..estimators import MultiTaskClassifier, MultiTaskLinear
+    from ..transfer import TransferredTask
+
+    est = getattr(model, "best_estimator_", model)
+    if not isinstance(est, (MultiTaskLinear, TransferredTask)):
+        raise NotExportable(
+            f"{type(model).__name__} is not exported: export_onnx takes the linear models "
+            "(MultiTaskRegressor, MultiTaskClassifier, their CV forms, TransferredTask); "
+            "the deep models of regmtl.deep have no ONNX export in this release.")
+    if not hasattr(est, "coef_"):
+        raise NotExportable(f"{type(model).__name__} is not fitted: call fit first.")
+    names = getattr(est, "feature_names_in_", None)
+    names = None if names is None else [str(n) for n in names]
+    if isinstance(est, TransferredTask):
+        return _transferred_plan(est, names, offset)
+    T = int(est.n_tasks_)
+    single = est.input_form_ == "single"
+    form = "single" if single else ("rows" if task_input or (
+        task_input is None and est.input_form_ != "shared") else "shared")
+    if single and task_input:
+        form = "rows"
+    tasks = np.asarray(est.tasks_, dtype=object)
+    losses = _loss_names(est, T)
+    W, b = est.coef_matrix_, np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+    classes: list[np.ndarray | None] = [None] * T
+    if isinstance(est, MultiTaskClassifier):
+        classes = [np.asarray(c) for c in est._classes]
+        losses = ["multinomial" if est._multi else "logistic"] * T
+    elif getattr(est, "classes_", None) is not None:  # one loss per task, some of two labels
+        classes = [None if c is None else np.asarray(c) for c in est.classes_]
+    if any(name == "multinomial" for name in losses):
+        K = np.array([len(c) for c in classes], dtype=np.int64)
+        links = ["multinomial"] * T
+    else:
+        K = np.ones(T, dtype=np.int64)
+        links = [LINKS[name] for name in losses]
+    first = np.concatenate(([0], np.cumsum(K)[:-1])).astype(np.int64)
+    if W.shape[1] != int(K.sum()):
+        raise NotExportable(f"coef_ holds {W.shape[1]} columns for {int(K.sum())} task "
+                            "scores: the model's fitted attributes do not agree.")
+    if offset and not any(link == "exp" for link in links):
+        raise NotExportable("offset=True: the model has no log-link task (Poisson, Gamma) "
+                            "whose mean takes an offset.")
+    if form == "shared" and "multinomial" in links:
+        raise NotExportable("a multinomial model on a shared design is exported with its "
+                            "task ids (task_input=True): each task has its own classes.")
+    union = None
+    if "multinomial" in links and form == "rows":
+        union = np.asarray(est.union_classes_, dtype=object)
+    if form == "rows":
+        _task_dtype(tasks)
+    plan = LinearPlan(W=W, b=b, tasks=tasks, links=links, losses=losses, classes=classes,
+                      first=first, K=K, form=form,
+                      exp_floor=np.array([-EXP_MAX if n == "gamma" else -np.inf
+                                          for n in losses]),
+                      union=union, feature_names=names, offset=offset)
+    _check_labels(plan)
+    return plan
+
+
+def _transferred_plan(est: Any, names: list[str] | None, offset: bool) -> LinearPlan:
+    """A ``TransferredTask``: one task, its loss's link, its classes."""
+    loss = str(est.loss_)
+    coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
+    b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+    classes = getattr(est, "classes_", None)
+    if loss == "multinomial":
+        link, K = "multinomial", coef.shape[0]
+    else:
+        if loss not in LINKS:
+            raise NotExportable(f"loss {loss!r} has no ONNX form.")
+        link, K = LINKS[loss], 1
+    if offset and link != "exp":
+        raise NotExportable("offset=True: the model has no log-link task (Poisson, Gamma) "
+                            "whose mean takes an offset.")
+    plan = LinearPlan(W=coef.T.copy(), b=b, tasks=np.array([0], dtype=object), links=[link],
+                      losses=[loss], classes=[None if classes is None else np.asarray(classes)],
+                      first=np.zeros(1, dtype=np.int64), K=np.array([K], dtype=np.int64),
+                      form="single",
+                      exp_floor=np.array([-EXP_MAX if loss == "gamma" else -np.inf]),
+                      feature_names=names, offset=offset)
+    _check_labels(plan)
+    return plan
+
+
+def _check_labels(plan: LinearPlan) -> None:
+    """The labels of the label tables: of one type over the model (int64 or strings)."""
+    labels = [v for c in plan.classes if c is not None for v in c.tolist()]
+    if not labels:
+        return
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        plan.kinds.append("int64")
+    elif all(isinstance(v, str) for v in labels):
+        plan.kinds.append("string")
+    elif all(isinstance(v, (bool, np.bool_)) for v in labels):
+        plan.kinds.append("bool")
+    elif all(isinstance(v, (float, np.floating)) for v in labels):
+        plan.kinds.append("float")
+    else:
+        kinds = sorted({type(v).__name__ for v in labels})
+        raise NotExportable(f"the class labels are of several types ({', '.join(kinds)}): "
+                            "an ONNX label output holds int64 or strings; refit with labels "
+                            "of one type.")
+
+
+def label_kind(plan: LinearPlan) -> str | None:
+    """The label output's element type: ``"int64"``, ``"string"``, ``"bool"``, ``"float"``
+    (the graph's float type) or None."""
+    return plan.kinds[0] if plan.kinds else None
+
+
+# ----------------------------------------------------------------------------- the graph
+def build_graph(plan: LinearPlan, dtype: Any, doc: str, metadata: dict[str, str]) -> Any:
+    """The ONNX model of ``plan`` with float inputs and outputs of ``dtype`` (float32 or
+    float64); see the module's text for its inputs and outputs."""
+    g = GraphBuilder(dtype)
+    p, T = plan.n_features, plan.n_tasks
+    inputs = [("X", g.element_type("float"), ["n", p])]
+    if plan.form == "rows":
+        kind = _task_dtype(plan.tasks)
+        inputs.append(("task", g.element_type(kind), ["n"]))
+        keys = [int(t) for t in plan.tasks] if kind == "int64" else [str(t) for t in plan.tasks]
+        enc = {"keys_int64s" if kind == "int64" else "keys_strings": keys}
+        idx = g.op("LabelEncoder", ["task"], "task_index", domain="ai.onnx.ml",
+                   values_int64s=list(range(T)), default_int64=T, **enc)
+    else:
+        idx = None
+    if plan.offset:
+        inputs.append(("offset", g.element_type("float"), ["n"] if plan.form != "shared"
+                       else ["n", T]))
+    if plan.multinomial:
+        outputs = _multinomial(g, plan, idx)
+    elif plan.form == "shared":
+        outputs = _shared(g, plan)
+    else:
+        outputs = _one_score(g, plan, idx)
+    return g.model(inputs, outputs, "regmtl_linear", doc, metadata)
+
+
+def _padded(values: np.ndarray, pad: Any) -> np.ndarray:
+    """``values`` with one more row of ``pad`` (the row of an unknown task)."""
+    extra = np.full((1, *values.shape[1:]), pad, dtype=values.dtype)
+    return np.concatenate([values, extra])
+
+
+def _row_scores(g: GraphBuilder, plan: LinearPlan, idx: str | None) -> str:
+    """``f_r = x_r . w_t(r) + b_t(r)`` (+ offset) of one-score tasks (n,)."""
+    W = plan.W.T  # (T, p)
+    if idx is None:  # one task
+        w = g.const(W[0].reshape(-1, 1), "coef")
+        f = g.op("MatMul", ["X", w])
+        f = g.op("Reshape", [f, g.const(np.array([-1]), "flat")])
+        f = g.op("Add", [f, g.const(plan.b[:1], "intercept")], "scores")
+    else:
+        Wt = g.const(_padded(W, np.nan), "coef")
+        rows = g.op("Gather", [Wt, idx], "row_coef", axis=0)
+        f = g.op("ReduceSum", [g.op("Mul", ["X", rows]), g.const(np.array([1]), "axis")],
+                 keepdims=0)
+        f = g.op("Add", [f, g.op("Gather", [g.const(_padded(plan.b, np.nan), "intercept"),
+                                            idx], axis=0)], "scores")
+    if plan.offset:
+        f = g.op("Add", [f, "offset"], "scores_offset")
+    return f
+
+
+def _mean(g: GraphBuilder, plan: LinearPlan, f: str, per: str | None, shape_T: bool) -> str:
+    """The inverse link of each task: ``f`` itself, or ``exp(clip(f))`` on the log links
+    (``per``: the rows' task index; ``shape_T``: f is n x T, every task a column)."""
+    exp = np.array([link == "exp" for link in plan.links])
+    if not exp.any():
+        return f
+    floor = plan.exp_floor
+    if shape_T:
+        lo = g.const(np.where(exp, floor, -np.inf).reshape(1, -1), "exp_floor")
+        mask = g.const(exp.reshape(1, -1), "is_exp")
+    elif per is None:
+        lo = g.const(np.where(exp, floor, -np.inf)[:1], "exp_floor")
+        mask = g.const(exp[:1], "is_exp")
+    else:
+        lo = g.op("Gather", [g.const(_padded(np.where(exp, floor, -np.inf), -np.inf),
+                                     "exp_floor"), per], axis=0)
+        mask = g.op("Gather", [g.const(_padded(exp, False), "is_exp"), per], axis=0)
+    clipped = g.op("Min", [g.op("Max", [f, lo]), g.const(np.array(EXP_MAX), "exp_max")])
+    return g.op("Where", [mask, g.op("Exp", [clipped]), f], "mean")
+
+
+def _label_table(plan: LinearPlan, width: int) -> tuple[np.ndarray, Any]:
+    """Each task's labels in ``width`` slots (T + 1, width), the empty value elsewhere."""
+    kind = label_kind(plan)
+    empty = {"string": "", "int64": np.iinfo(np.int64).min, "bool": False,
+             "float": np.nan}[kind]
+    dtype = {"string": object, "int64": np.int64, "bool": bool, "float": np.float64}[kind]
+    table = np.full((plan.n_tasks + 1, width), empty, dtype=dtype)
+    for t, c in enumerate(plan.classes):
+        if c is not None:
+            table[t, :len(c)] = c.tolist()
+    return table, empty
+
+
+def _one_score(g: GraphBuilder, plan: LinearPlan, idx: str | None):
+    """Outputs of one-score tasks served row by row (or the one task)."""
+    f = _row_scores(g, plan, idx)
+    flo = g.element_type("float")
+    outputs = []
+    binary = np.array([link == "binary" for link in plan.links])
+    values = ~binary
+    if values.any():
+        mean = _mean(g, plan, f, idx, False)
+        if binary.any():  # NaN on the rows of the tasks of two labels
+            mask = g.op("Gather", [g.const(_padded(binary, True), "is_binary"), idx], axis=0)
+            mean = g.op("Where", [mask, g.const(np.array(np.nan), "nan"), mean])
+        name = "value" if binary.any() else "prediction"
+        outputs.append((g.rename(mean, name), flo, ["n"]))
+    if binary.any():
+        p1 = g.op("Sigmoid", [f])
+        p0 = g.op("Sigmoid", [g.op("Neg", [f])])
+        probs = g.op("Concat", [g.op("Unsqueeze", [p0, g.const(np.array([1]), "ax")]),
+                                g.op("Unsqueeze", [p1, g.const(np.array([1]), "ax")])], axis=1)
+        if values.any():  # NaN on the rows of tasks of values
+            mask = g.op("Gather", [g.const(_padded(values, True), "is_value"), idx], axis=0)
+            mask = g.op("Unsqueeze", [mask, g.const(np.array([1]), "ax")])
+            probs = g.op("Where", [mask, g.const(np.array(np.nan), "nan"), probs])
+        outputs.append((g.rename(probs, "probabilities"), flo, ["n", 2]))
+        table, _ = _label_table(plan, 2)
+        pos = g.op("Cast", [g.op("Greater", [f, g.const(np.array(0.0), "zero")])],
+                   to=g.element_type("int64"))
+        base = g.const(np.zeros(1, dtype=np.int64), "zero_index") if idx is None else \
+            g.op("Mul", [idx, g.const(np.array(2), "two")])
+        pick = g.op("Add", [base, pos])
+        label = g.op("Gather", [g.const(table.ravel() if idx is not None else table[:1].ravel(),
+                                        "labels"), pick], axis=0)
+        outputs.append((g.rename(label, "label"), g.element_type(label_kind(plan)), ["n"]))
+    return outputs
+
+
+def _shared(g: GraphBuilder, plan: LinearPlan):
+    """Outputs of every one-score task for every row (n x T)."""
+    T = plan.n_tasks
+    flo = g.element_type("float")
+    F = g.op("Add", [g.op("MatMul", ["X", g.const(plan.W, "coef")]),
+                     g.const(plan.b.reshape(1, -1), "intercept")], "scores")
+    if plan.offset:
+        F = g.op("Add", [F, "offset"], "scores_offset")
+    binary = np.array([link == "binary" for link in plan.links])
+    outputs = []
+    if (~binary).any():
+        mean = _mean(g, plan, F, None, True)
+        if binary.any():
+            mean = g.op("Where", [g.const(binary.reshape(1, -1), "is_binary"),
+                                  g.const(np.array(np.nan), "nan"), mean])
+        outputs.append((g.rename(mean, "value" if binary.any() else "prediction"), flo,
+                        ["n", T]))
+    if binary.any():
+        ax = g.const(np.array([2]), "ax")
+        p1 = g.op("Unsqueeze", [g.op("Sigmoid", [F]), ax])
+        p0 = g.op("Unsqueeze", [g.op("Sigmoid", [g.op("Neg", [F])]), ax])
+        probs = g.op("Concat", [p0, p1], axis=2)
+        if (~binary).any():
+            probs = g.op("Where", [g.const((~binary).reshape(1, -1, 1), "is_value"),
+                                   g.const(np.array(np.nan), "nan"), probs])
+        outputs.append((g.rename(probs, "probabilities"), flo, ["n", T, 2]))
+        table, _ = _label_table(plan, 2)
+        pos = g.op("Cast", [g.op("Greater", [F, g.const(np.array(0.0), "zero")])],
+                   to=g.element_type("int64"))
+        pick = g.op("Add", [g.const((2 * np.arange(T)).reshape(1, -1), "task_base"), pos])
+        label = g.op("Gather", [g.const(table.ravel(), "labels"), pick], axis=0)
+        outputs.append((g.rename(label, "label"), g.element_type(label_kind(plan)), ["n", T]))
+    return outputs
+
+
+def _multinomial(g: GraphBuilder, plan: LinearPlan, idx: str | None):
+    """Softmax over each row's task's classes: the scores of ``Kmax`` slots (unused slots
+    ``-inf``), their probabilities, the long form's union columns, the label."""
+    T, p = plan.n_tasks, plan.n_features
+    Kmax = int(plan.K.max())
+    flo = g.element_type("float")
+    W3 = np.zeros((T, Kmax, p))
+    B = np.full((T, Kmax), -np.inf)
+    for t in range(T):
+        a, k = int(plan.first[t]), int(plan.K[t])
+        W3[t, :k] = plan.W[:, a:a + k].T
+        B[t, :k] = plan.b[a:a + k]
+    if idx is None:  # the one task
+        F = g.op("Add", [g.op("MatMul", ["X", g.const(W3[0].T, "coef")]),
+                         g.const(B[:1], "intercept")], "scores")
+    else:
+        rows = g.op("Gather", [g.const(_padded(W3, np.nan), "coef"), idx], axis=0)  # (n,K,p)
+        Xe = g.op("Unsqueeze", ["X", g.const(np.array([1]), "ax")])
+        F = g.op("ReduceSum", [g.op("Mul", [Xe, rows]), g.const(np.array([2]), "axis")],
+                 keepdims=0)
+        F = g.op("Add", [F, g.op("Gather", [g.const(_padded(B, np.nan), "intercept"), idx],
+                                 axis=0)], "scores")
+    P = g.op("Softmax", [F], "slot_probabilities", axis=1)
+    outputs = []
+    if plan.form == "rows":  # one column per label of union_classes_
+        union = list(plan.union.tolist())
+        S = np.zeros((T + 1, Kmax, len(union)))
+        for t, c in enumerate(plan.classes):
+            for k, lab in enumerate(c.tolist()):
+                S[t, k, union.index(lab)] = 1.0
+        S[T] = np.nan
+        spread = g.op("Gather", [g.const(S, "union_map"), idx], axis=0)  # (n, K, U)
+        Pe = g.op("Unsqueeze", [P, g.const(np.array([2]), "ax")])
+        probs = g.op("ReduceSum", [g.op("Mul", [Pe, spread]), g.const(np.array([1]), "axis")],
+                     keepdims=0)
+        outputs.append((g.rename(probs, "probabilities"), flo, ["n", len(union)]))
+    else:
+        outputs.append((g.rename(P, "probabilities"), flo, ["n", Kmax]))
+    table, _ = _label_table(plan, Kmax)
+    best = g.op("ArgMax", [P], axis=1, keepdims=0)
+    base = g.const(np.zeros(1, dtype=np.int64), "zero_index") if idx is None else \
+        g.op("Mul", [idx, g.const(np.array(Kmax), "width")])
+    label = g.op("Gather", [g.const(table.ravel() if idx is not None else table[0],
+                                    "labels"), g.op("Add", [base, best])], axis=0)
+    outputs.append((g.rename(label, "label"), g.element_type(label_kind(plan)), ["n"]))
+    return outputs
