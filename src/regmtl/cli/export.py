@@ -24,6 +24,9 @@ def export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-tasks", action="store_true",
                    help="a model of a shared design: every task's output for every row (n x "
                         "T) instead of rows with their task ids")
+    p.add_argument("--named-columns", action="store_true",
+                   help="one input per feature column, named as in the fit (default: one "
+                        "input X with the columns in the fit's order)")
     p.add_argument("--max-bytes", type=int, default=None,
                    help="the most bytes the model's arrays may take once loaded "
                         "(regmtl.load)")
@@ -41,7 +44,8 @@ def run_export(args: argparse.Namespace) -> int:
     if out.resolve() == source.resolve():
         raise UsageError(f"--out {out} is the model file itself; give another path.")
     graph = export_onnx(model, out, dtype=args.dtype, offset=args.offset,
-                        task_input=False if args.all_tasks else None)
+                        task_input=False if args.all_tasks else None,
+                        named_columns=args.named_columns)
     card = read_card({p.key: p.value for p in graph.metadata_props})
     inputs = ", ".join(f"{i['name']} {i['type']} {i['shape']}" for i in card["inputs"])
     outputs = ", ".join(f"{o['name']} {o['type']} {o['shape']}" for o in card["outputs"])

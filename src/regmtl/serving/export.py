@@ -217,7 +217,11 @@ def _compare(outputs: dict[str, np.ndarray], refs: dict[str, tuple[np.ndarray, n
 
 def _run(session: Any, plan: LinearPlan, X: np.ndarray, task: Any, offset: Any,
          dtype: np.dtype) -> dict[str, np.ndarray]:
-    feeds = {"X": np.ascontiguousarray(X, dtype=dtype)}
+    if plan.named:
+        feeds = {name: np.ascontiguousarray(X[:, j], dtype=dtype)
+                 for j, name in enumerate(plan.feature_names)}
+    else:
+        feeds = {"X": np.ascontiguousarray(X, dtype=dtype)}
     if plan.form == "rows":
         feeds["task"] = _task_array(plan, task)
     if plan.offset:
@@ -257,8 +261,8 @@ def _as_numbers(model: Any, plan: LinearPlan, X: Any) -> np.ndarray:
 # ----------------------------------------------------------------------------- the API
 def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
                 dtype: Any = "float64", task_input: bool | None = None, offset: bool = False,
-                X: Any = None, task: Any = None, n_check: int = SAMPLE_ROWS,
-                random_state: Any = 0) -> Any:
+                named_columns: bool = False, X: Any = None, task: Any = None,
+                n_check: int = SAMPLE_ROWS, random_state: Any = 0) -> Any:
     """Export a fitted linear model to ONNX, verified by ONNX Runtime before it is written.
 
     Parameters
@@ -276,6 +280,10 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
         task's output for every row (n x T).
     offset : bool
         Add an input ``offset`` to each row's linear predictor (the log links).
+    named_columns : bool
+        One input per feature, (n,) each, named as in the fit (a model fitted on a
+        DataFrame); the graph puts them in the fit's order. Default: one input ``X`` (n, p)
+        in the order of ``feature_names_in_``.
     X, task : array-like, optional
         The rows the export is verified on (a DataFrame is read by the model's column
         names); drawn when omitted (``n_check`` rows over every task; the module's text).
@@ -288,7 +296,7 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
     -------
     onnx.ModelProto
         The verified graph; its metadata holds the model card
-        (:func:`~regmtl.serving.card.read_card`).
+        (:func:`~regmtl.serving.read_card`).
 
     Raises
     ------
@@ -297,9 +305,28 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
         types), named.
     ExportMismatch
         The graph's outputs differ from the model's beyond the tolerance (nothing written).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime as ort
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> Xs = [rng.standard_normal((30, 3)) for _ in range(2)]
+    >>> ys = [X @ np.array([1.0, -1.0, 0.0]) for X in Xs]
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.01).fit(Xs, ys)
+    >>> graph = rm.export_onnx(model)  # rm.export_onnx(model, "model.onnx") writes it
+    >>> sess = ort.InferenceSession(graph.SerializeToString(),
+    ...                             providers=["CPUExecutionProvider"])
+    >>> [i.name for i in sess.get_inputs()], [o.name for o in sess.get_outputs()]
+    (['X', 'task'], ['prediction'])
+    >>> X, task = rng.standard_normal((4, 3)), np.array([0, 1, 1, 0])
+    >>> out = sess.run(["prediction"], {"X": X, "task": task})[0]
+    >>> bool(np.allclose(out, model.predict(X, task=task), rtol=1e-12, atol=1e-12))
+    True
     """
     dt = _dtype(dtype)
-    plan = plan_of(model, task_input, offset)
+    plan = plan_of(model, task_input, offset, named_columns)
     rtol = TOLERANCE[dt]
     if X is None:
         Xs, ts = _sample(plan, int(n_check), random_state, model)
@@ -373,6 +400,19 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
     ExportMismatch
         An output differs beyond ``rtol`` (a graph whose weights were changed, or another
         model's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((80, 4))
+    >>> Y = X @ rng.standard_normal((4, 3))
+    >>> model = rm.MultiTaskRegressor("l21", alpha=0.01).fit(X, Y)  # a shared design
+    >>> graph = rm.export_onnx(model, dtype="float32")
+    >>> report = rm.check_onnx(model, graph, X[:20])
+    >>> sorted(report), bool(report["prediction"] <= 1e-4)
+    (['prediction'], True)
     """
     session = _session(source)
     card = read_card(session.get_modelmeta().custom_metadata_map)
@@ -381,7 +421,8 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
                          "export_onnx.")
     dt = np.dtype(card["dtype"])
     names = {i.name for i in session.get_inputs()}
-    plan = plan_of(model, card["form"] != "shared" and "task" in names, "offset" in names)
+    plan = plan_of(model, card["form"] != "shared" and "task" in names, "offset" in names,
+                   "X" not in names)
     if plan.form != card["form"] or plan.n_tasks != card["n_tasks"] or \
             plan.n_features != card["training"]["n_features"]:
         raise ExportMismatch(f"the graph serves {card['n_tasks']} tasks of "

@@ -51,6 +51,10 @@ class GraphBuilder:
         self._names.add(name)
         return name
 
+    def reserve(self, names: list[str]) -> None:
+        """Names the graph's inputs take: no node or constant gets them."""
+        self._names.update(names)
+
     def const(self, value: Any, stem: str = "c", *, exact: bool = False) -> str:
         """A constant: float arrays in the graph's dtype (kept as given with ``exact``),
         integers as int64, strings as ONNX strings; returns its name."""

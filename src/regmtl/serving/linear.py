@@ -14,6 +14,10 @@ multinomial task), then written as a graph in one of three forms:
   :meth:`predict` gives for a design shared by the tasks).
 - ``single``: input ``X`` alone, the one task's outputs.
 
+With ``named_columns`` the features come as one input each (n,), named as in the fit, and the
+graph puts them in the fit's order itself (a feature store's named features, no column order
+to get wrong).
+
 Each task's output is its loss's: the value (squared, Huber, quantile), the mean
 ``exp(f)`` of the log links (Poisson, Gamma; with an optional ``offset`` input added to ``f``),
 the probabilities of the task's own classes (logistic: ``sigmoid``; multinomial: the softmax
@@ -66,6 +70,7 @@ class LinearPlan:
     union: np.ndarray | None = None
     feature_names: list[str] | None = None
     offset: bool = False
+    named: bool = False
     kinds: list[str] = field(default_factory=list)
 
     @property
@@ -112,13 +117,15 @@ def _task_dtype(tasks: np.ndarray) -> str:
                         "task input holds int64 or strings; refit with ids of one type.")
 
 
-def plan_of(model: Any, task_input: bool | None = None, offset: bool = False) -> LinearPlan:
+def plan_of(model: Any, task_input: bool | None = None, offset: bool = False,
+            named_columns: bool = False) -> LinearPlan:
     """The :class:`LinearPlan` of a fitted ``MultiTaskRegressor`` / ``MultiTaskClassifier``
     (or their CV forms, through ``best_estimator_``) or a ``TransferredTask``.
     ``task_input``: serve rows with their task ids (the default for models fitted in the
     long form or on per-task designs); False: every task's output (a shared design) or the
-    one task's. Raises ``NotExportable`` naming what has no graph."""
-    from ..estimators import MultiTaskClassifier, MultiTaskLinear
+    one task's. ``named_columns``: one input per feature, named as in the fit. Raises
+    ``NotExportable`` naming what has no graph."""
+    from ..estimators import MultiTaskLinear
     from ..transfer import TransferredTask
 
     est = getattr(model, "best_estimator_", model)
@@ -132,7 +139,35 @@ def plan_of(model: Any, task_input: bool | None = None, offset: bool = False) ->
     names = getattr(est, "feature_names_in_", None)
     names = None if names is None else [str(n) for n in names]
     if isinstance(est, TransferredTask):
-        return _transferred_plan(est, names, offset)
+        plan = _transferred_plan(est, names, offset)
+    else:
+        plan = _estimator_plan(est, names, task_input, offset)
+    if named_columns:
+        _check_names(plan)
+        plan.named = True
+    return plan
+
+
+def _check_names(plan: LinearPlan) -> None:
+    """Feature names that can be the graph's inputs: known, unique, not another input's."""
+    names = plan.feature_names
+    if names is None:
+        raise NotExportable("named_columns=True: the model has no feature names (fit it on "
+                            "a DataFrame).")
+    if len(set(names)) != len(names):
+        raise NotExportable("named_columns=True: the feature names repeat; an input name is "
+                            "unique.")
+    taken = sorted(set(names) & {"X", "task", "offset"})
+    if taken:
+        raise NotExportable(f"named_columns=True: a feature is named {taken[0]!r}, the name "
+                            "of another input; rename the column.")
+
+
+def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
+                    offset: bool) -> LinearPlan:
+    """The plan of a fitted MultiTaskRegressor / MultiTaskClassifier."""
+    from ..estimators import MultiTaskClassifier
+
     T = int(est.n_tasks_)
     single = est.input_form_ == "single"
     form = "single" if single else ("rows" if task_input or (
@@ -235,7 +270,14 @@ def build_graph(plan: LinearPlan, dtype: Any, doc: str, metadata: dict[str, str]
     float64); see the module's text for its inputs and outputs."""
     g = GraphBuilder(dtype)
     p, T = plan.n_features, plan.n_tasks
-    inputs = [("X", g.element_type("float"), ["n", p])]
+    if plan.named:  # one input per column, by name, put in the fit's order inside the graph
+        g.reserve(plan.feature_names)
+        inputs = [(name, g.element_type("float"), ["n"]) for name in plan.feature_names]
+        ax = g.const(np.array([1]), "ax")
+        g.rename(g.op("Concat", [g.op("Unsqueeze", [name, ax]) for name in
+                                 plan.feature_names], axis=1), "X")
+    else:
+        inputs = [("X", g.element_type("float"), ["n", p])]
     if plan.form == "rows":
         kind = _task_dtype(plan.tasks)
         inputs.append(("task", g.element_type(kind), ["n"]))
