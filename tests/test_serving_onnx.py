@@ -326,3 +326,32 @@ def test_named_columns_carry_the_column_order_in_the_graph():
     plain = rm.MultiTaskRegressor("l21", alpha=0.02).fit(Xs, lin)
     with pytest.raises(NotExportable, match="no feature names"):
         export_onnx(plain, named_columns=True)
+
+
+def test_classifier_cv_transferred_heads_and_shared_offsets_export():
+    """A CV classifier, transferred binary and multinomial heads, a transferred Poisson head
+    and a shared-design Poisson model with an (n, T) offset input: each equals its model."""
+    rng, Xs, lin = _tasks(17, n=(60, 60, 60))
+    yc = [(v > 0).astype(int) for v in lin]
+    cvc = rm.MultiTaskClassifierCV("l21", alphas=3, cv=3).fit(Xs, yc)
+    assert set(check_onnx(cvc, export_onnx(cvc))) == {"probabilities", "label"}
+    Xn = rng.standard_normal((40, P))
+    binary = rm.transfer(rm.MultiTaskClassifier("l21", alpha=0.01).fit(Xs, yc), Xn,
+                         (Xn[:, 0] > 0).astype(int))
+    ym = [np.digitize(v, [-0.5, 0.5]) for v in lin]
+    multi = rm.transfer(rm.MultiTaskClassifier("l21", alpha=0.01).fit(Xs, ym), Xn,
+                        np.digitize(Xn[:, 0], [-0.5, 0.5]))
+    counts = [rng.poisson(np.exp(v)).astype(float) for v in lin]
+    poisson = rm.transfer(rm.MultiTaskRegressor("l21", alpha=0.01, loss="poisson").fit(
+        Xs, counts), Xn, rng.poisson(np.exp(0.3 * Xn[:, 0])).astype(float))
+    for head, kw in ((binary, {}), (multi, {}), (poisson, {"offset": True})):
+        report = check_onnx(head, export_onnx(head, **kw))
+        assert max(report.values()) <= 1e-6
+    Y = np.column_stack([rng.poisson(np.exp(Xs[0] @ rng.standard_normal(P) * 0.3))
+                         for _ in range(3)]).astype(float)
+    shared = rm.MultiTaskRegressor("l21", alpha=0.01, loss="poisson").fit(Xs[0], Y)
+    graph = export_onnx(shared, offset=True)
+    X, _ = _held_out(18, n=30)
+    off = np.random.default_rng(0).uniform(-1, 1, (30, 3))
+    out = _session(graph).run(None, {"X": X, "offset": off})[0]
+    assert out.shape == (30, 3) and _rel(out, shared.predict(X, offset=off)) <= 1e-6
