@@ -7,7 +7,11 @@ The School data (139 tasks, 15,362 rows, 28 features), L2,1 at alpha 0.05, the l
 batches of the rows in a shuffled order; beside it ``predict(X, task=...)`` on the same
 batches. Medians of --repeats runs; the ratio is predict's time over ONNX Runtime's.
 
-Run:  .venv/bin/python bench/bench_onnx.py [--repeats 20]
+With ``--many-tasks T`` also a model of T synthetic tasks (3 rows and 4 features each, string
+ids): the export's time, the graph's size, ONNX Runtime's session start and 1,000 rows of
+random tasks beside ``predict``.
+
+Run:  .venv/bin/python bench/bench_onnx.py [--repeats 20] [--many-tasks 100000]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ def median_time(fn, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--many-tasks", type=int, default=0)
     args = ap.parse_args()
     school = rm.datasets.load_school()
     names = [f"school_{k}" for k in range(len(school.X))]
@@ -66,6 +71,36 @@ def main() -> None:
             t = median_time(lambda s=sessions[dtype], f=feeds: s.run(None, f), args.repeats)
             row += f"{t * 1e3:>10.3f}ms{t_pred / t:>8.1f}"
         print(row)
+    if args.many_tasks:
+        many_tasks(args.many_tasks, opts, args.repeats)
+
+
+def many_tasks(T: int, opts, repeats: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    n, p = 3, 4
+    X = rng.standard_normal((T * n, p))
+    ids = np.array([f"user_{k}" for k in range(T)], dtype=object)
+    task = np.repeat(ids, n)
+    y = X @ np.ones(p) + rng.standard_normal(T * n)
+    model = rm.MultiTaskRegressor("l21", alpha=0.05).fit(X, y, task=task)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "many.onnx"
+        t0 = time.perf_counter()
+        rm.export_onnx(model, path, n_check=2000)
+        t_export = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        t_session = time.perf_counter() - t0
+        size = path.stat().st_size
+        Xb, tb = rng.standard_normal((1000, p)), ids[rng.integers(0, T, 1000)]
+        t_ort = median_time(lambda: sess.run(None, {"X": Xb, "task": tb}), repeats)
+        t_pred = median_time(lambda: model.predict(Xb, task=tb), repeats)
+    print(f"\n{T} tasks: export {t_export:.2f} s (verified), graph {size / 1e6:.1f} MB, "
+          f"session start {t_session * 1e3:.0f} ms; 1,000 rows: predict {t_pred * 1e3:.2f} ms, "
+          f"ONNX Runtime {t_ort * 1e3:.3f} ms ({t_pred / t_ort:.1f}x)")
 
 
 if __name__ == "__main__":
