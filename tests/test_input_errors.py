@@ -202,3 +202,25 @@ def test_loss_parameters_are_checked_by_name(make, call, name, value):
         assert make(np.float32(0.25)).quantile == 0.25
     else:
         assert "> 0" in msg and make(2).delta == 2.0
+
+
+def test_the_task_table_is_built_once_per_fitted_task_list():
+    """The label -> position table of a model's tasks is built at its first predict and
+    reused (a model of 10^5 tasks spent 18 ms a call rebuilding it); an unknown id is still
+    refused by name, and a model's new task list gets a table of its own."""
+    from regmtl import inputs
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    task = np.repeat(np.array(["a", "b", "c"], dtype=object), 20)
+    model = rm.MultiTaskRegressor("l21", alpha=0.01).fit(X, X[:, 0], task=task)
+    first = model.predict(X[:4], task=["c", "a", "b", "c"])
+    table = inputs._POSITIONS[id(model.tasks_)][1]
+    assert table == {"a": 0, "b": 1, "c": 2}
+    np.testing.assert_array_equal(model.predict(X[:4], task=["c", "a", "b", "c"]), first)
+    assert inputs._POSITIONS[id(model.tasks_)][1] is table
+    with pytest.raises(ValueError, match="unknown task 'zz'"):
+        model.predict(X[:1], task=["zz"])
+    other = rm.MultiTaskRegressor("l21", alpha=0.01).fit(X, X[:, 1], task=task)
+    other.predict(X[:2], task=["a", "b"])
+    assert inputs._POSITIONS[id(other.tasks_)][1] is not table
