@@ -224,10 +224,8 @@ def check_fitted(terms: FeatureTerms | None, W: np.ndarray) -> None:
     if terms is None:
         return
     W = np.asarray(W, dtype=np.float64)
-    gone = np.isinf(terms.factor)
-    gone = np.broadcast_to(gone[:, None] if gone.ndim == 1 else gone, W.shape) \
-        if gone.ndim == 1 or gone.shape == W.shape else None
-    if gone is not None and np.any(W[gone] != 0.0):
+    gone = np.isinf(_col(terms.factor))  # (p, 1) or (p, T)
+    if gone.shape[1] in (1, W.shape[1]) and np.any(W[np.broadcast_to(gone, W.shape)] != 0.0):
         j, t = np.argwhere(gone & (W != 0.0))[0]
         raise ValueError(f"coef_ of the excluded feature {j} is {float(W[j, t])!r} in task "
                          f"{t}, not 0.")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .card import model_card, read_card
 from .graph import require
-from .linear import LinearPlan, NotExportable, build_graph, label_kind, plan_of
+from .linear import LinearPlan, NotExportable, build_graph, label_kind, plan_of, task_dtype
 
 __all__ = ["ExportMismatch", "NotExportable", "TOLERANCE", "check_onnx", "export_onnx"]
 
@@ -80,12 +80,44 @@ def _sample(plan: LinearPlan, n: int, random_state: Any, model: Any = None
 
 def _task_array(plan: LinearPlan, task: Any) -> np.ndarray:
     """The task ids as the graph's input (int64, or strings as an object array)."""
-    values = np.asarray(task)
-    kind = "int64" if all(isinstance(t, (int, np.integer)) for t in plan.tasks.tolist()) \
-        else "string"
-    if kind == "int64":
+    values = np.asarray(task, dtype=object)
+    if task_dtype(plan.tasks) == "int64":
         return values.astype(np.int64)
     return np.array([str(v) for v in values.tolist()], dtype=object)
+
+
+def _check_rows(model: Any, plan: LinearPlan, X: Any, task: Any, offset: Any, n_check: int,
+                random_state: Any) -> tuple[np.ndarray, Any, np.ndarray | None]:
+    """``(X, task, offset)`` the graph is checked on: the rows given (checked: finite
+    features in the fit's columns, one fitted task id per row, an offset of the graph's
+    shape) or drawn (:func:`_sample`; offsets drawn in [-1, 1])."""
+    if X is None:
+        if int(n_check) < 1:
+            raise ValueError(f"n_check={n_check!r}: give at least 1 row to check the graph on.")
+        Xs, ts = _sample(plan, int(n_check), random_state, model)
+    else:
+        Xs, ts = _as_numbers(model, plan, X), task
+    if plan.form == "rows":
+        if ts is None:
+            raise ValueError("task: the graph serves rows with their task ids; give the task "
+                             "of every row of X (or let the rows be drawn: X=None).")
+        ts = np.asarray(ts, dtype=object).ravel()
+        if len(ts) != len(Xs):
+            raise ValueError(f"task: {len(ts)} ids for {len(Xs)} rows of X.")
+        _positions(plan, ts)  # (an id the model was not fitted on: refused by name)
+    shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
+    if not plan.offset:
+        if offset is not None:
+            raise ValueError("offset: the graph has no offset input (export it with "
+                             "offset=True).")
+        return Xs, ts, None
+    if offset is None:
+        return Xs, ts, np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
+    off = np.asarray(offset, dtype=np.float64)
+    if off.shape != shape or not np.all(np.isfinite(off)):
+        raise ValueError(f"offset: finite numbers of shape {shape}, got shape {off.shape}"
+                         f"{'' if off.shape != shape else ' with NaN or inf'}.")
+    return Xs, ts, off
 
 
 # ----------------------------------------------------------------------------- references
@@ -328,25 +360,14 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
     dt = _dtype(dtype)
     plan = plan_of(model, task_input, offset, named_columns)
     rtol = TOLERANCE[dt]
-    if X is None:
-        Xs, ts = _sample(plan, int(n_check), random_state, model)
-    else:
-        Xs = _as_numbers(model, plan, X)
-        ts = task
-        if plan.form == "rows" and ts is None:
-            raise ValueError("task: the graph serves rows with their task ids; give the task "
-                             "of every row of X (or let the rows be drawn: X=None).")
-    off = None
-    if plan.offset:
-        shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
-        off = np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
-    probe = build_graph(plan, dt, "", {})
+    Xs, ts, off = _check_rows(model, plan, X, task, None, n_check, random_state)
+    graph = build_graph(plan, dt, _doc(model, plan), {})
     inputs = [(i.name, _type_name(i.type.tensor_type.elem_type), _shape(i))
-              for i in probe.graph.input]
+              for i in graph.graph.input]
     outputs = [(o.name, _type_name(o.type.tensor_type.elem_type), _shape(o))
-               for o in probe.graph.output]
-    card = model_card(model, plan, dt, rtol, inputs, outputs)
-    graph = build_graph(plan, dt, _doc(model, plan), card)
+               for o in graph.graph.output]
+    require("onnx").helper.set_model_props(
+        graph, model_card(model, plan, dt, rtol, inputs, outputs))
     big = plan.W.size * dt.itemsize > EXTERNAL_BYTES
     target = None if path is None else Path(path)
     if big and target is None:
@@ -429,16 +450,7 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
                              f"{card['training']['n_features']} features ({card['form']}); "
                              f"the model {plan.n_tasks} of {plan.n_features} ({plan.form}).")
     tol = float(card.get("verified_tolerance", TOLERANCE[dt])) if rtol is None else rtol
-    if X is None:
-        Xs, ts = _sample(plan, int(n_check), random_state, model)
-    else:
-        Xs, ts = _as_numbers(model, plan, X), task
-    off = offset
-    if plan.offset and off is None:
-        shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
-        off = np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
-    if plan.form == "rows" and ts is None:
-        raise ValueError("task: give the task of every row of X.")
+    Xs, ts, off = _check_rows(model, plan, X, task, offset, n_check, random_state)
     got = _run(session, plan, Xs, ts, off, dt)
     return _compare(got, _references(model, plan, Xs, ts, off), tol)
 

@@ -37,7 +37,7 @@ import numpy as np
 from ..datafits.links import EXP_MAX
 from .graph import GraphBuilder
 
-__all__ = ["LinearPlan", "build_graph", "plan_of"]
+__all__ = ["LinearPlan", "NotExportable", "build_graph", "label_kind", "plan_of", "task_dtype"]
 
 #: each one-score loss's inverse link
 LINKS = {"squared": "identity", "huber": "identity", "quantile": "identity",
@@ -105,7 +105,7 @@ def _loss_names(model: Any, n_tasks: int) -> list[str]:
     return names
 
 
-def _task_dtype(tasks: np.ndarray) -> str:
+def task_dtype(tasks: np.ndarray) -> str:
     """``"int64"`` or ``"string"``: the ``task`` input's type (task ids of one kind)."""
     values = list(tasks.tolist())
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
@@ -203,7 +203,7 @@ def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
     if "multinomial" in links and form == "rows":
         union = np.asarray(est.union_classes_, dtype=object)
     if form == "rows":
-        _task_dtype(tasks)
+        task_dtype(tasks)
     plan = LinearPlan(W=W, b=b, tasks=tasks, links=links, losses=losses, classes=classes,
                       first=first, K=K, form=form,
                       exp_floor=np.array([-EXP_MAX if n == "gamma" else -np.inf
@@ -279,7 +279,7 @@ def build_graph(plan: LinearPlan, dtype: Any, doc: str, metadata: dict[str, str]
     else:
         inputs = [("X", g.element_type("float"), ["n", p])]
     if plan.form == "rows":
-        kind = _task_dtype(plan.tasks)
+        kind = task_dtype(plan.tasks)
         inputs.append(("task", g.element_type(kind), ["n"]))
         keys = [int(t) for t in plan.tasks] if kind == "int64" else [str(t) for t in plan.tasks]
         enc = {"keys_int64s" if kind == "int64" else "keys_strings": keys}
