@@ -11,7 +11,12 @@ With ``--many-tasks T`` also a model of T synthetic tasks (3 rows and 4 features
 ids): the export's time, the graph's size, ONNX Runtime's session start and 1,000 rows of
 random tasks beside ``predict``.
 
-Run:  .venv/bin/python bench/bench_onnx.py [--repeats 20] [--many-tasks 100000]
+With ``--deep`` also the deep School nets (issue: "and of the deep School net"): a
+``DeepMultiTaskRegressor`` of each ``--architectures`` (hidden (64,), 20 epochs, seed 0; torch
+on one thread) in the long form, exported in float32, beside its ``predict`` on the same
+batches.
+
+Run:  .venv/bin/python bench/bench_onnx.py [--repeats 20] [--many-tasks 100000] [--deep]
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--many-tasks", type=int, default=0)
+    ap.add_argument("--deep", action="store_true")
+    ap.add_argument("--architectures", default="hard,mmoe,ple")
     args = ap.parse_args()
     school = rm.datasets.load_school()
     names = [f"school_{k}" for k in range(len(school.X))]
@@ -73,6 +80,43 @@ def main() -> None:
         print(row)
     if args.many_tasks:
         many_tasks(args.many_tasks, opts, args.repeats)
+    if args.deep:
+        for arch in args.architectures.split(","):
+            deep(arch, X, y[order], task, opts, args.repeats)
+
+
+def deep(arch: str, X: np.ndarray, y: np.ndarray, task: np.ndarray, opts, repeats: int
+         ) -> None:
+    import warnings
+
+    import torch
+
+    from regmtl.deep import DeepMultiTaskRegressor
+
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model = DeepMultiTaskRegressor(arch, hidden=(64,), max_epochs=20, early_stopping=False,
+                                       device="cpu", random_state=0).fit(X, y, task=task)
+        t_fit = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        graph = rm.export_onnx(model, dtype="float32")
+        t_export = time.perf_counter() - t0
+    sess = ort.InferenceSession(graph.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+    print(f"\ndeep School net {arch!r} (fit {t_fit:.0f} s; export, verified, {t_export:.2f} s,"
+          f" graph {graph.ByteSize() / 1e3:.0f} KB)")
+    print(f"{'batch':>7}{'predict':>12}{'ORT f32':>12}{'ratio':>8}{'max rel diff':>14}")
+    for batch in (1, 100, 1000, len(X)):
+        Xb, tb = X[:batch], task[:batch]
+        t_pred = median_time(lambda Xb=Xb, tb=tb: model.predict(Xb, task=tb), repeats)
+        feeds = {"X": Xb.astype(np.float32), "task": tb}
+        t = median_time(lambda f=feeds: sess.run(None, f), repeats)
+        ref = model.predict(Xb, task=tb)
+        diff = np.abs(sess.run(None, feeds)[0] - ref).max() / max(1.0, np.abs(ref).max())
+        print(f"{batch:>7}{t_pred * 1e3:>10.3f}ms{t * 1e3:>10.3f}ms{t_pred / t:>8.1f}"
+              f"{diff:>14.1e}")
 
 
 def many_tasks(T: int, opts, repeats: int) -> None:

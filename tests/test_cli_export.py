@@ -48,7 +48,7 @@ def test_export_refuses_its_own_model_path_and_a_missing_file(tmp_path, capsys):
     main(["fit", str(path), "--task-col", "store", "--target", "sales", "--alpha", "0.01",
           "--out", str(model_path)])
     assert main(["export", str(model_path), "--out", str(model_path)]) == 2
-    assert "is the model file itself" in capsys.readouterr().err
+    assert "is the model itself" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "none.npz")]) == 2
     assert "no such model file" in capsys.readouterr().err
     assert main(["export", str(model_path), "--offset"]) == 2

@@ -10,14 +10,16 @@ from .shared import UsageError
 
 
 def export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a model file written by 'regmtl fit' (or model.save)")
+    p.add_argument("model", help="a model file written by 'regmtl fit' (or model.save), or "
+                                 "the folder of a saved deep estimator")
     p.add_argument("--format", choices=["onnx"], default="onnx",
                    help="the graph's format (ONNX, run by ONNX Runtime)")
     p.add_argument("--out", "--output", dest="out", default=None,
                    help="the graph to write (default: the model's path with .onnx)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                   help="the float type of the inputs, weights and outputs (verified to 1e-6 "
-                        "relative in float64, 1e-4 in float32)")
+                   help="the float type of the inputs, weights and outputs (linear models "
+                        "verified to 1e-6 relative in float64, 1e-4 in float32; deep models "
+                        "to 1e-4, their nets computing in float32)")
     p.add_argument("--offset", action="store_true",
                    help="an input 'offset' added to each row's linear predictor (Poisson, "
                         "Gamma)")
@@ -37,12 +39,13 @@ def run_export(args: argparse.Namespace) -> int:
     from ..serving import export_onnx, read_card
 
     source = Path(args.model)
-    if not source.is_file():
-        raise UsageError(f"{args.model}: no such model file.")
+    if not source.is_file() and not source.is_dir():
+        raise UsageError(f"{args.model}: no such model file or folder.")
     model = load(source, max_bytes=args.max_bytes)
     out = Path(args.out) if args.out else source.with_suffix(".onnx")
-    if out.resolve() == source.resolve():
-        raise UsageError(f"--out {out} is the model file itself; give another path.")
+    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
+        raise UsageError(f"--out {out} is the model itself (or inside its folder); give "
+                         "another path.")
     graph = export_onnx(model, out, dtype=args.dtype, offset=args.offset,
                         task_input=False if args.all_tasks else None,
                         named_columns=args.named_columns)

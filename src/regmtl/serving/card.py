@@ -12,7 +12,7 @@ import numpy as np
 
 from .linear import LinearPlan, label_kind
 
-__all__ = ["model_card", "read_card"]
+__all__ = ["deep_card", "model_card", "read_card"]
 
 #: the prefix of every key regmtl writes
 PREFIX = "regmtl."
@@ -38,16 +38,18 @@ def _jsonable(value: Any) -> Any:
 
 
 def model_card(model: Any, plan: LinearPlan, dtype: np.dtype, tolerance: float,
-               inputs: list[tuple[str, str, list]], outputs: list[tuple[str, str, list]]
-               ) -> dict[str, str]:
+               inputs: list[tuple[str, str, list]], outputs: list[tuple[str, str, list]],
+               extra: dict | None = None) -> dict[str, str]:
     """The card of ``model`` exported as ``plan``: regmtl's version, the estimator and its
     parameters, penalty, alpha, each task's loss, the certificate, the training data's shape,
     the label tables, the tasks, the inputs and outputs (names, element types, shapes) and
-    the tolerance the export was verified to."""
+    the tolerance the export was verified to (and ``extra``: a deep model's,
+    :func:`deep_card`)."""
     from .._version import __version__
 
     est = getattr(model, "best_estimator_", model)
-    params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
+    params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()} \
+        if hasattr(est, "get_params") else {}
     cert = {}
     for attr in ("dual_gap_", "kkt_residual_"):
         if hasattr(est, attr):
@@ -83,6 +85,8 @@ def model_card(model: Any, plan: LinearPlan, dtype: np.dtype, tolerance: float,
         "unknown_task": "NaN outputs; the label is the empty string (strings), the "
                         "smallest int64 (integers), NaN (numbers) or false",
         "verified_tolerance": tolerance,
+        "family": "linear",
+        **(extra or {}),
     }
     return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in card.items()}
 
@@ -97,4 +101,27 @@ def read_card(metadata: dict[str, str]) -> dict[str, Any]:
             out[key[len(PREFIX):]] = json.loads(value)
         except (TypeError, ValueError):
             out[key[len(PREFIX):]] = value
+    return out
+
+
+def deep_card(plan: Any) -> dict:
+    """What a deep model's card adds: the family, the net (its class and config), the input
+    kind and, for a table, the fit's standardization and categorical vocabularies."""
+    net = plan.net
+    try:
+        config = net.config()
+    except Exception:  # (a custom encoder or trunk without a JSON config)
+        config = None
+    out = {"family": "deep", "net": type(net).__name__, "net_config": _jsonable(config),
+           "input_kind": plan.input_kind, "head_kinds": list(plan.heads)[:MAX_LISTED_TASKS],
+           "inputs_as_the_net_reads_them": plan.source is None}
+    src = plan.source
+    if src is not None and getattr(src, "x_mean_", None) is not None and \
+            plan.input_kind == "table":
+        out["x_mean"] = _jsonable(src.x_mean_)
+        out["x_scale"] = _jsonable(src.x_scale_)
+    if plan.categories:
+        out["categories"] = _jsonable(plan.categories)
+    if plan.input_kind == "images" and src is not None:
+        out["image_shape"] = list(src.input_size_)
     return out

@@ -13,20 +13,35 @@ written (:class:`ExportMismatch` names the output and the difference).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .card import model_card, read_card
+from . import deep_check
+from .card import deep_card, model_card, read_card
+from .deep import build_deep_graph, deep_plan, is_deep
 from .graph import require
-from .linear import LinearPlan, NotExportable, build_graph, label_kind, plan_of, task_dtype
+from .linear import (
+    LinearPlan,
+    NotExportable,
+    build_graph,
+    label_kind,
+    plan_of,
+    task_dtype,
+    task_positions,
+)
 
 __all__ = ["ExportMismatch", "NotExportable", "TOLERANCE", "check_onnx", "export_onnx"]
 
 #: the verified tolerance of each float type (relative to the output's largest magnitude)
 TOLERANCE = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-4}
+#: the verified tolerance of a deep model's graph, whatever its float type: its net computes in
+#: float32 in the graph as in ``predict``, and two float32 kernels agree to about 1e-6
+DEEP_TOLERANCE = 1e-4
 #: a graph whose weights exceed this many bytes is written with its weights beside it
 #: (``PATH.data``, ONNX's external data: a protobuf file holds at most 2 GiB)
 EXTERNAL_BYTES = 1 << 30
@@ -104,7 +119,7 @@ def _check_rows(model: Any, plan: LinearPlan, X: Any, task: Any, offset: Any, n_
         ts = np.asarray(ts, dtype=object).ravel()
         if len(ts) != len(Xs):
             raise ValueError(f"task: {len(ts)} ids for {len(Xs)} rows of X.")
-        _positions(plan, ts)  # (an id the model was not fitted on: refused by name)
+        task_positions(plan, ts)  # (an id the model was not fitted on: refused by name)
     shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
     if not plan.offset:
         if offset is not None:
@@ -162,7 +177,7 @@ def _references(model: Any, plan: LinearPlan, X: np.ndarray, task: Any,
             out["label"] = (labels, np.broadcast_to(binary[None, :], labels.shape))
         return out
     positions = np.zeros(n, dtype=np.int64) if plan.form == "single" else \
-        _positions(plan, task)
+        task_positions(plan, task)
     on_binary = binary[positions]
     if (~binary).any():
         rows = ~on_binary
@@ -191,17 +206,6 @@ def _take(X: Any, rows: np.ndarray) -> Any:
     return X.iloc[np.flatnonzero(rows)] if hasattr(X, "iloc") else X[rows]
 
 
-def _positions(plan: LinearPlan, task: Any) -> np.ndarray:
-    """Each row's task position in ``plan.tasks`` (the ids must be fitted ones)."""
-    lookup = {v: k for k, v in enumerate(plan.tasks.tolist())}
-    try:
-        return np.array([lookup[v] for v in np.asarray(task, dtype=object).tolist()],
-                        dtype=np.int64)
-    except KeyError as exc:
-        raise ValueError(f"task: {exc.args[0]!r} is not a task the model was fitted on.") \
-            from None
-
-
 # ----------------------------------------------------------------------------- comparison
 def _compare(outputs: dict[str, np.ndarray], refs: dict[str, tuple[np.ndarray, np.ndarray]],
              rtol: float) -> dict[str, float]:
@@ -213,7 +217,7 @@ def _compare(outputs: dict[str, np.ndarray], refs: dict[str, tuple[np.ndarray, n
         if name == "label":
             probs = refs.get("probabilities", (None, None))[0]
             keep = np.asarray(mask, dtype=bool)
-            if probs is not None:
+            if probs is not None and probs.shape[:-1] == keep.shape:
                 top = np.sort(np.where(np.isnan(probs), -np.inf, probs), axis=-1)
                 with np.errstate(invalid="ignore"):  # (-inf - -inf on masked rows)
                     tied = (top[..., -1] - top[..., -2]) <= 4 * rtol
@@ -295,23 +299,28 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
                 dtype: Any = "float64", task_input: bool | None = None, offset: bool = False,
                 named_columns: bool = False, X: Any = None, task: Any = None,
                 n_check: int = SAMPLE_ROWS, random_state: Any = 0) -> Any:
-    """Export a fitted linear model to ONNX, verified by ONNX Runtime before it is written.
+    """Export a fitted model to ONNX, verified by ONNX Runtime before it is written.
 
     Parameters
     ----------
-    model : MultiTaskRegressor, MultiTaskClassifier, their CV forms, or TransferredTask
-        A fitted model (a CV form exports its ``best_estimator_``).
+    model : estimator, TransferredTask, TransferredHead or MultiTaskNet
+        A fitted linear model (``MultiTaskRegressor``, ``MultiTaskClassifier``, their CV forms,
+        which export their ``best_estimator_``, ``TransferredTask``) or a deep one (the
+        estimators of ``regmtl.deep``, a ``TransferredHead``, a plain ``MultiTaskNet`` with
+        ``X`` given: ``regmtl.serving.deep``).
     path : str or path-like, optional
         Where to write the graph (``.onnx``); with weights over 1 GiB they go beside it in
         ``PATH.data``. Nothing is written when omitted (the model is returned).
     dtype : {"float64", "float32"}
-        The float type of the inputs, weights and outputs.
+        The float type of the inputs, weights and outputs (a deep model's net keeps its own
+        precision, float32, and is verified to 1e-4 relative, ``DEEP_TOLERANCE``).
     task_input : bool, optional
         Serve rows with their task ids (input ``task``): the default for models fitted in
         the long form or on per-task designs. False for a model of a shared design: every
         task's output for every row (n x T).
     offset : bool
-        Add an input ``offset`` to each row's linear predictor (the log links).
+        Add an input ``offset`` to each row's linear predictor (the log links of linear
+        models).
     named_columns : bool
         One input per feature, (n,) each, named as in the fit (a model fitted on a
         DataFrame); the graph puts them in the fit's order. Default: one input ``X`` (n, p)
@@ -358,30 +367,43 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
     True
     """
     dt = _dtype(dtype)
+    target = None if path is None else Path(path)
+    if is_deep(model):
+        return _export_deep(model, target, dt, task_input, offset, named_columns, X, task,
+                            n_check, random_state)
     plan = plan_of(model, task_input, offset, named_columns)
     rtol = TOLERANCE[dt]
     Xs, ts, off = _check_rows(model, plan, X, task, None, n_check, random_state)
     graph = build_graph(plan, dt, _doc(model, plan), {})
-    inputs = [(i.name, _type_name(i.type.tensor_type.elem_type), _shape(i))
-              for i in graph.graph.input]
-    outputs = [(o.name, _type_name(o.type.tensor_type.elem_type), _shape(o))
-               for o in graph.graph.output]
-    require("onnx").helper.set_model_props(
-        graph, model_card(model, plan, dt, rtol, inputs, outputs))
+    _set_card(graph, model_card(model, plan, dt, rtol, *_signature(graph)))
     big = plan.W.size * dt.itemsize > EXTERNAL_BYTES
-    target = None if path is None else Path(path)
+    return _verified(graph, target, big, lambda session: _compare(
+        _run(session, plan, Xs, ts, off, dt), _references(model, plan, Xs, ts, off), rtol))
+
+
+def _signature(graph: Any) -> tuple[list, list]:
+    """The graph's inputs and outputs as (name, element type, shape)."""
+    return ([(i.name, _type_name(i.type.tensor_type.elem_type), _shape(i))
+             for i in graph.graph.input],
+            [(o.name, _type_name(o.type.tensor_type.elem_type), _shape(o))
+             for o in graph.graph.output])
+
+
+def _set_card(graph: Any, card: dict[str, str]) -> None:
+    require("onnx").helper.set_model_props(graph, card)
+
+
+def _verified(graph: Any, target: Path | None, big: bool, check: Any) -> Any:
+    """Run ``check`` on an ONNX Runtime session of ``graph``, then write it to ``target``
+    (a graph with weights over :data:`EXTERNAL_BYTES` is written first, weights beside it,
+    and removed if the check fails)."""
     if big and target is None:
         raise ValueError("the model's weights exceed 1 GiB: give a path (the weights are "
                          "written beside the graph, ONNX's external data).")
     if big:
         _save(graph, target, True)
-        source: Any = target
-    else:
-        source = graph
     try:
-        session = _session(source)
-        got = _run(session, plan, Xs, ts, off, dt)
-        _compare(got, _references(model, plan, Xs, ts, off), rtol)
+        check(_session(target if big else graph))
     except Exception:
         if big:
             _remove(target)
@@ -389,6 +411,46 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
     if target is not None and not big:
         _save(graph, target, False)
     return graph
+
+
+def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool | None,
+                 offset: bool, named_columns: bool, X: Any, task: Any, n_check: int,
+                 random_state: Any) -> Any:
+    """``export_onnx`` of a deep model (:mod:`~regmtl.serving.deep`)."""
+    if offset:
+        raise NotExportable("offset=True: the deep models' count heads take no offset "
+                            "input.")
+    plan = deep_plan(model, task_input, named_columns, X)
+    rtol = DEEP_TOLERANCE
+    Xs, ts = deep_check.check_rows(plan, X, task, n_check, random_state)
+    graph = build_deep_graph(plan, dt, _deep_doc(model, plan), {})
+    extra = deep_card(plan)
+    sidecar = None
+    if plan.input_kind == "text" and plan.source is not None:
+        sidecar = json.dumps(plan.source.tokenizer_.to_json(), ensure_ascii=False)
+        extra["tokenizer"] = {
+            "file": None if target is None else target.name + ".tokenizer.json",
+            "sha256": hashlib.sha256(sidecar.encode("utf-8")).hexdigest()}
+    _set_card(graph, model_card(model, plan, dt, rtol, *_signature(graph), extra=extra))
+    big = sum(t.ByteSize() for t in graph.graph.initializer) > EXTERNAL_BYTES
+    _verified(graph, target, big, lambda session: _compare(
+        _deep_run(session, plan, Xs, ts, dt), deep_check.references(plan, Xs, ts, rtol), rtol))
+    if sidecar is not None and target is not None:
+        target.with_name(target.name + ".tokenizer.json").write_text(sidecar, encoding="utf-8")
+    return graph
+
+
+def _deep_run(session: Any, plan: Any, X: Any, task: Any, dtype: np.dtype
+              ) -> dict[str, np.ndarray]:
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, deep_check.feeds(plan, X, task, dtype)),
+                    strict=True))
+
+
+def _deep_doc(model: Any, plan: Any) -> str:
+    return (f"regmtl {type(model).__name__}: {plan.n_tasks} task(s), {plan.input_kind} input, "
+            f"served {plan.form} (inputs {'X' if not plan.named else 'by column'}"
+            f"{', task' if plan.form == 'rows' else ''}).")
 
 
 def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset: Any = None,
@@ -442,6 +504,9 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
                          "export_onnx.")
     dt = np.dtype(card["dtype"])
     names = {i.name for i in session.get_inputs()}
+    if is_deep(model):
+        return _check_deep(model, session, card, names, dt, X, task, rtol, n_check,
+                           random_state)
     plan = plan_of(model, card["form"] != "shared" and "task" in names, "offset" in names,
                    "X" not in names)
     if plan.form != card["form"] or plan.n_tasks != card["n_tasks"] or \
@@ -453,6 +518,22 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
     Xs, ts, off = _check_rows(model, plan, X, task, offset, n_check, random_state)
     got = _run(session, plan, Xs, ts, off, dt)
     return _compare(got, _references(model, plan, Xs, ts, off), tol)
+
+
+def _check_deep(model: Any, session: Any, card: dict, names: set, dt: np.dtype, X: Any,
+                task: Any, rtol: float | None, n_check: int, random_state: Any
+                ) -> dict[str, float]:
+    """``check_onnx`` of a deep model."""
+    plan = deep_plan(model, card["form"] == "rows", bool(card.get("named_columns")), X)
+    if plan.form != card["form"] or plan.n_tasks != card["n_tasks"] or \
+            card.get("family") != "deep":
+        raise ExportMismatch(f"the graph serves {card['n_tasks']} tasks ({card['form']}, "
+                             f"{card.get('family', 'linear')}); the model {plan.n_tasks} "
+                             f"({plan.form}, deep).")
+    tol = float(card.get("verified_tolerance", DEEP_TOLERANCE)) if rtol is None else rtol
+    Xs, ts = deep_check.check_rows(plan, X, task, n_check, random_state)
+    return _compare(_deep_run(session, plan, Xs, ts, dt),
+                    deep_check.references(plan, Xs, ts, tol), tol)
 
 
 def _doc(model: Any, plan: LinearPlan) -> str:

@@ -37,7 +37,8 @@ import numpy as np
 from ..datafits.links import EXP_MAX
 from .graph import GraphBuilder
 
-__all__ = ["LinearPlan", "NotExportable", "build_graph", "label_kind", "plan_of", "task_dtype"]
+__all__ = ["LinearPlan", "NotExportable", "build_graph", "check_labels", "check_names",
+           "label_kind", "label_table", "plan_of", "task_dtype", "task_positions"]
 
 #: each one-score loss's inverse link
 LINKS = {"squared": "identity", "huber": "identity", "quantile": "identity",
@@ -132,8 +133,8 @@ def plan_of(model: Any, task_input: bool | None = None, offset: bool = False,
     if not isinstance(est, (MultiTaskLinear, TransferredTask)):
         raise NotExportable(
             f"{type(model).__name__} is not exported: export_onnx takes the linear models "
-            "(MultiTaskRegressor, MultiTaskClassifier, their CV forms, TransferredTask); "
-            "the deep models of regmtl.deep have no ONNX export in this release.")
+            "(MultiTaskRegressor, MultiTaskClassifier, their CV forms, TransferredTask) and "
+            "the deep ones of regmtl.deep (regmtl.serving.deep).")
     if not hasattr(est, "coef_"):
         raise NotExportable(f"{type(model).__name__} is not fitted: call fit first.")
     names = getattr(est, "feature_names_in_", None)
@@ -143,24 +144,35 @@ def plan_of(model: Any, task_input: bool | None = None, offset: bool = False,
     else:
         plan = _estimator_plan(est, names, task_input, offset)
     if named_columns:
-        _check_names(plan)
+        check_names(plan.feature_names, {"X", "task", "offset"})
         plan.named = True
     return plan
 
 
-def _check_names(plan: LinearPlan) -> None:
-    """Feature names that can be the graph's inputs: known, unique, not another input's."""
-    names = plan.feature_names
+def check_names(names: list[str] | None, reserved: set[str]) -> None:
+    """Feature names that can be the graph's inputs: known, unique, none of ``reserved`` (the
+    graph's other inputs and inner names)."""
     if names is None:
         raise NotExportable("named_columns=True: the model has no feature names (fit it on "
                             "a DataFrame).")
     if len(set(names)) != len(names):
         raise NotExportable("named_columns=True: the feature names repeat; an input name is "
                             "unique.")
-    taken = sorted(set(names) & {"X", "task", "offset"})
+    taken = sorted(set(names) & reserved)
     if taken:
-        raise NotExportable(f"named_columns=True: a feature is named {taken[0]!r}, the name "
-                            "of another input; rename the column.")
+        raise NotExportable(f"a feature is named {taken[0]!r}, the name of another input of "
+                            "the graph; rename the column.")
+
+
+def task_positions(plan: Any, task: Any) -> np.ndarray:
+    """Each row's task position in ``plan.tasks`` (the ids must be fitted ones)."""
+    lookup = {v: k for k, v in enumerate(plan.tasks.tolist())}
+    try:
+        return np.array([lookup[v] for v in np.asarray(task, dtype=object).tolist()],
+                        dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"task: {exc.args[0]!r} is not a task the model was fitted on.") \
+            from None
 
 
 def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
@@ -209,7 +221,7 @@ def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
                       exp_floor=np.array([-EXP_MAX if n == "gamma" else -np.inf
                                           for n in losses]),
                       union=union, feature_names=names, offset=offset)
-    _check_labels(plan)
+    check_labels(plan)
     return plan
 
 
@@ -234,11 +246,11 @@ def _transferred_plan(est: Any, names: list[str] | None, offset: bool) -> Linear
                       form="single",
                       exp_floor=np.array([-EXP_MAX if loss == "gamma" else -np.inf]),
                       feature_names=names, offset=offset)
-    _check_labels(plan)
+    check_labels(plan)
     return plan
 
 
-def _check_labels(plan: LinearPlan) -> None:
+def check_labels(plan: LinearPlan) -> None:
     """The labels of the label tables: of one type over the model (int64 or strings)."""
     labels = [v for c in plan.classes if c is not None for v in c.tolist()]
     if not labels:
@@ -346,7 +358,7 @@ def _mean(g: GraphBuilder, plan: LinearPlan, f: str, per: str | None, shape_T: b
     return g.op("Where", [mask, g.op("Exp", [clipped]), f], "mean")
 
 
-def _label_table(plan: LinearPlan, width: int) -> tuple[np.ndarray, Any]:
+def label_table(plan: LinearPlan, width: int) -> tuple[np.ndarray, Any]:
     """Each task's labels in ``width`` slots (T + 1, width), the empty value elsewhere."""
     kind = label_kind(plan)
     empty = {"string": "", "int64": np.iinfo(np.int64).min, "bool": False,
@@ -383,7 +395,7 @@ def _one_score(g: GraphBuilder, plan: LinearPlan, idx: str | None):
             mask = g.op("Unsqueeze", [mask, g.const(np.array([1]), "ax")])
             probs = g.op("Where", [mask, g.const(np.array(np.nan), "nan"), probs])
         outputs.append((g.rename(probs, "probabilities"), flo, ["n", 2]))
-        table, _ = _label_table(plan, 2)
+        table, _ = label_table(plan, 2)
         pos = g.op("Cast", [g.op("Greater", [f, g.const(np.array(0.0), "zero")])],
                    to=g.element_type("int64"))
         base = g.const(np.zeros(1, dtype=np.int64), "zero_index") if idx is None else \
@@ -421,7 +433,7 @@ def _shared(g: GraphBuilder, plan: LinearPlan):
             probs = g.op("Where", [g.const((~binary).reshape(1, -1, 1), "is_value"),
                                    g.const(np.array(np.nan), "nan"), probs])
         outputs.append((g.rename(probs, "probabilities"), flo, ["n", T, 2]))
-        table, _ = _label_table(plan, 2)
+        table, _ = label_table(plan, 2)
         pos = g.op("Cast", [g.op("Greater", [F, g.const(np.array(0.0), "zero")])],
                    to=g.element_type("int64"))
         pick = g.op("Add", [g.const((2 * np.arange(T)).reshape(1, -1), "task_base"), pos])
@@ -468,7 +480,7 @@ def _multinomial(g: GraphBuilder, plan: LinearPlan, idx: str | None):
         outputs.append((g.rename(probs, "probabilities"), flo, ["n", len(union)]))
     else:
         outputs.append((g.rename(P, "probabilities"), flo, ["n", Kmax]))
-    table, _ = _label_table(plan, Kmax)
+    table, _ = label_table(plan, Kmax)
     best = g.op("ArgMax", [P], axis=1, keepdims=0)
     base = g.const(np.zeros(1, dtype=np.int64), "zero_index") if idx is None else \
         g.op("Mul", [idx, g.const(np.array(Kmax), "width")])

@@ -369,7 +369,8 @@ class MultiTaskNet(nn.Module):
         width = max(t.n_outputs for t in self.tasks)
         stacked = torch.stack([nn.functional.pad(out[n], (0, width - out[n].shape[1]))
                                for n in self.task_names], dim=1)
-        return stacked[torch.arange(len(rows), device=rows.device), rows]
+        # (a gather, not ``stacked[arange(B), rows]``: a traced graph keeps its batch axis free)
+        return stacked.gather(1, rows.reshape(-1, 1, 1).expand(-1, 1, width)).squeeze(1)
 
     def _head(self, in_features: int, spec: TaskSpec, hidden: Sequence[int], **kw) -> nn.Module:
         body = mlp(in_features, hidden, **kw)

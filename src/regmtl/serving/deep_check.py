@@ -1,0 +1,281 @@
+r"""The rows a deep model's graph is verified on, its feeds, and the model's own outputs on them.
+
+Rows are given (in the model's input form: a table or DataFrame, images, token ids, texts, a
+sparse bag of words, with ``task`` in the long form) or drawn in that form over every fitted
+task: numeric columns about the fit's ``x_mean_`` and ``x_scale_``, categorical values from each
+vocabulary with one row in eight an unseen one, pixels in [0, 1], token ids over the vocabulary
+and past it (the out-of-vocabulary bucket), texts of vocabulary words and an unknown one,
+bags of a few words. The references are the model's public ``predict`` / ``predict_proba`` (a
+plain net's call), grouped where the long form needs it (tasks of values apart from tasks of
+classes, and tasks by their number of classes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .deep import DeepPlan, raw_inputs, vocab_type
+from .linear import task_dtype, task_positions
+
+__all__ = ["check_rows", "feeds", "references"]
+
+#: one drawn categorical value in this many is outside the vocabulary
+UNSEEN_EVERY = 8
+
+
+# ----------------------------------------------------------------------------- rows
+def check_rows(plan: DeepPlan, X: Any, task: Any, n: int, random_state: Any
+               ) -> tuple[Any, Any]:
+    """``(X, task)`` the graph is checked on, in the model's input form."""
+    if X is None:
+        if plan.source is None:
+            raise ValueError("X: a MultiTaskNet (or a head transferred onto one) is exported "
+                             "on inputs it reads (a batch of its input, or a dict of its "
+                             "columns' tensors); give X.")
+        if int(n) < 1:
+            raise ValueError(f"n_check={n!r}: give at least 1 row to check the graph on.")
+        X, task = _sample(plan, int(n), np.random.default_rng(random_state))
+    if plan.form != "rows":
+        return X, None
+    if task is None:
+        raise ValueError("task: the graph serves rows with their task ids; give the task of "
+                         "every row of X (or let the rows be drawn: X=None).")
+    task = np.asarray(task, dtype=object).ravel()
+    if len(task) != _n_rows(X):
+        raise ValueError(f"task: {len(task)} ids for {_n_rows(X)} rows of X.")
+    task_positions(plan, task)
+    return X, task
+
+
+def _n_rows(X: Any) -> int:
+    if isinstance(X, dict):
+        return int(len(next(iter(X.values()))))
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+
+
+def _sample(plan: DeepPlan, n: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    T = plan.n_tasks
+    task = None
+    if plan.form == "rows":
+        pos = np.arange(n) % T if T <= n else np.sort(rng.choice(T, n, replace=False))
+        task = plan.tasks[pos]
+    kind, src = plan.input_kind, plan.source
+    if kind == "images":
+        return rng.uniform(0.0, 1.0, (n, *src.input_size_)), task
+    if kind == "tokens":
+        V = int(src.input_size_[0])
+        ids = rng.integers(1, V + 2, (n, int(src.n_features_in_)))
+        cut = rng.integers(1, ids.shape[1] + 1, n)
+        ids[np.arange(ids.shape[1])[None, :] >= cut[:, None]] = 0
+        return ids, task
+    if kind == "text":
+        words = list(src.tokenizer_.words) + ["zzunseenword"]
+        texts = np.array([" ".join(rng.choice(words, rng.integers(1, 9)).tolist())
+                          for _ in range(n)], dtype=object)
+        return texts, task
+    if kind == "sparse":
+        import scipy.sparse as sp
+
+        V = plan.n_features
+        nnz = min(V, 5)
+        rows = np.repeat(np.arange(n), nnz)
+        cols = np.concatenate([rng.choice(V, nnz, replace=False) for _ in range(n)])
+        vals = rng.integers(1, 4, n * nnz).astype(np.float64)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(n, V)), task
+    p = plan.n_features
+    center = np.asarray(getattr(src, "x_mean_", np.zeros(p)), dtype=np.float64)
+    spread = np.asarray(getattr(src, "x_scale_", np.ones(p)), dtype=np.float64)
+    X = center + spread * rng.standard_normal((n, p))
+    if plan.feature_names is None:
+        return X, task
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=plan.feature_names)
+    for col, vocab in (plan.categories or {}).items():
+        values = np.empty(n, dtype=object)
+        values[:] = [vocab[k] for k in rng.integers(0, len(vocab), n)]
+        unseen = np.arange(n) % UNSEEN_EVERY == UNSEEN_EVERY - 1
+        if vocab_type(col, vocab) == "string":
+            values[unseen] = "zz-unseen"
+        else:
+            values[unseen] = max(int(v) for v in vocab) + 1
+        frame[col] = values if vocab_type(col, vocab) == "string" else values.astype(np.int64)
+    return frame, task
+
+
+# ----------------------------------------------------------------------------- feeds
+def feeds(plan: DeepPlan, X: Any, task: Any, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """The graph's inputs for the rows ``X`` (the model's form) and their ``task``."""
+    out: dict[str, np.ndarray] = {}
+    kind = plan.input_kind
+    if plan.source is None:
+        xs = X if isinstance(X, dict) else {"X": X}
+        ranks = {name: len(shape) for name, _, shape in raw_inputs(plan)}
+        for name, value in xs.items():
+            arr = _numpy(value)
+            if name in ranks and arr.ndim != ranks[name]:  # (a column of one: (n,) or (n, 1))
+                arr = arr.reshape(len(arr), -1) if ranks[name] == 2 else arr.reshape(len(arr))
+            out[name] = arr.astype(np.int64) if arr.dtype.kind in "iub" else \
+                np.ascontiguousarray(arr, dtype=dtype)
+    elif kind == "table":
+        out.update(_table_feeds(plan, X, dtype))
+    elif kind == "images":
+        arr = _numpy(X).astype(np.float64)
+        out["X"] = np.ascontiguousarray(arr.reshape(arr.shape[0], *plan.source.input_size_),
+                                        dtype=dtype)
+    elif kind == "tokens":
+        out["X"] = np.ascontiguousarray(_numpy(X), dtype=np.int64)
+    elif kind == "text":
+        out["X"] = plan.source.tokenizer_.transform(np.asarray(X, dtype=object).tolist())
+    else:
+        dense = X.toarray() if hasattr(X, "toarray") else _numpy(X)
+        out["X"] = np.ascontiguousarray(dense, dtype=dtype)
+    if plan.form == "rows":
+        values = np.asarray(task, dtype=object)
+        out["task"] = values.astype(np.int64) if task_dtype(plan.tasks) == "int64" else \
+            np.array([str(v) for v in values.tolist()], dtype=object)
+    return out
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _table_feeds(plan: DeepPlan, X: Any, dtype: np.dtype) -> dict[str, np.ndarray]:
+    names = plan.feature_names
+    if hasattr(X, "columns") and names is not None:
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the feature column(s) the model was fitted on: "
+                             f"{', '.join(map(str, missing[:10]))}.")
+    if not plan.named:
+        arr = np.asarray(X[names] if hasattr(X, "columns") and names else X, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != plan.n_features:
+            raise ValueError(f"X: rows of {plan.n_features} features, got shape {arr.shape}.")
+        return {"X": np.ascontiguousarray(arr, dtype=dtype)}
+    if not hasattr(X, "columns"):
+        import pandas as pd
+
+        X = pd.DataFrame(np.asarray(X), columns=names)
+    cats = plan.categories or {}
+    out = {}
+    for col in names:
+        values = X[col]
+        if col not in cats:
+            out[col] = np.ascontiguousarray(values.to_numpy(dtype=np.float64), dtype=dtype)
+        elif vocab_type(col, cats[col]) == "string":
+            out[col] = np.array(["" if _missing(v) else str(v) for v in values.tolist()],
+                                dtype=object)
+        else:
+            out[col] = np.asarray(values.to_numpy(), dtype=np.int64)
+    return out
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+# ----------------------------------------------------------------------------- references
+def references(plan: DeepPlan, X: Any, task: Any, rtol: float
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each graph output's reference from the model's own methods, with the mask of the
+    entries it is compared on."""
+    model, n = plan.model, _n_rows(X)
+    if plan.raw:
+        return _net_references(plan, X, None if plan.form != "rows" else
+                               task_positions(plan, task))
+    if plan.esmm:
+        P = np.asarray(model.predict_proba(X), dtype=np.float64)
+        sure = (np.abs(P[:, 0] - 0.5) > 4 * rtol) & (np.abs(P[:, 2] - 0.5) > 4 * rtol)
+        return {"probabilities": (P, np.ones(n, dtype=bool)),
+                "label": (np.asarray(model.predict(X)), np.broadcast_to(sure[:, None], (n, 2)))}
+    if plan.form == "shared":
+        return _shared_references(plan, X)
+    W = plan.width
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    pos = np.zeros(n, dtype=np.int64) if plan.form == "single" else task_positions(plan, task)
+    heads = np.asarray(plan.heads, dtype=object)[pos]
+    on_values = np.isin(heads, ["regression", "count"])
+    kw = (lambda rows: {}) if plan.form == "single" else (
+        lambda rows: {"task": np.asarray(task, dtype=object)[rows]})
+    if plan.has_values:
+        ref = np.full(n, np.nan)
+        if on_values.any():
+            ref[on_values] = np.asarray(model.predict(_take(X, on_values), **kw(on_values)),
+                                        dtype=np.float64)
+        out[plan.value_name] = (ref, on_values)
+    if plan.has_classes:
+        P = np.full((n, W), np.nan)
+        labels = np.empty(n, dtype=object)
+        widths = np.where(heads == "binary", 2, plan.K[pos])
+        for k in np.unique(widths[~on_values]):
+            rows = ~on_values & (widths == k)
+            P[rows, :k] = np.asarray(model.predict_proba(_take(X, rows), **kw(rows)),
+                                     dtype=np.float64)
+            P[rows, k:] = 0.0
+            labels[rows] = np.asarray(model.predict(_take(X, rows), **kw(rows)), dtype=object)
+        out["probabilities"] = (P, ~on_values)
+        out["label"] = (labels, ~on_values)
+    return out
+
+
+def _shared_references(plan: DeepPlan, X: Any) -> dict:
+    model, T, W = plan.model, plan.n_tasks, plan.width
+    n = _n_rows(X)
+    classes = np.array([h in ("binary", "multiclass") for h in plan.heads])
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    pred = np.asarray(model.predict(X), dtype=object).reshape(n, T)
+    if plan.has_values:
+        ref = np.where(classes[None, :], np.nan, pred).astype(np.float64)
+        out[plan.value_name] = (ref, np.broadcast_to(~classes[None, :], (n, T)))
+    if plan.has_classes:
+        probs = model.predict_proba(X)
+        probs = probs if isinstance(probs, list) else [probs]
+        P = np.full((n, T, W), np.nan)
+        for t, q in enumerate(probs):
+            if q is not None and classes[t]:
+                q = np.asarray(q, dtype=np.float64)
+                P[:, t, :q.shape[1]] = q
+                P[:, t, q.shape[1]:] = 0.0
+        out["probabilities"] = (P, np.broadcast_to(classes[None, :], (n, T)))
+        out["label"] = (pred, np.broadcast_to(classes[None, :], (n, T)))
+    return out
+
+
+def _net_references(plan: DeepPlan, X: Any, rows: np.ndarray | None) -> dict:
+    import torch
+
+    net = plan.net
+    x = {k: torch.as_tensor(_numpy(v)) for k, v in X.items()} if isinstance(X, dict) else \
+        torch.as_tensor(_numpy(X))
+    if isinstance(x, torch.Tensor) and x.is_floating_point():
+        x = x.to(next(net.parameters()).dtype)
+    elif isinstance(x, dict):
+        x = {k: v.to(next(net.parameters()).dtype) if v.is_floating_point() else v
+             for k, v in x.items()}
+    device = next(net.parameters()).device
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            x = x.to(device) if isinstance(x, torch.Tensor) else {k: v.to(device)
+                                                                   for k, v in x.items()}
+            got = net(x) if rows is None else net(x, rows=torch.from_numpy(rows).to(device))
+    finally:
+        net.train(was)
+    n = _n_rows(X)
+    if rows is not None:
+        return {"output": (got.double().cpu().numpy(), np.ones(n, dtype=bool))}
+    return {name: (got[name].double().cpu().numpy(), np.ones(n, dtype=bool))
+            for name in plan.names}
+
+
+def _take(X: Any, rows: np.ndarray) -> Any:
+    idx = np.flatnonzero(rows)
+    if hasattr(X, "iloc"):
+        return X.iloc[idx]
+    if isinstance(X, list):
+        return [X[i] for i in idx]
+    return X[idx]
