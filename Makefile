@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test test-matrix fuzz lint bench docs clean
+.PHONY: demo test test-matrix test-faults fuzz lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ test: $(TEST_STAMP)
 test-matrix: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_MATRIX=full \
 		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) tests/test_conformance.py
+
+# The fault tests (tests/test_dask_faults.py) at full size: a worker of a 3-process LocalCluster
+# killed (SIGKILL) at five random points of a fit of 2,000 tasks; `make test` kills at one point
+# (then two in sequence) on 40 tasks.
+test-faults: $(TEST_STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_FAULTS=full \
+		$(BIN)/python -m pytest -q tests/test_dask_faults.py
 
 # The property suite (tests/test_properties_*.py) under its long Hypothesis profile: rounds of
 # FUZZ_EXAMPLES random examples per property until FUZZ_SECONDS have passed (the last round is

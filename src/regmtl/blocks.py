@@ -127,11 +127,28 @@ class TaskBlocks(Protocol):
         and ``several`` is False."""
 
 
+class HolderLost(RuntimeError):
+    """A holder of kept objects (a worker) is gone, and the objects' state with it: raised by
+    :meth:`Kept.call` where the blocks live elsewhere; the solver makes its objects again
+    (:meth:`TaskBlocks.keep`) from a state it has (the last certificate's iterate)."""
+
+    def __init__(self, holders: list[str]):
+        super().__init__(f"lost the holder(s) {', '.join(holders)} of kept objects")
+        #: the holders lost (worker addresses)
+        self.holders = list(holders)
+
+
+class HolderLostWarning(UserWarning):
+    """A fit went on after losing a holder of its kept objects: it cost time (the
+    iterations since the last certificate, done again), not the result."""
+
+
 class Kept:
     """Objects kept where their blocks are (:meth:`TaskBlocks.keep`), one per holder, each
     holding the blocks of :attr:`blocks` (a holder's blocks need not be consecutive):
-    :meth:`call` runs a method of each and gives the results in one round trip. This
-    implementation holds them in this process, one block each."""
+    :meth:`call` runs a method of each and gives the results in one round trip (or raises
+    :class:`HolderLost` where a holder is gone). This implementation holds them in this
+    process, one block each."""
 
     def __init__(self, objects: list):
         self.objects = list(objects)

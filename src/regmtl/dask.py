@@ -666,7 +666,8 @@ class DaskTaskData:
             held.append(ks)
             made.append(client.submit(cls, *[pieces(a, ks) for a in args], actor=True,
                                       workers=[addr], allow_other_workers=False, pure=False))
-        return KeptOnWorkers(made, [f.result() for f in made], held)
+        return KeptOnWorkers(made, [f.result() for f in made], held, order,
+                             lambda: self._cache.pop("workers", None))
 
     def pinned(self):
         """A context in which every task submitted for chunk k of an array chunked by blocks
@@ -758,25 +759,78 @@ class Blocks:
 class KeptOnWorkers:
     """Objects kept on the workers as Dask actors (:meth:`DaskTaskData.keep`), one per
     worker, each holding the blocks of :attr:`blocks`: :meth:`call` runs a method on each at
-    once and waits for every result (one round trip)."""
+    once and waits for every result (one round trip).
 
-    def __init__(self, futures: list, actors: list, blocks: list):
+    An actor lives only on its worker: when that worker dies (a killed process, a lost
+    node), its state is gone and no recomputation brings it back. :meth:`call` then raises
+    :class:`~regmtl.blocks.HolderLost` naming the workers lost, after making the problem
+    forget where its blocks were (the scheduler recomputes them on the survivors from their
+    graph when they are next asked for), so that the solver can keep its objects anew."""
+
+    #: seconds to wait, after a failed call, for the scheduler to see a worker gone
+    LOSS_WAIT = 30.0
+
+    def __init__(self, futures: list, actors: list, blocks: list, workers: list | None = None,
+                 forget: Any = None):
         self.futures, self.actors = futures, actors
         #: the blocks each actor holds, by index (a worker's blocks need not be consecutive)
         self.blocks = blocks
+        #: the address of each actor's worker
+        self.workers = list(workers or [])
+        self._forget = forget
 
     def __len__(self) -> int:
         return len(self.actors)
 
     def call(self, name: str, *args: Any) -> list:
-        """``obj.name(*args)`` on every worker, in order."""
-        pending = [getattr(actor, name)(*args) for actor in self.actors]
-        return [p.result() for p in pending]
+        """``obj.name(*args)`` on every worker, in order; :class:`~regmtl.blocks.HolderLost`
+        where a worker holding one is gone."""
+        from .blocks import HolderLost
+
+        try:
+            pending = [getattr(actor, name)(*args) for actor in self.actors]
+            return [p.result() for p in pending]
+        except Exception as exc:  # noqa: BLE001 - distributed's errors of a lost worker vary
+            # (an actor's worker gone: "Unable to contact Actor's worker" (OSError), "Worker
+            # holding Actor was lost" (ValueError); an error of the method itself is raised)
+            lost = self._lost() if isinstance(exc, OSError) or "Actor" in str(exc) else []
+            if not lost:
+                raise
+            if self._forget is not None:
+                self._forget()
+            raise HolderLost(lost) from exc
+
+    def _lost(self) -> list[str]:
+        """The actors' workers the scheduler no longer has (waiting up to
+        :attr:`LOSS_WAIT` seconds for it to see a dead one go)."""
+        import time
+
+        from distributed import get_client
+
+        try:
+            client = get_client()
+        except ValueError:
+            return []
+        deadline = time.monotonic() + self.LOSS_WAIT
+        while True:
+            try:
+                try:
+                    info = client.scheduler_info(n_workers=-1)
+                except TypeError:  # (distributed before 2025: every worker by default)
+                    info = client.scheduler_info()
+            except Exception:  # noqa: BLE001 - the scheduler unreachable: nothing to tell
+                return []
+            alive = set(info["workers"])
+            lost = [w for w in self.workers if w not in alive]
+            if lost or time.monotonic() > deadline:
+                return lost
+            time.sleep(0.1)
 
     def close(self) -> None:
         """Release the actors (their state leaves the workers' memory)."""
         for f in self.futures:
-            f.release()
+            with contextlib.suppress(Exception):  # (an actor of a lost worker)
+                f.release()
         self.futures, self.actors = [], []
 
 

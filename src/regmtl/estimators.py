@@ -226,7 +226,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
-            offset: Any = None):
+            offset: Any = None, checkpoint: Any = None):
         """Fit the model on any input form.
 
         Parameters
@@ -257,6 +257,13 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             (``loss="poisson"``: the rate per unit of exposure is modelled). The losses that
             take one: ``squared``, ``poisson``, ``gamma``, ``huber``, ``quantile``; a task of
             another loss (one loss per task) is refused by name where its offset is not 0.
+        checkpoint : str or path-like, optional
+            With a task source (the squared loss out of core): a folder where the fit keeps
+            its state (the statistics pass chunk by chunk, FISTA's state at each certificate),
+            so that a fit killed midway, called again with the same folder, data and
+            parameters, resumes and ends where the uninterrupted fit would (bit for bit);
+            other data or parameters are refused by name (see
+            ``regmtl.solvers.streamed_checkpoint``).
 
         Returns
         -------
@@ -269,7 +276,12 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
                 raise ValueError("penalty_factor, exclude, lower_bounds, upper_bounds and "
                                  "standardize take data in memory; an out-of-core fit (a "
                                  "task source read chunk by chunk) takes none of them.")
-            return fit_source(self, X, self._datafit(), y, task, sample_weight, offset)
+            return fit_source(self, X, self._datafit(), y, task, sample_weight, offset,
+                              checkpoint)
+        if checkpoint is not None:
+            raise ValueError("checkpoint: a fit in memory is not resumed from a folder; "
+                             "checkpoint= is for the out-of-core fit of a task source "
+                             "(ParquetTasks).")
         X, offset = offset_column(X, offset)
         data = self._data(X, y, task, sample_weight, fitting=True)
         return self._fit_data(data, offset=offset)

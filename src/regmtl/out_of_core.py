@@ -91,7 +91,7 @@ def chunk_progress(source: Any, desc: str) -> Iterator[None]:
 
 
 def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: Any = None,
-               sample_weight: Any = None, offset: Any = None) -> Any:
+               sample_weight: Any = None, offset: Any = None, checkpoint: Any = None) -> Any:
     """Fit ``model`` (a MultiTaskRegressor, or a MultiTaskClassifier: the logistic loss)
     on ``source`` out of core and set its fitted
     attributes; ``ValueError`` naming what is supported for any other loss, alpha form,
@@ -126,6 +126,10 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     if model.warm_start and hasattr(model, "coef_") and np.shape(model.coef_) == (T, p):
         W0 = np.array(model.coef_.T, dtype=np.float64)
     classes = None
+    if checkpoint is not None and datafit.name != "squared":
+        raise ValueError("checkpoint: the out-of-core fit of the logistic loss keeps no "
+                         "state to resume from in this release; fit it without checkpoint "
+                         "(the squared loss's fit resumes).")
     with chunk_progress(source, "out-of-core fit"):
         if datafit.name == "logistic":
             res, low, high, _ = solve_streamed_logistic(
@@ -137,7 +141,7 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
             res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
                                  task_weight=model.task_weight, tol=model.tol,
                                  max_iter=model.max_iter, W0=W0, verbose=model.verbose,
-                                 options=options)
+                                 options=options, checkpoint=checkpoint)
     for attr in ("dual_gap_", "kkt_residual_", "feature_names_in_", "classes_",
                  "residual_variance_", *STRUCTURE_ATTRS):
         if hasattr(model, attr):

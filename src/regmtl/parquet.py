@@ -368,8 +368,8 @@ class ParquetTasks:
         out._scaling = (mean, scale)
         return out
 
-    def chunks(self, *, task_weight: Any = "equal", target: str | None = None
-               ) -> Iterator[tuple[int, int, TaskData]]:
+    def chunks(self, *, task_weight: Any = "equal", target: str | None = None,
+               start: int = 0) -> Iterator[tuple[int, int, TaskData]]:
         r"""The data set as runs of whole tasks, one in memory at a time.
 
         Parameters
@@ -379,6 +379,9 @@ class ParquetTasks:
         target : str, optional
             Read this column as ``y`` instead of the source's ``target`` (e.g. a binary
             label).
+        start : int, default=0
+            Begin at the chunk that holds this task (position in ``tasks``), the files read
+            from the row group holding its first row (a pass resumed midway).
 
         Yields
         ------
@@ -399,12 +402,12 @@ class ParquetTasks:
             raise ValueError("target: this source has no target column (target=None); pass "
                              "chunks(target='column') to read one.")
         omega = task_weights(task_weight, self.task_rows.astype(np.float64))
-        yield from self._read(target, omega)
+        yield from self._read(target, omega, int(start))
 
-    def _read(self, target: str | None, omega: np.ndarray | None
+    def _read(self, target: str | None, omega: np.ndarray | None, start_task: int = 0
               ) -> Iterator[tuple[int, int, TaskData]]:
         """The chunks, with ``y`` from ``target`` (none when None) and row weights from
-        ``omega`` (none when None)."""
+        ``omega`` (none when None), from the chunk holding task ``start_task``."""
         pa, pq = _pyarrow()
         if target is not None and target != self.target:
             self._features_exclude(target)
@@ -413,8 +416,12 @@ class ParquetTasks:
         bounds = self.bounds()
         handles: dict[int, Any] = {}
         buffer: list = []  # tables of rows read and not yet handed out
-        start = 0  # the global row of the buffer's first row
-        k = 0  # the next row group to read
+        first = max(int(np.searchsorted(bounds, start_task, side="right")) - 1, 0)
+        bounds = bounds[first:]
+        # the row group holding the first chunk's first row, and its first row
+        k = max(int(np.searchsorted([g[2] for g in self._groups], int(cum[bounds[0]]),
+                                    side="right")) - 1, 0)
+        start = self._groups[k][2]  # the global row of the buffer's first row
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             r0, r1 = int(cum[lo]), int(cum[hi])
             have = start + sum(t.num_rows for t in buffer)

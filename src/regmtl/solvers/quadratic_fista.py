@@ -4,12 +4,13 @@ and of each proximal Newton model in Gram form (:mod:`~regmtl.solvers.structured
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..blocks import Kept
+from ..blocks import HolderLost, HolderLostWarning, Kept
 from ..penalties import Penalty
 from ..penalties.base import inner
 from .fista_groups import RESTART, FistaGroup
@@ -75,23 +76,27 @@ def fista_certified(q: TaskQuadratic, penalty: Penalty, alpha: float, V: np.ndar
     V = q.settle(V)[0]  # (on task blocks: each block's columns where its rows are)
     # the iterates beside the Grams: here in memory, on each worker that holds blocks
     # (several only where the prox splits over tasks); else rounds of lazy iterations
-    held = q.hold(FistaGroup, penalty, alpha, V, several=penalty.splits_prox)
+    box = [q.hold(FistaGroup, penalty, alpha, V, several=penalty.splits_prox)]
     try:
-        return _iterate(q, penalty, alpha, V, held, L, L_cert, rescue_at, tol=tol,
+        return _iterate(q, penalty, alpha, V, box, L, L_cert, rescue_at, tol=tol,
                         max_iter=max_iter, check_every=check_every, G0_norm=G0_norm,
                         verbose=verbose, crawl_budget=crawl_budget)
     finally:
-        if held is not None:
-            held.close()
+        if box[0] is not None:
+            box[0].close()
 
 
-def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kept | None,
+def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list,
              L: float, L_cert: float | None, rescue_at: int | None, *, tol: float,
              max_iter: int, check_every: int, G0_norm: float, verbose: int,
              crawl_budget: int | None) -> tuple[Any, int, bool, float]:
-    """The iterations of :func:`fista_certified` from V: on the groups of ``held``
+    """The iterations of :func:`fista_certified` from V: on the groups of ``box[0]``
     (:mod:`~regmtl.solvers.fista_groups`), or, where None, in rounds of lazy iterations on
-    the blocks (:func:`_lazy_round`)."""
+    the blocks (:func:`_lazy_round`). A group whose holder is lost (a worker gone:
+    :class:`~regmtl.blocks.HolderLost`) is made again, from the last certificate's
+    iterate, on the holders left (:func:`_rehold`: the iterations since that certificate
+    are done again, a :class:`~regmtl.blocks.HolderLostWarning` says which and how many)."""
+    held: Kept | None = box[0]
     use_gap = penalty.has_dual and alpha > 0
     split = held is not None and len(held) > 1
     done = q.settle if q.lazy else (lambda *a: a)  # (iterates brought here go back)
@@ -99,13 +104,19 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kep
     best_val, best_V, best_big, best_it = np.inf, V.copy(), None, it
     first_val = None
     restarted = False
+    losses = 0
     while True:
         t, move = 1.0, None
         if held is None:
             Z = V.copy()
             HZ = HV_prev = q.settle(q.matvec(penalty.compose(V)))[0]
         elif restarted:  # (after a reweighted step; the groups started at V when made)
-            held.call("start", V)
+            try:
+                held.call("start", V)
+            except HolderLost as exc:
+                losses += 1
+                held = box[0] = _rehold(q, penalty, alpha, V, held, exc, losses, it, it)
+                split = len(held) > 1
         restarted = True
         rescued = False
         while it < max_iter:
@@ -118,24 +129,33 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kep
                     q, penalty, alpha, L, stop - it, (V, Z, HZ, HV_prev, t), L_cert, G0_norm)
                 HV_prev, it = HV, stop
             else:
-                while it < stop:
-                    it += 1
-                    for _ in range(MAX_BACKTRACK):
-                        summaries = held.call("gradient", L, move, split)
-                        move = None  # (a retry keeps the move made)
-                        nd, curv, against = _by_block(held.call(
-                            "descend", _by_block(summaries, held.blocks) if split else None),
-                            held.blocks)
-                        if curv <= L * nd * (1.0 + 1e-9):  # the quadratic upper bound holds
-                            break
-                        L = max(1.5 * L, 1.02 * curv / nd)
-                    if against > 0:  # momentum against the step: restart
-                        t, move = 1.0, RESTART
-                    else:
-                        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-                        t, move = t_next, (t - 1.0) / t_next
-                V, value, big = _group_certificate(penalty, alpha, held.call("sums", use_gap),
-                                                   held.blocks, L_cert, G0_norm)
+                at = it  # (the iteration of V: the start, or the last certificate)
+                try:
+                    while it < stop:
+                        it += 1
+                        for _ in range(MAX_BACKTRACK):
+                            summaries = held.call("gradient", L, move, split)
+                            move = None  # (a retry keeps the move made)
+                            nd, curv, against = _by_block(held.call(
+                                "descend", _by_block(summaries, held.blocks) if split
+                                else None), held.blocks)
+                            if curv <= L * nd * (1.0 + 1e-9):  # the upper bound holds
+                                break
+                            L = max(1.5 * L, 1.02 * curv / nd)
+                        if against > 0:  # momentum against the step: restart
+                            t, move = 1.0, RESTART
+                        else:
+                            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+                            t, move = t_next, (t - 1.0) / t_next
+                    V, value, big = _group_certificate(penalty, alpha,
+                                                       held.call("sums", use_gap),
+                                                       held.blocks, L_cert, G0_norm)
+                except HolderLost as exc:
+                    losses += 1
+                    held = box[0] = _rehold(q, penalty, alpha, V, held, exc, losses, at, it)
+                    split = len(held) > 1
+                    it, t, move = at, 1.0, None
+                    continue
             if verbose:
                 print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
             if value < 0.99 * best_val:
@@ -166,6 +186,29 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kep
             budget=min(20, max(max_iter - it, 0)), patience=3)
         it += steps
         start = it
+
+
+#: workers lost in one fit before it gives up (every loop is bounded)
+MAX_HOLDER_LOSSES = 16
+
+
+def _rehold(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kept,
+            exc: HolderLost, losses: int, at: int, it: int) -> Kept:
+    """FISTA's groups made again from ``V`` (the iterate of iteration ``at``) on the holders
+    left, after ``exc`` (warned: the holders lost, the iterations done again)."""
+    held.close()
+    if losses > MAX_HOLDER_LOSSES:
+        raise exc
+    again = q.hold(FistaGroup, penalty, alpha, q.settle(V)[0], several=penalty.splits_prox)
+    if again is None:  # (no holder of the blocks known: nothing to iterate on)
+        raise exc
+    warnings.warn(
+        f"FISTA lost the worker(s) {', '.join(exc.holders)} holding its iterates at "
+        f"iteration {it}; they were made again on the {len(again)} worker(s) holding the "
+        f"blocks now, from the iterate of iteration {at} ({it - at} iteration(s) done "
+        "again): the lost worker cost time, not the result.", HolderLostWarning,
+        stacklevel=4)
+    return again
 
 
 def _by_block(parts: list, blocks: list) -> Any:

@@ -20,6 +20,8 @@ step ``1 / L`` relative to ``G0_norm``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .._jit import njit
@@ -64,11 +66,18 @@ def streamed_certificate(q: StreamedQuadratic, penalty: Penalty, alpha: float, V
 
 def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
                    tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
-                   verbose: int = 0) -> tuple[np.ndarray, int, bool, float]:
+                   verbose: int = 0, state: dict | None = None,
+                   on_check: Callable[[np.ndarray, np.ndarray, dict], None] | None = None
+                   ) -> tuple[np.ndarray, int, bool, float]:
     """FISTA on ``q(V) + Omega(V)`` (the penalty's variable is W), certified every
     ``check_every`` iterations (and at the start, the first iteration and ``max_iter``) until
     the certificate is below ``tol`` (absolute for a gap, relative as the residual). The
     start ``V`` is taken over (a C-ordered float64 array is written to, not copied).
+
+    ``on_check(V, V_prev, scalars)`` is called at each certificate before anything moves (the
+    state a fit resumes from: :mod:`~regmtl.solvers.streamed_checkpoint`), and ``state`` (such
+    a state: ``V``, ``V_prev``, ``t``, ``mom``, ``it``, ``best_val``, ``best_it``) resumes
+    there, the iterations then those of the uninterrupted run, bit for bit.
 
     Returns the last certified variable, the iterations, whether the certificate stalled (no
     1% progress for as many iterations as it took to reach its best, and 20 checks, at the
@@ -81,8 +90,16 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
     HV = None
     t, mom, it = 1.0, 0.0, 0
     best_val, best_it = np.inf, 0
+    if state is not None:
+        V[...] = state["V"]
+        V_prev[...] = state["V_prev"]
+        t, mom, it = float(state["t"]), float(state["mom"]), int(state["it"])
+        best_val, best_it = float(state["best_val"]), int(state["best_it"])
     check = True  # the start is certified in the first pass
     while True:
+        if check and on_check is not None:
+            on_check(V, V_prev, {"t": t, "mom": mom, "it": it, "best_val": best_val,
+                                 "best_it": best_it})
         if check and HV is None:
             HV = np.empty_like(V)
         sums = q.step(V, V_prev, mom, step, U, HV if check else None)

@@ -20,6 +20,8 @@ passes:
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import warnings
 import weakref
 from typing import Any
@@ -33,9 +35,11 @@ from ..penalties.kernels import FAST
 from .certificates import Certificate, kkt_of_gradient
 from .quadratic_fista import gap_of_sums
 from .result import SolverResult
+from .streamed_checkpoint import StreamedCheckpoint
 from .streamed_fista import streamed_fista
 from .streamed_quadratic import (
     StreamedQuadratic,
+    kept_tasks,
     prefetched,
     streamed_quadratic,
     task_rows_copy,
@@ -80,11 +84,19 @@ def _weight_key(task_weight: Any) -> Any:
 
 
 def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
-                     spill_dir: str | None = None, gram_dtype: Any = np.float32
-                     ) -> StreamedQuadratic:
+                     spill_dir: str | None = None, gram_dtype: Any = np.float32,
+                     keep: str | None = None) -> StreamedQuadratic:
     """The statistics pass over ``source`` (its Grams spilled under ``spill_dir``), done once
     and kept with the source (and its spill files, removed with it) per task weighting,
-    ``fit_intercept`` and ``gram_dtype``."""
+    ``fit_intercept`` and ``gram_dtype``. ``keep``: a checkpoint's folder, where the pass is
+    written and kept, resumed where it stopped (``streamed_quadratic``'s ``keep``)."""
+    if keep is not None:
+        done = kept_tasks(keep, int(source.n_features), gram_dtype)
+        start = {"start": done} if "start" in inspect.signature(source.chunks).parameters \
+            else {}
+        return streamed_quadratic(source.chunks(task_weight=task_weight, **start),
+                                  int(source.n_tasks), int(source.n_features),
+                                  bool(fit_intercept), None, gram_dtype, keep=keep)
     key = (_weight_key(task_weight), bool(fit_intercept), np.dtype(gram_dtype).str)
     memo = _STATISTICS.setdefault(source, {})
     if key not in memo:
@@ -192,11 +204,13 @@ def exact_certificate(source: Any, task_weight: Any, q: StreamedQuadratic, penal
 def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept: bool = True,
                    task_weight: Any = "equal", tol: float = 1e-4, max_iter: int = 1000,
                    W0: np.ndarray | None = None, verbose: int = 0,
-                   options: dict | None = None) -> SolverResult:
+                   options: dict | None = None, checkpoint: Any = None) -> SolverResult:
     """The squared loss plus ``penalty`` fitted out of core (the module docstring), warned
     about (``ConvergenceWarning``, with the certificate reached) when the certificate on the
     rows misses ``tol``. ``W0``: the start (p x T), taken over (written to). ``options``:
-    :data:`STREAMED_OPTIONS`."""
+    :data:`STREAMED_OPTIONS`. ``checkpoint``: a folder where the fit's state is kept and
+    from which a fit killed midway resumes
+    (:class:`~regmtl.solvers.streamed_checkpoint.StreamedCheckpoint`)."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(STREAMED_OPTIONS))
     if unknown:
@@ -204,18 +218,39 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
                          f"it takes {list(STREAMED_OPTIONS)}.")
     check_streamed_penalty(penalty)
     penalty.check(int(source.n_features), int(source.n_tasks))
+    gram_dtype = np.dtype(options.get("gram_dtype", np.float32))
+    check_every = int(options.get("check_every", 10))
+    kept = None
+    if checkpoint is not None:
+        kept = StreamedCheckpoint(checkpoint, source, {
+            "loss": "squared", "penalty": repr(penalty), "alpha": float(alpha),
+            "fit_intercept": bool(fit_intercept), "task_weight": _weight_key(task_weight)
+            if isinstance(task_weight, str) else hashlib.sha256(
+                _weight_key(task_weight)).hexdigest(),
+            "tol": float(tol), "max_iter": int(max_iter), "gram_dtype": gram_dtype.name,
+            "check_every": check_every, "start": None if W0 is None else hashlib.sha256(
+                np.ascontiguousarray(W0, dtype=np.float64).tobytes()).hexdigest()})
     q = source_quadratic(source, task_weight, fit_intercept, options.get("spill_dir"),
-                         options.get("gram_dtype", np.float32))
+                         gram_dtype, keep=None if kept is None else kept.spill_directory)
     p, T = q.g.shape
     use_gap = penalty.has_dual and alpha > 0
     P0 = max(0.5 * float(q.e.sum()), np.finfo(float).tiny)
     V = np.zeros((p, T)) if W0 is None else np.asarray(W0, dtype=np.float64)
-    inner_tol, n_iter = tol * P0 if use_gap else tol, 0
-    for _ in range(3):  # the Grams' sums met tol but the rows do not: a tighter tol, onwards
+    inner_tol, n_iter, first = tol * P0 if use_gap else tol, 0, 0
+    outer = None if kept is None else kept.rounds()
+    if outer is not None:  # (resumed: the round the last state belongs to)
+        first, n_iter, inner_tol = outer["round"], outer["n_iter"], outer["inner_tol"]
+    for rnd in range(first, 3):  # the Grams' sums met tol, the rows not: a tighter tol
+        key = f"round {rnd}"
+        state = None if kept is None else kept.fista_state(key)
+        on_check = None if kept is None else (
+            lambda V_, Vp_, sc, key=key, rnd=rnd, n_iter=n_iter, inner_tol=inner_tol:
+            kept.save_fista(key, {"round": rnd, "n_iter": n_iter, "inner_tol": inner_tol},
+                            V_, Vp_, sc))
         V, done, stalled, _ = streamed_fista(
             q, penalty, alpha, V, tol=inner_tol, max_iter=max_iter - n_iter,
-            check_every=int(options.get("check_every", 10)),
-            G0_norm=float(np.linalg.norm(q.g)), verbose=verbose)
+            check_every=check_every, G0_norm=float(np.linalg.norm(q.g)), verbose=verbose,
+            state=state, on_check=on_check)
         n_iter += done
         b = q.intercepts(V) if fit_intercept else np.zeros(T)
         cert = exact_certificate(source, task_weight, q, penalty, alpha, V, b, fit_intercept)

@@ -41,7 +41,7 @@ from .._jit import njit
 from ..penalties.kernels import FAST
 from .quadratic import TaskQuadratic
 
-__all__ = ["StreamedQuadratic", "prefetched", "streamed_quadratic", "CHUNK_BYTES"]
+__all__ = ["StreamedQuadratic", "kept_tasks", "prefetched", "streamed_quadratic", "CHUNK_BYTES"]
 
 #: Bytes of packed Grams read per chunk of a pass over the spill file (the one reused buffer).
 CHUNK_BYTES = 1 << 26
@@ -386,24 +386,45 @@ class StreamedQuadratic(TaskQuadratic):
             "accelerated proximal gradient (regmtl.solvers.streamed_fista).")
 
 
+def kept_tasks(directory: str, n_features: int, dtype: Any) -> int:
+    """The tasks whose three records (Gram, centers, moments) are whole in a kept statistics
+    folder (:func:`streamed_quadratic` with ``keep``): where its pass resumes."""
+    p = n_features
+    sizes = [((p * (p + 1) // 2) * np.dtype(dtype).itemsize, "grams.bin"),
+             (p * 8, "centers.bin"), ((p + 3) * 8, "moments.bin")]
+    counts = []
+    for record, name in sizes:
+        path = os.path.join(directory, name)
+        counts.append(os.path.getsize(path) // record if os.path.exists(path) else 0)
+    return int(min(counts))
+
+
 def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_features: int,
                        center: bool, spill_dir: str | None = None,
-                       dtype: Any = np.float32) -> StreamedQuadratic:
+                       dtype: Any = np.float32, keep: str | None = None) -> StreamedQuadratic:
     """The statistics pass: :class:`StreamedQuadratic` of the squared loss of the rows that
     ``chunks`` yields (``(lo, hi, block)``, consecutive runs of whole tasks ``lo..hi-1``
     covering all ``n_tasks``; ``block.y`` the targets, ``block.c`` the global row weights),
     intercepts minimized out with ``center``. The spill files go in a new directory under
     ``spill_dir`` (default: the system's temporary directory), removed with the result.
     ``dtype``: of the stored Grams (float32, or float64 for twice the disk and no
-    rounding)."""
+    rounding).
+
+    ``keep``: a folder (a checkpoint's) where the spill files are written and kept, with each
+    task's other moments (``moments.bin``), every chunk synced to disk: a pass killed midway
+    resumes at the first task whose records are not all whole (:func:`kept_tasks`; the
+    files are cut back there, ``chunks`` may start at any chunk at or before it), and a
+    finished one is read back without a pass."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"gram_dtype must be float32 or float64; got {dtype}.")
+    p, T = n_features, n_tasks
+    P = p * (p + 1) // 2
+    if keep is not None:
+        return _kept_pass(chunks, T, p, center, dtype, keep)
     if spill_dir is not None:
         os.makedirs(spill_dir, exist_ok=True)
     directory = tempfile.mkdtemp(prefix="regmtl-grams-", dir=spill_dir)
-    p, T = n_features, n_tasks
-    P = p * (p + 1) // 2
     try:
         grams = _Spill(os.path.join(directory, "grams.bin"), P, dtype, T)
         centers = _Spill(os.path.join(directory, "centers.bin"), p, np.float64, T)
@@ -415,17 +436,7 @@ def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_f
                     raise ValueError(f"source.chunks: tasks {lo}..{hi - 1} after {done} "
                                      "tasks; the chunks must be consecutive runs of whole "
                                      f"tasks covering all {T}.")
-                X = np.asarray(block.X, dtype=np.float64)
-                if X.ndim != 2 or X.shape[1] != p:
-                    raise ValueError(f"source.chunks: a block of {X.shape} rows, not {p} "
-                                     "features.")
-                indptr = np.asarray(block.indptr, dtype=np.int64)
-                Hp = np.empty((hi - lo, P), dtype=dtype)
-                xm = np.empty((hi - lo, p))
-                task_moments_packed(X, np.asarray(block.y, dtype=np.float64),
-                                    np.asarray(block.c, dtype=np.float64), indptr,
-                                    bool(center), Hp, g[:, lo:hi], e[lo:hi], xm, zm[lo:hi])
-                packed_bounds(Hp, p, bounds[lo:hi])
+                Hp, xm = _chunk_moments(block, lo, hi, p, center, dtype, g, e, zm, bounds)
                 fh.write(memoryview(Hp.reshape(-1).view(np.uint8)))
                 fx.write(memoryview(xm.reshape(-1).view(np.uint8)))
                 done = hi
@@ -435,3 +446,72 @@ def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_f
         shutil.rmtree(directory, ignore_errors=True)
         raise
     return StreamedQuadratic(grams, centers, g, e, zm, bounds, bool(center), directory, True)
+
+
+def _chunk_moments(block: Any, lo: int, hi: int, p: int, center: bool, dtype: np.dtype,
+                   g: np.ndarray, e: np.ndarray, zm: np.ndarray, bounds: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk's packed Grams and centers (its ``g``, ``e``, ``zm`` and bounds written in
+    place)."""
+    X = np.asarray(block.X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != p:
+        raise ValueError(f"source.chunks: a block of {X.shape} rows, not {p} features.")
+    Hp = np.empty((hi - lo, p * (p + 1) // 2), dtype=dtype)
+    xm = np.empty((hi - lo, p))
+    task_moments_packed(X, np.asarray(block.y, dtype=np.float64),
+                        np.asarray(block.c, dtype=np.float64),
+                        np.asarray(block.indptr, dtype=np.int64), bool(center), Hp,
+                        g[:, lo:hi], e[lo:hi], xm, zm[lo:hi])
+    packed_bounds(Hp, p, bounds[lo:hi])
+    return Hp, xm
+
+
+def _kept_pass(chunks: Iterable[tuple[int, int, Any]], T: int, p: int, center: bool,
+               dtype: np.dtype, directory: str) -> StreamedQuadratic:
+    """The statistics pass into the kept folder ``directory`` (see ``keep`` of
+    :func:`streamed_quadratic`)."""
+    os.makedirs(directory, exist_ok=True)
+    P = p * (p + 1) // 2
+    grams = _Spill(os.path.join(directory, "grams.bin"), P, dtype, T)
+    centers = _Spill(os.path.join(directory, "centers.bin"), p, np.float64, T)
+    moments = _Spill(os.path.join(directory, "moments.bin"), p + 3, np.float64, T)
+    files = (grams, centers, moments)
+    done = kept_tasks(directory, p, dtype)
+    g, e, zm, bounds = np.zeros((p, T)), np.zeros(T), np.zeros(T), np.zeros(T)
+    if done:
+        rec = moments.records(np.arange(done))
+        g[:, :done], e[:done], zm[:done], bounds[:done] = rec[:, :p].T, rec[:, p], \
+            rec[:, p + 1], rec[:, p + 2]
+    if done < T:
+        handles = []
+        try:
+            for f in files:
+                mode = "r+b" if os.path.exists(f.path) else "w+b"
+                handles.append(open(f.path, mode))  # noqa: SIM115 - closed below
+            cut = None
+            for lo, hi, block in prefetched(chunks):
+                if hi <= done:  # (whole on disk)
+                    continue
+                if lo > done or hi > T:
+                    raise ValueError(f"source.chunks: tasks {lo}..{hi - 1} after {done} "
+                                     "tasks; the chunks must be consecutive runs of whole "
+                                     f"tasks covering all {T}.")
+                if cut is None or lo < done:  # the files cut back to the chunk's start
+                    for f, h in zip(files, handles, strict=True):
+                        h.truncate(lo * f.record)
+                        h.seek(lo * f.record)
+                    cut = done = lo
+                Hp, xm = _chunk_moments(block, lo, hi, p, center, dtype, g, e, zm, bounds)
+                mom = np.column_stack([g[:, lo:hi].T, e[lo:hi], zm[lo:hi], bounds[lo:hi]])
+                for h, arr in zip(handles, (Hp, xm, np.ascontiguousarray(mom)), strict=True):
+                    h.write(memoryview(arr.reshape(-1).view(np.uint8)))
+                for h in handles:
+                    h.flush()
+                    os.fsync(h.fileno())
+                done = hi
+        finally:
+            for h in handles:
+                h.close()
+        if done != T:
+            raise ValueError(f"source.chunks covered {done} of {T} tasks.")
+    return StreamedQuadratic(grams, centers, g, e, zm, bounds, bool(center), directory, False)
