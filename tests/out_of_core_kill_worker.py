@@ -1,7 +1,8 @@
 """Run by test_out_of_core_resume.py: an out-of-core fit with a checkpoint folder, killed
 (SIGKILL of its own process) at a chosen point of a stage: the ``chunk``-th chunk read (the
 statistics pass reads the first ones, the certificate on the rows the last ones), or the
-``save``-th FISTA state written to the folder (seen by a thread watching the file)."""
+``save``-th FISTA state written to the folder (seen by a thread watching the file); the
+squared loss (a regressor) or the logistic one (a classifier on the ``label`` column)."""
 
 import os
 import signal
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 
-from regmtl import MultiTaskRegressor
+from regmtl import MultiTaskClassifier, MultiTaskRegressor
 from regmtl.parquet import ParquetTasks
 
 
@@ -28,8 +29,10 @@ def _watch(path: str, saves: int) -> None:
 
 
 if __name__ == "__main__":
-    data, folder, alpha, where, at = sys.argv[1:6]
-    source = ParquetTasks(data, chunk_rows=5000, progress=False)
+    data, folder, alpha, where, at, loss = sys.argv[1:7]
+    logistic = loss == "logistic"
+    source = ParquetTasks(data, chunk_rows=5000, progress=False,
+                          target="label" if logistic else "y")
     count = [0]
 
     def tick(lo: int, hi: int, rows: int) -> None:
@@ -42,6 +45,9 @@ if __name__ == "__main__":
     else:
         threading.Thread(target=_watch, args=(os.path.join(folder, "fista.npz"), int(at)),
                          daemon=True).start()
-    MultiTaskRegressor("l21", alpha=float(alpha), tol=1e-8, max_iter=5000).fit(
-        source, checkpoint=folder)
+    if logistic:
+        MultiTaskClassifier("l21", alpha=float(alpha), tol=1e-8).fit(source, checkpoint=folder)
+    else:
+        MultiTaskRegressor("l21", alpha=float(alpha), tol=1e-8, max_iter=5000).fit(
+            source, checkpoint=folder)
     sys.exit(3)  # (never reached: the fit is killed first)

@@ -41,10 +41,10 @@ def _fit(path, alpha, folder):
     return model.fit(ParquetTasks(path, chunk_rows=5000, progress=False), checkpoint=folder)
 
 
-def _killed(path, alpha, folder, where, at):
+def _killed(path, alpha, folder, where, at, loss="squared"):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, str(HERE / "out_of_core_kill_worker.py"), str(path),
-                          str(folder), repr(alpha), where, str(at)], env=env,
+                          str(folder), repr(alpha), where, str(at), loss], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == -9, run.stderr[-2000:]  # (killed, never finished)
 
@@ -101,9 +101,6 @@ def test_what_takes_no_checkpoint(data, tmp_path):
     X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
     with pytest.raises(ValueError, match="checkpoint: a fit in memory is not resumed"):
         rm.MultiTaskRegressor("l21", alpha=0.1).fit(X, y, checkpoint=tmp_path / "x")
-    source = ParquetTasks(path, chunk_rows=5000, progress=False, target="label")
-    with pytest.raises(ValueError, match="checkpoint: the out-of-core fit of the logistic"):
-        rm.MultiTaskClassifier("l21", alpha=0.1).fit(source, checkpoint=tmp_path / "y")
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file; give a folder"):
         _fit(path, alpha, tmp_path / "file")
@@ -121,3 +118,24 @@ def test_a_pass_starts_at_any_task(data):
         assert all(np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y) and
                    np.array_equal(a.c, b.c) for (_, _, a), (_, _, b) in
                    zip(part, full[k:], strict=True))
+
+
+def test_the_logistic_fit_resumes_after_a_newton_step(data, tmp_path):
+    """The classifier out of core keeps its state after each proximal Newton step: killed in
+    a later step's passes (each step reads the rows three times), resumed to the same point."""
+    path, _, _ = data
+
+    def fit(folder):
+        source = ParquetTasks(path, chunk_rows=5000, progress=False, target="label")
+        return rm.MultiTaskClassifier("l21", alpha=alpha, tol=1e-8).fit(
+            source, checkpoint=folder)
+
+    source = ParquetTasks(path, chunk_rows=5000, progress=False, target="label")
+    alpha = 0.05 * rm.alpha_max(source, penalty="l21", loss="logistic")
+    full = fit(None)
+    folder = tmp_path / "state"
+    _killed(path, alpha, folder, "chunk", 3 * CHUNKS + 5, loss="logistic")
+    assert (folder / "newton.npz").exists()  # (a step was saved before the kill)
+    again = fit(folder)
+    _same(again, full)
+    assert [c.tolist() for c in again.classes_] == [c.tolist() for c in full.classes_]

@@ -258,8 +258,9 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             take one: ``squared``, ``poisson``, ``gamma``, ``huber``, ``quantile``; a task of
             another loss (one loss per task) is refused by name where its offset is not 0.
         checkpoint : str or path-like, optional
-            With a task source (the squared loss out of core): a folder where the fit keeps
-            its state (the statistics pass chunk by chunk, FISTA's state at each certificate),
+            With a task source (out of core): a folder where the fit keeps its state (the
+            statistics pass chunk by chunk, FISTA's state at each certificate; for the
+            logistic loss the proximal Newton state after each step),
             so that a fit killed midway, called again with the same folder, data and
             parameters, resumes and ends where the uninterrupted fit would (bit for bit);
             other data or parameters are refused by name (see

@@ -126,16 +126,12 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     if model.warm_start and hasattr(model, "coef_") and np.shape(model.coef_) == (T, p):
         W0 = np.array(model.coef_.T, dtype=np.float64)
     classes = None
-    if checkpoint is not None and datafit.name != "squared":
-        raise ValueError("checkpoint: the out-of-core fit of the logistic loss keeps no "
-                         "state to resume from in this release; fit it without checkpoint "
-                         "(the squared loss's fit resumes).")
     with chunk_progress(source, "out-of-core fit"):
         if datafit.name == "logistic":
             res, low, high, _ = solve_streamed_logistic(
                 source, penalty, alpha, fit_intercept=model.fit_intercept,
                 task_weight=model.task_weight, tol=model.tol, max_iter=model.max_iter,
-                W0=W0, verbose=model.verbose, options=options)
+                W0=W0, verbose=model.verbose, options=options, checkpoint=checkpoint)
             classes = _labels(low, high)
         else:
             res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,

@@ -13,7 +13,11 @@ r"""The state of an out-of-core fit kept in a folder, so that a fit killed midwa
   (the files cut back to it);
 - FISTA's state at each certificate (``fista.npz``, replaced atomically): the iterate, the
   previous one, the momentum's ``t`` and coefficient, the iteration, the best certificate and
-  its iteration, and the round of the outer loop (its iterations so far and inner tolerance).
+  its iteration, and the round of the outer loop (its iterations so far and inner tolerance);
+- for the logistic loss, the proximal Newton state after each step (``newton.npz``): the
+  coefficients and intercepts, the step count, the best certificate, the stalls, the last
+  ratio, the inner iterations and the objective's scale (a fit killed inside a step does that
+  step again).
 
 A second call with the same folder, data and parameters goes on from there and ends at the same
 point as one uninterrupted fit, bit for bit (every step is deterministic); a folder of other
@@ -31,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StreamedCheckpoint", "source_fingerprint"]
+__all__ = ["StreamedCheckpoint", "array_digest", "source_fingerprint", "weight_digest"]
 
 #: the folder's format
 FORMAT = 1
@@ -47,6 +51,18 @@ def _digest(*arrays: Any) -> str:
             h.update(np.ascontiguousarray(arr).tobytes())
         h.update(b"|")
     return h.hexdigest()
+
+
+def weight_digest(task_weight: Any) -> str:
+    """The task weighting as a checkpoint records it: its name, or a digest of the weights."""
+    if isinstance(task_weight, str):
+        return task_weight
+    return _digest(np.asarray(task_weight, dtype=np.float64))
+
+
+def array_digest(a: Any) -> str | None:
+    """A digest of a float array (a warm start), or None."""
+    return None if a is None else _digest(np.asarray(a, dtype=np.float64))
 
 
 def source_fingerprint(source: Any) -> dict:
@@ -142,36 +158,41 @@ class StreamedCheckpoint:
         """Where the statistics pass writes its spill files (kept after the fit)."""
         return str(self.folder)
 
-    # ------------------------------------------------------------------ FISTA's state
-    def fista_state(self, key: str) -> dict | None:
-        """The state saved for round ``key`` (None: none yet)."""
-        path = self.folder / "fista.npz"
+    # ------------------------------------------------------------------ states
+    def load(self, name: str) -> tuple[dict, dict] | None:
+        """The arrays and the JSON scalars of the state ``name`` (None: none saved yet)."""
+        path = self.folder / f"{name}.npz"
         if not path.exists():
             return None
         with np.load(path, allow_pickle=False) as z:
-            state = {k: z[k] for k in z.files}
-        meta = json.loads(str(state.pop("meta")))
-        if meta.get("key") != key:
+            arrays = {k: z[k] for k in z.files}
+        return arrays, json.loads(str(arrays.pop("meta")))
+
+    def save(self, name: str, arrays: dict, meta: dict) -> None:
+        """A state: its arrays and JSON scalars, written to a temporary file, synced, then
+        renamed (a kill leaves the last whole state)."""
+        tmp = self.folder / f"{name}.tmp.npz"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.folder / f"{name}.npz")
+
+    def fista_state(self, key: str) -> dict | None:
+        """FISTA's state saved for round ``key`` (None: none yet)."""
+        got = self.load("fista")
+        if got is None or got[1].get("key") != key:
             return None
-        return {**meta, **state}
+        return {**got[1], **got[0]}
 
     def rounds(self) -> dict | None:
         """The outer loop's state: ``{"round", "n_iter", "inner_tol"}`` of the round the last
         FISTA state belongs to (None: none yet)."""
-        path = self.folder / "fista.npz"
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-        return {k: meta[k] for k in ("round", "n_iter", "inner_tol")}
+        got = self.load("fista")
+        return None if got is None else {k: got[1][k] for k in ("round", "n_iter",
+                                                                "inner_tol")}
 
     def save_fista(self, key: str, outer: dict, V: np.ndarray, V_prev: np.ndarray,
                    scalars: dict) -> None:
-        """FISTA's state at a certificate (written to a temporary file, then renamed)."""
-        meta = json.dumps({"key": key, **outer, **scalars})
-        tmp = self.folder / "fista.tmp.npz"
-        with open(tmp, "wb") as f:
-            np.savez(f, V=V, V_prev=V_prev, meta=np.array(meta))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.folder / "fista.npz")
+        """FISTA's state at a certificate."""
+        self.save("fista", {"V": V, "V_prev": V_prev}, {"key": key, **outer, **scalars})

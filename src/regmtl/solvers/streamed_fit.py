@@ -20,7 +20,6 @@ passes:
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import warnings
 import weakref
@@ -35,7 +34,7 @@ from ..penalties.kernels import FAST
 from .certificates import Certificate, kkt_of_gradient
 from .quadratic_fista import gap_of_sums
 from .result import SolverResult
-from .streamed_checkpoint import StreamedCheckpoint
+from .streamed_checkpoint import StreamedCheckpoint, array_digest, weight_digest
 from .streamed_fista import streamed_fista
 from .streamed_quadratic import (
     StreamedQuadratic,
@@ -224,12 +223,9 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
     if checkpoint is not None:
         kept = StreamedCheckpoint(checkpoint, source, {
             "loss": "squared", "penalty": repr(penalty), "alpha": float(alpha),
-            "fit_intercept": bool(fit_intercept), "task_weight": _weight_key(task_weight)
-            if isinstance(task_weight, str) else hashlib.sha256(
-                _weight_key(task_weight)).hexdigest(),
+            "fit_intercept": bool(fit_intercept), "task_weight": weight_digest(task_weight),
             "tol": float(tol), "max_iter": int(max_iter), "gram_dtype": gram_dtype.name,
-            "check_every": check_every, "start": None if W0 is None else hashlib.sha256(
-                np.ascontiguousarray(W0, dtype=np.float64).tobytes()).hexdigest()})
+            "check_every": check_every, "start": array_digest(W0)})
     q = source_quadratic(source, task_weight, fit_intercept, options.get("spill_dir"),
                          gram_dtype, keep=None if kept is None else kept.spill_directory)
     p, T = q.g.shape

@@ -45,6 +45,7 @@ from ..penalties import Penalty
 from ..penalties.kernels import FAST
 from .certificates import Certificate, kkt_of_gradient
 from .result import SolverResult
+from .streamed_checkpoint import StreamedCheckpoint, array_digest, weight_digest
 from .streamed_fista import streamed_fista
 from .streamed_quadratic import (
     StreamedQuadratic,
@@ -349,19 +350,34 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
                             fit_intercept: bool = True, task_weight: Any = "equal",
                             tol: float = 1e-4, max_iter: int = 100, max_inner: int = 2000,
                             target: Any = None, W0: np.ndarray | None = None,
-                            verbose: int = 0, options: dict | None = None
+                            verbose: int = 0, options: dict | None = None,
+                            checkpoint: Any = None
                             ) -> tuple[SolverResult, np.ndarray, np.ndarray, dict]:
     """The logistic loss plus ``penalty`` (convex, with a prox on W and a dual, ``alpha >
     0``) fitted out of core (module docstring); ``max_iter`` bounds the Newton steps,
     ``max_inner`` each model's iterations. Warns (``ConvergenceWarning``) where the
     certificate misses ``tol``. Returns the result, each task's two labels (low, high) and
-    the counts (``passes``, ``fista_iterations``)."""
+    the counts (``passes``, ``fista_iterations``). ``checkpoint``: a folder where the state
+    after each Newton step is kept, from which a fit killed midway resumes, bit for bit
+    (:class:`~regmtl.solvers.streamed_checkpoint.StreamedCheckpoint`)."""
     options = dict(options or {})
     p, T = int(source.n_features), int(source.n_tasks)
     penalty.check(p, T)
+    gram_dtype = np.dtype(options.get("gram_dtype", np.float32))
+    kept = None if checkpoint is None else StreamedCheckpoint(checkpoint, source, {
+        "loss": "logistic", "penalty": repr(penalty), "alpha": float(alpha),
+        "fit_intercept": bool(fit_intercept), "task_weight": weight_digest(task_weight),
+        "target": None if target is None else str(target), "tol": float(tol),
+        "max_iter": int(max_iter), "max_inner": int(max_inner),
+        "gram_dtype": gram_dtype.name, "start": array_digest(W0)})
     run = _LogisticSource(source, task_weight, fit_intercept, target, options.get("spill_dir"),
-                          options.get("gram_dtype", np.float32),
-                          dual=penalty.has_dual and alpha > 0)
+                          gram_dtype, dual=penalty.has_dual and alpha > 0)
+    saved = None if kept is None else kept.load("newton")
+    if saved is not None:  # (resumed after a step: its state pass again, then onwards)
+        V, b = saved[0]["V"].copy(), saved[0]["b"].copy()
+        run.state(V, b)
+        return _newton(run, penalty, alpha, V, b, saved[1]["P0"], saved[1]["G0_norm"], tol,
+                       max_iter, max_inner, verbose, kept, saved[1])
     b = np.zeros(T)
     if W0 is not None:  # the scale of tol: the objective at W = 0 (intercepts fitted)
         run.state(np.zeros((p, T)), b, model=False)
@@ -372,12 +388,16 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
     if W0 is None:
         P0, G0_norm = float(run.loss.sum()), float(np.linalg.norm(run.G))
     return _newton(run, penalty, alpha, V, b, max(P0, np.finfo(float).tiny), G0_norm, tol,
-                   max_iter, max_inner, verbose)
+                   max_iter, max_inner, verbose, kept)
 
 
-def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, verbose):
+def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, verbose,
+            kept=None, resumed=None):
     cert = run.certificate(penalty, alpha, V, P0, G0_norm)
     best, stalls, step_n, ratio, inner = np.inf, 0, 0, 1.0, 0
+    if resumed is not None:
+        best, stalls, step_n = resumed["best"], resumed["stalls"], resumed["step"]
+        ratio, inner = resumed["ratio"], resumed["inner"]
     converged = stalled = False
     while True:
         if verbose:
@@ -406,10 +426,15 @@ def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, ve
             break
         V, b = V + t * dV, b + t * db
         step_n += 1
+        b_step = None if kept is None else b.copy()  # (the state pass refits b in place)
         run.state(V, b)
         before = cert.relative
         cert = run.certificate(penalty, alpha, V, P0, G0_norm)
         ratio = cert.relative / before if before > 0 else 1.0
+        if kept is not None:  # (after the step: the state a fit killed later resumes from)
+            kept.save("newton", {"V": V, "b": b_step},
+                      {"best": best, "stalls": stalls, "step": step_n, "ratio": ratio,
+                       "inner": inner, "P0": P0, "G0_norm": G0_norm})
     if not converged:
         why = ("progress stalled (loosen tol or raise alpha)" if stalled else
                f"it ran out of Newton steps (max_iter={max_iter}: increase it)")
