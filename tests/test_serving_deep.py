@@ -36,7 +36,7 @@ from regmtl.deep import (  # noqa: E402
     transfer_head,
 )
 from regmtl.serving import ExportMismatch, NotExportable, deep_check, read_card  # noqa: E402
-from regmtl.serving.deep import deep_plan  # noqa: E402
+from regmtl.serving.deep_plan import deep_plan  # noqa: E402
 
 KW = dict(hidden=(12,), max_epochs=2, batch_size=64, device="cpu", early_stopping=False)
 IDS = np.array(["north", "south", "east", "west"], dtype=object)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .deep import DeepPlan, raw_inputs, vocab_type
+from .deep_plan import DeepPlan, raw_inputs, vocab_type
 from .linear import task_dtype, task_positions
 
 __all__ = ["check_rows", "feeds", "references"]

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import deep_check
 from .card import deep_card, model_card, read_card
-from .deep import build_deep_graph, deep_plan, is_deep
+from .deep import build_deep_graph
+from .deep_plan import deep_plan, is_deep
 from .graph import require
 from .linear import (
     LinearPlan,
