@@ -128,4 +128,5 @@ def test_a_worker_added_mid_fit_changes_nothing(cluster, monkeypatch):
     c, client = cluster
     lost, killed, _ = _fit(T, monkeypatch, client, c, add_at=(41,))
     assert lost == [] and killed == []
+    assert len(c.workers) == 4  # (the worker was added mid-fit: the fit made 41 calls)
     c.scale(3)

@@ -104,6 +104,8 @@ def test_what_takes_no_checkpoint(data, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file; give a folder"):
         _fit(path, alpha, tmp_path / "file")
+    with pytest.raises(ValueError, match=r"checkpoint=True: give a folder's path"):
+        _fit(path, alpha, True)
 
 
 def test_a_pass_starts_at_any_task(data):

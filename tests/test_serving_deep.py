@@ -519,3 +519,20 @@ def test_a_net_of_recommender_ids():
                           for k, v in held.items()})
     for name in ("click", "buy"):
         assert _rel(out[name], ref[name].numpy()) <= CLOSE
+
+
+def test_bad_rows_to_check_on_are_named():
+    """Rows of the wrong shape reach predict's own check (never a reshape's traceback), and a
+    sample size that is not an int >= 1 is named."""
+    rng = np.random.default_rng(23)
+    imgs = rng.uniform(0, 1, (80, 1, 6, 6))
+    task = rng.choice(IDS[:2], 80)
+    m = DeepMultiTaskRegressor(**KW).fit(imgs, imgs.mean(axis=(1, 2, 3)), task=task)
+    with pytest.raises(ValueError, match=r"images of shape \(1, 5, 5\) .* fitted on \(1, 6, 6\)"):
+        rm.export_onnx(m, X=rng.uniform(0, 1, (4, 1, 5, 5)), task=task[:4])
+    for bad in (0, None, 2.5, True):
+        with pytest.raises(ValueError, match=r"n_check=.*: give an int >= 1"):
+            rm.export_onnx(m, n_check=bad)
+    graph = rm.export_onnx(m, n_check=3)
+    with pytest.raises(ValueError, match=r"task: 3 ids for 4 rows of X"):
+        rm.check_onnx(m, graph, X=imgs[:4], task=task[:3])

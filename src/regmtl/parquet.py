@@ -323,6 +323,14 @@ class ParquetTasks:
         return np.array(out, dtype=np.int64)
 
     @property
+    def file_rows(self) -> np.ndarray:
+        """The rows of each file, in the order of ``files``."""
+        rows = np.zeros(len(self.files), dtype=np.int64)
+        for i, _, _, n in self._groups:
+            rows[i] += n
+        return rows
+
+    @property
     def n_chunks(self) -> int:
         """The number of chunks of a pass over the set (``len(bounds()) - 1``)."""
         return len(self.bounds()) - 1

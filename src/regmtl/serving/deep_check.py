@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .deep_plan import DeepPlan, raw_inputs, vocab_type
-from .linear import task_dtype, task_positions
+from .linear import check_task_ids, sample_size, task_dtype, task_positions
 
 __all__ = ["check_rows", "feeds", "references"]
 
@@ -34,19 +34,10 @@ def check_rows(plan: DeepPlan, X: Any, task: Any, n: int, random_state: Any
             raise ValueError("X: a MultiTaskNet (or a head transferred onto one) is exported "
                              "on inputs it reads (a batch of its input, or a dict of its "
                              "columns' tensors); give X.")
-        if int(n) < 1:
-            raise ValueError(f"n_check={n!r}: give at least 1 row to check the graph on.")
-        X, task = _sample(plan, int(n), np.random.default_rng(random_state))
+        X, task = _sample(plan, sample_size(n), np.random.default_rng(random_state))
     if plan.form != "rows":
         return X, None
-    if task is None:
-        raise ValueError("task: the graph serves rows with their task ids; give the task of "
-                         "every row of X (or let the rows be drawn: X=None).")
-    task = np.asarray(task, dtype=object).ravel()
-    if len(task) != _n_rows(X):
-        raise ValueError(f"task: {len(task)} ids for {_n_rows(X)} rows of X.")
-    task_positions(plan, task)
-    return X, task
+    return X, check_task_ids(plan, task, _n_rows(X))
 
 
 def _n_rows(X: Any) -> int:

@@ -30,8 +30,10 @@ from .linear import (
     LinearPlan,
     NotExportable,
     build_graph,
+    check_task_ids,
     label_kind,
     plan_of,
+    sample_size,
     task_dtype,
     task_positions,
 )
@@ -108,19 +110,11 @@ def _check_rows(model: Any, plan: LinearPlan, X: Any, task: Any, offset: Any, n_
     features in the fit's columns, one fitted task id per row, an offset of the graph's
     shape) or drawn (:func:`_sample`; offsets drawn in [-1, 1])."""
     if X is None:
-        if int(n_check) < 1:
-            raise ValueError(f"n_check={n_check!r}: give at least 1 row to check the graph on.")
-        Xs, ts = _sample(plan, int(n_check), random_state, model)
+        Xs, ts = _sample(plan, sample_size(n_check), random_state, model)
     else:
         Xs, ts = _as_numbers(model, plan, X), task
     if plan.form == "rows":
-        if ts is None:
-            raise ValueError("task: the graph serves rows with their task ids; give the task "
-                             "of every row of X (or let the rows be drawn: X=None).")
-        ts = np.asarray(ts, dtype=object).ravel()
-        if len(ts) != len(Xs):
-            raise ValueError(f"task: {len(ts)} ids for {len(Xs)} rows of X.")
-        task_positions(plan, ts)  # (an id the model was not fitted on: refused by name)
+        ts = check_task_ids(plan, ts, len(Xs))
     shape = (Xs.shape[0],) if plan.form != "shared" else (Xs.shape[0], plan.n_tasks)
     if not plan.offset:
         if offset is not None:
@@ -434,8 +428,9 @@ def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool
             "sha256": hashlib.sha256(sidecar.encode("utf-8")).hexdigest()}
     _set_card(graph, model_card(model, plan, dt, rtol, *_signature(graph), extra=extra))
     big = sum(t.ByteSize() for t in graph.graph.initializer) > EXTERNAL_BYTES
+    refs = deep_check.references(plan, Xs, ts, rtol)  # (first: predict names a bad X)
     _verified(graph, target, big, lambda session: _compare(
-        _deep_run(session, plan, Xs, ts, dt), deep_check.references(plan, Xs, ts, rtol), rtol))
+        _deep_run(session, plan, Xs, ts, dt), refs, rtol))
     if sidecar is not None and target is not None:
         target.with_name(target.name + ".tokenizer.json").write_text(sidecar, encoding="utf-8")
     return graph
@@ -533,8 +528,8 @@ def _check_deep(model: Any, session: Any, card: dict, names: set, dt: np.dtype, 
                              f"({plan.form}, deep).")
     tol = float(card.get("verified_tolerance", DEEP_TOLERANCE)) if rtol is None else rtol
     Xs, ts = deep_check.check_rows(plan, X, task, n_check, random_state)
-    return _compare(_deep_run(session, plan, Xs, ts, dt),
-                    deep_check.references(plan, Xs, ts, tol), tol)
+    refs = deep_check.references(plan, Xs, ts, tol)  # (first: predict names a bad X)
+    return _compare(_deep_run(session, plan, Xs, ts, dt), refs, tol)
 
 
 def _doc(model: Any, plan: LinearPlan) -> str:

@@ -38,7 +38,8 @@ from ..datafits.links import EXP_MAX
 from .graph import GraphBuilder
 
 __all__ = ["LinearPlan", "NotExportable", "build_graph", "check_labels", "check_names",
-           "label_kind", "label_table", "plan_of", "task_dtype", "task_positions"]
+           "check_task_ids", "label_kind", "label_table", "plan_of", "sample_size", "task_dtype",
+           "task_positions"]
 
 #: each one-score loss's inverse link
 LINKS = {"squared": "identity", "huber": "identity", "quantile": "identity",
@@ -162,6 +163,27 @@ def check_names(names: list[str] | None, reserved: set[str]) -> None:
     if taken:
         raise NotExportable(f"a feature is named {taken[0]!r}, the name of another input of "
                             "the graph; rename the column.")
+
+
+def sample_size(n_check: Any) -> int:
+    """``n_check`` as the number of rows to draw (an int >= 1), or a clear error."""
+    if isinstance(n_check, bool) or not isinstance(n_check, (int, np.integer)) or n_check < 1:
+        raise ValueError(f"n_check={n_check!r}: give an int >= 1, the rows drawn to check the "
+                         "graph on.")
+    return int(n_check)
+
+
+def check_task_ids(plan: Any, task: Any, n_rows: int) -> np.ndarray:
+    """The task ids of ``n_rows`` rows checked for a graph served row by row: given, one per
+    row, each a fitted task (refused by name otherwise); as an object array."""
+    if task is None:
+        raise ValueError("task: the graph serves rows with their task ids; give the task of "
+                         "every row of X (or let the rows be drawn: X=None).")
+    task = np.asarray(task, dtype=object).ravel()
+    if len(task) != n_rows:
+        raise ValueError(f"task: {len(task)} ids for {n_rows} rows of X.")
+    task_positions(plan, task)
+    return task
 
 
 def task_positions(plan: Any, task: Any) -> np.ndarray:

@@ -74,9 +74,7 @@ def source_fingerprint(source: Any) -> dict:
                                             np.asarray(source.task_rows, dtype=np.int64))}
     files = getattr(source, "files", None)
     if files is not None:
-        rows = np.zeros(len(files), dtype=np.int64)
-        for i, _, _, n in getattr(source, "_groups", ()):
-            rows[i] += n
+        rows = getattr(source, "file_rows", np.zeros(len(files), dtype=np.int64))
         out["files"] = [{"name": Path(f).name, "size": os.stat(f).st_size,
                          "mtime_ns": os.stat(f).st_mtime_ns, "rows": int(r)}
                         for f, r in zip(files, rows, strict=True)]
@@ -114,6 +112,9 @@ class StreamedCheckpoint:
     the data's fingerprint and the fit's parameters."""
 
     def __init__(self, folder: str | os.PathLike, source: Any, parameters: dict):
+        if not isinstance(folder, (str, os.PathLike)):
+            raise ValueError(f"checkpoint={folder!r:.60}: give a folder's path (a str or "
+                             "path-like), made if absent.")
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(f"checkpoint={str(folder)!r} is a file; give a folder (made if "

@@ -478,8 +478,9 @@ def _kept_pass(chunks: Iterable[tuple[int, int, Any]], T: int, p: int, center: b
     files = (grams, centers, moments)
     done = kept_tasks(directory, p, dtype)
     g, e, zm, bounds = np.zeros((p, T)), np.zeros(T), np.zeros(T), np.zeros(T)
-    if done:
-        rec = moments.records(np.arange(done))
+    if done:  # (one read of the whole tasks' records, not one per task)
+        rec = np.fromfile(moments.path, dtype=np.float64, count=done * (p + 3)).reshape(
+            done, p + 3)
         g[:, :done], e[:done], zm[:done], bounds[:done] = rec[:, :p].T, rec[:, p], \
             rec[:, p + 1], rec[:, p + 2]
     if done < T:
