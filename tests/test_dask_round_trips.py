@@ -265,7 +265,8 @@ def test_fista_on_workers_iterates_without_graphs_or_gathers(graphs, trips, monk
     """With a distributed client FISTA's iterates stay on the workers, one group of task
     blocks per worker (Dask actors beside the blocks' Grams): twenty more iterations submit
     no graph and gather nothing; each is two calls of the groups (the prox's summary, then
-    the step's sums), and each certificate one more. Two groups here (two workers)."""
+    the step's sums), and each certificate one more, whose answer is the penalty's summary
+    (not W: that comes home once, when the fit returns). Two groups here (two workers)."""
     from regmtl.solvers.quadratic_fista import fista_certified
 
     _, dsk, _ = _wide_problem()
@@ -283,7 +284,8 @@ def test_fista_on_workers_iterates_without_graphs_or_gathers(graphs, trips, monk
     assert counts[31][:2] == counts[11][:2]  # (placing V0 and bringing V back: the same)
     assert counts[31][2]["gradient"] - counts[11][2]["gradient"] == 20
     assert counts[31][2]["descend"] - counts[11][2]["descend"] == 20
-    assert counts[31][2]["sums"] - counts[11][2]["sums"] == 2
+    assert counts[31][2]["certify"] - counts[11][2]["certify"] == 2
+    assert counts[31][2]["columns"] == counts[11][2]["columns"] == 1
 
 
 @pytest.mark.parametrize("penalty", ["l21", "l1", "elasticnet", "trace", "mean", "mean_ridge",

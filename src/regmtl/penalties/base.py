@@ -21,7 +21,8 @@ __all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
            "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
            "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
-           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS", "widened"]
+           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS", "widened", "r_factor",
+           "stacked_singular_values", "norm_scaling"]
 
 # --------------------------------------------------------------------- the block step
 # The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
@@ -522,6 +523,20 @@ class Penalty:
         no ``s * G`` formed."""
         return self.conjugate(s * G, alpha)
 
+    def gap_summary(self, V: np.ndarray, G: np.ndarray) -> tuple | None:
+        """What the duality gap reads of some tasks' columns of the variable V and of ``G``
+        (minus the gradient in W), for a fit whose iterates are held in groups of tasks (Dask
+        workers): O(p) or O(p^2) numbers per group, combined over all the groups by
+        :meth:`gap_given`, so that a certificate never brings the p x T columns home. None
+        where the penalty declares none: the certificate then reads the columns themselves
+        (a penalty separable over tasks needs none: each group forms its own terms)."""
+        return None
+
+    def gap_given(self, summaries: list, alpha: float) -> tuple[float, float, float]:
+        """``(Omega(V), s, Omega*(s G))`` from every group's :meth:`gap_summary` (in the
+        tasks' order), ``s`` the scaling of :meth:`dual_scaling` (one number)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no gap summary.")
+
     def alpha_max(self, G0: np.ndarray) -> float:
         """Smallest alpha for which W = 0 is optimal.
 
@@ -750,8 +765,7 @@ class NormPenalty(Penalty):
         raise NotImplementedError
 
     def dual_scaling(self, G: np.ndarray, alpha: float) -> float:
-        m = self.dual_norm(G)
-        return 1.0 if m <= alpha else alpha / m
+        return norm_scaling(self.dual_norm(G), alpha)
 
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
         return 0.0
@@ -832,6 +846,26 @@ def inner(a: Any, b: Any) -> Any:
 def as_float(V: Any) -> Any:
     """V as a float64 NumPy array; an array held in blocks elsewhere stays where it is."""
     return V if is_blocked(V) else np.asarray(V, dtype=np.float64)
+
+
+def r_factor(A: np.ndarray) -> np.ndarray:
+    """``R`` of ``A' = Q R`` (at most p x p, for A p x T): ``A A' = R' R``, so the R factors of
+    groups of A's columns, stacked and factored again, give A's singular values to rounding
+    (unlike the Gram's eigenvalues, whose small ones lose half their digits)."""
+    return np.linalg.qr(np.asarray(A, dtype=np.float64).T, mode="r")
+
+
+def stacked_singular_values(factors: list) -> np.ndarray:
+    """The singular values of a matrix from the :func:`r_factor` of its groups of columns."""
+    R = np.vstack(factors)
+    if R.shape[0] > R.shape[1]:
+        R = np.linalg.qr(R, mode="r")
+    return np.linalg.svd(R, compute_uv=False) if R.size else np.zeros(0)
+
+
+def norm_scaling(m: float, alpha: float) -> float:
+    """:meth:`NormPenalty.dual_scaling` from the dual norm ``m``: ``min(1, alpha / m)``."""
+    return 1.0 if m <= alpha else alpha / m
 
 
 def small_gram(X: Any) -> np.ndarray:

@@ -36,14 +36,17 @@ from .base import (
     entry_scale,
     inner,
     is_blocked,
+    norm_scaling,
+    r_factor,
     small_gram,
     spectral_scale,
+    stacked_singular_values,
     svt,
     svt_given_gram,
 )
 from .class_groups import ClassBlockPenalty
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
-from .spectral import spectral_norm
+from .spectral import gram_spectral_norm, spectral_norm
 from .working_set import SparseLowRankOnWorkingSet
 
 __all__ = ["Dirty", "SparseLowRank", "RobustLowRank", "RobustFeatures", "ClassDirty",
@@ -505,6 +508,21 @@ class SparseLowRank(_Decomposition):
         return np.stack([_soft(V[0], step * alpha * g),
                          svt_given_gram(V[1], summary, step * alpha)])
 
+    def gap_summary(self, V, G):
+        """The low-rank part's R factor, the sparse part's ``sum |P_jt|``, G's p x p Gram and
+        its largest entry."""
+        return (r_factor(V[1]), float(np.abs(V[0]).sum()), G @ G.T,
+                float(np.abs(G).max(initial=0.0)))
+
+    def gap_given(self, summaries, alpha):
+        """:meth:`value` and the norm's scaling, from the groups' summaries."""
+        g = self._weight()
+        nuc = stacked_singular_values([x[0] for x in summaries]).sum()
+        value = float(alpha * (nuc + g * sum(x[1] for x in summaries)))
+        m = max(gram_spectral_norm([x[2] for x in summaries]),
+                max(x[3] for x in summaries) / g)
+        return value, norm_scaling(m, alpha), 0.0
+
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(||G||_2, max_jt |G_jt| / sparse_weight)``: the dual norm at ``alpha = 1``."""
         g = self._weight()
@@ -570,6 +588,19 @@ class _Robust(_Decomposition):
         norm and ``max_t ||G_:t||_2 / outlier_weight``."""
         g = self._weight()
         return float(max(self._shared_dual_norm(G), _top(_col_norms(G)) / g))
+
+    def gap_summary(self, V, G):
+        """The shared part's summaries (``_shared_gap_summary``), the outlier part's sum of
+        column norms and G's largest column norm."""
+        return (*self._shared_gap_summary(V[0], G), float(_col_norms(V[1]).sum()),
+                _top(_col_norms(G)))
+
+    def gap_given(self, summaries, alpha):
+        """:meth:`value` and the norm's scaling, from the groups' summaries."""
+        g = self._weight()
+        shared, m = self._shared_gap_given([x[:2] for x in summaries])
+        value = float(alpha * (shared + g * sum(x[2] for x in summaries)))
+        return value, norm_scaling(max(m, max(x[3] for x in summaries) / g), alpha), 0.0
 
     def on_classes(self, layout: Any) -> Penalty:
         """An outlier is a task with all its classes
@@ -689,6 +720,14 @@ class RobustLowRank(_Robust):
     def _shared_dual_norm(self, G: np.ndarray) -> float:
         return spectral_norm(G)
 
+    def _shared_gap_summary(self, P: np.ndarray, G: np.ndarray) -> tuple:
+        return r_factor(P), G @ G.T
+
+    def _shared_gap_given(self, summaries: list) -> tuple[float, float]:
+        """``(||P||_*, ||G||_2)`` from the groups' R factors and Grams."""
+        return (float(stacked_singular_values([x[0] for x in summaries]).sum()),
+                gram_spectral_norm([x[1] for x in summaries]))
+
     def inverse_weights(self, V: np.ndarray, alpha: float,
                         eps: float) -> list[tuple[str, np.ndarray]]:
         """The reweighting at (P, Q): ``[(P P' + eps I)^{1/2} / alpha]`` and
@@ -805,6 +844,15 @@ class RobustFeatures(_Robust):
 
     def _shared_dual_norm(self, G: np.ndarray) -> float:
         return _top(_row_norms(G))
+
+    def _shared_gap_summary(self, P: np.ndarray, G: np.ndarray) -> tuple:
+        return np.einsum("ij,ij->i", P, P), np.einsum("ij,ij->i", G, G)
+
+    def _shared_gap_given(self, summaries: list) -> tuple[float, float]:
+        """``(sum_j ||P_j||, max_j ||G_j||)`` from the rows' sums of squares."""
+        pp = np.sum([x[0] for x in summaries], axis=0)
+        gg = np.sum([x[1] for x in summaries], axis=0)
+        return float(np.sqrt(pp).sum()), float(np.sqrt(gg).max(initial=0.0))
 
     def inverse_weights(self, V: np.ndarray, alpha: float,
                         eps: float) -> list[tuple[str, np.ndarray]]:

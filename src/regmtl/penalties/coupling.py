@@ -302,6 +302,24 @@ class MeanRegularized(_TaskKernel):
         V += m / (1.0 + c * r)
         return V
 
+    def gap_summary(self, V: np.ndarray, G: np.ndarray) -> tuple:
+        """The columns' number, and of V and of G their mean, their sum of squares about it
+        and in all (combined without cancellation, as Chan et al.'s pairwise variance)."""
+        return (float(V.shape[1]), *_moments(V), *_moments(G))
+
+    def gap_given(self, summaries: list, alpha: float) -> tuple[float, float, float]:
+        """:meth:`value` and :meth:`conjugate` (``s = 1``: the conjugate is finite) from
+        the groups' moments."""
+        n = np.array([x[0] for x in summaries], dtype=np.float64)
+        r = float(self.ridge)
+        V_spread, V_total, _ = _pooled(n, [x[1:4] for x in summaries])
+        G_spread, G_total, g = _pooled(n, [x[4:7] for x in summaries])
+        value = 0.5 * alpha * (V_spread + r * V_total)
+        if r <= 0:
+            raise ValueError(f"{self!r} has a singular task kernel: no finite conjugate.")
+        conjugate = (G_spread / (1.0 + r) + n.sum() * float(g @ g) / r) / (2.0 * alpha)
+        return float(value), 1.0, float(conjugate)
+
     def conjugate(self, G: np.ndarray, alpha: float) -> float:
         """``tr(G K^{-1} G^T) / (2 alpha) = (||G - g_bar 1^T||^2 / (1 + r)
         + T ||g_bar||^2 / r) / (2 alpha)``; finite only with ``ridge > 0``."""
@@ -313,6 +331,24 @@ class MeanRegularized(_TaskKernel):
         D = G - g
         return float((inner(D, D) / (1.0 + r) + G.shape[1] * inner(g, g) / r)
                      / (2.0 * alpha))
+
+
+def _moments(A: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """A group of columns' mean, sum of squares about it, and sum of squares."""
+    m = A.mean(axis=1) if A.shape[1] else np.zeros(A.shape[0])
+    D = A - m[:, None]
+    return m, float(np.einsum("ij,ij->", D, D)), float(np.einsum("ij,ij->", A, A))
+
+
+def _pooled(n: np.ndarray, moments: list) -> tuple[float, float, np.ndarray]:
+    """``(||A - a_bar 1'||^2, ||A||^2, a_bar)`` of all the columns from the groups'
+    :func:`_moments` (``n`` columns each): the spread about each group's mean plus the groups'
+    means' spread about the whole mean."""
+    means = np.array([m[0] for m in moments])
+    whole = (n @ means) / n.sum()
+    D = means - whole
+    spread = sum(m[1] for m in moments) + float(n @ np.einsum("kj,kj->k", D, D))
+    return spread, sum(m[2] for m in moments), whole
 
 
 class _Graph:

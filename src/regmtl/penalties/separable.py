@@ -34,6 +34,7 @@ from .base import (
     check_ratio,
     inner,
     is_blocked,
+    norm_scaling,
 )
 from .class_groups import ClassGroupElastic
 from .dof import DegreesOfFreedom, SupportSmoother, support_threshold
@@ -246,6 +247,30 @@ class _ElasticType(Penalty):
         if not (is_blocked(G) and self.group and self.rho >= 1.0 and G.size):
             return self.dual_scaling(G, alpha)
         return alpha / np.maximum(self._norms(self._dual_part(G)).max(), alpha)
+
+    def gap_summary(self, V, G):
+        """Rows with a norm part (L2,1, ``0 < rho``): the rows' sums of squares of V and of
+        what the dual norm reads of G, and V's most negative entry (the sign constraint's
+        test); None for the penalties separable over tasks."""
+        if self.separates_over_tasks:
+            return None
+        Gd = self._dual_part(G)
+        return (np.einsum("ij,ij->i", V, V), np.einsum("ij,ij->i", Gd, Gd),
+                float(-V.min(initial=0.0)))
+
+    def gap_given(self, summaries, alpha):
+        """:meth:`value`, :meth:`dual_scaling` and :meth:`conjugate` from the rows' norms."""
+        vv = np.sum([x[0] for x in summaries], axis=0)
+        nrm = np.sqrt(np.sum([x[1] for x in summaries], axis=0))
+        rho = self.rho
+        if self.sign_constrained and max(x[2] for x in summaries) > 0:
+            value = float("inf")
+        else:
+            value = float(alpha * (rho * np.sqrt(vv).sum() + 0.5 * (1.0 - rho) * vv.sum()))
+        if rho == 1.0:
+            return value, norm_scaling(float(nrm.max(initial=0.0)), alpha), 0.0
+        excess = np.maximum(nrm - alpha * rho, 0.0)
+        return value, 1.0, float(excess @ excess / (2.0 * alpha * (1.0 - rho)))
 
     def dual_clip(self, G: np.ndarray, alpha: float) -> np.ndarray | None:
         """The nearest point of the dual ball to G, block by block (what

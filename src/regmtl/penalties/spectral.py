@@ -29,15 +29,18 @@ from .base import (
     SharedPart,
     check_positive,
     is_blocked,
+    norm_scaling,
+    r_factor,
     small_gram,
     spectral_scale,
+    stacked_singular_values,
     svt,
     svt_given_gram,
 )
 from .dof import DegreesOfFreedom, FeatureRidge, TaskCoupling, low_rank_count
 
 __all__ = ["Trace", "Clustered", "SharedStructure", "cluster_weights",
-           "MAX_DENSE_CLUSTER_MATRIX", "dense_cluster_matrix"]
+           "MAX_DENSE_CLUSTER_MATRIX", "dense_cluster_matrix", "gram_spectral_norm"]
 
 #: Largest T for which a fitted estimator forms the dense T x T ``cluster_matrix_`` on request.
 MAX_DENSE_CLUSTER_MATRIX = 5000
@@ -75,6 +78,13 @@ def spectral_norm(G: np.ndarray) -> float:
         H = A[lo:lo + SCALED_ROWS] * scale
         S += H.T @ H
     return float(np.sqrt(max(np.linalg.eigvalsh(S)[-1], 0.0))) / scale
+
+
+def gram_spectral_norm(grams: list) -> float:
+    """``||G||_2`` from the p x p Grams of groups of G's columns (their sum is ``G G'``)."""
+    if not grams or not np.size(grams[0]):
+        return 0.0
+    return float(np.sqrt(max(np.linalg.eigvalsh(np.sum(grams, axis=0))[-1], 0.0)))
 
 
 class Trace(NormPenalty):
@@ -155,6 +165,16 @@ class Trace(NormPenalty):
     def dual_norm(self, G: np.ndarray) -> float:
         """The spectral norm ``||G||_2``, dual of the trace norm."""
         return spectral_norm(G)
+
+    def gap_summary(self, V, G):
+        """V's R factor (its singular values, :func:`~regmtl.penalties.base.r_factor`) and
+        the p x p Gram ``G G'`` (the spectral norm)."""
+        return r_factor(V), G @ G.T
+
+    def gap_given(self, summaries, alpha):
+        """``alpha ||V||_*`` and ``min(1, alpha / ||G||_2)``."""
+        value = float(alpha * stacked_singular_values([x[0] for x in summaries]).sum())
+        return value, norm_scaling(gram_spectral_norm([x[1] for x in summaries]), alpha), 0.0
 
     def inverse_weights(self, V, alpha, eps):
         """The reweighting of ``alpha ||W||_*`` at W: its inverse weight

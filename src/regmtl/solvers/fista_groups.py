@@ -16,6 +16,11 @@ same), and hands each group the next move (the momentum coefficient, or a restar
 problem is one group (the prox is the penalty's own, nothing to sum); on task blocks held on
 several workers each worker holds one group of its blocks (``keep`` of the block protocol),
 and an iteration is two round trips of a few numbers, whatever the number of blocks.
+
+A certificate is formed the same way (:meth:`FistaGroup.certify`): each block's pieces of the
+duality gap, O(p) or O(p^2) numbers where the penalty summarizes them
+(:mod:`~regmtl.solvers.group_certificate`), so V stays with the groups until the fit returns
+(:meth:`FistaGroup.columns`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..penalties import Penalty
+from .group_certificate import gap_pieces
 from .quadratic import TaskQuadratic
 
 __all__ = ["FistaGroup", "RESTART"]
@@ -82,6 +88,9 @@ class FistaGroup:
         self.GZ = np.empty_like(V)
         self._gradient_at_z()
         self.L, self.split = None, False
+        #: V at the last certificate (where the fit's groups restart after a lost worker;
+        #: kept only where asked) and at the best one
+        self.checked, self.best = None, V.copy()
 
     def _gradient_at_z(self) -> None:
         """``GZ = spread(g - H Z)``: minus the gradient at Z."""
@@ -90,12 +99,15 @@ class FistaGroup:
         else:
             self.GZ[...] = self.penalty.spread(self.g - self.HZ)
 
-    def gradient(self, L: float, move: Any, split: bool) -> list | None:
+    def gradient(self, L: float, move: Any, split: bool, best: bool = False) -> list | None:
         """The move of the last accepted step (None: none, a retry at a larger ``L``;
         :data:`RESTART`; or the momentum coefficient), then the prox's point
         ``U = Z + spread(g - H Z) / L``; with ``split`` (several groups) its prox summary,
         block by block, for the caller to sum over every block in their order (so that the
-        sum does not depend on which worker holds which block)."""
+        sum does not depend on which worker holds which block). With ``best`` the iterate
+        certified last is first kept as the best one (:meth:`columns`)."""
+        if best:
+            np.copyto(self.best, self.V)
         if move is not None:
             V, HV = self.V, self.HV
             if isinstance(move, str):  # momentum against the step: restart
@@ -142,18 +154,57 @@ class FistaGroup:
         return [(_dot(dV[..., a:b], dV[..., a:b]), _dot(dW[..., a:b], dH[..., a:b]),
                  -_dot(dV[..., a:b], step[..., a:b])) for a, b in self._spans()]
 
-    def sums(self, gap: bool) -> tuple:
-        """What a certificate of the last step reads of the group, block by block (the
-        caller lays the blocks of every group in the tasks' order): ``(V, G, TT, YT, B_t)``
-        (:meth:`~regmtl.solvers.quadratic.TaskQuadratic.gap_per_task`: ``G = g - H W`` minus
-        the gradient in W, the residual's sums per task and their rounding scale) for a
-        duality gap, else ``(V, G)`` for the KKT residual."""
-        if gap:
-            arrays = (self.V, *self.quadratic.gap_per_task(self.penalty.compose(self.V),
-                                                            self.HV))
+    def widths(self) -> list[int]:
+        """The number of tasks of each block the group holds."""
+        return np.diff(self.cuts).tolist()
+
+    def certify(self, gap: bool, alone: bool, keep: bool) -> list | None:
+        """The duality gap's pieces of the last step, block by block (one for all where
+        ``alone``: this group holds every task), O(p) or O(p^2) numbers each where the
+        penalty summarizes (:func:`~regmtl.solvers.group_certificate.gap_pieces`); None
+        without a gap (then :meth:`kkt_point` and :meth:`kkt_squares`). With ``keep`` V is
+        kept as the last certificate's iterate (:meth:`columns`)."""
+        if keep:
+            if self.checked is None:
+                self.checked = self.V.copy()
+            else:
+                np.copyto(self.checked, self.V)
+        if not gap:
+            return None
+        pen, V = self.penalty, self.V
+        G, TT, YT, B = self.quadratic.gap_per_task(pen.compose(V), self.HV)
+        spans = [(0, int(self.cuts[-1]))] if alone else self._spans()
+        return gap_pieces(pen, self.alpha, V, G, TT, YT, B, spans, alone)
+
+    def kkt_point(self, L: float, split: bool) -> list | None:
+        """The point ``U = V + spread(g - H W) / L`` of the KKT residual's prox step, and with
+        ``split`` its prox summary block by block (for the caller to sum)."""
+        U = self.U
+        if self.plain:
+            np.subtract(self.g, self.HV, out=U)
         else:
-            arrays = (self.V, self.g - self.HV)
-        return tuple([A[..., a:b] for a, b in self._spans()] for A in arrays)
+            U[...] = self.penalty.spread(self.g - self.HV)
+        U /= L
+        U += self.V
+        self.L_kkt = L
+        return [self.penalty.prox_summary(U[..., a:b]) for a, b in self._spans()] \
+            if split else None
+
+    def kkt_squares(self, summary: Any, alone: bool) -> list[float]:
+        """``|V - prox(U, 1 / L)|^2`` block by block (one for all where ``alone``), the prox
+        from the summed ``summary`` where split."""
+        pen, step = self.penalty, 1.0 / self.L_kkt
+        P = pen.prox_into(self.U, step, self.alpha) if summary is None else \
+            pen.prox_given(self.U, summary, step, self.alpha)
+        D = np.subtract(self.V, P, out=self.D)
+        spans = [(0, int(self.cuts[-1]))] if alone else self._spans()
+        return [_dot(D[..., a:b], D[..., a:b]) for a, b in spans]
+
+    def columns(self, which: str) -> list[np.ndarray]:
+        """V's columns block by block: of the last step (``"last"``), the best certificate
+        (``"best"``) or the last one kept (``"checked"``)."""
+        V = {"last": self.V, "best": self.best, "checked": self.checked}[which]
+        return [V[..., a:b] for a, b in self._spans()]
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:

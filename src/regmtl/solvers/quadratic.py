@@ -226,6 +226,11 @@ class TaskQuadratic:
         """Scalars of the iteration as floats (on blocks: computed in one round trip)."""
         return tuple(float(v) for v in values)
 
+    def arrays(self, *values) -> tuple[np.ndarray, ...]:
+        """Arrays of the iteration as NumPy arrays (on blocks: brought here, one round
+        trip)."""
+        return tuple(np.asarray(v) for v in values)
+
     def hold(self, cls: type, *args, several: bool = True) -> Kept | None:
         """``cls(parts, *args)`` kept where the Grams are (:meth:`~regmtl.blocks.TaskBlocks.keep`):
         in memory one object here, ``parts = [self]``."""
@@ -467,6 +472,9 @@ class BlockQuadratic(TaskQuadratic):
 
     def numbers(self, *values) -> tuple[float, ...]:
         return self.data.numbers(*values)
+
+    def arrays(self, *values) -> tuple[np.ndarray, ...]:
+        return self.data.arrays(*values)
 
     def hold(self, cls: type, *args, several: bool = True):
         """``cls(parts, *args)`` on every worker that holds blocks, ``parts`` its blocks'

@@ -14,6 +14,7 @@ from ..blocks import HolderLost, HolderLostWarning, Kept
 from ..penalties import Penalty
 from ..penalties.base import inner
 from .fista_groups import RESTART, FistaGroup
+from .group_certificate import by_block, gap_of_pieces, summed
 from .quadratic import TaskQuadratic
 from .reweighted import reweighted_start, worth_trying
 
@@ -91,20 +92,25 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
              max_iter: int, check_every: int, G0_norm: float, verbose: int,
              crawl_budget: int | None) -> tuple[Any, int, bool, float]:
     """The iterations of :func:`fista_certified` from V: on the groups of ``box[0]``
-    (:mod:`~regmtl.solvers.fista_groups`), or, where None, in rounds of lazy iterations on
-    the blocks (:func:`_lazy_round`). A group whose holder is lost (a worker gone:
-    :class:`~regmtl.blocks.HolderLost`) is made again, from the last certificate's
-    iterate, on the holders left (:func:`_rehold`: the iterations since that certificate
-    are done again, a :class:`~regmtl.blocks.HolderLostWarning` says which and how many)."""
+    (:mod:`~regmtl.solvers.fista_groups`; V then stays with them, each certificate formed
+    from their summaries, :mod:`~regmtl.solvers.group_certificate`), or, where None, in
+    rounds of lazy iterations on the blocks (:func:`_lazy_round`). A group whose holder is
+    lost (a worker gone: :class:`~regmtl.blocks.HolderLost`) is made again on the holders
+    left (:func:`_rehold`): the other groups from the last certificate's iterate, the lost
+    one's tasks from the start point (a :class:`~regmtl.blocks.HolderLostWarning` says
+    which worker and how many iterations)."""
     held: Kept | None = box[0]
     use_gap = penalty.has_dual and alpha > 0
     split = held is not None and len(held) > 1
+    widths = _widths(held)
+    start_V = V  # (where a lost group's tasks start again)
     done = q.settle if q.lazy else (lambda *a: a)  # (iterates brought here go back)
     start = it = 0
     best_val, best_V, best_big, best_it = np.inf, V.copy(), None, it
     first_val = None
     restarted = False
     losses = 0
+    best_pending = False  # (the groups' best iterate is their last certified one: to keep)
     while True:
         t, move = 1.0, None
         if held is None:
@@ -116,7 +122,7 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
             except HolderLost as exc:
                 losses += 1
                 held = box[0] = _rehold(q, penalty, alpha, V, held, exc, losses, it, it)
-                split = len(held) > 1
+                split, widths = len(held) > 1, _widths(held)
         restarted = True
         rescued = False
         while it < max_iter:
@@ -129,16 +135,16 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
                     q, penalty, alpha, L, stop - it, (V, Z, HZ, HV_prev, t), L_cert, G0_norm)
                 HV_prev, it = HV, stop
             else:
-                at = it  # (the iteration of V: the start, or the last certificate)
+                at = it  # (the iteration of the last certificate, or the start)
                 try:
                     while it < stop:
                         it += 1
                         for _ in range(MAX_BACKTRACK):
-                            summaries = held.call("gradient", L, move, split)
-                            move = None  # (a retry keeps the move made)
-                            nd, curv, against = _by_block(held.call(
-                                "descend", _by_block(summaries, held.blocks) if split
-                                else None), held.blocks)
+                            summaries = held.call("gradient", L, move, split, best_pending)
+                            move, best_pending = None, False  # (a retry keeps the move)
+                            nd, curv, against = summed(by_block(held.call(
+                                "descend", summed(by_block(summaries, held.blocks)) if split
+                                else None), held.blocks))
                             if curv <= L * nd * (1.0 + 1e-9):  # the upper bound holds
                                 break
                             L = max(1.5 * L, 1.02 * curv / nd)
@@ -147,26 +153,32 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
                         else:
                             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
                             t, move = t_next, (t - 1.0) / t_next
-                    V, value, big = _group_certificate(penalty, alpha,
-                                                       held.call("sums", use_gap),
-                                                       held.blocks, L_cert, G0_norm)
+                    value, big = _held_certificate(q, penalty, alpha, held, use_gap, L_cert,
+                                                   G0_norm)
                 except HolderLost as exc:
                     losses += 1
+                    V = _restart_point(q, held, widths, start_V)
                     held = box[0] = _rehold(q, penalty, alpha, V, held, exc, losses, at, it)
-                    split = len(held) > 1
+                    split, widths = len(held) > 1, _widths(held)
                     it, t, move = at, 1.0, None
+                    # (the new groups' best is where they start: no certificate of it yet)
+                    best_val, best_it, best_big, best_pending = np.inf, at, 0.0, False
                     continue
             if verbose:
                 print(f"[fista/gram] iter {it:5d}  certificate {value:.3e}")
             if value < 0.99 * best_val:
-                best_val, best_V, best_it = value, V.copy(), it
-                best_big = None if held is None else big
+                best_val, best_it = value, it
+                if held is None:
+                    best_V = V.copy()
+                else:  # (kept by the groups at their next step)
+                    best_V, best_big, best_pending = None, big, True
             if value <= tol or it == max_iter:
-                return done(V)[0], it, False, value
+                return done(_at(held, V, "last"))[0], it, False, value
+            best = "last" if best_pending else "best"  # (where the groups hold the best)
             first_val = value if first_val is None else first_val
             if crawl_budget is not None and it >= crawl_budget and crawling(
                     first_val, best_val, it, tol, crawl_budget):
-                return done(best_V)[0], it, False, best_val
+                return done(_at(held, best_V, best))[0], it, False, best_val
             if rescue_at is not None and it - start >= rescue_at and value > 100.0 * tol:
                 rescued = True
                 break
@@ -176,16 +188,66 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
                     not use_gap or best_val <= 1e3 * (
                         q.rounding(*_wh(q, penalty, best_V)) if best_big is None
                         else 1e-13 * best_big)):
-                return done(best_V)[0], it, True, best_val
+                return done(_at(held, best_V, best))[0], it, True, best_val
         if not rescued:
-            return done(V)[0], it, False, np.inf
+            return done(_at(held, V, "last"))[0], it, False, np.inf
         rescue_at = None  # (once)
         V, steps = reweighted_start(
-            q, penalty, alpha, best_V, lambda W: gram_certificate(q, penalty, alpha, W, L_cert,
-                                                                  G0_norm) - tol,
+            q, penalty, alpha, _at(held, best_V, "last" if best_pending else "best"),
+            lambda W: gram_certificate(q, penalty, alpha, W, L_cert, G0_norm) - tol,
             budget=min(20, max(max_iter - it, 0)), patience=3)
         it += steps
         start = it
+
+
+def _held_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, held: Kept,
+                      use_gap: bool, L: float | None, G0_norm: float) -> tuple[float, float]:
+    """``(certificate, B)`` of the groups' last step from their pieces
+    (:mod:`~regmtl.solvers.group_certificate`): the duality gap plus its rounding bound
+    ``1e-13 B``, or (``B`` 0) the KKT residual at the step ``1 / L`` relative to
+    ``G0_norm``. Where the groups live elsewhere (``q.lazy``) each keeps its V as the last
+    certificate's iterate."""
+    alone = len(held) == 1
+    parts = held.call("certify", use_gap, alone, q.lazy)
+    if use_gap:
+        return gap_of_pieces(penalty, alpha, parts, held.blocks)
+    split = not alone and penalty.splits_prox
+    summaries = held.call("kkt_point", L, split)
+    summary = summed(by_block(summaries, held.blocks)) if split else None
+    squares = held.call("kkt_squares", summary, alone)
+    total = squares[0][0] if alone else sum(by_block(squares, held.blocks))
+    return float(np.sqrt(total)) * L / max(G0_norm, 1e-300), 0.0
+
+
+def _at(held: Kept | None, V: Any, which: str) -> Any:
+    """V, or where the groups hold it their columns (``which``: ``"last"``, ``"best"``)
+    brought here and laid in the tasks' order."""
+    if held is None:
+        return V
+    pieces = by_block(held.call("columns", which), held.blocks)
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-1)
+
+
+def _widths(held: Kept | None) -> dict[int, int]:
+    """The number of tasks of each block, by block index (asked of the groups once)."""
+    if held is None:
+        return {}
+    return dict(zip((k for ks in held.blocks for k in ks),
+                    (w for ws in held.call("widths") for w in ws), strict=True))
+
+
+def _restart_point(q: TaskQuadratic, held: Kept, widths: dict[int, int],
+                   start_V: Any) -> np.ndarray:
+    """Where the groups start again after a lost holder: the surviving groups' columns at
+    the last certificate, the lost ones' tasks at the start point (any point will do: the
+    problem is convex), brought here once."""
+    got = held.call_alive("columns", "checked")
+    bounds = np.concatenate([[0], np.cumsum([widths[k] for k in sorted(widths)])])
+    V = np.array(q.arrays(start_V)[0], dtype=np.float64)
+    for ks, cols in zip(held.blocks, got, strict=True):
+        for k, c in zip(ks, cols or (), strict=False):
+            V[..., bounds[k]:bounds[k + 1]] = c
+    return V
 
 
 #: workers lost in one fit before it gives up (every loop is bounded)
@@ -194,8 +256,8 @@ MAX_HOLDER_LOSSES = 16
 
 def _rehold(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kept,
             exc: HolderLost, losses: int, at: int, it: int) -> Kept:
-    """FISTA's groups made again from ``V`` (the iterate of iteration ``at``) on the holders
-    left, after ``exc`` (warned: the holders lost, the iterations done again)."""
+    """FISTA's groups made again from ``V`` (:func:`_restart_point`, of iteration ``at``) on
+    the holders left, after ``exc`` (warned: the holders lost, the iterations done again)."""
     held.close()
     if losses > MAX_HOLDER_LOSSES:
         raise exc
@@ -206,55 +268,10 @@ def _rehold(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, held: Kept
         f"FISTA lost the worker(s) {', '.join(exc.holders)} holding its iterates at "
         f"iteration {it}; they were made again on the {len(again)} worker(s) holding the "
         f"blocks now, from the iterate of iteration {at} ({it - at} iteration(s) done "
-        "again): the lost worker cost time, not the result.", HolderLostWarning,
+        "again; the lost worker's tasks from the start point): the lost worker cost time, "
+        "not the result.", HolderLostWarning,
         stacklevel=4)
     return again
-
-
-def _by_block(parts: list, blocks: list) -> Any:
-    """The groups' per-block numbers (tuples) or prox summaries (arrays) added up block by
-    block in the blocks' order (``blocks``: those each group holds), so that the sum does not
-    depend on which group holds which block."""
-    per_block = sorted((k, x) for held, xs in zip(blocks, parts, strict=True)
-                       for k, x in zip(held, xs, strict=True))
-    values = [x for _, x in per_block]
-    if values[0] is None:  # (a prox separable over tasks: no summary)
-        return None
-    if isinstance(values[0], tuple):
-        return tuple(sum(column) for column in zip(*values, strict=True))
-    total = np.array(values[0], dtype=np.float64)
-    for x in values[1:]:
-        total += x
-    return total
-
-
-def _group_certificate(penalty: Penalty, alpha: float, parts: list, blocks: list,
-                       L: float | None, G0_norm: float) -> tuple[np.ndarray, float, float]:
-    """``(V, certificate, B)`` from the groups' arrays (:meth:`FistaGroup.sums`, ``blocks``
-    the blocks each group holds) laid block by block in the tasks' order: the duality gap of
-    the residual's dual point plus its rounding bound ``1e-13 B``, or (without a gap: ``B``
-    0) the KKT residual at the step ``1 / L``, as :func:`gram_certificate` forms them in
-    memory."""
-    order = np.argsort(np.concatenate([np.asarray(b, dtype=np.int64) for b in blocks]),
-                       kind="stable")
-
-    def joined(i):
-        pieces = [piece for x in parts for piece in x[i]]
-        if len(pieces) != len(order):
-            raise RuntimeError(f"the groups gave {len(pieces)} blocks' columns for "
-                               f"{len(order)} blocks held")
-        return pieces[0] if len(pieces) == 1 else np.concatenate(
-            [np.asarray(pieces[k]) for k in order], axis=-1)
-
-    V = joined(0)
-    if len(parts[0]) == 2:
-        G = penalty.spread(joined(1))
-        D = V - penalty.prox(V + G / L, 1.0 / L, alpha)
-        return V, float(np.sqrt(inner(D, D))) * L / max(G0_norm, 1e-300), 0.0
-    TT, big = joined(2), float(joined(4).sum())
-    primal, dual, big = gap_of_sums(penalty, alpha, V, TT.sum(), joined(1), TT, joined(3),
-                                    big)
-    return V, primal - dual + 1e-13 * big, big
 
 
 def _lazy_round(q: TaskQuadratic, penalty: Penalty, alpha: float, L: float, n: int,
