@@ -166,6 +166,11 @@ def _tv(V: np.ndarray) -> np.ndarray:
     return abs(V[:, 1:] - V[:, :-1]).sum(axis=1)  # (lazy on task blocks)
 
 
+# (the row maps a Dask task runs: plain functions of this module, imported by name there)
+def _stage_dual_norms(G: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return _weighted_fused_dual_norms(G, c, f)
+
+
 def _stage_prox(V: np.ndarray, c_tv: np.ndarray, c_l1: np.ndarray) -> np.ndarray:
     out = np.empty_like(V)
     _weighted_fused_prox(V, c_tv, c_l1, out)
@@ -282,7 +287,7 @@ class WeightedFusedLasso(NormPenalty):
         if not is_blocked(G):
             G = np.ascontiguousarray(G, dtype=np.float64)
         c = np.ascontiguousarray(self._c())
-        return of_rows(_weighted_fused_dual_norms, G, c, self._f(c.size))  # (lazy on blocks)
+        return of_rows(_stage_dual_norms, G, c, self._f(c.size))  # (lazy on task blocks)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max_j`` of :meth:`dual_norms`: the dual norm of the penalty at ``alpha = 1``."""

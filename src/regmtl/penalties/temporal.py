@@ -392,6 +392,16 @@ def _temporal_prox_rows(V: np.ndarray, a: np.ndarray, c: float) -> np.ndarray:
     return np.ascontiguousarray(_idct(_temporal_prox_dct(np.ascontiguousarray(_dct(V)), a, c)))
 
 
+# (the row maps a Dask task runs are plain functions of this module: a worker imports them,
+# and the compiled kernels they call, by name)
+def _fused_prox_rows(V: np.ndarray, c_tv: float, c_l1: float, c_group: float) -> np.ndarray:
+    return _fused_prox(V, c_tv, c_l1, c_group)
+
+
+def _fused_dual_norm_rows(G: np.ndarray, f: float, l1: float) -> np.ndarray:
+    return _fused_dual_norms(G, f, l1)
+
+
 def _null_norms(G: np.ndarray, null: np.ndarray) -> np.ndarray:
     """Per row, the norm of G's DCT coordinates on ``null``."""
     return _row_norms(_dct(G)[:, null])
@@ -789,7 +799,7 @@ class FusedGroupLasso(NormPenalty):
         c = float(step) * float(alpha)
         if c == 0.0 or V.size == 0:
             return V.copy()
-        return by_rows(_fused_prox, V, c * f, c * l1, c)
+        return by_rows(_fused_prox_rows, V, c * f, c * l1, c)
 
     def dual_norms(self, G: np.ndarray) -> np.ndarray:
         """Per row, the dual norm ``N*(G_j)`` of ``||u||_2 + f TV(u) + l ||u||_1``.
@@ -810,7 +820,7 @@ class FusedGroupLasso(NormPenalty):
             return np.zeros(G.shape[0])
         if not is_blocked(G):
             G = np.ascontiguousarray(G, dtype=np.float64)
-        return of_rows(_fused_dual_norms, G, f, l1)  # (lazy on task blocks)
+        return of_rows(_fused_dual_norm_rows, G, f, l1)  # (lazy on task blocks)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max_j N*(G_j)``: the dual norm of the penalty at ``alpha = 1``."""
