@@ -231,7 +231,7 @@ def test_iterations_move_only_the_penalty_summaries(client, penalty):
 def test_unsupported_on_dask_say_what_to_do(client):
     ddf = dd.from_pandas(_frame(), npartitions=2)
     with pytest.raises(ValueError, match="not available on Dask"):
-        rm.MultiTaskRegressor("l1inf", alpha=0.1).fit(ddf[FEATURES], ddf["y"],
+        rm.MultiTaskRegressor("mcp", alpha=0.1).fit(ddf[FEATURES], ddf["y"],
                                                       task=ddf["store"])
     with pytest.raises(ValueError, match="runs in memory only"):
         rm.MultiTaskRegressor("l21", solver="bcd").fit(ddf[FEATURES], ddf["y"],

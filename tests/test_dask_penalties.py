@@ -6,7 +6,8 @@ of W, whose eigenvectors carry its k-dimensional factors) and the graph with a l
 than the squared one (its prox by conjugate gradients along the graph's edges). Each is
 solved by the solver that fits it in memory, so the coefficients, the intercepts and the
 structure equal the in-memory fit's to 1e-8, certified below ``tol`` on the blocks' sums.
-What stays in memory is refused by name, with the reason and what to do.
+What stays in memory is refused by name, with the reason and what to do (the penalties
+whose prox reads each row whole: ``tests/test_dask_gathered.py``).
 """
 
 from __future__ import annotations
@@ -124,10 +125,8 @@ def test_dirty_row_scales_from_block_sums_equal_the_sorted_ones():
 
 
 @pytest.mark.parametrize(("penalty", "why"), [
-    (rm.TemporalGroupLasso(), "time order"),
-    (rm.FusedGroupLasso(), "time order"),
-    (rm.MCP(), "nonconvex penalty is fitted by coordinate descent over the rows"),
-    (rm.LInf1(), "L1 ball"),
+    (rm.MCP(), "nonconvex penalty has many stationary points"),
+    (rm.SCAD(group=True), "another stationary point"),
 ])
 def test_what_stays_in_memory_is_refused_with_its_reason(dask_process_client, penalty, why):
     df = _frame("squared")

@@ -21,8 +21,8 @@ __all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
            "check_bool", "BlockStep", "BLOCK_KINDS",
            "ENTRYWISE", "ROWS", "DIRTY_ROWS", "POSITIVE_ENTRYWISE", "POSITIVE_ROWS",
            "MCP_ENTRYWISE", "MCP_ROWS", "SCAD_ENTRYWISE", "SCAD_ROWS", "CAPPED_ENTRYWISE",
-           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS", "widened", "r_factor",
-           "stacked_singular_values", "norm_scaling"]
+           "CAPPED_ROWS", "CAPPED_L1_ROWS", "NONCONVEX_KINDS", "NONCONVEX_REFUSAL", "widened",
+           "r_factor", "stacked_singular_values", "norm_scaling"]
 
 # --------------------------------------------------------------------- the block step
 # The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
@@ -68,6 +68,15 @@ BLOCK_KINDS = {ENTRYWISE: "entrywise", ROWS: "rows", DIRTY_ROWS: "dirty rows",
                SCAD_ENTRYWISE: "SCAD entrywise", SCAD_ROWS: "SCAD rows",
                CAPPED_ENTRYWISE: "capped-L1 entrywise", CAPPED_ROWS: "capped-L2,1 rows",
                CAPPED_L1_ROWS: "capped-L1,L1 rows"}
+
+
+#: Why a nonconvex penalty of entries or rows is not fitted on task blocks: the stationary
+#: point a fit reaches depends on its iterations, not on the objective alone.
+NONCONVEX_REFUSAL = (
+    "a nonconvex penalty has many stationary points, and which one a fit reaches depends on "
+    "its iterations: the model is defined by the exact row minimizations of coordinate "
+    "descent, one feature after another over every task's residual, where proximal-gradient "
+    "steps on task blocks would stop at another stationary point")
 
 
 class BlockStep(NamedTuple):

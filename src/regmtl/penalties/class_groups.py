@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Penalty, check_bool, check_ratio, inner
+from .base import NONCONVEX_REFUSAL, Penalty, check_bool, check_ratio, inner
 
 __all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "ClassBlockPenalty", "block_norms",
            "check_columns"]
@@ -216,8 +216,7 @@ class ClassGroupNonconvex(ClassBlockPenalty):
     has_dual = False
     nonconvex = True
     distributable = False
-    blocks_refusal = ("a nonconvex penalty is fitted by coordinate descent over the rows, "
-                      "in memory")
+    blocks_refusal = NONCONVEX_REFUSAL
     _param_names = ("inner", "first", "sizes")
 
     def __init__(self, inner: Any = None, first: Any = (), sizes: Any = ()):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import NormPenalty
+from .base import NormPenalty, is_blocked
+from .gathered import by_rows
 
 __all__ = ["LInf1", "project_rows_l1"]
 
@@ -88,9 +89,7 @@ class LInf1(NormPenalty):
     factor_entry = "alpha sum_j d_j max_t |W_jt| (rows)"
     linear_program = "row_max"
     cone_program = "row_max"  # (the interior point's: |W_jt| <= s_j, linear cones)
-    distributable = False
-    blocks_refusal = ("its prox projects each feature's row across all tasks onto an L1 "
-                      "ball (a sort of the whole row)")
+    # (on task blocks its prox runs on the rows gathered whole: ``penalties.gathered``)
     structure_attrs = ()
     #: a new task takes the support; the L-infinity rows' alpha does not carry to a ridge
     #: prior: chosen by CV
@@ -101,12 +100,31 @@ class LInf1(NormPenalty):
     def value(self, V: np.ndarray, alpha: float) -> float:
         return float(alpha * np.abs(V).max(axis=1, initial=0.0).sum())
 
+    def lazy_value(self, V, alpha):
+        """:meth:`value`, a lazy scalar on a V held in task blocks."""
+        if not is_blocked(V) or V.size == 0:
+            return self.value(V, alpha)
+        return alpha * abs(V).max(axis=1).sum()
+
     def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
-        V = np.asarray(V, dtype=np.float64)
+        """``V_j - P(V_j)`` per row, ``P`` the projection onto the L1 ball of radius
+        ``step alpha`` (Moreau); on task blocks, on the rows gathered whole."""
         if step * alpha <= 0.0 or V.size == 0:
-            return V.copy()
-        return V - project_rows_l1(V, step * alpha)  # Moreau: prox of the dual ball's support
+            return V.copy() if is_blocked(V) else np.array(V, dtype=np.float64)
+        return by_rows(_prox_rows, V, step * alpha)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max_j ||G_j||_1``, the dual of ``sum_j ||W_j||_inf``."""
-        return float(np.abs(G).sum(axis=1).max(initial=0.0))
+        return float(abs(G).sum(axis=1).max()) if G.size else 0.0
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On a G held in task blocks, ``alpha / max(max_j ||G_j||_1, alpha)`` lazy (1
+        exactly inside the ball, as :meth:`dual_scaling`)."""
+        if not is_blocked(G) or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        return alpha / np.maximum(abs(G).sum(axis=1).max(), alpha)
+
+
+def _prox_rows(V: np.ndarray, radius: float) -> np.ndarray:
+    """The prox of ``radius ||.||_inf`` of every row: the row less its L1-ball projection."""
+    return V - project_rows_l1(V, radius)

@@ -37,6 +37,7 @@ from .base import (
     CAPPED_ROWS,
     MCP_ENTRYWISE,
     MCP_ROWS,
+    NONCONVEX_REFUSAL,
     SCAD_ENTRYWISE,
     SCAD_ROWS,
     BlockStep,
@@ -70,8 +71,7 @@ class _Nonconvex(Penalty):
     has_dual = False
     nonconvex = True
     distributable = False
-    blocks_refusal = ("a nonconvex penalty is fitted by coordinate descent over the rows, "
-                      "in memory")
+    blocks_refusal = NONCONVEX_REFUSAL
     _kinds: tuple[int, int] = (0, 0)
     #: the name of the shape parameter (``gamma`` or ``cap``)
     _shape_name = ""

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 
 from .._jit import njit
-from .base import NormPenalty, Penalty, check_positive
+from .base import NormPenalty, Penalty, check_positive, is_blocked
 from .dof import DegreesOfFreedom, nonzero_count
+from .gathered import by_rows, computed, of_rows
 from .temporal import refuse_ordered_classes, tv_row
 
 __all__ = ["NonconvexFusedGroupLasso", "WeightedFusedLasso"]
@@ -162,7 +163,18 @@ def _check_weight(value, name: str) -> float:
 
 
 def _tv(V: np.ndarray) -> np.ndarray:
-    return np.abs(np.diff(V, axis=1)).sum(axis=1)
+    return abs(V[:, 1:] - V[:, :-1]).sum(axis=1)  # (lazy on task blocks)
+
+
+# (the row maps a Dask task runs: plain functions of this module, imported by name there)
+def _stage_dual_norms(G: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return _weighted_fused_dual_norms(G, c, f)
+
+
+def _stage_prox(V: np.ndarray, c_tv: np.ndarray, c_l1: np.ndarray) -> np.ndarray:
+    out = np.empty_like(V)
+    _weighted_fused_prox(V, c_tv, c_l1, out)
+    return out
 
 
 # ----------------------------------------------------------------------------- stage penalty
@@ -200,8 +212,7 @@ class WeightedFusedLasso(NormPenalty):
     """
 
     name = "weighted_fused_lasso"
-    distributable = False
-    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
+    # (on task blocks its prox runs on the rows gathered whole: ``penalties.gathered``)
     registered = False
     _param_names = ("weights", "fused_weight")
 
@@ -235,24 +246,30 @@ class WeightedFusedLasso(NormPenalty):
         return self
 
     def value(self, V, alpha):
-        V = np.asarray(V, dtype=np.float64)
+        return computed(self.lazy_value(V if is_blocked(V) else np.asarray(
+            V, dtype=np.float64), alpha))
+
+    def lazy_value(self, V, alpha):
+        """``alpha sum_j (c_j ||V_j||_1 + f_j TV(V_j))``, a lazy scalar on task blocks."""
         c = self._c()
         f = self._f(c.size)
-        l1 = np.abs(V).sum(axis=1)
+        if not is_blocked(V):
+            V = np.asarray(V, dtype=np.float64)
+        l1 = abs(V).sum(axis=1)
         with np.errstate(invalid="ignore"):
             part = np.where(l1 > 0, c * l1, 0.0)
-        return float(alpha * (part.sum() + float(f @ _tv(V))))
+        return alpha * (part.sum() + (f * _tv(V)).sum())
 
     def prox(self, V, step, alpha):
-        V = np.ascontiguousarray(V, dtype=np.float64)
+        """Row by row; on task blocks on the rows gathered whole (``penalties.gathered``)."""
+        if not is_blocked(V):
+            V = np.ascontiguousarray(V, dtype=np.float64)
         c = self._c()
         f = self._f(c.size)
         s = float(step) * float(alpha)
         if s == 0.0 or V.size == 0:
             return V.copy()
-        out = np.empty_like(V)
-        _weighted_fused_prox(V, s * f, s * c, out)
-        return out
+        return by_rows(_stage_prox, V, s * f, s * c)
 
     def dual_norms(self, G: np.ndarray) -> np.ndarray:
         """Per row, the dual norm of ``c_j ||u||_1 + f_j TV(u)`` (0 on rows of weight inf).
@@ -267,13 +284,20 @@ class WeightedFusedLasso(NormPenalty):
         ndarray of shape (p,)
             ``min {t >= 0: G_j in t (c_j B_inf + f_j B_TV*)}``, from above.
         """
-        G = np.ascontiguousarray(G, dtype=np.float64)
+        if not is_blocked(G):
+            G = np.ascontiguousarray(G, dtype=np.float64)
         c = np.ascontiguousarray(self._c())
-        return _weighted_fused_dual_norms(G, c, self._f(c.size))
+        return of_rows(_stage_dual_norms, G, c, self._f(c.size))  # (lazy on task blocks)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max_j`` of :meth:`dual_norms`: the dual norm of the penalty at ``alpha = 1``."""
-        return float(self.dual_norms(G).max(initial=0.0))
+        return computed(self.dual_norms(G).max()) if G.shape[0] else 0.0
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On task blocks, ``alpha / max(max_j N*(G_j), alpha)`` lazy."""
+        if not is_blocked(G) or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        return alpha / np.maximum(self.dual_norms(G).max(), alpha)
 
 
 # ----------------------------------------------------------------------------- the penalty
@@ -379,8 +403,7 @@ class NonconvexFusedGroupLasso(Penalty):
     has_dual = False
     nonconvex = True
     majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.majorize``)
-    distributable = False
-    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
+    # (on task blocks its stages are fitted there: their prox on the rows gathered whole)
     _param_names = ("fused_weight", "max_stages", "fused_in_root")
     #: a new task takes the support; its strength is chosen by CV (no place in the time order,
     #: and a nonconvex penalty's alpha does not carry to a ridge prior)
@@ -510,7 +533,7 @@ class NonconvexFusedGroupLasso(Penalty):
         """That of the convex relaxation (``c_j = 1``), the first stage: from it on the first
         stage returns W = 0, which every later stage keeps (just below it the later stages
         may still prune the first stage's small rows to zero)."""
-        return self.stage(None, np.asarray(G0).shape[0]).alpha_max(G0)
+        return self.stage(None, G0.shape[0]).alpha_max(G0)
 
     def subdiff_distance(self, W: np.ndarray, G: np.ndarray, alpha: float) -> np.ndarray:
         r"""Per row: 0 on zero rows (the Clarke subdifferential of ``sqrt(||.||_1)`` at 0 is

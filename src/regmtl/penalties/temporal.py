@@ -42,8 +42,9 @@ import numpy as np
 from scipy.fft import dct, idct
 
 from .._jit import njit
-from .base import NormPenalty, Penalty, check_positive
+from .base import NormPenalty, Penalty, check_positive, inner, is_blocked
 from .dof import DegreesOfFreedom, TaskCoupling
+from .gathered import by_rows, computed, of_rows, of_whole
 
 __all__ = ["TemporalGroupLasso", "FusedGroupLasso", "tv_prox", "chain_eigenvalues",
            "refuse_ordered_classes"]
@@ -377,7 +378,33 @@ def chain_eigenvalues(n_tasks: int) -> np.ndarray:
 
 
 def _row_norms(V: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.einsum("ij,ij->i", V, V))
+    return np.sqrt(np.einsum("ij,ij->i", V, V)) if not is_blocked(V) else np.sqrt(
+        (V * V).sum(axis=1))
+
+
+def _diffs(V: Any) -> Any:
+    """``W R``: the differences of consecutive tasks (lazy on task blocks)."""
+    return V[:, :-1] - V[:, 1:]
+
+
+def _temporal_prox_rows(V: np.ndarray, a: np.ndarray, c: float) -> np.ndarray:
+    """The temporal group lasso's prox of the rows of V, in the DCT-II basis."""
+    return np.ascontiguousarray(_idct(_temporal_prox_dct(np.ascontiguousarray(_dct(V)), a, c)))
+
+
+# (the row maps a Dask task runs are plain functions of this module: a worker imports them,
+# and the compiled kernels they call, by name)
+def _fused_prox_rows(V: np.ndarray, c_tv: float, c_l1: float, c_group: float) -> np.ndarray:
+    return _fused_prox(V, c_tv, c_l1, c_group)
+
+
+def _fused_dual_norm_rows(G: np.ndarray, f: float, l1: float) -> np.ndarray:
+    return _fused_dual_norms(G, f, l1)
+
+
+def _null_norms(G: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Per row, the norm of G's DCT coordinates on ``null``."""
+    return _row_norms(_dct(G)[:, null])
 
 
 def _dct(V: np.ndarray) -> np.ndarray:
@@ -464,8 +491,7 @@ class TemporalGroupLasso(Penalty):
     name = "temporal_group_lasso"
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
     factor_entry = "alpha (sum_j d_j ||W_j||_2 + s / 2 ||D W R||_F^2 + r / 2 ||D W||_F^2) (rows)"
-    distributable = False
-    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
+    # (on task blocks its prox runs on the rows gathered whole: ``penalties.gathered``)
     _param_names = ("smooth_weight", "ridge_weight")
     #: a new task takes the support, its strength chosen by CV (it has no place in the time
     #: order of the tasks)
@@ -513,20 +539,29 @@ class TemporalGroupLasso(Penalty):
         return s * chain_eigenvalues(n_tasks) + r
 
     def value(self, V, alpha):
+        return computed(self.lazy_value(V if is_blocked(V) else np.asarray(
+            V, dtype=np.float64), alpha))
+
+    def lazy_value(self, V, alpha):
+        """``alpha (sum_j ||V_j|| + s / 2 ||V R||^2 + r / 2 ||V||^2)``, a lazy scalar on
+        task blocks (the differences cross a block's edge: a column of each neighbour)."""
         s, r = self._weights()
-        V = np.asarray(V, dtype=np.float64)
-        D = np.diff(V, axis=1)
-        quad = s * float(np.vdot(D, D)) + r * float(np.vdot(V, V))
-        return float(alpha * (_row_norms(V).sum() + 0.5 * quad))
+        if not is_blocked(V):
+            V = np.asarray(V, dtype=np.float64)
+        D = _diffs(V)
+        quad = s * inner(D, D) + r * inner(V, V)
+        return alpha * (_row_norms(V).sum() + 0.5 * quad)
 
     def prox(self, V, step, alpha):
-        V = np.asarray(V, dtype=np.float64)
+        """Row by row in the DCT-II basis (see the module); on task blocks on the rows
+        gathered whole (``penalties.gathered``)."""
+        if not is_blocked(V):
+            V = np.asarray(V, dtype=np.float64)
         c = float(step) * float(alpha)
         if c == 0.0 or V.size == 0:
             return V.copy()
-        a = 1.0 + c * self.kernel_eigenvalues(V.shape[1])
-        Vh = np.ascontiguousarray(_dct(V))
-        return np.ascontiguousarray(_idct(_temporal_prox_dct(Vh, a, c)))
+        return by_rows(_temporal_prox_rows, V, 1.0 + c * self.kernel_eigenvalues(V.shape[1]),
+                       c)
 
     def _null(self, n_tasks: int) -> np.ndarray:
         """The DCT coordinates on which K vanishes (none with a ridge)."""
@@ -536,12 +571,27 @@ class TemporalGroupLasso(Penalty):
         """1 with a ridge (the conjugate is finite everywhere); otherwise the largest
         ``s <= 1`` with every row's component in the null space of K (the constant direction,
         or everything when ``smooth_weight = 0``) of norm at most ``alpha``."""
-        G = np.asarray(G, dtype=np.float64)
         null = self._null(G.shape[1])
         if not null.any() or G.size == 0:
             return 1.0
-        m = float(_row_norms(_dct(G)[:, null]).max(initial=0.0))
+        m = computed(of_rows(_null_norms, G if is_blocked(G) else np.asarray(
+            G, dtype=np.float64), null).max())
         return 1.0 if m <= alpha else alpha / m
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On task blocks, :meth:`dual_scaling` lazy: ``alpha / max(m, alpha)``, m the
+        largest norm of a row's null-space part (on the rows gathered whole)."""
+        null = self._null(G.shape[1])
+        if not is_blocked(G) or not null.any() or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        return alpha / np.maximum(of_rows(_null_norms, G, null).max(), alpha)
+
+    def scaled_conjugate(self, G, s, alpha):
+        """:meth:`conjugate` at ``s G``; on task blocks formed on the rows gathered whole and
+        brought home (one scalar, a round trip of its own)."""
+        if not is_blocked(G):
+            return self.conjugate(s * G, alpha)
+        return computed(of_whole(self.conjugate, s * G, alpha))
 
     def conjugate(self, G, alpha):
         r"""``sum_j min_{||u|| <= alpha, g_j - u in range K} (g_j - u)^T K^+ (g_j - u) /
@@ -551,9 +601,11 @@ class TemporalGroupLasso(Penalty):
         ``sum_i g_i^2 / (1 + nu k_i)^2 = rho^2`` (Newton on its inverse square root, concave
         and increasing: monotone from ``nu = 0``), and the value
         ``sum_i g_i^2 nu^2 k_i / (1 + nu k_i)^2 / (2 alpha)``."""
-        G = np.asarray(G, dtype=np.float64)
         if G.size == 0:
             return 0.0
+        if is_blocked(G):
+            return computed(of_whole(self.conjugate, G, alpha))
+        G = np.asarray(G, dtype=np.float64)
         k = self.kernel_eigenvalues(G.shape[1])
         null = k == 0.0
         if null.all():
@@ -598,7 +650,10 @@ class TemporalGroupLasso(Penalty):
 
     def alpha_max(self, G0):
         """``max_j ||G0_j||_2``: the quadratic part has no gradient at W = 0."""
-        return float(_row_norms(np.asarray(G0, dtype=np.float64)).max(initial=0.0))
+        if G0.size == 0:
+            return 0.0
+        return computed(_row_norms(G0 if is_blocked(G0) else np.asarray(
+            G0, dtype=np.float64)).max())
 
 
     def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
@@ -699,8 +754,7 @@ class FusedGroupLasso(NormPenalty):
     name = "fused_group_lasso"
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
     factor_entry = "alpha (sum_j d_j ||W_j||_2 + f ||D W R||_1 + l ||D W||_1) (rows)"
-    distributable = False
-    blocks_refusal = "its prox runs along the tasks' time order, one task after another"
+    # (on task blocks its prox runs on the rows gathered whole: ``penalties.gathered``)
     _param_names = ("fused_weight", "l1_weight")
     #: a new task takes the support, its strength chosen by CV (it has no place in the time
     #: order of the tasks)
@@ -725,18 +779,27 @@ class FusedGroupLasso(NormPenalty):
         return self
 
     def value(self, V, alpha):
+        return computed(self.lazy_value(V if is_blocked(V) else np.asarray(
+            V, dtype=np.float64), alpha))
+
+    def lazy_value(self, V, alpha):
+        """``alpha (sum_j ||V_j|| + f TV(V) + l ||V||_1)``, a lazy scalar on task blocks."""
         f, l1 = self._weights()
-        V = np.asarray(V, dtype=np.float64)
-        tv = float(np.abs(np.diff(V, axis=1)).sum())
-        return float(alpha * (_row_norms(V).sum() + f * tv + l1 * float(np.abs(V).sum())))
+        if not is_blocked(V):
+            V = np.asarray(V, dtype=np.float64)
+        tv = abs(_diffs(V)).sum()
+        return alpha * (_row_norms(V).sum() + f * tv + l1 * abs(V).sum())
 
     def prox(self, V, step, alpha):
+        """Row by row (see the module); on task blocks on the rows gathered whole
+        (``penalties.gathered``)."""
         f, l1 = self._weights()
-        V = np.ascontiguousarray(V, dtype=np.float64)
+        if not is_blocked(V):
+            V = np.ascontiguousarray(V, dtype=np.float64)
         c = float(step) * float(alpha)
         if c == 0.0 or V.size == 0:
             return V.copy()
-        return _fused_prox(V, c * f, c * l1, c)
+        return by_rows(_fused_prox_rows, V, c * f, c * l1, c)
 
     def dual_norms(self, G: np.ndarray) -> np.ndarray:
         """Per row, the dual norm ``N*(G_j)`` of ``||u||_2 + f TV(u) + l ||u||_1``.
@@ -753,14 +816,22 @@ class FusedGroupLasso(NormPenalty):
             ``||G_j||_2``).
         """
         f, l1 = self._weights()
-        G = np.ascontiguousarray(G, dtype=np.float64)
         if G.size == 0:
             return np.zeros(G.shape[0])
-        return _fused_dual_norms(G, f, l1)
+        if not is_blocked(G):
+            G = np.ascontiguousarray(G, dtype=np.float64)
+        return of_rows(_fused_dual_norm_rows, G, f, l1)  # (lazy on task blocks)
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max_j N*(G_j)``: the dual norm of the penalty at ``alpha = 1``."""
-        return float(self.dual_norms(G).max(initial=0.0))
+        return computed(self.dual_norms(G).max()) if G.shape[0] else 0.0
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On task blocks, ``alpha / max(max_j N*(G_j), alpha)`` lazy (1 exactly inside the
+        ball, as :meth:`dual_scaling`)."""
+        if not is_blocked(G) or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        return alpha / np.maximum(self.dual_norms(G).max(), alpha)
 
     def degrees_of_freedom(self, W, alpha, structure=None, tol=1e-4):
         """The nonzero constant pieces of the rows of W: per row, the runs of consecutive

@@ -787,7 +787,8 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "with a task kernel): the whole objective is smooth, minimized by L-BFGS on (W, b) "
         "and certified by its duality gap (the KKT residual without one)", "auto"),
     "majorize": SolverEntry(
-        _run_majorize, (*_BCD, MAJORIZED),
+        # (on task blocks too: each stage is a convex fit that runs there)
+        _run_majorize, (ROW_SEPARABLE, MAJORIZED),
         "a penalty solved by majorize-minimize: each stage a convex penalty majorizing it "
         "(``penalty.stage``), solved and certified by its duality gap", "bcd"),
     "stationary": SolverEntry(
