@@ -51,9 +51,11 @@ test-matrix: $(TEST_STAMP)
 
 # The fault tests (tests/test_dask_faults.py) at full size: a worker of a 3-process LocalCluster
 # killed (SIGKILL) at five random points of a fit of 2,000 tasks; `make test` kills at one point
-# (then two in sequence) on 40 tasks.
+# (then two in sequence) on 40 tasks. FAULTS=scale: the same on 10 million rows of 100,000 tasks
+# (about 6 minutes on 2 cores).
+FAULTS ?= full
 test-faults: $(TEST_STAMP)
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_FAULTS=full \
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_FAULTS=$(FAULTS) \
 		$(BIN)/python -m pytest -q tests/test_dask_faults.py
 
 # The property suite (tests/test_properties_*.py) under its long Hypothesis profile: rounds of

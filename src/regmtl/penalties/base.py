@@ -74,9 +74,9 @@ BLOCK_KINDS = {ENTRYWISE: "entrywise", ROWS: "rows", DIRTY_ROWS: "dirty rows",
 #: point a fit reaches depends on its iterations, not on the objective alone.
 NONCONVEX_REFUSAL = (
     "a nonconvex penalty has many stationary points, and which one a fit reaches depends on "
-    "its iterations: the model is defined by the exact row minimizations of coordinate "
-    "descent, one feature after another over every task's residual, where proximal-gradient "
-    "steps on task blocks would stop at another stationary point")
+    "the path of its iterations: the model is the one reached by exact coordinate steps over "
+    "working sets chosen across every task, a path that steps on task blocks do not follow, "
+    "so they could stop at another stationary point than the in-memory model")
 
 
 class BlockStep(NamedTuple):
@@ -432,50 +432,18 @@ class Penalty:
 
     # ------------------------------------------------------------------ lifted variables
     def lift(self, W: np.ndarray) -> np.ndarray:
-        """A variable whose image is W (the starting point of a warm start).
-
-        Parameters
-        ----------
-        W : ndarray of shape (p, T)
-            Coefficients.
-
-        Returns
-        -------
-        ndarray
-            A variable ``V`` with ``compose(V) == W`` (``W`` itself unless the penalty
-            lifts it).
-        """
+        """A variable V with ``compose(V) == W`` (p x T; W itself unless the penalty lifts
+        it): the starting point of a warm start."""
         return W
 
     def compose(self, V: np.ndarray) -> np.ndarray:
-        """The coefficients W of a variable V.
-
-        Parameters
-        ----------
-        V : ndarray
-            The penalty's variable.
-
-        Returns
-        -------
-        ndarray of shape (p, T)
-            The coefficients (``V`` itself unless the penalty lifts W; ``P + Q`` for the
-            dirty models).
-        """
+        """The coefficients W (p x T) of the penalty's variable V: V itself unless the
+        penalty lifts W (``P + Q`` for the dirty models)."""
         return V
 
     def spread(self, G: np.ndarray) -> np.ndarray:
-        """Adjoint of :meth:`compose`: a gradient in W as a gradient in the variable V.
-
-        Parameters
-        ----------
-        G : ndarray of shape (p, T)
-            A gradient with respect to W.
-
-        Returns
-        -------
-        ndarray
-            The gradient with respect to V, of the variable's shape.
-        """
+        """Adjoint of :meth:`compose`: a gradient in W (p x T) as a gradient in the variable
+        V, of the variable's shape."""
         return G
 
     def lazy_value(self, V: Any, alpha: float) -> Any:
