@@ -57,9 +57,9 @@ def primal_dual_blocks(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alp
     held = data.keep(SaddleGroup, blocks, datafit, penalty, alpha, fit_intercept, V0, b0)
     if held is None:
         raise ValueError(
-            f"the {datafit.name} loss on Dask input iterates beside the rows, on the workers "
-            "of a dask.distributed client; start one (distributed.Client()), or compute the "
-            "Dask input first.")
+            f"the {datafit.name} loss on Dask input iterates beside the rows, kept on the "
+            "workers that hold them: that needs a client of a Dask cluster (Client()); start "
+            "one, or compute the Dask input first.")
     try:
         return _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check)
     finally:
