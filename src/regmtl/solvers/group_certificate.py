@@ -35,7 +35,7 @@ import numpy as np
 
 from ..penalties import Penalty
 
-__all__ = ["gap_pieces", "gap_of_pieces", "by_block"]
+__all__ = ["gap_pieces", "gap_of_pieces", "terms_of_pieces", "by_block"]
 
 #: the factor of the rounding bound ``B`` added to a gap (the Gram sums' rounding)
 ROUNDING = 1e-13
@@ -70,6 +70,15 @@ def gap_of_pieces(penalty: Penalty, alpha: float, parts: list, blocks: list
     """``(gap + rounding bound, B)`` from the groups' pieces (``blocks``: the blocks each
     group holds; one piece in all where one group holds every task)."""
     pieces = parts[0] if len(parts) == 1 and len(parts[0]) == 1 else by_block(parts, blocks)
+    RR, big, value, dual = terms_of_pieces(penalty, alpha, pieces)
+    return 0.5 * RR + value - dual + ROUNDING * big, big
+
+
+def terms_of_pieces(penalty: Penalty, alpha: float, pieces: list
+                    ) -> tuple[float, float, float, float]:
+    """``(RR, B, Omega(V), dual)`` from the pieces in the blocks' order: the sums of squares,
+    the rounding bound, the penalty's value and the dual objective less its quadratic
+    term's primal (``RR / 2``)."""
     RR = sum(x[1] for x in pieces)
     big = sum(x[2] for x in pieces)
     kind = pieces[0][0]
@@ -84,7 +93,7 @@ def gap_of_pieces(penalty: Penalty, alpha: float, parts: list, blocks: list
         value = penalty.value(V, alpha)
         s = penalty.dual_scaling(G, alpha)
         dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.scaled_conjugate(G, s, alpha)
-    return 0.5 * RR + value - dual + ROUNDING * big, big
+    return RR, big, value, dual
 
 
 def by_block(parts: list, blocks: list) -> list:

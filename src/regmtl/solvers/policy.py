@@ -235,13 +235,47 @@ EXACT_SOLVES = Requirement(
         "solver='fista' (or 'auto')."),
 )
 SMOOTH_ON_BLOCKS = Requirement(
-    "a smooth loss (``datafit.smooth``: the pinball loss's exact rows need the rows in one "
-    "place)",
+    "a smooth loss (``datafit.smooth``), or the pinball loss alone on its primal-dual row",
     lambda pb: pb.datafit.smooth,
     lambda pb, name: (
         f"{pb.datafit!r} is not smooth: on Dask input the smooth losses are fitted (squared, "
-        "logistic, poisson, gamma, huber, the multinomial, and lists of them); fit a quantile "
-        "loss in memory (compute the Dask input first)."),
+        "logistic, poisson, gamma, huber, the multinomial, and lists of them), and the "
+        "quantile loss alone with a convex penalty that has a prox (primal-dual iterations "
+        "on the blocks); this problem's smoothed stages run in memory (compute the Dask "
+        "input first)."),
+    on_data=False,
+)
+PINBALL_ALONE = Requirement(
+    "the pinball loss alone (``datafit.box_dual``: each task's dual a box, its conjugate "
+    "linear there, so the dual objective at a scaled point is a sum per block)",
+    lambda pb: pb.datafit.box_dual,
+    lambda pb, name: (
+        f"{pb.datafit!r}: on Dask input the primal-dual iterations fit the quantile loss "
+        "alone (a loss list with quantile tasks runs in memory: compute the Dask input "
+        "first)."),
+    on_data=False,
+)
+SPLIT_PROX = Requirement(
+    "a prox that splits over groups of tasks (``penalty.splits_prox``: summaries summed "
+    "over the blocks)",
+    lambda pb: pb.penalty.splits_prox,
+    lambda pb, name: (
+        f"{pb.penalty!r} with the quantile loss is not available on Dask input: its prox "
+        "does not split over groups of tasks (``splits_prox``), which the primal-dual "
+        "iterations on the blocks take each iteration; use "
+        f"{_penalty_names(lambda cls: cls.distributable and cls.splits_prox)}, or fit in "
+        "memory (compute the Dask input first)."),
+    on_data=False,
+)
+GAP_DUAL = Requirement(
+    "a penalty with a tractable dual (``penalty.has_dual``) and alpha > 0: the duality gap "
+    "certifies the pinball fit on the blocks",
+    lambda pb: bool(pb.penalty.has_dual) and np.all(np.asarray(pb.alpha) > 0),
+    lambda pb, name: (
+        f"{pb.penalty!r} at alpha={pb.alpha!r} with the quantile loss is not available on "
+        "Dask input: the fit there is certified by the duality gap of the pinball loss, "
+        "which needs the penalty's dual (``has_dual``) and alpha > 0; fit in memory "
+        "(compute the Dask input first)."),
     on_data=False,
 )
 #: What every solver needs of task blocks held elsewhere (before its own requirements).
@@ -664,6 +698,13 @@ def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     from .primal_dual import CHECK, primal_dual
     # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap;
     # n_iter_ counts the same blocks, so that it never exceeds max_iter)
+    if not data.rows_local:  # (the iterates beside the rows, in groups of task blocks)
+        from .primal_dual_blocks import primal_dual_blocks
+        res = primal_dual_blocks(data, datafit, penalty, alpha, W, b, ref=ref,
+                                 fit_intercept=fit_intercept, tol=tol,
+                                 max_iter=CHECK * max_iter, verbose=verbose, check=CHECK)
+        res.n_iter = max(-(-res.n_iter // CHECK), 1)
+        return res
     # (a path's previous dual point, ``options["dual"]``, starts the dual iterate)
     res = primal_dual(data, datafit, penalty, alpha, W, b, ref=ref,
                       fit_intercept=fit_intercept, tol=tol, max_iter=CHECK * max_iter,
@@ -742,7 +783,8 @@ class SolverEntry:
     it, and the solver name it ``answers`` to (``solver=``, and messages); ``warm``: whether
     it starts from the ``(W, b)`` given (else a warm start is not certified first);
     ``auto_only``: a route that only ``"auto"`` takes (a solver named by the user runs its
-    own row)."""
+    own row); ``on_blocks``: what it needs of task blocks held elsewhere beside its own
+    requirements (None: :data:`ON_BLOCKS_ELSEWHERE` and the Gram sums' ``tol``)."""
 
     run: Callable[..., SolverResult]
     requires: tuple[Requirement, ...]
@@ -750,6 +792,7 @@ class SolverEntry:
     answers: str
     warm: bool = True
     auto_only: bool = False
+    on_blocks: tuple[Requirement, ...] | None = None
 
 
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
@@ -767,10 +810,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "a primal-dual interior-point method whose Newton systems are solved in the tasks' "
         "blocks, certified by the duality gap of the pinball loss", "auto", warm=False),
     "primal_dual": SolverEntry(
-        _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX, ROWS_LOCAL),
+        _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX),
         "the quantile loss with a convex penalty that has a prox: restarted primal-dual "
         "hybrid gradient on its saddle point, exact (no smoothing), certified by the duality "
-        "gap of the pinball loss", "auto"),
+        "gap of the pinball loss (on task blocks held elsewhere: the iterates beside the "
+        "rows, the prox's summaries and the gap's pieces summed over the blocks)", "auto",
+        on_blocks=(PINBALL_ALONE, BLOCK_PENALTY, SPLIT_PROX, GAP_DUAL)),
     "smoothing": SolverEntry(
         _run_smoothing, (NONSMOOTH_LOSS, NOT_MAJORIZED),
         "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "
@@ -884,9 +929,12 @@ AUTO_ORDER = ("interior_point", "linear_program",
 
 def _requirements(name: str, problem: Problem) -> tuple[Requirement, ...]:
     """Everything the row ``name`` needs of this problem, in the order checked."""
+    entry = SOLVER_TABLE[name]
     if problem.data.rows_local:
-        return SOLVER_TABLE[name].requires
-    own = SOLVER_TABLE[name].requires
+        return entry.requires
+    if entry.on_blocks is not None:
+        return (*entry.on_blocks, *entry.requires)
+    own = entry.requires
     return (*ON_BLOCKS_ELSEWHERE, *own, *(() if GRAM_TOL in own else (GRAM_TOL,)))
 
 

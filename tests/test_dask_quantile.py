@@ -1,0 +1,116 @@
+"""The quantile (pinball) loss on Dask input (``dask.distributed.LocalCluster``, worker
+processes): restarted primal-dual iterations whose iterates stay beside the rows, in groups of
+task blocks (``regmtl.solvers.primal_dual_blocks``), certified by the duality gap of the
+pinball loss itself from per-block sums.
+
+In memory the same problems are solved exactly (a linear program for L1, an interior point
+for L2,1) or by the same iteration (elastic net, L2). A pinball problem is a linear program
+whose minimizer need not be unique (a flat face of the objective), so the fits are compared
+where the problem identifies them: the objectives to 1e-8 relative (both certified at tol
+1e-8 relative to the objective at W = 0), the coefficients to 1e-6 of the largest where the
+in-memory row is the same iteration; and the Dask fit's gap is below tol times the objective
+at W = 0, as in memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("dask.distributed")
+
+import regmtl as rm  # noqa: E402
+from regmtl.dask import as_dask_task_data  # noqa: E402
+from regmtl.solvers import reference  # noqa: E402
+
+P = 4
+T = 5
+FEATURES = [f"x{j}" for j in range(P)]
+TOL = 1e-8
+
+
+def _frame(seed=0):
+    """Long-form rows of T tasks (ids not 0..T-1), shuffled so that every partition mixes
+    tasks: weights along a shared direction, one zero feature, Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(T) * 7 + 3
+    task = np.repeat(ids, rng.integers(35, 50, T))
+    X = rng.standard_normal((len(task), P))
+    W = np.outer([0.6, 0.5, 0.4, 0.0], 1.0 + 0.2 * rng.standard_normal(T))
+    f = np.einsum("ij,ji->i", X, W[:, np.searchsorted(ids, task)]) + 0.3
+    df = pd.DataFrame(X, columns=FEATURES)
+    df["store"], df["y"] = task, f + rng.standard_normal(len(f))
+    return df.sample(frac=1.0, random_state=1).reset_index(drop=True)
+
+
+def _fits(penalty, tau, alpha=0.05):
+    df = _frame()
+    ddf = dd.from_pandas(df, npartitions=3)
+
+    def est():
+        return rm.MultiTaskRegressor(penalty, alpha=alpha, loss=rm.Quantile(tau), tol=TOL,
+                                     max_iter=2000)
+
+    mem = est().fit(df[FEATURES], df["y"], task=df["store"])
+    dsk = est().fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    ref = reference(as_dask_task_data(ddf[FEATURES], ddf["y"], ddf["store"]),
+                    rm.Quantile(tau), True)
+    return mem, dsk, ref
+
+
+@pytest.mark.parametrize("tau", [0.3, 0.5])
+@pytest.mark.parametrize("penalty", ["l1", "l21"])
+def test_quantile_on_dask_equals_in_memory_and_certifies(dask_process_client, penalty, tau):
+    mem, dsk, ref = _fits(penalty, tau)
+    assert list(dsk.tasks_) == list(mem.tasks_)
+    assert dsk.n_iter_ <= dsk.max_iter
+    # certified on the pinball loss itself, at the in-memory scale
+    assert 0.0 <= dsk.dual_gap_ <= TOL * ref.P0
+    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
+    # (a linear program in memory, exact; here to the gap: the coefficients within what an
+    # objective 1e-8 from the optimum allows on this sharp problem)
+    scale = np.abs(mem.coef_).max()
+    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0, atol=1e-4 * scale)
+    # the zero feature's exact zeros where the entries are thresholded
+    if penalty == "l1":
+        assert np.array_equal(dsk.coef_ == 0, mem.coef_ == 0)
+
+
+@pytest.mark.parametrize("penalty", ["elasticnet", "l2"])
+def test_quantile_on_dask_is_the_in_memory_iteration(dask_process_client, penalty):
+    """Where memory runs the same primal-dual iteration (no exact row for the penalty), the
+    blocks' sums in the blocks' order give the same iterates: equal to 1e-6 of the largest."""
+    mem, dsk, ref = _fits(penalty, 0.3)
+    assert dsk.n_iter_ == mem.n_iter_
+    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0,
+                               atol=1e-6 * np.abs(mem.coef_).max())
+    np.testing.assert_allclose(dsk.intercept_, mem.intercept_, rtol=0, atol=1e-6)
+    assert 0.0 <= dsk.dual_gap_ <= TOL * ref.P0
+    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
+
+
+def test_quantile_at_alpha_max_is_zero_on_dask(dask_process_client):
+    df = _frame()
+    ddf = dd.from_pandas(df, npartitions=3)
+    est = rm.MultiTaskRegressor("l21", alpha=100.0, loss=rm.Quantile(0.5))
+    dsk = est.fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    mem = rm.MultiTaskRegressor("l21", alpha=100.0, loss=rm.Quantile(0.5)).fit(
+        df[FEATURES], df["y"], task=df["store"])
+    assert not dsk.coef_.any()
+    np.testing.assert_allclose(dsk.intercept_, mem.intercept_, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("penalty", "alpha", "why"), [
+    (rm.GraphLaplacian(rm.chain_graph(T)), 0.05, r"does not split over groups of tasks"),
+    (rm.Clustered(k=2), 0.05, r"needs the penalty's dual"),
+    ("l21", 0.0, r"alpha > 0"),
+])
+def test_what_the_blocks_cannot_certify_is_refused_with_its_reason(dask_process_client,
+                                                                     penalty, alpha, why):
+    df = _frame()
+    ddf = dd.from_pandas(df, npartitions=3)
+    with pytest.raises(ValueError, match=why):
+        rm.MultiTaskRegressor(penalty, alpha=alpha, loss="quantile").fit(
+            ddf[FEATURES], ddf["y"], task=ddf["store"])
