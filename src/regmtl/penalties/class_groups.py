@@ -234,8 +234,8 @@ class ClassGroupElastic(ClassBlockPenalty):
         shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
         V = self._dual_part(as_float(V))  # (on chunks of whole tasks: where they are)
         nrm = self._norms(V)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0) * shrink
+        big = nrm > thr  # (no quotient of the rest: lazy on chunks elsewhere)
+        scale = np.where(big, 1.0 - thr / np.where(big, nrm, 1.0), 0.0) * shrink
         return V * self._spread(scale)
 
     # ------------------------------------------------------------------ certificates

@@ -67,8 +67,8 @@ def _col_norms(V: np.ndarray) -> np.ndarray:
 
 def _shrink(nrm: np.ndarray, thr: float) -> np.ndarray:
     """The group soft-thresholding factors ``max(1 - thr / ||v||, 0)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
+    big = nrm > thr  # (the quotient of the rest never formed: lazy on blocks elsewhere)
+    return np.where(big, 1.0 - thr / np.where(big, nrm, 1.0), 0.0)
 
 
 def _group_soft(V: np.ndarray, thr: float) -> np.ndarray:
@@ -1062,8 +1062,9 @@ class ClassDirty(ClassBlockPenalty, Dirty):
         """Each group ``W_g min(s_j, b / ||W_g||)``: the group's norm scaled by the row's
         ``s``, clipped at ``b``."""
         N = self._norms(W)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(N > 0, np.minimum(s[:, None], b / N), 0.0)
+        on = N > 0  # (no quotient of a zero group: lazy on blocks elsewhere)
+        with np.errstate(invalid="ignore"):
+            f = np.where(on, np.minimum(s[:, None], b / np.where(on, N, 1.0)), 0.0)
         return W * self._spread(f)
 
     def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
