@@ -27,6 +27,12 @@ The nonconvex entrywise penalties (MCP, SCAD, capped-L1) become
 direction and moves its norm by the scalar rule; fits reach a stationary point, certified by
 the KKT residual. Every group sum is one ``np.add.reduceat`` over the task blocks of the
 columns.
+
+On Dask input W is held in blocks of whole tasks (each chunk along the last axis holds all the
+classes of its tasks), so every group lies in one chunk: the groups' norms and their spread
+back over the columns are formed chunk by chunk with the chunk's own ``first``/``sizes``
+(:func:`chunk_layouts`), nothing gathered and nothing brought to the client; a chunking that
+cuts a task (never made by ``regmtl.dask``) is gathered whole first.
 """
 
 from __future__ import annotations
@@ -35,10 +41,18 @@ from typing import Any
 
 import numpy as np
 
-from .base import NONCONVEX_REFUSAL, Penalty, check_bool, check_ratio, inner
+from .base import (
+    NONCONVEX_REFUSAL,
+    Penalty,
+    as_float,
+    check_bool,
+    check_ratio,
+    inner,
+    is_blocked,
+)
 
 __all__ = ["ClassGroupElastic", "ClassGroupNonconvex", "ClassBlockPenalty", "block_norms",
-           "check_columns"]
+           "check_columns", "chunk_layouts"]
 
 
 def block_norms(W: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -47,6 +61,64 @@ def block_norms(W: np.ndarray, first: np.ndarray) -> np.ndarray:
     if W.shape[1] == 0:
         return np.zeros((W.shape[0], 0))
     return np.sqrt(np.add.reduceat(W * W, first, axis=1))
+
+
+def chunk_layouts(first: Any, sizes: Any, widths: tuple[int, ...]
+                  ) -> tuple[tuple[np.ndarray, np.ndarray], ...] | None:
+    """Per chunk of ``widths`` columns, the ``(first, sizes)`` of its tasks relative to the
+    chunk (its groups); None where a chunk's edge cuts a task's classes."""
+    first = np.asarray(first, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(widths, dtype=np.int64)])
+    if bounds[-1] != int(sizes.sum()):
+        return None
+    at = np.searchsorted(first, bounds[:-1])  # the first task of each chunk
+    inside = at < first.size
+    if not np.all(first[at[inside]] == bounds[:-1][inside]) or np.any(
+            np.asarray(widths)[~inside] > 0):
+        return None
+    ends = np.append(at[1:], first.size)
+    return tuple((first[a:b] - c, sizes[a:b]) for a, b, c in zip(at, ends, bounds[:-1],
+                                                                   strict=True))
+
+
+def _task_widths(first: Any, sizes: Any, counts: tuple[int, ...]) -> tuple[int, ...]:
+    """The columns of chunks of ``counts`` tasks each."""
+    cut = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+    edges = np.append(np.asarray(first, dtype=np.int64), int(np.sum(sizes)))[cut]
+    return tuple(np.diff(edges).tolist())
+
+
+def _chunk_norms(block: np.ndarray, layouts: tuple, block_id: Any = None) -> np.ndarray:
+    """:func:`block_norms` of one chunk of columns, its groups from ``layouts``."""
+    return block_norms(np.asarray(block, dtype=np.float64), layouts[block_id[-1]][0])
+
+
+def _chunk_spread(block: np.ndarray, layouts: tuple, block_id: Any = None) -> np.ndarray:
+    """One chunk's per-task values repeated over the task's classes."""
+    return np.repeat(block, layouts[block_id[-1]][1], axis=-1)
+
+
+def blocked_norms(W: Any, first: Any, sizes: Any) -> Any:
+    """:func:`block_norms` of W held in chunks of whole tasks: a lazy (p, T) array in chunks
+    of those tasks, each chunk's groups normed where the chunk is (W gathered whole first
+    where a chunk's edge cuts a task)."""
+    layouts = chunk_layouts(first, sizes, W.chunks[-1])
+    if layouts is None:
+        W = W.rechunk({W.ndim - 1: -1})
+        layouts = chunk_layouts(first, sizes, W.chunks[-1])
+    chunks = (*W.chunks[:-1], tuple(f.size for f, _ in layouts))
+    return W.map_blocks(_chunk_norms, layouts=layouts, chunks=chunks, dtype=np.float64,
+                        meta=np.empty((0,) * W.ndim))
+
+
+def blocked_spread(S: Any, first: Any, sizes: Any) -> Any:
+    """Per-task values (..., T) held in chunks of whole tasks, repeated over each task's
+    classes chunk by chunk: a lazy (..., sum_t K_t) array in the matching column chunks."""
+    widths = _task_widths(first, sizes, S.chunks[-1])
+    layouts = chunk_layouts(first, sizes, widths)
+    return S.map_blocks(_chunk_spread, layouts=layouts, chunks=(*S.chunks[:-1], widths),
+                        dtype=np.float64, meta=np.empty((0,) * S.ndim))
 
 
 def check_columns(penalty: Any, n_columns: int) -> Any:
@@ -71,12 +143,18 @@ class ClassBlockPenalty(Penalty):
         return self
 
     def _norms(self, W: np.ndarray) -> np.ndarray:
-        """``||W_{j B_t}||_2``, shape (p, T)."""
+        """``||W_{j B_t}||_2``, shape (p, T) (lazy, chunk by chunk, on W held in chunks of
+        whole tasks: :func:`blocked_norms`)."""
+        if is_blocked(W):
+            return blocked_norms(W, self.first, self.sizes)
         return block_norms(np.asarray(W, dtype=np.float64), np.asarray(self.first, np.int64))
 
     def _spread(self, S: np.ndarray) -> np.ndarray:
-        """A (p, T) array per group as (p, sum_t K_t): each task's value on its columns."""
-        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=1)
+        """A (p, T) (or (T,)) array per group as (p, sum_t K_t): each task's value on its
+        columns (chunk by chunk on S held in chunks of tasks: :func:`blocked_spread`)."""
+        if is_blocked(S):
+            return blocked_spread(S, self.first, self.sizes)
+        return np.repeat(S, np.asarray(self.sizes, dtype=np.int64), axis=-1)
 
 
 class ClassGroupElastic(ClassBlockPenalty):
@@ -128,11 +206,24 @@ class ClassGroupElastic(ClassBlockPenalty):
     def value(self, V: np.ndarray, alpha: float) -> float:
         if check_bool(self.positive, "positive") and bool((V < 0).any()):
             return float("inf")
+        return float(self._value(V, alpha))
+
+    def lazy_value(self, V: Any, alpha: float) -> Any:
+        """:meth:`value`, a lazy scalar on V held in chunks of whole tasks (the groups'
+        norms summed where the chunks are; ``inf`` off the sign constraint)."""
+        if not is_blocked(V):
+            return self.value(V, alpha)
+        val = self._value(V, alpha)
+        if check_bool(self.positive, "positive"):
+            val = np.where((V < 0).any(), np.inf, val)
+        return val
+
+    def _value(self, V: Any, alpha: float) -> Any:
         rho = self.rho
-        val = rho * float(self._norms(V).sum()) if rho > 0 else 0.0
+        val = rho * self._norms(V).sum() if rho > 0 else 0.0
         if rho < 1:
-            val += 0.5 * (1.0 - rho) * float(inner(V, V))
-        return float(alpha * val)
+            val = val + 0.5 * (1.0 - rho) * inner(V, V)
+        return alpha * val
 
     def prox(self, V: np.ndarray, step: float, alpha: float) -> np.ndarray:
         """Group soft-thresholding of every ``W_{j B_t}`` at ``step alpha rho`` (of the
@@ -141,10 +232,10 @@ class ClassGroupElastic(ClassBlockPenalty):
         rho = self.rho
         thr = step * alpha * rho
         shrink = 1.0 / (1.0 + step * alpha * (1.0 - rho))
-        V = self._dual_part(np.asarray(V, dtype=np.float64))
+        V = self._dual_part(as_float(V))  # (on chunks of whole tasks: where they are)
         nrm = self._norms(V)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(nrm > thr, 1.0 - thr / nrm, 0.0) * shrink
+        big = nrm > thr  # (no quotient of the rest: lazy on chunks elsewhere)
+        scale = np.where(big, 1.0 - thr / np.where(big, nrm, 1.0), 0.0) * shrink
         return V * self._spread(scale)
 
     # ------------------------------------------------------------------ certificates
@@ -167,7 +258,7 @@ class ClassGroupElastic(ClassBlockPenalty):
         rho = self.rho
         if rho == 1.0:
             return 0.0
-        excess = np.maximum(self._norms(self._dual_part(G)) - alpha * rho, 0.0)
+        excess = np.maximum(self._norms(self._dual_part(as_float(G))) - alpha * rho, 0.0)
         return float(np.sum(excess * excess) / (2.0 * alpha * (1.0 - rho)))
 
     def alpha_max(self, G0: np.ndarray) -> float:

@@ -44,7 +44,7 @@ from .base import (
     svt,
     svt_given_gram,
 )
-from .class_groups import ClassBlockPenalty
+from .class_groups import ClassBlockPenalty, blocked_norms, blocked_spread
 from .dof import DegreesOfFreedom, low_rank_count, nonzero_count
 from .spectral import gram_spectral_norm, spectral_norm
 from .working_set import SparseLowRankOnWorkingSet
@@ -67,8 +67,8 @@ def _col_norms(V: np.ndarray) -> np.ndarray:
 
 def _shrink(nrm: np.ndarray, thr: float) -> np.ndarray:
     """The group soft-thresholding factors ``max(1 - thr / ||v||, 0)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(nrm > thr, 1.0 - thr / nrm, 0.0)
+    big = nrm > thr  # (the quotient of the rest never formed: lazy on blocks elsewhere)
+    return np.where(big, 1.0 - thr / np.where(big, nrm, 1.0), 0.0)
 
 
 def _group_soft(V: np.ndarray, thr: float) -> np.ndarray:
@@ -883,10 +883,10 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
 
     _param_names = ("sparse_weight", "first", "sizes")
     spans_subspace_and_entries = False  # (its sparse part is grouped over classes)
-    distributable = False
+    # (on Dask: not split over FISTA's groups, whose columns do not say their tasks' classes;
+    # each prox on the blocks of whole tasks, the groups where they are, the low-rank part
+    # from its p x p Gram: ``class_groups.blocked_norms``)
     splits_prox = False
-    blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
-                      "task's class columns")
 
     def __init__(self, sparse_weight: float = 1.0, first: Any = (), sizes: Any = ()):
         self.sparse_weight = sparse_weight
@@ -894,9 +894,20 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
         self.sizes = sizes
 
     def value(self, V, alpha):
+        if is_blocked(V):
+            return float(self.lazy_value(V, alpha))
         g = self._weight()
         nuc = np.linalg.svd(V[1], compute_uv=False).sum() if V[1].size else 0.0
         return float(alpha * (nuc + g * self._norms(V[0]).sum()))
+
+    def lazy_value(self, V, alpha):
+        """:meth:`value`; on parts held in chunks of whole tasks the groups' norms summed
+        where they are (lazy) and the trace norm from the low-rank part's p x p Gram."""
+        if not is_blocked(V):
+            return self.value(V, alpha)
+        lam = np.linalg.eigvalsh(small_gram(V[1])) if V[1].size else np.zeros(0)
+        nuc = float(np.sqrt(np.maximum(lam, 0.0)).sum())
+        return alpha * (nuc + self._weight() * self._norms(V[0]).sum())
 
     def prox(self, V, step, alpha):
         g = self._weight()
@@ -905,7 +916,17 @@ class ClassSparseLowRank(ClassBlockPenalty, SparseLowRank):
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(||G||_2, max_{t,j} ||G_{j B_t}||_2 / sparse_weight)``."""
+        if is_blocked(G):
+            return float(max(spectral_norm(G), _top(self._norms(G)) / self._weight()))
         return float(max(spectral_norm(G), self._norms(G).max(initial=0.0) / self._weight()))
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On G held in chunks of whole tasks, :meth:`dual_scaling` lazy: the spectral norm
+        from G's p x p Gram, the groups' largest norm where they are."""
+        if not is_blocked(G) or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        m = np.maximum(spectral_norm(G), self._norms(G).max() / self._weight())
+        return alpha / np.maximum(m, alpha)
 
     def inverse_weights(self, V, alpha, eps):
         """As ``SparseLowRank.inverse_weights``, the sparse part's weight
@@ -920,10 +941,9 @@ class _ClassOutliers:
     outlier or not."""
 
     registered = False
-    distributable = False
+    # (on Dask: each prox on the blocks of whole tasks, an outlier task's classes where they
+    # are, the shared part as in ``_Robust``; see ClassSparseLowRank)
     splits_prox = False
-    blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
-                      "task's class columns")
     _param_names = ("outlier_weight", "first", "sizes")
 
     def __init__(self, outlier_weight: float = 0.8, first: Any = (), sizes: Any = ()):
@@ -936,16 +956,40 @@ class _ClassOutliers:
         return self
 
     def _task_norms(self, Q: np.ndarray) -> np.ndarray:
-        """``||Q_{:B_t}||_F`` per task, shape (T,)."""
+        """``||Q_{:B_t}||_F`` per task, shape (T,) (lazy, chunk by chunk, on Q held in chunks
+        of whole tasks)."""
+        if is_blocked(Q):
+            N = blocked_norms(Q, self.first, self.sizes)
+            return np.sqrt((N * N).sum(axis=0))
         return np.sqrt(np.add.reduceat(np.einsum("ij,ij->j", Q, Q),
                                        np.asarray(self.first, dtype=np.int64)))
 
     def _spread(self, s: np.ndarray) -> np.ndarray:
+        if is_blocked(s):
+            return blocked_spread(s, self.first, self.sizes)
         return np.repeat(s, np.asarray(self.sizes, dtype=np.int64))
 
     def value(self, V, alpha):
+        if is_blocked(V):
+            return float(self.lazy_value(V, alpha))
         g = self._weight()
         return float(alpha * (self._shared_value(V[0]) + g * self._task_norms(V[1]).sum()))
+
+    def lazy_value(self, V, alpha):
+        """:meth:`value`; on parts held in chunks of whole tasks a lazy scalar (the shared
+        part's as ``_shared_lazy_value``, the outliers' norms where they are)."""
+        if not is_blocked(V):
+            return self.value(V, alpha)
+        g = self._weight()
+        return alpha * (self._shared_lazy_value(V[0]) + g * self._task_norms(V[1]).sum())
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On G held in chunks of whole tasks, :meth:`dual_scaling` lazy."""
+        if not is_blocked(G) or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        m = np.maximum(self._shared_lazy_dual_norm(G),
+                       self._task_norms(G).max() / self._weight())
+        return alpha / np.maximum(m, alpha)
 
     def prox(self, V, step, alpha):
         g = self._weight()
@@ -955,7 +999,7 @@ class _ClassOutliers:
     def dual_norm(self, G: np.ndarray) -> float:
         """The larger of the shared part's dual norm and ``max_t ||G_{:B_t}||_F / g``."""
         return float(max(self._shared_dual_norm(G),
-                         self._task_norms(G).max(initial=0.0) / self._weight()))
+                         _top(self._task_norms(G)) / self._weight()))
 
     def outlier_tasks(self, V: np.ndarray) -> np.ndarray:
         """The positions of the tasks whose block of the outlier part is nonzero."""
@@ -971,11 +1015,23 @@ class ClassRobustLowRank(_ClassOutliers, RobustLowRank):
     ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
     ``RobustLowRank(g).on_classes(layout)``."""
 
+    def _shared_lazy_value(self, P):
+        return self._shared_value(P)  # (from the p x p Gram, brought home)
+
+    def _shared_lazy_dual_norm(self, G):
+        return spectral_norm(G)
+
 
 class ClassRobustFeatures(_ClassOutliers, RobustFeatures):
     """:class:`~regmtl.RobustFeatures` on the classes' layout: the outlier part is
     ``g sum_t ||Q_{:B_t}||_F`` (an outlier task with all its classes). Built by
     ``RobustFeatures(g).on_classes(layout)``."""
+
+    def _shared_lazy_value(self, P):
+        return _row_norms(P).sum()
+
+    def _shared_lazy_dual_norm(self, G):
+        return _row_norms(G).max()
 
 
 class ClassDirty(ClassBlockPenalty, Dirty):
@@ -994,9 +1050,8 @@ class ClassDirty(ClassBlockPenalty, Dirty):
     """
 
     _param_names = ("own_weight", "first", "sizes")
-    distributable = False
-    blocks_refusal = ("on the classes' layout of the multinomial loss its groups gather each "
-                      "task's class columns")
+    # (on Dask: each row's scale from per-row sums of the groups' norms, formed where the
+    # chunks of whole tasks are, as the dirty model's from its entries: ``_clip_scale``)
 
     def __init__(self, own_weight: float = 1.0, first: Any = (), sizes: Any = ()):
         self.own_weight = own_weight
@@ -1007,8 +1062,9 @@ class ClassDirty(ClassBlockPenalty, Dirty):
         """Each group ``W_g min(s_j, b / ||W_g||)``: the group's norm scaled by the row's
         ``s``, clipped at ``b``."""
         N = self._norms(W)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(N > 0, np.minimum(s[:, None], b / N), 0.0)
+        on = N > 0  # (no quotient of a zero group: lazy on blocks elsewhere)
+        with np.errstate(invalid="ignore"):
+            f = np.where(on, np.minimum(s[:, None], b / np.where(on, N, 1.0)), 0.0)
         return W * self._spread(f)
 
     def _dual_rows(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1035,5 +1091,16 @@ class ClassDirty(ClassBlockPenalty, Dirty):
 
     def dual_norm(self, G: np.ndarray) -> float:
         """``max(max_j ||G_j||_2, max_{t,j} ||G_{j B_t}||_2 / own_weight)``."""
+        if is_blocked(G):  # the two maxima in one round trip
+            rows, groups = _blocked_maxima(_row_norms(G), self._norms(G)) if G.size else (
+                0.0, 0.0)
+            return float(max(rows, groups / self._weight()))
         return float(max(_row_norms(G).max(initial=0.0),
                          self._norms(G).max(initial=0.0) / self._weight()))
+
+    def lazy_dual_scaling(self, G, alpha):
+        """On G held in chunks of whole tasks, :meth:`dual_scaling` lazy."""
+        if not is_blocked(G) or G.size == 0:
+            return self.dual_scaling(G, alpha)
+        m = np.maximum(_row_norms(G).max(), self._norms(G).max() / self._weight())
+        return alpha / np.maximum(m, alpha)

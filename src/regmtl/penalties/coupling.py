@@ -748,6 +748,10 @@ class ClassMean(MeanRegularized):
     def _class_means(self, V: np.ndarray) -> np.ndarray:
         """Each column's class mean, ``bar w_{c(t)}`` as a (p, sum_t K_t) array."""
         order, starts, counts, group = self._classes()
+        if is_blocked(V):  # the p x (labels) means from each chunk's sums, spread back there
+            S = np.zeros((V.shape[1], counts.size))
+            S[np.arange(V.shape[1]), group] = 1.0 / counts[group]
+            return (V @ S)[:, group].rechunk(V.chunks)
         return (np.add.reduceat(V[:, order], starts, axis=1) / counts)[:, group]
 
     def kernel(self, n_tasks: int) -> np.ndarray:
