@@ -30,7 +30,7 @@ SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 #: modules that hold a solver (they import only parts), and the layer above them
 SOLVER_MODULES = {"bcd", "newton", "structured_newton", "small_squares", "prox_grad", "linear",
                   "splitting", "stationary", "majorize", "primal_dual", "smoothing",
-                  "quasi_newton", "linear_program", "low_rank_subspace"}
+                  "quasi_newton", "linear_program", "low_rank_subspace", "primal_dual_blocks"}
 ABOVE = {"__init__", "policy", "solve", "entries"}
 
 

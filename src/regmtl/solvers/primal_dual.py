@@ -37,12 +37,10 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Reference
 from .result import SolverResult
-from .saddle import centered_dual, dual_box, saddle_certificate
+from .saddle import CHECK, centered_dual, dual_box, saddle_certificate
 
 __all__ = ["CHECK", "primal_dual"]
 
-#: iterations between two certificates (and the unit of the estimators' ``max_iter`` here)
-CHECK = 64
 
 
 def _operator_norm2(data, fit_intercept: bool, n_iter: int = 50) -> float:

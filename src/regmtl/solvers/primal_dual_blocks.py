@@ -22,8 +22,8 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Certificate, Reference
 from .group_certificate import by_block, summed, terms_of_pieces
-from .primal_dual import CHECK
 from .result import SolverResult
+from .saddle import CHECK
 from .saddle_groups import AVERAGE, CURRENT, SaddleGroup
 
 __all__ = ["primal_dual_blocks"]

@@ -17,7 +17,11 @@ from ..datafits import Datafit
 from .certificates import Certificate, fit_intercepts
 from .intercepts import pinball_intercepts
 
-__all__ = ["centered_dual", "dual_box", "saddle_certificate"]
+__all__ = ["CHECK", "centered_dual", "dual_box", "saddle_certificate"]
+
+#: PDHG's iterations between two certificates (and the unit of the estimators' ``max_iter``
+#: there), in memory and on task blocks
+CHECK = 64
 
 
 def dual_box(datafit: Datafit, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
