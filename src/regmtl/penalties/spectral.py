@@ -167,7 +167,7 @@ class Trace(NormPenalty):
         return spectral_norm(G)
 
     def gap_summary(self, V, G):
-        """V's R factor (its singular values, :func:`~regmtl.penalties.base.r_factor`) and
+        """V's R factor (its singular values, ``penalties.base.r_factor``) and
         the p x p Gram ``G G'`` (the spectral norm)."""
         return r_factor(V), G @ G.T
 
