@@ -5,9 +5,13 @@ the rows in groups of task blocks (:mod:`~regmtl.solvers.saddle_groups`).
 The pinball loss's dual is a box per row and its prox a clip per row, the products with ``X``
 and ``X^T`` are each task's own: only the penalty couples the tasks. Per iteration the groups'
 prox summaries are summed here (O(p) or O(p^2) numbers: none where the prox separates over
-tasks, whose groups then run the ``check`` iterations between two certificates alone); every
+tasks, whose groups then run the ``check`` iterations between two certificates alone; a prox
+that does not split over tasks is applied here to the point's columns joined in the blocks'
+order, each group sent back its own: O(p T) numbers each way, never a T x T object); every
 ``check`` iterations the current and the averaged iterates are certified by the duality gap
-of the pinball loss itself, summed from per-block pieces in the blocks' order (so that it does
+of the pinball loss itself (for a penalty without a dual, or ``alpha = 0``, the fixed-point
+residual of the iteration, as in memory), summed from per-block pieces in the blocks' order
+(so that it does
 not depend on which worker holds which block), and the iteration restarts from the better one
 where its gap has halved since the last restart, re-balancing the primal weight (Applegate et
 al. 2021), as in memory. The coefficients come home once, when the fit returns.
