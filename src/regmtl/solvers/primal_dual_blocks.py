@@ -11,8 +11,8 @@ order, each group sent back its own: O(p T) numbers each way, never a T x T obje
 ``check`` iterations the current and the averaged iterates are certified by the duality gap
 of the pinball loss itself (for a penalty without a dual, or ``alpha = 0``, the fixed-point
 residual of the iteration, as in memory), summed from per-block pieces in the blocks' order
-(so that it does
-not depend on which worker holds which block), and the iteration restarts from the better one
+(so that it does not depend on which worker holds which block), and the iteration
+restarts from the better one
 where its gap has halved since the last restart, re-balancing the primal weight (Applegate et
 al. 2021), as in memory. The coefficients come home once, when the fit returns.
 """
