@@ -102,15 +102,56 @@ def test_quantile_at_alpha_max_is_zero_on_dask(dask_process_client):
     np.testing.assert_allclose(dsk.intercept_, mem.intercept_, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("penalty", "alpha", "why"), [
-    (rm.GraphLaplacian(rm.chain_graph(T)), 0.05, r"does not split over groups of tasks"),
-    (rm.Clustered(k=2), 0.05, r"needs the penalty's dual"),
-    ("l21", 0.0, r"alpha > 0"),
+@pytest.mark.parametrize(("penalty", "same_iteration"), [
+    ("l1inf", False),  # (in memory a linear program, exact)
+    ("temporal_group_lasso", True),
+    ("fused_group_lasso", True),
+    ("dirty", True),  # (a lifted variable, V = (P, Q))
 ])
-def test_what_the_blocks_cannot_certify_is_refused_with_its_reason(dask_process_client,
-                                                                     penalty, alpha, why):
+def test_a_prox_that_does_not_split_over_tasks_runs_on_the_joined_columns(
+        dask_process_client, penalty, same_iteration):
+    """L1,inf, the temporal and fused penalties, the dirty model: the prox's point's columns
+    are joined on the client each iteration and the prox applied whole; certified by the
+    duality gap from the blocks' columns. Equal to the in-memory fit."""
+    mem, dsk, ref = _fits(penalty, 0.3)
+    assert 0.0 <= dsk.dual_gap_ <= TOL * ref.P0
+    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
+    scale = np.abs(mem.coef_).max()
+    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0,
+                               atol=(1e-6 if same_iteration else 1e-4) * scale)
+    if same_iteration:
+        assert dsk.n_iter_ == mem.n_iter_
+
+
+@pytest.mark.parametrize(("penalty", "alpha", "same_iteration"), [
+    (rm.GraphLaplacian(rm.chain_graph(T)), 0.05, True),  # (no dual; the prox joined)
+    ("mean", 0.05, False),  # (no dual without a ridge; the prox from summaries)
+    (rm.Clustered(k=2), 0.05, True),
+    ("l1", 0.0, False),  # (alpha = 0: each task's quantile regression alone)
+])
+def test_without_a_dual_the_fixed_point_residual_certifies_on_dask(
+        dask_process_client, penalty, alpha, same_iteration):
+    """A penalty without a tractable dual, or alpha = 0: certified by the fixed-point
+    residual of the iteration from per-block pieces, as in memory, at the same scale."""
+    mem, dsk, _ = _fits(penalty, 0.3, alpha=alpha)
+    assert not hasattr(dsk, "dual_gap_")
+    assert 0.0 <= dsk.kkt_residual_ <= TOL
+    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
+    scale = np.abs(mem.coef_).max()
+    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0,
+                               atol=(1e-6 if same_iteration else 1e-4) * scale)
+    if same_iteration:
+        assert dsk.n_iter_ == mem.n_iter_
+        assert abs(dsk.kkt_residual_ - mem.kkt_residual_) <= 1e-6 * TOL
+
+
+@pytest.mark.parametrize(("penalty", "loss", "why"), [
+    ("mcp", "quantile", r"quantile loss alone with a convex penalty"),
+])
+def test_what_the_blocks_cannot_fit_is_refused_with_its_reason(dask_process_client,
+                                                                 penalty, loss, why):
     df = _frame()
     ddf = dd.from_pandas(df, npartitions=3)
     with pytest.raises(ValueError, match=why):
-        rm.MultiTaskRegressor(penalty, alpha=alpha, loss="quantile").fit(
+        rm.MultiTaskRegressor(penalty, alpha=0.05, loss=loss).fit(
             ddf[FEATURES], ddf["y"], task=ddf["store"])

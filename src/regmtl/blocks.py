@@ -162,6 +162,11 @@ class Kept:
         """``obj.name(*args)`` of every object, in order."""
         return [getattr(obj, name)(*args) for obj in self.objects]
 
+    def call_each(self, name: str, args: list) -> list:
+        """``obj.name(*args[i])`` of the i-th object, in order (each its own arguments: the
+        columns of its own tasks)."""
+        return [getattr(obj, name)(*a) for obj, a in zip(self.objects, args, strict=True)]
+
     def call_alive(self, name: str, *args: Any) -> list:
         """:meth:`call` on the objects whose holder is alive, None for the others (after a
         :class:`HolderLost`: what the survivors hold)."""

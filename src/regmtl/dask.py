@@ -785,10 +785,16 @@ class KeptOnWorkers:
     def call(self, name: str, *args: Any) -> list:
         """``obj.name(*args)`` on every worker, in order; :class:`~regmtl.blocks.HolderLost`
         where a worker holding one is gone."""
+        return self.call_each(name, [args] * len(self.actors))
+
+    def call_each(self, name: str, args: list) -> list:
+        """``obj.name(*args[i])`` on the i-th worker (each its own arguments), in order; as
+        :meth:`call`."""
         from .blocks import HolderLost
 
         try:
-            pending = [getattr(actor, name)(*args) for actor in self.actors]
+            pending = [getattr(actor, name)(*a)
+                       for actor, a in zip(self.actors, args, strict=True)]
             return [p.result() for p in pending]
         except Exception as exc:  # noqa: BLE001 - distributed's errors of a lost worker vary
             # (an actor's worker gone: "Unable to contact Actor's worker" (OSError), "Worker

@@ -255,29 +255,6 @@ PINBALL_ALONE = Requirement(
         "first)."),
     on_data=False,
 )
-SPLIT_PROX = Requirement(
-    "a prox that splits over groups of tasks (``penalty.splits_prox``: summaries summed "
-    "over the blocks)",
-    lambda pb: pb.penalty.splits_prox,
-    lambda pb, name: (
-        f"{pb.penalty!r} with the quantile loss is not available on Dask input: its prox "
-        "does not split over groups of tasks (``splits_prox``), which the primal-dual "
-        "iterations on the blocks take each iteration; use "
-        f"{_penalty_names(lambda cls: cls.distributable and cls.splits_prox)}, or fit in "
-        "memory (compute the Dask input first)."),
-    on_data=False,
-)
-GAP_DUAL = Requirement(
-    "a penalty with a tractable dual (``penalty.has_dual``) and alpha > 0: the duality gap "
-    "certifies the pinball fit on the blocks",
-    lambda pb: bool(pb.penalty.has_dual) and np.all(np.asarray(pb.alpha) > 0),
-    lambda pb, name: (
-        f"{pb.penalty!r} at alpha={pb.alpha!r} with the quantile loss is not available on "
-        "Dask input: the fit there is certified by the duality gap of the pinball loss, "
-        "which needs the penalty's dual (``has_dual``) and alpha > 0; fit in memory "
-        "(compute the Dask input first)."),
-    on_data=False,
-)
 #: What every solver needs of task blocks held elsewhere (before its own requirements).
 ON_BLOCKS_ELSEWHERE = (SMOOTH_ON_BLOCKS, GRAM_FORM, BLOCK_PENALTY)
 
@@ -813,9 +790,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX),
         "the quantile loss with a convex penalty that has a prox: restarted primal-dual "
         "hybrid gradient on its saddle point, exact (no smoothing), certified by the duality "
-        "gap of the pinball loss (on task blocks held elsewhere: the iterates beside the "
-        "rows, the prox's summaries and the gap's pieces summed over the blocks)", "auto",
-        on_blocks=(PINBALL_ALONE, BLOCK_PENALTY, SPLIT_PROX, GAP_DUAL)),
+        "gap of the pinball loss, or for a penalty without a dual (or alpha = 0) the "
+        "fixed-point residual of the iteration (on task blocks held elsewhere: the iterates "
+        "beside the rows, the prox's summaries and the certificate's pieces summed over the "
+        "blocks; a prox that does not split over tasks applied to the point's columns "
+        "joined on the client, O(p T) numbers each way per iteration)", "auto",
+        on_blocks=(PINBALL_ALONE, BLOCK_PENALTY)),
     "smoothing": SolverEntry(
         _run_smoothing, (NONSMOOTH_LOSS, NOT_MAJORIZED),
         "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "

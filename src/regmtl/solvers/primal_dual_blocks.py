@@ -5,15 +5,21 @@ the rows in groups of task blocks (:mod:`~regmtl.solvers.saddle_groups`).
 The pinball loss's dual is a box per row and its prox a clip per row, the products with ``X``
 and ``X^T`` are each task's own: only the penalty couples the tasks. Per iteration the groups'
 prox summaries are summed here (O(p) or O(p^2) numbers: none where the prox separates over
-tasks, whose groups then run the ``check`` iterations between two certificates alone); every
+tasks, whose groups then run the ``check`` iterations between two certificates alone; a prox
+that does not split over tasks is applied here to the point's columns joined in the blocks'
+order, each group sent back its own: O(p T) numbers each way, never a T x T object); every
 ``check`` iterations the current and the averaged iterates are certified by the duality gap
-of the pinball loss itself, summed from per-block pieces in the blocks' order (so that it does
-not depend on which worker holds which block), and the iteration restarts from the better one
+of the pinball loss itself (for a penalty without a dual, or ``alpha = 0``, the fixed-point
+residual of the iteration, as in memory), summed from per-block pieces in the blocks' order
+(so that it does not depend on which worker holds which block), and the iteration
+restarts from the better one
 where its gap has halved since the last restart, re-balancing the primal weight (Applegate et
 al. 2021), as in memory. The coefficients come home once, when the fit returns.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,7 +30,7 @@ from .certificates import Certificate, Reference
 from .group_certificate import by_block, summed, terms_of_pieces
 from .result import SolverResult
 from .saddle import CHECK
-from .saddle_groups import AVERAGE, CURRENT, SaddleGroup
+from .saddle_groups import AVERAGE, COLUMNS, CURRENT, OWN, SUMMARY, SaddleGroup
 
 __all__ = ["primal_dual_blocks"]
 
@@ -34,13 +40,63 @@ def _itself(block):
     return block
 
 
-def _certificate(held, which: str, penalty: Penalty, alpha: float,
-                 ref: Reference) -> Certificate:
-    """The duality gap of the pinball loss at the groups' current or average iterate."""
-    parts = by_block(held.call("certify", which), held.blocks)
-    _, _, value, dual = terms_of_pieces(penalty, alpha, [x[1] for x in parts])
-    primal = sum(x[0] for x in parts) + value
-    return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0)
+def _route(held, penalty: Penalty) -> str:
+    """How the prox runs over the groups (:data:`~regmtl.solvers.saddle_groups.OWN`,
+    ``SUMMARY``, ``COLUMNS``)."""
+    if len(held) == 1 or penalty.separates_over_tasks:
+        return OWN
+    return SUMMARY if penalty.splits_prox else COLUMNS
+
+
+def _joined(parts: list) -> np.ndarray:
+    """Per-block columns (in the blocks' order) as one array along the tasks."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
+def _certificate(held, which: str, penalty: Penalty, alpha: float, ref: Reference,
+                 route: str) -> Certificate:
+    """The duality gap of the pinball loss at the groups' current or average iterate; for a
+    penalty without a dual (or ``alpha = 0``) the fixed-point residual of the iteration
+    relative to ``||G0||``, as in memory (its ``primal`` the loss alone: the penalty's value
+    is added at the end, on the coefficients brought home)."""
+    if penalty.has_dual and alpha > 0:
+        parts = by_block(held.call("certify", which), held.blocks)
+        _, _, value, dual = terms_of_pieces(penalty, alpha, [x[1] for x in parts])
+        primal = sum(x[0] for x in parts) + value
+        return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, ref.P0)
+    parts = by_block(held.call("kkt_point", which, route), held.blocks)
+    loss, res = sum(x[0] for x in parts), sum(x[1] for x in parts)
+    if route == SUMMARY:
+        summary = summed([x[2] for x in parts])
+        res += sum(by_block(held.call("kkt_squares", summary), held.blocks))
+    elif route == COLUMNS:
+        V, Z = (_joined([x[2][i] for x in parts]) for i in (0, 1))
+        D = V - penalty.prox(Z, 1.0, alpha)
+        res += float(np.vdot(D, D))
+    scale = float(np.linalg.norm(ref.G0))
+    return Certificate("kkt_residual", np.sqrt(res) / (scale if scale > 0 else 1.0), loss,
+                       None, ref.P0)
+
+
+def _columns_round(held, penalty: Penalty, alpha: float, n: int, sp: float,
+                   sd: float) -> None:
+    """``n`` iterations whose prox does not split over tasks: each iteration the groups'
+    columns of the prox's point joined here in the blocks' order, the penalty's prox applied
+    to them whole, and each group sent back its blocks' columns (O(p T) numbers each way)."""
+    args = [(None, sp, sd, False, COLUMNS)] * len(held)
+    for j in range(n + 1):
+        parts = held.call_each("advance", args)
+        if j == n:
+            break
+        cols = dict(zip((k for ks in held.blocks for k in ks),
+                        (c for cs in parts for c in cs), strict=True))
+        order = sorted(cols)
+        widths = [cols[k].shape[-1] for k in order]
+        P = penalty.prox(_joined([cols[k] for k in order]), sp, alpha)
+        cuts = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+        at = {k: P[..., cuts[i]:cuts[i + 1]] for i, k in enumerate(order)}
+        nxt = sp if j + 1 < n else 0.0
+        args = [([at[k] for k in ks], nxt, sd, True, COLUMNS) for ks in held.blocks]
 
 
 def primal_dual_blocks(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
@@ -71,24 +127,27 @@ def _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check) -> Solver
     norm = np.sqrt(copies * max(held.call("operator_norm2"))) * 1.01
     eta = 0.95 / max(norm, 1e-300)
     omega = 1.0  # the primal weight: s_p = eta / omega, s_d = eta * omega
-    # the prox the penalty's own in each group: the iterations between certificates there
-    alone = len(held) == 1 or penalty.separates_over_tasks
-    best = _certificate(held, CURRENT, penalty, alpha, ref)
+    # the prox the penalty's own in each group (the iterations between certificates there),
+    # from the groups' summed summaries, or on the point's columns joined here
+    route = _route(held, penalty)
+    best = _certificate(held, CURRENT, penalty, alpha, ref, route)
     held.call("keep_best", CURRENT)
     restart_gap, since, it = best.value, 0, 0
     while it < max_iter and not best.converged(tol):
         n = min(check, max_iter - it)
         sp, sd = eta / omega, eta * omega
-        if alone:
+        if route == OWN:
             held.call("run", n, sp, sd)
-        else:  # each iteration's prox from the groups' summed summaries
+        elif route == SUMMARY:  # each iteration's prox from the groups' summed summaries
             summary = None
             for j in range(n + 1):
                 parts = held.call("advance", summary, sp if j < n else 0.0, sd, j > 0)
                 summary = summed(by_block(parts, held.blocks)) if j < n else None
+        else:
+            _columns_round(held, penalty, alpha, n, sp, sd)
         it, since = it + n, since + n
-        cur = _certificate(held, CURRENT, penalty, alpha, ref)
-        avg = _certificate(held, AVERAGE, penalty, alpha, ref)
+        cur = _certificate(held, CURRENT, penalty, alpha, ref, route)
+        avg = _certificate(held, AVERAGE, penalty, alpha, ref, route)
         which, cand = (CURRENT, cur) if cur.value <= avg.value else (AVERAGE, avg)
         if cand.value < best.value:
             best = cand
@@ -109,4 +168,6 @@ def _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check) -> Solver
     parts = by_block(held.call("columns"), held.blocks)
     V = np.concatenate([v for v, _ in parts], axis=-1)
     b = np.concatenate([x for _, x in parts])
+    if best.kind == "kkt_residual":  # (the penalty's value, on the coefficients home)
+        best = replace(best, primal=best.primal + penalty.value(V, alpha))
     return SolverResult(penalty.compose(V), b, it, best, best.converged(tol), V)

@@ -39,10 +39,16 @@ from .group_certificate import gap_pieces
 from .intercepts import pinball_intercepts
 from .saddle import centered_dual, dual_box
 
-__all__ = ["SaddleGroup", "CURRENT", "AVERAGE"]
+__all__ = ["SaddleGroup", "CURRENT", "AVERAGE", "OWN", "SUMMARY", "COLUMNS"]
 
 #: The two iterates certified at each check: the current one and the average since the restart.
 CURRENT, AVERAGE = "current", "average"
+#: The routes of the prox over the groups: each group's own (separable over tasks, or one
+#: group holds every task), from the summaries summed over the groups (``splits_prox``), or
+#: on the point's columns joined by the caller (a prox that does not split over tasks: L1,inf,
+#: the temporal and fused penalties, the graph, the dirty models; O(p T) numbers each way per
+#: iteration, never a T x T object)
+OWN, SUMMARY, COLUMNS = "own", "summary", "columns"
 
 
 def _columns(x: Any) -> np.ndarray:
@@ -136,16 +142,24 @@ class SaddleGroup:
             V_new = self.penalty.prox(self.U, sp, self.alpha)
             self._dual(V_new, sd)
 
-    def advance(self, summary: Any, sp: float, sd: float, finish: bool) -> list | None:
-        """With ``finish``, the prox step of the last :meth:`advance` from the summed
-        ``summary`` and the dual step; then (with ``sp > 0``) the next point ``U`` and its
-        prox summary, block by block, for the caller to sum."""
+    def advance(self, given: Any, sp: float, sd: float, finish: bool,
+                route: str = SUMMARY) -> list | None:
+        """With ``finish``, the prox step of the last :meth:`advance` and the dual step: the
+        prox from the groups' summed summary ``given`` (``route`` :data:`SUMMARY`), or
+        ``given`` the prox's columns of this group's blocks, in its blocks' order, formed by
+        the caller on the point made whole (:data:`COLUMNS`: a prox that does not split over
+        tasks). Then (with ``sp > 0``) the next point ``U``, block by block: its prox summary
+        for the caller to sum, or its columns for the caller to join."""
         if finish:
-            self._dual(self.penalty.prox_given(self.U, summary, self.step, self.alpha), sd)
+            V_new = (self.penalty.prox_given(self.U, given, self.step, self.alpha)
+                     if route == SUMMARY else _columns(given))
+            self._dual(V_new, sd)
         if sp <= 0:
             return None
         self.step = sp
         self._primal(sp)
+        if route == COLUMNS:
+            return [np.array(self.U[..., a:e]) for a, e in self._spans()]
         return [self.penalty.prox_summary(self.U[..., a:e]) for a, e in self._spans()]
 
     # ------------------------------------------------------------------ certificates
@@ -183,6 +197,59 @@ class SaddleGroup:
         pieces = gap_pieces(self.penalty, self.alpha, V, G, zero, YT, zero, self._spans(),
                             False)
         return list(zip(losses, pieces, strict=True))
+
+    def kkt_point(self, which: str, route: str) -> list[tuple]:
+        """The pieces of the fixed-point residual of the iteration at the current or the
+        average iterate (the in-memory certificate of a penalty without a dual, or
+        ``alpha = 0``: :func:`~regmtl.solvers.saddle.saddle_certificate`), block by block:
+        ``(loss, squares, piece)``. ``loss`` is the loss's value with each task's intercept
+        minimized exactly, ``squares`` the dual part ``sum c r^2``, ``r = theta -
+        dual_prox(theta + y - f, 1)``, and the intercepts' ``(sum_t c theta)^2``. The primal
+        part ``D = V - prox(V + spread(X^T c theta), 1)``: in ``squares`` where the prox is
+        the group's own (:data:`OWN`), else ``piece`` is the prox summary of the point (summed
+        by the caller, then :meth:`kkt_squares`) or ``(V, point)`` columns
+        (:data:`COLUMNS`: the caller joins them)."""
+        V, b, th = self._point(which)
+        W = self.penalty.compose(V)
+        b = b.copy()
+        G = np.empty_like(W)
+        out = []
+        for (k, fit, (a, e), _box), t in zip(self._parts(), th, strict=True):
+            f = k.linear(W[:, a:e], b[a:e])
+            if self.fit_intercept:
+                S, bk = fit.state(k.y, f), b[a:e].copy()
+                if fit.piecewise_linear:
+                    pinball_intercepts(k, fit.quantile, S, bk)
+                else:
+                    S, bk = fit_intercepts(k, fit, S, bk)
+                b[a:e], f = bk, fit.scores(k.y, S)
+            u = k.c * t
+            G[:, a:e] = k.adjoint(u)
+            r = t - fit.dual_prox(k.y, t + k.y - f, 1.0)
+            sq = float(np.dot(k.c, r * r))
+            if self.fit_intercept:
+                sq += float(np.sum(np.asarray(k.task_sums(u)) ** 2))
+            out.append([fit.value(k.y, f, k.c), sq, None])
+        self.certified[which] = (V, b, th)
+        Z = V + self.penalty.spread(G)
+        self.kkt = (V, Z)
+        for (a, e), piece in zip(self._spans(), out, strict=True):
+            if route == SUMMARY:
+                piece[2] = self.penalty.prox_summary(Z[..., a:e])
+            elif route == COLUMNS:
+                piece[2] = (np.array(V[..., a:e]), np.array(Z[..., a:e]))
+        if route == OWN:
+            D = V - self.penalty.prox(Z, 1.0, self.alpha)
+            for (a, e), piece in zip(self._spans(), out, strict=True):
+                piece[1] += float(np.vdot(D[..., a:e], D[..., a:e]))
+        return [tuple(x) for x in out]
+
+    def kkt_squares(self, summary: Any) -> list[float]:
+        """``|V - prox(V + spread(X^T c theta), 1)|^2`` block by block, the prox from the
+        groups' summed prox summary of :meth:`kkt_point`'s point."""
+        V, Z = self.kkt
+        D = V - self.penalty.prox_given(Z, summary, 1.0, self.alpha)
+        return [float(np.vdot(D[..., a:e], D[..., a:e])) for a, e in self._spans()]
 
     def keep_best(self, which: str) -> None:
         """The point certified last as ``which`` becomes the best one (its intercepts
