@@ -14,6 +14,8 @@ at W = 0, as in memory.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,6 +31,13 @@ P = 4
 T = 5
 FEATURES = [f"x{j}" for j in range(P)]
 TOL = 1e-8
+#: every case in ``make test-matrix`` (REGMTL_MATRIX=full); ``make test`` one of each route
+FULL = os.environ.get("REGMTL_MATRIX") == "full"
+
+
+def _cases(cases: list, default: tuple) -> list:
+    """All the cases in the full run, those at ``default`` positions in ``make test``."""
+    return cases if FULL else [cases[i] for i in default]
 
 
 def _frame(seed=0):
@@ -60,8 +69,8 @@ def _fits(penalty, tau, alpha=0.05):
     return mem, dsk, ref
 
 
-@pytest.mark.parametrize("tau", [0.3, 0.5])
-@pytest.mark.parametrize("penalty", ["l1", "l21"])
+@pytest.mark.parametrize(("penalty", "tau"), _cases(
+    [("l1", 0.3), ("l1", 0.5), ("l21", 0.3), ("l21", 0.5)], (0, 3)))
 def test_quantile_on_dask_equals_in_memory_and_certifies(dask_process_client, penalty, tau):
     mem, dsk, ref = _fits(penalty, tau)
     assert list(dsk.tasks_) == list(mem.tasks_)
@@ -78,7 +87,7 @@ def test_quantile_on_dask_equals_in_memory_and_certifies(dask_process_client, pe
         assert np.array_equal(dsk.coef_ == 0, mem.coef_ == 0)
 
 
-@pytest.mark.parametrize("penalty", ["elasticnet", "l2"])
+@pytest.mark.parametrize("penalty", _cases(["elasticnet", "l2"], (0,)))
 def test_quantile_on_dask_is_the_in_memory_iteration(dask_process_client, penalty):
     """Where memory runs the same primal-dual iteration (no exact row for the penalty), the
     blocks' sums in the blocks' order give the same iterates: equal to 1e-6 of the largest."""
@@ -102,12 +111,12 @@ def test_quantile_at_alpha_max_is_zero_on_dask(dask_process_client):
     np.testing.assert_allclose(dsk.intercept_, mem.intercept_, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize(("penalty", "same_iteration"), [
+@pytest.mark.parametrize(("penalty", "same_iteration"), _cases([
     ("l1inf", False),  # (in memory a linear program, exact)
     ("temporal_group_lasso", True),
     ("fused_group_lasso", True),
     ("dirty", True),  # (a lifted variable, V = (P, Q))
-])
+], (0, 3)))
 def test_a_prox_that_does_not_split_over_tasks_runs_on_the_joined_columns(
         dask_process_client, penalty, same_iteration):
     """L1,inf, the temporal and fused penalties, the dirty model: the prox's point's columns
@@ -123,12 +132,12 @@ def test_a_prox_that_does_not_split_over_tasks_runs_on_the_joined_columns(
         assert dsk.n_iter_ == mem.n_iter_
 
 
-@pytest.mark.parametrize(("penalty", "alpha", "same_iteration"), [
+@pytest.mark.parametrize(("penalty", "alpha", "same_iteration"), _cases([
     (rm.GraphLaplacian(rm.chain_graph(T)), 0.05, True),  # (no dual; the prox joined)
     ("mean", 0.05, False),  # (no dual without a ridge; the prox from summaries)
     (rm.Clustered(k=2), 0.05, True),
     ("l1", 0.0, False),  # (alpha = 0: each task's quantile regression alone)
-])
+], (1, 3)))
 def test_without_a_dual_the_fixed_point_residual_certifies_on_dask(
         dask_process_client, penalty, alpha, same_iteration):
     """A penalty without a tractable dual, or alpha = 0: certified by the fixed-point
