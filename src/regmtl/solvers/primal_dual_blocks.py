@@ -19,15 +19,17 @@ al. 2021), as in memory. The coefficients come home once, when the fit returns.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 
-from ..blocks import TaskBlocks
+from ..blocks import HolderLost, HolderLostWarning, TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Certificate, Reference
 from .group_certificate import by_block, summed, terms_of_pieces
+from .quadratic_fista import MAX_HOLDER_LOSSES
 from .result import SolverResult
 from .saddle import CHECK
 from .saddle_groups import AVERAGE, COLUMNS, CURRENT, OWN, SUMMARY, SaddleGroup
@@ -116,10 +118,47 @@ def primal_dual_blocks(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alp
             f"the {datafit.name} loss on Dask input iterates beside the rows, kept on the "
             "workers that hold them: that needs a client of a Dask cluster (Client()); start "
             "one, or compute the Dask input first.")
+    widths = dict(zip((k for ks in held.blocks for k in ks),
+                      (w for ws in held.call("widths") for w in ws), strict=True))
+    losses = 0
     try:
-        return _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check)
+        while True:
+            try:
+                return _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check)
+            except HolderLost as exc:  # (a worker holding groups gone: made again)
+                losses += 1
+                held = _again(data, held, exc, losses, widths, blocks, datafit, penalty,
+                              alpha, fit_intercept, penalty.lift(W), b)
     finally:
         held.close()
+
+
+def _again(data: TaskBlocks, held, exc: HolderLost, losses: int, widths: dict, blocks,
+           datafit: Datafit, penalty: Penalty, alpha: float, fit_intercept: bool,
+           V_start: np.ndarray, b_start: np.ndarray):
+    """The groups made again on the workers holding the blocks now, after ``exc``: the
+    surviving groups' tasks from their best certified point, the lost ones' from the start
+    (the problem is convex: the same optimum), warned (at most ``MAX_HOLDER_LOSSES``)."""
+    got = held.call_alive("columns")
+    held.close()
+    if losses > MAX_HOLDER_LOSSES:
+        raise exc
+    bounds = np.concatenate([[0], np.cumsum([widths[k] for k in sorted(widths)])])
+    V = np.array(V_start, dtype=np.float64)
+    b = np.array(b_start, dtype=np.float64)
+    for ks, cols in zip(held.blocks, got, strict=True):
+        for k, (v, c) in zip(ks, cols or (), strict=False):
+            V[..., bounds[k]:bounds[k + 1]], b[bounds[k]:bounds[k + 1]] = v, c
+    V0, b0 = data.settle(V, b)
+    again = data.keep(SaddleGroup, blocks, datafit, penalty, alpha, fit_intercept, V0, b0)
+    if again is None:  # (no holder of the blocks known: nothing to iterate on)
+        raise exc
+    warnings.warn(
+        f"the quantile fit lost the worker(s) {', '.join(exc.holders)} holding its iterates; "
+        f"they were made again on the {len(again)} worker(s) holding the blocks now, from "
+        "the best certified point (the lost worker's tasks from the start point): the lost "
+        "worker cost time, not the result.", HolderLostWarning, stacklevel=4)
+    return again
 
 
 def _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check) -> SolverResult:

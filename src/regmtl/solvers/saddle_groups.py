@@ -279,6 +279,10 @@ class SaddleGroup:
         self.n_avg = 0
         return moved
 
+    def widths(self) -> list[int]:
+        """The number of tasks of each block the group holds."""
+        return np.diff(self.cuts).tolist()
+
     def columns(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The best point's ``(V, b)`` columns, block by block."""
         V, b, _ = self.best
