@@ -51,9 +51,7 @@ def _spied(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("penalty", [rm.L21(), rm.Trace(), rm.RobustFeatures(0.8),
-                                     rm.MeanRegularized(ridge=0.5)],
-                         ids=["l21", "trace", "robust_features", "mean"])
+@pytest.mark.parametrize("penalty", [rm.L21(), rm.Trace()], ids=["l21", "trace"])
 def test_a_certificate_on_dask_brings_home_numbers_of_the_features(
         dask_process_client, monkeypatch, penalty):
     per_check, columns = [], []
