@@ -111,6 +111,18 @@ def test_quantile_at_alpha_max_is_zero_on_dask(dask_process_client):
     np.testing.assert_allclose(dsk.intercept_, mem.intercept_, rtol=0, atol=1e-12)
 
 
+def _agree(mem, dsk, same_iteration: bool) -> None:
+    """The Dask fit's objective the in-memory one's to 1e-8; its coefficients to 1e-6 of the
+    largest where it is the in-memory iteration (then the same iterations), else to 1e-4
+    (the pinball minimizer need not be unique: an objective 1e-8 from the optimum allows it)."""
+    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
+    scale = np.abs(mem.coef_).max()
+    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0,
+                               atol=(1e-6 if same_iteration else 1e-4) * scale)
+    if same_iteration:
+        assert dsk.n_iter_ == mem.n_iter_
+
+
 @pytest.mark.parametrize(("penalty", "same_iteration"), _cases([
     ("l1inf", False),  # (in memory a linear program, exact)
     ("temporal_group_lasso", True),
@@ -124,12 +136,7 @@ def test_a_prox_that_does_not_split_over_tasks_runs_on_the_joined_columns(
     duality gap from the blocks' columns. Equal to the in-memory fit."""
     mem, dsk, ref = _fits(penalty, 0.3)
     assert 0.0 <= dsk.dual_gap_ <= TOL * ref.P0
-    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
-    scale = np.abs(mem.coef_).max()
-    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0,
-                               atol=(1e-6 if same_iteration else 1e-4) * scale)
-    if same_iteration:
-        assert dsk.n_iter_ == mem.n_iter_
+    _agree(mem, dsk, same_iteration)
 
 
 @pytest.mark.parametrize(("penalty", "alpha", "same_iteration"), _cases([
@@ -145,12 +152,8 @@ def test_without_a_dual_the_fixed_point_residual_certifies_on_dask(
     mem, dsk, _ = _fits(penalty, 0.3, alpha=alpha)
     assert not hasattr(dsk, "dual_gap_")
     assert 0.0 <= dsk.kkt_residual_ <= TOL
-    assert abs(dsk.objective_ - mem.objective_) <= 1e-8 * abs(mem.objective_)
-    scale = np.abs(mem.coef_).max()
-    np.testing.assert_allclose(dsk.coef_, mem.coef_, rtol=0,
-                               atol=(1e-6 if same_iteration else 1e-4) * scale)
+    _agree(mem, dsk, same_iteration)
     if same_iteration:
-        assert dsk.n_iter_ == mem.n_iter_
         assert abs(dsk.kkt_residual_ - mem.kkt_residual_) <= 1e-6 * TOL
 
 

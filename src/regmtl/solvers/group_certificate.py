@@ -29,13 +29,12 @@ each block's ``|D|^2``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..penalties import Penalty
+from .block_pieces import by_block, joined
 
-__all__ = ["gap_pieces", "gap_of_pieces", "terms_of_pieces", "by_block"]
+__all__ = ["gap_pieces", "gap_of_pieces", "terms_of_pieces"]
 
 #: the factor of the rounding bound ``B`` added to a gap (the Gram sums' rounding)
 ROUNDING = 1e-13
@@ -89,29 +88,8 @@ def terms_of_pieces(penalty: Penalty, alpha: float, pieces: list
         value, s, conjugate = penalty.gap_given([x[5] for x in pieces], alpha)
         dual = s * YT - 0.5 * s * s * TT - conjugate
     else:
-        V, G, YT, TT = (np.concatenate([x[i] for x in pieces], axis=-1) for i in (3, 4, 5, 6))
+        V, G, YT, TT = (joined([x[i] for x in pieces]) for i in (3, 4, 5, 6))
         value = penalty.value(V, alpha)
         s = penalty.dual_scaling(G, alpha)
         dual = float(np.sum(s * YT - 0.5 * s * s * TT)) - penalty.scaled_conjugate(G, s, alpha)
     return RR, big, value, dual
-
-
-def by_block(parts: list, blocks: list) -> list:
-    """The groups' per-block results laid in the blocks' order (``blocks``: those each group
-    holds, in the order of its results)."""
-    return [x for _, x in sorted(((k, x) for held, xs in zip(blocks, parts, strict=True)
-                                  for k, x in zip(held, xs, strict=True)),
-                                 key=lambda kx: kx[0])]
-
-
-def summed(values: list) -> Any:
-    """Per-block numbers (tuples) or arrays added up in their order; None where they are
-    None (a prox separable over tasks: no summary)."""
-    if values[0] is None:
-        return None
-    if isinstance(values[0], tuple):
-        return tuple(sum(column) for column in zip(*values, strict=True))
-    total = np.array(values[0], dtype=np.float64)
-    for x in values[1:]:
-        total += x
-    return total

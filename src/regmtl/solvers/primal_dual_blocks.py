@@ -27,8 +27,9 @@ import numpy as np
 from ..blocks import HolderLost, HolderLostWarning, TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
+from .block_pieces import block_widths, by_block, joined, overlaid, summed
 from .certificates import Certificate, Reference
-from .group_certificate import by_block, summed, terms_of_pieces
+from .group_certificate import terms_of_pieces
 from .quadratic_fista import MAX_HOLDER_LOSSES
 from .result import SolverResult
 from .saddle import CHECK
@@ -50,11 +51,6 @@ def _route(held, penalty: Penalty) -> str:
     return SUMMARY if penalty.splits_prox else COLUMNS
 
 
-def _joined(parts: list) -> np.ndarray:
-    """Per-block columns (in the blocks' order) as one array along the tasks."""
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
-
-
 def _certificate(held, which: str, penalty: Penalty, alpha: float, ref: Reference,
                  route: str) -> Certificate:
     """The duality gap of the pinball loss at the groups' current or average iterate; for a
@@ -72,7 +68,7 @@ def _certificate(held, which: str, penalty: Penalty, alpha: float, ref: Referenc
         summary = summed([x[2] for x in parts])
         res += sum(by_block(held.call("kkt_squares", summary), held.blocks))
     elif route == COLUMNS:
-        V, Z = (_joined([x[2][i] for x in parts]) for i in (0, 1))
+        V, Z = (joined([x[2][i] for x in parts]) for i in (0, 1))
         D = V - penalty.prox(Z, 1.0, alpha)
         res += float(np.vdot(D, D))
     scale = float(np.linalg.norm(ref.G0))
@@ -90,13 +86,10 @@ def _columns_round(held, penalty: Penalty, alpha: float, n: int, sp: float,
         parts = held.call_each("advance", args)
         if j == n:
             break
-        cols = dict(zip((k for ks in held.blocks for k in ks),
-                        (c for cs in parts for c in cs), strict=True))
-        order = sorted(cols)
-        widths = [cols[k].shape[-1] for k in order]
-        P = penalty.prox(_joined([cols[k] for k in order]), sp, alpha)
-        cuts = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
-        at = {k: P[..., cuts[i]:cuts[i + 1]] for i, k in enumerate(order)}
+        pieces = by_block(parts, held.blocks)
+        P = penalty.prox(joined(pieces), sp, alpha)
+        cuts = np.cumsum([0] + [x.shape[-1] for x in pieces])
+        at = [P[..., cuts[k]:cuts[k + 1]] for k in range(len(pieces))]
         nxt = sp if j + 1 < n else 0.0
         args = [([at[k] for k in ks], nxt, sd, True, COLUMNS) for ks in held.blocks]
 
@@ -118,8 +111,7 @@ def primal_dual_blocks(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alp
             f"the {datafit.name} loss on Dask input iterates beside the rows, kept on the "
             "workers that hold them: that needs a client of a Dask cluster (Client()); start "
             "one, or compute the Dask input first.")
-    widths = dict(zip((k for ks in held.blocks for k in ks),
-                      (w for ws in held.call("widths") for w in ws), strict=True))
+    widths = block_widths(held)
     losses = 0
     try:
         while True:
@@ -143,13 +135,10 @@ def _again(data: TaskBlocks, held, exc: HolderLost, losses: int, widths: dict, b
     held.close()
     if losses > MAX_HOLDER_LOSSES:
         raise exc
-    bounds = np.concatenate([[0], np.cumsum([widths[k] for k in sorted(widths)])])
-    V = np.array(V_start, dtype=np.float64)
-    b = np.array(b_start, dtype=np.float64)
-    for ks, cols in zip(held.blocks, got, strict=True):
-        for k, (v, c) in zip(ks, cols or (), strict=False):
-            V[..., bounds[k]:bounds[k + 1]], b[bounds[k]:bounds[k + 1]] = v, c
-    V0, b0 = data.settle(V, b)
+    V0, b0 = data.settle(*(overlaid(start, held.blocks,
+                                    [None if g is None else [x[i] for x in g] for g in got],
+                                    widths)
+                           for i, start in enumerate((V_start, b_start))))
     again = data.keep(SaddleGroup, blocks, datafit, penalty, alpha, fit_intercept, V0, b0)
     if again is None:  # (no holder of the blocks known: nothing to iterate on)
         raise exc
@@ -205,8 +194,7 @@ def _iterate(held, penalty, alpha, ref, tol, max_iter, verbose, check) -> Solver
                 omega = float(np.exp(0.5 * np.log(dd / dp) + 0.5 * np.log(omega)))
             restart_gap, since = cand.value, 0
     parts = by_block(held.call("columns"), held.blocks)
-    V = np.concatenate([v for v, _ in parts], axis=-1)
-    b = np.concatenate([x for _, x in parts])
+    V, b = joined([v for v, _ in parts]), joined([x for _, x in parts])
     if best.kind == "kkt_residual":  # (the penalty's value, on the coefficients home)
         best = replace(best, primal=best.primal + penalty.value(V, alpha))
     return SolverResult(penalty.compose(V), b, it, best, best.converged(tol), V)

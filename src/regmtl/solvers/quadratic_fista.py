@@ -13,8 +13,9 @@ import numpy as np
 from ..blocks import HolderLost, HolderLostWarning, Kept
 from ..penalties import Penalty
 from ..penalties.base import inner
+from .block_pieces import block_widths, by_block, joined, overlaid, summed
 from .fista_groups import RESTART, FistaGroup
-from .group_certificate import by_block, gap_of_pieces, summed
+from .group_certificate import gap_of_pieces
 from .quadratic import TaskQuadratic
 from .reweighted import reweighted_start, worth_trying
 
@@ -102,7 +103,7 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
     held: Kept | None = box[0]
     use_gap = penalty.has_dual and alpha > 0
     split = held is not None and len(held) > 1
-    widths = _widths(held)
+    widths = {} if held is None else block_widths(held)
     start_V = V  # (where a lost group's tasks start again)
     done = q.settle if q.lazy else (lambda *a: a)  # (iterates brought here go back)
     start = it = 0
@@ -122,7 +123,7 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
             except HolderLost as exc:
                 losses += 1
                 held = box[0] = _rehold(q, penalty, alpha, V, held, exc, losses, it, it)
-                split, widths = len(held) > 1, _widths(held)
+                split, widths = len(held) > 1, block_widths(held)
         restarted = True
         rescued = False
         while it < max_iter:
@@ -159,7 +160,7 @@ def _iterate(q: TaskQuadratic, penalty: Penalty, alpha: float, V: Any, box: list
                     losses += 1
                     V = _restart_point(q, held, widths, start_V)
                     held = box[0] = _rehold(q, penalty, alpha, V, held, exc, losses, at, it)
-                    split, widths = len(held) > 1, _widths(held)
+                    split, widths = len(held) > 1, block_widths(held)
                     it, t, move = at, 1.0, None
                     # (the new groups' best is where they start: no certificate of it yet)
                     best_val, best_it, best_big, best_pending = np.inf, at, 0.0, False
@@ -222,18 +223,7 @@ def _held_certificate(q: TaskQuadratic, penalty: Penalty, alpha: float, held: Ke
 def _at(held: Kept | None, V: Any, which: str) -> Any:
     """V, or where the groups hold it their columns (``which``: ``"last"``, ``"best"``)
     brought here and laid in the tasks' order."""
-    if held is None:
-        return V
-    pieces = by_block(held.call("columns", which), held.blocks)
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=-1)
-
-
-def _widths(held: Kept | None) -> dict[int, int]:
-    """The number of tasks of each block, by block index (asked of the groups once)."""
-    if held is None:
-        return {}
-    return dict(zip((k for ks in held.blocks for k in ks),
-                    (w for ws in held.call("widths") for w in ws), strict=True))
+    return V if held is None else joined(by_block(held.call("columns", which), held.blocks))
 
 
 def _restart_point(q: TaskQuadratic, held: Kept, widths: dict[int, int],
@@ -241,13 +231,8 @@ def _restart_point(q: TaskQuadratic, held: Kept, widths: dict[int, int],
     """Where the groups start again after a lost holder: the surviving groups' columns at
     the last certificate, the lost ones' tasks at the start point (any point will do: the
     problem is convex), brought here once."""
-    got = held.call_alive("columns", "checked")
-    bounds = np.concatenate([[0], np.cumsum([widths[k] for k in sorted(widths)])])
-    V = np.array(q.arrays(start_V)[0], dtype=np.float64)
-    for ks, cols in zip(held.blocks, got, strict=True):
-        for k, c in zip(ks, cols or (), strict=False):
-            V[..., bounds[k]:bounds[k + 1]] = c
-    return V
+    return overlaid(q.arrays(start_V)[0], held.blocks, held.call_alive("columns", "checked"),
+                    widths)
 
 
 #: workers lost in one fit before it gives up (every loop is bounded)

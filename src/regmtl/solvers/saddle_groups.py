@@ -169,25 +169,34 @@ class SaddleGroup:
         n = max(self.n_avg, 1)
         return self.sums[0] / n, self.sums[1] / n, [t / n for t in self.sums[2]]
 
+    def _exact_intercepts(self, V: np.ndarray, b: np.ndarray) -> tuple:
+        """``(W, b, scores)`` at V with each task's intercept minimized exactly (a copy of
+        ``b``; the pinball loss's in closed form), the scores per block."""
+        W = self.penalty.compose(V)
+        b = b.copy()
+        scores = []
+        for k, fit, (a, e), _box in self._parts():
+            f = k.linear(W[:, a:e], b[a:e])
+            if self.fit_intercept:
+                S, bk = fit.state(k.y, f), b[a:e].copy()
+                if fit.piecewise_linear:
+                    pinball_intercepts(k, fit.quantile, S, bk)
+                else:
+                    S, bk = fit_intercepts(k, fit, S, bk)
+                b[a:e], f = bk, fit.scores(k.y, S)
+            scores.append(f)
+        return W, b, scores
+
     def certify(self, which: str) -> list[tuple]:
         """The pieces of the duality gap at the current or the average iterate, block by block:
         ``(loss, gap piece)``, the loss's value with each task's intercept minimized exactly
         (kept, with the point, for :meth:`keep_best`)."""
         V, b, th = self._point(which)
-        W = self.penalty.compose(V)
-        b = b.copy()
+        W, b, scores = self._exact_intercepts(V, b)
         G = np.empty_like(W)
         YT = np.zeros(b.shape)
         losses = []
-        for (k, fit, (a, e), (lo, hi)), t in zip(self._parts(), th, strict=True):
-            f = k.linear(W[:, a:e], b[a:e])
-            if self.fit_intercept:
-                S, bk = fit.state(k.y, f), b[a:e].copy()
-                if fit.piecewise_linear:  # the pinball loss's intercepts in closed form
-                    pinball_intercepts(k, fit.quantile, S, bk)
-                else:
-                    S, bk = fit_intercepts(k, fit, S, bk)
-                b[a:e], f = bk, fit.scores(k.y, S)
+        for (k, fit, (a, e), (lo, hi)), t, f in zip(self._parts(), th, scores, strict=True):
             losses.append(fit.value(k.y, f, k.c))
             tc = centered_dual(k, t, lo, hi, self.fit_intercept)
             G[:, a:e] = k.adjoint(k.c * tc)
@@ -210,19 +219,10 @@ class SaddleGroup:
         by the caller, then :meth:`kkt_squares`) or ``(V, point)`` columns
         (:data:`COLUMNS`: the caller joins them)."""
         V, b, th = self._point(which)
-        W = self.penalty.compose(V)
-        b = b.copy()
+        W, b, scores = self._exact_intercepts(V, b)
         G = np.empty_like(W)
         out = []
-        for (k, fit, (a, e), _box), t in zip(self._parts(), th, strict=True):
-            f = k.linear(W[:, a:e], b[a:e])
-            if self.fit_intercept:
-                S, bk = fit.state(k.y, f), b[a:e].copy()
-                if fit.piecewise_linear:
-                    pinball_intercepts(k, fit.quantile, S, bk)
-                else:
-                    S, bk = fit_intercepts(k, fit, S, bk)
-                b[a:e], f = bk, fit.scores(k.y, S)
+        for (k, fit, (a, e), _box), t, f in zip(self._parts(), th, scores, strict=True):
             u = k.c * t
             G[:, a:e] = k.adjoint(u)
             r = t - fit.dual_prox(k.y, t + k.y - f, 1.0)
