@@ -214,6 +214,7 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "."), help="folder for weights")
     ap.add_argument("--ddp-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     if args.ddp_child:
         ddp_child(args)
         return

@@ -71,12 +71,13 @@ def test_trainer_logs_the_balance_and_warns_when_one_task_dominates():
     its best of the run (1.02), but trained alone from the same start for as many epochs it
     falls to 0.77: a is suppressed and the warning names both, with those numbers (before,
     judged against its best of the run alone, nothing was said). With the trainer's
-    defaults the same data leave neither dominant and nothing is said."""
+    defaults the same data leave neither dominant and nothing is said. (The CPU's
+    arithmetic: the message's figures are read to four digits.)"""
     tasks = [TaskSpec("a"), TaskSpec("b")]
     X, y = _problem(100.0)
     torch.manual_seed(0)
     tr = Trainer(HardSharing(6, tasks, (16,)), lr=1e-2, batch_size=64, max_epochs=4, seed=0,
-                 standardize=False, normalize_losses=False)
+                 standardize=False, normalize_losses=False, device="cpu")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tr.fit((X, y))

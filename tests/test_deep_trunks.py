@@ -12,7 +12,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from regmtl.deep.features import FeatureColumns  # noqa: E402
-from regmtl.deep.trunks import ENCODERS, ConvTrunk, TextTrunk, encoder_from_config  # noqa: E402
+from regmtl.deep.step import repeatable_kernels  # noqa: E402
+from regmtl.deep.trunks import (  # noqa: E402
+    ENCODERS,
+    ConvTrunk,
+    GridAverage,
+    TextTrunk,
+    encoder_from_config,
+)
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support:UserWarning",
@@ -24,6 +31,35 @@ def _csr(dense: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- ConvTrunk
+@pytest.mark.parametrize("grid", [(1, 1), (1, 2), (3, 4), (7, 9), (2, 5)])
+@pytest.mark.parametrize("image", [(7, 9), (8, 8), (1, 3)])
+def test_grid_average_is_adaptive_average_pooling(grid, image):
+    """The averaging matrices give PyTorch's adaptive pooling, overlapping windows (7 -> 3)
+    and grids wider than the image (1 -> 3) included, values and gradients to 1e-14."""
+    x = torch.randn(4, 3, *image, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(4, 3, *grid, dtype=torch.float64)
+    ours, theirs = GridAverage(grid)(x), torch.nn.AdaptiveAvgPool2d(grid)(x)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-14)
+    (gx,) = torch.autograd.grad(ours, x, g)
+    (tx,) = torch.autograd.grad(theirs, x, g)
+    torch.testing.assert_close(gx, tx, rtol=0, atol=1e-14)
+
+
+def test_repeatable_kernels_give_the_callers_cudnn_choice_back():
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    try:
+        cudnn.deterministic, cudnn.benchmark = False, True
+        with repeatable_kernels():
+            assert (cudnn.deterministic, cudnn.benchmark) == (True, False)
+        assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+        with pytest.raises(KeyError), repeatable_kernels():
+            raise KeyError
+        assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
+
+
 @pytest.mark.parametrize("size", [(8, 8), (8, 16), (28, 28), (1, 1), (5, 3)])
 def test_conv_trunk_shapes(size):
     torch.manual_seed(0)

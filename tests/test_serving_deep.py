@@ -25,6 +25,7 @@ import regmtl as rm  # noqa: E402
 from regmtl.deep import (  # noqa: E402
     ESMM,
     PLE,
+    ConvTrunk,
     DeepESMMClassifier,
     DeepMultiTaskClassifier,
     DeepMultiTaskModel,
@@ -241,6 +242,19 @@ def test_images():
     held = rng.uniform(0, 1, (5, 1, 8, 8))
     out = _run(graph, X=held.astype(np.float32), task=task[:5])
     assert _rel(out["prediction"], m.predict(held, task=task[:5])) <= CLOSE
+
+
+@pytest.mark.parametrize("pool", [(1, 1), (1, 2), (2, 4)])
+def test_a_conv_trunks_grid_average_serves(pool):
+    """The trunk's grid average (an average pool or averaging matrices in training, for a
+    gradient the same on every run) exports as PyTorch's adaptive pooling: the same outputs."""
+    set_seed(0)
+    net = HardSharing(tasks=["a"], trunk=ConvTrunk(1, (4,), pool=pool, image_shape=(8, 16)))
+    X = np.random.default_rng(17).standard_normal((12, 1, 8, 16))
+    out = _run(rm.export_onnx(net, X=X), X=X)
+    with torch.no_grad():
+        ref = net.eval()(torch.from_numpy(X).float())
+    assert _rel(out["a"], ref["a"].numpy()) <= CLOSE
 
 
 def test_token_ids_of_any_length():

@@ -33,7 +33,7 @@ import math
 from collections.abc import Sequence
 
 from .._options import check_option
-from ._torch import torch
+from ._torch import quiet_sparse, torch
 
 nn = torch.nn
 
@@ -87,9 +87,10 @@ class _RowGather(torch.autograd.Function):
     def backward(ctx, *grads: torch.Tensor):  # noqa: D102
         (idx,) = ctx.saved_tensors
         at = idx[None]
-        return None, *(None if g is None else torch.sparse_coo_tensor(
-            at, g, shape, check_invariants=False, is_coalesced=False)
-            for g, shape in zip(grads, ctx.shapes, strict=True))
+        with quiet_sparse():
+            return None, *(None if g is None else torch.sparse_coo_tensor(
+                at, g, shape, check_invariants=False, is_coalesced=False)
+                for g, shape in zip(grads, ctx.shapes, strict=True))
 
 
 def gather_rows(idx: torch.Tensor, *ws: torch.Tensor, sparse: bool = False) -> tuple:

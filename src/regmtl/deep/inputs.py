@@ -19,14 +19,13 @@ categorical and string columns into codes first (``regmtl.deep.frames``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._torch import torch
+from ._torch import quiet_sparse, torch
 
 __all__ = ["SparseRows", "as_inputs", "take", "to_device", "n_rows", "describe", "Inputs",
            "tensor_of"]
@@ -52,9 +51,8 @@ def tensor_of(arr: Any, dtype: Any = None) -> torch.Tensor:
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor,
          size: tuple[int, int]) -> torch.Tensor:
     """A sparse CSR tensor from parts built valid here (sorted, in range: the invariant check
-    is skipped, and PyTorch's notice that CSR support is in beta is not repeated per batch)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    is skipped, and PyTorch's notices on it are not repeated per batch)."""
+    with quiet_sparse():
         return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 

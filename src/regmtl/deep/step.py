@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,8 @@ from .distributed import RankMean
 from .preflight import buffers_to_keep
 from .weighting.helpers import NonFiniteTask, non_finite
 
-__all__ = ["StepSetup", "train_step", "mixed_precision", "owns_precision", "outer_autocast"]
+__all__ = ["StepSetup", "train_step", "mixed_precision", "owns_precision", "outer_autocast",
+           "repeatable_kernels"]
 
 #: the device types whose ``torch.autocast`` a caller may have turned on around a fit
 AUTOCAST_DEVICES = ("cpu", "cuda", "xpu", "mps", "hpu")
@@ -200,8 +201,24 @@ def outer_autocast() -> list[str]:
     return on
 
 
+@contextmanager
+def repeatable_kernels() -> Iterator[None]:
+    """cuDNN's deterministic algorithms, none benchmarked, inside (the caller's choice back
+    after): a fit on CUDA repeats itself bit for bit. cuDNN otherwise picks, per call,
+    convolution kernels that add in a varying order (an H200: two fits of one conv net
+    apart by 8e-3 in the weights; the deterministic ones ran at the same speed)."""
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
+
+
 def owns_precision(method: Callable | None = None, *, what: str | None = None) -> Callable:
-    """``method`` (a fit, a prediction) run in its own precision: inside a caller's
+    """``method`` (a fit, a prediction) run in its own precision and on repeatable kernels
+    (:func:`repeatable_kernels`): inside a caller's
     ``torch.autocast`` it runs with that autocast turned off, after one UserWarning that says
     so and names ``amp=``, the option of mixed precision.
 
@@ -221,7 +238,8 @@ def owns_precision(method: Callable | None = None, *, what: str | None = None) -
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         on = outer_autocast()
         if not on:
-            return method(self, *args, **kwargs)
+            with repeatable_kernels():
+                return method(self, *args, **kwargs)
         who = (f"{type(self).__name__}.{method.__name__}" if what is None
                else f"a {what} of {type(self).__name__}")
         warnings.warn(
@@ -231,6 +249,7 @@ def owns_precision(method: Callable | None = None, *, what: str | None = None) -
             "scaling where float16), not an outer autocast.", UserWarning,
             stacklevel=find_stack_level())
         with ExitStack() as stack:
+            stack.enter_context(repeatable_kernels())
             for device in on:
                 stack.enter_context(torch.autocast(device, enabled=False))
             return method(self, *args, **kwargs)

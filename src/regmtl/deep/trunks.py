@@ -105,6 +105,41 @@ def _dtype_name(x: torch.Tensor) -> str:
 
 
 # ---------------------------------------------------------------------- images
+def _averaging(n: int, m: int, like: torch.Tensor) -> torch.Tensor:
+    """The (m, n) matrix whose row ``i`` averages PyTorch's adaptive window ``i`` of ``n``:
+    ``floor(i n / m)`` to ``ceil((i + 1) n / m)``, exclusive."""
+    i = torch.arange(m, device=like.device)
+    start, stop = (i * n) // m, -((-(i + 1) * n) // m)
+    at = torch.arange(n, device=like.device)
+    inside = (at >= start[:, None]) & (at < stop[:, None])
+    return inside.to(like.dtype) / (stop - start).to(like.dtype)[:, None]
+
+
+class GridAverage(nn.Module):
+    r"""Adaptive average pooling to an ``(h, w)`` grid whose gradient is the same on every run:
+    an average pool where the windows tile the map, else two averaging matrices, per channel
+    :math:`y = A_h\, x\, A_w^\top` (PyTorch's adaptive windows, which may overlap).
+
+    The same numbers as ``nn.AdaptiveAvgPool2d`` (to rounding); CUDA's adaptive pooling adds
+    its gradient with atomics, in an order that varies where windows overlap, and refuses
+    ``torch.use_deterministic_algorithms``."""
+
+    def __init__(self, size: Sequence[int]):
+        super().__init__()
+        self.size = tuple(int(v) for v in size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if torch.onnx.is_in_onnx_export():  # (forward only: PyTorch's op, as exported)
+            return nn.functional.adaptive_avg_pool2d(x, self.size)
+        (h, w), (H, W) = self.size, x.shape[-2:]
+        if H % h == 0 and W % w == 0:  # windows that tile the map: a plain average pool
+            return nn.functional.avg_pool2d(x, (H // h, W // w))
+        return torch.einsum("nchw,ih,jw->ncij", x, _averaging(H, h, x), _averaging(W, w, x))
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"size={self.size}"
+
+
 class ConvTrunk(nn.Module):
     r"""A small convolutional trunk for images: conv blocks, global average pooling.
 
@@ -207,7 +242,7 @@ class ConvTrunk(nn.Module):
             layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
             width = c
         self.pool = _pair(pool, "pool", ("height", "width"), (64, 64)) or (1, 1)
-        layers += [nn.AdaptiveAvgPool2d(tuple(self.pool)), nn.Flatten()]
+        layers += [GridAverage(self.pool), nn.Flatten()]
         width *= self.pool[0] * self.pool[1]
         self.features = nn.Sequential(*layers)
         self.dropout, self.out, self.out_features = _head(width, out_arg, self.dropout_rate)
