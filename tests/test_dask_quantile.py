@@ -1,7 +1,8 @@
 """The quantile (pinball) loss on Dask input (``dask.distributed.LocalCluster``, worker
 processes): restarted primal-dual iterations whose iterates stay beside the rows, in groups of
 task blocks (``regmtl.solvers.primal_dual_blocks``), certified by the duality gap of the
-pinball loss itself from per-block sums.
+pinball loss itself from per-block sums; a loss list of pinball, squared and Huber tasks
+the same way.
 
 In memory the same problems are solved exactly (a linear program for L1, an interior point
 for L2,1) or by the same iteration (elastic net, L2). A pinball problem is a linear program
@@ -157,12 +158,49 @@ def test_without_a_dual_the_fixed_point_residual_certifies_on_dask(
         assert abs(dsk.kkt_residual_ - mem.kkt_residual_) <= 1e-6 * TOL
 
 
+@pytest.mark.parametrize(("penalty", "same_iteration"), _cases([
+    ("l1", True),  # (each group's own prox)
+    ("l21", True),  # (the prox from the groups' summaries)
+    ("l1inf", True),  # (the prox on the joined columns)
+    ("mean", True),  # (no dual: the fixed-point residual)
+    ("trace", True),
+], (0, 1)))
+def test_a_loss_list_of_quantile_squared_and_huber_tasks_on_dask(dask_process_client,
+                                                                  penalty, same_iteration):
+    """Pinball tasks beside squared and Huber ones: each row's dual step its own loss's, the
+    dual at ``s theta`` ``s YT - s^2 TT / 2`` summed over the blocks (``TT`` the squared and
+    Huber rows' ``dual_squares``). The in-memory iteration, to the last digits (measured:
+    objectives equal to 1e-13, coefficients to 1e-11, the same iterations)."""
+    df = _frame()
+    ddf = dd.from_pandas(df, npartitions=3)
+    losses = [rm.Quantile(0.3), rm.Quantile(0.3), "squared", "huber", rm.Quantile(0.7)]
+
+    def est():
+        return rm.MultiTaskRegressor(penalty, alpha=0.05, loss=losses, tol=TOL,
+                                     max_iter=4000)
+
+    mem = est().fit(df[FEATURES], df["y"], task=df["store"])
+    dsk = est().fit(ddf[FEATURES], ddf["y"], task=ddf["store"])
+    if hasattr(mem, "dual_gap_"):
+        ref = reference(as_dask_task_data(ddf[FEATURES], ddf["y"], ddf["store"]),
+                        rm.datafits.Mixed(losses), True)
+        assert 0.0 <= dsk.dual_gap_ <= TOL * ref.P0
+        assert abs(dsk.dual_gap_ - mem.dual_gap_) <= 1e-10 * abs(mem.objective_)
+    else:
+        assert 0.0 <= dsk.kkt_residual_ <= TOL
+    _agree(mem, dsk, same_iteration)
+
+
 @pytest.mark.parametrize(("penalty", "loss", "why"), [
-    ("mcp", "quantile", r"quantile loss alone with a convex penalty"),
+    ("mcp", "quantile", r"quantile loss, alone or in a list with squared and Huber tasks, "
+                        r"with a convex penalty"),
+    ("l21", ["squared", "quantile", "poisson", "squared", "quantile"],
+     r"Beside logistic, Poisson or Gamma tasks a quantile task has no such iteration"),
 ])
 def test_what_the_blocks_cannot_fit_is_refused_with_its_reason(dask_process_client,
                                                                  penalty, loss, why):
     df = _frame()
+    df["y"] = df["y"].abs()  # (counts for the Poisson tasks)
     ddf = dd.from_pandas(df, npartitions=3)
     with pytest.raises(ValueError, match=why):
         rm.MultiTaskRegressor(penalty, alpha=0.05, loss=loss).fit(

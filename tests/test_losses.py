@@ -203,3 +203,30 @@ def test_a_loss_list_gives_each_task_its_loss():
         one = estimator(name, "l1", 0.02).set_params(tol=1e-12).fit(Xs[t], ys[t])
         np.testing.assert_allclose(model.coef_[t], one.coef_, atol=1e-7)
         np.testing.assert_allclose(model.intercept_[t], one.intercept_, atol=1e-7)
+
+
+def test_the_dual_of_a_loss_with_a_closed_form_dual_step_is_quadratic_in_its_scaling():
+    """Squared, Huber and pinball tasks (alone and in a loss list): the dual term at ``s
+    theta`` is ``s sum c theta y - s^2 / 2 sum dual_squares`` for every ``s`` in [0, 1] (what
+    the certificate summed over task blocks rests on), to 1e-12; a loss whose dual step has
+    no closed form says so."""
+    from regmtl.datafits import Mixed
+    from regmtl.problem import as_task_data
+
+    rng = np.random.default_rng(3)
+    task = np.repeat(np.arange(4), [7, 11, 5, 9])
+    X, y = rng.standard_normal((len(task), 3)), rng.standard_normal(len(task)) * 3
+    c = rng.uniform(0.2, 2.0, len(task))
+    lists = [rm.Quadratic(), rm.Huber(0.7), rm.Quantile(0.3),
+             Mixed([rm.Quantile(0.3), rm.Quadratic(), rm.Huber(0.7), rm.Quantile(0.8)])]
+    for loss in lists:
+        fit = loss.bind(as_task_data(X, y, task=task)) if isinstance(loss, Mixed) else loss
+        theta = fit.feasible(y, rng.standard_normal(len(y)) * 2)
+        a = float(np.dot(c, theta * y))
+        q = fit.dual_squares(y, theta, c)
+        assert q.shape == y.shape and np.all(q >= 0)
+        for s in (0.0, 0.37, 1.0):
+            want = fit.dual_value(y, s * theta, c)
+            assert abs(want - (s * a - 0.5 * s * s * q.sum())) <= 1e-12 * (1 + abs(want))
+    with pytest.raises(NotImplementedError, match="not quadratic"):
+        rm.Poisson().dual_squares(y, y, c)

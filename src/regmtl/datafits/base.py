@@ -349,6 +349,32 @@ class Datafit:
         """
         raise NotImplementedError(f"{type(self).__name__} has no closed-form dual step.")
 
+    def dual_squares(self, y: np.ndarray, theta: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Per row, the quadratic part of the dual term of a loss with a closed-form dual step
+        (:attr:`has_dual_prox`: squared, Huber, pinball), whose conjugate is at most quadratic
+        on its box: ``dual_value(y, s theta, c) = s sum_r c_r theta_r y_r - s^2 / 2 sum_r
+        dual_squares_r`` for every scaling ``s`` in [0, 1], with ``dual_squares_r = kappa c_r
+        theta_r^2`` (``kappa`` = :attr:`dual_strong_concavity`: 1 squared and Huber, 0
+        pinball). A dual summed over blocks is then two numbers per task, whatever ``s``.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n_obs,)
+            Targets.
+        theta : ndarray of shape (n_obs,)
+            A dual point in the box.
+        c : ndarray of shape (n_obs,)
+            Row weights.
+
+        Returns
+        -------
+        ndarray of shape (n_obs,)
+        """
+        if not self.has_dual_prox:
+            raise NotImplementedError(
+                f"{type(self).__name__}'s dual term is not quadratic in its dual point.")
+        return self.dual_strong_concavity * c * theta * theta
+
     def hessian(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
         """Per row, the second derivative ``l''(f_r)`` of the loss in the score (the weights of
         the data term's Hessian, before the row weights).

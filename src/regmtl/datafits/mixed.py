@@ -161,6 +161,12 @@ class Mixed(Datafit):
             out[rows] = part.dual_prox(y[rows], v[rows], step)
         return out
 
+    def dual_squares(self, y, theta, c):
+        out = np.empty(np.shape(theta), dtype=np.float64)
+        for part, rows in self._each(y):
+            out[rows] = part.dual_squares(y[rows], theta[rows], c[rows])
+        return out
+
     def mean(self, f):
         out = np.empty(np.shape(f), dtype=np.float64)
         for part, rows in self._each(f):

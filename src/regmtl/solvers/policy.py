@@ -235,24 +235,18 @@ EXACT_SOLVES = Requirement(
         "solver='fista' (or 'auto')."),
 )
 SMOOTH_ON_BLOCKS = Requirement(
-    "a smooth loss (``datafit.smooth``), or the pinball loss alone on its primal-dual row",
+    "a smooth loss (``datafit.smooth``), or the pinball loss (alone, or in a loss list of "
+    "squared and Huber tasks) on its primal-dual row",
     lambda pb: pb.datafit.smooth,
     lambda pb, name: (
         f"{pb.datafit!r} is not smooth: on Dask input the smooth losses are fitted (squared, "
         "logistic, poisson, gamma, huber, the multinomial, and lists of them), and the "
-        "quantile loss alone with a convex penalty that has a prox (primal-dual iterations "
-        "on the blocks); this problem's smoothed stages run in memory (compute the Dask "
-        "input first)."),
-    on_data=False,
-)
-PINBALL_ALONE = Requirement(
-    "the pinball loss alone (``datafit.box_dual``: each task's dual a box, its conjugate "
-    "linear there, so the dual objective at a scaled point is a sum per block)",
-    lambda pb: pb.datafit.box_dual,
-    lambda pb, name: (
-        f"{pb.datafit!r}: on Dask input the primal-dual iterations fit the quantile loss "
-        "alone (a loss list with quantile tasks runs in memory: compute the Dask input "
-        "first)."),
+        "quantile loss, alone or in a list with squared and Huber tasks, with a convex "
+        "penalty that has a prox (primal-dual iterations on the blocks, each row's dual step "
+        "in closed form). Beside logistic, Poisson or Gamma tasks a quantile task has no such "
+        "iteration (their conjugates' steps are an equation per row, not a closed form), and "
+        "the smoothed stages that fit such a list in memory read every row's residual at "
+        "each stage: compute the Dask input first."),
     on_data=False,
 )
 #: What every solver needs of task blocks held elsewhere (before its own requirements).
@@ -788,14 +782,15 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "blocks, certified by the duality gap of the pinball loss", "auto", warm=False),
     "primal_dual": SolverEntry(
         _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX),
-        "the quantile loss with a convex penalty that has a prox: restarted primal-dual "
+        "the quantile loss (alone, or beside squared and Huber tasks in a loss list) with a "
+        "convex penalty that has a prox: restarted primal-dual "
         "hybrid gradient on its saddle point, exact (no smoothing), certified by the duality "
         "gap of the pinball loss, or for a penalty without a dual (or alpha = 0) the "
         "fixed-point residual of the iteration (on task blocks held elsewhere: the iterates "
         "beside the rows, the prox's summaries and the certificate's pieces summed over the "
         "blocks; a prox that does not split over tasks applied to the point's columns "
         "joined on the client, O(p T) numbers each way per iteration)", "auto",
-        on_blocks=(PINBALL_ALONE, BLOCK_PENALTY)),
+        on_blocks=(BLOCK_PENALTY,)),
     "smoothing": SolverEntry(
         _run_smoothing, (NONSMOOTH_LOSS, NOT_MAJORIZED),
         "a loss that is not smooth (quantile): smoothed stages, each solved by the row the "

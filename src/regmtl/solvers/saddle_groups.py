@@ -22,8 +22,13 @@ A certificate is the duality gap of the pinball loss itself from per-block piece
 ``tau``-quantile of the residuals), each task's ``theta`` shifted onto
 ``sum_{r in t} c_r theta_r = 0`` in the box, the loss's value and ``YT_t = sum_{r in t} c_r
 theta_r y_r`` per block, and the penalty's pieces of ``G = X^T c theta``
-(:func:`~regmtl.solvers.group_certificate.gap_pieces` with no quadratic term: the pinball
-conjugate is linear on the box, so the dual at ``s theta`` is ``sum_t s_t YT_t``).
+(:func:`~regmtl.solvers.group_certificate.gap_pieces`: the pinball conjugate is linear on the
+box, the squared and Huber tasks' of a loss list quadratic, so the dual at ``s theta`` is
+``sum_t s_t YT_t - s_t^2 TT_t / 2``, ``TT_t`` the task's
+:meth:`~regmtl.datafits.Datafit.dual_squares`: zero for a pinball task).
+
+A loss list of pinball, squared and Huber tasks iterates the same way, each row's dual step its
+own loss's (``datafit.dual_prox``: a clip, a scaling, both), as in memory.
 """
 
 from __future__ import annotations
@@ -194,17 +199,17 @@ class SaddleGroup:
         V, b, th = self._point(which)
         W, b, scores = self._exact_intercepts(V, b)
         G = np.empty_like(W)
-        YT = np.zeros(b.shape)
+        YT, TT = np.zeros(b.shape), np.zeros(b.shape)
         losses = []
         for (k, fit, (a, e), (lo, hi)), t, f in zip(self._parts(), th, scores, strict=True):
             losses.append(fit.value(k.y, f, k.c))
             tc = centered_dual(k, t, lo, hi, self.fit_intercept)
             G[:, a:e] = k.adjoint(k.c * tc)
             YT[a:e] = k.task_sums(k.c * tc * k.y)
+            TT[a:e] = k.task_sums(fit.dual_squares(k.y, tc, k.c))
         self.certified[which] = (V, b, th)
-        zero = np.zeros(b.shape)
-        pieces = gap_pieces(self.penalty, self.alpha, V, G, zero, YT, zero, self._spans(),
-                            False)
+        pieces = gap_pieces(self.penalty, self.alpha, V, G, TT, YT, np.zeros(b.shape),
+                            self._spans(), False)
         return list(zip(losses, pieces, strict=True))
 
     def kkt_point(self, which: str, route: str) -> list[tuple]:
