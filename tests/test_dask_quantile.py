@@ -164,7 +164,7 @@ def test_without_a_dual_the_fixed_point_residual_certifies_on_dask(
     ("l1inf", True),  # (the prox on the joined columns)
     ("mean", True),  # (no dual: the fixed-point residual)
     ("trace", True),
-], (0, 1)))
+], (0,)))
 def test_a_loss_list_of_quantile_squared_and_huber_tasks_on_dask(dask_process_client,
                                                                   penalty, same_iteration):
     """Pinball tasks beside squared and Huber ones: each row's dual step its own loss's, the
