@@ -354,7 +354,7 @@ class Datafit:
         (:attr:`has_dual_prox`: squared, Huber, pinball), whose conjugate is at most quadratic
         on its box: ``dual_value(y, s theta, c) = s sum_r c_r theta_r y_r - s^2 / 2 sum_r
         dual_squares_r`` for every scaling ``s`` in [0, 1], with ``dual_squares_r = kappa c_r
-        theta_r^2`` (``kappa`` = :attr:`dual_strong_concavity`: 1 squared and Huber, 0
+        theta_r^2`` (``kappa`` = ``dual_strong_concavity``: 1 squared and Huber, 0
         pinball). A dual summed over blocks is then two numbers per task, whatever ``s``.
 
         Parameters
