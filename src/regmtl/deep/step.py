@@ -237,17 +237,15 @@ def owns_precision(method: Callable | None = None, *, what: str | None = None) -
     @functools.wraps(method)
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         on = outer_autocast()
-        if not on:
-            with repeatable_kernels():
-                return method(self, *args, **kwargs)
-        who = (f"{type(self).__name__}.{method.__name__}" if what is None
-               else f"a {what} of {type(self).__name__}")
-        warnings.warn(
-            f"{who} was called inside torch.autocast({', '.join(map(repr, on))}); it runs "
-            "with that autocast turned off (float32), since the trainer owns its precision: "
-            "mixed precision is its amp= option (amp='auto' or True: on CUDA, with loss "
-            "scaling where float16), not an outer autocast.", UserWarning,
-            stacklevel=find_stack_level())
+        if on:
+            who = (f"{type(self).__name__}.{method.__name__}" if what is None
+                   else f"a {what} of {type(self).__name__}")
+            warnings.warn(
+                f"{who} was called inside torch.autocast({', '.join(map(repr, on))}); it "
+                "runs with that autocast turned off (float32), since the trainer owns its "
+                "precision: mixed precision is its amp= option (amp='auto' or True: on CUDA, "
+                "with loss scaling where float16), not an outer autocast.", UserWarning,
+                stacklevel=find_stack_level())
         with ExitStack() as stack:
             stack.enter_context(repeatable_kernels())
             for device in on:
