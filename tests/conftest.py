@@ -88,13 +88,26 @@ def pytest_report_header(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Say once, at the end, that the benchmark data were missing."""
+    """Say once, at the end, that the benchmark data were missing; and which of the support
+    matrix's known cells (``tests/_known_cells.py``) certified on this machine, so that a
+    mend shows although their checks pass either way."""
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
                if DATA_ABSENT in str(getattr(r, "longrepr", ""))]
     if skipped:
         terminalreporter.write_line(
             f"benchmark data absent at {DATA_HOME}: {len(skipped)} test(s) skipped "
             "(set REGMTL_DATA to the folder of the data sets)")
+    outcomes: dict[str, list[str]] = {}
+    for r in terminalreporter.stats.get("passed", []):
+        for key, value in getattr(r, "user_properties", ()):
+            if key == "known_cell":
+                outcomes.setdefault(value, []).append(r.nodeid.split("[")[-1].rstrip("]"))
+    if outcomes:
+        terminalreporter.write_line(
+            "known cells of the support matrix: " + ", ".join(
+                f"{len(ids)} {outcome}" for outcome, ids in sorted(outcomes.items()))
+            + (f"; certified here: {', '.join(sorted(outcomes['certified']))}"
+               if "certified" in outcomes else ""))
 
 
 def _true_weights(rng, p, T, n_active=6):

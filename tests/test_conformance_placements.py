@@ -3,7 +3,10 @@
 core. The long cells (and the weighted ones on Dask) run there: each is refused by name, with
 a message naming the term or the argument at fault, or fitted to the in-memory fit's objective
 (both certified at ``tol`` 1e-6, where a Dask fit's rounds are affordable: within 2e-6 of
-the reference scale), with ``n_iter_ <= max_iter``.
+the reference scale), with ``n_iter_ <= max_iter``. A known cell that may stop short
+(``tests/_known_cells.py``) is held to honesty either way, here as in memory: a fit that stops
+short states the certificate it reports, and the two objectives agree within the larger of
+their duality gaps.
 
 ``make test`` runs a slice (each penalty with the squared loss, and each loss with one
 penalty: L2,1 with weights on Dask, a turning one out of core); ``make test-matrix`` every
@@ -18,6 +21,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _known_cells import SHORT, SHORT_ON_DASK, check_shortfall
 from _matrix import names_its_cause, reference_scale, tasks_of
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -50,8 +54,9 @@ def _long_frame(prob) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _fitted_or_refused(fit, cell: Cell, prob):
-    """The model ``fit()`` returns, with no shortfall warning and the in-memory fit beside it
-    (None: a refusal, which names its cause)."""
+    """The model ``fit()`` returns with its shortfall warnings' texts, and the in-memory fit
+    beside it with its own (None: a refusal, which names its cause). Only a known cell may
+    stop short."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -59,32 +64,44 @@ def _fitted_or_refused(fit, cell: Cell, prob):
     except (ValueError, TypeError) as exc:
         assert names_its_cause(str(exc), cell.penalty, cell.loss), str(exc)
         return None
-    assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    short = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert not short or cell.id in SHORT or cell.id in SHORT_ON_DASK, short
     mem = _in_memory(prob)
     assert mem is not None, f"fitted here, refused in memory: {refusal(cell)}"
-    return model, mem
+    assert not mem[1] or cell.id in SHORT, mem[1]
+    return (model, short), mem
 
 
 def _in_memory(prob):
-    """The in-memory fit of the cell (or its refusal's message)."""
+    """The in-memory fit of the cell and its shortfall warnings' texts (None: refused)."""
     msg = refusal_of(prob)
     if msg:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        return clone(prob.estimator).set_params(tol=TOL).fit(*prob.fit_args, **prob.fit_kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = clone(prob.estimator).set_params(tol=TOL).fit(*prob.fit_args, **prob.fit_kwargs)
+    return model, [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
 
 
 def refusal_of(prob) -> str:
     return prob.estimator._refusal(*prob.fit_args, **prob.fit_kwargs)
 
 
-def _agree(model, mem, prob):
+def _agree(fitted, mem, prob):
+    """Both fits finite within max_iter, at objectives within 2 TOL of the reference scale
+    where both certify; where one stops short (a known cell), each states its certificate and
+    the objectives agree within the larger duality gap (a KKT residual bounds no distance)."""
+    (model, short), (ref, ref_short) = fitted, mem
     assert model.n_iter_ <= model.max_iter
     assert np.all(np.isfinite(model.coef_)) and np.all(np.isfinite(model.intercept_))
     scale = reference_scale(tasks_of(prob))
-    assert abs(model.objective_ - mem.objective_) <= 2 * TOL * scale, (
-        model.objective_, mem.objective_, scale)
+    bound = 2 * TOL * scale
+    if short or ref_short:
+        bounds = [check_shortfall(m, s, scale) if s else getattr(m, "dual_gap_", np.inf)
+                  for m, s in ((model, short), (ref, ref_short))]
+        bound = max(bound, *bounds)
+    assert abs(model.objective_ - ref.objective_) <= bound, (
+        model.objective_, ref.objective_, scale, bound)
 
 
 # the slice: every penalty with the squared loss, every loss with L2,1 and sample weights (a

@@ -263,23 +263,26 @@ def test_sparse_designs_far_from_zero_equal_sklearn():
 def test_paths_alpha_max_and_cv_on_columns_far_from_zero():
     """alpha_max, regularization_path and the CV estimator shift offset columns as the fit
     does: the same alphas, coefficients and predictions as on the columns near zero
-    (measured: alpha_max 7e-10 relative, path coefficients 1e-9, CV 3e-9)."""
+    (measured: alpha_max 7e-10 relative, path coefficients 1e-9, CV 3e-9 with the Haswell
+    kernels, 1.8e-8 with SandyBridge's). Columns at 1e8 hold their unit-scale part to
+    ``eps 1e8 = 1.1e-8`` (each fold's mean, subtracted, rounds there), so an alpha derived
+    from them agrees to a few times that whatever the BLAS: 1e-7 relative."""
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((80, 5))
     Y = Z @ rng.standard_normal((5, 3)) + 0.1 * rng.standard_normal((80, 3))
     X = 1e8 + Z
     assert rm.alpha_max(X, Y, penalty="l21") == pytest.approx(
-        rm.alpha_max(Z, Y, penalty="l21"), rel=1e-8)
+        rm.alpha_max(Z, Y, penalty="l21"), rel=1e-7)
     far = rm.regularization_path(X, Y, penalty="l21", alphas=4, tol=1e-10)
     near = rm.regularization_path(Z, Y, penalty="l21", alphas=4, tol=1e-10)
-    np.testing.assert_allclose(far.alphas, near.alphas, rtol=1e-8)
+    np.testing.assert_allclose(far.alphas, near.alphas, rtol=1e-7)
     np.testing.assert_allclose(far.coefs, near.coefs, atol=1e-6)
     # intercepts in the input's units: the same predictions
     np.testing.assert_allclose(X @ far.coefs[-1].T + far.intercepts[-1],
                                Z @ near.coefs[-1].T + near.intercepts[-1], atol=1e-5)
     a = rm.MultiTaskRegressorCV("l21", cv=3).fit(X, Y)
     b = rm.MultiTaskRegressorCV("l21", cv=3).fit(Z, Y)
-    assert a.alpha_ == pytest.approx(b.alpha_, rel=1e-8)
+    assert a.alpha_ == pytest.approx(b.alpha_, rel=1e-7)
     np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-6)
     np.testing.assert_allclose(a.predict(X), b.predict(Z), atol=1e-5)
 

@@ -235,11 +235,13 @@ class Datafit:
         """
         raise NotImplementedError
 
-    def kinks(self, y: np.ndarray, f: np.ndarray, width: float) -> np.ndarray:
-        """The rows whose scores lie within ``width`` of a kink of the loss, where its
-        subdifferential is an interval (none for a smooth loss; the pinball loss's rows with
-        ``|y - f| <= width``): a nonsmooth loss's KKT residual lets their dual point range
-        over the interval.
+    def kink_costs(self, y: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """Per row, a bound on how much the loss can change, at any score, when the row's
+        target moves onto its score ``f`` (where it sits on a kink of the loss, whose
+        subdifferential is an interval there): ``inf`` where the loss has no kink (a smooth
+        loss); the pinball loss's ``max(tau, 1 - tau) |y - f|``. A nonsmooth loss's KKT
+        residual lets the dual point of the cheapest rows range over their intervals
+        (``regmtl.solvers.kink_certificate``).
 
         Parameters
         ----------
@@ -247,14 +249,12 @@ class Datafit:
             Targets.
         f : ndarray of shape (n_obs,)
             Scores.
-        width : float
-            How near to the kink counts as on it (>= 0).
 
         Returns
         -------
-        ndarray of bool, shape (n_obs,)
+        ndarray of shape (n_obs,)
         """
-        return np.zeros(np.shape(f), dtype=bool)
+        return np.full(np.shape(f), np.inf)
 
     def value_theta(self, y: np.ndarray, f: np.ndarray,
                     c: np.ndarray) -> tuple[float, np.ndarray]:

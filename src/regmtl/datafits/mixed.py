@@ -140,11 +140,8 @@ class Mixed(Datafit):
     def deviance(self, y, f):
         return self._rowwise("deviance", y, f)
 
-    def kinks(self, y, f, width):
-        out = np.zeros(np.shape(f), dtype=bool)
-        for part, rows in self._each(y):
-            out[rows] = part.kinks(y[rows], f[rows], width)
-        return out
+    def kink_costs(self, y, f):
+        return self._rowwise("kink_costs", y, f)
 
     def hessian(self, y, f):
         return self._rowwise("hessian", y, f)

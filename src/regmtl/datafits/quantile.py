@@ -73,9 +73,9 @@ class Quantile(Datafit):
         r = y - f
         return np.where(r > 0, self.quantile, np.where(r < 0, self.quantile - 1.0, 0.0))
 
-    def kinks(self, y, f, width):
-        """The rows within ``width`` of the kink ``r = 0``."""
-        return np.abs(y - f) <= width
+    def kink_costs(self, y, f):
+        """``max(tau, 1 - tau) |y - f|``: the loss is that Lipschitz in the target."""
+        return max(self.quantile, 1.0 - self.quantile) * np.abs(y - f)
 
     def hessian(self, y, f):
         """0: the loss is piecewise linear (its intercepts are found by bisection)."""
@@ -144,10 +144,6 @@ class SmoothedQuantile(Quantile):
 
     def theta(self, y, f):
         return np.clip((y - f) / self.delta, self.quantile - 1.0, self.quantile)
-
-    def kinks(self, y, f, width):
-        """None: the smoothed loss is smooth."""
-        return np.zeros(np.shape(f), dtype=bool)
 
     def hessian(self, y, f):
         r = y - f

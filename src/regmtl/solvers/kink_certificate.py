@@ -10,7 +10,7 @@ At ``(V, b)`` with scores ``f`` the subdifferential of the objective holds
     \theta_r\Big), \qquad \theta_r \in -\partial_f \ell(y_r, f_r),
 
 with ``theta_r = -l'(f_r)`` fixed on the rows where the loss is smooth and free in its interval
-``[tau - 1, tau]`` on the pinball rows at the kink ``r = 0`` (``datafit.kinks``). Any choice of
+``[tau - 1, tau]`` on the pinball rows at the kink ``r = 0`` (:func:`kink_rows`). Any choice of
 the free ``theta_r`` gives an upper bound of the distance of 0 to that set (the Clarke
 subdifferential for a nonconvex penalty): the residual of :func:`kink_certificate` is that
 distance at the dual point ``hint`` on the free rows (clipped into their interval), moved
@@ -19,10 +19,14 @@ its nearest subgradient (``penalty.subdiff_nearest``), relative to ``||G0||`` as
 residual. It never reads a smoothing: a point of a smoothed problem
 has its pinball rows off the kink, each with its fixed subgradient ``tau`` or ``tau - 1``.
 
-A row counts as on the kink when ``|y_r - f_r| <= width``: the point is then stationary (to the
-residual) for targets moved by at most ``width`` on those rows, which changes the objective by
-at most ``width sum_r c_r max(tau, 1 - tau)``; the solvers take ``width`` so that this is a
-small fraction of ``tol`` times the objective at W = 0.
+Which rows count as on the kink: moving a row's target onto its score changes the loss, at
+any score, by at most its cost ``c_r k_r`` (``datafit.kink_costs``: the pinball loss's
+``max(tau, 1 - tau) |y_r - f_r|``). The rows are taken cheapest first while their costs add
+up to at most ``slack``: the point is then stationary (to the residual) for a problem whose
+objective differs from the given one by at most ``slack`` everywhere, and the solvers take
+``slack`` a tenth of ``tol`` times the objective at W = 0. A budget over the rows, not a width
+per row: a row left a little off the kink by the last iterations' rounding still counts, so
+the verdict does not move with the machine's floating-point kernels.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ..penalties import Penalty
 from .certificates import Certificate, Reference, kkt_of_gradient
 from .saddle import dual_box
 
-__all__ = ["kink_certificate", "kink_width"]
+__all__ = ["kink_certificate", "kink_rows", "kink_slack"]
 
 #: projected-gradient steps that move the dual point of the rows at a kink within their
 #: intervals (any point there bounds the distance: the certificate only tightens)
@@ -44,11 +48,21 @@ REFINE_STEPS = 300
 MAX_REFINED_ROWS = 2000
 
 
-def kink_width(data: TaskBlocks, tol: float, ref: Reference) -> float:
-    """How near to a kink a row counts as on it: ``0.1 tol P0 / sum_r c_r`` (the objective
-    moves by at most a tenth of ``tol P0`` when those rows' targets move onto the fit)."""
-    total = float(np.sum(data.c))
-    return max(0.1 * tol * ref.P0 / max(total, np.finfo(float).tiny), 0.0)
+def kink_slack(tol: float, ref: Reference) -> float:
+    """How much the rows counted as on a kink may move the objective: ``0.1 tol P0``."""
+    return max(0.1 * tol * ref.P0, 0.0)
+
+
+def kink_rows(datafit: Datafit, y: np.ndarray, f: np.ndarray, c: np.ndarray,
+              slack: float) -> np.ndarray:
+    """The rows counted as on a kink (bool mask): cheapest first (cost ``c_r k_r``,
+    ``datafit.kink_costs``) while the costs add up to at most ``slack``."""
+    costs = np.abs(c) * datafit.kink_costs(y, f)
+    out = np.zeros(np.shape(f), dtype=bool)
+    order = np.argsort(costs, kind="stable")
+    taken = np.cumsum(costs[order]) <= slack  # (inf costs, the smooth rows, never add up)
+    out[order[taken]] = True
+    return out
 
 
 def _refined(data, penalty, alpha, V, theta, K, lo, hi, fit_intercept,
@@ -110,17 +124,18 @@ def _refined(data, penalty, alpha, V, theta, K, lo, hi, fit_intercept,
 
 def kink_certificate(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
                      V: np.ndarray, b: np.ndarray, hint: np.ndarray | None,
-                     fit_intercept: bool, ref: Reference, width: float,
+                     fit_intercept: bool, ref: Reference, slack: float,
                      lipschitz: float) -> Certificate:
     """The KKT residual of ``datafit + alpha penalty`` at ``(V, b)`` on the loss itself, the
-    dual point ``hint`` on the rows within ``width`` of a kink (see the module's text);
+    dual point ``hint`` on the rows counted as on a kink within ``slack`` (see the module's
+    text);
     ``lipschitz`` is the step constant of the proximal-gradient residual for the penalties
     without a subdifferential distance."""
     y, c = data.y, data.c
     W = penalty.compose(V)
     f = data.linear(W, b)
     theta = datafit.theta(y, f)
-    free = datafit.kinks(y, f, width)
+    free = kink_rows(datafit, y, f, c, slack)
     if hint is not None and np.any(free):
         lo, hi = dual_box(datafit, y)
         theta[free] = np.clip(hint[free], lo[free], hi[free])

@@ -37,7 +37,7 @@ from ..datafits import Datafit
 from ..penalties import Penalty
 from .anderson import AndersonMixing
 from .certificates import Certificate, Reference, kkt_residual
-from .kink_certificate import kink_certificate, kink_width
+from .kink_certificate import kink_certificate, kink_slack
 from .result import SolverResult
 
 __all__ = ["majorize_minimize"]
@@ -165,7 +165,7 @@ def majorize_minimize(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
         cert = Certificate("kkt_residual", rel, value, None, ref.P0)
     else:  # on the loss itself: the last stage's dual point on the rows at a kink
         cert = kink_certificate(data, datafit, penalty, alpha, W, b, res.theta, fit_intercept,
-                                ref, kink_width(data, tol, ref), 1.0)
+                                ref, kink_slack(tol, ref), 1.0)
     out = SolverResult(W, b, max(total, 1), cert, fixed and cert.converged(tol),
                        stalled=not out_of_iterations)
     out.stages = history

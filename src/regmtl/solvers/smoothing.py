@@ -35,7 +35,7 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
 from .certificates import Certificate, Reference, curvature_bound, dual_point
-from .kink_certificate import kink_certificate, kink_width
+from .kink_certificate import kink_certificate, kink_slack
 from .result import SolverResult
 
 __all__ = ["smoothed_stages"]
@@ -100,10 +100,10 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
     f = data.linear(W, b)
     spread = float(np.sqrt(np.dot(c, (y - f) ** 2) / total_weight)) if total_weight > 0 else 1.0
     delta = max(spread, np.finfo(float).tiny)
-    # the KKT residual on the loss itself: the rows this near the kink count as on it, and
-    # the step of the proximal-gradient residual (penalties without a subdifferential
-    # distance) is that of the first stage
-    width = kink_width(data, tol, ref)
+    # the KKT residual on the loss itself: the rows counted as on a kink move the objective
+    # by at most this slack (kink_rows), and the step of the proximal-gradient residual
+    # (penalties without a subdifferential distance) is that of the first stage
+    slack = kink_slack(tol, ref)
     step_constant = curvature_bound(data, datafit.smoothed(delta))
     project = getattr(penalty, "project", None)
     V, used, best, prev, stage_ok = None, 0, None, None, False
@@ -138,7 +138,7 @@ def smoothed_stages(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha:
             else:
                 cert = kink_certificate(data, datafit, penalty, alpha,
                                         Vc if Vc is not None else penalty.lift(Wc), bc, hint,
-                                        fit_intercept, ref, width, step_constant)
+                                        fit_intercept, ref, slack, step_constant)
             if best is None or cert.relative < best[0].relative:
                 best = (cert, Wc, bc, Vc, hint)
         if verbose:
