@@ -248,3 +248,20 @@ def test_max_iter_bounds_the_linear_program_row():
                                                max_iter=100), data["X"], data["y"])
     assert not warned and model.n_iter_ == 1
     assert model.dual_gap_ <= 1e-4 * model.objective_
+
+
+def test_the_rows_on_a_kink_are_taken_by_a_budget_over_the_rows():
+    """``kink_rows``: cheapest first (``c_r max(tau, 1 - tau) |y - f|``) while the costs add up
+    to the slack; a row just past a per-row width still counts; the smoothed loss has none."""
+    from regmtl.solvers.kink_certificate import kink_rows
+
+    q = rm.Quantile(0.25)  # costs 0.75 |y - f| c
+    y = np.zeros(5)
+    f = np.array([0.0, 1e-9, 2e-9, 4e-9, 1.0])
+    c = np.full(5, 0.5)
+    # costs 0, 3.75e-10, 7.5e-10, 1.5e-9, 0.375: the first three add up to 1.125e-9
+    np.testing.assert_array_equal(kink_rows(q, y, f, c, 1.2e-9),
+                                  [True, True, True, False, False])
+    np.testing.assert_array_equal(kink_rows(q, y, f, c, 0.0), [True, False, False, False, False])
+    assert not np.any(kink_rows(q.smoothed(0.1), y, f, c, 1.0))
+    assert not np.any(kink_rows(rm.Huber(), y, f, c, 1.0))

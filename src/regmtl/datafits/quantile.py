@@ -145,6 +145,10 @@ class SmoothedQuantile(Quantile):
     def theta(self, y, f):
         return np.clip((y - f) / self.delta, self.quantile - 1.0, self.quantile)
 
+    def kink_costs(self, y, f):
+        """``inf``: the smoothed loss has no kink."""
+        return np.full(np.shape(f), np.inf)
+
     def hessian(self, y, f):
         r = y - f
         band = (r < self.quantile * self.delta) & (r > (self.quantile - 1.0) * self.delta)

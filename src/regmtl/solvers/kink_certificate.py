@@ -57,11 +57,13 @@ def kink_rows(datafit: Datafit, y: np.ndarray, f: np.ndarray, c: np.ndarray,
               slack: float) -> np.ndarray:
     """The rows counted as on a kink (bool mask): cheapest first (cost ``c_r k_r``,
     ``datafit.kink_costs``) while the costs add up to at most ``slack``."""
-    costs = np.abs(c) * datafit.kink_costs(y, f)
+    costs = c * datafit.kink_costs(y, f)
     out = np.zeros(np.shape(f), dtype=bool)
-    order = np.argsort(costs, kind="stable")
-    taken = np.cumsum(costs[order]) <= slack  # (inf costs, the smooth rows, never add up)
-    out[order[taken]] = True
+    # (only a row that fits the budget alone may be taken: those few are sorted, not all N;
+    # inf, the rows of a smooth loss, never fits)
+    near = np.flatnonzero(costs <= slack)
+    order = near[np.argsort(costs[near], kind="stable")]
+    out[order[np.cumsum(costs[order]) <= slack]] = True
     return out
 
 
