@@ -13,7 +13,10 @@ The base tree is made with ``git worktree add`` (detached, under ``--worktrees``
 afterwards; its ``src`` is put first on ``PYTHONPATH`` for its children (same interpreter, same
 installed dependencies). The cases are those the speed issues name: many small tasks, a shared
 design with p >> n and n >> p, wide tasks, MALSAR's formulations (iMSF, NCFGL on School), the
-smooth and non-smooth losses on School.
+smooth and non-smooth losses on School; many small tasks at a small alpha on a fresh copy of
+the arrays each fit (``l21_many_fresh``, 10^4 tasks in ``l21_many_fresh_10k``), and the first
+four fits of a fresh process on one shared design (``l21_shared_first_fits``: no warm-up, the
+kernels' default choice, the slowest of the four timed).
 
 Run:  .venv/bin/python bench/regress.py --base REV [--cases ...] [--rounds 3] [--repeats 3]
 """
@@ -43,9 +46,9 @@ def _school():
     return b["X"], b["y"]
 
 
-def _many_small():
+def _many_small(T=1000):
     rng = np.random.default_rng(0)
-    T, n, p = 1000, 20, 20
+    n, p = 20, 20
     W = rng.standard_normal((p, T)) * (rng.random(p) < 0.3)[:, None]
     Xs = [rng.standard_normal((n, p)) for _ in range(T)]
     return Xs, [X @ W[:, t] + 0.5 * rng.standard_normal(n) for t, X in enumerate(Xs)]
@@ -95,6 +98,23 @@ def case(name: str):
 
     if name == "l21_many_small":
         return reg("l21", 0.1)(*_many_small()), "L2,1, 1000 tasks of 20 x 20, alpha_max/10"
+    if name in ("l21_many_fresh", "l21_many_fresh_10k"):
+        # alpha 0.05 (many active rows), a fresh copy of the arrays each fit (as a user's
+        # new data: nothing kept from the fit before)
+        T = 1000 if name == "l21_many_fresh" else 10_000
+        Xs, ys = _many_small(T)
+
+        def fresh():
+            return rm.MultiTaskRegressor("l21", alpha=0.05).fit(
+                [X.copy() for X in Xs], [y.copy() for y in ys])
+        return fresh, f"L2,1, {T} tasks of 20 x 20, alpha 0.05, fresh"
+    if name == "l21_shared_first_fits":
+        # the first fits of a fresh process on one array (no warm-up, the default kernels'
+        # choice): the slowest of the first four is timed
+        X, Y = _shared(400, 4000, 16, 40)
+        a = 0.1 * rm.alpha_max(X, Y, penalty="l21")
+        return (lambda: rm.MultiTaskRegressor("l21", alpha=a).fit(X, Y)), \
+            "L2,1 shared p=4000: slowest of first 4 fits"
     if name == "l21_shared_wide":
         return reg("l21", 0.1)(*_shared(400, 4000, 16, 40)), "L2,1 shared n=400 p=4000 T=16"
     if name == "l21_shared_tall":
@@ -157,8 +177,13 @@ def _quantile():
 
 #: Cases run only when named (``--cases``): trees before 10bf360 fit them by primal-dual
 #: iterations for minutes.
-EXTRA = ("school_quantile_l21", "school_quantile_l1inf", "school_quantile_mcp")
-CASES = ("l21_many_small", "l21_shared_wide", "l21_shared_tall", "l21_wide_tasks",
+EXTRA = ("school_quantile_l21", "school_quantile_l1inf", "school_quantile_mcp",
+         "l21_many_fresh_10k")
+#: Cases timed from a fresh process: the first fits, no warm-up, the kernels' default choice
+#: (NumPy twins first, compiled kernels once the rent is spent: ``regmtl._jit``).
+COLD = ("l21_shared_first_fits",)
+CASES = ("l21_many_small", "l21_many_fresh", "l21_shared_first_fits", "l21_shared_wide",
+         "l21_shared_tall", "l21_wide_tasks",
          "multi_source", "ncfgl_school", "school_l21", "school_mean", "school_trace",
          "school_huber_l21", "school_poisson_l21", "logistic_l21")
 
@@ -171,6 +196,15 @@ def child(name: str, repeats: int) -> None:
     fit, label = case(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if name in COLD:
+            times = []
+            for _ in range(4):
+                t0 = time.perf_counter()
+                model = fit()
+                times.append(time.perf_counter() - t0)
+            print(json.dumps(dict(label=label, times=[max(times)], n_iter=int(model.n_iter_),
+                                  objective=float(model.objective_), peak=0)))
+            return
         model = fit()  # (numba compiled, data made)
         times = []
         for _ in range(repeats):
@@ -190,6 +224,8 @@ def run_child(src: Path, name: str, repeats: int, timeout: float) -> dict | None
     # compilation that ends them, are the first call's cost, timed by bench_first_call.py)
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1",
                OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", REGMTL_KERNELS="numba")
+    if name in COLD:
+        env.pop("REGMTL_KERNELS")
     try:
         out = subprocess.run([sys.executable, __file__, "--child", name, str(repeats)],
                              env=env, capture_output=True, text=True, timeout=timeout,

@@ -114,7 +114,7 @@ class _DataProblem:
         (:mod:`~regmtl.solvers.dual_projection`)."""
         return projected_duals(self.data, self.c, self.ls.xm, self.R, G, self.data.y, penalty,
                                alpha, np.arange(self.data.n_features), self.ls.gradient,
-                               self.ls.projection)
+                               self.ls.projection, ledger=self.ls.ledger)
 
     def zero(self, W, rows):
         W[rows] = 0.0

@@ -35,7 +35,7 @@ from ._kernels import (
     update_intercepts,
 )
 from .anderson import Anderson
-from .dual_projection import projected_duals
+from .dual_projection import Ledger, projected_duals
 from .group_dual import GroupProjection
 from .moments import feature_moments
 from .polish import active_newton_step
@@ -73,6 +73,7 @@ class LeastSquaresEpochs:
         self.features = np.arange(p, dtype=np.int64) if features is None else features
         self.g, self.delta, self.shift = np.zeros(T), np.zeros(T), np.zeros(T)
         self.projection = GroupProjection()  # (the group dual point, kept between checks)
+        self.ledger = Ledger()  # (the epochs' work, which pays for the projected dual points)
 
     def centered(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Intercepts in centered coordinates, ``b' = b + xm_t . w_t``."""
@@ -105,6 +106,7 @@ class LeastSquaresEpochs:
                 self.L, l1, l2, group, self.features, self.g, self.delta,
             )
         self.intercepts(R, bc)
+        self.ledger.epoch(data, len(self.features))
         return change
 
     def residual(self, z: np.ndarray, bc: np.ndarray, W: np.ndarray, features: np.ndarray,
@@ -256,7 +258,8 @@ class DataInner:
         for a group norm its projection where the epochs crawl."""
         ls = self.ls
         return projected_duals(ls.data, ls.c, ls.xm, self.R, G, self.z, self.penalty,
-                               self.alpha, self.ws, ls.gradient, ls.projection, crawling)
+                               self.alpha, self.ws, ls.gradient, ls.projection, crawling,
+                               ls.ledger)
 
     def newton_cost(self) -> float:
         """What a Newton step on the active set costs, in epochs over the working set: forming
