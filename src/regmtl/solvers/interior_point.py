@@ -17,9 +17,11 @@ for L1,inf the bounds ``|W_jt| <= s_j`` in place of the cones (``"row_max"``: th
 ``s_j -+ W_jt`` linear cones, ``a = alpha``; eliminating ``s`` leaves a diagonal per entry
 and a rank-one coupling per feature, the same structure). Mehrotra's predictor-corrector
 with Nesterov-Todd scaling (:mod:`~regmtl.solvers.cones`), from a point inside with the
-dual's ``lambda = 0``; its duals are ``lambda`` (of the equalities: ``theta = lambda / c``
-is the pinball loss's dual point) and the cones' slacks. Where P is zero the primal and dual
-steps are taken apart.
+pinball rows' duals ``lambda`` at the middle of their box; its duals are ``lambda`` (of the
+equalities: ``theta = lambda / c`` is the pinball loss's dual point) and the cones' slacks.
+Where P is zero the primal and dual steps are taken apart. A step shorter than
+:data:`SHORT` is taken again along a direction aimed at :data:`CENTER` times ``mu`` at least
+(the iterate lost centrality in a few cones).
 
 Each Newton system, once the residuals' parts (diagonal) and the norms ``s`` are
 eliminated, is
@@ -66,6 +68,13 @@ IPM_SIZE = 1 << 24
 
 #: The fraction of the longest step inside the cones that is taken.
 STEP = 0.99
+
+#: A step shorter than this (primal or dual) is taken again along a centering direction,
+#: aimed at :data:`CENTER` times mu at least (School + L2,1 at q = 0.95, alpha_max / 100:
+#: Mehrotra's steps alone shrank to 5 % and stalled 43 % above the optimum; with the
+#: centering, 22 steps certify).
+SHORT = 0.2
+CENTER = 0.5
 
 
 def pinball_rows(datafit: Datafit) -> bool:
@@ -334,15 +343,18 @@ class _Newton:
                      cones.longest_ray_step(it.zem.ravel(), d["zem"].ravel()))
         return (tx, tz) if split else (min(tx, tz),) * 2
 
-    def predictor_corrector(self, mu: float, gap: float, split: bool) -> dict | None:
+    def predictor_corrector(self, mu: float, gap: float, split: bool,
+                            floor: float = 0.0) -> dict | None:
         """Mehrotra's direction: the affine-scaling one (``W^{-1} q = -z``), then the
         corrector aimed at ``sigma mu``, ``sigma`` the cube of the gap ratio the affine step
-        reaches, less the affine step's second-order term. None if it is not finite."""
+        reaches (at least ``floor``), less the affine step's second-order term. None if it is
+        not finite."""
         it, pen = self.it, self.pen
         aff = self.direction(-it.zp, -it.zm, (-it.zs, -it.zW) if pen.cone else (
             (-it.ep * it.zep, -it.em * it.zem) if pen.rowmax else None))
         tx, tz = (min(1.0, t) for t in self.longest(aff, split))
-        sigma = min(max(it.gap(self.live, pen.cone, aff, tx, tz) / gap, 0.0), 1.0) ** 3
+        sigma = max(min(max(it.gap(self.live, pen.cone, aff, tx, tz) / gap, 0.0), 1.0) ** 3,
+                    floor)
         sm = sigma * mu
         cp = (sm - it.rp * it.zp - aff["rp"] * aff["zp"]) / it.rp
         cm = (sm - it.rm * it.zm - aff["rm"] * aff["zm"]) / it.rm
@@ -401,8 +413,12 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     it.rq = np.where(quad, r, 0.0)
     it.rp, it.rm = np.where(quad, 1.0, it.rp), np.where(quad, 1.0, it.rm)
     # (inside the box: the dual is feasible but for the cones and the intercepts' sums)
-    it.lam = np.where(quad, cq * r, 0.0)
-    it.zp, it.zm = cu.copy(), cl.copy()
+    # (the pinball rows' duals at the middle of their box [-cl, cu], z+ = z- = (cu + cl) / 2:
+    # at lambda = 0 a quantile far from 1/2 starts them a tenth of the box from one end, and
+    # the iterates lose the cones' centrality within a few steps: School + L2,1 at q = 0.1
+    # stalled 1.2 % above the optimum after 6 steps, from the middle 20 steps certify)
+    it.lam = np.where(quad, cq * r, np.where(live, 0.5 * (cu - cl), 0.0))
+    it.zp, it.zm = np.where(live, cu - it.lam, cu), np.where(live, cl + it.lam, cl)
     nu = 2 * n_live
     if pen.cone:
         it.zW = pen.times(it.W)
@@ -440,8 +456,8 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         if gap <= max(target, 1e-14 * first) or stalled >= 3:
             cert, b_opt, theta = certify()
             if cert.converged(tol) or stalled >= 3:
-                return SolverResult(it.W, b_opt, n_iter, cert, cert.converged(tol), it.W,
-                                    theta=theta)
+                return _with_zero_rows(data, datafit, penalty, alpha, it.W, b_opt, theta,
+                                       n_iter, cert, lo, hi, fit_intercept, ref, tol, y)
         # (a breakdown near the end, a cone's scaled point at 0, shows as directions that
         # are not finite: the fit stops at its last point, with its certificate)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -450,6 +466,46 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
             if d is None:
                 break
             tx, tz = (min(1.0, STEP * t) for t in newton.longest(d, split))
+            if min(tx, tz) < SHORT:
+                # a short step: the iterate has lost centrality (a few cones' products far
+                # above mu); a direction aimed at CENTER * mu at least restores it
+                centered = newton.predictor_corrector(gap / nu, gap, split, CENTER)
+                if centered is not None:
+                    d = centered
+                    tx, tz = (min(1.0, STEP * t) for t in newton.longest(d, split))
         it.step(d, tx, tz)
     cert, b_opt, theta = certify()
-    return SolverResult(it.W, b_opt, n_iter, cert, cert.converged(tol), it.W, theta=theta)
+    return _with_zero_rows(data, datafit, penalty, alpha, it.W, b_opt, theta, n_iter, cert,
+                           lo, hi, fit_intercept, ref, tol, y)
+
+
+#: A row of W whose largest effect on a prediction, ``max_t |W_jt| max_r |x_rj|``, is below
+#: this times ``tol`` times the targets' largest magnitude is taken as zero (see
+#: :func:`_with_zero_rows`).
+NEGLIGIBLE = 1e-3
+
+
+def _with_zero_rows(data, datafit, penalty, alpha, W, b, theta, n_iter, cert, lo, hi,
+                    fit_intercept, ref, tol, y) -> SolverResult:
+    """The result, with the rows an interior point leaves at the scale of ``mu`` set to zero.
+
+    An interior point ends strictly inside the cones: a row that is zero at the optimum ends
+    at about ``mu / z_s`` (1e-11 to 1e-7 on School), not at 0, and the support a user reads
+    from ``coef_`` would be every feature. Rows whose effect on every prediction is
+    negligible (:data:`NEGLIGIBLE`) are set to zero and the point certified again; the zeroed
+    point is kept only where its own certificate meets ``tol`` as well."""
+    X = data.X
+    col = (np.asarray(abs(X).max(axis=0).toarray()).ravel() if hasattr(X, "toarray")
+           else np.abs(X).max(axis=0, initial=0.0))
+    effect = np.abs(W).max(axis=1, initial=0.0) * col
+    tiny = effect <= NEGLIGIBLE * tol * max(float(np.max(np.abs(y), initial=0.0)), 1e-300)
+    converged = cert.converged(tol)
+    if converged and tiny.any() and np.any(W[tiny]):
+        Z = W.copy()
+        Z[tiny] = 0.0
+        zcert, zb = saddle_certificate(data, datafit, penalty, alpha, Z, b, theta, lo, hi,
+                                       fit_intercept, ref)
+        if zcert.converged(tol):
+            return SolverResult(Z, zb if fit_intercept else b, n_iter, zcert, True, Z,
+                                theta=theta)
+    return SolverResult(W, b, n_iter, cert, converged, W, theta=theta)
