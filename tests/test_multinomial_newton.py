@@ -162,3 +162,46 @@ def test_alpha_zero_on_separated_classes_is_refused(n_classes):
     # a penalty keeps the fit finite
     fit = rm.MultiTaskClassifier("l21", alpha=0.01, tol=1e-8).fit(Xs, ys)
     assert np.all(np.isfinite(fit.coef_))
+
+
+def test_the_model_extrapolated_reaches_the_models_minimum_in_fewer_sweeps(monkeypatch):
+    """Digits in 3 tasks (correlated pixel columns) at alpha 1e-3, a Newton model at a point
+    a tenth of the way to the fit: its coordinate descent with Anderson extrapolation every
+    six sweeps and without reach the same model minimum (one convex model, two routes) to
+    1e-8 relative, the extrapolated one in at most half the sweeps (286 against 863 here;
+    the L2,1 CV on these tasks went from 21.6 s to 12.7 s)."""
+    from sklearn.datasets import load_digits
+
+    from regmtl.solvers import softmax_newton as sn
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    task = np.arange(len(y)) % 3
+    data = as_task_data(X, y, task=task)
+    data = expand_classes(data, task_classes(data))
+    pen = class_penalty(make_penalty("l21"), data)
+    fit = Multinomial().bind(data)
+    lay = sn._Layout(data, fit)
+    Xf = np.asfortranarray(data.X, dtype=np.float64)
+    T = data.n_tasks
+    # a point along the way: a tenth of the fit at 1e-3
+    W0 = 0.1 * rm.MultiTaskClassifier("l21", alpha=1e-3).fit(X, y, task=task).coef_matrix_
+    b0 = np.zeros(T)
+    _, P = lay.loss(lay.scores(Xf, W0, b0))
+    step = pen.bcd_params(1e-3)
+    out = {}
+    for k in (sn.ANDERSON, 10**9):  # (a window never filled: plain sweeps)
+        monkeypatch.setattr(sn, "ANDERSON", k)
+        Z = lay.C[:, None] * np.where(lay.live, lay.Y - P, 0.0)
+        G, gb = lay.adjoint(Xf, Z, T)
+        feats = np.flatnonzero((np.linalg.norm(W0, axis=1) > 0)
+                               | (np.linalg.norm(G, axis=1) > step.l1))
+        V, b = W0.copy(), b0.copy()
+        sweeps = sn._solve_model(Xf, lay, feats.astype(np.int64), W0, b0, V, b, True, Z, G,
+                                 gb, P, pen, 1e-3, float(step.l1), float(step.l2), True,
+                                 5000, 1e-10)
+        value, _ = sn._model_value(Xf, lay, W0, b0, V, b, G, gb, P, pen, 1e-3)
+        out[k] = (sweeps, value)
+    (fast, v_fast), (slow, v_slow) = out[5], out[10**9]
+    assert v_fast == pytest.approx(v_slow, rel=1e-8, abs=1e-12)
+    assert fast <= 0.5 * slow

@@ -1,0 +1,173 @@
+"""Benchmark: the regimes users meet most, each beside its yardstick in the same run.
+
+One row per regime of the speed issue "every regime fast": the pinball loss far from the median
+(School + L2,1 at q = 0.1 and 0.9, alpha 0.18) beside the median and the squared fit; the
+Huber loss's CV at its default and at a small fixed delta beside the squared CV (12 alphas, 3
+folds); the multinomial's L2,1 CV on digits in 3 tasks beside a per-task scikit-learn
+``LogisticRegressionCV`` loop, and its trace-norm fit at alpha 1e-3; L2,1 on 1,000 and 10,000
+tasks of 20 x 20 at alpha 0.05 on a fresh copy of the arrays each fit beside a per-task
+``Ridge`` loop; the first four fits of a fresh process on one shared design (n = 400,
+p = 4000, T = 16) beside scikit-learn's ``MultiTaskLasso``.
+
+Every case runs in a child process of its own with one BLAS thread (the first-fit case with
+the kernels' default choice, the others as they come); each prints the median of
+``--repeats`` fits (the first-fit case: each of its four fits), whether the last fit was
+certified at the defaults, and the ratio to its yardstick.
+
+Run ``python bench/bench_regimes.py [--repeats 3] [--cases ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from statistics import median
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _school():
+    from regmtl.datasets import load_school
+
+    b = load_school()
+    return b["X"], b["y"]
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y, np.arange(len(y)) % 3
+
+
+def _many(T):
+    rng = np.random.default_rng(0)
+    n = p = 20
+    W = rng.standard_normal((p, T)) * (rng.random(p) < 0.3)[:, None]
+    Xs = [rng.standard_normal((n, p)) for _ in range(T)]
+    return Xs, [X @ W[:, t] + 0.5 * rng.standard_normal(n) for t, X in enumerate(Xs)]
+
+
+def _timed(fit, repeats):
+    """(median seconds, certified) of ``repeats`` calls of ``fit``."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    times, certified = [], True
+    for _ in range(repeats):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            fit()
+            times.append(time.perf_counter() - t0)
+        certified = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return median(times), certified
+
+
+def case(name: str, repeats: int) -> dict:
+    """The case's rows: ``{label: (seconds, certified)}``, its yardstick labelled ``*``."""
+    import regmtl as rm
+
+    out = {}
+    if name == "pinball":
+        Xs, ys = _school()
+        for q in (0.1, 0.9, 0.5):
+            out[f"School L2,1 pinball q={q}, alpha 0.18"] = _timed(
+                lambda q=q: rm.MultiTaskRegressor("l21", alpha=0.18, loss=rm.Quantile(q))
+                .fit(Xs, ys), repeats)
+        out["* School L2,1 squared, alpha 0.18"] = _timed(
+            lambda: rm.MultiTaskRegressor("l21", alpha=0.18).fit(Xs, ys), repeats)
+    elif name == "huber_cv":
+        Xs, ys = _school()
+
+        def cv(**kw):
+            return lambda: rm.MultiTaskRegressorCV("l21", alphas=12, cv=3, **kw).fit(Xs, ys)
+        out["Huber() L2,1 CV (12 alphas, 3 folds)"] = _timed(cv(loss=rm.Huber()), repeats)
+        out["Huber(1.0) L2,1 CV"] = _timed(cv(loss=rm.Huber(1.0)), repeats)
+        out["* squared L2,1 CV"] = _timed(cv(), repeats)
+    elif name == "multinomial":
+        from sklearn.linear_model import LogisticRegressionCV
+
+        X, y, task = _digits()
+        out["multinomial L2,1 CV, digits in 3 tasks"] = _timed(
+            lambda: rm.MultiTaskClassifierCV("l21", alphas=12, cv=3).fit(X, y, task=task),
+            repeats)
+        out["multinomial trace, alpha 1e-3"] = _timed(
+            lambda: rm.MultiTaskClassifier("trace", alpha=1e-3).fit(X, y, task=task), repeats)
+
+        def per_task():
+            for t in range(3):
+                LogisticRegressionCV(Cs=12, cv=3, max_iter=1000).fit(X[task == t], y[task == t])
+        out["* per-task LogisticRegressionCV (12 Cs, 3 folds)"] = _timed(per_task, repeats)
+    elif name in ("many_1000", "many_10000"):
+        from sklearn.linear_model import Ridge
+
+        T = int(name.split("_")[1])
+        Xs, ys = _many(T)
+        out[f"L2,1 {T} tasks of 20 x 20, alpha 0.05, fresh"] = _timed(
+            lambda: rm.MultiTaskRegressor("l21", alpha=0.05).fit(
+                [X.copy() for X in Xs], [y.copy() for y in ys]), repeats)
+        out[f"* per-task Ridge loop, {T} tasks"] = _timed(
+            lambda: [Ridge(alpha=1.0).fit(X.copy(), y.copy()) for X, y in zip(Xs, ys, strict=True)],
+            repeats)
+    elif name == "first_fits":
+        from sklearn.linear_model import MultiTaskLasso
+
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((400, 4000))
+        W = np.zeros((4000, 16))
+        W[rng.choice(4000, 40, replace=False)] = rng.standard_normal((40, 16))
+        Y = X @ W + 0.5 * rng.standard_normal((400, 16))
+        a = 0.1 * rm.alpha_max(X, Y, penalty="l21")
+        for k in range(4):
+            out[f"shared n=400 p=4000 T=16, fit {k + 1} of a fresh process"] = _timed(
+                lambda: rm.MultiTaskRegressor("l21", alpha=a).fit(X, Y), 1)
+        out["* scikit-learn MultiTaskLasso"] = _timed(
+            lambda: MultiTaskLasso(alpha=a).fit(X, Y), 1)
+    else:
+        raise ValueError(f"unknown case {name!r}")
+    return out
+
+
+CASES = ("pinball", "huber_cv", "multinomial", "many_1000", "many_10000", "first_fits")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(case(args.child, args.repeats)))
+        return 0
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=str(ROOT / "src"))
+    print("one BLAS thread, a child process per case, load: "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(f"{'case':62s} {'seconds':>9s} {'certified':>9s} {'x yardstick':>11s}")
+    for name in args.cases:
+        run = subprocess.run([sys.executable, __file__, "--child", name, "--repeats",
+                              str(args.repeats)], env=env, capture_output=True, text=True,
+                             check=False)
+        lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+        if run.returncode != 0 or not lines:
+            print(f"{name}: failed ({run.stderr.strip().splitlines()[-1:]})")
+            continue
+        rows = json.loads(lines[-1])
+        base = next((s for k, (s, _) in rows.items() if k.startswith("*")), None)
+        for label, (s, ok) in rows.items():
+            ratio = "" if base is None or label.startswith("*") else f"{s / base:.2f}"
+            print(f"{label[:62]:62s} {s:9.3f} {'yes' if ok else 'NO':>9s} {ratio:>11s}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
