@@ -7,7 +7,11 @@ before each certificate. With intercepts the iteration runs in centered coordina
 reparametrization, ``b = b' - xm_t . w_t``), which removes the coupling between intercepts and
 uncentered features from the curvature. Step: ``1 / L`` with ``L`` started from a
 power-iteration estimate of the data term's curvature and doubled until the quadratic upper
-bound holds (Beck & Teboulle 2009).
+bound holds (Beck & Teboulle 2009); every :data:`LONGER_EVERY` steps one first tries ``L`` times
+:data:`SHRINK`, with the momentum's ``t_k^2`` scaled by the ratio of the two ``L`` (Scheinberg,
+Goldfarb & Bai 2014), so the step follows the local curvature: the multinomial loss's bound is
+far above ``p (1 - p)`` once the classes are told apart (digits in 3 tasks with the trace norm
+at alpha 1e-3: certified in 300 steps, where steps held at the first bound ran out at 1,000).
 Momentum restarts when it points against the last step (O'Donoghue & Candes 2015).
 """
 
@@ -25,7 +29,14 @@ from .quadratic import quadratic_applies, task_quadratic
 from .quadratic_fista import MAX_BACKTRACK, crawling, fista_quadratic
 from .result import SolverResult
 
-__all__ = ["fista", "lipschitz_estimate"]
+__all__ = ["fista", "lipschitz_estimate", "SHRINK"]
+
+#: Every :data:`LONGER_EVERY` steps, a step first tries ``L`` times this (a tenth longer); it
+#: is kept only where it meets the quadratic bound itself, else the step takes ``L`` again
+#: (each accepted one scales the momentum's ``t_k^2`` by 0.9: tried every step, the damping
+#: held a SparseLowRank fit at tol 1e-10 short after 1,000 steps).
+SHRINK = 0.9
+LONGER_EVERY = 5
 
 
 class _CenteredMaps:
@@ -149,6 +160,10 @@ def fista(
         GV = penalty.spread(GW)
         if not fit_intercept:
             Gb = np.zeros_like(zb)
+        # every few steps a longer one is tried first (Scheinberg, Goldfarb & Bai 2014): a
+        # bound from the start (or a steep region passed) would otherwise hold every later
+        # step short
+        L_prev, L = L, (L * SHRINK if it % LONGER_EVERY == 0 else L)
         for _ in range(MAX_BACKTRACK):
             V_new = penalty.prox(Z + GV / L, 1.0 / L, alpha)
             b_new = zb + Gb / L
@@ -165,16 +180,19 @@ def fista(
             turn = np.vdot(Z - V_new, step_V) + np.dot(zb - b_new, step_b)  # restart if > 0
             value, bound, turn, val = data.numbers(datafit.lazy_value(y, f_new, c), bound,
                                                    turn, val_z)  # (one round trip on blocks)
-            if value <= bound + 1e-12 * abs(val) + floor:
+            # (the longer trial step must meet the bound itself; the slack for rounding
+            # serves only the step length already known to hold)
+            if value <= bound + (0.0 if L < L_prev else 1e-12 * abs(val) + floor):
                 break
-            L *= 2.0
+            L = L_prev if L < L_prev else 2.0 * L
         else:  # no step size passes: the loss sits at the rounding floor
             stalled = True
         if turn > 0:  # restart
             t = 1.0
             Z, zb, fz = V_new, b_new, f_new
         else:
-            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            # (the momentum of a step whose length changed: t_k^2 scaled by L_{k+1} / L_k)
+            t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t * L / L_prev))
             mom = (t - 1.0) / t_next
             Z, zb, fz = V_new + mom * step_V, b_new + mom * step_b, f_new + mom * (f_new - f)
             t = t_next
