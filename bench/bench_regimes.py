@@ -32,13 +32,10 @@ from statistics import median
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def _school():
-    from regmtl.datasets import load_school
-
-    b = load_school()
-    return b["X"], b["y"]
+from regress import _many_small as _many  # noqa: E402  (the cases regress.py times)
+from regress import _school, _shared  # noqa: E402
 
 
 def _digits():
@@ -46,14 +43,6 @@ def _digits():
 
     X, y = load_digits(return_X_y=True)
     return X / 16.0, y, np.arange(len(y)) % 3
-
-
-def _many(T):
-    rng = np.random.default_rng(0)
-    n = p = 20
-    W = rng.standard_normal((p, T)) * (rng.random(p) < 0.3)[:, None]
-    Xs = [rng.standard_normal((n, p)) for _ in range(T)]
-    return Xs, [X @ W[:, t] + 0.5 * rng.standard_normal(n) for t, X in enumerate(Xs)]
 
 
 def _timed(fit, repeats):
@@ -120,11 +109,7 @@ def case(name: str, repeats: int) -> dict:
     elif name == "first_fits":
         from sklearn.linear_model import MultiTaskLasso
 
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((400, 4000))
-        W = np.zeros((4000, 16))
-        W[rng.choice(4000, 40, replace=False)] = rng.standard_normal((40, 16))
-        Y = X @ W + 0.5 * rng.standard_normal((400, 16))
+        X, Y = _shared(400, 4000, 16, 40)
         a = 0.1 * rm.alpha_max(X, Y, penalty="l21")
         for k in range(4):
             out[f"shared n=400 p=4000 T=16, fit {k + 1} of a fresh process"] = _timed(

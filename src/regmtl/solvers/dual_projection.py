@@ -74,16 +74,18 @@ class Ledger:
     afforded while the rounds stay within :data:`SHARE` of the epochs, or when it costs under
     :data:`FLOOR`."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: TaskData) -> None:
+        X = data.X
+        #: an epoch's flops per feature: the entries a feature's column holds, over the tasks
+        self.per_feature = 4.0 * (X.nnz / max(X.shape[1], 1) * (data.n_tasks if data.shared
+                                                                else 1)
+                                  if sp.issparse(X) else data.n_obs)
         self.epochs = 0.0
         self.rounds = 0.0
 
-    def epoch(self, data: TaskData, k: int) -> None:
+    def epoch(self, k: int) -> None:
         """Count an epoch over ``k`` features."""
-        X = data.X
-        per_feature = (X.nnz / max(X.shape[1], 1) * (data.n_tasks if data.shared else 1)
-                       if sp.issparse(X) else data.n_obs)
-        self.epochs += 4.0 * per_feature * k
+        self.epochs += self.per_feature * k
 
     def afford(self, data: TaskData, k: int, width: int) -> bool:
         """Whether a round on ``k`` held features (``width`` correlated) fits the share;

@@ -73,7 +73,7 @@ class LeastSquaresEpochs:
         self.features = np.arange(p, dtype=np.int64) if features is None else features
         self.g, self.delta, self.shift = np.zeros(T), np.zeros(T), np.zeros(T)
         self.projection = GroupProjection()  # (the group dual point, kept between checks)
-        self.ledger = Ledger()  # (the epochs' work, which pays for the projected dual points)
+        self.ledger = Ledger(data)  # (the epochs' work, which pays for the projected dual points)
 
     def centered(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Intercepts in centered coordinates, ``b' = b + xm_t . w_t``."""
@@ -106,7 +106,7 @@ class LeastSquaresEpochs:
                 self.L, l1, l2, group, self.features, self.g, self.delta,
             )
         self.intercepts(R, bc)
-        self.ledger.epoch(data, len(self.features))
+        self.ledger.epoch(len(self.features))
         return change
 
     def residual(self, z: np.ndarray, bc: np.ndarray, W: np.ndarray, features: np.ndarray,

@@ -46,6 +46,7 @@ a penalty without a tractable dual), never by the iteration's own measures.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
@@ -260,6 +261,7 @@ class _Newton:
         if pen.q1:
             V.append(np.ones((p, T)))
             gam.append(np.full(p, -pen.q1))
+        self.affine = None  # (the affine-scaling direction, once computed)
         self.K = _NewtonMatrix(data, self.Dinv, dW, np.stack(V, axis=2) if V else None,
                                np.stack(gam, axis=1) if gam else None, fit_intercept)
 
@@ -350,8 +352,10 @@ class _Newton:
         reaches (at least ``floor``), less the affine step's second-order term. None if it is
         not finite."""
         it, pen = self.it, self.pen
-        aff = self.direction(-it.zp, -it.zm, (-it.zs, -it.zW) if pen.cone else (
-            (-it.ep * it.zep, -it.em * it.zem) if pen.rowmax else None))
+        if self.affine is None:  # (one per iterate: a centering retry reuses it)
+            self.affine = self.direction(-it.zp, -it.zm, (-it.zs, -it.zW) if pen.cone else (
+                (-it.ep * it.zep, -it.em * it.zem) if pen.rowmax else None))
+        aff = self.affine
         tx, tz = (min(1.0, t) for t in self.longest(aff, split))
         sigma = max(min(max(it.gap(self.live, pen.cone, aff, tx, tz) / gap, 0.0), 1.0) ** 3,
                     floor)
@@ -457,7 +461,7 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
             cert, b_opt, theta = certify()
             if cert.converged(tol) or stalled >= 3:
                 return _with_zero_rows(data, datafit, penalty, alpha, it.W, b_opt, theta,
-                                       n_iter, cert, lo, hi, fit_intercept, ref, tol, y)
+                                       n_iter, cert, lo, hi, fit_intercept, ref, tol)
         # (a breakdown near the end, a cone's scaled point at 0, shows as directions that
         # are not finite: the fit stops at its last point, with its certificate)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -476,7 +480,7 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         it.step(d, tx, tz)
     cert, b_opt, theta = certify()
     return _with_zero_rows(data, datafit, penalty, alpha, it.W, b_opt, theta, n_iter, cert,
-                           lo, hi, fit_intercept, ref, tol, y)
+                           lo, hi, fit_intercept, ref, tol)
 
 
 #: A row of W whose largest effect on a prediction, ``max_t |W_jt| max_r |x_rj|``, is below
@@ -486,7 +490,7 @@ NEGLIGIBLE = 1e-3
 
 
 def _with_zero_rows(data, datafit, penalty, alpha, W, b, theta, n_iter, cert, lo, hi,
-                    fit_intercept, ref, tol, y) -> SolverResult:
+                    fit_intercept, ref, tol) -> SolverResult:
     """The result, with the rows an interior point leaves at the scale of ``mu`` set to zero.
 
     An interior point ends strictly inside the cones: a row that is zero at the optimum ends
@@ -494,18 +498,21 @@ def _with_zero_rows(data, datafit, penalty, alpha, W, b, theta, n_iter, cert, lo
     from ``coef_`` would be every feature. Rows whose effect on every prediction is
     negligible (:data:`NEGLIGIBLE`) are set to zero and the point certified again; the zeroed
     point is kept only where its own certificate meets ``tol`` as well."""
-    X = data.X
-    col = (np.asarray(abs(X).max(axis=0).toarray()).ravel() if hasattr(X, "toarray")
-           else np.abs(X).max(axis=0, initial=0.0))
-    effect = np.abs(W).max(axis=1, initial=0.0) * col
-    tiny = effect <= NEGLIGIBLE * tol * max(float(np.max(np.abs(y), initial=0.0)), 1e-300)
     converged = cert.converged(tol)
-    if converged and tiny.any() and np.any(W[tiny]):
-        Z = W.copy()
-        Z[tiny] = 0.0
-        zcert, zb = saddle_certificate(data, datafit, penalty, alpha, Z, b, theta, lo, hi,
-                                       fit_intercept, ref)
-        if zcert.converged(tol):
-            return SolverResult(Z, zb if fit_intercept else b, n_iter, zcert, True, Z,
-                                theta=theta)
+    if converged and np.any(W):
+        X = data.X  # (each column's largest magnitude from its max and min: no copy of X)
+        top, bottom = X.max(axis=0), X.min(axis=0)
+        if sp.issparse(X):
+            top, bottom = top.toarray().ravel(), bottom.toarray().ravel()
+        col = np.maximum(np.asarray(top, dtype=np.float64), -np.asarray(bottom, np.float64))
+        effect = np.abs(W).max(axis=1, initial=0.0) * col
+        tiny = effect <= NEGLIGIBLE * tol * max(float(np.max(np.abs(data.y), initial=0.0)),
+                                                1e-300)
+        if np.any(W[tiny]):
+            Z = W.copy()
+            Z[tiny] = 0.0
+            zcert, zb = saddle_certificate(data, datafit, penalty, alpha, Z, b, theta, lo, hi,
+                                           fit_intercept, ref)
+            if zcert.converged(tol):
+                return SolverResult(Z, zb, n_iter, zcert, True, Z, theta=theta)
     return SolverResult(W, b, n_iter, cert, converged, W, theta=theta)

@@ -153,14 +153,12 @@ def _model_curvatures(X, roff, goff, nb, col0, Kb, feats, P, C, rows, T
 
 
 @njit(cache=True)
-def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l1, l2, rows,
-                  max_sweeps, rtol, Hent, Qs, lams, Qb, lamb, first
-                  ):  # pragma: no cover (compiled)
-    """Coordinate descent on the quadratic model over the features ``feats`` (and the
-    intercepts), in place on ``V``, ``bvec`` and the rows' model residuals ``Z``, with the
-    curvatures of :func:`_model_curvatures`, until a sweep moves the point by at most ``rtol``
-    of ``first`` (the first sweep's move, in the model's metric; negative: this call's first
-    sweep) or ``max_sweeps`` sweeps; returns ``(sweeps, first, last move)``."""
+def _model_sweep(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l1, l2, rows,
+                 Hent, Qs, lams, Qb, lamb):  # pragma: no cover (compiled)
+    """One sweep of coordinate descent on the quadratic model over the features ``feats``
+    (and the intercepts), in place on ``V``, ``bvec`` and the rows' model residuals ``Z``,
+    with the curvatures of :func:`_model_curvatures`; returns how far it moved the point (in
+    the model's metric)."""
     n_blocks = Kb.size
     T = V.shape[1]
     nf = feats.size
@@ -169,137 +167,129 @@ def _model_sweeps(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l
     zt = np.empty(T)
     vq = np.empty(T)
     delta = np.empty(T)
-    done = 0
     change = 0.0
-    for _ in range(max_sweeps):
-        done += 1
-        change = 0.0
-        for jj in range(nf):
-            j = feats[jj]
-            r[:] = 0.0
+    for jj in range(nf):
+        j = feats[jj]
+        r[:] = 0.0
+        for bl in range(n_blocks):
+            for i in range(nb[bl]):
+                x = X[roff[bl] + i, j]
+                if x != 0.0:
+                    g = goff[bl] + i
+                    for k in range(Kb[bl]):
+                        r[col0[bl] + k] += x * Z[g, k]
+        if rows:
+            lam = lams[jj]
+            Q = Qs[jj]
+            # the row's exact block step: minimize -r.d + d'H d / 2 + l1 ||v|| + l2/2 ||v||^2
+            zn = 0.0
+            for t in range(T):  # z = H v0 + r in the eigenbasis
+                qv, qr = 0.0, 0.0
+                for m in range(T):
+                    qv += Q[m, t] * V[j, m]
+                    qr += Q[m, t] * r[m]
+                zt[t] = lam[t] * qv + qr
+                vq[t] = qv
+                zn += zt[t] * zt[t]
+            if np.sqrt(zn) <= l1:
+                for t in range(T):
+                    delta[t] = -V[j, t]
+            else:  # v = (H + mu I)^-1 z with mu = l2 + l1 / ||v||: ||v|| by bisection
+                mu = l2
+                if l1 > 0.0:
+                    lo, hi = 0.0, 1.0
+                    for _ in range(200):
+                        if _norm_at(zt, lam, l2 + l1 / hi) < hi:
+                            break
+                        lo, hi = hi, 2.0 * hi
+                    for _ in range(60):
+                        mid = 0.5 * (lo + hi)
+                        if _norm_at(zt, lam, l2 + l1 / mid) >= mid:
+                            lo = mid
+                        else:
+                            hi = mid
+                    mu = l2 + l1 / (0.5 * (lo + hi))
+                # no penalty (alpha = 0): H is singular along each task's common shift
+                # of its classes (and along any direction the rows do not reach); there
+                # the model is flat and v keeps its own coordinate
+                flat = 1e-12 * max(lam.max(), 1e-300)
+                for t in range(T):
+                    vt = 0.0
+                    for m in range(T):
+                        den = lam[m] + mu
+                        vt += Q[t, m] * (zt[m] / den if den > flat else vq[m])
+                    delta[t] = vt - V[j, t]
+            moved = 0.0
+            for t in range(T):
+                moved += delta[t] * delta[t]
+            if moved == 0.0:
+                continue
+            change += lam.max() * moved
+            for t in range(T):
+                V[j, t] += delta[t]
             for bl in range(n_blocks):
                 for i in range(nb[bl]):
                     x = X[roff[bl] + i, j]
                     if x != 0.0:
                         g = goff[bl] + i
+                        pd = 0.0
                         for k in range(Kb[bl]):
-                            r[col0[bl] + k] += x * Z[g, k]
-            if rows:
-                lam = lams[jj]
-                Q = Qs[jj]
-                # the row's exact block step: minimize -r.d + d'H d / 2 + l1 ||v|| + l2/2 ||v||^2
-                zn = 0.0
-                for t in range(T):  # z = H v0 + r in the eigenbasis
-                    qv, qr = 0.0, 0.0
-                    for m in range(T):
-                        qv += Q[m, t] * V[j, m]
-                        qr += Q[m, t] * r[m]
-                    zt[t] = lam[t] * qv + qr
-                    vq[t] = qv
-                    zn += zt[t] * zt[t]
-                if np.sqrt(zn) <= l1:
-                    for t in range(T):
-                        delta[t] = -V[j, t]
-                else:  # v = (H + mu I)^-1 z with mu = l2 + l1 / ||v||: ||v|| by bisection
-                    mu = l2
-                    if l1 > 0.0:
-                        lo, hi = 0.0, 1.0
-                        for _ in range(200):
-                            if _norm_at(zt, lam, l2 + l1 / hi) < hi:
-                                break
-                            lo, hi = hi, 2.0 * hi
-                        for _ in range(60):
-                            mid = 0.5 * (lo + hi)
-                            if _norm_at(zt, lam, l2 + l1 / mid) >= mid:
-                                lo = mid
-                            else:
-                                hi = mid
-                        mu = l2 + l1 / (0.5 * (lo + hi))
-                    # no penalty (alpha = 0): H is singular along each task's common shift
-                    # of its classes (and along any direction the rows do not reach); there
-                    # the model is flat and v keeps its own coordinate
-                    flat = 1e-12 * max(lam.max(), 1e-300)
-                    for t in range(T):
-                        vt = 0.0
-                        for m in range(T):
-                            den = lam[m] + mu
-                            vt += Q[t, m] * (zt[m] / den if den > flat else vq[m])
-                        delta[t] = vt - V[j, t]
-                moved = 0.0
-                for t in range(T):
-                    moved += delta[t] * delta[t]
-                if moved == 0.0:
-                    continue
-                change += lam.max() * moved
-                for t in range(T):
-                    V[j, t] += delta[t]
-                for bl in range(n_blocks):
+                            pd += P[g, k] * delta[col0[bl] + k]
+                        cx = C[g] * x
+                        for k in range(Kb[bl]):
+                            Z[g, k] -= cx * P[g, k] * (delta[col0[bl] + k] - pd)
+        else:
+            for bl in range(n_blocks):
+                for k in range(Kb[bl]):
+                    t = col0[bl] + k
+                    h = Hent[jj, t]
+                    if h <= 0.0:
+                        continue
+                    if k > 0:  # the residual moved with this block's earlier entries
+                        r[t] = 0.0
+                        for i in range(nb[bl]):
+                            r[t] += X[roff[bl] + i, j] * Z[goff[bl] + i, k]
+                    z = h * V[j, t] + r[t]
+                    a = abs(z) - l1
+                    new = 0.0 if a <= 0.0 else np.sign(z) * a / (h + l2)
+                    d = new - V[j, t]
+                    if d == 0.0:
+                        continue
+                    change += h * d * d
+                    V[j, t] = new
                     for i in range(nb[bl]):
                         x = X[roff[bl] + i, j]
                         if x != 0.0:
                             g = goff[bl] + i
-                            pd = 0.0
-                            for k in range(Kb[bl]):
-                                pd += P[g, k] * delta[col0[bl] + k]
-                            cx = C[g] * x
-                            for k in range(Kb[bl]):
-                                Z[g, k] -= cx * P[g, k] * (delta[col0[bl] + k] - pd)
-            else:
-                for bl in range(n_blocks):
-                    for k in range(Kb[bl]):
-                        t = col0[bl] + k
-                        h = Hent[jj, t]
-                        if h <= 0.0:
-                            continue
-                        if k > 0:  # the residual moved with this block's earlier entries
-                            r[t] = 0.0
-                            for i in range(nb[bl]):
-                                r[t] += X[roff[bl] + i, j] * Z[goff[bl] + i, k]
-                        z = h * V[j, t] + r[t]
-                        a = abs(z) - l1
-                        new = 0.0 if a <= 0.0 else np.sign(z) * a / (h + l2)
-                        d = new - V[j, t]
-                        if d == 0.0:
-                            continue
-                        change += h * d * d
-                        V[j, t] = new
-                        for i in range(nb[bl]):
-                            x = X[roff[bl] + i, j]
-                            if x != 0.0:
-                                g = goff[bl] + i
-                                cxd = C[g] * x * d * P[g, k]
-                                for m in range(Kb[bl]):
-                                    Z[g, m] += cxd * P[g, m]
-                                Z[g, k] -= cxd
-        if fit_b:  # the intercepts' exact step (none along the classes' common shift)
-            r[:] = 0.0
-            for bl in range(n_blocks):
-                for i in range(nb[bl]):
-                    for k in range(Kb[bl]):
-                        r[col0[bl] + k] += Z[goff[bl] + i, k]
-            rt = Qb.T @ r
-            for t in range(T):
-                rt[t] = rt[t] / lamb[t] if lamb[t] > cut else 0.0
-            db = Qb @ rt
-            moved = 0.0
-            for t in range(T):
-                delta[t] = db[t]
-                bvec[t] += db[t]
-                moved += db[t] * db[t]
-            change += lamb.max() * moved
-            for bl in range(n_blocks):
-                for i in range(nb[bl]):
-                    g = goff[bl] + i
-                    pd = 0.0
-                    for k in range(Kb[bl]):
-                        pd += P[g, k] * delta[col0[bl] + k]
-                    for k in range(Kb[bl]):
-                        Z[g, k] -= C[g] * P[g, k] * (delta[col0[bl] + k] - pd)
-        if first < 0.0:
-            first = change
-        if change <= rtol * first:
-            break
-    return done, first, change
+                            cxd = C[g] * x * d * P[g, k]
+                            for m in range(Kb[bl]):
+                                Z[g, m] += cxd * P[g, m]
+                            Z[g, k] -= cxd
+    if fit_b:  # the intercepts' exact step (none along the classes' common shift)
+        r[:] = 0.0
+        for bl in range(n_blocks):
+            for i in range(nb[bl]):
+                for k in range(Kb[bl]):
+                    r[col0[bl] + k] += Z[goff[bl] + i, k]
+        rt = Qb.T @ r
+        for t in range(T):
+            rt[t] = rt[t] / lamb[t] if lamb[t] > cut else 0.0
+        db = Qb @ rt
+        moved = 0.0
+        for t in range(T):
+            delta[t] = db[t]
+            bvec[t] += db[t]
+            moved += db[t] * db[t]
+        change += lamb.max() * moved
+        for bl in range(n_blocks):
+            for i in range(nb[bl]):
+                g = goff[bl] + i
+                pd = 0.0
+                for k in range(Kb[bl]):
+                    pd += P[g, k] * delta[col0[bl] + k]
+                for k in range(Kb[bl]):
+                    Z[g, k] -= C[g] * P[g, k] * (delta[col0[bl] + k] - pd)
+    return change
 
 
 def _model_value(X, lay, V0, b0, V, b, G, gb, P, penalty, alpha) -> tuple[float, np.ndarray]:
@@ -315,7 +305,7 @@ def _model_value(X, lay, V0, b0, V, b, G, gb, P, penalty, alpha) -> tuple[float,
 
 def _solve_model(X, lay, feats, V0, b0, V, b, fit_b, Z, G, gb, P, penalty, alpha, l1, l2,
                  rows, max_sweeps, rtol) -> int:
-    """The Newton model minimized by coordinate descent sweeps (:func:`_model_sweeps`, in place
+    """The Newton model minimized by coordinate descent sweeps (:func:`_model_sweep`, in place
     on ``V``, ``b`` and the model residuals ``Z``) with Anderson extrapolation of every
     :data:`ANDERSON` + 1 sweeps' iterates on the working set (Bertrand & Massias 2021), kept
     where it lowers the model: on correlated columns (pixels) the sweeps crawl along a few
@@ -325,11 +315,11 @@ def _solve_model(X, lay, feats, V0, b0, V, b, fit_b, Z, G, gb, P, penalty, alpha
     Z0 = Z.copy()
     acc = Anderson(ANDERSON)
     done, first = 0, -1.0
-    while done < max_sweeps:
-        n, first, last = _model_sweeps(X, lay.roff, lay.goff, lay.nb, lay.col0, lay.K, feats,
-                                       V, b, fit_b, Z, P, lay.C, l1, l2, rows, 1, rtol, *curv,
-                                       first)
-        done += n
+    while done < max_sweeps:  # until a sweep moves the point by rtol of the first sweep
+        last = _model_sweep(X, lay.roff, lay.goff, lay.nb, lay.col0, lay.K, feats, V, b, fit_b,
+                            Z, P, lay.C, l1, l2, rows, *curv)
+        done += 1
+        first = last if first < 0.0 else first
         if last <= rtol * first:
             break
         x = acc.push(np.concatenate([V[feats].ravel(), b]))
