@@ -153,7 +153,9 @@ def _cvx_optimum(tasks, penalty, alpha, tau, fit_intercept, options=CLARABEL_OPT
         w = np.ones(len(y)) if w is None else w
         r = y - X @ W[:, t] - (b[t] if fit_intercept else 0.0)
         terms.append(cp.sum(cp.multiply(w, cp.maximum(tau * r, (tau - 1) * r))) / w.sum())
-    if isinstance(penalty, rm.L21):
+    if isinstance(penalty, rm.Trace):
+        pen = alpha * cp.normNuc(W)
+    elif isinstance(penalty, rm.L21):
         rho = penalty.l1_ratio
         pen = alpha * (rho * cp.sum(cp.norm(W, 2, axis=1))
                        + (1 - rho) / 2 * cp.sum_squares(W))

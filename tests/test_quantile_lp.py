@@ -68,8 +68,11 @@ def test_auto_picks_the_linear_program_for_l1_and_l1inf_not_for_l21():
     # L1,inf is a linear program too, and a cone program (bounds |W_jt| <= s_j): the interior
     # point runs it (40 schools: 0.08 s against HiGHS's 0.40 s)
     assert choose_row(data, loss, rm.LInf1(), 0.01) == "interior_point"
-    for pen in (rm.ElasticNet(0.5), rm.L2(), rm.Trace()):
+    for pen in (rm.ElasticNet(0.5), rm.L2()):
         assert choose_row(data, loss, pen, 0.01) == "primal_dual", pen
+    # the trace norm: linear-matrix inequalities, the spectral barrier's
+    assert choose_row(data, loss, rm.Trace(), 0.01) == "spectral_barrier"
+    assert choose_row(data, loss, rm.Trace(), np.full(3, 0.01)) == "primal_dual"
     for pen in (rm.L21(), rm.L21(l1_ratio=0.5), rm.MeanRegularized()):  # cone programs
         assert choose_row(data, loss, pen, 0.01) == "interior_point", pen
     # one alpha per task is not a cone program's: the primal-dual row takes it

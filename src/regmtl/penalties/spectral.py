@@ -137,6 +137,7 @@ class Trace(NormPenalty):
     transfer_strategy = "subspace"
     compare_label = "MTL trace norm"
     spans_subspace = True  # W's columns lie in a few directions: solved over a subspace
+    cone_program = "spectral"  # (the pinball loss's barrier: an LMI per task, one p x p Sigma)
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):

@@ -54,6 +54,7 @@ from .small_squares import (
     small_squares_applies,
 )
 from .softmax_newton import SOFTMAX_KINDS, softmax_newton
+from .spectral_barrier import SPECTRAL_SIZE, spectral_barrier
 from .splitting import admm as split_admm
 from .splitting import exact_solves_apply
 from .structured_newton import coordinate_models, small_applies, structured_newton
@@ -373,6 +374,27 @@ CONE_SIZE = Requirement(
     lambda pb, name: f"solver={name!r} inverts a block of (p + 1)^2 per task each iteration: "
                      f"{pb.data.n_tasks} tasks of {pb.data.n_features} features are too many.",
 )
+PINBALL_LOSS = Requirement(
+    "the pinball loss (one for all tasks)",
+    lambda pb: pb.datafit.piecewise_linear,
+    lambda pb, name: f"solver={name!r} is a barrier method for the pinball loss (quantile).",
+    on_data=False,
+)
+SPECTRAL_PENALTY = Requirement(
+    "the trace norm (``penalty.cone_program`` ``\"spectral\"``) with one alpha",
+    lambda pb: pb.penalty.cone_program == "spectral" and np.ndim(pb.alpha) == 0,
+    lambda pb, name: f"solver={name!r} writes the trace norm as linear-matrix inequalities, "
+                     f"which {pb.penalty!r} is not.",
+    on_data=False,
+)
+SPECTRAL_STEP = Requirement(
+    f"a reduced matrix that fits: p^4 <= {SPECTRAL_SIZE[0]:,} and T p^4 <= "
+    f"{SPECTRAL_SIZE[1]:,} (Sigma's p (p + 1) / 2 unknowns, the tasks' Kronecker sums)",
+    lambda pb: (pb.data.n_features ** 4 <= SPECTRAL_SIZE[0]
+                and pb.data.n_tasks * pb.data.n_features ** 4 <= SPECTRAL_SIZE[1]),
+    lambda pb, name: f"solver={name!r} forms a matrix of p^2 x p^2 each step: "
+                     f"{pb.data.n_features} features are too many.",
+)
 NONSMOOTH_LOSS = Requirement(
     "a loss that is not smooth (``datafit.smooth`` False: the pinball loss)",
     lambda pb: not pb.datafit.smooth,
@@ -684,21 +706,29 @@ def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     return res
 
 
-def _run_interior_point(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
-                        max_iter, verbose, V0, options, inner):
-    res = interior_point(data, datafit, penalty, alpha, W, b, ref=ref,
-                         fit_intercept=fit_intercept, tol=tol, max_iter=min(max_iter, 200),
-                         verbose=verbose)
-    if res.converged or max_iter <= res.n_iter:
-        return res
-    # short of tol (rounding near the end): the primal-dual row goes on from its point
-    more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
-                                           ref=ref, fit_intercept=fit_intercept, tol=tol,
-                                           max_iter=max_iter - res.n_iter, verbose=verbose,
-                                           V0=None, options=dict(options, dual=res.theta),
-                                           inner=inner)
-    more.n_iter += res.n_iter
-    return more
+def _exact_then_primal_dual(method, cap):
+    """A row running ``method`` (an interior point or barrier, at most ``cap`` Newton steps)
+    that hands a point it cannot certify (rounding near the end) and its dual to the
+    primal-dual row, which goes on from there."""
+    def run(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
+            verbose, V0, options, inner):
+        res = method(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
+                     tol=tol, max_iter=min(max_iter, cap), verbose=verbose)
+        if res.converged or max_iter <= res.n_iter:
+            return res
+        more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
+                                               ref=ref, fit_intercept=fit_intercept, tol=tol,
+                                               max_iter=max_iter - res.n_iter,
+                                               verbose=verbose, V0=None,
+                                               options=dict(options, dual=res.theta),
+                                               inner=inner)
+        more.n_iter += res.n_iter
+        return more
+    return run
+
+
+_run_interior_point = _exact_then_primal_dual(interior_point, 200)
+_run_spectral_barrier = _exact_then_primal_dual(spectral_barrier, 300)
 
 
 def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
@@ -780,6 +810,12 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
         "is a cone program (L2,1, L1,inf, mean-regularized): "
         "a primal-dual interior-point method whose Newton systems are solved in the tasks' "
         "blocks, certified by the duality gap of the pinball loss", "auto", warm=False),
+    "spectral_barrier": SolverEntry(
+        _run_spectral_barrier, (PINBALL_LOSS, SPECTRAL_PENALTY, ROWS_LOCAL, SPECTRAL_STEP),
+        "the quantile loss with the trace norm: a barrier method over the norm's "
+        "semidefinite epigraph (one linear-matrix inequality of size p + 1 per task around "
+        "one shared p x p matrix), its Newton systems reduced to that matrix's unknowns, "
+        "certified by the duality gap of the pinball loss", "auto", warm=False),
     "primal_dual": SolverEntry(
         _run_primal_dual, (BOX_DUAL, EXACT_PROX, CONVEX),
         "the quantile loss (alone, or beside squared and Huber tasks in a loss list) with a "
@@ -895,7 +931,7 @@ SOLVER_TABLE: dict[str, SolverEntry] = {
 }
 #: The order in which the table is read: ``solver="auto"`` runs the first row whose
 #: requirements hold, a named solver the first such row that answers to its name.
-AUTO_ORDER = ("interior_point", "linear_program",
+AUTO_ORDER = ("interior_point", "spectral_barrier", "linear_program",
               "primal_dual", "smoothing", "direct", "ridge_lbfgs", "majorize", "stationary",
               "stationary_newton", "prox_newton", "softmax_newton", "small_squares", "bcd",
               "box_descent", "row_space_cg", "cg",
