@@ -184,3 +184,19 @@ def test_intercept_twin_matches_the_kernel(loss):
         (St, bt), (Sk, bk) = out
         np.testing.assert_allclose(bt, bk, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(St, Sk, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(400, 300), (5, 3), (1, 7), (40_000, 3)])
+def test_column_moments_twin_matches_the_kernel(shape):
+    """The twin's blocks of columns (several blocks, one block, a single row, blocks of one
+    column: rows beyond ``small.CHUNK``) give the kernel's means and centered sums of squares,
+    an offset constant column's sum exactly 0 in both."""
+    rng = np.random.default_rng(shape[0])
+    X = np.asfortranarray(3.0 * rng.standard_normal(shape) + 5.0)
+    X[:, 0] = 2.7
+    (mt, st), (mk, sk) = [(np.zeros(shape[1]), np.zeros(shape[1])) for _ in range(2)]
+    small.column_moments(X, mt, st)
+    K.column_moments.dispatcher(X, mk, sk)
+    np.testing.assert_allclose(mt, mk, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(st, sk, rtol=RTOL, atol=1e-12 * max(float(sk.max()), 1.0))
+    assert st[0] == sk[0] == 0.0

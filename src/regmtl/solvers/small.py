@@ -67,12 +67,22 @@ def moments_dense(X, c, indptr, offset, csum, center, features, xm, L):
     return None
 
 
+#: numbers of the centered copy :func:`column_moments` forms at a time (a block of columns
+#: that stays in cache: a whole centered copy of a fresh 400 x 4000 design cost 32 ms of page
+#: faults, the blocks 4 ms)
+CHUNK = 1 << 15
+
+
 def column_moments(X, m, ss):
-    """:func:`regmtl.solvers._kernels.column_moments`."""
-    n = X.shape[0]
+    """:func:`regmtl.solvers._kernels.column_moments`, a block of columns at a time."""
+    n, p = X.shape
     m[:] = X.mean(axis=0) if n > 0 else 0.0
-    acc = ((X - m) ** 2).sum(axis=0)
-    ss[:] = np.where(acc > 1e-10 * m * m * n, acc, 0.0)
+    step = max(1, CHUNK // max(n, 1))
+    for j in range(0, p, step):
+        D = X[:, j:j + step] - m[j:j + step]
+        acc = np.einsum("ij,ij->j", D, D)
+        mj = m[j:j + step]
+        ss[j:j + step] = np.where(acc > 1e-10 * mj * mj * n, acc, 0.0)
     return None
 
 
