@@ -50,6 +50,8 @@ tasks, p = 28) takes 45 to 70 Newton steps at the defaults.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -240,11 +242,23 @@ def _spd_inverse(H: np.ndarray) -> np.ndarray:
 
 def _spd_solve(S: np.ndarray, r: np.ndarray) -> np.ndarray:
     """``S^{-1} r`` for a symmetric positive-definite S: Cholesky after a scaling to a unit
-    diagonal, refined once."""
+    diagonal, refined once. S is a Schur complement, positive definite in exact arithmetic;
+    where cancellation leaves it indefinite in rounding (School's folds at alpha_max / 200:
+    its 177th pivot), a symmetric indefinite factorization solves it instead."""
     s = 1.0 / np.sqrt(np.maximum(np.diag(S), 1e-300))
-    factor = scipy.linalg.cho_factor(S * s[:, None] * s[None, :], check_finite=False)
-    x = s * scipy.linalg.cho_solve(factor, s * r, check_finite=False)
-    return x + s * scipy.linalg.cho_solve(factor, s * (r - S @ x), check_finite=False)
+    Ss = S * s[:, None] * s[None, :]
+    try:
+        factor = scipy.linalg.cho_factor(Ss, check_finite=False)
+    except np.linalg.LinAlgError:
+        def solve(v):
+            with warnings.catch_warnings():  # (its condition is the point: no warning)
+                warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+                return scipy.linalg.solve(Ss, v, assume_a="sym", check_finite=False)
+    else:
+        def solve(v):
+            return scipy.linalg.cho_solve(factor, v, check_finite=False)
+    x = s * solve(s * r)
+    return x + s * solve(s * (r - S @ x))
 
 
 def spectral_barrier(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
@@ -323,8 +337,12 @@ def spectral_barrier(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha
             if not centered:
                 break
         tau *= GROWTH
-    if best is None:
-        best = (*certify(barrier.step(x, tau)[2], tau), x.W)
+    if best is None:  # (no centered point reached tol's reach: the last point's dual)
+        try:
+            g = barrier.step(x, tau)[2]
+        except np.linalg.LinAlgError:
+            g = barrier.rows(barrier.y - np.asarray(data.linear(x.W, x.b)), tau, 2)[0]
+        best = (*certify(g, tau), x.W)
     cert, b_opt, theta, W = best
     if cert.converged(tol):
         W, b_opt, cert = _lowest_rank(data, datafit, penalty, alpha, W, b_opt, theta, lo, hi,
