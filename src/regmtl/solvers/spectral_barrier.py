@@ -111,7 +111,6 @@ class _Barrier:
         self.a, self.E = a, fit_intercept
         p = data.n_features
         iu, ju = np.triu_indices(p)
-        self.pairs = (iu * p + ju, ju * p + iu, (iu != ju).astype(np.float64))
         # (the reduced matrix's entry [(i, j), (k, l)] reads C = sum_t svec X_t svec Y_t' at
         # [(i, k), (j, l)], and at the three transposes a symmetric pair adds: X_t, Y_t are
         # symmetric, so C is formed over their upper triangles alone)
@@ -128,7 +127,7 @@ class _Barrier:
             np.where(cols, sidx[I, L] * n + sidx[J, K], zero),
             np.where(rows, sidx[J, K] * n + sidx[I, L], zero),
             np.where(rows & cols, sidx[J, L] * n + sidx[I, K], zero)]).astype(np.intp)
-        self.triu = (iu, ju)
+        self.triu, self.off = (iu, ju), (iu != ju).astype(np.float64)
 
     def reduced(self, A: np.ndarray, N: np.ndarray, c: np.ndarray) -> np.ndarray:
         """``P' (sum_t A_t (x) A_t - N_t (x) c_t c_t') P`` over Sigma's upper triangle
@@ -204,12 +203,10 @@ class _Barrier:
         Hg = np.matmul(Hinv, gz[:, :, None])[:, :, 0]
         v = np.matmul(F.transpose(0, 2, 1), Hg[:, :, None])[:, :, 0]  # F_t' H_t^-1 g_t
         rhs = -gS + v.T @ c
-        a_idx, b_idx, off = self.pairs
-        rhs_v = rhs.reshape(-1)[a_idx] + rhs.reshape(-1)[b_idx] * off
-        ds = _spd_solve(S, rhs_v)
+        iu, ju = self.triu
+        ds = _spd_solve(S, rhs[iu, ju] + rhs[ju, iu] * self.off)  # (P' of the gradient)
         dS = np.zeros((p, p))
-        dS[np.triu_indices(p)] = ds
-        dS = dS + np.triu(dS, 1).T
+        dS[iu, ju] = dS[ju, iu] = ds
         Sc = dS @ c.T  # (p, T): dSigma c_t
         dz = -Hg - np.matmul(HF, Sc.T[:, :, None])[:, :, 0]
         dx = _Point(dz[:, :p].T.copy(), dz[:, p].copy() if E else np.zeros(T), dS,
@@ -220,10 +217,6 @@ class _Barrier:
         # phi' alone misses them by the centering's slack times curvatures up to tau^2)
         moved = g - h * np.asarray(data.linear(dx.W, dx.b))
         return dx, dec, moved
-
-
-def _nuclear(W: np.ndarray) -> float:
-    return float(np.linalg.svd(W, compute_uv=False).sum()) if W.size else 0.0
 
 
 def _cholesky(M: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -291,7 +284,7 @@ def spectral_barrier(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha
     n_live = int(live.sum())
     m = 2 * n_live + T * (p + 1)  # the barrier's parameter
     r = y - f
-    primal = float(np.sum(np.maximum(cu * r, -cl * r))) + a * _nuclear(W)
+    primal = float(np.sum(np.maximum(cu * r, -cl * r))) + penalty.value(W, a)
     tau = m / max(primal, 1e-300)
     # (Sigma and u at their center for this tau and W: -T log det Sigma + tau a tr Sigma / 2
     # is least at 2 T / (tau a) I, and -log(u_t - w_t' Sigma^-1 w_t) + tau a u_t / 2 at
