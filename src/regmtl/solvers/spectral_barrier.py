@@ -274,8 +274,8 @@ def spectral_barrier(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha
     E = fit_intercept
     barrier = _Barrier(data, y, live, cu, cl, a, E)
 
-    # ---- the first point: the warm start (its intercepts the pinball loss's), Sigma a
-    # multiple of I well inside, u_t its task's bound plus that multiple
+    # ---- the first point: the warm start (its intercepts the pinball loss's), Sigma and u
+    # at their center for the first tau (below)
     W = np.array(W, dtype=np.float64)
     b = np.array(b, dtype=np.float64) if E else np.zeros(T)
     f = np.asarray(data.linear(W, b))
