@@ -37,7 +37,15 @@ from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import PENALTY_CLASSES, Penalty
 from .certificates import Reference
-from .interior_point import CONE_FORMS, IPM_SIZE, interior_point, pinball_rows
+from .interior_point import (
+    CONE_FORMS,
+    IPM_SIZE,
+    LAD_ALPHA,
+    LAD_SHARE,
+    interior_point,
+    lad_regime,
+    pinball_rows,
+)
 from .kernel_quadratic import kernel_applies, newton_budget
 from .linear import conjugate_gradient, has_linear_path, ridge_solve
 from .linear_program import LP_FORMS, linear_program
@@ -63,13 +71,14 @@ __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER"
            "choose_solver", "choose_row", "check_requirements", "penalty_solver", "run_solver"]
 
 class Problem(NamedTuple):
-    """What a solver is chosen for."""
+    """What a solver is chosen for (``ref``: the problem at W = 0, where the solve has it)."""
 
     data: TaskBlocks
     datafit: Datafit
     penalty: Penalty
     alpha: float
     tol: float
+    ref: Reference | None = None
 
 
 @dataclass(frozen=True)
@@ -353,11 +362,15 @@ LP_PENALTY = Requirement(
     on_data=False,
 )
 PINBALL_ROWS = Requirement(
-    "the pinball loss, or a loss list of pinball and squared tasks",
-    lambda pb: pinball_rows(pb.datafit),
+    "the pinball loss, or a loss list of pinball and squared tasks; or the Huber loss (and "
+    "such tasks beside it) in its least-absolute-deviation regime (``interior_point."
+    f"lad_regime``: alpha <= {LAD_ALPHA:g} alpha_max and at least {LAD_SHARE:.0%} of the "
+    "Huber rows' weight beyond delta at W = 0)",
+    lambda pb: pinball_rows(pb.datafit) or lad_regime(pb.data, pb.datafit, pb.penalty,
+                                                      pb.alpha, pb.ref),
     lambda pb, name: f"solver={name!r} solves cone programs, for the pinball loss (with "
-                     "squared tasks beside it in a loss list).",
-    on_data=False,
+                     "squared tasks beside it in a loss list), and for the Huber loss where "
+                     "most rows are on its linear pieces.",
 )
 CONE_PENALTY = Requirement(
     "a penalty that is a cone program (``penalty.cone_program``: L2,1 and its elastic net, "
@@ -958,15 +971,16 @@ def check_requirements(name: str, problem: Problem) -> None:
 
 
 def choose_row(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float, *,
-               solver: str = "auto", tol: float = 1e-4) -> str:
-    """The key of the :data:`SOLVER_TABLE` row that runs a problem: for ``"auto"`` the first
+               solver: str = "auto", tol: float = 1e-4, ref: Reference | None = None) -> str:
+    """The key of the :data:`SOLVER_TABLE` row that runs a problem (``ref``: the problem at
+    W = 0, which the regimes read where given): for ``"auto"`` the first
     of :data:`AUTO_ORDER` whose own requirements hold, for a named solver the first row
     answering to it whose requirements hold, leaving out the routes only ``"auto"`` takes
     (``auto_only``; else its own row, whose check names what is missing); then checked with
     what task blocks held elsewhere need (a ``ValueError``)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
-    problem = Problem(data, datafit, penalty, alpha, tol)
+    problem = Problem(data, datafit, penalty, alpha, tol, ref)
     rows = [key for key in AUTO_ORDER if solver == "auto" or (
         solver == SOLVER_TABLE[key].answers and not SOLVER_TABLE[key].auto_only)]
     row = next((key for key in rows
@@ -982,7 +996,7 @@ def run_solver(solver: str, data: TaskBlocks, datafit: Datafit, penalty: Penalty
                V0: np.ndarray | None = None) -> SolverResult:
     """Run the row of :data:`SOLVER_TABLE` that :func:`choose_row` picks for ``solver`` from
     ``(W, b)``; ``inner`` is the solve the stages of majorize-minimize call."""
-    row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
+    row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol, ref=ref)
     return SOLVER_TABLE[row].run(data, datafit, penalty, alpha, W, b, ref=ref,
                                  fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                                  verbose=verbose, V0=V0, options=options, inner=inner)

@@ -237,7 +237,7 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
     about) and the solver's name. With ``own_start`` a W0 given with a V0 (its own, or
     W0 itself) is the iterate itself (the caller holds it no longer), not a copy."""
     p, T = data.n_features, data.n_tasks
-    row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol)
+    row = choose_row(data, datafit, penalty, alpha, solver=solver, tol=tol, ref=ref)
     solver = SOLVER_TABLE[row].answers
     if options is None:
         options = {}
