@@ -27,9 +27,9 @@ from conftest import CLARABEL_OPTIONS
 from scipy.special import logsumexp
 
 import regmtl as rm
-from regmtl.conformance import CellProblem
+from regmtl.conformance import HUBER_DELTA, CellProblem
 
-HUBER = rm.Huber().delta
+HUBER = HUBER_DELTA
 TAU = rm.Quantile().quantile
 
 LIFTED = ("dirty", "sparse_lowrank", "robust_lowrank", "robust_features")

@@ -116,6 +116,17 @@ def test_one_loss_per_task_and_loss_parameters(counts_csv, tmp_path, capsys):
     assert model.tasks_.tolist() == ["east", "north", "south"]
     assert isinstance(model.loss[2], rm.Huber) and model.loss[2].delta == 2.0
 
+    # without --huber-delta: --huber-epsilon robust scales of the Huber task's targets, the
+    # delta fitted named in the summary and kept in the file
+    rc, out = _fit(counts_csv, tmp_path, "--loss", "poisson,squared,huber",
+                   "--huber-epsilon", "2", "--offset", "log_exposure")
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    model = rm.load(out)
+    fitted = model.loss_.losses[2]
+    assert model.loss[2].delta is None and model.loss[2].epsilon == 2.0
+    assert fitted.delta > 0 and f"loss per task: poisson, squared, {fitted!r}" in text
+
     rc, out = _fit(counts_csv, tmp_path, "--loss", "quantile", "--quantile", "0.9",
                    "--features", "x1,x2,x3", "--penalty", "l2")
     text = capsys.readouterr().out

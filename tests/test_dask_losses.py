@@ -73,6 +73,8 @@ def test_smooth_loss_on_dask_equals_in_memory_and_certifies(client, loss):
     assert abs(ref_dsk.P0 - ref_mem.P0) <= 1e-10 * ref_mem.P0
     assert 0.0 <= dsk.dual_gap_ <= TOL * ref_dsk.P0
     assert abs(dsk.objective_ - mem.objective_) <= 1e-9 * abs(mem.objective_)
+    if loss == "huber":  # (Huber()'s delta read from the targets by reductions on the blocks)
+        assert dsk.loss_.delta == pytest.approx(mem.loss_.delta, rel=1e-9)
 
 
 def _mixed_frame(losses, seed=0):

@@ -180,6 +180,7 @@ def test_a_task_mixing_label_types_is_refused(form, labels):
 
 LOSS_PARAMETERS = [
     (lambda v: rm.Huber(delta=v), "Huber(delta=", "delta"),
+    (lambda v: rm.Huber(epsilon=v), "Huber(epsilon=", "epsilon"),
     (lambda v: rm.Quantile(v), "Quantile(quantile=", "quantile"),
     (lambda v: rm.datafits.quantile.SmoothedQuantile(0.5, delta=v), "SmoothedQuantile(delta=",
      "delta"),
@@ -188,12 +189,21 @@ BAD_NUMBERS = [None, float("nan"), float("inf"), -1.0, 0.0, "1", True, [1.0]]
 
 
 @pytest.mark.parametrize("make, call, name", LOSS_PARAMETERS,
-                         ids=["Huber.delta", "Quantile.quantile", "SmoothedQuantile.delta"])
+                         ids=["Huber.delta", "Huber.epsilon", "Quantile.quantile",
+                              "SmoothedQuantile.delta"])
 @pytest.mark.parametrize("value", BAD_NUMBERS, ids=repr)
 def test_loss_parameters_are_checked_by_name(make, call, name, value):
     """Every loss constructor's number: None, NaN, inf, a negative, zero, a string, a bool or
     a list is refused with a ValueError that names the call, the parameter, what it must be
-    and the value given (``Huber(delta=None)`` raised a raw TypeError from ``float``)."""
+    and the value given (``Huber(delta=None)`` raised a raw TypeError from ``float``; it is
+    now the default, delta read from the data, and names that where it is used unbound)."""
+    if value is None and call == "Huber(delta=":
+        loss = make(value)
+        assert loss.delta is None
+        with pytest.raises(ValueError, match=r"Huber\(delta=None\) takes its delta from the "
+                                             r"data .* or give delta in the targets' units"):
+            loss.value(np.zeros(2), np.zeros(2), np.ones(2))
+        return
     msg = str(pytest.raises(ValueError, make, value).value)
     for word in (call, f"{name} must be a finite number", f"got {value!r}"):
         assert word in msg, msg
@@ -201,7 +211,7 @@ def test_loss_parameters_are_checked_by_name(make, call, name, value):
         assert "strictly between 0 and 1" in msg
         assert make(np.float32(0.25)).quantile == 0.25
     else:
-        assert "> 0" in msg and make(2).delta == 2.0
+        assert "> 0" in msg and getattr(make(2), name) == 2.0
 
 
 def test_the_task_table_is_built_once_per_fitted_task_list():

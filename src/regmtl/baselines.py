@@ -29,6 +29,7 @@ from sklearn.metrics import log_loss
 
 from ._lazy import lazy_module
 from .classes import separated
+from .datafits import loss_on_targets
 from .datafits.base import default_loss
 from .estimators import MultiTaskClassifier
 from .inputs import as_task_data
@@ -709,7 +710,9 @@ class Independent(_PerTaskLinear):
             The fitted model.
         """
         self.tasks_, X_list, y_list = _task_lists(Xs, ys)
-        losses = task_loss_list(self.loss, len(X_list))
+        # (Huber()'s delta read on all the tasks' targets, as regmtl's fits read it)
+        resolved = loss_on_targets(self.loss, y_list) if self.loss is not None else None
+        losses = task_loss_list(getattr(resolved, "losses", resolved), len(X_list))
         for loss in losses:
             _anchor(loss)
         self.losses_ = losses

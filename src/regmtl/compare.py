@@ -41,7 +41,7 @@ from . import metrics, scaling
 from ._lazy import lazy_module
 from ._parallel import run_jobs
 from .baselines import PER_LOSS, Independent, PooledModel, Unregularized, task_loss_list
-from .datafits import Quadratic, make_loss
+from .datafits import Mixed, Quadratic, loss_on_targets, make_loss
 from .datafits.base import default_loss
 from .datasets import apply_split, train_test_split_per_task
 from .penalties import PENALTY_NAMES, make_penalty
@@ -1130,7 +1130,12 @@ def _loss_kind(loss: Any, ys: Sequence[Any], kind: str, bunch: Any) -> tuple[str
         raise ValueError(f"kind={kind!r} does not match loss={loss!r} (a {own} loss).")
     if datafit.kind == "binary" or datafit.quadratic:
         return own, None
-    return "regression", loss
+    # (a parameter read from the data, Huber()'s delta, read once on all the targets: every
+    # model and every split is fitted and scored on one loss)
+    resolved = loss_on_targets(loss, ys)
+    if resolved is datafit:
+        return "regression", loss
+    return "regression", resolved.losses if isinstance(resolved, Mixed) else resolved
 
 
 def _text_classes(ys: Sequence[Any]) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .datafits import LOSSES
+from .datafits import LOSSES, Huber
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .penalties import PENALTY_CLASSES, Penalty, chain_graph
 
@@ -49,6 +49,9 @@ SHAPES: dict[str, str] = {
 #: The alpha of every cell (``task_alpha``: this times 1, 1/2 and 2).
 ALPHA = 0.05
 TOL = 1e-8
+#: The Huber cells' delta: fixed, so that the independent optimum is of a known loss
+#: (``Huber()`` reads its delta from the data; tests/test_huber_scale.py checks that).
+HUBER_DELTA = 1.35
 _T = 3
 _LONG, _WIDE, _SHARED = (30, 45, 60), (6, 7, 8), 40
 _P_LONG, _P_WIDE = 5, 10
@@ -148,7 +151,8 @@ def cell_problem(cell: Cell, seed: int = 0) -> CellProblem:
     classifier = cell.loss in ("logistic", "multinomial")
     kwargs: dict[str, Any] = dict(alpha=ALPHA, tol=TOL)
     if not classifier:
-        kwargs["loss"] = list(losses) if cell.loss == "mixed" else cell.loss
+        named = [Huber(HUBER_DELTA) if name == "huber" else name for name in losses]
+        kwargs["loss"] = named if cell.loss == "mixed" else named[0]
     if cell.shape == "task_alpha":
         kwargs["alpha"] = ALPHA * np.array([1.0, 0.5, 2.0])
     elif cell.shape == "alpha0":

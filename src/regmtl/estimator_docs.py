@@ -93,6 +93,9 @@ ATTRIBUTES_DOC = """
         ``"shared"`` (``predict`` answers in the form it is given).
     n_features_in_ : int
         Number of features p.
+    loss_ : Datafit
+        The loss fitted, its parameters read from the data in place (``Huber()``: its
+        ``delta`` in the targets' units).
     feature_names_in_ : ndarray of shape (p,)
         Feature names, when ``X`` was a DataFrame with string column names.
     n_iter_ : int

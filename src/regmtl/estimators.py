@@ -32,7 +32,7 @@ from .classes import (
     task_classes,
 )
 from .dask import is_dask_collection
-from .datafits import LOSSES, Datafit
+from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
 from .feature_terms import check_fitted, feature_terms, solve_reduced
@@ -223,6 +223,12 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _datafit(self) -> Datafit:
         return make_datafit(self._loss)
 
+    def _fitted_loss(self) -> Datafit:
+        """The loss of the fit (``loss_``, its parameters read from the training data), for
+        what comes after it: predictions and scores."""
+        fitted = getattr(self, "loss_", None)  # (a file gives a loss per task as a list)
+        return self._datafit() if fitted is None else make_datafit(fitted)
+
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
@@ -330,6 +336,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _fit_data(self, data: TaskData, offset: Any = None):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
         data, datafit, penalty, folded = self._fit_problem(data, offset)
+        self.loss_ = fitted_loss(self._datafit(), datafit)
         terms = self._feature_terms(data, penalty)
         if terms is not None:  # factors, bounds or standardization: the reduced problem
             return self._fit_reduced(data, datafit, penalty, folded, terms)
@@ -665,7 +672,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     def _natural(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each row's prediction in its task's units: the mean of the loss's model
         (``datafit.mean``: ``exp`` for the log links), a label for a binary task."""
-        datafit = self._datafit().bind(data)
+        datafit = self._fitted_loss().bind(data)
         out = datafit.mean(f)
         if datafit.kind == "mixed" and getattr(self, "classes_", None) is not None:
             for k, t in enumerate(data.task_index):
@@ -720,7 +727,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         X, offset = offset_column(X, offset)
         data, f = self._scores(X, task)
         if offset is not None:
-            f = f + task_offsets(data, self._datafit(), offset)
+            f = f + task_offsets(data, self._fitted_loss(), offset)
         return data.to_form(self._natural(data, f))
 
     def _has_binary_tasks(self) -> bool:
@@ -872,7 +879,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             from .dask import task_score
 
             check_is_fitted(self)
-            datafit = self._datafit()
+            datafit = self._fitted_loss()
             if offset is not None or not datafit.quadratic:  # (R^2 of the raw scores: wrong)
                 raise ValueError(
                     f"score of Dask input takes the squared loss and no offset (loss="
@@ -885,7 +892,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         X, offset = offset_column(X, offset)
         data, f = self._scores(X, task, y, sample_weight)
         if offset is not None:
-            f = f + task_offsets(data, self._datafit(), offset)
+            f = f + task_offsets(data, self._fitted_loss(), offset)
         return float(np.mean(self._task_scores(data, f)))
 
     def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
@@ -895,7 +902,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     def _task_scores(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each task's R^2 (D^2 for a loss other than the squared one) from the scores ``f``
         of its rows."""
-        datafit = self._datafit()
+        datafit = self._fitted_loss()
         if not datafit.quadratic:
             w = _row_weights(data)
             # the targets checked as a fit checks them (a binary task's labels: unchecked)

@@ -381,6 +381,7 @@ def linear_rules(classifier: bool, T: int, p: int, single: bool,
         "intercept_": ("float", "finite") if single else _float_array(T),
         "n_iter_": ("int", 0, None), "task_sizes_": ("array", "f", (T,), (0, None)),
         "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
+        "loss_": ("loss", T),
         **structure_rules(T, p),
         "feature_mean_": _float_array(p),
         "feature_scale_": ("array", "f", (p,), (np.finfo(np.float64).tiny, None)),
@@ -746,6 +747,13 @@ def _check_rule(name: str, spec: dict, rule: tuple, members: dict[str, _Member],
             raise Refused(f"attribute {name!r} is {v!r}, not one of {rule[1]}")
         if what == "float" and rule[1:] == ("finite",) and not math.isfinite(v):
             raise Refused(f"attribute {name!r} is {v!r}; it must be a finite number")
+        return
+    if what == "loss":  # a registered loss, or one per task (its entries: _check_entry)
+        items = spec.get("items", []) if kind == "list" else [spec]
+        if kind not in ("loss", "list") or any(i.get("kind") != "loss" for i in items) or (
+                kind == "list" and len(items) != rule[1]):
+            raise Refused(f"attribute {name!r} must be a loss, or a list of {rule[1]} (one "
+                          f"per task), got {spec!r:.80}")
         return
     if what == "optional":
         if kind == "json" and spec.get("value") is None:
@@ -1229,7 +1237,12 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None,
             if k == "cluster_matrix_":  # an older file: the dense M, kept by its factors
                 _set_cluster_factors(model, _decode(v, arrays))
                 continue
-            setattr(model, k, _decode(v, arrays))
+            value = _decode(v, arrays)
+            if k == "loss_" and isinstance(value, list):  # (a loss per task, as fitted)
+                from .datafits import Mixed
+
+                value = Mixed(value)
+            setattr(model, k, value)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Malformed(str(exc)) from None
     check_loaded(model, checked.n_tasks, checked.n_features)

@@ -49,11 +49,24 @@ def _path_png(X: Any, y: Any, penalty: Any, loss: Any, alphas: np.ndarray, tol: 
 
 # --------------------------------------------------------------------- the loss of a fit
 def _model_loss(model: Any) -> Any:
-    """A linear model's ``loss=`` (the classifier's, which has none: ``"logistic"``)."""
+    """A linear model's ``loss=`` (the classifier's, which has none: ``"logistic"``), each
+    loss whose parameter a fit reads from the data (``Huber()``) as fitted (``loss_``)."""
+    from .datafits import make_loss
+
     loss = getattr(model, "loss", None)
     if loss is None:
         return "logistic" if is_classifier(model) else "squared"
-    return loss
+    fitted = getattr(model, "loss_", None)
+    if fitted is None:
+        return loss
+
+    def reads_data(given):
+        return getattr(make_loss(given), "delta", 0.0) is None
+
+    if isinstance(loss, (list, tuple, np.ndarray)):
+        parts = getattr(fitted, "losses", fitted)
+        return [f if reads_data(g) else g for g, f in zip(loss, parts, strict=True)]
+    return fitted if reads_data(loss) else loss
 
 
 def loss_name(model: Any) -> str:

@@ -78,6 +78,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
+from .datafits import loss_on_targets
 from .penalties import make_penalty
 from .penalties.base import SharedPart
 from .persistence import SaveMixin
@@ -190,7 +191,7 @@ def _source(model: Any) -> _Source:
     b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)) + \
         np.atleast_2d(est.coef_) @ mean
     return _Source(W=W, penalty=make_penalty(est.penalty), alpha=float(np.median(est.alpha)),
-                   loss=est._datafit(), n_ref=n_ref, mean=mean, scale=scale, n_features=p,
+                   loss=est._fitted_loss(), n_ref=n_ref, mean=mean, scale=scale, n_features=p,
                    feature_names=getattr(est, "feature_names_in_", None),
                    clusters=getattr(est, "task_clusters_", None),
                    P=parts.get("P_"), Q=parts.get("Q_"), b=b,
@@ -1074,6 +1075,9 @@ def transfer(
     src = _source(model)
     src.loss = transfer_loss(src.loss, loss, y_new if src.loss.kind in (
         "binary", "multiclass") and loss is None else None)
+    # (a loss named for the new task that reads a parameter from the data, Huber()'s delta,
+    # reads it on the new task's targets; the model's own loss holds the one it was fitted on)
+    src.loss = loss_on_targets(src.loss, [y_new])
     if bool(getattr(src.penalty, "positive", False)):
         raise ValueError(
             f"model: its penalty {src.penalty!r} constrains every coefficient to be >= 0, "

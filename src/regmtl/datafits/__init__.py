@@ -73,11 +73,90 @@ def make_loss(loss: Any) -> Datafit:
     --------
     >>> from regmtl.datafits import make_loss
     >>> make_loss("huber"), make_loss(["poisson", "squared"])
-    (Huber(delta=1.35), Mixed(['Poisson()', 'Quadratic()']))
+    (Huber(), Mixed(['Poisson()', 'Quadratic()']))
     """
     if isinstance(loss, (list, tuple, np.ndarray)):
         return Mixed(list(loss))
     return one_loss(loss)
 
 
-__all__ = ["Datafit", *DATAFIT_CLASSES, "DATAFIT_CLASSES", "LOSSES", "make_loss"]
+def fitted_loss(given: Datafit, bound: Any) -> Datafit:
+    """The loss a fit solved, with the parameters it read from the data (``Huber()``'s
+    delta) in place: ``bound`` (the loss bound to the problem) as an unbound loss, or
+    ``given`` where binding read nothing.
+
+    Parameters
+    ----------
+    given : Datafit
+        The loss as given (:func:`make_loss`).
+    bound : Datafit
+        The loss bound to the problem (``given.bind(data)``).
+
+    Returns
+    -------
+    Datafit
+        The loss, not bound to any rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> from regmtl.datafits import fitted_loss, make_loss
+    >>> data = rm.as_task_data(np.ones((4, 1)), np.array([0.0, 1.0, 2.0, 30.0]))
+    >>> given = make_loss("huber")
+    >>> fitted_loss(given, given.bind(data)), fitted_loss(make_loss("squared"), None)
+    (Huber(delta=2.00151), Quadratic())
+    """
+    def reads_data(loss):  # (a parameter taken from the data: Huber's delta=None)
+        return getattr(loss, "delta", 0.0) is None
+
+    bound = getattr(bound, "loss", bound)  # (task blocks elsewhere: the loss they bound)
+    if isinstance(given, Mixed) and any(reads_data(part) for part in given.parts):
+        return Mixed(bound.losses)
+    return bound if reads_data(given) else given
+
+
+def loss_on_targets(loss: Any, ys: Any, weights: Any = None) -> Datafit:
+    """:func:`make_loss` with the parameters a loss reads from the data read from targets
+    given task by task (``Huber()``'s delta): where a fit is not the only user of the loss
+    (:func:`regmtl.compare` scores every model on one loss, a new task's transfer).
+
+    Parameters
+    ----------
+    loss : str, Datafit, or sequence of them
+        What the estimators' ``loss=`` takes.
+    ys : sequence of array-like
+        Each task's targets (numbers).
+    weights : sequence of array-like, optional
+        Each task's row weights.
+
+    Returns
+    -------
+    Datafit
+        The loss, its parameters in the targets' units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.datafits import loss_on_targets
+    >>> loss_on_targets("huber", [np.array([0.0, 1.0, 2.0, 30.0])])
+    Huber(delta=2.00151)
+    """
+    datafit = make_loss(loss)
+    parts = datafit.parts if isinstance(datafit, Mixed) else [datafit]
+    if all(getattr(part, "delta", 0.0) is not None for part in parts) or (
+            isinstance(datafit, Mixed) and len(datafit.losses) != len(ys)):
+        return datafit  # (nothing to read; or a list the caller refuses by its length)
+    from ..inputs import as_task_data
+
+    # (the targets of a loss list's other tasks, labels perhaps, are not read: zeros)
+    reads = [getattr(loss, "delta", 0.0) is None for loss in (
+        datafit.losses if isinstance(datafit, Mixed) else [datafit] * len(ys))]
+    ys = [np.asarray(y, dtype=np.float64).ravel() if r else np.zeros(np.shape(y)[0])
+          for y, r in zip(ys, reads, strict=True)]
+    data = as_task_data([np.zeros((len(y), 1)) for y in ys], ys, sample_weight=weights)
+    return fitted_loss(datafit, datafit.bind(data))
+
+
+__all__ = ["Datafit", *DATAFIT_CLASSES, "DATAFIT_CLASSES", "LOSSES", "fitted_loss",
+           "loss_on_targets", "make_loss"]

@@ -92,6 +92,8 @@ class Mixed(Datafit):
             The bound loss.
         """
         self._check_tasks(data)
+        if any(getattr(part, "delta", 0.0) is None for part in self.parts):
+            return self._scaled(data).bind(data)
         if not getattr(data, "rows_local", True):  # task blocks elsewhere: bound on each
             return BlockLoss(self, data, [self.parts[self.task_part[k]]
                                           for k in data.task_index])
@@ -105,6 +107,14 @@ class Mixed(Datafit):
         new._n_obs = part.shape[0]
         new._bound = (data.indptr, data.task_index)
         return new
+
+    def _scaled(self, data: Any) -> Mixed:
+        """The list with each loss whose parameter is read from the data (``Huber()``)
+        bound on the rows of the tasks it holds."""
+        at = self.task_part[data.task_index]
+        parts = [part.bind(data, tasks=at == i) if getattr(part, "delta", 0.0) is None
+                 else part for i, part in enumerate(self.parts)]
+        return Mixed([parts[i] for i in self.task_part])
 
     def task_losses(self, data: Any) -> list[Datafit]:
         """The loss of each segment of ``data``."""

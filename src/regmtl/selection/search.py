@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._lazy import lazy_module
 from ..classes import task_classes
-from ..datafits import Datafit, make_loss
+from ..datafits import Datafit, fitted_loss, make_loss
 from ..estimator_docs import TERMS_DOC
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..feature_terms import by_position
@@ -332,9 +332,9 @@ class _MultiTaskCV(BaseEstimator):
         layout = prepared if getattr(prepared, "class_blocks", None) is not None else None
         data = data if layout is not None else prepared
         classes = None if layout is None else task_classes(data)
-        datafit = probe._datafit()
         distributed = not data.rows_local
         base = data if layout is None else layout
+        datafit = fitted_loss(probe._datafit(), probe._datafit().bind(base))  # (one delta)
         check_loss_targets(base, datafit.bind(base))  # (on Dask, on every block)
         if classes is not None:
             self._check_multiclass()
@@ -389,6 +389,7 @@ class _MultiTaskCV(BaseEstimator):
         elif hasattr(self, "df_std_"):
             del self.df_std_
         self.penalty_ = candidates[g][1]
+        self.loss_ = datafit
         self.alphas_ = grids[g]
         self.tasks_ = data.tasks
         self.n_tasks_ = data.n_tasks
@@ -870,6 +871,8 @@ _DOC_ATTRS = r"""
         alpha).
     penalty_ : Penalty
         The penalty object of the choice.
+    loss_ : Datafit
+        The loss of every fold and the refit, read from all the rows (``Huber()``'s delta).
     alphas_ : ndarray of shape (n_alphas,)
         The grid of the chosen penalty value.
     cv_results_ : DataFrame
