@@ -607,6 +607,14 @@ class Datafit:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def __eq__(self, other: object) -> bool:
+        """The same loss with the same parameters (its class and ``repr``): a saved and
+        loaded model's ``loss_`` equals the fitted one."""
+        return type(self) is type(other) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self)))
+
 
 def default_loss(kind: str) -> str:
     """The name of the default loss of a task kind (``default_for_kind``).
