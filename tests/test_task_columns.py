@@ -73,3 +73,18 @@ def test_grams_moves_and_solves_equal_a_loop_over_tasks(layout, sparse, chunk, l
 def test_a_singular_held_solve_is_none():
     Q = np.zeros((2, 2, 2))
     assert task_columns.held_solves(Q, np.ones((2, 2), dtype=bool), np.ones((2, 2)), 0.0) is None
+
+
+@pytest.mark.parametrize("layout", ["stacked", "shared"])
+def test_uncentred_grams_of_every_column_read_the_rows_in_place(layout, monkeypatch):
+    """Every column in order, no centering (the interior point's Newton matrices): each long
+    task's rows read in place, the same Grams as the loop."""
+    monkeypatch.setattr(task_columns, "LONG", 1)
+    data, c, _ = _data(layout, False)
+    p = data.n_features
+    Q = task_columns.task_grams(data, c, np.zeros((p, data.n_tasks)), np.arange(p))
+    for t in range(data.n_tasks):
+        a, b = data.indptr[t], data.indptr[t + 1]
+        Z = _rows(data, t)
+        H = (Z * c[a:b, None]).T @ Z
+        np.testing.assert_allclose(Q[t], H, rtol=1e-12, atol=1e-12 * np.abs(H).max())
