@@ -45,7 +45,7 @@ import regmtl as rm  # noqa: E402
 
 LOSSES = ("squared", "logistic", "poisson", "gamma", "huber", "quantile")
 PENALTIES = ("l1", "l21", "elastic", "trace", "mean", "l1inf")
-TAU, DELTA = 0.5, 1.35  # the quantile level; Huber's threshold (Huber()'s default)
+TAU, DELTA = 0.5, 1.35  # the quantile level; Huber's threshold (fixed: Huber() reads its own)
 
 
 def penalty_of(name: str):

@@ -88,7 +88,7 @@ def fitted_loss(given: Datafit, bound: Any) -> Datafit:
     Parameters
     ----------
     given : Datafit
-        The loss as given (:func:`make_loss`).
+        The loss as given (``make_loss``).
     bound : Datafit
         The loss bound to the problem (``given.bind(data)``).
 
@@ -117,7 +117,7 @@ def fitted_loss(given: Datafit, bound: Any) -> Datafit:
 
 
 def loss_on_targets(loss: Any, ys: Any, weights: Any = None) -> Datafit:
-    """:func:`make_loss` with the parameters a loss reads from the data read from targets
+    """``make_loss`` with the parameters a loss reads from the data read from targets
     given task by task (``Huber()``'s delta): where a fit is not the only user of the loss
     (:func:`regmtl.compare` scores every model on one loss, a new task's transfer).
 

@@ -94,7 +94,7 @@ class Huber(Datafit):
 
     def bind(self, data: Any, tasks: np.ndarray | None = None) -> Huber:
         """This loss with ``delta`` in the targets' units: itself where given, else
-        ``epsilon`` times :func:`target_scale` of ``data`` (of its tasks ``tasks``, a mask,
+        ``epsilon`` times ``target_scale`` of ``data`` (of its tasks ``tasks``, a mask,
         where given: a loss list's Huber tasks), kept with the problem."""
         if self.delta is not None:
             return self
