@@ -220,3 +220,19 @@ def test_files_saved_before_losses_still_load():
     clf = rm.load(OLD / "classifier_5244d82.npz")
     assert [c.tolist() for c in clf.classes_] == [["no", "yes"]] * 3
     assert np.mean(clf.predict(X) == np.where(Y > 0, "yes", "no")) > 0.9
+
+
+def test_a_file_from_before_loss_was_kept_reads_huber_as_it_was_fitted(tmp_path):
+    """A file without ``loss_`` (written before the fitted loss was kept): ``"huber"`` then
+    meant delta 1.35 in the targets' units, and the loaded model scores with that loss (a
+    ``Huber()`` left unbound would refuse to)."""
+    path = _saved(tmp_path, "huber")
+    old = _rewrite(path, tmp_path / "old.npz", lambda h: h["attributes"].pop("loss_"))
+    model = rm.load(old)
+    assert model.loss_ == rm.Huber(1.35)
+    X, counts, _, rating, _ = _data()
+    Y = np.column_stack([np.abs(rating) + counts] * 2)
+    assert np.isfinite(model.score(X, Y))
+    mixed = _rewrite(_saved(tmp_path, ["huber", "poisson"]), tmp_path / "old2.npz",
+                     lambda h: h["attributes"].pop("loss_"))
+    assert list(rm.load(mixed).loss_.losses) == [rm.Huber(1.35), rm.Poisson()]

@@ -1243,7 +1243,24 @@ def _load_archive(zf: zipfile.ZipFile, name: str, max_bytes: int | None = None,
 
                 value = Mixed(value)
             setattr(model, k, value)
+        if ("loss_" in saved_attributes(cls) and "loss_" not in attrs
+                and getattr(model, "loss", None) is not None):  # (a regressor's)
+            model.loss_ = _loss_as_saved(model.loss)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Malformed(str(exc)) from None
     check_loaded(model, checked.n_tasks, checked.n_features)
     return model
+
+
+def _loss_as_saved(loss: Any) -> Any:
+    """The loss a file written before ``loss_`` was kept was fitted with: its ``loss=``, the
+    name ``"huber"`` then meaning delta 1.35 in the targets' units (``Huber()`` now reads its
+    delta from the data)."""
+    from .datafits import Huber, make_loss
+
+    def one(entry):
+        return Huber(1.35) if isinstance(entry, str) and entry == "huber" else entry
+
+    if isinstance(loss, (list, tuple, np.ndarray)):
+        return make_loss([one(entry) for entry in loss])
+    return make_loss(one(loss))
