@@ -60,13 +60,10 @@ def _model_loss(model: Any) -> Any:
     if fitted is None:
         return loss
 
-    def reads_data(given):
-        return getattr(make_loss(given), "delta", 0.0) is None
-
     if isinstance(loss, (list, tuple, np.ndarray)):
         parts = getattr(fitted, "losses", fitted)
-        return [f if reads_data(g) else g for g, f in zip(loss, parts, strict=True)]
-    return fitted if reads_data(loss) else loss
+        return [f if make_loss(g).reads_data else g for g, f in zip(loss, parts, strict=True)]
+    return fitted if make_loss(loss).reads_data else loss
 
 
 def loss_name(model: Any) -> str:

@@ -107,13 +107,10 @@ def fitted_loss(given: Datafit, bound: Any) -> Datafit:
     >>> fitted_loss(given, given.bind(data)), fitted_loss(make_loss("squared"), None)
     (Huber(delta=2.00151), Quadratic())
     """
-    def reads_data(loss):  # (a parameter taken from the data: Huber's delta=None)
-        return getattr(loss, "delta", 0.0) is None
-
+    if not given.reads_data:
+        return given
     bound = getattr(bound, "loss", bound)  # (task blocks elsewhere: the loss they bound)
-    if isinstance(given, Mixed) and any(reads_data(part) for part in given.parts):
-        return Mixed(bound.losses)
-    return bound if reads_data(given) else given
+    return Mixed(bound.losses) if isinstance(given, Mixed) else bound
 
 
 def loss_on_targets(loss: Any, ys: Any, weights: Any = None) -> Datafit:
@@ -143,14 +140,13 @@ def loss_on_targets(loss: Any, ys: Any, weights: Any = None) -> Datafit:
     Huber(delta=2.00151)
     """
     datafit = make_loss(loss)
-    parts = datafit.parts if isinstance(datafit, Mixed) else [datafit]
-    if all(getattr(part, "delta", 0.0) is not None for part in parts) or (
-            isinstance(datafit, Mixed) and len(datafit.losses) != len(ys)):
+    if not datafit.reads_data or (isinstance(datafit, Mixed)
+                                  and len(datafit.losses) != len(ys)):
         return datafit  # (nothing to read; or a list the caller refuses by its length)
     from ..inputs import as_task_data
 
     # (the targets of a loss list's other tasks, labels perhaps, are not read: zeros)
-    reads = [getattr(loss, "delta", 0.0) is None for loss in (
+    reads = [loss.reads_data for loss in (
         datafit.losses if isinstance(datafit, Mixed) else [datafit] * len(ys))]
     ys = [np.asarray(y, dtype=np.float64).ravel() if r else np.zeros(np.shape(y)[0])
           for y, r in zip(ys, reads, strict=True)]

@@ -128,6 +128,9 @@ class Datafit:
     #: whether the scores are ``log`` of the mean (so targets times ``s`` move the intercepts
     #: by ``log s``, the design unscaled)
     log_link: bool = False
+    #: whether a parameter is read from the data when the loss is bound to it (:meth:`bind`:
+    #: ``Huber()``'s delta; a loss list, where one of its losses does)
+    reads_data: bool = False
 
     def rescaled(self, s: float) -> Datafit:
         """The loss on targets and scores multiplied by ``s`` (its parameters in the targets'

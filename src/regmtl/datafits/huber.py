@@ -85,6 +85,11 @@ class Huber(Datafit):
                                       None, "in robust scales of the targets, e.g. 1.35")
 
     @property
+    def reads_data(self) -> bool:
+        """Whether ``delta`` is read from the data (``delta=None``)."""
+        return self.delta is None
+
+    @property
     def _d(self) -> float:
         if self.delta is None:
             raise ValueError("Huber(delta=None) takes its delta from the data a fit sees: "

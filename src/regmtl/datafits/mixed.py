@@ -72,6 +72,7 @@ class Mixed(Datafit):
         self.curvature = max(p.curvature for p in self.parts)
         self.dual_strong_concavity = min(p.dual_strong_concavity for p in self.parts)
         self.profiles_scale = any(p.profiles_scale for p in self.parts)
+        self.reads_data = any(p.reads_data for p in self.parts)
         self._rows: list[np.ndarray] | None = None
         self._n_obs = -1
 
@@ -92,7 +93,7 @@ class Mixed(Datafit):
             The bound loss.
         """
         self._check_tasks(data)
-        if any(getattr(part, "delta", 0.0) is None for part in self.parts):
+        if self.reads_data:
             return self._scaled(data).bind(data)
         if not getattr(data, "rows_local", True):  # task blocks elsewhere: bound on each
             return BlockLoss(self, data, [self.parts[self.task_part[k]]
@@ -112,8 +113,8 @@ class Mixed(Datafit):
         """The list with each loss whose parameter is read from the data (``Huber()``)
         bound on the rows of the tasks it holds."""
         at = self.task_part[data.task_index]
-        parts = [part.bind(data, tasks=at == i) if getattr(part, "delta", 0.0) is None
-                 else part for i, part in enumerate(self.parts)]
+        parts = [part.bind(data, tasks=at == i) if part.reads_data else part
+                 for i, part in enumerate(self.parts)]
         return Mixed([parts[i] for i in self.task_part])
 
     def task_losses(self, data: Any) -> list[Datafit]:

@@ -29,7 +29,7 @@ __all__ = ["BlockLoss"]
 #: the declarations a bound loss shares with the loss it binds
 _DECLARED = ("name", "kind", "code", "quadratic", "piecewise_quadratic", "smooth",
              "curvature", "dual_strong_concavity", "box_dual", "has_dual_prox", "coupled",
-             "profiles_scale")
+             "profiles_scale", "reads_data")
 
 
 class BlockLoss(Datafit):
