@@ -123,3 +123,14 @@ def test_a_saved_model_keeps_its_fitted_loss(tmp_path):
 def test_an_unbound_default_names_the_fix():
     with pytest.raises(ValueError, match=r"bind it to the problem first .* or give delta"):
         rm.Huber().theta(np.zeros(3), np.zeros(3))
+
+
+def test_the_scale_is_read_again_when_the_targets_are_replaced():
+    """The scale is kept with the problem beside the targets it was read from: a problem
+    whose targets are replaced (a fold's, by its offsets) reads it again."""
+    Xs, ys = _tasks(6)
+    data = rm.as_task_data(Xs, ys)
+    first = rm.Huber().bind(data).delta
+    assert rm.Huber().bind(data).delta == first
+    data.y = 10.0 * data.y
+    assert rm.Huber().bind(data).delta == pytest.approx(10.0 * first, rel=1e-5)

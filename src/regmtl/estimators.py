@@ -226,8 +226,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _fitted_loss(self) -> Datafit:
         """The loss of the fit (``loss_``, its parameters read from the training data), for
         what comes after it: predictions and scores."""
-        fitted = getattr(self, "loss_", None)  # (a file gives a loss per task as a list)
-        return self._datafit() if fitted is None else make_datafit(fitted)
+        fitted = getattr(self, "loss_", None)
+        return self._datafit() if fitted is None else fitted
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

@@ -103,10 +103,13 @@ class Huber(Datafit):
         where given: a loss list's Huber tasks), kept with the problem."""
         if self.delta is not None:
             return self
-        key = ("huber_scale", id(data.y), id(data.c),
-               None if tasks is None else np.asarray(tasks, dtype=bool).tobytes())
-        scale = data.memo(key, lambda: target_scale(data, tasks))
-        return Huber(float(f"{self.epsilon * scale:.6g}"), self.epsilon)
+        # (kept with the problem beside the targets and weights it was read from: a fold's
+        # targets replaced by their offsets' fold are read again)
+        key = ("huber_scale", None if tasks is None else np.asarray(tasks, bool).tobytes())
+        held = data.memo(key, lambda: [None, None, 0.0])
+        if held[0] is not data.y or held[1] is not data.c:
+            held[:] = [data.y, data.c, target_scale(data, tasks)]
+        return Huber(float(f"{self.epsilon * held[2]:.6g}"), self.epsilon)
 
     def rescaled(self, s):
         """``delta`` in the new units: ``l_{s delta}(s y, s f) = s^2 l_delta(y, f)`` (a

@@ -1,5 +1,6 @@
-r"""The pinball loss with a conic penalty: a primal-dual interior-point method whose Newton
-systems are solved in the tasks' own blocks.
+r"""The pinball loss with a conic penalty (and the Huber loss in its least-absolute-deviation
+regime): a primal-dual interior-point method whose Newton systems are solved in the tasks'
+own blocks.
 
 The fit is the cone program
 
@@ -15,13 +16,17 @@ rho``, the ridge ``alpha (1 - rho)`` in ``P``), the quadratic alone for mean-reg
 (``"task_mean"``: ``P = alpha ((1 + r) I - 11^T / T)`` over the tasks of each feature), or
 for L1,inf the bounds ``|W_jt| <= s_j`` in place of the cones (``"row_max"``: their slacks
 ``s_j -+ W_jt`` linear cones, ``a = alpha``; eliminating ``s`` leaves a diagonal per entry
-and a rank-one coupling per feature, the same structure). Mehrotra's predictor-corrector
+and a rank-one coupling per feature, the same structure). A squared row of a loss list is a
+residual ``r^q_r`` of cost ``c_r (r^q_r)^2 / 2`` in the equality; a Huber row has both,
+``Huber(r) = min_s s^2 / 2 + delta |r - s|`` (the pieces' costs ``delta``), so that its
+reduced weight is the pieces' and the quadratic's in series. Mehrotra's predictor-corrector
 with Nesterov-Todd scaling (:mod:`~regmtl.solvers.cones`), from a point inside with the
 pinball rows' duals ``lambda`` at the middle of their box; its duals are ``lambda`` (of the
 equalities: ``theta = lambda / c`` is the pinball loss's dual point) and the cones' slacks.
 Where P is zero the primal and dual steps are taken apart. A step shorter than
 :data:`SHORT` is taken again along a direction aimed at :data:`CENTER` times ``mu`` at least
-(the iterate lost centrality in a few cones).
+(the iterate lost centrality in a few cones). Three steps without a tenth off the gap stop
+the iteration near the end (below :data:`STALL` of the first gap: rounding), twelve before.
 
 Each Newton system, once the residuals' parts (diagonal) and the norms ``s`` are
 eliminated, is

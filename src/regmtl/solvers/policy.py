@@ -542,16 +542,11 @@ def _run_huber_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept
                            fit_intercept=fit_intercept, tol=tol,
                            max_iter=min(max_iter, HANDOVER), verbose=verbose, V0=V0,
                            options=options, inner=inner)
-    if res.converged or max_iter <= res.n_iter:
-        return res
     # (the linear pieces have no curvature: the models crawl; the interior point starts
     # afresh, the point reached only placing its first residuals)
-    more = _run_interior_point(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
-                               fit_intercept=fit_intercept, tol=tol,
-                               max_iter=max_iter - res.n_iter, verbose=verbose, V0=None,
-                               options=options, inner=inner)
-    more.n_iter += res.n_iter
-    return more
+    return _go_on(res, _run_interior_point, data, datafit, penalty, alpha, ref=ref,
+                  fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, verbose=verbose,
+                  options=options, inner=inner)
 
 
 def _run_small_squares(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
@@ -751,6 +746,22 @@ def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
     return res
 
 
+def _go_on(res, run, data, datafit, penalty, alpha, *, ref, fit_intercept, tol, max_iter,
+           verbose, options, inner):
+    """``res`` where it certified or spent ``max_iter``; else the row ``run`` from its point
+    (and its dual, where it has one), the iterations of both counted: how a row hands over
+    what it cannot finish."""
+    if res.converged or max_iter <= res.n_iter:
+        return res
+    theta = getattr(res, "theta", None)
+    more = run(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
+               fit_intercept=fit_intercept, tol=tol, max_iter=max_iter - res.n_iter,
+               verbose=verbose, V0=None,
+               options=options if theta is None else {**options, "dual": theta}, inner=inner)
+    more.n_iter += res.n_iter
+    return more
+
+
 def _exact_then_primal_dual(method, cap):
     """A row running ``method`` (an interior point or barrier, at most ``cap`` Newton steps)
     that hands a point it cannot certify (rounding near the end) and its dual to the
@@ -759,16 +770,9 @@ def _exact_then_primal_dual(method, cap):
             verbose, V0, options, inner):
         res = method(data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept,
                      tol=tol, max_iter=min(max_iter, cap), verbose=verbose)
-        if res.converged or max_iter <= res.n_iter:
-            return res
-        more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
-                                               ref=ref, fit_intercept=fit_intercept, tol=tol,
-                                               max_iter=max_iter - res.n_iter,
-                                               verbose=verbose, V0=None,
-                                               options=dict(options, dual=res.theta),
-                                               inner=inner)
-        more.n_iter += res.n_iter
-        return more
+        return _go_on(res, SOLVER_TABLE["primal_dual"].run, data, datafit, penalty, alpha,
+                      ref=ref, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                      verbose=verbose, options=options, inner=inner)
     return run
 
 
@@ -781,18 +785,12 @@ def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
     res = linear_program(data, datafit, penalty, alpha, W, b, ref=ref,
                          fit_intercept=fit_intercept, tol=tol)
     # one exact solve (as the direct ridge's): HiGHS's simplex iterations are its own, not
-    # max_iter's
+    # max_iter's; where it stops short of tol the primal-dual row goes on from its primal and
+    # dual point
     res.n_iter = 1
-    if res.converged or max_iter <= 1:
-        return res
-    # HiGHS stopped short of tol: the primal-dual row goes on from its primal and dual point
-    more = SOLVER_TABLE["primal_dual"].run(data, datafit, penalty, alpha, res.W, res.b,
-                                           ref=ref, fit_intercept=fit_intercept, tol=tol,
-                                           max_iter=max_iter - 1, verbose=verbose, V0=None,
-                                           options={**options, "dual": res.theta},
-                                           inner=inner)
-    more.n_iter += 1
-    return more
+    return _go_on(res, SOLVER_TABLE["primal_dual"].run, data, datafit, penalty, alpha,
+                  ref=ref, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
+                  verbose=verbose, options=options, inner=inner)
 
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
