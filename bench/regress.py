@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -174,6 +175,25 @@ def case(name: str):
         a = 0.1 * rm.alpha_max(Xs, ys, penalty="l21", loss="logistic")
         return (lambda: rm.MultiTaskClassifier("l21", alpha=a).fit(Xs, ys)), \
             "logistic L2,1 10 tasks 200 x 50"
+    if name in ("multinomial_digits_l21", "multinomial_digits_path"):
+        # digits in 3 tasks (correlated pixels, near-separable classes at small alphas): a
+        # cold fit at alpha 1e-3, and one CV fold's path of 12 alphas (warm starts)
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        X, task = X / 16.0, np.arange(len(y)) % 3
+        if name == "multinomial_digits_l21":
+            return (lambda: rm.MultiTaskClassifier("l21", alpha=1e-3).fit(X, y, task=task)), \
+                "multinomial L2,1 digits 3 tasks, alpha 1e-3"
+        keep = np.arange(len(y)) % 3 != 0
+
+        def path():  # (its iterations summed over the points as n_iter_; the last point's
+            # L2,1 norm in place of an objective)
+            out = rm.regularization_path(X[keep], y[keep], task[keep], penalty="l21",
+                                         loss="multinomial", alphas=12)
+            return SimpleNamespace(n_iter_=int(out.n_iter.sum()), objective_=float(
+                np.linalg.norm(out.coefs[-1], axis=0).sum()))
+        return path, "multinomial L2,1 digits path, 12 alphas"
     raise ValueError(f"unknown case {name!r}")
 
 
@@ -193,7 +213,8 @@ COLD = ("l21_shared_first_fits",)
 CASES = ("l21_many_small", "l21_many_fresh", "l21_shared_first_fits", "l21_shared_wide",
          "l21_shared_tall", "l21_wide_tasks",
          "multi_source", "ncfgl_school", "school_l21", "school_mean", "school_trace",
-         "school_huber_l21", "school_poisson_l21", "logistic_l21")
+         "school_huber_l21", "school_poisson_l21", "logistic_l21", "multinomial_digits_l21",
+         "multinomial_digits_path")
 
 
 # ----------------------------------------------------------------------------- the child

@@ -20,6 +20,15 @@ iterates is kept where it lowers the model (on correlated columns, digits' pixel
 the sweeps). The step is then taken with a backtracking line search on
 the objective (Tseng and Yun's sufficient decrease), and every outer step is certified by the
 duality gap of the loss.
+
+Once a full step has been taken and no feature outside the nonzero rows breaks the optimality
+condition, the next steps are Newton steps on the objective restricted to those rows
+(:mod:`~regmtl.solvers.softmax_support`: smooth there, solved by conjugate gradients), for as
+long as each brings the certificate down by :data:`SUPPORT_GAIN`; a model's coordinate
+descent may then stop short (:data:`FLOOR`), until a step on the support fails. A start with
+nonzero rows (a path's previous point) takes the Newton steps from the first: on digits in 3
+tasks, a CV fold's path of 12 alphas went from 2.66 s to 1.38 s (``bench/regress.py``), the
+L2,1 CV from 8.3 to 5.7 times a per-task ``LogisticRegressionCV`` loop.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from ..penalties.base import ENTRYWISE, ROWS
 from .anderson import Anderson
 from .certificates import Reference, certify, scores_intercepts
 from .result import SolverResult
+from .softmax_support import support_step
 
 __all__ = ["SOFTMAX_KINDS", "softmax_newton"]
 
@@ -42,6 +52,20 @@ SOFTMAX_KINDS = (ENTRYWISE, ROWS)
 
 #: Sweeps between two Anderson extrapolations of the model's iterates, less one.
 ANDERSON = 5
+
+#: The factor a Newton step on the support must bring the certificate down by for the next
+#: step to be one too (quadratic convergence brings it down much further).
+SUPPORT_GAIN = 0.25
+
+#: A model's coordinate descent may stop where the sweeps left, at the last two's linear
+#: rate, would lower it by less than FLOOR times the gap tol asks for (``tol`` times the
+#: objective at W = 0): the Newton steps on the support finish what it leaves
+FLOOR = 1.0
+
+#: The forcing term of a Newton system on the support: its residual brought down to
+#: ``min(FORCING_CAP, FORCING sqrt(tol / gap))`` of the gradient (the gap falls about as
+#: the gradient's square)
+FORCING, FORCING_CAP = 0.3, 0.1
 
 
 class _Layout:
@@ -105,11 +129,12 @@ def _norm_at(zt, lam, mu):  # pragma: no cover (compiled)
 
 
 @njit(cache=True)
-def _model_curvatures(X, roff, goff, nb, col0, Kb, feats, P, C, rows, T
+def _model_curvatures(X, roff, goff, nb, col0, Kb, feats, P, C, rows, T, decompose=True
                       ):  # pragma: no cover (compiled)
     """Each feature's K x K curvatures (rows: their eigenvectors and eigenvalues, the row's
-    blocks side by side) or each entry's curvature (entries), and the intercepts'
-    (eigenvectors, eigenvalues): ``(Hent, Qs, lams, Qb, lamb)``."""
+    blocks side by side; without ``decompose``, the matrices themselves in place of the
+    eigenvectors, the eigenvalues left zero) or each entry's curvature (entries), and the
+    intercepts' (eigenvectors, eigenvalues): ``(Hent, Qs, lams, Qb, lamb)``."""
     n_blocks = Kb.size
     nf = feats.size
     Hent = np.zeros((nf, T))
@@ -134,10 +159,12 @@ def _model_curvatures(X, roff, goff, nb, col0, Kb, feats, P, C, rows, T
                         H[c0 + k, c0 + k] += wp
                         for m in range(Kb[bl]):
                             H[c0 + k, c0 + m] -= wp * P[g, m]
-        if rows:
+        if rows and decompose:
             lam, Q = np.linalg.eigh(H)
             lams[jj] = np.maximum(lam, 0.0)
             Qs[jj] = Q
+        elif rows:
+            Qs[jj] = H
     Hb = np.zeros((T, T))
     for bl in range(n_blocks):
         c0 = col0[bl]
@@ -152,7 +179,7 @@ def _model_curvatures(X, roff, goff, nb, col0, Kb, feats, P, C, rows, T
     return Hent, Qs, lams, Qb, lamb
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _model_sweep(X, roff, goff, nb, col0, Kb, feats, V, bvec, fit_b, Z, P, C, l1, l2, rows,
                  Hent, Qs, lams, Qb, lamb):  # pragma: no cover (compiled)
     """One sweep of coordinate descent on the quadratic model over the features ``feats``
@@ -304,7 +331,7 @@ def _model_value(X, lay, V0, b0, V, b, G, gb, P, penalty, alpha) -> tuple[float,
 
 
 def _solve_model(X, lay, feats, V0, b0, V, b, fit_b, Z, G, gb, P, penalty, alpha, l1, l2,
-                 rows, max_sweeps, rtol) -> int:
+                 rows, max_sweeps, rtol, floor=0.0) -> int:
     """The Newton model minimized by coordinate descent sweeps (:func:`_model_sweep`, in place
     on ``V``, ``b`` and the model residuals ``Z``) with Anderson extrapolation of every
     :data:`ANDERSON` + 1 sweeps' iterates on the working set (Bertrand & Massias 2021), kept
@@ -314,14 +341,18 @@ def _solve_model(X, lay, feats, V0, b0, V, b, fit_b, Z, G, gb, P, penalty, alpha
                              lay.C, rows, V.shape[1])
     Z0 = Z.copy()
     acc = Anderson(ANDERSON)
-    done, first = 0, -1.0
+    done, first, prev = 0, -1.0, np.inf
     while done < max_sweeps:  # until a sweep moves the point by rtol of the first sweep
         last = _model_sweep(X, lay.roff, lay.goff, lay.nb, lay.col0, lay.K, feats, V, b, fit_b,
                             Z, P, lay.C, l1, l2, rows, *curv)
         done += 1
         first = last if first < 0.0 else first
-        if last <= rtol * first:
+        rate = last / prev if 0.0 < prev < np.inf else 1.0
+        # (or until the sweeps left, at the last two's linear rate, would move it by less
+        # than ``floor``)
+        if last <= rtol * first or (rate < 1.0 and last * rate / (1.0 - rate) <= floor):
             break
+        prev = last
         x = acc.push(np.concatenate([V[feats].ravel(), b]))
         if x is None:
             continue
@@ -336,6 +367,30 @@ def _solve_model(X, lay, feats, V0, b0, V, b, fit_b, Z, G, gb, P, penalty, alpha
             Pd = np.sum(P * dF, axis=1, keepdims=True)
             Z[:] = Z0 - lay.C[:, None] * P * (dF - Pd)
     return done
+
+
+def _support(V: np.ndarray) -> np.ndarray:
+    """The features whose row of ``V`` is nonzero."""
+    return np.flatnonzero(np.any(V != 0.0, axis=1))
+
+
+def _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty, alpha):
+    """The step from ``(V, bv)`` to the model's minimizer ``(Vn, bn)``, with a backtracking
+    search for the objective's sufficient decrease (Tseng and Yun): ``(V, bv, F, P, obj,
+    step)`` there."""
+    D, db = Vn - V, bn - bv
+    dF = np.where(lay.live, lay.scores(X, D, db), 0.0)
+    pen_new = penalty.value(Vn, alpha)
+    decrease = -np.vdot(G, D) - np.dot(gb, db) + pen_new - penalty.value(V, alpha)
+    t = 1.0
+    for _ in range(40):
+        Vt = V + t * D if t < 1.0 else Vn
+        value_t, P_t = lay.loss(F + t * dF)
+        obj_t = value_t + (pen_new if t == 1.0 else penalty.value(Vt, alpha))
+        if obj_t <= obj + 1e-4 * t * min(decrease, 0.0) + 1e-13 * abs(obj):
+            break
+        t *= 0.5
+    return Vt, bv + t * db, F + t * dF, P_t, obj_t, t
 
 
 def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
@@ -355,42 +410,55 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     F = lay.scores(X, V, bv)
     value, P = lay.loss(F)
     obj = value + penalty.value(V, alpha)
-    cert, sched, rtol = None, 1e-3, 1e-3
+    cert, sched, rtol = None, 1e-2, 1e-2
+    on_support = False  # (whether the next step is a Newton step on the support)
+    loose = True  # (whether a model may stop short, a step on the support to finish it)
     for it in range(1, max_iter + 1):
         Z = lay.C[:, None] * np.where(lay.live, lay.Y - P, 0.0)
         G, gb = lay.adjoint(X, Z, T)  # minus the gradient
+        support = _support(V)
         if rows:
             feats = np.flatnonzero((np.linalg.norm(V, axis=1) > 0)
                                    | (np.linalg.norm(G, axis=1) > l1))
         else:
             feats = np.flatnonzero(np.any(V != 0, axis=1) | np.any(np.abs(G) > l1, axis=1))
-        Vn, bn = V.copy(), bv.copy()
-        sweeps = _solve_model(X, lay, feats.astype(np.int64), V, bv, Vn, bn, fit_intercept, Z,
-                              G, gb, P, penalty, alpha, l1, l2, rows, max_sweeps, rtol)
-        D, db = Vn - V, bn - bv
-        dF = np.where(lay.live, lay.scores(X, D, db), 0.0)
-        pen_new = penalty.value(Vn, alpha)
-        decrease = -np.vdot(G, D) - np.dot(gb, db) + pen_new - penalty.value(V, alpha)
-        t = 1.0
-        for _ in range(40):  # backtracking: sufficient decrease of the objective
-            Vt = V + t * D if t < 1.0 else Vn
-            value_t, P_t = lay.loss(F + t * dF)
-            obj_t = value_t + (pen_new if t == 1.0 else penalty.value(Vt, alpha))
-            if obj_t <= obj + 1e-4 * t * min(decrease, 0.0) + 1e-13 * abs(obj):
-                break
-            t *= 0.5
-        V, bv, F, P, obj = Vt, bv + t * db, F + t * dF, P_t, obj_t
-        sched = max(sched * (0.1 if t == 1.0 else 1.0), 1e-8)
+        before = cert.relative if cert is not None else np.inf
+        if on_support and feats.size == support.size:  # no feature outside asks in
+            curv = _model_curvatures(X, lay.roff, lay.goff, lay.nb, lay.col0, lay.K,
+                                     support.astype(np.int64), P, lay.C, rows, T, False)
+            # (the gap falls about as the gradient's square: its norm brought down by
+            # sqrt(tol / gap), a tenth of it to spare)
+            forcing = min(FORCING_CAP, FORCING * np.sqrt(tol / before))
+            V, bv, F, P, obj, t, g_norm, sweeps = support_step(
+                X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, fit_intercept,
+                curv, support, forcing)
+            kind = "support"
+        else:
+            Vn, bn = V.copy(), bv.copy()
+            sweeps = _solve_model(X, lay, feats.astype(np.int64), V, bv, Vn, bn,
+                                  fit_intercept, Z, G, gb, P, penalty, alpha, l1, l2, rows,
+                                  max_sweeps, rtol, FLOOR * tol * ref.P0 if loose else 0.0)
+            V, bv, F, P, obj, t = _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty,
+                                              alpha)
+            sched = max(sched * (0.1 if t == 1.0 else 1.0), 1e-8)
+            kind = "model"
         f = data.linear(V, bv)
         bc = bv.copy()
         if fit_intercept:  # the intercepts minimized exactly before the certificate
             f, bc = scores_intercepts(data, datafit, f, bc)
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
         if verbose:
-            print(f"[softmax newton] {it:4d}  working set {feats.size:5d}  sweeps {sweeps:4d}  "
-                  f"step {t:.3g}  {cert.kind} {cert.relative:.3e}")
+            print(f"[softmax newton] {it:4d}  {kind:7s}  working set {feats.size:5d}  "
+                  f"{'sweeps' if kind == 'model' else 'cg'} {sweeps:4d}  step {t:.3g}  "
+                  f"{cert.kind} {cert.relative:.3e}")
         if cert.converged(tol):
             return SolverResult(V, bc, it, cert, True)
+        # Newton on the support next where a full model step kept the support (the
+        # proximal steps have found it), or where such a step brought the certificate
+        # down by SUPPORT_GAIN; else the proximal steps (a row to zero, a feature to enter)
+        gained = cert.relative <= SUPPORT_GAIN * before
+        loose = loose and (kind == "model" or gained)
+        on_support = t == 1.0 and (gained if kind == "support" else _support(V).size > 0)
         # the next model solved as far as its step must take the gap (a Newton step leaves
         # about the model's unsolved part): tighter each full step, never past tol's need
         rtol = min(1e-2, max(sched, 0.1 * tol / max(cert.relative, 1e-300)))
