@@ -63,8 +63,7 @@ def test_the_hessian_product_is_the_derivative_of_the_gradient(penalty):
     b = rng.standard_normal(T)
     support = np.flatnonzero(np.any(V != 0.0, axis=1))
     g, gb, P = _gradient(lay, X, V, b, support, step, rows)
-    curv = sn._model_curvatures(X, lay.roff, lay.goff, lay.nb, lay.col0, lay.K,
-                                support.astype(np.int64), P, lay.C, rows, T, False)
+    curv = sn._model_curvatures(X, lay, support, P, rows, T, decompose=False)
     mask = np.ones((support.size, T), dtype=bool) if rows else V[support] != 0.0
     system = ss._System(np.asfortranarray(X[:, support]), lay, P, V[support], mask,
                         float(step.l1), float(step.l2), rows, curv, True)

@@ -74,7 +74,7 @@ class _System:
     def hessian(self, x):
         D, d = self.unpack(x)
         lay, P = self.lay, self.P
-        U = np.where(lay.live, lay.scores(self.Xs, D, d), 0.0)
+        U = lay.scores(self.Xs, D, d, 0.0)
         PU = P * U
         HU = lay.C[:, None] * (PU - P * PU.sum(axis=1, keepdims=True))
         HD, Hd = lay.adjoint(self.Xs, HU, self.shape[1])
@@ -132,7 +132,7 @@ def support_step(X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, 
         return V, bv, F, P, obj, 0.0, 0.0, 0
     x, iters = _conjugate_gradient(system, g, forcing * g_norm)
     D, d = system.unpack(x)
-    dF = np.where(lay.live, lay.scores(Xs, D, d), 0.0)
+    dF = lay.scores(Xs, D, d, 0.0)
     slope = float(g @ x)
     if not slope < 0.0:
         return V, bv, F, P, obj, 0.0, g_norm, iters
@@ -145,8 +145,7 @@ def support_step(X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, 
         crossed = (np.sum(St * Vs, axis=1) <= 0.0)[:, None] if rows else St * Vs <= 0.0
         St = np.where(crossed, 0.0, St)
         Vt[support] = St
-        Ft = F + t * dF if not crossed.any() else F + np.where(
-            lay.live, lay.scores(Xs, St - Vs, t * d), 0.0)
+        Ft = F + t * dF if not crossed.any() else F + lay.scores(Xs, St - Vs, t * d, 0.0)
         value_t, P_t = lay.loss(Ft)
         obj_t = value_t + penalty.value(Vt, alpha)
         if obj_t <= obj + 1e-4 * t * slope:
