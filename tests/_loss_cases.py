@@ -172,6 +172,16 @@ def cvx_graph(A: np.ndarray):
     return expr
 
 
+def multinomial_tasks(seed=0, sizes=(60, 90, 50), p=5, classes=(3, 2, 4)):
+    """Tasks with their own classes (3, 2 and 4 by default): each task's label the argmax of
+    its first K features plus noise, the features shifted off zero."""
+    rng = np.random.default_rng(seed)
+    Xs = [rng.standard_normal((n, p)) + 0.3 for n in sizes]
+    ys = [np.argmax(X[:, :k] + 0.7 * rng.standard_normal((len(X), k)), axis=1)
+          for X, k in zip(Xs, classes, strict=True)]
+    return Xs, ys
+
+
 def cvxpy_multinomial_loss(cp, Xs, ys, classes, W, b):
     """The multinomial loss of the tasks in cvxpy: each task's mean over its own classes."""
     terms, col = [], 0

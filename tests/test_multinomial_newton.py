@@ -4,6 +4,7 @@ against cvxpy and scikit-learn, chosen by ``"auto"``, certified."""
 import numpy as np
 import pytest
 from _loss_cases import cvxpy_multinomial_loss
+from _loss_cases import multinomial_tasks as _tasks
 from sklearn.linear_model import LogisticRegression
 
 import regmtl as rm
@@ -12,14 +13,6 @@ from regmtl.datafits.multinomial import Multinomial
 from regmtl.inputs import as_task_data
 from regmtl.penalties import make_penalty
 from regmtl.solvers.policy import choose_row
-
-
-def _tasks(seed=0, sizes=(60, 90, 50), p=5, classes=(3, 2, 4)):
-    rng = np.random.default_rng(seed)
-    Xs = [rng.standard_normal((n, p)) + 0.3 for n in sizes]
-    ys = [np.argmax(X[:, :k] + 0.7 * rng.standard_normal((len(X), k)), axis=1)
-          for X, k in zip(Xs, classes, strict=True)]
-    return Xs, ys
 
 
 def _penalty(name):

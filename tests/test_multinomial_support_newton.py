@@ -5,6 +5,8 @@ benchmark data) certified with the steps taken."""
 
 import numpy as np
 import pytest
+from _loss_cases import cvxpy_multinomial_loss
+from _loss_cases import multinomial_tasks as _tasks
 from conftest import DATA_HOME, needs_data
 
 import regmtl as rm
@@ -15,14 +17,6 @@ from regmtl.penalties import make_penalty
 from regmtl.penalties.base import ROWS
 from regmtl.solvers import softmax_newton as sn
 from regmtl.solvers import softmax_support as ss
-
-
-def _tasks(seed=0, sizes=(60, 90, 50), p=5, classes=(3, 2, 4)):
-    rng = np.random.default_rng(seed)
-    Xs = [rng.standard_normal((n, p)) + 0.3 for n in sizes]
-    ys = [np.argmax(X[:, :k] + 0.7 * rng.standard_normal((len(X), k)), axis=1)
-          for X, k in zip(Xs, classes, strict=True)]
-    return Xs, ys
 
 
 def _problem(penalty, alpha):
@@ -104,7 +98,6 @@ def test_a_warm_started_path_equals_cvxpy_at_every_point(monkeypatch, l1_ratio):
     steps from the first, then on the support), is certified and has cvxpy's objective
     (Clarabel) to 1e-7 relative (measured: 2e-11 at most)."""
     cp = pytest.importorskip("cvxpy")
-    from _loss_cases import cvxpy_multinomial_loss
 
     taken = []
     real = sn.support_step

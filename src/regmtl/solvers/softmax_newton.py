@@ -131,7 +131,7 @@ def _norm_at(zt, lam, mu):  # pragma: no cover (compiled)
 
 
 #: Rows of one block read at once for the curvatures: ``CHUNK / K^2`` (the products of each
-#: row's class probabilities two by two are formed for that many rows), at least 256.
+#: row's class probabilities two by two are formed for that many rows: 8 MB), at least one.
 CHUNK = 1 << 18
 
 
@@ -149,12 +149,10 @@ def _model_curvatures(X: np.ndarray, lay: _Layout, feats: np.ndarray, P: np.ndar
     Qs = np.zeros((nf if rows else 0, T, T))
     lams = np.zeros((nf if rows else 0, T))
     Hb = np.zeros((T, T))
-    for bl in range(lay.K.size):
-        c0, K, r0, n, g0 = (int(a[bl]) for a in (lay.col0, lay.K, lay.roff, lay.nb,
-                                                     lay.goff))
+    for c0, K, r0, n, g0 in lay.spans:
         cols = slice(c0, c0 + K)
-        D, E = np.zeros((nf, K)), np.zeros((nf, K, K)) if rows else None
-        step = max(CHUNK // (K * K), 256)
+        D, E = np.zeros((nf, K)), np.zeros((nf, K, K))
+        step = max(CHUNK // (K * K), 1)
         for a in range(0, n, step):  # (blocks of rows: the outer products held for those)
             e = min(a + step, n)
             M, c = P[g0 + a:g0 + e, :K], lay.C[g0 + a:g0 + e]
@@ -163,14 +161,13 @@ def _model_curvatures(X: np.ndarray, lay: _Layout, feats: np.ndarray, P: np.ndar
             outer = M[:, :, None] * M[:, None, :]
             if rows:
                 E += (Xw.T @ outer.reshape(e - a, K * K)).reshape(nf, K, K)
-            else:
-                Hent[:, cols] -= Xw.T @ (M * M)
+            else:  # (the diagonal of the outer products alone)
+                E[:, np.arange(K), np.arange(K)] += Xw.T @ (M * M)
             Hb[cols, cols] += np.diag(c @ M) - np.tensordot(c, outer, axes=1)
-        Hent[:, cols] += D
+        H = -E
+        H[:, np.arange(K), np.arange(K)] += D
+        Hent[:, cols] = np.diagonal(H, axis1=1, axis2=2)
         if rows:
-            H = -E
-            H[:, np.arange(K), np.arange(K)] += D
-            Hent[:, cols] = np.diagonal(H, axis1=1, axis2=2)
             if decompose:
                 lam, Q = np.linalg.eigh(H)
                 Qs[:, cols, cols], lams[:, cols] = Q, np.maximum(lam, 0.0)
@@ -427,13 +424,13 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
             # (the gap falls about as the gradient's square: its norm brought down by
             # sqrt(tol / gap), a tenth of it to spare)
             forcing = min(FORCING_CAP, FORCING * np.sqrt(tol / before))
-            V, bv, F, P, obj, t, g_norm, sweeps = support_step(
+            V, bv, F, P, obj, t, work = support_step(
                 X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, fit_intercept,
                 curv, support, forcing)
             kind = "support"
         else:
             Vn, bn = V.copy(), bv.copy()
-            sweeps = _solve_model(X, lay, feats.astype(np.int64), V, bv, Vn, bn,
+            work = _solve_model(X, lay, feats.astype(np.int64), V, bv, Vn, bn,
                                   fit_intercept, Z, G, gb, P, penalty, alpha, l1, l2, rows,
                                   max_sweeps, rtol, FLOOR * tol * ref.P0)
             V, bv, F, P, obj, t = _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty,
@@ -447,7 +444,7 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
         if verbose:
             print(f"[softmax newton] {it:4d}  {kind:7s}  working set {feats.size:5d}  "
-                  f"{'sweeps' if kind == 'model' else 'cg'} {sweeps:4d}  step {t:.3g}  "
+                  f"{'sweeps' if kind == 'model' else 'cg'} {work:4d}  step {t:.3g}  "
                   f"{cert.kind} {cert.relative:.3e}")
         if cert.converged(tol):
             return SolverResult(V, bc, it, cert, True)

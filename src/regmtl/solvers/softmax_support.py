@@ -46,7 +46,7 @@ class _System:
     def __init__(self, Xs, lay, P, V, mask, l1, l2, rows, curv, fit_b):
         self.Xs, self.lay, self.P, self.mask, self.fit_b = Xs, lay, P, mask, fit_b
         self.shape, T = V.shape, V.shape[1]
-        self.l1, self.l2, self.rows = l1, l2, rows
+        self.l2, self.rows = l2, rows
         Hent, Hs, _, Qb, lamb = curv
         if rows:  # each row's T x T block: its curvature and the norm's
             norms = np.linalg.norm(V, axis=1)
@@ -118,9 +118,10 @@ def support_step(X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, 
     """One Newton step of ``f`` restricted to the rows ``support`` of ``V`` (their nonzero
     entries for a penalty of entries), from the point ``(V, bv)`` with scores ``F``,
     probabilities ``P``, objective ``obj`` and minus the data term's gradient ``(G, gb)``;
-    ``curv`` the support's curvatures (:func:`~regmtl.solvers.softmax_newton.
-    _model_curvatures`), ``g0_norm`` the gradient's norm of the first such step (the forcing
-    term's scale). Returns ``(V, bv, F, P, obj, step, gradient norm, CG iterations)``."""
+    ``curv`` the support's curvatures (``softmax_newton._model_curvatures`` without their
+    eigenvectors), ``forcing`` the residual the conjugate gradients leave, relative to the
+    gradient. Returns ``(V, bv, F, P, obj, step, CG iterations)``, the point unchanged with
+    step 0 where no step decreases the objective."""
     Vs = V[support]
     mask = np.ones(Vs.shape, dtype=bool) if rows else Vs != 0.0
     Xs = np.asfortranarray(X[:, support])
@@ -129,16 +130,15 @@ def support_step(X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, 
     g = system.pack(-G[support] + grad_pen, -gb)
     g_norm = float(np.linalg.norm(g))
     if g_norm == 0.0:
-        return V, bv, F, P, obj, 0.0, 0.0, 0
+        return V, bv, F, P, obj, 0.0, 0
     x, iters = _conjugate_gradient(system, g, forcing * g_norm)
     D, d = system.unpack(x)
     dF = lay.scores(Xs, D, d, 0.0)
     slope = float(g @ x)
     if not slope < 0.0:
-        return V, bv, F, P, obj, 0.0, g_norm, iters
-    t = 1.0
+        return V, bv, F, P, obj, 0.0, iters
+    t, Vt = 1.0, V.copy()
     for _ in range(30):  # backtracking: Armijo's sufficient decrease of f
-        Vt = V.copy()
         St = Vs + t * D
         # a row (entry) the step takes through zero stops there: the kink of its norm,
         # where the optimum of a row leaving the support lies
@@ -149,6 +149,6 @@ def support_step(X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, 
         value_t, P_t = lay.loss(Ft)
         obj_t = value_t + penalty.value(Vt, alpha)
         if obj_t <= obj + 1e-4 * t * slope:
-            return Vt, bv + t * d, Ft, P_t, obj_t, t, g_norm, iters
+            return Vt, bv + t * d, Ft, P_t, obj_t, t, iters
         t *= 0.5
-    return V, bv, F, P, obj, 0.0, g_norm, iters
+    return V, bv, F, P, obj, 0.0, iters
