@@ -527,12 +527,15 @@ def _segment_sums(A: np.ndarray, data: Any) -> np.ndarray:
 def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     """The reference whose ``G0`` gives ``alpha_max`` of the reduced problem: ``ref`` (the
     problem at W = 0) where no row is left free, else the gradient at the penalized rows with
-    the free ones (and the intercepts) fitted, unpenalized, first."""
+    the free ones (and the intercepts) fitted, unpenalized, first (the rows of a loss with
+    kinks given the subgradient that fit's optimality pins, :func:`~regmtl.solvers.kink_dual`
+    of ``regmtl.solvers.kink_certificate``)."""
     pen = red.penalty
     if not isinstance(pen, PartlyPenalized) or pen.penalized.all():
         return ref
     from .penalties.separable import L2
     from .solvers.certificates import Reference
+    from .solvers.kink_certificate import kink_dual
     from .solvers.solve import solve
 
     data = red.data
@@ -544,7 +547,7 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     bound = datafit.bind(data)
     G0 = np.zeros((data.n_features, data.n_tasks))
     G0[pen.penalized] = data.with_columns(pen.penalized).adjoint(
-        data.c * bound.theta(data.y, f))
+        data.c * kink_dual(data, bound, f, part, red.fit_intercept))
     return Reference(ref.b0, ref.f0, ref.P0, G0)
 
 

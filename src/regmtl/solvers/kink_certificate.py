@@ -39,7 +39,7 @@ from ..penalties import Penalty
 from .certificates import Certificate, Reference, kkt_of_gradient
 from .saddle import dual_box
 
-__all__ = ["kink_certificate", "kink_rows", "kink_slack"]
+__all__ = ["kink_certificate", "kink_dual", "kink_rows", "kink_slack"]
 
 #: projected-gradient steps that move the dual point of the rows at a kink within their
 #: intervals (any point there bounds the distance: the certificate only tightens)
@@ -65,6 +65,64 @@ def kink_rows(datafit: Datafit, y: np.ndarray, f: np.ndarray, c: np.ndarray,
     order = near[np.argsort(costs[near], kind="stable")]
     out[order[np.cumsum(costs[order]) <= slack]] = True
     return out
+
+
+def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlocks,
+              fit_intercept: bool) -> np.ndarray:
+    r"""The dual point ``theta = -l'(f)`` at an exact, unpenalized fit ``f`` of the columns
+    ``free`` (the same rows, a subset of the columns), with the rows at a kink given the
+    subgradient that makes that fit's optimality exact.
+
+    Where the loss is smooth, or a row is off its kink, ``theta_r`` is fixed. On the rows at a
+    kink (a pinball row with ``r = 0``) any value in ``[tau - 1, tau]`` is a subgradient, and
+    the fit's optimality pins them: per task t, with ``a_r = (x_{r,F}, 1)`` (the intercept's
+    entry where it is fitted),
+
+    .. math::
+
+        \sum_{r \in K_t} c_r \theta_r a_r = -\sum_{r \in t \setminus K_t} c_r \theta_r a_r,
+
+    a square system at a vertex of the linear program (as many rows at the kink as free
+    coefficients), solved per task (least norm where the rows at the kink are more: a
+    degenerate fit). The rows at the kink are a task's smallest ``|r|``, as many as its free
+    coefficients, where ``|r| <= sqrt(eps) max |r|``. Leaving them at 0 (``datafit.theta``)
+    would make ``X^T (c theta)`` over the penalized columns, and the ``alpha_max`` read from
+    it, wrong by up to a few times. Rows held elsewhere (task blocks): ``datafit.theta``."""
+    y, c = data.y, data.c
+    theta = datafit.theta(y, f)
+    if datafit.smooth or not data.rows_local:
+        return theta
+    r = np.abs(y - f)
+    costs = datafit.kink_costs(y, f)
+    lo, hi = dual_box(datafit, y)
+    m = free.n_features + int(fit_intercept)
+    tol = np.sqrt(np.finfo(float).eps)
+    for t, (a, e) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
+        if e == a or m == 0:
+            continue
+        rt = r[a:e]
+        kinked = np.isfinite(costs[a:e]) & (c[a:e] > 0)
+        scale = float(rt.max())
+        near = np.flatnonzero(kinked & (rt <= tol * scale))
+        if len(near) == 0:
+            continue
+        K = a + near[np.argsort(rt[near], kind="stable")[:max(m, 1)]]
+        A = _free_rows(data, free, t, a, e, fit_intercept)  # (n_t, m)
+        u = c[a:e] * theta[a:e]
+        u[K - a] = 0.0
+        cK = c[K][:, None] * A[K - a]
+        sol = np.linalg.lstsq(cK.T, -(A.T @ u), rcond=None)[0]
+        theta[K] = np.clip(sol, lo[K], hi[K])
+    return theta
+
+
+def _free_rows(data: TaskBlocks, free: TaskBlocks, t: int, a: int, e: int,
+               fit_intercept: bool) -> np.ndarray:
+    """Task t's rows of the free columns (dense), with a column of ones for its intercept."""
+    rows = np.arange(e - a) if data.shared else np.arange(a, e)
+    Xf = free.X[rows]
+    Xf = Xf.toarray() if hasattr(Xf, "toarray") else np.asarray(Xf, dtype=np.float64)
+    return np.column_stack([Xf, np.ones(e - a)]) if fit_intercept else Xf
 
 
 def _refined(data, penalty, alpha, V, theta, K, lo, hi, fit_intercept,
