@@ -36,10 +36,11 @@ from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
 from .feature_terms import check_fitted, feature_terms, solve_reduced
+from .fitted import fit_attributes, publish
 from .inputs import as_task_data, column_target, offset_column
 from .out_of_core import fit_source, is_task_source
 from .parquet import is_parquet_tasks
-from .penalties import PENALTY_NAMES, STRUCTURE_ATTRS, Penalty, make_penalty
+from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
 from .problem import (
     apply_offset,
@@ -336,10 +337,10 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _fit_data(self, data: TaskData, offset: Any = None):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
         data, datafit, penalty, folded = self._fit_problem(data, offset)
-        self.loss_ = fitted_loss(self._datafit(), datafit)
+        loss = fitted_loss(self._datafit(), datafit)
         terms = self._feature_terms(data, penalty)
         if terms is not None:  # factors, bounds or standardization: the reduced problem
-            return self._fit_reduced(data, datafit, penalty, folded, terms)
+            return self._fit_reduced(data, datafit, penalty, folded, terms, loss)
         if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
             data = shift_columns(data)
         W0, b0, V0 = self._warm_start_point(data, penalty)
@@ -374,18 +375,15 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         else:  # one alpha per task (penalties separable over tasks)
             res = solve_task_alphas(data, datafit, penalty, alphas, **kwargs)
         self._warm_problem = problem
-        self.tasks_ = data.tasks
-        self.n_tasks_ = data.n_tasks
-        self.input_form_ = data.form
         single = data.form == "single" and data.class_blocks is None
         if live is None:
-            self.coef_ = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
+            coef = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
         elif single:
-            self.coef_ = np.zeros(live.size)
-            self.coef_[live] = res.W[:, 0]
+            coef = np.zeros(live.size)
+            coef[live] = res.W[:, 0]
         else:
-            self.coef_ = np.zeros((data.n_tasks, live.size))
-            self.coef_[:, live] = res.W.T
+            coef = np.zeros((data.n_tasks, live.size))
+            coef[:, live] = res.W.T
         # W on all features, where a shift or the residuals need it (for most fits on
         # a bag of words neither: the rows of the dead features are never formed)
         whole = None
@@ -397,37 +395,26 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         b_input = b - (intercept_shift(data, whole) if whole is not None else 0.0)
         if folded is not None:
             b_input = b_input - folded.shift
-        self.intercept_ = float(b_input[0]) if single else b_input.copy()
-        self.n_iter_ = res.n_iter
-        self.task_sizes_ = data.effective_sizes()
-        cert = res.certificate
-        for attr in ("dual_gap_", "kkt_residual_", *STRUCTURE_ATTRS):
-            if hasattr(self, attr):
-                delattr(self, attr)
+        n_iter, cert = res.n_iter, res.certificate
         variance = self._residual_variance(data, whole, b) if datafit.quadratic else None
-        # (coef_ holds W: not kept beside the structure formed from V)
+        # (coef holds W: not kept beside the structure formed from V)
         if live is None:
             whole = res.W = None
             structure = penalty.structure(res.V, alpha)
         elif res.V is res.W:  # (the penalty's variable is W: read on all features, from
-            res = None  # coef_ where not formed yet: its rows on the live ones let go first)
+            res = None  # coef where not formed yet: its rows on the live ones let go first)
             if whole is None:
-                whole = np.array(self.coef_[:, None] if single else self.coef_.T, order="C")
+                whole = np.array(coef[:, None] if single else coef.T, order="C")
             structure = penalty.structure(whole, alpha)
         else:
             whole = None
             structure = penalty.structure_on(res.V, alpha, live)
         res = whole = None
-        for attr, value in structure.items():
-            setattr(self, attr, value)
-        if cert.kind == "duality_gap":
-            self.dual_gap_ = float(cert.value)
-        else:
-            self.kkt_residual_ = float(cert.value)
-        self.objective_ = float(cert.primal) + (0.0 if folded is None else folded.constant)
-        if variance is not None:
-            self.residual_variance_ = variance
-        return self
+        return publish(self, fit_attributes(
+            loss=loss, tasks=data.tasks, form=data.form, coef=coef, intercept=b_input,
+            single=single, n_iter=n_iter, certificate=cert,
+            task_sizes=data.effective_sizes(), structure=structure,
+            constant=0.0 if folded is None else folded.constant, variance=variance))
 
     def _feature_terms(self, data: TaskData, penalty: Penalty):
         """The checked ``regmtl.feature_terms`` of this fit, or None where they change
@@ -450,7 +437,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             check_fitted(terms, np.atleast_2d(self.coef_).T)  # (a view: no copy of coef_)
 
     def _fit_reduced(self, data: TaskData, datafit: Datafit, penalty: Penalty, folded: Any,
-                     terms: Any):
+                     terms: Any, loss: Datafit):
         """Fit through :func:`~regmtl.feature_terms.solve_reduced` (columns excluded,
         rescaled, unpenalized ones projected out or left free, the box in the prox), the
         solution read back in the input's units."""
@@ -464,24 +451,15 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
                                  tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
                                  options=self.solver_options))
         single = data.form == "single" and data.class_blocks is None
-        self.tasks_, self.n_tasks_, self.input_form_ = data.tasks, data.n_tasks, data.form
-        self.coef_ = fit.W[:, 0].copy() if single else np.ascontiguousarray(fit.W.T)
-        b_input = fit.b - (0.0 if folded is None else folded.shift)
-        self.intercept_ = float(b_input[0]) if single else b_input.copy()
-        self.n_iter_ = fit.result.n_iter
-        self.task_sizes_ = data.effective_sizes()
-        for attr in ("dual_gap_", "kkt_residual_", "residual_variance_", *STRUCTURE_ATTRS):
-            if hasattr(self, attr):
-                delattr(self, attr)
-        for attr, value in fit.structure.items():
-            setattr(self, attr, value)
-        cert = fit.result.certificate
-        setattr(self, "dual_gap_" if cert.kind == "duality_gap" else "kkt_residual_",
-                float(cert.value))
-        self.objective_ = float(cert.primal) + (0.0 if folded is None else folded.constant)
-        if datafit.quadratic:
-            self.residual_variance_ = self._residual_variance(data, fit.W, fit.b)
-        return self
+        return publish(self, fit_attributes(
+            loss=loss, tasks=data.tasks, form=data.form,
+            coef=fit.W[:, 0].copy() if single else np.ascontiguousarray(fit.W.T),
+            intercept=fit.b - (0.0 if folded is None else folded.shift), single=single,
+            n_iter=fit.result.n_iter, certificate=fit.result.certificate,
+            task_sizes=data.effective_sizes(), structure=fit.structure,
+            constant=0.0 if folded is None else folded.constant,
+            variance=self._residual_variance(data, fit.W, fit.b) if datafit.quadratic
+            else None))
 
     @staticmethod
     def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from .datafits import Datafit
-from .penalties import STRUCTURE_ATTRS, Penalty, make_penalty
+from .fitted import fit_attributes, publish
+from .penalties import Penalty, make_penalty
 from .progress import progress_bar
 from .solvers.streamed_fit import (
     STREAMED_OPTIONS,
@@ -138,32 +139,21 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
                                  task_weight=model.task_weight, tol=model.tol,
                                  max_iter=model.max_iter, W0=W0, verbose=model.verbose,
                                  options=options, checkpoint=checkpoint)
-    for attr in ("dual_gap_", "kkt_residual_", "feature_names_in_", "classes_",
-                 "residual_variance_", *STRUCTURE_ATTRS):
+    for attr in ("feature_names_in_", "classes_"):  # (the input's: set from the source)
         if hasattr(model, attr):
             delattr(model, attr)
     if classes is not None:
         model._multiclass = False
         model.classes_ = classes
-    model.tasks_ = np.asarray(source.tasks)
-    model.n_tasks_ = T
-    model.input_form_ = "long"
     model.n_features_in_ = p
     names = getattr(source, "feature_names", None)
     if names is not None and all(isinstance(n, str) for n in names):
         model.feature_names_in_ = np.asarray(names, dtype=object)
-    model.coef_ = np.ascontiguousarray(res.W.T)
-    model.intercept_ = np.asarray(res.b, dtype=np.float64).copy()
-    model.n_iter_ = res.n_iter
     rows = np.asarray(source.task_rows, dtype=np.float64)
-    model.task_sizes_ = rows / task_weights(model.task_weight, rows)
-    cert = res.certificate
-    if cert.kind == "duality_gap":
-        model.dual_gap_ = float(cert.value)
-    else:
-        model.kkt_residual_ = float(cert.value)
-    model.objective_ = float(cert.primal)
-    for attr, value in penalty.structure(res.W, alpha).items():
-        setattr(model, attr, value)
+    publish(model, fit_attributes(
+        loss=datafit, tasks=np.asarray(source.tasks), form="long",
+        coef=np.ascontiguousarray(res.W.T), intercept=res.b, single=False, n_iter=res.n_iter,
+        certificate=res.certificate, task_sizes=rows / task_weights(model.task_weight, rows),
+        structure=penalty.structure(res.W, alpha)))
     model._warm_problem = None
     return model
