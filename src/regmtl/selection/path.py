@@ -24,7 +24,7 @@ from ..solvers import reference
 from ..solvers.certificates import Reference
 from ..solvers.dead_features import live_features, restricted_reference, widened
 from ..solvers.moments import feature_moments
-from ..solvers.solve import solve, solve_live
+from ..solvers.solve import solve_live
 from ..taskdata import TaskData, intercept_shift, shift_columns
 
 __all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_scale",
@@ -482,51 +482,79 @@ def regularization_path(
         data = shift_columns(data)
     ref = reference(data, datafit, fit_intercept)
     grid = path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
-    live = live_features(data)
-    if live is not None:  # (the reference on the live features, restricted once for all)
-        ref = restricted_reference(ref, live)
     coefs = np.zeros((len(grid), T, p))
     intercepts = np.zeros((len(grid), T))
+    structure: list[dict] = []
+
+    def read(k, alpha, res, live):
+        # the zero rows of the dead features are never formed (written once, as coefs
+        # holds them); the next start on all features is W read back from the stored point
+        # (a view: no p x T copy held), V the same where the penalty's variable is W itself
+        if live is None:
+            coefs[k] = res.W.T
+        else:
+            coefs[k][:, live] = res.W.T
+        cols = res.W if live is None or data.x_shift is None else widened(res.W, live)
+        intercepts[k] = res.b - intercept_shift(data, cols) - shift if fit_intercept else 0.0
+        cols = None
+        W = coefs[k].T if live is None else res.W
+        V = W if res.V is res.W else res.V
+        res.W = res.V = None  # (not held while the structure is formed)
+        if V is W:
+            structure.append(pen.structure(coefs[k].T, alpha))
+        elif live is None:
+            structure.append(pen.structure(V, alpha))
+        else:
+            structure.append(pen.structure_on(V, alpha, live))
+        return W, V
+
+    kwargs = dict(solver=solver, tol=tol, max_iter=max_iter, verbose=verbose,
+                  options=solver_options)
+    live, ref = live_reference(data, ref)  # (the whole reference let go: its G0 is p x T)
+    walked = walk_path(data, datafit, pen, grid, fit_intercept, live, ref, kwargs, read,
+                       progress)
+    return RegularizationPath(grid, coefs, intercepts, *walked, data.tasks, structure)
+
+
+def live_reference(data: TaskData, ref: Reference) -> tuple[np.ndarray | None, Reference]:
+    """``(live, ref)``: the live features of ``data`` (None: all) and the reference on them,
+    restricted once for a whole path."""
+    live = live_features(data)
+    return live, ref if live is None else restricted_reference(ref, live)
+
+
+def walk_path(data: TaskData, datafit: Datafit, penalty: Penalty, grid: np.ndarray,
+              fit_intercept: bool, live: np.ndarray | None, ref: Reference, kwargs: dict,
+              read: Any, progress: bool | str = False) -> tuple:
+    """The one loop of a path, for the whole problem and the reduced one alike: each alpha
+    of ``grid`` solved on the ``live`` features of ``data`` (``ref`` restricted to them,
+    :func:`live_reference`) from the previous point, its ``W``, ``b``, ``V`` and dual point
+    ``theta``. ``read(k, alpha, res, live)`` writes point k in the input's units and returns
+    the next start ``(W, V)`` on the live features. Returns ``(certificates, kind, n_iter,
+    converged)``."""
     certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
     converged = np.zeros(len(grid), dtype=bool)
-    structure, kind = [], ""
+    kind = ""
     W = b = V = theta = None
     with progress_bar(len(grid), progress, "regularization path", unit="alpha") as bar:
         for k, alpha in enumerate(grid):
-            # the start and the result on the live features: the zero rows of the dead ones
-            # are never formed (written once, as coefs holds them)
-            res = solve_live(data, datafit, pen, float(alpha), solver=solver, W0=W, b0=b, V0=V,
-                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, ref=ref,
-                             verbose=verbose, options=solver_options, theta0=theta)
+            res = solve_live(data, datafit, penalty, float(alpha), W0=W, b0=b, V0=V,
+                             fit_intercept=fit_intercept, ref=ref, theta0=theta, **kwargs)
             W = V = None  # (the last start, not held beside this fit's result)
-            if live is None:
-                coefs[k] = res.W.T
-            else:
-                coefs[k][:, live] = res.W.T
-            cols = res.W if live is None or data.x_shift is None else widened(res.W, live)
-            intercepts[k] = res.b - intercept_shift(data, cols) - shift if fit_intercept else 0.0
-            cols = None
             certs[k], kind = res.certificate.relative, res.certificate.kind
             n_iter[k], converged[k] = res.n_iter, res.converged
-            # the next fit's start: on all features W read back from the stored point (a view:
-            # no p x T copy held), V the same where the penalty's variable is W itself
-            W, b, theta = (coefs[k].T if live is None else res.W), res.b, res.theta
-            V, res = (W, None) if res.V is res.W else (res.V, None)
-            if V is W:
-                structure.append(pen.structure(coefs[k].T, float(alpha)))
-            elif live is None:
-                structure.append(pen.structure(V, float(alpha)))
-            else:
-                structure.append(pen.structure_on(V, float(alpha), live))
+            b, theta = res.b, res.theta
+            W, V = read(k, float(alpha), res, live)
+            res = None
             bar.update(1)
-    return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
-                              data.tasks, structure)
+    return certs, kind, n_iter, converged
 
 
 def _reduced_path(terms, data: TaskData, datafit: Datafit, pen: Penalty, shift: Any,
                   alphas: Any, eps: float | None, fit_intercept: bool, kwargs: dict,
                   progress: bool | str) -> RegularizationPath:
-    """:func:`regularization_path` with per-feature terms: solved on the reduced problem of
+    """:func:`regularization_path` with per-feature terms: the same loop
+    (:func:`walk_path`) on the reduced problem of
     :func:`~regmtl.feature_terms.reduce_problem`, every point read back in the input's
     units (the penalty's structure where the reduced penalty is the penalty itself)."""
     p, T = data.n_features, data.n_tasks
@@ -538,26 +566,24 @@ def _reduced_path(terms, data: TaskData, datafit: Datafit, pen: Penalty, shift: 
                        eps, red.fit_intercept)
     coefs = np.zeros((len(grid), T, p))
     intercepts = np.zeros((len(grid), T))
-    certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
-    converged = np.zeros(len(grid), dtype=bool)
-    structure, kind = [], ""
-    W = b = V = None
-    with progress_bar(len(grid), progress, "regularization path", unit="alpha") as bar:
-        for k, alpha in enumerate(grid):
-            res = solve(work, datafit, red.penalty, float(alpha), W0=W, b0=b, V0=V,
-                        fit_intercept=red.fit_intercept, ref=ref, **kwargs)
-            Wr = red.penalty.compose(res.V)
-            b0 = res.b - intercept_shift(work, Wr) if red.fit_intercept else np.zeros(T)
-            Wi, bi = red.coefficients(Wr, b0, p)
-            coefs[k], intercepts[k] = Wi.T, (bi - shift if fit_intercept else 0.0)
-            certs[k], kind = res.certificate.relative, res.certificate.kind
-            n_iter[k], converged[k] = res.n_iter, res.converged
-            structure.append({} if red.penalty is not pen or red.projection is not None
-                             else pen.structure(red.unscaled_variable(res.V, p), float(alpha)))
-            W, b, V = res.W, res.b, res.V
-            bar.update(1)
-    return RegularizationPath(grid, coefs, intercepts, certs, kind, n_iter, converged,
-                              data.tasks, structure)
+    structure: list[dict] = []
+
+    def read(k, alpha, res, live):
+        V = res.V if live is None else widened(res.V, live)
+        Wr = red.penalty.compose(V)
+        b0 = res.b - intercept_shift(work, Wr) if red.fit_intercept else np.zeros(T)
+        Wi, bi = red.coefficients(Wr, b0, p)
+        coefs[k], intercepts[k] = Wi.T, (bi - shift if fit_intercept else 0.0)
+        W, V0 = res.W, res.V
+        res.W = res.V = Wr = None  # (not held while the structure is formed)
+        structure.append({} if red.penalty is not pen or red.projection is not None
+                         else pen.structure(red.unscaled_variable(V, p), alpha))
+        return W, V0
+
+    live, ref = live_reference(work, ref)
+    walked = walk_path(work, datafit, red.penalty, grid, red.fit_intercept, live, ref, kwargs,
+                       read, progress)
+    return RegularizationPath(grid, coefs, intercepts, *walked, data.tasks, structure)
 
 
 def path_grid(data: TaskData, datafit: Datafit, pen: Penalty, alphas: Any,
