@@ -38,9 +38,10 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 TEST_DIST ?= worksteal
 
+# --durations: the 25 slowest tests are printed with every run, so that a slow one is seen.
 test: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) tests
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) --durations=25 tests
 
 # The whole support matrix (tests/test_conformance.py, regmtl.conformance): every registered
 # penalty x every loss and a loss list x every shape of the input, each cell refused by name or
