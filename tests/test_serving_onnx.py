@@ -268,8 +268,9 @@ def test_a_tampered_graph_is_caught_and_a_written_one_round_trips(tmp_path):
 def test_models_without_an_exact_graph_are_refused_by_name():
     from regmtl.datafits import Quadratic
 
-    class Custom(Quadratic):
+    class Custom(Quadratic):  # (a loss that declares no inverse link)
         name = "my_loss"
+        link = None
 
     rng, Xs, lin = _tasks(13)
     model = rm.MultiTaskRegressor("l21", alpha=0.02, loss=Custom()).fit(Xs, lin)

@@ -29,7 +29,7 @@ from sklearn.metrics import log_loss
 
 from ._lazy import lazy_module
 from .classes import separated
-from .datafits import loss_on_targets
+from .datafits import LOSSES, Datafit, loss_on_targets
 from .datafits.base import default_loss
 from .estimators import MultiTaskClassifier
 from .inputs import as_task_data
@@ -517,58 +517,6 @@ class PooledModel(_PerTaskLinear):
 
 
 # ============================================================================ per loss
-def _ridge_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
-    from sklearn.linear_model import LinearRegression, Ridge
-
-    return LinearRegression() if alpha == 0 else Ridge(alpha=n * alpha)
-
-
-def _logistic_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    if alpha == 0:
-        return LogisticRegression(penalty=None, tol=tol, max_iter=1000)
-    return LogisticRegression(C=1.0 / (n * alpha), tol=tol, max_iter=1000)
-
-
-def _poisson_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
-    from sklearn.linear_model import PoissonRegressor
-
-    return PoissonRegressor(alpha=alpha, tol=tol, max_iter=1000)
-
-
-def _gamma_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
-    from sklearn.linear_model import GammaRegressor
-
-    return GammaRegressor(alpha=alpha, tol=tol, max_iter=1000)
-
-
-def _huber_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
-    from sklearn.linear_model import HuberRegressor
-
-    return HuberRegressor(alpha=n * alpha, tol=tol, max_iter=1000)
-
-
-def _quantile_factory(loss: Any, alpha: float, n: int, tol: float) -> Any:
-    from sklearn.linear_model import QuantileRegressor
-
-    return QuantileRegressor(quantile=loss.quantile, alpha=alpha, solver="highs")
-
-
-#: loss name -> (scikit-learn estimator factory(loss, alpha, n_t, tol), its penalty ("l2" or
-#: "l1"), its name): the single-task anchor of every loss, its ``alpha`` in regmtl's units
-#: (the mean loss plus ``alpha/2 ||w||^2`` or ``alpha ||w||_1``)
-PER_LOSS: dict[str, tuple[Callable, str, str]] = {
-    "squared": (_ridge_factory, "l2", "Ridge"),
-    "logistic": (_logistic_factory, "l2", "LogisticRegression"),
-    "multinomial": (_logistic_factory, "l2", "LogisticRegression"),
-    "poisson": (_poisson_factory, "l2", "PoissonRegressor"),
-    "gamma": (_gamma_factory, "l2", "GammaRegressor"),
-    "huber": (_huber_factory, "l2", "HuberRegressor"),
-    "quantile": (_quantile_factory, "l1", "QuantileRegressor"),
-}
-
-
 def task_loss_list(loss: Any, T: int) -> list:
     """The loss of each of T tasks (a loss per task, or one for all)."""
     datafit = make_datafit(loss)
@@ -581,10 +529,13 @@ def task_loss_list(loss: Any, T: int) -> list:
 
 
 def _anchor(loss: Any) -> tuple[Callable, str, str]:
-    entry = PER_LOSS.get(loss.name)
+    """The loss's single-task scikit-learn estimator (``Datafit.single_task_anchor``)."""
+    entry = loss.single_task_anchor()
     if entry is None:
+        have = sorted(name for name, cls in LOSSES.items()
+                      if cls.single_task_anchor is not Datafit.single_task_anchor)
         raise ValueError(f"no scikit-learn baseline for the loss {loss!r}; the losses that "
-                         f"have one: {sorted(PER_LOSS)}.")
+                         f"have one: {have}.")
     return entry
 
 
@@ -607,9 +558,7 @@ def _task_grid(loss: Any, X: np.ndarray, y: np.ndarray, n_alphas: int) -> np.nda
         g = Xc.T @ (tau - (y < np.quantile(y, tau)))
         top = float(np.max(np.abs(g))) / n
         return alpha_grid(top if top > 0 else 1.0, n_alphas, 1e-3)
-    kappa = {"poisson": float(np.mean(y)), "logistic": 0.25, "multinomial": 0.25}.get(
-        loss.name, 1.0)
-    s = kappa * float(np.mean(np.sum(Xc * Xc, axis=0) / n))
+    s = loss.anchor_curvature(y) * float(np.mean(np.sum(Xc * Xc, axis=0) / n))
     return alpha_grid(100.0 * s if s > 0 else 1.0, n_alphas, 1e-6)
 
 
@@ -629,8 +578,9 @@ class Independent(_PerTaskLinear):
     """Every task alone with scikit-learn's estimator of its loss, its alpha tuned per task
     by cross-validation inside the task on the loss's mean deviance.
 
-    The anchors (:data:`PER_LOSS`): ``Ridge`` (squared), ``LogisticRegression`` (logistic;
-    multinomial, for tasks of any number of classes, tuned on its mean log loss),
+    The anchors (each loss's ``single_task_anchor``): ``Ridge`` (squared),
+    ``LogisticRegression`` (logistic; multinomial, for tasks of any number of classes,
+    tuned on its mean log loss),
     ``PoissonRegressor`` (poisson), ``GammaRegressor`` (gamma), ``HuberRegressor`` (huber),
     ``QuantileRegressor(quantile=tau, solver="highs")`` (quantile, its L1 penalty), one per
     task of a fit with one loss per task. ``alpha`` is in regmtl's units (the mean loss

@@ -40,7 +40,7 @@ from sklearn.base import BaseEstimator, clone
 from . import metrics, scaling
 from ._lazy import lazy_module
 from ._parallel import run_jobs
-from .baselines import PER_LOSS, Independent, PooledModel, Unregularized, task_loss_list
+from .baselines import Independent, PooledModel, Unregularized, task_loss_list
 from .datafits import Mixed, Quadratic, loss_on_targets, make_loss
 from .datafits.base import default_loss
 from .datasets import apply_split, train_test_split_per_task
@@ -213,7 +213,7 @@ def _independent_label(loss: Any, kind: str) -> str:
     datafit = make_loss(loss if loss is not None else _kind_loss(kind))
     if datafit.kind == "mixed":
         return "scikit-learn per task (independent)"
-    entry = PER_LOSS.get(datafit.name)
+    entry = datafit.single_task_anchor()
     return f"{entry[2] if entry else 'scikit-learn'} (independent)"
 
 

@@ -101,25 +101,10 @@ def example_penalty(name: str, n_features: int = _P_LONG) -> Penalty:
 
 
 def _targets(loss: str, f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Targets of a loss's model around the linear predictors ``f`` (both labels, or all three
-    classes, present)."""
-    n = f.shape[0]
-    if loss == "logistic":
-        y = (rng.random(n) < 1.0 / (1.0 + np.exp(-f))).astype(float)
-        y[:2] = (0.0, 1.0)
-        return y
-    if loss == "multinomial":
-        scores = np.column_stack([f, -f, 0.5 * f]) + rng.gumbel(size=(n, 3))
-        y = np.argmax(scores, axis=1).astype(float)
-        y[:3] = (0.0, 1.0, 2.0)
-        return y
-    if loss == "poisson":
-        return rng.poisson(np.exp(f)).astype(float)
-    if loss == "gamma":
-        return rng.gamma(2.0, np.exp(f) / 2.0)
-    if loss in ("huber", "quantile"):
-        return f + rng.standard_t(2.0, n)
-    return f + 0.5 * rng.standard_normal(n)
+    """Targets of a loss's model around the linear predictors ``f``
+    (``Datafit.sample_targets``: both labels, or all three classes, present); a loss that
+    declares no model is refused by name there."""
+    return LOSSES[loss]().sample_targets(f, rng)
 
 
 def _task_losses(loss: str) -> tuple[str, ...]:

@@ -46,8 +46,18 @@ class Gamma(Datafit):
 
     name = "gamma"
     kind = "regression"
+    link = "exp"
+    link_floor = -EXP_MAX
     #: its likelihood profiles a scale per task (the shape): unbounded on a task fitted exactly
     profiles_scale = True
+
+    def sample_targets(self, f, rng):
+        """Gamma draws of shape 2 and mean ``exp(f)``."""
+        return rng.gamma(2.0, np.exp(f) / 2.0)
+
+    def single_task_anchor(self):
+        """scikit-learn's ``GammaRegressor``."""
+        return _gamma, "l2", "GammaRegressor"
 
     def check_targets(self, y, what="y"):
         if np.any(y <= 0):
@@ -171,3 +181,9 @@ def gamma_shape(half_deviance: np.ndarray, n_iter: int = 30) -> np.ndarray:
             break
         k = new
     return k
+
+
+def _gamma(loss, alpha, n, tol):
+    from sklearn.linear_model import GammaRegressor
+
+    return GammaRegressor(alpha=alpha, tol=tol, max_iter=1000)

@@ -63,6 +63,7 @@ class Huber(Datafit):
 
     name = "huber"
     kind = "regression"
+    link = "identity"
     cli_parameters = {
         "--huber-delta": (
             "delta", "DELTA", "--loss huber: where the loss turns linear, in the target's "
@@ -76,6 +77,14 @@ class Huber(Datafit):
     dual_strong_concavity = 1.0
     has_dual_prox = True
     scale_degree = 2
+
+    def sample_targets(self, f, rng):
+        """``f`` plus Student-t noise of 2 degrees of freedom (outliers)."""
+        return f + rng.standard_t(2.0, f.shape[0])
+
+    def single_task_anchor(self):
+        """scikit-learn's ``HuberRegressor``."""
+        return _huber, "l2", "HuberRegressor"
 
     def __init__(self, delta: float | None = None, epsilon: float = 1.35):
         self.delta = None if delta is None else loss_parameter(
@@ -200,3 +209,9 @@ def target_scale(data: Any, tasks: np.ndarray | None = None) -> float:
     if total > 0 and mean > 0:
         return float(np.sqrt(np.pi / 2) * mean / total)
     return 1.0
+
+
+def _huber(loss, alpha, n, tol):
+    from sklearn.linear_model import HuberRegressor
+
+    return HuberRegressor(alpha=n * alpha, tol=tol, max_iter=1000)

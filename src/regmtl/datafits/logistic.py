@@ -41,8 +41,23 @@ class Logistic(Datafit):
     dual_strong_concavity = 4.0
     name = "logistic"
     kind = "binary"
+    link = "binary"
     scale_degree = 0  # labels: X alone is brought to 1
     default_for_kind = True
+
+    def sample_targets(self, f, rng):
+        """Labels 0/1 of probability ``expit(f)``, both present."""
+        y = (rng.random(f.shape[0]) < expit(f)).astype(float)
+        y[:2] = (0.0, 1.0)
+        return y
+
+    def single_task_anchor(self):
+        """scikit-learn's ``LogisticRegression``."""
+        return logistic_anchor, "l2", "LogisticRegression"
+
+    def anchor_curvature(self, y):
+        """1/4, the logistic loss's largest curvature."""
+        return 0.25
 
     def neg2_log_likelihood(self, data, f, s):
         """Bernoulli: ``2 sum_r s_r log(1 + exp(-y_r f_r))``."""
@@ -71,3 +86,12 @@ class Logistic(Datafit):
 
     def feasible(self, y, theta):
         return y * np.clip(y * theta, 0.0, 1.0)
+
+
+def logistic_anchor(loss, alpha, n, tol):
+    """scikit-learn's ``LogisticRegression`` at regmtl's ``alpha`` (``C = 1 / (n alpha)``)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if alpha == 0:
+        return LogisticRegression(penalty=None, tol=tol, max_iter=1000)
+    return LogisticRegression(C=1.0 / (n * alpha), tol=tol, max_iter=1000)

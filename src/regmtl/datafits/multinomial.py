@@ -44,10 +44,28 @@ class Multinomial(Datafit):
 
     name = "multinomial"
     kind = "multiclass"
+    link = "multinomial"
     scale_degree = 0  # labels: X alone is brought to 1
     coupled = True
     curvature = 0.5
     dual_strong_concavity = 1.0
+
+    def sample_targets(self, f, rng):
+        """Labels 0, 1, 2 of the scores ``(f, -f, f / 2)`` plus Gumbel noise, each present."""
+        scores = np.column_stack([f, -f, 0.5 * f]) + rng.gumbel(size=(f.shape[0], 3))
+        y = np.argmax(scores, axis=1).astype(float)
+        y[:3] = (0.0, 1.0, 2.0)
+        return y
+
+    def single_task_anchor(self):
+        """scikit-learn's ``LogisticRegression`` (multinomial)."""
+        from .logistic import logistic_anchor
+
+        return logistic_anchor, "l2", "LogisticRegression"
+
+    def anchor_curvature(self, y):
+        """1/4, as the logistic loss."""
+        return 0.25
 
     def __init__(self) -> None:
         self._perm: np.ndarray | None = None
@@ -264,4 +282,3 @@ class Multinomial(Datafit):
         Hessian alone, ``p (1 - p)``, would not, and its steps overshoot along a row's
         classes)."""
         return self.mean(f)
-

@@ -49,8 +49,21 @@ class Poisson(Datafit):
 
     name = "poisson"
     kind = "regression"
+    link = "exp"
     scale_degree = 1
     log_link = True
+
+    def sample_targets(self, f, rng):
+        """Counts of mean ``exp(f)``."""
+        return rng.poisson(np.exp(f)).astype(float)
+
+    def single_task_anchor(self):
+        """scikit-learn's ``PoissonRegressor``."""
+        return _poisson, "l2", "PoissonRegressor"
+
+    def anchor_curvature(self, y):
+        """The mean count, the curvature at the intercept-only fit."""
+        return float(np.mean(y))
 
     def check_targets(self, y, what="y"):
         if np.any(y < 0):
@@ -112,3 +125,9 @@ class Poisson(Datafit):
 
     def mean(self, f):
         return safe_exp(f)
+
+
+def _poisson(loss, alpha, n, tol):
+    from sklearn.linear_model import PoissonRegressor
+
+    return PoissonRegressor(alpha=alpha, tol=tol, max_iter=1000)

@@ -45,7 +45,16 @@ class Quadratic(Datafit):
     scale_degree = 2
     name = "squared"
     kind = "regression"
+    link = "identity"
     default_for_kind = True
+
+    def sample_targets(self, f, rng):
+        """``f`` plus Gaussian noise of scale 0.5."""
+        return f + 0.5 * rng.standard_normal(f.shape[0])
+
+    def single_task_anchor(self):
+        """scikit-learn's ``Ridge`` (``LinearRegression`` at alpha 0)."""
+        return _ridge, "l2", "Ridge"
 
     def neg2_log_likelihood(self, data, f, s):
         """Gaussian, each task's noise variance at its maximum-likelihood value:
@@ -83,3 +92,9 @@ class Quadratic(Datafit):
 
     def scores(self, y, S):
         return y - S
+
+
+def _ridge(loss, alpha, n, tol):
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    return LinearRegression() if alpha == 0 else Ridge(alpha=n * alpha)

@@ -48,6 +48,7 @@ class Quantile(Datafit):
 
     name = "quantile"
     kind = "regression"
+    link = "identity"
     cli_parameters = {"--quantile": (
         "quantile", "TAU", "--loss quantile: the quantile level, in (0, 1) (default 0.5)")}
     smooth = False
@@ -55,6 +56,14 @@ class Quantile(Datafit):
     has_dual_prox = True
     piecewise_linear = True
     scale_degree = 1
+
+    def sample_targets(self, f, rng):
+        """``f`` plus Student-t noise of 2 degrees of freedom."""
+        return f + rng.standard_t(2.0, f.shape[0])
+
+    def single_task_anchor(self):
+        """scikit-learn's ``QuantileRegressor`` (an L1 penalty)."""
+        return _quantile, "l1", "QuantileRegressor"
 
     def __init__(self, quantile: float = 0.5):
         self.quantile = _check_level(quantile)
@@ -169,3 +178,9 @@ class SmoothedQuantile(Quantile):
 
     def __repr__(self) -> str:
         return f"SmoothedQuantile({self.quantile!r}, delta={self.delta!r})"
+
+
+def _quantile(loss, alpha, n, tol):
+    from sklearn.linear_model import QuantileRegressor
+
+    return QuantileRegressor(quantile=loss.quantile, alpha=alpha, solver="highs")

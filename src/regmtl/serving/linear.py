@@ -41,9 +41,6 @@ __all__ = ["LinearPlan", "NotExportable", "build_graph", "check_labels", "check_
            "check_task_ids", "label_kind", "label_table", "plan_of", "sample_size", "task_dtype",
            "task_positions"]
 
-#: each one-score loss's inverse link
-LINKS = {"squared": "identity", "huber": "identity", "quantile": "identity",
-         "poisson": "exp", "gamma": "exp", "logistic": "binary"}
 
 
 class NotExportable(ValueError):
@@ -88,23 +85,25 @@ class LinearPlan:
         return "multinomial" in self.links
 
 
-def _loss_names(model: Any, n_tasks: int) -> list[str]:
-    """Each task's registered loss name; a loss that is not one of regmtl's is refused."""
+def _task_losses(model: Any, n_tasks: int) -> list[Any]:
+    """Each task's loss; a loss that declares no exported link (``Datafit.link``) is
+    refused."""
     from ..problem import make_datafit
 
     loss = getattr(model, "loss_", None) or getattr(model, "loss", "squared")
     datafit = make_datafit(loss)
     parts = datafit.losses if datafit.kind == "mixed" else [datafit] * n_tasks
-    names = []
-    for part in parts:
-        name = getattr(part, "name", "")
-        if name not in LINKS and name != "multinomial":
-            raise NotExportable(
-                f"loss {part!r} has no ONNX form: only regmtl's own losses ("
-                f"{', '.join(sorted([*LINKS, 'multinomial']))}) are exported; a custom loss's "
-                "inverse link is Python code.")
-        names.append(name)
-    return names
+    return [_linked(make_datafit(part)) for part in parts]
+
+
+def _linked(loss: Any) -> Any:
+    """``loss`` where it declares its inverse link (``Datafit.link``), else refused."""
+    if getattr(loss, "link", None) not in ("identity", "exp", "binary", "multinomial"):
+        raise NotExportable(
+            f"loss {loss!r} has no ONNX form: it declares no inverse link (Datafit.link: "
+            "'identity', 'exp', 'binary' or 'multinomial'); a custom loss's prediction is "
+            "Python code.")
+    return loss
 
 
 def task_dtype(tasks: np.ndarray) -> str:
@@ -209,20 +208,18 @@ def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
     if single and task_input:
         form = "rows"
     tasks = np.asarray(est.tasks_, dtype=object)
-    losses = _loss_names(est, T)
+    parts = _task_losses(est, T)
     W, b = est.coef_matrix_, np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
     classes: list[np.ndarray | None] = [None] * T
-    if isinstance(est, MultiTaskClassifier):
-        classes = [np.asarray(c) for c in est._classes]
-        losses = ["multinomial" if est._multi else "logistic"] * T
+    if isinstance(est, MultiTaskClassifier):  # (each task's labels; one task: classes_)
+        given = [est.classes_] if est.input_form_ == "single" else est.classes_
+        classes = [np.asarray(c) for c in given]
     elif getattr(est, "classes_", None) is not None:  # one loss per task, some of two labels
         classes = [None if c is None else np.asarray(c) for c in est.classes_]
-    if any(name == "multinomial" for name in losses):
-        K = np.array([len(c) for c in classes], dtype=np.int64)
-        links = ["multinomial"] * T
-    else:
-        K = np.ones(T, dtype=np.int64)
-        links = [LINKS[name] for name in losses]
+    links = [part.link for part in parts]
+    losses = [part.name for part in parts]
+    K = np.array([len(c) if link == "multinomial" else 1
+                  for c, link in zip(classes, links, strict=True)], dtype=np.int64)
     first = np.concatenate(([0], np.cumsum(K)[:-1])).astype(np.int64)
     if W.shape[1] != int(K.sum()):
         raise NotExportable(f"coef_ holds {W.shape[1]} columns for {int(K.sum())} task "
@@ -240,8 +237,7 @@ def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
         task_dtype(tasks)
     plan = LinearPlan(W=W, b=b, tasks=tasks, links=links, losses=losses, classes=classes,
                       first=first, K=K, form=form,
-                      exp_floor=np.array([-EXP_MAX if n == "gamma" else -np.inf
-                                          for n in losses]),
+                      exp_floor=np.array([part.link_floor for part in parts]),
                       union=union, feature_names=names, offset=offset)
     check_labels(plan)
     return plan
@@ -249,16 +245,14 @@ def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
 
 def _transferred_plan(est: Any, names: list[str] | None, offset: bool) -> LinearPlan:
     """A ``TransferredTask``: one task, its loss's link, its classes."""
-    loss = str(est.loss_)
+    from ..problem import make_datafit
+
+    part = _linked(make_datafit(est.loss_))
+    loss, link = part.name, part.link
     coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
     b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
     classes = getattr(est, "classes_", None)
-    if loss == "multinomial":
-        link, K = "multinomial", coef.shape[0]
-    else:
-        if loss not in LINKS:
-            raise NotExportable(f"loss {loss!r} has no ONNX form.")
-        link, K = LINKS[loss], 1
+    K = coef.shape[0] if link == "multinomial" else 1
     if offset and link != "exp":
         raise NotExportable("offset=True: the model has no log-link task (Poisson, Gamma) "
                             "whose mean takes an offset.")
@@ -266,7 +260,7 @@ def _transferred_plan(est: Any, names: list[str] | None, offset: bool) -> Linear
                       losses=[loss], classes=[None if classes is None else np.asarray(classes)],
                       first=np.zeros(1, dtype=np.int64), K=np.array([K], dtype=np.int64),
                       form="single",
-                      exp_floor=np.array([-EXP_MAX if loss == "gamma" else -np.inf]),
+                      exp_floor=np.array([part.link_floor]),
                       feature_names=names, offset=offset)
     check_labels(plan)
     return plan
