@@ -100,11 +100,15 @@ def loss_terms(name: str, y: np.ndarray, f: np.ndarray, delta: float = HUBER_DEL
         return np.exp(f) - y * f
     if name == "gamma":
         return y * np.exp(-f) + f
+    if name == "tweedie":  # (power 1.5: a = b = 1/2)
+        return 2.0 * np.exp(0.5 * f) + 2.0 * y * np.exp(-0.5 * f)
     r = y - f
     if name == "huber":
         a = np.abs(r)
         return np.where(a <= delta, 0.5 * r * r, delta * a - 0.5 * delta ** 2)
-    return np.maximum(tau * r, (tau - 1.0) * r)
+    if name == "quantile":
+        return np.maximum(tau * r, (tau - 1.0) * r)
+    raise AssertionError(f"no reference for the loss {name!r}: write its formula here")
 
 
 def data_term(names, Xs, ys, coef, intercept) -> float:
@@ -128,10 +132,14 @@ def cvx_loss(name: str, y: np.ndarray, f: Any) -> Any:
         return cp.sum(cp.exp(f) - cp.multiply(y, f))
     if name == "gamma":
         return cp.sum(cp.multiply(y, cp.exp(-f)) + f)
+    if name == "tweedie":
+        return cp.sum(2.0 * cp.exp(0.5 * f) + 2.0 * cp.multiply(y, cp.exp(-0.5 * f)))
     r = y - f
     if name == "huber":
         return 0.5 * cp.sum(cp.huber(r, HUBER_DELTA))
-    return cp.sum(cp.maximum(TAU * r, (TAU - 1.0) * r))
+    if name == "quantile":
+        return cp.sum(cp.maximum(TAU * r, (TAU - 1.0) * r))
+    raise AssertionError(f"no cvxpy reference for the loss {name!r}: write it here")
 
 
 def cvx_minimum(names, Xs, ys, penalty_expr) -> float:

@@ -136,6 +136,8 @@ def loss_floor(d: Tasks) -> float:
             floor = np.where(y > 0, y - y * np.log(np.where(y > 0, y, 1.0)), 0.0)
         elif name == "gamma":
             floor = 1.0 + np.log(y)
+        elif name == "tweedie":  # (power 1.5: y^(1/2) / (1/4), the value at mu = y)
+            floor = 4.0 * np.sqrt(y)
         else:
             floor = np.zeros_like(y, dtype=float)
         total += float(np.sum(d.c[t] * floor) / d.c[t].sum())
@@ -350,10 +352,15 @@ def cvx_loss(name: str, y: np.ndarray, F: Any, c: np.ndarray) -> Any:
         return cp.sum(cp.multiply(c, cp.exp(F) - cp.multiply(y, F)))
     if name == "gamma":
         return cp.sum(cp.multiply(c, cp.multiply(y, cp.exp(-F)) + F))
+    if name == "tweedie":  # (power 1.5)
+        return cp.sum(cp.multiply(c, 2.0 * cp.exp(0.5 * F)
+                                  + 2.0 * cp.multiply(y, cp.exp(-0.5 * F))))
     r = y - F
     if name == "huber":
         return 0.5 * cp.sum(cp.multiply(c, cp.huber(r, HUBER)))
-    return cp.sum(cp.multiply(c, cp.maximum(TAU * r, (TAU - 1.0) * r)))
+    if name == "quantile":
+        return cp.sum(cp.multiply(c, cp.maximum(TAU * r, (TAU - 1.0) * r)))
+    raise AssertionError(f"no cvxpy reference for the loss {name!r}: write it here")
 
 
 def _solve(prob: Any) -> None:

@@ -16,6 +16,7 @@ Quadratic    (y - f)^2 / 2                    theta y - theta^2 / 2
 Logistic     log(1 + exp(-y f)), y = +-1      -(a log a + (1 - a) log(1 - a)), a = y theta
 Poisson      exp(f) - y f, y >= 0             m - m log m, m = y - theta >= 0
 Gamma        y exp(-f) + f, y > 0             a - a log(a / y), a = 1 + theta >= 0
+Tweedie      e^(af)/a + y e^(-bf)/b, y >= 0   min_f l(y, f) + theta f; a = 2-rho, b = rho-1
 Huber        r^2/2 or delta |r| - delta^2/2   theta y - theta^2 / 2, |theta| <= delta
 Quantile     tau r+ + (1 - tau) r-            theta y, tau - 1 <= theta <= tau
 ===========  ==============================  ================================================

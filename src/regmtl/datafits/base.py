@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Datafit", "REGISTRY", "default_loss", "loss_parameter", "one_loss"]
+__all__ = ["Datafit", "LossOutside", "REGISTRY", "default_loss", "loss_parameter", "one_loss"]
 
 
 #: name -> class of every registered datafit (the estimators' ``loss=``): each class of a module
@@ -26,7 +26,42 @@ __all__ = ["Datafit", "REGISTRY", "default_loss", "loss_parameter", "one_loss"]
 REGISTRY: dict[str, type[Datafit]] = {}
 
 
-class Datafit:
+class LossOutside:
+    """What the floors above the solvers read of a loss: the link a served graph computes,
+    the single-task scikit-learn estimator of the baselines, and the model the support
+    matrix draws targets from. :class:`Datafit` holds it; a loss declares its own."""
+
+    #: its inverse link, the prediction from the scores, as a served graph computes it:
+    #: ``"identity"``, ``"exp"`` (the log-link losses), ``"binary"`` (the logistic
+    #: function of the score, two labels) or ``"multinomial"`` (the softmax of a task's
+    #: class scores); None where it has no exported form (``regmtl.serving`` refuses it)
+    link: str | None = None
+    #: the lowest score the ``exp`` link takes (below it the mean is ``exp`` of it: the
+    #: Gamma loss's ``-EXP_MAX``, where its dual reads ``e^{-f}``)
+    link_floor: float = -np.inf
+
+    def sample_targets(self, f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Targets drawn from the loss's model around the linear predictors ``f`` (the
+        support matrix's problems, ``regmtl.conformance``): each label present, for a loss
+        of labels."""
+        raise NotImplementedError(
+            f"the loss {self!r} declares no model to draw targets from (sample_targets): "
+            "the support matrix cannot pose its problems.")
+
+    def single_task_anchor(self) -> tuple[Any, str, str] | None:
+        """The single-task scikit-learn estimator of the loss, the baselines' anchor:
+        ``(factory(loss, alpha, n_t, tol), its penalty "l2" or "l1", its name)``, its
+        ``alpha`` in regmtl's units (the mean loss plus ``alpha/2 ||w||^2`` or
+        ``alpha ||w||_1``); None where scikit-learn has none."""
+        return None
+
+    def anchor_curvature(self, y: np.ndarray) -> float:
+        """The loss's curvature at the intercept-only fit of targets ``y``, the scale of a
+        single-task ridge grid (1: the identity-link losses)."""
+        return 1.0
+
+
+class Datafit(LossOutside):
     r"""Base class of the data-fit terms (the loss side of the objective).
 
     A datafit evaluates the weighted loss of per-observation scores,
@@ -131,34 +166,6 @@ class Datafit:
     #: whether a parameter is read from the data when the loss is bound to it (:meth:`bind`:
     #: ``Huber()``'s delta; a loss list, where one of its losses does)
     reads_data: bool = False
-    #: its inverse link, the prediction from the scores, as a served graph computes it:
-    #: ``"identity"``, ``"exp"`` (the log-link losses), ``"binary"`` (the logistic
-    #: function of the score, two labels) or ``"multinomial"`` (the softmax of a task's
-    #: class scores); None where it has no exported form (``regmtl.serving`` refuses it)
-    link: str | None = None
-    #: the lowest score the ``exp`` link takes (below it the mean is ``exp`` of it: the
-    #: Gamma loss's ``-EXP_MAX``, where its dual reads ``e^{-f}``)
-    link_floor: float = -np.inf
-
-    def sample_targets(self, f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Targets drawn from the loss's model around the linear predictors ``f`` (the
-        support matrix's problems, ``regmtl.conformance``): each label present, for a loss
-        of labels."""
-        raise NotImplementedError(
-            f"the loss {self!r} declares no model to draw targets from (sample_targets): "
-            "the support matrix cannot pose its problems.")
-
-    def single_task_anchor(self) -> tuple[Any, str, str] | None:
-        """The single-task scikit-learn estimator of the loss, the baselines' anchor:
-        ``(factory(loss, alpha, n_t, tol), its penalty "l2" or "l1", its name)``, its
-        ``alpha`` in regmtl's units (the mean loss plus ``alpha/2 ||w||^2`` or
-        ``alpha ||w||_1``); None where scikit-learn has none."""
-        return None
-
-    def anchor_curvature(self, y: np.ndarray) -> float:
-        """The loss's curvature at the intercept-only fit of targets ``y``, the scale of a
-        single-task ridge grid (1: the identity-link losses)."""
-        return 1.0
 
     def rescaled(self, s: float) -> Datafit:
         """The loss on targets and scores multiplied by ``s`` (its parameters in the targets'
