@@ -38,6 +38,7 @@ from ..progress import progress_bar
 from ..solvers import SOLVERS
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, task_name
+from .choice import best_index, per_task_choice
 from .criteria import (
     degrees_of_freedom,
     information_criterion,
@@ -128,17 +129,6 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
         rows.append((df, df_std, neg2, information_criterion(criterion, neg2, df, n_obs)))
     return (np.array(rows), path.n_active, ~path.converged, path.certificates,
             time.perf_counter() - t0)
-
-
-def _fold_standard_error(std: Any, n_folds: int) -> Any:
-    """The standard error of a mean over K folds, ``sd / sqrt(K)`` with the sample standard
-    deviation ``sd`` (ddof = 1, as glmnet and Hastie, Tibshirani & Friedman's one-standard-error
-    rule), from the population one (ddof = 0) that ``std_test_score`` reports, as scikit-learn
-    does: ``std * sqrt(K / (K - 1)) / sqrt(K) = std / sqrt(K - 1)``; 0 with one fold (no
-    spread to measure)."""
-    if n_folds < 2:
-        return 0.0 * std
-    return std / np.sqrt(n_folds - 1.0)
 
 
 def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
@@ -375,14 +365,16 @@ class _MultiTaskCV(BaseEstimator):
             results = self._information(fit_data, datafit, candidates, grids, kwargs,
                                         None if o_flat is None else (data, o_flat))
         self.cv_results_ = results
-        self.best_index_ = self._best_index(results)
+        self.best_index_ = best_index(results, self.criterion, self.one_se,
+                                      getattr(self, "n_splits_", 0))
         best = results.iloc[self.best_index_]
         g = int(best["_grid"])
         self.alpha_ = float(best["param_alpha"])
         self.best_score_ = float(best["mean_test_score"]) if self.criterion == "cv" else float(
             best[self.criterion])
         if self.alpha_per_task:
-            g, self.alpha_, self.best_score_ = self._per_task_choice(results, grids)
+            g, self.alpha_, self.best_score_ = per_task_choice(results, grids, self.one_se,
+                                                               self.n_splits_)
         self.best_params_ = {"alpha": self.alpha_, **candidates[g][0]}
         if self.criterion != "cv":
             self.df_std_ = float(best["df_std"])
@@ -575,38 +567,6 @@ class _MultiTaskCV(BaseEstimator):
         df["rank_test_score"] = pd.Series(-score).rank(method="min").astype(int).to_numpy()
         return df
 
-    def _per_task_choice(self, results: pd.DataFrame,
-                         grids: list) -> tuple[int, np.ndarray, float]:
-        """``(grid, alphas, score)``: in every grid, each task's best alpha by its own mean
-        validation score (with ``one_se``, the largest within one standard error of it; a
-        task never scored takes the grid's best common alpha); the grid whose choice scores
-        best on average over tasks."""
-        best = (-np.inf, 0, None)
-        rank = results["_grid"].to_numpy()
-        common = results["mean_test_score"].to_numpy()
-        K = max(self.n_splits_, 1)
-        for g in range(len(grids)):
-            rows = np.flatnonzero(rank == g)
-            # (n_alphas, T): each task's mean score over the folds and its standard error
-            mean = np.stack(results["mean_task_scores"].to_numpy()[rows])
-            se = _fold_standard_error(np.stack(results["std_task_scores"].to_numpy()[rows]), K)
-            fallback = int(np.nanargmax(common[rows])) if np.isfinite(common[rows]).any() else 0
-            scored = np.isfinite(mean).any(axis=0)
-            pick = np.where(scored, np.argmax(np.where(np.isfinite(mean), mean, -np.inf),
-                                              axis=0), fallback)
-            if self.one_se:
-                cols = np.arange(mean.shape[1])
-                floor = mean[pick, cols] - se[pick, cols]
-                ok = (mean >= floor[None, :]) & scored[None, :]
-                alphas = np.asarray(grids[g])[:, None]
-                largest = np.argmax(np.where(ok, alphas, -np.inf), axis=0)
-                pick = np.where(scored, largest, pick)
-            chosen = mean[pick, np.arange(mean.shape[1])]
-            score = float(np.nanmean(chosen)) if np.isfinite(chosen).any() else -np.inf
-            if score > best[0]:
-                best = (score, g, np.asarray(grids[g], dtype=np.float64)[pick])
-        return best[1], best[2], best[0]
-
     def _information(self, data, datafit, candidates, grids, kwargs,
                      like=None) -> pd.DataFrame:
         """AIC/BIC of every candidate; what tiny tasks make undefined is refused or left out.
@@ -675,25 +635,6 @@ class _MultiTaskCV(BaseEstimator):
         df[f"rank_{self.criterion}"] = df[self.criterion].rank(method="min").astype(int)
         return df
 
-    def _best_index(self, df: pd.DataFrame) -> int:
-        if self.criterion != "cv":
-            return int(np.argmin(df[self.criterion].to_numpy()))
-        score = df["mean_test_score"].to_numpy()
-        if not np.any(np.isfinite(score)):
-            raise ValueError("cross-validation: every candidate's score is undefined (NaN); "
-                             "check scoring.")
-        best = int(np.nanargmax(score))
-        if not self.one_se:
-            return best
-        # one-standard-error rule: the largest alpha of the best curve within one standard
-        # error (the sample standard deviation over folds / sqrt(K)) of the best mean score
-        se = _fold_standard_error(df["std_test_score"].iloc[best], self.n_splits_)
-        same = np.flatnonzero(df["_grid"].to_numpy() == df["_grid"].iloc[best])
-        ok = same[score[same] >= score[best] - se]
-        alphas = df["param_alpha"].to_numpy()
-        return int(ok[np.argmax(alphas[ok])])
-
-    # ------------------------------------------------------------------ predict
     def _fitted(self) -> MultiTaskLinear:
         check_is_fitted(self, "cv_results_")
         if not hasattr(self, "best_estimator_"):
