@@ -361,6 +361,13 @@ class ParquetTasks:
         scale[scale == 0.0] = 1.0
         return mean, scale
 
+    @property
+    def applied_scaling(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The ``(mean, scale)`` every feature is read with (:meth:`standardized`), or None
+        where the features are read as stored: part of what identifies the rows it yields
+        (a checkpoint's fingerprint)."""
+        return self._scaling
+
     def standardized(self, mean: np.ndarray, scale: np.ndarray) -> ParquetTasks:
         """The same set read with every feature standardized, ``(x - mean) / scale`` (a new
         source over the same files; e.g. from :meth:`feature_scaling`)."""

@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StreamedCheckpoint", "array_digest", "source_fingerprint", "weight_digest"]
+__all__ = ["StreamedCheckpoint", "array_digest", "fit_identity", "source_fingerprint",
+           "weight_digest"]
 
 #: the folder's format
 FORMAT = 1
@@ -58,6 +59,19 @@ def weight_digest(task_weight: Any) -> str:
     if isinstance(task_weight, str):
         return task_weight
     return _digest(np.asarray(task_weight, dtype=np.float64))
+
+
+def fit_identity(loss: str, penalty: Any, alpha: float, fit_intercept: bool, task_weight: Any,
+                 tol: float, max_iter: int, gram_dtype: np.dtype, start: Any,
+                 **more: Any) -> dict:
+    """What identifies an out-of-core fit beside its source (:func:`source_fingerprint`):
+    its loss, penalty, alpha, intercepts, task weights, tol, iteration budget, Grams' dtype
+    and warm start (a digest), and ``more`` of the solver's own (JSON values); a checkpoint
+    written for another identity is refused, naming the first difference."""
+    return {"loss": loss, "penalty": repr(penalty), "alpha": float(alpha),
+            "fit_intercept": bool(fit_intercept), "task_weight": weight_digest(task_weight),
+            "tol": float(tol), "max_iter": int(max_iter), "gram_dtype": np.dtype(gram_dtype).name,
+            "start": array_digest(start), **more}
 
 
 def array_digest(a: Any) -> str | None:
@@ -84,7 +98,7 @@ def source_fingerprint(source: Any) -> dict:
     names = getattr(source, "feature_names", None)
     if names is not None:
         out["features"] = [str(n) for n in names]
-    scaling = getattr(source, "_scaling", None)
+    scaling = getattr(source, "applied_scaling", None)
     if scaling is not None:
         out["scaling"] = _digest(*scaling)
     return out

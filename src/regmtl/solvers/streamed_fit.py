@@ -34,7 +34,7 @@ from ..penalties.kernels import FAST
 from .certificates import Certificate, kkt_of_gradient
 from .quadratic_fista import gap_of_sums
 from .result import SolverResult
-from .streamed_checkpoint import StreamedCheckpoint, array_digest, weight_digest
+from .streamed_checkpoint import StreamedCheckpoint, fit_identity
 from .streamed_fista import streamed_fista
 from .streamed_quadratic import (
     StreamedQuadratic,
@@ -221,11 +221,9 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
     check_every = int(options.get("check_every", 10))
     kept = None
     if checkpoint is not None:
-        kept = StreamedCheckpoint(checkpoint, source, {
-            "loss": "squared", "penalty": repr(penalty), "alpha": float(alpha),
-            "fit_intercept": bool(fit_intercept), "task_weight": weight_digest(task_weight),
-            "tol": float(tol), "max_iter": int(max_iter), "gram_dtype": gram_dtype.name,
-            "check_every": check_every, "start": array_digest(W0)})
+        kept = StreamedCheckpoint(checkpoint, source, fit_identity(
+            "squared", penalty, alpha, fit_intercept, task_weight, tol, max_iter, gram_dtype,
+            W0, check_every=check_every))
     q = source_quadratic(source, task_weight, fit_intercept, options.get("spill_dir"),
                          gram_dtype, keep=None if kept is None else kept.spill_directory)
     p, T = q.g.shape

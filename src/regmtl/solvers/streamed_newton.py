@@ -45,7 +45,7 @@ from ..penalties import Penalty
 from ..penalties.kernels import FAST
 from .certificates import Certificate, kkt_of_gradient
 from .result import SolverResult
-from .streamed_checkpoint import StreamedCheckpoint, array_digest, weight_digest
+from .streamed_checkpoint import StreamedCheckpoint, fit_identity
 from .streamed_fista import streamed_fista
 from .streamed_quadratic import (
     StreamedQuadratic,
@@ -364,12 +364,9 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
     p, T = int(source.n_features), int(source.n_tasks)
     penalty.check(p, T)
     gram_dtype = np.dtype(options.get("gram_dtype", np.float32))
-    kept = None if checkpoint is None else StreamedCheckpoint(checkpoint, source, {
-        "loss": "logistic", "penalty": repr(penalty), "alpha": float(alpha),
-        "fit_intercept": bool(fit_intercept), "task_weight": weight_digest(task_weight),
-        "target": None if target is None else str(target), "tol": float(tol),
-        "max_iter": int(max_iter), "max_inner": int(max_inner),
-        "gram_dtype": gram_dtype.name, "start": array_digest(W0)})
+    kept = None if checkpoint is None else StreamedCheckpoint(checkpoint, source, fit_identity(
+        "logistic", penalty, alpha, fit_intercept, task_weight, tol, max_iter, gram_dtype, W0,
+        target=None if target is None else str(target), max_inner=int(max_inner)))
     run = _LogisticSource(source, task_weight, fit_intercept, target, options.get("spill_dir"),
                           gram_dtype, dual=penalty.has_dual and alpha > 0)
     saved = None if kept is None else kept.load("newton")
