@@ -73,6 +73,34 @@ def test_the_conjugate_term_is_the_inner_minimum(power):
         assert got == pytest.approx(ref.fun, rel=1e-8, abs=1e-10)
 
 
+@pytest.mark.parametrize("power", [1.01, 1.5, 1.99])
+def test_the_conjugate_term_at_extreme_scales_is_a_lower_bound(power):
+    """Targets from 1e-300 to 1e300 and dual points from -1e3 to 1e3: the conjugate term
+    against a 50-digit bisection of its minimizer (mpmath), to 1e-12 relative, and never
+    above it (a dual value above it would certify a fit that is not optimal; an earlier form
+    clipped the score at 700 and was 1e6 times too large at y = 1e200)."""
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    loss = rm.Tweedie(power)
+    a, b = 2.0 - power, power - 1.0
+    for y in (1e-300, 1e-20, 1.0, 1e20, 1e200, 1e300):
+        for theta in (-1e3, -1e-6, 0.0, 0.3, 1e3):
+            got = loss.dual_value(np.array([y]), np.array([theta]), np.ones(1))
+            yy, tt = mp.mpf(y), mp.mpf(theta)
+            lo, hi = mp.mpf(-1e6), mp.mpf(1e6)
+            for _ in range(400):
+                mid = (lo + hi) / 2
+                if mp.e ** (a * mid) - yy * mp.e ** (-b * mid) + tt < 0:
+                    lo = mid
+                else:
+                    hi = mid
+            g = (lo + hi) / 2
+            want = float(mp.e ** (a * g) / a + yy * mp.e ** (-b * g) / b + tt * g)
+            scale = max(1.0, abs(want))
+            assert abs(got - want) <= 1e-12 * scale, (y, theta, got, want)
+            assert got <= want + 1e-13 * scale, (y, theta)
+
+
 def test_school_l21_is_certified_and_equals_cvxpy():
     """School's exam scores (positive) as Tweedie targets, L2,1: certified at tol=1e-8 and at
     cvxpy's optimum."""

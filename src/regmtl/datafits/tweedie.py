@@ -9,8 +9,8 @@ from .links import EXP_MAX, check_offset
 
 __all__ = ["Tweedie"]
 
-#: safeguarded Newton steps of the conjugate's inner minimization (bracketed: each step at
-#: least halves the bracket where Newton leaves it)
+#: Newton steps at most of the conjugate's inner minimization (in log form, from the dominant
+#: terms' root: a few suffice; a step that leaves the bracket is its midpoint instead)
 DUAL_STEPS = 100
 
 
@@ -132,10 +132,12 @@ class Tweedie(Datafit):
     def lazy_dual_value(self, y, theta, c):
         theta = self.feasible(y, theta)
         g = self._inner_minimizer(y, theta)
-        up, down = self._parts(g)
-        with np.errstate(invalid="ignore"):  # (0 * -inf where y = theta = 0: the value 0)
-            inner = np.where(np.isfinite(g), up / self._a + y * down / self._b + theta * g,
-                             0.0)
+        a, b = self._a, self._b
+        # (at the minimizer no term overflows: y e^{-b g} = e^{a g} + theta there; no score
+        # clip either, which would make the value no lower bound)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ydown = np.where(y > 0, np.exp(np.log(np.where(y > 0, y, 1.0)) - b * g), 0.0)
+            inner = np.where(np.isfinite(g), np.exp(a * g) / a + ydown / b + theta * g, 0.0)
         return np.dot(c, inner)
 
     def _inner_minimizer(self, y, theta):
@@ -145,8 +147,11 @@ class Tweedie(Datafit):
         bracketed (``theta >= 0``: :math:`\min(1, (y / (1 + \theta))^{1/b}) \le s \le
         y / (1 + \theta y^{b - 1})`; below: :math:`y \le s \le \max(2y,
         (2|\theta|)^{1/a})`) and found by Newton steps on
-        :math:`h(g) = e^{a g} - y e^{-b g} + \theta`, increasing, each step kept inside the
-        bracket (else its midpoint)."""
+        :math:`\log(e^{a g} + \theta) + b g - \log y` (:math:`\theta \ge 0`; below,
+        :math:`a g - \log(y e^{-b g} - \theta)`), increasing with a slope between
+        :math:`\min(a, b)` and 1 and free of overflow, from the root of the two dominant
+        terms (:math:`s = \min(y, (y/\theta)^{1/b})`, or :math:`\max(y, |\theta|^{1/a})`),
+        each step kept inside the bracket (else its midpoint)."""
         a, b = self._a, self._b
         y = np.asarray(y, dtype=np.float64)
         theta = np.asarray(theta, dtype=np.float64)
@@ -164,18 +169,24 @@ class Tweedie(Datafit):
                           np.log(yr))
             hi = np.where(pos, np.log(yr) - np.log1p(np.abs(tr) * yr ** (b - 1.0)),
                           np.maximum(np.log(2.0 * yr), np.log(2.0 * np.abs(tr)) / a))
-        lo, hi = np.maximum(lo, -EXP_MAX), np.minimum(hi, EXP_MAX)
-        x = 0.5 * (lo + hi)
+        with np.errstate(divide="ignore"):
+            ly, lt = np.log(yr), np.log(np.abs(tr))  # (lt = -inf where theta = 0)
+        x = np.clip(np.where(pos, np.minimum(ly, (ly - lt) / b), np.maximum(ly, lt / a)),
+                    lo, hi)
         for _ in range(DUAL_STEPS):
-            h = np.exp(a * x) - yr * np.exp(-b * x) + tr
-            lo, hi = np.where(h < 0, x, lo), np.where(h > 0, x, hi)
-            slope = a * np.exp(a * x) + b * yr * np.exp(-b * x)
-            new = x - h / slope
-            new = np.where((new > lo) & (new < hi), new, 0.5 * (lo + hi))
-            if np.all(np.abs(new - x) <= 1e-15 * np.maximum(1.0, np.abs(x))):
+            # the root in log form, increasing with a slope between min(a, b) and 1:
+            # log(e^{a x} + theta) + b x - log y (theta >= 0), a x - log(y e^{-b x} - theta)
+            if_pos = np.logaddexp(a * x, lt)
+            if_neg = np.logaddexp(ly - b * x, lt)
+            k = np.where(pos, if_pos + b * x - ly, a * x - if_neg)
+            slope = np.where(pos, b + a * np.exp(a * x - if_pos),
+                             a + b * np.exp(ly - b * x - if_neg))
+            lo, hi = np.where(k < 0, x, lo), np.where(k > 0, x, hi)
+            new = x - k / slope
+            if np.all(np.abs(new - x) <= 4e-16 * np.maximum(1.0, np.abs(x))):
                 x = new
                 break
-            x = new
+            x = np.where((new > lo) & (new < hi), new, 0.5 * (lo + hi))
         g[rows] = x
         return g
 
