@@ -84,8 +84,9 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
 
     a square system at a vertex of the linear program (as many rows at the kink as free
     coefficients), solved per task (least norm where the rows at the kink are more: a
-    degenerate fit). The rows at the kink are a task's smallest ``|r|``, as many as its free
-    coefficients, where ``|r| <= sqrt(eps) max |r|``. Leaving them at 0 (``datafit.theta``)
+    degenerate fit, whose solution is then clipped to the intervals and may not be the one
+    of the smallest ``alpha_max``). The rows at the kink are a task's rows with
+    ``|r| <= sqrt(eps) max |r|``. Leaving them at 0 (``datafit.theta``)
     would make ``X^T (c theta)`` over the penalized columns, and the ``alpha_max`` read from
     it, wrong by up to a few times. Rows held elsewhere (task blocks): ``datafit.theta``."""
     y, c = data.y, data.c
@@ -106,7 +107,7 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
         near = np.flatnonzero(kinked & (rt <= tol * scale))
         if len(near) == 0:
             continue
-        K = a + near[np.argsort(rt[near], kind="stable")[:max(m, 1)]]
+        K = a + near
         A = _free_rows(data, free, t, a, e, fit_intercept)  # (n_t, m)
         u = c[a:e] * theta[a:e]
         u[K - a] = 0.0
