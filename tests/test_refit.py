@@ -10,6 +10,8 @@ kept an in-memory fit's loss.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -116,8 +118,11 @@ def test_a_refit_equals_a_fresh_fit_across_placements(tmp_path):
     assert_same_fit(est, clone(est).fit(X, Y_REAL, task=TASK))
 
 
+@pytest.mark.skipif(os.environ.get("REGMTL_MATRIX") != "full",
+                    reason="a Dask cluster: make test-matrix runs it")
 def test_a_refit_equals_a_fresh_fit_on_dask(dask_process_client):  # noqa: ARG001
-    """In memory under the Poisson loss, then on Dask blocks under the squared loss."""
+    """In memory under the Poisson loss, then on Dask blocks under the squared loss (with
+    ``make test-matrix``: a cluster's start costs more than the check)."""
     dd = pytest.importorskip("dask.dataframe")
     import pandas as pd
 

@@ -3,8 +3,9 @@
 Checked against independent references: scikit-learn's ``TweedieRegressor`` (alpha 0 and a
 ridge), the conjugate term against a bounded scalar minimization (SciPy), the fits with
 penalties against cvxpy/Clarabel (here on School, and in every cell of the support matrix,
-``tests/test_conformance.py``); then what every loss has: an offset, save / load, ONNX export,
-Dask, and the errors that name the loss.
+``tests/test_conformance.py``, and on Dask blocks in ``tests/test_conformance_placements.py``);
+then what every loss has: an offset, save / load, ONNX export, and the errors that name the
+loss.
 """
 
 from __future__ import annotations
@@ -152,23 +153,6 @@ def test_save_load_and_onnx_keep_the_power(tmp_path):
     assert back.score(X, y, task=TASK) == m.score(X, y, task=TASK)
     graph = export_onnx(m)
     assert check_onnx(m, graph, X, TASK)["prediction"] <= 1e-9
-
-
-def test_on_dask_equals_in_memory(dask_process_client):  # noqa: ARG001
-    dd = pytest.importorskip("dask.dataframe")
-    import pandas as pd
-
-    y = _targets(1.5, F + 0.2 * TASK)
-    cols = [f"x{j}" for j in range(P)]
-    frame = pd.DataFrame(X, columns=cols)
-    frame["task"], frame["y"] = TASK, y
-    ddf = dd.from_pandas(frame, npartitions=3)
-    mem = rm.MultiTaskRegressor("l21", alpha=0.01, loss="tweedie", tol=1e-9).fit(
-        X, y, task=TASK)
-    dsk = rm.MultiTaskRegressor("l21", alpha=0.01, loss="tweedie", tol=1e-9).fit(
-        ddf[cols], ddf["y"], task=ddf["task"])
-    np.testing.assert_allclose(dsk.coef_, mem.coef_, atol=1e-6)
-    assert dsk.dual_gap_ <= 1e-9 * dsk.objective_
 
 
 def test_the_cv_and_compare_run_on_it():
