@@ -46,8 +46,9 @@ test: $(TEST_STAMP)
 # The whole support matrix (tests/test_conformance.py, regmtl.conformance): every registered
 # penalty x every loss and a loss list x every shape of the input, each cell refused by name or
 # checked against an independent optimum; `make test` runs one cell per penalty and loss. With
-# it, every case of the modules that read REGMTL_MATRIX (the placements, the Dask routes), of
-# which `make test` runs one of each route.
+# it, every case of the modules that read REGMTL_MATRIX (the placements, the Dask routes, the
+# slowest real-data paths, the refit on a Dask cluster), of which `make test` runs one of each
+# route.
 MATRIX_TESTS := $(shell grep -l REGMTL_MATRIX tests/test_*.py)
 test-matrix: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_MATRIX=full \
