@@ -329,7 +329,7 @@ LAYERS = (
               "regmtl.dask", "regmtl.scaling", "regmtl.parquet")),
     ("terms", ("regmtl.datafits", "regmtl.penalties")),
     ("solvers", ("regmtl.solvers",)),
-    ("models", ("regmtl.problem", "regmtl.feature_terms", "regmtl.fitted",
+    ("models", ("regmtl.problem", "regmtl.feature_terms", "regmtl.fitted", "regmtl.placements",
                 "regmtl.estimators", "regmtl.estimator_docs", "regmtl.task_alpha",
                 "regmtl.out_of_core", "regmtl.conformance", "regmtl.support_table",
                 "regmtl.persistence", "regmtl.deep", "regmtl.streaming")),

@@ -211,7 +211,7 @@ def test_the_dual_of_a_loss_with_a_closed_form_dual_step_is_quadratic_in_its_sca
     the certificate summed over task blocks rests on), to 1e-12; a loss whose dual step has
     no closed form says so."""
     from regmtl.datafits import Mixed
-    from regmtl.problem import as_task_data
+    from regmtl.inputs import as_task_data
 
     rng = np.random.default_rng(3)
     task = np.repeat(np.arange(4), [7, 11, 5, 9])

@@ -31,17 +31,15 @@ from .classes import (
     source_rows,
     task_classes,
 )
-from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
 from .feature_terms import check_fitted, feature_terms, solve_reduced
 from .fitted import fit_attributes, publish
-from .inputs import as_task_data, column_target, offset_column
-from .out_of_core import fit_source, is_task_source
-from .parquet import is_parquet_tasks
+from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
+from .placements import RowOutput, TaskMetric, need_targets, placement_of
 from .problem import (
     apply_offset,
     check_loss_targets,
@@ -169,10 +167,26 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             ensure_min_samples=1, ensure_all_finite="allow-nan",
         )
 
-    def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
-        if fitting and _is_dask(X, y, task):
-            return self._dask_data(X, y, task, sample_weight)
-        blocks = source_blocks(self.penalty)
+    @property
+    def _blocks(self) -> tuple[int, ...] | None:
+        """The feature blocks the penalty declares (``regmtl.problem.source_blocks``)."""
+        return source_blocks(self.penalty)
+
+    @property
+    def _numeric_y(self) -> bool:
+        """Whether the targets are numbers (not labels to encode)."""
+        return make_datafit(self._loss).kind != "binary"
+
+    def _data(self, X, y, task, sample_weight, *, fitting: bool) -> Any:
+        """The rows of a fit (where they live: ``regmtl.placements``), or the rows in memory
+        of a prediction or a score."""
+        if fitting:
+            return placement_of(X, y, task).problem(self, X, y, task, sample_weight)
+        return self._rows(X, y, task, sample_weight, fitting=False)
+
+    def _rows(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
+        """Rows in memory as a TaskData (validated against the fit when not ``fitting``)."""
+        blocks = self._blocks
         used = None
         if blocks is not None and not fitting:  # the blocks each task's model uses
             edges = np.concatenate(([0], np.cumsum(blocks)))
@@ -185,41 +199,13 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             task_weight=self.task_weight if fitting else "equal",
             tasks=None if fitting else self.tasks_,
             check_x=self._check_x if blocks is None else self._check_x_missing,
-            numeric_y=make_datafit(self._loss).kind != "binary",
+            numeric_y=self._numeric_y,
             require_y=y is not None or fitting,
             reset=fitting,
             single=False if fitting else self.input_form_ == "single",
             blocks=blocks,
             blocks_used=used,
         )
-
-    def _dask_data(self, X, y, task, sample_weight):
-        """Long-form Dask input as task blocks on the workers (:mod:`regmtl.dask`)."""
-        from .dask import as_dask_task_data
-
-        data = as_dask_task_data(X, y, task, sample_weight=sample_weight,
-                                 task_weight=self.task_weight,
-                                 numeric_y=make_datafit(self._loss).kind != "binary",
-                                 blocks=source_blocks(self.penalty))
-        self._input_facts(data)
-        return data
-
-    def _input_facts(self, data) -> None:
-        """``n_features_in_`` and ``feature_names_in_`` from task blocks (Dask input)."""
-        self.n_features_in_ = data.n_features
-        if data.feature_names is not None:
-            self.feature_names_in_ = data.feature_names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-
-    def _dask_scores(self, X, task, post=None):
-        """Lazy per-row results of Dask input, in its row order (``post(f, codes)`` of the
-        scores and the rows' task positions; the scores themselves by default)."""
-        from .dask import predict_scores
-
-        check_is_fitted(self)
-        return predict_scores(X, task, self.coef_matrix_, self._b, self.tasks_, post=post,
-                              blocks=source_blocks(self.penalty))
 
     def _datafit(self) -> Datafit:
         return make_datafit(self._loss)
@@ -278,21 +264,8 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self
             The fitted estimator.
         """
-        if is_task_source(X):  # read chunk by chunk (a ParquetTasks): fitted out of core
-            if self.standardize or any(v is not None for v in (
-                    self.penalty_factor, self.exclude, self.lower_bounds, self.upper_bounds)):
-                raise ValueError("penalty_factor, exclude, lower_bounds, upper_bounds and "
-                                 "standardize take data in memory; an out-of-core fit (a "
-                                 "task source read chunk by chunk) takes none of them.")
-            return fit_source(self, X, self._datafit(), y, task, sample_weight, offset,
-                              checkpoint)
-        if checkpoint is not None:
-            raise ValueError("checkpoint: a fit in memory is not resumed from a folder; "
-                             "checkpoint= is for the out-of-core fit of a task source "
-                             "(ParquetTasks).")
-        X, offset = offset_column(X, offset)
-        data = self._data(X, y, task, sample_weight, fitting=True)
-        return self._fit_data(data, offset=offset)
+        return placement_of(X, y, task).fit(self, X, y, task, sample_weight, offset,
+                                            checkpoint)
 
     def _fit_problem(self, data: TaskData, offset: Any = None):
         """The data, datafit and penalty a fit solves (every check of the input that does
@@ -503,12 +476,17 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _b(self) -> np.ndarray:
         return np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64))
 
-    def _scores(self, X, task, y=None, sample_weight=None) -> tuple[TaskData, np.ndarray]:
-        """Validated data (with y when given) and the scores of its rows."""
+    def _scores(self, X, task, y=None, sample_weight=None, offset=None
+                ) -> tuple[TaskData, np.ndarray]:
+        """Validated rows in memory (with y when given) and their scores ``x . w_t + b_t``
+        (plus the ``offset`` where given)."""
         check_is_fitted(self)
-        data = self._data(X, y, task, sample_weight, fitting=False)
+        data = self._rows(X, y, task, sample_weight, fitting=False)
         idx = data.task_index
-        return data, data.linear(self.coef_matrix_[:, idx], self._b[idx])
+        f = data.linear(self.coef_matrix_[:, idx], self._b[idx])
+        if offset is not None:
+            f = f + task_offsets(data, self._fitted_loss(), offset)
+        return data, f
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -686,27 +664,17 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             alone on a multi-task model; an array of shape (n_samples,) for a single-task
             model.
         """
-        if is_parquet_tasks(X):  # chunk by chunk
-            from .streaming import predict_rows
+        return placement_of(X, None, task).outputs(self, X, task, self._prediction(), offset)
 
-            if offset is not None:
-                raise ValueError("offset: a ParquetTasks is predicted without offsets; add "
-                                 "them to the predictions of the rows afterwards.")
-            return predict_rows(self, X, self._natural, task=task)
-        if _is_dask(X, task):
-            datafit = make_datafit(self.loss)
-            if datafit.kind == "mixed":  # each task's own output, on the workers
-                return self._dask_scores(X, task, post=_TaskOutputs(
-                    datafit.losses, getattr(self, "classes_", None)))
-            if offset is not None or not datafit.quadratic:
-                mean = datafit.mean
-                return self._dask_scores(X, task, post=lambda f, codes: mean(f))
-            return self._dask_scores(X, task)
-        X, offset = offset_column(X, offset)
-        data, f = self._scores(X, task)
-        if offset is not None:
-            f = f + task_offsets(data, self._fitted_loss(), offset)
-        return data.to_form(self._natural(data, f))
+    def _prediction(self) -> RowOutput:
+        """:meth:`predict`'s output: the mean of each task's model (its label for a binary
+        task of a fit with one loss per task)."""
+        datafit = make_datafit(self.loss)
+        if datafit.kind == "mixed":  # each task's own output, on the workers
+            lazy = _TaskOutputs(datafit.losses, getattr(self, "classes_", None))
+        else:
+            lazy = None if datafit.quadratic else _OfScores(datafit.mean)
+        return RowOutput(self._natural, lazy)
 
     def _has_binary_tasks(self) -> bool:
         """Whether ``loss`` lists a loss of two labels (the logistic): the model then has
@@ -729,23 +697,21 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         """``post(f)`` of the scores of rows of the tasks of two labels, in the form of X
         (a shared design: a list over the tasks, None for a task without two labels)."""
         check_is_fitted(self)
-        if _is_dask(X, task):
-            return self._dask_scores(X, task, post=_BinaryOutputs(self, post))
-        if is_parquet_tasks(X):
-            from .streaming import predict_rows
 
-            def rows_of(data: TaskData, f: np.ndarray) -> np.ndarray:
+        def rows_of(data: TaskData, f: np.ndarray) -> np.ndarray:
+            if data.form != "shared":  # (a shared design: None for the other tasks)
                 self._binary_rows(data)
-                return post(f)
+            return post(f)
 
-            return predict_rows(self, X, rows_of, task=task)
-        data, f = self._scores(X, task)
-        if data.form == "shared":
+        def form(data: TaskData, values: np.ndarray) -> Any:
+            if data.form != "shared":
+                return data.to_form(values)
             binary = _binary_positions(self)
-            return [post(f[a:b]) if k in binary else None for k, a, b in zip(
+            return [values[a:b] if k in binary else None for k, a, b in zip(
                 data.task_index.tolist(), data.indptr[:-1], data.indptr[1:], strict=True)]
-        self._binary_rows(data)
-        return data.to_form(post(f))
+
+        return placement_of(X, None, task).outputs(
+            self, X, task, RowOutput(rows_of, _BinaryOutputs(self, post), form=form))
 
     @available_if(_has_binary_tasks)
     def decision_function(self, X: Any, task: Any = None) -> Any:
@@ -845,33 +811,15 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             The mean over tasks of each task's R^2 (D^2) on its observed labels (every task
             counts the same, whatever its size).
         """
-        if is_parquet_tasks(X):  # chunk by chunk, each task's score as in memory
-            from .streaming import score_tasks
-
-            if sample_weight is not None or offset is not None:
-                raise ValueError("sample_weight, offset: a ParquetTasks is scored without "
-                                 "them; leave them out.")
-            return score_tasks(self, X, self._task_scores, task=task, y=y)
-        _need_targets(y)
-        if _is_dask(X, y, task):
-            from .dask import task_score
-
-            check_is_fitted(self)
-            datafit = self._fitted_loss()
-            if offset is not None or not datafit.quadratic:  # (R^2 of the raw scores: wrong)
-                raise ValueError(
-                    f"score of Dask input takes the squared loss and no offset (loss="
-                    f"{datafit.name or self.loss!r}"
-                    f"{', an offset' if offset is not None else ''}): the deviance explained "
-                    "and the offset are scored on rows in memory; compute the rows first "
-                    "(X.compute(), y.compute()).")
-            return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_, "r2",
-                              sample_weight=sample_weight, post=_with_codes)
-        X, offset = offset_column(X, offset)
-        data, f = self._scores(X, task, y, sample_weight)
-        if offset is not None:
-            f = f + task_offsets(data, self._fitted_loss(), offset)
-        return float(np.mean(self._task_scores(data, f)))
+        check_is_fitted(self)
+        datafit = self._fitted_loss()
+        refusal = None if datafit.quadratic and offset is None else (  # (R^2 of raw scores)
+            f"score of Dask input takes the squared loss and no offset (loss="
+            f"{datafit.name or self.loss!r}{', an offset' if offset is not None else ''}): the "
+            "deviance explained and the offset are scored on rows in memory; compute the rows "
+            "first (X.compute(), y.compute()).")
+        metric = TaskMetric(self._task_scores, None if refusal else "r2", _with_codes, refusal)
+        return placement_of(X, y, task).score(self, X, y, task, sample_weight, offset, metric)
 
     def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
         """The columns a prediction writes for rows of ``data`` with scores ``f``."""
@@ -961,10 +909,10 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
     __metadata_request__predict_proba = {"task": True}
     __metadata_request__predict_log_proba = {"task": True}
 
-    def _data(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
-        if fitting and not _is_dask(X, y, task):
+    def _rows(self, X, y, task, sample_weight, *, fitting: bool) -> TaskData:
+        if fitting:
             y = column_target(X, y, task)
-        return super()._data(X, y, task, sample_weight, fitting=fitting)
+        return super()._rows(X, y, task, sample_weight, fitting=fitting)
 
     def _prepare_targets(self, data: TaskData) -> TaskData | None:
         self._multiclass = False
@@ -1016,12 +964,9 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         """(data, probabilities, scores) of a multinomial fit: per row of ``data`` the
         probabilities and scores of its task's classes (columns past ``K_t`` hold 0 and -inf)."""
         check_is_fitted(self)
-        if _is_dask(X, y, task):
-            raise ValueError(
-                "a multinomial fit (a task of more than two classes) predicts and scores rows "
-                "in memory: compute the Dask input first (X.compute()), or apply the model to "
-                "each partition (X.map_partitions).")
-        data = self._data(X, y, task, sample_weight, fitting=False)
+        placement_of(X, y, task).in_memory("a multinomial fit (a task of more than two "
+                                           "classes) predicts and scores rows: it")
+        data = self._rows(X, y, task, sample_weight, fitting=False)
         exp = expand_classes(data, self._classes)
         W, b = self.coef_matrix_, self._b
         f = exp.linear(W[:, exp.task_index], b[exp.task_index])
@@ -1110,12 +1055,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         if self._multi:
             data, _, F = self._class_table(X, task)
             return self._per_task(data, F, -np.inf)
-        if is_parquet_tasks(X):
-            from .streaming import predict_rows
-
-            return predict_rows(self, X, _scores_as_they_are, task=task)
-        data, f = self._scores(X, task)
-        return data.to_form(f)
+        return placement_of(X, None, task).outputs(self, X, task,
+                                                   RowOutput(_scores_as_they_are))
 
     def predict_proba(self, X: Any, task: Any = None) -> Any:
         """Class probabilities.
@@ -1142,14 +1083,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         if self._multi:
             data, P, _ = self._class_table(X, task)
             return self._per_task(data, P)
-        if _is_dask(X, task):
-            return self._dask_scores(X, task, post=_proba)
-        if is_parquet_tasks(X):
-            from .streaming import predict_rows
-
-            return predict_rows(self, X, _block_proba, task=task)
-        data, f = self._scores(X, task)
-        return data.to_form(_proba(f))
+        return placement_of(X, None, task).outputs(self, X, task,
+                                                   RowOutput(_block_proba, _proba))
 
     def predict_log_proba(self, X: Any, task: Any = None) -> Any:
         """Logarithms of the class probabilities, computed without overflow.
@@ -1172,8 +1107,8 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             lse = np.logaddexp.reduce(finite, axis=1)
             return self._per_task(data, np.where(np.isfinite(F), F - lse[:, None], -np.inf),
                                   -np.inf)
-        data, f = self._scores(X, task)
-        return data.to_form(_log_proba(f))
+        return placement_of(X, None, task).outputs(
+            self, X, task, RowOutput(_block_log_proba, _OfScores(_log_proba)))
 
     def predict(self, X: Any, task: Any = None) -> Any:
         """Predict each row's label (``classes_[t][1]`` where the score is positive).
@@ -1193,20 +1128,18 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         ndarray, list or dict
             Labels in the form of ``X``; each task's labels keep their own type.
         """
-        if self._multi:
-            data, P, _ = self._class_table(X, task)
-            labels = self._multi_labels(data, P)
-        elif is_parquet_tasks(X):  # chunk by chunk
-            from .streaming import predict_rows
+        check_is_fitted(self)
+        if not self._multi:
+            return placement_of(X, None, task).outputs(
+                self, X, task, RowOutput(self._labels, _LabelTable(self._classes),
+                                         form=self._label_form))
+        data, P, _ = self._class_table(X, task)
+        return self._label_form(data, self._multi_labels(data, P))
 
-            return predict_rows(self, X, self._labels, task=task)
-        elif _is_dask(X, task):
-            return self._dask_scores(X, task, post=_LabelTable(self._classes))
-        else:
-            data, f = self._scores(X, task)
-            labels = self._labels(data, f)
+    def _label_form(self, data: TaskData, labels: np.ndarray) -> Any:
+        """Labels in the form of ``X``: one array per task keeps its own task's label type
+        ('spam'/'ham' beside 3/7)."""
         out = data.to_form(labels)
-        # one array per task: each keeps its own task's label type ('spam'/'ham' vs 3/7)
         if data.form == "list":
             out = [s.astype(self._classes[k].dtype) for s, k in zip(out, data.task_index,
                                                                        strict=True)]
@@ -1248,28 +1181,14 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         float
             The mean over tasks of each task's accuracy on its observed labels.
         """
-        if is_parquet_tasks(X):  # chunk by chunk, each task's accuracy as in memory
-            from .streaming import score_tasks
-
-            if sample_weight is not None:
-                raise ValueError("sample_weight: a ParquetTasks is scored without sample "
-                                 "weights; leave it out.")
-            return score_tasks(self, X, self._task_scores, task=task, y=y)
-        _need_targets(y)
-        if _is_dask(X, y, task) and not self._multi:
-            from .dask import task_score
-
-            check_is_fitted(self)
-            return task_score(X, y, task, self.coef_matrix_, self._b, self.tasks_,
-                              "accuracy", sample_weight=sample_weight,
-                              post=_LabelTable(self._classes, with_codes=True))
-        if self._multi:
-            data, P, _ = self._class_table(X, task, y, sample_weight)
-            pred = self._multi_labels(data, P)
-        else:
-            data, f = self._scores(X, task, y, sample_weight)
-            pred = self._labels(data, f)
-        return float(np.mean(_accuracies(data, pred)))
+        check_is_fitted(self)
+        if not self._multi:
+            metric = TaskMetric(self._task_scores, "accuracy",
+                                _LabelTable(self._classes, with_codes=True))
+            return placement_of(X, y, task).score(self, X, y, task, sample_weight, None, metric)
+        need_targets(y)
+        data, P, _ = self._class_table(X, task, y, sample_weight)
+        return float(np.mean(_accuracies(data, self._multi_labels(data, P))))
 
     def _block_outputs(self, data: TaskData, f: np.ndarray) -> dict[str, np.ndarray]:
         """The columns a prediction writes for rows of ``data`` with scores ``f``: the label
@@ -1295,17 +1214,6 @@ def _unpenalized(alpha: Any) -> bool:
     return bool(a.size) and bool(np.all(a == 0.0))
 
 
-def _is_dask(*objs: Any) -> bool:
-    """Whether any input is a Dask collection (checked without importing Dask)."""
-    return any(is_dask_collection(o) for o in objs)
-
-
-def _need_targets(y: Any) -> None:
-    if y is None:
-        raise ValueError("y: score needs the true targets of the rows (in the form of X); "
-                         "a ParquetTasks X carries its own.")
-
-
 def _accuracies(data: TaskData, pred: np.ndarray) -> np.ndarray:
     """Each task's weighted share of rows whose predicted label ``pred`` is the true one."""
     w = _row_weights(data)
@@ -1328,6 +1236,20 @@ def _block_proba(data: TaskData, f: np.ndarray) -> np.ndarray:
 
 def _with_codes(f: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return np.column_stack([f, codes])
+
+
+def _block_log_proba(data: TaskData, f: np.ndarray) -> np.ndarray:
+    return _log_proba(f)
+
+
+class _OfScores:
+    """``fn(f)`` in the form of a Dask partition's output, ``(f, codes)``."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def __call__(self, f: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return self.fn(f)
 
 
 def _proba(f: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .penalties import STRUCTURE_ATTRS
 
-__all__ = ["FIT_ATTRS", "fit_attributes", "publish"]
+__all__ = ["FIT_ATTRS", "fit_attributes", "publish", "publish_input"]
 
 #: every attribute a linear fit may set (its loss, coefficients, certificate and structure)
 FIT_ATTRS = ("loss_", "tasks_", "n_tasks_", "input_form_", "coef_", "intercept_", "n_iter_",
@@ -61,3 +61,14 @@ def publish(model: Any, attributes: dict[str, Any]) -> Any:
     for name, value in attributes.items():
         setattr(model, name, value)
     return model
+
+
+def publish_input(model: Any, n_features: int, feature_names: Any) -> None:
+    """Write ``n_features_in_`` and ``feature_names_in_`` (removed where ``feature_names``
+    is None) of rows that scikit-learn's ``validate_data`` did not read (task blocks on Dask,
+    a task source)."""
+    model.n_features_in_ = int(n_features)
+    if feature_names is not None:
+        model.feature_names_in_ = feature_names
+    elif "feature_names_in_" in vars(model):
+        del model.feature_names_in_

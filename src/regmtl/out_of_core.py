@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .datafits import Datafit
-from .fitted import fit_attributes, publish
+from .fitted import fit_attributes, publish, publish_input
 from .penalties import Penalty, make_penalty
 from .progress import progress_bar
 from .solvers.streamed_fit import (
@@ -139,16 +139,14 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
                                  task_weight=model.task_weight, tol=model.tol,
                                  max_iter=model.max_iter, W0=W0, verbose=model.verbose,
                                  options=options, checkpoint=checkpoint)
-    for attr in ("feature_names_in_", "classes_"):  # (the input's: set from the source)
-        if hasattr(model, attr):
-            delattr(model, attr)
+    if hasattr(model, "classes_"):  # (the input's: set from the source)
+        del model.classes_
     if classes is not None:
         model._multiclass = False
         model.classes_ = classes
-    model.n_features_in_ = p
     names = getattr(source, "feature_names", None)
-    if names is not None and all(isinstance(n, str) for n in names):
-        model.feature_names_in_ = np.asarray(names, dtype=object)
+    publish_input(model, p, np.asarray(names, dtype=object) if names is not None and all(
+        isinstance(n, str) for n in names) else None)
     rows = np.asarray(source.task_rows, dtype=np.float64)
     publish(model, fit_attributes(
         loss=datafit, tasks=np.asarray(source.tasks), form="long",

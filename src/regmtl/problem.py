@@ -13,12 +13,11 @@ import numpy as np
 from sklearn.utils import check_array
 
 from .classes import check_classes, class_penalty, expand_classes, task_classes
-from .dask import is_dask_collection
 from .datafits import LOSSES, Datafit, make_loss
 from .feature_terms import box_holds_zero, feature_terms, grid_reference, reduce_problem
-from .inputs import as_task_data, flat_rows
-from .out_of_core import is_task_source, source_alpha_max
+from .inputs import flat_rows
 from .penalties import Penalty, make_penalty
+from .placements import placement_of
 from .solvers.certificates import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
@@ -219,24 +218,19 @@ def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
     if is_built(X):
         return X
     kind = make_datafit(loss).kind
-    regression = kind not in ("binary", "multiclass")
-    if any(is_dask_collection(o) for o in (X, y, task)):  # task blocks on the workers
-        if kind == "multiclass":
-            raise ValueError("the multinomial loss is fitted in memory (its classes' layout "
-                             "needs every task's labels); compute the Dask input first.")
-        from .dask import as_dask_task_data
-
-        return as_dask_task_data(X, y, task, sample_weight=sample_weight,
-                                 task_weight=task_weight, numeric_y=regression,
-                                 blocks=source_blocks(penalty))
+    place = placement_of(X, y, task)
+    if kind == "multiclass":
+        place.in_memory("the multinomial loss (its classes' layout needs every task's labels)")
     blocks = source_blocks(penalty)
-    data = as_task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
-                        numeric_y=regression, blocks=blocks,
-                        check_x=None if blocks is None else _check_x_missing)
+    data = place.task_data(X, y, task, sample_weight=sample_weight, task_weight=task_weight,
+                           numeric_y=kind not in ("binary", "multiclass"), blocks=blocks,
+                           check_x=None if blocks is None else _check_x_missing)
     if kind == "multiclass":  # one column of W per class of each task
         classes = task_classes(data)
         check_classes(data, classes)
         return expand_classes(data, classes)
+    if not data.rows_local:  # (task blocks: their labels encoded as they were assembled)
+        return data
     return encode_targets(data, make_datafit(loss))
 
 
@@ -362,15 +356,22 @@ def alpha_max(
     True
     """
     datafit = make_datafit(loss)
-    if is_task_source(X):  # read chunk by chunk: from the out-of-core statistics pass
-        if y is not None or task is not None or sample_weight is not None or \
-                offset is not None or datafit.name not in ("squared", "logistic"):
-            raise ValueError("alpha_max of a task source (read chunk by chunk) takes the "
-                             "squared or the logistic loss and no y, task, sample_weight "
-                             "or offset.")
-        return source_alpha_max(X, penalty, fit_intercept, task_weight, datafit.name)
+    given = dict(y=y, task=task, sample_weight=sample_weight, offset=offset,
+                 penalty_factor=penalty_factor, exclude=exclude, lower_bounds=lower_bounds,
+                 upper_bounds=upper_bounds, standardize=standardize)
+    return placement_of(X, y, task).alpha_max(
+        X, penalty, datafit.name, fit_intercept, task_weight, given, lambda: _rows_alpha_max(
+            X, y, task, penalty, datafit, fit_intercept, sample_weight, task_weight, offset,
+            (penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
+             standardize)))
+
+
+def _rows_alpha_max(X: Any, y: Any, task: Any, penalty: Any, datafit: Datafit,
+                    fit_intercept: bool, sample_weight: Any, task_weight: Any, offset: Any,
+                    per_feature: tuple) -> float:
+    """:func:`alpha_max` of rows read as a TaskData (in memory, or task blocks)."""
     pen = make_penalty(penalty)
-    data = make_data(X, y, task, loss=loss, sample_weight=sample_weight,
+    data = make_data(X, y, task, loss=datafit, sample_weight=sample_weight,
                      task_weight=task_weight, penalty=pen)
     pen = class_penalty(pen, data)
     pen.check(data.n_features, data.n_tasks)
@@ -379,8 +380,7 @@ def alpha_max(
     if offset is not None:
         data = dataclasses.replace(data, _cache={})
         apply_offset(data, datafit.bind(data), offset, fit_intercept)
-    terms = feature_terms(penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
-                          standardize, data.n_features, data.n_tasks,
+    terms = feature_terms(*per_feature, data.n_features, data.n_tasks,
                           getattr(data, "feature_names", None), pen)
     if terms is not None:
         red = reduce_problem(terms, data, datafit.bind(data), pen, 1.0, fit_intercept)

@@ -31,6 +31,7 @@ from ..datafits import Datafit, fitted_loss, make_loss
 from ..estimator_docs import TERMS_DOC
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..feature_terms import by_position
+from ..fitted import publish_input
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..problem import check_loss_targets, encode_targets, offset_centres, task_offsets
@@ -391,7 +392,7 @@ class _MultiTaskCV(BaseEstimator):
             t0 = time.perf_counter()
             best = self._estimator(clone(self.penalty_), self.alpha_)
             if distributed:  # on the task blocks already on the workers: no second shuffle
-                best._input_facts(data)
+                publish_input(best, data.n_features, data.feature_names)
                 self.best_estimator_ = best._fit_data(data)
             else:
                 extra = {} if offset is None else {"offset": offset}
