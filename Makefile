@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test test-matrix test-portability test-faults fuzz lint bench docs clean
+.PHONY: demo test test-fast test-matrix test-portability test-faults fuzz lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,16 +43,23 @@ test: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) --durations=25 tests
 
-# The whole support matrix (tests/test_conformance.py, regmtl.conformance): every registered
-# penalty x every loss and a loss list x every shape of the input, each cell refused by name or
-# checked against an independent optimum; `make test` runs one cell per penalty and loss. With
-# it, every case of the modules that read REGMTL_MATRIX (the placements, the Dask routes, the
-# slowest real-data paths, the refit on a Dask cluster), of which `make test` runs one of each
-# route.
-MATRIX_TESTS := $(shell grep -l REGMTL_MATRIX tests/test_*.py)
+# A quick check while developing (under 3 minutes on 2 cores): the first two tests of every
+# test module (REGMTL_TIER=fast, tests/conftest.py), so that a broken import, fixture or
+# plainest case of any module shows; `make test` runs every test.
+test-fast: $(TEST_STAMP)
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_TIER=fast \
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) --durations=10 tests
+
+# Every case of every test (REGMTL_MATRIX=full): the whole support matrix
+# (tests/test_conformance.py, regmtl.conformance: every registered penalty x every loss and a
+# loss list x every shape of the input, each cell refused by name or checked against an
+# independent optimum; `make test` runs one cell per penalty and loss), every case of the
+# modules that read REGMTL_MATRIX (the placements, the Dask routes, the slowest real-data
+# paths, the refit on a Dask cluster) and every case that `make test` thins (THIN in
+# tests/conftest.py: the Dask and deep-training families, the slowest parametrized checks).
 test-matrix: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 REGMTL_MATRIX=full \
-		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) $(MATRIX_TESTS)
+		$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist $(TEST_DIST) --durations=25 tests
 
 # The verdicts that must not follow the machine's floating point: the support matrix's slice,
 # the property tests and the linear solvers' tests under a second family of OpenBLAS kernels

@@ -1,6 +1,6 @@
 """Benchmark: what a certificate on Dask brings to the client, this tree against another.
 
-FISTA's iterates are held on the workers (``regmtl.solvers.fista_groups``); every
+FISTA's iterates are held on the workers (``regmtl.solvers.blocks.fista_groups``); every
 ``check_every`` iterations a duality gap certifies them. This tree forms it from per-block
 summaries the penalty declares (``Penalty.gap_summary``: O(p) or O(p^2) numbers per task block);
 the tree it started from brought W and the gradient home (2 p T floats, plus three per task).
@@ -49,8 +49,8 @@ def child(T: int, p: int, penalty: str, iters: int, repeats: int, blocks: int) -
 
     import regmtl as rm
     from regmtl.dask import KeptOnWorkers, as_dask_task_data
-    from regmtl.solvers.quadratic import task_quadratic
-    from regmtl.solvers.quadratic_fista import fista_certified
+    from regmtl.solvers.parts.quadratic import task_quadratic
+    from regmtl.solvers.parts.quadratic_fista import fista_certified
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ is the plain fit's problem with one term added:
   standardize  each column in units of its standard deviation; beside it "by hand": the
                plain fit on the standardized columns (the constant one left out)
   bounds       every coefficient in [-2, 2], binding (block coordinate descent under the box,
-               ``solvers/box_descent.py``)
+               ``solvers/parts/box_descent.py``)
   wide box     every coefficient in [-50, 50], inactive at the optimum (the same row)
 
 The ratio is the case's time over the plain fit's, measured in the same run: medians of

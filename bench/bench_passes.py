@@ -51,7 +51,8 @@ from _problems import (  # noqa: E402
 
 import regmtl  # noqa: E402
 from regmtl import taskdata  # noqa: E402
-from regmtl.solvers import epochs, gram, kernel_quadratic, policy, quadratic  # noqa: E402
+from regmtl.solvers import policy  # noqa: E402
+from regmtl.solvers.parts import epochs, gram, kernel_quadratic, quadratic
 
 
 # ----------------------------------------------------------------------------- counting

@@ -79,6 +79,104 @@ def pytest_configure(config):
                             "DATA_HOME/<parts> (REGMTL_DATA, else ../shared/data)")
 
 
+# ------------------------------------------------------------------ the tiers
+#: ``REGMTL_TIER=fast`` (``make test-fast``): the first :data:`FAST_PER_MODULE` tests of every
+#: test module, in collection order, so that a change that breaks a module's first cases (its
+#: imports, its fixtures, its plainest case) shows in under three minutes; ``make test`` runs
+#: them all, ``make test-matrix`` adds the full slices of the modules that read
+#: ``REGMTL_MATRIX``.
+TIER = os.environ.get("REGMTL_TIER", "")
+FAST_PER_MODULE = 2
+
+
+#: ``make test``'s share of the slowest families, measured with ``--durations`` (seconds of
+#: one worker, all their cases): a module, or a module's test function, and ``k``: every k-th
+#: of its tests runs (its first included; 0: none), in collection order. ``make test-matrix``
+#: (``REGMTL_MATRIX=full``) runs every case. The Dask family starts real clusters and crosses
+#: them for every round of a solver, the deep one trains nets: ``make test`` keeps a share of
+#: each route, whose kept cases still span its penalties, losses and forms.
+THIN = {
+    # Dask (476 s of 1,668): each cell fits on a cluster of two worker processes
+    "test_conformance_placements.py::test_cell_on_dask": 8,       # 136 s, 31 cells
+    "test_conformance_placements.py::test_cell_out_of_core": 3,   # 14 s, 30 cells
+    "test_dask_fit.py": 3,                                        # 54 s, 18 tests
+    "test_dask_losses.py": 3,                                     # 50 s, 6
+    "test_dask_quantile.py": 3,                                   # 43 s, 9
+    "test_dask_class_forms.py": 0,                                # 43 s, 3 (the matrix's)
+    "test_dask_certificates.py": 2,                               # 17 s, 2
+    "test_dask_faults.py": 2,                                     # 28 s, 4 (killed workers)
+    "test_dask_round_trips.py": 3,                                # 26 s, 15
+    "test_dask_gathered.py": 3,                                   # 19 s, 6
+    "test_dask_penalties.py": 2,                                  # 16 s, 6
+    "test_cli_dask.py": 2,                                        # 13 s, 24
+    # deep training (314 s)
+    "test_deep_transfer.py": 2,                                   # 31 s, 10
+    "test_gallery_deep.py": 2,                                    # 22 s, 3
+    "test_gallery_recommender_ids.py": 0,                         # 16 s, 1
+    "test_gallery_transfer.py": 2,                                # 15 s, 3
+    "test_deep_weighting_registry.py::test_the_registry_does_not_depend_on_import_order": 4,
+    "test_deep_resume.py": 2,                                     # 16 s, 54
+    "test_deep_distributed.py": 2,                                # 13 s, 18
+    "test_deep_resume.py::test_resume_under_ddp_two_processes": 0,  # 10 s (DDP: above)
+    "test_deep_dominance_reference.py": 2,                        # 11 s, 5
+    "test_serving_deep.py": 2,                                    # 20 s, 58
+    "test_deep_weight_sums.py": 2,                                # 9 s, 109
+    "test_deep_recommender_ids.py": 2,                            # 8 s, 20
+    # the linear half's slowest parametrized checks
+    "test_real_data_certificates.py::test_benchmark_paths_are_certified": 5,  # 49 s, 135
+    "test_cv.py::test_sklearn_compatible_estimator": 3,           # 45 s, 124 checks
+    "test_deep_estimators.py::test_sklearn_compatible": 3,        # 24 s, 149 checks
+    "test_multiclass_selection.py::"
+    "test_multinomial_degrees_of_freedom_are_the_divergence_of_the_probabilities": 3,  # 27 s
+    "test_alpha_max_factors.py": 2,                               # 17 s, 54
+    "test_quantile_certificates.py::"
+    "test_a_nonconvex_quantile_fit_reports_its_true_objective_and_a_local_minimum": 2,  # 15 s
+    "test_fast_solvers.py::test_gap_safe_screening_never_discards_a_feature_of_the_optimum": 2,
+    "test_interior_point.py::test_school_quantiles_along_a_grid_certify_with_exact_zeros": 2,
+    "test_low_rank_subspace.py": 2,                               # 25 s, 13
+    "test_nonconvex_penalties.py": 2,                             # 19 s, 83
+    "test_admm.py::test_row_space_form_is_the_gram_form": 2,      # 8 s, 8
+    "test_robust_penalties.py::test_path_and_cv_are_certified": 2,  # 9 s, 4
+    "test_spectral_barrier.py": 2,                                # 11 s, 39
+    "test_compare_significance.py": 2,                            # 14 s, 14
+    "test_load_bounds.py": 2,                                     # 13 s, 21
+}
+
+
+def _thin(items: list) -> tuple[list, list]:
+    """(kept, dropped) of ``items`` under :data:`THIN`."""
+    kept, dropped, seen = [], [], {}
+    for item in items:
+        fn = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        key = fn if fn in THIN else item.path.name if item.path.name in THIN else None
+        if key is None:
+            kept.append(item)
+            continue
+        n, k = seen.get(key, 0), THIN[key]
+        (kept if k and n % k == 0 else dropped).append(item)
+        seen[key] = n + 1
+    return kept, dropped
+
+
+def pytest_collection_modifyitems(config, items):
+    """``make test``: the share of :data:`THIN` (all under ``REGMTL_MATRIX=full``); under
+    ``REGMTL_TIER=fast``, the first tests of every module."""
+    if os.environ.get("REGMTL_MATRIX") == "full":
+        return
+    kept, dropped = _thin(items)
+    if TIER == "fast":
+        seen: dict = {}
+        fast = []
+        for item in kept:
+            n = seen.get(item.path, 0)
+            (fast if n < FAST_PER_MODULE else dropped).append(item)
+            seen[item.path] = n + 1
+        kept = fast
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_report_header(config):
     """One line: where the benchmark data are read, and whether they are there."""
     if DATA_HOME.is_dir():

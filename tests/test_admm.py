@@ -1,4 +1,4 @@
-"""ADMM with exact per-task solves (regmtl.solvers.admm) and the row-space form of wide tasks.
+"""ADMM with exact per-task solves (regmtl.solvers.parts.admm) and the row-space form of wide tasks.
 
 * The row-space quadratic equals the Gram form built here from the rows (products, shifted
   solves against ``np.linalg.solve``) to 1e-10 relative, with row weights, missing labels,
@@ -24,10 +24,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl.solvers import admm, reference, solve
-from regmtl.solvers.kernel_quadratic import KernelQuadratic, kernel_applies
+from regmtl.solvers.methods.splitting import solve_form
+from regmtl.solvers.parts.kernel_quadratic import KernelQuadratic, kernel_applies
+from regmtl.solvers.parts.quadratic import TaskQuadratic
 from regmtl.solvers.policy import Problem, check_requirements, choose_solver
-from regmtl.solvers.quadratic import TaskQuadratic
-from regmtl.solvers.splitting import solve_form
 
 WIDE = (8, 12, 20, 15)  # rows per task, fewer than the 30 features
 
@@ -210,7 +210,7 @@ def test_wide_logistic_hands_over_to_row_space_newton(monkeypatch):
     iterations (forced to 5 here), then proximal Newton with row-space models (ADMM on each)
     finishes; the optimum is cvxpy's (objective to 1e-6 relative, coefficients to 1e-4)."""
     import regmtl.solvers.policy as policy
-    from regmtl.solvers import structured_newton as sn
+    from regmtl.solvers.methods import structured_newton as sn
 
     Xs, ys = _wide(seed=7, sizes=(20, 24, 28, 22))
     rng = np.random.default_rng(8)  # noisy labels: far from separable although p > n_t
@@ -239,7 +239,7 @@ def test_dead_features_are_solved_without_them(penalty, loss):
     """Columns zero on every row (most of a bag-of-words vocabulary): the solve runs on the
     live ones; the coefficients equal those fitted on the live columns by hand (1e-8) with
     exact zeros elsewhere, and the certificate is the same number."""
-    from regmtl.solvers.dead_features import live_features
+    from regmtl.solvers.parts.dead_features import live_features
 
     rng = np.random.default_rng(11)
     live_cols = np.sort(rng.choice(60, 20, replace=False))
@@ -303,7 +303,7 @@ def _counted_long_tasks():
 def test_a_gram_certificate_brings_the_quadratics_sums_home_at_once():
     """On task blocks each ``numbers`` is a round trip: the gap's sums come in one, and the
     value is the gap written out from the Gram sums (to 1e-12 relative)."""
-    from regmtl.solvers.quadratic_fista import gram_certificate
+    from regmtl.solvers.parts.quadratic_fista import gram_certificate
 
     q, pen, alpha = _counted_long_tasks(), rm.L21(), 0.05
     W = 0.1 * np.ones_like(q.g)
@@ -325,7 +325,7 @@ def test_the_hand_over_to_admm_does_not_certify_fistas_point_again(monkeypatch):
     same point (a round trip per Newton step on task blocks)."""
     import importlib
 
-    module = importlib.import_module("regmtl.solvers.admm")
+    module = importlib.import_module("regmtl.solvers.parts.admm")
     q, pen, alpha = _counted_long_tasks(), rm.Trace(), 0.05
     again = []
     monkeypatch.setattr(module, "gram_certificate", lambda *a, **k: again.append(a) or 0.0)

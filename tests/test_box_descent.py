@@ -1,4 +1,4 @@
-"""Block coordinate descent under a box (``solvers/box_descent.py``) and the pieces it rests
+"""Block coordinate descent under a box (``solvers/parts/box_descent.py``) and the pieces it rests
 on: the row step under a box, the conjugates of the boxed penalties (their duality gap), and
 the solver row the table gives them, each against cvxpy/Clarabel."""
 
@@ -193,7 +193,7 @@ def test_both_routes_of_the_box_reach_clarabel(route, loss):
     """The epochs on per-task Grams (tasks with more rows than features, ``gram_route``) and
     over the rows (fewer rows than features): the squared loss and the Newton steps' models
     reach Clarabel's optimum, an L1 box with a free row, objective within 1e-7."""
-    from regmtl.solvers.box_descent import gram_route
+    from regmtl.solvers.parts.box_descent import gram_route
 
     rng = np.random.default_rng(5)
     T, p = 4, 10

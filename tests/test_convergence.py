@@ -140,7 +140,7 @@ def test_crawling_epochs_take_newton_steps(seed, monkeypatch):
         ref = Lasso(alpha=alpha, tol=1e-12, max_iter=500_000).fit(X, y)
         best += 0.5 * np.mean((y - ref.predict(X)) ** 2) + alpha * np.abs(ref.coef_).sum()
     assert best * (1 - 1e-9) <= m.objective_ <= best + m.dual_gap_ + 1e-12 * best
-    bcd_module = importlib.import_module("regmtl.solvers.bcd")
+    bcd_module = importlib.import_module("regmtl.solvers.methods.bcd")
     monkeypatch.delattr(bcd_module.DataInner, "newton")
     monkeypatch.delattr(bcd_module.DataInner, "signs")  # (the search over sign patterns)
     with warnings.catch_warnings():

@@ -26,7 +26,7 @@ import regmtl as rm
 from regmtl.penalties import Penalty
 from regmtl.penalties.coupling import _TaskKernel
 from regmtl.problem import make_datafit
-from regmtl.solvers.linear import has_linear_path
+from regmtl.solvers.methods.linear import has_linear_path
 
 RTOL = 1e-12
 # every fit here reaches its tolerance (relative to the objective at W = 0): a warning fails

@@ -1,7 +1,7 @@
 """Certificates from summaries on Dask (``dask.distributed.LocalCluster``, worker
 processes): FISTA's iterates stay on the workers, each certificate brings home O(p) or
 O(p^2) numbers per task block (the penalty's :meth:`~regmtl.penalties.Penalty.gap_summary`,
-:mod:`regmtl.solvers.group_certificate`), never the p x T columns of W and its gradient; W
+:mod:`regmtl.solvers.blocks.group_certificate`), never the p x T columns of W and its gradient; W
 comes home once, when the fit returns. Measured as the pickled bytes of the groups' answers
 (the calls pass through), at 20 and at 200 tasks: a bound in p and the blocks alone (one
 worker holding every block forms the whole certificate itself: a few numbers)."""

@@ -27,8 +27,8 @@ distributed = pytest.importorskip("dask.distributed")
 import regmtl as rm  # noqa: E402
 from regmtl.blocks import HolderLostWarning  # noqa: E402
 from regmtl.dask import KeptOnWorkers, as_dask_task_data  # noqa: E402
-from regmtl.solvers.quadratic import task_quadratic  # noqa: E402
-from regmtl.solvers.quadratic_fista import fista_certified  # noqa: E402
+from regmtl.solvers.parts.quadratic import task_quadratic  # noqa: E402
+from regmtl.solvers.parts.quadratic_fista import fista_certified  # noqa: E402
 
 MODE = os.environ.get("REGMTL_FAULTS", "")
 SCALE = MODE == "scale"

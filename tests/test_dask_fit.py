@@ -325,8 +325,8 @@ def test_admm_runs_on_the_task_blocks(client):
     """ADMM's exact per-task solves on the blocks (each block keeps its eigendecompositions):
     the same iterates as in memory, to rounding, and the same certified solution."""
     from regmtl.dask import as_dask_task_data
-    from regmtl.solvers.admm import admm_quadratic
-    from regmtl.solvers.quadratic import BlockQuadratic, task_quadratic
+    from regmtl.solvers.parts.admm import admm_quadratic
+    from regmtl.solvers.parts.quadratic import BlockQuadratic, task_quadratic
 
     df = _frame(T=9, seed=5)
     ddf = dd.from_pandas(df, npartitions=3)

@@ -1,6 +1,6 @@
 """The quantile (pinball) loss on Dask input (``dask.distributed.LocalCluster``, worker
 processes): restarted primal-dual iterations whose iterates stay beside the rows, in groups of
-task blocks (``regmtl.solvers.primal_dual_blocks``), certified by the duality gap of the
+task blocks (``regmtl.solvers.blocks.primal_dual_blocks``), certified by the duality gap of the
 pinball loss itself from per-block sums; a loss list of pinball, squared and Huber tasks
 the same way.
 

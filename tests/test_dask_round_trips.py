@@ -20,10 +20,10 @@ distributed = pytest.importorskip("dask.distributed")
 import regmtl as rm  # noqa: E402
 from regmtl.dask import as_dask_task_data  # noqa: E402
 from regmtl.datafits import make_loss  # noqa: E402
-from regmtl.solvers.certificates import duality_gap_terms  # noqa: E402
-from regmtl.solvers.newton_model import armijo  # noqa: E402
-from regmtl.solvers.quadratic import task_quadratic  # noqa: E402
-from regmtl.solvers.quadratic_fista import gram_certificate  # noqa: E402
+from regmtl.solvers.certificates.certify import duality_gap_terms  # noqa: E402
+from regmtl.solvers.parts.newton_model import armijo  # noqa: E402
+from regmtl.solvers.parts.quadratic import task_quadratic  # noqa: E402
+from regmtl.solvers.parts.quadratic_fista import gram_certificate  # noqa: E402
 
 P = 4
 FEATURES = [f"x{j}" for j in range(P)]
@@ -180,7 +180,7 @@ def test_fista_on_task_blocks_brings_numbers_home_once_per_certificate(graphs, t
     step the curvature bound): ten more iterations are ten graphs and one round trip, the
     certificate's (one graph, one round trip, each iteration, before). The curvature bound is
     one round trip, once."""
-    from regmtl.solvers.quadratic_fista import fista_certified
+    from regmtl.solvers.parts.quadratic_fista import fista_certified
 
     _, dsk, _ = _wide_problem()
     pen, alpha = rm.L21(), 0.5
@@ -222,7 +222,7 @@ def test_a_round_with_too_short_a_curvature_bound_runs_again(trips, lazy_rounds)
     """Should the curvature bound on blocks fall short (a Ritz value below the top
     eigenvalue), the round's step-size tests catch it: the round runs again with the bound
     grown, and the fit still reaches its certificate."""
-    from regmtl.solvers.quadratic_fista import fista_certified, gram_certificate
+    from regmtl.solvers.parts.quadratic_fista import fista_certified, gram_certificate
 
     mem, dsk, _ = _wide_problem()
     pen, alpha = rm.L21(), 0.5
@@ -267,7 +267,7 @@ def test_fista_on_workers_iterates_without_graphs_or_gathers(graphs, trips, monk
     no graph and gather nothing; each is two calls of the groups (the prox's summary, then
     the step's sums), and each certificate one more, whose answer is the penalty's summary
     (not W: that comes home once, when the fit returns). Two groups here (two workers)."""
-    from regmtl.solvers.quadratic_fista import fista_certified
+    from regmtl.solvers.parts.quadratic_fista import fista_certified
 
     _, dsk, _ = _wide_problem()
     pen, alpha = rm.L21(), 0.5
@@ -295,7 +295,7 @@ def test_fista_on_workers_equals_the_in_memory_iteration(dask_process_client, pe
     summed over the groups): FISTA reaches the in-memory optimum of every penalty whose
     prox splits, within 1e-8 of the coefficients, certified (a gap, or the KKT residual
     of the mean without ridge), in as many iterations give or take a tenth."""
-    from regmtl.solvers.quadratic_fista import fista_certified, gram_certificate
+    from regmtl.solvers.parts.quadratic_fista import fista_certified, gram_certificate
 
     pens = {"l21": (rm.L21(), 0.5), "l1": (rm.L1(), 0.3), "elasticnet": (rm.ElasticNet(), 0.4),
             "trace": (rm.Trace(), 2.0), "mean": (rm.MeanRegularized(), 1.0),
@@ -323,7 +323,7 @@ def test_a_step_too_long_on_workers_is_retried(dask_process_client, monkeypatch)
     """Should the curvature bound fall short, the step's test on the workers' groups fails and
     the step is retried at a larger bound (one more call of each stage), and the fit still
     reaches its certificate, equal to the in-memory one."""
-    from regmtl.solvers.quadratic_fista import fista_certified, gram_certificate
+    from regmtl.solvers.parts.quadratic_fista import fista_certified, gram_certificate
 
     mem, dsk, _ = _wide_problem()
     pen, alpha = rm.L21(), 0.5

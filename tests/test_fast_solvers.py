@@ -32,12 +32,12 @@ import regmtl as rm
 from regmtl.inputs import as_task_data
 from regmtl.problem import make_data, make_datafit
 from regmtl.solvers import certificates, reference, solve
-from regmtl.solvers.anderson import Anderson
-from regmtl.solvers.moments import feature_moments
-from regmtl.solvers.screening import safe_radius, screen
+from regmtl.solvers.certificates.screening import safe_radius, screen
+from regmtl.solvers.parts.anderson import Anderson
+from regmtl.solvers.parts.moments import feature_moments
 
-# the module (regmtl.solvers.bcd is also the name of the function the package exports)
-bcd_module = importlib.import_module("regmtl.solvers.bcd")
+# the module (regmtl.solvers.bcd is the name of the function the package exports)
+bcd_module = importlib.import_module("regmtl.solvers.methods.bcd")
 
 LOSSES = ["squared", "logistic"]
 # name -> (penalty, kind of group for subdiff_violation, l1_ratio)

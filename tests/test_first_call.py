@@ -50,11 +50,11 @@ def test_import_loads_no_solver_module():
     code = ("import json, sys, regmtl\n"
             "before = sorted(m for m in sys.modules if m.startswith('regmtl.solvers.')\n"
             "                or m == 'sklearn.metrics')\n"
-            "import regmtl.solvers as s, regmtl.solvers.bcd, regmtl.solvers.admm\n"
+            "import regmtl.solvers as s, regmtl.solvers.methods.bcd, regmtl.solvers.parts.admm\n"
             "print(json.dumps([before, [callable(s.bcd), callable(s.admm), callable(s.fista),\n"
             "                            s.solve.__module__, s.bcd.__module__]]))")
     before, entries = _fresh(code)
-    assert not {"regmtl.solvers.policy", "regmtl.solvers.solve", "regmtl.solvers.bcd",
+    assert not {"regmtl.solvers.policy", "regmtl.solvers.solve", "regmtl.solvers.methods.bcd",
                 "regmtl.solvers.entries", "sklearn.metrics"} & set(before), before
     assert entries == [True, True, True, "regmtl.solvers.solve", "regmtl.solvers.entries"]
 
@@ -175,7 +175,7 @@ def test_no_new_compilation_for_float32_fortran_or_readonly():
     """The compiled path: after a fit on C-ordered float64, fits on float32, Fortran-ordered
     and read-only inputs (long and shared forms) add no signature to any kernel."""
     from regmtl.segments import linear_dense
-    from regmtl.solvers._kernels import bcd_epoch_dense, moments_dense, update_intercepts
+    from regmtl.solvers.parts._kernels import bcd_epoch_dense, moments_dense, update_intercepts
 
     kernels = (linear_dense, bcd_epoch_dense, moments_dense, update_intercepts)
     X, y, task = _problem(0, 150, 20, 4, np.float64, "C")
@@ -197,7 +197,7 @@ def test_no_new_compilation_for_float32_fortran_or_readonly():
 def test_a_twin_declines_what_it_does_not_cover():
     """A kernel whose twin returns NotImplemented runs compiled: a nonconvex block kind."""
     from regmtl.penalties.base import MCP_ROWS
-    from regmtl.solvers import small
+    from regmtl.solvers.parts import small
 
     W = np.zeros((2, 2))
     out = small.bcd_epoch_dense(np.ones((4, 2), order="F"), np.ones(4), np.ones(2), True,

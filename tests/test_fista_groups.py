@@ -1,5 +1,5 @@
-"""FISTA's iterates in groups of task columns (``regmtl.solvers.fista_groups``): the penalties'
-prox split over groups (a summary summed over them, then each group's columns), and the
+"""FISTA's iterates in groups of task columns (``regmtl.solvers.blocks.fista_groups``): the
+penalties' prox split over groups (a summary summed over them, then each group's columns), and the
 iteration on several groups equal to the one on the whole problem."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import regmtl as rm
 from regmtl.blocks import Kept
 from regmtl.penalties.base import REGISTRY
 from regmtl.penalties.coupling import ClassMean
-from regmtl.solvers.quadratic import TaskQuadratic, task_quadratic
-from regmtl.solvers.quadratic_fista import fista_certified, gram_certificate
+from regmtl.solvers.parts.quadratic import TaskQuadratic, task_quadratic
+from regmtl.solvers.parts.quadratic_fista import fista_certified, gram_certificate
 
 CUTS = (0, 5, 13, 23)  # three groups of 5, 8 and 10 tasks
 

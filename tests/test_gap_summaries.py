@@ -1,6 +1,6 @@
 """Certificates from summaries: a fit whose iterates are held in groups of tasks (FISTA's
 groups on Dask workers) forms its duality gap from each block's pieces
-(:mod:`regmtl.solvers.group_certificate`): O(p) or O(p^2) numbers where the penalty declares
+(:mod:`regmtl.solvers.blocks.group_certificate`): O(p) or O(p^2) numbers where the penalty declares
 its :meth:`~regmtl.penalties.Penalty.gap_summary`, each block's own terms where it separates
 over tasks. The gap so formed equals the in-memory formula on the whole columns, whatever the
 blocks and whichever group holds which; every built-in penalty a fit splits over groups
@@ -17,7 +17,7 @@ import pytest
 import regmtl as rm
 from regmtl.penalties import Penalty
 from regmtl.penalties.base import REGISTRY, r_factor, stacked_singular_values
-from regmtl.solvers.group_certificate import gap_of_pieces, gap_pieces
+from regmtl.solvers.blocks.group_certificate import gap_of_pieces, gap_pieces
 
 P, ALPHA = 6, 0.7
 #: tasks per block: a one-task block beside larger ones

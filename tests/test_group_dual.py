@@ -1,7 +1,7 @@
-"""The group dual point (:mod:`regmtl.solvers.group_dual`): the residual projected onto the
-dual ball of L2,1 is a dual point (every row's norm within alpha once scaled), its gap bounds
-the suboptimality measured against an interior-point solver, and it is nearer the optimum
-than the scaled residual on collinear per-task designs (p > n_t)."""
+"""The group dual point (:mod:`regmtl.solvers.certificates.group_dual`): the residual projected onto
+the dual ball of L2,1 is a dual point (every row's norm within alpha once scaled), its gap bounds
+the suboptimality measured against an interior-point solver, and it is nearer the optimum than the
+scaled residual on collinear per-task designs (p > n_t)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl.solvers import reference, solve
-from regmtl.solvers.epochs import LeastSquaresEpochs, quadratic_gap
-from regmtl.solvers.group_dual import GroupProjection
-from regmtl.solvers.moments import uniform_within_tasks
+from regmtl.solvers.certificates.group_dual import GroupProjection
+from regmtl.solvers.parts.epochs import LeastSquaresEpochs, quadratic_gap
+from regmtl.solvers.parts.moments import uniform_within_tasks
 
 T, N, P, RANK = 4, 40, 60, 12
 
@@ -99,7 +99,7 @@ def test_a_second_check_starts_from_the_last_projection(monkeypatch):
     """The rows, Grams and multipliers kept between checks: a second check at the same point
     goes on from the first one's multipliers on the Grams already formed (no new Gram), and
     its point is at least as good."""
-    from regmtl.solvers import group_dual
+    from regmtl.solvers.certificates import group_dual
 
     Xs, ys = _problem()
     data = rm.as_task_data(Xs, ys)
@@ -149,8 +149,9 @@ def test_many_tasks_skip_the_per_task_dual_points_and_search(monkeypatch):
     """The group projection and the search over sign patterns take a Python step per task:
     above ``MAX_TASKS`` tasks they are not built (a check of 10^5 tasks would take 10^5
     steps), below it they are, unchanged. The clipped dual points are batched over the tasks
-    (:mod:`regmtl.solvers.task_columns`): built above it too, the same."""
-    from regmtl.solvers import dual_projection, group_dual, sign_search, task_columns
+    (:mod:`regmtl.solvers.parts.task_columns`): built above it too, the same."""
+    from regmtl.solvers.certificates import dual_projection, group_dual
+    from regmtl.solvers.parts import sign_search, task_columns
 
     Xs, ys = _problem()
     data = rm.as_task_data(Xs, ys)

@@ -19,7 +19,7 @@ import regmtl as rm
 from regmtl import as_task_data
 from regmtl.datafits import Mixed
 from regmtl.solvers import reference
-from regmtl.solvers.interior_point import LAD_ALPHA, LAD_SHARE, lad_regime
+from regmtl.solvers.parts.interior_point import LAD_ALPHA, LAD_SHARE, lad_regime
 from regmtl.solvers.policy import choose_row
 
 cp = pytest.importorskip("cvxpy")

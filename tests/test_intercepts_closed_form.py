@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import regmtl as rm
-from regmtl.solvers.intercepts import newton_intercepts
+from regmtl.solvers.parts.intercepts import newton_intercepts
 
 
 def _problem(loss, seed=0, scale=1.0):

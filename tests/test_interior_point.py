@@ -16,8 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl import as_task_data
-from regmtl.solvers import cones
-from regmtl.solvers.interior_point import _NewtonMatrix
+from regmtl.solvers.parts import cones
+from regmtl.solvers.parts.interior_point import _NewtonMatrix
 from regmtl.solvers.policy import choose_row
 
 cp = pytest.importorskip("cvxpy")

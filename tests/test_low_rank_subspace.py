@@ -1,5 +1,5 @@
 """The trace norm with the logistic loss on wide or sparse tasks over a growing subspace of W's
-columns (regmtl.solvers.low_rank_subspace, the table's "subspace" row).
+columns (regmtl.solvers.methods.low_rank_subspace, the table's "subspace" row).
 
 * The row runs for wide tasks (p >= 4 T, fewer rows than features) and sparse bag-of-words
   designs, not for long tasks (Gram form); of the lifted penalties for sparse plus low rank

@@ -165,7 +165,7 @@ def test_the_model_extrapolated_reaches_the_models_minimum_in_fewer_sweeps(monke
     the L2,1 CV on these tasks went from 21.6 s to 12.7 s)."""
     from sklearn.datasets import load_digits
 
-    from regmtl.solvers import softmax_newton as sn
+    from regmtl.solvers.parts import softmax_newton as sn
 
     X, y = load_digits(return_X_y=True)
     X = X / 16.0

@@ -1,4 +1,4 @@
-"""Newton steps on the support for the multinomial (``solvers/softmax_support.py``): the
+"""Newton steps on the support for the multinomial (``solvers/parts/softmax_support.py``): the
 Hessian product against finite differences of the gradient, a warm-started path against
 cvxpy at every point, and the digits CV's paths (scikit-learn's digits, the USPS set of the
 benchmark data) certified with the steps taken."""
@@ -15,8 +15,8 @@ from regmtl.datafits.multinomial import Multinomial
 from regmtl.inputs import as_task_data
 from regmtl.penalties import make_penalty
 from regmtl.penalties.base import ROWS
-from regmtl.solvers import softmax_newton as sn
-from regmtl.solvers import softmax_support as ss
+from regmtl.solvers.parts import softmax_newton as sn
+from regmtl.solvers.parts import softmax_support as ss
 
 
 def _problem(penalty, alpha):

@@ -34,7 +34,7 @@ import regmtl as rm
 from regmtl.penalties import PENALTY_NAMES, make_penalty
 from regmtl.penalties.nonconvex_fused import WeightedFusedLasso
 from regmtl.solvers import reference, solve
-from regmtl.solvers.majorize import majorize_minimize
+from regmtl.solvers.methods.majorize import majorize_minimize
 
 pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
 

@@ -42,7 +42,7 @@ from regmtl.penalties.base import (
 )
 from regmtl.selection import degrees_of_freedom
 from regmtl.solvers import solve
-from regmtl.solvers._kernels import (
+from regmtl.solvers.parts._kernels import (
     _block_update,
     bcd_epoch_dense,
     bcd_epoch_gram,
@@ -692,7 +692,7 @@ def test_integer_weights_equal_repeated_rows(pen):
 def test_majorized_newton_step_when_no_backtracking_step_descends(monkeypatch):
     """Every Armijo search refused: each proximal Newton step becomes the step of the
     majorizing model (curvature c / 4), still a descent to a certified stationary point."""
-    import regmtl.solvers.stationary as st
+    import regmtl.solvers.methods.stationary as st
 
     Xs, ys = lists_problem(9, sizes=(150, 200, 180), loss="logistic")
     pen = rm.MCP(group=True)

@@ -169,7 +169,7 @@ def test_the_rounding_floor_is_negligible_on_well_scaled_data():
     """On well-scaled data the floor is below 1e-10 of the gap: it cannot hide a solve
     that stopped short (2 iterations still warn)."""
     from regmtl.solvers import reference, solve
-    from regmtl.solvers.certificates import rounding_floor
+    from regmtl.solvers.certificates.certify import rounding_floor
 
     data = rm.as_task_data([Z, Z * 3], [Y1, Y1])
     with pytest.warns(Warning, match="ran out of iterations"):

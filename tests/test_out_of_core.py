@@ -12,10 +12,10 @@ from sklearn.exceptions import ConvergenceWarning
 import regmtl as rm
 from regmtl.out_of_core import source_alpha_max
 from regmtl.penalties import chain_graph, make_penalty
-from regmtl.solvers.quadratic import TaskQuadratic
-from regmtl.solvers.quadratic_fista import fista_certified
-from regmtl.solvers.streamed_fista import streamed_fista
-from regmtl.solvers.streamed_quadratic import streamed_quadratic
+from regmtl.solvers.parts.quadratic import TaskQuadratic
+from regmtl.solvers.parts.quadratic_fista import fista_certified
+from regmtl.solvers.streamed.fista import streamed_fista
+from regmtl.solvers.streamed.quadratic import streamed_quadratic
 from regmtl.taskdata import TaskData, task_weights
 
 

@@ -12,7 +12,7 @@ import pytest
 import regmtl as rm
 from regmtl.datasets import make_parquet_tasks
 from regmtl.parquet import ParquetTasks
-from regmtl.solvers.streamed_newton import source_logistic_reference
+from regmtl.solvers.streamed.newton import source_logistic_reference
 
 P = 6
 FEATURES = [f"x{j}" for j in range(P)]

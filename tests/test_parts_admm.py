@@ -1,4 +1,4 @@
-"""ADMM over the parts of ``W = P + Q`` (``regmtl.solvers.parts_admm``): sparse + low rank and
+"""ADMM over the parts of ``W = P + Q`` (``regmtl.solvers.parts.parts_admm``): sparse + low rank and
 the robust models with the squared loss, each task's quadratic of ``P + Q`` solved exactly
 (row-space form on wide tasks, Gram form on long ones).
 
@@ -19,10 +19,10 @@ from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl.solvers import reference, solve
-from regmtl.solvers.admm import exact_step
-from regmtl.solvers.kernel_quadratic import KernelQuadratic, kernel_applies, solve_form
+from regmtl.solvers.parts.admm import exact_step
+from regmtl.solvers.parts.kernel_quadratic import KernelQuadratic, kernel_applies, solve_form
+from regmtl.solvers.parts.quadratic import TaskQuadratic
 from regmtl.solvers.policy import choose_row
-from regmtl.solvers.quadratic import TaskQuadratic
 
 WIDE = (10, 14, 25, 18, 12)  # rows per task, fewer than the 40 features
 LONG = (60, 90, 75, 80, 70)  # more rows than the 6 features

@@ -28,9 +28,9 @@ import regmtl as rm
 from regmtl.problem import make_data
 from regmtl.selection import degrees_of_freedom
 from regmtl.solvers import reference, solve
-from regmtl.solvers.certificates import duality_gap_terms
-from regmtl.solvers.moments import feature_moments
-from regmtl.solvers.screening import safe_radius, screen
+from regmtl.solvers.certificates.certify import duality_gap_terms
+from regmtl.solvers.certificates.screening import safe_radius, screen
+from regmtl.solvers.parts.moments import feature_moments
 
 pytestmark = pytest.mark.filterwarnings("error::sklearn.exceptions.ConvergenceWarning")
 
@@ -238,7 +238,7 @@ def test_block_step_matches_cvxpy(group, l2):
     """The kernels' exact block step under the sign constraint (one feature, unequal
     curvatures across tasks: the weighted group prox), against cvxpy."""
     from regmtl.penalties.base import POSITIVE_ENTRYWISE, POSITIVE_ROWS
-    from regmtl.solvers._kernels import bcd_epoch_task_gram
+    from regmtl.solvers.parts._kernels import bcd_epoch_task_gram
 
     rng = np.random.default_rng(6)
     T = 6

@@ -1,4 +1,4 @@
-"""The per-task Gram form of the squared loss (``regmtl.solvers.quadratic``) against direct
+"""The per-task Gram form of the squared loss (``regmtl.solvers.parts.quadratic``) against direct
 computations: the one-pass build, the batched Lanczos curvature bound, and Gram-form FISTA's step
 search."""
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import regmtl
-from regmtl.solvers.certificates import reference
-from regmtl.solvers.quadratic import TaskQuadratic, lanczos_top
-from regmtl.solvers.quadratic_fista import fista_quadratic, gram_certificate
+from regmtl.solvers.certificates.certify import reference
+from regmtl.solvers.parts.quadratic import TaskQuadratic, lanczos_top
+from regmtl.solvers.parts.quadratic_fista import fista_quadratic, gram_certificate
 
 
 def _reference(X, y, c, center):
@@ -58,7 +58,7 @@ def test_one_pass_build_equals_small_task_kernel():
     ys = [rng.standard_normal(len(x)) for x in Xs]
     data = regmtl.as_task_data(Xs, ys)
     q = TaskQuadratic.from_data(data, data.c, data.y, True)
-    from regmtl.solvers.quadratic import task_grams
+    from regmtl.solvers.parts.quadratic import task_grams
 
     H = task_grams(data.X, data.c, data.indptr, data.offset, q.xm)
     np.testing.assert_allclose(q.H, H, rtol=0, atol=1e-12 * np.abs(H).max())
@@ -67,11 +67,11 @@ def test_one_pass_build_equals_small_task_kernel():
 def test_sparse_grams_are_the_dense_ones():
     """The per-task centered Grams of a sparse (CSC) design, from the sparse product and the
     centering's rank-one updates, equal those of its dense copy to 1e-12 relative: all
-    columns (:func:`~regmtl.solvers.quadratic.task_grams`) and an unsorted subset
-    (:func:`~regmtl.solvers.task_columns.task_grams`, batched)."""
+    columns (:func:`~regmtl.solvers.parts.quadratic.task_grams`) and an unsorted subset
+    (:func:`~regmtl.solvers.parts.task_columns.task_grams`, batched)."""
     import scipy.sparse as sp
 
-    from regmtl.solvers import quadratic, task_columns
+    from regmtl.solvers.parts import quadratic, task_columns
 
     rng = np.random.default_rng(2)
     X = rng.standard_normal((120, 20))

@@ -253,7 +253,7 @@ def test_max_iter_bounds_the_linear_program_row():
 def test_the_rows_on_a_kink_are_taken_by_a_budget_over_the_rows():
     """``kink_rows``: cheapest first (``c_r max(tau, 1 - tau) |y - f|``) while the costs add up
     to the slack; a row just past a per-row width still counts; the smoothed loss has none."""
-    from regmtl.solvers.kink_certificate import kink_rows
+    from regmtl.solvers.certificates.kinks import kink_rows
 
     q = rm.Quantile(0.25)  # costs 0.75 |y - f| c
     y = np.zeros(5)

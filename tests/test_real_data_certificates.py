@@ -153,8 +153,8 @@ def test_crawling_proximal_gradient_hands_over_to_admm(monkeypatch):
     above tol after 200 iterations). solver="auto" hands over to ADMM with exact per-task
     solves and certifies every point well within the default max_iter; FISTA alone needs its
     reweighted least-squares steps to get there, and without them stops short."""
-    admm = importlib.import_module("regmtl.solvers.admm")
-    fista_q = importlib.import_module("regmtl.solvers.quadratic_fista")
+    admm = importlib.import_module("regmtl.solvers.parts.admm")
+    fista_q = importlib.import_module("regmtl.solvers.parts.quadratic_fista")
     Xs, ys = _standardized(load_dataset("parkinsons", data_home=DATA))
     calls = []
     run = admm.admm_quadratic

@@ -1,5 +1,5 @@
 """The mean and graph penalties with the squared loss on wide tasks, in row-space form
-(:mod:`regmtl.solvers.row_space_cg`).
+(:mod:`regmtl.solvers.parts.row_space_cg`).
 
 On tasks with fewer rows than features conjugate gradients on all ``p T`` unknowns needed
 hundreds of iterations (T = 30, p = 1000: 230 for the mean, 290 for a chain at tol 1e-8); the
@@ -7,7 +7,7 @@ mean penalty reduces exactly to a system in the mean task (30 iterations there),
 couplings are preconditioned by each task's exact kernel solve (154). Checked here against the
 normal equations solved densely (intercepts and sample weights as unknowns and weights of
 their own, tasks of unequal sizes down to 5 rows), against the conjugate gradients of
-:mod:`regmtl.solvers.linear` at tol 1e-10, and for the table's choice.
+:mod:`regmtl.solvers.methods.linear` at tol 1e-10, and for the table's choice.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from sklearn.exceptions import ConvergenceWarning
 import regmtl as rm
 from regmtl.datasets import load_dataset
 from regmtl.penalties.coupling import ClassMean
-from regmtl.solvers import row_space_cg as rsc
-from regmtl.solvers.certificates import reference
-from regmtl.solvers.linear import conjugate_gradient
+from regmtl.solvers.certificates.certify import reference
+from regmtl.solvers.methods.linear import conjugate_gradient
+from regmtl.solvers.parts import row_space_cg as rsc
 from regmtl.solvers.policy import Problem, check_requirements, choose_row, choose_solver
 
 SIZES = (5, 12, 20, 31)  # wide: p = 40 features, and one task of 5 rows

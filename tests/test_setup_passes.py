@@ -1,5 +1,5 @@
 """The set-up of a fit reads the design's column ranges once: the input checks' column scales,
-the solve's ``max|X|`` (``solvers.balance.problem_scales``) and the spans of
+the solve's ``max|X|`` (``solvers.parts.balance.problem_scales``) and the spans of
 ``shift_columns`` come from one pass (``taskdata.design_range``, kept with the problem), with
 the numbers each computed before from passes of its own, to the last bit."""
 
@@ -13,7 +13,7 @@ import pytest
 import regmtl as rm
 from regmtl import ranges, taskdata
 from regmtl.ranges import column_range, column_scales, range_scales
-from regmtl.solvers.balance import problem_scales
+from regmtl.solvers.parts.balance import problem_scales
 from regmtl.taskdata import design_range, shift_columns
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from regmtl.solvers._kernels import (
+from regmtl.solvers.parts._kernels import (
     FAST,
     _block_update,
     bcd_epoch_shared_fused,

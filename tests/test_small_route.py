@@ -31,10 +31,11 @@ from regmtl import _jit
 from regmtl.datafits import make_loss
 from regmtl.penalties import make_penalty
 from regmtl.penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
-from regmtl.solvers import _kernels as K
-from regmtl.solvers import policy, quadratic, small
-from regmtl.solvers import small_squares as ss
-from regmtl.solvers import structured_newton as sn
+from regmtl.solvers import policy
+from regmtl.solvers.methods import small_squares as ss
+from regmtl.solvers.methods import structured_newton as sn
+from regmtl.solvers.parts import _kernels as K
+from regmtl.solvers.parts import quadratic, small
 from regmtl.solvers.policy import choose_row, choose_solver
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -230,8 +231,8 @@ def test_the_newton_solvers_fit_the_squared_losss_intercepts(solver):
     b = 0 (far from the targets' means), each certifies tol = 1e-10 and finds block
     coordinate descent's optimum (objectives to 1e-9 relative, coefficients and intercepts to
     1e-5). Their rows run other losses; this is the case where state and scores differ."""
-    from regmtl.solvers import newton, stationary
-    from regmtl.solvers.certificates import reference
+    from regmtl.solvers.certificates.certify import reference
+    from regmtl.solvers.methods import newton, stationary
     from regmtl.solvers.solve import solve
 
     X, y, task = _squared_problem()

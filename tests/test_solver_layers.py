@@ -27,40 +27,88 @@ from regmtl.solvers.policy import (
 
 SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
 
+#: the folders of ``regmtl.solvers`` by role: the solvers on rows in memory (``methods``), the
+#: parts they are made of, the certificates, the solvers on task blocks held by workers, the
+#: out-of-core fit; and the modules at the top: the table and ``solve`` above every solver, the
+#: names and the result below them
+ROLES = {"methods", "parts", "certificates", "blocks", "streamed"}
 #: modules that hold a solver (they import only parts), and the layer above them
-SOLVER_MODULES = {"bcd", "newton", "structured_newton", "small_squares", "prox_grad", "linear",
-                  "splitting", "stationary", "majorize", "primal_dual", "smoothing",
-                  "quasi_newton", "linear_program", "low_rank_subspace", "primal_dual_blocks"}
+SOLVER_MODULES = {f"methods.{p.stem}" for p in (SOLVERS_DIR / "methods").glob("[!_]*.py")} | {
+    "blocks.primal_dual_blocks"}
 ABOVE = {"__init__", "policy", "solve", "entries"}
+
+
+def _key(path: Path) -> str:
+    """A module's name inside ``regmtl.solvers`` (``parts.epochs``; ``__init__`` for the
+    package's own, ``methods`` for a role folder's)."""
+    rel = path.relative_to(SOLVERS_DIR).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _module_of(dotted: str) -> str | None:
+    """The key of ``regmtl.solvers.<dotted>`` (a module or a role folder), None outside."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        base = SOLVERS_DIR.joinpath(*parts[:n])
+        if base.with_suffix(".py").exists() or (base / "__init__.py").exists():
+            return ".".join(parts[:n])
+    return None
 
 
 def _solver_imports(path: Path) -> set[str]:
     """The modules of ``regmtl.solvers`` a file imports (relative or absolute); a name
-    imported from the package itself (``from . import x``) that is no module of it is an edge
-    to ``__init__``, where it is defined."""
+    imported from a package (``from . import x``) that is no module of it is an edge to the
+    package, where it is defined."""
+    here = _key(path).split(".")
+    package = here if path.name == "__init__.py" and here != ["__init__"] else here[:-1]
     out = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = []
         if isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level == 1:
-                names = [mod] if mod else [a.name for a in node.names]
-                out |= {n.split(".")[0] if (SOLVERS_DIR / f"{n.split('.')[0]}.py").exists()
-                        else "__init__" for n in names}
-            elif mod.startswith("regmtl.solvers."):
-                out.add(mod.split(".")[2])
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                if len(package) - (node.level - 1) < 0:
+                    continue  # (above regmtl.solvers)
+                head = ".".join(base + ([node.module] if node.module else []))
+            elif (node.module or "").startswith("regmtl.solvers."):
+                head = node.module[len("regmtl.solvers."):]
+            else:
+                continue
+            targets = [f"{head}.{a.name}" if head else a.name for a in node.names] + [head]
         elif isinstance(node, ast.Import):
-            out |= {a.name.split(".")[2] for a in node.names
-                    if a.name.startswith("regmtl.solvers.")}
-    return out
+            targets = [a.name[len("regmtl.solvers."):] for a in node.names
+                       if a.name.startswith("regmtl.solvers.")]
+        found = {_module_of(t) for t in targets if t}
+        if targets and not (found - {None}):
+            found = {"__init__"}
+        out |= found - {None}
+    return out - {_key(path)} - {k for k in ROLES}
 
 
-MODULES = {p.stem: _solver_imports(p) for p in SOLVERS_DIR.glob("*.py")}
+MODULES = {_key(p): _solver_imports(p) for p in SOLVERS_DIR.rglob("*.py")
+           if p.name != "__init__.py" or p.parent == SOLVERS_DIR}
 PARTS = set(MODULES) - SOLVER_MODULES - ABOVE
 
 
+def test_the_solvers_are_grouped_by_role():
+    """Only the table, ``solve``, the public entries, the solver names and the result sit at
+    the top of ``regmtl.solvers``; every other module is in the folder of its role."""
+    top = {p.stem for p in SOLVERS_DIR.glob("*.py")}
+    assert top == ABOVE | {"names", "result"}
+    assert {p.name for p in SOLVERS_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"} \
+        == ROLES
+    for role in ROLES:
+        assert (SOLVERS_DIR / role / "__init__.py").read_text(encoding="utf-8").startswith('"""')
+
+
 def test_the_layers_are_named_as_expected():
-    assert {"epochs", "working_set", "newton_model", "quadratic", "quadratic_fista",
-            "certificates", "screening", "anderson"} <= PARTS
+    assert {"parts.epochs", "parts.working_set", "parts.newton_model", "parts.quadratic",
+            "parts.quadratic_fista", "certificates.certify", "certificates.screening",
+            "parts.anderson", "streamed.quadratic", "blocks.pieces"} <= PARTS
+    assert {"methods.bcd", "methods.prox_grad", "blocks.primal_dual_blocks"} <= SOLVER_MODULES
 
 
 @pytest.mark.parametrize("part", sorted(PARTS))

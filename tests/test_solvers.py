@@ -388,7 +388,7 @@ def test_logistic_intercepts_are_the_one_dimensional_minimizers(offset):
     undamped Newton steps overshoot by orders of magnitude); derivative at rounding level."""
     from scipy.optimize import brentq
 
-    from regmtl.solvers.certificates import fit_intercepts
+    from regmtl.solvers.certificates.certify import fit_intercepts
 
     rng = np.random.default_rng(1)
     sizes = (30, 200, 7)

@@ -17,8 +17,8 @@ from test_interior_point import _cvx_optimum, _tasks
 
 import regmtl as rm
 from regmtl import as_task_data
+from regmtl.solvers.parts.spectral_barrier import _Barrier, _Point
 from regmtl.solvers.policy import choose_row
-from regmtl.solvers.spectral_barrier import _Barrier, _Point
 
 cp = pytest.importorskip("cvxpy")
 
@@ -177,7 +177,7 @@ def test_the_reduced_solve_survives_an_indefinite_rounding():
     """The reduced matrix is a Schur complement, positive definite in exact arithmetic; where
     rounding leaves a pivot negative (School's folds at alpha_max / 200), the solve falls back
     to a symmetric indefinite factorization and still solves the system, without a warning."""
-    from regmtl.solvers.spectral_barrier import _spd_solve
+    from regmtl.solvers.parts.spectral_barrier import _spd_solve
 
     rng = np.random.default_rng(5)
     Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))

@@ -833,8 +833,8 @@ def test_dirty_screening_is_safe(loss, form):
 
     from regmtl.problem import make_data, make_datafit
     from regmtl.solvers import certificates, reference, solve
-    from regmtl.solvers.moments import feature_moments
-    from regmtl.solvers.screening import safe_radius, screen
+    from regmtl.solvers.certificates.screening import safe_radius, screen
+    from regmtl.solvers.parts.moments import feature_moments
 
     rng = np.random.default_rng(1)
     if form == "shared":

@@ -1,4 +1,4 @@
-"""The batched per-task columns (:mod:`regmtl.solvers.task_columns`) against a loop over the
+"""The batched per-task columns (:mod:`regmtl.solvers.parts.task_columns`) against a loop over the
 tasks written out in NumPy: Grams (batched, and a task at a time for long tasks), spanned
 moves and the held solves, in the stacked and the shared layout, dense and sparse, tasks of 1
 to 300 rows side by side, chunks forced small."""
@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 import regmtl as rm
-from regmtl.solvers import task_columns
+from regmtl.solvers.parts import task_columns
 
 
 def _data(layout: str, sparse: bool):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from regmtl.penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
-from regmtl.solvers import _kernels as K
-from regmtl.solvers import small
+from regmtl.solvers.parts import _kernels as K
+from regmtl.solvers.parts import small
 
 RTOL = 1e-10
 KINDS = {"entrywise": ENTRYWISE, "rows": ROWS, "positive_entrywise": POSITIVE_ENTRYWISE,

@@ -12,7 +12,7 @@ import pytest
 
 import regmtl as rm
 from regmtl.penalties import REGISTRY
-from regmtl.solvers.certificates import kkt_residual, reference
+from regmtl.solvers.certificates.certify import kkt_residual, reference
 
 T, P = 4, 6
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import regmtl as rm
-from regmtl.solvers.quadratic import weighted_rows
+from regmtl.solvers.parts.quadratic import weighted_rows
 
 SCALES = [1.0, 2.0, 123.0]
 

@@ -1,4 +1,4 @@
-"""The exact ridge of wide tasks (:mod:`regmtl.solvers.wide_ridge`).
+"""The exact ridge of wide tasks (:mod:`regmtl.solvers.parts.wide_ridge`).
 
 A Mulan-shaped problem (the airline sets atp1d/atp7d: fewer rows than features, columns repeated
 and singular values over many orders of magnitude): coordinate descent needed up to 1000 epochs

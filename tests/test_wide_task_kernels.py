@@ -24,8 +24,8 @@ from conftest import A4
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
-from regmtl.solvers.kernel_quadratic import KernelQuadratic, kernel_applies
-from regmtl.solvers.quadratic import TaskQuadratic, quadratic_applies
+from regmtl.solvers.parts.kernel_quadratic import KernelQuadratic, kernel_applies
+from regmtl.solvers.parts.quadratic import TaskQuadratic, quadratic_applies
 
 SIZES = (12, 14, 16, 18)  # every task shorter than its 20 features; 60 rows pooled
 P = 20

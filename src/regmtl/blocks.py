@@ -18,13 +18,13 @@ in memory, arrays chunked by block elsewhere.
   round trip;
 - objects kept where the blocks are, one per holder (a worker; this process in memory), that
   answer method calls: ``keep(cls, *args)`` and its handle :class:`Kept` (how FISTA's
-  iterates stay beside the per-task quadratics, :mod:`~regmtl.solvers.fista_groups`);
+  iterates stay beside the per-task quadratics, :mod:`~regmtl.solvers.blocks.fista_groups`);
 - derived quantities kept with the problem: ``memo(key, make)`` (a Gram, a task quadratic,
   the live features: computed once, reused along a path and by warm starts);
 - one capability, ``rows_local``: whether the rows are in this process, NumPy/SciPy arrays
   that a solver may read and update in place (epochs over the rows, a Gram formed from ``X``).
   Where it is False only the operations above reach the rows: the solvers run in Gram form
-  (per-task quadratics formed on the blocks, :func:`~regmtl.solvers.quadratic.quadratic_of`)
+  (per-task quadratics formed on the blocks, :func:`~regmtl.solvers.parts.quadratic.quadratic_of`)
   and bring the fitted coefficients to the caller. Where it is True the in-memory part,
   :class:`LocalRows`, is defined too: the design ``X`` and the layout of its rows
   (``indptr``, ``offset``, ``task_of``), the rows' ``observed`` mask, ``sample_weight`` and

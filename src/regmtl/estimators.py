@@ -51,8 +51,8 @@ from .problem import (
     task_deviance_explained,
     task_offsets,
 )
+from .solvers.certificates.zero_stationary import warn_zero_stationary
 from .solvers.names import SOLVERS
-from .solvers.zero_stationary import warn_zero_stationary
 from .task_alpha import resolve_alpha, solve_task_alphas
 from .taskdata import TaskData, intercept_shift, shift_columns
 
@@ -257,7 +257,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             so that a fit killed midway, called again with the same folder, data and
             parameters, resumes and ends where the uninterrupted fit would (bit for bit);
             other data or parameters are refused by name (see
-            ``regmtl.solvers.streamed_checkpoint``).
+            ``regmtl.solvers.streamed.checkpoint``).
 
         Returns
         -------
@@ -332,7 +332,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
                       tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
                       options=self.solver_options, tighten_warm=not same)
         # (the solver modules load with the first fit)
-        from .solvers.dead_features import live_features, widened
+        from .solvers.parts.dead_features import live_features, widened
         from .solvers.solve import on_features, solve_live
 
         live = None

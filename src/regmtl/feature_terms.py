@@ -528,14 +528,14 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     """The reference whose ``G0`` gives ``alpha_max`` of the reduced problem: ``ref`` (the
     problem at W = 0) where no row is left free, else the gradient at the penalized rows with
     the free ones (and the intercepts) fitted, unpenalized, first (the rows of a loss with
-    kinks given the subgradient that fit's optimality pins, :func:`~regmtl.solvers.kink_dual`
-    of ``regmtl.solvers.kink_certificate``)."""
+    kinks given the subgradient that fit's optimality pins,
+    :func:`~regmtl.solvers.certificates.kinks.kink_dual`)."""
     pen = red.penalty
     if not isinstance(pen, PartlyPenalized) or pen.penalized.all():
         return ref
     from .penalties.separable import L2
-    from .solvers.certificates import Reference
-    from .solvers.kink_certificate import kink_dual
+    from .solvers.certificates.certify import Reference
+    from .solvers.certificates.kinks import kink_dual
     from .solvers.solve import solve
 
     data = red.data
@@ -580,7 +580,7 @@ def solve_reduced(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalty
     where intercepts are fitted, solved on its live features (or with one alpha per task),
     read back. ``W0`` / ``b0``: a warm start in the input's units; ``kwargs``: ``solve``'s
     (``fit_intercept`` the fit's)."""
-    from .solvers.dead_features import live_features, widened
+    from .solvers.parts.dead_features import live_features, widened
     from .solvers.solve import on_features, solve_live
     from .task_alpha import solve_task_alphas
     from .taskdata import intercept_shift, shift_columns

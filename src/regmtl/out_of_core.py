@@ -2,11 +2,11 @@ r"""Fits and ``alpha_max`` on a task source read chunk by chunk (``regmtl.parque
 
 ``MultiTaskRegressor(...).fit(source)`` with the squared loss routes here: the statistics
 pass, FISTA on the Grams spilled to disk and a last pass certifying the result on the rows
-(:mod:`regmtl.solvers.streamed_fit`), one chunk of whole tasks in memory at a time. The fitted
+(:mod:`regmtl.solvers.streamed.fit`), one chunk of whole tasks in memory at a time. The fitted
 attributes are those of an in-memory fit on the same rows in long form (``tasks_`` the
 source's task labels, ``input_form_ = "long"``). ``MultiTaskClassifier(...).fit(source)``
 (the logistic loss, two labels per task in the source's target column) runs proximal Newton
-with each model streamed the same way (:mod:`regmtl.solvers.streamed_newton`), certified on
+with each model streamed the same way (:mod:`regmtl.solvers.streamed.newton`), certified on
 the rows by the in-memory duality gap (or KKT residual).
 """
 
@@ -22,14 +22,14 @@ from .datafits import Datafit
 from .fitted import fit_attributes, publish, publish_input
 from .penalties import Penalty, make_penalty
 from .progress import progress_bar
-from .solvers.streamed_fit import (
+from .solvers.streamed.fit import (
     STREAMED_OPTIONS,
     check_streamed_penalty,
     is_task_source,
     solve_streamed,
     source_quadratic,
 )
-from .solvers.streamed_newton import solve_streamed_logistic, source_logistic_reference
+from .solvers.streamed.newton import solve_streamed_logistic, source_logistic_reference
 from .taskdata import task_weights
 
 __all__ = ["chunk_progress", "fit_source", "is_task_source", "source_alpha_max"]

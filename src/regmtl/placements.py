@@ -39,7 +39,7 @@ from .dask import is_dask_collection
 from .fitted import publish_input
 from .inputs import as_task_data, offset_column
 from .parquet import is_parquet_tasks
-from .solvers.streamed_fit import is_task_source
+from .solvers.streamed.fit import is_task_source
 from .taskdata import TaskData
 
 __all__ = ["DaskBlocks", "InMemory", "PLACEMENTS", "ParquetStream", "Placement", "RowOutput",

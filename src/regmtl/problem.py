@@ -18,7 +18,7 @@ from .feature_terms import box_holds_zero, feature_terms, grid_reference, reduce
 from .inputs import flat_rows
 from .penalties import Penalty, make_penalty
 from .placements import placement_of
-from .solvers.certificates import fit_intercepts, reference
+from .solvers.certificates.certify import fit_intercepts, reference
 from .taskdata import TaskData, shift_columns
 
 __all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",

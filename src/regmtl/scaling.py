@@ -6,7 +6,7 @@ With pooled means ``m_j`` and scales ``s_j`` (over the rows of all tasks), a fit
 model predicts from raw features (the penalty acted on the standardized weights).
 
 The solve's own rescaling (a problem far from 1 in magnitude fitted as the same problem with
-X and y multiplied by powers of two) is the solvers' (:mod:`regmtl.solvers.balance`).
+X and y multiplied by powers of two) is the solvers' (:mod:`regmtl.solvers.parts.balance`).
 """
 
 from __future__ import annotations

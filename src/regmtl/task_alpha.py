@@ -36,7 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .datafits import Datafit
 from .penalties import Penalty
-from .solvers.certificates import Certificate, dual_point, reference
+from .solvers.certificates.certify import Certificate, dual_point, reference
 from .solvers.result import SolverResult
 from .taskdata import TaskData
 

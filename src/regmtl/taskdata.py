@@ -710,8 +710,8 @@ def design_range(data: Any) -> tuple[np.ndarray, np.ndarray] | None:
     or rows held elsewhere.
 
     Computed once per problem and kept with it (:meth:`TaskData.memo`): the input checks'
-    column scales, the solve's ``max|X|`` (:func:`~regmtl.solvers.balance.problem_scales`) and the
-    spans of :func:`shift_columns` all read this one pass over X.
+    column scales, the solve's ``max|X|`` (:func:`~regmtl.solvers.parts.balance.problem_scales`)
+    and the spans of :func:`shift_columns` all read this one pass over X.
     """
     if not getattr(data, "rows_local", False) or sp.issparse(data.X) or \
             np.asarray(data.X).dtype.kind != "f":

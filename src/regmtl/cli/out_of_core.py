@@ -46,7 +46,7 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
     from ..estimators import MultiTaskRegressor
     from ..out_of_core import source_alpha_max
     from ..scaling import raw_units
-    from ..solvers.streamed_fit import source_quadratic
+    from ..solvers.streamed.fit import source_quadratic
 
     auto = args.alpha == "auto"
     alpha = None if auto else parse_alpha(args)

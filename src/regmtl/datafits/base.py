@@ -279,7 +279,7 @@ class Datafit(LossOutside):
         subdifferential is an interval there): ``inf`` where the loss has no kink (a smooth
         loss); the pinball loss's ``max(tau, 1 - tau) |y - f|``. A nonsmooth loss's KKT
         residual lets the dual point of the cheapest rows range over their intervals
-        (``regmtl.solvers.kink_certificate``).
+        (``regmtl.solvers.certificates.kinks``).
 
         Parameters
         ----------

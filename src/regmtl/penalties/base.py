@@ -27,8 +27,8 @@ __all__ = ["Penalty", "SharedPart", "REGISTRY", "check_ratio", "check_positive",
 # --------------------------------------------------------------------- the block step
 # The kinds of block (one row W_j of W) step that block coordinate descent takes, defined once.
 # A kind is an int (the numba kernels branch on it). Adding a kind: its constant here, its
-# branch in ``regmtl.solvers._kernels.block_update`` (the exact block minimization) and its
-# gap-safe rule in ``regmtl.solvers.screening`` (the same order in both files).
+# branch in ``regmtl.solvers.parts._kernels.block_update`` (the exact block minimization) and its
+# gap-safe rule in ``regmtl.solvers.certificates.screening`` (the same order in both files).
 
 #: ``l1 sum_jt |W_jt| + l2 / 2 ||W||_F^2``: soft-thresholding of each entry.
 ENTRYWISE = 0
@@ -223,19 +223,19 @@ class Penalty:
     transfer_strategy: str | None = None
     #: whether ``alpha ||W||_*`` of W itself: its optimum spans the gradient's top left singular
     #: vectors, so a problem restricted to a subspace of W's columns solves it
-    #: (``solvers/low_rank_subspace.py``)
+    #: (``solvers/methods/low_rank_subspace.py``)
     spans_subspace: bool = False
     #: whether ``alpha (||Q||_* + g ||P||_1)`` over ``V = (P, Q)``, ``g = sparse_weight``
     #: (sparse plus low rank): solved over a subspace of Q's columns beside a working set
-    #: of P's features, under ``on_working_set(n)`` (``solvers/low_rank_subspace.py``)
+    #: of P's features, under ``on_working_set(n)`` (``solvers/methods/low_rank_subspace.py``)
     spans_subspace_and_entries: bool = False
     #: whether its variable is parts that sum to W (``W = P + Q``, ``compose(spread(G)) =
     #: k G``): each task's quadratic of the sum is solved exactly by ADMM over the parts
-    #: (``solvers/parts_admm.py``)
+    #: (``solvers/parts/parts_admm.py``)
     sums_parts: bool = False
     #: whether ``alpha / 2 tr(W K W^T)`` with ``K = (1 + r) I - 11^T / T`` (every task pulled
     #: to the mean task): the squared loss on wide tasks reduces to a system in the mean task
-    #: (``solvers/row_space_cg.py``)
+    #: (``solvers/parts/row_space_cg.py``)
     pulls_to_mean: bool = False
     #: whether the model's alpha carries to the new task's prior; False where the quadratic at
     #: the optimum is not the new task's (tasks ordered in time, nonconvex penalties, a

@@ -160,7 +160,7 @@ class _Decomposition(NormPenalty):
 
     _param_names: tuple[str, ...] = ()
     structure_attrs = ("P_", "Q_")
-    sums_parts = True  # W = P + Q: ADMM over the parts (solvers/parts_admm.py)
+    sums_parts = True  # W = P + Q: ADMM over the parts (solvers/parts/parts_admm.py)
 
     @classmethod
     def saved_structure(cls, n_tasks, n_features):

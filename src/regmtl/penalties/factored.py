@@ -34,7 +34,7 @@ of entries, or of rows without a ridge: the conjugate of each term on its box is
 (:meth:`PartlyPenalized.conjugate`). With a free row it is the KKT residual of the proximal
 gradient (the dual of a free row is the equality ``G_j = 0``, met only at the optimum). The
 penalties of entries and rows declare their block step under the box
-(:meth:`PartlyPenalized.boxed_step`), which ``regmtl.solvers.box_descent`` runs.
+(:meth:`PartlyPenalized.boxed_step`), which ``regmtl.solvers.parts.box_descent`` runs.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ class PartlyPenalized(Penalty):
         return lo, hi
 
     def boxed_step(self, alpha: float) -> tuple | None:
-        """The block step of :mod:`regmtl.solvers.box_descent`: ``(l1, l2, rows, lower,
+        """The block step of :mod:`regmtl.solvers.parts.box_descent`: ``(l1, l2, rows, lower,
         upper)``, the norm weight and ridge of every row ((p,), 0 on the free rows),
         whether the norm is of rows (else of entries), and the box as (p, T) arrays (the
         sign constraint of a positive base in it); None where the base's block step is

@@ -2,7 +2,7 @@
 
 :func:`capped_l1_row` is the exact block step of the capped L1 norm of a row (the prox of
 ``CappedL1(group="l1")`` row by row, :func:`capped_l1_rows_prox`); block coordinate descent
-calls it for every row it updates (``regmtl.solvers._kernels``).
+calls it for every row it updates (``regmtl.solvers.parts._kernels``).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def box_row(a, L, l1, l2, lo, hi, v):
     """``argmin_w sum_t L_t/2 (w_t - a_t/L_t)^2 + l1 ||w|| + l2/2 ||w||^2`` over
     ``lo <= w <= hi`` into ``v``: ``w_t(mu) = clip(a_t / (L_t + l2 + mu), lo_t, hi_t)`` at the
     root of ``mu ||w(mu)|| = l1`` (bracketed by doubling, bisected), or 0 where 0 is in the
-    box and ``a`` in ``l1 B + N_box(0)`` (the block step of ``regmtl.solvers.box_descent``
+    box and ``a`` in ``l1 B + N_box(0)`` (the block step of ``regmtl.solvers.parts.box_descent``
     and, with ``L = 1``, the prox of ``regmtl.penalties.factored``)."""
     T = a.shape[0]
     if l1 == 0.0:

@@ -19,7 +19,7 @@ nonconvexity: a fit reaches a **stationary point**, certified by the KKT residua
 subdifferential (no duality gap exists), not a global minimum.
 
 Solved by block coordinate descent, each block step the exact minimizer of the block's quadratic
-model plus the penalty (``regmtl.solvers._kernels``: MCP's firm thresholding and SCAD's
+model plus the penalty (``regmtl.solvers.parts._kernels``: MCP's firm thresholding and SCAD's
 three-piece rule where the model is convex, the best of each piece's candidates where it is
 not); for the logistic loss the model is proximal Newton's.
 """

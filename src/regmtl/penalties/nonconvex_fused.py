@@ -402,7 +402,7 @@ class NonconvexFusedGroupLasso(Penalty):
     factor_entry = "alpha (sum_j sqrt(d_j ||W_j||_1) + f ||D W R||_1) (rows)"
     has_dual = False
     nonconvex = True
-    majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.majorize``)
+    majorized = True  # its stages: :meth:`stage` (``regmtl.solvers.methods.majorize``)
     # (on task blocks its stages are fitted there: their prox on the rows gathered whole)
     _param_names = ("fused_weight", "max_stages", "fused_in_root")
     #: a new task takes the support; its strength is chosen by CV (no place in the time order,

@@ -1,5 +1,5 @@
 r"""Sparse plus low rank restricted to a working set of features and a basis of directions: the
-penalty of the problems the subspace row solves (``solvers/low_rank_subspace.py``).
+penalty of the problems the subspace row solves (``solvers/methods/low_rank_subspace.py``).
 
 With ``P = E_F P_F`` (the sparse part on the features F) and ``Q = U C`` (U orthonormal, p x
 k), ``alpha (||Q||_* + g ||P||_1) = alpha (g ||P_F||_1 + ||C||_*)``: a norm of

@@ -25,7 +25,7 @@ from ..estimators import MultiTaskRegressor
 from ..out_of_core import source_alpha_max
 from ..penalties import Penalty, make_penalty
 from ..progress import progress_bar
-from ..solvers.streamed_fit import check_streamed_penalty, source_quadratic
+from ..solvers.streamed.fit import check_streamed_penalty, source_quadratic
 from ..taskdata import TaskData, task_weights
 from .path import alpha_grid, check_alphas
 

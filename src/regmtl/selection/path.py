@@ -21,9 +21,9 @@ from ..penalties import Penalty, make_penalty
 from ..problem import apply_offset, check_loss_targets, is_built, make_data, make_datafit
 from ..progress import check_progress, progress_bar
 from ..solvers import reference
-from ..solvers.certificates import Reference
-from ..solvers.dead_features import live_features, restricted_reference, widened
-from ..solvers.moments import feature_moments
+from ..solvers.certificates.certify import Reference
+from ..solvers.parts.dead_features import live_features, restricted_reference, widened
+from ..solvers.parts.moments import feature_moments
 from ..solvers.solve import solve_live
 from ..taskdata import TaskData, intercept_shift, shift_columns
 

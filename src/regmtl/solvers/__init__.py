@@ -8,20 +8,30 @@ which :class:`~regmtl.TaskData` implements), a datafit and a penalty.
 and certifies the result (:func:`~regmtl.solvers.certify`). This package's ``__init__`` only
 gathers those names.
 
-Three layers, no circle: *parts* that import no solver (``epochs``: inner coordinate-descent
-loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo search; ``quadratic``
-and ``quadratic_fista``: per-task Gram forms and FISTA on them; ``gram``, ``polish``,
-``reweighted``, ``moments``, ``screening``, ``anderson``, ``certificates``, ``_kernels``;
-``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form;
-``dead_features``: features zero on every row, solved without; ``saddle``: the pinball
-loss's certificate at a primal-dual pair);
-*solvers* that import only parts (``bcd``, ``newton``, ``structured_newton``, ``prox_grad``,
-``linear``, ``splitting``, ``stationary``: block coordinate descent to a stationary point of the
-nonconvex penalties; ``majorize``: majorize-minimize stages, each solved by the solve it is
-given; ``primal_dual`` and ``linear_program``: the pinball loss exactly, by restarted PDHG or
-by HiGHS's linear programs); and the *policy* above them (``policy``: the table, the one
-dispatch; ``solve``; ``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the
-table's rows).
+The modules are grouped by role, in three layers with no circle:
+
+- ``parts/``: what the solvers are made of, importing no solver (``epochs``: inner
+  coordinate-descent loops; ``working_set``; ``newton_model``: the IRLS model and the Armijo
+  search; ``quadratic`` and ``quadratic_fista``: per-task Gram forms and FISTA on them;
+  ``kernel_quadratic`` and ``admm``: the row-space form of wide tasks and ADMM on either form;
+  ``gram``, ``reweighted``, ``moments``, ``anderson``, ``intercepts``, ``_kernels`` and their
+  NumPy twins ``small``; ``dead_features``: features zero on every row, solved without);
+- ``certificates/``: the certificates and their dual points, also parts (``certify``: the
+  duality gap and the KKT residual; ``dual_projection``, ``group_dual`` and ``polish``: better
+  dual points; ``kinks`` and ``saddle``: the pinball loss's; ``screening``: the gap-safe rules;
+  ``zero_stationary``);
+- ``methods/``: the solvers on rows in memory, importing only parts (``bcd``, ``newton``,
+  ``structured_newton``, ``prox_grad``, ``linear``, ``splitting``, ``stationary``: block
+  coordinate descent to a stationary point of the nonconvex penalties; ``majorize``:
+  majorize-minimize stages, each solved by the solve it is given; ``primal_dual`` and
+  ``linear_program``: the pinball loss exactly, by restarted PDHG or by HiGHS's linear
+  programs; ``smoothing``, ``quasi_newton``, ``small_squares``, ``low_rank_subspace``);
+- ``blocks/``: the solvers whose iterates live in groups of task blocks on the workers that hold
+  the rows (FISTA's and PDHG's groups, their pieces and their certificate);
+- ``streamed/``: the out-of-core fit of a task source read chunk by chunk, and its checkpoint;
+- at the top, the *policy* above them all (``policy``: the table, the one dispatch; ``solve``;
+  ``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the table's rows), and
+  ``names`` and ``result`` below them.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import importlib
 import sys
 import types
 
-from .certificates import Certificate, Reference, certify, reference, rounding_floor
+from .certificates.certify import Certificate, Reference, certify, reference, rounding_floor
 from .names import SOLVERS
 from .result import SolverResult
 

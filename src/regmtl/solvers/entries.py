@@ -15,7 +15,7 @@ import numpy as np
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from .certificates import Reference
+from .certificates.certify import Reference
 from .policy import run_solver
 from .result import SolverResult
 from .solve import solve
@@ -159,9 +159,9 @@ def fista(
     exactly before every certificate. The line search is bounded: when no step passes (the
     loss at its rounding floor) the solve stops and says it stalled. The logistic loss on
     tasks with more rows than features runs as proximal Newton with each model in Gram form
-    (``regmtl.solvers.structured_newton``); on wide tasks with a penalty of W itself, proximal
-    gradient hands over to proximal Newton with row-space models when, after the cost of a
-    few of them (``regmtl.solvers.kernel_quadratic.newton_budget``), its rate predicts as
+    (``regmtl.solvers.methods.structured_newton``); on wide tasks with a penalty of W itself,
+    proximal gradient hands over to proximal Newton with row-space models when, after the cost of a
+    few of them (``regmtl.solvers.parts.kernel_quadratic.newton_budget``), its rate predicts as
     much again.
 
     Parameters

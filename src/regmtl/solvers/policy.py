@@ -36,8 +36,21 @@ from sklearn.exceptions import ConvergenceWarning
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import PENALTY_CLASSES, Penalty
-from .certificates import Reference
-from .interior_point import (
+from .certificates.certify import Reference
+from .methods.linear import conjugate_gradient, has_linear_path, ridge_solve
+from .methods.linear_program import LP_FORMS, linear_program
+from .methods.low_rank_subspace import subspace_applies, subspace_solve
+from .methods.small_squares import (
+    SMALL_SQUARES_ROWS,
+    SMALL_SQUARES_SIZE,
+    small_least_squares,
+    small_squares_applies,
+)
+from .methods.splitting import admm as split_admm
+from .methods.splitting import exact_solves_apply
+from .methods.structured_newton import coordinate_models, small_applies, structured_newton
+from .names import SOLVERS
+from .parts.interior_point import (
     CONE_FORMS,
     IPM_SIZE,
     LAD_ALPHA,
@@ -47,26 +60,13 @@ from .interior_point import (
     lad_regime,
     pinball_rows,
 )
-from .kernel_quadratic import kernel_applies, newton_budget
-from .linear import conjugate_gradient, has_linear_path, ridge_solve
-from .linear_program import LP_FORMS, linear_program
-from .low_rank_subspace import subspace_applies, subspace_solve
-from .names import SOLVERS
-from .newton_model import is_task_kernel
-from .quadratic import MAX_FEATURES, quadratic_applies
+from .parts.kernel_quadratic import kernel_applies, newton_budget
+from .parts.newton_model import is_task_kernel
+from .parts.quadratic import MAX_FEATURES, quadratic_applies
+from .parts.row_space_cg import MAX_TASKS, row_space_applies, row_space_cg
+from .parts.softmax_newton import SOFTMAX_KINDS, softmax_newton
+from .parts.spectral_barrier import SPECTRAL_SIZE, spectral_barrier
 from .result import SolverResult
-from .row_space_cg import MAX_TASKS, row_space_applies, row_space_cg
-from .small_squares import (
-    SMALL_SQUARES_ROWS,
-    SMALL_SQUARES_SIZE,
-    small_least_squares,
-    small_squares_applies,
-)
-from .softmax_newton import SOFTMAX_KINDS, softmax_newton
-from .spectral_barrier import SPECTRAL_SIZE, spectral_barrier
-from .splitting import admm as split_admm
-from .splitting import exact_solves_apply
-from .structured_newton import coordinate_models, small_applies, structured_newton
 
 __all__ = ["Problem", "Requirement", "SolverEntry", "SOLVER_TABLE", "AUTO_ORDER", "SOLVERS",
            "choose_solver", "choose_row", "check_requirements", "penalty_solver", "run_solver"]
@@ -481,7 +481,7 @@ def _run_direct(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
 
 def _run_majorize(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                   verbose, V0, options, inner):
-    from .majorize import majorize_minimize
+    from .methods.majorize import majorize_minimize
     _bcd_options(penalty, options)
     # (a loss that is not smooth: each stage by the row of its own loss, exact)
     return majorize_minimize(data, datafit, penalty, alpha, W, b, ref=ref,
@@ -492,7 +492,7 @@ def _run_majorize(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, to
 
 def _run_stationary(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                     verbose, V0, options, inner):
-    from .stationary import stationary_least_squares
+    from .methods.stationary import stationary_least_squares
     opts = _bcd_options(penalty, options)
     return stationary_least_squares(
         data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept, tol=tol,
@@ -502,7 +502,7 @@ def _run_stationary(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, 
 
 def _run_stationary_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                            max_iter, verbose, V0, options, inner):
-    from .stationary import stationary_newton
+    from .methods.stationary import stationary_newton
     opts = _bcd_options(penalty, options)
     return stationary_newton(
         data, datafit, penalty, alpha, W, b, ref=ref, fit_intercept=fit_intercept, tol=tol,
@@ -520,7 +520,7 @@ def _run_prox_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
                                  fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                                  verbose=verbose,
                                  coordinate=coordinate_models(penalty, alpha))
-    from .newton import prox_newton  # (coordinate descent on the rows, and its parts)
+    from .methods.newton import prox_newton  # (coordinate descent on the rows, and its parts)
 
     has_dual = penalty.has_dual and alpha > 0
     return prox_newton(data, datafit, penalty, alpha, W, b, penalty.bcd_params(alpha), ref=ref,
@@ -573,7 +573,7 @@ def _run_small_squares(data, datafit, penalty, alpha, W, b, *, ref, fit_intercep
 
 def _run_bcd(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
              verbose, V0, options, inner):
-    from .bcd import least_squares_bcd
+    from .methods.bcd import least_squares_bcd
     return least_squares_bcd(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                              verbose=verbose, **_bcd_options(penalty, options))
@@ -603,7 +603,7 @@ def _run_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, m
 
 def _run_parts_admm(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                     max_iter, verbose, V0, options, inner):
-    from .parts_admm import parts_admm
+    from .parts.parts_admm import parts_admm
     check_every = options.get("check_every", 10)
     V = penalty.lift(W) if V0 is None else np.array(V0, dtype=np.float64)
     res = parts_admm(data, datafit, penalty, alpha, V, ref=ref, fit_intercept=fit_intercept,
@@ -619,7 +619,7 @@ def _fista_finish(res, data, datafit, penalty, alpha, ref, fit_intercept, tol, m
     left = max_iter - res.n_iter
     if res.converged or left <= 0 or not data.rows_local:
         return res
-    from .prox_grad import fista as proximal_gradient
+    from .methods.prox_grad import fista as proximal_gradient
 
     more = proximal_gradient(data, datafit, penalty, alpha, res.W, res.b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=left,
@@ -638,7 +638,7 @@ def _run_structured_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_inte
 
 def _run_wide_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
-    from .prox_grad import fista as proximal_gradient
+    from .methods.prox_grad import fista as proximal_gradient
     res = proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                             fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                             check_every=options.get("check_every", 10), verbose=verbose,
@@ -681,7 +681,7 @@ def _run_subspace(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, to
 
 def _run_ridge_lbfgs(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
-    from .quasi_newton import ridge_lbfgs
+    from .methods.quasi_newton import ridge_lbfgs
     res = ridge_lbfgs(data, datafit, penalty, alpha, W, b, ref=ref,
                       fit_intercept=fit_intercept, tol=tol, max_iter=max(max_iter, 1000),
                       verbose=verbose)
@@ -704,7 +704,7 @@ SOFTMAX_FISTA_BUDGET = 100
 
 def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                         max_iter, verbose, V0, options, inner):
-    from .prox_grad import fista as proximal_gradient
+    from .methods.prox_grad import fista as proximal_gradient
     # (at most half of max_iter and ten budgets: the Newton models keep the rest)
     cap = min(10 * SOFTMAX_FISTA_BUDGET, max_iter // 2)
     # a start with nonzero rows (a path's previous point) is near enough for the Newton
@@ -732,11 +732,11 @@ def _run_softmax_newton(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
 
 def _run_primal_dual(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
-    from .primal_dual import CHECK, primal_dual
+    from .methods.primal_dual import CHECK, primal_dual
     # (max_iter counts its certified blocks of CHECK iterations: one iteration is cheap;
     # n_iter_ counts the same blocks, so that it never exceeds max_iter)
     if not data.rows_local:  # (the iterates beside the rows, in groups of task blocks)
-        from .primal_dual_blocks import primal_dual_blocks
+        from .blocks.primal_dual_blocks import primal_dual_blocks
         res = primal_dual_blocks(data, datafit, penalty, alpha, W, b, ref=ref,
                                  fit_intercept=fit_intercept, tol=tol,
                                  max_iter=CHECK * max_iter, verbose=verbose, check=CHECK)
@@ -799,7 +799,7 @@ def _run_linear_program(data, datafit, penalty, alpha, W, b, *, ref, fit_interce
 
 def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                    verbose, V0, options, inner):
-    from .smoothing import smoothed_stages
+    from .methods.smoothing import smoothed_stages
     return smoothed_stages(data, datafit, penalty, alpha, W, b, ref=ref,
                            fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                            verbose=verbose, solve=inner)
@@ -807,7 +807,7 @@ def _run_smoothing(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, t
 
 def _run_box_descent(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol,
                      max_iter, verbose, V0, options, inner):
-    from .box_descent import box_descent
+    from .parts.box_descent import box_descent
     return box_descent(data, datafit, penalty, alpha, W, b, ref=ref,
                        fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                        check_every=options.get("check_every", 5), verbose=verbose)
@@ -815,7 +815,7 @@ def _run_box_descent(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept,
 
 def _run_fista(data, datafit, penalty, alpha, W, b, *, ref, fit_intercept, tol, max_iter,
                verbose, V0, options, inner):
-    from .prox_grad import fista as proximal_gradient
+    from .methods.prox_grad import fista as proximal_gradient
     return proximal_gradient(data, datafit, penalty, alpha, W, b, ref=ref,
                              fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                              check_every=options.get("check_every", 10), verbose=verbose,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .certificates import Certificate
+from .certificates.certify import Certificate
 
 
 @dataclass

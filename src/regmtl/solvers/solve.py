@@ -4,7 +4,7 @@ r"""The solve the estimators call: pick a row of the solver table, run it, certi
 alpha_max`` without iterating, checks a warm start, runs the row of
 :data:`~regmtl.solvers.policy.SOLVER_TABLE` that :func:`~regmtl.solvers.policy.choose_row`
 picks (giving it :func:`solve` itself, for the stages of majorize-minimize), brings the
-result to the caller and certifies it (:func:`~regmtl.solvers.certificates.certify`).
+result to the caller and certifies it (:func:`~regmtl.solvers.certificates.certify.certify`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from .._jit import kernel_scope
 from ..blocks import TaskBlocks
 from ..datafits import Datafit
 from ..penalties import Penalty
-from .balance import balanced_solve
-from .certificates import Reference, certify, reference, rounding_floor, scores_intercepts
-from .dead_features import expanded, live_features, restricted, restricted_reference
+from .certificates.certify import Reference, certify, reference, rounding_floor, scores_intercepts
+from .parts.balance import balanced_solve
+from .parts.dead_features import expanded, live_features, restricted, restricted_reference
 from .policy import SOLVER_TABLE, SOLVERS, choose_row
 from .result import SolverResult
 
@@ -162,12 +162,12 @@ def solve_live(
     **kwargs,
 ) -> SolverResult:
     """:func:`solve` with its start, its reference and its result on the problem's live
-    features (:func:`~regmtl.solvers.dead_features.live_features`): what a path keeps between
+    features (:func:`~regmtl.solvers.parts.dead_features.live_features`): what a path keeps between
     its points, no p x T matrix of zeros at the dead features formed.
 
     ``kwargs`` are :func:`solve`'s, with ``W0`` and ``V0`` given on the live features (the
     rows ``live`` of the whole problem's, as a previous call returned them) and ``ref`` the
-    live features' (:func:`~regmtl.solvers.dead_features.restricted_reference` of the whole
+    live features' (:func:`~regmtl.solvers.parts.dead_features.restricted_reference` of the whole
     problem's; computed when omitted). Where features are dead, a ``W0`` given with a ``V0``
     (its own ``(P, Q)`` of sparse plus low rank, or W0 itself where the penalty's variable is
     W) is handed over: the solve iterates on it (a path's previous result, held nowhere
@@ -242,7 +242,7 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
     if options is None:
         options = {}
     else:  # (coordinate descent's module, which holds the options, only where some are given)
-        from .bcd import check_options
+        from .methods.bcd import check_options
 
         options = check_options(options, data, datafit)
     if theta0 is not None:  # (after the check: not one of the user's solver_options)
