@@ -97,7 +97,7 @@ FAST_PER_MODULE = 2
 #: each route, whose kept cases still span its penalties, losses and forms.
 THIN = {
     # Dask (476 s of 1,668): each cell fits on a cluster of two worker processes
-    "test_conformance_placements.py::test_cell_on_dask": 8,       # 136 s, 31 cells
+    "test_conformance_placements.py::test_cell_on_dask": 16,      # 136 s, 31 cells
     "test_conformance_placements.py::test_cell_out_of_core": 3,   # 14 s, 30 cells
     "test_dask_fit.py": 3,                                        # 54 s, 18 tests
     "test_dask_losses.py": 3,                                     # 50 s, 6
@@ -123,8 +123,8 @@ THIN = {
     "test_deep_weight_sums.py": 2,                                # 9 s, 109
     "test_deep_recommender_ids.py": 2,                            # 8 s, 20
     # the linear half's slowest parametrized checks
-    "test_real_data_certificates.py::test_benchmark_paths_are_certified": 5,  # 49 s, 135
-    "test_cv.py::test_sklearn_compatible_estimator": 3,           # 45 s, 124 checks
+    "test_real_data_certificates.py::test_benchmark_paths_are_certified": 8,  # 49 s, 135
+    "test_cv.py::test_sklearn_compatible_estimator": 4,           # 45 s, 124 checks
     "test_deep_estimators.py::test_sklearn_compatible": 3,        # 24 s, 149 checks
     "test_multiclass_selection.py::"
     "test_multinomial_degrees_of_freedom_are_the_divergence_of_the_probabilities": 3,  # 27 s
@@ -140,6 +140,18 @@ THIN = {
     "test_spectral_barrier.py": 2,                                # 11 s, 39
     "test_compare_significance.py": 2,                            # 14 s, 14
     "test_load_bounds.py": 2,                                     # 13 s, 21
+    "test_structured_api.py": 2,                                  # 21 s, 351
+    "test_interior_point.py": 2,                                  # 12 s, 39
+    "test_admm.py": 2,                                            # 15 s, 26
+    "test_shared_kernels.py": 2,                                  # 12 s, 14
+    "test_transfer.py": 2,                                        # 14 s, 48
+    # fresh processes, files and commands
+    "test_first_call.py": 2,                                      # 16-31 s, 18
+    "test_cli.py": 2,                                             # 25-35 s, 18
+    "test_report.py": 2,                                          # 13 s, 16
+    "test_out_of_core.py": 2,                                     # 19 s, 39
+    "test_out_of_core_resume.py": 2,                              # 15 s, 8
+    "test_tampered_file_values.py": 2,                            # 15 s, 75
 }
 
 

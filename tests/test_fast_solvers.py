@@ -31,7 +31,8 @@ from sklearn.linear_model import MultiTaskLasso
 import regmtl as rm
 from regmtl.inputs import as_task_data
 from regmtl.problem import make_data, make_datafit
-from regmtl.solvers import certificates, reference, solve
+from regmtl.solvers import reference, solve
+from regmtl.solvers.certificates import certify as gaps
 from regmtl.solvers.certificates.screening import safe_radius, screen
 from regmtl.solvers.parts.anderson import Anderson
 from regmtl.solvers.parts.moments import feature_moments
@@ -257,7 +258,7 @@ def point_with_intercepts(data, datafit, W, b, fit_intercept):
         b[:] = 0.0
         return data.linear(W, b)
     S = datafit.state(data.y, data.linear(W, b))
-    certificates.fit_intercepts(data, datafit, S, b)
+    gaps.fit_intercepts(data, datafit, S, b)
     return datafit.scores(data.y, S)
 
 
@@ -324,7 +325,7 @@ def test_gap_safe_screening_never_discards_a_feature_of_the_optimum(loss, form, 
             points.append(("optimum", opt.W.copy(), opt.b.copy()))
             for what, W, b in points:
                 f = point_with_intercepts(data, datafit, W, b, fit_intercept)
-                gap, _, _, s, G = certificates.duality_gap_terms(data, datafit, penalty, alpha,
+                gap, _, _, s, G = gaps.duality_gap_terms(data, datafit, penalty, alpha,
                                                                  W, f, fit_intercept)
                 radius = safe_radius(gap, datafit.dual_strong_concavity)
                 out = screen(s * G, L, radius, l1, group)
@@ -366,7 +367,7 @@ def test_solver_screening_discards_features_and_keeps_the_solution():
     datafit = make_datafit("squared")
     W = on.coef_.T.copy()
     f = data.linear(W, on.intercept_)
-    gap, _, _, s, G = certificates.duality_gap_terms(data, datafit, rm.L21(), alpha, W, f, True)
+    gap, _, _, s, G = gaps.duality_gap_terms(data, datafit, rm.L21(), alpha, W, f, True)
     L = feature_moments(data, data.c, True)[1]
     out = screen(s * G, L, safe_radius(gap, 1.0), alpha, True)
     assert out.sum() >= 250

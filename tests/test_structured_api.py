@@ -832,7 +832,8 @@ def test_dirty_screening_is_safe(loss, form):
     import scipy.sparse as sp
 
     from regmtl.problem import make_data, make_datafit
-    from regmtl.solvers import certificates, reference, solve
+    from regmtl.solvers import reference, solve
+    from regmtl.solvers.certificates import certify as gaps
     from regmtl.solvers.certificates.screening import safe_radius, screen
     from regmtl.solvers.parts.moments import feature_moments
 
@@ -876,9 +877,9 @@ def test_dirty_screening_is_safe(loss, form):
         points.append((opt.W, opt.b))
         for k, (Wp, b) in enumerate(points):
             S = datafit.state(data.y, data.linear(Wp, b))
-            certificates.fit_intercepts(data, datafit, S, b.copy())
+            gaps.fit_intercepts(data, datafit, S, b.copy())
             f = datafit.scores(data.y, S)
-            gap, _, _, s, G = certificates.duality_gap_terms(data, datafit, pen, alpha, Wp, f,
+            gap, _, _, s, G = gaps.duality_gap_terms(data, datafit, pen, alpha, Wp, f,
                                                              True)
             out = screen(s * G, L, safe_radius(gap, datafit.dual_strong_concavity), l1,
                          group, l2)

@@ -14,7 +14,7 @@ import functools
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from .._options import check_option
 from ._torch import torch
 from .batch_losses import TaskLosses, loss_families
 from .checkpoint import save_checkpoint
-from .data import Batches, Cycle, MultiTaskDataset, as_dataset
+from .data import Batches, Cycle, as_dataset
 from .diagnostics import (
     MAX_COSINE_TASKS,
     GradientBalance,
@@ -35,20 +35,13 @@ from .diagnostics import (
 )
 from .distributed import Context, setup
 from .divergence import ON_DIVERGENCE, DivergenceWatch
+from .fit_setup import scale_targets, training_loaders
 from .heads import TaskGates, TaskHeads
 from .nets import MultiTaskNet
 from .optim import clip_grad_norm, make_optimizer
 from .penalties import ParameterPenalty, make_penalties
 from .preflight import adapt_encoders, probe_inputs
-from .reach import TargetReach, target_reach, warn_if_unreached
-from .scaling import (
-    TargetScale,
-    constant_losses,
-    label_batches,
-    loss_scales,
-    moments_of,
-    scales_of,
-)
+from .reach import TargetReach, warn_if_unreached
 from .step import StepSetup, mixed_precision, owns_precision, train_step
 from .stopping import EarlyStopping, fit_monitor, history_columns
 from .training_state import (
@@ -366,30 +359,6 @@ class Trainer:
         self.history_: pd.DataFrame | None = None
         self.dominance_: Any = None
 
-    # ------------------------------------------------------------------ set-up
-    def _loaders(self, train: Any, ctx: Context):
-        """{task or None: loader}: one loader of all targets (key None) or one per task."""
-        kw = dict(seed=self.seed, rank=ctx.rank, world_size=ctx.world_size)
-        if isinstance(train, Mapping):
-            names = [t.name for t in self.tasks]
-            unknown = [k for k in train if k not in names]
-            if unknown:
-                raise ValueError(f"train: unknown task(s) {unknown}; the net's tasks are {names}.")
-            out = {}
-            for k, v in train.items():
-                if isinstance(v, tuple) and len(v) == 2 and not isinstance(v[1], Mapping):
-                    v = (v[0], {k: v[1]})
-                ds = as_dataset(v, self.tasks, what=f"train[{k!r}]", check=self.net.check_targets)
-                out[k] = self._loader(ds, kw)
-            return out
-        return {None: self._loader(as_dataset(train, self.tasks, check=self.net.check_targets),
-                                    kw)}
-
-    def _loader(self, ds, kw):
-        if isinstance(ds, MultiTaskDataset):
-            return Batches(ds, self.batch_size, shuffle=True, **kw)
-        return ds
-
     # ------------------------------------------------------------------ fit
     @owns_precision
     def fit(self, train: Any, val: Any = None,
@@ -435,7 +404,8 @@ class Trainer:
         if self.lazy_heads and ctx.distributed:
             raise ValueError("lazy_heads=True runs in one process: DDP averages dense "
                              "gradients only; pass lazy_heads=False under torchrun.")
-        loaders = self._loaders(train, ctx)
+        loaders = training_loaders(train, self.tasks, self.net.check_targets,
+                                   self.batch_size, self.seed, ctx)
         val_ds = None if val is None else as_dataset(val, self.tasks, what="val",
                                                      check=self.net.check_targets)
         monitor = fit_monitor(self.early_stopping, self.restore_best, self.tasks, val_ds,
@@ -469,7 +439,10 @@ class Trainer:
             resume, where, net, self.weighting, opt, ctx, options)
         autocast, scaler = mixed_precision(ctx.device, self.amp)
         balance, initial = fit_balance(self, net, self._measures_balance(ctx))
-        self._scale_targets(loaders, ctx, state)  # everything checked: the net's map may be set
+        # everything checked: the net's map may be set
+        units = scale_targets(self.net, self.tasks, loaders, ctx, self.standardize,
+                              self.normalize_losses, state)
+        self._loss_scale, self.loss_scale_, self._reach = units
         losses = TaskLosses(net, self.tasks, self._loss_scale, ctx.device, ctx)
         self._loss_scale, self._families = losses.loss_scale, losses.families
         loader = loaders.get(None)
@@ -581,44 +554,6 @@ class Trainer:
             row.update(self._validate(val_ds, step.ctx))
         row["lr"] = step.optimizer.param_groups[0]["lr"]
         return row
-
-    def _scale_targets(self, loaders: dict, ctx: Context, state: Any = None) -> None:
-        """Standardize the regression targets the net has no map for yet, and measure each
-        task's constant-predictor loss: one pass over the training labels (a second for
-        losses without a closed form); merged over the ranks when each holds a shard. A
-        resumed fit takes the loss scales its ``state`` measured at its start."""
-        net, names = self.net, [t.name for t in self.tasks]
-        fit = []
-        if self.standardize and len(net.target_scales):
-            mean, scale = net.stacked_scales()
-            identity = ((mean == 0) & (scale == 1)).all(1).tolist()
-            fit = [t.name for t, i in zip(self.tasks, identity, strict=True)
-                   if i and t.name in net.target_scales]
-        self.loss_scale_ = dict.fromkeys(names, 1.0)
-        self._loss_scale = torch.ones(len(names))
-        regression = [t for t in self.tasks if t.kind == "regression"]
-        if not fit and not self.normalize_losses and not regression:
-            return
-        sources = {k: v.dataset if isinstance(v, Batches) else v for k, v in loaders.items()}
-        sharded = ctx.distributed and any(not isinstance(v, MultiTaskDataset)
-                                          for v in sources.values())
-        moments = moments_of(sources, self.tasks)
-        if sharded:
-            moments.merge_ranks(ctx.gather)
-        maps = scales_of(moments, fit)  # all checked, then set
-        modules = net.target_scales._modules
-        TargetScale.set_many([modules[k] for k in maps], list(maps.values()))
-        which = self.tasks if self.normalize_losses else [  # c_t of the history's losses
-            t for t in regression if t.loss == "mse"]  # (closed forms only where raw)
-        c = constant_losses(which, moments, dict(net.target_scales.items()),
-                            lambda: label_batches(sources, which), ctx.sum if sharded else None)
-        const = {t.name: 1.0 if self.normalize_losses else c[t.name] for t in which
-                 if t.kind == "regression"}
-        if self.normalize_losses or state is not None:  # (resumed: those of its start)
-            self._loss_scale = loss_scales(self.tasks, c) if state is None else \
-                state.tensors["loss_scale"].clone()
-            self.loss_scale_ = dict(zip(names, self._loss_scale.tolist(), strict=True))
-        self._reach = target_reach(self.tasks, moments, net.stacked_scales(), const)
 
     def _measures_balance(self, ctx: Context | None = None) -> bool:
         """Whether the gradient balance is logged: asked for, two tasks or more, one
