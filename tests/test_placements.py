@@ -133,3 +133,21 @@ def test_what_a_placement_does_not_take_is_refused_by_name(rows):
     multi = rm.MultiTaskClassifier("l21", alpha=0.05).fit(X[:90], np.arange(90) % 3)
     with pytest.raises(ValueError, match="a multinomial fit .* rows in memory, not a task"):
         multi.predict(source)
+
+
+def test_the_rows_of_a_fit_are_read_once_through_the_public_seam(rows):
+    """``fit_rows`` reads the rows as ``fit`` does (labels encoded, the multinomial's layout,
+    the loss's parameters from the rows); the CV reads them so and refits on them."""
+    X, y, lab, task = rows["train"]
+    reg = rm.MultiTaskRegressor("l21", alpha=0.05, loss=rm.Huber())
+    data, layout, loss = reg.fit_rows(X, y, task=task)
+    assert layout is None and data.n_obs == len(y) and reg.n_features_in_ == P
+    assert loss.delta == reg.fit(X, y, task=task).loss_.delta  # (read from the rows)
+    clf = rm.MultiTaskClassifier("l21", alpha=0.05)
+    data, layout, _ = clf.fit_rows(X[:90], np.arange(90) % 3)
+    assert layout is not None and layout.n_tasks == 3 and list(clf.classes_) == [0, 1, 2]
+    data, layout, _ = clf.fit_rows(X, lab, task=task)
+    assert layout is None and set(np.unique(data.y)) == {-1.0, 1.0}
+    cv = rm.MultiTaskRegressorCV("l21", alphas=4, cv=3).fit(X, y, task=task)
+    plain = rm.MultiTaskRegressor("l21", alpha=cv.alpha_).fit(X, y, task=task)
+    np.testing.assert_allclose(cv.coef_, plain.coef_, rtol=1e-10, atol=1e-12)

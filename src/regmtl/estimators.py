@@ -39,7 +39,7 @@ from .fitted import fit_attributes, publish
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
-from .placements import RowOutput, TaskMetric, need_targets, placement_of
+from .placements import FitRows, RowOutput, TaskMetric, need_targets, placement_of
 from .problem import (
     apply_offset,
     check_loss_targets,
@@ -266,6 +266,28 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         """
         return placement_of(X, y, task).fit(self, X, y, task, sample_weight, offset,
                                             checkpoint)
+
+    def fit_rows(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None
+                 ) -> FitRows:
+        """The rows a fit of this estimator solves, read where they live
+        (``regmtl.placements``) and checked as :meth:`fit` reads them: the seam of the
+        estimators that fit many problems on the same rows (the CV, the paths). The input's
+        facts (``n_features_in_``, ``feature_names_in_``, ``classes_``) are written as
+        :meth:`fit` writes them.
+
+        Returns
+        -------
+        FitRows
+            ``data`` the rows (their labels encoded), ``layout`` the classes' layout of a
+            multinomial fit (each task's classes as columns) or None, and ``loss`` the loss
+            with its parameters read from the rows (``loss_`` of a fit).
+        """
+        data = self._data(X, y, task, sample_weight, fitting=True)
+        prepared = self._prepare_targets(data) or data  # (labels encoded, on the blocks too)
+        layout = prepared if getattr(prepared, "class_blocks", None) is not None else None
+        data = data if layout is not None else prepared
+        base = data if layout is None else layout
+        return FitRows(data, layout, fitted_loss(self._datafit(), self._datafit().bind(base)))
 
     def _fit_problem(self, data: TaskData, offset: Any = None):
         """The data, datafit and penalty a fit solves (every check of the input that does

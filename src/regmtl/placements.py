@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -42,11 +42,22 @@ from .parquet import is_parquet_tasks
 from .solvers.streamed.fit import is_task_source
 from .taskdata import TaskData
 
-__all__ = ["DaskBlocks", "InMemory", "PLACEMENTS", "ParquetStream", "Placement", "RowOutput",
+__all__ = ["DaskBlocks", "FitRows", "InMemory", "PLACEMENTS", "ParquetStream", "Placement",
+           "RowOutput",
            "TaskMetric", "need_targets", "placement_of"]
 
 #: ``block(data, f)``: per-row values of rows held as a TaskData, from their scores ``f``
 Block = Callable[[TaskData, np.ndarray], np.ndarray]
+
+
+class FitRows(NamedTuple):
+    """The rows of a fit where they live (``MultiTaskLinear.fit_rows``): ``data`` (a TaskData
+    or task blocks, labels encoded), ``layout`` the classes' layout of a multinomial fit or
+    None, ``loss`` the loss with its parameters read from the rows."""
+
+    data: Any
+    layout: Any
+    loss: Any
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,13 @@ class Placement:
         """The TaskData (or task blocks) a fit of ``model`` solves, its input facts
         (``n_features_in_``, ``feature_names_in_``) written on ``model``."""
         raise NotImplementedError
+
+    def refit(self, model: Any, rows: FitRows, X: Any, y: Any, task: Any,
+              sample_weight: Any, offset: Any) -> Any:
+        """Fit ``model`` on rows already read for another fit (``rows``, of
+        ``MultiTaskLinear.fit_rows``): the CV's refit at the alpha it chose."""
+        return model.fit(X, y, task=task, sample_weight=sample_weight,
+                         **({} if offset is None else {"offset": offset}))
 
     def task_data(self, X: Any, y: Any, task: Any, **how: Any) -> Any:
         """The rows as a TaskData (or task blocks) for the functional API (``how``: the
@@ -188,6 +206,12 @@ class DaskBlocks(Placement):
                               blocks=model._blocks)
         publish_input(model, data.n_features, data.feature_names)
         return data
+
+    def refit(self, model: Any, rows: FitRows, X: Any, y: Any, task: Any,
+              sample_weight: Any, offset: Any) -> Any:
+        """On the task blocks already on the workers: no second shuffle."""
+        publish_input(model, rows.data.n_features, rows.data.feature_names)
+        return model._fit_data(rows.data)
 
     def task_data(self, X: Any, y: Any, task: Any, **how: Any) -> Any:
         from .dask import as_dask_task_data

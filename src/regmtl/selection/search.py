@@ -27,13 +27,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._lazy import lazy_module
 from ..classes import task_classes
-from ..datafits import Datafit, fitted_loss, make_loss
+from ..datafits import Datafit, make_loss
 from ..estimator_docs import TERMS_DOC
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..feature_terms import by_position
-from ..fitted import publish_input
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
+from ..placements import placement_of
 from ..problem import check_loss_targets, encode_targets, offset_centres, task_offsets
 from ..progress import progress_bar
 from ..solvers import SOLVERS
@@ -317,15 +317,11 @@ class _MultiTaskCV(BaseEstimator):
         check_alphas(self.alphas)  # a bad grid is refused before any work
         X, offset = offset_column(X, offset)
         probe = self._estimator(self.penalty, 1.0)
-        data = probe._data(X, y, task, sample_weight, fitting=True)
-        prepared = probe._prepare_targets(data) or data  # labels encoded (on the blocks)
-        # the classes' layout of a multinomial fit, or None
-        layout = prepared if getattr(prepared, "class_blocks", None) is not None else None
-        data = data if layout is not None else prepared
+        rows = probe.fit_rows(X, y, task, sample_weight)
+        data, layout, datafit = rows  # (layout: the classes' layout of a multinomial fit)
         classes = None if layout is None else task_classes(data)
         distributed = not data.rows_local
         base = data if layout is None else layout
-        datafit = fitted_loss(probe._datafit(), probe._datafit().bind(base))  # (one delta)
         check_loss_targets(base, datafit.bind(base))  # (on Dask, on every block)
         if classes is not None:
             self._check_multiclass()
@@ -391,13 +387,8 @@ class _MultiTaskCV(BaseEstimator):
         if self.refit:
             t0 = time.perf_counter()
             best = self._estimator(clone(self.penalty_), self.alpha_)
-            if distributed:  # on the task blocks already on the workers: no second shuffle
-                publish_input(best, data.n_features, data.feature_names)
-                self.best_estimator_ = best._fit_data(data)
-            else:
-                extra = {} if offset is None else {"offset": offset}
-                self.best_estimator_ = best.fit(X, y, task=task, sample_weight=sample_weight,
-                                                **extra)
+            self.best_estimator_ = placement_of(X, y, task).refit(
+                best, rows, X, y, task, sample_weight, offset)
             self.refit_time_ = time.perf_counter() - t0
             for attr in ("coef_", "intercept_", "n_features_in_", "feature_names_in_",
                          "classes_", "n_iter_", "dual_gap_", "kkt_residual_"):
