@@ -91,6 +91,13 @@ def test_the_out_of_core_fit_equals_the_in_memory_fit(penalty, dtype):
     assert (cert / P0 if kind == "dual_gap_" else cert) <= tol
     assert ooc.objective_ == pytest.approx(mem.objective_, rel=1e-9)
     assert ooc.tasks_.tolist() == list(range(len(n))) and ooc.coef_.shape == (len(n), 6)
+    # each task's mean squared residual, read in the certifying pass, as in memory
+    assert set(vars(ooc)) >= {"residual_variance_"}
+    np.testing.assert_allclose(ooc.residual_variance_, mem.residual_variance_,
+                               rtol=1e-4 if dtype == "float32" else 1e-8)
+    direct = [np.mean((y[task == t] - X[task == t] @ ooc.coef_[t] - ooc.intercept_[t]) ** 2)
+              for t in range(len(n))]
+    np.testing.assert_allclose(ooc.residual_variance_, direct, rtol=1e-10)
 
 
 def test_the_certificate_is_measured_on_the_rows():

@@ -152,6 +152,6 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
         loss=datafit, tasks=np.asarray(source.tasks), form="long",
         coef=np.ascontiguousarray(res.W.T), intercept=res.b, single=False, n_iter=res.n_iter,
         certificate=res.certificate, task_sizes=rows / task_weights(model.task_weight, rows),
-        structure=penalty.structure(res.W, alpha)))
+        structure=penalty.structure(res.W, alpha), variance=res.residual_variance))
     model._warm_problem = None
     return model

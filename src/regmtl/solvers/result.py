@@ -35,6 +35,10 @@ class SolverResult:
         The dual point the certificate was computed at, where the solver keeps one (the
         primal-dual and linear-programming rows of the pinball loss): a path's next point
         starts from it.
+    residual_variance : ndarray of shape (T,), optional
+        Each task's weighted mean squared residual at the solution, where the solver reads
+        the rows once more at its end anyway (the out-of-core squared loss's certifying pass):
+        the fit's ``residual_variance_`` without another pass.
 
     See Also
     --------
@@ -62,6 +66,7 @@ class SolverResult:
     V: np.ndarray | None = None
     stalled: bool = False
     theta: np.ndarray | None = None
+    residual_variance: np.ndarray | None = None
 
     def __post_init__(self):
         if self.V is None:

@@ -106,14 +106,13 @@ def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
 
 
 @njit(cache=True, fastmath=FAST, nogil=True)
-def _residual_kernel(X, y, c, indptr, W, b, a0, center, center_x, G, TT, YT, RR, usum):
-    """Per task of a chunk (the tasks ``a0 + t`` of the p x T and T arrays):
-    ``R = y - X w_t - b_t``, ``theta = R`` minus its weighted mean (with ``center``),
-    ``G[:, t] = sum c theta (x - xm_t)`` (``xm_t`` the task's weighted feature means with
-    ``center_x``, else 0: with intercepts the same sum as over ``x`` up to ``xm_t sum c
-    theta``, at rounding level, and summed around the means as the in-memory fit's shifted
-    columns are), ``TT = sum c theta^2``, ``YT = sum c y theta``, ``RR = sum c R^2`` and
-    ``usum = sum c R``."""
+def _residual_kernel(X, y, c, indptr, W, b, a0, center, center_x, G, TT, YT, RR, usum, cs_out):
+    """Per task of a chunk (the tasks ``a0 + t`` of the p x T and T arrays): ``R = y - X w_t -
+    b_t``, ``theta = R`` minus its weighted mean (with ``center``), ``G[:, t] = sum c theta (x -
+    xm_t)`` (``xm_t`` the task's weighted feature means with ``center_x``, else 0: with intercepts
+    the same sum as over ``x`` up to ``xm_t sum c theta``, at rounding level, and summed around the
+    means as the in-memory fit's shifted columns are), ``TT = sum c theta^2``, ``YT = sum c y
+    theta``, ``RR = sum c R^2``, ``usum = sum c R`` and ``cs_out = sum c``."""
     p = X.shape[1]
     nt = len(indptr) - 1
     m = np.empty(p)
@@ -161,16 +160,18 @@ def _residual_kernel(X, y, c, indptr, W, b, a0, center, center_x, G, TT, YT, RR,
                 gt[j] += w * (x[j] - m[j])
         for j in range(p):
             G[j, col] = gt[j]
-        TT[col], YT[col], RR[col], usum[col] = tt, yt, sr, su
+        TT[col], YT[col], RR[col], usum[col], cs_out[col] = tt, yt, sr, su, cs
 
 
 def residual_sums(source: Any, task_weight: Any, W: np.ndarray, b: np.ndarray,
                   center: bool, center_x: bool
-                  ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(RR, G, TT, YT, usum)`` of the rows at ``(W, b)`` in one pass over the source (see
-    :func:`_residual_kernel`; ``RR`` summed over tasks)."""
+                  ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(RR, G, TT, YT, usum, variance)`` of the rows at ``(W, b)`` in one pass over the
+    source (see :func:`_residual_kernel`; ``RR`` summed over tasks; ``variance`` each task's
+    weighted mean squared residual, ``sum c R^2 / sum c``)."""
     p, T = W.shape
     G, TT, YT, RR, usum = np.empty((p, T)), np.empty(T), np.empty(T), np.empty(T), np.empty(T)
+    cs = np.empty(T)
     W = np.ascontiguousarray(W, dtype=np.float64)
     b = np.ascontiguousarray(b, dtype=np.float64)
     for lo, _, block in prefetched(source.chunks(task_weight=task_weight)):
@@ -178,26 +179,29 @@ def residual_sums(source: Any, task_weight: Any, W: np.ndarray, b: np.ndarray,
                          np.asarray(block.y, dtype=np.float64),
                          np.asarray(block.c, dtype=np.float64),
                          np.asarray(block.indptr, dtype=np.int64), W, b, lo, bool(center),
-                         bool(center_x), G, TT, YT, RR, usum)
-    return float(RR.sum()), G, TT, YT, usum
+                         bool(center_x), G, TT, YT, RR, usum, cs)
+    variance = RR / np.where(cs > 0, cs, 1.0)
+    return float(RR.sum()), G, TT, YT, usum, variance
 
 
 def exact_certificate(source: Any, task_weight: Any, q: StreamedQuadratic, penalty: Penalty,
                       alpha: float, W: np.ndarray, b: np.ndarray, fit_intercept: bool
-                      ) -> Certificate:
+                      ) -> tuple[Certificate, np.ndarray]:
     """The certificate of ``(W, b)`` on the source's rows (one pass): the duality gap where
     the penalty has a dual and ``alpha > 0``, else the KKT residual relative to ``|g|``, the
-    gradient at W = 0; scaled by ``P0 = sum(e) / 2``, the objective at W = 0."""
+    gradient at W = 0; scaled by ``P0 = sum(e) / 2``, the objective at W = 0. With it, each
+    task's weighted mean squared residual, read in the same pass."""
     P0 = max(0.5 * float(q.e.sum()), np.finfo(float).tiny)
     use_gap = penalty.has_dual and alpha > 0
-    RR, G, TT, YT, usum = residual_sums(source, task_weight, W, b, fit_intercept and use_gap,
-                                        fit_intercept)
+    RR, G, TT, YT, usum, variance = residual_sums(
+        source, task_weight, W, b, fit_intercept and use_gap, fit_intercept)
     if use_gap:
         primal, dual, _ = gap_of_sums(penalty, alpha, W, RR, G, TT, YT)
-        return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, P0)
+        return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, P0), variance
     value = kkt_of_gradient(penalty, alpha, W, G, usum if fit_intercept else None,
                             float(np.linalg.norm(q.g)), q.lipschitz)
-    return Certificate("kkt_residual", value, 0.5 * RR + penalty.value(W, alpha), None, P0)
+    return Certificate("kkt_residual", value, 0.5 * RR + penalty.value(W, alpha), None,
+                       P0), variance
 
 
 def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept: bool = True,
@@ -247,7 +251,8 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
             state=state, on_check=on_check)
         n_iter += done
         b = q.intercepts(V) if fit_intercept else np.zeros(T)
-        cert = exact_certificate(source, task_weight, q, penalty, alpha, V, b, fit_intercept)
+        cert, variance = exact_certificate(source, task_weight, q, penalty, alpha, V, b,
+                                           fit_intercept)
         converged = cert.converged(tol)
         if converged or stalled or n_iter >= max_iter:
             break
@@ -266,4 +271,4 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
                       f"{cert.relative:.3e} > tol={tol:g} on the rows after {n_iter} "
                       f"iterations: {why}.", ConvergenceWarning, stacklevel=3)
     return SolverResult(V, b, max(n_iter, 1), cert, converged, V,
-                        stalled=stalled and not converged)
+                        stalled=stalled and not converged, residual_variance=variance)
