@@ -70,16 +70,20 @@ test-matrix: $(TEST_STAMP)
 PORTABLE_CORE ?= SandyBridge
 PORTABLE_NUMBA_CPU ?= generic
 PORTABILITY_TESTS := tests/test_conformance.py tests/test_properties_linear.py \
-	tests/test_properties_io.py $(wildcard tests/test_solvers.py tests/test_optimality.py \
-	tests/test_fast_solvers.py tests/test_structured_optimality.py tests/test_convergence.py \
-	tests/test_nonconvex_*.py tests/test_quantile_*.py tests/test_interior_point.py \
-	tests/test_admm.py tests/test_parts_admm.py tests/test_box_descent.py \
-	tests/test_multinomial*.py tests/test_losses*.py tests/test_case_bank.py \
-	tests/test_robust_penalties.py tests/test_structured_penalties.py tests/test_penalties.py \
-	tests/test_row_space_cg.py tests/test_low_rank_subspace.py tests/test_fista_groups.py \
-	tests/test_group_dual.py tests/test_wide_ridge.py tests/test_extreme_scales.py \
-	tests/test_numeric_range.py tests/test_real_data_certificates.py \
-	tests/test_sklearn_equivalence.py tests/test_temporal_penalties.py)
+	tests/test_properties_io.py $(wildcard tests/solvers/test_solvers.py \
+	tests/solvers/test_optimality.py tests/solvers/test_fast_solvers.py \
+	tests/solvers/test_structured_optimality.py tests/solvers/test_convergence.py \
+	tests/penalties/test_nonconvex_*.py tests/solvers/test_quantile_*.py \
+	tests/solvers/test_interior_point.py tests/solvers/test_admm.py \
+	tests/solvers/test_parts_admm.py tests/solvers/test_box_descent.py \
+	tests/test_multinomial*.py tests/solvers/test_multinomial*.py tests/datafits/test_losses*.py \
+	tests/test_case_bank.py tests/penalties/test_robust_penalties.py \
+	tests/penalties/test_structured_penalties.py tests/penalties/test_penalties.py \
+	tests/solvers/test_row_space_cg.py tests/solvers/test_low_rank_subspace.py \
+	tests/solvers/test_fista_groups.py tests/solvers/test_group_dual.py \
+	tests/solvers/test_wide_ridge.py tests/test_extreme_scales.py tests/test_numeric_range.py \
+	tests/test_real_data_certificates.py tests/test_sklearn_equivalence.py \
+	tests/penalties/test_temporal_penalties.py)
 test-portability: $(TEST_STAMP)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		OPENBLAS_CORETYPE=$(PORTABLE_CORE) NUMBA_CPU_NAME=$(PORTABLE_NUMBA_CPU) \

@@ -11,7 +11,7 @@ epochs, no early stopping, one process:
   ``X`` standardized, ``ESMM(...)`` and ``Trainer(...).fit``, all timed.
 
 Both are seeded alike (the wrapper's seed drawn from ``random_state`` as it does), so they run
-the same steps on the same batches (the test ``tests/test_deep_esmm_wrapper.py`` checks their
+the same steps on the same batches (the test ``tests/deep/test_deep_esmm_wrapper.py`` checks their
 predictions agree). Times are CPU seconds of the process (``time.process_time``; one
 BLAS/intra-op thread) divided by the epochs; the two alternate within each of ``--repeats``
 repeats (the order flips every repeat), and the table gives the medians and the median of

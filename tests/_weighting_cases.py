@@ -1,6 +1,6 @@
 """Cases, the public training path and exact references of the weighting bank.
 
-``tests/test_weighting_bank.py`` holds the entries (the promises of each registered method);
+``tests/deep/test_weighting_bank.py`` holds the entries (the promises of each registered method);
 this module holds what they share: the seeded Jacobians of the bank (rows are task gradients),
 the driver of a weighting through its public training path (``setup`` then ``backward`` on
 losses :math:`L_t = g_t \\cdot \\theta + \\ell_t`, so that the per-task gradients are exactly
@@ -275,7 +275,7 @@ class Entry:
     qp_compare: Literal["direction", "maxmin"] = "direction"
     returns_fresh: bool = True
     notes: str = ""
-    #: what the weights of a training sum to: a law of tests/test_deep_weight_sums.py
+    #: what the weights of a training sum to: a law of tests/deep/test_deep_weight_sums.py
     sums: str | None = None
 
     def build(self, key: str, T: int):

@@ -25,8 +25,15 @@ import pytest
 # The suite runs every fit on the compiled kernels: a worker's first fits would otherwise run
 # the NumPy twins until their rent is spent, and two fits of one test (or a fit and its
 # reference in a worker process) could take different paths and differ by rounding.
-# tests/test_first_call.py tests the twins themselves (``use_twins``, fresh processes).
+# tests/solvers/test_first_call.py tests the twins themselves (``use_twins``, fresh processes).
 os.environ.setdefault("REGMTL_KERNELS", "numba")
+
+# ------------------------------------------------------------------ where things are
+#: The folder of the tests (its subfolders mirror ``src/regmtl``), the checkout above it, and
+#: the shipped fixtures (old files, rounding cases) in ``tests/data``.
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FIXTURES = TESTS / "data"
 
 # ------------------------------------------------------------------ the benchmark data
 #: Where the tests read the data sets that do not ship: ``REGMTL_DATA``, as the loaders do

@@ -383,3 +383,15 @@ def test_no_class_is_longer_than_the_limit():
                 if n > MAX_CLASS_LINES:
                     long.append(f"{path.relative_to(SRC)}:{node.name} ({n} lines)")
     assert long == []
+
+
+def test_the_tests_mirror_the_packages():
+    """``tests/`` has a folder per package of ``src/regmtl`` it tests (its modules' tests at
+    the top), and no test module is named after when it was written."""
+    tests = Path(__file__).resolve().parent
+    folders = {p.name for p in tests.iterdir() if p.is_dir()} - {"data", "__pycache__"}
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= packages, folders - packages
+    dated = [p.name for p in tests.rglob("test_*.py")
+             if re.search(r"round\d|_new_|issue\d|session|_v\d", p.name)]
+    assert dated == []

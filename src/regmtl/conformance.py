@@ -50,7 +50,7 @@ SHAPES: dict[str, str] = {
 ALPHA = 0.05
 TOL = 1e-8
 #: The Huber cells' delta: fixed, so that the independent optimum is of a known loss
-#: (``Huber()`` reads its delta from the data; tests/test_huber_scale.py checks that).
+#: (``Huber()`` reads its delta from the data; tests/datafits/test_huber_scale.py checks that).
 HUBER_DELTA = 1.35
 _T = 3
 _LONG, _WIDE, _SHARED = (30, 45, 60), (6, 7, 8), 40

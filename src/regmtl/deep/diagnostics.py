@@ -61,7 +61,7 @@ at a poor level is at its best at every epoch. So the trainer's rule
 
 Measured on two regressions sharing a trunk (600 rows, 400 trained on, ``hidden=(32, 16)``,
 40 epochs at ``lr=3e-3``, ``standardize=False, normalize_losses=False``; seeds 0 to 4,
-``tests/test_deep_dominance_reference.py``), one target's loss about 1,000 times the
+``tests/deep/test_deep_dominance_reference.py``), one target's loss about 1,000 times the
 other's: the large task writes 99.3 to 99.5 % of the trunk's gradient, the small one 0.55 to
 0.77 %; the small task's :math:`R^2` ends at 0.27 to 0.54, 0.04 at most below its best of
 the run (so that best alone says nothing; alone for 40 epochs it reaches 0.95 to 0.97),

@@ -455,7 +455,7 @@ def _add_task(net: MultiTaskNet, spec: TaskSpec) -> list[nn.Parameter]:
     gates (weights and biases averaged over the tasks): the new task begins with the mixture
     of experts the tasks share and learns its deviation from its few samples. A random gate
     weighs the experts arbitrarily and costs the transfer (test MSE over that of a fresh net,
-    mean over the 12 problems of tests/test_deep_transfer.py: 0.61 with the average, 0.69
+    mean over the 12 problems of tests/deep/test_deep_transfer.py: 0.61 with the average, 0.69
     with a random gate).
     """
     if spec.name in net.task_names:

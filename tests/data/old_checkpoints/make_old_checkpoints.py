@@ -9,7 +9,7 @@ Run once with the release before the batched heads (commit b6a744b) first on the
 Each net gets seeded random weights (and non-identity target maps, and batch-norm statistics
 from a few batches in training mode); ``outputs.npz`` holds the input ``x`` and every net's
 outputs in evaluation mode (``<net>.<task>``), and the estimator's predictions
-(``estimator.<k>``), for tests/test_deep_checkpoint_compat.py.
+(``estimator.<k>``), for tests/deep/test_deep_checkpoint_compat.py.
 """
 
 from __future__ import annotations

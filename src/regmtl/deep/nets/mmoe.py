@@ -76,7 +76,7 @@ class MMoE(MultiTaskNet):
     torch-rechub's ``Linear`` gates, and this library's nets before the option): with
     standardized inputs, whose mean is 0, a gate without a bias has logits that average 0
     over the data, so a task cannot prefer an expert everywhere; the bias learns that prior
-    (a new task's head on a conv trunk, tests/test_deep_transfer.py, seeds 0-4: test
+    (a new task's head on a conv trunk, tests/deep/test_deep_transfer.py, seeds 0-4: test
     :math:`R^2` 0.95 to 0.98 with the bias, 0.75 to 0.99 without). The experts and towers
     are MLPs of the chosen widths and activation (the paper's
     experiments use ReLU MLPs); dropout and batch normalization are options of this

@@ -11,16 +11,16 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl import _jit
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(REPO / "src")
 HEAVY = ("numba", "torch", "dask", "cvxpy", "matplotlib.pyplot")
 
 

@@ -32,7 +32,7 @@ promises, read from its docstring:
   (``qp_compare="direction"`` compares d; ``"maxmin"`` compares min_t g_t . d, for problems
   whose optimal d need not be unique); None otherwise;
 - ``returns_fresh``: always True (the returned weights share no memory with the state);
-- ``sums``: what the weights of a training sum to, a law of ``tests/test_deep_weight_sums.py``
+- ``sums``: what the weights of a training sum to, a law of ``tests/deep/test_deep_weight_sums.py``
   (None: finite weights only).
 
 A variant of a method with other options is an extra entry keyed ``"name:variant"``.
@@ -62,7 +62,7 @@ from regmtl.deep.weighting import WEIGHTINGS  # noqa: E402
 def test_every_registered_weighting_has_an_entry():
     missing = sorted(set(WEIGHTINGS) - set(ENTRIES))
     assert not missing, (f"registered weighting(s) {missing} have no entry in ENTRIES of "
-                         "tests/test_weighting_bank.py: add one stating their promises.")
+                         "tests/deep/test_weighting_bank.py: add one stating their promises.")
     unknown = sorted({k.split(":")[0] for k in ENTRIES} - set(WEIGHTINGS))
     assert not unknown, f"entries {unknown} name no registered weighting"
     assert all(e.returns_fresh is True for e in ENTRIES.values())

@@ -23,16 +23,14 @@ columns (regmtl.solvers.methods.low_rank_subspace, the table's "subspace" row).
 
 from __future__ import annotations
 
-import os
 import tracemalloc
 import warnings
-from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import CLARABEL_OPTIONS, make_lists
+from conftest import CLARABEL_OPTIONS, DATA_HOME, make_lists
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
@@ -40,8 +38,7 @@ from regmtl.datafits import make_loss
 from regmtl.solvers import reference
 from regmtl.solvers.policy import choose_row
 
-DATA = Path(os.environ.get("REGMTL_DATA", Path(__file__).resolve().parents[2] / "shared"
-                           / "data"))
+DATA = DATA_HOME
 
 
 def _wide_logistic(seed=3, p=40, sizes=(20, 26, 30, 24, 18)):

@@ -19,10 +19,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import REPO  # noqa: E402
+
 from regmtl.deep import HardSharing, MultiTaskNet, Weighting  # noqa: E402
 from regmtl.deep.nets import ARCHITECTURES, NETS  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "regmtl"
+SRC = REPO / "src" / "regmtl"
 DEEP = SRC / "deep"
 
 

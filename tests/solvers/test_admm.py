@@ -160,7 +160,7 @@ def test_requirements_name_what_is_missing():
     data = rm.as_task_data(Xs, ys)
     ref = reference(data, rm.Quadratic(), True)
     W0 = np.zeros((30, 4))
-    # a penalty of parts summing to W runs ADMM over the parts (tests/test_parts_admm.py)
+    # a penalty of parts summing to W runs ADMM over the parts (tests/solvers/test_parts_admm.py)
     res = admm(data, rm.Quadratic(), rm.SparseLowRank(), 0.1, W0, ref.b0, ref=ref)
     assert res.converged and res.V.shape == (2, 30, 4)
     yc = [np.where(y > np.median(y), 1.0, -1.0) for y in ys]

@@ -25,7 +25,7 @@ def test_recommender_ids_come_close_to_dense_and_unseen_users_get_the_bucket():
     ids = table.xs("ids", level="inputs")
     # quick run, on ids: click 0.703 to 0.715, purchase 0.748 to 0.763, CTCVR 0.795 to 0.804,
     # CVR (all) 0.720 to 0.737 (the true probabilities: click 0.787); ids minus dense -0.034
-    # to -0.007 (the same setting as tests/test_deep_recommender_ids.py, seeds 0-4 there:
+    # to -0.007 (the same setting as tests/deep/test_deep_recommender_ids.py, seeds 0-4 there:
     # at worst -0.036). The full-size run is within 0.011 on every task.
     assert np.all(ids["click AUC"] > 0.695), ids
     assert np.all(ids["purchase AUC"] > 0.73), ids

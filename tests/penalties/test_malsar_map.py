@@ -8,14 +8,14 @@ better than fits at alpha halved and doubled: a mapping off by MALSAR's missing 
 The map's rows must state the mappings checked here.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 import regmtl as rm
 
-MAP = Path(__file__).resolve().parents[1] / "docs" / "user_guide" / "coming_from.rst"
+MAP = REPO / "docs" / "user_guide" / "coming_from.rst"
 
 RNG = np.random.default_rng(1)
 T, P = 4, 6

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 import regmtl as rm
 from regmtl.blocks import TaskBlocks
@@ -25,7 +26,7 @@ from regmtl.solvers.policy import (
     penalty_solver,
 )
 
-SOLVERS_DIR = Path(__file__).resolve().parents[1] / "src" / "regmtl" / "solvers"
+SOLVERS_DIR = REPO / "src" / "regmtl" / "solvers"
 
 #: the folders of ``regmtl.solvers`` by role: the solvers on rows in memory (``methods``), the
 #: parts they are made of, the certificates, the solvers on task blocks held by workers, the

@@ -20,6 +20,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import FIXTURES  # noqa: E402
+
 from regmtl.deep import (  # noqa: E402
     DWA,
     FAMO,
@@ -251,11 +253,10 @@ def test_gradnorm_options_of_earlier_releases_load(tmp_path):
     with Algorithm 1's order; a saved ``order`` comes back."""
     import json
     import shutil
-    from pathlib import Path
 
     from regmtl.deep.saving import load_estimator
 
-    old = Path(__file__).parent / "data" / "old_checkpoints" / "estimator_mmoe"
+    old = FIXTURES / "old_checkpoints" / "estimator_mmoe"
     folder = tmp_path / "old"
     shutil.copytree(old, folder)
     config = json.loads((folder / "config.json").read_text())

@@ -12,14 +12,13 @@ import copy
 import json
 import shutil
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import refused  # noqa: E402
+from conftest import FIXTURES, refused  # noqa: E402
 
 import regmtl  # noqa: E402
 from regmtl.deep import (  # noqa: E402
@@ -36,7 +35,7 @@ from regmtl.deep import checkpoint as ck  # noqa: E402
 from regmtl.deep.heads import TaskGates, TaskHeads  # noqa: E402
 from regmtl.deep.saving import load_estimator  # noqa: E402
 
-OLD = Path(__file__).parent / "data" / "old_checkpoints"
+OLD = FIXTURES / "old_checkpoints"
 NETS = {"hard_head_hidden": "HardSharing", "hard_batch_norm": "HardSharing", "mmoe": "MMoE",
         "mmoe_batch_norm": "MMoE", "cgc": "CGC", "ple": "PLE", "esmm": "ESMM"}
 TASKS = [TaskSpec("a"), TaskSpec("b", kind="binary"), TaskSpec("c", kind="multiclass",

@@ -176,7 +176,7 @@ def test_coupled_exact_df_matches_the_definition(fit_intercept):
 
 def test_separable_df_is_batched_and_exact():
     """L2 / ElasticNet over the active set: the batched solve equals the per-task definition
-    (L21's row curvature: tests/test_degrees_of_freedom.py)."""
+    (L21's row curvature: tests/selection/test_degrees_of_freedom.py)."""
     Xs, ys, data = _problem(7, 5, seed=3)
     for pen in (rm.L2(), rm.ElasticNet(0.5)):
         m = rm.MultiTaskRegressor(pen, alpha=0.05).fit(Xs, ys)

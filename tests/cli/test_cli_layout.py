@@ -14,11 +14,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import regmtl.cli
 from regmtl.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 CLI = ROOT / "src" / "regmtl" / "cli"
 MAX_LINES = 450
 MODULES = sorted(CLI.glob("*.py"))

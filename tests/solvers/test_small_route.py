@@ -20,10 +20,10 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
@@ -38,12 +38,13 @@ from regmtl.solvers.parts import _kernels as K
 from regmtl.solvers.parts import quadratic, small
 from regmtl.solvers.policy import choose_row, choose_solver
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(REPO / "src")
 
 FITS = """
 import json, sys
 import numpy as np
 import regmtl as rm
+from conftest import REPO
 rng = np.random.default_rng(0)
 n, p, T = 200, 30, 5
 X = rng.standard_normal((n, p)); task = rng.integers(0, T, n)
