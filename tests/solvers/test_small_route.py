@@ -44,7 +44,6 @@ FITS = """
 import json, sys
 import numpy as np
 import regmtl as rm
-from conftest import REPO
 rng = np.random.default_rng(0)
 n, p, T = 200, 30, 5
 X = rng.standard_normal((n, p)); task = rng.integers(0, T, n)
