@@ -34,10 +34,12 @@ class MemorySource:
         self.bounds = sorted(set(cuts) | {0, self.n_tasks})
         self.passes = 0
 
-    def chunks(self, *, task_weight="equal", target=None):
+    def chunks(self, *, task_weight="equal", target=None, start=0):
         self.passes += 1
         omega = task_weights(task_weight, self.task_rows.astype(np.float64))
         for lo, hi in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+            if hi <= start:  # (the runs before the one that holds task ``start``)
+                continue
             a, b = self.indptr[lo], self.indptr[hi]
             ip = self.indptr[lo:hi + 1] - a
             n = np.diff(ip)

@@ -1,8 +1,10 @@
 r"""The out-of-core fit of the squared loss: a source read chunk by chunk, certified on its rows.
 
 A *task source* (``regmtl.parquet.ParquetTasks``, or any object with its ``n_tasks``,
-``n_features``, ``task_rows`` and ``chunks(task_weight=...)``) yields consecutive runs of whole
-tasks as in-memory :class:`~regmtl.TaskData` blocks, one at a time. The fit makes three kinds of
+``n_features``, ``task_rows`` and ``chunks(task_weight=..., start=...)``) yields consecutive
+runs of whole tasks as in-memory :class:`~regmtl.TaskData` blocks, one at a time, from the
+chunk that holds task ``start`` (the fit resumed from a checkpoint begins where its kept
+statistics pass stopped; the pass skips any chunk it already holds). The fit makes three kinds of
 passes:
 
 1. the statistics, once per source, task weighting and ``fit_intercept`` (kept with the
@@ -20,7 +22,6 @@ passes:
 
 from __future__ import annotations
 
-import inspect
 import warnings
 import weakref
 from typing import Any
@@ -91,9 +92,7 @@ def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
     written and kept, resumed where it stopped (``streamed_quadratic``'s ``keep``)."""
     if keep is not None:
         done = kept_tasks(keep, int(source.n_features), gram_dtype)
-        start = {"start": done} if "start" in inspect.signature(source.chunks).parameters \
-            else {}
-        return streamed_quadratic(source.chunks(task_weight=task_weight, **start),
+        return streamed_quadratic(source.chunks(task_weight=task_weight, start=done),
                                   int(source.n_tasks), int(source.n_features),
                                   bool(fit_intercept), None, gram_dtype, keep=keep)
     key = (_weight_key(task_weight), bool(fit_intercept), np.dtype(gram_dtype).str)
