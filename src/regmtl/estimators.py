@@ -34,7 +34,7 @@ from .classes import (
 from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
-from .feature_terms import check_fitted, feature_terms, solve_reduced
+from .feature_terms import check_fitted, solve_reduced, terms_of
 from .fitted import fit_attributes, publish
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
@@ -414,20 +414,15 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
     def _feature_terms(self, data: TaskData, penalty: Penalty):
         """The checked ``regmtl.feature_terms`` of this fit, or None where they change
         nothing (then the fit is the plain one, bit for bit)."""
-        return feature_terms(self.penalty_factor, self.exclude, self.lower_bounds,
-                             self.upper_bounds, self.rescale_factors, self.standardize,
-                             data.n_features, data.n_tasks,
-                             getattr(self, "feature_names_in_", None), penalty)
+        return terms_of(self, data.n_features, data.n_tasks, penalty)
 
     def _checked_terms(self, n_tasks: int, n_features: int) -> None:
         """The checks a fit makes of the per-feature terms, at the saved numbers of tasks and
         features, and that the fitted coefficients keep them (a model read from a file:
         ``regmtl.persistence.check_loaded``)."""
         penalty = make_penalty(self.penalty)
-        terms = feature_terms(self.penalty_factor, self.exclude, self.lower_bounds,
-                              self.upper_bounds, self.rescale_factors, self.standardize,
-                              n_features, n_tasks, getattr(self, "feature_names_in_", None),
-                              penalty if np.ndim(self.penalty_factor) == 2 else None)
+        terms = terms_of(self, n_features, n_tasks,
+                         penalty if np.ndim(self.penalty_factor) == 2 else None)
         if terms is not None and hasattr(self, "coef_"):
             check_fitted(terms, np.atleast_2d(self.coef_).T)  # (a view: no copy of coef_)
 

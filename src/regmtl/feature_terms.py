@@ -55,7 +55,7 @@ from .penalties import Penalty
 from .penalties.factored import PartlyPenalized, box_kind, box_refusal
 
 __all__ = ["FeatureTerms", "Reduced", "ReducedFit", "by_position", "check_fitted", "feature_terms",
-           "reduce_problem", "solve_reduced"]
+           "reduce_problem", "solve_reduced", "terms_of"]
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,20 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
     if not standardize and lower is None and upper is None and np.all(factor == 1.0):
         return None
     return FeatureTerms(factor, lower, upper, bool(standardize))
+
+
+def terms_of(model: Any, n_features: int, n_tasks: int, penalty: Penalty | None = None, *,
+             rescale: bool | None = None) -> FeatureTerms | None:
+    """:func:`feature_terms` of an estimator's six per-feature parameters (``penalty_factor``,
+    ``exclude``, ``lower_bounds``, ``upper_bounds``, ``rescale_factors``, ``standardize``,
+    each absent one at its default) and its ``feature_names_in_``; ``rescale`` in place of
+    its ``rescale_factors`` where given."""
+    if rescale is None:
+        rescale = getattr(model, "rescale_factors", True)
+    return feature_terms(*(getattr(model, name, None) for name in (
+        "penalty_factor", "exclude", "lower_bounds", "upper_bounds")), rescale,
+        getattr(model, "standardize", False), n_features, n_tasks,
+        getattr(model, "feature_names_in_", None), penalty)
 
 
 def check_fitted(terms: FeatureTerms | None, W: np.ndarray) -> None:

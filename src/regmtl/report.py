@@ -164,7 +164,7 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
     factors 1 to 2 on 2 penalized features
     coefficients in [0, inf]
     """
-    from .feature_terms import feature_terms
+    from .feature_terms import terms_of
 
     p = int(getattr(model, "n_features_in_", 0))
     T = int(getattr(model, "n_tasks_", 1))
@@ -174,8 +174,7 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
     shown = known if feature_names is None else feature_names
     names = [str(n) for n in shown] if shown is not None and len(shown) == p else \
         [f"x{j}" for j in range(p)]
-    args = (model.penalty_factor, model.exclude, model.lower_bounds, model.upper_bounds)
-    terms = feature_terms(*args, model.rescale_factors, model.standardize, p, T, known)
+    terms = terms_of(model, p, T)
     if terms is None:
         return None
     F = terms.factor if terms.factor.ndim == 2 else terms.factor[:, None]
@@ -195,7 +194,7 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
         n_pen = int(pen.any(axis=1).sum())
         span = (f"factor {weighted.min():.3g}" if weighted.min() == weighted.max()
                 else f"factors {weighted.min():.3g} to {weighted.max():.3g}")
-        given = feature_terms(*args, False, model.standardize, p, T, known)
+        given = terms_of(model, p, T, rescale=False)
         rescaled = given is not None and not np.array_equal(given.factor, terms.factor)
         parts.append(f"{span} on {_count(n_pen, 'penalized feature')}"
                      f"{' per task' if terms.factor.ndim == 2 else ''}"

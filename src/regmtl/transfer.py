@@ -204,13 +204,9 @@ def _factor_units(est: Any, p: int) -> np.ndarray:
     excluded, its weights 0). A model whose terms a new task cannot inherit is refused by
     name: unpenalized features (no prior to borrow), bounds (the new task's fit takes none),
     factors per task, or ``standardize=True`` (the training rows' deviations are not kept)."""
-    from .feature_terms import feature_terms
+    from .feature_terms import terms_of
 
-    terms = feature_terms(getattr(est, "penalty_factor", None), getattr(est, "exclude", None),
-                          getattr(est, "lower_bounds", None), getattr(est, "upper_bounds", None),
-                          getattr(est, "rescale_factors", True),
-                          getattr(est, "standardize", False), p, int(est.n_tasks_),
-                          getattr(est, "feature_names_in_", None))
+    terms = terms_of(est, p, int(est.n_tasks_))
     if terms is None:
         return np.ones(p)
     why = ("unpenalized features (factor 0): a new task has no prior to borrow for them"
