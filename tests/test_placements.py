@@ -142,7 +142,8 @@ def test_the_rows_of_a_fit_are_read_once_through_the_public_seam(rows):
     reg = rm.MultiTaskRegressor("l21", alpha=0.05, loss=rm.Huber())
     data, layout, loss = reg.fit_rows(X, y, task=task)
     assert layout is None and data.n_obs == len(y) and reg.n_features_in_ == P
-    assert loss.delta == reg.fit(X, y, task=task).loss_.delta  # (read from the rows)
+    assert rm.Huber().delta is None and loss.delta > 0  # (read from the rows)
+    assert loss.delta == reg.fit(X, y, task=task).loss_.delta
     clf = rm.MultiTaskClassifier("l21", alpha=0.05)
     data, layout, _ = clf.fit_rows(X[:90], np.arange(90) % 3)
     assert layout is not None and layout.n_tasks == 3 and list(clf.classes_) == [0, 1, 2]

@@ -66,16 +66,13 @@ class RowOutput:
 
     ``block(data, f)`` gives the rows' values from their scores ``f = x . w_t + b_t`` (in
     memory and on a chunk of a source); ``lazy(f, codes)`` the same on a Dask partition, from
-    the scores and the rows' task positions (None: the scores as they are; ``refusal``: the
-    output is not computed on Dask, and why). ``form(data, values)`` puts the values of rows
-    in memory in the form of ``X`` (``data.to_form`` by default); ``offset``: whether the
-    output takes an offset (the regressor's ``predict``)."""
+    the scores and the rows' task positions (None: the scores as they are).
+    ``form(data, values)`` puts the values of rows in memory in the form of ``X``
+    (``data.to_form`` by default)."""
 
     block: Block
     lazy: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    refusal: str | None = None
     form: Callable[[TaskData, np.ndarray], Any] | None = None
-    offset: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,8 +227,6 @@ class DaskBlocks(Placement):
             raise ValueError("offset: Dask input is predicted without offsets; add them to "
                              "the linear predictor of the rows (decision_function of a "
                              "model fitted in memory), or compute the rows first.")
-        if out.refusal is not None:
-            raise ValueError(out.refusal)
         return predict_scores(X, task, model.coef_matrix_, model._b, model.tasks_,
                               post=out.lazy, blocks=model._blocks)
 
@@ -257,8 +252,8 @@ class ParquetStream(Placement):
 
     name = "out of core"
     rows = "a task source read chunk by chunk"
-    advice = ("read the rows into memory first (ParquetTasks.to_task_data, or pandas), or "
-              "fit and predict them in memory.")
+    advice = ("read its rows into memory (pandas.read_parquet on its files) and pass them "
+              "with task=.")
 
     def holds(self, X: Any, y: Any = None, task: Any = None) -> bool:
         return is_parquet_tasks(X) or is_task_source(X)
