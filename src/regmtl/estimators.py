@@ -34,14 +34,13 @@ from .classes import (
 from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
-from .feature_terms import check_fitted, solve_reduced, terms_of
+from .feature_terms import check_fitted, terms_of
 from .fitted import fit_attributes, publish
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
 from .placements import FitRows, RowOutput, TaskMetric, need_targets, placement_of
 from .problem import (
-    apply_offset,
     check_loss_targets,
     check_task_targets,
     checked_targets,
@@ -49,12 +48,11 @@ from .problem import (
     make_datafit,
     source_blocks,
     task_deviance_explained,
-    task_offsets,
 )
-from .solvers.certificates.zero_stationary import warn_zero_stationary
+from .reductions import Chain, Point, chain_of, fit_chain, task_offsets
 from .solvers.names import SOLVERS
-from .task_alpha import resolve_alpha, solve_task_alphas
-from .taskdata import TaskData, intercept_shift, shift_columns
+from .task_alpha import resolve_alpha
+from .taskdata import TaskData, observed_weights
 
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
@@ -289,18 +287,21 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         base = data if layout is None else layout
         return FitRows(data, layout, fitted_loss(self._datafit(), self._datafit().bind(base)))
 
-    def _fit_problem(self, data: TaskData, offset: Any = None):
-        """The data, datafit and penalty a fit solves (every check of the input that does
-        not need the solver): the targets encoded and checked, the offset folded in (its
-        fold returned last, None without one)."""
+    def _fit_problem(self, data: TaskData, offset: Any = None
+                     ) -> tuple[Chain, float, np.ndarray | None]:
+        """The chain a fit solves (``regmtl.reductions``), with its ``alpha`` and one alpha
+        per task (or None): every check of the input that does not need the solver, the
+        targets encoded and checked."""
         data = self._prepare_targets(data) or data
         datafit = self._datafit().bind(data)
         if data.rows_local or datafit.kind != "mixed":  # (a loss per task: checked on the
             check_loss_targets(data, datafit)                # blocks as they were encoded)
-        folded = None
-        if offset is not None:  # (the objective_ reported is the one with the offset)
-            folded = apply_offset(data, datafit, offset, self.fit_intercept)
-        return data, datafit, class_penalty(make_penalty(self.penalty), data), folded
+        penalty = class_penalty(make_penalty(self.penalty), data)
+        alpha, alphas = self._alphas(data, penalty)
+        chain = chain_of(data, datafit, penalty, self.fit_intercept, offset=offset,
+                         terms=self._feature_terms(data, penalty), alpha=alpha,
+                         live=alphas is None)
+        return chain, alpha, alphas
 
     def _alphas(self, data: TaskData, penalty: Penalty) -> tuple[float, np.ndarray | None]:
         """``(alpha, alphas)`` of :func:`~regmtl.task_alpha.resolve_alpha` (one alpha per task
@@ -322,94 +323,38 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         try:
             self._validate_params()
             data = self._data(X, y, task, sample_weight, fitting=True)
-            data, datafit, penalty, _ = self._fit_problem(data, offset)
-            alpha, _ = self._alphas(data, penalty)
-            choose_row(data, datafit, penalty, alpha, solver=self.solver, tol=self.tol)
+            chain, alpha, _ = self._fit_problem(data, offset)
+            bottom = chain.problem
+            choose_row(bottom.data, bottom.datafit, bottom.penalty, alpha, solver=self.solver,
+                       tol=self.tol)
         except ValueError as exc:
             return str(exc)
         return ""
 
     def _fit_data(self, data: TaskData, offset: Any = None):
-        """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask)."""
-        data, datafit, penalty, folded = self._fit_problem(data, offset)
-        loss = fitted_loss(self._datafit(), datafit)
-        terms = self._feature_terms(data, penalty)
-        if terms is not None:  # factors, bounds or standardization: the reduced problem
-            return self._fit_reduced(data, datafit, penalty, folded, terms, loss)
-        if self.fit_intercept:  # columns far from zero: fit on them shifted, exactly
-            data = shift_columns(data)
-        W0, b0, V0 = self._warm_start_point(data, penalty)
-        if W0 is not None:
-            b0 = b0 + intercept_shift(data, W0)
-            if folded is not None:
-                b0 = b0 + folded.shift
-        alpha, alphas = self._alphas(data, penalty)
+        """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask): its
+        chain solved (:func:`~regmtl.reductions.fit_chain`), the attributes published."""
+        chain, alpha, alphas = self._fit_problem(data, offset)
+        source = chain.source
+        start = self._warm_start_point(source.data, source.penalty)
         # a warm start at the alpha and penalty of the last fit is a continuation: a start that
         # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
         # its start's certificate so that neighbouring points do not tie
-        problem = (repr(penalty), repr(datafit),
+        problem = (repr(source.penalty), repr(source.datafit),
                    np.asarray(self.alpha, dtype=np.float64).tolist())
-        same = W0 is not None and getattr(self, "_warm_problem", None) == problem
-        kwargs = dict(solver=self.solver, W0=W0, b0=b0, V0=V0, fit_intercept=self.fit_intercept,
-                      tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
-                      options=self.solver_options, tighten_warm=not same)
-        # (the solver modules load with the first fit)
-        from .solvers.parts.dead_features import live_features, widened
-        from .solvers.solve import on_features, solve_live
-
-        live = None
-        if alphas is None:
-            # the start and the result on the used features: no p x T zeros formed beside
-            # coef_ and the structure, which are written from them
-            live = live_features(data)
-            if live is not None:
-                kwargs["W0"], kwargs["V0"] = on_features(W0, V0, live)
-            res = solve_live(data, datafit, penalty, alpha, **kwargs)
-            if penalty.nonconvex and not np.any(res.W):  # stationary, perhaps not the best
-                warn_zero_stationary(data, datafit, penalty, alpha, self.fit_intercept, 5)
-        else:  # one alpha per task (penalties separable over tasks)
-            res = solve_task_alphas(data, datafit, penalty, alphas, **kwargs)
+        same = start is not None and getattr(self, "_warm_problem", None) == problem
+        fit = fit_chain(chain, alpha, alphas, start, dict(
+            solver=self.solver, tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
+            options=self.solver_options, tighten_warm=not same))
         self._warm_problem = problem
-        single = data.form == "single" and data.class_blocks is None
-        if live is None:
-            coef = res.W[:, 0].copy() if single else np.ascontiguousarray(res.W.T)
-        elif single:
-            coef = np.zeros(live.size)
-            coef[live] = res.W[:, 0]
-        else:
-            coef = np.zeros((data.n_tasks, live.size))
-            coef[:, live] = res.W.T
-        # W on all features, where a shift or the residuals need it (for most fits on
-        # a bag of words neither: the rows of the dead features are never formed)
-        whole = None
-        if live is None:
-            whole = res.W
-        elif getattr(data, "x_shift", None) is not None or datafit.quadratic:
-            whole = widened(res.W, live)
-        b = res.b if self.fit_intercept else np.zeros(data.n_tasks)
-        b_input = b - (intercept_shift(data, whole) if whole is not None else 0.0)
-        if folded is not None:
-            b_input = b_input - folded.shift
-        n_iter, cert = res.n_iter, res.certificate
-        variance = self._residual_variance(data, whole, b) if datafit.quadratic else None
-        # (coef holds W: not kept beside the structure formed from V)
-        if live is None:
-            whole = res.W = None
-            structure = penalty.structure(res.V, alpha)
-        elif res.V is res.W:  # (the penalty's variable is W: read on all features, from
-            res = None  # coef where not formed yet: its rows on the live ones let go first)
-            if whole is None:
-                whole = np.array(coef[:, None] if single else coef.T, order="C")
-            structure = penalty.structure(whole, alpha)
-        else:
-            whole = None
-            structure = penalty.structure_on(res.V, alpha, live)
-        res = whole = None
+        single = source.data.form == "single" and source.data.class_blocks is None
         return publish(self, fit_attributes(
-            loss=loss, tasks=data.tasks, form=data.form, coef=coef, intercept=b_input,
-            single=single, n_iter=n_iter, certificate=cert,
-            task_sizes=data.effective_sizes(), structure=structure,
-            constant=0.0 if folded is None else folded.constant, variance=variance))
+            loss=fitted_loss(self._datafit(), source.datafit), tasks=source.data.tasks,
+            form=source.data.form, coef=fit.W[:, 0].copy() if single else
+            np.ascontiguousarray(fit.W.T), intercept=fit.b, single=single,
+            n_iter=fit.result.n_iter, certificate=fit.result.certificate,
+            task_sizes=source.data.effective_sizes(), structure=fit.structure,
+            constant=fit.constant, variance=fit.variance))
 
     def _feature_terms(self, data: TaskData, penalty: Penalty):
         """The checked ``regmtl.feature_terms`` of this fit, or None where they change
@@ -426,53 +371,20 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         if terms is not None and hasattr(self, "coef_"):
             check_fitted(terms, np.atleast_2d(self.coef_).T)  # (a view: no copy of coef_)
 
-    def _fit_reduced(self, data: TaskData, datafit: Datafit, penalty: Penalty, folded: Any,
-                     terms: Any, loss: Datafit):
-        """Fit through :func:`~regmtl.feature_terms.solve_reduced` (columns excluded,
-        rescaled, unpenalized ones projected out or left free, the box in the prox), the
-        solution read back in the input's units."""
-        alpha, alphas = self._alphas(data, penalty)
-        W0 = b0 = None
-        if self.warm_start and hasattr(self, "coef_") and \
-                self.coef_matrix_.shape == (data.n_features, data.n_tasks):
-            W0, b0 = self.coef_matrix_, self._b + (0.0 if folded is None else folded.shift)
-        fit = solve_reduced(terms, data, datafit, penalty, alpha, alphas, W0, b0,
-                            dict(solver=self.solver, fit_intercept=self.fit_intercept,
-                                 tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
-                                 options=self.solver_options))
-        single = data.form == "single" and data.class_blocks is None
-        return publish(self, fit_attributes(
-            loss=loss, tasks=data.tasks, form=data.form,
-            coef=fit.W[:, 0].copy() if single else np.ascontiguousarray(fit.W.T),
-            intercept=fit.b - (0.0 if folded is None else folded.shift), single=single,
-            n_iter=fit.result.n_iter, certificate=fit.result.certificate,
-            task_sizes=data.effective_sizes(), structure=fit.structure,
-            constant=0.0 if folded is None else folded.constant,
-            variance=self._residual_variance(data, fit.W, fit.b) if datafit.quadratic
-            else None))
-
-    @staticmethod
-    def _residual_variance(data: TaskData, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Per-task weighted mean squared training residual."""
-        r2 = (data.y - data.linear(W, b)) ** 2
-        w = _row_weights(data) if data.rows_local else 1.0
-        total = np.asarray(data.task_sums(w * np.ones_like(r2)))
-        return np.asarray(data.task_sums(w * r2)) / np.where(total > 0, total, 1.0)
-
     def _prepare_targets(self, data: TaskData) -> TaskData | None:
         """Hook: the classifier encodes labels (and may return the problem to fit instead,
         its classes' layout for the multinomial loss)."""
 
-    def _warm_start_point(self, data: TaskData, penalty: Penalty):
-        """(W0, b0, V0) from the previous fit when warm starting on a problem of that shape."""
+    def _warm_start_point(self, data: TaskData, penalty: Penalty) -> Point | None:
+        """The previous fit's point (W, b, V) when warm starting on a problem of that shape."""
         if not (self.warm_start and hasattr(self, "coef_")):
-            return None, None, None
+            return None
         W = self.coef_matrix_
         if W.shape != (data.n_features, data.n_tasks):
-            return None, None, None
+            return None
         V = penalty.variable({k: getattr(self, k) for k in penalty.structure_attrs
                               if hasattr(self, k)})
-        return W, np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64)), V
+        return Point(W, np.atleast_1d(np.asarray(self.intercept_, dtype=np.float64)), V)
 
     # ------------------------------------------------------------------ fitted structure
     @property
@@ -847,11 +759,11 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         of its rows."""
         datafit = self._fitted_loss()
         if not datafit.quadratic:
-            w = _row_weights(data)
+            w = observed_weights(data)
             # the targets checked as a fit checks them (a binary task's labels: unchecked)
             check_task_targets(data, datafit, np.where(w > 0, data.y, 1.0))
             return task_deviance_explained(data, datafit, f, w, getattr(self, "classes_", None))
-        w = _row_weights(data)
+        w = observed_weights(data)
         total = data.task_sums(w)
         mean = data.task_sums(w * data.y) / np.where(total > 0, total, 1.0)
         ss_res = data.task_sums(w * (data.y - f) ** 2)
@@ -1233,7 +1145,7 @@ def _unpenalized(alpha: Any) -> bool:
 
 def _accuracies(data: TaskData, pred: np.ndarray) -> np.ndarray:
     """Each task's weighted share of rows whose predicted label ``pred`` is the true one."""
-    w = _row_weights(data)
+    w = observed_weights(data)
     if data.raw_y.dtype != object and pred.dtype != object:
         hit = np.asarray(data.raw_y == pred)
     else:  # labels of several types: compare as Python objects
@@ -1350,9 +1262,3 @@ class _BinaryOutputs:
         return self.post(f)
 
 
-def _row_weights(data: TaskData) -> np.ndarray:
-    """Sample weight of every flat observation, 0 where the label is missing."""
-    w = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight.copy()
-    if data.observed is not None:
-        w[~data.observed] = 0.0
-    return w

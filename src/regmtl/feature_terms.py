@@ -54,8 +54,8 @@ import scipy.sparse as sp
 from .penalties import Penalty
 from .penalties.factored import PartlyPenalized, box_kind, box_refusal
 
-__all__ = ["FeatureTerms", "Reduced", "ReducedFit", "by_position", "check_fitted", "feature_terms",
-           "reduce_problem", "solve_reduced", "terms_of"]
+__all__ = ["FeatureTerms", "Reduced", "box_holds_zero", "by_position", "check_fitted",
+           "feature_terms", "grid_reference", "reduce_problem", "terms_of"]
 
 
 @dataclass(frozen=True)
@@ -572,63 +572,3 @@ def box_holds_zero(red: Reduced) -> bool:
         return True
     return (pen.lower is None or bool(np.all(np.asarray(pen.lower) <= 0))) and \
         (pen.upper is None or bool(np.all(np.asarray(pen.upper) >= 0)))
-
-
-@dataclass
-class ReducedFit:
-    """A fit through the reduced problem: ``W`` (p x T) and ``b`` (T,) in the input's units
-    (the offset's centre still in ``b``), the solver's ``result`` (its certificate is the
-    fit's) and the penalty's ``structure`` in the input's units (empty where the penalty
-    was wrapped)."""
-
-    W: np.ndarray
-    b: np.ndarray
-    result: Any
-    structure: dict
-
-
-def solve_reduced(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalty,
-                  alpha: float, alphas: np.ndarray | None, W0: np.ndarray | None,
-                  b0: np.ndarray | None, kwargs: dict) -> ReducedFit:
-    """Solve the problem with per-feature terms: reduced (:func:`reduce_problem`), shifted
-    where intercepts are fitted, solved on its live features (or with one alpha per task),
-    read back. ``W0`` / ``b0``: a warm start in the input's units; ``kwargs``: ``solve``'s
-    (``fit_intercept`` the fit's)."""
-    from .solvers.parts.dead_features import live_features, widened
-    from .solvers.solve import on_features, solve_live
-    from .task_alpha import solve_task_alphas
-    from .taskdata import intercept_shift, shift_columns
-
-    fit_intercept = kwargs.pop("fit_intercept")
-    red = reduce_problem(terms, data, datafit, penalty,
-                         alpha if alphas is None else float(np.max(alphas)), fit_intercept)
-    if alphas is not None and isinstance(red.penalty, PartlyPenalized):
-        raise ValueError(
-            "alpha: one value per task is certified on the plain penalty's dual; with bounds, "
-            "or unpenalized features under a loss other than the squared one, give one alpha "
-            "for all tasks (or fit the tasks apart).")
-    work = shift_columns(red.data) if red.fit_intercept else red.data
-    V0 = red.start(W0)
-    kwargs.update(fit_intercept=red.fit_intercept, W0=V0,
-                  b0=b0 + intercept_shift(work, V0) if red.fit_intercept and
-                  V0 is not None else None)
-    if alphas is None:
-        live = live_features(work)
-        if live is not None:
-            kwargs["W0"], _ = on_features(V0, None, live)
-        res = solve_live(work, datafit, red.penalty, alpha, **kwargs)
-        V = res.V if live is None else widened(res.V, live)
-    else:
-        res = solve_task_alphas(work, datafit, red.penalty, alphas, **kwargs)
-        V = res.V
-    Wr = red.penalty.compose(V)
-    b = res.b if red.fit_intercept else np.zeros(data.n_tasks)
-    W, b = red.coefficients(Wr, b - intercept_shift(work, Wr), data.n_features)
-    structure = {}
-    if red.penalty is penalty:  # the penalty's own structure, in the input's units
-        rows = red.kept.copy()
-        if red.projection is not None:
-            rows[rows] = ~red.free
-        scale = red.scale if red.projection is None else red.scale[~red.free]
-        structure = penalty.structure_on(V / _col(scale), alpha, rows)
-    return ReducedFit(W, b, res, structure)

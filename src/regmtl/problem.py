@@ -7,24 +7,23 @@ the estimators needs to import them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from sklearn.utils import check_array
 
 from .classes import check_classes, class_penalty, expand_classes, task_classes
 from .datafits import LOSSES, Datafit, make_loss
-from .feature_terms import box_holds_zero, feature_terms, grid_reference, reduce_problem
-from .inputs import flat_rows
+from .feature_terms import feature_terms
 from .penalties import Penalty, make_penalty
 from .placements import placement_of
-from .solvers.certificates.certify import fit_intercepts, reference
-from .taskdata import TaskData, shift_columns
+from .reductions import chain_of
+from .solvers.certificates.certify import fit_intercepts
+from .taskdata import TaskData
 
-__all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "apply_offset",
-           "FoldedOffset", "check_loss_targets", "check_task_targets", "checked_targets",
-           "deviance_explained", "encode_targets", "is_built", "offset_centres",
-           "task_deviance_explained", "task_offsets"]
+__all__ = ["LOSSES", "make_datafit", "make_data", "alpha_max", "check_loss_targets",
+           "check_task_targets", "checked_targets", "deviance_explained", "encode_targets",
+           "is_built", "task_deviance_explained"]
 
 def make_datafit(loss: Any) -> Datafit:
     """A datafit from a registered loss name (``regmtl.datafits.LOSSES``), an instance, or a
@@ -144,66 +143,6 @@ def task_deviance_explained(data: TaskData, datafit: Datafit, f: np.ndarray, w: 
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = np.where(null > 0, 1.0 - dev / null, np.where(dev <= 0, 1.0, 0.0))
     return d2
-
-
-class FoldedOffset(NamedTuple):
-    """What folding an offset into a problem left out: ``shift`` (T,), each task's centre
-    of the offsets, taken into its intercept (the fitted intercept minus ``shift`` is the
-    model's); ``constant``, the objective with the offset minus the folded one."""
-
-    shift: np.ndarray
-    constant: float
-
-
-def apply_offset(data: TaskData, datafit: Datafit, offset: Any,
-                 fit_intercept: bool = False) -> FoldedOffset:
-    r"""Fold an ``offset`` of the linear predictor into the targets and row weights of
-    ``data`` (``datafit.with_offset``: the same problem up to a constant), in place.
-
-    With ``fit_intercept`` (and one loss for all tasks) each task's offsets are centred first
-    (:math:`o - m_t`, :math:`m_t` the midpoint of their range): :math:`\ell(y, x w + b + o)
-    = \ell(y, x w + (b + m_t) + (o - m_t))`, so the fit of the centred problem is exact with
-    intercepts :math:`b_t + m_t`, and a constant added to a task's offsets moves only its
-    intercept (``e^o`` stays within float64 whatever the offsets' level)."""
-    if not data.rows_local:
-        raise ValueError("offset= is taken by fits in memory; on Dask input add the offset "
-                         "to the targets' model yourself (e.g. a rate with sample weights).")
-    if not datafit.takes_offset():  # (said before the offset's form is read: the classes'
-        datafit.with_offset(data.y, data.c, data.y)  # layout has a segment per class) raises
-    o = task_offsets(data, datafit, offset)
-    shift = np.zeros(data.n_tasks)
-    if fit_intercept and datafit.kind != "mixed" and o.size:
-        shift = offset_centres(data, o)
-        o = o - shift[data.task_of]
-    constant = datafit.offset_constant(data.y, data.c, o)
-    data.y, data.c = datafit.with_offset(data.y, data.c, o)
-    return FoldedOffset(shift, constant)
-
-
-def task_offsets(data: TaskData, datafit: Datafit, offset: Any) -> np.ndarray:
-    """The offset of every flat row (:func:`~regmtl.inputs.flat_rows`), refused by name for
-    a task whose loss takes none (one loss per task: a click task beside counts) where it
-    is not zero."""
-    o = flat_rows(data, offset, "offset")
-    if datafit.kind == "mixed":
-        for k, (a, b) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
-            loss = datafit.losses[data.task_index[k]]
-            if not loss.takes_offset() and np.any(o[a:b] != 0):
-                raise ValueError(
-                    f"offset: task {data.tasks[data.task_index[k]]!r} has the {loss.name} "
-                    "loss, which takes no offset; give that task none (None in a list or "
-                    "dict, or leave it out of a dict keyed by task).")
-    return o
-
-
-def offset_centres(data: TaskData, o: np.ndarray) -> np.ndarray:
-    """The midpoint of each task's offsets (0 for a task without rows)."""
-    starts, n_t = data.indptr[:-1], np.diff(data.indptr)
-    full = n_t > 0
-    centre = np.zeros(data.n_tasks)
-    at = starts[full]
-    centre[full] = 0.5 * (np.maximum.reduceat(o, at) + np.minimum.reduceat(o, at))
-    return centre
 
 
 def make_data(X: Any, y: Any = None, task: Any = None, *, loss: str = "squared",
@@ -377,20 +316,7 @@ def _rows_alpha_max(X: Any, y: Any, task: Any, penalty: Any, datafit: Datafit,
     pen.check(data.n_features, data.n_tasks)
     if not is_built(X):
         check_loss_targets(data, datafit.bind(data))
-    if offset is not None:
-        data = dataclasses.replace(data, _cache={})
-        apply_offset(data, datafit.bind(data), offset, fit_intercept)
     terms = feature_terms(*per_feature, data.n_features, data.n_tasks,
                           getattr(data, "feature_names", None), pen)
-    if terms is not None:
-        red = reduce_problem(terms, data, datafit.bind(data), pen, 1.0, fit_intercept)
-        if not box_holds_zero(red):
-            raise ValueError("alpha_max: lower_bounds / upper_bounds exclude 0, so no alpha "
-                             "makes W = 0 the solution.")
-        data, pen, fit_intercept = red.data, red.penalty, red.fit_intercept
-    if fit_intercept:  # columns far from zero: the gradient at W = 0 on them shifted
-        data = shift_columns(data)
-    ref = reference(data, datafit, fit_intercept)
-    if terms is not None:
-        ref = grid_reference(dataclasses.replace(red, data=data), datafit, ref)
-    return float(pen.alpha_max(ref.G0))
+    return chain_of(data, datafit, pen, fit_intercept, offset=offset, terms=terms,
+                    live=False).alpha_max()

@@ -35,7 +35,7 @@ from .segments import adjoint_dense, adjoint_sparse, linear_dense, linear_sparse
 
 __all__ = ["TaskData", "as_labels", "check_column_scales", "check_label_types", "check_task_labels",
            "check_numeric_range", "column_scales", "design_range", "intercept_shift", "nbytes",
-           "set_weights", "shift_columns", "task_name", "task_weights"]
+           "observed_weights", "set_weights", "shift_columns", "task_name", "task_weights"]
 
 #: Below this many rows per task on average, the linear maps of a dense stacked design run as
 #: one compiled pass over the rows (a BLAS call per task costs more than its work).
@@ -692,6 +692,15 @@ def task_name(data: TaskData, t: int) -> str:
 #: centered sums of products formed in one pass (Gram forms, sparse moments) would then lose
 #: ``eps * ratio**2`` of their value to rounding.
 _OFFSET_RATIO = 100.0
+
+
+def observed_weights(data: TaskData) -> np.ndarray:
+    """Sample weight of every flat observation, 0 where the label is missing (their sum is the
+    N of BIC)."""
+    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight.copy()
+    if data.observed is not None:
+        s = np.where(data.observed, s, 0.0)
+    return s
 
 
 def intercept_shift(data: Any, W: np.ndarray) -> np.ndarray | float:

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 from ..datafits import Datafit
 from ..penalties import Penalty
 from ..penalties.dof import FeatureRidge, SupportSmoother, TaskCoupling
-from ..taskdata import TaskData
+from ..taskdata import TaskData, observed_weights
 
 __all__ = ["degrees_of_freedom", "neg2_log_likelihood", "information_criterion",
            "observed_weights", "likelihood_rows",
@@ -597,15 +597,6 @@ def likelihood_rows(data: TaskData) -> float:
         return float(s.sum())
     first = np.asarray(data.class_blocks, dtype=np.int64)[:, 0]
     return float(sum(s[data.indptr[t]:data.indptr[t + 1]].sum() for t in first))
-
-
-def observed_weights(data: TaskData) -> np.ndarray:
-    """Sample weight of every flat observation, 0 where the label is missing (their sum is the
-    N of BIC)."""
-    s = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight.copy()
-    if data.observed is not None:
-        s = np.where(data.observed, s, 0.0)
-    return s
 
 
 def neg2_log_likelihood(data: TaskData, datafit: Datafit, f: np.ndarray) -> float:

@@ -8,7 +8,6 @@ are computed once for the whole path.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,16 +15,16 @@ import numpy as np
 
 from ..classes import class_penalty
 from ..datafits import Datafit
-from ..feature_terms import feature_terms, grid_reference, reduce_problem
+from ..feature_terms import feature_terms
 from ..penalties import Penalty, make_penalty
-from ..problem import apply_offset, check_loss_targets, is_built, make_data, make_datafit
+from ..problem import check_loss_targets, is_built, make_data, make_datafit
 from ..progress import check_progress, progress_bar
+from ..reductions import Point, Problem, chain_of
 from ..solvers import reference
 from ..solvers.certificates.certify import Reference
-from ..solvers.parts.dead_features import live_features, restricted_reference, widened
 from ..solvers.parts.moments import feature_moments
 from ..solvers.solve import solve_live
-from ..taskdata import TaskData, intercept_shift, shift_columns
+from ..taskdata import TaskData
 
 __all__ = ["RegularizationPath", "regularization_path", "alpha_grid", "alpha_scale",
            "path_alphas"]
@@ -467,140 +466,71 @@ def regularization_path(
     pen.check(p, T)
     if not is_built(X):  # (a problem built comes checked)
         check_loss_targets(data, datafit.bind(data))
-    if offset is not None:  # (on a copy: a TaskData given is left as it is)
-        data = dataclasses.replace(data, _cache={})
-        shift = apply_offset(data, datafit.bind(data), offset, fit_intercept).shift
-    else:
-        shift = 0.0
     terms = feature_terms(penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
                           standardize, p, T, getattr(data, "feature_names", None), pen)
-    if terms is not None:
-        return _reduced_path(terms, data, datafit, pen, shift, alphas, eps, fit_intercept,
-                             dict(solver=solver, tol=tol, max_iter=max_iter, verbose=verbose,
-                                  options=solver_options), progress)
-    if fit_intercept:  # columns far from zero: solved on them shifted, exactly
-        data = shift_columns(data)
-    ref = reference(data, datafit, fit_intercept)
-    grid = path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
+    chain = chain_of(data, datafit, pen, fit_intercept, offset=offset, terms=terms)
+    bottom = chain.problem
+    ref = chain.reference()
+    grid = path_alphas(bottom.data, datafit, bottom.penalty, ref, alphas, eps,
+                       bottom.fit_intercept)
     coefs = np.zeros((len(grid), T, p))
     intercepts = np.zeros((len(grid), T))
     structure: list[dict] = []
 
-    def read(k, alpha, res, live):
-        # the zero rows of the dead features are never formed (written once, as coefs
-        # holds them); the next start on all features is W read back from the stored point
-        # (a view: no p x T copy held), V the same where the penalty's variable is W itself
-        if live is None:
-            coefs[k] = res.W.T
-        else:
-            coefs[k][:, live] = res.W.T
-        cols = res.W if live is None or data.x_shift is None else widened(res.W, live)
-        intercepts[k] = res.b - intercept_shift(data, cols) - shift if fit_intercept else 0.0
-        cols = None
-        W = coefs[k].T if live is None else res.W
-        V = W if res.V is res.W else res.V
-        res.W = res.V = None  # (not held while the structure is formed)
-        if V is W:
-            structure.append(pen.structure(coefs[k].T, alpha))
-        elif live is None:
-            structure.append(pen.structure(V, alpha))
-        else:
-            structure.append(pen.structure_on(V, alpha, live))
+    def read(k, alpha, res):
+        # point k in the input's units; the next start stays on the solver's live features
+        W, V = res.W, res.V
+        res.W = res.V = None  # (not held while the point is read back)
+        point = chain.invert(Point(W, res.b if bottom.fit_intercept else np.zeros(T)))
+        coefs[k], intercepts[k] = point.W.T, point.b
+        point = None
+        structure.append(chain.structure(V, alpha))
         return W, V
 
     kwargs = dict(solver=solver, tol=tol, max_iter=max_iter, verbose=verbose,
                   options=solver_options)
-    live, ref = live_reference(data, ref)  # (the whole reference let go: its G0 is p x T)
-    walked = walk_path(data, datafit, pen, grid, fit_intercept, live, ref, kwargs, read,
-                       progress)
+    ref = chain.on_live(ref)  # (the whole reference let go: its G0 is p x T)
+    walked = walk_path(bottom, grid, ref, kwargs, read, progress)
     return RegularizationPath(grid, coefs, intercepts, *walked, data.tasks, structure)
 
 
-def live_reference(data: TaskData, ref: Reference) -> tuple[np.ndarray | None, Reference]:
-    """``(live, ref)``: the live features of ``data`` (None: all) and the reference on them,
-    restricted once for a whole path."""
-    live = live_features(data)
-    return live, ref if live is None else restricted_reference(ref, live)
-
-
-def walk_path(data: TaskData, datafit: Datafit, penalty: Penalty, grid: np.ndarray,
-              fit_intercept: bool, live: np.ndarray | None, ref: Reference, kwargs: dict,
-              read: Any, progress: bool | str = False) -> tuple:
-    """The one loop of a path, for the whole problem and the reduced one alike: each alpha
-    of ``grid`` solved on the ``live`` features of ``data`` (``ref`` restricted to them,
-    :func:`live_reference`) from the previous point, its ``W``, ``b``, ``V`` and dual point
-    ``theta``. ``read(k, alpha, res, live)`` writes point k in the input's units and returns
-    the next start ``(W, V)`` on the live features. Returns ``(certificates, kind, n_iter,
-    converged)``."""
+def walk_path(problem: Problem, grid: np.ndarray, ref: Reference, kwargs: dict, read: Any,
+              progress: bool | str = False) -> tuple:
+    """The one loop of a path: each alpha of ``grid`` solved on the live features of the
+    solver's ``problem`` (``ref`` restricted to them, ``Chain.on_live``) from the previous
+    point, its ``W``, ``b``, ``V`` and dual point ``theta``. ``read(k, alpha, res)`` writes
+    point k in the input's units and returns the next start ``(W, V)`` on the live
+    features. Returns ``(certificates, kind, n_iter, converged)``."""
     certs, n_iter = np.zeros(len(grid)), np.zeros(len(grid), dtype=np.int64)
     converged = np.zeros(len(grid), dtype=bool)
     kind = ""
     W = b = V = theta = None
     with progress_bar(len(grid), progress, "regularization path", unit="alpha") as bar:
         for k, alpha in enumerate(grid):
-            res = solve_live(data, datafit, penalty, float(alpha), W0=W, b0=b, V0=V,
-                             fit_intercept=fit_intercept, ref=ref, theta0=theta, **kwargs)
+            res = solve_live(problem.data, problem.datafit, problem.penalty, float(alpha),
+                             W0=W, b0=b, V0=V, fit_intercept=problem.fit_intercept, ref=ref,
+                             theta0=theta, **kwargs)
             W = V = None  # (the last start, not held beside this fit's result)
             certs[k], kind = res.certificate.relative, res.certificate.kind
             n_iter[k], converged[k] = res.n_iter, res.converged
             b, theta = res.b, res.theta
-            W, V = read(k, float(alpha), res, live)
+            W, V = read(k, float(alpha), res)
             res = None
             bar.update(1)
     return certs, kind, n_iter, converged
 
 
-def _reduced_path(terms, data: TaskData, datafit: Datafit, pen: Penalty, shift: Any,
-                  alphas: Any, eps: float | None, fit_intercept: bool, kwargs: dict,
-                  progress: bool | str) -> RegularizationPath:
-    """:func:`regularization_path` with per-feature terms: the same loop
-    (:func:`walk_path`) on the reduced problem of
-    :func:`~regmtl.feature_terms.reduce_problem`, every point read back in the input's
-    units (the penalty's structure where the reduced penalty is the penalty itself)."""
-    p, T = data.n_features, data.n_tasks
-    red = reduce_problem(terms, data, datafit.bind(data), pen, 1.0, fit_intercept)
-    work = shift_columns(red.data) if red.fit_intercept else red.data
-    red = dataclasses.replace(red, data=work)
-    ref = reference(work, datafit, red.fit_intercept)
-    grid = path_alphas(work, datafit, red.penalty, grid_reference(red, datafit, ref), alphas,
-                       eps, red.fit_intercept)
-    coefs = np.zeros((len(grid), T, p))
-    intercepts = np.zeros((len(grid), T))
-    structure: list[dict] = []
-
-    def read(k, alpha, res, live):
-        V = res.V if live is None else widened(res.V, live)
-        Wr = red.penalty.compose(V)
-        b0 = res.b - intercept_shift(work, Wr) if red.fit_intercept else np.zeros(T)
-        Wi, bi = red.coefficients(Wr, b0, p)
-        coefs[k], intercepts[k] = Wi.T, (bi - shift if fit_intercept else 0.0)
-        W, V0 = res.W, res.V
-        res.W = res.V = Wr = None  # (not held while the structure is formed)
-        structure.append({} if red.penalty is not pen or red.projection is not None
-                         else pen.structure(red.unscaled_variable(V, p), alpha))
-        return W, V0
-
-    live, ref = live_reference(work, ref)
-    walked = walk_path(work, datafit, red.penalty, grid, red.fit_intercept, live, ref, kwargs,
-                       read, progress)
-    return RegularizationPath(grid, coefs, intercepts, *walked, data.tasks, structure)
-
-
 def path_grid(data: TaskData, datafit: Datafit, pen: Penalty, alphas: Any,
               eps: float | None, fit_intercept: bool, terms: dict | None = None,
               feature_names: Any = None) -> np.ndarray:
-    """:func:`path_alphas` on the whole problem, at W = 0; with per-feature ``terms`` (the
-    estimators' ``penalty_factor`` ... ``standardize`` by name) on the reduced problem,
-    from its ``alpha_max`` (:func:`~regmtl.feature_terms.grid_reference`)."""
+    """:func:`path_alphas` of the problem's chain (``regmtl.reductions``; with per-feature
+    ``terms``, the estimators' ``penalty_factor`` ... ``standardize`` by name, on the reduced
+    problem), from its ``alpha_max``."""
     checked = None if not terms else feature_terms(
         terms["penalty_factor"], terms["exclude"], terms["lower_bounds"],
         terms["upper_bounds"], terms["rescale_factors"], terms["standardize"],
         data.n_features, data.n_tasks, feature_names, pen)
-    if checked is None:
-        ref = reference(data, datafit, fit_intercept)
-        return path_alphas(data, datafit, pen, ref, alphas, eps, fit_intercept)
-    red = reduce_problem(checked, data, datafit.bind(data), pen, 1.0, fit_intercept)
-    work = shift_columns(red.data) if red.fit_intercept else red.data
-    red = dataclasses.replace(red, data=work)
-    ref = grid_reference(red, datafit, reference(work, datafit, red.fit_intercept))
-    return path_alphas(work, datafit, red.penalty, ref, alphas, eps, red.fit_intercept)
+    chain = chain_of(data, datafit, pen, fit_intercept, terms=checked, live=False)
+    bottom = chain.problem
+    return path_alphas(bottom.data, datafit, bottom.penalty, chain.reference(), alphas, eps,
+                       bottom.fit_intercept)

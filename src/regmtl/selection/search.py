@@ -10,7 +10,6 @@ choice does not depend on the number of jobs or the backend.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 import warnings
@@ -34,18 +33,18 @@ from ..feature_terms import by_position
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..placements import placement_of
-from ..problem import check_loss_targets, encode_targets, offset_centres, task_offsets
+from ..problem import check_loss_targets, encode_targets
 from ..progress import progress_bar
+from ..reductions import FoldOffset, Problem
 from ..solvers import SOLVERS
 from ..task_alpha import separable_over_tasks
-from ..taskdata import TaskData, task_name
+from ..taskdata import TaskData, observed_weights, task_name
 from .choice import best_index, per_task_choice
 from .criteria import (
     degrees_of_freedom,
     information_criterion,
     likelihood_rows,
     neg2_log_likelihood,
-    observed_weights,
 )
 from .folds import flat_groups, take, task_folds
 from .loo import ridge_loo_scores
@@ -140,15 +139,8 @@ def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
     refit takes the offsets as given)."""
     if offset is None:
         return data, None
-    if not data.rows_local:
-        raise ValueError("offset= is taken by fits in memory; on Dask input add the "
-                         "offset to the targets' model yourself.")
-    o_flat = task_offsets(data, datafit, offset)
-    if fit_intercept and datafit.kind != "mixed" and o_flat.size:
-        o_flat = o_flat - offset_centres(data, o_flat)[data.task_of]
-    fit_data = dataclasses.replace(data, _cache={})
-    fit_data.y, fit_data.c = datafit.bind(data).with_offset(data.y, data.c, o_flat)
-    return fit_data, o_flat
+    fold = FoldOffset(offset)
+    return fold.apply(Problem(data, datafit, None, fit_intercept)).data, fold.rows
 
 
 class _MultiTaskCV(BaseEstimator):
