@@ -167,6 +167,30 @@ def case(name: str):
         a = 0.1 * rm.alpha_max(Xs, ys, penalty="trace", loss=_quantile())
         return (lambda: rm.MultiTaskRegressor("trace", alpha=a, loss=_quantile())
                 .fit(Xs, ys)), "School[:40] trace quantile(0.5)"
+    if name in ("school_terms_l21", "school_poisson_offset_terms"):
+        # the chain's steps: standardized columns, an unpenalized one (projected out under
+        # the squared loss, a free row of the penalty under Poisson) and an offset
+        Xs, ys = _school()
+        factor = np.ones(Xs[0].shape[1])
+        factor[0] = 0.0
+        kw = dict(penalty_factor=factor, standardize=True)
+        if name == "school_terms_l21":
+            a = 0.05 * rm.alpha_max(Xs, ys, penalty="l21", **kw)
+            return (lambda: rm.MultiTaskRegressor("l21", alpha=a, **kw).fit(Xs, ys)), \
+                "School L2,1 standardized, a free column"
+        ys = [np.round(np.maximum(y, 0.0)) for y in ys]
+        offset = [np.log(1.0 + 0.1 * np.arange(len(y)) % 3) for y in ys]
+        a = 0.05 * rm.alpha_max(Xs, ys, penalty="l21", loss="poisson", offset=offset, **kw)
+        return (lambda: rm.MultiTaskRegressor("l21", alpha=a, loss="poisson", **kw)
+                .fit(Xs, ys, offset=offset)), "School Poisson L2,1, offset, free column"
+    if name == "school_path_l21":
+        Xs, ys = _school()
+
+        def school_path():
+            out = rm.regularization_path(Xs, ys, penalty="l21", alphas=20)
+            return SimpleNamespace(n_iter_=int(out.n_iter.sum()), objective_=float(
+                np.linalg.norm(out.coefs[-1], axis=0).sum()))
+        return school_path, "School L2,1 path, 20 alphas"
     if name == "logistic_l21":
         rng = np.random.default_rng(1)
         Xs = [rng.standard_normal((200, 50)) for _ in range(10)]
@@ -214,7 +238,8 @@ CASES = ("l21_many_small", "l21_many_fresh", "l21_shared_first_fits", "l21_share
          "l21_shared_tall", "l21_wide_tasks",
          "multi_source", "ncfgl_school", "school_l21", "school_mean", "school_trace",
          "school_huber_l21", "school_poisson_l21", "logistic_l21", "multinomial_digits_l21",
-         "multinomial_digits_path")
+         "multinomial_digits_path", "school_terms_l21", "school_poisson_offset_terms",
+         "school_path_l21")
 
 
 # ----------------------------------------------------------------------------- the child

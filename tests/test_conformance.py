@@ -100,8 +100,8 @@ def check_fitted(cell: Cell, prob, model, short: list[str]) -> str:
         np.testing.assert_allclose(V[0] + V[1], W, rtol=0, atol=1e-10)
     library = None
     if not written(pen, d):
-        data = model._data(*prob.fit_args, None, None, fitting=True)
-        library = class_penalty(pen, model._prepare_targets(data) or data)
+        rows = model.fit_rows(*prob.fit_args)
+        library = class_penalty(pen, rows.data if rows.layout is None else rows.layout)
     value = objective(pen, d, V, W, b, library)
     # objective_ is the documented objective of coef_ and intercept_
     assert abs(model.objective_ - value) <= 1e-9 * max(1.0, abs(value)), (

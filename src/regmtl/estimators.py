@@ -25,8 +25,6 @@ from .classes import (
     check_classes,
     check_overlap,
     check_overlap_along,
-    class_layout,
-    class_penalty,
     expand_classes,
     source_rows,
     task_classes,
@@ -49,7 +47,7 @@ from .problem import (
     source_blocks,
     task_deviance_explained,
 )
-from .reductions import Chain, Point, chain_of, fit_chain, task_offsets
+from .reductions import Chain, ClassColumns, Point, Problem, chain_of, fit_chain, task_offsets
 from .solvers.names import SOLVERS
 from .task_alpha import resolve_alpha
 from .taskdata import TaskData, observed_weights
@@ -281,9 +279,10 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             with its parameters read from the rows (``loss_`` of a fit).
         """
         data = self._data(X, y, task, sample_weight, fitting=True)
-        prepared = self._prepare_targets(data) or data  # (labels encoded, on the blocks too)
-        layout = prepared if getattr(prepared, "class_blocks", None) is not None else None
-        data = data if layout is not None else prepared
+        data, layout = self._prepare_targets(data)  # (labels encoded, on the blocks too)
+        if layout is not None:
+            layout = layout.apply(Problem(data, None, make_penalty(self.penalty),
+                                          self.fit_intercept)).data
         base = data if layout is None else layout
         return FitRows(data, layout, fitted_loss(self._datafit(), self._datafit().bind(base)))
 
@@ -292,26 +291,21 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         """The chain a fit solves (``regmtl.reductions``), with its ``alpha`` and one alpha
         per task (or None): every check of the input that does not need the solver, the
         targets encoded and checked."""
-        data = self._prepare_targets(data) or data
-        datafit = self._datafit().bind(data)
-        if data.rows_local or datafit.kind != "mixed":  # (a loss per task: checked on the
-            check_loss_targets(data, datafit)                # blocks as they were encoded)
-        penalty = class_penalty(make_penalty(self.penalty), data)
-        alpha, alphas = self._alphas(data, penalty)
-        chain = chain_of(data, datafit, penalty, self.fit_intercept, offset=offset,
-                         terms=self._feature_terms(data, penalty), alpha=alpha,
-                         live=alphas is None)
-        return chain, alpha, alphas
-
-    def _alphas(self, data: TaskData, penalty: Penalty) -> tuple[float, np.ndarray | None]:
-        """``(alpha, alphas)`` of :func:`~regmtl.task_alpha.resolve_alpha` (one alpha per task
-        is refused on the classes' layout of the multinomial loss)."""
-        if np.ndim(self.alpha) > 0 and class_layout(data) is not None:
+        data, layout = self._prepare_targets(data)
+        datafit = self._datafit() if layout is not None else self._datafit().bind(data)
+        if layout is None and (data.rows_local or datafit.kind != "mixed"):  # (a loss per
+            check_loss_targets(data, datafit)  # task: checked on the blocks as encoded)
+        penalty = make_penalty(self.penalty)
+        if np.ndim(self.alpha) > 0 and layout is not None:
             raise ValueError(
                 "alpha: one value per task is not taken by the multinomial loss (a task with "
                 "more than two classes: its classes share one penalty term); give one alpha "
                 "for all, or fit the tasks that need another alpha apart.")
-        return resolve_alpha(self.alpha, penalty, data.n_tasks)
+        alpha, alphas = resolve_alpha(self.alpha, penalty, data.n_tasks)
+        chain = chain_of(data, datafit, penalty, self.fit_intercept, layout=layout,
+                         offset=offset, terms=self._feature_terms, alpha=alpha,
+                         live=alphas is None)
+        return chain, alpha, alphas
 
     def _refusal(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None,
                  offset: Any = None) -> str:
@@ -335,31 +329,32 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         """Fit on a problem already built (by :meth:`_data`, or task blocks on Dask): its
         chain solved (:func:`~regmtl.reductions.fit_chain`), the attributes published."""
         chain, alpha, alphas = self._fit_problem(data, offset)
-        source = chain.source
-        start = self._warm_start_point(source.data, source.penalty)
+        source, model = chain.source, chain.model
+        start = self._warm_start_point(model.data, model.penalty)
         # a warm start at the alpha and penalty of the last fit is a continuation: a start that
         # meets tol is the answer; at a new alpha it is a step of a path, solved to a tenth of
         # its start's certificate so that neighbouring points do not tie
-        problem = (repr(source.penalty), repr(source.datafit),
+        problem = (repr(model.penalty), repr(model.datafit),
                    np.asarray(self.alpha, dtype=np.float64).tolist())
         same = start is not None and getattr(self, "_warm_problem", None) == problem
         fit = fit_chain(chain, alpha, alphas, start, dict(
             solver=self.solver, tol=self.tol, max_iter=self.max_iter, verbose=self.verbose,
             options=self.solver_options, tighten_warm=not same))
         self._warm_problem = problem
-        single = source.data.form == "single" and source.data.class_blocks is None
+        single = source.data.form == "single" and chain.step(ClassColumns) is None
         return publish(self, fit_attributes(
-            loss=fitted_loss(self._datafit(), source.datafit), tasks=source.data.tasks,
+            loss=fitted_loss(self._datafit(), chain.problem.datafit), tasks=source.data.tasks,
             form=source.data.form, coef=fit.W[:, 0].copy() if single else
             np.ascontiguousarray(fit.W.T), intercept=fit.b, single=single,
             n_iter=fit.result.n_iter, certificate=fit.result.certificate,
             task_sizes=source.data.effective_sizes(), structure=fit.structure,
             constant=fit.constant, variance=fit.variance))
 
-    def _feature_terms(self, data: TaskData, penalty: Penalty):
-        """The checked ``regmtl.feature_terms`` of this fit, or None where they change
-        nothing (then the fit is the plain one, bit for bit)."""
-        return terms_of(self, data.n_features, data.n_tasks, penalty)
+    def _feature_terms(self, problem: Problem):
+        """The checked ``regmtl.feature_terms`` of this fit on ``problem`` (its features,
+        tasks and penalty; on the classes' layout a task has a column per class), or None
+        where they change nothing (then the fit is the plain one, bit for bit)."""
+        return terms_of(self, problem.data.n_features, problem.data.n_tasks, problem.penalty)
 
     def _checked_terms(self, n_tasks: int, n_features: int) -> None:
         """The checks a fit makes of the per-feature terms, at the saved numbers of tasks and
@@ -371,9 +366,10 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         if terms is not None and hasattr(self, "coef_"):
             check_fitted(terms, np.atleast_2d(self.coef_).T)  # (a view: no copy of coef_)
 
-    def _prepare_targets(self, data: TaskData) -> TaskData | None:
-        """Hook: the classifier encodes labels (and may return the problem to fit instead,
-        its classes' layout for the multinomial loss)."""
+    def _prepare_targets(self, data: TaskData) -> tuple[TaskData, ClassColumns | None]:
+        """Hook: ``(data, layout)``, the rows with their labels encoded and checked, and the
+        classes' layout of the multinomial loss (a step of the fit's chain) or None."""
+        return data, None
 
     def _warm_start_point(self, data: TaskData, penalty: Penalty) -> Point | None:
         """The previous fit's point (W, b, V) when warm starting on a problem of that shape."""
@@ -538,13 +534,13 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
     def _loss(self) -> Any:
         return self.loss
 
-    def _prepare_targets(self, data: TaskData) -> TaskData | None:
+    def _prepare_targets(self, data: TaskData) -> tuple[TaskData, None]:
         """One loss per task: its binary tasks' labels to -1/+1 (``classes_``); on task
         blocks held elsewhere, encoded and checked on each block."""
         datafit = self._datafit()
         if not data.rows_local:
             if datafit.kind != "mixed":
-                return None
+                return data, None
             data = data.map_blocks(checked_targets, datafit.bind(data))
         else:
             encode_targets(data, datafit)
@@ -552,7 +548,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
             self.classes_ = data.classes
         elif hasattr(self, "classes_"):
             del self.classes_
-        return data
+        return data, None
 
     def _natural(self, data: TaskData, f: np.ndarray) -> np.ndarray:
         """Each row's prediction in its task's units: the mean of the loss's model
@@ -843,7 +839,7 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
             y = column_target(X, y, task)
         return super()._rows(X, y, task, sample_weight, fitting=fitting)
 
-    def _prepare_targets(self, data: TaskData) -> TaskData | None:
+    def _prepare_targets(self, data: TaskData) -> tuple[TaskData, ClassColumns | None]:
         self._multiclass = False
         # no minimum where a task's classes are separated (the unregularized baseline warns
         # of it and fits on, ``_separated_ok``)
@@ -858,31 +854,21 @@ class MultiTaskClassifier(ClassifierMixin, MultiTaskLinear):
         if not data.rows_local and any(len(c) > 2 for c in data.classes):
             self._multiclass = True  # (the classes found on the blocks, the layout there)
             self.classes_ = list(data.classes)
-            return data.expand_classes(data.classes)
+            return data, ClassColumns(list(data.classes))
         if data.rows_local and data.raw_y is not None:
             classes = task_classes(data)
             if any(len(c) > 2 for c in classes):  # the multinomial loss, on every task
                 check_classes(data, classes)
                 self._multiclass = True
                 self.classes_ = classes[0] if data.form == "single" else classes
-                return expand_classes(data, classes)
+                return data, ClassColumns(classes)
         data.encode_binary()
         self.classes_ = data.classes[0] if data.form == "single" else data.classes
-        return None
+        return data, None
 
     def _datafit(self) -> Datafit:
         return (Multinomial() if getattr(self, "_multiclass", False)
                 else make_datafit(self._loss))
-
-    def _fit_data(self, data: TaskData, offset: Any = None):
-        super()._fit_data(data, offset=offset)
-        if self._multiclass:  # the task view of the classes' layout
-            tasks = np.empty(len(self._classes), dtype=object)
-            tasks[:] = list(dict.fromkeys(pair[0] for pair in self.tasks_))
-            first = np.cumsum([0] + [len(c) for c in self._classes])[:-1]
-            self.tasks_, self.n_tasks_ = tasks, len(tasks)
-            self.task_sizes_ = self.task_sizes_[first]
-        return self
 
     @property
     def _multi(self) -> bool:

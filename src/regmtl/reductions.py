@@ -8,6 +8,9 @@ maps it to an equivalent one and a point of that one back:
 ===================  ===========================================  =============================
 reduction            ``apply``                                    ``invert``
 ===================  ===========================================  =============================
+:class:`ClassColumns` a column of W per class of each task (the    the identity (W on the layout
+                     multinomial loss), the penalty on that       is the model's)
+                     layout
 :class:`FoldOffset`  the offset :math:`o` folded into the         :math:`b - m`
                      targets and row weights
                      (``Datafit.with_offset``), each task's
@@ -23,10 +26,8 @@ reduction            ``apply``                                    ``invert``
 
 A start (a warm start in the input's units) goes down the chain through each ``start``; the
 penalty's variable goes up through each ``variable`` (its rows in the input's features, for the
-penalty's fitted structure). Two more reductions live where their objects are: the classes'
-layout of the multinomial loss (``regmtl.classes``, applied as the labels are read) and the
-balance scaling of data far from 1 in magnitude (``regmtl.solvers.parts``'s
-``balanced_solve``, inside the solve).
+penalty's fitted structure). One more reduction lives with the solvers: the balance scaling of
+data far from 1 in magnitude (``regmtl.solvers.parts.balance``, inside the solve).
 
 :func:`chain_of` composes them for every route: the estimators on every placement, the path
 and the CV's folds (:func:`regmtl.regularization_path`), :func:`regmtl.alpha_max` and the
@@ -36,20 +37,23 @@ path's grid (:meth:`Chain.reference`); :func:`fit_chain` is the one solve of a f
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .classes import class_penalty, expand_classes
 from .datafits import Datafit
+from .datafits.multinomial import Multinomial
 from .feature_terms import FeatureTerms, box_holds_zero, grid_reference, reduce_problem
 from .inputs import flat_rows
 from .penalties import Penalty
 from .penalties.factored import PartlyPenalized
 from .taskdata import TaskData, intercept_shift, observed_weights, shift_columns
 
-__all__ = ["CenterColumns", "Chain", "ChainFit", "FeatureUnits", "FoldOffset", "LiveFeatures",
-           "Point", "Problem", "Reduction", "chain_of", "fit_chain",
+__all__ = ["CenterColumns", "Chain", "ChainFit", "ClassColumns", "FeatureUnits", "FoldOffset",
+           "LiveFeatures", "Point", "Problem", "Reduction", "chain_of", "fit_chain",
            "offset_centres", "residual_variance", "task_offsets"]
 
 
@@ -91,6 +95,25 @@ class Reduction:
 
     def variable(self, V: Any, rows: np.ndarray | None) -> tuple[Any, np.ndarray | None] | None:
         return V, rows
+
+
+# --------------------------------------------------------------------------- the classes
+class ClassColumns(Reduction):
+    """The multinomial loss on tasks of more than two classes: a column of W per class of
+    each task (:func:`~regmtl.classes.expand_classes`; on task blocks, built on each block),
+    the penalty on that layout as it declares (``penalty.on_classes``). W on the layout is
+    the model's: ``invert`` is the identity; the fit's tasks are the problem given's."""
+
+    def __init__(self, classes: list[np.ndarray]):
+        self.classes = classes
+
+    def apply(self, problem: Problem) -> Problem:
+        data = problem.data
+        laid = expand_classes(data, self.classes) if data.rows_local else \
+            data.expand_classes(self.classes)
+        self.problem = Problem(laid, Multinomial().bind(laid),
+                               class_penalty(problem.penalty, laid), problem.fit_intercept)
+        return self.problem
 
 
 # --------------------------------------------------------------------------- the offset
@@ -165,27 +188,41 @@ class FoldOffset(Reduction):
 class FeatureUnits(Reduction):
     """The per-feature terms (``regmtl.feature_terms``: penalty factors, exclusions, free
     columns, bounds, standardization) as the problem of :func:`~regmtl.feature_terms.
-    reduce_problem`; ``alpha`` (the largest of a fit's) for the box's check."""
+    reduce_problem`; ``alpha`` (the largest of a fit's) for the box's check. ``terms`` may be
+    a function of the problem this step is given (its features, tasks and penalty: an
+    estimator's terms on the classes' layout), None where they change nothing (then the step
+    is the identity)."""
 
-    def __init__(self, terms: FeatureTerms, alpha: float = 1.0):
+    def __init__(self, terms: FeatureTerms | Callable[[Problem], FeatureTerms | None],
+                 alpha: float = 1.0):
         self.terms, self.alpha = terms, alpha
 
     def apply(self, problem: Problem) -> Problem:
+        terms = self.terms(problem) if callable(self.terms) else self.terms
+        self.red = None
+        if terms is None:
+            return problem
         self.penalty, self.n_features = problem.penalty, problem.data.n_features
-        self.red = reduce_problem(self.terms, problem.data, problem.datafit.bind(problem.data),
+        self.red = reduce_problem(terms, problem.data, problem.datafit.bind(problem.data),
                                   problem.penalty, self.alpha, problem.fit_intercept)
         return Problem(self.red.data, problem.datafit, self.red.penalty,
                        self.red.fit_intercept)
 
     def start(self, point: Point) -> Point:
+        if self.red is None:
+            return point
         return Point(self.red.start(point.W), point.b if self.red.fit_intercept else None)
 
     def invert(self, point: Point) -> Point:
+        if self.red is None:
+            return point
         W, b = self.red.coefficients(point.W, point.b, self.n_features)
         return Point(W, b)
 
     def variable(self, V: Any, rows: np.ndarray | None) -> tuple | None:
         red = self.red
+        if red is None:
+            return V, rows
         if red.penalty is not self.penalty:  # (wrapped: its structure is not the penalty's)
             return None
         kept = red.kept.copy()
@@ -202,11 +239,13 @@ class FeatureUnits(Reduction):
 
     def holds_zero(self) -> bool:
         """Whether W = 0 meets the bounds (else no alpha makes it the solution)."""
-        return box_holds_zero(self.red)
+        return self.red is None or box_holds_zero(self.red)
 
     def reference(self, ref: Any, bottom: Problem) -> Any:
         """The reference of ``alpha_max``: the free rows fitted first
         (:func:`~regmtl.feature_terms.grid_reference`) on the rows the solver sees."""
+        if self.red is None:
+            return ref
         return grid_reference(dataclasses.replace(self.red, data=bottom.data), bottom.datafit,
                               ref)
 
@@ -291,6 +330,13 @@ class Chain:
         """The step of type ``kind``, or None."""
         return next((s for s in self.steps if isinstance(s, kind)), None)
 
+    @property
+    def model(self) -> Problem:
+        """The problem whose W is the model's coefficients: the source's, or its classes'
+        layout."""
+        layout = self.step(ClassColumns)
+        return self.source if layout is None else layout.problem
+
     def start(self, point: Point) -> Point:
         """A point of the source problem (a warm start) as one of the solver's problem."""
         for step in self.steps:
@@ -305,7 +351,7 @@ class Chain:
         return point
 
     def structure(self, V: Any, alpha: float) -> dict:
-        """The source penalty's fitted structure from the solver's variable ``V`` (empty
+        """The model's penalty's fitted structure from the solver's variable ``V`` (empty
         where a step wrapped the penalty)."""
         rows = None
         for step in reversed(self.steps):
@@ -313,7 +359,7 @@ class Chain:
             if back is None:
                 return {}
             V, rows = back
-        pen = self.source.penalty
+        pen = self.model.penalty
         return pen.structure(V, alpha) if rows is None else pen.structure_on(V, alpha, rows)
 
     def reference(self) -> Any:
@@ -346,12 +392,15 @@ class Chain:
 
 
 def chain_of(data: Any, datafit: Datafit, penalty: Penalty, fit_intercept: bool, *,
-             offset: Any = None, terms: FeatureTerms | None = None, alpha: float = 1.0,
+             layout: ClassColumns | None = None, offset: Any = None,
+             terms: FeatureTerms | Callable | None = None, alpha: float = 1.0,
              live: bool = True) -> Chain:
-    """The chain of a fit: the offset folded, the per-feature ``terms`` reduced (``alpha``:
-    the largest alpha, for the box's check), the columns centred where intercepts are fitted,
-    the dead features dropped (``live``; not where each task has its own alpha)."""
-    steps = ([FoldOffset(offset)] if offset is not None else []) + \
+    """The chain of a fit: the classes' ``layout`` of the multinomial loss, the offset
+    folded, the per-feature ``terms`` reduced (``alpha``: the largest alpha, for the box's
+    check), the columns centred where intercepts are fitted, the dead features dropped
+    (``live``; not where each task has its own alpha)."""
+    steps = ([layout] if layout is not None else []) + \
+        ([FoldOffset(offset)] if offset is not None else []) + \
         ([FeatureUnits(terms, alpha)] if terms is not None else []) + \
         [CenterColumns()] + ([LiveFeatures()] if live else [])
     return Chain(Problem(data, datafit, penalty, fit_intercept), steps)
