@@ -146,6 +146,70 @@ def test_other_linear_programs_equal_cvxpy(penalty, kw):
     assert model.dual_gap_ <= 1e-9 * model.objective_
 
 
+def _cvx_free(Xs, ys, alpha, factor, penalty, positive=False):
+    """The minimum with the penalty weighted by ``factor`` per feature (0: unpenalized, and
+    not sign-constrained)."""
+    import cvxpy as cp
+
+    p, T = Xs[0].shape[1], len(Xs)
+    W, b = cp.Variable((p, T)), cp.Variable(T)
+    d = np.asarray(factor, dtype=float)
+    terms = [cp.sum(cp.maximum(TAU * r, (TAU - 1) * r)) / len(y) for r, y in
+             ((y - X @ W[:, t] - b[t], y) for t, (X, y) in enumerate(zip(Xs, ys, strict=True)))]
+    if penalty == "l1":
+        terms.append(alpha * cp.sum(cp.multiply(d[:, None], cp.abs(W))))
+    else:
+        terms.append(alpha * cp.sum(cp.multiply(d, cp.max(cp.abs(W), axis=1))))
+    cons = [W[d > 0] >= 0] if positive else []
+    prob = cp.Problem(cp.Minimize(cp.sum(terms)), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
+    return prob.value
+
+
+@pytest.mark.parametrize("penalty, positive", [("l1", False), ("l1", True), ("l1inf", False)])
+def test_free_columns_stay_in_the_linear_program(penalty, positive):
+    """Unpenalized columns (penalty factor 0) enter the program as equalities of its dual
+    (the lasso) or rows without cost (L1,inf): the fit is HiGHS's, certified to rounding by
+    the KKT residual and equal to cvxpy's minimum. (They used to leave the program for the
+    primal-dual iterations: 8 schools of School, L1, q = 0.3, 8 s and a KKT residual of
+    1.4e-2 at max_iter.)"""
+    Xs, ys = _tasks(seed=5)
+    factor = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0]  # (feature 1's effect is -0.8: free, it stays so)
+    pen = rm.LInf1() if penalty == "l1inf" else rm.L1(positive=positive)
+    alpha = 0.03
+    model = rm.MultiTaskRegressor(pen, alpha=alpha, loss=rm.Quantile(TAU), tol=1e-10,
+                                  penalty_factor=factor, rescale_factors=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(Xs, ys)
+    assert model.kkt_residual_ <= 1e-12
+    assert model.n_iter_ < 100  # (HiGHS's simplex iterations: the program's, not PDHG's)
+    if positive:
+        assert np.all(model.coef_[:, [0, 2, 4, 5]] >= 0) and np.all(model.coef_[:, 1] < 0)
+    best = _cvx_free(Xs, ys, alpha, factor, penalty, positive)
+    assert abs(model.objective_ - best) <= 1e-8 * best
+
+
+def test_alpha_max_with_free_columns_on_school_is_exact():
+    """School's scores are integers: many rows tie on the kink. With features 0 and 5
+    unpenalized, every penalized coefficient is 0 at 1.001 alpha_max and one is not at 0.99
+    alpha_max, both fits certified (the program's exact vertex)."""
+    from regmtl.datasets import load_school
+
+    data = load_school()
+    Xs, ys = data["X"][:8], data["y"][:8]
+    factor = np.ones(Xs[0].shape[1])
+    factor[[0, 5]] = 0.0
+    q = rm.Quantile(0.3)
+    a_max = rm.alpha_max(Xs, ys, penalty="l1", loss=q, penalty_factor=factor)
+    for frac, zero in ((1.001, True), (0.99, False)):
+        model = rm.MultiTaskRegressor("l1", alpha=frac * a_max, loss=q, tol=1e-8,
+                                      penalty_factor=factor).fit(Xs, ys)
+        assert model.kkt_residual_ <= 1e-12
+        penalized = np.delete(model.coef_, [0, 5], axis=1)
+        assert bool(np.all(penalized == 0.0)) == zero, (frac, np.abs(penalized).max())
+
+
 @pytest.mark.parametrize("fit_intercept", [True, False])
 def test_the_certificate_is_the_duality_gap_at_the_programs_multipliers(fit_intercept):
     """The reported gap is P(W, b) - D(theta) with theta = the programs' multipliers / c:

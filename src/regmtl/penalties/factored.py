@@ -107,6 +107,14 @@ class PartlyPenalized(Penalty):
         return bool(self.base.nonconvex)
 
     @property
+    def linear_program(self) -> str | None:  # type: ignore[override]
+        """The base's linear program (the lasso's entries, L1,inf's row maxima) with the free
+        rows unpenalized, where no box is set (a box on a row is not one of its forms)."""
+        if self.lower is not None or self.upper is not None:
+            return None
+        return self.base.linear_program
+
+    @property
     def compare_role(self) -> str | None:  # type: ignore[override]
         return self.base.compare_role
 

@@ -1,7 +1,8 @@
 r"""A piecewise-linear loss with a penalty that is a linear program: solved exactly by HiGHS.
 
-The pinball loss with the lasso, per task (``W >= 0`` where the penalty is sign-constrained),
-is solved as the linear program of its dual, with ``lambda_r = c_r theta_r``:
+The pinball loss with the lasso, per task (``W >= 0`` where the penalty is sign-constrained;
+rows left free by the per-feature terms unpenalized), is solved as the linear program of its
+dual, with ``lambda_r = c_r theta_r``:
 
 .. math::
 
@@ -10,7 +11,8 @@ is solved as the linear program of its dual, with ``lambda_r = c_r theta_r``:
     \textstyle\sum_r \lambda_r = 0 \ \text{(intercepts)},
 
 whose multipliers are ``w_t`` (of the two sides of ``|X_t^T lambda| <= alpha``) and ``b_t``
-(of the sum): n variables and ``2p + 1`` constraints, about half the time of the primal
+(of the sum); a free column's row is the equality ``x_j^T lambda = 0``, its coefficient that
+equality's multiplier: n variables and ``2p + 1`` constraints, about half the time of the primal
 program on tall tasks. The L1,inf norm (``alpha sum_j max_t |W_jt|``) couples the tasks: one
 primal program for all, scikit-learn's ``QuantileRegressor`` formulation with ``|W_jt| <=
 m_j`` and the cost ``alpha sum_j m_j``,
@@ -58,29 +60,46 @@ def _task_design(data: TaskBlocks, t: int, keep: np.ndarray):
 
 
 def _lasso_task(X, y, c, lo, hi, alpha: float, positive: bool, fit_intercept: bool,
-                options: dict):
-    """One task's lasso by its dual program: ``(w, b, lambda, ok, iterations)`` or None."""
+                options: dict, penalized: np.ndarray | None = None):
+    """One task's lasso by its dual program: ``(w, b, lambda, ok, iterations)`` or None.
+    The columns not ``penalized`` (bool, p; None: all are) are free: their rows of the
+    dual are equalities ``x_j^T lambda = 0``, as the intercept's, and their coefficients
+    those equalities' multipliers."""
     p = X.shape[1]
     if len(y) == 0:  # no weighted rows: nothing to fit
         return np.zeros(p), 0.0, np.zeros(0), True, 0
+    pen = np.ones(p, dtype=bool) if penalized is None else penalized
     XT = X.T
-    A_ub = XT if positive else (sp.vstack([XT, -XT]) if sp.issparse(X) else np.vstack([XT, -XT]))
-    res = linprog(-y, A_ub=A_ub, b_ub=np.full(A_ub.shape[0], alpha),
-                  A_eq=np.ones((1, len(y))) if fit_intercept else None,
-                  b_eq=[0.0] if fit_intercept else None,
+    XP, XF = XT[pen], XT[~pen]
+    stack = sp.vstack if sp.issparse(X) else np.vstack
+    A_ub = XP if positive else stack([XP, -XP])
+    ones = np.ones((1, len(y)))
+    eq = ([sp.csr_array(ones) if sp.issparse(X) else ones] if fit_intercept else []) + \
+        ([XF] if XF.shape[0] else [])
+    A_eq = stack(eq) if eq else None
+    res = linprog(-y, A_ub=A_ub if A_ub.shape[0] else None,
+                  b_ub=np.full(A_ub.shape[0], alpha) if A_ub.shape[0] else None,
+                  A_eq=A_eq, b_eq=np.zeros(A_eq.shape[0]) if eq else None,
                   bounds=np.column_stack([lo * c, hi * c]), method="highs",
                   options=options)
-    if res.x is None or res.ineqlin is None:
+    if res.x is None or (A_ub.shape[0] and res.ineqlin is None):
         return None
-    m = np.asarray(res.ineqlin.marginals)  # d(-dual)/d(alpha-side): minus the multipliers
-    w = -m[:p] if positive else m[p:] - m[:p]
-    b = -float(res.eqlin.marginals[0]) if fit_intercept else 0.0
+    k = int(pen.sum())
+    w = np.zeros(p)
+    if k:
+        m = np.asarray(res.ineqlin.marginals)  # d(-dual)/d(alpha-side): minus the multipliers
+        w[pen] = -m[:k] if positive else m[k:] - m[:k]
+    nu = np.asarray(res.eqlin.marginals) if eq else np.zeros(0)
+    b = -float(nu[0]) if fit_intercept else 0.0
+    w[~pen] = -nu[int(fit_intercept):]
     return w, b, res.x, res.status == 0, res.nit
 
 
-def _row_max(blocks, alpha: float, fit_intercept: bool, options: dict):
+def _row_max(blocks, alpha: float, fit_intercept: bool, options: dict,
+             penalized: np.ndarray | None = None):
     """L1,inf: the primal program of all tasks, ``(W, b, lambda, ok, iterations)`` or None;
-    the variables ``[W (task by task), b, m, u, v]``."""
+    the variables ``[W (task by task), b, m, u, v]``. A row not ``penalized`` costs nothing
+    (its ``m_j`` is free to bound it)."""
     T, p = len(blocks), blocks[0][0].shape[1]
     n = np.array([len(block[1]) for block in blocks])
     N = int(n.sum())
@@ -95,7 +114,8 @@ def _row_max(blocks, alpha: float, fit_intercept: bool, options: dict):
     c, lo, hi = (np.concatenate([block[i] for block in blocks]) for i in (2, 3, 4))
     eye = sp.eye_array(N, format="csr")
     A += [sp.csr_array((N, p)), eye, -eye]
-    cost += [np.full(p, alpha), hi * c, -lo * c]  # the loss's slopes above and below
+    cost += [alpha * (np.ones(p) if penalized is None else penalized.astype(float)),
+             hi * c, -lo * c]  # the loss's slopes above and below
     bounds = free + [(0.0, np.inf)] * (p + 2 * N)
     # +-W_jt - m_j <= 0
     I = sp.eye_array(p * T, format="csr")
@@ -124,7 +144,9 @@ def linear_program(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     certified by the duality gap at the programs' multipliers. ``(W, b)`` is returned as
     given, unconverged, where HiGHS fails."""
     form = penalty.linear_program
-    positive = bool(getattr(penalty, "positive", False))
+    base = getattr(penalty, "base", penalty)  # (rows left free: PartlyPenalized's base)
+    positive = bool(getattr(base, "positive", False))
+    penalized = getattr(penalty, "penalized", None)
     y, c = data.y, data.c
     scale = 1.0 / max(float(np.max(c, initial=0.0)), 1e-300)  # costs of order one
     lo, hi = dual_box(datafit, y)  # the loss's slopes: theta in [lo, hi] per row
@@ -142,11 +164,11 @@ def linear_program(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     options = dict(_OPTIONS, time_limit=time_limit) if time_limit else dict(_OPTIONS)
     if form == "entrywise":
         groups = [[t] for t in range(data.n_tasks)]
-        runs = (_lasso_task(*blocks[t], scale * alpha, positive, fit_intercept, options)
-                for t in range(data.n_tasks))
+        runs = (_lasso_task(*blocks[t], scale * alpha, positive, fit_intercept, options,
+                            penalized) for t in range(data.n_tasks))
     else:
         groups = [list(range(data.n_tasks))]
-        runs = iter([_row_max(blocks, scale * alpha, fit_intercept, options)])
+        runs = iter([_row_max(blocks, scale * alpha, fit_intercept, options, penalized)])
     n_iter, ok = 0, True
     for group, out in zip(groups, runs, strict=True):
         if out is None:
