@@ -107,6 +107,15 @@ class PartlyPenalized(Penalty):
         return bool(self.base.nonconvex)
 
     @property
+    def cone_program(self) -> str | None:  # type: ignore[override]
+        """The base's cone program where its free rows can be left out of the cones (the
+        row norms of L2,1, the mean's pull), with no box."""
+        if self.lower is not None or self.upper is not None:
+            return None
+        form = self.base.cone_program
+        return form if form in ("row_norm", "task_mean") else None
+
+    @property
     def linear_program(self) -> str | None:  # type: ignore[override]
         """The base's linear program (the lasso's entries, L1,inf's row maxima) with the free
         rows unpenalized, where no box is set (a box on a row is not one of its forms)."""

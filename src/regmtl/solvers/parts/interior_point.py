@@ -37,7 +37,9 @@ eliminated, is
     + \operatorname{diag}(d)\big) + \sum_j \sum_k \gamma_{jk}\, (e_j \otimes v_{jk})
     (e_j \otimes v_{jk})^\top\Big) \Delta = \text{rhs},
 
-``tilde X_t = [X_t, 1]`` (the intercept a column): one (p + 1)-square block per task plus, for each
+``tilde X_t = [X_t, 1]`` (the intercept a column; a feature left unpenalized by the
+per-feature terms, ``PartlyPenalized``'s free rows, has no cone and no quadratic: a column as
+the intercept is): one (p + 1)-square block per task plus, for each
 feature, a rank-one coupling of its tasks per cone (``v`` its scaling point's ``w1``, ``gamma < 0``)
 and per pull to the mean (``v = 1``). The blocks are inverted at once (batched) and the couplings
 enter by the Sherman-Morrison-Woodbury identity on a capacitance of size ``p k``, followed by
@@ -158,18 +160,23 @@ class _Penalty:
     """The penalty's parts in the cone program: the cost ``a`` of the norms ``s_j`` (0: no
     cones; with ``rowmax`` the bounds ``|W_jt| <= s_j`` of L1,inf, else ``||W_j|| <= s_j``),
     the quadratic's diagonal ``q0`` and its pull ``q1`` towards the mean task
-    (``P = q0 I - q1 11^T`` over the tasks of each feature)."""
+    (``P = q0 I - q1 11^T`` over the tasks of each feature), on the rows ``rows`` (bool, p):
+    the others are free (left unpenalized by the per-feature terms: no cone, no quadratic;
+    their coefficients enter the Newton blocks as the intercept does)."""
 
-    def __init__(self, penalty: Penalty, alpha: float, T: int):
+    def __init__(self, penalty: Penalty, alpha: float, T: int, p: int):
         form = penalty.cone_program
+        base = getattr(penalty, "base", penalty)  # (PartlyPenalized: its base's parts)
+        rows = getattr(penalty, "penalized", None)
+        self.rows = np.ones(p, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
         self.rowmax = form == "row_max" and alpha > 0  # (|W_jt| <= s_j: linear cones)
         if form == "row_norm":
-            rho = float(penalty.l1_ratio)
+            rho = float(base.l1_ratio)
             self.a, self.q0, self.q1 = alpha * rho, alpha * (1.0 - rho), 0.0
         elif form == "row_max":
             self.a, self.q0, self.q1 = alpha, 0.0, 0.0
         else:
-            self.a, self.q0, self.q1 = 0.0, alpha * (1.0 + float(penalty.ridge)), alpha / T
+            self.a, self.q0, self.q1 = 0.0, alpha * (1.0 + float(base.ridge)), alpha / T
         self.cone = self.a > 0 and not self.rowmax  # (a second-order cone per row)
 
     def times(self, W: np.ndarray) -> np.ndarray:
@@ -177,6 +184,18 @@ class _Penalty:
         out = self.q0 * W
         if self.q1:
             out -= self.q1 * W.sum(axis=1, keepdims=True)
+        return out if self.rows.all() else np.where(self.rows[:, None], out, 0.0)
+
+    def diagonal(self) -> np.ndarray:
+        """``P``'s diagonal per feature (p,): ``q0`` on the penalized rows."""
+        return np.where(self.rows, self.q0, 0.0)
+
+    def widened(self, A: np.ndarray) -> np.ndarray:
+        """A cone's array on the penalized rows (k, ...) on all p rows, zero on the free."""
+        if self.rows.all():
+            return A
+        out = np.zeros((self.rows.size,) + A.shape[1:])
+        out[self.rows] = A
         return out
 
 
@@ -195,8 +214,11 @@ class _NewtonMatrix:
             Q[:, p, p] = np.asarray(data.task_sums(Dinv))
         diag = np.zeros((T, k))  # (dW per feature (p,) or per entry (p, T))
         diag[:, :p] = np.broadcast_to(dW.T if dW.ndim == 2 else dW, (T, p))
-        # (a relative 1e-13 on the diagonal: collinear columns leave the blocks singular)
-        self.added = diag + 1e-13 * np.maximum(np.einsum("tii->ti", Q) + diag, 1e-300)
+        # (a relative 1e-13 on the diagonal: collinear columns leave the blocks singular; a
+        # free column that is zero in a task, on its block's largest diagonal)
+        dq = np.einsum("tii->ti", Q) + diag
+        top = np.maximum(dq.max(axis=1, keepdims=True, initial=0.0), 1e-300)
+        self.added = diag + 1e-13 * np.where(dq > 0, dq, top)
         Q[:, np.arange(k), np.arange(k)] += self.added
         d = 1.0 / np.sqrt(np.einsum("tii->ti", Q))
         self.Q, self.p, self.k = Q, p, k
@@ -257,14 +279,16 @@ class _Iterate:
                                                            else tz) * d[name])
 
     def gap(self, live: np.ndarray, cone: bool, d: dict | None = None, tx: float = 0.0,
-            tz: float = 0.0) -> float:
+            tz: float = 0.0, rows: np.ndarray | None = None) -> float:
         """The complementarity gap ``x^T z``, or where the step ``(tx, tz)`` along ``d``
-        would take it."""
+        would take it (the cones on the penalized ``rows``)."""
         def at(name, t):
             return getattr(self, name) + t * d[name] if d is not None else getattr(self, name)
         out = float(np.dot(live, at("rp", tx) * at("zp", tz) + at("rm", tx) * at("zm", tz)))
         if cone:
-            out += float(np.dot(at("s", tx), at("zs", tz)) + np.vdot(at("W", tx), at("zW", tz)))
+            W = at("W", tx)
+            out += float(np.dot(at("s", tx), at("zs", tz))
+                         + np.vdot(W if rows is None else W[rows], at("zW", tz)))
         if getattr(self, "ep", None) is not None:
             out += float(np.vdot(at("ep", tx), at("zep", tz)) + np.vdot(at("em", tx),
                                                                        at("zem", tz)))
@@ -288,7 +312,7 @@ class _Newton:
                             + it.rm - it.rq, 0.0)
         self.rd_b = -np.asarray(data.task_sums(it.lam)) if fit_intercept else None
         if pen.cone:
-            self.rd["W"] = self.rd["W"] - it.zW
+            self.rd["W"] = self.rd["W"] - pen.widened(it.zW)
             self.rd["s"] = pen.a - it.zs
         if pen.rowmax:  # stationarity in W and s, and the slacks' equalities
             self.rd["W"] = self.rd["W"] + it.zep - it.zem
@@ -301,15 +325,15 @@ class _Newton:
         self.cqi = np.where(quad, 1.0 / np.where(quad, cq, 1.0), 0.0)
         inv = np.where(live, 1.0 / self.Hp + 1.0 / self.Hm, 0.0) + self.cqi
         self.Dinv = np.where(live | quad, 1.0 / np.where(live | quad, inv, 1.0), 0.0)
-        dW = np.full(p, pen.q0)
+        dW = pen.diagonal()
         V, gam = [], []
-        if pen.cone:
-            self.eta, self.w0, self.w1 = cones.scaling(it.s, it.W, it.zs, it.zW)
+        if pen.cone:  # (on the penalized rows, widened with zeros: a free row has no cone)
+            self.eta, self.w0, self.w1 = cones.scaling(it.s, it.W[pen.rows], it.zs, it.zW)
             self.e2 = self.eta * self.eta
             self.h = 2.0 * self.w0 * self.w0 - 1.0  # (h / e2: the norm's own curvature)
-            dW = dW + 1.0 / self.e2
-            V.append(self.w1)
-            gam.append(-2.0 / (self.h * self.e2))
+            dW = dW + pen.widened(1.0 / self.e2)
+            V.append(pen.widened(self.w1))
+            gam.append(pen.widened(-2.0 / (self.h * self.e2)))
         if pen.rowmax:  # s eliminated: a diagonal per entry, a rank-one term per feature
             dW = dW[:, None] + self.Sp + self.Sm
             self.v = self.Sm - self.Sp
@@ -317,7 +341,7 @@ class _Newton:
             V.append(self.v)
             gam.append(-1.0 / self.dsum)
         if pen.q1:
-            V.append(np.ones((p, T)))
+            V.append(pen.widened(np.ones((int(pen.rows.sum()), T))))
             gam.append(np.full(p, -pen.q1))
         self.affine = None  # (the affine-scaling direction, once computed)
         self.K = _NewtonMatrix(data, self.Dinv, dW, np.stack(V, axis=2) if V else None,
@@ -342,7 +366,7 @@ class _Newton:
         gW = -rd["W"]
         if pen.cone:
             gs = cs[0] - rd["s"]
-            gW = gW + cs[1] + (2.0 * self.w0 * gs / self.h)[:, None] * self.w1
+            gW = gW + pen.widened(cs[1] + (2.0 * self.w0 * gs / self.h)[:, None] * self.w1)
         if pen.rowmax:  # cs: the bounds' complementarity right-hand sides (e+, e-)
             it = self.it
             hW = gW - cs[0] / it.ep + self.Sp * self.re_p + cs[1] / it.em - self.Sm * self.re_m
@@ -364,11 +388,13 @@ class _Newton:
         if self.quad.any():
             d["rq"] = (d["lam"] - rd["q"]) * self.cqi
         if pen.cone:
-            d["s"] = (self.e2 * gs + 2.0 * self.w0 * np.einsum("jt,jt->j", self.w1, d["W"])
+            dWc = d["W"][pen.rows]
+            d["s"] = (self.e2 * gs + 2.0 * self.w0 * np.einsum("jt,jt->j", self.w1, dWc)
                       ) / self.h
             d["zs"] = rd["s"].copy()
             # X^T dlam = X^T D rho - X^T D tilde X step: from the blocks, no pass
-            d["zW"] = rd["W"] + pen.times(d["W"]) - (Grho - self.K.products(step)[:, :p].T)
+            d["zW"] = (rd["W"] + pen.times(d["W"]) - (Grho - self.K.products(step)[:, :p].T)
+                       )[pen.rows]
         if pen.rowmax:
             it = self.it
             d["s"] = (hs - np.sum(self.v * d["W"], axis=1)) / self.dsum
@@ -393,7 +419,8 @@ class _Newton:
         tx = min(cones.longest_ray_step(it.rp, d["rp"]), cones.longest_ray_step(it.rm, d["rm"]))
         tz = min(cones.longest_ray_step(it.zp, d["zp"]), cones.longest_ray_step(it.zm, d["zm"]))
         if self.pen.cone:
-            tx = min(tx, cones.longest_step(it.s, it.W, d["s"], d["W"]))
+            rows = self.pen.rows
+            tx = min(tx, cones.longest_step(it.s, it.W[rows], d["s"], d["W"][rows]))
             tz = min(tz, cones.longest_step(it.zs, it.zW, d["zs"], d["zW"]))
         if self.pen.rowmax:
             tx = min(tx, cones.longest_ray_step(it.ep.ravel(), d["ep"].ravel()),
@@ -414,15 +441,15 @@ class _Newton:
                 (-it.ep * it.zep, -it.em * it.zem) if pen.rowmax else None))
         aff = self.affine
         tx, tz = (min(1.0, t) for t in self.longest(aff, split))
-        sigma = max(min(max(it.gap(self.live, pen.cone, aff, tx, tz) / gap, 0.0), 1.0) ** 3,
-                    floor)
+        sigma = max(min(max(it.gap(self.live, pen.cone, aff, tx, tz, pen.rows) / gap, 0.0),
+                        1.0) ** 3, floor)
         sm = sigma * mu
         cp = (sm - it.rp * it.zp - aff["rp"] * aff["zp"]) / it.rp
         cm = (sm - it.rm * it.zm - aff["rm"] * aff["zm"]) / it.rm
         cs = None
         if pen.cone:
             l0, l1 = self.scaled(it.zs, it.zW)  # the scaled point W z = W^{-1} x
-            x0, x1 = cones.product(*self.scaled(aff["s"], aff["W"], inverse=True),
+            x0, x1 = cones.product(*self.scaled(aff["s"], aff["W"][pen.rows], inverse=True),
                                    *self.scaled(aff["zs"], aff["zW"]))
             ll0, ll1 = cones.product(l0, l1, l0, l1)
             cs = self.scaled(*cones.divide(l0, l1, sm - ll0 - x0, -ll1 - x1), inverse=True)
@@ -455,7 +482,7 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     with np.errstate(invalid="ignore", over="ignore"):  # (the squared rows' box is open)
         cu = np.where(live, scale * c * hi, 1.0)  # the costs of r+ and r-
         cl = np.where(live, -scale * c * lo, 1.0)
-    pen = _Penalty(penalty, scale * float(alpha), T)
+    pen = _Penalty(penalty, scale * float(alpha), T, p)
     E = fit_intercept
     it = _Iterate()
     it.W = np.array(W, dtype=np.float64)
@@ -489,11 +516,11 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     it.lam = np.where(quad, cq * it.rq, np.where(live, 0.5 * (cu - cl), 0.0))
     it.zp, it.zm = np.where(live, cu - it.lam, cu), np.where(live, cl + it.lam, cl)
     nu = 2 * n_live
-    if pen.cone:
-        it.zW = pen.times(it.W)
+    if pen.cone:  # (on the penalized rows)
+        it.zW = pen.times(it.W)[pen.rows]
         it.zs = np.maximum(pen.a, 1.5 * np.linalg.norm(it.zW, axis=1))
-        it.s = np.linalg.norm(it.W, axis=1) + mu0 / it.zs
-        nu += p
+        it.s = np.linalg.norm(it.W[pen.rows], axis=1) + mu0 / it.zs
+        nu += int(pen.rows.sum())
     it.ep = it.em = None
     if pen.rowmax:  # each bound's dual a / (2T): the dual's stationarity met at lambda = 0
         it.zep = it.zem = np.full((p, T), pen.a / (2 * T))
@@ -514,7 +541,7 @@ def interior_point(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
     n_iter, best, stalled, first = 0, np.inf, 0, None
     while n_iter < max_iter:
         n_iter += 1
-        gap = it.gap(live, pen.cone)
+        gap = it.gap(live, pen.cone, rows=pen.rows)
         first = gap if first is None else first
         if verbose:
             print(f"interior point {n_iter}: gap / P0 {gap / target * tol:.3e}")
@@ -574,8 +601,10 @@ def _with_zero_rows(data, datafit, penalty, alpha, W, b, theta, n_iter, cert, lo
             top, bottom = top.toarray().ravel(), bottom.toarray().ravel()
         col = np.maximum(np.asarray(top, dtype=np.float64), -np.asarray(bottom, np.float64))
         effect = np.abs(W).max(axis=1, initial=0.0) * col
-        tiny = effect <= NEGLIGIBLE * tol * max(float(np.max(np.abs(data.y), initial=0.0)),
-                                                1e-300)
+        # (below tol 1e-8 the iterate's rows at the scale of mu stand above tol itself: the
+        # candidates are read at 1e-8, the certificate of the zeroed point decides)
+        tiny = effect <= NEGLIGIBLE * max(tol, 1e-8) * max(
+            float(np.max(np.abs(data.y), initial=0.0)), 1e-300)
         if np.any(W[tiny]):
             Z = W.copy()
             Z[tiny] = 0.0
