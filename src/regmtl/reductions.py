@@ -5,24 +5,24 @@ r"""A fit as a chain of reductions: the problem a user gave, passed through each
 A problem is (data, loss per task, penalty, whether intercepts are fitted). Each reduction
 maps it to an equivalent one and a point of that one back:
 
-===================  ===========================================  =============================
-reduction            ``apply``                                    ``invert``
-===================  ===========================================  =============================
-:class:`ClassColumns` a column of W per class of each task (the    the identity (W on the layout
-                     multinomial loss), the penalty on that       is the model's)
-                     layout
-:class:`FoldOffset`  the offset :math:`o` folded into the         :math:`b - m`
-                     targets and row weights
-                     (``Datafit.with_offset``), each task's
-                     centre :math:`m_t` into its intercept
-:class:`FeatureUnits` columns excluded, rescaled by their         :math:`W = D^{-1} V`, the free
-                     factors and deviations, the free ones        columns fitted back
-                     projected out or left free, the box in the   (``regmtl.feature_terms``)
-                     penalty
-:class:`CenterColumns` each task's columns shifted where they     :math:`b - s_t^\top w_t`
-                     sit far from zero (intercepts fitted)
-:class:`LiveFeatures` the features no row uses dropped            zero rows written back
-===================  ===========================================  =============================
+=========================  ======================================  ========================
+reduction                  ``apply``                               ``invert``
+=========================  ======================================  ========================
+:class:`ClassColumns`      a column of W per class of each task    the identity (W on the
+                           (the multinomial loss), the penalty on  layout is the model's)
+                           that layout
+:class:`FoldOffset`        the offset :math:`o` folded into the    :math:`b - m`
+                           targets and row weights
+                           (``Datafit.with_offset``), each task's
+                           centre :math:`m_t` into its intercept
+:class:`FeatureUnits`      columns excluded, rescaled by their     :math:`W = D^{-1} V`, the
+                           factors and deviations, the free ones   free columns fitted back
+                           projected out or left free, the box in  (``regmtl.feature_terms``)
+                           the penalty
+:class:`CenterColumns`     each task's columns shifted where they  :math:`b - s_t^\top w_t`
+                           sit far from zero (intercepts fitted)
+:class:`LiveFeatures`      the features no row uses dropped        zero rows written back
+=========================  ======================================  ========================
 
 A start (a warm start in the input's units) goes down the chain through each ``start``; the
 penalty's variable goes up through each ``variable`` (its rows in the input's features, for the
