@@ -143,23 +143,16 @@ def test_a_chain_fit_is_certified_and_zero_at_its_alpha_max(loss):
     assert np.any(below.W[penalized] != 0.0)
     model = rm.MultiTaskRegressor("l21", loss=loss, alpha=0.3 * a_max, tol=1e-10,
                                   max_iter=20_000, penalty_factor=FACTORS, standardize=True)
-    X, y, task, w = _rows(data)
-    model.fit(X, y, task, sample_weight=w, offset=_as_given(data, offset))
+    # (the rows given in task order: the flat rows of ``data`` are the input's)
+    model.fit(np.asarray(data.X), data.y, data.task_of, sample_weight=data.sample_weight,
+              offset=offset)
     np.testing.assert_allclose(model.coef_, below.W.T, rtol=0, atol=1e-7)
     np.testing.assert_allclose(model.intercept_, below.b, rtol=0, atol=1e-7)
 
 
-def _rows(data):
-    return np.asarray(data.X), data.y, data.task_of, data.sample_weight
-
-
-def _as_given(data, offset):
-    return None if offset is None else np.asarray(offset)  # (rows given in task order)
-
-
 #: the functions that orchestrate a fit, and the modules above the solvers that may call them
 ORCHESTRATION = {"solve", "solve_live", "solve_task_alphas", "reduce_problem",
-                 "shift_columns", "intercept_shift", "apply_offset"}
+                 "shift_columns", "intercept_shift"}
 ALLOWED = {
     "reductions.py",  # the chain
     "selection/path.py",  # walk_path: the chain's solver problem along a grid

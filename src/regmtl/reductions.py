@@ -231,10 +231,9 @@ class FeatureUnits(Reduction):
             kept[kept] = ~red.free
             scale = scale[~red.free]
         scale = scale[:, None] if scale.ndim == 1 else scale
-        if rows is not None:
-            scale, sub = scale[rows], kept[kept]
-            sub[...] = rows
-            kept[kept] = sub
+        if rows is not None:  # (V on the rows ``rows`` of the solver's features)
+            scale = scale[rows]
+            kept[kept] = rows
         return V / scale, kept
 
     def holds_zero(self) -> bool:
@@ -447,7 +446,6 @@ def fit_chain(chain: Chain, alpha: float, alphas: np.ndarray | None, start: Poin
             warn_zero_stationary(bottom.data, bottom.datafit, bottom.penalty, alpha,
                                  bottom.fit_intercept, 6)
     else:
-        kwargs.pop("tighten_warm", None)
         res = solve_task_alphas(bottom.data, bottom.datafit, bottom.penalty, alphas, **kwargs)
     point = Point(res.W, res.b if bottom.fit_intercept else np.zeros(bottom.data.n_tasks))
     V, res.W, res.V = res.V, None, None  # (the result's arrays let go as they are read)

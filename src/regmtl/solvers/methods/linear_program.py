@@ -70,7 +70,7 @@ def _lasso_task(X, y, c, lo, hi, alpha: float, positive: bool, fit_intercept: bo
         return np.zeros(p), 0.0, np.zeros(0), True, 0
     pen = np.ones(p, dtype=bool) if penalized is None else penalized
     XT = X.T
-    XP, XF = XT[pen], XT[~pen]
+    XP, XF = (XT, XT[:0]) if pen.all() else (XT[pen], XT[~pen])  # (no copy without free)
     stack = sp.vstack if sp.issparse(X) else np.vstack
     A_ub = XP if positive else stack([XP, -XP])
     ones = np.ones((1, len(y)))
