@@ -141,7 +141,7 @@ def support_table_rst() -> str:
     """The support table as a reStructuredText list table, one row per penalty and one
     column per loss; each cell holds the solver row on tall tasks (on wide tasks after a
     slash where it differs) and the certificate, or the refusal; then the meaning of each
-    solver row (its ``why`` in ``regmtl.solvers.policy.SOLVER_TABLE``).
+    solver (its ``regime`` in ``regmtl.solvers.policy.SOLVER_TABLE``).
 
     Returns
     -------
@@ -169,7 +169,8 @@ def support_table_rst() -> str:
     named = {word for e in entries for word in re.findall(r"\w+", f"{e.tall} {e.wide}")}
     used = [key for key in SOLVER_TABLE if key in named]
     lines += ["", "The solver rows:", ""]
-    lines += [f"* ``{key}``: {SOLVER_TABLE[key].why}." for key in used]
+    lines += [f"* ``{key}``: {SOLVER_TABLE[key].regime}. Its cost: {SOLVER_TABLE[key].cost}."
+              for key in used]
     return "\n".join(lines) + "\n"
 
 

@@ -27,7 +27,8 @@ from regmtl.solvers import admm, reference, solve
 from regmtl.solvers.methods.splitting import solve_form
 from regmtl.solvers.parts.kernel_quadratic import KernelQuadratic, kernel_applies
 from regmtl.solvers.parts.quadratic import TaskQuadratic
-from regmtl.solvers.policy import Problem, check_requirements, choose_solver
+from regmtl.solvers.policy import check_requirements, choose_solver
+from regmtl.solvers.requirements import Problem
 
 WIDE = (8, 12, 20, 15)  # rows per task, fewer than the 30 features
 
@@ -209,7 +210,8 @@ def test_wide_logistic_hands_over_to_row_space_newton(monkeypatch):
     """Wide tasks, logistic loss, trace norm: proximal gradient runs for newton_budget
     iterations (forced to 5 here), then proximal Newton with row-space models (ADMM on each)
     finishes; the optimum is cvxpy's (objective to 1e-6 relative, coefficients to 1e-4)."""
-    import regmtl.solvers.policy as policy
+    import regmtl.solvers.requirements as requirements
+    import regmtl.solvers.rows as rows
     from regmtl.solvers.methods import structured_newton as sn
 
     Xs, ys = _wide(seed=7, sizes=(20, 24, 28, 22))
@@ -219,8 +221,8 @@ def test_wide_logistic_hands_over_to_row_space_newton(monkeypatch):
     alpha = 0.05 * rm.alpha_max(Xs, yb, penalty="trace", loss="logistic")
     models = []
     build = sn.model_quadratic
-    monkeypatch.setattr(policy, "newton_budget", lambda data: 5)
-    monkeypatch.setattr(policy, "subspace_applies", lambda data: False)  # (the wide row)
+    monkeypatch.setattr(rows, "newton_budget", lambda data: 5)
+    monkeypatch.setattr(requirements, "subspace_applies", lambda data: False)  # (the wide row)
     monkeypatch.setattr(sn, "model_quadratic",
                         lambda *a: models.append(type(build(*a)).__name__) or build(*a))
     with warnings.catch_warnings():

@@ -189,7 +189,7 @@ def test_proximal_newton_hands_over_where_it_crawls(penalty, monkeypatch):
     proximal Newton, which goes to the interior point after ``HANDOVER`` steps (solver='bcd'
     runs proximal Newton alone). With the hand-over after one step the fit certifies at tol
     1e-10 at the same optimum as proximal Newton alone, and Clarabel's to 1e-8."""
-    from regmtl.solvers import policy
+    from regmtl.solvers import rows
 
     rng = np.random.default_rng(8)
     Xs = [rng.standard_normal((n, 5)) for n in (30, 90, 12)]
@@ -203,7 +203,7 @@ def test_proximal_newton_hands_over_where_it_crawls(penalty, monkeypatch):
     alone = rm.MultiTaskRegressor(penalty, alpha=alpha, loss=loss, tol=1e-10,
                                   solver="bcd").fit(Xs, ys)
     assert alone.n_iter_ > 1
-    monkeypatch.setattr(policy, "HANDOVER", 1)
+    monkeypatch.setattr(rows, "HANDOVER", 1)
     handed = rm.MultiTaskRegressor(penalty, alpha=alpha, loss=loss, tol=1e-10).fit(Xs, ys)
     assert handed.n_iter_ > 1
     assert handed.objective_ == pytest.approx(alone.objective_, rel=1e-9)

@@ -210,12 +210,12 @@ def test_other_smooth_losses_agree_with_the_wide_row(loss, monkeypatch):
 def _with_and_without_row(monkeypatch, fit):
     """``fit(row_on)`` run with the subspace row, then with the table's next choice (the row
     switched off); the two fits, in that order, each without a ConvergenceWarning."""
-    import regmtl.solvers.policy as policy
+    import regmtl.solvers.requirements as requirements
 
     fits = []
     for row_on in (True, False):
         if not row_on:
-            monkeypatch.setattr(policy, "subspace_applies", lambda data: False)
+            monkeypatch.setattr(requirements, "subspace_applies", lambda data: False)
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
             fits.append(fit(row_on))

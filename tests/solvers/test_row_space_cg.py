@@ -27,7 +27,8 @@ from regmtl.penalties.coupling import ClassMean
 from regmtl.solvers.certificates.certify import reference
 from regmtl.solvers.methods.linear import conjugate_gradient
 from regmtl.solvers.parts import row_space_cg as rsc
-from regmtl.solvers.policy import Problem, check_requirements, choose_row, choose_solver
+from regmtl.solvers.policy import check_requirements, choose_row, choose_solver
+from regmtl.solvers.requirements import Problem
 
 SIZES = (5, 12, 20, 31)  # wide: p = 40 features, and one task of 5 rows
 P = 40

@@ -31,7 +31,7 @@ from regmtl import _jit
 from regmtl.datafits import make_loss
 from regmtl.penalties import make_penalty
 from regmtl.penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
-from regmtl.solvers import policy
+from regmtl.solvers import rows as solver_rows
 from regmtl.solvers.methods import small_squares as ss
 from regmtl.solvers.methods import structured_newton as sn
 from regmtl.solvers.parts import _kernels as K
@@ -306,7 +306,7 @@ def test_the_squared_route_is_auto_only():
         raise AssertionError("the small route ran")
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(policy, "small_least_squares", refuse)
+        mp.setattr(solver_rows, "small_least_squares", refuse)
         named = rm.MultiTaskRegressor("l21", alpha=0.1, solver="bcd").fit(X, y, task=task)
         optioned = rm.MultiTaskRegressor("l21", alpha=0.1, solver_options={"anderson": 0}).fit(
             X, y, task=task)
@@ -359,7 +359,7 @@ def test_the_squared_route_finds_the_rows_optimum(penalty):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.MonkeyPatch.context() as mp:  # the route's own answer: no finish over rows
-            mp.setattr(policy, "_run_bcd", None)
+            mp.setattr(solver_rows, "BCD_ROW", None)
             route = rm.MultiTaskRegressor(pen, **kw).fit(X, y, task=task)
         rows = rm.MultiTaskRegressor(pen, solver="bcd", **kw).fit(X, y, task=task)
     assert route.objective_ == pytest.approx(rows.objective_, rel=1e-11)
@@ -474,7 +474,7 @@ def test_the_squared_route_with_one_alpha_per_task():
 
     kw = dict(alpha=alphas, tol=1e-10, max_iter=100_000)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(policy, "small_least_squares", spy)
+        mp.setattr(solver_rows, "small_least_squares", spy)
         route = rm.MultiTaskRegressor("l1", **kw).fit(X, y, task=task)
     rows = rm.MultiTaskRegressor("l1", solver="bcd", **kw).fit(X, y, task=task)
     assert ran

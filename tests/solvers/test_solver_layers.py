@@ -20,11 +20,11 @@ from regmtl.penalties.base import DIRTY_ROWS, ENTRYWISE, ROWS, BlockStep
 from regmtl.solvers.policy import (
     AUTO_ORDER,
     SOLVER_TABLE,
-    Problem,
     check_requirements,
     choose_solver,
     penalty_solver,
 )
+from regmtl.solvers.requirements import Problem
 
 SOLVERS_DIR = REPO / "src" / "regmtl" / "solvers"
 
@@ -36,7 +36,7 @@ ROLES = {"methods", "parts", "certificates", "blocks", "streamed"}
 #: modules that hold a solver (they import only parts), and the layer above them
 SOLVER_MODULES = {f"methods.{p.stem}" for p in (SOLVERS_DIR / "methods").glob("[!_]*.py")} | {
     "blocks.primal_dual_blocks"}
-ABOVE = {"__init__", "policy", "solve", "entries"}
+ABOVE = {"__init__", "policy", "solve", "entries", "requirements", "solver", "rows"}
 
 
 def _key(path: Path) -> str:
@@ -143,18 +143,18 @@ def wide():
 def test_auto_picks_the_documented_solver(shared, penalty, expected):
     name = choose_solver(shared, rm.Quadratic(), penalty, 0.1)
     assert name == expected
-    assert SOLVER_TABLE[name].why  # the reason it is the choice
+    assert SOLVER_TABLE[name].regime  # the reason it is the choice
     assert name in AUTO_ORDER
 
 
 def test_the_reasons_say_why(shared, wide):
-    assert "pure ridge" in SOLVER_TABLE[choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1)].why
+    assert "pure ridge" in SOLVER_TABLE[choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1)].regime
     # no Gram form on a wide design: the exact ridge in row-space form
     assert choose_solver(wide, rm.Quadratic(), rm.L2(), 0.1) == "direct"
     # a tol below the Gram sums' floor: no exact ridge either
     assert choose_solver(shared, rm.Quadratic(), rm.L2(), 0.1, tol=1e-14) == "bcd"
-    assert "row-separable" in SOLVER_TABLE["bcd"].why
-    assert "linear" in SOLVER_TABLE["cg"].why
+    assert "row-separable" in SOLVER_TABLE["bcd"].regime
+    assert "linear" in SOLVER_TABLE["cg"].regime
 
 
 def test_the_logistic_loss_has_no_linear_path(shared):

@@ -29,9 +29,11 @@ The modules are grouped by role, in three layers with no circle:
 - ``blocks/``: the solvers whose iterates live in groups of task blocks on the workers that hold
   the rows (FISTA's and PDHG's groups, their pieces and their certificate);
 - ``streamed/``: the out-of-core fit of a task source read chunk by chunk, and its checkpoint;
-- at the top, the *policy* above them all (``policy``: the table, the one dispatch; ``solve``;
-  ``entries``: the public ``bcd``, ``fista`` and ``admm``, which run the table's rows), and
-  ``names`` and ``result`` below them.
+- at the top, the *policy* above them all (``solver``: the ``Solver`` object of one call
+  signature, ``run(call, start)``; ``rows``: one such object per solver, declaring its regime,
+  cost and certificates; ``requirements``: what each needs; ``policy``: the table and its
+  stated rule, the one dispatch; ``solve``; ``entries``: the public ``bcd``, ``fista`` and
+  ``admm``, which run the table's solvers), and ``names`` and ``result`` below them.
 """
 
 from __future__ import annotations

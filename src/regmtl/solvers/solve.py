@@ -23,6 +23,7 @@ from .parts.balance import balanced_solve
 from .parts.dead_features import expanded, live_features, restricted, restricted_reference
 from .policy import SOLVER_TABLE, SOLVERS, choose_row
 from .result import SolverResult
+from .solver import Call, Start
 
 __all__ = ["solve", "solve_live"]
 
@@ -284,9 +285,9 @@ def _solve(data, datafit, penalty, alpha, solver, W0, b0, V0, fit_intercept, tol
                 (start_res.V,) = data.arrays(V_start)
             _check_finite(start_res)
             return start_res, solver
-    res = SOLVER_TABLE[row].run(data, datafit, penalty, alpha, W, b, ref=ref,
-                                fit_intercept=fit_intercept, tol=run_tol, max_iter=max_iter,
-                                verbose=verbose, V0=V0, options=options, inner=solve)
+    call = Call(data, datafit, penalty, alpha, ref, fit_intercept, run_tol, max_iter,
+                verbose, options, solve)
+    res = SOLVER_TABLE[row].run(call, Start(W, b, V0))
     # the fitted W and b (p x T numbers) with the caller, wherever the blocks are
     res.W, res.b = data.arrays(res.W, res.b)
     if res.V is not None:
