@@ -30,6 +30,7 @@ from ..certificates.certify import (
 from ..certificates.screening import safe_radius, screen
 from ..parts.epochs import DataInner, LeastSquaresEpochs, feature_gradient, run_inner
 from ..parts.moments import feature_moments
+from ..parts.newton_loop import newton_loop
 from ..parts.newton_model import armijo, newton_model
 from ..parts.working_set import nonzero_rows, select_working_set
 from ..result import SolverResult
@@ -82,6 +83,98 @@ def _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept, xm):
     return max(primal - dual, 0.0)
 
 
+class _WorkingSetNewton:
+    """Proximal Newton over working sets (the module's text), as a
+    :class:`~regmtl.solvers.parts.newton_loop.NewtonMethod`: its state is the point (W, b,
+    the scores f, the objective) and what the last certificate read (the gradient, the dual
+    scaling, the gap-safe screen)."""
+
+    spent = False
+
+    def __init__(self, data, datafit, penalty, alpha, W, b, params, ref, fit_intercept,
+                 working_set, screening, p0, max_inner):
+        self.data, self.datafit, self.penalty, self.alpha = data, datafit, penalty, alpha
+        self.W, self.b, self.params, self.ref = W, b, params, ref
+        self.fit_intercept, self.working_set, self.p0 = fit_intercept, working_set, p0
+        self.max_inner = max_inner
+        p = data.n_features
+        self.f = self._scores()
+        self.value = datafit.value(data.y, self.f, data.c) + penalty.value(W, alpha)
+        self.use_gap = penalty.has_dual and alpha > 0
+        self.zero_means = np.zeros((p, data.n_tasks))  # centered dual points need no centering
+        # centered block constants under the loss weights: the gap-safe bound uses them
+        # (a dual without strong concavity, as the log links', bounds no ball: nothing to
+        # screen)
+        screening = screening and params[0] > 0 and datafit.dual_strong_concavity > 0
+        self.L_screen = feature_moments(data, data.c, fit_intercept)[1] if screening else None
+        self.screened = np.zeros(p, dtype=bool)
+        self.s = self.G = None
+
+    def _scores(self):
+        f = self.data.linear(self.W, self.b)
+        if self.fit_intercept:
+            f, _ = scores_intercepts(self.data, self.datafit, f, self.b)
+        return f
+
+    def certify(self) -> Certificate:
+        data, datafit, penalty, alpha = self.data, self.datafit, self.penalty, self.alpha
+        if self.use_gap:
+            gap, primal, dual, self.s, self.G = duality_gap_terms(
+                data, datafit, penalty, alpha, self.W, self.f, self.fit_intercept)
+            return Certificate("duality_gap", gap, primal, dual, self.ref.P0)
+        return certify(data, datafit, penalty, alpha, self.W, self.f, self.fit_intercept,
+                       self.ref)
+
+    def status(self) -> str:
+        return f"  screened {int(self.screened.sum())}"
+
+    def _working_set(self, cert: Certificate) -> np.ndarray:
+        """The features the next models run on: all but the screened, or the worst violators
+        and the nonzero rows."""
+        penalty, alpha, W = self.penalty, self.alpha, self.W
+        ws = np.arange(self.data.n_features, dtype=np.int64)
+        if not self.use_gap:
+            return ws
+        if self.L_screen is not None:
+            radius = safe_radius(cert.value, self.datafit.dual_strong_concavity)
+            new = screen(self.s * self.G, self.L_screen, radius, self.params[0],
+                         self.params[2], self.params[1]) & ~self.screened
+            if new.any():
+                self.screened |= new
+                if np.any(W[new] != 0.0):
+                    W[new] = 0.0
+                    self.f = self._scores()
+                    self.value = (self.datafit.value(self.data.y, self.f, self.data.c)
+                                  + penalty.value(W, alpha))
+        if self.working_set:
+            ws = select_working_set(penalty, alpha, W, self.G, self.screened, self.p0)
+        else:
+            ws = np.flatnonzero(~self.screened).astype(np.int64)
+        return np.union1d(ws, nonzero_rows(W)).astype(np.int64)
+
+    def step(self, cert, progress, budget) -> int:
+        """Newton steps on one working set (at most ten), each model solved to a tenth of
+        the gap it should close (Massias et al.), until the restricted gap is below 0.3
+        times the outer one."""
+        ws = self._working_set(cert)
+        target = 0.3 * cert.value
+        model_target = 0.1 * cert.value if self.use_gap else None
+        taken = 0
+        for _ in range(min(10, budget)):
+            self.f, self.value, _ = _newton_step(
+                self.data, self.datafit, self.penalty, self.alpha, self.W, self.b, self.f,
+                self.value, self.params, ws, self.fit_intercept, model_target, self.max_inner)
+            taken += 1
+            if not self.use_gap:
+                break
+            inner = _restricted_gap(self.data, self.datafit, self.penalty, self.alpha,
+                                    self.W, self.f, ws, self.fit_intercept, self.zero_means)
+            model_target = min(model_target, 0.1 * inner)
+            if inner <= target:
+                break
+        return taken
+
+
 def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
                 W: np.ndarray, b: np.ndarray, params: BlockStep, *, ref: Reference,
                 fit_intercept: bool,
@@ -89,69 +182,9 @@ def prox_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float
                 screening: bool = True, p0: int = 10, max_inner: int = 50) -> SolverResult:
     """Minimize ``datafit + alpha * penalty`` from ``(W, b)`` (in place); ``max_iter`` bounds
     the Newton steps. Without a dual (alpha = 0) every step is certified by the KKT residual."""
-    y, c = data.y, data.c
-    p = data.n_features
-    l1, l2, group = params
-    f = data.linear(W, b)
-    if fit_intercept:
-        f, _ = scores_intercepts(data, datafit, f, b)
-    value = datafit.value(y, f, c) + penalty.value(W, alpha)
-    use_gap = penalty.has_dual and alpha > 0
-    zero_means = np.zeros((p, data.n_tasks))  # centered dual points need no centering
-    # centered block constants under the loss weights: the gap-safe bound uses them
-    # (a dual without strong concavity, as the log links', bounds no ball: nothing to screen)
-    screening = screening and l1 > 0 and datafit.dual_strong_concavity > 0
-    L_screen = feature_moments(data, c, fit_intercept)[1] if screening else None
-    screened = np.zeros(p, dtype=bool)
-    total, best, stalled = 0, np.inf, 0
-    cert = None
-    while True:
-        if use_gap:
-            gap, primal, dual, s, G = duality_gap_terms(data, datafit, penalty, alpha, W, f,
-                                                        fit_intercept)
-            cert = Certificate("duality_gap", gap, primal, dual, ref.P0)
-        else:
-            cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref)
-        if verbose:
-            print(f"[prox-newton] step {total:4d}  {cert.kind} {cert.relative:.3e}  "
-                  f"screened {int(screened.sum())}")
-        if cert.converged(tol):
-            return SolverResult(W, b, max(total, 1), cert, True)
-        # at the rounding floor the certificate stops improving: give up after 20 rounds
-        stalled = 0 if cert.relative < 0.99 * best else stalled + 1
-        best = min(best, cert.relative)
-        if total >= max_iter or stalled >= 20:
-            return SolverResult(W, b, max(total, 1), cert, False, stalled=total < max_iter)
-        ws = np.arange(p, dtype=np.int64)
-        if use_gap:
-            if L_screen is not None:
-                radius = safe_radius(gap, datafit.dual_strong_concavity)
-                new = screen(s * G, L_screen, radius, l1, group, l2) & ~screened
-                if new.any():
-                    screened |= new
-                    if np.any(W[new] != 0.0):
-                        W[new] = 0.0
-                        f = data.linear(W, b)
-                        if fit_intercept:
-                            f, _ = scores_intercepts(data, datafit, f, b)
-                        value = datafit.value(y, f, c) + penalty.value(W, alpha)
-            if working_set:
-                ws = select_working_set(penalty, alpha, W, G, screened, p0)
-            else:
-                ws = np.flatnonzero(~screened).astype(np.int64)
-            ws = np.union1d(ws, nonzero_rows(W)).astype(np.int64)
-        # each Newton model is solved to a tenth of the gap it should close (Massias et al.)
-        target, model_target = 0.3 * cert.value, (0.1 * cert.value if use_gap else None)
-        for _ in range(10):
-            if total >= max_iter:
-                break
-            f, value, _ = _newton_step(data, datafit, penalty, alpha, W, b, f, value, params,
-                                       ws, fit_intercept, model_target, max_inner)
-            total += 1
-            if not use_gap:
-                break
-            inner = _restricted_gap(data, datafit, penalty, alpha, W, f, ws, fit_intercept,
-                                    zero_means)
-            model_target = min(model_target, 0.1 * inner)
-            if inner <= target:
-                break
+    method = _WorkingSetNewton(data, datafit, penalty, alpha, W, b, params, ref,
+                               fit_intercept, working_set, screening, p0, max_inner)
+    cert, progress, converged, stalled = newton_loop(
+        method, tol=tol, max_iter=max_iter, label="prox-newton", verbose=verbose)
+    return SolverResult(method.W, method.b, max(progress.steps, 1), cert, converged,
+                        stalled=stalled)

@@ -40,6 +40,7 @@ from ..parts.anderson import Anderson
 from ..parts.epochs import DataInner, LeastSquaresEpochs, aligned, feature_gradient
 from ..parts.gram import GramInner
 from ..parts.moments import uniform_within_tasks
+from ..parts.newton_loop import newton_loop
 from ..parts.newton_model import armijo, newton_model
 from ..parts.working_set import nonzero_rows, select_working_set
 from ..result import SolverResult
@@ -213,6 +214,99 @@ def _model_step(data, penalty, alpha, W, b, f, params, ws, fit_intercept, theta,
     return dW, db, data.linear(dW, db), used
 
 
+class _StationaryNewton:
+    """Proximal Newton to a stationary point (the module's text), as a
+    :class:`~regmtl.solvers.parts.newton_loop.NewtonMethod` certified by the KKT residual."""
+
+    spent = False
+
+    def __init__(self, data, datafit, penalty, alpha, W, b, ref, fit_intercept, working_set,
+                 anderson, p0, max_inner):
+        self.data, self.datafit, self.penalty, self.alpha = data, datafit, penalty, alpha
+        self.W, self.b, self.ref, self.fit_intercept = W, b, ref, fit_intercept
+        self.working_set, self.anderson, self.p0 = working_set, anderson, p0
+        self.max_inner = max_inner
+        self.params = penalty.bcd_params(alpha)
+        f = data.linear(W, b)
+        if fit_intercept:
+            f, _ = scores_intercepts(data, datafit, f, b)
+        self.f = f
+        self.value = self._objective(f, W)
+        self.scale = float(np.linalg.norm(ref.G0))
+        self.zero_means = np.zeros((data.n_features, data.n_tasks))
+        self.G = None
+
+    def _objective(self, f, W) -> float:
+        return (self.datafit.value(self.data.y, f, self.data.c)
+                + self.penalty.value(W, self.alpha))
+
+    def certify(self) -> Certificate:
+        rel, self.G = kkt_terms(self.data, self.datafit, self.penalty, self.alpha, self.W,
+                                self.f, self.fit_intercept, self.scale)
+        return Certificate("kkt_residual", rel, self.value, None, self.ref.P0)
+
+    def status(self) -> str:
+        return f"  primal {self.value:.12e}"
+
+    def _direction(self, theta, h, z, ws, target):
+        """The model's move (dW, db, df) and its Armijo step; where the quadratic model
+        misled (its curvature below the penalty's concavity, its exact block minimizers in
+        another basin), the majorizing model's full step if it does better."""
+        data, datafit, penalty, alpha = self.data, self.datafit, self.penalty, self.alpha
+        y, c, W, b, f = data.y, data.c, self.W, self.b, self.f
+        args = (data, penalty, alpha, W, b, f, self.params, ws, self.fit_intercept, theta)
+        dW, db, df, _ = _model_step(*args, h, z, target, self.max_inner, self.anderson)
+        step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, self.value,
+                      data.numbers)
+        if step != 1.0 and np.isfinite(datafit.curvature):
+            # the majorizing model (curvature c * datafit.curvature >= the loss's) lowers the
+            # objective at its full step: the better of the two moves (a log-link loss, alone
+            # or in a loss list, has no such bound: its Armijo step stands)
+            new = np.inf if step is None else self._objective(f + step * df, W + step * dW)
+            hm, zm = c * datafit.curvature, f + theta / datafit.curvature
+            mW, mb, mf, _ = _model_step(*args, hm, zm, target, self.max_inner, self.anderson)
+            major = self._objective(f + mf, W + mW)
+            # (a descent step in exact arithmetic: taken within the rounding of the
+            # objective, as Armijo's test allows)
+            if major < new and major <= self.value + 1e-15 * abs(self.value):
+                dW, db, df, step = mW, mb, mf, 1.0
+        return dW, db, df, step
+
+    def step(self, cert, progress, budget) -> int | None:
+        """Newton steps on one working set (at most ten) until its own residual is below
+        0.3 times the outer one; None where the first finds no decrease."""
+        data, datafit, penalty, alpha = self.data, self.datafit, self.penalty, self.alpha
+        p = data.n_features
+        if self.working_set:
+            ws = select_working_set(penalty, alpha, self.W, self.G, np.zeros(p, dtype=bool),
+                                    self.p0)
+            ws = np.union1d(ws, nonzero_rows(self.W)).astype(np.int64)
+        else:
+            ws = np.arange(p, dtype=np.int64)
+        model_target = 0.1 * cert.relative * self.scale
+        taken = 0
+        for _ in range(min(10, budget)):
+            theta, h, z = newton_model(datafit, data.y, data.c, self.f)
+            dW, db, df, step = self._direction(theta, h, z, ws, model_target)
+            if step is None:  # no decrease at all: the loss at its rounding floor
+                return taken or None
+            taken += 1
+            self.W += step * dW
+            self.b += step * db
+            f = self.f + step * df
+            if self.fit_intercept:
+                f, _ = scores_intercepts(data, datafit, f, self.b)
+            self.f = f
+            self.value = self._objective(f, self.W)
+            u = data.c * datafit.theta(data.y, f)
+            inner = _restricted(penalty, alpha, self.W[ws],
+                                feature_gradient(data, self.zero_means, u, ws))
+            model_target = min(model_target, 0.1 * inner)
+            if inner <= 0.3 * cert.relative * self.scale:
+                break
+        return taken
+
+
 def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha: float,
                       W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool = True,
                       tol: float = 1e-4, max_iter: int = 1000, verbose: int = 0,
@@ -222,74 +316,9 @@ def stationary_newton(data: TaskData, datafit: Datafit, penalty: Penalty, alpha:
     squared one, from ``(W, b)`` in place, each model solved by the epochs of
     :func:`stationary_least_squares`; ``max_iter`` bounds the Newton steps. Certified by the
     relative KKT residual of the Clarke subdifferential."""
-    y, c = data.y, data.c
-    p = data.n_features
-    params = penalty.bcd_params(alpha)
-    f = data.linear(W, b)
-    if fit_intercept:
-        f, _ = scores_intercepts(data, datafit, f, b)
-    value = datafit.value(y, f, c) + penalty.value(W, alpha)
-    scale = float(np.linalg.norm(ref.G0))
-    zero_means = np.zeros((p, data.n_tasks))
-    none = np.zeros(p, dtype=bool)
-    total, best, stalled = 0, np.inf, 0
-    while True:
-        rel, G = kkt_terms(data, datafit, penalty, alpha, W, f, fit_intercept, scale)
-        cert = Certificate("kkt_residual", rel, value, None, ref.P0)
-        if verbose:
-            print(f"[prox-newton-kkt] step {total:4d}  kkt {rel:.3e}  primal {value:.12e}")
-        if cert.converged(tol):
-            return SolverResult(W, b, max(total, 1), cert, True)
-        stalled = 0 if rel < 0.99 * best else stalled + 1
-        best = min(best, rel)
-        if total >= max_iter or stalled >= 20:
-            return SolverResult(W, b, max(total, 1), cert, False, stalled=total < max_iter)
-        if working_set:
-            ws = select_working_set(penalty, alpha, W, G, none, p0)
-            ws = np.union1d(ws, nonzero_rows(W)).astype(np.int64)
-        else:
-            ws = np.arange(p, dtype=np.int64)
-        model_target = 0.1 * rel * scale
-        for _ in range(10):
-            if total >= max_iter:
-                break
-            theta, h, z = newton_model(datafit, y, c, f)
-            dW, db, df, _ = _model_step(data, penalty, alpha, W, b, f, params, ws,
-                                        fit_intercept, theta, h, z, model_target, max_inner,
-                                        anderson)
-            step = armijo(datafit, penalty, alpha, y, c, theta, W, f, dW, df, value,
-                          data.numbers)
-            if step != 1.0 and np.isfinite(datafit.curvature):
-                # the quadratic model misled: where its curvature is below the penalty's
-                # concavity, its exact block minimizers may jump to another basin of the
-                # model, far from where it matches the loss. The majorizing model (curvature
-                # c * datafit.curvature >= the loss's) lowers the objective at its full step:
-                # the better of the two moves (a log-link loss, alone or in a loss list, has
-                # no such bound: its Armijo step stands)
-                new = np.inf if step is None else (
-                    datafit.value(y, f + step * df, c) + penalty.value(W + step * dW, alpha))
-                hm = c * datafit.curvature
-                zm = f + theta / datafit.curvature
-                mW, mb, mf, _ = _model_step(data, penalty, alpha, W, b, f, params, ws,
-                                            fit_intercept, theta, hm, zm, model_target,
-                                            max_inner, anderson)
-                major = datafit.value(y, f + mf, c) + penalty.value(W + mW, alpha)
-                # (a descent step in exact arithmetic: taken within the rounding of the
-                # objective, as Armijo's test allows)
-                if major < new and major <= value + 1e-15 * abs(value):
-                    dW, db, df, step = mW, mb, mf, 1.0
-            total += 1
-            if step is None:  # no decrease at all: the loss at its rounding floor
-                break
-            W += step * dW
-            b += step * db
-            f = f + step * df
-            if fit_intercept:
-                f, _ = scores_intercepts(data, datafit, f, b)
-            value = datafit.value(y, f, c) + penalty.value(W, alpha)
-            u = c * datafit.theta(y, f)
-            inner = _restricted(penalty, alpha, W[ws],
-                                feature_gradient(data, zero_means, u, ws))
-            model_target = min(model_target, 0.1 * inner)
-            if inner <= 0.3 * rel * scale:
-                break
+    method = _StationaryNewton(data, datafit, penalty, alpha, W, b, ref, fit_intercept,
+                               working_set, anderson, p0, max_inner)
+    cert, progress, converged, stalled = newton_loop(
+        method, tol=tol, max_iter=max_iter, label="prox-newton-kkt", verbose=verbose)
+    return SolverResult(method.W, method.b, max(progress.steps, 1), cert, converged,
+                        stalled=stalled)

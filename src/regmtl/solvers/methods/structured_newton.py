@@ -35,10 +35,11 @@ from ...blocks import TaskBlocks
 from ...datafits import Datafit
 from ...penalties import Penalty
 from ...penalties.base import ENTRYWISE, POSITIVE_ENTRYWISE, POSITIVE_ROWS, ROWS
-from ..certificates.certify import Reference, certify, scores_intercepts
+from ..certificates.certify import Certificate, Reference, certify, scores_intercepts
 from ..parts.admm import minimize_quadratic
 from ..parts.gram_descent import gram_coordinate_descent
 from ..parts.kernel_quadratic import model_quadratic
+from ..parts.newton_loop import model_target, newton_loop
 from ..parts.newton_model import armijo, is_task_kernel, kernel_model, newton_model
 from ..parts.quadratic import quadratic_applies
 from ..parts.quadratic_fista import fista_quadratic
@@ -97,6 +98,73 @@ def coordinate_models(penalty: Penalty, alpha: float) -> bool:
     return params is not None and params.kind in COORDINATE_KINDS
 
 
+class _GramNewton:
+    """Proximal Newton with each model in Gram (or row-space) form (the module's text), as
+    a :class:`~regmtl.solvers.parts.newton_loop.NewtonMethod` on the variable V."""
+
+    spent = False
+
+    def __init__(self, data, datafit, penalty, alpha, V, b, ref, fit_intercept, tol,
+                 max_inner, coordinate):
+        self.data, self.datafit, self.penalty, self.alpha = data, datafit, penalty, alpha
+        self.ref, self.fit_intercept, self.tol = ref, fit_intercept, tol
+        self.max_inner, self.coordinate = max_inner, coordinate
+        f = data.linear(penalty.compose(V), b)
+        if fit_intercept:
+            f, b = scores_intercepts(data, datafit, f, b)
+        self.f, self.b = data.settle(f, b)
+        self.V = V
+        self.G0_norm = float(np.linalg.norm(ref.G0))
+        self.ridge = penalty.ridge_strength(alpha)
+        self.plain = penalty.spread(np.ones((1, 1))).size == 1  # a penalty of W itself
+        # alpha / 2 tr(W K W^T) certified by its KKT residual (the graph, the mean without a
+        # ridge): each model is a linear system, its residual the model's KKT residual
+        self.kernel = is_task_kernel(penalty) and not (penalty.has_dual and alpha > 0)
+
+    def certify(self) -> Certificate:
+        return certify(self.data, self.datafit, self.penalty, self.alpha, self.V, self.f,
+                       self.fit_intercept, self.ref)
+
+    def status(self) -> str:
+        return ""
+
+    def _model(self, q, target: float) -> np.ndarray:
+        """The model's minimizer with the penalty, to ``target``."""
+        penalty, alpha, V = self.penalty, self.alpha, self.V
+        kw = dict(tol=target, G0_norm=self.G0_norm)
+        if self.ridge is not None:  # the model plus a ridge: minimized exactly, task by task
+            return q.ridge(self.ridge)
+        if self.coordinate:
+            return gram_coordinate_descent(q, penalty, alpha, V, max_epochs=self.max_inner,
+                                           **kw)[0]
+        if self.kernel:  # a task kernel: the model's optimum solves a linear system
+            return kernel_model(q, penalty, alpha, V, max_iter=self.max_inner, **kw)[0]
+        if self.plain:  # FISTA while it moves well, then ADMM with exact per-task solves
+            return minimize_quadratic(q, penalty, alpha, V, max_iter=self.max_inner, **kw)[0]
+        return fista_quadratic(q, penalty, alpha, V, max_iter=self.max_inner, reweight=False,
+                               **kw)[0]
+
+    def step(self, cert, progress, budget) -> int | None:
+        data, datafit, penalty = self.data, self.datafit, self.penalty
+        y, c = data.y, data.c
+        theta, h, z = newton_model(datafit, y, c, self.f)
+        q = model_quadratic(data, h, z, self.fit_intercept)
+        V_new = self._model(q, model_target(cert, self.tol, progress.ratio))
+        b_new = (q.intercepts(penalty.compose(V_new)) if self.fit_intercept
+                 else np.zeros_like(self.b))
+        dV, db = V_new - self.V, b_new - self.b
+        dV, db, df = data.settle(dV, db, data.linear(penalty.compose(dV), db))
+        t = armijo(datafit, penalty, self.alpha, y, c, theta, self.V, self.f, dV, df,
+                   cert.primal, data.numbers)
+        if t is None:  # no decrease along the Newton direction
+            return None
+        V, b, f = self.V + t * dV, self.b + t * db, self.f + t * df
+        if self.fit_intercept:
+            f, b = scores_intercepts(data, datafit, f, b)
+        self.V, self.b, self.f = data.settle(V, b, f)
+        return 1
+
+
 def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
                       V: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
                       tol: float, max_iter: int, verbose: int = 0,
@@ -106,68 +174,9 @@ def structured_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alph
     model. ``coordinate``: the models (of a convex row-separable penalty with a dual,
     ``penalty.bcd_params``, ``alpha > 0``) solved by block coordinate descent on their
     per-task Grams (:func:`gram_coordinate_descent`), not by proximal gradient."""
-    y, c = data.y, data.c
-    W = penalty.compose(V)
-    f = data.linear(W, b)
-    if fit_intercept:
-        f, b = scores_intercepts(data, datafit, f, b)
-    f, b = data.settle(f, b)
-    G0_norm = float(np.linalg.norm(ref.G0))
-    ridge = penalty.ridge_strength(alpha)
-    plain = penalty.spread(np.ones((1, 1))).size == 1  # a penalty of W itself
-    # alpha / 2 tr(W K W^T) certified by its KKT residual (the graph, the mean without a
-    # ridge): each model is a linear system, its residual the model's KKT residual
-    kernel = is_task_kernel(penalty) and not (penalty.has_dual and alpha > 0)
-    best, stalls, step_n, ratio = np.inf, 0, 0, 1.0
-    cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
-    while True:
-        if verbose:
-            print(f"[newton/gram] step {step_n:4d}  {cert.kind} {cert.relative:.3e}")
-        if cert.converged(tol):
-            return SolverResult(W, b, max(step_n, 1), cert, True, V)
-        stalls = 0 if cert.relative < 0.99 * best else stalls + 1
-        best = min(best, cert.relative)
-        if step_n >= max_iter or stalls >= 10:
-            return SolverResult(W, b, max(step_n, 1), cert, False, V,
-                                stalled=step_n < max_iter)
-        theta, h, z = newton_model(datafit, y, c, f)
-        q = model_quadratic(data, h, z, fit_intercept)
-        # each model to a tenth of the certificate; where quadratic convergence predicts that
-        # this step ends the solve (the next certificate ~ ratio^2 times this one, ratio the
-        # last step's), to half of tol itself. Absolute for a gap, relative for a KKT
-        # residual (as both).
-        target = 0.1 * cert.value
-        goal = cert.value * tol / cert.relative if cert.relative > 0 else 0.0
-        if ratio * ratio * cert.value <= goal:
-            target = min(target, 0.5 * goal)
-        if ridge is not None:  # the model plus a ridge: minimized exactly, task by task
-            V_new = q.ridge(ridge)
-        elif coordinate:
-            V_new, _ = gram_coordinate_descent(q, penalty, alpha, V, tol=target,
-                                               max_epochs=max_inner, G0_norm=G0_norm)
-        elif kernel:  # a task kernel: the model's optimum solves a linear system
-            V_new, _ = kernel_model(q, penalty, alpha, V, tol=target, max_iter=max_inner,
-                                    G0_norm=G0_norm)
-        elif plain:  # FISTA while it moves well, then ADMM with exact per-task solves
-            V_new, _, _ = minimize_quadratic(q, penalty, alpha, V, tol=target,
-                                             max_iter=max_inner, G0_norm=G0_norm)
-        else:
-            V_new, _, _ = fista_quadratic(q, penalty, alpha, V, tol=target,
-                                          max_iter=max_inner, G0_norm=G0_norm, reweight=False)
-        W_new = penalty.compose(V_new)
-        b_new = q.intercepts(W_new) if fit_intercept else np.zeros_like(b)
-        dV, db = V_new - V, b_new - b
-        dV, db, df = data.settle(dV, db, data.linear(penalty.compose(dV), db))
-        t = armijo(datafit, penalty, alpha, y, c, theta, V, f, dV, df, cert.primal,
-                   data.numbers)
-        if t is None:  # no decrease along the Newton direction: the loss at its rounding floor
-            return SolverResult(W, b, max(step_n + 1, 1), cert, False, V, stalled=True)
-        V, b, f = V + t * dV, b + t * db, f + t * df
-        if fit_intercept:
-            f, b = scores_intercepts(data, datafit, f, b)
-        V, b, f = data.settle(V, b, f)
-        W = penalty.compose(V)
-        step_n += 1
-        before = cert.relative
-        cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
-        ratio = cert.relative / before if before > 0 else 1.0
+    method = _GramNewton(data, datafit, penalty, alpha, V, b, ref, fit_intercept, tol,
+                         max_inner, coordinate)
+    cert, progress, converged, stalled = newton_loop(
+        method, tol=tol, max_iter=max_iter, label="newton/gram", verbose=verbose, patience=10)
+    return SolverResult(penalty.compose(method.V), method.b, max(progress.steps, 1), cert,
+                        converged, method.V, stalled=stalled)

@@ -39,6 +39,7 @@ from ..certificates.certify import Reference, certify
 from ..result import SolverResult
 from .anderson import Anderson
 from .moments import feature_moments
+from .newton_loop import newton_loop
 from .quadratic import TaskQuadratic, quadratic_of, task_quadratic
 from .quadratic_fista import gram_certificate
 
@@ -352,62 +353,83 @@ def box_descent(data, datafit: Datafit, penalty, alpha: float, W: np.ndarray, b:
     (the Newton steps). Returns the result with its KKT certificate."""
     step = penalty.boxed_step(alpha)
     W = np.clip(np.array(W, dtype=np.float64, order="C"), step[3], step[4])
-    X = np.asarray(data.X)
-    y, c = data.y, data.c
     datafit = datafit.bind(data)
-    lipschitz = None
     gram = gram_route(data)
     if datafit.quadratic:
-        solver = _least_squares_gram if gram else partial(_least_squares, X=X)
+        solver = _least_squares_gram if gram else partial(_least_squares, X=np.asarray(data.X))
         return solver(data, datafit=datafit, penalty=penalty, alpha=alpha, W=W, step=step,
                       ref=ref, fit_intercept=fit_intercept, tol=tol, max_iter=max_iter,
                       check_every=check_every, verbose=verbose)
-    G0_norm = float(np.linalg.norm(ref.G0))
-    b = np.array(b, dtype=np.float64)
-    f = data.linear(W, b)
-    obj = datafit.value(y, f, c) + penalty.value(W, alpha)
-    cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref, lipschitz)
-    n_iter, stalled, flat = 0, False, 0
-    while not cert.converged(tol) and n_iter < max_iter:
-        n_iter += 1
+    method = _BoxNewton(data, datafit, penalty, alpha, W, b, step, ref, fit_intercept, gram)
+    cert, progress, converged, stalled = newton_loop(
+        method, tol=tol, max_iter=max_iter, label="box descent", verbose=verbose,
+        patience=None)
+    return SolverResult(method.W, method.b, progress.steps, cert, converged, stalled=stalled)
+
+
+class _BoxNewton:
+    """Proximal Newton under a box (the module's text), as a
+    :class:`~regmtl.solvers.parts.newton_loop.NewtonMethod`: each model solved by the boxed
+    epochs (on its Grams where the route takes them), a backtracking search on the objective,
+    certified by the KKT residual. ``spent`` once three steps in a row stay within the
+    objective's rounding without halving the certificate: as good as float64 makes it."""
+
+    def __init__(self, data, datafit, penalty, alpha, W, b, step, ref, fit_intercept, gram):
+        self.data, self.datafit, self.penalty, self.alpha = data, datafit, penalty, alpha
+        self.W, self.b, self.box, self.ref = W, np.array(b, dtype=np.float64), step, ref
+        self.fit_intercept, self.gram = fit_intercept, gram
+        self.X = np.asarray(data.X)
+        self.G0_norm = float(np.linalg.norm(ref.G0))
+        self.f = data.linear(W, self.b)
+        self.obj = self._objective(self.f, W)
+        self.spent, self.still, self.flat, self.last, self.t = False, False, 0, None, 1.0
+
+    def _objective(self, f, W) -> float:
+        return (self.datafit.value(self.data.y, f, self.data.c)
+                + self.penalty.value(W, self.alpha))
+
+    def certify(self):
+        cert = certify(self.data, self.datafit, self.penalty, self.alpha, self.W, self.f,
+                       self.fit_intercept, self.ref)
+        if self.last is not None:  # (after a step: is it flat?)
+            self.flat = self.flat + 1 if self.still and cert.value > 0.5 * self.last else 0
+            self.spent = self.flat >= 3
+        self.last = cert.value
+        return cert
+
+    def status(self) -> str:
+        return f"  (t={self.t:g})"
+
+    def step(self, cert, progress, budget) -> int | None:
+        data, datafit, y, c = self.data, self.datafit, self.data.y, self.data.c
+        W, b, f = self.W, self.b, self.f
         h = np.maximum(datafit.hessian(y, f), 1e-12)
         cw = c * h
         z = f + datafit.theta(y, f) / h  # the working response of the Newton model
         W_new = W.copy()
-        if gram:  # the model's Grams, solved to a gap below 0.3 times the outer one
-            q = quadratic_of(data, cw, z, fit_intercept)
+        if self.gram:  # the model's Grams, solved to a gap below 0.3 times the outer one
+            q = quadratic_of(data, cw, z, self.fit_intercept)
             model_target = 0.3 * (cert.value if cert.kind == "duality_gap" else cert.relative)
-            _gram_descent(q, _grams(q), penalty, alpha, W_new, step, target=model_target,
-                          max_epochs=200, G0_norm=G0_norm)
+            _gram_descent(q, _grams(q), self.penalty, self.alpha, W_new, self.box,
+                          target=model_target, max_epochs=200, G0_norm=self.G0_norm)
             b_new = q.zm - np.einsum("jt,jt->t", q.xm, W_new)
         else:
-            b_new, _ = _epochs(data, X, cw, z, W_new, step, fit_intercept, 200, 1e-10)
+            b_new, _ = _epochs(data, self.X, cw, z, W_new, self.box, self.fit_intercept, 200,
+                               1e-10)
         dW, db = W_new - W, b_new - b
         t = 1.0
         # backtracking on the objective (a descent direction); near the optimum its decrease
         # is below the objective's rounding, which the comparison allows
-        slack = 8 * np.finfo(float).eps * max(1.0, abs(obj))
+        slack = 8 * np.finfo(float).eps * max(1.0, abs(self.obj))
         for _ in range(30):
             W_try, b_try = W + t * dW, b + t * db
             f_try = data.linear(W_try, b_try)
-            obj_try = datafit.value(y, f_try, c) + penalty.value(W_try, alpha)
-            if np.isfinite(obj_try) and obj_try <= obj + slack:
+            obj_try = self._objective(f_try, W_try)
+            if np.isfinite(obj_try) and obj_try <= self.obj + slack:
                 break
             t *= 0.5
         else:  # no step lowers the objective: the certificate is as good as it gets
-            stalled = True
-            break
-        still = obj_try > obj - slack
-        W, b, f, obj = W_try, b_try, f_try, obj_try
-        last = cert.value
-        cert = certify(data, datafit, penalty, alpha, W, f, fit_intercept, ref, lipschitz)
-        # steps within the objective's rounding that no longer cut the certificate: it is as
-        # good as float64 makes it (three in a row)
-        flat = flat + 1 if still and cert.value > 0.5 * last else 0
-        if verbose:
-            print(f"box descent: Newton step {n_iter} (t={t:g}), {cert.kind} "
-                  f"{cert.relative:.3e}")
-        if flat >= 3:
-            stalled = True
-            break
-    return SolverResult(W, b, n_iter, cert, cert.converged(tol), stalled=stalled)
+            return None
+        self.still = obj_try > self.obj - slack
+        self.W, self.b, self.f, self.obj, self.t = W_try, b_try, f_try, obj_try, t
+        return 1

@@ -43,6 +43,7 @@ from ...penalties.base import ENTRYWISE, ROWS
 from ..certificates.certify import Reference, certify, scores_intercepts
 from ..result import SolverResult
 from .anderson import Anderson
+from .newton_loop import newton_loop
 from .softmax_support import support_step
 
 __all__ = ["SOFTMAX_KINDS", "softmax_newton"]
@@ -390,27 +391,61 @@ def _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty, alpha):
     return Vt, bv + t * db, F + t * dF, P_t, obj_t, t
 
 
-def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
-                   W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
-                   tol: float, max_iter: int, verbose: int = 0,
-                   max_sweeps: int = 200) -> SolverResult:
-    """Minimize ``datafit + alpha penalty`` from ``(W, b)`` by proximal Newton steps with
-    each row's ``K x K`` curvature (the module's text); ``max_iter`` bounds the Newton steps,
-    each certified."""
-    lay = _Layout(data, datafit)
-    X = np.asfortranarray(data.X, dtype=np.float64)
-    step = penalty.bcd_params(alpha)
-    l1, l2, rows = float(step.l1), float(step.l2), step.kind == ROWS
-    T = data.n_tasks
-    V = np.array(W, dtype=np.float64, order="C")
-    bv = np.array(b, dtype=np.float64) if fit_intercept else np.zeros(T)
-    F = lay.scores(X, V, bv)
-    value, P = lay.loss(F)
-    obj = value + penalty.value(V, alpha)
-    cert, sched, rtol = None, 1e-2, 1e-2
-    on_support = False  # (whether the next step is a Newton step on the support)
-    for it in range(1, max_iter + 1):
-        Z = lay.C[:, None] * np.where(lay.live, lay.Y - P, 0.0)
+class _SoftmaxNewton:
+    """The module's proximal Newton as a :class:`~regmtl.solvers.parts.newton_loop.
+    NewtonMethod`: model steps by coordinate descent on a working set, or Newton steps on
+    the support; each step certified with the intercepts minimized exactly."""
+
+    spent = False
+
+    def __init__(self, data, datafit, penalty, alpha, W, b, ref, fit_intercept, tol,
+                 max_sweeps):
+        self.data, self.datafit, self.penalty, self.alpha = data, datafit, penalty, alpha
+        self.ref, self.fit_intercept, self.tol, self.max_sweeps = ref, fit_intercept, tol, \
+            max_sweeps
+        self.lay = _Layout(data, datafit)
+        self.X = np.asfortranarray(data.X, dtype=np.float64)
+        step = penalty.bcd_params(alpha)
+        self.l1, self.l2, self.rows = float(step.l1), float(step.l2), step.kind == ROWS
+        self.V = np.array(W, dtype=np.float64, order="C")
+        self.bv = (np.array(b, dtype=np.float64) if fit_intercept
+                   else np.zeros(data.n_tasks))
+        self.F = self.lay.scores(self.X, self.V, self.bv)
+        value, self.P = self.lay.loss(self.F)
+        self.obj = value + penalty.value(self.V, alpha)
+        self.bc = self.bv
+        self.sched, self.rtol = 1e-2, 1e-2
+        self.on_support = False  # (whether the next step is a Newton step on the support)
+        self.kind, self.work, self.t, self.n_feats = "", 0, 1.0, 0
+
+    def certify(self):
+        f = self.data.linear(self.V, self.bv)
+        self.bc = self.bv.copy()
+        if self.fit_intercept:  # the intercepts minimized exactly before the certificate
+            f, self.bc = scores_intercepts(self.data, self.datafit, f, self.bc)
+        return certify(self.data, self.datafit, self.penalty, self.alpha, self.V, f,
+                       self.fit_intercept, self.ref)
+
+    def status(self) -> str:
+        return (f"  {self.kind:7s}  working set {self.n_feats:5d}  "
+                f"{'sweeps' if self.kind == 'model' else 'cg'} {self.work:4d}  step "
+                f"{self.t:.3g}") if self.kind else ""
+
+    def step(self, cert, progress, budget) -> int:
+        X, lay, V, penalty, alpha = self.X, self.lay, self.V, self.penalty, self.alpha
+        l1, l2, rows, T = self.l1, self.l2, self.rows, self.data.n_tasks
+        if cert is not None:  # (what the last step's certificate decides for this one)
+            # Newton on the support where a full model step kept the support (the proximal
+            # steps have found it), or where such a step brought the certificate down by
+            # SUPPORT_GAIN; else the proximal steps (a row to zero, a feature to enter)
+            gained = progress.ratio <= SUPPORT_GAIN
+            self.on_support = self.t == 1.0 and (
+                gained if self.kind == "support" else _support(V).size > 0)
+            # the model solved as far as its step must take the gap (a Newton step leaves
+            # about the model's unsolved part): tighter each full step, never past tol's need
+            self.rtol = min(1e-2, max(self.sched,
+                                      0.1 * self.tol / max(cert.relative, 1e-300)))
+        Z = lay.C[:, None] * np.where(lay.live, lay.Y - self.P, 0.0)
         G, gb = lay.adjoint(X, Z, T)  # minus the gradient
         support = _support(V)
         if rows:
@@ -418,42 +453,41 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
                                    | (np.linalg.norm(G, axis=1) > l1))
         else:
             feats = np.flatnonzero(np.any(V != 0, axis=1) | np.any(np.abs(G) > l1, axis=1))
-        before = cert.relative if cert is not None else np.inf
-        if on_support and feats.size == support.size:  # no feature outside asks in
-            curv = _model_curvatures(X, lay, support, P, rows, T, decompose=False)
+        self.n_feats = feats.size
+        if self.on_support and feats.size == support.size:  # no feature outside asks in
+            curv = _model_curvatures(X, lay, support, self.P, rows, T, decompose=False)
             # (the gap falls about as the gradient's square: its norm brought down by
             # sqrt(tol / gap), a tenth of it to spare)
-            forcing = min(FORCING_CAP, FORCING * np.sqrt(tol / before))
-            V, bv, F, P, obj, t, work = support_step(
-                X, lay, V, bv, F, P, obj, G, gb, penalty, alpha, l1, l2, rows, fit_intercept,
-                curv, support, forcing)
-            kind = "support"
+            forcing = min(FORCING_CAP, FORCING * np.sqrt(self.tol / cert.relative))
+            (self.V, self.bv, self.F, self.P, self.obj, self.t, self.work) = support_step(
+                X, lay, V, self.bv, self.F, self.P, self.obj, G, gb, penalty, alpha, l1, l2,
+                rows, self.fit_intercept, curv, support, forcing)
+            self.kind = "support"
         else:
-            Vn, bn = V.copy(), bv.copy()
-            work = _solve_model(X, lay, feats.astype(np.int64), V, bv, Vn, bn,
-                                  fit_intercept, Z, G, gb, P, penalty, alpha, l1, l2, rows,
-                                  max_sweeps, rtol, FLOOR * tol * ref.P0)
-            V, bv, F, P, obj, t = _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty,
-                                              alpha)
-            sched = max(sched * (0.1 if t == 1.0 else 1.0), 1e-8)
-            kind = "model"
-        f = data.linear(V, bv)
-        bc = bv.copy()
-        if fit_intercept:  # the intercepts minimized exactly before the certificate
-            f, bc = scores_intercepts(data, datafit, f, bc)
-        cert = certify(data, datafit, penalty, alpha, V, f, fit_intercept, ref)
-        if verbose:
-            print(f"[softmax newton] {it:4d}  {kind:7s}  working set {feats.size:5d}  "
-                  f"{'sweeps' if kind == 'model' else 'cg'} {work:4d}  step {t:.3g}  "
-                  f"{cert.kind} {cert.relative:.3e}")
-        if cert.converged(tol):
-            return SolverResult(V, bc, it, cert, True)
-        # Newton on the support next where a full model step kept the support (the
-        # proximal steps have found it), or where such a step brought the certificate
-        # down by SUPPORT_GAIN; else the proximal steps (a row to zero, a feature to enter)
-        gained = cert.relative <= SUPPORT_GAIN * before
-        on_support = t == 1.0 and (gained if kind == "support" else _support(V).size > 0)
-        # the next model solved as far as its step must take the gap (a Newton step leaves
-        # about the model's unsolved part): tighter each full step, never past tol's need
-        rtol = min(1e-2, max(sched, 0.1 * tol / max(cert.relative, 1e-300)))
-    return SolverResult(V, bv, max_iter, cert, False, stalled=False)
+            Vn, bn = V.copy(), self.bv.copy()
+            self.work = _solve_model(X, lay, feats.astype(np.int64), V, self.bv, Vn, bn,
+                                     self.fit_intercept, Z, G, gb, self.P, penalty, alpha, l1,
+                                     l2, rows, self.max_sweeps, self.rtol,
+                                     FLOOR * self.tol * self.ref.P0)
+            self.V, self.bv, self.F, self.P, self.obj, self.t = _model_step(
+                X, lay, V, self.bv, Vn, bn, self.F, self.obj, G, gb, penalty, alpha)
+            self.sched = max(self.sched * (0.1 if self.t == 1.0 else 1.0), 1e-8)
+            self.kind = "model"
+        return 1
+
+
+def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: float,
+                   W: np.ndarray, b: np.ndarray, *, ref: Reference, fit_intercept: bool,
+                   tol: float, max_iter: int, verbose: int = 0,
+                   max_sweeps: int = 200) -> SolverResult:
+    """Minimize ``datafit + alpha penalty`` from ``(W, b)`` by proximal Newton steps with
+    each row's ``K x K`` curvature (the module's text); ``max_iter`` bounds the Newton steps,
+    each certified."""
+    method = _SoftmaxNewton(data, datafit, penalty, alpha, W, b, ref, fit_intercept, tol,
+                            max_sweeps)
+    cert, progress, converged, _ = newton_loop(
+        method, tol=tol, max_iter=max_iter, label="softmax newton", verbose=verbose,
+        patience=None, certify_start=False)
+    # (certified: the intercepts minimized exactly; else the iterate's own)
+    return SolverResult(method.V, method.bc if converged else method.bv, progress.steps,
+                        cert, converged, stalled=False)

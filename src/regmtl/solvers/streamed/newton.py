@@ -44,6 +44,7 @@ from ..._jit import njit
 from ...penalties import Penalty
 from ...penalties.kernels import FAST
 from ..certificates.certify import Certificate, kkt_of_gradient
+from ..parts.newton_loop import NewtonProgress, model_target, newton_loop
 from ..result import SolverResult
 from .checkpoint import StreamedCheckpoint, fit_identity
 from .fista import streamed_fista
@@ -388,50 +389,62 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
                    max_iter, max_inner, verbose, kept)
 
 
-def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, verbose,
-            kept=None, resumed=None):
-    cert = run.certificate(penalty, alpha, V, P0, G0_norm)
-    best, stalls, step_n, ratio, inner = np.inf, 0, 0, 1.0, 0
-    if resumed is not None:
-        best, stalls, step_n = resumed["best"], resumed["stalls"], resumed["step"]
-        ratio, inner = resumed["ratio"], resumed["inner"]
-    converged = stalled = False
-    while True:
-        if verbose:
-            print(f"[newton/streamed] step {step_n:4d}  {cert.kind} {cert.relative:.3e}")
-        if cert.converged(tol):
-            converged = True
-            break
-        stalls = 0 if cert.relative < 0.99 * best else stalls + 1
-        best = min(best, cert.relative)
-        if step_n >= max_iter or stalls >= 10:
-            stalled = step_n < max_iter
-            break
-        target = 0.1 * cert.value
-        goal = cert.value * tol / cert.relative if cert.relative > 0 else 0.0
-        if ratio * ratio * cert.value <= goal:
-            target = min(target, 0.5 * goal)
+class _StreamedNewton:
+    """Proximal Newton on the source's Grams, as a :class:`~regmtl.solvers.parts.
+    newton_loop.NewtonMethod`: each model solved by FISTA on the Grams of its state pass,
+    the search on the losses of one pass more."""
+
+    spent = False
+
+    def __init__(self, run, penalty, alpha, V, b, P0, G0_norm, tol, max_inner, inner):
+        self.run, self.penalty, self.alpha, self.V, self.b = run, penalty, alpha, V, b
+        self.P0, self.G0_norm, self.tol, self.max_inner = P0, G0_norm, tol, max_inner
+        self.inner, self.b_step = inner, None
+
+    def certify(self):
+        return self.run.certificate(self.penalty, self.alpha, self.V, self.P0, self.G0_norm)
+
+    def status(self) -> str:
+        return ""
+
+    def step(self, cert, progress, budget) -> int | None:
+        run, penalty, alpha, V, b = self.run, self.penalty, self.alpha, self.V, self.b
         q = run.q
-        V_new, done, _, _ = streamed_fista(q, penalty, alpha, V.copy(), tol=target,
-                                           max_iter=max_inner, G0_norm=G0_norm)
-        inner += done
+        V_new, done, _, _ = streamed_fista(q, penalty, alpha, V.copy(),
+                                           tol=model_target(cert, self.tol, progress.ratio),
+                                           max_iter=self.max_inner, G0_norm=self.G0_norm)
+        self.inner += done
         b_new = q.intercepts(V_new) if run.fit_intercept else np.zeros_like(b)
         dV, db = V_new - V, b_new - b
         t = _armijo(run, penalty, alpha, V, b, dV, db, cert.primal)
-        if t is None:  # no decrease along the direction: the loss at its rounding floor
-            stalled = True
-            break
-        V, b = V + t * dV, b + t * db
-        step_n += 1
-        b_step = None if kept is None else b.copy()  # (the state pass refits b in place)
-        run.state(V, b)
-        before = cert.relative
-        cert = run.certificate(penalty, alpha, V, P0, G0_norm)
-        ratio = cert.relative / before if before > 0 else 1.0
-        if kept is not None:  # (after the step: the state a fit killed later resumes from)
-            kept.save("newton", {"V": V, "b": b_step},
-                      {"best": best, "stalls": stalls, "step": step_n, "ratio": ratio,
-                       "inner": inner, "P0": P0, "G0_norm": G0_norm})
+        if t is None:
+            return None
+        self.V, self.b = V + t * dV, b + t * db
+        self.b_step = self.b.copy()  # (the state pass refits b in place)
+        run.state(self.V, self.b)
+        return 1
+
+
+def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, verbose,
+            kept=None, resumed=None):
+    progress = NewtonProgress()
+    inner = 0
+    if resumed is not None:
+        progress = NewtonProgress(resumed["step"], resumed["best"], resumed["stalls"],
+                                  resumed["ratio"])
+        inner = resumed["inner"]
+    method = _StreamedNewton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_inner, inner)
+
+    def stepped(p):  # (after the step: the state a fit killed later resumes from)
+        if kept is not None:
+            kept.save("newton", {"V": method.V, "b": method.b_step},
+                      {"best": p.best, "stalls": p.stalls, "step": p.steps, "ratio": p.ratio,
+                       "inner": method.inner, "P0": P0, "G0_norm": G0_norm})
+
+    cert, progress, converged, stalled = newton_loop(
+        method, tol=tol, max_iter=max_iter, label="newton/streamed", verbose=verbose,
+        patience=10, progress=progress, stepped=stepped)
+    step_n = progress.steps
     if not converged:
         why = ("progress stalled (loosen tol or raise alpha)" if stalled else
                f"it ran out of Newton steps (max_iter={max_iter}: increase it)")
@@ -439,9 +452,9 @@ def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, ve
         warnings.warn(f"the out-of-core logistic fit reached a relative {what} of "
                       f"{cert.relative:.3e} > tol={tol:g} after {step_n} Newton steps: {why}.",
                       ConvergenceWarning, stacklevel=3)
-    res = SolverResult(V, b, max(step_n, 1), cert, converged, V,
+    res = SolverResult(method.V, method.b, max(step_n, 1), cert, converged, method.V,
                        stalled=stalled and not converged)
-    return res, run.lo_lab, run.hi_lab, {"passes": run.passes, "fista_iterations": inner}
+    return res, run.lo_lab, run.hi_lab, {"passes": run.passes, "fista_iterations": method.inner}
 
 
 def _armijo(run, penalty, alpha, V, b, dV, db, value):
