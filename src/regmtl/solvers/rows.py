@@ -281,7 +281,7 @@ class Stationary(Solver):
     regime = (
         "a nonconvex row-separable penalty with the squared loss: block coordinate descent "
         "to a stationary point, certified by the KKT residual")
-    cost = "an epoch: O(n |ws| T) over the working set's rows (O(|ws|^2 T) in Gram form)"
+    cost = "an epoch: O(n w T), w the working set's features (O(w^2 T) in Gram form)"
 
     def run(self, call: Call, start: Start) -> SolverResult:
         from .methods.stationary import stationary_least_squares
@@ -298,7 +298,7 @@ class StationaryNewton(Solver):
     regime = (
         "a nonconvex row-separable penalty with another loss: proximal Newton to a "
         "stationary point, its models solved by block coordinate descent")
-    cost = "a Newton step: the model's weights (O(n T)), then epochs of O(n |ws| T)"
+    cost = "a Newton step: the model's weights (O(n T)), then epochs of O(n w T)"
 
     def run(self, call: Call, start: Start) -> SolverResult:
         from .methods.stationary import stationary_newton
@@ -318,7 +318,7 @@ class ProxNewton(Solver):
         "its models solved by block coordinate descent over working sets (a small logistic "
         "fit, n p T <= 300,000 with n <= 4 T p, in Gram form: by coordinate descent on the "
         "per-task Grams for an entrywise penalty, by proximal gradient for a penalty of rows)")
-    cost = ("a Newton step: the model's weights (O(n T)), then epochs of O(n |ws| T) (in "
+    cost = ("a Newton step: the model's weights (O(n T)), then epochs of O(n w T) (in "
             "Gram form: the Grams O(n p^2 T), epochs O(p^2 T))")
 
     def run(self, call: Call, start: Start) -> SolverResult:
@@ -377,7 +377,7 @@ class SoftmaxNewton(Solver):
         "the multinomial loss with a penalty of entries or rows: proximal Newton with each "
         "row's K x K curvature, its models solved by coordinate descent over working sets")
     cost = ("a Newton step: the rows' K x K curvatures (O(n K^2)), then sweeps of "
-            "O(n |ws| K) (or conjugate gradients on the support)")
+            "O(n w K) (or conjugate gradients on the support)")
 
     def run(self, call: Call, start: Start) -> SolverResult:
         from .methods.prox_grad import fista as proximal_gradient
@@ -435,7 +435,7 @@ class BCD(Solver):
     regime = (
         "a row-separable penalty: block coordinate descent over features with working sets, "
         "screening and Anderson extrapolation (proximal Newton for the logistic loss)")
-    cost = "an epoch: O(n |ws| T) over the working set's rows (O(|ws|^2 T) in Gram form)"
+    cost = "an epoch: O(n w T), w the working set's features (O(w^2 T) in Gram form)"
 
     def run(self, call: Call, start: Start) -> SolverResult:
         from .methods.bcd import least_squares_bcd
