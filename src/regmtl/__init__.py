@@ -59,7 +59,7 @@ _LAZY = {
     "transfer": "regmtl.transfer", "TransferredTask": "regmtl.transfer",
     "MultiTaskClassifierCV": "regmtl.selection", "MultiTaskRegressorCV": "regmtl.selection",
     "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
-    "ParquetTasks": "regmtl.parquet",
+    "ParquetTasks": "regmtl.parquet", "Checkpoint": "regmtl.solvers.streamed.checkpoint",
     "export_onnx": "regmtl.serving", "check_onnx": "regmtl.serving",
 }
 #: submodules reachable as attributes of ``regmtl`` (imported on first use)
@@ -78,6 +78,7 @@ __all__ = [
     "TaskData",
     "as_task_data",
     "ParquetTasks",
+    "Checkpoint",
     "alpha_max",
     "regularization_path",
     "RegularizationPath",

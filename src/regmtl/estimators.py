@@ -146,6 +146,14 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
                     f"{exc} GraphLaplacian needs its graph (a task adjacency matrix A): pass "
                     "penalty=regmtl.GraphLaplacian(A)."
                 ) from None
+            # a classifier's loss given to the regressor: say which estimator takes it
+            loss = getattr(self, "loss", None)
+            if isinstance(loss, str) and LOSSES.get(loss.lower()) is not None \
+                    and LOSSES[loss.lower()].kind != "regression":
+                raise InvalidParameterError(
+                    f"{exc} loss={loss!r} fits labels: use regmtl.MultiTaskClassifier (every "
+                    f"task of two or more classes), or a loss per task, loss=[{loss!r}, "
+                    "'squared', ...], for labels beside values.") from None
             raise
 
     # ------------------------------------------------------------------ input
@@ -246,14 +254,17 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
             (``loss="poisson"``: the rate per unit of exposure is modelled). The losses that
             take one: ``squared``, ``poisson``, ``gamma``, ``huber``, ``quantile``; a task of
             another loss (one loss per task) is refused by name where its offset is not 0.
-        checkpoint : str or path-like, optional
+        checkpoint : str, path-like or Checkpoint, optional
             With a task source (out of core): a folder where the fit keeps its state (the
             statistics pass chunk by chunk, FISTA's state at each certificate; for the
             logistic loss the proximal Newton state after each step),
             so that a fit killed midway, called again with the same folder, data and
             parameters, resumes and ends where the uninterrupted fit would (bit for bit);
-            other data or parameters are refused by name (see
-            ``regmtl.solvers.streamed.checkpoint``).
+            other data or parameters are refused by name. Every file is checked against
+            the digest written with it before it is read: a damaged one is refused naming
+            the folder and the file, or with ``regmtl.Checkpoint(folder,
+            if_damaged="restart")`` the folder is emptied with a warning and the fit starts
+            over (see ``regmtl.solvers.streamed.checkpoint``).
 
         Returns
         -------
@@ -620,20 +631,25 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
 
     def _binary_scores(self, X: Any, task: Any, post: Any) -> Any:
         """``post(f)`` of the scores of rows of the tasks of two labels, in the form of X
-        (a shared design: a list over the tasks, None for a task without two labels)."""
+        (a shared design, a list or a dict of designs: one entry per task, None for a task
+        without two labels; long-form rows of another task are refused by name)."""
         check_is_fitted(self)
+        per_task = ("shared", "list", "dict")
 
         def rows_of(data: TaskData, f: np.ndarray) -> np.ndarray:
-            if data.form != "shared":  # (a shared design: None for the other tasks)
+            if data.form not in per_task:  # (per task: None for the other tasks)
                 self._binary_rows(data)
             return post(f)
 
         def form(data: TaskData, values: np.ndarray) -> Any:
-            if data.form != "shared":
+            if data.form not in per_task:
                 return data.to_form(values)
             binary = _binary_positions(self)
-            return [values[a:b] if k in binary else None for k, a, b in zip(
+            parts = [values[a:b] if k in binary else None for k, a, b in zip(
                 data.task_index.tolist(), data.indptr[:-1], data.indptr[1:], strict=True)]
+            if data.form == "dict":
+                return {data.tasks[k]: v for k, v in zip(data.task_index, parts, strict=True)}
+            return parts
 
         return placement_of(X, None, task).outputs(
             self, X, task, RowOutput(rows_of, _BinaryOutputs(self, post), form=form))
@@ -653,8 +669,8 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         Returns
         -------
         ndarray, list or dict
-            The scores in the form of ``X`` (a shared design: a list over the tasks, None
-            for a task without two labels).
+            The scores in the form of ``X`` (a shared design, a list or a dict of designs:
+            one entry per task, None for a task without two labels).
 
         Raises
         ------
@@ -679,14 +695,14 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         Returns
         -------
         ndarray, list or dict
-            Arrays of shape (n_samples, 2) in the form of ``X`` (a shared design: a list
-            over the tasks, None for a task without two labels).
+            Arrays of shape (n_samples, 2) in the form of ``X`` (a shared design, a list or a
+            dict of designs: one entry per task, None for a task without two labels).
 
         Raises
         ------
         ValueError
-            For rows of a task of another loss (named): a count's expected value, a
-            quantile or a value is :meth:`predict`'s.
+            For long-form rows of a task of another loss (named): a count's expected value,
+            a quantile or a value is :meth:`predict`'s.
         """
         return self._binary_scores(X, task, _proba)
 

@@ -916,7 +916,8 @@ def fill_missing_blocks(data: TaskData, blocks: tuple[int, ...],
 def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
     """A per-row input (an ``offset``) in the flat order of ``data``, given as
     ``sample_weight`` is -- one array per task for lists, one value per row of ``X``
-    otherwise, with a shared design also an (n, T) matrix, one column per task -- or, in
+    otherwise, with a shared design also an (n, T) matrix, one column per task, or a list of
+    one array per task with None for the tasks without -- or, in
     every form, a dict keyed by task holding each task's values (in the order its rows
     come in ``X``; with a shared design, one per row of ``X``). A task whose entry is None
     (in a list or dict) or that a dict leaves out gets zeros: an offset for some tasks only.
@@ -988,6 +989,12 @@ def flat_rows(data: TaskData, values: Any, name: str) -> np.ndarray:
             raise ValueError(f"{name} must be a list with one array (or None) per task when "
                              "X is a list, or a dict keyed by task.")
         return per_task(list(values), lambda k: f"[{k}]")
+    if (data.form == "shared" and isinstance(values, (list, tuple))
+            and len(values) == data.n_tasks
+            and all(v is None or np.ndim(v) >= 1 for v in values)
+            and (any(v is None for v in values) or data.n_input_rows != data.n_tasks)):
+        # a shared design: one array of a value per row of X (or None) per task
+        return per_task([values[k] for k in data.task_index], lambda k: f"[{k}]")
     a = numbers(values, "one per row of X")
     n = data.n_input_rows
     if data.form == "shared" and a.ndim == 2:

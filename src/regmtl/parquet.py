@@ -33,14 +33,27 @@ FEATURES_KEY = b"regmtl.features"
 
 
 def _open(pa: Any, pq: Any, file: Any) -> Any:
-    """``pq.ParquetFile(file)``, a file that is not Parquet (or is truncated) a ``ValueError``
-    naming it."""
+    """``pq.ParquetFile(file)`` with its pages' checksums verified where the file has them, a
+    file that is not Parquet (or is truncated) a ``ValueError`` naming it."""
     try:
-        return pq.ParquetFile(file)
+        return pq.ParquetFile(file, page_checksum_verification=True)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"path: {str(file)!r} is not a readable Parquet file ({exc}); give "
                          "Parquet files (write them with DataFrame.to_parquet or "
                          "regmtl.datasets.make_parquet_tasks).") from None
+
+
+def _read_group(pa: Any, handle: Any, file: Any, group: int, columns: list) -> Any:
+    """Row group ``group`` of an open file, its pages checked against their checksums where
+    the file has them: a damaged page (or a file changed since it was opened) a
+    ``ValueError`` naming the file and the row group, never rows read from it."""
+    try:
+        return handle.read_row_group(group, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"path: {str(file)!r} is damaged in row group {group} ({exc}); its "
+                         "rows were not read. Write the file again (regmtl writes page "
+                         "checksums in every Parquet file it makes: "
+                         "pyarrow.parquet.write_table(..., write_page_checksum=True)).") from None
 
 
 def _pyarrow():
@@ -270,7 +283,7 @@ class ParquetTasks:
         row = 0
         for i, (f, h) in enumerate(zip(self.files, handles, strict=True)):
             for g in range(h.metadata.num_row_groups):
-                col = h.read_row_group(g, columns=[self.task]).column(0)
+                col = _read_group(pa, h, f, g, [self.task]).column(0)
                 n = len(col)
                 if n == 0:
                     continue
@@ -443,8 +456,8 @@ class ParquetTasks:
             while have < r1:  # read row groups until the chunk's last task is whole
                 i, g, _, n = self._groups[k]
                 if i not in handles:
-                    handles = {i: pq.ParquetFile(self.files[i])}
-                buffer.append(handles[i].read_row_group(g, columns=columns))
+                    handles = {i: _open(pa, pq, self.files[i])}
+                buffer.append(_read_group(pa, handles[i], self.files[i], g, columns))
                 have += n
                 k += 1
             table = pa.concat_tables(buffer) if len(buffer) > 1 else buffer[0]

@@ -13,6 +13,7 @@ import pytest
 import regmtl as rm
 from regmtl.solvers import reference, solve
 from regmtl.solvers.policy import SOLVER_TABLE, choose_row
+from regmtl.solvers.solver import Call, Start
 
 RNG = np.random.default_rng(0)
 X6 = RNG.standard_normal((30, 6))
@@ -126,9 +127,9 @@ def _better_nonzero_point(pen, X, Y, alpha):
     row = choose_row(data, datafit, pen, alpha, solver=solver, tol=1e-8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = SOLVER_TABLE[row].run(data, datafit, pen, alpha, start.W.copy(), start.b.copy(),
-                                    ref=ref, fit_intercept=True, tol=1e-8, max_iter=5000,
-                                    verbose=0, V0=None, options={}, inner=solve)
+        call = Call(data, datafit, pen, alpha, ref, fit_intercept=True, tol=1e-8,
+                    max_iter=5000, inner=solve)
+        out = SOLVER_TABLE[row].run(call, Start(start.W.copy(), start.b.copy()))
     return ref.P0, out.certificate.primal, out.W
 
 

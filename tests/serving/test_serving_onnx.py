@@ -202,6 +202,31 @@ def test_a_model_of_one_loss_per_task_has_an_output_per_kind():
     assert _rel(value[~click], model.predict(X[~click], task=t[~click])) <= 1e-6
 
 
+def test_the_offset_enters_only_the_tasks_whose_loss_takes_one():
+    """A mixed model exported with an offset input: the offset moves the count and squared
+    tasks' scores, never the click task's (``predict`` takes none there); the check passes
+    in the rows and the shared forms, and the graph equals ``predict`` with the offset."""
+    rng, Xs, lin = _tasks(12)
+    ys = [(lin[0] > 0).astype(int), rng.poisson(np.exp(lin[1])).astype(float), lin[2],
+          lin[3] + rng.standard_normal(len(lin[3]))]
+    model = rm.MultiTaskRegressor("l21", alpha=0.01,
+                                  loss=["logistic", "poisson", "squared", "huber"]).fit(Xs, ys)
+    graph = export_onnx(model, offset=True)
+    report = check_onnx(model, graph)
+    assert max(report.values()) <= 1e-6
+    X, _ = _held_out(13, n=200)
+    t = np.arange(200) % T
+    off = rng.uniform(-1, 1, 200)
+    value, probs = _session(graph).run(["value", "probabilities"],
+                                       {"X": X, "task": t, "offset": off})
+    click = t == 0
+    assert _rel(probs[click], model.predict_proba(X[click], task=t[click])) <= 1e-6
+    assert _rel(value[~click], model.predict(X[~click], task=t[~click],
+                                             offset=off[~click])) <= 1e-6
+    shared = export_onnx(model, offset=True, task_input=False)
+    assert max(check_onnx(model, shared).values()) <= 1e-6
+
+
 def test_cv_estimators_and_transferred_tasks_export():
     rng, Xs, lin = _tasks(9)
     cv = rm.MultiTaskRegressorCV("l21", alphas=4, cv=3).fit(Xs, lin)

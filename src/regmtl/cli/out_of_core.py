@@ -190,7 +190,7 @@ def run_predict_out_of_core(args: argparse.Namespace) -> int:
             table.update(cols)
             chunk = pa.table(table)
             if writer is None:
-                writer = pq.ParquetWriter(out, chunk.schema)
+                writer = pq.ParquetWriter(out, chunk.schema, write_page_checksum=True)
             writer.write_table(chunk)
     finally:
         if writer is not None:

@@ -178,6 +178,7 @@ def run_predict_dask(args: argparse.Namespace) -> int:
         if overwrite and Path(out).is_file():
             Path(out).unlink()  # a single-file output of before, replaced as a CSV would be
         result.to_parquet(out, write_index=frame.index.name is not None,
+                          write_page_checksum=True,
                           overwrite=overwrite and Path(out).is_dir(),
                           name_function=lambda i: f"part.{i:0{width}d}.parquet")
         shown = Path(out).resolve() if "://" not in out else out

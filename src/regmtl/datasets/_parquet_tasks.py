@@ -161,7 +161,7 @@ def make_parquet_tasks(
     for k, lo in enumerate(range(0, n_tasks, tasks_per_file)):
         hi = min(lo + tasks_per_file, n_tasks)
         name = out / f"part-{k:0{width}d}.parquet"
-        with pq.ParquetWriter(name, schema, use_dictionary=["task"],
+        with pq.ParquetWriter(name, schema, use_dictionary=["task"], write_page_checksum=True,
                               write_statistics=["task"]) as writer:
             for a in range(lo, hi, row_group_tasks):
                 b = min(a + row_group_tasks, hi)

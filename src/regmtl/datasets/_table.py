@@ -79,7 +79,10 @@ def read_frame(path: Path) -> pd.DataFrame:
             raise DataFileError(f"path: reading {path.name} needs pyarrow; install it with "
                                 "pip install 'regmtl[parquet]'") from None
     try:
-        return pd.read_csv(path) if ext in CSV_SUFFIXES else pd.read_parquet(path)
+        if ext in CSV_SUFFIXES:
+            return pd.read_csv(path)
+        # (pages checked against their checksums where the file has them)
+        return pd.read_parquet(path, page_checksum_verification=True)
     except pd.errors.EmptyDataError:
         raise DataFileError(f"path: {path} is empty; it needs a header row and data rows") from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:

@@ -32,6 +32,7 @@ from .linear import (
     build_graph,
     check_task_ids,
     label_kind,
+    offset_mask,
     plan_of,
     sample_size,
     task_dtype,
@@ -122,11 +123,19 @@ def _check_rows(model: Any, plan: LinearPlan, X: Any, task: Any, offset: Any, n_
                              "offset=True).")
         return Xs, ts, None
     if offset is None:
-        return Xs, ts, np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
-    off = np.asarray(offset, dtype=np.float64)
-    if off.shape != shape or not np.all(np.isfinite(off)):
-        raise ValueError(f"offset: finite numbers of shape {shape}, got shape {off.shape}"
-                         f"{'' if off.shape != shape else ' with NaN or inf'}.")
+        off = np.random.default_rng(random_state).uniform(-1.0, 1.0, shape)
+    else:
+        off = np.array(offset, dtype=np.float64)
+        if off.shape != shape or not np.all(np.isfinite(off)):
+            raise ValueError(f"offset: finite numbers of shape {shape}, got shape {off.shape}"
+                             f"{'' if off.shape != shape else ' with NaN or inf'}.")
+    # (a task whose loss takes no offset, a click task beside counts: the graph reads its
+    # rows' offset as 0, and so does the reference)
+    takes = offset_mask(plan)
+    if plan.form == "shared":
+        off = off * takes[None, :]
+    elif plan.form == "rows":
+        off = off * takes[task_positions(plan, ts)]
     return Xs, ts, off
 
 

@@ -71,6 +71,9 @@ class LinearPlan:
     offset: bool = False
     named: bool = False
     kinds: list[str] = field(default_factory=list)
+    #: each task's loss takes an offset (a click task of a mixed model does not: the offset
+    #: input is read as 0 on its rows, as ``predict`` takes none there)
+    offset_tasks: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -238,7 +241,8 @@ def _estimator_plan(est: Any, names: list[str] | None, task_input: bool | None,
     plan = LinearPlan(W=W, b=b, tasks=tasks, links=links, losses=losses, classes=classes,
                       first=first, K=K, form=form,
                       exp_floor=np.array([part.link_floor for part in parts]),
-                      union=union, feature_names=names, offset=offset)
+                      union=union, feature_names=names, offset=offset,
+                      offset_tasks=np.array([part.takes_offset() for part in parts]))
     check_labels(plan)
     return plan
 
@@ -333,6 +337,22 @@ def _padded(values: np.ndarray, pad: Any) -> np.ndarray:
     return np.concatenate([values, extra])
 
 
+def offset_mask(plan: LinearPlan) -> np.ndarray:
+    """Whether each task's loss takes the offset (all, where the plan does not say)."""
+    if plan.offset_tasks is None:
+        return np.ones(plan.n_tasks, dtype=bool)
+    return np.asarray(plan.offset_tasks, dtype=bool)
+
+
+def _offset_of_rows(g: GraphBuilder, plan: LinearPlan, idx: str | None) -> str:
+    """The offset input, 0 on the rows of tasks whose loss takes none."""
+    takes = offset_mask(plan)
+    if idx is None or takes.all():
+        return "offset"
+    mask = g.op("Gather", [g.const(_padded(takes, False), "takes_offset"), idx], axis=0)
+    return g.op("Where", [mask, "offset", g.const(np.array(0.0), "no_offset")], "offset_used")
+
+
 def _row_scores(g: GraphBuilder, plan: LinearPlan, idx: str | None) -> str:
     """``f_r = x_r . w_t(r) + b_t(r)`` (+ offset) of one-score tasks (n,)."""
     W = plan.W.T  # (T, p)
@@ -349,7 +369,7 @@ def _row_scores(g: GraphBuilder, plan: LinearPlan, idx: str | None) -> str:
         f = g.op("Add", [f, g.op("Gather", [g.const(_padded(plan.b, np.nan), "intercept"),
                                             idx], axis=0)], "scores")
     if plan.offset:
-        f = g.op("Add", [f, "offset"], "scores_offset")
+        f = g.op("Add", [f, _offset_of_rows(g, plan, idx)], "scores_offset")
     return f
 
 
@@ -430,7 +450,11 @@ def _shared(g: GraphBuilder, plan: LinearPlan):
     F = g.op("Add", [g.op("MatMul", ["X", g.const(plan.W, "coef")]),
                      g.const(plan.b.reshape(1, -1), "intercept")], "scores")
     if plan.offset:
-        F = g.op("Add", [F, "offset"], "scores_offset")
+        takes = offset_mask(plan)
+        used = "offset" if takes.all() else g.op(
+            "Mul", ["offset", g.const(takes.astype(np.float64).reshape(1, -1), "takes_offset")],
+            "offset_used")
+        F = g.op("Add", [F, used], "scores_offset")
     binary = np.array([link == "binary" for link in plan.links])
     outputs = []
     if (~binary).any():

@@ -23,6 +23,17 @@ A second call with the same folder, data and parameters goes on from there and e
 point as one uninterrupted fit, bit for bit (every step is deterministic); a folder of other
 data or parameters is refused naming the first difference. The folder is the user's: it is
 left in place after the fit (remove it to start afresh).
+
+Every file is covered by a SHA-256 digest written with it, and checked before anything in it
+is read: ``checkpoint.json`` carries its own; each state carries the digest of its arrays in
+its scalars; the spill files' chunks are listed in ``pass.log``, a line per chunk (its first and
+last task and the digest of its records in each of the three files), appended after the chunk
+is synced. A file that does not match (flipped bytes, a truncated or unreadable state, a chunk
+changed after it was written) is refused naming the folder and the file
+(:class:`DamagedCheckpoint`), or, with ``Checkpoint(folder, if_damaged="restart")``, the folder
+is emptied with a warning naming the file and the fit starts over. Records past the last
+line of ``pass.log`` (a kill between a chunk's records and its line) are cut back, as a chunk
+cut short.
 """
 
 from __future__ import annotations
@@ -30,16 +41,161 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["StreamedCheckpoint", "array_digest", "fit_identity", "source_fingerprint",
-           "weight_digest"]
+__all__ = ["Checkpoint", "DamagedCheckpoint", "StreamedCheckpoint", "array_digest",
+           "fit_identity", "log_chunk", "logged_tasks", "source_fingerprint", "weight_digest"]
 
-#: the folder's format
-FORMAT = 1
+#: the folder's format (2: every file under a digest)
+FORMAT = 2
+#: the spill files' chunk log
+PASS_LOG = "pass.log"
+#: what a damaged checkpoint does: refused, or emptied and the fit started over
+IF_DAMAGED = ("raise", "restart")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An out-of-core fit's checkpoint folder and what a damaged file in it does.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder (made if absent), as ``checkpoint=`` takes it.
+    if_damaged : {"raise", "restart"}, default="raise"
+        A file whose digest does not match: refused (:class:`DamagedCheckpoint`, naming the
+        folder and the file, nothing in it read), or the folder emptied with a warning naming
+        the file and the fit started over.
+
+    Examples
+    --------
+    >>> import regmtl as rm
+    >>> rm.Checkpoint("fit-state", if_damaged="restart")
+    Checkpoint(folder='fit-state', if_damaged='restart')
+    >>> rm.Checkpoint("fit-state", if_damaged="skip")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: if_damaged='skip': give 'raise' (a damaged file refused) or 'restart' ...
+    """
+
+    folder: str | os.PathLike
+    if_damaged: str = "raise"
+
+    def __post_init__(self) -> None:
+        if self.if_damaged not in IF_DAMAGED:
+            raise ValueError(f"if_damaged={self.if_damaged!r}: give 'raise' (a damaged file "
+                             "refused) or 'restart' (the folder emptied and the fit started "
+                             "over).")
+
+
+class DamagedCheckpoint(ValueError):
+    """A file of a checkpoint that does not match the digest written with it (nothing in it
+    was read)."""
+
+    def __init__(self, folder: Any, name: str, detail: str):
+        self.folder, self.name, self.detail = str(folder), name, detail
+        super().__init__(
+            f"checkpoint={self.folder!r}: its file {name} is damaged ({detail}); nothing in it "
+            "was read. Remove the folder to start afresh, or fit with checkpoint="
+            f"regmtl.Checkpoint({self.folder!r}, if_damaged='restart') to start over "
+            "automatically.")
+
+
+def _sha(data: Any) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def log_chunk(directory: str | os.PathLike, lo: int, hi: int, records: list) -> None:
+    """Append the line of the chunk of tasks ``lo..hi-1`` to the folder's ``pass.log``: the
+    digest of its records in each spill file (``records``: their arrays, in the files'
+    order), synced (after the records themselves)."""
+    line = " ".join([str(int(lo)), str(int(hi))]
+                    + [_sha(np.ascontiguousarray(r).reshape(-1).view(np.uint8))
+                       for r in records])
+    with open(Path(directory) / PASS_LOG, "a", encoding="ascii") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def logged_tasks(directory: str | os.PathLike, files: list[tuple[str, int]]) -> int:
+    """The tasks whose records are whole and match ``pass.log`` in every spill file
+    (``files``: each file's name and record size in bytes): the lines are read in order, each
+    chunk's records hashed and compared (a last line cut short by a kill is not counted).
+    Raises :class:`DamagedCheckpoint` naming the first file whose records differ from their
+    line, or a log that is not a sequence of chunks."""
+    folder = Path(directory)
+    log = folder / PASS_LOG
+    if not log.exists():
+        return 0
+    text = log.read_bytes().decode("ascii", errors="replace")
+    lines = text.split("\n")
+    if not text.endswith("\n"):  # (a kill mid-line: that chunk is done again)
+        lines = lines[:-1]
+    done = 0
+    handles = [open(folder / name, "rb") if (folder / name).exists() else None  # noqa: SIM115
+               for name, _ in files]
+    try:
+        for k, line in enumerate(ln for ln in lines if ln):
+            parts = line.split()
+            if (len(parts) != 2 + len(files) or not parts[0].isdigit()
+                    or not parts[1].isdigit() or int(parts[0]) != done
+                    or int(parts[1]) <= done):
+                raise DamagedCheckpoint(folder, PASS_LOG, f"line {k + 1} is not the next "
+                                        "chunk's")
+            lo, hi = int(parts[0]), int(parts[1])
+            whole = True
+            for (name, record), h, want in zip(files, handles, parts[2:], strict=True):
+                data = b"" if h is None else (h.seek(lo * record), h.read((hi - lo) * record))[1]
+                if len(data) < (hi - lo) * record:
+                    whole = False  # (cut short by a kill: written again from its chunk)
+                    break
+                if _sha(data) != want:
+                    raise DamagedCheckpoint(folder, name, f"the records of tasks {lo}..{hi - 1} "
+                                            "do not match their digest in pass.log")
+            if not whole:
+                break
+            done = hi
+    finally:
+        for h in handles:
+            if h is not None:
+                h.close()
+    return done
+
+
+def cut_log(directory: str | os.PathLike, lo: int) -> None:
+    """``pass.log`` without the lines of chunks past task ``lo`` (their records cut back)."""
+    log = Path(directory) / PASS_LOG
+    if not log.exists():
+        return
+    keep = [ln for ln in log.read_text(encoding="ascii", errors="replace").split("\n")
+            if ln and ln.split()[1:2] and ln.split()[1].isdigit() and int(ln.split()[1]) <= lo]
+    tmp = log.with_name(PASS_LOG + ".tmp")
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write("".join(ln + "\n" for ln in keep))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, log)
+
+
+def _arrays_digest(arrays: dict) -> str:
+    """The digest of named arrays: each name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def _json_digest(record: dict) -> str:
+    return _sha(json.dumps(record, sort_keys=True).encode("utf-8"))
 
 
 def _digest(*arrays: Any) -> str:
@@ -125,10 +281,13 @@ class StreamedCheckpoint:
     """An out-of-core fit's folder (see the module's text): made, or read and checked against
     the data's fingerprint and the fit's parameters."""
 
-    def __init__(self, folder: str | os.PathLike, source: Any, parameters: dict):
+    def __init__(self, folder: Any, source: Any, parameters: dict):
+        self.if_damaged = "raise"
+        if isinstance(folder, Checkpoint):
+            folder, self.if_damaged = folder.folder, folder.if_damaged
         if not isinstance(folder, (str, os.PathLike)):
             raise ValueError(f"checkpoint={folder!r:.60}: give a folder's path (a str or "
-                             "path-like), made if absent.")
+                             "path-like, made if absent) or a regmtl.Checkpoint.")
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise ValueError(f"checkpoint={str(folder)!r} is a file; give a folder (made if "
@@ -146,6 +305,12 @@ class StreamedCheckpoint:
             if not isinstance(saved, dict) or saved.get("format") != FORMAT:
                 raise ValueError(f"checkpoint={str(folder)!r} was written in another format; "
                                  "remove it to start afresh.")
+            digest = saved.pop("digest", None)
+            if digest != _json_digest(saved):
+                self.damaged(DamagedCheckpoint(self.folder, "checkpoint.json",
+                                               "its content does not match its digest"))
+                saved = {"data": fingerprint, "parameters": parameters}
+                self._write_identity(path, fingerprint, parameters)
             for what, old, new in (("data", saved.get("data"), fingerprint),
                                    ("parameters", saved.get("parameters"), parameters)):
                 diff = _first_difference(old, new, what)
@@ -155,8 +320,28 @@ class StreamedCheckpoint:
                         "resume with the data and parameters it was made with, or give "
                         "another folder (or remove this one) to start afresh.")
         else:
-            self._write(path, json.dumps({"format": FORMAT, "data": fingerprint,
-                                          "parameters": parameters}, indent=1))
+            self._write_identity(path, fingerprint, parameters)
+        for name in ("fista", "newton"):  # (the states checked before any is read)
+            try:
+                self.load(name)
+            except DamagedCheckpoint as exc:
+                self.damaged(exc)
+
+    def _write_identity(self, path: Path, fingerprint: dict, parameters: dict) -> None:
+        record = {"format": FORMAT, "data": fingerprint, "parameters": parameters}
+        self._write(path, json.dumps({**record, "digest": _json_digest(record)}, indent=1))
+
+    def damaged(self, exc: DamagedCheckpoint) -> None:
+        """A damaged file found: refused (``if_damaged="raise"``), or every file but the
+        fit's identity removed with a warning naming it (``"restart"``)."""
+        if self.if_damaged == "raise":
+            raise exc
+        warnings.warn(f"checkpoint={str(self.folder)!r}: its file {exc.name} is damaged "
+                      f"({exc.detail}); the folder's states and statistics are removed and "
+                      "the fit starts over.", RuntimeWarning, stacklevel=4)
+        for entry in self.folder.iterdir():
+            if entry.is_file() and entry.name != "checkpoint.json":
+                entry.unlink()
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
@@ -175,20 +360,33 @@ class StreamedCheckpoint:
 
     # ------------------------------------------------------------------ states
     def load(self, name: str) -> tuple[dict, dict] | None:
-        """The arrays and the JSON scalars of the state ``name`` (None: none saved yet)."""
+        """The arrays and the JSON scalars of the state ``name`` (None: none saved yet),
+        checked against the digest saved with them (:class:`DamagedCheckpoint` where the
+        file is unreadable or does not match)."""
         path = self.folder / f"{name}.npz"
         if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        return arrays, json.loads(str(arrays.pop("meta")))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(str(arrays.pop("meta")))
+            digest = meta.pop("digest")
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as exc:
+            raise DamagedCheckpoint(self.folder, path.name,
+                                    f"unreadable: {type(exc).__name__}: {exc}") from None
+        if digest != _arrays_digest(arrays) + _json_digest(meta):
+            raise DamagedCheckpoint(self.folder, path.name, "its arrays do not match their "
+                                    "digest")
+        return arrays, meta
 
     def save(self, name: str, arrays: dict, meta: dict) -> None:
-        """A state: its arrays and JSON scalars, written to a temporary file, synced, then
-        renamed (a kill leaves the last whole state)."""
+        """A state: its arrays and JSON scalars with their digest, written to a temporary
+        file, synced, then renamed (a kill leaves the last whole state)."""
         tmp = self.folder / f"{name}.tmp.npz"
+        meta = json.loads(json.dumps(meta))
+        digest = _arrays_digest(arrays) + _json_digest(meta)
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
+            np.savez(f, **arrays, meta=np.array(json.dumps({**meta, "digest": digest})))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.folder / f"{name}.npz")

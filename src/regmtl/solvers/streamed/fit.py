@@ -35,7 +35,7 @@ from ...penalties.kernels import FAST
 from ..certificates.certify import Certificate, kkt_of_gradient
 from ..parts.quadratic_fista import gap_of_sums
 from ..result import SolverResult
-from .checkpoint import StreamedCheckpoint, fit_identity
+from .checkpoint import DamagedCheckpoint, StreamedCheckpoint, fit_identity
 from .fista import streamed_fista
 from .quadratic import (
     StreamedQuadratic,
@@ -85,16 +85,23 @@ def _weight_key(task_weight: Any) -> Any:
 
 def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
                      spill_dir: str | None = None, gram_dtype: Any = np.float32,
-                     keep: str | None = None) -> StreamedQuadratic:
+                     keep: StreamedCheckpoint | None = None) -> StreamedQuadratic:
     """The statistics pass over ``source`` (its Grams spilled under ``spill_dir``), done once
     and kept with the source (and its spill files, removed with it) per task weighting,
-    ``fit_intercept`` and ``gram_dtype``. ``keep``: a checkpoint's folder, where the pass is
-    written and kept, resumed where it stopped (``streamed_quadratic``'s ``keep``)."""
+    ``fit_intercept`` and ``gram_dtype``. ``keep``: a checkpoint, in whose folder the pass is
+    written and kept, resumed where it stopped after its records are checked against their
+    digests (a damaged file refused, or the checkpoint emptied, as it was asked)."""
     if keep is not None:
-        done = kept_tasks(keep, int(source.n_features), gram_dtype)
+        folder = keep.spill_directory
+        try:
+            done = kept_tasks(folder, int(source.n_features), gram_dtype)
+        except DamagedCheckpoint as exc:
+            keep.damaged(exc)
+            done = 0
         return streamed_quadratic(source.chunks(task_weight=task_weight, start=done),
                                   int(source.n_tasks), int(source.n_features),
-                                  bool(fit_intercept), None, gram_dtype, keep=keep)
+                                  bool(fit_intercept), None, gram_dtype, keep=folder,
+                                  whole=done)
     key = (_weight_key(task_weight), bool(fit_intercept), np.dtype(gram_dtype).str)
     memo = _STATISTICS.setdefault(source, {})
     if key not in memo:
@@ -228,7 +235,7 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
             "squared", penalty, alpha, fit_intercept, task_weight, tol, max_iter, gram_dtype,
             W0, check_every=check_every))
     q = source_quadratic(source, task_weight, fit_intercept, options.get("spill_dir"),
-                         gram_dtype, keep=None if kept is None else kept.spill_directory)
+                         gram_dtype, keep=kept)
     p, T = q.g.shape
     use_gap = penalty.has_dual and alpha > 0
     P0 = max(0.5 * float(q.e.sum()), np.finfo(float).tiny)

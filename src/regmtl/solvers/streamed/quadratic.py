@@ -40,6 +40,7 @@ import numpy as np
 from ..._jit import njit
 from ...penalties.kernels import FAST
 from ..parts.quadratic import TaskQuadratic
+from .checkpoint import cut_log, log_chunk, logged_tasks
 
 __all__ = ["StreamedQuadratic", "kept_tasks", "prefetched", "streamed_quadratic", "CHUNK_BYTES"]
 
@@ -388,20 +389,18 @@ class StreamedQuadratic(TaskQuadratic):
 
 def kept_tasks(directory: str, n_features: int, dtype: Any) -> int:
     """The tasks whose three records (Gram, centers, moments) are whole in a kept statistics
-    folder (:func:`streamed_quadratic` with ``keep``): where its pass resumes."""
+    folder (:func:`streamed_quadratic` with ``keep``) and match their digests in its
+    ``pass.log``: where its pass resumes (a :class:`~regmtl.solvers.streamed.checkpoint.
+    DamagedCheckpoint` naming the file whose records do not match)."""
     p = n_features
-    sizes = [((p * (p + 1) // 2) * np.dtype(dtype).itemsize, "grams.bin"),
-             (p * 8, "centers.bin"), ((p + 3) * 8, "moments.bin")]
-    counts = []
-    for record, name in sizes:
-        path = os.path.join(directory, name)
-        counts.append(os.path.getsize(path) // record if os.path.exists(path) else 0)
-    return int(min(counts))
+    return logged_tasks(directory, [("grams.bin", (p * (p + 1) // 2) * np.dtype(dtype).itemsize),
+                                    ("centers.bin", p * 8), ("moments.bin", (p + 3) * 8)])
 
 
 def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_features: int,
                        center: bool, spill_dir: str | None = None,
-                       dtype: Any = np.float32, keep: str | None = None) -> StreamedQuadratic:
+                       dtype: Any = np.float32, keep: str | None = None,
+                       whole: int | None = None) -> StreamedQuadratic:
     """The statistics pass: :class:`StreamedQuadratic` of the squared loss of the rows that
     ``chunks`` yields (``(lo, hi, block)``, consecutive runs of whole tasks ``lo..hi-1``
     covering all ``n_tasks``; ``block.y`` the targets, ``block.c`` the global row weights),
@@ -412,16 +411,17 @@ def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_f
 
     ``keep``: a folder (a checkpoint's) where the spill files are written and kept, with each
     task's other moments (``moments.bin``), every chunk synced to disk: a pass killed midway
-    resumes at the first task whose records are not all whole (:func:`kept_tasks`; the
-    files are cut back there, ``chunks`` may start at any chunk at or before it), and a
-    finished one is read back without a pass."""
+    resumes at the first task whose records are not all whole and checked (:func:`kept_tasks`,
+    or ``whole`` where the caller has read it; the files and their log are cut back there,
+    ``chunks`` may start at any chunk at or before it), and a finished one is read back
+    without a pass."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"gram_dtype must be float32 or float64; got {dtype}.")
     p, T = n_features, n_tasks
     P = p * (p + 1) // 2
     if keep is not None:
-        return _kept_pass(chunks, T, p, center, dtype, keep)
+        return _kept_pass(chunks, T, p, center, dtype, keep, whole)
     if spill_dir is not None:
         os.makedirs(spill_dir, exist_ok=True)
     directory = tempfile.mkdtemp(prefix="regmtl-grams-", dir=spill_dir)
@@ -467,7 +467,7 @@ def _chunk_moments(block: Any, lo: int, hi: int, p: int, center: bool, dtype: np
 
 
 def _kept_pass(chunks: Iterable[tuple[int, int, Any]], T: int, p: int, center: bool,
-               dtype: np.dtype, directory: str) -> StreamedQuadratic:
+               dtype: np.dtype, directory: str, whole: int | None) -> StreamedQuadratic:
     """The statistics pass into the kept folder ``directory`` (see ``keep`` of
     :func:`streamed_quadratic`)."""
     os.makedirs(directory, exist_ok=True)
@@ -476,7 +476,7 @@ def _kept_pass(chunks: Iterable[tuple[int, int, Any]], T: int, p: int, center: b
     centers = _Spill(os.path.join(directory, "centers.bin"), p, np.float64, T)
     moments = _Spill(os.path.join(directory, "moments.bin"), p + 3, np.float64, T)
     files = (grams, centers, moments)
-    done = kept_tasks(directory, p, dtype)
+    done = kept_tasks(directory, p, dtype) if whole is None else whole
     g, e, zm, bounds = np.zeros((p, T)), np.zeros(T), np.zeros(T), np.zeros(T)
     if done:  # (one read of the whole tasks' records, not one per task)
         rec = np.fromfile(moments.path, dtype=np.float64, count=done * (p + 3)).reshape(
@@ -501,14 +501,17 @@ def _kept_pass(chunks: Iterable[tuple[int, int, Any]], T: int, p: int, center: b
                     for f, h in zip(files, handles, strict=True):
                         h.truncate(lo * f.record)
                         h.seek(lo * f.record)
+                    cut_log(directory, lo)
                     cut = done = lo
                 Hp, xm = _chunk_moments(block, lo, hi, p, center, dtype, g, e, zm, bounds)
                 mom = np.column_stack([g[:, lo:hi].T, e[lo:hi], zm[lo:hi], bounds[lo:hi]])
-                for h, arr in zip(handles, (Hp, xm, np.ascontiguousarray(mom)), strict=True):
+                records = (Hp, xm, np.ascontiguousarray(mom))
+                for h, arr in zip(handles, records, strict=True):
                     h.write(memoryview(arr.reshape(-1).view(np.uint8)))
                 for h in handles:
                     h.flush()
                     os.fsync(h.fileno())
+                log_chunk(directory, lo, hi, list(records))  # (after the records are synced)
                 done = hi
         finally:
             for h in handles:
