@@ -79,7 +79,7 @@ def _first_missing(solver: Solver, problem: Problem) -> str | None:
 def ran(monkeypatch):
     """Every solver run during the test, outermost first: (depth, solver, call, result)."""
     record, depth = [], [0]
-    classes = {type(s) for s in rows.ALL_SOLVERS} | {type(rows._SOFTMAX_MODELS)}
+    classes = {type(s) for s in rows.ALL_SOLVERS}
     for cls in classes:
         original = cls.run
 

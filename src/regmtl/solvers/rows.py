@@ -80,7 +80,7 @@ from .requirements import (
 from .result import SolverResult
 from .solver import Call, Solver, Start, go_on
 
-__all__ = ["ALL_SOLVERS", "BCD_DEFAULTS", "HANDOVER", "SOFTMAX_FISTA_BUDGET"]
+__all__ = ["ALL_SOLVERS", "BCD_DEFAULTS", "HANDOVER"]
 
 _GAP_OR_KKT = ("duality_gap", "kkt_residual")
 _BCD = (ROWS_LOCAL, ROW_SEPARABLE)
@@ -364,44 +364,20 @@ class HuberNewton(Solver):
         return go_on(res, INTERIOR_POINT, call)
 
 
-#: FISTA iterations the multinomial runs before its Newton solver from a start of zeros
-#: (about a tenth of one Newton model's coordinate sweeps on digits in three tasks: an
-#: iteration is two products with each task's rows, a model tens of sweeps over them)
-SOFTMAX_FISTA_BUDGET = 100
-
-
 class SoftmaxNewton(Solver):
     name, answers = "softmax_newton", "bcd"
     requires = (ROWS_LOCAL, BLOCK_STEP, CONVEX, SOFTMAX_MODEL)
     regime = (
         "the multinomial loss with a penalty of entries or rows: proximal Newton with each "
-        "row's K x K curvature, its models solved by coordinate descent over working sets")
+        "row's K x K curvature on rows centred at their means, its models solved by "
+        "coordinate descent over working sets")
     cost = ("a Newton step: the rows' K x K curvatures (O(n K^2)), then sweeps of "
             "O(n w K) (or conjugate gradients on the support)")
 
     def run(self, call: Call, start: Start) -> SolverResult:
-        from .methods.prox_grad import fista as proximal_gradient
-        # (at most half of max_iter and ten budgets: the Newton models keep the rest)
-        cap = min(10 * SOFTMAX_FISTA_BUDGET, call.max_iter // 2)
-        # a start with nonzero rows (a path's previous point) is near enough for the Newton
-        # steps from the first (digits in 3 tasks, a CV's 3 paths of 12 alphas: 5.0 s where
-        # FISTA's budget first took 6.0 s); from zeros, FISTA's first steps are cheaper than
-        # Newton's far from the optimum (cold fits at alpha 1e-2: 0.2 s beside 0.6 s)
-        if cap < SOFTMAX_FISTA_BUDGET or np.any(start.W != 0.0):
-            return softmax_newton(*call.args, start.W, start.b, **call.common)
-        res = proximal_gradient(*call.args, start.W, start.b,
-                                **{**call.common, "max_iter": cap},
-                                check_every=call.options.get("check_every", 10),
-                                crawl_budget=SOFTMAX_FISTA_BUDGET)
-        # where proximal gradient crawls (small alpha: its rate predicts as much again), the
-        # Newton models with each row's K x K curvature from its point
-        return go_on(res, _SOFTMAX_MODELS, call, Start(res.W, res.b))
-
-
-class _SoftmaxModels(SoftmaxNewton):
-    """The Newton steps of :class:`SoftmaxNewton` alone (its hand-over from FISTA)."""
-
-    def run(self, call: Call, start: Start) -> SolverResult:
+        # (from zeros too: on centred rows the Newton steps cost less than proximal
+        # gradient's from the first, digits in 3 tasks, cold fits at alpha 1e-1 to 3e-4:
+        # 0.08-0.35 s where FISTA's first hundred iterations then Newton took 0.10-0.49 s)
         return softmax_newton(*call.args, start.W, start.b, **call.common)
 
 
@@ -622,7 +598,6 @@ BCD_ROW = BCD()
 STRUCTURED_NEWTON = StructuredNewton()
 WIDE_NEWTON = WideNewton()
 FISTA_ROW = FISTA()
-_SOFTMAX_MODELS = _SoftmaxModels()
 
 #: Every solver of the table, in the order ``solver="auto"`` reads them.
 ALL_SOLVERS: tuple[Solver, ...] = (

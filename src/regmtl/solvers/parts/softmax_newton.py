@@ -25,10 +25,16 @@ Once a full step has been taken and no feature outside the nonzero rows breaks t
 condition, the next steps are Newton steps on the objective restricted to those rows
 (:mod:`~regmtl.solvers.parts.softmax_support`: smooth there, solved by conjugate gradients), for as
 long as each brings the certificate down by :data:`SUPPORT_GAIN`; a model's coordinate
-descent may stop short (:data:`FLOOR`): the steps on the support finish it. A start with
-nonzero rows (a path's previous point) takes the Newton steps from the first: on digits in 3
-tasks, a CV fold's path of 12 alphas went from 3.49 s to 1.18 s (``bench/regress.py``), the
-L2,1 CV from 8.3 to 4.4 times a per-task ``LogisticRegressionCV`` loop.
+descent may stop short (:data:`FLOOR`): the steps on the support finish it.
+
+With intercepts every step runs on each task's rows centred at their weighted mean (an exact
+change of variables: :math:`F = (X - 1 m^T) V + (b + m^T V)`, the intercepts mapped back at
+the end). Uncentred columns (digits' pixels, all positive) couple every feature to the
+intercepts: on them the conjugate gradients of a support step took 46-62 iterations where the
+centred rows take 14-33, and proximal gradient's first steps were cheaper than Newton's
+from zeros. On centred rows the Newton steps run from any start: the L2,1 CV on digits in 3
+tasks went from 4.1 s to 2.6 s, 2.7 times a per-task ``LogisticRegressionCV`` loop
+(``bench/bench_regimes.py --cases multinomial``).
 """
 
 from __future__ import annotations
@@ -391,6 +397,28 @@ def _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty, alpha):
     return Vt, bv + t * db, F + t * dF, P_t, obj_t, t
 
 
+def _centred(X: np.ndarray, lay: _Layout, given: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` with each block's rows less their ``C``-weighted mean (rows shared by every
+    block, a shared design: one mean, of all blocks' weights), a copy where ``X`` is the
+    caller's array; and the means in W's layout (p x columns, a block's mean on each of its
+    classes' columns)."""
+    X = np.array(X, order="F", copy=True) if np.shares_memory(X, given) else X
+    shift = np.zeros((X.shape[1], int(sum(K for _, K, _, _, _ in lay.spans))))
+    done = {}
+    for c0, K, r0, n, _ in lay.spans:
+        if r0 not in done:  # (a shared design: the one set of rows, its weights pooled)
+            same = [(gg, nn) for _, _, rr, nn, gg in lay.spans if rr == r0]
+            c = sum(lay.C[gg:gg + nn] for gg, nn in same)
+            total = float(c.sum())
+            done[r0] = (c @ X[r0:r0 + n]) / total if total > 0 else np.zeros(X.shape[1])
+        shift[:, c0:c0 + K] = done[r0][:, None]
+    for r0, m in done.items():
+        n = next(nn for _, _, rr, nn, _ in lay.spans if rr == r0)
+        X[r0:r0 + n] -= m
+    return X, shift
+
+
 class _SoftmaxNewton:
     """The module's proximal Newton as a :class:`~regmtl.solvers.parts.newton_loop.
     NewtonMethod`: model steps by coordinate descent on a working set, or Newton steps on
@@ -406,10 +434,19 @@ class _SoftmaxNewton:
         self.lay = _Layout(data, datafit)
         self.X = np.asfortranarray(data.X, dtype=np.float64)
         step = penalty.bcd_params(alpha)
+        # with intercepts, the steps run on each block's rows centred at their weighted mean
+        # (the intercepts absorb the shift: F = (X - 1 m^T) V + (b + m^T V)); the Newton
+        # systems of the support and the models' coordinate descent no longer couple every
+        # feature to the intercepts (digits' pixels: a half to a third of the CG iterations)
+        self.shift = None
+        if fit_intercept:
+            self.X, self.shift = _centred(self.X, self.lay, data.X)
         self.l1, self.l2, self.rows = float(step.l1), float(step.l2), step.kind == ROWS
         self.V = np.array(W, dtype=np.float64, order="C")
         self.bv = (np.array(b, dtype=np.float64) if fit_intercept
                    else np.zeros(data.n_tasks))
+        if self.shift is not None:  # (the intercepts of the centred rows)
+            self.bv += np.einsum("jc,jc->c", self.shift, self.V)
         self.F = self.lay.scores(self.X, self.V, self.bv)
         value, self.P = self.lay.loss(self.F)
         self.obj = value + penalty.value(self.V, alpha)
@@ -419,12 +456,18 @@ class _SoftmaxNewton:
         self.kind, self.work, self.t, self.n_feats = "", 0, 1.0, 0
 
     def certify(self):
-        f = self.data.linear(self.V, self.bv)
-        self.bc = self.bv.copy()
+        f = self.data.linear(self.V, self.intercepts())
+        self.bc = self.intercepts()
         if self.fit_intercept:  # the intercepts minimized exactly before the certificate
             f, self.bc = scores_intercepts(self.data, self.datafit, f, self.bc)
         return certify(self.data, self.datafit, self.penalty, self.alpha, self.V, f,
                        self.fit_intercept, self.ref)
+
+    def intercepts(self) -> np.ndarray:
+        """The intercepts of the rows as given (the steps' are the centred rows')."""
+        if self.shift is None:
+            return self.bv.copy()
+        return self.bv - np.einsum("jc,jc->c", self.shift, self.V)
 
     def status(self) -> str:
         return (f"  {self.kind:7s}  working set {self.n_feats:5d}  "
@@ -489,5 +532,5 @@ def softmax_newton(data: TaskBlocks, datafit: Datafit, penalty: Penalty, alpha: 
         method, tol=tol, max_iter=max_iter, label="softmax newton", verbose=verbose,
         patience=None, certify_start=False)
     # (certified: the intercepts minimized exactly; else the iterate's own)
-    return SolverResult(method.V, method.bc if converged else method.bv, progress.steps,
-                        cert, converged, stalled=False)
+    return SolverResult(method.V, method.bc if converged else method.intercepts(),
+                        progress.steps, cert, converged, stalled=False)
