@@ -288,22 +288,27 @@ def test_far_bounds_change_nothing(loss, name):
 @pytest.mark.parametrize("name", ["l21", "l1", "trace"])
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_rescaled_factors_ignore_a_common_scale(loss, name):
-    """With ``rescale_factors=True`` (glmnet's rule: the finite factors sum to their count)
-    ``c d`` fits as ``d``, which fits as ``d p_finite / sum(d)`` taken as given."""
+    """With ``rescale_factors=True`` (glmnet's rule: an excluded feature counts as a factor
+    of 1 and the factors sum to p) ``d`` fits as ``d p / (sum of the finite d + the
+    excluded)`` taken as given; without exclusions ``c d`` fits as ``d``."""
     Xs, ys = make_tasks(loss)
     d = np.array([0.0, 0.5, 1.0, 2.0, INF, 0.7])
     kw = dict(alpha=ALPHA[loss], tol=1e-12 if loss == "squared" else 1e-10)
-    one = estimator(loss, name, penalty_factor=d, **kw).fit(Xs, ys)
     fin = np.isfinite(d)
-    given = np.where(fin, d * fin.sum() / d[fin].sum(), INF)
-    for other in (estimator(loss, name, penalty_factor=7.5 * d, **kw),
-                  estimator(loss, name, penalty_factor=given, rescale_factors=False, **kw)):
+    given = np.where(fin, d * d.size / (d[fin].sum() + (~fin).sum()), INF)
+    kept = np.where(fin, d, 1.0)  # (nothing excluded)
+    pairs = [(estimator(loss, name, penalty_factor=d, **kw),
+              estimator(loss, name, penalty_factor=given, rescale_factors=False, **kw)),
+             (estimator(loss, name, penalty_factor=kept, **kw),
+              estimator(loss, name, penalty_factor=7.5 * kept, **kw))]
+    for one, other in pairs:
+        one.fit(Xs, ys)
         other.fit(Xs, ys)
         np.testing.assert_allclose(other.coef_, one.coef_, rtol=0, atol=1e-9)
         assert other.objective_ == pytest.approx(one.objective_, rel=1e-10)
-    unscaled = estimator(loss, name, penalty_factor=7.5 * d, rescale_factors=False,
+    unscaled = estimator(loss, name, penalty_factor=7.5 * kept, rescale_factors=False,
                          **kw).fit(Xs, ys)
-    assert np.abs(unscaled.coef_ - one.coef_).max() > 1e-3  # (the scale matters there)
+    assert np.abs(unscaled.coef_ - pairs[1][0].coef_).max() > 1e-3  # (the scale matters)
 
 
 # =========================================================================== 4. standardize

@@ -57,11 +57,12 @@ def _problem(loss: str, seed: int = 0, dead: int = 0):
 
 def _source_objective(data, datafit, offset, W, b, alpha, factors, standardize):
     """The objective the user asked for, formed here: the loss at X W + b + o on the rows as
-    given, plus alpha * sum_j d_j ||w_j||_1 with glmnet's factors (rescaled to sum to the
-    number of finite ones) times each column's deviation where standardized."""
+    given, plus alpha * sum_j d_j ||w_j||_1 with glmnet's factors (an excluded feature
+    counted as a factor of 1, the factors rescaled to sum to the number of features) times
+    each column's deviation where standardized."""
     d = np.asarray(factors, dtype=float)
     finite = np.isfinite(d)
-    d = np.where(finite, d * finite.sum() / d[finite].sum(), np.inf)
+    d = np.where(finite, d * d.size / (d[finite].sum() + (~finite).sum()), np.inf)
     if standardize:
         sd = column_deviations(data, True)
         flat = sd <= 1e-12 * sd.max()

@@ -76,7 +76,7 @@ def test_the_comparison_report_shows_the_terms():
     names = res.feature_names
     assert "<h2>Per-feature terms</h2>" in html
     assert (f"MTL L2,1: unpenalized (1): {names[0]}; excluded (1): {names[4]}; "
-            "factor 1.33 on 3 penalized features (rescaled); coefficients in [-inf, 2]; "
+            "factor 1.25 on 3 penalized features (rescaled); coefficients in [-inf, 2]; "
             "standardize: penalized in the columns' standard deviations.") in html
     plain = rm.compare(data, models=["pooled", "l21"], splits=1, n_alphas=4, cv=3)
     assert "Per-feature terms" not in comparison_report(plain, created="2024-01-01").to_html()

@@ -19,8 +19,9 @@ TERMS_DOC = """
         ``l21``) and on unpenalized features with any penalty; refused by name elsewhere.
         ``positive=True`` of a penalty is the box ``[0, inf)``.
     rescale_factors : bool, default=True
-        Rescale the finite factors to sum to their number, as glmnet does (``alpha`` then
-        keeps its scale); False takes them as given.
+        Rescale the factors as glmnet does (``alpha`` then keeps its scale): an excluded
+        feature counts as a factor of 1 and the factors sum to the number of features;
+        False takes them as given.
     standardize : bool, default=False
         Penalize each feature in units of its standard deviation over the objective's rows
         (weighted by the row weights): the factor ``d_j s_j``. Coefficients are reported in

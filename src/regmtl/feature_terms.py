@@ -38,8 +38,9 @@ How the solvers see it, each step exact:
   without), i.e. the factor :math:`d_j s_j`; coefficients are reported in the input's units,
   as glmnet does.
 
-Factors are rescaled to sum to the number of finite factors (glmnet's rule), unless
-``rescale_factors=False``.
+Factors are rescaled as glmnet rescales them, unless ``rescale_factors=False``: an excluded
+feature counts as a factor of 1, and the factors then sum to the number of features (with
+nothing excluded: the finite factors sum to their number).
 """
 
 from __future__ import annotations
@@ -189,7 +190,10 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
         raise ValueError("penalty_factor / exclude: every feature is excluded; keep one.")
     finite = np.isfinite(factor)
     if rescale_factors and finite.any() and factor[finite].sum() > 0:
-        factor = np.where(finite, factor * (finite.sum() / factor[finite].sum()), factor)
+        # glmnet's rule: an excluded feature counts as a factor of 1, and the factors sum to
+        # the number of features
+        scale = factor.size / (factor[finite].sum() + (~finite).sum())
+        factor = np.where(finite, factor * scale, factor)
     lower = upper = None
     if lower_bounds is not None:
         lower = np.broadcast_to(_by_feature(lower_bounds, "lower_bounds", p, feature_names,

@@ -113,8 +113,8 @@ def test_the_fit_line_names_the_terms(table, tmp_path, capsys):
                  "--exclude", "f4", "--upper-bounds", "f1=1", "--out",
                  str(tmp_path / "m.npz")]) == 0
     out = capsys.readouterr().out
-    # (the finite factors rescaled to sum to their number, as glmnet does: 4 / 5 each)
-    assert "terms: unpenalized (1): f0; excluded (1): f4; factor 1.25 on 4 penalized " \
+    # (rescaled as glmnet does, the excluded column counted as 1: 6 / (4 + 1) each)
+    assert "terms: unpenalized (1): f0; excluded (1): f4; factor 1.2 on 4 penalized " \
         "features (rescaled); bounds: f1 in [-inf, 1]" in out
 
 

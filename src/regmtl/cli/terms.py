@@ -48,8 +48,8 @@ def terms_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upper-bounds", metavar="V|COL=V,...",
                    help="an upper bound on the coefficients, as --lower-bounds")
     p.add_argument("--no-rescale-factors", action="store_true",
-                   help="take the factors as given (default: rescaled to sum to their "
-                        "number, as glmnet does)")
+                   help="take the factors as given (default: rescaled as glmnet does, an "
+                        "excluded column counted as 1, to sum to the number of columns)")
     p.add_argument("--standardize", action="store_true",
                    help="fit the raw columns, penalized in their standard deviations by the "
                         "estimator (its standardize=True, glmnet's), instead of z-scoring "

@@ -15,9 +15,11 @@ import numpy as np
 
 __all__ = ["GraphBuilder", "ML_OPSET", "OPSET", "require"]
 
-#: the default domain's opset of the graphs (ONNX 1.12 and later, ONNX Runtime 1.12 and later)
+#: the default domain's opset of the graphs (ONNX 1.12 and later)
 OPSET = 17
-#: the ``ai.onnx.ml`` opset (``LabelEncoder`` with its typed keys and values)
+#: the ``ai.onnx.ml`` opset (``LabelEncoder`` with its typed keys and values): ONNX Runtime
+#: 1.17 and later run it (1.16 refuses every graph that stamps it, "Opset 4 is under
+#: development"), the ``export`` extra's floor
 ML_OPSET = 4
 
 
@@ -104,7 +106,7 @@ class GraphBuilder:
         from .._version import __version__
 
         model.producer_version = __version__
-        model.ir_version = 8  # (ONNX Runtime 1.12 and later read it)
+        model.ir_version = 8  # (ONNX Runtime 1.17, the floor, reads it)
         helper.set_model_props(model, metadata)
         self.onnx.checker.check_model(model)
         return model
