@@ -89,6 +89,31 @@ def test_fit_out_of_core_equals_the_in_memory_fit(data, capsys):
     assert _close(raw.coef_, rm.load(data["root"] / "raw_memory.npz").coef_) < 1e-4
 
 
+def test_fit_out_of_core_keeps_a_checkpoint_and_checks_it(data, capsys, tmp_path):
+    """``--checkpoint DIR`` keeps the fit's state: a second run resumes from it to the same
+    model (bit for bit); a damaged file is refused by name, and ``--checkpoint-restart``
+    starts over with a warning naming it; the flags are refused where they do nothing."""
+    folder = tmp_path / "state"
+    args = ["fit", str(data["parts"]), *OOC, "--out-of-core", "--checkpoint", str(folder)]
+    assert main([*args, "--out", str(tmp_path / "a.npz")]) == 0
+    assert (folder / "checkpoint.json").exists() and (folder / "fista.npz").exists()
+    assert main([*args, "--out", str(tmp_path / "b.npz")]) == 0
+    a, b = rm.load(tmp_path / "a.npz"), rm.load(tmp_path / "b.npz")
+    assert np.array_equal(a.coef_, b.coef_) and np.array_equal(a.intercept_, b.intercept_)
+    raw = bytearray((folder / "fista.npz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (folder / "fista.npz").write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "c.npz")]) != 0
+    assert "its file fista.npz is damaged" in capsys.readouterr().err
+    with pytest.warns(RuntimeWarning, match="its file fista.npz is damaged"):
+        assert main([*args, "--checkpoint-restart", "--out", str(tmp_path / "d.npz")]) == 0
+    assert np.array_equal(rm.load(tmp_path / "d.npz").coef_, a.coef_)
+    assert main(["fit", str(data["whole"]), *FIT, "--checkpoint", str(folder),
+                 "--out", str(tmp_path / "e.npz")]) != 0
+    assert "--checkpoint keeps the state of an --out-of-core fit" in capsys.readouterr().err
+
+
 def test_predict_out_of_core_writes_the_rows_in_order_and_scores_them(data, capsys, tmp_path):
     out = tmp_path / "pred.parquet"
     capsys.readouterr()

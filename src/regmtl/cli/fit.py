@@ -55,6 +55,16 @@ def fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spill-dir", metavar="DIR",
                    help="--out-of-core: where the per-task statistics are spilled during "
                         "the fit (default: a temporary directory, removed after)")
+    p.add_argument("--checkpoint", metavar="DIR",
+                   help="--out-of-core: a folder where the fit keeps its state (the "
+                        "statistics pass chunk by chunk, FISTA's state at each certificate), "
+                        "so that a run killed midway, started again with the same DIR, data "
+                        "and options, resumes where it stopped; every file is checked "
+                        "against its digest (a damaged one refused by name, see "
+                        "--checkpoint-restart)")
+    p.add_argument("--checkpoint-restart", action="store_true",
+                   help="--checkpoint: a damaged file in DIR empties it (a warning names the "
+                        "file) and the fit starts over, where it is refused by default")
     p.add_argument("--held-out", metavar="FRACTION", type=_fraction, default=None,
                    help="--out-of-core --alpha auto: the share of each task's rows held out "
                         "to choose alpha (default 0.2), the same rows on every run: those "
@@ -103,6 +113,9 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.held_out is not None:
         raise UsageError("--held-out is an option of --out-of-core --alpha auto (in memory "
                          "--alpha auto cross-validates: --cv K); leave it out.")
+    if args.checkpoint is not None or args.checkpoint_restart:
+        raise UsageError("--checkpoint keeps the state of an --out-of-core fit (a fit in "
+                         "memory or on Dask keeps none); add --out-of-core or leave it out.")
     if on_dask(args):
         return run_fit_dask(args)
     loss = loss_and_kind(args)

@@ -86,7 +86,7 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
     if choice is not None:  # started from the chosen fit of the rows not held out
         est.set_params(warm_start=True)
         est.coef_ = choice.coef.copy()
-    est.fit(fitted_on)
+    est.fit(fitted_on, checkpoint=_checkpoint(args))
     est.set_params(solver_options=None, warm_start=False)  # (the run's, not the model's)
     # alpha_max and the objective at W = 0 from the fit's statistics pass (kept with the
     # source: no pass over the rows)
@@ -108,6 +108,19 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
                chosen_by="by held-out rows" if choice is not None else None,
                gap_scale=0.5 * float(stats.e.sum()), alpha_max=alpha_max)
     return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> Any:
+    """The fit's checkpoint of ``--checkpoint DIR`` (``--checkpoint-restart``: a damaged
+    file empties it and the fit starts over), or None."""
+    if args.checkpoint is None:
+        if args.checkpoint_restart:
+            raise UsageError("--checkpoint-restart says what a damaged file in --checkpoint "
+                             "DIR does; pass --checkpoint DIR too.")
+        return None
+    from ..solvers.streamed.checkpoint import Checkpoint
+
+    return Checkpoint(args.checkpoint, "restart" if args.checkpoint_restart else "raise")
 
 
 def _held_out_choice(args: argparse.Namespace, fitted_on: Any, name: str, options: dict,
