@@ -131,6 +131,29 @@ def _criterion_job(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: n
             time.perf_counter() - t0)
 
 
+def _warn_at_an_end(grid: np.ndarray, alpha: float, none: bool) -> None:
+    """A warning where the chosen alpha is an end of its grid (of more than one value): the
+    best may lie beyond it. At the top with no feature used (``none``: the refit's W = 0),
+    no fit of the grid beats each task's intercept alone."""
+    if len(grid) < 2:
+        return
+    k = int(np.argmin(np.abs(np.asarray(grid) - alpha)))
+    if k == 0:
+        if none:
+            why = (", where no feature is used: no fit of the grid predicts the held-out rows "
+                   "better than each task's intercept alone (the features may not predict "
+                   "the target)")
+        else:
+            why = (" and scores best: a larger alpha may score better; extend the grid "
+                   "upwards (alphas=[...] with larger values)")
+        warnings.warn(f"alpha_={alpha:.4g} is the largest alpha of the grid{why}.",
+                      UserWarning, stacklevel=4)
+    elif k == len(grid) - 1:
+        warnings.warn(f"alpha_={alpha:.4g} is the smallest alpha of the grid and scores best: "
+                      "a smaller alpha may score better; extend the grid downwards (a smaller "
+                      "eps, or alphas=[...] with smaller values).", UserWarning, stacklevel=4)
+
+
 def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
                  fit_intercept: bool) -> tuple[TaskData, np.ndarray | None]:
     """(the problem with ``offset`` folded into its targets and row weights, the offset
@@ -390,6 +413,11 @@ class _MultiTaskCV(BaseEstimator):
             self.n_features_in_ = probe.n_features_in_
             if hasattr(probe, "classes_"):
                 self.classes_ = probe.classes_
+        if not self.alpha_per_task:
+            rows = results[results["_grid"] == g]
+            none = (bool(np.all(np.asarray(self.coef_) == 0)) if self.refit else
+                    "mean_n_active" in rows and float(rows["mean_n_active"].iloc[0]) == 0.0)
+            _warn_at_an_end(grids[g], self.alpha_, none)
         return self
 
     def _strata(self, datafit: Datafit, data: TaskData) -> bool | np.ndarray:
