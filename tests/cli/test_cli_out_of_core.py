@@ -114,6 +114,26 @@ def test_fit_out_of_core_keeps_a_checkpoint_and_checks_it(data, capsys, tmp_path
     assert "--checkpoint keeps the state of an --out-of-core fit" in capsys.readouterr().err
 
 
+def test_a_tiny_alpha_on_short_tasks_warns(tmp_path):
+    """50 tasks of 25 rows, 8 features: at alpha 1e-6 (far below 1e-3 alpha_max) each task
+    is fitted nearly by least squares on its own rows, which the warning says (and points to
+    --alpha auto); a tenth of alpha_max is silent."""
+    from regmtl.datasets import make_parquet_tasks
+
+    make_parquet_tasks(tmp_path / "d", 50, n_rows=25, n_features=8, tasks_per_file=50,
+                       row_group_tasks=25, random_state=0)
+    args = ["fit", str(tmp_path / "d"), "--task-col", "task", "--target", "y",
+            "--out-of-core", "--out", str(tmp_path / "m.npz")]
+    with pytest.warns(UserWarning, match=r"alpha 1e-06 is .* of alpha_max on tasks of a "
+                                         r"median 25 rows for 8 features: .*--alpha auto"):
+        assert main([*args, "--alpha", "1e-6"]) == 0
+    top = rm.alpha_max(rm.ParquetTasks(tmp_path / "d", progress=False).standardized(
+        *rm.ParquetTasks(tmp_path / "d", progress=False).feature_scaling()), penalty="l21")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert main([*args, "--alpha", repr(0.1 * top)]) == 0
+
+
 def test_predict_out_of_core_writes_the_rows_in_order_and_scores_them(data, capsys, tmp_path):
     out = tmp_path / "pred.parquet"
     capsys.readouterr()

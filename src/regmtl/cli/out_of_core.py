@@ -100,6 +100,7 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
             alpha_max = None
     fitted = raw_units(est, mean, scale, names)
     r2 = float(fitted.score(source))
+    _warn_near_least_squares(alpha, alpha_max, source, choice is not None)
     if round(r2, 4) < 0:  # (below 0 as printed: not a fit at alpha_max off by rounding)
         warnings.warn(f"the model predicts the training rows worse than each task's mean "
                       f"does: R^2 {r2:.4f} < 0 (the constant model scores 0); try a smaller "
@@ -108,6 +109,29 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
                chosen_by="by held-out rows" if choice is not None else None,
                gap_scale=0.5 * float(stats.e.sum()), alpha_max=alpha_max)
     return 0
+
+
+#: Below this fraction of alpha_max (the end of the default grids) a fit of short tasks is
+#: least squares on each task's own rows in all but name
+NEAR_LEAST_SQUARES = 1e-3
+
+
+def _warn_near_least_squares(alpha: float, alpha_max: float | None, source: Any,
+                             chosen: bool) -> None:
+    """A warning for an alpha given below ``NEAR_LEAST_SQUARES`` alpha_max on tasks of at
+    most a few rows per feature: each task is then fitted nearly alone, and the training
+    score says nothing of new rows."""
+    if chosen or not alpha_max or alpha >= NEAR_LEAST_SQUARES * alpha_max:
+        return
+    rows = np.asarray(source.task_rows)
+    p = int(source.n_features)
+    if float(np.median(rows)) > 5 * p:
+        return
+    warnings.warn(f"alpha {alpha:.4g} is {alpha / alpha_max:.2g} of alpha_max on tasks of a "
+                  f"median {float(np.median(rows)):.0f} rows for {p} features: each task is "
+                  "fitted nearly by least squares on its own rows, and the training R^2 says "
+                  "nothing of new rows (it may well overfit); choose alpha with --alpha auto "
+                  "(scored on held-out rows).", UserWarning, stacklevel=3)
 
 
 def _checkpoint(args: argparse.Namespace) -> Any:
