@@ -120,6 +120,9 @@ def case(name: str, repeats: int) -> dict:
         out["multinomial L2,1 CV, digits in 3 tasks"] = _timed(
             lambda: rm.MultiTaskClassifierCV("l21", alphas=12, cv=3).fit(X, y, task=task),
             repeats)
+        out["multinomial trace CV, digits in 3 tasks"] = _timed(
+            lambda: rm.MultiTaskClassifierCV("trace", alphas=12, cv=3).fit(X, y, task=task),
+            repeats)
         out["multinomial trace, alpha 1e-3"] = _timed(
             lambda: rm.MultiTaskClassifier("trace", alpha=1e-3).fit(X, y, task=task), repeats)
 

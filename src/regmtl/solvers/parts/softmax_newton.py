@@ -397,26 +397,34 @@ def _model_step(X, lay, V, bv, Vn, bn, F, obj, G, gb, penalty, alpha):
     return Vt, bv + t * db, F + t * dF, P_t, obj_t, t
 
 
-def _centred(X: np.ndarray, lay: _Layout, given: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` with each block's rows less their ``C``-weighted mean (rows shared by every
-    block, a shared design: one mean, of all blocks' weights), a copy where ``X`` is the
-    caller's array; and the means in W's layout (p x columns, a block's mean on each of its
-    classes' columns)."""
-    X = np.array(X, order="F", copy=True) if np.shares_memory(X, given) else X
-    shift = np.zeros((X.shape[1], int(sum(K for _, K, _, _, _ in lay.spans))))
-    done = {}
-    for c0, K, r0, n, _ in lay.spans:
-        if r0 not in done:  # (a shared design: the one set of rows, its weights pooled)
-            same = [(gg, nn) for _, _, rr, nn, gg in lay.spans if rr == r0]
-            c = sum(lay.C[gg:gg + nn] for gg, nn in same)
-            total = float(c.sum())
-            done[r0] = (c @ X[r0:r0 + n]) / total if total > 0 else np.zeros(X.shape[1])
-        shift[:, c0:c0 + K] = done[r0][:, None]
-    for r0, m in done.items():
-        n = next(nn for _, _, rr, nn, _ in lay.spans if rr == r0)
-        X[r0:r0 + n] -= m
-    return X, shift
+def _centred(X: np.ndarray, lay: _Layout) -> tuple[np.ndarray, np.ndarray]:
+    """The rows the layout reads, each block's less their ``C``-weighted mean, in a compact
+    copy (one row per group: the classes' layout repeats each observation's row for every
+    class of its task, read once), the layout's row offsets moved onto it (a shared design:
+    its rows once, less one mean of all blocks' weights); and the means in W's layout
+    (p x columns, a block's mean on each of its classes' columns)."""
+    shared = len({r0 for _, _, r0, _, _ in lay.spans}) < len(lay.spans)
+    p = X.shape[1]
+    shift = np.zeros((p, int(sum(K for _, K, _, _, _ in lay.spans))))
+    if shared:  # (one set of rows for every block: one mean, of the pooled weights)
+        n = lay.spans[0][3]
+        c = sum(lay.C[g0:g0 + nn] for _, _, _, nn, g0 in lay.spans)
+        total = float(c.sum())
+        m = (c @ X[:n]) / total if total > 0 else np.zeros(p)
+        Xc = np.asfortranarray(X[:n] - m)
+        shift[:] = m[:, None]
+        return Xc, shift
+    Xc = np.empty((lay.n_groups, p), order="F")
+    spans = []
+    for c0, K, r0, n, g0 in lay.spans:
+        c = lay.C[g0:g0 + n]
+        total = float(c.sum())
+        m = (c @ X[r0:r0 + n]) / total if total > 0 else np.zeros(p)
+        Xc[g0:g0 + n] = X[r0:r0 + n] - m
+        shift[:, c0:c0 + K] = m[:, None]
+        spans.append((c0, K, g0, n, g0))
+    lay.spans, lay.roff = spans, lay.goff.copy()
+    return Xc, shift
 
 
 class _SoftmaxNewton:
@@ -432,7 +440,6 @@ class _SoftmaxNewton:
         self.ref, self.fit_intercept, self.tol, self.max_sweeps = ref, fit_intercept, tol, \
             max_sweeps
         self.lay = _Layout(data, datafit)
-        self.X = np.asfortranarray(data.X, dtype=np.float64)
         step = penalty.bcd_params(alpha)
         # with intercepts, the steps run on each block's rows centred at their weighted mean
         # (the intercepts absorb the shift: F = (X - 1 m^T) V + (b + m^T V)); the Newton
@@ -440,7 +447,9 @@ class _SoftmaxNewton:
         # feature to the intercepts (digits' pixels: a half to a third of the CG iterations)
         self.shift = None
         if fit_intercept:
-            self.X, self.shift = _centred(self.X, self.lay, data.X)
+            self.X, self.shift = _centred(np.asarray(data.X, dtype=np.float64), self.lay)
+        else:
+            self.X = np.asfortranarray(data.X, dtype=np.float64)
         self.l1, self.l2, self.rows = float(step.l1), float(step.l2), step.kind == ROWS
         self.V = np.array(W, dtype=np.float64, order="C")
         self.bv = (np.array(b, dtype=np.float64) if fit_intercept
