@@ -69,7 +69,7 @@ class Checkpoint:
     folder : str or path-like
         The folder (made if absent), as ``checkpoint=`` takes it.
     if_damaged : {"raise", "restart"}, default="raise"
-        A file whose digest does not match: refused (:class:`DamagedCheckpoint`, naming the
+        A file whose digest does not match: refused (``DamagedCheckpoint``, naming the
         folder and the file, nothing in it read), or the folder emptied with a warning naming
         the file and the fit started over.
 
