@@ -321,9 +321,12 @@ class StreamedCheckpoint:
                         "another folder (or remove this one) to start afresh.")
         else:
             self._write_identity(path, fingerprint, parameters)
-        for name in ("fista", "newton"):  # (the states checked before any is read)
+        # the states checked before anything else is read, and kept for their first read
+        # (a state of p x T numbers is read once)
+        self._checked: dict[str, tuple[dict, dict] | None] = {}
+        for name in ("fista", "newton"):
             try:
-                self.load(name)
+                self._checked[name] = self.load(name)
             except DamagedCheckpoint as exc:
                 self.damaged(exc)
 
@@ -336,6 +339,7 @@ class StreamedCheckpoint:
         fit's identity removed with a warning naming it (``"restart"``)."""
         if self.if_damaged == "raise":
             raise exc
+        self._checked = {}
         warnings.warn(f"checkpoint={str(self.folder)!r}: its file {exc.name} is damaged "
                       f"({exc.detail}); the folder's states and statistics are removed and "
                       "the fit starts over.", RuntimeWarning, stacklevel=4)
@@ -363,6 +367,9 @@ class StreamedCheckpoint:
         """The arrays and the JSON scalars of the state ``name`` (None: none saved yet),
         checked against the digest saved with them (:class:`DamagedCheckpoint` where the
         file is unreadable or does not match)."""
+        checked = getattr(self, "_checked", {})
+        if name in checked:  # (read and checked when the folder was opened)
+            return checked.pop(name)
         path = self.folder / f"{name}.npz"
         if not path.exists():
             return None
@@ -382,6 +389,7 @@ class StreamedCheckpoint:
     def save(self, name: str, arrays: dict, meta: dict) -> None:
         """A state: its arrays and JSON scalars with their digest, written to a temporary
         file, synced, then renamed (a kill leaves the last whole state)."""
+        getattr(self, "_checked", {}).pop(name, None)  # (a read kept from the opening is stale)
         tmp = self.folder / f"{name}.tmp.npz"
         meta = json.loads(json.dumps(meta))
         digest = _arrays_digest(arrays) + _json_digest(meta)
