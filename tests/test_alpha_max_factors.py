@@ -69,3 +69,43 @@ def test_alpha_max_is_the_threshold_of_the_penalized_features(name, penalty, pat
         "1.001 alpha_max")
     below = _fit(name, penalty, 0.99 * a_max, factors, Xs, ys)
     assert np.abs(_penalized(below, factors)).max() > 0.0, "W = 0 at 0.99 alpha_max"
+
+
+def _tied_tasks():
+    """The issue's shape, 3 tasks of 25-40 rows, with integer targets: many rows tie at the
+    kink of the free fit (one free feature and the intercepts)."""
+    rng = np.random.default_rng(2)
+    n = [25, 32, 40]
+    X = np.vstack([rng.standard_normal((k, 5)) for k in n])
+    y = np.round(X @ np.array([1.0, 0.5, 0.0, 0.0, -0.3]) + rng.standard_normal(len(X)))
+    return X, y, np.repeat([0, 1, 2], n)
+
+
+@pytest.mark.parametrize("penalty", ["l1", "elasticnet"])
+@pytest.mark.parametrize("data", ["tied", "school"])
+def test_alpha_max_of_an_entrywise_penalty_is_exact_where_rows_tie_at_the_kink(penalty, data):
+    """Integer targets: the free fit is a degenerate vertex, and the subgradient of its tied
+    rows is the one of the smallest largest penalized gradient (a linear program per task).
+    At 1.001 alpha_max every penalized coefficient is 0; at 0.99 one is not (the least-norm
+    subgradient clipped to the intervals gave an alpha_max 1.19 times too large on the tied
+    tasks: zero fits at 0.99 of it)."""
+    loss = rm.Quantile(0.3)
+    if data == "tied":
+        X, y, task = _tied_tasks()
+        factor, args, drop = [0, 1, 1, 1, 1], (X, y, task), [0]
+        kw = {"task": task}
+        Xfit, yfit = X, y
+    else:
+        from regmtl.datasets import load_school
+
+        school = load_school()
+        Xfit, yfit, kw = school.X[:8], school.y[:8], {}
+        factor = np.ones(Xfit[0].shape[1])
+        factor[[0, 5]] = 0.0
+        args, drop = (Xfit, yfit), [0, 5]
+    top = rm.alpha_max(*args, penalty=penalty, loss=loss, penalty_factor=factor)
+    for ratio, zero in ((1.001, True), (0.99, False)):
+        model = rm.MultiTaskRegressor(penalty, alpha=ratio * top, loss=loss,
+                                      penalty_factor=factor, tol=1e-8).fit(Xfit, yfit, **kw)
+        pen = np.delete(np.atleast_2d(model.coef_), drop, axis=1)
+        assert (np.abs(pen).max() == 0.0) == zero, (ratio, np.abs(pen).max())

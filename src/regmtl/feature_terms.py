@@ -551,7 +551,7 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     pen = red.penalty
     if not isinstance(pen, PartlyPenalized) or pen.penalized.all():
         return ref
-    from .penalties.separable import L2
+    from .penalties.separable import L1, L2, ElasticNet
     from .solvers.certificates.certify import Reference
     from .solvers.certificates.kinks import kink_dual
     from .solvers.solve import solve
@@ -564,8 +564,11 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     f = part.linear(res.W, res.b if red.fit_intercept else None)
     bound = datafit.bind(data)
     G0 = np.zeros((data.n_features, data.n_tasks))
-    G0[pen.penalized] = data.with_columns(pen.penalized).adjoint(
-        data.c * kink_dual(data, bound, f, part, red.fit_intercept))
+    penalized = data.with_columns(pen.penalized)
+    entrywise = isinstance(pen.base, (L1, ElasticNet))  # (alpha_max: the largest |G_jt|)
+    G0[pen.penalized] = penalized.adjoint(
+        data.c * kink_dual(data, bound, f, part, red.fit_intercept,
+                           penalized if entrywise else None))
     return Reference(ref.b0, ref.f0, ref.P0, G0)
 
 

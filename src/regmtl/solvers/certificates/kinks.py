@@ -68,7 +68,7 @@ def kink_rows(datafit: Datafit, y: np.ndarray, f: np.ndarray, c: np.ndarray,
 
 
 def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlocks,
-              fit_intercept: bool) -> np.ndarray:
+              fit_intercept: bool, penalized: TaskBlocks | None = None) -> np.ndarray:
     r"""The dual point ``theta = -l'(f)`` at an exact, unpenalized fit ``f`` of the columns
     ``free`` (the same rows, a subset of the columns), with the rows at a kink given the
     subgradient that makes that fit's optimality exact.
@@ -88,7 +88,14 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
     of the smallest ``alpha_max``). The rows at the kink are a task's rows with
     ``|r| <= sqrt(eps) max |r|``. Leaving them at 0 (``datafit.theta``)
     would make ``X^T (c theta)`` over the penalized columns, and the ``alpha_max`` read from
-    it, wrong by up to a few times. Rows held elsewhere (task blocks): ``datafit.theta``."""
+    it, wrong by up to a few times. Rows held elsewhere (task blocks): ``datafit.theta``.
+
+    ``penalized``: the penalized columns of an entrywise penalty (the lasso, the elastic net,
+    whose ``alpha_max`` is the largest ``|X^T (c theta)|`` of a penalized column). Of the
+    subgradients that keep the free fit optimal, each task then takes the one of the smallest
+    such maximum: a linear program over its rows at the kink (HiGHS), exact where many rows
+    tie at the kink (integer targets), where the least-norm solution clipped to the
+    intervals is not."""
     y, c = data.y, data.c
     theta = datafit.theta(y, f)
     if datafit.smooth or not data.rows_local:
@@ -112,9 +119,40 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
         u = c[a:e] * theta[a:e]
         u[K - a] = 0.0
         cK = c[K][:, None] * A[K - a]
-        sol = np.linalg.lstsq(cK.T, -(A.T @ u), rcond=None)[0]
-        theta[K] = np.clip(sol, lo[K], hi[K])
+        sol = None
+        if penalized is not None:
+            P = _free_rows(data, penalized, t, a, e, False)
+            sol = _smallest_max(P[K - a] * c[K][:, None], P.T @ u, cK, -(A.T @ u),
+                                lo[K], hi[K])
+        if sol is None:
+            sol = np.clip(np.linalg.lstsq(cK.T, -(A.T @ u), rcond=None)[0], lo[K], hi[K])
+        theta[K] = sol
     return theta
+
+
+def _smallest_max(M: np.ndarray, g0: np.ndarray, E: np.ndarray, rhs: np.ndarray,
+                  lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    r"""The kink rows' subgradient ``v`` in ``[lo, hi]`` with ``E^T v = rhs`` (the free fit's
+    optimality) of the smallest :math:`\max_j |(M^T v + g_0)_j|` (the penalized columns'
+    gradient): a linear program in ``(v, s)``, minimize ``s`` with ``-s <= M^T v + g_0 <= s``
+    (HiGHS); None where it finds no solution (the rows near the kink read too loosely)."""
+    from scipy.optimize import linprog
+
+    k, q = M.shape
+    if q == 0:
+        return None
+    ones = np.ones((q, 1))
+    A_ub = np.vstack([np.hstack([M.T, -ones]), np.hstack([-M.T, -ones])])
+    b_ub = np.concatenate([-g0, g0])
+    A_eq = np.hstack([E.T, np.zeros((E.shape[1], 1))])
+    cost = np.zeros(k + 1)
+    cost[-1] = 1.0
+    bounds = [*zip(lo.tolist(), hi.tolist(), strict=True), (0.0, None)]
+    out = linprog(cost, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=rhs, bounds=bounds,
+                  method="highs")
+    if out.status != 0:
+        return None
+    return np.clip(out.x[:k], lo, hi)
 
 
 def _free_rows(data: TaskBlocks, free: TaskBlocks, t: int, a: int, e: int,
