@@ -155,3 +155,10 @@ def test_the_log_counts_whole_checked_chunks(tmp_path):
     assert logged_tasks(tmp_path, files) == 5
     with pytest.raises(ValueError, match="give 'raise'"):
         rm.Checkpoint(tmp_path, if_damaged="ignore")
+    with pytest.raises(ValueError, match="folder=3: give a folder's path"):
+        rm.Checkpoint(3)
+    # a log line that is no chunk's (text edited by hand) names the log
+    first = log.read_text().splitlines()[0]
+    log.write_text(first + "\nnot a line\n")
+    with pytest.raises(DamagedCheckpoint, match="its file pass.log is damaged"):
+        logged_tasks(tmp_path, files)

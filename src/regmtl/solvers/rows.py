@@ -12,6 +12,7 @@ have a solver per method, each answering to the family's name; the order in whic
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -138,9 +139,8 @@ class _ExactThenPrimalDual(Solver):
 
     cap: int = 0
     warm = False
-
-    def method(self, *args, **kwargs) -> SolverResult:
-        raise NotImplementedError
+    #: the Newton method, ``method(data, datafit, penalty, alpha, W, b, **common)``
+    method: Callable[..., SolverResult]
 
     def run(self, call: Call, start: Start) -> SolverResult:
         capped = call.capped(self.cap)
@@ -159,10 +159,7 @@ class InteriorPoint(_ExactThenPrimalDual):
         "blocks, certified by the duality gap of the pinball loss")
     cost = ("a Newton step: the tasks' blocks formed from the rows (O(n p^2)) and factored "
             "(O(T p^3)); tens of steps")
-
-    @staticmethod
-    def method(*args, **kwargs) -> SolverResult:
-        return interior_point(*args, **kwargs)
+    method = staticmethod(interior_point)
 
 
 class SpectralBarrier(_ExactThenPrimalDual):
@@ -176,10 +173,7 @@ class SpectralBarrier(_ExactThenPrimalDual):
         "certified by the duality gap of the pinball loss")
     cost = ("a Newton step: the tasks' Kronecker sums (O(T p^4)) reduced to the shared "
             "matrix's p (p + 1) / 2 unknowns and factored (O(p^6))")
-
-    @staticmethod
-    def method(*args, **kwargs) -> SolverResult:
-        return spectral_barrier(*args, **kwargs)
+    method = staticmethod(spectral_barrier)
 
 
 class LinearProgram(Solver):

@@ -20,6 +20,7 @@ also end the loop itself (a step with no decrease along its direction).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,7 +78,8 @@ def model_target(cert: Certificate, tol: float, ratio: float) -> float:
 
 def newton_loop(method: NewtonMethod, *, tol: float, max_iter: int, label: str,
                 verbose: int = 0, patience: int | None = 20, certify_start: bool = True,
-                progress: NewtonProgress | None = None, stepped=None
+                progress: NewtonProgress | None = None,
+                stepped: Callable[[NewtonProgress], None] | None = None
                 ) -> tuple[Certificate, NewtonProgress, bool, bool]:
     """Run proximal Newton's outer loop (the module's text) on ``method``; ``max_iter``
     bounds the Newton steps, ``patience`` the rounds without a gain (None: no such stop),

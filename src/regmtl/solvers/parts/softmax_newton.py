@@ -437,8 +437,8 @@ class _SoftmaxNewton:
     def __init__(self, data, datafit, penalty, alpha, W, b, ref, fit_intercept, tol,
                  max_sweeps):
         self.data, self.datafit, self.penalty, self.alpha = data, datafit, penalty, alpha
-        self.ref, self.fit_intercept, self.tol, self.max_sweeps = ref, fit_intercept, tol, \
-            max_sweeps
+        self.ref, self.fit_intercept, self.tol = ref, fit_intercept, tol
+        self.max_sweeps = max_sweeps
         self.lay = _Layout(data, datafit)
         step = penalty.bcd_params(alpha)
         # with intercepts, the steps run on each block's rows centred at their weighted mean

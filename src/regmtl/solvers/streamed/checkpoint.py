@@ -88,6 +88,9 @@ class Checkpoint:
     if_damaged: str = "raise"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.folder, (str, os.PathLike)):
+            raise ValueError(f"folder={self.folder!r:.60}: give a folder's path (a str or "
+                             "path-like, made if absent).")
         if self.if_damaged not in IF_DAMAGED:
             raise ValueError(f"if_damaged={self.if_damaged!r}: give 'raise' (a damaged file "
                              "refused) or 'restart' (the folder emptied and the fit started "
@@ -124,6 +127,24 @@ def log_chunk(directory: str | os.PathLike, lo: int, hi: int, records: list) -> 
         os.fsync(f.fileno())
 
 
+def _chunk_line(line: str, n_files: int | None = None) -> tuple[int, int, list[str]] | None:
+    """A line of ``pass.log``, ``(lo, hi, digests)`` (``n_files`` of them where given), or
+    None where it is not one."""
+    parts = line.split()
+    if len(parts) < 2 or (n_files is not None and len(parts) != 2 + n_files) \
+            or not (parts[0].isdigit() and parts[1].isdigit()):
+        return None
+    return int(parts[0]), int(parts[1]), parts[2:]
+
+
+def _records(handle: Any, lo: int, hi: int, record: int) -> bytes:
+    """Records ``lo..hi-1`` of a spill file (fewer bytes where it ends before them)."""
+    if handle is None:
+        return b""
+    handle.seek(lo * record)
+    return handle.read((hi - lo) * record)
+
+
 def logged_tasks(directory: str | os.PathLike, files: list[tuple[str, int]]) -> int:
     """The tasks whose records are whole and match ``pass.log`` in every spill file
     (``files``: each file's name and record size in bytes): the lines are read in order, each
@@ -143,16 +164,14 @@ def logged_tasks(directory: str | os.PathLike, files: list[tuple[str, int]]) -> 
                for name, _ in files]
     try:
         for k, line in enumerate(ln for ln in lines if ln):
-            parts = line.split()
-            if (len(parts) != 2 + len(files) or not parts[0].isdigit()
-                    or not parts[1].isdigit() or int(parts[0]) != done
-                    or int(parts[1]) <= done):
+            chunk = _chunk_line(line, len(files))
+            if chunk is None or chunk[0] != done or chunk[1] <= done:
                 raise DamagedCheckpoint(folder, PASS_LOG, f"line {k + 1} is not the next "
                                         "chunk's")
-            lo, hi = int(parts[0]), int(parts[1])
+            lo, hi, digests = chunk
             whole = True
-            for (name, record), h, want in zip(files, handles, parts[2:], strict=True):
-                data = b"" if h is None else (h.seek(lo * record), h.read((hi - lo) * record))[1]
+            for (name, record), h, want in zip(files, handles, digests, strict=True):
+                data = _records(h, lo, hi, record)
                 if len(data) < (hi - lo) * record:
                     whole = False  # (cut short by a kill: written again from its chunk)
                     break
@@ -174,8 +193,9 @@ def cut_log(directory: str | os.PathLike, lo: int) -> None:
     log = Path(directory) / PASS_LOG
     if not log.exists():
         return
-    keep = [ln for ln in log.read_text(encoding="ascii", errors="replace").split("\n")
-            if ln and ln.split()[1:2] and ln.split()[1].isdigit() and int(ln.split()[1]) <= lo]
+    lines = log.read_text(encoding="ascii", errors="replace").split("\n")
+    keep = [ln for ln in lines
+            if (chunk := _chunk_line(ln)) is not None and chunk[1] <= lo]
     tmp = log.with_name(PASS_LOG + ".tmp")
     with open(tmp, "w", encoding="ascii") as f:
         f.write("".join(ln + "\n" for ln in keep))
