@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import regmtl as rm
 from regmtl.cli import main
@@ -196,3 +197,94 @@ def test_held_out_options_are_refused_where_they_do_not_apply(data, capsys):
         main([*base, "--out-of-core", "--held-out", "1.5"])
     with pytest.raises(ValueError, match="fraction=0.01: no task has enough rows"):
         held_out_alpha(_standardized(data["parts"]), fraction=0.01)
+
+
+def _counting(source: rm.ParquetTasks) -> list[int]:
+    """The source's passes over its rows, counted: each ``chunks()`` call reads them once."""
+    reads: list[int] = []
+    chunks = source.chunks
+
+    def counted(*args, **kwargs):
+        reads.append(1)
+        return chunks(*args, **kwargs)
+
+    source.chunks = counted
+    return reads
+
+
+def test_the_held_out_path_reads_the_rows_once_and_the_refit_once_more(data):
+    source = _standardized(data["parts"], chunk_rows=50)
+    reads = _counting(source)
+    choice = held_out_alpha(source, "l21", alphas=12, fraction=0.25, tol=1e-7,
+                            patience=None, progress=False)
+    # one pass: the statistics of all the rows, of the rows fitted and of those held out
+    assert len(reads) == 1 and len(choice.alphas) == 12 and not choice.stopped_early
+    model = rm.MultiTaskRegressor("l21", alpha=choice.alpha, tol=1e-7, warm_start=True)
+    model.coef_ = choice.coef.copy()
+    model.fit(source)
+    assert len(reads) == 2  # the refit: only the pass that certifies it on the rows
+    fresh = rm.MultiTaskRegressor("l21", alpha=choice.alpha, tol=1e-7).fit(
+        _standardized(data["parts"], chunk_rows=50))
+    assert _close(model.coef_, fresh.coef_) < 1e-6
+
+
+def test_the_path_stops_patience_alphas_past_its_best(data):
+    source = _standardized(data["parts"])
+    whole = held_out_alpha(source, "l21", alphas=30, fraction=0.25, tol=1e-7, patience=None,
+                           progress=False)
+    k = whole.best_index
+    assert k < 25 and not whole.stopped_early and np.array_equal(whole.grid, whole.alphas)
+    for patience in (1, 3, 5):
+        short = held_out_alpha(source, "l21", alphas=30, fraction=0.25, tol=1e-7,
+                               patience=patience, progress=False)
+        # no better score in `patience` alphas past the best: the path stops there, with
+        # the choice, its score and its coefficients of the whole path's
+        assert short.alpha == whole.alpha and short.stopped_early
+        assert len(short.alphas) == min(k + patience + 1, 30)
+        np.testing.assert_array_equal(short.grid, whole.grid)
+        np.testing.assert_array_equal(short.alphas, whole.grid[:len(short.alphas)])
+        np.testing.assert_allclose(short.scores, whole.scores[:len(short.alphas)], rtol=1e-12)
+        np.testing.assert_array_equal(short.coef, whole.coef)
+        assert np.all(short.scores[k + 1:] < short.scores[k])
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"patience=.* must be an integer >= 1"):
+            held_out_alpha(source, "l21", alphas=5, patience=bad)
+
+
+def test_an_out_of_core_fit_at_a_tiny_alpha_on_short_tasks_warns(tmp_path):
+    from regmtl.datasets import make_parquet_tasks
+    from regmtl.out_of_core import NearLeastSquaresWarning
+
+    make_parquet_tasks(tmp_path / "short", 40, n_rows=12, n_features=6, n_informative=2)
+    source = rm.ParquetTasks(tmp_path / "short", progress=False)
+    amax = rm.alpha_max(source, penalty="l21")
+    message = r"is 0\.0005 of alpha_max on tasks of a median 12 rows for 6 features"
+    with warnings.catch_warnings(), pytest.warns(NearLeastSquaresWarning, match=message):
+        warnings.simplefilter("ignore", ConvergenceWarning)  # (max_iter: a short test)
+        rm.MultiTaskRegressor("l21", alpha=5e-4 * amax, max_iter=50).fit(source)
+    with warnings.catch_warnings():  # at 1e-2 alpha_max, or on long tasks: silent
+        warnings.simplefilter("error", NearLeastSquaresWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        rm.MultiTaskRegressor("l21", alpha=1e-2 * amax).fit(source)
+        make_parquet_tasks(tmp_path / "long", 10, n_rows=60, n_features=6, n_informative=2)
+        long = rm.ParquetTasks(tmp_path / "long", progress=False)
+        rm.MultiTaskRegressor("l21", alpha=5e-4 * rm.alpha_max(long, penalty="l21"),
+                              max_iter=50).fit(long)
+
+
+def test_a_choice_at_the_end_of_the_grid_warns(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((400, 4))
+    task = np.repeat(np.arange(4), 100)
+    W = rng.standard_normal((4, 4))  # four unrelated tasks, almost no noise
+    y = np.einsum("ij,ji->i", X, W[:, task]) + 1e-3 * rng.standard_normal(400)
+    pd.DataFrame(X, columns=FEATURES).assign(y=y, task=task).to_parquet(tmp_path / "t.pq")
+    source = rm.ParquetTasks(tmp_path / "t.pq", features=FEATURES, progress=False)
+    with pytest.warns(UserWarning, match=r"the smallest of the grid, scores best on the "
+                                         r"held-out rows: .* extend the grid downwards"):
+        choice = held_out_alpha(source, "l21", alphas=6, eps=0.1)
+    assert choice.best_index == 5 and not choice.stopped_early
+    with warnings.catch_warnings():  # a grid reaching further down: an inner choice, silent
+        warnings.simplefilter("error")
+        inner = held_out_alpha(source, "l21", alphas=[1.0, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10])
+    assert 0 < inner.best_index < 5

@@ -29,6 +29,13 @@ def _final_count(err: str) -> tuple[str, str]:
     return counts[-1][1], counts[-1][0]
 
 
+def _phase_count(err: str, phase: str) -> tuple[str, str]:
+    """The last ``n/total`` and percentage of the out-of-core fit's bar of ``phase``."""
+    counts = re.findall(rf"out-of-core fit: {phase}:\s+(\d+)%\|[^|]*\|\s*(\d+/\d+)", err)
+    assert counts, err
+    return counts[-1][1], counts[-1][0]
+
+
 @pytest.mark.parametrize(("loss", "cv", "alphas", "grid"), [
     ("squared", 3, 5, None),
     ("huber", 2, 4, None),
@@ -152,8 +159,21 @@ def test_an_out_of_core_fit_predict_and_score_count_the_chunks(tmp_path, capsys)
     assert on.n_chunks == 4 and capsys.readouterr().err == ""
     fit_on = rm.MultiTaskRegressor("l21", alpha=0.05).fit(on)
     err = capsys.readouterr().err
-    assert "out-of-core fit" in err and "pass 2" in err  # the statistics, the certificate
+    # each phase its bar and its total: the statistics pass and the certifying pass count
+    # the chunks, the iterations on the Grams count up to max_iter, the certificate beside
+    assert _phase_count(err, "statistics") == ("4/4", "100")
+    assert _phase_count(err, "iterations") == (f"{fit_on.n_iter_}/1000",
+                                               str(fit_on.n_iter_ // 10))
+    assert re.search(r"certificate \d\.\d\de-\d\d \(tol 1\.00e-04\)", err)
+    assert _phase_count(err, "certificate on the rows") == ("4/4", "100")
     assert on.on_chunk is None  # (the hook is gone after the fit)
+    labels = rm.ParquetTasks(tmp_path / "tasks", target="label", chunk_rows=60, progress=True)
+    clf = rm.MultiTaskClassifier("l21", alpha=0.01).fit(labels)
+    err = capsys.readouterr().err
+    # the logistic fit: its first pass in chunks, then its Newton steps up to max_iter
+    assert _phase_count(err, "first pass") == ("4/4", "100")
+    steps = _phase_count(err, "Newton steps")
+    assert steps[0] == f"{clf.n_iter_}/{clf.max_iter}"
     fit_off = rm.MultiTaskRegressor("l21", alpha=0.05).fit(off)
     assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(fit_on.coef_, fit_off.coef_)

@@ -12,6 +12,7 @@ the rows by the in-memory duality gap (or KKT residual).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from .datafits import Datafit
 from .fitted import fit_attributes, publish, publish_input
 from .penalties import Penalty, make_penalty
-from .progress import progress_bar
+from .progress import PhaseBars
 from .solvers.streamed.fit import (
     STREAMED_OPTIONS,
     check_streamed_penalty,
@@ -30,9 +31,19 @@ from .solvers.streamed.fit import (
     source_quadratic,
 )
 from .solvers.streamed.newton import solve_streamed_logistic, source_logistic_reference
+from .solvers.streamed.phases import QUIET, Phases, chunks_from
 from .taskdata import task_weights
 
-__all__ = ["chunk_progress", "fit_source", "is_task_source", "source_alpha_max"]
+__all__ = ["NEAR_LEAST_SQUARES", "NearLeastSquaresWarning", "fit_phases", "fit_source",
+           "is_task_source", "source_alpha_max", "warn_near_least_squares"]
+
+#: Below this fraction of alpha_max (the end of the default grids) a fit of short tasks is
+#: least squares on each task's own rows in all but name.
+NEAR_LEAST_SQUARES = 1e-3
+
+
+class NearLeastSquaresWarning(UserWarning):
+    """An alpha so small, on tasks so short, that each task is fitted nearly alone."""
 
 
 def source_alpha_max(source: Any, penalty: str | Penalty, fit_intercept: bool = True,
@@ -43,11 +54,13 @@ def source_alpha_max(source: Any, penalty: str | Penalty, fit_intercept: bool = 
     from one pass over the rows (the source's target holding two labels per task)."""
     pen = make_penalty(penalty)
     pen.check(int(source.n_features), int(source.n_tasks))
-    with chunk_progress(source, "alpha_max"):
+    with fit_phases(source, "alpha_max") as phases:
         if loss == "logistic":
-            G0, _ = source_logistic_reference(source, task_weight, fit_intercept)
+            with phases.phase("pass", chunks_from(source), "chunk"):
+                G0, _ = source_logistic_reference(source, task_weight, fit_intercept)
             return float(pen.alpha_max(G0))
-        return float(pen.alpha_max(source_quadratic(source, task_weight, fit_intercept).g))
+        return float(pen.alpha_max(source_quadratic(source, task_weight, fit_intercept,
+                                                    phases=phases).g))
 
 
 def _labels(low: np.ndarray, high: np.ndarray) -> list[np.ndarray]:
@@ -65,30 +78,45 @@ def _refuse(what: str) -> None:
 
 
 @contextmanager
-def chunk_progress(source: Any, desc: str) -> Iterator[None]:
-    """A progress bar over every chunk ``source`` reads meanwhile, as its ``progress`` says
-    (:class:`~regmtl.ParquetTasks`; a source with no ``on_chunk`` hook, or one in use, gets
-    none): the count of chunks read, the pass in the postfix (a pass starts at task 0). The
-    number of passes is not known in advance (it is the solver's), so the bar has no
-    total."""
-    if getattr(source, "on_chunk", False) is not None:  # no hook, or one in use
-        yield
+def fit_phases(source: Any, desc: str, progress: Any = None) -> Iterator[Phases]:
+    """The progress bars of a run on ``source``, one per phase, each with its total (the
+    chunks of a pass, the iterations), shown as ``progress`` says (None: the source's own
+    ``progress``, :class:`~regmtl.ParquetTasks`'); ``desc`` names the run before each
+    phase's name. A pass's bar counts the chunks through the source's ``on_chunk`` hook; a
+    source without a free hook (none, or one in use) reports nothing
+    (:data:`~regmtl.solvers.streamed.phases.QUIET`) unless ``progress`` is given."""
+    free = getattr(source, "on_chunk", False) is None
+    if not free and progress is None:
+        yield QUIET
         return
-    with progress_bar(None, getattr(source, "progress", "auto"), desc, unit="chunk") as bar:
-        passes = 0
-
-        def tick(lo: int, hi: int, rows: int) -> None:
-            nonlocal passes
-            if lo == 0:
-                passes += 1
-                bar.set_postfix_str(f"pass {passes}", refresh=False)
-            bar.update(1)
-
-        source.on_chunk = tick
-        try:
-            yield
-        finally:
+    bars = PhaseBars(getattr(source, "progress", "auto") if progress is None else progress,
+                     desc)
+    if free:
+        source.on_chunk = bars.chunk
+    try:
+        yield bars
+    finally:
+        if free:
             source.on_chunk = None
+
+
+def warn_near_least_squares(alpha: float, alpha_max: float | None, task_rows: Any,
+                            n_features: int, stacklevel: int = 3) -> None:
+    """A :class:`NearLeastSquaresWarning` for an alpha given below
+    :data:`NEAR_LEAST_SQUARES` alpha_max on tasks of a median of at most five rows per
+    feature: each task is then fitted nearly by least squares on its own rows, and the
+    training score says nothing of new rows."""
+    if not alpha_max or alpha >= NEAR_LEAST_SQUARES * alpha_max:
+        return
+    rows = float(np.median(np.asarray(task_rows)))
+    if rows > 5 * n_features:
+        return
+    warnings.warn(f"alpha {alpha:.4g} is {alpha / alpha_max:.2g} of alpha_max on tasks of a "
+                  f"median {rows:.0f} rows for {n_features} features: each task is fitted "
+                  "nearly by least squares on its own rows, and the training R^2 says nothing "
+                  "of new rows (it may well overfit); choose alpha on held-out rows "
+                  "(regmtl.selection.held_out.held_out_alpha, or regmtl fit --alpha auto).",
+                  NearLeastSquaresWarning, stacklevel=stacklevel)
 
 
 def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: Any = None,
@@ -96,8 +124,10 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     """Fit ``model`` (a MultiTaskRegressor, or a MultiTaskClassifier: the logistic loss)
     on ``source`` out of core and set its fitted
     attributes; ``ValueError`` naming what is supported for any other loss, alpha form,
-    solver or option. A progress bar counts the chunks read (the source's ``progress``:
-    ``chunk_progress``)."""
+    solver or option. Each phase of the fit shows a progress bar with its total (the
+    source's ``progress``: :func:`fit_phases`). A squared-loss fit at an alpha below
+    :data:`NEAR_LEAST_SQUARES` alpha_max on short tasks warns
+    (:func:`warn_near_least_squares`)."""
     for name, value in (("y", y), ("task", task), ("sample_weight", sample_weight),
                         ("offset", offset)):
         if value is not None:
@@ -127,18 +157,29 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
     if model.warm_start and hasattr(model, "coef_") and np.shape(model.coef_) == (T, p):
         W0 = np.array(model.coef_.T, dtype=np.float64)
     classes = None
-    with chunk_progress(source, "out-of-core fit"):
+    reference: list[float | None] = []
+
+    def statistics(q: Any) -> None:  # (alpha_max from the fit's own statistics)
+        try:
+            reference.append(float(penalty.alpha_max(q.g)))
+        except ValueError:  # (a penalty without one)
+            reference.append(None)
+
+    with fit_phases(source, "out-of-core fit") as phases:
         if datafit.name == "logistic":
             res, low, high, _ = solve_streamed_logistic(
                 source, penalty, alpha, fit_intercept=model.fit_intercept,
                 task_weight=model.task_weight, tol=model.tol, max_iter=model.max_iter,
-                W0=W0, verbose=model.verbose, options=options, checkpoint=checkpoint)
+                W0=W0, verbose=model.verbose, options=options, checkpoint=checkpoint,
+                phases=phases)
             classes = _labels(low, high)
         else:
             res = solve_streamed(source, penalty, alpha, fit_intercept=model.fit_intercept,
                                  task_weight=model.task_weight, tol=model.tol,
                                  max_iter=model.max_iter, W0=W0, verbose=model.verbose,
-                                 options=options, checkpoint=checkpoint)
+                                 options=options, checkpoint=checkpoint, phases=phases,
+                                 on_statistics=statistics)
+            warn_near_least_squares(alpha, reference[0], source.task_rows, p, stacklevel=5)
     if hasattr(model, "classes_"):  # (the input's: set from the source)
         del model.classes_
     if classes is not None:

@@ -21,11 +21,13 @@ import functools
 import multiprocessing
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-__all__ = ["AUTO_DELAY", "check_progress", "progress_enabled", "progress_bar"]
+__all__ = ["AUTO_DELAY", "PhaseBars", "check_progress", "progress_enabled", "progress_bar"]
 
 #: Seconds a run with ``progress="auto"`` lasts before its bar shows.
 AUTO_DELAY = 2.0
@@ -97,3 +99,32 @@ def progress_bar(total: int | None, progress: Any, desc: str, *, unit: str = "fi
     delay = AUTO_DELAY if check_progress(progress) == "auto" else 0.0
     return _bar_class()(total=total, disable=not shown, desc=desc, unit=unit, leave=False,
                         delay=delay, file=sys.stderr)
+
+
+class PhaseBars:
+    """The bars of a run in phases (an out-of-core fit: the statistics pass, the iterations,
+    the certifying pass), one after the other, each with its total, shown as ``progress``
+    says; ``chunk(lo, hi, rows)``, a source's ``on_chunk`` hook, moves the bar of the phase
+    open when its unit is the chunk."""
+
+    def __init__(self, progress: Any, prefix: str = ""):
+        self.progress = check_progress(progress)
+        self.prefix = prefix
+        self.bar: Any = None
+        self.unit = ""
+
+    @contextmanager
+    def phase(self, desc: str, total: int | None, unit: str) -> Iterator[Any]:
+        """A bar of ``total`` steps of ``unit`` (None: no end) for the phase ``desc``."""
+        name = f"{self.prefix}: {desc}" if self.prefix else desc
+        with progress_bar(total, self.progress, name, unit=unit) as bar:
+            outer, self.bar, self.unit = (self.bar, self.unit), bar, unit
+            try:
+                yield bar
+            finally:
+                self.bar, self.unit = outer
+
+    def chunk(self, lo: int, hi: int, rows: int) -> None:
+        """One chunk read: a step of the open phase counted in chunks."""
+        if self.bar is not None and self.unit == "chunk":
+            self.bar.update(1)

@@ -44,7 +44,7 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
     training rows (one more pass); a warning when the model does worse than each task's
     mean."""
     from ..estimators import MultiTaskRegressor
-    from ..out_of_core import source_alpha_max
+    from ..out_of_core import NearLeastSquaresWarning, source_alpha_max
     from ..scaling import raw_units
     from ..solvers.streamed.fit import source_quadratic
 
@@ -83,10 +83,13 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
         alpha = choice.alpha
     est = MultiTaskRegressor(penalty=args.penalty, alpha=alpha, solver_options=options or None,
                              **tol)
-    if choice is not None:  # started from the chosen fit of the rows not held out
-        est.set_params(warm_start=True)
-        est.coef_ = choice.coef.copy()
-    est.fit(fitted_on, checkpoint=_checkpoint(args))
+    with warnings.catch_warnings():
+        if choice is not None:  # started from the chosen fit of the rows not held out
+            est.set_params(warm_start=True)
+            est.coef_ = choice.coef.copy()
+            # (a small alpha chosen on held-out rows is no guess to warn about)
+            warnings.simplefilter("ignore", NearLeastSquaresWarning)
+        est.fit(fitted_on, checkpoint=_checkpoint(args))
     est.set_params(solver_options=None, warm_start=False)  # (the run's, not the model's)
     # alpha_max and the objective at W = 0 from the fit's statistics pass (kept with the
     # source: no pass over the rows)
@@ -100,7 +103,6 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
             alpha_max = None
     fitted = raw_units(est, mean, scale, names)
     r2 = float(fitted.score(source))
-    _warn_near_least_squares(alpha, alpha_max, source, choice is not None)
     if round(r2, 4) < 0:  # (below 0 as printed: not a fit at alpha_max off by rounding)
         warnings.warn(f"the model predicts the training rows worse than each task's mean "
                       f"does: R^2 {r2:.4f} < 0 (the constant model scores 0); try a smaller "
@@ -109,29 +111,6 @@ def run_fit_out_of_core(args: argparse.Namespace) -> int:
                chosen_by="by held-out rows" if choice is not None else None,
                gap_scale=0.5 * float(stats.e.sum()), alpha_max=alpha_max)
     return 0
-
-
-#: Below this fraction of alpha_max (the end of the default grids) a fit of short tasks is
-#: least squares on each task's own rows in all but name
-NEAR_LEAST_SQUARES = 1e-3
-
-
-def _warn_near_least_squares(alpha: float, alpha_max: float | None, source: Any,
-                             chosen: bool) -> None:
-    """A warning for an alpha given below ``NEAR_LEAST_SQUARES`` alpha_max on tasks of at
-    most a few rows per feature: each task is then fitted nearly alone, and the training
-    score says nothing of new rows."""
-    if chosen or not alpha_max or alpha >= NEAR_LEAST_SQUARES * alpha_max:
-        return
-    rows = np.asarray(source.task_rows)
-    p = int(source.n_features)
-    if float(np.median(rows)) > 5 * p:
-        return
-    warnings.warn(f"alpha {alpha:.4g} is {alpha / alpha_max:.2g} of alpha_max on tasks of a "
-                  f"median {float(np.median(rows)):.0f} rows for {p} features: each task is "
-                  "fitted nearly by least squares on its own rows, and the training R^2 says "
-                  "nothing of new rows (it may well overfit); choose alpha with --alpha auto "
-                  "(scored on held-out rows).", UserWarning, stacklevel=3)
 
 
 def _checkpoint(args: argparse.Namespace) -> Any:
@@ -158,14 +137,17 @@ def _held_out_choice(args: argparse.Namespace, fitted_on: Any, name: str, option
     choice = held_out_alpha(fitted_on, args.penalty, alphas=args.n_alphas, fraction=fraction,
                             seed=0, solver_options=options or None, **tol)
     k = choice.best_index
+
     def r2(value: float) -> str:  # (undefined where no task holds out two rows)
         return f", R^2 {value:.4f}" if np.isfinite(value) else ""
 
+    fitted = (f"; the path stopped after {len(choice.alphas)} (no better score in the last "
+              f"{len(choice.alphas) - 1 - k})" if choice.stopped_early else "")
     print(f"{name}: alpha by held-out rows ({int(choice.held_out_rows.sum())} rows, "
           f"{fraction:.0%} of each task's): {choice.alpha:.4g}, {k + 1} of "
-          f"{len(choice.alphas)} from {choice.alphas[0]:.4g} down; held-out MSE "
+          f"{len(choice.grid)} from {choice.grid[0]:.4g} down; held-out MSE "
           f"{-choice.scores[k]:.4g}{r2(choice.r2[k])} (each task's mean: MSE "
-          f"{-choice.constant_score:.4g}{r2(choice.constant_r2)})")
+          f"{-choice.constant_score:.4g}{r2(choice.constant_r2)}){fitted}")
     if not choice.better_than_constant:
         warnings.warn(f"on the held-out rows no fit of the path predicts better than each "
                       f"task's mean (the constant model: MSE {-choice.constant_score:.4g}; "

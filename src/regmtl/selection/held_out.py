@@ -4,11 +4,21 @@ Cross-validation refits every fold on all but a part of the rows; out of core, w
 is a few passes over data larger than memory, one split is what is affordable. A fixed
 fraction of each task's rows is held out (:func:`held_out_mask`: the rows with the smallest
 values of a hash of their row number and a seed, so the split does not depend on how the
-rows are read in chunks), the path of :class:`~regmtl.MultiTaskRegressor` fits on the other
-rows is computed out of core along a decreasing grid, warm-started, and each fit is scored on
-the held-out rows, read chunk by chunk (:func:`held_out_alpha`). Memory: one chunk of rows,
-the model's p x T coefficients, a few arrays of T numbers, and a batch of the path's
-coefficients no larger than a chunk of rows.
+rows are read in chunks), and :func:`held_out_alpha` reads the rows once: each chunk gives the
+statistics (:mod:`~regmtl.solvers.streamed.quadratic`) of all its rows (the refit's, kept with
+the source), of its rows fitted and of its rows held out. The path of
+:class:`~regmtl.MultiTaskRegressor` fits on the other rows is computed along a decreasing
+grid, warm-started, each fit FISTA on their Grams on disk, and each fit is scored on the
+held-out rows from their moments, with no pass over the rows:
+
+.. math::
+
+    \sum_{r \in H_t} (y_r - x_r^\top w_t - b_t)^2 = e_t - 2 g_t^\top w_t + w_t^\top H_t w_t
+    + h_t (\bar y_t - \bar x_t^\top w_t - b_t)^2
+
+(the held-out rows' centered moments and means, their Grams kept in float64). The path stops
+``patience`` alphas past the best score. Memory: one chunk of rows, three sets of statistics
+(``g`` of p x T numbers each, the Grams on disk) and three p x T coefficient arrays.
 """
 
 from __future__ import annotations
@@ -21,11 +31,13 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..estimators import MultiTaskRegressor
-from ..out_of_core import source_alpha_max
+from ..out_of_core import fit_phases
 from ..penalties import Penalty, make_penalty
-from ..progress import progress_bar
-from ..solvers.streamed.fit import check_streamed_penalty, source_quadratic
+from ..progress import check_progress
+from ..solvers.streamed.fista import streamed_fista
+from ..solvers.streamed.fit import STREAMED_OPTIONS, check_streamed_penalty, keep_statistics
+from ..solvers.streamed.phases import chunks_from
+from ..solvers.streamed.quadratic import GramPass, StreamedQuadratic, prefetched
 from ..taskdata import TaskData, task_weights
 from .path import alpha_grid, check_alphas
 
@@ -164,29 +176,65 @@ def _rows(block: TaskData, keep: np.ndarray, sizes: np.ndarray) -> TaskData:
                     order=np.arange(len(keep), dtype=np.int64), n_input_rows=len(keep))
 
 
-class _TrainingRows:
-    """A task source of the rows a split does not hold out: what the path is fitted on
-    (the row weights those of the problem on these rows, ``omega_t / (n_t - h_t)``)."""
+class _Statistics:
+    """The one pass over a source that a held-out path needs (:func:`_one_pass`): the
+    statistics of all the rows (the refit's), of the rows fitted (the path's) and of the
+    rows held out (the scores'), and each task's held-out count."""
 
-    def __init__(self, split: _Split):
-        source = split.source
-        self._split = split
-        self.n_tasks, self.n_features = int(source.n_tasks), int(source.n_features)
-        self.tasks = source.tasks
-        self.task_rows = split.train_rows
-        self.n_obs = int(self.task_rows.sum())
-        self.target = getattr(source, "target", "y")
-        self.feature_names = getattr(source, "feature_names", None)
-        self.progress = False  # (no bar per fit: the path has one)
+    def __init__(self, full: StreamedQuadratic, train: StreamedQuadratic,
+                 held: StreamedQuadratic, n_held: np.ndarray):
+        self.full, self.train, self.held, self.n_held = full, train, held, n_held
 
-    def chunks(self, *, task_weight: Any = "equal", target: str | None = None
-               ) -> Iterator[tuple[int, int, TaskData]]:
-        omega = task_weights(task_weight, self.task_rows.astype(np.float64))
-        for lo, hi, block, held in self._split.chunks(target=target):
-            sizes = self.task_rows[lo:hi]
-            data = _rows(block, np.flatnonzero(~held), sizes)
-            data.c = np.repeat(omega[lo:hi] / sizes, sizes)
-            yield lo, hi, data
+    def squared_errors(self, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+        r"""Each task's sum of squared errors of ``(W, b)`` on its held-out rows, from their
+        moments (one pass over their Grams), with :math:`\bar x_t, \bar y_t` the held-out
+        rows' means and :math:`H_t, g_t, e_t` their centered moments:
+
+        .. math::
+
+            \sum_{r \in H_t} (y_r - x_r^\top w_t - b_t)^2 = e_t - 2 g_t^\top w_t
+            + w_t^\top H_t w_t + h_t (\bar y_t - \bar x_t^\top w_t - b_t)^2.
+        """
+        q = self.held
+        HW = q.matvec(W)
+        quad = np.einsum("jt,jt->t", W, HW) - 2.0 * np.einsum("jt,jt->t", q.g, W)
+        return np.maximum(q.e + quad + self.n_held * (q.intercepts(W) - b) ** 2, 0.0)
+
+    def constant_errors(self) -> np.ndarray:
+        """The same of the constant model, each task's mean of its rows in the fit."""
+        return self.held.e + self.n_held * (self.held.zm - self.train.zm) ** 2
+
+
+def _one_pass(split: _Split, task_weight: Any, spill_dir: str | None, dtype: Any,
+              phases: Any) -> _Statistics:
+    """The statistics of :class:`_Statistics` in one pass over ``split``'s source: each
+    chunk's rows as they are (the global problem's row weights), its rows fitted (weights
+    ``omega_t / (n_t - h_t)``: the problem on those rows) and its rows held out (weight 1,
+    their Grams in float64: the scores are differences of their moments)."""
+    source = split.source
+    T, p = int(source.n_tasks), int(source.n_features)
+    omega = task_weights(task_weight, split.train_rows.astype(np.float64))
+    passes: list[GramPass] = []
+    try:
+        for dt in (dtype, dtype, np.float64):
+            passes.append(GramPass(T, p, True, spill_dir, dt))
+        full, train, held = passes
+        with phases.phase("statistics", chunks_from(source), "chunk"):
+            for lo, hi, block, out in prefetched(split.chunks(task_weight=task_weight)):
+                full.add(lo, hi, block)
+                sizes = split.train_rows[lo:hi]
+                rows = _rows(block, np.flatnonzero(~out), sizes)
+                rows.c = np.repeat(omega[lo:hi] / sizes, sizes)
+                train.add(lo, hi, rows)
+                rows = _rows(block, np.flatnonzero(out), split.held[lo:hi])
+                rows.c = np.ones(rows.n_obs)
+                held.add(lo, hi, rows)
+        made = [one.finish() for one in passes]
+    except BaseException:
+        for one in passes:
+            one.discard()
+        raise
+    return _Statistics(*made, split.held.astype(np.float64))
 
 
 @dataclass
@@ -198,7 +246,8 @@ class HeldOutChoice:
     Parameters
     ----------
     alphas : ndarray of shape (n_alphas,)
-        The grid, decreasing.
+        The alphas fitted, decreasing: the grid, or its start where the path stopped early
+        (``patience``).
     scores : ndarray of shape (n_alphas,)
         The score chosen by: minus the held-out mean squared error, averaged over the tasks
         that hold rows out.
@@ -210,7 +259,8 @@ class HeldOutChoice:
     n_active : ndarray of int of shape (n_alphas,)
         Features used by some task, per fit.
     converged : ndarray of bool of shape (n_alphas,)
-        Whether every fit of the path met ``tol``.
+        Whether each fit of the path met ``tol`` (its duality gap from the Grams' sums, or
+        KKT residual, as the out-of-core iterations certify).
     best_index : int
         The position of the choice in ``alphas``.
     alpha_max : float or None
@@ -228,6 +278,8 @@ class HeldOutChoice:
         The coefficients of the chosen fit (on the rows not held out), as ``coef_``.
     intercept : ndarray of shape (T,)
         Its intercepts.
+    grid : ndarray of shape (n_grid,)
+        The whole grid; ``alphas`` is its start.
 
     Attributes
     ----------
@@ -252,11 +304,17 @@ class HeldOutChoice:
     seed: int
     coef: np.ndarray
     intercept: np.ndarray
+    grid: np.ndarray
 
     @property
     def alpha(self) -> float:
         """The chosen alpha."""
         return float(self.alphas[self.best_index])
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the path stopped before the end of the grid (``patience``)."""
+        return len(self.alphas) < len(self.grid)
 
     @property
     def better_than_constant(self) -> bool:
@@ -266,36 +324,14 @@ class HeldOutChoice:
 
 
 class _Scores:
-    """Per-task sums over the held-out rows, gathered chunk by chunk."""
+    """Per-task sums of squared errors on the held-out rows, from their moments."""
 
-    def __init__(self, T: int, n_alphas: int):
+    def __init__(self, stats: _Statistics, n_alphas: int):
+        T = len(stats.n_held)
         self.sse = np.zeros((n_alphas, T))
-        self.n = np.zeros(T)
-        self.sst = np.zeros(T)
-        self.const = np.zeros(T)
-
-    def facts(self, lo: int, hi: int, block: TaskData, held: np.ndarray) -> None:
-        """The held-out counts, sums of squares around their mean, and the constant
-        model's squared errors (each task's mean of its rows in the fit)."""
-        task = block.task_of
-        y = np.asarray(block.y)
-        k = hi - lo
-        n_h = np.bincount(task[held], minlength=k).astype(np.float64)
-        n_f = np.bincount(task[~held], minlength=k).astype(np.float64)
-        mean_h = np.bincount(task[held], y[held], minlength=k) / np.maximum(n_h, 1.0)
-        mean_f = np.bincount(task[~held], y[~held], minlength=k) / np.maximum(n_f, 1.0)
-        self.n[lo:hi] = n_h
-        self.sst[lo:hi] = np.bincount(task[held], (y[held] - mean_h[task[held]]) ** 2,
-                                      minlength=k)
-        self.const[lo:hi] = np.bincount(task[held], (y[held] - mean_f[task[held]]) ** 2,
-                                        minlength=k)
-
-    def add(self, k0: int, lo: int, hi: int, val: TaskData, W: list, b: list) -> None:
-        """The squared errors of the fits ``k0, k0 + 1, ...`` on a chunk's held-out rows."""
-        task = val.task_of
-        for i, (Wk, bk) in enumerate(zip(W, b, strict=True)):
-            f = val.linear(Wk[:, lo:hi], bk[lo:hi])
-            self.sse[k0 + i, lo:hi] = np.bincount(task, (val.y - f) ** 2, minlength=hi - lo)
+        self.n = stats.n_held
+        self.sst = np.maximum(stats.held.e, 0.0)  # (about the held-out rows' mean)
+        self.const = stats.constant_errors()
 
     def neg_mse(self, sse: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -313,15 +349,15 @@ class _Scores:
             return np.nanmean(r2, axis=-1)
 
 
-def _grid(source: Any, q: Any, penalty: Penalty, spec: Any, eps: float | None,
-          task_weight: Any) -> tuple[np.ndarray, float | None]:
+def _grid(q: StreamedQuadratic, penalty: Penalty, spec: Any, eps: float | None
+          ) -> tuple[np.ndarray, float | None]:
     """The grid of :func:`~regmtl.selection.path_alphas` on all the source's rows: from
     ``alpha_max`` down to ``eps alpha_max`` (1e-3), or for a penalty without one from
     ``100 s`` down to ``eps 100 s`` (1e-6), ``s`` the mean centered curvature of the data
     term in one coefficient (:func:`~regmtl.selection.alpha_scale`, from the statistics);
-    ``alpha_max`` too (None without one)."""
+    ``alpha_max`` too (None without one). ``q``: the statistics of all the rows."""
     try:
-        amax: float | None = source_alpha_max(source, penalty, True, task_weight)
+        amax: float | None = float(penalty.alpha_max(q.g))
     except ValueError:  # no finite alpha gives W = 0
         amax = None
     grid = check_alphas(spec)
@@ -339,17 +375,20 @@ def _grid(source: Any, q: Any, penalty: Penalty, spec: Any, eps: float | None,
 def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int | Any = 30,
                    eps: float | None = None, fraction: float = 0.2, seed: int = 0,
                    task_weight: Any = "equal", tol: float = 1e-4, max_iter: int = 1000,
-                   solver_options: dict | None = None, progress: bool | str = "auto"
-                   ) -> HeldOutChoice:
+                   patience: int | None = 5, solver_options: dict | None = None,
+                   progress: bool | str = "auto") -> HeldOutChoice:
     r"""Choose ``alpha`` of an out-of-core :class:`~regmtl.MultiTaskRegressor` fit by its
     error on held-out rows.
 
     ``fraction`` of each task's rows are held out (:func:`held_out_mask`: deterministic,
-    from the row numbers and ``seed``). For each ``alpha`` of a decreasing grid, the squared
-    loss plus ``penalty`` is fitted out of core on the other rows (warm-started from the
-    previous fit, certified to ``tol`` as every out-of-core fit), and scored on the held-out
-    rows, read chunk by chunk. The choice maximizes the score of the in-memory
-    cross-validation's default, minus the held-out mean squared error averaged over tasks:
+    from the row numbers and ``seed``). One pass over the rows gives the statistics of the
+    rows fitted, of the rows held out and of all the rows (module docstring). For each
+    ``alpha`` of a decreasing grid, the squared loss plus ``penalty`` is fitted on the other
+    rows by the out-of-core iterations on their Grams (warm-started from the previous fit,
+    certified to ``tol`` on the Grams' sums), and scored on the held-out rows from their
+    moments; the path stops ``patience`` alphas past the best score. The choice maximizes
+    the score of the in-memory cross-validation's default, minus the held-out mean squared
+    error averaged over tasks:
 
     .. math::
 
@@ -358,8 +397,9 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
 
     with :math:`H_t` task t's :math:`h_t` held-out rows, :math:`\mathcal T_h` the tasks that
     hold rows out and :math:`(\hat W, \hat b)(\alpha)` the fit on the other rows; of equal
-    scores, the largest alpha. Refit on all the rows at ``alpha`` afterwards (the fits of
-    all the rows reuse the statistics pass made here for ``alpha_max``).
+    scores, the largest alpha. Refit on all the rows at ``alpha`` afterwards: the fits of all
+    the rows reuse the statistics made here (kept with ``source``), so the refit reads the
+    rows once more, to certify its result.
 
     Parameters
     ----------
@@ -384,10 +424,15 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
         The task weights of the objective.
     tol, max_iter : float, int
         Of each fit, as :class:`~regmtl.MultiTaskRegressor`'s.
+    patience : int or None, default=5
+        The path stops once this many alphas past the best have scored no better (the
+        held-out error rises as alpha falls past its best, and the fits there are the
+        costliest); None fits the whole grid.
     solver_options : dict, optional
         Of the out-of-core fits (``spill_dir``, ``gram_dtype``, ``check_every``).
     progress : {"auto", True, False}, default="auto"
-        A progress bar on stderr over the path's fits (``regmtl.progress``).
+        Progress bars on stderr (``regmtl.progress``): the pass over the rows (its chunks),
+        then the path (its alphas).
 
     Returns
     -------
@@ -397,8 +442,8 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
     Raises
     ------
     ValueError
-        A penalty the out-of-core fit does not take, a fraction outside (0, 1), or no task
-        with two rows or more (none would be held out).
+        A penalty the out-of-core fit does not take, a fraction outside (0, 1), a patience
+        below 1, or no task with two rows or more (none would be held out).
 
     Examples
     --------
@@ -418,6 +463,11 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
     (True, True)
     """
     fraction, seed = _check_split(fraction, seed)
+    if patience is not None and (isinstance(patience, (bool, np.bool_)) or not isinstance(
+            patience, (int, np.integer)) or patience < 1):
+        raise ValueError(f"patience={patience!r} must be an integer >= 1 (the alphas fitted "
+                         "past the best before the path stops) or None (the whole grid).")
+    progress = check_progress(progress)
     pen = check_streamed_penalty(make_penalty(penalty))
     pen.check(int(source.n_features), int(source.n_tasks))
     split = _Split(source, fraction, seed)
@@ -425,74 +475,94 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
         raise ValueError(f"fraction={fraction:g}: no task has enough rows to hold "
                          f"{fraction:.0%} of them out; give a larger fraction, or alpha.")
     options = dict(solver_options or {})
-    # the statistics of all the rows (alpha_max, and the refit's), spilled where asked
-    q = source_quadratic(source, task_weight, True, options.get("spill_dir"),
-                         options.get("gram_dtype", np.float32))
-    grid, amax = _grid(source, q, pen, alphas, eps, task_weight)
-    train = _TrainingRows(split)
-    model = MultiTaskRegressor(penalty=penalty, alpha=float(grid[0]), task_weight=task_weight,
-                               tol=tol, max_iter=max_iter, warm_start=True,
-                               solver_options=options or None)
-    T, K = int(source.n_tasks), len(grid)
-    # the path's coefficients scored a batch at a time, a batch no larger than a chunk
-    batch = max(1, min(K, int(getattr(source, "chunk_rows", 2_000_000)) // max(T, 1)))
-    sums = _Scores(T, K)
-    n_active = np.zeros(K, dtype=np.int64)
-    converged = np.ones(K, dtype=bool)
-    short: list[str] = []
-    pending: list[tuple[np.ndarray, np.ndarray]] = []
-    best: tuple[float, int, np.ndarray, np.ndarray] | None = None  # (score, k, W, b)
-
-    def score(k0: int) -> None:
-        """One pass over the held-out rows for the pending fits ``k0, k0 + 1, ...``."""
-        nonlocal best
-        Ws = [W for W, _ in pending]
-        bs = [b for _, b in pending]
-        for lo, hi, block, held in split.chunks(task_weight=task_weight):
-            if k0 == 0:
-                sums.facts(lo, hi, block, held)
-            val = _rows(block, np.flatnonzero(held), split.held[lo:hi])
-            sums.add(k0, lo, hi, val, Ws, bs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            got = np.nanmean(sums.neg_mse(sums.sse[k0:k0 + len(pending)]), axis=1)
-        for i, (W, b) in enumerate(pending):
-            if best is None or got[i] > best[0]:  # (ties: the larger alpha, met first)
-                best = (float(got[i]), k0 + i, W, b)
-        pending.clear()
-
-    with progress_bar(K, progress, "held-out path", unit="alpha") as bar:
-        for k, alpha in enumerate(grid):
-            model.set_params(alpha=float(alpha))
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                model.fit(train)
-            for w in caught:
-                if issubclass(w.category, ConvergenceWarning):
-                    converged[k] = False
-                    short.append(str(w.message))
-                else:
-                    warnings.warn(w.message, w.category, stacklevel=2)
-            W = np.ascontiguousarray(model.coef_.T)
-            b = np.asarray(model.intercept_, dtype=np.float64).copy()
-            n_active[k] = int(np.count_nonzero(np.any(W != 0.0, axis=1)))
-            pending.append((W, b))
-            if len(pending) == batch or k == K - 1:
-                score(k + 1 - len(pending))
-            bar.update(1)
-    if short:
-        warnings.warn(f"{len(short)} of {K} fits of the held-out path stopped short of "
-                      f"tol={tol:g} (first: {short[0]})", ConvergenceWarning, stacklevel=2)
-    task_scores = sums.neg_mse(sums.sse)
+    unknown = sorted(set(options) - set(STREAMED_OPTIONS))
+    if unknown:
+        raise ValueError(f"solver_options {unknown} are not options of the out-of-core fit; "
+                         f"it takes {list(STREAMED_OPTIONS)}.")
+    dtype = np.dtype(options.get("gram_dtype", np.float32))
+    check_every = int(options.get("check_every", 10))
+    with fit_phases(source, "held-out alpha", progress) as phases:
+        stats = _one_pass(split, task_weight, options.get("spill_dir"), dtype, phases)
+        keep_statistics(source, task_weight, True, dtype, stats.full)  # (the refit's)
+        grid, amax = _grid(stats.full, pen, alphas, eps)
+        with phases.phase("path", len(grid), "alpha") as bar:
+            path = _path(stats, pen, grid, tol, max_iter, check_every, patience, bar)
+    K = len(path.alphas)
+    if path.short:
+        warnings.warn(f"{path.short} of {K} fits of the held-out path stopped short of "
+                      f"tol={tol:g} on the Grams' sums after their iterations "
+                      f"(max_iter={max_iter}: increase it, or loosen tol)", ConvergenceWarning,
+                      stacklevel=2)
+    sums = path.sums
+    task_scores = sums.neg_mse(sums.sse[:K])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         scores = np.nanmean(task_scores, axis=1)
         constant = float(np.nanmean(sums.neg_mse(sums.const)))
-    if best is None or not np.isfinite(best[0]):
+    if path.best is None or not np.isfinite(path.best[0]):
         raise ValueError("the held-out score is undefined (NaN) at every alpha of the grid.")
+    if len(grid) > 1 and path.best[1] == len(grid) - 1:
+        warnings.warn(f"alpha {grid[-1]:.4g}, the smallest of the grid, scores best on the "
+                      "held-out rows: a smaller alpha may score better; extend the grid "
+                      "downwards (a smaller eps, or alphas=[...] with smaller values).",
+                      UserWarning, stacklevel=2)
     return HeldOutChoice(
-        alphas=grid, scores=scores, task_scores=task_scores, r2=sums.r2(sums.sse),
-        n_active=n_active, converged=converged, best_index=best[1], alpha_max=amax,
-        constant_score=constant, constant_r2=float(sums.r2(sums.const)),
+        alphas=path.alphas, scores=scores, task_scores=task_scores, r2=sums.r2(sums.sse[:K]),
+        n_active=path.n_active, converged=path.converged, best_index=path.best[1],
+        alpha_max=amax, constant_score=constant, constant_r2=float(sums.r2(sums.const)),
         held_out_rows=split.held.copy(), fraction=fraction, seed=seed,
-        coef=np.ascontiguousarray(best[2].T), intercept=best[3])
+        coef=np.ascontiguousarray(path.best[2].T), intercept=path.best[3], grid=grid)
+
+
+@dataclass
+class _Path:
+    """What :func:`_path` fitted and scored."""
+
+    alphas: np.ndarray
+    sums: _Scores
+    n_active: np.ndarray
+    converged: np.ndarray
+    short: int
+    best: tuple[float, int, np.ndarray, np.ndarray] | None  # (score, k, W, b)
+
+
+def _path(stats: _Statistics, pen: Penalty, grid: np.ndarray, tol: float, max_iter: int,
+          check_every: int, patience: int | None, bar: Any) -> _Path:
+    """The fits of the rows not held out along ``grid`` (FISTA on their Grams, each from
+    the last, certified on the Grams' sums to ``tol``: relative to the objective at W = 0
+    for a duality gap, as :func:`~regmtl.solvers.streamed.fit.solve_streamed`), each scored
+    on the held-out rows from their moments; stopped ``patience`` alphas past the best."""
+    q = stats.train
+    p, T = q.g.shape
+    K = len(grid)
+    P0 = max(0.5 * float(q.e.sum()), np.finfo(float).tiny)
+    G0_norm = float(np.linalg.norm(q.g))
+    sums = _Scores(stats, K)
+    n_active = np.zeros(K, dtype=np.int64)
+    converged = np.ones(K, dtype=bool)
+    best: tuple[float, int, np.ndarray, np.ndarray] | None = None
+    V = np.zeros((p, T))
+    k = 0
+    for k, alpha in enumerate(grid):
+        use_gap = pen.has_dual and alpha > 0
+        inner = tol * P0 if use_gap else tol
+        V, done, _, value = streamed_fista(q, pen, float(alpha), V, tol=inner,
+                                           max_iter=max_iter, check_every=check_every,
+                                           G0_norm=G0_norm)
+        converged[k] = value <= inner
+        b = q.intercepts(V)
+        n_active[k] = int(np.count_nonzero(np.any(V != 0.0, axis=1)))
+        sums.sse[k] = stats.squared_errors(V, b)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            got = float(np.nanmean(sums.neg_mse(sums.sse[k])))
+        if best is None or got > best[0]:  # (ties: the larger alpha, met first)
+            best = (got, k, V.copy(), b)
+        bar.update(1)
+        bar.set_postfix_str(f"alpha {alpha:.3g}: held-out MSE {-got:.4g}, {done} "
+                            "iterations", refresh=False)
+        if patience is not None and best is not None and k - best[1] >= patience:
+            break
+    K = k + 1
+    return _Path(grid[:K].copy(), sums, n_active[:K], converged[:K],
+                 int(np.count_nonzero(~converged[:K])), best)

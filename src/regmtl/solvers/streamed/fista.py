@@ -21,6 +21,7 @@ step ``1 / L`` relative to ``G0_norm``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,8 @@ def streamed_certificate(q: StreamedQuadratic, penalty: Penalty, alpha: float, V
 def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.ndarray, *,
                    tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
                    verbose: int = 0, state: dict | None = None,
-                   on_check: Callable[[np.ndarray, np.ndarray, dict], None] | None = None
+                   on_check: Callable[[np.ndarray, np.ndarray, dict], None] | None = None,
+                   bar: Any = None, scale: float = 1.0
                    ) -> tuple[np.ndarray, int, bool, float]:
     """FISTA on ``q(V) + Omega(V)`` (the penalty's variable is W), certified every
     ``check_every`` iterations (and at the start, the first iteration and ``max_iter``) until
@@ -81,7 +83,11 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
 
     Returns the last certified variable, the iterations, whether the certificate stalled (no
     1% progress for as many iterations as it took to reach its best, and 20 checks, at the
-    rounding floor of the Gram sums where it is a gap) and that variable's certificate."""
+    rounding floor of the Gram sums where it is a gap) and that variable's certificate.
+
+    ``bar``: a progress bar (:class:`~regmtl.solvers.streamed.phases.Bar`) moved one step per
+    iteration, the last certificate beside it (divided by ``scale``: relative, as ``tol`` is
+    given to the fit)."""
     L = q.lipschitz()
     step = 1.0 / L
     use_gap = penalty.has_dual and alpha > 0
@@ -107,6 +113,9 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
             value, rounding = streamed_certificate(q, penalty, alpha, V, HV, *sums, L, G0_norm)
             if verbose:
                 print(f"[fista/streamed] iter {it:5d}  certificate {value:.3e}")
+            if bar is not None:
+                bar.set_postfix_str(f"certificate {value / scale:.2e} (tol "
+                                    f"{tol / scale:.2e})", refresh=False)
             if value <= tol or it >= max_iter:
                 return V, it, False, value
             if value < 0.99 * best_val:
@@ -115,6 +124,8 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
                     not use_gap or best_val <= 1e3 * rounding):
                 return V, it, True, value
         it += 1
+        if bar is not None:
+            bar.update(1)
         penalty.prox_into(U, step, alpha)
         if _against(V, V_prev, mom, U) > 0:  # momentum against the step: restart
             t, mom = 1.0, 0.0

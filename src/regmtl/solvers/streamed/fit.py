@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from ..parts.quadratic_fista import gap_of_sums
 from ..result import SolverResult
 from .checkpoint import DamagedCheckpoint, StreamedCheckpoint, fit_identity
 from .fista import streamed_fista
+from .phases import QUIET, Phases, chunks_from
 from .quadratic import (
     StreamedQuadratic,
     kept_tasks,
@@ -45,8 +47,8 @@ from .quadratic import (
     task_rows_copy,
 )
 
-__all__ = ["is_task_source", "check_streamed_penalty", "residual_sums", "solve_streamed",
-           "source_quadratic", "STREAMED_OPTIONS"]
+__all__ = ["is_task_source", "check_streamed_penalty", "keep_statistics", "residual_sums",
+           "solve_streamed", "source_quadratic", "STREAMED_OPTIONS"]
 
 #: The ``solver_options`` the out-of-core route takes: where the spill files go, the dtype of
 #: the stored Grams and the iterations between certificates.
@@ -83,14 +85,20 @@ def _weight_key(task_weight: Any) -> Any:
     return np.asarray(task_weight, dtype=np.float64).tobytes()
 
 
+def _statistics_key(task_weight: Any, fit_intercept: bool, gram_dtype: Any) -> tuple:
+    return (_weight_key(task_weight), bool(fit_intercept), np.dtype(gram_dtype).str)
+
+
 def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
                      spill_dir: str | None = None, gram_dtype: Any = np.float32,
-                     keep: StreamedCheckpoint | None = None) -> StreamedQuadratic:
+                     keep: StreamedCheckpoint | None = None,
+                     phases: Phases = QUIET) -> StreamedQuadratic:
     """The statistics pass over ``source`` (its Grams spilled under ``spill_dir``), done once
     and kept with the source (and its spill files, removed with it) per task weighting,
     ``fit_intercept`` and ``gram_dtype``. ``keep``: a checkpoint, in whose folder the pass is
     written and kept, resumed where it stopped after its records are checked against their
-    digests (a damaged file refused, or the checkpoint emptied, as it was asked)."""
+    digests (a damaged file refused, or the checkpoint emptied, as it was asked).
+    ``phases``: where the pass reports its chunks (a phase "statistics")."""
     if keep is not None:
         folder = keep.spill_directory
         try:
@@ -98,17 +106,29 @@ def source_quadratic(source: Any, task_weight: Any, fit_intercept: bool,
         except DamagedCheckpoint as exc:
             keep.damaged(exc)
             done = 0
-        return streamed_quadratic(source.chunks(task_weight=task_weight, start=done),
-                                  int(source.n_tasks), int(source.n_features),
-                                  bool(fit_intercept), None, gram_dtype, keep=folder,
-                                  whole=done)
-    key = (_weight_key(task_weight), bool(fit_intercept), np.dtype(gram_dtype).str)
+        total = chunks_from(source, done) if done < int(source.n_tasks) else 0
+        with phases.phase("statistics", total, "chunk"):
+            return streamed_quadratic(source.chunks(task_weight=task_weight, start=done),
+                                      int(source.n_tasks), int(source.n_features),
+                                      bool(fit_intercept), None, gram_dtype, keep=folder,
+                                      whole=done)
+    key = _statistics_key(task_weight, fit_intercept, gram_dtype)
     memo = _STATISTICS.setdefault(source, {})
     if key not in memo:
-        memo[key] = streamed_quadratic(source.chunks(task_weight=task_weight),
-                                       int(source.n_tasks), int(source.n_features),
-                                       bool(fit_intercept), spill_dir, gram_dtype)
+        with phases.phase("statistics", chunks_from(source), "chunk"):
+            memo[key] = streamed_quadratic(source.chunks(task_weight=task_weight),
+                                           int(source.n_tasks), int(source.n_features),
+                                           bool(fit_intercept), spill_dir, gram_dtype)
     return memo[key]
+
+
+def keep_statistics(source: Any, task_weight: Any, fit_intercept: bool, gram_dtype: Any,
+                    q: StreamedQuadratic) -> None:
+    """Keep ``q``, the statistics of ``source``'s rows made by another pass (one that read
+    them for more than this), as :func:`source_quadratic` keeps its own: a fit that follows
+    makes no pass for them."""
+    _STATISTICS.setdefault(source, {})[_statistics_key(task_weight, fit_intercept,
+                                                        gram_dtype)] = q
 
 
 @njit(cache=True, fastmath=FAST, nogil=True)
@@ -213,13 +233,20 @@ def exact_certificate(source: Any, task_weight: Any, q: StreamedQuadratic, penal
 def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept: bool = True,
                    task_weight: Any = "equal", tol: float = 1e-4, max_iter: int = 1000,
                    W0: np.ndarray | None = None, verbose: int = 0,
-                   options: dict | None = None, checkpoint: Any = None) -> SolverResult:
+                   options: dict | None = None, checkpoint: Any = None,
+                   phases: Phases = QUIET,
+                   on_statistics: Callable[[StreamedQuadratic], None] | None = None
+                   ) -> SolverResult:
     """The squared loss plus ``penalty`` fitted out of core (the module docstring), warned
     about (``ConvergenceWarning``, with the certificate reached) when the certificate on the
     rows misses ``tol``. ``W0``: the start (p x T), taken over (written to). ``options``:
     :data:`STREAMED_OPTIONS`. ``checkpoint``: a folder where the fit's state is kept and
     from which a fit killed midway resumes
-    (:class:`~regmtl.solvers.streamed.checkpoint.StreamedCheckpoint`)."""
+    (:class:`~regmtl.solvers.streamed.checkpoint.StreamedCheckpoint`). ``phases``: where
+    each phase reports its progress, with its total (the statistics pass and each
+    certifying pass in chunks, the iterations up to what is left of ``max_iter``).
+    ``on_statistics(q)``: called with the statistics once they are made or read (the caller's
+    look at ``alpha_max``, ``q.g``'s dual norm, with no pass more)."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(STREAMED_OPTIONS))
     if unknown:
@@ -235,7 +262,9 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
             "squared", penalty, alpha, fit_intercept, task_weight, tol, max_iter, gram_dtype,
             W0, check_every=check_every))
     q = source_quadratic(source, task_weight, fit_intercept, options.get("spill_dir"),
-                         gram_dtype, keep=kept)
+                         gram_dtype, keep=kept, phases=phases)
+    if on_statistics is not None:
+        on_statistics(q)
     p, T = q.g.shape
     use_gap = penalty.has_dual and alpha > 0
     P0 = max(0.5 * float(q.e.sum()), np.finfo(float).tiny)
@@ -251,14 +280,16 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
             lambda V_, Vp_, sc, key=key, rnd=rnd, n_iter=n_iter, inner_tol=inner_tol:
             kept.save_fista(key, {"round": rnd, "n_iter": n_iter, "inner_tol": inner_tol},
                             V_, Vp_, sc))
-        V, done, stalled, _ = streamed_fista(
-            q, penalty, alpha, V, tol=inner_tol, max_iter=max_iter - n_iter,
-            check_every=check_every, G0_norm=float(np.linalg.norm(q.g)), verbose=verbose,
-            state=state, on_check=on_check)
+        with phases.phase("iterations", max_iter - n_iter, "iteration") as bar:
+            V, done, stalled, _ = streamed_fista(
+                q, penalty, alpha, V, tol=inner_tol, max_iter=max_iter - n_iter,
+                check_every=check_every, G0_norm=float(np.linalg.norm(q.g)), verbose=verbose,
+                state=state, on_check=on_check, bar=bar, scale=P0 if use_gap else 1.0)
         n_iter += done
         b = q.intercepts(V) if fit_intercept else np.zeros(T)
-        cert, variance = exact_certificate(source, task_weight, q, penalty, alpha, V, b,
-                                           fit_intercept)
+        with phases.phase("certificate on the rows", chunks_from(source), "chunk"):
+            cert, variance = exact_certificate(source, task_weight, q, penalty, alpha, V, b,
+                                               fit_intercept)
         converged = cert.converged(tol)
         if converged or stalled or n_iter >= max_iter:
             break

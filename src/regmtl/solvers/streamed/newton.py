@@ -48,6 +48,7 @@ from ..parts.newton_loop import NewtonProgress, model_target, newton_loop
 from ..result import SolverResult
 from .checkpoint import StreamedCheckpoint, fit_identity
 from .fista import streamed_fista
+from .phases import QUIET, Phases, chunks_from
 from .quadratic import (
     StreamedQuadratic,
     packed_bounds,
@@ -352,7 +353,7 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
                             tol: float = 1e-4, max_iter: int = 100, max_inner: int = 2000,
                             target: Any = None, W0: np.ndarray | None = None,
                             verbose: int = 0, options: dict | None = None,
-                            checkpoint: Any = None
+                            checkpoint: Any = None, phases: Phases = QUIET
                             ) -> tuple[SolverResult, np.ndarray, np.ndarray, dict]:
     """The logistic loss plus ``penalty`` (convex, with a prox on W and a dual, ``alpha >
     0``) fitted out of core (module docstring); ``max_iter`` bounds the Newton steps,
@@ -360,7 +361,8 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
     certificate misses ``tol``. Returns the result, each task's two labels (low, high) and
     the counts (``passes``, ``fista_iterations``). ``checkpoint``: a folder where the state
     after each Newton step is kept, from which a fit killed midway resumes, bit for bit
-    (:class:`~regmtl.solvers.streamed.checkpoint.StreamedCheckpoint`)."""
+    (:class:`~regmtl.solvers.streamed.checkpoint.StreamedCheckpoint`). ``phases``: where the
+    first pass (in chunks) and the Newton steps (up to ``max_iter``) report their progress."""
     options = dict(options or {})
     p, T = int(source.n_features), int(source.n_tasks)
     penalty.check(p, T)
@@ -373,20 +375,23 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
     saved = None if kept is None else kept.load("newton")
     if saved is not None:  # (resumed after a step: its state pass again, then onwards)
         V, b = saved[0]["V"].copy(), saved[0]["b"].copy()
-        run.state(V, b)
+        with phases.phase("first pass", chunks_from(source), "chunk"):
+            run.state(V, b)
         return _newton(run, penalty, alpha, V, b, saved[1]["P0"], saved[1]["G0_norm"], tol,
-                       max_iter, max_inner, verbose, kept, saved[1])
+                       max_iter, max_inner, verbose, kept, saved[1], phases)
     b = np.zeros(T)
-    if W0 is not None:  # the scale of tol: the objective at W = 0 (intercepts fitted)
-        run.state(np.zeros((p, T)), b, model=False)
-        P0, G0_norm = float(run.loss.sum()), float(np.linalg.norm(run.G))
-        b = np.zeros(T)
-    V = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64)
-    run.state(V, b)
+    with phases.phase("first pass", (1 + (W0 is not None)) * (chunks_from(source) or 0)
+                      or None, "chunk"):
+        if W0 is not None:  # the scale of tol: the objective at W = 0 (intercepts fitted)
+            run.state(np.zeros((p, T)), b, model=False)
+            P0, G0_norm = float(run.loss.sum()), float(np.linalg.norm(run.G))
+            b = np.zeros(T)
+        V = np.zeros((p, T)) if W0 is None else np.array(W0, dtype=np.float64)
+        run.state(V, b)
     if W0 is None:
         P0, G0_norm = float(run.loss.sum()), float(np.linalg.norm(run.G))
     return _newton(run, penalty, alpha, V, b, max(P0, np.finfo(float).tiny), G0_norm, tol,
-                   max_iter, max_inner, verbose, kept)
+                   max_iter, max_inner, verbose, kept, None, phases)
 
 
 class _StreamedNewton:
@@ -426,7 +431,7 @@ class _StreamedNewton:
 
 
 def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, verbose,
-            kept=None, resumed=None):
+            kept=None, resumed=None, phases=QUIET):
     progress = NewtonProgress()
     inner = 0
     if resumed is not None:
@@ -436,14 +441,17 @@ def _newton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_iter, max_inner, ve
     method = _StreamedNewton(run, penalty, alpha, V, b, P0, G0_norm, tol, max_inner, inner)
 
     def stepped(p):  # (after the step: the state a fit killed later resumes from)
+        bar.update(1)
+        bar.set_postfix_str(f"certificate {p.best:.2e} (tol {tol:.2e})", refresh=False)
         if kept is not None:
             kept.save("newton", {"V": method.V, "b": method.b_step},
                       {"best": p.best, "stalls": p.stalls, "step": p.steps, "ratio": p.ratio,
                        "inner": method.inner, "P0": P0, "G0_norm": G0_norm})
 
-    cert, progress, converged, stalled = newton_loop(
-        method, tol=tol, max_iter=max_iter, label="newton/streamed", verbose=verbose,
-        patience=10, progress=progress, stepped=stepped)
+    with phases.phase("Newton steps", max_iter - progress.steps, "step") as bar:
+        cert, progress, converged, stalled = newton_loop(
+            method, tol=tol, max_iter=max_iter, label="newton/streamed", verbose=verbose,
+            patience=10, progress=progress, stepped=stepped)
     step_n = progress.steps
     if not converged:
         why = ("progress stalled (loosen tol or raise alpha)" if stalled else

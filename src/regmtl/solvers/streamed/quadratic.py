@@ -42,7 +42,8 @@ from ...penalties.kernels import FAST
 from ..parts.quadratic import TaskQuadratic
 from .checkpoint import cut_log, log_chunk, logged_tasks
 
-__all__ = ["StreamedQuadratic", "kept_tasks", "prefetched", "streamed_quadratic", "CHUNK_BYTES"]
+__all__ = ["GramPass", "StreamedQuadratic", "kept_tasks", "prefetched", "streamed_quadratic",
+           "CHUNK_BYTES"]
 
 #: Bytes of packed Grams read per chunk of a pass over the spill file (the one reused buffer).
 CHUNK_BYTES = 1 << 26
@@ -419,33 +420,66 @@ def streamed_quadratic(chunks: Iterable[tuple[int, int, Any]], n_tasks: int, n_f
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"gram_dtype must be float32 or float64; got {dtype}.")
     p, T = n_features, n_tasks
-    P = p * (p + 1) // 2
     if keep is not None:
         return _kept_pass(chunks, T, p, center, dtype, keep, whole)
-    if spill_dir is not None:
-        os.makedirs(spill_dir, exist_ok=True)
-    directory = tempfile.mkdtemp(prefix="regmtl-grams-", dir=spill_dir)
+    pass_ = GramPass(T, p, center, spill_dir, dtype)
     try:
-        grams = _Spill(os.path.join(directory, "grams.bin"), P, dtype, T)
-        centers = _Spill(os.path.join(directory, "centers.bin"), p, np.float64, T)
-        g, e, zm, bounds = np.zeros((p, T)), np.zeros(T), np.zeros(T), np.zeros(T)
-        done = 0
-        with grams.writer() as fh, centers.writer() as fx:
-            for lo, hi, block in prefetched(chunks):
-                if lo != done or hi <= lo or hi > T:
-                    raise ValueError(f"source.chunks: tasks {lo}..{hi - 1} after {done} "
-                                     "tasks; the chunks must be consecutive runs of whole "
-                                     f"tasks covering all {T}.")
-                Hp, xm = _chunk_moments(block, lo, hi, p, center, dtype, g, e, zm, bounds)
-                fh.write(memoryview(Hp.reshape(-1).view(np.uint8)))
-                fx.write(memoryview(xm.reshape(-1).view(np.uint8)))
-                done = hi
-        if done != T:
-            raise ValueError(f"source.chunks covered {done} of {T} tasks.")
+        for lo, hi, block in prefetched(chunks):
+            pass_.add(lo, hi, block)
+        return pass_.finish()
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        pass_.discard()
         raise
-    return StreamedQuadratic(grams, centers, g, e, zm, bounds, bool(center), directory, True)
+
+
+class GramPass:
+    """The statistics of :func:`streamed_quadratic` gathered chunk by chunk (``add``), the
+    Grams spilled to a new directory under ``spill_dir``; ``finish`` gives the
+    :class:`StreamedQuadratic` (which removes the directory with itself), ``discard`` removes
+    it after a failure. Several run side by side on one pass over a source where the rows
+    of each chunk are split (the rows fitted, the rows held out: one read for both)."""
+
+    def __init__(self, n_tasks: int, n_features: int, center: bool,
+                 spill_dir: str | None = None, dtype: Any = np.float32):
+        self.T, self.p, self.center, self.dtype = n_tasks, n_features, bool(center), \
+            np.dtype(dtype)
+        if spill_dir is not None:
+            os.makedirs(spill_dir, exist_ok=True)
+        self.directory = tempfile.mkdtemp(prefix="regmtl-grams-", dir=spill_dir)
+        P = n_features * (n_features + 1) // 2
+        self.grams = _Spill(os.path.join(self.directory, "grams.bin"), P, self.dtype, n_tasks)
+        self.centers = _Spill(os.path.join(self.directory, "centers.bin"), n_features,
+                              np.float64, n_tasks)
+        self.g, self.e = np.zeros((n_features, n_tasks)), np.zeros(n_tasks)
+        self.zm, self.bounds = np.zeros(n_tasks), np.zeros(n_tasks)
+        self.done = 0
+        self._files = (self.grams.writer(), self.centers.writer())
+
+    def add(self, lo: int, hi: int, block: Any) -> None:
+        """The moments of tasks ``lo..hi-1`` (the next ones: runs of whole tasks in order)."""
+        if lo != self.done or hi <= lo or hi > self.T:
+            raise ValueError(f"source.chunks: tasks {lo}..{hi - 1} after {self.done} tasks; "
+                             f"the chunks must be consecutive runs of whole tasks covering "
+                             f"all {self.T}.")
+        Hp, xm = _chunk_moments(block, lo, hi, self.p, self.center, self.dtype, self.g,
+                                self.e, self.zm, self.bounds)
+        fh, fx = self._files
+        fh.write(memoryview(Hp.reshape(-1).view(np.uint8)))
+        fx.write(memoryview(xm.reshape(-1).view(np.uint8)))
+        self.done = hi
+
+    def finish(self) -> StreamedQuadratic:
+        for f in self._files:
+            f.close()
+        if self.done != self.T:
+            raise ValueError(f"source.chunks covered {self.done} of {self.T} tasks.")
+        return StreamedQuadratic(self.grams, self.centers, self.g, self.e, self.zm,
+                                 self.bounds, self.center, self.directory, True)
+
+    def discard(self) -> None:
+        for f in self._files:
+            f.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _chunk_moments(block: Any, lo: int, hi: int, p: int, center: bool, dtype: np.dtype,
