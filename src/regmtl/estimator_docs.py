@@ -22,10 +22,16 @@ TERMS_DOC = """
         Rescale the factors as glmnet does (``alpha`` then keeps its scale): an excluded
         feature counts as a factor of 1 and the factors sum to the number of features;
         False takes them as given.
-    standardize : bool, default=False
+    standardize : bool or "task", default=False
         Penalize each feature in units of its standard deviation over the objective's rows
         (weighted by the row weights): the factor ``d_j s_j``. Coefficients are reported in
-        the input's units, as glmnet's.
+        the input's units, as glmnet's. ``"task"``: each task's columns in units of that
+        task's own deviation ``s_jt`` (its rows alone; for tasks whose features sit at
+        different levels, where the pooled deviation also measures the gaps between the
+        tasks): the penalty acts on ``v_jt = d_j s_jt w_jt``, with every penalty. A feature
+        constant within a task keeps the unit 1 there, its constant in the task's intercept
+        (coefficient 0 under the penalties of entries and rows). One design with a target
+        matrix takes it where no task misses a label the others have (then it is ``True``).
 """
 
 PARAMS_DOC = """

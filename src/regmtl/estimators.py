@@ -91,7 +91,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         "lower_bounds": [Real, "array-like", dict, None],
         "upper_bounds": [Real, "array-like", dict, None],
         "rescale_factors": ["boolean"],
-        "standardize": ["boolean"],
+        "standardize": ["boolean", StrOptions({"task"})],
     }
 
     # task ids travel with the rows through cross-validation, pipelines and searches
@@ -117,7 +117,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         lower_bounds: Any = None,
         upper_bounds: Any = None,
         rescale_factors: bool = True,
-        standardize: bool = False,
+        standardize: bool | str = False,
     ):
         self.penalty = penalty
         self.alpha = alpha
@@ -531,7 +531,7 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         lower_bounds: Any = None,
         upper_bounds: Any = None,
         rescale_factors: bool = True,
-        standardize: bool = False,
+        standardize: bool | str = False,
     ):
         super().__init__(penalty, alpha, fit_intercept=fit_intercept, task_weight=task_weight,
                          solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start,

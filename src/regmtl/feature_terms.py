@@ -36,7 +36,21 @@ How the solvers see it, each step exact:
 - ``standardize=True``: each column's unit is its standard deviation over the rows of the
   objective (weighted by the row weights; about the weighted mean with intercepts, about 0
   without), i.e. the factor :math:`d_j s_j`; coefficients are reported in the input's units,
-  as glmnet does.
+  as glmnet does. A column constant over those rows is left out with intercepts (the
+  intercepts carry it), and keeps the unit 1 without.
+- ``standardize="task"``: each task's columns in that task's own units :math:`s_{jt}` (the
+  same deviation over the task's rows alone), i.e. the unit :math:`d_j s_{jt}` of entry
+  :math:`(j, t)`: the penalty acts on :math:`V` with :math:`v_{jt} = d_j s_{jt} w_{jt}`, each
+  task's design columns divided by their units (:func:`task_deviations`). For the penalties
+  separable over tasks this is a factor per feature and task; for those that couple the
+  tasks (L2,1, trace, ...) it is a change of each task's units, exact as above. A column
+  constant within task t (:math:`s_{jt} = 0`) keeps the unit 1 there; with intercepts its
+  values in that task are replaced by 0 and its constant :math:`\kappa_{jt}` is carried by
+  the task's intercept (:math:`b_t = b'_t - \kappa_{jt} w_{jt}`), so the penalties of
+  entries and rows give it the coefficient 0 there, as ``True`` leaves a constant column out;
+  constant in every task, it is left out. One design shared by the tasks (a target matrix)
+  takes it where its tasks weigh the rows alike (no label missing in one task only: it is
+  then ``True``), else it is refused by name.
 
 Factors are rescaled as glmnet rescales them, unless ``rescale_factors=False``: an excluded
 feature counts as a factor of 1, and the factors then sum to the number of features (with
@@ -56,7 +70,8 @@ from .penalties import Penalty
 from .penalties.factored import PartlyPenalized, box_kind, box_refusal
 
 __all__ = ["FeatureTerms", "Reduced", "box_holds_zero", "by_position", "check_fitted",
-           "feature_terms", "grid_reference", "reduce_problem", "terms_of"]
+           "check_standardize", "feature_terms", "grid_reference", "reduce_problem",
+           "task_deviations", "terms_of"]
 
 
 @dataclass(frozen=True)
@@ -65,12 +80,13 @@ class FeatureTerms:
 
     ``factor``: (p,) or (p, T), rescaled, ``inf`` where a feature is excluded; ``lower`` /
     ``upper``: None or (p, T) arrays (``-inf`` / ``inf`` where unbounded); ``standardize``:
-    whether the columns' standard deviations multiply the factors."""
+    whether the columns' standard deviations multiply the factors (False, True: over all the
+    objective's rows, ``"task"``: each task's own)."""
 
     factor: np.ndarray
     lower: np.ndarray | None
     upper: np.ndarray | None
-    standardize: bool
+    standardize: bool | str
 
     @property
     def per_task(self) -> bool:
@@ -155,17 +171,32 @@ def _excluded(exclude: Any, n_features: int, feature_names: Any) -> np.ndarray:
     return marks > 0
 
 
+def check_standardize(standardize: Any) -> bool | str:
+    """``standardize`` checked: ``False``, ``True`` (each column in its standard deviation over
+    all the objective's rows) or ``"task"`` (each task's columns in that task's own); a
+    ``ValueError`` naming the argument and the values it takes otherwise."""
+    if isinstance(standardize, (bool, np.bool_)):
+        return bool(standardize)
+    if isinstance(standardize, str) and standardize == "task":
+        return "task"
+    raise ValueError(f"standardize must be False, True (each column in its standard "
+                     f"deviation over all the rows) or 'task' (each task's columns in that "
+                     f"task's own standard deviations); got {standardize!r}.")
+
+
 def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bounds: Any,
-                  rescale_factors: bool, standardize: bool, n_features: int, n_tasks: int,
-                  feature_names: Any = None, penalty: Penalty | None = None
+                  rescale_factors: bool, standardize: bool | str, n_features: int,
+                  n_tasks: int, feature_names: Any = None, penalty: Penalty | None = None
                   ) -> FeatureTerms | None:
     """The checked terms, or None when they change nothing (no factor but ones, nothing
     excluded, no bound, no standardization): the fit is then today's, bit for bit.
 
     Raises ``ValueError`` naming the argument: a factor that is NaN or negative, a bound that
     is NaN, ``lower > upper``, a shape that fits neither p nor p x T, factors per task where
-    ``penalty`` does not separate over tasks, or every feature excluded."""
+    ``penalty`` does not separate over tasks, every feature excluded, or a ``standardize``
+    other than False, True and ``"task"``."""
     p, T = n_features, n_tasks
+    standardize = check_standardize(standardize)
     if penalty_factor is None and exclude is None and lower_bounds is None and \
             upper_bounds is None and not standardize:
         return None  # (nothing formed: a plain fit allocates nothing of size p here)
@@ -217,7 +248,7 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
         upper = None
     if not standardize and lower is None and upper is None and np.all(factor == 1.0):
         return None
-    return FeatureTerms(factor, lower, upper, bool(standardize))
+    return FeatureTerms(factor, lower, upper, standardize)
 
 
 def terms_of(model: Any, n_features: int, n_tasks: int, penalty: Penalty | None = None, *,
@@ -273,7 +304,9 @@ class Reduced:
     ``kept`` (p,): the columns not excluded; ``scale``: the unit of each kept column
     ((p',) or (p', T); 1 on free columns); ``free`` (p',): the unpenalized ones;
     ``projection``: the Frisch-Waugh-Lovell pieces where the free columns (and the
-    intercept) were projected out (then ``fit_intercept`` is False)."""
+    intercept) were projected out (then ``fit_intercept`` is False); ``shift`` (p', T) or
+    None: the constant of each column replaced by 0 in a task where it is constant
+    (``standardize="task"`` with intercepts), carried by that task's intercept."""
 
     data: Any
     penalty: Penalty
@@ -282,6 +315,7 @@ class Reduced:
     scale: np.ndarray
     free: np.ndarray
     projection: Any = None
+    shift: np.ndarray | None = None
 
     def start(self, W0: np.ndarray | None) -> np.ndarray | None:
         """A start in the input's units (p x T) as the reduced problem's variable."""
@@ -291,6 +325,15 @@ class Reduced:
         if self.projection is not None:
             V = V[~self.free]
         return V
+
+    def start_intercept(self, W0: np.ndarray | None, b0: np.ndarray | None
+                        ) -> np.ndarray | None:
+        r"""A start's intercepts (T,) as the reduced problem's: :math:`b'_t = b_t +
+        \sum_j \kappa_{jt} w_{jt}` over the columns replaced by 0 in task t (``shift``)."""
+        if b0 is None or W0 is None or self.shift is None:
+            return b0
+        W0 = np.asarray(W0, dtype=np.float64)[self.kept]
+        return np.asarray(b0, dtype=np.float64) + (self.shift * W0).sum(axis=0)
 
     def coefficients(self, V: np.ndarray, b: np.ndarray, n_features: int
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +347,8 @@ class Reduced:
             Wk[...] = V / _col(self.scale)
         W = np.zeros((n_features, T))
         W[self.kept] = Wk
+        if self.shift is not None:  # (a constant column's part in its task's intercept)
+            b = np.asarray(b, dtype=np.float64) - (self.shift * Wk).sum(axis=0)
         return W, b
 
     def unscaled_variable(self, V: np.ndarray, n_features: int) -> np.ndarray:
@@ -328,13 +373,96 @@ def column_deviations(data: Any, fit_intercept: bool) -> np.ndarray:
     total = c.sum()
     w = c / total if total > 0 else np.full(c.size, 1.0 / max(c.size, 1))
     if sp.issparse(X):
+        X = X.tocsc()
         m = np.asarray(X.T @ w).ravel() if fit_intercept else np.zeros(X.shape[1])
-        sq = np.asarray(X.multiply(X).T @ w).ravel()
+        col = np.repeat(np.arange(X.shape[1]), np.diff(X.indptr))
+        wr = w[X.indices]
+        d = X.data - m[col]  # (two passes: exact for a column far from 0; its zeros below)
+        sq = np.bincount(col, wr * d * d, minlength=X.shape[1]) + m * m * (
+            w.sum() - np.bincount(col, wr, minlength=X.shape[1]))
     else:
         X = np.asarray(X)
         m = w @ X if fit_intercept else np.zeros(X.shape[1])
-        sq = w @ (X * X)
-    return np.sqrt(np.maximum(sq - m * m, 0.0))
+        sq = w @ ((X - m) ** 2)  # (two passes: a constant column far from 0 gives 0)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def task_deviations(data: Any, fit_intercept: bool) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each task's standard deviation and mean of each column over its own rows, weighted
+    by the row weights ``c`` (the objective's): ``(s, m)``, both (p, T), with
+
+    .. math::
+
+        m_{jt} = \frac{\sum_{r \in t} c_r x_{rj}}{\sum_{r \in t} c_r}, \qquad
+        s_{jt}^2 = \frac{\sum_{r \in t} c_r (x_{rj} - m_{jt})^2}{\sum_{r \in t} c_r}
+
+    (about 0 without intercepts: :math:`m = 0`; a task without weight has :math:`s = m = 0`).
+    Two passes over the rows, segment sums over ``indptr`` (no loop over tasks). The stacked
+    layout only: one design shared by the tasks has one column for all of them."""
+    if data.shared:
+        raise ValueError(_SHARED_TASK_UNITS)
+    c = np.asarray(data.c, dtype=np.float64)
+    T, p = data.n_tasks, data.n_features
+    tot = np.asarray(data.task_sums(c), dtype=np.float64)
+    safe = np.where(tot > 0, tot, 1.0)[:, None]
+    rows = data.task_of
+    X = data.X
+    if sp.issparse(X):
+        coo = X.tocoo()
+        seg = rows[coo.row]
+        key = seg * p + coo.col
+        cr = c[coo.row]
+        m = np.bincount(key, cr * coo.data, minlength=T * p).reshape(T, p) / safe \
+            if fit_intercept else np.zeros((T, p))
+        d = coo.data - m[seg, coo.col]
+        sq = np.bincount(key, cr * d * d, minlength=T * p).reshape(T, p) + m * m * (
+            tot[:, None] - np.bincount(key, cr, minlength=T * p).reshape(T, p))
+    else:  # (a column at a time: O(N) memory, each column contiguous in a Fortran X)
+        X = np.asarray(X)
+        m, sq = np.zeros((T, p)), np.empty((T, p))
+        for j in range(p):
+            x = X[:, j]
+            if fit_intercept:
+                m[:, j] = data.task_sums(c * x) / safe[:, 0]
+                x = x - m[rows, j]
+            sq[:, j] = data.task_sums(c * x * x)
+    s = np.sqrt(np.maximum(sq, 0.0) / safe)
+    return np.ascontiguousarray(s.T), np.ascontiguousarray(m.T)
+
+
+_SHARED_TASK_UNITS = (
+    "standardize='task' on one design with a target matrix: the tasks share its columns, and "
+    "a label missing in some tasks only gives them different deviations, which one column "
+    "cannot hold. Give the tasks one design each (a list, or the long form with task=), or "
+    "use standardize=True.")
+
+
+def _rows_alike(data: Any) -> bool:
+    """Whether the tasks of a shared design weigh its rows alike (each task's deviations are
+    then the pooled ones)."""
+    C = np.asarray(data.c, dtype=np.float64).reshape(data.n_tasks, -1)
+    tot = C.sum(axis=1, keepdims=True)
+    return bool(np.all(tot > 0) and np.allclose(C / tot, C[0] / tot[0], rtol=1e-12,
+                                                 atol=0.0))
+
+
+def _task_units(factor: np.ndarray, data: Any, fit_intercept: bool
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``standardize="task"``: the units :math:`d_j s_{jt}` (p, T), and with intercepts the
+    entries whose column is constant in their task (replaced by 0 there, unit 1) with those
+    constants, or None; a column constant in every task is left out (``inf``)."""
+    sd, mean = task_deviations(data, fit_intercept)
+    flat = sd <= 1e-12 * np.maximum(np.abs(mean), sd.max(axis=0, initial=0.0))
+    sd = np.where(flat, 1.0, sd)
+    factor = (factor if factor.ndim == 2 else factor[:, None]) * sd
+    if not fit_intercept or not flat.any():
+        return factor, None, None
+    everywhere = flat.all(axis=1)
+    factor[everywhere] = np.inf  # (as standardize=True leaves a constant column out)
+    some = flat & ~everywhere[:, None]
+    if not some.any():
+        return factor, None, None
+    return factor, some, np.where(some, mean, 0.0)
 
 
 def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalty,
@@ -355,8 +483,13 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
         raise ValueError("penalty_factor of shape (p, T) scales each task's columns apart: "
                          "give the tasks one design each (a list, or the long form with "
                          "task=), not one design with a target matrix.")
-    if terms.standardize:
-        sd = column_deviations(data, fit_intercept)
+    zero = shift = None
+    if terms.standardize == "task" and data.shared and not _rows_alike(data):
+        raise ValueError(_SHARED_TASK_UNITS)
+    if terms.standardize == "task" and not data.shared:
+        factor, zero, shift = _task_units(factor, data, fit_intercept)
+    elif terms.standardize:  # (pooled; on a shared design whose tasks weigh rows alike, each
+        sd = column_deviations(data, fit_intercept)  # task's deviations are these)
         flat = sd <= 1e-12 * max(float(sd.max(initial=0.0)), 1e-300)
         sd = np.where(flat, 1.0, sd)
         factor = factor * (sd if factor.ndim == 1 else sd[:, None])
@@ -365,6 +498,8 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
     rows_out = np.isinf(factor) if factor.ndim == 1 else np.isinf(factor).all(axis=1)
     kept = ~rows_out
     f = factor[kept]
+    if zero is not None:
+        zero, shift = zero[kept], shift[kept]
     lower = None if terms.lower is None else terms.lower[kept]
     upper = None if terms.upper is None else terms.upper[kept]
     if f.ndim == 2 and np.isinf(f).any():  # an entry left out: the bound 0 <= w <= 0
@@ -384,8 +519,8 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
                          "unpenalized (0) or out (inf, exclude) of them.")
     scale = np.where(f == 0.0, 1.0, f)
     work = data.with_columns(kept) if rows_out.any() else data
-    if np.any(scale != 1.0):
-        work = _scaled(work, scale)
+    if np.any(scale != 1.0) or zero is not None:
+        work = _scaled(work, scale, zero)
     if lower is not None:
         lower = lower * _col(scale)
     if upper is not None:
@@ -403,7 +538,7 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
                                   None if upper is None else upper[~free])
         else:
             pen = base
-        return Reduced(proj.data, pen, False, kept, scale, free, proj)
+        return Reduced(proj.data, pen, False, kept, scale, free, proj, shift)
     if free.any() or lower is not None or upper is not None:
         if (lower is not None or upper is not None) and not free.all():
             pen_rows = ~free
@@ -412,7 +547,7 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
             if touched:
                 _check_box(penalty, alpha)
         penalty = PartlyPenalized(penalty, ~free, lower, upper)
-    return Reduced(work, penalty, fit_intercept, kept, scale, free)
+    return Reduced(work, penalty, fit_intercept, kept, scale, free, shift=shift)
 
 
 def _check_box(penalty: Penalty, alpha: float) -> None:
@@ -420,9 +555,10 @@ def _check_box(penalty: Penalty, alpha: float) -> None:
         raise ValueError(box_refusal(penalty))
 
 
-def _scaled(data: Any, scale: np.ndarray) -> Any:
+def _scaled(data: Any, scale: np.ndarray, zero: np.ndarray | None = None) -> Any:
     """The problem on the columns divided by their units (a copy of the design; per task
-    where ``scale`` is (p, T); ``x_shift`` scaled alike)."""
+    where ``scale`` is (p, T); ``x_shift`` scaled alike); ``zero`` (p, T) or None: entries
+    whose column is replaced by 0 in that task's rows."""
     X = data.X
     if scale.ndim == 1:
         inv = 1.0 / scale
@@ -432,13 +568,21 @@ def _scaled(data: Any, scale: np.ndarray) -> Any:
         shift = None if data.x_shift is None else data.x_shift * inv[:, None]
     else:
         inv = (1.0 / scale).T  # (T, p)
+        if zero is not None:
+            inv = np.where(zero.T, 0.0, inv)
         rows = data.task_of
         if sp.issparse(X):
             coo = X.tocoo()
             X = sp.csc_matrix((coo.data * inv[rows[coo.row], coo.col], (coo.row, coo.col)),
                               shape=X.shape)
-        else:
-            X = np.asfortranarray(np.asarray(X) * inv[rows])
+            if zero is not None:
+                X.eliminate_zeros()
+        else:  # (a column at a time: each contiguous in a Fortran X, no (N, p) gather)
+            X = np.asarray(X)
+            out = np.empty(X.shape, order="F")
+            for j in range(X.shape[1]):
+                np.multiply(X[:, j], inv[rows, j], out=out[:, j])
+            X = out
         shift = None if data.x_shift is None else data.x_shift * inv.T
     return dataclasses.replace(data, X=X, x_shift=shift, _cache={})
 

@@ -206,7 +206,7 @@ def alpha_max(
     lower_bounds: Any = None,
     upper_bounds: Any = None,
     rescale_factors: bool = True,
-    standardize: bool = False,
+    standardize: bool | str = False,
 ) -> float:
     r"""Smallest ``alpha`` for which ``W = 0`` is optimal.
 

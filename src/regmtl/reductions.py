@@ -211,7 +211,8 @@ class FeatureUnits(Reduction):
     def start(self, point: Point) -> Point:
         if self.red is None:
             return point
-        return Point(self.red.start(point.W), point.b if self.red.fit_intercept else None)
+        return Point(self.red.start(point.W), self.red.start_intercept(point.W, point.b)
+                     if self.red.fit_intercept else None)
 
     def invert(self, point: Point) -> Point:
         if self.red is None:

@@ -203,7 +203,9 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
         words = _bounds_words(terms.lower, terms.upper, names)
         if words:
             parts.append(words)
-    if terms.standardize:
+    if terms.standardize == "task":
+        parts.append("standardize: penalized in each task's own standard deviations")
+    elif terms.standardize:
         parts.append("standardize: penalized in the columns' standard deviations")
     return "; ".join(parts) or None
 

@@ -203,7 +203,8 @@ def _factor_units(est: Any, p: int) -> np.ndarray:
     factors, rescaled as the fit rescaled them; 1 where it had none or a feature was
     excluded, its weights 0). A model whose terms a new task cannot inherit is refused by
     name: unpenalized features (no prior to borrow), bounds (the new task's fit takes none),
-    factors per task, or ``standardize=True`` (the training rows' deviations are not kept)."""
+    factors per task, or ``standardize`` (True or ``"task"``: the training rows' deviations
+    are not kept)."""
     from .feature_terms import terms_of
 
     terms = terms_of(est, p, int(est.n_tasks_))
@@ -214,7 +215,8 @@ def _factor_units(est: Any, p: int) -> np.ndarray:
            "bounds: the new task's fit takes none" if terms.lower is not None
            or terms.upper is not None else
            "factors per task" if terms.factor.ndim == 2 else
-           "standardize=True: the training rows' deviations are not kept" if terms.standardize
+           f"standardize={terms.standardize!r}: the training rows' deviations are not kept"
+           if terms.standardize
            else "")
     if why:
         raise ValueError(f"model: transfer takes a model with positive penalty factors or "

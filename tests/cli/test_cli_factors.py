@@ -136,6 +136,29 @@ def test_no_rescale_and_standardize_equal_the_python_fit(table, tmp_path):
     np.testing.assert_array_equal(saved.feature_scale_, np.ones(6))  # not z-scored
 
 
+def test_standardize_task_equals_the_python_fit(table, tmp_path, capsys):
+    """``--standardize task``: the raw columns in each task's own deviations (the estimator's
+    ``standardize="task"``), the same fit as the Python API's to 1e-8; the fit line says so;
+    a value other than ``pooled`` or ``task`` is refused naming both."""
+    out = tmp_path / "m.npz"
+    assert main(["fit", str(table), *COLS, "--alpha", "0.3", "--standardize", "task",
+                 "--out", str(out)]) == 0
+    assert "penalized in each task's own standard deviations" in capsys.readouterr().out
+    saved = rm.load(out)
+    Xs, ys = _lists()
+    est = rm.MultiTaskRegressor("l21", alpha=0.3, standardize="task")
+    ref = fit_standardized(est, Xs, ys, task_names=["S0", "S1", "S2", "S3"],
+                           feature_names=FEATURES, standardize=False)
+    np.testing.assert_allclose(saved.coef_, ref.coef_, atol=1e-8)
+    assert saved.get_params()["standardize"] == "task"
+    pooled = rm.MultiTaskRegressor("l21", alpha=0.3, standardize=True).fit(Xs, ys)
+    assert np.abs(saved.coef_ - pooled.coef_).max() > 1e-3  # (another fit than --standardize)
+    with pytest.raises(SystemExit):
+        main(["fit", str(table), *COLS, "--alpha", "0.3", "--standardize", "each",
+              "--out", str(out)])
+    assert "choose from 'pooled', 'task'" in capsys.readouterr().err
+
+
 #: columns of the School data constant within each school (the rest describe the pupil)
 SCHOOL_LEVEL = ["pct_free_school_meals", "pct_vr1_band", "school_boys",
                 "school_church_of_england"]

@@ -5,7 +5,8 @@ factors and unpenalized, excluded and bounded columns, named by the table's colu
 factor 0, ``--exclude col,...`` leaves columns out, ``--lower-bounds`` / ``--upper-bounds``
 take one number for every column or ``col=v,...``, ``--no-rescale-factors`` keeps the
 factors as given and ``--standardize`` has the estimator penalize the raw columns in their
-standard deviations (its ``standardize=True``, glmnet's) instead of the command z-scoring
+standard deviations (its ``standardize=True``, glmnet's; ``--standardize task``: each task's
+columns in that task's own, its ``standardize="task"``) instead of the command z-scoring
 them first. The command fits on z-scored columns unless ``--no-standardize`` or
 ``--standardize``: factors act there (as glmnet's do), bounds are given in the columns' own
 units and converted (a bound ``u`` on the raw coefficient is ``u s_j`` on the standardized
@@ -50,10 +51,12 @@ def terms_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rescale-factors", action="store_true",
                    help="take the factors as given (default: rescaled as glmnet does, an "
                         "excluded column counted as 1, to sum to the number of columns)")
-    p.add_argument("--standardize", action="store_true",
+    p.add_argument("--standardize", nargs="?", const="pooled", choices=("pooled", "task"),
+                   default=None,
                    help="fit the raw columns, penalized in their standard deviations by the "
-                        "estimator (its standardize=True, glmnet's), instead of z-scoring "
-                        "them first (the default)")
+                        "estimator (its standardize=True, glmnet's; 'task': each task's "
+                        "columns in that task's own deviations, standardize='task'), instead "
+                        "of z-scoring them first (the default)")
 
 
 def terms_given(args: argparse.Namespace) -> list[str]:
@@ -202,7 +205,7 @@ def estimator_terms(args: argparse.Namespace, names: Sequence[str],
             raise UsageError("--standardize and --no-standardize: give one (--standardize "
                              "fits the raw columns penalized in their standard deviations, "
                              "--no-standardize the raw columns as they are).")
-        terms["standardize"] = True
+        terms["standardize"] = "task" if args.standardize == "task" else True
     return terms
 
 

@@ -361,7 +361,7 @@ def regularization_path(
     lower_bounds: Any = None,
     upper_bounds: Any = None,
     rescale_factors: bool = True,
-    standardize: bool = False,
+    standardize: bool | str = False,
 ) -> RegularizationPath:
     """Warm-started solutions of the multi-task objective along a grid of ``alpha``.
 

@@ -228,7 +228,7 @@ class _MultiTaskCV(BaseEstimator):
         lower_bounds: Any = None,
         upper_bounds: Any = None,
         rescale_factors: bool = True,
-        standardize: bool = False,
+        standardize: bool | str = False,
     ):
         self.penalty = penalty
         self.alphas = alphas
@@ -945,7 +945,7 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
         lower_bounds: Any = None,
         upper_bounds: Any = None,
         rescale_factors: bool = True,
-        standardize: bool = False,
+        standardize: bool | str = False,
     ):
         super().__init__(
             penalty, alphas=alphas, eps=eps, penalty_grid=penalty_grid, cv=cv,
