@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -145,23 +146,52 @@ def test_file_has_no_pickle(tmp_path):
             arr = npz[name]  # would raise ValueError for an object (pickled) array
             assert arr.dtype != object
         header = json.loads(bytes(npz["__header__"]).decode("utf-8"))
-    assert header["format_version"] == 1  # the oldest format that holds it
+    assert header["format_version"] == 3  # the oldest format that holds it (its P0)
     assert header["class"] == "MultiTaskClassifier"
 
 
 def test_a_sparse_graph_is_written_in_format_2(tmp_path):
     """Format 2 added sparse (CSR) entries: a sparse graph's file says so, and a reader of
-    format 1 refuses it by its version; a dense graph's file stays in format 1."""
+    format 1 refuses it by its version; a dense graph's file stays in format 1 (a model
+    without the certificate's scale, format 3's, as one read from an older file)."""
     Xs, ys = make_lists(p=8)
     for A, version in ((rm.chain_graph(3), 2), (rm.chain_graph(3).toarray(), 1)):
         path = tmp_path / f"m{version}.npz"
-        rm.MultiTaskRegressor(rm.GraphLaplacian(A), alpha=0.1).fit(Xs, ys).save(path)
+        model = rm.MultiTaskRegressor(rm.GraphLaplacian(A), alpha=0.1).fit(Xs, ys)
+        del model.objective_at_zero_, model.certificate_relative_
+        model.save(path)
         with np.load(path, allow_pickle=False) as npz:
             header = json.loads(bytes(npz["__header__"]).decode("utf-8"))
-        assert header["format_version"] == version <= FORMAT_VERSION == 2
+        assert header["format_version"] == version < FORMAT_VERSION == 3
         np.testing.assert_array_equal(rm.load(path).coef_,
                                       rm.MultiTaskRegressor(rm.GraphLaplacian(A), alpha=0.1)
                                       .fit(Xs, ys).coef_)
+
+
+def test_the_certificates_scale_is_kept_in_format_3(tmp_path):
+    """Format 3 added ``objective_at_zero_`` and ``certificate_relative_``: a fit's file holds
+    them (read back bit for bit), a reader of format 2 refuses it by its version, and a file
+    saved before them (format 1) still loads, without them."""
+    Xs, ys = make_lists(p=8)
+    model = rm.MultiTaskRegressor("l21", alpha=0.1).fit(Xs, ys)
+    path = tmp_path / "m.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        header = json.loads(bytes(npz["__header__"]).decode("utf-8"))
+    assert header["format_version"] == 3
+    again = rm.load(path)
+    assert again.objective_at_zero_ == model.objective_at_zero_ > 0
+    assert again.certificate_relative_ == model.certificate_relative_
+    assert again.dual_gap_ / again.objective_at_zero_ == pytest.approx(
+        again.certificate_relative_, rel=1e-12)
+    graph = rm.MultiTaskRegressor(rm.GraphLaplacian(rm.chain_graph(3)), alpha=0.1).fit(Xs, ys)
+    graph.save(path)  # (sparse entries and the scale: format 3 holds both)
+    with np.load(path, allow_pickle=False) as npz:
+        assert json.loads(bytes(npz["__header__"]).decode("utf-8"))["format_version"] == 3
+    assert rm.load(path).certificate_relative_ == graph.certificate_relative_
+    old = rm.load(Path(__file__).resolve().parent / "data" / "old_models" /
+                  "regressor_5244d82.npz")
+    assert hasattr(old, "dual_gap_") and not hasattr(old, "objective_at_zero_")
 
 
 def _fitted(tmp_path):

@@ -120,6 +120,14 @@ ATTRIBUTES_DOC = """
         subdifferential: it certifies a stationary point, not a global minimum.
     objective_ : float
         The objective at the solution.
+    objective_at_zero_ : float
+        The objective at W = 0 with fitted intercepts (of the problem the solver certified:
+        an offset's folded constant, which ``objective_`` adds, aside): the scale of ``tol``.
+    certificate_relative_ : float
+        The certificate the fit compared with ``tol``: ``dual_gap_ / objective_at_zero_``
+        (less the share float64 rounding accounts for, where the solver counted one), or
+        ``kkt_residual_``, already relative. A model loaded from a file saved before these
+        two were kept lacks them.
     task_sizes_ : ndarray of shape (T,)
         ``n_t / omega_t``: what divides each task's loss sum in the objective (the weighted
         count of observed rows under equal task weights); :func:`~regmtl.transfer` scales a

@@ -20,8 +20,8 @@ __all__ = ["FIT_ATTRS", "fit_attributes", "publish", "publish_input"]
 
 #: every attribute a linear fit may set (its loss, coefficients, certificate and structure)
 FIT_ATTRS = ("loss_", "tasks_", "n_tasks_", "input_form_", "coef_", "intercept_", "n_iter_",
-             "task_sizes_", "dual_gap_", "kkt_residual_", "objective_", "residual_variance_",
-             *STRUCTURE_ATTRS)
+             "task_sizes_", "dual_gap_", "kkt_residual_", "objective_", "objective_at_zero_",
+             "certificate_relative_", "residual_variance_", *STRUCTURE_ATTRS)
 
 
 def fit_attributes(*, loss: Any, tasks: np.ndarray, form: str, coef: np.ndarray,
@@ -29,9 +29,11 @@ def fit_attributes(*, loss: Any, tasks: np.ndarray, form: str, coef: np.ndarray,
                    task_sizes: np.ndarray, structure: dict, constant: float = 0.0,
                    variance: np.ndarray | None = None) -> dict[str, Any]:
     """The attributes of a fit: ``coef`` (T x p, or p for a single task) and ``intercept``
-    (T,) in the input's units; the ``certificate`` as ``dual_gap_`` or ``kkt_residual_``;
-    ``objective_`` its primal plus ``constant`` (an offset's folded constant); the penalty's
-    ``structure``; ``residual_variance_`` where the loss is the squared one (``variance``)."""
+    (T,) in the input's units; the ``certificate`` as ``dual_gap_`` or ``kkt_residual_``,
+    ``certificate_relative_`` (what the fit compared with ``tol``) and ``objective_at_zero_``
+    (its scale, the objective at W = 0 with fitted intercepts); ``objective_`` its primal plus
+    ``constant`` (an offset's folded constant); the penalty's ``structure``;
+    ``residual_variance_`` where the loss is the squared one (``variance``)."""
     intercept = np.asarray(intercept, dtype=np.float64)
     out = {
         "loss_": loss,
@@ -45,6 +47,8 @@ def fit_attributes(*, loss: Any, tasks: np.ndarray, form: str, coef: np.ndarray,
         "dual_gap_" if certificate.kind == "duality_gap" else "kkt_residual_":
             float(certificate.value),
         "objective_": float(certificate.primal) + constant,
+        "objective_at_zero_": float(certificate.scale),
+        "certificate_relative_": float(certificate.relative),
         **structure,
     }
     if variance is not None:

@@ -66,9 +66,13 @@ __all__ = ["FORMAT_VERSION", "SaveMixin", "load"]
 
 FORMAT_NAME = "regmtl-model"
 #: The newest model format this version reads and writes: 2 added sparse (CSR) entries (a
-#: sparse graph of ``GraphLaplacian``). A file is written in the oldest format that holds it,
-#: so that older versions read every file they can, and refuse the rest by their version.
-FORMAT_VERSION = 2
+#: sparse graph of ``GraphLaplacian``), 3 the certificate's scale and relative value
+#: (``objective_at_zero_``, ``certificate_relative_``). A file is written in the oldest format
+#: that holds it, so that older versions read every file they can, and refuse the rest by
+#: their version.
+FORMAT_VERSION = 3
+#: the attributes a file of format 3 may hold that older formats do not
+_FORMAT_3_ATTRS = frozenset({"objective_at_zero_", "certificate_relative_"})
 _HEADER = "__header__"
 #: kind -> its loader: a SaveMixin class (an archive, read here) or a function, or its
 #: "module:function" reference, that reads a folder (imported when such a folder is read)
@@ -381,6 +385,7 @@ def linear_rules(classifier: bool, T: int, p: int, single: bool,
         "intercept_": ("float", "finite") if single else _float_array(T),
         "n_iter_": ("int", 0, None), "task_sizes_": ("array", "f", (T,), (0, None)),
         "dual_gap_": ("float",), "kkt_residual_": ("float",), "objective_": ("float",),
+        "objective_at_zero_": ("float",), "certificate_relative_": ("float",),
         "loss_": ("loss", T),
         **structure_rules(T, p),
         "feature_mean_": _float_array(p),
@@ -487,7 +492,7 @@ class SaveMixin:
         attrs = {k: _encode(v, f"attr.{k}", arrays) for k, v in vars(self).items() if k in names}
         header = {
             "format": FORMAT_NAME,
-            "format_version": 2 if '"kind": "csr"' in json.dumps(params) else 1,
+            "format_version": _format_of(params, attrs),
             "regmtl_version": _package_version(),
             "class": type(self).__name__,
             "params": params,
@@ -497,6 +502,13 @@ class SaveMixin:
         blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
         with open(path, "wb") as fh:
             np.savez_compressed(fh, **{_HEADER: blob}, **arrays)
+
+
+def _format_of(params: dict, attrs: dict) -> int:
+    """The oldest format that holds a file of these encoded ``params`` and ``attrs``."""
+    if _FORMAT_3_ATTRS & set(attrs):
+        return 3
+    return 2 if '"kind": "csr"' in json.dumps(params) else 1
 
 
 # ---------------------------------------------------------------------- reading the archive

@@ -1,10 +1,13 @@
 """Linear models exported to ONNX (``regmtl.serving``): every loss and input form, run by ONNX
 Runtime on held-out rows and compared with the model's own ``predict`` / ``predict_proba``
 (1e-6 relative in float64, 1e-4 in float32, labels equal), the routing of unseen rows and
-unknown task ids, the model card, a tampered graph caught by ``check_onnx``, and the models
-that are refused by name."""
+unknown task ids, the model card (its certificate absolute and relative to the objective at
+W = 0), a tampered graph caught by ``check_onnx``, and the models that are refused by name."""
 
 from __future__ import annotations
+
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,6 +270,61 @@ def test_the_model_card_names_what_was_fitted():
     assert card["inputs"][0]["type"] == "float32" and card["inputs"][1]["type"] == "string"
     assert card["verified_tolerance"] == 1e-4 and card["dtype"] == "float32"
     assert graph.producer_name == "regmtl"
+
+
+def _card(graph):
+    return read_card(_session(graph).get_modelmeta().custom_metadata_map)
+
+
+def test_the_cards_certificate_is_absolute_and_relative_to_the_objective_at_zero(
+        monkeypatch, tmp_path):
+    """``regmtl.certificate`` holds the gap (``value``), the objective at W = 0
+    (``objective_at_zero``) and ``relative``: what the fit's own certificate reported (caught
+    as the fit publishes it), and ``value / objective_at_zero`` to 1e-12; a KKT residual is
+    its own ``relative``; a CV estimator's are its chosen model's; they survive save and load,
+    and a file saved before they were kept gives null for them."""
+    import regmtl.estimators as estimators
+
+    reported = []
+    publish = estimators.fit_attributes
+
+    def spy(**kw):
+        reported.append(kw["certificate"])
+        return publish(**kw)
+
+    monkeypatch.setattr(estimators, "fit_attributes", spy)
+    rng, Xs, lin = _tasks(21)
+    model = rm.MultiTaskRegressor("l21", alpha=0.05, tol=1e-4).fit(Xs, lin)
+    fit = reported[-1]
+    assert fit.kind == "duality_gap" and fit.rounding == 0.0
+    cert = _card(export_onnx(model))["certificate"]
+    assert sorted(cert) == ["kind", "objective_at_zero", "relative", "value"]
+    assert cert["kind"] == "dual_gap" and cert["value"] == model.dual_gap_ == fit.value
+    assert cert["objective_at_zero"] == model.objective_at_zero_ == fit.scale > 0
+    assert cert["relative"] == model.certificate_relative_ == fit.relative <= 1e-4
+    assert abs(cert["value"] / cert["objective_at_zero"] - cert["relative"]) <= \
+        1e-12 * cert["relative"]
+    kkt = rm.MultiTaskRegressor(rm.GraphLaplacian(rm.chain_graph(T)), alpha=0.05).fit(Xs, lin)
+    fit = reported[-1]
+    cert = _card(export_onnx(kkt))["certificate"]
+    assert fit.kind == "kkt_residual" and cert["kind"] == "kkt_residual"
+    assert cert["value"] == cert["relative"] == kkt.kkt_residual_ == fit.value
+    assert cert["objective_at_zero"] == kkt.objective_at_zero_ == fit.scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (the grid's edge: no matter here)
+        cv = rm.MultiTaskRegressorCV("l21", alphas=3, cv=3).fit(Xs, lin)
+    cert = _card(export_onnx(cv))["certificate"]
+    assert cv.certificate_relative_ == cv.best_estimator_.certificate_relative_ == \
+        cert["relative"]
+    assert cert["objective_at_zero"] == cv.best_estimator_.objective_at_zero_
+    model.save(tmp_path / "m.npz")
+    again = _card(export_onnx(rm.load(tmp_path / "m.npz")))["certificate"]
+    assert again == _card(export_onnx(model))["certificate"]
+    old = rm.load(Path(__file__).resolve().parents[1] / "data" / "old_models" /
+                  "regressor_5244d82.npz")
+    cert = _card(export_onnx(old))["certificate"]
+    assert cert["kind"] == "dual_gap" and cert["value"] == old.dual_gap_
+    assert cert["relative"] is None and cert["objective_at_zero"] is None
 
 
 def test_a_tampered_graph_is_caught_and_a_written_one_round_trips(tmp_path):

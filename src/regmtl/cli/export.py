@@ -29,6 +29,13 @@ def export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--named-columns", action="store_true",
                    help="one input per feature column, named as in the fit (default: one "
                         "input X with the columns in the fit's order)")
+    p.add_argument("--target-opset", type=int, default=None, metavar="N",
+                   help="the default domain's ONNX opset of the graph, for an older or newer "
+                        "runtime (default 17; linear models 11 and later, deep models 12 to "
+                        "20)")
+    p.add_argument("--ml-opset", type=int, default=None, metavar="M",
+                   help="the ai.onnx.ml opset of the task encoder (default 4; 3 or 2 for "
+                        "ONNX Runtime 1.16 and older)")
     p.add_argument("--max-bytes", type=int, default=None,
                    help="the most bytes the model's arrays may take once loaded "
                         "(regmtl.load)")
@@ -39,6 +46,7 @@ def run_export(args: argparse.Namespace) -> int:
     from ..serving import export_onnx, read_card
 
     source = Path(args.model)
+    opsets = _opsets(args)
     if not source.is_file() and not source.is_dir():
         raise UsageError(f"{args.model}: no such model file or folder.")
     model = load(source, max_bytes=args.max_bytes)
@@ -48,7 +56,7 @@ def run_export(args: argparse.Namespace) -> int:
                          "another path.")
     graph = export_onnx(model, out, dtype=args.dtype, offset=args.offset,
                         task_input=False if args.all_tasks else None,
-                        named_columns=args.named_columns)
+                        named_columns=args.named_columns, target_opset=opsets)
     card = read_card({p.key: p.value for p in graph.metadata_props})
     inputs = ", ".join(f"{i['name']} {i['type']} {i['shape']}" for i in card["inputs"])
     outputs = ", ".join(f"{o['name']} {o['type']} {o['shape']}" for o in card["outputs"])
@@ -57,3 +65,22 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"inputs: {inputs}")
     print(f"outputs: {outputs}")
     return 0
+
+
+def _opsets(args: argparse.Namespace) -> dict[str, int] | None:
+    """``--target-opset`` and ``--ml-opset`` as ``export_onnx``'s ``target_opset`` (None:
+    the defaults), each checked and refused by its flag's name."""
+    from ..serving.graph import ML_DOMAIN, target_opsets
+
+    given: dict[str, int] = {}
+    for flag, domain, value in (("--target-opset", "", args.target_opset),
+                                ("--ml-opset", ML_DOMAIN, args.ml_opset)):
+        if value is None:
+            continue
+        try:
+            target_opsets({domain: value})
+        except ValueError as exc:
+            text = str(exc)
+            raise UsageError(flag + " " + text[text.index("=") + 1:]) from None
+        given[domain] = value
+    return given or None

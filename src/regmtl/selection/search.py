@@ -406,7 +406,8 @@ class _MultiTaskCV(BaseEstimator):
                 best, rows, X, y, task, sample_weight, offset)
             self.refit_time_ = time.perf_counter() - t0
             for attr in ("coef_", "intercept_", "n_features_in_", "feature_names_in_",
-                         "classes_", "n_iter_", "dual_gap_", "kkt_residual_"):
+                         "classes_", "n_iter_", "dual_gap_", "kkt_residual_",
+                         "objective_at_zero_", "certificate_relative_"):
                 if hasattr(self.best_estimator_, attr):
                     setattr(self, attr, getattr(self.best_estimator_, attr))
         else:
@@ -848,7 +849,8 @@ _DOC_ATTRS = r"""
     refit_time_ : float
         Seconds spent refitting it.
     coef_, intercept_, n_iter_ : ndarray, ndarray or float, int
-        Those of ``best_estimator_``, as are ``dual_gap_`` or ``kkt_residual_``.
+        Those of ``best_estimator_``, as are ``dual_gap_`` or ``kkt_residual_``,
+        ``objective_at_zero_`` and ``certificate_relative_``.
     n_features_in_ : int
         Number of features p.
     feature_names_in_ : ndarray of shape (p,)

@@ -41,19 +41,16 @@ def model_card(model: Any, plan: LinearPlan, dtype: np.dtype, tolerance: float,
                inputs: list[tuple[str, str, list]], outputs: list[tuple[str, str, list]],
                extra: dict | None = None) -> dict[str, str]:
     """The card of ``model`` exported as ``plan``: regmtl's version, the estimator and its
-    parameters, penalty, alpha, each task's loss, the certificate, the training data's shape,
-    the label tables, the tasks, the inputs and outputs (names, element types, shapes) and
-    the tolerance the export was verified to (and ``extra``: a deep model's,
-    :func:`deep_card`)."""
+    parameters, penalty, alpha, each task's loss, the certificate (absolute and relative,
+    :func:`certificate`), the training data's shape, the label tables, the tasks, the inputs
+    and outputs (names, element types, shapes) and the tolerance the export was verified to
+    (and ``extra``: a deep model's, :func:`deep_card`)."""
     from .._version import __version__
 
     est = getattr(model, "best_estimator_", model)
     params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()} \
         if hasattr(est, "get_params") else {}
-    cert = {}
-    for attr in ("dual_gap_", "kkt_residual_"):
-        if hasattr(est, attr):
-            cert = {"kind": attr.rstrip("_"), "value": _jsonable(getattr(est, attr))}
+    cert = certificate(est)
     sizes = getattr(est, "task_sizes_", None)
     training = {"n_features": plan.n_features, "n_tasks": plan.n_tasks,
                 "n_samples": None if sizes is None else _jsonable(np.sum(sizes)),
@@ -89,6 +86,25 @@ def model_card(model: Any, plan: LinearPlan, dtype: np.dtype, tolerance: float,
         **(extra or {}),
     }
     return {PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in card.items()}
+
+
+def certificate(est: Any) -> dict[str, Any]:
+    """The card's ``certificate`` of a fitted linear model (empty where it has none):
+    ``kind`` (``dual_gap`` or ``kkt_residual``), ``value`` (the absolute duality gap, or the
+    KKT residual), ``relative`` (what the fit compared with ``tol``: the gap over
+    ``objective_at_zero``, the KKT residual itself) and ``objective_at_zero`` (the objective
+    at W = 0 with fitted intercepts). A model saved before the last two were kept gives
+    None for them (the KKT residual, relative already, is its own ``relative``)."""
+    for attr in ("dual_gap_", "kkt_residual_"):
+        if hasattr(est, attr):
+            value = getattr(est, attr)
+            relative = getattr(est, "certificate_relative_", None)
+            if relative is None and attr == "kkt_residual_":
+                relative = value
+            return {"kind": attr.rstrip("_"), "value": _jsonable(value),
+                    "relative": _jsonable(relative),
+                    "objective_at_zero": _jsonable(getattr(est, "objective_at_zero_", None))}
+    return {}
 
 
 def read_card(metadata: dict[str, str]) -> dict[str, Any]:

@@ -49,17 +49,19 @@ import numpy as np
 
 from .deep_plan import DeepPlan, core_inputs, core_outputs, vocab_type
 from .deep_trace import trace_net
-from .graph import OPSET, GraphBuilder, require
+from .graph import GraphBuilder, require, stamped
 from .linear import label_kind, label_table, task_dtype
 
 __all__ = ["build_deep_graph"]
 
-def build_deep_graph(plan: DeepPlan, dtype: Any, doc: str, metadata: dict[str, str]) -> Any:
-    """The ONNX model of ``plan`` (see the module's text for its inputs and outputs)."""
+def build_deep_graph(plan: DeepPlan, dtype: Any, doc: str, metadata: dict[str, str],
+                     opsets: dict[str, int] | None = None) -> Any:
+    """The ONNX model of ``plan`` (see the module's text for its inputs and outputs), its net
+    traced at the default domain's opset of ``opsets`` (the defaults when None)."""
     onnx = require("onnx")
     dt = np.dtype(dtype)
-    core = trace_net(plan, dt)
-    g = GraphBuilder(dt)
+    g = GraphBuilder(dt, opsets)
+    core = trace_net(plan, dt, g.opsets[""])
     taken = {v for node in core.graph.node for v in [*node.input, *node.output]}
     g.reserve(sorted(taken | {i.name for i in core.graph.initializer}))
     inputs: list[tuple[str, int, list]] = []
@@ -94,16 +96,7 @@ def build_deep_graph(plan: DeepPlan, dtype: Any, doc: str, metadata: dict[str, s
         [onnx.helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
         [onnx.helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
         [*core.graph.initializer, *g.initializers])
-    model = onnx.helper.make_model(graph, opset_imports=[
-        onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid("ai.onnx.ml", 4)],
-        producer_name="regmtl", doc_string=doc)
-    from .._version import __version__
-
-    model.producer_version = __version__
-    model.ir_version = 8
-    onnx.helper.set_model_props(model, metadata)
-    onnx.checker.check_model(model)
-    return model
+    return stamped(graph, g.opsets, doc, metadata)
 
 
 def _named_columns(g: GraphBuilder, plan: DeepPlan, core_in: dict) -> list:
@@ -121,10 +114,9 @@ def _named_columns(g: GraphBuilder, plan: DeepPlan, core_in: dict) -> list:
         else:
             inputs.append((col, g.element_type("float"), ["n"]))
     if numeric:
-        ax = g.const(np.array([1]), "ax")
         block = "numeric" if cats else "X"
         g.nodes.append(onnx.helper.make_node(
-            "Concat", [g.op("Unsqueeze", [c, ax]) for c in numeric], [block], axis=1))
+            "Concat", [g.unsqueeze(c, [1]) for c in numeric], [block], axis=1))
     for k, (col, vocab) in enumerate(cats.items()):
         kind = vocab_type(col, vocab)
         keys = [("" if v is None else str(v)) if kind == "string" else int(v) for v in vocab]

@@ -1,9 +1,11 @@
 r"""A deep model's net traced for serving: :func:`trace_net` wraps the plan's net in a module
 that does in torch what ``predict`` does around it (the standardization, each row through its
 own task's head, the target units, the links, NaN for an unknown task) and traces it with
-``torch.onnx.export`` (``dynamo=False``, opset :data:`~regmtl.serving.graph.OPSET`) with a free
-batch axis, on the CPU, in evaluation mode, the model's own net left as it was. The graph around
-it: :mod:`~regmtl.serving.deep`."""
+``torch.onnx.export`` (``dynamo=False``) at the graph's opset
+(:data:`~regmtl.serving.graph.OPSET`, or the one a user asks for from :data:`DEEP_MIN_OPSET` to
+the highest the installed torch writes, :func:`torch_max_opset`) with a free batch axis, on the
+CPU, in evaluation mode, the model's own net left as it was. The graph around it:
+:mod:`~regmtl.serving.deep`."""
 
 from __future__ import annotations
 
@@ -27,10 +29,27 @@ from .deep_plan import (
     core_inputs,
     core_outputs,
 )
-from .graph import OPSET, require
+from .graph import MIN_OPSET, OPSET, require
 from .linear import NotExportable
 
-__all__ = ["trace_net"]
+__all__ = ["DEEP_MIN_OPSET", "TORCH_MAX_OPSET", "torch_max_opset", "trace_net"]
+
+#: the lowest opset a deep model's graph is traced at: the heads' ``einsum`` (every net but
+#: ESMM's) has an ONNX form in ``torch.onnx.export`` from opset 12 on
+DEEP_MIN_OPSET = 12
+
+#: the highest opset ``torch.onnx.export``'s TorchScript exporter (``dynamo=False``) writes,
+#: where torch does not say (torch 2.x: 20)
+TORCH_MAX_OPSET = 20
+
+
+def torch_max_opset() -> int:
+    """The highest opset the installed torch's TorchScript exporter writes."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:  # pragma: no cover - a torch without the module
+        return TORCH_MAX_OPSET
+    return int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", TORCH_MAX_OPSET))
 
 def _served(plan: DeepPlan, net: Any) -> Any:
     """The module traced: ``net`` (the plan's, on the CPU in evaluation mode) with what
@@ -231,8 +250,9 @@ def _example(plan: DeepPlan, dtype: np.dtype, inputs: list) -> tuple:
     return tuple(out)
 
 
-def trace_net(plan: DeepPlan, dtype: np.dtype) -> Any:
-    """The traced module as an ONNX model (opset :data:`OPSET`, batch axis free)."""
+def trace_net(plan: DeepPlan, dtype: np.dtype, opset: int = OPSET) -> Any:
+    """The traced module as an ONNX model (the default domain at ``opset``, batch axis
+    free)."""
     import torch
 
     onnx = require("onnx")
@@ -250,9 +270,15 @@ def trace_net(plan: DeepPlan, dtype: np.dtype) -> Any:
                 torch.onnx.export(_served(plan, net), _example(plan, dtype, inputs), buf,
                                   dynamo=False, input_names=[n for n, _, _ in inputs],
                                   output_names=[n for n, _, _ in outputs],
-                                  dynamic_axes=dynamic, opset_version=OPSET,
+                                  dynamic_axes=dynamic, opset_version=opset,
                                   do_constant_folding=True)
             except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+                if opset != OPSET and plan.input_kind != "custom":
+                    raise NotExportable(f"target_opset={opset}: torch.onnx.export could not "
+                                        f"trace the net at opset {opset}: "
+                                        f"{type(exc).__name__}: {str(exc)[:300]}; give another "
+                                        f"target_opset from {DEEP_MIN_OPSET} up (the default: "
+                                        f"{OPSET}).") from exc
                 if plan.input_kind != "custom":
                     raise
                 raise NotExportable(f"torch.onnx.export could not trace the net's custom "
@@ -268,20 +294,18 @@ _SYMBOLICS: list[str] = []
 
 
 def _register_symbolics() -> None:
-    r"""ONNX forms of the aten ops the nets use that the exporter lacks (once per process):
-    ``logaddexp`` (the ESMM net's CTCVR logit) as
-    :math:`\max(u, v) + \log(1 + e^{-|u - v|})`."""
+    r"""ONNX forms of the aten ops the nets use that the exporter lacks (once per process, for
+    every opset from :data:`~regmtl.serving.graph.MIN_OPSET` on): ``logaddexp`` (the ESMM
+    net's CTCVR logit) as :math:`\max(u, v) + \operatorname{softplus}(-|u - v|)`."""
     if _SYMBOLICS:
         return
     import torch
 
     def logaddexp(g: Any, u: Any, v: Any) -> Any:
         gap = g.op("Neg", g.op("Abs", g.op("Sub", u, v)))
-        one = g.op("Constant", value_t=torch.tensor(1.0))
-        one = g.op("CastLike", one, u)
-        return g.op("Add", g.op("Max", u, v), g.op("Log", g.op("Add", one, g.op("Exp", gap))))
+        return g.op("Add", g.op("Max", u, v), g.op("Softplus", gap))
 
-    torch.onnx.register_custom_op_symbolic("aten::logaddexp", logaddexp, OPSET)
+    torch.onnx.register_custom_op_symbolic("aten::logaddexp", logaddexp, MIN_OPSET)
     _SYMBOLICS.append("aten::logaddexp")
 
 

@@ -25,7 +25,8 @@ from . import deep_check
 from .card import deep_card, model_card, read_card
 from .deep import build_deep_graph
 from .deep_plan import deep_plan, is_deep
-from .graph import require
+from .deep_trace import DEEP_MIN_OPSET, torch_max_opset
+from .graph import require, target_opsets
 from .linear import (
     LinearPlan,
     NotExportable,
@@ -302,7 +303,8 @@ def _as_numbers(model: Any, plan: LinearPlan, X: Any) -> np.ndarray:
 def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
                 dtype: Any = "float64", task_input: bool | None = None, offset: bool = False,
                 named_columns: bool = False, X: Any = None, task: Any = None,
-                n_check: int = SAMPLE_ROWS, random_state: Any = 0) -> Any:
+                n_check: int = SAMPLE_ROWS, random_state: Any = 0,
+                target_opset: int | dict[str, int] | None = None) -> Any:
     """Export a fitted model to ONNX, verified by ONNX Runtime before it is written.
 
     Parameters
@@ -336,6 +338,16 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
         Rows drawn for the verification when ``X`` is not given.
     random_state : int, Generator or None
         Seed of the drawn rows.
+    target_opset : int or dict, optional
+        The opset the graph is written for, for a runtime older (or newer) than the default's:
+        an int, the default domain's opset (default 17; from 11, the lowest at which every
+        graph kind runs in float32 and float64, to the highest the installed ``onnx`` knows;
+        a deep model's net from 12 to the highest ``torch.onnx.export`` writes, 20 in torch
+        2.x), or a dict ``{domain: version}`` with ``""`` (or ``"ai.onnx"``) and
+        ``"ai.onnx.ml"`` (default 4; from 2 on: ``{"ai.onnx.ml": 3}`` for ONNX Runtime 1.16
+        and older, which refuse opset 4). Operators whose form changed between opsets are
+        written in the requested opset's form; the graph is verified by the installed ONNX
+        Runtime as always.
 
     Returns
     -------
@@ -350,6 +362,10 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
         types), named.
     ExportMismatch
         The graph's outputs differ from the model's beyond the tolerance (nothing written).
+    ValueError
+        A ``target_opset`` below the floor, above what the installed ``onnx`` (or torch, for a
+        deep model) writes, or that the installed ONNX Runtime does not run, named with the
+        range accepted.
 
     Examples
     --------
@@ -369,20 +385,25 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
     >>> out = sess.run(["prediction"], {"X": X, "task": task})[0]
     >>> bool(np.allclose(out, model.predict(X, task=task), rtol=1e-12, atol=1e-12))
     True
+    >>> old = rm.export_onnx(model, target_opset={"": 13, "ai.onnx.ml": 3})  # older runtimes
+    >>> sorted((o.domain, o.version) for o in old.opset_import)
+    [('', 13), ('ai.onnx.ml', 3)]
     """
     dt = _dtype(dtype)
+    opsets = target_opsets(target_opset)
     target = None if path is None else Path(path)
     if is_deep(model):
         return _export_deep(model, target, dt, task_input, offset, named_columns, X, task,
-                            n_check, random_state)
+                            n_check, random_state, opsets, target_opset)
     plan = plan_of(model, task_input, offset, named_columns)
     rtol = TOLERANCE[dt]
     Xs, ts, off = _check_rows(model, plan, X, task, None, n_check, random_state)
-    graph = build_graph(plan, dt, _doc(model, plan), {})
+    graph = build_graph(plan, dt, _doc(model, plan), {}, opsets)
     _set_card(graph, model_card(model, plan, dt, rtol, *_signature(graph)))
     big = plan.W.size * dt.itemsize > EXTERNAL_BYTES
     return _verified(graph, target, big, lambda session: _compare(
-        _run(session, plan, Xs, ts, off, dt), _references(model, plan, Xs, ts, off), rtol))
+        _run(session, plan, Xs, ts, off, dt), _references(model, plan, Xs, ts, off), rtol),
+        target_opset)
 
 
 def _signature(graph: Any) -> tuple[list, list]:
@@ -397,17 +418,30 @@ def _set_card(graph: Any, card: dict[str, str]) -> None:
     require("onnx").helper.set_model_props(graph, card)
 
 
-def _verified(graph: Any, target: Path | None, big: bool, check: Any) -> Any:
+def _verified(graph: Any, target: Path | None, big: bool, check: Any,
+              target_opset: Any = None) -> Any:
     """Run ``check`` on an ONNX Runtime session of ``graph``, then write it to ``target``
     (a graph with weights over :data:`EXTERNAL_BYTES` is written first, weights beside it,
-    and removed if the check fails)."""
+    and removed if the check fails). A graph of a ``target_opset`` the installed ONNX
+    Runtime does not run is refused by that name."""
     if big and target is None:
         raise ValueError("the model's weights exceed 1 GiB: give a path (the weights are "
                          "written beside the graph, ONNX's external data).")
     if big:
         _save(graph, target, True)
     try:
-        check(_session(target if big else graph))
+        try:
+            session = _session(target if big else graph)
+        except Exception as exc:
+            if target_opset is None:
+                raise
+            ort = require("onnxruntime")
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else \
+                type(exc).__name__
+            raise ValueError(f"target_opset={target_opset!r}: the installed onnxruntime "
+                             f"{ort.__version__} does not run the graph ({reason}); give an "
+                             "opset it runs, or upgrade onnxruntime.") from exc
+        check(session)
     except Exception:
         if big:
             _remove(target)
@@ -419,15 +453,24 @@ def _verified(graph: Any, target: Path | None, big: bool, check: Any) -> Any:
 
 def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool | None,
                  offset: bool, named_columns: bool, X: Any, task: Any, n_check: int,
-                 random_state: Any) -> Any:
+                 random_state: Any, opsets: dict[str, int], target_opset: Any) -> Any:
     """``export_onnx`` of a deep model (:mod:`~regmtl.serving.deep`)."""
     if offset:
         raise NotExportable("offset=True: the deep models' count heads take no offset "
                             "input.")
+    top, opset = torch_max_opset(), opsets[""]
+    if opset > top:
+        raise ValueError(f"target_opset={opset}: a deep model's net is traced by "
+                         f"torch.onnx.export, whose TorchScript exporter writes opsets up to "
+                         f"{top}; give {DEEP_MIN_OPSET} to {top}.")
+    if opset < DEEP_MIN_OPSET:
+        raise ValueError(f"target_opset={opset}: the lowest accepted for a deep "
+                         f"model is {DEEP_MIN_OPSET} (torch.onnx.export writes the heads' "
+                         f"einsum from opset 12 on); give {DEEP_MIN_OPSET} to {top}.")
     plan = deep_plan(model, task_input, named_columns, X)
     rtol = DEEP_TOLERANCE
     Xs, ts = deep_check.check_rows(plan, X, task, n_check, random_state)
-    graph = build_deep_graph(plan, dt, _deep_doc(model, plan), {})
+    graph = build_deep_graph(plan, dt, _deep_doc(model, plan), {}, opsets)
     extra = deep_card(plan)
     sidecar = None
     if plan.input_kind == "text" and plan.source is not None:
@@ -439,7 +482,7 @@ def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool
     big = sum(t.ByteSize() for t in graph.graph.initializer) > EXTERNAL_BYTES
     refs = deep_check.references(plan, Xs, ts, rtol)  # (first: predict names a bad X)
     _verified(graph, target, big, lambda session: _compare(
-        _deep_run(session, plan, Xs, ts, dt), refs, rtol))
+        _deep_run(session, plan, Xs, ts, dt), refs, rtol), target_opset)
     if sidecar is not None and target is not None:
         target.with_name(target.name + ".tokenizer.json").write_text(sidecar, encoding="utf-8")
     return graph

@@ -297,17 +297,18 @@ def label_kind(plan: LinearPlan) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the graph
-def build_graph(plan: LinearPlan, dtype: Any, doc: str, metadata: dict[str, str]) -> Any:
+def build_graph(plan: LinearPlan, dtype: Any, doc: str, metadata: dict[str, str],
+                opsets: dict[str, int] | None = None) -> Any:
     """The ONNX model of ``plan`` with float inputs and outputs of ``dtype`` (float32 or
-    float64); see the module's text for its inputs and outputs."""
-    g = GraphBuilder(dtype)
+    float64), stamped with ``opsets`` (:func:`~regmtl.serving.graph.target_opsets`; the
+    defaults when None); see the module's text for its inputs and outputs."""
+    g = GraphBuilder(dtype, opsets)
     p, T = plan.n_features, plan.n_tasks
     if plan.named:  # one input per column, by name, put in the fit's order inside the graph
         g.reserve(plan.feature_names)
         inputs = [(name, g.element_type("float"), ["n"]) for name in plan.feature_names]
-        ax = g.const(np.array([1]), "ax")
-        g.rename(g.op("Concat", [g.op("Unsqueeze", [name, ax]) for name in
-                                 plan.feature_names], axis=1), "X")
+        g.rename(g.op("Concat", [g.unsqueeze(name, [1]) for name in plan.feature_names],
+                      axis=1), "X")
     else:
         inputs = [("X", g.element_type("float"), ["n", p])]
     if plan.form == "rows":
@@ -364,8 +365,7 @@ def _row_scores(g: GraphBuilder, plan: LinearPlan, idx: str | None) -> str:
     else:
         Wt = g.const(_padded(W, np.nan), "coef")
         rows = g.op("Gather", [Wt, idx], "row_coef", axis=0)
-        f = g.op("ReduceSum", [g.op("Mul", ["X", rows]), g.const(np.array([1]), "axis")],
-                 keepdims=0)
+        f = g.reduce_sum(g.op("Mul", ["X", rows]), [1])
         f = g.op("Add", [f, g.op("Gather", [g.const(_padded(plan.b, np.nan), "intercept"),
                                             idx], axis=0)], "scores")
     if plan.offset:
@@ -424,11 +424,10 @@ def _one_score(g: GraphBuilder, plan: LinearPlan, idx: str | None):
     if binary.any():
         p1 = g.op("Sigmoid", [f])
         p0 = g.op("Sigmoid", [g.op("Neg", [f])])
-        probs = g.op("Concat", [g.op("Unsqueeze", [p0, g.const(np.array([1]), "ax")]),
-                                g.op("Unsqueeze", [p1, g.const(np.array([1]), "ax")])], axis=1)
+        probs = g.op("Concat", [g.unsqueeze(p0, [1]), g.unsqueeze(p1, [1])], axis=1)
         if values.any():  # NaN on the rows of tasks of values
             mask = g.op("Gather", [g.const(_padded(values, True), "is_value"), idx], axis=0)
-            mask = g.op("Unsqueeze", [mask, g.const(np.array([1]), "ax")])
+            mask = g.unsqueeze(mask, [1])
             probs = g.op("Where", [mask, g.const(np.array(np.nan), "nan"), probs])
         outputs.append((g.rename(probs, "probabilities"), flo, ["n", 2]))
         table, _ = label_table(plan, 2)
@@ -465,9 +464,8 @@ def _shared(g: GraphBuilder, plan: LinearPlan):
         outputs.append((g.rename(mean, "value" if binary.any() else "prediction"), flo,
                         ["n", T]))
     if binary.any():
-        ax = g.const(np.array([2]), "ax")
-        p1 = g.op("Unsqueeze", [g.op("Sigmoid", [F]), ax])
-        p0 = g.op("Unsqueeze", [g.op("Sigmoid", [g.op("Neg", [F])]), ax])
+        p1 = g.unsqueeze(g.op("Sigmoid", [F]), [2])
+        p0 = g.unsqueeze(g.op("Sigmoid", [g.op("Neg", [F])]), [2])
         probs = g.op("Concat", [p0, p1], axis=2)
         if (~binary).any():
             probs = g.op("Where", [g.const((~binary).reshape(1, -1, 1), "is_value"),
@@ -499,9 +497,8 @@ def _multinomial(g: GraphBuilder, plan: LinearPlan, idx: str | None):
                          g.const(B[:1], "intercept")], "scores")
     else:
         rows = g.op("Gather", [g.const(_padded(W3, np.nan), "coef"), idx], axis=0)  # (n,K,p)
-        Xe = g.op("Unsqueeze", ["X", g.const(np.array([1]), "ax")])
-        F = g.op("ReduceSum", [g.op("Mul", [Xe, rows]), g.const(np.array([2]), "axis")],
-                 keepdims=0)
+        Xe = g.unsqueeze("X", [1])
+        F = g.reduce_sum(g.op("Mul", [Xe, rows]), [2])
         F = g.op("Add", [F, g.op("Gather", [g.const(_padded(B, np.nan), "intercept"), idx],
                                  axis=0)], "scores")
     P = g.op("Softmax", [F], "slot_probabilities", axis=1)
@@ -514,9 +511,8 @@ def _multinomial(g: GraphBuilder, plan: LinearPlan, idx: str | None):
                 S[t, k, union.index(lab)] = 1.0
         S[T] = np.nan
         spread = g.op("Gather", [g.const(S, "union_map"), idx], axis=0)  # (n, K, U)
-        Pe = g.op("Unsqueeze", [P, g.const(np.array([2]), "ax")])
-        probs = g.op("ReduceSum", [g.op("Mul", [Pe, spread]), g.const(np.array([1]), "axis")],
-                     keepdims=0)
+        Pe = g.unsqueeze(P, [2])
+        probs = g.reduce_sum(g.op("Mul", [Pe, spread]), [1])
         outputs.append((g.rename(probs, "probabilities"), flo, ["n", len(union)]))
     else:
         outputs.append((g.rename(P, "probabilities"), flo, ["n", Kmax]))
