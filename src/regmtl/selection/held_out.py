@@ -43,6 +43,11 @@ from .path import alpha_grid, check_alphas
 
 __all__ = ["HeldOutChoice", "held_out_alpha", "held_out_mask", "held_out_counts"]
 
+#: Iterations between the certificates of the path's fits (where ``solver_options`` gives no
+#: ``check_every``): each starts near its optimum, from the last alpha's fit, and most meet
+#: ``tol`` within 10 to 20 iterations; a check costs a second product in its pass.
+PATH_CHECK_EVERY = 5
+
 _GOLDEN = 0x9E3779B97F4A7C15
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -163,17 +168,14 @@ class _Split:
                                              self.held[lo:hi], self.seed)
 
 
-def _rows(block: TaskData, keep: np.ndarray, sizes: np.ndarray) -> TaskData:
-    """The rows ``keep`` (ascending) of a chunk, its tasks all kept (``sizes`` rows each)."""
+def _part(rows: np.ndarray, sizes: np.ndarray, c: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Some rows of a chunk for :meth:`~regmtl.solvers.streamed.quadratic.GramPass.add`:
+    their positions (ascending, task by task, ``sizes`` of each task), ``indptr`` over them
+    and the weights of the chunk's rows."""
     indptr = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=indptr[1:])
-    y = np.asarray(block.y)[keep]
-    X = np.empty((len(keep), block.X.shape[1]), order="F")
-    np.take(block.X, keep, axis=0, out=X)
-    return TaskData(X=X, indptr=indptr,
-                    task_index=np.arange(len(sizes), dtype=np.int64), tasks=block.tasks,
-                    shared=False, form="long", y=y, raw_y=y,
-                    order=np.arange(len(keep), dtype=np.int64), n_input_rows=len(keep))
+    return rows.astype(np.int64, copy=False), indptr, c
 
 
 class _Statistics:
@@ -216,19 +218,18 @@ def _one_pass(split: _Split, task_weight: Any, spill_dir: str | None, dtype: Any
     omega = task_weights(task_weight, split.train_rows.astype(np.float64))
     passes: list[GramPass] = []
     try:
-        for dt in (dtype, dtype, np.float64):
-            passes.append(GramPass(T, p, True, spill_dir, dt))
+        for dt, bounds in ((dtype, True), (dtype, True), (np.float64, False)):
+            passes.append(GramPass(T, p, True, spill_dir, dt, with_bounds=bounds))
         full, train, held = passes
         with phases.phase("statistics", chunks_from(source), "chunk"):
             for lo, hi, block, out in prefetched(split.chunks(task_weight=task_weight)):
                 full.add(lo, hi, block)
-                sizes = split.train_rows[lo:hi]
-                rows = _rows(block, np.flatnonzero(~out), sizes)
-                rows.c = np.repeat(omega[lo:hi] / sizes, sizes)
-                train.add(lo, hi, rows)
-                rows = _rows(block, np.flatnonzero(out), split.held[lo:hi])
-                rows.c = np.ones(rows.n_obs)
-                held.add(lo, hi, rows)
+                sizes = np.diff(np.asarray(block.indptr))
+                weight = np.repeat(omega[lo:hi] / split.train_rows[lo:hi], sizes)
+                train.add(lo, hi, block, _part(np.flatnonzero(~out), split.train_rows[lo:hi],
+                                               weight))
+                held.add(lo, hi, block, _part(np.flatnonzero(out), split.held[lo:hi],
+                                              np.ones(len(out))))
         made = [one.finish() for one in passes]
     except BaseException:
         for one in passes:
@@ -480,7 +481,7 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
         raise ValueError(f"solver_options {unknown} are not options of the out-of-core fit; "
                          f"it takes {list(STREAMED_OPTIONS)}.")
     dtype = np.dtype(options.get("gram_dtype", np.float32))
-    check_every = int(options.get("check_every", 10))
+    check_every = int(options.get("check_every", PATH_CHECK_EVERY))
     with fit_phases(source, "held-out alpha", progress) as phases:
         stats = _one_pass(split, task_weight, options.get("spill_dir"), dtype, phases)
         keep_statistics(source, task_weight, True, dtype, stats.full)  # (the refit's)
@@ -528,10 +529,11 @@ class _Path:
 
 def _path(stats: _Statistics, pen: Penalty, grid: np.ndarray, tol: float, max_iter: int,
           check_every: int, patience: int | None, bar: Any) -> _Path:
-    """The fits of the rows not held out along ``grid`` (FISTA on their Grams, each from
-    the last, certified on the Grams' sums to ``tol``: relative to the objective at W = 0
-    for a duality gap, as :func:`~regmtl.solvers.streamed.fit.solve_streamed`), each scored
-    on the held-out rows from their moments; stopped ``patience`` alphas past the best."""
+    """The fits of the rows not held out along ``grid`` (FISTA on their Grams, each started
+    on the line through the last two fits, one step of log alpha on, certified on the
+    Grams' sums to ``tol``: relative to the objective at W = 0 for a duality gap, as
+    :func:`~regmtl.solvers.streamed.fit.solve_streamed`), each scored on the held-out rows
+    from their moments; stopped ``patience`` alphas past the best."""
     q = stats.train
     p, T = q.g.shape
     K = len(grid)
@@ -541,14 +543,19 @@ def _path(stats: _Statistics, pen: Penalty, grid: np.ndarray, tol: float, max_it
     n_active = np.zeros(K, dtype=np.int64)
     converged = np.ones(K, dtype=bool)
     best: tuple[float, int, np.ndarray, np.ndarray] | None = None
-    V = np.zeros((p, T))
+    V, last = np.zeros((p, T)), None
     k = 0
     for k, alpha in enumerate(grid):
         use_gap = pen.has_dual and alpha > 0
         inner = tol * P0 if use_gap else tol
-        V, done, _, value = streamed_fista(q, pen, float(alpha), V, tol=inner,
+        start = V.copy()
+        if last is not None:  # the last two fits' line, one step on (in log alpha)
+            step = np.log(grid[k - 1] / alpha) / np.log(grid[k - 2] / grid[k - 1])
+            start += min(max(step, 0.0), 1.0) * (V - last)
+        last = V
+        V, done, _, value = streamed_fista(q, pen, float(alpha), start, tol=inner,
                                            max_iter=max_iter, check_every=check_every,
-                                           G0_norm=G0_norm)
+                                           G0_norm=G0_norm, certify_start=k == 0)
         converged[k] = value <= inner
         b = q.intercepts(V)
         n_active[k] = int(np.count_nonzero(np.any(V != 0.0, axis=1)))

@@ -69,7 +69,7 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
                    tol: float, max_iter: int, check_every: int = 10, G0_norm: float = 1.0,
                    verbose: int = 0, state: dict | None = None,
                    on_check: Callable[[np.ndarray, np.ndarray, dict], None] | None = None,
-                   bar: Any = None, scale: float = 1.0
+                   bar: Any = None, scale: float = 1.0, certify_start: bool = True
                    ) -> tuple[np.ndarray, int, bool, float]:
     """FISTA on ``q(V) + Omega(V)`` (the penalty's variable is W), certified every
     ``check_every`` iterations (and at the start, the first iteration and ``max_iter``) until
@@ -87,7 +87,9 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
 
     ``bar``: a progress bar (:class:`~regmtl.solvers.streamed.phases.Bar`) moved one step per
     iteration, the last certificate beside it (divided by ``scale``: relative, as ``tol`` is
-    given to the fit)."""
+    given to the fit). ``certify_start=False``: the start is not certified (a warm start
+    from another alpha's fit, which is never this one's optimum: the first certificate is
+    after the first iteration)."""
     L = q.lipschitz()
     step = 1.0 / L
     use_gap = penalty.has_dual and alpha > 0
@@ -101,7 +103,7 @@ def streamed_fista(q: StreamedQuadratic, penalty: Penalty, alpha: float, V: np.n
         V_prev[...] = state["V_prev"]
         t, mom, it = float(state["t"]), float(state["mom"]), int(state["it"])
         best_val, best_it = float(state["best_val"]), int(state["best_it"])
-    check = True  # the start is certified in the first pass
+    check = certify_start or state is not None  # (the start, certified in the first pass)
     while True:
         if check and on_check is not None:
             on_check(V, V_prev, {"t": t, "mom": mom, "it": it, "best_val": best_val,

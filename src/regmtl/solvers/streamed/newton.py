@@ -285,8 +285,9 @@ class _LogisticSource:
                 if model:
                     Hp = np.empty((hi - lo, P), dtype=self.gram_dtype)
                     xm = np.empty((hi - lo, p))
-                    task_moments_packed(X, z, h, indptr, self.fit_intercept, Hp,
-                                        g[:, lo:hi], e[lo:hi], xm, zm[lo:hi])
+                    task_moments_packed(X, z, h, np.arange(len(z), dtype=np.int64), indptr,
+                                        self.fit_intercept, Hp, g[:, lo:hi], e[lo:hi], xm,
+                                        zm[lo:hi])
                     packed_bounds(Hp, p, bounds[lo:hi])
                     xmv[lo:hi] = np.einsum("tj,jt->t", xm, W[:, lo:hi])
                     fh.write(memoryview(Hp.reshape(-1).view(np.uint8)))

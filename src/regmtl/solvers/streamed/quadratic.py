@@ -45,8 +45,10 @@ from .checkpoint import cut_log, log_chunk, logged_tasks
 __all__ = ["GramPass", "StreamedQuadratic", "kept_tasks", "prefetched", "streamed_quadratic",
            "CHUNK_BYTES"]
 
-#: Bytes of packed Grams read per chunk of a pass over the spill file (the one reused buffer).
-CHUNK_BYTES = 1 << 26
+#: Bytes of packed Grams read per chunk of a pass over the spill file (one of two reused
+#: buffers): small, so that the first read of a pass, which nothing overlaps, is short (a
+#: pass over 10^5 tasks' Grams, 84 MB: 54 ms with 64 MB chunks, 44 ms with 4 MB ones).
+CHUNK_BYTES = 1 << 22
 
 
 @njit(cache=True, fastmath=FAST, nogil=True)
@@ -59,11 +61,13 @@ def task_rows_copy(X, a, b, out):
 
 
 @njit(cache=True, fastmath=FAST, nogil=True)
-def task_moments_packed(X, z, c, indptr, center, Hp, g, e, xm, zm):
-    """Per task of a chunk (``indptr`` local): the centered moments of the module docstring,
-    ``Hp[t]`` the packed upper triangle (row-major) of ``H_t``, ``g`` (p x nt), ``e``, ``xm``
-    (nt x p), ``zm`` (nt). The task's rows are copied centered and transposed (p x n_t, each
-    column of the design read contiguously), so that every entry is one dot product."""
+def task_moments_packed(X, z, c, rows, indptr, center, Hp, g, e, xm, zm):
+    """Per task of a chunk: the centered moments of the module docstring over the rows
+    ``rows[indptr[t]:indptr[t + 1]]`` of ``X``, ``z`` and ``c`` (all of them, in order, or
+    some: those fitted, those held out), ``Hp[t]`` the packed upper triangle (row-major) of
+    ``H_t``, ``g`` (p x nt), ``e``, ``xm`` (nt x p), ``zm`` (nt). The task's rows are copied
+    centered and transposed (p x n_t, each column of the design read contiguously), so that
+    every entry is one dot product."""
     nt, p = Hp.shape[0], X.shape[1]
     m = np.empty(p)
     keep = np.empty(p, dtype=np.bool_)
@@ -79,26 +83,30 @@ def task_moments_packed(X, z, c, indptr, center, Hp, g, e, xm, zm):
         cs = 0.0
         mz = 0.0
         for r in range(a, b):
-            cs += c[r]
-            mz += c[r] * z[r]
+            q = rows[r]
+            cs += c[q]
+            mz += c[q] * z[q]
         mz = mz / cs if center and cs > 0.0 else 0.0
         ee = 0.0
         for r in range(a, b):
-            v = z[r] - mz
+            q = rows[r]
+            v = z[q] - mz
             zc[r - a] = v
-            ee += c[r] * v * v
+            ee += c[q] * v * v
         for j in range(p):
             s = 0.0
             if center and cs > 0.0:
                 for r in range(a, b):
-                    s += c[r] * X[r, j]
+                    q = rows[r]
+                    s += c[q] * X[q, j]
                 s /= cs
             m[j] = s
             Rj, Wj = R[j], Rw[j]
             for r in range(a, b):
-                v = X[r, j] - s
+                q = rows[r]
+                v = X[q, j] - s
                 Rj[r - a] = v
-                Wj[r - a] = c[r] * v
+                Wj[r - a] = c[q] * v
         k = 0
         for i in range(p):
             Wi = Rw[i]
@@ -440,7 +448,8 @@ class GramPass:
     of each chunk are split (the rows fitted, the rows held out: one read for both)."""
 
     def __init__(self, n_tasks: int, n_features: int, center: bool,
-                 spill_dir: str | None = None, dtype: Any = np.float32):
+                 spill_dir: str | None = None, dtype: Any = np.float32,
+                 with_bounds: bool = True):
         self.T, self.p, self.center, self.dtype = n_tasks, n_features, bool(center), \
             np.dtype(dtype)
         if spill_dir is not None:
@@ -453,16 +462,21 @@ class GramPass:
         self.g, self.e = np.zeros((n_features, n_tasks)), np.zeros(n_tasks)
         self.zm, self.bounds = np.zeros(n_tasks), np.zeros(n_tasks)
         self.done = 0
+        self.with_bounds = with_bounds  # (False: statistics never iterated on, no L needed)
         self._files = (self.grams.writer(), self.centers.writer())
 
-    def add(self, lo: int, hi: int, block: Any) -> None:
-        """The moments of tasks ``lo..hi-1`` (the next ones: runs of whole tasks in order)."""
+    def add(self, lo: int, hi: int, block: Any,
+            part: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+        """The moments of tasks ``lo..hi-1`` (the next ones: runs of whole tasks in order),
+        over ``part`` of the chunk's rows (``(rows, indptr, c)``: some rows, ``indptr`` over
+        them, and the weights of every row of the chunk) or all of them."""
         if lo != self.done or hi <= lo or hi > self.T:
             raise ValueError(f"source.chunks: tasks {lo}..{hi - 1} after {self.done} tasks; "
                              f"the chunks must be consecutive runs of whole tasks covering "
                              f"all {self.T}.")
         Hp, xm = _chunk_moments(block, lo, hi, self.p, self.center, self.dtype, self.g,
-                                self.e, self.zm, self.bounds)
+                                self.e, self.zm, self.bounds if self.with_bounds else None,
+                                part)
         fh, fx = self._files
         fh.write(memoryview(Hp.reshape(-1).view(np.uint8)))
         fx.write(memoryview(xm.reshape(-1).view(np.uint8)))
@@ -483,20 +497,27 @@ class GramPass:
 
 
 def _chunk_moments(block: Any, lo: int, hi: int, p: int, center: bool, dtype: np.dtype,
-                   g: np.ndarray, e: np.ndarray, zm: np.ndarray, bounds: np.ndarray
+                   g: np.ndarray, e: np.ndarray, zm: np.ndarray, bounds: np.ndarray | None,
+                   part: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """One chunk's packed Grams and centers (its ``g``, ``e``, ``zm`` and bounds written in
-    place)."""
+    place; no bounds where None). ``part``: ``(rows, indptr, c)``, some of the chunk's rows
+    (``indptr`` over ``rows``) with their weights (one per row of the chunk), else all of
+    them with the chunk's own."""
     X = np.asarray(block.X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != p:
         raise ValueError(f"source.chunks: a block of {X.shape} rows, not {p} features.")
+    if part is None:
+        part = (np.arange(X.shape[0], dtype=np.int64),
+                np.asarray(block.indptr, dtype=np.int64),
+                np.asarray(block.c, dtype=np.float64))
+    rows, indptr, c = part
     Hp = np.empty((hi - lo, p * (p + 1) // 2), dtype=dtype)
     xm = np.empty((hi - lo, p))
-    task_moments_packed(X, np.asarray(block.y, dtype=np.float64),
-                        np.asarray(block.c, dtype=np.float64),
-                        np.asarray(block.indptr, dtype=np.int64), bool(center), Hp,
-                        g[:, lo:hi], e[lo:hi], xm, zm[lo:hi])
-    packed_bounds(Hp, p, bounds[lo:hi])
+    task_moments_packed(X, np.asarray(block.y, dtype=np.float64), c, rows, indptr,
+                        bool(center), Hp, g[:, lo:hi], e[lo:hi], xm, zm[lo:hi])
+    if bounds is not None:
+        packed_bounds(Hp, p, bounds[lo:hi])
     return Hp, xm
 
 
