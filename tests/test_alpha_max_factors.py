@@ -81,14 +81,16 @@ def _tied_tasks():
     return X, y, np.repeat([0, 1, 2], n)
 
 
-@pytest.mark.parametrize("penalty", ["l1", "elasticnet"])
+@pytest.mark.parametrize("penalty", ["l1", "elasticnet", "l21"])
 @pytest.mark.parametrize("data", ["tied", "school"])
-def test_alpha_max_of_an_entrywise_penalty_is_exact_where_rows_tie_at_the_kink(penalty, data):
+def test_alpha_max_is_exact_where_rows_tie_at_the_kink(penalty, data):
     """Integer targets: the free fit is a degenerate vertex, and the subgradient of its tied
-    rows is the one of the smallest largest penalized gradient (a linear program per task).
-    At 1.001 alpha_max every penalized coefficient is 0; at 0.99 one is not (the least-norm
-    subgradient clipped to the intervals gave an alpha_max 1.19 times too large on the tied
-    tasks: zero fits at 0.99 of it)."""
+    rows is the one of the smallest penalty dual norm: for the lasso and the elastic net the
+    smallest largest penalized gradient (a linear program per task), for L2,1 the smallest
+    largest norm over tasks of a penalized column's gradient (one cone program over the
+    tasks, by cuts). At 1.001 alpha_max every penalized coefficient is 0; at 0.99 one is not
+    (the least-norm subgradient clipped to the intervals gave an alpha_max 1.19 times too
+    large on the tied tasks: zero fits at 0.99 of it)."""
     loss = rm.Quantile(0.3)
     if data == "tied":
         X, y, task = _tied_tasks()
@@ -104,8 +106,36 @@ def test_alpha_max_of_an_entrywise_penalty_is_exact_where_rows_tie_at_the_kink(p
         factor[[0, 5]] = 0.0
         args, drop = (Xfit, yfit), [0, 5]
     top = rm.alpha_max(*args, penalty=penalty, loss=loss, penalty_factor=factor)
+    if penalty == "l21":  # (the optimum of an independent conic solver on both sides)
+        tasks = ([(X[task == t], y[task == t]) for t in range(3)] if data == "tied" else
+                 list(zip(Xfit, yfit, strict=True)))
+        d = np.asarray(factor, dtype=float)
+        d = d * d.size / d.sum()  # (the factors rescaled: glmnet's rule)
+        for ratio, zero in ((1.001, True), (0.99, False)):
+            largest = _l21_pinball_optimum(tasks, d, ratio * top, 0.3)[drop_mask(d)].max()
+            assert (largest <= 1e-6) == zero and (zero or largest >= 1e-3), (ratio, largest)
+        return
     for ratio, zero in ((1.001, True), (0.99, False)):
         model = rm.MultiTaskRegressor(penalty, alpha=ratio * top, loss=loss,
                                       penalty_factor=factor, tol=1e-8).fit(Xfit, yfit, **kw)
         pen = np.delete(np.atleast_2d(model.coef_), drop, axis=1)
         assert (np.abs(pen).max() == 0.0) == zero, (ratio, np.abs(pen).max())
+
+
+def drop_mask(d: np.ndarray) -> np.ndarray:
+    """The penalized features (factor above 0)."""
+    return d > 0
+
+
+def _l21_pinball_optimum(tasks, d, alpha, tau) -> np.ndarray:
+    """Each feature's norm over tasks at the optimum of the pinball loss (each task's mean)
+    plus ``alpha sum_j d_j ||W_j||`` (cvxpy, Clarabel at 1e-10)."""
+    cp = pytest.importorskip("cvxpy")
+    p, T = len(d), len(tasks)
+    W, b = cp.Variable((p, T)), cp.Variable(T)
+    loss = sum(cp.sum(cp.maximum(tau * r, (tau - 1) * r)) / len(y) for r, y in (
+        (y - X @ W[:, t] - b[t], y) for t, (X, y) in enumerate(tasks)))
+    cp.Problem(cp.Minimize(loss + alpha * cp.sum(cp.multiply(d, cp.norm(W, 2, axis=1))))
+               ).solve(solver=cp.CLARABEL, tol_gap_abs=1e-10, tol_gap_rel=1e-10,
+                       tol_feas=1e-10)
+    return np.linalg.norm(W.value, axis=1)

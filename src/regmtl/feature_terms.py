@@ -695,7 +695,7 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     pen = red.penalty
     if not isinstance(pen, PartlyPenalized) or pen.penalized.all():
         return ref
-    from .penalties.separable import L1, L2, ElasticNet
+    from .penalties.separable import L1, L2, L21, ElasticNet
     from .solvers.certificates.certify import Reference
     from .solvers.certificates.kinks import kink_dual
     from .solvers.solve import solve
@@ -710,9 +710,10 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     G0 = np.zeros((data.n_features, data.n_tasks))
     penalized = data.with_columns(pen.penalized)
     entrywise = isinstance(pen.base, (L1, ElasticNet))  # (alpha_max: the largest |G_jt|)
+    rows = type(pen.base) is L21  # (alpha_max: the largest row norm of G)
     G0[pen.penalized] = penalized.adjoint(
         data.c * kink_dual(data, bound, f, part, red.fit_intercept,
-                           penalized if entrywise else None))
+                           penalized if entrywise or rows else None, rows=rows))
     return Reference(ref.b0, ref.f0, ref.P0, G0)
 
 

@@ -288,13 +288,12 @@ def test_school_with_free_columns_at_clarabels_optimum():
     assert model.objective_ == pytest.approx(float(prob.value), rel=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured: School, L2,1, q = 0.3, features 0 and 5 unpenalized: alpha_max = 0.8746 but "
-    "the fit is 0 (penalized rows below 2e-9, certified) up to 0.9 alpha_max and not at 0.8. "
-    "The scores are integers: many rows tie on the kink, and the least-norm subgradient of "
-    "the free fit's rows (kink_dual) is not the one of the smallest dual norm; the exact "
-    "threshold is a cone program over the kink rows' box (the L1 case is exact)."))
-def test_known_school_l21_alpha_max_with_free_columns_is_too_large():
+def test_school_l21_alpha_max_with_free_columns_is_the_threshold():
+    """School, L2,1, q = 0.3, features 0 and 5 unpenalized: the scores are integers, many rows
+    tie on the kink, and the subgradient of the free fit's rows is the one of the smallest
+    dual norm (a cone program over every school's tied rows, by cuts): alpha_max 0.7182, where
+    the least-norm subgradient gave 0.8746 (the fit 0 up to 0.9 of it). Below it the fit uses
+    the penalized features."""
     from regmtl.datasets import load_school
 
     school = load_school()
@@ -302,6 +301,7 @@ def test_known_school_l21_alpha_max_with_free_columns_is_too_large():
     factor[[0, 5]] = 0.0
     loss = rm.Quantile(0.3)
     top = rm.alpha_max(school.X, school.y, penalty="l21", loss=loss, penalty_factor=factor)
+    assert top == pytest.approx(0.718184, rel=1e-5)  # (the cuts stop 1e-6 above the optimum)
     model = rm.MultiTaskRegressor("l21", alpha=0.95 * top, loss=loss, tol=1e-6,
                                   penalty_factor=factor).fit(school.X, school.y)
     assert np.abs(np.delete(model.coef_, [0, 5], axis=1)).max() >= 1e-3

@@ -68,7 +68,8 @@ def kink_rows(datafit: Datafit, y: np.ndarray, f: np.ndarray, c: np.ndarray,
 
 
 def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlocks,
-              fit_intercept: bool, penalized: TaskBlocks | None = None) -> np.ndarray:
+              fit_intercept: bool, penalized: TaskBlocks | None = None,
+              rows: bool = False) -> np.ndarray:
     r"""The dual point ``theta = -l'(f)`` at an exact, unpenalized fit ``f`` of the columns
     ``free`` (the same rows, a subset of the columns), with the rows at a kink given the
     subgradient that makes that fit's optimality exact.
@@ -95,7 +96,9 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
     subgradients that keep the free fit optimal, each task then takes the one of the smallest
     such maximum: a linear program over its rows at the kink (HiGHS), exact where many rows
     tie at the kink (integer targets), where the least-norm solution clipped to the
-    intervals is not."""
+    intervals is not. With ``rows`` (a penalty of rows, L2,1, whose ``alpha_max`` is the
+    largest norm over tasks of a penalized column's gradient) the tasks are coupled: one
+    cone program over every task's rows at the kink, :func:`_smallest_row_norm`."""
     y, c = data.y, data.c
     theta = datafit.theta(y, f)
     if datafit.smooth or not data.rows_local:
@@ -105,6 +108,7 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
     lo, hi = dual_box(datafit, y)
     m = free.n_features + int(fit_intercept)
     tol = np.sqrt(np.finfo(float).eps)
+    coupled: list[tuple] = []  # (K, M, g0, E, rhs) per task with rows at the kink
     for t, (a, e) in enumerate(zip(data.indptr[:-1], data.indptr[1:], strict=True)):
         if e == a or m == 0:
             continue
@@ -122,12 +126,97 @@ def kink_dual(data: TaskBlocks, datafit: Datafit, f: np.ndarray, free: TaskBlock
         sol = None
         if penalized is not None:
             P = _free_rows(data, penalized, t, a, e, False)
-            sol = _smallest_max(P[K - a] * c[K][:, None], P.T @ u, cK, -(A.T @ u),
-                                lo[K], hi[K])
+            if rows:
+                coupled.append((t, K, P[K - a] * c[K][:, None], P.T @ u, cK, -(A.T @ u)))
+            else:
+                sol = _smallest_max(P[K - a] * c[K][:, None], P.T @ u, cK, -(A.T @ u),
+                                    lo[K], hi[K])
         if sol is None:
             sol = np.clip(np.linalg.lstsq(cK.T, -(A.T @ u), rcond=None)[0], lo[K], hi[K])
         theta[K] = sol
+    if coupled:
+        G = penalized.adjoint(c * theta)  # (the tasks without rows at the kink: fixed)
+        best = _smallest_row_norm(coupled, G, theta, lo, hi)
+        if best is not None:
+            for (_, K, *_), v in zip(coupled, best, strict=True):
+                theta[K] = v
     return theta
+
+
+#: Rounds of cuts of :func:`_smallest_row_norm`, and the relative gap at which it stops.
+ROW_NORM_ROUNDS = 100
+ROW_NORM_GAP = 1e-6
+
+
+def _smallest_row_norm(coupled: list[tuple], G: np.ndarray, theta: np.ndarray,
+                       lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray] | None:
+    r"""The kink rows' subgradients ``v_t`` in their boxes with ``E_t^T v_t = rhs_t`` (each
+    task's free fit optimal) of the smallest :math:`\max_j \|G_j\|_2`, ``G_{jt} = (M_t^T
+    v_t + g_{0t})_j`` (a penalized column's gradient, its norm over the tasks), a cone
+    program solved by cuts (Kelley): the linear program in ``(v, s)`` that minimizes ``s``
+    with :math:`u^\top G_j \le s` for the unit vectors ``u`` met so far (``G_j``'s direction
+    at each point found, the rows whose norm exceeds ``s``); its ``s`` bounds the optimum from
+    below and the norms at its point from above, and the rounds stop when they meet within
+    :data:`ROW_NORM_GAP` (or after :data:`ROW_NORM_ROUNDS`, with the best point found).
+    ``G``: the gradient at the current ``theta`` (p x T); ``coupled``: ``(t, K, M, g0, E,
+    rhs)`` per task with rows at the kink. None where a program fails."""
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+
+    sizes = [len(K) for _, K, *_ in coupled]
+    starts = np.concatenate(([0], np.cumsum(sizes)))
+    n = int(starts[-1])
+    fixed = G.copy()
+    for t, _, _, g0, *_ in coupled:
+        fixed[:, t] = g0  # (the part of G_t that v_t does not move)
+    A_eq = sp.block_diag([E.T for *_, E, _ in coupled], format="csr")
+    A_eq = sp.hstack([A_eq, sp.csr_matrix((A_eq.shape[0], 1))], format="csr")
+    b_eq = np.concatenate([rhs for *_, rhs in coupled])
+    K_all = np.concatenate([K for _, K, *_ in coupled])
+    bounds = [*zip(lo[K_all].tolist(), hi[K_all].tolist(), strict=True), (0.0, None)]
+    cost = np.zeros(n + 1)
+    cost[-1] = 1.0
+
+    def gradient(v: np.ndarray) -> np.ndarray:
+        out = fixed.copy()
+        for (t, _, M, *_), a, b in zip(coupled, starts[:-1], starts[1:], strict=True):
+            out[:, t] += M.T @ v[a:b]
+        return out
+
+    def cut(Gj: np.ndarray, j: int) -> tuple[np.ndarray, float]:
+        u = Gj / np.linalg.norm(Gj)
+        row = np.zeros(n + 1)
+        for (t, _, M, *_), a, b in zip(coupled, starts[:-1], starts[1:], strict=True):
+            row[a:b] = u[t] * M[:, j]
+        row[-1] = -1.0
+        return row, -float(u @ fixed[j])
+
+    v0 = np.concatenate([theta[K] for _, K, *_ in coupled])
+    cuts, rhs_ub = [], []
+    Gp, lower = G, 0.0
+    best_v, best = v0, float(np.linalg.norm(G, axis=1).max())
+    for _ in range(ROW_NORM_ROUNDS):
+        norms = np.linalg.norm(Gp, axis=1)
+        for j in np.flatnonzero(norms > lower * (1.0 + 1e-12)):
+            if norms[j] > 0.0:
+                row, r = cut(Gp[j], j)
+                cuts.append(row)
+                rhs_ub.append(r)
+        out = linprog(cost, A_ub=sp.csr_matrix(np.vstack(cuts)), b_ub=np.array(rhs_ub),
+                      A_eq=A_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        if out.status != 0:
+            return None
+        lower = float(out.x[-1])
+        # the next cuts at the midpoint of the program's point and the best one (the
+        # in-out stabilization of the cuts: Kelley's points alone jump from side to side)
+        point = np.clip(0.5 * (out.x[:n] + best_v), lo[K_all], hi[K_all])
+        Gp = gradient(point)
+        upper = float(np.linalg.norm(Gp, axis=1).max())
+        if upper < best:
+            best_v, best = point, upper
+        if best - lower <= ROW_NORM_GAP * max(best, 1e-300):
+            break
+    return [best_v[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
 
 def _smallest_max(M: np.ndarray, g0: np.ndarray, E: np.ndarray, rhs: np.ndarray,
