@@ -136,6 +136,27 @@ def test_no_rescale_and_standardize_equal_the_python_fit(table, tmp_path):
     np.testing.assert_array_equal(saved.feature_scale_, np.ones(6))  # not z-scored
 
 
+def test_the_glmnet_convention_equals_the_python_fit(table, tmp_path):
+    """``--factor-convention glmnet``: the elastic net's ridge part weighs a factor by d_j
+    (the z-scored columns', as glmnet's on standardized ones): the Python fit to 1e-8, and
+    another fit than the default convention's by more than 1e-3."""
+    fits = []
+    for convention in ("glmnet", "unit"):
+        out = tmp_path / f"{convention}.npz"
+        assert main(["fit", str(table), *COLS, "--penalty", "elasticnet", "--alpha", "0.3",
+                     "--penalty-factor", "f1=3,f2=0.5", "--factor-convention", convention,
+                     "--out", str(out)]) == 0
+        fits.append(rm.load(out))
+    assert fits[0].get_params()["factor_convention"] == "glmnet"
+    Xs, ys = _lists()
+    est = rm.MultiTaskRegressor("elasticnet", alpha=0.3, penalty_factor=[1.0, 3, 0.5, 1, 1, 1],
+                                factor_convention="glmnet")
+    ref = fit_standardized(est, Xs, ys, task_names=["S0", "S1", "S2", "S3"],
+                           feature_names=FEATURES)
+    np.testing.assert_allclose(fits[0].coef_, ref.coef_, atol=1e-8)
+    assert np.abs(fits[0].coef_ - fits[1].coef_).max() > 1e-3
+
+
 #: columns of the School data constant within each school (the rest describe the pupil)
 SCHOOL_LEVEL = ["pct_free_school_meals", "pct_vr1_band", "school_boys",
                 "school_church_of_england"]
