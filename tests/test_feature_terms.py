@@ -483,15 +483,6 @@ def test_an_unknown_column_name_lists_the_columns():
         rm.MultiTaskRegressor("l21", penalty_factor={"zz": 0}).fit(X, np.concatenate(ys), task)
 
 
-def test_a_factor_zero_in_some_tasks_only_is_refused():
-    Xs, ys = make_tasks("squared")
-    d = np.ones((P, T))
-    d[1, 0] = 0.0
-    with pytest.raises(ValueError, match=r"penalty_factor of shape \(p, T\): a feature is "
-                                         "unpenalized in some tasks only"):
-        rm.MultiTaskRegressor("l1", penalty_factor=d).fit(Xs, ys)
-
-
 # =========================================================================== 8. School
 def _school():
     try:

@@ -295,6 +295,30 @@ def test_pooled_flat_column_far_from_zero_is_left_out():
     np.testing.assert_allclose(with_it.coef_[:, :5], without.coef_, rtol=0, atol=1e-10)
 
 
+
+def test_a_constant_column_of_a_sparse_design_has_deviation_zero():
+    """A sparse column that stores every row of a task and is constant there has the
+    deviation 0 to rounding (<= 1e-12 of its level), per task and pooled, as a dense one:
+    the weight of the task's unstored zeros is none, not the rounding of a difference (which
+    gave the constant 3.0 of task 1 the unit 2e-8, a column 1e8 times too large). Under a
+    ridge weighted per feature (glmnet's convention), whose solver moves the intercepts and
+    the coefficients together, the sparse fit is the dense one, its constant entry 0."""
+    Xs, ys = _flat_tasks()
+    rng = np.random.default_rng(2)
+    sw = [rng.uniform(0.2, 2.0, len(y)) for y in ys]
+    data = rm.as_task_data([sp.csr_matrix(X) for X in Xs], ys, sample_weight=sw)
+    S, M = task_deviations(data, True)
+    assert S[2, 1] <= 1e-12 * 3.0 and np.all(S[3] <= 1e-12 * 7.0)
+    pooled = rm.as_task_data(sp.csr_matrix(np.full((40, 1), 7.0)), np.arange(40.0))
+    assert column_deviations(pooled, True)[0] <= 1e-12 * 7.0
+    kw = dict(alpha=0.03, tol=1e-12, standardize="task", penalty_factor=[1, 2, 0.5, 1, 1],
+              factor_convention="glmnet")
+    dense = rm.MultiTaskRegressor(rm.ElasticNet(0.5), **kw).fit(Xs, ys, sample_weight=sw)
+    sparse = rm.MultiTaskRegressor(rm.ElasticNet(0.5), **kw).fit(
+        [sp.csr_matrix(X) for X in Xs], ys, sample_weight=sw)
+    assert dense.coef_[1, 2] == 0.0 and abs(sparse.coef_[1, 2]) <= 1e-12
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=0, atol=1e-7)
+
 # =========================================================================== 5. School
 def _school():
     try:

@@ -29,7 +29,8 @@ CASES = [dict(penalty_factor={"a": 0.0, "b": np.inf}),
          dict(exclude=["d"]), dict(exclude=np.array([False, False, True, False])),
          dict(lower_bounds={"a": -1.0}, upper_bounds=np.array([1.0, 2.0, np.inf, 3.0])),
          dict(lower_bounds=-0.5, standardize=True),
-         dict(standardize=True, rescale_factors=False, penalty_factor=[0.0, 1.0, 1.0, 1.0])]
+         dict(standardize=True, rescale_factors=False, penalty_factor=[0.0, 1.0, 1.0, 1.0]),
+         dict(penalty_factor=np.array([0.5, 1.0, 2.0, 1.0]), factor_convention="glmnet")]
 
 
 @pytest.mark.parametrize("terms", CASES)
@@ -116,12 +117,13 @@ def test_a_file_without_terms_loads_with_the_defaults(tmp_path):
     """A file written before the terms (no such parameters) loads as a plain model."""
     path, header, arrays = _saved(tmp_path)
     for name in ("penalty_factor", "exclude", "lower_bounds", "upper_bounds",
-                 "rescale_factors", "standardize"):
+                 "rescale_factors", "standardize", "factor_convention"):
         header["params"].pop(name)
     _write(path, header, arrays)
     back = rm.load(path)
     assert back.get_params()["penalty_factor"] is None
     assert back.get_params()["rescale_factors"] is True
+    assert back.get_params()["factor_convention"] == "unit"
 
 
 def _tampered(tmp_path, terms, edit):
@@ -178,6 +180,8 @@ def _json(name, value, field="value"):
     (dict(standardize=True), _json("standardize", "yes"), ("'standardize' parameter",)),
     (dict(penalty_factor=[0.0, 1.0, 1.0, 1.0]), _json("rescale_factors", 3),
      ("'rescale_factors' parameter",)),
+    (dict(penalty_factor=[0.5, 1.0, 1.0, 1.0], factor_convention="glmnet"),
+     _json("factor_convention", "glum"), ("'factor_convention' parameter", "'glmnet'")),
 ])
 def test_more_tampered_terms_are_refused_naming_them(tmp_path, terms, edit, words):
     path = _tampered(tmp_path, terms, edit)

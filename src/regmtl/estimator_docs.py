@@ -9,8 +9,9 @@ TERMS_DOC = """
         separable over tasks), or a dict from feature name or position to factor (others 1):
         the fit penalizes :math:`\\Omega(D W)`, ``d_j |w_jt|`` and ``d_j ||W_j||`` for the
         norms of entries and rows (glmnet's ``penalty.factor``); 0 leaves the feature
-        unpenalized (exactly, never by a small factor), ``inf`` excludes it. Each penalty's
-        ``factor_entry`` says how a factor enters it (``regmtl.feature_terms``).
+        unpenalized (exactly, never by a small factor; per task, in some tasks only),
+        ``inf`` excludes it. Each penalty's ``factor_entry`` says how a factor enters it
+        (``regmtl.feature_terms``).
     exclude : array-like, optional
         Features (positions, names, or a mask) left out: their coefficients are 0.
     lower_bounds, upper_bounds : float, array-like of shape (p,) or (p, T), or dict, optional
@@ -32,6 +33,16 @@ TERMS_DOC = """
         constant within a task keeps the unit 1 there, its constant in the task's intercept
         (coefficient 0 under the penalties of entries and rows). One design with a target
         matrix takes it where no task misses a label the others have (then it is ``True``).
+    factor_convention : {"unit", "glmnet"}, default="unit"
+        How a factor enters a ridge part (``l2``, ``elasticnet``, ``l21`` with
+        ``l1_ratio < 1``): ``"unit"``, a change of the feature's unit, the ridge of
+        ``d_j w_j``, :math:`\\frac{1 - \\rho}{2} \\sum_j d_j^2 \\|W_j\\|^2`; ``"glmnet"``,
+        glmnet's ``penalty.factor`` (glum's ``P1 = P2 = d``),
+        :math:`\\frac{1 - \\rho}{2} \\sum_j d_j \\|W_j\\|^2` (with ``standardize``, glmnet's
+        ``d_j`` on the standardized coefficient: ``d_j s_j^2 w_j^2``, and under ``"task"``
+        ``d_j s_jt^2 w_jt^2``, each task's). The same fit for a penalty without a ridge
+        part; refused by a squared term in the feature metric (``mean``, ``graph``,
+        ``clustered``) unless every factor is 1.
 """
 
 PARAMS_DOC = """

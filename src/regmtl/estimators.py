@@ -32,7 +32,7 @@ from .classes import (
 from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
-from .feature_terms import check_fitted, terms_of
+from .feature_terms import CONVENTIONS, check_fitted, terms_of
 from .fitted import fit_attributes, publish
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
@@ -92,6 +92,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         "upper_bounds": [Real, "array-like", dict, None],
         "rescale_factors": ["boolean"],
         "standardize": ["boolean", StrOptions({"task"})],
+        "factor_convention": [StrOptions(set(CONVENTIONS))],
     }
 
     # task ids travel with the rows through cross-validation, pipelines and searches
@@ -118,6 +119,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         upper_bounds: Any = None,
         rescale_factors: bool = True,
         standardize: bool | str = False,
+        factor_convention: str = "unit",
     ):
         self.penalty = penalty
         self.alpha = alpha
@@ -135,6 +137,7 @@ class MultiTaskLinear(SaveMixin, BaseEstimator):
         self.upper_bounds = upper_bounds
         self.rescale_factors = rescale_factors
         self.standardize = standardize
+        self.factor_convention = factor_convention
 
     def _validate_params(self) -> None:
         try:
@@ -532,13 +535,15 @@ class MultiTaskRegressor(RegressorMixin, MultiTaskLinear):
         upper_bounds: Any = None,
         rescale_factors: bool = True,
         standardize: bool | str = False,
+        factor_convention: str = "unit",
     ):
         super().__init__(penalty, alpha, fit_intercept=fit_intercept, task_weight=task_weight,
                          solver=solver, tol=tol, max_iter=max_iter, warm_start=warm_start,
                          verbose=verbose, solver_options=solver_options,
                          penalty_factor=penalty_factor, exclude=exclude,
                          lower_bounds=lower_bounds, upper_bounds=upper_bounds,
-                         rescale_factors=rescale_factors, standardize=standardize)
+                         rescale_factors=rescale_factors, standardize=standardize,
+                         factor_convention=factor_convention)
         self.loss = loss
 
     @property

@@ -13,8 +13,21 @@ and a box :math:`\ell \le W \le u`, a fit solves
 of entries and rows (L1, L2,1, L1,inf and the group parts of the dirty and robust models)
 :math:`\Omega(DW) = \sum_j d_j \omega(W_j)`, glmnet's and skglm's weighted penalties; for the
 metric penalties (trace, mean, graph, clustered) it is the penalty in the feature metric
-:math:`D`; a ridge part sees :math:`d_j^2` (the ridge of :math:`d_j w_j`), a nonconvex
-penalty the magnitudes :math:`d_j |w_j|`. Each penalty says which in its ``factor_entry``.
+:math:`D`; a nonconvex penalty sees the magnitudes :math:`d_j |w_j|`. Each penalty says which
+in its ``factor_entry``.
+
+A ridge part, :math:`\frac{\alpha (1 - \rho)}{2} \|W\|_F^2` of the elastic net, L2 and L2,1
+(:meth:`~regmtl.Penalty.ridge_part`), takes a factor by one of two conventions
+(``factor_convention``):
+
+- ``"unit"`` (the default): the ridge of :math:`d_j w_j`, :math:`\sum_j d_j^2 \|W_j\|^2`;
+- ``"glmnet"``: :math:`\sum_j d_j \|W_j\|^2`, glmnet's ``penalty.factor`` (and glum's
+  ``P1 = P2 = d``), so that the elastic net is
+  :math:`\alpha (\rho \sum_{jt} d_j |W_{jt}| + \frac{1 - \rho}{2} \sum_j d_j \|W_j\|^2)`.
+  In the units :math:`v_j = d_j w_j` below it is the ridge weighted per feature by
+  :math:`1 / d_j` (:func:`ridge_weights`); a penalty without a ridge part fits the same under
+  both, one whose squared term is in the feature metric (mean, graph, clustered, the
+  temporal smoothing) refuses it unless every weight is 1.
 
 How the solvers see it, each step exact:
 
@@ -23,6 +36,11 @@ How the solvers see it, each step exact:
   :math:`v_j = d_j w_j`: the solver fits the plain penalty on :math:`\tilde X` (every solver,
   screening rule, working set and duality gap as they are), and :math:`W = D^{-1} V`. The
   objective is the same number at corresponding points, so the certificate is the fit's.
+  Under ``"glmnet"`` the penalty also carries the ridge's weights :math:`r_j = 1 / d_j`
+  (:class:`~regmtl.penalties.factored.PartlyPenalized`: the prox's shrink
+  :math:`1 / (1 + s l_2 r_j)`, block coordinate descent with a ridge per entry, the conjugate
+  :math:`\sum (\|G_g\| - a)_+^2 / (2 l_2 r_j)`: a duality gap wherever the change of unit
+  has one).
 - :math:`d_j = 0` (unpenalized): with the squared loss on a dense design, the free columns
   (and the intercept) are projected out of each task's rows exactly
   (Frisch-Waugh-Lovell, the projection weighted by the rows' weights, its small Gram's
@@ -31,13 +49,21 @@ How the solvers see it, each step exact:
   projected problem certifies the whole (its dual points are those orthogonal to the free
   columns). Otherwise the free rows enter :class:`~regmtl.penalties.factored.PartlyPenalized`
   (no penalty on them at all, never a small one), certified by the KKT residual.
+- :math:`d_{jt} = 0` in some tasks only (a penalty separable over tasks: a sum of one term
+  per entry, so that entry's term is dropped): the same, per task: projected out of the rows
+  of the tasks where it is free (its column there then 0, so the penalty holds the penalized
+  entry at 0) and certified by the duality gap, else free entries of
+  :class:`~regmtl.penalties.factored.PartlyPenalized` and the KKT residual. A penalty that
+  couples the tasks has no term of one task alone to drop: refused by name.
 - bounds: a box in the prox (:class:`~regmtl.penalties.factored.PartlyPenalized`), refused by
   name where the penalty's prox takes none.
 - ``standardize=True``: each column's unit is its standard deviation over the rows of the
   objective (weighted by the row weights; about the weighted mean with intercepts, about 0
   without), i.e. the factor :math:`d_j s_j`; coefficients are reported in the input's units,
   as glmnet does. A column constant over those rows is left out with intercepts (the
-  intercepts carry it), and keeps the unit 1 without.
+  intercepts carry it), and keeps the unit 1 without. Under ``"glmnet"`` the ridge weight
+  stays :math:`1 / d_j`: glmnet's :math:`d_j` on the standardized coefficient
+  :math:`s_j w_j`, :math:`d_j s_j^2 w_j^2`.
 - ``standardize="task"``: each task's columns in that task's own units :math:`s_{jt}` (the
   same deviation over the task's rows alone), i.e. the unit :math:`d_j s_{jt}` of entry
   :math:`(j, t)`: the penalty acts on :math:`V` with :math:`v_{jt} = d_j s_{jt} w_{jt}`, each
@@ -50,11 +76,25 @@ How the solvers see it, each step exact:
   entries and rows give it the coefficient 0 there, as ``True`` leaves a constant column out;
   constant in every task, it is left out. One design shared by the tasks (a target matrix)
   takes it where its tasks weigh the rows alike (no label missing in one task only: it is
-  then ``True``), else it is refused by name.
+  then ``True``), else it is refused by name. Under ``"glmnet"`` the ridge weight of entry
+  :math:`(j, t)` is again :math:`1 / d_j` (:math:`1 / d_{jt}` for factors per task), so the
+  ridge is :math:`d_j s_{jt}^2 w_{jt}^2`: glmnet's ridge of each task's standardized
+  coefficient, as a fit of each task alone on its own standardized columns has it, exact
+  for the L2,1 ridge too (its weights stay one per feature). A factor 0 in some tasks only
+  leaves the entry free in those tasks (unit 1, no deviation taken), as without
+  standardization.
 
 Factors are rescaled as glmnet rescales them, unless ``rescale_factors=False``: an excluded
 feature counts as a factor of 1, and the factors then sum to the number of features (with
 nothing excluded: the finite factors sum to their number).
+
+>>> import numpy as np
+>>> from regmtl.feature_terms import feature_terms, ridge_weights
+>>> from regmtl import ElasticNet
+>>> terms = feature_terms([0.0, 0.5, 2.0], None, None, None, False, False, 3, 1,
+...                       factor_convention="glmnet")
+>>> ridge_weights(terms, ElasticNet(0.5), 1.0).tolist()  # 1 / d_j where 0 < d_j < inf
+[1.0, 2.0, 0.5]
 """
 
 from __future__ import annotations
@@ -69,9 +109,9 @@ import scipy.sparse as sp
 from .penalties import Penalty
 from .penalties.factored import PartlyPenalized, box_kind, box_refusal
 
-__all__ = ["FeatureTerms", "Reduced", "box_holds_zero", "by_position", "check_fitted",
-           "check_standardize", "feature_terms", "grid_reference", "reduce_problem",
-           "task_deviations", "terms_of"]
+__all__ = ["CONVENTIONS", "FeatureTerms", "Reduced", "box_holds_zero", "by_position",
+           "check_convention", "check_fitted", "check_standardize", "feature_terms",
+           "grid_reference", "reduce_problem", "ridge_weights", "task_deviations", "terms_of"]
 
 
 @dataclass(frozen=True)
@@ -81,12 +121,14 @@ class FeatureTerms:
     ``factor``: (p,) or (p, T), rescaled, ``inf`` where a feature is excluded; ``lower`` /
     ``upper``: None or (p, T) arrays (``-inf`` / ``inf`` where unbounded); ``standardize``:
     whether the columns' standard deviations multiply the factors (False, True: over all the
-    objective's rows, ``"task"``: each task's own)."""
+    objective's rows, ``"task"``: each task's own); ``convention``: how a factor enters a
+    ridge part, ``"unit"`` (:math:`d_j^2`) or ``"glmnet"`` (:math:`d_j`)."""
 
     factor: np.ndarray
     lower: np.ndarray | None
     upper: np.ndarray | None
     standardize: bool | str
+    convention: str = "unit"
 
     @property
     def per_task(self) -> bool:
@@ -184,17 +226,32 @@ def check_standardize(standardize: Any) -> bool | str:
                      f"task's own standard deviations); got {standardize!r}.")
 
 
+#: the values of ``factor_convention``: how a penalty factor enters a ridge part
+CONVENTIONS = ("unit", "glmnet")
+
+
+def check_convention(factor_convention: Any) -> str:
+    """``factor_convention`` checked: one of :data:`CONVENTIONS` (``ValueError`` naming it and
+    the values otherwise)."""
+    if not isinstance(factor_convention, str) or factor_convention not in CONVENTIONS:
+        raise ValueError(f"factor_convention={factor_convention!r} is not known; use 'unit' "
+                         "(a factor is a change of unit: a ridge part sees d_j^2) or "
+                         "'glmnet' (glmnet's penalty.factor: the ridge part weighed by d_j).")
+    return factor_convention
+
+
 def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bounds: Any,
                   rescale_factors: bool, standardize: bool | str, n_features: int,
-                  n_tasks: int, feature_names: Any = None, penalty: Penalty | None = None
-                  ) -> FeatureTerms | None:
+                  n_tasks: int, feature_names: Any = None, penalty: Penalty | None = None,
+                  factor_convention: str = "unit") -> FeatureTerms | None:
     """The checked terms, or None when they change nothing (no factor but ones, nothing
     excluded, no bound, no standardization): the fit is then today's, bit for bit.
 
     Raises ``ValueError`` naming the argument: a factor that is NaN or negative, a bound that
     is NaN, ``lower > upper``, a shape that fits neither p nor p x T, factors per task where
-    ``penalty`` does not separate over tasks, every feature excluded, or a ``standardize``
-    other than False, True and ``"task"``."""
+    ``penalty`` does not separate over tasks, every feature excluded, a ``standardize``
+    other than False, True and ``"task"``, or an unknown ``factor_convention``."""
+    convention = check_convention(factor_convention)
     p, T = n_features, n_tasks
     standardize = check_standardize(standardize)
     if penalty_factor is None and exclude is None and lower_bounds is None and \
@@ -210,8 +267,10 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
                              f"entry {bad} is {factor.ravel()[bad]!r}.")
         if factor.ndim == 2 and penalty is not None and not penalty.separates_over_tasks:
             raise ValueError(f"penalty_factor of shape (p, T) needs a penalty separable over "
-                             f"tasks (l1, l2, elasticnet); {penalty!r} couples the tasks: "
-                             "give one factor per feature, shape (p,).")
+                             f"tasks (l1, l2, elasticnet); {penalty!r} couples the tasks (a "
+                             "feature's coefficients of all tasks are penalized together, so "
+                             "neither a factor nor a 0 can be one task's alone): give one "
+                             "factor per feature, shape (p,).")
     drop = _excluded(exclude, p, feature_names)
     if drop.any():
         factor = factor.copy()
@@ -248,21 +307,22 @@ def feature_terms(penalty_factor: Any, exclude: Any, lower_bounds: Any, upper_bo
         upper = None
     if not standardize and lower is None and upper is None and np.all(factor == 1.0):
         return None
-    return FeatureTerms(factor, lower, upper, standardize)
+    return FeatureTerms(factor, lower, upper, standardize, convention)
 
 
 def terms_of(model: Any, n_features: int, n_tasks: int, penalty: Penalty | None = None, *,
              rescale: bool | None = None) -> FeatureTerms | None:
-    """:func:`feature_terms` of an estimator's six per-feature parameters (``penalty_factor``,
-    ``exclude``, ``lower_bounds``, ``upper_bounds``, ``rescale_factors``, ``standardize``,
-    each absent one at its default) and its ``feature_names_in_``; ``rescale`` in place of
-    its ``rescale_factors`` where given."""
+    """:func:`feature_terms` of an estimator's seven per-feature parameters
+    (``penalty_factor``, ``exclude``, ``lower_bounds``, ``upper_bounds``, ``rescale_factors``,
+    ``standardize``, ``factor_convention``, each absent one at its default) and its
+    ``feature_names_in_``; ``rescale`` in place of its ``rescale_factors`` where given."""
     if rescale is None:
         rescale = getattr(model, "rescale_factors", True)
     return feature_terms(*(getattr(model, name, None) for name in (
         "penalty_factor", "exclude", "lower_bounds", "upper_bounds")), rescale,
         getattr(model, "standardize", False), n_features, n_tasks,
-        getattr(model, "feature_names_in_", None), penalty)
+        getattr(model, "feature_names_in_", None), penalty,
+        getattr(model, "factor_convention", "unit"))
 
 
 def check_fitted(terms: FeatureTerms | None, W: np.ndarray) -> None:
@@ -302,8 +362,9 @@ class Reduced:
     """The problem the solver sees, and the way back to the input's coefficients.
 
     ``kept`` (p,): the columns not excluded; ``scale``: the unit of each kept column
-    ((p',) or (p', T); 1 on free columns); ``free`` (p',): the unpenalized ones;
-    ``projection``: the Frisch-Waugh-Lovell pieces where the free columns (and the
+    ((p',) or (p', T); 1 on free entries); ``free`` (p',): the features unpenalized in every
+    task; ``partial``: None, or (p', T) the entries unpenalized in their task on the other
+    features; ``projection``: the Frisch-Waugh-Lovell pieces where the free columns (and the
     intercept) were projected out (then ``fit_intercept`` is False); ``shift`` (p', T) or
     None: the constant of each column replaced by 0 in a task where it is constant
     (``standardize="task"`` with intercepts), carried by that task's intercept."""
@@ -315,6 +376,7 @@ class Reduced:
     scale: np.ndarray
     free: np.ndarray
     projection: Any = None
+    partial: np.ndarray | None = None
     shift: np.ndarray | None = None
 
     def start(self, W0: np.ndarray | None) -> np.ndarray | None:
@@ -323,6 +385,8 @@ class Reduced:
             return None
         V = np.asarray(W0, dtype=np.float64)[self.kept] * _col(self.scale)
         if self.projection is not None:
+            if self.partial is not None:  # (their columns are projected out: 0)
+                V = np.where(self.partial, 0.0, V)
             V = V[~self.free]
         return V
 
@@ -341,8 +405,12 @@ class Reduced:
         T = V.shape[-1]
         Wk = np.zeros((int(self.kept.sum()), T))
         if self.projection is not None:
-            b, Wk[self.free] = self.projection.free_part(V)  # (free columns: unit 1)
             Wk[~self.free] = V / _col(self.scale)[~self.free]
+            b, Wz = self.projection.free_part(V)  # (free entries: unit 1)
+            Wk[self.free] = Wz[:int(self.free.sum())]
+            if self.partial is not None:
+                rows = self.projection.partial_rows
+                Wk[rows] = np.where(self.partial[rows], Wz[int(self.free.sum()):], Wk[rows])
         else:
             Wk[...] = V / _col(self.scale)
         W = np.zeros((n_features, T))
@@ -378,8 +446,9 @@ def column_deviations(data: Any, fit_intercept: bool) -> np.ndarray:
         col = np.repeat(np.arange(X.shape[1]), np.diff(X.indptr))
         wr = w[X.indices]
         d = X.data - m[col]  # (two passes: exact for a column far from 0; its zeros below)
-        sq = np.bincount(col, wr * d * d, minlength=X.shape[1]) + m * m * (
-            w.sum() - np.bincount(col, wr, minlength=X.shape[1]))
+        full = np.diff(X.indptr) == X.shape[0]  # (no zero left out: none, not a rounding)
+        unstored = np.where(full, 0.0, w.sum() - np.bincount(col, wr, minlength=X.shape[1]))
+        sq = np.bincount(col, wr * d * d, minlength=X.shape[1]) + m * m * unstored
     else:
         X = np.asarray(X)
         m = w @ X if fit_intercept else np.zeros(X.shape[1])
@@ -415,8 +484,13 @@ def task_deviations(data: Any, fit_intercept: bool) -> tuple[np.ndarray, np.ndar
         m = np.bincount(key, cr * coo.data, minlength=T * p).reshape(T, p) / safe \
             if fit_intercept else np.zeros((T, p))
         d = coo.data - m[seg, coo.col]
-        sq = np.bincount(key, cr * d * d, minlength=T * p).reshape(T, p) + m * m * (
-            tot[:, None] - np.bincount(key, cr, minlength=T * p).reshape(T, p))
+        # (the weight of a task's zeros left out of a column: none where the column stores
+        # every row of the task, not the rounding of a difference, which would give a
+        # column constant there a deviation of 1e-8 of its level)
+        full = np.bincount(key, minlength=T * p).reshape(T, p) == np.diff(data.indptr)[:, None]
+        unstored = np.where(full, 0.0,
+                            tot[:, None] - np.bincount(key, cr, minlength=T * p).reshape(T, p))
+        sq = np.bincount(key, cr * d * d, minlength=T * p).reshape(T, p) + m * m * unstored
     else:  # (a column at a time: O(N) memory, each column contiguous in a Fortran X)
         X = np.asarray(X)
         m, sq = np.zeros((T, p)), np.empty((T, p))
@@ -465,11 +539,44 @@ def _task_units(factor: np.ndarray, data: Any, fit_intercept: bool
     return factor, some, np.where(some, mean, 0.0)
 
 
+def ridge_weights(terms: FeatureTerms, penalty: Penalty, alpha: float
+                  ) -> np.ndarray | None:
+    r"""The per-feature weights of the penalty's ridge in the reduced problem's units, or
+    None where they are all 1 (the fit is the change of unit's).
+
+    Under ``"glmnet"`` a factor :math:`d_j` weighs the ridge by :math:`d_j`: in the units
+    :math:`v_j = d_j s_j w_j` of the reduced problem (:math:`s_j` the deviation under
+    ``standardize``, else 1) the ridge of the change of unit,
+    :math:`v_j^2 = d_j^2 s_j^2 w_j^2`, is weighted by :math:`1 / d_j`, giving glmnet's
+    :math:`d_j s_j^2 w_j^2` (its ridge of the standardized coefficient); under
+    ``standardize="task"`` the same weight on :math:`v_{jt} = d_j s_{jt} w_{jt}` gives
+    :math:`d_j s_{jt}^2 w_{jt}^2`, each task's standardized coefficient. Refused
+    (``ValueError``) where the penalty's squared term is not a ridge it can weigh
+    (:meth:`~regmtl.Penalty.ridge_part` None) and the weights are not all 1."""
+    if terms.convention != "glmnet":
+        return None
+    d = terms.factor
+    live = np.isfinite(d) & (d > 0)
+    if np.all(d[live] == 1.0):
+        return None
+    part = penalty.ridge_part(alpha if alpha > 0 else 1.0)
+    if part is None:
+        raise ValueError(
+            f"factor_convention='glmnet' weighs a ridge part by d_j, and {penalty!r} has a "
+            "squared term that is no ridge of entries or rows (a quadratic in the feature "
+            "metric, which glmnet has no counterpart of): use factor_convention='unit', "
+            "where a factor is a change of the feature's unit.")
+    if part == 0.0:
+        return None
+    return np.where(live, 1.0 / np.where(live, d, 1.0), 1.0)
+
+
 def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalty,
                    alpha: float, fit_intercept: bool) -> Reduced:
     """The problem of ``regmtl.feature_terms`` for the solvers (see the module's
     docstring): columns excluded, rescaled, the free ones projected out or left free, the
-    box in the penalty. Raises ``ValueError`` naming what the input or penalty cannot take."""
+    box and the ridge weights in the penalty. Raises ``ValueError`` naming what the input or
+    penalty cannot take."""
     if not getattr(data, "rows_local", True):
         raise ValueError("penalty_factor, exclude, lower_bounds, upper_bounds and standardize "
                          "take data in memory; a fit on Dask task blocks takes none of them.")
@@ -483,6 +590,7 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
         raise ValueError("penalty_factor of shape (p, T) scales each task's columns apart: "
                          "give the tasks one design each (a list, or the long form with "
                          "task=), not one design with a target matrix.")
+    ridge = ridge_weights(terms, penalty, alpha)  # (1 / d: the units' deviations cancel)
     zero = shift = None
     if terms.standardize == "task" and data.shared and not _rows_alike(data):
         raise ValueError(_SHARED_TASK_UNITS)
@@ -498,6 +606,7 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
     rows_out = np.isinf(factor) if factor.ndim == 1 else np.isinf(factor).all(axis=1)
     kept = ~rows_out
     f = factor[kept]
+    ridge = None if ridge is None else ridge[kept]
     if zero is not None:
         zero, shift = zero[kept], shift[kept]
     lower = None if terms.lower is None else terms.lower[kept]
@@ -508,11 +617,16 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
         upper = np.where(gone, 0.0, np.inf if upper is None else upper)
         f = np.where(gone, 1.0, f)
     free = (f == 0.0) if f.ndim == 1 else (f == 0.0).all(axis=1)
+    partial = None
     if f.ndim == 2 and ((f == 0.0) & ~free[:, None]).any():
-        raise ValueError("penalty_factor of shape (p, T): a feature is unpenalized in some "
-                         "tasks only; a factor 0 holds for every task of its feature (give "
-                         "the others a small factor, or the feature 0 everywhere).")
-    if (free.any() or rows_out.any()) and \
+        if not penalty.separates_over_tasks:
+            raise ValueError(f"penalty_factor of shape (p, T): a feature unpenalized in some "
+                             f"tasks only needs a penalty separable over tasks; {penalty!r} "
+                             "couples the tasks (a feature's coefficients of all tasks are "
+                             "penalized together): give the feature 0 in every task or "
+                             "none.")
+        partial = (f == 0.0) & ~free[:, None]
+    if (free.any() or partial is not None or rows_out.any()) and \
             type(penalty).feature_blocks is not Penalty.feature_blocks:
         raise ValueError(f"{penalty!r} takes positive finite penalty factors only: its blocks "
                          "of features name every column, so a feature cannot be left "
@@ -525,29 +639,34 @@ def reduce_problem(terms: FeatureTerms, data: Any, datafit: Any, penalty: Penalt
         lower = lower * _col(scale)
     if upper is not None:
         upper = upper * _col(scale)
-    bounded_free = free.any() and any(
-        b is not None and np.isfinite(b[free]).any() for b in (lower, upper))
-    if free.any() and not bounded_free and _projects(work, datafit, free):
-        proj = Projection(work, free, fit_intercept)
-        base = penalty
+    loose = free[:, None] if partial is None else (free[:, None] | partial)
+    bounded_free = loose.any() and any(
+        b is not None and np.isfinite(b[np.broadcast_to(loose, b.shape)]).any()
+        for b in (lower, upper))
+    if loose.any() and not bounded_free and _projects(work, datafit, free):
+        proj = Projection(work, free, fit_intercept, partial)
+        pen_rows = ~free
         boxed = lower is not None or upper is not None
         if boxed:
-            _check_box(base, alpha)
-            pen = PartlyPenalized(base, np.ones(int((~free).sum()), dtype=bool),
-                                  None if lower is None else lower[~free],
-                                  None if upper is None else upper[~free])
-        else:
-            pen = base
-        return Reduced(proj.data, pen, False, kept, scale, free, proj, shift)
-    if free.any() or lower is not None or upper is not None:
+            _check_box(penalty, alpha)
+        pen = penalty
+        if boxed or ridge is not None:
+            pen = PartlyPenalized(penalty, np.ones(int(pen_rows.sum()), dtype=bool),
+                                  None if lower is None else lower[pen_rows],
+                                  None if upper is None else upper[pen_rows],
+                                  None if ridge is None else ridge[pen_rows])
+        return Reduced(proj.data, pen, False, kept, scale, free, proj, partial, shift)
+    if loose.any() or lower is not None or upper is not None or ridge is not None:
         if (lower is not None or upper is not None) and not free.all():
             pen_rows = ~free
             touched = any(b is not None and np.isfinite(b[pen_rows]).any()
                           for b in (lower, upper))
             if touched:
                 _check_box(penalty, alpha)
-        penalty = PartlyPenalized(penalty, ~free, lower, upper)
-    return Reduced(work, penalty, fit_intercept, kept, scale, free, shift=shift)
+        penalty = PartlyPenalized(penalty, ~free if partial is None else f != 0.0, lower,
+                                  upper, ridge)
+    return Reduced(work, penalty, fit_intercept, kept, scale, free, partial=partial,
+                   shift=shift)
 
 
 def _check_box(penalty: Penalty, alpha: float) -> None:
@@ -559,31 +678,39 @@ def _scaled(data: Any, scale: np.ndarray, zero: np.ndarray | None = None) -> Any
     """The problem on the columns divided by their units (a copy of the design; per task
     where ``scale`` is (p, T); ``x_shift`` scaled alike); ``zero`` (p, T) or None: entries
     whose column is replaced by 0 in that task's rows."""
+    M = 1.0 / scale
+    if zero is not None:
+        M = np.where(zero, 0.0, M)
+    return _multiplied(data, M)
+
+
+def _multiplied(data: Any, M: np.ndarray) -> Any:
+    """The problem on the columns multiplied by ``M`` ((p,), or (p, T): each task's rows by
+    its column; a copy of the design, ``x_shift`` multiplied alike; a sparse design keeps no
+    entry multiplied by 0)."""
     X = data.X
-    if scale.ndim == 1:
-        inv = 1.0 / scale
-        X = (X @ sp.diags(inv)).tocsc() if sp.issparse(X) and X.format == "csc" else (
-            sp.csr_matrix(X @ sp.diags(inv)) if sp.issparse(X) else np.asfortranarray(
-                np.asarray(X) * inv))
-        shift = None if data.x_shift is None else data.x_shift * inv[:, None]
+    M = np.asarray(M, dtype=np.float64)
+    if M.ndim == 1:
+        X = (X @ sp.diags(M)).tocsc() if sp.issparse(X) and X.format == "csc" else (
+            sp.csr_matrix(X @ sp.diags(M)) if sp.issparse(X) else np.asfortranarray(
+                np.asarray(X) * M))
+        shift = None if data.x_shift is None else data.x_shift * M[:, None]
     else:
-        inv = (1.0 / scale).T  # (T, p)
-        if zero is not None:
-            inv = np.where(zero.T, 0.0, inv)
+        by_task = M.T  # (T, p)
         rows = data.task_of
         if sp.issparse(X):
             coo = X.tocoo()
-            X = sp.csc_matrix((coo.data * inv[rows[coo.row], coo.col], (coo.row, coo.col)),
-                              shape=X.shape)
-            if zero is not None:
+            X = sp.csc_matrix((coo.data * by_task[rows[coo.row], coo.col],
+                               (coo.row, coo.col)), shape=X.shape)
+            if not by_task.all():
                 X.eliminate_zeros()
         else:  # (a column at a time: each contiguous in a Fortran X, no (N, p) gather)
             X = np.asarray(X)
             out = np.empty(X.shape, order="F")
             for j in range(X.shape[1]):
-                np.multiply(X[:, j], inv[rows, j], out=out[:, j])
+                np.multiply(X[:, j], by_task[rows, j], out=out[:, j])
             X = out
-        shift = None if data.x_shift is None else data.x_shift * inv.T
+        shift = None if data.x_shift is None else data.x_shift * M
     return dataclasses.replace(data, X=X, x_shift=shift, _cache={})
 
 
@@ -606,15 +733,23 @@ class Projection:
     r"""The free columns Z of every task (with the column of ones where intercepts are
     fitted) projected out of its rows, in the rows' weights ``c``:
     :math:`\tilde X_t = X_t - Z_t A_t^{+} Z_t^\top C_t X_t` with :math:`A_t = Z_t^\top C_t
-    Z_t` (its pseudo-inverse kept: collinear dummies are fine), the same for ``y``.
+    Z_t` (its pseudo-inverse kept: collinear dummies are fine), the same for ``y``. A feature
+    free in some tasks only (``partial``, p x T) is one of task t's columns Z_t where it is
+    free there (a column of zeros in the other tasks' rows); its penalized column in task t is
+    then 0 (projected out), so that the penalty holds that entry at 0.
     :meth:`free_part` gives the free coefficients and intercepts of penalized ones."""
 
-    def __init__(self, data: Any, free: np.ndarray, fit_intercept: bool):
+    def __init__(self, data: Any, free: np.ndarray, fit_intercept: bool,
+                 partial: np.ndarray | None = None):
         self.source = data
         self.free = free
         self.fit_intercept = fit_intercept
+        self.partial_rows = np.zeros(free.size, dtype=bool) if partial is None else \
+            partial.any(axis=1)
         X = np.asarray(data.X)
-        Z = X[:, free]
+        Z = np.hstack([X[:, free], X[:, self.partial_rows]])
+        if partial is not None:  # (a partly free column: in the rows of its free tasks)
+            Z[:, int(free.sum()):] *= partial[self.partial_rows].T[data.task_of]
         if fit_intercept:
             Z = np.hstack([np.ones((X.shape[0], 1)), Z])
         self.k = Z.shape[1]
@@ -643,18 +778,25 @@ class Projection:
             Xr = np.array(P, order="F", copy=True)
             for a in range(self.k):
                 Xr -= Z[:, [a]] * B[rows, a, :]
+            if partial is not None:  # (in its span: exactly 0, not its rounding)
+                Xr *= ~partial[~free].T[rows]
             ZtCy = np.stack([_segment_sums(cZ[:, a] * y, data) for a in range(self.k)],
                             axis=1)  # (T, k)
             beta = np.einsum("tab,tb->ta", self.pinv, ZtCy)
             yr = y - np.einsum("ra,ra->r", Z, beta[rows])
+        self.partial = partial
         self.Z = Z
         self.data = dataclasses.replace(data, X=Xr, y=yr, x_shift=None, _cache={})
 
     def free_part(self, W_pen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(b, W_free)``: the intercepts (T,) and free coefficients (k_free, T) that
-        minimize the weighted squares of each task's residual given its penalized ones
-        ``W_pen`` (in the units of the columns this projection was built on)."""
+        """``(b, W_free)``: the intercepts (T,) and the coefficients (k_free, T) of Z's
+        columns (the features free in every task, then those free in some: 0 in the others)
+        that minimize the weighted squares of each task's residual given its penalized ones
+        ``W_pen`` (in the units of the columns this projection was built on; its partly free
+        entries read as 0)."""
         data = self.source
+        if self.partial is not None:
+            W_pen = np.where(self.partial[~self.free], 0.0, W_pen)
         pen_cols = np.asarray(data.X)[:, ~self.free]
         part = dataclasses.replace(data, X=np.asfortranarray(pen_cols), x_shift=None,
                                    _cache={})
@@ -688,10 +830,11 @@ def _segment_sums(A: np.ndarray, data: Any) -> np.ndarray:
 
 def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     """The reference whose ``G0`` gives ``alpha_max`` of the reduced problem: ``ref`` (the
-    problem at W = 0) where no row is left free, else the gradient at the penalized rows with
-    the free ones (and the intercepts) fitted, unpenalized, first (the rows of a loss with
-    kinks given the subgradient that fit's optimality pins,
-    :func:`~regmtl.solvers.certificates.kinks.kink_dual`)."""
+    problem at W = 0) where no entry is left free, else the gradient at the penalized entries
+    with the free ones (and the intercepts) fitted, unpenalized, first (the rows of a loss
+    with kinks given the subgradient that fit's optimality pins,
+    :func:`~regmtl.solvers.certificates.kinks.kink_dual`). A feature free in some tasks only
+    is fitted in those tasks, held at 0 in the others (the box ``[0, 0]``)."""
     pen = red.penalty
     if not isinstance(pen, PartlyPenalized) or pen.penalized.all():
         return ref
@@ -701,20 +844,29 @@ def grid_reference(red: Reduced, datafit: Any, ref: Any) -> Any:
     from .solvers.solve import solve
 
     data = red.data
-    free = ~pen.penalized
-    part = data.with_columns(free)
-    res = solve(part, datafit, L2(), 0.0, fit_intercept=red.fit_intercept, tol=1e-10,
+    shape = (data.n_features, data.n_tasks)
+    mask = pen._mask(shape)
+    loose = ~mask.all(axis=1)  # (the rows with a free entry)
+    part = data.with_columns(loose)
+    held = mask[loose]  # (their entries penalized in their task: 0 in the free fit)
+    fit_pen = L2() if not held.any() else PartlyPenalized(
+        L2(), np.zeros(int(loose.sum()), dtype=bool), np.where(held, 0.0, -np.inf),
+        np.where(held, 0.0, np.inf))
+    res = solve(part, datafit, fit_pen, 0.0, fit_intercept=red.fit_intercept, tol=1e-10,
                 max_iter=1000)
     f = part.linear(res.W, res.b if red.fit_intercept else None)
+    if held.any():
+        part = _multiplied(part, ~held)
     bound = datafit.bind(data)
-    G0 = np.zeros((data.n_features, data.n_tasks))
-    penalized = data.with_columns(pen.penalized)
+    G0 = np.zeros(shape)
+    rows = pen.rows
+    penalized = data.with_columns(rows)
     entrywise = isinstance(pen.base, (L1, ElasticNet))  # (alpha_max: the largest |G_jt|)
-    rows = type(pen.base) is L21  # (alpha_max: the largest row norm of G)
-    G0[pen.penalized] = penalized.adjoint(
+    grouped = type(pen.base) is L21  # (alpha_max: the largest row norm of G)
+    G0[rows] = penalized.adjoint(
         data.c * kink_dual(data, bound, f, part, red.fit_intercept,
-                           penalized if entrywise or rows else None, rows=rows))
-    return Reference(ref.b0, ref.f0, ref.P0, G0)
+                           penalized if entrywise or grouped else None, rows=grouped))
+    return Reference(ref.b0, ref.f0, ref.P0, np.where(mask, G0, 0.0))
 
 
 def box_holds_zero(red: Reduced) -> bool:

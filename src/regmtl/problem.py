@@ -207,6 +207,7 @@ def alpha_max(
     upper_bounds: Any = None,
     rescale_factors: bool = True,
     standardize: bool | str = False,
+    factor_convention: str = "unit",
 ) -> float:
     r"""Smallest ``alpha`` for which ``W = 0`` is optimal.
 
@@ -264,6 +265,9 @@ def alpha_max(
         with the unpenalized ones (and the intercepts) fitted first, and ``coef_ == 0`` means
         on the penalized features. With bounds it is that of the problem without them, an
         upper bound (the box only helps W = 0); bounds that exclude 0 have none.
+    factor_convention : {"unit", "glmnet"}, default="unit"
+        How a factor enters a ridge part, as for the estimators; a ridge has no gradient at
+        W = 0, so ``alpha_max`` is the same under both (checked all the same).
 
     Returns
     -------
@@ -302,12 +306,12 @@ def alpha_max(
         X, penalty, datafit.name, fit_intercept, task_weight, given, lambda: _rows_alpha_max(
             X, y, task, penalty, datafit, fit_intercept, sample_weight, task_weight, offset,
             (penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
-             standardize)))
+             standardize), factor_convention))
 
 
 def _rows_alpha_max(X: Any, y: Any, task: Any, penalty: Any, datafit: Datafit,
                     fit_intercept: bool, sample_weight: Any, task_weight: Any, offset: Any,
-                    per_feature: tuple) -> float:
+                    per_feature: tuple, factor_convention: str = "unit") -> float:
     """:func:`alpha_max` of rows read as a TaskData (in memory, or task blocks)."""
     pen = make_penalty(penalty)
     data = make_data(X, y, task, loss=datafit, sample_weight=sample_weight,
@@ -317,6 +321,6 @@ def _rows_alpha_max(X: Any, y: Any, task: Any, penalty: Any, datafit: Datafit,
     if not is_built(X):
         check_loss_targets(data, datafit.bind(data))
     terms = feature_terms(*per_feature, data.n_features, data.n_tasks,
-                          getattr(data, "feature_names", None), pen)
+                          getattr(data, "feature_names", None), pen, factor_convention)
     return chain_of(data, datafit, pen, fit_intercept, offset=offset, terms=terms,
                     live=False).alpha_max()

@@ -433,11 +433,13 @@ def fit_chain(chain: Chain, alpha: float, alphas: np.ndarray | None, start: Poin
     from .task_alpha import solve_task_alphas
 
     bottom = chain.problem
-    if alphas is not None and isinstance(bottom.penalty, PartlyPenalized):
+    if alphas is not None and isinstance(bottom.penalty, PartlyPenalized) and not (
+            bottom.penalty.penalized.all() and bottom.penalty.lower is None
+            and bottom.penalty.upper is None):
         raise ValueError(
             "alpha: one value per task is certified on the plain penalty's dual; with bounds, "
-            "or unpenalized features under a loss other than the squared one, give one alpha "
-            "for all tasks (or fit the tasks apart).")
+            "or features unpenalized (in every task or in some) under a loss other than the "
+            "squared one, give one alpha for all tasks (or fit the tasks apart).")
     point = chain.start(start if start is not None else Point(None, None))
     kwargs = dict(kwargs, W0=point.W, V0=point.V, fit_intercept=bottom.fit_intercept,
                   b0=point.b if point.W is not None else None)

@@ -144,7 +144,8 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
     """The per-feature terms of a linear model in words (the fit line of ``regmtl fit``, the
     comparison report): its unpenalized and excluded features (counted and named), the
     factors of the penalized ones (their range, as the fit uses them: rescaled unless
-    ``rescale_factors=False``), the bounds and ``standardize``; None without terms.
+    ``rescale_factors=False``; glmnet's convention where a ridge part sees them as glmnet's),
+    the bounds and ``standardize``; None without terms.
 
     ``feature_names``: the names to show (default: the model's ``feature_names_in_``, else
     ``x0``, ``x1``, ...).
@@ -183,6 +184,9 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
     gone = [names[j] for j in np.flatnonzero(np.isinf(F).all(axis=1))]
     if free:
         parts.append("unpenalized " + _named_list(free))
+    some_free = int(((F == 0).any(axis=1) & ~(F == 0).all(axis=1)).sum())
+    if some_free:
+        parts.append(f"{_count(some_free, 'feature')} unpenalized in some tasks (factor 0)")
     if gone:
         parts.append("excluded " + _named_list(gone))
     some_out = int((np.isinf(F).any(axis=1) & ~np.isinf(F).all(axis=1)).sum())
@@ -198,7 +202,8 @@ def feature_terms_text(model: Any, feature_names: Any = None) -> str | None:
         rescaled = given is not None and not np.array_equal(given.factor, terms.factor)
         parts.append(f"{span} on {_count(n_pen, 'penalized feature')}"
                      f"{' per task' if terms.factor.ndim == 2 else ''}"
-                     f"{' (rescaled)' if rescaled else ''}")
+                     f"{' (rescaled)' if rescaled else ''}"
+                     f"{'; glmnet convention' if terms.convention == 'glmnet' else ''}")
     if terms.lower is not None or terms.upper is not None:
         words = _bounds_words(terms.lower, terms.upper, names)
         if words:

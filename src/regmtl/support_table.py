@@ -183,10 +183,23 @@ def _bounds_entry(penalty: Penalty) -> str:
     return f"a box in the prox, by {kind}; block coordinate descent under the box"
 
 
+def _convention_entry(penalty: Any) -> str:
+    """What ``factor_convention="glmnet"`` does to the penalty (:meth:`Penalty.ridge_part`,
+    read with ``l1_ratio=0.5`` where the penalty has that parameter)."""
+    if "l1_ratio" in penalty.get_params():
+        penalty = penalty.set_params(l1_ratio=0.5)
+    part = penalty.ridge_part(1.0)
+    if part is None:
+        return "refused unless every factor is 1 (its squared term is in the metric D)"
+    if part > 0.0:
+        return "its ridge part weighed by d_j (d_j^2 under ``unit``)"
+    return "the same fit (no ridge part)"
+
+
 def factor_table_rst() -> str:
     """The table of per-feature terms, one row per registered penalty: how a penalty factor
-    enters it (its ``factor_entry``), whether it takes factors per feature and task, and how
-    it takes bounds.
+    enters it (its ``factor_entry``), whether it takes factors per feature and task, how it
+    takes bounds, and what ``factor_convention="glmnet"`` does to it.
 
     Returns
     -------
@@ -201,10 +214,12 @@ def factor_table_rst() -> str:
     """
     lines = [".. list-table::", "   :header-rows: 1", "   :stub-columns: 1", "",
              "   * - penalty", "     - a factor d_j enters as", "     - factors (p, T)",
-             "     - bounds"]
+             "     - bounds", "     - ``factor_convention='glmnet'``"]
     for cls in PENALTY_CLASSES.values():
         penalty = _example_penalty(cls, 5)
-        per_task = "yes" if penalty.separates_over_tasks else "no (couples the tasks)"
+        per_task = "yes, 0 in some tasks only too" if penalty.separates_over_tasks else \
+            "no (couples the tasks)"
         lines += [f"   * - ``{cls.name}``", f"     - ``{cls.factor_entry}``",
-                  f"     - {per_task}", f"     - {_bounds_entry(penalty)}"]
+                  f"     - {per_task}", f"     - {_bounds_entry(penalty)}",
+                  f"     - {_convention_entry(penalty)}"]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,8 @@ problem asked for, with one dual scaling per task, and the solve resumes (warm, 
     \qquad s_t = \min\Big(1, \frac{\alpha_t}{\max_j |G_{jt}|}\Big) \text{ when } \rho = 1,
 
 with ``G = X^T (c theta)``; for ``positive=True`` penalties the positive part of G replaces
-its absolute value.
+its absolute value. With the ridge weighted per feature (``factor_convention="glmnet"``:
+:math:`r_{jt} w_{jt}^2` in the ridge) the conjugate's terms are divided by :math:`r_{jt}`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from .datafits import Datafit
 from .penalties import Penalty
+from .penalties.factored import PartlyPenalized
 from .solvers.certificates.certify import Certificate, dual_point, reference
 from .solvers.result import SolverResult
 from .taskdata import TaskData
@@ -95,8 +97,16 @@ def resolve_alpha(alpha: Any, penalty: Penalty, n_tasks: int) -> tuple[float, np
     return float(a.max()), a
 
 
-def _penalty_terms(penalty: Penalty) -> tuple[float, bool]:
-    return penalty.rho, bool(getattr(penalty, "positive", False))
+def _penalty_terms(penalty: Penalty, shape: tuple[int, int]
+                   ) -> tuple[float, bool, np.ndarray | float]:
+    """``(rho, positive, r)``: the ratio, the sign constraint and the ridge's weights per
+    entry (p x T; 1 where the penalty carries none, the ridge weighted per feature of
+    ``factor_convention="glmnet"``)."""
+    r = 1.0
+    if isinstance(penalty, PartlyPenalized):
+        r = penalty._weights(shape)
+        r, penalty = (1.0 if r is None else r), penalty.base
+    return penalty.rho, bool(getattr(penalty, "positive", False)), r
 
 
 def task_certificate(data: TaskData, datafit: Datafit, penalty: Penalty, alphas: np.ndarray,
@@ -107,14 +117,14 @@ def task_certificate(data: TaskData, datafit: Datafit, penalty: Penalty, alphas:
     objective at W = 0 with fitted intercepts. ``theta``: the solver's dual point (feasible,
     centered per task; the weighted problem's, which task by task is the same problem
     scaled), else built from the scores."""
-    rho, positive = _penalty_terms(penalty)
+    rho, positive, r = _penalty_terms(penalty, W.shape)
     f = data.linear(W, b if fit_intercept else None)
     if theta is None:
         theta = dual_point(data, datafit, f, fit_intercept)
     G = data.adjoint(data.c * theta)
     N = np.maximum(G, 0.0) if positive else np.abs(G)
     absW = np.abs(W)
-    pen = alphas * (rho * absW.sum(axis=0) + 0.5 * (1.0 - rho) * (W * W).sum(axis=0))
+    pen = alphas * (rho * absW.sum(axis=0) + 0.5 * (1.0 - rho) * (r * W * W).sum(axis=0))
     primal = datafit.value(data.y, f, data.c) + float(pen.sum())
     if rho == 1.0:
         m = N.max(axis=0) if N.shape[0] else np.zeros(len(alphas))
@@ -123,7 +133,7 @@ def task_certificate(data: TaskData, datafit: Datafit, penalty: Penalty, alphas:
     else:
         s = np.ones(len(alphas))
         excess = np.maximum(N - alphas * rho, 0.0)
-        conj = float(((excess * excess).sum(axis=0) / (2.0 * alphas * (1.0 - rho))).sum())
+        conj = float(((excess * excess / r).sum(axis=0) / (2.0 * alphas * (1.0 - rho))).sum())
     dual = datafit.dual_value(data.y, data.per_row(s) * theta, data.c) - conj
     return Certificate("duality_gap", max(primal - dual, 0.0), primal, dual, scale)
 

@@ -203,8 +203,9 @@ def _factor_units(est: Any, p: int) -> np.ndarray:
     factors, rescaled as the fit rescaled them; 1 where it had none or a feature was
     excluded, its weights 0). A model whose terms a new task cannot inherit is refused by
     name: unpenalized features (no prior to borrow), bounds (the new task's fit takes none),
-    factors per task, or ``standardize`` (True or ``"task"``: the training rows' deviations
-    are not kept)."""
+    factors per task, ``standardize`` (True or ``"task"``: the training rows' deviations
+    are not kept), or ``factor_convention="glmnet"`` with a ridge part (it weighed the
+    factors otherwise)."""
     from .feature_terms import terms_of
 
     terms = terms_of(est, p, int(est.n_tasks_))
@@ -217,7 +218,9 @@ def _factor_units(est: Any, p: int) -> np.ndarray:
            "factors per task" if terms.factor.ndim == 2 else
            f"standardize={terms.standardize!r}: the training rows' deviations are not kept"
            if terms.standardize
-           else "")
+           else "factor_convention='glmnet' with a ridge part: its ridge saw the factors "
+           "otherwise than its norm" if terms.convention == "glmnet"
+           and make_penalty(est.penalty).ridge_part(1.0) != 0.0 else "")
     if why:
         raise ValueError(f"model: transfer takes a model with positive penalty factors or "
                          f"excluded features, not {why}. Refit the model without them to "

@@ -157,6 +157,47 @@ def test_standardize_task_equals_the_python_fit(table, tmp_path, capsys):
         main(["fit", str(table), *COLS, "--alpha", "0.3", "--standardize", "each",
               "--out", str(out)])
     assert "choose from 'pooled', 'task'" in capsys.readouterr().err
+def test_the_glmnet_convention_equals_the_python_fit(table, tmp_path):
+    """``--factor-convention glmnet``: the elastic net's ridge part weighs a factor by d_j
+    (the z-scored columns', as glmnet's on standardized ones): the Python fit to 1e-8, and
+    another fit than the default convention's by more than 1e-3."""
+    fits = []
+    for convention in ("glmnet", "unit"):
+        out = tmp_path / f"{convention}.npz"
+        assert main(["fit", str(table), *COLS, "--penalty", "elasticnet", "--alpha", "0.3",
+                     "--penalty-factor", "f1=3,f2=0.5", "--factor-convention", convention,
+                     "--out", str(out)]) == 0
+        fits.append(rm.load(out))
+    assert fits[0].get_params()["factor_convention"] == "glmnet"
+    Xs, ys = _lists()
+    est = rm.MultiTaskRegressor("elasticnet", alpha=0.3, penalty_factor=[1.0, 3, 0.5, 1, 1, 1],
+                                factor_convention="glmnet")
+    ref = fit_standardized(est, Xs, ys, task_names=["S0", "S1", "S2", "S3"],
+                           feature_names=FEATURES)
+    np.testing.assert_allclose(fits[0].coef_, ref.coef_, atol=1e-8)
+    assert np.abs(fits[0].coef_ - fits[1].coef_).max() > 1e-3
+
+
+def test_standardize_task_with_the_glmnet_convention_equals_the_python_fit(table, tmp_path):
+    """``--standardize task --factor-convention glmnet``: the raw columns in each task's own
+    deviations, the elastic net's ridge weighing a factor by d_j (d_j s_jt^2 on the raw
+    coefficient): the Python fit to 1e-8, and another fit than under ``unit``."""
+    fits = []
+    for convention in ("glmnet", "unit"):
+        out = tmp_path / f"{convention}.npz"
+        assert main(["fit", str(table), *COLS, "--penalty", "elasticnet", "--alpha", "0.3",
+                     "--penalty-factor", "f1=3,f2=0.5", "--factor-convention", convention,
+                     "--standardize", "task", "--out", str(out)]) == 0
+        fits.append(rm.load(out))
+    params = fits[0].get_params()
+    assert params["factor_convention"] == "glmnet" and params["standardize"] == "task"
+    Xs, ys = _lists()
+    est = rm.MultiTaskRegressor("elasticnet", alpha=0.3, penalty_factor=[1.0, 3, 0.5, 1, 1, 1],
+                                factor_convention="glmnet", standardize="task")
+    ref = fit_standardized(est, Xs, ys, task_names=["S0", "S1", "S2", "S3"],
+                           feature_names=FEATURES, standardize=False)
+    np.testing.assert_allclose(fits[0].coef_, ref.coef_, atol=1e-8)
+    assert np.abs(fits[0].coef_ - fits[1].coef_).max() > 1e-3
 
 
 #: columns of the School data constant within each school (the rest describe the pupil)

@@ -28,6 +28,20 @@ def test_the_table_lists_every_penalty_with_its_bounds():
     assert box_kind(rm.Trace(), 1.0) is None and box_kind(rm.MultiSource((2, 3)), 1.0) is None
 
 
+def test_the_table_says_what_the_glmnet_convention_does():
+    """A ridge part of entries or rows is weighed per feature; a norm's fit is the same; a
+    squared term in the feature metric is refused (``Penalty.ridge_part``)."""
+    rows = {line.split("``")[1]: line for line in factor_table_rst().split("   * - ")[1:]}
+    for name in ("elasticnet", "l2", "l21"):
+        assert "its ridge part weighed by d_j" in rows[name]
+    for name in ("l1", "trace", "dirty", "l1inf", "mcp", "multi_source"):
+        assert "the same fit (no ridge part)" in rows[name]
+    for name in ("mean", "graph", "clustered", "temporal_group_lasso"):
+        assert "refused unless every factor is 1" in rows[name]
+    assert rm.ElasticNet(0.25).ridge_part(2.0) == 1.5 and rm.L21().ridge_part(2.0) == 0.0
+    assert rm.MeanRegularized().ridge_part(1.0) is None
+
+
 def test_a_penalty_over_blocks_of_features_takes_positive_factors_only():
     rng = np.random.default_rng(0)
     Xs = [rng.standard_normal((40, 5)) for _ in range(3)]

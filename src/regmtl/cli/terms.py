@@ -4,13 +4,15 @@ factors and unpenalized, excluded and bounded columns, named by the table's colu
 ``--penalty-factor col=w,...`` gives factors (``inf`` excludes), ``--unpenalized col,...``
 factor 0, ``--exclude col,...`` leaves columns out, ``--lower-bounds`` / ``--upper-bounds``
 take one number for every column or ``col=v,...``, ``--no-rescale-factors`` keeps the
-factors as given and ``--standardize`` has the estimator penalize the raw columns in their
-standard deviations (its ``standardize=True``, glmnet's; ``--standardize task``: each task's
-columns in that task's own, its ``standardize="task"``) instead of the command z-scoring
-them first. The command fits on z-scored columns unless ``--no-standardize`` or
-``--standardize``: factors act there (as glmnet's do), bounds are given in the columns' own
-units and converted (a bound ``u`` on the raw coefficient is ``u s_j`` on the standardized
-one), and the saved model holds them in raw units.
+factors as given, ``--factor-convention glmnet`` has a ridge part weigh a factor as glmnet's
+``penalty.factor`` does (:math:`d_j`, not :math:`d_j^2`) and ``--standardize`` has the
+estimator penalize the raw columns in their standard deviations (its ``standardize=True``,
+glmnet's; ``--standardize task``: each task's columns in that task's own, its
+``standardize="task"``) instead of the command z-scoring them first. The command fits on
+z-scored columns unless ``--no-standardize`` or ``--standardize``: factors act there (as
+glmnet's do), bounds are given in the columns' own units and converted (a bound ``u`` on the
+raw coefficient is ``u s_j`` on the standardized one), and the saved model holds them in raw
+units.
 
 Every value is checked here, the option named: an unknown column (the known ones listed), a
 value that is not a number, a factor that is negative or NaN, a column given twice or given
@@ -31,7 +33,8 @@ from .shared import UsageError
 
 __all__ = ["terms_arguments", "terms_given", "estimator_terms", "raw_bounds"]
 
-_OPTIONS = ("penalty_factor", "unpenalized", "exclude", "lower_bounds", "upper_bounds")
+_OPTIONS = ("penalty_factor", "unpenalized", "exclude", "lower_bounds", "upper_bounds",
+            "factor_convention")
 _FLAGS = ("no_rescale_factors", "standardize")
 
 
@@ -51,6 +54,10 @@ def terms_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rescale-factors", action="store_true",
                    help="take the factors as given (default: rescaled as glmnet does, an "
                         "excluded column counted as 1, to sum to the number of columns)")
+    p.add_argument("--factor-convention", choices=("unit", "glmnet"),
+                   help="how a factor enters a ridge part (an elastic net's, L2,1's with "
+                        "l1_ratio < 1): 'unit' (default) d_j^2, a change of the column's "
+                        "unit; 'glmnet' d_j, as glmnet's penalty.factor and glum's P2 = d")
     p.add_argument("--standardize", nargs="?", const="pooled", choices=("pooled", "task"),
                    default=None,
                    help="fit the raw columns, penalized in their standard deviations by the "
@@ -200,6 +207,8 @@ def estimator_terms(args: argparse.Namespace, names: Sequence[str],
             raise UsageError("--no-rescale-factors acts on the factors of --penalty-factor / "
                              "--unpenalized; give one of them, or leave it out.")
         terms["rescale_factors"] = False
+    if args.factor_convention is not None:
+        terms["factor_convention"] = args.factor_convention
     if args.standardize:
         if args.no_standardize:
             raise UsageError("--standardize and --no-standardize: give one (--standardize "

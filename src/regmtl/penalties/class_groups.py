@@ -194,6 +194,10 @@ class ClassGroupElastic(ClassBlockPenalty):
         check_bool(self.positive, "positive")
         return check_columns(self, n_tasks)
 
+    def ridge_part(self, alpha: float) -> float:
+        """``alpha (1 - rho)``: the ridge beside the groups of a feature's classes."""
+        return float(alpha * (1.0 - self.rho))
+
     @property
     def rho(self) -> float:
         """``l1_ratio``, validated."""
@@ -318,6 +322,10 @@ class ClassGroupNonconvex(ClassBlockPenalty):
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         self.inner.check(n_features, n_tasks)
         return check_columns(self, n_tasks)
+
+    def ridge_part(self, alpha: float) -> float:
+        """0.0: no squared term."""
+        return 0.0
 
     def value(self, V: np.ndarray, alpha: float) -> float:
         return float(np.sum(self.inner.magnitude_value(self._norms(V), alpha)))

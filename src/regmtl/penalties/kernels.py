@@ -166,14 +166,14 @@ def box_row(a, L, l1, l2, lo, hi, v):
 
 @njit(cache=True)
 def box_rows_prox(Z, a, c, lo, hi):
-    """``argmin_v ||v - z||^2 / 2 + a ||v|| + (c - 1) / 2 ||v||^2`` over ``lo <= v <= hi``
-    for every row z of Z (:func:`box_row` with unit curvature)."""
+    """``argmin_v ||v - z||^2 / 2 + a ||v|| + (c_j - 1) / 2 ||v||^2`` over ``lo <= v <= hi``
+    for every row z of Z (:func:`box_row` with unit curvature; ``c`` (p,), one per row)."""
     p, T = Z.shape
     out = np.empty((p, T))
     ones = np.ones(T)
     v = np.empty(T)
     for j in range(p):
-        box_row(Z[j], ones, a, c - 1.0, lo[j], hi[j], v)
+        box_row(Z[j], ones, a, c[j] - 1.0, lo[j], hi[j], v)
         out[j] = v
     return out
 

@@ -93,6 +93,10 @@ class _Nonconvex(Penalty):
         """``group`` as a bool, validated."""
         return check_bool(self.group, "group")
 
+    def ridge_part(self, alpha: float) -> float:
+        """0.0: no squared term (a factor enters the magnitudes only)."""
+        return 0.0
+
     def check(self, n_features: int, n_tasks: int) -> Penalty:
         _check_above(getattr(self, self._shape_name), self._shape_name, self._low)
         check_bool(self.group, "group")

@@ -452,6 +452,10 @@ class NonconvexFusedGroupLasso(Penalty):
         s = np.abs(W).sum(axis=1)
         return s + self._f() * _tv(W) if self._inside() else s
 
+    def ridge_part(self, alpha: float) -> float:
+        """0.0: no squared term."""
+        return 0.0
+
     # ------------------------------------------------------------------ the stages
     def stage_weights(self, W: np.ndarray) -> np.ndarray:
         """The weights of the majorizer at W: ``1 / (2 sqrt(s_j))``, ``s_j`` the row's value

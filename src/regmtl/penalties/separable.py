@@ -119,6 +119,10 @@ class _ElasticType(Penalty):
         """1 for the norm (``l1_ratio=1``), 2 for the ridge (0), None in between."""
         return {1.0: 1.0, 0.0: 2.0}.get(self.rho)
 
+    def ridge_part(self, alpha: float) -> float:
+        """``alpha (1 - rho)``: the ridge beside the norm of entries or rows."""
+        return float(alpha * (1.0 - self.rho))
+
     @property
     def sign_constrained(self) -> bool:
         """``positive`` as a bool, validated (``ValueError`` naming it otherwise)."""
@@ -516,7 +520,8 @@ class L2(_ElasticType):
 
     name = "l2"
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
-    factor_entry = "alpha / 2 sum_j d_j^2 ||W_j||^2 (the ridge of d_j w_j; d_jt per task too)"
+    factor_entry = ("alpha / 2 sum_j d_j^2 ||W_j||^2 (the ridge of d_j w_j; d_jt per task too; "
+                    "d_j in place of d_j^2 with factor_convention='glmnet')")
     _param_names = ()
     #: compare fits it as its ridge baselines
     compare_role = None
@@ -570,8 +575,8 @@ class ElasticNet(_ElasticType):
     name = "elasticnet"
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
     factor_entry = (
-        "alpha (rho sum_jt d_j |W_jt| + (1 - rho) / 2 sum_j d_j^2 ||W_j||^2) (glmnet weighs "
-        "the ridge part by d_j)")
+        "alpha (rho sum_jt d_j |W_jt| + (1 - rho) / 2 sum_j d_j^2 ||W_j||^2) (d_jt per task "
+        "too; d_j in the ridge part with factor_convention='glmnet', glmnet's)")
     compare_role = "independent"
     compare_label = "elastic net (independent)"
 
@@ -634,7 +639,8 @@ class L21(_ElasticType):
 
     name = "l21"
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
-    factor_entry = "alpha (rho sum_j d_j ||W_j||_2 + (1 - rho) / 2 sum_j d_j^2 ||W_j||^2) (rows)"
+    factor_entry = ("alpha (rho sum_j d_j ||W_j||_2 + (1 - rho) / 2 sum_j d_j^2 ||W_j||^2) "
+                    "(rows; d_j in the ridge part with factor_convention='glmnet')")
     group = True
     compare_label = "MTL L2,1"
 

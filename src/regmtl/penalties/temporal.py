@@ -506,6 +506,11 @@ class TemporalGroupLasso(Penalty):
         return (check_positive(self.smooth_weight, "smooth_weight", strict=False),
                 check_positive(self.ridge_weight, "ridge_weight", strict=False))
 
+    def ridge_part(self, alpha: float) -> float | None:
+        """0.0 with ``smooth_weight = ridge_weight = 0`` (the group lasso alone); None
+        otherwise: the smoothing ``||D W R||^2`` is a quadratic in the feature metric."""
+        return 0.0 if self._weights() == (0.0, 0.0) else None
+
     def rescaled(self, alpha, f, k=1.0):
         """``TemporalGroupLasso(s / k, r / k)`` at ``f alpha / k``: the rows' norms are of
         degree 1 in W, the quadratic parts of degree 2."""

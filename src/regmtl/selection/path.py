@@ -362,6 +362,7 @@ def regularization_path(
     upper_bounds: Any = None,
     rescale_factors: bool = True,
     standardize: bool | str = False,
+    factor_convention: str = "unit",
 ) -> RegularizationPath:
     """Warm-started solutions of the multi-task objective along a grid of ``alpha``.
 
@@ -427,6 +428,8 @@ def regularization_path(
         The per-feature terms of the estimators (``regmtl.feature_terms``); the grid
         then starts at :func:`~regmtl.alpha_max` under the same terms, and ``coefs`` are in
         the input's units.
+    factor_convention : {"unit", "glmnet"}, default="unit"
+        How a factor enters a ridge part, as for the estimators.
 
     Returns
     -------
@@ -467,7 +470,8 @@ def regularization_path(
     if not is_built(X):  # (a problem built comes checked)
         check_loss_targets(data, datafit.bind(data))
     terms = feature_terms(penalty_factor, exclude, lower_bounds, upper_bounds, rescale_factors,
-                          standardize, p, T, getattr(data, "feature_names", None), pen)
+                          standardize, p, T, getattr(data, "feature_names", None), pen,
+                          factor_convention)
     chain = chain_of(data, datafit, pen, fit_intercept, offset=offset, terms=terms)
     bottom = chain.problem
     ref = chain.reference()
@@ -529,7 +533,8 @@ def path_grid(data: TaskData, datafit: Datafit, pen: Penalty, alphas: Any,
     checked = None if not terms else feature_terms(
         terms["penalty_factor"], terms["exclude"], terms["lower_bounds"],
         terms["upper_bounds"], terms["rescale_factors"], terms["standardize"],
-        data.n_features, data.n_tasks, feature_names, pen)
+        data.n_features, data.n_tasks, feature_names, pen,
+        terms.get("factor_convention", "unit"))
     chain = chain_of(data, datafit, pen, fit_intercept, terms=checked, live=False)
     bottom = chain.problem
     return path_alphas(bottom.data, datafit, bottom.penalty, chain.reference(), alphas, eps,

@@ -59,7 +59,7 @@ __all__ = ["MultiTaskRegressorCV", "MultiTaskClassifierCV"]
 
 #: the per-feature terms (``regmtl.feature_terms``) the CV estimators hand on as they are
 TERM_PARAMS = ("penalty_factor", "exclude", "lower_bounds", "upper_bounds", "rescale_factors",
-               "standardize")
+               "standardize", "factor_convention")
 
 
 def _terms(est: _MultiTaskCV) -> dict:
@@ -229,6 +229,7 @@ class _MultiTaskCV(BaseEstimator):
         upper_bounds: Any = None,
         rescale_factors: bool = True,
         standardize: bool | str = False,
+        factor_convention: str = "unit",
     ):
         self.penalty = penalty
         self.alphas = alphas
@@ -256,6 +257,7 @@ class _MultiTaskCV(BaseEstimator):
         self.upper_bounds = upper_bounds
         self.rescale_factors = rescale_factors
         self.standardize = standardize
+        self.factor_convention = factor_convention
 
     # ------------------------------------------------------------------ grid
     def _penalties(self) -> list[tuple[dict, Penalty]]:
@@ -948,6 +950,7 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
         upper_bounds: Any = None,
         rescale_factors: bool = True,
         standardize: bool | str = False,
+        factor_convention: str = "unit",
     ):
         super().__init__(
             penalty, alphas=alphas, eps=eps, penalty_grid=penalty_grid, cv=cv,
@@ -957,7 +960,8 @@ class MultiTaskRegressorCV(RegressorMixin, _MultiTaskCV):
             solver_options=solver_options, n_jobs=n_jobs, random_state=random_state,
             progress=progress, verbose=verbose, penalty_factor=penalty_factor,
             exclude=exclude, lower_bounds=lower_bounds, upper_bounds=upper_bounds,
-            rescale_factors=rescale_factors, standardize=standardize)
+            rescale_factors=rescale_factors, standardize=standardize,
+            factor_convention=factor_convention)
         self.loss = loss
 
     def _loss_params(self) -> dict:

@@ -418,9 +418,10 @@ class BoxDescent(Solver):
     requires = (ROWS_LOCAL, BOXED_STEP, BOXED_LOSS, DENSE_ROWS)
     certificate = _GAP_OR_KKT
     regime = (
-        "penalty factors of 0 or bounds on a penalty of entries or rows: block coordinate "
-        "descent with each row's step under the box (proximal Newton for a loss other than "
-        "the squared one), certified by the KKT residual")
+        "penalty factors of 0, bounds or glmnet's ridge weights on a penalty of entries or "
+        "rows: block coordinate descent with each row's step under the box (proximal Newton "
+        "for a loss other than the squared one), certified by the duality gap where every "
+        "entry is penalized, else by the KKT residual")
     cost = "an epoch: O(n p T) (O(p^2 T) on the Grams)"
 
     def run(self, call: Call, start: Start) -> SolverResult:

@@ -2,15 +2,16 @@ r"""Block coordinate descent under a box and per-row weights: the penalties of
 :class:`~regmtl.penalties.factored.PartlyPenalized` (unpenalized rows beside penalized ones,
 ``lower <= W <= upper``) at the speed of coordinate descent.
 
-The penalty declares its block step through ``boxed_step(alpha)``: per row j the weight
-:math:`l_{1,j}` of its norm (0 on a free row), its ridge :math:`l_{2,j}`, whether the norm is
-of the row or of each entry, and the box. Each epoch minimizes, row by row, the data term's
+The penalty declares its block step through ``boxed_step(alpha)``: per entry the weight
+:math:`l_{1,jt}` of its norm (0 on a free entry), its ridge :math:`l_{2,jt}` (both constant
+along a row where the norm is of the row), whether the norm is of the row or of each entry,
+and the box. Each epoch minimizes, row by row, the data term's
 quadratic model in that row exactly (the squared loss: the data term itself), in centered
 coordinates (intercepts decoupled as in :mod:`~regmtl.solvers.parts.epochs`). With
 :math:`a_t = L_{jt} W_{jt} + g_t` (``g`` minus the gradient):
 
-- entries: :math:`w_t = \mathrm{clip}(S(a_t, l_1) / (L_{jt} + l_2), \ell, u)`, exact because
-  each entry's problem is convex in one variable on an interval;
+- entries: :math:`w_t = \mathrm{clip}(S(a_t, l_{1,jt}) / (L_{jt} + l_{2,jt}), \ell, u)`,
+  exact because each entry's problem is convex in one variable on an interval;
 - rows: :math:`w_t(\mu) = \mathrm{clip}(a_t / (L_{jt} + l_2 + \mu), \ell_t, u_t)` at the root of
   :math:`\mu \|w(\mu)\| = l_1` (bracketed by doubling, then bisected), or 0 where 0 is in the
   box and :math:`a` lies in :math:`l_1 B + N_{box}(0)`.
@@ -47,11 +48,12 @@ __all__ = ["box_descent", "box_epoch", "box_epoch_gram"]
 
 @njit(cache=True)
 def _box_entries(a, L, l1, l2, lo, hi, v):
-    """Each entry's minimizer ``clip(S(a_t, l1) / (L_t + l2), lo_t, hi_t)`` into ``v``."""
+    """Each entry's minimizer ``clip(S(a_t, l1_t) / (L_t + l2_t), lo_t, hi_t)`` into ``v``."""
     for t in range(a.shape[0]):
-        den = L[t] + l2
+        den = L[t] + l2[t]
         x = a[t]
-        x = x - l1 if x > l1 else (x + l1 if x < -l1 else 0.0)
+        thr = l1[t]
+        x = x - thr if x > thr else (x + thr if x < -thr else 0.0)
         x = x / den if den > 0.0 else 0.0
         v[t] = min(max(x, lo[t]), hi[t])
 
@@ -71,7 +73,7 @@ def box_epoch(X, c, indptr, offset, xm, R, W, L, l1, l2, rows, lo, hi, features,
                 acc += (X[a - o + k, j] - m) * c[a + k] * R[a + k]
             g[t] = L[j, t] * W[j, t] + acc
         if rows:
-            box_row(g, L[j], l1[j], l2[j], lo[j], hi[j], v)
+            box_row(g, L[j], l1[j, 0], l2[j, 0], lo[j], hi[j], v)
         else:
             _box_entries(g, L[j], l1[j], l2[j], lo[j], hi[j], v)
         for t in range(T):
@@ -277,7 +279,7 @@ def box_epoch_gram(H, Gr, W, l1, l2, rows, lo, hi, features, g, v):
             Ld[t] = H[t, j, j]
             g[t] = Ld[t] * W[j, t] + Gr[t, j]
         if rows:
-            box_row(g, Ld, l1[j], l2[j], lo[j], hi[j], v)
+            box_row(g, Ld, l1[j, 0], l2[j, 0], lo[j], hi[j], v)
         else:
             _box_entries(g, Ld, l1[j], l2[j], lo[j], hi[j], v)
         for t in range(T):
@@ -292,11 +294,12 @@ def box_epoch_gram(H, Gr, W, l1, l2, rows, lo, hi, features, g, v):
 
 
 def _working_rows(G, W, l1, lo, hi, rows, every):
-    """The rows the epochs until the next check visit: nonzero, free (``l1 = 0``), outside
-    the box's reach of 0, or whose gradient ``G`` (minus it, p x T) is above half their
-    threshold (as a norm of the row, or entry by entry)."""
-    size = np.linalg.norm(G, axis=1) if rows else np.abs(G).max(axis=1)
-    keep = np.any(W != 0.0, axis=1) | (l1 == 0.0) | (size > 0.5 * l1) | \
+    """The rows the epochs until the next check visit: nonzero, with a free entry
+    (``l1 = 0``), outside the box's reach of 0, or whose gradient ``G`` (minus it, p x T) is
+    above half their threshold (as a norm of the row, or entry by entry)."""
+    near = np.linalg.norm(G, axis=1) > 0.5 * l1[:, 0] if rows else \
+        np.any(np.abs(G) > 0.5 * l1, axis=1)
+    keep = np.any(W != 0.0, axis=1) | np.any(l1 == 0.0, axis=1) | near | \
         np.any((lo > 0.0) | (hi < 0.0), axis=1)
     return every[keep] if not keep.all() else every
 
@@ -316,12 +319,11 @@ def _majorized_step(grams, W, step) -> np.ndarray | None:
     H, r = grams
     l1, l2, rows, lo, hi = step
     size = np.linalg.norm(W, axis=1, keepdims=True) if rows else np.abs(W)
-    live = ((size > 0) | (l1[:, None] == 0.0)) & (W > lo) & (W < hi)
+    live = ((size > 0) | (l1 == 0.0)) & (W > lo) & (W < hi)
     if not live.any():
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.broadcast_to(np.where(size > 0, l1[:, None] / size, 0.0) + l2[:, None],
-                            W.shape)  # (p, T)
+        d = np.broadcast_to(np.where(size > 0, l1 / size, 0.0) + l2, W.shape)  # (p, T)
     T, p = r.shape
     A = H.copy()
     idx = np.arange(p)
