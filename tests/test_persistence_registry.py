@@ -192,3 +192,22 @@ def test_the_serialization_layer_imports_nothing_of_regmtl():
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]
     assert not [a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
                 for a in n.names if a.name.startswith("regmtl")]
+
+
+def test_a_transferred_task_loads_in_a_fresh_process(tmp_path):
+    """``regmtl.transfer`` is imported lazily: a fresh process that loads a saved
+    TransferredTask imports it (the class registered by name), with the same predictions."""
+    Xs, ys = _data()
+    model = regmtl.MultiTaskRegressor("l21", alpha=0.1).fit(Xs, ys)
+    rng = np.random.default_rng(1)
+    X_new = rng.standard_normal((12, 5))
+    task = regmtl.transfer(model, X_new, X_new @ np.ones(5))
+    task.save(tmp_path / "t.npz")
+    code = ("import sys, numpy as np, regmtl; "
+            "assert 'regmtl.transfer' not in sys.modules; "
+            f"m = regmtl.load({str(tmp_path / 't.npz')!r}); "
+            f"np.save({str(tmp_path / 'p.npy')!r}, m.predict(np.load("
+            f"{str(tmp_path / 'x.npy')!r})))")
+    np.save(tmp_path / "x.npy", X_new)
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), task.predict(X_new))

@@ -47,7 +47,7 @@ from .datafits import DATAFIT_CLASSES
 from .estimators import MultiTaskClassifier, MultiTaskRegressor
 from .inputs import as_task_data
 from .penalties import PENALTY_CLASSES, Penalty, chain_graph, knn_graph
-from .persistence import load, register_kinds
+from .persistence import load, register_class_modules, register_kinds
 from .problem import alpha_max
 from .taskdata import TaskData
 
@@ -104,6 +104,8 @@ globals().update(DATAFIT_CLASSES)
 register_kinds(("DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskModel",
                 "DeepESMMClassifier", "net-checkpoint"), "regmtl.deep.saving:load_estimator")
 register_kinds(("TransferredHead",), "regmtl.deep.transfer:load_transferred_head")
+# the saved files of regmtl.transfer's models: the module is imported when one is loaded
+register_class_modules(("TransferredTask",), "regmtl.transfer")
 
 
 def __getattr__(name: str):

@@ -119,10 +119,34 @@ def register_kinds(kinds: Iterable[str], loader: str | Callable) -> None:
         _KINDS[kind] = loader
 
 
+#: Saved model classes defined in a module :mod:`regmtl` imports only when used, by name:
+#: the module is imported when a file of that class is read.
+_CLASS_MODULES: dict[str, str] = {}
+
+
+def register_class_modules(kinds: Iterable[str], module: str) -> None:
+    """Let :func:`load` read the files of the :class:`SaveMixin` classes ``kinds``, defined
+    in ``module`` (imported when such a file is read: a class registers itself when its
+    module is imported, and a fresh process may not have imported it)."""
+    for kind in kinds:
+        _CLASS_MODULES[kind] = module
+
+
+def _saved_class(kind: Any) -> Any:
+    """The registered class of ``kind`` (its module imported where it is registered by
+    name), or None."""
+    if not isinstance(kind, str):
+        return None
+    if kind not in _KINDS and kind in _CLASS_MODULES:
+        importlib.import_module(_CLASS_MODULES[kind])
+    return _KINDS.get(kind)
+
+
 def known_kinds() -> list[str]:
     """The kinds :func:`load` reads: the saved model classes and the folders' kinds."""
-    return sorted(k for k, v in _KINDS.items()
-                  if not isinstance(v, type) or v.saved_rules(1, 1, False))
+    return sorted({k for k, v in _KINDS.items()
+                   if not isinstance(v, type) or v.saved_rules(1, 1, False)}
+                  | set(_CLASS_MODULES))
 
 
 def _unknown_kind(kind: Any) -> str:
@@ -886,7 +910,7 @@ def _check_csr(name: str, spec: dict, T: int, members: dict[str, _Member],
 def _check_header(header: Any, members: dict[str, _Member]) -> _Checked:
     """Everything in the header, before any array data is read."""
     kind = header.get("class")
-    cls = _KINDS.get(kind) if isinstance(kind, str) else None
+    cls = _saved_class(kind)
     if not isinstance(cls, type) or not cls.saved_rules(1, 1, False):
         raise Refused(f"it holds an unknown model class {_unknown_kind(kind)}")
     params, attrs, digests = (header.get(k) for k in ("params", "attributes", "sha256"))
