@@ -431,27 +431,15 @@ class Penalty:
         return float(step.l2)
 
     def ridge_part(self, alpha: float) -> float | None:
-        r"""The weight of the penalty's ridge, for ``factor_convention="glmnet"``
-        (``regmtl.feature_terms``), which weighs the ridge by :math:`d_j` instead of
-        :math:`d_j^2`.
-
-        Parameters
-        ----------
-        alpha : float
-            Overall strength, >= 0.
-
-        Returns
-        -------
-        float or None
-            ``l2`` where the penalty is :math:`N(W) + \frac{l_2}{2} \|W\|_F^2` with N a sum of
-            norms (a sign constraint allowed) of groups that each lie in one row of W, so that
-            a ridge weight per feature stays exact: the prox is N's then a shrink
-            :math:`1 / (1 + s\, l_2 r_j)` per row, the conjugate
-            :math:`\sum_g (\|G_g\| - a)_+^2 / (2 l_2 r_g)`. 0.0 where the penalty has no
-            squared term (by default, a norm: the two conventions are one fit). None where its
-            squared term is no such ridge (a quadratic in the feature metric: the mean's or
-            a graph's pull, the clustered penalties), where the convention is refused.
-        """
+        r"""The weight ``l2`` of the penalty's ridge at ``alpha``, for
+        ``factor_convention="glmnet"`` (which weighs it by :math:`d_j`, not :math:`d_j^2`):
+        ``l2`` where the penalty is :math:`N(W) + \frac{l_2}{2} \|W\|_F^2`, N a sum of norms
+        (a sign constraint allowed) of groups each in one row of W, so that a ridge weight
+        per feature stays exact (the prox N's, then a shrink :math:`1 / (1 + s\, l_2 r_j)`
+        per row; the conjugate :math:`\sum_g (\|G_g\| - a)_+^2 / (2 l_2 r_g)`); 0.0 without
+        a squared term (a norm: both conventions are one fit); None where the squared term
+        is no such ridge (the mean's or a graph's pull, the clustered penalties), where the
+        convention is refused."""
         return 0.0 if self.homogeneity == 1.0 else None
 
     # ------------------------------------------------------------------ lifted variables
