@@ -565,9 +565,9 @@ def _path(stats: _Statistics, pen: Penalty, grid: np.ndarray, tol: float, max_it
             got = float(np.nanmean(sums.neg_mse(sums.sse[k])))
         if best is None or got > best[0]:  # (ties: the larger alpha, met first)
             best = (got, k, V.copy(), b)
-        bar.update(1)
         bar.set_postfix_str(f"alpha {alpha:.3g}: held-out MSE {-got:.4g}, {done} "
                             "iterations", refresh=False)
+        bar.update(1)
         if patience is not None and best is not None and k - best[1] >= patience:
             break
     K = k + 1
