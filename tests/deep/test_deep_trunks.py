@@ -329,8 +329,11 @@ def test_text_trunk_from_config_refuses_tampered_configs(change, match):
 
 
 def test_registry():
+    from regmtl.deep.fusion import FusedTrunk, TableTrunk
+
     assert ENCODERS == {"FeatureColumns": FeatureColumns, "ConvTrunk": ConvTrunk,
-                        "TextTrunk": TextTrunk}
+                        "TextTrunk": TextTrunk, "TableTrunk": TableTrunk,
+                        "FusedTrunk": FusedTrunk}
     for name, cls in ENCODERS.items():
         assert callable(cls.from_config) and name == cls.__name__
     with pytest.raises(ValueError, match="not one of"):

@@ -12,7 +12,9 @@
   architecture (``encoder=``): :class:`FeatureColumns` (embedded ids and categories with an
   out-of-vocabulary bucket, :class:`Categorical`, :class:`IdSequence`; standardized
   :class:`Numeric` columns), :class:`ConvTrunk` (images), :class:`TextTrunk` (token ids or
-  bag-of-words), and :class:`Tokenizer` (raw texts as padded word ids).
+  bag-of-words), and :class:`Tokenizer` (raw texts as padded word ids). Several modalities
+  of one row set (:class:`Modalities`: images, texts, tables, missing per row) through one
+  encoder each, fused (:class:`FusedTrunk`, :class:`TableTrunk`).
 - Click -> conversion chains: :class:`ESMM` (pCTCVR = pCTR x pCVR, trained on every
   impression), its labels from :func:`esmm_targets`.
 - Penalties by parameter group: :class:`L1Penalty`, :class:`L2Penalty`, :class:`GroupL21`
@@ -64,7 +66,9 @@ from .esmm import ESMM, esmm_targets
 from .esmm_estimator import DeepESMMClassifier
 from .estimators import DeepMultiTaskClassifier, DeepMultiTaskModel, DeepMultiTaskRegressor
 from .features import Categorical, FeatureColumns, IdSequence, Numeric, embedding_dim
+from .fusion import FusedTrunk, TableTrunk
 from .heads import TaskGates, TaskHeads
+from .modalities import Modalities
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .saving import load_estimator as load_estimator
@@ -96,6 +100,9 @@ __all__ = [
     "embedding_dim",
     "ConvTrunk",
     "TextTrunk",
+    "TableTrunk",
+    "Modalities",
+    "FusedTrunk",
     "Tokenizer",
     "ESMM",
     "esmm_targets",

@@ -606,7 +606,8 @@ def encoder_from_config(name: str, config: dict) -> nn.Module:
     Parameters
     ----------
     name : str
-        A key of ``ENCODERS``: "FeatureColumns", "ConvTrunk" or "TextTrunk".
+        A key of ``ENCODERS``: "FeatureColumns", "ConvTrunk" or "TextTrunk", and
+        "TableTrunk" or "FusedTrunk" (``regmtl.deep.fusion`` registers them).
     config : dict
         What the encoder's ``config()`` wrote; checked entry by entry.
 
