@@ -21,6 +21,7 @@ from regmtl.deep import (  # noqa: E402
     DeepMultiTaskModel,
     DeepMultiTaskRegressor,
     FixedWeighting,
+    Modalities,
     TaskSpec,
     Weighting,
 )
@@ -73,6 +74,11 @@ CASES = {
         input_kind="text", trunk={"dim": 8, "mode": "sum"},
         tokenizer={"lowercase": False, "min_count": 1, "max_length": 6}, **TINY),
         TEXTS, np.char.count(TEXTS, "cat").astype(float), {}),
+    "model-modalities": (DeepMultiTaskModel, dict(
+        kinds={"p": "classification"}, fusion="gated", modality_dropout=0.1,
+        tokenizer={"min_count": 1}, **TINY),
+        Modalities(image=IMAGES, text=list(TEXTS)), LABEL[:24],
+        dict(task=np.repeat(["p", "q"], 12))),
     "classifier": (DeepMultiTaskClassifier, dict(
         hidden=[8], weighting=FixedWeighting([0.5, 1.5]), random_state=np.random.RandomState(2),
         validation_fraction=0.3, **TINY),
@@ -112,7 +118,8 @@ def _same(a, b) -> bool:
 def test_every_parameter_round_trips(tmp_path, case):
     cls, params, X_, y_, fit_kw = CASES[case]
     if case == "model-int-keys":  # every parameter of the constructor
-        assert set(params) == set(cls._get_param_names())
+        # (the options of Modalities inputs, refused for a table: the modalities case)
+        assert set(params) | {"fusion", "modality_dropout"} == set(cls._get_param_names())
     est = cls(**params)
     est.fit(X_, y_, **fit_kw)
     est.save(tmp_path / "m")

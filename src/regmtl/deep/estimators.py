@@ -16,7 +16,11 @@ string columns (pandas ``category``, ``object``, ``string``), and those named in
 vocabularies in ``categories_``, learned over every task's rows; an unseen value reads the
 out-of-vocabulary row; ``regmtl.deep.frames``). Images (rank >= 3), SciPy sparse bags of
 words, token ids (``input_kind="tokens"``) and raw texts (the built-in tokenizer) go to a
-trunk instead, in every task form (``regmtl.deep.wrapper_inputs``).
+trunk instead, in every task form (``regmtl.deep.wrapper_inputs``). A
+:class:`~regmtl.deep.Modalities` (several named inputs of each row, some missing) goes with a
+``task`` array or a 2-D y: one default encoder per modality, fused by a
+:class:`~regmtl.deep.FusedTrunk` (``fusion``, ``modality_dropout``;
+``regmtl.deep.modal_inputs``).
 
 **Many tasks.** With several tasks and one design per task (lists, dicts, long form), each row
 runs through its own task's head only (the per-row layout of :class:`~regmtl.deep.Trainer`),
@@ -67,7 +71,9 @@ from .conversion import (
 from .divergence import ON_DIVERGENCE
 from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes, TableInputs
+from .fusion import FUSIONS
 from .inputs import as_inputs, chunks, to_device
+from .modal_inputs import ModalInputs, is_modal, refuse_modal_forms
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
@@ -93,7 +99,7 @@ __all__ = ["DeepMultiTaskRegressor", "DeepMultiTaskClassifier", "DeepMultiTaskMo
 _PENALTIES = {"l1": L1Penalty, "l2": L2Penalty, "l21": GroupL21}
 
 
-class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
+class _DeepMultiTask(TableInputs, TrunkInputs, ModalInputs, BaseEstimator):
     """Input conversion, the net, the trainer, saving."""
 
     _kind = "regression"
@@ -126,6 +132,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         "trunk": [dict, None],
         "tokenizer": [dict, None],
         "warm_start": ["boolean"],
+        "fusion": [StrOptions(set(FUSIONS))],
+        "modality_dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     __metadata_request__fit = {"task": True}
@@ -142,7 +150,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
                  verbose: int = 0, categorical_features: Any = "from_dtype",
                  on_divergence: str = "raise", input_kind: str = "auto", trunk: Any = None,
                  tokenizer: Any = None,
-                 warm_start: bool = False):
+                 warm_start: bool = False, fusion: str = "concat",
+                 modality_dropout: float = 0.0):
         self.architecture = architecture
         self.hidden = hidden
         self.head_hidden = head_hidden
@@ -169,12 +178,25 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
         self.trunk = trunk
         self.tokenizer = tokenizer
         self.warm_start = warm_start
+        self.fusion = fusion
+        self.modality_dropout = modality_dropout
 
     # ------------------------------------------------------------------ input
     def _check_x(self, X: Any, reset: bool) -> Any:
         return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
 
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
+        if is_modal(X) or (not fitting and getattr(self, "modalities_", None) is not None):
+            if not is_modal(X):
+                raise ValueError(
+                    f"the estimator was fitted on a Modalities {self.modalities_['names']}, "
+                    f"but X is a {type(X).__name__}; give X as a regmtl.deep.Modalities of "
+                    "the fit's modalities.")
+            return self._modal_data(X, y, task, fitting)
+        refuse_modal_forms(X)
+        if fitting:
+            self._modal_options(False)
+            self.__dict__.pop("modalities_", None)
         kind = kind_of(X, self.input_kind)
         fitted = kind if fitting else getattr(self, "input_kind_", "table")
         if kind != fitted:
@@ -253,6 +275,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
     # ------------------------------------------------------------------ fit
     def _encoder(self) -> FeatureColumns | None:
         """The categorical columns' embeddings beside the numeric block (already standardized)."""
+        if getattr(self, "modalities_", None) is not None:
+            return self._modal_encoder()
         kind = getattr(self, "input_kind_", "table")
         if kind in TRUNK_KINDS:
             return self._trunk_encoder(kind)
@@ -602,6 +626,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
             out["input_size_"] = [int(v) for v in self.input_size_]
             if self.input_kind_ == "text":
                 out["tokenizer_"] = self.tokenizer_.to_json()
+        if getattr(self, "modalities_", None) is not None:
+            out["modalities_"] = self.modalities_
         return out
 
     def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
@@ -636,6 +662,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, BaseEstimator):
             return value
         if name == "tokenizer_":
             return Tokenizer.from_json(value)
+        if name == "modalities_":
+            return self.modalities_from_json(value)
         if name == "history_":
             if not isinstance(value, dict):
                 raise ValueError("attribute 'history_' is not a table")
@@ -725,7 +753,8 @@ one loss per task; ``predict`` gives the mean count and the quantile:
                  device: str = "auto", verbose: int = 0,
                  categorical_features: Any = "from_dtype", on_divergence: str = "raise",
                  input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None,
-                 warm_start: bool = False):
+                 warm_start: bool = False, fusion: str = "concat",
+                 modality_dropout: float = 0.0):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -734,7 +763,8 @@ one loss per task; ``predict`` gives the mean count and the quantile:
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
             categorical_features=categorical_features, on_divergence=on_divergence,
-            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer, warm_start=warm_start)
+            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer, warm_start=warm_start,
+            fusion=fusion, modality_dropout=modality_dropout)
         self.loss = loss
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -1094,7 +1124,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
                  device: str = "auto", verbose: int = 0,
                  categorical_features: Any = "from_dtype", on_divergence: str = "raise",
                  input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None,
-                 warm_start: bool = False):
+                 warm_start: bool = False, fusion: str = "concat",
+                 modality_dropout: float = 0.0):
         super().__init__(
             architecture, hidden=hidden, head_hidden=head_hidden, n_experts=n_experts,
             activation=activation, dropout=dropout, batch_norm=batch_norm, penalty=penalty,
@@ -1103,7 +1134,8 @@ A purchase count beside the click: ``loss`` per task (None: the click's own log 
             validation_fraction=validation_fraction, patience=patience,
             random_state=random_state, device=device, verbose=verbose,
             categorical_features=categorical_features, on_divergence=on_divergence,
-            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer, warm_start=warm_start)
+            input_kind=input_kind, trunk=trunk, tokenizer=tokenizer, warm_start=warm_start,
+            fusion=fusion, modality_dropout=modality_dropout)
         self.kinds = kinds
         self.loss = loss
 

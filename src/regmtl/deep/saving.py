@@ -37,7 +37,7 @@ ARCHITECTURE_NETS = {name: cls.__name__ for name, cls in ARCHITECTURES.items()}
 ESTIMATORS: dict[str, type] = {}
 _SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
           "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_",
-          "input_kind_", "input_size_", "tokenizer_")
+          "input_kind_", "input_size_", "tokenizer_", "modalities_")
 _REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
              "history_")
 _DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
@@ -280,6 +280,16 @@ def _check_net_matches(est: Any, attrs: dict, config: dict) -> None:
         raise ValueError(f"the net is {net!r:.80}, but {builds} builds a {want}")
     cats = attrs.get("categories_")
     kind = attrs.get("input_kind_")
+    if "modalities_" in attrs:
+        if kind is not None or cats is not None or "x_mean_" in attrs:
+            raise ValueError("a model of Modalities has no input_kind_, categories_ nor x_mean_")
+        probe = type(est)(**est.get_params())
+        probe.modalities_ = attrs["modalities_"]
+        want_encoder = json.loads(json.dumps(module_config(probe._encoder(), "encoder")))
+        if kw.get("n_features") is not None or kw.get("encoder") != want_encoder:
+            raise ValueError("the net's encoder is not the fused trunk of the saved "
+                             "modalities_ (names, kinds, sizes, fusion)")
+        kind = cats = None
     if ("input_kind_" in attrs) != ("input_size_" in attrs) or (
             ("tokenizer_" in attrs) != (kind == "text")):
         raise ValueError("input_kind_ and input_size_ come together, with tokenizer_ for "
@@ -309,7 +319,7 @@ def _check_net_matches(est: Any, attrs: dict, config: dict) -> None:
         if kw.get("n_features") is not None or kw.get("encoder") != want_encoder:
             raise ValueError("the net's encoder does not embed the saved categories_ "
                              "(vocabulary sizes, numeric width)")
-    elif kw.get("n_features") != attrs["n_features_in_"]:
+    elif "modalities_" not in attrs and kw.get("n_features") != attrs["n_features_in_"]:
         raise ValueError(f"the net reads {kw.get('n_features')!r:.40} features, but "
                          f"n_features_in_ is {attrs['n_features_in_']}")
     heads = est._head_kinds(attrs)

@@ -152,6 +152,19 @@ warm_start : bool, default=False
 
 """
 
+#: The options of a ``Modalities`` input (``regmtl.deep.modal_inputs``).
+MODAL_PARAMETERS = """\
+fusion : {"concat", "gated"}, default="concat"
+    How a :class:`~regmtl.deep.FusedTrunk` fuses the modalities of a
+    :class:`~regmtl.deep.Modalities` ``X`` (each read by its default encoder: images by a
+    ``ConvTrunk``, texts by a ``TextTrunk`` on a tokenizer fitted on that modality's present
+    texts, tables by a ``TableTrunk``): concatenate their vectors, or mix them by learned
+    gates. Only for a ``Modalities`` X (another value is refused for other inputs).
+modality_dropout : float, default=0.0
+    Probability, in training, that an available modality of a row is read as missing (never
+    every modality of a row), in [0, 1). Only for a ``Modalities`` X.
+"""
+
 #: The fitted attributes of every wrapper (but ``trainer_``, which comes last).
 FITTED_ATTRIBUTES = """\
 net_ : MultiTaskNet
@@ -181,6 +194,10 @@ input_size_ : list of int
     embedding reads (absent for a table).
 tokenizer_ : Tokenizer
     The vocabulary learned from raw texts (``input_kind_ == "text"`` only).
+modalities_ : dict
+    For a :class:`~regmtl.deep.Modalities` X: its ``"names"``, ``"kinds"``, ``"sizes"``
+    (images' (C, H, W), a table's columns, ids) and each text modality's fitted tokenizer
+    (``"tokenizers"``, as ``Tokenizer.to_json``).
 """
 
 #: The regressor's target maps.
@@ -217,7 +234,7 @@ def wrapper_doc(intro: str, *, parameters: str = "", attributes: str = "",
     str
         The docstring.
     """
-    params = parameters + NET_PARAMETERS + TRAINING_PARAMETERS
+    params = parameters + NET_PARAMETERS + TRAINING_PARAMETERS + MODAL_PARAMETERS
     attrs = attributes + FITTED_ATTRIBUTES + extra_attributes + TRAINER_ATTRIBUTE
     body = (f"Parameters\n----------\n{params.rstrip()}\n\n"
             f"Attributes\n----------\n{attrs.rstrip()}\n\n{rest}")

@@ -150,8 +150,11 @@ def kind_of(X: Any, declared: str) -> str:
                                          parts, strict=True)]
     found = {kind_of_design(x, w) for w, x in named}
     if len(found) > 1:
+        hint = ("" if not isinstance(X, Mapping) else " If the keys name inputs of the same "
+                "rows (an image and a text of each sample), not tasks, give X as "
+                "regmtl.deep.Modalities(**X), with task=... or a 2-D y.")
         raise ValueError(f"X mixes kinds of input across tasks ({sorted(found)}); give every "
-                         "task's design in one kind (all tables, all images, ...).")
+                         f"task's design in one kind (all tables, all images, ...).{hint}")
     kind = found.pop()
     if declared == "auto" or declared == kind:
         return kind
@@ -300,7 +303,10 @@ def row_numbers(X: np.ndarray) -> np.ndarray:
 
 
 def take_inputs(rows: Any, idx: np.ndarray) -> Any:
-    """Rows ``idx`` of stacked inputs (the same object when ``idx`` is every row in order)."""
+    """Rows ``idx`` of stacked inputs (the same object when ``idx`` is every row in order;
+    a dict of them, as :meth:`~regmtl.deep.Modalities.carried` gives, entry by entry)."""
+    if isinstance(rows, Mapping):
+        return {k: take_inputs(v, idx) for k, v in rows.items()}
     if len(idx) == rows.shape[0] and np.array_equal(idx, np.arange(len(idx))):
         return rows
     if isinstance(rows, torch.Tensor):

@@ -1,0 +1,212 @@
+r"""What the scikit-learn wrappers do with :class:`~regmtl.deep.Modalities`: named inputs of one
+row set, each read by its own default encoder, fused by a :class:`~regmtl.deep.FusedTrunk`.
+
+=========  ==============================================================================
+kind       default encoder (sizes read from the fit's data)
+=========  ==============================================================================
+images     :class:`~regmtl.deep.ConvTrunk` with the images' channels
+text       :class:`~regmtl.deep.TextTrunk` on the ids of a :class:`~regmtl.deep.Tokenizer`
+           fitted on that modality's present texts (``tokenizer`` options)
+tokens     :class:`~regmtl.deep.TextTrunk` on the ids (vocabulary: the largest id + 1)
+sparse     :class:`~regmtl.deep.TextTrunk` reading the bag of words (vocabulary: columns)
+table      :class:`~regmtl.deep.TableTrunk` of the table's width
+=========  ==============================================================================
+
+A ``Modalities`` is one row set: it goes with a ``task`` array (long form) or a 2-D ``y``
+(one column per task), as one table does. The rows are routed through
+:func:`regmtl.as_task_data` as a one-column design of row numbers, and the net reads the rows
+those numbers select of :meth:`Modalities.carried` (each modality, and the missing mask). The
+fit keeps the modalities' names, kinds, sizes and fitted tokenizers in ``modalities_``;
+``predict`` and ``score`` refuse a ``Modalities`` of other names or kinds, naming the
+difference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..inputs import as_task_data
+from ..taskdata import TaskData
+from .fusion import FUSIONS, FusedTrunk, TableTrunk
+from .modalities import MODALITY_KINDS, Modalities
+from .tokenizer import Tokenizer
+from .trunks import ConvTrunk, TextTrunk
+
+__all__ = ["ModalInputs", "is_modal"]
+
+#: the wrappers' parameters that only a ``Modalities`` reads, with their no-op defaults
+MODAL_DEFAULTS = {"fusion": "concat", "modality_dropout": 0.0}
+
+
+def is_modal(X: Any) -> bool:
+    """Whether ``X`` is a :class:`Modalities`."""
+    return isinstance(X, Modalities)
+
+
+def refuse_modal_forms(X: Any) -> None:
+    """Refuse a list or dict of per-task :class:`Modalities`, naming the form to give."""
+    values = list(X.values()) if isinstance(X, dict) else X if isinstance(X, (list, tuple)) \
+        else None
+    if values and any(isinstance(v, Modalities) for v in values):
+        raise ValueError("X is a list or dict of Modalities (one per task); the wrappers read "
+                         "one Modalities for all rows: stack the tasks' rows into one "
+                         "Modalities and pass task=... (the task of each row), or a 2-D y "
+                         "(one column per task, NaN = missing).")
+
+
+class ModalInputs:
+    """The wrappers' reading of :class:`Modalities` (mixed into the wrappers)."""
+
+    def _modal_options(self, modal: bool) -> tuple[str, float]:
+        """``fusion`` and ``modality_dropout``, checked (non-defaults need a Modalities)."""
+        fusion = getattr(self, "fusion", "concat")
+        p = getattr(self, "modality_dropout", 0.0)
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion={fusion!r:.40} is not one of {list(FUSIONS)}.")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"modality_dropout={p!r:.40} is not a probability in [0, 1).")
+        if not modal:
+            for name, default in MODAL_DEFAULTS.items():
+                if getattr(self, name, default) != default:
+                    raise ValueError(
+                        f"{name}={getattr(self, name)!r} has no effect: it sets how the "
+                        "modalities of a regmtl.deep.Modalities are fused, and X is not one; "
+                        f"leave {name}={default!r}, or give X as Modalities(name=input, ...).")
+        return fusion, float(p)
+
+    def _modal_data(self, X: Modalities, y: Any, task: Any, fitting: bool) -> TaskData:
+        """The task data of a :class:`Modalities`: its rows routed through ``as_task_data``
+        by their numbers, the carried dict in ``row_inputs``."""
+        self._modal_options(True)
+        if isinstance(task, str):
+            raise ValueError(f"task={task!r} names a DataFrame column, but X is a Modalities; "
+                             "pass the task ids themselves (one per row).")
+        if fitting:
+            if self.trunk is not None:
+                raise ValueError("trunk sets the options of one input's trunk, but X is a "
+                                 "Modalities, whose modalities each get their default "
+                                 "encoder; leave trunk=None.")
+            if not isinstance(self.categorical_features, str) \
+                    and list(self.categorical_features):
+                raise ValueError("categorical_features names DataFrame columns, but X is a "
+                                 "Modalities; leave categorical_features='from_dtype'.")
+            self._learn_modalities(X)
+        else:
+            self._check_modalities(X)
+        spec = self.modalities_
+        tokenizers = {k: Tokenizer.from_json(v) for k, v in spec["tokenizers"].items()}
+        carried = X.carried(tokenizers)
+        for name in spec["names"]:
+            kind, size = spec["kinds"][name], spec["sizes"][name]
+            x = carried[name]
+            if kind == "images":
+                x = carried[name] = x.reshape(x.shape[0], -1, *x.shape[-2:])
+            if kind == "images" and list(x.shape[1:]) != size:
+                raise ValueError(f"modality {name!r} holds images of shape "
+                                 f"{tuple(x.shape[1:])}, but the estimator was fitted on "
+                                 f"{tuple(size)}; give images of the fitted shape.")
+            if kind in ("table", "sparse") and x.shape[1] != size[0]:
+                raise ValueError(f"modality {name!r} has {x.shape[1]} columns, but the "
+                                 f"estimator was fitted on {size[0]}.")
+        index = np.arange(len(X), dtype=np.float64)[:, None]
+        data = as_task_data(
+            index, y, task, tasks=None if fitting else self.tasks_,
+            check_x=lambda Z, reset: Z, numeric_y=self._kind == "regression",
+            require_y=y is not None or fitting, reset=fitting,
+            single=False if fitting else self.input_form_ == "single",
+        )
+        data.row_inputs = carried
+        return data
+
+    def _learn_modalities(self, X: Modalities) -> None:
+        """``modalities_``: the names, kinds, sizes and fitted tokenizers of the fit."""
+        for attr in ("categories_", "feature_names_in_", "x_mean_", "x_scale_", "tokenizer_",
+                     "input_kind_", "input_size_"):
+            self.__dict__.pop(attr, None)
+        missing = X.missing()
+        kinds, sizes, tokenizers = X.kinds, {}, {}
+        for j, (name, x) in enumerate(X):
+            kind, present = kinds[name], ~missing[:, j]
+            if kind == "text":
+                tok = Tokenizer.from_options(self.tokenizer).fit(
+                    [s for s, p in zip(x, present, strict=True) if p])
+                tokenizers[name] = tok.to_json()
+                sizes[name] = [tok.n_ids]
+            elif kind == "images":
+                shape = [int(v) for v in x.shape[1:]]
+                sizes[name] = [int(np.prod(shape[:-2])) if len(shape) > 2 else 1, *shape[-2:]]
+            elif kind == "tokens":
+                sizes[name] = [max(int(np.asarray(x).max()) + 1 if np.asarray(x).size else 1,
+                                   1)]
+            else:  # table, sparse: columns
+                sizes[name] = [int(x.shape[1])]
+        self.modalities_ = {"names": list(X.names), "kinds": dict(kinds), "sizes": sizes,
+                            "tokenizers": tokenizers}
+        self.n_features_in_ = len(X.names)
+
+    def _check_modalities(self, X: Modalities) -> None:
+        """Refuse a Modalities of other names or kinds than the fit's, naming the difference."""
+        spec = getattr(self, "modalities_", None)
+        if spec is None:
+            raise ValueError("X is a Modalities, but the estimator was fitted on "
+                             f"{getattr(self, 'input_kind_', 'table')} input; give X in the "
+                             "form of the fit.")
+        names, kinds = list(X.names), X.kinds
+        if names != spec["names"]:
+            absent = [n for n in spec["names"] if n not in names]
+            extra = [n for n in names if n not in spec["names"]]
+            raise ValueError(f"X has the modalities {names}, but the estimator was fitted on "
+                             f"{spec['names']} (missing: {absent}, unknown: {extra}); give "
+                             "the fit's modalities, in its order (a missing value per row: "
+                             "None or a row of NaN).")
+        changed = {n: (spec["kinds"][n], kinds[n]) for n in names if kinds[n] != spec["kinds"][n]}
+        if changed:
+            what = ", ".join(f"{n!r} was {a!r} and is {b!r}" for n, (a, b) in changed.items())
+            raise ValueError(f"X's modalities are of other kinds than the fit's: {what}; give "
+                             "each modality in the kind of the fit.")
+
+    def _modal_encoder(self) -> FusedTrunk:
+        """The fused trunk: each modality's default encoder (the module's table)."""
+        spec = self.modalities_
+        encoders: dict[str, Any] = {}
+        for name in spec["names"]:
+            kind, size = spec["kinds"][name], spec["sizes"][name]
+            if kind == "images":
+                encoders[name] = ConvTrunk(size[0])
+            elif kind == "table":
+                encoders[name] = TableTrunk(size[0])
+            elif kind == "text":
+                encoders[name] = TextTrunk(size[0], padding_idx=Tokenizer.PADDING_ID)
+            else:  # tokens, sparse
+                encoders[name] = TextTrunk(size[0])
+        fusion, p = self._modal_options(True)
+        return FusedTrunk(encoders, fusion=fusion, modality_dropout=p)
+
+    @staticmethod
+    def modalities_from_json(value: Any) -> dict:
+        """``modalities_`` as saved, checked (names, kinds, sizes, tokenizers)."""
+        ok = (isinstance(value, dict) and set(value) == {"names", "kinds", "sizes", "tokenizers"}
+              and isinstance(value["names"], list) and 1 <= len(value["names"]) <= 64
+              and all(isinstance(n, str) and n.isidentifier() and not n.startswith("_")
+                      for n in value["names"])
+              and len(set(value["names"])) == len(value["names"])
+              and isinstance(value["kinds"], dict) and isinstance(value["sizes"], dict)
+              and isinstance(value["tokenizers"], dict)
+              and set(value["kinds"]) == set(value["names"]) == set(value["sizes"])
+              and all(value["kinds"][n] in MODALITY_KINDS for n in value["names"])
+              and set(value["tokenizers"]) == {n for n in value["names"]
+                                               if value["kinds"][n] == "text"}
+              and all(isinstance(s, list) and len(s) == (3 if value["kinds"][n] == "images"
+                                                         else 1)
+                      and all(type(v) is int and 1 <= v < 2**31 for v in s)
+                      for n, s in value["sizes"].items()))
+        if not ok:
+            raise ValueError("attribute 'modalities_' is not the names, kinds, sizes and "
+                             "tokenizers of modalities")
+        for name, tok in value["tokenizers"].items():
+            if Tokenizer.from_json(tok).n_ids != value["sizes"][name][0]:
+                raise ValueError(f"attribute 'modalities_': the tokenizer of {name!r} does not "
+                                 "fit its size")
+        return value
