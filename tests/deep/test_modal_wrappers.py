@@ -153,8 +153,11 @@ def test_parameters():
         DeepMultiTaskClassifier(modality_dropout=0.5, **FAST).fit(table, parity)
     with pytest.raises(ValueError, match="leave trunk=None"):
         DeepMultiTaskRegressor(trunk={"dim": 8}, **FAST).fit(X, value)
-    with pytest.raises(ValueError, match="list or dict of Modalities"):
-        DeepMultiTaskRegressor(**FAST).fit([X, X], [value, value])
+    with pytest.raises(ValueError, match="mixes Modalities with other inputs"):
+        DeepMultiTaskRegressor(**FAST).fit([X, table], [value, value])
+    with pytest.raises(ValueError, match="give every task the same modalities"):
+        DeepMultiTaskRegressor(**FAST).fit([X, Modalities(image=np.zeros((60, 8, 8)))],
+                                           [value, value])
     with pytest.raises(ValueError, match=r"Modalities\(\*\*X\)"):
         DeepMultiTaskRegressor(**FAST).fit({"a": table, "b": ["red"] * 60}, [value, value])
 
@@ -166,3 +169,21 @@ def test_tokenizer_options_and_fit_on_table_after_modalities():
     table = np.random.default_rng(0).standard_normal((60, 3))
     m.set_params(tokenizer=None).fit(table, value)  # a refit on a table forgets them
     assert not hasattr(m, "modalities_") and m.predict(table).shape == (60,)
+
+
+def test_lists_and_dicts_of_modalities(tmp_path):
+    X, parity, colour, value = _shared(120)
+    a, b = X[:70], X[70:]
+    reg = DeepMultiTaskRegressor(**FAST).fit([a, b], [value[:70], 2 * value[70:]])
+    assert reg.input_form_ == "list" and reg.n_tasks_ == 2
+    pred = reg.predict([a, b])
+    assert [p.shape for p in pred] == [(70,), (50,)]
+    assert all(np.isfinite(p).all() for p in pred)
+    clf = DeepMultiTaskClassifier(**FAST).fit({"parity": a, "colour": b},
+                                              {"parity": parity[:70], "colour": colour[70:]})
+    out = clf.predict({"parity": b, "colour": a})
+    assert list(out) == ["parity", "colour"] and out["colour"].shape == (70,)
+    assert set(out["colour"]) <= set(COLOURS)
+    clf.save(tmp_path / "clf")
+    again = regmtl.load(tmp_path / "clf").predict({"parity": b, "colour": a})
+    assert all((again[k] == out[k]).all() for k in out)

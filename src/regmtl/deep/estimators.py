@@ -73,7 +73,7 @@ from .features import Categorical, FeatureColumns, Numeric
 from .frames import ColumnCodes, TableInputs
 from .fusion import FUSIONS
 from .inputs import as_inputs, chunks, to_device
-from .modal_inputs import ModalInputs, is_modal, refuse_modal_forms
+from .modal_inputs import ModalInputs, is_modal
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
@@ -193,7 +193,6 @@ class _DeepMultiTask(TableInputs, TrunkInputs, ModalInputs, BaseEstimator):
                     f"but X is a {type(X).__name__}; give X as a regmtl.deep.Modalities of "
                     "the fit's modalities.")
             return self._modal_data(X, y, task, fitting)
-        refuse_modal_forms(X)
         if fitting:
             self._modal_options(False)
             self.__dict__.pop("modalities_", None)

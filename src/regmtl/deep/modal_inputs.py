@@ -13,9 +13,11 @@ table      :class:`~regmtl.deep.TableTrunk` of the table's width
 =========  ==============================================================================
 
 A ``Modalities`` is one row set: it goes with a ``task`` array (long form) or a 2-D ``y``
-(one column per task), as one table does. The rows are routed through
-:func:`regmtl.as_task_data` as a one-column design of row numbers, and the net reads the rows
-those numbers select of :meth:`Modalities.carried` (each modality, and the missing mask). The
+(one column per task), as one table does; a list or dict of them (one per task, the same
+modalities in each) is stacked into one, keeping the list or dict form of the predictions.
+The rows are routed through :func:`regmtl.as_task_data` as a one-column design of row
+numbers, and the net reads the rows those numbers select of :meth:`Modalities.carried` (each
+modality, and the missing mask). The
 fit keeps the modalities' names, kinds, sizes and fitted tokenizers in ``modalities_``;
 ``predict`` and ``score`` refuse a ``Modalities`` of other names or kinds, naming the
 difference.
@@ -26,9 +28,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..inputs import as_task_data
 from ..taskdata import TaskData
+from ._torch import torch
 from .fusion import FUSIONS, FusedTrunk, TableTrunk
 from .modalities import MODALITY_KINDS, Modalities
 from .tokenizer import Tokenizer
@@ -40,20 +44,63 @@ __all__ = ["ModalInputs", "is_modal"]
 MODAL_DEFAULTS = {"fusion": "concat", "modality_dropout": 0.0}
 
 
-def is_modal(X: Any) -> bool:
-    """Whether ``X`` is a :class:`Modalities`."""
-    return isinstance(X, Modalities)
-
-
-def refuse_modal_forms(X: Any) -> None:
-    """Refuse a list or dict of per-task :class:`Modalities`, naming the form to give."""
+def _parts(X: Any) -> list | None:
     values = list(X.values()) if isinstance(X, dict) else X if isinstance(X, (list, tuple)) \
         else None
-    if values and any(isinstance(v, Modalities) for v in values):
-        raise ValueError("X is a list or dict of Modalities (one per task); the wrappers read "
-                         "one Modalities for all rows: stack the tasks' rows into one "
-                         "Modalities and pass task=... (the task of each row), or a 2-D y "
-                         "(one column per task, NaN = missing).")
+    return values if values and any(isinstance(v, Modalities) for v in values) else None
+
+
+def is_modal(X: Any) -> bool:
+    """Whether ``X`` is a :class:`Modalities`, or a list or dict of them (one per task).
+
+    Raises
+    ------
+    ValueError
+        For a list or dict mixing Modalities with other inputs.
+    """
+    if isinstance(X, Modalities):
+        return True
+    parts = _parts(X)
+    if parts is not None and not all(isinstance(v, Modalities) for v in parts):
+        raise ValueError("X is a list or dict that mixes Modalities with other inputs; give "
+                         "every task's rows as a Modalities of the same modalities.")
+    return parts is not None
+
+
+def _cat(blocks: list, kind: str) -> Any:
+    if kind == "sparse":
+        return sp.vstack(blocks, format="csr")
+    if any(isinstance(b, torch.Tensor) for b in blocks):
+        blocks = [b if isinstance(b, torch.Tensor) else torch.from_numpy(np.asarray(b))
+                  for b in blocks]
+        return torch.cat(blocks)
+    if kind == "tokens":  # each task's ids padded with 0 to the longest
+        L = max(b.shape[1] for b in blocks)
+        return np.concatenate([np.pad(b, ((0, 0), (0, L - b.shape[1]))) for b in blocks])
+    return np.concatenate(blocks)
+
+
+def stacked(X: Any) -> tuple[Modalities, Any]:
+    """One :class:`Modalities` of the rows of ``X`` (one, or a list or dict per task), and
+    ``X`` with each Modalities replaced by its rows' numbers, (n_t, 1) floats: what
+    :func:`regmtl.as_task_data` groups and orders."""
+    if isinstance(X, Modalities):
+        return X, np.arange(len(X), dtype=np.float64)[:, None]
+    keys = list(X) if isinstance(X, dict) else range(len(X))
+    parts = list(X.values()) if isinstance(X, dict) else list(X)
+    first = parts[0]
+    for k, m in zip(keys, parts, strict=True):
+        if list(m.names) != list(first.names) or m.kinds != first.kinds:
+            raise ValueError(f"X[{k!r}] has the modalities {m.kinds}, but X[{keys[0]!r}] has "
+                             f"{first.kinds}; give every task the same modalities, of the "
+                             "same kinds, in one order.")
+    data = {name: _cat([dict(iter(m))[name] for m in parts], kind)
+            for name, kind in first.kinds.items()}
+    one = Modalities.from_dict(data, first.kinds)
+    sizes = np.cumsum([0] + [len(m) for m in parts])
+    index = [np.arange(a, b, dtype=np.float64)[:, None]
+             for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+    return one, dict(zip(keys, index, strict=True)) if isinstance(X, dict) else index
 
 
 class ModalInputs:
@@ -76,10 +123,11 @@ class ModalInputs:
                         f"leave {name}={default!r}, or give X as Modalities(name=input, ...).")
         return fusion, float(p)
 
-    def _modal_data(self, X: Modalities, y: Any, task: Any, fitting: bool) -> TaskData:
-        """The task data of a :class:`Modalities`: its rows routed through ``as_task_data``
-        by their numbers, the carried dict in ``row_inputs``."""
+    def _modal_data(self, X: Any, y: Any, task: Any, fitting: bool) -> TaskData:
+        """The task data of a :class:`Modalities` (or a list or dict of them): its rows routed
+        through ``as_task_data`` by their numbers, the carried dict in ``row_inputs``."""
         self._modal_options(True)
+        X, index = stacked(X)
         if isinstance(task, str):
             raise ValueError(f"task={task!r} names a DataFrame column, but X is a Modalities; "
                              "pass the task ids themselves (one per row).")
@@ -110,7 +158,6 @@ class ModalInputs:
             if kind in ("table", "sparse") and x.shape[1] != size[0]:
                 raise ValueError(f"modality {name!r} has {x.shape[1]} columns, but the "
                                  f"estimator was fitted on {size[0]}.")
-        index = np.arange(len(X), dtype=np.float64)[:, None]
         data = as_task_data(
             index, y, task, tasks=None if fitting else self.tasks_,
             check_x=lambda Z, reset: Z, numeric_y=self._kind == "regression",
