@@ -104,7 +104,7 @@ def stacked(X: Any) -> tuple[Modalities, Any]:
 
 
 class ModalInputs:
-    """The wrappers' reading of :class:`Modalities` (mixed into the wrappers)."""
+    """The wrappers' reading of :class:`~regmtl.deep.Modalities` (mixed into the wrappers)."""
 
     def _modal_options(self, modal: bool) -> tuple[str, float]:
         """``fusion`` and ``modality_dropout``, checked (non-defaults need a Modalities)."""
