@@ -967,6 +967,20 @@ def _add_expert_use(rep: Report, usage: Any, names: dict) -> None:
             details=f"{len(table)} gates" if len(table) > 20 else None)
 
 
+def _add_modality_importance(rep: Report, table: Any) -> None:
+    """The Modalities section: a table per task of its loss with each modality masked."""
+    rep.add_heading("Modality importance")
+    rep.add_text("Each task's validation loss (its own: squared error, log loss, Poisson "
+                 "deviance) with nothing masked, then with one modality set missing on every "
+                 "row (the net reads its learned missing vector): a large *increase* means the "
+                 "task leans on that modality, one near 0 that it does without it.")
+    shown = table.rename(columns={"masked_loss": "masked loss",
+                                  "relative_increase": "relative increase"})
+    for task, part in shown.groupby("task", sort=False):
+        rep.add_table(part.drop(columns="task").set_index("modality"),
+                      caption=f"Modality importance: {task}", float_format="{:.4g}")
+
+
 def _task_table(history: Any, tasks: list[str], scales: dict | None,
                 best: int | None) -> Any:
     """One row per task: losses, validation metrics at the best epoch, weight, share."""
@@ -1006,7 +1020,10 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     gradient shares and cosines (:func:`~regmtl.plotting.plot_gradient_balance`). For MMoE,
     CGC and PLE it adds the trainer's expert use (``expert_usage_``, see
     ``regmtl.deep.expert_use``): a table per level of each gate's mean share of each expert
-    and its entropy, the unused experts, and a collapse warning.
+    and its entropy, the unused experts, and a collapse warning. For an estimator fitted on
+    ``Modalities`` it adds which modality each task leans on (``modality_importance_``, see
+    ``regmtl.deep.modality_use``): a table per task of the rise of its validation loss when
+    each modality is masked.
 
     Parameters
     ----------
@@ -1105,6 +1122,9 @@ def training_report(model: Any, *, title: str | None = None, created: Any = None
     usage = getattr(trainer, "expert_usage_", None)
     if usage is not None:
         _add_expert_use(rep, usage, names)
+    importance = getattr(model, "modality_importance_", None)
+    if importance is not None:
+        _add_modality_importance(rep, importance)
     return rep._draw(n_jobs)
 
 

@@ -69,6 +69,7 @@ from .features import Categorical, FeatureColumns, IdSequence, Numeric, embeddin
 from .fusion import FusedTrunk, TableTrunk
 from .heads import TaskGates, TaskHeads
 from .modalities import Modalities
+from .modality_use import modality_importance
 from .nets import CGC, PLE, HardSharing, MMoE, MultiTaskNet, mlp
 from .penalties import GroupL21, L1Penalty, L2Penalty, ParameterPenalty
 from .saving import load_estimator as load_estimator
@@ -103,6 +104,7 @@ __all__ = [
     "TableTrunk",
     "Modalities",
     "FusedTrunk",
+    "modality_importance",
     "Tokenizer",
     "ESMM",
     "esmm_targets",

@@ -74,6 +74,7 @@ from .frames import ColumnCodes, TableInputs
 from .fusion import FUSIONS
 from .inputs import as_inputs, chunks, to_device
 from .modal_inputs import ModalInputs, is_modal
+from .modality_use import importance_from_json, importance_to_json
 from .nets import ARCHITECTURES, MultiTaskNet
 from .penalties import GroupL21, L1Penalty, L2Penalty
 from .saving import save_estimator, saved_as_folder, scales_from_attributes
@@ -409,6 +410,7 @@ class _DeepMultiTask(TableInputs, TrunkInputs, ModalInputs, BaseEstimator):
         self.best_epoch_ = trainer.best_epoch_
         self.trainer_ = trainer
         self._fitted()
+        self._keep_importance(val)
         return self
 
     def _task_losses(self, n_tasks: int) -> list[TaskLoss | None]:
@@ -627,6 +629,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, ModalInputs, BaseEstimator):
                 out["tokenizer_"] = self.tokenizer_.to_json()
         if getattr(self, "modalities_", None) is not None:
             out["modalities_"] = self.modalities_
+        if getattr(self, "modality_importance_", None) is not None:
+            out["modality_importance_"] = importance_to_json(self.modality_importance_)
         return out
 
     def _attribute_from_json(self, name: str, value: Any, dims: dict) -> Any:
@@ -663,6 +667,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, ModalInputs, BaseEstimator):
             return Tokenizer.from_json(value)
         if name == "modalities_":
             return self.modalities_from_json(value)
+        if name == "modality_importance_":
+            return importance_from_json(value)
         if name == "history_":
             if not isinstance(value, dict):
                 raise ValueError("attribute 'history_' is not a table")

@@ -214,6 +214,15 @@ class ModalInputs:
             raise ValueError(f"X's modalities are of other kinds than the fit's: {what}; give "
                              "each modality in the kind of the fit.")
 
+    def _keep_importance(self, val: Any) -> None:
+        """``modality_importance_`` after a fit on Modalities with validation rows ``val``
+        (the packed validation data; None: no attribute)."""
+        self.__dict__.pop("modality_importance_", None)
+        if val is not None and getattr(self, "modalities_", None) is not None:
+            from .modality_use import importance_after_fit
+
+            self.modality_importance_ = importance_after_fit(self, val)
+
     def _modal_encoder(self) -> FusedTrunk:
         """The fused trunk: each modality's default encoder (the module's table)."""
         spec = self.modalities_

@@ -37,7 +37,8 @@ ARCHITECTURE_NETS = {name: cls.__name__ for name, cls in ARCHITECTURES.items()}
 ESTIMATORS: dict[str, type] = {}
 _SAVED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "feature_names_in_",
           "n_iter_", "best_epoch_", "history_", "x_mean_", "x_scale_", "categories_",
-          "input_kind_", "input_size_", "tokenizer_", "modalities_")
+          "input_kind_", "input_size_", "tokenizer_", "modalities_",
+          "modality_importance_")
 _REQUIRED = ("tasks_", "n_tasks_", "input_form_", "n_features_in_", "n_iter_", "best_epoch_",
              "history_")
 _DIMS = ("n_tasks_", "n_features_in_", "input_form_", "n_iter_")
