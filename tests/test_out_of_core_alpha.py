@@ -289,3 +289,16 @@ def test_a_choice_at_the_end_of_the_grid_warns(tmp_path, data):
         inner = held_out_alpha(_standardized(data["parts"]), "l21", alphas=12,
                                fraction=0.25, tol=1e-7)
     assert 0 < inner.best_index < 11
+
+
+def test_bad_solver_options_are_refused_by_name(data):
+    source = _standardized(data["parts"])
+    for options, match in (({"check_every": 0}, r"check_every'\]=0 must be an integer >= 1"),
+                           ({"check_every": 2.5}, r"check_every'\]=2.5"),
+                           ({"gram_dtype": "float16"}, r"gram_dtype'\]='float16'"),
+                           ({"gram_dtype": "nope"}, r"gram_dtype'\]='nope'"),
+                           ({"tol": 1}, r"solver_options \['tol'\] are not options")):
+        with pytest.raises(ValueError, match=match):
+            held_out_alpha(source, "l21", alphas=3, solver_options=options)
+        with pytest.raises(ValueError, match=match):
+            rm.MultiTaskRegressor("l21", alpha=0.1, solver_options=options).fit(source)

@@ -24,11 +24,11 @@ from .fitted import fit_attributes, publish, publish_input
 from .penalties import Penalty, make_penalty
 from .progress import PhaseBars
 from .solvers.streamed.fit import (
-    STREAMED_OPTIONS,
     check_streamed_penalty,
     is_task_source,
     solve_streamed,
     source_quadratic,
+    streamed_options,
 )
 from .solvers.streamed.newton import solve_streamed_logistic, source_logistic_reference
 from .solvers.streamed.phases import QUIET, Phases, chunks_from
@@ -147,9 +147,7 @@ def fit_source(model: Any, source: Any, datafit: Datafit, y: Any = None, task: A
         raise ValueError(f"solver={model.solver!r}: the out-of-core fit runs 'fista' (or "
                          "'auto').")
     options = dict(model.solver_options or {})
-    if set(options) - set(STREAMED_OPTIONS):
-        raise ValueError(f"solver_options {sorted(set(options) - set(STREAMED_OPTIONS))}: "
-                         f"the out-of-core fit takes {list(STREAMED_OPTIONS)}.")
+    streamed_options(options)  # (checked before any pass)
     penalty = check_streamed_penalty(make_penalty(model.penalty))
     alpha = float(model.alpha)
     p, T = int(source.n_features), int(source.n_tasks)

@@ -35,7 +35,7 @@ from ..out_of_core import fit_phases
 from ..penalties import Penalty, make_penalty
 from ..progress import check_progress
 from ..solvers.streamed.fista import streamed_fista
-from ..solvers.streamed.fit import STREAMED_OPTIONS, check_streamed_penalty, keep_statistics
+from ..solvers.streamed.fit import check_streamed_penalty, keep_statistics, streamed_options
 from ..solvers.streamed.phases import chunks_from
 from ..solvers.streamed.quadratic import GramPass, StreamedQuadratic, prefetched
 from ..taskdata import TaskData, task_weights
@@ -475,15 +475,9 @@ def held_out_alpha(source: Any, penalty: str | Penalty = "l21", *, alphas: int |
     if not split.held.any():
         raise ValueError(f"fraction={fraction:g}: no task has enough rows to hold "
                          f"{fraction:.0%} of them out; give a larger fraction, or alpha.")
-    options = dict(solver_options or {})
-    unknown = sorted(set(options) - set(STREAMED_OPTIONS))
-    if unknown:
-        raise ValueError(f"solver_options {unknown} are not options of the out-of-core fit; "
-                         f"it takes {list(STREAMED_OPTIONS)}.")
-    dtype = np.dtype(options.get("gram_dtype", np.float32))
-    check_every = int(options.get("check_every", PATH_CHECK_EVERY))
+    spill_dir, dtype, check_every = streamed_options(solver_options, PATH_CHECK_EVERY)
     with fit_phases(source, "held-out alpha", progress) as phases:
-        stats = _one_pass(split, task_weight, options.get("spill_dir"), dtype, phases)
+        stats = _one_pass(split, task_weight, spill_dir, dtype, phases)
         keep_statistics(source, task_weight, True, dtype, stats.full)  # (the refit's)
         grid, amax = _grid(stats.full, pen, alphas, eps)
         with phases.phase("path", len(grid), "alpha") as bar:

@@ -48,13 +48,39 @@ from .quadratic import (
 )
 
 __all__ = ["is_task_source", "check_streamed_penalty", "keep_statistics", "residual_sums",
-           "solve_streamed", "source_quadratic", "STREAMED_OPTIONS"]
+           "solve_streamed", "source_quadratic", "streamed_options", "STREAMED_OPTIONS"]
 
 #: The ``solver_options`` the out-of-core route takes: where the spill files go, the dtype of
 #: the stored Grams and the iterations between certificates.
 STREAMED_OPTIONS = ("spill_dir", "gram_dtype", "check_every")
 
 _STATISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def streamed_options(options: dict | None, check_every: int = 10
+                     ) -> tuple[str | None, np.dtype, int]:
+    """``(spill_dir, gram_dtype, check_every)`` of ``solver_options`` checked
+    (:data:`STREAMED_OPTIONS`; ``check_every`` the default where none is given): an unknown
+    option, a dtype other than float32 / float64 or a ``check_every`` below 1 is refused by
+    name."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(STREAMED_OPTIONS))
+    if unknown:
+        raise ValueError(f"solver_options {unknown} are not options of the out-of-core fit; "
+                         f"it takes {list(STREAMED_OPTIONS)}.")
+    try:
+        dtype = np.dtype(options.get("gram_dtype", np.float32))
+    except TypeError:
+        dtype = None
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"solver_options['gram_dtype']={options['gram_dtype']!r:.40}: the "
+                         "Grams are stored as 'float32' or 'float64'.")
+    every = options.get("check_every", check_every)
+    if isinstance(every, (bool, np.bool_)) or not isinstance(every, (int, np.integer)) \
+            or every < 1:
+        raise ValueError(f"solver_options['check_every']={every!r:.40} must be an integer >= "
+                         "1 (the iterations between certificates).")
+    return options.get("spill_dir"), dtype, int(every)
 
 
 def is_task_source(obj: Any) -> bool:
@@ -247,22 +273,16 @@ def solve_streamed(source: Any, penalty: Penalty, alpha: float, *, fit_intercept
     certifying pass in chunks, the iterations up to what is left of ``max_iter``).
     ``on_statistics(q)``: called with the statistics once they are made or read (the caller's
     look at ``alpha_max``, ``q.g``'s dual norm, with no pass more)."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(STREAMED_OPTIONS))
-    if unknown:
-        raise ValueError(f"solver_options {unknown} are not options of the out-of-core fit; "
-                         f"it takes {list(STREAMED_OPTIONS)}.")
+    spill_dir, gram_dtype, check_every = streamed_options(options)
     check_streamed_penalty(penalty)
     penalty.check(int(source.n_features), int(source.n_tasks))
-    gram_dtype = np.dtype(options.get("gram_dtype", np.float32))
-    check_every = int(options.get("check_every", 10))
     kept = None
     if checkpoint is not None:
         kept = StreamedCheckpoint(checkpoint, source, fit_identity(
             "squared", penalty, alpha, fit_intercept, task_weight, tol, max_iter, gram_dtype,
             W0, check_every=check_every))
-    q = source_quadratic(source, task_weight, fit_intercept, options.get("spill_dir"),
-                         gram_dtype, keep=kept, phases=phases)
+    q = source_quadratic(source, task_weight, fit_intercept, spill_dir, gram_dtype, keep=kept,
+                         phases=phases)
     if on_statistics is not None:
         on_statistics(q)
     p, T = q.g.shape

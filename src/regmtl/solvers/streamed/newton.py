@@ -48,6 +48,7 @@ from ..parts.newton_loop import NewtonProgress, model_target, newton_loop
 from ..result import SolverResult
 from .checkpoint import StreamedCheckpoint, fit_identity
 from .fista import streamed_fista
+from .fit import streamed_options
 from .phases import QUIET, Phases, chunks_from
 from .quadratic import (
     StreamedQuadratic,
@@ -364,15 +365,14 @@ def solve_streamed_logistic(source: Any, penalty: Penalty, alpha: float, *,
     after each Newton step is kept, from which a fit killed midway resumes, bit for bit
     (:class:`~regmtl.solvers.streamed.checkpoint.StreamedCheckpoint`). ``phases``: where the
     first pass (in chunks) and the Newton steps (up to ``max_iter``) report their progress."""
-    options = dict(options or {})
+    spill_dir, gram_dtype, _ = streamed_options(options)
     p, T = int(source.n_features), int(source.n_tasks)
     penalty.check(p, T)
-    gram_dtype = np.dtype(options.get("gram_dtype", np.float32))
     kept = None if checkpoint is None else StreamedCheckpoint(checkpoint, source, fit_identity(
         "logistic", penalty, alpha, fit_intercept, task_weight, tol, max_iter, gram_dtype, W0,
         target=None if target is None else str(target), max_inner=int(max_inner)))
-    run = _LogisticSource(source, task_weight, fit_intercept, target, options.get("spill_dir"),
-                          gram_dtype, dual=penalty.has_dual and alpha > 0)
+    run = _LogisticSource(source, task_weight, fit_intercept, target, spill_dir, gram_dtype,
+                          dual=penalty.has_dual and alpha > 0)
     saved = None if kept is None else kept.load("newton")
     if saved is not None:  # (resumed after a step: its state pass again, then onwards)
         V, b = saved[0]["V"].copy(), saved[0]["b"].copy()
