@@ -232,6 +232,7 @@ def test_penalties_without_a_ridge_part_fit_the_same(penalty):
                                   factor_convention=c).fit(Xs, ys) for c in ("unit", "glmnet")]
     np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
     np.testing.assert_array_equal(fits[0].intercept_, fits[1].intercept_)
+    assert fits[1].certificate_relative_ <= 1e-8  # (the glmnet fit certified as it is)
 
 
 @pytest.mark.parametrize("penalty", [rm.MeanRegularized(ridge=0.3), "clustered",
@@ -250,6 +251,7 @@ def test_a_squared_term_in_the_feature_metric_refuses_glmnet_by_name(penalty):
                                   rescale_factors=False, factor_convention=c).fit(Xs, ys)
             for c in ("unit", "glmnet")]
     np.testing.assert_array_equal(fits[0].coef_, fits[1].coef_)
+    assert fits[1].certificate_relative_ <= 1e-8
 
 
 # =========================================================================== the parameter

@@ -134,8 +134,14 @@ def test_regressor_and_classifier_shared_y(tmp_path):
     clf = DeepMultiTaskClassifier(**FAST).fit(X, np.column_stack([parity, colour]))
     proba = clf.predict_proba(X)
     assert [p.shape for p in proba] == [(len(X), 2), (len(X), 4)]
-    assert clf.predict(X).shape == (len(X), 2)
-    assert 0 <= clf.score(X, np.column_stack([parity, colour])) <= 1
+    labels = clf.predict(X)
+    Y = np.column_stack([parity, colour])
+    assert labels.shape == (len(X), 2)
+    # the score: each task's accuracy of its predicted labels, averaged (computed here)
+    assert clf.score(X, Y) == pytest.approx(np.mean([(labels[:, k] == Y[:, k]).mean()
+                                                     for k in range(2)]), abs=1e-12)
+    for k, p in enumerate(proba):  # the labels are the most probable classes
+        np.testing.assert_array_equal(labels[:, k], clf.classes_[k][np.argmax(p, axis=1)])
 
 
 def test_parameters():
@@ -179,6 +185,11 @@ def test_lists_and_dicts_of_modalities(tmp_path):
     pred = reg.predict([a, b])
     assert [p.shape for p in pred] == [(70,), (50,)]
     assert all(np.isfinite(p).all() for p in pred)
+    # a row's prediction depends on its own task and modalities only: the same numbers when
+    # the other task's rows change
+    alone = reg.predict([a, b[:3]])
+    np.testing.assert_allclose(alone[0], pred[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(alone[1], pred[1][:3], rtol=1e-6, atol=1e-6)
     clf = DeepMultiTaskClassifier(**FAST).fit({"parity": a, "colour": b},
                                               {"parity": parity[:70], "colour": colour[70:]})
     out = clf.predict({"parity": b, "colour": a})

@@ -100,6 +100,9 @@ def test_indexing():
     (lambda: Modalities(a=pd.DataFrame({"c": ["x", "y"]})), "'a'.*non-numeric"),
     (lambda: Modalities(a=np.array([[1.0], [NAN], [NAN]]), b=["x", None, None]),
      r"rows \[1, 2\] \(2 row\(s\)\) have every modality"),
+    (lambda: Modalities(a=5), "'a' is a int, not one entry per row"),
+    (lambda: Modalities(a=np.float64(3.0)), "'a' is a float64, not one entry per row"),
+    (lambda: Modalities(a=np.zeros((4, 0, 8))), "'a'.* hold no pixels"),
 ])
 def test_refusals_name_the_modality(make, match):
     with pytest.raises(ValueError, match=match):

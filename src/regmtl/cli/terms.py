@@ -7,7 +7,7 @@ take one number for every column or ``col=v,...``, ``--no-rescale-factors`` keep
 factors as given, ``--factor-convention glmnet`` has a ridge part weigh a factor as glmnet's
 ``penalty.factor`` does (:math:`d_j`, not :math:`d_j^2`) and ``--standardize`` has the
 estimator penalize the raw columns in their standard deviations (its ``standardize=True``,
-glmnet's; ``--standardize task``: each task's columns in that task's own, its
+glmnet's; ``--standardize-task``: each task's columns in that task's own, its
 ``standardize="task"``) instead of the command z-scoring them first. The command fits on
 z-scored columns unless ``--no-standardize`` or ``--standardize``: factors act there (as
 glmnet's do), bounds are given in the columns' own units and converted (a bound ``u`` on the
@@ -58,12 +58,14 @@ def terms_arguments(p: argparse.ArgumentParser) -> None:
                    help="how a factor enters a ridge part (an elastic net's, L2,1's with "
                         "l1_ratio < 1): 'unit' (default) d_j^2, a change of the column's "
                         "unit; 'glmnet' d_j, as glmnet's penalty.factor and glum's P2 = d")
-    p.add_argument("--standardize", nargs="?", const="pooled", choices=("pooled", "task"),
-                   default=None,
+    p.add_argument("--standardize", action="store_const", const="pooled", default=None,
                    help="fit the raw columns, penalized in their standard deviations by the "
-                        "estimator (its standardize=True, glmnet's; 'task': each task's "
-                        "columns in that task's own deviations, standardize='task'), instead "
-                        "of z-scoring them first (the default)")
+                        "estimator (its standardize=True, glmnet's), instead of z-scoring "
+                        "them first (the default)")
+    p.add_argument("--standardize-task", dest="standardize", action="store_const",
+                   const="task",
+                   help="as --standardize, each task's columns in that task's own deviations "
+                        "(the estimator's standardize='task')")
 
 
 def terms_given(args: argparse.Namespace) -> list[str]:

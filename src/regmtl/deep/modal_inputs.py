@@ -67,7 +67,14 @@ def is_modal(X: Any) -> bool:
     return parts is not None
 
 
-def _cat(blocks: list, kind: str) -> Any:
+def _cat(blocks: list, kind: str, name: str) -> Any:
+    """The tasks' inputs of modality ``name`` stacked (the rows of every task, in order); a
+    table, images or bag of words of another shape than the first task's is refused by name."""
+    if kind in ("images", "table", "sparse"):
+        shapes = {tuple(b.shape[1:]) for b in blocks}
+        if len(shapes) > 1:
+            raise ValueError(f"modality {name!r} has rows of shapes {sorted(shapes)} across the "
+                             "tasks; give every task's rows of a modality in one shape.")
     if kind == "sparse":
         return sp.vstack(blocks, format="csr")
     if any(isinstance(b, torch.Tensor) for b in blocks):
@@ -94,7 +101,7 @@ def stacked(X: Any) -> tuple[Modalities, Any]:
             raise ValueError(f"X[{k!r}] has the modalities {m.kinds}, but X[{keys[0]!r}] has "
                              f"{first.kinds}; give every task the same modalities, of the "
                              "same kinds, in one order.")
-    data = {name: _cat([dict(iter(m))[name] for m in parts], kind)
+    data = {name: _cat([dict(iter(m))[name] for m in parts], kind, name)
             for name, kind in first.kinds.items()}
     one = Modalities.from_dict(data, first.kinds)
     sizes = np.cumsum([0] + [len(m) for m in parts])

@@ -43,7 +43,7 @@ import scipy.sparse as sp
 from ._torch import torch
 from .inputs import SparseRows, as_inputs
 from .tokenizer import Tokenizer
-from .wrapper_inputs import kind_of_design
+from .wrapper_inputs import _images, kind_of_design
 
 __all__ = ["Modalities", "MISSING_KEY", "MODALITY_KINDS"]
 
@@ -216,9 +216,15 @@ class Modalities:
             if x is None:
                 raise ValueError(f"modality {name!r} is None; leave it out, or give None per "
                                  "row of a text (missing texts).")
+            if not hasattr(x, "shape") and not hasattr(x, "__len__") or \
+                    len(getattr(x, "shape", (0,))) == 0:
+                raise ValueError(f"modality {name!r} is a {type(x).__name__}, not one entry "
+                                 "per row; give an array, a list of texts or a sparse matrix.")
             if (x.shape[0] if hasattr(x, "shape") else len(x)) == 0:
                 raise ValueError(f"modality {name!r} has no rows.")
             kind = _kind(x, name, declared.get(name))
+            if kind == "images":
+                _images(x, f"modality {name!r}")  # (its dtype and a pixel at least: checked)
             if kind in ("images", "table"):
                 x, miss = _float_rows(x, name, kind)
                 if kind == "table" and x.ndim != 2:
