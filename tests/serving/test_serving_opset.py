@@ -324,3 +324,15 @@ def test_a_net_torch_cannot_write_at_the_opset_is_refused_by_name(deep_models, m
                        match=r"target_opset=12: torch.onnx.export could not trace the net at "
                              r"opset 12: RuntimeError: Exporting the operator 'aten::foo'"):
         export_onnx(clf, target_opset=12)
+
+
+def test_the_axes_of_unsqueeze_and_reduce_sum_are_one_constant_per_value():
+    """A graph of many columns reads each axes list from one initializer, not one per node."""
+    from regmtl.serving.graph import GraphBuilder
+
+    g = GraphBuilder(np.float64)
+    for k in range(20):
+        g.unsqueeze(f"x{k}", [1])
+        g.reduce_sum(f"y{k}", [1])
+        g.unsqueeze(f"z{k}", [0, 1])
+    assert len(g.initializers) == 2 and len(g.nodes) == 60

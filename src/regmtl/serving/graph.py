@@ -122,6 +122,7 @@ class GraphBuilder:
         self.opsets = dict(target_opsets(None) if opsets is None else opsets)
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
+        self._axes_made: dict[tuple[int, ...], str] = {}
         self._names: set[str] = set()
 
     def _name(self, stem: str) -> str:
@@ -166,15 +167,21 @@ class GraphBuilder:
         """``Unsqueeze`` of ``value`` at ``axes``: an input from opset 13 on, an attribute
         before."""
         if self.opsets[""] >= 13:
-            return self.op("Unsqueeze", [value, self.const(np.array(axes), "ax")], stem)
+            return self.op("Unsqueeze", [value, self._axes(axes)], stem)
         return self.op("Unsqueeze", [value], stem, axes=list(axes))
+
+    def _axes(self, axes: list[int]) -> str:
+        """The int64 constant of ``axes``, one per distinct value in the graph."""
+        key = tuple(int(a) for a in axes)
+        if key not in self._axes_made:
+            self._axes_made[key] = self.const(np.array(key, dtype=np.int64), "axes")
+        return self._axes_made[key]
 
     def reduce_sum(self, value: str, axes: list[int], stem: str | None = None) -> str:
         """``ReduceSum`` of ``value`` over ``axes`` (dropped): an input from opset 13 on, an
         attribute before."""
         if self.opsets[""] >= 13:
-            return self.op("ReduceSum", [value, self.const(np.array(axes), "axis")], stem,
-                           keepdims=0)
+            return self.op("ReduceSum", [value, self._axes(axes)], stem, keepdims=0)
         return self.op("ReduceSum", [value], stem, axes=list(axes), keepdims=0)
 
     def rename(self, value: str, name: str) -> str:
