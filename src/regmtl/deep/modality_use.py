@@ -202,15 +202,23 @@ def _table(estimator: Any, x: Any, Y: np.ndarray, rows: np.ndarray | None,
             masked.append(_losses(estimator, {**x, MISSING_KEY: mask}, Y, rows, batch_size)[0])
     finally:
         net.train(was_training)
-    records = []
-    for t, label in enumerate(estimator.tasks_):
-        for j, name in enumerate(names):
-            rise = masked[j][t] - base[t]
-            records.append({"task": label, "modality": name, "loss": base[t],
-                            "masked_loss": masked[j][t], "increase": rise,
-                            "relative_increase": rise / base[t] if base[t] > 0 else np.nan,
-                            "rows": counts[t]})
-    return pd.DataFrame(records, columns=list(COLUMNS))
+    T, M = len(estimator.tasks_), len(names)
+    return _frame(np.repeat(np.asarray(estimator.tasks_), M), np.tile(list(names), T),
+                  np.repeat(np.asarray(base, dtype=np.float64), M),
+                  np.asarray(masked, dtype=np.float64).T.reshape(-1),
+                  np.repeat(np.asarray(counts), M))
+
+
+def _frame(tasks: Any, modalities: Any, loss: np.ndarray, masked: np.ndarray,
+           rows: Any) -> pd.DataFrame:
+    """The table of :data:`COLUMNS` from each (task, modality)'s losses: the increase and
+    the increase relative to the loss (NaN where the loss is 0)."""
+    rise = masked - loss
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(loss > 0, rise / np.where(loss > 0, loss, 1.0), np.nan)
+    return pd.DataFrame({"task": tasks, "modality": modalities, "loss": loss,
+                         "masked_loss": masked, "increase": rise,
+                         "relative_increase": relative, "rows": rows}, columns=list(COLUMNS))
 
 
 def importance_to_json(table: pd.DataFrame) -> dict:
@@ -239,10 +247,4 @@ def importance_from_json(value: Any) -> pd.DataFrame:
         raise ValueError("attribute 'modality_importance_' is not a table of tasks, "
                          "modalities, losses and rows")
     loss, masked = (np.asarray(value[c], dtype=np.float64) for c in ("loss", "masked_loss"))
-    rise = masked - loss
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(loss > 0, rise / np.where(loss > 0, loss, 1.0), np.nan)
-    return pd.DataFrame({"task": tasks, "modality": value["modality"], "loss": loss,
-                         "masked_loss": masked, "increase": rise,
-                         "relative_increase": relative, "rows": value["rows"]},
-                        columns=list(COLUMNS))
+    return _frame(tasks, value["modality"], loss, masked, value["rows"])
