@@ -43,7 +43,7 @@ import scipy.sparse as sp
 from ._torch import torch
 from .inputs import SparseRows, as_inputs
 from .tokenizer import Tokenizer
-from .wrapper_inputs import _images, kind_of_design
+from .wrapper_inputs import as_images, kind_of_design
 
 __all__ = ["Modalities", "MISSING_KEY", "MODALITY_KINDS"]
 
@@ -224,7 +224,7 @@ class Modalities:
                 raise ValueError(f"modality {name!r} has no rows.")
             kind = _kind(x, name, declared.get(name))
             if kind == "images":
-                _images(x, f"modality {name!r}")  # (its dtype and a pixel at least: checked)
+                as_images(x, f"modality {name!r}")  # (its dtype and a pixel at least: checked)
             if kind in ("images", "table"):
                 x, miss = _float_rows(x, name, kind)
                 if kind == "table" and x.ndim != 2:

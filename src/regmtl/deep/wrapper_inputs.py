@@ -44,8 +44,8 @@ from .inputs import tensor_of
 from .tokenizer import Tokenizer
 from .trunks import ConvTrunk, TextTrunk
 
-__all__ = ["INPUT_KINDS", "TRUNK_KINDS", "RowInputs", "TrunkInputs", "kind_of", "row_numbers",
-           "take_inputs"]
+__all__ = ["INPUT_KINDS", "TRUNK_KINDS", "RowInputs", "TrunkInputs", "as_images", "kind_of",
+           "row_numbers", "take_inputs"]
 
 INPUT_KINDS = ("auto", "table", "images", "sparse", "tokens", "text")
 #: the kinds a trunk reads (not the MLP)
@@ -204,7 +204,7 @@ def _texts(x: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _images(x: Any, what: str) -> Any:
+def as_images(x: Any, what: str) -> Any:
     """Images as (n, C, H, W): (n, H, W) gets one channel, extra leading axes are channels."""
     t = x if isinstance(x, torch.Tensor) else np.asarray(x)
     if isinstance(t, torch.Tensor):
@@ -272,7 +272,7 @@ class RowInputs:
             keys = list(X) if isinstance(X, Mapping) else None
             named = [(f"X[{k!r}]", x) for k, x in zip(keys or range(len(parts)), parts,
                                                        strict=True)]
-        convert = {"images": _images, "text": _texts, "tokens": _tokens,
+        convert = {"images": as_images, "text": _texts, "tokens": _tokens,
                    "sparse": lambda x, w: sp.csr_matrix(x)}[kind]
         blocks = [convert(x, w) for w, x in named]
         for (w, _), b in zip(named, blocks, strict=True):
