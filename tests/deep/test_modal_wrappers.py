@@ -120,6 +120,7 @@ def _shared(n=200, seed=1):
 
 
 FAST = dict(hidden=(16,), max_epochs=3, batch_size=64)
+SMALL = {"image": {"channels": (8, 16)}, "text": {"dim": 16}}
 
 
 def test_regressor_and_classifier_shared_y(tmp_path):
@@ -157,8 +158,17 @@ def test_parameters():
         DeepMultiTaskRegressor(fusion="gated", **FAST).fit(table, value)
     with pytest.raises(ValueError, match="modality_dropout=0.5 has no effect"):
         DeepMultiTaskClassifier(modality_dropout=0.5, **FAST).fit(table, parity)
-    with pytest.raises(ValueError, match="leave trunk=None"):
+    with pytest.raises(ValueError, match="trunk gives each modality's encoder options"):
         DeepMultiTaskRegressor(trunk={"dim": 8}, **FAST).fit(X, value)
+    with pytest.raises(ValueError, match=r"trunk names \['photo'\]"):
+        DeepMultiTaskRegressor(trunk={"photo": {}}, **FAST).fit(X, value)
+    with pytest.raises(ValueError, match=r"trunk\['table'\]: 'dim' is not an option.*hidden"):
+        DeepMultiTaskRegressor(trunk={"table": {"dim": 8}}, **FAST).fit(X, value)
+    m = DeepMultiTaskRegressor(trunk={"image": {"channels": (4,)}, "text": {"dim": 6},
+                                      "table": {"hidden": (5,)}}, **FAST).fit(X, value)
+    enc = m.net_.encoder.encoders
+    assert (enc["image"].channels, enc["text"].out_features, enc["table"].out_features) == \
+        ([4], 6, 5)
     with pytest.raises(ValueError, match="mixes Modalities with other inputs"):
         DeepMultiTaskRegressor(**FAST).fit([X, table], [value, value])
     with pytest.raises(ValueError, match="give every task the same modalities"):

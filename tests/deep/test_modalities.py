@@ -97,7 +97,11 @@ def test_indexing():
     (lambda: Modalities(a=np.array([[1.0, np.inf], [1.0, 2.0]])), "infinity"),
     (lambda: Modalities(a=None), "'a' is None"),
     (lambda: Modalities(a=["x", 3]), r"rows \[1\]"),
-    (lambda: Modalities(a=pd.DataFrame({"c": ["x", "y"]})), "'a'.*non-numeric"),
+    (lambda: Modalities(a=pd.DataFrame({"c": ["x", "y"], "d": [1.0, NAN]})),
+     r"modality 'a': column 'd' .* 1 missing value"),
+    (lambda: Modalities(a=pd.DataFrame({"c": pd.to_datetime(["2026-01-01", "2026-02-01"])})),
+     "modality 'a': column 'c' holds dates"),
+    (lambda: Modalities(a=pd.DataFrame({0: ["x", "y"]})), "'a'.*string column names"),
     (lambda: Modalities(a=np.array([[1.0], [NAN], [NAN]]), b=["x", None, None]),
      r"rows \[1, 2\] \(2 row\(s\)\) have every modality"),
     (lambda: Modalities(a=5), "'a' is a int, not one entry per row"),
@@ -170,6 +174,41 @@ def test_missing_rows_read_the_missing_embedding():
     assert trunk.modality_vectors(batch)[1].sum() == 0
 
 
+def test_training_encodes_only_present_rows():
+    """Batch normalization's statistics come from the present images only, and training and
+    evaluation agree row by row on what each row reads."""
+    torch.manual_seed(0)
+    trunk = FusedTrunk({"photo": ConvTrunk(1, (4,)), "price": TableTrunk(2, (3,))})
+    alone = ConvTrunk(1, (4,))
+    alone.load_state_dict(trunk.encoders["photo"].state_dict())
+    rng = np.random.default_rng(1)
+    img = rng.random((6, 1, 6, 6)) + 5.0
+    img[[1, 4]] = NAN
+    batch = Modalities(photo=img, price=rng.random((6, 2))).carried()
+    trunk.train(), alone.train()
+    vectors, _ = trunk.modality_vectors(batch)
+    present = torch.tensor([0, 2, 3, 5])
+    expected = alone(batch["photo"][present])
+    bn, bn_alone = trunk.encoders["photo"].features[1], alone.features[1]
+    torch.testing.assert_close(bn.running_mean, bn_alone.running_mean)
+    torch.testing.assert_close(bn.running_var, bn_alone.running_var)
+    torch.testing.assert_close(vectors[0][present], expected)
+    assert (vectors[0][[1, 4]] == trunk.missing_embeddings["photo"]).all()
+
+
+def test_a_batch_without_a_modality_keeps_every_parameter_in_the_graph():
+    trunk = FusedTrunk({"photo": ConvTrunk(1, (4,)), "price": TableTrunk(2, (3,))}).train()
+    img = np.full((3, 1, 6, 6), NAN)
+    img[0] = 0.5
+    batch = Modalities(photo=img, price=np.ones((3, 2))).carried()
+    batch = take(batch, torch.tensor([1, 2]))  # no image in the batch
+    trunk(batch).sum().backward()
+    grads = [p.grad for p in trunk.encoders["photo"].parameters()]
+    assert all(g is not None and float(g.abs().sum()) == 0.0 for g in grads)
+    assert float(trunk.missing_embeddings["photo"].grad.abs().sum()) > 0
+    assert float(trunk.encoders["photo"].features[1].num_batches_tracked) == 0
+
+
 @pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
 def test_gates(gate):
     trunk = _trunk(fusion="gated", gate=gate)
@@ -205,7 +244,8 @@ def test_config_round_trip_and_determinism(kw):
     config = trunk.config()
     assert config["fusion"] == kw.get("fusion", "concat")
     assert config["encoders"]["price"] == {"class": "TableTrunk",
-                                           "config": {"in_features": 2, "hidden": [3]}}
+                                           "config": {"in_features": 2, "hidden": [3],
+                                                      "categories": []}}
     copy = encoder_from_config("FusedTrunk", config)
     copy.load_state_dict(trunk.state_dict())
     copy.eval()

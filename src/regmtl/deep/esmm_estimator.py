@@ -36,6 +36,7 @@ from .validation import check_finite_predictions
 from .wrapper_docs import (
     FITTED_ATTRIBUTES,
     LAYER_PARAMETERS,
+    MODAL_PARAMETERS,
     TRAINER_ATTRIBUTE,
     TRAINING_PARAMETERS,
 )
@@ -191,7 +192,8 @@ Examples
 class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
     __doc__ = (_INTRO.strip("\n") + "\n\n" + "\n".join(
         "    " + line if line else "" for line in (
-            "Parameters\n----------\n" + _OWN_PARAMETERS + TRAINING_PARAMETERS.rstrip()
+            "Parameters\n----------\n" + _OWN_PARAMETERS + TRAINING_PARAMETERS
+            + MODAL_PARAMETERS.rstrip()
             + "\n\nAttributes\n----------\n" + FITTED_ATTRIBUTES + TRAINER_ATTRIBUTE
             + "\n" + _REST).splitlines()) + "\n    ")
 
@@ -218,7 +220,8 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
                  device: str = "auto", verbose: int = 0,
                  categorical_features: Any = "from_dtype", on_divergence: str = "raise",
                  input_kind: str = "auto", trunk: Any = None, tokenizer: Any = None,
-                 warm_start: bool = False):
+                 warm_start: bool = False, fusion: str = "concat",
+                 modality_dropout: float = 0.0):
         self.hidden = hidden
         self.tower_hidden = tower_hidden
         self.activation = activation
@@ -243,6 +246,8 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
         self.trunk = trunk
         self.tokenizer = tokenizer
         self.warm_start = warm_start
+        self.fusion = fusion
+        self.modality_dropout = modality_dropout
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any) -> DeepESMMClassifier:
@@ -250,8 +255,10 @@ class DeepESMMClassifier(ClassifierMixin, DeepEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            The impressions (clicked or not).
+        X : array-like or DataFrame of shape (n_samples, n_features), or Modalities
+            The impressions (clicked or not); a :class:`~regmtl.deep.Modalities` of one row
+            per impression (an image, a title and a table, some missing) is read by one
+            encoder per modality.
         y : array-like of shape (n_samples, 2) or DataFrame
             Click, then purchase (0/1; NaN or 0 where not clicked); a DataFrame is read by
             its columns ``"click"`` and ``"purchase"``, else its two columns in order.

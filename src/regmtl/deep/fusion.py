@@ -6,7 +6,10 @@ modality and the bool mask ``MISSING_KEY`` (B, M). Encoder :math:`j` maps its in
 :math:`h_j \in \mathbb{R}^{d_j}`; where modality :math:`j` is missing in a row (or dropped by
 ``modality_dropout`` in training), :math:`h_j` is replaced by a learned vector
 :math:`m_j` (the modality's "missing" embedding), so a missing modality never reaches the
-fused vector as data and never as NaN. With :math:`z = [h_1; \dots; h_M]`:
+fused vector as data and never as NaN. In training each encoder reads only its modality's
+present rows (batch normalization's statistics never see a missing row); in evaluation it
+reads every row (each row on its own) and the missing ones are replaced after. With
+:math:`z = [h_1; \dots; h_M]`:
 
 - ``fusion="concat"``: the output is :math:`z`, of width :math:`\sum_j d_j`;
 - ``fusion="gated"``: each :math:`h_j` is projected to a common width :math:`d`,
@@ -38,7 +41,8 @@ from typing import Any
 
 from ._torch import torch
 from .checks import check_choice, check_float, check_int, check_keys
-from .features import MAX_DIM
+from .features import MAX_DIM, Categorical, FeatureColumns, Numeric
+from .inputs import device_of, n_rows, take
 from .modalities import MISSING_KEY
 from .trunks import ENCODERS
 
@@ -50,22 +54,45 @@ FUSIONS = ("concat", "gated")
 GATES = ("softmax", "sigmoid")
 #: the most modalities a fused trunk takes
 MAX_MODALITIES = 64
+#: the largest vocabulary of a table's code column (codes ride in float32, exact below 2**24)
+MAX_CODE = 2**24
 
 
 class TableTrunk(nn.Module):
-    """A numeric table (B, in_features) through ``Linear`` + ReLU layers.
+    r"""A table (B, in_features) through its columns' encoding and ``Linear`` + ReLU layers.
+
+    The first ``len(categories)`` columns hold integer codes (as floats: a table is one float
+    matrix), each embedded by its own table of ``categories[k]`` + 1 rows (the last the
+    out-of-vocabulary bucket); the other columns are numbers, standardized by the mean and
+    deviation of the training rows:
+
+    .. math::
+
+        z = \big[E_1[c_1], \dots, E_k[c_k], (x - \mu) / \sigma\big], \qquad
+        h = \mathrm{ReLU}(W_L \cdots \mathrm{ReLU}(W_1 z + b_1) \cdots + b_L)
+
+    (a :class:`~regmtl.deep.FeatureColumns` of :class:`~regmtl.deep.Categorical` columns
+    ``"c0"``, ``"c1"``, ... and one :class:`~regmtl.deep.Numeric` block ``"numeric"``).
+    :math:`\mu, \sigma` are the identity until :meth:`adapt` (the trainer calls it on the
+    training rows before the first step) or :meth:`set_numeric_stats`; they are buffers of
+    the ``state_dict``.
 
     Parameters
     ----------
     in_features : int
-        Columns of the table.
+        Columns of the table, codes included.
     hidden : sequence of int, default=(32,)
-        Widths of the layers; empty: the table itself (the identity).
+        Widths of the layers; empty: :math:`z` itself.
+    categories : sequence of int, default=()
+        The vocabulary size of each leading code column (codes 0..V-1; any other value reads
+        the bucket).
 
     Attributes
     ----------
     out_features : int
-        ``hidden[-1]``, or ``in_features`` without layers.
+        ``hidden[-1]``, or the width of :math:`z` without layers.
+    columns : FeatureColumns
+        The embeddings and the standardization.
 
     Examples
     --------
@@ -73,45 +100,94 @@ class TableTrunk(nn.Module):
     >>> from regmtl.deep import TableTrunk
     >>> TableTrunk(3, (8, 4))(torch.zeros(5, 3)).shape
     torch.Size([5, 4])
+    >>> trunk = TableTrunk(3, (), categories=[10])  # a code column, then two numbers
+    >>> trunk.out_features  # an embedding of 6 (``embedding_dim(11)``) and the two numbers
+    8
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (32,)):
+    def __init__(self, in_features: int, hidden: Sequence[int] = (32,),
+                 categories: Sequence[int] = ()):
         super().__init__()
         self.in_features = check_int(in_features, "in_features", 1, MAX_DIM)
         if isinstance(hidden, str) or not isinstance(hidden, Sequence) or len(hidden) > 64:
             raise ValueError(f"hidden must be a list of at most 64 widths, got {hidden!r:.80}.")
         self.hidden = [check_int(h, f"hidden[{i}]", 1, MAX_DIM) for i, h in enumerate(hidden)]
+        if isinstance(categories, str) or not isinstance(categories, Sequence) \
+                or len(categories) > self.in_features:
+            raise ValueError(f"categories must list the vocabulary sizes of at most "
+                             f"in_features={self.in_features} leading code columns, got "
+                             f"{categories!r:.80}.")
+        self.categories = [check_int(v, f"categories[{i}]", 1, MAX_CODE)
+                           for i, v in enumerate(categories)]
+        self.n_numeric = self.in_features - len(self.categories)
+        cols: list = [Categorical(f"c{k}", v) for k, v in enumerate(self.categories)]
+        if self.n_numeric:
+            cols.append(Numeric("numeric", width=self.n_numeric))
+        self.columns = FeatureColumns(cols)
         layers: list[nn.Module] = []
-        width = self.in_features
+        width = self.columns.out_features
         for h in self.hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         self.layers = nn.Sequential(*layers)
         self.out_features = width
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoded rows (B, out_features) of a float table (B, in_features)."""
+    def _split(self, x: Any) -> dict:
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != self.in_features:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x is {got}; TableTrunk reads a table (batch, "
                              f"{self.in_features}).")
-        return self.layers(x.to(torch.float32))
+        k = len(self.categories)
+        out = {f"c{j}": x[:, j].round().to(torch.int64) for j in range(k)}
+        if self.n_numeric:
+            out["numeric"] = x[:, k:].to(torch.float32)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoded rows (B, out_features) of a float table (B, in_features)."""
+        return self.layers(self.columns(self._split(x)))
+
+    def needs_adapt(self) -> bool:
+        """Whether the numeric columns have no statistics yet (:meth:`adapt` sets them)."""
+        return self.columns.needs_adapt()
+
+    def adapt(self, batches: Any) -> TableTrunk:
+        """Set the numeric columns' mean and deviation from tables (B, in_features) (or
+        ``(table, targets)`` pairs), exactly, in one pass; no rows: the identity."""
+        tables = [b[0] if isinstance(b, (tuple, list)) else b for b in batches]
+        tables = [self._split(t) for t in tables if n_rows(t)]
+        if not self.n_numeric:
+            return self
+        if not tables:
+            self.set_numeric_stats(torch.zeros(self.n_numeric), torch.ones(self.n_numeric))
+        else:
+            self.columns.adapt(tables)
+        return self
+
+    def set_numeric_stats(self, mean: Any, std: Any) -> None:
+        """Set the numeric columns' mean and deviation by hand (each of width
+        ``in_features - len(categories)``, the deviations > 0)."""
+        self.columns.set_numeric_stats("numeric", mean, std)
 
     def config(self) -> dict:
-        """The constructor arguments, JSON-able: ``in_features``, ``hidden``."""
-        return {"in_features": self.in_features, "hidden": list(self.hidden)}
+        """The constructor arguments, JSON-able: ``in_features``, ``hidden``,
+        ``categories``."""
+        return {"in_features": self.in_features, "hidden": list(self.hidden),
+                "categories": list(self.categories)}
 
     @classmethod
     def from_config(cls, config: dict) -> TableTrunk:
         """The trunk a config describes, every entry checked (configs are untrusted)."""
-        check_keys(config, "TableTrunk config", {"in_features", "hidden"}, ("in_features",))
-        hidden = config.get("hidden", [32])
-        if not isinstance(hidden, list) or not all(type(h) is int for h in hidden):
-            raise ValueError(f"TableTrunk config: hidden must be a list of ints, got "
-                             f"{hidden!r:.80}.")
+        check_keys(config, "TableTrunk config", {"in_features", "hidden", "categories"},
+                   ("in_features",))
+        lists = {k: config.get(k, d) for k, d in (("hidden", [32]), ("categories", []))}
+        for key, value in lists.items():
+            if not isinstance(value, list) or not all(type(h) is int for h in value):
+                raise ValueError(f"TableTrunk config: {key} must be a list of ints, got "
+                                 f"{value!r:.80}.")
         try:
             return cls(check_int(config["in_features"], "in_features", 1, MAX_DIM, strict=True),
-                       hidden)
+                       lists["hidden"], lists["categories"])
         except ValueError as exc:
             raise ValueError(f"TableTrunk config: {exc}") from None
 
@@ -263,10 +339,30 @@ class FusedTrunk(nn.Module):
         mask = self._dropped(self._mask(batch).to(self.missing_embeddings[self.names[0]].device))
         out = []
         for j, name in enumerate(self.names):
+            if self.training:
+                out.append(self._present_rows(name, batch[name], mask[:, j]))
+                continue
             h = self.encoders[name](batch[name])
             m = self.missing_embeddings[name].to(h.dtype)
             out.append(torch.where(mask[:, j:j + 1], m, h))
         return out, mask
+
+    def _present_rows(self, name: str, x: Any, missing: torch.Tensor) -> torch.Tensor:
+        """Modality ``name``'s vectors in training: its encoder runs on the present rows only,
+        so batch statistics (batch normalization) never see a missing row's zeros. The
+        missing vector and every encoder parameter stay in the graph whatever the batch holds
+        (a batch with none present adds 0 times the parameters), as distributed training
+        needs."""
+        enc, m = self.encoders[name], self.missing_embeddings[name]
+        B = missing.shape[0]
+        present = torch.nonzero(~missing).reshape(-1)
+        if len(present) == 0:
+            zero = sum(p.sum() for p in enc.parameters()) * 0.0
+            return (m + zero).expand(B, -1)
+        if isinstance(x, torch.Tensor) and x.layout != torch.strided:
+            return torch.where(missing[:, None], m, enc(x))  # sparse rows: no batch statistics
+        h = enc(x if len(present) == B else x[present])
+        return m.to(h.dtype).expand(B, -1).index_copy(0, present, h)
 
     def _fuse(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         hs, _ = self.modality_vectors(batch)
@@ -296,6 +392,29 @@ class FusedTrunk(nn.Module):
             raise ValueError("fusion='concat' has no gates; build the trunk with "
                              "fusion='gated'.")
         return self._fuse(x)[1]
+
+    def needs_adapt(self) -> bool:
+        """Whether an encoder learns input statistics it has not yet (a table's means and
+        deviations: :meth:`adapt`)."""
+        return any(getattr(e, "needs_adapt", lambda: False)() for e in self.encoders.values())
+
+    def adapt(self, batches: Any) -> FusedTrunk:
+        """One pass over training batches (dicts as :meth:`forward` reads them, or
+        ``(inputs, targets)`` pairs): every encoder that needs statistics adapts on its
+        modality's present rows."""
+        names = [k for k, e in self.encoders.items()
+                 if getattr(e, "needs_adapt", lambda: False)()]
+        rows: dict[str, list] = {k: [] for k in names}
+        for item in batches:
+            batch = item[0] if isinstance(item, (tuple, list)) else item
+            mask = self._mask(batch).cpu()
+            for name in names:
+                present = torch.nonzero(~mask[:, self.names.index(name)]).reshape(-1)
+                rows[name].append(take(batch[name], present.to(
+                    device_of(batch[name]))))
+        for name in names:
+            self.encoders[name].adapt(rows[name])
+        return self
 
     def config(self) -> dict:
         """The constructor arguments, JSON-able (:meth:`from_config` reads them back); every

@@ -11,6 +11,8 @@ integer or bool array       int64 tensor (ids, token ids, codes: never     rows 
 SciPy sparse matrix         :class:`SparseRows` (CSR, float32 values)      a ``torch`` sparse
                                                                            CSR tensor (B, V)
 dict ``{name: any above}``  a dict of them, every entry with N rows        a dict of batches
+``Modalities``              its ``carried()`` dict: each modality and the  a dict of batches
+                            missing mask (texts first ``tokenized``)
 ==========================  =============================================  ==================
 
 A pandas DataFrame is read as its numeric matrix here; the scikit-learn wrappers turn its
@@ -219,6 +221,13 @@ def as_inputs(X: Any, what: str = "X") -> Inputs:
     """
     if isinstance(X, SparseRows):
         out: Inputs = X
+    elif callable(getattr(X, "carried", None)) and hasattr(X, "kinds"):  # a Modalities
+        texts = [k for k, kind in X.kinds.items() if kind == "text"]
+        if texts:
+            raise ValueError(f"{what}: modality {texts[0]!r} holds texts, and a net reads "
+                             f"token ids; give {what}.tokenized({{{texts[0]!r}: tokenizer}}) "
+                             "with the fitted Tokenizer its TextTrunk was built for.")
+        out = X.carried()
     elif isinstance(X, Mapping):
         if not X:
             raise ValueError(f"{what} is an empty dict; it needs at least one named input.")

@@ -9,8 +9,15 @@ text       :class:`~regmtl.deep.TextTrunk` on the ids of a :class:`~regmtl.deep.
            fitted on that modality's present texts (``tokenizer`` options)
 tokens     :class:`~regmtl.deep.TextTrunk` on the ids (vocabulary: the largest id + 1)
 sparse     :class:`~regmtl.deep.TextTrunk` reading the bag of words (vocabulary: columns)
-table      :class:`~regmtl.deep.TableTrunk` of the table's width
+table      :class:`~regmtl.deep.TableTrunk` of the table's width; a DataFrame's
+           categorical columns (``category``, ``object`` or ``string`` dtype) are embedded,
+           with vocabularies learned from the fit's present rows (an unseen value reads the
+           out-of-vocabulary bucket), the numeric columns standardized on the training rows
 =========  ==============================================================================
+
+``trunk`` gives each modality's encoder its options by name, e.g.
+``trunk={"image": {"channels": (16, 32)}, "title": {"dim": 32}, "price": {"hidden": (16,)}}``
+(those of the one-kind inputs' trunks; a table's ``hidden``).
 
 A ``Modalities`` is one row set: it goes with a ``task`` array (long form) or a 2-D ``y``
 (one column per task), as one table does; a list or dict of them (one per task, the same
@@ -28,20 +35,25 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ..inputs import as_task_data
 from ..taskdata import TaskData
 from ._torch import torch
-from .fusion import FUSIONS, FusedTrunk, TableTrunk
+from .frames import ColumnCodes
+from .fusion import FUSIONS, MAX_CODE, FusedTrunk, TableTrunk
 from .modalities import MODALITY_KINDS, Modalities
 from .tokenizer import Tokenizer
 from .trunks import ConvTrunk, TextTrunk
+from .wrapper_inputs import TRUNK_OPTIONS
 
 __all__ = ["ModalInputs", "is_modal"]
 
 #: the wrappers' parameters that only a ``Modalities`` reads, with their no-op defaults
 MODAL_DEFAULTS = {"fusion": "concat", "modality_dropout": 0.0}
+#: the options of a table modality's encoder (``trunk={name: {...}}``)
+TABLE_OPTIONS = ("hidden",)
 
 
 def _parts(X: Any) -> list | None:
@@ -77,6 +89,13 @@ def _cat(blocks: list, kind: str, name: str) -> Any:
                              "tasks; give every task's rows of a modality in one shape.")
     if kind == "sparse":
         return sp.vstack(blocks, format="csr")
+    frames = [isinstance(b, pd.DataFrame) for b in blocks]
+    if any(frames):
+        if not all(frames) or len({tuple(b.columns) for b in blocks}) > 1:
+            raise ValueError(f"modality {name!r} is a table with categorical columns in some "
+                             "tasks and not in others, or with other columns; give every "
+                             "task's rows of it as a DataFrame of the same columns.")
+        return pd.concat(blocks, ignore_index=True)
     if any(isinstance(b, torch.Tensor) for b in blocks):
         blocks = [b if isinstance(b, torch.Tensor) else torch.from_numpy(np.asarray(b))
                   for b in blocks]
@@ -139,20 +158,25 @@ class ModalInputs:
             raise ValueError(f"task={task!r} names a DataFrame column, but X is a Modalities; "
                              "pass the task ids themselves (one per row).")
         if fitting:
-            if self.trunk is not None:
-                raise ValueError("trunk sets the options of one input's trunk, but X is a "
-                                 "Modalities, whose modalities each get their default "
-                                 "encoder; leave trunk=None.")
+            self._encoder_options(X.kinds)
             if not isinstance(self.categorical_features, str) \
                     and list(self.categorical_features):
                 raise ValueError("categorical_features names DataFrame columns, but X is a "
                                  "Modalities; leave categorical_features='from_dtype'.")
+        if fitting and not self._continues():
             self._learn_modalities(X)
-        else:
-            self._check_modalities(X)
+        else:  # (a warm start keeps the fit's tokenizers and vocabularies, as its net does)
+            try:
+                self._check_modalities(X)
+            except ValueError as exc:
+                if not fitting:
+                    raise
+                raise ValueError(f"{exc} (warm_start=True continues the last net, which reads "
+                                 "those; set warm_start=False to train a new one.)") from None
         spec = self.modalities_
         tokenizers = {k: Tokenizer.from_json(v) for k, v in spec["tokenizers"].items()}
-        carried = X.carried(tokenizers)
+        codes = {k: ColumnCodes.from_json(v["categories"]) for k, v in spec["tables"].items()}
+        carried = X.carried(tokenizers, codes)
         for name in spec["names"]:
             kind, size = spec["kinds"][name], spec["sizes"][name]
             x = carried[name]
@@ -180,10 +204,18 @@ class ModalInputs:
                      "input_kind_", "input_size_"):
             self.__dict__.pop(attr, None)
         missing = X.missing()
-        kinds, sizes, tokenizers = X.kinds, {}, {}
+        kinds, sizes, tokenizers, tables = X.kinds, {}, {}, {}
         for j, (name, x) in enumerate(X):
             kind, present = kinds[name], ~missing[:, j]
-            if kind == "text":
+            if isinstance(x, pd.DataFrame):  # a table with categorical columns
+                codes = ColumnCodes.learn([x[present]])
+                if any(len(v) >= MAX_CODE for v in codes.categories.values()):
+                    raise ValueError(f"modality {name!r}: a categorical column has "
+                                     f"{MAX_CODE} values or more; a table modality embeds "
+                                     "fewer (give such ids as their own modality of tokens).")
+                tables[name] = {"columns": list(x.columns), "categories": codes.to_json()}
+                sizes[name] = [int(x.shape[1])]
+            elif kind == "text":
                 tok = Tokenizer.from_options(self.tokenizer).fit(
                     [s for s, p in zip(x, present, strict=True) if p])
                 tokenizers[name] = tok.to_json()
@@ -197,7 +229,7 @@ class ModalInputs:
             else:  # table, sparse: columns
                 sizes[name] = [int(x.shape[1])]
         self.modalities_ = {"names": list(X.names), "kinds": dict(kinds), "sizes": sizes,
-                            "tokenizers": tokenizers}
+                            "tokenizers": tokenizers, "tables": tables}
         self.n_features_in_ = len(X.names)
 
     def _check_modalities(self, X: Modalities) -> None:
@@ -220,6 +252,15 @@ class ModalInputs:
             what = ", ".join(f"{n!r} was {a!r} and is {b!r}" for n, (a, b) in changed.items())
             raise ValueError(f"X's modalities are of other kinds than the fit's: {what}; give "
                              "each modality in the kind of the fit.")
+        data = dict(iter(X))
+        for name, table in spec["tables"].items():
+            x = data[name]
+            columns = list(x.columns) if isinstance(x, pd.DataFrame) else None
+            if columns != table["columns"]:
+                raise ValueError(f"modality {name!r} was fitted as a DataFrame with the "
+                                 f"columns {table['columns'][:10]} (categorical ones among "
+                                 f"them), and X gives {columns[:10] if columns else 'an array'}"
+                                 "; give a DataFrame of those columns, in that order.")
 
     def _keep_importance(self, val: Any) -> None:
         """``modality_importance_`` after a fit on Modalities with validation rows ``val``
@@ -230,33 +271,63 @@ class ModalInputs:
 
             self.modality_importance_ = importance_after_fit(self, val)
 
+    def _encoder_options(self, kinds: dict[str, str]) -> dict[str, dict]:
+        """``trunk`` for a Modalities: ``{modality: {option: value}}``, each modality's
+        options checked against its encoder's (``TABLE_OPTIONS`` for a table)."""
+        given = self.trunk or {}
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            raise ValueError(f"trunk={given!r:.80}: with a Modalities X, trunk gives each "
+                             "modality's encoder options by name, e.g. trunk={'image': "
+                             "{'channels': (16, 32)}, 'title': {'dim': 32}}.")
+        unknown = [k for k in given if k not in kinds]
+        if unknown:
+            raise ValueError(f"trunk names {unknown[:5]}, which are not modalities of X "
+                             f"{list(kinds)}.")
+        for name, options in given.items():
+            allowed = TABLE_OPTIONS if kinds[name] == "table" else TRUNK_OPTIONS[kinds[name]]
+            bad = [k for k in options if k not in allowed]
+            if bad:
+                raise ValueError(f"trunk[{name!r}]: {bad[0]!r:.40} is not an option of the "
+                                 f"encoder of {kinds[name]} input; those are {list(allowed)}.")
+        return {k: dict(given.get(k, {})) for k in kinds}
+
     def _modal_encoder(self) -> FusedTrunk:
-        """The fused trunk: each modality's default encoder (the module's table)."""
+        """The fused trunk: each modality's default encoder (the module's table) with its
+        ``trunk`` options."""
         spec = self.modalities_
+        options = self._encoder_options(spec["kinds"])
         encoders: dict[str, Any] = {}
         for name in spec["names"]:
-            kind, size = spec["kinds"][name], spec["sizes"][name]
+            kind, size, kw = spec["kinds"][name], spec["sizes"][name], options[name]
             if kind == "images":
-                encoders[name] = ConvTrunk(size[0])
+                encoders[name] = ConvTrunk(size[0], **kw)
             elif kind == "table":
-                encoders[name] = TableTrunk(size[0])
+                vocab = spec["tables"].get(name, {}).get("categories", [])
+                encoders[name] = TableTrunk(size[0], categories=[len(v) for _, v in vocab],
+                                            **kw)
             elif kind == "text":
-                encoders[name] = TextTrunk(size[0], padding_idx=Tokenizer.PADDING_ID)
+                encoders[name] = TextTrunk(size[0], **{"padding_idx": Tokenizer.PADDING_ID,
+                                                       **kw})
             else:  # tokens, sparse
-                encoders[name] = TextTrunk(size[0])
+                encoders[name] = TextTrunk(size[0], **kw)
         fusion, p = self._modal_options(True)
         return FusedTrunk(encoders, fusion=fusion, modality_dropout=p)
 
     @staticmethod
     def modalities_from_json(value: Any) -> dict:
         """``modalities_`` as saved, checked (names, kinds, sizes, tokenizers)."""
-        ok = (isinstance(value, dict) and set(value) == {"names", "kinds", "sizes", "tokenizers"}
+        ok = (isinstance(value, dict)
+              and set(value) == {"names", "kinds", "sizes", "tokenizers", "tables"}
               and isinstance(value["names"], list) and 1 <= len(value["names"]) <= 64
               and all(isinstance(n, str) and n.isidentifier() and not n.startswith("_")
                       for n in value["names"])
               and len(set(value["names"])) == len(value["names"])
               and isinstance(value["kinds"], dict) and isinstance(value["sizes"], dict)
-              and isinstance(value["tokenizers"], dict)
+              and isinstance(value["tokenizers"], dict) and isinstance(value["tables"], dict)
+              and all(value["kinds"].get(n) == "table" and isinstance(t, dict)
+                      and set(t) == {"columns", "categories"} and isinstance(t["columns"], list)
+                      and all(isinstance(c, str) for c in t["columns"])
+                      for n, t in value["tables"].items())
               and set(value["kinds"]) == set(value["names"]) == set(value["sizes"])
               and all(value["kinds"][n] in MODALITY_KINDS for n in value["names"])
               and set(value["tokenizers"]) == {n for n in value["names"]
@@ -266,8 +337,14 @@ class ModalInputs:
                       and all(type(v) is int and 1 <= v < 2**31 for v in s)
                       for n, s in value["sizes"].items()))
         if not ok:
-            raise ValueError("attribute 'modalities_' is not the names, kinds, sizes and "
-                             "tokenizers of modalities")
+            raise ValueError("attribute 'modalities_' is not the names, kinds, sizes, "
+                             "tokenizers and tables of modalities")
+        for name, table in value["tables"].items():
+            codes = ColumnCodes.from_json(table["categories"])
+            if not set(codes.columns) <= set(table["columns"]) \
+                    or len(table["columns"]) != value["sizes"][name][0]:
+                raise ValueError(f"attribute 'modalities_': the table {name!r} does not fit "
+                                 "its columns and size")
         for name, tok in value["tokenizers"].items():
             if Tokenizer.from_json(tok).n_ids != value["sizes"][name][0]:
                 raise ValueError(f"attribute 'modalities_': the tokenizer of {name!r} does not "

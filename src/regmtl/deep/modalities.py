@@ -13,7 +13,9 @@ table       2-D numeric array or DataFrame (n, p)            every value of the 
 text        1-D list, array or Series of str                 None (or a float NaN, as pandas
                                                              writes a missing string)
 tokens      integer array (n, L), declared                   never (a row of padding is an
-            (``Modalities.from_dict(..., kinds=...)``)       empty text)
+            (``Modalities.from_dict(..., kinds=...)``)       empty text), but a text of
+                                                             :meth:`Modalities.tokenized`
+                                                             keeps its missing rows
 sparse      SciPy sparse matrix (n, V)                       never (a row without entries is
                                                              an empty bag of words)
 ==========  ===============================================  ================================
@@ -29,6 +31,8 @@ values replaced by zeros and texts tokenized, plus the mask under the reserved k
 ``MISSING_KEY`` (``"_missing"``), a bool tensor (n, M) in the order of ``names``.
 ``inputs.take``, ``to_device`` and ``n_rows`` carry that dict as any dict of named inputs
 (the mask is one more (n, M) tensor); :class:`~regmtl.deep.FusedTrunk` reads it.
+``as_inputs`` carries a :class:`Modalities` itself that way (what :class:`~regmtl.deep.Trainer`
+reads), once its texts are token ids (:meth:`Modalities.tokenized`).
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._torch import torch
+from .frames import ColumnCodes, categorical_columns, check_column_types
 from .inputs import SparseRows, as_inputs
 from .tokenizer import Tokenizer
 from .wrapper_inputs import as_images, kind_of_design
 
-__all__ = ["Modalities", "MISSING_KEY", "MODALITY_KINDS"]
+__all__ = ["Modalities", "MISSING_KEY", "MODALITY_KINDS", "table_matrix"]
 
 #: the key of the missing mask in a carried dict (not a modality name: names do not start
 #: with "_")
@@ -81,12 +86,9 @@ def _float_rows(x: Any, name: str, kind: str) -> tuple[Any, np.ndarray]:
         all_nan, any_nan = nan.all(dim=1).numpy(), nan.any(dim=1).numpy()
     else:
         if isinstance(x, pd.DataFrame):
-            try:
-                x = x.to_numpy(dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(f"modality {name!r}: the DataFrame has non-numeric columns; "
-                                 "a table modality reads numbers (encode categories as codes "
-                                 "first).") from None
+            check_column_types(x[~x.isna().all(axis=1).to_numpy()], None,
+                               f"modality {name!r}")
+            x = x.to_numpy(dtype=np.float64, na_value=np.nan)
         x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise ValueError(f"modality {name!r} ({kind}) has dtype {x.dtype}; it reads "
@@ -103,6 +105,32 @@ def _float_rows(x: Any, name: str, kind: str) -> tuple[Any, np.ndarray]:
                          "infinity; a row is missing only when all its values are NaN. "
                          "Impute the other values, or set the whole row to NaN.")
     return x, all_nan
+
+
+def _frame_rows(x: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """A table with categorical columns, kept as a DataFrame (its codes come from
+    vocabularies, :meth:`Modalities.carried`), and its rows missing every value; a numeric
+    value missing in a row that is not, or a column the net cannot read, is refused."""
+    what = f"modality {name!r}"
+    bad = [c for c in x.columns if not isinstance(c, str)]
+    if bad:
+        raise ValueError(f"{what}: a table with categorical columns needs string column names "
+                         f"(they key its vocabularies), got {bad[0]!r:.40}; e.g. "
+                         "X.columns = X.columns.astype(str).")
+    if not x.columns.is_unique:
+        raise ValueError(f"{what}: the table repeats a column name; give each column once.")
+    missing = x.isna().all(axis=1).to_numpy()
+    check_column_types(x[~missing], None, what, categorical_columns(x))
+    return x, missing
+
+
+def table_matrix(frame: pd.DataFrame, codes: ColumnCodes) -> np.ndarray:
+    """A table with categorical columns as the float64 matrix a
+    :class:`~regmtl.deep.TableTrunk` reads: the categorical columns' codes first (in the
+    order of ``codes``), then the numeric columns in the frame's order."""
+    encoded = codes.encode(frame)
+    order = codes.columns + [c for c in frame.columns if c not in codes.categories]
+    return encoded[order].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _text_rows(x: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -225,7 +253,9 @@ class Modalities:
             kind = _kind(x, name, declared.get(name))
             if kind == "images":
                 as_images(x, f"modality {name!r}")  # (its dtype and a pixel at least: checked)
-            if kind in ("images", "table"):
+            if kind == "table" and isinstance(x, pd.DataFrame) and categorical_columns(x):
+                x, miss = _frame_rows(x, name)
+            elif kind in ("images", "table"):
                 x, miss = _float_rows(x, name, kind)
                 if kind == "table" and x.ndim != 2:
                     x = x.reshape(len(x), -1) if x.ndim == 1 else x
@@ -287,7 +317,8 @@ class Modalities:
             raise ValueError("the selection has no rows; a Modalities holds at least one.")
         new = object.__new__(Modalities)
         new._kinds = dict(self._kinds)
-        new._data = {k: (x[torch.from_numpy(rows)] if isinstance(x, torch.Tensor) else x[rows])
+        new._data = {k: (x[torch.from_numpy(rows)] if isinstance(x, torch.Tensor) else
+                         x.iloc[rows] if isinstance(x, pd.DataFrame) else x[rows])
                      for k, x in self._data.items()}
         new._missing = self._missing[rows]
         return new
@@ -315,11 +346,54 @@ class Modalities:
             raise ValueError(f"rows {_rows(empty)} have every modality {list(self.names)} "
                              "missing; a row needs at least one. Drop those rows.")
 
-    def carried(self, tokenizers: dict[str, Tokenizer] | None = None) -> dict[str, Any]:
+    def tokenized(self, tokenizers: Mapping[str, Tokenizer]) -> Modalities:
+        """The text modalities as token ids, by fitted tokenizers (what a net built by hand
+        reads, e.g. through :class:`~regmtl.deep.Trainer`).
+
+        Parameters
+        ----------
+        tokenizers : mapping of str to Tokenizer
+            A fitted :class:`~regmtl.deep.Tokenizer` per text modality (the one its
+            :class:`~regmtl.deep.TextTrunk` was sized for, ``TextTrunk(tok.n_ids)``).
+
+        Returns
+        -------
+        Modalities
+            The same rows, each text modality of kind "tokens" (ids padded to the longest
+            text); a missing text stays missing (its row is padding).
+
+        Raises
+        ------
+        ValueError
+            If a text modality has no tokenizer, or one is not a modality of kind text.
+        """
+        texts = [k for k, kind in self._kinds.items() if kind == "text"]
+        if not isinstance(tokenizers, Mapping) or set(tokenizers) != set(texts):
+            given = sorted(tokenizers) if isinstance(tokenizers, Mapping) else tokenizers
+            raise ValueError(f"tokenizers must give one fitted Tokenizer per text modality "
+                             f"{texts}, got {given!r:.80}.")
+        new = object.__new__(Modalities)
+        new._data, new._kinds, new._missing = dict(self._data), dict(self._kinds), \
+            self._missing.copy()
+        for j, name in enumerate(self.names):
+            if name in tokenizers:
+                tok = tokenizers[name]
+                if not isinstance(tok, Tokenizer):
+                    raise ValueError(f"tokenizers[{name!r}] is a {type(tok).__name__}; give a "
+                                     "fitted regmtl.deep.Tokenizer.")
+                miss = self._missing[:, j]
+                new._data[name] = tok.transform(
+                    ["" if m else s for s, m in zip(self._data[name], miss, strict=True)])
+                new._kinds[name] = "tokens"
+        return new
+
+    def carried(self, tokenizers: dict[str, Tokenizer] | None = None,
+                codes: dict[str, ColumnCodes] | None = None) -> dict[str, Any]:
         """What the data layer carries: each modality with no NaN, and the missing mask.
 
         Missing images and table rows are zeros, missing texts empty (only padding ids);
-        texts are tokenized by ``tokenizers[name]``.
+        texts are tokenized by ``tokenizers[name]``, a table with categorical columns is
+        :func:`table_matrix` of ``codes[name]`` (codes first, then the numbers).
 
         Parameters
         ----------
@@ -327,6 +401,9 @@ class Modalities:
             A fitted tokenizer per text modality; a text modality without one gets a new
             :class:`~regmtl.deep.Tokenizer` fitted on its present texts, stored in the dict
             (pass ``{}`` to receive them, to carry other rows the same way).
+        codes : dict of str to ColumnCodes, optional
+            The vocabularies of each table with categorical columns; one without gets them
+            learned from its present rows, stored in the dict.
 
         Returns
         -------
@@ -335,6 +412,7 @@ class Modalities:
             and ``MISSING_KEY``: a bool tensor (n, M) in the order of ``names``.
         """
         tokenizers = {} if tokenizers is None else tokenizers
+        codes = {} if codes is None else codes
         out: dict[str, Any] = {}
         for j, (name, x) in enumerate(self._data.items()):
             kind, miss = self._kinds[name], self._missing[:, j]
@@ -346,7 +424,11 @@ class Modalities:
                     ["" if m else s for s, m in zip(x, miss, strict=True)]), what)
             elif kind == "sparse":
                 out[name] = SparseRows(x, what=what)
-            elif kind in ("images", "table") and miss.any():
+            elif kind in ("images", "table") and (miss.any() or isinstance(x, pd.DataFrame)):
+                if isinstance(x, pd.DataFrame):
+                    if name not in codes:
+                        codes[name] = ColumnCodes.learn([x[~miss]])
+                    x = table_matrix(x, codes[name])
                 if isinstance(x, torch.Tensor):
                     x = x.clone()
                     x[torch.from_numpy(miss)] = 0

@@ -73,7 +73,8 @@ def adapt_encoders(net: Any, loaders: dict, device: Any) -> None:
                     yield x
 
     for m in mods:
-        m.adapt(inputs())
+        if m.needs_adapt():  # (a fused trunk adapts the encoders it holds)
+            m.adapt(inputs())
     net.to(device)
 
 

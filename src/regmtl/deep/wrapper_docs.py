@@ -16,7 +16,8 @@ from .nets import ARCHITECTURES
 from .weighting import WEIGHTINGS
 
 __all__ = ["LAYER_PARAMETERS", "NET_PARAMETERS", "TRAINING_PARAMETERS", "FITTED_ATTRIBUTES",
-           "TRAINER_ATTRIBUTE", "LOSS_PARAMETER", "MODEL_LOSS_PARAMETER", "wrapper_doc"]
+           "TRAINER_ATTRIBUTE", "LOSS_PARAMETER", "MODAL_PARAMETERS", "MODEL_LOSS_PARAMETER",
+           "wrapper_doc"]
 
 _ARCHITECTURES = "{" + ", ".join(f'"{k}"' for k in ARCHITECTURES) + "}"
 _WEIGHTING_TEXT = textwrap.fill(
@@ -134,7 +135,9 @@ trunk : dict, optional
     size from the data): ``ConvTrunk``'s ``channels`` (default (32, 64)), ``kernel_size``,
     ``out_features``, ``dropout``, ``batch_norm``, ``pool``; ``TextTrunk``'s ``dim``
     (default 64), ``mode``, ``conv`` (ids only), ``out_features``, ``dropout``,
-    ``oov_rate``, ``padding_idx`` (token ids only).
+    ``oov_rate``, ``padding_idx`` (token ids only). For a :class:`~regmtl.deep.Modalities`
+    X, a dict of such options per modality, by name (a table's: ``hidden``), e.g.
+    ``{"image": {"channels": (16, 32)}, "title": {"dim": 32}}``.
 tokenizer : dict, optional
     Options of the tokenizer of raw texts: ``lowercase`` (True), ``min_count`` (1),
     ``max_size`` (20000 words), ``max_length`` (256 words per text).
@@ -196,8 +199,9 @@ tokenizer_ : Tokenizer
     The vocabulary learned from raw texts (``input_kind_ == "text"`` only).
 modalities_ : dict
     For a :class:`~regmtl.deep.Modalities` X: its ``"names"``, ``"kinds"``, ``"sizes"``
-    (images' (C, H, W), a table's columns, ids) and each text modality's fitted tokenizer
-    (``"tokenizers"``, as ``Tokenizer.to_json``).
+    (images' (C, H, W), a table's columns, ids), each text modality's fitted tokenizer
+    (``"tokenizers"``, as ``Tokenizer.to_json``) and each DataFrame table with categorical
+    columns' ``"columns"`` and vocabularies (``"tables"``).
 """
 
 #: The regressor's target maps.
