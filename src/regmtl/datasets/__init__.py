@@ -7,6 +7,7 @@ from ._home import get_data_home
 from ._landmine import load_landmine
 from ._mulan import MULAN_SETS, load_mulan
 from ._multi_digits import make_two_digit_tasks
+from ._multimodal import make_multimodal_tasks
 from ._parkinsons import load_parkinsons
 from ._parquet_tasks import make_parquet_tasks, parquet_tasks_truth
 from ._registry import DATASET_NAMES, list_datasets, load_dataset
@@ -48,6 +49,7 @@ __all__ = [
     "make_mmoe_tasks",
     "make_recommender_tasks",
     "make_two_digit_tasks",
+    "make_multimodal_tasks",
     "make_parquet_tasks",
     "parquet_tasks_truth",
 ]
