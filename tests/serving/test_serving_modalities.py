@@ -1,9 +1,9 @@
 """Deep models fitted on ``Modalities`` exported to ONNX: one input per modality and the
 missing mask ``_missing``, run by ONNX Runtime on held-out rows (images, texts and table rows
 missing among them) and compared with ``predict`` / ``predict_proba``: the regressor of a
-shared y, the classifier and a model of mixed kinds in the long form, the ESMM classifier;
-token ids and a bag of words as modalities, the tokenizers beside the graph, the card,
-``target_opset``, ``check_onnx``, the command line and the refusals by name."""
+shared y, the classifier and a model of mixed kinds in the long form, the ESMM classifier, a
+transferred head; token ids and a bag of words as modalities, the tokenizers beside the graph,
+the card, ``target_opset``, ``check_onnx``, the command line and the refusals by name."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from regmtl.deep import (  # noqa: E402
     DeepMultiTaskModel,
     DeepMultiTaskRegressor,
     Modalities,
+    transfer_head,
 )
 from regmtl.serving import NotExportable, deep_check, read_card  # noqa: E402
 from regmtl.serving.deep_plan import deep_plan  # noqa: E402
@@ -180,6 +181,15 @@ def test_the_esmm_classifier(held):
     out = _served(m, graph, Xh)
     assert _rel(out["probabilities"], m.predict_proba(Xh)) <= CLOSE
     assert (out["label"] == m.predict(Xh)).all()
+
+
+def test_a_head_transferred_from_a_modal_model(regressor, held):
+    X, digit = _digits(80, 10, first=600)
+    head = transfer_head(regressor, X, (digit > 4).astype(int), kind="binary", epochs=2)
+    graph = rm.export_onnx(head)
+    assert [n for n, _ in _signature(graph)] == ["image", "text", "table", "_missing"]
+    Xh = held[0]
+    assert _rel(_served(head, graph, Xh)["probabilities"], head.predict_proba(Xh)) <= CLOSE
 
 
 # ----------------------------------------------------------------------------- around the graph

@@ -22,9 +22,6 @@ HEAD_CODES = {"regression": VALUE, "count": COUNT, "binary": BINARY, "multiclass
 #: the modality kinds a graph has an input for (each modality's element kind)
 MODAL_KINDS = {"images": "float", "table": "float", "sparse": "float", "text": "int64",
                "tokens": "int64"}
-#: the graph's names besides a modal model's inputs (a modality may not take one of them)
-_GRAPH_NAMES = {"task", "task_index", "prediction", "value", "probabilities", "label",
-                "class_index"}
 
 
 def is_deep(model: Any) -> bool:
@@ -331,7 +328,10 @@ def _check_modalities(plan: DeepPlan, named_columns: bool) -> None:
             raise NotExportable(f"modality {name!r} is of kind {kind!r}, which a graph input "
                                 f"does not express (it takes {sorted(MODAL_KINDS)}); serve "
                                 "the model with predict.")
-    taken = sorted(set(spec["names"]) & _GRAPH_NAMES)
+    graph = {name for name, _, _ in core_outputs(plan)} | {"label"}
+    if plan.form == "rows":
+        graph |= {"task", "task_index"}
+    taken = sorted(set(spec["names"]) & graph)
     if taken:
         raise NotExportable(f"modality {taken[0]!r} has the name of another input or output "
                             "of the graph; rename the modality and refit to export.")

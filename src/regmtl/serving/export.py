@@ -24,7 +24,7 @@ import numpy as np
 from . import deep_check
 from .card import deep_card, model_card, read_card
 from .deep import build_deep_graph
-from .deep_plan import deep_plan, is_deep
+from .deep_plan import deep_plan, is_deep, modal_inputs
 from .deep_trace import DEEP_MIN_OPSET, torch_max_opset
 from .graph import require, target_opsets
 from .linear import (
@@ -333,7 +333,9 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
         in the order of ``feature_names_in_``.
     X, task : array-like, optional
         The rows the export is verified on (a DataFrame is read by the model's column
-        names); drawn when omitted (``n_check`` rows over every task; the module's text).
+        names; a deep model fitted on a :class:`~regmtl.deep.Modalities` takes a
+        ``Modalities`` of the fit's modalities, with ``task`` in the long form); drawn when
+        omitted (``n_check`` rows over every task; the module's text).
     n_check : int
         Rows drawn for the verification when ``X`` is not given.
     random_state : int, Generator or None
@@ -512,7 +514,7 @@ def _deep_run(session: Any, plan: Any, X: Any, task: Any, dtype: np.dtype
 
 def _deep_doc(model: Any, plan: Any) -> str:
     given = "by column" if plan.named else "X" if plan.modalities is None else \
-        ", ".join([*plan.modalities["names"], "_missing"])
+        ", ".join(name for name, _, _ in modal_inputs(plan))
     return (f"regmtl {type(model).__name__}: {plan.n_tasks} task(s), {plan.input_kind} input, "
             f"served {plan.form} (inputs {given}"
             f"{', task' if plan.form == 'rows' else ''}).")
@@ -532,7 +534,7 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
     source : str, path-like or onnx.ModelProto
         The graph.
     X, task, offset : array-like, optional
-        Rows to check on (drawn when X is omitted).
+        Rows to check on (drawn when X is omitted; as ``export_onnx`` takes them).
     rtol : float, optional
         The tolerance (relative to each output's largest magnitude).
     n_check, random_state
