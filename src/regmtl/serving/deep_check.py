@@ -235,9 +235,9 @@ def _modal_feeds(spec: dict, X: Any, dtype: np.dtype) -> dict[str, np.ndarray]:
         elif kind == "sparse":
             out[name] = np.ascontiguousarray(given[name].toarray(), dtype=dtype)
         else:
-            arr = _numpy(x).astype(np.float64)
-            if kind == "images" and not _numpy(x).dtype.kind == "f":
-                arr /= 255.0
+            arr = _numpy(x)
+            pixels = kind == "images" and arr.dtype.kind != "f"
+            arr = arr / 255.0 if pixels else arr.astype(np.float64)
             out[name] = np.ascontiguousarray(arr.reshape(len(arr), *spec["sizes"][name]),
                                              dtype=dtype)
     return out

@@ -315,7 +315,8 @@ def _check_modalities(plan: DeepPlan, named_columns: bool) -> None:
         raise NotExportable("named_columns=True: the model was fitted on a Modalities, whose "
                             "graph has one input per modality already (named as the "
                             "modalities); leave named_columns=False.")
-    for name, vocab in (spec.get("categories") or {}).items():
+    if spec.get("categories"):
+        name, vocab = next(iter(spec["categories"].items()))
         cols = list(vocab) if isinstance(vocab, dict) else []
         what = f" ({', '.join(map(repr, cols[:5]))})" if cols else ""
         raise NotExportable(f"modality {name!r} is a table with categorical columns{what}, "
@@ -328,7 +329,7 @@ def _check_modalities(plan: DeepPlan, named_columns: bool) -> None:
             raise NotExportable(f"modality {name!r} is of kind {kind!r}, which a graph input "
                                 f"does not express (it takes {sorted(MODAL_KINDS)}); serve "
                                 "the model with predict.")
-    graph = {name for name, _, _ in core_outputs(plan)} | {"label"}
+    graph = {name for name, _, _ in core_outputs(plan)} | {"label"}  # (class_index's name)
     if plan.form == "rows":
         graph |= {"task", "task_index"}
     taken = sorted(set(spec["names"]) & graph)

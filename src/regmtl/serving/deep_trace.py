@@ -85,11 +85,10 @@ def _served(plan: DeepPlan, net: Any) -> Any:
             self.register_buffer("K", torch.tensor([*plan.K.tolist(), 1], dtype=torch.int64))
 
         def _inputs(self, xs: tuple) -> Any:
-            if plan.input_kind == "modalities":  # (the names, then the missing mask)
+            if plan.source is None or modal:
                 xs = tuple(x.to(net_dtype) if x.is_floating_point() else x for x in xs)
-                return dict(zip(modal, xs, strict=True))
-            if plan.source is None:
-                xs = tuple(x.to(net_dtype) if x.is_floating_point() else x for x in xs)
+                if modal:  # (the modalities by name, then the missing mask)
+                    return dict(zip(modal, xs, strict=True))
                 return xs[0] if plan.raw_inputs == ["X"] else dict(
                     zip(plan.raw_inputs, xs, strict=True))
             if plan.input_kind in ("tokens", "text"):
