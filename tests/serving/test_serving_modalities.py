@@ -224,8 +224,9 @@ def test_the_command_line_exports_a_saved_modal_model(regressor, held, tmp_path,
 
     regressor.save(tmp_path / "model")
     assert main(["export", str(tmp_path / "model"), "--target-opset", "15"]) == 0
-    assert "inputs: image float64 ['n', 1, 8, 8], text int64 ['n', 'text_length']" in \
-        capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "2 task(s), modalities image, text, table (shared), verified" in said
+    assert "inputs: image float64 ['n', 1, 8, 8], text int64 ['n', 'text_length']" in said
     graph = onnx.load(str(tmp_path / "model.onnx"))
     assert (tmp_path / "model.onnx.text.tokenizer.json").is_file()
     X = held[0]
