@@ -60,8 +60,11 @@ def run_export(args: argparse.Namespace) -> int:
     card = read_card({p.key: p.value for p in graph.metadata_props})
     inputs = ", ".join(f"{i['name']} {i['type']} {i['shape']}" for i in card["inputs"])
     outputs = ", ".join(f"{o['name']} {o['type']} {o['shape']}" for o in card["outputs"])
-    print(f"wrote {out}: {card['n_tasks']} task(s), {card['training']['n_features']} features "
-          f"({card['form']}), verified by ONNX Runtime to {card['verified_tolerance']:g}")
+    modal = card.get("modalities")
+    width = f"{card['training']['n_features']} features" if modal is None else \
+        f"modalities {', '.join(modal['names'])}"
+    print(f"wrote {out}: {card['n_tasks']} task(s), {width} ({card['form']}), verified by ONNX "
+          f"Runtime to {card['verified_tolerance']:g}")
     print(f"inputs: {inputs}")
     print(f"outputs: {outputs}")
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .deep_plan import modal_inputs
 from .linear import LinearPlan, label_kind
 
 __all__ = ["deep_card", "model_card", "read_card"]
@@ -122,7 +123,9 @@ def read_card(metadata: dict[str, str]) -> dict[str, Any]:
 
 def deep_card(plan: Any) -> dict:
     """What a deep model's card adds: the family, the net (its class and config), the input
-    kind and, for a table, the fit's standardization and categorical vocabularies."""
+    kind and, for a table, the fit's standardization and categorical vocabularies; for a
+    model fitted on a :class:`~regmtl.deep.Modalities`, the modalities (names, kinds, sizes)
+    and the graph's inputs of them (the names, then the missing mask)."""
     net = plan.net
     try:
         config = net.config()
@@ -140,4 +143,9 @@ def deep_card(plan: Any) -> dict:
         out["categories"] = _jsonable(plan.categories)
     if plan.input_kind == "images" and src is not None:
         out["image_shape"] = list(src.input_size_)
+    if plan.modalities is not None:
+        spec = plan.modalities
+        out["modalities"] = {"names": list(spec["names"]), "kinds": dict(spec["kinds"]),
+                             "sizes": _jsonable(spec["sizes"]),
+                             "inputs": [name for name, _, _ in modal_inputs(plan)]}
     return out

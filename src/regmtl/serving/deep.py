@@ -21,6 +21,11 @@ raw texts       the same token ids, made by the model's tokenizer (:mod:`regmtl.
                 its vocabulary goes beside the graph as JSON (the serving guide has a
                 reference tokenizer of a dozen lines)
 a bag of words  ``X`` (n, V) counts or weights, dense
+Modalities      one input per modality, named as the modality, each as above (images
+                (n, C, H, W), a table (n, p) as given, token ids (n, ``NAME_length``) made
+                by the modality's tokenizer for texts, a bag of words dense (n, V)), and
+                ``_missing`` (n, M) bool, True where a row lacks a modality (in the order of
+                ``modalities_["names"]``; the row's values of that modality are ignored)
 ==============  ===========================================================================
 
 and ``task`` (n,), int64 or strings, in the long form. The outputs are the linear graphs'
@@ -66,7 +71,7 @@ def build_deep_graph(plan: DeepPlan, dtype: Any, doc: str, metadata: dict[str, s
     g.reserve(sorted(taken | {i.name for i in core.graph.initializer}))
     inputs: list[tuple[str, int, list]] = []
     core_in = {name: (kind, shape) for name, kind, shape in core_inputs(plan, dt)}
-    if plan.source is None:
+    if plan.source is None or plan.input_kind == "modalities":
         inputs = [(n, g.element_type(k), s) for n, (k, s) in core_in.items()
                   if n != "task_index"]
     elif plan.input_kind == "table" and plan.named:

@@ -1,13 +1,14 @@
 r"""The rows a deep model's graph is verified on, its feeds, and the model's own outputs on them.
 
 Rows are given (in the model's input form: a table or DataFrame, images, token ids, texts, a
-sparse bag of words, with ``task`` in the long form) or drawn in that form over every fitted
-task: numeric columns about the fit's ``x_mean_`` and ``x_scale_``, categorical values from each
-vocabulary with one row in eight an unseen one, pixels in [0, 1], token ids over the vocabulary
-and past it (the out-of-vocabulary bucket), texts of vocabulary words and an unknown one,
-bags of a few words. The references are the model's public ``predict`` / ``predict_proba`` (a
-plain net's call), grouped where the long form needs it (tasks of values apart from tasks of
-classes, and tasks by their number of classes).
+sparse bag of words, a :class:`~regmtl.deep.Modalities`, with ``task`` in the long form) or
+drawn in that form over every fitted task: numeric columns about the fit's ``x_mean_`` and
+``x_scale_``, categorical values from each vocabulary with one row in eight an unseen one,
+pixels in [0, 1], token ids over the vocabulary and past it (the out-of-vocabulary bucket),
+texts of vocabulary words and an unknown one, bags of a few words; each modality drawn so,
+one row in four missing each of the images, tables and texts. The references are the model's
+public ``predict`` / ``predict_proba`` (a plain net's call), grouped where the long form needs
+it (tasks of values apart from tasks of classes, and tasks by their number of classes).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = ["check_rows", "feeds", "references"]
 
 #: one drawn categorical value in this many is outside the vocabulary
 UNSEEN_EVERY = 8
+#: one drawn row in this many lacks a given modality (images, tables, texts)
+MISSING_EVERY = 4
 
 
 # ----------------------------------------------------------------------------- rows
@@ -35,9 +38,20 @@ def check_rows(plan: DeepPlan, X: Any, task: Any, n: int, random_state: Any
                              "on inputs it reads (a batch of its input, or a dict of its "
                              "columns' tensors); give X.")
         X, task = _sample(plan, sample_size(n), np.random.default_rng(random_state))
+    if plan.modalities is not None and not _is_modalities(X):
+        raise ValueError(f"X is a {type(X).__name__}, but the model was fitted on a "
+                         f"Modalities {plan.modalities['names']}: give the rows to check on "
+                         "as one regmtl.deep.Modalities of its modalities (and task, one id "
+                         "per row, in the long form).")
     if plan.form != "rows":
         return X, None
     return X, check_task_ids(plan, task, _n_rows(X))
+
+
+def _is_modalities(X: Any) -> bool:
+    from ..deep.modalities import Modalities
+
+    return isinstance(X, Modalities)
 
 
 def _n_rows(X: Any) -> int:
@@ -53,28 +67,12 @@ def _sample(plan: DeepPlan, n: int, rng: np.random.Generator) -> tuple[Any, Any]
         pos = np.arange(n) % T if T <= n else np.sort(rng.choice(T, n, replace=False))
         task = plan.tasks[pos]
     kind, src = plan.input_kind, plan.source
-    if kind == "images":
-        return rng.uniform(0.0, 1.0, (n, *src.input_size_)), task
-    if kind == "tokens":
-        V = int(src.input_size_[0])
-        ids = rng.integers(1, V + 2, (n, int(src.n_features_in_)))
-        cut = rng.integers(1, ids.shape[1] + 1, n)
-        ids[np.arange(ids.shape[1])[None, :] >= cut[:, None]] = 0
-        return ids, task
-    if kind == "text":
-        words = list(src.tokenizer_.words) + ["zzunseenword"]
-        texts = np.array([" ".join(rng.choice(words, rng.integers(1, 9)).tolist())
-                          for _ in range(n)], dtype=object)
-        return texts, task
-    if kind == "sparse":
-        import scipy.sparse as sp
-
-        V = plan.n_features
-        nnz = min(V, 5)
-        rows = np.repeat(np.arange(n), nnz)
-        cols = np.concatenate([rng.choice(V, nnz, replace=False) for _ in range(n)])
-        vals = rng.integers(1, 4, n * nnz).astype(np.float64)
-        return sp.csr_matrix((vals, (rows, cols)), shape=(n, V)), task
+    if kind == "modalities":
+        return _modal_sample(plan.modalities, n, rng), task
+    if kind in ("images", "tokens", "text", "sparse"):
+        size = [plan.n_features] if kind == "sparse" else getattr(src, "input_size_", [])
+        return _draw(kind, n, rng, size, getattr(src, "tokenizer_", None),
+                     int(src.n_features_in_)), task
     p = plan.n_features
     center = np.asarray(getattr(src, "x_mean_", np.zeros(p)), dtype=np.float64)
     spread = np.asarray(getattr(src, "x_scale_", np.ones(p)), dtype=np.float64)
@@ -96,6 +94,60 @@ def _sample(plan: DeepPlan, n: int, rng: np.random.Generator) -> tuple[Any, Any]
     return frame, task
 
 
+def _draw(kind: str, n: int, rng: np.random.Generator, size: list, tokenizer: Any = None,
+          length: int = 8) -> Any:
+    """``n`` rows of an input kind but a DataFrame: images of shape ``size`` (pixels in
+    [0, 1]), token ids below ``size[0] + 2`` (``length`` of them, 0-padded), texts of the
+    ``tokenizer``'s words and an unknown one, bags of a few of ``size[0]`` words, a table of
+    ``size[0]`` standard normal columns."""
+    if kind == "images":
+        return rng.uniform(0.0, 1.0, (n, *size))
+    if kind == "tokens":
+        ids = rng.integers(1, int(size[0]) + 2, (n, length))
+        cut = rng.integers(1, length + 1, n)
+        ids[np.arange(length)[None, :] >= cut[:, None]] = 0
+        return ids
+    if kind == "text":
+        words = list(tokenizer.words) + ["zzunseenword"]
+        return np.array([" ".join(rng.choice(words, rng.integers(1, 9)).tolist())
+                         for _ in range(n)], dtype=object)
+    if kind == "sparse":
+        import scipy.sparse as sp
+
+        V = int(size[0])
+        nnz = min(V, 5)
+        rows = np.repeat(np.arange(n), nnz)
+        cols = np.concatenate([rng.choice(V, nnz, replace=False) for _ in range(n)])
+        vals = rng.integers(1, 4, n * nnz).astype(np.float64)
+        return sp.csr_matrix((vals, (rows, cols)), shape=(n, V))
+    return rng.standard_normal((n, int(size[0])))
+
+
+def _modal_sample(spec: dict, n: int, rng: np.random.Generator) -> Any:
+    """A :class:`~regmtl.deep.Modalities` of ``n`` drawn rows of the fit's modalities, one in
+    :data:`MISSING_EVERY` of the images, tables and texts missing (never every modality of a
+    row)."""
+    from ..deep.modalities import Modalities
+    from ..deep.tokenizer import Tokenizer
+
+    names, kinds = spec["names"], spec["kinds"]
+    can = np.array([kinds[m] in ("images", "table", "text") for m in names])
+    gone = (rng.integers(0, MISSING_EVERY, (n, len(names))) == 0) & can[None, :]
+    full = np.flatnonzero(gone.all(axis=1))
+    gone[full, rng.choice(np.flatnonzero(can), len(full))] = False
+    data = {}
+    for j, name in enumerate(names):
+        tok = Tokenizer.from_json(spec["tokenizers"][name]) if name in spec["tokenizers"] \
+            else None
+        x = _draw(kinds[name], n, rng, spec["sizes"][name], tok)
+        if kinds[name] == "text":
+            x[gone[:, j]] = None
+        elif can[j]:
+            x[gone[:, j]] = np.nan
+        data[name] = x
+    return Modalities.from_dict(data, kinds)
+
+
 # ----------------------------------------------------------------------------- feeds
 def feeds(plan: DeepPlan, X: Any, task: Any, dtype: np.dtype) -> dict[str, np.ndarray]:
     """The graph's inputs for the rows ``X`` (the model's form) and their ``task``."""
@@ -110,6 +162,8 @@ def feeds(plan: DeepPlan, X: Any, task: Any, dtype: np.dtype) -> dict[str, np.nd
                 arr = arr.reshape(len(arr), -1) if ranks[name] == 2 else arr.reshape(len(arr))
             out[name] = arr.astype(np.int64) if arr.dtype.kind in "iub" else \
                 np.ascontiguousarray(arr, dtype=dtype)
+    elif kind == "modalities":
+        out.update(_modal_feeds(plan.modalities, X, dtype))
     elif kind == "table":
         out.update(_table_feeds(plan, X, dtype))
     elif kind == "images":
@@ -161,6 +215,31 @@ def _table_feeds(plan: DeepPlan, X: Any, dtype: np.dtype) -> dict[str, np.ndarra
                                 dtype=object)
         else:
             out[col] = np.asarray(values.to_numpy(), dtype=np.int64)
+    return out
+
+
+def _modal_feeds(spec: dict, X: Any, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """A :class:`~regmtl.deep.Modalities`' inputs as the graph reads them: its carried
+    tensors (missing rows zero-filled, texts tokenized by the fit's tokenizers, 8-bit images
+    divided by 255), bags of words dense, and the missing mask."""
+    from ..deep.modalities import MISSING_KEY
+    from ..deep.tokenizer import Tokenizer
+
+    carried = X.carried({k: Tokenizer.from_json(v) for k, v in spec["tokenizers"].items()})
+    given = dict(iter(X))
+    out = {MISSING_KEY: X.missing()}
+    for name in spec["names"]:
+        kind, x = spec["kinds"][name], carried[name]
+        if kind in ("text", "tokens"):
+            out[name] = _numpy(x).astype(np.int64)
+        elif kind == "sparse":
+            out[name] = np.ascontiguousarray(given[name].toarray(), dtype=dtype)
+        else:
+            arr = _numpy(x)
+            pixels = kind == "images" and arr.dtype.kind != "f"
+            arr = arr / 255.0 if pixels else arr.astype(np.float64)
+            out[name] = np.ascontiguousarray(arr.reshape(len(arr), *spec["sizes"][name]),
+                                             dtype=dtype)
     return out
 
 

@@ -13,12 +13,15 @@ import numpy as np
 from .linear import NotExportable, check_labels, check_names, task_dtype
 
 __all__ = ["BINARY", "COUNT", "HEAD_CODES", "MULTICLASS", "VALUE", "DeepPlan",
-           "categorical_positions", "core_inputs", "core_outputs", "deep_plan", "is_deep",
-           "raw_inputs", "vocab_type"]
+           "MODAL_KINDS", "categorical_positions", "core_inputs", "core_outputs", "deep_plan",
+           "is_deep", "modal_inputs", "raw_inputs", "vocab_type"]
 
 #: each head kind's code in the graph (a task's kind gathered by its position)
 VALUE, COUNT, BINARY, MULTICLASS = 0, 1, 2, 3
 HEAD_CODES = {"regression": VALUE, "count": COUNT, "binary": BINARY, "multiclass": MULTICLASS}
+#: the modality kinds a graph has an input for (each modality's element kind)
+MODAL_KINDS = {"images": "float", "table": "float", "sparse": "float", "text": "int64",
+               "tokens": "int64"}
 
 
 def is_deep(model: Any) -> bool:
@@ -57,6 +60,12 @@ class DeepPlan:
     kinds: list[str] = field(default_factory=list)
     union: None = None
     offset: bool = False
+
+    @property
+    def modalities(self) -> dict | None:
+        """The fit's ``modalities_`` (names, kinds, sizes, tokenizers): None but for a model
+        fitted on a :class:`~regmtl.deep.Modalities`."""
+        return getattr(self.source, "modalities_", None) if self.source is not None else None
 
     @property
     def n_tasks(self) -> int:
@@ -110,7 +119,9 @@ def deep_plan(model: Any, task_input: bool | None = None, named_columns: bool = 
     else:
         raise NotExportable(f"{type(model).__name__} is not exported: export_onnx takes the "
                             "deep estimators, TransferredHead and MultiTaskNet of regmtl.deep.")
-    if named_columns:
+    if plan.modalities is not None:
+        _check_modalities(plan, named_columns)
+    elif named_columns:
         _check_names(plan)
         plan.named = True
     elif plan.categories:
@@ -127,7 +138,10 @@ def _fitted_net(model: Any) -> Any:
 
 
 def _source_kind(source: Any) -> tuple[str, int, list[str] | None, dict | None]:
-    """The input kind, width, feature names and categorical vocabularies of an estimator."""
+    """The input kind (``"modalities"`` for a fit on a :class:`~regmtl.deep.Modalities`),
+    width, feature names and categorical vocabularies of an estimator."""
+    if getattr(source, "modalities_", None) is not None:
+        return "modalities", int(source.n_features_in_), None, None
     kind = getattr(source, "input_kind_", "table")
     names = getattr(source, "feature_names_in_", None)
     names = None if names is None else [str(n) for n in names]
@@ -292,6 +306,38 @@ def _check_names(plan: DeepPlan) -> None:
     check_names(plan.feature_names, inner)
 
 
+def _check_modalities(plan: DeepPlan, named_columns: bool) -> None:
+    """Refuse by name what a modal model's graph cannot serve: ``named_columns``, a table
+    modality with categorical columns, a modality of a kind without an input, a modality named
+    as another of the graph's inputs or outputs."""
+    spec = plan.modalities
+    if named_columns:
+        raise NotExportable("named_columns=True: the model was fitted on a Modalities, whose "
+                            "graph has one input per modality already (named as the "
+                            "modalities); leave named_columns=False.")
+    if spec.get("categories"):
+        name, vocab = next(iter(spec["categories"].items()))
+        cols = list(vocab) if isinstance(vocab, dict) else []
+        what = f" ({', '.join(map(repr, cols[:5]))})" if cols else ""
+        raise NotExportable(f"modality {name!r} is a table with categorical columns{what}, "
+                            "whose vocabularies the graph does not encode: give those columns "
+                            "as numbers (codes or one-hot columns) and refit to export, or "
+                            "serve the model with predict.")
+    for name in spec["names"]:
+        kind = spec["kinds"][name]
+        if kind not in MODAL_KINDS:
+            raise NotExportable(f"modality {name!r} is of kind {kind!r}, which a graph input "
+                                f"does not express (it takes {sorted(MODAL_KINDS)}); serve "
+                                "the model with predict.")
+    graph = {name for name, _, _ in core_outputs(plan)} | {"label"}  # (class_index's name)
+    if plan.form == "rows":
+        graph |= {"task", "task_index"}
+    taken = sorted(set(spec["names"]) & graph)
+    if taken:
+        raise NotExportable(f"modality {taken[0]!r} has the name of another input or output "
+                            "of the graph; rename the modality and refit to export.")
+
+
 def categorical_positions(plan: DeepPlan) -> np.ndarray:
     if not plan.categories:
         return np.zeros(0, dtype=np.int64)
@@ -307,6 +353,8 @@ def core_inputs(plan: DeepPlan, dtype: np.dtype) -> list[tuple[str, str, list]]:
     out: list[tuple[str, str, list]]
     if plan.source is None:  # (a plain net, or a head on one: inputs as the net reads them)
         out = raw_inputs(plan)
+    elif kind == "modalities":
+        out = modal_inputs(plan)
     elif kind == "table":
         n_cat = len(plan.categories or ())
         out = []
@@ -321,6 +369,23 @@ def core_inputs(plan: DeepPlan, dtype: np.dtype) -> list[tuple[str, str, list]]:
         out = [("X", "float", ["n", plan.n_features])]
     if plan.form == "rows":
         out.append(("task_index", "int64", ["n"]))
+    return out
+
+
+def modal_inputs(plan: DeepPlan) -> list[tuple[str, str, list]]:
+    """A modal model's inputs: each modality by its name (images (n, C, H, W), tables and
+    dense bags of words (n, columns) of floats, token ids (n, ``NAME_length``) int64), then
+    the missing mask ``_missing`` (n, M) bool, its columns in the order of the modalities."""
+    from ..deep.modalities import MISSING_KEY
+
+    spec = plan.modalities
+    out: list[tuple[str, str, list]] = []
+    for name in spec["names"]:
+        kind = spec["kinds"][name]
+        shape = ["n", f"{name}_length"] if MODAL_KINDS[kind] == "int64" else \
+            ["n", *spec["sizes"][name]]
+        out.append((name, MODAL_KINDS[kind], shape))
+    out.append((MISSING_KEY, "bool", ["n", len(spec["names"])]))
     return out
 
 

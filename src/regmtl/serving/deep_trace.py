@@ -28,6 +28,7 @@ from .deep_plan import (
     categorical_positions,
     core_inputs,
     core_outputs,
+    modal_inputs,
 )
 from .graph import MIN_OPSET, OPSET, require
 from .linear import NotExportable
@@ -67,6 +68,7 @@ def _served(plan: DeepPlan, net: Any) -> Any:
     cat_pos = categorical_positions(plan)
     num_pos = np.setdiff1d(np.arange(plan.n_features), cat_pos) if plan.input_kind == "table" \
         else np.zeros(0, dtype=np.int64)
+    modal = [name for name, _, _ in modal_inputs(plan)] if plan.modalities else []
 
     class _Served(nn.Module):
         def __init__(self):
@@ -83,8 +85,10 @@ def _served(plan: DeepPlan, net: Any) -> Any:
             self.register_buffer("K", torch.tensor([*plan.K.tolist(), 1], dtype=torch.int64))
 
         def _inputs(self, xs: tuple) -> Any:
-            if plan.source is None:
+            if plan.source is None or modal:
                 xs = tuple(x.to(net_dtype) if x.is_floating_point() else x for x in xs)
+                if modal:  # (the modalities by name, then the missing mask)
+                    return dict(zip(modal, xs, strict=True))
                 return xs[0] if plan.raw_inputs == ["X"] else dict(
                     zip(plan.raw_inputs, xs, strict=True))
             if plan.input_kind in ("tokens", "text"):
@@ -244,6 +248,8 @@ def _example(plan: DeepPlan, dtype: np.dtype, inputs: list) -> tuple:
             out.append(torch.from_numpy(np.arange(n, dtype=np.int64) % plan.n_tasks))
         elif kind == "int64":
             out.append(torch.from_numpy(rng.integers(0, 2, dims).astype(np.int64)))
+        elif kind == "bool":
+            out.append(torch.from_numpy(rng.integers(0, 2, dims).astype(bool)))
         else:
             t = torch.from_numpy(rng.uniform(0.0, 1.0, dims))
             out.append(t.to(torch.float64 if dtype == np.float64 else torch.float32))
@@ -313,15 +319,20 @@ def _register_symbolics() -> None:
 def _evaluated(plan: DeepPlan) -> Iterator[Any]:
     """The plan's net as traced: in evaluation mode (each module's mode restored after), on
     the CPU (a copy of a net elsewhere), a bag of words read dense (:func:`_DenseBag`, on a
-    shallow copy: the model's own net is never changed)."""
+    shallow copy: the model's own net is never changed; a modality's the same way, in shallow
+    copies of the net, its fused trunk and the trunk's encoders)."""
     net = plan.net
     if any(p.device.type != "cpu" for p in net.parameters()):
         net = copy.deepcopy(net).cpu()
     if plan.input_kind == "sparse":
-        bag = _DenseBag(net.encoder)
-        net = copy.copy(net)
-        net._modules = dict(net._modules)
-        net._modules["encoder"] = bag
+        net = _swapped(net, "encoder", _DenseBag(net.encoder))
+    elif plan.modalities:
+        fused, encoders = net.encoder, net.encoder.encoders
+        for name, kind in plan.modalities["kinds"].items():
+            if kind == "sparse":
+                encoders = _swapped(encoders, name, _DenseBag(encoders[name]))
+        if encoders is not fused.encoders:
+            net = _swapped(net, "encoder", _swapped(fused, "encoders", encoders))
     modes = [(m, m.training) for m in net.modules()]
     net.eval()
     try:
@@ -329,6 +340,15 @@ def _evaluated(plan: DeepPlan) -> Iterator[Any]:
     finally:
         for m, mode in modes:
             m.training = mode
+
+
+def _swapped(module: Any, name: str, child: Any) -> Any:
+    """A shallow copy of ``module`` with its submodule ``name`` replaced by ``child`` (the
+    module itself left as it was)."""
+    out = copy.copy(module)
+    out._modules = dict(module._modules)
+    out._modules[name] = child
+    return out
 
 
 def _outputs_as(model: Any, elem: int) -> None:

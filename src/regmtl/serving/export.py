@@ -24,7 +24,7 @@ import numpy as np
 from . import deep_check
 from .card import deep_card, model_card, read_card
 from .deep import build_deep_graph
-from .deep_plan import deep_plan, is_deep
+from .deep_plan import deep_plan, is_deep, modal_inputs
 from .deep_trace import DEEP_MIN_OPSET, torch_max_opset
 from .graph import require, target_opsets
 from .linear import (
@@ -333,7 +333,9 @@ def export_onnx(model: Any, path: str | os.PathLike | None = None, *,
         in the order of ``feature_names_in_``.
     X, task : array-like, optional
         The rows the export is verified on (a DataFrame is read by the model's column
-        names); drawn when omitted (``n_check`` rows over every task; the module's text).
+        names; a deep model fitted on a :class:`~regmtl.deep.Modalities` takes a
+        ``Modalities`` of the fit's modalities, with ``task`` in the long form); drawn when
+        omitted (``n_check`` rows over every task; the module's text).
     n_check : int
         Rows drawn for the verification when ``X`` is not given.
     random_state : int, Generator or None
@@ -472,20 +474,35 @@ def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool
     Xs, ts = deep_check.check_rows(plan, X, task, n_check, random_state)
     graph = build_deep_graph(plan, dt, _deep_doc(model, plan), {}, opsets)
     extra = deep_card(plan)
-    sidecar = None
-    if plan.input_kind == "text" and plan.source is not None:
-        sidecar = json.dumps(plan.source.tokenizer_.to_json(), ensure_ascii=False)
-        extra["tokenizer"] = {
-            "file": None if target is None else target.name + ".tokenizer.json",
-            "sha256": hashlib.sha256(sidecar.encode("utf-8")).hexdigest()}
+    sidecars = _tokenizer_files(plan)
+    listed = {key: {"file": None if target is None else target.name + suffix,
+                    "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+              for key, (suffix, text) in sidecars.items()}
+    if None in listed:
+        extra["tokenizer"] = listed[None]
+    elif listed:
+        extra["tokenizers"] = listed
     _set_card(graph, model_card(model, plan, dt, rtol, *_signature(graph), extra=extra))
     big = sum(t.ByteSize() for t in graph.graph.initializer) > EXTERNAL_BYTES
     refs = deep_check.references(plan, Xs, ts, rtol)  # (first: predict names a bad X)
     _verified(graph, target, big, lambda session: _compare(
         _deep_run(session, plan, Xs, ts, dt), refs, rtol), target_opset)
-    if sidecar is not None and target is not None:
-        target.with_name(target.name + ".tokenizer.json").write_text(sidecar, encoding="utf-8")
+    for suffix, text in sidecars.values():
+        if target is not None:
+            target.with_name(target.name + suffix).write_text(text, encoding="utf-8")
     return graph
+
+
+def _tokenizer_files(plan: Any) -> dict[str | None, tuple[str, str]]:
+    """The tokenizers written beside the graph, as ``{key: (file suffix, JSON)}``: a text
+    model's (key None, ``.tokenizer.json``), or each text modality's (key its name,
+    ``.NAME.tokenizer.json``)."""
+    if plan.input_kind == "text" and plan.source is not None:
+        return {None: (".tokenizer.json",
+                       json.dumps(plan.source.tokenizer_.to_json(), ensure_ascii=False))}
+    toks = (plan.modalities or {}).get("tokenizers", {})
+    return {name: (f".{name}.tokenizer.json", json.dumps(tok, ensure_ascii=False))
+            for name, tok in toks.items()}
 
 
 def _deep_run(session: Any, plan: Any, X: Any, task: Any, dtype: np.dtype
@@ -496,8 +513,10 @@ def _deep_run(session: Any, plan: Any, X: Any, task: Any, dtype: np.dtype
 
 
 def _deep_doc(model: Any, plan: Any) -> str:
+    given = "by column" if plan.named else "X" if plan.modalities is None else \
+        ", ".join(name for name, _, _ in modal_inputs(plan))
     return (f"regmtl {type(model).__name__}: {plan.n_tasks} task(s), {plan.input_kind} input, "
-            f"served {plan.form} (inputs {'X' if not plan.named else 'by column'}"
+            f"served {plan.form} (inputs {given}"
             f"{', task' if plan.form == 'rows' else ''}).")
 
 
@@ -515,7 +534,7 @@ def check_onnx(model: Any, source: Any, X: Any = None, task: Any = None, offset:
     source : str, path-like or onnx.ModelProto
         The graph.
     X, task, offset : array-like, optional
-        Rows to check on (drawn when X is omitted).
+        Rows to check on (drawn when X is omitted; as ``export_onnx`` takes them).
     rtol : float, optional
         The tolerance (relative to each output's largest magnitude).
     n_check, random_state
