@@ -234,6 +234,38 @@ def test_the_command_line_exports_a_saved_modal_model(regressor, held, tmp_path,
     assert _rel(_served(regressor, graph, X)["prediction"], regressor.predict(X)) <= CLOSE
 
 
+def test_a_table_with_categorical_columns(tmp_path):
+    """Its input: the codes of the categorical columns (from the vocabularies written beside
+    the graph), then the numbers; an unseen value's code is the vocabulary's length."""
+    import pandas as pd
+
+    X, digit = _digits(240, 5)
+    parts = dict(iter(X))
+    rng = np.random.default_rng(0)
+    shop = np.array(["north", "south", None], dtype=object)[digit % 3]
+    frame = pd.DataFrame({"shop": shop, "price": digit + rng.standard_normal(240)})
+    has_image = ~np.isnan(parts["image"]).all(axis=(1, 2))
+    frame.loc[(np.arange(240) < 30) & has_image] = np.nan  # (never both missing)
+    Xc = Modalities(image=parts["image"], shop=frame)
+    model = DeepMultiTaskRegressor(**KW).fit(Xc, np.column_stack([digit, digit % 3 * 2.0]))
+    path = tmp_path / "shops.onnx"
+    graph = rm.export_onnx(model, path)
+    side = tmp_path / "shops.onnx.shop.table.json"
+    assert json.loads(side.read_text(encoding="utf-8")) == model.modalities_["tables"]["shop"]
+    card = read_card({p.key: p.value for p in graph.metadata_props})
+    assert card["tables"] == {"shop": {"file": side.name, "sha256": hashlib.sha256(
+        side.read_bytes()).hexdigest()}}
+    assert _signature(graph)[:3] == [("image", "float64"), ("shop", "float64"),
+                                     ("_missing", "bool")]
+    held_rows = frame.iloc[:40].copy()
+    held_rows.loc[35, "shop"] = "east"  # unseen
+    Xh = Modalities(image=parts["image"][:40], shop=held_rows)
+    feeds = deep_check.feeds(deep_plan(model), Xh, None, np.dtype("float64"))
+    assert feeds["shop"][35, 0] == 3  # the vocabulary ['north', 'south', None] has 3 values
+    out = _run(graph, feeds)
+    assert _rel(out["prediction"], model.predict(Xh)) <= CLOSE
+
+
 # ----------------------------------------------------------------------------- refusals
 def _with(model, **spec):
     bad = copy.copy(model)
@@ -242,10 +274,6 @@ def _with(model, **spec):
 
 
 def test_what_is_refused_by_name(regressor, held):
-    cats = _with(regressor, categories={"table": {"shop": ["a", "b"]}})
-    with pytest.raises(NotExportable, match=r"modality 'table' is a table with categorical "
-                                            r"columns \('shop'\).*as numbers"):
-        rm.export_onnx(cats)
     odd = _with(regressor, kinds={**regressor.modalities_["kinds"], "table": "audio"})
     with pytest.raises(NotExportable, match="modality 'table' is of kind 'audio', which a "
                                             "graph input does not express"):

@@ -22,8 +22,11 @@ raw texts       the same token ids, made by the model's tokenizer (:mod:`regmtl.
                 reference tokenizer of a dozen lines)
 a bag of words  ``X`` (n, V) counts or weights, dense
 Modalities      one input per modality, named as the modality, each as above (images
-                (n, C, H, W), a table (n, p) as given, token ids (n, ``NAME_length``) made
-                by the modality's tokenizer for texts, a bag of words dense (n, V)), and
+                (n, C, H, W), a table (n, p) as given (the net standardizes it; a
+                table with categorical columns: their codes first, by the vocabularies
+                written beside the graph, ``PATH.NAME.table.json``, then the numbers),
+                token ids (n, ``NAME_length``) made by the modality's tokenizer for texts,
+                a bag of words dense (n, V)), and
                 ``_missing`` (n, M) bool, True where a row lacks a modality (in the order of
                 ``modalities_["names"]``; the row's values of that modality are ignored)
 ==============  ===========================================================================

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .deep_plan import DeepPlan, raw_inputs, vocab_type
 from .linear import check_task_ids, sample_size, task_dtype, task_positions
@@ -79,7 +80,6 @@ def _sample(plan: DeepPlan, n: int, rng: np.random.Generator) -> tuple[Any, Any]
     X = center + spread * rng.standard_normal((n, p))
     if plan.feature_names is None:
         return X, task
-    import pandas as pd
 
     frame = pd.DataFrame(X, columns=plan.feature_names)
     for col, vocab in (plan.categories or {}).items():
@@ -139,6 +139,9 @@ def _modal_sample(spec: dict, n: int, rng: np.random.Generator) -> Any:
     for j, name in enumerate(names):
         tok = Tokenizer.from_json(spec["tokenizers"][name]) if name in spec["tokenizers"] \
             else None
+        if name in spec["tables"]:
+            data[name] = _table_sample(spec["tables"][name], n, rng, gone[:, j])
+            continue
         x = _draw(kinds[name], n, rng, spec["sizes"][name], tok)
         if kinds[name] == "text":
             x[gone[:, j]] = None
@@ -201,7 +204,6 @@ def _table_feeds(plan: DeepPlan, X: Any, dtype: np.dtype) -> dict[str, np.ndarra
             raise ValueError(f"X: rows of {plan.n_features} features, got shape {arr.shape}.")
         return {"X": np.ascontiguousarray(arr, dtype=dtype)}
     if not hasattr(X, "columns"):
-        import pandas as pd
 
         X = pd.DataFrame(np.asarray(X), columns=names)
     cats = plan.categories or {}
@@ -218,14 +220,34 @@ def _table_feeds(plan: DeepPlan, X: Any, dtype: np.dtype) -> dict[str, np.ndarra
     return out
 
 
+def _table_sample(table: dict, n: int, rng: np.random.Generator,
+                  gone: np.ndarray) -> pd.DataFrame:
+    """``n`` drawn rows of a table with categorical columns: each categorical value drawn from
+    its vocabulary and an unseen one, the numbers standard normal; rows ``gone`` all NaN."""
+    vocab = dict((c, v) for c, v in table["categories"])
+    data = {}
+    for col in table["columns"]:
+        if col in vocab:
+            values = np.array([*vocab[col], "zzunseenvalue"], dtype=object)
+            data[col] = values[rng.integers(0, len(values), n)]
+        else:
+            data[col] = rng.standard_normal(n)
+    frame = pd.DataFrame(data, columns=table["columns"])
+    frame.loc[gone] = np.nan
+    return frame
+
+
 def _modal_feeds(spec: dict, X: Any, dtype: np.dtype) -> dict[str, np.ndarray]:
     """A :class:`~regmtl.deep.Modalities`' inputs as the graph reads them: its carried
     tensors (missing rows zero-filled, texts tokenized by the fit's tokenizers, 8-bit images
     divided by 255), bags of words dense, and the missing mask."""
+    from ..deep.frames import ColumnCodes
     from ..deep.modalities import MISSING_KEY
     from ..deep.tokenizer import Tokenizer
 
-    carried = X.carried({k: Tokenizer.from_json(v) for k, v in spec["tokenizers"].items()})
+    carried = X.carried({k: Tokenizer.from_json(v) for k, v in spec["tokenizers"].items()},
+                        {k: ColumnCodes.from_json(v["categories"])
+                         for k, v in spec["tables"].items()})
     given = dict(iter(X))
     out = {MISSING_KEY: X.missing()}
     for name in spec["names"]:

@@ -307,22 +307,14 @@ def _check_names(plan: DeepPlan) -> None:
 
 
 def _check_modalities(plan: DeepPlan, named_columns: bool) -> None:
-    """Refuse by name what a modal model's graph cannot serve: ``named_columns``, a table
-    modality with categorical columns, a modality of a kind without an input, a modality named
-    as another of the graph's inputs or outputs."""
+    """Refuse by name what a modal model's graph cannot serve: ``named_columns``, a modality
+    of a kind without an input, a modality named as another of the graph's inputs or
+    outputs."""
     spec = plan.modalities
     if named_columns:
         raise NotExportable("named_columns=True: the model was fitted on a Modalities, whose "
                             "graph has one input per modality already (named as the "
                             "modalities); leave named_columns=False.")
-    if spec.get("categories"):
-        name, vocab = next(iter(spec["categories"].items()))
-        cols = list(vocab) if isinstance(vocab, dict) else []
-        what = f" ({', '.join(map(repr, cols[:5]))})" if cols else ""
-        raise NotExportable(f"modality {name!r} is a table with categorical columns{what}, "
-                            "whose vocabularies the graph does not encode: give those columns "
-                            "as numbers (codes or one-hot columns) and refit to export, or "
-                            "serve the model with predict.")
     for name in spec["names"]:
         kind = spec["kinds"][name]
         if kind not in MODAL_KINDS:

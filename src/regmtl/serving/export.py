@@ -474,14 +474,17 @@ def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool
     Xs, ts = deep_check.check_rows(plan, X, task, n_check, random_state)
     graph = build_deep_graph(plan, dt, _deep_doc(model, plan), {}, opsets)
     extra = deep_card(plan)
-    sidecars = _tokenizer_files(plan)
+    sidecars = _sidecar_files(plan)
     listed = {key: {"file": None if target is None else target.name + suffix,
                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
               for key, (suffix, text) in sidecars.items()}
     if None in listed:
         extra["tokenizer"] = listed[None]
-    elif listed:
-        extra["tokenizers"] = listed
+    for field, ending in (("tokenizers", ".tokenizer.json"), ("tables", ".table.json")):
+        entries = {k: v for k, v in listed.items()
+                   if k is not None and sidecars[k][0].endswith(ending)}
+        if entries:
+            extra[field] = entries
     _set_card(graph, model_card(model, plan, dt, rtol, *_signature(graph), extra=extra))
     big = sum(t.ByteSize() for t in graph.graph.initializer) > EXTERNAL_BYTES
     refs = deep_check.references(plan, Xs, ts, rtol)  # (first: predict names a bad X)
@@ -493,16 +496,21 @@ def _export_deep(model: Any, target: Path | None, dt: np.dtype, task_input: bool
     return graph
 
 
-def _tokenizer_files(plan: Any) -> dict[str | None, tuple[str, str]]:
-    """The tokenizers written beside the graph, as ``{key: (file suffix, JSON)}``: a text
-    model's (key None, ``.tokenizer.json``), or each text modality's (key its name,
-    ``.NAME.tokenizer.json``)."""
+def _sidecar_files(plan: Any) -> dict[str | None, tuple[str, str]]:
+    """What is written beside the graph to prepare its inputs, as ``{key: (file suffix,
+    JSON)}``: a text model's tokenizer (key None, ``.tokenizer.json``), each text modality's
+    (key its name, ``.NAME.tokenizer.json``), and each table modality with categorical
+    columns' columns and vocabularies (``.NAME.table.json``: its input holds the codes of
+    those columns first, then the numbers)."""
     if plan.input_kind == "text" and plan.source is not None:
         return {None: (".tokenizer.json",
                        json.dumps(plan.source.tokenizer_.to_json(), ensure_ascii=False))}
-    toks = (plan.modalities or {}).get("tokenizers", {})
-    return {name: (f".{name}.tokenizer.json", json.dumps(tok, ensure_ascii=False))
-            for name, tok in toks.items()}
+    spec = plan.modalities or {}
+    out = {name: (f".{name}.tokenizer.json", json.dumps(tok, ensure_ascii=False))
+           for name, tok in spec.get("tokenizers", {}).items()}
+    out.update({name: (f".{name}.table.json", json.dumps(table, ensure_ascii=False))
+                for name, table in spec.get("tables", {}).items()})
+    return out
 
 
 def _deep_run(session: Any, plan: Any, X: Any, task: Any, dtype: np.dtype
