@@ -126,5 +126,7 @@ def class_index(r: np.ndarray) -> np.ndarray:
 
 
 def take_rows(X: Any, idx: np.ndarray) -> Any:
-    """Rows ``idx`` of the design: an array or a dict of arrays."""
-    return {k: v[idx] for k, v in X.items()} if isinstance(X, dict) else X[idx]
+    """Rows ``idx`` of the design: an array, sparse rows (``subset``) or a dict of them."""
+    if isinstance(X, dict):
+        return {k: take_rows(v, idx) for k, v in X.items()}
+    return X.subset(idx) if hasattr(X, "subset") else X[idx]

@@ -112,6 +112,18 @@ class SparseRows:
         new._csr = self._csr if new.values.device.type == "cpu" else None
         return new
 
+    def subset(self, idx: Any) -> SparseRows:
+        """The rows ``idx`` (in that order) as new :class:`SparseRows` (a batch stays a
+        batch: ``rows[idx]`` is a CSR tensor)."""
+        batch = self[idx]
+        new = object.__new__(SparseRows)
+        new.shape = (int(batch.shape[0]), self.shape[1])
+        new.indptr, new.indices, new.values = (batch.crow_indices(), batch.col_indices(),
+                                               batch.values())
+        new._csr = None if new.values.device.type != "cpu" else sp.csr_matrix(
+            (new.values.numpy(), new.indices.numpy(), new.indptr.numpy()), shape=new.shape)
+        return new
+
     def __getitem__(self, idx: Any) -> torch.Tensor:
         idx = torch.as_tensor(idx, dtype=torch.int64, device=self.indptr.device).reshape(-1)
         csr = self.__dict__.get("_csr")

@@ -40,7 +40,7 @@ from ..inputs import as_task_data
 from ..taskdata import TaskData
 from ._torch import torch
 from .conversion import find_stack_level
-from .inputs import tensor_of
+from .inputs import SparseRows, tensor_of
 from .tokenizer import Tokenizer
 from .trunks import ConvTrunk, TextTrunk
 
@@ -311,6 +311,8 @@ def take_inputs(rows: Any, idx: np.ndarray) -> Any:
         return rows
     if isinstance(rows, torch.Tensor):
         return rows[torch.from_numpy(idx).to(rows.device)]
+    if isinstance(rows, SparseRows):
+        return rows.subset(idx)
     return rows[idx]
 
 
