@@ -73,7 +73,8 @@ def inputs(d, model: str, rows: np.ndarray):
 
 
 def estimator(model: str, kinds: dict, epochs: int, seed: int) -> DeepMultiTaskModel:
-    kw = dict(kinds=kinds, hidden=(64,), max_epochs=epochs, batch_size=128, lr=3e-3, patience=8, random_state=seed)
+    kw = dict(kinds=kinds, hidden=(64,), max_epochs=epochs, batch_size=128, lr=3e-3,
+              patience=8, random_state=seed)
     if model.startswith("joint"):
         kw["trunk"] = ENCODERS
         kw["fusion"] = "gated" if "gated" in model else "concat"

@@ -192,7 +192,8 @@ def test_warm_start_continues_the_fused_net():
     img, table, texts = _image_table_text()
     X = Modalities(image=img, table=table, title=texts)
     m = DeepMultiTaskRegressor(hidden=(16,), max_epochs=2, warm_start=True,
-                               early_stopping=False, trunk={"image": {"channels": (8,)}}).fit(X, table)
+                               early_stopping=False, trunk={"image": {"channels": (8,)}})
+    m.fit(X, table)
     tokenizers = m.modalities_["tokenizers"]
     before = {k: v.clone() for k, v in m.net_.encoder.state_dict().items()}
     m.set_params(max_epochs=4).fit(X, table)  # two more epochs on the same net
