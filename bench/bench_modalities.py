@@ -92,7 +92,7 @@ def scores(d, pred: np.ndarray) -> dict[str, float]:
     out = {}
     for name, cond in (("parity", None), ("parity | image", has_image)):
         s = (task == "parity") & (True if cond is None else cond)
-        out[name] = accuracy_score(y[s].astype(int), pred[s].astype(int))
+        out[name] = accuracy_score(y[s].astype(str), pred[s].astype(str))
     for name, cond in (("colour", None), ("colour | text", has_text)):
         s = (task == "colour") & (True if cond is None else cond)
         out[name] = accuracy_score(y[s].astype(str), pred[s].astype(str))

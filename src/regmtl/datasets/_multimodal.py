@@ -19,6 +19,8 @@ __all__ = ["make_multimodal_tasks", "MULTIMODAL_KINDS", "COLOURS"]
 #: the three tasks and their kinds, in order
 MULTIMODAL_KINDS = {"parity": "classification", "colour": "classification",
                     "value": "regression"}
+#: the ``parity`` task's classes (the digit modulo 2: 0, 1)
+PARITIES = ("even", "odd")
 #: the colour words a text names (one per text), the ``colour`` task's classes
 COLOURS = ("red", "green", "blue", "yellow")
 #: the other words of a text (two before the colour, two after, drawn with replacement)
@@ -40,7 +42,7 @@ def make_multimodal_tasks(*, missing_text: float = 0.2, missing_image: float = 0
     - a **text** of five words, a colour :math:`c_i` drawn uniformly from ``COLOURS`` in the
       middle, two ``FILLER`` words on each side ("old box blue the round");
     - a **table** column :math:`u_i \sim N(0, 1)`;
-    - three **tasks**: ``parity``, the digit modulo 2 (from the image); ``colour``,
+    - three **tasks**: ``parity``, "even" or "odd" (from the image); ``colour``,
       :math:`c_i` (from the text); ``value``, :math:`5 \bar{x}_i + u_i` with
       :math:`\bar{x}_i` the image's mean pixel (from the image and the table together).
 
@@ -67,7 +69,7 @@ def make_multimodal_tasks(*, missing_text: float = 0.2, missing_image: float = 0
     -------
     Bunch
         ``image`` (N, 8, 8) float64, NaN rows where missing; ``text`` (list of N str or None);
-        ``table`` (N, 1) float64; ``y`` (N,) object: 0/1 parities, colour names, values;
+        ``table`` (N, 1) float64; ``y`` (N,) object: "even" / "odd", colour names, values;
         ``task`` (N,) str; ``kinds`` (``MULTIMODAL_KINDS``); ``train`` and ``test`` (row
         indices); ``missing_text`` and ``missing_image`` (bool (N,)); ``sample`` (N,) the
         digit of each row (its position in ``load_digits()``); ``source``, ``DESCR``.
@@ -113,7 +115,8 @@ def make_multimodal_tasks(*, missing_text: float = 0.2, missing_image: float = 0
     images[no_image] = np.nan
     texts = [None if m else text[i] for i, m in zip(sample, no_text, strict=True)]
     y = np.empty(N, dtype=object)
-    targets = (digits.target % 2, np.array(COLOURS, dtype=object)[colour], value)
+    parity = np.array(PARITIES, dtype=object)[digits.target % 2]
+    targets = (parity, np.array(COLOURS, dtype=object)[colour], value)
     for k, target in enumerate(targets):
         y[task == tasks[k]] = list(target[sample[task == tasks[k]]])
     test_samples = rng.permutation(n)[: int(round(test_size * n))]
@@ -123,8 +126,8 @@ def make_multimodal_tasks(*, missing_text: float = 0.2, missing_image: float = 0
     descr = (
         f"{title}\n{'-' * len(title)}\n\n"
         "Each of scikit-learn's 1,797 handwritten digits (8 x 8, pixels scaled to [0, 1]) with\n"
-        "a five-word text naming a colour and a table column u ~ N(0, 1). Tasks: 'parity' (the\n"
-        "digit mod 2: the image), 'colour' (the text), 'value' = 5 * mean pixel + u (the image\n"
+        "a five-word text naming a colour and a table column u ~ N(0, 1). Tasks: 'parity' (even\n"
+        "or odd: the image), 'colour' (the text), 'value' = 5 * mean pixel + u (the image\n"
         "and the table). One row per sample and task; each row misses its text with\n"
         f"probability {missing_text:g} and its image with {missing_image:g}. "
         f"Samples split {1 - test_size:g} / {test_size:g}.\n"
