@@ -19,7 +19,8 @@ training rows):
   "" (the table is never missing).
 
 Held-out scores per task (the test samples' rows): parity and colour accuracy, value R^2, over
-all rows and over the rows that have the modality the task needs (image; text). Medians over
+all rows and over the rows that have the modality the task needs ("parity (image)": the
+parity rows with an image). Medians over
 ``--seeds`` (seed s: the data's missing rows and split, and the net) of the scores, the fit
 and predict seconds and the epochs run (one intra-op thread); the run's peak resident memory
 at the end.
@@ -48,7 +49,7 @@ ENCODERS = {"image": {"channels": (8, 16)}, "text": {"dim": 16}}
 ONE_KIND = {"image": {"channels": (8, 16)}, "text": {"dim": 16}, "table": None}
 MODELS = ("joint, concat", "joint, gated", "joint, dropout 0.2", "image only", "text only",
           "table only")
-COLUMNS = ("parity", "parity | image", "colour", "colour | text", "value", "value | image")
+COLUMNS = ("parity", "parity (image)", "colour", "colour (text)", "value", "value (image)")
 
 
 def _peak_mib() -> float:
@@ -90,13 +91,13 @@ def scores(d, pred: np.ndarray) -> dict[str, float]:
     task, y = d.task[te], d.y[te]
     has_image, has_text = ~d.missing_image[te], ~d.missing_text[te]
     out = {}
-    for name, cond in (("parity", None), ("parity | image", has_image)):
+    for name, cond in (("parity", None), ("parity (image)", has_image)):
         s = (task == "parity") & (True if cond is None else cond)
         out[name] = accuracy_score(y[s].astype(str), pred[s].astype(str))
-    for name, cond in (("colour", None), ("colour | text", has_text)):
+    for name, cond in (("colour", None), ("colour (text)", has_text)):
         s = (task == "colour") & (True if cond is None else cond)
         out[name] = accuracy_score(y[s].astype(str), pred[s].astype(str))
-    for name, cond in (("value", None), ("value | image", has_image)):
+    for name, cond in (("value", None), ("value (image)", has_image)):
         s = (task == "value") & (True if cond is None else cond)
         out[name] = r2_score(y[s].astype(float), pred[s].astype(float))
     return out
