@@ -25,7 +25,14 @@ parity rows with an image). Medians over
 and predict seconds and the epochs run (one intra-op thread); the run's peak resident memory
 at the end.
 
-``python bench/bench_modalities.py [--seeds 3] [--epochs 40]``
+``--text newsgroups`` puts real documents in place of the generated texts: the bags of words
+of the 20 Newsgroups pair rec.vs.talk (MALSAR's first task, 1,844 documents over 2,000 words;
+``regmtl.datasets.load_newsgroups``, read from the data folder, ``REGMTL_DATA``), one document
+per digit, and the text task becomes ``topic``, the document's newsgroup. A bag of words is
+never missing (a row without words is an empty document), so a row that misses its text there
+reads an empty bag.
+
+``python bench/bench_modalities.py [--seeds 3] [--epochs 40] [--text generated|newsgroups]``
 """
 
 from __future__ import annotations
@@ -39,10 +46,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import accuracy_score, r2_score  # noqa: E402
 
-from regmtl.datasets import make_multimodal_tasks  # noqa: E402
+from regmtl.datasets import load_newsgroups, make_multimodal_tasks  # noqa: E402
 from regmtl.deep import DeepMultiTaskModel, Modalities  # noqa: E402
 
 ENCODERS = {"image": {"channels": (8, 16)}, "text": {"dim": 16}}
@@ -60,16 +68,38 @@ def _peak_mib() -> float:
     return float("nan")
 
 
+def with_newsgroups(d, seed: int):
+    """``d`` with a real document per digit in place of its text, and the text task the
+    document's newsgroup (``topic``); a missing text an empty bag of words."""
+    ng = load_newsgroups("rec.vs.talk")
+    bags, label = sp.csr_matrix(ng.X[0]), np.asarray(ng.y[0])
+    docs = np.random.default_rng(seed).permutation(bags.shape[0])[: d.sample.max() + 1]
+    keep = sp.diags((~d.missing_text).astype(np.float64))
+    d.text = (keep @ bags[docs[d.sample]]).tocsr()
+    rows = d.task == "colour"
+    d.y[rows] = np.where(label[docs[d.sample[rows]]] == 1, "talk", "rec")
+    d.task = np.where(rows, "topic", d.task)
+    d.kinds = {"parity": "classification", "topic": "classification",
+               "value": "regression"}
+    return d
+
+
+def _texts(d, rows: np.ndarray, fill: bool):
+    if sp.issparse(d.text):
+        return d.text[rows]
+    return [("" if fill else None) if d.text[i] is None else d.text[i] for i in rows]
+
+
 def inputs(d, model: str, rows: np.ndarray):
     """What ``model`` reads of the rows: a Modalities, or one modality, filled as a user
     without Modalities would fill it."""
     if model.startswith("joint"):
-        return Modalities(image=d.image[rows], text=[d.text[i] for i in rows],
+        return Modalities(image=d.image[rows], text=_texts(d, rows, False),
                           table=d.table[rows])
     if model == "image only":
         return np.nan_to_num(d.image[rows], nan=0.0)
     if model == "text only":
-        return ["" if d.text[i] is None else d.text[i] for i in rows]
+        return _texts(d, rows, True)
     return d.table[rows]
 
 
@@ -86,16 +116,18 @@ def estimator(model: str, kinds: dict, epochs: int, seed: int) -> DeepMultiTaskM
 
 
 def scores(d, pred: np.ndarray) -> dict[str, float]:
-    """Held-out scores of the test rows' predictions ``pred``."""
+    """Held-out scores of the test rows' predictions ``pred`` (the text task's under the
+    name ``colour``, whichever it is)."""
     te = d.test
     task, y = d.task[te], d.y[te]
     has_image, has_text = ~d.missing_image[te], ~d.missing_text[te]
+    text_task = [t for t in d.kinds if t not in ("parity", "value")][0]
     out = {}
     for name, cond in (("parity", None), ("parity (image)", has_image)):
         s = (task == "parity") & (True if cond is None else cond)
         out[name] = accuracy_score(y[s].astype(str), pred[s].astype(str))
     for name, cond in (("colour", None), ("colour (text)", has_text)):
-        s = (task == "colour") & (True if cond is None else cond)
+        s = (task == text_task) & (True if cond is None else cond)
         out[name] = accuracy_score(y[s].astype(str), pred[s].astype(str))
     for name, cond in (("value", None), ("value (image)", has_image)):
         s = (task == "value") & (True if cond is None else cond)
@@ -103,8 +135,10 @@ def scores(d, pred: np.ndarray) -> dict[str, float]:
     return out
 
 
-def run(model: str, seed: int, epochs: int) -> dict:
+def run(model: str, seed: int, epochs: int, text: str) -> dict:
     d = make_multimodal_tasks(random_state=seed)
+    if text == "newsgroups":
+        d = with_newsgroups(d, seed)
     torch.manual_seed(seed)
     est = estimator(model, d.kinds, epochs, seed)
     t0 = time.perf_counter()
@@ -123,15 +157,17 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--models", nargs="*", default=list(MODELS))
+    ap.add_argument("--text", choices=("generated", "newsgroups"), default="generated")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-          f"medians of {args.seeds} seed(s), at most {args.epochs} epochs")
+          f"medians of {args.seeds} seed(s), at most {args.epochs} epochs; texts: {args.text}"
+          + (" (the 'colour' columns: the topic)" if args.text == "newsgroups" else ""))
     head = ["model", *COLUMNS, "fit s", "predict s", "epochs"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     table = {}
     for model in args.models:
-        runs = [run(model, s, args.epochs) for s in range(args.seeds)]
+        runs = [run(model, s, args.epochs, args.text) for s in range(args.seeds)]
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         table[model] = med
         cells = [f"{med[c]:.3f}" for c in COLUMNS]

@@ -393,7 +393,7 @@ class Modalities:
 
         Missing images and table rows are zeros, missing texts empty (only padding ids);
         texts are tokenized by ``tokenizers[name]``, a table with categorical columns is
-        :func:`table_matrix` of ``codes[name]`` (codes first, then the numbers).
+        ``table_matrix`` of ``codes[name]`` (codes first, then the numbers).
 
         Parameters
         ----------
