@@ -186,20 +186,8 @@ class _DeepMultiTask(TableInputs, TrunkInputs, ModalInputs, BaseEstimator):
     def _check_x(self, X: Any, reset: bool) -> Any:
         return validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=1)
 
-    def _continues(self) -> bool:
-        """Whether this fit continues the last one's net (``warm_start`` with a fitted
-        state)."""
-        return bool(self.warm_start) and getattr(
-            getattr(self, "trainer_", None), "state_", None) is not None
-
     def _data(self, X, y, task, *, fitting: bool) -> TaskData:
-        modal_fit = getattr(self, "modalities_", None) is not None
-        if fitting and self._continues() and modal_fit != is_modal(X):
-            raise ValueError(
-                "warm_start=True continues the last net, which read "
-                + ("a Modalities" if modal_fit else f"{getattr(self, 'input_kind_', 'table')} "
-                   "input") + f", but X is {'' if is_modal(X) else 'not '}a Modalities; give X "
-                "in the form of that fit, or set warm_start=False to train a new net.")
+        modal_fit = self._modal_fit(X, fitting)
         if is_modal(X) or (not fitting and modal_fit):
             if not is_modal(X):
                 raise ValueError(

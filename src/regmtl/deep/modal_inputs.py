@@ -149,6 +149,24 @@ class ModalInputs:
                         f"leave {name}={default!r}, or give X as Modalities(name=input, ...).")
         return fusion, float(p)
 
+    def _continues(self) -> bool:
+        """Whether this fit continues the last one's net (``warm_start`` with a fitted
+        state)."""
+        return bool(self.warm_start) and getattr(
+            getattr(self, "trainer_", None), "state_", None) is not None
+
+    def _modal_fit(self, X: Any, fitting: bool) -> bool:
+        """Whether the estimator was fitted on a Modalities; a fit that continues the last
+        net (``warm_start``) with X in the other form is refused."""
+        modal_fit = getattr(self, "modalities_", None) is not None
+        if fitting and self._continues() and modal_fit != is_modal(X):
+            raise ValueError(
+                "warm_start=True continues the last net, which read "
+                + ("a Modalities" if modal_fit else f"{getattr(self, 'input_kind_', 'table')} "
+                   "input") + f", but X is {'' if is_modal(X) else 'not '}a Modalities; give X "
+                "in the form of that fit, or set warm_start=False to train a new net.")
+        return modal_fit
+
     def _modal_data(self, X: Any, y: Any, task: Any, fitting: bool) -> TaskData:
         """The task data of a :class:`Modalities` (or a list or dict of them): its rows routed
         through ``as_task_data`` by their numbers, the carried dict in ``row_inputs``."""
