@@ -1,11 +1,11 @@
 """Model selection: regularization paths, cross-validated estimators and information criteria.
 
 ``path``: warm-started solutions along an alpha grid; ``folds``: per-task cross-validation
-splits; ``scoring``: task-averaged validation scores; ``criteria``: AIC/BIC and degrees of
-freedom; ``search``: :class:`MultiTaskRegressorCV` and :class:`MultiTaskClassifierCV`.
+splits; ``scoring``: task-averaged validation scores; AIC/BIC and degrees of freedom come from
+:mod:`regmtl.inference.criteria`; ``search``: :class:`MultiTaskRegressorCV` and :class:`MultiTaskClassifierCV`.
 """
 
-from .criteria import degrees_of_freedom, information_criterion, neg2_log_likelihood
+from ..inference.criteria import degrees_of_freedom, information_criterion, neg2_log_likelihood
 from .folds import task_folds
 from .path import (
     RegularizationPath,

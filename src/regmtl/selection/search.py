@@ -37,15 +37,15 @@ from ..problem import check_loss_targets, encode_targets
 from ..progress import progress_bar
 from ..reductions import FoldOffset, Problem
 from ..solvers import SOLVERS
-from ..task_alpha import separable_over_tasks
-from ..taskdata import TaskData, observed_weights, task_name
-from .choice import best_index, per_task_choice
-from .criteria import (
+from ..inference.criteria import (
     degrees_of_freedom,
     information_criterion,
     likelihood_rows,
     neg2_log_likelihood,
 )
+from ..task_alpha import separable_over_tasks
+from ..taskdata import TaskData, observed_weights, task_name
+from .choice import best_index, per_task_choice
 from .folds import flat_groups, take, task_folds
 from .loo import ridge_loo_scores
 from .multiclass import ClassScorer, class_fold
