@@ -17,7 +17,8 @@ from regmtl.penalties.spectral import (
     cluster_weights,
     dense_cluster_matrix,
 )
-from regmtl.selection import criteria, degrees_of_freedom, task_folds
+from regmtl.inference import criteria
+from regmtl.selection import degrees_of_freedom, task_folds
 
 
 # ============================================================================ Clustered

@@ -2,7 +2,8 @@
 
 ``path``: warm-started solutions along an alpha grid; ``folds``: per-task cross-validation
 splits; ``scoring``: task-averaged validation scores; AIC/BIC and degrees of freedom come from
-:mod:`regmtl.inference.criteria`; ``search``: :class:`MultiTaskRegressorCV` and :class:`MultiTaskClassifierCV`.
+:mod:`regmtl.inference.criteria`; ``search``: :class:`MultiTaskRegressorCV` and
+:class:`MultiTaskClassifierCV`.
 """
 
 from ..inference.criteria import degrees_of_freedom, information_criterion, neg2_log_likelihood

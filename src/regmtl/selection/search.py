@@ -30,6 +30,12 @@ from ..datafits import Datafit, make_loss
 from ..estimator_docs import TERMS_DOC
 from ..estimators import MultiTaskClassifier, MultiTaskLinear, MultiTaskRegressor
 from ..feature_terms import by_position
+from ..inference.criteria import (
+    degrees_of_freedom,
+    information_criterion,
+    likelihood_rows,
+    neg2_log_likelihood,
+)
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..placements import placement_of
@@ -37,12 +43,6 @@ from ..problem import check_loss_targets, encode_targets
 from ..progress import progress_bar
 from ..reductions import FoldOffset, Problem
 from ..solvers import SOLVERS
-from ..inference.criteria import (
-    degrees_of_freedom,
-    information_criterion,
-    likelihood_rows,
-    neg2_log_likelihood,
-)
 from ..task_alpha import separable_over_tasks
 from ..taskdata import TaskData, observed_weights, task_name
 from .choice import best_index, per_task_choice
