@@ -12,12 +12,12 @@ from sklearn.cluster import KMeans
 from sklearn.model_selection import KFold, StratifiedKFold
 
 import regmtl as rm
+from regmtl.inference import criteria
 from regmtl.penalties.spectral import (
     MAX_DENSE_CLUSTER_MATRIX,
     cluster_weights,
     dense_cluster_matrix,
 )
-from regmtl.inference import criteria
 from regmtl.selection import degrees_of_freedom, task_folds
 
 
