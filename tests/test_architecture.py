@@ -338,7 +338,8 @@ LAYERS = (
     ("selection", ("regmtl.selection", "regmtl.selection.held_out", "regmtl.baselines")),
     ("questions", ("regmtl.compare", "regmtl.transfer", "regmtl.transfer_ridge",
                    "regmtl.relatedness", "regmtl.transfer_curve")),
-    ("reports", ("regmtl.document", "regmtl.report", "regmtl.serving", "regmtl.cli")),
+    ("reports", ("regmtl.document", "regmtl.report", "regmtl.coefficients_report",
+                 "regmtl.serving", "regmtl.cli")),
     ("package", ("regmtl",)),
 )
 

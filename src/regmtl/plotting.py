@@ -30,6 +30,7 @@ __all__ = [
     "plot_transfer_curve",
     "plot_gradient_balance",
     "plot_training_history",
+    "plot_coef_intervals",
     "figure_to_png",
 ]
 
@@ -1111,6 +1112,70 @@ def plot_relatedness(
         ax.set_yticks([])
         ax.set_xlabel(f"{T} tasks (dendrogram order)")
     ax.set_title(title)
+    return ax
+
+
+def plot_coef_intervals(table: pd.DataFrame, *, top: int = 25, ax: Axes | None = None) -> Axes:
+    """Coefficients with their confidence intervals (a forest plot), the ``top`` of largest
+    :math:`|z|`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A coefficient table (:meth:`~regmtl.MultiTaskRegressor.coef_table`): columns
+        ``task``, ``feature``, ``coef``, ``ci_lower``, ``ci_upper``, ``z``; intercept rows
+        are left out.
+    top : int, default=25
+        How many coefficients to draw (those of the largest :math:`|z|`).
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib Axes
+        One row per coefficient ("task: feature"), its interval as a bar, filled where the
+        interval leaves out 0, a line at 0.
+
+    Raises
+    ------
+    ValueError
+        If the table lacks a needed column or ``top`` is below 1.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from regmtl.plotting import plot_coef_intervals
+    >>> table = pd.DataFrame({"task": ["a", "a", "b"], "feature": ["x0", "x1", "x0"],
+    ...                       "coef": [1.0, 0.1, -0.5], "ci_lower": [0.6, -0.2, -0.9],
+    ...                       "ci_upper": [1.4, 0.4, -0.1], "z": [5.0, 0.6, -2.4]})
+    >>> ax = plot_coef_intervals(table)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['a: x1', 'b: x0', 'a: x0']
+    """
+    missing = [c for c in ("task", "feature", "coef", "ci_lower", "ci_upper", "z")
+               if c not in table.columns]
+    if missing:
+        raise ValueError(f"the coefficient table lacks the columns {missing}.")
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"top={top!r} must be an int >= 1.")
+    rows = table[table["feature"].astype(str) != "intercept"]
+    z = np.abs(rows["z"].to_numpy(dtype=np.float64))
+    rows = rows.iloc[np.argsort(-np.nan_to_num(z, nan=-1.0), kind="stable")[:top]][::-1]
+    coef = rows["coef"].to_numpy(dtype=np.float64)
+    lo, hi = (rows[c].to_numpy(dtype=np.float64) for c in ("ci_lower", "ci_upper"))
+    ax = _new_axes(ax, (6.0, 1.2 + 0.28 * max(len(rows), 1)))
+    y = np.arange(len(rows))
+    away = (lo > 0) | (hi < 0)
+    ax.hlines(y, lo, hi, color="C0", lw=2)
+    ax.scatter(coef[away], y[away], color="C0", zorder=3, label="interval leaves out 0")
+    ax.scatter(coef[~away], y[~away], facecolor="white", edgecolor="C0", zorder=3,
+               label="interval holds 0")
+    ax.axvline(0.0, color=_ZERO_COLOR, lw=1)
+    ax.set_yticks(y, [f"{t}: {f}" for t, f in zip(rows["task"], rows["feature"], strict=True)])
+    ax.set_xlabel("coefficient and its confidence interval")
+    ax.set_title(f"The {len(rows)} coefficients of largest |z|")
+    if len(rows):
+        ax.legend(frameon=False, loc="best")
     return ax
 
 

@@ -7,6 +7,7 @@ file's own labels, the training score); ``--scheduler`` / ``--workers`` go to
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,10 @@ def fit_arguments(p: argparse.ArgumentParser) -> None:
     terms_arguments(p)
     loss_arguments(p)
     p.add_argument("--out", required=True, help="model file to write (.npz)")
+    p.add_argument("--coef-table", metavar="FILE",
+                   help="write each coefficient with its standard error, z, p-value and 95%% "
+                        "interval on the training rows (a fit without penalty, or L1 / L2,1 "
+                        "debiased): a .csv table, or an .html / .md report with a plot")
     cluster_arguments(p)
     p.add_argument("--spill-dir", metavar="DIR",
                    help="--out-of-core: where the per-task statistics are spilled during "
@@ -105,6 +110,10 @@ def run_fit(args: argparse.Namespace) -> int:
         raise UsageError(f"{' '.join(given)} with {where}: per-feature terms take a fit in "
                          "memory (the problem they make needs the data in memory); leave "
                          "out --out-of-core / --scheduler / --workers, or the terms.")
+    if args.coef_table is not None and (args.out_of_core or on_dask(args)):
+        where = "--out-of-core" if args.out_of_core else cluster_flag(args)
+        raise UsageError(f"--coef-table with {where}: the intervals take the rows in memory; "
+                         "leave out one or the other.")
     if args.out_of_core:
         return run_fit_out_of_core(args)
     if args.spill_dir is not None:
@@ -153,7 +162,29 @@ def run_fit(args: argparse.Namespace) -> int:
     raw_bounds(fitted, terms, scale)
     report_fit(args, fitted, name, len(bunch.X), sum(len(y) for y in bunch.y),
                 _training_score(fitted, bunch, ys, offsets))
+    if args.coef_table is not None:
+        write_coef_table(args.coef_table, fitted, bunch, ys, offsets, name)
     return 0
+
+
+def write_coef_table(path: str, fitted: Any, bunch: Any, ys: list, offsets: Any,
+                     name: str) -> None:
+    """``--coef-table``: the coefficient table on the training rows, as a CSV file or an
+    HTML / Markdown report; a line says how many intervals leave out 0."""
+    from ..coefficients_report import coefficient_report
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = fitted.coef_table(bunch.X, ys, offset=offsets)
+    if out.suffix.lower() in (".html", ".htm", ".md"):
+        coefficient_report(fitted, bunch.X, ys, offset=offsets, data_name=name,
+                           table=table).write(out)
+    else:
+        table.to_csv(out, index=False)
+    away = int(((table["ci_lower"] > 0) | (table["ci_upper"] < 0)).sum())
+    methods = ", ".join(dict.fromkeys(table["method"].astype(str)))
+    print(f"coefficient table ({methods}): {away} of {len(table)} 95% intervals leave out 0; "
+          f"{out.resolve()}")
 
 
 def _offsets(args: argparse.Namespace, bunch: Any) -> list[np.ndarray] | None:
