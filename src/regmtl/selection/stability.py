@@ -51,12 +51,13 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .._lazy import lazy_module
+from .._parallel import run_jobs
 from ..datafits import Datafit
 from ..estimators import MultiTaskLinear
 from ..feature_terms import by_position
@@ -131,7 +132,7 @@ def unimodal_bound(q: float, threshold: float, n_units: int, n_pairs: int) -> fl
     --------
     >>> from regmtl.selection.stability import unimodal_bound
     >>> round(unimodal_bound(5.0, 0.9, 50, 50), 4)
-    0.2178
+    0.2157
     """
     _check_threshold(threshold)
     tau, B, p = float(threshold), int(n_pairs), int(n_units)
@@ -308,12 +309,18 @@ def _half_selection(data: TaskData, rows: np.ndarray, datafit: Datafit, penalty:
     return sel, int(np.count_nonzero(~path.converged))
 
 
+def _batch(data: TaskData, halves: list, args: tuple) -> list:
+    """:func:`_half_selection` on each of ``halves`` in turn."""
+    return [_half_selection(data, rows, *args) for rows in halves]
+
+
 # ----------------------------------------------------------------------------- the result
 @dataclass
 class StabilitySelection:
-    r"""What :func:`stability_selection` returns.
+    r"""What :func:`stability_selection` returns (users get one from it rather than
+    building it).
 
-    Attributes
+    Parameters
     ----------
     probabilities_ : DataFrame
         :math:`\hat\pi(\alpha)`: one row per alpha of the grid (index ``alpha``), one column
@@ -331,10 +338,11 @@ class StabilitySelection:
     q : float
         Average number of units a half-sample fit selects over the range used.
     bound : float
-        Meinshausen and Bühlmann's bound on the expected number of false selections.
+        Meinshausen and Bühlmann's bound on the expected number of false selections,
+        :math:`q^2 / ((2\pi_{thr} - 1) p)`.
     bound_unimodal : float
-        Shah and Samworth's bound under unimodality (NaN where ``threshold`` is below its
-        range).
+        Shah and Samworth's bound under unimodality (:func:`unimodal_bound`; NaN where
+        ``threshold`` is below its range).
     alphas : ndarray
         The grid, decreasing.
     alpha_min : float
@@ -343,16 +351,36 @@ class StabilitySelection:
         The average size of the union of a half-sample fit's selected sets from the top of
         the grid down to each alpha (``q`` is its value at ``alpha_min``).
     unit : {"feature", "feature_task"}
-        What is selected.
+        What is selected (:func:`selection_unit`).
     n_units : int
         :math:`p` of the bounds: the features, or the (feature, task) entries.
     n_pairs : int
         :math:`B`.
+    feature_names : list of str
+        The features' names (``x0, x1, ...`` without names in the input).
+    tasks : list
+        The task labels.
     halves : list of ndarray
         The ``2B`` halves (flat observation indices of :func:`~regmtl.as_task_data`'s
         layout), pairs consecutive.
     n_unconverged : int
         Fits (over all halves and alphas) that stopped short of ``tol``.
+
+    See Also
+    --------
+    stability_selection : Computes it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import regmtl as rm
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 6))
+    >>> Y = X[:, :1] @ np.ones((1, 3)) + 0.5 * rng.standard_normal((40, 3))
+    >>> res = rm.stability_selection(rm.MultiTaskRegressor(penalty="l21"), X, Y,
+    ...                              n_pairs=5, alphas=5, random_state=0)
+    >>> res.selected_, res.probabilities_.shape, len(res.halves)
+    (['x0'], (5, 6), 10)
     """
 
     probabilities_: Any
@@ -582,17 +610,24 @@ def _run(data: TaskData, halves: list, args: tuple, n_jobs: int | None, client: 
     out = []
     with progress_bar(len(halves), progress, "stability selection", unit="path") as bar:
         if client is not None:
-            shared = client.scatter(data, broadcast=True)
+            shared = client.scatter(data, broadcast=True, hash=False)  # (a key of its own)
             futures = [client.submit(_half_selection, shared, rows, *args, pure=False)
                        for rows in halves]
             for fut in futures:  # (in order: the result never depends on which ends first)
                 out.append(fut.result())
                 bar.update(1)
             return out
-        jobs = (delayed(_half_selection)(data, rows, *args) for rows in halves)
-        for res in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-            out.append(res)
-            bar.update(1)
+        # a few batches per process (the problem is sent once per batch, not once per half);
+        # the calling process takes batches too while the workers start
+        n = effective_n_jobs(n_jobs)
+        size = 1 if n < 2 else max(1, -(-len(halves) // (4 * n)))
+        batches = [halves[i:i + size] for i in range(0, len(halves), size)]
+        done: dict[int, list] = {}
+        for i, res in run_jobs([delayed(_batch)(data, batch, args) for batch in batches],
+                               n_jobs):
+            done[i] = res
+            bar.update(len(res))
+        out = [r for i in range(len(batches)) for r in done[i]]
     return out
 
 
