@@ -140,6 +140,21 @@ def test_classifier_and_shared_design_run():
     assert {"x0", "x1"} <= set(res.selected_)
 
 
+def test_long_form_gives_the_lists_result():
+    pd = pytest.importorskip("pandas")
+    Xs, ys = _small()
+    df = pd.DataFrame(np.vstack(Xs), columns=[f"f{j}" for j in range(12)])
+    task = np.repeat(["a", "b", "c"], 24)
+    kw = dict(n_pairs=3, random_state=0)
+    long = rm.stability_selection(rm.MultiTaskRegressor(penalty="l1"), df, np.concatenate(ys),
+                                  task=task, **kw)
+    lists = rm.stability_selection(rm.MultiTaskRegressor(penalty="l1"), Xs, ys, **kw)
+    np.testing.assert_array_equal(long.probabilities_.to_numpy(),
+                                  lists.probabilities_.to_numpy())
+    assert long.tasks == ["a", "b", "c"] and long.feature_names[0] == "f0"
+    assert [(f"f{f[1:]}", "abc"[t]) for f, t in lists.selected_] == long.selected_
+
+
 # ---------------------------------------------------------------------------- bounds
 def test_bound_formulas_and_threshold_from_a_target():
     assert mb_bound(5.0, 0.75, 50) == pytest.approx(25 / 25)

@@ -207,7 +207,8 @@ def complementary_halves(data: TaskData, n_pairs: int, stratify: Any = False,
     holds :math:`\lfloor n_t / 2 \rfloor` rows of every task t (flat observation indices,
     sorted, grouped by task, as :func:`~regmtl.selection.folds.take` reads them).
 
-    With a shared design the halves split the shared rows (the same in every task).
+    With a shared design the halves split the shared rows (the same in every task; not
+    stratified, the rows being shared by tasks of different labels).
     ``stratify`` (True, or one bool per task) deals each class of a task's labels to the two
     halves in turn, so that both see every class (a row left over when a task has an odd
     count is left out of both halves of that pair).
