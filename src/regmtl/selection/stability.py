@@ -109,7 +109,13 @@ def mb_bound(q: float, threshold: float, n_units: int) -> float:
 
 def unimodal_bound(q: float, threshold: float, n_units: int, n_pairs: int) -> float:
     r"""Shah and Samworth's bound under unimodality (their eq. (8)), :math:`C(\pi_{thr}, B)
-    q^2 / p` (the constant in :mod:`regmtl.selection.stability`'s docstring).
+    q^2 / p` with :math:`\theta = q / p` and
+
+    .. math::
+
+        C = \frac{1}{2(2\pi_{thr} - 1 - 1/(2B))} \ \text{for}\ \pi_{thr} \le \tfrac34,
+        \qquad C = \frac{4(1 - \pi_{thr} + 1/(2B))}{1 + 1/B} \ \text{for}\
+        \pi_{thr} > \tfrac34.
 
     Parameters
     ----------
@@ -205,7 +211,7 @@ def complementary_halves(data: TaskData, n_pairs: int, stratify: Any = False,
                          random_state: Any = None) -> list[np.ndarray]:
     r"""``2 * n_pairs`` halves of the rows: halves ``2b`` and ``2b + 1`` are disjoint, and each
     holds :math:`\lfloor n_t / 2 \rfloor` rows of every task t (flat observation indices,
-    sorted, grouped by task, as :func:`~regmtl.selection.folds.take` reads them).
+    sorted, grouped by task, as the CV's folds take them).
 
     With a shared design the halves split the shared rows (the same in every task; not
     stratified, the rows being shared by tasks of different labels).
@@ -342,8 +348,9 @@ class StabilitySelection:
         Meinshausen and Bühlmann's bound on the expected number of false selections,
         :math:`q^2 / ((2\pi_{thr} - 1) p)`.
     bound_unimodal : float
-        Shah and Samworth's bound under unimodality (:func:`unimodal_bound`; NaN where
-        ``threshold`` is below its range).
+        Shah and Samworth's bound under unimodality
+        (:func:`~regmtl.selection.stability.unimodal_bound`; NaN where ``threshold`` is below
+        its range).
     alphas : ndarray
         The grid, decreasing.
     alpha_min : float
@@ -352,7 +359,7 @@ class StabilitySelection:
         The average size of the union of a half-sample fit's selected sets from the top of
         the grid down to each alpha (``q`` is its value at ``alpha_min``).
     unit : {"feature", "feature_task"}
-        What is selected (:func:`selection_unit`).
+        What is selected (:func:`~regmtl.selection.stability.selection_unit`).
     n_units : int
         :math:`p` of the bounds: the features, or the (feature, task) entries.
     n_pairs : int
@@ -454,7 +461,7 @@ def stability_selection(
     used; every other parameter is). A unit (a feature for the row-sparse penalties, L2,1,
     L1,inf, ...; a (feature, task) entry for those separable over tasks, L1, ElasticNet) is
     stable where its selection probability reaches ``threshold`` somewhere in the range of
-    the grid used. The formulas and references are in :mod:`regmtl.selection.stability`.
+    the grid used (see Notes).
 
     Parameters
     ----------
@@ -506,6 +513,32 @@ def stability_selection(
     ValueError
         For a penalty that selects no features, a threshold outside (0.5, 1], a task too
         small to halve, Dask input, or tasks with more than two classes.
+
+    Notes
+    -----
+    With halves :math:`A_b, \bar A_b` and :math:`\hat S_\alpha(A)` the units a fit on
+    :math:`A` selects at :math:`\alpha`,
+
+    .. math::
+
+        \hat\pi_k(\alpha) = \frac{1}{2B} \sum_{b=1}^{B}
+        \bigl(\mathbb 1\{k \in \hat S_\alpha(A_b)\} + \mathbb 1\{k \in \hat S_\alpha(\bar A_b)\}
+        \bigr), \qquad
+        \hat S = \{k : \max_{\alpha \in \Lambda} \hat\pi_k(\alpha) \ge \pi_{thr}\},
+
+    :math:`\Lambda` the grid from its top down to the last alpha where
+    :math:`q = \mathrm{mean}_A |\cup_{\alpha \in \Lambda} \hat S_\alpha(A)|` is at most
+    ``n_selected``. ``bound`` is Meinshausen and Bühlmann's (2010, Theorem 1: exchangeable
+    noise units, a selection no worse than random guessing)
+    :math:`\mathbb E V \le q^2 / ((2\pi_{thr} - 1) p)`, ``bound_unimodal`` Shah and
+    Samworth's under unimodality (2013, eq. (8);
+    :func:`~regmtl.selection.stability.unimodal_bound`); their r-concave bound is not
+    computed.
+
+    References: Meinshausen, N. and Bühlmann, P. (2010). Stability selection. *J. R.
+    Statist. Soc. B* 72, 417-473. Shah, R. D. and Samworth, R. J. (2013). Variable selection
+    with error control: another look at stability selection. *J. R. Statist. Soc. B* 75,
+    55-80.
 
     Examples
     --------
