@@ -576,7 +576,7 @@ def stability_selection(
         n_selected = float(np.sqrt(0.8 * n_units))
     elif not (isinstance(n_selected, Real) and n_selected > 0):
         raise ValueError(f"n_selected={n_selected!r} must be a positive number.")
-    terms = by_position(_terms(est), names if names is not None else None, p)
+    terms = by_position(_terms(est), names, p)
     grid = path_grid(data, datafit, pen, alphas, eps, est.fit_intercept, terms)
     kwargs = dict(fit_intercept=est.fit_intercept, solver=est.solver, tol=est.tol,
                   max_iter=est.max_iter, solver_options=est.solver_options, **terms)
