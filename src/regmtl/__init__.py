@@ -15,7 +15,8 @@ make tasks share structure, and the tools around them:
   :class:`~regmtl.RobustFeatures`, :class:`~regmtl.TemporalGroupLasso`,
   :class:`~regmtl.FusedGroupLasso`, :class:`~regmtl.MultiSource`, and the nonconvex
   :class:`~regmtl.MCP`, :class:`~regmtl.SCAD`, :class:`~regmtl.CappedL1`;
-- model selection: :func:`~regmtl.alpha_max`, :func:`~regmtl.regularization_path`;
+- model selection: :func:`~regmtl.alpha_max`, :func:`~regmtl.regularization_path`,
+  :func:`~regmtl.stability_selection`;
 - does sharing help, and what carries over: :func:`~regmtl.compare`,
   :func:`~regmtl.task_relatedness`, :func:`~regmtl.transfer`;
 - persistence: ``model.save(path)`` and :func:`~regmtl.load`;
@@ -59,6 +60,7 @@ _LAZY = {
     "transfer": "regmtl.transfer", "TransferredTask": "regmtl.transfer",
     "MultiTaskClassifierCV": "regmtl.selection", "MultiTaskRegressorCV": "regmtl.selection",
     "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
+    "stability_selection": "regmtl.selection", "StabilitySelection": "regmtl.selection",
     "ParquetTasks": "regmtl.parquet", "Checkpoint": "regmtl.solvers.streamed.checkpoint",
     "export_onnx": "regmtl.serving", "check_onnx": "regmtl.serving",
 }
@@ -82,6 +84,8 @@ __all__ = [
     "alpha_max",
     "regularization_path",
     "RegularizationPath",
+    "stability_selection",
+    "StabilitySelection",
     "load",
     "compare",
     "Comparison",

@@ -28,6 +28,7 @@ __all__ = [
     "plot_comparison",
     "plot_relatedness",
     "plot_transfer_curve",
+    "plot_stability",
     "plot_gradient_balance",
     "plot_training_history",
     "plot_coef_intervals",
@@ -808,6 +809,95 @@ def plot_comparison(
         ax_diff.set_axisbelow(True)
         ax_diff.set_xlabel("paired difference (mean, 95% interval over splits)")
     return ax_score
+
+
+def plot_stability(
+    alphas: np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    threshold: float,
+    selected: np.ndarray | None = None,
+    names: Sequence[Any] | None = None,
+    alpha_min: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    r"""Stability paths: each unit's selection probability :math:`\hat\pi(\alpha)` against
+    alpha (log scale, decreasing to the right).
+
+    One line per unit (a feature, or a (feature, task) entry): the selected ones in colour
+    and named in the legend, the others thin grey lines; the threshold is a dashed
+    horizontal line, and the alphas below the range used (``alpha < alpha_min``) are shaded.
+
+    Parameters
+    ----------
+    alphas : ndarray of shape (n_alphas,)
+        The grid (values > 0).
+    probabilities : ndarray of shape (n_alphas, n_units)
+        The selection probabilities.
+    threshold : float
+        :math:`\pi_{thr}`.
+    selected : ndarray of bool of shape (n_units,), optional
+        The stable set; default: the units whose largest probability reaches ``threshold``.
+    names : sequence, optional
+        The units' names; default ``x0, x1, ...``.
+    alpha_min : float, optional
+        The smallest alpha of the range used.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib Axes
+        ``n_units`` lines of probabilities, then the threshold's line.
+
+    Raises
+    ------
+    ValueError
+        If ``probabilities`` does not have one row per alpha.
+
+    See Also
+    --------
+    regmtl.stability_selection : Computes the probabilities (its result's ``plot``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from regmtl.plotting import plot_stability
+    >>> alphas = np.array([1.0, 0.5, 0.25])
+    >>> probs = np.array([[0.0, 0.0], [0.9, 0.1], [1.0, 0.3]])
+    >>> ax = plot_stability(alphas, probs, threshold=0.75)
+    >>> len(ax.lines)
+    3
+    """
+    alphas = np.asarray(alphas, dtype=float)
+    probs = np.asarray(probabilities, dtype=float)
+    if probs.ndim != 2 or probs.shape[0] != alphas.size:
+        raise ValueError(f"probabilities has shape {probs.shape}: give one row per alpha "
+                         f"({alphas.size}).")
+    n = probs.shape[1]
+    labels = _names(names, n, "x", "unit")
+    chosen = (probs.max(axis=0, initial=0.0) >= threshold if selected is None
+              else np.asarray(selected, dtype=bool).ravel())
+    ax = _new_axes(ax, (7.0, 4.5))
+    ax.set_xscale("log")
+    colors = _path_colors(list(np.flatnonzero(chosen)))
+    for j in range(n):
+        mine = j in colors
+        ax.plot(alphas, probs[:, j], lw=1.6 if mine else 0.8, color=colors.get(j, _ZERO_COLOR),
+                alpha=1.0 if mine else 0.5, zorder=3 if mine else 2,
+                label=labels[j] if mine else "_nolegend_")
+    ax.axhline(threshold, color="k", ls="--", lw=1.0, label=f"threshold {threshold:g}")
+    if alphas.size > 1:
+        ax.set_xlim(alphas.max(), alphas.min())
+        if alpha_min is not None and alpha_min > alphas.min():
+            ax.axvspan(alphas.min(), alpha_min, color="0.9", zorder=0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("alpha")
+    ax.set_ylabel("selection probability")
+    ax.set_title("Stability selection")
+    if colors:
+        ax.legend(loc="lower right", fontsize="small")
+    return ax
 
 
 def plot_transfer_curve(curve: Any, *, ax: Axes | None = None) -> Axes:

@@ -3,7 +3,8 @@
 ``path``: warm-started solutions along an alpha grid; ``folds``: per-task cross-validation
 splits; ``scoring``: task-averaged validation scores; AIC/BIC and degrees of freedom come from
 :mod:`regmtl.inference.criteria`; ``search``: :class:`MultiTaskRegressorCV` and
-:class:`MultiTaskClassifierCV`.
+:class:`MultiTaskClassifierCV`; ``stability``: complementary-pairs stability selection
+(:func:`stability_selection`).
 """
 
 from ..inference.criteria import degrees_of_freedom, information_criterion, neg2_log_likelihood
@@ -16,6 +17,7 @@ from .path import (
     regularization_path,
 )
 from .search import MultiTaskClassifierCV, MultiTaskRegressorCV
+from .stability import StabilitySelection, stability_selection
 
 __all__ = [
     "RegularizationPath",
@@ -29,4 +31,6 @@ __all__ = [
     "information_criterion",
     "MultiTaskRegressorCV",
     "MultiTaskClassifierCV",
+    "stability_selection",
+    "StabilitySelection",
 ]
