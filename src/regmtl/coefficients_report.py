@@ -112,13 +112,16 @@ def coefficient_report(model: Any, X: Any, y: Any, task: Any = None, *, offset: 
     if stability is not None:
         rep.add_heading("Stability selection")
         selected = list(stability.selected_)
+        unimodal = getattr(stability, "bound_unimodal", float("nan"))
         rep.add_text(
-            f"{len(selected)} selected at threshold {stability.threshold:g}: a feature is "
-            "selected when, at some alpha of the grid, it was chosen in at least that share of "
-            f"the {len(stability.alphas) and 2 * stability.n_pairs} half-sample fits. The "
-            f"expected number of falsely selected ones is at most {stability.bound:.3g} "
-            f"(q = {stability.q:.3g} selected per fit on average; Meinshausen & Bühlmann "
-            "2010, Shah & Samworth 2013).")
+            f"{len(selected)} {stability.unit.replace('_', ' x ')}(s) selected at threshold "
+            f"{stability.threshold:g}: one is selected when, at some alpha of the range used, "
+            f"at least that share of the {2 * stability.n_pairs} half-sample fits chose it "
+            "(complementary pairs: each task's rows split in two halves). The expected "
+            f"number of false selections is at most {stability.bound:.3g} (Meinshausen & "
+            f"Bühlmann 2010; q = {stability.q:.3g} selected per fit on average)"
+            + ("" if not np.isfinite(unimodal) else
+               f", {unimodal:.3g} under Shah & Samworth's (2013) unimodality") + ".")
         rep.add_figure(stability.plot(), caption="Selection probabilities along alpha; the "
                                                  "dashed line is the threshold")
     return rep
