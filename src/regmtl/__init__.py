@@ -61,6 +61,7 @@ _LAZY = {
     "RegularizationPath": "regmtl.selection", "regularization_path": "regmtl.selection",
     "ParquetTasks": "regmtl.parquet", "Checkpoint": "regmtl.solvers.streamed.checkpoint",
     "export_onnx": "regmtl.serving", "check_onnx": "regmtl.serving",
+    "coef_table": "regmtl.inference", "wald_test": "regmtl.inference",
 }
 #: submodules reachable as attributes of ``regmtl`` (imported on first use)
 _SUBMODULES = ("baselines", "datasets", "metrics", "relatedness", "selection", "transfer_ridge")
@@ -91,6 +92,8 @@ __all__ = [
     "TransferredTask",
     "export_onnx",
     "check_onnx",
+    "coef_table",
+    "wald_test",
 ]
 
 from ._version import __version__ as __version__  # noqa: E402
