@@ -18,6 +18,8 @@ make tasks share structure, and the tools around them:
 - model selection: :func:`~regmtl.alpha_max`, :func:`~regmtl.regularization_path`;
 - does sharing help, and what carries over: :func:`~regmtl.compare`,
   :func:`~regmtl.task_relatedness`, :func:`~regmtl.transfer`;
+- which features matter, and how sure: :func:`~regmtl.coef_table` and
+  :func:`~regmtl.wald_test` (also the estimators' methods, with ``aic`` and ``bic``);
 - persistence: ``model.save(path)`` and :func:`~regmtl.load`;
 - serving without regmtl: :func:`~regmtl.export_onnx` and :func:`~regmtl.check_onnx`
   (ONNX, checked by ONNX Runtime).

@@ -33,8 +33,8 @@ from .datafits import LOSSES, Datafit, fitted_loss
 from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
 from .feature_terms import CONVENTIONS, check_fitted, terms_of
-from .inference.methods import InferenceMethods
 from .fitted import fit_attributes, publish
+from .inference.methods import InferenceMethods
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules

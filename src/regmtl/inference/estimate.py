@@ -11,8 +11,8 @@ import numpy as np
 from sklearn.base import clone
 
 from .covariance import task_covariance
-from .rows import TaskRows, model_rows
 from .route import choose_method, excluded_mask, fitted_model, penalized_mask
+from .rows import TaskRows, model_rows
 
 __all__ = ["Estimate", "estimate"]
 
