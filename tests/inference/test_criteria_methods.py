@@ -41,7 +41,7 @@ def test_unpenalized_closed_form():
     Xs, ys, _ = _tasks(1)
     model = rm.MultiTaskRegressor("l21", alpha=0.0, tol=1e-12).fit(Xs, ys)
     neg2 = 0.0
-    for X, y, pred in zip(Xs, ys, model.predict(Xs), strict=True):
+    for y, pred in zip(ys, model.predict(Xs), strict=True):
         m = len(y)
         neg2 += m * (np.log(2 * np.pi * np.sum((y - pred) ** 2) / m) + 1)
     np.testing.assert_allclose(model.aic(Xs, ys), neg2 + 2 * 12, rtol=1e-10)
