@@ -148,3 +148,32 @@ def test_school_data_per_task():
         assert np.isnan(got[drop]).all()
         assert _rel(got[np.append(keep, len(got) - 1)], ref.bse) < RTOL
         assert _rel(rows["coef"].to_numpy()[np.append(keep, len(got) - 1)], ref.params) < RTOL
+
+
+def test_one_loss_per_task():
+    """A count, a label and a value in one fit: each task's errors are its own GLM's, and
+    the bootstrap refits each task under its own loss."""
+    rng = np.random.default_rng(5)
+    parts = [_data(loss, 150, rng) for loss in ("poisson", "logistic", "squared")]
+    Xs, ys = [p[0] for p in parts], [p[1] for p in parts]
+    labels = [ys[0], np.where(ys[1] > 0, 5.0, 2.0), ys[2]]  # (two labels as numbers)
+    model = rm.MultiTaskRegressor("l21", alpha=0.0, loss=["poisson", "logistic", "squared"],
+                                  tol=1e-12, max_iter=5000).fit(Xs, labels)
+    table = model.coef_table(Xs, labels)
+    for t, loss in enumerate(("poisson", "logistic", "squared")):
+        ref = _glm(loss, Xs[t], ys[t], np.zeros(150), np.ones(150), "nonrobust")
+        assert _rel(table[table["task"] == t]["std_error"], ref.bse) < RTOL
+    boot = model.coef_table(Xs, labels, method="bootstrap", n_boot=20, random_state=0)
+    assert np.isfinite(boot["std_error"]).all()
+    np.testing.assert_allclose(boot["std_error"], table["std_error"], rtol=0.6)
+
+
+def test_a_search_answers_through_its_refit():
+    rng = np.random.default_rng(6)
+    X, y, _ = _data("squared", 100, rng)
+    search = rm.MultiTaskRegressorCV("l1", alphas=[0.0], cv=3, tol=1e-12).fit(X, y)
+    ref = sm.OLS(y, sm.add_constant(X, prepend=False)).fit()
+    assert _rel(rm.coef_table(search, X, y)["std_error"], ref.bse) < RTOL
+    lazy = rm.MultiTaskRegressorCV("l1", alphas=[0.0], cv=3, refit=False).fit(X, y)
+    with pytest.raises(ValueError, match="refit=False"):
+        rm.coef_table(lazy, X, y)

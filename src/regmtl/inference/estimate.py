@@ -53,8 +53,8 @@ def _refitter(model: Any):
     alone, its loss the task's (with its fitted parameters), as the bootstrap needs."""
     def refit(rows: TaskRows, idx: np.ndarray) -> np.ndarray:
         one = clone(model)
-        if "loss" in one.get_params():
-            one.set_params(loss=rows.loss)
+        if "loss" in one.get_params():  # (a regressor takes labels as a list of one loss)
+            one.set_params(loss=[rows.loss] if rows.loss.kind == "binary" else rows.loss)
         fi = bool(model.fit_intercept)
         Xr = rows.X[idx, :-1] if fi else rows.X[idx]
         off = rows.offset[idx] if np.any(rows.offset) else None
