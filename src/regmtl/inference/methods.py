@@ -34,7 +34,7 @@ class InferenceMethods:
 
         :math:`z = \beta / se`, :math:`p = 2 \Phi(-|z|)`, interval
         :math:`\beta \pm z_{(1 + \mathrm{level}) / 2}\, se`; ``se`` from the covariance
-        ``method`` (see :func:`regmtl.inference.coef_table`, which this calls).
+        ``method`` (see :func:`regmtl.coef_table`, which this calls).
 
         Parameters
         ----------
@@ -66,7 +66,7 @@ class InferenceMethods:
         r"""Wald test of :math:`R\beta = r`:
         :math:`(R\beta - r)^\top (R V R^\top)^{-1} (R\beta - r) \sim \chi^2_m`.
 
-        See :func:`regmtl.inference.wald_test`, which this calls (``features`` with
+        See :func:`regmtl.wald_test`, which this calls (``features`` with
         ``hypothesis="zero"``: each feature is 0 in every task; ``"equal"``: the same
         effect in every task).
 
@@ -88,9 +88,9 @@ class InferenceMethods:
         :class:`~regmtl.MultiTaskRegressorCV` (``criterion="aic"``) charges at the same
         alpha: the Gaussian with one noise variance per task profiled out for the squared
         loss, the Bernoulli, Poisson and Gamma likelihoods for theirs
-        (:func:`~regmtl.inference.criteria.neg2_log_likelihood`), and the penalty's declared
+        (:func:`~regmtl.selection.neg2_log_likelihood`), and the penalty's declared
         degrees of freedom with the T intercepts
-        (:func:`~regmtl.inference.criteria.degrees_of_freedom`; p + 1 per task unpenalized).
+        (:func:`~regmtl.selection.degrees_of_freedom`; p + 1 per task unpenalized).
 
         Parameters
         ----------

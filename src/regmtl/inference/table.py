@@ -97,7 +97,7 @@ def coef_table(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
 
     See Also
     --------
-    regmtl.inference.wald_test : Joint tests on the same covariance.
+    regmtl.wald_test : Joint tests on the same covariance.
 
     Examples
     --------

@@ -29,7 +29,7 @@ __all__ = ["WaldTest", "wald_test", "hypothesis_matrix"]
 
 @dataclass(frozen=True)
 class WaldTest:
-    """The result of :func:`wald_test`.
+    """The result of :func:`~regmtl.wald_test`.
 
     Attributes
     ----------
@@ -92,7 +92,7 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     :math:`W = (R\beta - r)^\top (R V R^\top)^{-1} (R\beta - r)`, referred to
     :math:`\chi^2_m` (m the rank of :math:`R V R^\top`), with :math:`\beta` the tasks'
     :math:`(w_t, b_t)` stacked task after task (q = p + 1 entries each with intercepts, in
-    the order of :func:`~regmtl.inference.coef_table`'s rows) and V their covariance,
+    the order of :func:`~regmtl.coef_table`'s rows) and V their covariance,
     block-diagonal over tasks (on a shared design the tasks' errors are assumed
     uncorrelated).
 
@@ -101,7 +101,7 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     model : MultiTaskRegressor, MultiTaskClassifier, or a fitted CV search
         The fitted model.
     X, y, task, offset, sample_weight
-        The rows of the fit (as for :func:`~regmtl.inference.coef_table`).
+        The rows of the fit (as for :func:`~regmtl.coef_table`).
     R : array-like of shape (m, T q), optional
         The hypotheses' matrix, on the stacked coefficients; or give ``features``.
     r : array-like of shape (m,), optional
@@ -112,7 +112,7 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
         With ``features``: ``"zero"``, each feature is 0 in every task; ``"equal"``, each
         has the same effect in every task.
     method, n_boot, random_state
-        The covariance estimate (as for :func:`~regmtl.inference.coef_table`).
+        The covariance estimate (as for :func:`~regmtl.coef_table`).
 
     Returns
     -------
@@ -124,7 +124,7 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     ValueError
         Where neither or both of ``R`` and ``features`` are given, R's shape does not match,
         a feature is unknown, ``hypothesis`` is neither, or the covariance is refused (as by
-        :func:`~regmtl.inference.coef_table`).
+        :func:`~regmtl.coef_table`).
 
     Examples
     --------
