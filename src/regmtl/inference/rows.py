@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..datafits import Datafit
+from ..reductions import task_offsets
 
 __all__ = ["TaskRows", "ModelRows", "model_rows"]
 
@@ -102,6 +103,12 @@ class ModelRows:
     shared_design: bool
     fit_intercept: bool
 
+    def blocks(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """``(X_t, curvature_t, score_t, coef_t)`` of every task: the design (intercept
+        column last where fitted), ``c l''(f)``, ``c l'(f)`` and ``(w_t, b_t)``, what an
+        estimator built on the fit's local quadratic (a debiased lasso) takes."""
+        return [(t.X, t.curvature, t.score, t.coef) for t in self.tasks]
+
 
 def _labels_coded(model: Any, data: Any, k: int, y: np.ndarray) -> np.ndarray:
     """Task k's labels as -1 / +1 by the model's fitted classes of that task."""
@@ -156,9 +163,10 @@ def model_rows(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
             "parameterization is not identified without a penalty, so its coefficients have "
             "no covariance. Fit each class against the rest (MultiTaskClassifier on binary "
             "labels) or use regmtl.stability_selection.")
-    data, f = model._scores(X, task, y, sample_weight, offset)
-    f_plain = data.linear(model.coef_matrix_[:, data.task_index], model._b[data.task_index])
-    o_flat = f - f_plain
+    data, f = model._scores(X, task, y, sample_weight)
+    o_flat = (np.zeros(data.n_obs) if offset is None else
+              task_offsets(data, model._fitted_loss(), offset))
+    f = f + o_flat
     W, b = model.coef_matrix_, model._b
     fi = bool(model.fit_intercept)
     weights = np.ones(data.n_obs) if data.sample_weight is None else data.sample_weight
