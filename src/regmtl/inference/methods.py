@@ -39,7 +39,7 @@ class InferenceMethods:
         Parameters
         ----------
         X, y, task, offset, sample_weight
-            The rows the model was fitted on, in any input form of :meth:`fit`.
+            The rows the model was fitted on, in any input form of the estimator's ``fit``.
         level : float, default=0.95
             Confidence level.
         method : {"auto", "fisher", "sandwich", "kernel", "bootstrap", "debiased"}
@@ -95,7 +95,7 @@ class InferenceMethods:
         Parameters
         ----------
         X, y, task, offset, sample_weight
-            The rows the model was fitted on, in any input form of :meth:`fit`.
+            The rows the model was fitted on, in any input form of the estimator's ``fit``.
 
         Returns
         -------
@@ -119,7 +119,7 @@ class InferenceMethods:
         Parameters
         ----------
         X, y, task, offset, sample_weight
-            The rows the model was fitted on, in any input form of :meth:`fit`.
+            The rows the model was fitted on, in any input form of the estimator's ``fit``.
 
         Returns
         -------

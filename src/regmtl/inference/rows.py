@@ -83,7 +83,7 @@ class TaskRows:
 
 @dataclass(frozen=True)
 class ModelRows:
-    """Every task's :class:`TaskRows` and what names their coefficients.
+    """Every task's :class:`~regmtl.inference.rows.TaskRows` and what names their coefficients.
 
     Attributes
     ----------
@@ -132,7 +132,7 @@ def _task_losses(model: Any, data: Any) -> list[Datafit]:
 
 def model_rows(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
                sample_weight: Any = None) -> ModelRows:
-    r"""The rows of a fitted linear model, task by task (:class:`TaskRows`).
+    r"""The rows of a fitted linear model, task by task (:class:`~regmtl.inference.rows.TaskRows`).
 
     Parameters
     ----------
