@@ -55,3 +55,16 @@ def test_losses_without_a_likelihood_are_refused():
         model.aic(Xs, ys)
     with pytest.raises(ValueError, match="y is required"):
         model.bic(Xs, None)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classifiers_equal_the_search(n_classes):
+    """Binary tasks (logistic) and a task of three classes (multinomial)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((150, 3))
+    y = np.array(list("abc"[:n_classes]))[np.argmax(
+        X[:, :n_classes] + rng.standard_normal((150, n_classes)), axis=1)]
+    search = rm.MultiTaskClassifierCV("l21", alphas=[0.05], criterion="aic",
+                                      tol=1e-10).fit(X, y)
+    model = rm.MultiTaskClassifier("l21", alpha=0.05, tol=1e-10).fit(X, y)
+    np.testing.assert_allclose(model.aic(X, y), search.cv_results_["aic"].iloc[0], rtol=1e-6)
