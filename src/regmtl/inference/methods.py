@@ -141,6 +141,9 @@ class InferenceMethods:
             raise ValueError(f"{kind}: one alpha per task has no degrees of freedom here; "
                              "give one alpha, or cross-validate.")
         data, layout, datafit = clone(model).fit_rows(X, y, task, sample_weight)
+        if list(data.tasks) != list(model.tasks_):
+            raise ValueError(f"{kind}: the rows hold the tasks {list(data.tasks)}, the fit "
+                             f"{list(model.tasks_)}: give the rows the model was fitted on.")
         base = data if layout is None else layout
         datafit.bind(base).neg2_log_likelihood(base, base.row_zeros(), observed_weights(base))
         fi = bool(model.fit_intercept)
