@@ -73,3 +73,20 @@ def test_huber_sandwich_is_the_m_estimators():
     table = model.coef_table(X, y)
     assert (table["method"] == "sandwich").all()
     np.testing.assert_allclose(table["std_error"], np.sqrt(np.diag(V)), rtol=1e-10)
+
+
+def test_bootstrap_keeps_excluded_features_and_per_task_settings():
+    """A model with a feature excluded by name, task weights and factors per task: each
+    bootstrap refit is the task's own unpenalized fit, the excluded feature held at 0."""
+    import pandas as pd
+
+    rng = np.random.default_rng(6)
+    X = pd.DataFrame(rng.standard_normal((160, 3)), columns=["a", "b", "c"])
+    task = np.repeat([0, 1], 80)
+    y = X["a"].to_numpy() + rng.standard_t(3, 160)
+    model = rm.MultiTaskRegressor("l1", alpha=0.0, loss=rm.Quantile(0.5), tol=1e-10,
+                                  exclude=["c"], task_weight=[1.0, 2.0],
+                                  penalty_factor=np.ones((3, 2))).fit(X, y, task=task)
+    table = model.coef_table(X, y, task=task, method="bootstrap", n_boot=30, random_state=1)
+    assert np.isnan(table[table["feature"] == "c"]["std_error"]).all()
+    assert np.isfinite(table[table["feature"] != "c"]["std_error"]).all()

@@ -48,11 +48,15 @@ class Estimate:
     shared_design: bool
 
 
-def _refitter(model: Any):
-    """``refit(rows, idx) -> coef``: the unpenalized model refitted on a task's rows ``idx``
-    alone, its loss the task's (with its fitted parameters), as the bootstrap needs."""
+def _refitter(model: Any, excluded: np.ndarray):
+    """``refit(rows, idx) -> coef``: the model refitted unpenalized on a task's rows ``idx``
+    alone, as the bootstrap needs: its loss the task's (with its fitted parameters), the
+    task's excluded features (``excluded``, (T, p)) held at 0, nothing else per task."""
     def refit(rows: TaskRows, idx: np.ndarray) -> np.ndarray:
-        one = clone(model)
+        one = clone(model).set_params(alpha=0.0, penalty_factor=None, task_weight="equal",
+                                      warm_start=False)
+        held = np.flatnonzero(excluded[rows.index])
+        one.set_params(exclude=held if held.size else None)
         if "loss" in one.get_params():  # (a regressor takes labels as a list of one loss)
             one.set_params(loss=[rows.loss] if rows.loss.kind == "binary" else rows.loss)
         fi = bool(model.fit_intercept)
@@ -99,7 +103,7 @@ def estimate(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
                                    else None).spawn(len(rows.tasks))
     if isinstance(random_state, np.random.Generator):
         seeds = [random_state] * len(rows.tasks)
-    refit = _refitter(model)
+    refit = _refitter(model, excluded)
     coefs, covs, pens = [], [], []
     for t, full in enumerate(rows.tasks):
         keep = np.ones(q, dtype=bool)
