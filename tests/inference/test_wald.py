@@ -22,15 +22,15 @@ def fits():
     return model, Xs, ys, ref
 
 
-@pytest.mark.parametrize("features, hypothesis", [(["x0"], "equal"), (["x1"], "zero"),
-                                                  (["x0", "x2"], "equal"),
+@pytest.mark.parametrize("features, hypothesis", [(["x0"], "equal"), ("x1", "zero"),
+                                                  ([0, "x2"], "equal"),
                                                   (["x1", "x2"], "zero")])
 def test_features_equal_statsmodels(fits, features, hypothesis):
     model, Xs, ys, ref = fits
     got = model.wald_test(Xs, ys, features=features, hypothesis=hypothesis)
     R = np.zeros((0, 12))
-    for name in features:
-        j = int(name[1])
+    for name in [features] if isinstance(features, str) else features:
+        j = name if isinstance(name, int) else int(name[1])
         if hypothesis == "zero":
             rows = np.eye(12)[[j, 4 + j, 8 + j]]
         else:

@@ -147,7 +147,8 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     est = estimate(model, X, y, task, offset, sample_weight, method, n_boot, random_state)
     T, q = est.coef.shape
     if R is None:
-        R = hypothesis_matrix(est, list(np.atleast_1d(features)), hypothesis)
+        one = isinstance(features, (str, int, np.integer))
+        R = hypothesis_matrix(est, [features] if one else list(features), hypothesis)
     R = np.atleast_2d(np.asarray(R, dtype=np.float64))
     if R.shape[1] != T * q:
         raise ValueError(f"R has {R.shape[1]} columns; the stacked coefficients are {T} tasks "
