@@ -19,6 +19,8 @@ make tasks share structure, and the tools around them:
   :func:`~regmtl.stability_selection`;
 - does sharing help, and what carries over: :func:`~regmtl.compare`,
   :func:`~regmtl.task_relatedness`, :func:`~regmtl.transfer`;
+- which features matter, and how sure: :func:`~regmtl.coef_table` and
+  :func:`~regmtl.wald_test` (also the estimators' methods, with ``aic`` and ``bic``);
 - persistence: ``model.save(path)`` and :func:`~regmtl.load`;
 - serving without regmtl: :func:`~regmtl.export_onnx` and :func:`~regmtl.check_onnx`
   (ONNX, checked by ONNX Runtime).
@@ -63,6 +65,7 @@ _LAZY = {
     "stability_selection": "regmtl.selection", "StabilitySelection": "regmtl.selection",
     "ParquetTasks": "regmtl.parquet", "Checkpoint": "regmtl.solvers.streamed.checkpoint",
     "export_onnx": "regmtl.serving", "check_onnx": "regmtl.serving",
+    "coef_table": "regmtl.inference", "wald_test": "regmtl.inference",
 }
 #: submodules reachable as attributes of ``regmtl`` (imported on first use)
 _SUBMODULES = ("baselines", "datasets", "metrics", "relatedness", "selection", "transfer_ridge")
@@ -95,6 +98,8 @@ __all__ = [
     "TransferredTask",
     "export_onnx",
     "check_onnx",
+    "coef_table",
+    "wald_test",
 ]
 
 from ._version import __version__ as __version__  # noqa: E402

@@ -34,6 +34,7 @@ from .datafits.multinomial import Multinomial
 from .estimator_docs import ATTRIBUTES_DOC, PARAMS_DOC
 from .feature_terms import CONVENTIONS, check_fitted, terms_of
 from .fitted import fit_attributes, publish
+from .inference.methods import InferenceMethods
 from .inputs import as_task_data, column_target
 from .penalties import PENALTY_NAMES, Penalty, make_penalty
 from .persistence import SaveMixin, linear_rules
@@ -55,8 +56,9 @@ from .taskdata import TaskData, observed_weights
 __all__ = ["MultiTaskRegressor", "MultiTaskClassifier"]
 
 
-class MultiTaskLinear(SaveMixin, BaseEstimator):
-    """Shared machinery: input conversion, solving, certificates, prediction."""
+class MultiTaskLinear(InferenceMethods, SaveMixin, BaseEstimator):
+    """Shared machinery: input conversion, solving, certificates, prediction; standard
+    errors, tests and information criteria (``regmtl.inference.methods``)."""
 
     @classmethod
     def saved_rules(cls, n_tasks: int, n_features: int, single: bool,

@@ -255,6 +255,10 @@ class Penalty:
     linear_program: str | None = None
     cone_program: str | None = None
     splits_prox: bool = False  #: the prox splits over tasks: prox_summary, prox_given
+    #: how the coefficients of a fit under it get intervals (``regmtl.inference``):
+    #: ``"debiased"`` where the debiased lasso applies (the plain lasso and L2,1); None: no
+    #: valid interval at alpha > 0 (``coef_table`` refuses by name with the alternatives)
+    intervals: str | None = None
     factor_entry: str = "Omega(D W), D = diag(d)"  #: how a penalty factor d_j enters
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

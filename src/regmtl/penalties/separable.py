@@ -65,6 +65,15 @@ class _ElasticType(Penalty):
         self.positive = positive
 
     @property
+    def intervals(self) -> str | None:  # type: ignore[override]
+        """``"debiased"`` for the lasso and L2,1 without a ridge part or sign constraint (the
+        debiased lasso's setting), else None."""
+        return "debiased" if self.debiasable and self.rho == 1.0 and not self.positive else None
+
+    #: whether its pure-norm form (``l1_ratio=1``) is the debiased lasso's (L1, L2,1)
+    debiasable = False
+
+    @property
     def separates_over_tasks(self) -> bool:  # type: ignore[override]
         """Entrywise groups, or rows with ``l1_ratio=0`` (a ridge): one term per task."""
         return not self.group or self.rho == 0.0
@@ -476,6 +485,7 @@ class L1(_ElasticType):
     """
 
     name = "l1"
+    debiasable = True
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
     factor_entry = "alpha sum_jt d_j |W_jt| (entries; d_jt per feature and task too)"
     _param_names = ("positive",)
@@ -643,6 +653,7 @@ class L21(_ElasticType):
                     "(rows; d_j in the ridge part with factor_convention='glmnet')")
     group = True
     compare_label = "MTL L2,1"
+    debiasable = True
 
     def __init__(self, l1_ratio: float = 1.0, positive: bool = False):
         self.l1_ratio = l1_ratio
@@ -721,6 +732,7 @@ class MultiSource(L21):
     #: how a penalty factor d_j enters (``penalty_factor=``): the penalty of D W
     factor_entry = "alpha sum_j d_j ||W_j over its observing tasks||_2 (rows)"
     cone_program = None  # (the unobserved entries are held at zero: not a row norm's cone)
+    debiasable = False  # (its entries held at zero are not the debiased lasso's setting)
     l1_ratio = 1.0
     positive = False
     _param_names = ("blocks",)
