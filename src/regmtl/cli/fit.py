@@ -175,10 +175,10 @@ def write_coef_table(path: str, fitted: Any, bunch: Any, ys: list, offsets: Any,
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table = fitted.coef_table(bunch.X, ys, offset=offsets)
+    X, Y, extra = _training_rows(fitted, bunch, ys, offsets)
+    table = fitted.coef_table(X, Y, **extra)
     if out.suffix.lower() in (".html", ".htm", ".md"):
-        coefficient_report(fitted, bunch.X, ys, offset=offsets, data_name=name,
-                           table=table).write(out)
+        coefficient_report(fitted, X, Y, **extra, data_name=name, table=table).write(out)
     else:
         table.to_csv(out, index=False)
     away = int(((table["ci_lower"] > 0) | (table["ci_upper"] < 0)).sum())
@@ -251,16 +251,23 @@ def _fit_with_offset(est: Any, bunch: Any, ys: list, offsets: list, feature_name
     return raw_units(getattr(est, "best_estimator_", est), mean, scale, feature_names)
 
 
-def _training_score(fitted: Any, bunch: Any, ys: list, offsets: Any) -> tuple[str, float]:
-    """(what, value) of the fit's score on its training rows: R^2 for the squared loss,
-    deviance explained D^2 for the other regression losses, accuracy for a classifier."""
+def _training_rows(fitted: Any, bunch: Any, ys: list, offsets: Any) -> tuple[dict, dict, dict]:
+    """The training rows as the fitted model reads them: X and y by task name (X with the
+    fit's feature names), and ``offset`` when there is one."""
     import pandas as pd
-
-    from ..report import score_name
 
     tasks = list(bunch.task_names)
     columns = list(getattr(fitted, "feature_names_in_", range(bunch.X[0].shape[1])))
     X = {t: pd.DataFrame(x, columns=columns) for t, x in zip(tasks, bunch.X, strict=True)}
     Y = dict(zip(tasks, ys, strict=True))
     extra = {} if offsets is None else {"offset": dict(zip(tasks, offsets, strict=True))}
+    return X, Y, extra
+
+
+def _training_score(fitted: Any, bunch: Any, ys: list, offsets: Any) -> tuple[str, float]:
+    """(what, value) of the fit's score on its training rows: R^2 for the squared loss,
+    deviance explained D^2 for the other regression losses, accuracy for a classifier."""
+    from ..report import score_name
+
+    X, Y, extra = _training_rows(fitted, bunch, ys, offsets)
     return score_name(fitted), float(fitted.score(X, Y, **extra))
