@@ -78,7 +78,7 @@ def test_precision_rules_and_tau():
 
 def test_squared_loss_at_a_tiny_penalty_is_ols():
     """p < n, lambda ~ 0: the debiased estimate is OLS and its standard error OLS's, both the
-    model-based one (dispersion RSS / (n - p - 1)) and the sandwich (HC0); from any start,
+    model-based one (dispersion RSS / (n - p - 1)) and the sandwich (HC1); from any start,
     since one Newton step with the exact inverse solves least squares."""
     X, y = _gaussian()
     ols = _ols(X, y)
@@ -90,7 +90,7 @@ def test_squared_loss_at_a_tiny_penalty_is_ols():
     np.testing.assert_allclose(b, ols.params[1:], rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(se, ols.bse[1:], rtol=1e-6)
     _, se_hc, _ = debias(block, P, robust=True)
-    np.testing.assert_allclose(se_hc, ols.get_robustcov_results("HC0").bse[1:], rtol=1e-6)
+    np.testing.assert_allclose(se_hc, ols.get_robustcov_results("HC1").bse[1:], rtol=1e-6)
     # a shrunken start (half OLS, intercept refit): the same answer
     half = ols.params[1:] / 2
     start = TaskBlock(X, np.ones(len(y)), X @ half + (y - X @ half).mean() - y, half)
@@ -108,8 +108,8 @@ def test_squared_loss_at_a_tiny_penalty_is_ols():
 def test_logistic_form_matches_statsmodels_logit():
     """The GLM form (van de Geer et al., section 3) on an unpenalized logistic problem: at
     the maximum-likelihood estimate the standard errors are Logit's (inverse Fisher
-    information, intercept partialled out), the sandwich its HC0; from a perturbed start the
-    debiased estimate is a Newton step toward the MLE."""
+    information, intercept partialled out), the sandwich its HC0 with the HC1 factor; from a
+    perturbed start the debiased estimate is a Newton step toward the MLE."""
     rng = np.random.default_rng(4)
     n, p = 400, 5
     X = rng.standard_normal((n, p))
@@ -121,8 +121,10 @@ def test_logistic_form_matches_statsmodels_logit():
     b, se, P = debias(block, lam=0.0)
     np.testing.assert_allclose(b, beta, atol=1e-8)
     np.testing.assert_allclose(se, fit.bse[1:], rtol=1e-6)
+    # statsmodels' discrete models apply no small-sample factor: HC0 times sqrt(n / (n - k))
     robust = sm.Logit(y, sm.add_constant(X)).fit(disp=0, tol=1e-12, cov_type="HC0")
-    np.testing.assert_allclose(debias(block, P, robust=True)[1], robust.bse[1:], rtol=1e-6)
+    np.testing.assert_allclose(debias(block, P, robust=True)[1],
+                               robust.bse[1:] * np.sqrt(n / (n - p - 1)), rtol=1e-6)
     # a perturbed start: one step lands much closer to the MLE
     off = beta + 0.05 * rng.standard_normal(p)
     mu = 1 / (1 + np.exp(-(X @ off + b0)))

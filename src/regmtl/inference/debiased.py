@@ -21,7 +21,9 @@ form with the weights ``w`` of the GLM's Hessian). The variance of ``b_j``:
   variance of the squared loss, 1 for the logistic and Poisson losses);
 - robust (``robust=True``, the sandwich): ``(Theta Sigma_s Theta')_jj / n`` with
   ``Sigma_s = X_c' diag(s^2) X_c / n``, valid under heteroscedastic noise and a misspecified
-  variance function.
+  variance function; times ``m / (m - |S| - 1{intercept})`` (the HC1 correction, ``m`` and
+  ``|S|`` as below), without which it covers 92-93 % instead of 95 % at n = 150 (the
+  residuals of a fit are smaller than the errors by its degrees of freedom).
 
 The dispersion, when not given, is the Pearson estimate
 ``phi = sum_r s_r^2 / w_r / (m - |S| - 1{intercept})``, m the rows with ``w_r > 0`` and
@@ -396,11 +398,16 @@ def _check_precision(precision: Precision, n: int, p: int) -> None:
                          f"{precision.theta.shape[0]} features, not ({n}, {p}).")
 
 
+def _df(coefs: np.ndarray, intercept: bool) -> np.ndarray:
+    """``|S| + 1{intercept}`` per column of ``coefs`` (p, T)."""
+    return np.count_nonzero(coefs, axis=0) + int(intercept)
+
+
 def _dispersion(w: np.ndarray, S: np.ndarray, coefs: np.ndarray, intercept: bool) -> np.ndarray:
     """Pearson ``sum s^2 / w / (m - |S| - 1{intercept})`` per column of S (n, T)."""
     seen = w > 0
     m = int(seen.sum())
-    df = np.count_nonzero(coefs, axis=0) + int(intercept)
+    df = _df(coefs, intercept)
     left = m - df
     if np.any(left <= 0):
         raise ValueError(f"cannot estimate the dispersion: {m} rows with weight for a support "
@@ -418,7 +425,11 @@ def _debias_columns(X: Any, w: np.ndarray, S: np.ndarray, coefs: np.ndarray, int
     B = coefs - theta @ grad / n
     if robust:
         A = _centered(X, means) @ theta.T  # (n, p): row r is Theta x_c,r
-        var = (A**2).T @ S**2 / n**2
+        m, df = int(np.count_nonzero(w > 0)), _df(coefs, intercept)
+        if np.any(m - df <= 0):
+            raise ValueError(f"cannot correct the sandwich: {m} rows with weight for a "
+                             f"support of up to {int(df.max())} (with the intercept).")
+        var = (A**2).T @ S**2 / n**2 * (m / (m - df))
     else:
         phi = np.array([np.nan if d is None else float(d) for d in dispersions])
         if np.isnan(phi).any():
@@ -433,8 +444,9 @@ def debias(block: TaskBlock, precision: Precision | None = None, robust: bool = 
     r"""The debiased coefficients of one task and their standard errors.
 
     ``b = coef - Theta X_c' s / n``; ``Var(b_j) = phi (Theta Sigma_w Theta')_jj / n``, or
-    ``(Theta Sigma_s Theta')_jj / n`` with ``Sigma_s = X_c' diag(s^2) X_c / n`` when
-    ``robust`` (see the module's docstring). A 95 % interval is ``b_j +- 1.96 se_j``.
+    ``(Theta Sigma_s Theta')_jj / n`` with ``Sigma_s = X_c' diag(s^2) X_c / n`` (times the
+    HC1 factor ``m / (m - |S| - 1{intercept})``) when ``robust`` (see the module's
+    docstring). A 95 % interval is ``b_j +- 1.96 se_j``.
 
     Parameters
     ----------
