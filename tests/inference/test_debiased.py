@@ -76,6 +76,18 @@ def test_precision_rules_and_tau():
         np.testing.assert_allclose(P.tau2, kkt, rtol=1e-5)
 
 
+def test_chunks_of_nodewise_regressions_give_the_same_precision(monkeypatch):
+    from regmtl.inference import debiased as mod
+
+    X, _ = _gaussian(n=90, p=10)
+    whole = nodewise_precision(X, lam="universal")
+    monkeypatch.setattr(mod, "CHUNK_ENTRIES", 3 * 90 * 10)  # chunks of 3 regressions
+    assert len(mod._chunks(90, 10)) == 4
+    parts = nodewise_precision(X, lam="universal")
+    # the same lassos, each solved to the gap tolerance of its stacked problem
+    np.testing.assert_allclose(parts.theta, whole.theta, rtol=1e-4, atol=1e-5)
+
+
 def test_squared_loss_at_a_tiny_penalty_is_ols():
     """p < n, lambda ~ 0: the debiased estimate is OLS and its standard error OLS's, both the
     model-based one (dispersion RSS / (n - p - 1)) and the sandwich (HC1); from any start,

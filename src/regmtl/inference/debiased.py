@@ -34,8 +34,10 @@ reliable with a cross-validated lambda (the fits this module is written for); th
 lasso needs its own universal lambda and a second fit, and is not used.
 
 For several tasks (:func:`debiased_tasks`) the group structure of the L2,1 penalty enters
-only through the fit: the debiasing is per task (Mitra & Zhang 2016, group lasso
-debiasing, debias each task's coefficient vector with the same construction), and the row
+only through the fit. The data term is a sum over tasks, so its Hessian in ``vec(W)`` is
+block-diagonal (one ``Sigma_w`` per task, ``I_T (x) Sigma_w`` on a shared design): the group
+debiasing of Mitra & Zhang (2016), one Newton step with an approximate inverse of that Hessian
+restricted to the groups, is then exactly the per-task debiasing of each column, and the row
 ``j`` is tested jointly by :func:`group_chi2`, ``sum_t z_jt^2 ~ chi2_T`` when the tasks' errors
 are independent, ``z_j' R^{-1} z_j`` with ``R`` the cross-task error correlation otherwise.
 
