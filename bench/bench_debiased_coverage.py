@@ -12,6 +12,7 @@ coefficients, the mean interval length, and the time per data set.
     python bench/bench_debiased_coverage.py                 # 30 data sets, L2,1 and L1
     python bench/bench_debiased_coverage.py --reps 10 --penalty l21 --robust
     python bench/bench_debiased_coverage.py --shared      # one design: one precision
+    python bench/bench_debiased_coverage.py --table       # through coef_table (the user's way)
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ def one(rng: np.random.Generator, penalty: str, robust: bool, shared: bool = Fal
         warnings.simplefilter("ignore")
         search = rm.MultiTaskRegressorCV(penalty=penalty, cv=5, alphas=30, progress=False)
         model = search.fit(Xs[0], np.column_stack(ys)) if shared else search.fit(Xs, ys)
+    if options.pop("table", False):  # the user's route: the model's coef_table
+        table = model.coef_table(Xs[0], np.column_stack(ys)) if shared else \
+            model.coef_table(Xs, ys)
+        table = table[table["feature"] != "intercept"]
+        B = table["coef"].to_numpy().reshape(T, P).T
+        SE = table["std_error"].to_numpy().reshape(T, P).T
+        covered = np.abs(B - W) <= Z95 * SE
+        return {"covered": covered, "nonzero": W != 0, "length": 2 * Z95 * SE}
     coef = np.asarray(model.coef_)  # (T, p)
     blocks = [TaskBlock(X, np.ones(N), X @ coef[t] + model.intercept_[t] - ys[t], coef[t],
                         intercept=True) for t, X in enumerate(Xs)]
@@ -86,13 +95,16 @@ def main() -> None:
     parser.add_argument("--shared", action="store_true", help="one design for all tasks")
     parser.add_argument("--lam", default="cv", help="'cv', 'universal' or a number")
     parser.add_argument("--factor", type=float, default=1.0)
+    parser.add_argument("--table", action="store_true",
+                        help="through the model's coef_table (its defaults: --robust, --lam "
+                             "and --factor do not apply)")
     args = parser.parse_args()
     lam = args.lam if args.lam in ("cv", "universal") else float(args.lam)
     penalties = ["l21", "l1"] if args.penalty == "both" else [args.penalty]
     print(f"{'penalty':8} {'all':>6} {'nonzero':>8} {'zero':>6} {'length':>7} {'s/set':>6}")
     for penalty in penalties:
-        r = coverage(penalty, args.reps, args.seed, args.robust, args.shared, lam=lam,
-                     factor=args.factor)
+        extra = {"table": True} if args.table else {"lam": lam, "factor": args.factor}
+        r = coverage(penalty, args.reps, args.seed, args.robust, args.shared, **extra)
         print(f"{penalty:8} {r['all']:6.3f} {r['nonzero']:8.3f} {r['zero']:6.3f} "
               f"{r['length']:7.3f} {r['seconds']:6.2f}")
 

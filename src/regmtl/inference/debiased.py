@@ -90,7 +90,8 @@ from ..penalties import L1
 from ..solvers import solve
 
 __all__ = ["TaskBlock", "Precision", "GroupTest", "nodewise_precision", "debias",
-           "debiased_tasks", "group_chi2", "MAX_FEATURES", "CHUNK_ENTRIES"]
+           "debiased_covariance", "debiased_tasks", "group_chi2", "MAX_FEATURES",
+           "CHUNK_ENTRIES"]
 
 #: The most features a precision may have: Theta is a dense p x p matrix and the nodewise step
 #: p lassos (beyond, pass ``max_features=`` knowingly).
@@ -498,6 +499,46 @@ def debias(block: TaskBlock, precision: Precision | None = None, robust: bool = 
     B, SE = _debias_columns(X, w, s[:, None], coef[:, None], block.intercept, precision,
                             robust, [block.dispersion])
     return B[:, 0], SE[:, 0], precision
+
+
+def debiased_covariance(block: TaskBlock, precision: Precision, robust: bool = False
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    r"""One task's debiased coefficients and their whole covariance (what a Wald test of
+    several coefficients needs; :func:`debias` gives its diagonal).
+
+    ``phi Theta Sigma_w Theta' / n``, or with ``robust`` the sandwich
+    ``Theta X_c' diag(s^2) X_c Theta' / n^2`` times the HC1 factor
+    ``m / (m - |S| - 1{intercept})``.
+
+    Parameters
+    ----------
+    block : TaskBlock
+        The task (its dispersion estimated when None, as in :func:`debias`).
+    precision : Precision
+        A precision of this design and curvature (:func:`nodewise_precision`).
+    robust : bool, default=False
+        The sandwich.
+
+    Returns
+    -------
+    b : ndarray of shape (p,)
+    cov : ndarray of shape (p, p)
+    """
+    X, w, s, coef = _checked_block(block)
+    n, p = X.shape
+    _check_precision(precision, n, p)
+    B, _ = _debias_columns(X, w, s[:, None], coef[:, None], block.intercept, precision,
+                           robust, [block.dispersion])
+    theta = precision.theta
+    if robust:
+        A = (_centered(X, precision.means) @ theta.T) * s[:, None]
+        m, df = int(np.count_nonzero(w > 0)), int(_df(coef[:, None], block.intercept)[0])
+        cov = A.T @ A / n**2 * (m / (m - df))
+    else:
+        phi = (float(block.dispersion) if block.dispersion is not None else
+               float(_dispersion(w, s[:, None], coef[:, None], block.intercept)[0]))
+        cov = phi * (theta @ precision.gram @ theta.T) / n
+    return B[:, 0], 0.5 * (cov + cov.T)
 
 
 def _same_design(A: Any, B: Any) -> bool:

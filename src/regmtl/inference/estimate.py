@@ -4,6 +4,7 @@ picks."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,8 +12,9 @@ import numpy as np
 from sklearn.base import clone
 
 from .covariance import task_covariance
+from .debiased import TaskBlock, debiased_covariance, nodewise_precision
 from .route import choose_method, excluded_mask, fitted_model, penalized_mask
-from .rows import TaskRows, model_rows
+from .rows import ModelRows, TaskRows, model_rows
 
 __all__ = ["Estimate", "estimate"]
 
@@ -46,6 +48,40 @@ class Estimate:
     penalized: np.ndarray
     method: str
     shared_design: bool
+
+
+def _debiased(rows: ModelRows, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each task's debiased coefficients and covariance (``inference.debiased``): the
+    features' block; the intercept, partialled out, keeps its fitted value with NaN
+    variance, and so does an excluded feature. One nodewise precision serves every task of a
+    shared design with equal curvatures (the squared loss), else one per task. The losses
+    that profile a scale have it estimated (Pearson over the residual degrees of freedom),
+    the others 1; the Huber loss takes the sandwich."""
+    fi = rows.fit_intercept
+    p = len(rows.names) - int(fi)
+    cache: dict = {}
+    coefs, covs = [], []
+    for t in rows.tasks:
+        keep = ~excluded[t.index]
+        block = TaskBlock(t.X[:, :p][:, keep], t.curvature, t.score, t.coef[:p][keep],
+                          intercept=fi, dispersion=None if t.loss.profiles_scale else 1.0)
+        key = None
+        if rows.shared_design:  # (the same rows and curvatures: the same precision)
+            digest = hashlib.blake2b(np.ascontiguousarray(block.X).tobytes(), digest_size=16)
+            digest.update(np.ascontiguousarray(block.w).tobytes())
+            key = digest.digest()
+        precision = cache.get(key) if key is not None else None
+        if precision is None:
+            precision = nodewise_precision(block.X, block.w, fi)
+            cache = {} if key is None else {key: precision}
+        b, cov = debiased_covariance(block, precision, robust=t.loss.name == "huber")
+        coef, V = t.coef.copy(), np.full((len(t.coef),) * 2, np.nan)
+        idx = np.flatnonzero(keep)
+        coef[idx] = b
+        V[np.ix_(idx, idx)] = cov
+        coefs.append(coef)
+        covs.append(V)
+    return np.array(coefs), np.array(covs)
 
 
 def _refitter(model: Any, excluded: np.ndarray):
@@ -98,6 +134,12 @@ def estimate(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
         raise ValueError(f"n_boot={n_boot!r}: give an integer >= 2 (200 or more for "
                          "intervals).")
     excluded, penalized = excluded_mask(model), penalized_mask(model)
+    if method == "debiased":
+        coefs, covs = _debiased(rows, excluded)
+        pens = [np.append(penalized[t.index], False) if rows.fit_intercept
+                else penalized[t.index] for t in rows.tasks]
+        return Estimate([t.task for t in rows.tasks], rows.names, coefs, covs,
+                        np.array(pens), method, rows.shared_design)
     q = len(rows.names)
     seeds = np.random.SeedSequence(random_state if isinstance(random_state, (int, np.integer))
                                    else None).spawn(len(rows.tasks))

@@ -107,11 +107,11 @@ def choose_method(model: Any, losses: list[Datafit], method: str) -> str:
     active = bool(penalized_mask(model).any())
     if active:
         if penalty.intervals == "debiased" and method in ("auto", "debiased"):
-            raise ValueError(
-                f"method='debiased' ({penalty!r} at alpha={model.alpha!r}) comes from "
-                "regmtl.inference.debiased (the debiased lasso), not yet available here; "
-                "for now refit with alpha=0 for standard errors of an unpenalized fit, or "
-                "use regmtl.stability_selection.")
+            if "quantile" in {loss.name for loss in losses}:
+                raise ValueError(
+                    f"method='debiased': the pinball loss has no curvature to debias "
+                    f"{penalty!r} with; use {_ALTERNATIVES.split('; or')[0]}.")
+            return "debiased"
         if penalty.intervals is None:
             raise ValueError(
                 f"{penalty!r} at alpha={model.alpha!r} has no valid confidence intervals: a "

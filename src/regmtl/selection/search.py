@@ -36,6 +36,7 @@ from ..inference.criteria import (
     likelihood_rows,
     neg2_log_likelihood,
 )
+from ..inference.methods import InferenceMethods
 from ..inputs import offset_column
 from ..penalties import PENALTY_NAMES, Penalty, make_penalty
 from ..placements import placement_of
@@ -166,7 +167,7 @@ def _with_offset(data: TaskData, datafit: Datafit, offset: Any,
     return fold.apply(Problem(data, datafit, None, fit_intercept)).data, fold.rows
 
 
-class _MultiTaskCV(BaseEstimator):
+class _MultiTaskCV(InferenceMethods, BaseEstimator):
     """Shared machinery of the CV estimators."""
 
     _estimator_class: type[MultiTaskLinear] = MultiTaskRegressor
