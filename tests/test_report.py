@@ -407,6 +407,29 @@ def test_report_fits_a_1366_px_screen_in_chromium(small_comparison, tmp_path):
     assert head.startswith(PNG) and int.from_bytes(head[16:20], "big") == 1366
 
 
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium to render the report")
+def test_coefficient_report_fits_a_1366_px_screen_in_chromium(tmp_path):
+    """The intervals of a debiased L2,1 fit and a stability selection: every table open,
+    nothing wider than the screen, no table scrolling sideways, both figures drawn."""
+    from regmtl.coefficients_report import coefficient_report
+
+    rng = np.random.default_rng(0)
+    Xs = [rng.standard_normal((120, 30)) for _ in range(3)]
+    W = np.zeros((30, 3))
+    W[:4] = 1.0
+    ys = [x @ W[:, t] + rng.standard_normal(120) for t, x in enumerate(Xs)]
+    model = regmtl.MultiTaskRegressor("l21", alpha=0.1).fit(Xs, ys)
+    stable = regmtl.stability_selection(regmtl.MultiTaskRegressor("l21"), Xs, ys, n_pairs=4,
+                                        random_state=0)
+    page = coefficient_report(model, Xs, ys, stability=stable, created="2024-01-01")
+    path = page.write(tmp_path / "coefficients.html")
+    html = path.read_text()
+    assert html.count("<img") == 2 and "debiased" in html and "Stability selection" in html
+    found = _measured_in_chromium(path)
+    assert int(found["page-width"]) <= 1366
+    assert int(found["tables"]) == 2 and int(found["tables-scrolling"]) == 0
+
+
 # --------------------------------------------------------------------- deep training
 def _history(dominated: bool, epochs: int = 5) -> pd.DataFrame:
     share = 0.95 if dominated else 0.6

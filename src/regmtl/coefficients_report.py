@@ -68,14 +68,14 @@ def coefficient_report(model: Any, X: Any, y: Any, task: Any = None, *, offset: 
     data_name : str, default="data"
         Name of the data in the default title.
     created : datetime, date or str, optional
-        The footer date (see :class:`~regmtl.document.Report`).
+        The footer date (see :class:`~regmtl.report.Report`).
     table : pandas.DataFrame, optional
         The coefficient table already computed on these rows (not computed again).
 
     Returns
     -------
     Report
-        Write it with :meth:`~regmtl.document.Report.write`.
+        Write it with :meth:`~regmtl.report.Report.write`.
 
     Raises
     ------
@@ -92,13 +92,14 @@ def coefficient_report(model: Any, X: Any, y: Any, task: Any = None, *, offset: 
                                  sample_weight=sample_weight, level=level, method=method)
     methods = list(dict.fromkeys(table["method"].astype(str)))
     penalty = getattr(model, "penalty_", getattr(model, "penalty", None))
+    alpha = np.asarray(getattr(model, "alpha_", getattr(model, "alpha", np.nan)), dtype=float)
     rep = Report(title or f"regmtl coefficients: {data_name}",
                  f"{type(model).__name__}, penalty {penalty}, alpha "
-                 f"{getattr(model, 'alpha_', getattr(model, 'alpha', None))}; "
+                 f"{', '.join(f'{a:.4g}' for a in np.ravel(alpha)[:5])}; "
                  f"{level:.0%} intervals ({', '.join(methods)})", created=created)
-    words = "; ".join(f"{m}: {METHOD_WORDS.get(m, m)}" for m in methods)
+    words = "; ".join(f"*{m}*, {METHOD_WORDS.get(m, m)}" for m in methods)
     away = int(((table["ci_lower"] > 0) | (table["ci_upper"] < 0)).sum())
-    rep.add_text(f"Standard errors from {words}. z is the coefficient over its standard "
+    rep.add_text(f"The standard errors: {words}. z is the coefficient over its standard "
                  f"error, the p-value two-sided against 0; {away} of {len(table)} intervals "
                  "leave out 0.")
     rep.add_heading("Coefficients and their intervals")
