@@ -160,6 +160,7 @@ ALLOWED = {
     "task_alpha.py",  # one alpha per task, called by the chain
     "feature_terms.py",  # the free rows' fit of alpha_max's reference
     "baselines.py",  # the pooled baseline's own ridge and logistic paths
+    "inference/debiased.py",  # the nodewise lassos: one stacked L1 problem of its own
 }
 
 
