@@ -156,3 +156,25 @@ def test_the_report_and_the_command_line(l21_fit, tmp_path, capsys):
     assert main(["fit", str(data), "--task-col", "task", "--target", "y", "--cv", "3",
                  "--out", str(tmp_path / "m2.npz"), "--coef-table", str(report)]) == 0
     assert "Coefficients and their intervals" in report.read_text(encoding="utf-8")
+
+
+def test_the_nodewise_penalty_is_chosen_by_the_user(l21_fit):
+    """``nodewise="universal"`` (the fast rule for hundreds of features) and a number reach
+    the precision; the default is cross-validation."""
+    from regmtl.inference.debiased import nodewise_precision
+
+    search, Xs, ys, W = l21_fit
+    fast = search.coef_table(Xs, ys, nodewise="universal")
+    model = search.best_estimator_
+    X = Xs[0]
+    s = X @ model.coef_[0] + model.intercept_[0] - ys[0]
+    precision = nodewise_precision(X, np.ones(len(X)), True, lam="universal")
+    from regmtl.inference.debiased import debias
+
+    b, se, _ = debias(TaskBlock(X, np.ones(len(X)), s, model.coef_[0]), precision)
+    got = fast[(fast["task"] == 0) & (fast["feature"] != "intercept")]
+    np.testing.assert_allclose(got["coef"], b, rtol=1e-10)
+    np.testing.assert_allclose(got["std_error"], se, rtol=1e-10)
+    assert rm.wald_test(search, Xs, ys, features=[0], nodewise=0.05).df == 3
+    with pytest.raises(ValueError, match="lam"):
+        search.coef_table(Xs, ys, nodewise="often")

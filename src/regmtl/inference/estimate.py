@@ -50,7 +50,8 @@ class Estimate:
     shared_design: bool
 
 
-def _debiased(rows: ModelRows, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _debiased(rows: ModelRows, excluded: np.ndarray, nodewise: Any
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Each task's debiased coefficients and covariance (``inference.debiased``): the
     features' block; the intercept, partialled out, keeps its fitted value with NaN
     variance, and so does an excluded feature. One nodewise precision serves every task of a
@@ -72,7 +73,7 @@ def _debiased(rows: ModelRows, excluded: np.ndarray) -> tuple[np.ndarray, np.nda
             key = digest.digest()
         precision = cache.get(key) if key is not None else None
         if precision is None:
-            precision = nodewise_precision(block.X, block.w, fi)
+            precision = nodewise_precision(block.X, block.w, fi, lam=nodewise)
             cache = {} if key is None else {key: precision}
         b, cov = debiased_covariance(block, precision, robust=t.loss.name == "huber")
         coef, V = t.coef.copy(), np.full((len(t.coef),) * 2, np.nan)
@@ -107,7 +108,7 @@ def _refitter(model: Any, excluded: np.ndarray):
 
 def estimate(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
              sample_weight: Any = None, method: str = "auto", n_boot: int = 200,
-             random_state: Any = None) -> Estimate:
+             random_state: Any = None, nodewise: Any = "cv") -> Estimate:
     """The coefficients of a fitted model and their covariance on its rows.
 
     Parameters
@@ -122,6 +123,9 @@ def estimate(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
         Resamples of ``"bootstrap"``.
     random_state : int, Generator or None
         Seeds ``"bootstrap"``.
+    nodewise : {"cv", "universal"} or float, default="cv"
+        The nodewise lassos' penalty of ``"debiased"``
+        (:func:`~regmtl.inference.debiased.nodewise_precision`'s ``lam``).
 
     Returns
     -------
@@ -135,7 +139,7 @@ def estimate(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
                          "intervals).")
     excluded, penalized = excluded_mask(model), penalized_mask(model)
     if method == "debiased":
-        coefs, covs = _debiased(rows, excluded)
+        coefs, covs = _debiased(rows, excluded, nodewise)
         pens = [np.append(penalized[t.index], False) if rows.fit_intercept
                 else penalized[t.index] for t in rows.tasks]
         return Estimate([t.task for t in rows.tasks], rows.names, coefs, covs,

@@ -29,7 +29,7 @@ class InferenceMethods:
 
     def coef_table(self, X: Any, y: Any, task: Any = None, offset: Any = None,
                    sample_weight: Any = None, level: float = 0.95, method: str = "auto",
-                   n_boot: int = 200, random_state: Any = None) -> Any:
+                   n_boot: int = 200, random_state: Any = None, nodewise: Any = "cv") -> Any:
         r"""Standard errors, z tests and confidence intervals of the coefficients.
 
         :math:`z = \beta / se`, :math:`p = 2 \Phi(-|z|)`, interval
@@ -48,6 +48,8 @@ class InferenceMethods:
             Resamples per task of ``"bootstrap"``.
         random_state : int, Generator or None
             Seeds ``"bootstrap"``.
+        nodewise : {"cv", "universal"} or float, default="cv"
+            The penalty of ``"debiased"``'s nodewise lassos (see :func:`regmtl.coef_table`).
 
         Returns
         -------
@@ -57,12 +59,13 @@ class InferenceMethods:
             ``method``.
         """
         return coef_table(self, X, y, task, offset, sample_weight, level, method, n_boot,
-                          random_state)
+                          random_state, nodewise)
 
     def wald_test(self, X: Any, y: Any, task: Any = None, offset: Any = None,
                   sample_weight: Any = None, *, R: Any = None, r: Any = None,
                   features: Any = None, hypothesis: str = "zero", method: str = "auto",
-                  n_boot: int = 200, random_state: Any = None) -> WaldTest:
+                  n_boot: int = 200, random_state: Any = None,
+                  nodewise: Any = "cv") -> WaldTest:
         r"""Wald test of :math:`R\beta = r`:
         :math:`(R\beta - r)^\top (R V R^\top)^{-1} (R\beta - r) \sim \chi^2_m`.
 
@@ -77,7 +80,7 @@ class InferenceMethods:
         """
         return wald_test(self, X, y, task, offset, sample_weight, R=R, r=r,
                          features=features, hypothesis=hypothesis, method=method,
-                         n_boot=n_boot, random_state=random_state)
+                         n_boot=n_boot, random_state=random_state, nodewise=nodewise)
 
     def aic(self, X: Any, y: Any, task: Any = None, offset: Any = None,
             sample_weight: Any = None) -> float:

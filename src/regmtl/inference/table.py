@@ -34,7 +34,7 @@ def _check_level(level: Any) -> float:
 
 def coef_table(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
                sample_weight: Any = None, level: float = 0.95, method: str = "auto",
-               n_boot: int = 200, random_state: Any = None) -> Any:
+               n_boot: int = 200, random_state: Any = None, nodewise: Any = "cv") -> Any:
     r"""Standard errors, z tests and confidence intervals of a fitted model's coefficients.
 
     With no active penalty each task's :math:`(w_t, b_t)` is an M-estimator with covariance
@@ -49,8 +49,13 @@ def coef_table(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     - ``"kernel"``: the pinball loss's kernel sandwich (statsmodels QuantReg's default,
       Epanechnikov kernel, Hall-Sheather bandwidth);
     - ``"bootstrap"``: the covariance of ``n_boot`` pairs-bootstrap refits per task;
-    - ``"auto"``: ``"kernel"`` for the pinball loss, ``"sandwich"`` for Huber, else
-      ``"fisher"``.
+    - ``"debiased"``: a penalized L1 or L2,1 fit, :math:`\tilde w_t = \hat w_t -
+      \hat\Theta_t X_t^\top s_t / n_t` and :math:`\phi_t \hat\Theta_t \hat\Sigma_t
+      \hat\Theta_t^\top / n_t` (van de Geer et al. 2014; :mod:`regmtl.inference.debiased`:
+      the nodewise-lasso precision, one for a shared design; the intercepts partialled out,
+      without an interval; Huber: the sandwich);
+    - ``"auto"``: ``"debiased"`` for a penalized L1 / L2,1 fit; else ``"kernel"`` for the
+      pinball loss, ``"sandwich"`` for Huber, ``"fisher"`` otherwise.
 
     Then :math:`z = \beta / se`, :math:`p = 2 \Phi(-|z|)` and the interval
     :math:`\beta \pm z_{(1 + \mathrm{level}) / 2}\, se`. Sample weights are frequency
@@ -76,6 +81,10 @@ def coef_table(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
         Resamples per task of ``"bootstrap"``.
     random_state : int, Generator or None, default=None
         Seeds ``"bootstrap"``.
+    nodewise : {"cv", "universal"} or float, default="cv"
+        The penalty of ``"debiased"``'s nodewise lassos: chosen by 5-fold cross-validation,
+        the universal :math:`\sqrt{2 \log p / n}` (much faster for hundreds of features),
+        or this number.
 
     Returns
     -------
@@ -118,7 +127,8 @@ def coef_table(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     from scipy.stats import norm
 
     level = _check_level(level)
-    est = estimate(model, X, y, task, offset, sample_weight, method, n_boot, random_state)
+    est = estimate(model, X, y, task, offset, sample_weight, method, n_boot, random_state,
+                   nodewise)
     T, q = est.coef.shape
     se = np.sqrt(np.einsum("tii->ti", est.cov))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -120,7 +120,8 @@ def hypothesis_matrix(est: Estimate, features: Any, hypothesis: str) -> np.ndarr
 def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
               sample_weight: Any = None, *, R: Any = None, r: Any = None,
               features: Any = None, hypothesis: str = "zero", method: str = "auto",
-              n_boot: int = 200, random_state: Any = None) -> WaldTest:
+              n_boot: int = 200, random_state: Any = None,
+              nodewise: Any = "cv") -> WaldTest:
     r"""Wald test of :math:`R \beta = r` on a fitted model's coefficients.
 
     :math:`W = (R\beta - r)^\top (R V R^\top)^{-1} (R\beta - r)`, referred to
@@ -145,7 +146,7 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     hypothesis : {"zero", "equal"}, default="zero"
         With ``features``: ``"zero"``, each feature is 0 in every task; ``"equal"``, each
         has the same effect in every task.
-    method, n_boot, random_state
+    method, n_boot, random_state, nodewise
         The covariance estimate (as for :func:`~regmtl.coef_table`).
 
     Returns
@@ -178,7 +179,8 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     if (R is None) == (features is None):
         raise ValueError("give the hypotheses as R (and r) or as features=[...] with "
                          "hypothesis='zero' or 'equal', not both and not neither.")
-    est = estimate(model, X, y, task, offset, sample_weight, method, n_boot, random_state)
+    est = estimate(model, X, y, task, offset, sample_weight, method, n_boot, random_state,
+                   nodewise)
     T, q = est.coef.shape
     if R is None:
         one = isinstance(features, (str, int, np.integer))
