@@ -51,7 +51,7 @@ def coef_table(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     - ``"bootstrap"``: the covariance of ``n_boot`` pairs-bootstrap refits per task;
     - ``"debiased"``: a penalized L1 or L2,1 fit, :math:`\tilde w_t = \hat w_t -
       \hat\Theta_t X_t^\top s_t / n_t` and :math:`\phi_t \hat\Theta_t \hat\Sigma_t
-      \hat\Theta_t^\top / n_t` (van de Geer et al. 2014; :mod:`regmtl.inference.debiased`:
+      \hat\Theta_t^\top / n_t` (van de Geer et al. 2014; ``regmtl.inference.debiased``:
       the nodewise-lasso precision, one for a shared design; the intercepts partialled out,
       without an interval; Huber: the sandwich);
     - ``"auto"``: ``"debiased"`` for a penalized L1 / L2,1 fit; else ``"kernel"`` for the
