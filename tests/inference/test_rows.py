@@ -36,3 +36,16 @@ def test_labels_coded_by_the_fitted_classes():
     np.testing.assert_array_equal(rows.tasks[0].y, np.where(y[:5] == "yes", 1.0, -1.0))
     with pytest.raises(ValueError, match="not one of the classes"):
         model_rows(clf, X[:5], np.array(["yes", "no", "maybe", "no", "no"]))
+
+
+def test_a_shared_design_is_held_once_per_pattern_of_rows():
+    """Tasks of one design with the same observed rows read one array (no copy per task);
+    a task missing a label gets its own, without that row."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((50, 4))
+    Y = X @ rng.standard_normal((4, 3)) + rng.standard_normal((50, 3))
+    Y[7, 2] = np.nan
+    model = rm.MultiTaskRegressor("l21", alpha=0.0, tol=1e-12).fit(X, Y)
+    a, b, c = model_rows(model, X, Y).tasks
+    assert a.X is b.X and c.X is not a.X
+    np.testing.assert_array_equal(c.X, np.delete(a.X, 7, axis=0))

@@ -67,10 +67,9 @@ def _debiased(rows: ModelRows, excluded: np.ndarray, nodewise: Any
         block = TaskBlock(t.X[:, :p][:, keep], t.curvature, t.score, t.coef[:p][keep],
                           intercept=fi, dispersion=None if t.loss.profiles_scale else 1.0)
         key = None
-        if rows.shared_design:  # (the same rows and curvatures: the same precision)
-            digest = hashlib.blake2b(np.ascontiguousarray(block.X).tobytes(), digest_size=16)
-            digest.update(np.ascontiguousarray(block.w).tobytes())
-            key = digest.digest()
+        if rows.shared_design:  # (the same design array and curvatures: the same precision)
+            digest = hashlib.blake2b(np.ascontiguousarray(block.w).tobytes(), digest_size=16)
+            key = (id(t.X), keep.tobytes(), digest.digest())
         precision = cache.get(key) if key is not None else None
         if precision is None:
             precision = nodewise_precision(block.X, block.w, fi, lam=nodewise)

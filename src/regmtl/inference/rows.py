@@ -175,15 +175,20 @@ def model_rows(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     names = list(getattr(model, "feature_names_in_", [f"x{j}" for j in range(W.shape[0])]))
     if fi:
         names.append("intercept")
-    tasks = []
+    tasks, designs = [], {}
     for k, loss in enumerate(_task_losses(model, data)):
         a, e = int(data.indptr[k]), int(data.indptr[k + 1])
         keep = np.flatnonzero(observed[a:e] & (weights[a:e] > 0))
         flat = a + keep
-        Xt = data.X[keep if data.shared else flat]
-        Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
-        if fi:
-            Xt = np.column_stack([Xt, np.ones(len(keep))])
+        key = keep.tobytes() if data.shared else None  # (a shared design: one array per
+        Xt = designs.get(key)                          # pattern of rows, not one per task)
+        if Xt is None:
+            Xt = data.X[keep if data.shared else flat]
+            Xt = Xt.toarray() if sp.issparse(Xt) else np.asarray(Xt, dtype=np.float64)
+            if fi:
+                Xt = np.column_stack([Xt, np.ones(len(keep))])
+            if key is not None:
+                designs[key] = Xt
         yt = y_flat[flat]
         if loss.kind == "binary":
             yt = _labels_coded(model, data, k, yt)
