@@ -15,12 +15,13 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from numbers import Integral
 from typing import Any
 
 from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from joblib.parallel import get_active_backend
 
-__all__ = ["run_jobs"]
+__all__ = ["run_jobs", "check_n_jobs"]
 
 #: The thread counts of numerical libraries, set in the workers' environment (as joblib does).
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -33,6 +34,15 @@ def _call(i: int, job: tuple) -> tuple[int, Any]:
     return i, func(*args, **kwargs)
 
 
+def check_n_jobs(n_jobs: Any, what: str = "n_jobs") -> None:
+    """``n_jobs`` as joblib takes it: None or a nonzero int (-1: one process per core); else a
+    ValueError naming ``what``."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral)
+                               or n_jobs == 0):
+        raise ValueError(f"{what}={n_jobs!r:.40} must be None or a nonzero int (the processes "
+                         "to use; -1: one per core).")
+
+
 def run_jobs(jobs: Sequence[tuple], n_jobs: int | None) -> Iterator[tuple[int, Any]]:
     """``(index, result)`` of every job of ``jobs`` (``joblib.delayed`` calls), in the order
     they complete.
@@ -40,6 +50,7 @@ def run_jobs(jobs: Sequence[tuple], n_jobs: int | None) -> Iterator[tuple[int, A
     Jobs are taken in the given order: put the longest first, so that the last ones to finish
     are short.
     """
+    check_n_jobs(n_jobs)
     n = effective_n_jobs(n_jobs)
     backend, _ = get_active_backend()
     if n < 2 or len(jobs) < 2 or type(backend).__name__ != "LokyBackend":

@@ -111,3 +111,23 @@ def test_singular_design_is_refused_by_task():
     model = rm.MultiTaskRegressor("l21", alpha=0.0).fit(X, y)
     with pytest.raises(ValueError, match="singular"):
         model.coef_table(X, y)
+
+
+def test_a_random_state_is_a_seed_or_refused(data, plain):
+    Xs, ys = data
+    model = plain
+    a, b = (model.coef_table(Xs, ys, method="bootstrap", n_boot=20,
+                             random_state=np.random.RandomState(0)) for _ in range(2))
+    np.testing.assert_array_equal(a["std_error"], b["std_error"])
+    with pytest.raises(ValueError, match="random_state='a'"):
+        model.coef_table(Xs, ys, method="bootstrap", n_boot=20, random_state="a")
+
+
+def test_a_task_too_small_for_the_debiased_intervals_is_named():
+    rng = np.random.default_rng(5)
+    small = [rng.standard_normal((3, 3)) for _ in range(2)]
+    ys = [x[:, 0] for x in small]
+    model = rm.MultiTaskRegressor("l21", alpha=0.1).fit(small, ys)
+    with pytest.raises(ValueError, match="task 0: the debiased intervals cannot be computed.*"
+                                         "more rows.*alpha=0"):
+        model.coef_table(small, ys, nodewise="universal")

@@ -66,11 +66,38 @@ def test_bad_hypotheses_are_refused(fits):
     model, Xs, ys, _ = fits
     with pytest.raises(ValueError, match="not both and not neither"):
         model.wald_test(Xs, ys)
-    with pytest.raises(ValueError, match="12"):
+    with pytest.raises(ValueError, match=r"R has 5 columns; the stacked coefficients are 3 "
+                                         r"tasks x 4 \(12"):
         model.wald_test(Xs, ys, R=np.ones((1, 5)))
+    with pytest.raises(ValueError, match=r"features=\[\] names no coefficient"):
+        model.wald_test(Xs, ys, features=[])
+    with pytest.raises(ValueError, match="rank 0: every row of R is zero"):
+        model.wald_test(Xs, ys, R=np.zeros((1, 12)))
+    with pytest.raises(ValueError, match=r"shape \(0, 12\)"):
+        model.wald_test(Xs, ys, R=np.zeros((0, 12)))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        model.wald_test(Xs, ys, R=np.full((1, 12), np.nan))
+    with pytest.raises(ValueError, match="matrix of numbers"):
+        model.wald_test(Xs, ys, R="abc")
     with pytest.raises(ValueError, match="'zero' or 'equal'"):
         model.wald_test(Xs, ys, features=["x0"], hypothesis="same")
     with pytest.raises(ValueError, match="not one of"):
         model.wald_test(Xs, ys, features=["age"])
     with pytest.raises(ValueError, match="r has"):
         model.wald_test(Xs, ys, R=np.eye(12)[:2], r=[1.0])
+
+
+@pytest.mark.parametrize("hypothesis", ["zero", "equal"])
+def test_features_task_by_task_equal_the_stacked_matrix(fits, hypothesis):
+    """The per-task closed form of ``features=`` equals the textbook statistic on the stacked
+    R of ``hypothesis_matrix`` and the block-diagonal V."""
+    from regmtl.inference.estimate import estimate
+    from regmtl.inference.wald import hypothesis_matrix
+
+    model, Xs, ys, _ = fits
+    R = hypothesis_matrix(estimate(model, Xs, ys), ["x0", "x2"], hypothesis)
+    assert R.shape == ((6 if hypothesis == "zero" else 4), 12)
+    by_features = model.wald_test(Xs, ys, features=["x0", "x2"], hypothesis=hypothesis)
+    by_matrix = model.wald_test(Xs, ys, R=R)
+    assert by_features.df == by_matrix.df == R.shape[0]
+    np.testing.assert_allclose(by_features.statistic, by_matrix.statistic, rtol=1e-9)

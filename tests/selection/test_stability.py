@@ -129,6 +129,10 @@ def test_classifier_and_shared_design_run():
     res = rm.stability_selection(rm.MultiTaskClassifier(penalty="l21"), Xs, labels,
                                  n_pairs=3, alphas=5, eps=0.2, random_state=0)
     assert res.probabilities_.shape == (5, 12)
+    # measured: x0 0.83, x1 1.0, x2 0.5 (the three informative ones), every other 0
+    prob = res.max_probabilities_.to_numpy()
+    assert prob[:3].min() >= 0.5 and prob[3:].max() == 0.0
+    assert res.selected_ == ["x0", "x1"]
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 8))
     Y = X[:, :2] @ rng.standard_normal((2, 3)) + 0.1 * rng.standard_normal((40, 3))
@@ -267,3 +271,10 @@ def test_selection_unit_reads_the_declarations():
     assert selection_unit(rm.MCP(group=True)) == "feature"
     with pytest.raises(ValueError, match="selects no features"):
         selection_unit(rm.ElasticNet(0.0))
+
+
+def test_n_jobs_is_checked():
+    Xs, ys = _small()
+    for bad in (0, "a", 1.5):
+        with pytest.raises(ValueError, match="n_jobs=.* must be None or a nonzero int"):
+            rm.stability_selection(rm.MultiTaskRegressor(penalty="l21"), Xs, ys, n_jobs=bad)

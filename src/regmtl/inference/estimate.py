@@ -71,10 +71,17 @@ def _debiased(rows: ModelRows, excluded: np.ndarray, nodewise: Any
             digest = hashlib.blake2b(np.ascontiguousarray(block.w).tobytes(), digest_size=16)
             key = (id(t.X), keep.tobytes(), digest.digest())
         precision = cache.get(key) if key is not None else None
-        if precision is None:
-            precision = nodewise_precision(block.X, block.w, fi, lam=nodewise)
-            cache = {} if key is None else {key: precision}
-        b, cov = debiased_covariance(block, precision, robust=t.loss.name == "huber")
+        try:
+            if precision is None:
+                precision = nodewise_precision(block.X, block.w, fi, lam=nodewise)
+                cache = {} if key is None else {key: precision}
+            b, cov = debiased_covariance(block, precision, robust=t.loss.name == "huber")
+        except ValueError as exc:
+            raise ValueError(
+                f"task {t.task!r}: the debiased intervals cannot be computed ({exc}) It has "
+                f"{len(t.X)} rows for {int(keep.sum())} features: give the task more rows, "
+                "fit fewer features, or refit with alpha=0 for an unpenalized "
+                "fit's standard errors.") from None
         coef, V = t.coef.copy(), np.full((len(t.coef),) * 2, np.nan)
         idx = np.flatnonzero(keep)
         coef[idx] = b
@@ -82,6 +89,20 @@ def _debiased(rows: ModelRows, excluded: np.ndarray, nodewise: Any
         coefs.append(coef)
         covs.append(V)
     return np.array(coefs), np.array(covs)
+
+
+def _seeds(random_state: Any, n: int) -> list:
+    """One seed per task for the bootstrap: an int's (or a RandomState's draw's) spawned
+    sequences, a Generator itself, or fresh entropy for None; anything else refused."""
+    if isinstance(random_state, np.random.Generator):
+        return [random_state] * n
+    if isinstance(random_state, np.random.RandomState):
+        random_state = int(random_state.randint(2**31 - 1))
+    if random_state is not None and (isinstance(random_state, bool) or not isinstance(
+            random_state, (int, np.integer)) or random_state < 0):
+        raise ValueError(f"random_state={random_state!r:.40}: give an int >= 0, a NumPy "
+                         "Generator or RandomState, or None.")
+    return np.random.SeedSequence(random_state).spawn(n)
 
 
 def _refitter(model: Any, excluded: np.ndarray):
@@ -144,10 +165,7 @@ def estimate(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
         return Estimate([t.task for t in rows.tasks], rows.names, coefs, covs,
                         np.array(pens), method, rows.shared_design)
     q = len(rows.names)
-    seeds = np.random.SeedSequence(random_state if isinstance(random_state, (int, np.integer))
-                                   else None).spawn(len(rows.tasks))
-    if isinstance(random_state, np.random.Generator):
-        seeds = [random_state] * len(rows.tasks)
+    seeds = _seeds(random_state, len(rows.tasks))
     refit = _refitter(model, excluded)
     coefs, covs, pens = [], [], []
     for t, full in enumerate(rows.tasks):

@@ -113,8 +113,7 @@ class ModelRows:
 def _labels_coded(model: Any, data: Any, k: int, y: np.ndarray) -> np.ndarray:
     """Task k's labels as -1 / +1 by the model's fitted classes of that task."""
     t = int(data.task_index[k])
-    classes = model.classes_ if isinstance(model.classes_, list) else [model.classes_]
-    cls = classes[t] if len(classes) > t else classes[0]
+    cls = model.classes_[t] if isinstance(model.classes_, list) else model.classes_
     unknown = ~np.isin(y, cls)
     if unknown.any():
         raise ValueError(f"y: task {data.tasks[t]!r} has the label {y[unknown][0]!r}, not one "

@@ -99,22 +99,22 @@ def hypothesis_matrix(est: Estimate, features: Any, hypothesis: str) -> np.ndarr
     """R of ``features`` under ``hypothesis`` ("zero" or "equal") on the stacked
     coefficients of ``est`` (module docstring)."""
     T, q = est.coef.shape
-    rows = []
+    if hypothesis not in ("zero", "equal"):
+        raise ValueError(f"hypothesis={hypothesis!r} is not 'zero' or 'equal'.")
+    if hypothesis == "equal" and T < 2:
+        raise ValueError("hypothesis='equal' compares tasks: the rows hold one task.")
+    blocks = []
     for feature in features:
         j = _feature_index(est, feature)
         if hypothesis == "zero":
-            for t in range(T):
-                rows.append(np.eye(T * q)[t * q + j])
-        elif hypothesis == "equal":
-            if T < 2:
-                raise ValueError("hypothesis='equal' compares tasks: the rows hold one task.")
-            for t in range(1, T):
-                e = np.zeros(T * q)
-                e[t * q + j], e[j] = 1.0, -1.0
-                rows.append(e)
+            block = np.zeros((T, T * q))
+            block[np.arange(T), np.arange(T) * q + j] = 1.0
         else:
-            raise ValueError(f"hypothesis={hypothesis!r} is not 'zero' or 'equal'.")
-    return np.array(rows)
+            block = np.zeros((T - 1, T * q))
+            block[np.arange(T - 1), np.arange(1, T) * q + j] = 1.0
+            block[:, j] = -1.0
+        blocks.append(block)
+    return np.vstack(blocks) if blocks else np.zeros((0, T * q))
 
 
 def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
@@ -185,11 +185,22 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     if R is None:
         one = isinstance(features, (str, int, np.integer))
         idx = [_feature_index(est, f) for f in ([features] if one else list(features))]
+        if not idx:
+            raise ValueError("features=[] names no coefficient: give at least one feature "
+                             "(an index or a name).")
         if hypothesis not in ("zero", "equal"):
             raise ValueError(f"hypothesis={hypothesis!r} is not 'zero' or 'equal'.")
         stat, df = _by_tasks(est, np.array(idx), hypothesis)
         return WaldTest(stat, df, float(chi2.sf(stat, df)), est.method)
-    R = np.atleast_2d(np.asarray(R, dtype=np.float64))
+    try:
+        R = np.atleast_2d(np.asarray(R, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError("R must be a matrix of numbers (one row per hypothesis, one column "
+                         "per stacked coefficient).") from None
+    if R.ndim != 2 or R.size == 0 or not np.isfinite(R).all():
+        bad = "" if np.isfinite(R).all() else " and holds NaN or infinity"
+        raise ValueError(f"R has shape {R.shape}{bad}: give a finite matrix of at least one "
+                         "row, one column per stacked coefficient.")
     if R.shape[1] != T * q:
         raise ValueError(f"R has {R.shape[1]} columns; the stacked coefficients are {T} tasks "
                          f"x {q} ({T * q}: each task's features then its intercept).")
@@ -205,5 +216,8 @@ def wald_test(model: Any, X: Any, y: Any, task: Any = None, offset: Any = None,
     M = R[:, used] @ V @ R[:, used].T
     Mi = np.linalg.pinv(M, hermitian=True)
     df = int(np.linalg.matrix_rank(M, hermitian=True))
+    if df == 0:
+        raise ValueError("R V R' has rank 0: every row of R is zero; give at least one "
+                         "hypothesis on a coefficient.")
     stat = float(d @ Mi @ d)
     return WaldTest(stat, df, float(chi2.sf(stat, df)), est.method)

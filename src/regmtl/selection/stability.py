@@ -57,7 +57,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .._lazy import lazy_module
-from .._parallel import run_jobs
+from .._parallel import check_n_jobs, run_jobs
 from ..datafits import Datafit
 from ..estimators import MultiTaskLinear
 from ..feature_terms import by_position
@@ -555,6 +555,7 @@ def stability_selection(
     True
     """
     est, pen, unit = _check_estimator(estimator)
+    check_n_jobs(n_jobs)
     if isinstance(n_pairs, (bool, np.bool_)) or not isinstance(n_pairs, Integral) \
             or n_pairs < 1:
         raise ValueError(f"n_pairs={n_pairs!r} must be a positive integer.")
