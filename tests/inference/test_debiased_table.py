@@ -178,3 +178,26 @@ def test_the_nodewise_penalty_is_chosen_by_the_user(l21_fit):
     assert rm.wald_test(search, Xs, ys, features=[0], nodewise=0.05).df == 3
     with pytest.raises(ValueError, match="lam"):
         search.coef_table(Xs, ys, nodewise="often")
+
+
+def test_a_feature_constant_within_a_task_has_no_interval_there():
+    """A task-level feature (School's school-level columns) is absorbed by its task's
+    intercept: NaN with a warning naming it, the other coefficients as without it."""
+    rng = np.random.default_rng(4)
+    Xs = [rng.standard_normal((120, 6)) for _ in range(3)]
+    for t, X in enumerate(Xs):
+        X[:, 5] = t + 1.0  # constant within each task
+    ys = [X[:, 0] - X[:, 1] + rng.standard_normal(120) for X in Xs]
+    model = rm.MultiTaskRegressor("l21", alpha=0.05).fit(Xs, ys)
+    with pytest.warns(UserWarning, match=r"3 coefficient\(s\) in 3 task\(s\) have no debiased "
+                                         r"interval.*task 0: \['x5'\]"):
+        table = model.coef_table(Xs, ys, nodewise="universal")
+    x5 = table[table["feature"] == "x5"]
+    assert x5["std_error"].isna().all()
+    rest = table[~table["feature"].isin(["x5", "intercept"])]
+    assert np.isfinite(rest["std_error"]).all()
+    alone = rm.MultiTaskRegressor("l21", alpha=0.05).fit([X[:, :5] for X in Xs], ys)
+    ref = alone.coef_table([X[:, :5] for X in Xs], ys, nodewise="universal")
+    ref = ref[ref["feature"] != "intercept"]
+    # the penalized fits differ slightly (x5 moves the intercept only), so 1e-6
+    np.testing.assert_allclose(rest["std_error"], ref["std_error"], rtol=1e-6)

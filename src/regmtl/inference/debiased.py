@@ -90,7 +90,8 @@ from ..penalties import L1
 from ..solvers import solve
 
 __all__ = ["TaskBlock", "Precision", "GroupTest", "nodewise_precision", "debias",
-           "debiased_covariance", "debiased_tasks", "group_chi2", "MAX_FEATURES",
+           "debiased_covariance", "debiased_tasks", "flat_features", "group_chi2",
+           "MAX_FEATURES",
            "CHUNK_ENTRIES"]
 
 #: The most features a precision may have: Theta is a dense p x p matrix and the nodewise step
@@ -216,6 +217,30 @@ def _weights(w: Any, n: int) -> np.ndarray:
     return w
 
 
+def _flat(sd: np.ndarray) -> np.ndarray:
+    """Which columns of weighted standard deviations ``sd`` are constant (no precision)."""
+    return sd <= 1e-12 * max(1.0, float(sd.max(initial=0.0)))
+
+
+def flat_features(X: Any, w: Any, intercept: bool = True) -> np.ndarray:
+    """Which features have no weighted variance (constant on the rows with weight, after
+    centering when an intercept is fitted): they have no precision, so no debiased
+    interval. O(n p).
+
+    Returns
+    -------
+    ndarray of bool, shape (p,)
+    """
+    X = _design(X)
+    w = _weights(w, X.shape[0])
+    WX = X.multiply(w[:, None]).tocsr() if sp.issparse(X) else X * w[:, None]
+    second = np.asarray(X.multiply(WX).sum(axis=0) if sp.issparse(X)
+                        else (X * WX).sum(axis=0)).ravel()
+    if intercept:
+        second = second - np.asarray(WX.sum(axis=0)).ravel() ** 2 / w.sum()
+    return _flat(np.sqrt(np.clip(second / X.shape[0], 0.0, None)))
+
+
 def _moments(X: Any, w: np.ndarray, intercept: bool) -> tuple[np.ndarray, np.ndarray]:
     """The w-weighted means (zeros without intercept) and ``Sigma_w = X_c' W X_c / n``."""
     n, p = X.shape
@@ -334,7 +359,7 @@ def nodewise_precision(
         raise ValueError(f"factor must be a positive number, got {factor!r}.")
     means, gram = _moments(X, w, intercept)
     sd = np.sqrt(np.clip(np.diag(gram), 0.0, None))
-    flat = np.flatnonzero(sd <= 1e-12 * max(1.0, float(sd.max())))
+    flat = np.flatnonzero(_flat(sd))
     if flat.size:
         raise ValueError(f"feature(s) {flat[:10].tolist()} have zero weighted variance (constant "
                          "after centering, or zero on the rows with weight): their precision "

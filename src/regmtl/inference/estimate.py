@@ -5,6 +5,7 @@ picks."""
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 from sklearn.base import clone
 
 from .covariance import task_covariance
-from .debiased import TaskBlock, debiased_covariance, nodewise_precision
+from .debiased import TaskBlock, debiased_covariance, flat_features, nodewise_precision
 from .route import choose_method, excluded_mask, fitted_model, penalized_mask
 from .rows import ModelRows, TaskRows, model_rows
 
@@ -61,9 +62,13 @@ def _debiased(rows: ModelRows, excluded: np.ndarray, nodewise: Any
     fi = rows.fit_intercept
     p = len(rows.names) - int(fi)
     cache: dict = {}
-    coefs, covs = [], []
+    coefs, covs, flat = [], [], {}
     for t in rows.tasks:
         keep = ~excluded[t.index]
+        constant = flat_features(t.X[:, :p], t.curvature, fi) & keep
+        if constant.any():  # (absorbed by the intercept within the task: not identified)
+            flat[t.task] = [rows.names[j] for j in np.flatnonzero(constant)]
+            keep = keep & ~constant
         block = TaskBlock(t.X[:, :p][:, keep], t.curvature, t.score, t.coef[:p][keep],
                           intercept=fi, dispersion=None if t.loss.profiles_scale else 1.0)
         key = None
@@ -88,6 +93,14 @@ def _debiased(rows: ModelRows, excluded: np.ndarray, nodewise: Any
         V[np.ix_(idx, idx)] = cov
         coefs.append(coef)
         covs.append(V)
+    if flat:
+        first = next(iter(flat))
+        warnings.warn(
+            f"{sum(map(len, flat.values()))} coefficient(s) in {len(flat)} task(s) have no "
+            f"debiased interval (NaN): their feature is constant within the task (task "
+            f"{first!r}: {flat[first][:5]}), so the task's intercept absorbs it; exclude such "
+            "features per task, or read them across tasks.", UserWarning,
+            stacklevel=4)
     return np.array(coefs), np.array(covs)
 
 
